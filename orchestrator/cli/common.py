@@ -1,0 +1,71 @@
+"""What every verb shares: exit codes, --db/--json options, error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from orchestrator import errors
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_TIMEOUT = 4
+EXIT_NO_SUPERVISOR = 5
+
+DEFAULT_ROSTER = "agents.yaml"
+DEFAULT_DB = Path("queue") / "team.db"
+
+
+class CliFailure(Exception):
+    """Raised by a verb to end with a message and a meaningful exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR, code: str = "error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.code = code
+
+
+def exit_code_for(exc: errors.OrchestratorError) -> int:
+    """Map an error to the exit code a script can branch on."""
+    if isinstance(exc, errors.RequestTimeout):
+        return EXIT_TIMEOUT
+    if isinstance(exc, errors.MessageNotFound | errors.RecipientUnknown):
+        return EXIT_NOT_FOUND
+    if isinstance(exc, errors.SupervisorNotRunning):
+        return EXIT_NO_SUPERVISOR
+    return EXIT_ERROR
+
+
+def failure_from(exc: errors.OrchestratorError) -> CliFailure:
+    return CliFailure(str(exc), exit_code_for(exc), exc.code)
+
+
+def add_common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
+    """--json on every verb; --db where the verb touches the queue."""
+    parser.add_argument("--json", action="store_true", help="machine-readable output (one JSON document)")
+    if db:
+        parser.add_argument(
+            "--db",
+            type=Path,
+            default=None,
+            help="queue database (default: the one named in agents.yaml, else queue/team.db)",
+        )
+
+
+def emit_json(data: Any) -> None:
+    json.dump(data, sys.stdout, default=str)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def report_failure(args: argparse.Namespace, failure: CliFailure) -> None:
+    if getattr(args, "json", False):
+        emit_json({"ok": False, "error": failure.code, "message": failure.message})
+    else:
+        print(f"octy-orchestrate: {failure.message}", file=sys.stderr)

@@ -1,0 +1,224 @@
+"""One exception tree for the whole package. Imports nothing internal.
+
+Errors are data: each carries the fields a caller needs, so nobody parses
+messages. Errors that cross the queue travel as stable codes (``CODE``) and
+are turned back into these classes by :func:`from_code`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class OrchestratorError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    code: ClassVar[str] = "error"
+
+
+# --- roster ---------------------------------------------------------------
+
+
+class RosterError(OrchestratorError):
+    """``agents.yaml`` is wrong: where, which key, what to do."""
+
+    code = "roster_invalid"
+
+    def __init__(self, path: str, line: int | None, key: str | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.key = key
+        self.reason = reason
+        where = path if line is None else f"{path}:{line}"
+        what = f" key '{key}':" if key else ""
+        super().__init__(f"{where}:{what} {reason}")
+
+
+class RosterErrors(OrchestratorError):
+    """Every problem found in one validation pass (the whole file is checked first)."""
+
+    code = "roster_invalid"
+
+    def __init__(self, errors: list[RosterError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+# --- queue ----------------------------------------------------------------
+
+
+class QueueError(OrchestratorError):
+    """Base for queue problems."""
+
+    code = "queue_error"
+
+
+class DatabaseError(QueueError):
+    """The database file cannot be used (corrupt, not SQLite, read-only, wrong version)."""
+
+    code = "database_error"
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class InvalidBody(QueueError):
+    """A body that is not JSON-serialisable or is over the size limit."""
+
+    code = "invalid_body"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class RecipientUnknown(QueueError):
+    """A message addressed to a name nobody registered."""
+
+    code = "recipient_unknown"
+
+    def __init__(self, recipient: str, known: list[str]) -> None:
+        self.recipient = recipient
+        self.known = known
+        names = ", ".join(known) or "(none registered)"
+        super().__init__(f"unknown recipient '{recipient}'; known agents: {names}")
+
+
+class NotAllowed(QueueError):
+    """The sender may not message this recipient (``can_message``)."""
+
+    code = "not_allowed"
+
+    def __init__(self, sender: str, recipient: str, allowed: list[str]) -> None:
+        self.sender = sender
+        self.recipient = recipient
+        self.allowed = allowed
+        super().__init__(
+            f"'{sender}' may not message '{recipient}'; it may message: "
+            + (", ".join(allowed) or "(nobody)")
+        )
+
+
+class MessageNotFound(QueueError):
+    code = "not_found"
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        super().__init__(f"no message with id '{message_id}'")
+
+
+class NotARequest(QueueError):
+    """A reply aimed at something that is not a request."""
+
+    code = "not_a_request"
+
+    def __init__(self, message_id: str, kind: str) -> None:
+        self.message_id = message_id
+        self.kind = kind
+        super().__init__(f"message '{message_id}' is a {kind}, not a request: only requests take a reply")
+
+
+class AlreadyReplied(QueueError):
+    code = "already_replied"
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"request '{request_id}' already has a reply")
+
+
+class LeaseLost(QueueError):
+    """Ack/nack by a consumer whose lease expired or was never held."""
+
+    code = "lease_lost"
+
+    def __init__(self, message_id: str, owner: str) -> None:
+        self.message_id = message_id
+        self.owner = owner
+        super().__init__(f"message '{message_id}' is not leased by '{owner}' (lease expired or never held)")
+
+
+class RequestFailed(QueueError):
+    """A request ended without a normal reply. Subclasses carry the stable code."""
+
+    code = "request_failed"
+
+    def __init__(self, request_id: str, detail: str = "") -> None:
+        self.request_id = request_id
+        self.detail = detail
+        super().__init__(f"request '{request_id}' failed ({self.code})" + (f": {detail}" if detail else ""))
+
+
+class RequestTimeout(RequestFailed):
+    """We stopped waiting; the request may still be answered later."""
+
+    code = "timeout"
+
+    def __init__(self, request_id: str, waited_s: float, detail: str = "") -> None:
+        self.waited_s = waited_s
+        super().__init__(request_id, detail or f"no reply within {waited_s:g}s")
+
+
+class RecipientFailed(RequestFailed):
+    """The recipient was marked failed by the supervisor before it answered."""
+
+    code = "recipient_failed"
+
+
+class RequestExpired(RequestFailed):
+    """The request passed its TTL or its max attempts and went to the dead letters."""
+
+    code = "expired"
+
+
+class WouldDeadlock(RequestFailed):
+    """An ask that would close a wait cycle (A waits on B, B asks A)."""
+
+    code = "would_deadlock"
+
+
+# --- sessions and supervision -----------------------------------------------
+
+
+class SupervisorError(OrchestratorError):
+    code = "supervisor_error"
+
+
+class IllegalTransition(SupervisorError):
+    code = "illegal_transition"
+
+    def __init__(self, agent: str, current: str, target: str) -> None:
+        self.agent = agent
+        self.current = current
+        self.target = target
+        super().__init__(f"agent '{agent}': no transition {current} -> {target}")
+
+
+class SupervisorNotRunning(SupervisorError):
+    code = "no_supervisor"
+
+    def __init__(self, db_path: str) -> None:
+        self.db_path = db_path
+        super().__init__(f"no supervisor is running for {db_path}; start one with `octy-orchestrate up`")
+
+
+class SupervisorAlreadyRunning(SupervisorError):
+    code = "already_running"
+
+    def __init__(self, db_path: str, pid: int) -> None:
+        self.db_path = db_path
+        self.pid = pid
+        super().__init__(f"a supervisor (pid {pid}) is already running for {db_path}")
+
+
+_BY_CODE: dict[str, type[RequestFailed]] = {
+    cls.code: cls for cls in (RequestFailed, RecipientFailed, RequestExpired, WouldDeadlock)
+}
+
+
+def request_error_from_code(code: str, request_id: str, detail: str = "") -> RequestFailed:
+    """Turn an error code read from the queue back into its exception."""
+    if code == RequestTimeout.code:
+        return RequestTimeout(request_id, 0.0, detail)
+    return _BY_CODE.get(code, RequestFailed)(request_id, detail)
