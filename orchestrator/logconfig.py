@@ -1,0 +1,214 @@
+"""structlog set-up: JSON lines per agent and for the supervisor, a console for people.
+
+Every event goes to ``logs/supervisor.jsonl``; events bound to an agent also go
+to ``logs/<agent>.jsonl``. Files rotate by size (stdlib ``RotatingFileHandler``,
+opened 0600 in a 0700 folder). Secrets are redacted before anything is written.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging.handlers
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, MutableMapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+SUPERVISOR_LOG = "supervisor"
+_SECRET_NAME = re.compile(r"(?i)(api[_-]?key|token|secret|passw(or)?d|credential|auth)")
+_SECRET_VALUE = re.compile(
+    r"(sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic keys
+    r"|sk-[A-Za-z0-9_\-]{20,}"  # other sk- style keys
+    r"|gh[pousr]_[A-Za-z0-9]{20,}"  # GitHub tokens
+    r"|xox[baprs]-[A-Za-z0-9\-]{10,}"  # Slack tokens
+    r"|AKIA[0-9A-Z]{16}"  # AWS access key ids
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{12,})"
+)
+REDACTED = "***"
+
+
+class Redactor:
+    """Replaces known secret values and secret-looking strings everywhere in an event."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, values: Iterable[str]) -> None:
+        with self._lock:
+            self._values |= {v for v in values if len(v) >= 6}
+
+    def add_from_env(self, env: MutableMapping[str, str] | dict[str, str]) -> None:
+        """Remember the values of variables whose names look secret (ANTHROPIC_API_KEY, *_TOKEN…)."""
+        self.add(v for k, v in env.items() if _SECRET_NAME.search(k))
+
+    def text(self, value: str) -> str:
+        for secret in self._values:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return _SECRET_VALUE.sub(REDACTED, value)
+
+    def value(self, key: str, value: Any) -> Any:
+        if isinstance(value, str):
+            if _SECRET_NAME.search(key) and not key.endswith(("_id", "_ids", "tokens")):
+                return REDACTED
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.value(key, v) for v in value]
+        return value
+
+    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        return {k: self.value(k, v) for k, v in event.items()}
+
+
+REDACTOR = Redactor()
+
+
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """A size-rotated file created 0600 (the stdlib opens with the umask's mode)."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return open(fd, "a", encoding="utf-8")  # noqa: SIM115 - the handler owns and closes it
+
+
+_COLOURS = ("36", "33", "35", "32", "34", "91", "96", "93", "95", "92")
+
+
+def agent_colour(name: str) -> str:
+    return _COLOURS[sum(name.encode()) % len(_COLOURS)]
+
+
+_QUIET_KEYS = ("timestamp", "level", "event", "agent", "logger")
+
+
+def render_line(event: MutableMapping[str, Any], *, colour: bool, width: int = 160) -> str:
+    """One readable line: ``12:00:01 coordinator | asked to=researcher request_id=…``."""
+    ts = str(event.get("timestamp", ""))
+    clock = ts[11:19] if len(ts) >= 19 else ts
+    who = str(event.get("agent") or SUPERVISOR_LOG)
+    fields = " ".join(
+        f"{k}={_short(v, width)}" for k, v in event.items() if k not in _QUIET_KEYS and v is not None
+    )
+    name = f"{who:<12}"
+    level = str(event.get("level", "info"))
+    text = f"{event.get('event', '')} {fields}".rstrip()
+    if colour:
+        name = f"\x1b[{agent_colour(who)}m{name}\x1b[0m"
+        if level in ("error", "critical"):
+            text = f"\x1b[31m{text}\x1b[0m"
+        elif level == "warning":
+            text = f"\x1b[33m{text}\x1b[0m"
+    return f"{clock} {name}| {text}"
+
+
+def _short(value: Any, width: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = text.replace("\n", "⏎")
+    if width and len(text) > width:
+        return text[: width - 1] + "…"
+    return text
+
+
+class _Router:
+    """Final processor: writes the event to its files and the console, then drops it."""
+
+    def __init__(
+        self, logs_dir: Path | None, console: TextIO | None, colour: bool, max_bytes: int, backups: int
+    ) -> None:
+        self.logs_dir = logs_dir
+        self.console = console
+        self.colour = colour
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._files: dict[str, _PrivateRotatingFile] = {}
+        self._lock = threading.Lock()
+        self.body_width = 160
+
+    def _file(self, name: str) -> _PrivateRotatingFile:
+        handler = self._files.get(name)
+        if handler is None:
+            assert self.logs_dir is not None
+            handler = _PrivateRotatingFile(
+                self.logs_dir / f"{name}.jsonl", maxBytes=self.max_bytes, backupCount=self.backups
+            )
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self._files[name] = handler
+        return handler
+
+    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+        line = json.dumps(event, default=str, ensure_ascii=False)
+        record = logging.makeLogRecord({"msg": line, "levelno": logging.INFO})
+        with self._lock:
+            if self.logs_dir is not None:
+                self._file(SUPERVISOR_LOG).emit(record)
+                agent = event.get("agent")
+                if isinstance(agent, str) and agent and agent != SUPERVISOR_LOG:
+                    self._file(agent).emit(record)
+            if self.console is not None:
+                self.console.write(render_line(event, colour=self.colour, width=self.body_width) + "\n")
+                self.console.flush()
+        raise structlog.DropEvent
+
+    def close(self) -> None:
+        with self._lock:
+            for handler in self._files.values():
+                handler.close()
+            self._files.clear()
+
+
+_ROUTER: _Router | None = None
+
+
+def configure(
+    logs_dir: Path | None = None,
+    *,
+    console: TextIO | None = None,
+    colour: bool | None = None,
+    max_bytes: int = 10 * 1024 * 1024,
+    backups: int = 5,
+    level: int = logging.INFO,
+) -> None:
+    """Route structlog events to ``logs_dir`` (created 0700) and optionally a console."""
+    global _ROUTER  # noqa: PLW0603 - structlog's configuration is process-global by design
+    if _ROUTER is not None:
+        _ROUTER.close()
+    if logs_dir is not None:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(logs_dir, 0o700)
+    if colour is None:
+        colour = console is not None and console.isatty() and "NO_COLOR" not in os.environ
+    REDACTOR.add_from_env(dict(os.environ))
+    _ROUTER = _Router(logs_dir, console, colour, max_bytes, backups)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            REDACTOR,
+            _ROUTER,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.ReturnLoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
+def shutdown() -> None:
+    global _ROUTER  # noqa: PLW0603 - see configure()
+    if _ROUTER is not None:
+        _ROUTER.close()
+        _ROUTER = None
+
+
+def stderr_console() -> TextIO:
+    return sys.stderr
