@@ -1,0 +1,335 @@
+"""The four queues bench/queue.py measures, behind one small client shape.
+
+Each backend opens a client for one named queue (one recipient) in a database
+under ``root``. A client can send, claim up to ``n`` messages, ack them, and
+wait until something may be claimable. Only our queue has a cross-process
+wake-up; the others wait the way their users would: by sleeping a poll
+interval (``describe()`` says which, and the bench prints it).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+Claimed = list[tuple[Any, dict[str, Any]]]
+
+PRODUCER = "bench-producer"
+
+
+class Client(Protocol):
+    def send(self, body: dict[str, Any]) -> None: ...
+    def claim(self, limit: int) -> Claimed: ...
+    def ack(self, handles: list[Any]) -> None: ...
+    def wait(self, timeout_s: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class Backend(Protocol):
+    key: str
+    label: str
+    batches: bool
+
+    def prepare(self, root: Path, queues: list[str]) -> None: ...
+    def open(self, root: Path, queue: str, owner: str) -> Client: ...
+    def describe(self, root: Path) -> dict[str, str]: ...
+
+
+def _synchronous_name(level: int) -> str:
+    return {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, str(level))
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+# --- ours ------------------------------------------------------------------
+
+
+class _OursClient:
+    def __init__(self, path: Path, queue: str, owner: str) -> None:
+        from orchestrator.mailbox import Mailbox
+
+        self._mb = Mailbox(path)
+        self._queue = queue
+        self._owner = owner
+
+    def send(self, body: dict[str, Any]) -> None:
+        self._mb.send(PRODUCER, self._queue, body)
+
+    def claim(self, limit: int) -> Claimed:
+        got = self._mb.claim(self._queue, owner=self._owner, lease_s=60.0, limit=limit)
+        return [(m.id, m.body) for m in got]
+
+    def ack(self, handles: list[Any]) -> None:
+        # One transaction for the whole batch: safe, every id is ours under a live lease.
+        self._mb.ack(handles, owner=self._owner)
+
+    def wait(self, timeout_s: float) -> None:
+        self._mb.wait_for_messages(self._queue, timeout_s)
+
+    def close(self) -> None:
+        self._mb.close()
+
+
+class Ours:
+    key = "ours"
+    label = "orchestrator.mailbox"
+    batches = True
+
+    def _path(self, root: Path) -> Path:
+        return root / "ours" / "team.db"
+
+    def prepare(self, root: Path, queues: list[str]) -> None:
+        from orchestrator.mailbox import Mailbox
+
+        with Mailbox(self._path(root)) as mb:
+            mb.register(PRODUCER, "bench producer")
+            for q in queues:
+                mb.register(q, "bench consumer")
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return _OursClient(self._path(root), queue, owner)
+
+    def describe(self, root: Path) -> dict[str, str]:
+        from orchestrator import mailbox
+
+        sync = getattr(mailbox, "SYNCHRONOUS", None)
+        return {
+            "version": _version("octy-orchestrate"),
+            "synchronous": str(sync) if sync is not None else "see orchestrator/mailbox",
+            "wait": "wait_for_messages() (blocking wake-up)",
+            "batching": "claim(limit=N) and ack([...]) in one transaction each",
+        }
+
+
+# --- the seed design: a plain table polled every 100 ms ----------------------
+
+_SEED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY,
+    recipient TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_inbox ON messages (recipient, status, id);
+"""
+
+
+def _seed_connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+class _SeedClient:
+    def __init__(self, path: Path, queue: str, poll_s: float) -> None:
+        self._conn = _seed_connect(path)
+        self._queue = queue
+        self._poll_s = poll_s
+
+    def send(self, body: dict[str, Any]) -> None:
+        self._conn.execute(
+            "INSERT INTO messages (recipient, body, created_at) VALUES (?, ?, ?)",
+            (self._queue, json.dumps(body), time.time()),
+        )
+
+    def claim(self, limit: int) -> Claimed:
+        # The seed claims one row per statement; it never batched.
+        row = self._conn.execute(
+            "UPDATE messages SET status = 'leased' WHERE id = ("
+            " SELECT id FROM messages WHERE recipient = ? AND status = 'pending'"
+            " ORDER BY id LIMIT 1) RETURNING id, body",
+            (self._queue,),
+        ).fetchone()
+        return [] if row is None else [(row[0], json.loads(row[1]))]
+
+    def ack(self, handles: list[Any]) -> None:
+        for h in handles:
+            self._conn.execute("UPDATE messages SET status = 'done' WHERE id = ?", (h,))
+
+    def wait(self, timeout_s: float) -> None:
+        time.sleep(min(self._poll_s, timeout_s))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Seed:
+    key = "seed"
+    label = "seed design (table polled 100 ms)"
+    batches = False
+
+    def __init__(self, poll_s: float = 0.1) -> None:
+        self.poll_s = poll_s
+
+    def _path(self, root: Path) -> Path:
+        return root / "seed" / "seed.db"
+
+    def prepare(self, root: Path, queues: list[str]) -> None:
+        self._path(root).parent.mkdir(parents=True, exist_ok=True)
+        conn = _seed_connect(self._path(root))
+        conn.executescript(_SEED_SCHEMA)
+        conn.close()
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return _SeedClient(self._path(root), queue, self.poll_s)
+
+    def describe(self, root: Path) -> dict[str, str]:
+        return {
+            "version": "-",
+            "synchronous": "NORMAL",
+            "wait": f"sleep {self.poll_s * 1000:g} ms between empty polls",
+            "batching": "none (one row per claim, one commit per ack)",
+        }
+
+
+# --- litequeue -------------------------------------------------------------
+
+
+class _LiteClient:
+    def __init__(self, path: Path, queue: str, poll_s: float) -> None:
+        from litequeue import LiteQueue
+
+        # kwargs go to sqlite3.connect: wait on the write lock instead of failing at once.
+        self._q = LiteQueue(str(path), queue_name=queue, timeout=30.0)
+        self._poll_s = poll_s
+
+    def send(self, body: dict[str, Any]) -> None:
+        self._q.put(json.dumps(body))
+
+    def claim(self, limit: int) -> Claimed:
+        m = self._q.pop()  # litequeue pops one message per call
+        return [] if m is None else [(m.message_id, json.loads(m.data))]
+
+    def ack(self, handles: list[Any]) -> None:
+        for h in handles:
+            self._q.done(h)
+
+    def wait(self, timeout_s: float) -> None:
+        time.sleep(min(self._poll_s, timeout_s))
+
+    def close(self) -> None:
+        self._q.close()
+
+
+class LiteQueueBackend:
+    key = "litequeue"
+    label = f"litequeue {_version('litequeue')}"
+    batches = False
+
+    def __init__(self, poll_s: float) -> None:
+        self.poll_s = poll_s
+
+    def _path(self, root: Path) -> Path:
+        return root / "litequeue" / "lq.db"
+
+    def prepare(self, root: Path, queues: list[str]) -> None:
+        self._path(root).parent.mkdir(parents=True, exist_ok=True)
+        for q in queues:
+            _LiteClient(self._path(root), q, self.poll_s).close()
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return _LiteClient(self._path(root), queue, self.poll_s)
+
+    def describe(self, root: Path) -> dict[str, str]:
+        client = _LiteClient(self._path(root), "describe", self.poll_s)
+        level = client._q.conn.execute("PRAGMA synchronous").fetchone()[0]
+        client.close()
+        return {
+            "version": _version("litequeue"),
+            "synchronous": _synchronous_name(level),
+            "wait": f"no wake-up; pop() then sleep {self.poll_s * 1000:g} ms when empty",
+            "batching": "none (pop() takes one; done() commits one)",
+        }
+
+
+# --- persist-queue ----------------------------------------------------------
+
+
+class _PersistClient:
+    def __init__(self, path: Path, queue: str, poll_s: float) -> None:
+        import persistqueue.serializers.json as pq_json
+        from persistqueue import SQLiteAckQueue
+
+        # auto_resume=False: resuming would flip another process's unacked rows back to ready.
+        self._q = SQLiteAckQueue(
+            str(path), name=queue, auto_resume=False, serializer=pq_json, timeout=30.0
+        )
+        self._poll_s = poll_s
+
+    def send(self, body: dict[str, Any]) -> None:
+        self._q.put(body)
+
+    def claim(self, limit: int) -> Claimed:
+        from persistqueue import Empty
+
+        try:
+            item = self._q.get(block=False, raw=True)
+        except Empty:
+            return []
+        return [(item["pqid"], item["data"])]
+
+    def ack(self, handles: list[Any]) -> None:
+        for h in handles:
+            self._q.ack(id=h)
+
+    def wait(self, timeout_s: float) -> None:
+        time.sleep(min(self._poll_s, timeout_s))
+
+    def close(self) -> None:
+        self._q.close()
+
+
+class PersistQueueBackend:
+    key = "persistqueue"
+    label = f"persist-queue {_version('persist-queue')} SQLiteAckQueue"
+    batches = False
+
+    def __init__(self, poll_s: float) -> None:
+        self.poll_s = poll_s
+
+    def _path(self, root: Path) -> Path:
+        return root / "persistqueue"
+
+    def prepare(self, root: Path, queues: list[str]) -> None:
+        for q in queues:
+            _PersistClient(self._path(root), q, self.poll_s).close()
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return _PersistClient(self._path(root), queue, self.poll_s)
+
+    def describe(self, root: Path) -> dict[str, str]:
+        client = _PersistClient(self._path(root), "describe", self.poll_s)
+        level = client._q._putter.execute("PRAGMA synchronous").fetchone()[0]
+        client.close()
+        return {
+            "version": _version("persist-queue"),
+            "synchronous": _synchronous_name(level) + " (library default)",
+            "wait": (
+                "get(block=True) waits on an in-process threading.Event that another "
+                "process never sets (10 s tick), so: get(block=False) then sleep "
+                f"{self.poll_s * 1000:g} ms when empty"
+            ),
+            "batching": "none (get() takes one; ack() commits one)",
+        }
+
+
+def backends(peer_poll_s: float) -> dict[str, Callable[[], Backend]]:
+    """Factories by key; a factory, so a spawned worker builds its own."""
+    return {
+        "ours": Ours,
+        "seed": Seed,
+        "litequeue": lambda: LiteQueueBackend(peer_poll_s),
+        "persistqueue": lambda: PersistQueueBackend(peer_poll_s),
+    }

@@ -1,0 +1,202 @@
+"""The phases of bench/queue.py, each in fresh processes and a fresh folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.queue_backends import backends
+from bench.queue_report import Result, machine_facts, print_report, targets
+from bench.queue_workers import (
+    Target,
+    consumer,
+    idle_consumer,
+    latency_consumer,
+    latency_producer,
+    producer,
+    run_quietly,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+CTX = mp.get_context("spawn")
+JOIN_S = 300.0  # a safety net against a wedged worker, never a measurement
+
+
+def _start(target: Any, *args: Any) -> Any:
+    proc = CTX.Process(target=run_quietly, args=(target, *args), daemon=True)
+    proc.start()
+    return proc
+
+
+def _stop(procs: list[Any]) -> None:
+    for p in procs:
+        p.join(JOIN_S)
+        if p.is_alive():
+            p.terminate()
+            p.join(5)
+
+
+def throughput(t: Target, *, pairs: int, total: int, batch: int) -> dict[str, Any]:
+    """``pairs`` producers each feed their own consumer; all run at once."""
+    queues = [f"q{i}" for i in range(pairs)]
+    backends(t.poll_s)[t.key]().prepare(Path(t.root), queues)
+    per_pair = total // pairs
+    start = CTX.Barrier(2 * pairs + 1)
+    procs, pipes = [], []
+    for q in queues:
+        each = Target(t.key, t.poll_s, t.root, q)
+        recv, send = CTX.Pipe(duplex=False)
+        pipes.append(recv)
+        procs.append(_start(consumer, each, per_pair, batch, start, send))
+        procs.append(_start(producer, each, per_pair, start))
+    start.wait()
+    t0 = time.monotonic_ns()
+    reports = [p.recv() for p in pipes]
+    _stop(procs)
+    elapsed = (max(r["end_ns"] for r in reports) - t0) / 1e9
+    received = sum(r["received"] for r in reports)
+    return {
+        "pairs": pairs,
+        "messages": per_pair * pairs,
+        "received": received,
+        "duplicates": sum(r["duplicates"] for r in reports),
+        "seconds": elapsed,
+        "per_s": received / elapsed,
+    }
+
+
+def latency(t: Target, *, n: int, batch: int) -> list[int]:
+    """One producer, one consumer in another process; nanoseconds from send to claim."""
+    backends(t.poll_s)[t.key]().prepare(Path(t.root), [t.queue])
+    start = CTX.Barrier(3)
+    recv, send = CTX.Pipe(duplex=False)
+    procs = [
+        _start(latency_consumer, t, n, batch, start, send),
+        _start(latency_producer, t, n, (0.001, 0.004), start),
+    ]
+    start.wait()
+    samples: list[int] = recv.recv()
+    _stop(procs)
+    return samples
+
+
+def idle_cpu(t: Target, *, consumers: int, window_s: float, wait_s: float) -> float:
+    """Percent of one core used by ``consumers`` idle waiting processes over ``window_s``."""
+    import psutil
+
+    queues = [f"idle{i}" for i in range(consumers)]
+    backends(t.poll_s)[t.key]().prepare(Path(t.root), queues)
+    ready = [CTX.Event() for _ in queues]
+    procs = [
+        _start(idle_consumer, Target(t.key, t.poll_s, t.root, q), ev, wait_s)
+        for q, ev in zip(queues, ready, strict=True)
+    ]
+    for ev in ready:
+        ev.wait(JOIN_S)
+    time.sleep(1.0)  # let imports and first claims finish before the window opens
+
+    def cpu() -> float:
+        total = 0.0
+        for p in procs:
+            ps = psutil.Process(p.pid)
+            for each in [ps, *ps.children(recursive=True)]:
+                times = each.cpu_times()
+                total += times.user + times.system
+        return total
+
+    before, t0 = cpu(), time.monotonic()
+    time.sleep(window_s)
+    used, wall = cpu() - before, time.monotonic() - t0
+    for p in procs:
+        p.terminate()
+    _stop(procs)
+    return 100.0 * used / wall
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bench/queue.py",
+        description="Throughput, latency and idle CPU of our queue and its peers.",
+    )
+    p.add_argument("--quick", action="store_true", help="fewer messages, shorter idle window")
+    p.add_argument("--queues", default="ours,seed,litequeue,persistqueue")
+    p.add_argument("--messages", type=int, help="per throughput run (default 10000; quick 2000)")
+    p.add_argument("--samples", type=int, help="latency samples (default 1000; quick 200)")
+    p.add_argument("--batch", type=int, default=64, help="claim limit where batching is safe")
+    p.add_argument(
+        "--peer-poll-ms", type=float, default=10.0, help="litequeue/persist-queue poll interval"
+    )
+    p.add_argument("--idle-consumers", type=int, default=20)
+    p.add_argument("--idle-window", type=float, help="seconds measured (default 10; quick 3)")
+    p.add_argument(
+        "--idle-wait", type=float, default=1.0, help="timeout of each wait_for_messages() call"
+    )
+    p.add_argument("--dir", type=Path, help="parent of the temp folder for the databases")
+    p.add_argument("--json-out", type=Path, help="also write the results as JSON here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    messages = args.messages or (2000 if args.quick else 10000)
+    samples = args.samples or (200 if args.quick else 1000)
+    window = args.idle_window or (3.0 if args.quick else 10.0)
+    poll_s = args.peer_poll_ms / 1000.0
+    known = backends(poll_s)
+    keys = [k.strip() for k in args.queues.split(",") if k.strip()]
+    unknown = sorted(set(keys) - set(known))
+    if unknown:
+        parser.error(f"unknown queue(s): {', '.join(unknown)}; known: {', '.join(known)}")
+
+    # Spawned children start with their cwd on sys.path: run them from the
+    # repo root, where nothing shadows the standard library.
+    os.chdir(REPO)
+    base = Path(tempfile.mkdtemp(prefix="octy-bench-", dir=args.dir))
+    facts = machine_facts(base)
+    facts["settings"] = (
+        f"{messages} messages per throughput run, {samples} latency samples "
+        f"(1-4 ms apart), {args.idle_consumers} idle consumers over {window:g} s, "
+        f"claim batch {args.batch} where the queue batches"
+    )
+    results: list[Result] = []
+    try:
+        for key in keys:
+            backend = known[key]()
+            batch = args.batch if backend.batches else 1
+            print(f"… {backend.label}", file=sys.stderr, flush=True)
+
+            def target(phase: str, key: str = key) -> Target:
+                return Target(key, poll_s, str(base / key / phase), "lat")
+
+            one = throughput(target("tp1"), pairs=1, total=messages, batch=batch)
+            four = throughput(target("tp4"), pairs=4, total=messages, batch=batch)
+            lat = latency(target("lat"), n=samples, batch=batch)
+            idle = idle_cpu(
+                target("idle"),
+                consumers=args.idle_consumers,
+                window_s=window,
+                wait_s=args.idle_wait,
+            )
+            info = backend.describe(base / key / "lat")
+            results.append(Result(key, backend.label, info, one, four, lat, idle))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    print_report(facts, results)
+    if args.json_out:
+        doc = {
+            "machine": facts,
+            "results": [r.to_dict() for r in results],
+            "targets": targets(results),
+        }
+        args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0

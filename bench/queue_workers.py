@@ -1,0 +1,129 @@
+"""Process bodies for bench/queue.py, run under multiprocessing's spawn context.
+
+Every worker builds its own backend client from ``(key, poll_s)`` (clients
+hold SQLite connections, which never cross a fork or a pickle). Times are
+``time.monotonic_ns()``: on Linux it reads CLOCK_MONOTONIC, one clock for the
+whole machine, so a stamp taken in the producer compares with one taken in
+the consumer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Barrier, Event
+from pathlib import Path
+from typing import Any
+
+from bench.queue_backends import Client, backends
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which backend, its poll interval, its folder and the queue (recipient) a worker uses."""
+
+    key: str
+    poll_s: float
+    root: str
+    queue: str
+
+    def client(self, owner: str) -> Client:
+        return backends(self.poll_s)[self.key]().open(Path(self.root), self.queue, owner)
+
+
+def producer(t: Target, n: int, start: Barrier) -> None:
+    """Send ``n`` numbered messages as fast as the backend takes them."""
+    client = t.client("producer")
+    start.wait()
+    for i in range(n):
+        client.send({"i": i})
+    client.close()
+
+
+def consumer(
+    t: Target,
+    n: int,
+    batch: int,
+    start: Barrier,
+    out: Connection,
+) -> None:
+    """Claim and ack until ``n`` distinct messages arrived; report counts and end time."""
+    client = t.client(f"consumer-{t.queue}")
+    seen: set[int] = set()
+    duplicates = 0
+    start.wait()
+    while len(seen) < n:
+        got = client.claim(batch)
+        if not got:
+            client.wait(1.0)
+            continue
+        client.ack([h for h, _ in got])
+        for _, body in got:
+            if body["i"] in seen:
+                duplicates += 1
+            seen.add(body["i"])
+    end = time.monotonic_ns()
+    client.close()
+    out.send({"received": len(seen), "duplicates": duplicates, "end_ns": end})
+    out.close()
+
+
+def latency_producer(
+    t: Target,
+    n: int,
+    gap_s: tuple[float, float],
+    start: Barrier,
+) -> None:
+    """Send ``n`` messages spaced by a random gap, each stamped just before send()."""
+    client = t.client("producer")
+    rng = random.Random(7)
+    start.wait()
+    for i in range(n):
+        time.sleep(rng.uniform(*gap_s))
+        client.send({"i": i, "t": time.monotonic_ns()})
+    client.close()
+
+
+def latency_consumer(
+    t: Target,
+    n: int,
+    batch: int,
+    start: Barrier,
+    out: Connection,
+) -> None:
+    """Record claim time minus send stamp for each of ``n`` messages."""
+    client = t.client(f"consumer-{t.queue}")
+    latencies: list[int] = []
+    start.wait()
+    while len(latencies) < n:
+        got = client.claim(batch)
+        if not got:
+            client.wait(1.0)
+            continue
+        claimed = time.monotonic_ns()
+        latencies.extend(claimed - body["t"] for _, body in got)
+        client.ack([h for h, _ in got])
+    client.close()
+    out.send(latencies)
+    out.close()
+
+
+def idle_consumer(t: Target, ready: Event, wait_s: float) -> None:
+    """An agent-shaped loop with nothing to do; the parent measures it and then stops it."""
+    client = t.client(f"idle-{t.queue}")
+    ready.set()
+    while True:
+        got = client.claim(1)
+        if got:
+            client.ack([h for h, _ in got])
+            continue
+        client.wait(wait_s)
+
+
+def run_quietly(target: Any, *args: Any) -> None:
+    """Spawn entry: a Ctrl-C in the bench stops workers without a traceback each."""
+    with contextlib.suppress(KeyboardInterrupt):
+        target(*args)
