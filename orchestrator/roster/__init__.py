@@ -1,0 +1,83 @@
+"""``agents.yaml`` -> frozen, validated objects.
+
+The whole file is checked before anything starts; every problem is reported
+at once as :class:`~orchestrator.errors.RosterErrors`, each a ``RosterError``
+naming the file, the 1-based line, the dotted key (``agents.coder.modle``) and
+what to do. Layout: ``_yaml`` (YAML with line numbers and duplicate keys),
+``_interpolate`` (``${VAR}``), ``_coerce`` / ``_files`` (one value each),
+``_refs`` (names across agents, cycles), ``_build`` (the file), ``model`` (the
+objects), ``diff`` (what an edit changes).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from orchestrator.errors import RosterError, RosterErrors
+from orchestrator.roster._build import AGENT_KEYS, TOP_KEYS, parse_roster
+from orchestrator.roster._coerce import parse_duration, parse_size
+from orchestrator.roster.diff import RosterDiff, diff_rosters
+from orchestrator.roster.model import (
+    AGENT_NAME_RE,
+    PERMISSION_MODES,
+    RESERVED_NAMES,
+    RESTART_POLICIES,
+    AgentSpec,
+    Backoff,
+    FrozenDict,
+    Roster,
+    is_secret_key,
+)
+
+DEFAULT_FILE = "agents.yaml"
+
+
+def load_roster(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Roster:
+    """Read and validate a roster file (a folder means its ``agents.yaml``).
+
+    ``environ`` feeds ``${VAR}`` interpolation (default: ``os.environ``).
+    Raises RosterErrors listing every problem found.
+    """
+    target = Path(path)
+    if target.is_dir():
+        target = target / DEFAULT_FILE
+    shown = os.fspath(target)
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        reason = (
+            "file not found; run `octy-orchestrate init` to write a starter roster, or pass -f FILE"
+        )
+        raise RosterErrors([RosterError(shown, None, None, reason)]) from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise RosterErrors([RosterError(shown, line, None, "the file is not UTF-8 text")]) from None
+    except OSError as exc:
+        raise RosterErrors(
+            [RosterError(shown, None, None, f"cannot read: {exc.strerror}")]
+        ) from None
+    return parse_roster(text, target, environ)
+
+
+__all__ = [
+    "AGENT_KEYS",
+    "AGENT_NAME_RE",
+    "DEFAULT_FILE",
+    "PERMISSION_MODES",
+    "RESERVED_NAMES",
+    "RESTART_POLICIES",
+    "TOP_KEYS",
+    "AgentSpec",
+    "Backoff",
+    "FrozenDict",
+    "Roster",
+    "RosterDiff",
+    "diff_rosters",
+    "is_secret_key",
+    "load_roster",
+    "parse_duration",
+    "parse_roster",
+    "parse_size",
+]

@@ -1,0 +1,344 @@
+"""The YAML tree -> :class:`Roster`, collecting every problem on the way.
+
+Nothing stops at the first error: each section is checked, values that fail
+are marked INVALID (and reported once, where they were written), and the
+roster is only built when the list of problems is empty.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import RosterError, RosterErrors
+from orchestrator.roster import _coerce as c
+from orchestrator.roster._files import existing_directory, file_path, folder_path, prompt_file
+from orchestrator.roster._interpolate import interpolate_tree
+from orchestrator.roster._refs import (
+    NameRefs,
+    check_names,
+    name_refs,
+    names_or_everyone,
+    report_cycles,
+)
+from orchestrator.roster._yaml import YamlSyntaxError, YMap, join, load_tree, walk_duplicates
+from orchestrator.roster.model import (
+    AGENT_NAME_RE,
+    PERMISSION_MODES,
+    RESERVED_NAMES,
+    RESTART_POLICIES,
+    AgentSpec,
+    Backoff,
+    FrozenDict,
+    Roster,
+    freeze,
+)
+
+TOP_KEYS = ("name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents")
+
+AGENT_FIELDS: Mapping[str, c.Coercer] = {
+    "description": c.text,
+    "prompt": c.text,
+    "prompt_file": prompt_file,
+    "model": c.optional_text,
+    "fallback_model": c.optional_text,
+    "tools": c.name_list,
+    "disallowed_tools": c.name_list,
+    "permission_mode": c.choice(PERMISSION_MODES, "permission mode", "modes", optional=True),
+    "cwd": existing_directory,
+    "env": c.env_map,
+    "max_turns": c.integer(1, optional=True),
+    "max_budget_usd": c.positive_number,
+    "restart": c.choice(RESTART_POLICIES, "restart policy", "policies"),
+    "max_restarts": c.integer(0),
+    "restart_window": c.duration(),
+    "backoff": c.backoff,
+    "depends_on": name_refs,
+    "can_message": names_or_everyone,
+    "turn_timeout": c.duration(optional=True),
+}
+AGENT_KEYS = tuple(AGENT_FIELDS)
+_PROMPT_KEYS = ("prompt", "prompt_file")
+
+
+class _Builder:
+    def __init__(self, shown_path: str, path: Path, environ: Mapping[str, str]) -> None:
+        self.shown_path = shown_path
+        self.path = path
+        self.folder = path.parent
+        self.environ = environ
+        self.errors: list[RosterError] = []
+
+    def report(self, line: int | None, key: str, reason: str) -> None:
+        self.errors.append(RosterError(self.shown_path, line, key or None, reason))
+
+    def where(self, key: str, line: int | None) -> c.Where:
+        return c.Where(key, line, self.report, self.folder)
+
+    def fail(self) -> RosterErrors:
+        unique = {(e.line, e.key, e.reason): e for e in self.errors}
+        return RosterErrors(sorted(unique.values(), key=lambda e: e.line or 0))
+
+    # --- the file ----------------------------------------------------------
+
+    def build(self, text: str) -> Roster:
+        try:
+            tree = load_tree(text)
+        except YamlSyntaxError as exc:
+            self.report(exc.line, "", exc.reason)
+            raise self.fail() from None
+        if not isinstance(tree, YMap):
+            what = "the file is empty" if tree is None else f"the file holds {c.describe(tree)}"
+            self.report(
+                None if tree is None else 1,
+                "",
+                f"{what}; an agents.yaml is a mapping with at least an 'agents:' section "
+                "(run `octy-orchestrate init` for a commented example)",
+            )
+            raise self.fail()
+        self._duplicates(tree)
+        interpolate_tree(
+            tree, self.environ, lambda key, line, reason: self.report(line, key, reason)
+        )
+        roster = self._roster(tree)
+        if self.errors or roster is None:
+            raise self.fail()
+        return roster
+
+    def _duplicates(self, tree: YMap) -> None:
+        for path, dup in walk_duplicates(tree):
+            if path == "agents":
+                reason = f"agent '{dup.key}' is defined twice (first on line {dup.first_line})"
+            else:
+                reason = f"'{dup.key}' is given twice (first on line {dup.first_line})"
+            self.report(
+                dup.line,
+                join(path, dup.key),
+                reason + "; YAML would silently keep only the last one, so rename or remove one",
+            )
+
+    def _roster(self, tree: YMap) -> Roster | None:
+        self._unknown_keys(tree, TOP_KEYS, "", allow_extensions=True)
+        get = _Getter(tree, self)
+        name = get("name", c.text, self.folder.name)
+        if name == "":
+            self.report(tree.line_of("name"), "name", "the team name must not be empty")
+        database = get("database", file_path, self.folder / "queue" / "team.db")
+        logs = get("logs", folder_path, self.folder / "logs")
+        log_max_bytes = get("log_max_bytes", c.size, 10 * 1024 * 1024)
+        log_backups = get("log_backups", c.integer(0), 5)
+        raw_defaults = tree.get("defaults")
+        defaults: dict[str, Any] = {}
+        if raw_defaults is not None:
+            if isinstance(raw_defaults, YMap):
+                defaults = self._settings(raw_defaults, "defaults")
+            else:
+                c.wrong_type(
+                    "a mapping of agent settings",
+                    raw_defaults,
+                    self.where("defaults", tree.line_of("defaults")),
+                )
+        agents = self._agents(tree, defaults)
+        if self.errors:
+            return None
+        return Roster(
+            path=self.path,
+            name=name,
+            database=database,
+            logs=logs,
+            log_max_bytes=log_max_bytes,
+            log_backups=log_backups,
+            defaults=freeze(raw_defaults or {}),
+            agents=FrozenDict(agents),
+        )
+
+    def _unknown_keys(
+        self, raw: YMap, allowed: tuple[str, ...], prefix: str, *, allow_extensions: bool = False
+    ) -> None:
+        for key in raw:
+            if key in allowed or (allow_extensions and str(key).startswith("x-")):
+                continue
+            hint = c.did_you_mean(str(key), allowed) or f"; valid keys: {', '.join(allowed)}"
+            self.report(raw.line_of(key), join(prefix, str(key)), f"unknown key '{key}'{hint}")
+
+    def _settings(self, raw: YMap, prefix: str) -> dict[str, Any]:
+        """Agent settings (under an agent or ``defaults``), each coerced where it is written."""
+        self._unknown_keys(raw, AGENT_KEYS, prefix)
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in AGENT_FIELDS:
+                where = self.where(join(prefix, key), raw.line_of(key))
+                values[key] = AGENT_FIELDS[key](value, where)
+        if all(k in raw for k in _PROMPT_KEYS):
+            self.report(
+                raw.line_of("prompt_file"),
+                join(prefix, "prompt_file"),
+                f"give either 'prompt' (line {raw.line_of('prompt')}) or 'prompt_file', not both",
+            )
+        if isinstance(values.get("prompt"), str) and not values["prompt"].strip():
+            self.report(
+                raw.line_of("prompt"),
+                join(prefix, "prompt"),
+                "the prompt is empty; write the agent's instructions",
+            )
+        return values
+
+    # --- agents --------------------------------------------------------------
+
+    def _agents(self, tree: YMap, defaults: dict[str, Any]) -> dict[str, AgentSpec]:
+        raw_agents = tree.get("agents")
+        if "agents" not in tree:
+            self.report(
+                None,
+                "agents",
+                "no 'agents:' section; add one that maps each agent's "
+                "name to its settings (like compose's services:)",
+            )
+            return {}
+        line = tree.line_of("agents")
+        if raw_agents is None or raw_agents == {}:
+            self.report(line, "agents", "no agents defined; add at least one under 'agents:'")
+            return {}
+        if not isinstance(raw_agents, YMap):
+            hint = (
+                "; write each agent as 'name:' followed by its settings, not as a list item"
+                if isinstance(raw_agents, list)
+                else ""
+            )
+            c.wrong_type(
+                "a mapping of agent name to settings", raw_agents, self.where("agents", line), hint
+            )
+            return {}
+        merged: dict[str, dict[str, Any]] = {}
+        for name, raw in raw_agents.items():
+            line = raw_agents.line_of(name)
+            if self._valid_name(name, line):
+                merged[name] = self._agent(name, raw, line, defaults)
+        self._cross_check(merged)
+        if self.errors:
+            return {}
+        return {
+            name: self._spec(name, values, raw_agents.line_of(name))
+            for name, values in merged.items()
+        }
+
+    def _valid_name(self, name: Any, line: int) -> bool:
+        key = f"agents.{name}"
+        if not isinstance(name, str) or not AGENT_NAME_RE.fullmatch(name):
+            self.report(
+                line,
+                key,
+                f"invalid agent name '{name}': names must match "
+                "[a-z0-9][a-z0-9_-]* (lowercase letters, digits, '-' and '_', "
+                "starting with a letter or digit)",
+            )
+            return False
+        if name in RESERVED_NAMES:
+            self.report(
+                line,
+                key,
+                f"'{name}' is a reserved name (reserved: "
+                f"{', '.join(RESERVED_NAMES)}); choose another name",
+            )
+            return False
+        return True
+
+    def _agent(self, name: str, raw: Any, line: int, defaults: dict[str, Any]) -> dict[str, Any]:
+        key = f"agents.{name}"
+        if raw is None:  # `coder:` with nothing under it: everything from defaults
+            raw = YMap(line)
+        if not isinstance(raw, YMap):
+            c.wrong_type("a mapping of settings", raw, self.where(key, line))
+            return dict.fromkeys(_PROMPT_KEYS, c.INVALID)
+        own = self._settings(raw, key)
+        values = {k: v for k, v in defaults.items() if v is not c.INVALID}
+        if any(k in own for k in _PROMPT_KEYS):  # an agent's own prompt replaces the team's
+            for k in _PROMPT_KEYS:
+                values.pop(k, None)
+        team_env, own_env = values.get("env"), own.get("env")
+        values.update(own)
+        if isinstance(team_env, FrozenDict) and isinstance(own_env, FrozenDict):
+            values["env"] = FrozenDict({**team_env, **own_env})
+        if not any(k in values for k in _PROMPT_KEYS) and not any(
+            k in defaults for k in _PROMPT_KEYS
+        ):
+            self.report(
+                line,
+                key,
+                "no prompt: add 'prompt: <text>' or 'prompt_file: <path>' "
+                "(relative to the roster's folder), here or under 'defaults:'",
+            )
+        return values
+
+    def _cross_check(self, merged: dict[str, dict[str, Any]]) -> None:
+        known = list(merged)
+        deps: dict[str, NameRefs] = {}
+        for values in merged.values():
+            refs = values.get("depends_on")
+            if isinstance(refs, NameRefs):
+                check_names(refs, known, self.report, field="depends_on")
+            talk = values.get("can_message")
+            if isinstance(talk, NameRefs):
+                check_names(talk, known, self.report, field="can_message", extra=("user",))
+        for name, values in merged.items():
+            refs = values.get("depends_on")
+            if isinstance(refs, NameRefs):
+                deps[name] = refs
+        report_cycles(deps, known, self.report)
+
+    def _spec(self, name: str, v: dict[str, Any], line: int) -> AgentSpec:
+        source = v.get("prompt_file")
+        talk = v.get("can_message")
+        deps = v.get("depends_on")
+        return AgentSpec(
+            name=name,
+            description=v.get("description", ""),
+            prompt=source.text if source is not None else v["prompt"],
+            prompt_file=source.path if source is not None else None,
+            model=v.get("model"),
+            fallback_model=v.get("fallback_model"),
+            tools=v.get("tools", ()),
+            disallowed_tools=v.get("disallowed_tools", ()),
+            permission_mode=v.get("permission_mode"),
+            cwd=v.get("cwd", self.folder),
+            env=v.get("env", FrozenDict[str, str]()),
+            max_turns=v.get("max_turns"),
+            max_budget_usd=v.get("max_budget_usd"),
+            restart=v.get("restart", "on-failure"),
+            max_restarts=v.get("max_restarts", 5),
+            restart_window_s=v.get("restart_window", 60.0),
+            backoff=v.get("backoff", Backoff()),
+            depends_on=deps.unique() if isinstance(deps, NameRefs) else (),
+            can_message=talk.unique() if isinstance(talk, NameRefs) else None,
+            turn_timeout_s=v.get("turn_timeout", 600.0),
+            line=line,
+        )
+
+
+class _Getter:
+    """Read one top-level setting: coerce it where written, or use the default."""
+
+    def __init__(self, tree: YMap, builder: _Builder) -> None:
+        self.tree = tree
+        self.builder = builder
+
+    def __call__(self, key: str, coerce: c.Coercer, default: Any) -> Any:
+        if key not in self.tree:
+            return default
+        return coerce(self.tree[key], self.builder.where(key, self.tree.line_of(key)))
+
+
+def parse_roster(
+    text: str,
+    path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+) -> Roster:
+    """Validate roster text as if read from ``path`` (its folder anchors relative paths).
+
+    Raises RosterErrors listing every problem found, each with file, line, key and fix.
+    """
+    absolute = Path(os.path.abspath(path))
+    builder = _Builder(os.fspath(path), absolute, os.environ if environ is None else environ)
+    return builder.build(text)

@@ -1,0 +1,129 @@
+"""``${VAR}`` interpolation in string values, compose-style.
+
+``${VAR}`` is the variable (an error when it is unset), ``${VAR:-default}``
+uses the default when VAR is unset or empty, ``${VAR-default}`` only when it
+is unset, defaults may themselves hold ``${...}``, and ``$$`` is a literal
+``$``. A ``$`` followed by anything else is kept as written, so prompts can
+say "costs $5". Keys are never interpolated, only values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from orchestrator.roster._yaml import YList, YMap, join
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+OnError = Callable[[str, int, str], None]
+"""Called with (dotted key, line, reason) for each problem."""
+
+
+class Interpolated(str):
+    """A value produced by substitution: numeric fields may parse it as a number."""
+
+    __slots__ = ()
+
+
+def interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, bool, list[str]]:
+    """Return (result, substituted, problems) for one string value."""
+    out: list[str] = []
+    problems: list[str] = []
+    substituted = False
+    i = 0
+    while i < len(text):
+        dollar = text.find("$", i)
+        if dollar < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:dollar])
+        nxt = text[dollar + 1 : dollar + 2]
+        if nxt == "$":
+            out.append("$")
+            i = dollar + 2
+        elif nxt == "{":
+            end = _closing_brace(text, dollar + 2)
+            if end < 0:
+                problems.append(
+                    f"unclosed '${{' in {text[dollar:]!r}; write ${{NAME}} or ${{NAME:-default}}, "
+                    "or $$ for a literal $"
+                )
+                out.append(text[dollar:])
+                break
+            out.append(_expand(text[dollar + 2 : end], environ, problems))
+            substituted = True
+            i = end + 1
+        else:
+            out.append("$")
+            i = dollar + 1
+    return "".join(out), substituted, problems
+
+
+def _closing_brace(text: str, start: int) -> int:
+    depth = 1
+    for index in range(start, len(text)):
+        char = text[index]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return -1
+
+
+def _expand(inner: str, environ: Mapping[str, str], problems: list[str]) -> str:
+    match = _NAME.match(inner)
+    if match is None:
+        problems.append(
+            f"invalid variable reference '${{{inner}}}': a name is letters, digits and '_' "
+            "(not starting with a digit); write $$ for a literal $"
+        )
+        return ""
+    name, rest = match.group(), inner[match.end() :]
+    value = environ.get(name)
+    if rest == "":
+        if value is None:
+            problems.append(
+                f"variable ${{{name}}} is not set and has no default; set {name} in the "
+                f"environment or write ${{{name}:-default}}"
+            )
+            return ""
+        return value
+    for operator, use_default in ((":-", not value), ("-", value is None)):
+        if rest.startswith(operator):
+            if not use_default:
+                return value or ""
+            default, _, nested = interpolate(rest[len(operator) :], environ)
+            problems.extend(nested)
+            return default
+    problems.append(f"unsupported form '${{{inner}}}': use ${{{name}}} or ${{{name}:-default}}")
+    return ""
+
+
+def interpolate_tree(
+    node: Any, environ: Mapping[str, str], on_error: OnError, path: str = ""
+) -> None:
+    """Interpolate every string value in a YMap/YList tree, in place."""
+    if isinstance(node, YMap):
+        for key in list(node):
+            child_path = join(path, str(key))
+            node[key] = _value(node[key], environ, on_error, child_path, node.line_of(key))
+    elif isinstance(node, YList):
+        for index in range(len(node)):
+            child_path = f"{path}[{index}]"
+            node[index] = _value(node[index], environ, on_error, child_path, node.line_of(index))
+
+
+def _value(value: Any, environ: Mapping[str, str], on_error: OnError, path: str, line: int) -> Any:
+    if isinstance(value, str):
+        if "$" not in value:
+            return value
+        result, substituted, problems = interpolate(value, environ)
+        for reason in problems:
+            on_error(path, line, reason)
+        return Interpolated(result) if substituted else result
+    interpolate_tree(value, environ, on_error, path)
+    return value

@@ -1,0 +1,172 @@
+"""YAML text -> plain Python values that remember their line numbers.
+
+PyYAML forgets where a value came from and silently keeps the last of two
+equal keys. Errors must name a line, and an agent given twice must be caught,
+so mappings and lists are built as :class:`YMap` / :class:`YList` carrying the
+1-based line of each key and item, and a duplicate key is recorded (at any
+depth) instead of overwriting in silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    key: str
+    line: int
+    first_line: int
+
+
+class YMap(dict[Any, Any]):
+    """A mapping from the file: ``line`` of the mapping, ``key_lines`` per key."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+        self.key_lines: dict[Any, int] = {}
+        self.duplicates: list[Duplicate] = []
+
+    def line_of(self, key: Any) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class YList(list[Any]):
+    """A list from the file: ``line`` of the list, ``item_lines`` per item."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__()
+        self.line = line
+        self.item_lines: list[int] = []
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader whose mappings and sequences keep their line numbers."""
+
+
+def _construct_map(loader: _LineLoader, node: MappingNode) -> Iterator[YMap]:
+    data = YMap(_line(node))
+    yield data
+    # Duplicates are looked for among the keys written here, before merge keys
+    # (``<<: *anchor``) are flattened in: overriding a merged key is legitimate.
+    first_seen: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        if key_node.tag == _MERGE_TAG:
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if not _hashable(key):
+            raise ConstructorError(
+                "while building a mapping",
+                node.start_mark,
+                "found a key that is a list or mapping; keys must be plain names",
+                key_node.start_mark,
+            )
+        if key in first_seen:
+            data.duplicates.append(Duplicate(str(key), _line(key_node), first_seen[key]))
+        else:
+            first_seen[key] = _line(key_node)
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        # Like PyYAML, the last occurrence wins (explicit keys come after
+        # merged ones), and its line is the one errors about the value name.
+        data[key] = loader.construct_object(value_node, deep=True)
+        data.key_lines[key] = _line(key_node)
+
+
+def _construct_seq(loader: _LineLoader, node: SequenceNode) -> Iterator[YList]:
+    data = YList(_line(node))
+    yield data
+    for item in node.value:
+        data.append(loader.construct_object(item, deep=True))
+        data.item_lines.append(_line(item))
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+_LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+_LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
+
+
+class YamlSyntaxError(Exception):
+    """The text is not YAML. ``line`` is 1-based (None when unknown)."""
+
+    def __init__(self, line: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+def load_tree(text: str) -> Any:
+    """Parse one YAML document into YMap/YList/scalars; raise YamlSyntaxError."""
+    loader = _LineLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        raise _syntax_error(exc) from exc
+    except yaml.YAMLError as exc:  # unmarked: e.g. a stream-level reader error
+        raise YamlSyntaxError(None, f"invalid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlSyntaxError:
+    mark = exc.problem_mark or exc.context_mark
+    reason = "invalid YAML"
+    if mark is not None:
+        reason += f" at column {mark.column + 1}"
+    reason += f": {exc.problem or exc.context or 'unreadable'}"
+    if exc.context and exc.problem:
+        started = exc.context_mark
+        reason += f" ({exc.context}" + (
+            f", which starts on line {started.line + 1})" if started is not None else ")"
+        )
+    if "'\\t'" in (exc.problem or ""):
+        reason += "; indent with spaces, YAML does not allow tabs"
+    elif isinstance(exc, yaml.scanner.ScannerError | yaml.parser.ParserError):
+        reason += (
+            "; check the indentation, and quote values that contain YAML punctuation"
+            " (': ', '{', '[', ' #') or start with '*', '&', '!', '%', '@' or '`'"
+        )
+    return YamlSyntaxError(None if mark is None else int(mark.line) + 1, reason)
+
+
+def walk_duplicates(value: Any, path: str = "") -> Iterator[tuple[str, Duplicate]]:
+    """Every duplicate key anywhere in the tree, with the dotted path of its mapping."""
+    if isinstance(value, YMap):
+        for dup in value.duplicates:
+            yield path, dup
+        for key, child in value.items():
+            yield from walk_duplicates(child, join(path, str(key)))
+    elif isinstance(value, YList):
+        for index, child in enumerate(value):
+            yield from walk_duplicates(child, f"{path}[{index}]")
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+__all__ = ["Duplicate", "YList", "YMap", "YamlSyntaxError", "join", "load_tree", "walk_duplicates"]
