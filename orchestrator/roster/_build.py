@@ -160,7 +160,8 @@ class _Builder:
         for key in raw:
             if key in allowed or (allow_extensions and str(key).startswith("x-")):
                 continue
-            hint = c.did_you_mean(str(key), allowed) or f"; valid keys: {', '.join(allowed)}"
+            hint = c.did_you_mean(str(key), allowed) or _misplaced(key, prefix)
+            hint = hint or f"; valid keys: {', '.join(allowed)}"
             self.report(raw.line_of(key), join(prefix, str(key)), f"unknown key '{key}'{hint}")
 
     def _settings(self, raw: YMap, prefix: str) -> dict[str, Any]:
@@ -315,6 +316,20 @@ class _Builder:
             turn_timeout_s=v.get("turn_timeout", 600.0),
             line=line,
         )
+
+
+def _misplaced(key: Any, prefix: str) -> str:
+    """A team setting under an agent, or an agent setting at the top: say where it goes."""
+    if prefix == "" and key in AGENT_FIELDS:
+        return (
+            f"; '{key}' is an agent setting: put it under 'defaults:' (for every agent) "
+            "or under one agent"
+        )
+    if prefix != "" and key == "name":
+        return "; an agent's name is its key under 'agents:'"
+    if prefix != "" and key in TOP_KEYS:
+        return f"; '{key}' is a team setting: put it at the top level of the file"
+    return ""
 
 
 class _Getter:

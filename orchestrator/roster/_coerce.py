@@ -86,7 +86,9 @@ def _empty_substitution(value: Any) -> bool:
 def text(value: Any, where: Where) -> Any:
     if isinstance(value, str):
         return str(value)
-    return wrong_type("a string", value, where, "; put quotes around it if it is meant as text")
+    scalar = value is None or isinstance(value, bool | int | float)
+    hint = "; put quotes around it if it is meant as text" if scalar else ""
+    return wrong_type("a string", value, where, hint)
 
 
 def optional_text(value: Any, where: Where) -> Any:
@@ -202,7 +204,7 @@ def duration(*, optional: bool = False, positive: bool = True) -> Coercer:
         except ValueError as exc:
             return where.error(str(exc))
         if positive and seconds == 0:
-            hint = "; leave it out or write null for no limit" if optional else ""
+            hint = "; write null for no limit" if optional else ""
             return where.error(f"must be longer than 0{hint}")
         return seconds
 
