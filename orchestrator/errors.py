@@ -212,6 +212,23 @@ class SupervisorAlreadyRunning(SupervisorError):
         super().__init__(f"a supervisor (pid {pid}) is already running for {db_path}")
 
 
+# --- scripted model ---------------------------------------------------------
+
+
+class ScriptError(OrchestratorError):
+    """A scripted-model script is wrong: which file, which rule, which key, what to do."""
+
+    code = "script_invalid"
+
+    def __init__(self, source: str, rule: str | None, key: str | None, reason: str) -> None:
+        self.source = source
+        self.rule = rule
+        self.key = key
+        self.reason = reason
+        where = source + (f" {rule}" if rule else "") + (f" key '{key}'" if key else "")
+        super().__init__(f"{where}: {reason}")
+
+
 _BY_CODE: dict[str, type[RequestFailed]] = {
     cls.code: cls for cls in (RequestFailed, RecipientFailed, RequestExpired, WouldDeadlock)
 }
