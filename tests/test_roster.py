@@ -677,3 +677,29 @@ def test_rosters_are_frozen_and_hashable(team: Path) -> None:
         roster.agents["coder"].model = "opus"  # type: ignore[misc]
     with pytest.raises(TypeError):
         roster.agents["coder"].env["X"] = "1"  # type: ignore[index]
+
+
+def test_an_anchor_used_twice_is_interpolated_once(tmp_path: Path) -> None:
+    """Regression: an aliased mapping is one object; `$${X}` must stay `${X}`, not become X."""
+    path = write(
+        tmp_path,
+        """\
+        x-env: &env {NOTE: "$${HOME} is literal"}
+        agents:
+          a: {prompt: x, env: *env}
+          b: {prompt: y, env: *env}
+        """,
+    )
+    agents = load_roster(path, {"HOME": "/root"}).agents
+    assert agents["a"].env["NOTE"] == agents["b"].env["NOTE"] == "${HOME} is literal"
+
+
+def test_agent_names_yaml_reads_as_numbers_or_booleans(tmp_path: Path) -> None:
+    """`1:` and `on:` are not text to YAML; the error says to quote them."""
+    path = write(tmp_path, "agents:\n  7: {prompt: x}\n  on: {prompt: y}\n  '2': {prompt: z}\n")
+    assert problems(path) == [
+        f"{path}:2: key 'agents.7': agent name '7' is read by YAML as an integer (7); put "
+        "quotes around it ('7':) or choose a name with letters",
+        f"{path}:3: key 'agents.on': agent name 'on' is read by YAML as a boolean (true); put "
+        "quotes around it ('on':) or choose a name with letters",
+    ]

@@ -3,10 +3,12 @@
 The whole file is checked before anything starts; every problem is reported
 at once as :class:`~orchestrator.errors.RosterErrors`, each a ``RosterError``
 naming the file, the 1-based line, the dotted key (``agents.coder.modle``) and
-what to do. Layout: ``_yaml`` (YAML with line numbers and duplicate keys),
-``_interpolate`` (``${VAR}``), ``_coerce`` / ``_files`` (one value each),
-``_refs`` (names across agents, cycles), ``_build`` (the file), ``model`` (the
-objects), ``diff`` (what an edit changes).
+what to do.
+
+Layout: ``_yaml`` (YAML with line numbers and duplicate keys), ``_interpolate``
+(``${VAR}``), ``_coerce`` / ``_files`` (one value each), ``_schema`` (the keys,
+built-in defaults, inheritance), ``_refs`` (names across agents, cycles),
+``_build`` (the whole file), ``model`` (the objects), ``diff`` (what an edit changes).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.errors import RosterError, RosterErrors
-from orchestrator.roster._build import AGENT_KEYS, TOP_KEYS, parse_roster
+from orchestrator.roster._build import parse_roster
 from orchestrator.roster._coerce import parse_duration, parse_size
+from orchestrator.roster._schema import AGENT_KEYS, TOP_KEYS
 from orchestrator.roster.diff import RosterDiff, diff_rosters
 from orchestrator.roster.model import (
     AGENT_NAME_RE,

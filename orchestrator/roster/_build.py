@@ -14,53 +14,27 @@ from typing import Any
 
 from orchestrator.errors import RosterError, RosterErrors
 from orchestrator.roster import _coerce as c
-from orchestrator.roster._files import existing_directory, file_path, folder_path, prompt_file
+from orchestrator.roster._files import file_path, folder_path
 from orchestrator.roster._interpolate import interpolate_tree
-from orchestrator.roster._refs import (
-    NameRefs,
-    check_names,
-    name_refs,
-    names_or_everyone,
-    report_cycles,
+from orchestrator.roster._refs import NameRefs, check_names, report_cycles
+from orchestrator.roster._schema import (
+    AGENT_FIELDS,
+    AGENT_KEYS,
+    PROMPT_KEYS,
+    TOP_KEYS,
+    make_spec,
+    merge,
+    misplaced,
 )
 from orchestrator.roster._yaml import YamlSyntaxError, YMap, join, load_tree, walk_duplicates
 from orchestrator.roster.model import (
     AGENT_NAME_RE,
-    PERMISSION_MODES,
     RESERVED_NAMES,
-    RESTART_POLICIES,
     AgentSpec,
-    Backoff,
     FrozenDict,
     Roster,
     freeze,
 )
-
-TOP_KEYS = ("name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents")
-
-AGENT_FIELDS: Mapping[str, c.Coercer] = {
-    "description": c.text,
-    "prompt": c.text,
-    "prompt_file": prompt_file,
-    "model": c.optional_text,
-    "fallback_model": c.optional_text,
-    "tools": c.name_list,
-    "disallowed_tools": c.name_list,
-    "permission_mode": c.choice(PERMISSION_MODES, "permission mode", "modes", optional=True),
-    "cwd": existing_directory,
-    "env": c.env_map,
-    "max_turns": c.integer(1, optional=True),
-    "max_budget_usd": c.positive_number,
-    "restart": c.choice(RESTART_POLICIES, "restart policy", "policies"),
-    "max_restarts": c.integer(0),
-    "restart_window": c.duration(),
-    "backoff": c.backoff,
-    "depends_on": name_refs,
-    "can_message": names_or_everyone,
-    "turn_timeout": c.duration(optional=True),
-}
-AGENT_KEYS = tuple(AGENT_FIELDS)
-_PROMPT_KEYS = ("prompt", "prompt_file")
 
 
 class _Builder:
@@ -158,11 +132,12 @@ class _Builder:
         self, raw: YMap, allowed: tuple[str, ...], prefix: str, *, allow_extensions: bool = False
     ) -> None:
         for key in raw:
-            if key in allowed or (allow_extensions and str(key).startswith("x-")):
+            written = raw.key_text.get(key, str(key))
+            if key in allowed or (allow_extensions and written.startswith("x-")):
                 continue
-            hint = c.did_you_mean(str(key), allowed) or _misplaced(key, prefix)
+            hint = c.did_you_mean(written, allowed) or misplaced(key, prefix)
             hint = hint or f"; valid keys: {', '.join(allowed)}"
-            self.report(raw.line_of(key), join(prefix, str(key)), f"unknown key '{key}'{hint}")
+            self.report(raw.line_of(key), join(prefix, written), f"unknown key '{written}'{hint}")
 
     def _settings(self, raw: YMap, prefix: str) -> dict[str, Any]:
         """Agent settings (under an agent or ``defaults``), each coerced where it is written."""
@@ -172,7 +147,7 @@ class _Builder:
             if key in AGENT_FIELDS:
                 where = self.where(join(prefix, key), raw.line_of(key))
                 values[key] = AGENT_FIELDS[key](value, where)
-        if all(k in raw for k in _PROMPT_KEYS):
+        if all(k in raw for k in PROMPT_KEYS):
             self.report(
                 raw.line_of("prompt_file"),
                 join(prefix, "prompt_file"),
@@ -215,19 +190,27 @@ class _Builder:
         merged: dict[str, dict[str, Any]] = {}
         for name, raw in raw_agents.items():
             line = raw_agents.line_of(name)
-            if self._valid_name(name, line):
+            if self._valid_name(name, raw_agents.key_text.get(name), line):
                 merged[name] = self._agent(name, raw, line, defaults)
         self._cross_check(merged)
         if self.errors:
             return {}
         return {
-            name: self._spec(name, values, raw_agents.line_of(name))
+            name: make_spec(name, values, raw_agents.line_of(name), self.folder)
             for name, values in merged.items()
         }
 
-    def _valid_name(self, name: Any, line: int) -> bool:
-        key = f"agents.{name}"
-        if not isinstance(name, str) or not AGENT_NAME_RE.fullmatch(name):
+    def _valid_name(self, name: Any, written: str | None, line: int) -> bool:
+        key = f"agents.{written or name}"
+        if not isinstance(name, str):  # `1:` or `on:` read by YAML as a number or a boolean
+            self.report(
+                line,
+                key,
+                f"agent name '{written}' is read by YAML as {c.describe(name)}; "
+                f"put quotes around it ('{written}':) or choose a name with letters",
+            )
+            return False
+        if not AGENT_NAME_RE.fullmatch(name):
             self.report(
                 line,
                 key,
@@ -252,18 +235,11 @@ class _Builder:
             raw = YMap(line)
         if not isinstance(raw, YMap):
             c.wrong_type("a mapping of settings", raw, self.where(key, line))
-            return dict.fromkeys(_PROMPT_KEYS, c.INVALID)
+            return dict.fromkeys(PROMPT_KEYS, c.INVALID)
         own = self._settings(raw, key)
-        values = {k: v for k, v in defaults.items() if v is not c.INVALID}
-        if any(k in own for k in _PROMPT_KEYS):  # an agent's own prompt replaces the team's
-            for k in _PROMPT_KEYS:
-                values.pop(k, None)
-        team_env, own_env = values.get("env"), own.get("env")
-        values.update(own)
-        if isinstance(team_env, FrozenDict) and isinstance(own_env, FrozenDict):
-            values["env"] = FrozenDict({**team_env, **own_env})
-        if not any(k in values for k in _PROMPT_KEYS) and not any(
-            k in defaults for k in _PROMPT_KEYS
+        values = merge(defaults, own)
+        if not any(k in values for k in PROMPT_KEYS) and not any(
+            k in defaults for k in PROMPT_KEYS
         ):
             self.report(
                 line,
@@ -288,48 +264,6 @@ class _Builder:
             if isinstance(refs, NameRefs):
                 deps[name] = refs
         report_cycles(deps, known, self.report)
-
-    def _spec(self, name: str, v: dict[str, Any], line: int) -> AgentSpec:
-        source = v.get("prompt_file")
-        talk = v.get("can_message")
-        deps = v.get("depends_on")
-        return AgentSpec(
-            name=name,
-            description=v.get("description", ""),
-            prompt=source.text if source is not None else v["prompt"],
-            prompt_file=source.path if source is not None else None,
-            model=v.get("model"),
-            fallback_model=v.get("fallback_model"),
-            tools=v.get("tools", ()),
-            disallowed_tools=v.get("disallowed_tools", ()),
-            permission_mode=v.get("permission_mode"),
-            cwd=v.get("cwd", self.folder),
-            env=v.get("env", FrozenDict[str, str]()),
-            max_turns=v.get("max_turns"),
-            max_budget_usd=v.get("max_budget_usd"),
-            restart=v.get("restart", "on-failure"),
-            max_restarts=v.get("max_restarts", 5),
-            restart_window_s=v.get("restart_window", 60.0),
-            backoff=v.get("backoff", Backoff()),
-            depends_on=deps.unique() if isinstance(deps, NameRefs) else (),
-            can_message=talk.unique() if isinstance(talk, NameRefs) else None,
-            turn_timeout_s=v.get("turn_timeout", 600.0),
-            line=line,
-        )
-
-
-def _misplaced(key: Any, prefix: str) -> str:
-    """A team setting under an agent, or an agent setting at the top: say where it goes."""
-    if prefix == "" and key in AGENT_FIELDS:
-        return (
-            f"; '{key}' is an agent setting: put it under 'defaults:' (for every agent) "
-            "or under one agent"
-        )
-    if prefix != "" and key == "name":
-        return "; an agent's name is its key under 'agents:'"
-    if prefix != "" and key in TOP_KEYS:
-        return f"; '{key}' is a team setting: put it at the top level of the file"
-    return ""
 
 
 class _Getter:

@@ -103,27 +103,37 @@ def _expand(inner: str, environ: Mapping[str, str], problems: list[str]) -> str:
     return ""
 
 
-def interpolate_tree(
-    node: Any, environ: Mapping[str, str], on_error: OnError, path: str = ""
+def interpolate_tree(node: Any, environ: Mapping[str, str], on_error: OnError) -> None:
+    """Interpolate every string value in a YMap/YList tree, in place.
+
+    A mapping or list reached twice (a YAML alias, ``<<: *anchor``) is the same
+    object: it is interpolated once, or ``$${X}`` would become ``${X}`` and then X.
+    """
+    _walk(node, environ, on_error, "", set())
+
+
+def _walk(
+    node: Any, environ: Mapping[str, str], on_error: OnError, path: str, seen: set[int]
 ) -> None:
-    """Interpolate every string value in a YMap/YList tree, in place."""
-    if isinstance(node, YMap):
-        for key in list(node):
-            child_path = join(path, str(key))
-            node[key] = _value(node[key], environ, on_error, child_path, node.line_of(key))
-    elif isinstance(node, YList):
-        for index in range(len(node)):
-            child_path = f"{path}[{index}]"
-            node[index] = _value(node[index], environ, on_error, child_path, node.line_of(index))
+    if not isinstance(node, YMap | YList) or id(node) in seen:
+        return
+    seen.add(id(node))
+    keys: list[Any] = list(node) if isinstance(node, YMap) else list(range(len(node)))
+    for key in keys:
+        child_path = join(path, str(key)) if isinstance(node, YMap) else f"{path}[{key}]"
+        value = node[key]
+        if isinstance(value, str):
+            node[key] = _interpolate_value(value, environ, on_error, child_path, node.line_of(key))
+        else:
+            _walk(value, environ, on_error, child_path, seen)
 
 
-def _value(value: Any, environ: Mapping[str, str], on_error: OnError, path: str, line: int) -> Any:
-    if isinstance(value, str):
-        if "$" not in value:
-            return value
-        result, substituted, problems = interpolate(value, environ)
-        for reason in problems:
-            on_error(path, line, reason)
-        return Interpolated(result) if substituted else result
-    interpolate_tree(value, environ, on_error, path)
-    return value
+def _interpolate_value(
+    value: str, environ: Mapping[str, str], on_error: OnError, path: str, line: int
+) -> str:
+    if "$" not in value:
+        return value
+    result, substituted, problems = interpolate(value, environ)
+    for reason in problems:
+        on_error(path, line, reason)
+    return Interpolated(result) if substituted else result

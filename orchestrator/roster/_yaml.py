@@ -9,13 +9,14 @@ depth) instead of overwriting in silence.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -34,6 +35,7 @@ class YMap(dict[Any, Any]):
         super().__init__()
         self.line = line
         self.key_lines: dict[Any, int] = {}
+        self.key_text: dict[Any, str] = {}  # as written, for keys YAML read as non-text (`on:`)
         self.duplicates: list[Duplicate] = []
 
     def line_of(self, key: Any) -> int:
@@ -77,10 +79,11 @@ def _construct_map(loader: _LineLoader, node: MappingNode) -> Iterator[YMap]:
                 "found a key that is a list or mapping; keys must be plain names",
                 key_node.start_mark,
             )
-        if key in first_seen:
-            data.duplicates.append(Duplicate(str(key), _line(key_node), first_seen[key]))
+        typed = (type(key), key)  # 1 and true are equal in Python, not in the file
+        if typed in first_seen:
+            data.duplicates.append(Duplicate(str(key), _line(key_node), first_seen[typed]))
         else:
-            first_seen[key] = _line(key_node)
+            first_seen[typed] = _line(key_node)
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
@@ -88,6 +91,8 @@ def _construct_map(loader: _LineLoader, node: MappingNode) -> Iterator[YMap]:
         # merged ones), and its line is the one errors about the value name.
         data[key] = loader.construct_object(value_node, deep=True)
         data.key_lines[key] = _line(key_node)
+        if not isinstance(key, str) and isinstance(key_node, ScalarNode):
+            data.key_text[key] = str(key_node.value)
 
 
 def _construct_seq(loader: _LineLoader, node: SequenceNode) -> Iterator[YList]:
@@ -154,15 +159,22 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> YamlSyntaxError:
 
 
 def walk_duplicates(value: Any, path: str = "") -> Iterator[tuple[str, Duplicate]]:
-    """Every duplicate key anywhere in the tree, with the dotted path of its mapping."""
-    if isinstance(value, YMap):
-        for dup in value.duplicates:
-            yield path, dup
-        for key, child in value.items():
-            yield from walk_duplicates(child, join(path, str(key)))
-    elif isinstance(value, YList):
-        for index, child in enumerate(value):
-            yield from walk_duplicates(child, f"{path}[{index}]")
+    """Every duplicate key anywhere in the tree, with the dotted path of its mapping.
+
+    Each mapping is visited once, however many aliases point at it.
+    """
+    seen: set[int] = set()
+    pending: deque[tuple[str, Any]] = deque([(path, value)])
+    while pending:
+        where, node = pending.popleft()
+        if not isinstance(node, YMap | YList) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, YMap):
+            yield from ((where, dup) for dup in node.duplicates)
+            pending.extend((join(where, str(k)), child) for k, child in node.items())
+        else:
+            pending.extend((f"{where}[{i}]", child) for i, child in enumerate(node))
 
 
 def join(path: str, key: str) -> str:
