@@ -703,3 +703,11 @@ def test_agent_names_yaml_reads_as_numbers_or_booleans(tmp_path: Path) -> None:
         f"{path}:3: key 'agents.on': agent name 'on' is read by YAML as a boolean (true); put "
         "quotes around it ('on':) or choose a name with letters",
     ]
+
+
+def test_repr_of_a_roster_shows_no_secret(team: Path) -> None:
+    """A spec or roster that ends up in a log line does not carry secret env values."""
+    roster = load_roster(team / "full.yaml", {"TOKEN": "sk-live-123"})
+    assert roster.agents["coder"].env["API_TOKEN"] == "sk-live-123"
+    assert "sk-live-123" not in repr(roster)
+    assert "'API_TOKEN': '***'" in repr(roster.agents["coder"])

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from orchestrator.roster._interpolate import Interpolated
 from orchestrator.roster._yaml import join
-from orchestrator.roster.model import Backoff, FrozenDict
+from orchestrator.roster.model import Backoff, Env
 
 
 class _Invalid:
@@ -258,7 +258,7 @@ def size(value: Any, where: Where) -> Any:
 def env_map(value: Any, where: Where) -> Any:
     """Environment variables: names to string values (numbers are accepted and stringified)."""
     if value is None:
-        return FrozenDict[str, str]()
+        return Env()
     if not isinstance(value, dict):
         return wrong_type("a mapping of NAME: value", value, where)
     result: dict[str, str] = {}
@@ -275,7 +275,7 @@ def env_map(value: Any, where: Where) -> Any:
             ok = False
         else:
             result[key] = str(item)
-    return FrozenDict(result) if ok else INVALID
+    return Env(result) if ok else INVALID
 
 
 def backoff(value: Any, where: Where) -> Any:

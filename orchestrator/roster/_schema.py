@@ -15,7 +15,7 @@ from orchestrator.roster.model import (
     RESTART_POLICIES,
     AgentSpec,
     Backoff,
-    FrozenDict,
+    Env,
 )
 
 TOP_KEYS = ("name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents")
@@ -53,7 +53,7 @@ BUILT_IN: Mapping[str, Any] = {
     "tools": (),
     "disallowed_tools": (),
     "permission_mode": None,
-    "env": FrozenDict[str, str](),
+    "env": Env(),
     "max_turns": None,
     "max_budget_usd": None,
     "restart": "on-failure",
@@ -89,8 +89,8 @@ def merge(defaults: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, Any]
             values.pop(k, None)
     team_env, own_env = values.get("env"), own.get("env")
     values.update(own)
-    if isinstance(team_env, FrozenDict) and isinstance(own_env, FrozenDict):
-        values["env"] = FrozenDict({**team_env, **own_env})
+    if isinstance(team_env, Env) and isinstance(own_env, Env):
+        values["env"] = Env({**team_env, **own_env})
     return values
 
 

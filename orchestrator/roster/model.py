@@ -69,6 +69,15 @@ class FrozenDict(Mapping[_K, _V], Generic[_K, _V]):
         return f"FrozenDict({self._data!r})"
 
 
+class Env(FrozenDict[str, str]):
+    """An agent's environment. Its repr hides secret-looking values: a logged spec leaks nothing."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"Env({redact_env(self)!r})"
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Delay before a restart: doubles from ``initial_s`` up to ``max_s``.
@@ -153,7 +162,8 @@ class Roster:
     logs: Path
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
-    defaults: Mapping[str, Any] = field(default_factory=FrozenDict)
+    # repr=False: the raw block may hold secrets in its env.
+    defaults: Mapping[str, Any] = field(default_factory=FrozenDict, repr=False)
     agents: Mapping[str, AgentSpec] = field(default_factory=FrozenDict)
 
     @property
