@@ -711,3 +711,42 @@ def test_repr_of_a_roster_shows_no_secret(team: Path) -> None:
     assert roster.agents["coder"].env["API_TOKEN"] == "sk-live-123"
     assert "sk-live-123" not in repr(roster)
     assert "'API_TOKEN': '***'" in repr(roster.agents["coder"])
+
+
+def test_paths_of_the_wrong_kind(tmp_path: Path) -> None:
+    """A folder where a file goes and the reverse, and an empty prompt file, are named."""
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "blank.md").write_text("  \n", encoding="utf-8")
+    (tmp_path / "file.txt").write_text("x", encoding="utf-8")
+    path = write(
+        tmp_path,
+        """\
+        database: prompts
+        logs: file.txt
+        agents:
+          a: {prompt_file: prompts}
+          b: {prompt_file: blank.md}
+          c: {prompt: x, cwd: file.txt}
+          d: {prompt: "  "}
+        """,
+    )
+    assert problems(path) == [
+        f"{path}:1: key 'database': {tmp_path}/prompts is a folder; 'database' names the "
+        "queue's database file, like queue/team.db",
+        f"{path}:2: key 'logs': {tmp_path}/file.txt is a file; 'logs' names the folder the "
+        "logs are written to",
+        f"{path}:4: key 'agents.a.prompt_file': prompt file {tmp_path}/prompts is a folder; "
+        "give the path of a text file",
+        f"{path}:5: key 'agents.b.prompt_file': prompt file {tmp_path}/blank.md is empty; "
+        "write the agent's instructions in it",
+        f"{path}:6: key 'agents.c.cwd': working directory {tmp_path}/file.txt is a file, "
+        "not a folder",
+        f"{path}:7: key 'agents.d.prompt': the prompt is empty; write the agent's instructions",
+    ]
+
+
+def test_a_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:
+    """Files saved with a UTF-8 BOM load like any other."""
+    path = tmp_path / "agents.yaml"
+    path.write_bytes(b"\xef\xbb\xbfagents:\n  a: {prompt: x}\n")
+    assert list(load_roster(path, {}).agents) == ["a"]

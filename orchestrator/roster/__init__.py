@@ -48,7 +48,7 @@ def load_roster(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         target = target / DEFAULT_FILE
     shown = os.fspath(target)
     try:
-        text = target.read_text(encoding="utf-8")
+        text = target.read_text(encoding="utf-8-sig")  # a BOM from some editors is not YAML
     except FileNotFoundError:
         reason = (
             "file not found; run `octy-orchestrate init` to write a starter roster, or pass -f FILE"
