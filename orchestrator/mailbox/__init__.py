@@ -1,0 +1,47 @@
+"""The embedded SQLite message queue between agents, scripts and the CLI.
+
+``Mailbox`` is the synchronous client, ``AsyncMailbox`` the one for event
+loops; both speak to one SQLite file in WAL mode that any process (or plain
+SQL from another language) may open. See queue/README.md for the tables.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from orchestrator.mailbox.aio import AsyncMailbox
+from orchestrator.mailbox.backend import AsyncMailboxBackend, MailboxBackend
+from orchestrator.mailbox.model import (
+    DEFAULT_LEASE_S,
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_BODY_BYTES,
+    SUPERVISOR,
+    USER,
+    AgentInfo,
+    Message,
+    SweepResult,
+    new_id,
+)
+from orchestrator.mailbox.schema import SCHEMA_VERSION
+from orchestrator.mailbox.store import Mailbox
+
+__all__ = [
+    "DEFAULT_LEASE_S",
+    "DEFAULT_MAX_ATTEMPTS",
+    "MAX_BODY_BYTES",
+    "SCHEMA_VERSION",
+    "SUPERVISOR",
+    "USER",
+    "AgentInfo",
+    "AsyncMailbox",
+    "AsyncMailboxBackend",
+    "Mailbox",
+    "MailboxBackend",
+    "Message",
+    "SweepResult",
+    "new_id",
+]
+
+if TYPE_CHECKING:  # the SQLite clients satisfy the backend interfaces (checked by mypy)
+    _sync_backend: type[MailboxBackend] = Mailbox
+    _async_backend: type[AsyncMailboxBackend] = AsyncMailbox

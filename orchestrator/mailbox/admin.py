@@ -1,0 +1,150 @@
+"""Looking at and tending the queue: get, list, trace, dead letters, sweep, purge.
+
+``list`` is defined last: inside the class body its name would shadow the
+builtin in the annotations of the methods after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orchestrator import errors
+from orchestrator.mailbox.consuming import ConsumeOps
+from orchestrator.mailbox.model import (
+    MESSAGE_COLUMNS,
+    STATUSES,
+    Message,
+    SweepResult,
+    message_from_row,
+)
+
+_RELATED_SQL = f"""
+WITH RECURSIVE family(id) AS (
+    SELECT :id
+    UNION
+    SELECT m.id FROM messages AS m JOIN family AS f
+      ON m.cause_id = f.id OR (m.correlation_id = f.id AND m.kind = 'response')
+)
+SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT id FROM family) ORDER BY seq
+"""
+
+
+class AdminOps(ConsumeOps):
+    def get(self, message_id: str) -> Message:
+        """One message by id; MessageNotFound if there is none."""
+        with self._read() as conn:
+            return self._fetch_by_id(conn, message_id)
+
+    def find_reply(self, request_id: str) -> Message | None:
+        """The response to a request, if it has one (error responses included)."""
+        with self._read() as conn:
+            return self._fetch_reply(conn, request_id)
+
+    def related(self, message_id: str) -> list[Message]:
+        """The message, its reply, and everything caused by it (through ``cause_id``,
+        transitively), oldest first: what `trace` shows."""
+        with self._read() as conn:
+            self._fetch_by_id(conn, message_id)
+            rows = conn.execute(_RELATED_SQL, {"id": message_id}).fetchall()
+        return [message_from_row(r) for r in rows]
+
+    def dead(self) -> list[Message]:
+        """The dead letters, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE status = 'dead' ORDER BY seq"
+            ).fetchall()
+        return [message_from_row(r) for r in rows]
+
+    def retry(self, message_id: str) -> Message:
+        """A dead message back to pending with a fresh set of attempts and no TTL.
+        A failed request's error response is removed, so it can be answered again."""
+        with self._write() as conn:
+            message = self._fetch_by_id(conn, message_id)
+            if message.status != "dead":
+                raise errors.QueueError(
+                    f"message '{message_id}' is {message.status}, not dead: only dead "
+                    "letters can be retried"
+                )
+            conn.execute(
+                """
+                UPDATE messages SET status = 'pending', attempts = 0, error = NULL,
+                    error_detail = NULL, lease_owner = NULL, lease_expires = NULL,
+                    expires_at = NULL, done_at = NULL, claimed_at = NULL, available_at = ?
+                WHERE id = ?
+                """,
+                (self.now(), message_id),
+            )
+            conn.execute(
+                "DELETE FROM messages WHERE kind = 'response' AND correlation_id = ? "
+                "AND error IS NOT NULL",
+                (message_id,),
+            )
+            return self._fetch_by_id(conn, message_id)
+
+    def purge(self, *, statuses: Sequence[str] = ("done", "dead")) -> int:
+        """Delete every message in these statuses; returns how many."""
+        bad = [s for s in statuses if s not in STATUSES]
+        if bad:
+            raise ValueError(f"unknown status {bad[0]!r}; use {', '.join(STATUSES)}")
+        if not statuses:
+            return 0
+        marks = ", ".join("?" * len(statuses))
+        with self._write() as conn:
+            count = conn.execute(
+                f"DELETE FROM messages WHERE status IN ({marks})", tuple(statuses)
+            ).rowcount
+            conn.execute(
+                "DELETE FROM waits WHERE request_id NOT IN (SELECT id FROM messages)"
+            )
+        return count
+
+    def sweep(self, *, retention_s: float = 86400.0) -> SweepResult:
+        """Housekeeping, in one transaction: expired leases back to pending (dead when
+        attempts are used up), undelivered messages past their TTL to dead
+        ('expired'), done messages older than ``retention_s`` deleted, stale wait
+        edges dropped. Safe to run from any process at any time."""
+        now = self.now()
+        with self._write() as conn:
+            requeued, dead = self._expire_leases(conn, now)
+            expired = self._expire_ttl(conn, now)
+            pruned = conn.execute(
+                "DELETE FROM messages WHERE status = 'done' AND done_at <= ?",
+                (now - retention_s,),
+            ).rowcount
+            conn.execute("DELETE FROM waits WHERE expires_at <= ?", (now,))
+        return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
+
+    def pending_count(self, recipient: str) -> int:
+        """Messages waiting for ``recipient`` (pending, not yet claimed)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM messages WHERE recipient = ? AND status = 'pending' "
+                "AND kind != 'response'",
+                (recipient,),
+            ).fetchone()
+        return int(row[0])
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        recipient: str | None = None,
+        sender: str | None = None,
+        limit: int = 100,
+    ) -> list[Message]:
+        """Messages matching every filter given, newest first."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        clauses, params = [], []
+        for column, value in (("status", status), ("recipient", recipient), ("sender", sender)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = " AND ".join(clauses) or "1"
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY seq DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [message_from_row(r) for r in rows]

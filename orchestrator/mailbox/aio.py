@@ -1,0 +1,266 @@
+"""The async mailbox: the same operations, never blocking the event loop.
+
+Every call runs the synchronous :class:`Mailbox` in a worker thread
+(``anyio.to_thread``), one at a time per client (SQLite serialises writers
+anyway, and a waiting task waits in the event loop, not in a parked thread).
+Waits sleep on the change feed inside the event loop, so they hold no thread
+and a cancelled wait returns at once; its wait-for edge is cleared on the
+way out (shielded from the cancellation).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Literal, TypeVar
+
+import anyio
+
+from orchestrator import errors
+from orchestrator.mailbox.model import (
+    DEFAULT_LEASE_S,
+    DEFAULT_MAX_ATTEMPTS,
+    AgentInfo,
+    Message,
+    SweepResult,
+)
+from orchestrator.mailbox.sending import SendKind
+from orchestrator.mailbox.store import Mailbox
+
+T = TypeVar("T")
+
+
+class AsyncMailbox:
+    """``async with AsyncMailbox(path) as mailbox: ...`` — opens in a worker thread."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        clock: Callable[[], float] = time.time,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    ) -> None:
+        self._args = (path, create, clock, synchronous)
+        self._mb: Mailbox | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+        self._closed = False
+
+    def _open(self) -> Mailbox:
+        if self._closed:
+            raise errors.DatabaseError(str(self._args[0]), "this mailbox is closed")
+        if self._mb is None:
+            path, create, clock, synchronous = self._args
+            self._mb = Mailbox(path, create=create, clock=clock, synchronous=synchronous)
+        return self._mb
+
+    @property
+    def sync(self) -> Mailbox:
+        """The underlying synchronous Mailbox, for tools written sync. Thread-safe
+        (calls are serialised); do not call its waits from the event loop thread."""
+        return self._open()
+
+    async def open(self) -> AsyncMailbox:
+        """Open (and migrate) the database now, so errors show up here."""
+        await anyio.to_thread.run_sync(self._open, limiter=self._limiter)
+        return self
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._close, limiter=self._limiter)
+
+    def _close(self) -> None:
+        self._closed = True
+        if self._mb is not None:
+            self._mb.close()
+
+    async def __aenter__(self) -> AsyncMailbox:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def path(self) -> Any:
+        return self._open().path
+
+    async def _call(self, fn: Callable[[Mailbox], T]) -> T:
+        def run() -> T:
+            return fn(self._open())
+
+        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+
+    # --- registry -----------------------------------------------------------
+
+    async def register(
+        self, name: str, description: str = "", *, pid: int | None = None,
+        state: str = "registered", meta: dict[str, Any] | None = None,
+    ) -> AgentInfo:
+        return await self._call(
+            lambda m: m.register(name, description, pid=pid, state=state, meta=meta)
+        )
+
+    async def update_agent(
+        self, name: str, *, state: str | None = None, pid: int | None = None,
+        meta: dict[str, Any] | None = None, heartbeat: bool = True,
+    ) -> None:
+        await self._call(
+            lambda m: m.update_agent(name, state=state, pid=pid, meta=meta, heartbeat=heartbeat)
+        )
+
+    async def unregister(self, name: str) -> None:
+        await self._call(lambda m: m.unregister(name))
+
+    async def agents(self) -> list[AgentInfo]:
+        return await self._call(lambda m: m.agents())
+
+    async def agent(self, name: str) -> AgentInfo | None:
+        return await self._call(lambda m: m.agent(name))
+
+    # --- sending ------------------------------------------------------------
+
+    async def send(
+        self, sender: str, recipient: str, body: Any, *, kind: SendKind = "notice",
+        correlation_id: str | None = None, cause_id: str | None = None,
+        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> Message:
+        return await self._call(
+            lambda m: m.send(sender, recipient, body, kind=kind, correlation_id=correlation_id,
+                             cause_id=cause_id, ttl_s=ttl_s, max_attempts=max_attempts)
+        )
+
+    async def request(
+        self, sender: str, recipient: str, body: Any, *, cause_id: str | None = None,
+        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        wait_s: float | None = None,
+    ) -> Message:
+        return await self._call(
+            lambda m: m.request(sender, recipient, body, cause_id=cause_id, ttl_s=ttl_s,
+                                max_attempts=max_attempts, wait_s=wait_s)
+        )
+
+    async def broadcast(
+        self, sender: str, body: Any, *, ttl_s: float | None = None
+    ) -> list[Message]:
+        return await self._call(lambda m: m.broadcast(sender, body, ttl_s=ttl_s))
+
+    async def reply(self, request_id: str, sender: str, body: Any) -> Message:
+        return await self._call(lambda m: m.reply(request_id, sender, body))
+
+    async def fail_request(self, request_id: str, code: str, detail: str = "") -> bool:
+        return await self._call(lambda m: m.fail_request(request_id, code, detail))
+
+    # --- consuming ----------------------------------------------------------
+
+    async def claim(
+        self, recipient: str, *, owner: str, lease_s: float = DEFAULT_LEASE_S, limit: int = 1
+    ) -> list[Message]:
+        return await self._call(
+            lambda m: m.claim(recipient, owner=owner, lease_s=lease_s, limit=limit)
+        )
+
+    async def ack(self, message_ids: Sequence[str], *, owner: str) -> None:
+        await self._call(lambda m: m.ack(message_ids, owner=owner))
+
+    async def nack(
+        self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0
+    ) -> Message:
+        return await self._call(
+            lambda m: m.nack(message_id, owner=owner, error=error, delay_s=delay_s)
+        )
+
+    async def extend(self, message_ids: Sequence[str], *, owner: str, lease_s: float) -> None:
+        await self._call(lambda m: m.extend(message_ids, owner=owner, lease_s=lease_s))
+
+    async def release(self, owner: str) -> int:
+        return await self._call(lambda m: m.release(owner))
+
+    # --- waiting ------------------------------------------------------------
+
+    async def wait_for_reply(self, request_id: str, timeout_s: float) -> Message:
+        """As :meth:`Mailbox.wait_for_reply`; cancellable, holds no thread while idle."""
+        deadline = anyio.current_time() + timeout_s
+        answered = False
+        try:
+            reply, _ = await self._call(lambda m: m.poll_reply(request_id))
+            if reply is not None:
+                answered = True
+                return reply
+            mb = await anyio.to_thread.run_sync(self._open, limiter=self._limiter)
+            with mb.feed.watching() as waiter:
+                while True:
+                    seen = waiter.generation
+                    reply, due_in = await self._call(lambda m: m.poll_reply(request_id))
+                    if reply is not None:
+                        answered = True
+                        return reply
+                    remaining = deadline - anyio.current_time()
+                    if remaining <= 0:
+                        raise errors.RequestTimeout(request_id, timeout_s)
+                    await waiter.wait_async(seen, min(remaining, due_in))
+        finally:
+            if not answered and not self._closed:
+                with anyio.CancelScope(shield=True):
+                    await self._call(lambda m: m.clear_wait(request_id))
+
+    async def wait_for_messages(self, recipient: str, timeout_s: float) -> bool:
+        """As :meth:`Mailbox.wait_for_messages`; cancellable, holds no thread while idle."""
+        deadline = anyio.current_time() + timeout_s
+        if (await self._call(lambda m: m.poll_inbox(recipient)))[0]:
+            return True
+        mb = await anyio.to_thread.run_sync(self._open, limiter=self._limiter)
+        with mb.feed.watching() as waiter:
+            while True:
+                seen = waiter.generation
+                ready, due_in = await self._call(lambda m: m.poll_inbox(recipient))
+                if ready:
+                    return True
+                remaining = deadline - anyio.current_time()
+                if remaining <= 0:
+                    return False
+                await waiter.wait_async(seen, min(remaining, due_in))
+
+    # --- admin --------------------------------------------------------------
+
+    async def get(self, message_id: str) -> Message:
+        return await self._call(lambda m: m.get(message_id))
+
+    async def find_reply(self, request_id: str) -> Message | None:
+        return await self._call(lambda m: m.find_reply(request_id))
+
+    async def related(self, message_id: str) -> list[Message]:
+        return await self._call(lambda m: m.related(message_id))
+
+    async def dead(self) -> list[Message]:
+        return await self._call(lambda m: m.dead())
+
+    async def retry(self, message_id: str) -> Message:
+        return await self._call(lambda m: m.retry(message_id))
+
+    async def purge(self, *, statuses: Sequence[str] = ("done", "dead")) -> int:
+        return await self._call(lambda m: m.purge(statuses=statuses))
+
+    async def sweep(self, *, retention_s: float = 86400.0) -> SweepResult:
+        return await self._call(lambda m: m.sweep(retention_s=retention_s))
+
+    async def pending_count(self, recipient: str) -> int:
+        return await self._call(lambda m: m.pending_count(recipient))
+
+    async def wake_all(self) -> None:
+        await self._call(lambda m: m.wake_all())
+
+    async def list(
+        self, *, status: str | None = None, recipient: str | None = None,
+        sender: str | None = None, limit: int = 100,
+    ) -> list[Message]:
+        # Last in the class: its name would shadow the builtin in later annotations.
+        return await self._call(
+            lambda m: m.list(status=status, recipient=recipient, sender=sender, limit=limit)
+        )

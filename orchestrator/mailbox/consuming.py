@@ -1,0 +1,214 @@
+"""Taking messages out: claim with a lease, ack, nack, extend, release.
+
+A consumer names itself with ``owner`` (unique per incarnation, e.g.
+``"alice:4242:1f3a"``): only the owner of a lease may ack, nack or extend it,
+so a consumer that lost its lease (it stalled, the lease expired, someone else
+claimed the message) gets LeaseLost instead of acking twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+
+from orchestrator import errors
+from orchestrator.mailbox.core import MailboxCore
+from orchestrator.mailbox.model import (
+    DEFAULT_LEASE_S,
+    ERR_EXPIRED,
+    ERR_MAX_ATTEMPTS,
+    MESSAGE_COLUMNS,
+    Message,
+    message_from_row,
+)
+
+_N_COLUMNS = MESSAGE_COLUMNS.count(",") + 1
+
+
+class ConsumeOps(MailboxCore):
+    @staticmethod
+    def _expire_leases(
+        conn: sqlite3.Connection, now: float, recipient: str | None = None
+    ) -> tuple[int, int]:
+        """Expired leases back to pending, or dead once attempts are used up.
+        Returns (requeued, dead)."""
+        scope = "" if recipient is None else "AND recipient = :recipient"
+        params = {"now": now, "recipient": recipient}
+        dead_ids = [
+            r[0]
+            for r in conn.execute(
+                f"""
+                UPDATE messages SET status = 'dead', error = '{ERR_MAX_ATTEMPTS}',
+                    error_detail = coalesce(error_detail, 'lease expired on the last attempt'),
+                    lease_expires = NULL, done_at = :now
+                WHERE status = 'leased' AND lease_expires <= :now
+                  AND attempts >= max_attempts {scope}
+                RETURNING id
+                """,
+                params,
+            )
+        ]
+        requeued = conn.execute(
+            f"""
+            UPDATE messages SET status = 'pending', lease_owner = NULL, lease_expires = NULL
+            WHERE status = 'leased' AND lease_expires <= :now {scope}
+            """,
+            params,
+        ).rowcount
+        ConsumeOps._drop_waits(conn, dead_ids)
+        return requeued, len(dead_ids)
+
+    @staticmethod
+    def _expire_ttl(conn: sqlite3.Connection, now: float, recipient: str | None = None) -> int:
+        """Undelivered messages past their TTL -> dead 'expired'."""
+        scope = "" if recipient is None else "AND recipient = :recipient"
+        dead_ids = [
+            r[0]
+            for r in conn.execute(
+                f"""
+                UPDATE messages SET status = 'dead', error = '{ERR_EXPIRED}',
+                    error_detail = 'not delivered before its TTL', done_at = :now
+                WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= :now
+                  {scope}
+                RETURNING id
+                """,
+                {"now": now, "recipient": recipient},
+            )
+        ]
+        ConsumeOps._drop_waits(conn, dead_ids)
+        return len(dead_ids)
+
+    @staticmethod
+    def _drop_waits(conn: sqlite3.Connection, request_ids: Sequence[str]) -> None:
+        if request_ids:
+            conn.execute(
+                "DELETE FROM waits WHERE request_id IN (SELECT value FROM json_each(?))",
+                (_json_list(request_ids),),
+            )
+
+    def claim(
+        self, recipient: str, *, owner: str, lease_s: float = DEFAULT_LEASE_S, limit: int = 1
+    ) -> list[Message]:
+        """Lease up to ``limit`` messages for ``recipient``, oldest first.
+
+        Atomic across processes (one UPDATE ... RETURNING under BEGIN IMMEDIATE).
+        Also returns this recipient's expired leases to pending first, so a
+        crashed consumer's messages come back even when nobody runs sweep().
+        """
+        if limit < 1:
+            return []
+        now = self.now()
+        with self._write() as conn:
+            self._expire_leases(conn, now, recipient)
+            self._expire_ttl(conn, now, recipient)
+            rows = conn.execute(
+                f"""
+                UPDATE messages SET status = 'leased', lease_owner = :owner,
+                    lease_expires = :expires, attempts = attempts + 1, claimed_at = :now
+                WHERE seq IN (
+                    SELECT seq FROM messages
+                    WHERE recipient = :recipient AND status = 'pending' AND kind != 'response'
+                      AND available_at <= :now
+                      AND (expires_at IS NULL OR expires_at > :now)
+                    ORDER BY available_at, seq LIMIT :limit)
+                RETURNING {MESSAGE_COLUMNS}, available_at, seq
+                """,
+                {"owner": owner, "expires": now + lease_s, "now": now,
+                 "recipient": recipient, "limit": limit},
+            ).fetchall()
+        rows.sort(key=lambda r: (r[-2], r[-1]))  # RETURNING order is unspecified
+        return [message_from_row(r[:_N_COLUMNS]) for r in rows]
+
+    def ack(self, message_ids: Sequence[str], *, owner: str) -> None:
+        """Mark leased messages done. All or nothing: if any id is not leased by
+        ``owner`` (any more), nothing is acked and LeaseLost names that id."""
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return
+        with self._write() as conn:
+            done = {
+                r[0]
+                for r in conn.execute(
+                    """
+                    UPDATE messages SET status = 'done', done_at = ?, lease_expires = NULL
+                    WHERE id IN (SELECT value FROM json_each(?))
+                      AND status = 'leased' AND lease_owner = ?
+                    RETURNING id
+                    """,
+                    (self.now(), _json_list(ids), owner),
+                )
+            }
+            if len(done) != len(ids):
+                missing = next(i for i in ids if i not in done)
+                raise errors.LeaseLost(missing, owner)
+
+    def nack(
+        self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0
+    ) -> Message:
+        """Give a message back: pending again after ``delay_s``, or dead with error
+        ``max_attempts`` when its attempts are used up. ``error`` is kept as detail."""
+        now = self.now()
+        with self._write() as conn:
+            message = self._fetch_by_id(conn, message_id)
+            if message.status != "leased" or message.lease_owner != owner:
+                raise errors.LeaseLost(message_id, owner)
+            if message.attempts >= message.max_attempts:
+                conn.execute(
+                    f"""
+                    UPDATE messages SET status = 'dead', error = '{ERR_MAX_ATTEMPTS}',
+                        error_detail = ?, lease_expires = NULL, done_at = ?
+                    WHERE id = ?
+                    """,
+                    (error, now, message_id),
+                )
+                self._drop_waits(conn, [message_id])
+            else:
+                conn.execute(
+                    """
+                    UPDATE messages SET status = 'pending', lease_owner = NULL,
+                        lease_expires = NULL, available_at = ?, error_detail = ?
+                    WHERE id = ?
+                    """,
+                    (now + max(delay_s, 0.0), error, message_id),
+                )
+            return self._fetch_by_id(conn, message_id)
+
+    def extend(self, message_ids: Sequence[str], *, owner: str, lease_s: float) -> None:
+        """Push the lease of messages still held by ``owner`` to now + ``lease_s``."""
+        ids = list(dict.fromkeys(message_ids))
+        if not ids:
+            return
+        with self._write() as conn:
+            held = {
+                r[0]
+                for r in conn.execute(
+                    """
+                    UPDATE messages SET lease_expires = ?
+                    WHERE id IN (SELECT value FROM json_each(?))
+                      AND status = 'leased' AND lease_owner = ?
+                    RETURNING id
+                    """,
+                    (self.now() + lease_s, _json_list(ids), owner),
+                )
+            }
+            if len(held) != len(ids):
+                raise errors.LeaseLost(next(i for i in ids if i not in held), owner)
+
+    def release(self, owner: str) -> int:
+        """Every message leased by ``owner`` back to pending without counting the
+        attempt (a graceful shutdown). Returns how many."""
+        with self._write() as conn:
+            return conn.execute(
+                """
+                UPDATE messages SET status = 'pending', attempts = max(attempts - 1, 0),
+                    lease_owner = NULL, lease_expires = NULL
+                WHERE status = 'leased' AND lease_owner = ?
+                """,
+                (owner,),
+            ).rowcount
+
+
+def _json_list(ids: Sequence[str]) -> str:
+    """One bound parameter for any number of ids (``IN (SELECT value FROM json_each(?))``)."""
+    return json.dumps(list(ids))

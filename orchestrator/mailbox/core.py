@@ -1,0 +1,145 @@
+"""The connection every part of :class:`Mailbox` shares: transactions, clock, errors."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from orchestrator import errors
+from orchestrator.mailbox import schema
+from orchestrator.mailbox.model import (
+    MESSAGE_COLUMNS,
+    USER,
+    Message,
+    message_from_row,
+)
+from orchestrator.mailbox.wakeup import ChangeFeed, acquire_feed, release_feed
+
+Clock = Callable[[], float]
+
+
+class MailboxCore:
+    """Owns one SQLite connection. Calls are serialised by a lock, so an instance
+    may be shared between threads; for parallel work open one per thread."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        clock: Clock = time.time,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    ) -> None:
+        self.path = Path(path).absolute()
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = schema.connect(
+            self.path, create=create, synchronous=synchronous
+        )
+        self._feed: ChangeFeed | None = acquire_feed(self.path)
+
+    # --- lifecycle ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; idempotent."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._feed is not None:
+                release_feed(self._feed)
+                self._feed = None
+
+    @property
+    def feed(self) -> ChangeFeed:
+        if self._feed is None:
+            raise errors.DatabaseError(str(self.path), "this mailbox is closed")
+        return self._feed
+
+    def now(self) -> float:
+        """The clock used for every timestamp (injectable for tests)."""
+        return self._clock()
+
+    # --- transactions -------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise errors.DatabaseError(str(self.path), "this mailbox is closed")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A short BEGIN IMMEDIATE transaction: the write lock is taken up front, so
+        busy_timeout covers contention and no read snapshot can go stale mid-way."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise schema.translate(self.path, exc) from exc
+            try:
+                yield conn
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                    raise schema.translate(self.path, exc) from exc
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise schema.translate(self.path, exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """Autocommit reads (each statement sees the latest commit)."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise schema.translate(self.path, exc) from exc
+
+    # --- shared lookups -----------------------------------------------------
+
+    @staticmethod
+    def _fetch(conn: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> Message | None:
+        row = conn.execute(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where}", params
+        ).fetchone()
+        return None if row is None else message_from_row(row)
+
+    @classmethod
+    def _fetch_by_id(cls, conn: sqlite3.Connection, message_id: str) -> Message:
+        message = cls._fetch(conn, "id = ?", (message_id,))
+        if message is None:
+            raise errors.MessageNotFound(message_id)
+        return message
+
+    @classmethod
+    def _fetch_reply(cls, conn: sqlite3.Connection, request_id: str) -> Message | None:
+        return cls._fetch(conn, "correlation_id = ? AND kind = 'response'", (request_id,))
+
+    @staticmethod
+    def _known_names(conn: sqlite3.Connection) -> list[str]:
+        rows = conn.execute("SELECT name FROM agents ORDER BY name").fetchall()
+        return [USER, *(r[0] for r in rows if r[0] != USER)]
+
+    @classmethod
+    def _check_recipient(cls, conn: sqlite3.Connection, recipient: str) -> None:
+        if recipient == USER:
+            return
+        if conn.execute("SELECT 1 FROM agents WHERE name = ?", (recipient,)).fetchone() is None:
+            raise errors.RecipientUnknown(recipient, cls._known_names(conn))
+
+    def wake_all(self) -> None:
+        """Nudge every waiter in this process (other processes wake on the commit itself)."""
+        self.feed.notify()

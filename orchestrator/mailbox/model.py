@@ -1,0 +1,167 @@
+"""The queue's value types, constants and id format. Pure data, no I/O."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from orchestrator import errors
+
+USER: Final = "user"
+"""The person at the CLI: always a valid sender and recipient, never registered."""
+
+SUPERVISOR: Final = "supervisor"
+"""Reserved name the supervisor registers under; CLI control commands are requests to it."""
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+"""Largest encoded (UTF-8 JSON) body accepted: 1 MiB. Bigger payloads belong in files."""
+
+DEFAULT_MAX_ATTEMPTS: Final = 5
+"""Deliveries before a message goes dead with error ``max_attempts``."""
+
+DEFAULT_LEASE_S: Final = 30.0
+"""How long a claim holds a message before another consumer may take it."""
+
+Kind = Literal["request", "response", "notice", "broadcast"]
+Status = Literal["pending", "leased", "done", "dead"]
+KINDS: Final = ("request", "response", "notice", "broadcast")
+STATUSES: Final = ("pending", "leased", "done", "dead")
+
+# Stable error codes written to ``messages.error``.
+ERR_EXPIRED: Final = "expired"
+ERR_MAX_ATTEMPTS: Final = "max_attempts"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One row of the ``messages`` table, body decoded."""
+
+    id: str
+    kind: str
+    sender: str
+    recipient: str
+    correlation_id: str | None
+    cause_id: str | None
+    body: Any
+    status: str
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_expires: float | None
+    available_at: float
+    created_at: float
+    expires_at: float | None
+    claimed_at: float | None
+    done_at: float | None
+    error: str | None
+    error_detail: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """One row of the ``agents`` table (the registry)."""
+
+    name: str
+    description: str
+    pid: int | None
+    state: str
+    heartbeat_at: float | None
+    registered_at: float
+    meta: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one :meth:`Mailbox.sweep` changed."""
+
+    requeued: int
+    expired: int
+    dead: int
+    pruned: int
+
+
+MESSAGE_COLUMNS: Final = (
+    "id, kind, sender, recipient, correlation_id, cause_id, body, status, attempts, "
+    "max_attempts, lease_owner, lease_expires, available_at, created_at, expires_at, "
+    "claimed_at, done_at, error, error_detail"
+)
+AGENT_COLUMNS: Final = "name, description, pid, state, heartbeat_at, registered_at, meta"
+
+
+def message_from_row(row: tuple[Any, ...]) -> Message:
+    """Build a :class:`Message` from a row selected with :data:`MESSAGE_COLUMNS`."""
+    fields = list(row)
+    fields[6] = json.loads(fields[6])
+    return Message(*fields)
+
+
+def agent_from_row(row: tuple[Any, ...]) -> AgentInfo:
+    name, description, pid, state, heartbeat_at, registered_at, meta = row
+    return AgentInfo(name, description, pid, state, heartbeat_at, registered_at, json.loads(meta))
+
+
+def encode_body(body: Any) -> str:
+    """JSON-encode a body, refusing what other languages could not read back."""
+    try:
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidBody(
+            f"body is not JSON-serialisable ({exc}); send str, int, float, bool, None, "
+            "or lists/dicts of them"
+        ) from exc
+    size = len(text.encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        raise errors.InvalidBody(
+            f"body is {size} bytes encoded, over the {MAX_BODY_BYTES}-byte limit; "
+            "put large payloads in a file and send its path"
+        )
+    return text
+
+
+def encode_meta(meta: dict[str, Any]) -> str:
+    try:
+        return json.dumps(meta, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidBody(f"agent meta is not JSON-serialisable ({exc})") from exc
+
+
+# --- ids ----------------------------------------------------------------------
+# 16 characters of Crockford base32 (lower case, no i/l/o/u): 48 bits of
+# milliseconds then 32 bits that start random and count up within one
+# millisecond in this process. Ids sort by creation time, are short enough to
+# type in `queue show ID`, and stay unique across processes (a collision is
+# retried by the store, see sending.py).
+
+_ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+_id_lock = threading.Lock()
+_last_ms = -1
+_counter = 0
+
+
+def new_id() -> str:
+    global _last_ms, _counter  # noqa: PLW0603 - per-process monotonic state, guarded by _id_lock
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms = ms
+            _counter = int.from_bytes(os.urandom(4), "big") >> 1  # headroom to count up
+        else:
+            ms = _last_ms
+            _counter = (_counter + 1) & 0xFFFFFFFF
+        n = (ms << 32) | _counter
+    out = []
+    for _ in range(16):
+        out.append(_ALPHABET[n & 31])
+        n >>= 5
+    return "".join(reversed(out))

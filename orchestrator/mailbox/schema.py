@@ -1,0 +1,222 @@
+"""Opening the database file: permissions, pragmas, schema version and migrations.
+
+The tables are documented for other languages in queue/README.md; keep that
+in step with :data:`MIGRATIONS`. A migration is only ever appended, never
+edited: ``PRAGMA user_version`` records how many have run.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from orchestrator import errors
+
+BUSY_TIMEOUT_MS: Final = 10_000
+"""How long a writer waits for another process's write transaction to finish."""
+
+# Timestamps are REAL unix seconds. `now()` in SQL, for plain-SQL writers:
+_NOW: Final = "((julianday('now') - 2440587.5) * 86400.0)"
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: messages, agents, wait-for edges
+    f"""
+    CREATE TABLE messages (
+        seq            INTEGER PRIMARY KEY,
+        id             TEXT NOT NULL UNIQUE DEFAULT (lower(hex(randomblob(8)))),
+        kind           TEXT NOT NULL DEFAULT 'notice'
+                       CHECK (kind IN ('request', 'response', 'notice', 'broadcast')),
+        sender         TEXT NOT NULL,
+        recipient      TEXT NOT NULL,
+        correlation_id TEXT,
+        cause_id       TEXT,
+        body           TEXT NOT NULL DEFAULT 'null' CHECK (json_valid(body)),
+        status         TEXT NOT NULL DEFAULT 'pending'
+                       CHECK (status IN ('pending', 'leased', 'done', 'dead')),
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        max_attempts   INTEGER NOT NULL DEFAULT 5 CHECK (max_attempts >= 1),
+        lease_owner    TEXT,
+        lease_expires  REAL,
+        available_at   REAL NOT NULL DEFAULT {_NOW},
+        created_at     REAL NOT NULL DEFAULT {_NOW},
+        expires_at     REAL,
+        claimed_at     REAL,
+        done_at        REAL,
+        error          TEXT,
+        error_detail   TEXT
+    );
+    -- claim: the oldest available pending message for one recipient
+    CREATE INDEX messages_claim ON messages (recipient, available_at, seq)
+        WHERE status = 'pending' AND kind != 'response';
+    -- lease expiry (sweep, and claim's self-healing of crashed consumers)
+    CREATE INDEX messages_leased ON messages (recipient, lease_expires) WHERE status = 'leased';
+    -- TTL expiry of undelivered messages
+    CREATE INDEX messages_ttl ON messages (expires_at)
+        WHERE status = 'pending' AND expires_at IS NOT NULL;
+    CREATE INDEX messages_done ON messages (done_at) WHERE status = 'done';
+    CREATE INDEX messages_dead ON messages (seq) WHERE status = 'dead';
+    CREATE INDEX messages_cause ON messages (cause_id) WHERE cause_id IS NOT NULL;
+    -- exactly one response per request
+    CREATE UNIQUE INDEX messages_one_reply ON messages (correlation_id)
+        WHERE kind = 'response';
+
+    CREATE TABLE agents (
+        name          TEXT PRIMARY KEY,
+        description   TEXT NOT NULL DEFAULT '',
+        pid           INTEGER,
+        state         TEXT NOT NULL DEFAULT 'registered',
+        heartbeat_at  REAL,
+        registered_at REAL NOT NULL DEFAULT {_NOW},
+        meta          TEXT NOT NULL DEFAULT '{{}}' CHECK (json_valid(meta))
+    );
+
+    -- who is blocked waiting for whose reply (deadlock detection)
+    CREATE TABLE waits (
+        request_id TEXT PRIMARY KEY,
+        waiter     TEXT NOT NULL,
+        target     TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE INDEX waits_waiter ON waits (waiter, expires_at);
+    """,
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+def _fail(path: Path, exc: BaseException) -> errors.DatabaseError:
+    """Turn a sqlite3/OS error met while opening into a DatabaseError that says what to do."""
+    text = str(exc)
+    low = text.lower()
+    if "not a database" in low or "malformed" in low or "corrupt" in low:
+        reason = (
+            f"not a usable SQLite database ({text}); move the file aside "
+            "(or delete it to start an empty queue) or pass another --db path"
+        )
+    elif "readonly" in low or "read-only" in low or isinstance(exc, PermissionError):
+        reason = (
+            f"the database is read-only ({text}); make the file and its folder writable "
+            "by this user (the -wal and -shm files live next to it) or pass another --db path"
+        )
+    elif "unable to open" in low:
+        reason = (
+            f"cannot open the database ({text}); check the folder exists and is writable "
+            "(SQLite creates -wal and -shm files next to it)"
+        )
+    else:
+        reason = text
+    return errors.DatabaseError(str(path), reason)
+
+
+def translate(path: Path, exc: sqlite3.Error) -> errors.DatabaseError:
+    """Errors raised by a query on an already open database (public for the store)."""
+    return _fail(path, exc)
+
+
+def _create_file(path: Path) -> None:
+    """Create the parent folder 0700 and the file 0600 before SQLite touches them.
+
+    SQLite gives the -wal and -shm files the permissions of the main file, so
+    the whole set stays private.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def connect(path: Path, *, create: bool, synchronous: str) -> sqlite3.Connection:
+    """Open, check and migrate the database; raise DatabaseError with a fix if unusable."""
+    if not path.exists():
+        if not create:
+            raise errors.DatabaseError(
+                str(path), "no queue database here; run `octy-orchestrate up` or pass --db"
+            )
+        try:
+            _create_file(path)
+        except OSError as exc:
+            raise _fail(path, exc) from exc
+    elif path.is_dir():
+        raise errors.DatabaseError(str(path), "is a directory; pass the path of a .db file")
+    try:
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (short write
+        # transactions that take the write lock up front, so busy_timeout applies).
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+    except sqlite3.Error as exc:
+        raise _fail(path, exc) from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise errors.DatabaseError(
+                str(path), f"cannot switch to WAL mode (got {mode!r}); is the folder writable?"
+            )
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _migrate(conn, path)
+    except errors.DatabaseError:
+        conn.close()
+        raise
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _fail(path, exc) from exc
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema forward; prove we can write (a read-only file fails here, not later)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise errors.DatabaseError(
+                str(path),
+                f"schema version {version} is newer than this octy-orchestrate understands "
+                f"({SCHEMA_VERSION}); upgrade octy-orchestrate",
+            )
+        if version == 0:
+            tables = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+            if tables:
+                names = ", ".join(t[0] for t in tables)
+                raise errors.DatabaseError(
+                    str(path),
+                    f"this SQLite file belongs to something else (tables: {names}); "
+                    "pass another --db path",
+                )
+        for script in MIGRATIONS[version:]:
+            for statement in _statements(script):
+                conn.execute(statement)
+        # Setting the version is a real page write even when unchanged: a
+        # read-only file fails here (SQLITE_READONLY) at open, not at the first
+        # send. With nothing to migrate we roll back, so opening writes nothing
+        # (and wakes no waiter).
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT" if version < SCHEMA_VERSION else "ROLLBACK")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script (executescript would COMMIT our transaction)."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out

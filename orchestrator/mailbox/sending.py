@@ -1,0 +1,211 @@
+"""Putting messages in: send, request (with deadlock refusal), broadcast, reply."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Literal
+
+from orchestrator import errors
+from orchestrator.mailbox.core import MailboxCore
+from orchestrator.mailbox.model import (
+    DEFAULT_MAX_ATTEMPTS,
+    MESSAGE_COLUMNS,
+    SUPERVISOR,
+    USER,
+    Message,
+    encode_body,
+    message_from_row,
+    new_id,
+)
+
+SendKind = Literal["notice", "request", "broadcast"]
+
+# Follows live wait-for edges from the recipient; a path that reaches the
+# sender means the recipient is (transitively) blocked on the sender already.
+# Paths never revisit a name, so the walk ends even if foreign writers left a cycle.
+_CYCLE_SQL = """
+WITH RECURSIVE reach(name, path) AS (
+    SELECT :recipient, :recipient
+    UNION ALL
+    SELECT w.target, reach.path || ' -> ' || w.target
+    FROM reach JOIN waits AS w ON w.waiter = reach.name
+    WHERE w.expires_at > :now
+      AND reach.name != :sender
+      AND instr(' -> ' || reach.path || ' -> ', ' -> ' || w.target || ' -> ') = 0
+)
+SELECT path FROM reach WHERE name = :sender LIMIT 1
+"""
+
+
+class SendOps(MailboxCore):
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        kind: str,
+        sender: str,
+        recipient: str,
+        body_text: str,
+        correlation_id: str | None = None,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        status: str = "pending",
+        error: str | None = None,
+        error_detail: str | None = None,
+    ) -> Message:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        now = self.now()
+        expires_at = None if ttl_s is None else now + ttl_s
+        done_at = now if status == "done" else None
+        for _ in range(5):
+            try:
+                row = conn.execute(
+                    f"""
+                    INSERT INTO messages (id, kind, sender, recipient, correlation_id, cause_id,
+                        body, status, attempts, max_attempts, available_at, created_at,
+                        expires_at, done_at, error, error_detail)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
+                    RETURNING {MESSAGE_COLUMNS}
+                    """,
+                    (new_id(), kind, sender, recipient, correlation_id, cause_id, body_text,
+                     status, max_attempts, now, now, expires_at, done_at, error, error_detail),
+                ).fetchone()
+            except sqlite3.IntegrityError as exc:
+                if "messages.id" in str(exc):  # two processes drew the same id: draw again
+                    continue
+                if kind == "response" and correlation_id is not None:
+                    raise errors.AlreadyReplied(correlation_id) from exc
+                raise
+            return message_from_row(row)
+        raise errors.QueueError("could not draw a unique message id")  # pragma: no cover
+
+    def send(
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        kind: SendKind = "notice",
+        correlation_id: str | None = None,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> Message:
+        """Queue one message for a registered recipient (or ``user``)."""
+        if kind not in ("notice", "request", "broadcast"):
+            raise ValueError(f"send() kind must be notice, request or broadcast, not {kind!r}")
+        body_text = encode_body(body)
+        with self._write() as conn:
+            self._check_recipient(conn, recipient)
+            return self._insert(
+                conn, kind=kind, sender=sender, recipient=recipient, body_text=body_text,
+                correlation_id=correlation_id, cause_id=cause_id, ttl_s=ttl_s,
+                max_attempts=max_attempts,
+            )
+
+    def request(
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        wait_s: float | None = None,
+    ) -> Message:
+        """Queue a request. With ``wait_s`` the sender declares it will block for the
+        reply; a request that would close a wait cycle raises WouldDeadlock, unwritten."""
+        body_text = encode_body(body)
+        with self._write() as conn:
+            self._check_recipient(conn, recipient)
+            now = self.now()
+            if wait_s is not None:
+                cycle = self._wait_cycle(conn, sender, recipient, now)
+                if cycle is not None:
+                    raise errors.WouldDeadlock(request_id="", detail=cycle)
+            message = self._insert(
+                conn, kind="request", sender=sender, recipient=recipient, body_text=body_text,
+                cause_id=cause_id, ttl_s=ttl_s, max_attempts=max_attempts,
+            )
+            if wait_s is not None:
+                conn.execute(
+                    "INSERT INTO waits (request_id, waiter, target, expires_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (message.id, sender, recipient, now + wait_s),
+                )
+        return message
+
+    @staticmethod
+    def _wait_cycle(
+        conn: sqlite3.Connection, sender: str, recipient: str, now: float
+    ) -> str | None:
+        """'a -> b -> a' if ``sender`` waiting on ``recipient`` would close a cycle."""
+        if sender == recipient:
+            return f"{sender} -> {sender}"
+        row = conn.execute(
+            _CYCLE_SQL, {"recipient": recipient, "sender": sender, "now": now}
+        ).fetchone()
+        return None if row is None else f"{sender} -> {row[0]}"
+
+    def broadcast(self, sender: str, body: Any, *, ttl_s: float | None = None) -> list[Message]:
+        """One ``broadcast`` message to every registered agent except the sender,
+        ``user`` and ``supervisor``, in one transaction."""
+        body_text = encode_body(body)
+        with self._write() as conn:
+            names = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM agents WHERE name NOT IN (?, ?, ?) ORDER BY name",
+                    (sender, USER, SUPERVISOR),
+                )
+            ]
+            return [
+                self._insert(conn, kind="broadcast", sender=sender, recipient=name,
+                             body_text=body_text, ttl_s=ttl_s)
+                for name in names
+            ]
+
+    def reply(self, request_id: str, sender: str, body: Any) -> Message:
+        """Answer a request. Exactly one response per request (a UNIQUE index)."""
+        body_text = encode_body(body)
+        with self._write() as conn:
+            request = self._fetch_by_id(conn, request_id)
+            if request.kind != "request":
+                raise errors.NotARequest(request_id, request.kind)
+            if self._fetch_reply(conn, request_id) is not None:
+                raise errors.AlreadyReplied(request_id)
+            response = self._insert(
+                conn, kind="response", sender=sender, recipient=request.sender,
+                body_text=body_text, correlation_id=request_id, cause_id=request_id,
+                status="done",
+            )
+            conn.execute("DELETE FROM waits WHERE request_id = ?", (request_id,))
+        return response
+
+    def fail_request(self, request_id: str, code: str, detail: str = "") -> bool:
+        """Answer a request with an error (the waiter raises the matching RequestFailed)
+        and move the request to the dead letters. False if it was already answered."""
+        with self._write() as conn:
+            request = self._fetch_by_id(conn, request_id)
+            if request.kind != "request":
+                raise errors.NotARequest(request_id, request.kind)
+            if self._fetch_reply(conn, request_id) is not None:
+                return False
+            self._insert(
+                conn, kind="response", sender=request.recipient, recipient=request.sender,
+                body_text="null", correlation_id=request_id, cause_id=request_id,
+                status="done", error=code, error_detail=detail or None,
+            )
+            conn.execute(
+                """
+                UPDATE messages SET status = 'dead', error = ?, error_detail = ?,
+                    lease_owner = NULL, lease_expires = NULL, done_at = ?
+                WHERE id = ? AND status IN ('pending', 'leased')
+                """,
+                (code, detail or None, self.now(), request_id),
+            )
+            conn.execute("DELETE FROM waits WHERE request_id = ?", (request_id,))
+        return True

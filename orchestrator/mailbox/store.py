@@ -1,0 +1,43 @@
+"""The synchronous mailbox: every operation, one class."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from orchestrator.mailbox.admin import AdminOps
+from orchestrator.mailbox.registry import RegistryOps
+from orchestrator.mailbox.sending import SendOps
+from orchestrator.mailbox.waiting import WaitOps
+
+
+class Mailbox(RegistryOps, SendOps, WaitOps, AdminOps):
+    """The SQLite message queue, synchronous.
+
+    ``Mailbox(path)`` creates the file (0600, folder 0700) if needed, switches
+    it to WAL, and migrates the schema. Every public method is one short
+    transaction; waits block the calling thread without busy-polling.
+
+    Thread safety: calls on one instance are serialised by a lock, so sharing
+    an instance between threads is safe but gives no parallelism; open one
+    per thread for that (SQLite connections are cheap). Never share one
+    across ``fork()``.
+
+    ``clock`` (default ``time.time``) stamps every timestamp and decides
+    expiry, so tests can move time; waits still sleep in real time.
+    ``synchronous="FULL"`` trades ~10x write throughput for surviving power
+    loss (see queue/README.md).
+    """
+
+    def __enter__(self) -> Mailbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Mailbox({str(self.path)!r})"

@@ -1,0 +1,125 @@
+"""Blocking until something happens: a reply, or a claimable message.
+
+Each wait is a loop of one cheap indexed check and a sleep on the change feed
+(woken by any commit to the database, see wakeup.py). The sleep is also cut
+short at the next moment the answer can change by the clock alone: a delayed
+message becoming available, a lease running out, a TTL passing.
+The ``poll_*`` checks are public so the async client runs the same loop.
+"""
+
+from __future__ import annotations
+
+import time
+
+from orchestrator import errors
+from orchestrator.mailbox.consuming import ConsumeOps
+from orchestrator.mailbox.model import Message
+
+_FOREVER = float("inf")
+
+
+class WaitOps(ConsumeOps):
+    def poll_reply(self, request_id: str) -> tuple[Message | None, float]:
+        """(the reply, or None while there is none; seconds until the clock alone could
+        change that). Raises the request's error: its error response as the matching
+        RequestFailed, RequestExpired when it went dead or passed its TTL."""
+        now = self.now()
+        with self._read() as conn:
+            reply = self._fetch_reply(conn, request_id)
+            request = self._fetch_by_id(conn, request_id) if reply is None else None
+        if reply is not None:
+            if reply.error is not None:
+                raise errors.request_error_from_code(
+                    reply.error, request_id, reply.error_detail or ""
+                )
+            return reply, 0.0
+        assert request is not None
+        if request.kind != "request":
+            raise errors.NotARequest(request_id, request.kind)
+        if request.status == "dead":
+            raise errors.RequestExpired(
+                request_id, f"{request.error}: {request.error_detail or ''}".rstrip(": ")
+            )
+        if request.status == "pending" and request.expires_at is not None:
+            if request.expires_at <= now:
+                with self._write() as conn:  # nobody swept yet: settle it now
+                    self._expire_ttl(conn, now, request.recipient)
+                raise errors.RequestExpired(request_id, "expired: not delivered before its TTL")
+            return None, request.expires_at - now
+        return None, _FOREVER
+
+    def clear_wait(self, request_id: str) -> None:
+        """Drop the wait-for edge of a request whose sender stopped waiting."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM waits WHERE request_id = ?", (request_id,))
+
+    def poll_inbox(self, recipient: str) -> tuple[bool, float]:
+        """(something is claimable for ``recipient`` now; seconds until the clock alone
+        could make something claimable: a delayed message, an expiring lease)."""
+        now = self.now()
+        with self._read() as conn:
+            ready, next_available, next_lease = conn.execute(
+                """
+                SELECT
+                  EXISTS (SELECT 1 FROM messages
+                          WHERE recipient = :r AND status = 'pending' AND kind != 'response'
+                            AND available_at <= :now
+                            AND (expires_at IS NULL OR expires_at > :now)),
+                  (SELECT min(available_at) FROM messages
+                   WHERE recipient = :r AND status = 'pending' AND kind != 'response'
+                     AND available_at > :now),
+                  (SELECT min(lease_expires) FROM messages
+                   WHERE recipient = :r AND status = 'leased')
+                """,
+                {"r": recipient, "now": now},
+            ).fetchone()
+        if ready or (next_lease is not None and next_lease <= now):
+            return True, 0.0
+        due = min(x for x in (next_available, next_lease, now + _FOREVER) if x is not None)
+        return False, due - now
+
+    def wait_for_reply(self, request_id: str, timeout_s: float) -> Message:
+        """Block until the request is answered; return the response.
+
+        Raises the error a failed request carries (RecipientFailed, ...),
+        RequestExpired if the request went dead, RequestTimeout after
+        ``timeout_s``. The request's wait-for edge is cleared on the way out.
+        """
+        deadline = time.monotonic() + timeout_s
+        answered = False
+        try:
+            reply, _ = self.poll_reply(request_id)
+            if reply is not None:
+                answered = True
+                return reply
+            with self.feed.watching() as waiter:
+                while True:
+                    seen = waiter.generation
+                    reply, due_in = self.poll_reply(request_id)
+                    if reply is not None:
+                        answered = True
+                        return reply
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise errors.RequestTimeout(request_id, timeout_s)
+                    waiter.wait(seen, min(remaining, due_in))
+        finally:
+            if not answered and self._conn is not None:
+                self.clear_wait(request_id)
+
+    def wait_for_messages(self, recipient: str, timeout_s: float) -> bool:
+        """Block until something is claimable for ``recipient`` (True) or ``timeout_s``
+        passes (False). Claiming is separate: another consumer may win the race."""
+        deadline = time.monotonic() + timeout_s
+        if self.poll_inbox(recipient)[0]:
+            return True
+        with self.feed.watching() as waiter:
+            while True:
+                seen = waiter.generation
+                ready, due_in = self.poll_inbox(recipient)
+                if ready:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                waiter.wait(seen, min(remaining, due_in))

@@ -1,0 +1,231 @@
+"""Wake waiters when the database changes, without busy-polling.
+
+One :class:`ChangeFeed` per database file per process. With inotify (Linux)
+a daemon thread sleeps in ``poll()`` on a watch of the database's directory
+and wakes on any write to ``<db>`` or ``<db>-wal`` — by any process,
+including plain SQL from another language — then bumps a generation counter
+that waiters block on. Waiters re-run one indexed query per wake-up.
+
+The watch is on only while at least one waiter in this process is inside
+:meth:`ChangeFeed.watching`: a producer that never waits, or a consumer busy
+with its own writes, is not woken by every commit (measured: a feed woken by
+its own process's commits more than doubled the cost of a send).
+
+Why a second "settle" wake-up 2 ms after a burst of events, and why the first
+sleep of a wait is at most 2 ms: SQLite writes the WAL frames (inotify fires)
+a few microseconds *before* it publishes the commit in the shared-memory
+index, so a waiter woken by the event — or one that started watching just
+after the write — can look too early and see nothing. The slow safety poll
+catches anything else (a writer descheduled for longer than the settle).
+
+Without inotify (not Linux, or the kernel's instance limit reached) waiters
+poll every :data:`FALLBACK_POLL_S`. ``OCTY_MAILBOX_WAKEUP=poll`` forces that
+mode (for measurements and tests of the fallback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final
+
+import anyio
+import sniffio
+import structlog
+
+from orchestrator.mailbox.inotify import DirectoryWatch, InotifyUnavailable
+
+SETTLE_S: Final = 0.002
+SAFETY_POLL_S: Final = 1.0
+"""Longest sleep between checks when inotify is active (missed-event insurance)."""
+FALLBACK_POLL_S: Final = 0.1
+"""Check interval when inotify is not available."""
+
+log = structlog.get_logger(__name__)
+
+
+class Waiter:
+    """One wait in progress (from :meth:`ChangeFeed.watching`)."""
+
+    def __init__(self, feed: ChangeFeed) -> None:
+        self._feed = feed
+        self._first = True
+
+    @property
+    def generation(self) -> int:
+        """Read this *before* checking the database, then pass it to :meth:`wait`."""
+        return self._feed.generation
+
+    def _cap(self, max_wait_s: float) -> float:
+        cap = SETTLE_S if self._first and self._feed.pushed else self._feed.poll_interval
+        self._first = False
+        return max(0.0, min(max_wait_s, cap))
+
+    def wait(self, seen: int, max_wait_s: float) -> None:
+        """Sleep until the generation moves past ``seen`` (or the time is up)."""
+        self._feed.wait(seen, self._cap(max_wait_s))
+
+    async def wait_async(self, seen: int, max_wait_s: float) -> None:
+        """:meth:`wait` for an event loop: no thread held, cancellable at once."""
+        await self._feed.wait_async(seen, self._cap(max_wait_s))
+
+
+class ChangeFeed:
+    """A generation counter bumped whenever the database may have changed."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._cond = threading.Condition()
+        self._generation = 0
+        self._async_waiters: set[Callable[[], object]] = set()
+        self._refs = 0
+        self._waiters = 0
+        self._watch: DirectoryWatch | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_r = self._stop_w = -1
+        self._tried = os.environ.get("OCTY_MAILBOX_WAKEUP", "inotify") == "poll"
+
+    @property
+    def pushed(self) -> bool:
+        """True when changes are pushed (inotify); False when waiters poll."""
+        return self._watch is not None
+
+    @property
+    def poll_interval(self) -> float:
+        """The longest a waiter sleeps before checking again without a wake-up."""
+        return SAFETY_POLL_S if self.pushed else FALLBACK_POLL_S
+
+    @property
+    def generation(self) -> int:
+        with self._cond:
+            return self._generation
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[Waiter]:
+        """Keep the inotify watch on while the caller waits inside this block."""
+        with self._cond:
+            self._start_locked()
+            if self._waiters == 0 and self._watch is not None:
+                self._watch.start()
+            self._waiters += 1
+        try:
+            yield Waiter(self)
+        finally:
+            with self._cond:
+                self._waiters -= 1
+                if self._waiters == 0 and self._watch is not None:
+                    self._watch.stop()
+
+    def notify(self) -> None:
+        """Wake every waiter in this process now."""
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+            callbacks = list(self._async_waiters)
+        for callback in callbacks:
+            with contextlib.suppress(RuntimeError):  # the waiter's loop already closed
+                callback()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self._cond:
+            if self._generation == seen and timeout > 0:
+                self._cond.wait(timeout)
+
+    async def wait_async(self, seen: int, seconds: float) -> None:
+        if sniffio.current_async_library() != "asyncio":
+            # Other backends: a worker thread we may abandon on cancellation;
+            # it returns by itself within `seconds` (at most poll_interval).
+            await anyio.to_thread.run_sync(self.wait, seen, seconds, abandon_on_cancel=True)
+            return
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(event.set)
+
+        with self._cond:
+            if self._generation != seen:
+                return
+            self._async_waiters.add(wake)
+        try:
+            with anyio.move_on_after(seconds):
+                await event.wait()
+        finally:
+            with self._cond:
+                self._async_waiters.discard(wake)
+
+    def _start_locked(self) -> None:
+        """First wait in this process: set up inotify and the reader thread."""
+        if self._tried:
+            return
+        self._tried = True
+        names = frozenset({self.db_path.name, f"{self.db_path.name}-wal",
+                           f"{self.db_path.name}-journal"})
+        try:
+            self._watch = DirectoryWatch(self.db_path.parent, names)
+        except InotifyUnavailable as exc:
+            log.warning("mailbox.wakeup_polling", db=str(self.db_path), reason=str(exc))
+            return
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(
+            target=self._run, args=(self._watch,), name=f"mailbox-feed:{self.db_path.name}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self, watch: DirectoryWatch) -> None:
+        poller = select.poll()
+        poller.register(watch.fd, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        settling = False
+        while True:
+            ready = poller.poll(SETTLE_S * 1000 if settling else None)
+            if any(fd == self._stop_r for fd, _ in ready):
+                return
+            if not ready:  # quiet for SETTLE_S after a burst: one more look
+                settling = False
+                self.notify()
+            elif watch.drain():
+                settling = True
+                self.notify()
+
+    def _close(self) -> None:
+        if self._thread is not None:
+            os.write(self._stop_w, b"x")
+            self._thread.join()
+            os.close(self._stop_r)
+            os.close(self._stop_w)
+            self._thread = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+        self.notify()  # nobody may sleep on a feed that no longer watches
+
+
+_feeds: dict[tuple[str, int], ChangeFeed] = {}
+_feeds_lock = threading.Lock()
+
+
+def acquire_feed(db_path: Path) -> ChangeFeed:
+    """The process's feed for this database (shared by every Mailbox on it)."""
+    key = (str(db_path), os.getpid())  # a forked child needs its own thread and watch
+    with _feeds_lock:
+        feed = _feeds.get(key)
+        if feed is None:
+            feed = _feeds[key] = ChangeFeed(db_path)
+        feed._refs += 1
+        return feed
+
+
+def release_feed(feed: ChangeFeed) -> None:
+    with _feeds_lock:
+        feed._refs -= 1
+        if feed._refs > 0:
+            return
+        _feeds.pop((str(feed.db_path), os.getpid()), None)
+    feed._close()
