@@ -27,7 +27,7 @@ class RecordedRequest(TypedDict):
     method: str
     path: str  # without the query string
     query: str
-    headers: dict[str, str]  # secrets redacted
+    headers: dict[str, str]  # names lower-cased, secrets redacted
     body: Any  # the parsed JSON body, or None
     side: bool  # a side request (no tools offered): never consumed the script
     answered_by: str  # a rule label, "default", "side", or "-" (not a messages request)
@@ -35,7 +35,9 @@ class RecordedRequest(TypedDict):
 
 
 def clean_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: (REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+    """Header names lower-cased (HTTP ignores case), secret values redacted."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return {k: (REDACTED if k in _SECRET_HEADERS else v) for k, v in lowered.items()}
 
 
 def _body(req: RecordedRequest) -> Mapping[str, Any]:
