@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -56,6 +57,32 @@ def add_common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
             default=None,
             help="queue database (default: the one named in agents.yaml, else queue/team.db)",
         )
+
+
+def resolve_db(args: argparse.Namespace) -> Path:
+    """The queue database a verb uses: ``--db``, else agents.yaml's ``database``, else the default.
+
+    agents.yaml is read from the current folder, through the roster loader when
+    it is installed (a broken agents.yaml is reported, not skipped over).
+    """
+    explicit: Path | None = getattr(args, "db", None)
+    if explicit is not None:
+        return explicit
+    roster_file = Path(DEFAULT_ROSTER)
+    if roster_file.is_file():
+        try:
+            roster = importlib.import_module("orchestrator.roster")
+        except ModuleNotFoundError as exc:  # the roster package is optional here
+            if exc.name != "orchestrator.roster":
+                raise
+        else:
+            load = getattr(roster, "load_roster", None)
+            if load is not None:
+                try:
+                    return Path(load(roster_file).database)
+                except errors.OrchestratorError as exc:
+                    raise failure_from(exc) from exc
+    return DEFAULT_DB
 
 
 def emit_json(data: Any) -> None:
