@@ -6,8 +6,8 @@ Used by the tests and by the offline demo; nothing else in the package knows
 it exists.
 
     with ScriptedModel("script.yaml") as model:
-        env = {"ANTHROPIC_BASE_URL": model.base_url, "ANTHROPIC_API_KEY": "sk-ant-test"}
-        ...
+        env = {**model.cli_env(), "HOME": fresh_home}  # base URL, fake key, offline
+        ...  # ClaudeSDKClient(ClaudeAgentOptions(env=env, ...))
         model.requests_matching("hello")  # what the CLI sent
 
 Script format (YAML, or a dict of the same shape)::
@@ -45,6 +45,7 @@ rule, unless a rule says ``side: true`` (such rules match only side requests).
 from __future__ import annotations
 
 from orchestrator.errors import ScriptError
+from orchestrator.scripted.client_env import FAKE_API_KEY, OFFLINE_ENV, cli_env
 from orchestrator.scripted.recording import (
     RecordedRequest,
     conversation,
@@ -57,6 +58,8 @@ from orchestrator.scripted.script import Answer, ApiError, Rule, Script, ToolCal
 from orchestrator.scripted.server import ScriptedModel
 
 __all__ = [
+    "FAKE_API_KEY",
+    "OFFLINE_ENV",
     "Answer",
     "ApiError",
     "RecordedRequest",
@@ -65,6 +68,7 @@ __all__ = [
     "ScriptError",
     "ScriptedModel",
     "ToolCall",
+    "cli_env",
     "conversation",
     "last_user_text",
     "system_prompt",

@@ -29,6 +29,7 @@ from claude_agent_sdk import (
 )
 
 from orchestrator.scripted_model import (
+    FAKE_API_KEY,
     Script,
     ScriptedModel,
     ScriptError,
@@ -613,13 +614,18 @@ async def test_cli_waits_out_a_slow_stream(scripted_model: Any, claude_options: 
 
 
 def test_claude_env_isolates_home_and_points_at_the_model(
-    scripted_model: Any, claude_env: Any, tmp_path: Path
+    scripted_model: Any, claude_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The env fixture gives the CLI the model's URL, a fake key, a private HOME, quiet switches."""
+    """The env fixture gives the CLI the model's URL, a fake key, a private HOME, quiet switches,
+    and blanks ambient credentials that would take precedence over the fake key."""
+    monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", "ambient-token")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
     model = scripted_model([])
     env = claude_env(model, CLAUDE_CODE_MAX_RETRIES="3")
     assert env["ANTHROPIC_BASE_URL"] == model.base_url
-    assert env["ANTHROPIC_API_KEY"].startswith("sk-ant-test")
+    assert env["ANTHROPIC_API_KEY"] == FAKE_API_KEY
+    assert env["ANTHROPIC_AUTH_TOKEN"] == ""
+    assert env["NO_PROXY"] == "127.0.0.1,localhost,internal.example"
     assert Path(env["HOME"]).is_dir()
     assert Path(env["HOME"]).is_relative_to(tmp_path)
     assert stat.S_IMODE(os.stat(env["HOME"]).st_mode) == 0o700

@@ -10,6 +10,7 @@ line per request on stderr.
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 import threading
@@ -20,10 +21,6 @@ from typing import Any
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.scripted_model import RecordedRequest, ScriptedModel, last_user_text
-
-# The key the CLI must be given; the scripted model accepts any key, this one
-# only has to look like a key and is obviously not a real secret.
-EXAMPLE_KEY = "sk-ant-scripted-model-not-a-secret"
 
 
 def register(subparsers: Any) -> None:
@@ -76,25 +73,40 @@ def run(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if not args.json:
-        print(f"scripted model stopped after {len(model.requests)} requests", file=sys.stderr)
+        print(
+            f"scripted model stopped after {_count(len(model.requests), 'request')}",
+            file=sys.stderr,
+        )
     return common.EXIT_OK
 
 
 def _announce(args: argparse.Namespace, model: ScriptedModel) -> None:
     script = model.script
+    env = {k: v for k, v in model.cli_env().items() if v and k != "no_proxy"}
     if args.json:
         common.emit_json(
-            {"ok": True, "base_url": model.base_url, "port": model.port, "script": str(args.script)}
+            {
+                "ok": True,
+                "base_url": model.base_url,
+                "port": model.port,
+                "script": str(args.script),
+                "env": env,
+            }
         )
         return
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     print(
         f"scripted model (not Claude: answers come from {script.source}, "
-        f"{len(script.rules)} rules) listening on {model.base_url}\n"
-        f"point the claude CLI at it:\n"
-        f"  export ANTHROPIC_BASE_URL={model.base_url} ANTHROPIC_API_KEY={EXAMPLE_KEY}\n"
-        f"stop with Ctrl-C",
+        f"{_count(len(script.rules), 'rule')}) listening on {model.base_url}\n"
+        "point a claude CLI at it (fresh HOME advised, it writes ~/.claude):\n"
+        f"  export {exports}\n"
+        "stop with Ctrl-C",
         flush=True,
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _print_request(req: RecordedRequest) -> None:

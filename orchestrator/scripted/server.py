@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.scripted import reading, wire
+from orchestrator.scripted.client_env import cli_env
 from orchestrator.scripted.recording import (
     MESSAGES_PATH,
     RecordedRequest,
@@ -117,6 +118,10 @@ class ScriptedModel:
     def base_url(self) -> str:
         """What ANTHROPIC_BASE_URL should be set to."""
         return f"http://{self._host}:{self.port}"
+
+    def cli_env(self) -> dict[str, str]:
+        """Environment variables that point a claude CLI here and keep it offline."""
+        return cli_env(self.base_url)
 
     # --- what was received ----------------------------------------------
 
