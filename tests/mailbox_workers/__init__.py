@@ -1,0 +1,1 @@
+"""Helpers and subprocess scripts for the mailbox tests (tests/test_mailbox_*.py)."""

@@ -1,0 +1,108 @@
+"""The agent registry: register (upsert), update, unregister, lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mailbox_workers.support import FakeClock
+
+from orchestrator import errors
+from orchestrator.mailbox import Mailbox
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def mb(tmp_path: Path, clock: FakeClock) -> Iterator[Mailbox]:
+    with Mailbox(tmp_path / "team.db", clock=clock) as mailbox:
+        yield mailbox
+
+
+def test_register_records_every_field(mb: Mailbox, clock: FakeClock) -> None:
+    """register() stores name, description, pid, state, meta and stamps both times."""
+    info = mb.register("alice", "writes code", pid=42, state="running", meta={"session": "s1"})
+    assert info.name == "alice"
+    assert info.description == "writes code"
+    assert info.pid == 42
+    assert info.state == "running"
+    assert info.meta == {"session": "s1"}
+    assert info.registered_at == clock.now
+    assert info.heartbeat_at == clock.now
+    assert mb.agent("alice") == info
+
+
+def test_register_again_updates_but_keeps_registration_time_and_meta(
+    mb: Mailbox, clock: FakeClock
+) -> None:
+    """A second register() is an upsert: new fields win, registered_at and meta (when None) stay."""
+    first = mb.register("alice", "old", meta={"turns": 3})
+    clock.advance(10)
+    second = mb.register("alice", "new", pid=7, state="running")
+    assert second.registered_at == first.registered_at
+    assert second.heartbeat_at == clock.now
+    assert (second.description, second.pid, second.state) == ("new", 7, "running")
+    assert second.meta == {"turns": 3}
+    assert len(mb.agents()) == 1
+
+
+def test_agents_lists_by_name_and_unknown_agent_is_none(mb: Mailbox) -> None:
+    """agents() is sorted by name; agent() of an unknown name is None."""
+    mb.register("zed")
+    mb.register("amy")
+    assert [a.name for a in mb.agents()] == ["amy", "zed"]
+    assert mb.agent("nobody") is None
+
+
+def test_update_agent_merges_meta_and_beats_heart(mb: Mailbox, clock: FakeClock) -> None:
+    """update_agent() merges meta keys, changes only the fields given, refreshes the heartbeat."""
+    mb.register("alice", "d", pid=1, state="starting", meta={"session": "s1", "turns": 1})
+    clock.advance(5)
+    mb.update_agent("alice", state="running", meta={"turns": 2, "cost": 0.5})
+    info = mb.agent("alice")
+    assert info is not None
+    assert info.state == "running"
+    assert info.pid == 1
+    assert info.meta == {"session": "s1", "turns": 2, "cost": 0.5}
+    assert info.heartbeat_at == clock.now
+
+
+def test_update_agent_without_heartbeat_keeps_the_old_one(mb: Mailbox, clock: FakeClock) -> None:
+    """heartbeat=False changes fields without pretending the agent is alive."""
+    before = mb.register("alice").heartbeat_at
+    clock.advance(5)
+    mb.update_agent("alice", state="failed", heartbeat=False)
+    info = mb.agent("alice")
+    assert info is not None
+    assert info.heartbeat_at == before
+    assert info.state == "failed"
+
+
+def test_update_unknown_agent_is_refused_with_known_names(mb: Mailbox) -> None:
+    """update_agent() on a name nobody registered raises RecipientUnknown listing the known ones."""
+    mb.register("alice")
+    with pytest.raises(errors.RecipientUnknown) as info:
+        mb.update_agent("alcie", state="running")
+    assert info.value.known == ["user", "alice"]
+
+
+def test_unregister_keeps_messages_waiting(mb: Mailbox) -> None:
+    """Removing an agent leaves its queued messages; they are claimable once it is back."""
+    mb.register("alice")
+    sent = mb.send("user", "alice", "hello")
+    mb.unregister("alice")
+    assert mb.agent("alice") is None
+    assert mb.get(sent.id).status == "pending"
+    mb.register("alice")
+    assert [m.id for m in mb.claim("alice", owner="w")] == [sent.id]
+
+
+def test_empty_name_is_refused(mb: Mailbox) -> None:
+    """An empty agent name is a programming error, caught before anything is written."""
+    with pytest.raises(ValueError, match="non-empty"):
+        mb.register("  ")
+    assert mb.agents() == []
