@@ -117,7 +117,9 @@ class NotARequest(QueueError):
     def __init__(self, message_id: str, kind: str) -> None:
         self.message_id = message_id
         self.kind = kind
-        super().__init__(f"message '{message_id}' is a {kind}, not a request: only requests take a reply")
+        super().__init__(
+            f"message '{message_id}' is a {kind}, not a request: only requests take a reply"
+        )
 
 
 class AlreadyReplied(QueueError):
@@ -136,7 +138,9 @@ class LeaseLost(QueueError):
     def __init__(self, message_id: str, owner: str) -> None:
         self.message_id = message_id
         self.owner = owner
-        super().__init__(f"message '{message_id}' is not leased by '{owner}' (lease expired or never held)")
+        super().__init__(
+            f"message '{message_id}' is not leased by '{owner}' (lease expired or never held)"
+        )
 
 
 class RequestFailed(QueueError):
@@ -147,7 +151,9 @@ class RequestFailed(QueueError):
     def __init__(self, request_id: str, detail: str = "") -> None:
         self.request_id = request_id
         self.detail = detail
-        super().__init__(f"request '{request_id}' failed ({self.code})" + (f": {detail}" if detail else ""))
+        super().__init__(
+            f"request '{request_id}' failed ({self.code})" + (f": {detail}" if detail else "")
+        )
 
 
 class RequestTimeout(RequestFailed):
@@ -200,7 +206,9 @@ class SupervisorNotRunning(SupervisorError):
 
     def __init__(self, db_path: str) -> None:
         self.db_path = db_path
-        super().__init__(f"no supervisor is running for {db_path}; start one with `octy-orchestrate up`")
+        super().__init__(
+            f"no supervisor is running for {db_path}; start one with `octy-orchestrate up`"
+        )
 
 
 class SupervisorAlreadyRunning(SupervisorError):

@@ -45,7 +45,7 @@ class Redactor:
             self._values |= {v for v in values if len(v) >= 6}
 
     def add_from_env(self, env: MutableMapping[str, str] | dict[str, str]) -> None:
-        """Remember the values of variables whose names look secret (ANTHROPIC_API_KEY, *_TOKEN…)."""
+        """Remember values of variables whose names look secret (ANTHROPIC_API_KEY, *_TOKEN…)."""
         self.add(v for k, v in env.items() if _SECRET_NAME.search(k))
 
     def text(self, value: str) -> str:
@@ -65,7 +65,9 @@ class Redactor:
             return [self.value(key, v) for v in value]
         return value
 
-    def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def __call__(
+        self, _logger: Any, _name: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         return {k: self.value(k, v) for k, v in event.items()}
 
 
@@ -77,7 +79,7 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
 
     def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        return open(fd, "a", encoding="utf-8")  # noqa: SIM115 - the handler owns and closes it
+        return open(fd, "a", encoding="utf-8")
 
 
 _COLOURS = ("36", "33", "35", "32", "34", "91", "96", "93", "95", "92")
@@ -96,7 +98,9 @@ def render_line(event: MutableMapping[str, Any], *, colour: bool, width: int = 1
     clock = ts[11:19] if len(ts) >= 19 else ts
     who = str(event.get("agent") or SUPERVISOR_LOG)
     fields = " ".join(
-        f"{k}={_short(v, width)}" for k, v in event.items() if k not in _QUIET_KEYS and v is not None
+        f"{k}={_short(v, width)}"
+        for k, v in event.items()
+        if k not in _QUIET_KEYS and v is not None
     )
     name = f"{who:<12}"
     level = str(event.get("level", "info"))
@@ -122,7 +126,12 @@ class _Router:
     """Final processor: writes the event to its files and the console, then drops it."""
 
     def __init__(
-        self, logs_dir: Path | None, console: TextIO | None, colour: bool, max_bytes: int, backups: int
+        self,
+        logs_dir: Path | None,
+        console: TextIO | None,
+        colour: bool,
+        max_bytes: int,
+        backups: int,
     ) -> None:
         self.logs_dir = logs_dir
         self.console = console
@@ -154,7 +163,9 @@ class _Router:
                 if isinstance(agent, str) and agent and agent != SUPERVISOR_LOG:
                     self._file(agent).emit(record)
             if self.console is not None:
-                self.console.write(render_line(event, colour=self.colour, width=self.body_width) + "\n")
+                self.console.write(
+                    render_line(event, colour=self.colour, width=self.body_width) + "\n"
+                )
                 self.console.flush()
         raise structlog.DropEvent
 

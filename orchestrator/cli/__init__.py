@@ -25,8 +25,10 @@ _VERB_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="octy-orchestrate",
-        description="Run a team of Claude Code agents: supervision, a durable queue, peer-to-peer ask/reply.",
-        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 timeout, 5 no supervisor running.",
+        description="Run a team of Claude Code agents: supervision, a durable queue, "
+        "peer-to-peer ask/reply.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 timeout, "
+        "5 no supervisor running.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")

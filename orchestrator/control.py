@@ -1,0 +1,114 @@
+"""Operator commands from the CLI to a running supervisor, through the database.
+
+A command is a request from ``user`` to the reserved recipient ``supervisor``
+with a body ``{"command": ..., "agent": ...}``; the answer is its reply. No
+second channel (socket, port) to secure: whoever can open the database file
+(0600) can command the team, as whoever can write ``agents.yaml`` can.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+
+from orchestrator import errors
+from orchestrator.lockfile import holder_pid
+from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailbox, Mailbox, Message
+
+if TYPE_CHECKING:
+    from orchestrator.supervisor import Supervisor
+
+log = structlog.get_logger()
+
+COMMANDS = ("start", "stop", "restart", "down", "reload")
+AGENT_COMMANDS = ("start", "stop", "restart")
+
+
+def send_command(
+    db_path: Path, command: str, *, agent: str | None = None, timeout_s: float = 30.0, **extra: Any
+) -> dict[str, Any]:
+    """Send one command and wait for the supervisor's acknowledgement."""
+    if holder_pid(db_path) is None:
+        raise errors.SupervisorNotRunning(str(db_path))
+    with Mailbox(db_path) as mailbox:
+        request = mailbox.request(
+            USER, SUPERVISOR, {"command": command, "agent": agent, **extra}, ttl_s=timeout_s
+        )
+        try:
+            response = mailbox.wait_for_reply(request.id, timeout_s)
+        except errors.RequestTimeout:
+            raise errors.RequestTimeout(
+                request.id,
+                timeout_s,
+                f"the supervisor did not acknowledge '{command}' within {timeout_s:g}s",
+            ) from None
+    body = response.body
+    return body if isinstance(body, dict) else {"ok": True, "result": body}
+
+
+async def serve_control(sup: Supervisor, mailbox: AsyncMailbox, owner: str) -> None:
+    async with anyio.create_task_group() as tg:
+        while True:
+            for message in await mailbox.claim(SUPERVISOR, owner=owner, lease_s=300.0, limit=10):
+                tg.start_soon(_handle, sup, mailbox, owner, message)
+            await mailbox.wait_for_messages(SUPERVISOR, 30.0)
+
+
+async def _handle(sup: Supervisor, mailbox: AsyncMailbox, owner: str, message: Message) -> None:
+    body = message.body if isinstance(message.body, dict) else {}
+    command, agent = body.get("command"), body.get("agent")
+    log.info("command", command=command, target=agent, sender=message.sender, message_id=message.id)
+    try:
+        result = await _run(sup, str(command), agent, body)
+    except errors.OrchestratorError as exc:
+        result = {"ok": False, "error": exc.code, "message": str(exc)}
+    if message.kind == "request":
+        with contextlib.suppress(errors.AlreadyReplied):
+            await mailbox.reply(message.id, SUPERVISOR, result)
+    await mailbox.ack([message.id], owner=owner)
+
+
+async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
+    if command not in COMMANDS:
+        return {
+            "ok": False,
+            "error": "unknown_command",
+            "message": f"unknown command '{command}'; known: {', '.join(COMMANDS)}",
+        }
+    if command in AGENT_COMMANDS:
+        if not isinstance(agent, str) or agent not in sup.slots:
+            return {
+                "ok": False,
+                "error": "not_found",
+                "message": f"no agent '{agent}' in the team; agents: {', '.join(sup.slots)}",
+            }
+        if command == "stop":
+            await sup.stop_agent(agent)
+        elif command == "start":
+            await sup.start_agent(agent)
+        else:
+            await sup.restart_agent(agent)
+        return {"ok": True, "command": command, "agent": agent}
+    if command == "reload":
+        ok = await sup.reload()
+        return {
+            "ok": ok,
+            "command": command,
+            **(
+                {}
+                if ok
+                else {
+                    "error": "roster_invalid",
+                    "message": "agents.yaml has errors; the team runs unchanged (see logs)",
+                }
+            ),
+        }
+    grace = body.get("grace_s")
+    if isinstance(grace, int | float):
+        sup.grace_s = float(grace)
+    sup.stop()
+    return {"ok": True, "command": "down", "grace_s": sup.grace_s}

@@ -1,0 +1,138 @@
+"""Turn an agent's roster entry into ``ClaudeAgentOptions`` for its claude process.
+
+Decisions made here, documented in the README ("How agents run"):
+- The relay tools (``mcp__octy__*``) are always allowed and offered directly:
+  ``ENABLE_TOOL_SEARCH=false`` stops the CLI deferring SDK MCP tools behind its
+  ToolSearch step (seen on CLI 2.1.331).
+- The CLI's own ``SendMessage``/``ListAgents`` (best-effort, not durable) are
+  disallowed unless the roster allows them by name: every message goes
+  through the durable queue.
+- ``setting_sources=["project"]``: an agent loads its working folder's
+  ``.claude/`` settings and CLAUDE.md, never the operator's personal
+  ``~/.claude/settings.json`` (hooks and permissions there were not written
+  for unattended agents).
+- The CLI runs in its own session (``setsid``) so a Ctrl-C at the terminal
+  reaches only the supervisor, which then stops agents gracefully, and so
+  its process group can be killed as a whole after it exits. It also gets a
+  parent-death signal (``setpriv --pdeathsig KILL``): a CLI whose supervisor
+  was SIGKILLed does not run on mid-turn, spending tokens on work nobody
+  will ack (seen: an orphaned CLI finishes its turn before noticing stdin
+  closed). The next ``up`` requeues its message and resumes its session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from claude_agent_sdk import (
+    CanUseToolShadowedWarning,
+    ClaudeAgentOptions,
+    PermissionResultAllow,
+    PermissionResultDeny,
+)
+
+from orchestrator.relay import SERVER, TOOL_NAMES, Relay, team_prompt
+from orchestrator.roster import AgentSpec, Roster
+
+CLI_OWN_MESSAGING = ("SendMessage", "ListAgents")
+CLI_ENV_DEFAULTS = {"ENABLE_TOOL_SEARCH": "false"}
+SETTING_SOURCES: list[Any] = ["project"]
+
+Permission = PermissionResultAllow | PermissionResultDeny
+CanUseTool = Callable[[str, dict[str, Any], Any], Awaitable[Permission]]
+
+
+def bundled_cli() -> str | None:
+    """The ``claude`` binary the SDK wheel ships, else one on PATH."""
+    candidate = resources.files("claude_agent_sdk") / "_bundled" / "claude"
+    if candidate.is_file():
+        return str(candidate)
+    return shutil.which("claude")
+
+
+def make_launcher(folder: Path | None = None) -> str | None:
+    """A private wrapper that execs the CLI in its own session with a parent-death signal.
+
+    Falls back to the plain CLI where util-linux's ``setsid``/``setpriv`` are missing.
+    """
+    cli = bundled_cli()
+    setsid, setpriv = shutil.which("setsid"), shutil.which("setpriv")
+    if cli is None or setsid is None:
+        return cli
+    folder = folder or Path(tempfile.mkdtemp(prefix="octy-"))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / "claude"
+    # exec keeps one pid throughout: the pid the SDK sees is the CLI's, and its group's.
+    chain = f'"{setsid}" ' + (f'"{setpriv}" --pdeathsig KILL ' if setpriv else "")
+    path.write_text(f'#!/bin/sh\nexec {chain}"{cli}" "$@"\n', encoding="utf-8")
+    os.chmod(path, 0o700)
+    return str(path)
+
+
+def build_options(
+    spec: AgentSpec,
+    roster: Roster,
+    relay: Relay,
+    can_use_tool: CanUseTool,
+    *,
+    resume: str | None,
+    cli_path: str | None,
+    stderr: Callable[[str], None],
+) -> ClaudeAgentOptions:
+    disallowed = list(spec.disallowed_tools)
+    disallowed += [t for t in CLI_OWN_MESSAGING if t not in spec.tools and t not in disallowed]
+    env = {**CLI_ENV_DEFAULTS, **dict(spec.env)}
+    with warnings.catch_warnings():
+        # The relay tools are allowed outright on purpose, so can_use_tool is not consulted for
+        # them; the SDK warns about exactly that.
+        warnings.simplefilter("ignore", CanUseToolShadowedWarning)
+        return _options(
+            spec,
+            roster=roster,
+            relay=relay,
+            can_use_tool=can_use_tool,
+            disallowed=disallowed,
+            env=env,
+            resume=resume,
+            cli_path=cli_path,
+            stderr=stderr,
+        )
+
+
+def _options(
+    spec: AgentSpec,
+    *,
+    roster: Roster,
+    relay: Relay,
+    can_use_tool: CanUseTool,
+    disallowed: list[str],
+    env: dict[str, str],
+    resume: str | None,
+    cli_path: str | None,
+    stderr: Callable[[str], None],
+) -> ClaudeAgentOptions:
+    return ClaudeAgentOptions(
+        system_prompt=spec.prompt + team_prompt(spec.name, roster),
+        model=spec.model,
+        fallback_model=spec.fallback_model,
+        allowed_tools=[*spec.tools, *TOOL_NAMES],
+        disallowed_tools=disallowed,
+        permission_mode=spec.permission_mode,  # type: ignore[arg-type]  # validated by the roster
+        can_use_tool=can_use_tool,
+        mcp_servers={SERVER: relay.server()},
+        cwd=str(spec.cwd),
+        env=env,
+        cli_path=cli_path,
+        stderr=stderr,
+        max_turns=spec.max_turns,
+        max_budget_usd=spec.max_budget_usd,
+        resume=resume,
+        setting_sources=SETTING_SOURCES,
+    )

@@ -1,0 +1,439 @@
+"""Start the team, watch it, restart what dies, apply roster edits, shut down.
+
+One task per agent (:meth:`Supervisor._supervise`) owns that agent's runners
+in turn; signal handlers only set flags, the loop does the work. The CLI talks
+to a running supervisor through the database (:mod:`orchestrator.control`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import signal
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import structlog
+
+from orchestrator import errors
+from orchestrator.control import serve_control
+from orchestrator.lockfile import SupervisorLock
+from orchestrator.mailbox import SUPERVISOR, AsyncMailbox
+from orchestrator.roster import Roster, diff_rosters, load_roster
+from orchestrator.runner import AgentRunner, SessionEnd
+from orchestrator.session_options import make_launcher
+from orchestrator.states import AgentState, transition
+
+log = structlog.get_logger()
+
+SWEEP_EVERY_S = 2.0
+RELOAD_POLL_S = 1.0
+DEFAULT_GRACE_S = 10.0
+
+
+@dataclass
+class Slot:
+    """Everything the supervisor tracks for one agent."""
+
+    name: str
+    state: AgentState = AgentState.STOPPED
+    want_running: bool = True
+    runner: AgentRunner | None = None
+    restarts: deque[float] = field(default_factory=deque)  # monotonic times, within the window
+    restart_count: int = 0
+    started_at: float | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+    wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
+    done: anyio.Event = field(default_factory=anyio.Event)  # the agent's task has ended
+    restart_now: bool = False
+
+
+class Supervisor:
+    def __init__(
+        self,
+        roster: Roster,
+        *,
+        only: list[str] | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
+        watch_roster: bool = True,
+    ) -> None:
+        self.roster = roster
+        self.only = only
+        self.grace_s = grace_s
+        self.watch_roster = watch_roster
+        self.instance = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.slots: dict[str, Slot] = {}
+        self.mailbox: AsyncMailbox | None = None
+        self._lock = SupervisorLock(roster.database)
+        self._stopping = anyio.Event()
+        self._forced = False
+        self._tg: Any = None
+        self._cli_path: str | None = None
+        self._roster_mtime = _mtime(roster.path)
+
+    # --- running --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until SIGINT/SIGTERM or ``down``; return after a graceful stop."""
+        self._lock.acquire()
+        # Each waiting agent and each ask holds a worker thread while SQLite waits.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(
+            64, 8 * len(self.roster.agents)
+        )
+        try:
+            async with AsyncMailbox(self.roster.database) as mailbox:
+                self.mailbox = mailbox
+                self._cli_path = await anyio.to_thread.run_sync(make_launcher)
+                await self._prepare(mailbox)
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    tg.start_soon(self._signals)
+                    tg.start_soon(self._housekeeping)
+                    tg.start_soon(self._serve_control)
+                    await self._start_layers()
+                    await self._stopping.wait()
+                    await self._shutdown()
+                    tg.cancel_scope.cancel()
+                await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
+        finally:
+            if self._cli_path:
+                _remove_launcher(self._cli_path)
+            self._lock.release()
+            log.info("supervisor_stopped")
+
+    def stop(self) -> None:
+        """Ask for a graceful stop (what SIGTERM and ``down`` do)."""
+        self._stopping.set()
+
+    async def _prepare(self, mailbox: AsyncMailbox) -> None:
+        await mailbox.register(
+            SUPERVISOR,
+            "the team's supervisor",
+            pid=os.getpid(),
+            state="running",
+            meta={"instance": self.instance, "roster": str(self.roster.path)},
+        )
+        # Leases held by a previous supervisor's sessions can never be acked: requeue them now.
+        for owner in {m.lease_owner for m in await mailbox.list(status="leased", limit=100_000)}:
+            if owner and not owner.startswith(self.instance):
+                n = await mailbox.release(owner)
+                log.info("recovered_leases", owner=owner, messages=n)
+        for name, spec in self.roster.agents.items():
+            info = await mailbox.agent(name)
+            if info is not None and info.pid:
+                _kill_stale_cli(info.pid)
+            meta = dict(info.meta) if info else {}
+            slot = Slot(name, stats={k: meta[k] for k in _STAT_KEYS if k in meta})
+            slot.want_running = self.only is None or name in self.only
+            self.slots[name] = slot
+            await mailbox.register(
+                name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta
+            )
+        log.info(
+            "supervisor_started",
+            team=self.roster.name,
+            agents=list(self.roster.agents),
+            database=str(self.roster.database),
+            pid=os.getpid(),
+        )
+
+    async def _start_layers(self) -> None:
+        """Start agents layer by layer: an agent starts once what it depends on is ready."""
+        for layer in self.roster.start_layers():
+            names = [n for n in layer if self.slots[n].want_running]
+            for name in names:
+                self._spawn(name)
+            for name in names:
+                slot = self.slots[name]
+                with anyio.move_on_after(120):
+                    while slot.state not in (AgentState.READY, AgentState.BUSY, AgentState.FAILED):
+                        if self._stopping.is_set():
+                            return
+                        await anyio.sleep(0.02)
+
+    def _spawn(self, name: str) -> None:
+        slot = self.slots[name]
+        slot.want_running = True
+        slot.done = anyio.Event()
+        self._tg.start_soon(self._supervise, slot)
+
+    # --- one agent -------------------------------------------------------------------
+
+    async def _set_state(self, slot: Slot, target: AgentState, **fields: Any) -> None:
+        slot.state = transition(slot.name, slot.state, target)
+        assert self.mailbox is not None
+        meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
+        await self.mailbox.update_agent(slot.name, state=target.value, meta=meta, **fields)
+        log.info(
+            "state", agent=slot.name, state=target.value, **{k: v for k, v in fields.items() if v}
+        )
+
+    async def _supervise(self, slot: Slot) -> None:
+        try:
+            while slot.want_running and not self._stopping.is_set():
+                end = await self._one_session(slot)
+                if (
+                    not slot.want_running
+                    or self._stopping.is_set()
+                    or slot.state == AgentState.STOPPING
+                ):
+                    break
+                if slot.restart_now:
+                    slot.restart_now = False
+                    await self._set_state(slot, AgentState.BACKOFF)
+                    log.info("restarting", agent=slot.name, reason="requested")
+                    continue
+                delay = self._restart_delay(slot, end)
+                if delay is None:
+                    return
+                await self._set_state(slot, AgentState.BACKOFF, pid=None)
+                log.warning(
+                    "restarting",
+                    agent=slot.name,
+                    reason=end.reason,
+                    detail=end.detail,
+                    exit_code=end.exit_code,
+                    backoff_s=round(delay, 3),
+                )
+                with anyio.move_on_after(delay):
+                    await slot.wake.wait()
+                slot.wake = anyio.Event()
+            if slot.state not in (AgentState.STOPPED, AgentState.FAILED):
+                if slot.state != AgentState.STOPPING:
+                    await self._set_state(slot, AgentState.STOPPING)
+                await self._set_state(slot, AgentState.STOPPED, pid=None)
+        finally:
+            slot.done.set()
+
+    async def _one_session(self, slot: Slot) -> SessionEnd:
+        assert self.mailbox is not None
+        await self._set_state(slot, AgentState.STARTING)
+        slot.started_at = time.time()
+        runner = AgentRunner(
+            slot.name,
+            self.mailbox,
+            lambda: self.roster,
+            owner=f"{self.instance}:{slot.name}:{uuid.uuid4().hex[:6]}",
+            cli_path=self._cli_path,
+            on_event=lambda event, data: self._on_runner_event(slot, event, data),
+            session_id=slot.stats.get("session_id"),
+        )
+        slot.runner = runner
+        if self._stopping.is_set() or not slot.want_running:
+            runner.request_stop(0)
+        try:
+            end = await runner.run()
+        finally:
+            slot.runner = None
+        log.info(
+            "session_ended",
+            agent=slot.name,
+            reason=end.reason,
+            detail=end.detail,
+            exit_code=end.exit_code,
+        )
+        return end
+
+    async def _on_runner_event(self, slot: Slot, event: str, data: dict[str, Any]) -> None:
+        if event == "ready":
+            slot.stats["session_id"] = data.get("session_id") or slot.stats.get("session_id")
+            if slot.state == AgentState.STARTING:
+                await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
+        elif event == "busy" and slot.state == AgentState.READY:
+            await self._set_state(slot, AgentState.BUSY)
+        elif event == "turn":
+            s = slot.stats
+            s["session_id"] = data.get("session_id") or s.get("session_id")
+            s["turns"] = int(s.get("turns", 0)) + 1
+            for key in ("input_tokens", "output_tokens"):
+                s[key] = int(s.get(key, 0)) + int(data.get(key) or 0)
+            s["cost_usd"] = round(
+                float(s.get("cost_usd", 0.0)) + float(data.get("cost_usd") or 0.0), 6
+            )
+            if slot.state == AgentState.BUSY:
+                await self._set_state(slot, AgentState.READY)
+
+    def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | None:
+        """Seconds to wait before the next start, or None if the agent is done for."""
+        spec = self.roster.agents.get(slot.name)
+        if (
+            spec is None
+            or spec.restart == "never"
+            or (spec.restart == "on-failure" and not end.failed)
+        ):
+            self._tg.start_soon(
+                self._fail,
+                slot,
+                f"session ended ({end.reason}) and restart is "
+                f"'{spec.restart if spec else 'removed'}'",
+            )
+            return None
+        now = time.monotonic()
+        slot.restarts.append(now)
+        while slot.restarts and now - slot.restarts[0] > spec.restart_window_s:
+            slot.restarts.popleft()
+        if len(slot.restarts) > spec.max_restarts:
+            self._tg.start_soon(
+                self._fail,
+                slot,
+                f"{len(slot.restarts)} restarts within {spec.restart_window_s:g}s (max_restarts "
+                f"{spec.max_restarts})",
+            )
+            return None
+        slot.restart_count += 1
+        n = len(slot.restarts)
+        delay = min(spec.backoff.max_s, spec.backoff.initial_s * 2.0 ** (n - 1))
+        return delay * random.uniform(0.5, 1.0)  # jitter: restarts of several agents spread out
+
+    async def _fail(self, slot: Slot, why: str) -> None:
+        assert self.mailbox is not None
+        await self._set_state(slot, AgentState.FAILED, pid=None)
+        log.error("failed", agent=slot.name, reason=why)
+        answered = 0
+        for status in ("pending", "leased"):
+            for m in await self.mailbox.list(status=status, recipient=slot.name, limit=100_000):
+                if m.kind == "request" and await self.mailbox.fail_request(
+                    m.id, errors.RecipientFailed.code, f"'{slot.name}' failed: {why}"
+                ):
+                    answered += 1
+        if answered:
+            log.warning("requests_failed", agent=slot.name, requests=answered)
+
+    # --- the loop's chores ---------------------------------------------------------------
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if self._stopping.is_set() and signum == signal.SIGINT:
+                    log.warning("forced_stop")
+                    self._forced = True
+                    for slot in self.slots.values():
+                        if slot.runner:
+                            slot.runner.force_stop()
+                    continue
+                log.info("signal", signal=signal.Signals(signum).name, grace_s=self.grace_s)
+                self._stopping.set()
+
+    async def _housekeeping(self) -> None:
+        assert self.mailbox is not None
+        while True:
+            await anyio.sleep(SWEEP_EVERY_S)
+            swept = await self.mailbox.sweep()
+            if swept.requeued or swept.expired or swept.dead:
+                log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
+            await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
+            for slot in self.slots.values():
+                if slot.state in (AgentState.READY, AgentState.BUSY):
+                    await self.mailbox.update_agent(slot.name, heartbeat=True)
+            if self.watch_roster and _mtime(self.roster.path) != self._roster_mtime:
+                await self.reload()
+
+    async def _serve_control(self) -> None:
+        assert self.mailbox is not None
+        await serve_control(self, self.mailbox, f"{self.instance}:control")
+
+    async def _shutdown(self) -> None:
+        log.info("stopping", grace_s=self.grace_s)
+        for slot in self.slots.values():
+            self._request_stop(slot, self.grace_s)
+        deadline = self.grace_s + 20.0  # grace + interrupt + closing the processes
+        with anyio.move_on_after(deadline):
+            for slot in self.slots.values():
+                await slot.done.wait()
+        for slot in self.slots.values():
+            if not slot.done.is_set() and slot.runner:
+                slot.runner.force_stop()
+
+    def _request_stop(self, slot: Slot, grace_s: float) -> None:
+        slot.want_running = False
+        slot.wake.set()
+        if slot.runner is not None:
+            slot.runner.request_stop(grace_s)
+
+    # --- operator commands (also used by hot reload) ---------------------------------------
+
+    async def stop_agent(self, name: str, grace_s: float | None = None) -> None:
+        slot = self.slots[name]
+        self._request_stop(slot, self.grace_s if grace_s is None else grace_s)
+        await slot.done.wait()
+
+    async def start_agent(self, name: str) -> None:
+        slot = self.slots[name]
+        if not slot.done.is_set() and slot.state != AgentState.STOPPED and slot.want_running:
+            return  # already running
+        if slot.state == AgentState.FAILED:
+            slot.restarts.clear()
+        self._spawn(name)
+
+    async def restart_agent(self, name: str) -> None:
+        slot = self.slots[name]
+        if slot.runner is not None and slot.want_running:
+            slot.restart_now = True
+            slot.runner.request_stop(self.grace_s)
+            return
+        if not slot.done.is_set():
+            slot.wake.set()  # in backoff: start now
+            return
+        await self.start_agent(name)
+
+    async def reload(self) -> bool:
+        """Re-read agents.yaml; apply the difference. An invalid file changes nothing."""
+        self._roster_mtime = _mtime(self.roster.path)
+        try:
+            new = await anyio.to_thread.run_sync(load_roster, self.roster.path)
+        except errors.RosterErrors as exc:
+            log.error("reload_rejected", errors=[str(e) for e in exc.errors])
+            return False
+        diff = diff_rosters(self.roster, new)
+        log.info("reload", added=diff.added, removed=diff.removed, changed=diff.changed)
+        assert self.mailbox is not None
+        old_slots = self.slots
+        for name in (*diff.removed, *diff.changed):
+            await self.stop_agent(name)
+        self.roster = new
+        for name in diff.removed:  # its queued messages stay in the database
+            del self.slots[name]
+            await self.mailbox.unregister(name)
+        for name in (*diff.added, *diff.changed):
+            spec = new.agents[name]
+            if name not in old_slots:
+                self.slots[name] = Slot(name)
+            await self.mailbox.register(name, spec.description, state=self.slots[name].state.value)
+            self._spawn(name)
+        return True
+
+
+_STAT_KEYS = ("session_id", "turns", "input_tokens", "output_tokens", "cost_usd")
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return math.nan
+
+
+def _remove_launcher(path: str) -> None:
+    p = Path(path)
+    p.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        p.parent.rmdir()
+
+
+def _kill_stale_cli(pid: int) -> None:
+    """A claude process left by a supervisor that died without the parent-death signal."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"claude" in cmdline and os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+            log.warning("killed_stale_cli", pid=pid)
+    except (OSError, ProcessLookupError):
+        pass

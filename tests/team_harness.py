@@ -1,0 +1,167 @@
+"""Run a real team for a test: agents.yaml in tmp_path, `octy-orchestrate up` as a subprocess.
+
+The supervisor, the claude CLIs and the SDK run for real; the model is the
+scripted server (started in the test process). The test talks to the team
+the way a script would: through the queue database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.mailbox import USER, Mailbox, Message
+from orchestrator.relay import text_of
+
+
+def agent_rule(agent: str) -> str:
+    """The regex a script rule uses to pick out one agent by its system prompt."""
+    return f"You are the agent '{agent}'"
+
+
+class Team:
+    def __init__(
+        self,
+        folder: Path,
+        env: Mapping[str, str],
+        agents: Mapping[str, Mapping[str, Any]],
+        **team: Any,
+    ) -> None:
+        self.folder = folder
+        self.env = {**os.environ, **env}
+        self.roster_path = folder / "agents.yaml"
+        self.db_path = folder / "queue" / "team.db"
+        self.write_roster(agents, **team)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.output_path = folder / "up.out"
+
+    def write_roster(self, agents: Mapping[str, Mapping[str, Any]], **team: Any) -> None:
+        data: dict[str, Any] = {"name": team.pop("name", "testteam"), **team, "agents": {}}
+        data.setdefault("defaults", {}).setdefault("backoff", {"initial": "50ms", "max": "200ms"})
+        for name, spec in agents.items():
+            data["agents"][name] = {
+                "prompt": f"You are {name}.",
+                "description": f"{name} agent",
+                **spec,
+            }
+        self.roster_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+    # --- process -----------------------------------------------------------------
+
+    def up(self, *agents: str, extra: Iterable[str] = ()) -> subprocess.Popen[bytes]:
+        out = self.output_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.cli",
+                "up",
+                "-f",
+                str(self.roster_path),
+                "--no-color",
+                *extra,
+                *agents,
+            ],
+            cwd=self.folder,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        out.close()
+        return self.proc
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace") if self.output_path.exists() else ""
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """Teardown: SIGTERM, then kill the whole session (supervisor and CLIs) if needed."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        for pid in self.cli_pids():
+            _kill(pid)
+
+    # --- state -------------------------------------------------------------------
+
+    def mailbox(self) -> Mailbox:
+        return Mailbox(self.db_path)
+
+    def wait_for(self, predicate: Any, timeout: float = 60, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(
+                    f"supervisor exited ({self.proc.returncode}) waiting for {what}:\n"
+                    + self.output()[-4000:]
+                )
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}:\n" + self.output()[-4000:])
+
+    def states(self) -> dict[str, str]:
+        if not self.db_path.exists():
+            return {}
+        with self.mailbox() as mb:
+            return {a.name: a.state for a in mb.agents()}
+
+    def agent_pid(self, name: str) -> int | None:
+        with self.mailbox() as mb:
+            info = mb.agent(name)
+            return info.pid if info else None
+
+    def cli_pids(self) -> list[int]:
+        if not self.db_path.exists():
+            return []
+        with self.mailbox() as mb:
+            return [a.pid for a in mb.agents() if a.pid and a.name != "supervisor"]
+
+    def wait_ready(self, *names: str, timeout: float = 90) -> None:
+        self.wait_for(
+            lambda: all(self.states().get(n) == "ready" for n in names), timeout, f"{names} ready"
+        )
+
+    # --- talking -------------------------------------------------------------------
+
+    def request(self, to: str, text: str, sender: str = USER) -> Message:
+        with self.mailbox() as mb:
+            return mb.request(sender, to, {"text": text})
+
+    def ask(self, to: str, text: str, timeout: float = 60) -> str:
+        with self.mailbox() as mb:
+            request = mb.request(USER, to, {"text": text})
+            return text_of(mb.wait_for_reply(request.id, timeout).body)
+
+    def messages(self, **filters: Any) -> list[Message]:
+        with self.mailbox() as mb:
+            return mb.list(limit=10_000, **filters)
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,239 @@
+"""Supervision with real processes and real signals (real CLI, scripted model)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from team_harness import Team, agent_rule
+
+from orchestrator import errors
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+
+
+@pytest.fixture
+def team(tmp_path: Path, scripted_model: Any, claude_env: Any) -> Iterator[TeamFactory]:
+    made: list[Team] = []
+
+    def make(rules: list[dict[str, Any]], agents: dict[str, dict[str, Any]], **team: Any) -> Team:
+        model = scripted_model({"rules": rules})
+        t = Team(tmp_path, claude_env(model), agents, **team)
+        t.model = model  # type: ignore[attr-defined]
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.stop()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def replies_to(t: Team, request_id: str) -> list[Any]:
+    return [m for m in t.messages() if m.kind == "response" and m.correlation_id == request_id]
+
+
+def test_claude_killed_mid_turn_is_restarted_resumed_and_replies_once(team: TeamFactory) -> None:
+    """SIGKILL of an agent's claude process during a turn: the supervisor restarts it, the
+    new session resumes the conversation (the earlier exchange is in the model's context),
+    the claimed request is delivered again, and exactly one reply is produced."""
+    t = team(
+        [
+            {"agent": agent_rule("a"), "match": "remember KIWI", "text": "noted"},
+            {
+                "agent": agent_rule("a"),
+                "match": "slow question",
+                "text": "too late",
+                "delay": 30,
+                "times": 1,
+            },
+            {"agent": agent_rule("a"), "match": "slow question", "text": "the answer"},
+        ],
+        {"a": {}},
+    )
+    t.up()
+    t.wait_ready("a")
+    assert t.ask("a", "remember KIWI") == "noted"
+    first_pid = t.agent_pid("a")
+    assert first_pid
+    request = t.request("a", "slow question")
+    t.model.wait_for_request("slow question")  # type: ignore[attr-defined]
+    os.kill(first_pid, signal.SIGKILL)
+    with t.mailbox() as mb:
+        reply = mb.wait_for_reply(request.id, 90)
+    assert reply.body == {"text": "the answer"}
+    new_pid = t.wait_for(lambda: (p := t.agent_pid("a")) and p != first_pid and p, what="new pid")
+    assert new_pid != first_pid
+    retried = t.model.requests_matching("slow question")  # type: ignore[attr-defined]
+    assert len(retried) == 2
+    assert "remember KIWI" in str(retried[-1]["body"]["messages"]), "conversation resumed"
+    t.wait_for(
+        lambda: (
+            t.messages(recipient="a", status="done")
+            and all(m.status == "done" for m in t.messages(recipient="a"))
+        ),
+        what="acked",
+    )
+    assert len(replies_to(t, request.id)) == 1
+    assert "restarting" in t.output()
+
+
+def test_crash_loop_marks_agent_failed_while_the_team_runs_on(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """An agent whose sessions keep dying is restarted with backoff until max_restarts within
+    restart_window, then marked failed; its pending requests are answered recipient_failed;
+    another agent keeps answering."""
+    workdir = tmp_path / "brokenwork"
+    workdir.mkdir()
+    t = team(
+        [{"agent": agent_rule("good"), "text": "still here"}],
+        {"good": {}, "broken": {"cwd": str(workdir), "max_restarts": 2, "restart_window": "60s"}},
+    )
+    t.up()
+    t.wait_ready("good", "broken")
+    shutil.rmtree(workdir)  # every new claude process for 'broken' now fails to start
+    pid = t.agent_pid("broken")
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    request = t.request("broken", "anyone?")  # queued while it crash-loops
+    t.wait_for(lambda: t.states().get("broken") == "failed", timeout=60, what="broken failed")
+    assert t.ask("good", "are you there?") == "still here"
+    with t.mailbox() as mb, pytest.raises(errors.RecipientFailed):
+        mb.wait_for_reply(request.id, 30)  # answered for it by the supervisor
+    out = t.output()
+    assert out.count("restarting") >= 2
+    assert "failed" in out
+
+
+def test_sigterm_during_a_turn_stops_gracefully_and_requeues(team: TeamFactory) -> None:
+    """SIGTERM while a turn runs past the grace period: the turn is interrupted, the message
+    goes back to pending (its attempt not counted), the claude processes are gone, exit 0."""
+    t = team(
+        [{"agent": agent_rule("a"), "match": "long job", "text": "done", "delay": 60}], {"a": {}}
+    )
+    t.up(extra=["--grace", "1"])
+    t.wait_ready("a")
+    cli_pid = t.agent_pid("a")
+    assert cli_pid
+    request = t.request("a", "long job")
+    t.model.wait_for_request("long job")  # type: ignore[attr-defined]
+    t.signal(signal.SIGTERM)
+    assert t.wait_exit(60) == 0
+    with t.mailbox() as mb:
+        message = mb.get(request.id)
+    assert message.status == "pending"
+    assert message.attempts == 0
+    assert not alive(cli_pid)
+    assert "interrupting" in t.output()
+
+
+def test_turn_finishing_within_grace_completes_before_exit(team: TeamFactory) -> None:
+    """SIGTERM with a turn that ends inside the grace period: the reply is produced and
+    acked before the supervisor exits."""
+    t = team(
+        [{"agent": agent_rule("a"), "match": "short job", "text": "finished", "delay": 2}],
+        {"a": {}},
+    )
+    t.up(extra=["--grace", "20"])
+    t.wait_ready("a")
+    request = t.request("a", "short job")
+    t.model.wait_for_request("short job")  # type: ignore[attr-defined]
+    t.signal(signal.SIGTERM)
+    assert t.wait_exit(60) == 0
+    with t.mailbox() as mb:
+        assert mb.get(request.id).status == "done"
+        assert mb.find_reply(request.id) is not None
+
+
+def test_supervisor_sigkill_then_up_again_loses_nothing(team: TeamFactory) -> None:
+    """kill -9 of the supervisor mid-turn, then `up` again: the leased request and one queued
+    while nothing ran are both delivered and answered exactly once."""
+    t = team(
+        [
+            {"agent": agent_rule("a"), "match": "first", "text": "lost", "delay": 30, "times": 1},
+            {"agent": agent_rule("a"), "match": r"(first|second)", "text": "answered"},
+        ],
+        {"a": {}},
+    )
+    proc = t.up()
+    t.wait_ready("a")
+    cli_pid = t.agent_pid("a")
+    first = t.request("a", "first")
+    t.model.wait_for_request("first")  # type: ignore[attr-defined]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    t.proc = None
+    t.wait_for(
+        lambda: cli_pid is None or not alive(cli_pid),
+        timeout=30,
+        what="orphaned claude exits when its supervisor is gone",
+    )
+    second = t.request("a", "second")
+    t.up()
+    with t.mailbox() as mb:
+        # Both are pending at restart, so they arrive together in one turn whose final
+        # text answers each request.
+        assert mb.wait_for_reply(first.id, 90).body == {"text": "answered"}
+        assert mb.wait_for_reply(second.id, 90).body == {"text": "answered"}
+    assert len(replies_to(t, first.id)) == 1
+    assert len(replies_to(t, second.id)) == 1
+
+
+def test_second_up_is_refused_while_a_supervisor_runs(team: TeamFactory) -> None:
+    """Two supervisors on one database would double-deliver: the second `up` exits 1 and says
+    which pid holds the team."""
+    t = team([{"text": "hi"}], {"a": {}})
+    proc = t.up()
+    t.wait_ready("a")
+    second = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "up", "-f", str(t.roster_path)],
+        env=t.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1
+    assert f"pid {proc.pid}" in second.stderr
+
+
+def test_up_without_credentials_points_at_the_demo(tmp_path: Path) -> None:
+    """No API key, no login: `up` says so plainly and names the offline demo, instead of
+    letting every agent crash-loop."""
+    (tmp_path / "home").mkdir()
+    (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: hi\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC", "CLAUDE"))}
+    env["HOME"] = str(tmp_path / "home")
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "up"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no Claude credentials" in done.stderr
+    assert "octy-orchestrate demo" in done.stderr
