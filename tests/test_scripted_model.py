@@ -426,6 +426,19 @@ def test_stop_cuts_a_delayed_answer_short() -> None:
     assert outcome[0] != 200
 
 
+def test_a_taken_port_is_an_oserror_and_leaves_nothing_behind(
+    scripted_model: Any, tmp_path: Path
+) -> None:
+    """Starting on a port in use raises OSError before any record file is created."""
+    first = scripted_model([])
+    record = tmp_path / "second.jsonl"
+    second = ScriptedModel({"rules": []}, port=first.port, record=record)
+    with pytest.raises(OSError, match="in use"):
+        second.start()
+    assert not record.exists()
+    second.stop()  # never started: stopping is a no-op
+
+
 def test_cli_verb_serves_until_sigterm(tmp_path: Path) -> None:
     """`octy-orchestrate scripted-model --json` prints its base URL, serves, exits 0 on SIGTERM."""
     script = tmp_path / "s.yaml"

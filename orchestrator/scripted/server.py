@@ -57,7 +57,7 @@ class ScriptedModel:
         self._record_path = record
         self._on_request = on_request
         self._recorder: Recorder | None = None
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.stopping = threading.Event()
 
@@ -66,12 +66,10 @@ class ScriptedModel:
     def start(self) -> ScriptedModel:
         if self._server is not None:
             return self
+        server = _Server((self._host, self._port), self)  # binds: may raise OSError
         self._recorder = Recorder(self._record_path)
         if self._on_request is not None:
             self._recorder.listeners.append(self._on_request)
-        server = ThreadingHTTPServer((self._host, self._port), _Handler)
-        server.daemon_threads = True
-        server.model = self  # type: ignore[attr-defined]  # the handler finds its model here
         self._server = server
         self.stopping.clear()
         self._thread = threading.Thread(
@@ -164,15 +162,24 @@ class ScriptedModel:
         return self._recorder
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a handler stuck on a hung-up client never blocks stop()
+
+    def __init__(self, address: tuple[str, int], model: ScriptedModel) -> None:
+        super().__init__(address, _Handler)
+        self.model = model
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "scripted-model"
     sys_version = ""
 
+    server: _Server
+
     @property
     def model(self) -> ScriptedModel:
-        model: ScriptedModel = self.server.model  # type: ignore[attr-defined]
-        return model
+        return self.server.model
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: every request is in the recording instead."""
