@@ -19,6 +19,8 @@ _VERB_MODULES = (
     "orchestrator.cli.team_verbs",
     "orchestrator.cli.queue_verbs",
     "orchestrator.cli.model_verbs",
+    "orchestrator.cli.log_verbs",
+    "orchestrator.cli.demo_verbs",
 )
 
 
