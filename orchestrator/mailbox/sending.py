@@ -95,7 +95,10 @@ class SendOps(MailboxCore):
     ) -> Message:
         """Queue one message for a registered recipient (or ``user``)."""
         if kind not in ("notice", "request", "broadcast"):
-            raise ValueError(f"send() kind must be notice, request or broadcast, not {kind!r}")
+            raise ValueError(
+                f"send() kind must be notice, request or broadcast, not {kind!r} "
+                "(responses are made by reply())"
+            )
         body_text = encode_body(body)
         with self._write() as conn:
             self._check_recipient(conn, recipient)
