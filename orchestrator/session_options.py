@@ -119,7 +119,14 @@ def _options(
     stderr: Callable[[str], None],
 ) -> ClaudeAgentOptions:
     return ClaudeAgentOptions(
-        system_prompt=spec.prompt + team_prompt(spec.name, roster),
+        # snapshot=False: a resumed session would otherwise keep the prompt recorded on its
+        # first request (CLI >= 2.1.257), so an edited prompt or a changed team would not
+        # reach an agent restarted by hot reload (seen in test_hot_reload_...).
+        system_prompt={
+            "type": "custom",
+            "prompt": spec.prompt + team_prompt(spec.name, roster),
+            "snapshot": False,
+        },
         model=spec.model,
         fallback_model=spec.fallback_model,
         allowed_tools=[*spec.tools, *TOOL_NAMES],

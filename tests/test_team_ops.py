@@ -1,0 +1,193 @@
+"""Operating a team from another terminal, as a user would: the `octy-orchestrate` command
+in subprocesses, a real team (real claude CLI) against the scripted model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from team_harness import Team, agent_rule
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+
+
+@pytest.fixture
+def team(tmp_path: Path, scripted_model: Any, claude_env: Any) -> Iterator[TeamFactory]:
+    made: list[Team] = []
+
+    def make(rules: list[dict[str, Any]], agents: dict[str, dict[str, Any]], **team: Any) -> Team:
+        model = scripted_model({"rules": rules})
+        t = Team(tmp_path, claude_env(model), agents, **team)
+        t.model = model  # type: ignore[attr-defined]
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        octy(t, "down", "--timeout", "2", check=False)
+        t.stop()
+
+
+def octy(
+    t: Team, *args: str, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        cwd=t.folder,
+        env=t.env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"octy-orchestrate {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+        )
+    return done
+
+
+def ps(t: Team) -> dict[str, Any]:
+    return json.loads(octy(t, "ps", "--json").stdout)
+
+
+def agents_by_name(t: Team) -> dict[str, dict[str, Any]]:
+    return {a["name"]: a for a in ps(t)["agents"]}
+
+
+def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> None:
+    """up -d returns once the supervisor holds the team; ps --json shows agents with pids;
+    ask gets an answer; restart gives the agent a new claude process; a second up -d is
+    refused; down stops everything and ps then says no supervisor runs."""
+    t = team(
+        [
+            {"agent": agent_rule("a"), "match": "ping", "text": "pong"},
+            {"agent": agent_rule("b"), "text": "b here"},
+        ],
+        {"a": {}, "b": {}},
+    )
+    started = octy(t, "up", "-d", "--json")
+    sup_pid = json.loads(started.stdout)["pid"]
+    t.wait_ready("a", "b")
+    listing = ps(t)
+    assert listing["supervisor"] == {"running": True, "pid": sup_pid}
+    rows = {a["name"]: a for a in listing["agents"]}
+    assert rows["a"]["state"] == "ready"
+    assert rows["a"]["pid"]
+    assert octy(t, "ask", "a", "ping").stdout.strip() == "pong"
+    assert agents_by_name(t)["a"]["turns"] == 1
+
+    again = octy(t, "up", "-d", check=False)
+    assert again.returncode == 1
+    assert f"pid {sup_pid}" in again.stderr
+
+    old_pid = rows["a"]["pid"]
+    octy(t, "restart", "a")
+    t.wait_for(
+        lambda: (r := agents_by_name(t)["a"])["state"] == "ready" and r["pid"] != old_pid,
+        what="a restarted",
+    )
+    assert agents_by_name(t)["a"]["restarts"] >= 1
+    assert agents_by_name(t)["b"]["pid"] == rows["b"]["pid"]  # b untouched
+
+    down = octy(t, "down")
+    assert "stopped" in down.stdout
+    after = ps(t)
+    assert after["supervisor"]["running"] is False
+    assert {a["state"] for a in after["agents"]} == {"stopped"}
+
+
+def test_down_with_no_supervisor_running(team: TeamFactory) -> None:
+    """down when nothing runs: exit 5 and a message saying so."""
+    t = team([{"text": "x"}], {"a": {}})
+    done = octy(t, "down", check=False)
+    assert done.returncode == 5
+    assert "no supervisor is running" in done.stderr
+
+
+def test_hot_reload_adds_removes_and_changes_agents(team: TeamFactory) -> None:
+    """Editing agents.yaml under a running team: the added agent starts, the removed one
+    stops and leaves the registry, the changed one restarts, the untouched one keeps its
+    claude process, and a request queued for the changed agent is answered once."""
+    t = team(
+        [
+            {"agent": agent_rule("keep"), "text": "keep here"},
+            {"agent": r"(?s)VERSION TWO.*You are the agent 'change'", "text": "changed v2"},
+            {"agent": agent_rule("change"), "text": "changed v1", "delay": 2},
+            {"agent": agent_rule("added"), "text": "added here"},
+            {"agent": agent_rule("gone"), "text": "gone here"},
+        ],
+        {"keep": {}, "change": {}, "gone": {}},
+    )
+    t.up()
+    t.wait_ready("keep", "change", "gone")
+    keep_pid, gone_pid = t.agent_pid("keep"), t.agent_pid("gone")
+    queued = t.request("change", "a question for change")
+    t.model.wait_for_request("a question for change")  # type: ignore[attr-defined]
+    t.write_roster({"keep": {}, "change": {"prompt": "You are change. VERSION TWO"}, "added": {}})
+    t.wait_for(
+        lambda: t.states().get("added") == "ready" and "gone" not in t.states(),
+        what="reload applied",
+    )
+    t.wait_ready("keep", "change", "added")
+    with t.mailbox() as mb:
+        reply = mb.wait_for_reply(queued.id, 60)
+    assert reply.body["text"] in ("changed v1", "changed v2")
+    assert len([m for m in t.messages() if m.correlation_id == queued.id]) == 1
+    assert t.agent_pid("keep") == keep_pid
+    assert gone_pid is not None
+    assert (
+        not os.path.exists(f"/proc/{gone_pid}") or "Z" in Path(f"/proc/{gone_pid}/stat").read_text()
+    )
+    assert t.ask("added", "hello") == "added here"
+    assert t.ask("change", "hello") == "changed v2"
+    assert "reload" in t.output()
+
+
+def test_invalid_edit_leaves_the_team_running(team: TeamFactory) -> None:
+    """A broken agents.yaml edit is rejected whole: logged with its errors, `reload` exits 1
+    naming the problem, and the team runs on unchanged."""
+    t = team([{"agent": agent_rule("a"), "text": "still a"}], {"a": {}})
+    t.up()
+    t.wait_ready("a")
+    pid = t.agent_pid("a")
+    t.roster_path.write_text("agents:\n  a:\n    prompt: hi\n    modle: x\n", encoding="utf-8")
+    t.wait_for(lambda: "reload_rejected" in t.output(), what="edit rejected")
+    assert "modle" in t.output()
+    done = octy(t, "reload", check=False)
+    assert done.returncode == 1
+    assert "did you mean 'model'?" in done.stderr
+    assert t.ask("a", "there?") == "still a"
+    assert t.agent_pid("a") == pid
+
+
+def test_a_secret_in_an_agents_env_never_reaches_the_logs(team: TeamFactory) -> None:
+    """An env value under a secret-looking name is redacted from every log line, and
+    `config` shows it as ***."""
+    secret = "s3cr3t-VALUE-0123456789"
+    t = team(
+        [{"agent": agent_rule("a"), "text": f"leaking {secret} here"}],
+        {"a": {"env": {"MY_SERVICE_TOKEN": secret}}},
+    )
+    t.up()
+    t.wait_ready("a")
+    assert secret in t.ask("a", "say it")  # the reply itself is data, not a log
+    logs = t.folder / "logs"
+
+    def logged() -> str:
+        return "".join(p.read_text() for p in logs.glob("*.jsonl*"))
+
+    text = t.wait_for(lambda: "leaking" in logged() and logged(), what="the reply logged")
+    assert secret not in text
+    assert secret not in t.output()
+    config = yaml.safe_load(octy(t, "config").stdout)
+    assert config["agents"]["a"]["env"]["MY_SERVICE_TOKEN"] == "***"
