@@ -126,13 +126,15 @@ class Supervisor:
             if owner and not owner.startswith(self.instance):
                 n = await mailbox.release(owner)
                 log.info("recovered_leases", owner=owner, messages=n)
+        # `up AGENT…` starts those agents and what they depend on.
+        wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():
             info = await mailbox.agent(name)
             if info is not None and info.pid:
                 _kill_stale_cli(info.pid)
             meta = dict(info.meta) if info else {}
             slot = Slot(name, stats={k: meta[k] for k in _STAT_KEYS if k in meta})
-            slot.want_running = self.only is None or name in self.only
+            slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
                 name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta

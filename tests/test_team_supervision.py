@@ -237,3 +237,24 @@ def test_up_without_credentials_points_at_the_demo(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "no Claude credentials" in done.stderr
     assert "octy-orchestrate demo" in done.stderr
+
+
+def test_a_turn_silent_past_turn_timeout_restarts_the_session(team: TeamFactory) -> None:
+    """A turn with no output for turn_timeout counts as hung: the session is restarted and
+    the message delivered again, then answered once."""
+    t = team(
+        [
+            {"agent": agent_rule("a"), "match": "hang", "text": "never", "delay": 60, "times": 1},
+            {"agent": agent_rule("a"), "match": "hang", "text": "unstuck"},
+        ],
+        {"a": {"turn_timeout": "2s"}},
+    )
+    t.up()
+    t.wait_ready("a")
+    first_pid = t.agent_pid("a")
+    request = t.request("a", "hang")
+    with t.mailbox() as mb:
+        assert mb.wait_for_reply(request.id, 90).body == {"text": "unstuck"}
+    assert t.agent_pid("a") != first_pid
+    assert "turn_timeout" in t.output()
+    assert len(replies_to(t, request.id)) == 1
