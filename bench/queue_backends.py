@@ -100,13 +100,16 @@ class Ours:
         return _OursClient(self._path(root), queue, owner)
 
     def describe(self, root: Path) -> dict[str, str]:
-        from orchestrator import mailbox
+        from orchestrator.mailbox import Mailbox
 
-        sync = getattr(mailbox, "SYNCHRONOUS", None)
+        with Mailbox(self._path(root)) as mb:
+            # The live connection's setting, not the documented default (a bench may peek).
+            level = mb._connection().execute("PRAGMA synchronous").fetchone()[0]
+            feed = "inotify on the database folder" if mb.feed.watching else "polling fallback"
         return {
             "version": _version("octy-orchestrate"),
-            "synchronous": str(sync) if sync is not None else "see orchestrator/mailbox",
-            "wait": "wait_for_messages() (blocking wake-up)",
+            "synchronous": _synchronous_name(level),
+            "wait": f"wait_for_messages() blocks; woken by {feed}",
             "batching": "claim(limit=N) and ack([...]) in one transaction each",
         }
 

@@ -181,6 +181,11 @@ def print_report(facts: dict[str, Any], results: list[Result]) -> None:
         print(f"  {r.label}")
         for k in ("synchronous", "wait", "batching"):
             print(f"    {k:<11} {r.info.get(k, '?')}")
+        one, four = r.one_pair["mean_claim_batch"], r.four_pairs["mean_claim_batch"]
+        print(f"    {'per claim':<11} {one:.1f} messages (1 pair), {four:.1f} (4 pairs)")
+        runs = (r.one_pair.get("all_per_s"), r.four_pairs.get("all_per_s"))
+        if runs[0] and len(runs[0]) > 1:
+            print(f"    {'runs msg/s':<11} 1 pair {runs[0]}, 4 pairs {runs[1]} (median shown)")
     checks = targets(results)
     if checks:
         print()

@@ -53,13 +53,14 @@ def consumer(
     """Claim and ack until ``n`` distinct messages arrived; report counts and end time."""
     client = t.client(f"consumer-{t.queue}")
     seen: set[int] = set()
-    duplicates = 0
+    duplicates = claims = 0
     start.wait()
     while len(seen) < n:
         got = client.claim(batch)
         if not got:
             client.wait(1.0)
             continue
+        claims += 1
         client.ack([h for h, _ in got])
         for _, body in got:
             if body["i"] in seen:
@@ -67,7 +68,7 @@ def consumer(
             seen.add(body["i"])
     end = time.monotonic_ns()
     client.close()
-    out.send({"received": len(seen), "duplicates": duplicates, "end_ns": end})
+    out.send({"received": len(seen), "duplicates": duplicates, "claims": claims, "end_ns": end})
     out.close()
 
 
