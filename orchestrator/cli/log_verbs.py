@@ -1,0 +1,241 @@
+"""`logs` and `trace`: what the team did, from its log files and its queue."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from orchestrator import errors, logview, trace
+from orchestrator.cli import common
+from orchestrator.cli.common import CliFailure
+from orchestrator.logconfig import SUPERVISOR_LOG, render_line
+from orchestrator.roster import Roster, load_roster
+
+FOLLOW_TAIL = 10  # like `docker logs -f`: some context, not the whole history
+FIELD_WIDTH = 120  # a shortened field (a message body) keeps this many characters
+MERMAID_WIDTH = 60  # an arrow's label: longer ones make the diagram unreadable
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "logs",
+        help="the team's logs merged in time order (-f follows, across rotation)",
+        description="Show the supervisor's and the agents' events, oldest first, one line "
+        "each. Without AGENT: every event (supervisor.jsonl). With AGENTs: their events "
+        "merged in time order ('supervisor' means the supervisor's own events).",
+        epilog="The roster is --file FILE here (long form only): -f is --follow, as in "
+        "`docker compose logs -f`.",
+    )
+    p.add_argument(
+        "agents", nargs="*", metavar="AGENT", help="only these agents (default: everything)"
+    )
+    p.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new events (Ctrl-C stops)"
+    )
+    p.add_argument(
+        "--tail",
+        type=_count,
+        metavar="N",
+        help=f"only the last N events (default: all; {FOLLOW_TAIL} with --follow)",
+    )
+    p.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="events from 10s/5m/1h/2d ago, or since an ISO time (local time without a zone)",
+    )
+    p.add_argument("--json", action="store_true", help="the raw JSON lines, one event per line")
+    p.add_argument(
+        "--full", action="store_true", help="bodies and other fields whole (default: shortened)"
+    )
+    _colour_opts(p)
+    _place_opts(p, short_file=False)
+    p.set_defaults(func=cmd_logs)
+
+    p = sub.add_parser(
+        "trace",
+        help="one message's life across agents: a timeline (--mermaid: a sequence diagram)",
+        description="Follow a message or request: sent, claimed, the turn it started, the "
+        "asks it caused and their replies, the final reply, with times from the first "
+        "event. A response's id traces its request.",
+    )
+    p.add_argument("id", metavar="ID", help="a message or request id (as `queue ls` shows)")
+    p.add_argument("--mermaid", action="store_true", help="print a mermaid sequenceDiagram")
+    p.add_argument("--full", action="store_true", help="message texts whole")
+    common.add_common(p)
+    _colour_opts(p)
+    _place_opts(p, short_file=True)
+    p.set_defaults(func=cmd_trace)
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 10, 100…)")
+    return n
+
+
+def _colour_opts(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--color",
+        "--colour",
+        dest="colour",
+        action="store_const",
+        const=True,
+        default=None,
+        help="colour even when not writing to a terminal",
+    )
+    group.add_argument("--no-color", dest="colour", action="store_const", const=False)
+
+
+def _place_opts(p: argparse.ArgumentParser, *, short_file: bool) -> None:
+    names = ("-f", "--file") if short_file else ("--file",)
+    p.add_argument(
+        *names, type=Path, default=None, dest="file", help="the roster (default ./agents.yaml)"
+    )
+    p.add_argument(
+        "--logs",
+        type=Path,
+        metavar="DIR",
+        help="the logs folder (default: the roster's `logs`, else ./logs)",
+    )
+
+
+def roster_of(file: Path | None) -> Roster | None:
+    """The roster named by --file, else ./agents.yaml if there is one."""
+    path = file if file is not None else Path(common.DEFAULT_ROSTER)
+    if file is None and not path.exists():
+        return None
+    try:
+        return load_roster(path)
+    except errors.RosterErrors as exc:
+        raise CliFailure(
+            f"{len(exc.errors)} problem(s) in {path}:\n{exc}", common.EXIT_ERROR, exc.code
+        ) from None
+
+
+def _colour(args: argparse.Namespace) -> bool:
+    if args.colour is not None:
+        return bool(args.colour)
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+# --- logs -----------------------------------------------------------------------------
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    roster = roster_of(args.file)
+    folder: Path = args.logs or (roster.logs if roster else Path("logs"))
+    try:
+        since = logview.parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise CliFailure(str(exc), common.EXIT_USAGE, "usage") from None
+    chosen = logview.sources(folder, args.agents)
+    _check_names(chosen, roster, folder, following=args.follow)
+    present = [s for s in chosen if s.exists()]
+    for s in chosen:
+        if s not in present and present:
+            print(f"octy-orchestrate: no logs for {s.name} yet", file=sys.stderr)
+    colour, width = _colour(args), 0 if args.full else FIELD_WIDTH
+    try:
+        if not args.follow:
+            if not present:
+                raise CliFailure(_no_logs(folder, chosen), common.EXIT_NOT_FOUND, "not_found")
+            _write(
+                logview.read_history(present, since=since, tail=args.tail), args.json, colour, width
+            )
+            return common.EXIT_OK
+        if not present:
+            print(
+                f"octy-orchestrate: {_no_logs(folder, chosen)}; waiting for them (Ctrl-C stops)",
+                file=sys.stderr,
+            )
+        tail = FOLLOW_TAIL if args.tail is None else args.tail
+        for batch in logview.follow(chosen, since=since, tail=tail, on_gap=_gap):
+            _write(batch, args.json, colour, width)
+    except BrokenPipeError:  # `logs | head`: the reader left, which is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
+    return common.EXIT_OK
+
+
+def _check_names(
+    chosen: list[logview.Source], roster: Roster | None, folder: Path, *, following: bool
+) -> None:
+    """A name that is neither in the roster nor in the logs folder is a typo: say so."""
+    known = {SUPERVISOR_LOG, *(roster.agents if roster else ())}
+    for s in chosen:
+        if s.name in known or s.exists():
+            continue
+        if roster is None and following:
+            continue  # nothing to check against: wait for it, like `tail -F`
+        names = sorted((known | set(logview.known_names(folder))) - {SUPERVISOR_LOG})
+        raise CliFailure(
+            f"no agent named {s.name} (agents: {', '.join(names) or 'none'}; "
+            f"'{SUPERVISOR_LOG}' shows the supervisor's own events)",
+            common.EXIT_NOT_FOUND,
+            "not_found",
+        )
+
+
+def _no_logs(folder: Path, chosen: list[logview.Source]) -> str:
+    if not folder.is_dir():
+        return f"no logs yet: {folder} does not exist (the team writes it once started with `up`)"
+    which = ", ".join(s.name for s in chosen)
+    return f"no logs yet for {which} in {folder}"
+
+
+def _gap(base: Path) -> None:
+    print(
+        f"octy-orchestrate: {base.name} rotated more than its backups hold since the last "
+        "read; some lines were removed before they could be shown",
+        file=sys.stderr,
+    )
+
+
+def _write(lines: Iterable[logview.LogLine], raw: bool, colour: bool, width: int) -> None:
+    out = sys.stdout
+    for line in lines:
+        if raw or line.event is None:
+            out.write(line.raw + "\n")
+        else:
+            out.write(render_line(dict(line.event), colour=colour, width=width) + "\n")
+    out.flush()
+
+
+# --- trace ----------------------------------------------------------------------------
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    roster = roster_of(args.file)
+    db: Path = args.db or (roster.database if roster else common.DEFAULT_DB)
+    logs: Path = args.logs or (roster.logs if roster else Path("logs"))
+    try:
+        found = trace.load_trace(db, args.id, logs)
+    except errors.MessageNotFound:
+        raise CliFailure(
+            f"no message with id '{args.id}' in {db} (ids are listed by `queue ls`)",
+            common.EXIT_NOT_FOUND,
+            "not_found",
+        ) from None
+    except errors.OrchestratorError as exc:
+        raise common.failure_from(exc) from None
+    label_width = 0 if args.full else MERMAID_WIDTH
+    if args.json:
+        doc = {"ok": True, **found.to_dict()}
+        if args.mermaid:
+            doc["mermaid"] = trace.render_mermaid(found, width=label_width)
+        common.emit_json(doc)
+    elif args.mermaid:
+        sys.stdout.write(trace.render_mermaid(found, width=label_width))
+    else:
+        width = 0 if args.full else FIELD_WIDTH
+        for line in trace.render_timeline(found, colour=_colour(args), width=width):
+            print(line)
+    return common.EXIT_OK

@@ -1,0 +1,331 @@
+"""Reading the team's JSON-lines logs: whole histories across rotation, merged, followed live.
+
+The writer is :mod:`orchestrator.logconfig`: every event in ``supervisor.jsonl``,
+an agent's events also in ``<agent>.jsonl``, each rotated by the stdlib
+``RotatingFileHandler`` (``x.jsonl`` renamed to ``x.jsonl.1``, older ones shifted
+up, a fresh ``x.jsonl`` opened). A :class:`FileFollower` keeps the file it reads
+open, so a rename cannot take lines from under it: after a rotation it drains
+that file, then reads the files created since (found by inode) before settling
+on the new one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from orchestrator.logconfig import SUPERVISOR_LOG
+
+SUFFIX = ".jsonl"
+POLL_S = 0.1
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a log file; parsed on first use (``--json`` and ``--tail`` need not)."""
+
+    raw: str
+    source: str = SUPERVISOR_LOG
+
+    @cached_property
+    def event(self) -> Mapping[str, Any] | None:
+        """The decoded event, or None for a line that is not a JSON object."""
+        try:
+            value = json.loads(self.raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    @cached_property
+    def timestamp(self) -> str:
+        """The ISO UTC time as written: every line has the same format, so it sorts."""
+        ts = self.event.get("timestamp") if self.event else None
+        return ts if isinstance(ts, str) else ""
+
+    @cached_property
+    def at(self) -> datetime | None:
+        try:
+            return datetime.fromisoformat(self.timestamp) if self.timestamp else None
+        except ValueError:
+            return None
+
+    @property
+    def agent(self) -> str | None:
+        agent = self.event.get("agent") if self.event else None
+        return agent if isinstance(agent, str) else None
+
+
+@dataclass(frozen=True)
+class Source:
+    """What to read for one name: ``supervisor`` is the supervisor's own events (those
+    bound to no agent) from supervisor.jsonl; an agent's name is its own file."""
+
+    name: str
+    base: Path
+    own_events_only: bool = False
+
+    def accepts(self, line: LogLine) -> bool:
+        if not self.own_events_only:
+            return True
+        return line.agent in (None, SUPERVISOR_LOG)
+
+    def exists(self) -> bool:
+        return self.base.exists() or bool(rotated_paths(self.base))
+
+
+def sources(folder: Path, names: Sequence[str] = ()) -> list[Source]:
+    """No names: supervisor.jsonl, which holds every event. Otherwise one source per name."""
+    everything = folder / f"{SUPERVISOR_LOG}{SUFFIX}"
+    if not names:
+        return [Source(SUPERVISOR_LOG, everything)]
+    return [
+        Source(n, everything, own_events_only=True)
+        if n == SUPERVISOR_LOG
+        else Source(n, folder / f"{n}{SUFFIX}")
+        for n in dict.fromkeys(names)
+    ]
+
+
+def known_names(folder: Path) -> list[str]:
+    """The names that have logs in ``folder`` (rotated-only ones included)."""
+    names = {
+        p.name.split(SUFFIX)[0]
+        for p in folder.glob(f"*{SUFFIX}*")
+        if p.name.endswith(SUFFIX) or p.name.rsplit(".", 1)[-1].isdigit()
+    }
+    return sorted(names)
+
+
+def rotated_paths(base: Path) -> list[Path]:
+    """``base.N`` … ``base.1`` that exist, oldest first."""
+    found = []
+    for p in base.parent.glob(base.name + ".*"):
+        suffix = p.name[len(base.name) + 1 :]
+        if suffix.isdigit():
+            found.append((int(suffix), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``10s``, ``5m``, ``1h``, ``2d``, ``500ms`` ago, or an ISO time (without a zone: local)."""
+    now = now or datetime.now(UTC)
+    match = _DURATION.match(text)
+    if match:
+        return now - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r} is neither a duration (10s, 5m, 1h, 2d) nor an ISO time "
+            "(2025-01-31T12:00:00, 2025-01-31 12:00+01:00)"
+        ) from None
+    return when.astimezone(UTC) if when.tzinfo is None else when
+
+
+def merge(streams: Sequence[Iterable[LogLine]]) -> Iterator[LogLine]:
+    """Lines of several time-ordered streams in one time order (ties keep stream order)."""
+    if len(streams) == 1:
+        return iter(streams[0])
+    return heapq.merge(*streams, key=lambda line: line.timestamp)
+
+
+def select(
+    lines: Iterable[LogLine],
+    source: Source | None = None,
+    since: datetime | None = None,
+) -> Iterator[LogLine]:
+    """Lines a source accepts at or after ``since``; a line without a time follows the
+    decision made for the line before it."""
+    if since is None and (source is None or not source.own_events_only):
+        yield from lines  # nothing to decide: leave the lines unparsed
+        return
+    keep = True
+    for line in lines:
+        if line.event is not None:
+            keep = (source is None or source.accepts(line)) and (
+                since is None or (line.at is not None and line.at >= since)
+            )
+        if keep:
+            yield line
+
+
+def read_history(
+    chosen: Sequence[Source], *, since: datetime | None = None, tail: int | None = None
+) -> list[LogLine]:
+    """Every line of the chosen sources (rotated files included), merged and filtered."""
+    streams = []
+    for source in chosen:
+        follower = FileFollower(source.base, source.name)
+        try:
+            streams.append(list(select(follower.history(), source, since)))
+        finally:
+            follower.close()
+    merged = merge(streams)
+    return list(deque(merged, maxlen=tail)) if tail is not None else list(merged)
+
+
+def read_events(folder: Path) -> list[Mapping[str, Any]]:
+    """All decoded events of ``supervisor.jsonl`` and its rotations, oldest first."""
+    lines = read_history(sources(folder))
+    return [line.event for line in lines if line.event is not None]
+
+
+def follow(
+    chosen: Sequence[Source],
+    *,
+    since: datetime | None = None,
+    tail: int | None = None,
+    poll_s: float = POLL_S,
+    on_gap: Callable[[Path], None] | None = None,
+) -> Iterator[list[LogLine]]:
+    """The last ``tail`` lines (all if None) as a first batch, then each batch of new lines
+    as it is written, across rotations, for ever (the caller stops iterating)."""
+    followers = [(s, FileFollower(s.base, s.name, on_gap=on_gap)) for s in chosen]
+    try:
+        streams = [list(select(f.history(), s, since)) for s, f in followers]
+        first = list(merge(streams))
+        if tail is not None:
+            first = list(deque(first, maxlen=tail))
+        yield first
+        while True:
+            batch = [line for s, f in followers for line in select(f.poll(), s, since)]
+            if batch:
+                yield sorted(batch, key=lambda line: line.timestamp)  # stable: file order kept
+            else:
+                time.sleep(poll_s)
+    finally:
+        for _, f in followers:
+            f.close()
+
+
+@dataclass
+class _Open:
+    """A file we hold open: its identity pins the inode, so it cannot be reused meanwhile."""
+
+    handle: BinaryIO
+    ident: tuple[int, int]
+    partial: bytes = b""
+
+    @classmethod
+    def of(cls, path: Path) -> _Open:
+        handle = path.open("rb")
+        st = os.fstat(handle.fileno())
+        return cls(handle, (st.st_dev, st.st_ino))
+
+    def read_lines(self, source: str, *, final: bool = False) -> list[LogLine]:
+        """Complete lines up to end of file; with ``final`` also an unterminated tail."""
+        data = self.partial + self.handle.read()
+        *complete, self.partial = data.split(b"\n")
+        if final and self.partial:
+            complete.append(self.partial)
+            self.partial = b""
+        return [
+            LogLine(raw.decode("utf-8", "replace").rstrip("\r"), source)
+            for raw in complete
+            if raw.strip()
+        ]
+
+
+@dataclass
+class FileFollower:
+    """Reads one log (``base`` and its rotations) once, then whatever is appended."""
+
+    base: Path
+    source: str = SUPERVISOR_LOG
+    on_gap: Callable[[Path], None] | None = None
+    _current: _Open | None = field(default=None, init=False)
+
+    def history(self) -> list[LogLine]:
+        """Everything on disk now, oldest first; the newest file stays open for poll()."""
+        return self._take(self._open_chain())
+
+    def poll(self) -> list[LogLine]:
+        """Lines written since the last call."""
+        current = self._current
+        if current is None:
+            return self._take(self._open_chain())
+        lines = current.read_lines(self.source)
+        try:
+            st = os.stat(self.base)
+        except FileNotFoundError:
+            return lines  # between the rename and the new file: it will appear
+        if (st.st_dev, st.st_ino) == current.ident:
+            if st.st_size < current.handle.tell():  # truncated in place: start again
+                current.handle.seek(0)
+                current.partial = b""
+            return lines
+        # Rotated. The writer closed our file before renaming it, so it is complete:
+        # drain it, then read every file created after it, oldest first.
+        lines += current.read_lines(self.source, final=True)
+        chain = self._open_chain()
+        idents = [f.ident for f in chain]
+        if current.ident in idents:
+            newer = chain[idents.index(current.ident) + 1 :]
+            for f in chain[: idents.index(current.ident) + 1]:
+                f.handle.close()
+        else:  # ours was rotated out of existence: every file left is newer
+            newer = chain
+            if chain and self.on_gap is not None:
+                self.on_gap(self.base)
+        if not newer:
+            return lines
+        current.handle.close()
+        self._current = None
+        return lines + self._take(newer)
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.handle.close()
+            self._current = None
+
+    def _take(self, chain: list[_Open]) -> list[LogLine]:
+        """Read ``chain`` through; keep its last file open (where the writer appends)."""
+        lines: list[LogLine] = []
+        for f in chain[:-1]:
+            lines += f.read_lines(self.source, final=True)
+            f.handle.close()
+        if chain:
+            lines += chain[-1].read_lines(self.source)
+            self._current = chain[-1]
+        return lines
+
+    def _open_chain(self) -> list[_Open]:
+        """The backups and the live file, oldest first, opened as one consistent set: if
+        a rotation renames them while we open them, open them again."""
+        for _ in range(20):
+            paths = [*rotated_paths(self.base), self.base]
+            opened: list[_Open] = []
+            try:
+                for p in paths:
+                    try:
+                        opened.append(_Open.of(p))
+                    except FileNotFoundError:
+                        if p != self.base:
+                            raise
+                if all(_ident(p) == f.ident for p, f in zip(paths, opened, strict=False)):
+                    return opened
+            except FileNotFoundError:
+                pass
+            for f in opened:
+                f.handle.close()
+        return []  # renamed under us twenty times in a row: try again at the next poll
+
+
+def _ident(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
