@@ -49,7 +49,9 @@ def failure_from(exc: errors.OrchestratorError) -> CliFailure:
 
 def add_common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
     """--json on every verb; --db where the verb touches the queue."""
-    parser.add_argument("--json", action="store_true", help="machine-readable output (one JSON document)")
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable output (one JSON document)"
+    )
     if db:
         parser.add_argument(
             "--db",
