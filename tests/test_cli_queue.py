@@ -119,6 +119,17 @@ def test_send_json_shape_and_as(run: Run) -> None:
     assert doc["message"]["status"] == "pending"
 
 
+def test_send_as_unknown_sender_exits_3(run: Run, db: Path) -> None:
+    """`--as` must name `user` or a registered agent; a typo is refused, nothing queued."""
+    code, stdout, _ = run("send", "bob", "hi", "--as", "alcie", "--json")
+    assert code == 3
+    doc = as_json(stdout)
+    assert doc["error"] == "sender_unknown"
+    assert "alice" in doc["message"]
+    with Mailbox(db) as mb:
+        assert mb.list() == []
+
+
 def test_send_json_body_is_parsed(run: Run, db: Path) -> None:
     """With --json-body, TEXT is decoded: the stored body is the JSON value."""
     code, stdout, _ = run(

@@ -74,6 +74,20 @@ def _check_participant(mb: Mailbox, name: str) -> None:
         raise errors.RecipientUnknown(name, sorted(known))
 
 
+def _check_sender(mb: Mailbox, name: str) -> None:
+    """``--as`` must name ``user`` or a registered agent: a typo would otherwise speak
+    as a name nobody answers to."""
+    if name == USER or mb.agent(name) is not None:
+        return
+    known = ", ".join([USER, *sorted(a.name for a in mb.agents())])
+    raise common.CliFailure(
+        f"unknown sender '{name}' (--as); known: {known}. A script joins with "
+        f"`octy-orchestrate register {name}`",
+        common.EXIT_NOT_FOUND,
+        "sender_unknown",
+    )
+
+
 def _done(args: argparse.Namespace, human: str, **doc: Any) -> int:
     if args.json:
         common.emit_json({"ok": True, **doc})
@@ -96,6 +110,7 @@ def _register(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     body = _body(args)
     with _mailbox(args) as mb:
+        _check_sender(mb, args.sender)
         msg = mb.send(args.sender, args.to, body, ttl_s=args.ttl)
     return _done(args, f"sent {msg.id} ({msg.sender} → {msg.recipient})", message=msg.to_dict())
 
@@ -104,6 +119,7 @@ def _send(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     body = _body(args)
     with _mailbox(args) as mb:
+        _check_sender(mb, args.sender)
         req = mb.request(args.sender, args.to, body, ttl_s=args.ttl, wait_s=args.timeout)
         try:
             reply = mb.wait_for_reply(req.id, args.timeout)
@@ -172,6 +188,8 @@ def _reply(args: argparse.Namespace) -> int:
     with _mailbox(args) as mb:
         # Reply as the one who was asked unless told otherwise.
         sender = args.sender or mb.get(args.request_id).recipient
+        if args.sender:
+            _check_sender(mb, args.sender)
         msg = mb.reply(args.request_id, sender, body)
     return _done(
         args, f"replied {msg.id} to {msg.recipient} (re {args.request_id})", message=msg.to_dict()
