@@ -1,0 +1,105 @@
+"""Getting started: ``init`` (a commented starter agents.yaml) and ``demo`` (a team, offline)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from orchestrator.cli import common
+from orchestrator.cli.common import CliFailure
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "init",
+        help="write a commented starter agents.yaml (and its prompts/) here",
+        description="Write a starter team: a commented agents.yaml explaining every main key, "
+        "and the prompt files it names (prompts/*.md, beside the roster). Refuses to "
+        "overwrite existing files unless --force.",
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        type=Path,
+        default=Path(common.DEFAULT_ROSTER),
+        help="where to write the roster (default ./agents.yaml; a folder means its agents.yaml)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    common.add_common(p, db=False)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser(
+        "demo",
+        help="watch a small team ask and answer each other, offline (scripted model)",
+        description="Start a three-agent team (coordinator, researcher, reviewer) in a temporary "
+        "folder, with real claude CLI processes, the real queue and relay tools, against a "
+        "local scripted model: no Claude API is called and no credentials are needed. The "
+        "user asks the coordinator a question; it asks the researcher and the reviewer and "
+        "answers. Then the team stops and the folder is removed.",
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder (roster, logs, queue)"
+    )
+    p.add_argument(
+        "--seconds",
+        type=_positive,
+        default=60.0,
+        metavar="N",
+        help="give up if the team has not answered within N seconds (default 60; exit 4)",
+    )
+    p.add_argument("--no-color", action="store_true", help="plain console output")
+    p.set_defaults(func=cmd_demo)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from orchestrator.starter import existing_files, roster_target, write_starter
+
+    target = roster_target(args.file)
+    existing = existing_files(target)
+    if existing and not args.force:
+        names = ", ".join(str(p) for p in existing)
+        raise CliFailure(
+            f"not overwriting {names}; use --force to replace, or -f OTHER.yaml to write elsewhere",
+            common.EXIT_ERROR,
+            "exists",
+        )
+    written = write_starter(target)
+    if args.json:
+        common.emit_json({"ok": True, "written": [str(p) for p in written]})
+        return common.EXIT_OK
+    print("wrote " + ", ".join(str(p) for p in written))
+    flag = "" if target == Path(common.DEFAULT_ROSTER) else f" -f {target}"
+    print(
+        f"next: read the comments in {target}, check it with `octy-orchestrate config{flag}`, "
+        f"start the team with `octy-orchestrate up{flag}`"
+    )
+    return common.EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from orchestrator.demo import run_demo
+
+    outcome = run_demo(
+        keep=args.keep,
+        seconds=args.seconds,
+        console=sys.stdout,
+        colour=False if args.no_color else None,
+    )
+    if outcome.answer is not None:
+        return common.EXIT_OK
+    if outcome.interrupted:
+        return 130
+    if outcome.timed_out:
+        return common.EXIT_TIMEOUT
+    return common.EXIT_ERROR

@@ -1,0 +1,237 @@
+"""Run the demo team: a temporary folder, the scripted model, the supervisor, one question.
+
+Everything runs in this process: the scripted model serves from a background
+thread, the supervisor runs under ``anyio.run`` in the main thread (it owns
+SIGINT/SIGTERM there, so Ctrl-C stops the team gracefully), and a driver task
+beside it asks the coordinator as the user would. The claude CLIs reach the
+model through the environment they inherit from this process, set here and
+restored afterwards: the roster the demo writes stays an ordinary roster, so
+a folder kept with ``--keep`` can be inspected with the usual verbs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import textwrap
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+import structlog
+from claude_agent_sdk import CanUseToolShadowedWarning
+
+from orchestrator import errors, logconfig
+from orchestrator.mailbox import USER, AsyncMailbox
+from orchestrator.relay import text_of
+from orchestrator.roster import Roster, load_roster
+from orchestrator.scripted_model import ScriptedModel
+from orchestrator.supervisor import Supervisor
+
+QUESTION = "How do the agents on a team talk to each other?"
+SCRIPTED_LABEL = "scripted model — no Claude API is called"
+ASKED = "coordinator"
+GRACE_S = 5.0
+POLL_S = 0.05
+
+log = structlog.get_logger()
+
+
+@dataclass
+class DemoOutcome:
+    """How a demo run ended. ``answer`` is set when the team answered."""
+
+    folder: Path
+    kept: bool
+    answer: str | None = None
+    error: str | None = None  # why there is no answer (a failed request, a failed agent)
+    timed_out: bool = False
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def run_demo(
+    *, keep: bool, seconds: float, console: TextIO, colour: bool | None = None
+) -> DemoOutcome:
+    """Run the demo team until it answers :data:`QUESTION` (or ``seconds`` pass), then stop it.
+
+    Writes banners, the team's log lines and the answer to ``console``. The
+    temporary folder is removed afterwards unless ``keep``.
+    """
+    started = time.monotonic()
+    folder = Path(tempfile.mkdtemp(prefix="octy-demo-"))  # 0700
+    outcome = DemoOutcome(folder=folder, kept=keep)
+    if colour is None:
+        colour = console.isatty() and "NO_COLOR" not in os.environ
+    out = _Printer(console, colour)
+    try:
+        roster_path = folder / "agents.yaml"
+        roster_path.write_text(_bundled("team.yaml"), encoding="utf-8")
+        script = folder / "script.yaml"
+        script.write_text(_bundled("script.yaml"), encoding="utf-8")
+        record = folder / "model-requests.jsonl"
+        with ScriptedModel(script, record=record) as model, _offline_env(model, folder):
+            roster = load_roster(roster_path)
+            out.opening(roster, folder)
+            logconfig.configure(
+                roster.logs,
+                console=console,
+                colour=colour,
+                max_bytes=roster.log_max_bytes,
+                backups=roster.log_backups,
+            )
+            try:
+                with warnings.catch_warnings():
+                    # Emitted by the SDK at connect() for the relay tools, allowed outright on
+                    # purpose (see session_options.build_options); noise for a newcomer.
+                    warnings.simplefilter("ignore", CanUseToolShadowedWarning)
+                    anyio.run(_drive, roster, seconds, outcome)
+            finally:
+                logconfig.shutdown()
+    finally:
+        if not keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        outcome.seconds = time.monotonic() - started
+    out.closing(outcome)
+    return outcome
+
+
+def _bundled(name: str) -> str:
+    return (resources.files("orchestrator.demo") / name).read_text(encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _offline_env(model: ScriptedModel, folder: Path) -> Iterator[None]:
+    """Point the claude CLIs this process starts at ``model``; HOME and TMPDIR in ``folder``."""
+    home, tmp = folder / "home", folder / "tmp"
+    home.mkdir(mode=0o700)
+    tmp.mkdir(mode=0o700)
+    values = {
+        **model.cli_env(),  # base URL, a fake key, ENABLE_TOOL_SEARCH=false, offline switches
+        "HOME": str(home),  # the CLI writes ~/.claude: keep it inside the demo folder
+        "CLAUDE_CONFIG_DIR": str(home / ".claude"),  # an ambient one would escape HOME
+        "TMPDIR": str(tmp),  # the CLI leaves folders there (cc-socks, claude-<uid>)
+        "CLAUDE_CODE_MAX_RETRIES": "1",  # a broken demo should fail in seconds, not minutes
+    }
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+async def _drive(roster: Roster, seconds: float, outcome: DemoOutcome) -> None:
+    """Run the supervisor; beside it, wait for the team, ask, collect the answer, stop."""
+    supervisor = Supervisor(roster, grace_s=GRACE_S, watch_roster=False)
+    stopping = False
+    async with anyio.create_task_group() as tg:
+
+        async def supervise() -> None:
+            await supervisor.run()
+            if not stopping:  # a signal stopped the team: stop waiting for the answer
+                outcome.interrupted = True
+                tg.cancel_scope.cancel()
+
+        tg.start_soon(supervise)
+        with anyio.move_on_after(seconds) as deadline:
+            await _ask(roster, outcome, seconds)
+        outcome.timed_out = outcome.timed_out or deadline.cancelled_caught
+        stopping = True
+        supervisor.stop()
+
+
+async def _ask(roster: Roster, outcome: DemoOutcome, seconds: float) -> None:
+    async with AsyncMailbox(roster.database) as mailbox:  # as any script would
+        if not await _team_ready(mailbox, roster, outcome):
+            return
+        request = await mailbox.request(USER, ASKED, {"text": QUESTION})
+        log.info("asked", agent=USER, to=ASKED, request_id=request.id, body=QUESTION)
+        try:
+            reply = await mailbox.wait_for_reply(request.id, timeout_s=seconds)
+        except errors.RequestTimeout:
+            outcome.timed_out = True
+            return
+        except errors.RequestFailed as exc:
+            outcome.error = str(exc)
+            return
+        outcome.answer = text_of(reply.body)
+        log.info("answered", agent=USER, by=ASKED, request_id=request.id, body=outcome.answer)
+
+
+async def _team_ready(mailbox: AsyncMailbox, roster: Roster, outcome: DemoOutcome) -> bool:
+    """Wait until every agent is ready; False (with the reason) if one failed to start."""
+    while True:
+        states = {a.name: a.state for a in await mailbox.agents()}
+        failed = [name for name in roster.agents if states.get(name) == "failed"]
+        if failed:
+            outcome.error = f"{', '.join(failed)} failed to start; see the log lines above"
+            return False
+        if all(states.get(name) == "ready" for name in roster.agents):
+            return True
+        await anyio.sleep(POLL_S)
+
+
+class _Printer:
+    """The demo's own lines around the team's log: banners, the question, the answer."""
+
+    def __init__(self, console: TextIO, colour: bool) -> None:
+        self.console = console
+        self.colour = colour
+
+    def _rule(self, text: str) -> None:
+        line = f"──── {text} ".ljust(78, "─")
+        self.console.write((f"\x1b[1m{line}\x1b[0m" if self.colour else line) + "\n")
+
+    def _say(self, text: str = "") -> None:
+        self.console.write(text + "\n")
+        self.console.flush()
+
+    def opening(self, roster: Roster, folder: Path) -> None:
+        names = ", ".join(roster.agents)
+        self._rule(f"octy-orchestrate demo · {SCRIPTED_LABEL}")
+        self._say(
+            f"A team of {len(roster.agents)} ({names}) starts in {folder}.\n"
+            "The supervisor, one claude CLI process per agent, the SQLite queue and the\n"
+            "ask/reply tools all run for real; only the model is a local script, so the\n"
+            "answers are canned and the token and cost figures are estimates nobody pays.\n"
+            f'The user asks the {ASKED}: "{QUESTION}"\n'
+        )
+        self.console.flush()
+
+    def closing(self, outcome: DemoOutcome) -> None:
+        self._say()
+        if outcome.answer is not None:
+            self._rule(f"the {ASKED}'s answer")
+            for paragraph in outcome.answer.splitlines():
+                self._say(textwrap.fill(paragraph, 78) if paragraph else "")
+        elif outcome.interrupted:
+            self._say("The demo was interrupted; the team was stopped.")
+        elif outcome.timed_out:
+            self._say("The team did not answer in time; the log lines above show how far it got.")
+        else:
+            self._say(f"The team could not answer: {outcome.error}")
+        self._rule(f"{SCRIPTED_LABEL} · {outcome.seconds:.1f} s")
+        if outcome.kept:
+            self._say(
+                f"The team was stopped; its folder is kept: {outcome.folder}\n"
+                "(agents.yaml, logs/, queue/team.db, model-requests.jsonl). Look around with\n"
+                f"`cd {outcome.folder}` and `octy-orchestrate ps`, `queue ls`, `logs`."
+            )
+        else:
+            self._say(f"The team was stopped and {outcome.folder} removed.")
+        self._say(
+            "Your own team: `octy-orchestrate init` writes a starter agents.yaml; edit it, then\n"
+            "`octy-orchestrate up` (with ANTHROPIC_API_KEY set or after `claude` login)."
+        )

@@ -1,0 +1,44 @@
+"""The starter roster ``octy-orchestrate init`` writes: a commented agents.yaml and its prompts.
+
+The files live beside this module as package data. The roster's
+``prompt_file`` paths are relative to its own folder, so the prompts are
+written under ``prompts/`` next to wherever the roster goes.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from orchestrator.roster import DEFAULT_FILE
+
+PROMPTS = ("prompts/lead.md", "prompts/researcher.md")
+
+
+def roster_target(path: Path) -> Path:
+    """Where the roster goes: ``path`` itself, or ``path/agents.yaml`` for a folder."""
+    return path / DEFAULT_FILE if path.is_dir() else path
+
+
+def starter_files(roster_path: Path) -> dict[Path, str]:
+    """Each file the starter consists of (the roster first), with its text."""
+    data = resources.files("orchestrator.starter")
+    files = {roster_path: (data / "agents.yaml").read_text(encoding="utf-8")}
+    for relative in PROMPTS:
+        files[roster_path.parent / relative] = (data / relative).read_text(encoding="utf-8")
+    return files
+
+
+def existing_files(roster_path: Path) -> list[Path]:
+    """The starter's files that already exist (and that writing would overwrite)."""
+    return [path for path in starter_files(roster_path) if path.exists()]
+
+
+def write_starter(roster_path: Path) -> list[Path]:
+    """Write the starter roster and its prompts, overwriting; return the paths written."""
+    written = []
+    for path, text in starter_files(roster_path).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
