@@ -265,6 +265,7 @@ class FileFollower:
             if st.st_size < current.handle.tell():  # truncated in place: start again
                 current.handle.seek(0)
                 current.partial = b""
+                lines += current.read_lines(self.source)
             return lines
         # Rotated. The writer closed our file before renaming it, so it is complete:
         # drain it, then read every file created after it, oldest first.
