@@ -243,7 +243,7 @@ def _turn_text(e: Mapping[str, Any]) -> str:
 
 
 def _rest(e: Mapping[str, Any]) -> str:
-    skip = {"timestamp", "level", "event", "agent", *_ID_KEYS}
+    skip = {"timestamp", "level", "event", "agent", "messages", *_ID_KEYS}
     return " ".join(f"{k}={_compact(v)}" for k, v in e.items() if k not in skip and v is not None)
 
 
@@ -288,7 +288,8 @@ def render_timeline(trace: Trace, *, colour: bool = False, width: int = 100) -> 
         head += f", {'failed' if reply.error else 'answered'} after {ms} ms"
     lines = [head]
     for s in trace.steps:
-        where = f"{who(s.actor)} → {who(s.target)}" if s.target else who(s.actor)
+        arrow = "←" if s.kind == "answered" else "→"  # the asker receives its answer
+        where = f"{who(s.actor)} {arrow} {who(s.target)}" if s.target else who(s.actor)
         what = s.kind if not s.message_id else f"{s.kind} {s.message_id}"
         text = shorten(s.text, width)
         if s.arrow or s.kind == "answered":

@@ -58,6 +58,7 @@ def team(tmp_path: Path) -> Iterator[Team]:
     made = Team(tmp_path)
     yield made
     logconfig.shutdown()
+    structlog.reset_defaults()  # later tests see structlog as if never configured
 
 
 Run = Callable[..., tuple[int, str, str]]
