@@ -292,6 +292,7 @@ def test_demo_keep_ignores_real_credentials_and_leaves_the_folder(tmp_path: Path
         final = [m for m in messages if m.kind == "response" and m.recipient == USER]
         assert len(final) == 1
         assert "would_deadlock" in text_of(final[0].body)
+        assert f"trace {final[0].correlation_id}" in done.stdout  # the hint names the question
         assert list(config.iterdir()) == []
         leaks = [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
         assert leaks == []

@@ -50,6 +50,7 @@ class DemoOutcome:
 
     folder: Path
     kept: bool
+    request_id: str | None = None  # the user's question, once asked
     answer: str | None = None
     error: str | None = None  # why there is no answer (a failed request, a failed agent)
     timed_out: bool = False
@@ -157,6 +158,7 @@ async def _ask(roster: Roster, outcome: DemoOutcome, seconds: float) -> None:
         if not await _team_ready(mailbox, roster, outcome):
             return
         request = await mailbox.request(USER, ASKED, {"text": QUESTION})
+        outcome.request_id = request.id
         log.info("asked", agent=USER, to=ASKED, request_id=request.id, body=QUESTION)
         try:
             reply = await mailbox.wait_for_reply(request.id, timeout_s=seconds)
@@ -224,10 +226,11 @@ class _Printer:
             self._say(f"The team could not answer: {outcome.error}")
         self._rule(f"{SCRIPTED_LABEL} · {outcome.seconds:.1f} s")
         if outcome.kept:
+            trace = f"`trace {outcome.request_id}`, " if outcome.request_id else ""
             self._say(
                 f"The team was stopped; its folder is kept: {outcome.folder}\n"
                 "(agents.yaml, logs/, queue/team.db, model-requests.jsonl). Look around with\n"
-                f"`cd {outcome.folder}` and `octy-orchestrate ps`, `queue ls`, `logs`."
+                f"`cd {outcome.folder}` and `octy-orchestrate {trace}ps`, `queue ls`, `logs`."
             )
         else:
             self._say(f"The team was stopped and {outcome.folder} removed.")
