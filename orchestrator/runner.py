@@ -340,7 +340,7 @@ class AgentRunner:
             "duration_ms": result.duration_ms,
             "input_tokens": int(usage.get("input_tokens") or 0),
             "output_tokens": int(usage.get("output_tokens") or 0),
-            "cost_usd": result.total_cost_usd or 0.0,
+            "cost_usd": round(result.total_cost_usd or 0.0, 6),
             "took_s": round(took_s, 3),
         }
         if result.is_error:

@@ -45,6 +45,10 @@ CLI_OWN_MESSAGING = ("SendMessage", "ListAgents")
 CLI_ENV_DEFAULTS = {"ENABLE_TOOL_SEARCH": "false"}
 SETTING_SOURCES: list[Any] = ["project"]
 
+# The relay tools are allowed outright on purpose, so can_use_tool is not consulted for them;
+# the SDK warns about exactly that at every options build and connect.
+warnings.filterwarnings("ignore", category=CanUseToolShadowedWarning)
+
 Permission = PermissionResultAllow | PermissionResultDeny
 CanUseTool = Callable[[str, dict[str, Any], Any], Awaitable[Permission]]
 
@@ -89,21 +93,17 @@ def build_options(
     disallowed = list(spec.disallowed_tools)
     disallowed += [t for t in CLI_OWN_MESSAGING if t not in spec.tools and t not in disallowed]
     env = {**CLI_ENV_DEFAULTS, **dict(spec.env)}
-    with warnings.catch_warnings():
-        # The relay tools are allowed outright on purpose, so can_use_tool is not consulted for
-        # them; the SDK warns about exactly that.
-        warnings.simplefilter("ignore", CanUseToolShadowedWarning)
-        return _options(
-            spec,
-            roster=roster,
-            relay=relay,
-            can_use_tool=can_use_tool,
-            disallowed=disallowed,
-            env=env,
-            resume=resume,
-            cli_path=cli_path,
-            stderr=stderr,
-        )
+    return _options(
+        spec,
+        roster=roster,
+        relay=relay,
+        can_use_tool=can_use_tool,
+        disallowed=disallowed,
+        env=env,
+        resume=resume,
+        cli_path=cli_path,
+        stderr=stderr,
+    )
 
 
 def _options(

@@ -39,6 +39,12 @@ RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
 
 
+def _set_event() -> anyio.Event:
+    event = anyio.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class Slot:
     """Everything the supervisor tracks for one agent."""
@@ -52,7 +58,7 @@ class Slot:
     started_at: float | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
-    done: anyio.Event = field(default_factory=anyio.Event)  # the agent's task has ended
+    done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
     restart_now: bool = False
 
 

@@ -326,20 +326,20 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
             if info.name in (USER, SUPERVISOR):
                 continue
             meta = info.meta
-            running = info.state in ("starting", "ready", "busy")
+            running = info.state in ("starting", "ready", "busy", "stopping")
             started = meta.get("started_at")
             rows.append(
                 {
                     "name": info.name,
                     "state": info.state,
-                    "pid": info.pid,
+                    "pid": info.pid if running else None,
                     "uptime_s": round(now - started, 1) if running and started else None,
                     "restarts": meta.get("restarts", 0),
                     "pending": mailbox.pending_count(info.name),
                     "in_flight": [m.id for m in leased if m.recipient == info.name],
                     "turns": meta.get("turns", 0),
                     "tokens": int(meta.get("input_tokens", 0)) + int(meta.get("output_tokens", 0)),
-                    "cost_usd": meta.get("cost_usd", 0.0),
+                    "cost_usd": round(float(meta.get("cost_usd") or 0.0), 6),
                     "session_id": meta.get("session_id"),
                 }
             )
