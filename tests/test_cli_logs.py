@@ -412,3 +412,24 @@ def test_logs_follow_waits_for_a_team_that_has_not_logged_yet(team: Team) -> Non
         assert follow.seqs_until(118) == list(range(1, 120, 3))
     finally:
         follow.stop()
+
+
+def test_a_roster_with_errors_still_leads_to_its_logs(
+    team: Team, run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broken agents.yaml (say, a rejected hot edit) does not hide the logs: its `logs`
+    folder is read as plain YAML, with a warning pointing at `config`."""
+    team.logs = team.roster.parent / "elsewhere"
+    team.configure()
+    team.emit(3)
+    team.roster.write_text(
+        "logs: elsewhere\nagents:\n  a:\n    prompt: A.\n    restart: sometimes\n",
+        encoding="utf-8",
+    )
+    code, out, err = run("--json")
+    assert code == 0
+    assert len(events(out)) == 3
+    assert "problem(s)" in err
+    assert "octy-orchestrate config" in err
+    assert main(["logs", "--file", str(team.roster.parent / "missing.yaml")]) == 1
+    assert "file not found" in capsys.readouterr().err

@@ -6,13 +6,16 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from orchestrator import errors, logview, trace
 from orchestrator.cli import common
 from orchestrator.cli.common import CliFailure
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
-from orchestrator.roster import Roster, load_roster
+from orchestrator.roster import load_roster
 
 FOLLOW_TAIL = 10  # like `docker logs -f`: some context, not the whole history
 FIELD_WIDTH = 120  # a shortened field (a message body) keeps this many characters
@@ -91,13 +94,25 @@ def _colour_opts(p: argparse.ArgumentParser) -> None:
         default=None,
         help="colour even when not writing to a terminal",
     )
-    group.add_argument("--no-color", dest="colour", action="store_const", const=False)
+    group.add_argument(
+        "--no-color",
+        "--no-colour",
+        dest="colour",
+        action="store_const",
+        const=False,
+        help="never colour (as NO_COLOR in the environment does on a terminal)",
+    )
 
 
 def _place_opts(p: argparse.ArgumentParser, *, short_file: bool) -> None:
     names = ("-f", "--file") if short_file else ("--file",)
+    also = "" if short_file else "; long form only, -f is --follow"
     p.add_argument(
-        *names, type=Path, default=None, dest="file", help="the roster (default ./agents.yaml)"
+        *names,
+        type=Path,
+        default=None,
+        dest="file",
+        help=f"the roster (default ./agents.yaml{also})",
     )
     p.add_argument(
         "--logs",
@@ -107,17 +122,61 @@ def _place_opts(p: argparse.ArgumentParser, *, short_file: bool) -> None:
     )
 
 
-def roster_of(file: Path | None) -> Roster | None:
-    """The roster named by --file, else ./agents.yaml if there is one."""
+@dataclass(frozen=True)
+class Places:
+    """Where a team keeps its logs and queue, and the agents it names (None: unknown)."""
+
+    logs: Path
+    database: Path
+    agents: tuple[str, ...] | None = None
+
+
+def places_of(file: Path | None) -> Places:
+    """The roster named by --file, else ./agents.yaml if there is one, else the defaults.
+
+    A roster with errors still names its folders: reading the logs is how one finds
+    out what went wrong (a rejected hot reload, say), so it is read leniently, with a
+    warning, rather than refused.
+    """
     path = file if file is not None else Path(common.DEFAULT_ROSTER)
     if file is None and not path.exists():
-        return None
+        return Places(Path("logs"), common.DEFAULT_DB)
     try:
-        return load_roster(path)
+        roster = load_roster(path)
     except errors.RosterErrors as exc:
-        raise CliFailure(
-            f"{len(exc.errors)} problem(s) in {path}:\n{exc}", common.EXIT_ERROR, exc.code
-        ) from None
+        if not path.is_file():
+            raise CliFailure(str(exc), common.EXIT_ERROR, exc.code) from None
+        places = _lenient(path)
+        print(
+            f"octy-orchestrate: {path} has {len(exc.errors)} problem(s) (`octy-orchestrate "
+            f"config` lists them); reading {places.logs} and {places.database}",
+            file=sys.stderr,
+        )
+        return places
+    return Places(roster.logs, roster.database, tuple(roster.agents))
+
+
+def _lenient(path: Path) -> Places:
+    """``logs`` and ``database`` as plain YAML says, relative to the roster's folder."""
+    folder = path.absolute().parent
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        doc = None
+    doc = doc if isinstance(doc, dict) else {}
+
+    def place(key: str, default: Path) -> Path:
+        value = doc.get(key)
+        if isinstance(value, str) and value.strip() and "${" not in value:
+            return folder / Path(value).expanduser()
+        return folder / default
+
+    agents = doc.get("agents")
+    return Places(
+        place("logs", Path("logs")),
+        place("database", common.DEFAULT_DB),
+        tuple(str(a) for a in agents) if isinstance(agents, dict) else None,
+    )
 
 
 def _colour(args: argparse.Namespace) -> bool:
@@ -130,14 +189,14 @@ def _colour(args: argparse.Namespace) -> bool:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    roster = roster_of(args.file)
-    folder: Path = args.logs or (roster.logs if roster else Path("logs"))
+    places = places_of(args.file)
+    folder: Path = args.logs or places.logs
     try:
         since = logview.parse_since(args.since) if args.since else None
     except ValueError as exc:
         raise CliFailure(str(exc), common.EXIT_USAGE, "usage") from None
     chosen = logview.sources(folder, args.agents)
-    _check_names(chosen, roster, folder, following=args.follow)
+    _check_names(chosen, places.agents, folder, following=args.follow)
     present = [s for s in chosen if s.exists()]
     for s in chosen:
         if s not in present and present:
@@ -166,14 +225,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def _check_names(
-    chosen: list[logview.Source], roster: Roster | None, folder: Path, *, following: bool
+    chosen: list[logview.Source],
+    agents: tuple[str, ...] | None,
+    folder: Path,
+    *,
+    following: bool,
 ) -> None:
     """A name that is neither in the roster nor in the logs folder is a typo: say so."""
-    known = {SUPERVISOR_LOG, *(roster.agents if roster else ())}
+    known = {SUPERVISOR_LOG, *(agents or ())}
     for s in chosen:
-        if s.name in known or s.exists():
+        if s.name in known or (s.exists() and s.base.parent == folder):
             continue
-        if roster is None and following:
+        if agents is None and following:
             continue  # nothing to check against: wait for it, like `tail -F`
         names = sorted((known | set(logview.known_names(folder))) - {SUPERVISOR_LOG})
         raise CliFailure(
@@ -213,9 +276,9 @@ def _write(lines: Iterable[logview.LogLine], raw: bool, colour: bool, width: int
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    roster = roster_of(args.file)
-    db: Path = args.db or (roster.database if roster else common.DEFAULT_DB)
-    logs: Path = args.logs or (roster.logs if roster else Path("logs"))
+    places = places_of(args.file)
+    db: Path = args.db or places.database
+    logs: Path = args.logs or places.logs
     try:
         found = trace.load_trace(db, args.id, logs)
     except errors.MessageNotFound:
