@@ -205,6 +205,7 @@ def configure(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _default_agent,
             REDACTOR,
             _ROUTER,
         ],
@@ -212,6 +213,14 @@ def configure(
         logger_factory=structlog.ReturnLoggerFactory(),
         cache_logger_on_first_use=False,
     )
+
+
+def _default_agent(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Every event names its agent; the supervisor's own events name it."""
+    event.setdefault("agent", SUPERVISOR_LOG)
+    return event
 
 
 def shutdown() -> None:

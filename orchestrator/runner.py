@@ -336,6 +336,7 @@ class AgentRunner:
         self.session_id = result.session_id or self.session_id
         usage = result.usage or {}
         stats = {
+            "messages": [m.id for m in batch],
             "session_id": self.session_id,
             "duration_ms": result.duration_ms,
             "input_tokens": int(usage.get("input_tokens") or 0),

@@ -120,7 +120,7 @@ def test_logs_for_named_agents_merges_their_files_in_time_order(team: Team, run:
     code, out, _ = run("--json", "supervisor")
     assert code == 0
     assert [e["seq"] for e in events(out)] == list(range(2, 60, 3))
-    assert all("agent" not in e for e in events(out))
+    assert {e["agent"] for e in events(out)} == {"supervisor"}
 
 
 def test_tail_keeps_the_last_events(team: Team, run: Run) -> None:
