@@ -38,13 +38,13 @@ def _make_db(path: Path) -> None:
 
 
 def test_new_database_is_private(tmp_path: Path) -> None:
-    """The folder is created 0700 and the database, WAL and shared-memory files 0600."""
+    """The folder is created 0700; the database, WAL, shared-memory and wake-up files 0600."""
     path = tmp_path / "queue" / "team.db"
     with Mailbox(path) as mb:
         mb.register("bob")
         mb.send("user", "bob", "x")
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-        for name in ("team.db", "team.db-wal", "team.db-shm"):
+        for name in ("team.db", "team.db-wal", "team.db-shm", "team.db-wake"):
             assert stat.S_IMODE((path.parent / name).stat().st_mode) == 0o600, name
 
 

@@ -43,6 +43,7 @@ class MailboxCore:
             self.path, create=create, synchronous=synchronous
         )
         self._feed: ChangeFeed | None = acquire_feed(self.path)
+        self._rung_at = 0  # conn.total_changes when the bell last rang
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -76,7 +77,12 @@ class MailboxCore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A short BEGIN IMMEDIATE transaction: the write lock is taken up front, so
-        busy_timeout covers contention and no read snapshot can go stale mid-way."""
+        busy_timeout covers contention and no read snapshot can go stale mid-way.
+
+        (SQLite's busy handler sleeps 1, 2, 5... ms between tries. Polling the lock
+        every 50 us instead was measured: slightly better latency with one writer
+        pair, half the throughput with four, as spinning writers starve the holder.)
+        After a commit that changed something, the bell rings (wakeup.py)."""
         with self._lock:
             conn = self._connection()
             try:
@@ -91,12 +97,17 @@ class MailboxCore:
                 if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
                     raise schema.translate(self.path, exc) from exc
                 raise
+            changes = conn.total_changes
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise schema.translate(self.path, exc) from exc
+            if changes != self._rung_at:  # something was written: ring the bell
+                self._rung_at = changes
+                if self._feed is not None:
+                    self._feed.ring()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

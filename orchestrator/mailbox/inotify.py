@@ -1,7 +1,7 @@
 """Minimal Linux inotify binding through ctypes (no dependency).
 
 Only what the change feed needs: watch one directory, drain events without
-blocking, tell whether any of them touched one of a few file names.
+blocking, tell which of a few file names they touched.
 """
 
 from __future__ import annotations
@@ -71,23 +71,24 @@ class DirectoryWatch:
             self._libc.inotify_rm_watch(self.fd, self._wd)
             self._wd = -1
 
-    def drain(self) -> bool:
-        """Read every queued event; True if one concerns a watched name (or events were lost)."""
-        hit = False
+    def drain(self) -> list[str]:
+        """Read every queued event; the watched names they concern, in order.
+        A lost-events overflow is reported as the name ``"*"``."""
+        hits: list[str] = []
         while True:
             try:
                 data = os.read(self.fd, 65536)
             except BlockingIOError:
-                return hit
-            except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
-                continue
+                return hits
             offset = 0
             while offset + _EVENT.size <= len(data):
                 _wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
                 name = data[offset + _EVENT.size : offset + _EVENT.size + length].rstrip(b"\0")
                 offset += _EVENT.size + length
-                if mask & IN_Q_OVERFLOW or name in self._names:
-                    hit = True
+                if mask & IN_Q_OVERFLOW:
+                    hits.append("*")
+                elif name in self._names:
+                    hits.append(name.decode())
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -1,22 +1,25 @@
 """Wake waiters when the database changes, without busy-polling.
 
 One :class:`ChangeFeed` per database file per process. With inotify (Linux)
-a daemon thread sleeps in ``poll()`` on a watch of the database's directory
-and wakes on any write to ``<db>`` or ``<db>-wal`` — by any process,
-including plain SQL from another language — then bumps a generation counter
-that waiters block on. Waiters re-run one indexed query per wake-up.
+a daemon thread sleeps in ``poll()`` on a watch of the database's folder and
+bumps a generation counter that waiters block on; a waiter then runs one
+indexed query. The watch is on only while something in this process waits
+(:meth:`ChangeFeed.watching`): a producer that never waits, or a consumer
+busy with its own writes, is not woken by every commit (measured: a feed
+woken by its own process's commits more than doubled the cost of a send).
 
-The watch is on only while at least one waiter in this process is inside
-:meth:`ChangeFeed.watching`: a producer that never waits, or a consumer busy
-with its own writes, is not woken by every commit (measured: a feed woken by
-its own process's commits more than doubled the cost of a send).
+Two signals, because SQLite writes the WAL frames a few microseconds
+*before* it publishes the commit in the shared-memory index (so a waiter
+woken by the WAL write can look too early and see nothing):
 
-Why a second "settle" wake-up 2 ms after a burst of events, and why the first
-sleep of a wait is at most 2 ms: SQLite writes the WAL frames (inotify fires)
-a few microseconds *before* it publishes the commit in the shared-memory
-index, so a waiter woken by the event — or one that started watching just
-after the write — can look too early and see nothing. The slow safety poll
-catches anything else (a writer descheduled for longer than the settle).
+- the bell: after every commit that changed something, a Mailbox writes one
+  byte to ``<db>-wake``. That write comes after the commit is visible, so a
+  waiter woken by it always finds the change. Waiters wake at once.
+- the WAL file (``<db>-wal``, ``<db>``): any writer at all, including plain
+  SQL from another language. Such a wake-up is deferred by
+  :data:`SETTLE_S` ``[0]`` (and dropped if a bell explains it), repeated
+  :data:`SETTLE_S` ``[1]`` later for a writer descheduled mid-commit, and the
+  slow safety poll (:data:`SAFETY_POLL_S`) covers anything longer.
 
 Without inotify (not Linux, or the kernel's instance limit reached) waiters
 poll every :data:`FALLBACK_POLL_S`. ``OCTY_MAILBOX_WAKEUP=poll`` forces that
@@ -30,6 +33,7 @@ import contextlib
 import os
 import select
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
@@ -40,8 +44,11 @@ import structlog
 
 from orchestrator.mailbox.inotify import DirectoryWatch, InotifyUnavailable
 
-SETTLE_S: Final = 0.002
-SAFETY_POLL_S: Final = 1.0
+SETTLE_S: Final = (0.002, 0.02)
+"""Wake-ups after WAL activity no bell explained: one for a commit published just
+after its WAL write, one for a writer descheduled in between (busy machine)."""
+BELL_SUFFIX: Final = "-wake"
+SAFETY_POLL_S: Final = 2.0
 """Longest sleep between checks when inotify is active (missed-event insurance)."""
 FALLBACK_POLL_S: Final = 0.1
 """Check interval when inotify is not available."""
@@ -62,7 +69,7 @@ class Waiter:
         return self._feed.generation
 
     def _cap(self, max_wait_s: float) -> float:
-        cap = SETTLE_S if self._first and self._feed.pushed else self._feed.poll_interval
+        cap = SETTLE_S[0] if self._first and self._feed.pushed else self._feed.poll_interval
         self._first = False
         return max(0.0, min(max_wait_s, cap))
 
@@ -89,6 +96,9 @@ class ChangeFeed:
         self._thread: threading.Thread | None = None
         self._stop_r = self._stop_w = -1
         self._tried = os.environ.get("OCTY_MAILBOX_WAKEUP", "inotify") == "poll"
+        self.bell_path = db_path.with_name(db_path.name + BELL_SUFFIX)
+        self._bell_fd = -1
+        self._bell_broken = False
 
     @property
     def pushed(self) -> bool:
@@ -120,6 +130,25 @@ class ChangeFeed:
                 self._waiters -= 1
                 if self._waiters == 0 and self._watch is not None:
                     self._watch.stop()
+
+    def ring(self) -> None:
+        """Tell every process's waiters that a commit is now visible (after COMMIT)."""
+        if self._bell_fd < 0:
+            if self._bell_broken:
+                return
+            with self._cond:
+                if self._bell_fd < 0:
+                    try:
+                        self._bell_fd = os.open(
+                            self.bell_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600
+                        )
+                    except OSError as exc:  # read-only folder: WAL events still wake waiters
+                        self._bell_broken = True
+                        log.warning("mailbox.bell_unavailable", path=str(self.bell_path),
+                                    reason=str(exc))
+                        return
+        with contextlib.suppress(OSError):
+            os.pwrite(self._bell_fd, b"\0", 0)
 
     def notify(self) -> None:
         """Wake every waiter in this process now."""
@@ -165,7 +194,7 @@ class ChangeFeed:
             return
         self._tried = True
         names = frozenset({self.db_path.name, f"{self.db_path.name}-wal",
-                           f"{self.db_path.name}-journal"})
+                           f"{self.db_path.name}-journal", self.bell_path.name})
         try:
             self._watch = DirectoryWatch(self.db_path.parent, names)
         except InotifyUnavailable as exc:
@@ -182,16 +211,30 @@ class ChangeFeed:
         poller = select.poll()
         poller.register(watch.fd, select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
-        settling = False
+        bell = self.bell_path.name
+        due: list[float | None] = [None] * len(SETTLE_S)  # pending settle wake-ups
         while True:
-            ready = poller.poll(SETTLE_S * 1000 if settling else None)
+            pending = [d for d in due if d is not None]
+            timeout = None if not pending else max(0.0, min(pending) - time.monotonic()) * 1000
+            ready = poller.poll(timeout)
             if any(fd == self._stop_r for fd, _ in ready):
                 return
-            if not ready:  # quiet for SETTLE_S after a burst: one more look
-                settling = False
-                self.notify()
-            elif watch.drain():
-                settling = True
+            if ready:
+                names = watch.drain()
+                now = time.monotonic()
+                if "*" in names or bell in names:
+                    self.notify()
+                    due[0] = None  # the bell explains the WAL writes before it
+                tail = names[_last_index(names, bell) + 1 :]
+                if any(n != bell for n in tail):  # WAL activity no bell explained (yet)
+                    due = [now + d for d in SETTLE_S]
+            now = time.monotonic()
+            fire = False
+            for i, d in enumerate(due):
+                if d is not None and d <= now:
+                    due[i] = None
+                    fire = True
+            if fire:
                 self.notify()
 
     def _close(self) -> None:
@@ -204,7 +247,18 @@ class ChangeFeed:
         if self._watch is not None:
             self._watch.close()
             self._watch = None
+        if self._bell_fd >= 0:
+            os.close(self._bell_fd)
+            self._bell_fd = -1
         self.notify()  # nobody may sleep on a feed that no longer watches
+
+
+def _last_index(names: list[str], name: str) -> int:
+    """Index of the last ``name`` in ``names``, -1 if absent."""
+    for i in range(len(names) - 1, -1, -1):
+        if names[i] == name:
+            return i
+    return -1
 
 
 _feeds: dict[tuple[str, int], ChangeFeed] = {}
