@@ -71,6 +71,15 @@ def test_update_agent_merges_meta_and_beats_heart(mb: Mailbox, clock: FakeClock)
     assert info.heartbeat_at == clock.now
 
 
+def test_update_agent_pid_none_clears_it_and_leaving_it_out_keeps_it(mb: Mailbox) -> None:
+    """pid=None records that the process is gone; omitting pid leaves it alone."""
+    mb.register("alice", pid=1234)
+    mb.update_agent("alice", state="running")
+    assert mb.agent("alice").pid == 1234  # type: ignore[union-attr]
+    mb.update_agent("alice", state="stopped", pid=None)
+    assert mb.agent("alice").pid is None  # type: ignore[union-attr]
+
+
 def test_update_agent_without_heartbeat_keeps_the_old_one(mb: Mailbox, clock: FakeClock) -> None:
     """heartbeat=False changes fields without pretending the agent is alive."""
     before = mb.register("alice").heartbeat_at

@@ -48,6 +48,23 @@ def test_ids_are_unique_short_and_sort_by_creation(mb: Mailbox) -> None:
     assert sorted(ids) == ids
 
 
+def test_send_many_queues_a_batch_in_order(mb: Mailbox) -> None:
+    """send_many() writes every (recipient, body) in one transaction, in the order given."""
+    sent = mb.send_many("alice", [("bob", 1), ("carol", 2), ("bob", 3)], ttl_s=30)
+    assert [(m.recipient, m.body) for m in sent] == [("bob", 1), ("carol", 2), ("bob", 3)]
+    assert [m.body for m in mb.claim("bob", owner="w", limit=5)] == [1, 3]
+
+
+def test_send_many_is_all_or_nothing(mb: Mailbox) -> None:
+    """One unknown recipient or bad body in a batch and nothing of the batch is written."""
+    before = counts(mb.path)
+    with pytest.raises(errors.RecipientUnknown):
+        mb.send_many("alice", [("bob", 1), ("nobody", 2)])
+    with pytest.raises(errors.InvalidBody):
+        mb.send_many("alice", [("bob", 1), ("bob", {3})])
+    assert counts(mb.path) == before
+
+
 def test_user_is_always_a_valid_recipient(mb: Mailbox) -> None:
     """'user' receives messages without being registered."""
     assert mb.agent(USER) is None

@@ -14,6 +14,7 @@ from orchestrator.mailbox.backend import AsyncMailboxBackend, MailboxBackend
 from orchestrator.mailbox.model import (
     DEFAULT_LEASE_S,
     DEFAULT_MAX_ATTEMPTS,
+    KEEP,
     MAX_BODY_BYTES,
     SUPERVISOR,
     USER,
@@ -28,6 +29,7 @@ from orchestrator.mailbox.store import Mailbox
 __all__ = [
     "DEFAULT_LEASE_S",
     "DEFAULT_MAX_ATTEMPTS",
+    "KEEP",
     "MAX_BODY_BYTES",
     "SCHEMA_VERSION",
     "SUPERVISOR",

@@ -22,7 +22,9 @@ from orchestrator import errors
 from orchestrator.mailbox.model import (
     DEFAULT_LEASE_S,
     DEFAULT_MAX_ATTEMPTS,
+    KEEP,
     AgentInfo,
+    Keep,
     Message,
     SweepResult,
 )
@@ -108,7 +110,7 @@ class AsyncMailbox:
         )
 
     async def update_agent(
-        self, name: str, *, state: str | None = None, pid: int | None = None,
+        self, name: str, *, state: str | None = None, pid: int | Keep | None = KEEP,
         meta: dict[str, Any] | None = None, heartbeat: bool = True,
     ) -> None:
         await self._call(
@@ -134,6 +136,15 @@ class AsyncMailbox:
         return await self._call(
             lambda m: m.send(sender, recipient, body, kind=kind, correlation_id=correlation_id,
                              cause_id=cause_id, ttl_s=ttl_s, max_attempts=max_attempts)
+        )
+
+    async def send_many(
+        self, sender: str, messages: Sequence[tuple[str, Any]], *, kind: SendKind = "notice",
+        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> list[Message]:
+        return await self._call(
+            lambda m: m.send_many(sender, messages, kind=kind, ttl_s=ttl_s,
+                                  max_attempts=max_attempts)
         )
 
     async def request(

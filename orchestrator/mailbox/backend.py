@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from orchestrator.mailbox.model import AgentInfo, Message, SweepResult
+from orchestrator.mailbox.model import AgentInfo, Keep, Message, SweepResult
 
 
 class MailboxBackend(Protocol):
@@ -29,7 +29,7 @@ class MailboxBackend(Protocol):
         state: str = "registered", meta: dict[str, Any] | None = None,
     ) -> AgentInfo: ...
     def update_agent(
-        self, name: str, *, state: str | None = None, pid: int | None = None,
+        self, name: str, *, state: str | None = None, pid: int | Keep | None = ...,
         meta: dict[str, Any] | None = None, heartbeat: bool = True,
     ) -> None: ...
     def unregister(self, name: str) -> None: ...
@@ -40,6 +40,10 @@ class MailboxBackend(Protocol):
         correlation_id: str | None = None, cause_id: str | None = None,
         ttl_s: float | None = None, max_attempts: int = ...,
     ) -> Message: ...
+    def send_many(
+        self, sender: str, messages: Sequence[tuple[str, Any]], *, kind: Any = "notice",
+        ttl_s: float | None = None, max_attempts: int = ...,
+    ) -> list[Message]: ...
     def request(
         self, sender: str, recipient: str, body: Any, *, cause_id: str | None = None,
         ttl_s: float | None = None, max_attempts: int = ..., wait_s: float | None = None,
@@ -82,7 +86,7 @@ class AsyncMailboxBackend(Protocol):
         state: str = "registered", meta: dict[str, Any] | None = None,
     ) -> AgentInfo: ...
     async def update_agent(
-        self, name: str, *, state: str | None = None, pid: int | None = None,
+        self, name: str, *, state: str | None = None, pid: int | Keep | None = ...,
         meta: dict[str, Any] | None = None, heartbeat: bool = True,
     ) -> None: ...
     async def unregister(self, name: str) -> None: ...
@@ -93,6 +97,10 @@ class AsyncMailboxBackend(Protocol):
         correlation_id: str | None = None, cause_id: str | None = None,
         ttl_s: float | None = None, max_attempts: int = ...,
     ) -> Message: ...
+    async def send_many(
+        self, sender: str, messages: Sequence[tuple[str, Any]], *, kind: Any = "notice",
+        ttl_s: float | None = None, max_attempts: int = ...,
+    ) -> list[Message]: ...
     async def request(
         self, sender: str, recipient: str, body: Any, *, cause_id: str | None = None,
         ttl_s: float | None = None, max_attempts: int = ..., wait_s: float | None = None,

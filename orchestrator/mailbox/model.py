@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import os
 import threading
@@ -26,6 +27,14 @@ DEFAULT_MAX_ATTEMPTS: Final = 5
 
 DEFAULT_LEASE_S: Final = 30.0
 """How long a claim holds a message before another consumer may take it."""
+
+class Keep(enum.Enum):
+    """Type of :data:`KEEP`: "leave this field as it is" where None is a real value."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = Keep.KEEP
 
 Kind = Literal["request", "response", "notice", "broadcast"]
 Status = Literal["pending", "leased", "done", "dead"]

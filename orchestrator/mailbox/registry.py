@@ -7,7 +7,14 @@ from typing import Any
 
 from orchestrator import errors
 from orchestrator.mailbox.core import MailboxCore
-from orchestrator.mailbox.model import AGENT_COLUMNS, AgentInfo, agent_from_row, encode_meta
+from orchestrator.mailbox.model import (
+    AGENT_COLUMNS,
+    KEEP,
+    AgentInfo,
+    Keep,
+    agent_from_row,
+    encode_meta,
+)
 
 
 class RegistryOps(MailboxCore):
@@ -51,12 +58,13 @@ class RegistryOps(MailboxCore):
         name: str,
         *,
         state: str | None = None,
-        pid: int | None = None,
+        pid: int | Keep | None = KEEP,
         meta: dict[str, Any] | None = None,
         heartbeat: bool = True,
     ) -> None:
-        """Change some fields of a registered agent; ``meta`` keys are merged into the
-        existing meta (a key set to None is kept as null). Unknown name -> RecipientUnknown."""
+        """Change some fields of a registered agent; the others stay. ``pid=None`` clears
+        the pid (the process is gone); leave it out to keep it. ``meta`` keys are merged
+        into the existing meta. Unknown name -> RecipientUnknown."""
         with self._write() as conn:
             row = conn.execute("SELECT meta FROM agents WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -68,12 +76,13 @@ class RegistryOps(MailboxCore):
                 """
                 UPDATE agents SET
                     state = coalesce(?, state),
-                    pid = coalesce(?, pid),
+                    pid = CASE WHEN ? THEN pid ELSE ? END,
                     meta = ?,
                     heartbeat_at = CASE WHEN ? THEN ? ELSE heartbeat_at END
                 WHERE name = ?
                 """,
-                (state, pid, encode_meta(merged), heartbeat, self.now(), name),
+                (state, pid is KEEP, None if pid is KEEP else pid, encode_meta(merged),
+                 heartbeat, self.now(), name),
             )
 
     def unregister(self, name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from orchestrator import errors
@@ -107,6 +108,29 @@ class SendOps(MailboxCore):
                 correlation_id=correlation_id, cause_id=cause_id, ttl_s=ttl_s,
                 max_attempts=max_attempts,
             )
+
+    def send_many(
+        self,
+        sender: str,
+        messages: Sequence[tuple[str, Any]],
+        *,
+        kind: SendKind = "notice",
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> list[Message]:
+        """Queue many ``(recipient, body)`` messages in one transaction (one commit, one
+        wake-up): all or nothing. The batch form of :meth:`send` for busy producers."""
+        if kind not in ("notice", "request", "broadcast"):
+            raise ValueError(f"send_many() kind must be notice, request or broadcast, not {kind!r}")
+        encoded = [(recipient, encode_body(body)) for recipient, body in messages]
+        with self._write() as conn:
+            for recipient in dict.fromkeys(r for r, _ in encoded):
+                self._check_recipient(conn, recipient)
+            return [
+                self._insert(conn, kind=kind, sender=sender, recipient=recipient,
+                             body_text=text, ttl_s=ttl_s, max_attempts=max_attempts)
+                for recipient, text in encoded
+            ]
 
     def request(
         self,
