@@ -31,7 +31,8 @@ log = structlog.get_logger()
 
 
 def text_of(body: Any) -> str:
-    """The text of a message body: ``{"text": ...}`` by convention, anything else as JSON."""
+    """The text of a message body: agents and the CLI send plain strings; ``{"text": ...}``
+    is read the same way; anything else is shown as JSON."""
     if isinstance(body, str):
         return body
     if isinstance(body, dict) and isinstance(body.get("text"), str) and len(body) == 1:
@@ -114,7 +115,7 @@ class Relay:
         to, text = str(args.get("to", "")), str(args.get("message", ""))
         try:
             await self._check_allowed(to)
-            msg = await self.mailbox.send(self.agent, to, {"text": text}, cause_id=self._cause())
+            msg = await self.mailbox.send(self.agent, to, text, cause_id=self._cause())
         except errors.QueueError as exc:
             return _fail(exc.code, str(exc))
         self.log.info("sent", to=to, message_id=msg.id, body=text)
@@ -132,7 +133,7 @@ class Relay:
             await self._check_allowed(to)
             await self._check_alive(to)
             request = await self.mailbox.request(
-                self.agent, to, {"text": text}, cause_id=self._cause(), wait_s=timeout_s
+                self.agent, to, text, cause_id=self._cause(), wait_s=timeout_s
             )
         except errors.OrchestratorError as exc:
             self.log.warning("ask_refused", to=to, code=exc.code, reason=str(exc))
@@ -158,7 +159,7 @@ class Relay:
             request = await self.mailbox.get(request_id)
             if request.recipient != self.agent:
                 raise errors.NotAllowed(self.agent, request.sender, [])
-            msg = await self.mailbox.reply(request_id, self.agent, {"text": text})
+            msg = await self.mailbox.reply(request_id, self.agent, text)
         except errors.NotAllowed:
             return _fail("not_allowed", f"request '{request_id}' was not addressed to you")
         except errors.QueueError as exc:
@@ -173,7 +174,7 @@ class Relay:
     async def broadcast(self, args: dict[str, Any]) -> dict[str, Any]:
         text = str(args.get("message", ""))
         try:
-            sent = await self.mailbox.broadcast(self.agent, {"text": text})
+            sent = await self.mailbox.broadcast(self.agent, text)
         except errors.QueueError as exc:
             return _fail(exc.code, str(exc))
         names = sorted(m.recipient for m in sent)

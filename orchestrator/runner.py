@@ -361,7 +361,7 @@ class AgentRunner:
             if m.kind != "request" or m.id in turn.replied:
                 continue
             try:
-                await self.mailbox.reply(m.id, self.name, {"text": final})
+                await self.mailbox.reply(m.id, self.name, final)
                 self.log.info("replied", request_id=m.id, to=m.sender, body=final)
             except errors.AlreadyReplied:
                 self.log.info("already_answered", request_id=m.id)

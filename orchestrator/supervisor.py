@@ -194,8 +194,9 @@ class Supervisor:
                     or slot.state == AgentState.STOPPING
                 ):
                     break
-                if slot.restart_now:
+                if slot.restart_now:  # an operator's restart: counted, but not toward failing
                     slot.restart_now = False
+                    slot.restart_count += 1
                     await self._set_state(slot, AgentState.BACKOFF)
                     log.info("restarting", agent=slot.name, reason="requested")
                     continue

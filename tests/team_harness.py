@@ -150,11 +150,11 @@ class Team:
 
     def request(self, to: str, text: str, sender: str = USER) -> Message:
         with self.mailbox() as mb:
-            return mb.request(sender, to, {"text": text})
+            return mb.request(sender, to, text)
 
     def ask(self, to: str, text: str, timeout: float = 60) -> str:
         with self.mailbox() as mb:
-            request = mb.request(USER, to, {"text": text})
+            request = mb.request(USER, to, text)
             return text_of(mb.wait_for_reply(request.id, timeout).body)
 
     def messages(self, **filters: Any) -> list[Message]:

@@ -81,7 +81,7 @@ def test_claude_killed_mid_turn_is_restarted_resumed_and_replies_once(team: Team
     os.kill(first_pid, signal.SIGKILL)
     with t.mailbox() as mb:
         reply = mb.wait_for_reply(request.id, 90)
-    assert reply.body == {"text": "the answer"}
+    assert reply.body == "the answer"
     new_pid = t.wait_for(lambda: (p := t.agent_pid("a")) and p != first_pid and p, what="new pid")
     assert new_pid != first_pid
     retried = t.model.requests_matching("slow question")  # type: ignore[attr-defined]
@@ -194,8 +194,8 @@ def test_supervisor_sigkill_then_up_again_loses_nothing(team: TeamFactory) -> No
     with t.mailbox() as mb:
         # Both are pending at restart, so they arrive together in one turn whose final
         # text answers each request.
-        assert mb.wait_for_reply(first.id, 90).body == {"text": "answered"}
-        assert mb.wait_for_reply(second.id, 90).body == {"text": "answered"}
+        assert mb.wait_for_reply(first.id, 90).body == "answered"
+        assert mb.wait_for_reply(second.id, 90).body == "answered"
     assert len(replies_to(t, first.id)) == 1
     assert len(replies_to(t, second.id)) == 1
 
@@ -254,7 +254,7 @@ def test_a_turn_silent_past_turn_timeout_restarts_the_session(team: TeamFactory)
     first_pid = t.agent_pid("a")
     request = t.request("a", "hang")
     with t.mailbox() as mb:
-        assert mb.wait_for_reply(request.id, 90).body == {"text": "unstuck"}
+        assert mb.wait_for_reply(request.id, 90).body == "unstuck"
     assert t.agent_pid("a") != first_pid
     assert "turn_timeout" in t.output()
     assert len(replies_to(t, request.id)) == 1

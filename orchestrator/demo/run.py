@@ -157,7 +157,7 @@ async def _ask(roster: Roster, outcome: DemoOutcome, seconds: float) -> None:
     async with AsyncMailbox(roster.database) as mailbox:  # as any script would
         if not await _team_ready(mailbox, roster, outcome):
             return
-        request = await mailbox.request(USER, ASKED, {"text": QUESTION})
+        request = await mailbox.request(USER, ASKED, QUESTION)
         outcome.request_id = request.id
         log.info("asked", agent=USER, to=ASKED, request_id=request.id, body=QUESTION)
         try:
