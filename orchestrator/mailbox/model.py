@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import json
@@ -152,7 +153,11 @@ def encode_meta(meta: dict[str, Any]) -> str:
 # type in `queue show ID`, and stay unique across processes (a collision is
 # retried by the store, see sending.py).
 
-_ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+# base32 does the encoding in C; its alphabet (A-Z, 2-7) is in the same order
+# as Crockford's, so translating keeps ids sortable.
+_CROCKFORD: Final = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789abcdefghjkmnpqrstvwxyz"
+)
 _id_lock = threading.Lock()
 _last_ms = -1
 _counter = 0
@@ -168,9 +173,5 @@ def new_id() -> str:
         else:
             ms = _last_ms
             _counter = (_counter + 1) & 0xFFFFFFFF
-        n = (ms << 32) | _counter
-    out = []
-    for _ in range(16):
-        out.append(_ALPHABET[n & 31])
-        n >>= 5
-    return "".join(reversed(out))
+        n = ((ms & 0xFFFFFFFFFFFF) << 32) | _counter
+    return base64.b32encode(n.to_bytes(10, "big")).translate(_CROCKFORD).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -10,12 +11,10 @@ from orchestrator import errors
 from orchestrator.mailbox.core import MailboxCore
 from orchestrator.mailbox.model import (
     DEFAULT_MAX_ATTEMPTS,
-    MESSAGE_COLUMNS,
     SUPERVISOR,
     USER,
     Message,
     encode_body,
-    message_from_row,
     new_id,
 )
 
@@ -38,8 +37,21 @@ SELECT path FROM reach WHERE name = :sender LIMIT 1
 """
 
 
+_COLUMNS = (
+    "id, kind, sender, recipient, correlation_id, cause_id, body, status, attempts, "
+    "max_attempts, available_at, created_at, expires_at, done_at, error, error_detail"
+)
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+# The same insert, made only if the recipient is `user` or registered: one
+# autocommit statement is atomic on its own, so a send needs no BEGIN/COMMIT.
+_INSERT_IF_KNOWN = (
+    f"INSERT INTO messages ({_COLUMNS}) SELECT {', '.join('?' * 16)} "
+    "WHERE ? = 'user' OR EXISTS (SELECT 1 FROM agents WHERE name = ?)"
+)
+
+
 class SendOps(MailboxCore):
-    def _insert(
+    def _try_insert(
         self,
         conn: sqlite3.Connection,
         *,
@@ -54,33 +66,52 @@ class SendOps(MailboxCore):
         status: str = "pending",
         error: str | None = None,
         error_detail: str | None = None,
-    ) -> Message:
+        if_known: bool = False,
+    ) -> Message | None:
+        """Insert one message; None if ``if_known`` and the recipient is unknown."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         now = self.now()
         expires_at = None if ttl_s is None else now + ttl_s
         done_at = now if status == "done" else None
         for _ in range(5):
+            message = Message(
+                new_id(), kind, sender, recipient, correlation_id, cause_id,
+                json.loads(body_text), status, 0, max_attempts, None, None, now, now,
+                expires_at, None, done_at, error, error_detail,
+            )
+            values = (
+                message.id, kind, sender, recipient, correlation_id, cause_id, body_text,
+                status, 0, max_attempts, now, now, expires_at, done_at, error, error_detail,
+            )
             try:
-                row = conn.execute(
-                    f"""
-                    INSERT INTO messages (id, kind, sender, recipient, correlation_id, cause_id,
-                        body, status, attempts, max_attempts, available_at, created_at,
-                        expires_at, done_at, error, error_detail)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)
-                    RETURNING {MESSAGE_COLUMNS}
-                    """,
-                    (new_id(), kind, sender, recipient, correlation_id, cause_id, body_text,
-                     status, max_attempts, now, now, expires_at, done_at, error, error_detail),
-                ).fetchone()
+                if if_known:
+                    cursor = conn.execute(_INSERT_IF_KNOWN, (*values, recipient, recipient))
+                    if cursor.rowcount == 0:
+                        return None
+                else:
+                    conn.execute(_INSERT, values)
             except sqlite3.IntegrityError as exc:
                 if "messages.id" in str(exc):  # two processes drew the same id: draw again
                     continue
                 if kind == "response" and correlation_id is not None:
                     raise errors.AlreadyReplied(correlation_id) from exc
                 raise
-            return message_from_row(row)
+            return message
         raise errors.QueueError("could not draw a unique message id")  # pragma: no cover
+
+    def _insert(self, conn: sqlite3.Connection, **fields: Any) -> Message:
+        """Insert one message, recipient unchecked (replies go to whoever asked)."""
+        message = self._try_insert(conn, **fields)
+        assert message is not None
+        return message
+
+    def _insert_checked(self, conn: sqlite3.Connection, **fields: Any) -> Message:
+        """Insert one message to a recipient that must be known (RecipientUnknown if not)."""
+        message = self._try_insert(conn, if_known=True, **fields)
+        if message is None:
+            raise errors.RecipientUnknown(fields["recipient"], self._known_names(conn))
+        return message
 
     def send(
         self,
@@ -101,9 +132,8 @@ class SendOps(MailboxCore):
                 "(responses are made by reply())"
             )
         body_text = encode_body(body)
-        with self._write() as conn:
-            self._check_recipient(conn, recipient)
-            return self._insert(
+        with self._statement() as conn:
+            return self._insert_checked(
                 conn, kind=kind, sender=sender, recipient=recipient, body_text=body_text,
                 correlation_id=correlation_id, cause_id=cause_id, ttl_s=ttl_s,
                 max_attempts=max_attempts,
@@ -124,11 +154,9 @@ class SendOps(MailboxCore):
             raise ValueError(f"send_many() kind must be notice, request or broadcast, not {kind!r}")
         encoded = [(recipient, encode_body(body)) for recipient, body in messages]
         with self._write() as conn:
-            for recipient in dict.fromkeys(r for r, _ in encoded):
-                self._check_recipient(conn, recipient)
             return [
-                self._insert(conn, kind=kind, sender=sender, recipient=recipient,
-                             body_text=text, ttl_s=ttl_s, max_attempts=max_attempts)
+                self._insert_checked(conn, kind=kind, sender=sender, recipient=recipient,
+                                     body_text=text, ttl_s=ttl_s, max_attempts=max_attempts)
                 for recipient, text in encoded
             ]
 
@@ -146,23 +174,25 @@ class SendOps(MailboxCore):
         """Queue a request. With ``wait_s`` the sender declares it will block for the
         reply; a request that would close a wait cycle raises WouldDeadlock, unwritten."""
         body_text = encode_body(body)
+        fields: dict[str, Any] = {
+            "kind": "request", "sender": sender, "recipient": recipient, "body_text": body_text,
+            "cause_id": cause_id, "ttl_s": ttl_s, "max_attempts": max_attempts,
+        }
+        if wait_s is None:  # fire and forget: one statement, like send()
+            with self._statement() as conn:
+                return self._insert_checked(conn, **fields)
         with self._write() as conn:
             self._check_recipient(conn, recipient)
             now = self.now()
-            if wait_s is not None:
-                cycle = self._wait_cycle(conn, sender, recipient, now)
-                if cycle is not None:
-                    raise errors.WouldDeadlock(request_id="", detail=cycle)
-            message = self._insert(
-                conn, kind="request", sender=sender, recipient=recipient, body_text=body_text,
-                cause_id=cause_id, ttl_s=ttl_s, max_attempts=max_attempts,
+            cycle = self._wait_cycle(conn, sender, recipient, now)
+            if cycle is not None:
+                raise errors.WouldDeadlock(request_id="", detail=cycle)
+            message = self._insert_checked(conn, **fields)
+            conn.execute(
+                "INSERT INTO waits (request_id, waiter, target, expires_at) "
+                "VALUES (?, ?, ?, ?)",
+                (message.id, sender, recipient, now + wait_s),
             )
-            if wait_s is not None:
-                conn.execute(
-                    "INSERT INTO waits (request_id, waiter, target, expires_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (message.id, sender, recipient, now + wait_s),
-                )
         return message
 
     @staticmethod
