@@ -298,6 +298,24 @@ def test_related_follows_replies_and_causes(mb: Mailbox) -> None:
     assert unrelated.id not in ids
 
 
+def test_peek_shows_what_claim_would_take_without_taking_it(
+    mb: Mailbox, clock: FakeClock
+) -> None:
+    """peek() lists the next claimable messages oldest first (not leased, not expired) and
+    changes nothing."""
+    leased = mb.send("alice", "bob", "taken")
+    mb.claim("bob", owner="w")
+    first = mb.send("alice", "bob", 1)
+    mb.send("alice", "bob", "stale", ttl_s=1)
+    second = mb.send("alice", "bob", 2)
+    clock.advance(2)
+    assert [m.id for m in mb.peek("bob", limit=10)] == [first.id, second.id]
+    assert [m.id for m in mb.peek("bob", limit=1)] == [first.id]
+    assert mb.get(first.id).attempts == 0
+    assert mb.get(leased.id).lease_owner == "w"
+    assert [m.id for m in mb.claim("bob", owner="w2", limit=10)] == [first.id, second.id]
+
+
 def test_get_unknown_id_is_not_found(mb: Mailbox) -> None:
     """get() of an id that does not exist raises MessageNotFound with the id."""
     with pytest.raises(errors.MessageNotFound) as info:

@@ -115,6 +115,22 @@ class AdminOps(ConsumeOps):
             conn.execute("DELETE FROM waits WHERE expires_at <= ?", (now,))
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 
+    def peek(self, recipient: str, *, limit: int = 10) -> list[Message]:
+        """What :meth:`claim` would hand out next, oldest first, without claiming
+        (no lease, no attempt counted): for `inbox` previews next to a live agent."""
+        now = self.now()
+        with self._read() as conn:
+            rows = conn.execute(
+                f"""
+                SELECT {MESSAGE_COLUMNS} FROM messages
+                WHERE recipient = :recipient AND status = 'pending' AND kind != 'response'
+                  AND available_at <= :now AND (expires_at IS NULL OR expires_at > :now)
+                ORDER BY available_at, seq LIMIT :limit
+                """,
+                {"recipient": recipient, "now": now, "limit": limit},
+            ).fetchall()
+        return [message_from_row(r) for r in rows]
+
     def pending_count(self, recipient: str) -> int:
         """Messages waiting for ``recipient`` (pending, not yet claimed)."""
         with self._read() as conn:

@@ -261,6 +261,9 @@ class AsyncMailbox:
     async def sweep(self, *, retention_s: float = 86400.0) -> SweepResult:
         return await self._call(lambda m: m.sweep(retention_s=retention_s))
 
+    async def peek(self, recipient: str, *, limit: int = 10) -> list[Message]:
+        return await self._call(lambda m: m.peek(recipient, limit=limit))
+
     async def pending_count(self, recipient: str) -> int:
         return await self._call(lambda m: m.pending_count(recipient))
 
