@@ -258,3 +258,25 @@ def test_a_turn_silent_past_turn_timeout_restarts_the_session(team: TeamFactory)
     assert t.agent_pid("a") != first_pid
     assert "turn_timeout" in t.output()
     assert len(replies_to(t, request.id)) == 1
+
+
+def test_second_sigint_forces_the_stop(team: TeamFactory) -> None:
+    """Ctrl-C twice: the second one does not wait for the grace period; the turn's message
+    is still returned to pending and the claude process is gone."""
+    t = team(
+        [{"agent": agent_rule("a"), "match": "long job", "text": "done", "delay": 60}], {"a": {}}
+    )
+    t.up(extra=["--grace", "120"])
+    t.wait_ready("a")
+    cli_pid = t.agent_pid("a")
+    assert cli_pid
+    request = t.request("a", "long job")
+    t.model.wait_for_request("long job")  # type: ignore[attr-defined]
+    t.signal(signal.SIGINT)
+    t.wait_for(lambda: "stopping" in t.output(), what="graceful stop begun")
+    t.signal(signal.SIGINT)
+    assert t.wait_exit(60) == 0  # well inside the 120 s grace
+    assert "forced_stop" in t.output()
+    with t.mailbox() as mb:
+        assert mb.get(request.id).status == "pending"
+    assert not alive(cli_pid)
