@@ -103,3 +103,21 @@ def claude_options(tmp_path: Path, claude_env: EnvFactory) -> OptionsFactory:
         return ClaudeAgentOptions(env=env, cwd=cwd, **kwargs)
 
     return options
+
+
+@pytest.fixture
+def team(tmp_path: Path, scripted_model: ModelFactory, claude_env: EnvFactory) -> Iterator[Any]:
+    """``team(rules, agents, **team_settings) -> Team``: a roster in tmp_path around a script
+    (see tests/team_harness.py); every supervisor it started is stopped at teardown."""
+    from team_harness import Team
+
+    made: list[Team] = []
+
+    def make(rules: list[dict[str, Any]], agents: dict[str, dict[str, Any]], **team: Any) -> Team:
+        model = scripted_model({"rules": rules})
+        made.append(Team(tmp_path, claude_env(model), agents, model=model, **team))
+        return made[-1]
+
+    yield make
+    for t in made:
+        t.stop()

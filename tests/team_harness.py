@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import USER, Mailbox, Message
 from orchestrator.relay import text_of
 
@@ -34,9 +35,12 @@ class Team:
         folder: Path,
         env: Mapping[str, str],
         agents: Mapping[str, Mapping[str, Any]],
+        *,
+        model: Any = None,
         **team: Any,
     ) -> None:
         self.folder = folder
+        self.model = model  # the ScriptedModel answering this team
         self.env = {**os.environ, **env}
         self.roster_path = folder / "agents.yaml"
         self.db_path = folder / "queue" / "team.db"
@@ -92,18 +96,24 @@ class Team:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
-        """Teardown: SIGTERM, then kill the whole session (supervisor and CLIs) if needed."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
+        """Teardown: SIGTERM the supervisor (ours, or a detached one holding the team), then
+        kill what is left (supervisor session and claude processes)."""
+        if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(40)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        detached = holder_pid(self.db_path)
+        if detached:
+            _kill(detached, signal.SIGTERM)
+            deadline = time.monotonic() + 40
+            while holder_pid(self.db_path) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            _kill(detached, signal.SIGKILL)
         for pid in self.cli_pids():
-            _kill(pid)
+            _kill(pid, signal.SIGKILL)
 
     # --- state -------------------------------------------------------------------
 
@@ -162,6 +172,6 @@ class Team:
             return mb.list(limit=10_000, **filters)
 
 
-def _kill(pid: int) -> None:
+def _kill(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signum)

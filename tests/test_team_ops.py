@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +18,6 @@ from team_harness import Team, agent_rule
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
 TeamFactory = Callable[..., Team]
-
-
-@pytest.fixture
-def team(tmp_path: Path, scripted_model: Any, claude_env: Any) -> Iterator[TeamFactory]:
-    made: list[Team] = []
-
-    def make(rules: list[dict[str, Any]], agents: dict[str, dict[str, Any]], **team: Any) -> Team:
-        model = scripted_model({"rules": rules})
-        t = Team(tmp_path, claude_env(model), agents, **team)
-        t.model = model  # type: ignore[attr-defined]
-        made.append(t)
-        return t
-
-    yield make
-    for t in made:
-        octy(t, "down", "--timeout", "2", check=False)
-        t.stop()
 
 
 def octy(
@@ -132,7 +115,7 @@ def test_hot_reload_adds_removes_and_changes_agents(team: TeamFactory) -> None:
     t.wait_ready("keep", "change", "gone")
     keep_pid, gone_pid = t.agent_pid("keep"), t.agent_pid("gone")
     queued = t.request("change", "a question for change")
-    t.model.wait_for_request("a question for change")  # type: ignore[attr-defined]
+    t.model.wait_for_request("a question for change")
     t.write_roster({"keep": {}, "change": {"prompt": "You are change. VERSION TWO"}, "added": {}})
     t.wait_for(
         lambda: t.states().get("added") == "ready" and "gone" not in t.states(),

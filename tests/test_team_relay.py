@@ -6,8 +6,7 @@ and talks to the team through its queue database, as a script would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,23 +17,6 @@ from orchestrator.mailbox import USER
 pytestmark = [pytest.mark.cli]
 
 TeamFactory = Callable[..., Team]
-
-
-@pytest.fixture
-def team(tmp_path: Path, scripted_model: Any, claude_env: Any) -> Iterator[TeamFactory]:
-    """Build a team around a script; everything is stopped at teardown."""
-    made: list[Team] = []
-
-    def make(rules: list[dict[str, Any]], agents: dict[str, dict[str, Any]], **team: Any) -> Team:
-        model = scripted_model({"rules": rules})
-        t = Team(tmp_path, claude_env(model), agents, **team)
-        t.model = model  # type: ignore[attr-defined]
-        made.append(t)
-        return t
-
-    yield make
-    for t in made:
-        t.stop()
 
 
 def ask_rule(agent: str, pattern: str, to: str, message: str) -> dict[str, Any]:
@@ -138,7 +120,7 @@ def test_unknown_recipient_and_can_message_refusal(team: TeamFactory) -> None:
     t.wait_ready("a", "b", "c")
     answer = t.ask("a", "try")
     assert answer.startswith("second: error not_allowed")
-    results = t.model.requests_matching(tool_result="recipient_unknown")  # type: ignore[attr-defined]
+    results = t.model.requests_matching(tool_result="recipient_unknown")
     assert results, "the unknown-recipient error reached the model"
     assert "known agents:" in str(results[-1]["body"])
     assert t.messages(recipient="c") == []
@@ -169,7 +151,7 @@ def test_broadcast_reaches_every_other_agent_once(team: TeamFactory) -> None:
     casts = [m for m in t.messages() if m.kind == "broadcast"]
     assert sorted(m.recipient for m in casts) == ["b", "c"]
     for name in ("b", "c"):
-        seen = t.model.requests_matching("standup now", agent=agent_rule(name))  # type: ignore[attr-defined]
+        seen = t.model.requests_matching("standup now", agent=agent_rule(name))
         assert len(seen) == 1, f"{name} saw the broadcast in exactly one turn"
 
 

@@ -7,7 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,6 @@ from orchestrator import errors
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
 TeamFactory = Callable[..., Team]
-
-
-@pytest.fixture
-def team(tmp_path: Path, scripted_model: Any, claude_env: Any) -> Iterator[TeamFactory]:
-    made: list[Team] = []
-
-    def make(rules: list[dict[str, Any]], agents: dict[str, dict[str, Any]], **team: Any) -> Team:
-        model = scripted_model({"rules": rules})
-        t = Team(tmp_path, claude_env(model), agents, **team)
-        t.model = model  # type: ignore[attr-defined]
-        made.append(t)
-        return t
-
-    yield make
-    for t in made:
-        t.stop()
 
 
 def alive(pid: int) -> bool:
@@ -77,14 +61,14 @@ def test_claude_killed_mid_turn_is_restarted_resumed_and_replies_once(team: Team
     first_pid = t.agent_pid("a")
     assert first_pid
     request = t.request("a", "slow question")
-    t.model.wait_for_request("slow question")  # type: ignore[attr-defined]
+    t.model.wait_for_request("slow question")
     os.kill(first_pid, signal.SIGKILL)
     with t.mailbox() as mb:
         reply = mb.wait_for_reply(request.id, 90)
     assert reply.body == "the answer"
     new_pid = t.wait_for(lambda: (p := t.agent_pid("a")) and p != first_pid and p, what="new pid")
     assert new_pid != first_pid
-    retried = t.model.requests_matching("slow question")  # type: ignore[attr-defined]
+    retried = t.model.requests_matching("slow question")
     assert len(retried) == 2
     assert "remember KIWI" in str(retried[-1]["body"]["messages"]), "conversation resumed"
     t.wait_for(
@@ -137,7 +121,7 @@ def test_sigterm_during_a_turn_stops_gracefully_and_requeues(team: TeamFactory) 
     cli_pid = t.agent_pid("a")
     assert cli_pid
     request = t.request("a", "long job")
-    t.model.wait_for_request("long job")  # type: ignore[attr-defined]
+    t.model.wait_for_request("long job")
     t.signal(signal.SIGTERM)
     assert t.wait_exit(60) == 0
     with t.mailbox() as mb:
@@ -158,7 +142,7 @@ def test_turn_finishing_within_grace_completes_before_exit(team: TeamFactory) ->
     t.up(extra=["--grace", "20"])
     t.wait_ready("a")
     request = t.request("a", "short job")
-    t.model.wait_for_request("short job")  # type: ignore[attr-defined]
+    t.model.wait_for_request("short job")
     t.signal(signal.SIGTERM)
     assert t.wait_exit(60) == 0
     with t.mailbox() as mb:
@@ -180,7 +164,7 @@ def test_supervisor_sigkill_then_up_again_loses_nothing(team: TeamFactory) -> No
     t.wait_ready("a")
     cli_pid = t.agent_pid("a")
     first = t.request("a", "first")
-    t.model.wait_for_request("first")  # type: ignore[attr-defined]
+    t.model.wait_for_request("first")
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     t.proc = None
@@ -271,7 +255,7 @@ def test_second_sigint_forces_the_stop(team: TeamFactory) -> None:
     cli_pid = t.agent_pid("a")
     assert cli_pid
     request = t.request("a", "long job")
-    t.model.wait_for_request("long job")  # type: ignore[attr-defined]
+    t.model.wait_for_request("long job")
     t.signal(signal.SIGINT)
     t.wait_for(lambda: "stopping" in t.output(), what="graceful stop begun")
     t.signal(signal.SIGINT)
