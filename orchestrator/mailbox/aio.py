@@ -198,11 +198,9 @@ class AsyncMailbox:
     async def wait_for_reply(self, request_id: str, timeout_s: float) -> Message:
         """As :meth:`Mailbox.wait_for_reply`; cancellable, holds no thread while idle."""
         deadline = anyio.current_time() + timeout_s
-        answered = False
         try:
             reply, _ = await self._call(lambda m: m.poll_reply(request_id))
             if reply is not None:
-                answered = True
                 return reply
             mb = await anyio.to_thread.run_sync(self._open, limiter=self._limiter)
             with mb.feed.watching() as waiter:
@@ -210,14 +208,13 @@ class AsyncMailbox:
                     seen = waiter.generation
                     reply, due_in = await self._call(lambda m: m.poll_reply(request_id))
                     if reply is not None:
-                        answered = True
                         return reply
                     remaining = deadline - anyio.current_time()
                     if remaining <= 0:
                         raise errors.RequestTimeout(request_id, timeout_s)
                     await waiter.wait_async(seen, min(remaining, due_in))
         finally:
-            if not answered and not self._closed:
+            if not self._closed:
                 with anyio.CancelScope(shield=True):
                     await self._call(lambda m: m.clear_wait(request_id))
 

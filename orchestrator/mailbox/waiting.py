@@ -49,8 +49,13 @@ class WaitOps(ConsumeOps):
         return None, _FOREVER
 
     def clear_wait(self, request_id: str) -> None:
-        """Drop the wait-for edge of a request whose sender stopped waiting."""
-        with self._write() as conn:
+        """Drop the wait-for edge of a request whose sender stopped waiting.
+        (reply() drops it too, but a reply written by plain SQL does not.)"""
+        with self._read() as conn:
+            edge = conn.execute("SELECT 1 FROM waits WHERE request_id = ?", (request_id,))
+            if edge.fetchone() is None:
+                return
+        with self._statement() as conn:
             conn.execute("DELETE FROM waits WHERE request_id = ?", (request_id,))
 
     def poll_inbox(self, recipient: str) -> tuple[bool, float]:
@@ -86,25 +91,22 @@ class WaitOps(ConsumeOps):
         ``timeout_s``. The request's wait-for edge is cleared on the way out.
         """
         deadline = time.monotonic() + timeout_s
-        answered = False
         try:
             reply, _ = self.poll_reply(request_id)
             if reply is not None:
-                answered = True
                 return reply
             with self.feed.watching() as waiter:
                 while True:
                     seen = waiter.generation
                     reply, due_in = self.poll_reply(request_id)
                     if reply is not None:
-                        answered = True
                         return reply
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise errors.RequestTimeout(request_id, timeout_s)
                     waiter.wait(seen, min(remaining, due_in))
         finally:
-            if not answered and self._conn is not None:
+            if self._conn is not None:
                 self.clear_wait(request_id)
 
     def wait_for_messages(self, recipient: str, timeout_s: float) -> bool:
