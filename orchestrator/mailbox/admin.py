@@ -18,12 +18,16 @@ from orchestrator.mailbox.model import (
     message_from_row,
 )
 
+# Two recursive terms (SQLite >= 3.34) so each step uses an index
+# (messages_cause, messages_one_reply) instead of scanning the table.
 _RELATED_SQL = f"""
 WITH RECURSIVE family(id) AS (
     SELECT :id
     UNION
+    SELECT m.id FROM messages AS m JOIN family AS f ON m.cause_id = f.id
+    UNION
     SELECT m.id FROM messages AS m JOIN family AS f
-      ON m.cause_id = f.id OR (m.correlation_id = f.id AND m.kind = 'response')
+      ON m.correlation_id = f.id AND m.kind = 'response'
 )
 SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT id FROM family) ORDER BY seq
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -90,8 +91,9 @@ class AsyncMailbox:
         await self.aclose()
 
     @property
-    def path(self) -> Any:
-        return self._open().path
+    def path(self) -> Path:
+        """The database file (absolute)."""
+        return Path(self._args[0]).absolute()
 
     async def _call(self, fn: Callable[[Mailbox], T]) -> T:
         def run() -> T:
