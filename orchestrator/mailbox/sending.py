@@ -187,7 +187,7 @@ class SendOps(MailboxCore):
             cycle = self._wait_cycle(conn, sender, recipient, now)
             if cycle is not None:
                 raise errors.WouldDeadlock(request_id="", detail=cycle)
-            message = self._insert_checked(conn, **fields)
+            message = self._insert(conn, **fields)
             conn.execute(
                 "INSERT INTO waits (request_id, waiter, target, expires_at) "
                 "VALUES (?, ?, ?, ?)",

@@ -44,7 +44,12 @@ class WaitOps(ConsumeOps):
             if request.expires_at <= now:
                 with self._write() as conn:  # nobody swept yet: settle it now
                     self._expire_ttl(conn, now, request.recipient)
-                raise errors.RequestExpired(request_id, "expired: not delivered before its TTL")
+                    status = self._fetch_by_id(conn, request_id).status
+                if status == "dead":
+                    raise errors.RequestExpired(
+                        request_id, "expired: not delivered before its TTL"
+                    )
+                return None, 0.0  # claimed just in time: keep waiting for its reply
             return None, request.expires_at - now
         return None, _FOREVER
 
