@@ -121,7 +121,10 @@ class ChangeFeed:
         with self._cond:
             self._start_locked()
             if self._waiters == 0 and self._watch is not None:
-                self._watch.start()
+                try:
+                    self._watch.start()
+                except InotifyUnavailable as exc:  # e.g. the folder was removed: poll slowly
+                    log.warning("mailbox.watch_failed", db=str(self.db_path), reason=str(exc))
             self._waiters += 1
         try:
             yield Waiter(self)
