@@ -38,20 +38,25 @@ class Redactor:
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._known: re.Pattern[str] | None = None  # one alternation: a single pass per string
         self._lock = threading.Lock()
 
     def add(self, values: Iterable[str]) -> None:
         with self._lock:
             self._values |= {v for v in values if len(v) >= 6}
+            longest_first = sorted(self._values, key=len, reverse=True)
+            self._known = (
+                re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
+            )
 
     def add_from_env(self, env: MutableMapping[str, str] | dict[str, str]) -> None:
         """Remember values of variables whose names look secret (ANTHROPIC_API_KEY, *_TOKEN…)."""
         self.add(v for k, v in env.items() if _SECRET_NAME.search(k))
 
     def text(self, value: str) -> str:
-        for secret in self._values:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
+        known = self._known
+        if known is not None:
+            value = known.sub(REDACTED, value)
         return _SECRET_VALUE.sub(REDACTED, value)
 
     def value(self, key: str, value: Any) -> Any:

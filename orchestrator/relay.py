@@ -64,8 +64,18 @@ def _fail(code: str, message: str) -> dict[str, Any]:
 class Relay:
     """The ``octy`` tools for one agent."""
 
-    def __init__(self, agent: str, mailbox: AsyncMailbox, roster: Callable[[], Roster]) -> None:
+    def __init__(
+        self,
+        agent: str,
+        mailbox: AsyncMailbox,
+        roster: Callable[[], Roster],
+        *,
+        peer_state: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.agent = agent
+        # The supervisor knows its agents' states in memory; the registry is the fallback
+        # (a relay used outside a supervisor) — one query fewer on every ask.
+        self.peer_state = peer_state
         self.mailbox = mailbox
         self.roster = roster
         self.turn: Turn | None = None
@@ -83,8 +93,11 @@ class Relay:
             raise errors.NotAllowed(self.agent, to, list(allowed))
 
     async def _check_alive(self, to: str, request_id: str = "") -> None:
-        info = await self.mailbox.agent(to)
-        if info is not None and info.state == AgentState.FAILED:
+        state = self.peer_state(to) if self.peer_state else None
+        if state is None:
+            info = await self.mailbox.agent(to)
+            state = info.state if info else None
+        if state == AgentState.FAILED:
             raise errors.RecipientFailed(
                 request_id, f"'{to}' has failed and is not being restarted"
             )
@@ -191,7 +204,14 @@ class Relay:
         message = {"type": "string", "description": "the text to send"}
 
         def schema(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
-            return {"type": "object", "properties": props, "required": required}
+            # Naming draft-07 makes the SDK's per-call jsonschema.validate cost 0.19 ms
+            # instead of 0.8 ms (without it, it checks against the 2020-12 metaschema).
+            return {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "type": "object",
+                "properties": props,
+                "required": required,
+            }
 
         tools: list[SdkMcpTool[Any]] = [
             tool(

@@ -116,6 +116,7 @@ class AgentRunner:
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
         session_id: str | None = None,
         connect_timeout_s: float = 60.0,
+        peer_state: Callable[[str], str | None] | None = None,
     ) -> None:
         self.name = name
         self.mailbox = mailbox
@@ -125,7 +126,7 @@ class AgentRunner:
         self.on_event = on_event  # the supervisor's hook: "ready", "busy", "idle", "turn"
         self.session_id = session_id
         self.connect_timeout_s = connect_timeout_s
-        self.relay = Relay(name, mailbox, roster)
+        self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
         self.pid: int | None = None
         self.log = log.bind(agent=name)
         self._stop = anyio.Event()
@@ -294,10 +295,11 @@ class AgentRunner:
         turn = Turn(fresh)
         self.relay.turn = turn
         self._turn_over = anyio.Event()
-        await self.on_event("busy", {"messages": [m.id for m in fresh]})
         started = time.monotonic()
         try:
             await client.query(frame(fresh))
+            # Bookkeeping after the query is written: the CLI starts while we record it.
+            await self.on_event("busy", {"messages": [m.id for m in fresh]})
             result, final = await self._collect(receive, turn)
         finally:
             self.relay.turn = None

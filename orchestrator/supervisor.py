@@ -234,6 +234,7 @@ class Supervisor:
             cli_path=self._cli_path,
             on_event=lambda event, data: self._on_runner_event(slot, event, data),
             session_id=slot.stats.get("session_id"),
+            peer_state=self._peer_state,
         )
         slot.runner = runner
         if self._stopping.is_set() or not slot.want_running:
@@ -250,6 +251,10 @@ class Supervisor:
             exit_code=end.exit_code,
         )
         return end
+
+    def _peer_state(self, name: str) -> str | None:
+        slot = self.slots.get(name)
+        return slot.state.value if slot else None
 
     async def _on_runner_event(self, slot: Slot, event: str, data: dict[str, Any]) -> None:
         if event == "ready":
