@@ -49,8 +49,9 @@ def agents_by_name(t: Team) -> dict[str, dict[str, Any]]:
 
 def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> None:
     """up -d returns once the supervisor holds the team; ps --json shows agents with pids;
-    ask gets an answer; restart gives the agent a new claude process; a second up -d is
-    refused; down stops everything and ps then says no supervisor runs."""
+    ask gets an answer that logs --tail and trace show; restart gives the agent a new claude
+    process; stop and start one agent; a second up -d is refused; down stops everything and
+    ps then says no supervisor runs."""
     t = team(
         [
             {"agent": agent_rule("a"), "match": "ping", "text": "pong"},
@@ -66,8 +67,24 @@ def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> N
     rows = {a["name"]: a for a in listing["agents"]}
     assert rows["a"]["state"] == "ready"
     assert rows["a"]["pid"]
+    asked = json.loads(octy(t, "ask", "a", "ping", "--json").stdout)
+    assert asked["reply"]["body"] == "pong"
     assert octy(t, "ask", "a", "ping").stdout.strip() == "pong"
-    assert agents_by_name(t)["a"]["turns"] == 1
+    assert agents_by_name(t)["a"]["turns"] == 2
+
+    request_id = asked["request"]["id"]
+    tail = t.wait_for(
+        lambda: (
+            "replied" in (out := octy(t, "logs", "a", "--tail", "5", "--no-color").stdout) and out
+        ),
+        what="a's reply in its log",
+    )
+    assert len(tail.strip().splitlines()) == 5
+    assert "a " in tail
+    timeline = octy(t, "trace", request_id).stdout
+    assert "user → a" in timeline
+    assert "pong" in timeline
+    assert "sequenceDiagram" in octy(t, "trace", request_id, "--mermaid").stdout
 
     again = octy(t, "up", "-d", check=False)
     assert again.returncode == 1
@@ -81,6 +98,12 @@ def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> N
     )
     assert agents_by_name(t)["a"]["restarts"] >= 1
     assert agents_by_name(t)["b"]["pid"] == rows["b"]["pid"]  # b untouched
+
+    octy(t, "stop", "b")
+    assert agents_by_name(t)["b"]["state"] == "stopped"
+    octy(t, "start", "b")
+    t.wait_ready("b")
+    assert octy(t, "restart", "nobody", check=False).returncode == 3
 
     down = octy(t, "down")
     assert "stopped" in down.stdout
