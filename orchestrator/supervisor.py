@@ -408,6 +408,12 @@ class Supervisor:
             return False
         diff = diff_rosters(self.roster, new)
         log.info("reload", added=diff.added, removed=diff.removed, changed=diff.changed)
+        if diff.team_changed:
+            log.warning(
+                "reload_partial",
+                reason="team settings (name, database, logs, log sizes) "
+                "take effect at the next `up`; agent changes are applied now",
+            )
         assert self.mailbox is not None
         old_slots = self.slots
         for name in (*diff.removed, *diff.changed):
