@@ -24,6 +24,7 @@ PRODUCER = "bench-producer"
 
 class Client(Protocol):
     def send(self, body: dict[str, Any]) -> None: ...
+    def send_many(self, bodies: list[dict[str, Any]]) -> None: ...
     def claim(self, limit: int) -> Claimed: ...
     def ack(self, handles: list[Any]) -> None: ...
     def wait(self, timeout_s: float) -> None: ...
@@ -34,6 +35,8 @@ class Backend(Protocol):
     key: str
     label: str
     batches: bool
+    send_batch: int  # messages per producer call; 1 = one send() per message
+    throughput_only: bool  # a variant row: latency and idle CPU would repeat its base
 
     def prepare(self, root: Path, queues: list[str]) -> None: ...
     def open(self, root: Path, queue: str, owner: str) -> Client: ...
@@ -65,6 +68,9 @@ class _OursClient:
     def send(self, body: dict[str, Any]) -> None:
         self._mb.send(PRODUCER, self._queue, body)
 
+    def send_many(self, bodies: list[dict[str, Any]]) -> None:
+        self._mb.send_many(PRODUCER, [(self._queue, b) for b in bodies])
+
     def claim(self, limit: int) -> Claimed:
         got = self._mb.claim(self._queue, owner=self._owner, lease_s=60.0, limit=limit)
         return [(m.id, m.body) for m in got]
@@ -84,6 +90,8 @@ class Ours:
     key = "ours"
     label = "orchestrator.mailbox"
     batches = True
+    send_batch = 1
+    throughput_only = False
 
     def _path(self, root: Path) -> Path:
         return root / "ours" / "team.db"
@@ -105,13 +113,33 @@ class Ours:
         with Mailbox(self._path(root)) as mb:
             # The live connection's setting, not the documented default (a bench may peek).
             level = mb._connection().execute("PRAGMA synchronous").fetchone()[0]
-            feed = "inotify on the database folder" if mb.feed.watching else "polling fallback"
+            try:
+                with mb.feed.watching():
+                    pushed = mb.feed.pushed
+            except AttributeError:  # the wake-up internals moved: say where to look
+                how = "see orchestrator/mailbox/wakeup.py"
+            else:
+                how = "inotify on the database folder" if pushed else "its polling fallback"
+        sends = (
+            "one send() per message"
+            if self.send_batch == 1
+            else (f"send_many() of {self.send_batch} per call (producer batching)")
+        )
         return {
             "version": _version("octy-orchestrate"),
             "synchronous": _synchronous_name(level),
-            "wait": f"wait_for_messages() blocks; woken by {feed}",
-            "batching": "claim(limit=N) and ack([...]) in one transaction each",
+            "wait": f"wait_for_messages() blocks; woken by {how}",
+            "batching": f"{sends}; claim(limit=N) and ack([...]) in one transaction each",
         }
+
+
+class OursBatchedSends(Ours):
+    """Not a like-for-like row: the producer batches too (the peers' APIs cannot)."""
+
+    key = "ours-send-many"
+    label = "orchestrator.mailbox, send_many x64"
+    send_batch = 64
+    throughput_only = True
 
 
 # --- the seed design: a plain table polled every 100 ms ----------------------
@@ -147,6 +175,10 @@ class _SeedClient:
             (self._queue, json.dumps(body), time.time()),
         )
 
+    def send_many(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
+            self.send(body)
+
     def claim(self, limit: int) -> Claimed:
         # The seed claims one row per statement; it never batched.
         row = self._conn.execute(
@@ -172,6 +204,8 @@ class Seed:
     key = "seed"
     label = "seed design (table polled 100 ms)"
     batches = False
+    send_batch = 1
+    throughput_only = False
 
     def __init__(self, poll_s: float = 0.1) -> None:
         self.poll_s = poll_s
@@ -211,6 +245,10 @@ class _LiteClient:
     def send(self, body: dict[str, Any]) -> None:
         self._q.put(json.dumps(body))
 
+    def send_many(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
+            self.send(body)
+
     def claim(self, limit: int) -> Claimed:
         m = self._q.pop()  # litequeue pops one message per call
         return [] if m is None else [(m.message_id, json.loads(m.data))]
@@ -230,6 +268,8 @@ class LiteQueueBackend:
     key = "litequeue"
     label = f"litequeue {_version('litequeue')}"
     batches = False
+    send_batch = 1
+    throughput_only = False
 
     def __init__(self, poll_s: float) -> None:
         self.poll_s = poll_s
@@ -274,6 +314,10 @@ class _PersistClient:
     def send(self, body: dict[str, Any]) -> None:
         self._q.put(body)
 
+    def send_many(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
+            self.send(body)
+
     def claim(self, limit: int) -> Claimed:
         from persistqueue import Empty
 
@@ -298,6 +342,8 @@ class PersistQueueBackend:
     key = "persistqueue"
     label = f"persist-queue {_version('persist-queue')} SQLiteAckQueue"
     batches = False
+    send_batch = 1
+    throughput_only = False
 
     def __init__(self, poll_s: float) -> None:
         self.poll_s = poll_s
@@ -332,6 +378,7 @@ def backends(peer_poll_s: float) -> dict[str, Callable[[], Backend]]:
     """Factories by key; a factory, so a spawned worker builds its own."""
     return {
         "ours": Ours,
+        "ours-send-many": OursBatchedSends,
         "seed": Seed,
         "litequeue": lambda: LiteQueueBackend(peer_poll_s),
         "persistqueue": lambda: PersistQueueBackend(peer_poll_s),

@@ -44,22 +44,34 @@ def _stop(procs: list[Any]) -> None:
             p.join(5)
 
 
+def _report(conn: Any, proc: Any, what: str) -> Any:
+    """A worker's result; a worker that died says so instead of hanging the bench."""
+    try:
+        return conn.recv()
+    except EOFError:
+        proc.join(5)
+        raise RuntimeError(
+            f"{what} exited with code {proc.exitcode} before reporting (traceback above)"
+        ) from None
+
+
 def throughput(t: Target, *, pairs: int, total: int, batch: int) -> dict[str, Any]:
     """``pairs`` producers each feed their own consumer; all run at once."""
     queues = [f"q{i}" for i in range(pairs)]
     backends(t.poll_s)[t.key]().prepare(Path(t.root), queues)
     per_pair = total // pairs
     start = CTX.Barrier(2 * pairs + 1)
-    procs, pipes = [], []
+    procs, readers = [], []
     for q in queues:
         each = Target(t.key, t.poll_s, t.root, q)
         recv, send = CTX.Pipe(duplex=False)
-        pipes.append(recv)
-        procs.append(_start(consumer, each, per_pair, batch, start, send))
-        procs.append(_start(producer, each, per_pair, start))
-    start.wait()
+        reader = _start(consumer, each, per_pair, batch, start, send)
+        send.close()  # the child holds the only write end: its death is an EOF here
+        readers.append((recv, reader, f"{t.key} consumer {q}"))
+        procs += [reader, _start(producer, each, per_pair, start)]
+    start.wait(JOIN_S)
     t0 = time.monotonic_ns()
-    reports = [p.recv() for p in pipes]
+    reports = [_report(*r) for r in readers]
     _stop(procs)
     elapsed = (max(r["end_ns"] for r in reports) - t0) / 1e9
     received = sum(r["received"] for r in reports)
@@ -83,8 +95,9 @@ def latency(t: Target, *, n: int, batch: int) -> list[int]:
         _start(latency_consumer, t, n, batch, start, send),
         _start(latency_producer, t, n, (0.001, 0.004), start),
     ]
-    start.wait()
-    samples: list[int] = recv.recv()
+    send.close()
+    start.wait(JOIN_S)
+    samples: list[int] = _report(recv, procs[0], f"{t.key} latency consumer")
     _stop(procs)
     return samples
 
@@ -128,7 +141,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Throughput, latency and idle CPU of our queue and its peers.",
     )
     p.add_argument("--quick", action="store_true", help="fewer messages, shorter idle window")
-    p.add_argument("--queues", default="ours,seed,litequeue,persistqueue")
+    p.add_argument(
+        "--queues",
+        default="ours,seed,litequeue,persistqueue,ours-send-many",
+        help="which to run, comma-separated (default: all)",
+    )
     p.add_argument("--messages", type=int, help="per throughput run (default 6000; quick 2000)")
     p.add_argument("--repeats", type=int, help="throughput runs per queue (default 3; quick 1)")
     p.add_argument("--samples", type=int, help="latency samples (default 1000; quick 200)")
@@ -199,15 +216,19 @@ def main(argv: list[str] | None = None) -> int:
                     tp.setdefault((key, pairs), []).append(run)
         for key in keys:
             backend = known[key]()
-            print(f"… latency and idle CPU {key}", file=sys.stderr, flush=True)
-            lat = latency(target(key, "lat"), n=samples, batch=batches[key])
-            idle = idle_cpu(
-                target(key, "idle"),
-                consumers=args.idle_consumers,
-                window_s=window,
-                wait_s=args.idle_wait,
-            )
-            info = backend.describe(base / key / "lat")
+            if not backend.throughput_only:
+                print(f"… latency and idle CPU {key}", file=sys.stderr, flush=True)
+            lat: list[int] = []
+            idle: float | None = None
+            if not backend.throughput_only:
+                lat = latency(target(key, "lat"), n=samples, batch=batches[key])
+                idle = idle_cpu(
+                    target(key, "idle"),
+                    consumers=args.idle_consumers,
+                    window_s=window,
+                    wait_s=args.idle_wait,
+                )
+            info = backend.describe(base / key / "tp1-0")
             one, four = _median_run(tp[key, 1]), _median_run(tp[key, 4])
             results.append(Result(key, backend.label, info, one, four, lat, idle))
     finally:

@@ -37,9 +37,14 @@ class Target:
 def producer(t: Target, n: int, start: Barrier) -> None:
     """Send ``n`` numbered messages as fast as the backend takes them."""
     client = t.client("producer")
+    step = backends(t.poll_s)[t.key]().send_batch
     start.wait()
-    for i in range(n):
-        client.send({"i": i})
+    if step == 1:
+        for i in range(n):
+            client.send({"i": i})
+    else:
+        for first in range(0, n, step):
+            client.send_many([{"i": i} for i in range(first, min(n, first + step))])
     client.close()
 
 
