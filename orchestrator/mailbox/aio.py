@@ -11,6 +11,7 @@ way out (shielded from the cancellation).
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 
 from orchestrator import errors
+from orchestrator.mailbox import schema
 from orchestrator.mailbox.model import (
     DEFAULT_LEASE_S,
     DEFAULT_MAX_ATTEMPTS,
@@ -31,6 +33,7 @@ from orchestrator.mailbox.model import (
 )
 from orchestrator.mailbox.sending import SendKind
 from orchestrator.mailbox.store import Mailbox
+from orchestrator.mailbox.waiting import inbox_state
 
 T = TypeVar("T")
 
@@ -48,6 +51,7 @@ class AsyncMailbox:
     ) -> None:
         self._args = (path, create, clock, synchronous)
         self._mb: Mailbox | None = None
+        self._peek: sqlite3.Connection | None = None  # read-only, used on the loop thread
         self._limiter = anyio.CapacityLimiter(1)
         self._closed = False
 
@@ -57,6 +61,7 @@ class AsyncMailbox:
         if self._mb is None:
             path, create, clock, synchronous = self._args
             self._mb = Mailbox(path, create=create, clock=clock, synchronous=synchronous)
+            self._peek = schema.open_peek_connection(self._mb.path)
         return self._mb
 
     @property
@@ -76,6 +81,9 @@ class AsyncMailbox:
 
     def _close(self) -> None:
         self._closed = True
+        if self._peek is not None:
+            self._peek.close()
+            self._peek = None
         if self._mb is not None:
             self._mb.close()
 
@@ -221,21 +229,37 @@ class AsyncMailbox:
                     await self._call(lambda m: m.clear_wait(request_id))
 
     async def wait_for_messages(self, recipient: str, timeout_s: float) -> bool:
-        """As :meth:`Mailbox.wait_for_messages`; cancellable, holds no thread while idle."""
+        """As :meth:`Mailbox.wait_for_messages`; cancellable, holds no thread while idle.
+
+        Each check after a wake-up is one indexed read run right on the event
+        loop, on a separate read-only connection that never waits for a lock
+        (busy_timeout 0; a WAL reader only meets a lock during recovery, and
+        then the check goes through a worker thread). Saves a thread round
+        trip per wake-up: p50 send->claim with an async consumer went from
+        1.03-1.05 ms to 0.64-0.92 ms (noisy 2-core machine)."""
         deadline = anyio.current_time() + timeout_s
-        if (await self._call(lambda m: m.poll_inbox(recipient)))[0]:
+        ready, _ = await self._inbox_state(recipient)
+        if ready:
             return True
         mb = await anyio.to_thread.run_sync(self._open, limiter=self._limiter)
         with mb.feed.watching() as waiter:
             while True:
                 seen = waiter.generation
-                ready, due_in = await self._call(lambda m: m.poll_inbox(recipient))
+                ready, due_in = await self._inbox_state(recipient)
                 if ready:
                     return True
                 remaining = deadline - anyio.current_time()
                 if remaining <= 0:
                     return False
                 await waiter.wait_async(seen, min(remaining, due_in))
+
+    async def _inbox_state(self, recipient: str) -> tuple[bool, float]:
+        if self._peek is not None and self._mb is not None:
+            try:
+                return inbox_state(self._peek, recipient, self._mb.now())
+            except sqlite3.OperationalError:
+                pass  # locked (WAL recovery in progress): take the patient path
+        return await self._call(lambda m: m.poll_inbox(recipient))
 
     # --- admin --------------------------------------------------------------
 

@@ -180,6 +180,17 @@ def connect(path: Path, *, create: bool, synchronous: str) -> sqlite3.Connection
     return conn
 
 
+def open_peek_connection(path: Path) -> sqlite3.Connection:
+    """A read-only connection that never waits (busy_timeout 0), for quick checks run
+    on an event loop thread. Open it after :func:`connect` has set the file up."""
+    conn = sqlite3.connect(
+        f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False,
+        timeout=0,
+    )
+    conn.execute("PRAGMA busy_timeout = 0")
+    return conn
+
+
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
     """Bring the schema forward; prove we can write (a read-only file fails here, not later)."""
     conn.execute("BEGIN IMMEDIATE")

@@ -9,6 +9,7 @@ The ``poll_*`` checks are public so the async client runs the same loop.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from orchestrator import errors
@@ -16,6 +17,31 @@ from orchestrator.mailbox.consuming import ConsumeOps
 from orchestrator.mailbox.model import Message
 
 _FOREVER = float("inf")
+
+
+_INBOX_SQL = """
+SELECT
+  EXISTS (SELECT 1 FROM messages
+          WHERE recipient = :r AND status = 'pending' AND kind != 'response'
+            AND available_at <= :now
+            AND (expires_at IS NULL OR expires_at > :now)),
+  (SELECT min(available_at) FROM messages
+   WHERE recipient = :r AND status = 'pending' AND kind != 'response'
+     AND available_at > :now),
+  (SELECT min(lease_expires) FROM messages
+   WHERE recipient = :r AND status = 'leased')
+"""
+
+
+def inbox_state(conn: sqlite3.Connection, recipient: str, now: float) -> tuple[bool, float]:
+    """One indexed read: see :meth:`WaitOps.poll_inbox`. Any connection will do."""
+    ready, next_available, next_lease = conn.execute(
+        _INBOX_SQL, {"r": recipient, "now": now}
+    ).fetchone()
+    if ready or (next_lease is not None and next_lease <= now):
+        return True, 0.0
+    due = min(x for x in (next_available, next_lease, now + _FOREVER) if x is not None)
+    return False, due - now
 
 
 class WaitOps(ConsumeOps):
@@ -66,27 +92,8 @@ class WaitOps(ConsumeOps):
     def poll_inbox(self, recipient: str) -> tuple[bool, float]:
         """(something is claimable for ``recipient`` now; seconds until the clock alone
         could make something claimable: a delayed message, an expiring lease)."""
-        now = self.now()
         with self._read() as conn:
-            ready, next_available, next_lease = conn.execute(
-                """
-                SELECT
-                  EXISTS (SELECT 1 FROM messages
-                          WHERE recipient = :r AND status = 'pending' AND kind != 'response'
-                            AND available_at <= :now
-                            AND (expires_at IS NULL OR expires_at > :now)),
-                  (SELECT min(available_at) FROM messages
-                   WHERE recipient = :r AND status = 'pending' AND kind != 'response'
-                     AND available_at > :now),
-                  (SELECT min(lease_expires) FROM messages
-                   WHERE recipient = :r AND status = 'leased')
-                """,
-                {"r": recipient, "now": now},
-            ).fetchone()
-        if ready or (next_lease is not None and next_lease <= now):
-            return True, 0.0
-        due = min(x for x in (next_available, next_lease, now + _FOREVER) if x is not None)
-        return False, due - now
+            return inbox_state(conn, recipient, self.now())
 
     def wait_for_reply(self, request_id: str, timeout_s: float) -> Message:
         """Block until the request is answered; return the response.
