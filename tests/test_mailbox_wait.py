@@ -142,3 +142,23 @@ def test_act_worker_reports_unknown_action(tmp_path: Path) -> None:
     """The helper script fails loudly on a typo instead of silently doing nothing."""
     result = run_worker("act.py", str(tmp_path / "x.db"), "bogus", "a", "b", "1")
     assert result.returncode == 2
+
+
+def test_a_process_that_never_waits_never_watches(tmp_path: Path) -> None:
+    """Producers are not woken by every commit: the watcher thread starts with the first wait."""
+
+    def feed_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name == "mailbox-feed:quiet.db"]
+
+    path = tmp_path / "quiet.db"
+    with Mailbox(path) as mb:
+        mb.register("bob")
+        for i in range(20):
+            mb.send("alice", "bob", i)
+        assert feed_threads() == []
+        assert mb.wait_for_messages("bob", timeout_s=1) is True  # mail already there: no watch
+        assert feed_threads() == []
+        mb.claim("bob", owner="w", limit=20)
+        assert mb.wait_for_messages("bob", timeout_s=0.05) is False
+        assert feed_threads() == ["mailbox-feed:quiet.db"]
+    assert feed_threads() == []  # closing the last Mailbox stops it
