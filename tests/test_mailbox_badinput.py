@@ -10,11 +10,12 @@ import math
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mailbox_workers.support import counts, run_worker
+from mailbox_workers.support import counts, run_worker, start_worker
 
 from orchestrator import errors
 from orchestrator.mailbox import MAX_BODY_BYTES, SCHEMA_VERSION, Mailbox
@@ -213,3 +214,24 @@ def test_closed_mailbox_says_so(tmp_path: Path) -> None:
     mb.close()  # idempotent
     with pytest.raises(errors.DatabaseError, match="closed"):
         mb.agents()
+
+
+@pytest.mark.slow
+def test_regression_processes_racing_to_create_the_database_all_open_it(tmp_path: Path) -> None:
+    """Regression: the demo's supervisor and CLI opening a new queue together got "database is
+    locked" at once (SQLite refuses one of two processes upgrading a shared lock to write the
+    WAL header, without waiting). Six processes released together on a fresh file all succeed."""
+    for trial in range(8):
+        folder = tmp_path / str(trial)
+        folder.mkdir()
+        db = folder / "team.db"
+        db.touch(mode=0o600)  # an empty file: every opener must write the header
+        start = folder / "go"
+        procs = [start_worker("open_race.py", str(start), str(db)) for _ in range(6)]
+        time.sleep(0.5)  # let the interpreters start and spin on the start file
+        start.touch()
+        for proc in procs:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, f"trial {trial}: {out}{err}"
+        with Mailbox(db) as mb:
+            assert len(mb.agents()) == 6

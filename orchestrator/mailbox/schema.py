@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -162,15 +164,7 @@ def connect(path: Path, *, create: bool, synchronous: str) -> sqlite3.Connection
         raise _fail(path, exc) from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise errors.DatabaseError(
-                str(path), f"cannot switch to WAL mode (got {mode!r}); is the folder writable?"
-            )
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
-        conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_LIMIT_BYTES}")
-        _migrate(conn, path)
+        _retry_while_locked(lambda: _set_up(conn, path, synchronous))
     except errors.DatabaseError:
         conn.close()
         raise
@@ -178,6 +172,39 @@ def connect(path: Path, *, create: bool, synchronous: str) -> sqlite3.Connection
         conn.close()
         raise _fail(path, exc) from exc
     return conn
+
+
+def _set_up(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise errors.DatabaseError(
+            str(path), f"cannot switch to WAL mode (got {mode!r}); is the folder writable?"
+        )
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_LIMIT_BYTES}")
+    _migrate(conn, path)
+
+
+def _retry_while_locked(step: Callable[[], None]) -> None:
+    """Run ``step``, retrying while SQLite says "database is locked".
+
+    Opening is the one place where SQLite may answer SQLITE_BUSY at once,
+    without its busy handler: processes racing to create the file each hold a
+    shared lock and want to write the header (switching to WAL), and SQLite
+    refuses one of them rather than deadlock. Seen in the demo, where the
+    supervisor and the CLI open a new queue together."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def open_peek_connection(path: Path) -> sqlite3.Connection:
