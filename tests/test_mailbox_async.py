@@ -150,3 +150,24 @@ async def test_closed_async_mailbox_refuses_calls(tmp_path: Path) -> None:
     await am.aclose()
     with pytest.raises(errors.DatabaseError, match="closed"):
         await am.agents()
+
+
+async def test_closing_while_a_task_waits_ends_that_wait(tmp_path: Path) -> None:
+    """aclose() during another task's wait: the wait ends with DatabaseError('closed'), it does
+    not hang or touch a closed connection."""
+    am = await _team(tmp_path / "team.db")
+    outcome: list[BaseException] = []
+
+    async def waiter() -> None:
+        try:
+            await am.wait_for_messages("bob", timeout_s=600)
+        except errors.DatabaseError as exc:
+            outcome.append(exc)
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await anyio.sleep(0.1)
+            await am.aclose()
+    assert len(outcome) == 1
+    assert "closed" in str(outcome[0])

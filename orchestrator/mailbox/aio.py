@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,16 +54,21 @@ class AsyncMailbox:
         self._mb: Mailbox | None = None
         self._peek: sqlite3.Connection | None = None  # read-only, used on the loop thread
         self._limiter = anyio.CapacityLimiter(1)
+        self._open_lock = threading.Lock()  # `sync` may open it from another thread
         self._closed = False
 
     def _open(self) -> Mailbox:
-        if self._closed:
-            raise errors.DatabaseError(str(self._args[0]), "this mailbox is closed")
-        if self._mb is None:
-            path, create, clock, synchronous = self._args
-            self._mb = Mailbox(path, create=create, clock=clock, synchronous=synchronous)
-            self._peek = schema.open_peek_connection(self._mb.path)
-        return self._mb
+        with self._open_lock:
+            if self._closed:
+                raise errors.DatabaseError(str(self._args[0]), "this mailbox is closed")
+            if self._mb is None:
+                path, create, clock, synchronous = self._args
+                self._mb = Mailbox(path, create=create, clock=clock, synchronous=synchronous)
+                try:
+                    self._peek = schema.open_peek_connection(self._mb.path)
+                except sqlite3.Error:
+                    self._peek = None  # checks then go through the worker thread
+            return self._mb
 
     @property
     def sync(self) -> Mailbox:
@@ -76,16 +82,20 @@ class AsyncMailbox:
         return self
 
     async def aclose(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._close, limiter=self._limiter)
-
-    def _close(self) -> None:
+        # The peek connection is only ever used on the loop thread: close it here,
+        # where no check can be running (a read-only close does no I/O).
         self._closed = True
         if self._peek is not None:
             self._peek.close()
             self._peek = None
-        if self._mb is not None:
-            self._mb.close()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._close, limiter=self._limiter)
+
+    def _close(self) -> None:
+        with self._open_lock:
+            self._closed = True
+            if self._mb is not None:
+                self._mb.close()
 
     async def __aenter__(self) -> AsyncMailbox:
         return await self.open()
