@@ -57,6 +57,10 @@ class DirectoryWatch:
         self.start()  # fail now (watch limit, missing folder) rather than at the first wait
         self.stop()
 
+    @property
+    def on(self) -> bool:
+        return self._wd >= 0
+
     def start(self) -> None:
         if self._wd >= 0:
             return

@@ -104,9 +104,10 @@ class WaitOps(ConsumeOps):
         """
         deadline = time.monotonic() + timeout_s
         try:
-            reply, _ = self.poll_reply(request_id)
-            if reply is not None:
-                return reply
+            if not self.feed.watching_now:  # answered already? then set nothing up
+                reply, _ = self.poll_reply(request_id)
+                if reply is not None:
+                    return reply
             with self.feed.watching() as waiter:
                 while True:
                     seen = waiter.generation
@@ -125,8 +126,8 @@ class WaitOps(ConsumeOps):
         """Block until something is claimable for ``recipient`` (True) or ``timeout_s``
         passes (False). Claiming is separate: another consumer may win the race."""
         deadline = time.monotonic() + timeout_s
-        if self.poll_inbox(recipient)[0]:
-            return True
+        if not self.feed.watching_now and self.poll_inbox(recipient)[0]:
+            return True  # mail already there: set nothing up
         with self.feed.watching() as waiter:
             while True:
                 seen = waiter.generation

@@ -4,7 +4,8 @@ One :class:`ChangeFeed` per database file per process. With inotify (Linux)
 a daemon thread sleeps in ``poll()`` on a watch of the database's folder and
 bumps a generation counter that waiters block on; a waiter then runs one
 indexed query. The watch is on only while something in this process waits
-(:meth:`ChangeFeed.watching`): a producer that never waits, or a consumer
+(:meth:`ChangeFeed.watching`, switched off by the reader thread at the first
+event that finds nobody waiting): a producer that never waits, or a consumer
 busy with its own writes, is not woken by every commit (measured: a feed
 woken by its own process's commits more than doubled the cost of a send).
 
@@ -61,7 +62,6 @@ class Waiter:
 
     def __init__(self, feed: ChangeFeed) -> None:
         self._feed = feed
-        self._first = True
 
     @property
     def generation(self) -> int:
@@ -69,9 +69,7 @@ class Waiter:
         return self._feed.generation
 
     def _cap(self, max_wait_s: float) -> float:
-        cap = SETTLE_S[0] if self._first and self._feed.pushed else self._feed.poll_interval
-        self._first = False
-        return max(0.0, min(max_wait_s, cap))
+        return max(0.0, min(max_wait_s, self._feed.poll_interval))
 
     def wait(self, seen: int, max_wait_s: float) -> None:
         """Sleep until the generation moves past ``seen`` (or the time is up)."""
@@ -106,6 +104,11 @@ class ChangeFeed:
         return self._watch is not None
 
     @property
+    def watching_now(self) -> bool:
+        """The watch is on (a wait would start right away, with nothing to set up)."""
+        return self._watch is not None and self._watch.on
+
+    @property
     def poll_interval(self) -> float:
         """The longest a waiter sleeps before checking again without a wake-up."""
         return SAFETY_POLL_S if self.pushed else FALLBACK_POLL_S
@@ -117,12 +120,16 @@ class ChangeFeed:
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[Waiter]:
-        """Keep the inotify watch on while the caller waits inside this block."""
+        """Have the inotify watch on while the caller waits inside this block.
+
+        The watch is not removed when the last waiter leaves (a consumer looping
+        on waits would add and remove it every time); the reader thread removes
+        it when an event arrives and nobody is waiting."""
         with self._cond:
             self._start_locked()
-            if self._waiters == 0 and self._watch is not None:
+            if self._watch is not None:
                 try:
-                    self._watch.start()
+                    self._watch.start()  # no-op when already on
                 except InotifyUnavailable as exc:  # e.g. the folder was removed: poll slowly
                     log.warning("mailbox.watch_failed", db=str(self.db_path), reason=str(exc))
             self._waiters += 1
@@ -131,8 +138,6 @@ class ChangeFeed:
         finally:
             with self._cond:
                 self._waiters -= 1
-                if self._waiters == 0 and self._watch is not None:
-                    self._watch.stop()
 
     def ring(self) -> None:
         """Tell every process's waiters that a commit is now visible (after COMMIT)."""
@@ -224,6 +229,11 @@ class ChangeFeed:
                 return
             if ready:
                 names = watch.drain()
+                with self._cond:
+                    if self._waiters == 0:  # nobody to wake: stop watching until someone waits
+                        watch.stop()
+                        due = [None] * len(SETTLE_S)
+                        continue
                 now = time.monotonic()
                 if "*" in names or bell in names:
                     self.notify()
