@@ -34,7 +34,9 @@ from orchestrator.states import AgentState, transition
 
 log = structlog.get_logger()
 
-SWEEP_EVERY_S = 2.0
+# Every commit wakes every waiter, so the chores that write (sweep, heartbeats) run rarely;
+# the roster check is a stat() and runs often. Leases are also reclaimed by claims.
+SWEEP_EVERY_S = 5.0
 RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
 
@@ -338,8 +340,14 @@ class Supervisor:
 
     async def _housekeeping(self) -> None:
         assert self.mailbox is not None
+        next_sweep = time.monotonic() + SWEEP_EVERY_S
         while True:
-            await anyio.sleep(SWEEP_EVERY_S)
+            await anyio.sleep(RELOAD_POLL_S)
+            if self.watch_roster and _mtime(self.roster.path) != self._roster_mtime:
+                await self.reload()
+            if time.monotonic() < next_sweep:
+                continue
+            next_sweep = time.monotonic() + SWEEP_EVERY_S
             swept = await self.mailbox.sweep()
             if swept.requeued or swept.expired or swept.dead:
                 log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
@@ -347,8 +355,6 @@ class Supervisor:
             for slot in self.slots.values():
                 if slot.state in (AgentState.READY, AgentState.BUSY):
                     await self.mailbox.update_agent(slot.name, heartbeat=True)
-            if self.watch_roster and _mtime(self.roster.path) != self._roster_mtime:
-                await self.reload()
 
     async def _serve_control(self) -> None:
         assert self.mailbox is not None
