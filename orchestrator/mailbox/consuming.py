@@ -25,6 +25,15 @@ from orchestrator.mailbox.model import (
 
 _N_COLUMNS = MESSAGE_COLUMNS.count(",") + 1
 
+# Would a claim for :r find or fix anything? Three index probes, no lock.
+_ANYTHING_TO_DO = """
+SELECT EXISTS (SELECT 1 FROM messages
+               WHERE recipient = :r AND status = 'pending' AND kind != 'response'
+                 AND available_at <= :now)
+    OR EXISTS (SELECT 1 FROM messages
+               WHERE recipient = :r AND status = 'leased' AND lease_expires <= :now)
+"""
+
 
 class ConsumeOps(MailboxCore):
     @staticmethod
@@ -99,6 +108,9 @@ class ConsumeOps(MailboxCore):
         if limit < 1:
             return []
         now = self.now()
+        with self._read() as conn:  # nothing to do? then no write lock (idle loops, busy peers)
+            if not conn.execute(_ANYTHING_TO_DO, {"r": recipient, "now": now}).fetchone()[0]:
+                return []
         with self._write() as conn:
             self._expire_leases(conn, now, recipient)
             self._expire_ttl(conn, now, recipient)
