@@ -264,3 +264,26 @@ def test_second_sigint_forces_the_stop(team: TeamFactory) -> None:
     with t.mailbox() as mb:
         assert mb.get(request.id).status == "pending"
     assert not alive(cli_pid)
+
+
+def test_up_on_a_corrupt_database_says_what_to_do(tmp_path: Path) -> None:
+    """A file at the queue's path that is not SQLite: `up` exits 1 naming the file and the
+    fix, and leaves the file as it was."""
+    (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: hi\n", encoding="utf-8")
+    (tmp_path / "queue").mkdir()
+    db = tmp_path / "queue" / "team.db"
+    db.write_bytes(b"not a database at all")
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-not-used", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "up"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "not a usable SQLite database" in done.stderr
+    assert "move the file aside" in done.stderr
+    assert db.read_bytes() == b"not a database at all"

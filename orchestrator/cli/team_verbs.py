@@ -192,7 +192,7 @@ def run_foreground(
         logconfig.REDACTOR.add_from_env(dict(spec.env))
     try:
         anyio.run(Supervisor(roster, only=only, grace_s=grace_s).run)
-    except errors.SupervisorAlreadyRunning as exc:
+    except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
         raise common.failure_from(exc) from None
     finally:
         logconfig.shutdown()
