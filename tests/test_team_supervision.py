@@ -287,3 +287,37 @@ def test_up_on_a_corrupt_database_says_what_to_do(tmp_path: Path) -> None:
     assert "not a usable SQLite database" in done.stderr
     assert "move the file aside" in done.stderr
     assert db.read_bytes() == b"not a database at all"
+
+
+def test_up_with_a_broken_roster_lists_every_problem_and_starts_nothing(tmp_path: Path) -> None:
+    """`up` validates the whole file first: every problem is printed with file, line, key and
+    the fix, exit 1, and no database or log is created."""
+    (tmp_path / "agents.yaml").write_text(
+        "agents:\n"
+        "  a:\n"
+        "    prompt: hi\n"
+        "    modle: sonnet\n"
+        "    depends_on: [b]\n"
+        "  b:\n"
+        "    prompt_file: prompts/missing.md\n"
+        "    depends_on: [a]\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-not-used", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "up"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "agents.yaml:4: key 'agents.a.modle': unknown key 'modle'; did you mean 'model'?" in (
+        done.stderr
+    )
+    assert "agents.yaml:7: key 'agents.b.prompt_file': prompt file not found" in done.stderr
+    assert "dependency cycle" in done.stderr
+    assert not (tmp_path / "queue").exists()
+    assert not (tmp_path / "logs").exists()
