@@ -152,9 +152,10 @@ def test_turn_finishing_within_grace_completes_before_exit(team: TeamFactory) ->
 
 def test_supervisor_sigkill_then_up_again_loses_nothing(team: TeamFactory) -> None:
     """kill -9 of the supervisor mid-turn, then `up` again: the leased request and one queued
-    while nothing ran are both delivered and answered exactly once."""
+    while nothing ran are both delivered and answered exactly once, in the resumed session."""
     t = team(
         [
+            {"agent": agent_rule("a"), "match": "remember KIWI", "text": "noted"},
             {"agent": agent_rule("a"), "match": "first", "text": "lost", "delay": 30, "times": 1},
             {"agent": agent_rule("a"), "match": r"(first|second)", "text": "answered"},
         ],
@@ -162,6 +163,7 @@ def test_supervisor_sigkill_then_up_again_loses_nothing(team: TeamFactory) -> No
     )
     proc = t.up()
     t.wait_ready("a")
+    assert t.ask("a", "remember KIWI") == "noted"
     cli_pid = t.agent_pid("a")
     first = t.request("a", "first")
     t.model.wait_for_request("first")
@@ -182,6 +184,8 @@ def test_supervisor_sigkill_then_up_again_loses_nothing(team: TeamFactory) -> No
         assert mb.wait_for_reply(second.id, 90).body == "answered"
     assert len(replies_to(t, first.id)) == 1
     assert len(replies_to(t, second.id)) == 1
+    after = t.model.requests_matching("second")
+    assert "remember KIWI" in str(after[-1]["body"]["messages"]), "conversation resumed"
 
 
 def test_second_up_is_refused_while_a_supervisor_runs(team: TeamFactory) -> None:
