@@ -92,7 +92,13 @@ def build_options(
 ) -> ClaudeAgentOptions:
     disallowed = list(spec.disallowed_tools)
     disallowed += [t for t in CLI_OWN_MESSAGING if t not in spec.tools and t not in disallowed]
-    env = {**CLI_ENV_DEFAULTS, **dict(spec.env)}
+    env = {
+        **CLI_ENV_DEFAULTS,
+        **dict(spec.env),
+        # What `octy-orchestrate` run by this agent's tools needs: who it is, where the queue is.
+        "OCTY_AGENT": spec.name,
+        "OCTY_DB": str(roster.database),
+    }
     return _options(
         spec,
         roster=roster,

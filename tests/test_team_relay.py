@@ -6,6 +6,7 @@ and talks to the team through its queue database, as a script would.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -180,3 +181,29 @@ def test_explicit_reply_is_not_duplicated_by_the_final_text(team: TeamFactory) -
     t.wait_for(lambda: t.messages(status="done", recipient="a"), what="request acked")
     assert len(replies_to(t, request.id)) == 1
     assert USER in {m.recipient for m in replies_to(t, request.id)}
+
+
+def test_the_cli_run_by_an_agents_tool_speaks_only_as_that_agent(team: TeamFactory) -> None:
+    """An agent allowed Bash that runs `octy-orchestrate send` reaches the team's queue as
+    itself (OCTY_AGENT / OCTY_DB in its environment); `--as` another agent is refused."""
+    cli = f"{sys.executable} -m orchestrator.cli"
+    command = f"{cli} send b 'via bash' && {cli} send b spoofed --as b; echo rc=$?"
+    t = team(
+        [
+            text_rule("a", "bash said {1}", tool_result=r"(rc=\d)"),
+            {
+                "agent": agent_rule("a"),
+                "match": "go",
+                "tool_use": {"name": "Bash", "input": {"command": command}},
+            },
+            text_rule("b", "b noted"),
+        ],
+        {"a": {"tools": ["Bash"]}, "b": {}},
+    )
+    t.up()
+    t.wait_ready("a", "b")
+    assert t.ask("a", "go") == "bash said rc=1"
+    to_b = [m for m in t.messages(recipient="b") if m.kind == "notice"]
+    assert [(m.sender, m.body) for m in to_b] == [("a", "via bash")]
+    result = t.model.requests_matching(tool_result="rc=1")[-1]
+    assert "may speak only as 'a'" in str(result["body"]["messages"][-1])

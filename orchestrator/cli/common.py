@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ EXIT_TIMEOUT = 4
 EXIT_NO_SUPERVISOR = 5
 
 DEFAULT_ROSTER = "agents.yaml"
+# Set by the supervisor in each agent's claude process: the agent's name and its database, so
+# the CLI run from an agent's Bash tool finds the queue and speaks as that agent.
+AGENT_ENV = "OCTY_AGENT"
+DB_ENV = "OCTY_DB"
 DEFAULT_DB = Path("queue") / "team.db"
 
 
@@ -70,6 +75,8 @@ def resolve_db(args: argparse.Namespace) -> Path:
     explicit: Path | None = getattr(args, "db", None)
     if explicit is not None:
         return explicit
+    if os.environ.get(DB_ENV):
+        return Path(os.environ[DB_ENV])
     roster_file = Path(DEFAULT_ROSTER)
     if roster_file.is_file():
         try:

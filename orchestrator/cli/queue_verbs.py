@@ -76,7 +76,16 @@ def _check_participant(mb: Mailbox, name: str) -> None:
 
 def _check_sender(mb: Mailbox, name: str) -> None:
     """``--as`` must name ``user`` or a registered agent: a typo would otherwise speak
-    as a name nobody answers to."""
+    as a name nobody answers to. Inside an agent's session (a tool the agent runs sees
+    ``OCTY_AGENT``) the CLI speaks only as that agent."""
+    agent = os.environ.get(common.AGENT_ENV)
+    if agent and name != agent:
+        raise common.CliFailure(
+            f"this command runs inside agent '{agent}''s session: it may speak only as "
+            f"'{agent}', not as '{name}'",
+            common.EXIT_ERROR,
+            "not_allowed",
+        )
     if name == USER or mb.agent(name) is not None:
         return
     known = ", ".join([USER, *sorted(a.name for a in mb.agents())])
@@ -271,6 +280,8 @@ def _text_args(p: argparse.ArgumentParser) -> None:
 
 
 def _as(p: argparse.ArgumentParser, default: str | None = USER) -> None:
+    # A script an agent runs speaks as that agent by default (see _check_sender).
+    default = os.environ.get(common.AGENT_ENV) or default
     p.add_argument(
         "--as",
         dest="sender",
