@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from orchestrator import errors
 from orchestrator.mailbox.model import (
@@ -145,6 +146,24 @@ class AsyncMailbox:
                     raise
         return await self._threaded(fn)
 
+    async def _posted(self, fn: Callable[[Mailbox], T]) -> T:
+        """A call that can end someone's wait (new mail, an answer): after it, this
+        process's waiters are woken right away and run before the caller goes on.
+
+        Other processes wake on the commit's bell; ours would too, but through the
+        feed's reader thread (a thread hop, and on a busy machine a wait for a CPU).
+        The two yields let a woken waiter (its wake-up callback, then its task) run
+        its check before the caller's own follow-up work: an ask's tool result is
+        written before the answering agent's ack and bookkeeping."""
+        result = await self._call(fn)
+        inline = self._inline
+        if inline is not None and not self._closed:
+            inline.wake_all()
+            # Not cancellation points: what was written must reach the caller.
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+        return result
+
     async def _threaded(self, fn: Callable[[Mailbox], T]) -> T:
         def run() -> T:
             return fn(self._open())
@@ -185,7 +204,7 @@ class AsyncMailbox:
         correlation_id: str | None = None, cause_id: str | None = None,
         ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> Message:
-        return await self._call(
+        return await self._posted(
             lambda m: m.send(sender, recipient, body, kind=kind, correlation_id=correlation_id,
                              cause_id=cause_id, ttl_s=ttl_s, max_attempts=max_attempts)
         )
@@ -194,7 +213,7 @@ class AsyncMailbox:
         self, sender: str, messages: Sequence[tuple[str, Any]], *, kind: SendKind = "notice",
         ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> list[Message]:
-        return await self._call(
+        return await self._posted(
             lambda m: m.send_many(sender, messages, kind=kind, ttl_s=ttl_s,
                                   max_attempts=max_attempts)
         )
@@ -204,7 +223,7 @@ class AsyncMailbox:
         ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         wait_s: float | None = None,
     ) -> Message:
-        return await self._call(
+        return await self._posted(
             lambda m: m.request(sender, recipient, body, cause_id=cause_id, ttl_s=ttl_s,
                                 max_attempts=max_attempts, wait_s=wait_s)
         )
@@ -212,13 +231,13 @@ class AsyncMailbox:
     async def broadcast(
         self, sender: str, body: Any, *, ttl_s: float | None = None
     ) -> list[Message]:
-        return await self._call(lambda m: m.broadcast(sender, body, ttl_s=ttl_s))
+        return await self._posted(lambda m: m.broadcast(sender, body, ttl_s=ttl_s))
 
     async def reply(self, request_id: str, sender: str, body: Any) -> Message:
-        return await self._call(lambda m: m.reply(request_id, sender, body))
+        return await self._posted(lambda m: m.reply(request_id, sender, body))
 
     async def fail_request(self, request_id: str, code: str, detail: str = "") -> bool:
-        return await self._call(lambda m: m.fail_request(request_id, code, detail))
+        return await self._posted(lambda m: m.fail_request(request_id, code, detail))
 
     # --- consuming ----------------------------------------------------------
 
@@ -235,7 +254,7 @@ class AsyncMailbox:
     async def nack(
         self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0
     ) -> Message:
-        return await self._call(
+        return await self._posted(
             lambda m: m.nack(message_id, owner=owner, error=error, delay_s=delay_s)
         )
 
@@ -243,7 +262,7 @@ class AsyncMailbox:
         await self._call(lambda m: m.extend(message_ids, owner=owner, lease_s=lease_s))
 
     async def release(self, owner: str) -> int:
-        return await self._call(lambda m: m.release(owner))
+        return await self._posted(lambda m: m.release(owner))
 
     # --- waiting ------------------------------------------------------------
 
@@ -303,7 +322,7 @@ class AsyncMailbox:
         return await self._threaded(lambda m: m.dead())
 
     async def retry(self, message_id: str) -> Message:
-        return await self._call(lambda m: m.retry(message_id))
+        return await self._posted(lambda m: m.retry(message_id))
 
     async def purge(self, *, statuses: Sequence[str] = ("done", "dead")) -> int:
         return await self._threaded(lambda m: m.purge(statuses=statuses))
