@@ -112,6 +112,7 @@ class ConsumeOps(MailboxCore):
             if not conn.execute(_ANYTHING_TO_DO, {"r": recipient, "now": now}).fetchone()[0]:
                 return []
         with self._write() as conn:
+            self._touch(recipient)
             self._expire_leases(conn, now, recipient)
             self._expire_ttl(conn, now, recipient)
             rows = conn.execute(
@@ -139,18 +140,17 @@ class ConsumeOps(MailboxCore):
         if not ids:
             return
         with self._write() as conn:
-            done = {
-                r[0]
-                for r in conn.execute(
-                    """
-                    UPDATE messages SET status = 'done', done_at = ?, lease_expires = NULL
-                    WHERE id IN (SELECT value FROM json_each(?))
-                      AND status = 'leased' AND lease_owner = ?
-                    RETURNING id
-                    """,
-                    (self.now(), _json_list(ids), owner),
-                )
-            }
+            rows = conn.execute(
+                """
+                UPDATE messages SET status = 'done', done_at = ?, lease_expires = NULL
+                WHERE id IN (SELECT value FROM json_each(?))
+                  AND status = 'leased' AND lease_owner = ?
+                RETURNING id, recipient
+                """,
+                (self.now(), _json_list(ids), owner),
+            ).fetchall()
+            done = {r[0] for r in rows}
+            self._touch(*{r[1] for r in rows})
             if len(done) != len(ids):
                 missing = next(i for i in ids if i not in done)
                 raise errors.LeaseLost(missing, owner)
@@ -165,6 +165,7 @@ class ConsumeOps(MailboxCore):
             message = self._fetch_by_id(conn, message_id)
             if message.status != "leased" or message.lease_owner != owner:
                 raise errors.LeaseLost(message_id, owner)
+            self._touch(message.recipient)
             if message.attempts >= message.max_attempts:
                 conn.execute(
                     f"""
@@ -192,18 +193,17 @@ class ConsumeOps(MailboxCore):
         if not ids:
             return
         with self._write() as conn:
-            held = {
-                r[0]
-                for r in conn.execute(
-                    """
-                    UPDATE messages SET lease_expires = ?
-                    WHERE id IN (SELECT value FROM json_each(?))
-                      AND status = 'leased' AND lease_owner = ?
-                    RETURNING id
-                    """,
-                    (self.now() + lease_s, _json_list(ids), owner),
-                )
-            }
+            rows = conn.execute(
+                """
+                UPDATE messages SET lease_expires = ?
+                WHERE id IN (SELECT value FROM json_each(?))
+                  AND status = 'leased' AND lease_owner = ?
+                RETURNING id, recipient
+                """,
+                (self.now() + lease_s, _json_list(ids), owner),
+            ).fetchall()
+            held = {r[0] for r in rows}
+            self._touch(*{r[1] for r in rows})
             if len(held) != len(ids):
                 raise errors.LeaseLost(next(i for i in ids if i not in held), owner)
 
@@ -211,14 +211,17 @@ class ConsumeOps(MailboxCore):
         """Every message leased by ``owner`` back to pending without counting the
         attempt (a graceful shutdown). Returns how many."""
         with self._write() as conn:
-            return conn.execute(
+            rows = conn.execute(
                 """
                 UPDATE messages SET status = 'pending', attempts = max(attempts - 1, 0),
                     lease_owner = NULL, lease_expires = NULL
                 WHERE status = 'leased' AND lease_owner = ?
+                RETURNING recipient
                 """,
                 (owner,),
-            ).rowcount
+            ).fetchall()
+            self._touch(*{r[0] for r in rows})
+            return len(rows)
 
 
 def _json_list(ids: Sequence[str]) -> str:

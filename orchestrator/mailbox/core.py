@@ -44,6 +44,9 @@ class MailboxCore:
         )
         self._feed: ChangeFeed | None = acquire_feed(self.path)
         self._rung_at = 0  # conn.total_changes when the bell last rang
+        # Recipients whose messages the current write touched (their bells ring
+        # after the commit); None: ring the bell for everyone.
+        self._topics: set[str] | None = None
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -82,8 +85,10 @@ class MailboxCore:
         (SQLite's busy handler sleeps 1, 2, 5... ms between tries. Polling the lock
         every 50-200 us instead was measured: lower throughput with one writer pair
         and half of it with four, as retrying writers crowd out the lock holder.)
-        After a commit that changed something, the bell rings (wakeup.py)."""
-        with self._lock:
+        After a commit that changed something, the bell rings (wakeup.py): the
+        bells of the recipients the operation passed to :meth:`_touch`, or the
+        bell for everyone if it passed none."""
+        with self._lock, self._ringing():
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -110,7 +115,7 @@ class MailboxCore:
         """Exactly one write statement in autocommit: atomic by itself, and the
         cheapest write (no BEGIN/COMMIT round trips). SQLite takes the write lock
         at the statement's start and retries through busy_timeout."""
-        with self._lock:
+        with self._lock, self._ringing():
             conn = self._connection()
             try:
                 yield conn
@@ -120,12 +125,27 @@ class MailboxCore:
                 raise schema.translate(self.path, exc) from exc
             self._ring_if_changed(conn)
 
+    @contextmanager
+    def _ringing(self) -> Iterator[None]:
+        """Collect :meth:`_touch` calls for one write (nested writes keep their own)."""
+        outer, self._topics = self._topics, set()
+        try:
+            yield
+        finally:
+            self._topics = outer
+
+    def _touch(self, *recipients: str) -> None:
+        """The current write changes messages of these recipients (and nobody else's):
+        ring only their bells. A write that touches nobody rings the bell for everyone."""
+        if self._topics is not None:
+            self._topics.update(recipients)
+
     def _ring_if_changed(self, conn: sqlite3.Connection) -> None:
         changes = conn.total_changes
         if changes != self._rung_at:  # something was written: ring the bell
             self._rung_at = changes
             if self._feed is not None:
-                self._feed.ring()
+                self._feed.ring(self._topics or None)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

@@ -71,6 +71,7 @@ class SendOps(MailboxCore):
         """Insert one message; None if ``if_known`` and the recipient is unknown."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        self._touch(recipient)
         now = self.now()
         expires_at = None if ttl_s is None else now + ttl_s
         done_at = now if status == "done" else None

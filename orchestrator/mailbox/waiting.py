@@ -128,7 +128,7 @@ class WaitOps(ConsumeOps):
         deadline = time.monotonic() + timeout_s
         if not self.feed.watching_now and self.poll_inbox(recipient)[0]:
             return True  # mail already there: set nothing up
-        with self.feed.watching() as waiter:
+        with self.feed.watching(recipient) as waiter:
             while True:
                 seen = waiter.generation
                 ready, due_in = self.poll_inbox(recipient)

@@ -3,6 +3,7 @@
     python act.py DB send SENDER RECIPIENT JSON_BODY [DELAY_S]
     python act.py DB reply REQUEST_ID SENDER JSON_BODY [DELAY_S]
     python act.py DB sql-insert SENDER RECIPIENT JSON_BODY [DELAY_S]
+    python act.py DB release OWNER - - [DELAY_S]
 
 ``sql-insert`` uses plain sqlite3 and the table defaults only, as a program in
 another language would (see queue/README.md).
@@ -28,6 +29,9 @@ def main(argv: list[str]) -> int:
     elif action == "reply":
         with Mailbox(db) as mb:
             print(mb.reply(a, b, json.loads(body)).id)
+    elif action == "release":
+        with Mailbox(db) as mb:
+            print(mb.release(a))
     elif action == "sql-insert":
         conn = sqlite3.connect(db, timeout=10)
         with conn:

@@ -1,0 +1,75 @@
+"""The wake-up bells: one per recipient bucket, so a waiter sleeps through other inboxes' mail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mailbox_workers.support import background_worker
+
+from orchestrator.mailbox import Mailbox
+from orchestrator.mailbox.wakeup import BELL_SUFFIX, bucket
+
+SAFETY_S = 10.0  # only ever reached if a wake-up is lost
+
+
+@pytest.fixture
+def mb(tmp_path: Path) -> Iterator[Mailbox]:
+    with Mailbox(tmp_path / "team.db") as mailbox:
+        mailbox.register("alice")
+        mailbox.register("bob")
+        yield mailbox
+
+
+def _bell(mb: Mailbox, name: str) -> Path:
+    return mb.path.with_name(f"{mb.path.name}{BELL_SUFFIX}-{bucket(name)}")
+
+
+def test_alice_and_bob_have_different_bells() -> None:
+    """The names these tests use fall in different buckets (else they would prove nothing)."""
+    assert bucket("alice") != bucket("bob")
+
+
+def test_a_send_rings_the_recipients_bell_only(mb: Mailbox) -> None:
+    """send() to bob writes bob's bucket bell, not alice's."""
+    mb.send("alice", "bob", "hi")
+    assert _bell(mb, "bob").exists()
+    assert not _bell(mb, "alice").exists()
+    assert _bell(mb, "bob").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_waiter_for_one_inbox_sleeps_through_another_inboxs_bell(mb: Mailbox) -> None:
+    """A bell for bob wakes waiters for any change but not a waiter for alice's inbox;
+    alice's bell wakes her waiter."""
+    with mb.feed.watching("alice") as for_alice, mb.feed.watching() as for_any:
+        assert mb.feed.pushed
+        seen_alice, seen_any = for_alice.generation, for_any.generation
+        mb.feed.ring(["bob"])
+        for_any.wait(seen_any, SAFETY_S)
+        assert for_any.generation != seen_any
+        assert for_alice.generation == seen_alice
+        mb.feed.ring(["alice"])
+        for_alice.wait(seen_alice, SAFETY_S)
+        assert for_alice.generation != seen_alice
+
+
+def test_the_bell_for_everyone_wakes_a_waiter_for_one_inbox(mb: Mailbox) -> None:
+    """Writes that may concern anyone (sweep, admin, registry) ring the shared bell,
+    which wakes every waiter."""
+    with mb.feed.watching("alice") as for_alice:
+        seen = for_alice.generation
+        mb.feed.ring()
+        for_alice.wait(seen, SAFETY_S)
+        assert for_alice.generation != seen
+
+
+def test_a_release_in_another_process_wakes_the_inbox_waiter(mb: Mailbox) -> None:
+    """Messages put back by release() in another process wake a consumer waiting on
+    that inbox (release rings the bells of the recipients it touched)."""
+    mb.send("bob", "alice", "job")
+    taken = mb.claim("alice", owner="crashing", limit=1)
+    assert len(taken) == 1
+    assert mb.wait_for_messages("alice", timeout_s=0.01) is False  # nothing claimable now
+    with background_worker("act.py", str(mb.path), "release", "crashing", "-", "-", "0.2"):
+        assert mb.wait_for_messages("alice", timeout_s=SAFETY_S) is True
