@@ -144,6 +144,7 @@ class _Router:
         self.max_bytes = max_bytes
         self.backups = backups
         self._files: dict[str, _PrivateRotatingFile] = {}
+        self._sizes: dict[str, int] = {}  # characters written to each file (rotation check)
         self._lock = threading.Lock()
         self.body_width = 160
 
@@ -154,19 +155,39 @@ class _Router:
             handler = _PrivateRotatingFile(
                 self.logs_dir / f"{name}.jsonl", maxBytes=self.max_bytes, backupCount=self.backups
             )
-            handler.setFormatter(logging.Formatter("%(message)s"))
             self._files[name] = handler
         return handler
 
+    def _append(self, name: str, line: str) -> None:
+        """Write one line to ``<name>.jsonl``, rotating first when it would pass max_bytes.
+
+        The handler is used for opening (0600) and rotating only: its emit() would build
+        a LogRecord, format it twice and stat the file twice per line to decide on
+        rotation (about half the cost of a log line, and log lines run on the event
+        loop); the size is counted here instead, as the handler counts it (characters)."""
+        handler = self._file(name)
+        size = self._sizes.get(name)
+        if handler.stream is None:
+            handler.stream = handler._open()
+            size = None
+        if size is None:
+            handler.stream.seek(0, os.SEEK_END)
+            size = handler.stream.tell()
+        if self.max_bytes > 0 and size and size + len(line) + 1 >= self.max_bytes:
+            handler.doRollover()
+            size = 0
+        handler.stream.write(line + "\n")
+        handler.stream.flush()
+        self._sizes[name] = size + len(line) + 1
+
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
         line = json.dumps(event, default=str, ensure_ascii=False)
-        record = logging.makeLogRecord({"msg": line, "levelno": logging.INFO})
         with self._lock:
             if self.logs_dir is not None:
-                self._file(SUPERVISOR_LOG).emit(record)
+                self._append(SUPERVISOR_LOG, line)
                 agent = event.get("agent")
                 if isinstance(agent, str) and agent and agent != SUPERVISOR_LOG:
-                    self._file(agent).emit(record)
+                    self._append(agent, line)
             if self.console is not None:
                 self.console.write(
                     render_line(event, colour=self.colour, width=self.body_width) + "\n"
@@ -179,6 +200,7 @@ class _Router:
             for handler in self._files.values():
                 handler.close()
             self._files.clear()
+            self._sizes.clear()
 
 
 _ROUTER: _Router | None = None
