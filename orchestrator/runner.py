@@ -281,14 +281,6 @@ class AgentRunner:
                 await self.mailbox.ack([m.id], owner=self.owner)
             else:
                 fresh.append(m)
-                self.log.info(
-                    "received",
-                    message_id=m.id,
-                    kind=m.kind,
-                    sender=m.sender,
-                    body=text_of(m.body),
-                    attempt=m.attempts,
-                )
         self._inflight = fresh
         if not fresh:
             return
@@ -297,8 +289,19 @@ class AgentRunner:
         self._turn_over = anyio.Event()
         started = time.monotonic()
         try:
-            await client.query(frame(fresh))
-            # Bookkeeping after the query is written: the CLI starts while we record it.
+            try:
+                await client.query(frame(fresh))
+            finally:
+                # Bookkeeping after the query is written: the CLI starts while we record it.
+                for m in fresh:
+                    self.log.info(
+                        "received",
+                        message_id=m.id,
+                        kind=m.kind,
+                        sender=m.sender,
+                        body=text_of(m.body),
+                        attempt=m.attempts,
+                    )
             await self.on_event("busy", {"messages": [m.id for m in fresh]})
             result, final = await self._collect(receive, turn)
         finally:
