@@ -24,7 +24,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -44,8 +44,12 @@ from orchestrator.mailbox.model import (
 )
 from orchestrator.mailbox.sending import SendKind
 from orchestrator.mailbox.store import Mailbox
+from orchestrator.mailbox.wakeup import bucket
 
 T = TypeVar("T")
+Inboxes = Iterable[str] | Callable[[Any], Iterable[str]] | None
+"""Whose waiters a write wakes: recipient names, a function of the call's result, None: all."""
+ALL: Inboxes = None
 
 
 class AsyncMailbox:
@@ -146,9 +150,11 @@ class AsyncMailbox:
                     raise
         return await self._threaded(fn)
 
-    async def _posted(self, fn: Callable[[Mailbox], T]) -> T:
+    async def _posted(self, fn: Callable[[Mailbox], T], inboxes: Inboxes = ALL) -> T:
         """A call that can end someone's wait (new mail, an answer): after it, this
-        process's waiters are woken right away and run before the caller goes on.
+        process's waiters are woken right away and run before the caller goes on:
+        the waiters for ``inboxes`` (recipient names; None: everyone's) and the
+        waiters for any change (replies).
 
         Other processes wake on the commit's bell; ours would too, but through the
         feed's reader thread (a thread hop, and on a busy machine a wait for a CPU).
@@ -158,7 +164,8 @@ class AsyncMailbox:
         result = await self._call(fn)
         inline = self._inline
         if inline is not None and not self._closed:
-            inline.wake_all()
+            names = inboxes(result) if callable(inboxes) else inboxes
+            inline.feed.notify(None if names is None else {bucket(n) for n in names})
             # Not cancellation points: what was written must reach the caller.
             await anyio.lowlevel.cancel_shielded_checkpoint()
             await anyio.lowlevel.cancel_shielded_checkpoint()
@@ -206,7 +213,8 @@ class AsyncMailbox:
     ) -> Message:
         return await self._posted(
             lambda m: m.send(sender, recipient, body, kind=kind, correlation_id=correlation_id,
-                             cause_id=cause_id, ttl_s=ttl_s, max_attempts=max_attempts)
+                             cause_id=cause_id, ttl_s=ttl_s, max_attempts=max_attempts),
+            [recipient],
         )
 
     async def send_many(
@@ -215,7 +223,8 @@ class AsyncMailbox:
     ) -> list[Message]:
         return await self._posted(
             lambda m: m.send_many(sender, messages, kind=kind, ttl_s=ttl_s,
-                                  max_attempts=max_attempts)
+                                  max_attempts=max_attempts),
+            [recipient for recipient, _ in messages],
         )
 
     async def request(
@@ -225,7 +234,8 @@ class AsyncMailbox:
     ) -> Message:
         return await self._posted(
             lambda m: m.request(sender, recipient, body, cause_id=cause_id, ttl_s=ttl_s,
-                                max_attempts=max_attempts, wait_s=wait_s)
+                                max_attempts=max_attempts, wait_s=wait_s),
+            [recipient],
         )
 
     async def broadcast(
@@ -234,10 +244,11 @@ class AsyncMailbox:
         return await self._posted(lambda m: m.broadcast(sender, body, ttl_s=ttl_s))
 
     async def reply(self, request_id: str, sender: str, body: Any) -> Message:
-        return await self._posted(lambda m: m.reply(request_id, sender, body))
+        # A response is nobody's mail: only the waiters for any change (the asker) wake.
+        return await self._posted(lambda m: m.reply(request_id, sender, body), [])
 
     async def fail_request(self, request_id: str, code: str, detail: str = "") -> bool:
-        return await self._posted(lambda m: m.fail_request(request_id, code, detail))
+        return await self._posted(lambda m: m.fail_request(request_id, code, detail), [])
 
     # --- consuming ----------------------------------------------------------
 
@@ -255,7 +266,8 @@ class AsyncMailbox:
         self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0
     ) -> Message:
         return await self._posted(
-            lambda m: m.nack(message_id, owner=owner, error=error, delay_s=delay_s)
+            lambda m: m.nack(message_id, owner=owner, error=error, delay_s=delay_s),
+            lambda nacked: [nacked.recipient],
         )
 
     async def extend(self, message_ids: Sequence[str], *, owner: str, lease_s: float) -> None:
@@ -293,7 +305,7 @@ class AsyncMailbox:
         (a WAL read meets no lock but during recovery; then it goes to the thread)."""
         deadline = anyio.current_time() + timeout_s
         mb = await self._opened()
-        with mb.feed.watching() as waiter:
+        with mb.feed.watching(recipient) as waiter:  # woken by its own inbox's bell only
             while True:
                 seen = waiter.generation
                 ready, due_in = await self._inbox_state(recipient)
@@ -322,7 +334,7 @@ class AsyncMailbox:
         return await self._threaded(lambda m: m.dead())
 
     async def retry(self, message_id: str) -> Message:
-        return await self._posted(lambda m: m.retry(message_id))
+        return await self._posted(lambda m: m.retry(message_id), lambda m: [m.recipient])
 
     async def purge(self, *, statuses: Sequence[str] = ("done", "dead")) -> int:
         return await self._threaded(lambda m: m.purge(statuses=statuses))
