@@ -9,7 +9,9 @@ events (logs/supervisor.jsonl), the scripted model's request times, psutil.
 One thing cannot be seen from outside: when the CLI's MCP tool call reaches
 the supervisor. For the ask->reply team only, the supervisor is started
 through this file (``--traced-supervisor``), which adds a log event where the
-SDK receives and answers each tool call, and then runs the unchanged CLI.
+SDK receives and answers each tool call and where our ``ask`` handler starts and
+returns (so the SDK's own MCP dispatch can be told apart from our code), and then
+runs the unchanged CLI.
 
 A program, not a test: nothing here asserts on time; each target of issue 4
 is printed as met or not met.
@@ -344,6 +346,10 @@ OURS = (
     "alpha: result received -> reply committed",
 )
 CLI = ("beta: query sent -> result received", "alpha: the same, minus the ask tool call")
+SDK = (  # parts of the two "ask tool" segments above that are the SDK's MCP dispatch
+    "ask tool: MCP call received -> our ask handler starts",
+    "ask tool: our ask handler returns -> tool result sent",
+)
 INFO = (
     "alpha: query sent -> ask tool call received",
     "beta: query sent -> its model request",
@@ -386,6 +392,8 @@ def split_round_trip(
     a_busy = at(at(0, "received", "alpha", message_id=rid)["ts"], "state", "alpha", state="busy")
     mcp_in = at(a_busy["ts"], "bench_mcp_call", phase="in", tool="ask")["ts"]
     mcp_out = at(sub_resp.created_at, "bench_mcp_call", phase="out", tool="ask")["ts"]
+    handler_in = at(mcp_in, "bench_ask_handler", phase="in")["ts"]
+    handler_out = at(sub_resp.created_at, "bench_ask_handler", phase="out")["ts"]
     a_turn = at(mcp_out, "turn", "alpha")
     b_busy = at(at(0, "received", "beta", message_id=sub.id)["ts"], "state", "beta", state="busy")
     b_turn = at(b_busy["ts"], "turn", "beta")
@@ -409,13 +417,15 @@ def split_round_trip(
         resp.created_at - a_result,
         b_turn["took_s"],
         a_turn["took_s"] - (mcp_out - mcp_in),
+        handler_in - mcp_in,
+        mcp_out - handler_out,
         mcp_in - a_busy["ts"],
         b_model - b_busy["ts"],
         b_turn["duration_ms"] / MS,
         a_turn["duration_ms"] / MS,
         resp.created_at - req.created_at,
     )
-    return {k: v * MS for k, v in zip((*OURS, *CLI, *INFO), values, strict=True)}
+    return {k: v * MS for k, v in zip((*OURS, *CLI, *SDK, *INFO), values, strict=True)}
 
 
 def measure_asks(bench: Bench, count: int, kills: int) -> dict[str, Any]:
@@ -541,6 +551,11 @@ def report_asks(results: dict[str, Any]) -> list[str]:
     for key in CLI:
         line("cli", key, [t[key] for t in trips])
     line("cli", "= CLI + scripted model", [sum(t[k] for k in CLI) for t in trips])
+    for key in SDK:
+        line("sdk", key, [t[key] for t in trips])
+    line("sdk", "= the SDK's MCP dispatch, inside our overhead", [
+        sum(t[k] for k in SDK) for t in trips
+    ])
     for key in INFO:
         line("info", key, [t[key] for t in trips])
     cpu = results["cpu_ms_per_round_trip"]
@@ -615,7 +630,8 @@ def report(results: dict[str, Any]) -> list[str]:
 
 def traced_supervisor(argv: list[str]) -> int:
     """`octy-orchestrate` with a log event where the SDK receives a tool call from the CLI
-    and where it has written the answer back (bench_mcp_call, phase in/out)."""
+    and where it has written the answer back (bench_mcp_call, phase in/out), and where our
+    ask handler starts and returns (bench_ask_handler, phase in/out)."""
     import structlog
     from claude_agent_sdk._internal import query as sdk_query  # private: bench only
 
@@ -634,6 +650,19 @@ def traced_supervisor(argv: list[str]) -> int:
             log.info("bench_mcp_call", phase="out", tool=tool)
 
     sdk_query.Query._handle_control_request = traced  # type: ignore[method-assign]
+
+    from orchestrator.relay import Relay
+
+    ask = Relay.ask
+
+    async def traced_ask(self: Relay, args: dict[str, Any]) -> dict[str, Any]:
+        log.info("bench_ask_handler", phase="in")
+        try:
+            return await ask(self, args)
+        finally:
+            log.info("bench_ask_handler", phase="out")
+
+    Relay.ask = traced_ask  # type: ignore[method-assign]
     from orchestrator.cli import main as cli_main
 
     return cli_main(argv)
