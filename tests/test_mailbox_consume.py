@@ -155,6 +155,27 @@ def test_claim_reclaims_expired_leases_without_a_sweep(mb: Mailbox, clock: FakeC
     assert [x.id for x in mb.claim("bob", owner="bob-2")] == [m.id]
 
 
+def test_claim_kills_a_handed_back_message_past_its_ttl(mb: Mailbox, clock: FakeClock) -> None:
+    """A crashed consumer's message whose TTL ran out while it was leased is marked
+    dead 'expired' by the next claim (not left pending), and is not handed out."""
+    m = mb.send("alice", "bob", "x", ttl_s=10)
+    mb.claim("bob", owner="crashed", lease_s=30)
+    clock.advance(31)
+    assert mb.claim("bob", owner="bob-2") == []
+    dead = mb.get(m.id)
+    assert (dead.status, dead.error) == ("dead", "expired")
+
+
+def test_claim_kills_pending_messages_past_their_ttl(mb: Mailbox, clock: FakeClock) -> None:
+    """claim() marks its recipient's undelivered messages past their TTL dead and
+    hands out the live ones."""
+    old = mb.send("alice", "bob", "old", ttl_s=5)
+    clock.advance(6)
+    new = mb.send("alice", "bob", "new")
+    assert [x.id for x in mb.claim("bob", owner="bob-1", limit=5)] == [new.id]
+    assert mb.get(old.id).status == "dead"
+
+
 def test_extend_keeps_a_slow_message(mb: Mailbox, clock: FakeClock) -> None:
     """extend() pushes the lease so a long turn is not taken away; a stranger cannot extend."""
     m = mb.send("alice", "bob", "x")

@@ -25,13 +25,17 @@ from orchestrator.mailbox.model import (
 
 _N_COLUMNS = MESSAGE_COLUMNS.count(",") + 1
 
-# Would a claim for :r find or fix anything? Three index probes, no lock.
+# What would a claim for :r find or fix? Index probes, no lock: (something
+# pending is due, a lease has run out, a pending message is past its TTL).
 _ANYTHING_TO_DO = """
 SELECT EXISTS (SELECT 1 FROM messages
                WHERE recipient = :r AND status = 'pending' AND kind != 'response'
-                 AND available_at <= :now)
-    OR EXISTS (SELECT 1 FROM messages
-               WHERE recipient = :r AND status = 'leased' AND lease_expires <= :now)
+                 AND available_at <= :now),
+       EXISTS (SELECT 1 FROM messages
+               WHERE recipient = :r AND status = 'leased' AND lease_expires <= :now),
+       EXISTS (SELECT 1 FROM messages
+               WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= :now
+                 AND recipient = :r)
 """
 
 
@@ -109,12 +113,20 @@ class ConsumeOps(MailboxCore):
             return []
         now = self.now()
         with self._read() as conn:  # nothing to do? then no write lock (idle loops, busy peers)
-            if not conn.execute(_ANYTHING_TO_DO, {"r": recipient, "now": now}).fetchone()[0]:
-                return []
+            due, leases_out, ttl_out = conn.execute(
+                _ANYTHING_TO_DO, {"r": recipient, "now": now}
+            ).fetchone()
+        if not (due or leases_out):
+            return []
         with self._write() as conn:
             self._touch(recipient)
-            self._expire_leases(conn, now, recipient)
-            self._expire_ttl(conn, now, recipient)
+            # Skipping a step the probe found nothing for is safe: with `now` fixed,
+            # leases and TTLs that run out later are not due here either, and the
+            # claim below never takes a message past its TTL.
+            if leases_out:
+                self._expire_leases(conn, now, recipient)
+            if ttl_out or leases_out:  # a lease handed back may be past its TTL too
+                self._expire_ttl(conn, now, recipient)
             rows = conn.execute(
                 f"""
                 UPDATE messages SET status = 'leased', lease_owner = :owner,
