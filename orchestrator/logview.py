@@ -305,8 +305,14 @@ class FileFollower:
     def _open_chain(self) -> list[_Open]:
         """The backups and the live file, oldest first, opened as one consistent set: if
         a rotation renames them while we open them, open them again."""
-        for _ in range(20):
-            paths = [*rotated_paths(self.base), self.base]
+        for attempt in range(20):
+            backups = rotated_paths(self.base)
+            if not _contiguous(self.base, backups):
+                # Mid-rollover: the rename cascade (.1->.2 ... base->.1) leaves a hole until it
+                # is done, and a file listed through that hole would be skipped for good.
+                time.sleep(0.001 * (attempt + 1))
+                continue
+            paths = [*backups, self.base]
             opened: list[_Open] = []
             try:
                 for p in paths:
@@ -322,6 +328,12 @@ class FileFollower:
             for f in opened:
                 f.handle.close()
         return []  # renamed under us twenty times in a row: try again at the next poll
+
+
+def _contiguous(base: Path, backups: list[Path]) -> bool:
+    """True when the backups are exactly ``base.N`` … ``base.1`` (oldest first)."""
+    numbers = [int(p.name[len(base.name) + 1 :]) for p in backups]
+    return numbers == list(range(len(numbers), 0, -1))
 
 
 def _ident(path: Path) -> tuple[int, int] | None:
