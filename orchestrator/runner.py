@@ -52,7 +52,7 @@ FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to e
 class SessionEnd:
     """Why a session ended. ``stopped`` is the only non-failure."""
 
-    reason: str  # stopped | exited | turn_timeout | connect_timeout | connect_failed
+    reason: str  # stopped | exited | turn_timeout | connect_timeout | connect_failed | error
     detail: str = ""
     exit_code: int | None = None
 

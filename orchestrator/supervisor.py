@@ -243,6 +243,11 @@ class Supervisor:
             runner.request_stop(0)
         try:
             end = await runner.run()
+        except Exception as exc:
+            # A supervision boundary: one agent's bug must not take the team down; it counts
+            # as a failed session and follows the restart policy.
+            log.exception("session_crashed", agent=slot.name, error=repr(exc))
+            end = SessionEnd("error", repr(exc))
         finally:
             slot.runner = None
         log.info(
