@@ -33,6 +33,19 @@ def alive(pid: int) -> bool:
         return False
 
 
+def run_up(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`octy-orchestrate up` in ``folder``, for the cases that exit before any agent starts."""
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "up"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def replies_to(t: Team, request_id: str) -> list[Any]:
     return [m for m in t.messages() if m.kind == "response" and m.correlation_id == request_id]
 
@@ -213,15 +226,7 @@ def test_up_without_credentials_points_at_the_demo(tmp_path: Path) -> None:
     (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: hi\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC", "CLAUDE"))}
     env["HOME"] = str(tmp_path / "home")
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_up(tmp_path, env)
     assert done.returncode == 1
     assert "no Claude credentials" in done.stderr
     assert "octy-orchestrate demo" in done.stderr
@@ -278,15 +283,7 @@ def test_up_on_a_corrupt_database_says_what_to_do(tmp_path: Path) -> None:
     db = tmp_path / "queue" / "team.db"
     db.write_bytes(b"not a database at all")
     env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-not-used", "HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_up(tmp_path, env)
     assert done.returncode == 1
     assert "not a usable SQLite database" in done.stderr
     assert "move the file aside" in done.stderr
@@ -308,15 +305,7 @@ def test_up_with_a_broken_roster_lists_every_problem_and_starts_nothing(tmp_path
         encoding="utf-8",
     )
     env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-not-used", "HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_up(tmp_path, env)
     assert done.returncode == 1
     assert "agents.yaml:4: key 'agents.a.modle': unknown key 'modle'; did you mean 'model'?" in (
         done.stderr
