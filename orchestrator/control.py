@@ -17,7 +17,7 @@ import structlog
 
 from orchestrator import errors
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailbox, Mailbox, Message
+from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Mailbox, Message
 
 if TYPE_CHECKING:
     from orchestrator.supervisor import Supervisor
@@ -50,7 +50,7 @@ def send_command(
     return body if isinstance(body, dict) else {"ok": True, "result": body}
 
 
-async def serve_control(sup: Supervisor, mailbox: AsyncMailbox, owner: str) -> None:
+async def serve_control(sup: Supervisor, mailbox: AsyncMailboxBackend, owner: str) -> None:
     async with anyio.create_task_group() as tg:
         while True:
             for message in await mailbox.claim(SUPERVISOR, owner=owner, lease_s=300.0, limit=10):
@@ -58,7 +58,9 @@ async def serve_control(sup: Supervisor, mailbox: AsyncMailbox, owner: str) -> N
             await mailbox.wait_for_messages(SUPERVISOR, 30.0)
 
 
-async def _handle(sup: Supervisor, mailbox: AsyncMailbox, owner: str, message: Message) -> None:
+async def _handle(
+    sup: Supervisor, mailbox: AsyncMailboxBackend, owner: str, message: Message
+) -> None:
     body = message.body if isinstance(message.body, dict) else {}
     command, agent = body.get("command"), body.get("agent")
     log.info("command", command=command, target=agent, sender=message.sender, message_id=message.id)

@@ -18,7 +18,7 @@ import structlog
 from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_server, tool
 
 from orchestrator import errors
-from orchestrator.mailbox import USER, AsyncMailbox, Message
+from orchestrator.mailbox import USER, AsyncMailboxBackend, Message
 from orchestrator.roster import Roster
 from orchestrator.states import AgentState
 
@@ -67,7 +67,7 @@ class Relay:
     def __init__(
         self,
         agent: str,
-        mailbox: AsyncMailbox,
+        mailbox: AsyncMailboxBackend,
         roster: Callable[[], Roster],
         *,
         peer_state: Callable[[str], str | None] | None = None,

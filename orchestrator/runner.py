@@ -36,7 +36,7 @@ from claude_agent_sdk import (
 )
 
 from orchestrator import errors
-from orchestrator.mailbox import AsyncMailbox, Message
+from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.session_options import build_options
@@ -108,7 +108,7 @@ class AgentRunner:
     def __init__(
         self,
         name: str,
-        mailbox: AsyncMailbox,
+        mailbox: AsyncMailboxBackend,
         roster: Callable[[], Roster],
         *,
         owner: str,
