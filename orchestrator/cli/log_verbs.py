@@ -216,6 +216,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         tail = FOLLOW_TAIL if args.tail is None else args.tail
+        if not present and args.tail is None:
+            # Nothing existed when we started: whatever appears from now on is new, even
+            # lines written before our first read (a busy machine), so none is cut by the tail.
+            tail = None
         for batch in logview.follow(chosen, since=since, tail=tail, on_gap=_gap):
             _write(batch, args.json, colour, width)
     except BrokenPipeError:  # `logs | head`: the reader left, which is not an error
