@@ -99,6 +99,21 @@ def test_nack_returns_the_message_after_a_delay(mb: Mailbox, clock: FakeClock) -
     assert [(x.id, x.attempts) for x in again] == [(m.id, 2)]
 
 
+def test_claim_expires_a_ttl_passed_message_still_waiting_out_a_nack_delay(
+    mb: Mailbox, clock: FakeClock
+) -> None:
+    """Regression (Hypothesis, fresh CI seed): a message nacked with a delay whose TTL then
+    passes is marked dead 'expired' by the next claim, though nothing is claimable yet.
+    The lock-free probe before a claim had skipped the TTL repair in that case."""
+    m = mb.send("alice", "bob", "x", ttl_s=1.0, max_attempts=2)
+    mb.claim("bob", owner="bob-1", lease_s=2.0)
+    clock.advance(1.0)
+    mb.nack(m.id, owner="bob-1", delay_s=5.0)
+    assert mb.claim("bob", owner="bob-2") == []
+    gone = mb.get(m.id)
+    assert (gone.status, gone.error) == ("dead", "expired")
+
+
 def test_nack_on_the_last_attempt_goes_dead(mb: Mailbox) -> None:
     """After max_attempts deliveries a nack sends the message to the dead letters ('max_attempts').
     """

@@ -116,7 +116,9 @@ class ConsumeOps(MailboxCore):
             due, leases_out, ttl_out = conn.execute(
                 _ANYTHING_TO_DO, {"r": recipient, "now": now}
             ).fetchone()
-        if not (due or leases_out):
+        if not (due or leases_out or ttl_out):
+            # A message past its TTL is marked dead here even when nothing is claimable yet
+            # (it may wait out a nack delay): claim heals its recipient's queue either way.
             return []
         with self._write() as conn:
             self._touch(recipient)
