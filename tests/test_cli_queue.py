@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -582,3 +583,25 @@ def test_every_verb_json_is_one_document(run: Run, db: Path) -> None:
         code, stdout, _ = run(*argv, "--json")
         assert code == 0, argv
         assert as_json(stdout)["ok"] is True, argv
+
+
+def test_every_verb_finds_the_queue_from_inside_an_agents_session(tmp_path: Path) -> None:
+    """An agent's tools run with OCTY_DB set and their own working folder: queue verbs and
+    team verbs (ps) alike read that database; an explicit -f roster still wins over it."""
+    db = tmp_path / "team" / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("worker", "does things")
+    elsewhere = tmp_path / "agent-cwd"
+    elsewhere.mkdir()
+    env = {**os.environ, "OCTY_DB": str(db)}
+    for argv in (["queue", "ls", "--json"], ["ps", "--json"]):
+        done = subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv], cwd=elsewhere,
+                              env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+    assert [a["name"] for a in json.loads(done.stdout)["agents"]] == ["worker"]
+    missing = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "ps", "-f", "nowhere.yaml"], cwd=elsewhere,
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert missing.returncode == 1
+    assert "nowhere.yaml" in missing.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -66,32 +65,25 @@ def add_common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
         )
 
 
-def resolve_db(args: argparse.Namespace) -> Path:
-    """The queue database a verb uses: ``--db``, else agents.yaml's ``database``, else the default.
-
-    agents.yaml is read from the current folder, through the roster loader when
-    it is installed (a broken agents.yaml is reported, not skipped over).
-    """
+def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Path:
+    """The queue database a verb uses, first found of: ``--db``; the ``database`` of the
+    roster named with ``-f``; ``$OCTY_DB`` (set inside an agent's session); the ``database``
+    of ./agents.yaml; ``queue/team.db``. A named or present roster with errors is reported,
+    not skipped over."""
     explicit: Path | None = getattr(args, "db", None)
     if explicit is not None:
         return explicit
-    if os.environ.get(DB_ENV):
+    if roster_file is None and os.environ.get(DB_ENV):
         return Path(os.environ[DB_ENV])
-    roster_file = Path(DEFAULT_ROSTER)
-    if roster_file.is_file():
-        try:
-            roster = importlib.import_module("orchestrator.roster")
-        except ModuleNotFoundError as exc:  # the roster package is optional here
-            if exc.name != "orchestrator.roster":
-                raise
-        else:
-            load = getattr(roster, "load_roster", None)
-            if load is not None:
-                try:
-                    return Path(load(roster_file).database)
-                except errors.OrchestratorError as exc:
-                    raise failure_from(exc) from exc
-    return DEFAULT_DB
+    path = roster_file or Path(DEFAULT_ROSTER)
+    if roster_file is None and not path.is_file():
+        return DEFAULT_DB
+    from orchestrator.roster import load_roster  # the roster loader only when one is read
+
+    try:
+        return load_roster(path).database
+    except errors.OrchestratorError as exc:
+        raise failure_from(exc) from exc
 
 
 def emit_json(data: Any) -> None:

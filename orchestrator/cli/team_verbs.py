@@ -102,28 +102,25 @@ def _roster_opt(p: argparse.ArgumentParser) -> None:
         "-f",
         "--file",
         type=Path,
-        default=Path(common.DEFAULT_ROSTER),
+        default=None,
         help="the roster (default ./agents.yaml)",
     )
 
 
 def load(args: argparse.Namespace) -> Roster:
+    path = args.file or Path(common.DEFAULT_ROSTER)
     try:
-        return load_roster(args.file)
+        return load_roster(path)
     except errors.RosterErrors as exc:
         raise CliFailure(
-            f"{len(exc.errors)} problem(s) in {args.file}:\n" + str(exc),
+            f"{len(exc.errors)} problem(s) in {path}:\n" + str(exc),
             common.EXIT_ERROR,
             exc.code,
         ) from None
 
 
 def db_of(args: argparse.Namespace) -> Path:
-    if getattr(args, "db", None):
-        return Path(args.db)
-    if Path(args.file).exists():
-        return load(args).database
-    return common.DEFAULT_DB
+    return common.resolve_db(args, args.file)
 
 
 def has_credentials(roster: Roster, environ: dict[str, str]) -> bool:
