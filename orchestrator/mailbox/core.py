@@ -88,34 +88,36 @@ class MailboxCore:
         After a commit that changed something, the bell rings (wakeup.py): the
         bells of the recipients the operation passed to :meth:`_touch`, or the
         bell for everyone if it passed none."""
-        with self._lock, self._ringing():
-            conn = self._connection()
+        with self._lock:
+            outer, self._topics = self._topics, set()  # this write's own _touch() calls
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise schema.translate(self.path, exc) from exc
-            try:
-                yield conn
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                conn = self._connection()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
                     raise schema.translate(self.path, exc) from exc
-                raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise schema.translate(self.path, exc) from exc
-            self._ring_if_changed(conn)
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    if isinstance(exc, sqlite3.Error) and not isinstance(
+                        exc, sqlite3.IntegrityError
+                    ):
+                        raise schema.translate(self.path, exc) from exc
+                    raise
+            finally:
+                topics, self._topics = self._topics, outer
+            self._ring_if_changed(conn, topics)
 
     @contextmanager
     def _statement(self) -> Iterator[sqlite3.Connection]:
         """Exactly one write statement in autocommit: atomic by itself, and the
         cheapest write (no BEGIN/COMMIT round trips). SQLite takes the write lock
         at the statement's start and retries through busy_timeout."""
-        with self._lock, self._ringing():
+        with self._lock:
+            outer, self._topics = self._topics, set()
             conn = self._connection()
             try:
                 yield conn
@@ -123,16 +125,9 @@ class MailboxCore:
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise
                 raise schema.translate(self.path, exc) from exc
-            self._ring_if_changed(conn)
-
-    @contextmanager
-    def _ringing(self) -> Iterator[None]:
-        """Collect :meth:`_touch` calls for one write (nested writes keep their own)."""
-        outer, self._topics = self._topics, set()
-        try:
-            yield
-        finally:
-            self._topics = outer
+            finally:
+                topics, self._topics = self._topics, outer
+            self._ring_if_changed(conn, topics)
 
     def _touch(self, *recipients: str) -> None:
         """The current write changes messages of these recipients (and nobody else's):
@@ -140,12 +135,12 @@ class MailboxCore:
         if self._topics is not None:
             self._topics.update(recipients)
 
-    def _ring_if_changed(self, conn: sqlite3.Connection) -> None:
+    def _ring_if_changed(self, conn: sqlite3.Connection, topics: set[str] | None) -> None:
         changes = conn.total_changes
         if changes != self._rung_at:  # something was written: ring the bell
             self._rung_at = changes
             if self._feed is not None:
-                self._feed.ring(self._topics or None)
+                self._feed.ring(topics or None)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

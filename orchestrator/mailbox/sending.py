@@ -75,30 +75,31 @@ class SendOps(MailboxCore):
         now = self.now()
         expires_at = None if ttl_s is None else now + ttl_s
         done_at = now if status == "done" else None
+        values = [
+            "", kind, sender, recipient, correlation_id, cause_id, body_text,
+            status, 0, max_attempts, now, now, expires_at, done_at, error, error_detail,
+        ]
+        if if_known:
+            sql = _INSERT_IF_KNOWN
+            values += (recipient, recipient)
+        else:
+            sql = _INSERT
         for _ in range(5):
-            message = Message(
-                new_id(), kind, sender, recipient, correlation_id, cause_id,
-                json.loads(body_text), status, 0, max_attempts, None, None, now, now,
-                expires_at, None, done_at, error, error_detail,
-            )
-            values = (
-                message.id, kind, sender, recipient, correlation_id, cause_id, body_text,
-                status, 0, max_attempts, now, now, expires_at, done_at, error, error_detail,
-            )
+            values[0] = message_id = new_id()
             try:
-                if if_known:
-                    cursor = conn.execute(_INSERT_IF_KNOWN, (*values, recipient, recipient))
-                    if cursor.rowcount == 0:
-                        return None
-                else:
-                    conn.execute(_INSERT, values)
+                if conn.execute(sql, values).rowcount == 0:
+                    return None  # if_known, and nobody by that name
             except sqlite3.IntegrityError as exc:
                 if "messages.id" in str(exc):  # two processes drew the same id: draw again
                     continue
                 if kind == "response" and correlation_id is not None:
                     raise errors.AlreadyReplied(correlation_id) from exc
                 raise
-            return message
+            return Message(
+                message_id, kind, sender, recipient, correlation_id, cause_id,
+                json.loads(body_text), status, 0, max_attempts, None, None, now, now,
+                expires_at, None, done_at, error, error_detail,
+            )
         raise errors.QueueError("could not draw a unique message id")  # pragma: no cover
 
     def _insert(self, conn: sqlite3.Connection, **fields: Any) -> Message:
