@@ -15,6 +15,7 @@ from orchestrator.mailbox.model import (
     USER,
     Message,
     encode_body,
+    make_message,
     new_id,
 )
 
@@ -95,7 +96,7 @@ class SendOps(MailboxCore):
                 if kind == "response" and correlation_id is not None:
                     raise errors.AlreadyReplied(correlation_id) from exc
                 raise
-            return Message(
+            return make_message(
                 message_id, kind, sender, recipient, correlation_id, cause_id,
                 json.loads(body_text), status, 0, max_attempts, None, None, now, now,
                 expires_at, None, done_at, error, error_detail,

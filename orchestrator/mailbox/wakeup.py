@@ -213,8 +213,10 @@ class ChangeFeed:
                         log.warning("mailbox.bell_unavailable", path=str(path), reason=str(exc))
                         return
                     self._bell_fds[slot] = fd
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - once per commit; contextlib.suppress would double the cost
             os.pwrite(fd, b"\0", 0)
+        except OSError:
+            pass
 
     def notify(self, slots: Iterable[int] | None = None) -> None:
         """Wake this process's waiters now: every one, or those of ``slots``
