@@ -231,6 +231,47 @@ class Seed:
         }
 
 
+class _SeedBatchedClient(_SeedClient):
+    """The seed's table, taken and acked in batches: a reference for bench/queue_floor.py."""
+
+    def claim(self, limit: int) -> Claimed:
+        rows = self._conn.execute(
+            "UPDATE messages SET status = 'leased' WHERE id IN ("
+            " SELECT id FROM messages WHERE recipient = ? AND status = 'pending'"
+            " ORDER BY id LIMIT ?) RETURNING id, body",
+            (self._queue, limit),
+        ).fetchall()
+        return [(r[0], json.loads(r[1])) for r in sorted(rows)]
+
+    def ack(self, handles: list[Any]) -> None:
+        marks = ", ".join("?" * len(handles))
+        self._conn.execute(f"UPDATE messages SET status = 'done' WHERE id IN ({marks})", handles)
+
+
+class SeedBatched(Seed):
+    """Not a peer: the seed's one-table schema with our batching and a 1 ms poll, i.e.
+    what a queue with none of ours' bookkeeping (leases, attempts, TTL, ids, replies)
+    reaches here. bench/queue_floor.py runs it beside the seed and ours."""
+
+    key = "seed-batched"
+    label = "seed table, batched claims/acks (reference, not a peer)"
+    batches = True
+    throughput_only = True
+
+    def __init__(self, poll_s: float = 0.001) -> None:
+        super().__init__(poll_s)
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return _SeedBatchedClient(self._path(root), queue, self.poll_s)
+
+    def describe(self, root: Path) -> dict[str, str]:
+        return {
+            **super().describe(root),
+            "wait": f"sleep {self.poll_s * 1000:g} ms between empty polls",
+            "batching": "claim(limit=N) in one UPDATE ... RETURNING, ack([...]) in one UPDATE",
+        }
+
+
 # --- litequeue -------------------------------------------------------------
 
 
@@ -380,6 +421,7 @@ def backends(peer_poll_s: float) -> dict[str, Callable[[], Backend]]:
         "ours": Ours,
         "ours-send-many": OursBatchedSends,
         "seed": Seed,
+        "seed-batched": SeedBatched,
         "litequeue": lambda: LiteQueueBackend(peer_poll_s),
         "persistqueue": lambda: PersistQueueBackend(peer_poll_s),
     }

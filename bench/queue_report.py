@@ -87,13 +87,17 @@ def machine_facts(root: Path) -> dict[str, Any]:
     }
 
 
+PEERS = frozenset({"seed", "litequeue", "persistqueue"})
+"""The queues issue 2 names as peers; every other row is ours or a reference."""
+
+
 def targets(results: list[Result]) -> list[dict[str, Any]]:
     """Issue 2's targets, judged on this run's figures."""
     ours = next((r for r in results if r.key == "ours"), None)
     if ours is None:
         return []
-    # Our other rows (producer batching) are not peers and not the subject of the targets.
-    peers = [r for r in results if not r.key.startswith("ours")]
+    # Our other rows (producer batching) and reference designs are not peers.
+    peers = [r for r in results if r.key in PEERS]
     checks: list[dict[str, Any]] = []
     p50, p99 = ours.percentile_ms(0.50), ours.percentile_ms(0.99)
     checks.append(
