@@ -172,6 +172,12 @@ class RecipientFailed(RequestFailed):
     code = "recipient_failed"
 
 
+class RecipientRemoved(RequestFailed):
+    """The recipient left the team (removed from agents.yaml) before it answered."""
+
+    code = "recipient_removed"
+
+
 class RequestExpired(RequestFailed):
     """The request passed its TTL or its max attempts and went to the dead letters."""
 
@@ -238,7 +244,8 @@ class ScriptError(OrchestratorError):
 
 
 _BY_CODE: dict[str, type[RequestFailed]] = {
-    cls.code: cls for cls in (RequestFailed, RecipientFailed, RequestExpired, WouldDeadlock)
+    cls.code: cls
+    for cls in (RequestFailed, RecipientFailed, RecipientRemoved, RequestExpired, WouldDeadlock)
 }
 
 

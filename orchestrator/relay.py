@@ -3,8 +3,8 @@
 ``agents``, ``send``, ``ask``, ``reply``, ``broadcast``. The sender is always the
 agent this relay belongs to — stamped here, never read from the model's input.
 Failures come back as tool errors with a stable code the model can read:
-``timeout``, ``recipient_unknown``, ``recipient_failed``, ``not_allowed``,
-``would_deadlock``, ``not_a_request``, ``already_replied``, ``not_found``.
+``timeout``, ``recipient_unknown``, ``recipient_failed``, ``recipient_removed``,
+``not_allowed``, ``would_deadlock``, ``not_a_request``, ``already_replied``, ``not_found``.
 """
 
 from __future__ import annotations
@@ -227,8 +227,8 @@ class Relay:
             tool(
                 "ask",
                 "Ask another agent a question and wait for its answer, which is returned. "
-                "Fails with a code: timeout, recipient_unknown, recipient_failed, not_allowed, "
-                "would_deadlock.",
+                "Fails with a code: timeout, recipient_unknown, recipient_failed, "
+                "recipient_removed, not_allowed, would_deadlock.",
                 schema(
                     {
                         "to": to,

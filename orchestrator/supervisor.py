@@ -318,15 +318,21 @@ class Supervisor:
         assert self.mailbox is not None
         await self._set_state(slot, AgentState.FAILED, pid=None)
         log.error("failed", agent=slot.name, reason=why)
+        await self._fail_requests(
+            slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {why}"
+        )
+
+    async def _fail_requests(self, name: str, code: str, detail: str) -> None:
+        """Answer every request still waiting for ``name`` with an error ``code``, so its
+        askers stop waiting now (notices stay queued for the agent's return)."""
+        assert self.mailbox is not None
         answered = 0
         for status in ("pending", "leased"):
-            for m in await self.mailbox.list(status=status, recipient=slot.name, limit=100_000):
-                if m.kind == "request" and await self.mailbox.fail_request(
-                    m.id, errors.RecipientFailed.code, f"'{slot.name}' failed: {why}"
-                ):
+            for m in await self.mailbox.list(status=status, recipient=name, limit=100_000):
+                if m.kind == "request" and await self.mailbox.fail_request(m.id, code, detail):
                     answered += 1
         if answered:
-            log.warning("requests_failed", agent=slot.name, requests=answered)
+            log.warning("requests_failed", agent=name, requests=answered, code=code)
 
     # --- the loop's chores ---------------------------------------------------------------
 
@@ -430,9 +436,13 @@ class Supervisor:
         for name in (*diff.removed, *diff.changed):
             await self.stop_agent(name)
         self.roster = new
-        for name in diff.removed:  # its queued messages stay in the database
+        for name in diff.removed:
             del self.slots[name]
-            await self.mailbox.unregister(name)
+            await self.mailbox.unregister(name)  # from now on a send to it is refused
+            await self._fail_requests(
+                name, errors.RecipientRemoved.code,
+                f"'{name}' was removed from {new.path.name} before it answered",
+            )
         for name in (*diff.added, *diff.changed):
             spec = new.agents[name]
             if name not in old_slots:

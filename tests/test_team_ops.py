@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
-from team_harness import Team, agent_rule
+from team_harness import Team, agent_rule, text_of
+
+from orchestrator import errors
+from orchestrator.mailbox import USER
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
@@ -157,6 +160,37 @@ def test_hot_reload_adds_removes_and_changes_agents(team: TeamFactory) -> None:
     assert t.ask("added", "hello") == "added here"
     assert t.ask("change", "hello") == "changed v2"
     assert "reload" in t.output()
+
+
+def test_requests_queued_for_a_removed_agent_are_answered_at_once(team: TeamFactory) -> None:
+    """Removing an agent while requests wait for it: the request it is answering gets its
+    reply, the request still queued is answered recipient_removed (its asker stops waiting
+    instead of running into a timeout), a queued notice stays, and a new send is refused."""
+    t = team(
+        [
+            {"agent": agent_rule("gone"), "text": "gone answers", "delay": 4},
+            {"agent": agent_rule("keep"), "text": "keep here"},
+        ],
+        {"keep": {}, "gone": {}},
+    )
+    t.up()
+    t.wait_ready("keep", "gone")
+    first = t.request("gone", "first question")
+    t.model.wait_for_request("first question")  # gone is busy with it for 4 s
+    second = t.request("gone", "second question")
+    with t.mailbox() as mb:
+        notice = mb.send(USER, "gone", "a notice for later")
+    t.write_roster({"keep": {}})
+    with t.mailbox() as mb:
+        with pytest.raises(errors.RecipientRemoved) as failed:
+            mb.wait_for_reply(second.id, 60)
+        assert "'gone' was removed from agents.yaml" in str(failed.value)
+        assert text_of(mb.wait_for_reply(first.id, 60).body) == "gone answers"
+        assert mb.get(notice.id).status == "pending"
+        with pytest.raises(errors.RecipientUnknown):
+            mb.send(USER, "gone", "hello?")
+    assert not t.model.requests_matching("second question")  # never delivered to a model
+    assert t.ask("keep", "still there?") == "keep here"
 
 
 def test_invalid_edit_leaves_the_team_running(team: TeamFactory) -> None:
