@@ -1,5 +1,6 @@
 """The async client's calls on the loop never wait for a lock there: a held write lock
-sends them to a worker thread, which waits patiently while the loop keeps running."""
+sends them to a worker thread, which waits patiently while the loop keeps running. And
+the knob that makes that possible: ``Mailbox(busy_timeout_ms=0)``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import threading
 from pathlib import Path
 
 import anyio
+import pytest
 
-from orchestrator.mailbox import AsyncMailbox
+from orchestrator import errors
+from orchestrator.mailbox import AsyncMailbox, Mailbox
 
 
 def _hold_write_lock(path: Path, held: threading.Event, release: threading.Event) -> None:
@@ -77,3 +80,26 @@ async def test_reads_on_the_loop_do_not_wait_for_a_writer(tmp_path: Path) -> Non
         finally:
             release.set()
             await anyio.to_thread.run_sync(holder.join)
+
+
+def test_busy_timeout_zero_refuses_a_held_lock_at_once(tmp_path: Path) -> None:
+    """Mailbox(busy_timeout_ms=0) answers "locked" at once while another connection
+    holds the write lock, and writes nothing; the default waits for the lock."""
+    path = tmp_path / "team.db"
+    with Mailbox(path) as patient, Mailbox(path, busy_timeout_ms=0) as impatient:
+        patient.register("bob")  # (opening takes the write lock briefly: open both first)
+        held, release = threading.Event(), threading.Event()
+        holder = threading.Thread(target=_hold_write_lock, args=(path, held, release))
+        holder.start()
+        try:
+            assert held.wait(30)
+            with pytest.raises(errors.DatabaseError, match="locked") as refused:
+                impatient.send("user", "bob", "now")
+            assert "holding a transaction open" in str(refused.value)  # says what to look for
+            threading.Timer(0.3, release.set).start()
+            sent = patient.send("user", "bob", "after the lock")
+        finally:
+            release.set()
+            holder.join()
+        assert [m.body for m in patient.list(recipient="bob")] == ["after the lock"]
+        assert sent.body == "after the lock"

@@ -78,14 +78,13 @@ class AsyncMailbox:
                 path, create, clock, synchronous = self._args
                 self._mb = Mailbox(path, create=create, clock=clock, synchronous=synchronous)
                 try:
-                    inline = Mailbox(self._mb.path, create=False, clock=clock,
-                                     synchronous=synchronous)
+                    # The loop's connection refuses a held lock at once, never sleeps on it.
+                    inline: Mailbox | None = Mailbox(
+                        self._mb.path, create=False, clock=clock, synchronous=synchronous,
+                        busy_timeout_ms=0,
+                    )
                 except errors.DatabaseError:
                     inline = None  # every call then goes through the worker thread
-                if inline is not None:
-                    # No public knob for this (asked for in notes/queue-requests.md): the
-                    # loop's connection must refuse a held lock at once, never sleep on it.
-                    inline._connection().execute("PRAGMA busy_timeout = 0")
                 self._inline = inline
             return self._mb
 

@@ -35,12 +35,13 @@ class MailboxCore:
         create: bool = True,
         clock: Clock = time.time,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout_ms: int = schema.BUSY_TIMEOUT_MS,
     ) -> None:
         self.path = Path(path).absolute()
         self._clock = clock
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = schema.connect(
-            self.path, create=create, synchronous=synchronous
+            self.path, create=create, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
         )
         self._feed: ChangeFeed | None = acquire_feed(self.path)
         self._rung_at = 0  # conn.total_changes when the bell last rang

@@ -116,6 +116,13 @@ def _fail(path: Path, exc: BaseException) -> errors.DatabaseError:
             f"cannot open the database ({text}); check the folder exists and is writable "
             "(SQLite creates -wal and -shm files next to it)"
         )
+    elif "locked" in low or "busy" in low:
+        reason = (
+            f"{text}: another connection kept the write lock past this one's busy timeout; "
+            "a program holding a transaction open (an sqlite3 shell after BEGIN, a stopped "
+            "process) blocks every writer until it commits or exits (`fuser` on the file "
+            "finds it)"
+        )
     else:
         reason = text
     return errors.DatabaseError(str(path), reason)
@@ -141,8 +148,13 @@ def _create_file(path: Path) -> None:
     os.close(fd)
 
 
-def connect(path: Path, *, create: bool, synchronous: str) -> sqlite3.Connection:
-    """Open, check and migrate the database; raise DatabaseError with a fix if unusable."""
+def connect(
+    path: Path, *, create: bool, synchronous: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> sqlite3.Connection:
+    """Open, check and migrate the database; raise DatabaseError with a fix if unusable.
+    ``busy_timeout_ms`` is how long this connection's writes wait for another's write
+    lock afterwards (0: fail at once with "database is locked"); opening itself always
+    waits up to BUSY_TIMEOUT_MS."""
     if not path.exists():
         if not create:
             raise errors.DatabaseError(
@@ -165,6 +177,8 @@ def connect(path: Path, *, create: bool, synchronous: str) -> sqlite3.Connection
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         _retry_while_locked(lambda: _set_up(conn, path, synchronous))
+        if busy_timeout_ms != BUSY_TIMEOUT_MS:
+            conn.execute(f"PRAGMA busy_timeout = {max(0, int(busy_timeout_ms))}")
     except errors.DatabaseError:
         conn.close()
         raise

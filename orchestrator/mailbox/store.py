@@ -25,7 +25,9 @@ class Mailbox(RegistryOps, SendOps, WaitOps, AdminOps):
     ``clock`` (default ``time.time``) stamps every timestamp and decides
     expiry, so tests can move time; waits still sleep in real time.
     ``synchronous="FULL"`` trades ~10x write throughput for surviving power
-    loss (see queue/README.md).
+    loss (see queue/README.md). ``busy_timeout_ms`` (default 10 s) is how long
+    a write waits for another connection's write lock before DatabaseError
+    ("locked"); 0 refuses at once (the async client's loop connection does).
     """
 
     def __enter__(self) -> Mailbox:
