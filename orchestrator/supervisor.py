@@ -82,6 +82,7 @@ class Supervisor:
         self.mailbox: AsyncMailbox | None = None
         self._lock = SupervisorLock(roster.database)
         self._stopping = anyio.Event()
+        self._state_changed = anyio.Event()  # set (and replaced) on every agent state change
         self._forced = False
         self._tg: Any = None
         self._cli_path: str | None = None
@@ -120,6 +121,7 @@ class Supervisor:
     def stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM and ``down`` do)."""
         self._stopping.set()
+        self._state_changed.set()  # whoever waits for a state stops waiting
 
     async def _prepare(self, mailbox: AsyncMailbox) -> None:
         await mailbox.register(
@@ -167,7 +169,7 @@ class Supervisor:
                     while slot.state not in (AgentState.READY, AgentState.BUSY, AgentState.FAILED):
                         if self._stopping.is_set():
                             return
-                        await anyio.sleep(0.02)
+                        await self._state_changed.wait()
 
     def _spawn(self, name: str) -> None:
         slot = self.slots[name]
@@ -179,6 +181,8 @@ class Supervisor:
 
     async def _set_state(self, slot: Slot, target: AgentState, **fields: Any) -> None:
         slot.state = transition(slot.name, slot.state, target)
+        self._state_changed.set()
+        self._state_changed = anyio.Event()
         assert self.mailbox is not None
         meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
         await self.mailbox.update_agent(slot.name, state=target.value, meta=meta, **fields)
@@ -347,7 +351,7 @@ class Supervisor:
                             slot.runner.force_stop()
                     continue
                 log.info("signal", signal=signal.Signals(signum).name, grace_s=self.grace_s)
-                self._stopping.set()
+                self.stop()
 
     async def _housekeeping(self) -> None:
         assert self.mailbox is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -48,6 +49,27 @@ def run_up(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 def replies_to(t: Team, request_id: str) -> list[Any]:
     return [m for m in t.messages() if m.kind == "response" and m.correlation_id == request_id]
+
+
+def test_an_agent_starts_only_once_what_it_depends_on_is_ready(team: TeamFactory) -> None:
+    """depends_on orders start-up: the dependent's claude is launched after its
+    dependency reported ready (the supervisor's state log, in order)."""
+    t = team(
+        [
+            {"agent": agent_rule("base"), "text": "base"},
+            {"agent": agent_rule("app"), "text": "app"},
+        ],
+        {"app": {"depends_on": ["base"]}, "base": {}},
+    )
+    t.up()
+    t.wait_ready("base", "app")
+    lines = (t.folder / "logs" / "supervisor.jsonl").read_text().splitlines()
+    states = [
+        (e["agent"], e["state"])
+        for e in map(json.loads, lines)
+        if e.get("event") == "state" and e.get("agent") in ("base", "app")
+    ]
+    assert states.index(("base", "ready")) < states.index(("app", "starting")), states
 
 
 def test_claude_killed_mid_turn_is_restarted_resumed_and_replies_once(team: TeamFactory) -> None:
