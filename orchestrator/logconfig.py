@@ -206,6 +206,22 @@ class _Router:
 _ROUTER: _Router | None = None
 
 
+class _FromStdlib(logging.Handler):
+    """Libraries' stdlib log records (the SDK's "Fatal error in message reader: ...")
+    into the same pipeline, instead of raw lines on stderr and nothing in the files."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            structlog.get_logger().log(
+                record.levelno, "library_log", logger=record.name, message=record.getMessage()
+            )
+        except Exception:  # a log call must never break the caller
+            self.handleError(record)
+
+
+_STDLIB = _FromStdlib(logging.WARNING)
+
+
 def configure(
     logs_dir: Path | None = None,
     *,
@@ -240,6 +256,9 @@ def configure(
         logger_factory=structlog.ReturnLoggerFactory(),
         cache_logger_on_first_use=False,
     )
+    root = logging.getLogger()
+    if _STDLIB not in root.handlers:
+        root.addHandler(_STDLIB)
 
 
 def _default_agent(
@@ -252,6 +271,7 @@ def _default_agent(
 
 def shutdown() -> None:
     global _ROUTER  # noqa: PLW0603 - see configure()
+    logging.getLogger().removeHandler(_STDLIB)
     if _ROUTER is not None:
         _ROUTER.close()
         _ROUTER = None

@@ -115,7 +115,6 @@ class AgentRunner:
         cli_path: str | None,
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
         session_id: str | None = None,
-        connect_timeout_s: float = 60.0,
         peer_state: Callable[[str], str | None] | None = None,
     ) -> None:
         self.name = name
@@ -125,7 +124,6 @@ class AgentRunner:
         self.cli_path = cli_path
         self.on_event = on_event  # the supervisor's hook: "ready", "busy", "idle", "turn"
         self.session_id = session_id
-        self.connect_timeout_s = connect_timeout_s
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
         self.pid: int | None = None
         self.log = log.bind(agent=name)
@@ -195,13 +193,7 @@ class AgentRunner:
             )
             client = ClaudeSDKClient(options)
             try:
-                with anyio.fail_after(self.connect_timeout_s):
-                    await client.connect()
-            except TimeoutError:
-                await self._close(client)
-                return SessionEnd(
-                    "connect_timeout", f"no connection within {self.connect_timeout_s:g}s"
-                )
+                connected = await self._connect_within(client, self.spec.connect_timeout_s)
             except ClaudeSDKError as exc:
                 await self._close(client)
                 if resume is not None:  # the saved conversation may be gone: start afresh once
@@ -209,12 +201,49 @@ class AgentRunner:
                     self.session_id = None
                     continue
                 return SessionEnd("connect_failed", str(exc))
-            transport = getattr(client, "_transport", None)  # the SDK keeps the process private
-            process = getattr(transport, "_process", None)
-            self.pid = getattr(process, "pid", None)
+            if not connected:
+                await self._close(client)
+                return SessionEnd(
+                    "connect_timeout", f"no connection within {self.spec.connect_timeout_s:g}s"
+                )
+            self.pid = _process_pid(client)
             self._own_group = self.pid is not None and _is_group_leader(self.pid)
             return client
         return SessionEnd("connect_failed", "unreachable")
+
+    @staticmethod
+    async def _connect_within(client: ClaudeSDKClient, timeout_s: float) -> bool:
+        """``client.connect()``; False if it had not completed within ``timeout_s``.
+
+        A claude process hung before its handshake has nothing to save, so it is
+        SIGKILLed first: cancelling connect() instead would run the SDK's graceful
+        close, which waits 10 s on a process that does not read its stdin. If the
+        kill does not end connect() (no process yet), it is cancelled after 5 s."""
+        timed_out = False
+
+        async def watchdog(scope: anyio.CancelScope) -> None:
+            nonlocal timed_out
+            await anyio.sleep(timeout_s)
+            timed_out = True
+            pid = _process_pid(client)
+            if pid is not None:
+                _kill_group(pid) if _is_group_leader(pid) else _kill(pid)
+            await anyio.sleep(5)
+            scope.cancel()
+
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watchdog, tg.cancel_scope)
+            try:
+                await client.connect()
+            except Exception as exc:  # re-raised below, outside the task group (no group)
+                failure = exc
+            tg.cancel_scope.cancel()
+        if timed_out:
+            return False  # after the kill, any failure is the timeout's
+        if failure is not None:
+            raise failure
+        return True
 
     async def _close(self, client: ClaudeSDKClient) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(15):
@@ -449,11 +478,24 @@ def _poll_died(receive: MemoryObjectReceiveStream[Any]) -> _Died | None:
             return item
 
 
+def _process_pid(client: ClaudeSDKClient) -> int | None:
+    """The claude process's pid, once launched (the SDK keeps the process private)."""
+    transport = getattr(client, "_transport", None)
+    process = getattr(transport, "_process", None)
+    pid = getattr(process, "pid", None)
+    return pid if isinstance(pid, int) else None
+
+
 def _is_group_leader(pid: int) -> bool:
     try:
         return os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _kill_group(pgid: int) -> None:

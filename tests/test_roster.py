@@ -85,7 +85,7 @@ def test_unknown_keys_suggest_the_nearest_valid_key(team: Path) -> None:
     agent_keys = (
         "description, prompt, prompt_file, model, fallback_model, tools, disallowed_tools, "
         "permission_mode, cwd, env, max_turns, max_budget_usd, restart, max_restarts, "
-        "restart_window, backoff, depends_on, can_message, turn_timeout"
+        "restart_window, backoff, depends_on, can_message, turn_timeout, connect_timeout"
     )
     assert problems(path) == [
         f"{path}:3: key 'defaults.restart_windo': unknown key 'restart_windo'; "
@@ -358,6 +358,7 @@ def test_full_roster_resolves_every_key(team: Path) -> None:
         depends_on=(),
         can_message=("reviewer", "user"),
         turn_timeout_s=90.0,
+        connect_timeout_s=60.0,
     )
     assert coder.line == 17
     reviewer = roster.agents["reviewer"]

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,48 @@ def test_an_agent_starts_only_once_what_it_depends_on_is_ready(team: TeamFactory
         if e.get("event") == "state" and e.get("agent") in ("base", "app")
     ]
     assert states.index(("base", "ready")) < states.index(("app", "starting")), states
+
+
+def _stop_claude_as_it_starts(agent: str, timeout: float = 30) -> int:
+    """SIGSTOP the first process launched for ``agent`` (its environment names it), as soon
+    as it appears: long before a claude process can finish its start-up handshake."""
+    tag = f"OCTY_AGENT={agent}".encode() + b"\0"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if tag not in f.read():
+                        continue
+            except OSError:  # gone already, or not ours
+                continue
+            os.kill(int(entry), signal.SIGSTOP)
+            return int(entry)
+        time.sleep(0.005)
+    raise AssertionError(f"no process for {agent} appeared within {timeout}s")
+
+
+def test_a_claude_that_never_finishes_starting_is_killed_and_restarted(
+    team: TeamFactory,
+) -> None:
+    """A claude process stuck before its start-up handshake completes (SIGSTOPped as it
+    launches) counts as hung after connect_timeout: it is killed, not left behind stopped,
+    and a new session starts and answers."""
+    t = team(
+        [{"agent": agent_rule("a"), "text": "a is up"}],
+        {"a": {"connect_timeout": "3s", "backoff": {"initial": "100ms", "max": "1s"}}},
+    )
+    t.up()
+    stuck = _stop_claude_as_it_starts("a")
+    t.wait_for(lambda: "connect_timeout" in t.output(), what="the connect timed out")
+    t.wait_ready("a")
+    assert t.agent_pid("a") != stuck
+    t.wait_for(lambda: not alive(stuck), timeout=30, what="the stuck process killed")
+    assert t.ask("a", "up?") == "a is up"
+    # The SDK's own complaint about the killed process is a log line, not raw stderr.
+    assert "library_log" in t.output()
 
 
 def test_claude_killed_mid_turn_is_restarted_resumed_and_replies_once(team: TeamFactory) -> None:

@@ -40,6 +40,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "depends_on": name_refs,
     "can_message": names_or_everyone,
     "turn_timeout": c.duration(optional=True),
+    "connect_timeout": c.duration(),
 }
 AGENT_KEYS = tuple(AGENT_FIELDS)
 PROMPT_KEYS = ("prompt", "prompt_file")
@@ -63,6 +64,7 @@ BUILT_IN: Mapping[str, Any] = {
     "depends_on": None,
     "can_message": None,
     "turn_timeout": 600.0,
+    "connect_timeout": 60.0,
 }
 
 
@@ -120,5 +122,6 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         depends_on=deps.unique() if isinstance(deps, NameRefs) else (),
         can_message=talk.unique() if isinstance(talk, NameRefs) else None,
         turn_timeout_s=v["turn_timeout"],
+        connect_timeout_s=v["connect_timeout"],
         line=line,
     )

@@ -113,6 +113,7 @@ class AgentSpec:
     depends_on: tuple[str, ...]
     can_message: tuple[str, ...] | None
     turn_timeout_s: float | None
+    connect_timeout_s: float
     # Where the agent is defined. Not compared: an edit elsewhere in the file
     # shifts it, and that must not look like a change to hot reload.
     line: int = field(default=0, compare=False)
@@ -145,6 +146,7 @@ class AgentSpec:
             "depends_on": list(self.depends_on),
             "can_message": None if self.can_message is None else list(self.can_message),
             "turn_timeout": self.turn_timeout_s,
+            "connect_timeout": self.connect_timeout_s,
         }
 
 
