@@ -8,13 +8,13 @@ to a running supervisor through the database (:mod:`orchestrator.control`).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 import signal
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from orchestrator import errors
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, AsyncMailbox
-from orchestrator.roster import Roster, diff_rosters, load_roster
+from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
+from orchestrator.roster import Roster
 from orchestrator.runner import AgentRunner, SessionEnd
 from orchestrator.session_options import make_launcher
 from orchestrator.states import AgentState, transition
@@ -39,6 +40,7 @@ log = structlog.get_logger()
 SWEEP_EVERY_S = 5.0
 RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
+START_WAIT_S = 120.0  # how long a layer's start waits for its agents before the next layer
 
 
 def _set_event() -> anyio.Event:
@@ -62,6 +64,10 @@ class Slot:
     wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
     done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
     restart_now: bool = False
+    # Held by every operation on this agent (start/stop/restart, a reload touching it):
+    # two control paths on one agent used to start a second session task (issue 16, A.1).
+    ops: anyio.Lock = field(default_factory=anyio.Lock)
+    unrecorded: bool = False  # the last state change could not be written to the database
 
 
 class Supervisor:
@@ -86,7 +92,9 @@ class Supervisor:
         self._forced = False
         self._tg: Any = None
         self._cli_path: str | None = None
-        self._roster_mtime = _mtime(roster.path)
+        self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
+        self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
+        self._failing_chores: set[str] = set()
 
     # --- running --------------------------------------------------------------
 
@@ -107,11 +115,16 @@ class Supervisor:
                     tg.start_soon(self._signals)
                     tg.start_soon(self._housekeeping)
                     tg.start_soon(self._serve_control)
+                    if self.watch_roster:
+                        tg.start_soon(self._watch_roster)
                     await self._start_layers()
                     await self._stopping.wait()
                     await self._shutdown()
                     tg.cancel_scope.cancel()
-                await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
+                try:
+                    await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
+                except errors.QueueError as exc:  # the lock file says no supervisor runs
+                    log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
         finally:
             if self._cli_path:
                 _remove_launcher(self._cli_path)
@@ -158,24 +171,40 @@ class Supervisor:
         )
 
     async def _start_layers(self) -> None:
-        """Start agents layer by layer: an agent starts once what it depends on is ready."""
-        for layer in self.roster.start_layers():
-            names = [n for n in layer if self.slots[n].want_running]
-            for name in names:
-                self._spawn(name)
-            for name in names:
-                slot = self.slots[name]
-                with anyio.move_on_after(120):
-                    while slot.state not in (AgentState.READY, AgentState.BUSY, AgentState.FAILED):
-                        if self._stopping.is_set():
-                            return
-                        await self._state_changed.wait()
+        """Start the wanted agents layer by layer (see :meth:`start_in_layers`)."""
+        await self.start_in_layers([n for n, s in self.slots.items() if s.want_running])
 
-    def _spawn(self, name: str) -> None:
+    async def start_in_layers(self, names: list[str]) -> set[str]:
+        """Start ``names`` in ``depends_on`` order: a layer starts once the agents started
+        in the layers before it are ready (or failed, or START_WAIT_S passed). Returns the
+        names started. Callers hold the agents' ``ops`` locks (or nobody else can run)."""
+        wanted = set(names)
+        started: set[str] = set()
+        for layer in self.roster.start_layers():
+            now = [n for n in layer if n in wanted and self.slots[n].done.is_set()]
+            for name in now:
+                if self._spawn(name):
+                    started.add(name)
+            for name in now:
+                slot = self.slots[name]
+                with anyio.move_on_after(START_WAIT_S):
+                    while slot.state not in _SETTLED and not slot.done.is_set():
+                        if self._stopping.is_set():
+                            return started
+                        await self._state_changed.wait()
+        return started
+
+    def _spawn(self, name: str) -> bool:
+        """Start the task that runs ``name``'s sessions; False if it cannot start now."""
         slot = self.slots[name]
+        if self._stopping.is_set() or not slot.done.is_set():
+            return False  # the team is stopping, or a task already runs this agent
+        if slot.state == AgentState.FAILED:
+            slot.restarts.clear()  # a fresh start: the restart window begins again
         slot.want_running = True
         slot.done = anyio.Event()
         self._tg.start_soon(self._supervise, slot)
+        return True
 
     # --- one agent -------------------------------------------------------------------
 
@@ -183,50 +212,76 @@ class Supervisor:
         slot.state = transition(slot.name, slot.state, target)
         self._state_changed.set()
         self._state_changed = anyio.Event()
-        assert self.mailbox is not None
-        meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
-        await self.mailbox.update_agent(slot.name, state=target.value, meta=meta, **fields)
         log.info(
             "state", agent=slot.name, state=target.value, **{k: v for k, v in fields.items() if v}
         )
+        await self._record(slot, **fields)
+
+    async def _record(self, slot: Slot, **fields: Any) -> None:
+        """Write an agent's state to the registry. The state in memory is what counts: a
+        write refused (another process holding the write lock past the busy timeout) is
+        logged and retried by housekeeping, never an end of the agent or the team."""
+        assert self.mailbox is not None
+        meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
+        try:
+            await self.mailbox.update_agent(slot.name, state=slot.state.value, meta=meta, **fields)
+        except errors.QueueError as exc:
+            if not slot.unrecorded:
+                log.warning("state_not_recorded", agent=slot.name, error=str(exc))
+            slot.unrecorded = True
+        else:
+            slot.unrecorded = False
 
     async def _supervise(self, slot: Slot) -> None:
         try:
-            while slot.want_running and not self._stopping.is_set():
-                end = await self._one_session(slot)
-                if (
-                    not slot.want_running
-                    or self._stopping.is_set()
-                    or slot.state == AgentState.STOPPING
-                ):
-                    break
-                if slot.restart_now:  # an operator's restart: counted, but not toward failing
-                    slot.restart_now = False
-                    slot.restart_count += 1
-                    await self._set_state(slot, AgentState.BACKOFF)
-                    log.info("restarting", agent=slot.name, reason="requested")
-                    continue
-                delay = self._restart_delay(slot, end)
-                if delay is None:
-                    return
-                await self._set_state(slot, AgentState.BACKOFF, pid=None)
-                log.warning(
-                    "restarting",
-                    agent=slot.name,
-                    reason=end.reason,
-                    detail=end.detail,
-                    exit_code=end.exit_code,
-                    backoff_s=round(delay, 3),
-                )
-                with anyio.move_on_after(delay):
-                    await slot.wake.wait()
-                slot.wake = anyio.Event()
-            if slot.state not in (AgentState.STOPPED, AgentState.FAILED):
-                if slot.state != AgentState.STOPPING:
-                    await self._set_state(slot, AgentState.STOPPING)
-                await self._set_state(slot, AgentState.STOPPED, pid=None)
+            await self._supervise_loop(slot)
+        except Exception as exc:
+            # The supervisor's own boundary per agent: a bug here (or an error nobody
+            # expected) fails this agent, never the team (issue 16, A.6).
+            log.exception("supervise_crashed", agent=slot.name, error=repr(exc))
+            slot.state = AgentState.FAILED
+            with contextlib.suppress(Exception):
+                await self._record(slot, pid=None)
         finally:
             slot.done.set()
+            self._state_changed.set()
+            self._state_changed = anyio.Event()
+
+    async def _supervise_loop(self, slot: Slot) -> None:
+        while slot.want_running and not self._stopping.is_set():
+            end = await self._one_session(slot)
+            if (
+                not slot.want_running
+                or self._stopping.is_set()
+                or slot.state == AgentState.STOPPING
+            ):
+                break
+            if slot.restart_now:  # an operator's restart: counted, but not toward failing
+                slot.restart_now = False
+                slot.restart_count += 1
+                await self._set_state(slot, AgentState.BACKOFF)
+                log.info("restarting", agent=slot.name, reason="requested")
+                continue
+            delay = self._restart_delay(slot, end)
+            if isinstance(delay, str):
+                await self._fail(slot, delay)
+                return
+            await self._set_state(slot, AgentState.BACKOFF, pid=None)
+            log.warning(
+                "restarting",
+                agent=slot.name,
+                reason=end.reason,
+                detail=end.detail,
+                exit_code=end.exit_code,
+                backoff_s=round(delay, 3),
+            )
+            with anyio.move_on_after(delay):
+                await slot.wake.wait()
+            slot.wake = anyio.Event()
+        if slot.state not in (AgentState.STOPPED, AgentState.FAILED):
+            if slot.state != AgentState.STOPPING:
+                await self._set_state(slot, AgentState.STOPPING)
+            await self._set_state(slot, AgentState.STOPPED, pid=None)
 
     async def _one_session(self, slot: Slot) -> SessionEnd:
         assert self.mailbox is not None
@@ -286,40 +341,33 @@ class Supervisor:
             if slot.state == AgentState.BUSY:
                 await self._set_state(slot, AgentState.READY)
 
-    def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | None:
-        """Seconds to wait before the next start, or None if the agent is done for."""
+    def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | str:
+        """Seconds to wait before the next start, or why the agent is done for."""
         spec = self.roster.agents.get(slot.name)
         if (
             spec is None
             or spec.restart == "never"
             or (spec.restart == "on-failure" and not end.failed)
         ):
-            self._tg.start_soon(
-                self._fail,
-                slot,
+            return (
                 f"session ended ({end.reason}) and restart is "
-                f"'{spec.restart if spec else 'removed'}'",
+                f"'{spec.restart if spec else 'removed'}'"
             )
-            return None
         now = time.monotonic()
         slot.restarts.append(now)
         while slot.restarts and now - slot.restarts[0] > spec.restart_window_s:
             slot.restarts.popleft()
         if len(slot.restarts) > spec.max_restarts:
-            self._tg.start_soon(
-                self._fail,
-                slot,
+            return (
                 f"{len(slot.restarts)} restarts within {spec.restart_window_s:g}s (max_restarts "
-                f"{spec.max_restarts})",
+                f"{spec.max_restarts})"
             )
-            return None
         slot.restart_count += 1
         n = len(slot.restarts)
         delay = min(spec.backoff.max_s, spec.backoff.initial_s * 2.0 ** (n - 1))
         return delay * random.uniform(0.5, 1.0)  # jitter: restarts of several agents spread out
 
     async def _fail(self, slot: Slot, why: str) -> None:
-        assert self.mailbox is not None
         await self._set_state(slot, AgentState.FAILED, pid=None)
         log.error("failed", agent=slot.name, reason=why)
         await self._fail_requests(
@@ -328,13 +376,17 @@ class Supervisor:
 
     async def _fail_requests(self, name: str, code: str, detail: str) -> None:
         """Answer every request still waiting for ``name`` with an error ``code``, so its
-        askers stop waiting now (notices stay queued for the agent's return)."""
+        askers stop waiting now (notices stay queued for the agent's return). A database
+        that refuses the writes leaves them to their TTL: logged, not fatal."""
         assert self.mailbox is not None
         answered = 0
-        for status in ("pending", "leased"):
-            for m in await self.mailbox.list(status=status, recipient=name, limit=100_000):
-                if m.kind == "request" and await self.mailbox.fail_request(m.id, code, detail):
-                    answered += 1
+        try:
+            for status in ("pending", "leased"):
+                for m in await self.mailbox.list(status=status, recipient=name, limit=100_000):
+                    if m.kind == "request" and await self.mailbox.fail_request(m.id, code, detail):
+                        answered += 1
+        except errors.QueueError as exc:
+            log.error("requests_not_failed", agent=name, code=code, error=str(exc))
         if answered:
             log.warning("requests_failed", agent=name, requests=answered, code=code)
 
@@ -354,22 +406,53 @@ class Supervisor:
                 self.stop()
 
     async def _housekeeping(self) -> None:
+        """Sweep expired leases and TTLs, beat the hearts, re-record unwritten states.
+        A chore the database refuses (another process holding the write lock past the
+        busy timeout) is reported once and tried again at the next round (issue 16, A.2)."""
+        while True:
+            await anyio.sleep(SWEEP_EVERY_S)
+            await self._chore("sweep", self._sweep)
+            await self._chore("heartbeat", self._heartbeats)
+            for slot in list(self.slots.values()):
+                if slot.unrecorded:
+                    await self._record(slot)
+
+    async def _sweep(self) -> None:
         assert self.mailbox is not None
-        next_sweep = time.monotonic() + SWEEP_EVERY_S
+        swept = await self.mailbox.sweep()
+        if swept.requeued or swept.expired or swept.dead:
+            log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
+
+    async def _heartbeats(self) -> None:
+        assert self.mailbox is not None
+        await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
+        for slot in list(self.slots.values()):
+            if slot.state in (AgentState.READY, AgentState.BUSY):
+                await self.mailbox.update_agent(slot.name, heartbeat=True)
+
+    async def _chore(self, name: str, chore: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await chore()
+        except errors.QueueError as exc:
+            if name not in self._failing_chores:
+                log.warning("chore_failed", chore=name, error=str(exc), retry_in_s=SWEEP_EVERY_S)
+            self._failing_chores.add(name)
+        else:
+            if name in self._failing_chores:
+                self._failing_chores.discard(name)
+                log.info("chore_recovered", chore=name)
+
+    async def _watch_roster(self) -> None:
+        """Reload when agents.yaml or a prompt file it names changes (a stat() per poll)."""
         while True:
             await anyio.sleep(RELOAD_POLL_S)
-            if self.watch_roster and _mtime(self.roster.path) != self._roster_mtime:
-                await self.reload()
-            if time.monotonic() < next_sweep:
-                continue
-            next_sweep = time.monotonic() + SWEEP_EVERY_S
-            swept = await self.mailbox.sweep()
-            if swept.requeued or swept.expired or swept.dead:
-                log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
-            await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
-            for slot in self.slots.values():
-                if slot.state in (AgentState.READY, AgentState.BUSY):
-                    await self.mailbox.update_agent(slot.name, heartbeat=True)
+            now = fingerprint(watched_paths(self.roster.path, self.roster))
+            if now != self.watch_fingerprint:
+                try:
+                    await self.reload()
+                except Exception as exc:  # a reload must never end the team
+                    log.exception("reload_crashed", error=repr(exc))
+                    self.watch_fingerprint = now
 
     async def _serve_control(self) -> None:
         assert self.mailbox is not None
@@ -394,76 +477,106 @@ class Supervisor:
             slot.runner.request_stop(grace_s)
 
     # --- operator commands (also used by hot reload) ---------------------------------------
+    # Each takes the agent's ops lock: commands on one agent apply one after the other, and
+    # one that does not apply in the agent's state says so instead of acting.
 
-    async def stop_agent(self, name: str, grace_s: float | None = None) -> None:
+    def _slot(self, name: str) -> Slot:
+        slot = self.slots.get(name)
+        if slot is None:
+            raise errors.AgentNotFound(name, list(self.slots))
+        return slot
+
+    def _refuse_while_stopping(self, command: str, name: str) -> None:
+        if self._stopping.is_set():
+            raise errors.OperationRefused(command, name, "the team is stopping")
+
+    async def _locked(self, name: str) -> tuple[Slot, contextlib.AsyncExitStack]:
+        """The agent's slot with its ops lock held (released by closing the stack); the
+        agent may have been removed by a reload while we waited for the lock."""
+        slot = self._slot(name)
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(slot.ops)
+        if self.slots.get(name) is not slot:
+            await stack.aclose()
+            raise errors.AgentNotFound(name, list(self.slots))
+        return slot, stack
+
+    async def stop_and_wait(self, name: str, grace_s: float | None = None) -> None:
+        """Stop an agent's sessions and wait until its task is gone (caller holds ops)."""
         slot = self.slots[name]
         self._request_stop(slot, self.grace_s if grace_s is None else grace_s)
+        if slot.state in (AgentState.STARTING, AgentState.READY, AgentState.BUSY):
+            # `ps` shows the stop at once, not when the turn ends (up to the grace later).
+            await self._set_state(slot, AgentState.STOPPING)
         await slot.done.wait()
 
-    async def start_agent(self, name: str) -> None:
-        slot = self.slots[name]
-        if not slot.done.is_set() and slot.state != AgentState.STOPPED and slot.want_running:
-            return  # already running
-        if slot.state == AgentState.FAILED:
-            slot.restarts.clear()
-        self._spawn(name)
+    async def stop_agent(self, name: str, grace_s: float | None = None) -> str:
+        slot, held = await self._locked(name)
+        async with held:
+            if slot.done.is_set():
+                slot.want_running = False
+                return f"already {slot.state.value}"
+            await self.stop_and_wait(name, grace_s)
+            return "stopped"
 
-    async def restart_agent(self, name: str) -> None:
-        slot = self.slots[name]
-        if slot.runner is not None and slot.want_running:
-            slot.restart_now = True
-            slot.runner.request_stop(self.grace_s)
-            return
-        if not slot.done.is_set():
-            slot.wake.set()  # in backoff: start now
-            return
-        await self.start_agent(name)
+    async def start_agent(self, name: str) -> str:
+        slot, held = await self._locked(name)
+        async with held:
+            self._refuse_while_stopping("start", name)
+            if not slot.done.is_set():
+                if slot.want_running:
+                    return "already running"
+                await slot.done.wait()  # a stop nobody holds the lock for (shutdown)
+            if not self._spawn(name):
+                raise errors.OperationRefused("start", name, "the team is stopping")
+            return "started"
 
-    async def reload(self) -> bool:
-        """Re-read agents.yaml; apply the difference. An invalid file changes nothing."""
-        self._roster_mtime = _mtime(self.roster.path)
-        try:
-            new = await anyio.to_thread.run_sync(load_roster, self.roster.path)
-        except errors.RosterErrors as exc:
-            log.error("reload_rejected", errors=[str(e) for e in exc.errors])
-            return False
-        diff = diff_rosters(self.roster, new)
-        log.info("reload", added=diff.added, removed=diff.removed, changed=diff.changed)
-        if diff.team_changed:
-            log.warning(
-                "reload_partial",
-                reason="team settings (name, database, logs, log sizes) "
-                "take effect at the next `up`; agent changes are applied now",
-            )
+    async def restart_agent(self, name: str) -> str:
+        slot, held = await self._locked(name)
+        async with held:
+            self._refuse_while_stopping("restart", name)
+            if slot.runner is not None and slot.want_running:
+                slot.restart_now = True
+                slot.runner.request_stop(self.grace_s)
+                return "restarting"
+            if not slot.done.is_set():
+                slot.wake.set()  # in backoff: start now
+                return "restarting"
+            if not self._spawn(name):
+                raise errors.OperationRefused("restart", name, "the team is stopping")
+            return "started"
+
+    async def reload(self) -> ReloadResult:
+        """Re-read agents.yaml and apply the difference; an invalid file changes nothing."""
+        return await apply_reload(self)
+
+    async def forget_agent(self, name: str) -> None:
+        """A removed agent (already stopped): out of the registry, its askers answered."""
         assert self.mailbox is not None
-        old_slots = self.slots
-        for name in (*diff.removed, *diff.changed):
-            await self.stop_agent(name)
-        self.roster = new
-        for name in diff.removed:
-            del self.slots[name]
+        del self.slots[name]
+        try:
             await self.mailbox.unregister(name)  # from now on a send to it is refused
-            await self._fail_requests(
-                name, errors.RecipientRemoved.code,
-                f"'{name}' was removed from {new.path.name} before it answered",
-            )
-        for name in (*diff.added, *diff.changed):
-            spec = new.agents[name]
-            if name not in old_slots:
-                self.slots[name] = Slot(name)
-            await self.mailbox.register(name, spec.description, state=self.slots[name].state.value)
-            self._spawn(name)
-        return True
+        except errors.QueueError as exc:
+            log.error("unregister_failed", agent=name, error=str(exc))
+        await self._fail_requests(
+            name,
+            errors.RecipientRemoved.code,
+            f"'{name}' was removed from {self.roster.path.name} before it answered",
+        )
+
+    async def register_agent(self, name: str) -> None:
+        """An added or changed agent: its slot and its registry row (description)."""
+        assert self.mailbox is not None
+        slot = self.slots.setdefault(name, Slot(name, want_running=False))
+        spec = self.roster.agents[name]
+        try:
+            await self.mailbox.register(name, spec.description, state=slot.state.value)
+        except errors.QueueError as exc:
+            log.error("register_failed", agent=name, error=str(exc))
 
 
 _STAT_KEYS = ("session_id", "turns", "input_tokens", "output_tokens", "cost_usd")
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return math.nan
+_SETTLED = (AgentState.READY, AgentState.BUSY, AgentState.FAILED)
 
 
 def _remove_launcher(path: str) -> None:
