@@ -136,7 +136,7 @@ class Supervisor:
         self._stopping.set()
         self._state_changed.set()  # whoever waits for a state stops waiting
 
-    async def _prepare(self, mailbox: AsyncMailbox) -> None:
+    async def _register_self(self, mailbox: AsyncMailbox) -> None:
         await mailbox.register(
             SUPERVISOR,
             "the team's supervisor",
@@ -144,6 +144,9 @@ class Supervisor:
             state="running",
             meta={"instance": self.instance, "roster": str(self.roster.path)},
         )
+
+    async def _prepare(self, mailbox: AsyncMailbox) -> None:
+        await self._register_self(mailbox)
         # Leases held by a previous supervisor's sessions can never be acked: requeue them now.
         for owner in {m.lease_owner for m in await mailbox.list(status="leased", limit=100_000)}:
             if owner and not owner.startswith(self.instance):
@@ -224,13 +227,32 @@ class Supervisor:
         assert self.mailbox is not None
         meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
         try:
-            await self.mailbox.update_agent(slot.name, state=slot.state.value, meta=meta, **fields)
+            try:
+                await self.mailbox.update_agent(
+                    slot.name, state=slot.state.value, meta=meta, **fields
+                )
+            except errors.RecipientUnknown:
+                # Its row was deleted under us (`unregister`, SQL): the registry row of a
+                # roster agent is the supervisor's to keep, so it is written again.
+                await self._reregister(slot, meta, fields.get("pid"))
         except errors.QueueError as exc:
             if not slot.unrecorded:
                 log.warning("state_not_recorded", agent=slot.name, error=str(exc))
             slot.unrecorded = True
         else:
             slot.unrecorded = False
+
+    async def _reregister(self, slot: Slot, meta: dict[str, Any], pid: Any) -> None:
+        assert self.mailbox is not None
+        spec = self.roster.agents.get(slot.name)
+        if spec is None or self.slots.get(slot.name) is not slot:
+            return  # removed by a reload: gone from the registry on purpose
+        if not isinstance(pid, int):
+            pid = slot.runner.pid if slot.runner is not None else None
+        await self.mailbox.register(
+            slot.name, spec.description, pid=pid, state=slot.state.value, meta=meta
+        )
+        log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
 
     async def _supervise(self, slot: Slot) -> None:
         try:
@@ -425,10 +447,16 @@ class Supervisor:
 
     async def _heartbeats(self) -> None:
         assert self.mailbox is not None
-        await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
+        try:
+            await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
+        except errors.RecipientUnknown:  # its row deleted under us: written again
+            await self._register_self(self.mailbox)
         for slot in list(self.slots.values()):
             if slot.state in (AgentState.READY, AgentState.BUSY):
-                await self.mailbox.update_agent(slot.name, heartbeat=True)
+                try:
+                    await self.mailbox.update_agent(slot.name, heartbeat=True)
+                except errors.RecipientUnknown:
+                    await self._record(slot)
 
     async def _chore(self, name: str, chore: Callable[[], Awaitable[None]]) -> None:
         try:

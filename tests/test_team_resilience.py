@@ -382,3 +382,36 @@ def test_a_log_file_that_cannot_be_written_does_not_end_the_team(team: TeamFacto
         lambda: any(e.get("event") == "turn" for e in events(t)), what="turn events logged again"
     )
     assert t.proc.poll() is None
+
+
+# --- A.6: one agent's trouble stays its own ---------------------------------------------
+
+
+def test_an_agents_registry_row_deleted_under_the_team_is_written_again(
+    team: TeamFactory,
+) -> None:
+    """Another process deletes an agent's registry row (plain SQL on the database): its
+    next state change used to raise RecipientUnknown inside the supervisor, which exited
+    and took every agent with it. Now the supervisor writes the row again, the other
+    agent answers throughout, and the agent is reachable again."""
+    t = team(
+        [
+            {"agent": agent_rule("a"), "text": "a here"},
+            {"agent": agent_rule("b"), "text": "b here"},
+        ],
+        {"a": {}, "b": {}},
+    )
+    t.up()
+    t.wait_ready("a", "b")
+    pid = t.agent_pid("a")
+    with sqlite3.connect(t.db_path, timeout=30) as db:
+        db.execute("DELETE FROM agents WHERE name = 'a'")
+    db.close()
+    done = octy(t, "restart", "a")
+    assert done.returncode == 0, done.stderr
+    t.wait_for(lambda: "reregistered" in t.output(), what="a's row written again")
+    t.wait_for(
+        lambda: t.states().get("a") == "ready" and t.agent_pid("a") != pid, what="a restarted"
+    )
+    assert t.ask("b", "there?") == "b here"
+    assert t.ask("a", "there?") == "a here"
