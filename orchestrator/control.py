@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 
-from orchestrator import errors
+from orchestrator import errors, operations
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Mailbox, Message
 
@@ -124,11 +124,11 @@ async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) 
         if not isinstance(agent, str):
             raise errors.AgentNotFound(str(agent), list(sup.slots))
         if command == "stop":
-            outcome = await sup.stop_agent(agent)
+            outcome = await operations.stop_agent(sup, agent)
         elif command == "start":
-            outcome = await sup.start_agent(agent)
+            outcome = await operations.start_agent(sup, agent)
         else:
-            outcome = await sup.restart_agent(agent)
+            outcome = await operations.restart_agent(sup, agent)
         return {"ok": True, "command": command, "agent": agent, "result": outcome}
     if command == "reload":
         return (await sup.reload()).to_reply()

@@ -27,6 +27,7 @@ import anyio.to_thread
 import structlog
 
 from orchestrator import errors
+from orchestrator.operations import stop_and_wait
 from orchestrator.roster import Roster, diff_rosters, load_roster
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ async def apply_reload(sup: Supervisor) -> ReloadResult:
             await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed])
             sup.roster = new
             for name in diff.removed:
-                await sup.forget_agent(name)
+                await _forget_agent(sup, name)
             result.removed = list(diff.removed)
             to_start = list(diff.added)
             for name in diff.changed:
@@ -135,7 +136,7 @@ async def apply_reload(sup: Supervisor) -> ReloadResult:
                 else:  # stopped by the operator, or not started by `up AGENT…`: stays so
                     result.changed_not_running.append(name)
             for name in (*diff.added, *diff.changed):
-                await sup.register_agent(name)
+                await _register_agent(sup, name)
             started = await sup.start_in_layers(to_start)
         result.added = [n for n in new.agents if n in diff.added]
         result.restarted = [n for n in new.agents if n in diff.changed and n in started]
@@ -157,7 +158,33 @@ async def _stop_in_order(sup: Supervisor, old: Roster, names: list[str]) -> None
         async with anyio.create_task_group() as tg:
             for name in layer:
                 if name in wanted:
-                    tg.start_soon(sup.stop_and_wait, name)
+                    tg.start_soon(stop_and_wait, sup, name)
+
+
+async def _forget_agent(sup: Supervisor, name: str) -> None:
+    """A removed agent (already stopped): out of the registry, its askers answered."""
+    assert sup.mailbox is not None
+    del sup.slots[name]
+    try:
+        await sup.mailbox.unregister(name)  # from now on a send to it is refused
+    except errors.QueueError as exc:
+        log.error("unregister_failed", agent=name, error=str(exc))
+    await sup._fail_requests(
+        name,
+        errors.RecipientRemoved.code,
+        f"'{name}' was removed from {sup.roster.path.name} before it answered",
+    )
+
+
+async def _register_agent(sup: Supervisor, name: str) -> None:
+    """An added or changed agent: its slot and its registry row (description)."""
+    assert sup.mailbox is not None
+    slot = sup.add_slot(name)
+    spec = sup.roster.agents[name]
+    try:
+        await sup.mailbox.register(name, spec.description, state=slot.state.value)
+    except errors.QueueError as exc:
+        log.error("register_failed", agent=name, error=str(exc))
 
 
 __all__ = ["Fingerprint", "ReloadResult", "apply_reload", "fingerprint", "watched_paths"]

@@ -131,6 +131,11 @@ class Supervisor:
             self._lock.release()
             log.info("supervisor_stopped")
 
+    @property
+    def stopping(self) -> bool:
+        """A graceful stop has begun: nothing starts any more."""
+        return self._stopping.is_set()
+
     def stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM and ``down`` do)."""
         self._stopping.set()
@@ -488,13 +493,14 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         log.info("stopping", grace_s=self.grace_s)
-        for slot in self.slots.values():
+        slots = list(self.slots.values())  # a reload may add or remove slots meanwhile
+        for slot in slots:
             self._request_stop(slot, self.grace_s)
         deadline = self.grace_s + 20.0  # grace + interrupt + closing the processes
         with anyio.move_on_after(deadline):
-            for slot in self.slots.values():
+            for slot in slots:
                 await slot.done.wait()
-        for slot in self.slots.values():
+        for slot in slots:
             if not slot.done.is_set() and slot.runner:
                 slot.runner.force_stop()
 
@@ -504,103 +510,15 @@ class Supervisor:
         if slot.runner is not None:
             slot.runner.request_stop(grace_s)
 
-    # --- operator commands (also used by hot reload) ---------------------------------------
-    # Each takes the agent's ops lock: commands on one agent apply one after the other, and
-    # one that does not apply in the agent's state says so instead of acting.
+    # --- commands (operator commands on one agent: orchestrator/operations.py) -------------
 
-    def _slot(self, name: str) -> Slot:
-        slot = self.slots.get(name)
-        if slot is None:
-            raise errors.AgentNotFound(name, list(self.slots))
-        return slot
-
-    def _refuse_while_stopping(self, command: str, name: str) -> None:
-        if self._stopping.is_set():
-            raise errors.OperationRefused(command, name, "the team is stopping")
-
-    async def _locked(self, name: str) -> tuple[Slot, contextlib.AsyncExitStack]:
-        """The agent's slot with its ops lock held (released by closing the stack); the
-        agent may have been removed by a reload while we waited for the lock."""
-        slot = self._slot(name)
-        stack = contextlib.AsyncExitStack()
-        await stack.enter_async_context(slot.ops)
-        if self.slots.get(name) is not slot:
-            await stack.aclose()
-            raise errors.AgentNotFound(name, list(self.slots))
-        return slot, stack
-
-    async def stop_and_wait(self, name: str, grace_s: float | None = None) -> None:
-        """Stop an agent's sessions and wait until its task is gone (caller holds ops)."""
-        slot = self.slots[name]
-        self._request_stop(slot, self.grace_s if grace_s is None else grace_s)
-        if slot.state in (AgentState.STARTING, AgentState.READY, AgentState.BUSY):
-            # `ps` shows the stop at once, not when the turn ends (up to the grace later).
-            await self._set_state(slot, AgentState.STOPPING)
-        await slot.done.wait()
-
-    async def stop_agent(self, name: str, grace_s: float | None = None) -> str:
-        slot, held = await self._locked(name)
-        async with held:
-            if slot.done.is_set():
-                slot.want_running = False
-                return f"already {slot.state.value}"
-            await self.stop_and_wait(name, grace_s)
-            return "stopped"
-
-    async def start_agent(self, name: str) -> str:
-        slot, held = await self._locked(name)
-        async with held:
-            self._refuse_while_stopping("start", name)
-            if not slot.done.is_set():
-                if slot.want_running:
-                    return "already running"
-                await slot.done.wait()  # a stop nobody holds the lock for (shutdown)
-            if not self._spawn(name):
-                raise errors.OperationRefused("start", name, "the team is stopping")
-            return "started"
-
-    async def restart_agent(self, name: str) -> str:
-        slot, held = await self._locked(name)
-        async with held:
-            self._refuse_while_stopping("restart", name)
-            if slot.runner is not None and slot.want_running:
-                slot.restart_now = True
-                slot.runner.request_stop(self.grace_s)
-                return "restarting"
-            if not slot.done.is_set():
-                slot.wake.set()  # in backoff: start now
-                return "restarting"
-            if not self._spawn(name):
-                raise errors.OperationRefused("restart", name, "the team is stopping")
-            return "started"
+    def add_slot(self, name: str) -> Slot:
+        """The slot of an agent a reload added (not started), or the one it has."""
+        return self.slots.setdefault(name, Slot(name, want_running=False))
 
     async def reload(self) -> ReloadResult:
         """Re-read agents.yaml and apply the difference; an invalid file changes nothing."""
         return await apply_reload(self)
-
-    async def forget_agent(self, name: str) -> None:
-        """A removed agent (already stopped): out of the registry, its askers answered."""
-        assert self.mailbox is not None
-        del self.slots[name]
-        try:
-            await self.mailbox.unregister(name)  # from now on a send to it is refused
-        except errors.QueueError as exc:
-            log.error("unregister_failed", agent=name, error=str(exc))
-        await self._fail_requests(
-            name,
-            errors.RecipientRemoved.code,
-            f"'{name}' was removed from {self.roster.path.name} before it answered",
-        )
-
-    async def register_agent(self, name: str) -> None:
-        """An added or changed agent: its slot and its registry row (description)."""
-        assert self.mailbox is not None
-        slot = self.slots.setdefault(name, Slot(name, want_running=False))
-        spec = self.roster.agents[name]
-        try:
-            await self.mailbox.register(name, spec.description, state=slot.state.value)
-        except errors.QueueError as exc:
-            log.error("register_failed", agent=name, error=str(exc))
 
 
 _STAT_KEYS = ("session_id", "turns", "input_tokens", "output_tokens", "cost_usd")
