@@ -148,6 +148,7 @@ class _Router:
         self._files: dict[str, _PrivateRotatingFile] = {}
         self._sizes: dict[str, int] = {}  # characters written to each file (rotation check)
         self._dropped: dict[str, int] = {}  # lines lost per file that cannot be written
+        self._reported = False  # a write failure is on stderr, and nothing got through since
         self._lock = threading.Lock()
         self.body_width = 160
 
@@ -203,19 +204,18 @@ class _Router:
 
     # --- a log file that cannot be written (issue 16, A.4) -----------------------------
     # A full filesystem (ENOSPC), a file-size limit (EFBIG), an I/O error: the team keeps
-    # running. The first failure per file is reported once on stderr; later lines for
-    # that file are dropped (and counted) while each new line tries again, on a freshly
-    # opened file; the first line that gets through is preceded by a `log_resumed` event.
+    # running. The first failure is reported once on stderr (not once per file or per
+    # line); lines for a failing file are dropped and counted while each new line tries
+    # again on a freshly opened file; the first line that gets through is preceded by a
+    # `log_resumed` event, and stderr says writing resumed.
 
     def _write(self, name: str, line: str) -> None:
         try:
+            if name in self._dropped:
+                self._resume(name)  # first the note saying what was lost, then the line
             self._append(name, line)
         except OSError as exc:
             self._failed_write(name, exc)
-            return
-        dropped = self._dropped.pop(name, None)
-        if dropped is not None:
-            self._resumed(name, dropped)
 
     def _failed_write(self, name: str, exc: OSError) -> None:
         handler = self._files.get(name)
@@ -224,21 +224,23 @@ class _Router:
             with contextlib.suppress(OSError, ValueError):
                 stream.close()  # its buffer cannot be flushed; the next line reopens
         self._sizes.pop(name, None)
-        if name in self._dropped:
-            self._dropped[name] += 1
+        self._dropped[name] = self._dropped.get(name, 0) + 1
+        if self._reported:
             return
-        self._dropped[name] = 1
+        self._reported = True
         assert self.logs_dir is not None
         _warn(
             f"octy-orchestrate: cannot write the log file {self.logs_dir / (name + '.jsonl')}: "
-            f"{exc.strerror or exc}; the team keeps running, and log lines for it are dropped "
-            "until it can be written again"
+            f"{exc.strerror or exc}; the team keeps running, and log lines are dropped "
+            "until they can be written again"
         )
 
-    def _resumed(self, name: str, dropped: int) -> None:
+    def _resume(self, name: str) -> None:
+        """Write the ``log_resumed`` note before the first line that gets through; raises
+        OSError (and nothing is counted as resumed) if the file still cannot be written."""
         assert self.logs_dir is not None
         path = self.logs_dir / f"{name}.jsonl"
-        _warn(f"octy-orchestrate: writing {path} again ({dropped} log line(s) dropped)")
+        dropped = self._dropped[name]
         note = {
             "event": "log_resumed",
             "level": "warning",
@@ -246,12 +248,15 @@ class _Router:
             "dropped": dropped,
             "timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
         }
-        with contextlib.suppress(OSError):
-            # The line that failed may have been written in part: end it, so the lines
-            # after it are whole JSON lines again.
-            if _last_byte(path) not in (b"", b"\n"):
-                self._append(name, "")
-            self._append(name, json.dumps(note))
+        # The line that failed may have been written in part: end it, so the lines after
+        # it are whole JSON lines again.
+        if _last_byte(path) not in (b"", b"\n"):
+            self._append(name, "")
+        self._append(name, json.dumps(note))
+        del self._dropped[name]
+        if self._reported:
+            self._reported = False
+            _warn(f"octy-orchestrate: writing {path} again ({dropped} log line(s) dropped)")
 
     def close(self) -> None:
         with self._lock:
