@@ -67,7 +67,9 @@ class Slot:
     # Held by every operation on this agent (start/stop/restart, a reload touching it):
     # two control paths on one agent used to start a second session task (issue 16, A.1).
     ops: anyio.Lock = field(default_factory=anyio.Lock)
-    unrecorded: bool = False  # the last state change could not be written to the database
+    # Fields of state changes the database refused (None: all recorded); housekeeping
+    # writes them later (the pid cleared on a stop must not stay stale in `ps`).
+    unrecorded: dict[str, Any] | None = None
 
 
 class Supervisor:
@@ -231,6 +233,7 @@ class Supervisor:
         logged and retried by housekeeping, never an end of the agent or the team."""
         assert self.mailbox is not None
         meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
+        fields = {**(slot.unrecorded or {}), **fields}
         try:
             try:
                 await self.mailbox.update_agent(
@@ -241,11 +244,11 @@ class Supervisor:
                 # roster agent is the supervisor's to keep, so it is written again.
                 await self._reregister(slot, meta, fields.get("pid"))
         except errors.QueueError as exc:
-            if not slot.unrecorded:
+            if slot.unrecorded is None:
                 log.warning("state_not_recorded", agent=slot.name, error=str(exc))
-            slot.unrecorded = True
+            slot.unrecorded = {**(slot.unrecorded or {}), **fields}
         else:
-            slot.unrecorded = False
+            slot.unrecorded = None
 
     async def _reregister(self, slot: Slot, meta: dict[str, Any], pid: Any) -> None:
         assert self.mailbox is not None
@@ -266,9 +269,12 @@ class Supervisor:
             # The supervisor's own boundary per agent: a bug here (or an error nobody
             # expected) fails this agent, never the team (issue 16, A.6).
             log.exception("supervise_crashed", agent=slot.name, error=repr(exc))
-            slot.state = AgentState.FAILED
+            slot.state = AgentState.FAILED  # not through transition(): it may be what failed
             with contextlib.suppress(Exception):
                 await self._record(slot, pid=None)
+                await self._fail_requests(
+                    slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {exc!r}"
+                )
         finally:
             slot.done.set()
             self._state_changed.set()
@@ -441,7 +447,7 @@ class Supervisor:
             await self._chore("sweep", self._sweep)
             await self._chore("heartbeat", self._heartbeats)
             for slot in list(self.slots.values()):
-                if slot.unrecorded:
+                if slot.unrecorded is not None:
                     await self._record(slot)
 
     async def _sweep(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -198,22 +199,33 @@ def test_a_write_lock_held_by_another_process_does_not_end_the_supervisor(
 ) -> None:
     """Another connection holds BEGIN IMMEDIATE past the busy timeout (as an sqlite3
     shell in a transaction does): the sweep used to raise "database is locked" and the
-    supervisor exited. Now the chore is reported once, retried, and recovers when the
-    lock is released; the agent answers afterwards."""
+    supervisor exited, as did a state change it could not record. Now the chore is
+    reported once and retried, the agent's state is kept in memory and written once the
+    lock is released; the agent (whose claude was killed meanwhile) answers afterwards."""
     t = team([{"agent": agent_rule("a"), "text": "a here"}], {"a": {}})
     t.up()
     t.wait_ready("a")
+    first_pid = t.agent_pid("a")
+    assert first_pid
     holder = sqlite3.connect(t.db_path, timeout=30, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
         t.wait_for(
             lambda: "chore_failed" in t.output(), timeout=90, what="the chore failing on the lock"
         )
+        os.kill(first_pid, signal.SIGKILL)  # a state change the registry cannot take now
+        t.wait_for(
+            lambda: "state_not_recorded" in t.output(), timeout=90, what="a state kept in memory"
+        )
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     t.wait_for(lambda: "chore_recovered" in t.output(), timeout=60, what="the chore recovered")
     assert t.ask("a", "there?") == "a here"
+    t.wait_for(
+        lambda: t.states().get("a") == "ready" and t.agent_pid("a") not in (None, first_pid),
+        what="the registry up to date again",
+    )
     assert t.proc is not None
     assert t.proc.poll() is None
 
