@@ -170,3 +170,21 @@ def test_verbs_print_no_traceback_on_a_hostile_roster(tmp_path: Path, verb: str)
     assert "RecursionError" not in done.stderr
     assert "levels deep" in done.stderr
     assert done.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("2001-13-45", "'2001-13-45' reads as a date but is not a valid one (month must be"),
+        ("9" * 5000, "reads as a number but is not a valid one (Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_values_that_only_look_like_dates_or_numbers(tmp_path: Path, value: str, says: str) -> None:
+    """A value YAML takes for a date or a number but cannot build (month 13, an integer
+    of 5,000 digits) raised a bare ValueError: a traceback in `config`, a dead reload.
+    It is a roster error at its line, with the fix (quotes)."""
+    path = write(tmp_path, f"agents:\n  a:\n    prompt: hi\n    max_turns: {value}\n")
+    [error] = problems(path)
+    assert error.startswith(f"{path}:4: invalid YAML at column 16: ")
+    assert says in error
+    assert error.endswith("put quotes around it to keep it as text")

@@ -93,6 +93,25 @@ class _LineLoader(yaml.SafeLoader):
             if step is not None:
                 self._path.pop()
 
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # PyYAML lets a value that only looks like a date or a number (2001-13-45, an
+        # integer of 5,000 digits) escape as a bare ValueError: a traceback in `config`
+        # and the end of a reload. It becomes a syntax error at the value's line.
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            kind = {"int": "number", "float": "number", "timestamp": "date"}.get(tag, tag)
+            text = str(node.value)[:40] if isinstance(node, ScalarNode) else tag
+            reason = str(exc).split(";")[0]
+            raise ConstructorError(
+                None,
+                None,
+                f"'{text}' reads as a {kind} but is not a valid one ({reason}); "
+                "put quotes around it to keep it as text",
+                node.start_mark,
+            ) from None
+
 
 def _dotted(steps: list[str]) -> str:
     out = ""
