@@ -8,7 +8,8 @@ what to do.
 Layout: ``_yaml`` (YAML with line numbers and duplicate keys), ``_interpolate``
 (``${VAR}``), ``_coerce`` / ``_files`` (one value each), ``_schema`` (the keys,
 built-in defaults, inheritance), ``_refs`` (names across agents, cycles),
-``_build`` (the whole file), ``model`` (the objects), ``diff`` (what an edit changes).
+``_build`` (the whole file), ``model`` (the objects), ``diff`` (what an edit changes),
+``_limits`` (size and depth bounds, reading only regular files).
 """
 
 from __future__ import annotations
