@@ -78,8 +78,9 @@ class DatabaseReplaced(DatabaseError):
             path,
             f"the database {what} while in use (opened inode {opened[1]}, now "
             f"{'none' if now is None else now[1]}); nothing more was written to either. "
-            "Stop every process using the team (`octy-orchestrate down`, or kill the "
-            "supervisor), put the right file back or start an empty queue, then `up` again",
+            "Stop every process using the team (the supervisor stops by itself), move the "
+            "-wal and -shm files beside the path aside (they belong to the old file and "
+            "SQLite would apply them to the new one), then `up` again",
         )
 
 
