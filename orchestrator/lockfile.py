@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from orchestrator import safefs
-from orchestrator.errors import SupervisorAlreadyRunning
+from orchestrator.errors import SupervisorAlreadyRunning, UnsafePath
 
 
 def lock_path(db_path: Path) -> Path:
@@ -53,7 +53,7 @@ def holder_pid(db_path: Path) -> int | None:
     path = lock_path(db_path)
     try:
         fd = safefs.open_private(path, os.O_RDONLY, "supervisor lock file")
-    except FileNotFoundError:
+    except (FileNotFoundError, UnsafePath):  # a link there is no lock (acquire refuses it)
         return None
     try:
         try:
