@@ -5,8 +5,10 @@ under a name we are about to open (``team.db-wake`` -> ``/etc/passwd``), and we
 would write through it. So:
 
 - a folder we write in must belong to us (or root) and be writable by nobody
-  else: no group or other write bit, sticky (``/tmp``-like) or not, because a
-  sticky folder still lets others create the names we have not created yet.
+  else: no other write bit, and no group write bit unless the group is our
+  user private group (umask 002 systems); sticky (``/tmp``-like) or not,
+  because a sticky folder still lets others create the names we have not
+  created yet.
   Such a folder is refused with an error that names it and says what to do;
   its mode is never changed behind the owner's back. A folder we create is
   0700.
@@ -23,13 +25,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import grp
 import os
+import pwd
 import stat
 from pathlib import Path
 
 from orchestrator.errors import UnsafePath
-
-_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 
 
 def check_folder(folder: Path, what: str) -> None:
@@ -48,17 +50,30 @@ def check_folder(folder: Path, what: str) -> None:
             f"belongs to another user (uid {st.st_uid}), who could plant links in it; "
             "use a folder of your own",
         )
-    if st.st_mode & _OTHERS_WRITE:
-        sticky = " (sticky, like /tmp: others still create names in it)" if (
+    if st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and not _own_group(st.st_gid)):
+        sticky = "; sticky like /tmp, which still lets them create names in it" if (
             st.st_mode & stat.S_ISVTX
         ) else ""
         raise UnsafePath(
             str(folder), what,
-            f"other users can write this folder (mode {stat.S_IMODE(st.st_mode):04o}){sticky}, "
+            f"other users can write this folder (mode {stat.S_IMODE(st.st_mode):04o}{sticky}), "
             "so they could plant links to files we would then overwrite. Use a folder "
             f"only you can write (e.g. a subfolder; octy-orchestrate creates it 0700), or "
             f"`chmod go-w {folder}` if it is yours",
         )
+
+
+def _own_group(gid: int) -> bool:
+    """A user private group (Debian/Ubuntu/Fedora give each user one, and umask 002 makes
+    folders group-writable): named like us, our primary group, no other member."""
+    try:
+        user = pwd.getpwuid(os.geteuid())
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return gid == user.pw_gid and group.gr_name == user.pw_name and set(group.gr_mem) <= {
+        user.pw_name
+    }
 
 
 def private_folder(folder: Path, what: str) -> None:

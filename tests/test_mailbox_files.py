@@ -9,7 +9,9 @@ the reply a live request needs.
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
 import sqlite3
 import stat
 import subprocess
@@ -129,6 +131,10 @@ def test_a_folder_others_can_write_is_refused_not_chmodded(tmp_path: Path, mode:
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, mode)
+    if mode & stat.S_IWGRP and not mode & stat.S_IWOTH:  # a group that is not only ours
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give the folder another group")
+        os.chown(shared, -1, 65534)
     with pytest.raises(errors.UnsafePath, match="other users can write") as raised:
         logconfig.configure(shared)
     assert "chmod go-w" in str(raised.value)
@@ -139,6 +145,19 @@ def test_a_folder_others_can_write_is_refused_not_chmodded(tmp_path: Path, mode:
         SupervisorLock(shared / "team.db").acquire()
     assert stat.S_IMODE(shared.stat().st_mode) == mode
     assert sorted(shared.iterdir()) == []
+
+
+def test_a_group_writable_folder_of_ones_own_private_group_is_fine(tmp_path: Path) -> None:
+    """umask 002 systems make project folders 0775 with the user's private group."""
+    user = pwd.getpwuid(os.geteuid())
+    if grp.getgrgid(user.pw_gid).gr_name != user.pw_name:
+        pytest.skip("this user has no private group")
+    folder = tmp_path / "q"
+    folder.mkdir()
+    os.chown(folder, -1, user.pw_gid)
+    os.chmod(folder, 0o775)
+    Mailbox(folder / "team.db").close()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o775
 
 
 def test_cli_names_the_shared_folder_without_a_traceback(tmp_path: Path) -> None:
@@ -192,6 +211,40 @@ def test_a_readonly_mailbox_never_opens_for_write(tmp_path: Path) -> None:
         with pytest.raises(errors.DatabaseError, match="read-only"):
             mb.send("user", "bob", "no")
     assert db.read_bytes() == before
+
+
+def test_read_verbs_work_on_a_read_only_copy(tmp_path: Path) -> None:
+    """A 0444 database in a 0555 folder, read by a process that cannot write it (root's
+    override dropped by the worker), with no -wal/-shm beside it: the verbs answer."""
+    db = make_queue(tmp_path / "q")
+    with Mailbox(db) as mb:
+        mb.send("user", "bob", "read me")
+    before = db.read_bytes()
+    files = sorted(p.name for p in db.parent.iterdir())
+    os.chmod(db, 0o444)
+    os.chmod(db.parent, 0o555)
+    worker = Path(__file__).parent / "mailbox_workers" / "readonly_cli.py"
+    try:
+        for argv in (["queue", "ls"], ["ps"], ["inbox", "bob"], ["queue", "dead"]):
+            done = subprocess.run(
+                [sys.executable, str(worker), *argv, "--db", str(db)], capture_output=True,
+                text=True, timeout=RUN_TIMEOUT_S, check=False,
+            )
+            assert done.returncode == 0, (argv, done.stderr)
+            assert "Traceback" not in done.stderr
+            if argv[0] != "ps":
+                assert argv[1] == "dead" or "read me" in done.stdout
+        denied = subprocess.run(
+            [sys.executable, str(worker), "send", "bob", "no", "--db", str(db)],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+        )
+        assert denied.returncode == 1  # the write path still says read-only, clearly
+        assert "read-only" in denied.stderr
+    finally:
+        os.chmod(db.parent, 0o700)
+        os.chmod(db, 0o600)
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in db.parent.iterdir()) == files  # no -wal/-shm made
 
 
 def test_read_verbs_work_on_a_read_only_mount(tmp_path: Path) -> None:
