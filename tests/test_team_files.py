@@ -96,6 +96,8 @@ def test_the_database_taken_away_stops_the_team(team: TeamFactory, how: str) -> 
     t.wait_ready("a")
     assert t.ask("a", "hello") == "a answers"
     db = t.db_path
+    keep = db.with_name("old-inode")
+    os.link(db, keep)  # the old file stays readable after it leaves the path
     if how == "rm":
         db.unlink()
     else:
@@ -109,6 +111,19 @@ def test_the_database_taken_away_stops_the_team(team: TeamFactory, how: str) -> 
     assert "database_replaced" in out
     assert ("was deleted" if how == "rm" else "was replaced") in out
     assert "Traceback" not in out
+    # Nothing reached the old file after it left: its last states are the running ones, not
+    # the stopping/stopped a normal shutdown writes (its WAL still lies beside the path).
+    copy = db.with_name("old-copy.db")
+    shutil.copy(keep, copy)
+    if Path(f"{db}-wal").exists():
+        shutil.copy(f"{db}-wal", f"{copy}-wal")
+    with Mailbox(copy, readonly=True) as mb:
+        states = {a.name: a.state for a in mb.agents()}
+    assert states["a"] in ("ready", "busy"), states
+    assert states["supervisor"] == "running", states
+    copy.unlink()
+    Path(f"{copy}-wal").unlink(missing_ok=True)
+    Path(f"{copy}-shm").unlink(missing_ok=True)
     if how == "rm":
         assert not db.exists()  # nothing recreated it
         return
