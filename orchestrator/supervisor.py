@@ -116,10 +116,9 @@ class Supervisor:
                         await self._shutdown()
                         tg.cancel_scope.cancel()
                 except BaseExceptionGroup as group:  # a write met the replaced file first
-                    found = group.subgroup(errors.DatabaseReplaced)
-                    if found is None or found is not group:
+                    if group.subgroup(errors.DatabaseReplaced) is not group:
                         raise
-                    self.replaced = self.replaced or _first(found)
+                    self.replaced = self.replaced or _replaced_in(group)
                 if self.replaced is None:
                     await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
             if self.replaced is not None:
@@ -267,6 +266,10 @@ class Supervisor:
         try:
             end = await runner.run()
         except Exception as exc:
+            replaced = _replaced_in(exc)
+            if replaced is not None:  # not this agent's bug: the whole team stops
+                self._abandon(replaced)
+                return SessionEnd("error", replaced.reason)
             # A supervision boundary: one agent's bug must not take the team down; it counts
             # as a failed session and follows the restart policy.
             log.exception("session_crashed", agent=slot.name, error=repr(exc))
@@ -508,9 +511,16 @@ def _remove_launcher(path: str) -> None:
         p.parent.rmdir()
 
 
-def _first(group: BaseExceptionGroup[errors.DatabaseReplaced]) -> errors.DatabaseReplaced:
-    first = group.exceptions[0]
-    return first if isinstance(first, errors.DatabaseReplaced) else _first(first)
+def _replaced_in(exc: BaseException) -> errors.DatabaseReplaced | None:
+    """The DatabaseReplaced that ``exc`` is or holds (task groups wrap errors)."""
+    if isinstance(exc, errors.DatabaseReplaced):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _replaced_in(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _kill_stale_cli(agent: str, pid: int, recorded_start: object) -> None:

@@ -89,12 +89,21 @@ def test_up_kills_only_its_own_leftover_cli_and_recovers_only_its_own_leases(
         assert reply.body is not None
 
 
-@pytest.mark.parametrize("how", ["rm", "mv"])
+@pytest.mark.parametrize("how", ["rm", "mv", "rm-mid-turn"])
 def test_the_database_taken_away_stops_the_team(team: TeamFactory, how: str) -> None:
-    t = team(answering("a"), {"a": {}})
+    """rm-mid-turn: the agent's own writes (its reply, its ack) meet the missing file."""
+    slow = {"agent": agent_rule("a"), "match": "slow", "text": "late", "delay": 2}
+    t = team([slow, *answering("a")], {"a": {}})
     t.up()
     t.wait_ready("a")
     assert t.ask("a", "hello") == "a answers"
+    if how == "rm-mid-turn":
+        slow_id = t.request("a", "slow one").id
+        t.wait_for(
+            lambda: [m.status for m in t.messages() if m.id == slow_id] == ["leased"],
+            what="the slow request in a's turn",
+        )
+        how = "rm"
     db = t.db_path
     keep = db.with_name("old-inode")
     os.link(db, keep)  # the old file stays readable after it leaves the path
