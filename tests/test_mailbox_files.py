@@ -364,3 +364,26 @@ def test_cli_purge_during_a_turn_keeps_the_reply(tmp_path: Path) -> None:
         reply = mb.find_reply(request.id)
         assert reply is not None
         assert reply.body == "answer"
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_up_refuses_a_shared_logs_folder_and_leaves_its_mode(
+    tmp_path: Path, detach: bool
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    (tmp_path / "agents.yaml").write_text(
+        f"name: t\nlogs: {shared}\nagents:\n  a:\n    prompt: You are a.\n", encoding="utf-8"
+    )
+    done = subprocess.run(
+        [str(CLI), "up", *(["--detach"] if detach else [])], cwd=tmp_path,
+        env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-not-used"},
+        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+    )
+    assert done.returncode == 1, done
+    assert "other users can write" in done.stderr
+    assert str(shared) in done.stderr
+    assert "Traceback" not in done.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert list(shared.iterdir()) == []
