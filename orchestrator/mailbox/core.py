@@ -86,7 +86,7 @@ class MailboxCore:
         """Raise DatabaseReplaced if the file under :attr:`path` is no longer the one this
         mailbox opened (a stat(); every write checks it, chores may call it between)."""
         try:
-            st = os.stat(self._path_text)  # ~1 us: a write costs ~50
+            st = os.stat(self._path_text)  # measured 1-4 us; a send costs 50-110 us
         except FileNotFoundError:
             raise errors.DatabaseReplaced(str(self.path), self._identity, None) from None
         if st.st_ino != self._identity[1] or st.st_dev != self._identity[0]:
