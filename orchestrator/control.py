@@ -66,6 +66,9 @@ async def serve_control(sup: Supervisor, mailbox: AsyncMailboxBackend, owner: st
                 ):
                     tg.start_soon(_handle, sup, mailbox, owner, message)
                 await mailbox.wait_for_messages(SUPERVISOR, 30.0)
+            except errors.DatabaseReplaced as exc:  # the supervisor stops the team
+                sup._abandon(exc)
+                return
             except errors.QueueError as exc:
                 if not failing:
                     log.warning("control_retrying", error=str(exc), retry_in_s=CONTROL_RETRY_S)
@@ -106,6 +109,8 @@ async def _answer(
             with contextlib.suppress(errors.LeaseLost):
                 await mailbox.ack([message.id], owner=owner)
             return
+        except errors.DatabaseReplaced:
+            return  # nothing more is written; the supervisor is stopping
         except errors.QueueError as exc:
             if attempt == 0:
                 log.warning("command_reply_retrying", message_id=message.id, error=str(exc))

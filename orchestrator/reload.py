@@ -167,6 +167,8 @@ async def _forget_agent(sup: Supervisor, name: str) -> None:
     del sup.slots[name]
     try:
         await sup.mailbox.unregister(name)  # from now on a send to it is refused
+    except errors.DatabaseReplaced as exc:
+        sup._abandon(exc)
     except errors.QueueError as exc:
         log.error("unregister_failed", agent=name, error=str(exc))
     await sup._fail_requests(
@@ -183,6 +185,8 @@ async def _register_agent(sup: Supervisor, name: str) -> None:
     spec = sup.roster.agents[name]
     try:
         await sup.mailbox.register(name, spec.description, state=slot.state.value)
+    except errors.DatabaseReplaced as exc:
+        sup._abandon(exc)
     except errors.QueueError as exc:
         log.error("register_failed", agent=name, error=str(exc))
 

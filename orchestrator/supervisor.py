@@ -23,14 +23,14 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors
+from orchestrator import errors, procid
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
-from orchestrator.mailbox import SUPERVISOR, AsyncMailbox
+from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailbox
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
 from orchestrator.runner import AgentRunner, SessionEnd
-from orchestrator.session_options import make_launcher
+from orchestrator.session_options import bundled_cli, make_launcher
 from orchestrator.states import AgentState, transition
 
 log = structlog.get_logger()
@@ -85,7 +85,9 @@ class Supervisor:
         self.only = only
         self.grace_s = grace_s
         self.watch_roster = watch_roster
-        self.instance = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        # Every lease this supervisor takes is owned by "<instance>:...": `up` recovers
+        # the leases of dead supervisors by this prefix (SUPERVISOR_OWNER_PREFIX).
+        self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.slots: dict[str, Slot] = {}
         self.mailbox: AsyncMailbox | None = None
         self._lock = SupervisorLock(roster.database)
@@ -97,6 +99,7 @@ class Supervisor:
         self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
         self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
         self._failing_chores: set[str] = set()
+        self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
     # --- running --------------------------------------------------------------
 
@@ -112,21 +115,29 @@ class Supervisor:
                 self.mailbox = mailbox
                 self._cli_path = await anyio.to_thread.run_sync(make_launcher)
                 await self._prepare(mailbox)
-                async with anyio.create_task_group() as tg:
-                    self._tg = tg
-                    tg.start_soon(self._signals)
-                    tg.start_soon(self._housekeeping)
-                    tg.start_soon(self._serve_control)
-                    if self.watch_roster:
-                        tg.start_soon(self._watch_roster)
-                    await self._start_layers()
-                    await self._stopping.wait()
-                    await self._shutdown()
-                    tg.cancel_scope.cancel()
                 try:
-                    await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
-                except errors.QueueError as exc:  # the lock file says no supervisor runs
-                    log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
+                    async with anyio.create_task_group() as tg:
+                        self._tg = tg
+                        tg.start_soon(self._signals)
+                        tg.start_soon(self._housekeeping)
+                        tg.start_soon(self._serve_control)
+                        if self.watch_roster:
+                            tg.start_soon(self._watch_roster)
+                        await self._start_layers()
+                        await self._stopping.wait()
+                        await self._shutdown()
+                        tg.cancel_scope.cancel()
+                except BaseExceptionGroup as group:  # a write met the replaced file first
+                    if group.subgroup(errors.DatabaseReplaced) is not group:
+                        raise
+                    self.replaced = self.replaced or _replaced_in(group)
+                if self.replaced is None:
+                    try:
+                        await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
+                    except errors.QueueError as exc:  # the lock file says no supervisor runs
+                        log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
+            if self.replaced is not None:
+                raise self.replaced
         finally:
             if self._cli_path:
                 _remove_launcher(self._cli_path)
@@ -154,9 +165,15 @@ class Supervisor:
 
     async def _prepare(self, mailbox: AsyncMailbox) -> None:
         await self._register_self(mailbox)
-        # Leases held by a previous supervisor's sessions can never be acked: requeue them now.
+        # Leases held by a dead supervisor's sessions can never be acked: requeue them now.
+        # Only those (we hold the team's lock, so no other supervisor lives); a live
+        # external consumer's lease is its own, and runs out by itself if it died.
         for owner in {m.lease_owner for m in await mailbox.list(status="leased", limit=100_000)}:
-            if owner and not owner.startswith(self.instance):
+            if (
+                owner
+                and owner.startswith(SUPERVISOR_OWNER_PREFIX)
+                and not owner.startswith(f"{self.instance}:")
+            ):
                 n = await mailbox.release(owner)
                 log.info("recovered_leases", owner=owner, messages=n)
         # `up AGENT…` starts those agents and what they depend on.
@@ -164,7 +181,7 @@ class Supervisor:
         for name, spec in self.roster.agents.items():
             info = await mailbox.agent(name)
             if info is not None and info.pid:
-                _kill_stale_cli(info.pid)
+                _kill_stale_cli(name, info.pid, info.meta.get("pid_start"))
             meta = dict(info.meta) if info else {}
             slot = Slot(name, stats={k: meta[k] for k in _STAT_KEYS if k in meta})
             slot.want_running = name in wanted
@@ -243,6 +260,8 @@ class Supervisor:
                 # Its row was deleted under us (`unregister`, SQL): the registry row of a
                 # roster agent is the supervisor's to keep, so it is written again.
                 await self._reregister(slot, meta, fields.get("pid"))
+        except errors.DatabaseReplaced as exc:  # the team stops; nothing more is written
+            self._abandon(exc)
         except errors.QueueError as exc:
             if slot.unrecorded is None:
                 log.warning("state_not_recorded", agent=slot.name, error=str(exc))
@@ -336,6 +355,10 @@ class Supervisor:
         try:
             end = await runner.run()
         except Exception as exc:
+            replaced = _replaced_in(exc)
+            if replaced is not None:  # not this agent's bug: the whole team stops
+                self._abandon(replaced)
+                return SessionEnd("error", replaced.reason)
             # A supervision boundary: one agent's bug must not take the team down; it counts
             # as a failed session and follows the restart policy.
             log.exception("session_crashed", agent=slot.name, error=repr(exc))
@@ -358,6 +381,8 @@ class Supervisor:
     async def _on_runner_event(self, slot: Slot, event: str, data: dict[str, Any]) -> None:
         if event == "ready":
             slot.stats["session_id"] = data.get("session_id") or slot.stats.get("session_id")
+            pid = data.get("pid")  # its start time tells a later `up` it is still this process
+            slot.stats["pid_start"] = procid.start_ticks(pid) if isinstance(pid, int) else None
             if slot.state == AgentState.STARTING:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
         elif event == "busy" and slot.state == AgentState.READY:
@@ -418,6 +443,8 @@ class Supervisor:
                 for m in await self.mailbox.list(status=status, recipient=name, limit=100_000):
                     if m.kind == "request" and await self.mailbox.fail_request(m.id, code, detail):
                         answered += 1
+        except errors.DatabaseReplaced as exc:
+            self._abandon(exc)
         except errors.QueueError as exc:
             log.error("requests_not_failed", agent=name, code=code, error=str(exc))
         if answered:
@@ -442,8 +469,18 @@ class Supervisor:
         """Sweep expired leases and TTLs, beat the hearts, re-record unwritten states.
         A chore the database refuses (another process holding the write lock past the
         busy timeout) is reported once and tried again at the next round (issue 16, A.2)."""
+        assert self.mailbox is not None
+        next_sweep = time.monotonic() + SWEEP_EVERY_S
         while True:
-            await anyio.sleep(SWEEP_EVERY_S)
+            await anyio.sleep(RELOAD_POLL_S)
+            try:
+                self.mailbox.check_file()
+            except errors.DatabaseReplaced as exc:
+                self._abandon(exc)
+                return
+            if time.monotonic() < next_sweep:
+                continue
+            next_sweep = time.monotonic() + SWEEP_EVERY_S
             await self._chore("sweep", self._sweep)
             await self._chore("heartbeat", self._heartbeats)
             for slot in list(self.slots.values()):
@@ -472,6 +509,8 @@ class Supervisor:
     async def _chore(self, name: str, chore: Callable[[], Awaitable[None]]) -> None:
         try:
             await chore()
+        except errors.DatabaseReplaced as exc:
+            self._abandon(exc)
         except errors.QueueError as exc:
             if name not in self._failing_chores:
                 log.warning("chore_failed", chore=name, error=str(exc), retry_in_s=SWEEP_EVERY_S)
@@ -492,6 +531,15 @@ class Supervisor:
                 except Exception as exc:  # a reload must never end the team
                     log.exception("reload_crashed", error=repr(exc))
                     self.watch_fingerprint = now
+
+    def _abandon(self, exc: errors.DatabaseReplaced) -> None:
+        """The database left its path (deleted, or a file moved over it): stop at once
+        (no grace: nothing can be acked), writing nothing more, and say why."""
+        if self.replaced is None:
+            self.replaced = exc
+            log.error("database_replaced", database=exc.path, reason=exc.reason)
+        self.grace_s = 0.0
+        self.stop()
 
     async def _serve_control(self) -> None:
         assert self.mailbox is not None
@@ -538,12 +586,27 @@ def _remove_launcher(path: str) -> None:
         p.parent.rmdir()
 
 
-def _kill_stale_cli(pid: int) -> None:
-    """A claude process left by a supervisor that died without the parent-death signal."""
+def _replaced_in(exc: BaseException) -> errors.DatabaseReplaced | None:
+    """The DatabaseReplaced that ``exc`` is or holds (task groups wrap errors)."""
+    if isinstance(exc, errors.DatabaseReplaced):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _replaced_in(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _kill_stale_cli(agent: str, pid: int, recorded_start: object) -> None:
+    """A claude process left by a supervisor that died without the parent-death signal:
+    killed only if it is provably that process (procid), never on the pid alone."""
+    why_not = procid.is_leftover_cli(pid, recorded_start, bundled_cli())
+    if why_not is not None:
+        log.info("stale_pid_left_alone", agent=agent, pid=pid, reason=why_not)
+        return
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"claude" in cmdline and os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
-            log.warning("killed_stale_cli", pid=pid)
-    except (OSError, ProcessLookupError):
-        pass
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        return
+    log.warning("killed_stale_cli", agent=agent, pid=pid)
