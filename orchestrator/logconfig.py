@@ -160,6 +160,7 @@ class _Router:
         self._sizes: dict[str, int] = {}  # characters written to each file (rotation check)
         self._dropped: dict[str, int] = {}  # lines lost per file that cannot be written
         self._reported = False  # a write failure is on stderr, and nothing got through since
+        self._closed = False
         self._lock = threading.Lock()
         self.body_width = 160
 
@@ -198,6 +199,10 @@ class _Router:
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
         line = json.dumps(event, default=str, ensure_ascii=False)
         with self._lock:
+            if self._closed:
+                # shutdown() closed us, but structlog keeps its processors: a late event
+                # (a library's warning) must not reopen files nobody will close again.
+                raise structlog.DropEvent
             if self.logs_dir is not None:
                 self._write(SUPERVISOR_LOG, line)
                 agent = event.get("agent")
@@ -271,6 +276,7 @@ class _Router:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for handler in self._files.values():
                 handler.close()
             self._files.clear()
