@@ -1,9 +1,10 @@
 """Path globs for ``owns:`` and the path part of ``approve:`` rules. Pure functions.
 
 The syntax, as the README gives it: ``*`` matches within one path segment,
-``**`` matches across segments (any depth, ``/`` included; ``**/`` also matches no folder at all), ``?`` one character
-of a segment, and a pattern ending in ``/`` means everything under that folder
-(``src/`` is ``src/**``). Patterns are compared against absolute, resolved paths
+``**`` matches across segments (any depth, ``/`` included; ``**/`` also
+matches no folder at all), ``?`` one character of a segment, and a pattern
+ending in ``/`` means everything under that folder (``src/`` is ``src/**``).
+Patterns are compared against absolute, resolved paths
 (:func:`absolute_pattern` anchors a relative pattern at the agent's folder).
 
 :func:`overlap` decides whether two patterns can match one same path: the roster
@@ -44,7 +45,7 @@ def absolute_pattern(pattern: str, folder: str) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _regex(pattern: str) -> re.Pattern[str]:
-    out = []
+    out: list[str] = []
     tokens = _TOKEN.findall(pattern)
     for i, token in enumerate(tokens):
         if token == "/" and i > 0 and tokens[i - 1] == _ANY_DEPTH and out[-1] == "(?:.*/)?":

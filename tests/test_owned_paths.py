@@ -49,7 +49,8 @@ def test_glob_overlap_is_exact(a: str, b: str, expected: bool) -> None:
 def test_folder_pattern_means_everything_under_it() -> None:
     """`docs/` owns docs/a and docs/x/y but not docsy/a."""
     pattern = globs.absolute_pattern("docs/", "/r")
-    assert globs.matches(pattern, "/r/docs/a") and globs.matches(pattern, "/r/docs/x/y")
+    assert globs.matches(pattern, "/r/docs/a")
+    assert globs.matches(pattern, "/r/docs/x/y")
     assert not globs.matches(pattern, "/r/docsy/a")
 
 
@@ -78,7 +79,8 @@ def test_owns_pattern_with_dotdot_is_refused(tmp_path: Path) -> None:
     problems = roster_problems(
         tmp_path, "agents:\n  a:\n    prompt: p\n    owns: [../elsewhere/**]\n"
     )
-    assert len(problems) == 1 and "may not contain '..'" in problems[0]
+    assert len(problems) == 1
+    assert "may not contain '..'" in problems[0]
     assert ":4: key 'agents.a.owns'" in problems[0]
 
 
