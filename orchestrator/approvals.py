@@ -7,7 +7,10 @@ call. The answer is the request's reply: ``{"approval": "granted"}`` or
 ``{"approval": "denied", "reason": ...}`` from ``octy-orchestrate approve/deny``,
 or a text starting with "approve"/"yes" from an agent or a script. No answer
 within ``approval_timeout`` is a denial with that reason (the request is then
-answered ``timeout`` and leaves the pending list).
+answered ``timeout`` and goes to the dead letters).
+
+This module is the operator's side (``approvals``, ``approve``, ``deny``) and
+the shapes both sides share; the agent's side is :mod:`orchestrator.approval_wait`.
 
 Because it is a queue request, a pending approval outlives the supervisor: after
 a restart the redelivered turn makes the same call, and the same request (same
@@ -19,16 +22,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import structlog
-
 from orchestrator import errors
-from orchestrator.mailbox import AsyncMailboxBackend, Message
-from orchestrator.relay import Turn, text_of
-
-log = structlog.get_logger()
+from orchestrator.mailbox import USER, Mailbox, Message
 
 GRANTED, DENIED = "granted", "denied"
 _YES = ("approve", "approved", "yes", "allow", "granted", "ok")
@@ -55,7 +54,7 @@ def answer_of(reply: Message) -> tuple[bool, str]:
         if body["approval"] == GRANTED:
             return True, f"approved by {reply.sender}" + (f": {reason}" if reason else "")
         return False, f"denied by {reply.sender}" + (f": {reason}" if reason else "")
-    text = text_of(body).strip()
+    text = (body if isinstance(body, str) else json.dumps(body)).strip()
     first = text.split(maxsplit=1)[0].strip(".,:;!").lower() if text else ""
     if first in _YES:
         return True, f"approved by {reply.sender}: {text}"
@@ -67,93 +66,64 @@ def key_of(agent: str, tool: str, tool_input: dict[str, Any], cause_id: str | No
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-class Approvals:
-    """Asks one agent's approver and waits, as the agent's :class:`Policy` decides."""
+@dataclass(frozen=True)
+class Pending:
+    id: str
+    agent: str
+    approver: str
+    tool: str
+    input: Any
+    subagent: str | None
+    age_s: float
+    expires_in_s: float
 
-    def __init__(
-        self,
-        agent: str,
-        mailbox: AsyncMailboxBackend,
-        settings: Callable[[], tuple[str, float]],  # (approver, timeout_s), read per call
-        turn: Callable[[], Turn | None],
-        on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
-    ) -> None:
-        self.agent = agent
-        self.mailbox = mailbox
-        self.settings = settings
-        self.turn = turn
-        self.on_event = on_event
-        self.log = log.bind(agent=agent)
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
-    async def decide(
-        self, tool: str, tool_input: dict[str, Any], subagent: str | None
-    ) -> tuple[bool, str]:
-        approver, timeout_s = self.settings()
-        turn = self.turn()
-        cause = turn.cause_id if turn else None
-        key = key_of(self.agent, tool, tool_input, cause)
-        request = await self._existing(approver, key, timeout_s)
-        if request is None:
-            body = {
-                "approval": {
-                    "key": key,
-                    "agent": self.agent,
-                    "subagent": subagent,
-                    "tool": tool,
-                    "input": tool_input,
-                    "cause_id": cause,
-                    "timeout_s": timeout_s,
-                },
-                "text": f"'{self.agent}' asks to run {tool} {json.dumps(tool_input)[:2000]}. "
-                "Answer 'approve', or 'deny: <reason>'.",
-            }
-            request = await self.mailbox.request(
-                self.agent, approver, body, cause_id=cause, ttl_s=timeout_s
-            )
-            self.log.info(
-                "approval_requested", request_id=request.id, tool=tool, input=tool_input,
-                approver=approver, subagent=subagent, cause_id=cause,
-            )
-        else:
-            self.log.info("approval_resumed", request_id=request.id, tool=tool)
-        granted, reason = await self._wait(request, timeout_s, turn)
-        event = "approval_granted" if granted else "approval_denied"
-        self.log.info(event, request_id=request.id, tool=tool, reason=reason, subagent=subagent)
-        return granted, reason
 
-    async def _existing(self, approver: str, key: str, timeout_s: float) -> Message | None:
-        """The same approval asked before (a redelivered turn after a restart)."""
-        for m in await self.mailbox.list(sender=self.agent, recipient=approver, limit=500):
-            fields = approval_of(m)
-            if fields is not None and fields.get("key") == key:
-                return m
-        return None
+def pending(db: Path) -> list[Pending]:
+    """Approvals nobody has answered yet, oldest first (past their timeout: left out,
+    their agent denies them)."""
+    now = time.time()
+    found = []
+    with Mailbox(db, create=False) as mb:
+        for status in ("pending", "leased"):
+            for m in mb.list(status=status, limit=100_000):
+                fields = approval_of(m)
+                if fields is None or mb.find_reply(m.id) is not None:
+                    continue
+                left = m.created_at + float(fields.get("timeout_s") or 0) - now
+                if left <= 0:
+                    continue
+                found.append(
+                    Pending(m.id, m.sender, m.recipient, str(fields.get("tool")),
+                            fields.get("input"), fields.get("subagent"),
+                            round(now - m.created_at, 1), round(left, 1))
+                )
+    return sorted(found, key=lambda p: -p.age_s)
 
-    async def _wait(
-        self, request: Message, timeout_s: float, turn: Turn | None
-    ) -> tuple[bool, str]:
-        reply = await self.mailbox.find_reply(request.id)
-        if reply is not None:
-            return answer_of(reply)
-        left = request.created_at + timeout_s - time.time()
-        await self.on_event("blocked", {"reason": "approval", "request_id": request.id})
-        if turn is not None:
-            turn.asks_in_flight += 1  # waiting on a person is not a hung turn
+
+def answer(db: Path, request_id: str, *, granted: bool, reason: str = "",
+           sender: str = USER) -> Message:
+    """Grant or deny one pending approval (as ``sender``)."""
+    with Mailbox(db, create=False) as mb:
         try:
-            if left > 0:
-                reply = await self.mailbox.wait_for_reply(request.id, left)
-                return answer_of(reply)
-        except errors.RequestTimeout:
-            pass
-        except errors.RequestFailed as exc:
-            return False, f"no approval: {exc.code} ({exc})"
-        finally:
-            if turn is not None:
-                turn.asks_in_flight -= 1
-            await self.on_event("unblocked", {"request_id": request.id})
-        why = f"no answer from the approver within {timeout_s:g}s: denied"
-        if not await self.mailbox.fail_request(request.id, errors.RequestTimeout.code, why):
-            late = await self.mailbox.find_reply(request.id)  # answered just now
-            if late is not None:
-                return answer_of(late)
-        return False, why
+            request = mb.get(request_id)
+        except errors.MessageNotFound:
+            raise errors.ApprovalNotFound(
+                request_id, f"no message '{request_id}'; `octy-orchestrate approvals` lists "
+                "the pending ones"
+            ) from None
+        if approval_of(request) is None:
+            raise errors.ApprovalNotFound(request_id, f"'{request_id}' is not an approval request")
+        body: dict[str, Any] = {"approval": GRANTED if granted else DENIED}
+        if reason:
+            body["reason"] = reason
+        try:
+            return mb.reply(request_id, sender, body)
+        except errors.AlreadyReplied:
+            earlier = mb.find_reply(request_id)
+            said = answer_of(earlier)[1] if earlier else "answered"
+            raise errors.ApprovalNotFound(
+                request_id, f"approval '{request_id}' was already answered ({said})"
+            ) from None

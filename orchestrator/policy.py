@@ -28,7 +28,7 @@ import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
 from orchestrator import globs, workspaces
-from orchestrator.approvals import Approvals
+from orchestrator.approval_wait import Approvals
 from orchestrator.errors import OrchestratorError
 from orchestrator.mailbox import AsyncMailboxBackend
 from orchestrator.relay import Relay
