@@ -133,6 +133,10 @@ def with_policy(
         ]
     if spec.subagents:
         options.agents = agent_definitions(spec)
+        # The CLI starts subagents in the background by default (seen on 2.1.332: "Async
+        # agent launched"): the turn then ends before the subagent answers, and its result
+        # arrives later as a turn nobody delivered. In the foreground it is part of the turn.
+        options.env = {"CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1", **options.env}
         if "Agent" not in options.allowed_tools:
             options.allowed_tools.append("Agent")  # the tool that starts a subagent
     return options

@@ -24,5 +24,6 @@ def agent_definitions(spec: AgentSpec) -> dict[str, AgentDefinition]:
             prompt=sub.prompt,
             tools=[*tools, *(t for t in TOOL_NAMES if t not in tools)],
             model=sub.model,
+            background=False,
         )
     return definitions
