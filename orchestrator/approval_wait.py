@@ -95,7 +95,7 @@ class Approvals:
     ) -> tuple[bool, str]:
         reply = await self.mailbox.find_reply(request.id)
         if reply is not None:
-            return answer_of(reply)
+            return answer_of(reply, request)
         left = request.created_at + timeout_s - time.time()
         self._waiting += 1
         if self._waiting == 1:
@@ -105,7 +105,7 @@ class Approvals:
         try:
             if left > 0:
                 reply = await self.mailbox.wait_for_reply(request.id, left)
-                return answer_of(reply)
+                return answer_of(reply, request)
         except errors.RequestTimeout:
             pass
         except errors.RequestFailed as exc:
@@ -120,5 +120,5 @@ class Approvals:
         if not await self.mailbox.fail_request(request.id, errors.RequestTimeout.code, why):
             late = await self.mailbox.find_reply(request.id)  # answered just now
             if late is not None:
-                return answer_of(late)
+                return answer_of(late, request)
         return False, why

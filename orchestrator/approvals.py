@@ -42,8 +42,14 @@ def approval_of(message: Message) -> dict[str, Any] | None:
     return fields if isinstance(fields, dict) else None
 
 
-def answer_of(reply: Message) -> tuple[bool, str]:
-    """(granted, reason) from an approver's reply, whatever shape it took."""
+def answer_of(reply: Message, request: Message | None = None) -> tuple[bool, str]:
+    """(granted, reason) from an approver's reply, whatever shape it took. Given the
+    request, only its approver or ``user`` (the operator) can grant it."""
+    if request is not None and reply.sender not in (request.recipient, USER) and not reply.error:
+        return False, (
+            f"denied: answered by '{reply.sender}', who is not the approver "
+            f"('{request.recipient}')"
+        )
     if reply.error:
         return False, f"no approval: {reply.error}" + (
             f" ({reply.error_detail})" if reply.error_detail else ""
@@ -116,6 +122,11 @@ def answer(db: Path, request_id: str, *, granted: bool, reason: str = "",
             ) from None
         if approval_of(request) is None:
             raise errors.ApprovalNotFound(request_id, f"'{request_id}' is not an approval request")
+        if sender not in (USER, request.recipient):
+            raise errors.ApprovalNotFound(
+                request_id, f"'{sender}' cannot answer approval '{request_id}': it asks "
+                f"'{request.recipient}' (or the user)"
+            )
         body: dict[str, Any] = {"approval": GRANTED if granted else DENIED}
         if reason:
             body["reason"] = reason
