@@ -165,6 +165,17 @@ class Policy:
                                            timeout=timeout)]}
 
     async def pre_tool_use(
+        self, data: HookInput, tool_use_id: str | None, context: HookContext
+    ) -> HookJSONOutput:
+        try:
+            return await self._decide(data, tool_use_id, context)
+        except (OrchestratorError, OSError, ValueError) as exc:
+            # Fail closed: a check that could not be made must not let the call through.
+            self.log.error("policy_failed", tool=dict(data).get("tool_name"), error=str(exc))
+            return _deny(f"the call was not checked ({exc}), so it was not made; try again "
+                         "later or ask the user")
+
+    async def _decide(
         self, data: HookInput, _tool_use_id: str | None, _context: HookContext
     ) -> HookJSONOutput:
         raw: dict[str, Any] = dict(data)
