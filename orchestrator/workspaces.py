@@ -33,8 +33,8 @@ _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 def slug(name: str) -> str:
     """A team name as one safe path segment and ref component."""
-    cleaned = _UNSAFE.sub("-", name.lower()).strip("-.")
-    return cleaned or "team"
+    cleaned = re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", name.lower())).strip("-.")
+    return cleaned.removesuffix(".lock") or "team"  # git refuses '..' and '.lock' in refs
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,9 @@ def ensure(tree: Worktree) -> Worktree:
         )
     _exclude(tree.repo)
     tree.path.parent.mkdir(parents=True, exist_ok=True)
-    gitcmd.run(["worktree", "prune"], tree.repo)  # a folder deleted by hand: forget it first
+    # A worktree folder deleted by hand: git still knows it (locked, so prune keeps it).
+    gitcmd.run(["worktree", "unlock", str(tree.path)], tree.repo, check=False)
+    gitcmd.run(["worktree", "prune"], tree.repo)
     if gitcmd.is_branch(tree.repo, tree.branch):  # removed earlier, branch kept: reuse it
         gitcmd.run(["worktree", "add", str(tree.path), tree.branch], tree.repo)
     else:

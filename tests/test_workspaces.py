@@ -179,3 +179,27 @@ def test_two_agents_in_worktrees_edit_one_file_then_merge_and_conflict(
     assert cli(tmp_path, "workspaces", "remove", "beta", "--force").returncode == 0
     assert not (trees / "beta").exists()
     assert git(repo, "rev-parse", "octy/testteam/beta")  # the branch, and its work, stay
+
+
+def test_a_worktree_deleted_by_hand_is_made_again_on_the_same_branch(tmp_path: Path) -> None:
+    """The folder is gone (rm -rf) but the branch holds the agent's commits: the next start
+    makes the worktree again on that branch, its work intact; a team name git would refuse
+    in a ref is made safe."""
+    from orchestrator import workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    (tmp_path / "agents.yaml").write_text(
+        "name: My Team..v2\nagents:\n  a: {prompt: p, cwd: repo, workspace: worktree}\n"
+    )
+    roster = load_roster(tmp_path / "agents.yaml", {})
+    folder = workspaces.agent_folder(roster.agents["a"], roster)
+    assert folder == repo / ".octy" / "worktrees" / "my-team.v2" / "a"
+    (folder / "work.txt").write_text("kept\n")
+    git(folder, "add", "work.txt")
+    git(folder, "commit", "-qm", "agent work")
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+    again = workspaces.agent_folder(roster.agents["a"], roster)
+    assert again == folder
+    assert (folder / "work.txt").read_text() == "kept\n"
+    assert git(folder, "rev-parse", "--abbrev-ref", "HEAD") == "octy/my-team.v2/a"
+    assert "locked" in git(repo, "worktree", "list")
