@@ -40,6 +40,9 @@ class Approvals:
         self.on_event = on_event
         self.log = log.bind(agent=agent)
         self._waiting = 0  # approvals this session waits on (parallel tool calls)
+        # Answers this session already acted on: the same call again in the same turn asks
+        # afresh. (A new session, after a restart, may use an answer given meanwhile.)
+        self._used: set[str] = set()
 
     async def decide(
         self, tool: str, tool_input: dict[str, Any], subagent: str | None
@@ -77,6 +80,7 @@ class Approvals:
             )
         else:
             self.log.info("approval_resumed", request_id=request.id, tool=tool)
+        self._used.add(request.id)
         granted, reason = await self._wait(request, timeout_s, turn)
         event = "approval_granted" if granted else "approval_denied"
         self.log.info(event, request_id=request.id, tool=tool, reason=reason, subagent=subagent)
@@ -86,7 +90,7 @@ class Approvals:
         """The same approval asked before (a redelivered turn after a restart)."""
         for m in await self.mailbox.list(sender=self.agent, recipient=approver, limit=500):
             fields = approval_of(m)
-            if fields is not None and fields.get("key") == key:
+            if fields is not None and fields.get("key") == key and m.id not in self._used:
                 return m
         return None
 

@@ -224,3 +224,33 @@ def test_only_the_approver_or_the_user_may_answer(tmp_path: Path) -> None:
     assert answer_of(forged, request) == (
         False, "denied: answered by 'mallory', who is not the approver ('reviewer')"
     )
+
+
+@pytest.mark.cli
+def test_the_same_call_again_in_one_turn_asks_again(team: TeamFactory, tmp_path: Path) -> None:
+    """Denied, the model tries the very same call again in the same turn: that is a new
+    question (a new approval), not the old denial replayed; approving it runs the call."""
+    t = team(
+        [
+            {"agent": agent_rule("alpha"), "tool_result": r"DEPLOYED-(\w+)", "text": "done {1}"},
+            {
+                "agent": agent_rule("alpha"),
+                "tool_result": "denied by user",
+                "times": 1,
+                "tool_use": {"name": "Bash", "input": {"command": "echo DEPLOYED-again"}},
+            },
+            *deploy_rules("alpha")[1:],
+        ],
+        {"alpha": {"tools": ["Bash"], "approve": ["Bash"]}},
+    )
+    t.up()
+    t.wait_ready("alpha")
+    request = t.request("alpha", "deploy again")
+    (first,) = wait_pending(t)
+    assert cli(tmp_path, "deny", first["id"]).returncode == 0
+    second = t.wait_for(
+        lambda: [r for r in pending(t) if r["id"] != first["id"]], 60, "a second approval"
+    )[0]
+    assert cli(tmp_path, "approve", second["id"]).returncode == 0
+    with t.mailbox() as mb:
+        assert mb.wait_for_reply(request.id, 60).body == "done again"
