@@ -92,7 +92,7 @@ def pending(db: Path) -> list[Pending]:
     their agent denies them)."""
     now = time.time()
     found = []
-    with Mailbox(db, create=False) as mb:
+    with Mailbox(db, readonly=True) as mb:  # a read verb: no write lock, no migration
         for status in ("pending", "leased"):
             for m in mb.list(status=status, limit=100_000):
                 fields = approval_of(m)
