@@ -1,0 +1,194 @@
+"""`octy-orchestrate top`: the team on one screen, refreshed about once a second.
+
+Reading (the database, the logs, /proc) happens in a worker thread, one refresh at a
+time, so a slow disk never freezes the keys; commands (restart, stop, start) go
+through :func:`orchestrator.control.send_command`, as the CLI verbs do, after a
+confirmation, in a thread too (a supervisor may take seconds to acknowledge).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Input
+
+from orchestrator import errors
+from orchestrator.tui.data import AgentRow, Event, Snapshot, TeamSource, clean
+from orchestrator.tui.widgets import (
+    AgentTable,
+    ConfirmScreen,
+    EventPane,
+    FilterInput,
+    LogScreen,
+    TeamLine,
+    TextScreen,
+    help_lines,
+)
+
+REFRESH_S = 1.0
+_VERBS = {"restart": "Restart", "stop": "Stop", "start": "Start"}
+
+
+class TopApp(App[None]):
+    TITLE = "octy-orchestrate top"
+    CSS = """
+    TeamLine { height: auto; }
+    AgentTable { height: auto; max-height: 50%; }
+    EventPane { height: 1fr; border-top: solid $primary; }
+    #filter { dock: bottom; display: none; }
+    #filter.shown { display: block; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit"),
+        Binding("l", "log", "log"),
+        Binding("t", "trace", "trace"),
+        Binding("r", "command('restart')", "restart"),
+        Binding("s", "command('stop')", "stop"),
+        Binding("S", "command('start')", "start"),
+        Binding("slash", "filter", "filter", key_display="/"),
+        Binding("question_mark", "help", "help", key_display="?"),
+        Binding("j", "cursor(1)", show=False),
+        Binding("k", "cursor(-1)", show=False),
+    ]
+
+    def __init__(self, source: TeamSource, *, refresh_s: float = REFRESH_S) -> None:
+        super().__init__()
+        self.source = source
+        self.refresh_s = refresh_s
+        self.snapshot: Snapshot | None = None
+        self.only = ""
+        self.last_outcome = ""
+
+    def compose(self) -> ComposeResult:
+        yield TeamLine(id="team")
+        yield AgentTable(id="agents")
+        yield EventPane(id="events")
+        yield FilterInput(placeholder="filter by agent name (Enter applies, empty clears)")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(AgentTable).focus()
+        self.refresh_data()
+        self.set_interval(self.refresh_s, self.refresh_data)
+
+    def on_unmount(self) -> None:
+        self.source.close()
+
+    # --- refresh -------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
+    def refresh_data(self) -> None:
+        try:
+            events = self.source.events()  # first: the team's name is in its log
+            snapshot = self.source.snapshot()
+        except errors.OrchestratorError as exc:
+            self.call_from_thread(self.notify, clean(str(exc)), severity="error")
+            return
+        except OSError as exc:  # the database went away, a log folder unreadable...
+            self.call_from_thread(self.notify, clean(str(exc)), severity="error")
+            return
+        except Exception as exc:  # sqlite3.Error and the like: keep showing the last view
+            self.call_from_thread(self.notify, clean(repr(exc)), severity="error")
+            return
+        self.call_from_thread(self._show, snapshot, events)
+
+    def _show(self, snapshot: Snapshot, events: list[Event]) -> None:
+        self.snapshot = snapshot
+        live = snapshot.team.supervisor_pid is not None
+        rows = [a for a in snapshot.agents if not self.only or self.only in a.name]
+        self.query_one(TeamLine).show(snapshot.team, len(snapshot.agents))
+        self.query_one(AgentTable).show(rows, live)
+        self.query_one(EventPane).add(events)
+
+    # --- keys ------------------------------------------------------------------------
+
+    def _selected(self) -> str | None:
+        name = self.query_one(AgentTable).selected()
+        if name is None:
+            self.notify("no agent selected", severity="warning")
+        return name
+
+    def action_cursor(self, step: int) -> None:
+        table = self.query_one(AgentTable)
+        table.move_cursor(row=max(0, table.cursor_row + step))
+
+    def action_log(self) -> None:
+        name = self._selected()
+        if name:
+            self.push_screen(LogScreen(name, self.source.agent_log(name)))
+
+    def action_trace(self) -> None:
+        name = self._selected()
+        if name and self.snapshot:
+            row = next((a for a in self.snapshot.agents if a.name == name), None)
+            if row is not None:
+                self._open_trace(row)
+
+    @work(thread=True, exclusive=True, group="trace", exit_on_error=False)
+    def _open_trace(self, row: AgentRow) -> None:
+        try:
+            request = self.source.request_of(row)
+            if request is None:
+                self.call_from_thread(
+                    self.notify, f"{row.name} has no request to trace yet", severity="warning"
+                )
+                return
+            lines = self.source.trace_lines(request)
+        except errors.OrchestratorError as exc:
+            self.call_from_thread(self.notify, clean(str(exc)), severity="error")
+            return
+        title = f" trace of {request} ({row.name}; q closes)"
+        self.call_from_thread(self.push_screen, TextScreen(title, lines, screen_id="trace"))
+
+    def action_command(self, command: str) -> None:
+        name = self._selected()
+        if not name:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"{command} {name}: sent to the supervisor…")
+                self._run_command(command, name)
+
+        self.push_screen(ConfirmScreen(f"{_VERBS[command]} agent '{name}'?"), answered)
+
+    @work(thread=True, group="command", exit_on_error=False)
+    def _run_command(self, command: str, name: str) -> None:
+        outcome = self.source.command(command, name)
+        self.last_outcome = outcome
+        severity = "information" if outcome.endswith(": ok") else "error"
+        self.call_from_thread(self.notify, outcome, severity=severity)
+        self.call_from_thread(self.refresh_data)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = self.only
+        box.add_class("shown")
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.only = event.value.strip()
+        self._close_filter()
+        self.query_one(EventPane).refilter(self.only)
+        if self.snapshot is not None:
+            self._show(self.snapshot, [])
+
+    def on_filter_input_cancelled(self, _: FilterInput.Cancelled) -> None:
+        self._close_filter()
+
+    def _close_filter(self) -> None:
+        self.query_one("#filter", Input).remove_class("shown")
+        self.query_one(AgentTable).focus()
+        self.sub_title = f"filter: {self.only}" if self.only else ""
+
+    def action_help(self) -> None:
+        title = " octy-orchestrate top: keys and columns (q closes)"
+        self.push_screen(TextScreen(title, help_lines(), screen_id="help"))
+
+
+def run(source: TeamSource, *, refresh_s: float = REFRESH_S) -> int:
+    TopApp(source, refresh_s=refresh_s).run()
+    return 0

@@ -1,0 +1,303 @@
+"""The pieces of `top`'s screen: the team line, the agent table, the event pane, and the
+screens opened over them (confirmation, a log, a trace, help)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Input, RichLog, Static
+
+from orchestrator import logview
+from orchestrator.tui.data import AgentRow, Event, TeamStatus, render_event
+
+# Known states and their colours; a state the registry holds that is not here (a new
+# one) is shown as it is, uncoloured. NO_COLOR: Textual draws everything monochrome.
+STATE_STYLES = {
+    "ready": "green",
+    "busy": "bold cyan",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "backoff": "bold yellow",
+    "failed": "bold red",
+    "stopped": "dim",
+    "paused": "magenta",
+    "blocked": "bold magenta",
+    "stale": "dim red",
+    "registered": "blue",
+    "running": "green",
+}
+
+COLUMNS = (
+    ("agent", "AGENT"),
+    ("state", "STATE"),
+    ("pid", "PID"),
+    ("uptime", "UP"),
+    ("restarts", "RST"),
+    ("pending", "PEND"),
+    ("in_flight", "IN-FLIGHT"),
+    ("age", "AGE"),
+    ("turns", "TURNS"),
+    ("tokens", "TOKENS"),
+    ("cost", "COST"),
+    ("cpu", "CPU%"),
+    ("mem", "MEM"),
+)
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            return f"{value:.0f}{unit}" if unit in ("B", "K") else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}G"  # pragma: no cover - the loop returns
+
+
+def count(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
+
+
+def state_cell(row: AgentRow, live: bool) -> Text:
+    label = row.state if not row.reason else f"{row.state} ({row.reason})"
+    style = STATE_STYLES.get(row.state, "") if live else "dim italic"
+    return Text(label, style=style)
+
+
+def cells(row: AgentRow, live: bool) -> list[str | Text]:
+    flight = "-"
+    if row.in_flight:  # the id's last 8 characters (its random part); `t` shows it whole
+        more = len(row.in_flight) - 1
+        flight = row.in_flight[0][-8:] + (f"+{more}" if more else "")
+    return [
+        Text(row.name, style="bold" if live else "dim"),
+        state_cell(row, live),
+        str(row.pid or "-"),
+        duration(row.uptime_s),
+        str(row.restarts),
+        str(row.pending),
+        flight,
+        duration(row.in_flight_age_s),
+        str(row.turns),
+        count(row.tokens),
+        f"${row.cost_usd:.4f}",
+        "-" if row.cpu_pct is None else f"{row.cpu_pct:.1f}",
+        size(row.rss_bytes),
+    ]
+
+
+class AgentTable(DataTable[str | Text]):
+    """One row per participant, keyed by name; updated in place so the cursor stays."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = False
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def show(self, rows: Iterable[AgentRow], live: bool) -> None:
+        rows = list(rows)
+        names = [r.name for r in rows]
+        current = [k.value for k in self.rows]
+        if names != current:
+            selected = self.selected()
+            self.clear()
+            for r in rows:
+                self.add_row(*cells(r, live), key=r.name)
+            if selected in names:
+                self.move_cursor(row=names.index(selected))
+            return
+        for r in rows:
+            for (key, _), value in zip(COLUMNS, cells(r, live), strict=True):
+                self.update_cell(r.name, key, value)
+
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        return key.value
+
+
+class TeamLine(Static):
+    def show(self, team: TeamStatus, agents: int) -> None:
+        t = Text()
+        t.append(f" {team.name} ", style="bold reverse")
+        if team.supervisor_pid:
+            t.append(f" supervisor pid {team.supervisor_pid}", style="green")
+            t.append(f" up {duration(team.supervisor_uptime_s)}")
+        else:
+            seen = (
+                datetime.fromtimestamp(team.last_known_at).strftime("%Y-%m-%d %H:%M:%S")
+                if team.last_known_at
+                else "never"
+            )
+            t.append(" supervisor NOT RUNNING", style="bold red")
+            t.append(f" - last known states, as of {seen}")
+        t.append(f" | {agents} agents | queue {team.pending}")
+        t.append(f" ({team.in_flight} in flight) | dead ")
+        t.append(str(team.dead), style="bold red" if team.dead else "")
+        t.append(f" | ${team.cost_usd:.4f}")
+        if team.roster_warning:
+            t.append(f"\n {team.roster_warning}", style="bold yellow")
+        self.update(t)
+
+
+class EventPane(RichLog):
+    """What `logs -f` prints, newest at the bottom; ``only`` filters by agent name."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_lines=2000, wrap=False, markup=False, highlight=False, **kwargs)  # type: ignore[arg-type]
+        self.kept: list[Event] = []
+        self.only = ""
+
+    def add(self, events: Iterable[Event]) -> None:
+        for e in events:
+            self.kept.append(e)
+            if self._matches(e):
+                self.write(Text.from_ansi(e.line))
+        del self.kept[:-2000]
+
+    def refilter(self, only: str) -> None:
+        self.only = only
+        self.clear()
+        for e in self.kept:
+            if self._matches(e):
+                self.write(Text.from_ansi(e.line))
+
+    def _matches(self, e: Event) -> bool:
+        return not self.only or any(self.only in n for n in e.names)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """``y`` confirms, anything else in the bindings cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "yes"),
+        Binding("n,escape,q", "answer(False)", "no"),
+    ]
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Static { width: auto; max-width: 70; border: heavy $warning; padding: 1 2; }
+    """
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"{self.question}  [y/N]"))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class TextScreen(Screen[None]):
+    """A full-screen text (help, a trace): scroll with the arrows, ``q``/Esc closes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q,escape", "close", "close")]
+
+    def __init__(self, title: str, lines: Iterable[str], *, screen_id: str) -> None:
+        super().__init__(id=screen_id)
+        self.heading = title
+        self.lines = list(lines)
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.heading, style="bold reverse"))
+            yield RichLog(wrap=True, markup=False, highlight=False, id="text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        log = self.query_one("#text", RichLog)
+        for line in self.lines:
+            log.write(Text(line))
+        log.scroll_home(animate=False)
+
+    def action_close(self) -> None:
+        self.app.pop_screen()
+
+
+class LogScreen(TextScreen):
+    """An agent's own log (``l``), followed while open."""
+
+    def __init__(self, agent: str, follower: logview.FileFollower, tail: int = 500) -> None:
+        super().__init__(f" log of {agent} (q closes)", [], screen_id="log")
+        self.follower = follower
+        self.tail = tail
+
+    def on_mount(self) -> None:
+        self._write(self.follower.history()[-self.tail :])
+        self.set_interval(1.0, self._poll)
+
+    def _poll(self) -> None:
+        self._write(self.follower.poll())
+
+    def _write(self, lines: list[logview.LogLine]) -> None:
+        log = self.query_one("#text", RichLog)
+        for line in lines:
+            log.write(Text.from_ansi(render_event(line).line))
+
+    def on_unmount(self) -> None:
+        self.follower.close()
+
+
+HELP = """\
+Keys
+  ↑ ↓ / k j     select an agent
+  l             the selected agent's log (followed; q closes)
+  t             trace of the selected agent's request: the one in flight, else its latest
+  r / s / S     restart / stop / start the selected agent (asks first; sent through the
+                team's database to the supervisor, as `octy-orchestrate restart` does)
+  /             filter agents and events by name (Enter applies, empty clears, Esc cancels)
+  ?             this help
+  q             quit (the team keeps running)
+
+Columns
+  STATE     the registry's state, with its reason when one is recorded;
+            greyed out when no supervisor runs (last known states)
+  UP        uptime of the agent's claude process     RST     restarts
+  PEND      messages waiting                          IN-FLIGHT the message being handled
+  AGE       how long it has been handled              TURNS / TOKENS / COST  so far
+  CPU% MEM  of the agent's claude process (from /proc), since the last refresh
+"""
+
+
+def help_lines() -> list[str]:
+    return HELP.splitlines()
+
+
+class FilterInput(Input):
+    """The ``/`` box, docked at the bottom while open; Esc closes it unchanged."""
+
+    class Cancelled(Message):
+        pass
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, placeholder: str) -> None:
+        super().__init__(placeholder=placeholder, id="filter")
+
+    def action_cancel(self) -> None:
+        self.post_message(self.Cancelled())

@@ -1,0 +1,133 @@
+"""`top` driven through Textual's own harness (``App.run_test()`` / Pilot) against a real
+team: the supervisor as a subprocess, a real claude CLI per agent, the scripted model.
+What is asserted is what the widgets hold, i.e. what a person would read."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from team_harness import Team, agent_rule
+from textual.pilot import Pilot
+from textual.widgets import RichLog
+
+from orchestrator.tui.app import TopApp
+from orchestrator.tui.data import TeamSource
+from orchestrator.tui.widgets import COLUMNS, AgentTable, EventPane, TeamLine
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+FAST = 0.2  # refresh interval in these tests: they wait for conditions, never for time
+
+
+def source_of(t: Team) -> TeamSource:
+    return TeamSource.resolve(t.roster_path)
+
+
+def row(app: TopApp, name: str) -> dict[str, str]:
+    """The agent's row as text, by column key; {} if it is not shown."""
+    table = app.query_one(AgentTable)
+    if name not in [k.value for k in table.rows]:
+        return {}
+    return {
+        key: str(getattr(cell, "plain", cell))
+        for (key, _), cell in zip(COLUMNS, table.get_row(name), strict=True)
+    }
+
+
+def team_line(app: TopApp) -> str:
+    return str(app.query_one(TeamLine).render())
+
+
+def event_text(app: TopApp) -> str:
+    return "\n".join(line.text for line in app.query_one(EventPane).lines)
+
+
+async def until(pilot: Pilot[Any], check: Callable[[], Any], what: str, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        await pilot.pause(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def select(pilot: Pilot[Any], app: TopApp, name: str) -> None:
+    table = app.query_one(AgentTable)
+    table.focus()
+    table.move_cursor(row=table.get_row_index(name))
+    await pilot.pause()
+    assert table.selected() == name
+
+
+async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
+    """Rows appear for each agent; a SIGKILLed claude shows the agent leave `ready` and
+    come back with a new pid; `r` + `y` restarts it through the supervisor (new pid,
+    restarts counted); the event pane shows a request and its reply; `t` opens the
+    trace timeline of the agent's request."""
+    t = team(
+        [
+            {"agent": agent_rule("a"), "match": "ping", "text": "pong"},
+            {"agent": agent_rule("b"), "text": "b here"},
+        ],
+        {"a": {}, "b": {}},
+    )
+    t.up()
+    t.wait_ready("a", "b")
+    app = TopApp(source_of(t), refresh_s=FAST)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: row(app, "a").get("state") == "ready", "a ready in the table")
+        assert row(app, "b")["state"] == "ready"
+        first = row(app, "a")
+        assert first["pid"] == str(t.agent_pid("a"))
+        assert "supervisor pid" in team_line(app)
+        assert "testteam" in team_line(app)
+        await until(pilot, lambda: row(app, "a")["mem"] != "-", "a's memory from /proc")
+
+        # A request and its reply reach the event pane.
+        assert t.ask("a", "ping") == "pong"
+        await until(pilot, lambda: "replied" in event_text(app), "the reply in the event pane")
+        assert "received" in event_text(app)
+        assert "pong" in event_text(app)
+        await until(pilot, lambda: row(app, "a")["turns"] == "1", "a's turn counted")
+
+        # SIGKILL a's claude: the supervisor restarts it; the table follows.
+        os.kill(int(first["pid"]), signal.SIGKILL)
+        await until(
+            pilot,
+            lambda: row(app, "a")["pid"] not in (first["pid"], "-")
+            and row(app, "a")["state"] == "ready",
+            "a back with a new pid",
+        )
+        assert int(row(app, "a")["restarts"]) >= 1
+        killed_pid = row(app, "a")["pid"]
+
+        # The restart key, confirmed.
+        await select(pilot, app, "a")
+        await pilot.press("r")
+        await until(pilot, lambda: app.screen.id != "_default", "the confirmation")
+        await pilot.press("y")
+        await until(
+            pilot,
+            lambda: row(app, "a")["pid"] not in (killed_pid, "-")
+            and row(app, "a")["state"] == "ready",
+            "a restarted by the key",
+        )
+        assert app.last_outcome == "restart a: ok"
+        assert row(app, "b")["pid"] == first_b if (first_b := row(app, "b")["pid"]) else True
+
+        # The trace of a's latest request.
+        await select(pilot, app, "a")
+        await pilot.press("t")
+        await until(pilot, lambda: app.screen.id == "trace", "the trace screen")
+        text = "\n".join(line.text for line in app.screen.query_one(RichLog).lines)
+        assert "user → a" in text
+        assert "pong" in text
+        await pilot.press("q")
+        await until(pilot, lambda: app.screen.id != "trace", "the trace closed")
