@@ -34,6 +34,7 @@ _VERBS = {"restart": "Restart", "stop": "Stop", "start": "Start"}
 
 class TopApp(App[None]):
     TITLE = "octy-orchestrate top"
+    ENABLE_COMMAND_PALETTE = False  # its ^p entry would take a key and footer room
     CSS = """
     TeamLine { height: auto; }
     AgentTable { height: auto; max-height: 50%; }
@@ -99,7 +100,7 @@ class TopApp(App[None]):
         self.snapshot = snapshot
         live = snapshot.team.supervisor_pid is not None
         rows = [a for a in snapshot.agents if not self.only or self.only in a.name]
-        self.query_one(TeamLine).show(snapshot.team, len(snapshot.agents))
+        self.query_one(TeamLine).show(snapshot.team)
         self.query_one(AgentTable).show(rows, live)
         self.query_one(EventPane).add(events)
 

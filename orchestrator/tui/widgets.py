@@ -43,7 +43,6 @@ COLUMNS = (
     ("restarts", "RST"),
     ("pending", "PEND"),
     ("in_flight", "IN-FLIGHT"),
-    ("age", "AGE"),
     ("turns", "TURNS"),
     ("tokens", "TOKENS"),
     ("cost", "COST"),
@@ -86,36 +85,45 @@ def state_cell(row: AgentRow, live: bool) -> Text:
     return Text(label, style=style)
 
 
-def cells(row: AgentRow, live: bool) -> list[str | Text]:
+def cells(row: AgentRow, live: bool) -> list[Text]:
+    return [c + " " for c in _cells(row, live)]
+
+
+def _cells(row: AgentRow, live: bool) -> list[Text]:
     flight = "-"
     if row.in_flight:  # the id's last 8 characters (its random part); `t` shows it whole
         more = len(row.in_flight) - 1
         flight = row.in_flight[0][-8:] + (f"+{more}" if more else "")
-    return [
-        Text(row.name, style="bold" if live else "dim"),
-        state_cell(row, live),
+    plain = [
         str(row.pid or "-"),
         duration(row.uptime_s),
         str(row.restarts),
         str(row.pending),
-        flight,
-        duration(row.in_flight_age_s),
+        f"{flight} {duration(row.in_flight_age_s)}" if row.in_flight else "-",
         str(row.turns),
         count(row.tokens),
         f"${row.cost_usd:.4f}",
         "-" if row.cpu_pct is None else f"{row.cpu_pct:.1f}",
         size(row.rss_bytes),
     ]
+    return [
+        Text(row.name, style="bold" if live else "dim"),
+        state_cell(row, live),
+        *(Text(v, style="" if live else "dim") for v in plain),
+    ]
 
 
-class AgentTable(DataTable[str | Text]):
+class AgentTable(DataTable[Text]):
     """One row per participant, keyed by name; updated in place so the cursor stays."""
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.zebra_stripes = False
+        # One space after each cell instead of the default padding on both sides: the
+        # columns of a team with short names then fit 80 columns.
+        self.cell_padding = 0
         for key, label in COLUMNS:
-            self.add_column(label, key=key)
+            self.add_column(f"{label} ", key=key)
 
     def show(self, rows: Iterable[AgentRow], live: bool) -> None:
         rows = list(rows)
@@ -141,11 +149,11 @@ class AgentTable(DataTable[str | Text]):
 
 
 class TeamLine(Static):
-    def show(self, team: TeamStatus, agents: int) -> None:
+    def show(self, team: TeamStatus) -> None:
         t = Text()
         t.append(f" {team.name} ", style="bold reverse")
         if team.supervisor_pid:
-            t.append(f" supervisor pid {team.supervisor_pid}", style="green")
+            t.append(f" supervisor {team.supervisor_pid}", style="green")
             t.append(f" up {duration(team.supervisor_uptime_s)}")
         else:
             seen = (
@@ -155,10 +163,9 @@ class TeamLine(Static):
             )
             t.append(" supervisor NOT RUNNING", style="bold red")
             t.append(f" - last known states, as of {seen}")
-        t.append(f" | {agents} agents | queue {team.pending}")
-        t.append(f" ({team.in_flight} in flight) | dead ")
+        t.append(f" │ queue {team.pending} │ in flight {team.in_flight} │ dead ")
         t.append(str(team.dead), style="bold red" if team.dead else "")
-        t.append(f" | ${team.cost_usd:.4f}")
+        t.append(f" │ ${team.cost_usd:.4f}")
         if team.roster_warning:
             t.append(f"\n {team.roster_warning}", style="bold yellow")
         self.update(t)
@@ -265,22 +272,28 @@ class LogScreen(TextScreen):
 
 HELP = """\
 Keys
-  ↑ ↓ / k j     select an agent
-  l             the selected agent's log (followed; q closes)
-  t             trace of the selected agent's request: the one in flight, else its latest
-  r / s / S     restart / stop / start the selected agent (asks first; sent through the
-                team's database to the supervisor, as `octy-orchestrate restart` does)
-  /             filter agents and events by name (Enter applies, empty clears, Esc cancels)
+  up/down, j/k  select an agent
+  l             the selected agent's log, followed (q closes)
+  t             the trace of the selected agent's request: the one in flight,
+                else the newest it received or sent (q closes)
+  r  s  S       restart / stop / start the selected agent, after a y/N
+                question; sent through the team's database to the
+                supervisor, as `octy-orchestrate restart AGENT` is
+  /             filter agents and events by name (Enter applies, an empty
+                filter clears, Esc cancels)
   ?             this help
   q             quit (the team keeps running)
 
 Columns
-  STATE     the registry's state, with its reason when one is recorded;
-            greyed out when no supervisor runs (last known states)
-  UP        uptime of the agent's claude process     RST     restarts
-  PEND      messages waiting                          IN-FLIGHT the message being handled
-  AGE       how long it has been handled              TURNS / TOKENS / COST  so far
-  CPU% MEM  of the agent's claude process (from /proc), since the last refresh
+  STATE      the registry's state, and its reason when one is recorded;
+             dim when no supervisor runs (the last known states)
+  PID, UP    the agent's claude process and how long it has run
+  RST        restarts        PEND       messages waiting for it
+  IN-FLIGHT  the message it is handling (last 8 characters of its id;
+             +N: N more) and for how long
+  TURNS, TOKENS, COST        so far (as `ps` counts them)
+  CPU%, MEM  of its claude process, from /proc: % of one core since the
+             last refresh, resident memory
 """
 
 

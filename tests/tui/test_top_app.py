@@ -35,7 +35,7 @@ def row(app: TopApp, name: str) -> dict[str, str]:
     if name not in [k.value for k in table.rows]:
         return {}
     return {
-        key: str(getattr(cell, "plain", cell))
+        key: str(getattr(cell, "plain", cell)).strip()
         for (key, _), cell in zip(COLUMNS, table.get_row(name), strict=True)
     }
 
@@ -48,8 +48,9 @@ def event_text(app: TopApp) -> str:
     return "\n".join(line.text for line in app.query_one(EventPane).lines)
 
 
-async def until(pilot: Pilot[Any], check: Callable[[], Any], what: str, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
+async def until(pilot: Pilot[Any], check: Callable[[], Any], what: str) -> Any:
+    """Let the app run until ``check()`` is true (90 s at most: a real team under load)."""
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         value = check()
         if value:
@@ -76,7 +77,8 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
             {"agent": agent_rule("a"), "match": "ping", "text": "pong"},
             {"agent": agent_rule("b"), "text": "b here"},
         ],
-        {"a": {}, "b": {}},
+        # a waits a second or two before its restart: long enough to be seen in backoff
+        {"a": {"backoff": {"initial": "2s", "max": "2s"}}, "b": {}},
     )
     t.up()
     t.wait_ready("a", "b")
@@ -86,7 +88,7 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
         assert row(app, "b")["state"] == "ready"
         first = row(app, "a")
         assert first["pid"] == str(t.agent_pid("a"))
-        assert "supervisor pid" in team_line(app)
+        assert f"supervisor {t.proc.pid} up" in team_line(app)
         assert "testteam" in team_line(app)
         await until(pilot, lambda: row(app, "a")["mem"] != "-", "a's memory from /proc")
 
@@ -97,8 +99,11 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
         assert "pong" in event_text(app)
         await until(pilot, lambda: row(app, "a")["turns"] == "1", "a's turn counted")
 
-        # SIGKILL a's claude: the supervisor restarts it; the table follows.
+        # SIGKILL a's claude: the table shows it in backoff, then back with a new pid.
         os.kill(int(first["pid"]), signal.SIGKILL)
+        await until(
+            pilot, lambda: row(app, "a")["state"].startswith("backoff"), "a in backoff"
+        )
         await until(
             pilot,
             lambda: row(app, "a")["pid"] not in (first["pid"], "-")
@@ -106,7 +111,7 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
             "a back with a new pid",
         )
         assert int(row(app, "a")["restarts"]) >= 1
-        killed_pid = row(app, "a")["pid"]
+        killed_pid, b_pid = row(app, "a")["pid"], row(app, "b")["pid"]
 
         # The restart key, confirmed.
         await select(pilot, app, "a")
@@ -120,7 +125,7 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
             "a restarted by the key",
         )
         assert app.last_outcome == "restart a: ok"
-        assert row(app, "b")["pid"] == first_b if (first_b := row(app, "b")["pid"]) else True
+        assert row(app, "b")["pid"] == b_pid  # the other agent untouched
 
         # The trace of a's latest request.
         await select(pilot, app, "a")
@@ -131,3 +136,55 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
         assert "pong" in text
         await pilot.press("q")
         await until(pilot, lambda: app.screen.id != "trace", "the trace closed")
+
+
+async def test_invalid_roster_filter_log_and_no_supervisor(team: TeamFactory) -> None:
+    """With agents.yaml broken while the team runs, top still finds the team and says the
+    file is invalid; `/` filters rows and events by name; `l` opens the agent's log; a
+    body with a terminal escape is shown as text; once the supervisor is gone the team
+    line says so, the rows keep their last known states, and `s` reports that nothing
+    runs the team instead of failing."""
+    t = team([{"agent": agent_rule("a"), "text": "done"}, {"text": "b done"}], {"a": {}, "b": {}})
+    t.up()
+    t.wait_ready("a", "b")
+    t.roster_path.write_text(t.roster_path.read_text() + "\n  broken: [unclosed\n")
+    app = TopApp(source_of(t), refresh_s=FAST)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: row(app, "b").get("state") == "ready", "b in the table")
+        assert "problem(s)" in team_line(app)
+        assert "supervisor" in team_line(app)
+
+        t.ask("a", "look: \x1b[2J\x1b]0;pwned\x07 end")
+        await until(pilot, lambda: "pwned" in event_text(app), "the hostile body")
+        assert "\\x1b[2J" in event_text(app)
+        assert "\x1b" not in event_text(app)
+
+        await pilot.press("slash")
+        await pilot.press("b", "enter")
+        await until(pilot, lambda: not row(app, "a"), "a filtered out")
+        assert row(app, "b")
+        assert "pwned" not in event_text(app)  # a's events are hidden too
+        assert "b " in event_text(app)
+        await pilot.press("slash", "backspace", "enter")
+        await until(pilot, lambda: row(app, "a"), "the filter cleared")
+
+        await select(pilot, app, "a")
+        await pilot.press("l")
+        await until(pilot, lambda: app.screen.id == "log", "a's log")
+        log_text = lambda: "\n".join(line.text for line in app.screen.query_one(RichLog).lines)  # noqa: E731
+        await until(pilot, lambda: "replied" in log_text(), "a's reply in its log")
+        assert "b done" not in log_text()
+        await pilot.press("q")
+        await until(pilot, lambda: app.screen.id != "log", "the log closed")
+
+        t.signal(signal.SIGTERM)
+        t.wait_exit()
+        await until(pilot, lambda: "NOT RUNNING" in team_line(app), "the supervisor gone")
+        assert "last known" in team_line(app)
+        assert row(app, "a")["state"] == "stopped"
+        assert row(app, "a")["pid"] == "-"
+
+        await select(pilot, app, "a")
+        await pilot.press("s", "y")
+        await until(pilot, lambda: app.last_outcome, "the stop outcome")
+        assert "no supervisor is running" in app.last_outcome
