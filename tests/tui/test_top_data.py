@@ -1,0 +1,69 @@
+"""`top`'s data layer and rows on a database written by hand (real SQLite, no team): any
+state and reason the registry holds is shown as it is, with no supervisor marked."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from textual.widgets import Static
+
+from orchestrator.mailbox import Mailbox
+from orchestrator.tui.app import TopApp
+from orchestrator.tui.data import TeamSource, clean
+from orchestrator.tui.procstat import ProcReader
+from orchestrator.tui.widgets import COLUMNS, AgentTable, TeamLine
+
+
+def test_clean_shows_control_characters_as_text() -> None:
+    """An escape, a bell, a C1 control and DEL are written as \\xNN; newlines as ⏎."""
+    assert clean("a\x1b[31mb\x07c\x9bd\x7fe\nf") == "a\\x1b[31mb\\x07c\\x9bd\\x7fe⏎f"
+    assert clean("plain → text") == "plain → text"
+
+
+def test_procstat_reads_a_live_process_and_a_missing_one() -> None:
+    """Memory and start time of a live pid from /proc; CPU % from the second sample on;
+    nothing (no error) for a pid that does not exist."""
+    reader = ProcReader()
+    first = reader.sample(os.getpid())
+    assert first.cpu_pct is None
+    assert first.rss_bytes and first.rss_bytes > 1_000_000
+    assert first.started_at and first.started_at <= time.time()
+    spent = time.process_time()
+    while time.process_time() - spent < 0.05:  # burn some CPU for the second sample to see
+        sum(range(1000))
+    second = reader.sample(os.getpid())
+    assert second.cpu_pct is not None and second.cpu_pct > 0
+    assert reader.sample(2**22 + 12345).rss_bytes is None
+    assert reader.sample(None).cpu_pct is None
+
+
+async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> None:
+    """States top does not know (paused, blocked) and reasons (model error, budget) are
+    shown as the registry holds them; with no supervisor the team line says it is not
+    running and when the registry was last written, and no pid is shown as live."""
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("alpha", pid=os.getpid(), state="paused", meta={"reason": "budget 100%"})
+        mb.register("beta", pid=None, state="backoff", meta={"reason": "model error 529"})
+        mb.register("gamma", pid=None, state="blocked")
+        mb.request("user", "alpha", "queued")
+    app = TopApp(TeamSource(db, tmp_path / "logs"), refresh_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(AgentTable)
+        while table.row_count < 3:
+            await pilot.pause(0.05)
+        cells = {
+            name: {k: c.plain.strip() for (k, _), c in zip(COLUMNS, table.get_row(name), strict=True)}
+            for name in ("alpha", "beta", "gamma")
+        }
+        assert cells["alpha"]["state"] == "paused (budget 100%)"
+        assert cells["beta"]["state"] == "backoff (model error 529)"
+        assert cells["gamma"]["state"] == "blocked"
+        assert cells["alpha"]["pending"] == "1"
+        assert cells["alpha"]["pid"] == "-"  # no supervisor: a recorded pid is history
+        line = str(app.query_one(TeamLine, Static).render())
+        assert "NOT RUNNING" in line
+        assert "last known states, as of 20" in line
+        assert "queue 1" in line
