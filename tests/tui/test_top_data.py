@@ -28,13 +28,16 @@ def test_procstat_reads_a_live_process_and_a_missing_one() -> None:
     reader = ProcReader()
     first = reader.sample(os.getpid())
     assert first.cpu_pct is None
-    assert first.rss_bytes and first.rss_bytes > 1_000_000
-    assert first.started_at and first.started_at <= time.time()
+    assert first.rss_bytes
+    assert first.rss_bytes > 1_000_000
+    assert first.started_at
+    assert first.started_at <= time.time()
     spent = time.process_time()
     while time.process_time() - spent < 0.05:  # burn some CPU for the second sample to see
         sum(range(1000))
     second = reader.sample(os.getpid())
-    assert second.cpu_pct is not None and second.cpu_pct > 0
+    assert second.cpu_pct is not None
+    assert second.cpu_pct > 0
     assert reader.sample(2**22 + 12345).rss_bytes is None
     assert reader.sample(None).cpu_pct is None
 
@@ -52,10 +55,11 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
     app = TopApp(TeamSource(db, tmp_path / "logs"), refresh_s=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one(AgentTable)
+        keys = [k for k, _ in COLUMNS]
         while table.row_count < 3:
             await pilot.pause(0.05)
         cells = {
-            name: {k: c.plain.strip() for (k, _), c in zip(COLUMNS, table.get_row(name), strict=True)}
+            name: dict(zip(keys, (c.plain.strip() for c in table.get_row(name)), strict=True))
             for name in ("alpha", "beta", "gamma")
         }
         assert cells["alpha"]["state"] == "paused (budget 100%)"
