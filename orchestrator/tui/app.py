@@ -51,8 +51,6 @@ class TopApp(App[None]):
         Binding("S", "command('start')", "start"),
         Binding("slash", "filter", "filter", key_display="/"),
         Binding("question_mark", "help", "help", key_display="?"),
-        Binding("j", "cursor(1)", show=False),
-        Binding("k", "cursor(-1)", show=False),
     ]
 
     def __init__(self, source: TeamSource, *, refresh_s: float = REFRESH_S) -> None:
@@ -111,10 +109,6 @@ class TopApp(App[None]):
         if name is None:
             self.notify("no agent selected", severity="warning")
         return name
-
-    def action_cursor(self, step: int) -> None:
-        table = self.query_one(AgentTable)
-        table.move_cursor(row=max(0, table.cursor_row + step))
 
     def action_log(self) -> None:
         name = self._selected()

@@ -1,8 +1,10 @@
 """CPU and memory of a process, read from Linux's /proc (no psutil: it is only a dev
 dependency, and three small files are all `top` needs).
 
-CPU % is the process's user+system time over wall time between two samples, so the
-first sample of a pid has none. Elsewhere than Linux every figure is None ("-").
+CPU % is the process's user+system time over wall time since a sample at least
+WINDOW_S old (the kernel counts CPU time in 10 ms ticks: over one second an idle process
+would flicker between 0 and 1 %), so the first sample of a pid has none. Elsewhere than
+Linux every figure is None ("-").
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+WINDOW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class ProcReader:
     """Samples processes; keeps the previous CPU time per pid to turn it into a rate."""
 
     clock: Callable[[], float] = time.monotonic
-    _last: dict[int, tuple[float, float, float]] = field(default_factory=dict)
+    # per pid: samples (monotonic time, cpu seconds, start ticks), oldest first
+    _last: dict[int, list[tuple[float, float, int]]] = field(default_factory=dict)
     _boot: float | None = field(default_factory=_boot_time)
 
     def sample(self, pid: int | None) -> ProcSample:
@@ -67,11 +71,14 @@ class ProcReader:
         rss = int(fields[21]) * _PAGE
         now = self.clock()
         started = None if self._boot is None else self._boot + start_ticks / _TICKS
+        history = [h for h in self._last.get(pid, []) if h[2] == start_ticks]  # same process
+        while len(history) > 1 and now - history[1][0] >= WINDOW_S:
+            history.pop(0)  # keep one sample at least WINDOW_S old, and the ones since
         pct = None
-        previous = self._last.get(pid)
-        if previous is not None and previous[2] == start_ticks and now > previous[0]:
-            pct = max(0.0, 100.0 * (cpu_s - previous[1]) / (now - previous[0]))
-        self._last[pid] = (now, cpu_s, start_ticks)  # the start time tells a reused pid apart
+        if history and now > history[0][0]:
+            pct = max(0.0, 100.0 * (cpu_s - history[0][1]) / (now - history[0][0]))
+        history.append((now, cpu_s, start_ticks))
+        self._last[pid] = history
         return ProcSample(pct, rss, started)
 
     def forget_except(self, pids: set[int]) -> None:

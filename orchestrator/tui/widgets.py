@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Footer, Input, RichLog, Static
+from textual.widgets import Footer, Input, RichLog, Static
 
 from orchestrator import logview
 from orchestrator.tui.data import AgentRow, Event, TeamStatus, render_event
@@ -52,27 +52,38 @@ COLUMNS = (
 
 
 def duration(seconds: float | None) -> str:
+    """Seconds under a minute, then minutes: a figure that changes every second would
+    redraw the whole table every second, for a precision nobody reads (docker ps: "Up 3
+    minutes"); the age of a message in flight keeps its seconds (see ``age``)."""
     if seconds is None:
         return "-"
     s = max(0, int(seconds))
     if s < 60:
         return f"{s}s"
     if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
+        return f"{s // 60}m"
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = max(0, int(seconds))
+    return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else duration(s)
+
+
 def size(n: int | None) -> str:
+    """Whole KiB/MiB (a resident size moves by a few pages all the time: a decimal would
+    redraw the row each second for nothing), GiB with one decimal."""
     if n is None:
         return "-"
-    value = float(n)
-    for unit in ("B", "K", "M", "G"):
-        if value < 1024 or unit == "G":
-            return f"{value:.0f}{unit}" if unit in ("B", "K") else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.1f}G"  # pragma: no cover - the loop returns
+    if n < 2**20:
+        return f"{n // 1024}K"
+    if n < 2**30:
+        return f"{n // 2**20}M"
+    return f"{n / 2**30:.1f}G"
 
 
 def count(n: int) -> str:
@@ -99,7 +110,7 @@ def _cells(row: AgentRow, live: bool) -> list[Text]:
         duration(row.uptime_s),
         str(row.restarts),
         str(row.pending),
-        f"{flight} {duration(row.in_flight_age_s)}" if row.in_flight else "-",
+        f"{flight} {age(row.in_flight_age_s)}" if row.in_flight else "-",
         str(row.turns),
         count(row.tokens),
         f"${row.cost_usd:.4f}",
@@ -113,44 +124,105 @@ def _cells(row: AgentRow, live: bool) -> list[Text]:
     ]
 
 
-class AgentTable(DataTable[Text]):
-    """One row per participant, keyed by name; updated in place so the cursor stays."""
+class AgentTable(Static, can_focus=True):
+    """One row per participant and a cursor, drawn as plain text lines.
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.zebra_stripes = False
-        # One space after each cell instead of the default padding on both sides: the
-        # columns of a team with short names then fit 80 columns.
-        self.cell_padding = 0
-        for key, label in COLUMNS:
-            self.add_column(f"{label} ", key=key)
+    Not a DataTable: it redraws every cell it is given, and with ten agents refreshed
+    each second that alone cost 2-3 % of a core (measured with bench/team.py); a few
+    lines of text cost a tenth of that. Rows beyond half the screen scroll with the
+    cursor, as in htop."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "move(-1)", show=False),
+        Binding("down,j", "move(1)", show=False),
+        Binding("home", "move(-1000000)", show=False),
+        Binding("end", "move(1000000)", show=False),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.names: list[str] = []
+        self.cells: dict[str, list[Text]] = {}
+        self.cursor_row = 0
+        self._top = 0  # first row shown
+        self._shown_lines = -1
 
     def show(self, rows: Iterable[AgentRow], live: bool) -> None:
-        rows = list(rows)
-        names = [r.name for r in rows]
-        current = [k.value for k in self.rows]
-        if names != current:
-            selected = self.selected()
-            self.clear()
-            for r in rows:
-                self.add_row(*cells(r, live), key=r.name)
-            if selected in names:
-                self.move_cursor(row=names.index(selected))
-            return
-        for r in rows:
-            for (key, _), value in zip(COLUMNS, cells(r, live), strict=True):
-                self.update_cell(r.name, key, value)
+        selected = self.selected()
+        new = {r.name: cells(r, live) for r in rows}
+        if new == self.cells:
+            return  # nothing to redraw: the usual case for an idle team
+        self.cells = new
+        self.names = list(self.cells)
+        if selected in self.cells:
+            self.cursor_row = self.names.index(selected)
+        self.cursor_row = max(0, min(self.cursor_row, len(self.names) - 1))
+        self._draw()
+
+    @property
+    def row_count(self) -> int:
+        return len(self.names)
+
+    def row_text(self, name: str) -> list[str]:
+        """The cells of a row as shown (for tests and for people reading the code)."""
+        return [c.plain.strip() for c in self.cells[name]]
 
     def selected(self) -> str | None:
-        if not self.row_count:
-            return None
-        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        return key.value
+        return self.names[self.cursor_row] if self.names else None
+
+    def select(self, name: str) -> None:
+        self.cursor_row = self.names.index(name)
+        self._draw()
+
+    def action_move(self, step: int) -> None:
+        if self.names:
+            self.cursor_row = max(0, min(self.cursor_row + step, len(self.names) - 1))
+            self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def on_focus(self) -> None:
+        self._draw()
+
+    def on_blur(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        room = max(1, self.app.size.height // 2 - 1)  # rows below the header
+        if self.cursor_row < self._top:
+            self._top = self.cursor_row
+        elif self.cursor_row >= self._top + room:
+            self._top = self.cursor_row - room + 1
+        self._top = max(0, min(self._top, max(0, len(self.names) - room)))
+        shown = self.names[self._top : self._top + room]
+        table = [[Text(label + " ", style="bold") for _, label in COLUMNS]]
+        table += [self.cells[n] for n in shown]
+        widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+        out = Text(no_wrap=True, overflow="crop", end="")
+        for i, row in enumerate(table):
+            line = Text(no_wrap=True, end="")
+            for cell, width in zip(row, widths, strict=True):
+                line.append_text(cell)
+                line.append(" " * (width - len(cell)))
+            if i == 0:
+                line.stylize("reverse")
+            elif shown[i - 1] == self.selected():
+                line.stylize("reverse" if self.has_focus else "underline")
+            if i:
+                out.append("\n")
+            out.append_text(line)
+        lines = len(table)
+        self.update(out, layout=lines != self._shown_lines)  # same height: no new layout
+        self._shown_lines = lines
 
 
 class TeamLine(Static):
+    _last: Text | None = None
+    _lines = -1
+
     def show(self, team: TeamStatus) -> None:
-        t = Text()
+        t = Text(no_wrap=False, end="")
         t.append(f" {team.name} ", style="bold reverse")
         if team.supervisor_pid:
             t.append(f" supervisor {team.supervisor_pid}", style="green")
@@ -168,7 +240,11 @@ class TeamLine(Static):
         t.append(f" │ ${team.cost_usd:.4f}")
         if team.roster_warning:
             t.append(f"\n {team.roster_warning}", style="bold yellow")
-        self.update(t)
+        if t != self._last:  # uptime changes each second; a new layout only with a new height
+            width = max(1, self.size.width)
+            lines = sum(-(-max(1, part.cell_len) // width) for part in t.split("\n"))
+            self.update(t, layout=lines != self._lines)
+            self._last, self._lines = t, lines
 
 
 class EventPane(RichLog):

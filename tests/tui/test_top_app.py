@@ -32,12 +32,9 @@ def source_of(t: Team) -> TeamSource:
 def row(app: TopApp, name: str) -> dict[str, str]:
     """The agent's row as text, by column key; {} if it is not shown."""
     table = app.query_one(AgentTable)
-    if name not in [k.value for k in table.rows]:
+    if name not in table.names:
         return {}
-    return {
-        key: str(getattr(cell, "plain", cell)).strip()
-        for (key, _), cell in zip(COLUMNS, table.get_row(name), strict=True)
-    }
+    return dict(zip([k for k, _ in COLUMNS], table.row_text(name), strict=True))
 
 
 def team_line(app: TopApp) -> str:
@@ -62,8 +59,8 @@ async def until(pilot: Pilot[Any], check: Callable[[], Any], what: str) -> Any:
 async def select(pilot: Pilot[Any], app: TopApp, name: str) -> None:
     table = app.query_one(AgentTable)
     table.focus()
-    table.move_cursor(row=table.get_row_index(name))
-    await pilot.pause()
+    while table.selected() != name:  # the keys a person would press
+        await pilot.press("down" if table.names.index(name) > table.cursor_row else "up")
     assert table.selected() == name
 
 

@@ -55,11 +55,10 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
     app = TopApp(TeamSource(db, tmp_path / "logs"), refresh_s=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one(AgentTable)
-        keys = [k for k, _ in COLUMNS]
         while table.row_count < 3:
             await pilot.pause(0.05)
         cells = {
-            name: dict(zip(keys, (c.plain.strip() for c in table.get_row(name)), strict=True))
+            name: dict(zip([k for k, _ in COLUMNS], table.row_text(name), strict=True))
             for name in ("alpha", "beta", "gamma")
         }
         assert cells["alpha"]["state"] == "paused (budget 100%)"
