@@ -8,6 +8,7 @@ confirmation, in a thread too (a supervisor may take seconds to acknowledge).
 
 from __future__ import annotations
 
+import threading
 from typing import ClassVar
 
 from textual import work
@@ -25,6 +26,8 @@ from orchestrator.tui.widgets import (
     LogScreen,
     TeamLine,
     TextScreen,
+    cells,
+    duration,
     help_lines,
 )
 
@@ -60,6 +63,8 @@ class TopApp(App[None]):
         self.snapshot: Snapshot | None = None
         self.only = ""
         self.last_outcome = ""
+        self._stop = threading.Event()
+        self._wake = threading.Event()
 
     def compose(self) -> ComposeResult:
         yield TeamLine(id="team")
@@ -70,29 +75,45 @@ class TopApp(App[None]):
 
     def on_mount(self) -> None:
         self.query_one(AgentTable).focus()
-        self.refresh_data()
-        self.set_interval(self.refresh_s, self.refresh_data)
+        self._reader()
 
     def on_unmount(self) -> None:
-        self.source.close()
+        self._stop.set()
+
+    def refresh_data(self) -> None:
+        """Read again now (after a command), not at the next tick."""
+        self._wake.set()
 
     # --- refresh -------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="refresh", exit_on_error=False)
-    def refresh_data(self) -> None:
+    @work(thread=True, group="reader", exit_on_error=False)
+    def _reader(self) -> None:
+        """One thread for the life of the app: read, and hand the result to the screen
+        only when something shown would change. (A worker per tick, as first written,
+        cost 0.3 % of a core in workers' own messages for 10 idle agents.)"""
+        shown: object = None
+        failed = ""
         try:
-            events = self.source.events()  # first: the team's name is in its log
-            snapshot = self.source.snapshot()
-        except errors.OrchestratorError as exc:
-            self.call_from_thread(self.notify, clean(str(exc)), severity="error")
-            return
-        except OSError as exc:  # the database went away, a log folder unreadable...
-            self.call_from_thread(self.notify, clean(str(exc)), severity="error")
-            return
-        except Exception as exc:  # sqlite3.Error and the like: keep showing the last view
-            self.call_from_thread(self.notify, clean(repr(exc)), severity="error")
-            return
-        self.call_from_thread(self._show, snapshot, events)
+            while not self._stop.is_set():
+                try:
+                    events = self.source.events()  # first: the team's name is in its log
+                    snapshot = self.source.snapshot()
+                    failed = ""
+                except Exception as exc:  # a database or log gone bad: say so, keep the last view
+                    known = isinstance(exc, OSError | errors.OrchestratorError)
+                    text = clean(str(exc) if known else repr(exc))
+                    if text != failed:
+                        failed = text
+                        self.call_from_thread(self.notify, text, severity="error")
+                else:
+                    view = _view(snapshot)
+                    if events or view != shown:
+                        shown = view
+                        self.call_from_thread(self._show, snapshot, events)
+                self._wake.wait(self.refresh_s)
+                self._wake.clear()
+        finally:
+            self.source.close()
 
     def _show(self, snapshot: Snapshot, events: list[Event]) -> None:
         self.snapshot = snapshot
@@ -182,6 +203,24 @@ class TopApp(App[None]):
     def action_help(self) -> None:
         title = " octy-orchestrate top: keys and columns (q closes)"
         self.push_screen(TextScreen(title, help_lines(), screen_id="help"))
+
+
+def _view(snapshot: Snapshot) -> tuple[object, ...]:
+    """What the screen shows of a snapshot, as text: equal views need no redraw."""
+    team, live = snapshot.team, snapshot.team.supervisor_pid is not None
+    rows = tuple((a.name, tuple(c.plain for c in cells(a, live))) for a in snapshot.agents)
+    return (
+        rows,
+        team.name,
+        team.supervisor_pid,
+        duration(team.supervisor_uptime_s),
+        None if live else team.last_known_at,
+        team.pending,
+        team.in_flight,
+        team.dead,
+        f"{team.cost_usd:.4f}",
+        team.roster_warning,
+    )
 
 
 def run(source: TeamSource, *, refresh_s: float = REFRESH_S) -> int:

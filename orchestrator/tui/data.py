@@ -32,6 +32,7 @@ from orchestrator.tui.procstat import ProcReader
 
 EVENT_TAIL = 200  # events shown when `top` starts, like `logs -f` shows the last few
 FIELD_WIDTH = 120
+RSS_STEP = 0.02  # see TeamSource._steady_rss
 # A turn or a log can carry anything an agent wrote: control characters (a terminal
 # escape among them) are shown as \xNN, never sent to the terminal.
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
@@ -111,6 +112,7 @@ class TeamSource:
     procs: ProcReader = field(default_factory=ProcReader)
     team_name: str | None = None
     _events: logview.FileFollower | None = None
+    _rss: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def resolve(
@@ -158,10 +160,12 @@ class TeamSource:
                     tokens=int(r["tokens"] or 0),
                     cost_usd=float(r["cost_usd"] or 0.0),
                     cpu_pct=proc.cpu_pct,
-                    rss_bytes=proc.rss_bytes,
+                    rss_bytes=self._steady_rss(pid, proc.rss_bytes),
                 )
             )
-        self.procs.forget_except({a.pid for a in agents if a.pid})
+        live = {a.pid for a in agents if a.pid}
+        self.procs.forget_except(live)
+        self._rss = {p: v for p, v in self._rss.items() if p in live}
         sup_proc = self.procs.sample(sup) if sup else None
         team = TeamStatus(
             name=self.team_name or self._name_from_registry(extra) or self.database.parent.name,
@@ -179,6 +183,17 @@ class TeamSource:
             roster_warning=self.roster_warning,
         )
         return Snapshot(team, tuple(agents), now)
+
+    def _steady_rss(self, pid: int | None, rss: int | None) -> int | None:
+        """The memory shown moves only when it changes by more than RSS_STEP: a claude
+        process's resident size shifts by a few pages every second, and each shift would
+        redraw the table (an idle `top` then costs half a core-percent more)."""
+        if pid is None or rss is None:
+            return rss
+        shown = self._rss.get(pid)
+        if shown is None or abs(rss - shown) > RSS_STEP * shown:
+            self._rss[pid] = shown = rss
+        return shown
 
     def _registry_and_counts(self) -> dict[str, Any]:
         """What `ps` rows leave out, in one read transaction."""

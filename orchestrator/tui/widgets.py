@@ -114,7 +114,9 @@ def _cells(row: AgentRow, live: bool) -> list[Text]:
         str(row.turns),
         count(row.tokens),
         f"${row.cost_usd:.4f}",
-        "-" if row.cpu_pct is None else f"{row.cpu_pct:.1f}",
+        # whole percents: tenths of an idle process's CPU come and go with each 10 ms
+        # tick the kernel counts, and would redraw the table every second for nothing
+        "-" if row.cpu_pct is None else f"{row.cpu_pct:.0f}",
         size(row.rss_bytes),
     ]
     return [
