@@ -41,7 +41,7 @@ class TopApp(App[None]):
     CSS = """
     TeamLine { height: auto; }
     AgentTable { height: auto; max-height: 50%; }
-    EventPane { height: 1fr; border-top: solid $primary; }
+    EventPane { height: 1fr; border-top: solid $primary; overflow-x: hidden; }
     #filter { dock: bottom; display: none; }
     #filter.shown { display: block; }
     """

@@ -124,6 +124,8 @@ class TeamSource:
         with contextlib.redirect_stderr(warning):
             places = places_of(roster)
         text = warning.getvalue().strip().removeprefix("octy-orchestrate: ")
+        if text:  # the supervisor, if one runs, keeps the roster it last loaded
+            text += "; a running team keeps its last good roster"
         return cls(
             database or places.database,
             logs or places.logs,
