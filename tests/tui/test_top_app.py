@@ -124,6 +124,17 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
         assert app.last_outcome == "restart a: ok"
         assert row(app, "b")["pid"] == b_pid  # the other agent untouched
 
+        # Stop and start b with the keys.
+        await select(pilot, app, "b")
+        await pilot.press("s", "y")
+        await until(pilot, lambda: row(app, "b")["state"] == "stopped", "b stopped by the key")
+        assert t.states()["b"] == "stopped"
+        await pilot.press("S", "y")
+        await until(pilot, lambda: row(app, "b")["state"] == "ready", "b started by the key")
+        await pilot.press("s", "n")  # a question answered no: nothing is sent
+        await pilot.pause(0.5)
+        assert t.states()["b"] == "ready"
+
         # The trace of a's latest request.
         await select(pilot, app, "a")
         await pilot.press("t")

@@ -70,3 +70,48 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
         assert "NOT RUNNING" in line
         assert "last known states, as of 20" in line
         assert "queue 1" in line
+
+
+def test_other_verbs_do_not_import_textual() -> None:
+    """Building the CLI (every verb's parser) and the data layer leave Textual unloaded:
+    only running `top` pays for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from orchestrator.cli import build_parser; build_parser(); "
+        "import orchestrator.tui.data; print('textual' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_top_without_a_database_or_a_terminal(tmp_path: Path) -> None:
+    """No team database: exit 3 and say how to start one. Not a terminal: exit 2 and point
+    at the verbs meant for scripts. No traceback either way."""
+    import subprocess
+    import sys
+
+    def top(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "top", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    missing = top()
+    assert missing.returncode == 3
+    assert "no team database at queue/team.db" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    with Mailbox(tmp_path / "queue" / "team.db"):
+        pass
+    piped = top()
+    assert piped.returncode == 2
+    assert "top needs a terminal" in piped.stderr
+    assert top("--interval", "0").returncode == 2
