@@ -9,6 +9,7 @@ confirmation, in a thread too (a supervisor may take seconds to acknowledge).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual import work
@@ -104,16 +105,29 @@ class TopApp(App[None]):
                     text = clean(str(exc) if known else repr(exc))
                     if text != failed:
                         failed = text
-                        self.call_from_thread(self.notify, text, severity="error")
+                        if not self._post(self.notify, text, severity="error"):
+                            return
                 else:
                     view = _view(snapshot)
                     if events or view != shown:
                         shown = view
-                        self.call_from_thread(self._show, snapshot, events)
+                        if not self._post(self._show, snapshot, events):
+                            return
                 self._wake.wait(self.refresh_s)
                 self._wake.clear()
         finally:
             self.source.close()
+
+    def _post(self, callback: Callable[..., object], *args: object, **kwargs: object) -> bool:
+        """Run ``callback`` on the app's loop from the reader thread; False once the app
+        has stopped (a quit can land while a read is under way)."""
+        if self._stop.is_set():
+            return False
+        try:
+            self.call_from_thread(callback, *args, **kwargs)
+        except RuntimeError:  # the loop is closed or closing
+            return False
+        return True
 
     def _show(self, snapshot: Snapshot, events: list[Event]) -> None:
         self.snapshot = snapshot
@@ -167,17 +181,20 @@ class TopApp(App[None]):
         def answered(yes: bool | None) -> None:
             if yes:
                 self.notify(f"{command} {name}: sent to the supervisor…")
-                self._run_command(command, name)
+                # A daemon thread, not a worker: quitting must not wait for a supervisor
+                # that takes its time to acknowledge (the CLI waits up to 60 s).
+                threading.Thread(
+                    target=self._run_command, args=(command, name), daemon=True
+                ).start()
 
         self.push_screen(ConfirmScreen(f"{_VERBS[command]} agent '{name}'?"), answered)
 
-    @work(thread=True, group="command", exit_on_error=False)
     def _run_command(self, command: str, name: str) -> None:
         outcome = self.source.command(command, name)
         self.last_outcome = outcome
         severity = "information" if outcome.endswith(": ok") else "error"
-        self.call_from_thread(self.notify, outcome, severity=severity)
-        self.call_from_thread(self.refresh_data)
+        self._post(self.notify, outcome, severity=severity)
+        self.refresh_data()
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
