@@ -1,9 +1,10 @@
 """`octy-orchestrate top`: the team on one screen, refreshed about once a second.
 
-Reading (the database, the logs, /proc) happens in a worker thread, one refresh at a
-time, so a slow disk never freezes the keys; commands (restart, stop, start) go
-through :func:`orchestrator.control.send_command`, as the CLI verbs do, after a
-confirmation, in a thread too (a supervisor may take seconds to acknowledge).
+Reading (the database, the logs, /proc) happens in one reader thread, so a slow disk
+never freezes the keys, and the screen is redrawn only when what it shows changes;
+commands (restart, stop, start) go through :func:`orchestrator.control.send_command`,
+as the CLI verbs do, after a y/N question, in a thread too (a supervisor may take
+seconds to acknowledge).
 """
 
 from __future__ import annotations
@@ -19,18 +20,8 @@ from textual.widgets import Footer, Input
 
 from orchestrator import errors
 from orchestrator.tui.data import AgentRow, Event, Snapshot, TeamSource, clean
-from orchestrator.tui.widgets import (
-    AgentTable,
-    ConfirmScreen,
-    EventPane,
-    FilterInput,
-    LogScreen,
-    TeamLine,
-    TextScreen,
-    cells,
-    duration,
-    help_lines,
-)
+from orchestrator.tui.screens import ConfirmScreen, LogScreen, TextScreen, help_lines
+from orchestrator.tui.widgets import AgentTable, EventPane, FilterInput, TeamLine, cells, duration
 
 REFRESH_S = 1.0
 _VERBS = {"restart": "Restart", "stop": "Stop", "start": "Start"}

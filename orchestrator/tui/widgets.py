@@ -1,5 +1,5 @@
-"""The pieces of `top`'s screen: the team line, the agent table, the event pane, and the
-screens opened over them (confirmation, a log, a trace, help)."""
+"""The pieces of `top`'s main screen: the team line, the agent table, the event pane and
+the filter box. (The screens opened over it are in :mod:`orchestrator.tui.screens`.)"""
 
 from __future__ import annotations
 
@@ -8,15 +8,13 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Input, RichLog, Static
+from textual.widgets import Input, RichLog, Static
 
-from orchestrator import logview
-from orchestrator.tui.data import AgentRow, Event, TeamStatus, render_event
+from orchestrator.tui.data import AgentRow, Event, TeamStatus
+
+KEEP_EVENTS = 2000  # events the pane holds (and re-filters with `/`)
 
 # Known states and their colours; a state the registry holds that is not here (a new
 # one) is shown as it is, uncoloured. NO_COLOR: Textual draws everything monochrome.
@@ -252,8 +250,8 @@ class TeamLine(Static):
 class EventPane(RichLog):
     """What `logs -f` prints, newest at the bottom; ``only`` filters by agent name."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(max_lines=2000, wrap=False, markup=False, highlight=False, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(max_lines=KEEP_EVENTS, wrap=False, markup=False, highlight=False, id=id)
         self.kept: list[Event] = []
         self.only = ""
 
@@ -262,7 +260,7 @@ class EventPane(RichLog):
             self.kept.append(e)
             if self._matches(e):
                 self.write(Text.from_ansi(e.line))
-        del self.kept[:-2000]
+        del self.kept[:-KEEP_EVENTS]
 
     def refilter(self, only: str) -> None:
         self.only = only
@@ -273,110 +271,6 @@ class EventPane(RichLog):
 
     def _matches(self, e: Event) -> bool:
         return not self.only or any(self.only in n for n in e.names)
-
-
-class ConfirmScreen(ModalScreen[bool]):
-    """``y`` confirms, anything else in the bindings cancels."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "yes"),
-        Binding("n,escape,q", "answer(False)", "no"),
-    ]
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Static { width: auto; max-width: 70; border: heavy $warning; padding: 1 2; }
-    """
-
-    def __init__(self, question: str) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        yield Static(Text(f"{self.question}  [y/N]"))
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
-
-
-class TextScreen(Screen[None]):
-    """A full-screen text (help, a trace): scroll with the arrows, ``q``/Esc closes."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("q,escape", "close", "close")]
-
-    def __init__(self, title: str, lines: Iterable[str], *, screen_id: str) -> None:
-        super().__init__(id=screen_id)
-        self.heading = title
-        self.lines = list(lines)
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(Text(self.heading, style="bold reverse"))
-            yield RichLog(wrap=True, markup=False, highlight=False, id="text")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        log = self.query_one("#text", RichLog)
-        for line in self.lines:
-            log.write(Text(line))
-        log.scroll_home(animate=False)
-
-    def action_close(self) -> None:
-        self.app.pop_screen()
-
-
-class LogScreen(TextScreen):
-    """An agent's own log (``l``), followed while open."""
-
-    def __init__(self, agent: str, follower: logview.FileFollower, tail: int = 500) -> None:
-        super().__init__(f" log of {agent} (q closes)", [], screen_id="log")
-        self.follower = follower
-        self.tail = tail
-
-    def on_mount(self) -> None:
-        self._write(self.follower.history()[-self.tail :])
-        self.set_interval(1.0, self._poll)
-
-    def _poll(self) -> None:
-        self._write(self.follower.poll())
-
-    def _write(self, lines: list[logview.LogLine]) -> None:
-        log = self.query_one("#text", RichLog)
-        for line in lines:
-            log.write(Text.from_ansi(render_event(line).line))
-
-    def on_unmount(self) -> None:
-        self.follower.close()
-
-
-HELP = """\
-Keys
-  up/down, j/k  select an agent
-  l             the selected agent's log, followed (q closes)
-  t             the trace of the selected agent's request: the one in flight,
-                else the newest it received or sent (q closes)
-  r  s  S       restart / stop / start the selected agent, after a y/N
-                question; sent through the team's database to the
-                supervisor, as `octy-orchestrate restart AGENT` is
-  /             filter agents and events by name (Enter applies, an empty
-                filter clears, Esc cancels)
-  ?             this help
-  q             quit (the team keeps running)
-
-Columns
-  STATE      the registry's state, and its reason when one is recorded;
-             dim when no supervisor runs (the last known states)
-  PID, UP    the agent's claude process and how long it has run
-  RST        restarts        PEND       messages waiting for it
-  IN-FLIGHT  the message it is handling (last 8 characters of its id;
-             +N: N more) and for how long
-  TURNS, TOKENS, COST        so far (as `ps` counts them)
-  CPU%, MEM  of its claude process, from /proc: % of one core since the
-             last refresh, resident memory
-"""
-
-
-def help_lines() -> list[str]:
-    return HELP.splitlines()
 
 
 class FilterInput(Input):
