@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import errors, logview, trace
-from orchestrator.cli.log_verbs import places_of
+from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
+from orchestrator.cli.log_verbs import Places, places_of
 from orchestrator.cli.team_verbs import ps_rows
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
@@ -113,6 +114,7 @@ class TeamSource:
     team_name: str | None = None
     _events: logview.FileFollower | None = None
     _rss: dict[int, int] = field(default_factory=dict)
+    _roster_stamp: tuple[int, int] | None = None
 
     @classmethod
     def resolve(
@@ -120,22 +122,33 @@ class TeamSource:
     ) -> TeamSource:
         """Find the team as `logs` and `trace` do: the roster named, else ./agents.yaml,
         read leniently when invalid (its warning is kept for the team line)."""
-        warning = io.StringIO()
-        with contextlib.redirect_stderr(warning):
-            places = places_of(roster)
-        text = warning.getvalue().strip().removeprefix("octy-orchestrate: ")
-        if text:  # the supervisor, if one runs, keeps the roster it last loaded
-            text += "; a running team keeps its last good roster"
-        return cls(
-            database or places.database,
-            logs or places.logs,
-            roster,
-            roster_warning=text or None,
-        )
+        places, warning = _places(roster)
+        source = cls(database or places.database, logs or places.logs, roster, warning)
+        source._roster_stamp = source._stamp()
+        return source
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = (self.roster or Path(DEFAULT_ROSTER)).stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _check_roster(self) -> None:
+        """An edit of agents.yaml while top runs: say at once whether it is valid (the
+        team watched stays the same one)."""
+        stamp = self._stamp()
+        if stamp != self._roster_stamp:
+            self._roster_stamp = stamp
+            try:
+                self.roster_warning = _places(self.roster)[1]
+            except CliFailure as failure:  # deleted or unreadable now: keep watching the team
+                self.roster_warning = clean(failure.message)
 
     # --- the table and the team line ---------------------------------------------
 
     def snapshot(self) -> Snapshot:
+        self._check_roster()
         now = time.time()
         sup = holder_pid(self.database)
         rows = ps_rows(self.database)
@@ -302,6 +315,19 @@ class TeamSource:
         if not result.get("ok"):
             return f"{command} {agent}: {clean(str(result.get('message')))}"
         return f"{command} {agent}: ok"
+
+
+def _places(roster: Path | None) -> tuple[Places, str | None]:
+    """Where the team is, as `logs` and `trace` find it, and the warning they would print
+    about an invalid roster (kept for the team line instead of being printed). A roster
+    named with -f that cannot be read at all is CliFailure, as for `logs`."""
+    warning = io.StringIO()
+    with contextlib.redirect_stderr(warning):
+        places = places_of(roster)
+    text = warning.getvalue().strip().removeprefix("octy-orchestrate: ")
+    if text:  # the supervisor, if one runs, keeps the roster it last loaded
+        text += "; a running team keeps its last good roster"
+    return places, clean(text) or None
 
 
 def render_event(line: logview.LogLine) -> Event:

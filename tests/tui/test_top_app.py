@@ -155,12 +155,18 @@ async def test_invalid_roster_filter_log_and_no_supervisor(team: TeamFactory) ->
     t = team([{"agent": agent_rule("a"), "text": "done"}, {"text": "b done"}], {"a": {}, "b": {}})
     t.up()
     t.wait_ready("a", "b")
-    t.roster_path.write_text(t.roster_path.read_text() + "\n  broken: [unclosed\n")
+    good = t.roster_path.read_text()
+    t.roster_path.write_text(good + "\n  broken: [unclosed\n")
     app = TopApp(source_of(t), refresh_s=FAST)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: row(app, "b").get("state") == "ready", "b in the table")
         assert "problem(s)" in team_line(app)
+        assert "last good roster" in team_line(app)
         assert "supervisor" in team_line(app)
+        t.roster_path.write_text(good)  # fixed while top runs: the warning goes
+        await until(pilot, lambda: "problem(s)" not in team_line(app), "the warning gone")
+        t.roster_path.write_text(good.replace("agents:", "agents:\n  c: {depends_on: [zz]}"))
+        await until(pilot, lambda: "problem(s)" in team_line(app), "a new warning")
 
         t.ask("a", "look: \x1b[2J\x1b]0;pwned\x07 end")
         await until(pilot, lambda: "pwned" in event_text(app), "the hostile body")
