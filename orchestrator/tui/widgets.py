@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input, RichLog, Static
 
-from orchestrator.tui.data import AgentRow, Event, TeamStatus
+from orchestrator.tui.data import AgentRow, Event, TeamStatus, clean
 
 KEEP_EVENTS = 2000  # events the pane holds (and re-filters with `/`)
 
@@ -89,7 +89,7 @@ def count(n: int) -> str:
 
 
 def state_cell(row: AgentRow, live: bool) -> Text:
-    label = row.state if not row.reason else f"{row.state} ({row.reason})"
+    label = clean(row.state if not row.reason else f"{row.state} ({row.reason})")
     style = STATE_STYLES.get(row.state, "") if live else "dim italic"
     return Text(label, style=style)
 
@@ -102,7 +102,7 @@ def _cells(row: AgentRow, live: bool) -> list[Text]:
     flight = "-"
     if row.in_flight:  # the id's last 8 characters (its random part); `t` shows it whole
         more = len(row.in_flight) - 1
-        flight = row.in_flight[0][-8:] + (f"+{more}" if more else "")
+        flight = clean(row.in_flight[0][-8:]) + (f"+{more}" if more else "")
     plain = [
         str(row.pid or "-"),
         duration(row.uptime_s),
@@ -118,7 +118,8 @@ def _cells(row: AgentRow, live: bool) -> list[Text]:
         size(row.rss_bytes),
     ]
     return [
-        Text(row.name, style="bold" if live else "dim"),
+        # names and states come from the registry, which any process may write: escaped
+        Text(clean(row.name), style="bold" if live else "dim"),
         state_cell(row, live),
         *(Text(v, style="" if live else "dim") for v in plain),
     ]

@@ -51,11 +51,12 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
         mb.register("alpha", pid=os.getpid(), state="paused", meta={"reason": "budget 100%"})
         mb.register("beta", pid=None, state="backoff", meta={"reason": "model error 529"})
         mb.register("gamma", pid=None, state="blocked")
+        mb.register("delta", pid=None, state="odd\x1b[2J")  # plain SQL may write anything
         mb.request("user", "alpha", "queued")
     app = TopApp(TeamSource(db, tmp_path / "logs"), refresh_s=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one(AgentTable)
-        while table.row_count < 3:
+        while table.row_count < 4:
             await pilot.pause(0.05)
         cells = {
             name: dict(zip([k for k, _ in COLUMNS], table.row_text(name), strict=True))
@@ -64,6 +65,7 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
         assert cells["alpha"]["state"] == "paused (budget 100%)"
         assert cells["beta"]["state"] == "backoff (model error 529)"
         assert cells["gamma"]["state"] == "blocked"
+        assert table.row_text("delta")[1] == "odd\\x1b[2J"
         assert cells["alpha"]["pending"] == "1"
         assert cells["alpha"]["pid"] == "-"  # no supervisor: a recorded pid is history
         line = str(app.query_one(TeamLine, Static).render())
