@@ -34,6 +34,10 @@ from orchestrator.tui.procstat import ProcReader
 EVENT_TAIL = 200  # events shown when `top` starts, like `logs -f` shows the last few
 FIELD_WIDTH = 120
 RSS_STEP = 0.02  # see TeamSource._steady_rss
+# Where a short "why" beside the state may be, first found wins: a `reason` in the `ps`
+# row or the registry meta (blocked on an approval, say), else the model's last trouble
+# (`model_error`). Whatever the supervisor records under these shows up without a change.
+REASON_KEYS = ("reason", "model_error")
 # A turn or a log can carry anything an agent wrote: control characters (a terminal
 # escape among them) are shown as \xNN, never sent to the terminal.
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
@@ -156,7 +160,7 @@ class TeamSource:
         agents = []
         for r in rows:
             meta = extra["meta"].get(r["name"], {})
-            reason = r.get("reason") or meta.get("reason")
+            reason = _reason(r, meta)
             claimed = [extra["claimed"][m] for m in r["in_flight"] if m in extra["claimed"]]
             pid = r["pid"] if sup else None  # no supervisor: its pids are history
             proc = self.procs.sample(pid)
@@ -164,7 +168,7 @@ class TeamSource:
                 AgentRow(
                     name=r["name"],
                     state=str(r["state"]),
-                    reason=clean(str(reason)) if reason else None,
+                    reason=reason,
                     pid=pid,
                     uptime_s=r["uptime_s"] if sup else None,
                     restarts=int(r["restarts"] or 0),
@@ -315,6 +319,14 @@ class TeamSource:
         if not result.get("ok"):
             return f"{command} {agent}: {clean(str(result.get('message')))}"
         return f"{command} {agent}: ok"
+
+
+def _reason(row: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
+    for key in REASON_KEYS:
+        for found in (row.get(key), meta.get(key)):
+            if found:
+                return clean(str(found))
+    return None
 
 
 def _places(roster: Path | None) -> tuple[Places, str | None]:

@@ -49,7 +49,7 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
     db = tmp_path / "queue" / "team.db"
     with Mailbox(db) as mb:
         mb.register("alpha", pid=os.getpid(), state="paused", meta={"reason": "budget 100%"})
-        mb.register("beta", pid=None, state="backoff", meta={"reason": "model error 529"})
+        mb.register("beta", pid=None, state="backoff", meta={"model_error": "overloaded 529"})
         mb.register("gamma", pid=None, state="blocked")
         mb.register("delta", pid=None, state="odd\x1b[2J")  # plain SQL may write anything
         mb.request("user", "alpha", "queued")
@@ -63,7 +63,7 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
             for name in ("alpha", "beta", "gamma")
         }
         assert cells["alpha"]["state"] == "paused (budget 100%)"
-        assert cells["beta"]["state"] == "backoff (model error 529)"
+        assert cells["beta"]["state"] == "backoff (overloaded 529)"
         assert cells["gamma"]["state"] == "blocked"
         assert table.row_text("delta")[1] == "odd\\x1b[2J"
         assert cells["alpha"]["pending"] == "1"
