@@ -108,7 +108,9 @@ class Event:
 
 @dataclass
 class TeamSource:
-    """Everything `top` reads about one team. Not thread-safe: one worker at a time."""
+    """Everything `top` reads about one team. ``snapshot`` and ``events`` keep state (CPU
+    samples, the log follower): one thread calls them, the app's reader. ``command``,
+    ``request_of`` and ``trace_lines`` use only the paths and may run beside it."""
 
     database: Path
     logs: Path
