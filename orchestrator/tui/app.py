@@ -25,6 +25,7 @@ from orchestrator.tui.widgets import AgentTable, EventPane, FilterInput, TeamLin
 
 REFRESH_S = 1.0
 _VERBS = {"restart": "Restart", "stop": "Stop", "start": "Start"}
+_MAIN_ONLY = frozenset({"log", "trace", "command", "filter", "help"})
 
 
 class TopApp(App[None]):
@@ -129,6 +130,12 @@ class TopApp(App[None]):
         self.query_one(EventPane).add(events)
 
     # --- keys ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Over a help, log or trace screen only its own keys (and quit) work: `l` there
+        would stack a log on a trace."""
+        # False: hidden from the footer, and the key does nothing
+        return not (action in _MAIN_ONLY and len(self.screen_stack) > 1)
 
     def _selected(self) -> str | None:
         name = self.query_one(AgentTable).selected()

@@ -107,13 +107,14 @@ Keys
 Columns
   STATE      the registry's state, and its reason when one is recorded;
              dim when no supervisor runs (the last known states)
-  PID, UP    the agent's claude process and how long it has run
+  PID, UP    the agent's claude process and how long it has run (seconds
+             for the first minute, then minutes)
   RST        restarts        PEND       messages waiting for it
   IN-FLIGHT  the message it is handling (last 8 characters of its id;
              +N: N more) and for how long
   TURNS, TOKENS, COST        so far (as `ps` counts them)
-  CPU%, MEM  of its claude process, from /proc: % of one core since the
-             last refresh, resident memory
+  CPU%, MEM  of its claude process, from /proc: whole % of one core over
+             the last 5 s; resident memory (shown in steps of 2 %)
 """
 
 

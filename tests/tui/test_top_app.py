@@ -142,6 +142,8 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
         text = "\n".join(line.text for line in app.screen.query_one(RichLog).lines)
         assert "user → a" in text
         assert "pong" in text
+        await pilot.press("l", "r")  # the main screen's keys do nothing over the trace
+        assert app.screen.id == "trace"
         await pilot.press("q")
         await until(pilot, lambda: app.screen.id != "trace", "the trace closed")
 
