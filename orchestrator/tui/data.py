@@ -1,11 +1,12 @@
 """What `top` shows, read the way `ps`, `logs` and `trace` read it: the team's database
-and its log files. No Textual here: the app calls this from a worker thread.
+and its log files. No Textual here: the app calls this from its reader thread.
 
 Rows come from :func:`orchestrator.cli.team_verbs.ps_rows` (the same figures as `ps`,
 with whatever fields `ps` learns later); the team line adds a few counts read with
-plain SQL on a read-only connection (the queue's tables are documented for any
-reader in queue/README.md); events come from :class:`orchestrator.logview.FileFollower`
-(what `logs -f` uses), traces from :mod:`orchestrator.trace`.
+plain SQL on a read-only connection opened as `ps` opens its own (the queue's tables
+are documented for any reader in queue/README.md); events come from
+:class:`orchestrator.logview.FileFollower` (what `logs -f` uses), traces from
+:mod:`orchestrator.trace`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import contextlib
 import io
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from orchestrator.cli.team_verbs import ps_rows
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
-from orchestrator.mailbox import SUPERVISOR, USER, Mailbox
+from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
 from orchestrator.tui.procstat import ProcReader
 
 EVENT_TAIL = 200  # events shown when `top` starts, like `logs -f` shows the last few
@@ -218,8 +218,8 @@ class TeamSource:
 
     def _registry_and_counts(self) -> dict[str, Any]:
         """What `ps` rows leave out, in one read transaction."""
-        uri = f"{self.database.absolute().as_uri()}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+        # Read-only, as `ps` opens it: no lock that a writer waits for, no link followed.
+        conn = schema.connect_readonly(self.database.absolute())
         try:
             counts = dict(
                 conn.execute(
@@ -296,7 +296,7 @@ class TeamSource:
         newest request it received or sent."""
         if row.in_flight:
             return row.in_flight[0]
-        with Mailbox(self.database, create=False) as mailbox:
+        with Mailbox(self.database, readonly=True) as mailbox:
             found = [
                 m
                 for m in mailbox.list(recipient=row.name, limit=50)
