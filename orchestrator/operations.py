@@ -43,7 +43,12 @@ async def stop_and_wait(sup: Supervisor, name: str, grace_s: float | None = None
     """Stop an agent's sessions and wait until its task is gone (the caller holds ops)."""
     slot = sup.slots[name]
     sup._request_stop(slot, sup.grace_s if grace_s is None else grace_s)
-    if slot.state in (AgentState.STARTING, AgentState.READY, AgentState.BUSY):
+    if slot.state in (
+        AgentState.STARTING,
+        AgentState.READY,
+        AgentState.BUSY,
+        AgentState.BLOCKED,
+    ):
         # `ps` shows the stop at once, not when the turn ends (up to the grace later).
         await sup._set_state(slot, AgentState.STOPPING)
     await slot.done.wait()

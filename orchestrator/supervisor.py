@@ -387,6 +387,12 @@ class Supervisor:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
         elif event == "busy" and slot.state == AgentState.READY:
             await self._set_state(slot, AgentState.BUSY)
+        elif event == "blocked" and slot.state == AgentState.BUSY:  # issue 11: approvals
+            slot.stats["blocked_reason"] = data.get("reason")
+            await self._set_state(slot, AgentState.BLOCKED)
+        elif event == "unblocked" and slot.state == AgentState.BLOCKED:
+            slot.stats.pop("blocked_reason", None)
+            await self._set_state(slot, AgentState.BUSY)
         elif event == "turn":
             s = slot.stats
             s["session_id"] = data.get("session_id") or s.get("session_id")
@@ -500,7 +506,7 @@ class Supervisor:
         except errors.RecipientUnknown:  # its row deleted under us: written again
             await self._register_self(self.mailbox)
         for slot in list(self.slots.values()):
-            if slot.state in (AgentState.READY, AgentState.BUSY):
+            if slot.state in _RUNNING:
                 try:
                     await self.mailbox.update_agent(slot.name, heartbeat=True)
                 except errors.RecipientUnknown:
@@ -576,7 +582,8 @@ class Supervisor:
 
 
 _STAT_KEYS = ("session_id", "turns", "input_tokens", "output_tokens", "cost_usd")
-_SETTLED = (AgentState.READY, AgentState.BUSY, AgentState.FAILED)
+_RUNNING = (AgentState.READY, AgentState.BUSY, AgentState.BLOCKED)  # a live session
+_SETTLED = (*_RUNNING, AgentState.FAILED)  # a start that has come to an end, either way
 
 
 def _remove_launcher(path: str) -> None:
