@@ -26,6 +26,10 @@ Script format (YAML, or a dict of the same shape)::
             input: {a: "{1}", b: 2}
       - error: {status: 529, type: overloaded_error, message: "busy"}   # or an API error
         times: 1
+      - match: "big"
+        text: "ok"
+        usage: {input: 150000, output: 800, cache_read: 20000, cache_write: 4000}
+      - error: prompt_too_long   # the API's 400 "prompt is too long: ..." (see scripted/usage.py)
     default: {text: "..."}       # when no rule matches (has a built-in default)
     side_reply: "Scripted session"  # text for side requests (below)
 

@@ -19,6 +19,7 @@ import yaml
 
 from orchestrator.errors import ScriptError
 from orchestrator.scripted import reading
+from orchestrator.scripted.usage import DEFAULT_USAGE, Usage, named_error, parse_usage
 
 DEFAULT_TEXT = "(scripted model: no rule matched this turn)"
 DEFAULT_SIDE_REPLY = "Scripted session"
@@ -34,7 +35,7 @@ _ERROR_TYPES = {
     529: "overloaded_error",
 }
 _TOP_KEYS = ("rules", "default", "side_reply")
-_ANSWER_KEYS = ("text", "tool_use", "error", "delay")
+_ANSWER_KEYS = ("text", "tool_use", "error", "delay", "usage")
 _RULE_KEYS = ("name", "agent", "model", "match", "tool_result", "side", "times", *_ANSWER_KEYS)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -60,6 +61,7 @@ class Answer:
     tool_use: tuple[ToolCall, ...] = ()
     error: ApiError | None = None
     delay: float = 0.0
+    usage: Usage = DEFAULT_USAGE  # token figures reported (see scripted/usage.py)
 
     def filled(self, groups: Mapping[str, str]) -> Answer:
         """This answer with ``{1}`` / ``{name}`` placeholders replaced by the match's groups."""
@@ -67,7 +69,7 @@ class Answer:
             return self
         text = None if self.text is None else _fill(self.text, groups)
         calls = tuple(ToolCall(c.name, _fill_value(c.input, groups)) for c in self.tool_use)
-        return Answer(text, calls, self.error, self.delay)
+        return Answer(text, calls, self.error, self.delay, self.usage)
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,11 @@ def _answer(raw: Mapping[str, Any], source: str, rule: str) -> Answer:
     if text is not None and not isinstance(text, str):
         raise ScriptError(source, rule, "text", "must be a string")
     calls = _tool_calls(raw.get("tool_use"), source, rule)
-    error = _error(raw.get("error"), source, rule)
+    raw_error = raw.get("error")
+    if isinstance(raw_error, str):  # a named error, like prompt_too_long
+        status, kind, message = named_error(raw_error, source, rule)
+        raw_error = {"status": status, "type": kind, "message": message}
+    error = _error(raw_error, source, rule)
     if error is not None and (text is not None or calls):
         raise ScriptError(
             source, rule, "error", "an error answer cannot also have text or tool_use"
@@ -246,7 +252,7 @@ def _answer(raw: Mapping[str, Any], source: str, rule: str) -> Answer:
     delay = raw.get("delay", 0)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
         raise ScriptError(source, rule, "delay", "must be a number of seconds >= 0")
-    return Answer(text, calls, error, float(delay))
+    return Answer(text, calls, error, float(delay), parse_usage(raw.get("usage"), source, rule))
 
 
 def _tool_calls(raw: Any, source: str, rule: str) -> tuple[ToolCall, ...]:

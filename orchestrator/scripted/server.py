@@ -255,18 +255,18 @@ class _Handler(BaseHTTPRequestHandler):
             if error is not None:
                 self._send_json(error.status, wire.error_body(error.type, error.message))
             else:
-                self._send_json(
-                    200, wire.message(model_name, wire.blocks_for(answer), input_tokens)
-                )
+                blocks = wire.blocks_for(answer)
+                reply = wire.message(model_name, blocks, input_tokens, answer.usage)
+                self._send_json(200, reply)
             return
         self._begin_stream()
-        for event, data in wire.stream_head(model_name, input_tokens):
+        for event, data in wire.stream_head(model_name, input_tokens, answer.usage):
             self.wfile.write(wire.sse(event, data))
         self.wfile.flush()
         # Time to first token: the stream is open and idle for `delay` seconds.
         if self._wait(answer.delay):
             return
-        for event, data in wire.stream_body(wire.blocks_for(answer)):
+        for event, data in wire.stream_body(wire.blocks_for(answer), answer.usage):
             self.wfile.write(wire.sse(event, data))
             self.wfile.flush()
 

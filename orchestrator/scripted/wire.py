@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.scripted.script import Answer
+from orchestrator.scripted.usage import DEFAULT_USAGE, Usage
 
 TEXT_CHUNK = 12  # characters of text per text_delta
 JSON_CHUNK = 16  # characters of tool input JSON per input_json_delta
@@ -64,16 +65,9 @@ def estimate_tokens(value: Any) -> int:
     return max(1, len(text) // 4)
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
-    return {
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-    }
-
-
-def message(model: str, blocks: list[Block], input_tokens: int) -> dict[str, Any]:
+def message(
+    model: str, blocks: list[Block], input_tokens: int, usage: Usage = DEFAULT_USAGE
+) -> dict[str, Any]:
     """A complete (non-streamed) Messages API response."""
     content = [b.as_json() for b in blocks]
     return {
@@ -84,7 +78,10 @@ def message(model: str, blocks: list[Block], input_tokens: int) -> dict[str, Any
         "content": content,
         "stop_reason": stop_reason(blocks),
         "stop_sequence": None,
-        "usage": _usage(input_tokens, estimate_tokens(content)),
+        "usage": {
+            **usage.head(input_tokens),
+            "output_tokens": usage.output_tokens(estimate_tokens(content)),
+        },
     }
 
 
@@ -97,7 +94,9 @@ def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def stream_head(model: str, input_tokens: int) -> Iterator[tuple[str, dict[str, Any]]]:
+def stream_head(
+    model: str, input_tokens: int, usage: Usage = DEFAULT_USAGE
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """What the service sends at once: ``message_start`` and a ``ping``."""
     start: dict[str, Any] = {
         "id": new_id("msg"),
@@ -107,13 +106,15 @@ def stream_head(model: str, input_tokens: int) -> Iterator[tuple[str, dict[str, 
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(input_tokens, 1),
+        "usage": usage.head(input_tokens),
     }
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
 
 
-def stream_body(blocks: list[Block]) -> Iterator[tuple[str, dict[str, Any]]]:
+def stream_body(
+    blocks: list[Block], usage: Usage = DEFAULT_USAGE
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """The content blocks, each split over several deltas, then the closing events."""
     for index, block in enumerate(blocks):
         if block.type == "text":
@@ -136,7 +137,7 @@ def stream_body(blocks: list[Block]) -> Iterator[tuple[str, dict[str, Any]]]:
                 {"type": "content_block_delta", "index": index, "delta": delta},
             )
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    output_tokens = estimate_tokens([b.as_json() for b in blocks])
+    output_tokens = usage.output_tokens(estimate_tokens([b.as_json() for b in blocks]))
     yield (
         "message_delta",
         {
