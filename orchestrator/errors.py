@@ -190,6 +190,14 @@ class WouldDeadlock(RequestFailed):
     code = "would_deadlock"
 
 
+class BudgetExceeded(RequestFailed):
+    """The recipient is paused: its budget (or the team's) is spent for this window.
+
+    ``detail`` carries the figures (spent, limit, when the window rolls over)."""
+
+    code = "budget_exceeded"
+
+
 # --- sessions and supervision -----------------------------------------------
 
 
@@ -247,6 +255,7 @@ _BY_CODE: dict[str, type[RequestFailed]] = {
     cls.code: cls
     for cls in (RequestFailed, RecipientFailed, RecipientRemoved, RequestExpired, WouldDeadlock)
 }
+_BY_CODE[BudgetExceeded.code] = BudgetExceeded
 
 
 def request_error_from_code(code: str, request_id: str, detail: str = "") -> RequestFailed:

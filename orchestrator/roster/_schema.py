@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.roster import _budget
 from orchestrator.roster import _coerce as c
 from orchestrator.roster._files import existing_directory, prompt_file
 from orchestrator.roster._refs import NameRefs, name_refs, names_or_everyone
@@ -18,7 +19,10 @@ from orchestrator.roster.model import (
     Env,
 )
 
-TOP_KEYS = ("name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents")
+TOP_KEYS = (
+    "name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents",
+    "budget",  # team-wide, see _budget.py
+)
 
 AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "description": c.text,
@@ -41,6 +45,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "can_message": names_or_everyone,
     "turn_timeout": c.duration(optional=True),
     "connect_timeout": c.duration(),
+    **_budget.AGENT_FIELDS,
 }
 AGENT_KEYS = tuple(AGENT_FIELDS)
 PROMPT_KEYS = ("prompt", "prompt_file")
@@ -65,6 +70,7 @@ BUILT_IN: Mapping[str, Any] = {
     "can_message": None,
     "turn_timeout": 600.0,
     "connect_timeout": 60.0,
+    **_budget.BUILT_IN,
 }
 
 
@@ -124,4 +130,7 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
         line=line,
+        budget=v["budget"],
+        context_window=v["context_window"],
+        compact_at=v["compact_at"],
     )
