@@ -28,7 +28,7 @@ Script format (YAML, or a dict of the same shape)::
         times: 1
       - match: "big"
         text: "ok"
-        usage: {input: 150000, output: 800, cache_read: 20000, cache_write: 4000}
+        usage: {input_tokens: 150000, cache_read_input_tokens: 20000}  # API usage fields
       - error: prompt_too_long   # the API's 400 "prompt is too long: ..." (see scripted/usage.py)
     default: {text: "..."}       # when no rule matches (has a built-in default)
     side_reply: "Scripted session"  # text for side requests (below)

@@ -3,9 +3,11 @@
 A rule's ``usage`` sets the token counts the answer reports (the CLI prices a
 turn from them, and the runner reads the context in use from them)::
 
-    usage: {input: 150000, output: 800, cache_read: 20000, cache_write: 4000}
+    usage: {input_tokens: 150000, output_tokens: 800,
+            cache_read_input_tokens: 20000, cache_creation_input_tokens: 4000}
 
-Left-out figures keep the server's estimate (input, output) or 0 (cache).
+The names are the API's ``usage`` fields. Left-out figures keep the server's
+estimate (input, output) or 0 (cache reads and writes).
 ``error: prompt_too_long`` answers with the API's error for a request over the
 model's context window: HTTP 400, ``invalid_request_error``, message
 ``prompt is too long: 215000 tokens > 200000 maximum`` (the wording the CLI
@@ -20,7 +22,12 @@ from typing import Any
 
 from orchestrator.errors import ScriptError
 
-USAGE_KEYS = ("input", "output", "cache_read", "cache_write")
+USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
 PROMPT_TOO_LONG_MESSAGE = "prompt is too long: 215000 tokens > 200000 maximum"
 NAMED_ERRORS: Mapping[str, tuple[int, str, str]] = {
     "prompt_too_long": (400, "invalid_request_error", PROMPT_TOO_LONG_MESSAGE),
@@ -31,22 +38,22 @@ NAMED_ERRORS: Mapping[str, tuple[int, str, str]] = {
 class Usage:
     """Token figures an answer reports; None keeps the server's own estimate."""
 
-    input: int | None = None
-    output: int | None = None
-    cache_read: int = 0
-    cache_write: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
 
     def head(self, estimated_input: int) -> dict[str, int]:
         """The ``usage`` of ``message_start`` (and of a whole non-streamed message)."""
         return {
-            "input_tokens": estimated_input if self.input is None else self.input,
+            "input_tokens": estimated_input if self.input_tokens is None else self.input_tokens,
             "output_tokens": 1,
-            "cache_creation_input_tokens": self.cache_write,
-            "cache_read_input_tokens": self.cache_read,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
         }
 
-    def output_tokens(self, estimated: int) -> int:
-        return estimated if self.output is None else self.output
+    def output(self, estimated: int) -> int:
+        return estimated if self.output_tokens is None else self.output_tokens
 
 
 DEFAULT_USAGE = Usage()
@@ -57,7 +64,7 @@ def parse_usage(raw: Any, source: str, rule: str) -> Usage:
         return DEFAULT_USAGE
     if not isinstance(raw, Mapping):
         raise ScriptError(
-            source, rule, "usage", "must be a mapping like {input: 1000, output: 50}"
+            source, rule, "usage", "must be a mapping like {input_tokens: 1000, output_tokens: 50}"
         )
     figures: dict[str, int] = {}
     for key, value in raw.items():

@@ -80,7 +80,7 @@ def message(
         "stop_sequence": None,
         "usage": {
             **usage.head(input_tokens),
-            "output_tokens": usage.output_tokens(estimate_tokens(content)),
+            "output_tokens": usage.output(estimate_tokens(content)),
         },
     }
 
@@ -137,7 +137,7 @@ def stream_body(
                 {"type": "content_block_delta", "index": index, "delta": delta},
             )
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    output_tokens = usage.output_tokens(estimate_tokens([b.as_json() for b in blocks]))
+    output_tokens = usage.output(estimate_tokens([b.as_json() for b in blocks]))
     yield (
         "message_delta",
         {
