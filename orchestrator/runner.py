@@ -116,6 +116,7 @@ class AgentRunner:
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
         session_id: str | None = None,
         peer_state: Callable[[str], str | None] | None = None,
+        hold: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self.mailbox = mailbox
@@ -136,6 +137,7 @@ class AgentRunner:
         self._own_group = False  # the CLI leads its own process group (see session_options)
         self._turn_over = anyio.Event()  # a fresh one per turn; set when the turn ends
         self._turn_over.set()
+        self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
 
     @property
     def spec(self) -> AgentSpec:
@@ -289,6 +291,13 @@ class AgentRunner:
         return SessionEnd("stopped")
 
     async def _next_batch(self) -> list[Message]:
+        if self.hold is not None:
+            with anyio.CancelScope() as held:  # a stop or the CLI's death cancels it
+                self._idle_scope = held
+                await self.hold(self.name)
+            self._idle_scope = None
+            if self._stop.is_set() or held.cancelled_caught:
+                return []
         batch = await self.mailbox.claim(
             self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
         )

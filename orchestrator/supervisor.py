@@ -24,6 +24,7 @@ import anyio.to_thread
 import structlog
 
 from orchestrator import errors
+from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, AsyncMailbox
@@ -87,6 +88,7 @@ class Supervisor:
         self._tg: Any = None
         self._cli_path: str | None = None
         self._roster_mtime = _mtime(roster.path)
+        self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
 
     # --- running --------------------------------------------------------------
 
@@ -102,8 +104,10 @@ class Supervisor:
                 self.mailbox = mailbox
                 self._cli_path = await anyio.to_thread.run_sync(make_launcher)
                 await self._prepare(mailbox)
+                await self.budgets.open(mailbox)
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
+                    tg.start_soon(self.budgets.run)
                     tg.start_soon(self._signals)
                     tg.start_soon(self._housekeeping)
                     tg.start_soon(self._serve_control)
@@ -113,6 +117,7 @@ class Supervisor:
                     tg.cancel_scope.cancel()
                 await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
         finally:
+            self.budgets.close()
             if self._cli_path:
                 _remove_launcher(self._cli_path)
             self._lock.release()
@@ -166,7 +171,7 @@ class Supervisor:
             for name in names:
                 slot = self.slots[name]
                 with anyio.move_on_after(120):
-                    while slot.state not in (AgentState.READY, AgentState.BUSY, AgentState.FAILED):
+                    while slot.state not in _STARTED:
                         if self._stopping.is_set():
                             return
                         await self._state_changed.wait()
@@ -241,6 +246,7 @@ class Supervisor:
             on_event=lambda event, data: self._on_runner_event(slot, event, data),
             session_id=slot.stats.get("session_id"),
             peer_state=self._peer_state,
+            hold=self.budgets.hold,
         )
         slot.runner = runner
         if self._stopping.is_set() or not slot.want_running:
@@ -272,6 +278,7 @@ class Supervisor:
             slot.stats["session_id"] = data.get("session_id") or slot.stats.get("session_id")
             if slot.state == AgentState.STARTING:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
+                await self.budgets.evaluate("start")
         elif event == "busy" and slot.state == AgentState.READY:
             await self._set_state(slot, AgentState.BUSY)
         elif event == "turn":
@@ -285,6 +292,23 @@ class Supervisor:
             )
             if slot.state == AgentState.BUSY:
                 await self._set_state(slot, AgentState.READY)
+            await self.budgets.after_turn(slot.name, data)
+
+    # --- budgets (orchestrator/budget_watch.py decides; these move the state) ---------------
+
+    def agent_state(self, name: str) -> AgentState | None:
+        slot = self.slots.get(name)
+        return slot.state if slot else None
+
+    async def pause_agent(self, name: str) -> None:
+        slot = self.slots.get(name)
+        if slot is not None and slot.state == AgentState.READY:
+            await self._set_state(slot, AgentState.PAUSED)
+
+    async def unpause_agent(self, name: str) -> None:
+        slot = self.slots.get(name)
+        if slot is not None and slot.state == AgentState.PAUSED:
+            await self._set_state(slot, AgentState.READY)
 
     def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | None:
         """Seconds to wait before the next start, or None if the agent is done for."""
@@ -368,7 +392,7 @@ class Supervisor:
                 log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
             await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
             for slot in self.slots.values():
-                if slot.state in (AgentState.READY, AgentState.BUSY):
+                if slot.state in (AgentState.READY, AgentState.BUSY, AgentState.PAUSED):
                     await self.mailbox.update_agent(slot.name, heartbeat=True)
 
     async def _serve_control(self) -> None:
@@ -453,9 +477,12 @@ class Supervisor:
                 self.slots[name] = Slot(name)
             await self.mailbox.register(name, spec.description, state=self.slots[name].state.value)
             self._spawn(name)
+        await self.budgets.evaluate("reload")
         return True
 
 
+# An agent counts as started for depends_on once it is ready (or busy, or paused by a budget).
+_STARTED = (AgentState.READY, AgentState.BUSY, AgentState.PAUSED, AgentState.FAILED)
 _STAT_KEYS = ("session_id", "turns", "input_tokens", "output_tokens", "cost_usd")
 
 

@@ -21,6 +21,7 @@ _VERB_MODULES = (
     "orchestrator.cli.model_verbs",
     "orchestrator.cli.log_verbs",
     "orchestrator.cli.demo_verbs",
+    "orchestrator.cli.budget_verbs",
 )
 
 

@@ -1,0 +1,246 @@
+"""The budget policy: warn at 80 %, pause at 100 %, run again when it no longer holds.
+
+After every turn (and every second, for windows that roll over) the watch
+compares each agent's budget and the team's with what was spent
+(:mod:`orchestrator.budget`). An agent over either is *blocked*: its runner
+claims nothing more (the turn in progress finishes first), the supervisor
+shows it ``paused``, requests already queued for it and new ones are answered
+``budget_exceeded`` with the figures, notices stay queued. It runs again when
+the window rolls over, when a reload raises the budget, or on ``resume``,
+which overrides the budgets it is over until their window rolls over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+import anyio.to_thread
+import structlog
+
+from orchestrator import errors
+from orchestrator.budget import TEAM, Ledger, Standing, turn_spend
+from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
+from orchestrator.roster import Roster
+from orchestrator.states import AgentState
+
+log = structlog.get_logger()
+
+CHECK_EVERY_S = 0.5  # roll-over checks, and answering requests sent to a paused agent
+
+
+class Team(Protocol):
+    """What the watch needs from the supervisor."""
+
+    def agent_state(self, name: str) -> AgentState | None: ...
+
+    async def pause_agent(self, name: str) -> None: ...  # ready -> paused
+
+    async def unpause_agent(self, name: str) -> None: ...  # paused -> ready
+
+
+class BudgetWatch:
+    def __init__(
+        self,
+        database: Path,
+        roster: Callable[[], Roster],
+        team: Team,
+    ) -> None:
+        self.database = database
+        self.roster = roster
+        self.team = team
+        self._mailbox: AsyncMailboxBackend | None = None
+        self.run_started = time.time()
+        self.blocked: dict[str, list[Standing]] = {}  # agent -> the budgets it is over
+        self._ledger: Ledger | None = None
+        self._released = anyio.Event()  # set (and replaced) whenever an agent is unblocked
+        self._lock = anyio.Lock()
+        self._published: dict[str, Any] = {}
+
+    async def open(self, mailbox: AsyncMailboxBackend) -> None:
+        self._mailbox = mailbox
+        self._ledger = await anyio.to_thread.run_sync(Ledger, self.database)
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+
+    @property
+    def ledger(self) -> Ledger:
+        assert self._ledger is not None, "BudgetWatch.open() first"
+        return self._ledger
+
+    @property
+    def mailbox(self) -> AsyncMailboxBackend:
+        assert self._mailbox is not None, "BudgetWatch.open() first"
+        return self._mailbox
+
+    # --- for the runner and the supervisor ------------------------------------------
+
+    async def hold(self, name: str) -> None:
+        """Return once ``name`` may claim messages (at once, unless it is blocked)."""
+        while name in self.blocked:
+            await self._released.wait()
+
+    async def after_turn(self, name: str, data: dict[str, Any]) -> None:
+        usd, tokens = turn_spend(data)
+        if usd or any(tokens.values()):
+            await anyio.to_thread.run_sync(self.ledger.record, name, usd, tokens, time.time())
+        await self.evaluate("turn")
+
+    async def run(self) -> None:
+        """Every CHECK_EVERY_S: roll-overs, and requests sent to paused agents."""
+        while True:
+            await anyio.sleep(CHECK_EVERY_S)
+            await self.evaluate("window")
+            for name, standings in list(self.blocked.items()):
+                await self._refuse_requests(name, standings)
+
+    async def evaluate(self, cause: str) -> None:
+        """Compare every budget with its spend; block, unblock, warn and publish."""
+        async with self._lock:
+            roster = self.roster()
+            now = time.time()
+            standings, marks = await anyio.to_thread.run_sync(self._read, roster, now)
+            for standing in standings.values():
+                await self._maybe_warn(standing, marks)
+            team = standings.get(TEAM)
+            for name in roster.agents:
+                over = [
+                    s
+                    for s in (standings.get(name), team)
+                    if s is not None
+                    and s.over
+                    and marks.get(f"override/{name}/{s.scope}") != s.start
+                ]
+                if over:
+                    await self._block(name, over)
+                else:
+                    await self._unblock(name, cause)
+                await self._publish(name, standings.get(name), team)
+            for name in [n for n in self.blocked if n not in roster.agents]:
+                await self._unblock(name, cause)  # removed from the roster
+            if team is not None:
+                await self._publish(SUPERVISOR, None, team)
+
+    async def resume(self, names: list[str]) -> list[dict[str, Any]]:
+        """Override the budgets that pause ``names`` (every paused agent if empty) until
+        their windows roll over. Says, per agent, what it overrode."""
+        results = []
+        for name in names or sorted(self.blocked):
+            over = self.blocked.get(name)
+            if not over:
+                results.append(
+                    {"agent": name, "resumed": False,
+                     "message": f"'{name}' is not paused by a budget; nothing to override"}
+                )
+                continue
+            for s in over:
+                await anyio.to_thread.run_sync(
+                    self.ledger.set_mark, f"override/{name}/{s.scope}", s.start
+                )
+            overrides = [f"{s.owner()} ({s.describe()})" for s in over]
+            message = (
+                f"resumed '{name}': overriding {' and '.join(overrides)}; spending is still "
+                "counted, and the override ends when that window rolls over"
+            )
+            log.warning("budget_override", agent=name, overrides=overrides)
+            results.append(
+                {"agent": name, "resumed": True, "message": message,
+                 "overrides": [s.figures() for s in over]}
+            )
+        await self.evaluate("resume")
+        return results
+
+    # --- inside ----------------------------------------------------------------------
+
+    def _read(self, roster: Roster, now: float) -> tuple[dict[str, Standing], dict[str, float]]:
+        """Standings and marks, in one worker-thread call."""
+        ledger = self.ledger
+        standings: dict[str, Standing] = {}
+        if roster.budget is not None:
+            standings[TEAM] = ledger.standing(TEAM, roster.budget, now, self.run_started)
+        for name, spec in roster.agents.items():
+            if spec.budget is not None:
+                standings[name] = ledger.standing(name, spec.budget, now, self.run_started)
+        keys = [f"warned/{s}" for s in standings] + [
+            f"override/{name}/{s}" for name in roster.agents for s in (name, TEAM)
+        ]
+        marks = {k: v for k in keys if (v := ledger.mark(k)) is not None}
+        return standings, marks
+
+    async def _maybe_warn(self, s: Standing, marks: dict[str, float]) -> None:
+        key = f"warned/{s.scope}"
+        if not s.warn or marks.get(key) == s.start:
+            return
+        await anyio.to_thread.run_sync(self.ledger.set_mark, key, s.start)
+        who = {} if s.scope == TEAM else {"agent": s.scope}
+        log.warning(
+            "budget_warning", scope=s.figures()["scope"], share=round(s.share, 3),
+            detail=f"{s.owner()}: {s.describe()}", **who,
+        )
+
+    async def _block(self, name: str, over: list[Standing]) -> None:
+        first = name not in self.blocked
+        self.blocked[name] = over
+        if first:
+            log.warning(
+                "budget_exceeded", agent=name, by=[s.figures()["scope"] for s in over],
+                detail="; ".join(f"{s.owner()}: {s.describe()}" for s in over),
+            )
+        if self.team.agent_state(name) == AgentState.READY:
+            await self.team.pause_agent(name)
+            await self._refuse_requests(name, over)
+
+    async def _unblock(self, name: str, cause: str) -> None:
+        if self.blocked.pop(name, None) is None:
+            return
+        self._released.set()
+        self._released = anyio.Event()
+        reason = {
+            "window": "the budget window rolled over",
+            "reload": "the budget was raised (reload)",
+            "resume": "resumed by the operator (`resume`)",
+        }.get(cause, cause)
+        log.info("budget_resumed", agent=name, reason=reason)
+        if self.team.agent_state(name) == AgentState.PAUSED:
+            await self.team.unpause_agent(name)
+
+    async def _refuse_requests(self, name: str, over: list[Standing]) -> None:
+        """Answer requests queued for a paused agent at once: askers must not wait out
+        their timeouts. Notices stay queued for when it runs again."""
+        detail = paused_detail(name, over)
+        for m in await self.mailbox.list(status="pending", recipient=name, limit=100_000):
+            if m.kind == "request" and await self.mailbox.fail_request(
+                m.id, errors.BudgetExceeded.code, detail
+            ):
+                log.info("request_refused", agent=name, request_id=m.id, code="budget_exceeded")
+
+    async def _publish(self, name: str, own: Standing | None, team: Standing | None) -> None:
+        over = self.blocked.get(name)
+        figures: dict[str, Any] = {
+            "agent": own.figures() if own else None,
+            "team": team.figures() if team else None,
+            "paused_by": [s.figures()["scope"] for s in over] if over else None,
+            "paused": paused_detail(name, over) if over else None,
+        }
+        if name == SUPERVISOR:
+            figures = dict(figures["team"] or {})
+        if self._published.get(name) == figures:
+            return
+        self._published[name] = figures
+        with contextlib.suppress(errors.RecipientUnknown):
+            await self.mailbox.update_agent(name, meta={"budget": figures}, heartbeat=False)
+
+
+def paused_detail(name: str, over: list[Standing]) -> str:
+    spent = "; ".join(f"{s.owner()}: {s.describe()}" for s in over)
+    return (
+        f"'{name}' is paused, its budget is spent ({spent}); it runs again when the window "
+        f"rolls over, when the budget is raised in agents.yaml, or on "
+        f"`octy-orchestrate resume {name}`"
+    )
