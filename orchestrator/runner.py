@@ -36,6 +36,7 @@ from claude_agent_sdk import (
 )
 
 from orchestrator import errors
+from orchestrator.context import ContextKeeper, ContextOverflow
 from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
@@ -55,6 +56,7 @@ class SessionEnd:
     reason: str  # stopped | exited | turn_timeout | connect_timeout | connect_failed | error
     detail: str = ""
     exit_code: int | None = None
+    handover: str = ""  # context_overflow: what the fresh session is told (context.py)
 
     @property
     def failed(self) -> bool:
@@ -138,6 +140,7 @@ class AgentRunner:
         self._turn_over = anyio.Event()  # a fresh one per turn; set when the turn ends
         self._turn_over.set()
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
+        self.context = ContextKeeper(name, lambda: self.spec, on_event)
 
     @property
     def spec(self) -> AgentSpec:
@@ -282,6 +285,10 @@ class AgentRunner:
                 continue
             try:
                 await self._deliver(client, receive, batch)
+                if not self._interrupted and not self._stop.is_set():
+                    await self.context.between_turns(client, lambda: self._next_item(receive))
+            except ContextOverflow as exc:
+                return SessionEnd("context_overflow", exc.detail, handover=exc.handover)
             except _SessionDied as exc:
                 return SessionEnd("exited", exc.died.detail, exc.died.exit_code)
             except _TurnTimeout:
@@ -328,7 +335,7 @@ class AgentRunner:
         started = time.monotonic()
         try:
             try:
-                await client.query(frame(fresh))
+                await client.query(self.context.framed(frame(fresh)))
             finally:
                 # Bookkeeping after the query is written: the CLI starts while we record it.
                 for m in fresh:
@@ -347,6 +354,7 @@ class AgentRunner:
             self._turn_over.set()
         if self._interrupted:
             return  # released by run(): the turn did not finish
+        self.context.check(result, final, fresh)  # raises ContextOverflow
         await self._settle(fresh, turn, result, final, time.monotonic() - started)
 
     async def _collect(
@@ -363,6 +371,8 @@ class AgentRunner:
                 raise _TurnTimeout
             if isinstance(item, _Died):
                 raise _SessionDied(item)
+            if getattr(item, "parent_tool_use_id", None) is None:
+                self.context.observe(item)
             if isinstance(item, AssistantMessage) and item.parent_tool_use_id is None:
                 texts = [b.text for b in item.content if isinstance(b, TextBlock)]
                 if texts:
@@ -372,6 +382,13 @@ class AgentRunner:
                         self.log.info("tool_used", tool=block.name, input=block.input)
             elif isinstance(item, ResultMessage):
                 return item, item.result if item.result is not None else last_text
+
+    @staticmethod
+    async def _next_item(receive: MemoryObjectReceiveStream[Any]) -> Any:
+        item = await receive.receive()
+        if isinstance(item, _Died):
+            raise _SessionDied(item)
+        return item
 
     async def _settle(
         self, batch: list[Message], turn: Turn, result: ResultMessage, final: str, took_s: float

@@ -63,6 +63,7 @@ class Slot:
     wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
     done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
     restart_now: bool = False
+    handover: str | None = None  # after a context overflow: told to the fresh session
 
 
 class Supervisor:
@@ -205,6 +206,9 @@ class Supervisor:
                     or slot.state == AgentState.STOPPING
                 ):
                     break
+                if end.reason == "context_overflow":  # a fresh session, not toward failing
+                    await self._context_reset(slot, end)
+                    continue
                 if slot.restart_now:  # an operator's restart: counted, but not toward failing
                     slot.restart_now = False
                     slot.restart_count += 1
@@ -248,6 +252,8 @@ class Supervisor:
             peer_state=self._peer_state,
             hold=self.budgets.hold,
         )
+        runner.context.handover = slot.handover
+        slot.handover = None
         slot.runner = runner
         if self._stopping.is_set() or not slot.want_running:
             runner.request_stop(0)
@@ -279,6 +285,9 @@ class Supervisor:
             if slot.state == AgentState.STARTING:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
                 await self.budgets.evaluate("start")
+        elif event == "context":  # context in use against the window (context.py)
+            assert self.mailbox is not None
+            await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
         elif event == "busy" and slot.state == AgentState.READY:
             await self._set_state(slot, AgentState.BUSY)
         elif event == "turn":
@@ -293,6 +302,15 @@ class Supervisor:
             if slot.state == AgentState.BUSY:
                 await self._set_state(slot, AgentState.READY)
             await self.budgets.after_turn(slot.name, data)
+
+    async def _context_reset(self, slot: Slot, end: SessionEnd) -> None:
+        """The prompt outgrew the model's window: the next session starts afresh (no
+        resume) and is told where it was; the message in flight was requeued."""
+        slot.stats["session_id"] = None
+        slot.handover = end.handover
+        slot.restart_count += 1
+        await self._set_state(slot, AgentState.BACKOFF, pid=None)
+        log.warning("context_reset", agent=slot.name, detail=end.detail)
 
     # --- budgets (orchestrator/budget_watch.py decides; these move the state) ---------------
 

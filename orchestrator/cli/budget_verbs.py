@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from orchestrator import errors
 from orchestrator.cli import common
@@ -53,3 +54,50 @@ def cmd_resume(args: argparse.Namespace) -> int:
     for entry in agents:
         print(entry.get("message"))
     return common.EXIT_OK
+
+
+# --- ps columns (team_verbs.ps_rows / cmd_ps read these) ------------------------------
+
+
+def ps_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """Spend against budget and context against window, from an agent's registry meta."""
+    budget = meta.get("budget") if isinstance(meta.get("budget"), dict) else None
+    context = meta.get("context") if isinstance(meta.get("context"), dict) else None
+    return {"budget": budget, "context": context}
+
+
+def budget_cell(row: dict[str, Any]) -> str:
+    """``$0.0120/$0.0100 (120%)``, ``team 85%`` or ``-``."""
+    budget = row.get("budget") or {}
+    cells = []
+    for key in ("agent", "team"):
+        figures = budget.get(key)
+        if not isinstance(figures, dict):
+            continue
+        parts = []
+        if figures.get("usd_limit"):
+            parts.append(f"${figures.get('usd', 0):.4f}/${figures['usd_limit']:.4f}")
+        if figures.get("tokens_limit"):
+            parts.append(f"{_k(figures.get('tokens', 0))}/{_k(figures['tokens_limit'])} tok")
+        share = f"{float(figures.get('share') or 0) * 100:.0f}%"
+        prefix = "team " if key == "team" else ""
+        cells.append(f"{prefix}{' '.join(parts)} ({share})")
+    return "; ".join(cells) or "-"
+
+
+def context_cell(row: dict[str, Any]) -> str:
+    """``41k/200k (20%)`` or ``-``."""
+    context = row.get("context") or {}
+    tokens, window = context.get("tokens"), context.get("window")
+    if not isinstance(tokens, int) or not isinstance(window, int) or window <= 0:
+        return "-"
+    return f"{_k(tokens)}/{_k(window)} ({tokens / window * 100:.0f}%)"
+
+
+def _k(n: Any) -> str:
+    value = int(n or 0)
+    if value >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M".replace(".0M", "M")
+    if value >= 1000:
+        return f"{value / 1000:.1f}k".replace(".0k", "k")
+    return str(value)
