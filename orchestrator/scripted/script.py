@@ -34,7 +34,8 @@ _ERROR_TYPES = {
     529: "overloaded_error",
 }
 _TOP_KEYS = ("rules", "default", "side_reply")
-_ANSWER_KEYS = ("text", "tool_use", "error", "delay")
+_ANSWER_KEYS = ("text", "tool_use", "error", "delay", "usage")
+_USAGE_KEYS = ("input_tokens", "output_tokens")
 _RULE_KEYS = ("name", "agent", "model", "match", "tool_result", "side", "times", *_ANSWER_KEYS)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -53,6 +54,14 @@ class ApiError:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Token figures to report instead of the estimate (the CLI prices a turn from them)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class Answer:
     """What to send back: text and/or tool calls, or an API error; after ``delay`` seconds."""
 
@@ -60,6 +69,7 @@ class Answer:
     tool_use: tuple[ToolCall, ...] = ()
     error: ApiError | None = None
     delay: float = 0.0
+    usage: Usage = field(default_factory=Usage)
 
     def filled(self, groups: Mapping[str, str]) -> Answer:
         """This answer with ``{1}`` / ``{name}`` placeholders replaced by the match's groups."""
@@ -67,7 +77,7 @@ class Answer:
             return self
         text = None if self.text is None else _fill(self.text, groups)
         calls = tuple(ToolCall(c.name, _fill_value(c.input, groups)) for c in self.tool_use)
-        return Answer(text, calls, self.error, self.delay)
+        return Answer(text, calls, self.error, self.delay, self.usage)
 
 
 @dataclass(frozen=True)
@@ -246,7 +256,21 @@ def _answer(raw: Mapping[str, Any], source: str, rule: str) -> Answer:
     delay = raw.get("delay", 0)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
         raise ScriptError(source, rule, "delay", "must be a number of seconds >= 0")
-    return Answer(text, calls, error, float(delay))
+    return Answer(text, calls, error, float(delay), _usage(raw.get("usage"), source, rule))
+
+
+def _usage(raw: Any, source: str, rule: str) -> Usage:
+    if raw is None:
+        return Usage()
+    if not isinstance(raw, Mapping):
+        raise ScriptError(source, rule, "usage", "must be a mapping: input_tokens, output_tokens")
+    _check_keys(raw, _USAGE_KEYS, source, rule)
+    for key in _USAGE_KEYS:
+        value = raw.get(key)
+        bad = not isinstance(value, int) or isinstance(value, bool) or value < 0
+        if value is not None and bad:
+            raise ScriptError(source, rule, "usage", f"'{key}' must be a whole number >= 0")
+    return Usage(raw.get("input_tokens"), raw.get("output_tokens"))
 
 
 def _tool_calls(raw: Any, source: str, rule: str) -> tuple[ToolCall, ...]:

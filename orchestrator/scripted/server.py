@@ -248,15 +248,19 @@ class _Handler(BaseHTTPRequestHandler):
         error = answer.error
         self._record(record, error.status if error else 200)
         model_name = reading.model_name(body) or "scripted-model"
-        input_tokens = wire.estimate_tokens(body.get("messages", []))
+        input_tokens = answer.usage.input_tokens
+        if input_tokens is None:
+            input_tokens = wire.estimate_tokens(body.get("messages", []))
+        output_tokens = answer.usage.output_tokens
         if error is not None or not body.get("stream"):
             if self._wait(answer.delay):
                 return
             if error is not None:
                 self._send_json(error.status, wire.error_body(error.type, error.message))
             else:
+                blocks = wire.blocks_for(answer)
                 self._send_json(
-                    200, wire.message(model_name, wire.blocks_for(answer), input_tokens)
+                    200, wire.message(model_name, blocks, input_tokens, output_tokens)
                 )
             return
         self._begin_stream()
@@ -266,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Time to first token: the stream is open and idle for `delay` seconds.
         if self._wait(answer.delay):
             return
-        for event, data in wire.stream_body(wire.blocks_for(answer)):
+        for event, data in wire.stream_body(wire.blocks_for(answer), output_tokens):
             self.wfile.write(wire.sse(event, data))
             self.wfile.flush()
 

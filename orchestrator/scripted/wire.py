@@ -73,9 +73,13 @@ def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
     }
 
 
-def message(model: str, blocks: list[Block], input_tokens: int) -> dict[str, Any]:
+def message(
+    model: str, blocks: list[Block], input_tokens: int, output_tokens: int | None = None
+) -> dict[str, Any]:
     """A complete (non-streamed) Messages API response."""
     content = [b.as_json() for b in blocks]
+    if output_tokens is None:
+        output_tokens = estimate_tokens(content)
     return {
         "id": new_id("msg"),
         "type": "message",
@@ -84,7 +88,7 @@ def message(model: str, blocks: list[Block], input_tokens: int) -> dict[str, Any
         "content": content,
         "stop_reason": stop_reason(blocks),
         "stop_sequence": None,
-        "usage": _usage(input_tokens, estimate_tokens(content)),
+        "usage": _usage(input_tokens, output_tokens),
     }
 
 
@@ -113,7 +117,9 @@ def stream_head(model: str, input_tokens: int) -> Iterator[tuple[str, dict[str, 
     yield "ping", {"type": "ping"}
 
 
-def stream_body(blocks: list[Block]) -> Iterator[tuple[str, dict[str, Any]]]:
+def stream_body(
+    blocks: list[Block], output_tokens: int | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """The content blocks, each split over several deltas, then the closing events."""
     for index, block in enumerate(blocks):
         if block.type == "text":
@@ -136,7 +142,8 @@ def stream_body(blocks: list[Block]) -> Iterator[tuple[str, dict[str, Any]]]:
                 {"type": "content_block_delta", "index": index, "delta": delta},
             )
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    output_tokens = estimate_tokens([b.as_json() for b in blocks])
+    if output_tokens is None:
+        output_tokens = estimate_tokens([b.as_json() for b in blocks])
     yield (
         "message_delta",
         {
