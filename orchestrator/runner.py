@@ -15,7 +15,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.session_options import build_options
+from orchestrator.usage import SessionCost, TurnUsage, add_turn
 
 log = structlog.get_logger()
 
@@ -118,6 +119,7 @@ class AgentRunner:
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
         session_id: str | None = None,
         peer_state: Callable[[str], str | None] | None = None,
+        totals: Mapping[str, Any] | None = None,
         hold: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
@@ -127,6 +129,13 @@ class AgentRunner:
         self.cli_path = cli_path
         self.on_event = on_event  # the supervisor's hook: "ready", "busy", "idle", "turn"
         self.session_id = session_id
+        # The agent's totals across sessions (orchestrator.usage.TOTAL_KEYS), and the running
+        # total of the session it resumes: the CLI's total_cost_usd continues from there.
+        self.totals: dict[str, Any] = dict(totals or {})
+        self.last_usage: TurnUsage | None = None
+        self._session_cost = SessionCost(
+            session_id, float(self.totals.get("session_cost_usd") or 0.0)
+        )
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
         self.pid: int | None = None
         self.log = log.bind(agent=name)
@@ -204,6 +213,7 @@ class AgentRunner:
                 if resume is not None:  # the saved conversation may be gone: start afresh once
                     self.log.warning("resume_failed", session_id=resume, error=str(exc))
                     self.session_id = None
+                    self._session_cost.reset()
                     continue
                 return SessionEnd("connect_failed", str(exc))
             if not connected:
@@ -394,14 +404,14 @@ class AgentRunner:
         self, batch: list[Message], turn: Turn, result: ResultMessage, final: str, took_s: float
     ) -> None:
         self.session_id = result.session_id or self.session_id
-        usage = result.usage or {}
+        usage = self._session_cost.turn(result)  # a failed turn is paid for too
+        self.last_usage = usage
+        self.totals = add_turn(self.totals, usage)
         stats = {
             "messages": [m.id for m in batch],
-            "session_id": self.session_id,
             "duration_ms": result.duration_ms,
-            "input_tokens": int(usage.get("input_tokens") or 0),
-            "output_tokens": int(usage.get("output_tokens") or 0),
-            "cost_usd": round(result.total_cost_usd or 0.0, 6),
+            **usage.fields(),  # this turn's cost_usd, tokens, the session's running total
+            "total_cost_usd": self.totals["cost_usd"],  # the agent's, across sessions
             "took_s": round(took_s, 3),
         }
         if result.is_error:
@@ -415,7 +425,7 @@ class AgentRunner:
             for m in batch:
                 await self.mailbox.nack(m.id, owner=self.owner, error="turn_error", delay_s=5.0)
             self._inflight = []
-            await self.on_event("turn", {**stats, "error": True})
+            await self.on_event("turn", {**stats, "error": True, "totals": self.totals})
             return
         for m in batch:
             if m.kind != "request" or m.id in turn.replied:
@@ -431,7 +441,7 @@ class AgentRunner:
             self.log.warning("lease_lost", message_id=exc.message_id)
         self._inflight = []
         self.log.info("turn", **stats)
-        await self.on_event("turn", stats)
+        await self.on_event("turn", {**stats, "totals": self.totals})
 
     async def _return_inflight(self, *, failed: bool) -> None:
         """A dead session counts an attempt (a poison message ends dead); a stop does not."""

@@ -20,6 +20,7 @@ Script format (YAML, or a dict of the same shape)::
         tool_result: "sum=(\\d+)"  # regex searched in that message's tool results
         times: 1                 # usable this many times, then skipped
         delay: 2.5               # seconds before the answer (streams: after message_start)
+        usage: {input_tokens: 1000, output_tokens: 50}  # reported instead of an estimate
         text: "Hi {1}!"          # answer with text ...
         tool_use:                # ... and/or tool calls (a mapping or a list of them)
           - name: mcp__calc__add

@@ -32,6 +32,7 @@ from orchestrator.roster import Roster, diff_rosters, load_roster
 from orchestrator.runner import AgentRunner, SessionEnd
 from orchestrator.session_options import make_launcher
 from orchestrator.states import AgentState, transition
+from orchestrator.usage import TOTAL_KEYS
 
 log = structlog.get_logger()
 
@@ -149,7 +150,7 @@ class Supervisor:
             if info is not None and info.pid:
                 _kill_stale_cli(info.pid)
             meta = dict(info.meta) if info else {}
-            slot = Slot(name, stats={k: meta[k] for k in _STAT_KEYS if k in meta})
+            slot = Slot(name, stats={k: meta[k] for k in TOTAL_KEYS if k in meta})
             slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
@@ -250,6 +251,7 @@ class Supervisor:
             on_event=lambda event, data: self._on_runner_event(slot, event, data),
             session_id=slot.stats.get("session_id"),
             peer_state=self._peer_state,
+            totals=slot.stats,
             hold=self.budgets.hold,
         )
         runner.context.handover = slot.handover
@@ -291,14 +293,8 @@ class Supervisor:
         elif event == "busy" and slot.state == AgentState.READY:
             await self._set_state(slot, AgentState.BUSY)
         elif event == "turn":
-            s = slot.stats
-            s["session_id"] = data.get("session_id") or s.get("session_id")
-            s["turns"] = int(s.get("turns", 0)) + 1
-            for key in ("input_tokens", "output_tokens"):
-                s[key] = int(s.get(key, 0)) + int(data.get(key) or 0)
-            s["cost_usd"] = round(
-                float(s.get("cost_usd", 0.0)) + float(data.get("cost_usd") or 0.0), 6
-            )
+            # The runner keeps the totals (orchestrator.usage); _set_state persists them.
+            slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
             if slot.state == AgentState.BUSY:
                 await self._set_state(slot, AgentState.READY)
             await self.budgets.after_turn(slot.name, data)
@@ -501,7 +497,6 @@ class Supervisor:
 
 # An agent counts as started for depends_on once it is ready (or busy, or paused by a budget).
 _STARTED = (AgentState.READY, AgentState.BUSY, AgentState.PAUSED, AgentState.FAILED)
-_STAT_KEYS = ("session_id", "turns", "input_tokens", "output_tokens", "cost_usd")
 
 
 def _mtime(path: Path) -> float:

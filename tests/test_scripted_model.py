@@ -130,6 +130,17 @@ def test_non_streaming_text_answer_is_one_message_body(scripted_model: Any) -> N
     assert body["usage"]["output_tokens"] > 0
 
 
+def test_usage_figures_are_reported_as_scripted(scripted_model: Any) -> None:
+    """A rule's `usage` replaces the estimate, streamed or not (the CLI prices turns by it)."""
+    model = scripted_model([{"text": "ok", "usage": {"input_tokens": 1234, "output_tokens": 56}}])
+    assert answer(model, "hi")["usage"]["input_tokens"] == 1234
+    assert answer(model, "hi")["usage"]["output_tokens"] == 56
+    _, _, raw = call(model, "/v1/messages", ask("hi", stream=True))
+    seen = dict(events(raw))
+    assert seen["message_start"]["message"]["usage"]["input_tokens"] == 1234
+    assert seen["message_delta"]["usage"]["output_tokens"] == 56
+
+
 def test_tool_use_answer_has_unique_ids_and_filled_input(scripted_model: Any) -> None:
     """Tool calls get fresh toolu_ ids and the match's groups in their input (stop: tool_use)."""
     model = scripted_model(
@@ -362,6 +373,8 @@ def test_a_side_rule_answers_only_side_requests(scripted_model: Any) -> None:
         ({"rules": [{"tool_use": [{"input": {}}]}]}, "each tool call needs a 'name'"),
         ({"rule": []}, "<dict> key 'rule': unknown key; did you mean 'rules'?"),
         ({"default": {"delay": -1, "text": "x"}}, "default key 'delay'"),
+        ({"default": {"text": "x", "usage": {"input_tokens": -1}}}, "default key 'usage'"),
+        ({"default": {"text": "x", "usage": {"tokens": 1}}}, "key 'tokens': unknown key"),
     ],
 )
 def test_script_mistakes_are_script_errors_naming_rule_and_key(

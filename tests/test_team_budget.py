@@ -78,8 +78,8 @@ def test_an_agent_over_budget_warns_pauses_refuses_asks_and_resumes_on_command(
             {"agent": agent_rule("alice"), "match": "note for alice", "text": "alice read it"},
             {"agent": agent_rule("bob"), "tool_result": r"error (budget_exceeded)",
              "text": "bob was told {1}"},
-            {"agent": agent_rule("bob"), "match": "ask alice",
-             "tool_use": {"name": "mcp__octy__ask", "input": {"to": "alice", "message": "are you there"}}},
+            {"agent": agent_rule("bob"), "match": "ask alice", "tool_use": {
+                "name": "mcp__octy__ask", "input": {"to": "alice", "message": "are you there"}}},
         ],
         {"alice": {"budget": {"tokens": 10_000, "per": "run"}}, "bob": {}},
     )
@@ -89,7 +89,8 @@ def test_an_agent_over_budget_warns_pauses_refuses_asks_and_resumes_on_command(
     assert not log_events(t, "budget_warning")
     assert t.ask("alice", "job 2") == "alice did job 2"
     warning = t.wait_for(lambda: log_events(t, "budget_warning"), what="budget_warning")[0]
-    assert warning["agent"] == "alice" and warning["share"] == 0.8
+    assert warning["agent"] == "alice"
+    assert warning["share"] == 0.8
     assert t.states()["alice"] == "ready"
     assert t.ask("alice", "job 3") == "alice did job 3"  # the turn in progress finishes
     t.wait_for(lambda: paused(t, "alice"), what="alice paused")
@@ -103,7 +104,8 @@ def test_an_agent_over_budget_warns_pauses_refuses_asks_and_resumes_on_command(
     assert "12,000 of 10,000 tokens for this run" in str(refused.value)
     assert "octy-orchestrate resume alice" in str(refused.value)
     assert t.ask("bob", "ask alice") == "bob was told budget_exceeded"
-    assert not t.model.requests_matching("job 4|note for alice|are you there")  # nothing reached her
+    # nothing reached her
+    assert not t.model.requests_matching("job 4|note for alice|are you there")
     with t.mailbox() as mb:
         assert mb.get(notice.id).status == "pending"  # nothing lost
 
@@ -140,7 +142,8 @@ def test_a_paused_agent_runs_again_when_its_window_rolls_over(team: TeamFactory)
         notice = mb.send(USER, "alice", "job 99 waited")
     t.wait_for(lambda: t.model.requests_matching("job 99 waited"), 30, "window roll-over")
     resumed = log_events(t, "budget_resumed")
-    assert resumed and resumed[0]["reason"] == "the budget window rolled over"
+    assert resumed
+    assert resumed[0]["reason"] == "the budget window rolled over"
     t.wait_for(lambda: status(t, notice.id) == "done", what="notice acked")
 
 
@@ -181,7 +184,7 @@ def test_a_team_budget_pauses_everyone_and_resume_without_agents_runs_them_all(
     assert t.states() == {"alice": "ready", "bob": "ready", "supervisor": "running"}
     assert t.ask("bob", "job 2") == "bob did job 2"
     t.wait_for(lambda: paused(t, "alice", "bob"), what="everyone paused")
-    exceeded = [e for e in log_events(t, "budget_exceeded")]
+    exceeded = list(log_events(t, "budget_exceeded"))
     assert {e["agent"] for e in exceeded} == {"alice", "bob"}
     assert all(e["by"] == ["team"] for e in exceeded)
     request = t.request("bob", "job 3")

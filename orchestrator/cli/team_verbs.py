@@ -337,7 +337,9 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
                     "in_flight": [m.id for m in leased if m.recipient == info.name],
                     "turns": meta.get("turns", 0),
                     "tokens": int(meta.get("input_tokens", 0)) + int(meta.get("output_tokens", 0)),
+                    # The agent's total across sessions, and its last turn's (orchestrator.usage).
                     "cost_usd": round(float(meta.get("cost_usd") or 0.0), 6),
+                    "last_turn_cost_usd": round(float(meta.get("last_turn_cost_usd") or 0.0), 6),
                     "session_id": meta.get("session_id"),
                     **ps_fields(meta),  # spend against budget, context against window
                 }

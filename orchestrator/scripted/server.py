@@ -248,7 +248,11 @@ class _Handler(BaseHTTPRequestHandler):
         error = answer.error
         self._record(record, error.status if error else 200)
         model_name = reading.model_name(body) or "scripted-model"
-        input_tokens = wire.estimate_tokens(body.get("messages", []))
+        input_tokens = answer.usage.input_tokens
+        if input_tokens is None:
+            input_tokens = wire.estimate_tokens(body.get("messages", []))
+        output_tokens = answer.usage.output_tokens
+        cache = (answer.usage.cache_read_input_tokens, answer.usage.cache_creation_input_tokens)
         if error is not None or not body.get("stream"):
             if self._wait(answer.delay):
                 return
@@ -256,17 +260,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(error.status, wire.error_body(error.type, error.message))
             else:
                 blocks = wire.blocks_for(answer)
-                reply = wire.message(model_name, blocks, input_tokens, answer.usage)
-                self._send_json(200, reply)
+                self._send_json(
+                    200, wire.message(model_name, blocks, input_tokens, output_tokens, cache)
+                )
             return
         self._begin_stream()
-        for event, data in wire.stream_head(model_name, input_tokens, answer.usage):
+        for event, data in wire.stream_head(model_name, input_tokens, cache):
             self.wfile.write(wire.sse(event, data))
         self.wfile.flush()
         # Time to first token: the stream is open and idle for `delay` seconds.
         if self._wait(answer.delay):
             return
-        for event, data in wire.stream_body(wire.blocks_for(answer), answer.usage):
+        for event, data in wire.stream_body(wire.blocks_for(answer), output_tokens):
             self.wfile.write(wire.sse(event, data))
             self.wfile.flush()
 

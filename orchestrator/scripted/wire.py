@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.scripted.script import Answer
-from orchestrator.scripted.usage import DEFAULT_USAGE, Usage
 
 TEXT_CHUNK = 12  # characters of text per text_delta
 JSON_CHUNK = 16  # characters of tool input JSON per input_json_delta
@@ -65,11 +64,26 @@ def estimate_tokens(value: Any) -> int:
     return max(1, len(text) // 4)
 
 
+def _usage(input_tokens: int, output_tokens: int, cache: tuple[int, int]) -> dict[str, int]:
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_creation_input_tokens": cache[1],
+        "cache_read_input_tokens": cache[0],
+    }
+
+
 def message(
-    model: str, blocks: list[Block], input_tokens: int, usage: Usage = DEFAULT_USAGE
+    model: str,
+    blocks: list[Block],
+    input_tokens: int,
+    output_tokens: int | None = None,
+    cache: tuple[int, int] = (0, 0),  # (cache read, cache write) input tokens
 ) -> dict[str, Any]:
     """A complete (non-streamed) Messages API response."""
     content = [b.as_json() for b in blocks]
+    if output_tokens is None:
+        output_tokens = estimate_tokens(content)
     return {
         "id": new_id("msg"),
         "type": "message",
@@ -78,10 +92,7 @@ def message(
         "content": content,
         "stop_reason": stop_reason(blocks),
         "stop_sequence": None,
-        "usage": {
-            **usage.head(input_tokens),
-            "output_tokens": usage.output(estimate_tokens(content)),
-        },
+        "usage": _usage(input_tokens, output_tokens, cache),
     }
 
 
@@ -95,7 +106,7 @@ def _pieces(text: str, size: int) -> list[str]:
 
 
 def stream_head(
-    model: str, input_tokens: int, usage: Usage = DEFAULT_USAGE
+    model: str, input_tokens: int, cache: tuple[int, int] = (0, 0)
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """What the service sends at once: ``message_start`` and a ``ping``."""
     start: dict[str, Any] = {
@@ -106,14 +117,14 @@ def stream_head(
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": usage.head(input_tokens),
+        "usage": _usage(input_tokens, 1, cache),
     }
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
 
 
 def stream_body(
-    blocks: list[Block], usage: Usage = DEFAULT_USAGE
+    blocks: list[Block], output_tokens: int | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """The content blocks, each split over several deltas, then the closing events."""
     for index, block in enumerate(blocks):
@@ -137,7 +148,8 @@ def stream_body(
                 {"type": "content_block_delta", "index": index, "delta": delta},
             )
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    output_tokens = usage.output(estimate_tokens([b.as_json() for b in blocks]))
+    if output_tokens is None:
+        output_tokens = estimate_tokens([b.as_json() for b in blocks])
     yield (
         "message_delta",
         {
