@@ -174,8 +174,8 @@ class ContextKeeper:
 
     def _handover(self, batch: list[Message]) -> str:
         lines = [
-            "[octy-orchestrate] Your previous session ran out of context (the prompt became "
-            "too long for the model) and this is a fresh session. Where you were:"
+            "[octy-orchestrate] Context reset: the conversation of your previous session "
+            "became too long for the model, so this is a fresh session. Where you were:"
         ]
         if self.last_result:
             last = self.last_result
