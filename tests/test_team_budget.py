@@ -5,6 +5,7 @@ again by window roll-over, by a raised budget (reload), by `resume`; a team budg
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -200,3 +201,29 @@ def test_a_team_budget_pauses_everyone_and_resume_without_agents_runs_them_all(
     t.wait_for(lambda: t.states().get("alice") == t.states().get("bob") == "ready",
                what="everyone ready")
     assert text_of(t.ask("alice", "job 4")) == "alice did job 4"
+
+
+def test_dollar_spend_is_per_turn_and_survives_a_restart_of_the_team(team: TeamFactory) -> None:
+    """Counted from each turn's own cost (not the CLI's running session total) and kept in
+    the database: with a budget of 2.5 turns, two turns warn, a restart of the supervisor
+    forgets nothing, and the third turn pauses the agent."""
+    rules = [turn_rule("alice", "alice did {0}")]
+    t = team(rules, {"alice": {}})
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "alice did job 1"
+    cost = t.wait_for(lambda: ps_agents(t)["alice"].get("last_turn_cost_usd"), what="cost")
+    t.write_roster({"alice": {"budget": {"usd": round(2.5 * cost, 6), "per": "1d"}}})
+    t.wait_for(lambda: (ps_agents(t)["alice"].get("budget") or {}).get("agent"), what="reload")
+    assert t.ask("alice", "job 2") == "alice did job 2"
+    t.wait_for(lambda: log_events(t, "budget_warning"), what="budget_warning at 2 of 2.5")
+    assert t.states()["alice"] == "ready"  # a running total would have counted 3 turns
+
+    t.signal(signal.SIGTERM)
+    assert t.wait_exit() == 0
+    t.up()
+    t.wait_ready("alice")
+    assert ps_agents(t)["alice"]["budget"]["agent"]["usd"] == pytest.approx(2 * cost, rel=0.01)
+    assert t.ask("alice", "job 3") == "alice did job 3"
+    t.wait_for(lambda: paused(t, "alice"), what="alice paused after the 3rd turn")
+    assert len(log_events(t, "budget_warning")) == 1  # warned once per window, restart or not
