@@ -26,11 +26,14 @@ from orchestrator import errors
 from orchestrator.budget import TEAM, Ledger, Standing, turn_spend
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
 from orchestrator.roster import Roster
+from orchestrator.roster.model import Budget
 from orchestrator.states import AgentState
 
 log = structlog.get_logger()
 
 CHECK_EVERY_S = 0.5  # roll-over checks, and answering requests sent to a paused agent
+KEEP_SPEND_S = 35 * 86400.0  # turns older than this (or two of the longest window) are pruned
+_NOTHING: dict[str, Any] = {"agent": None, "team": None, "paused_by": None, "paused": None}
 
 
 class Team(Protocol):
@@ -64,6 +67,11 @@ class BudgetWatch:
     async def open(self, mailbox: AsyncMailboxBackend) -> None:
         self._mailbox = mailbox
         self._ledger = await anyio.to_thread.run_sync(Ledger, self.database)
+        windows = [b.per_s or 0.0 for b in _budgets(self.roster())]
+        keep_s = max([KEEP_SPEND_S, *(2 * w for w in windows)])
+        pruned = await anyio.to_thread.run_sync(self.ledger.prune, time.time() - keep_s)
+        if pruned:
+            log.info("spend_pruned", turns=pruned, older_than_days=round(keep_s / 86400, 1))
 
     def close(self) -> None:
         if self._ledger is not None:
@@ -104,6 +112,8 @@ class BudgetWatch:
         """Compare every budget with its spend; block, unblock, warn and publish."""
         async with self._lock:
             roster = self.roster()
+            if not (_has_budget(roster) or self.blocked or self._published):
+                return  # the common case: no budget anywhere, nothing to read or clear
             now = time.time()
             standings, marks = await anyio.to_thread.run_sync(self._read, roster, now)
             for standing in standings.values():
@@ -124,7 +134,7 @@ class BudgetWatch:
                 await self._publish(name, standings.get(name), team)
             for name in [n for n in self.blocked if n not in roster.agents]:
                 await self._unblock(name, cause)  # removed from the roster
-            if team is not None:
+            if team is not None or SUPERVISOR in self._published:
                 await self._publish(SUPERVISOR, None, team)
 
     async def resume(self, names: list[str]) -> list[dict[str, Any]]:
@@ -230,11 +240,13 @@ class BudgetWatch:
         }
         if name == SUPERVISOR:
             figures = dict(figures["team"] or {})
-        if self._published.get(name) == figures:
+        if self._published.get(name, _NOTHING) == figures:
             return
         self._published[name] = figures
         with contextlib.suppress(errors.RecipientUnknown):
             await self.mailbox.update_agent(name, meta={"budget": figures}, heartbeat=False)
+        if figures in (_NOTHING, {}):  # a budget removed: cleared once, then nothing to watch
+            del self._published[name]
 
 
 def paused_detail(name: str, over: list[Standing]) -> str:
@@ -244,3 +256,12 @@ def paused_detail(name: str, over: list[Standing]) -> str:
         f"rolls over, when the budget is raised in agents.yaml, or on "
         f"`octy-orchestrate resume {name}`"
     )
+
+
+def _budgets(roster: Roster) -> list[Budget]:
+    found = [spec.budget for spec in roster.agents.values() if spec.budget is not None]
+    return found + ([roster.budget] if roster.budget is not None else [])
+
+
+def _has_budget(roster: Roster) -> bool:
+    return bool(_budgets(roster))
