@@ -39,6 +39,7 @@ CONTEXT_WINDOWS: tuple[tuple[re.Pattern[str], int], ...] = (
 DEFAULT_WINDOW = 200_000
 COMPACT_TIMEOUT_S = 600.0  # when the agent has no turn_timeout
 HANDOVER_RESULT_CHARS = 2000
+REPEAT_GROWTH = 0.1  # of the window, before compacting again after an ineffective compaction
 _TOO_LONG = re.compile(r"prompt is too long", re.IGNORECASE)
 
 
@@ -85,6 +86,9 @@ class ContextKeeper:
         self.reported_window: int | None = None
         self.last_result = ""
         self.handover: str | None = None  # set by the supervisor for a fresh session
+        # After a compaction that left the context above the threshold (a large system
+        # prompt, say), do not compact after every turn: wait for REPEAT_GROWTH more.
+        self._floor = 0
 
     @property
     def window(self) -> int:
@@ -139,7 +143,7 @@ class ContextKeeper:
             return
         await self.on_event("context", self.figures())
         threshold = self.spec().compact_at
-        if threshold is None or self.tokens < threshold * self.window:
+        if threshold is None or self.tokens < max(threshold * self.window, self._floor):
             return
         before = self.tokens
         log.info("compacting", agent=self.name, tokens=before, window=self.window)
@@ -162,6 +166,8 @@ class ContextKeeper:
             return
         after = boundary.get("post_tokens")
         self.tokens = int(after) if isinstance(after, int) else None
+        if self.tokens is not None and self.tokens >= threshold * self.window:
+            self._floor = self.tokens + int(REPEAT_GROWTH * self.window)
         log.info(
             "compacted",
             agent=self.name,

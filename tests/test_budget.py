@@ -204,3 +204,20 @@ def test_scripted_usage_and_named_errors_are_checked() -> None:
         Script.from_dict({"rules": [{"error": "too_big"}]})
     with pytest.raises(ScriptError, match="cache_read_input_tokens"):
         Script.from_dict({"rules": [{"text": "x", "usage": {"cache_read_input_tokens": -1}}]})
+
+
+def test_ps_cells_show_spend_against_budget_and_context_against_window() -> None:
+    from orchestrator.cli.budget_verbs import budget_cell, context_cell
+
+    row = {
+        "budget": {
+            "agent": {"usd": 0.012, "usd_limit": 0.01, "tokens": 0, "tokens_limit": None,
+                      "share": 1.2},
+            "team": {"usd": 3.0, "usd_limit": None, "tokens": 850_000,
+                     "tokens_limit": 1_000_000, "share": 0.85},
+        },
+        "context": {"tokens": 41_000, "window": 200_000},
+    }
+    assert budget_cell(row) == "$0.0120/$0.0100 (120%); team 850k/1M tok (85%)"
+    assert context_cell(row) == "41k/200k (20%)"
+    assert budget_cell({"budget": None}) == context_cell({"context": None}) == "-"

@@ -132,3 +132,29 @@ def test_a_context_overflow_starts_a_fresh_session_with_a_handover(team: TeamFac
         assert info is not None
         assert info.meta["session_id"] != old_session
         assert mb.get(request.id).status == "done"
+
+
+def test_a_compaction_that_cannot_get_below_the_threshold_is_not_repeated_every_turn(
+    team: TeamFactory,
+) -> None:
+    """A 1,000-token window is smaller than the CLI's own system prompt: compacting once
+    cannot get below 80 %, so the next turns do not compact again until the context has
+    grown by a tenth of the window past what the compaction left."""
+    t = team(
+        [
+            {"agent": agent_rule("alice"), "match": SUMMARY_REQUEST,
+             "text": "<summary>short</summary>"},
+            {"agent": agent_rule("alice"), "match": "job", "text": "done",
+             "usage": {"input_tokens": 900}},
+        ],
+        {"alice": {"context_window": 1000}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "done"
+    compacted = t.wait_for(lambda: log_events(t, "compacted"), what="compacted")[0]
+    assert compacted["after"] > 800  # still over the threshold
+    for n in (2, 3):
+        assert t.ask("alice", f"job {n}") == "done"
+    t.wait_for(lambda: context_of(t, "alice").get("tokens") == 900, what="figures")
+    assert len(log_events(t, "compacting")) == 1
