@@ -13,6 +13,7 @@ which overrides the budgets it is over until their window rolls over.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +67,10 @@ class BudgetWatch:
 
     async def open(self, mailbox: AsyncMailboxBackend) -> None:
         self._mailbox = mailbox
-        self._ledger = await anyio.to_thread.run_sync(Ledger, self.database)
+        try:
+            self._ledger = await anyio.to_thread.run_sync(Ledger, self.database)
+        except sqlite3.Error as exc:
+            raise errors.DatabaseError(str(self.database), f"budget tables: {exc}") from exc
         windows = [b.per_s or 0.0 for b in _budgets(self.roster())]
         keep_s = max([KEEP_SPEND_S, *(2 * w for w in windows)])
         pruned = await anyio.to_thread.run_sync(self.ledger.prune, time.time() - keep_s)
@@ -97,7 +101,10 @@ class BudgetWatch:
     async def after_turn(self, name: str, data: dict[str, Any]) -> None:
         usd, tokens = turn_spend(data)
         if usd or any(tokens.values()):
-            await anyio.to_thread.run_sync(self.ledger.record, name, usd, tokens, time.time())
+            try:
+                await anyio.to_thread.run_sync(self.ledger.record, name, usd, tokens, time.time())
+            except sqlite3.Error as exc:  # the team runs on; this turn's spend is not counted
+                log.error("spend_not_recorded", agent=name, usd=usd, error=str(exc))
         await self.evaluate("turn")
 
     async def run(self) -> None:
@@ -106,10 +113,22 @@ class BudgetWatch:
             await anyio.sleep(CHECK_EVERY_S)
             await self.evaluate("window")
             for name, standings in list(self.blocked.items()):
-                await self._refuse_requests(name, standings)
+                try:
+                    await self._refuse_requests(name, standings)
+                except errors.OrchestratorError as exc:  # tried again at the next check
+                    log.error("budget_refusal_failed", agent=name, error=str(exc))
 
     async def evaluate(self, cause: str) -> None:
-        """Compare every budget with its spend; block, unblock, warn and publish."""
+        """Compare every budget with its spend; block, unblock, warn and publish.
+
+        A database that cannot be read now (locked past its timeout, a disk error) is
+        logged and tried again at the next check: the team keeps running as it was."""
+        try:
+            await self._evaluate(cause)
+        except (sqlite3.Error, errors.OrchestratorError) as exc:
+            log.error("budget_check_failed", cause=cause, error=str(exc))
+
+    async def _evaluate(self, cause: str) -> None:
         async with self._lock:
             roster = self.roster()
             if not (_has_budget(roster) or self.blocked or self._published):
@@ -150,9 +169,12 @@ class BudgetWatch:
                 )
                 continue
             for s in over:
-                await anyio.to_thread.run_sync(
-                    self.ledger.set_mark, f"override/{name}/{s.scope}", s.start
-                )
+                try:
+                    await anyio.to_thread.run_sync(
+                        self.ledger.set_mark, f"override/{name}/{s.scope}", s.start
+                    )
+                except sqlite3.Error as exc:
+                    raise errors.DatabaseError(str(self.database), str(exc)) from exc
             overrides = [f"{s.owner()} ({s.describe()})" for s in over]
             message = (
                 f"resumed '{name}': overriding {' and '.join(overrides)}; spending is still "

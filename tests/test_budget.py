@@ -221,3 +221,18 @@ def test_ps_cells_show_spend_against_budget_and_context_against_window() -> None
     assert budget_cell(row) == "$0.0120/$0.0100 (120%); team 850k/1M tok (85%)"
     assert context_cell(row) == "41k/200k (20%)"
     assert budget_cell({"budget": None}) == context_cell({"context": None}) == "-"
+
+
+def test_resume_without_a_running_team_exits_5_and_says_so(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "queue" / "team.db"
+    Mailbox(db).close()
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "resume", "alice", "--db", str(db)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 5
+    assert "no supervisor is running" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -227,3 +227,11 @@ def test_dollar_spend_is_per_turn_and_survives_a_restart_of_the_team(team: TeamF
     assert t.ask("alice", "job 3") == "alice did job 3"
     t.wait_for(lambda: paused(t, "alice"), what="alice paused after the 3rd turn")
     assert len(log_events(t, "budget_warning")) == 1  # warned once per window, restart or not
+
+    t.signal(signal.SIGTERM)  # over budget when the team comes up: paused at once
+    assert t.wait_exit() == 0
+    t.up()
+    t.wait_for(lambda: paused(t, "alice"), what="still paused after a second restart")
+    missing = octy(t, "resume", "nosuch", check=False)
+    assert missing.returncode == 3
+    assert "no agent nosuch in the team" in missing.stderr
