@@ -9,7 +9,7 @@ counts from the moment the supervisor started (``up``). Fixed windows roll
 over at a time that can be said (``ps`` shows it), unlike a sliding one.
 
 Tokens counted against a budget are all of a turn's: input, output, cache
-writes and cache reads (the figure the ``turn`` event and ``ps`` show).
+writes and cache reads (``TurnUsage.tokens`` of :mod:`orchestrator.usage`).
 
 The policy (warn at 80 %, pause at 100 %, run again on roll-over, a raised
 budget or ``resume``) is :class:`orchestrator.budget_watch.BudgetWatch`.
