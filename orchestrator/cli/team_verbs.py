@@ -340,6 +340,7 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
                     "cost_usd": round(float(meta.get("cost_usd") or 0.0), 6),
                     "last_turn_cost_usd": round(float(meta.get("last_turn_cost_usd") or 0.0), 6),
                     "session_id": meta.get("session_id"),
+                    "model_error": meta.get("model_error"),  # the model's last trouble
                 }
             )
     return rows
@@ -376,7 +377,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     table = [header] + [
         (
             r["name"],
-            r["state"],
+            r["state"] + (f" ({_short(r['model_error'])})" if r["model_error"] else ""),
             str(r["pid"] or "-"),
             _dur(r["uptime_s"]),
             str(r["restarts"]),
@@ -392,6 +393,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return common.EXIT_OK
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _dur(seconds: float | None) -> str:

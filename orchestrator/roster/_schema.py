@@ -11,6 +11,7 @@ from orchestrator.roster import _coerce as c
 from orchestrator.roster._files import existing_directory, prompt_file
 from orchestrator.roster._refs import NameRefs, name_refs, names_or_everyone
 from orchestrator.roster.model import (
+    DEFAULT_MODEL_RETRIES,
     PERMISSION_MODES,
     RESTART_POLICIES,
     AgentSpec,
@@ -41,6 +42,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "can_message": names_or_everyone,
     "turn_timeout": c.duration(optional=True),
     "connect_timeout": c.duration(),
+    "model_retries": c.integer(0),
 }
 AGENT_KEYS = tuple(AGENT_FIELDS)
 PROMPT_KEYS = ("prompt", "prompt_file")
@@ -65,6 +67,7 @@ BUILT_IN: Mapping[str, Any] = {
     "can_message": None,
     "turn_timeout": 600.0,
     "connect_timeout": 60.0,
+    "model_retries": DEFAULT_MODEL_RETRIES,
 }
 
 
@@ -123,5 +126,6 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         can_message=talk.unique() if isinstance(talk, NameRefs) else None,
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
+        model_retries=v["model_retries"],
         line=line,
     )
