@@ -198,6 +198,20 @@ class BudgetExceeded(RequestFailed):
     code = "budget_exceeded"
 
 
+class ModelUnavailable(RequestFailed):
+    """The recipient's model cannot be reached or refuses it (connection refused, DNS,
+    HTTP 401/403/404). The request is in the dead letters; `queue retry` sends it again."""
+
+    code = "model_unavailable"
+
+
+class TurnFailed(RequestFailed):
+    """The recipient's turn failed in a way that would only repeat (an HTTP 400 from the
+    model, max_turns, a budget), or kept failing until its attempts were used up."""
+
+    code = "turn_failed"
+
+
 # --- sessions and supervision -----------------------------------------------
 
 
@@ -253,7 +267,15 @@ class ScriptError(OrchestratorError):
 
 _BY_CODE: dict[str, type[RequestFailed]] = {
     cls.code: cls
-    for cls in (RequestFailed, RecipientFailed, RecipientRemoved, RequestExpired, WouldDeadlock)
+    for cls in (
+        RequestFailed,
+        RecipientFailed,
+        RecipientRemoved,
+        RequestExpired,
+        WouldDeadlock,
+        ModelUnavailable,
+        TurnFailed,
+    )
 }
 _BY_CODE[BudgetExceeded.code] = BudgetExceeded
 

@@ -11,6 +11,7 @@ a redelivered request that already has a reply is not answered twice.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import structlog
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -30,6 +32,7 @@ from claude_agent_sdk import (
     PermissionResultAllow,
     PermissionResultDeny,
     ResultMessage,
+    SystemMessage,
     TextBlock,
     ToolPermissionContext,
     ToolUseBlock,
@@ -37,7 +40,9 @@ from claude_agent_sdk import (
 
 from orchestrator import errors
 from orchestrator.context import ContextKeeper, ContextOverflow
-from orchestrator.mailbox import AsyncMailboxBackend, Message
+from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
+from orchestrator.model_errors import Failure, ModelError, classify, no_answer
+from orchestrator.preflight import unreachable
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.session_options import build_options
@@ -46,6 +51,9 @@ from orchestrator.usage import SessionCost, TurnUsage, add_turn
 log = structlog.get_logger()
 
 BATCH_LIMIT = 20  # messages delivered together at one turn boundary
+BATCH_BYTES = MAX_BODY_BYTES  # and at most this much body text in one turn (one big body alone)
+RETRY_DELAY_S = 5.0  # before a message whose turn failed is delivered again
+UNAVAILABLE_DELAY_S = 10.0  # ... when the model could not be reached (doubles per attempt)
 LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
 
@@ -148,6 +156,8 @@ class AgentRunner:
         self._own_group = False  # the CLI leads its own process group (see session_options)
         self._turn_over = anyio.Event()  # a fresh one per turn; set when the turn ends
         self._turn_over.set()
+        self._cli_env: dict[str, str] = dict(os.environ)  # what the CLI sees (its endpoint)
+        self._unavailable: str | None = None  # why this turn was cut short: the model is out
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
 
@@ -205,6 +215,7 @@ class AgentRunner:
                 cli_path=self.cli_path,
                 stderr=self._stderr,
             )
+            self._cli_env = {**os.environ, **(options.env or {})}
             client = ClaudeSDKClient(options)
             try:
                 connected = await self._connect_within(client, self.spec.connect_timeout_s)
@@ -315,9 +326,12 @@ class AgentRunner:
             self._idle_scope = None
             if self._stop.is_set() or held.cancelled_caught:
                 return []
-        batch = await self.mailbox.claim(
+        claimed = await self.mailbox.claim(
             self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
         )
+        batch = _batch_of(claimed)
+        if len(batch) < len(claimed):  # handed back uncounted, claimed again next turn
+            await self.mailbox.release(self.owner, [m.id for m in claimed if m not in batch])
         if batch or self._stop.is_set():
             return batch
         with anyio.CancelScope() as self._idle_scope:
@@ -358,7 +372,7 @@ class AgentRunner:
                         attempt=m.attempts,
                     )
             await self.on_event("busy", {"messages": [m.id for m in fresh]})
-            result, final = await self._collect(receive, turn)
+            result, final = await self._collect(client, receive, turn)
         finally:
             self.relay.turn = None
             self._turn_over.set()
@@ -368,10 +382,11 @@ class AgentRunner:
         await self._settle(fresh, turn, result, final, time.monotonic() - started)
 
     async def _collect(
-        self, receive: MemoryObjectReceiveStream[Any], turn: Turn
+        self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], turn: Turn
     ) -> tuple[ResultMessage, str]:
         timeout = self.spec.turn_timeout_s or math.inf
         last_text = ""
+        self._unavailable = None
         while True:
             with anyio.move_on_after(timeout) as scope:
                 item = await receive.receive()
@@ -390,6 +405,8 @@ class AgentRunner:
                 for block in item.content:
                     if isinstance(block, ToolUseBlock):
                         self.log.info("tool_used", tool=block.name, input=block.input)
+            elif isinstance(item, SystemMessage) and item.subtype == "api_retry":
+                await self._model_error(client, ModelError.from_retry(item.data))
             elif isinstance(item, ResultMessage):
                 return item, item.result if item.result is not None else last_text
 
@@ -399,6 +416,25 @@ class AgentRunner:
         if isinstance(item, _Died):
             raise _SessionDied(item)
         return item
+
+    async def _model_error(self, client: ClaudeSDKClient, error: ModelError) -> None:
+        """The CLI is retrying a failed API call: say so at once, and cut the turn short
+        when retrying cannot help (a rejected key, an unknown model, nobody listening)."""
+        self.log.warning("model_error", **error.fields())
+        await self.on_event("model_error", {"reason": error.short()})
+        if self._unavailable is not None:
+            return
+        reason = error.unavailable_reason()
+        if reason is None and error.status is None:
+            reason = await anyio.to_thread.run_sync(unreachable, self._cli_env)
+        if reason is None:
+            return  # a 429/5xx/529 or a blip: the CLI's bounded retries (model_retries) go on
+        self._unavailable = reason
+        self.log.warning("model_unavailable", reason=reason)
+        try:
+            await client.interrupt()  # measured: the turn ends within ~0.2 s, mid-backoff too
+        except ClaudeSDKError as exc:
+            self.log.warning("interrupt_failed", error=str(exc))
 
     async def _settle(
         self, batch: list[Message], turn: Turn, result: ResultMessage, final: str, took_s: float
@@ -414,19 +450,23 @@ class AgentRunner:
             "total_cost_usd": self.totals["cost_usd"],  # the agent's, across sessions
             "took_s": round(took_s, 3),
         }
-        if result.is_error:
+        if result.is_error or self._unavailable:
+            failure = await self._failure(result, final)
             self.log.warning(
                 "turn_failed",
+                kind=failure.kind,
+                reason=failure.reason,
                 subtype=result.subtype,
                 status=result.api_error_status,
-                errors=result.errors,
                 **stats,
             )
-            for m in batch:
-                await self.mailbox.nack(m.id, owner=self.owner, error="turn_error", delay_s=5.0)
+            await self._give_back(batch, failure)
             self._inflight = []
-            await self.on_event("turn", {**stats, "error": True, "totals": self.totals})
+            await self.on_event(
+                "turn", {**stats, "error": True, "failure": failure, "totals": self.totals}
+            )
             return
+        final = _fit(final)
         for m in batch:
             if m.kind != "request" or m.id in turn.replied:
                 continue
@@ -442,6 +482,56 @@ class AgentRunner:
         self._inflight = []
         self.log.info("turn", **stats)
         await self.on_event("turn", {**stats, "totals": self.totals})
+
+    async def _failure(self, result: ResultMessage, text: str) -> Failure:
+        if self._unavailable:
+            return Failure("unavailable", self._unavailable)
+        if no_answer(result):  # the CLI's retries ran out without any HTTP answer
+            reason = await anyio.to_thread.run_sync(unreachable, self._cli_env)
+            if reason:
+                return Failure("unavailable", reason)
+        return classify(result, text)
+
+    async def _give_back(self, batch: list[Message], failure: Failure) -> None:
+        """What a failed turn's messages become. Nothing is lost; nothing is paid for twice
+        when it cannot help; one bad message does not take the others with it."""
+        for m in batch:
+            where = f"{failure.kind}: {failure.reason}"
+            if failure.kind == "unavailable":
+                if m.kind == "request":  # its asker hears why now; `queue retry` resends it
+                    detail = f"'{self.name}' cannot reach its model: {failure.reason}"
+                    await self.mailbox.fail_request(m.id, errors.ModelUnavailable.code, detail)
+                    continue
+                delay = UNAVAILABLE_DELAY_S * 2 ** max(m.attempts - 1, 0)
+                await self._nack(m, where, delay)
+            elif len(batch) > 1:
+                # Whose fault was it? Each is delivered alone next (see _batch_of).
+                await self._nack(m, f"batch failed: {where}", 0.0)
+            elif failure.kind == "deterministic" or m.attempts >= m.max_attempts:
+                await self._fail_for_good(m, failure)
+            else:
+                await self._nack(m, where, RETRY_DELAY_S)
+
+    async def _fail_for_good(self, m: Message, failure: Failure) -> None:
+        code = errors.TurnFailed.code
+        detail = f"'{self.name}' could not handle it: {failure.reason}"
+        if failure.kind != "deterministic":
+            detail += f" (attempt {m.attempts} of {m.max_attempts})"
+        self.log.warning("gave_up", message_id=m.id, code=code, reason=failure.reason)
+        if m.kind == "request":
+            await self.mailbox.fail_request(m.id, code, detail)
+        else:
+            await self._nack(m, detail, 0.0, dead_code=code)
+
+    async def _nack(
+        self, m: Message, error: str, delay_s: float, dead_code: str | None = None
+    ) -> None:
+        try:
+            await self.mailbox.nack(
+                m.id, owner=self.owner, error=error[:1000], delay_s=delay_s, dead_code=dead_code
+            )
+        except errors.LeaseLost as exc:
+            self.log.warning("lease_lost", message_id=exc.message_id)
 
     async def _return_inflight(self, *, failed: bool) -> None:
         """A dead session counts an attempt (a poison message ends dead); a stop does not."""
@@ -501,6 +591,41 @@ class AgentRunner:
 
     def _stderr(self, line: str) -> None:
         self.log.info("cli_stderr", line=line.rstrip()[:2000])
+
+
+def _batch_of(claimed: list[Message]) -> list[Message]:
+    """What to deliver in one turn. A message delivered before (its turn failed, or its
+    session died) goes alone, so a poison message fails by itself and the others it was
+    batched with go through (issue 16.7). Otherwise up to BATCH_BYTES of body text."""
+    again = [m for m in claimed if m.attempts > 1]
+    if again:
+        return again[:1]
+    batch: list[Message] = []
+    size = 0
+    for m in claimed:
+        size += len(text_of(m.body).encode("utf-8", "replace"))
+        if batch and size > BATCH_BYTES:
+            break
+        batch.append(m)
+    return batch
+
+
+def _fit(text: str) -> str:
+    """A final text the queue can carry as a reply (a body is at most MAX_BODY_BYTES encoded);
+    a longer one is cut, and says so, rather than crash the session on every attempt."""
+    room = MAX_BODY_BYTES
+    size = _encoded_size(text)
+    if size <= room:
+        return text
+    note = f"\n[truncated by octy-orchestrate: the reply was {size} bytes, over the queue's limit]"
+    cut = text
+    while _encoded_size(cut) > room - len(note):
+        cut = cut[: int(len(cut) * (room - len(note)) / _encoded_size(cut) * 0.95)]
+    return cut + note
+
+
+def _encoded_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
 def _poll_died(receive: MemoryObjectReceiveStream[Any]) -> _Died | None:

@@ -33,6 +33,7 @@ Script format (YAML, or a dict of the same shape)::
       - error: prompt_too_long   # the API's 400 "prompt is too long: ..." (see scripted/usage.py)
     default: {text: "..."}       # when no rule matches (has a built-in default)
     side_reply: "Scripted session"  # text for side requests (below)
+    api_key: "sk-right"          # optional: any other key gets HTTP 401 on every endpoint
 
 Every condition is optional; a rule without conditions matches any turn.
 Regexes are Python ``re.search``; use inline flags like ``(?i)`` or ``(?s)``.

@@ -41,6 +41,7 @@ log = structlog.get_logger()
 SWEEP_EVERY_S = 5.0
 RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
+MODEL_NOTE = "model_error"  # registry meta key: the model's last trouble, shown by `ps`
 
 
 def _set_event() -> anyio.Event:
@@ -292,9 +293,16 @@ class Supervisor:
             await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
         elif event == "busy" and slot.state == AgentState.READY:
             await self._set_state(slot, AgentState.BUSY)
+        elif event == "model_error":
+            await self._note_model(slot, str(data.get("reason") or ""))
         elif event == "turn":
             # The runner keeps the totals (orchestrator.usage); _set_state persists them.
             slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
+            failure = data.get("failure")
+            if failure is None:
+                await self._note_model(slot, None)  # the model answered: nothing to show
+            else:
+                await self._note_model(slot, f"{failure.kind}: {failure.reason}")
             if slot.state == AgentState.BUSY:
                 await self._set_state(slot, AgentState.READY)
             await self.budgets.after_turn(slot.name, data)
@@ -323,6 +331,11 @@ class Supervisor:
         slot = self.slots.get(name)
         if slot is not None and slot.state == AgentState.PAUSED:
             await self._set_state(slot, AgentState.READY)
+
+    async def _note_model(self, slot: Slot, note: str | None) -> None:
+        """What `ps` shows beside the state: the model's last trouble, until it answers."""
+        assert self.mailbox is not None
+        await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note and note[:200]})
 
     def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | None:
         """Seconds to wait before the next start, or None if the agent is done for."""

@@ -342,6 +342,7 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
                     "last_turn_cost_usd": round(float(meta.get("last_turn_cost_usd") or 0.0), 6),
                     "session_id": meta.get("session_id"),
                     **ps_fields(meta),  # spend against budget, context against window
+                    "model_error": meta.get("model_error"),  # the model's last trouble
                 }
             )
     return rows
@@ -380,7 +381,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     table = [header] + [
         (
             r["name"],
-            r["state"],
+            r["state"] + (f" ({_short(r['model_error'])})" if r["model_error"] else ""),
             str(r["pid"] or "-"),
             _dur(r["uptime_s"]),
             str(r["restarts"]),
@@ -398,6 +399,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return common.EXIT_OK
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _dur(seconds: float | None) -> str:

@@ -12,6 +12,7 @@ from orchestrator.roster import _coerce as c
 from orchestrator.roster._files import existing_directory, prompt_file
 from orchestrator.roster._refs import NameRefs, name_refs, names_or_everyone
 from orchestrator.roster.model import (
+    DEFAULT_MODEL_RETRIES,
     PERMISSION_MODES,
     RESTART_POLICIES,
     AgentSpec,
@@ -45,6 +46,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "can_message": names_or_everyone,
     "turn_timeout": c.duration(optional=True),
     "connect_timeout": c.duration(),
+    "model_retries": c.integer(0),
     **_budget.AGENT_FIELDS,
 }
 AGENT_KEYS = tuple(AGENT_FIELDS)
@@ -70,6 +72,7 @@ BUILT_IN: Mapping[str, Any] = {
     "can_message": None,
     "turn_timeout": 600.0,
     "connect_timeout": 60.0,
+    "model_retries": DEFAULT_MODEL_RETRIES,
     **_budget.BUILT_IN,
 }
 
@@ -129,6 +132,7 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         can_message=talk.unique() if isinstance(talk, NameRefs) else None,
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
+        model_retries=v["model_retries"],
         line=line,
         budget=v["budget"],
         context_window=v["context_window"],

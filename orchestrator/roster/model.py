@@ -29,6 +29,9 @@ AGENT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 REDACTED = "***"
+# The CLI retries a failed API call with backoff 0.5 s, 1 s, 2 s, ... (capped at 32 s): three
+# retries bound a persistent 529 or 5xx to about 5 s per turn (its default, 10, is ~175 s).
+DEFAULT_MODEL_RETRIES = 3
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -130,6 +133,8 @@ class AgentSpec:
     can_message: tuple[str, ...] | None
     turn_timeout_s: float | None
     connect_timeout_s: float
+    # The CLI's own retries of a failed API call (CLAUDE_CODE_MAX_RETRIES), per turn.
+    model_retries: int = DEFAULT_MODEL_RETRIES
     # Where the agent is defined. Not compared: an edit elsewhere in the file
     # shifts it, and that must not look like a change to hot reload.
     line: int = field(default=0, compare=False)
@@ -168,6 +173,7 @@ class AgentSpec:
             "can_message": None if self.can_message is None else list(self.can_message),
             "turn_timeout": self.turn_timeout_s,
             "connect_timeout": self.connect_timeout_s,
+            "model_retries": self.model_retries,
             "budget": None if self.budget is None else self.budget.to_dict(),
             "context_window": self.context_window,
             "compact_at": self.compact_at,

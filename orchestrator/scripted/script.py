@@ -34,7 +34,7 @@ _ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
-_TOP_KEYS = ("rules", "default", "side_reply")
+_TOP_KEYS = ("rules", "default", "side_reply", "api_key")
 _ANSWER_KEYS = ("text", "tool_use", "error", "delay", "usage")
 _USAGE_KEYS = (
     "input_tokens",
@@ -137,6 +137,7 @@ class Script:
     default: Answer = field(default_factory=lambda: Answer(text=DEFAULT_TEXT))
     side_reply: str = DEFAULT_SIDE_REPLY
     source: str = "<dict>"
+    api_key: str | None = None  # when set, any other key gets 401 on every endpoint
 
     @classmethod
     def load(cls, path: str | Path) -> Script:
@@ -173,7 +174,10 @@ class Script:
         side_reply = data.get("side_reply", DEFAULT_SIDE_REPLY)
         if not isinstance(side_reply, str):
             raise ScriptError(source, None, "side_reply", "must be a string")
-        return cls(rules, default, side_reply, source)
+        api_key = data.get("api_key")
+        if api_key is not None and not isinstance(api_key, str):
+            raise ScriptError(source, None, "api_key", "must be a string")
+        return cls(rules, default, side_reply, source, api_key)
 
 
 class Playbook:

@@ -96,6 +96,13 @@ def message(
     }
 
 
+def models_list() -> dict[str, Any]:
+    """``GET /v1/models``: one model, in the API's list shape."""
+    model = {"type": "model", "id": "scripted-model", "display_name": "Scripted model",
+             "created_at": "2025-01-01T00:00:00Z"}
+    return {"data": [model], "has_more": False, "first_id": model["id"], "last_id": model["id"]}
+
+
 def error_body(kind: str, text: str) -> dict[str, Any]:
     """The API's error shape: ``{"type": "error", "error": {"type", "message"}}``."""
     return {"type": "error", "error": {"type": kind, "message": text}}
