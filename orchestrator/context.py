@@ -43,13 +43,28 @@ REPEAT_GROWTH = 0.1  # of the window, before compacting again after an ineffecti
 _TOO_LONG = re.compile(r"prompt is too long", re.IGNORECASE)
 
 
-class ContextOverflow(Exception):
-    """The model refused the prompt as too long: the session cannot go on."""
+class SessionOver(Exception):
+    """The session cannot go on; ``reason`` is the SessionEnd reason the runner returns."""
 
-    def __init__(self, detail: str, handover: str) -> None:
+    reason = "error"
+
+    def __init__(self, detail: str, handover: str = "") -> None:
         super().__init__(detail)
         self.detail = detail
         self.handover = handover
+
+
+class ContextOverflow(SessionOver):
+    """The model refused the prompt as too long: a fresh session takes over."""
+
+    reason = "context_overflow"
+
+
+class CompactTimeout(SessionOver):
+    """The CLI went silent while compacting: its late answer would be mistaken for the
+    next turn's, so the session is restarted (and resumed) instead."""
+
+    reason = "turn_timeout"
 
 
 def window_for(model: str | None, override: int | None, reported: int | None = None) -> int:
@@ -159,10 +174,12 @@ class ContextKeeper:
                 elif isinstance(item, ResultMessage):
                     failed = (item.result or "compaction failed") if item.is_error else None
                     break
-        if scope.cancelled_caught or failed or not boundary:
-            why = f"no answer within {timeout:g}s" if scope.cancelled_caught else failed
+        if scope.cancelled_caught:
+            log.warning("compact_failed", agent=self.name, tokens=before, reason="timeout")
+            raise CompactTimeout(f"no answer to /compact within {timeout:g}s")
+        if failed or not boundary:
             log.warning("compact_failed", agent=self.name, tokens=before,
-                        reason=why or "no compact_boundary reported")
+                        reason=failed or "no compact_boundary reported")
             return
         after = boundary.get("post_tokens")
         self.tokens = int(after) if isinstance(after, int) else None

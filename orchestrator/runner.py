@@ -39,7 +39,7 @@ from claude_agent_sdk import (
 )
 
 from orchestrator import errors
-from orchestrator.context import ContextKeeper, ContextOverflow
+from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.preflight import unreachable
@@ -308,8 +308,8 @@ class AgentRunner:
                 await self._deliver(client, receive, batch)
                 if not self._interrupted and not self._stop.is_set():
                     await self.context.between_turns(client, lambda: self._next_item(receive))
-            except ContextOverflow as exc:
-                return SessionEnd("context_overflow", exc.detail, handover=exc.handover)
+            except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
+                return SessionEnd(exc.reason, exc.detail, handover=exc.handover)
             except _SessionDied as exc:
                 return SessionEnd("exited", exc.died.detail, exc.died.exit_code)
             except _TurnTimeout:

@@ -158,3 +158,30 @@ def test_a_compaction_that_cannot_get_below_the_threshold_is_not_repeated_every_
         assert t.ask("alice", f"job {n}") == "done"
     t.wait_for(lambda: context_of(t, "alice").get("tokens") == 900, what="figures")
     assert len(log_events(t, "compacting")) == 1
+
+
+def test_a_compaction_gone_silent_restarts_the_session_like_a_hung_turn(
+    team: TeamFactory,
+) -> None:
+    """The model takes longer than turn_timeout to write the summary: the compaction is
+    abandoned and the session restarted (its late answer must not pass for the next
+    turn's); the next request is answered by the new session."""
+    t = team(
+        [
+            {"agent": agent_rule("alice"), "match": SUMMARY_REQUEST, "delay": 6,
+             "text": "<summary>late</summary>"},
+            {"agent": agent_rule("alice"), "match": r"job \d", "text": "done {0}",
+             "usage": {"input_tokens": 9000}},
+        ],
+        {"alice": {"context_window": 10_000, "turn_timeout": "2s"}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    pid = t.agent_pid("alice")
+    assert t.ask("alice", "job 1") == "done job 1"
+    failed = t.wait_for(lambda: log_events(t, "compact_failed"), what="compact_failed")[0]
+    assert failed["reason"] == "timeout"
+    restart = t.wait_for(lambda: log_events(t, "restarting"), what="restart")[0]
+    assert restart["reason"] == "turn_timeout"
+    t.wait_for(lambda: t.agent_pid("alice") not in (None, pid), what="a new claude process")
+    assert t.ask("alice", "job 2") == "done job 2"
