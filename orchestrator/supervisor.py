@@ -40,6 +40,7 @@ log = structlog.get_logger()
 SWEEP_EVERY_S = 5.0
 RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
+RESUME_AT = "resume_at"  # registry meta key: the end of the agent's last good turn
 MODEL_NOTE = "model_error"  # registry meta key: the model's last trouble, shown by `ps`
 
 
@@ -145,7 +146,7 @@ class Supervisor:
             if info is not None and info.pid:
                 _kill_stale_cli(info.pid)
             meta = dict(info.meta) if info else {}
-            slot = Slot(name, stats={k: meta[k] for k in TOTAL_KEYS if k in meta})
+            slot = Slot(name, stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta})
             slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
@@ -244,6 +245,7 @@ class Supervisor:
             session_id=slot.stats.get("session_id"),
             peer_state=self._peer_state,
             totals=slot.stats,
+            resume_at=slot.stats.get(RESUME_AT),
         )
         slot.runner = runner
         if self._stopping.is_set() or not slot.want_running:
@@ -275,6 +277,8 @@ class Supervisor:
             slot.stats["session_id"] = data.get("session_id") or slot.stats.get("session_id")
             if slot.state == AgentState.STARTING:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
+            elif self.mailbox is not None:  # a new process (a rewind after a failed turn)
+                await self.mailbox.update_agent(slot.name, pid=data.get("pid"))
         elif event == "busy" and slot.state == AgentState.READY:
             await self._set_state(slot, AgentState.BUSY)
         elif event == "model_error":
@@ -282,6 +286,8 @@ class Supervisor:
         elif event == "turn":
             # The runner keeps the totals (orchestrator.usage); _set_state persists them.
             slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
+            if data.get("resume_at"):
+                slot.stats[RESUME_AT] = data["resume_at"]
             failure = data.get("failure")
             if failure is None:
                 await self._note_model(slot, None)  # the model answered: nothing to show
