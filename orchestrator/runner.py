@@ -62,7 +62,9 @@ FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to e
 class SessionEnd:
     """Why a session ended. ``stopped`` is the only non-failure."""
 
-    reason: str  # stopped | exited | turn_timeout | connect_timeout | connect_failed | error
+    # stopped | exited | turn_timeout | connect_timeout | connect_failed | error, or rewind
+    # (internal to the runner: a new process resumes the conversation before a failed turn)
+    reason: str
     detail: str = ""
     exit_code: int | None = None
     handover: str = ""  # context_overflow: what the fresh session is told (context.py)
@@ -128,6 +130,7 @@ class AgentRunner:
         session_id: str | None = None,
         peer_state: Callable[[str], str | None] | None = None,
         totals: Mapping[str, Any] | None = None,
+        resume_at: str | None = None,
         hold: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
@@ -158,6 +161,12 @@ class AgentRunner:
         self._turn_over.set()
         self._cli_env: dict[str, str] = dict(os.environ)  # what the CLI sees (its endpoint)
         self._unavailable: str | None = None  # why this turn was cut short: the model is out
+        # The last entry of the last turn that succeeded, and whether the session must go back
+        # there: after an API error the CLI keeps the failed user message and merges it into
+        # the next turn (measured), so one poison message would fail every turn after it.
+        self._resume_at = resume_at
+        self._rewind = False
+        self._turn_uuid: str | None = None
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
 
@@ -182,10 +191,17 @@ class AgentRunner:
     # --- the session ---------------------------------------------------------------------
 
     async def run(self) -> SessionEnd:
-        client = await self._connect()
-        if isinstance(client, SessionEnd):
-            return client
-        await self.on_event("ready", {"pid": self.pid, "session_id": self.session_id})
+        while True:
+            client = await self._connect()
+            if isinstance(client, SessionEnd):
+                return client
+            await self.on_event("ready", {"pid": self.pid, "session_id": self.session_id})
+            end = await self._run_session(client)
+            if end.reason != "rewind":
+                return end
+            self.log.info("session_rewound", session_id=self.session_id, at=self._resume_at)
+
+    async def _run_session(self, client: ClaudeSDKClient) -> SessionEnd:
         send, receive = anyio.create_memory_object_stream[Any](256)
         end = SessionEnd("stopped")
         try:
@@ -205,6 +221,13 @@ class AgentRunner:
         return end
 
     async def _connect(self) -> ClaudeSDKClient | SessionEnd:
+        rewind_at = None
+        if self._rewind:
+            self._rewind = False
+            rewind_at = self._resume_at
+            if rewind_at is None:  # no good point known: a fresh conversation, not a poisoned one
+                self.session_id = None
+                self._session_cost.reset()
         for resume in [self.session_id, None] if self.session_id else [None]:
             options = build_options(
                 self.spec,
@@ -215,6 +238,8 @@ class AgentRunner:
                 cli_path=self.cli_path,
                 stderr=self._stderr,
             )
+            if resume is not None and rewind_at is not None:
+                options.resume_session_at = rewind_at
             self._cli_env = {**os.environ, **(options.env or {})}
             client = ClaudeSDKClient(options)
             try:
@@ -225,6 +250,7 @@ class AgentRunner:
                     self.log.warning("resume_failed", session_id=resume, error=str(exc))
                     self.session_id = None
                     self._session_cost.reset()
+                    self._resume_at = None
                     continue
                 return SessionEnd("connect_failed", str(exc))
             if not connected:
@@ -316,6 +342,8 @@ class AgentRunner:
                 return SessionEnd("turn_timeout", f"no output for {self.spec.turn_timeout_s:g}s")
             if self._interrupted:
                 break
+            if self._rewind:
+                return SessionEnd("rewind")
         return SessionEnd("stopped")
 
     async def _next_batch(self) -> list[Message]:
@@ -387,6 +415,7 @@ class AgentRunner:
         timeout = self.spec.turn_timeout_s or math.inf
         last_text = ""
         self._unavailable = None
+        self._turn_uuid = None
         while True:
             with anyio.move_on_after(timeout) as scope:
                 item = await receive.receive()
@@ -399,6 +428,7 @@ class AgentRunner:
             if getattr(item, "parent_tool_use_id", None) is None:
                 self.context.observe(item)
             if isinstance(item, AssistantMessage) and item.parent_tool_use_id is None:
+                self._turn_uuid = item.uuid or self._turn_uuid
                 texts = [b.text for b in item.content if isinstance(b, TextBlock)]
                 if texts:
                     last_text = "".join(texts)
@@ -462,11 +492,16 @@ class AgentRunner:
             )
             await self._give_back(batch, failure)
             self._inflight = []
+            self._rewind = self._unavailable is not None or result.terminal_reason in (
+                "api_error",
+                "prompt_too_long",
+            )
             await self.on_event(
                 "turn", {**stats, "error": True, "failure": failure, "totals": self.totals}
             )
             return
         final = _fit(final)
+        self._resume_at = self._turn_uuid or self._resume_at
         for m in batch:
             if m.kind != "request" or m.id in turn.replied:
                 continue
@@ -481,7 +516,7 @@ class AgentRunner:
             self.log.warning("lease_lost", message_id=exc.message_id)
         self._inflight = []
         self.log.info("turn", **stats)
-        await self.on_event("turn", {**stats, "totals": self.totals})
+        await self.on_event("turn", {**stats, "totals": self.totals, "resume_at": self._resume_at})
 
     async def _failure(self, result: ResultMessage, text: str) -> Failure:
         if self._unavailable:

@@ -41,6 +41,7 @@ log = structlog.get_logger()
 SWEEP_EVERY_S = 5.0
 RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
+RESUME_AT = "resume_at"  # registry meta key: the end of the agent's last good turn
 MODEL_NOTE = "model_error"  # registry meta key: the model's last trouble, shown by `ps`
 
 
@@ -151,7 +152,7 @@ class Supervisor:
             if info is not None and info.pid:
                 _kill_stale_cli(info.pid)
             meta = dict(info.meta) if info else {}
-            slot = Slot(name, stats={k: meta[k] for k in TOTAL_KEYS if k in meta})
+            slot = Slot(name, stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta})
             slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
@@ -253,6 +254,7 @@ class Supervisor:
             session_id=slot.stats.get("session_id"),
             peer_state=self._peer_state,
             totals=slot.stats,
+            resume_at=slot.stats.get(RESUME_AT),
             hold=self.budgets.hold,
         )
         runner.context.handover = slot.handover
@@ -288,6 +290,8 @@ class Supervisor:
             if slot.state == AgentState.STARTING:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
                 await self.budgets.evaluate("start")
+            elif self.mailbox is not None:  # a new process (a rewind after a failed turn)
+                await self.mailbox.update_agent(slot.name, pid=data.get("pid"))
         elif event == "context":  # context in use against the window (context.py)
             assert self.mailbox is not None
             await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
@@ -298,6 +302,8 @@ class Supervisor:
         elif event == "turn":
             # The runner keeps the totals (orchestrator.usage); _set_state persists them.
             slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
+            if data.get("resume_at"):
+                slot.stats[RESUME_AT] = data["resume_at"]
             failure = data.get("failure")
             if failure is None:
                 await self._note_model(slot, None)  # the model answered: nothing to show
@@ -311,6 +317,7 @@ class Supervisor:
         """The prompt outgrew the model's window: the next session starts afresh (no
         resume) and is told where it was; the message in flight was requeued."""
         slot.stats["session_id"] = None
+        slot.stats[RESUME_AT] = None  # a point in the old conversation: nothing to go back to
         slot.handover = end.handover
         slot.restart_count += 1
         await self._set_state(slot, AgentState.BACKOFF, pid=None)

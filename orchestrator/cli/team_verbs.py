@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--grace", type=float, default=10.0, metavar="S", help="graceful stop budget (10 s)"
     )
     p.add_argument("--no-color", action="store_true", help="plain console output")
+    p.add_argument(
+        "--no-model-check",
+        action="store_true",
+        help="start without first checking that the model endpoint answers and takes the key",
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop a running team gracefully (as SIGTERM)")
@@ -152,6 +157,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_ERROR,
             "no_credentials",
         )
+    if not args.no_model_check:
+        _check_model(roster, args.agents)
     pid = holder_pid(roster.database)
     if pid is not None:
         raise CliFailure(
@@ -165,6 +172,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     return run_foreground(
         roster, args.agents or None, grace_s=args.grace, colour=False if args.no_color else None
     )
+
+
+def _check_model(roster: Roster, agents: list[str]) -> None:
+    from orchestrator import preflight
+
+    problems = preflight.check(roster, agents or None)
+    if problems:
+        raise CliFailure(
+            "the model cannot be used, so the team would not work:\n"
+            + "\n".join(f"  {p}" for p in problems)
+            + "\nFix ANTHROPIC_BASE_URL / the API key, or start anyway with --no-model-check.",
+            common.EXIT_ERROR,
+            "model_unavailable",
+        )
 
 
 def run_foreground(
@@ -210,6 +231,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         "--no-color",
         "--grace",
         str(args.grace),
+        "--no-model-check",  # checked above, once
         *args.agents,
     ]
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
