@@ -187,6 +187,12 @@ class Ledger:
             ).fetchone()
         return None if row is None else float(row[0])
 
+    def marks(self) -> dict[str, float]:
+        """Every mark (a few per agent: the table stays small)."""
+        with self._tx() as conn:
+            rows = conn.execute("SELECT key, window_start FROM budget_marks").fetchall()
+        return {str(k): float(v) for k, v in rows}
+
     def set_mark(self, key: str, window_start: float) -> None:
         with self._tx() as conn:
             conn.execute(

@@ -199,11 +199,7 @@ class BudgetWatch:
         for name, spec in roster.agents.items():
             if spec.budget is not None:
                 standings[name] = ledger.standing(name, spec.budget, now, self.run_started)
-        keys = [f"warned/{s}" for s in standings] + [
-            f"override/{name}/{s}" for name in roster.agents for s in (name, TEAM)
-        ]
-        marks = {k: v for k in keys if (v := ledger.mark(k)) is not None}
-        return standings, marks
+        return standings, ledger.marks()
 
     async def _maybe_warn(self, s: Standing, marks: dict[str, float]) -> None:
         key = f"warned/{s.scope}"

@@ -129,6 +129,7 @@ def test_ledger_keeps_spend_across_reopening_and_counts_by_window(tmp_path: Path
     assert team.describe().startswith("spent $1.5000 of $1.0000 per 1h (resets 1970-01-01 04:00")
     reopened.set_mark("warned/a", 10_800.0)
     assert reopened.mark("warned/a") == 10_800.0
+    assert reopened.marks() == {"warned/a": 10_800.0}
     assert reopened.prune(before=11_000.0) == 1
     reopened.close()
 
