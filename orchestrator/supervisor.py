@@ -43,6 +43,11 @@ RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
 RESUME_AT = "resume_at"  # registry meta key: the end of the agent's last good turn
 MODEL_NOTE = "model_error"  # registry meta key: the model's last trouble, shown by `ps`
+_FAILURE_WORDS = {
+    "unavailable": "model unavailable",
+    "deterministic": "turn failed",
+    "transient": "model error",
+}
 
 
 def _set_event() -> anyio.Event:
@@ -332,7 +337,7 @@ class Supervisor:
             if failure is None:
                 await self._note_model(slot, None)  # the model answered: nothing to show
             else:
-                await self._note_model(slot, f"{failure.kind}: {failure.reason}")
+                await self._note_model(slot, f"{_FAILURE_WORDS[failure.kind]}: {failure.reason}")
             if slot.state == AgentState.BUSY:
                 await self._set_state(slot, AgentState.READY)
             await self.budgets.after_turn(slot.name, data)

@@ -89,7 +89,7 @@ def test_a_poison_request_fails_alone_once_and_its_batch_goes_through(team: Team
     with t.mailbox() as mb:
         dead = mb.get(poison.id)
         assert (dead.status, dead.error, dead.attempts) == ("dead", "turn_failed", 2)
-        assert all(mb.get(m.id).status == "done" for m in innocent)
+    t.wait_for(lambda: all(_done(t, m.id) for m in innocent), what="the innocent ones acked")
     assert t.ask("a", "innocent 7") == "fine 7"  # the session is not poisoned
     assert _events(t, "a", "session_rewound")
 
