@@ -21,12 +21,15 @@ import math
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator import errors
+from orchestrator.mailbox.schema import file_identity
 from orchestrator.roster.model import Budget
 
 WARN_AT = 0.8
@@ -146,14 +149,22 @@ class Ledger:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False)
+        # mode=rw: the queue created the file (0600, checked folders); never create one here.
+        uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=rw"
+        self._conn = sqlite3.connect(uri, uri=True, timeout=10.0, check_same_thread=False)
+        self._identity = file_identity(path)
         self._lock = threading.Lock()
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.executescript(_SCHEMA)
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
         with self._lock, self._conn:
+            if write and file_identity(self.path) != self._identity:
+                # Another file took the path (see Mailbox.check_file): write nothing more.
+                raise errors.DatabaseReplaced(
+                    str(self.path), self._identity or (0, 0), file_identity(self.path)
+                )
             yield self._conn
 
     def close(self) -> None:
@@ -161,7 +172,7 @@ class Ledger:
             self._conn.close()
 
     def record(self, agent: str, usd: float, tokens: Mapping[str, int], at: float) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 f"INSERT INTO spend (agent, at, usd, {', '.join(TOKEN_KEYS)}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -194,7 +205,7 @@ class Ledger:
         return {str(k): float(v) for k, v in rows}
 
     def set_mark(self, key: str, window_start: float) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 "INSERT INTO budget_marks (key, window_start) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET window_start = excluded.window_start",
@@ -203,7 +214,7 @@ class Ledger:
 
     def prune(self, before: float) -> int:
         """Forget turns older than every window still counted."""
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             return conn.execute("DELETE FROM spend WHERE at < ?", (before,)).rowcount
 
     def standing(

@@ -25,7 +25,7 @@ import structlog
 
 from orchestrator import errors
 from orchestrator.budget import TEAM, Ledger, Standing, turn_spend
-from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
+from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend, schema
 from orchestrator.roster import Roster
 from orchestrator.roster.model import Budget
 from orchestrator.states import AgentState
@@ -70,7 +70,7 @@ class BudgetWatch:
         try:
             self._ledger = await anyio.to_thread.run_sync(Ledger, self.database)
         except sqlite3.Error as exc:
-            raise errors.DatabaseError(str(self.database), f"budget tables: {exc}") from exc
+            raise schema.translate(self.database, exc) from exc
         windows = [b.per_s or 0.0 for b in _budgets(self.roster())]
         keep_s = max([KEEP_SPEND_S, *(2 * w for w in windows)])
         pruned = await anyio.to_thread.run_sync(self.ledger.prune, time.time() - keep_s)
@@ -103,7 +103,7 @@ class BudgetWatch:
         if usd or any(tokens.values()):
             try:
                 await anyio.to_thread.run_sync(self.ledger.record, name, usd, tokens, time.time())
-            except sqlite3.Error as exc:  # the team runs on; this turn's spend is not counted
+            except (sqlite3.Error, errors.DatabaseError) as exc:  # the team runs on
                 log.error("spend_not_recorded", agent=name, usd=usd, error=str(exc))
         await self.evaluate("turn")
 

@@ -237,3 +237,23 @@ def test_resume_without_a_running_team_exits_5_and_says_so(tmp_path: Path) -> No
     assert done.returncode == 5
     assert "no supervisor is running" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ledger_never_creates_a_database_nor_writes_to_a_replaced_one(tmp_path: Path) -> None:
+    import sqlite3
+
+    from orchestrator.errors import DatabaseReplaced
+
+    with pytest.raises(sqlite3.OperationalError):
+        Ledger(tmp_path / "missing.db")
+    assert not (tmp_path / "missing.db").exists()
+    db = tmp_path / "team.db"
+    Mailbox(db).close()
+    ledger = Ledger(db)
+    db.rename(tmp_path / "moved.db")
+    Mailbox(db).close()  # another file takes the path
+    with pytest.raises(DatabaseReplaced):
+        ledger.record("a", 1.0, {}, at=1.0)
+    ledger.close()
+    assert Ledger(db).spent("a", since=0).usd == 0.0
+    assert Ledger(tmp_path / "moved.db").spent("a", since=0).usd == 0.0
