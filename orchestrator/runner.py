@@ -42,6 +42,7 @@ from orchestrator import errors
 from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
+from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
@@ -148,6 +149,7 @@ class AgentRunner:
             session_id, float(self.totals.get("session_cost_usd") or 0.0)
         )
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
+        self.policy = for_agent(name, mailbox, roster, self.relay, on_event)  # owns, approvals
         self.pid: int | None = None
         self.log = log.bind(agent=name)
         self._stop = anyio.Event()
@@ -221,6 +223,7 @@ class AgentRunner:
         return end
 
     async def _connect(self) -> ClaudeSDKClient | SessionEnd:
+        await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
         rewind_at = None
         if self._rewind:
             self._rewind = False
@@ -237,6 +240,7 @@ class AgentRunner:
                 resume=resume,
                 cli_path=self.cli_path,
                 stderr=self._stderr,
+                policy=self.policy,
             )
             if resume is not None and rewind_at is not None:
                 options.resume_session_at = rewind_at

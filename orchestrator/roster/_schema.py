@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.roster import _budget
 from orchestrator.roster import _coerce as c
+from orchestrator.roster import _work as w
 from orchestrator.roster._files import existing_directory, prompt_file
 from orchestrator.roster._refs import NameRefs, name_refs, names_or_everyone
 from orchestrator.roster.model import (
@@ -18,7 +19,9 @@ from orchestrator.roster.model import (
     AgentSpec,
     Backoff,
     Env,
+    FrozenDict,
 )
+from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Workspace
 
 TOP_KEYS = (
     "name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents",
@@ -48,6 +51,13 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "connect_timeout": c.duration(),
     "model_retries": c.integer(0),
     **_budget.AGENT_FIELDS,
+    # --- issue 11: workspaces, owned paths, approvals, subagents (roster/_work.py) ---
+    "workspace": w.workspace,
+    "owns": w.owns,
+    "approve": w.approve,
+    "approver": w.approver,
+    "approval_timeout": c.duration(),
+    "subagents": w.subagents,
 }
 AGENT_KEYS = tuple(AGENT_FIELDS)
 PROMPT_KEYS = ("prompt", "prompt_file")
@@ -74,6 +84,13 @@ BUILT_IN: Mapping[str, Any] = {
     "connect_timeout": 60.0,
     "model_retries": DEFAULT_MODEL_RETRIES,
     **_budget.BUILT_IN,
+    # --- issue 11 ---
+    "workspace": Workspace(),
+    "owns": None,
+    "approve": (),
+    "approver": "user",
+    "approval_timeout": DEFAULT_APPROVAL_TIMEOUT_S,
+    "subagents": FrozenDict(),
 }
 
 
@@ -133,6 +150,13 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
         model_retries=v["model_retries"],
+        # --- issue 11 ---
+        workspace=w.plain(v["workspace"]),
+        owns=w.plain(v["owns"]),
+        approve=v["approve"],
+        approver=w.plain(v["approver"]),
+        approval_timeout_s=v["approval_timeout"],
+        subagents=v["subagents"],
         line=line,
         budget=v["budget"],
         context_window=v["context_window"],
