@@ -23,7 +23,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors, procid
+from orchestrator import errors, preflight, procid
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailbox
@@ -80,11 +80,13 @@ class Supervisor:
         only: list[str] | None = None,
         grace_s: float = DEFAULT_GRACE_S,
         watch_roster: bool = True,
+        check_model: bool = False,
     ) -> None:
         self.roster = roster
         self.only = only
         self.grace_s = grace_s
         self.watch_roster = watch_roster
+        self.check_model = check_model  # `up` checks the model once before any agent starts
         # Every lease this supervisor takes is owned by "<instance>:...": `up` recovers
         # the leases of dead supervisors by this prefix (SUPERVISOR_OWNER_PREFIX).
         self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -111,6 +113,8 @@ class Supervisor:
         try:
             async with AsyncMailbox(self.roster.database) as mailbox:
                 self.mailbox = mailbox
+                if self.check_model:  # after the local checks (lock, database, logs)
+                    await self._check_model()
                 self._cli_path = await anyio.to_thread.run_sync(make_launcher)
                 await self._prepare(mailbox)
                 try:
@@ -136,6 +140,12 @@ class Supervisor:
                 _remove_launcher(self._cli_path)
             self._lock.release()
             log.info("supervisor_stopped")
+
+    async def _check_model(self) -> None:
+        wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
+        problems = await anyio.to_thread.run_sync(preflight.check, self.roster, wanted)
+        if problems:
+            raise errors.ModelUnreachable([str(p) for p in problems])
 
     def stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM and ``down`` do)."""
