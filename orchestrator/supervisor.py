@@ -70,6 +70,7 @@ class Slot:
     wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
     done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
     restart_now: bool = False
+    model_note: str | None = None  # what `ps` shows of the model's trouble (MODEL_NOTE)
 
 
 class Supervisor:
@@ -177,6 +178,7 @@ class Supervisor:
                 _kill_stale_cli(name, info.pid, info.meta.get("pid_start"))
             meta = dict(info.meta) if info else {}
             slot = Slot(name, stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta})
+            slot.model_note = meta.get(MODEL_NOTE)
             slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
@@ -338,7 +340,10 @@ class Supervisor:
     async def _note_model(self, slot: Slot, note: str | None) -> None:
         """What `ps` shows beside the state: the model's last trouble, until it answers."""
         assert self.mailbox is not None
-        await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note and note[:200]})
+        note = note and note[:200]
+        if note != slot.model_note:  # one write per change, not one per turn
+            slot.model_note = note
+            await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note})
 
     def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | None:
         """Seconds to wait before the next start, or None if the agent is done for."""
