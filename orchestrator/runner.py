@@ -41,6 +41,7 @@ from claude_agent_sdk import (
 from orchestrator import errors
 from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
+from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
@@ -145,6 +146,7 @@ class AgentRunner:
             session_id, float(self.totals.get("session_cost_usd") or 0.0)
         )
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
+        self.policy = for_agent(name, mailbox, roster, self.relay, on_event)  # owns, approvals
         self.pid: int | None = None
         self.log = log.bind(agent=name)
         self._stop = anyio.Event()
@@ -223,6 +225,7 @@ class AgentRunner:
             if rewind_at is None:  # no good point known: a fresh conversation, not a poisoned one
                 self.session_id = None
                 self._session_cost.reset()
+        await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
         for resume in [self.session_id, None] if self.session_id else [None]:
             options = build_options(
                 self.spec,
@@ -232,6 +235,7 @@ class AgentRunner:
                 resume=resume,
                 cli_path=self.cli_path,
                 stderr=self._stderr,
+                policy=self.policy,
             )
             if resume is not None and rewind_at is not None:
                 options.resume_session_at = rewind_at

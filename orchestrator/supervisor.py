@@ -324,6 +324,12 @@ class Supervisor:
             await self._set_state(slot, AgentState.BUSY)
         elif event == "model_error":
             await self._note_model(slot, str(data.get("reason") or ""))
+        elif event == "blocked" and slot.state == AgentState.BUSY:  # issue 11: approvals
+            slot.stats["blocked_reason"] = data.get("reason")
+            await self._set_state(slot, AgentState.BLOCKED)
+        elif event == "unblocked" and slot.state == AgentState.BLOCKED:
+            slot.stats.pop("blocked_reason", None)
+            await self._set_state(slot, AgentState.BUSY)
         elif event == "turn":
             # The runner keeps the totals (orchestrator.usage); _set_state persists them.
             slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
