@@ -272,6 +272,20 @@ class SupervisorNotRunning(SupervisorError):
         )
 
 
+class ModelUnreachable(SupervisorError):
+    """`up` found the agents' model endpoint unreachable, or refusing their key."""
+
+    code = "model_unavailable"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "the model cannot be used, so the team would not work:\n"
+            + "\n".join(f"  {p}" for p in problems)
+            + "\nFix ANTHROPIC_BASE_URL or the API key, or start anyway with --no-model-check."
+        )
+
+
 class SupervisorAlreadyRunning(SupervisorError):
     code = "already_running"
 

@@ -223,7 +223,6 @@ class AgentRunner:
         return end
 
     async def _connect(self) -> ClaudeSDKClient | SessionEnd:
-        await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
         rewind_at = None
         if self._rewind:
             self._rewind = False
@@ -231,6 +230,7 @@ class AgentRunner:
             if rewind_at is None:  # no good point known: a fresh conversation, not a poisoned one
                 self.session_id = None
                 self._session_cost.reset()
+        await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
         for resume in [self.session_id, None] if self.session_id else [None]:
             options = build_options(
                 self.spec,

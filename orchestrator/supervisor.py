@@ -23,7 +23,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors, procid
+from orchestrator import errors, preflight, procid
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
@@ -72,6 +72,7 @@ class Slot:
     done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
     restart_now: bool = False
     handover: str | None = None  # after a context overflow: told to the fresh session
+    model_note: str | None = None  # what `ps` shows of the model's trouble (MODEL_NOTE)
 
 
 class Supervisor:
@@ -82,11 +83,13 @@ class Supervisor:
         only: list[str] | None = None,
         grace_s: float = DEFAULT_GRACE_S,
         watch_roster: bool = True,
+        check_model: bool = False,
     ) -> None:
         self.roster = roster
         self.only = only
         self.grace_s = grace_s
         self.watch_roster = watch_roster
+        self.check_model = check_model  # `up` checks the model once before any agent starts
         # Every lease this supervisor takes is owned by "<instance>:...": `up` recovers
         # the leases of dead supervisors by this prefix (SUPERVISOR_OWNER_PREFIX).
         self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -114,6 +117,8 @@ class Supervisor:
         try:
             async with AsyncMailbox(self.roster.database) as mailbox:
                 self.mailbox = mailbox
+                if self.check_model:  # after the local checks (lock, database, logs)
+                    await self._check_model()
                 self._cli_path = await anyio.to_thread.run_sync(make_launcher)
                 await self._prepare(mailbox)
                 await self.budgets.open(mailbox)
@@ -142,6 +147,12 @@ class Supervisor:
                 _remove_launcher(self._cli_path)
             self._lock.release()
             log.info("supervisor_stopped")
+
+    async def _check_model(self) -> None:
+        wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
+        problems = await anyio.to_thread.run_sync(preflight.check, self.roster, wanted)
+        if problems:
+            raise errors.ModelUnreachable([str(p) for p in problems])
 
     def stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM and ``down`` do)."""
@@ -173,6 +184,7 @@ class Supervisor:
                 _kill_stale_cli(name, info.pid, info.meta.get("pid_start"))
             meta = dict(info.meta) if info else {}
             slot = Slot(name, stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta})
+            slot.model_note = meta.get(MODEL_NOTE)
             slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
@@ -377,7 +389,10 @@ class Supervisor:
     async def _note_model(self, slot: Slot, note: str | None) -> None:
         """What `ps` shows beside the state: the model's last trouble, until it answers."""
         assert self.mailbox is not None
-        await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note and note[:200]})
+        note = note and note[:200]
+        if note != slot.model_note:  # one write per change, not one per turn
+            slot.model_note = note
+            await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note})
 
     def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | None:
         """Seconds to wait before the next start, or None if the agent is done for."""

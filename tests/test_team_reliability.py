@@ -204,7 +204,7 @@ def test_a_rejected_key_is_found_by_up_and_fails_turns_fast(team: TeamFactory) -
         refused = octy(t, "up", check=False)
         assert refused.returncode == 1
         assert "the API key was rejected (HTTP 401" in refused.stderr
-        assert not t.db_path.exists()  # nothing started
+        assert t.states().get("a") is None  # no agent started
         octy(t, "up", "-d", "--no-model-check")
         t.wait_ready("a")
         request = t.request("a", "hello?")

@@ -157,8 +157,6 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_ERROR,
             "no_credentials",
         )
-    if not args.no_model_check:
-        _check_model(roster, args.agents)
     pid = holder_pid(roster.database)
     if pid is not None:
         raise CliFailure(
@@ -170,22 +168,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args, roster)
     return run_foreground(
-        roster, args.agents or None, grace_s=args.grace, colour=False if args.no_color else None
+        roster,
+        args.agents or None,
+        grace_s=args.grace,
+        colour=False if args.no_color else None,
+        check_model=not args.no_model_check,
     )
 
 
-def _check_model(roster: Roster, agents: list[str]) -> None:
-    from orchestrator import preflight
-
-    problems = preflight.check(roster, agents or None)
-    if problems:
-        raise CliFailure(
-            "the model cannot be used, so the team would not work:\n"
-            + "\n".join(f"  {p}" for p in problems)
-            + "\nFix ANTHROPIC_BASE_URL / the API key, or start anyway with --no-model-check.",
-            common.EXIT_ERROR,
-            "model_unavailable",
-        )
+def _registered(db: Path, pid: int) -> bool:
+    """The supervisor wrote its registry row: it is past its checks (the model's included)."""
+    try:
+        with Mailbox(db, readonly=True) as mailbox:
+            info = mailbox.agent(SUPERVISOR)
+    except errors.OrchestratorError:
+        return False
+    return info is not None and info.pid == pid and info.state == "running"
 
 
 def run_foreground(
@@ -195,6 +193,7 @@ def run_foreground(
     grace_s: float,
     colour: bool | None,
     console: Any = None,
+    check_model: bool = False,
 ) -> int:
     import anyio
 
@@ -213,7 +212,7 @@ def run_foreground(
     for spec in roster.agents.values():
         logconfig.REDACTOR.add_from_env(dict(spec.env))
     try:
-        anyio.run(Supervisor(roster, only=only, grace_s=grace_s).run)
+        anyio.run(Supervisor(roster, only=only, grace_s=grace_s, check_model=check_model).run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
         raise common.failure_from(exc) from None
     finally:
@@ -233,7 +232,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         "--no-color",
         "--grace",
         str(args.grace),
-        "--no-model-check",  # checked above, once
+        *(["--no-model-check"] if args.no_model_check else []),
         *args.agents,
     ]
     try:  # no link followed, no folder others can write (safefs)
@@ -255,7 +254,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         if proc.poll() is not None:
             tail = out_path.read_text(errors="replace").splitlines()[-10:]
             raise CliFailure("the supervisor exited at once:\n" + "\n".join(tail))
-        if holder_pid(roster.database) == proc.pid:
+        if holder_pid(roster.database) == proc.pid and _registered(roster.database, proc.pid):
             break
         time.sleep(0.05)
     else:
@@ -414,8 +413,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
         (
             r["name"],
             r["state"]
-            + (f" ({r['reason']})" if r.get("reason")
-               else f" ({_short(r['model_error'])})" if r["model_error"] else ""),
+            + (f" ({r['reason']})" if r.get("reason") else "")
+            + (f" ({_short(r['model_error'])})" if r["model_error"] else ""),
             str(r["pid"] or "-"),
             _dur(r["uptime_s"]),
             str(r["restarts"]),
