@@ -38,7 +38,8 @@ from claude_agent_sdk import (
     PermissionResultDeny,
 )
 
-from orchestrator.relay import SERVER, TOOL_NAMES, Relay, team_prompt
+from orchestrator.prompts import team_prompt
+from orchestrator.relay import SERVER, TOOL_NAMES, Relay
 from orchestrator.roster import AgentSpec, Roster
 
 CLI_OWN_MESSAGING = ("SendMessage", "ListAgents")
