@@ -40,7 +40,7 @@ from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.prompts import frame
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
-from orchestrator.session_options import build_options
+from orchestrator.session_options import build_options, discard_prompt_file
 
 log = structlog.get_logger()
 
@@ -177,6 +177,8 @@ class AgentRunner:
                     self.session_id = None
                     continue
                 return SessionEnd("connect_failed", str(exc))
+            finally:
+                discard_prompt_file(options)  # read by the CLI at start-up; off the disk now
             if not connected:
                 await self._close(client)
                 return SessionEnd(

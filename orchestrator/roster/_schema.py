@@ -41,6 +41,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "can_message": names_or_everyone,
     "turn_timeout": c.duration(optional=True),
     "connect_timeout": c.duration(),
+    "sandbox": c.boolean,
 }
 AGENT_KEYS = tuple(AGENT_FIELDS)
 PROMPT_KEYS = ("prompt", "prompt_file")
@@ -65,6 +66,7 @@ BUILT_IN: Mapping[str, Any] = {
     "can_message": None,
     "turn_timeout": 600.0,
     "connect_timeout": 60.0,
+    "sandbox": True,
 }
 
 
@@ -123,5 +125,6 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         can_message=talk.unique() if isinstance(talk, NameRefs) else None,
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
+        sandbox=v["sandbox"],
         line=line,
     )

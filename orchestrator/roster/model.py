@@ -114,6 +114,8 @@ class AgentSpec:
     can_message: tuple[str, ...] | None
     turn_timeout_s: float | None
     connect_timeout_s: float
+    # Tools run in the CLI's bubblewrap sandbox, which hides the team's files (issue 16 p. 10).
+    sandbox: bool = True
     # Where the agent is defined. Not compared: an edit elsewhere in the file
     # shifts it, and that must not look like a change to hot reload.
     line: int = field(default=0, compare=False)
@@ -147,6 +149,7 @@ class AgentSpec:
             "can_message": None if self.can_message is None else list(self.can_message),
             "turn_timeout": self.turn_timeout_s,
             "connect_timeout": self.connect_timeout_s,
+            "sandbox": self.sandbox,
         }
 
 
