@@ -50,6 +50,14 @@ def read_only_files(roster: Roster) -> list[Path]:
     return [f.resolve() for f in dict.fromkeys(files)]
 
 
+def sandboxed(spec: AgentSpec) -> bool:
+    """Whether this agent's commands run in the sandbox. Only Bash runs commands (the other
+    tools run inside the CLI, held by the permission rules), so an agent with Bash in
+    ``disallowed_tools`` (the starter team, the demo) needs no sandbox, and no bubblewrap.
+    Bash merely left out of ``tools`` still counts: a permission mode may let it run."""
+    return spec.sandbox and "Bash" not in spec.disallowed_tools
+
+
 def _absolute(path: Path) -> str:
     # Settings paths: "//x" is the absolute path /x ("/x" is relative to the settings file).
     return "/" + str(path)
@@ -63,7 +71,7 @@ def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
     deny = [f"{tool}({p}/**)" for p in hidden for tool in ("Read", "Edit")]
     deny += [f"Edit({p})" for p in frozen]
     out: dict[str, Any] = {"permissions": {"deny": deny}}
-    if spec.sandbox:
+    if sandboxed(spec):
         out["sandbox"] = {
             "enabled": True,
             "failIfUnavailable": True,
@@ -82,18 +90,18 @@ def missing_programs() -> list[str]:
 
 def problems(roster: Roster) -> list[str]:
     """Why sandboxed agents of this roster cannot start, each with the fix (empty if none)."""
-    sandboxed = [name for name, spec in roster.agents.items() if spec.sandbox]
+    boxed = [name for name, spec in roster.agents.items() if sandboxed(spec)]
     found: list[str] = []
     missing = missing_programs()
-    if sandboxed and missing:
+    if boxed and missing:
         found.append(
-            f"agents {', '.join(sandboxed)} run their tools in the claude CLI's sandbox, which "
+            f"agents {', '.join(boxed)} run their tools in the claude CLI's sandbox, which "
             f"needs {' and '.join(missing)} (not found on PATH): install "
             f"{'them' if len(missing) > 1 else 'it'} (apt-get install {' '.join(missing)}), "
             "or set `sandbox: false` for those agents in agents.yaml to run their tools "
             "unsandboxed (then a shell tool can reach the team's database: see README, Security)"
         )
-    for name in sandboxed:
+    for name in boxed:
         cwd = roster.agents[name].cwd.resolve()
         for folder in hidden_folders(roster):
             if cwd == folder or folder in cwd.parents:

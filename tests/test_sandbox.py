@@ -14,7 +14,7 @@ import pytest
 
 from orchestrator.errors import RosterErrors
 from orchestrator.roster import load_roster
-from orchestrator.sandbox import settings
+from orchestrator.sandbox import missing_programs, problems, settings
 
 ROSTER = """\
 name: t
@@ -111,3 +111,18 @@ def test_up_refuses_an_agent_whose_cwd_the_sandbox_would_hide(tmp_path: Path) ->
     assert done.returncode == 1, done.stdout + done.stderr
     message = json.loads(done.stdout)["message"]
     assert f"agent shell: its cwd {tmp_path / 'queue'} is inside {tmp_path / 'queue'}" in message
+
+
+def test_an_agent_that_cannot_run_bash_needs_no_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bash in ``disallowed_tools`` (the starter, the demo): no sandbox block, so no
+    bubblewrap needed; the permission rules still hold the file tools."""
+    text = ROSTER.replace("    tools: [Bash]\n", "    disallowed_tools: [Bash]\n")
+    roster = load_roster(roster_in(tmp_path, text), {})
+    got = settings(roster.agents["shell"], roster)
+    assert "sandbox" not in got
+    assert got["permissions"]["deny"]
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap, no socat here
+    assert missing_programs() == ["bubblewrap", "socat"]
+    assert problems(roster) == []
