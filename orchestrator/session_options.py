@@ -176,10 +176,15 @@ def write_prompt_file(spec: AgentSpec, roster: Roster, text: str) -> Path:
     session reads the new one), so the runner deletes it once connected."""
     folder = roster.database.parent
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # "." cannot be in an agent name: agent a's prefix never matches agent a-b's files.
+    prefix = f".{roster.database.name}{PROMPT_FILE_MARK}{spec.name}."
+    # One left by a supervisor killed mid-connect: only one session per agent connects at a
+    # time (one supervisor per database), so any earlier file of this agent's is stale.
+    for stale in folder.glob(prefix + "*"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     # mkstemp: O_EXCL and 0600, so a planted file or link is never written through.
-    fd, name = tempfile.mkstemp(
-        prefix=f".{roster.database.name}{PROMPT_FILE_MARK}{spec.name}-", dir=folder
-    )
+    fd, name = tempfile.mkstemp(prefix=prefix, dir=folder)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     return Path(name)
