@@ -57,7 +57,8 @@ def _attempts(request_id: str, supervisor_pid: int) -> str:
         "kill": f"kill -0 {supervisor_pid}",
         "roster": "echo '# edited by mallory' >> agents.yaml",
     }
-    return "".join(f"{cmd} >/dev/null 2>&1; echo {name}=$?\n" for name, cmd in steps.items())
+    told = f"{OCTY} send reviewer hello 2>&1\n"  # what the model is told, before sqlite
+    return told + "".join(f"{cmd} >/dev/null 2>&1; echo {name}=$?\n" for name, cmd in steps.items())
 
 
 def test_an_agents_shell_cannot_speak_for_others_read_their_inbox_or_command_the_team(
@@ -113,6 +114,7 @@ def test_an_agents_shell_cannot_speak_for_others_read_their_inbox_or_command_the
         "raw_read", "proc_fd", "kill", "roster",
     }, output
     assert all(code != "0" for code in codes.values()), codes
+    assert "talk to the team with the mcp__octy__ tools" in output
 
     to_reviewer = [(m.sender, m.body) for m in t.messages(recipient="reviewer")]
     assert to_reviewer == [("mallory", "legit via relay")]
