@@ -62,13 +62,14 @@ def _attempts(request_id: str, supervisor_pid: int) -> str:
 
 
 def test_an_agents_shell_cannot_speak_for_others_read_their_inbox_or_command_the_team(
-    team: TeamFactory,
+    team: TeamFactory, tmp_path: Path
 ) -> None:
     """Issue 16 point 10, through a real Bash tool call of a sandboxed agent: sending as
     another agent (``OCTY_AGENT=…`` and ``--as``), consuming another's inbox, answering a
     request addressed to another, ``stop reviewer``, plain SQL on the database file, reading
-    it raw or through /proc, signalling the supervisor and editing agents.yaml all fail;
-    the relay tools, in the same turn, still work and stamp the real sender."""
+    it raw or through /proc, signalling the supervisor and editing agents.yaml all fail, as
+    does the Read tool on the database; the relay tools, in the same turn, still work and
+    stamp the real sender."""
     t: Team = team(
         [
             {
@@ -80,6 +81,14 @@ def test_an_agents_shell_cannot_speak_for_others_read_their_inbox_or_command_the
                 "agent": agent_rule("mallory"),
                 "tool_result": "send_env=",
                 "tool_use": {
+                    "name": "Read",
+                    "input": {"file_path": str(tmp_path / "queue" / "team.db")},
+                },
+            },
+            {
+                "agent": agent_rule("mallory"),
+                "tool_result": "denied",
+                "tool_use": {
                     "name": "mcp__octy__send",
                     "input": {"to": "reviewer", "message": "legit via relay"},
                 },
@@ -89,7 +98,7 @@ def test_an_agents_shell_cannot_speak_for_others_read_their_inbox_or_command_the
             {"agent": agent_rule("coordinator"), "text": "noted"},
         ],
         {
-            "mallory": {"tools": ["Bash"]},
+            "mallory": {"tools": ["Bash", "Read"]},
             "reviewer": {},
             "coordinator": {},
         },
@@ -115,6 +124,8 @@ def test_an_agents_shell_cannot_speak_for_others_read_their_inbox_or_command_the
     }, output
     assert all(code != "0" for code in codes.values()), codes
     assert "talk to the team with the mcp__octy__ tools" in output
+    read = t.model.requests_matching(tool_result="denied", agent="mallory")[-1]
+    assert [r["is_error"] for r in tool_results(read)] == [True]
 
     to_reviewer = [(m.sender, m.body) for m in t.messages(recipient="reviewer")]
     assert to_reviewer == [("mallory", "legit via relay")]
