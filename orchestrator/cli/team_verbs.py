@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator import errors, logconfig
+from orchestrator import errors, logconfig, safefs
 from orchestrator.cli import common
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
@@ -183,13 +183,16 @@ def run_foreground(
 
     from orchestrator.supervisor import Supervisor
 
-    logconfig.configure(
-        roster.logs,
-        console=console or sys.stdout,
-        colour=colour,
-        max_bytes=roster.log_max_bytes,
-        backups=roster.log_backups,
-    )
+    try:  # a logs folder others can write, a planted link: refused, with what to do
+        logconfig.configure(
+            roster.logs,
+            console=console or sys.stdout,
+            colour=colour,
+            max_bytes=roster.log_max_bytes,
+            backups=roster.log_backups,
+        )
+    except errors.OrchestratorError as exc:
+        raise common.failure_from(exc) from None
     for spec in roster.agents.values():
         logconfig.REDACTOR.add_from_env(dict(spec.env))
     try:
@@ -202,7 +205,6 @@ def run_foreground(
 
 
 def _detach(args: argparse.Namespace, roster: Roster) -> int:
-    roster.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     out_path = roster.logs / "supervisor.out"
     cmd = [
         sys.executable,
@@ -216,7 +218,11 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         str(args.grace),
         *args.agents,
     ]
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:  # no link followed, no folder others can write (safefs)
+        safefs.private_folder(roster.logs, "logs folder")
+        fd = safefs.open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "log file")
+    except errors.OrchestratorError as exc:
+        raise common.failure_from(exc) from None
     with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
             cmd,
@@ -322,7 +328,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 def ps_rows(db: Path) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
-    with Mailbox(db) as mailbox:
+    with Mailbox(db, readonly=True) as mailbox:
         leased = mailbox.list(status="leased", limit=100_000)
         for info in mailbox.agents():
             if info.name in (USER, SUPERVISOR):
@@ -356,8 +362,11 @@ def cmd_ps(args: argparse.Namespace) -> int:
             common.EXIT_NOT_FOUND,
             "not_found",
         )
-    sup = holder_pid(db)
-    rows = ps_rows(db)
+    try:
+        sup = holder_pid(db)
+        rows = ps_rows(db)
+    except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
+        raise common.failure_from(exc) from None
     if args.json:
         common.emit_json({"supervisor": {"running": sup is not None, "pid": sup}, "agents": rows})
         return common.EXIT_OK
