@@ -51,6 +51,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "connect_timeout": c.duration(),
     "model_retries": c.integer(0),
     **_budget.AGENT_FIELDS,
+    "sandbox": c.boolean,
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/_work.py) ---
     "workspace": w.workspace,
     "owns": w.owns,
@@ -84,6 +85,7 @@ BUILT_IN: Mapping[str, Any] = {
     "connect_timeout": 60.0,
     "model_retries": DEFAULT_MODEL_RETRIES,
     **_budget.BUILT_IN,
+    "sandbox": True,
     # --- issue 11 ---
     "workspace": Workspace(),
     "owns": None,
@@ -150,6 +152,7 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
         model_retries=v["model_retries"],
+        sandbox=v["sandbox"],
         # --- issue 11 ---
         workspace=w.plain(v["workspace"]),
         owns=w.plain(v["owns"]),
