@@ -48,6 +48,7 @@ async def stop_and_wait(sup: Supervisor, name: str, grace_s: float | None = None
         AgentState.READY,
         AgentState.BUSY,
         AgentState.BLOCKED,
+        AgentState.PAUSED,
     ):
         # `ps` shows the stop at once, not when the turn ends (up to the grace later).
         await sup._set_state(slot, AgentState.STOPPING)

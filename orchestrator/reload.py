@@ -108,6 +108,8 @@ async def apply_reload(sup: Supervisor) -> ReloadResult:
         diff = diff_rosters(sup.roster, new)
         result = ReloadResult(True, team_changed=list(diff.team_changed))
         if diff.empty:
+            sup.roster = new  # the same agents; settings beside them (budgets) may differ
+            await sup.budgets.evaluate("reload")
             log.info("reload", change="none")
             return result
         if diff.team_changed:
@@ -138,6 +140,7 @@ async def apply_reload(sup: Supervisor) -> ReloadResult:
             for name in (*diff.added, *diff.changed):
                 await _register_agent(sup, name)
             started = await sup.start_in_layers(to_start)
+        await sup.budgets.evaluate("reload")  # budgets may have changed with the roster
         result.added = [n for n in new.agents if n in diff.added]
         result.restarted = [n for n in new.agents if n in diff.changed and n in started]
         log.info(
