@@ -84,6 +84,18 @@ class DatabaseReplaced(DatabaseError):
         )
 
 
+class QueueUnavailable(QueueError):
+    """The NATS queue cannot be used: server unreachable, JetStream off, refused login."""
+
+    code = "queue_unavailable"
+
+    def __init__(self, servers: str, reason: str, hint: str = "") -> None:
+        self.servers = servers
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"queue {servers}: {reason}" + (f"; {hint}" if hint else ""))
+
+
 class UnsafePath(OrchestratorError):
     """A file or folder the team would write is not safe to use: a symbolic link, not a
     regular file, or in a folder that other users can write (they could plant links)."""
