@@ -33,12 +33,13 @@ class NatsServer:
 
     def __init__(
         self, store: Path, *, port: int | None = None, jetstream: bool = True,
-        extra: list[str] | None = None,
+        extra: list[str] | None = None, conf: str = "max_payload: 4MB\n",
     ) -> None:
         self.store = store
         self.port = port or free_port()
         self.jetstream = jetstream
         self.extra = extra or []
+        self.conf = conf
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = store / "nats-server.log"
 
@@ -50,7 +51,7 @@ class NatsServer:
         self.store.mkdir(parents=True, exist_ok=True)
         conf = self.store / "nats.conf"
         # A 1 MiB body plus its record is over the default 1 MB payload limit.
-        conf.write_text("max_payload: 4MB\n")
+        conf.write_text(self.conf)
         args = [server_binary(), "-c", str(conf), "-a", "127.0.0.1", "-p", str(self.port),
                 "-l", str(self.log), *self.extra]
         if self.jetstream:

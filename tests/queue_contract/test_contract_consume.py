@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from mailbox_workers.support import FakeClock
 
@@ -223,3 +224,29 @@ async def test_claim_skips_expired_messages_even_before_a_sweep(q: Q, clock: Fak
     assert (await q.get(old.id)).error == "expired"
 
 
+
+
+async def test_racing_consumers_on_two_clients_each_get_a_message_once(
+    opener: object, q: Q
+) -> None:
+    """Two clients (processes, machines) claiming the same inbox at once: every message
+    is handed to exactly one of them, exactly once."""
+
+    other = await opener.open()  # type: ignore[attr-defined]
+    sent = {(await q.send("alice", "bob", i)).id for i in range(40)}
+    taken: list[tuple[str, str]] = []
+
+    async def consume(client: Q, owner: str) -> None:
+        while True:
+            got = await client.claim("bob", owner=owner, limit=3)
+            if not got:
+                return
+            taken.extend((m.id, owner) for m in got)
+            await client.ack([m.id for m in got], owner=owner)
+
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consume, q, "w1")
+            tg.start_soon(consume, other, "w2")
+    assert sorted(i for i, _ in taken) == sorted(sent)
+    assert {(await q.get(i)).status for i in sent} == {"done"}

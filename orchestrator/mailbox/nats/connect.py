@@ -7,12 +7,12 @@ credentials); nats-py's own exceptions never reach the user.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
@@ -67,14 +67,23 @@ class NatsConfig:
 
 
 async def connect(config: NatsConfig) -> Client:
-    """A connected client, or QueueUnavailable saying why not."""
+    """A connected client, or QueueUnavailable saying why not.
+
+    Once connected the client reconnects forever (a node restart in a cluster is not
+    the end); the first connection gets ``connect_timeout_s`` in all, so ``up`` with
+    a wrong address or password says so instead of retrying silently."""
+    seen: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:  # reconnect chatter stays out of stderr
+        seen.append(exc)
+
     options: dict[str, Any] = {
         "servers": list(config.servers),
-        "connect_timeout": config.connect_timeout_s,
+        "connect_timeout": min(2.0, config.connect_timeout_s),
         "allow_reconnect": True,
-        "max_reconnect_attempts": -1,  # a node restart in a cluster is not the end
+        "max_reconnect_attempts": -1,
         "reconnect_time_wait": 0.5,
-        "error_cb": _quiet,  # reconnect chatter goes through our logs, not stderr
+        "error_cb": remember,
     }
     if config.user is not None:
         options["user"], options["password"] = config.user, config.password
@@ -85,18 +94,23 @@ async def connect(config: NatsConfig) -> Client:
     tls = config.tls_context()
     if tls is not None:
         options["tls"] = tls
+    client = Client()
     try:
-        return await nats.connect(**options)
-    except nats.errors.NoServersError as exc:
+        await asyncio.wait_for(client.connect(**options), config.connect_timeout_s)
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        await client.close()
+        last = seen[-1] if seen else exc
+        reason = str(last) or type(last).__name__
+        if isinstance(last, nats.errors.AuthorizationError) or "authoriz" in reason.lower():
+            raise errors.QueueUnavailable(
+                config.display, "the server refused the login",
+                "check the credentials (user/password, token or creds file) in agents.yaml",
+            ) from exc
         raise errors.QueueUnavailable(
-            config.display, "no server answered",
+            config.display, f"no server answered ({reason})",
             "start one (`nats-server -js`) or fix `queue:` in agents.yaml",
         ) from exc
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
-        reason = str(exc) or type(exc).__name__
-        hint = ("check the credentials in agents.yaml" if "authoriz" in reason.lower()
-                else "check that the server runs and the address is right")
-        raise errors.QueueUnavailable(config.display, reason, hint) from exc
+    return client
 
 
 async def open_bucket(client: Client, config: NatsConfig) -> KeyValue:
@@ -132,6 +146,3 @@ def _no_jetstream(config: NatsConfig) -> errors.QueueUnavailable:
         "start it with `nats-server -js` (or `jetstream {}` in its config)",
     )
 
-
-async def _quiet(exc: Exception) -> None:
-    return None
