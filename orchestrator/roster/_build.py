@@ -35,6 +35,7 @@ from orchestrator.roster.model import (
     Roster,
     freeze,
 )
+from orchestrator.roster.queue_setting import queue_setting
 
 
 class _Builder:
@@ -115,6 +116,7 @@ class _Builder:
                     self.where("defaults", tree.line_of("defaults")),
                 )
         agents = self._agents(tree, defaults)
+        queue = queue_setting(tree.get("queue"), self.where("queue", tree.line_of("queue")), name)
         if self.errors:
             return None
         return Roster(
@@ -126,6 +128,7 @@ class _Builder:
             log_backups=log_backups,
             defaults=freeze(raw_defaults or {}),
             agents=FrozenDict(agents),
+            queue=queue,
         )
 
     def _unknown_keys(

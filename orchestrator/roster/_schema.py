@@ -18,7 +18,8 @@ from orchestrator.roster.model import (
     Env,
 )
 
-TOP_KEYS = ("name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents")
+TOP_KEYS = ("name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents",
+            "queue")
 
 AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "description": c.text,

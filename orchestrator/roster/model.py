@@ -6,9 +6,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from orchestrator.errors import RosterError
+
+if TYPE_CHECKING:
+    from orchestrator.roster.queue_setting import QueueSetting
 
 RESTART_POLICIES: tuple[str, ...] = ("always", "on-failure", "never")
 
@@ -167,6 +170,8 @@ class Roster:
     # repr=False: the raw block may hold secrets in its env.
     defaults: Mapping[str, Any] = field(default_factory=FrozenDict, repr=False)
     agents: Mapping[str, AgentSpec] = field(default_factory=FrozenDict)
+    queue: QueueSetting | None = None
+    """``queue: nats://...``: the team's queue on NATS JetStream instead of ``database``."""
 
     @property
     def folder(self) -> Path:
@@ -227,6 +232,7 @@ class Roster:
             "log_backups": self.log_backups,
             "defaults": _thaw_defaults(self.defaults),
             "agents": {name: spec.to_dict() for name, spec in self.agents.items()},
+            **({} if self.queue is None else {"queue": self.queue.to_dict()}),
         }
 
 

@@ -11,7 +11,7 @@ import asyncio
 import re
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import nats.errors
 import nats.js.errors
@@ -20,6 +20,9 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from orchestrator import errors
+
+if TYPE_CHECKING:
+    from orchestrator.roster.queue_setting import QueueSetting
 
 _BUCKET_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -52,10 +55,26 @@ class NatsConfig:
         if self.replicas not in (1, 3, 5):
             raise ValueError(f"replicas must be 1, 3 or 5, not {self.replicas}")
 
+    def __repr__(self) -> str:
+        return f"NatsConfig(servers={self.display!r}, namespace={self.namespace!r})"
+
     @property
     def display(self) -> str:
         """The servers, without any user:password@ part, for messages and logs."""
         return ",".join(re.sub(r"//[^@/]*@", "//", s) for s in self.servers)
+
+    @classmethod
+    def from_setting(cls, setting: QueueSetting) -> NatsConfig:
+        """The client settings for the roster's ``queue:``."""
+        def text(path: object) -> str | None:
+            return None if path is None else str(path)
+
+        return cls(
+            servers=setting.servers, namespace=setting.namespace, user=setting.user,
+            password=setting.password, token=setting.token, creds_file=text(setting.creds),
+            tls_ca=text(setting.tls_ca), tls_cert=text(setting.tls_cert),
+            tls_key=text(setting.tls_key), replicas=setting.replicas,
+        )
 
     def tls_context(self) -> ssl.SSLContext | None:
         if not (self.tls_ca or self.tls_cert):
