@@ -329,12 +329,13 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
             if info.name in (USER, SUPERVISOR):
                 continue
             meta = info.meta
-            running = info.state in ("starting", "ready", "busy", "stopping")
+            running = info.state in ("starting", "ready", "busy", "blocked", "stopping")
             started = meta.get("started_at")
             rows.append(
                 {
                     "name": info.name,
                     "state": info.state,
+                    "reason": meta.get("blocked_reason") if info.state == "blocked" else None,
                     "pid": info.pid if running else None,
                     "uptime_s": round(now - started, 1) if running and started else None,
                     "restarts": meta.get("restarts", 0),
@@ -383,7 +384,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     table = [header] + [
         (
             r["name"],
-            r["state"],
+            r["state"] + (f" ({r['reason']})" if r.get("reason") else ""),
             str(r["pid"] or "-"),
             _dur(r["uptime_s"]),
             str(r["restarts"]),
