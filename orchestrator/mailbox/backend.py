@@ -81,6 +81,8 @@ class AsyncMailboxBackend(Protocol):
     """What ``AsyncMailbox`` offers: the same operations as coroutines."""
 
     async def aclose(self) -> None: ...
+    def check_file(self) -> None:
+        """Raise DatabaseReplaced if the store was swapped under the open client."""
     async def register(
         self, name: str, description: str = "", *, pid: int | None = None,
         state: str = "registered", meta: dict[str, Any] | None = None,

@@ -37,6 +37,10 @@ class NatsMailbox(NatsConsumeOps):
     ) -> None:
         await self.aclose()
 
+    def check_file(self) -> None:
+        """The SQLite backend's check that its file was not replaced under it. A bucket
+        has no file to swap: a deleted bucket shows as errors on the next call."""
+
     # --- waits ----------------------------------------------------------------
 
     async def _poll_reply(self, request_id: str) -> tuple[Message | None, float]:

@@ -1,0 +1,70 @@
+"""Open the team's queue from its roster: SQLite by default, NATS JetStream when the
+roster has ``queue: nats://...``. The one place that chooses a backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import cast
+
+import anyio
+
+from orchestrator.mailbox.aio import AsyncMailbox
+from orchestrator.mailbox.backend import AsyncMailboxBackend, MailboxBackend
+from orchestrator.mailbox.store import Mailbox
+from orchestrator.roster import Roster
+from orchestrator.roster.queue_setting import QueueSetting
+
+QueuePlace = Path | QueueSetting
+"""Where a queue is: a SQLite file, or the roster's ``queue:`` (NATS)."""
+
+
+def place_of(roster: Roster) -> QueuePlace:
+    return roster.database if roster.queue is None else roster.queue
+
+
+def check_queue(roster: Roster) -> None:
+    """Reach the roster's NATS queue once (connect, open the bucket) so ``up`` says at
+    once, in the terminal, when the server is unreachable, refuses the login or has no
+    JetStream: QueueUnavailable. Nothing to do for SQLite."""
+    if roster.queue is None:
+        return
+
+    async def probe() -> None:
+        async with open_queue(roster):
+            pass
+
+    anyio.run(probe)
+
+
+@contextmanager
+def open_sync(
+    place: QueuePlace, *, readonly: bool = False, create: bool = True
+) -> Iterator[MailboxBackend]:
+    """The synchronous client the CLI verbs use, for either backend. (``readonly`` and
+    ``create`` are SQLite's: a NATS bucket is created on first use, and JetStream
+    permissions, not the client, decide who may write.)"""
+    if isinstance(place, Path):
+        with Mailbox(place, create=create, readonly=readonly) as mailbox:
+            yield mailbox
+        return
+    from orchestrator.mailbox.nats import NatsConfig  # noqa: PLC0415 - only NATS teams load nats-py
+    from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox  # noqa: PLC0415
+
+    with BlockingNatsMailbox(NatsConfig.from_setting(place)) as blocking:
+        yield cast(MailboxBackend, blocking)
+
+
+@asynccontextmanager
+async def open_queue(roster: Roster) -> AsyncIterator[AsyncMailboxBackend]:
+    """``async with open_queue(roster) as mailbox``; QueueUnavailable when a NATS server
+    cannot be reached or has no JetStream."""
+    if roster.queue is None:
+        async with AsyncMailbox(roster.database) as mailbox:
+            yield mailbox
+        return
+    from orchestrator.mailbox.nats import NatsConfig, NatsMailbox  # noqa: PLC0415 - only NATS teams load nats-py
+
+    async with NatsMailbox(NatsConfig.from_setting(roster.queue)) as nats_mailbox:
+        yield nats_mailbox
