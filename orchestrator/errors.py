@@ -271,6 +271,23 @@ class SupervisorAlreadyRunning(SupervisorError):
         super().__init__(f"a supervisor (pid {pid}) is already running for {db_path}")
 
 
+class TeamHeldElsewhere(SupervisorError):
+    """Another supervisor holds this team's queue (a NATS team shared by machines)."""
+
+    code = "already_running"
+
+    def __init__(self, holder: str, host: str, pid: int, expires_in_s: float) -> None:
+        self.holder = holder
+        self.host = host
+        self.pid = pid
+        self.expires_in_s = expires_in_s
+        super().__init__(
+            f"a supervisor on {host} (pid {pid}) already runs this team on its NATS queue; "
+            f"stop it with `down` there, or wait: its lease runs out {expires_in_s:.0f}s "
+            "after it last renewed it, if it died"
+        )
+
+
 # --- scripted model ---------------------------------------------------------
 
 

@@ -102,7 +102,7 @@ class Supervisor:
             64, 8 * len(self.roster.agents)
         )
         try:
-            async with open_queue(self.roster) as mailbox:
+            async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
                 self._cli_path = await anyio.to_thread.run_sync(make_launcher)
                 await self._prepare(mailbox)

@@ -3,6 +3,7 @@ against the scripted model, agents asking each other through the NATS server."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,8 +13,9 @@ import pytest
 from natsserver import NatsServer
 from team_harness import Team, agent_rule
 
-from orchestrator.mailbox.nats import NatsConfig
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox
+from orchestrator.mailbox.nats.lease import current_holder
 
 pytestmark = [pytest.mark.cli]
 
@@ -80,3 +82,15 @@ def test_agents_ask_each_other_through_jetstream(nats_team: Callable[..., NatsTe
     assert [(m.recipient, m.status) for m in asks] == [("beta", "done")]
     t.wait_for(lambda: not t.messages(status="leased"), what="every delivery acked")
     assert not (t.folder / "queue" / "team.db").exists()  # no SQLite queue was made
+    holder = asyncio.run(_holder(t.nats))  # the running supervisor holds the team's lease
+    assert holder is not None
+    assert t.proc is not None
+    assert holder["pid"] == t.proc.pid
+    t.stop()
+    assert t.proc.returncode == 0
+    assert asyncio.run(_holder(t.nats)) is None  # released at a clean stop
+
+
+async def _holder(config: NatsConfig) -> dict[str, Any] | None:
+    async with NatsMailbox(config) as mb:
+        return await current_holder(mb)
