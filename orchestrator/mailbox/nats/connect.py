@@ -8,6 +8,7 @@ credentials); nats-py's own exceptions never reach the user.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -92,9 +93,12 @@ async def connect(config: NatsConfig) -> Client:
     the end); the first connection gets ``connect_timeout_s`` in all, so ``up`` with
     a wrong address or password says so instead of retrying silently."""
     seen: list[Exception] = []
+    refused = asyncio.Event()
 
     async def remember(exc: Exception) -> None:  # reconnect chatter stays out of stderr
         seen.append(exc)
+        if _is_refusal(exc):
+            refused.set()  # a wrong password does not get better by retrying
 
     options: dict[str, Any] = {
         "servers": list(config.servers),
@@ -114,22 +118,36 @@ async def connect(config: NatsConfig) -> Client:
     if tls is not None:
         options["tls"] = tls
     client = Client()
-    try:
-        await asyncio.wait_for(client.connect(**options), config.connect_timeout_s)
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
-        await client.close()
-        last = seen[-1] if seen else exc
-        reason = str(last) or type(last).__name__
-        if isinstance(last, nats.errors.AuthorizationError) or "authoriz" in reason.lower():
-            raise errors.QueueUnavailable(
-                config.display, "the server refused the login",
-                "check the credentials (user/password, token or creds file) in agents.yaml",
-            ) from exc
+    connecting = asyncio.ensure_future(client.connect(**options))
+    refusal = asyncio.ensure_future(refused.wait())
+    done, _ = await asyncio.wait(
+        {connecting, refusal}, timeout=config.connect_timeout_s,
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    refusal.cancel()
+    if connecting in done and connecting.exception() is None:
+        return client
+    if connecting not in done:
+        connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await connecting
+    elif (failure := connecting.exception()) is not None:
+        seen.append(failure)  # type: ignore[arg-type]
+    await client.close()
+    if any(_is_refusal(e) for e in seen):
         raise errors.QueueUnavailable(
-            config.display, f"no server answered ({reason})",
-            "start one (`nats-server -js`) or fix `queue:` in agents.yaml",
-        ) from exc
-    return client
+            config.display, "the server refused the login",
+            "check the credentials (user/password, token or creds file) in agents.yaml",
+        )
+    reason = (str(seen[-1]) or type(seen[-1]).__name__) if seen else "timed out"
+    raise errors.QueueUnavailable(
+        config.display, f"no server answered ({reason})",
+        "start one (`nats-server -js`) or fix `queue:` in agents.yaml",
+    )
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    return isinstance(exc, nats.errors.AuthorizationError) or "authoriz" in str(exc).lower()
 
 
 async def open_bucket(client: Client, config: NatsConfig) -> KeyValue:

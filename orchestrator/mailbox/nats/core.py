@@ -45,6 +45,10 @@ class NatsCore:
         self._clock = clock
         self._nc: Client | None = None
         self._kv: KeyValue | None = None
+        # The bucket's stream, for what the KV API does slowly: listing keys and
+        # deleting without leaving a marker behind.
+        self._stream = f"KV_{config.namespace}"
+        self._subject_prefix = f"$KV.{config.namespace}."
         self._local: set[asyncio.Event] = set()
 
     # --- lifecycle ------------------------------------------------------------
@@ -79,6 +83,21 @@ class NatsCore:
     def nc(self) -> Client:
         assert self._nc is not None
         return self._nc
+
+    async def _keys(self, prefix: str) -> list[str]:
+        """The live keys under ``prefix``, sorted: one request (the stream's subjects),
+        no consumer created. Right because :meth:`_delete` leaves no marker."""
+        info = await self.nc.jetstream().stream_info(
+            self._stream, subjects_filter=f"{self._subject_prefix}{prefix}>"
+        )
+        subjects = info.state.subjects or {}
+        cut = len(self._subject_prefix)
+        return sorted(subject[cut:] for subject in subjects)
+
+    async def _delete(self, key: str) -> None:
+        """Remove a key for good: purge its subject from the stream (a KV delete or
+        purge would leave a marker, which :meth:`_keys` would still list)."""
+        await self.nc.jetstream().purge_stream(self._stream, subject=self._subject_prefix + key)
 
     # --- wake-ups -------------------------------------------------------------
 
@@ -155,9 +174,9 @@ class NatsCore:
 
     async def _closed(self, message: Message) -> None:
         """After a message left pending/leased: drop its hint and its wait edge."""
-        await rec.delete(self.kv, rec.hint_key(message.recipient, message.id))
+        await self._delete(rec.hint_key(message.recipient, message.id))
         if message.kind == "request":
-            await rec.delete(self.kv, rec.wait_key(message.id))
+            await self._delete(rec.wait_key(message.id))
             await self._replied(message.id)
 
     async def _all_messages(self) -> list[Message]:
@@ -168,7 +187,7 @@ class NatsCore:
     async def _open_for(self, recipient: str) -> list[Message]:
         """The recipient's pending and leased messages (through the hints), oldest first."""
         out = []
-        for key in await rec.scan_keys(self.kv, f"q.{rec.token(recipient)}."):
+        for key in await self._keys(f"q.{rec.token(recipient)}."):
             message_id = key.rsplit(".", 1)[1]
             found = await rec.get(self.kv, rec.msg_key(message_id))
             if found is None:
@@ -177,7 +196,7 @@ class NatsCore:
             if message.status in ("pending", "leased"):
                 out.append(message)
             else:  # closed, but its hint outlived a crash: tidy up
-                await rec.delete(self.kv, key)
+                await self._delete(key)
         return out
 
     # --- registry -------------------------------------------------------------
@@ -231,7 +250,7 @@ class NatsCore:
             raise errors.RecipientUnknown(name, await self._known_names())
 
     async def unregister(self, name: str) -> None:
-        await rec.delete(self.kv, rec.agent_key(name))
+        await self._delete(rec.agent_key(name))
 
     async def agents(self) -> list[AgentInfo]:
         found = await rec.scan(self.kv, "a.")

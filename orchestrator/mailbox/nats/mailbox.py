@@ -87,7 +87,7 @@ class NatsMailbox(NatsConsumeOps):
             return reply
         finally:
             if self._kv is not None and rec.safe_id(request_id):
-                await rec.delete(self.kv, rec.wait_key(request_id))
+                await self._delete(rec.wait_key(request_id))
 
     async def _poll_inbox(self, recipient: str) -> tuple[bool | None, float]:
         now = self.now()
@@ -176,24 +176,24 @@ class NatsMailbox(NatsConsumeOps):
             _, after = await self._change(message_id, revive)
         except errors.QueueError:
             if before.status not in ("pending", "leased"):
-                await rec.delete(self.kv, hint)
+                await self._delete(hint)
             raise
         assert after is not None
         reply = await self.find_reply(message_id)
         if reply is not None and reply.error is not None:
-            await rec.delete(self.kv, rec.reply_key(message_id))
-            await rec.delete(self.kv, rec.msg_key(reply.id))
+            await self._delete(rec.reply_key(message_id))
+            await self._delete(rec.msg_key(reply.id))
         await self._wake(after.recipient)
         return after
 
     async def _drop(self, m: Message) -> None:
         """Delete one message and what points at it."""
-        await rec.delete(self.kv, rec.msg_key(m.id))
-        await rec.delete(self.kv, rec.hint_key(m.recipient, m.id))
+        await self._delete(rec.msg_key(m.id))
+        await self._delete(rec.hint_key(m.recipient, m.id))
         if m.kind == "response" and m.correlation_id is not None:
             current = await self.find_reply(m.correlation_id)
             if current is not None and current.id == m.id:
-                await rec.delete(self.kv, rec.reply_key(m.correlation_id))
+                await self._delete(rec.reply_key(m.correlation_id))
 
     @staticmethod
     def _needed_replies(messages: list[Message]) -> set[str]:
@@ -217,9 +217,9 @@ class NatsMailbox(NatsConsumeOps):
         remaining = {m.id for m in messages} - {
             m.id for m in messages if m.status in statuses and m.id not in needed
         }
-        for key in await rec.scan_keys(self.kv, "w."):
+        for key in await self._keys("w."):
             if key.split(".", 1)[1] not in remaining:
-                await rec.delete(self.kv, key)
+                await self._delete(key)
         return count
 
     async def sweep(self, *, retention_s: float = 86400.0) -> SweepResult:
@@ -245,7 +245,7 @@ class NatsMailbox(NatsConsumeOps):
                 pruned += 1
         for key, value in (await rec.scan(self.kv, "w.")).items():
             if json.loads(value)["expires_at"] <= now:
-                await rec.delete(self.kv, key)
+                await self._delete(key)
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 
     async def list(

@@ -16,7 +16,6 @@ replicated cluster. Other keys are either create-only guards or hints:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import re
@@ -105,12 +104,6 @@ async def create(kv: KeyValue, key: str, value: bytes) -> bool:
     return True
 
 
-async def delete(kv: KeyValue, key: str) -> None:
-    """Remove a key for good (purge, so no tombstone piles up)."""
-    with contextlib.suppress(nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-        await kv.purge(key)
-
-
 async def update(
     kv: KeyValue, key: str, change: Callable[[bytes], bytes | None]
 ) -> tuple[bytes | None, bytes | None]:
@@ -152,25 +145,3 @@ async def scan(kv: KeyValue, prefix: str) -> dict[str, bytes]:
     finally:
         await watcher.stop()  # type: ignore[no-untyped-call]
     return found
-
-
-async def scan_keys(kv: KeyValue, prefix: str) -> list[str]:
-    """The live keys under ``prefix`` (values not transferred)."""
-    try:
-        watcher = await kv.watch(f"{prefix}>", ignore_deletes=True, meta_only=True)
-    except nats.js.errors.NotFoundError:
-        return []
-    keys: set[str] = set()
-    try:
-        while True:
-            entry = await watcher.updates(timeout=10.0)  # type: ignore[no-untyped-call]
-            if entry is None:
-                break
-            if entry.operation is not None:
-                keys.discard(entry.key)
-            else:
-                keys.add(entry.key)
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return sorted(keys)
-

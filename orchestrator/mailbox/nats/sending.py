@@ -54,7 +54,7 @@ class NatsSendOps(NatsCore):
             if await rec.create(self.kv, rec.msg_key(mid), record):
                 return message
             if status == "pending":
-                await rec.delete(self.kv, hint)
+                await self._delete(hint)
             if message_id is not None:
                 break
         raise errors.QueueError("could not draw a unique message id")  # pragma: no cover
@@ -143,7 +143,7 @@ class NatsSendOps(NatsCore):
                 raise errors.WouldDeadlock(request_id="", detail=cycle)
             message = await self._put_new(message_id=message_id, **fields)
         except BaseException:
-            await rec.delete(self.kv, rec.wait_key(message_id))
+            await self._delete(rec.wait_key(message_id))
             raise
         await self._wake(recipient)
         return message
@@ -154,9 +154,11 @@ class NatsSendOps(NatsCore):
         """'a -> b -> a' if ``sender`` waiting on ``recipient`` closes a cycle of live
         edges. Paths never revisit a name, so the walk ends whatever the edges are."""
         edges: dict[str, set[str]] = {}
-        for key, value in (await rec.scan(self.kv, "w.")).items():
-            if key == rec.wait_key(own):
+        for key in await self._keys("w."):
+            found = await rec.get(self.kv, key)
+            if key == rec.wait_key(own) or found is None:
                 continue
+            value = found[0]
             edge = json.loads(value)
             if edge["expires_at"] > now:
                 edges.setdefault(edge["waiter"], set()).add(edge["target"])
@@ -196,7 +198,7 @@ class NatsSendOps(NatsCore):
         if not await rec.create(self.kv, rec.reply_key(request.id), record):
             return False
         await self.kv.put(rec.msg_key(response.id), record)
-        await rec.delete(self.kv, rec.wait_key(request.id))
+        await self._delete(rec.wait_key(request.id))
         await self._replied(request.id)
         return True
 
