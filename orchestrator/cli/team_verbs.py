@@ -14,11 +14,12 @@ import yaml
 
 from orchestrator import errors, logconfig, safefs
 from orchestrator.cli import common
+from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER
-from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync
+from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync, place_of
 from orchestrator.roster import Roster, load_roster
 
 CREDENTIAL_VARS = (
@@ -50,6 +51,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--grace", type=float, default=10.0, metavar="S", help="graceful stop budget (10 s)"
     )
     p.add_argument("--no-color", action="store_true", help="plain console output")
+    p.add_argument(
+        "--no-model-check",
+        action="store_true",
+        help="start without first checking that the model endpoint answers and takes the key",
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop a running team gracefully (as SIGTERM)")
@@ -177,8 +183,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args, roster)
     return run_foreground(
-        roster, args.agents or None, grace_s=args.grace, colour=False if args.no_color else None
+        roster,
+        args.agents or None,
+        grace_s=args.grace,
+        colour=False if args.no_color else None,
+        check_model=not args.no_model_check,
     )
+
+
+def _registered(db: QueuePlace, pid: int) -> bool:
+    """The supervisor wrote its registry row: it is past its checks (the model's included)."""
+    try:
+        with open_sync(db, readonly=True) as mailbox:
+            info = mailbox.agent(SUPERVISOR)
+    except errors.OrchestratorError:
+        return False
+    return info is not None and info.pid == pid and info.state == "running"
 
 
 def run_foreground(
@@ -188,6 +208,7 @@ def run_foreground(
     grace_s: float,
     colour: bool | None,
     console: Any = None,
+    check_model: bool = False,
 ) -> int:
     import anyio
 
@@ -206,7 +227,7 @@ def run_foreground(
     for spec in roster.agents.values():
         logconfig.REDACTOR.add_from_env(dict(spec.env))
     try:
-        anyio.run(Supervisor(roster, only=only, grace_s=grace_s).run)
+        anyio.run(Supervisor(roster, only=only, grace_s=grace_s, check_model=check_model).run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
         raise common.failure_from(exc) from None
     finally:
@@ -226,6 +247,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         "--no-color",
         "--grace",
         str(args.grace),
+        *(["--no-model-check"] if args.no_model_check else []),
         *args.agents,
     ]
     try:  # no link followed, no folder others can write (safefs)
@@ -247,7 +269,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         if proc.poll() is not None:
             tail = out_path.read_text(errors="replace").splitlines()[-10:]
             raise CliFailure("the supervisor exited at once:\n" + "\n".join(tail))
-        if holder_pid(roster.database) == proc.pid:
+        if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
             break
         time.sleep(0.05)
     else:
@@ -346,7 +368,7 @@ def ps_rows(db: QueuePlace) -> list[dict[str, Any]]:
             if info.name in (USER, SUPERVISOR):
                 continue
             meta = info.meta
-            running = info.state in ("starting", "ready", "busy", "blocked", "stopping")
+            running = info.state in ("starting", "ready", "busy", "blocked", "paused", "stopping")
             started = meta.get("started_at")
             rows.append(
                 {
@@ -360,8 +382,12 @@ def ps_rows(db: QueuePlace) -> list[dict[str, Any]]:
                     "in_flight": [m.id for m in leased if m.recipient == info.name],
                     "turns": meta.get("turns", 0),
                     "tokens": int(meta.get("input_tokens", 0)) + int(meta.get("output_tokens", 0)),
+                    # The agent's total across sessions, and its last turn's (orchestrator.usage).
                     "cost_usd": round(float(meta.get("cost_usd") or 0.0), 6),
+                    "last_turn_cost_usd": round(float(meta.get("last_turn_cost_usd") or 0.0), 6),
                     "session_id": meta.get("session_id"),
+                    **ps_fields(meta),  # spend against budget, context against window
+                    "model_error": meta.get("model_error"),  # the model's last trouble
                 }
             )
     return rows
@@ -398,11 +424,15 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "TURNS",
         "TOKENS",
         "COST",
+        "BUDGET",
+        "CONTEXT",
     )
     table = [header] + [
         (
             r["name"],
-            r["state"] + (f" ({r['reason']})" if r.get("reason") else ""),
+            r["state"]
+            + (f" ({r['reason']})" if r.get("reason") else "")
+            + (f" ({_short(r['model_error'])})" if r["model_error"] else ""),
             str(r["pid"] or "-"),
             _dur(r["uptime_s"]),
             str(r["restarts"]),
@@ -411,6 +441,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
             str(r["turns"]),
             str(r["tokens"]),
             f"${r['cost_usd']:.4f}",
+            budget_cell(r),
+            context_cell(r),
         )
         for r in rows
     ]
@@ -418,6 +450,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return common.EXIT_OK
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _dur(seconds: float | None) -> str:

@@ -250,3 +250,22 @@ async def test_racing_consumers_on_two_clients_each_get_a_message_once(
             tg.start_soon(consume, other, "w2")
     assert sorted(i for i, _ in taken) == sorted(sent)
     assert {(await q.get(i)).status for i in sent} == {"done"}
+
+
+async def test_nack_with_a_dead_code_goes_dead_at_once(q: Q) -> None:
+    """A failure that would only repeat: dead now with that code, attempts left or not."""
+    m = await q.send("alice", "bob", "x", max_attempts=5)
+    await q.claim("bob", owner="bob-1")
+    dead = await q.nack(m.id, owner="bob-1", error="over budget", dead_code="budget_exceeded")
+    assert (dead.status, dead.error, dead.error_detail) == ("dead", "budget_exceeded",
+                                                              "over budget")
+    assert await q.claim("bob", owner="bob-1") == []
+
+
+async def test_release_of_some_ids_hands_back_only_those(q: Q) -> None:
+    """release(owner, ids) gives back just those claims, attempts uncounted."""
+    sent = [await q.send("alice", "bob", i) for i in range(3)]
+    await q.claim("bob", owner="bob-1", limit=3)
+    assert await q.release("bob-1", [sent[0].id, "nope"]) == 1
+    assert [(m.id, m.status, m.attempts) for m in await q.list(recipient="bob")][::-1] == [
+        (sent[0].id, "pending", 0), (sent[1].id, "leased", 1), (sent[2].id, "leased", 1)]

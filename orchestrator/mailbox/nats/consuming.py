@@ -156,17 +156,20 @@ class NatsConsumeOps(NatsSendOps):
         await self._each_held(ids, owner, lease_expires=self.now() + lease_s)
 
     async def nack(
-        self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0
+        self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0,
+        dead_code: str | None = None,
     ) -> Message:
         """Give a message back: pending again after ``delay_s``, or dead with error
-        ``max_attempts`` when its attempts are used up."""
+        ``max_attempts`` when its attempts are used up; with ``dead_code``, dead now
+        with that code (a failure that would only repeat)."""
         now = self.now()
 
         def step(m: Message) -> Message:
             if m.status != "leased" or m.lease_owner != owner:
                 raise errors.LeaseLost(message_id, owner)
-            if m.attempts >= m.max_attempts:
-                return replace(m, status="dead", error=ERR_MAX_ATTEMPTS, error_detail=error,
+            if dead_code is not None or m.attempts >= m.max_attempts:
+                return replace(m, status="dead", error=dead_code or ERR_MAX_ATTEMPTS,
+                               error_detail=error,
                                lease_expires=None, done_at=now)
             return replace(m, status="pending", lease_owner=None, lease_expires=None,
                            available_at=now + max(delay_s, 0.0), error_detail=error)
@@ -182,11 +185,20 @@ class NatsConsumeOps(NatsSendOps):
             await self._wake(after.recipient)
         return after
 
-    async def release(self, owner: str) -> int:
-        """Every message leased by ``owner`` back to pending without counting the
-        attempt (a graceful shutdown). Returns how many."""
+    async def release(self, owner: str, message_ids: Sequence[str] | None = None) -> int:
+        """Messages leased by ``owner`` (all, or these ids) back to pending without
+        counting the attempt (a graceful shutdown; a claim handed back). How many."""
         count = 0
-        for m in await self._all_messages():
+        if message_ids is None:
+            candidates = await self._all_messages()
+        else:
+            candidates = []
+            for message_id in dict.fromkeys(message_ids):
+                try:
+                    candidates.append(await self._load(message_id))
+                except errors.MessageNotFound:
+                    continue
+        for m in candidates:
             if m.status != "leased" or m.lease_owner != owner:
                 continue
 
