@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import cast
 
 import anyio
+import anyio.to_thread
 
 from orchestrator.mailbox.aio import AsyncMailbox
 from orchestrator.mailbox.backend import AsyncMailboxBackend, MailboxBackend
@@ -18,6 +19,11 @@ from orchestrator.roster.queue_setting import QueueSetting
 
 QueuePlace = Path | QueueSetting
 """Where a queue is: a SQLite file, or the roster's ``queue:`` (NATS)."""
+
+
+def _create_local(path: Path) -> None:
+    with Mailbox(path):
+        pass
 
 
 def place_of(roster: Roster) -> QueuePlace:
@@ -83,6 +89,9 @@ async def open_queue(
             yield nats_mailbox
             return
         lease = await TeamLease(nats_mailbox, holder).take()
+        # The supervisor's local file still holds what is per machine: the budget
+        # ledger (spend) lives in the roster's `database`, created here as usual.
+        await anyio.to_thread.run_sync(_create_local, roster.database)
         try:
             yield nats_mailbox
         finally:

@@ -13,6 +13,7 @@ import pytest
 from natsserver import NatsServer
 from team_harness import Team, agent_rule
 
+from orchestrator.mailbox import Mailbox
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox
 from orchestrator.mailbox.nats.lease import current_holder
@@ -81,7 +82,8 @@ def test_agents_ask_each_other_through_jetstream(nats_team: Callable[..., NatsTe
     asks = [m for m in t.messages(sender="alpha") if m.kind == "request"]
     assert [(m.recipient, m.status) for m in asks] == [("beta", "done")]
     t.wait_for(lambda: not t.messages(status="leased"), what="every delivery acked")
-    assert not (t.folder / "queue" / "team.db").exists()  # no SQLite queue was made
+    with Mailbox(t.folder / "queue" / "team.db") as local:  # only the spend ledger is local
+        assert local.list() == []
     holder = asyncio.run(_holder(t.nats))  # the running supervisor holds the team's lease
     assert holder is not None
     assert t.proc is not None
