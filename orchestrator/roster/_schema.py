@@ -46,6 +46,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "turn_timeout": c.duration(optional=True),
     "connect_timeout": c.duration(),
     "model_retries": c.integer(0),
+    "sandbox": c.boolean,
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/_work.py) ---
     "workspace": w.workspace,
     "owns": w.owns,
@@ -78,6 +79,7 @@ BUILT_IN: Mapping[str, Any] = {
     "turn_timeout": 600.0,
     "connect_timeout": 60.0,
     "model_retries": DEFAULT_MODEL_RETRIES,
+    "sandbox": True,
     # --- issue 11 ---
     "workspace": Workspace(),
     "owns": None,
@@ -144,6 +146,7 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
         model_retries=v["model_retries"],
+        sandbox=v["sandbox"],
         # --- issue 11 ---
         workspace=w.plain(v["workspace"]),
         owns=w.plain(v["owns"]),

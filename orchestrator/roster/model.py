@@ -120,6 +120,8 @@ class AgentSpec:
     connect_timeout_s: float
     # The CLI's own retries of a failed API call (CLAUDE_CODE_MAX_RETRIES), per turn.
     model_retries: int = DEFAULT_MODEL_RETRIES
+    # Tools run in the CLI's bubblewrap sandbox, which hides the team's files (issue 16 p. 10).
+    sandbox: bool = True
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/work.py) ---
     workspace: Workspace = field(default_factory=Workspace)
     owns: tuple[str, ...] | None = None  # None: no limit on where the file tools write
@@ -161,6 +163,7 @@ class AgentSpec:
             "turn_timeout": self.turn_timeout_s,
             "connect_timeout": self.connect_timeout_s,
             "model_retries": self.model_retries,
+            "sandbox": self.sandbox,
             # --- issue 11 ---
             "workspace": self.workspace.to_value(),
             "owns": None if self.owns is None else list(self.owns),
