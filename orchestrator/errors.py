@@ -223,6 +223,14 @@ class WouldDeadlock(RequestFailed):
     code = "would_deadlock"
 
 
+class BudgetExceeded(RequestFailed):
+    """The recipient is paused: its budget (or the team's) is spent for this window.
+
+    ``detail`` carries the figures (spent, limit, when the window rolls over)."""
+
+    code = "budget_exceeded"
+
+
 class ModelUnavailable(RequestFailed):
     """The recipient's model cannot be reached or refuses it (connection refused, DNS,
     HTTP 401/403/404). The request is in the dead letters; `queue retry` sends it again."""
@@ -316,6 +324,7 @@ _BY_CODE: dict[str, type[RequestFailed]] = {
         TurnFailed,
     )
 }
+_BY_CODE[BudgetExceeded.code] = BudgetExceeded
 
 
 def request_error_from_code(code: str, request_id: str, detail: str = "") -> RequestFailed:

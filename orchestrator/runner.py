@@ -39,6 +39,7 @@ from claude_agent_sdk import (
 )
 
 from orchestrator import errors
+from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.policy import for_agent
@@ -68,6 +69,7 @@ class SessionEnd:
     reason: str
     detail: str = ""
     exit_code: int | None = None
+    handover: str = ""  # context_overflow: what the fresh session is told (context.py)
 
     @property
     def failed(self) -> bool:
@@ -106,6 +108,7 @@ class AgentRunner:
         peer_state: Callable[[str], str | None] | None = None,
         totals: Mapping[str, Any] | None = None,
         resume_at: str | None = None,
+        hold: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self.mailbox = mailbox
@@ -142,6 +145,8 @@ class AgentRunner:
         self._resume_at = resume_at
         self._rewind = False
         self._turn_uuid: str | None = None
+        self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
+        self.context = ContextKeeper(name, lambda: self.spec, on_event)
 
     @property
     def spec(self) -> AgentSpec:
@@ -309,6 +314,10 @@ class AgentRunner:
                 continue
             try:
                 await self._deliver(client, receive, batch)
+                if not self._interrupted and not self._stop.is_set():
+                    await self.context.between_turns(client, lambda: self._next_item(receive))
+            except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
+                return SessionEnd(exc.reason, exc.detail, handover=exc.handover)
             except _SessionDied as exc:
                 return SessionEnd("exited", exc.died.detail, exc.died.exit_code)
             except _TurnTimeout:
@@ -320,6 +329,13 @@ class AgentRunner:
         return SessionEnd("stopped")
 
     async def _next_batch(self) -> list[Message]:
+        if self.hold is not None:
+            with anyio.CancelScope() as held:  # a stop or the CLI's death cancels it
+                self._idle_scope = held
+                await self.hold(self.name)
+            self._idle_scope = None
+            if self._stop.is_set() or held.cancelled_caught:
+                return []
         claimed = await self.mailbox.claim(
             self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
         )
@@ -353,7 +369,7 @@ class AgentRunner:
         started = time.monotonic()
         try:
             try:
-                await client.query(frame(fresh))
+                await client.query(self.context.framed(frame(fresh)))
             finally:
                 # Bookkeeping after the query is written: the CLI starts while we record it.
                 for m in fresh:
@@ -372,6 +388,7 @@ class AgentRunner:
             self._turn_over.set()
         if self._interrupted:
             return  # released by run(): the turn did not finish
+        self.context.check(result, final, fresh)  # raises ContextOverflow
         await self._settle(fresh, turn, result, final, time.monotonic() - started)
 
     async def _collect(
@@ -390,6 +407,8 @@ class AgentRunner:
                 raise _TurnTimeout
             if isinstance(item, _Died):
                 raise _SessionDied(item)
+            if getattr(item, "parent_tool_use_id", None) is None:
+                self.context.observe(item)
             if isinstance(item, AssistantMessage) and item.parent_tool_use_id is None:
                 self._turn_uuid = item.uuid or self._turn_uuid
                 texts = [b.text for b in item.content if isinstance(b, TextBlock)]
@@ -402,6 +421,13 @@ class AgentRunner:
                 await self._model_error(client, ModelError.from_retry(item.data))
             elif isinstance(item, ResultMessage):
                 return item, item.result if item.result is not None else last_text
+
+    @staticmethod
+    async def _next_item(receive: MemoryObjectReceiveStream[Any]) -> Any:
+        item = await receive.receive()
+        if isinstance(item, _Died):
+            raise _SessionDied(item)
+        return item
 
     async def _model_error(self, client: ClaudeSDKClient, error: ModelError) -> None:
         """The CLI is retrying a failed API call: say so at once, and cut the turn short

@@ -27,6 +27,10 @@ Script format (YAML, or a dict of the same shape)::
             input: {a: "{1}", b: 2}
       - error: {status: 529, type: overloaded_error, message: "busy"}   # or an API error
         times: 1
+      - match: "big"
+        text: "ok"
+        usage: {input_tokens: 150000, cache_read_input_tokens: 20000}  # API usage fields
+      - error: prompt_too_long   # the API's 400 "prompt is too long: ..." (see scripted/usage.py)
     default: {text: "..."}       # when no rule matches (has a built-in default)
     side_reply: "Scripted session"  # text for side requests (below)
     api_key: "sk-right"          # optional: any other key gets HTTP 401 on every endpoint

@@ -24,6 +24,7 @@ import anyio.to_thread
 import structlog
 
 from orchestrator import errors, preflight, procid
+from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailbox
@@ -70,6 +71,7 @@ class Slot:
     wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
     done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
     restart_now: bool = False
+    handover: str | None = None  # after a context overflow: told to the fresh session
     model_note: str | None = None  # what `ps` shows of the model's trouble (MODEL_NOTE)
 
 
@@ -100,6 +102,7 @@ class Supervisor:
         self._tg: Any = None
         self._cli_path: str | None = None
         self._roster_mtime = _mtime(roster.path)
+        self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
     # --- running --------------------------------------------------------------
@@ -118,9 +121,11 @@ class Supervisor:
                     await self._check_model()
                 self._cli_path = await anyio.to_thread.run_sync(make_launcher)
                 await self._prepare(mailbox)
+                await self.budgets.open(mailbox)
                 try:
                     async with anyio.create_task_group() as tg:
                         self._tg = tg
+                        tg.start_soon(self.budgets.run)
                         tg.start_soon(self._signals)
                         tg.start_soon(self._housekeeping)
                         tg.start_soon(self._serve_control)
@@ -137,6 +142,7 @@ class Supervisor:
             if self.replaced is not None:
                 raise self.replaced
         finally:
+            self.budgets.close()
             if self._cli_path:
                 _remove_launcher(self._cli_path)
             self._lock.release()
@@ -201,7 +207,7 @@ class Supervisor:
             for name in names:
                 slot = self.slots[name]
                 with anyio.move_on_after(120):
-                    while slot.state not in (AgentState.READY, AgentState.BUSY, AgentState.FAILED):
+                    while slot.state not in _STARTED:
                         if self._stopping.is_set():
                             return
                         await self._state_changed.wait()
@@ -238,6 +244,9 @@ class Supervisor:
                     or slot.state == AgentState.STOPPING
                 ):
                     break
+                if end.reason == "context_overflow":  # a fresh session, not toward failing
+                    await self._context_reset(slot, end)
+                    continue
                 if slot.restart_now:  # an operator's restart: counted, but not toward failing
                     slot.restart_now = False
                     slot.restart_count += 1
@@ -281,7 +290,10 @@ class Supervisor:
             peer_state=self._peer_state,
             totals=slot.stats,
             resume_at=slot.stats.get(RESUME_AT),
+            hold=self.budgets.hold,
         )
+        runner.context.handover = slot.handover
+        slot.handover = None
         slot.runner = runner
         if self._stopping.is_set() or not slot.want_running:
             runner.request_stop(0)
@@ -318,8 +330,12 @@ class Supervisor:
             slot.stats["pid_start"] = procid.start_ticks(pid) if isinstance(pid, int) else None
             if slot.state == AgentState.STARTING:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
+                await self.budgets.evaluate("start")
             elif self.mailbox is not None:  # a new process (a rewind after a failed turn)
                 await self.mailbox.update_agent(slot.name, pid=data.get("pid"))
+        elif event == "context":  # context in use against the window (context.py)
+            assert self.mailbox is not None
+            await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
         elif event == "busy" and slot.state == AgentState.READY:
             await self._set_state(slot, AgentState.BUSY)
         elif event == "model_error":
@@ -342,6 +358,33 @@ class Supervisor:
                 await self._note_model(slot, f"{_FAILURE_WORDS[failure.kind]}: {failure.reason}")
             if slot.state == AgentState.BUSY:
                 await self._set_state(slot, AgentState.READY)
+            await self.budgets.after_turn(slot.name, data)
+
+    async def _context_reset(self, slot: Slot, end: SessionEnd) -> None:
+        """The prompt outgrew the model's window: the next session starts afresh (no
+        resume) and is told where it was; the message in flight was requeued."""
+        slot.stats["session_id"] = None
+        slot.stats[RESUME_AT] = None  # a point in the old conversation: nothing to go back to
+        slot.handover = end.handover
+        slot.restart_count += 1
+        await self._set_state(slot, AgentState.BACKOFF, pid=None)
+        log.warning("context_reset", agent=slot.name, detail=end.detail)
+
+    # --- budgets (orchestrator/budget_watch.py decides; these move the state) ---------------
+
+    def agent_state(self, name: str) -> AgentState | None:
+        slot = self.slots.get(name)
+        return slot.state if slot else None
+
+    async def pause_agent(self, name: str) -> None:
+        slot = self.slots.get(name)
+        if slot is not None and slot.state == AgentState.READY:
+            await self._set_state(slot, AgentState.PAUSED)
+
+    async def unpause_agent(self, name: str) -> None:
+        slot = self.slots.get(name)
+        if slot is not None and slot.state == AgentState.PAUSED:
+            await self._set_state(slot, AgentState.READY)
 
     async def _note_model(self, slot: Slot, note: str | None) -> None:
         """What `ps` shows beside the state: the model's last trouble, until it answers."""
@@ -438,7 +481,7 @@ class Supervisor:
                 log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
             await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
             for slot in self.slots.values():
-                if slot.state in (AgentState.READY, AgentState.BUSY):
+                if slot.state in (AgentState.READY, AgentState.BUSY, AgentState.PAUSED):
                     await self.mailbox.update_agent(slot.name, heartbeat=True)
 
     def _abandon(self, exc: errors.DatabaseReplaced) -> None:
@@ -532,7 +575,12 @@ class Supervisor:
                 self.slots[name] = Slot(name)
             await self.mailbox.register(name, spec.description, state=self.slots[name].state.value)
             self._spawn(name)
+        await self.budgets.evaluate("reload")
         return True
+
+
+# An agent counts as started for depends_on once it is ready (or busy, or paused by a budget).
+_STARTED = (AgentState.READY, AgentState.BUSY, AgentState.PAUSED, AgentState.FAILED)
 
 
 def _mtime(path: Path) -> float:

@@ -14,6 +14,7 @@ import yaml
 
 from orchestrator import errors, logconfig, safefs
 from orchestrator.cli import common
+from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
@@ -355,7 +356,7 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
             if info.name in (USER, SUPERVISOR):
                 continue
             meta = info.meta
-            running = info.state in ("starting", "ready", "busy", "blocked", "stopping")
+            running = info.state in ("starting", "ready", "busy", "blocked", "paused", "stopping")
             started = meta.get("started_at")
             rows.append(
                 {
@@ -373,6 +374,7 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
                     "cost_usd": round(float(meta.get("cost_usd") or 0.0), 6),
                     "last_turn_cost_usd": round(float(meta.get("last_turn_cost_usd") or 0.0), 6),
                     "session_id": meta.get("session_id"),
+                    **ps_fields(meta),  # spend against budget, context against window
                     "model_error": meta.get("model_error"),  # the model's last trouble
                 }
             )
@@ -409,6 +411,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "TURNS",
         "TOKENS",
         "COST",
+        "BUDGET",
+        "CONTEXT",
     )
     table = [header] + [
         (
@@ -424,6 +428,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
             str(r["turns"]),
             str(r["tokens"]),
             f"${r['cost_usd']:.4f}",
+            budget_cell(r),
+            context_cell(r),
         )
         for r in rows
     ]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.roster import _budget
 from orchestrator.roster import _coerce as c
 from orchestrator.roster import _work as w
 from orchestrator.roster._files import existing_directory, prompt_file
@@ -22,7 +23,10 @@ from orchestrator.roster.model import (
 )
 from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Workspace
 
-TOP_KEYS = ("name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents")
+TOP_KEYS = (
+    "name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents",
+    "budget",  # team-wide, see _budget.py
+)
 
 AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "description": c.text,
@@ -46,6 +50,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "turn_timeout": c.duration(optional=True),
     "connect_timeout": c.duration(),
     "model_retries": c.integer(0),
+    **_budget.AGENT_FIELDS,
     "sandbox": c.boolean,
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/_work.py) ---
     "workspace": w.workspace,
@@ -79,6 +84,7 @@ BUILT_IN: Mapping[str, Any] = {
     "turn_timeout": 600.0,
     "connect_timeout": 60.0,
     "model_retries": DEFAULT_MODEL_RETRIES,
+    **_budget.BUILT_IN,
     "sandbox": True,
     # --- issue 11 ---
     "workspace": Workspace(),
@@ -155,4 +161,7 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         approval_timeout_s=v["approval_timeout"],
         subagents=v["subagents"],
         line=line,
+        budget=v["budget"],
+        context_window=v["context_window"],
+        compact_at=v["compact_at"],
     )

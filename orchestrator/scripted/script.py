@@ -19,6 +19,7 @@ import yaml
 
 from orchestrator.errors import ScriptError
 from orchestrator.scripted import reading
+from orchestrator.scripted.named_errors import named_error
 
 DEFAULT_TEXT = "(scripted model: no rule matched this turn)"
 DEFAULT_SIDE_REPLY = "Scripted session"
@@ -35,7 +36,12 @@ _ERROR_TYPES = {
 }
 _TOP_KEYS = ("rules", "default", "side_reply", "api_key")
 _ANSWER_KEYS = ("text", "tool_use", "error", "delay", "usage")
-_USAGE_KEYS = ("input_tokens", "output_tokens")
+_USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
 _RULE_KEYS = ("name", "agent", "model", "match", "tool_result", "side", "times", *_ANSWER_KEYS)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -59,6 +65,8 @@ class Usage:
 
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cache_read_input_tokens: int = 0  # a request's context = input + cache read + cache write
+    cache_creation_input_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -250,7 +258,10 @@ def _answer(raw: Mapping[str, Any], source: str, rule: str) -> Answer:
     if text is not None and not isinstance(text, str):
         raise ScriptError(source, rule, "text", "must be a string")
     calls = _tool_calls(raw.get("tool_use"), source, rule)
-    error = _error(raw.get("error"), source, rule)
+    raw_error = raw.get("error")
+    if isinstance(raw_error, str):  # a named error, like prompt_too_long
+        raw_error = named_error(raw_error, source, rule)
+    error = _error(raw_error, source, rule)
     if error is not None and (text is not None or calls):
         raise ScriptError(
             source, rule, "error", "an error answer cannot also have text or tool_use"
@@ -267,14 +278,19 @@ def _usage(raw: Any, source: str, rule: str) -> Usage:
     if raw is None:
         return Usage()
     if not isinstance(raw, Mapping):
-        raise ScriptError(source, rule, "usage", "must be a mapping: input_tokens, output_tokens")
+        raise ScriptError(source, rule, "usage", "must be a mapping of token counts")
     _check_keys(raw, _USAGE_KEYS, source, rule)
     for key in _USAGE_KEYS:
         value = raw.get(key)
         bad = not isinstance(value, int) or isinstance(value, bool) or value < 0
         if value is not None and bad:
             raise ScriptError(source, rule, "usage", f"'{key}' must be a whole number >= 0")
-    return Usage(raw.get("input_tokens"), raw.get("output_tokens"))
+    return Usage(
+        raw.get("input_tokens"),
+        raw.get("output_tokens"),
+        raw.get("cache_read_input_tokens") or 0,
+        raw.get("cache_creation_input_tokens") or 0,
+    )
 
 
 def _tool_calls(raw: Any, source: str, rule: str) -> tuple[ToolCall, ...]:

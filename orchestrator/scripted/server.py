@@ -261,6 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
         if input_tokens is None:
             input_tokens = wire.estimate_tokens(body.get("messages", []))
         output_tokens = answer.usage.output_tokens
+        cache = (answer.usage.cache_read_input_tokens, answer.usage.cache_creation_input_tokens)
         if error is not None or not body.get("stream"):
             if self._wait(answer.delay):
                 return
@@ -269,11 +270,11 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 blocks = wire.blocks_for(answer)
                 self._send_json(
-                    200, wire.message(model_name, blocks, input_tokens, output_tokens)
+                    200, wire.message(model_name, blocks, input_tokens, output_tokens, cache)
                 )
             return
         self._begin_stream()
-        for event, data in wire.stream_head(model_name, input_tokens):
+        for event, data in wire.stream_head(model_name, input_tokens, cache):
             self.wfile.write(wire.sse(event, data))
         self.wfile.flush()
         # Time to first token: the stream is open and idle for `delay` seconds.

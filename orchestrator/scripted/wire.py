@@ -64,17 +64,21 @@ def estimate_tokens(value: Any) -> int:
     return max(1, len(text) // 4)
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+def _usage(input_tokens: int, output_tokens: int, cache: tuple[int, int]) -> dict[str, int]:
     return {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": cache[1],
+        "cache_read_input_tokens": cache[0],
     }
 
 
 def message(
-    model: str, blocks: list[Block], input_tokens: int, output_tokens: int | None = None
+    model: str,
+    blocks: list[Block],
+    input_tokens: int,
+    output_tokens: int | None = None,
+    cache: tuple[int, int] = (0, 0),  # (cache read, cache write) input tokens
 ) -> dict[str, Any]:
     """A complete (non-streamed) Messages API response."""
     content = [b.as_json() for b in blocks]
@@ -88,7 +92,7 @@ def message(
         "content": content,
         "stop_reason": stop_reason(blocks),
         "stop_sequence": None,
-        "usage": _usage(input_tokens, output_tokens),
+        "usage": _usage(input_tokens, output_tokens, cache),
     }
 
 
@@ -108,7 +112,9 @@ def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def stream_head(model: str, input_tokens: int) -> Iterator[tuple[str, dict[str, Any]]]:
+def stream_head(
+    model: str, input_tokens: int, cache: tuple[int, int] = (0, 0)
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """What the service sends at once: ``message_start`` and a ``ping``."""
     start: dict[str, Any] = {
         "id": new_id("msg"),
@@ -118,7 +124,7 @@ def stream_head(model: str, input_tokens: int) -> Iterator[tuple[str, dict[str, 
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(input_tokens, 1),
+        "usage": _usage(input_tokens, 1, cache),
     }
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
