@@ -37,6 +37,7 @@ from orchestrator.roster.model import (
     Roster,
     freeze,
 )
+from orchestrator.roster.queue_setting import queue_setting
 
 
 class _Builder:
@@ -118,6 +119,7 @@ class _Builder:
                     self.where("defaults", tree.line_of("defaults")),
                 )
         agents = self._agents(tree, defaults)
+        queue = queue_setting(tree.get("queue"), self.where("queue", tree.line_of("queue")), name)
         if self.errors:
             return None
         return Roster(
@@ -129,6 +131,7 @@ class _Builder:
             log_backups=log_backups,
             defaults=freeze(raw_defaults or {}),
             agents=FrozenDict(agents),
+            queue=queue,
             budget=team_budget,
         )
 
