@@ -18,7 +18,8 @@ import structlog
 
 from orchestrator import errors, operations
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Mailbox, Message
+from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
+from orchestrator.mailbox.opening import QueuePlace, open_sync
 
 if TYPE_CHECKING:
     from orchestrator.supervisor import Supervisor
@@ -30,12 +31,15 @@ AGENT_COMMANDS = ("start", "stop", "restart")
 
 
 def send_command(
-    db_path: Path, command: str, *, agent: str | None = None, timeout_s: float = 30.0, **extra: Any
+    db_path: Path, command: str, *, agent: str | None = None, timeout_s: float = 30.0,
+    queue: QueuePlace | None = None, **extra: Any,
 ) -> dict[str, Any]:
-    """Send one command and wait for the supervisor's acknowledgement."""
+    """Send one command and wait for the supervisor's acknowledgement. The supervisor
+    is found by its lock next to ``db_path``; the command goes through ``queue`` (the
+    roster's NATS queue) when given, else through the database."""
     if holder_pid(db_path) is None:
         raise errors.SupervisorNotRunning(str(db_path))
-    with Mailbox(db_path) as mailbox:
+    with open_sync(db_path if queue is None else queue) as mailbox:
         request = mailbox.request(
             USER, SUPERVISOR, {"command": command, "agent": agent, **extra}, ttl_s=timeout_s
         )

@@ -84,6 +84,18 @@ class DatabaseReplaced(DatabaseError):
         )
 
 
+class QueueUnavailable(QueueError):
+    """The NATS queue cannot be used: server unreachable, JetStream off, refused login."""
+
+    code = "queue_unavailable"
+
+    def __init__(self, servers: str, reason: str, hint: str = "") -> None:
+        self.servers = servers
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"queue {servers}: {reason}" + (f"; {hint}" if hint else ""))
+
+
 class UnsafePath(OrchestratorError):
     """A file or folder the team would write is not safe to use: a symbolic link, not a
     regular file, or in a folder that other users can write (they could plant links)."""
@@ -317,6 +329,23 @@ class SupervisorAlreadyRunning(SupervisorError):
         self.db_path = db_path
         self.pid = pid
         super().__init__(f"a supervisor (pid {pid}) is already running for {db_path}")
+
+
+class TeamHeldElsewhere(SupervisorError):
+    """Another supervisor holds this team's queue (a NATS team shared by machines)."""
+
+    code = "already_running"
+
+    def __init__(self, holder: str, host: str, pid: int, expires_in_s: float) -> None:
+        self.holder = holder
+        self.host = host
+        self.pid = pid
+        self.expires_in_s = expires_in_s
+        super().__init__(
+            f"a supervisor on {host} (pid {pid}) already runs this team on its NATS queue; "
+            f"stop it with `down` there, or wait: its lease runs out {expires_in_s:.0f}s "
+            "after it last renewed it, if it died"
+        )
 
 
 # --- scripted model ---------------------------------------------------------

@@ -27,7 +27,8 @@ from orchestrator import errors, preflight, procid
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
-from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailbox
+from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
+from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
 from orchestrator.runner import AgentRunner, SessionEnd
@@ -102,7 +103,7 @@ class Supervisor:
         # the leases of dead supervisors by this prefix (SUPERVISOR_OWNER_PREFIX).
         self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.slots: dict[str, Slot] = {}
-        self.mailbox: AsyncMailbox | None = None
+        self.mailbox: AsyncMailboxBackend | None = None
         self._lock = SupervisorLock(roster.database)
         self._stopping = anyio.Event()
         self._state_changed = anyio.Event()  # set (and replaced) on every agent state change
@@ -125,7 +126,7 @@ class Supervisor:
             64, 8 * len(self.roster.agents)
         )
         try:
-            async with AsyncMailbox(self.roster.database) as mailbox:
+            async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
                 if self.check_model:  # after the local checks (lock, database, logs)
                     await self._check_model()
@@ -179,7 +180,7 @@ class Supervisor:
         self._stopping.set()
         self._state_changed.set()  # whoever waits for a state stops waiting
 
-    async def _register_self(self, mailbox: AsyncMailbox) -> None:
+    async def _register_self(self, mailbox: AsyncMailboxBackend) -> None:
         await mailbox.register(
             SUPERVISOR,
             "the team's supervisor",
@@ -188,7 +189,7 @@ class Supervisor:
             meta={"instance": self.instance, "roster": str(self.roster.path)},
         )
 
-    async def _prepare(self, mailbox: AsyncMailbox) -> None:
+    async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
         await self._register_self(mailbox)
         # Leases held by a dead supervisor's sessions can never be acked: requeue them now.
         # Only those (we hold the team's lock, so no other supervisor lives); a live

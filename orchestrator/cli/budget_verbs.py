@@ -94,6 +94,26 @@ def context_cell(row: dict[str, Any]) -> str:
     return f"{_k(tokens)}/{_k(window)} ({tokens / window * 100:.0f}%)"
 
 
+def budget_share(row: dict[str, Any]) -> float | None:
+    """The larger share spent of the agent's and the team's budgets, or None without one."""
+    budget = row.get("budget") or {}
+    shares = [
+        float(f.get("share") or 0)
+        for f in (budget.get("agent"), budget.get("team"))
+        if isinstance(f, dict)
+    ]
+    return max(shares) if shares else None
+
+
+def context_share(row: dict[str, Any]) -> float | None:
+    """Context in use against the window, or None before the first turn."""
+    context = row.get("context") or {}
+    tokens, window = context.get("tokens"), context.get("window")
+    if not isinstance(tokens, int) or not isinstance(window, int) or window <= 0:
+        return None
+    return tokens / window
+
+
 def _k(n: Any) -> str:
     value = int(n or 0)
     if value >= 1_000_000:

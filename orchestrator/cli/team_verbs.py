@@ -18,7 +18,8 @@ from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, Mailbox
+from orchestrator.mailbox import SUPERVISOR, USER
+from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync, place_of
 from orchestrator.roster import Roster, load_roster
 
 CREDENTIAL_VARS = (
@@ -129,6 +130,11 @@ def db_of(args: argparse.Namespace) -> Path:
     return common.resolve_db(args, args.file)
 
 
+def _queue(args: argparse.Namespace) -> QueuePlace:
+    """Where control commands go: the roster's NATS queue, else its database."""
+    return common.resolve_place(args, args.file)
+
+
 def has_credentials(roster: Roster, environ: dict[str, str]) -> bool:
     if any(environ.get(v) for v in CREDENTIAL_VARS):
         return True
@@ -170,6 +176,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_ERROR,
             "already_running",
         )
+    try:  # a NATS queue that cannot be reached: say so here, not in a background log
+        check_queue(roster)
+    except errors.OrchestratorError as exc:
+        raise common.failure_from(exc) from None
     if args.detach:
         return _detach(args, roster)
     return run_foreground(
@@ -181,10 +191,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
 
 
-def _registered(db: Path, pid: int) -> bool:
+def _registered(db: QueuePlace, pid: int) -> bool:
     """The supervisor wrote its registry row: it is past its checks (the model's included)."""
     try:
-        with Mailbox(db, readonly=True) as mailbox:
+        with open_sync(db, readonly=True) as mailbox:
             info = mailbox.agent(SUPERVISOR)
     except errors.OrchestratorError:
         return False
@@ -259,7 +269,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         if proc.poll() is not None:
             tail = out_path.read_text(errors="replace").splitlines()[-10:]
             raise CliFailure("the supervisor exited at once:\n" + "\n".join(tail))
-        if holder_pid(roster.database) == proc.pid and _registered(roster.database, proc.pid):
+        if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
             break
         time.sleep(0.05)
     else:
@@ -287,7 +297,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     db = db_of(args)
     pid = holder_pid(db)
     try:
-        send_command(db, "down", grace_s=args.timeout, timeout_s=30.0)
+        send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     deadline = time.monotonic() + args.timeout + 40
@@ -309,7 +319,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_agent_command(args: argparse.Namespace) -> int:
     db = db_of(args)
     try:
-        result = send_command(db, args.command, agent=args.agent, timeout_s=args.timeout)
+        result = send_command(
+            db, args.command, agent=args.agent, timeout_s=args.timeout, queue=_queue(args)
+        )
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     if not result.get("ok"):
@@ -325,7 +337,7 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
 def cmd_reload(args: argparse.Namespace) -> int:
     db = db_of(args)
     try:
-        result = send_command(db, "reload", timeout_s=120.0)
+        result = send_command(db, "reload", timeout_s=120.0, queue=_queue(args))
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     if not result.get("ok"):
@@ -361,10 +373,10 @@ def cmd_config(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def ps_rows(db: Path) -> list[dict[str, Any]]:
+def ps_rows(db: QueuePlace) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
-    with Mailbox(db, readonly=True) as mailbox:
+    with open_sync(db, readonly=True) as mailbox:
         leased = mailbox.list(status="leased", limit=100_000)
         for info in mailbox.agents():
             if info.name in (USER, SUPERVISOR):
@@ -397,7 +409,8 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     db = db_of(args)
-    if not db.exists():
+    place = common.resolve_place(args, args.file)
+    if isinstance(place, Path) and not db.exists():
         raise CliFailure(
             f"no team database at {db}; start the team with `octy-orchestrate up`",
             common.EXIT_NOT_FOUND,
@@ -405,7 +418,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         )
     try:
         sup = holder_pid(db)
-        rows = ps_rows(db)
+        rows = ps_rows(place)
     except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
         raise common.failure_from(exc) from None
     if args.json:

@@ -1,12 +1,11 @@
-"""The queue interface callers depend on, so another backend can slot in.
+"""The queue interface callers depend on: the one contract every backend keeps.
 
-The runner, relay tools and supervisor hold an :class:`AsyncMailboxBackend`;
-sync tools and the CLI a :class:`MailboxBackend`. SQLite (``Mailbox`` /
-``AsyncMailbox``) is the only implementation today; a NATS JetStream backend
-(DESIGN.md, "Growing past one machine") would implement the same methods:
-subjects per recipient, durable consumers for claim/ack/nack with
-max-deliver, request/reply with the correlation id as reply subject, a KV
-bucket for the registry and the wait-for edges.
+The runner, relay tools, control and supervisor hold an :class:`AsyncMailboxBackend`;
+sync tools and the CLI a :class:`MailboxBackend`. Two implementations of the async
+contract: SQLite (``AsyncMailbox``, the embedded default) and NATS JetStream
+(``orchestrator.mailbox.nats.NatsMailbox``, for a team across machines). Semantics are
+pinned by the conformance suite in ``tests/queue_contract/``: the same tests, run
+against every backend; a new backend passes it unchanged.
 """
 
 from __future__ import annotations
@@ -83,6 +82,8 @@ class AsyncMailboxBackend(Protocol):
     """What ``AsyncMailbox`` offers: the same operations as coroutines."""
 
     async def aclose(self) -> None: ...
+    def check_file(self) -> None:
+        """Raise DatabaseReplaced if the store was swapped under the open client."""
     async def register(
         self, name: str, description: str = "", *, pid: int | None = None,
         state: str = "registered", meta: dict[str, Any] | None = None,

@@ -38,6 +38,7 @@ from orchestrator.roster.model import (
     Roster,
     freeze,
 )
+from orchestrator.roster.queue_setting import queue_setting
 
 
 class _Builder:
@@ -126,6 +127,7 @@ class _Builder:
                     self.where("defaults", tree.line_of("defaults")),
                 )
         agents = self._agents(tree, defaults)
+        queue = queue_setting(tree.get("queue"), self.where("queue", tree.line_of("queue")), name)
         if self.errors:
             return None
         return Roster(
@@ -137,6 +139,7 @@ class _Builder:
             log_backups=log_backups,
             defaults=freeze(raw_defaults or {}),
             agents=FrozenDict(agents),
+            queue=queue,
             budget=team_budget,
         )
 

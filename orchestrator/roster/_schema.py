@@ -26,6 +26,7 @@ from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Workspace
 TOP_KEYS = (
     "name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents",
     "budget",  # team-wide, see _budget.py
+    "queue",  # NATS JetStream instead of the SQLite database, see queue_setting.py
 )
 
 AGENT_FIELDS: Mapping[str, c.Coercer] = {

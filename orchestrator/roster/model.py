@@ -6,10 +6,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from orchestrator.errors import RosterError
 from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Subagent, Workspace
+
+if TYPE_CHECKING:
+    from orchestrator.roster.queue_setting import QueueSetting
 
 RESTART_POLICIES: tuple[str, ...] = ("always", "on-failure", "never")
 
@@ -215,6 +218,8 @@ class Roster:
     # repr=False: the raw block may hold secrets in its env.
     defaults: Mapping[str, Any] = field(default_factory=FrozenDict, repr=False)
     agents: Mapping[str, AgentSpec] = field(default_factory=FrozenDict)
+    queue: QueueSetting | None = None
+    """``queue: nats://...``: the team's queue on NATS JetStream instead of ``database``."""
     budget: Budget | None = None  # team-wide: every agent's spend together
 
     @property
@@ -277,6 +282,7 @@ class Roster:
             "defaults": _thaw_defaults(self.defaults),
             "budget": None if self.budget is None else self.budget.to_dict(),
             "agents": {name: spec.to_dict() for name, spec in self.agents.items()},
+            **({} if self.queue is None else {"queue": self.queue.to_dict()}),
         }
 
 
