@@ -9,13 +9,14 @@ second channel (socket, port) to secure: whoever can open the database file
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
 
-from orchestrator import errors
+from orchestrator import errors, operations
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
@@ -54,12 +55,33 @@ def send_command(
     return body if isinstance(body, dict) else {"ok": True, "result": body}
 
 
+CONTROL_RETRY_S = 1.0  # after the database refused the control loop a read or a write
+
+
 async def serve_control(sup: Supervisor, mailbox: AsyncMailboxBackend, owner: str) -> None:
+    """Claim commands and run each in its own task; a database error in this loop (another
+    process holding the write lock) is logged once and retried, never the end of the team."""
+    failing = False
     async with anyio.create_task_group() as tg:
         while True:
-            for message in await mailbox.claim(SUPERVISOR, owner=owner, lease_s=300.0, limit=10):
-                tg.start_soon(_handle, sup, mailbox, owner, message)
-            await mailbox.wait_for_messages(SUPERVISOR, 30.0)
+            try:
+                for message in await mailbox.claim(
+                    SUPERVISOR, owner=owner, lease_s=300.0, limit=10
+                ):
+                    tg.start_soon(_handle, sup, mailbox, owner, message)
+                await mailbox.wait_for_messages(SUPERVISOR, 30.0)
+            except errors.DatabaseReplaced as exc:  # the supervisor stops the team
+                sup._abandon(exc)
+                return
+            except errors.QueueError as exc:
+                if not failing:
+                    log.warning("control_retrying", error=str(exc), retry_in_s=CONTROL_RETRY_S)
+                failing = True
+                await anyio.sleep(CONTROL_RETRY_S)
+            else:
+                if failing:
+                    log.info("control_recovered")
+                failing = False
 
 
 async def _handle(
@@ -72,10 +94,32 @@ async def _handle(
         result = await _run(sup, str(command), agent, body)
     except errors.OrchestratorError as exc:
         result = {"ok": False, "error": exc.code, "message": str(exc)}
-    if message.kind == "request":
-        with contextlib.suppress(errors.AlreadyReplied):
-            await mailbox.reply(message.id, SUPERVISOR, result)
-    await mailbox.ack([message.id], owner=owner)
+    except Exception as exc:  # a command's bug is answered, never the end of the team
+        log.exception("command_crashed", command=command, target=agent, error=repr(exc))
+        result = {"ok": False, "error": "internal_error", "message": f"{command}: {exc!r}"}
+    await _answer(mailbox, owner, message, result)
+
+
+async def _answer(
+    mailbox: AsyncMailboxBackend, owner: str, message: Message, result: dict[str, Any]
+) -> None:
+    """Reply and ack, retrying while the database refuses (the command was applied: a
+    lease left to expire would deliver it again and apply it twice)."""
+    for attempt in range(60):
+        try:
+            if message.kind == "request":
+                with contextlib.suppress(errors.AlreadyReplied):
+                    await mailbox.reply(message.id, SUPERVISOR, result)
+            with contextlib.suppress(errors.LeaseLost):
+                await mailbox.ack([message.id], owner=owner)
+            return
+        except errors.DatabaseReplaced:
+            return  # nothing more is written; the supervisor is stopping
+        except errors.QueueError as exc:
+            if attempt == 0:
+                log.warning("command_reply_retrying", message_id=message.id, error=str(exc))
+            await anyio.sleep(CONTROL_RETRY_S)
+    log.error("command_reply_failed", message_id=message.id)
 
 
 async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
@@ -88,35 +132,25 @@ async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) 
             "message": f"unknown command '{command}'; known: {', '.join(COMMANDS)}",
         }
     if command in AGENT_COMMANDS:
-        if not isinstance(agent, str) or agent not in sup.slots:
+        if not isinstance(agent, str):
+            raise errors.AgentNotFound(str(agent), list(sup.slots))
+        if command == "stop":
+            outcome = await operations.stop_agent(sup, agent)
+        elif command == "start":
+            outcome = await operations.start_agent(sup, agent)
+        else:
+            outcome = await operations.restart_agent(sup, agent)
+        return {"ok": True, "command": command, "agent": agent, "result": outcome}
+    if command == "reload":
+        return (await sup.reload()).to_reply()
+    grace = body.get("grace_s")
+    if isinstance(grace, int | float) and not isinstance(grace, bool):
+        if not math.isfinite(grace) or grace < 0:  # a NaN deadline would never come
             return {
                 "ok": False,
-                "error": "not_found",
-                "message": f"no agent '{agent}' in the team; agents: {', '.join(sup.slots)}",
+                "error": "usage",
+                "message": f"grace_s must be a finite number of seconds >= 0, not {grace!r}",
             }
-        if command == "stop":
-            await sup.stop_agent(agent)
-        elif command == "start":
-            await sup.start_agent(agent)
-        else:
-            await sup.restart_agent(agent)
-        return {"ok": True, "command": command, "agent": agent}
-    if command == "reload":
-        ok = await sup.reload()
-        return {
-            "ok": ok,
-            "command": command,
-            **(
-                {}
-                if ok
-                else {
-                    "error": "roster_invalid",
-                    "message": "agents.yaml has errors; the team runs unchanged (see logs)",
-                }
-            ),
-        }
-    grace = body.get("grace_s")
-    if isinstance(grace, int | float):
         sup.grace_s = float(grace)
     sup.stop()
     return {"ok": True, "command": "down", "grace_s": sup.grace_s}

@@ -274,6 +274,30 @@ class IllegalTransition(SupervisorError):
         super().__init__(f"agent '{agent}': no transition {current} -> {target}")
 
 
+class AgentNotFound(SupervisorError):
+    """An operator command named an agent the running team does not have."""
+
+    code = "not_found"
+
+    def __init__(self, agent: str, known: list[str]) -> None:
+        self.agent = agent
+        self.known = known
+        super().__init__(f"no agent '{agent}' in the team; agents: {', '.join(known) or '(none)'}")
+
+
+class OperationRefused(SupervisorError):
+    """An operator command that does not apply now (the team is stopping...): answered
+    with the reason, never applied half-way."""
+
+    code = "refused"
+
+    def __init__(self, command: str, agent: str, reason: str) -> None:
+        self.command = command
+        self.agent = agent
+        self.reason = reason
+        super().__init__(f"cannot {command} '{agent}': {reason}")
+
+
 class SupervisorNotRunning(SupervisorError):
     code = "no_supervisor"
 

@@ -7,6 +7,8 @@ opened 0600 in a 0700 folder). Secrets are redacted before anything is written.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import errno
 import io
 import json
@@ -156,6 +158,9 @@ class _Router:
         self.backups = backups
         self._files: dict[str, _PrivateRotatingFile] = {}
         self._sizes: dict[str, int] = {}  # characters written to each file (rotation check)
+        self._dropped: dict[str, int] = {}  # lines lost per file that cannot be written
+        self._reported = False  # a write failure is on stderr, and nothing got through since
+        self._closed = False
         self._lock = threading.Lock()
         self.body_width = 160
 
@@ -194,24 +199,109 @@ class _Router:
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
         line = json.dumps(event, default=str, ensure_ascii=False)
         with self._lock:
+            if self._closed:
+                # shutdown() closed us, but structlog keeps its processors: a late event
+                # (a library's warning) must not reopen files nobody will close again.
+                raise structlog.DropEvent
             if self.logs_dir is not None:
-                self._append(SUPERVISOR_LOG, line)
+                self._write(SUPERVISOR_LOG, line)
                 agent = event.get("agent")
                 if isinstance(agent, str) and agent and agent != SUPERVISOR_LOG:
-                    self._append(agent, line)
+                    self._write(agent, line)
             if self.console is not None:
-                self.console.write(
-                    render_line(event, colour=self.colour, width=self.body_width) + "\n"
-                )
-                self.console.flush()
+                try:
+                    self.console.write(
+                        render_line(event, colour=self.colour, width=self.body_width) + "\n"
+                    )
+                    self.console.flush()
+                except (OSError, ValueError):  # a full disk under supervisor.out, a closed pipe
+                    pass
         raise structlog.DropEvent
+
+    # --- a log file that cannot be written (issue 16, A.4) -----------------------------
+    # A full filesystem (ENOSPC), a file-size limit (EFBIG), an I/O error: the team keeps
+    # running. The first failure is reported once on stderr (not once per file or per
+    # line); lines for a failing file are dropped and counted while each new line tries
+    # again on a freshly opened file; the first line that gets through is preceded by a
+    # `log_resumed` event, and stderr says writing resumed.
+
+    def _write(self, name: str, line: str) -> None:
+        try:
+            if name in self._dropped:
+                self._resume(name)  # first the note saying what was lost, then the line
+            self._append(name, line)
+        except OSError as exc:
+            self._failed_write(name, exc)
+
+    def _failed_write(self, name: str, exc: OSError) -> None:
+        handler = self._files.get(name)
+        if handler is not None and handler.stream is not None:
+            stream, handler.stream = handler.stream, None
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()  # its buffer cannot be flushed; the next line reopens
+        self._sizes.pop(name, None)
+        self._dropped[name] = self._dropped.get(name, 0) + 1
+        if self._reported:
+            return
+        self._reported = True
+        assert self.logs_dir is not None
+        _warn(
+            f"octy-orchestrate: cannot write the log file {self.logs_dir / (name + '.jsonl')}: "
+            f"{exc.strerror or exc}; the team keeps running, and log lines are dropped "
+            "until they can be written again"
+        )
+
+    def _resume(self, name: str) -> None:
+        """Write the ``log_resumed`` note before the first line that gets through; raises
+        OSError (and nothing is counted as resumed) if the file still cannot be written."""
+        assert self.logs_dir is not None
+        path = self.logs_dir / f"{name}.jsonl"
+        dropped = self._dropped[name]
+        note = {
+            "event": "log_resumed",
+            "level": "warning",
+            "agent": name,
+            "dropped": dropped,
+            "timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
+        }
+        # The line that failed may have been written in part: end it, so the lines after
+        # it are whole JSON lines again.
+        if _last_byte(path) not in (b"", b"\n"):
+            self._append(name, "")
+        self._append(name, json.dumps(note))
+        del self._dropped[name]
+        if self._reported:
+            self._reported = False
+            _warn(f"octy-orchestrate: writing {path} again ({dropped} log line(s) dropped)")
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for handler in self._files.values():
                 handler.close()
             self._files.clear()
             self._sizes.clear()
+
+
+def _last_byte(path: Path) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    try:
+        size = os.fstat(fd).st_size
+        return os.pread(fd, 1, size - 1) if size else b""
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _warn(text: str) -> None:
+    """A line on stderr about the logs themselves (they cannot carry it)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
 
 
 _ROUTER: _Router | None = None

@@ -8,13 +8,13 @@ to a running supervisor through the database (:mod:`orchestrator.control`).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 import signal
 import time
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,8 @@ from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
 from orchestrator.mailbox.opening import open_queue
-from orchestrator.roster import Roster, diff_rosters, load_roster
+from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
+from orchestrator.roster import Roster
 from orchestrator.runner import AgentRunner, SessionEnd
 from orchestrator.session_options import bundled_cli, make_launcher
 from orchestrator.states import AgentState, transition
@@ -42,6 +43,7 @@ log = structlog.get_logger()
 SWEEP_EVERY_S = 5.0
 RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
+START_WAIT_S = 120.0  # how long a layer's start waits for its agents before the next layer
 RESUME_AT = "resume_at"  # registry meta key: the end of the agent's last good turn
 MODEL_NOTE = "model_error"  # registry meta key: the model's last trouble, shown by `ps`
 _FAILURE_WORDS = {
@@ -72,6 +74,12 @@ class Slot:
     wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
     done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
     restart_now: bool = False
+    # Held by every operation on this agent (start/stop/restart, a reload touching it):
+    # two control paths on one agent used to start a second session task (issue 16, A.1).
+    ops: anyio.Lock = field(default_factory=anyio.Lock)
+    # Fields of state changes the database refused (None: all recorded); housekeeping
+    # writes them later (the pid cleared on a stop must not stay stale in `ps`).
+    unrecorded: dict[str, Any] | None = None
     handover: str | None = None  # after a context overflow: told to the fresh session
     model_note: str | None = None  # what `ps` shows of the model's trouble (MODEL_NOTE)
 
@@ -102,7 +110,9 @@ class Supervisor:
         self._forced = False
         self._tg: Any = None
         self._cli_path: str | None = None
-        self._roster_mtime = _mtime(roster.path)
+        self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
+        self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
+        self._failing_chores: set[str] = set()
         self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
@@ -130,6 +140,8 @@ class Supervisor:
                         tg.start_soon(self._signals)
                         tg.start_soon(self._housekeeping)
                         tg.start_soon(self._serve_control)
+                        if self.watch_roster:
+                            tg.start_soon(self._watch_roster)
                         await self._start_layers()
                         await self._stopping.wait()
                         await self._shutdown()
@@ -139,7 +151,10 @@ class Supervisor:
                         raise
                     self.replaced = self.replaced or _replaced_in(group)
                 if self.replaced is None:
-                    await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
+                    try:
+                        await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
+                    except errors.QueueError as exc:  # the lock file says no supervisor runs
+                        log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
             if self.replaced is not None:
                 raise self.replaced
         finally:
@@ -148,6 +163,11 @@ class Supervisor:
                 _remove_launcher(self._cli_path)
             self._lock.release()
             log.info("supervisor_stopped")
+
+    @property
+    def stopping(self) -> bool:
+        """A graceful stop has begun: nothing starts any more."""
+        return self._stopping.is_set()
 
     async def _check_model(self) -> None:
         wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
@@ -160,7 +180,7 @@ class Supervisor:
         self._stopping.set()
         self._state_changed.set()  # whoever waits for a state stops waiting
 
-    async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
+    async def _register_self(self, mailbox: AsyncMailboxBackend) -> None:
         await mailbox.register(
             SUPERVISOR,
             "the team's supervisor",
@@ -168,12 +188,17 @@ class Supervisor:
             state="running",
             meta={"instance": self.instance, "roster": str(self.roster.path)},
         )
+
+    async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
+        await self._register_self(mailbox)
         # Leases held by a dead supervisor's sessions can never be acked: requeue them now.
         # Only those (we hold the team's lock, so no other supervisor lives); a live
         # external consumer's lease is its own, and runs out by itself if it died.
         for owner in {m.lease_owner for m in await mailbox.list(status="leased", limit=100_000)}:
-            if owner and owner.startswith(SUPERVISOR_OWNER_PREFIX) and not owner.startswith(
-                f"{self.instance}:"
+            if (
+                owner
+                and owner.startswith(SUPERVISOR_OWNER_PREFIX)
+                and not owner.startswith(f"{self.instance}:")
             ):
                 n = await mailbox.release(owner)
                 log.info("recovered_leases", owner=owner, messages=n)
@@ -200,24 +225,40 @@ class Supervisor:
         )
 
     async def _start_layers(self) -> None:
-        """Start agents layer by layer: an agent starts once what it depends on is ready."""
-        for layer in self.roster.start_layers():
-            names = [n for n in layer if self.slots[n].want_running]
-            for name in names:
-                self._spawn(name)
-            for name in names:
-                slot = self.slots[name]
-                with anyio.move_on_after(120):
-                    while slot.state not in _STARTED:
-                        if self._stopping.is_set():
-                            return
-                        await self._state_changed.wait()
+        """Start the wanted agents layer by layer (see :meth:`start_in_layers`)."""
+        await self.start_in_layers([n for n, s in self.slots.items() if s.want_running])
 
-    def _spawn(self, name: str) -> None:
+    async def start_in_layers(self, names: list[str]) -> set[str]:
+        """Start ``names`` in ``depends_on`` order: a layer starts once the agents started
+        in the layers before it are ready (or failed, or START_WAIT_S passed). Returns the
+        names started. Callers hold the agents' ``ops`` locks (or nobody else can run)."""
+        wanted = set(names)
+        started: set[str] = set()
+        for layer in self.roster.start_layers():
+            now = [n for n in layer if n in wanted and self.slots[n].done.is_set()]
+            for name in now:
+                if self._spawn(name):
+                    started.add(name)
+            for name in now:
+                slot = self.slots[name]
+                with anyio.move_on_after(START_WAIT_S):
+                    while slot.state not in _SETTLED and not slot.done.is_set():
+                        if self._stopping.is_set():
+                            return started
+                        await self._state_changed.wait()
+        return started
+
+    def _spawn(self, name: str) -> bool:
+        """Start the task that runs ``name``'s sessions; False if it cannot start now."""
         slot = self.slots[name]
+        if self._stopping.is_set() or not slot.done.is_set():
+            return False  # the team is stopping, or a task already runs this agent
+        if slot.state == AgentState.FAILED:
+            slot.restarts.clear()  # a fresh start: the restart window begins again
         slot.want_running = True
         slot.done = anyio.Event()
         self._tg.start_soon(self._supervise, slot)
+        return True
 
     # --- one agent -------------------------------------------------------------------
 
@@ -225,56 +266,104 @@ class Supervisor:
         slot.state = transition(slot.name, slot.state, target)
         self._state_changed.set()
         self._state_changed = anyio.Event()
-        assert self.mailbox is not None
-        meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
-        try:
-            await self.mailbox.update_agent(slot.name, state=target.value, meta=meta, **fields)
-        except errors.DatabaseReplaced as exc:  # housekeeping stops the team; agents stop
-            self._abandon(exc)
         log.info(
             "state", agent=slot.name, state=target.value, **{k: v for k, v in fields.items() if v}
         )
+        await self._record(slot, **fields)
+
+    async def _record(self, slot: Slot, **fields: Any) -> None:
+        """Write an agent's state to the registry. The state in memory is what counts: a
+        write refused (another process holding the write lock past the busy timeout) is
+        logged and retried by housekeeping, never an end of the agent or the team."""
+        assert self.mailbox is not None
+        meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
+        fields = {**(slot.unrecorded or {}), **fields}
+        try:
+            try:
+                await self.mailbox.update_agent(
+                    slot.name, state=slot.state.value, meta=meta, **fields
+                )
+            except errors.RecipientUnknown:
+                # Its row was deleted under us (`unregister`, SQL): the registry row of a
+                # roster agent is the supervisor's to keep, so it is written again.
+                await self._reregister(slot, meta, fields.get("pid"))
+        except errors.DatabaseReplaced as exc:  # the team stops; nothing more is written
+            self._abandon(exc)
+        except errors.QueueError as exc:
+            if slot.unrecorded is None:
+                log.warning("state_not_recorded", agent=slot.name, error=str(exc))
+            slot.unrecorded = {**(slot.unrecorded or {}), **fields}
+        else:
+            slot.unrecorded = None
+
+    async def _reregister(self, slot: Slot, meta: dict[str, Any], pid: Any) -> None:
+        assert self.mailbox is not None
+        spec = self.roster.agents.get(slot.name)
+        if spec is None or self.slots.get(slot.name) is not slot:
+            return  # removed by a reload: gone from the registry on purpose
+        if not isinstance(pid, int):
+            pid = slot.runner.pid if slot.runner is not None else None
+        await self.mailbox.register(
+            slot.name, spec.description, pid=pid, state=slot.state.value, meta=meta
+        )
+        log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
 
     async def _supervise(self, slot: Slot) -> None:
         try:
-            while slot.want_running and not self._stopping.is_set():
-                end = await self._one_session(slot)
-                if (
-                    not slot.want_running
-                    or self._stopping.is_set()
-                    or slot.state == AgentState.STOPPING
-                ):
-                    break
-                if end.reason == "context_overflow":  # a fresh session, not toward failing
-                    await self._context_reset(slot, end)
-                    continue
-                if slot.restart_now:  # an operator's restart: counted, but not toward failing
-                    slot.restart_now = False
-                    slot.restart_count += 1
-                    await self._set_state(slot, AgentState.BACKOFF)
-                    log.info("restarting", agent=slot.name, reason="requested")
-                    continue
-                delay = self._restart_delay(slot, end)
-                if delay is None:
-                    return
-                await self._set_state(slot, AgentState.BACKOFF, pid=None)
-                log.warning(
-                    "restarting",
-                    agent=slot.name,
-                    reason=end.reason,
-                    detail=end.detail,
-                    exit_code=end.exit_code,
-                    backoff_s=round(delay, 3),
+            await self._supervise_loop(slot)
+        except Exception as exc:
+            # The supervisor's own boundary per agent: a bug here (or an error nobody
+            # expected) fails this agent, never the team (issue 16, A.6).
+            log.exception("supervise_crashed", agent=slot.name, error=repr(exc))
+            slot.state = AgentState.FAILED  # not through transition(): it may be what failed
+            with contextlib.suppress(Exception):
+                await self._record(slot, pid=None)
+                await self._fail_requests(
+                    slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {exc!r}"
                 )
-                with anyio.move_on_after(delay):
-                    await slot.wake.wait()
-                slot.wake = anyio.Event()
-            if slot.state not in (AgentState.STOPPED, AgentState.FAILED):
-                if slot.state != AgentState.STOPPING:
-                    await self._set_state(slot, AgentState.STOPPING)
-                await self._set_state(slot, AgentState.STOPPED, pid=None)
         finally:
             slot.done.set()
+            self._state_changed.set()
+            self._state_changed = anyio.Event()
+
+    async def _supervise_loop(self, slot: Slot) -> None:
+        while slot.want_running and not self._stopping.is_set():
+            end = await self._one_session(slot)
+            if (
+                not slot.want_running
+                or self._stopping.is_set()
+                or slot.state == AgentState.STOPPING
+            ):
+                break
+            if end.reason == "context_overflow":  # a fresh session, not toward failing
+                await self._context_reset(slot, end)
+                continue
+            if slot.restart_now:  # an operator's restart: counted, but not toward failing
+                slot.restart_now = False
+                slot.restart_count += 1
+                await self._set_state(slot, AgentState.BACKOFF)
+                log.info("restarting", agent=slot.name, reason="requested")
+                continue
+            delay = self._restart_delay(slot, end)
+            if isinstance(delay, str):
+                await self._fail(slot, delay)
+                return
+            await self._set_state(slot, AgentState.BACKOFF, pid=None)
+            log.warning(
+                "restarting",
+                agent=slot.name,
+                reason=end.reason,
+                detail=end.detail,
+                exit_code=end.exit_code,
+                backoff_s=round(delay, 3),
+            )
+            with anyio.move_on_after(delay):
+                await slot.wake.wait()
+            slot.wake = anyio.Event()
+        if slot.state not in (AgentState.STOPPED, AgentState.FAILED):
+            if slot.state != AgentState.STOPPING:
+                await self._set_state(slot, AgentState.STOPPING)
+            await self._set_state(slot, AgentState.STOPPED, pid=None)
 
     async def _one_session(self, slot: Slot) -> SessionEnd:
         assert self.mailbox is not None
@@ -395,40 +484,33 @@ class Supervisor:
             slot.model_note = note
             await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note})
 
-    def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | None:
-        """Seconds to wait before the next start, or None if the agent is done for."""
+    def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | str:
+        """Seconds to wait before the next start, or why the agent is done for."""
         spec = self.roster.agents.get(slot.name)
         if (
             spec is None
             or spec.restart == "never"
             or (spec.restart == "on-failure" and not end.failed)
         ):
-            self._tg.start_soon(
-                self._fail,
-                slot,
+            return (
                 f"session ended ({end.reason}) and restart is "
-                f"'{spec.restart if spec else 'removed'}'",
+                f"'{spec.restart if spec else 'removed'}'"
             )
-            return None
         now = time.monotonic()
         slot.restarts.append(now)
         while slot.restarts and now - slot.restarts[0] > spec.restart_window_s:
             slot.restarts.popleft()
         if len(slot.restarts) > spec.max_restarts:
-            self._tg.start_soon(
-                self._fail,
-                slot,
+            return (
                 f"{len(slot.restarts)} restarts within {spec.restart_window_s:g}s (max_restarts "
-                f"{spec.max_restarts})",
+                f"{spec.max_restarts})"
             )
-            return None
         slot.restart_count += 1
         n = len(slot.restarts)
         delay = min(spec.backoff.max_s, spec.backoff.initial_s * 2.0 ** (n - 1))
         return delay * random.uniform(0.5, 1.0)  # jitter: restarts of several agents spread out
 
     async def _fail(self, slot: Slot, why: str) -> None:
-        assert self.mailbox is not None
         await self._set_state(slot, AgentState.FAILED, pid=None)
         log.error("failed", agent=slot.name, reason=why)
         await self._fail_requests(
@@ -437,13 +519,19 @@ class Supervisor:
 
     async def _fail_requests(self, name: str, code: str, detail: str) -> None:
         """Answer every request still waiting for ``name`` with an error ``code``, so its
-        askers stop waiting now (notices stay queued for the agent's return)."""
+        askers stop waiting now (notices stay queued for the agent's return). A database
+        that refuses the writes leaves them to their TTL: logged, not fatal."""
         assert self.mailbox is not None
         answered = 0
-        for status in ("pending", "leased"):
-            for m in await self.mailbox.list(status=status, recipient=name, limit=100_000):
-                if m.kind == "request" and await self.mailbox.fail_request(m.id, code, detail):
-                    answered += 1
+        try:
+            for status in ("pending", "leased"):
+                for m in await self.mailbox.list(status=status, recipient=name, limit=100_000):
+                    if m.kind == "request" and await self.mailbox.fail_request(m.id, code, detail):
+                        answered += 1
+        except errors.DatabaseReplaced as exc:
+            self._abandon(exc)
+        except errors.QueueError as exc:
+            log.error("requests_not_failed", agent=name, code=code, error=str(exc))
         if answered:
             log.warning("requests_failed", agent=name, requests=answered, code=code)
 
@@ -463,6 +551,9 @@ class Supervisor:
                 self.stop()
 
     async def _housekeeping(self) -> None:
+        """Sweep expired leases and TTLs, beat the hearts, re-record unwritten states.
+        A chore the database refuses (another process holding the write lock past the
+        busy timeout) is reported once and tried again at the next round (issue 16, A.2)."""
         assert self.mailbox is not None
         next_sweep = time.monotonic() + SWEEP_EVERY_S
         while True:
@@ -472,18 +563,59 @@ class Supervisor:
             except errors.DatabaseReplaced as exc:
                 self._abandon(exc)
                 return
-            if self.watch_roster and _mtime(self.roster.path) != self._roster_mtime:
-                await self.reload()
             if time.monotonic() < next_sweep:
                 continue
             next_sweep = time.monotonic() + SWEEP_EVERY_S
-            swept = await self.mailbox.sweep()
-            if swept.requeued or swept.expired or swept.dead:
-                log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
+            await self._chore("sweep", self._sweep)
+            await self._chore("heartbeat", self._heartbeats)
+            for slot in list(self.slots.values()):
+                if slot.unrecorded is not None:
+                    await self._record(slot)
+
+    async def _sweep(self) -> None:
+        assert self.mailbox is not None
+        swept = await self.mailbox.sweep()
+        if swept.requeued or swept.expired or swept.dead:
+            log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
+
+    async def _heartbeats(self) -> None:
+        assert self.mailbox is not None
+        try:
             await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
-            for slot in self.slots.values():
-                if slot.state in (AgentState.READY, AgentState.BUSY, AgentState.PAUSED):
+        except errors.RecipientUnknown:  # its row deleted under us: written again
+            await self._register_self(self.mailbox)
+        for slot in list(self.slots.values()):
+            if slot.state in _RUNNING:
+                try:
                     await self.mailbox.update_agent(slot.name, heartbeat=True)
+                except errors.RecipientUnknown:
+                    await self._record(slot)
+
+    async def _chore(self, name: str, chore: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await chore()
+        except errors.DatabaseReplaced as exc:
+            self._abandon(exc)
+        except errors.QueueError as exc:
+            if name not in self._failing_chores:
+                log.warning("chore_failed", chore=name, error=str(exc), retry_in_s=SWEEP_EVERY_S)
+            self._failing_chores.add(name)
+        else:
+            if name in self._failing_chores:
+                self._failing_chores.discard(name)
+                log.info("chore_recovered", chore=name)
+
+    async def _watch_roster(self) -> None:
+        """Reload when agents.yaml or a prompt file it names changes (a stat() per poll)."""
+        while True:
+            await anyio.sleep(RELOAD_POLL_S)
+            now = fingerprint(watched_paths(self.roster.path, self.roster))
+            if now != self.watch_fingerprint:
+                try:
+                    await self.reload()
+                except Exception as exc:  # a reload must never end the team
+                    log.exception("reload_crashed", error=repr(exc))
+                    self.watch_fingerprint = now
 
     def _abandon(self, exc: errors.DatabaseReplaced) -> None:
         """The database left its path (deleted, or a file moved over it): stop at once
@@ -500,13 +632,14 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         log.info("stopping", grace_s=self.grace_s)
-        for slot in self.slots.values():
+        slots = list(self.slots.values())  # a reload may add or remove slots meanwhile
+        for slot in slots:
             self._request_stop(slot, self.grace_s)
         deadline = self.grace_s + 20.0  # grace + interrupt + closing the processes
         with anyio.move_on_after(deadline):
-            for slot in self.slots.values():
+            for slot in slots:
                 await slot.done.wait()
-        for slot in self.slots.values():
+        for slot in slots:
             if not slot.done.is_set() and slot.runner:
                 slot.runner.force_stop()
 
@@ -516,79 +649,20 @@ class Supervisor:
         if slot.runner is not None:
             slot.runner.request_stop(grace_s)
 
-    # --- operator commands (also used by hot reload) ---------------------------------------
+    # --- commands (operator commands on one agent: orchestrator/operations.py) -------------
 
-    async def stop_agent(self, name: str, grace_s: float | None = None) -> None:
-        slot = self.slots[name]
-        self._request_stop(slot, self.grace_s if grace_s is None else grace_s)
-        await slot.done.wait()
+    def add_slot(self, name: str) -> Slot:
+        """The slot of an agent a reload added (not started), or the one it has."""
+        return self.slots.setdefault(name, Slot(name, want_running=False))
 
-    async def start_agent(self, name: str) -> None:
-        slot = self.slots[name]
-        if not slot.done.is_set() and slot.state != AgentState.STOPPED and slot.want_running:
-            return  # already running
-        if slot.state == AgentState.FAILED:
-            slot.restarts.clear()
-        self._spawn(name)
-
-    async def restart_agent(self, name: str) -> None:
-        slot = self.slots[name]
-        if slot.runner is not None and slot.want_running:
-            slot.restart_now = True
-            slot.runner.request_stop(self.grace_s)
-            return
-        if not slot.done.is_set():
-            slot.wake.set()  # in backoff: start now
-            return
-        await self.start_agent(name)
-
-    async def reload(self) -> bool:
-        """Re-read agents.yaml; apply the difference. An invalid file changes nothing."""
-        self._roster_mtime = _mtime(self.roster.path)
-        try:
-            new = await anyio.to_thread.run_sync(load_roster, self.roster.path)
-        except errors.RosterErrors as exc:
-            log.error("reload_rejected", errors=[str(e) for e in exc.errors])
-            return False
-        diff = diff_rosters(self.roster, new)
-        log.info("reload", added=diff.added, removed=diff.removed, changed=diff.changed)
-        if diff.team_changed:
-            log.warning(
-                "reload_partial",
-                reason="team settings (name, database, logs, log sizes) "
-                "take effect at the next `up`; agent changes are applied now",
-            )
-        assert self.mailbox is not None
-        old_slots = self.slots
-        for name in (*diff.removed, *diff.changed):
-            await self.stop_agent(name)
-        self.roster = new
-        for name in diff.removed:
-            del self.slots[name]
-            await self.mailbox.unregister(name)  # from now on a send to it is refused
-            await self._fail_requests(
-                name, errors.RecipientRemoved.code,
-                f"'{name}' was removed from {new.path.name} before it answered",
-            )
-        for name in (*diff.added, *diff.changed):
-            spec = new.agents[name]
-            if name not in old_slots:
-                self.slots[name] = Slot(name)
-            await self.mailbox.register(name, spec.description, state=self.slots[name].state.value)
-            self._spawn(name)
-        await self.budgets.evaluate("reload")
-        return True
+    async def reload(self) -> ReloadResult:
+        """Re-read agents.yaml and apply the difference; an invalid file changes nothing."""
+        return await apply_reload(self)
 
 
-# An agent counts as started for depends_on once it is ready (or busy, or paused by a budget).
-_STARTED = (AgentState.READY, AgentState.BUSY, AgentState.PAUSED, AgentState.FAILED)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except FileNotFoundError:
-        return math.nan
+# A live session; for depends_on, a start has come to an end once in one of these, or failed.
+_RUNNING = (AgentState.READY, AgentState.BUSY, AgentState.BLOCKED, AgentState.PAUSED)
+_SETTLED = (*_RUNNING, AgentState.FAILED)
 
 
 def _remove_launcher(path: str) -> None:

@@ -330,7 +330,7 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
     if args.json:
         common.emit_json(result)
     else:
-        print(f"{args.command}: {args.agent} ok")
+        print(f"{args.command}: {args.agent} {result.get('result', 'ok')}")
     return common.EXIT_OK
 
 
@@ -345,8 +345,22 @@ def cmd_reload(args: argparse.Namespace) -> int:
     if args.json:
         common.emit_json(result)
     else:
-        print("reloaded")
+        print(reload_summary(result))
     return common.EXIT_OK
+
+
+def reload_summary(result: dict[str, Any]) -> str:
+    """What a reload did, a line per kind of change, or "no change"."""
+    changes = result.get("changes") or {}
+    lines = [f"{kind}: {', '.join(names)}" for kind, names in changes.items() if names]
+    if result.get("changed_not_running"):
+        lines.append(f"changed, left stopped: {', '.join(result['changed_not_running'])}")
+    if result.get("team_changed"):
+        lines.append(
+            f"team settings changed ({', '.join(result['team_changed'])}): "
+            "they take effect at the next `up`"
+        )
+    return "\n".join(lines) or "no change"
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ what to do.
 Layout: ``_yaml`` (YAML with line numbers and duplicate keys), ``_interpolate``
 (``${VAR}``), ``_coerce`` / ``_files`` (one value each), ``_schema`` (the keys,
 built-in defaults, inheritance), ``_refs`` (names across agents, cycles),
-``_build`` (the whole file), ``model`` (the objects), ``diff`` (what an edit changes).
+``_build`` (the whole file), ``model`` (the objects), ``diff`` (what an edit changes),
+``_limits`` (size and depth bounds, reading only regular files).
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from pathlib import Path
 from orchestrator.errors import RosterError, RosterErrors
 from orchestrator.roster._build import parse_roster
 from orchestrator.roster._coerce import parse_duration, parse_size
+from orchestrator.roster._limits import (
+    MAX_DEPTH,
+    MAX_INTERPOLATION_DEPTH,
+    MAX_PROMPT_BYTES,
+    MAX_ROSTER_BYTES,
+    FileRefused,
+    read_regular_file,
+)
 from orchestrator.roster._schema import AGENT_KEYS, TOP_KEYS
 from orchestrator.roster.diff import RosterDiff, diff_rosters
 from orchestrator.roster.model import (
@@ -48,7 +57,10 @@ def load_roster(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         target = target / DEFAULT_FILE
     shown = os.fspath(target)
     try:
-        text = target.read_text(encoding="utf-8-sig")  # a BOM from some editors is not YAML
+        data = read_regular_file(target, MAX_ROSTER_BYTES)
+        text = data.decode("utf-8-sig")  # a BOM from some editors is not YAML
+    except FileRefused as exc:
+        raise RosterErrors([RosterError(shown, None, None, _refused(exc))]) from None
     except FileNotFoundError:
         reason = (
             "file not found; run `octy-orchestrate init` to write a starter roster, or pass -f FILE"
@@ -64,10 +76,21 @@ def load_roster(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     return parse_roster(text, target, environ)
 
 
+def _refused(exc: FileRefused) -> str:
+    return (
+        f"{exc.reason}; the roster must be a UTF-8 text file of at most "
+        f"{MAX_ROSTER_BYTES // 1024} KiB (long prompts go in prompt files)"
+    )
+
+
 __all__ = [
     "AGENT_KEYS",
     "AGENT_NAME_RE",
     "DEFAULT_FILE",
+    "MAX_DEPTH",
+    "MAX_INTERPOLATION_DEPTH",
+    "MAX_PROMPT_BYTES",
+    "MAX_ROSTER_BYTES",
     "PERMISSION_MODES",
     "RESERVED_NAMES",
     "RESTART_POLICIES",

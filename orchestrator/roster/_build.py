@@ -17,6 +17,7 @@ from orchestrator.roster import _coerce as c
 from orchestrator.roster._budget import budget as budget_setting
 from orchestrator.roster._files import file_path, folder_path
 from orchestrator.roster._interpolate import interpolate_tree
+from orchestrator.roster._limits import MAX_DEPTH, MAX_ERRORS, MAX_ROSTER_BYTES
 from orchestrator.roster._refs import NameRefs, check_names, report_cycles
 from orchestrator.roster._schema import (
     AGENT_FIELDS,
@@ -56,7 +57,14 @@ class _Builder:
 
     def fail(self) -> RosterErrors:
         unique = {(e.line, e.key, e.reason): e for e in self.errors}
-        return RosterErrors(sorted(unique.values(), key=lambda e: e.line or 0))
+        listed = sorted(unique.values(), key=lambda e: e.line or 0)
+        if len(listed) > MAX_ERRORS:  # a generated file can hold thousands of the same mistake
+            more = len(listed) - MAX_ERRORS
+            listed = listed[:MAX_ERRORS]
+            listed.append(
+                RosterError(self.shown_path, None, None, f"... and {more} more problem(s)")
+            )
+        return RosterErrors(listed)
 
     # --- the file ----------------------------------------------------------
 
@@ -64,7 +72,7 @@ class _Builder:
         try:
             tree = load_tree(text)
         except YamlSyntaxError as exc:
-            self.report(exc.line, "", exc.reason)
+            self.report(exc.line, exc.key, exc.reason)
             raise self.fail() from None
         if not isinstance(tree, YMap):
             what = "the file is empty" if tree is None else f"the file holds {c.describe(tree)}"
@@ -298,4 +306,11 @@ def parse_roster(
     """
     absolute = Path(os.path.abspath(path))
     builder = _Builder(os.fspath(path), absolute, os.environ if environ is None else environ)
-    return builder.build(text)
+    if len(text) > MAX_ROSTER_BYTES:
+        builder.report(None, "", f"the roster is over the limit of {MAX_ROSTER_BYTES // 1024} KiB")
+        raise builder.fail()
+    try:
+        return builder.build(text)
+    except RecursionError:  # the limits above should make this unreachable; never a traceback
+        builder.report(None, "", f"the file is nested too deeply to read (limit {MAX_DEPTH})")
+        raise builder.fail() from None

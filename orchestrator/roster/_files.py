@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.roster._coerce import INVALID, Where, wrong_type
+from orchestrator.roster._limits import MAX_PROMPT_BYTES, FileRefused, read_regular_file
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,10 @@ def _relative_note(value: str, where: Where) -> str:
 
 
 def prompt_file(value: Any, where: Where) -> Any:
-    """A UTF-8 text file, read now: a missing file fails validation, not the agent's start."""
+    """A UTF-8 text file, read now: a missing file fails validation, not the agent's start.
+
+    Only a regular file of at most MAX_PROMPT_BYTES is read (a FIFO would hang the
+    reload, /dev/zero would fill memory)."""
     path = _resolve(value, where)
     if path is INVALID:
         return INVALID
@@ -48,7 +52,12 @@ def prompt_file(value: Any, where: Where) -> Any:
     if path.is_dir():
         return where.error(f"prompt file {path} is a folder; give the path of a text file")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, MAX_PROMPT_BYTES).decode("utf-8")
+    except FileRefused as exc:
+        return where.error(
+            f"prompt file refused: {exc.reason}; a prompt file is a UTF-8 text file of at "
+            f"most {MAX_PROMPT_BYTES // 1024} KiB"
+        )
     except UnicodeDecodeError:
         return where.error(f"prompt file {path} is not UTF-8 text")
     except OSError as exc:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from orchestrator.roster._limits import MAX_INTERPOLATION_DEPTH
 from orchestrator.roster._yaml import YList, YMap, join
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -27,8 +28,14 @@ class Interpolated(str):
     __slots__ = ()
 
 
-def interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, bool, list[str]]:
-    """Return (result, substituted, problems) for one string value."""
+def interpolate(
+    text: str, environ: Mapping[str, str], depth: int = 0
+) -> tuple[str, bool, list[str]]:
+    """Return (result, substituted, problems) for one string value.
+
+    ``depth`` counts the defaults this text is nested in: the expansion recurses
+    once per level, so it is bounded (issue 16, A.3: a 2,000-deep chain raised
+    RecursionError)."""
     out: list[str] = []
     problems: list[str] = []
     substituted = False
@@ -47,12 +54,12 @@ def interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, bool, list[
             end = _closing_brace(text, dollar + 2)
             if end < 0:
                 problems.append(
-                    f"unclosed '${{' in {text[dollar:]!r}; write ${{NAME}} or ${{NAME:-default}}, "
-                    "or $$ for a literal $"
+                    f"unclosed '${{' in {_excerpt(text[dollar:])}; write ${{NAME}} or "
+                    "${NAME:-default}, or $$ for a literal $"
                 )
                 out.append(text[dollar:])
                 break
-            out.append(_expand(text[dollar + 2 : end], environ, problems))
+            out.append(_expand(text[dollar + 2 : end], environ, problems, depth))
             substituted = True
             i = end + 1
         else:
@@ -74,12 +81,17 @@ def _closing_brace(text: str, start: int) -> int:
     return -1
 
 
-def _expand(inner: str, environ: Mapping[str, str], problems: list[str]) -> str:
+def _excerpt(text: str, width: int = 60) -> str:
+    """A piece of the value for an error message (a value can be 256 KiB long)."""
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def _expand(inner: str, environ: Mapping[str, str], problems: list[str], depth: int) -> str:
     match = _NAME.match(inner)
     if match is None:
         problems.append(
-            f"invalid variable reference '${{{inner}}}': a name is letters, digits and '_' "
-            "(not starting with a digit); write $$ for a literal $"
+            f"invalid variable reference {_excerpt('${' + inner + '}')}: a name is letters, "
+            "digits and '_' (not starting with a digit); write $$ for a literal $"
         )
         return ""
     name, rest = match.group(), inner[match.end() :]
@@ -96,10 +108,18 @@ def _expand(inner: str, environ: Mapping[str, str], problems: list[str]) -> str:
         if rest.startswith(operator):
             if not use_default:
                 return value or ""
-            default, _, nested = interpolate(rest[len(operator) :], environ)
+            if depth >= MAX_INTERPOLATION_DEPTH:
+                problems.append(
+                    f"${{...}} defaults nested more than {MAX_INTERPOLATION_DEPTH} levels deep "
+                    f"(in ${{{name}{operator}...}}); flatten the default"
+                )
+                return ""
+            default, _, nested = interpolate(rest[len(operator) :], environ, depth + 1)
             problems.extend(nested)
             return default
-    problems.append(f"unsupported form '${{{inner}}}': use ${{{name}}} or ${{{name}:-default}}")
+    problems.append(
+        f"unsupported form {_excerpt('${' + inner + '}')}: use ${{{name}}} or ${{{name}:-default}}"
+    )
     return ""
 
 

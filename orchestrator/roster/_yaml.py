@@ -18,6 +18,8 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from orchestrator.roster._limits import MAX_DEPTH
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -59,7 +61,63 @@ def _line(node: Node) -> int:
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader whose mappings and sequences keep their line numbers."""
+    """SafeLoader whose mappings and sequences keep their line numbers, and whose
+    nesting is bounded: PyYAML composes and constructs by recursion, so a file
+    nested a few hundred levels deep raised RecursionError (issue 16, A.3)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._path: list[str] = []  # keys down to the node being composed
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        # PyYAML calls compose_node(mapping, key_node) for a value, (mapping, None) for
+        # a key and (sequence, i) for an item: enough to name where the nesting is.
+        step = None
+        if isinstance(index, ScalarNode):
+            step = str(index.value)
+        elif isinstance(index, int):
+            step = f"[{index}]"
+        if step is not None:
+            self._path.append(step)
+        try:
+            if len(self._path) > MAX_DEPTH:
+                line = int(self.peek_event().start_mark.line) + 1  # type: ignore[no-untyped-call]
+                raise YamlSyntaxError(
+                    line,
+                    f"nested more than {MAX_DEPTH} levels deep; a roster needs about 5 "
+                    "(agents.NAME.env.KEY)",
+                    key=_dotted(self._path),
+                )
+            return super().compose_node(parent, index)
+        finally:
+            if step is not None:
+                self._path.pop()
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # PyYAML lets a value that only looks like a date or a number (2001-13-45, an
+        # integer of 5,000 digits) escape as a bare ValueError: a traceback in `config`
+        # and the end of a reload. It becomes a syntax error at the value's line.
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            kind = {"int": "number", "float": "number", "timestamp": "date"}.get(tag, tag)
+            text = str(node.value)[:40] if isinstance(node, ScalarNode) else tag
+            reason = str(exc).split(";")[0]
+            raise ConstructorError(
+                None,
+                None,
+                f"'{text}' reads as a {kind} but is not a valid one ({reason}); "
+                "put quotes around it to keep it as text",
+                node.start_mark,
+            ) from None
+
+
+def _dotted(steps: list[str]) -> str:
+    out = ""
+    for step in steps:
+        out = out + step if step.startswith("[") else join(out, step)
+    return out
 
 
 def _construct_map(loader: _LineLoader, node: MappingNode) -> Iterator[YMap]:
@@ -118,10 +176,11 @@ _LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 class YamlSyntaxError(Exception):
     """The text is not YAML. ``line`` is 1-based (None when unknown)."""
 
-    def __init__(self, line: int | None, reason: str) -> None:
+    def __init__(self, line: int | None, reason: str, key: str = "") -> None:
         super().__init__(reason)
         self.line = line
         self.reason = reason
+        self.key = key
 
 
 def load_tree(text: str) -> Any:

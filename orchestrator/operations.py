@@ -1,0 +1,99 @@
+"""Operator commands on one agent of a running team: start, stop, restart.
+
+Each takes the agent's ``ops`` lock (a reload touching the agent holds it too),
+so commands on one agent apply one after the other: two control paths on one
+agent used to start a second session task for it, and the supervisor died on
+``IllegalTransition`` (issue 16, A.1). A command that does not apply in the
+agent's state says so (``already running``) or is refused with the reason
+(:class:`~orchestrator.errors.OperationRefused`), never half-applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from orchestrator import errors
+from orchestrator.states import AgentState
+
+if TYPE_CHECKING:
+    from orchestrator.supervisor import Slot, Supervisor
+
+
+async def _locked(sup: Supervisor, name: str) -> tuple[Slot, contextlib.AsyncExitStack]:
+    """The agent's slot with its ops lock held (released by closing the stack); the agent
+    may have been removed by a reload while the command waited for the lock."""
+    slot = sup.slots.get(name)
+    if slot is None:
+        raise errors.AgentNotFound(name, list(sup.slots))
+    stack = contextlib.AsyncExitStack()
+    await stack.enter_async_context(slot.ops)
+    if sup.slots.get(name) is not slot:
+        await stack.aclose()
+        raise errors.AgentNotFound(name, list(sup.slots))
+    return slot, stack
+
+
+def _refuse_while_stopping(sup: Supervisor, command: str, name: str) -> None:
+    if sup.stopping:
+        raise errors.OperationRefused(command, name, "the team is stopping")
+
+
+async def stop_and_wait(sup: Supervisor, name: str, grace_s: float | None = None) -> None:
+    """Stop an agent's sessions and wait until its task is gone (the caller holds ops)."""
+    slot = sup.slots[name]
+    sup._request_stop(slot, sup.grace_s if grace_s is None else grace_s)
+    if slot.state in (
+        AgentState.STARTING,
+        AgentState.READY,
+        AgentState.BUSY,
+        AgentState.BLOCKED,
+        AgentState.PAUSED,
+    ):
+        # `ps` shows the stop at once, not when the turn ends (up to the grace later).
+        await sup._set_state(slot, AgentState.STOPPING)
+    await slot.done.wait()
+
+
+async def stop_agent(sup: Supervisor, name: str, grace_s: float | None = None) -> str:
+    slot, held = await _locked(sup, name)
+    async with held:
+        if slot.done.is_set():
+            slot.want_running = False
+            if slot.state == AgentState.STOPPED:
+                return "already stopped"
+            return f"not running ({slot.state.value})"
+        await stop_and_wait(sup, name, grace_s)
+        return "stopped"
+
+
+async def start_agent(sup: Supervisor, name: str) -> str:
+    slot, held = await _locked(sup, name)
+    async with held:
+        _refuse_while_stopping(sup, "start", name)
+        if not slot.done.is_set():
+            if slot.want_running:
+                return "already running"
+            await slot.done.wait()  # a stop nobody holds the lock for (shutdown)
+        if not sup._spawn(name):
+            raise errors.OperationRefused("start", name, "the team is stopping")
+        return "started"
+
+
+async def restart_agent(sup: Supervisor, name: str) -> str:
+    slot, held = await _locked(sup, name)
+    async with held:
+        _refuse_while_stopping(sup, "restart", name)
+        if slot.runner is not None and slot.want_running:
+            slot.restart_now = True
+            slot.runner.request_stop(sup.grace_s)
+            return "restarting"
+        if not slot.done.is_set():
+            slot.wake.set()  # in backoff: start now
+            return "restarting"
+        if not sup._spawn(name):
+            raise errors.OperationRefused("restart", name, "the team is stopping")
+        return "started"
+
+
+__all__ = ["restart_agent", "start_agent", "stop_agent", "stop_and_wait"]

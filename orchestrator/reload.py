@@ -1,0 +1,197 @@
+"""Hot reload: notice roster edits, and apply one edit at a time in dependency order.
+
+What is watched: ``agents.yaml`` and every ``prompt_file`` of the running roster
+(issue 9, point 4), by ``stat()``: a change of modification time, size or inode
+is an edit. A missing file is a stable state, not a change on every poll (its
+mtime used to be NaN, which never equals itself: issue 15). ``reload`` applies
+the file whatever the watcher saw (an edit that kept mtime and size, as
+``touch -r`` or ``rsync -t`` can leave it).
+
+Applying an edit (:func:`apply_reload`), under the supervisor's reload lock, so a
+watcher reload and an operator's ``reload`` run one after the other (issue 16,
+A.1): load the file (an invalid file changes nothing); stop removed and changed
+agents, dependents first; start added and changed agents layer by layer, each
+layer once the one before it is ready, as ``up`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+import structlog
+
+from orchestrator import errors
+from orchestrator.operations import stop_and_wait
+from orchestrator.roster import Roster, diff_rosters, load_roster
+
+if TYPE_CHECKING:
+    from orchestrator.supervisor import Supervisor
+
+log = structlog.get_logger()
+
+Fingerprint = tuple[tuple[str, tuple[int, int, int, int] | None], ...]
+
+
+def watched_paths(roster_path: Path, roster: Roster) -> list[Path]:
+    """The roster file and the prompt files its agents read."""
+    prompts = {spec.prompt_file for spec in roster.agents.values() if spec.prompt_file}
+    return [roster_path, *sorted(prompts)]
+
+
+def fingerprint(paths: list[Path]) -> Fingerprint:
+    """What the watcher compares between polls: per path (mtime ns, size, inode, device),
+    or None for a path that cannot be stat-ed (missing: equal to itself, unlike NaN)."""
+    out: list[tuple[str, tuple[int, int, int, int] | None]] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append((str(path), None))
+        else:
+            out.append((str(path), (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)))
+    return tuple(out)
+
+
+@dataclass
+class ReloadResult:
+    """What one reload did; ``ok`` False means the file was rejected and nothing changed."""
+
+    ok: bool
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    changed_not_running: list[str] = field(default_factory=list)  # applied, left stopped
+    team_changed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_reply(self) -> dict[str, Any]:
+        """The body of the answer to a ``reload`` command."""
+        if not self.ok:
+            return {
+                "ok": False,
+                "command": "reload",
+                "error": errors.RosterErrors.code,
+                "message": "agents.yaml has errors; the team runs unchanged:\n"
+                + "\n".join(self.errors),
+            }
+        return {
+            "ok": True,
+            "command": "reload",
+            "changes": {
+                "added": self.added,
+                "removed": self.removed,
+                "restarted": self.restarted,
+            },
+            "changed_not_running": self.changed_not_running,
+            "team_changed": self.team_changed,
+        }
+
+
+async def apply_reload(sup: Supervisor) -> ReloadResult:
+    """Re-read the roster and apply the difference (see the module's docstring)."""
+    async with sup.reload_lock:
+        path = sup.roster.path
+        seen = fingerprint([path])  # taken before reading: an edit during the read is seen
+        try:
+            new = await anyio.to_thread.run_sync(load_roster, path)
+        except errors.RosterErrors as exc:
+            sup.watch_fingerprint = seen + fingerprint(watched_paths(path, sup.roster)[1:])
+            log.error("reload_rejected", errors=[str(e) for e in exc.errors])
+            return ReloadResult(False, errors=[str(e) for e in exc.errors])
+        sup.watch_fingerprint = seen + fingerprint(watched_paths(path, new)[1:])
+        diff = diff_rosters(sup.roster, new)
+        result = ReloadResult(True, team_changed=list(diff.team_changed))
+        if diff.empty:
+            sup.roster = new  # the same agents; settings beside them (budgets) may differ
+            await sup.budgets.evaluate("reload")
+            log.info("reload", change="none")
+            return result
+        if diff.team_changed:
+            log.warning(
+                "reload_partial",
+                settings=list(diff.team_changed),
+                reason="team settings (name, database, logs, log sizes) "
+                "take effect at the next `up`; agent changes are applied now",
+            )
+        touched = [*diff.removed, *diff.changed, *diff.added]
+        async with contextlib.AsyncExitStack() as held:
+            # Hold each affected agent's operation lock for the whole edit, so an operator's
+            # start/stop of one of them waits for the reload instead of racing it.
+            for name in sorted(n for n in touched if n in sup.slots):
+                await held.enter_async_context(sup.slots[name].ops)
+            was_wanted = {n: sup.slots[n].want_running for n in touched if n in sup.slots}
+            await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed])
+            sup.roster = new
+            for name in diff.removed:
+                await _forget_agent(sup, name)
+            result.removed = list(diff.removed)
+            to_start = list(diff.added)
+            for name in diff.changed:
+                if was_wanted.get(name, True):
+                    to_start.append(name)
+                else:  # stopped by the operator, or not started by `up AGENT…`: stays so
+                    result.changed_not_running.append(name)
+            for name in (*diff.added, *diff.changed):
+                await _register_agent(sup, name)
+            started = await sup.start_in_layers(to_start)
+        await sup.budgets.evaluate("reload")  # budgets may have changed with the roster
+        result.added = [n for n in new.agents if n in diff.added]
+        result.restarted = [n for n in new.agents if n in diff.changed and n in started]
+        log.info(
+            "reload",
+            added=result.added,
+            removed=result.removed,
+            restarted=result.restarted,
+            left_stopped=result.changed_not_running,
+        )
+        return result
+
+
+async def _stop_in_order(sup: Supervisor, old: Roster, names: list[str]) -> None:
+    """Stop ``names``, dependents before what they depend on (the reverse of start-up);
+    the agents of one layer stop together."""
+    wanted = set(names)
+    for layer in reversed(old.start_layers()):
+        async with anyio.create_task_group() as tg:
+            for name in layer:
+                if name in wanted:
+                    tg.start_soon(stop_and_wait, sup, name)
+
+
+async def _forget_agent(sup: Supervisor, name: str) -> None:
+    """A removed agent (already stopped): out of the registry, its askers answered."""
+    assert sup.mailbox is not None
+    del sup.slots[name]
+    try:
+        await sup.mailbox.unregister(name)  # from now on a send to it is refused
+    except errors.DatabaseReplaced as exc:
+        sup._abandon(exc)
+    except errors.QueueError as exc:
+        log.error("unregister_failed", agent=name, error=str(exc))
+    await sup._fail_requests(
+        name,
+        errors.RecipientRemoved.code,
+        f"'{name}' was removed from {sup.roster.path.name} before it answered",
+    )
+
+
+async def _register_agent(sup: Supervisor, name: str) -> None:
+    """An added or changed agent: its slot and its registry row (description)."""
+    assert sup.mailbox is not None
+    slot = sup.add_slot(name)
+    spec = sup.roster.agents[name]
+    try:
+        await sup.mailbox.register(name, spec.description, state=slot.state.value)
+    except errors.DatabaseReplaced as exc:
+        sup._abandon(exc)
+    except errors.QueueError as exc:
+        log.error("register_failed", agent=name, error=str(exc))
+
+
+__all__ = ["Fingerprint", "ReloadResult", "apply_reload", "fingerprint", "watched_paths"]
