@@ -162,3 +162,26 @@ def test_a_process_that_never_waits_never_watches(tmp_path: Path) -> None:
         assert mb.wait_for_messages("bob", timeout_s=0.05) is False
         assert feed_threads() == ["mailbox-feed:quiet.db"]
     assert feed_threads() == []  # closing the last Mailbox stops it
+
+
+def test_regression_an_error_reply_committed_between_the_two_reads_is_not_expired(
+    mb: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """poll_reply reads the reply, then the request, each in its own autocommit read. An
+    error reply and the request's move to the dead letters commit together; when they land
+    between the two reads the waiter saw "no reply" then "dead" and raised RequestExpired
+    instead of the reply's error (a budget refusal, seen in the budget test under load).
+    The first reply read is made to predate the commit; the waiter must still get the
+    typed error."""
+    r = mb.request("alice", "bob", "job", wait_s=60)
+    assert mb.fail_request(r.id, "budget_exceeded", "bob is paused")
+    real = Mailbox._fetch_reply
+    calls: list[str] = []
+
+    def first_read_before_the_commit(conn: object, request_id: str) -> object:
+        calls.append(request_id)
+        return None if len(calls) == 1 else real(conn, request_id)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Mailbox, "_fetch_reply", staticmethod(first_read_before_the_commit))
+    with pytest.raises(errors.BudgetExceeded):
+        mb.wait_for_reply(r.id, timeout_s=5)

@@ -53,6 +53,11 @@ class WaitOps(ConsumeOps):
         with self._read() as conn:
             reply = self._fetch_reply(conn, request_id)
             request = self._fetch_by_id(conn, request_id) if reply is None else None
+            if request is not None and request.status == "dead":
+                # Autocommit reads: an error reply and the request's move to the dead
+                # letters commit together, but may land between our two reads. Look again
+                # before calling it expired (a budget refusal was read as RequestExpired).
+                reply = self._fetch_reply(conn, request_id)
         if reply is not None:
             if reply.error is not None:
                 raise errors.request_error_from_code(

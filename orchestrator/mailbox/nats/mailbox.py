@@ -43,20 +43,27 @@ class NatsMailbox(NatsConsumeOps):
 
     # --- waits ----------------------------------------------------------------
 
-    async def _poll_reply(self, request_id: str) -> tuple[Message | None, float]:
+    async def _find_reply_of(self, request_id: str) -> Message | None:
         found = await rec.get(self.kv, rec.reply_key(request_id)) if rec.safe_id(
             request_id) else None
-        if found is not None:
-            reply = rec.decode_message(found[0])
-            if reply.error is not None:
-                raise errors.request_error_from_code(
-                    reply.error, request_id, reply.error_detail or ""
-                )
+        if found is None:
+            return None
+        reply = rec.decode_message(found[0])
+        if reply.error is not None:
+            raise errors.request_error_from_code(reply.error, request_id, reply.error_detail or "")
+        return reply
+
+    async def _poll_reply(self, request_id: str) -> tuple[Message | None, float]:
+        if (reply := await self._find_reply_of(request_id)) is not None:
             return reply, 0.0
         request = await self._load(request_id)
         if request.kind != "request":
             raise errors.NotARequest(request_id, request.kind)
         if request.status == "dead":
+            # An error reply is written before its request goes dead, maybe between our
+            # two reads: look again before calling it expired.
+            if (reply := await self._find_reply_of(request_id)) is not None:
+                return reply, 0.0
             raise errors.RequestExpired(
                 request_id, f"{request.error}: {request.error_detail or ''}".rstrip(": ")
             )
