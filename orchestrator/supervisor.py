@@ -124,12 +124,8 @@ class Supervisor:
         self._state_changed.set()  # whoever waits for a state stops waiting
 
     async def _prepare(self, mailbox: AsyncMailbox) -> None:
-        await mailbox.register(
-            SUPERVISOR,
-            "the team's supervisor",
-            pid=os.getpid(),
-            state="running",
-            meta={"instance": self.instance, "roster": str(self.roster.path)},
+        await mailbox.register_supervisor(
+            os.getpid(), {"instance": self.instance, "roster": str(self.roster.path)}
         )
         # Leases held by a previous supervisor's sessions can never be acked: requeue them now.
         for owner in {m.lease_owner for m in await mailbox.list(status="leased", limit=100_000)}:
@@ -142,7 +138,8 @@ class Supervisor:
             info = await mailbox.agent(name)
             if info is not None and info.pid:
                 _kill_stale_cli(info.pid)
-            meta = dict(info.meta) if info else {}
+            # supervised: `unregister` refuses this row while the team runs.
+            meta = {**(info.meta if info else {}), "supervised": True}
             slot = Slot(name, stats={k: meta[k] for k in _STAT_KEYS if k in meta})
             slot.want_running = name in wanted
             self.slots[name] = slot
@@ -442,7 +439,7 @@ class Supervisor:
         self.roster = new
         for name in diff.removed:
             del self.slots[name]
-            await self.mailbox.unregister(name)  # from now on a send to it is refused
+            await self.mailbox.unregister(name, force=True)  # from now on a send to it is refused
             await self._fail_requests(
                 name, errors.RecipientRemoved.code,
                 f"'{name}' was removed from {new.path.name} before it answered",
@@ -452,6 +449,7 @@ class Supervisor:
             if name not in old_slots:
                 self.slots[name] = Slot(name)
             await self.mailbox.register(name, spec.description, state=self.slots[name].state.value)
+            await self.mailbox.update_agent(name, meta={"supervised": True}, heartbeat=False)
             self._spawn(name)
         return True
 

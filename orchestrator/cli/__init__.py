@@ -8,11 +8,13 @@ Exit codes mean something (see :mod:`orchestrator.cli.common`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from orchestrator import __version__
 from orchestrator.cli import common
+from orchestrator.redact import REDACTOR
 
 # Verb modules, in the order their verbs appear in --help.
 _VERB_MODULES = (
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever a person reads is redacted (see orchestrator.redact): secrets in this
+    # environment are known values from the start.
+    REDACTOR.add_from_env(os.environ)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import errors
+from orchestrator.redact import for_people
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -96,4 +97,5 @@ def report_failure(args: argparse.Namespace, failure: CliFailure) -> None:
     if getattr(args, "json", False):
         emit_json({"ok": False, "error": failure.code, "message": failure.message})
     else:
-        print(f"octy-orchestrate: {failure.message}", file=sys.stderr)
+        # Messages quote names and paths that others chose: escaped, secrets masked.
+        print(f"octy-orchestrate: {for_people(failure.message, multiline=True)}", file=sys.stderr)

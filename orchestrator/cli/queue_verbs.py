@@ -23,6 +23,7 @@ from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
 from orchestrator.mailbox import USER, Mailbox, Message
+from orchestrator.redact import for_people
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -121,7 +122,8 @@ def _send(args: argparse.Namespace) -> int:
     with _mailbox(args) as mb:
         _check_sender(mb, args.sender)
         msg = mb.send(args.sender, args.to, body, ttl_s=args.ttl)
-    return _done(args, f"sent {msg.id} ({msg.sender} → {msg.recipient})", message=msg.to_dict())
+    human = for_people(f"sent {msg.id} ({msg.sender} → {msg.recipient})")
+    return _done(args, human, message=msg.to_dict())
 
 
 @_verb
@@ -200,9 +202,8 @@ def _reply(args: argparse.Namespace) -> int:
         if args.sender:
             _check_sender(mb, args.sender)
         msg = mb.reply(args.request_id, sender, body)
-    return _done(
-        args, f"replied {msg.id} to {msg.recipient} (re {args.request_id})", message=msg.to_dict()
-    )
+    human = for_people(f"replied {msg.id} to {msg.recipient} (re {args.request_id})")
+    return _done(args, human, message=msg.to_dict())
 
 
 # --- queue inspection -----------------------------------------------------------
@@ -239,7 +240,8 @@ def _queue_dead(args: argparse.Namespace) -> int:
 def _queue_retry(args: argparse.Namespace) -> int:
     with _mailbox(args) as mb:
         msg = mb.retry(args.id)
-    return _done(args, f"requeued {msg.id} for {msg.recipient} (pending)", message=msg.to_dict())
+    human = for_people(f"requeued {msg.id} for {msg.recipient} (pending)")
+    return _done(args, human, message=msg.to_dict())
 
 
 @_verb

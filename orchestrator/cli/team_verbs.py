@@ -18,6 +18,7 @@ from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, Mailbox
+from orchestrator.redact import REDACTOR
 from orchestrator.roster import Roster, load_roster
 
 CREDENTIAL_VARS = (
@@ -306,7 +307,11 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     roster = load(args)
-    data = roster.to_dict()
+    # Secret-named env values are masked by to_dict(); a secret can still hide elsewhere (a
+    # token interpolated into a prompt, a password in a URL): the logs' redaction applies.
+    for spec in roster.agents.values():
+        REDACTOR.add_from_env(dict(spec.env))
+    data = REDACTOR.value("config", roster.to_dict())
     if args.json:
         common.emit_json(data)
     else:
