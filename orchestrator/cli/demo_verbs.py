@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-f",
         "--file",
         type=Path,
-        default=Path(common.DEFAULT_ROSTER),
+        default=None,
         help="where to write the roster (default ./agents.yaml; a folder means its agents.yaml)",
     )
     p.add_argument("--force", action="store_true", help="overwrite files that already exist")
@@ -65,7 +65,7 @@ def _positive(text: str) -> float:
 def cmd_init(args: argparse.Namespace) -> int:
     from orchestrator.starter import existing_files, roster_target, write_starter
 
-    target = roster_target(args.file)
+    target = roster_target(args.file or Path(common.DEFAULT_ROSTER))
     existing = existing_files(target)
     if existing and not args.force:
         names = ", ".join(str(p) for p in existing)

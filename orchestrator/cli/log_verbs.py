@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from orchestrator import errors, logview, trace
-from orchestrator.cli import common
+from orchestrator.cli import common, team_record
 from orchestrator.cli.common import CliFailure
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.roster import load_roster
@@ -144,6 +144,10 @@ def places_of(file: Path | None) -> Places:
     try:
         roster = load_roster(path)
     except errors.RosterErrors as exc:
+        record = team_record.read(path)
+        if record is not None:  # the team that runs (or last ran) from this roster
+            team_record.warn_invalid(path, len(exc.errors), record)
+            return Places(record.logs, record.database, record.agents or None)
         if not path.is_file():
             raise CliFailure(str(exc), common.EXIT_ERROR, exc.code) from None
         places = _lenient(path)

@@ -7,18 +7,19 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from orchestrator import errors, logconfig
-from orchestrator.cli import common
+from orchestrator.cli import common, ps_view, team_record
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, Mailbox
-from orchestrator.redact import REDACTOR
+from orchestrator.redact import REDACTOR, for_people
 from orchestrator.roster import Roster, load_roster
 
 CREDENTIAL_VARS = (
@@ -47,51 +48,83 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-d", "--detach", action="store_true", help="run in the background; logs in logs/"
     )
     p.add_argument(
-        "--grace", type=float, default=10.0, metavar="S", help="graceful stop budget (10 s)"
+        "--grace",
+        type=common.seconds,
+        default=10.0,
+        metavar="S",
+        help="on stop, in-flight turns get S seconds to finish (default 10)",
     )
-    p.add_argument("--no-color", action="store_true", help="plain console output")
+    p.add_argument(
+        "--no-color", action="store_true", help="plain console output (default: colour on a tty)"
+    )
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("down", help="stop a running team gracefully (as SIGTERM)")
+    p = sub.add_parser(
+        "down",
+        help="stop a running team gracefully (as SIGTERM)",
+        description="Stop the team's supervisor gracefully and wait until it has exited. "
+        "With nothing running it says so and exits 0.",
+    )
     _roster_opt(p)
     p.add_argument(
         "--timeout",
-        type=float,
+        type=common.seconds,
         default=10.0,
         metavar="S",
-        help="grace for in-flight turns before they are interrupted and requeued (10 s)",
+        help="grace for in-flight turns before they are interrupted and requeued (default 10)",
     )
     p.set_defaults(func=cmd_down)
 
     p = sub.add_parser(
-        "ps", help="agents: state, pid, uptime, restarts, pending, turns, tokens, cost"
+        "ps",
+        help="agents: state, pid, uptime, CPU, memory, restarts, pending, turns, tokens, cost",
+        description="One line per agent, from the team's registry (works without a running "
+        "supervisor: the last known states). CPU%% is the claude process's CPU time over its "
+        "life (as ps(1)); MEM its resident memory. States are coloured on a terminal unless "
+        f"NO_COLOR is set. A participant that joined with `register` shows the pid it "
+        f"registered, and 'stale' once its heartbeat is older than "
+        f"{ps_view.STALE_AFTER_S:g}s.",
     )
     _roster_opt(p)
+    p.add_argument(
+        "agents", nargs="*", metavar="AGENT", help="only these agents (default: every one)"
+    )
     p.set_defaults(func=cmd_ps)
 
     for verb, text in (
-        ("start", "start a stopped or failed agent"),
-        ("stop", "stop one agent"),
-        ("restart", "restart one agent (resumes its conversation)"),
+        ("start", "start stopped or failed agents (a running one is left alone)"),
+        ("stop", "stop agents (their current turn finishes first)"),
+        ("restart", "restart agents (each resumes its conversation)"),
     ):
-        p = sub.add_parser(verb, help=text)
+        p = sub.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ".")
         _roster_opt(p)
-        p.add_argument("agent", metavar="AGENT")
+        p.add_argument(
+            "agents", nargs="*", metavar="AGENT", help="these agents (default: all of the team)"
+        )
         p.add_argument(
             "--timeout",
-            type=float,
+            type=common.seconds,
             default=60.0,
             metavar="S",
-            help="wait this long for the supervisor's acknowledgement (60 s)",
+            help="wait this long for the supervisor's acknowledgement of each (default 60)",
         )
         p.set_defaults(func=cmd_agent_command, command=verb)
 
-    p = sub.add_parser("reload", help="re-read agents.yaml now and apply the changes")
+    p = sub.add_parser(
+        "reload",
+        help="re-read agents.yaml now and apply the changes",
+        description="Ask the running supervisor to re-read agents.yaml now (it also watches "
+        "the file). An invalid file changes nothing: the team keeps its last good version.",
+    )
     _roster_opt(p)
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser(
-        "config", help="validate agents.yaml and print it resolved (exit 1 on errors)"
+        "config",
+        help="validate agents.yaml and print it resolved (exit 1 on errors)",
+        description="Validate agents.yaml and print it with defaults and ${VAR} applied. "
+        "Secrets are masked: env values whose names look secret, known secret values, "
+        "key- and token-shaped strings, passwords in URLs. Exit 1 with every error.",
     )
     _roster_opt(p)
     p.set_defaults(func=cmd_config)
@@ -104,7 +137,7 @@ def _roster_opt(p: argparse.ArgumentParser) -> None:
         "--file",
         type=Path,
         default=None,
-        help="the roster (default ./agents.yaml)",
+        help="the roster (default: ./agents.yaml; also accepted before the verb)",
     )
 
 
@@ -140,8 +173,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise CliFailure(
             f"no agent named {', '.join(unknown)} in {roster.path}; "
             f"agents: {', '.join(roster.agents)}",
-            common.EXIT_USAGE,
-            "usage",
+            common.EXIT_NOT_FOUND,
+            "not_found",
         )
     if not has_credentials(roster, dict(os.environ)):
         raise CliFailure(
@@ -188,6 +221,8 @@ def run_foreground(
     )
     for spec in roster.agents.values():
         logconfig.REDACTOR.add_from_env(dict(spec.env))
+    # So that verbs still reach this team if agents.yaml is later edited into an invalid state.
+    team_record.write(roster.path, roster.database, roster.logs, tuple(roster.agents))
     try:
         anyio.run(Supervisor(roster, only=only, grace_s=grace_s).run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
@@ -254,8 +289,17 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     db = db_of(args)
     pid = holder_pid(db)
+    if pid is None:
+        # As `docker compose down` with nothing up: the wanted state holds already.
+        if args.json:
+            common.emit_json({"ok": True, "stopped": None, "running": False})
+        else:
+            print(f"no team running ({db}); nothing to stop")
+        return common.EXIT_OK
     try:
         send_command(db, "down", grace_s=args.timeout, timeout_s=30.0)
+    except errors.SupervisorNotRunning:
+        pass  # it stopped between our look and the command: what was asked
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     deadline = time.monotonic() + args.timeout + 40
@@ -268,25 +312,60 @@ def cmd_down(args: argparse.Namespace) -> int:
             "timeout",
         )
     if args.json:
-        common.emit_json({"ok": True, "stopped": pid})
+        common.emit_json({"ok": True, "stopped": pid, "running": False})
     else:
         print(f"team stopped (supervisor pid {pid})")
     return common.EXIT_OK
 
 
+_RUNNING = ("starting", "ready", "busy")
+
+
 def cmd_agent_command(args: argparse.Namespace) -> int:
+    """start/stop/restart AGENT…; no AGENT means every agent the supervisor manages."""
     db = db_of(args)
-    try:
-        result = send_command(db, args.command, agent=args.agent, timeout_s=args.timeout)
-    except errors.OrchestratorError as exc:
-        raise common.failure_from(exc) from None
-    if not result.get("ok"):
-        code = common.EXIT_NOT_FOUND if result.get("error") == "not_found" else common.EXIT_ERROR
-        raise CliFailure(str(result.get("message")), code, str(result.get("error")))
+    if holder_pid(db) is None:
+        raise common.failure_from(errors.SupervisorNotRunning(str(db)))
+    with Mailbox(db) as mailbox:
+        rows = {a.name: a for a in mailbox.agents() if a.name not in (USER, SUPERVISOR)}
+    team = [n for n, a in rows.items() if a.meta.get("supervised")]
+    names = list(dict.fromkeys(args.agents)) or team
+    unknown = [n for n in names if n not in team]
+    if unknown:
+        raise CliFailure(
+            f"no agent named {', '.join(unknown)} in the running team; "
+            f"agents: {', '.join(team) or 'none'}",
+            common.EXIT_NOT_FOUND,
+            "not_found",
+        )
+    results: list[dict[str, Any]] = []
+    failure: CliFailure | None = None
+    for name in names:
+        if args.command == "start" and rows[name].state in _RUNNING:
+            result: dict[str, Any] = {
+                "ok": True, "command": "start", "agent": name, "already_running": True
+            }
+            human = f"start: {name} is already running ({rows[name].state})"
+        else:
+            try:
+                result = send_command(db, args.command, agent=name, timeout_s=args.timeout)
+            except errors.OrchestratorError as exc:
+                raise common.failure_from(exc) from None
+            human = f"{args.command}: {name} ok"
+            if not result.get("ok"):
+                code = common.EXIT_NOT_FOUND if result.get("error") == "not_found" else 1
+                failure = failure or CliFailure(
+                    str(result.get("message")), code, str(result.get("error"))
+                )
+                human = f"{args.command}: {name} failed: {result.get('message')}"
+        results.append(result)
+        if not args.json:
+            print(for_people(human))
     if args.json:
-        common.emit_json(result)
-    else:
-        print(f"{args.command}: {args.agent} ok")
+        common.emit_json({"ok": failure is None, "results": results})
+        return failure.exit_code if failure else common.EXIT_OK
+    if failure is not None:
+        raise failure
     return common.EXIT_OK
 
 
@@ -319,23 +398,36 @@ def cmd_config(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def ps_rows(db: Path) -> list[dict[str, Any]]:
+def ps_rows(db: Path, only: Sequence[str] = ()) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
     with Mailbox(db) as mailbox:
         leased = mailbox.list(status="leased", limit=100_000)
         for info in mailbox.agents():
-            if info.name in (USER, SUPERVISOR):
+            if info.name in (USER, SUPERVISOR) or (only and info.name not in only):
                 continue
             meta = info.meta
-            running = info.state in ("starting", "ready", "busy", "stopping")
+            # A participant the supervisor does not manage (a script that ran `register`):
+            # its pid is whatever it registered, its liveness its heartbeat.
+            external = not meta.get("supervised")
+            running = external or info.state in ("starting", "ready", "busy", "stopping")
             started = meta.get("started_at")
+            pid = info.pid if running else None
+            stats = ps_view.proc_stats(pid)
             rows.append(
                 {
                     "name": info.name,
-                    "state": info.state,
-                    "pid": info.pid if running else None,
+                    "state": ps_view.shown_state(
+                        info.state, info.heartbeat_at, external=external, now=now
+                    ),
+                    "external": external,
+                    "pid": pid,
+                    "heartbeat_age_s": (
+                        round(now - info.heartbeat_at, 1) if info.heartbeat_at else None
+                    ),
                     "uptime_s": round(now - started, 1) if running and started else None,
+                    "cpu_percent": stats.cpu_percent if stats else None,
+                    "rss_bytes": stats.rss_bytes if stats else None,
                     "restarts": meta.get("restarts", 0),
                     "pending": mailbox.pending_count(info.name),
                     "in_flight": [m.id for m in leased if m.recipient == info.name],
@@ -357,7 +449,9 @@ def cmd_ps(args: argparse.Namespace) -> int:
             "not_found",
         )
     sup = holder_pid(db)
-    rows = ps_rows(db)
+    if args.agents:
+        _check_known(db, args.agents)
+    rows = ps_rows(db, args.agents)
     if args.json:
         common.emit_json({"supervisor": {"running": sup is not None, "pid": sup}, "agents": rows})
         return common.EXIT_OK
@@ -369,6 +463,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "STATE",
         "PID",
         "UPTIME",
+        "CPU%",
+        "MEM",
         "RESTARTS",
         "PENDING",
         "IN-FLIGHT",
@@ -376,12 +472,14 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "TOKENS",
         "COST",
     )
-    table = [header] + [
+    table = [
         (
             r["name"],
             r["state"],
             str(r["pid"] or "-"),
-            _dur(r["uptime_s"]),
+            ps_view.duration(r["uptime_s"]),
+            "-" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f}",
+            ps_view.memory(r["rss_bytes"]),
             str(r["restarts"]),
             str(r["pending"]),
             ",".join(r["in_flight"]) or "-",
@@ -391,14 +489,21 @@ def cmd_ps(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for line in ps_view.render(header, table, colour=ps_view.use_colour(sys.stdout)):
+        print(line)
     return common.EXIT_OK
 
 
-def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+def _check_known(db: Path, names: Sequence[str]) -> list[str]:
+    """The team's agents (from the registry, so a broken roster does not matter); an unknown
+    name among ``names`` ends the verb with exit 3 (not found), as everywhere."""
+    with Mailbox(db) as mailbox:
+        known = [a.name for a in mailbox.agents() if a.name not in (USER, SUPERVISOR)]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise CliFailure(
+            f"no agent named {', '.join(unknown)}; agents: {', '.join(known) or 'none'}",
+            common.EXIT_NOT_FOUND,
+            "not_found",
+        )
+    return known
