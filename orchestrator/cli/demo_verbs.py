@@ -39,7 +39,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "answers. Then the team stops and the folder is removed.",
     )
     p.add_argument(
-        "--keep", action="store_true", help="keep the temporary folder (roster, logs, queue)"
+        "--keep",
+        action="store_true",
+        help="keep the team running after its answer, until `octy-orchestrate down` (or "
+        "Ctrl-C), and keep its folder (default: stop and remove it)",
     )
     p.add_argument(
         "--seconds",
@@ -48,7 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="give up if the team has not answered within N seconds (default 60; exit 4)",
     )
-    p.add_argument("--no-color", action="store_true", help="plain console output")
+    p.add_argument(
+        "--no-color", action="store_true", help="plain console output (default: colour on a tty)"
+    )
     p.set_defaults(func=cmd_demo)
 
 

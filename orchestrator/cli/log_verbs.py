@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import yaml
 from orchestrator import errors, logview, trace
 from orchestrator.cli import common, team_record
 from orchestrator.cli.common import CliFailure
+from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.roster import load_roster
 
@@ -36,11 +37,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "agents", nargs="*", metavar="AGENT", help="only these agents (default: everything)"
     )
     p.add_argument(
-        "-f", "--follow", action="store_true", help="keep printing new events (Ctrl-C stops)"
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new events; ends when the team stops, or Ctrl-C (default: print "
+        "and exit)",
     )
     p.add_argument(
+        "--forever",
+        action="store_true",
+        help="with -f: keep following after the team stops, until Ctrl-C (default: end when "
+        "the running team's supervisor exits; with no team running, wait for one)",
+    )
+    p.add_argument(
+        "-n",
         "--tail",
-        type=_count,
+        type=common.count,
         metavar="N",
         help=f"only the last N events (default: all; {FOLLOW_TAIL} with --follow)",
     )
@@ -202,6 +214,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     chosen = logview.sources(folder, args.agents)
     _check_names(chosen, places.agents, folder, following=args.follow)
     present = [s for s in chosen if s.exists()]
+    if args.forever and not args.follow:
+        raise CliFailure("--forever goes with -f/--follow", common.EXIT_USAGE, "usage")
     for s in chosen:
         if s not in present and present:
             print(f"octy-orchestrate: no logs for {s.name} yet", file=sys.stderr)
@@ -224,12 +238,28 @@ def cmd_logs(args: argparse.Namespace) -> int:
             # Nothing existed when we started: whatever appears from now on is new, even
             # lines written before our first read (a busy machine), so none is cut by the tail.
             tail = None
-        for batch in logview.follow(chosen, since=since, tail=tail, on_gap=_gap):
+        done = None if args.forever else _team_stopped(places.database)
+        for batch in logview.follow(chosen, since=since, tail=tail, on_gap=_gap, done=done):
             _write(batch, args.json, colour, width)
     except BrokenPipeError:  # `logs | head`: the reader left, which is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
     return common.EXIT_OK
+
+
+def _team_stopped(database: Path) -> Callable[[], bool]:
+    """True once a supervisor seen running for this team has exited (as `compose logs -f`
+    ends when the containers stop). Until one is seen, following waits for it."""
+    seen = False
+
+    def stopped() -> bool:
+        nonlocal seen
+        if holder_pid(database) is not None:
+            seen = True
+            return False
+        return seen
+
+    return stopped
 
 
 def _check_names(
