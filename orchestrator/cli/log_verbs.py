@@ -59,7 +59,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--since",
         metavar="WHEN",
-        help="events from 10s/5m/1h/2d ago, or since an ISO time (local time without a zone)",
+        help="events from 10s/5m/1h/2d ago, or since an ISO time (local time without a zone; "
+        "default: from the start)",
     )
     p.add_argument("--json", action="store_true", help="the raw JSON lines, one event per line")
     p.add_argument(

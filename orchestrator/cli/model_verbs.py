@@ -22,19 +22,28 @@ from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.scripted_model import RecordedRequest, ScriptedModel, last_user_text
 
+# The module docstring without its reST markup: --help is read in a terminal.
+_DESCRIPTION = (__doc__ or "").replace("``", "")
+
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "scripted-model",
         help="serve a scripted stand-in for the Anthropic Messages API (tests, offline demo)",
-        description=__doc__,
+        description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--script", type=Path, required=True, help="YAML script of rules")
+    parser.add_argument(
+        "--script", type=Path, required=True, help="YAML script of rules (required; no default)"
+    )
     parser.add_argument(
         "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)"
     )
-    parser.add_argument("--record", type=Path, help="append every request to this JSON-lines file")
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="append every request to this JSON-lines file (default: no record)",
+    )
     common.add_common(parser, db=False)
     parser.set_defaults(func=run)
 

@@ -344,7 +344,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "database if missing). Registering again refreshes its heartbeat. Names follow the "
         "roster's rule; 'user', 'supervisor' and the roster's agents are refused.",
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the name others send to ([a-z0-9][a-z0-9_-]*)")
     p.add_argument(
         "--description", default="", metavar="TEXT", help="what NAME handles (default: empty)"
     )
@@ -366,12 +366,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "messages already addressed to it stay queued. Refused for an agent of the running "
         "team's roster (edit agents.yaml instead) and for 'user' and 'supervisor'.",
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the participant to remove")
     common.add_common(p)
     p.set_defaults(func=_unregister)
 
     p = subparsers.add_parser("send", help="send a notice (fire and forget)")
-    p.add_argument("to", metavar="TO")
+    p.add_argument("to", metavar="TO", help="the recipient: an agent, a registered name, user")
     _text_args(p)
     _as(p)
     p.add_argument(
@@ -384,7 +384,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_send)
 
     p = subparsers.add_parser("ask", help="send a request and print the reply (exit 4 on timeout)")
-    p.add_argument("to", metavar="TO")
+    p.add_argument("to", metavar="TO", help="the agent (or registered name) to ask")
     _text_args(p)
     _as(p)
     p.add_argument(
@@ -406,7 +406,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "inbox", help="show NAME's next messages (peek); --ack takes delivery"
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="whose inbox: an agent or a registered name")
     p.add_argument("--ack", action="store_true", help="claim, print, then ack (they are consumed)")
     p.add_argument(
         "--limit", type=common.count, default=10, metavar="N", help="at most N (default 10)"
@@ -421,7 +421,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_inbox)
 
     p = subparsers.add_parser("reply", help="answer a request (for scripts acting as an agent)")
-    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("request_id", metavar="REQUEST_ID", help="the request to answer")
     _text_args(p)
     _as(p, default=None)
     common.add_common(p)
@@ -444,7 +444,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_queue_ls)
 
     p = qs.add_parser("show", help="one message in full, with its replies and causes")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help="a message id, as `queue ls` shows")
     common.add_common(p)
     p.set_defaults(func=_queue_show)
 
@@ -453,7 +453,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_queue_dead)
 
     p = qs.add_parser("retry", help="put a dead message back to pending")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help="a dead message's id, as `queue dead` shows")
     common.add_common(p)
     p.set_defaults(func=_queue_retry)
 
