@@ -251,7 +251,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def _team_stopped(database: Path) -> Callable[[], bool]:
     """True once a supervisor seen running for this team has exited (as `compose logs -f`
     ends when the containers stop). Until one is seen, following waits for it."""
-    seen = False
+    seen = holder_pid(database) is not None  # now, before the first line is printed
 
     def stopped() -> bool:
         nonlocal seen
