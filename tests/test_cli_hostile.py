@@ -87,6 +87,8 @@ def test_escape_sequences_in_bodies_and_names_never_reach_the_terminal(folder: P
     finally:
         logconfig.shutdown()
         structlog.reset_defaults()
+    with (folder / "logs" / "supervisor.jsonl").open("a", encoding="utf-8") as f:
+        f.write(f"a foreign line, not JSON {EVIL}\n")
 
     outputs = {
         "send": octy("send", "a", EVIL.encode(), cwd=folder),

@@ -165,6 +165,13 @@ def test_compose_habits_on_a_live_team(team: TeamFactory) -> None:
         what="both restarted",
     )
     assert t.ask("a", "ping") == "pong"
+
+    # Issue 16.15: supervisor.out (the console of `up -d`) escapes a peer's control codes.
+    octy(t, "send", "a", "hi\x1b]0;pwned\x07\x1b[2J\rgone")
+    out = t.folder / "logs" / "supervisor.out"
+    t.wait_for(lambda: "pwned" in out.read_text(), what="the notice in supervisor.out")
+    assert "\x1b" not in out.read_text()
+    assert "\\e]0;pwned\\x07\\e[2J\\rgone" in out.read_text()
     octy(t, "down")
 
 

@@ -16,6 +16,7 @@ from orchestrator.cli import common, team_record
 from orchestrator.cli.common import CliFailure
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
+from orchestrator.redact import for_people
 from orchestrator.roster import load_roster
 
 FOLLOW_TAIL = 10  # like `docker logs -f`: some context, not the whole history
@@ -304,8 +305,10 @@ def _gap(base: Path) -> None:
 def _write(lines: Iterable[logview.LogLine], raw: bool, colour: bool, width: int) -> None:
     out = sys.stdout
     for line in lines:
-        if raw or line.event is None:
+        if raw:
             out.write(line.raw + "\n")
+        elif line.event is None:  # not a JSON event (a torn or foreign line): shown safely
+            out.write(for_people(line.raw) + "\n")
         else:
             out.write(render_line(dict(line.event), colour=colour, width=width) + "\n")
     out.flush()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.lockfile import holder_pid
+from orchestrator.redact import for_people
 
 STATE_ENV = "XDG_STATE_HOME"
 
@@ -109,7 +110,9 @@ def warn_invalid(roster: Path, problems: int, record: TeamRecord) -> None:
         else f"using the team it last started ({record.database})"
     )
     print(
-        f"octy-orchestrate: warning: {roster} is invalid ({what}; `octy-orchestrate config` "
-        f"lists them); {team}",
+        for_people(
+            f"octy-orchestrate: warning: {roster} is invalid ({what}; `octy-orchestrate config` "
+            f"lists them); {team}"
+        ),
         file=sys.stderr,
     )
