@@ -254,7 +254,8 @@ def test_external_participants_show_their_pid_go_stale_and_can_be_unregistered(
 ) -> None:
     """Regression (issue 9.5): a script that joined with `register` stayed `running` in `ps`
     with no pid, and could not be removed. `ps` shows the pid it registered, `stale` once
-    its heartbeat is older than the documented limit; `unregister` removes it, and refuses
+    its heartbeat is older than the documented limit, `exited` once that process is gone;
+    `unregister` removes it, and refuses
     an agent of the running team's roster (exit 1) until the team stops."""
     t = two_agents(team)
     octy(t, "up", "-d")
@@ -280,6 +281,9 @@ def test_external_participants_show_their_pid_go_stale_and_can_be_unregistered(
         assert "agent of the running team" in refused.stderr
         assert "a" in rows(t)
         assert octy(t, "unregister", "supervisor", check=False).returncode == 2
+        script.kill()
+        script.wait()
+        assert rows(t)["helper"]["state"] == "exited"  # its process is gone
         octy(t, "unregister", "helper")
         assert "helper" not in rows(t)
         assert octy(t, "unregister", "helper", check=False).returncode == 3

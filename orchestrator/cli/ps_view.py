@@ -29,6 +29,7 @@ _STATE_COLOURS = {
     "stopping": "33",
     "backoff": "33",
     "stale": "33",
+    "exited": "31",
     "failed": "31",  # red
     "stopped": "2",  # dim
 }
@@ -65,11 +66,28 @@ def proc_stats(pid: int | None) -> ProcStats | None:
     return ProcStats(round(cpu, 1), resident_pages * os.sysconf("SC_PAGE_SIZE"))
 
 
-def shown_state(state: str, heartbeat_at: float | None, *, external: bool, now: float) -> str:
-    """The state a person sees: an external participant silent for too long is ``stale``."""
-    if external and (heartbeat_at is None or now - heartbeat_at > STALE_AFTER_S):
+def shown_state(
+    state: str, heartbeat_at: float | None, *, external: bool, now: float, pid: int | None = None
+) -> str:
+    """The state a person sees. An external participant whose registered process is gone
+    is ``exited``; one silent for longer than :data:`STALE_AFTER_S` is ``stale``."""
+    if not external:
+        return state
+    if pid and not _alive(pid):
+        return "exited"
+    if heartbeat_at is None or now - heartbeat_at > STALE_AFTER_S:
         return "stale"
     return state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a bogus number
+        return True
+    return True
 
 
 def use_colour(stream: Any) -> bool:

@@ -426,7 +426,7 @@ def ps_rows(db: Path, only: Sequence[str] = ()) -> list[dict[str, Any]]:
                 {
                     "name": info.name,
                     "state": ps_view.shown_state(
-                        info.state, info.heartbeat_at, external=external, now=now
+                        info.state, info.heartbeat_at, external=external, now=now, pid=pid
                     ),
                     "external": external,
                     "pid": pid,
