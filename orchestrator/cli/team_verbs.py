@@ -81,9 +81,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="One line per agent, from the team's registry (works without a running "
         "supervisor: the last known states). CPU%% is the claude process's CPU time over its "
         "life (as ps(1)); MEM its resident memory. States are coloured on a terminal unless "
-        f"NO_COLOR is set. A participant that joined with `register` shows the pid it "
-        f"registered, and 'stale' once its heartbeat is older than "
-        f"{ps_view.STALE_AFTER_S:g}s.",
+        "NO_COLOR is set. A participant that joined with `register` shows the pid it "
+        "registered, 'exited' once that process is gone and 'stale' once its heartbeat is "
+        f"older than {ps_view.STALE_AFTER_S:g}s.",
     )
     _roster_opt(p)
     p.add_argument(
