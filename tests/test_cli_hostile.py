@@ -249,6 +249,8 @@ def test_register_refuses_to_take_over_a_roster_agent(folder: Path) -> None:
         ("send", "a", b"caf\xe9"),
         ("send", b"\xff\xfe", "hi"),
         ("queue", "show", b"\xc3("),
+        ("logs", "--tail", "99999999999999999999"),
+        ("scripted-model", "--script", "s.yaml", "--port", "99999999999999999999"),
     ],
 )
 def test_bad_input_is_a_usage_error_not_a_traceback(

@@ -37,7 +37,7 @@ def register(subparsers: Any) -> None:
         "--script", type=Path, required=True, help="YAML script of rules (required; no default)"
     )
     parser.add_argument(
-        "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)"
+        "--port", type=_port, default=0, help="port on 127.0.0.1 (default: a free one)"
     )
     parser.add_argument(
         "--record",
@@ -112,6 +112,17 @@ def _announce(args: argparse.Namespace, model: ScriptedModel) -> None:
         "stop with Ctrl-C",
         flush=True,
     )
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return port
 
 
 def _count(n: int, noun: str) -> str:
