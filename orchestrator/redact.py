@@ -17,8 +17,13 @@ from typing import Any
 REDACTED = "***"
 
 # A variable whose name contains one of these words holds a secret: ANTHROPIC_API_KEY,
-# GH_TOKEN, DB_PASSWORD, OAUTH_CLIENT_SECRET, AWS_CREDENTIALS, HTTP_AUTH, PGPASSWD...
-_SECRET_NAME = re.compile(r"(?i)(key|token|secret|passw(or)?d|passphrase|credential|auth)")
+# GH_TOKEN, DB_PASSWORD, OAUTH_CLIENT_SECRET, AWS_CREDENTIALS, PGPASSWD... KEY and AUTH
+# count as whole words only (STRIPE_KEY, HTTP_AUTH): as parts of words they name keyboards,
+# keyrings and GIT_AUTHOR_NAME, whose values would otherwise vanish from every screen.
+_SECRET_NAME = re.compile(
+    r"(?i)(token|secret|passw(or)?d|passphrase|credential|api[_-]?key"
+    r"|(^|[^a-z0-9])(key|auth)([^a-z0-9]|$))"
+)
 # Event keys that match the words above but name counts or ids, never secrets.
 _NOT_SECRET_KEYS = ("_id", "_ids", "tokens")
 
