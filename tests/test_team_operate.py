@@ -74,9 +74,19 @@ def test_a_broken_roster_never_locks_the_operator_out(team: TeamFactory) -> None
     the file is invalid and the team runs the last good version, and does its job; `config`
     and `up` still refuse with every error; `down` stops the team."""
     t = two_agents(team)
+    state = t.folder / "state"
+    t.env["XDG_STATE_HOME"] = str(state)  # where the supervisor records the team
     octy(t, "up", "-d")
     t.wait_ready("a", "b")
     good = t.roster_path.read_text()
+    [record] = [
+        p
+        for p in (state / "octy-orchestrate" / "teams").glob("*.json")
+        if json.loads(p.read_text())["roster"] == str(t.roster_path.resolve())
+    ]
+    assert record.stat().st_mode & 0o777 == 0o600
+    assert record.parent.stat().st_mode & 0o777 == 0o700
+    assert json.loads(record.read_text())["database"] == str(t.db_path)
     for how, text in BREAKAGES.items():
         t.roster_path.write_text(text, encoding="utf-8")
 
@@ -138,7 +148,7 @@ def test_compose_habits_on_a_live_team(team: TeamFactory) -> None:
     only_a = rows(t, "a")
     assert list(only_a) == ["a"]
     assert only_a["a"]["cpu_percent"] is not None
-    assert only_a["a"]["rss_bytes"] > 1_000_000  # a claude process is tens of MB
+    assert only_a["a"]["rss_bytes"] > 20 * 2**20  # claude's own process, not a shell wrapper
     table = octy(t, "ps").stdout
     assert "CPU%" in table
     assert "MiB" in table

@@ -12,9 +12,11 @@ It holds paths only, no settings and no secrets.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -52,6 +54,10 @@ def write(roster: Path, database: Path, logs: Path, agents: tuple[str, ...]) -> 
     folder = record_dir()
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+            # Another user could swap the record and point our verbs at their database.
+            raise PermissionError(errno.EPERM, "not a private folder of this user")
         doc = {
             "roster": str(roster.resolve()),
             "database": str(database.absolute()),
@@ -81,6 +87,8 @@ def read(roster: Path) -> TeamRecord | None:
     except OSError:
         return None
     with contextlib.suppress(OSError, ValueError), os.fdopen(fd, encoding="utf-8") as f:
+        if os.fstat(fd).st_uid != os.getuid():
+            return None  # not written by us: never trusted to name a database
         doc = json.load(f)
         if isinstance(doc, dict) and isinstance(doc.get("database"), str):
             agents = doc.get("agents")
