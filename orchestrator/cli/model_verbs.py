@@ -20,6 +20,7 @@ from typing import Any
 
 from orchestrator import errors
 from orchestrator.cli import common
+from orchestrator.redact import for_people
 from orchestrator.scripted_model import RecordedRequest, ScriptedModel, last_user_text
 
 # The module docstring without its reST markup: --help is read in a terminal.
@@ -131,7 +132,7 @@ def _count(n: int, noun: str) -> str:
 
 def _print_request(req: RecordedRequest) -> None:
     said = last_user_text(req).replace("\n", " ")
-    said = said if len(said) <= 60 else said[:57] + "..."
+    said = for_people(said if len(said) <= 60 else said[:57] + "...")  # peers' bodies
     print(
         f"#{req['seq']} {req['method']} {req['path']} -> {req['status']} "
         f"({req['answered_by']}) {said}",

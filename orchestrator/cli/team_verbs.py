@@ -280,8 +280,10 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         )
     else:
         print(
-            f"team '{roster.name}' started in the background (supervisor pid {proc.pid}); "
-            f"`octy-orchestrate ps`, `logs -f`, `down`"
+            for_people(
+                f"team '{roster.name}' started in the background (supervisor pid {proc.pid}); "
+                f"`octy-orchestrate ps`, `logs -f`, `down`"
+            )
         )
     return common.EXIT_OK
 
@@ -402,7 +404,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.json:
         common.emit_json(data)
     else:
-        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        sys.stdout.write(for_people(text, multiline=True))  # YAML lets bidi controls through
     return common.EXIT_OK
 
 
