@@ -64,6 +64,39 @@ class DatabaseError(QueueError):
         super().__init__(f"{path}: {reason}")
 
 
+class DatabaseReplaced(DatabaseError):
+    """The file under the database's path is no longer the one this process opened
+    (deleted, or another file moved over it): writing on would split the team in two."""
+
+    code = "database_replaced"
+
+    def __init__(self, path: str, opened: tuple[int, int], now: tuple[int, int] | None) -> None:
+        self.opened = opened  # (st_dev, st_ino) when opened
+        self.now = now  # the same for the file under the path now; None: no file there
+        what = "was deleted" if now is None else "was replaced by another file"
+        super().__init__(
+            path,
+            f"the database {what} while in use (opened inode {opened[1]}, now "
+            f"{'none' if now is None else now[1]}); nothing more was written to either. "
+            "Stop every process using the team (the supervisor stops by itself), move the "
+            "-wal and -shm files beside the path aside (they belong to the old file and "
+            "SQLite would apply them to the new one), then `up` again",
+        )
+
+
+class UnsafePath(OrchestratorError):
+    """A file or folder the team would write is not safe to use: a symbolic link, not a
+    regular file, or in a folder that other users can write (they could plant links)."""
+
+    code = "unsafe_path"
+
+    def __init__(self, path: str, what: str, reason: str) -> None:
+        self.path = path
+        self.what = what  # "queue database", "logs folder"...
+        self.reason = reason
+        super().__init__(f"{what} {path}: {reason}")
+
+
 class InvalidBody(QueueError):
     """A body that is not JSON-serialisable or is over the size limit."""
 

@@ -2,7 +2,9 @@
 
 The kernel drops the lock when the holder dies (even by SIGKILL), so a crashed
 supervisor never blocks the next ``up``. The file also records the holder's
-pid for ``ps`` and error messages.
+pid for ``ps`` and error messages. It is opened without following links
+(:mod:`orchestrator.safefs`): a link planted there would have the lock truncate
+and write whatever it points at.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from orchestrator.errors import SupervisorAlreadyRunning
+from orchestrator import safefs
+from orchestrator.errors import SupervisorAlreadyRunning, UnsafePath
 
 
 def lock_path(db_path: Path) -> Path:
@@ -25,8 +28,8 @@ class SupervisorLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        safefs.private_folder(self.path.parent, "queue folder")
+        fd = safefs.open_private(self.path, os.O_RDWR | os.O_CREAT, "supervisor lock file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -49,8 +52,8 @@ def holder_pid(db_path: Path) -> int | None:
     """The pid of the running supervisor for this database, or None if none runs."""
     path = lock_path(db_path)
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = safefs.open_private(path, os.O_RDONLY, "supervisor lock file")
+    except (FileNotFoundError, UnsafePath):  # a link there is no lock (acquire refuses it)
         return None
     try:
         try:

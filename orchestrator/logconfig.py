@@ -7,6 +7,7 @@ opened 0600 in a 0700 folder). Secrets are redacted before anything is written.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging.handlers
@@ -19,6 +20,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from orchestrator import safefs
+from orchestrator.errors import UnsafePath
 from orchestrator.redact import REDACTED, REDACTOR, Redactor, for_people
 
 SUPERVISOR_LOG = "supervisor"
@@ -39,7 +42,14 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
     """A size-rotated file created 0600 (the stdlib opens with the umask's mode)."""
 
     def _open(self) -> io.TextIOWrapper:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # No link followed (safefs); refused as an OSError, like any file that cannot be
+        # written, so the router's handling of write failures covers it.
+        try:
+            fd = safefs.open_private(
+                Path(self.baseFilename), os.O_WRONLY | os.O_CREAT | os.O_APPEND, "log file"
+            )
+        except UnsafePath as exc:
+            raise PermissionError(errno.EPERM, str(exc)) from None
         return open(fd, "a", encoding="utf-8")
 
 
@@ -193,8 +203,17 @@ def configure(
     if _ROUTER is not None:
         _ROUTER.close()
     if logs_dir is not None:
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(logs_dir, 0o700)
+        # Created 0700; an existing folder is checked, never chmod-ed (it may be shared,
+        # like /tmp): one that others can write is refused (UnsafePath).
+        safefs.private_folder(logs_dir, "logs folder")
+        # The supervisor's own log is opened now, so a link planted there is refused at
+        # start-up, not at the first event.
+        os.close(
+            safefs.open_private(
+                logs_dir / f"{SUPERVISOR_LOG}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                "log file",
+            )
+        )
     if colour is None:
         colour = console is not None and console.isatty() and "NO_COLOR" not in os.environ
     REDACTOR.add_from_env(dict(os.environ))

@@ -23,13 +23,13 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors
+from orchestrator import errors, procid
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
-from orchestrator.mailbox import SUPERVISOR, AsyncMailbox
+from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailbox
 from orchestrator.roster import Roster, diff_rosters, load_roster
 from orchestrator.runner import AgentRunner, SessionEnd
-from orchestrator.session_options import make_launcher
+from orchestrator.session_options import bundled_cli, make_launcher
 from orchestrator.states import AgentState, transition
 
 log = structlog.get_logger()
@@ -77,7 +77,9 @@ class Supervisor:
         self.only = only
         self.grace_s = grace_s
         self.watch_roster = watch_roster
-        self.instance = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        # Every lease this supervisor takes is owned by "<instance>:...": `up` recovers
+        # the leases of dead supervisors by this prefix (SUPERVISOR_OWNER_PREFIX).
+        self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.slots: dict[str, Slot] = {}
         self.mailbox: AsyncMailbox | None = None
         self._lock = SupervisorLock(roster.database)
@@ -87,6 +89,7 @@ class Supervisor:
         self._tg: Any = None
         self._cli_path: str | None = None
         self._roster_mtime = _mtime(roster.path)
+        self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
     # --- running --------------------------------------------------------------
 
@@ -102,16 +105,24 @@ class Supervisor:
                 self.mailbox = mailbox
                 self._cli_path = await anyio.to_thread.run_sync(make_launcher)
                 await self._prepare(mailbox)
-                async with anyio.create_task_group() as tg:
-                    self._tg = tg
-                    tg.start_soon(self._signals)
-                    tg.start_soon(self._housekeeping)
-                    tg.start_soon(self._serve_control)
-                    await self._start_layers()
-                    await self._stopping.wait()
-                    await self._shutdown()
-                    tg.cancel_scope.cancel()
-                await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
+                try:
+                    async with anyio.create_task_group() as tg:
+                        self._tg = tg
+                        tg.start_soon(self._signals)
+                        tg.start_soon(self._housekeeping)
+                        tg.start_soon(self._serve_control)
+                        await self._start_layers()
+                        await self._stopping.wait()
+                        await self._shutdown()
+                        tg.cancel_scope.cancel()
+                except BaseExceptionGroup as group:  # a write met the replaced file first
+                    if group.subgroup(errors.DatabaseReplaced) is not group:
+                        raise
+                    self.replaced = self.replaced or _replaced_in(group)
+                if self.replaced is None:
+                    await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
+            if self.replaced is not None:
+                raise self.replaced
         finally:
             if self._cli_path:
                 _remove_launcher(self._cli_path)
@@ -127,9 +138,13 @@ class Supervisor:
         await mailbox.register_supervisor(
             os.getpid(), {"instance": self.instance, "roster": str(self.roster.path)}
         )
-        # Leases held by a previous supervisor's sessions can never be acked: requeue them now.
+        # Leases held by a dead supervisor's sessions can never be acked: requeue them now.
+        # Only those (we hold the team's lock, so no other supervisor lives); a live
+        # external consumer's lease is its own, and runs out by itself if it died.
         for owner in {m.lease_owner for m in await mailbox.list(status="leased", limit=100_000)}:
-            if owner and not owner.startswith(self.instance):
+            if owner and owner.startswith(SUPERVISOR_OWNER_PREFIX) and not owner.startswith(
+                f"{self.instance}:"
+            ):
                 n = await mailbox.release(owner)
                 log.info("recovered_leases", owner=owner, messages=n)
         # `up AGENT…` starts those agents and what they depend on.
@@ -137,7 +152,7 @@ class Supervisor:
         for name, spec in self.roster.agents.items():
             info = await mailbox.agent(name)
             if info is not None and info.pid:
-                _kill_stale_cli(info.pid)
+                _kill_stale_cli(name, info.pid, info.meta.get("pid_start"))
             # supervised: `unregister` refuses this row while the team runs.
             meta = {**(info.meta if info else {}), "supervised": True}
             slot = Slot(name, stats={k: meta[k] for k in _STAT_KEYS if k in meta})
@@ -182,7 +197,10 @@ class Supervisor:
         self._state_changed = anyio.Event()
         assert self.mailbox is not None
         meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
-        await self.mailbox.update_agent(slot.name, state=target.value, meta=meta, **fields)
+        try:
+            await self.mailbox.update_agent(slot.name, state=target.value, meta=meta, **fields)
+        except errors.DatabaseReplaced as exc:  # housekeeping stops the team; agents stop
+            self._abandon(exc)
         log.info(
             "state", agent=slot.name, state=target.value, **{k: v for k, v in fields.items() if v}
         )
@@ -245,6 +263,10 @@ class Supervisor:
         try:
             end = await runner.run()
         except Exception as exc:
+            replaced = _replaced_in(exc)
+            if replaced is not None:  # not this agent's bug: the whole team stops
+                self._abandon(replaced)
+                return SessionEnd("error", replaced.reason)
             # A supervision boundary: one agent's bug must not take the team down; it counts
             # as a failed session and follows the restart policy.
             log.exception("session_crashed", agent=slot.name, error=repr(exc))
@@ -267,6 +289,8 @@ class Supervisor:
     async def _on_runner_event(self, slot: Slot, event: str, data: dict[str, Any]) -> None:
         if event == "ready":
             slot.stats["session_id"] = data.get("session_id") or slot.stats.get("session_id")
+            pid = data.get("pid")  # its start time tells a later `up` it is still this process
+            slot.stats["pid_start"] = procid.start_ticks(pid) if isinstance(pid, int) else None
             if slot.state == AgentState.STARTING:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
         elif event == "busy" and slot.state == AgentState.READY:
@@ -355,6 +379,11 @@ class Supervisor:
         next_sweep = time.monotonic() + SWEEP_EVERY_S
         while True:
             await anyio.sleep(RELOAD_POLL_S)
+            try:
+                self.mailbox.check_file()
+            except errors.DatabaseReplaced as exc:
+                self._abandon(exc)
+                return
             if self.watch_roster and _mtime(self.roster.path) != self._roster_mtime:
                 await self.reload()
             if time.monotonic() < next_sweep:
@@ -367,6 +396,15 @@ class Supervisor:
             for slot in self.slots.values():
                 if slot.state in (AgentState.READY, AgentState.BUSY):
                     await self.mailbox.update_agent(slot.name, heartbeat=True)
+
+    def _abandon(self, exc: errors.DatabaseReplaced) -> None:
+        """The database left its path (deleted, or a file moved over it): stop at once
+        (no grace: nothing can be acked), writing nothing more, and say why."""
+        if self.replaced is None:
+            self.replaced = exc
+            log.error("database_replaced", database=exc.path, reason=exc.reason)
+        self.grace_s = 0.0
+        self.stop()
 
     async def _serve_control(self) -> None:
         assert self.mailbox is not None
@@ -471,12 +509,27 @@ def _remove_launcher(path: str) -> None:
         p.parent.rmdir()
 
 
-def _kill_stale_cli(pid: int) -> None:
-    """A claude process left by a supervisor that died without the parent-death signal."""
+def _replaced_in(exc: BaseException) -> errors.DatabaseReplaced | None:
+    """The DatabaseReplaced that ``exc`` is or holds (task groups wrap errors)."""
+    if isinstance(exc, errors.DatabaseReplaced):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _replaced_in(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _kill_stale_cli(agent: str, pid: int, recorded_start: object) -> None:
+    """A claude process left by a supervisor that died without the parent-death signal:
+    killed only if it is provably that process (procid), never on the pid alone."""
+    why_not = procid.is_leftover_cli(pid, recorded_start, bundled_cli())
+    if why_not is not None:
+        log.info("stale_pid_left_alone", agent=agent, pid=pid, reason=why_not)
+        return
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        if b"claude" in cmdline and os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
-            log.warning("killed_stale_cli", pid=pid)
-    except (OSError, ProcessLookupError):
-        pass
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        return
+    log.warning("killed_stale_cli", agent=agent, pid=pid)

@@ -89,7 +89,7 @@ class Trace:
 
 def load_trace(db: Path, message_id: str, logs: Path | None) -> Trace:
     """Trace ``message_id`` (a response traces its request). MessageNotFound if unknown."""
-    with Mailbox(db, create=False) as mailbox:
+    with Mailbox(db, readonly=True) as mailbox:  # a read verb: no write lock, no migration
         message = mailbox.get(message_id)
         if message.kind == "response" and message.correlation_id:
             message_id = message.correlation_id

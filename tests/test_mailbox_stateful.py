@@ -197,7 +197,13 @@ class QueueMachine(RuleBasedStateMachine):
                   and m.done_at <= cutoff]
         for i in pruned:
             del self.model[i]
-        stale_replies = [r for r, t in self.replies.items() if t <= cutoff]
+        # ...except the reply of a request still pending or leased (it keeps the request
+        # from being answered twice after a redelivery).
+        stale_replies = [
+            r for r, t in self.replies.items()
+            if t <= cutoff
+            and not (r in self.model and self.model[r].status in ("pending", "leased"))
+        ]
         for r in stale_replies:
             del self.replies[r]
         assert result.pruned == len(pruned) + len(stale_replies)

@@ -48,10 +48,13 @@ def _verb(fn: Handler) -> Handler:
 
 
 @contextmanager
-def _mailbox(args: argparse.Namespace, *, create: bool = False) -> Iterator[Mailbox]:
+def _mailbox(
+    args: argparse.Namespace, *, create: bool = False, readonly: bool = False
+) -> Iterator[Mailbox]:
     # Only `register` creates a database: a typo'd --db or the wrong folder
-    # should say so, not leave an empty queue behind.
-    with Mailbox(common.resolve_db(args), create=create) as mb:
+    # should say so, not leave an empty queue behind. Verbs that only look open it
+    # read-only: no write lock to wait for, and a read-only copy can be inspected.
+    with Mailbox(common.resolve_db(args), create=create, readonly=readonly) as mb:
         yield mb
 
 
@@ -182,7 +185,7 @@ def _ask(args: argparse.Namespace) -> int:
 @_verb
 def _inbox(args: argparse.Namespace) -> int:
     owner = f"{args.name}@cli-{os.getpid()}"
-    with _mailbox(args) as mb:
+    with _mailbox(args, readonly=not args.ack) as mb:
         _check_participant(mb, args.name)
         deadline = time.monotonic() + (args.wait or 0.0)
         while True:
@@ -250,14 +253,14 @@ def _reply(args: argparse.Namespace) -> int:
 
 @_verb
 def _queue_ls(args: argparse.Namespace) -> int:
-    with _mailbox(args) as mb:
+    with _mailbox(args, readonly=True) as mb:
         msgs = mb.list(status=args.status, recipient=args.to, sender=args.sender, limit=args.limit)
     return _done(args, out.messages_table(msgs), messages=[m.to_dict() for m in msgs])
 
 
 @_verb
 def _queue_show(args: argparse.Namespace) -> int:
-    with _mailbox(args) as mb:
+    with _mailbox(args, readonly=True) as mb:
         msg = mb.get(args.id)
         related = [m for m in mb.related(args.id) if m.id != msg.id]
     return _done(
@@ -270,7 +273,7 @@ def _queue_show(args: argparse.Namespace) -> int:
 
 @_verb
 def _queue_dead(args: argparse.Namespace) -> int:
-    with _mailbox(args) as mb:
+    with _mailbox(args, readonly=True) as mb:
         msgs = mb.dead()
     return _done(args, out.messages_table(msgs, errors=True), messages=[m.to_dict() for m in msgs])
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator import errors, logconfig
+from orchestrator import errors, logconfig, safefs
 from orchestrator.cli import common, ps_view, team_record
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
@@ -212,13 +212,16 @@ def run_foreground(
 
     from orchestrator.supervisor import Supervisor
 
-    logconfig.configure(
-        roster.logs,
-        console=console or sys.stdout,
-        colour=colour,
-        max_bytes=roster.log_max_bytes,
-        backups=roster.log_backups,
-    )
+    try:  # a logs folder others can write, a planted link: refused, with what to do
+        logconfig.configure(
+            roster.logs,
+            console=console or sys.stdout,
+            colour=colour,
+            max_bytes=roster.log_max_bytes,
+            backups=roster.log_backups,
+        )
+    except errors.OrchestratorError as exc:
+        raise common.failure_from(exc) from None
     for spec in roster.agents.values():
         logconfig.REDACTOR.add_from_env(dict(spec.env))
     # So that verbs still reach this team if agents.yaml is later edited into an invalid state.
@@ -233,7 +236,6 @@ def run_foreground(
 
 
 def _detach(args: argparse.Namespace, roster: Roster) -> int:
-    roster.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
     out_path = roster.logs / "supervisor.out"
     cmd = [
         sys.executable,
@@ -247,7 +249,11 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         str(args.grace),
         *args.agents,
     ]
-    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:  # no link followed, no folder others can write (safefs)
+        safefs.private_folder(roster.logs, "logs folder")
+        fd = safefs.open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "log file")
+    except errors.OrchestratorError as exc:
+        raise common.failure_from(exc) from None
     with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
             cmd,
@@ -328,7 +334,7 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
     db = db_of(args)
     if holder_pid(db) is None:
         raise common.failure_from(errors.SupervisorNotRunning(str(db)))
-    with Mailbox(db) as mailbox:
+    with Mailbox(db, readonly=True) as mailbox:
         rows = {a.name: a for a in mailbox.agents() if a.name not in (USER, SUPERVISOR)}
     team = [n for n, a in rows.items() if a.meta.get("supervised")]
     names = list(dict.fromkeys(args.agents)) or team
@@ -412,7 +418,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 def ps_rows(db: Path, only: Sequence[str] = ()) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
-    with Mailbox(db) as mailbox:
+    with Mailbox(db, readonly=True) as mailbox:
         leased = mailbox.list(status="leased", limit=100_000)
         for info in mailbox.agents():
             if info.name in (USER, SUPERVISOR) or (only and info.name not in only):
@@ -459,10 +465,13 @@ def cmd_ps(args: argparse.Namespace) -> int:
             common.EXIT_NOT_FOUND,
             "not_found",
         )
-    sup = holder_pid(db)
-    if args.agents:
-        _check_known(db, args.agents)
-    rows = ps_rows(db, args.agents)
+    try:
+        sup = holder_pid(db)
+        if args.agents:
+            _check_known(db, args.agents)
+        rows = ps_rows(db, args.agents)
+    except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
+        raise common.failure_from(exc) from None
     if args.json:
         common.emit_json({"supervisor": {"running": sup is not None, "pid": sup}, "agents": rows})
         return common.EXIT_OK
@@ -508,7 +517,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 def _check_known(db: Path, names: Sequence[str]) -> list[str]:
     """The team's agents (from the registry, so a broken roster does not matter); an unknown
     name among ``names`` ends the verb with exit 3 (not found), as everywhere."""
-    with Mailbox(db) as mailbox:
+    with Mailbox(db, readonly=True) as mailbox:
         known = [a.name for a in mailbox.agents() if a.name not in (USER, SUPERVISOR)]
     unknown = [n for n in names if n not in known]
     if unknown:

@@ -32,6 +32,12 @@ WITH RECURSIVE family(id) AS (
 SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN (SELECT id FROM family) ORDER BY seq
 """
 
+# A reply whose request is still pending or leased: it is what keeps the request from
+# being answered twice (the one-reply index), so no purge or sweep removes it.
+_NEEDED_REPLY = """(kind = 'response' AND EXISTS (
+    SELECT 1 FROM messages AS req WHERE req.id = messages.correlation_id
+      AND req.status IN ('pending', 'leased')))"""
+
 
 class AdminOps(ConsumeOps):
     def get(self, message_id: str) -> Message:
@@ -87,7 +93,11 @@ class AdminOps(ConsumeOps):
             return self._fetch_by_id(conn, message_id)
 
     def purge(self, *, statuses: Sequence[str] = ("done", "dead")) -> int:
-        """Delete every message in these statuses; returns how many."""
+        """Delete every message in these statuses; returns how many.
+
+        The reply to a request still pending or leased stays (a turn commits its reply
+        before it acks the request): deleting it would let the request, redelivered
+        after a crash, be answered a second time."""
         bad = [s for s in statuses if s not in STATUSES]
         if bad:
             raise ValueError(f"unknown status {bad[0]!r}; use {', '.join(STATUSES)}")
@@ -96,7 +106,8 @@ class AdminOps(ConsumeOps):
         marks = ", ".join("?" * len(statuses))
         with self._write() as conn:
             count = conn.execute(
-                f"DELETE FROM messages WHERE status IN ({marks})", tuple(statuses)
+                f"DELETE FROM messages WHERE status IN ({marks}) AND NOT {_NEEDED_REPLY}",
+                tuple(statuses),
             ).rowcount
             conn.execute(
                 "DELETE FROM waits WHERE request_id NOT IN (SELECT id FROM messages)"
@@ -113,7 +124,8 @@ class AdminOps(ConsumeOps):
             requeued, dead = self._expire_leases(conn, now)
             expired = self._expire_ttl(conn, now)
             pruned = conn.execute(
-                "DELETE FROM messages WHERE status = 'done' AND done_at <= ?",
+                f"DELETE FROM messages WHERE status = 'done' AND done_at <= ? "
+                f"AND NOT {_NEEDED_REPLY}",
                 (now - retention_s,),
             ).rowcount
             conn.execute("DELETE FROM waits WHERE expires_at <= ?", (now,))

@@ -131,6 +131,13 @@ class AsyncMailbox:
         """The database file (absolute)."""
         return Path(self._args[0]).absolute()
 
+    def check_file(self) -> None:
+        """Raise DatabaseReplaced if the file under :attr:`path` is no longer the one
+        opened (one stat(): fine on the event loop). Every write checks it too."""
+        for mb in (self._mb, self._inline):
+            if mb is not None and not self._closed:
+                mb.check_file()
+
     async def _opened(self) -> Mailbox:
         if self._mb is not None and not self._closed:
             return self._mb

@@ -19,6 +19,11 @@ USER: Final = "user"
 SUPERVISOR: Final = "supervisor"
 """Reserved name the supervisor registers under; CLI control commands are requests to it."""
 
+SUPERVISOR_OWNER_PREFIX: Final = "octy-supervisor:"
+"""Every lease the supervisor takes has an owner starting with this (then its instance,
+``<pid>-<random>:``). ``up`` holds the team's lock, so no other supervisor is alive: it
+returns to pending only leases with this prefix and another instance, never those of
+other consumers (which run out by themselves). Other clients must not use the prefix."""
 MAX_BODY_BYTES: Final = 1024 * 1024
 """Largest encoded (UTF-8 JSON) body accepted: 1 MiB. Bigger payloads belong in files."""
 

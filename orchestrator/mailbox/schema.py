@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from orchestrator import errors
+from orchestrator import errors, safefs
 
 BUSY_TIMEOUT_MS: Final = 10_000
 """How long a writer waits for another process's write transaction to finish."""
@@ -137,15 +137,36 @@ def _create_file(path: Path) -> None:
     """Create the parent folder 0700 and the file 0600 before SQLite touches them.
 
     SQLite gives the -wal and -shm files the permissions of the main file, so
-    the whole set stays private.
+    the whole set stays private. O_EXCL never follows a link at the path.
     """
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    safefs.private_folder(path.parent, "queue folder")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         return
     os.close(fd)
+
+
+SIDE_FILES: Final = ("-wal", "-shm", "-journal")
+"""The files SQLite opens by name next to the database."""
+
+
+def check_files(path: Path) -> None:
+    """Refuse a queue whose folder others can write, or whose database, -wal, -shm or
+    -journal is a symbolic link: SQLite would follow it (and write through it)."""
+    safefs.check_folder(path.parent, "queue folder")
+    safefs.check_not_link(path, "queue database")
+    for suffix in SIDE_FILES:
+        safefs.check_not_link(path.with_name(path.name + suffix), "queue database's file")
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file now at ``path``; None if there is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def connect(
@@ -155,7 +176,7 @@ def connect(
     ``busy_timeout_ms`` is how long this connection's writes wait for another's write
     lock afterwards (0: fail at once with "database is locked"); opening itself always
     waits up to BUSY_TIMEOUT_MS."""
-    if not path.exists():
+    if not os.path.lexists(path):
         if not create:
             raise errors.DatabaseError(
                 str(path), "no queue database here; run `octy-orchestrate up` or pass --db"
@@ -166,6 +187,7 @@ def connect(
             raise _fail(path, exc) from exc
     elif path.is_dir():
         raise errors.DatabaseError(str(path), "is a directory; pass the path of a .db file")
+    check_files(path)
     try:
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (short write
         # transactions that take the write lock up front, so busy_timeout applies).
@@ -186,6 +208,71 @@ def connect(
         conn.close()
         raise _fail(path, exc) from exc
     return conn
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open an existing queue for reading only: no write lock taken, no migration, no
+    file created or chmod-ed, so it answers while another process writes and works on a
+    read-only mount. A schema this version cannot read is a DatabaseError saying why."""
+    if not os.path.lexists(path):
+        raise errors.DatabaseError(
+            str(path), "no queue database here; run `octy-orchestrate up` or pass --db"
+        )
+    if path.is_dir():
+        raise errors.DatabaseError(str(path), "is a directory; pass the path of a .db file")
+    check_files(path)
+    # A WAL database needs its -shm to be read; where the folder is read-only (a read-only
+    # mount, a copy in a 0555 folder) and none exists, no writer can exist either, and
+    # SQLite may read the file as immutable.
+    uris = [f"{path.as_uri()}?mode=ro"]
+    if not os.access(path.parent, os.W_OK):
+        uris.append(f"{path.as_uri()}?mode=ro&immutable=1")
+    last: sqlite3.Error | None = None
+    for uri in uris:
+        conn = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only = 1")
+            _check_readable_schema(conn, path)
+            return conn
+        except errors.DatabaseError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            last = exc
+    assert last is not None
+    raise _fail(path, last) from last
+
+
+def _check_readable_schema(conn: sqlite3.Connection, path: Path) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise errors.DatabaseError(
+            str(path),
+            f"schema version {version} is newer than this octy-orchestrate understands "
+            f"({SCHEMA_VERSION}); upgrade octy-orchestrate",
+        )
+    if version < SCHEMA_VERSION:
+        tables = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+        if version == 0 and tables:
+            names = ", ".join(t[0] for t in tables)
+            raise errors.DatabaseError(
+                str(path),
+                f"this SQLite file belongs to something else (tables: {names}); "
+                "pass another --db path",
+            )
+        raise errors.DatabaseError(
+            str(path),
+            f"the queue's schema is at version {version}, this reader needs "
+            f"{SCHEMA_VERSION}; a writing command (`octy-orchestrate up`, `register`) "
+            "upgrades it",
+        )
 
 
 def _set_up(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:

@@ -28,6 +28,12 @@ class Mailbox(RegistryOps, SendOps, WaitOps, AdminOps):
     loss (see queue/README.md). ``busy_timeout_ms`` (default 10 s) is how long
     a write waits for another connection's write lock before DatabaseError
     ("locked"); 0 refuses at once (the async client's loop connection does).
+
+    ``readonly=True`` opens an existing queue for reading only (``mode=ro``: no
+    write lock, no migration, nothing created): for verbs that only look, on a
+    read-only copy too; a write then raises DatabaseError. Every write checks
+    that the file under the path is still the one opened (DatabaseReplaced).
+    Files are refused in a folder others can write, or through a link (safefs).
     """
 
     def __enter__(self) -> Mailbox:

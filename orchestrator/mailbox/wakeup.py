@@ -53,6 +53,8 @@ import anyio
 import sniffio
 import structlog
 
+from orchestrator import safefs
+from orchestrator.errors import UnsafePath
 from orchestrator.mailbox.inotify import DirectoryWatch, InotifyUnavailable
 
 SETTLE_S: Final = (0.002, 0.02)
@@ -206,9 +208,10 @@ class ChangeFeed:
                     path = self.bell_path if slot is None else self.bell_path.with_name(
                         f"{self.bell_path.name}-{slot}"
                     )
-                    try:
-                        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                    except OSError as exc:  # read-only folder: WAL events still wake waiters
+                    try:  # never through a link: the bell writes a byte at offset 0
+                        fd = safefs.open_private(path, os.O_WRONLY | os.O_CREAT, "bell file")
+                    except (OSError, UnsafePath) as exc:
+                        # a read-only folder, a planted link: WAL events still wake waiters
                         self._bell_broken = True
                         log.warning("mailbox.bell_unavailable", path=str(path), reason=str(exc))
                         return
