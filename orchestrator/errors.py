@@ -312,3 +312,71 @@ def request_error_from_code(code: str, request_id: str, detail: str = "") -> Req
     if code == RequestTimeout.code:
         return RequestTimeout(request_id, 0.0, detail)
     return _BY_CODE.get(code, RequestFailed)(request_id, detail)
+
+
+# --- workspaces and approvals (issue 11) -----------------------------------------
+
+
+class GitError(OrchestratorError):
+    """A git command failed: which one, its exit code, and what git said."""
+
+    code = "git_error"
+
+    def __init__(self, args: list[str], exit_code: int | None, detail: str) -> None:
+        self.args_ = args
+        self.exit_code = exit_code
+        self.detail = detail
+        super().__init__(f"git {' '.join(args)} failed: {detail or f'exit {exit_code}'}")
+
+
+class WorkspaceError(OrchestratorError):
+    """A workspace operation was refused: which agent, why, what to do."""
+
+    code = "workspace_error"
+
+    def __init__(self, agent: str, reason: str) -> None:
+        self.agent = agent
+        self.reason = reason
+        super().__init__(f"{agent}: {reason}")
+
+
+class MergeConflict(WorkspaceError):
+    """``workspaces merge`` would conflict: nothing was changed; these paths conflict."""
+
+    code = "merge_conflict"
+
+    def __init__(self, agent: str, branch: str, base: str, paths: list[str]) -> None:
+        self.branch = branch
+        self.base = base
+        self.paths = paths
+        super().__init__(
+            agent,
+            f"merging {branch} into {base} conflicts in: {', '.join(paths) or '(unknown)'}; "
+            "nothing was changed. Resolve it in the agent's worktree (merge or rebase "
+            f"{base} there), then merge again",
+        )
+
+
+class UncommittedWork(WorkspaceError):
+    """``workspaces remove`` refused: the worktree holds work that is not committed."""
+
+    code = "uncommitted_work"
+
+    def __init__(self, agent: str, paths: list[str]) -> None:
+        self.paths = paths
+        shown = ", ".join(paths[:10]) + (" …" if len(paths) > 10 else "")
+        super().__init__(
+            agent,
+            f"the worktree has uncommitted changes ({shown}); commit them, or pass --force "
+            "to remove it anyway (they are lost)",
+        )
+
+
+class ApprovalNotFound(OrchestratorError):
+    """``approve``/``deny`` named an id that is not a pending approval."""
+
+    code = "not_found"
+
+    def __init__(self, request_id: str, reason: str) -> None:
+        self.request_id = request_id
+        super().__init__(reason)

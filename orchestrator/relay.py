@@ -80,6 +80,23 @@ class Relay:
         self.roster = roster
         self.turn: Turn | None = None
         self.log = log.bind(agent=agent)
+        # Relay calls a subagent made, announced by the PreToolUse hook just before the call
+        # arrives here (the MCP call itself does not say who made it): key -> subagents.
+        self._subagent_calls: dict[str, list[str]] = {}
+
+    def note_subagent_call(self, tool: str, tool_input: dict[str, Any], subagent: str) -> None:
+        if tool.startswith(f"mcp__{SERVER}__"):
+            self._subagent_calls.setdefault(_call_key(tool, tool_input), []).append(subagent)
+
+    def _via(self, tool: str, args: dict[str, Any]) -> dict[str, str]:
+        """``{"subagent": name}`` for a call a subagent made, for the log line."""
+        waiting = self._subagent_calls.get(_call_key(f"mcp__{SERVER}__{tool}", args))
+        if not waiting:
+            return {}
+        subagent = waiting.pop(0)
+        if not waiting:
+            del self._subagent_calls[_call_key(f"mcp__{SERVER}__{tool}", args)]
+        return {"subagent": subagent}
 
     # --- checks ---------------------------------------------------------------
 
@@ -126,17 +143,19 @@ class Relay:
 
     async def send(self, args: dict[str, Any]) -> dict[str, Any]:
         to, text = str(args.get("to", "")), str(args.get("message", ""))
+        via = self._via("send", args)
         try:
             await self._check_allowed(to)
             msg = await self.mailbox.send(self.agent, to, text, cause_id=self._cause())
         except errors.QueueError as exc:
             return _fail(exc.code, str(exc))
-        self.log.info("sent", to=to, message_id=msg.id, body=text)
+        self.log.info("sent", to=to, message_id=msg.id, body=text, **via)
         return _ok(f"sent to {to} (message id {msg.id})")
 
     async def ask(self, args: dict[str, Any]) -> dict[str, Any]:
         to, text = str(args.get("to", "")), str(args.get("message", ""))
         timeout_s = float(args.get("timeout_s") or DEFAULT_ASK_TIMEOUT_S)
+        via = self._via("ask", args)
         if to == self.agent:
             return _fail(
                 "would_deadlock", "you cannot ask yourself: you would wait on your own answer"
@@ -151,7 +170,7 @@ class Relay:
         except errors.OrchestratorError as exc:
             self.log.warning("ask_refused", to=to, code=exc.code, reason=str(exc))
             return _fail(exc.code, str(exc))
-        self.log.info("asked", to=to, request_id=request.id, body=text)
+        self.log.info("asked", to=to, request_id=request.id, body=text, **via)
         if turn is not None:
             turn.asks_in_flight += 1
         try:
@@ -163,7 +182,7 @@ class Relay:
             if turn is not None:
                 turn.asks_in_flight -= 1
         answer = text_of(response.body)
-        self.log.info("answered", by=to, request_id=request.id, body=answer)
+        self.log.info("answered", by=to, request_id=request.id, body=answer, **via)
         return _ok(answer)
 
     async def reply(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -258,6 +277,10 @@ class Relay:
             )(self.broadcast),
         ]
         return create_sdk_mcp_server(SERVER, tools=tools)
+
+
+def _call_key(tool: str, args: dict[str, Any]) -> str:
+    return tool + json.dumps(args, sort_keys=True, default=str)
 
 
 def team_prompt(agent: str, roster: Roster) -> str:

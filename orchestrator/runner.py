@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import structlog
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -37,6 +38,7 @@ from claude_agent_sdk import (
 
 from orchestrator import errors
 from orchestrator.mailbox import AsyncMailboxBackend, Message
+from orchestrator.policy import for_agent
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.session_options import build_options
@@ -125,6 +127,7 @@ class AgentRunner:
         self.on_event = on_event  # the supervisor's hook: "ready", "busy", "idle", "turn"
         self.session_id = session_id
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
+        self.policy = for_agent(name, mailbox, roster, self.relay, on_event)  # owns, approvals
         self.pid: int | None = None
         self.log = log.bind(agent=name)
         self._stop = anyio.Event()
@@ -181,6 +184,7 @@ class AgentRunner:
         return end
 
     async def _connect(self) -> ClaudeSDKClient | SessionEnd:
+        await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
         for resume in [self.session_id, None] if self.session_id else [None]:
             options = build_options(
                 self.spec,
@@ -190,6 +194,7 @@ class AgentRunner:
                 resume=resume,
                 cli_path=self.cli_path,
                 stderr=self._stderr,
+                policy=self.policy,
             )
             client = ClaudeSDKClient(options)
             try:

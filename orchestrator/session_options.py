@@ -38,8 +38,10 @@ from claude_agent_sdk import (
     PermissionResultDeny,
 )
 
+from orchestrator.policy import Policy
 from orchestrator.relay import SERVER, TOOL_NAMES, Relay, team_prompt
 from orchestrator.roster import AgentSpec, Roster
+from orchestrator.subagents import agent_definitions
 
 CLI_OWN_MESSAGING = ("SendMessage", "ListAgents")
 CLI_ENV_DEFAULTS = {"ENABLE_TOOL_SEARCH": "false"}
@@ -89,6 +91,7 @@ def build_options(
     resume: str | None,
     cli_path: str | None,
     stderr: Callable[[str], None],
+    policy: Policy | None = None,
 ) -> ClaudeAgentOptions:
     disallowed = list(spec.disallowed_tools)
     disallowed += [t for t in CLI_OWN_MESSAGING if t not in spec.tools and t not in disallowed]
@@ -99,7 +102,7 @@ def build_options(
         "OCTY_AGENT": spec.name,
         "OCTY_DB": str(roster.database),
     }
-    return _options(
+    options = _options(
         spec,
         roster=roster,
         relay=relay,
@@ -110,6 +113,33 @@ def build_options(
         cli_path=cli_path,
         stderr=stderr,
     )
+    return with_policy(options, spec, policy)
+
+
+def with_policy(
+    options: ClaudeAgentOptions, spec: AgentSpec, policy: Policy | None
+) -> ClaudeAgentOptions:
+    """Issue 11: the agent's folder (its worktree), its PreToolUse hook (owned paths,
+    approvals, subagent attribution) and its subagents."""
+    if policy is None:
+        return options
+    options.cwd = str(policy.folder())
+    options.hooks = policy.hooks()
+    if spec.workspace.is_worktree:
+        # The CLI's own worktree tools would move the session out of the worktree it was
+        # given (EnterWorktree) or offer to remove it (ExitWorktree).
+        options.disallowed_tools += [
+            t for t in ("EnterWorktree", "ExitWorktree") if t not in options.disallowed_tools
+        ]
+    if spec.subagents:
+        options.agents = agent_definitions(spec)
+        # The CLI starts subagents in the background by default (seen on 2.1.332: "Async
+        # agent launched"): the turn then ends before the subagent answers, and its result
+        # arrives later as a turn nobody delivered. In the foreground it is part of the turn.
+        options.env = {"CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1", **options.env}
+        if "Agent" not in options.allowed_tools:
+            options.allowed_tools.append("Agent")  # the tool that starts a subagent
+    return options
 
 
 def _options(

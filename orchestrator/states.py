@@ -15,6 +15,7 @@ class AgentState(enum.StrEnum):
     STARTING = "starting"  # claude process launching / connecting
     READY = "ready"  # connected, idle, waiting for messages
     BUSY = "busy"  # a turn is running
+    BLOCKED = "blocked"  # a turn waits for a person or an agent (an approval)
     BACKOFF = "backoff"  # the session died; waiting before the next start
     FAILED = "failed"  # too many restarts in the window (or restart=never): given up
     STOPPING = "stopping"  # asked to stop: finishing or interrupting the turn
@@ -31,7 +32,10 @@ _EDGES: dict[AgentState, frozenset[AgentState]] = {
     # messages claimed -> busy; session died while idle -> backoff/failed; stop requested
     S.READY: frozenset({S.BUSY, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED}),
     # turn finished -> ready; session died mid-turn -> backoff/failed; stop requested mid-turn
-    S.BUSY: frozenset({S.READY, S.BACKOFF, S.FAILED, S.STOPPING}),
+    S.BUSY: frozenset({S.READY, S.BACKOFF, S.FAILED, S.STOPPING, S.BLOCKED}),
+    # the approval was answered (or timed out) -> busy again; the session died or was
+    # stopped while it waited
+    S.BLOCKED: frozenset({S.BUSY, S.BACKOFF, S.FAILED, S.STOPPING}),
     # backoff elapsed -> starting; stop requested while waiting -> stopped
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.STOPPING, S.FAILED}),
     # an operator may start a failed agent again (start/restart AGENT, reload)

@@ -295,6 +295,12 @@ class Supervisor:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
         elif event == "busy" and slot.state == AgentState.READY:
             await self._set_state(slot, AgentState.BUSY)
+        elif event == "blocked" and slot.state == AgentState.BUSY:  # issue 11: approvals
+            slot.stats["blocked_reason"] = data.get("reason")
+            await self._set_state(slot, AgentState.BLOCKED)
+        elif event == "unblocked" and slot.state == AgentState.BLOCKED:
+            slot.stats.pop("blocked_reason", None)
+            await self._set_state(slot, AgentState.BUSY)
         elif event == "turn":
             s = slot.stats
             s["session_id"] = data.get("session_id") or s.get("session_id")

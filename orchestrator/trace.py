@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -105,11 +105,13 @@ def build_trace(
 ) -> Trace:
     """The timeline of ``root_id`` from its family of messages and the log events."""
     messages = tuple(family)
+    events = list(events)
     by_id = {m.id: m for m in messages}
     root = by_id[root_id]
     depth = {m.id: _depth(m, by_id, root_id) for m in messages}
     steps = [s for m in messages for s in _queue_steps(m, depth[m.id])]
     steps += _log_steps(events, by_id, depth)
+    steps = _name_subagents(steps, events)
     steps.sort(key=lambda s: (s.at, _RANK.get(s.kind, 5)))
     return Trace(root, messages, tuple(steps))
 
@@ -203,8 +205,12 @@ def _log_steps(
         elif name == "tool_used" and agent in open_turns:
             tool = str(e.get("tool", ""))
             if not tool.startswith(_RELAY_TOOLS):
+                via = f"(subagent {e['subagent']}) " if e.get("subagent") else ""
                 steps.append(
-                    Step(at, "tool", agent, mid, text=f"{tool} {_compact(e.get('input'))}", depth=d)
+                    Step(
+                        at, "tool", agent, mid,
+                        text=f"{via}{tool} {_compact(e.get('input'))}", depth=d,
+                    )
                 )
         elif name == "answered" and ids:
             steps.append(
@@ -221,6 +227,24 @@ def _log_steps(
         elif ids and name not in _IN_QUEUE:
             steps.append(Step(at, name, agent, ids[0], text=_rest(e), depth=d))
     return steps
+
+
+def _name_subagents(steps: list[Step], events: Iterable[Mapping[str, Any]]) -> list[Step]:
+    """A message a subagent sent (issue 11): the queue knows only the roster agent; the
+    relay's log line names the subagent, and the step says so."""
+    via = {
+        str(e.get("request_id") or e.get("message_id")): str(e["subagent"])
+        for e in events
+        if e.get("event") in ("asked", "sent") and e.get("subagent")
+    }
+    if not via:
+        return steps
+    return [
+        replace(s, text=f"(subagent {via[s.message_id]}) {s.text}")
+        if s.kind in ("request", "notice") and s.message_id in via
+        else s
+        for s in steps
+    ]
 
 
 def _ids(e: Mapping[str, Any]) -> list[str]:

@@ -24,6 +24,8 @@ _VERB_MODULES = (
     "orchestrator.cli.model_verbs",
     "orchestrator.cli.log_verbs",
     "orchestrator.cli.demo_verbs",
+    "orchestrator.cli.workspace_verbs",  # issue 11
+    "orchestrator.cli.approval_verbs",  # issue 11
 )
 
 

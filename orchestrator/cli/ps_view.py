@@ -25,6 +25,7 @@ _STATE_COLOURS = {
     "running": "32",
     "registered": "32",
     "busy": "36",  # cyan
+    "blocked": "35",  # magenta: waits for a person (an approval)
     "starting": "33",  # yellow
     "stopping": "33",
     "backoff": "33",
@@ -117,7 +118,7 @@ def render(header: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool
     for n, row in enumerate(table):
         cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
         if colour and n > 0 and state_col >= 0:
-            code = _STATE_COLOURS.get(row[state_col])
+            code = _STATE_COLOURS.get(row[state_col].split(" ")[0])  # "blocked (why)"
             if code:
                 cells[state_col] = f"\x1b[{code}m{cells[state_col]}\x1b[0m"
         lines.append("  ".join(cells).rstrip())

@@ -326,7 +326,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-_RUNNING = ("starting", "ready", "busy")
+_RUNNING = ("starting", "ready", "busy", "blocked")
 
 
 def cmd_agent_command(args: argparse.Namespace) -> int:
@@ -427,7 +427,7 @@ def ps_rows(db: Path, only: Sequence[str] = ()) -> list[dict[str, Any]]:
             # A participant the supervisor does not manage (a script that ran `register`):
             # its pid is whatever it registered, its liveness its heartbeat.
             external = not meta.get("supervised")
-            running = external or info.state in ("starting", "ready", "busy", "stopping")
+            running = external or info.state in ("starting", "ready", "busy", "blocked", "stopping")
             started = meta.get("started_at")
             pid = info.pid if running else None
             stats = ps_view.proc_stats(pid)
@@ -437,6 +437,7 @@ def ps_rows(db: Path, only: Sequence[str] = ()) -> list[dict[str, Any]]:
                     "state": ps_view.shown_state(
                         info.state, info.heartbeat_at, external=external, now=now, pid=pid
                     ),
+                    "reason": meta.get("blocked_reason") if info.state == "blocked" else None,
                     "external": external,
                     "pid": pid,
                     "heartbeat_age_s": (
@@ -495,7 +496,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     table = [
         (
             r["name"],
-            r["state"],
+            r["state"] + (f" ({r['reason']})" if r.get("reason") else ""),
             str(r["pid"] or "-"),
             ps_view.duration(r["uptime_s"]),
             "-" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f}",

@@ -26,6 +26,7 @@ from orchestrator.roster._schema import (
     merge,
     misplaced,
 )
+from orchestrator.roster._work import check_work
 from orchestrator.roster._yaml import YamlSyntaxError, YMap, join, load_tree, walk_duplicates
 from orchestrator.roster.model import (
     AGENT_NAME_RE,
@@ -264,6 +265,7 @@ class _Builder:
             if isinstance(refs, NameRefs):
                 deps[name] = refs
         report_cycles(deps, known, self.report)
+        check_work(merged, self.folder, self.report)  # issue 11: workspaces, owns, approver
 
 
 class _Getter:

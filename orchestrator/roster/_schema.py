@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.roster import _coerce as c
+from orchestrator.roster import _work as w
 from orchestrator.roster._files import existing_directory, prompt_file
 from orchestrator.roster._refs import NameRefs, name_refs, names_or_everyone
 from orchestrator.roster.model import (
@@ -16,7 +17,9 @@ from orchestrator.roster.model import (
     AgentSpec,
     Backoff,
     Env,
+    FrozenDict,
 )
+from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Workspace
 
 TOP_KEYS = ("name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents")
 
@@ -41,6 +44,13 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "can_message": names_or_everyone,
     "turn_timeout": c.duration(optional=True),
     "connect_timeout": c.duration(),
+    # --- issue 11: workspaces, owned paths, approvals, subagents (roster/_work.py) ---
+    "workspace": w.workspace,
+    "owns": w.owns,
+    "approve": w.approve,
+    "approver": w.approver,
+    "approval_timeout": c.duration(),
+    "subagents": w.subagents,
 }
 AGENT_KEYS = tuple(AGENT_FIELDS)
 PROMPT_KEYS = ("prompt", "prompt_file")
@@ -65,6 +75,13 @@ BUILT_IN: Mapping[str, Any] = {
     "can_message": None,
     "turn_timeout": 600.0,
     "connect_timeout": 60.0,
+    # --- issue 11 ---
+    "workspace": Workspace(),
+    "owns": None,
+    "approve": (),
+    "approver": "user",
+    "approval_timeout": DEFAULT_APPROVAL_TIMEOUT_S,
+    "subagents": FrozenDict(),
 }
 
 
@@ -123,5 +140,12 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         can_message=talk.unique() if isinstance(talk, NameRefs) else None,
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
+        # --- issue 11 ---
+        workspace=w.plain(v["workspace"]),
+        owns=w.plain(v["owns"]),
+        approve=v["approve"],
+        approver=w.plain(v["approver"]),
+        approval_timeout_s=v["approval_timeout"],
+        subagents=v["subagents"],
         line=line,
     )

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from orchestrator import names
 from orchestrator.errors import RosterError
 from orchestrator.redact import REDACTED, is_secret_name
+from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Subagent, Workspace
 
 RESTART_POLICIES: tuple[str, ...] = ("always", "on-failure", "never")
 
@@ -113,6 +114,13 @@ class AgentSpec:
     can_message: tuple[str, ...] | None
     turn_timeout_s: float | None
     connect_timeout_s: float
+    # --- issue 11: workspaces, owned paths, approvals, subagents (roster/work.py) ---
+    workspace: Workspace = field(default_factory=Workspace)
+    owns: tuple[str, ...] | None = None  # None: no limit on where the file tools write
+    approve: tuple[str, ...] = ()
+    approver: str = "user"
+    approval_timeout_s: float = DEFAULT_APPROVAL_TIMEOUT_S
+    subagents: Mapping[str, Subagent] = field(default_factory=FrozenDict)
     # Where the agent is defined. Not compared: an edit elsewhere in the file
     # shifts it, and that must not look like a change to hot reload.
     line: int = field(default=0, compare=False)
@@ -146,6 +154,13 @@ class AgentSpec:
             "can_message": None if self.can_message is None else list(self.can_message),
             "turn_timeout": self.turn_timeout_s,
             "connect_timeout": self.connect_timeout_s,
+            # --- issue 11 ---
+            "workspace": self.workspace.to_value(),
+            "owns": None if self.owns is None else list(self.owns),
+            "approve": list(self.approve),
+            "approver": self.approver,
+            "approval_timeout": self.approval_timeout_s,
+            "subagents": {n: s.to_dict() for n, s in self.subagents.items()},
         }
 
 

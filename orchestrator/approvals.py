@@ -1,0 +1,140 @@
+"""Approvals through the queue: a call matching ``approve:`` waits for a yes.
+
+An approval is a request from the agent to its approver (``user`` unless
+``approver: NAME``) whose body is ``{"approval": {...}, "text": ...}``: the
+agent, the tool, its input, the turn's cause, the subagent if one made the
+call. The answer is the request's reply: ``{"approval": "granted"}`` or
+``{"approval": "denied", "reason": ...}`` from ``octy-orchestrate approve/deny``,
+or a text starting with "approve"/"yes" from an agent or a script. No answer
+within ``approval_timeout`` is a denial with that reason (the request is then
+answered ``timeout`` and goes to the dead letters).
+
+This module is the operator's side (``approvals``, ``approve``, ``deny``) and
+the shapes both sides share; the agent's side is :mod:`orchestrator.approval_wait`.
+
+Because it is a queue request, a pending approval outlives the supervisor: after
+a restart the redelivered turn makes the same call, and the same request (same
+agent, tool, input and cause) is waited on again, or its answer used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator import errors
+from orchestrator.mailbox import USER, Mailbox, Message
+
+GRANTED, DENIED = "granted", "denied"
+_YES = ("approve", "approved", "yes", "allow", "granted", "ok")
+
+
+def approval_of(message: Message) -> dict[str, Any] | None:
+    """The approval fields of a request, or None if it is not an approval."""
+    body = message.body
+    if message.kind != "request" or not isinstance(body, dict):
+        return None
+    fields = body.get("approval")
+    return fields if isinstance(fields, dict) else None
+
+
+def answer_of(reply: Message, request: Message | None = None) -> tuple[bool, str]:
+    """(granted, reason) from an approver's reply, whatever shape it took. Given the
+    request, only its approver or ``user`` (the operator) can grant it."""
+    if request is not None and reply.sender not in (request.recipient, USER) and not reply.error:
+        return False, (
+            f"denied: answered by '{reply.sender}', who is not the approver "
+            f"('{request.recipient}')"
+        )
+    if reply.error:
+        return False, f"no approval: {reply.error}" + (
+            f" ({reply.error_detail})" if reply.error_detail else ""
+        )
+    body = reply.body
+    if isinstance(body, dict) and body.get("approval") in (GRANTED, DENIED):
+        reason = str(body.get("reason") or "")
+        if body["approval"] == GRANTED:
+            return True, f"approved by {reply.sender}" + (f": {reason}" if reason else "")
+        return False, f"denied by {reply.sender}" + (f": {reason}" if reason else "")
+    text = (body if isinstance(body, str) else json.dumps(body)).strip()
+    first = text.split(maxsplit=1)[0].strip(".,:;!").lower() if text else ""
+    if first in _YES:
+        return True, f"approved by {reply.sender}: {text}"
+    return False, f"denied by {reply.sender}: {text or '(no reason given)'}"
+
+
+def key_of(agent: str, tool: str, tool_input: dict[str, Any], cause_id: str | None) -> str:
+    raw = json.dumps([agent, tool, tool_input, cause_id], sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: str
+    agent: str
+    approver: str
+    tool: str
+    input: Any
+    subagent: str | None
+    age_s: float
+    expires_in_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def pending(db: Path) -> list[Pending]:
+    """Approvals nobody has answered yet, oldest first (past their timeout: left out,
+    their agent denies them)."""
+    now = time.time()
+    found = []
+    with Mailbox(db, readonly=True) as mb:  # a read verb: no write lock, no migration
+        for status in ("pending", "leased"):
+            for m in mb.list(status=status, limit=100_000):
+                fields = approval_of(m)
+                if fields is None or mb.find_reply(m.id) is not None:
+                    continue
+                left = m.created_at + float(fields.get("timeout_s") or 0) - now
+                if left <= 0:
+                    continue
+                found.append(
+                    Pending(m.id, m.sender, m.recipient, str(fields.get("tool")),
+                            fields.get("input"), fields.get("subagent"),
+                            round(now - m.created_at, 1), round(left, 1))
+                )
+    return sorted(found, key=lambda p: -p.age_s)
+
+
+def answer(db: Path, request_id: str, *, granted: bool, reason: str = "",
+           sender: str = USER) -> Message:
+    """Grant or deny one pending approval (as ``sender``)."""
+    with Mailbox(db, create=False) as mb:
+        try:
+            request = mb.get(request_id)
+        except errors.MessageNotFound:
+            raise errors.ApprovalNotFound(
+                request_id, f"no message '{request_id}'; `octy-orchestrate approvals` lists "
+                "the pending ones"
+            ) from None
+        if approval_of(request) is None:
+            raise errors.ApprovalNotFound(request_id, f"'{request_id}' is not an approval request")
+        if sender not in (USER, request.recipient):
+            raise errors.ApprovalNotFound(
+                request_id, f"'{sender}' cannot answer approval '{request_id}': it asks "
+                f"'{request.recipient}' (or the user)"
+            )
+        body: dict[str, Any] = {"approval": GRANTED if granted else DENIED}
+        if reason:
+            body["reason"] = reason
+        try:
+            return mb.reply(request_id, sender, body)
+        except errors.AlreadyReplied:
+            earlier = mb.find_reply(request_id)
+            said = answer_of(earlier)[1] if earlier else "answered"
+            raise errors.ApprovalNotFound(
+                request_id, f"approval '{request_id}' was already answered ({said})"
+            ) from None

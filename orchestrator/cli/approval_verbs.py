@@ -1,0 +1,109 @@
+"""``approvals``, ``approve ID``, ``deny ID [--reason]``: answer agents' approval requests
+(issue 11). They need only the queue database, not a running supervisor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from orchestrator import errors
+from orchestrator.cli import common, ps_view
+from orchestrator.cli.common import CliFailure
+from orchestrator.mailbox import USER
+
+_SHOWN = 60  # characters of a call's input in the table
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "approvals",
+        help="tool calls waiting for approval: id, agent, tool, input, age",
+        description="Calls matching an agent's `approve:` rules wait for an answer "
+        "(approve ID / deny ID); no answer within approval_timeout denies them.",
+    )
+    _options(p)
+    p.set_defaults(func=cmd_approvals)
+    for verb, text in (("approve", "let a waiting tool call run"),
+                       ("deny", "refuse a waiting tool call (the agent reads the reason)")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("id", metavar="ID", help="the approval's id (see `approvals`)")
+        p.add_argument(
+            "--reason", default="", metavar="TEXT", help="told to the agent (default: none)"
+        )
+        p.add_argument("--as", dest="sender", default=None, metavar="NAME",
+                       help="answer as this participant (default: user)")
+        _options(p)
+        p.set_defaults(func=cmd_answer, granted=verb == "approve")
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    common.add_common(p)
+    p.add_argument("-f", "--file", type=Path, default=None,
+                   help="the roster (default ./agents.yaml)")
+
+
+def _db(args: argparse.Namespace) -> Path:
+    db = common.resolve_db(args, args.file)
+    if not db.exists():
+        raise CliFailure(f"no team database at {db}", common.EXIT_NOT_FOUND, "not_found")
+    return db
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    from orchestrator.approvals import pending
+
+    rows = pending(_db(args))
+    if args.json:
+        common.emit_json({"ok": True, "approvals": [r.to_dict() for r in rows]})
+        return common.EXIT_OK
+    if not rows:
+        print("no approvals pending")
+        return common.EXIT_OK
+    header = ("ID", "AGENT", "APPROVER", "TOOL", "INPUT", "AGE", "EXPIRES IN")
+    table = [header] + [
+        (
+            r.id,
+            r.agent + (f"/{r.subagent}" if r.subagent else ""),
+            r.approver,
+            r.tool,
+            _short(r.input),
+            f"{r.age_s:.0f}s",
+            f"{r.expires_in_s:.0f}s",
+        )
+        for r in rows
+    ]
+    for line in ps_view.render(header, table[1:], colour=False):  # cells escaped
+        print(line)
+    return common.EXIT_OK
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    from orchestrator.approvals import answer
+
+    sender = args.sender or USER
+    own = os.environ.get(common.AGENT_ENV)
+    if own and sender != own:  # run by an agent's tools: it speaks as itself only
+        raise CliFailure(f"running as agent '{own}': cannot answer as '{sender}'",
+                         common.EXIT_USAGE, "not_allowed")
+    try:
+        reply = answer(_db(args), args.id, granted=args.granted, reason=args.reason,
+                       sender=own or sender)
+    except errors.ApprovalNotFound as exc:
+        raise CliFailure(str(exc), common.EXIT_NOT_FOUND, exc.code) from None
+    except errors.OrchestratorError as exc:
+        raise common.failure_from(exc) from None
+    word = "approved" if args.granted else "denied"
+    if args.json:
+        common.emit_json({"ok": True, "id": args.id, "answer": word, "reply_id": reply.id})
+    else:
+        print(f"{word} {args.id}")
+    return common.EXIT_OK
+
+
+def _short(value: object) -> str:
+    text = " ".join(json.dumps(value, ensure_ascii=False).split())
+    # Only printable text reaches the terminal: the input came from the model.
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"

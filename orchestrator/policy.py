@@ -1,0 +1,247 @@
+"""What an agent may do with a tool call, decided before the call runs.
+
+One ``PreToolUse`` hook per agent (:meth:`Policy.hooks`). A hook, not
+``can_use_tool``: the CLI consults ``can_use_tool`` only for calls it would
+prompt for, and a tool in the agent's ``tools`` (allowed outright) never
+reaches it, while every call, a subagent's included, passes the hook.
+
+- ``owns``: the file tools (Write, Edit, MultiEdit, NotebookEdit) may write
+  only paths matching the agent's globs, resolved first (relative to the
+  agent's folder, ``..`` and symlinks followed). A denial names the owner.
+  Bash is not checked: a shell command's writes cannot be known beforehand.
+- ``approve``: a call matching one of the rules waits for the approver's yes
+  (:mod:`orchestrator.approvals`).
+- Subagents: the hook sees which subagent made a call (``agent_type`` in the
+  hook input); it is logged, and the relay is told for its own logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import structlog
+from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
+
+from orchestrator import globs, workspaces
+from orchestrator.approval_wait import Approvals
+from orchestrator.errors import OrchestratorError
+from orchestrator.mailbox import AsyncMailboxBackend
+from orchestrator.relay import Relay
+from orchestrator.roster import AgentSpec, Roster
+from orchestrator.roster._work import RULE_RE
+from orchestrator.roster.work import FILE_TOOLS
+
+log = structlog.get_logger()
+
+Decide = Callable[[str, dict[str, Any], str | None], Awaitable[tuple[bool, str]]]
+HOOK_SLACK_S = 60.0  # the hook outlives the approval wait it contains
+
+
+def written_path(tool: str, tool_input: dict[str, Any]) -> str | None:
+    """The path a file tool call writes, if it is one."""
+    if tool not in FILE_TOOLS:
+        return None
+    value = tool_input.get("notebook_path" if tool == "NotebookEdit" else "file_path")
+    return value if isinstance(value, str) else ""
+
+
+def owner_check(
+    spec: AgentSpec,
+    folder: Path,
+    roster: Roster,
+    folder_of: Callable[[AgentSpec], Path],
+    path: str,
+) -> str | None:
+    """None if ``spec`` may write ``path``; else the reason, naming who owns it."""
+    if spec.owns is None:
+        return None
+    anchor = os.path.realpath(folder)
+    real = globs.resolve(path, anchor)
+    if any(globs.matches(globs.absolute_pattern(p, anchor), real) for p in spec.owns):
+        return None
+    owners = []
+    for other in roster.agents.values():
+        if other.name == spec.name or not other.owns:
+            continue
+        theirs = os.path.realpath(folder_of(other))
+        candidates = [real]
+        if os.path.commonpath([real, anchor]) == anchor:  # the same file in their own copy
+            candidates.append(os.path.join(theirs, os.path.relpath(real, anchor)))
+        if any(
+            globs.matches(globs.absolute_pattern(p, theirs), c)
+            for p in other.owns
+            for c in candidates
+        ):
+            owners.append(other.name)
+    mine = ", ".join(spec.owns) or "(nothing)"
+    who = (
+        f"it is owned by {', '.join(repr(o) for o in owners)}: ask "
+        f"{'it' if len(owners) == 1 else 'them'} to make the change (mcp__octy__ask)"
+        if owners
+        else "nobody owns it: ask the user (or whoever set up agents.yaml) to assign it"
+    )
+    return (
+        f"{real} is outside the paths this agent may write (owns: {mine}); {who}. "
+        "The write was not made."
+    )
+
+
+def rule_matches(rule: str, tool: str, tool_input: dict[str, Any], folder: Path) -> bool:
+    """Whether a call matches a rule written in the CLI's permission syntax."""
+    parsed = RULE_RE.fullmatch(rule)
+    if parsed is None:
+        return False
+    name, spec = parsed["tool"], parsed["spec"]
+    if name != tool and not (name.startswith("mcp__") and tool.startswith(name.rstrip("*_") + "__")
+                             and name.count("__") == 1):
+        return False
+    if spec is None or spec in ("", "*"):
+        return True
+    if tool == "Bash":
+        command = str(tool_input.get("command", ""))
+        return any(_command_matches(spec, part) for part in _subcommands(command))
+    path = written_path(tool, tool_input)
+    if path is None and tool in ("Read", "Glob", "Grep"):
+        path = str(tool_input.get("file_path") or tool_input.get("path") or "")
+    if path is not None:
+        anchor = os.path.realpath(folder)
+        pattern = spec[1:] if spec.startswith("//") else os.path.expanduser(spec)
+        return globs.matches(globs.absolute_pattern(pattern, anchor), globs.resolve(path, anchor))
+    if tool == "WebFetch" and spec.startswith("domain:"):
+        host = urlparse(str(tool_input.get("url", ""))).hostname or ""
+        return globs.matches(spec.removeprefix("domain:"), host)
+    return globs.matches(spec, json.dumps(tool_input, sort_keys=True))
+
+
+def _subcommands(command: str) -> list[str]:
+    """A shell line split where another command may start: each part is checked, so
+    ``make && git push`` still matches ``Bash(git push:*)``."""
+    parts = [command]
+    for sep in ("&&", "||", ";", "|", "&", "\n", "$(", "`"):
+        parts = [p for part in parts for p in part.split(sep)]
+    return [p.strip().lstrip("( ") for p in parts if p.strip()]
+
+
+def _command_matches(spec: str, command: str) -> bool:
+    if spec.endswith(":*"):
+        prefix = spec[:-2]
+        return command == prefix or command.startswith(prefix + " ")
+    if "*" in spec:
+        return globs.matches(spec.replace("*", "**"), command)
+    return command == spec
+
+
+class Policy:
+    """The hook for one agent's session."""
+
+    def __init__(
+        self,
+        agent: str,
+        roster: Callable[[], Roster],
+        folder: Callable[[], Path],
+        decide: Decide,
+        *,
+        on_subagent_call: Callable[[str, dict[str, Any], str], None] | None = None,
+    ) -> None:
+        self.agent = agent
+        self.roster = roster
+        self.folder = folder  # the agent's working folder (its worktree, if it has one)
+        self.decide = decide  # asks the approver; (granted, reason)
+        self.on_subagent_call = on_subagent_call
+        self.log = log.bind(agent=agent)
+
+    @property
+    def spec(self) -> AgentSpec:
+        return self.roster().agents[self.agent]
+
+    def hooks(self) -> dict[Any, list[HookMatcher]]:
+        timeout = self.spec.approval_timeout_s + HOOK_SLACK_S
+        return {"PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use],
+                                           timeout=timeout)]}
+
+    async def pre_tool_use(
+        self, data: HookInput, tool_use_id: str | None, context: HookContext
+    ) -> HookJSONOutput:
+        try:
+            return await self._decide(data, tool_use_id, context)
+        except (OrchestratorError, OSError, ValueError) as exc:
+            # Fail closed: a check that could not be made must not let the call through.
+            self.log.error("policy_failed", tool=dict(data).get("tool_name"), error=str(exc))
+            return _deny(f"the call was not checked ({exc}), so it was not made; try again "
+                         "later or ask the user")
+
+    async def _decide(
+        self, data: HookInput, _tool_use_id: str | None, _context: HookContext
+    ) -> HookJSONOutput:
+        raw: dict[str, Any] = dict(data)
+        tool = str(raw.get("tool_name", ""))
+        tool_input = raw.get("tool_input") if isinstance(raw.get("tool_input"), dict) else {}
+        assert isinstance(tool_input, dict)
+        subagent = raw.get("agent_type") if raw.get("agent_id") else None
+        if isinstance(subagent, str):
+            self.log.info("tool_used", tool=tool, input=tool_input, subagent=subagent)
+            if self.on_subagent_call is not None:
+                self.on_subagent_call(tool, tool_input, subagent)
+        spec = self.spec
+        path = written_path(tool, tool_input)
+        if path is not None:
+            why = owner_check(spec, self.folder(), self.roster(), _folder_of(self.roster()), path)
+            if why is not None:
+                self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
+                return _deny(why)
+        rule = next((r for r in spec.approve if rule_matches(r, tool, tool_input,
+                                                              self.folder())), None)
+        if rule is None:
+            return {}
+        granted, reason = await self.decide(tool, tool_input, subagent)
+        if granted:
+            return {"hookSpecificOutput": {"hookEventName": "PreToolUse",
+                                           "permissionDecision": "allow",
+                                           "permissionDecisionReason": reason}}
+        return _deny(reason)
+
+
+def _deny(reason: str) -> HookJSONOutput:
+    return {"hookSpecificOutput": {"hookEventName": "PreToolUse",
+                                   "permissionDecision": "deny",
+                                   "permissionDecisionReason": reason}}
+
+
+def _folder_of(roster: Roster) -> Callable[[AgentSpec], Path]:
+    def folder(spec: AgentSpec) -> Path:
+        try:
+            tree = workspaces.locate(spec, roster)
+        except OrchestratorError:
+            return spec.cwd
+        return spec.cwd if tree is None else tree.folder
+
+    return folder
+
+
+def for_agent(
+    agent: str,
+    mailbox: AsyncMailboxBackend,
+    roster: Callable[[], Roster],
+    relay: Relay,
+    on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
+) -> Policy:
+    """The policy of one agent's session: its folder found (its worktree made) once."""
+    folder: list[Path] = []
+
+    def agent_folder() -> Path:
+        if not folder:
+            folder.append(workspaces.agent_folder(roster().agents[agent], roster()))
+        return folder[0]
+
+    def settings() -> tuple[str, float]:
+        spec = roster().agents[agent]
+        return spec.approver, spec.approval_timeout_s
+
+    approvals = Approvals(agent, mailbox, settings, lambda: relay.turn, on_event)
+    return Policy(agent, roster, agent_folder, approvals.decide,
+                  on_subagent_call=relay.note_subagent_call)

@@ -1,0 +1,170 @@
+"""What the operator does with agents' worktrees: list, diff, merge, remove.
+
+Used by ``octy-orchestrate workspaces``; nothing here needs a running
+supervisor. A merge is all or nothing: ``git merge-tree`` computes it first
+without touching any ref, index or file, and a conflict is reported with its
+paths while everything stays as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator import errors, gitcmd
+from orchestrator.roster import AgentSpec, Roster
+from orchestrator.workspaces import Worktree, locate
+
+
+@dataclass(frozen=True)
+class Status:
+    agent: str
+    branch: str
+    base: str | None
+    path: str
+    exists: bool
+    ahead: int  # commits on the agent's branch that the base lacks
+    behind: int  # commits on the base that the agent's branch lacks
+    uncommitted: tuple[str, ...]  # paths with changes not committed in the worktree
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "uncommitted": list(self.uncommitted)}
+
+
+def worktree_of(roster: Roster, agent: str) -> Worktree:
+    spec = roster.agents.get(agent)
+    if spec is None:
+        raise errors.WorkspaceError(
+            agent, f"no agent '{agent}' in {roster.path.name}; agents: {', '.join(roster.agents)}"
+        )
+    tree = locate(spec, roster)
+    if tree is None:
+        raise errors.WorkspaceError(
+            agent, "works in a shared workspace (its cwd), not a worktree; nothing to do"
+        )
+    return tree
+
+
+def statuses(roster: Roster) -> list[Status]:
+    result = []
+    for spec in roster.agents.values():
+        if spec.workspace.is_worktree:
+            result.append(status(spec, roster))
+    return result
+
+
+def status(spec: AgentSpec, roster: Roster) -> Status:
+    tree = worktree_of(roster, spec.name)
+    ahead = behind = 0
+    if tree.base and gitcmd.is_branch(tree.repo, tree.branch):
+        counts = gitcmd.run(
+            ["rev-list", "--left-right", "--count", f"{tree.base}...{tree.branch}"], tree.repo
+        ).stdout.split()
+        behind, ahead = int(counts[0]), int(counts[1])
+    return Status(
+        agent=spec.name,
+        branch=tree.branch,
+        base=tree.base,
+        path=str(tree.path),
+        exists=tree.exists(),
+        ahead=ahead,
+        behind=behind,
+        uncommitted=tuple(uncommitted(tree)),
+    )
+
+
+def uncommitted(tree: Worktree) -> list[str]:
+    if not tree.exists():
+        return []
+    out = gitcmd.run(["status", "--porcelain=v1", "-z", "--untracked-files=all"], tree.path)
+    entries = [e for e in out.stdout.split("\0") if e]
+    paths, skip = [], False
+    for entry in entries:
+        if skip:  # the old name of a rename
+            skip = False
+            continue
+        paths.append(entry[3:])
+        skip = entry[0] in "RC"
+    return paths
+
+
+def diff(roster: Roster, agent: str) -> str:
+    """What the agent's branch changed since it left its base (committed work)."""
+    tree = _known(worktree_of(roster, agent))
+    return gitcmd.run(["diff", f"{tree.base}...{tree.branch}"], tree.repo).stdout
+
+
+def merge(roster: Roster, agent: str) -> str:
+    """Merge the agent's branch into its base. Returns the base's new commit.
+
+    MergeConflict (nothing changed) if it would conflict."""
+    tree = _known(worktree_of(roster, agent))
+    base = str(tree.base)
+    probe = gitcmd.run(
+        ["merge-tree", "--write-tree", "--name-only", "--no-messages", base, tree.branch],
+        tree.repo,
+        check=False,
+    )
+    lines = probe.stdout.splitlines()
+    if probe.returncode == 1:
+        raise errors.MergeConflict(agent, tree.branch, base, [p for p in lines[1:] if p])
+    if probe.returncode != 0:
+        raise errors.GitError(["merge-tree", base, tree.branch], probe.returncode, probe.stderr)
+    checkout = _checked_out(tree.repo, base)
+    message = f"Merge {tree.branch} (agent {agent}) into {base}"
+    if checkout is not None:
+        # The base is someone's checkout: merge there so its files follow the branch. git
+        # refuses (changing nothing) if local edits there would be overwritten.
+        gitcmd.run(["merge", "--no-edit", "-m", message, tree.branch], checkout)
+    else:
+        old = _rev(tree.repo, base)
+        if _is_ancestor(tree.repo, base, tree.branch):
+            new = _rev(tree.repo, tree.branch)
+        else:
+            new = gitcmd.run(
+                ["commit-tree", lines[0], "-p", base, "-p", tree.branch, "-m", message],
+                tree.repo,
+            ).stdout.strip()
+        gitcmd.run(["update-ref", "-m", message, f"refs/heads/{base}", new, old], tree.repo)
+    return _rev(tree.repo, base)
+
+
+def remove(roster: Roster, agent: str, *, force: bool = False) -> Worktree:
+    """Remove the agent's worktree (its branch stays). UncommittedWork unless ``force``."""
+    tree = worktree_of(roster, agent)
+    if not tree.exists():
+        raise errors.WorkspaceError(agent, f"has no worktree at {tree.path}")
+    dirty = uncommitted(tree)
+    if dirty and not force:
+        raise errors.UncommittedWork(agent, dirty)
+    gitcmd.run(["worktree", "unlock", str(tree.path)], tree.repo, check=False)
+    gitcmd.run(["worktree", "remove", *(["--force"] if force else []), str(tree.path)], tree.repo)
+    return tree
+
+
+def _known(tree: Worktree) -> Worktree:
+    if tree.base is None or not gitcmd.is_branch(tree.repo, tree.branch):
+        raise errors.WorkspaceError(
+            tree.agent, f"has no branch {tree.branch} yet (its worktree is made when it starts)"
+        )
+    return tree
+
+
+def _checked_out(repo: Path, branch: str) -> Path | None:
+    listing = gitcmd.run(["worktree", "list", "--porcelain"], repo).stdout
+    path: Path | None = None
+    for line in listing.splitlines():
+        if line.startswith("worktree "):
+            path = Path(line.removeprefix("worktree "))
+        elif line == f"branch refs/heads/{branch}":
+            return path
+    return None
+
+
+def _rev(repo: Path, ref: str) -> str:
+    return gitcmd.run(["rev-parse", "--verify", f"refs/heads/{ref}"], repo).stdout.strip()
+
+
+def _is_ancestor(repo: Path, a: str, b: str) -> bool:
+    return gitcmd.run(["merge-base", "--is-ancestor", a, b], repo, check=False).returncode == 0

@@ -1,0 +1,131 @@
+"""A git worktree per agent (``workspace: worktree``), through the ``git`` binary.
+
+Where: ``<repository>/.octy/worktrees/<team>/<agent>``, on branch
+``octy/<team>/<agent>``, branched from the workspace's ``base`` (default: the
+repository's current branch when the worktree is first made). ``/.octy/`` is
+added to the repository's ``.git/info/exclude`` (never to a tracked file) so
+the main checkout does not list the worktrees as untracked. The base is kept
+in the branch's git config (``branch.<branch>.octyBase``) for ``workspaces``.
+
+Promises: one worktree per agent; a restarted or resumed agent gets the same
+one (:func:`ensure` reuses it); ``down`` never deletes one (only
+``workspaces remove`` does). Each worktree is ``git worktree lock``-ed, so a
+``git worktree prune`` will not drop it while its folder is briefly missing.
+
+Why not the CLI's own ``--worktree`` (checked on the bundled CLI 2.1.332, see
+README): it names the branch ``worktree-<name>``, branches from
+``origin/<default>`` or HEAD only (no arbitrary base), and asks to remove the
+worktree when an interactive session ends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator import errors, gitcmd
+from orchestrator.roster import AgentSpec, Roster
+
+FOLDER = Path(".octy") / "worktrees"
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def slug(name: str) -> str:
+    """A team name as one safe path segment and ref component."""
+    cleaned = re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", name.lower())).strip("-.")
+    return cleaned.removesuffix(".lock") or "team"  # git refuses '..' and '.lock' in refs
+
+
+@dataclass(frozen=True)
+class Worktree:
+    """Where one agent's worktree lives (whether or not it exists yet)."""
+
+    agent: str
+    repo: Path  # the main repository's top level
+    path: Path
+    branch: str
+    base: str | None  # the recorded or configured base; None until known
+    offset: Path  # the agent's cwd relative to the repository top level
+
+    @property
+    def folder(self) -> Path:
+        """The agent's working folder inside its worktree."""
+        return self.path / self.offset
+
+    def exists(self) -> bool:
+        return (self.path / ".git").exists()
+
+
+def locate(spec: AgentSpec, roster: Roster) -> Worktree | None:
+    """The worktree ``spec`` works in, or None for a shared workspace."""
+    if not spec.workspace.is_worktree:
+        return None
+    top = gitcmd.toplevel(spec.cwd)
+    if top is None:
+        raise errors.WorkspaceError(spec.name, f"not a git repository: {spec.cwd}")
+    repo = _main_repository(top)
+    offset = Path(spec.cwd).resolve().relative_to(top.resolve())
+    team = slug(roster.name)
+    branch = f"octy/{team}/{spec.name}"
+    base = spec.workspace.base or _recorded_base(repo, branch)
+    return Worktree(spec.name, repo, repo / FOLDER / team / spec.name, branch, base, offset)
+
+
+def agent_folder(spec: AgentSpec, roster: Roster) -> Path:
+    """The folder the agent's claude runs in: its cwd, or the same place in its worktree
+    (made now if missing)."""
+    tree = locate(spec, roster)
+    return spec.cwd if tree is None else ensure(tree).folder
+
+
+def ensure(tree: Worktree) -> Worktree:
+    """Make the worktree unless it exists; return it with its base known."""
+    if tree.exists():
+        return tree
+    base = tree.base or gitcmd.current_branch(tree.repo)
+    if base is None:
+        raise errors.WorkspaceError(
+            tree.agent, f"{tree.repo} has no current branch; give the workspace a base"
+        )
+    _exclude(tree.repo)
+    tree.path.parent.mkdir(parents=True, exist_ok=True)
+    # A worktree folder deleted by hand: git still knows it (locked, so prune keeps it).
+    gitcmd.run(["worktree", "unlock", str(tree.path)], tree.repo, check=False)
+    gitcmd.run(["worktree", "prune"], tree.repo)
+    if gitcmd.is_branch(tree.repo, tree.branch):  # removed earlier, branch kept: reuse it
+        gitcmd.run(["worktree", "add", str(tree.path), tree.branch], tree.repo)
+    else:
+        gitcmd.run(["worktree", "add", "-b", tree.branch, str(tree.path), base], tree.repo)
+    gitcmd.run(["config", f"branch.{tree.branch}.octyBase", base], tree.repo)
+    gitcmd.run(
+        ["worktree", "lock", "--reason", f"octy-orchestrate agent {tree.agent}", str(tree.path)],
+        tree.repo,
+        check=False,  # already locked is fine
+    )
+    return Worktree(tree.agent, tree.repo, tree.path, tree.branch, base, tree.offset)
+
+
+def _main_repository(top: Path) -> Path:
+    """The main work tree of the repository ``top`` belongs to (an agent whose cwd is
+    itself a worktree still gets its worktree beside the others)."""
+    common = gitcmd.run(["rev-parse", "--path-format=absolute", "--git-common-dir"], top)
+    git_dir = Path(common.stdout.strip())
+    return git_dir.parent if git_dir.name == ".git" else top
+
+
+def _recorded_base(repo: Path, branch: str) -> str | None:
+    done = gitcmd.run(["config", "--get", f"branch.{branch}.octyBase"], repo, check=False)
+    return done.stdout.strip() or None
+
+
+def _exclude(repo: Path) -> None:
+    common = gitcmd.run(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo)
+    exclude = Path(common.stdout.strip()) / "info" / "exclude"
+    line = f"/{FOLDER.parts[0]}/"
+    existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+    if line not in existing.splitlines():
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        with exclude.open("a", encoding="utf-8") as f:
+            prefix = "" if existing.endswith("\n") or not existing else "\n"
+            f.write(f"{prefix}# octy-orchestrate: agents' worktrees\n{line}\n")

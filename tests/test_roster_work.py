@@ -1,0 +1,69 @@
+"""Roster checks for the issue-11 keys that need no git or CLI: approve, approver,
+workspace values (the git ones are in test_workspaces.py, owns in test_owned_paths.py)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import RosterErrors
+from orchestrator.roster import load_roster
+
+
+def problems(folder: Path, text: str) -> list[str]:
+    path = folder / "agents.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    with pytest.raises(RosterErrors) as info:
+        load_roster(path, {})
+    return [str(e).removeprefix(f"{path}:") for e in info.value.errors]
+
+
+def test_approver_must_be_user_or_another_agent(tmp_path: Path) -> None:
+    assert problems(
+        tmp_path,
+        """\
+        agents:
+          a: {prompt: p, approve: [Bash], approver: nobody}
+          b: {prompt: p, approve: [Bash], approver: b}
+        """,
+    ) == [
+        "2: key 'agents.a.approver': unknown approver 'nobody'; name 'user' or an agent of "
+        "this team (a, b)",
+        "3: key 'agents.b.approver': an agent cannot approve its own calls; name 'user' or "
+        "another agent",
+    ]
+
+
+def test_approve_rules_and_workspace_values_are_checked(tmp_path: Path) -> None:
+    assert problems(
+        tmp_path,
+        """\
+        agents:
+          a:
+            prompt: p
+            approve: ["Bash(git push:*", Write]
+            workspace: worktre
+            approval_timeout: soon
+        """,
+    ) == [
+        "4: key 'agents.a.approve': 'Bash(git push:*' is not a permission rule; write Tool or "
+        "Tool(specifier), like Bash(git push:*), Write, Edit(src/**) or mcp__server__tool",
+        "5: key 'agents.a.workspace': unknown workspace 'worktre'; valid: shared, worktree, "
+        "or {type: worktree, base: BRANCH}; did you mean 'worktree'?",
+        "6: key 'agents.a.approval_timeout': invalid duration 'soon'; use seconds as a number, "
+        "or a string like '500ms', '30s', '5m', '1h' or '1m30s'",
+    ]
+
+
+def test_defaults_and_resolved_values(tmp_path: Path) -> None:
+    """Left out: shared workspace, no owns limit, no approvals, user approves, 10 minutes."""
+    path = tmp_path / "agents.yaml"
+    path.write_text("agents:\n  a: {prompt: p}\n", encoding="utf-8")
+    spec = load_roster(path, {}).agents["a"]
+    assert spec.workspace.type == "shared"
+    assert (spec.owns, spec.approve, spec.approver, spec.approval_timeout_s) == (
+        None, (), "user", 600.0
+    )
+    assert dict(spec.subagents) == {}

@@ -1,0 +1,205 @@
+"""A git worktree per agent (`workspace: worktree`): roster checks with real git, and a
+real team whose two agents edit the same file in their own worktrees (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from team_harness import Team, agent_rule
+
+from orchestrator.errors import RosterErrors
+from orchestrator.roster import load_roster
+
+TeamFactory = Callable[..., Team]
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "t@example.invalid")
+    git(path, "config", "user.name", "Test")
+    (path / "README").write_text("base\n")
+    git(path, "add", "README")
+    git(path, "commit", "-qm", "base")
+    return path
+
+
+def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        cwd=folder, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def problems(folder: Path, text: str) -> list[str]:
+    path = folder / "agents.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    with pytest.raises(RosterErrors) as info:
+        load_roster(path, {})
+    return [str(e) for e in info.value.errors]
+
+
+def test_worktree_outside_git_and_unknown_base_are_roster_errors(tmp_path: Path) -> None:
+    """file:line:key for a cwd outside any repository and for a base branch that does not
+    exist (the branches are listed)."""
+    make_repo(tmp_path / "repo")
+    (tmp_path / "plain").mkdir()
+    found = problems(
+        tmp_path,
+        """\
+        agents:
+          a:
+            prompt: p
+            cwd: plain
+            workspace: worktree
+          b:
+            prompt: p
+            cwd: repo
+            workspace: {type: worktree, base: develop}
+        """,
+    )
+    path = tmp_path / "agents.yaml"
+    assert found == [
+        f"{path}:5: key 'agents.a.workspace': not a git repository: {tmp_path / 'plain'}; a "
+        "worktree workspace needs the agent's cwd inside one (git init), or use "
+        "'workspace: shared'",
+        f"{path}:9: key 'agents.b.workspace': unknown base 'develop': no such branch in "
+        f"{tmp_path / 'repo'} (branches: main)",
+    ]
+
+
+def edit_rules(agent: str) -> list[dict[str, object]]:
+    """`edit` -> Write shared.txt; then commit it with Bash; then say done."""
+    return [
+        {"agent": agent_rule(agent), "tool_result": r"\[octy/", "text": f"{agent} committed"},
+        {
+            "agent": agent_rule(agent),
+            "tool_result": r"(?i)file created",
+            "tool_use": {
+                "name": "Bash",
+                "input": {"command": f"git add shared.txt && git commit -m '{agent} edit'"},
+            },
+        },
+        {
+            "agent": agent_rule(agent),
+            "match": "edit",
+            "tool_use": {
+                "name": "Write",
+                "input": {"file_path": "shared.txt", "content": f"written by {agent}\n"},
+            },
+        },
+        {"agent": agent_rule(agent), "match": "where", "tool_use": {
+            "name": "Bash", "input": {"command": "pwd && cat shared.txt"}}},
+        {"agent": agent_rule(agent), "tool_result": r"(?s)(/.*)", "text": "AT {1}"},
+    ]
+
+
+@pytest.mark.cli
+def test_two_agents_in_worktrees_edit_one_file_then_merge_and_conflict(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """alpha and beta each write shared.txt in their own worktree at once and commit: each
+    branch has its own change and main is untouched; `workspaces merge alpha` brings
+    alpha's in; `workspaces merge beta` then conflicts, names shared.txt and changes
+    nothing. A restarted agent gets the same worktree; `down` keeps them; `remove`
+    refuses uncommitted work unless --force."""
+    repo = make_repo(tmp_path / "repo")
+    main_before = git(repo, "rev-parse", "main")
+    t = team(
+        [*edit_rules("alpha"), *edit_rules("beta")],
+        {
+            "alpha": {"cwd": "repo", "workspace": "worktree", "tools": ["Write", "Bash"]},
+            "beta": {"cwd": "repo", "workspace": "worktree", "tools": ["Write", "Bash"]},
+        },
+    )
+    t.up()
+    t.wait_ready("alpha", "beta")
+    first, second = t.request("alpha", "edit please"), t.request("beta", "edit please")
+    with t.mailbox() as mb:
+        assert mb.wait_for_reply(first.id, 60).body == "alpha committed"
+        assert mb.wait_for_reply(second.id, 60).body == "beta committed"
+
+    trees = repo / ".octy" / "worktrees" / "testteam"
+    for agent in ("alpha", "beta"):
+        assert git(repo, "show", f"octy/testteam/{agent}:shared.txt") == f"written by {agent}"
+        assert (trees / agent / "shared.txt").read_text() == f"written by {agent}\n"
+    assert git(repo, "rev-parse", "main") == main_before
+    assert not (repo / "shared.txt").exists()
+    assert git(repo, "status", "--porcelain") == ""  # .octy/ is excluded, not untracked
+
+    listed = json.loads(cli(tmp_path, "workspaces", "--json").stdout)["workspaces"]
+    assert [(w["agent"], w["branch"], w["base"], w["ahead"], w["behind"], w["uncommitted"])
+            for w in listed] == [
+        ("alpha", "octy/testteam/alpha", "main", 1, 0, []),
+        ("beta", "octy/testteam/beta", "main", 1, 0, []),
+    ]
+    assert "+written by alpha" in cli(tmp_path, "workspaces", "diff", "alpha").stdout
+
+    # restart: the same worktree, with its file
+    assert cli(tmp_path, "restart", "alpha").returncode == 0
+    t.wait_for(lambda: t.states().get("alpha") == "ready", 90, "alpha back")
+    assert t.ask("alpha", "where are you") == f"AT {trees / 'alpha'}\nwritten by alpha"
+
+    merged = cli(tmp_path, "workspaces", "merge", "alpha")
+    assert merged.returncode == 0, merged.stderr
+    assert (repo / "shared.txt").read_text() == "written by alpha\n"
+    main_after = git(repo, "rev-parse", "main")
+
+    conflict = cli(tmp_path, "workspaces", "merge", "beta")
+    assert conflict.returncode == 1
+    assert "conflicts in: shared.txt" in conflict.stderr
+    assert "nothing was changed" in conflict.stderr
+    assert git(repo, "rev-parse", "main") == main_after
+    assert git(repo, "status", "--porcelain") == ""
+    assert (repo / "shared.txt").read_text() == "written by alpha\n"
+
+    t.signal(signal.SIGTERM)  # `down`: the worktrees stay
+    assert t.wait_exit(60) == 0
+    assert (trees / "alpha" / "shared.txt").exists()
+    assert (trees / "beta" / "shared.txt").exists()
+
+    (trees / "beta" / "scratch.txt").write_text("not committed\n")
+    refused = cli(tmp_path, "workspaces", "remove", "beta")
+    assert refused.returncode == 1
+    assert "uncommitted changes (scratch.txt)" in refused.stderr
+    assert (trees / "beta").exists()
+    assert cli(tmp_path, "workspaces", "remove", "beta", "--force").returncode == 0
+    assert not (trees / "beta").exists()
+    assert git(repo, "rev-parse", "octy/testteam/beta")  # the branch, and its work, stay
+
+
+def test_a_worktree_deleted_by_hand_is_made_again_on_the_same_branch(tmp_path: Path) -> None:
+    """The folder is gone (rm -rf) but the branch holds the agent's commits: the next start
+    makes the worktree again on that branch, its work intact; a team name git would refuse
+    in a ref is made safe."""
+    from orchestrator import workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    (tmp_path / "agents.yaml").write_text(
+        "name: My Team..v2\nagents:\n  a: {prompt: p, cwd: repo, workspace: worktree}\n"
+    )
+    roster = load_roster(tmp_path / "agents.yaml", {})
+    folder = workspaces.agent_folder(roster.agents["a"], roster)
+    assert folder == repo / ".octy" / "worktrees" / "my-team.v2" / "a"
+    (folder / "work.txt").write_text("kept\n")
+    git(folder, "add", "work.txt")
+    git(folder, "commit", "-qm", "agent work")
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+    again = workspaces.agent_folder(roster.agents["a"], roster)
+    assert again == folder
+    assert (folder / "work.txt").read_text() == "kept\n"
+    assert git(folder, "rev-parse", "--abbrev-ref", "HEAD") == "octy/my-team.v2/a"
+    assert "locked" in git(repo, "worktree", "list")
