@@ -100,7 +100,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u20
 _CONTROL_AND_LINES = re.compile(
     "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 )
-_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\e"}
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def _visible(match: re.Match[str]) -> str:
@@ -112,8 +112,8 @@ def _visible(match: re.Match[str]) -> str:
 
 
 def escape_controls(text: str, *, multiline: bool = False) -> str:
-    """``text`` with every terminal control made visible (``\\e]0;x\\a`` prints as
-    ``\\e]0;x\\x07``), so no text can retitle, clear or rewrite a person's terminal.
+    """``text`` with every terminal control made visible (ESC ] 0 ; x BEL prints as
+    ``\\x1b]0;x\\x07``), so no text can retitle, clear or rewrite a person's terminal.
     ``multiline`` keeps newlines and tabs (a message body shown as a block)."""
     pattern = _CONTROL if multiline else _CONTROL_AND_LINES
     return pattern.sub(_visible, text)

@@ -106,8 +106,8 @@ def test_escape_sequences_in_bodies_and_names_never_reach_the_terminal(folder: P
         assert b"Traceback" not in done.stderr, verb
         no_raw_controls(done.stdout)
         no_raw_controls(done.stderr)
-    assert "\\e]0;pwned" in outputs["queue show"].stdout.decode()  # visible, not dropped
-    assert "\\e[2J" in outputs["inbox"].stdout.decode()
+    assert "\\x1b]0;pwned" in outputs["queue show"].stdout.decode()  # visible, not dropped
+    assert "\\x1b[2J" in outputs["inbox"].stdout.decode()
 
     exact = json.loads(octy("queue", "show", request.id, "--json", cwd=folder).stdout)
     assert exact["message"]["body"] == EVIL
@@ -137,7 +137,7 @@ def test_ask_prints_an_escaped_reply(folder: Path) -> None:
         answer.wait(RUN_TIMEOUT_S)
     assert done.returncode == 0, done.stderr
     no_raw_controls(done.stdout)
-    assert done.stdout.decode().startswith("line one\nhi\\e]0;pwned\\x07")
+    assert done.stdout.decode().startswith("line one\nhi\\x1b]0;pwned\\x07")
 
 
 # --- 16: secrets ------------------------------------------------------------------------

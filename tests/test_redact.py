@@ -57,5 +57,5 @@ def test_url_passwords_keys_and_known_values_are_redacted() -> None:
 def test_escape_controls_shows_every_control_visibly() -> None:
     """ESC, BEL, CR, C1 CSI and a bidi override become visible text; newlines are kept
     only in multi-line mode."""
-    assert escape_controls("a\x1b]0;t\x07\r\x9b\u202eb\nc") == "a\\e]0;t\\x07\\r\\x9b\\u202eb\\nc"
-    assert escape_controls("a\nb\tc\x1b", multiline=True) == "a\nb\tc\\e"
+    assert escape_controls("a\x1b]0;t\x07\r\x9b\u202eb\nc") == "a\\x1b]0;t\\x07\\r\\x9b\\u202eb\\nc"
+    assert escape_controls("a\nb\tc\x1b", multiline=True) == "a\nb\tc\\x1b"

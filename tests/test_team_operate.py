@@ -181,7 +181,7 @@ def test_compose_habits_on_a_live_team(team: TeamFactory) -> None:
     out = t.folder / "logs" / "supervisor.out"
     t.wait_for(lambda: "pwned" in out.read_text(), what="the notice in supervisor.out")
     assert "\x1b" not in out.read_text()
-    assert "\\e]0;pwned\\x07\\e[2J\\rgone" in out.read_text()
+    assert "\\x1b]0;pwned\\x07\\x1b[2J\\rgone" in out.read_text()
     octy(t, "down")
 
 
