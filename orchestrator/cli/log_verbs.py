@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.redact import for_people
 from orchestrator.roster import load_roster
 
+STOP_GRACE_S = 5.0  # logs -f: longest wait for a stopping supervisor's last lines
 FOLLOW_TAIL = 10  # like `docker logs -f`: some context, not the whole history
 FIELD_WIDTH = 120  # a shortened field (a message body) keeps this many characters
 MERMAID_WIDTH = 60  # an arrow's label: longer ones make the diagram unreadable
@@ -241,17 +243,38 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def _team_stopped(database: Path) -> Callable[[], bool]:
     """True once a supervisor seen running for this team has exited (as `compose logs -f`
-    ends when the containers stop). Until one is seen, following waits for it."""
-    seen = holder_pid(database) is not None  # now, before the first line is printed
+    ends when the containers stop). Until one is seen, following waits for it.
+
+    The supervisor drops its lock a moment before its last events are written: after the
+    lock is gone, its process must be gone too (or STOP_GRACE_S pass) before it counts as
+    stopped, so that the caller's final read has them."""
+    first = holder_pid(database)  # now, before the first line is printed
+    seen, pid = first is not None, first or None
+    released_at: float | None = None
 
     def stopped() -> bool:
-        nonlocal seen
-        if holder_pid(database) is not None:
-            seen = True
+        nonlocal seen, pid, released_at
+        holder = holder_pid(database)
+        if holder is not None:
+            seen, pid, released_at = True, holder or pid, None
             return False
-        return seen
+        if not seen:
+            return False
+        released_at = released_at or time.monotonic()
+        gone = pid is not None and not _alive(pid)
+        return gone or time.monotonic() - released_at > STOP_GRACE_S
 
     return stopped
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has finished: its writes are done)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
 
 
 def _check_names(
