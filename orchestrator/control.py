@@ -75,6 +75,8 @@ async def _handle(
 
 
 async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
+    if command == "resume":  # budgets: orchestrator/budget_watch.py
+        return await _resume(sup, body)
     if command not in COMMANDS:
         return {
             "ok": False,
@@ -114,3 +116,17 @@ async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) 
         sup.grace_s = float(grace)
     sup.stop()
     return {"ok": True, "command": "down", "grace_s": sup.grace_s}
+
+
+async def _resume(sup: Supervisor, body: dict[str, Any]) -> dict[str, Any]:
+    names = body.get("agents") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return {"ok": False, "error": "usage", "message": "'agents' must be a list of names"}
+    unknown = [n for n in names if n not in sup.slots]
+    if unknown:
+        return {
+            "ok": False,
+            "error": "not_found",
+            "message": f"no agent {', '.join(unknown)} in the team; agents: {', '.join(sup.slots)}",
+        }
+    return {"ok": True, "command": "resume", "agents": await sup.budgets.resume(names)}

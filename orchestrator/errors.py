@@ -248,6 +248,28 @@ class WouldDeadlock(RequestFailed):
     code = "would_deadlock"
 
 
+class BudgetExceeded(RequestFailed):
+    """The recipient is paused: its budget (or the team's) is spent for this window.
+
+    ``detail`` carries the figures (spent, limit, when the window rolls over)."""
+
+    code = "budget_exceeded"
+
+
+class ModelUnavailable(RequestFailed):
+    """The recipient's model cannot be reached or refuses it (connection refused, DNS,
+    HTTP 401/403/404). The request is in the dead letters; `queue retry` sends it again."""
+
+    code = "model_unavailable"
+
+
+class TurnFailed(RequestFailed):
+    """The recipient's turn failed in a way that would only repeat (an HTTP 400 from the
+    model, max_turns, a budget), or kept failing until its attempts were used up."""
+
+    code = "turn_failed"
+
+
 # --- sessions and supervision -----------------------------------------------
 
 
@@ -272,6 +294,20 @@ class SupervisorNotRunning(SupervisorError):
         self.db_path = db_path
         super().__init__(
             f"no supervisor is running for {db_path}; start one with `octy-orchestrate up`"
+        )
+
+
+class ModelUnreachable(SupervisorError):
+    """`up` found the agents' model endpoint unreachable, or refusing their key."""
+
+    code = "model_unavailable"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "the model cannot be used, so the team would not work:\n"
+            + "\n".join(f"  {p}" for p in problems)
+            + "\nFix ANTHROPIC_BASE_URL or the API key, or start anyway with --no-model-check."
         )
 
 
@@ -303,8 +339,17 @@ class ScriptError(OrchestratorError):
 
 _BY_CODE: dict[str, type[RequestFailed]] = {
     cls.code: cls
-    for cls in (RequestFailed, RecipientFailed, RecipientRemoved, RequestExpired, WouldDeadlock)
+    for cls in (
+        RequestFailed,
+        RecipientFailed,
+        RecipientRemoved,
+        RequestExpired,
+        WouldDeadlock,
+        ModelUnavailable,
+        TurnFailed,
+    )
 }
+_BY_CODE[BudgetExceeded.code] = BudgetExceeded
 
 
 def request_error_from_code(code: str, request_id: str, detail: str = "") -> RequestFailed:

@@ -26,6 +26,7 @@ _STATE_COLOURS = {
     "registered": "32",
     "busy": "36",  # cyan
     "blocked": "35",  # magenta: waits for a person (an approval)
+    "paused": "35",  # by a budget: waits for `resume`
     "starting": "33",  # yellow
     "stopping": "33",
     "backoff": "33",

@@ -15,6 +15,7 @@ import yaml
 
 from orchestrator import errors, logconfig, safefs
 from orchestrator.cli import common, ps_view, team_record
+from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
@@ -56,6 +57,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--no-color", action="store_true", help="plain console output (default: colour on a tty)"
+    )
+    p.add_argument(
+        "--no-model-check",
+        action="store_true",
+        help="start without first checking that the model endpoint answers and takes the key "
+        "(default: check once)",
     )
     p.set_defaults(func=cmd_up)
 
@@ -185,6 +192,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_ERROR,
             "no_credentials",
         )
+    from orchestrator.sandbox import problems as sandbox_problems
+
+    blocked = sandbox_problems(roster)
+    if blocked:
+        raise CliFailure("\n".join(blocked), common.EXIT_ERROR, "sandbox_unavailable")
     pid = holder_pid(roster.database)
     if pid is not None:
         raise CliFailure(
@@ -196,8 +208,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args, roster)
     return run_foreground(
-        roster, args.agents or None, grace_s=args.grace, colour=False if args.no_color else None
+        roster,
+        args.agents or None,
+        grace_s=args.grace,
+        colour=False if args.no_color else None,
+        check_model=not args.no_model_check,
     )
+
+
+def _registered(db: Path, pid: int) -> bool:
+    """The supervisor wrote its registry row: it is past its checks (the model's included)."""
+    try:
+        with Mailbox(db, readonly=True) as mailbox:
+            info = mailbox.agent(SUPERVISOR)
+    except errors.OrchestratorError:
+        return False
+    return info is not None and info.pid == pid and info.state == "running"
 
 
 def run_foreground(
@@ -207,6 +233,7 @@ def run_foreground(
     grace_s: float,
     colour: bool | None,
     console: Any = None,
+    check_model: bool = False,
 ) -> int:
     import anyio
 
@@ -227,7 +254,7 @@ def run_foreground(
     # So that verbs still reach this team if agents.yaml is later edited into an invalid state.
     team_record.write(roster.path, roster.database, roster.logs, tuple(roster.agents))
     try:
-        anyio.run(Supervisor(roster, only=only, grace_s=grace_s).run)
+        anyio.run(Supervisor(roster, only=only, grace_s=grace_s, check_model=check_model).run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
         raise common.failure_from(exc) from None
     finally:
@@ -247,6 +274,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         "--no-color",
         "--grace",
         str(args.grace),
+        *(["--no-model-check"] if args.no_model_check else []),
         *args.agents,
     ]
     try:  # no link followed, no folder others can write (safefs)
@@ -268,7 +296,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         if proc.poll() is not None:
             tail = out_path.read_text(errors="replace").splitlines()[-10:]
             raise CliFailure("the supervisor exited at once:\n" + "\n".join(tail))
-        if holder_pid(roster.database) == proc.pid:
+        if holder_pid(roster.database) == proc.pid and _registered(roster.database, proc.pid):
             break
         time.sleep(0.05)
     else:
@@ -427,7 +455,9 @@ def ps_rows(db: Path, only: Sequence[str] = ()) -> list[dict[str, Any]]:
             # A participant the supervisor does not manage (a script that ran `register`):
             # its pid is whatever it registered, its liveness its heartbeat.
             external = not meta.get("supervised")
-            running = external or info.state in ("starting", "ready", "busy", "blocked", "stopping")
+            running = external or info.state in (
+                "starting", "ready", "busy", "blocked", "paused", "stopping"
+            )
             started = meta.get("started_at")
             pid = info.pid if running else None
             stats = ps_view.proc_stats(pid)
@@ -451,8 +481,12 @@ def ps_rows(db: Path, only: Sequence[str] = ()) -> list[dict[str, Any]]:
                     "in_flight": [m.id for m in leased if m.recipient == info.name],
                     "turns": meta.get("turns", 0),
                     "tokens": int(meta.get("input_tokens", 0)) + int(meta.get("output_tokens", 0)),
+                    # The agent's total across sessions, and its last turn's (orchestrator.usage).
                     "cost_usd": round(float(meta.get("cost_usd") or 0.0), 6),
+                    "last_turn_cost_usd": round(float(meta.get("last_turn_cost_usd") or 0.0), 6),
                     "session_id": meta.get("session_id"),
+                    **ps_fields(meta),  # spend against budget, context against window
+                    "model_error": meta.get("model_error"),  # the model's last trouble
                 }
             )
     return rows
@@ -492,11 +526,15 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "TURNS",
         "TOKENS",
         "COST",
+        "BUDGET",
+        "CONTEXT",
     )
     table = [
         (
             r["name"],
-            r["state"] + (f" ({r['reason']})" if r.get("reason") else ""),
+            r["state"]
+            + (f" ({r['reason']})" if r.get("reason") else "")
+            + (f" ({_short(r['model_error'])})" if r["model_error"] else ""),
             str(r["pid"] or "-"),
             ps_view.duration(r["uptime_s"]),
             "-" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f}",
@@ -507,6 +545,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
             str(r["turns"]),
             str(r["tokens"]),
             f"${r['cost_usd']:.4f}",
+            budget_cell(r),
+            context_cell(r),
         )
         for r in rows
     ]
@@ -528,3 +568,7 @@ def _check_known(db: Path, names: Sequence[str]) -> list[str]:
             "not_found",
         )
     return known
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -14,6 +14,7 @@ from typing import Any
 
 from orchestrator.errors import RosterError, RosterErrors
 from orchestrator.roster import _coerce as c
+from orchestrator.roster._budget import budget as budget_setting
 from orchestrator.roster._files import file_path, folder_path
 from orchestrator.roster._interpolate import interpolate_tree
 from orchestrator.roster._refs import NameRefs, check_names, report_cycles
@@ -104,6 +105,7 @@ class _Builder:
         logs = get("logs", folder_path, self.folder / "logs")
         log_max_bytes = get("log_max_bytes", c.size, 10 * 1024 * 1024)
         log_backups = get("log_backups", c.integer(0), 5)
+        team_budget = get("budget", budget_setting, None)
         raw_defaults = tree.get("defaults")
         defaults: dict[str, Any] = {}
         if raw_defaults is not None:
@@ -127,6 +129,7 @@ class _Builder:
             log_backups=log_backups,
             defaults=freeze(raw_defaults or {}),
             agents=FrozenDict(agents),
+            budget=team_budget,
         )
 
     def _unknown_keys(
