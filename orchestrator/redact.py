@@ -35,8 +35,12 @@ _SECRET_VALUE = re.compile(
     r"|AKIA[0-9A-Z]{16}"  # AWS access key ids
     r"|(?i:bearer)\s+[A-Za-z0-9._~+/\-]{12,}=*)"  # HTTP bearer tokens
 )
-# The password of a URL: postgres://user:PASSWORD@host/db keeps everything but it.
-_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)([^\s@/]+)(@)")
+# The password of a URL: postgres://user:PASSWORD@host/db keeps everything but it. Every
+# part is bounded: unbounded, a 1 MiB body of letters took quadratic time (each start
+# position scanned to the end), and the supervisor redacts every body it logs.
+_URL_PASSWORD = re.compile(
+    r"(?<![a-zA-Z0-9+.\-])([a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^\s:/@]{0,256}:)([^\s@/]{1,256})(@)"
+)
 
 
 def is_secret_name(name: str) -> bool:

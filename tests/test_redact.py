@@ -59,3 +59,12 @@ def test_escape_controls_shows_every_control_visibly() -> None:
     only in multi-line mode."""
     assert escape_controls("a\x1b]0;t\x07\r\x9b\u202eb\nc") == "a\\x1b]0;t\\x07\\r\\x9b\\u202eb\\nc"
     assert escape_controls("a\nb\tc\x1b", multiline=True) == "a\nb\tc\\x1b"
+
+
+def test_a_body_near_the_queue_limit_is_redacted_in_linear_time() -> None:
+    """Regression: an unbounded URL pattern scanned from every position to the end of a
+    1 MiB body of letters (quadratic: the supervisor hung logging it, and the body was never
+    delivered). Bounded, it finishes well inside the suite's per-test timeout."""
+    r = Redactor()
+    for body in ("x" * 1_000_000, "a:" * 500_000, "s://" + "u" * 1_000_000):
+        assert r.text(body) == body
