@@ -146,6 +146,31 @@ class NotAllowed(QueueError):
         )
 
 
+class InvalidName(QueueError):
+    """A participant name the registry refuses: reserved, or not ``[a-z0-9][a-z0-9_-]*``."""
+
+    code = "invalid_name"
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"cannot register {name!r}: {reason}")
+
+
+class ParticipantSupervised(QueueError):
+    """``unregister`` of an agent that a running supervisor manages from its roster."""
+
+    code = "supervised"
+
+    def __init__(self, name: str, supervisor_pid: int) -> None:
+        self.name = name
+        self.supervisor_pid = supervisor_pid
+        super().__init__(
+            f"'{name}' is an agent of the running team (supervisor pid {supervisor_pid}): "
+            "remove it from agents.yaml (the team then removes it), or stop the team first"
+        )
+
+
 class MessageNotFound(QueueError):
     code = "not_found"
 

@@ -14,10 +14,9 @@ import io
 import json
 import logging.handlers
 import os
-import re
 import sys
 import threading
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,64 +24,20 @@ import structlog
 
 from orchestrator import safefs
 from orchestrator.errors import UnsafePath
+from orchestrator.redact import REDACTED, REDACTOR, Redactor, for_people
 
 SUPERVISOR_LOG = "supervisor"
-_SECRET_NAME = re.compile(r"(?i)(api[_-]?key|token|secret|passw(or)?d|credential|auth)")
-_SECRET_VALUE = re.compile(
-    r"(sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic keys
-    r"|sk-[A-Za-z0-9_\-]{20,}"  # other sk- style keys
-    r"|gh[pousr]_[A-Za-z0-9]{20,}"  # GitHub tokens
-    r"|xox[baprs]-[A-Za-z0-9\-]{10,}"  # Slack tokens
-    r"|AKIA[0-9A-Z]{16}"  # AWS access key ids
-    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{12,})"
-)
-REDACTED = "***"
-
-
-class Redactor:
-    """Replaces known secret values and secret-looking strings everywhere in an event."""
-
-    def __init__(self) -> None:
-        self._values: set[str] = set()
-        self._known: re.Pattern[str] | None = None  # one alternation: a single pass per string
-        self._lock = threading.Lock()
-
-    def add(self, values: Iterable[str]) -> None:
-        with self._lock:
-            self._values |= {v for v in values if len(v) >= 6}
-            longest_first = sorted(self._values, key=len, reverse=True)
-            self._known = (
-                re.compile("|".join(map(re.escape, longest_first))) if longest_first else None
-            )
-
-    def add_from_env(self, env: MutableMapping[str, str] | dict[str, str]) -> None:
-        """Remember values of variables whose names look secret (ANTHROPIC_API_KEY, *_TOKEN…)."""
-        self.add(v for k, v in env.items() if _SECRET_NAME.search(k))
-
-    def text(self, value: str) -> str:
-        known = self._known
-        if known is not None:
-            value = known.sub(REDACTED, value)
-        return _SECRET_VALUE.sub(REDACTED, value)
-
-    def value(self, key: str, value: Any) -> Any:
-        if isinstance(value, str):
-            if _SECRET_NAME.search(key) and not key.endswith(("_id", "_ids", "tokens")):
-                return REDACTED
-            return self.text(value)
-        if isinstance(value, dict):
-            return {k: self.value(str(k), v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.value(key, v) for v in value]
-        return value
-
-    def __call__(
-        self, _logger: Any, _name: str, event: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        return {k: self.value(k, v) for k, v in event.items()}
-
-
-REDACTOR = Redactor()
+# The redactor lived here first; callers still import it from here.
+__all__ = [
+    "REDACTED",
+    "REDACTOR",
+    "SUPERVISOR_LOG",
+    "Redactor",
+    "agent_colour",
+    "configure",
+    "render_line",
+    "shutdown",
+]
 
 
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
@@ -113,16 +68,17 @@ _QUIET_KEYS = ("timestamp", "level", "event", "agent", "logger")
 def render_line(event: MutableMapping[str, Any], *, colour: bool, width: int = 160) -> str:
     """One readable line: ``12:00:01 coordinator | asked to=researcher request_id=…``."""
     ts = str(event.get("timestamp", ""))
-    clock = ts[11:19] if len(ts) >= 19 else ts
-    who = str(event.get("agent") or SUPERVISOR_LOG)
+    clock = for_people(ts[11:19] if len(ts) >= 19 else ts)
+    # Names and fields come from peers and files: escaped, so none can drive the terminal.
+    who = for_people(str(event.get("agent") or SUPERVISOR_LOG))
     fields = " ".join(
-        f"{k}={_short(v, width)}"
+        f"{for_people(str(k))}={_short(v, width)}"
         for k, v in event.items()
         if k not in _QUIET_KEYS and v is not None
     )
     name = f"{who:<12}"
     level = str(event.get("level", "info"))
-    text = f"{event.get('event', '')} {fields}".rstrip()
+    text = f"{for_people(str(event.get('event', '')))} {fields}".rstrip()
     if colour:
         name = f"\x1b[{agent_colour(who)}m{name}\x1b[0m"
         if level in ("error", "critical"):
@@ -136,8 +92,8 @@ def _short(value: Any, width: int) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     text = text.replace("\n", "⏎")
     if width and len(text) > width:
-        return text[: width - 1] + "…"
-    return text
+        text = text[: width - 1] + "…"
+    return for_people(text)
 
 
 class _Router:

@@ -189,9 +189,11 @@ def follow(
     tail: int | None = None,
     poll_s: float = POLL_S,
     on_gap: Callable[[Path], None] | None = None,
+    done: Callable[[], bool] | None = None,
 ) -> Iterator[list[LogLine]]:
     """The last ``tail`` lines (all if None) as a first batch, then each batch of new lines
-    as it is written, across rotations, for ever (the caller stops iterating)."""
+    as it is written, across rotations, until ``done()`` says so when nothing new came (then
+    what was written meanwhile is read once more), or for ever without ``done``."""
     followers = [(s, FileFollower(s.base, s.name, on_gap=on_gap)) for s in chosen]
     try:
         streams = [list(select(f.history(), s, since)) for s, f in followers]
@@ -203,6 +205,12 @@ def follow(
             batch = [line for s, f in followers for line in select(f.poll(), s, since)]
             if batch:
                 yield sorted(batch, key=lambda line: line.timestamp)  # stable: file order kept
+            elif done is not None and done():
+                # The writer has finished: its last lines may have landed since the poll.
+                last = [line for s, f in followers for line in select(f.poll(), s, since)]
+                if last:
+                    yield sorted(last, key=lambda line: line.timestamp)
+                return
             else:
                 time.sleep(poll_s)
     finally:

@@ -169,7 +169,8 @@ async def _forget_agent(sup: Supervisor, name: str) -> None:
     assert sup.mailbox is not None
     del sup.slots[name]
     try:
-        await sup.mailbox.unregister(name)  # from now on a send to it is refused
+        # force: the row is supervised (refused to others while the team runs)
+        await sup.mailbox.unregister(name, force=True)  # from now on a send to it is refused
     except errors.DatabaseReplaced as exc:
         sup._abandon(exc)
     except errors.QueueError as exc:
@@ -188,6 +189,8 @@ async def _register_agent(sup: Supervisor, name: str) -> None:
     spec = sup.roster.agents[name]
     try:
         await sup.mailbox.register(name, spec.description, state=slot.state.value)
+        # supervised: `unregister` refuses this row while the team runs (as at `up`)
+        await sup.mailbox.update_agent(name, meta={"supervised": True}, heartbeat=False)
     except errors.DatabaseReplaced as exc:
         sup._abandon(exc)
     except errors.QueueError as exc:

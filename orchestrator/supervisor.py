@@ -181,12 +181,8 @@ class Supervisor:
         self._state_changed.set()  # whoever waits for a state stops waiting
 
     async def _register_self(self, mailbox: AsyncMailboxBackend) -> None:
-        await mailbox.register(
-            SUPERVISOR,
-            "the team's supervisor",
-            pid=os.getpid(),
-            state="running",
-            meta={"instance": self.instance, "roster": str(self.roster.path)},
+        await mailbox.register_supervisor(
+            os.getpid(), {"instance": self.instance, "roster": str(self.roster.path)}
         )
 
     async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
@@ -208,7 +204,8 @@ class Supervisor:
             info = await mailbox.agent(name)
             if info is not None and info.pid:
                 _kill_stale_cli(name, info.pid, info.meta.get("pid_start"))
-            meta = dict(info.meta) if info else {}
+            # supervised: `unregister` refuses this row while the team runs.
+            meta = {**(info.meta if info else {}), "supervised": True}
             slot = Slot(name, stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta})
             slot.model_note = meta.get(MODEL_NOTE)
             slot.want_running = name in wanted
@@ -304,7 +301,11 @@ class Supervisor:
         if not isinstance(pid, int):
             pid = slot.runner.pid if slot.runner is not None else None
         await self.mailbox.register(
-            slot.name, spec.description, pid=pid, state=slot.state.value, meta=meta
+            slot.name,
+            spec.description,
+            pid=pid,
+            state=slot.state.value,
+            meta={**meta, "supervised": True},
         )
         log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
 

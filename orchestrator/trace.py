@@ -21,6 +21,7 @@ from orchestrator.logconfig import agent_colour
 from orchestrator.logview import read_events
 from orchestrator.mailbox import Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
+from orchestrator.redact import for_people
 
 # Events that only repeat what the queue already records for the same message.
 _IN_QUEUE = frozenset({"sent", "asked", "replied", "broadcast"})
@@ -296,7 +297,8 @@ def text_of(body: Any) -> str:
 
 
 def shorten(text: str, width: int) -> str:
-    text = " ".join(text.split())
+    """One line for people: secrets redacted, controls escaped, at most ``width`` long."""
+    text = for_people(" ".join(text.split()))
     return text if not width or len(text) <= width else text[: width - 1] + "…"
 
 
@@ -304,10 +306,11 @@ def render_timeline(trace: Trace, *, colour: bool = False, width: int = 100) -> 
     """Lines for people: ``+12 ms  coordinator → researcher  request 01h…  "text"``."""
 
     def who(name: str) -> str:
+        name = for_people(name)
         return f"\x1b[{agent_colour(name)}m{name}\x1b[0m" if colour else name
 
     root, reply = trace.root, trace.reply
-    head = f"{root.kind} {root.id}: {root.sender} → {root.recipient}, {root.status}"
+    head = for_people(f"{root.kind} {root.id}: {root.sender} → {root.recipient}, {root.status}")
     if reply is not None:
         ms = round((reply.created_at - trace.start) * 1000)
         head += f", {'failed' if reply.error else 'answered'} after {ms} ms"
@@ -315,10 +318,10 @@ def render_timeline(trace: Trace, *, colour: bool = False, width: int = 100) -> 
     for s in trace.steps:
         arrow = "←" if s.kind == "answered" else "→"  # the asker receives its answer
         where = f"{who(s.actor)} {arrow} {who(s.target)}" if s.target else who(s.actor)
-        what = s.kind if not s.message_id else f"{s.kind} {s.message_id}"
+        what = for_people(s.kind if not s.message_id else f"{s.kind} {s.message_id}")
         text = shorten(s.text, width)
         if s.arrow or s.kind == "answered":
-            text = json.dumps(text, ensure_ascii=False)
+            text = f'"{text}"'  # already one line, controls escaped
         lines.append(f"{trace.ms(s):>8} ms  {'  ' * s.depth}{where}  {what}  {text}".rstrip())
     turns = sum(1 for s in trace.steps if s.kind == "turn")
     lines.append(f"{len(trace.messages)} message(s), {turns} turn(s)")
@@ -372,7 +375,8 @@ def render_mermaid(trace: Trace, *, width: int = 60) -> str:
                 ids[name] = name if safe else f"p{len(ids)}"
     out = ["sequenceDiagram"]
     for name, pid in ids.items():
-        out.append(f"    participant {pid}" if pid == name else f"    participant {pid} as {name}")
+        alias = for_people(" ".join(name.split())).translate(_MERMAID_ESCAPES)
+        out.append(f"    participant {pid}" if pid == name else f"    participant {pid} as {alias}")
 
     def label(*parts: str) -> str:
         return shorten(" · ".join(p for p in parts if p), width).translate(_MERMAID_ESCAPES)

@@ -14,6 +14,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -258,8 +261,10 @@ def test_demo_shows_agents_asking_and_answering_offline(tmp_path: Path) -> None:
 def test_demo_keep_ignores_real_credentials_and_leaves_the_folder(tmp_path: Path) -> None:
     """Even with an API key, a base URL and a config folder in the environment, the demo
     talks only to its scripted model (the base URL here goes nowhere, yet the demo answers),
-    never writes the key anywhere, and never touches that config folder. --keep leaves a
-    folder the usual tools can read: a valid roster and a queue holding the conversation."""
+    never writes the key anywhere, and never touches that config folder. --keep (issue 9.6)
+    leaves the team running after its answer, with a hint that reads as commands, until
+    `down` from its folder; then a folder the usual tools can read: a valid roster and a
+    queue holding the conversation."""
     secret = "sk-ant-api03-" + "q" * 40
     config = tmp_path / "real-claude-config"
     config.mkdir()
@@ -269,12 +274,53 @@ def test_demo_keep_ignores_real_credentials_and_leaves_the_folder(tmp_path: Path
         ANTHROPIC_BASE_URL="http://127.0.0.1:9",
         CLAUDE_CONFIG_DIR=str(config),
     )
-    done = run_demo(tmp_path, env, "--keep")
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "demo", "--keep", "--no-color"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        _wait(lambda: "the team keeps running" in "".join(lines) or demo.poll() is not None)
+        assert demo.poll() is None, "".join(lines)
+        folder = demo_folder("".join(lines))
+
+        def octy(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "orchestrator.cli", *args],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=RUN_TIMEOUT_S,
+                check=False,
+            )
+
+        listing = json.loads(octy("ps", "--json").stdout)
+        assert listing["supervisor"]["running"] is True
+        assert {a["state"] for a in listing["agents"]} == {"ready"}
+        assert octy("down").returncode == 0
+        demo.wait(RUN_TIMEOUT_S)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    reader.join(RUN_TIMEOUT_S)
+    err = demo.stderr.read() if demo.stderr else ""
+    for pipe in (demo.stdout, demo.stderr):
+        if pipe:
+            pipe.close()
+    done = subprocess.CompletedProcess(demo.args, demo.returncode, "".join(lines), err)
     assert done.returncode == 0, done.stdout + done.stderr
-    folder = demo_folder(done.stdout)
     try:
         assert folder.is_dir()
-        assert "kept" in done.stdout
+        assert "kept" in done.stdout or "keeps running" in done.stdout
+        assert "cd " + str(folder) in done.stdout
         assert set(load_roster(folder, environ={}).agents) == {
             "coordinator",
             "researcher",
@@ -282,23 +328,32 @@ def test_demo_keep_ignores_real_credentials_and_leaves_the_folder(tmp_path: Path
         }
         with Mailbox(folder / "queue" / "team.db") as mailbox:
             messages = mailbox.list(limit=100)
-        requests = {(m.sender, m.recipient) for m in messages if m.kind == "request"}
+        # (the `down` command is a request to the supervisor, and its answer, too)
+        talk = [m for m in messages if "supervisor" not in (m.sender, m.recipient)]
+        requests = {(m.sender, m.recipient) for m in talk if m.kind == "request"}
         assert requests == {
             (USER, "coordinator"),
             ("coordinator", "researcher"),
             ("coordinator", "reviewer"),
         }
-        assert all(m.status == "done" for m in messages)
-        final = [m for m in messages if m.kind == "response" and m.recipient == USER]
+        assert all(m.status == "done" for m in talk)
+        final = [m for m in talk if m.kind == "response" and m.recipient == USER]
         assert len(final) == 1
         assert "would_deadlock" in text_of(final[0].body)
-        assert f"trace {final[0].correlation_id}" in done.stdout  # the hint names the question
+        assert f"octy-orchestrate trace {final[0].correlation_id}\n" in done.stdout
         assert list(config.iterdir()) == []
         leaks = [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
         assert leaks == []
         assert secret not in done.stdout + done.stderr
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait(predicate: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 def test_demo_seconds_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:

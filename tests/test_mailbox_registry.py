@@ -110,8 +110,54 @@ def test_unregister_keeps_messages_waiting(mb: Mailbox) -> None:
     assert [m.id for m in mb.claim("alice", owner="w")] == [sent.id]
 
 
-def test_empty_name_is_refused(mb: Mailbox) -> None:
-    """An empty agent name is a programming error, caught before anything is written."""
-    with pytest.raises(ValueError, match="non-empty"):
-        mb.register("  ")
+@pytest.mark.parametrize(
+    "name", ["", "  ", "user", "supervisor", "a/b", "../x", "Alice", "-x", "a b", "a\x1b[2J"]
+)
+def test_reserved_and_malformed_names_are_refused(mb: Mailbox, name: str) -> None:
+    """Regression (issue 16.20): register('supervisor'), register('user') or a name with '/'
+    overwrote or created the team's own rows. The registry refuses them as the roster does,
+    with InvalidName, before anything is written."""
+    with pytest.raises(errors.InvalidName, match="cannot register"):
+        mb.register(name)
     assert mb.agents() == []
+
+
+def test_only_the_supervisor_writes_its_row_and_nobody_unregisters_it(mb: Mailbox) -> None:
+    """register_supervisor() is the supervisor's way in; unregister of a reserved row is
+    refused."""
+    mb.register_supervisor(4242, {"instance": "x"})
+    assert mb.agent("supervisor") is not None
+    with pytest.raises(errors.InvalidName):
+        mb.register("supervisor", "fake")
+    with pytest.raises(errors.InvalidName):
+        mb.unregister("supervisor")
+    assert mb.agent("supervisor").pid == 4242  # type: ignore[union-attr]
+
+
+def test_unregister_refuses_an_agent_a_running_supervisor_manages(tmp_path: Path) -> None:
+    """Issue 9.5: unregister removes an external participant, but refuses a roster agent
+    (meta.supervised) while its supervisor holds the team's lock; once the lock is gone it
+    works, and force=True (the supervisor applying a roster edit) always does."""
+    from orchestrator.lockfile import SupervisorLock
+
+    db = tmp_path / "team.db"
+    with Mailbox(db, create=True) as mb:
+        mb.register("script", pid=123)
+        mb.register("coder", meta={"supervised": True})
+        lock = SupervisorLock(db)
+        lock.acquire()
+        try:
+            with pytest.raises(errors.ParticipantSupervised, match="supervisor pid"):
+                mb.unregister("coder")
+            assert mb.agent("coder") is not None
+            assert mb.unregister("script") is True
+            assert mb.unregister("script") is False  # already gone: nothing to do
+        finally:
+            lock.release()
+        assert mb.unregister("coder") is True
+        mb.register("coder", meta={"supervised": True})
+        lock.acquire()
+        try:
+            assert mb.unregister("coder", force=True) is True
+        finally:
+            lock.release()

@@ -153,7 +153,7 @@ def test_broadcast_reaches_each_agent_once_but_not_sender_user_or_supervisor(
     """broadcast() writes one 'broadcast' per registered agent except the sender, user and
     supervisor.
     """
-    mb.register(SUPERVISOR)
+    mb.register_supervisor(1, {})
     sent = mb.broadcast("alice", "standup", ttl_s=10)
     assert sorted(m.recipient for m in sent) == ["bob", "carol"]
     assert {m.kind for m in sent} == {"broadcast"}

@@ -116,11 +116,14 @@ def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> N
 
 
 def test_down_with_no_supervisor_running(team: TeamFactory) -> None:
-    """down when nothing runs: exit 5 and a message saying so."""
+    """Regression (issue 9.6): down when nothing runs exited 5. As compose: exit 0 and say
+    so (the wanted state holds). Verbs that need a supervisor to act still exit 5."""
     t = team([{"text": "x"}], {"a": {}})
     done = octy(t, "down", check=False)
-    assert done.returncode == 5
-    assert "no supervisor is running" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "nothing to stop" in done.stdout
+    assert json.loads(octy(t, "down", "--json").stdout)["running"] is False
+    assert octy(t, "restart", "a", check=False).returncode == 5
 
 
 def test_hot_reload_adds_removes_and_changes_agents(team: TeamFactory) -> None:

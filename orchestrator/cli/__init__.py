@@ -8,11 +8,14 @@ Exit codes mean something (see :mod:`orchestrator.cli.common`).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from orchestrator import __version__
 from orchestrator.cli import common
+from orchestrator.redact import REDACTOR
 
 # Verb modules, in the order their verbs appear in --help.
 _VERB_MODULES = (
@@ -37,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         "5 no supervisor running.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="top_file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the roster, for any verb (default: ./agents.yaml); also accepted after the verb",
+    )
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     import importlib
 
@@ -52,19 +64,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever a person reads is redacted (see orchestrator.redact): secrets in this
+    # environment are known values from the start.
+    REDACTOR.add_from_env(os.environ)
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    bad = next((a for a in argv if _not_utf8(a)), None)
+    if bad is not None:
+        # Python decodes such bytes as lone surrogates, which fail later, deep in a write.
+        shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        parser.print_usage(sys.stderr)
+        print(
+            f"octy-orchestrate: error: argument {shown!r} is not valid UTF-8 text",
+            file=sys.stderr,
+        )
+        return common.EXIT_USAGE
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return common.EXIT_USAGE
+    if args.top_file is not None:  # `octy-orchestrate -f team.yaml ps`, as compose
+        if getattr(args, "file", None) not in (None, args.top_file):
+            parser.error("-f/--file given twice, with different files")
+        args.file = args.top_file
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `octy-orchestrate ... | head`: the reader left, nothing is wrong. Point stdout at
+        # /dev/null so the interpreter's last flush is quiet, and end as a SIGPIPE'd tool.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13
     except common.CliFailure as failure:
         common.report_failure(args, failure)
         return failure.exit_code
     return code
+
+
+def _not_utf8(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 if __name__ == "__main__":  # pragma: no cover

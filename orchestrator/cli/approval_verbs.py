@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from orchestrator import errors
-from orchestrator.cli import common
+from orchestrator.cli import common, ps_view
 from orchestrator.cli.common import CliFailure
 from orchestrator.mailbox import USER
 
@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        ("deny", "refuse a waiting tool call (the agent reads the reason)")):
         p = sub.add_parser(verb, help=text)
         p.add_argument("id", metavar="ID", help="the approval's id (see `approvals`)")
-        p.add_argument("--reason", default="", metavar="TEXT", help="told to the agent")
+        p.add_argument(
+            "--reason", default="", metavar="TEXT", help="told to the agent (default: none)"
+        )
         p.add_argument("--as", dest="sender", default=None, metavar="NAME",
                        help="answer as this participant (default: user)")
         _options(p)
@@ -72,9 +74,8 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for line in ps_view.render(header, table[1:], colour=False):  # cells escaped
+        print(line)
     return common.EXIT_OK
 
 

@@ -28,10 +28,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("agents", nargs="*", metavar="AGENT", help="agents to resume (default: all)")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=common.seconds,
         default=60.0,
         metavar="S",
-        help="wait this long for the supervisor's acknowledgement (60 s)",
+        help="wait this long for the supervisor's acknowledgement (default 60)",
     )
     p.set_defaults(func=cmd_resume)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
+from orchestrator.cli import team_record
+from orchestrator.redact import for_people
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -47,6 +50,8 @@ def exit_code_for(exc: errors.OrchestratorError) -> int:
         return EXIT_NOT_FOUND
     if isinstance(exc, errors.SupervisorNotRunning):
         return EXIT_NO_SUPERVISOR
+    if isinstance(exc, errors.InvalidName):
+        return EXIT_USAGE
     return EXIT_ERROR
 
 
@@ -54,28 +59,64 @@ def failure_from(exc: errors.OrchestratorError) -> CliFailure:
     return CliFailure(str(exc), exit_code_for(exc), exc.code)
 
 
+MAX_SECONDS = 10 * 365 * 86400.0  # ten years: beyond it a timeout means "never", say so
+MAX_COUNT = 1_000_000_000  # SQLite integers are 64-bit; a limit this big lists everything
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (``nan``, ``inf``, ``-1`` and
+    ``1e400`` are usage errors, not tracebacks)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: seconds must be a finite number from 0 to {MAX_SECONDS:g}"
+        )
+    return value
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number from 0 to :data:`MAX_COUNT`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be from 0 to {MAX_COUNT}")
+    return value
+
+
 def add_common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
     """--json on every verb; --db where the verb touches the queue."""
     parser.add_argument(
-        "--json", action="store_true", help="machine-readable output (one JSON document)"
+        "--json",
+        action="store_true",
+        help="machine-readable output: one JSON document, exact (nothing escaped or redacted)",
     )
     if db:
         parser.add_argument(
             "--db",
             type=Path,
             default=None,
-            help="queue database (default: the one named in agents.yaml, else queue/team.db)",
+            help="queue database (default: $OCTY_DB, else the one agents.yaml names, "
+            "else queue/team.db)",
         )
 
 
 def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Path:
     """The queue database a verb uses, first found of: ``--db``; the ``database`` of the
     roster named with ``-f``; ``$OCTY_DB`` (set inside an agent's session); the ``database``
-    of ./agents.yaml; ``queue/team.db``. A named or present roster with errors is reported,
-    not skipped over."""
+    of ./agents.yaml; ``queue/team.db``.
+
+    A roster with errors does not lock the operator out of a team that runs its last good
+    version: the database recorded when that team started is used, with one warning line
+    (see :mod:`orchestrator.cli.team_record`). With no such record the errors are reported."""
     explicit: Path | None = getattr(args, "db", None)
     if explicit is not None:
         return explicit
+    roster_file = roster_file or getattr(args, "file", None)
     if roster_file is None and os.environ.get(DB_ENV):
         path = Path(os.environ[DB_ENV])
         agent = os.environ.get(AGENT_ENV)
@@ -96,7 +137,12 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
     try:
         return load_roster(path).database
     except errors.OrchestratorError as exc:
-        raise failure_from(exc) from exc
+        record = team_record.read(path)
+        if record is None:
+            raise failure_from(exc) from exc
+        problems = len(exc.errors) if isinstance(exc, errors.RosterErrors) else 0
+        team_record.warn_invalid(path, problems, record)
+        return record.database
 
 
 def resolve_place(
@@ -126,4 +172,5 @@ def report_failure(args: argparse.Namespace, failure: CliFailure) -> None:
     if getattr(args, "json", False):
         emit_json({"ok": False, "error": failure.code, "message": failure.message})
     else:
-        print(f"octy-orchestrate: {failure.message}", file=sys.stderr)
+        # Messages quote names and paths that others chose: escaped, secrets masked.
+        print(f"octy-orchestrate: {for_people(failure.message, multiline=True)}", file=sys.stderr)

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-f",
         "--file",
         type=Path,
-        default=Path(common.DEFAULT_ROSTER),
+        default=None,
         help="where to write the roster (default ./agents.yaml; a folder means its agents.yaml)",
     )
     p.add_argument("--force", action="store_true", help="overwrite files that already exist")
@@ -39,7 +39,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "answers. Then the team stops and the folder is removed.",
     )
     p.add_argument(
-        "--keep", action="store_true", help="keep the temporary folder (roster, logs, queue)"
+        "--keep",
+        action="store_true",
+        help="keep the team running after its answer, until `octy-orchestrate down` (or "
+        "Ctrl-C), and keep its folder (default: stop and remove it)",
     )
     p.add_argument(
         "--seconds",
@@ -48,7 +51,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="give up if the team has not answered within N seconds (default 60; exit 4)",
     )
-    p.add_argument("--no-color", action="store_true", help="plain console output")
+    p.add_argument(
+        "--no-color", action="store_true", help="plain console output (default: colour on a tty)"
+    )
     p.set_defaults(func=cmd_demo)
 
 
@@ -65,7 +70,7 @@ def _positive(text: str) -> float:
 def cmd_init(args: argparse.Namespace) -> int:
     from orchestrator.starter import existing_files, roster_target, write_starter
 
-    target = roster_target(args.file)
+    target = roster_target(args.file or Path(common.DEFAULT_ROSTER))
     existing = existing_files(target)
     if existing and not args.force:
         names = ", ".join(str(p) for p in existing)

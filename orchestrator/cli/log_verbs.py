@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from orchestrator import errors, logview, trace
-from orchestrator.cli import common
+from orchestrator.cli import common, team_record
 from orchestrator.cli.common import CliFailure
+from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
+from orchestrator.redact import for_people
 from orchestrator.roster import load_roster
 
+STOP_GRACE_S = 5.0  # logs -f: longest wait for a stopping supervisor's last lines
 FOLLOW_TAIL = 10  # like `docker logs -f`: some context, not the whole history
 FIELD_WIDTH = 120  # a shortened field (a message body) keeps this many characters
 MERMAID_WIDTH = 60  # an arrow's label: longer ones make the diagram unreadable
@@ -36,18 +40,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "agents", nargs="*", metavar="AGENT", help="only these agents (default: everything)"
     )
     p.add_argument(
-        "-f", "--follow", action="store_true", help="keep printing new events (Ctrl-C stops)"
+        "-f",
+        "--follow",
+        action="store_true",
+        help="keep printing new events; ends when the team stops, or Ctrl-C (default: print "
+        "and exit)",
     )
     p.add_argument(
+        "--forever",
+        action="store_true",
+        help="with -f: keep following after the team stops, until Ctrl-C (default: end when "
+        "the running team's supervisor exits; with no team running, wait for one)",
+    )
+    p.add_argument(
+        "-n",
         "--tail",
-        type=_count,
+        type=common.count,
         metavar="N",
         help=f"only the last N events (default: all; {FOLLOW_TAIL} with --follow)",
     )
     p.add_argument(
         "--since",
         metavar="WHEN",
-        help="events from 10s/5m/1h/2d ago, or since an ISO time (local time without a zone)",
+        help="events from 10s/5m/1h/2d ago, or since an ISO time (local time without a zone; "
+        "default: from the start)",
     )
     p.add_argument("--json", action="store_true", help="the raw JSON lines, one event per line")
     p.add_argument(
@@ -71,16 +87,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _colour_opts(p)
     _place_opts(p, short_file=True)
     p.set_defaults(func=cmd_trace)
-
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 10, 100…)")
-    return n
 
 
 def _colour_opts(p: argparse.ArgumentParser) -> None:
@@ -144,6 +150,10 @@ def places_of(file: Path | None) -> Places:
     try:
         roster = load_roster(path)
     except errors.RosterErrors as exc:
+        record = team_record.read(path)
+        if record is not None:  # the team that runs (or last ran) from this roster
+            team_record.warn_invalid(path, len(exc.errors), record)
+            return Places(record.logs, record.database, record.agents or None)
         if not path.is_file():
             raise CliFailure(str(exc), common.EXIT_ERROR, exc.code) from None
         places = _lenient(path)
@@ -198,6 +208,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
     chosen = logview.sources(folder, args.agents)
     _check_names(chosen, places.agents, folder, following=args.follow)
     present = [s for s in chosen if s.exists()]
+    if args.forever and not args.follow:
+        raise CliFailure("--forever goes with -f/--follow", common.EXIT_USAGE, "usage")
     for s in chosen:
         if s not in present and present:
             print(f"octy-orchestrate: no logs for {s.name} yet", file=sys.stderr)
@@ -220,12 +232,49 @@ def cmd_logs(args: argparse.Namespace) -> int:
             # Nothing existed when we started: whatever appears from now on is new, even
             # lines written before our first read (a busy machine), so none is cut by the tail.
             tail = None
-        for batch in logview.follow(chosen, since=since, tail=tail, on_gap=_gap):
+        done = None if args.forever else _team_stopped(places.database)
+        for batch in logview.follow(chosen, since=since, tail=tail, on_gap=_gap, done=done):
             _write(batch, args.json, colour, width)
     except BrokenPipeError:  # `logs | head`: the reader left, which is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
     return common.EXIT_OK
+
+
+def _team_stopped(database: Path) -> Callable[[], bool]:
+    """True once a supervisor seen running for this team has exited (as `compose logs -f`
+    ends when the containers stop). Until one is seen, following waits for it.
+
+    The supervisor drops its lock a moment before its last events are written: after the
+    lock is gone, its process must be gone too (or STOP_GRACE_S pass) before it counts as
+    stopped, so that the caller's final read has them."""
+    first = holder_pid(database)  # now, before the first line is printed
+    seen, pid = first is not None, first or None
+    released_at: float | None = None
+
+    def stopped() -> bool:
+        nonlocal seen, pid, released_at
+        holder = holder_pid(database)
+        if holder is not None:
+            seen, pid, released_at = True, holder or pid, None
+            return False
+        if not seen:
+            return False
+        released_at = released_at or time.monotonic()
+        gone = pid is not None and not _alive(pid)
+        return gone or time.monotonic() - released_at > STOP_GRACE_S
+
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has finished: its writes are done)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
 
 
 def _check_names(
@@ -269,8 +318,10 @@ def _gap(base: Path) -> None:
 def _write(lines: Iterable[logview.LogLine], raw: bool, colour: bool, width: int) -> None:
     out = sys.stdout
     for line in lines:
-        if raw or line.event is None:
+        if raw:
             out.write(line.raw + "\n")
+        elif line.event is None:  # not a JSON event (a torn or foreign line): shown safely
+            out.write(for_people(line.raw) + "\n")
         else:
             out.write(render_line(dict(line.event), colour=colour, width=width) + "\n")
     out.flush()

@@ -20,21 +20,31 @@ from typing import Any
 
 from orchestrator import errors
 from orchestrator.cli import common
+from orchestrator.redact import for_people
 from orchestrator.scripted_model import RecordedRequest, ScriptedModel, last_user_text
+
+# The module docstring without its reST markup: --help is read in a terminal.
+_DESCRIPTION = (__doc__ or "").replace("``", "")
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "scripted-model",
         help="serve a scripted stand-in for the Anthropic Messages API (tests, offline demo)",
-        description=__doc__,
+        description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--script", type=Path, required=True, help="YAML script of rules")
     parser.add_argument(
-        "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)"
+        "--script", type=Path, required=True, help="YAML script of rules (required; no default)"
     )
-    parser.add_argument("--record", type=Path, help="append every request to this JSON-lines file")
+    parser.add_argument(
+        "--port", type=_port, default=0, help="port on 127.0.0.1 (default: a free one)"
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        help="append every request to this JSON-lines file (default: no record)",
+    )
     common.add_common(parser, db=False)
     parser.set_defaults(func=run)
 
@@ -105,13 +115,24 @@ def _announce(args: argparse.Namespace, model: ScriptedModel) -> None:
     )
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return port
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _print_request(req: RecordedRequest) -> None:
     said = last_user_text(req).replace("\n", " ")
-    said = said if len(said) <= 60 else said[:57] + "..."
+    said = for_people(said if len(said) <= 60 else said[:57] + "...")  # peers' bodies
     print(
         f"#{req['seq']} {req['method']} {req['path']} -> {req['status']} "
         f"({req['answered_by']}) {said}",

@@ -1,7 +1,9 @@
 """Human output for the queue verbs: compact tables and message details.
 
 Machine output is ``--json`` (see :mod:`orchestrator.cli.queue_verbs`); this
-module only decides what a person reads in a terminal.
+module only decides what a person reads in a terminal. Every name and body goes
+through :func:`orchestrator.redact.for_people`: a peer's text cannot drive the
+terminal, and a secret in it is masked.
 """
 
 from __future__ import annotations
@@ -13,22 +15,22 @@ from datetime import datetime
 from typing import Any
 
 from orchestrator.mailbox import AgentInfo, Message
+from orchestrator.redact import for_people
 
 BODY_WIDTH = 48
 
 
 def body_text(body: Any) -> str:
     """A body as a person reads it: strings as they are, anything else as JSON."""
-    if isinstance(body, str):
-        return body
-    return json.dumps(body, ensure_ascii=False, indent=2)
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, indent=2)
+    return for_people(text, multiline=True)
 
 
 def one_line(body: Any, width: int = BODY_WIDTH) -> str:
     """A body squeezed onto one table cell."""
     text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
     text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return for_people(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def age(ts: float | None, now: float | None = None) -> str:
@@ -52,6 +54,7 @@ def when(ts: float | None) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns two spaces apart; the last column is not padded."""
+    rows = [[for_people(cell) for cell in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -109,7 +112,7 @@ def message_detail(m: Message, related: Sequence[Message]) -> str:
         ("error", f"{m.error}: {m.error_detail}" if m.error and m.error_detail else m.error),
     ]
     fields.extend((k, str(v)) for k, v in optional if v)
-    lines = [f"{k + ':':<13}{v}" for k, v in fields]
+    lines = [f"{k + ':':<13}{for_people(v)}" for k, v in fields]
     lines.append("body:")
     lines.extend("  " + line for line in body_text(m.body).splitlines() or [""])
     if related:
@@ -124,7 +127,7 @@ def inbox_listing(messages: Sequence[Message], *, acked: bool) -> str:
     now = time.time()
     blocks = []
     for m in messages:
-        head = f"{m.id}  {m.kind} from {m.sender}, {age(m.created_at, now)} ago"
+        head = for_people(f"{m.id}  {m.kind} from {m.sender}, {age(m.created_at, now)} ago")
         if m.attempts > 1:
             head += f", delivery {m.attempts} of {m.max_attempts}"
         body = "\n".join("  " + line for line in body_text(m.body).splitlines() or [""])
@@ -135,4 +138,4 @@ def inbox_listing(messages: Sequence[Message], *, acked: bool) -> str:
 
 def agent_line(a: AgentInfo) -> str:
     desc = f" - {a.description}" if a.description else ""
-    return f"registered {a.name} (state {a.state}){desc}"
+    return for_people(f"registered {a.name} (state {a.state}){desc}")

@@ -10,6 +10,7 @@ document on stdout, errors included) and ``--db PATH``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -24,6 +25,7 @@ from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
 from orchestrator.mailbox import USER, MailboxBackend, Message
 from orchestrator.mailbox.opening import open_sync
+from orchestrator.redact import for_people
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -58,7 +60,7 @@ def _mailbox(
 
 
 def _body(args: argparse.Namespace) -> Any:
-    text: str = sys.stdin.read().removesuffix("\n") if args.text == "-" else args.text
+    text: str = _stdin_text() if args.text == "-" else args.text
     if not args.json_body:
         return text
     try:
@@ -67,6 +69,23 @@ def _body(args: argparse.Namespace) -> Any:
         raise common.CliFailure(
             f"--json-body: TEXT is not valid JSON ({exc})", common.EXIT_USAGE, "usage"
         ) from exc
+
+
+def _stdin_text() -> str:
+    """Standard input as UTF-8 text, one trailing newline dropped; bytes that are not UTF-8
+    are a usage error (a body is JSON text, which is UTF-8)."""
+    # The bytes, decoded here: sys.stdin's own decoding depends on the locale (in the C
+    # locale it smuggles bad bytes through as surrogates that fail later, in a write).
+    raw = getattr(sys.stdin, "buffer", None)
+    try:
+        text = raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
+    except UnicodeDecodeError as exc:
+        raise common.CliFailure(
+            f"standard input is not UTF-8 text (at byte {exc.start}); a body is UTF-8",
+            common.EXIT_USAGE,
+            "usage",
+        ) from None
+    return text.removesuffix("\n")
 
 
 def _check_participant(mb: MailboxBackend, name: str) -> None:
@@ -114,9 +133,26 @@ def _done(args: argparse.Namespace, human: str, **doc: Any) -> int:
 
 @_verb
 def _register(args: argparse.Namespace) -> int:
+    pid = os.getppid() if args.pid is None else args.pid
     with _mailbox(args, create=True) as mb:
-        agent = mb.register(args.name, args.description)
+        old = mb.agent(args.name)
+        if old is not None and old.meta.get("supervised"):
+            # An agent of the roster: registering over it would hide it from its supervisor.
+            raise errors.InvalidName(
+                args.name, "it is an agent of the team's roster; a script needs a name of its own"
+            )
+        agent = mb.register(args.name, args.description, pid=pid or None)
     return _done(args, out.agent_line(agent), agent=agent.to_dict())
+
+
+@_verb
+def _unregister(args: argparse.Namespace) -> int:
+    with _mailbox(args) as mb:
+        _check_participant(mb, args.name)
+        mb.unregister(args.name)
+        left = mb.pending_count(args.name)
+    note = f"; {left} message(s) addressed to it stay queued" if left else ""
+    return _done(args, for_people(f"unregistered {args.name}{note}"), name=args.name, pending=left)
 
 
 @_verb
@@ -125,7 +161,8 @@ def _send(args: argparse.Namespace) -> int:
     with _mailbox(args) as mb:
         _check_sender(mb, args.sender)
         msg = mb.send(args.sender, args.to, body, ttl_s=args.ttl)
-    return _done(args, f"sent {msg.id} ({msg.sender} → {msg.recipient})", message=msg.to_dict())
+    human = for_people(f"sent {msg.id} ({msg.sender} → {msg.recipient})")
+    return _done(args, human, message=msg.to_dict())
 
 
 @_verb
@@ -174,8 +211,12 @@ def _inbox(args: argparse.Namespace) -> int:
             )
         else:
             print(out.inbox_listing(got, acked=args.ack))
-        if args.ack and got:
-            mb.ack([m.id for m in got], owner=owner)
+        if args.ack:
+            if got:
+                mb.ack([m.id for m in got], owner=owner)
+            # Taking delivery is a sign of life: `ps` shows a consumer silent too long `stale`.
+            with contextlib.suppress(errors.RecipientUnknown):
+                mb.update_agent(args.name)
     return common.EXIT_OK
 
 
@@ -204,9 +245,8 @@ def _reply(args: argparse.Namespace) -> int:
         if args.sender:
             _check_sender(mb, args.sender)
         msg = mb.reply(args.request_id, sender, body)
-    return _done(
-        args, f"replied {msg.id} to {msg.recipient} (re {args.request_id})", message=msg.to_dict()
-    )
+    human = for_people(f"replied {msg.id} to {msg.recipient} (re {args.request_id})")
+    return _done(args, human, message=msg.to_dict())
 
 
 # --- queue inspection -----------------------------------------------------------
@@ -243,7 +283,8 @@ def _queue_dead(args: argparse.Namespace) -> int:
 def _queue_retry(args: argparse.Namespace) -> int:
     with _mailbox(args) as mb:
         msg = mb.retry(args.id)
-    return _done(args, f"requeued {msg.id} for {msg.recipient} (pending)", message=msg.to_dict())
+    human = for_people(f"requeued {msg.id} for {msg.recipient} (pending)")
+    return _done(args, human, message=msg.to_dict())
 
 
 @_verb
@@ -280,7 +321,11 @@ def _queue_help(parser: argparse.ArgumentParser) -> Handler:
 
 def _text_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("text", metavar="TEXT", help="the body; '-' reads stdin")
-    p.add_argument("--json-body", action="store_true", help="parse TEXT as JSON")
+    p.add_argument(
+        "--json-body",
+        action="store_true",
+        help="parse TEXT as JSON (default: TEXT is sent as a JSON string)",
+    )
 
 
 def _as(p: argparse.ArgumentParser, default: str | None = USER) -> None:
@@ -296,41 +341,91 @@ def _as(p: argparse.ArgumentParser, default: str | None = USER) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("register", help="join the registry as an agent (for scripts)")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--description", default="", metavar="TEXT")
+    p = subparsers.add_parser(
+        "register",
+        help="join the registry as an agent (for scripts); again: a heartbeat",
+        description="Add NAME to the team's registry so others can message it (creates the "
+        "database if missing). Registering again refreshes its heartbeat. Names follow the "
+        "roster's rule; 'user', 'supervisor' and the roster's agents are refused.",
+    )
+    p.add_argument("name", metavar="NAME", help="the name others send to ([a-z0-9][a-z0-9_-]*)")
+    p.add_argument(
+        "--description", default="", metavar="TEXT", help="what NAME handles (default: empty)"
+    )
+    p.add_argument(
+        "--pid",
+        type=common.count,
+        default=None,
+        metavar="PID",
+        help="the process that acts as NAME, shown by `ps` (default: the calling shell or "
+        "script, i.e. this command's parent; 0 for none)",
+    )
     common.add_common(p)
     p.set_defaults(func=_register)
 
+    p = subparsers.add_parser(
+        "unregister",
+        help="remove a participant that joined with `register`",
+        description="Remove NAME from the registry: sends to it are refused from then on; "
+        "messages already addressed to it stay queued. Refused for an agent of the running "
+        "team's roster (edit agents.yaml instead) and for 'user' and 'supervisor'.",
+    )
+    p.add_argument("name", metavar="NAME", help="the participant to remove")
+    common.add_common(p)
+    p.set_defaults(func=_unregister)
+
     p = subparsers.add_parser("send", help="send a notice (fire and forget)")
-    p.add_argument("to", metavar="TO")
+    p.add_argument("to", metavar="TO", help="the recipient: an agent, a registered name, user")
     _text_args(p)
     _as(p)
-    p.add_argument("--ttl", type=float, metavar="S", help="dead if not delivered within S seconds")
+    p.add_argument(
+        "--ttl",
+        type=common.seconds,
+        metavar="S",
+        help="dead if not delivered within S seconds (default: no limit)",
+    )
     common.add_common(p)
     p.set_defaults(func=_send)
 
     p = subparsers.add_parser("ask", help="send a request and print the reply (exit 4 on timeout)")
-    p.add_argument("to", metavar="TO")
+    p.add_argument("to", metavar="TO", help="the agent (or registered name) to ask")
     _text_args(p)
     _as(p)
-    p.add_argument("--timeout", type=float, default=DEFAULT_ASK_TIMEOUT_S, metavar="S")
-    p.add_argument("--ttl", type=float, metavar="S", help="dead if not delivered within S seconds")
+    p.add_argument(
+        "--timeout",
+        type=common.seconds,
+        default=DEFAULT_ASK_TIMEOUT_S,
+        metavar="S",
+        help=f"wait S seconds for the reply (default {DEFAULT_ASK_TIMEOUT_S:g}; exit 4 after)",
+    )
+    p.add_argument(
+        "--ttl",
+        type=common.seconds,
+        metavar="S",
+        help="dead if not delivered within S seconds (default: no limit)",
+    )
     common.add_common(p)
     p.set_defaults(func=_ask)
 
     p = subparsers.add_parser(
         "inbox", help="show NAME's next messages (peek); --ack takes delivery"
     )
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="whose inbox: an agent or a registered name")
     p.add_argument("--ack", action="store_true", help="claim, print, then ack (they are consumed)")
-    p.add_argument("--limit", type=int, default=10, metavar="N")
-    p.add_argument("--wait", type=float, metavar="S", help="wait up to S seconds for a message")
+    p.add_argument(
+        "--limit", type=common.count, default=10, metavar="N", help="at most N (default 10)"
+    )
+    p.add_argument(
+        "--wait",
+        type=common.seconds,
+        metavar="S",
+        help="wait up to S seconds for a message (default: do not wait)",
+    )
     common.add_common(p)
     p.set_defaults(func=_inbox)
 
     p = subparsers.add_parser("reply", help="answer a request (for scripts acting as an agent)")
-    p.add_argument("request_id", metavar="REQUEST_ID")
+    p.add_argument("request_id", metavar="REQUEST_ID", help="the request to answer")
     _text_args(p)
     _as(p, default=None)
     common.add_common(p)
@@ -341,15 +436,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     q.set_defaults(func=_queue_help(q))
 
     p = qs.add_parser("ls", help="list messages, newest first")
-    p.add_argument("--status", choices=STATUSES)
-    p.add_argument("--to", metavar="NAME")
-    p.add_argument("--from", dest="sender", metavar="NAME")
-    p.add_argument("--limit", type=int, default=50, metavar="N")
+    p.add_argument("--status", choices=STATUSES, help="only this status (default: all)")
+    p.add_argument("--to", metavar="NAME", help="only messages to NAME (default: anyone)")
+    p.add_argument(
+        "--from", dest="sender", metavar="NAME", help="only messages from NAME (default: anyone)"
+    )
+    p.add_argument(
+        "--limit", type=common.count, default=50, metavar="N", help="at most N (default 50)"
+    )
     common.add_common(p)
     p.set_defaults(func=_queue_ls)
 
     p = qs.add_parser("show", help="one message in full, with its replies and causes")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help="a message id, as `queue ls` shows")
     common.add_common(p)
     p.set_defaults(func=_queue_show)
 
@@ -358,12 +457,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_queue_dead)
 
     p = qs.add_parser("retry", help="put a dead message back to pending")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help="a dead message's id, as `queue dead` shows")
     common.add_common(p)
     p.set_defaults(func=_queue_retry)
 
     p = qs.add_parser("purge", help="delete done and dead messages")
-    p.add_argument("--status", action="append", choices=PURGEABLE, help="only this status")
-    p.add_argument("--yes", action="store_true", help="do not ask")
+    p.add_argument(
+        "--status",
+        action="append",
+        choices=PURGEABLE,
+        help="only this status; repeatable (default: done and dead)",
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="do not ask (default: ask on a terminal, else refuse)"
+    )
     common.add_common(p)
     p.set_defaults(func=_queue_purge)

@@ -7,19 +7,21 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from orchestrator import errors, logconfig, safefs
-from orchestrator.cli import common
+from orchestrator.cli import common, ps_view, team_record
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER
 from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync, place_of
+from orchestrator.redact import REDACTOR, for_people
 from orchestrator.roster import Roster, load_roster
 
 CREDENTIAL_VARS = (
@@ -48,56 +50,89 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-d", "--detach", action="store_true", help="run in the background; logs in logs/"
     )
     p.add_argument(
-        "--grace", type=float, default=10.0, metavar="S", help="graceful stop budget (10 s)"
+        "--grace",
+        type=common.seconds,
+        default=10.0,
+        metavar="S",
+        help="on stop, in-flight turns get S seconds to finish (default 10)",
     )
-    p.add_argument("--no-color", action="store_true", help="plain console output")
+    p.add_argument(
+        "--no-color", action="store_true", help="plain console output (default: colour on a tty)"
+    )
     p.add_argument(
         "--no-model-check",
         action="store_true",
-        help="start without first checking that the model endpoint answers and takes the key",
+        help="start without first checking that the model endpoint answers and takes the key "
+        "(default: check once)",
     )
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("down", help="stop a running team gracefully (as SIGTERM)")
+    p = sub.add_parser(
+        "down",
+        help="stop a running team gracefully (as SIGTERM)",
+        description="Stop the team's supervisor gracefully and wait until it has exited. "
+        "With nothing running it says so and exits 0.",
+    )
     _roster_opt(p)
     p.add_argument(
         "--timeout",
-        type=float,
+        type=common.seconds,
         default=10.0,
         metavar="S",
-        help="grace for in-flight turns before they are interrupted and requeued (10 s)",
+        help="grace for in-flight turns before they are interrupted and requeued (default 10)",
     )
     p.set_defaults(func=cmd_down)
 
     p = sub.add_parser(
-        "ps", help="agents: state, pid, uptime, restarts, pending, turns, tokens, cost"
+        "ps",
+        help="agents: state, pid, uptime, CPU, memory, restarts, pending, turns, tokens, cost",
+        description="One line per agent, from the team's registry (works without a running "
+        "supervisor: the last known states). CPU%% is the claude process's CPU time over its "
+        "life (as ps(1)); MEM its resident memory. States are coloured on a terminal unless "
+        "NO_COLOR is set. A participant that joined with `register` shows the pid it "
+        "registered, 'exited' once that process is gone and 'stale' once its heartbeat is "
+        f"older than {ps_view.STALE_AFTER_S:g}s.",
     )
     _roster_opt(p)
+    p.add_argument(
+        "agents", nargs="*", metavar="AGENT", help="only these agents (default: every one)"
+    )
     p.set_defaults(func=cmd_ps)
 
     for verb, text in (
-        ("start", "start a stopped or failed agent"),
-        ("stop", "stop one agent"),
-        ("restart", "restart one agent (resumes its conversation)"),
+        ("start", "start stopped or failed agents (a running one is left alone)"),
+        ("stop", "stop agents (their current turn finishes first)"),
+        ("restart", "restart agents (each resumes its conversation)"),
     ):
-        p = sub.add_parser(verb, help=text)
+        p = sub.add_parser(verb, help=text, description=text[0].upper() + text[1:] + ".")
         _roster_opt(p)
-        p.add_argument("agent", metavar="AGENT")
+        p.add_argument(
+            "agents", nargs="*", metavar="AGENT", help="these agents (default: all of the team)"
+        )
         p.add_argument(
             "--timeout",
-            type=float,
+            type=common.seconds,
             default=60.0,
             metavar="S",
-            help="wait this long for the supervisor's acknowledgement (60 s)",
+            help="wait this long for the supervisor's acknowledgement of each (default 60)",
         )
         p.set_defaults(func=cmd_agent_command, command=verb)
 
-    p = sub.add_parser("reload", help="re-read agents.yaml now and apply the changes")
+    p = sub.add_parser(
+        "reload",
+        help="re-read agents.yaml now and apply the changes",
+        description="Ask the running supervisor to re-read agents.yaml now (it also watches "
+        "the file). An invalid file changes nothing: the team keeps its last good version.",
+    )
     _roster_opt(p)
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser(
-        "config", help="validate agents.yaml and print it resolved (exit 1 on errors)"
+        "config",
+        help="validate agents.yaml and print it resolved (exit 1 on errors)",
+        description="Validate agents.yaml and print it with defaults and ${VAR} applied. "
+        "Secrets are masked: env values whose names look secret, known secret values, "
+        "key- and token-shaped strings, passwords in URLs. Exit 1 with every error.",
     )
     _roster_opt(p)
     p.set_defaults(func=cmd_config)
@@ -110,7 +145,7 @@ def _roster_opt(p: argparse.ArgumentParser) -> None:
         "--file",
         type=Path,
         default=None,
-        help="the roster (default ./agents.yaml)",
+        help="the roster (default: ./agents.yaml; also accepted before the verb)",
     )
 
 
@@ -151,8 +186,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         raise CliFailure(
             f"no agent named {', '.join(unknown)} in {roster.path}; "
             f"agents: {', '.join(roster.agents)}",
-            common.EXIT_USAGE,
-            "usage",
+            common.EXIT_NOT_FOUND,
+            "not_found",
         )
     if not has_credentials(roster, dict(os.environ)):
         raise CliFailure(
@@ -226,6 +261,8 @@ def run_foreground(
         raise common.failure_from(exc) from None
     for spec in roster.agents.values():
         logconfig.REDACTOR.add_from_env(dict(spec.env))
+    # So that verbs still reach this team if agents.yaml is later edited into an invalid state.
+    team_record.write(roster.path, roster.database, roster.logs, tuple(roster.agents))
     try:
         anyio.run(Supervisor(roster, only=only, grace_s=grace_s, check_model=check_model).run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
@@ -287,8 +324,10 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         )
     else:
         print(
-            f"team '{roster.name}' started in the background (supervisor pid {proc.pid}); "
-            f"`octy-orchestrate ps`, `logs -f`, `down`"
+            for_people(
+                f"team '{roster.name}' started in the background (supervisor pid {proc.pid}); "
+                f"`octy-orchestrate ps`, `logs -f`, `down`"
+            )
         )
     return common.EXIT_OK
 
@@ -296,8 +335,17 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     db = db_of(args)
     pid = holder_pid(db)
+    if pid is None and isinstance(_queue(args), Path):  # NATS: the supervisor may be elsewhere
+        # As `docker compose down` with nothing up: the wanted state holds already.
+        if args.json:
+            common.emit_json({"ok": True, "stopped": None, "running": False})
+        else:
+            print(f"no team running ({db}); nothing to stop")
+        return common.EXIT_OK
     try:
         send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))
+    except errors.SupervisorNotRunning:
+        pass  # it stopped between our look and the command: what was asked
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     deadline = time.monotonic() + args.timeout + 40
@@ -310,27 +358,62 @@ def cmd_down(args: argparse.Namespace) -> int:
             "timeout",
         )
     if args.json:
-        common.emit_json({"ok": True, "stopped": pid})
+        common.emit_json({"ok": True, "stopped": pid, "running": False})
     else:
         print(f"team stopped (supervisor pid {pid})")
     return common.EXIT_OK
 
 
+_RUNNING = ("starting", "ready", "busy", "blocked", "paused")
+
+
 def cmd_agent_command(args: argparse.Namespace) -> int:
+    """start/stop/restart AGENT…; no AGENT means every agent the supervisor manages."""
     db = db_of(args)
-    try:
-        result = send_command(
-            db, args.command, agent=args.agent, timeout_s=args.timeout, queue=_queue(args)
+    if holder_pid(db) is None and isinstance(_queue(args), Path):
+        raise common.failure_from(errors.SupervisorNotRunning(str(db)))
+    with open_sync(_queue(args), readonly=True) as mailbox:
+        rows = {a.name: a for a in mailbox.agents() if a.name not in (USER, SUPERVISOR)}
+    team = [n for n, a in rows.items() if a.meta.get("supervised")]
+    names = list(dict.fromkeys(args.agents)) or team
+    unknown = [n for n in names if n not in team]
+    if unknown:
+        raise CliFailure(
+            f"no agent named {', '.join(unknown)} in the running team; "
+            f"agents: {', '.join(team) or 'none'}",
+            common.EXIT_NOT_FOUND,
+            "not_found",
         )
-    except errors.OrchestratorError as exc:
-        raise common.failure_from(exc) from None
-    if not result.get("ok"):
-        code = common.EXIT_NOT_FOUND if result.get("error") == "not_found" else common.EXIT_ERROR
-        raise CliFailure(str(result.get("message")), code, str(result.get("error")))
+    results: list[dict[str, Any]] = []
+    failure: CliFailure | None = None
+    for name in names:
+        if args.command == "start" and rows[name].state in _RUNNING:
+            result: dict[str, Any] = {
+                "ok": True, "command": "start", "agent": name, "already_running": True
+            }
+            human = f"start: {name} is already running ({rows[name].state})"
+        else:
+            try:
+                result = send_command(
+                    db, args.command, agent=name, timeout_s=args.timeout, queue=_queue(args)
+                )
+            except errors.OrchestratorError as exc:
+                raise common.failure_from(exc) from None
+            human = f"{args.command}: {name} {result.get('result', 'ok')}"
+            if not result.get("ok"):
+                code = common.EXIT_NOT_FOUND if result.get("error") == "not_found" else 1
+                failure = failure or CliFailure(
+                    str(result.get("message")), code, str(result.get("error"))
+                )
+                human = f"{args.command}: {name} failed: {result.get('message')}"
+        results.append(result)
+        if not args.json:
+            print(for_people(human))
     if args.json:
-        common.emit_json(result)
-    else:
-        print(f"{args.command}: {args.agent} {result.get('result', 'ok')}")
+        common.emit_json({"ok": failure is None, "results": results})
+        return failure.exit_code if failure else common.EXIT_OK
+    if failure is not None:
+        raise failure
     return common.EXIT_OK
 
 
@@ -341,7 +424,15 @@ def cmd_reload(args: argparse.Namespace) -> int:
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     if not result.get("ok"):
-        raise CliFailure(str(result.get("message")), common.EXIT_ERROR, str(result.get("error")))
+        message = str(result.get("message"))
+        path = args.file or Path(common.DEFAULT_ROSTER)
+        try:
+            load_roster(path)
+        except errors.RosterErrors as exc:  # what is wrong, as `config` would say it
+            message += f"\n{len(exc.errors)} problem(s) in {path}:\n{exc}"
+        except errors.OrchestratorError:
+            pass
+        raise CliFailure(message, common.EXIT_ERROR, str(result.get("error")))
     if args.json:
         common.emit_json(result)
     else:
@@ -365,32 +456,52 @@ def reload_summary(result: dict[str, Any]) -> str:
 
 def cmd_config(args: argparse.Namespace) -> int:
     roster = load(args)
-    data = roster.to_dict()
+    # Secret-named env values are masked by to_dict(); a secret can still hide elsewhere (a
+    # token interpolated into a prompt, a password in a URL): the logs' redaction applies.
+    for spec in roster.agents.values():
+        REDACTOR.add_from_env(dict(spec.env))
+    data = REDACTOR.value("config", roster.to_dict())
     if args.json:
         common.emit_json(data)
     else:
-        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        sys.stdout.write(for_people(text, multiline=True))  # YAML lets bidi controls through
     return common.EXIT_OK
 
 
-def ps_rows(db: QueuePlace) -> list[dict[str, Any]]:
+def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
     with open_sync(db, readonly=True) as mailbox:
         leased = mailbox.list(status="leased", limit=100_000)
         for info in mailbox.agents():
-            if info.name in (USER, SUPERVISOR):
+            if info.name in (USER, SUPERVISOR) or (only and info.name not in only):
                 continue
             meta = info.meta
-            running = info.state in ("starting", "ready", "busy", "blocked", "paused", "stopping")
+            # A participant the supervisor does not manage (a script that ran `register`):
+            # its pid is whatever it registered, its liveness its heartbeat.
+            external = not meta.get("supervised")
+            running = external or info.state in (
+                "starting", "ready", "busy", "blocked", "paused", "stopping"
+            )
             started = meta.get("started_at")
+            pid = info.pid if running else None
+            stats = ps_view.proc_stats(pid)
             rows.append(
                 {
                     "name": info.name,
-                    "state": info.state,
+                    "state": ps_view.shown_state(
+                        info.state, info.heartbeat_at, external=external, now=now, pid=pid
+                    ),
                     "reason": meta.get("blocked_reason") if info.state == "blocked" else None,
-                    "pid": info.pid if running else None,
+                    "external": external,
+                    "pid": pid,
+                    "heartbeat_age_s": (
+                        round(now - info.heartbeat_at, 1) if info.heartbeat_at else None
+                    ),
                     "uptime_s": round(now - started, 1) if running and started else None,
+                    "cpu_percent": stats.cpu_percent if stats else None,
+                    "rss_bytes": stats.rss_bytes if stats else None,
                     "restarts": meta.get("restarts", 0),
                     "pending": mailbox.pending_count(info.name),
                     "in_flight": [m.id for m in leased if m.recipient == info.name],
@@ -418,7 +529,9 @@ def cmd_ps(args: argparse.Namespace) -> int:
         )
     try:
         sup = holder_pid(db)
-        rows = ps_rows(place)
+        if args.agents:
+            _check_known(place, args.agents)
+        rows = ps_rows(place, args.agents)
     except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
         raise common.failure_from(exc) from None
     if args.json:
@@ -432,6 +545,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "STATE",
         "PID",
         "UPTIME",
+        "CPU%",
+        "MEM",
         "RESTARTS",
         "PENDING",
         "IN-FLIGHT",
@@ -441,14 +556,16 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "BUDGET",
         "CONTEXT",
     )
-    table = [header] + [
+    table = [
         (
             r["name"],
             r["state"]
             + (f" ({r['reason']})" if r.get("reason") else "")
             + (f" ({_short(r['model_error'])})" if r["model_error"] else ""),
             str(r["pid"] or "-"),
-            _dur(r["uptime_s"]),
+            ps_view.duration(r["uptime_s"]),
+            "-" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f}",
+            ps_view.memory(r["rss_bytes"]),
             str(r["restarts"]),
             str(r["pending"]),
             ",".join(r["in_flight"]) or "-",
@@ -460,18 +577,25 @@ def cmd_ps(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for line in ps_view.render(header, table, colour=ps_view.use_colour(sys.stdout)):
+        print(line)
     return common.EXIT_OK
+
+
+def _check_known(db: QueuePlace, names: Sequence[str]) -> list[str]:
+    """The team's agents (from the registry, so a broken roster does not matter); an unknown
+    name among ``names`` ends the verb with exit 3 (not found), as everywhere."""
+    with open_sync(db, readonly=True) as mailbox:
+        known = [a.name for a in mailbox.agents() if a.name not in (USER, SUPERVISOR)]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise CliFailure(
+            f"no agent named {', '.join(unknown)}; agents: {', '.join(known) or 'none'}",
+            common.EXIT_NOT_FOUND,
+            "not_found",
+        )
+    return known
 
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _dur(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

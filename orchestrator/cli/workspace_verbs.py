@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from orchestrator import errors
-from orchestrator.cli import common
+from orchestrator.cli import common, ps_view
 from orchestrator.cli.common import CliFailure
 from orchestrator.roster import Roster, load_roster
 
@@ -23,19 +23,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _options(p)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     d = actions.add_parser("diff", help="what the agent's branch changed since its base")
-    d.add_argument("agent", metavar="AGENT")
+    d.add_argument("agent", metavar="AGENT", help="the agent whose worktree to diff")
     _options(d)
     m = actions.add_parser(
         "merge",
         help="merge the agent's branch into its base (on a conflict: nothing changes, "
         "the conflicting paths are listed, exit 1)",
     )
-    m.add_argument("agent", metavar="AGENT")
+    m.add_argument("agent", metavar="AGENT", help="the agent whose branch to merge")
     _options(m)
     r = actions.add_parser(
         "remove", help="remove the agent's worktree (its branch stays); refuses uncommitted work"
     )
-    r.add_argument("agent", metavar="AGENT")
+    r.add_argument("agent", metavar="AGENT", help="the agent whose worktree to remove")
     r.add_argument("--force", action="store_true", help="remove even with uncommitted work")
     _options(r)
     p.set_defaults(func=cmd_workspaces)
@@ -118,6 +118,5 @@ def _print_table(rows: list[dict[str, object]]) -> None:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for line in ps_view.render(header, table[1:], colour=False):  # cells escaped
+        print(line)

@@ -18,7 +18,7 @@ import tempfile
 import textwrap
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -55,6 +55,7 @@ class DemoOutcome:
     error: str | None = None  # why there is no answer (a failed request, a failed agent)
     timed_out: bool = False
     interrupted: bool = False
+    kept_running: bool = False  # --keep: the team ran on after answering, until `down`
     seconds: float = 0.0
 
 
@@ -64,7 +65,9 @@ def run_demo(
     """Run the demo team until it answers :data:`QUESTION` (or ``seconds`` pass), then stop it.
 
     Writes banners, the team's log lines and the answer to ``console``. The
-    temporary folder is removed afterwards unless ``keep``.
+    temporary folder is removed afterwards unless ``keep``; with ``keep`` the team also
+    keeps running after its answer, until ``octy-orchestrate down`` (or Ctrl-C), so the
+    usual verbs can be tried on it from another terminal.
     """
     started = time.monotonic()
     folder = Path(tempfile.mkdtemp(prefix="octy-demo-"))  # 0700
@@ -93,7 +96,8 @@ def run_demo(
                     # Emitted by the SDK at connect() for the relay tools, allowed outright on
                     # purpose (see session_options.build_options); noise for a newcomer.
                     warnings.simplefilter("ignore", CanUseToolShadowedWarning)
-                    anyio.run(_drive, roster, seconds, outcome)
+                    on_answer = out.keep_running if keep else None
+                    anyio.run(_drive, roster, seconds, outcome, on_answer)
             finally:
                 logconfig.shutdown()
     finally:
@@ -133,8 +137,15 @@ def _offline_env(model: ScriptedModel, folder: Path) -> Iterator[None]:
                 os.environ[name] = value
 
 
-async def _drive(roster: Roster, seconds: float, outcome: DemoOutcome) -> None:
-    """Run the supervisor; beside it, wait for the team, ask, collect the answer, stop."""
+async def _drive(
+    roster: Roster,
+    seconds: float,
+    outcome: DemoOutcome,
+    on_answer: Callable[[DemoOutcome], None] | None = None,
+) -> None:
+    """Run the supervisor; beside it, wait for the team, ask, collect the answer, stop.
+    With ``on_answer`` (--keep), an answered team is left running: ``on_answer`` tells the
+    person so, and the supervisor runs until `down` or a signal stops it."""
     supervisor = Supervisor(roster, grace_s=GRACE_S, watch_roster=False)
     stopping = False
     async with anyio.create_task_group() as tg:
@@ -142,13 +153,17 @@ async def _drive(roster: Roster, seconds: float, outcome: DemoOutcome) -> None:
         async def supervise() -> None:
             await supervisor.run()
             if not stopping:  # a signal stopped the team: stop waiting for the answer
-                outcome.interrupted = True
+                outcome.interrupted = not outcome.kept_running
                 tg.cancel_scope.cancel()
 
         tg.start_soon(supervise)
         with anyio.move_on_after(seconds) as deadline:
             await _ask(roster, outcome, seconds)
         outcome.timed_out = outcome.timed_out or deadline.cancelled_caught
+        if on_answer is not None and outcome.answer is not None:
+            outcome.kept_running = True
+            on_answer(outcome)
+            return  # the task group waits for the supervisor: `down` or Ctrl-C ends it
         stopping = True
         supervisor.stop()
 
@@ -212,12 +227,34 @@ class _Printer:
         )
         self.console.flush()
 
+    def answer(self, outcome: DemoOutcome) -> None:
+        self._rule(f"the {ASKED}'s answer")
+        for paragraph in (outcome.answer or "").splitlines():
+            self._say(textwrap.fill(paragraph, 78) if paragraph else "")
+
+    def keep_running(self, outcome: DemoOutcome) -> None:
+        """--keep: the answer now, and how to look at the team that keeps running."""
+        self._say()
+        self.answer(outcome)
+        self._rule(f"the team keeps running · {SCRIPTED_LABEL}")
+        trace = f"  octy-orchestrate trace {outcome.request_id}\n" if outcome.request_id else ""
+        self._say(
+            "From another terminal, try:\n"
+            f"  cd {outcome.folder}\n"
+            "  octy-orchestrate ps\n"
+            "  octy-orchestrate logs -f\n"
+            f"{trace}"
+            "  octy-orchestrate ask coordinator 'How do agents talk?'\n"
+            "  octy-orchestrate restart researcher\n"
+            "  octy-orchestrate down        # stops the team (Ctrl-C here does too)"
+        )
+
     def closing(self, outcome: DemoOutcome) -> None:
         self._say()
-        if outcome.answer is not None:
-            self._rule(f"the {ASKED}'s answer")
-            for paragraph in outcome.answer.splitlines():
-                self._say(textwrap.fill(paragraph, 78) if paragraph else "")
+        if outcome.kept_running:
+            pass  # the answer was shown when the team was left running
+        elif outcome.answer is not None:
+            self.answer(outcome)
         elif outcome.interrupted:
             self._say("The demo was interrupted; the team was stopped.")
         elif outcome.timed_out:
@@ -226,11 +263,11 @@ class _Printer:
             self._say(f"The team could not answer: {outcome.error}")
         self._rule(f"{SCRIPTED_LABEL} · {outcome.seconds:.1f} s")
         if outcome.kept:
-            trace = f"`trace {outcome.request_id}`, " if outcome.request_id else ""
+            trace = f"octy-orchestrate trace {outcome.request_id}; " if outcome.request_id else ""
             self._say(
                 f"The team was stopped; its folder is kept: {outcome.folder}\n"
                 "(agents.yaml, logs/, queue/team.db, model-requests.jsonl). Look around with\n"
-                f"`cd {outcome.folder}` and `octy-orchestrate {trace}ps`, `queue ls`, `logs`."
+                f"  cd {outcome.folder}; {trace}octy-orchestrate queue ls; octy-orchestrate logs"
             )
         else:
             self._say(f"The team was stopped and {outcome.folder} removed.")

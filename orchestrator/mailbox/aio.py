@@ -201,8 +201,11 @@ class AsyncMailbox:
             lambda m: m.update_agent(name, state=state, pid=pid, meta=meta, heartbeat=heartbeat)
         )
 
-    async def unregister(self, name: str) -> None:
-        await self._call(lambda m: m.unregister(name))
+    async def register_supervisor(self, pid: int, meta: dict[str, Any]) -> AgentInfo:
+        return await self._call(lambda m: m.register_supervisor(pid, meta))
+
+    async def unregister(self, name: str, *, force: bool = False) -> bool:
+        return await self._call(lambda m: m.unregister(name, force=force))
 
     async def agents(self) -> list[AgentInfo]:
         return await self._call(lambda m: m.agents())

@@ -1,4 +1,10 @@
-"""The agent registry: who exists, what each handles, whether it is alive."""
+"""The agent registry: who exists, what each handles, whether it is alive.
+
+Names follow the roster's rule (:mod:`orchestrator.names`): ``user`` and
+``supervisor`` are the team's own rows, and only the supervisor writes its row
+(:meth:`RegistryOps.register_supervisor`). Rows the supervisor manages carry
+``meta.supervised``; while that supervisor runs, ``unregister`` refuses them.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,18 @@ import json
 from typing import Any
 
 from orchestrator import errors
+from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox.core import MailboxCore
 from orchestrator.mailbox.model import (
     AGENT_COLUMNS,
     KEEP,
+    SUPERVISOR,
     AgentInfo,
     Keep,
     agent_from_row,
     encode_meta,
 )
+from orchestrator.names import RESERVED_NAMES, name_problem
 
 
 class RegistryOps(MailboxCore):
@@ -28,9 +37,28 @@ class RegistryOps(MailboxCore):
         meta: dict[str, Any] | None = None,
     ) -> AgentInfo:
         """Add or replace an agent (upsert). Keeps the first ``registered_at``; ``meta``
-        replaces the old one when given, and is kept when ``None``."""
-        if not name or not name.strip():
-            raise ValueError("agent name must be a non-empty string")
+        replaces the old one when given, and is kept when ``None``. A reserved or
+        malformed name raises :class:`~orchestrator.errors.InvalidName`."""
+        problem = name_problem(name) if isinstance(name, str) else "a name is a string"
+        if problem is not None:
+            raise errors.InvalidName(str(name), problem)
+        return self._upsert(name, description, pid=pid, state=state, meta=meta)
+
+    def register_supervisor(self, pid: int, meta: dict[str, Any]) -> AgentInfo:
+        """The supervisor's own row (state ``running``): for the supervisor only."""
+        return self._upsert(
+            SUPERVISOR, "the team's supervisor", pid=pid, state="running", meta=meta
+        )
+
+    def _upsert(
+        self,
+        name: str,
+        description: str,
+        *,
+        pid: int | None,
+        state: str,
+        meta: dict[str, Any] | None,
+    ) -> AgentInfo:
         meta_text = None if meta is None else encode_meta(meta)
         now = self.now()
         with self._write() as conn:
@@ -85,10 +113,20 @@ class RegistryOps(MailboxCore):
                  heartbeat, self.now(), name),
             )
 
-    def unregister(self, name: str) -> None:
-        """Remove an agent. Messages already addressed to it stay and wait for its return."""
+    def unregister(self, name: str, *, force: bool = False) -> bool:
+        """Remove a participant; True if it was registered. Messages already addressed to it
+        stay and wait for its return. Refused (:class:`~orchestrator.errors.ParticipantSupervised`)
+        for an agent a running supervisor manages, unless ``force`` (the supervisor itself,
+        applying a roster edit); the reserved rows are refused always."""
+        if name in RESERVED_NAMES:
+            raise errors.InvalidName(name, name_problem(name) or "reserved")
+        if not force:
+            info = self.agent(name)
+            sup = holder_pid(self.path) if info and info.meta.get("supervised") else None
+            if sup is not None:
+                raise errors.ParticipantSupervised(name, sup)
         with self._write() as conn:
-            conn.execute("DELETE FROM agents WHERE name = ?", (name,))
+            return conn.execute("DELETE FROM agents WHERE name = ?", (name,)).rowcount > 0
 
     def agents(self) -> list[AgentInfo]:
         """Every registered agent, by name."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from orchestrator import names
 from orchestrator.errors import RosterError
+from orchestrator.redact import REDACTED, is_secret_name
 from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Subagent, Workspace
 
 if TYPE_CHECKING:
@@ -28,11 +29,10 @@ PERMISSION_MODES: tuple[str, ...] = (
     "auto",
 )
 
-RESERVED_NAMES: tuple[str, ...] = ("user", "supervisor")
-AGENT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# One rule with the queue's registry (orchestrator.names); re-exported here.
+RESERVED_NAMES = names.RESERVED_NAMES
+AGENT_NAME_RE = names.AGENT_NAME_RE
 
-_SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
-REDACTED = "***"
 # The CLI retries a failed API call with backoff 0.5 s, 1 s, 2 s, ... (capped at 32 s): three
 # retries bound a persistent 529 or 5xx to about 5 s per turn (its default, 10, is ~175 s).
 DEFAULT_MODEL_RETRIES = 3
@@ -42,9 +42,8 @@ _V = TypeVar("_V")
 
 
 def is_secret_key(name: str) -> bool:
-    """True for names like ANTHROPIC_API_KEY, GH_TOKEN, DB_PASSWORD."""
-    upper = name.upper()
-    return any(word in upper for word in _SECRET_WORDS)
+    """True for names like ANTHROPIC_API_KEY, GH_TOKEN, DB_PASSWORD: the logs' rule too."""
+    return is_secret_name(name)
 
 
 class FrozenDict(Mapping[_K, _V], Generic[_K, _V]):

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from orchestrator.redact import REDACTED
 from orchestrator.roster import _coerce as c
 from orchestrator.roster._yaml import YList, YMap, join
-from orchestrator.roster.model import REDACTED
 
 QUEUE_KEYS: Final = ("servers", "user", "password", "token", "creds", "tls", "replicas",
                      "namespace")

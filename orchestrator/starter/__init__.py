@@ -7,6 +7,7 @@ written under ``prompts/`` next to wherever the roster goes.
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -35,10 +36,20 @@ def existing_files(roster_path: Path) -> list[Path]:
 
 
 def write_starter(roster_path: Path) -> list[Path]:
-    """Write the starter roster and its prompts, overwriting; return the paths written."""
+    """Write the starter roster and its prompts, overwriting; return the paths written.
+
+    The roster is written 0600: it is where an operator puts an agent's ``env`` (tokens
+    included) and it decides what the team runs, so other users may neither read nor edit
+    it. The prompts are plain role texts and keep the usual mode."""
     written = []
     for path, text in starter_files(roster_path).items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        if path == roster_path:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            os.fchmod(fd, 0o600)  # an existing file (--force) keeps its old mode otherwise
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            path.write_text(text, encoding="utf-8")
         written.append(path)
     return written

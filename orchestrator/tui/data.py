@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
+from orchestrator.redact import for_people
 from orchestrator.tui.procstat import ProcReader
 
 EVENT_TAIL = 200  # events shown when `top` starts, like `logs -f` shows the last few
@@ -39,14 +39,10 @@ RSS_STEP = 0.02  # see TeamSource._steady_rss
 # row or the registry meta (blocked on an approval, say), else the model's last trouble
 # (`model_error`). Whatever the supervisor records under these shows up without a change.
 REASON_KEYS = ("reason", "model_error")
-# A turn or a log can carry anything an agent wrote: control characters (a terminal
-# escape among them) are shown as \xNN, never sent to the terminal.
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-
-
 def clean(text: str) -> str:
-    """``text`` safe to draw: newlines as ⏎, other control characters as ``\\xNN``."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text).replace("\n", "⏎")
+    """``text`` safe to draw: newlines as ⏎; the rest through the one filter for what people
+    read (orchestrator.redact.for_people): control characters as ``\\xNN``, secrets ***."""
+    return for_people(text.replace("\n", "⏎"))
 
 
 def _clean_value(value: Any) -> Any:

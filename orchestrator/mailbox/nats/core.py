@@ -32,6 +32,7 @@ from orchestrator.mailbox.model import (
 )
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig, connect, open_bucket
+from orchestrator.names import RESERVED_NAMES, name_problem
 
 log = structlog.get_logger("octy.queue.nats")
 
@@ -206,9 +207,23 @@ class NatsCore:
         state: str = "registered", meta: dict[str, Any] | None = None,
     ) -> AgentInfo:
         """Add or replace an agent (upsert); keeps the first ``registered_at``, and the
-        old ``meta`` when ``meta`` is None."""
-        if not name or not name.strip():
-            raise ValueError("agent name must be a non-empty string")
+        old ``meta`` when ``meta`` is None. A reserved or malformed name raises
+        :class:`~orchestrator.errors.InvalidName`, as on SQLite."""
+        problem = name_problem(name) if isinstance(name, str) else "a name is a string"
+        if problem is not None:
+            raise errors.InvalidName(str(name), problem)
+        return await self._upsert(name, description, pid=pid, state=state, meta=meta)
+
+    async def register_supervisor(self, pid: int, meta: dict[str, Any]) -> AgentInfo:
+        """The supervisor's own row (state ``running``): for the supervisor only."""
+        return await self._upsert(
+            SUPERVISOR, "the team's supervisor", pid=pid, state="running", meta=meta
+        )
+
+    async def _upsert(
+        self, name: str, description: str, *, pid: int | None, state: str,
+        meta: dict[str, Any] | None,
+    ) -> AgentInfo:
         if meta is not None:
             encode_meta(meta)
         now = self.now()
@@ -225,7 +240,7 @@ class NatsCore:
 
         _, new = await rec.update(self.kv, rec.agent_key(name), step)
         if new is None:  # unregistered in between: register afresh
-            return await self.register(name, description, pid=pid, state=state, meta=meta)
+            return await self._upsert(name, description, pid=pid, state=state, meta=meta)
         return rec.decode_agent(new)
 
     async def update_agent(
@@ -249,8 +264,21 @@ class NatsCore:
         if old is None:
             raise errors.RecipientUnknown(name, await self._known_names())
 
-    async def unregister(self, name: str) -> None:
+    async def unregister(self, name: str, *, force: bool = False) -> bool:
+        """Remove a participant; True if it was registered. The reserved rows are refused;
+        an agent of a running supervisor's roster too, unless ``force`` (the supervisor).
+        "Running" here is the supervisor's row saying so: there is no lock file to ask."""
+        if name in RESERVED_NAMES:
+            raise errors.InvalidName(name, name_problem(name) or "reserved")
+        info = await self.agent(name)
+        if info is None:
+            return False
+        if not force and info.meta.get("supervised"):
+            sup = await self.agent(SUPERVISOR)
+            if sup is not None and sup.state == "running" and sup.pid:
+                raise errors.ParticipantSupervised(name, sup.pid)
         await self._delete(rec.agent_key(name))
+        return True
 
     async def agents(self) -> list[AgentInfo]:
         found = await rec.scan(self.kv, "a.")

@@ -1,0 +1,126 @@
+"""What ``ps`` shows beyond the registry: process figures from /proc, liveness of external
+participants, and the table itself (states coloured on a terminal).
+
+CPU and memory are read from ``/proc/PID/stat`` and ``/proc/PID/statm`` directly (Linux,
+as the rest of the supervisor): no runtime dependency for two numbers. CPU % is the
+process's CPU time over its lifetime, as ``ps(1)`` shows it; ``top`` shows it live.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.redact import for_people
+
+# An external participant (registered with `register`, not in the roster) whose heartbeat
+# is older than this is shown `stale`: its script has probably exited. A script refreshes
+# its heartbeat by registering again, or with every `inbox NAME --ack`.
+STALE_AFTER_S = 120.0
+
+_STATE_COLOURS = {
+    "ready": "32",  # green
+    "running": "32",
+    "registered": "32",
+    "busy": "36",  # cyan
+    "blocked": "35",  # magenta: waits for a person (an approval)
+    "paused": "35",  # by a budget: waits for `resume`
+    "starting": "33",  # yellow
+    "stopping": "33",
+    "backoff": "33",
+    "stale": "33",
+    "exited": "31",
+    "failed": "31",  # red
+    "stopped": "2",  # dim
+}
+
+
+@dataclass(frozen=True)
+class ProcStats:
+    cpu_percent: float
+    rss_bytes: int
+
+
+def proc_stats(pid: int | None) -> ProcStats | None:
+    """CPU % (lifetime average) and resident memory of ``pid``, or None if unreadable."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            resident_pages = int(f.read().split()[1])
+        with open("/proc/uptime", "rb") as f:
+            uptime_s = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    try:
+        utime, stime, start = int(fields[11]), int(fields[12]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    elapsed = uptime_s - start / ticks
+    cpu = 100.0 * (utime + stime) / ticks / elapsed if elapsed > 0 else 0.0
+    return ProcStats(round(cpu, 1), resident_pages * os.sysconf("SC_PAGE_SIZE"))
+
+
+def shown_state(
+    state: str, heartbeat_at: float | None, *, external: bool, now: float, pid: int | None = None
+) -> str:
+    """The state a person sees. An external participant whose registered process is gone
+    is ``exited``; one silent for longer than :data:`STALE_AFTER_S` is ``stale``."""
+    if not external:
+        return state
+    if pid and not _alive(pid):
+        return "exited"
+    if heartbeat_at is None or now - heartbeat_at > STALE_AFTER_S:
+        return "stale"
+    return state
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a bogus number
+        return True
+    return True
+
+
+def use_colour(stream: Any) -> bool:
+    return bool(stream.isatty()) and "NO_COLOR" not in os.environ
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def memory(rss: int | None) -> str:
+    if rss is None:
+        return "-"
+    return f"{rss / 2**20:.0f}MiB" if rss < 10 * 2**30 else f"{rss / 2**30:.1f}GiB"
+
+
+def render(header: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool) -> list[str]:
+    """Columns two spaces apart; every cell escaped for the terminal; the STATE column
+    coloured when ``colour`` (padding is computed on the plain text)."""
+    table = [list(header)] + [[for_people(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    state_col = list(header).index("STATE") if "STATE" in header else -1
+    lines = []
+    for n, row in enumerate(table):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        if colour and n > 0 and state_col >= 0:
+            code = _STATE_COLOURS.get(row[state_col].split(" ")[0])  # "blocked (why)"
+            if code:
+                cells[state_col] = f"\x1b[{code}m{cells[state_col]}\x1b[0m"
+        lines.append("  ".join(cells).rstrip())
+    return lines

@@ -1,0 +1,126 @@
+"""Where a running team keeps its queue and logs, recorded when its supervisor starts.
+
+A roster edited into an invalid state must not lock the operator out of the team that
+still runs its last good version (issue 9): ``ps``, ``down``, ``ask``, ``logs``… find
+the team's database through this record instead of the file on disk. The record is a
+small JSON file per roster, keyed by the roster's resolved path, in the user's state
+folder (``$XDG_STATE_HOME/octy-orchestrate/teams/``, else ``~/.local/state/…``),
+created 0600 in a 0700 folder and replaced atomically, never through a symlink.
+It holds paths only, no settings and no secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import stat
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.lockfile import holder_pid
+from orchestrator.redact import for_people
+
+STATE_ENV = "XDG_STATE_HOME"
+
+
+@dataclass(frozen=True)
+class TeamRecord:
+    roster: Path
+    database: Path
+    logs: Path
+    agents: tuple[str, ...]
+
+    def running_pid(self) -> int | None:
+        return holder_pid(self.database)
+
+
+def record_dir() -> Path:
+    base = os.environ.get(STATE_ENV) or str(Path.home() / ".local" / "state")
+    return Path(base) / "octy-orchestrate" / "teams"
+
+
+def record_path(roster: Path) -> Path:
+    key = hashlib.sha256(str(roster.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    return record_dir() / f"{key[:32]}.json"
+
+
+def write(roster: Path, database: Path, logs: Path, agents: tuple[str, ...]) -> None:
+    """Record the team (best effort: a team runs without it; only the lockout guard is lost)."""
+    folder = record_dir()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+            # Another user could swap the record and point our verbs at their database.
+            raise PermissionError(errno.EPERM, "not a private folder of this user")
+        doc = {
+            "roster": str(roster.resolve()),
+            "database": str(database.absolute()),
+            "logs": str(logs.absolute()),
+            "agents": list(agents),
+            "pid": os.getpid(),
+            "written_at": time.time(),
+        }
+        target = record_path(roster)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f)
+        os.replace(tmp, target)  # rename replaces a planted symlink itself, never follows it
+    except OSError as exc:
+        print(
+            f"octy-orchestrate: warning: could not record the team in {folder} ({exc.strerror}); "
+            "if agents.yaml becomes invalid while it runs, use --db to reach it",
+            file=sys.stderr,
+        )
+
+
+def read(roster: Path) -> TeamRecord | None:
+    """The team last started from ``roster``, or None."""
+    try:
+        fd = os.open(record_path(roster), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with contextlib.suppress(OSError, ValueError), os.fdopen(fd, encoding="utf-8") as f:
+        if os.fstat(fd).st_uid != os.getuid():
+            return None  # not written by us: never trusted to name a database
+        doc = json.load(f)
+        if isinstance(doc, dict) and isinstance(doc.get("database"), str):
+            agents = doc.get("agents")
+            return TeamRecord(
+                roster=Path(str(doc.get("roster", roster))),
+                database=Path(doc["database"]),
+                logs=Path(str(doc.get("logs") or Path(doc["database"]).parent / "logs")),
+                agents=tuple(str(a) for a in agents) if isinstance(agents, list) else (),
+            )
+    return None
+
+
+_warned: set[Path] = set()
+
+
+def warn_invalid(roster: Path, problems: int, record: TeamRecord) -> None:
+    """One line on stderr, once per roster: the file is invalid, the team runs the last
+    good version (or last ran, if no supervisor holds it now)."""
+    if roster in _warned:
+        return
+    _warned.add(roster)
+    what = f"{problems} problem(s)" if problems else "it cannot be read"
+    pid = record.running_pid()
+    team = (
+        f"the running team (supervisor pid {pid}) uses the last good version"
+        if pid
+        else f"using the team it last started ({record.database})"
+    )
+    print(
+        for_people(
+            f"octy-orchestrate: warning: {roster} is invalid ({what}; `octy-orchestrate config` "
+            f"lists them); {team}"
+        ),
+        file=sys.stderr,
+    )

@@ -1,0 +1,275 @@
+"""Hostile input through the real `octy-orchestrate` command (issue 16, points 15, 16, 20, 21):
+terminal escapes in bodies and names, secrets in bodies and rosters, reserved names, and
+input that used to end in a traceback. Each runs the console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import structlog
+
+from orchestrator import logconfig
+from orchestrator.mailbox import USER, Mailbox
+
+CLI = Path(sys.executable).parent / "octy-orchestrate"
+RUN_TIMEOUT_S = 60  # safety net for a wedged subprocess, not a measurement
+
+# Retitle the terminal, clear the screen, return to column 0, a C1 CSI and a bidi override.
+EVIL = "hi\x1b]0;pwned\x07\x1b[2J\rgone\x9b31m\u202eevil"
+SECRETS = {
+    "key": "sk-ant-api03-abcdefghijklmnopqrstuvwx",
+    "bearer": "Bearer abcdefghijklmnopqrstuvwxyz0123",
+    "url": "postgres://app:hunter2hunter2@db.internal/prod",
+}
+
+
+def octy(
+    *argv: str | bytes, cwd: Path, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [str(CLI), *argv],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+        env={**os.environ, **(env or {}), "NO_COLOR": "1"},
+    )
+
+
+def no_raw_controls(data: bytes) -> None:
+    text = data.decode("utf-8")
+    bad = [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F]
+    assert not bad, f"raw control characters {bad!r} reached the terminal:\n{text!r}"
+    assert "\u202e" not in text
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "agents.yaml").write_text(
+        "agents:\n  a:\n    prompt: A.\n  b:\n    prompt: B.\n", encoding="utf-8"
+    )
+    with Mailbox(tmp_path / "queue" / "team.db") as mb:
+        mb.register("a")
+        mb.register("b")
+    return tmp_path
+
+
+# --- 15: escapes ------------------------------------------------------------------------
+
+
+def test_escape_sequences_in_bodies_and_names_never_reach_the_terminal(folder: Path) -> None:
+    """Regression (issue 16.15): bodies and registered names holding `\\e]0;…\\a`, `\\e[2J`,
+    `\\r`, C1 and bidi controls reached the terminal raw through send, ask, inbox, queue ls,
+    queue show, ps, logs and trace (--mermaid too). Every human output escapes them; --json
+    stays exact."""
+    db = folder / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        request = mb.request(USER, "a", EVIL)
+        mb.reply(request.id, "a", EVIL)
+        mb.send("b", "a", {"text": EVIL})
+    # A name written by plain SQL (another language's client) escapes the registry's rule.
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO agents (name, description, state, registered_at) VALUES (?, ?, ?, 0)",
+            (f"x{EVIL}", EVIL, EVIL),
+        )
+    logconfig.configure(folder / "logs")
+    try:
+        structlog.get_logger().info("received", agent="a", body=EVIL, sender=f"x{EVIL}")
+    finally:
+        logconfig.shutdown()
+        structlog.reset_defaults()
+    with (folder / "logs" / "supervisor.jsonl").open("a", encoding="utf-8") as f:
+        f.write(f"a foreign line, not JSON {EVIL}\n")
+
+    outputs = {
+        "send": octy("send", "a", EVIL.encode(), cwd=folder),
+        "inbox": octy("inbox", "a", cwd=folder),
+        "queue ls": octy("queue", "ls", cwd=folder),
+        "queue show": octy("queue", "show", request.id, cwd=folder),
+        "ps": octy("ps", cwd=folder),
+        "logs": octy("logs", cwd=folder),
+        "logs --full": octy("logs", "--full", cwd=folder),
+        "trace": octy("trace", request.id, cwd=folder),
+        "trace --mermaid": octy("trace", request.id, "--mermaid", cwd=folder),
+        "reply (error names it)": octy("reply", request.id, "x", "--as", f"x{EVIL}", cwd=folder),
+    }
+    for verb, done in outputs.items():
+        assert b"Traceback" not in done.stderr, verb
+        no_raw_controls(done.stdout)
+        no_raw_controls(done.stderr)
+    assert "\\x1b]0;pwned" in outputs["queue show"].stdout.decode()  # visible, not dropped
+    assert "\\x1b[2J" in outputs["inbox"].stdout.decode()
+
+    exact = json.loads(octy("queue", "show", request.id, "--json", cwd=folder).stdout)
+    assert exact["message"]["body"] == EVIL
+
+
+def test_ask_prints_an_escaped_reply(folder: Path) -> None:
+    """`ask` prints the reply a peer wrote: escaped for the terminal, newlines kept."""
+    db = folder / "queue" / "team.db"
+    answer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from orchestrator.mailbox import Mailbox\n"
+            "with Mailbox(sys.argv[1]) as mb:\n"
+            "    while not (got := mb.claim('a', owner='w')):\n"
+            "        mb.wait_for_messages('a', 5)\n"
+            "    mb.reply(got[0].id, 'a', sys.argv[2])\n"
+            "    mb.ack([got[0].id], owner='w')\n",
+            str(db),
+            "line one\n" + EVIL,
+        ],
+    )
+    try:
+        done = octy("ask", "a", "question", "--timeout", "30", cwd=folder)
+    finally:
+        answer.wait(RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    no_raw_controls(done.stdout)
+    assert done.stdout.decode().startswith("line one\nhi\\x1b]0;pwned\\x07")
+
+
+# --- 16: secrets ------------------------------------------------------------------------
+
+
+def test_config_masks_secrets_wherever_they_hide(tmp_path: Path) -> None:
+    """Regression (issue 16.16): `config` printed a token interpolated into a prompt, env
+    values whose names do not look secret, and a database URL's password."""
+    (tmp_path / "agents.yaml").write_text(
+        "agents:\n"
+        "  a:\n"
+        "    prompt: 'Use ${TEAM_SERVICE_TOKEN} and ${PLAIN_VALUE} to log in.'\n"
+        "    env:\n"
+        "      DB_URL: " + SECRETS["url"] + "\n"
+        "      SOMETHING: " + SECRETS["key"] + "\n"
+        "      GH: ${TEAM_SERVICE_TOKEN}\n"
+        "      MY_PASSWORD: swordfish-42\n",
+        encoding="utf-8",
+    )
+    token = "tok-7f3a9c1e5b2d"  # not shaped like any known key: only its name gives it away
+    env = {"TEAM_SERVICE_TOKEN": token, "PLAIN_VALUE": "harmless"}
+    for args in (("config",), ("config", "--json")):
+        done = octy(*args, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+        out = done.stdout.decode()
+        for secret in (token, "hunter2hunter2", SECRETS["key"], "swordfish-42"):
+            assert secret not in out, (args, secret, out)
+        assert "harmless" in out  # what is not secret stays readable
+        assert "postgres://app:***@db.internal/prod" in out
+
+
+def test_trace_and_logs_redact_keys_bearer_tokens_and_url_passwords(folder: Path) -> None:
+    """Regression (issue 16.16): `trace` printed `sk-ant-…` and `Bearer …` from bodies, and
+    a URL's password reached the logs. The same redaction applies to every human output."""
+    db = folder / "queue" / "team.db"
+    body = " ".join(SECRETS.values())
+    with Mailbox(db) as mb:
+        request = mb.request(USER, "a", body)
+    logconfig.configure(folder / "logs")
+    try:
+        structlog.get_logger().info("received", agent="a", body=body, message_id=request.id)
+    finally:
+        logconfig.shutdown()
+        structlog.reset_defaults()
+    stored = (folder / "logs" / "supervisor.jsonl").read_text()
+    assert "hunter2hunter2" not in stored
+    assert "sk-ant-api03" not in stored
+    for args in (("trace", request.id), ("trace", request.id, "--mermaid"), ("queue", "ls")):
+        out = octy(*args, cwd=folder).stdout.decode()
+        assert "sk-ant-api03" not in out, args
+        assert "abcdefghijklmnopqrstuvwxyz0123" not in out, args
+        assert "hunter2hunter2" not in out, args
+        assert "***" in out, args
+
+
+def test_init_writes_the_roster_private(tmp_path: Path) -> None:
+    """Regression (issue 16.16): init wrote agents.yaml 0644; it holds env values (tokens),
+    so it is 0600, also when --force replaces an existing one."""
+    assert octy("init", cwd=tmp_path).returncode == 0
+    assert stat.S_IMODE((tmp_path / "agents.yaml").stat().st_mode) == 0o600
+    (tmp_path / "agents.yaml").chmod(0o644)
+    assert octy("init", "--force", cwd=tmp_path).returncode == 0
+    assert stat.S_IMODE((tmp_path / "agents.yaml").stat().st_mode) == 0o600
+
+
+# --- 20: reserved names -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["supervisor", "user", "a/b", "../../etc", "UPPER"])
+def test_register_refuses_reserved_and_malformed_names(folder: Path, name: str) -> None:
+    """Regression (issue 16.20): `register supervisor` / `register user` / names with `/`
+    overwrote or created reserved rows. Refused as the roster does: exit 2, nothing written."""
+    db = folder / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register_supervisor(4242, {"instance": "real"})
+        before = {a.name: a for a in mb.agents()}
+    done = octy("register", name, cwd=folder)
+    assert done.returncode == 2, done.stderr
+    assert b"cannot register" in done.stderr
+    with Mailbox(db) as mb:
+        assert {a.name: a for a in mb.agents()} == before
+
+
+def test_register_refuses_to_take_over_a_roster_agent(folder: Path) -> None:
+    """A script cannot register over an agent the supervisor manages (its row would lose
+    the supervisor's marks)."""
+    db = folder / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.update_agent("a", meta={"supervised": True})
+    done = octy("register", "a", cwd=folder)
+    assert done.returncode == 2
+    assert b"roster" in done.stderr
+
+
+# --- 21: tracebacks on bad input ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("ask", "a", "hi", "--timeout", "nan"),
+        ("ask", "a", "hi", "--timeout", "inf"),
+        ("ask", "a", "hi", "--timeout", "-1"),
+        ("send", "a", "hi", "--ttl", "1e400"),
+        ("queue", "ls", "--limit", "99999999999999999999"),
+        ("queue", "ls", "--limit", "-5"),
+        ("inbox", "a", "--wait", "nan"),
+        ("down", "--timeout", "nan"),
+        ("send", "a", b"caf\xe9"),
+        ("send", b"\xff\xfe", "hi"),
+        ("queue", "show", b"\xc3("),
+        ("logs", "--tail", "99999999999999999999"),
+        ("scripted-model", "--script", "s.yaml", "--port", "99999999999999999999"),
+    ],
+)
+def test_bad_input_is_a_usage_error_not_a_traceback(
+    folder: Path, argv: tuple[str | bytes, ...]
+) -> None:
+    """Regression (issue 16.21): `--timeout nan`, a limit past 64 bits, invalid UTF-8 in
+    argv each ended in a traceback. Each is a usage error: exit 2, one clear line."""
+    done = octy(*argv, cwd=folder)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert b"Traceback" not in done.stderr
+    assert done.stderr.strip()
+
+
+def test_invalid_utf8_on_stdin_is_a_usage_error(folder: Path) -> None:
+    """`send a -` with bytes that are not UTF-8 on stdin: exit 2, nothing sent."""
+    done = octy("send", "a", "-", cwd=folder, stdin=b"ok \xff\xfe not text")
+    assert done.returncode == 2, done.stderr
+    assert b"not UTF-8" in done.stderr
+    with Mailbox(folder / "queue" / "team.db") as mb:
+        assert mb.list(recipient="a") == []
+
+

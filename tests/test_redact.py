@@ -1,0 +1,70 @@
+"""One rule for secret names and one filter for what people read (orchestrator.redact)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.redact import Redactor, escape_controls, is_secret_name
+from orchestrator.roster import is_secret_key
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ANTHROPIC_API_KEY",
+        "apiKey",
+        "GH_TOKEN",
+        "authToken",
+        "DB_PASSWORD",
+        "PGPASSWD",
+        "GPG_PASSPHRASE",
+        "OAUTH_CLIENT_SECRET",
+        "AWS_CREDENTIALS",
+        "STRIPE_KEY",
+        "KEY",
+        "SSH_KEY_PATH",
+        "HTTP_AUTH",
+        "AUTH",
+    ],
+)
+def test_secret_names(name: str) -> None:
+    """Names that hold secrets, for the logs and for `config` alike (one rule)."""
+    assert is_secret_name(name)
+    assert is_secret_key(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["GIT_AUTHOR_NAME", "KEYBOARD_LAYOUT", "GNOME_KEYRING_CONTROL", "MONKEY", "PATH"]
+)
+def test_names_that_only_contain_the_letters(name: str) -> None:
+    """KEY and AUTH inside a word do not make a secret: an author's name stays readable."""
+    assert not is_secret_name(name)
+    assert not is_secret_key(name)
+
+
+def test_url_passwords_keys_and_known_values_are_redacted() -> None:
+    r = Redactor()
+    r.add_from_env({"MY_TOKEN": "tok-123456", "PLAIN": "visible-value"})
+    text = r.text(
+        "postgres://app:pw-9876@db/prod https://host/x?q=1 tok-123456 visible-value "
+        "sk-ant-api03-abcdefghijk Bearer abcdefghijklmnop"
+    )
+    assert text == (
+        "postgres://app:***@db/prod https://host/x?q=1 *** visible-value *** ***"
+    )
+
+
+def test_escape_controls_shows_every_control_visibly() -> None:
+    """ESC, BEL, CR, C1 CSI and a bidi override become visible text; newlines are kept
+    only in multi-line mode."""
+    assert escape_controls("a\x1b]0;t\x07\r\x9b\u202eb\nc") == "a\\x1b]0;t\\x07\\r\\x9b\\u202eb\\nc"
+    assert escape_controls("a\nb\tc\x1b", multiline=True) == "a\nb\tc\\x1b"
+
+
+def test_a_body_near_the_queue_limit_is_redacted_in_linear_time() -> None:
+    """Regression: an unbounded URL pattern scanned from every position to the end of a
+    1 MiB body of letters (quadratic: the supervisor hung logging it, and the body was never
+    delivered). Bounded, it finishes well inside the suite's per-test timeout."""
+    r = Redactor()
+    for body in ("x" * 1_000_000, "a:" * 500_000, "s://" + "u" * 1_000_000):
+        assert r.text(body) == body
