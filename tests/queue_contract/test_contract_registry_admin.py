@@ -9,7 +9,7 @@ from conftest import Opener
 from mailbox_workers.support import FakeClock
 
 from orchestrator import errors
-from orchestrator.mailbox import AsyncMailboxBackend
+from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
 
 Q = AsyncMailboxBackend
 
@@ -43,13 +43,14 @@ async def test_register_again_updates_but_keeps_registration_time_and_meta(
 
 
 async def test_agents_lists_by_name_and_unknown_agent_is_none(backend: Q) -> None:
-    """agents() is sorted by name; agent() of an unknown name is None; odd names work."""
-    for name in ("zed", "amy", "bé b.ø"):
+    """agents() is sorted by name; agent() of an unknown name is None; every name the
+    roster allows works (digits first, '-' and '_')."""
+    for name in ("zed", "amy", "9-lives_x"):
         await backend.register(name)
-    assert [a.name for a in await backend.agents()] == ["amy", "bé b.ø", "zed"]
+    assert [a.name for a in await backend.agents()] == ["9-lives_x", "amy", "zed"]
     assert await backend.agent("nobody") is None
-    m = await backend.send("amy", "bé b.ø", "hi")
-    assert [x.id for x in await backend.claim("bé b.ø", owner="w")] == [m.id]
+    m = await backend.send("amy", "9-lives_x", "hi")
+    assert [x.id for x in await backend.claim("9-lives_x", owner="w")] == [m.id]
 
 
 async def test_update_agent_merges_meta_and_beats_heart(backend: Q, clock: FakeClock) -> None:
@@ -87,10 +88,26 @@ async def test_unregister_keeps_messages_waiting(backend: Q) -> None:
     assert [m.id for m in await backend.claim("alice", owner="w")] == [sent.id]
 
 
-async def test_empty_name_is_refused(backend: Q) -> None:
-    with pytest.raises(ValueError, match="non-empty"):
-        await backend.register("  ")
+@pytest.mark.parametrize("name", ["  ", "", "a/b", "Bob", "bé", "user", "supervisor"])
+async def test_malformed_and_reserved_names_are_refused(backend: Q, name: str) -> None:
+    """The registry takes the roster's rule for names (issue 16 point 20): a malformed or
+    reserved name is InvalidName, and no row is written or overwritten."""
+    with pytest.raises(errors.InvalidName):
+        await backend.register(name)
     assert await backend.agents() == []
+
+
+async def test_the_supervisor_row_is_written_only_through_register_supervisor(
+    backend: Q,
+) -> None:
+    """register_supervisor writes the reserved row (state running); unregister refuses the
+    reserved rows on every backend."""
+    await backend.register_supervisor(4242, {"instance": "x"})
+    info = await backend.agent(SUPERVISOR)
+    assert info is not None
+    assert (info.pid, info.state) == (4242, "running")
+    with pytest.raises(errors.InvalidName):
+        await backend.unregister(SUPERVISOR)
 
 
 # --- waits ------------------------------------------------------------------------

@@ -160,7 +160,7 @@ async def test_broadcast_reaches_each_agent_once_but_not_sender_user_or_supervis
     q: Q,
 ) -> None:
     """One 'broadcast' per registered agent except the sender, user and supervisor."""
-    await q.register(SUPERVISOR)
+    await q.register_supervisor(1, {})
     sent = await q.broadcast("alice", "standup", ttl_s=10)
     assert sorted(m.recipient for m in sent) == ["bob", "carol"]
     assert {m.kind for m in sent} == {"broadcast"}
