@@ -1,7 +1,7 @@
 """Wake waiters when the database changes, without busy-polling.
 
 One :class:`ChangeFeed` per database file per process. With inotify (Linux)
-a daemon thread sleeps in ``poll()`` on a watch of the database's folder and
+a daemon thread sleeps in ``poll()`` on inotify watches of the database's files and
 bumps a generation counter that waiters block on; a waiter then runs one
 indexed query. The watch is on only while something in this process waits
 (:meth:`ChangeFeed.watching`, switched off by the reader thread at the first
@@ -130,7 +130,8 @@ class ChangeFeed:
         self._interest = [0] * BUCKETS  # waiters per bucket
         self._untopical = 0  # waiters for any change
         self._watch: FeedWatch | None = None
-        self.wakeups = {"bell": 0, "wal": 0}  # reader thread wake-ups, by instance (tests)
+        # Reader thread wake-ups: for a bell, for the WAL, for a file created (tests count them).
+        self.wakeups = {"bell": 0, "wal": 0, "folder": 0}
         self._thread: threading.Thread | None = None
         self._stop_r = self._stop_w = -1
         self._tried = os.environ.get("OCTY_MAILBOX_WAKEUP", "inotify") == "poll"
@@ -374,10 +375,11 @@ class ChangeFeed:
                 wal_polled = False
                 wal_read_at = now + WAL_COOLDOWN_S
             if watch.bells.fd in ready:
-                self.wakeups["bell"] += 1
                 rung: set[int] = set()
                 everyone = False
-                for name, created in watch.bells.drain():
+                events = watch.bells.drain()
+                self.wakeups["bell" if any(not c for _, c in events) else "folder"] += 1
+                for name, created in events:
                     if created:  # a file appeared: a new WAL is a change, a new bell is not
                         with self._cond:
                             if watch.created(name):
