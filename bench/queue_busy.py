@@ -9,7 +9,10 @@ latency (it should not get worse for it). Issue 14, point 2.
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,19 @@ from bench.queue_backends import backends
 from bench.queue_workers import Target, idle_consumer, latency_consumer, latency_producer
 
 JOIN_S = 300.0
+PLAIN_BUSY = 10
+PLAIN_QUIET = 5
+
+
+def _plain_insert(db: Path, i: int) -> None:
+    """One row as another program writes it: plain sqlite3, the table defaults, no bell."""
+    conn = sqlite3.connect(db, timeout=30)
+    with conn:
+        conn.execute(
+            "INSERT INTO messages (sender, recipient, body) VALUES ('script', 'plain', ?)",
+            (json.dumps({"i": i, "t": time.monotonic_ns()}),),
+        )
+    conn.close()
 
 
 def busy_idle(
@@ -29,7 +45,7 @@ def busy_idle(
     from bench.queue_run import CTX, _report, _start, _stop
 
     queues = [f"idle{i}" for i in range(consumers)]
-    backends(t.poll_s)[t.key]().prepare(Path(t.root), [*queues, t.queue])
+    backends(t.poll_s)[t.key]().prepare(Path(t.root), [*queues, t.queue, "plain"])
     ready = [CTX.Event() for _ in queues]
     idle = [
         _start(idle_consumer, Target(t.key, t.poll_s, t.root, q), ev, wait_s)
@@ -38,8 +54,16 @@ def busy_idle(
     for ev in ready:
         ev.wait(JOIN_S)
     time.sleep(1.0)  # imports and first claims done before anything is measured
+    # Plain-SQL writes (no bell, as another program's) to an inbox a consumer waits on:
+    # PLAIN_BUSY of them while the pair runs, PLAIN_QUIET after it stopped.
+    plain_recv, plain_send = CTX.Pipe(duplex=False)
+    plain = _start(
+        latency_consumer, Target(t.key, t.poll_s, t.root, "plain"),
+        PLAIN_BUSY + PLAIN_QUIET, batch, None, plain_send,
+    )
+    plain_send.close()
     gap = 1.0 / rate
-    n = int(rate * (window_s + 2.0))  # the pair runs through the whole window
+    n = int(rate * (window_s + 2.0 + PLAIN_BUSY * 0.3))  # runs through window and writes
     start = CTX.Barrier(3)
     recv, send = CTX.Pipe(duplex=False)
     pair = [
@@ -61,8 +85,18 @@ def busy_idle(
     before, t0 = cpu(), time.monotonic()
     time.sleep(window_s)
     used, wall = cpu() - before, time.monotonic() - t0
+    rng = random.Random(3)
+    db = Path(t.root) / "ours" / "team.db"
+    for i in range(PLAIN_BUSY):
+        time.sleep(rng.uniform(0.1, 0.25))
+        _plain_insert(db, i)
     samples: list[int] = _report(recv, pair[0], f"{t.key} busy-pair consumer")
     _stop(pair)
+    for i in range(PLAIN_QUIET):
+        time.sleep(rng.uniform(0.7, 1.0))  # > WAL_COOLDOWN_S after the last write
+        _plain_insert(db, PLAIN_BUSY + i)
+    plain_ns: list[int] = _report(plain_recv, plain, "plain-SQL consumer")
+    _stop([plain])
     for p in idle:
         p.terminate()
     _stop(idle)
@@ -79,6 +113,8 @@ def busy_idle(
         "busy_pair_p50_ms": pct(0.5),
         "busy_pair_p99_ms": pct(0.99),
         "samples": len(data),
+        "plain_sql_busy_ms": [round(x / 1e6, 1) for x in plain_ns[:PLAIN_BUSY]],
+        "plain_sql_quiet_ms": [round(x / 1e6, 1) for x in plain_ns[PLAIN_BUSY:]],
         "load_1min_at_start": load,
         "load_1min_at_end": os.getloadavg()[0],
     }
@@ -93,6 +129,8 @@ def print_busy_idle(key: str, r: dict[str, Any]) -> None:
         f"  busy pair delivery: p50 {r['busy_pair_p50_ms']:.3f} ms, "
         f"p99 {r['busy_pair_p99_ms']:.3f} ms over {r['samples']} messages "
         f"(targets < 1 / < 5 ms)\n"
+        f"  plain-SQL writes (no bell) seen after, ms: while the pair runs "
+        f"{r['plain_sql_busy_ms']}; quiet {r['plain_sql_quiet_ms']}\n"
         f"  load average (1 min) {r['load_1min_at_start']:.2f} at start, "
         f"{r['load_1min_at_end']:.2f} at end"
     )
