@@ -61,6 +61,8 @@ OVERHEAD_MS = 10.0  # ours per ask->reply
 READY_FACTOR = 2.0  # 10 agents ready within this many times one agent
 RESTART_S = 1.0  # a killed agent ready again within this plus its backoff
 IDLE_PCT = 1.0  # supervisor idle CPU, % of one core
+TOP_PCT = 1.0  # `octy-orchestrate top` watching 10 idle agents, % of one core (issue 10)
+TOP_SIZE = (120, 40)  # the terminal top draws in: columns, lines
 BACKOFF = {"initial": "20ms", "max": "20ms"}  # tiny: restart time is then ours and the CLI's
 MS = 1000.0
 
@@ -276,7 +278,9 @@ def measure_idle(team: Team, pids: list[int], seconds: float) -> dict[str, Any]:
     w1, s1, c1 = time.monotonic(), cpu_s([sup]), cpu_s(clis)
     sup_mem = sup.memory_full_info()
     cli_mem = [p.memory_full_info() for p in clis]
+    top = measure_top(team, sup, seconds)
     return {
+        **top,
         "agents": len(pids),
         "seconds": round(w1 - w0, 2),
         "supervisor_cpu_pct": 100 * (s1 - s0) / (w1 - w0),
@@ -287,6 +291,74 @@ def measure_idle(team: Team, pids: list[int], seconds: float) -> dict[str, Any]:
         "claude_processes": len(clis),
         "claude_rss_mb_total": sum(m.rss for m in cli_mem) / 2**20,
         "claude_pss_mb_total": sum(m.pss for m in cli_mem) / 2**20,
+    }
+
+
+def measure_top(team: Team, sup: psutil.Process, seconds: float) -> dict[str, Any]:
+    """CPU of `octy-orchestrate top` (default refresh, 1 s) watching the idle team in a
+    pseudo-terminal, as a person would run it, and the supervisor's CPU meanwhile (top
+    only reads the database and the logs: it should not wake the team)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    cols, lines = TOP_SIZE
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, cols, 0, 0))
+    env = {**team.env, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "top"],
+        cwd=team.folder,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    drawn = bytearray()
+
+    def drain() -> None:  # a terminal reads what top writes, or top would block
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            drawn.extend(data)
+            del drawn[:-65536]
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        last = team.names[-1].encode()
+        team.wait_for(lambda: last in drawn and b"supervisor" in drawn, "top's first screen")
+        top = psutil.Process(proc.pid)
+        time.sleep(3.0)  # past start-up (imports, the first read of the logs)
+        w0, t0, s0 = time.monotonic(), cpu_s([top]), cpu_s([sup])
+        time.sleep(seconds)
+        w1, t1, s1 = time.monotonic(), cpu_s([top]), cpu_s([sup])
+        rss = top.memory_info().rss
+    finally:
+        with contextlib.suppress(OSError):
+            os.write(master, b"q")
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        os.close(master)
+        reader.join(5)
+    return {
+        "top_seconds": round(w1 - w0, 2),
+        "top_cpu_pct": 100 * (t1 - t0) / (w1 - w0),
+        "top_rss_mb": rss / 2**20,
+        "supervisor_cpu_pct_with_top": 100 * (s1 - s0) / (w1 - w0),
+        "top_terminal": f"{cols}x{lines}",
     }
 
 
@@ -603,6 +675,25 @@ def report_idle(idle: dict[str, Any]) -> list[str]:
             if abs(pct - IDLE_PCT) <= tick
             else verdict(pct < IDLE_PCT)
         ),
+        *report_top(idle),
+    ]
+
+
+def report_top(idle: dict[str, Any]) -> list[str]:
+    if "top_cpu_pct" not in idle:
+        return []
+    pct = idle["top_cpu_pct"]
+    tick = 100 * 0.01 / idle["top_seconds"]
+    return [
+        f"  top ({idle['top_terminal']}, refresh 1 s) watching them, {idle['top_seconds']} s: "
+        f"{pct:.2f}% of one core (+-{tick:.2f}); RSS {idle['top_rss_mb']:.0f} MB; the "
+        f"supervisor meanwhile: {idle['supervisor_cpu_pct_with_top']:.2f}%",
+        f"target: top < {TOP_PCT:g}% of a core: {pct:.2f}% -> "
+        + (
+            "BORDERLINE (within one tick)"
+            if abs(pct - TOP_PCT) <= tick
+            else verdict(pct < TOP_PCT)
+        ),
     ]
 
 
@@ -680,7 +771,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-seconds", type=float, default=10.0, help="idle CPU window (10)")
     p.add_argument("--sizes", default="1,5,10", help="team sizes for start-up (1,5,10)")
     p.add_argument("--json-out", type=Path, help="also write the results as JSON here")
+    p.add_argument(
+        "--idle-only",
+        action="store_true",
+        help="only the idle cost of the biggest team (supervisor, claude processes, top)",
+    )
     args = p.parse_args(argv)
+    if args.idle_only:
+        return idle_only(max(int(s) for s in args.sizes.split(",")), args.idle_seconds)
     runs = args.runs or (1 if args.quick else 3)
     asks = args.asks or (8 if args.quick else 30)
     kills = args.kills or (2 if args.quick else 5)
@@ -708,6 +806,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n(the benchmark took {results['elapsed_s']} s)")
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def idle_only(n: int, seconds: float) -> int:
+    results: dict[str, Any] = {"machine": machine()}
+    began, (machine0, ours0) = time.monotonic(), busy_cpu_s()
+    with tempfile.TemporaryDirectory(prefix="octy-bench-") as tmp, ScriptedModel(SCRIPT) as model:
+        _, idle = measure_startup(Bench(Path(tmp), model), n, seconds)
+    elapsed = time.monotonic() - began
+    machine1, ours1 = busy_cpu_s()
+    others = max(0.0, (machine1 - machine0) - (ours1 - ours0)) / elapsed
+    m = results["machine"]
+    print(
+        f"machine: {m['cpus']} CPUs ({m['cpu_model']}), Linux {m['kernel']}, "
+        f"Python {m['python']}, claude CLI {m['claude_cli']}; other processes' load "
+        f"{others:.2f} CPUs on average; 1-min load average {os.getloadavg()[0]:.2f}"
+    )
+    assert idle is not None
+    print("\n".join(report_idle(idle)))
     return 0
 
 

@@ -18,10 +18,14 @@ Decisions made here, documented in the README ("How agents run"):
   was SIGKILLed does not run on mid-turn, spending tokens on work nobody
   will ack (seen: an orphaned CLI finishes its turn before noticing stdin
   closed). The next ``up`` requeues its message and resumes its session.
+- The system prompt goes through a private file (``--system-prompt-file``), never argv;
+  ``--settings`` carries the sandbox and permission rules of :mod:`orchestrator.sandbox`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -38,8 +42,10 @@ from claude_agent_sdk import (
     PermissionResultDeny,
 )
 
+from orchestrator import sandbox
 from orchestrator.policy import Policy
-from orchestrator.relay import SERVER, TOOL_NAMES, Relay, team_prompt
+from orchestrator.prompts import team_prompt
+from orchestrator.relay import SERVER, TOOL_NAMES, Relay
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.subagents import agent_definitions
 
@@ -155,14 +161,18 @@ def _options(
     stderr: Callable[[str], None],
 ) -> ClaudeAgentOptions:
     return ClaudeAgentOptions(
-        # snapshot=False: a resumed session would otherwise keep the prompt recorded on its
-        # first request (CLI >= 2.1.257), so an edited prompt or a changed team would not
-        # reach an agent restarted by hot reload (seen in test_hot_reload_...).
+        # From a private file, not argv: a command line is readable by every user in
+        # /proc/PID/cmdline, and a role prompt may hold ${VAR}-interpolated secrets.
         system_prompt={
-            "type": "custom",
-            "prompt": spec.prompt + team_prompt(spec.name, roster),
-            "snapshot": False,
+            "type": "file",
+            "path": str(write_prompt_file(spec, roster, system_prompt(spec, roster))),
         },
+        # Snapshot off: a resumed session would otherwise keep the prompt recorded on its
+        # first request (CLI >= 2.1.257), so an edited prompt or a changed team would not
+        # reach an agent restarted by hot reload (seen in test_hot_reload_...). The SDK sends
+        # its own snapshot switch only for inline prompts, so the CLI flag says it here.
+        extra_args={"system-prompt-snapshot": "off"},
+        settings=json.dumps(sandbox.settings(spec, roster)),
         model=spec.model,
         fallback_model=spec.fallback_model,
         allowed_tools=[*spec.tools, *TOOL_NAMES],
@@ -179,3 +189,42 @@ def _options(
         resume=resume,
         setting_sources=SETTING_SOURCES,
     )
+
+
+PROMPT_FILE_MARK = ".prompt-"
+
+
+def system_prompt(spec: AgentSpec, roster: Roster) -> str:
+    """The agent's role prompt plus the "your team" section."""
+    return spec.prompt + team_prompt(spec.name, roster)
+
+
+def write_prompt_file(spec: AgentSpec, roster: Roster, text: str) -> Path:
+    """The system prompt in a fresh 0600 file beside the database: a folder private to the
+    team's user (0700) and hidden from agents' tools by the sandbox. The CLI reads it once
+    at start-up (measured on 2.1.332: deleting it after connect changes nothing, a resumed
+    session reads the new one), so the runner deletes it once connected."""
+    folder = roster.database.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # "." cannot be in an agent name: agent a's prefix never matches agent a-b's files.
+    prefix = f".{roster.database.name}{PROMPT_FILE_MARK}{spec.name}."
+    # One left by a supervisor killed mid-connect: only one session per agent connects at a
+    # time (one supervisor per database), so any earlier file of this agent's is stale.
+    for stale in folder.glob(prefix + "*"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+    # mkstemp: O_EXCL and 0600, so a planted file or link is never written through.
+    fd, name = tempfile.mkstemp(prefix=prefix, dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return Path(name)
+
+
+def discard_prompt_file(options: ClaudeAgentOptions) -> None:
+    """Delete the prompt file :func:`build_options` wrote (once the CLI has read it)."""
+    prompt = options.system_prompt
+    if isinstance(prompt, dict) and prompt.get("type") == "file":
+        path = Path(str(prompt.get("path")))
+        if PROMPT_FILE_MARK in path.name:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

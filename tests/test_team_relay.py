@@ -184,8 +184,10 @@ def test_explicit_reply_is_not_duplicated_by_the_final_text(team: TeamFactory) -
 
 
 def test_the_cli_run_by_an_agents_tool_speaks_only_as_that_agent(team: TeamFactory) -> None:
-    """An agent allowed Bash that runs `octy-orchestrate send` reaches the team's queue as
-    itself (OCTY_AGENT / OCTY_DB in its environment); `--as` another agent is refused."""
+    """With ``sandbox: false`` (the opt-out), an agent allowed Bash that runs
+    `octy-orchestrate send` reaches the team's queue as itself (OCTY_AGENT / OCTY_DB in its
+    environment); `--as` another agent is refused. A courtesy, not a boundary: see
+    test_team_identity for what the sandbox guarantees."""
     cli = f"{sys.executable} -m orchestrator.cli"
     command = f"{cli} send b 'via bash' && {cli} send b spoofed --as b; echo rc=$?"
     t = team(
@@ -198,7 +200,7 @@ def test_the_cli_run_by_an_agents_tool_speaks_only_as_that_agent(team: TeamFacto
             },
             text_rule("b", "b noted"),
         ],
-        {"a": {"tools": ["Bash"]}, "b": {}},
+        {"a": {"tools": ["Bash"], "sandbox": False}, "b": {}},
     )
     t.up()
     t.wait_ready("a", "b")

@@ -73,10 +73,13 @@ def test_an_agent_starts_only_once_what_it_depends_on_is_ready(team: TeamFactory
     assert states.index(("base", "ready")) < states.index(("app", "starting")), states
 
 
-def _stop_claude_as_it_starts(agent: str, timeout: float = 30) -> int:
-    """SIGSTOP the first process launched for ``agent`` (its environment names it), as soon
-    as it appears: long before a claude process can finish its start-up handshake."""
+def _stop_claude_as_it_starts(agent: str, home: str, timeout: float = 30) -> int:
+    """SIGSTOP the first process launched for ``agent`` of this test's team (its environment
+    names the agent and the test's own HOME), as soon as it appears: long before a claude
+    process can finish its start-up handshake. Matching the agent name alone stopped other
+    teams' processes on a shared machine."""
     tag = f"OCTY_AGENT={agent}".encode() + b"\0"
+    own = f"HOME={home}".encode() + b"\0"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for entry in os.listdir("/proc"):
@@ -84,8 +87,9 @@ def _stop_claude_as_it_starts(agent: str, timeout: float = 30) -> int:
                 continue
             try:
                 with open(f"/proc/{entry}/environ", "rb") as f:
-                    if tag not in f.read():
-                        continue
+                    environ = f.read()
+                if tag not in environ or own not in environ:
+                    continue
             except OSError:  # gone already, or not ours
                 continue
             os.kill(int(entry), signal.SIGSTOP)
@@ -105,7 +109,7 @@ def test_a_claude_that_never_finishes_starting_is_killed_and_restarted(
         {"a": {"connect_timeout": "3s", "backoff": {"initial": "100ms", "max": "1s"}}},
     )
     t.up()
-    stuck = _stop_claude_as_it_starts("a")
+    stuck = _stop_claude_as_it_starts("a", t.env["HOME"])
     t.wait_for(lambda: "connect_timeout" in t.output(), what="the connect timed out")
     t.wait_ready("a")
     assert t.agent_pid("a") != stuck

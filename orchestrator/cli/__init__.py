@@ -23,6 +23,7 @@ _VERB_MODULES = (
     "orchestrator.cli.demo_verbs",
     "orchestrator.cli.workspace_verbs",  # issue 11
     "orchestrator.cli.approval_verbs",  # issue 11
+    "orchestrator.cli.top_verb",
 )
 
 

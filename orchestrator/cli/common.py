@@ -74,7 +74,17 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
     if explicit is not None:
         return explicit
     if roster_file is None and os.environ.get(DB_ENV):
-        return Path(os.environ[DB_ENV])
+        path = Path(os.environ[DB_ENV])
+        agent = os.environ.get(AGENT_ENV)
+        if agent and not path.exists():  # the sandbox hides it (see orchestrator/sandbox.py)
+            raise CliFailure(
+                f"this runs inside agent '{agent}''s sandbox, where the team's database is out "
+                "of reach: talk to the team with the mcp__octy__ tools (send, ask, reply, "
+                "broadcast, agents)",
+                EXIT_ERROR,
+                "sandboxed",
+            )
+        return path
     path = roster_file or Path(DEFAULT_ROSTER)
     if roster_file is None and not path.is_file():
         return DEFAULT_DB

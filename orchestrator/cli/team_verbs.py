@@ -151,6 +151,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_ERROR,
             "no_credentials",
         )
+    from orchestrator.sandbox import problems as sandbox_problems
+
+    blocked = sandbox_problems(roster)
+    if blocked:
+        raise CliFailure("\n".join(blocked), common.EXIT_ERROR, "sandbox_unavailable")
     pid = holder_pid(roster.database)
     if pid is not None:
         raise CliFailure(

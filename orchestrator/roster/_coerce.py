@@ -97,6 +97,15 @@ def optional_text(value: Any, where: Where) -> Any:
     return text(value, where)
 
 
+def boolean(value: Any, where: Where) -> Any:
+    """true/false (YAML's), or the text of one from a ``${VAR}``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, Interpolated) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return wrong_type("true or false", value, where)
+
+
 def name_list(value: Any, where: Where) -> Any:
     """A list of non-empty strings, as a tuple."""
     if value is None:

@@ -44,6 +44,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "can_message": names_or_everyone,
     "turn_timeout": c.duration(optional=True),
     "connect_timeout": c.duration(),
+    "sandbox": c.boolean,
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/_work.py) ---
     "workspace": w.workspace,
     "owns": w.owns,
@@ -75,6 +76,7 @@ BUILT_IN: Mapping[str, Any] = {
     "can_message": None,
     "turn_timeout": 600.0,
     "connect_timeout": 60.0,
+    "sandbox": True,
     # --- issue 11 ---
     "workspace": Workspace(),
     "owns": None,
@@ -140,6 +142,7 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         can_message=talk.unique() if isinstance(talk, NameRefs) else None,
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
+        sandbox=v["sandbox"],
         # --- issue 11 ---
         workspace=w.plain(v["workspace"]),
         owns=w.plain(v["owns"]),

@@ -115,6 +115,8 @@ class AgentSpec:
     can_message: tuple[str, ...] | None
     turn_timeout_s: float | None
     connect_timeout_s: float
+    # Tools run in the CLI's bubblewrap sandbox, which hides the team's files (issue 16 p. 10).
+    sandbox: bool = True
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/work.py) ---
     workspace: Workspace = field(default_factory=Workspace)
     owns: tuple[str, ...] | None = None  # None: no limit on where the file tools write
@@ -155,6 +157,7 @@ class AgentSpec:
             "can_message": None if self.can_message is None else list(self.can_message),
             "turn_timeout": self.turn_timeout_s,
             "connect_timeout": self.connect_timeout_s,
+            "sandbox": self.sandbox,
             # --- issue 11 ---
             "workspace": self.workspace.to_value(),
             "owns": None if self.owns is None else list(self.owns),

@@ -1,0 +1,72 @@
+"""`top`: the team on one screen (orchestrator.tui). Textual is imported only when the
+verb runs, so the other verbs start as fast as before."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from orchestrator.cli import common
+from orchestrator.cli.common import CliFailure
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "top",
+        help="a live view of the team: agents, costs, CPU, events; restart/stop/start keys",
+        description="One screen that shows every agent (state and reason, pid, uptime, "
+        "restarts, pending, the message in flight and its age, turns, tokens, cost, CPU and "
+        "memory of its claude process), the team (supervisor, queue depth, dead letters, "
+        "total cost) and its events as they happen. Works with no supervisor running (last "
+        "known states, marked) and while agents.yaml is invalid. Press ? for the keys.",
+    )
+    p.add_argument(
+        "-f", "--file", type=Path, default=None, help="the roster (default ./agents.yaml)"
+    )
+    p.add_argument(
+        "--db", type=Path, default=None, help="queue database (default: the roster's)"
+    )
+    p.add_argument(
+        "--logs", type=Path, metavar="DIR", help="logs folder (default: the roster's `logs`)"
+    )
+    p.add_argument(
+        "--interval",
+        type=_interval,
+        default=1.0,
+        metavar="S",
+        help="seconds between refreshes (default 1; at least 0.1)",
+    )
+    p.set_defaults(func=cmd_top)
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0.1 to 3600")
+    return value
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from orchestrator.tui.data import TeamSource
+
+    source = TeamSource.resolve(args.file, database=args.db, logs=args.logs)
+    if not source.database.exists():
+        raise CliFailure(
+            f"no team database at {source.database}; start the team with `octy-orchestrate up`"
+            " (or name it with -f / --db)",
+            common.EXIT_NOT_FOUND,
+            "not_found",
+        )
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise CliFailure(
+            "top needs a terminal (use `ps --json` or `logs -f` in scripts)",
+            common.EXIT_USAGE,
+            "usage",
+        )
+    from orchestrator.tui.app import run  # Textual: only now
+
+    return run(source, refresh_s=args.interval)

@@ -1,0 +1,113 @@
+"""What an agent's tools may touch: the CLI's own bubblewrap sandbox, and permission rules.
+
+Identity is not an environment variable (issue 16 point 10). An agent that may run Bash
+runs as the supervisor's user, so ``OCTY_AGENT=coordinator octy-orchestrate send …`` or a
+plain ``sqlite3 queue/team.db`` from its shell would speak for anyone, read any inbox and
+command the supervisor through the database. So the team's private files are kept out of
+the agent's reach and the relay tools (which stamp the sender in the supervisor) are its only
+way to the team:
+
+- Bash runs inside the CLI's sandbox (``sandbox`` settings; bubblewrap and socat on Linux).
+  Measured on CLI 2.1.332: each command runs in its own pid namespace (no other process is
+  visible, ``/proc/1/root`` is refused) and network namespace (no 127.0.0.1, no Unix
+  sockets: seccomp), the filesystem is read-only but for the working folder and a private
+  temp folder, a ``denyRead`` folder is replaced by an empty tmpfs, a ``denyWrite`` file is
+  bound read-only. ``failIfUnavailable`` makes a missing bwrap/socat a start-up error
+  instead of a silent unsandboxed shell; ``allowUnsandboxedCommands: false`` removes the
+  model's ``dangerouslyDisableSandbox`` escape; ``autoAllowBashIfSandboxed: false`` keeps
+  "tools not in ``tools`` are refused" true for Bash.
+- The CLI's own file tools (Read, Edit, Write, Grep…) are not sandboxed: permission deny
+  rules keep them out of the same folders. Deny rules win over allow rules and over
+  ``bypassPermissions``.
+
+Hidden (no read, no write): the database's folder (the queue, its WAL, bells, the supervisor
+lock, the prompt files below) and the logs folder. Read-only: ``agents.yaml`` and every
+``prompt_file`` (an agent that could edit them would rewrite a peer's role or its own tools,
+applied by hot reload).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from orchestrator.roster import AgentSpec, Roster
+
+# What the CLI's sandbox needs on Linux (its error names them the same way).
+REQUIRED_PROGRAMS = {"bwrap": "bubblewrap", "socat": "socat"}
+
+
+def hidden_folders(roster: Roster) -> list[Path]:
+    """Folders no agent tool may read or write."""
+    folders = [roster.database.parent, roster.logs]
+    return [f.resolve() for f in dict.fromkeys(folders)]
+
+
+def read_only_files(roster: Roster) -> list[Path]:
+    """Files agents may read but not change: what defines the team."""
+    files = [roster.path, *(s.prompt_file for s in roster.agents.values() if s.prompt_file)]
+    return [f.resolve() for f in dict.fromkeys(files)]
+
+
+def sandboxed(spec: AgentSpec) -> bool:
+    """Whether this agent's commands run in the sandbox. Only Bash runs commands (the other
+    tools run inside the CLI, held by the permission rules), so an agent with Bash in
+    ``disallowed_tools`` (the starter team, the demo) needs no sandbox, and no bubblewrap.
+    Bash merely left out of ``tools`` still counts: a permission mode may let it run."""
+    return spec.sandbox and "Bash" not in spec.disallowed_tools
+
+
+def _absolute(path: Path) -> str:
+    # Settings paths: "//x" is the absolute path /x ("/x" is relative to the settings file).
+    return "/" + str(path)
+
+
+def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
+    """The ``--settings`` object for one agent's CLI: permission deny rules always, the
+    sandbox unless the roster opts the agent out (``sandbox: false``)."""
+    hidden = [_absolute(p) for p in hidden_folders(roster)]
+    frozen = [_absolute(p) for p in read_only_files(roster)]
+    deny = [f"{tool}({p}/**)" for p in hidden for tool in ("Read", "Edit")]
+    deny += [f"Edit({p})" for p in frozen]
+    out: dict[str, Any] = {"permissions": {"deny": deny}}
+    if sandboxed(spec):
+        out["sandbox"] = {
+            "enabled": True,
+            "failIfUnavailable": True,
+            "allowUnsandboxedCommands": False,
+            "autoAllowBashIfSandboxed": False,
+            "excludedCommands": [],
+            "filesystem": {"denyRead": hidden, "denyWrite": hidden + frozen},
+        }
+    return out
+
+
+def missing_programs() -> list[str]:
+    """Debian packages the sandbox needs that are not installed here."""
+    return [pkg for prog, pkg in REQUIRED_PROGRAMS.items() if shutil.which(prog) is None]
+
+
+def problems(roster: Roster) -> list[str]:
+    """Why sandboxed agents of this roster cannot start, each with the fix (empty if none)."""
+    boxed = [name for name, spec in roster.agents.items() if sandboxed(spec)]
+    found: list[str] = []
+    missing = missing_programs()
+    if boxed and missing:
+        found.append(
+            f"agents {', '.join(boxed)} run their tools in the claude CLI's sandbox, which "
+            f"needs {' and '.join(missing)} (not found on PATH): install "
+            f"{'them' if len(missing) > 1 else 'it'} (apt-get install {' '.join(missing)}), "
+            "or set `sandbox: false` for those agents in agents.yaml to run their tools "
+            "unsandboxed (then a shell tool can reach the team's database: see README, Security)"
+        )
+    for name in boxed:
+        cwd = roster.agents[name].cwd.resolve()
+        for folder in hidden_folders(roster):
+            if cwd == folder or folder in cwd.parents:
+                found.append(
+                    f"agent {name}: its cwd {cwd} is inside {folder}, which the sandbox hides "
+                    "from agents (it holds the team's database or logs); give the agent "
+                    "another cwd, or move `database`/`logs` elsewhere"
+                )
+    return found

@@ -1,0 +1,360 @@
+"""What `top` shows, read the way `ps`, `logs` and `trace` read it: the team's database
+and its log files. No Textual here: the app calls this from its reader thread.
+
+Rows come from :func:`orchestrator.cli.team_verbs.ps_rows` (the same figures as `ps`,
+with whatever fields `ps` learns later); the team line adds a few counts read with
+plain SQL on a read-only connection opened as `ps` opens its own (the queue's tables
+are documented for any reader in queue/README.md); events come from
+:class:`orchestrator.logview.FileFollower` (what `logs -f` uses), traces from
+:mod:`orchestrator.trace`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator import errors, logview, trace
+from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
+from orchestrator.cli.log_verbs import Places, places_of
+from orchestrator.cli.team_verbs import ps_rows
+from orchestrator.control import send_command
+from orchestrator.lockfile import holder_pid
+from orchestrator.logconfig import SUPERVISOR_LOG, render_line
+from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
+from orchestrator.tui.procstat import ProcReader
+
+EVENT_TAIL = 200  # events shown when `top` starts, like `logs -f` shows the last few
+FIELD_WIDTH = 120
+RSS_STEP = 0.02  # see TeamSource._steady_rss
+# Where a short "why" beside the state may be, first found wins: a `reason` in the `ps`
+# row or the registry meta (blocked on an approval, say), else the model's last trouble
+# (`model_error`). Whatever the supervisor records under these shows up without a change.
+REASON_KEYS = ("reason", "model_error")
+# A turn or a log can carry anything an agent wrote: control characters (a terminal
+# escape among them) are shown as \xNN, never sent to the terminal.
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """``text`` safe to draw: newlines as ⏎, other control characters as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text).replace("\n", "⏎")
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(str(k)): _clean_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_value(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    name: str
+    state: str  # whatever the registry holds: new states (paused, blocked…) show as they are
+    reason: str | None  # a short why beside the state (backoff, model error…), if recorded
+    pid: int | None
+    uptime_s: float | None
+    restarts: int
+    pending: int
+    in_flight: tuple[str, ...]  # ids of the messages it holds
+    in_flight_age_s: float | None  # how long the oldest of them has been held
+    turns: int
+    tokens: int
+    cost_usd: float
+    cpu_pct: float | None
+    rss_bytes: int | None
+
+
+@dataclass(frozen=True)
+class TeamStatus:
+    name: str
+    database: Path
+    logs: Path
+    supervisor_pid: int | None  # None: no supervisor holds the team
+    supervisor_uptime_s: float | None
+    last_known_at: float | None  # newest heartbeat in the registry (epoch s)
+    pending: int
+    in_flight: int
+    dead: int
+    cost_usd: float
+    roster_warning: str | None  # agents.yaml on disk is invalid (the team runs its last good)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    team: TeamStatus
+    agents: tuple[AgentRow, ...]
+    taken_at: float
+
+
+@dataclass(frozen=True)
+class Event:
+    """One log event, cleaned, with the names it concerns (for the filter)."""
+
+    line: str  # rendered as `logs` renders it, with ANSI colour for the agent's name
+    names: frozenset[str]
+
+
+@dataclass
+class TeamSource:
+    """Everything `top` reads about one team. ``snapshot`` and ``events`` keep state (CPU
+    samples, the log follower): one thread calls them, the app's reader. ``command``,
+    ``request_of`` and ``trace_lines`` use only the paths and may run beside it."""
+
+    database: Path
+    logs: Path
+    roster: Path | None = None
+    roster_warning: str | None = None
+    procs: ProcReader = field(default_factory=ProcReader)
+    team_name: str | None = None
+    _events: logview.FileFollower | None = None
+    _rss: dict[int, int] = field(default_factory=dict)
+    _roster_stamp: tuple[int, int] | None = None
+
+    @classmethod
+    def resolve(
+        cls, roster: Path | None, *, database: Path | None = None, logs: Path | None = None
+    ) -> TeamSource:
+        """Find the team as `logs` and `trace` do: the roster named, else ./agents.yaml,
+        read leniently when invalid (its warning is kept for the team line)."""
+        places, warning = _places(roster)
+        source = cls(database or places.database, logs or places.logs, roster, warning)
+        source._roster_stamp = source._stamp()
+        return source
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = (self.roster or Path(DEFAULT_ROSTER)).stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _check_roster(self) -> None:
+        """An edit of agents.yaml while top runs: say at once whether it is valid (the
+        team watched stays the same one)."""
+        stamp = self._stamp()
+        if stamp != self._roster_stamp:
+            self._roster_stamp = stamp
+            try:
+                self.roster_warning = _places(self.roster)[1]
+            except CliFailure as failure:  # deleted or unreadable now: keep watching the team
+                self.roster_warning = clean(failure.message)
+
+    # --- the table and the team line ---------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        self._check_roster()
+        now = time.time()
+        sup = holder_pid(self.database)
+        rows = ps_rows(self.database)
+        extra = self._registry_and_counts()
+        agents = []
+        for r in rows:
+            meta = extra["meta"].get(r["name"], {})
+            reason = _reason(r, meta)
+            claimed = [extra["claimed"][m] for m in r["in_flight"] if m in extra["claimed"]]
+            pid = r["pid"] if sup else None  # no supervisor: its pids are history
+            proc = self.procs.sample(pid)
+            agents.append(
+                AgentRow(
+                    name=r["name"],
+                    state=str(r["state"]),
+                    reason=reason,
+                    pid=pid,
+                    uptime_s=r["uptime_s"] if sup else None,
+                    restarts=int(r["restarts"] or 0),
+                    pending=int(r["pending"]),
+                    in_flight=tuple(r["in_flight"]),
+                    in_flight_age_s=now - min(claimed) if claimed else None,
+                    turns=int(r["turns"] or 0),
+                    tokens=int(r["tokens"] or 0),
+                    cost_usd=float(r["cost_usd"] or 0.0),
+                    cpu_pct=proc.cpu_pct,
+                    rss_bytes=self._steady_rss(pid, proc.rss_bytes),
+                )
+            )
+        live = {a.pid for a in agents if a.pid}
+        self.procs.forget_except(live)
+        self._rss = {p: v for p, v in self._rss.items() if p in live}
+        sup_proc = self.procs.sample(sup) if sup else None
+        team = TeamStatus(
+            name=self.team_name or self._name_from_registry(extra) or self.database.parent.name,
+            database=self.database,
+            logs=self.logs,
+            supervisor_pid=sup,
+            supervisor_uptime_s=(
+                now - sup_proc.started_at if sup_proc and sup_proc.started_at else None
+            ),
+            last_known_at=extra["last_heartbeat"],
+            pending=extra["counts"].get("pending", 0),
+            in_flight=extra["counts"].get("leased", 0),
+            dead=extra["counts"].get("dead", 0),
+            cost_usd=sum(a.cost_usd for a in agents),
+            roster_warning=self.roster_warning,
+        )
+        return Snapshot(team, tuple(agents), now)
+
+    def _steady_rss(self, pid: int | None, rss: int | None) -> int | None:
+        """The memory shown moves only when it changes by more than RSS_STEP: a claude
+        process's resident size shifts by a few pages every second, and each shift would
+        redraw the table (an idle `top` then costs half a core-percent more)."""
+        if pid is None or rss is None:
+            return rss
+        shown = self._rss.get(pid)
+        if shown is None or abs(rss - shown) > RSS_STEP * shown:
+            self._rss[pid] = shown = rss
+        return shown
+
+    def _registry_and_counts(self) -> dict[str, Any]:
+        """What `ps` rows leave out, in one read transaction."""
+        # Read-only, as `ps` opens it: no lock that a writer waits for, no link followed.
+        conn = schema.connect_readonly(self.database.absolute())
+        try:
+            counts = dict(
+                conn.execute(
+                    "SELECT status, count(*) FROM messages "
+                    "WHERE status IN ('pending', 'leased', 'dead') AND kind != 'response' "
+                    "GROUP BY status"
+                ).fetchall()
+            )
+            claimed = dict(
+                conn.execute(
+                    "SELECT id, claimed_at FROM messages WHERE status = 'leased'"
+                ).fetchall()
+            )
+            meta, beats = {}, []
+            for name, meta_text, beat in conn.execute(
+                "SELECT name, meta, heartbeat_at FROM agents"
+            ):
+                with contextlib.suppress(ValueError, TypeError):
+                    decoded = json.loads(meta_text)
+                    meta[name] = decoded if isinstance(decoded, dict) else {}
+                if beat is not None:
+                    beats.append(float(beat))
+        finally:
+            conn.close()
+        return {
+            "counts": counts,
+            "claimed": {k: v for k, v in claimed.items() if v is not None},
+            "meta": meta,
+            "last_heartbeat": max(beats) if beats else None,
+        }
+
+    def _name_from_registry(self, extra: Mapping[str, Any]) -> str | None:
+        """The roster the supervisor ran records its folder: a team named after it."""
+        roster = extra["meta"].get(SUPERVISOR, {}).get("roster")
+        return clean(Path(roster).parent.name) if isinstance(roster, str) and roster else None
+
+    # --- events --------------------------------------------------------------------
+
+    def events(self) -> list[Event]:
+        """The last EVENT_TAIL events on the first call, then what was written since."""
+        if self._events is None:
+            self._events = logview.FileFollower(
+                self.logs / f"{SUPERVISOR_LOG}{logview.SUFFIX}", SUPERVISOR_LOG
+            )
+            lines = self._events.history()
+            self._learn_name(lines)
+            lines = lines[-EVENT_TAIL:]
+        else:
+            lines = self._events.poll()
+            self._learn_name(lines)
+        return [render_event(line) for line in lines]
+
+    def _learn_name(self, lines: list[logview.LogLine]) -> None:
+        for line in reversed(lines):
+            if '"supervisor_started"' in line.raw and line.event:
+                name = line.event.get("team")
+                if isinstance(name, str) and name:
+                    self.team_name = clean(name)
+                    return
+
+    def close(self) -> None:
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+    # --- views on one agent ----------------------------------------------------------
+
+    def agent_log(self, agent: str) -> logview.FileFollower:
+        """A follower of the agent's own log file (``l``); the caller closes it."""
+        return logview.FileFollower(self.logs / f"{agent}{logview.SUFFIX}", agent)
+
+    def request_of(self, row: AgentRow) -> str | None:
+        """The request ``t`` traces for an agent: the one it is working on, else the
+        newest request it received or sent."""
+        if row.in_flight:
+            return row.in_flight[0]
+        with Mailbox(self.database, readonly=True) as mailbox:
+            found = [
+                m
+                for m in mailbox.list(recipient=row.name, limit=50)
+                + mailbox.list(sender=row.name, limit=50)
+                if m.kind in ("request", "notice")
+            ]
+        return max(found, key=lambda m: m.created_at).id if found else None
+
+    def trace_lines(self, message_id: str) -> list[str]:
+        found = trace.load_trace(self.database, message_id, self.logs)
+        return [clean(line) for line in trace.render_timeline(found, colour=False, width=0)]
+
+    def command(self, command: str, agent: str) -> str:
+        """restart / stop / start through the same path as the CLI's verbs; the outcome
+        as one line for the status bar."""
+        try:
+            result = send_command(self.database, command, agent=agent, timeout_s=60.0)
+        except errors.SupervisorNotRunning:
+            return f"{command} {agent}: no supervisor is running this team (start it with `up`)"
+        except errors.OrchestratorError as exc:
+            return f"{command} {agent}: {clean(str(exc))}"
+        if not result.get("ok"):
+            return f"{command} {agent}: {clean(str(result.get('message')))}"
+        return f"{command} {agent}: ok"
+
+
+def _reason(row: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
+    for key in REASON_KEYS:
+        for found in (row.get(key), meta.get(key)):
+            if found:
+                return clean(str(found))
+    return None
+
+
+def _places(roster: Path | None) -> tuple[Places, str | None]:
+    """Where the team is, as `logs` and `trace` find it, and the warning they would print
+    about an invalid roster (kept for the team line instead of being printed). A roster
+    named with -f that cannot be read at all is CliFailure, as for `logs`."""
+    warning = io.StringIO()
+    with contextlib.redirect_stderr(warning):
+        places = places_of(roster)
+    text = warning.getvalue().strip().removeprefix("octy-orchestrate: ")
+    if text:  # the supervisor, if one runs, keeps the roster it last loaded
+        text += "; a running team keeps its last good roster"
+    return places, clean(text) or None
+
+
+def render_event(line: logview.LogLine) -> Event:
+    event = line.event
+    if event is None:
+        return Event(clean(line.raw), frozenset())
+    cleaned = {str(k): _clean_value(v) for k, v in event.items()}
+    names = {
+        v
+        for k in ("agent", "to", "sender", "target")
+        if isinstance(v := cleaned.get(k), str) and v not in (USER,)
+    }
+    return Event(
+        render_line(cleaned, colour=True, width=FIELD_WIDTH),
+        frozenset(names or {SUPERVISOR_LOG}),
+    )

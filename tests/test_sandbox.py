@@ -1,0 +1,128 @@
+"""The sandbox setting: read from agents.yaml, turned into CLI settings, refused clearly
+when the machine cannot provide it (issue 16 point 10)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from orchestrator.errors import RosterErrors
+from orchestrator.roster import load_roster
+from orchestrator.sandbox import missing_programs, problems, settings
+
+ROSTER = """\
+name: t
+agents:
+  shell:
+    prompt_file: prompts/shell.md
+    tools: [Bash]
+  open:
+    prompt: p
+    sandbox: false
+"""
+
+
+def roster_in(folder: Path, text: str = ROSTER) -> Path:
+    (folder / "prompts").mkdir(exist_ok=True)
+    (folder / "prompts" / "shell.md").write_text("You are shell.", encoding="utf-8")
+    path = folder / "agents.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_sandbox_is_on_unless_an_agent_opts_out(tmp_path: Path) -> None:
+    """Every agent is sandboxed by default; ``sandbox: false`` opts one out; a value that
+    is not a boolean is a roster error naming the key."""
+    roster = load_roster(roster_in(tmp_path), {})
+    assert roster.agents["shell"].sandbox is True
+    assert roster.agents["open"].sandbox is False
+    path = roster_in(tmp_path, ROSTER.replace("sandbox: false", "sandbox: maybe"))
+    with pytest.raises(RosterErrors) as info:
+        load_roster(path, {})
+    assert [str(e) for e in info.value.errors] == [
+        f"{path}:8: key 'agents.open.sandbox': expected true or false, got a string ('maybe')"
+    ]
+
+
+def test_settings_hide_the_database_and_logs_and_freeze_the_roster(tmp_path: Path) -> None:
+    """The CLI settings deny the team's private folders to Bash (sandbox) and to the file
+    tools (permission rules), and make agents.yaml and prompt files read-only."""
+    roster = load_roster(roster_in(tmp_path), {})
+    queue, logs = str(tmp_path / "queue"), str(tmp_path / "logs")
+    frozen = [str(tmp_path / "agents.yaml"), str(tmp_path / "prompts" / "shell.md")]
+    got = settings(roster.agents["shell"], roster)
+    box = got["sandbox"]
+    assert box["enabled"] is True
+    assert box["failIfUnavailable"] is True
+    assert box["allowUnsandboxedCommands"] is False
+    assert box["filesystem"]["denyRead"] == ["/" + queue, "/" + logs]
+    assert box["filesystem"]["denyWrite"] == ["/" + p for p in (queue, logs, *frozen)]
+    assert f"Read(/{queue}/**)" in got["permissions"]["deny"]
+    assert f"Edit(/{logs}/**)" in got["permissions"]["deny"]
+    assert f"Edit(/{frozen[0]})" in got["permissions"]["deny"]
+    opted_out = settings(roster.agents["open"], roster)
+    assert "sandbox" not in opted_out
+    assert opted_out["permissions"] == got["permissions"]
+
+
+def _up(folder: Path, path_env: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": path_env, "ANTHROPIC_API_KEY": "sk-ant-fake"}
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "up", "--json"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_up_refuses_sandboxed_agents_without_bubblewrap_and_says_how_to_fix_it(
+    tmp_path: Path,
+) -> None:
+    """On a machine without bwrap/socat, ``up`` does not run agents unsandboxed: it exits 1
+    naming the agents, the packages and the ``sandbox: false`` opt-out, before starting."""
+    roster_in(tmp_path)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = _up(tmp_path, str(empty))
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["error"] == "sandbox_unavailable"
+    assert "agents shell run their tools in the claude CLI's sandbox" in report["message"]
+    assert "apt-get install bubblewrap socat" in report["message"]
+    assert "`sandbox: false`" in report["message"]
+    assert not (tmp_path / "queue").exists()  # refused before anything started
+
+
+def test_up_refuses_an_agent_whose_cwd_the_sandbox_would_hide(tmp_path: Path) -> None:
+    """An agent working inside the database folder could not see its own work folder."""
+    (tmp_path / "queue").mkdir()
+    text = ROSTER.replace("    tools: [Bash]\n", "    tools: [Bash]\n    cwd: queue\n")
+    roster_in(tmp_path, text)
+    done = _up(tmp_path, os.environ["PATH"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    message = json.loads(done.stdout)["message"]
+    assert f"agent shell: its cwd {tmp_path / 'queue'} is inside {tmp_path / 'queue'}" in message
+
+
+def test_an_agent_that_cannot_run_bash_needs_no_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bash in ``disallowed_tools`` (the starter, the demo): no sandbox block, so no
+    bubblewrap needed; the permission rules still hold the file tools."""
+    text = ROSTER.replace("    tools: [Bash]\n", "    disallowed_tools: [Bash]\n")
+    roster = load_roster(roster_in(tmp_path, text), {})
+    got = settings(roster.agents["shell"], roster)
+    assert "sandbox" not in got
+    assert got["permissions"]["deny"]
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap, no socat here
+    assert missing_programs() == ["bubblewrap", "socat"]
+    assert problems(roster) == []

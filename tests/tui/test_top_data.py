@@ -1,0 +1,119 @@
+"""`top`'s data layer and rows on a database written by hand (real SQLite, no team): any
+state and reason the registry holds is shown as it is, with no supervisor marked."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from textual.widgets import Static
+
+from orchestrator.mailbox import Mailbox
+from orchestrator.tui.app import TopApp
+from orchestrator.tui.data import TeamSource, clean
+from orchestrator.tui.procstat import ProcReader
+from orchestrator.tui.widgets import COLUMNS, AgentTable, TeamLine
+
+
+def test_clean_shows_control_characters_as_text() -> None:
+    """An escape, a bell, a C1 control and DEL are written as \\xNN; newlines as ⏎."""
+    assert clean("a\x1b[31mb\x07c\x9bd\x7fe\nf") == "a\\x1b[31mb\\x07c\\x9bd\\x7fe⏎f"
+    assert clean("plain → text") == "plain → text"
+
+
+def test_procstat_reads_a_live_process_and_a_missing_one() -> None:
+    """Memory and start time of a live pid from /proc; CPU % from the second sample on;
+    nothing (no error) for a pid that does not exist."""
+    reader = ProcReader()
+    first = reader.sample(os.getpid())
+    assert first.cpu_pct is None
+    assert first.rss_bytes
+    assert first.rss_bytes > 1_000_000
+    assert first.started_at
+    assert first.started_at <= time.time()
+    spent = time.process_time()
+    while time.process_time() - spent < 0.05:  # burn some CPU for the second sample to see
+        sum(range(1000))
+    second = reader.sample(os.getpid())
+    assert second.cpu_pct is not None
+    assert second.cpu_pct > 0
+    assert reader.sample(2**22 + 12345).rss_bytes is None
+    assert reader.sample(None).cpu_pct is None
+
+
+async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> None:
+    """States top does not know (paused, blocked) and reasons (model error, budget) are
+    shown as the registry holds them; with no supervisor the team line says it is not
+    running and when the registry was last written, and no pid is shown as live."""
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("alpha", pid=os.getpid(), state="paused", meta={"reason": "budget 100%"})
+        mb.register("beta", pid=None, state="backoff", meta={"model_error": "overloaded 529"})
+        mb.register("gamma", pid=None, state="blocked")
+        mb.register("delta", pid=None, state="odd\x1b[2J")  # plain SQL may write anything
+        mb.request("user", "alpha", "queued")
+    app = TopApp(TeamSource(db, tmp_path / "logs"), refresh_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(AgentTable)
+        while table.row_count < 4:
+            await pilot.pause(0.05)
+        cells = {
+            name: dict(zip([k for k, _ in COLUMNS], table.row_text(name), strict=True))
+            for name in ("alpha", "beta", "gamma")
+        }
+        assert cells["alpha"]["state"] == "paused (budget 100%)"
+        assert cells["beta"]["state"] == "backoff (overloaded 529)"
+        assert cells["gamma"]["state"] == "blocked"
+        assert table.row_text("delta")[1] == "odd\\x1b[2J"
+        assert cells["alpha"]["pending"] == "1"
+        assert cells["alpha"]["pid"] == "-"  # no supervisor: a recorded pid is history
+        line = str(app.query_one(TeamLine, Static).render())
+        assert "NOT RUNNING" in line
+        assert "last known states, as of 20" in line
+        assert "queue 1" in line
+
+
+def test_other_verbs_do_not_import_textual() -> None:
+    """Building the CLI (every verb's parser) and the data layer leave Textual unloaded:
+    only running `top` pays for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from orchestrator.cli import build_parser; build_parser(); "
+        "import orchestrator.tui.data; print('textual' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"
+
+
+def test_top_without_a_database_or_a_terminal(tmp_path: Path) -> None:
+    """No team database: exit 3 and say how to start one. Not a terminal: exit 2 and point
+    at the verbs meant for scripts. No traceback either way."""
+    import subprocess
+    import sys
+
+    def top(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "top", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+
+    missing = top()
+    assert missing.returncode == 3
+    assert "no team database at queue/team.db" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    with Mailbox(tmp_path / "queue" / "team.db"):
+        pass
+    piped = top()
+    assert piped.returncode == 2
+    assert "top needs a terminal" in piped.stderr
+    assert top("--interval", "0").returncode == 2
