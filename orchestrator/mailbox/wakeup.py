@@ -214,9 +214,8 @@ class ChangeFeed:
         slots: Iterable[int | None] = (
             [None, slot] if slot is not None else [None, *range(BUCKETS)]
         )
-        for each in slots:
-            if self._bell_fd_locked(each) >= 0:  # a watch needs the file to exist
-                watch.want(self._slot_names[each])
+        for each in slots:  # a bell not rung yet is watched once it is created
+            watch.want(self._slot_names[each])
 
     def _bell_fd_locked(self, slot: int | None) -> int:
         fd = self._bell_fds.get(slot, -1)
@@ -380,11 +379,12 @@ class ChangeFeed:
                 events = watch.bells.drain()
                 self.wakeups["bell" if any(not c for _, c in events) else "folder"] += 1
                 for name, created in events:
-                    if created:  # a file appeared: a new WAL is a change, a new bell is not
+                    if created:  # a new WAL is a change; a new bell may have rung already
                         with self._cond:
                             if watch.created(name):
                                 due = [now + d for d in SETTLE_S]
-                        continue
+                        if name not in buckets:
+                            continue
                     if name == OVERFLOW or buckets.get(name, -1) is None:
                         everyone = True
                     elif name in buckets:
