@@ -50,7 +50,6 @@ mode (for measurements and tests of the fallback).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import select
@@ -59,11 +58,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Final
-
-import anyio
-import sniffio
-import structlog
+from typing import Any, Final
 
 from orchestrator import safefs
 from orchestrator.errors import UnsafePath
@@ -83,7 +78,12 @@ SAFETY_POLL_S: Final = 2.0
 FALLBACK_POLL_S: Final = 0.1
 """Check interval when inotify is not available."""
 
-log = structlog.get_logger(__name__)
+def _warn(event: str, **fields: Any) -> None:
+    """structlog, imported only when there is something to say: with rich installed it
+    costs tens of ms, which a CLI verb writing one row should not pay (issue 14)."""
+    import structlog  # noqa: PLC0415 - lazy on purpose
+
+    structlog.get_logger(__name__).warning(event, **fields)
 
 
 def bucket(topic: str) -> int:
@@ -192,7 +192,7 @@ class ChangeFeed:
                     self._watch.start()  # no-op when already on
                     self._want_locked(self._watch, slot)
                 except InotifyUnavailable as exc:  # e.g. the folder was removed: poll slowly
-                    log.warning("mailbox.watch_failed", db=str(self.db_path), reason=str(exc))
+                    _warn("mailbox.watch_failed", db=str(self.db_path), reason=str(exc))
             self._waiters += 1
             if slot is None:
                 self._untopical += 1
@@ -227,7 +227,7 @@ class ChangeFeed:
         except (OSError, UnsafePath) as exc:
             # a read-only folder, a planted link: WAL events still wake waiters
             self._bell_broken = True
-            log.warning("mailbox.bell_unavailable", path=str(path), reason=str(exc))
+            _warn("mailbox.bell_unavailable", path=str(path), reason=str(exc))
             return -1
         self._bell_fds[slot] = fd
         return fd
@@ -288,6 +288,12 @@ class ChangeFeed:
                 self._cond.wait(remaining)
 
     async def wait_async(self, seen: int, seconds: float, slot: int | None = None) -> None:
+        # Only event loops need these; a synchronous client should not import them.
+        import asyncio  # noqa: PLC0415
+
+        import anyio  # noqa: PLC0415
+        import sniffio  # noqa: PLC0415
+
         if sniffio.current_async_library() != "asyncio":
             # Other backends: a worker thread we may abandon on cancellation;
             # it returns by itself within `seconds` (at most poll_interval).
@@ -323,7 +329,7 @@ class ChangeFeed:
         try:
             self._watch = FeedWatch(self.db_path.parent, names)
         except InotifyUnavailable as exc:
-            log.warning("mailbox.wakeup_polling", db=str(self.db_path), reason=str(exc))
+            _warn("mailbox.wakeup_polling", db=str(self.db_path), reason=str(exc))
             return
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(
