@@ -17,7 +17,8 @@ import structlog
 
 from orchestrator import errors
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Mailbox, Message
+from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
+from orchestrator.mailbox.opening import QueuePlace, open_sync
 
 if TYPE_CHECKING:
     from orchestrator.supervisor import Supervisor
@@ -29,12 +30,15 @@ AGENT_COMMANDS = ("start", "stop", "restart")
 
 
 def send_command(
-    db_path: Path, command: str, *, agent: str | None = None, timeout_s: float = 30.0, **extra: Any
+    db_path: Path, command: str, *, agent: str | None = None, timeout_s: float = 30.0,
+    queue: QueuePlace | None = None, **extra: Any,
 ) -> dict[str, Any]:
-    """Send one command and wait for the supervisor's acknowledgement."""
+    """Send one command and wait for the supervisor's acknowledgement. The supervisor
+    is found by its lock next to ``db_path``; the command goes through ``queue`` (the
+    roster's NATS queue) when given, else through the database."""
     if holder_pid(db_path) is None:
         raise errors.SupervisorNotRunning(str(db_path))
-    with Mailbox(db_path) as mailbox:
+    with open_sync(db_path if queue is None else queue) as mailbox:
         request = mailbox.request(
             USER, SUPERVISOR, {"command": command, "agent": agent, **extra}, ttl_s=timeout_s
         )
@@ -75,6 +79,8 @@ async def _handle(
 
 
 async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
+    if command == "resume":  # budgets: orchestrator/budget_watch.py
+        return await _resume(sup, body)
     if command not in COMMANDS:
         return {
             "ok": False,
@@ -114,3 +120,17 @@ async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) 
         sup.grace_s = float(grace)
     sup.stop()
     return {"ok": True, "command": "down", "grace_s": sup.grace_s}
+
+
+async def _resume(sup: Supervisor, body: dict[str, Any]) -> dict[str, Any]:
+    names = body.get("agents") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return {"ok": False, "error": "usage", "message": "'agents' must be a list of names"}
+    unknown = [n for n in names if n not in sup.slots]
+    if unknown:
+        return {
+            "ok": False,
+            "error": "not_found",
+            "message": f"no agent {', '.join(unknown)} in the team; agents: {', '.join(sup.slots)}",
+        }
+    return {"ok": True, "command": "resume", "agents": await sup.budgets.resume(names)}

@@ -84,6 +84,18 @@ class DatabaseReplaced(DatabaseError):
         )
 
 
+class QueueUnavailable(QueueError):
+    """The NATS queue cannot be used: server unreachable, JetStream off, refused login."""
+
+    code = "queue_unavailable"
+
+    def __init__(self, servers: str, reason: str, hint: str = "") -> None:
+        self.servers = servers
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"queue {servers}: {reason}" + (f"; {hint}" if hint else ""))
+
+
 class UnsafePath(OrchestratorError):
     """A file or folder the team would write is not safe to use: a symbolic link, not a
     regular file, or in a folder that other users can write (they could plant links)."""
@@ -223,6 +235,28 @@ class WouldDeadlock(RequestFailed):
     code = "would_deadlock"
 
 
+class BudgetExceeded(RequestFailed):
+    """The recipient is paused: its budget (or the team's) is spent for this window.
+
+    ``detail`` carries the figures (spent, limit, when the window rolls over)."""
+
+    code = "budget_exceeded"
+
+
+class ModelUnavailable(RequestFailed):
+    """The recipient's model cannot be reached or refuses it (connection refused, DNS,
+    HTTP 401/403/404). The request is in the dead letters; `queue retry` sends it again."""
+
+    code = "model_unavailable"
+
+
+class TurnFailed(RequestFailed):
+    """The recipient's turn failed in a way that would only repeat (an HTTP 400 from the
+    model, max_turns, a budget), or kept failing until its attempts were used up."""
+
+    code = "turn_failed"
+
+
 # --- sessions and supervision -----------------------------------------------
 
 
@@ -250,6 +284,20 @@ class SupervisorNotRunning(SupervisorError):
         )
 
 
+class ModelUnreachable(SupervisorError):
+    """`up` found the agents' model endpoint unreachable, or refusing their key."""
+
+    code = "model_unavailable"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(
+            "the model cannot be used, so the team would not work:\n"
+            + "\n".join(f"  {p}" for p in problems)
+            + "\nFix ANTHROPIC_BASE_URL or the API key, or start anyway with --no-model-check."
+        )
+
+
 class SupervisorAlreadyRunning(SupervisorError):
     code = "already_running"
 
@@ -257,6 +305,23 @@ class SupervisorAlreadyRunning(SupervisorError):
         self.db_path = db_path
         self.pid = pid
         super().__init__(f"a supervisor (pid {pid}) is already running for {db_path}")
+
+
+class TeamHeldElsewhere(SupervisorError):
+    """Another supervisor holds this team's queue (a NATS team shared by machines)."""
+
+    code = "already_running"
+
+    def __init__(self, holder: str, host: str, pid: int, expires_in_s: float) -> None:
+        self.holder = holder
+        self.host = host
+        self.pid = pid
+        self.expires_in_s = expires_in_s
+        super().__init__(
+            f"a supervisor on {host} (pid {pid}) already runs this team on its NATS queue; "
+            f"stop it with `down` there, or wait: its lease runs out {expires_in_s:.0f}s "
+            "after it last renewed it, if it died"
+        )
 
 
 # --- scripted model ---------------------------------------------------------
@@ -278,8 +343,17 @@ class ScriptError(OrchestratorError):
 
 _BY_CODE: dict[str, type[RequestFailed]] = {
     cls.code: cls
-    for cls in (RequestFailed, RecipientFailed, RecipientRemoved, RequestExpired, WouldDeadlock)
+    for cls in (
+        RequestFailed,
+        RecipientFailed,
+        RecipientRemoved,
+        RequestExpired,
+        WouldDeadlock,
+        ModelUnavailable,
+        TurnFailed,
+    )
 }
+_BY_CODE[BudgetExceeded.code] = BudgetExceeded
 
 
 def request_error_from_code(code: str, request_id: str, detail: str = "") -> RequestFailed:

@@ -4,7 +4,8 @@
 agent this relay belongs to — stamped here, never read from the model's input.
 Failures come back as tool errors with a stable code the model can read:
 ``timeout``, ``recipient_unknown``, ``recipient_failed``, ``recipient_removed``,
-``not_allowed``, ``would_deadlock``, ``not_a_request``, ``already_replied``, ``not_found``.
+``not_allowed``, ``would_deadlock``, ``not_a_request``, ``already_replied``, ``not_found``,
+``budget_exceeded`` (the peer is paused by a budget; the message says until when).
 """
 
 from __future__ import annotations
@@ -118,6 +119,11 @@ class Relay:
             raise errors.RecipientFailed(
                 request_id, f"'{to}' has failed and is not being restarted"
             )
+        if state == AgentState.PAUSED:  # over a budget: refuse now, not after the timeout
+            info = await self.mailbox.agent(to)
+            budget = info.meta.get("budget") if info else None
+            detail = budget.get("paused") if isinstance(budget, dict) else None
+            raise errors.BudgetExceeded(request_id, detail or f"'{to}' is paused by a budget")
 
     # --- tools ----------------------------------------------------------------
 
@@ -247,7 +253,7 @@ class Relay:
                 "ask",
                 "Ask another agent a question and wait for its answer, which is returned. "
                 "Fails with a code: timeout, recipient_unknown, recipient_failed, "
-                "recipient_removed, not_allowed, would_deadlock.",
+                "recipient_removed, not_allowed, would_deadlock, budget_exceeded.",
                 schema(
                     {
                         "to": to,

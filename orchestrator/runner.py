@@ -11,11 +11,12 @@ a redelivered request that already has a reply is not answered twice.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,22 +32,30 @@ from claude_agent_sdk import (
     PermissionResultAllow,
     PermissionResultDeny,
     ResultMessage,
+    SystemMessage,
     TextBlock,
     ToolPermissionContext,
     ToolUseBlock,
 )
 
 from orchestrator import errors
-from orchestrator.mailbox import AsyncMailboxBackend, Message
+from orchestrator.context import ContextKeeper, SessionOver
+from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
+from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.policy import for_agent
+from orchestrator.preflight import unreachable
 from orchestrator.prompts import frame
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.session_options import build_options, discard_prompt_file
+from orchestrator.usage import SessionCost, TurnUsage, add_turn
 
 log = structlog.get_logger()
 
 BATCH_LIMIT = 20  # messages delivered together at one turn boundary
+BATCH_BYTES = MAX_BODY_BYTES  # and at most this much body text in one turn (one big body alone)
+RETRY_DELAY_S = 5.0  # before a message whose turn failed is delivered again
+UNAVAILABLE_DELAY_S = 10.0  # ... when the model could not be reached (doubles per attempt)
 LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
 
@@ -55,9 +64,12 @@ FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to e
 class SessionEnd:
     """Why a session ended. ``stopped`` is the only non-failure."""
 
-    reason: str  # stopped | exited | turn_timeout | connect_timeout | connect_failed | error
+    # stopped | exited | turn_timeout | connect_timeout | connect_failed | error, or rewind
+    # (internal to the runner: a new process resumes the conversation before a failed turn)
+    reason: str
     detail: str = ""
     exit_code: int | None = None
+    handover: str = ""  # context_overflow: what the fresh session is told (context.py)
 
     @property
     def failed(self) -> bool:
@@ -94,6 +106,9 @@ class AgentRunner:
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
         session_id: str | None = None,
         peer_state: Callable[[str], str | None] | None = None,
+        totals: Mapping[str, Any] | None = None,
+        resume_at: str | None = None,
+        hold: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.name = name
         self.mailbox = mailbox
@@ -102,6 +117,13 @@ class AgentRunner:
         self.cli_path = cli_path
         self.on_event = on_event  # the supervisor's hook: "ready", "busy", "idle", "turn"
         self.session_id = session_id
+        # The agent's totals across sessions (orchestrator.usage.TOTAL_KEYS), and the running
+        # total of the session it resumes: the CLI's total_cost_usd continues from there.
+        self.totals: dict[str, Any] = dict(totals or {})
+        self.last_usage: TurnUsage | None = None
+        self._session_cost = SessionCost(
+            session_id, float(self.totals.get("session_cost_usd") or 0.0)
+        )
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
         self.policy = for_agent(name, mailbox, roster, self.relay, on_event)  # owns, approvals
         self.pid: int | None = None
@@ -115,6 +137,16 @@ class AgentRunner:
         self._own_group = False  # the CLI leads its own process group (see session_options)
         self._turn_over = anyio.Event()  # a fresh one per turn; set when the turn ends
         self._turn_over.set()
+        self._cli_env: dict[str, str] = dict(os.environ)  # what the CLI sees (its endpoint)
+        self._unavailable: str | None = None  # why this turn was cut short: the model is out
+        # The last entry of the last turn that succeeded, and whether the session must go back
+        # there: after an API error the CLI keeps the failed user message and merges it into
+        # the next turn (measured), so one poison message would fail every turn after it.
+        self._resume_at = resume_at
+        self._rewind = False
+        self._turn_uuid: str | None = None
+        self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
+        self.context = ContextKeeper(name, lambda: self.spec, on_event)
 
     @property
     def spec(self) -> AgentSpec:
@@ -137,10 +169,17 @@ class AgentRunner:
     # --- the session ---------------------------------------------------------------------
 
     async def run(self) -> SessionEnd:
-        client = await self._connect()
-        if isinstance(client, SessionEnd):
-            return client
-        await self.on_event("ready", {"pid": self.pid, "session_id": self.session_id})
+        while True:
+            client = await self._connect()
+            if isinstance(client, SessionEnd):
+                return client
+            await self.on_event("ready", {"pid": self.pid, "session_id": self.session_id})
+            end = await self._run_session(client)
+            if end.reason != "rewind":
+                return end
+            self.log.info("session_rewound", session_id=self.session_id, at=self._resume_at)
+
+    async def _run_session(self, client: ClaudeSDKClient) -> SessionEnd:
         send, receive = anyio.create_memory_object_stream[Any](256)
         end = SessionEnd("stopped")
         try:
@@ -160,6 +199,13 @@ class AgentRunner:
         return end
 
     async def _connect(self) -> ClaudeSDKClient | SessionEnd:
+        rewind_at = None
+        if self._rewind:
+            self._rewind = False
+            rewind_at = self._resume_at
+            if rewind_at is None:  # no good point known: a fresh conversation, not a poisoned one
+                self.session_id = None
+                self._session_cost.reset()
         await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
         for resume in [self.session_id, None] if self.session_id else [None]:
             options = build_options(
@@ -172,6 +218,9 @@ class AgentRunner:
                 stderr=self._stderr,
                 policy=self.policy,
             )
+            if resume is not None and rewind_at is not None:
+                options.resume_session_at = rewind_at
+            self._cli_env = {**os.environ, **(options.env or {})}
             client = ClaudeSDKClient(options)
             try:
                 connected = await self._connect_within(client, self.spec.connect_timeout_s)
@@ -180,6 +229,8 @@ class AgentRunner:
                 if resume is not None:  # the saved conversation may be gone: start afresh once
                     self.log.warning("resume_failed", session_id=resume, error=str(exc))
                     self.session_id = None
+                    self._session_cost.reset()
+                    self._resume_at = None
                     continue
                 return SessionEnd("connect_failed", str(exc))
             finally:
@@ -263,18 +314,34 @@ class AgentRunner:
                 continue
             try:
                 await self._deliver(client, receive, batch)
+                if not self._interrupted and not self._stop.is_set():
+                    await self.context.between_turns(client, lambda: self._next_item(receive))
+            except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
+                return SessionEnd(exc.reason, exc.detail, handover=exc.handover)
             except _SessionDied as exc:
                 return SessionEnd("exited", exc.died.detail, exc.died.exit_code)
             except _TurnTimeout:
                 return SessionEnd("turn_timeout", f"no output for {self.spec.turn_timeout_s:g}s")
             if self._interrupted:
                 break
+            if self._rewind:
+                return SessionEnd("rewind")
         return SessionEnd("stopped")
 
     async def _next_batch(self) -> list[Message]:
-        batch = await self.mailbox.claim(
+        if self.hold is not None:
+            with anyio.CancelScope() as held:  # a stop or the CLI's death cancels it
+                self._idle_scope = held
+                await self.hold(self.name)
+            self._idle_scope = None
+            if self._stop.is_set() or held.cancelled_caught:
+                return []
+        claimed = await self.mailbox.claim(
             self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
         )
+        batch = _batch_of(claimed)
+        if len(batch) < len(claimed):  # handed back uncounted, claimed again next turn
+            await self.mailbox.release(self.owner, [m.id for m in claimed if m not in batch])
         if batch or self._stop.is_set():
             return batch
         with anyio.CancelScope() as self._idle_scope:
@@ -302,7 +369,7 @@ class AgentRunner:
         started = time.monotonic()
         try:
             try:
-                await client.query(frame(fresh))
+                await client.query(self.context.framed(frame(fresh)))
             finally:
                 # Bookkeeping after the query is written: the CLI starts while we record it.
                 for m in fresh:
@@ -315,19 +382,22 @@ class AgentRunner:
                         attempt=m.attempts,
                     )
             await self.on_event("busy", {"messages": [m.id for m in fresh]})
-            result, final = await self._collect(receive, turn)
+            result, final = await self._collect(client, receive, turn)
         finally:
             self.relay.turn = None
             self._turn_over.set()
         if self._interrupted:
             return  # released by run(): the turn did not finish
+        self.context.check(result, final, fresh)  # raises ContextOverflow
         await self._settle(fresh, turn, result, final, time.monotonic() - started)
 
     async def _collect(
-        self, receive: MemoryObjectReceiveStream[Any], turn: Turn
+        self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], turn: Turn
     ) -> tuple[ResultMessage, str]:
         timeout = self.spec.turn_timeout_s or math.inf
         last_text = ""
+        self._unavailable = None
+        self._turn_uuid = None
         while True:
             with anyio.move_on_after(timeout) as scope:
                 item = await receive.receive()
@@ -337,43 +407,83 @@ class AgentRunner:
                 raise _TurnTimeout
             if isinstance(item, _Died):
                 raise _SessionDied(item)
+            if getattr(item, "parent_tool_use_id", None) is None:
+                self.context.observe(item)
             if isinstance(item, AssistantMessage) and item.parent_tool_use_id is None:
+                self._turn_uuid = item.uuid or self._turn_uuid
                 texts = [b.text for b in item.content if isinstance(b, TextBlock)]
                 if texts:
                     last_text = "".join(texts)
                 for block in item.content:
                     if isinstance(block, ToolUseBlock):
                         self.log.info("tool_used", tool=block.name, input=block.input)
+            elif isinstance(item, SystemMessage) and item.subtype == "api_retry":
+                await self._model_error(client, ModelError.from_retry(item.data))
             elif isinstance(item, ResultMessage):
                 return item, item.result if item.result is not None else last_text
+
+    @staticmethod
+    async def _next_item(receive: MemoryObjectReceiveStream[Any]) -> Any:
+        item = await receive.receive()
+        if isinstance(item, _Died):
+            raise _SessionDied(item)
+        return item
+
+    async def _model_error(self, client: ClaudeSDKClient, error: ModelError) -> None:
+        """The CLI is retrying a failed API call: say so at once, and cut the turn short
+        when retrying cannot help (a rejected key, an unknown model, nobody listening)."""
+        self.log.warning("model_error", **error.fields())
+        await self.on_event("model_error", {"reason": error.short()})
+        if self._unavailable is not None:
+            return
+        reason = error.unavailable_reason()
+        if reason is None and error.status is None:
+            reason = await anyio.to_thread.run_sync(unreachable, self._cli_env)
+        if reason is None:
+            return  # a 429/5xx/529 or a blip: the CLI's bounded retries (model_retries) go on
+        self._unavailable = reason
+        self.log.warning("model_unavailable", reason=reason)
+        try:
+            await client.interrupt()  # measured: the turn ends within ~0.2 s, mid-backoff too
+        except ClaudeSDKError as exc:
+            self.log.warning("interrupt_failed", error=str(exc))
 
     async def _settle(
         self, batch: list[Message], turn: Turn, result: ResultMessage, final: str, took_s: float
     ) -> None:
         self.session_id = result.session_id or self.session_id
-        usage = result.usage or {}
+        usage = self._session_cost.turn(result)  # a failed turn is paid for too
+        self.last_usage = usage
+        self.totals = add_turn(self.totals, usage)
         stats = {
             "messages": [m.id for m in batch],
-            "session_id": self.session_id,
             "duration_ms": result.duration_ms,
-            "input_tokens": int(usage.get("input_tokens") or 0),
-            "output_tokens": int(usage.get("output_tokens") or 0),
-            "cost_usd": round(result.total_cost_usd or 0.0, 6),
+            **usage.fields(),  # this turn's cost_usd, tokens, the session's running total
+            "total_cost_usd": self.totals["cost_usd"],  # the agent's, across sessions
             "took_s": round(took_s, 3),
         }
-        if result.is_error:
+        if result.is_error or self._unavailable:
+            failure = await self._failure(result, final)
             self.log.warning(
                 "turn_failed",
+                kind=failure.kind,
+                reason=failure.reason,
                 subtype=result.subtype,
                 status=result.api_error_status,
-                errors=result.errors,
                 **stats,
             )
-            for m in batch:
-                await self.mailbox.nack(m.id, owner=self.owner, error="turn_error", delay_s=5.0)
+            await self._give_back(batch, failure)
             self._inflight = []
-            await self.on_event("turn", {**stats, "error": True})
+            self._rewind = self._unavailable is not None or result.terminal_reason in (
+                "api_error",
+                "prompt_too_long",
+            )
+            await self.on_event(
+                "turn", {**stats, "error": True, "failure": failure, "totals": self.totals}
+            )
             return
+        final = _fit(final)
+        self._resume_at = self._turn_uuid or self._resume_at
         for m in batch:
             if m.kind != "request" or m.id in turn.replied:
                 continue
@@ -388,7 +498,57 @@ class AgentRunner:
             self.log.warning("lease_lost", message_id=exc.message_id)
         self._inflight = []
         self.log.info("turn", **stats)
-        await self.on_event("turn", stats)
+        await self.on_event("turn", {**stats, "totals": self.totals, "resume_at": self._resume_at})
+
+    async def _failure(self, result: ResultMessage, text: str) -> Failure:
+        if self._unavailable:
+            return Failure("unavailable", self._unavailable)
+        if no_answer(result):  # the CLI's retries ran out without any HTTP answer
+            reason = await anyio.to_thread.run_sync(unreachable, self._cli_env)
+            if reason:
+                return Failure("unavailable", reason)
+        return classify(result, text)
+
+    async def _give_back(self, batch: list[Message], failure: Failure) -> None:
+        """What a failed turn's messages become. Nothing is lost; nothing is paid for twice
+        when it cannot help; one bad message does not take the others with it."""
+        for m in batch:
+            where = f"{failure.kind}: {failure.reason}"
+            if failure.kind == "unavailable":
+                if m.kind == "request":  # its asker hears why now; `queue retry` resends it
+                    detail = f"'{self.name}' cannot reach its model: {failure.reason}"
+                    await self.mailbox.fail_request(m.id, errors.ModelUnavailable.code, detail)
+                    continue
+                delay = UNAVAILABLE_DELAY_S * 2 ** max(m.attempts - 1, 0)
+                await self._nack(m, where, delay)
+            elif len(batch) > 1:
+                # Whose fault was it? Each is delivered alone next (see _batch_of).
+                await self._nack(m, f"batch failed: {where}", 0.0)
+            elif failure.kind == "deterministic" or m.attempts >= m.max_attempts:
+                await self._fail_for_good(m, failure)
+            else:
+                await self._nack(m, where, RETRY_DELAY_S)
+
+    async def _fail_for_good(self, m: Message, failure: Failure) -> None:
+        code = errors.TurnFailed.code
+        detail = f"'{self.name}' could not handle it: {failure.reason}"
+        if failure.kind != "deterministic":
+            detail += f" (attempt {m.attempts} of {m.max_attempts})"
+        self.log.warning("gave_up", message_id=m.id, code=code, reason=failure.reason)
+        if m.kind == "request":
+            await self.mailbox.fail_request(m.id, code, detail)
+        else:
+            await self._nack(m, detail, 0.0, dead_code=code)
+
+    async def _nack(
+        self, m: Message, error: str, delay_s: float, dead_code: str | None = None
+    ) -> None:
+        try:
+            await self.mailbox.nack(
+                m.id, owner=self.owner, error=error[:1000], delay_s=delay_s, dead_code=dead_code
+            )
+        except errors.LeaseLost as exc:
+            self.log.warning("lease_lost", message_id=exc.message_id)
 
     async def _return_inflight(self, *, failed: bool) -> None:
         """A dead session counts an attempt (a poison message ends dead); a stop does not."""
@@ -448,6 +608,41 @@ class AgentRunner:
 
     def _stderr(self, line: str) -> None:
         self.log.info("cli_stderr", line=line.rstrip()[:2000])
+
+
+def _batch_of(claimed: list[Message]) -> list[Message]:
+    """What to deliver in one turn. A message delivered before (its turn failed, or its
+    session died) goes alone, so a poison message fails by itself and the others it was
+    batched with go through (issue 16.7). Otherwise up to BATCH_BYTES of body text."""
+    again = [m for m in claimed if m.attempts > 1]
+    if again:
+        return again[:1]
+    batch: list[Message] = []
+    size = 0
+    for m in claimed:
+        size += len(text_of(m.body).encode("utf-8", "replace"))
+        if batch and size > BATCH_BYTES:
+            break
+        batch.append(m)
+    return batch
+
+
+def _fit(text: str) -> str:
+    """A final text the queue can carry as a reply (a body is at most MAX_BODY_BYTES encoded);
+    a longer one is cut, and says so, rather than crash the session on every attempt."""
+    room = MAX_BODY_BYTES
+    size = _encoded_size(text)
+    if size <= room:
+        return text
+    note = f"\n[truncated by octy-orchestrate: the reply was {size} bytes, over the queue's limit]"
+    cut = text
+    while _encoded_size(cut) > room - len(note):
+        cut = cut[: int(len(cut) * (room - len(note)) / _encoded_size(cut) * 0.95)]
+    return cut + note
+
+
+def _encoded_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
 def _poll_died(receive: MemoryObjectReceiveStream[Any]) -> _Died | None:

@@ -20,14 +20,20 @@ Script format (YAML, or a dict of the same shape)::
         tool_result: "sum=(\\d+)"  # regex searched in that message's tool results
         times: 1                 # usable this many times, then skipped
         delay: 2.5               # seconds before the answer (streams: after message_start)
+        usage: {input_tokens: 1000, output_tokens: 50}  # reported instead of an estimate
         text: "Hi {1}!"          # answer with text ...
         tool_use:                # ... and/or tool calls (a mapping or a list of them)
           - name: mcp__calc__add
             input: {a: "{1}", b: 2}
       - error: {status: 529, type: overloaded_error, message: "busy"}   # or an API error
         times: 1
+      - match: "big"
+        text: "ok"
+        usage: {input_tokens: 150000, cache_read_input_tokens: 20000}  # API usage fields
+      - error: prompt_too_long   # the API's 400 "prompt is too long: ..." (see scripted/usage.py)
     default: {text: "..."}       # when no rule matches (has a built-in default)
     side_reply: "Scripted session"  # text for side requests (below)
+    api_key: "sk-right"          # optional: any other key gets HTTP 401 on every endpoint
 
 Every condition is optional; a rule without conditions matches any turn.
 Regexes are Python ``re.search``; use inline flags like ``(?i)`` or ``(?s)``.

@@ -50,6 +50,10 @@ from orchestrator.roster import AgentSpec, Roster
 from orchestrator.subagents import agent_definitions
 
 CLI_OWN_MESSAGING = ("SendMessage", "ListAgents")
+# The SDK reads each stream-json line into a 1 MiB buffer by default, and a longer line ends
+# the session: an answer or a tool call carrying a body near the queue's 1 MiB limit did,
+# five times over (issue 16.8). Any body the queue accepts fits many times in this.
+MAX_LINE_BYTES = 32 * 1024 * 1024
 CLI_ENV_DEFAULTS = {"ENABLE_TOOL_SEARCH": "false"}
 SETTING_SOURCES: list[Any] = ["project"]
 
@@ -103,6 +107,9 @@ def build_options(
     disallowed += [t for t in CLI_OWN_MESSAGING if t not in spec.tools and t not in disallowed]
     env = {
         **CLI_ENV_DEFAULTS,
+        # Bounds a persistent 529/5xx per turn (the CLI's default of 10 is ~175 s); an
+        # agent's own `env` may still set it.
+        "CLAUDE_CODE_MAX_RETRIES": str(spec.model_retries),
         **dict(spec.env),
         # What `octy-orchestrate` run by this agent's tools needs: who it is, where the queue is.
         "OCTY_AGENT": spec.name,
@@ -188,6 +195,7 @@ def _options(
         max_budget_usd=spec.max_budget_usd,
         resume=resume,
         setting_sources=SETTING_SOURCES,
+        max_buffer_size=MAX_LINE_BYTES,
     )
 
 

@@ -20,6 +20,7 @@ class AgentState(enum.StrEnum):
     FAILED = "failed"  # too many restarts in the window (or restart=never): given up
     STOPPING = "stopping"  # asked to stop: finishing or interrupting the turn
     STOPPED = "stopped"  # not running, by request (or never started)
+    PAUSED = "paused"  # over its budget (or the team's): session kept, nothing claimed
 
 
 S = AgentState
@@ -42,7 +43,14 @@ _EDGES: dict[AgentState, frozenset[AgentState]] = {
     S.FAILED: frozenset({S.STARTING, S.STOPPED}),
     # turn done or interrupted, session closed
     S.STOPPING: frozenset({S.STOPPED}),
+    # budget: a finished turn (or another agent's, for a team budget) goes over -> paused;
+    # the window rolls over, the budget is raised or `resume` -> ready. A paused session
+    # can still die (backoff/failed) or be stopped.
+    S.PAUSED: frozenset({S.READY, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED}),
 }
+# Edges into PAUSED, kept apart from the table above so that the budget's moves read together.
+for _source in (S.READY, S.BUSY):
+    _EDGES[_source] = _EDGES[_source] | {S.PAUSED}
 
 
 def can_transition(current: AgentState, target: AgentState) -> bool:

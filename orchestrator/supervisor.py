@@ -23,14 +23,17 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors, procid
+from orchestrator import errors, preflight, procid
+from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
-from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailbox
+from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
+from orchestrator.mailbox.opening import open_queue
 from orchestrator.roster import Roster, diff_rosters, load_roster
 from orchestrator.runner import AgentRunner, SessionEnd
 from orchestrator.session_options import bundled_cli, make_launcher
 from orchestrator.states import AgentState, transition
+from orchestrator.usage import TOTAL_KEYS
 
 log = structlog.get_logger()
 
@@ -39,6 +42,13 @@ log = structlog.get_logger()
 SWEEP_EVERY_S = 5.0
 RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
+RESUME_AT = "resume_at"  # registry meta key: the end of the agent's last good turn
+MODEL_NOTE = "model_error"  # registry meta key: the model's last trouble, shown by `ps`
+_FAILURE_WORDS = {
+    "unavailable": "model unavailable",
+    "deterministic": "turn failed",
+    "transient": "model error",
+}
 
 
 def _set_event() -> anyio.Event:
@@ -62,6 +72,8 @@ class Slot:
     wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
     done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
     restart_now: bool = False
+    handover: str | None = None  # after a context overflow: told to the fresh session
+    model_note: str | None = None  # what `ps` shows of the model's trouble (MODEL_NOTE)
 
 
 class Supervisor:
@@ -72,16 +84,18 @@ class Supervisor:
         only: list[str] | None = None,
         grace_s: float = DEFAULT_GRACE_S,
         watch_roster: bool = True,
+        check_model: bool = False,
     ) -> None:
         self.roster = roster
         self.only = only
         self.grace_s = grace_s
         self.watch_roster = watch_roster
+        self.check_model = check_model  # `up` checks the model once before any agent starts
         # Every lease this supervisor takes is owned by "<instance>:...": `up` recovers
         # the leases of dead supervisors by this prefix (SUPERVISOR_OWNER_PREFIX).
         self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.slots: dict[str, Slot] = {}
-        self.mailbox: AsyncMailbox | None = None
+        self.mailbox: AsyncMailboxBackend | None = None
         self._lock = SupervisorLock(roster.database)
         self._stopping = anyio.Event()
         self._state_changed = anyio.Event()  # set (and replaced) on every agent state change
@@ -89,6 +103,7 @@ class Supervisor:
         self._tg: Any = None
         self._cli_path: str | None = None
         self._roster_mtime = _mtime(roster.path)
+        self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
     # --- running --------------------------------------------------------------
@@ -101,13 +116,17 @@ class Supervisor:
             64, 8 * len(self.roster.agents)
         )
         try:
-            async with AsyncMailbox(self.roster.database) as mailbox:
+            async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
+                if self.check_model:  # after the local checks (lock, database, logs)
+                    await self._check_model()
                 self._cli_path = await anyio.to_thread.run_sync(make_launcher)
                 await self._prepare(mailbox)
+                await self.budgets.open(mailbox)
                 try:
                     async with anyio.create_task_group() as tg:
                         self._tg = tg
+                        tg.start_soon(self.budgets.run)
                         tg.start_soon(self._signals)
                         tg.start_soon(self._housekeeping)
                         tg.start_soon(self._serve_control)
@@ -124,17 +143,24 @@ class Supervisor:
             if self.replaced is not None:
                 raise self.replaced
         finally:
+            self.budgets.close()
             if self._cli_path:
                 _remove_launcher(self._cli_path)
             self._lock.release()
             log.info("supervisor_stopped")
+
+    async def _check_model(self) -> None:
+        wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
+        problems = await anyio.to_thread.run_sync(preflight.check, self.roster, wanted)
+        if problems:
+            raise errors.ModelUnreachable([str(p) for p in problems])
 
     def stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM and ``down`` do)."""
         self._stopping.set()
         self._state_changed.set()  # whoever waits for a state stops waiting
 
-    async def _prepare(self, mailbox: AsyncMailbox) -> None:
+    async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
         await mailbox.register(
             SUPERVISOR,
             "the team's supervisor",
@@ -158,7 +184,8 @@ class Supervisor:
             if info is not None and info.pid:
                 _kill_stale_cli(name, info.pid, info.meta.get("pid_start"))
             meta = dict(info.meta) if info else {}
-            slot = Slot(name, stats={k: meta[k] for k in _STAT_KEYS if k in meta})
+            slot = Slot(name, stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta})
+            slot.model_note = meta.get(MODEL_NOTE)
             slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
@@ -181,7 +208,7 @@ class Supervisor:
             for name in names:
                 slot = self.slots[name]
                 with anyio.move_on_after(120):
-                    while slot.state not in (AgentState.READY, AgentState.BUSY, AgentState.FAILED):
+                    while slot.state not in _STARTED:
                         if self._stopping.is_set():
                             return
                         await self._state_changed.wait()
@@ -218,6 +245,9 @@ class Supervisor:
                     or slot.state == AgentState.STOPPING
                 ):
                     break
+                if end.reason == "context_overflow":  # a fresh session, not toward failing
+                    await self._context_reset(slot, end)
+                    continue
                 if slot.restart_now:  # an operator's restart: counted, but not toward failing
                     slot.restart_now = False
                     slot.restart_count += 1
@@ -259,7 +289,12 @@ class Supervisor:
             on_event=lambda event, data: self._on_runner_event(slot, event, data),
             session_id=slot.stats.get("session_id"),
             peer_state=self._peer_state,
+            totals=slot.stats,
+            resume_at=slot.stats.get(RESUME_AT),
+            hold=self.budgets.hold,
         )
+        runner.context.handover = slot.handover
+        slot.handover = None
         slot.runner = runner
         if self._stopping.is_set() or not slot.want_running:
             runner.request_stop(0)
@@ -296,8 +331,16 @@ class Supervisor:
             slot.stats["pid_start"] = procid.start_ticks(pid) if isinstance(pid, int) else None
             if slot.state == AgentState.STARTING:
                 await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
+                await self.budgets.evaluate("start")
+            elif self.mailbox is not None:  # a new process (a rewind after a failed turn)
+                await self.mailbox.update_agent(slot.name, pid=data.get("pid"))
+        elif event == "context":  # context in use against the window (context.py)
+            assert self.mailbox is not None
+            await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
         elif event == "busy" and slot.state == AgentState.READY:
             await self._set_state(slot, AgentState.BUSY)
+        elif event == "model_error":
+            await self._note_model(slot, str(data.get("reason") or ""))
         elif event == "blocked" and slot.state == AgentState.BUSY:  # issue 11: approvals
             slot.stats["blocked_reason"] = data.get("reason")
             await self._set_state(slot, AgentState.BLOCKED)
@@ -305,16 +348,52 @@ class Supervisor:
             slot.stats.pop("blocked_reason", None)
             await self._set_state(slot, AgentState.BUSY)
         elif event == "turn":
-            s = slot.stats
-            s["session_id"] = data.get("session_id") or s.get("session_id")
-            s["turns"] = int(s.get("turns", 0)) + 1
-            for key in ("input_tokens", "output_tokens"):
-                s[key] = int(s.get(key, 0)) + int(data.get(key) or 0)
-            s["cost_usd"] = round(
-                float(s.get("cost_usd", 0.0)) + float(data.get("cost_usd") or 0.0), 6
-            )
+            # The runner keeps the totals (orchestrator.usage); _set_state persists them.
+            slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
+            if data.get("resume_at"):
+                slot.stats[RESUME_AT] = data["resume_at"]
+            failure = data.get("failure")
+            if failure is None:
+                await self._note_model(slot, None)  # the model answered: nothing to show
+            else:
+                await self._note_model(slot, f"{_FAILURE_WORDS[failure.kind]}: {failure.reason}")
             if slot.state == AgentState.BUSY:
                 await self._set_state(slot, AgentState.READY)
+            await self.budgets.after_turn(slot.name, data)
+
+    async def _context_reset(self, slot: Slot, end: SessionEnd) -> None:
+        """The prompt outgrew the model's window: the next session starts afresh (no
+        resume) and is told where it was; the message in flight was requeued."""
+        slot.stats["session_id"] = None
+        slot.stats[RESUME_AT] = None  # a point in the old conversation: nothing to go back to
+        slot.handover = end.handover
+        slot.restart_count += 1
+        await self._set_state(slot, AgentState.BACKOFF, pid=None)
+        log.warning("context_reset", agent=slot.name, detail=end.detail)
+
+    # --- budgets (orchestrator/budget_watch.py decides; these move the state) ---------------
+
+    def agent_state(self, name: str) -> AgentState | None:
+        slot = self.slots.get(name)
+        return slot.state if slot else None
+
+    async def pause_agent(self, name: str) -> None:
+        slot = self.slots.get(name)
+        if slot is not None and slot.state == AgentState.READY:
+            await self._set_state(slot, AgentState.PAUSED)
+
+    async def unpause_agent(self, name: str) -> None:
+        slot = self.slots.get(name)
+        if slot is not None and slot.state == AgentState.PAUSED:
+            await self._set_state(slot, AgentState.READY)
+
+    async def _note_model(self, slot: Slot, note: str | None) -> None:
+        """What `ps` shows beside the state: the model's last trouble, until it answers."""
+        assert self.mailbox is not None
+        note = note and note[:200]
+        if note != slot.model_note:  # one write per change, not one per turn
+            slot.model_note = note
+            await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note})
 
     def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | None:
         """Seconds to wait before the next start, or None if the agent is done for."""
@@ -403,7 +482,7 @@ class Supervisor:
                 log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
             await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
             for slot in self.slots.values():
-                if slot.state in (AgentState.READY, AgentState.BUSY):
+                if slot.state in (AgentState.READY, AgentState.BUSY, AgentState.PAUSED):
                     await self.mailbox.update_agent(slot.name, heartbeat=True)
 
     def _abandon(self, exc: errors.DatabaseReplaced) -> None:
@@ -497,10 +576,12 @@ class Supervisor:
                 self.slots[name] = Slot(name)
             await self.mailbox.register(name, spec.description, state=self.slots[name].state.value)
             self._spawn(name)
+        await self.budgets.evaluate("reload")
         return True
 
 
-_STAT_KEYS = ("session_id", "turns", "input_tokens", "output_tokens", "cost_usd")
+# An agent counts as started for depends_on once it is ready (or busy, or paused by a budget).
+_STARTED = (AgentState.READY, AgentState.BUSY, AgentState.PAUSED, AgentState.FAILED)
 
 
 def _mtime(path: Path) -> float:

@@ -19,7 +19,8 @@ from typing import Any
 
 from orchestrator.logconfig import agent_colour
 from orchestrator.logview import read_events
-from orchestrator.mailbox import Mailbox, Message
+from orchestrator.mailbox import Message
+from orchestrator.mailbox.opening import QueuePlace, open_sync
 
 # Events that only repeat what the queue already records for the same message.
 _IN_QUEUE = frozenset({"sent", "asked", "replied", "broadcast"})
@@ -86,9 +87,9 @@ class Trace:
         }
 
 
-def load_trace(db: Path, message_id: str, logs: Path | None) -> Trace:
+def load_trace(db: QueuePlace, message_id: str, logs: Path | None) -> Trace:
     """Trace ``message_id`` (a response traces its request). MessageNotFound if unknown."""
-    with Mailbox(db, readonly=True) as mailbox:  # a read verb: no write lock, no migration
+    with open_sync(db, readonly=True) as mailbox:  # a read verb: no write lock, no migration
         message = mailbox.get(message_id)
         if message.kind == "response" and message.correlation_id:
             message_id = message.correlation_id

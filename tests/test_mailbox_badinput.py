@@ -164,6 +164,18 @@ def test_oversize_body_is_refused(mb: Mailbox) -> None:
     assert counts(mb.path) == before
 
 
+@pytest.mark.parametrize("body", ["bad \ud800 half", {"k": ["\udfff"]}])
+def test_regression_a_lone_surrogate_is_an_invalid_body_not_a_unicode_error(
+    mb: Mailbox, body: object
+) -> None:
+    """A str holding a lone surrogate (what Python makes of invalid UTF-8 bytes) raised a raw
+    UnicodeEncodeError from deep in the send; it is InvalidBody naming the character; no row."""
+    before = counts(mb.path)
+    with pytest.raises(errors.InvalidBody, match="surrogate"):
+        mb.send("alice", "bob", body)
+    assert counts(mb.path) == before
+
+
 def test_body_of_exactly_the_limit_is_accepted(mb: Mailbox) -> None:
     """The limit is inclusive and counts encoded UTF-8 bytes (a JSON string adds two quotes)."""
     body = "x" * (MAX_BODY_BYTES - 2)

@@ -214,6 +214,28 @@ def test_release_gives_back_without_counting_the_attempt(mb: Mailbox) -> None:
     assert {(m.status, m.attempts) for m in mb.list(recipient="bob")} == {("pending", 0)}
 
 
+def test_release_of_some_ids_leaves_the_others_leased(mb: Mailbox) -> None:
+    """release(owner, ids) hands back only those (a runner splitting a batch), uncounted."""
+    sent = [mb.send("alice", "bob", i) for i in range(3)]
+    mb.claim("bob", owner="bob-1", limit=3)
+    assert mb.release("bob-1", [sent[1].id, sent[2].id]) == 2
+    got = {m.id: (m.status, m.attempts) for m in mb.list(recipient="bob")}
+    assert got[sent[0].id] == ("leased", 1)
+    assert got[sent[1].id] == got[sent[2].id] == ("pending", 0)
+    assert mb.release("bob-1", []) == 0
+
+
+def test_nack_with_a_dead_code_gives_up_at_once(mb: Mailbox) -> None:
+    """nack(dead_code=...) sends a message to the dead letters on its first attempt, with
+    that code and the detail (a failure that would only repeat)."""
+    m = mb.send("alice", "bob", "poison")
+    mb.claim("bob", owner="bob-1")
+    dead = mb.nack(m.id, owner="bob-1", error="HTTP 400: bad", dead_code="turn_failed")
+    assert (dead.status, dead.attempts, dead.error, dead.error_detail) == (
+        "dead", 1, "turn_failed", "HTTP 400: bad"
+    )
+
+
 def test_ttl_expired_message_is_not_claimed_and_sweep_kills_it(
     mb: Mailbox, clock: FakeClock
 ) -> None:

@@ -86,6 +86,7 @@ def test_unknown_keys_suggest_the_nearest_valid_key(team: Path) -> None:
         "description, prompt, prompt_file, model, fallback_model, tools, disallowed_tools, "
         "permission_mode, cwd, env, max_turns, max_budget_usd, restart, max_restarts, "
         "restart_window, backoff, depends_on, can_message, turn_timeout, connect_timeout, "
+        "model_retries, budget, context_window, compact_at, "
         "sandbox, workspace, owns, approve, approver, approval_timeout, subagents"
     )
     assert problems(path) == [
@@ -94,7 +95,7 @@ def test_unknown_keys_suggest_the_nearest_valid_key(team: Path) -> None:
         f"{path}:7: key 'agents.coder.modle': unknown key 'modle'; did you mean 'model'?",
         f"{path}:8: key 'agents.coder.colour': unknown key 'colour'; valid keys: {agent_keys}",
         f"{path}:9: key 'teams': unknown key 'teams'; valid keys: name, defaults, database, "
-        "logs, log_max_bytes, log_backups, agents",
+        "logs, log_max_bytes, log_backups, agents, budget, queue",
     ]
 
 

@@ -99,9 +99,9 @@ def model_for(rules: list[dict[str, Any]], **script: Any) -> ScriptedModel:
 
 
 def test_unknown_paths_get_a_404_in_the_api_error_shape(scripted_model: Any) -> None:
-    """Anything but the two POST endpoints is a 404 with the API's error body, and is recorded."""
+    """Anything but the known endpoints is a 404 with the API's error body, and is recorded."""
     model = scripted_model([])
-    for method, path in (("GET", "/v1/models"), ("POST", "/v1/complete"), ("GET", "/v1/messages")):
+    for method, path in (("GET", "/v1/other"), ("POST", "/v1/complete"), ("GET", "/v1/messages")):
         status, headers, raw = call(model, path, method=method)
         assert status == 404
         assert headers["Content-Type"] == "application/json"
@@ -110,7 +110,7 @@ def test_unknown_paths_get_a_404_in_the_api_error_shape(scripted_model: Any) -> 
         assert body["error"]["type"] == "not_found_error"
         assert path in body["error"]["message"]
     assert [(r["method"], r["path"], r["status"]) for r in model.requests] == [
-        ("GET", "/v1/models", 404),
+        ("GET", "/v1/other", 404),
         ("POST", "/v1/complete", 404),
         ("GET", "/v1/messages", 404),
     ]
@@ -128,6 +128,30 @@ def test_non_streaming_text_answer_is_one_message_body(scripted_model: Any) -> N
     assert body["stop_reason"] == "end_turn"
     assert body["usage"]["input_tokens"] > 0
     assert body["usage"]["output_tokens"] > 0
+
+
+def test_models_list_and_a_wrong_key_refused_everywhere(scripted_model: Any) -> None:
+    """GET /v1/models lists a model (what `up` checks a key with); with `api_key` in the
+    script, any other key gets 401 authentication_error on every endpoint."""
+    status, _, raw = call(scripted_model([]), "/v1/models", method="GET")
+    assert status == 200
+    assert json.loads(raw)["data"][0]["type"] == "model"
+    locked = scripted_model({"api_key": "sk-right", "default": {"text": "x"}})
+    for method, path in (("GET", "/v1/models"), ("POST", "/v1/messages")):
+        status, _, raw = call(locked, path, ask("hi") if method == "POST" else None, method=method)
+        assert status == 401
+        assert json.loads(raw)["error"]["type"] == "authentication_error"
+
+
+def test_usage_figures_are_reported_as_scripted(scripted_model: Any) -> None:
+    """A rule's `usage` replaces the estimate, streamed or not (the CLI prices turns by it)."""
+    model = scripted_model([{"text": "ok", "usage": {"input_tokens": 1234, "output_tokens": 56}}])
+    assert answer(model, "hi")["usage"]["input_tokens"] == 1234
+    assert answer(model, "hi")["usage"]["output_tokens"] == 56
+    _, _, raw = call(model, "/v1/messages", ask("hi", stream=True))
+    seen = dict(events(raw))
+    assert seen["message_start"]["message"]["usage"]["input_tokens"] == 1234
+    assert seen["message_delta"]["usage"]["output_tokens"] == 56
 
 
 def test_tool_use_answer_has_unique_ids_and_filled_input(scripted_model: Any) -> None:
@@ -362,6 +386,8 @@ def test_a_side_rule_answers_only_side_requests(scripted_model: Any) -> None:
         ({"rules": [{"tool_use": [{"input": {}}]}]}, "each tool call needs a 'name'"),
         ({"rule": []}, "<dict> key 'rule': unknown key; did you mean 'rules'?"),
         ({"default": {"delay": -1, "text": "x"}}, "default key 'delay'"),
+        ({"default": {"text": "x", "usage": {"input_tokens": -1}}}, "default key 'usage'"),
+        ({"default": {"text": "x", "usage": {"tokens": 1}}}, "key 'tokens': unknown key"),
     ],
 )
 def test_script_mistakes_are_script_errors_naming_rule_and_key(

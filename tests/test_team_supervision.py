@@ -35,10 +35,10 @@ def alive(pid: int) -> bool:
         return False
 
 
-def run_up(folder: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_up(folder: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     """`octy-orchestrate up` in ``folder``, for the cases that exit before any agent starts."""
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up"],
+        [sys.executable, "-m", "orchestrator.cli", "up", *extra],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -352,7 +352,7 @@ def test_up_on_a_corrupt_database_says_what_to_do(tmp_path: Path) -> None:
     db = tmp_path / "queue" / "team.db"
     db.write_bytes(b"not a database at all")
     env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-not-used", "HOME": str(tmp_path)}
-    done = run_up(tmp_path, env)
+    done = run_up(tmp_path, env, "--no-model-check")  # no model here: offline
     assert done.returncode == 1
     assert "not a usable SQLite database" in done.stderr
     assert "move the file aside" in done.stderr

@@ -24,6 +24,7 @@ _VERB_MODULES = (
     "orchestrator.cli.workspace_verbs",  # issue 11
     "orchestrator.cli.approval_verbs",  # issue 11
     "orchestrator.cli.top_verb",
+    "orchestrator.cli.budget_verbs",
 )
 
 

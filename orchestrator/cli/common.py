@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
 
@@ -24,6 +24,9 @@ DEFAULT_ROSTER = "agents.yaml"
 AGENT_ENV = "OCTY_AGENT"
 DB_ENV = "OCTY_DB"
 DEFAULT_DB = Path("queue") / "team.db"
+
+if TYPE_CHECKING:
+    from orchestrator.roster.queue_setting import QueueSetting
 
 
 class CliFailure(Exception):
@@ -94,6 +97,23 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
         return load_roster(path).database
     except errors.OrchestratorError as exc:
         raise failure_from(exc) from exc
+
+
+def resolve_place(
+    args: argparse.Namespace, roster_file: Path | None = None
+) -> Path | QueueSetting:
+    """Like :func:`resolve_db`, but a roster with ``queue: nats://...`` gives that queue
+    (``--db`` and ``$OCTY_DB`` still name a SQLite file)."""
+    db = resolve_db(args, roster_file)
+    if getattr(args, "db", None) is not None or (roster_file is None and os.environ.get(DB_ENV)):
+        return db
+    path = roster_file or Path(DEFAULT_ROSTER)
+    if not path.is_file():
+        return db
+    from orchestrator.roster import load_roster  # the roster loader only when one is read
+
+    roster = load_roster(path)  # loaded (and checked) once already by resolve_db
+    return db if roster.queue is None else roster.queue
 
 
 def emit_json(data: Any) -> None:

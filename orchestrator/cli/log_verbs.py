@@ -284,7 +284,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
     db: Path = args.db or places.database
     logs: Path = args.logs or places.logs
     try:
-        found = trace.load_trace(db, args.id, logs)
+        place = db if args.db else common.resolve_place(args, args.file)
+        found = trace.load_trace(place, args.id, logs)
     except errors.MessageNotFound:
         raise CliFailure(
             f"no message with id '{args.id}' in {db} (ids are listed by `queue ls`)",

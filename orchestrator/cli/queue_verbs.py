@@ -22,7 +22,8 @@ from typing import Any
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
-from orchestrator.mailbox import USER, Mailbox, Message
+from orchestrator.mailbox import USER, MailboxBackend, Message
+from orchestrator.mailbox.opening import open_sync
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -48,11 +49,11 @@ def _verb(fn: Handler) -> Handler:
 @contextmanager
 def _mailbox(
     args: argparse.Namespace, *, create: bool = False, readonly: bool = False
-) -> Iterator[Mailbox]:
+) -> Iterator[MailboxBackend]:
     # Only `register` creates a database: a typo'd --db or the wrong folder
     # should say so, not leave an empty queue behind. Verbs that only look open it
     # read-only: no write lock to wait for, and a read-only copy can be inspected.
-    with Mailbox(common.resolve_db(args), create=create, readonly=readonly) as mb:
+    with open_sync(common.resolve_place(args), create=create, readonly=readonly) as mb:
         yield mb
 
 
@@ -68,7 +69,7 @@ def _body(args: argparse.Namespace) -> Any:
         ) from exc
 
 
-def _check_participant(mb: Mailbox, name: str) -> None:
+def _check_participant(mb: MailboxBackend, name: str) -> None:
     """``user`` or a registered name; anything else is refused with the known names."""
     if name == USER:
         return
@@ -77,7 +78,7 @@ def _check_participant(mb: Mailbox, name: str) -> None:
         raise errors.RecipientUnknown(name, sorted(known))
 
 
-def _check_sender(mb: Mailbox, name: str) -> None:
+def _check_sender(mb: MailboxBackend, name: str) -> None:
     """``--as`` must name ``user`` or a registered agent: a typo would otherwise speak
     as a name nobody answers to. Inside an agent's session (a tool the agent runs sees
     ``OCTY_AGENT``) the CLI speaks only as that agent."""
@@ -178,7 +179,7 @@ def _inbox(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def _peek(mb: Mailbox, name: str, limit: int) -> list[Message]:
+def _peek(mb: MailboxBackend, name: str, limit: int) -> list[Message]:
     """What a claim would hand out next, oldest first, without taking it."""
     now = time.time()
     # list() is newest first: read every pending one, then keep the oldest.

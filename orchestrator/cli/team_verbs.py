@@ -14,10 +14,12 @@ import yaml
 
 from orchestrator import errors, logconfig, safefs
 from orchestrator.cli import common
+from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, Mailbox
+from orchestrator.mailbox import SUPERVISOR, USER
+from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync, place_of
 from orchestrator.roster import Roster, load_roster
 
 CREDENTIAL_VARS = (
@@ -49,6 +51,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--grace", type=float, default=10.0, metavar="S", help="graceful stop budget (10 s)"
     )
     p.add_argument("--no-color", action="store_true", help="plain console output")
+    p.add_argument(
+        "--no-model-check",
+        action="store_true",
+        help="start without first checking that the model endpoint answers and takes the key",
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("down", help="stop a running team gracefully (as SIGTERM)")
@@ -123,6 +130,11 @@ def db_of(args: argparse.Namespace) -> Path:
     return common.resolve_db(args, args.file)
 
 
+def _queue(args: argparse.Namespace) -> QueuePlace:
+    """Where control commands go: the roster's NATS queue, else its database."""
+    return common.resolve_place(args, args.file)
+
+
 def has_credentials(roster: Roster, environ: dict[str, str]) -> bool:
     if any(environ.get(v) for v in CREDENTIAL_VARS):
         return True
@@ -164,11 +176,29 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_ERROR,
             "already_running",
         )
+    try:  # a NATS queue that cannot be reached: say so here, not in a background log
+        check_queue(roster)
+    except errors.OrchestratorError as exc:
+        raise common.failure_from(exc) from None
     if args.detach:
         return _detach(args, roster)
     return run_foreground(
-        roster, args.agents or None, grace_s=args.grace, colour=False if args.no_color else None
+        roster,
+        args.agents or None,
+        grace_s=args.grace,
+        colour=False if args.no_color else None,
+        check_model=not args.no_model_check,
     )
+
+
+def _registered(db: QueuePlace, pid: int) -> bool:
+    """The supervisor wrote its registry row: it is past its checks (the model's included)."""
+    try:
+        with open_sync(db, readonly=True) as mailbox:
+            info = mailbox.agent(SUPERVISOR)
+    except errors.OrchestratorError:
+        return False
+    return info is not None and info.pid == pid and info.state == "running"
 
 
 def run_foreground(
@@ -178,6 +208,7 @@ def run_foreground(
     grace_s: float,
     colour: bool | None,
     console: Any = None,
+    check_model: bool = False,
 ) -> int:
     import anyio
 
@@ -196,7 +227,7 @@ def run_foreground(
     for spec in roster.agents.values():
         logconfig.REDACTOR.add_from_env(dict(spec.env))
     try:
-        anyio.run(Supervisor(roster, only=only, grace_s=grace_s).run)
+        anyio.run(Supervisor(roster, only=only, grace_s=grace_s, check_model=check_model).run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
         raise common.failure_from(exc) from None
     finally:
@@ -216,6 +247,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         "--no-color",
         "--grace",
         str(args.grace),
+        *(["--no-model-check"] if args.no_model_check else []),
         *args.agents,
     ]
     try:  # no link followed, no folder others can write (safefs)
@@ -237,7 +269,7 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         if proc.poll() is not None:
             tail = out_path.read_text(errors="replace").splitlines()[-10:]
             raise CliFailure("the supervisor exited at once:\n" + "\n".join(tail))
-        if holder_pid(roster.database) == proc.pid:
+        if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
             break
         time.sleep(0.05)
     else:
@@ -265,7 +297,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     db = db_of(args)
     pid = holder_pid(db)
     try:
-        send_command(db, "down", grace_s=args.timeout, timeout_s=30.0)
+        send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     deadline = time.monotonic() + args.timeout + 40
@@ -287,7 +319,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 def cmd_agent_command(args: argparse.Namespace) -> int:
     db = db_of(args)
     try:
-        result = send_command(db, args.command, agent=args.agent, timeout_s=args.timeout)
+        result = send_command(
+            db, args.command, agent=args.agent, timeout_s=args.timeout, queue=_queue(args)
+        )
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     if not result.get("ok"):
@@ -303,7 +337,7 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
 def cmd_reload(args: argparse.Namespace) -> int:
     db = db_of(args)
     try:
-        result = send_command(db, "reload", timeout_s=120.0)
+        result = send_command(db, "reload", timeout_s=120.0, queue=_queue(args))
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     if not result.get("ok"):
@@ -325,16 +359,16 @@ def cmd_config(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def ps_rows(db: Path) -> list[dict[str, Any]]:
+def ps_rows(db: QueuePlace) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
-    with Mailbox(db, readonly=True) as mailbox:
+    with open_sync(db, readonly=True) as mailbox:
         leased = mailbox.list(status="leased", limit=100_000)
         for info in mailbox.agents():
             if info.name in (USER, SUPERVISOR):
                 continue
             meta = info.meta
-            running = info.state in ("starting", "ready", "busy", "blocked", "stopping")
+            running = info.state in ("starting", "ready", "busy", "blocked", "paused", "stopping")
             started = meta.get("started_at")
             rows.append(
                 {
@@ -348,8 +382,12 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
                     "in_flight": [m.id for m in leased if m.recipient == info.name],
                     "turns": meta.get("turns", 0),
                     "tokens": int(meta.get("input_tokens", 0)) + int(meta.get("output_tokens", 0)),
+                    # The agent's total across sessions, and its last turn's (orchestrator.usage).
                     "cost_usd": round(float(meta.get("cost_usd") or 0.0), 6),
+                    "last_turn_cost_usd": round(float(meta.get("last_turn_cost_usd") or 0.0), 6),
                     "session_id": meta.get("session_id"),
+                    **ps_fields(meta),  # spend against budget, context against window
+                    "model_error": meta.get("model_error"),  # the model's last trouble
                 }
             )
     return rows
@@ -357,7 +395,8 @@ def ps_rows(db: Path) -> list[dict[str, Any]]:
 
 def cmd_ps(args: argparse.Namespace) -> int:
     db = db_of(args)
-    if not db.exists():
+    place = common.resolve_place(args, args.file)
+    if isinstance(place, Path) and not db.exists():
         raise CliFailure(
             f"no team database at {db}; start the team with `octy-orchestrate up`",
             common.EXIT_NOT_FOUND,
@@ -365,7 +404,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         )
     try:
         sup = holder_pid(db)
-        rows = ps_rows(db)
+        rows = ps_rows(place)
     except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
         raise common.failure_from(exc) from None
     if args.json:
@@ -385,11 +424,15 @@ def cmd_ps(args: argparse.Namespace) -> int:
         "TURNS",
         "TOKENS",
         "COST",
+        "BUDGET",
+        "CONTEXT",
     )
     table = [header] + [
         (
             r["name"],
-            r["state"] + (f" ({r['reason']})" if r.get("reason") else ""),
+            r["state"]
+            + (f" ({r['reason']})" if r.get("reason") else "")
+            + (f" ({_short(r['model_error'])})" if r["model_error"] else ""),
             str(r["pid"] or "-"),
             _dur(r["uptime_s"]),
             str(r["restarts"]),
@@ -398,6 +441,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
             str(r["turns"]),
             str(r["tokens"]),
             f"${r['cost_usd']:.4f}",
+            budget_cell(r),
+            context_cell(r),
         )
         for r in rows
     ]
@@ -405,6 +450,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return common.EXIT_OK
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _dur(seconds: float | None) -> str:

@@ -269,18 +269,26 @@ class AsyncMailbox:
         await self._call(lambda m: m.ack(message_ids, owner=owner))
 
     async def nack(
-        self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0
+        self,
+        message_id: str,
+        *,
+        owner: str,
+        error: str | None = None,
+        delay_s: float = 0.0,
+        dead_code: str | None = None,
     ) -> Message:
         return await self._posted(
-            lambda m: m.nack(message_id, owner=owner, error=error, delay_s=delay_s),
+            lambda m: m.nack(
+                message_id, owner=owner, error=error, delay_s=delay_s, dead_code=dead_code
+            ),
             lambda nacked: [nacked.recipient],
         )
 
     async def extend(self, message_ids: Sequence[str], *, owner: str, lease_s: float) -> None:
         await self._call(lambda m: m.extend(message_ids, owner=owner, lease_s=lease_s))
 
-    async def release(self, owner: str) -> int:
-        return await self._posted(lambda m: m.release(owner))
+    async def release(self, owner: str, message_ids: Sequence[str] | None = None) -> int:
+        return await self._posted(lambda m: m.release(owner, message_ids))
 
     # --- waiting ------------------------------------------------------------
 

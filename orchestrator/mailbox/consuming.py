@@ -170,24 +170,32 @@ class ConsumeOps(MailboxCore):
                 raise errors.LeaseLost(missing, owner)
 
     def nack(
-        self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0
+        self,
+        message_id: str,
+        *,
+        owner: str,
+        error: str | None = None,
+        delay_s: float = 0.0,
+        dead_code: str | None = None,
     ) -> Message:
         """Give a message back: pending again after ``delay_s``, or dead with error
-        ``max_attempts`` when its attempts are used up. ``error`` is kept as detail."""
+        ``max_attempts`` when its attempts are used up. ``error`` is kept as detail.
+        ``dead_code``: dead now with that error code, attempts left or not (a failure
+        that would only repeat, and be paid for again)."""
         now = self.now()
         with self._write() as conn:
             message = self._fetch_by_id(conn, message_id)
             if message.status != "leased" or message.lease_owner != owner:
                 raise errors.LeaseLost(message_id, owner)
             self._touch(message.recipient)
-            if message.attempts >= message.max_attempts:
+            if dead_code is not None or message.attempts >= message.max_attempts:
                 conn.execute(
-                    f"""
-                    UPDATE messages SET status = 'dead', error = '{ERR_MAX_ATTEMPTS}',
+                    """
+                    UPDATE messages SET status = 'dead', error = ?,
                         error_detail = ?, lease_expires = NULL, done_at = ?
                     WHERE id = ?
                     """,
-                    (error, now, message_id),
+                    (dead_code or ERR_MAX_ATTEMPTS, error, now, message_id),
                 )
                 self._drop_waits(conn, [message_id])
             else:
@@ -221,18 +229,19 @@ class ConsumeOps(MailboxCore):
             if len(held) != len(ids):
                 raise errors.LeaseLost(next(i for i in ids if i not in held), owner)
 
-    def release(self, owner: str) -> int:
-        """Every message leased by ``owner`` back to pending without counting the
-        attempt (a graceful shutdown). Returns how many."""
+    def release(self, owner: str, message_ids: Sequence[str] | None = None) -> int:
+        """Messages leased by ``owner`` (all, or these ids) back to pending without
+        counting the attempt (a graceful shutdown; a claim handed back). Returns how many."""
         with self._write() as conn:
             rows = conn.execute(
                 """
                 UPDATE messages SET status = 'pending', attempts = max(attempts - 1, 0),
                     lease_owner = NULL, lease_expires = NULL
                 WHERE status = 'leased' AND lease_owner = ?
+                  AND (? IS NULL OR id IN (SELECT value FROM json_each(?)))
                 RETURNING recipient
                 """,
-                (owner,),
+                (owner, *[None if message_ids is None else _json_list(message_ids)] * 2),
             ).fetchall()
             self._touch(*{r[0] for r in rows})
             return len(rows)

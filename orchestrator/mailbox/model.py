@@ -151,8 +151,17 @@ def encode_body(body: Any) -> str:
             f"body is not JSON-serialisable ({exc}); send str, int, float, bool, None, "
             "or lists/dicts of them"
         ) from exc
-    # A character is at most 4 bytes of UTF-8: most bodies need no encoding to check.
-    if len(text) * 4 > MAX_BODY_BYTES and (size := len(text.encode("utf-8"))) > MAX_BODY_BYTES:
+    if text.isascii():  # most bodies: one byte a character, nothing to encode
+        size = len(text)
+    else:
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 for SQLite to store
+            raise errors.InvalidBody(
+                f"body holds {exc.object[exc.start:exc.end]!a} at character {exc.start}, "
+                "a lone surrogate that is not valid Unicode text; send valid UTF-8"
+            ) from exc
+    if size > MAX_BODY_BYTES:
         raise errors.InvalidBody(
             f"body is {size} bytes encoded, over the {MAX_BODY_BYTES}-byte limit; "
             "put large payloads in a file and send its path"

@@ -14,6 +14,7 @@ from typing import Any
 
 from orchestrator.errors import RosterError, RosterErrors
 from orchestrator.roster import _coerce as c
+from orchestrator.roster._budget import budget as budget_setting
 from orchestrator.roster._files import file_path, folder_path
 from orchestrator.roster._interpolate import interpolate_tree
 from orchestrator.roster._refs import NameRefs, check_names, report_cycles
@@ -36,6 +37,7 @@ from orchestrator.roster.model import (
     Roster,
     freeze,
 )
+from orchestrator.roster.queue_setting import queue_setting
 
 
 class _Builder:
@@ -104,6 +106,7 @@ class _Builder:
         logs = get("logs", folder_path, self.folder / "logs")
         log_max_bytes = get("log_max_bytes", c.size, 10 * 1024 * 1024)
         log_backups = get("log_backups", c.integer(0), 5)
+        team_budget = get("budget", budget_setting, None)
         raw_defaults = tree.get("defaults")
         defaults: dict[str, Any] = {}
         if raw_defaults is not None:
@@ -116,6 +119,7 @@ class _Builder:
                     self.where("defaults", tree.line_of("defaults")),
                 )
         agents = self._agents(tree, defaults)
+        queue = queue_setting(tree.get("queue"), self.where("queue", tree.line_of("queue")), name)
         if self.errors:
             return None
         return Roster(
@@ -127,6 +131,8 @@ class _Builder:
             log_backups=log_backups,
             defaults=freeze(raw_defaults or {}),
             agents=FrozenDict(agents),
+            queue=queue,
+            budget=team_budget,
         )
 
     def _unknown_keys(

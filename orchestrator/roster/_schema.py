@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.roster import _budget
 from orchestrator.roster import _coerce as c
 from orchestrator.roster import _work as w
 from orchestrator.roster._files import existing_directory, prompt_file
 from orchestrator.roster._refs import NameRefs, name_refs, names_or_everyone
 from orchestrator.roster.model import (
+    DEFAULT_MODEL_RETRIES,
     PERMISSION_MODES,
     RESTART_POLICIES,
     AgentSpec,
@@ -21,7 +23,11 @@ from orchestrator.roster.model import (
 )
 from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Workspace
 
-TOP_KEYS = ("name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents")
+TOP_KEYS = (
+    "name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents",
+    "budget",  # team-wide, see _budget.py
+    "queue",  # NATS JetStream instead of the SQLite database, see queue_setting.py
+)
 
 AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "description": c.text,
@@ -44,6 +50,8 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "can_message": names_or_everyone,
     "turn_timeout": c.duration(optional=True),
     "connect_timeout": c.duration(),
+    "model_retries": c.integer(0),
+    **_budget.AGENT_FIELDS,
     "sandbox": c.boolean,
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/_work.py) ---
     "workspace": w.workspace,
@@ -76,6 +84,8 @@ BUILT_IN: Mapping[str, Any] = {
     "can_message": None,
     "turn_timeout": 600.0,
     "connect_timeout": 60.0,
+    "model_retries": DEFAULT_MODEL_RETRIES,
+    **_budget.BUILT_IN,
     "sandbox": True,
     # --- issue 11 ---
     "workspace": Workspace(),
@@ -142,6 +152,7 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         can_message=talk.unique() if isinstance(talk, NameRefs) else None,
         turn_timeout_s=v["turn_timeout"],
         connect_timeout_s=v["connect_timeout"],
+        model_retries=v["model_retries"],
         sandbox=v["sandbox"],
         # --- issue 11 ---
         workspace=w.plain(v["workspace"]),
@@ -151,4 +162,7 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         approval_timeout_s=v["approval_timeout"],
         subagents=v["subagents"],
         line=line,
+        budget=v["budget"],
+        context_window=v["context_window"],
+        compact_at=v["compact_at"],
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from orchestrator.roster.model import Roster
 
-TEAM_SETTINGS = ("name", "database", "logs", "log_max_bytes", "log_backups")
+TEAM_SETTINGS = ("name", "database", "logs", "log_max_bytes", "log_backups", "queue")
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,13 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from orchestrator.errors import RosterError
 from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Subagent, Workspace
+
+if TYPE_CHECKING:
+    from orchestrator.roster.queue_setting import QueueSetting
 
 RESTART_POLICIES: tuple[str, ...] = ("always", "on-failure", "never")
 
@@ -30,6 +33,9 @@ AGENT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 _SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 REDACTED = "***"
+# The CLI retries a failed API call with backoff 0.5 s, 1 s, 2 s, ... (capped at 32 s): three
+# retries bound a persistent 529 or 5xx to about 5 s per turn (its default, 10, is ~175 s).
+DEFAULT_MODEL_RETRIES = 3
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -91,6 +97,22 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A spending limit: dollars and/or tokens per window (see orchestrator/budget.py).
+
+    ``per_s`` is the window's length in seconds (windows are aligned to the Unix
+    epoch: ``1h`` is a clock hour, ``1d`` a UTC day); None means the whole run."""
+
+    usd: float | None = None
+    tokens: int | None = None
+    per: str = "1d"  # as written: "1h", "1d", "run", "30s"...
+    per_s: float | None = 86400.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"usd": self.usd, "tokens": self.tokens, "per": self.per}
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """One agent, fully resolved: team defaults applied, paths absolute, prompt read."""
 
@@ -115,6 +137,8 @@ class AgentSpec:
     can_message: tuple[str, ...] | None
     turn_timeout_s: float | None
     connect_timeout_s: float
+    # The CLI's own retries of a failed API call (CLAUDE_CODE_MAX_RETRIES), per turn.
+    model_retries: int = DEFAULT_MODEL_RETRIES
     # Tools run in the CLI's bubblewrap sandbox, which hides the team's files (issue 16 p. 10).
     sandbox: bool = True
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/work.py) ---
@@ -127,6 +151,11 @@ class AgentSpec:
     # Where the agent is defined. Not compared: an edit elsewhere in the file
     # shifts it, and that must not look like a change to hot reload.
     line: int = field(default=0, compare=False)
+    # Budgets and context (orchestrator/budget.py, context.py). Not compared: a
+    # reload applies them to the running session, no restart needed.
+    budget: Budget | None = field(default=None, compare=False)
+    context_window: int | None = field(default=None, compare=False)
+    compact_at: float | None = field(default=0.8, compare=False)
 
     def may_message(self, recipient: str) -> bool:
         """Whether ``can_message`` lets this agent send to ``recipient``."""
@@ -157,6 +186,10 @@ class AgentSpec:
             "can_message": None if self.can_message is None else list(self.can_message),
             "turn_timeout": self.turn_timeout_s,
             "connect_timeout": self.connect_timeout_s,
+            "model_retries": self.model_retries,
+            "budget": None if self.budget is None else self.budget.to_dict(),
+            "context_window": self.context_window,
+            "compact_at": self.compact_at,
             "sandbox": self.sandbox,
             # --- issue 11 ---
             "workspace": self.workspace.to_value(),
@@ -185,6 +218,9 @@ class Roster:
     # repr=False: the raw block may hold secrets in its env.
     defaults: Mapping[str, Any] = field(default_factory=FrozenDict, repr=False)
     agents: Mapping[str, AgentSpec] = field(default_factory=FrozenDict)
+    queue: QueueSetting | None = None
+    """``queue: nats://...``: the team's queue on NATS JetStream instead of ``database``."""
+    budget: Budget | None = None  # team-wide: every agent's spend together
 
     @property
     def folder(self) -> Path:
@@ -244,7 +280,9 @@ class Roster:
             "log_max_bytes": self.log_max_bytes,
             "log_backups": self.log_backups,
             "defaults": _thaw_defaults(self.defaults),
+            "budget": None if self.budget is None else self.budget.to_dict(),
             "agents": {name: spec.to_dict() for name, spec in self.agents.items()},
+            **({} if self.queue is None else {"queue": self.queue.to_dict()}),
         }
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from orchestrator.errors import ScriptError
 from orchestrator.scripted import reading
+from orchestrator.scripted.named_errors import named_error
 
 DEFAULT_TEXT = "(scripted model: no rule matched this turn)"
 DEFAULT_SIDE_REPLY = "Scripted session"
@@ -33,8 +34,14 @@ _ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
-_TOP_KEYS = ("rules", "default", "side_reply")
-_ANSWER_KEYS = ("text", "tool_use", "error", "delay")
+_TOP_KEYS = ("rules", "default", "side_reply", "api_key")
+_ANSWER_KEYS = ("text", "tool_use", "error", "delay", "usage")
+_USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
 _RULE_KEYS = ("name", "agent", "model", "match", "tool_result", "side", "times", *_ANSWER_KEYS)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -53,6 +60,16 @@ class ApiError:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """Token figures to report instead of the estimate (the CLI prices a turn from them)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int = 0  # a request's context = input + cache read + cache write
+    cache_creation_input_tokens: int = 0
+
+
+@dataclass(frozen=True)
 class Answer:
     """What to send back: text and/or tool calls, or an API error; after ``delay`` seconds."""
 
@@ -60,6 +77,7 @@ class Answer:
     tool_use: tuple[ToolCall, ...] = ()
     error: ApiError | None = None
     delay: float = 0.0
+    usage: Usage = field(default_factory=Usage)
 
     def filled(self, groups: Mapping[str, str]) -> Answer:
         """This answer with ``{1}`` / ``{name}`` placeholders replaced by the match's groups."""
@@ -67,7 +85,7 @@ class Answer:
             return self
         text = None if self.text is None else _fill(self.text, groups)
         calls = tuple(ToolCall(c.name, _fill_value(c.input, groups)) for c in self.tool_use)
-        return Answer(text, calls, self.error, self.delay)
+        return Answer(text, calls, self.error, self.delay, self.usage)
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,7 @@ class Script:
     default: Answer = field(default_factory=lambda: Answer(text=DEFAULT_TEXT))
     side_reply: str = DEFAULT_SIDE_REPLY
     source: str = "<dict>"
+    api_key: str | None = None  # when set, any other key gets 401 on every endpoint
 
     @classmethod
     def load(cls, path: str | Path) -> Script:
@@ -155,7 +174,10 @@ class Script:
         side_reply = data.get("side_reply", DEFAULT_SIDE_REPLY)
         if not isinstance(side_reply, str):
             raise ScriptError(source, None, "side_reply", "must be a string")
-        return cls(rules, default, side_reply, source)
+        api_key = data.get("api_key")
+        if api_key is not None and not isinstance(api_key, str):
+            raise ScriptError(source, None, "api_key", "must be a string")
+        return cls(rules, default, side_reply, source, api_key)
 
 
 class Playbook:
@@ -236,7 +258,10 @@ def _answer(raw: Mapping[str, Any], source: str, rule: str) -> Answer:
     if text is not None and not isinstance(text, str):
         raise ScriptError(source, rule, "text", "must be a string")
     calls = _tool_calls(raw.get("tool_use"), source, rule)
-    error = _error(raw.get("error"), source, rule)
+    raw_error = raw.get("error")
+    if isinstance(raw_error, str):  # a named error, like prompt_too_long
+        raw_error = named_error(raw_error, source, rule)
+    error = _error(raw_error, source, rule)
     if error is not None and (text is not None or calls):
         raise ScriptError(
             source, rule, "error", "an error answer cannot also have text or tool_use"
@@ -246,7 +271,26 @@ def _answer(raw: Mapping[str, Any], source: str, rule: str) -> Answer:
     delay = raw.get("delay", 0)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
         raise ScriptError(source, rule, "delay", "must be a number of seconds >= 0")
-    return Answer(text, calls, error, float(delay))
+    return Answer(text, calls, error, float(delay), _usage(raw.get("usage"), source, rule))
+
+
+def _usage(raw: Any, source: str, rule: str) -> Usage:
+    if raw is None:
+        return Usage()
+    if not isinstance(raw, Mapping):
+        raise ScriptError(source, rule, "usage", "must be a mapping of token counts")
+    _check_keys(raw, _USAGE_KEYS, source, rule)
+    for key in _USAGE_KEYS:
+        value = raw.get(key)
+        bad = not isinstance(value, int) or isinstance(value, bool) or value < 0
+        if value is not None and bad:
+            raise ScriptError(source, rule, "usage", f"'{key}' must be a whole number >= 0")
+    return Usage(
+        raw.get("input_tokens"),
+        raw.get("output_tokens"),
+        raw.get("cache_read_input_tokens") or 0,
+        raw.get("cache_creation_input_tokens") or 0,
+    )
 
 
 def _tool_calls(raw: Any, source: str, rule: str) -> tuple[ToolCall, ...]:

@@ -25,6 +25,7 @@ from orchestrator.scripted.recording import (
 from orchestrator.scripted.script import Answer, Playbook, Script
 
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+MODELS_PATH = "/v1/models"
 _GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
@@ -222,7 +223,15 @@ class _Handler(BaseHTTPRequestHandler):
             "answered_by": "-",
         }
         known = method == "POST" and url.path in (MESSAGES_PATH, COUNT_TOKENS_PATH)
-        if not known:
+        wanted_key = self.model.script.api_key
+        if wanted_key is not None and self._key() != wanted_key:
+            # As the real service: a wrong key is refused on every endpoint.
+            self._record(record, 401)
+            self._send_json(401, wire.error_body("authentication_error", "invalid x-api-key"))
+        elif method == "GET" and url.path == MODELS_PATH:
+            self._record(record, 200)
+            self._send_json(200, wire.models_list())
+        elif not known:
             self._record(record, 404)
             self._send_json(
                 404, wire.error_body("not_found_error", f"Not found: {method} {url.path}")
@@ -248,25 +257,30 @@ class _Handler(BaseHTTPRequestHandler):
         error = answer.error
         self._record(record, error.status if error else 200)
         model_name = reading.model_name(body) or "scripted-model"
-        input_tokens = wire.estimate_tokens(body.get("messages", []))
+        input_tokens = answer.usage.input_tokens
+        if input_tokens is None:
+            input_tokens = wire.estimate_tokens(body.get("messages", []))
+        output_tokens = answer.usage.output_tokens
+        cache = (answer.usage.cache_read_input_tokens, answer.usage.cache_creation_input_tokens)
         if error is not None or not body.get("stream"):
             if self._wait(answer.delay):
                 return
             if error is not None:
                 self._send_json(error.status, wire.error_body(error.type, error.message))
             else:
+                blocks = wire.blocks_for(answer)
                 self._send_json(
-                    200, wire.message(model_name, wire.blocks_for(answer), input_tokens)
+                    200, wire.message(model_name, blocks, input_tokens, output_tokens, cache)
                 )
             return
         self._begin_stream()
-        for event, data in wire.stream_head(model_name, input_tokens):
+        for event, data in wire.stream_head(model_name, input_tokens, cache):
             self.wfile.write(wire.sse(event, data))
         self.wfile.flush()
         # Time to first token: the stream is open and idle for `delay` seconds.
         if self._wait(answer.delay):
             return
-        for event, data in wire.stream_body(wire.blocks_for(answer)):
+        for event, data in wire.stream_body(wire.blocks_for(answer), output_tokens):
             self.wfile.write(wire.sse(event, data))
             self.wfile.flush()
 
@@ -292,6 +306,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             raw = gzip.decompress(raw)
         return raw
+
+    def _key(self) -> str:
+        bearer = self.headers.get("Authorization", "")
+        return self.headers.get("x-api-key") or bearer.removeprefix("Bearer ").strip()
 
     def _record(self, record: dict[str, Any], status: int) -> None:
         self.model.recorder().add(status=status, **record)

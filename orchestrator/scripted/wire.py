@@ -64,18 +64,26 @@ def estimate_tokens(value: Any) -> int:
     return max(1, len(text) // 4)
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+def _usage(input_tokens: int, output_tokens: int, cache: tuple[int, int]) -> dict[str, int]:
     return {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": cache[1],
+        "cache_read_input_tokens": cache[0],
     }
 
 
-def message(model: str, blocks: list[Block], input_tokens: int) -> dict[str, Any]:
+def message(
+    model: str,
+    blocks: list[Block],
+    input_tokens: int,
+    output_tokens: int | None = None,
+    cache: tuple[int, int] = (0, 0),  # (cache read, cache write) input tokens
+) -> dict[str, Any]:
     """A complete (non-streamed) Messages API response."""
     content = [b.as_json() for b in blocks]
+    if output_tokens is None:
+        output_tokens = estimate_tokens(content)
     return {
         "id": new_id("msg"),
         "type": "message",
@@ -84,8 +92,15 @@ def message(model: str, blocks: list[Block], input_tokens: int) -> dict[str, Any
         "content": content,
         "stop_reason": stop_reason(blocks),
         "stop_sequence": None,
-        "usage": _usage(input_tokens, estimate_tokens(content)),
+        "usage": _usage(input_tokens, output_tokens, cache),
     }
+
+
+def models_list() -> dict[str, Any]:
+    """``GET /v1/models``: one model, in the API's list shape."""
+    model = {"type": "model", "id": "scripted-model", "display_name": "Scripted model",
+             "created_at": "2025-01-01T00:00:00Z"}
+    return {"data": [model], "has_more": False, "first_id": model["id"], "last_id": model["id"]}
 
 
 def error_body(kind: str, text: str) -> dict[str, Any]:
@@ -97,7 +112,9 @@ def _pieces(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def stream_head(model: str, input_tokens: int) -> Iterator[tuple[str, dict[str, Any]]]:
+def stream_head(
+    model: str, input_tokens: int, cache: tuple[int, int] = (0, 0)
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """What the service sends at once: ``message_start`` and a ``ping``."""
     start: dict[str, Any] = {
         "id": new_id("msg"),
@@ -107,13 +124,15 @@ def stream_head(model: str, input_tokens: int) -> Iterator[tuple[str, dict[str, 
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(input_tokens, 1),
+        "usage": _usage(input_tokens, 1, cache),
     }
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}
 
 
-def stream_body(blocks: list[Block]) -> Iterator[tuple[str, dict[str, Any]]]:
+def stream_body(
+    blocks: list[Block], output_tokens: int | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """The content blocks, each split over several deltas, then the closing events."""
     for index, block in enumerate(blocks):
         if block.type == "text":
@@ -136,7 +155,8 @@ def stream_body(blocks: list[Block]) -> Iterator[tuple[str, dict[str, Any]]]:
                 {"type": "content_block_delta", "index": index, "delta": delta},
             )
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    output_tokens = estimate_tokens([b.as_json() for b in blocks])
+    if output_tokens is None:
+        output_tokens = estimate_tokens([b.as_json() for b in blocks])
     yield (
         "message_delta",
         {

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import errors, logview, trace
+from orchestrator.cli.budget_verbs import budget_share, context_share
 from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
 from orchestrator.cli.log_verbs import Places, places_of
 from orchestrator.cli.team_verbs import ps_rows
@@ -74,6 +75,8 @@ class AgentRow:
     cost_usd: float
     cpu_pct: float | None
     rss_bytes: int | None
+    budget_share: float | None = None  # spend / budget, the nearer of agent and team budgets
+    context_share: float | None = None  # context in use / the model's window
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,8 @@ class TeamSource:
                     cost_usd=float(r["cost_usd"] or 0.0),
                     cpu_pct=proc.cpu_pct,
                     rss_bytes=self._steady_rss(pid, proc.rss_bytes),
+                    budget_share=budget_share(r),
+                    context_share=context_share(r),
                 )
             )
         live = {a.pid for a in agents if a.pid}

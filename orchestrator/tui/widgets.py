@@ -44,6 +44,8 @@ COLUMNS = (
     ("turns", "TURNS"),
     ("tokens", "TOKENS"),
     ("cost", "COST"),
+    ("budget", "BUD%"),  # the full figures are in `ps` (an 80-column screen has no room)
+    ("context", "CTX%"),
     ("cpu", "CPU%"),
     ("mem", "MEM"),
 )
@@ -88,6 +90,10 @@ def count(n: int) -> str:
     return f"{n / 1000:.1f}k" if n >= 10_000 else str(n)
 
 
+def percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.0f}"
+
+
 def state_cell(row: AgentRow, live: bool) -> Text:
     label = clean(row.state if not row.reason else f"{row.state} ({row.reason})")
     style = STATE_STYLES.get(row.state, "") if live else "dim italic"
@@ -112,6 +118,8 @@ def _cells(row: AgentRow, live: bool) -> list[Text]:
         str(row.turns),
         count(row.tokens),
         f"${row.cost_usd:.4f}",
+        percent(row.budget_share),
+        percent(row.context_share),
         # whole percents: tenths of an idle process's CPU come and go with each 10 ms
         # tick the kernel counts, and would redraw the table every second for nothing
         "-" if row.cpu_pct is None else f"{row.cpu_pct:.0f}",

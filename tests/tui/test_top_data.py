@@ -48,7 +48,20 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
     running and when the registry was last written, and no pid is shown as live."""
     db = tmp_path / "queue" / "team.db"
     with Mailbox(db) as mb:
-        mb.register("alpha", pid=os.getpid(), state="paused", meta={"reason": "budget 100%"})
+        mb.register(
+            "alpha",
+            pid=os.getpid(),
+            state="paused",
+            meta={
+                "reason": "budget 100%",
+                # what the budget watch and the runner record (issue 12): top shows shares
+                "budget": {
+                    "agent": {"usd": 0.012, "usd_limit": 0.01, "share": 1.2},
+                    "team": {"usd": 0.05, "usd_limit": 1.0, "share": 0.05},
+                },
+                "context": {"tokens": 41_000, "window": 200_000},
+            },
+        )
         mb.register("beta", pid=None, state="backoff", meta={"model_error": "overloaded 529"})
         mb.register("gamma", pid=None, state="blocked")
         mb.register("delta", pid=None, state="odd\x1b[2J")  # plain SQL may write anything
@@ -67,6 +80,8 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
         assert cells["gamma"]["state"] == "blocked"
         assert table.row_text("delta")[1] == "odd\\x1b[2J"
         assert cells["alpha"]["pending"] == "1"
+        assert (cells["alpha"]["budget"], cells["alpha"]["context"]) == ("120", "20")
+        assert (cells["beta"]["budget"], cells["beta"]["context"]) == ("-", "-")
         assert cells["alpha"]["pid"] == "-"  # no supervisor: a recorded pid is history
         line = str(app.query_one(TeamLine, Static).render())
         assert "NOT RUNNING" in line

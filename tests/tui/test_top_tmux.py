@@ -171,7 +171,7 @@ def test_top_in_tmux(team: TeamFactory) -> None:
         header = next(line for line in screen.splitlines() if line.startswith("AGENT"))
         assert header.split() == [
             "AGENT", "STATE", "PID", "UP", "RST", "PEND", "IN-FLIGHT", "TURNS", "TOKENS",
-            "COST", "CPU%", "MEM",
+            "COST", "BUD%", "CTX%", "CPU%", "MEM",
         ]  # fmt: skip
         assert not hues(plain.screen(escapes=True))
     finally:

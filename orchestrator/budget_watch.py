@@ -1,0 +1,285 @@
+"""The budget policy: warn at 80 %, pause at 100 %, run again when it no longer holds.
+
+After every turn (and every second, for windows that roll over) the watch
+compares each agent's budget and the team's with what was spent
+(:mod:`orchestrator.budget`). An agent over either is *blocked*: its runner
+claims nothing more (the turn in progress finishes first), the supervisor
+shows it ``paused``, requests already queued for it and new ones are answered
+``budget_exceeded`` with the figures, notices stay queued. It runs again when
+the window rolls over, when a reload raises the budget, or on ``resume``,
+which overrides the budgets it is over until their window rolls over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import anyio
+import anyio.to_thread
+import structlog
+
+from orchestrator import errors
+from orchestrator.budget import TEAM, Ledger, Standing, turn_spend
+from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend, schema
+from orchestrator.roster import Roster
+from orchestrator.roster.model import Budget
+from orchestrator.states import AgentState
+
+log = structlog.get_logger()
+
+CHECK_EVERY_S = 0.5  # roll-over checks, and answering requests sent to a paused agent
+KEEP_SPEND_S = 35 * 86400.0  # turns older than this (or two of the longest window) are pruned
+_NOTHING: dict[str, Any] = {"agent": None, "team": None, "paused_by": None, "paused": None}
+
+
+class Team(Protocol):
+    """What the watch needs from the supervisor."""
+
+    def agent_state(self, name: str) -> AgentState | None: ...
+
+    async def pause_agent(self, name: str) -> None: ...  # ready -> paused
+
+    async def unpause_agent(self, name: str) -> None: ...  # paused -> ready
+
+
+class BudgetWatch:
+    def __init__(
+        self,
+        database: Path,
+        roster: Callable[[], Roster],
+        team: Team,
+    ) -> None:
+        self.database = database
+        self.roster = roster
+        self.team = team
+        self._mailbox: AsyncMailboxBackend | None = None
+        self.run_started = time.time()
+        self.blocked: dict[str, list[Standing]] = {}  # agent -> the budgets it is over
+        self._ledger: Ledger | None = None
+        self._released = anyio.Event()  # set (and replaced) whenever an agent is unblocked
+        self._lock = anyio.Lock()
+        self._published: dict[str, Any] = {}
+
+    async def open(self, mailbox: AsyncMailboxBackend) -> None:
+        self._mailbox = mailbox
+        try:
+            self._ledger = await anyio.to_thread.run_sync(Ledger, self.database)
+        except sqlite3.Error as exc:
+            raise schema.translate(self.database, exc) from exc
+        windows = [b.per_s or 0.0 for b in _budgets(self.roster())]
+        keep_s = max([KEEP_SPEND_S, *(2 * w for w in windows)])
+        pruned = await anyio.to_thread.run_sync(self.ledger.prune, time.time() - keep_s)
+        if pruned:
+            log.info("spend_pruned", turns=pruned, older_than_days=round(keep_s / 86400, 1))
+
+    def close(self) -> None:
+        if self._ledger is not None:
+            self._ledger.close()
+
+    @property
+    def ledger(self) -> Ledger:
+        assert self._ledger is not None, "BudgetWatch.open() first"
+        return self._ledger
+
+    @property
+    def mailbox(self) -> AsyncMailboxBackend:
+        assert self._mailbox is not None, "BudgetWatch.open() first"
+        return self._mailbox
+
+    # --- for the runner and the supervisor ------------------------------------------
+
+    async def hold(self, name: str) -> None:
+        """Return once ``name`` may claim messages (at once, unless it is blocked)."""
+        while name in self.blocked:
+            await self._released.wait()
+
+    async def after_turn(self, name: str, data: dict[str, Any]) -> None:
+        usd, tokens = turn_spend(data)
+        if usd or any(tokens.values()):
+            try:
+                await anyio.to_thread.run_sync(self.ledger.record, name, usd, tokens, time.time())
+            except (sqlite3.Error, errors.DatabaseError) as exc:  # the team runs on
+                log.error("spend_not_recorded", agent=name, usd=usd, error=str(exc))
+        await self.evaluate("turn")
+
+    async def run(self) -> None:
+        """Every CHECK_EVERY_S: roll-overs, and requests sent to paused agents."""
+        while True:
+            await anyio.sleep(CHECK_EVERY_S)
+            await self.evaluate("window")
+            for name, standings in list(self.blocked.items()):
+                try:
+                    await self._refuse_requests(name, standings)
+                except errors.OrchestratorError as exc:  # tried again at the next check
+                    log.error("budget_refusal_failed", agent=name, error=str(exc))
+
+    async def evaluate(self, cause: str) -> None:
+        """Compare every budget with its spend; block, unblock, warn and publish.
+
+        A database that cannot be read now (locked past its timeout, a disk error) is
+        logged and tried again at the next check: the team keeps running as it was."""
+        try:
+            await self._evaluate(cause)
+        except (sqlite3.Error, errors.OrchestratorError) as exc:
+            log.error("budget_check_failed", cause=cause, error=str(exc))
+
+    async def _evaluate(self, cause: str) -> None:
+        async with self._lock:
+            roster = self.roster()
+            if not (_has_budget(roster) or self.blocked or self._published):
+                return  # the common case: no budget anywhere, nothing to read or clear
+            now = time.time()
+            standings, marks = await anyio.to_thread.run_sync(self._read, roster, now)
+            for standing in standings.values():
+                await self._maybe_warn(standing, marks)
+            team = standings.get(TEAM)
+            for name in roster.agents:
+                over = [
+                    s
+                    for s in (standings.get(name), team)
+                    if s is not None
+                    and s.over
+                    and marks.get(f"override/{name}/{s.scope}") != s.start
+                ]
+                if over:
+                    await self._block(name, over)
+                else:
+                    await self._unblock(name, cause)
+                await self._publish(name, standings.get(name), team)
+            for name in [n for n in self.blocked if n not in roster.agents]:
+                await self._unblock(name, cause)  # removed from the roster
+            if team is not None or SUPERVISOR in self._published:
+                await self._publish(SUPERVISOR, None, team)
+
+    async def resume(self, names: list[str]) -> list[dict[str, Any]]:
+        """Override the budgets that pause ``names`` (every paused agent if empty) until
+        their windows roll over. Says, per agent, what it overrode."""
+        results = []
+        for name in names or sorted(self.blocked):
+            over = self.blocked.get(name)
+            if not over:
+                results.append(
+                    {"agent": name, "resumed": False,
+                     "message": f"'{name}' is not paused by a budget; nothing to override"}
+                )
+                continue
+            for s in over:
+                try:
+                    await anyio.to_thread.run_sync(
+                        self.ledger.set_mark, f"override/{name}/{s.scope}", s.start
+                    )
+                except sqlite3.Error as exc:
+                    raise errors.DatabaseError(str(self.database), str(exc)) from exc
+            overrides = [f"{s.owner()} ({s.describe()})" for s in over]
+            message = (
+                f"resumed '{name}': overriding {' and '.join(overrides)}; spending is still "
+                "counted, and the override ends when that window rolls over"
+            )
+            log.warning("budget_override", agent=name, overrides=overrides)
+            results.append(
+                {"agent": name, "resumed": True, "message": message,
+                 "overrides": [s.figures() for s in over]}
+            )
+        await self.evaluate("resume")
+        return results
+
+    # --- inside ----------------------------------------------------------------------
+
+    def _read(self, roster: Roster, now: float) -> tuple[dict[str, Standing], dict[str, float]]:
+        """Standings and marks, in one worker-thread call."""
+        ledger = self.ledger
+        standings: dict[str, Standing] = {}
+        if roster.budget is not None:
+            standings[TEAM] = ledger.standing(TEAM, roster.budget, now, self.run_started)
+        for name, spec in roster.agents.items():
+            if spec.budget is not None:
+                standings[name] = ledger.standing(name, spec.budget, now, self.run_started)
+        return standings, ledger.marks()
+
+    async def _maybe_warn(self, s: Standing, marks: dict[str, float]) -> None:
+        key = f"warned/{s.scope}"
+        if not s.warn or marks.get(key) == s.start:
+            return
+        await anyio.to_thread.run_sync(self.ledger.set_mark, key, s.start)
+        who = {} if s.scope == TEAM else {"agent": s.scope}
+        log.warning(
+            "budget_warning", scope=s.figures()["scope"], share=round(s.share, 3),
+            detail=f"{s.owner()}: {s.describe()}", **who,
+        )
+
+    async def _block(self, name: str, over: list[Standing]) -> None:
+        first = name not in self.blocked
+        self.blocked[name] = over
+        if first:
+            log.warning(
+                "budget_exceeded", agent=name, by=[s.figures()["scope"] for s in over],
+                detail="; ".join(f"{s.owner()}: {s.describe()}" for s in over),
+            )
+        if self.team.agent_state(name) == AgentState.READY:
+            await self.team.pause_agent(name)
+            await self._refuse_requests(name, over)
+
+    async def _unblock(self, name: str, cause: str) -> None:
+        if self.blocked.pop(name, None) is None:
+            return
+        self._released.set()
+        self._released = anyio.Event()
+        reason = {
+            "window": "the budget window rolled over",
+            "reload": "the budget was raised (reload)",
+            "resume": "resumed by the operator (`resume`)",
+        }.get(cause, cause)
+        log.info("budget_resumed", agent=name, reason=reason)
+        if self.team.agent_state(name) == AgentState.PAUSED:
+            await self.team.unpause_agent(name)
+
+    async def _refuse_requests(self, name: str, over: list[Standing]) -> None:
+        """Answer requests queued for a paused agent at once: askers must not wait out
+        their timeouts. Notices stay queued for when it runs again."""
+        detail = paused_detail(name, over)
+        for m in await self.mailbox.list(status="pending", recipient=name, limit=100_000):
+            if m.kind == "request" and await self.mailbox.fail_request(
+                m.id, errors.BudgetExceeded.code, detail
+            ):
+                log.info("request_refused", agent=name, request_id=m.id, code="budget_exceeded")
+
+    async def _publish(self, name: str, own: Standing | None, team: Standing | None) -> None:
+        over = self.blocked.get(name)
+        figures: dict[str, Any] = {
+            "agent": own.figures() if own else None,
+            "team": team.figures() if team else None,
+            "paused_by": [s.figures()["scope"] for s in over] if over else None,
+            "paused": paused_detail(name, over) if over else None,
+        }
+        if name == SUPERVISOR:
+            figures = dict(figures["team"] or {})
+        if self._published.get(name, _NOTHING) == figures:
+            return
+        self._published[name] = figures
+        with contextlib.suppress(errors.RecipientUnknown):
+            await self.mailbox.update_agent(name, meta={"budget": figures}, heartbeat=False)
+        if figures in (_NOTHING, {}):  # a budget removed: cleared once, then nothing to watch
+            del self._published[name]
+
+
+def paused_detail(name: str, over: list[Standing]) -> str:
+    spent = "; ".join(f"{s.owner()}: {s.describe()}" for s in over)
+    return (
+        f"'{name}' is paused, its budget is spent ({spent}); it runs again when the window "
+        f"rolls over, when the budget is raised in agents.yaml, or on "
+        f"`octy-orchestrate resume {name}`"
+    )
+
+
+def _budgets(roster: Roster) -> list[Budget]:
+    found = [spec.budget for spec in roster.agents.values() if spec.budget is not None]
+    return found + ([roster.budget] if roster.budget is not None else [])
+
+
+def _has_budget(roster: Roster) -> bool:
+    return bool(_budgets(roster))

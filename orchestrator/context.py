@@ -1,0 +1,223 @@
+"""An agent's context window: how full it is, compaction between turns, and a fresh
+session with a hand-over when the prompt no longer fits.
+
+Context in use is the last model request's input: ``input_tokens +
+cache_read_input_tokens + cache_creation_input_tokens`` of the last top-level
+assistant message (each carries its request's usage). The window comes from
+``context_window:`` in agents.yaml, else :data:`CONTEXT_WINDOWS` by model name,
+else the window the CLI reports for the model, else 200,000.
+
+Compaction is the CLI's own ``/compact``, sent as a user turn through the SDK:
+the CLI asks the model for a summary (a request whose last user message starts
+"CRITICAL: Respond with TEXT ONLY" and asks to "create a detailed summary of
+the conversation so far"), replaces the conversation with it, and reports a
+``compact_boundary`` system message with ``pre_tokens`` and ``post_tokens``
+(measured on the bundled CLI 2.1.332).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import structlog
+from claude_agent_sdk import AssistantMessage, ClaudeSDKClient, ResultMessage, SystemMessage
+
+from orchestrator.mailbox import Message
+from orchestrator.relay import text_of
+from orchestrator.roster import AgentSpec
+
+log = structlog.get_logger()
+
+# Model name (searched) -> context window in tokens; the first match wins.
+CONTEXT_WINDOWS: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"\[1m\]|-1m\b"), 1_000_000),  # the 1M-token variants (e.g. sonnet-4-5[1m])
+    (re.compile(r"claude-(opus|sonnet|haiku)-4|claude-(3|4)"), 200_000),
+)
+DEFAULT_WINDOW = 200_000
+COMPACT_TIMEOUT_S = 600.0  # when the agent has no turn_timeout
+HANDOVER_RESULT_CHARS = 2000
+REPEAT_GROWTH = 0.1  # of the window, before compacting again after an ineffective compaction
+_TOO_LONG = re.compile(r"prompt is too long", re.IGNORECASE)
+
+
+class SessionOver(Exception):
+    """The session cannot go on; ``reason`` is the SessionEnd reason the runner returns."""
+
+    reason = "error"
+
+    def __init__(self, detail: str, handover: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.handover = handover
+
+
+class ContextOverflow(SessionOver):
+    """The model refused the prompt as too long: a fresh session takes over."""
+
+    reason = "context_overflow"
+
+
+class CompactTimeout(SessionOver):
+    """The CLI went silent while compacting: its late answer would be mistaken for the
+    next turn's, so the session is restarted (and resumed) instead."""
+
+    reason = "turn_timeout"
+
+
+def window_for(model: str | None, override: int | None, reported: int | None = None) -> int:
+    if override:
+        return override
+    for pattern, size in CONTEXT_WINDOWS:
+        if model and pattern.search(model):
+            return size
+    return reported or DEFAULT_WINDOW
+
+
+def too_long(result: ResultMessage) -> bool:
+    """Whether a failed turn failed because the prompt no longer fits the window."""
+    if not result.is_error:
+        return False
+    texts = [result.result or "", *(result.errors or [])]
+    return any(_TOO_LONG.search(str(t)) for t in texts)
+
+
+class ContextKeeper:
+    """One session's context figures; compacts between turns; builds the hand-over."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: Callable[[], AgentSpec],
+        on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        self.name = name
+        self.spec = spec
+        self.on_event = on_event
+        self.tokens: int | None = None
+        self.model: str | None = None
+        self.reported_window: int | None = None
+        self.last_result = ""
+        self.handover: str | None = None  # set by the supervisor for a fresh session
+        # After a compaction that left the context above the threshold (a large system
+        # prompt, say), do not compact after every turn: wait for REPEAT_GROWTH more.
+        self._floor = 0
+
+    @property
+    def window(self) -> int:
+        return window_for(self.spec().model or self.model, self.spec().context_window,
+                          self.reported_window)
+
+    def observe(self, item: Any) -> None:
+        """Called with every top-level message of a turn."""
+        if isinstance(item, AssistantMessage) and item.usage and item.model != "<synthetic>":
+            u = item.usage
+            self.tokens = sum(
+                int(u.get(k) or 0)
+                for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+            )
+            self.model = item.model
+        elif isinstance(item, ResultMessage) and item.model_usage and self.model:
+            usage = item.model_usage.get(self.model)
+            reported = usage.get("contextWindow") if usage else None
+            self.reported_window = reported if isinstance(reported, int) else None
+
+    def framed(self, text: str) -> str:
+        """The first turn of a fresh session carries the hand-over, once."""
+        if not self.handover:
+            return text
+        handover, self.handover = self.handover, None
+        return f"{handover}\n\n{text}"
+
+    def check(self, result: ResultMessage, final: str, batch: list[Message]) -> None:
+        """After a turn: remember its result, or raise ContextOverflow."""
+        if too_long(result):
+            detail = (result.result or "prompt is too long")[:300]
+            raise ContextOverflow(detail, self._handover(batch))
+        if not result.is_error:
+            self.last_result = final
+
+    def figures(self) -> dict[str, Any]:
+        window = self.window
+        spec = self.spec()
+        return {
+            "tokens": self.tokens,
+            "window": window,
+            "share": None if self.tokens is None else round(self.tokens / window, 4),
+            "model": spec.model or self.model,
+            "compact_at": spec.compact_at,
+        }
+
+    async def between_turns(
+        self, client: ClaudeSDKClient, next_item: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """Publish the figures; compact when past ``compact_at`` of the window."""
+        if self.tokens is None:
+            return
+        await self.on_event("context", self.figures())
+        threshold = self.spec().compact_at
+        if threshold is None or self.tokens < max(threshold * self.window, self._floor):
+            return
+        before = self.tokens
+        log.info("compacting", agent=self.name, tokens=before, window=self.window)
+        await client.query("/compact")
+        boundary: dict[str, Any] = {}
+        failed: str | None = None
+        timeout = self.spec().turn_timeout_s or COMPACT_TIMEOUT_S
+        with anyio.move_on_after(timeout) as scope:
+            while True:
+                item = await next_item()
+                if isinstance(item, SystemMessage) and item.subtype == "compact_boundary":
+                    boundary = dict(item.data.get("compact_metadata") or {})
+                elif isinstance(item, ResultMessage):
+                    failed = (item.result or "compaction failed") if item.is_error else None
+                    break
+        if scope.cancelled_caught:
+            log.warning("compact_failed", agent=self.name, tokens=before, reason="timeout")
+            raise CompactTimeout(f"no answer to /compact within {timeout:g}s")
+        if failed or not boundary:
+            log.warning("compact_failed", agent=self.name, tokens=before,
+                        reason=failed or "no compact_boundary reported")
+            return
+        after = boundary.get("post_tokens")
+        self.tokens = int(after) if isinstance(after, int) else None
+        if self.tokens is not None and self.tokens >= threshold * self.window:
+            self._floor = self.tokens + int(REPEAT_GROWTH * self.window)
+        log.info(
+            "compacted",
+            agent=self.name,
+            before=before,
+            after=self.tokens,
+            cli_pre_tokens=boundary.get("pre_tokens"),
+            window=self.window,
+        )
+        await self.on_event("context", {**self.figures(), "compacted_from": before})
+
+    def _handover(self, batch: list[Message]) -> str:
+        lines = [
+            "[octy-orchestrate] Context reset: the conversation of your previous session "
+            "became too long for the model, so this is a fresh session. Where you were:"
+        ]
+        if self.last_result:
+            last = self.last_result
+            if len(last) > HANDOVER_RESULT_CHARS:
+                last = last[:HANDOVER_RESULT_CHARS] + " [...]"
+            lines.append(f"- Your last result was:\n<last_result>\n{last}\n</last_result>")
+        else:
+            lines.append("- No turn of the previous session had finished.")
+        if batch:
+            listed = ", ".join(
+                f"{m.kind} {m.id} from {m.sender} ({_preview(text_of(m.body))})" for m in batch
+            )
+            lines.append(
+                f"- You were handling: {listed}. They are delivered again below; answer them."
+            )
+        return "\n".join(lines)
+
+
+def _preview(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+

@@ -1,0 +1,272 @@
+"""What every part of the NATS mailbox shares: the connection, the bucket, the clock,
+the wake-up subjects, message reads and writes, and the agent registry.
+
+Wake-ups are plain NATS publishes (``<ns>.wake.<to>`` after a write that may make
+something claimable, ``<ns>.replied.<id>`` after a reply): cheap, and at most once.
+A waiter never depends on one, it re-reads the bucket at least every
+:data:`RECHECK_S` seconds, so a wake-up lost in a reconnect costs latency only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.kv import KeyValue
+
+from orchestrator import errors
+from orchestrator.mailbox.model import (
+    KEEP,
+    SUPERVISOR,
+    USER,
+    AgentInfo,
+    Keep,
+    Message,
+    encode_meta,
+)
+from orchestrator.mailbox.nats import records as rec
+from orchestrator.mailbox.nats.connect import NatsConfig, connect, open_bucket
+
+log = structlog.get_logger("octy.queue.nats")
+
+RECHECK_S: Final = 0.5
+"""Longest a waiter sleeps without re-reading the bucket."""
+
+
+class NatsCore:
+    def __init__(self, config: NatsConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self._clock = clock
+        self._nc: Client | None = None
+        self._kv: KeyValue | None = None
+        # The bucket's stream, for what the KV API does slowly: listing keys and
+        # deleting without leaving a marker behind.
+        self._stream = f"KV_{config.namespace}"
+        self._subject_prefix = f"$KV.{config.namespace}."
+        self._local: set[asyncio.Event] = set()
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def open(self) -> NatsCore:
+        """Connect and open (or create) the team's bucket; QueueUnavailable if not."""
+        self._nc = await connect(self.config)
+        try:
+            self._kv = await open_bucket(self._nc, self.config)
+        except BaseException:
+            await self._nc.close()
+            raise
+        return self
+
+    async def aclose(self) -> None:
+        if self._nc is not None and not self._nc.is_closed:
+            await self._nc.drain()
+        self._kv = None
+
+    def now(self) -> float:
+        """The clock used for every timestamp (injectable for tests). Across machines
+        leases and TTLs compare wall clocks: keep them in sync (NTP)."""
+        return self._clock()
+
+    @property
+    def kv(self) -> KeyValue:
+        if self._kv is None:
+            raise errors.QueueError("the NATS mailbox is not open (use `async with`)")
+        return self._kv
+
+    @property
+    def nc(self) -> Client:
+        assert self._nc is not None
+        return self._nc
+
+    async def _keys(self, prefix: str) -> list[str]:
+        """The live keys under ``prefix``, sorted: one request (the stream's subjects),
+        no consumer created. Right because :meth:`_delete` leaves no marker."""
+        info = await self.nc.jetstream().stream_info(
+            self._stream, subjects_filter=f"{self._subject_prefix}{prefix}>"
+        )
+        subjects = info.state.subjects or {}
+        cut = len(self._subject_prefix)
+        return sorted(subject[cut:] for subject in subjects)
+
+    async def _delete(self, key: str) -> None:
+        """Remove a key for good: purge its subject from the stream (a KV delete or
+        purge would leave a marker, which :meth:`_keys` would still list)."""
+        await self.nc.jetstream().purge_stream(self._stream, subject=self._subject_prefix + key)
+
+    # --- wake-ups -------------------------------------------------------------
+
+    def _subject(self, kind: str, name: str) -> str:
+        return f"{self.config.namespace}.{kind}.{rec.token(name)}"
+
+    async def _wake(self, *recipients: str) -> None:
+        for name in set(recipients):
+            await self.nc.publish(self._subject("wake", name), b"")
+
+    async def _replied(self, request_id: str) -> None:
+        await self.nc.publish(self._subject("replied", request_id), b"")
+
+    async def _wait_on(
+        self, subject: str, poll: Callable[[], Any], timeout_s: float
+    ) -> Any:
+        """Call ``poll`` (async; returns (result or None, seconds until the clock alone
+        could change it)) until it returns a result or ``timeout_s`` passes (None).
+        One wait loop for both waits: replies and inboxes."""
+        bell = asyncio.Event()
+
+        async def ring(_msg: Msg) -> None:
+            bell.set()
+
+        sub = await self.nc.subscribe(subject, cb=ring)
+        self._local.add(bell)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                bell.clear()
+                result, due_in = await poll()
+                if result is not None:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(bell.wait(), min(remaining, due_in, RECHECK_S))
+        finally:
+            self._local.discard(bell)
+            if not self.nc.is_closed:
+                await sub.unsubscribe()
+
+    async def wake_all(self) -> None:
+        """Nudge every waiter of this client (others wake on the writes themselves)."""
+        for bell in self._local:
+            bell.set()
+
+    # --- messages -------------------------------------------------------------
+
+    async def _load(self, message_id: str) -> Message:
+        if not rec.safe_id(message_id):
+            raise errors.MessageNotFound(message_id)
+        found = await rec.get(self.kv, rec.msg_key(message_id))
+        if found is None:
+            raise errors.MessageNotFound(message_id)
+        return rec.decode_message(found[0])
+
+    async def _change(
+        self, message_id: str, change: Callable[[Message], Message | None]
+    ) -> tuple[Message, Message | None]:
+        """Compare-and-set one message: (before, after); after is None if unchanged."""
+        if not rec.safe_id(message_id):
+            raise errors.MessageNotFound(message_id)
+
+        def step(old: bytes) -> bytes | None:
+            new = change(rec.decode_message(old))
+            return None if new is None else rec.encode_message(new)
+
+        old, new = await rec.update(self.kv, rec.msg_key(message_id), step)
+        if old is None:
+            raise errors.MessageNotFound(message_id)
+        return rec.decode_message(old), None if new is None else rec.decode_message(new)
+
+    async def _closed(self, message: Message) -> None:
+        """After a message left pending/leased: drop its hint and its wait edge."""
+        await self._delete(rec.hint_key(message.recipient, message.id))
+        if message.kind == "request":
+            await self._delete(rec.wait_key(message.id))
+            await self._replied(message.id)
+
+    async def _all_messages(self) -> list[Message]:
+        """Every message, in creation order (ids sort by time)."""
+        values = await rec.scan(self.kv, "m.")
+        return [rec.decode_message(v) for _, v in sorted(values.items())]
+
+    async def _open_for(self, recipient: str) -> list[Message]:
+        """The recipient's pending and leased messages (through the hints), oldest first."""
+        out = []
+        for key in await self._keys(f"q.{rec.token(recipient)}."):
+            message_id = key.rsplit(".", 1)[1]
+            found = await rec.get(self.kv, rec.msg_key(message_id))
+            if found is None:
+                continue  # a send in flight (hint first, message next), or a leftover
+            message = rec.decode_message(found[0])
+            if message.status in ("pending", "leased"):
+                out.append(message)
+            else:  # closed, but its hint outlived a crash: tidy up
+                await self._delete(key)
+        return out
+
+    # --- registry -------------------------------------------------------------
+
+    async def register(
+        self, name: str, description: str = "", *, pid: int | None = None,
+        state: str = "registered", meta: dict[str, Any] | None = None,
+    ) -> AgentInfo:
+        """Add or replace an agent (upsert); keeps the first ``registered_at``, and the
+        old ``meta`` when ``meta`` is None."""
+        if not name or not name.strip():
+            raise ValueError("agent name must be a non-empty string")
+        if meta is not None:
+            encode_meta(meta)
+        now = self.now()
+        fresh = AgentInfo(name, description, pid, state, now, now, meta or {})
+        if await rec.create(self.kv, rec.agent_key(name), rec.encode_agent(fresh)):
+            return fresh
+
+        def step(old: bytes) -> bytes:
+            before = rec.decode_agent(old)
+            return rec.encode_agent(AgentInfo(
+                name, description, pid, state, now, before.registered_at,
+                before.meta if meta is None else meta,
+            ))
+
+        _, new = await rec.update(self.kv, rec.agent_key(name), step)
+        if new is None:  # unregistered in between: register afresh
+            return await self.register(name, description, pid=pid, state=state, meta=meta)
+        return rec.decode_agent(new)
+
+    async def update_agent(
+        self, name: str, *, state: str | None = None, pid: int | Keep | None = KEEP,
+        meta: dict[str, Any] | None = None, heartbeat: bool = True,
+    ) -> None:
+        """Change some fields (see ``Mailbox.update_agent``); RecipientUnknown if absent."""
+        now = self.now()
+
+        def step(old: bytes) -> bytes:
+            a = rec.decode_agent(old)
+            merged = {**a.meta, **(meta or {})}
+            encode_meta(merged)
+            return rec.encode_agent(AgentInfo(
+                a.name, a.description, a.pid if isinstance(pid, Keep) else pid,
+                state if state is not None else a.state,
+                now if heartbeat else a.heartbeat_at, a.registered_at, merged,
+            ))
+
+        old, _ = await rec.update(self.kv, rec.agent_key(name), step)
+        if old is None:
+            raise errors.RecipientUnknown(name, await self._known_names())
+
+    async def unregister(self, name: str) -> None:
+        await self._delete(rec.agent_key(name))
+
+    async def agents(self) -> list[AgentInfo]:
+        found = await rec.scan(self.kv, "a.")
+        return sorted((rec.decode_agent(v) for v in found.values()), key=lambda a: a.name)
+
+    async def agent(self, name: str) -> AgentInfo | None:
+        found = await rec.get(self.kv, rec.agent_key(name))
+        return None if found is None else rec.decode_agent(found[0])
+
+    async def _known_names(self) -> list[str]:
+        return [USER, *(a.name for a in await self.agents() if a.name != USER)]
+
+    async def _check_recipients(self, names: Iterable[str]) -> None:
+        for name in dict.fromkeys(names):
+            if name != USER and await rec.get(self.kv, rec.agent_key(name)) is None:
+                raise errors.RecipientUnknown(name, await self._known_names())
+
+    async def _broadcast_names(self, sender: str) -> list[str]:
+        return [a.name for a in await self.agents() if a.name not in (sender, USER, SUPERVISOR)]

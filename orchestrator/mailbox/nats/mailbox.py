@@ -1,0 +1,264 @@
+"""``NatsMailbox``: the queue on NATS JetStream, the same contract as ``AsyncMailbox``.
+
+Waits (reply, inbox) and the looking-and-tending operations (get, list, trace, dead
+letters, retry, purge, sweep) live here; sending and consuming in their modules.
+Listing reads the whole bucket in one ordered-consumer pass: fine for a team's
+queue (sweep prunes done messages daily), not meant for millions of rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from types import TracebackType
+
+from orchestrator import errors
+from orchestrator.mailbox.model import STATUSES, Message, SweepResult
+from orchestrator.mailbox.nats import records as rec
+from orchestrator.mailbox.nats.consuming import NatsConsumeOps, claimable, settle
+
+_FOREVER = float("inf")
+
+
+class NatsMailbox(NatsConsumeOps):
+    """``async with NatsMailbox(NatsConfig(("nats://host:4222",))) as mailbox: ...``"""
+
+    async def open(self) -> NatsMailbox:
+        await super().open()
+        return self
+
+    async def __aenter__(self) -> NatsMailbox:
+        return await self.open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def check_file(self) -> None:
+        """The SQLite backend's check that its file was not replaced under it. A bucket
+        has no file to swap: a deleted bucket shows as errors on the next call."""
+
+    # --- waits ----------------------------------------------------------------
+
+    async def _poll_reply(self, request_id: str) -> tuple[Message | None, float]:
+        found = await rec.get(self.kv, rec.reply_key(request_id)) if rec.safe_id(
+            request_id) else None
+        if found is not None:
+            reply = rec.decode_message(found[0])
+            if reply.error is not None:
+                raise errors.request_error_from_code(
+                    reply.error, request_id, reply.error_detail or ""
+                )
+            return reply, 0.0
+        request = await self._load(request_id)
+        if request.kind != "request":
+            raise errors.NotARequest(request_id, request.kind)
+        if request.status == "dead":
+            raise errors.RequestExpired(
+                request_id, f"{request.error}: {request.error_detail or ''}".rstrip(": ")
+            )
+        now = self.now()
+        if request.status == "pending" and request.expires_at is not None:
+            if request.expires_at <= now:  # nobody swept yet: settle it now
+                done = await self._settle_one(request_id, now)
+                if done is not None and done.message.status == "dead":
+                    raise errors.RequestExpired(
+                        request_id, "expired: not delivered before its TTL"
+                    )
+                return None, 0.0
+            return None, request.expires_at - now
+        return None, _FOREVER
+
+    async def wait_for_reply(self, request_id: str, timeout_s: float) -> Message:
+        """Block until the request is answered; return the response. Raises the error
+        a failed request carries, RequestExpired if it went dead, RequestTimeout after
+        ``timeout_s``. The request's wait-for edge is cleared on the way out."""
+        try:
+            reply = await self._wait_on(
+                self._subject("replied", request_id),
+                lambda: self._poll_reply(request_id), timeout_s,
+            )
+            if reply is None:
+                raise errors.RequestTimeout(request_id, timeout_s)
+            assert isinstance(reply, Message)
+            return reply
+        finally:
+            if self._kv is not None and rec.safe_id(request_id):
+                await self._delete(rec.wait_key(request_id))
+
+    async def _poll_inbox(self, recipient: str) -> tuple[bool | None, float]:
+        now = self.now()
+        due = _FOREVER
+        for m in await self._open_for(recipient):
+            if claimable(m, now) or (m.status == "leased" and m.lease_expires is not None
+                                     and m.lease_expires <= now):
+                return True, 0.0
+            if m.status == "pending" and m.kind != "response" and m.available_at > now:
+                due = min(due, m.available_at - now)
+            if m.status == "leased" and m.lease_expires is not None:
+                due = min(due, m.lease_expires - now)
+        return None, due
+
+    async def wait_for_messages(self, recipient: str, timeout_s: float) -> bool:
+        """Block until something is claimable for ``recipient`` (True) or ``timeout_s``
+        passes (False). Claiming is separate: another consumer may win the race."""
+        ready = await self._wait_on(
+            self._subject("wake", recipient), lambda: self._poll_inbox(recipient), timeout_s
+        )
+        return ready is not None
+
+    # --- looking --------------------------------------------------------------
+
+    async def get(self, message_id: str) -> Message:
+        return await self._load(message_id)
+
+    async def find_reply(self, request_id: str) -> Message | None:
+        if not rec.safe_id(request_id):
+            return None
+        found = await rec.get(self.kv, rec.reply_key(request_id))
+        return None if found is None else rec.decode_message(found[0])
+
+    async def related(self, message_id: str) -> list[Message]:
+        """The message, its reply, and everything caused by it, oldest first."""
+        await self._load(message_id)
+        messages = await self._all_messages()
+        family = {message_id}
+        grew = True
+        while grew:
+            grew = False
+            for m in messages:
+                if m.id not in family and (
+                    m.cause_id in family
+                    or (m.kind == "response" and m.correlation_id in family)
+                ):
+                    family.add(m.id)
+                    grew = True
+        return [m for m in messages if m.id in family]
+
+    async def dead(self) -> list[Message]:
+        return [m for m in await self._all_messages() if m.status == "dead"]
+
+    async def peek(self, recipient: str, *, limit: int = 10) -> list[Message]:
+        now = self.now()
+        ready = [m for m in await self._open_for(recipient) if claimable(m, now)]
+        return sorted(ready, key=lambda m: (m.available_at, m.id))[:limit]
+
+    async def pending_count(self, recipient: str) -> int:
+        return sum(
+            1 for m in await self._open_for(recipient)
+            if m.status == "pending" and m.kind != "response"
+        )
+
+    # --- tending --------------------------------------------------------------
+
+    async def retry(self, message_id: str) -> Message:
+        """A dead message back to pending with fresh attempts and no TTL; a failed
+        request's error reply is removed so it can be answered again."""
+        before = await self._load(message_id)
+        hint = rec.hint_key(before.recipient, message_id)
+        await self.kv.put(hint, b"")  # before the change: no pending message without one
+        now = self.now()
+
+        def revive(m: Message) -> Message:
+            if m.status != "dead":
+                raise errors.QueueError(
+                    f"message '{message_id}' is {m.status}, not dead: only dead "
+                    "letters can be retried"
+                )
+            return replace(m, status="pending", attempts=0, error=None, error_detail=None,
+                           lease_owner=None, lease_expires=None, expires_at=None,
+                           done_at=None, claimed_at=None, available_at=now)
+
+        try:
+            _, after = await self._change(message_id, revive)
+        except errors.QueueError:
+            if before.status not in ("pending", "leased"):
+                await self._delete(hint)
+            raise
+        assert after is not None
+        reply = await self.find_reply(message_id)
+        if reply is not None and reply.error is not None:
+            await self._delete(rec.reply_key(message_id))
+            await self._delete(rec.msg_key(reply.id))
+        await self._wake(after.recipient)
+        return after
+
+    async def _drop(self, m: Message) -> None:
+        """Delete one message and what points at it."""
+        await self._delete(rec.msg_key(m.id))
+        await self._delete(rec.hint_key(m.recipient, m.id))
+        if m.kind == "response" and m.correlation_id is not None:
+            current = await self.find_reply(m.correlation_id)
+            if current is not None and current.id == m.id:
+                await self._delete(rec.reply_key(m.correlation_id))
+
+    @staticmethod
+    def _needed_replies(messages: list[Message]) -> set[str]:
+        """Replies whose request is still pending or leased: they keep it from being
+        answered twice after a redelivery, so no purge or sweep removes them."""
+        open_ids = {m.id for m in messages if m.status in ("pending", "leased")}
+        return {m.id for m in messages if m.kind == "response" and m.correlation_id in open_ids}
+
+    async def purge(self, *, statuses: Sequence[str] = ("done", "dead")) -> int:
+        """Delete every message in these statuses (needed replies stay); how many."""
+        bad = [s for s in statuses if s not in STATUSES]
+        if bad:
+            raise ValueError(f"unknown status {bad[0]!r}; use {', '.join(STATUSES)}")
+        messages = await self._all_messages()
+        needed = self._needed_replies(messages)
+        count = 0
+        for m in messages:
+            if m.status in statuses and m.id not in needed:
+                await self._drop(m)
+                count += 1
+        remaining = {m.id for m in messages} - {
+            m.id for m in messages if m.status in statuses and m.id not in needed
+        }
+        for key in await self._keys("w."):
+            if key.split(".", 1)[1] not in remaining:
+                await self._delete(key)
+        return count
+
+    async def sweep(self, *, retention_s: float = 86400.0) -> SweepResult:
+        """Housekeeping: expired leases back to pending (dead when attempts are used
+        up), undelivered messages past their TTL dead ('expired'), done messages older
+        than ``retention_s`` deleted, stale wait edges dropped. Any client, any time."""
+        now = self.now()
+        requeued = expired = dead = pruned = 0
+        messages = await self._all_messages()
+        needed = self._needed_replies(messages)
+        for m in messages:
+            if settle(m, now).changed:
+                done = await self._settle_one(m.id, now)
+                if done is not None:
+                    requeued += done.requeued
+                    dead += done.dead
+                    expired += done.expired
+                    if done.requeued and not done.expired:
+                        await self._wake(m.recipient)
+            elif (m.status == "done" and m.done_at is not None
+                  and m.done_at <= now - retention_s and m.id not in needed):
+                await self._drop(m)
+                pruned += 1
+        for key, value in (await rec.scan(self.kv, "w.")).items():
+            if json.loads(value)["expires_at"] <= now:
+                await self._delete(key)
+        return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
+
+    async def list(
+        self, *, status: str | None = None, recipient: str | None = None,
+        sender: str | None = None, limit: int = 100,
+    ) -> list[Message]:
+        """Messages matching every filter given, newest first."""
+        if status is not None and status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        out = [
+            m for m in reversed(await self._all_messages())
+            if (status is None or m.status == status)
+            and (recipient is None or m.recipient == recipient)
+            and (sender is None or m.sender == sender)
+        ]
+        return out[:limit]

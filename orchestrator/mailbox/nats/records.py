@@ -1,0 +1,151 @@
+"""The queue's state as key-value records: key layout, encoding, compare-and-set.
+
+One bucket per team. A message's whole state lives under one key, so every state
+change (claim, ack, nack, extend, expiry) is a single compare-and-set on that key's
+revision: two consumers racing for one message cannot both win, on one server or a
+replicated cluster. Other keys are either create-only guards or hints:
+
+- ``m.<id>``            the message (a :class:`Message` as JSON)
+- ``q.<to>.<id>``       hint: the message is open (pending or leased) for ``<to>``;
+                        written before ``m.<id>``, removed after it closes, so a
+                        stale hint is skipped and a missing one never happens
+- ``r.<request id>``    the one reply: created with ``create`` (fails if it exists)
+- ``a.<name>``          a registered agent (:class:`AgentInfo` as JSON)
+- ``w.<request id>``    a wait-for edge ``{waiter, target, expires_at}``
+- ``t.supervisor``      the team's supervisor lease (lease.py)
+
+Keys are removed by purging their subject from the bucket's stream (no delete
+marker left), so the stream's subject list is the list of live keys (core.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable
+from typing import Final
+
+import nats.js.errors
+from nats.js.kv import KeyValue
+
+from orchestrator.mailbox.model import AgentInfo, Message, make_message
+
+_SAFE: Final = re.compile(r"^[A-Za-z0-9-]{1,200}$")
+_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Message))
+_AGENT_FIELDS: Final = tuple(f.name for f in dataclasses.fields(AgentInfo))
+
+
+def token(name: str) -> str:
+    """A name as one key token. Keys allow only ``[-/_=.A-Za-z0-9]``: names made of
+    letters, digits and '-' stand as they are, any other is '_' + hex of its UTF-8
+    (no plain name starts with '_', so the two never collide)."""
+    if _SAFE.match(name):
+        return name
+    return "_" + name.encode("utf-8").hex()
+
+
+def msg_key(message_id: str) -> str:
+    return f"m.{message_id}"
+
+
+def hint_key(recipient: str, message_id: str) -> str:
+    return f"q.{token(recipient)}.{message_id}"
+
+
+def reply_key(request_id: str) -> str:
+    return f"r.{request_id}"
+
+
+def agent_key(name: str) -> str:
+    return f"a.{token(name)}"
+
+
+def wait_key(request_id: str) -> str:
+    return f"w.{request_id}"
+
+
+def safe_id(message_id: str) -> bool:
+    """Ids from users (CLI, tools) go into keys: refuse anything that is not one."""
+    return bool(re.fullmatch(r"[0-9a-z]{1,40}", message_id))
+
+
+def encode_message(message: Message) -> bytes:
+    return json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_message(data: bytes) -> Message:
+    record = json.loads(data)
+    return make_message(*(record[f] for f in _FIELDS))
+
+
+def encode_agent(agent: AgentInfo) -> bytes:
+    return json.dumps(agent.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode_agent(data: bytes) -> AgentInfo:
+    record = json.loads(data)
+    return AgentInfo(*(record[f] for f in _AGENT_FIELDS))
+
+
+async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
+    """(value, revision), or None if the key is absent or deleted."""
+    try:
+        entry = await kv.get(key)
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+        return None
+    if entry.value is None or entry.revision is None:
+        return None
+    return entry.value, entry.revision
+
+
+async def create(kv: KeyValue, key: str, value: bytes) -> bool:
+    """Write ``key`` only if it does not exist (or was deleted): False if it does."""
+    try:
+        await kv.create(key, value)
+    except nats.js.errors.KeyWrongLastSequenceError:
+        return False
+    return True
+
+
+async def update(
+    kv: KeyValue, key: str, change: Callable[[bytes], bytes | None]
+) -> tuple[bytes | None, bytes | None]:
+    """Compare-and-set loop: read, ``change(old)`` -> new value (None: leave it), write
+    if nobody wrote in between, else read again. Returns (old, new); (None, None) if
+    the key is absent. ``change`` may raise to refuse."""
+    while True:
+        current = await get(kv, key)
+        if current is None:
+            return None, None
+        old, revision = current
+        new = change(old)
+        if new is None:
+            return old, None
+        try:
+            await kv.update(key, new, last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            continue  # someone else changed it first: decide again on the new value
+        return old, new
+
+
+async def scan(kv: KeyValue, prefix: str) -> dict[str, bytes]:
+    """Every live key under ``prefix`` with its value, read in one pass of an ordered
+    consumer (one round trip per batch, not one per key)."""
+    try:
+        watcher = await kv.watch(f"{prefix}>", ignore_deletes=True)
+    except nats.js.errors.NotFoundError:
+        return {}
+    found: dict[str, bytes] = {}
+    try:
+        while True:
+            entry = await watcher.updates(timeout=10.0)  # type: ignore[no-untyped-call]
+            if entry is None:
+                break  # the initial values are all in
+            if entry.value is None or entry.operation is not None:
+                found.pop(entry.key, None)  # a delete or purge marker
+            else:
+                found[entry.key] = entry.value
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    return found

@@ -1,0 +1,144 @@
+"""Can the agents' model be reached, and does it take their key? Checked once by ``up``
+before any agent starts, and by a runner whose CLI gets no answer at all.
+
+Issue 9.2: with ``ANTHROPIC_BASE_URL`` at a closed port a team started, showed ``ready``
+and sat on its first request for minutes. The check costs nothing: a TCP connect, then
+``GET /v1/models`` (free, needs the key) where a key is in the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from orchestrator.roster import Roster
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+CONNECT_TIMEOUT_S = 3.0
+HTTP_TIMEOUT_S = 10.0
+API_VERSION = "2023-06-01"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, env: Mapping[str, str]) -> Endpoint:
+        """Where a CLI with this environment sends its API calls."""
+        url = (env.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        default_port = 443 if parts.scheme == "https" else 80
+        return cls(url, parts.hostname or "", port or default_port)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What ``up`` refuses to start with: which agents, which endpoint, what is wrong."""
+
+    agents: tuple[str, ...]
+    url: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.agents)}: {self.url}: {self.reason}"
+
+
+def unreachable(env: Mapping[str, str], timeout_s: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why the endpoint in ``env`` cannot be reached by TCP; None if it can, or if a proxy
+    stands in between (then the CLI's own errors must tell)."""
+    endpoint = Endpoint.of(env)
+    if not endpoint.host:
+        return f"ANTHROPIC_BASE_URL {endpoint.url!r} names no host"
+    if _proxied(endpoint, env):
+        return None
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s):
+            return None
+    except socket.gaierror as exc:
+        return f"cannot resolve {endpoint.host} (DNS: {exc.strerror or exc})"
+    except ConnectionRefusedError:
+        return f"connection refused at {endpoint.host}:{endpoint.port}"
+    except TimeoutError:
+        return f"no answer from {endpoint.host}:{endpoint.port} within {timeout_s:g}s"
+    except OSError as exc:
+        return f"cannot connect to {endpoint.host}:{endpoint.port} ({exc.strerror or exc})"
+
+
+def rejected_key(env: Mapping[str, str]) -> str | None:
+    """Why the endpoint refuses the key in ``env`` (HTTP 401/403 on ``GET /v1/models``), or
+    None: accepted, no key to check (a ``claude`` login), or an answer that says nothing."""
+    headers = {"anthropic-version": API_VERSION}
+    if env.get("ANTHROPIC_API_KEY"):
+        headers["x-api-key"] = env["ANTHROPIC_API_KEY"]
+    elif env.get("ANTHROPIC_AUTH_TOKEN"):
+        headers["authorization"] = f"Bearer {env['ANTHROPIC_AUTH_TOKEN']}"
+    else:
+        return None
+    request = urllib.request.Request(
+        Endpoint.of(env).url + "/v1/models?limit=1", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S):
+            return None
+    except urllib.error.HTTPError as exc:
+        if exc.code not in (401, 403):
+            return None
+        return f"the API key was rejected (HTTP {exc.code}: {_api_message(exc)})"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"no answer to GET /v1/models ({reason})"
+
+
+def check(roster: Roster, agents: list[str] | None = None) -> list[Problem]:
+    """Check each distinct endpoint and key the agents would use, once."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    envs: dict[tuple[str, str, str], dict[str, str]] = {}
+    for name, spec in roster.agents.items():
+        if agents and name not in agents:
+            continue
+        env = {**os.environ, **spec.env}
+        key = (
+            Endpoint.of(env).url,
+            env.get("ANTHROPIC_API_KEY", ""),
+            env.get("ANTHROPIC_AUTH_TOKEN", ""),
+        )
+        groups.setdefault(key, []).append(name)
+        envs[key] = env
+    problems = []
+    for key, names in groups.items():
+        reason = unreachable(envs[key]) or rejected_key(envs[key])
+        if reason:
+            problems.append(Problem(tuple(names), key[0], reason))
+    return problems
+
+
+def _proxied(endpoint: Endpoint, env: Mapping[str, str]) -> bool:
+    names: tuple[str, ...] = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+    if endpoint.url.startswith("http:"):
+        names += ("HTTP_PROXY", "http_proxy")
+    if not any(env.get(n) for n in names):
+        return False
+    bypass = ",".join(env.get(n, "") for n in ("NO_PROXY", "no_proxy"))
+    hosts = {h.strip().lstrip(".") for h in bypass.split(",") if h.strip()}
+    return not ("*" in hosts or any(endpoint.host.endswith(h) for h in hosts))
+
+
+def _api_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(exc.read(4096) or b"{}")
+        return str(body["error"]["message"])[:200]
+    except (ValueError, KeyError, TypeError, OSError):
+        return exc.reason if isinstance(exc.reason, str) else "refused"

@@ -1,0 +1,92 @@
+"""The queue's conformance suite: every test here runs against each backend.
+
+``q`` is a fresh queue per test (a new SQLite file, or a new bucket on one JetStream
+server started for the session) with ``alice``, ``bob`` and ``carol`` registered, on a
+clock the test moves by hand. A backend plugs in by adding a branch to ``_open`` and a
+name to ``BACKENDS``; its tests are the same functions, unchanged.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from mailbox_workers.support import FakeClock
+from natsserver import NatsServer
+
+from orchestrator.mailbox import AsyncMailbox, AsyncMailboxBackend
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+
+BACKENDS = ("sqlite", "nats")
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Opener:
+    """Opens more clients on the same queue (a second process, another machine)."""
+
+    def __init__(self, name: str, tmp_path: Path, clock: FakeClock,
+                 request: pytest.FixtureRequest) -> None:
+        self.name = name
+        self.path = tmp_path / "team.db"
+        self.clock = clock
+        self.namespace = f"t{uuid.uuid4().hex[:12]}"
+        self.request = request
+        self.opened: list[AsyncMailboxBackend] = []
+
+    async def open(self) -> AsyncMailboxBackend:
+        backend: AsyncMailboxBackend
+        if self.name == "sqlite":
+            backend = await AsyncMailbox(self.path, clock=self.clock).open()
+        else:
+            server: NatsServer = self.request.getfixturevalue("nats_server")
+            config = NatsConfig((server.url,), namespace=self.namespace)
+            backend = await NatsMailbox(config, clock=self.clock).open()
+        self.opened.append(backend)
+        return backend
+
+
+@pytest.fixture
+async def opener(
+    backend_name: str, tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest
+) -> AsyncIterator[Opener]:
+    o = Opener(backend_name, tmp_path, clock, request)
+    yield o
+    for backend in reversed(o.opened):
+        await backend.aclose()
+
+
+@pytest.fixture
+async def backend(opener: Opener) -> AsyncMailboxBackend:
+    """A fresh, empty queue."""
+    return await opener.open()
+
+
+@pytest.fixture
+async def q(backend: AsyncMailboxBackend) -> AsyncMailboxBackend:
+    """A fresh queue with alice, bob and carol registered."""
+    for name in ("alice", "bob", "carol"):
+        await backend.register(name)
+    return backend
+
+
+async def everything(q: AsyncMailboxBackend) -> list[object]:
+    """The whole visible state, to check that a refused call wrote nothing."""
+    return [await q.list(limit=1_000_000), await q.agents()]

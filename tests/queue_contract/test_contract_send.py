@@ -1,0 +1,234 @@
+"""Contract: putting messages in (send, batches, broadcast, request, reply, deadlocks)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import everything
+from mailbox_workers.support import FakeClock
+
+from orchestrator import errors
+from orchestrator.mailbox import DEFAULT_MAX_ATTEMPTS, SUPERVISOR, USER, AsyncMailboxBackend
+
+Q = AsyncMailboxBackend
+
+
+async def test_send_stores_a_pending_notice(q: Q, clock: FakeClock) -> None:
+    """send() returns the stored message: pending notice, no attempts, TTL as expires_at."""
+    m = await q.send("alice", "bob", {"text": "hi", "n": [1, 2]}, ttl_s=60, cause_id="c1")
+    assert (m.kind, m.sender, m.recipient, m.status) == ("notice", "alice", "bob", "pending")
+    assert m.body == {"text": "hi", "n": [1, 2]}
+    assert (m.attempts, m.max_attempts) == (0, DEFAULT_MAX_ATTEMPTS)
+    assert m.created_at == m.available_at == clock.now
+    assert m.expires_at == clock.now + 60
+    assert m.cause_id == "c1"
+    assert await q.get(m.id) == m
+
+
+async def test_ids_are_unique_short_and_sort_by_creation(q: Q) -> None:
+    """Ids are 16-character strings that sort in creation order."""
+    ids = [(await q.send("alice", "bob", i)).id for i in range(50)]
+    assert len(set(ids)) == 50
+    assert all(len(i) == 16 for i in ids)
+    assert sorted(ids) == ids
+
+
+async def test_send_many_queues_a_batch_in_order(q: Q) -> None:
+    """send_many() writes every (recipient, body), in the order given."""
+    sent = await q.send_many("alice", [("bob", 1), ("carol", 2), ("bob", 3)], ttl_s=30)
+    assert [(m.recipient, m.body) for m in sent] == [("bob", 1), ("carol", 2), ("bob", 3)]
+    assert [m.body for m in await q.claim("bob", owner="w", limit=5)] == [1, 3]
+
+
+async def test_send_many_refuses_a_bad_batch_whole(q: Q) -> None:
+    """One unknown recipient or bad body in a batch and nothing of the batch is written."""
+    before = await everything(q)
+    with pytest.raises(errors.RecipientUnknown):
+        await q.send_many("alice", [("bob", 1), ("nobody", 2)])
+    with pytest.raises(errors.InvalidBody):
+        await q.send_many("alice", [("bob", 1), ("bob", {3})])
+    assert await everything(q) == before
+
+
+async def test_user_is_always_a_valid_recipient(q: Q) -> None:
+    """'user' receives messages without being registered."""
+    assert await q.agent(USER) is None
+    assert (await q.send("alice", USER, "done")).recipient == USER
+
+
+async def test_unknown_recipient_lists_known_names_and_writes_nothing(q: Q) -> None:
+    """A typo'd recipient is refused at send time with every valid name."""
+    before = await everything(q)
+    with pytest.raises(errors.RecipientUnknown) as info:
+        await q.send("alice", "bobb", "hi")
+    assert info.value.recipient == "bobb"
+    assert info.value.known == ["user", "alice", "bob", "carol"]
+    with pytest.raises(errors.RecipientUnknown):
+        await q.request("alice", "bobb", "q", wait_s=5)
+    assert await everything(q) == before
+
+
+async def test_bad_bodies_are_refused(q: Q) -> None:
+    """Bodies must be JSON and at most 1 MiB encoded."""
+    with pytest.raises(errors.InvalidBody):
+        await q.send("alice", "bob", {1, 2})
+    with pytest.raises(errors.InvalidBody):
+        await q.send("alice", "bob", float("nan"))
+    with pytest.raises(errors.InvalidBody):
+        await q.send("alice", "bob", "x" * (1024 * 1024 + 1))
+
+
+async def test_the_largest_body_round_trips(q: Q) -> None:
+    """A body just under the 1 MiB limit is stored and read back whole."""
+    body = "é" * (512 * 1024 - 8)  # two bytes each in UTF-8
+    m = await q.send("alice", "bob", body)
+    (got,) = await q.claim("bob", owner="w")
+    assert got.id == m.id
+    assert got.body == body
+
+
+async def test_message_to_offline_agent_waits_for_it(q: Q) -> None:
+    """A registered agent that is not running still gets its messages."""
+    await q.update_agent("bob", state="stopped", heartbeat=False)
+    m = await q.send("alice", "bob", "for later")
+    assert await q.pending_count("bob") == 1
+    await q.update_agent("bob", state="running")
+    assert [x.id for x in await q.claim("bob", owner="bob-1")] == [m.id]
+
+
+async def test_send_refuses_response_kind(q: Q) -> None:
+    """Responses are made by reply() only (it enforces one per request)."""
+    with pytest.raises(ValueError, match="reply"):
+        await q.send("alice", "bob", "x", kind="response")
+
+
+async def test_request_without_wait_records_no_wait_edge(q: Q) -> None:
+    """A fire-and-forget request (no wait_s) does not count as waiting."""
+    await q.request("alice", "bob", "q")
+    await q.request("bob", "alice", "q", wait_s=30)  # no cycle: alice is not blocked
+
+
+async def test_would_deadlock_direct(q: Q) -> None:
+    """B asking A while A waits on B is refused at once, naming the cycle; nothing written."""
+    await q.request("alice", "bob", "q1", wait_s=30)
+    before = await everything(q)
+    with pytest.raises(errors.WouldDeadlock) as info:
+        await q.request("bob", "alice", "q2", wait_s=30)
+    assert info.value.detail == "bob -> alice -> bob"
+    assert info.value.code == "would_deadlock"
+    assert await everything(q) == before
+    await q.request("carol", "alice", "q3", wait_s=30)  # the refused edge did not stay
+
+
+async def test_would_deadlock_through_a_chain(q: Q) -> None:
+    """A waits on B, B waits on C: C asking A would close the cycle C -> A -> B -> C."""
+    await q.request("alice", "bob", "q1", wait_s=30)
+    await q.request("bob", "carol", "q2", wait_s=30)
+    with pytest.raises(errors.WouldDeadlock) as info:
+        await q.request("carol", "alice", "q3", wait_s=30)
+    assert info.value.detail == "carol -> alice -> bob -> carol"
+
+
+async def test_would_deadlock_across_clients(opener: object, q: Q) -> None:
+    """Wait-for edges are shared: a cycle through another client (machine) is refused."""
+    other = await opener.open()  # type: ignore[attr-defined]
+    await q.request("alice", "bob", "q1", wait_s=30)
+    with pytest.raises(errors.WouldDeadlock):
+        await other.request("bob", "alice", "q2", wait_s=30)
+
+
+async def test_asking_yourself_while_waiting_is_a_deadlock(q: Q) -> None:
+    """An agent cannot block waiting on its own reply."""
+    with pytest.raises(errors.WouldDeadlock, match="alice -> alice"):
+        await q.request("alice", "alice", "q", wait_s=5)
+
+
+async def test_wait_edge_expires_after_wait_s(q: Q, clock: FakeClock) -> None:
+    """Once the waiter's wait_s has passed, it no longer blocks anyone's ask."""
+    await q.request("alice", "bob", "q1", wait_s=30)
+    clock.advance(31)
+    await q.request("bob", "alice", "q2", wait_s=30)
+
+
+async def test_reply_clears_the_wait_edge(q: Q) -> None:
+    """After B answers A, B may ask A (A no longer waits)."""
+    r = await q.request("alice", "bob", "q1", wait_s=30)
+    await q.reply(r.id, "bob", "a1")
+    await q.request("bob", "alice", "q2", wait_s=30)
+
+
+async def test_broadcast_reaches_each_agent_once_but_not_sender_user_or_supervisor(
+    q: Q,
+) -> None:
+    """One 'broadcast' per registered agent except the sender, user and supervisor."""
+    await q.register(SUPERVISOR)
+    sent = await q.broadcast("alice", "standup", ttl_s=10)
+    assert sorted(m.recipient for m in sent) == ["bob", "carol"]
+    assert {m.kind for m in sent} == {"broadcast"}
+    assert await q.pending_count("bob") == 1
+    assert await q.pending_count("alice") == 0
+    assert await q.pending_count(SUPERVISOR) == 0
+
+
+async def test_reply_is_a_response_to_the_requester(q: Q) -> None:
+    """reply() addresses the request's sender, correlated to the request."""
+    r = await q.request("alice", "bob", "2+2?")
+    resp = await q.reply(r.id, "bob", 4)
+    assert (resp.kind, resp.sender, resp.recipient) == ("response", "bob", "alice")
+    assert resp.correlation_id == r.id
+    assert resp.body == 4
+    assert await q.find_reply(r.id) == resp
+
+
+async def test_second_reply_is_refused(opener: object, q: Q) -> None:
+    """Exactly one response per request, from any client: the second raises AlreadyReplied."""
+    other = await opener.open()  # type: ignore[attr-defined]
+    r = await q.request("alice", "bob", "q")
+    await q.reply(r.id, "bob", "first")
+    before = await everything(q)
+    with pytest.raises(errors.AlreadyReplied):
+        await q.reply(r.id, "carol", "second")
+    with pytest.raises(errors.AlreadyReplied):
+        await other.reply(r.id, "carol", "third")
+    assert await everything(q) == before
+    reply = await q.find_reply(r.id)
+    assert reply is not None
+    assert reply.body == "first"
+
+
+async def test_reply_to_a_notice_is_refused(q: Q) -> None:
+    """Only requests take replies: NotARequest names the kind, nothing is written."""
+    n = await q.send("alice", "bob", "fyi")
+    before = await everything(q)
+    with pytest.raises(errors.NotARequest) as info:
+        await q.reply(n.id, "bob", "ok")
+    assert info.value.kind == "notice"
+    assert await everything(q) == before
+
+
+async def test_reply_to_missing_message_is_not_found(q: Q) -> None:
+    """Replying to an id that does not exist raises MessageNotFound."""
+    with pytest.raises(errors.MessageNotFound):
+        await q.reply("nope", "bob", "ok")
+    with pytest.raises(errors.MessageNotFound):
+        await q.get("../../etc")
+
+
+async def test_fail_request_gives_the_waiter_a_typed_error(q: Q) -> None:
+    """fail_request() posts an error response: wait_for_reply raises the class for its code."""
+    r = await q.request("alice", "bob", "q", wait_s=30)
+    assert await q.fail_request(r.id, "recipient_failed", "bob crashed 5 times") is True
+    with pytest.raises(errors.RecipientFailed) as info:
+        await q.wait_for_reply(r.id, timeout_s=5)
+    assert info.value.request_id == r.id
+    assert info.value.detail == "bob crashed 5 times"
+    failed = await q.get(r.id)
+    assert (failed.status, failed.error) == ("dead", "recipient_failed")
+    await q.request("bob", "alice", "q2", wait_s=30)  # alice's edge is gone
+
+
+async def test_fail_request_after_a_reply_changes_nothing(q: Q) -> None:
+    """A request already answered cannot be failed: False, and the reply stands."""
+    r = await q.request("alice", "bob", "q")
+    await q.reply(r.id, "bob", "ok")
+    assert await q.fail_request(r.id, "recipient_failed") is False
+    assert (await q.wait_for_reply(r.id, timeout_s=5)).body == "ok"

@@ -1,0 +1,119 @@
+"""What only the JetStream backend has: reaching the server (errors, credentials), a
+server restart, the payload limit, id collisions across clients."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+from natsserver import NatsServer, free_port
+
+from orchestrator import errors
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats import sending as nats_sending
+
+
+async def test_unreachable_server_is_a_clear_error() -> None:
+    config = NatsConfig((f"nats://127.0.0.1:{free_port()}",), connect_timeout_s=1)
+    with pytest.raises(errors.QueueUnavailable) as info:
+        await NatsMailbox(config).open()
+    assert "no server answered" in str(info.value)
+    assert "nats-server -js" in str(info.value)
+
+
+async def test_server_without_jetstream_is_a_clear_error(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "s", jetstream=False).start()
+    try:
+        with pytest.raises(errors.QueueUnavailable, match="JetStream is not enabled"):
+            await NatsMailbox(NatsConfig((server.url,))).open()
+    finally:
+        server.stop()
+
+
+async def test_user_and_password_are_checked(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "s", extra=["--user", "octy", "--pass", "s3cret-pw"]).start()
+    try:
+        wrong = NatsConfig((server.url,), user="octy", password="nope", connect_timeout_s=2)
+        with pytest.raises(errors.QueueUnavailable) as info:
+            await NatsMailbox(wrong).open()
+        assert "credentials" in str(info.value)
+        assert "nope" not in str(info.value)
+        right = NatsConfig((server.url,), user="octy", password="s3cret-pw")
+        assert "s3cret-pw" not in repr(right)
+        async with NatsMailbox(right) as mb:
+            await mb.register("bob")
+            assert (await mb.send("user", "bob", "hi")).recipient == "bob"
+    finally:
+        server.stop()
+
+
+async def test_token_is_checked(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "s", extra=["--auth", "tok-123"]).start()
+    try:
+        with pytest.raises(errors.QueueUnavailable):
+            await NatsMailbox(NatsConfig((server.url,), connect_timeout_s=2)).open()
+        async with NatsMailbox(NatsConfig((server.url,), token="tok-123")) as mb:
+            assert await mb.agents() == []
+    finally:
+        server.stop()
+
+
+def test_display_hides_credentials_in_the_url() -> None:
+    config = NatsConfig(("nats://octy:pw@10.0.0.1:4222", "nats://10.0.0.2:4222"))
+    assert config.display == "nats://10.0.0.1:4222,nats://10.0.0.2:4222"
+    with pytest.raises(ValueError, match="namespace"):
+        NatsConfig(("nats://h",), namespace="a.b")
+
+
+async def test_queue_survives_a_server_restart(tmp_path: Path) -> None:
+    """File storage: messages, replies and the registry outlive the server process, and a
+    client that was connected carries on once the server is back."""
+    server = NatsServer(tmp_path / "s").start()
+    try:
+        async with NatsMailbox(NatsConfig((server.url,))) as mb:
+            await mb.register("bob")
+            sent = await mb.send("user", "bob", "kept")
+            server.stop(signal.SIGKILL)
+            server.start()
+            with anyio.fail_after(60):
+                while True:  # the client reconnects by itself
+                    try:
+                        got = await mb.claim("bob", owner="w")
+                        break
+                    except errors.QueueError:
+                        raise
+                    except Exception:
+                        await anyio.sleep(0.1)
+            assert [m.id for m in got] == [sent.id]
+            assert await mb.agent("bob") is not None
+    finally:
+        server.stop()
+
+
+async def test_a_record_over_the_servers_payload_limit_is_a_clear_error(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "s", conf="").start()  # default max_payload: 1 MB
+    try:
+        async with NatsMailbox(NatsConfig((server.url,))) as mb:
+            await mb.register("bob")
+            with pytest.raises(errors.InvalidBody, match="max_payload"):
+                await mb.send("user", "bob", "x" * (1024 * 1024 - 100))
+            assert await mb.list() == []
+    finally:
+        server.stop()
+
+
+async def test_an_id_drawn_twice_is_drawn_again(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two clients that draw the same id (another process, or the SQLite backend) cannot
+    overwrite each other: the message key is created only if absent."""
+    draws = iter(["0000000000000001", "0000000000000001", "0000000000000002"])
+    monkeypatch.setattr(nats_sending, "new_id", lambda: next(draws))
+    async with NatsMailbox(NatsConfig((nats_server.url,), namespace="collide")) as mb:
+        await mb.register("bob")
+        first = await mb.send("user", "bob", 1)
+        second = await mb.send("user", "bob", 2)
+        assert (first.id, second.id) == ("0000000000000001", "0000000000000002")
+        assert (await mb.get(first.id)).body == 1

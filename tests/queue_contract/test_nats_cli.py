@@ -1,0 +1,115 @@
+"""The CLI verbs on a team whose roster says ``queue: nats://...``: register, send, ask,
+inbox, queue ls/show/dead/retry, trace and ps read and write the JetStream queue."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from natsserver import NatsServer, free_port
+
+from orchestrator.cli import main
+from orchestrator.mailbox import USER
+from orchestrator.mailbox.nats import NatsConfig
+from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox
+
+
+@pytest.fixture
+def team(tmp_path: Path, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> NatsConfig:
+    namespace = f"cli{uuid.uuid4().hex[:8]}"
+    (tmp_path / "agents.yaml").write_text(
+        f"name: t\nqueue:\n  servers: {nats_server.url}\n  namespace: {namespace}\n"
+        "agents:\n  bob:\n    prompt: answers\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OCTY_DB", raising=False)
+    return NatsConfig((nats_server.url,), namespace=namespace)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else None
+
+
+def test_queue_verbs_work_on_jetstream(
+    team: NatsConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_json(capsys, "register", "bob")[0] == 0
+    code, sent = run_json(capsys, "send", "bob", "hello over nats")
+    assert code == 0
+    with BlockingNatsMailbox(team) as mb:  # what the CLI wrote is in the bucket
+        assert [m.body for m in mb.list(recipient="bob")] == ["hello over nats"]
+        assert mb.get(sent["message"]["id"]).sender == USER
+    code, listed = run_json(capsys, "queue", "ls")
+    assert sent["message"]["id"] in json.dumps(listed)
+    code, shown = run_json(capsys, "queue", "show", sent["message"]["id"])
+    assert code == 0
+    assert "hello over nats" in json.dumps(shown)
+    code, inbox = run_json(capsys, "inbox", "bob", "--ack")
+    assert code == 0
+    assert "hello over nats" in json.dumps(inbox)
+    code, unknown = run_json(capsys, "send", "bobb", "typo")
+    assert code != 0
+    assert unknown["error"] == "recipient_unknown"
+
+
+def test_ask_is_answered_through_jetstream(
+    team: NatsConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with BlockingNatsMailbox(team) as mb:
+        mb.register("bob")
+
+        def answer() -> None:
+            assert mb.wait_for_messages("bob", 60)
+            (req,) = mb.claim("bob", owner="bob-1")
+            mb.reply(req.id, "bob", "42")
+            mb.ack([req.id], owner="bob-1")
+
+        helper = threading.Thread(target=answer)
+        helper.start()
+        code, reply = run_json(capsys, "ask", "bob", "6*7?", "--timeout", "60")
+        helper.join(60)
+    assert code == 0
+    assert "42" in json.dumps(reply)
+
+
+def test_dead_letters_retry_trace_and_ps(
+    team: NatsConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with BlockingNatsMailbox(team) as mb:
+        mb.register("bob")
+        m = mb.send(USER, "bob", "poison", max_attempts=1)
+        mb.claim("bob", owner="w")
+        mb.nack(m.id, owner="w", error="boom")
+    code, dead = run_json(capsys, "queue", "dead")
+    assert m.id in json.dumps(dead)
+    assert run_json(capsys, "queue", "retry", m.id)[0] == 0
+    with BlockingNatsMailbox(team) as mb:
+        assert mb.get(m.id).status == "pending"
+    code, traced = run_json(capsys, "trace", m.id)
+    assert code == 0
+    assert traced["id"] == m.id
+    code, ps = run_json(capsys, "ps")
+    assert code == 0
+    assert [(a["name"], a["pending"]) for a in ps["agents"]] == [("bob", 1)]
+
+
+def test_up_says_when_the_server_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "agents.yaml").write_text(
+        f"name: t\nqueue: nats://127.0.0.1:{free_port()}\nagents:\n  bob:\n    prompt: hi\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-used")
+    code = main(["up"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "no server answered" in err
+    assert "nats-server -js" in err
+    assert "Traceback" not in err

@@ -1,0 +1,98 @@
+"""A real team on a JetStream queue: `up` with `queue: nats://...`, real claude CLIs
+against the scripted model, agents asking each other through the NATS server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from natsserver import NatsServer
+from team_harness import Team, agent_rule
+
+from orchestrator.mailbox import Mailbox
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox
+from orchestrator.mailbox.nats.lease import current_holder
+
+pytestmark = [pytest.mark.cli]
+
+
+class NatsTeam(Team):
+    """The harness's team, reading and writing its queue on the NATS server."""
+
+    def __init__(self, *args: Any, nats: NatsConfig, **kwargs: Any) -> None:
+        self.nats = nats
+        super().__init__(*args, **kwargs)
+
+    def mailbox(self) -> Any:
+        return BlockingNatsMailbox(self.nats)
+
+    def states(self) -> dict[str, str]:
+        with self.mailbox() as mb:
+            return {a.name: a.state for a in mb.agents()}
+
+    def cli_pids(self) -> list[int]:
+        with self.mailbox() as mb:
+            return [a.pid for a in mb.agents() if a.pid and a.name != "supervisor"]
+
+
+@pytest.fixture
+def nats_team(
+    tmp_path: Path, nats_server: NatsServer, scripted_model: Any, claude_env: Any
+) -> Iterator[Callable[..., NatsTeam]]:
+    made: list[NatsTeam] = []
+
+    def make(rules: list[dict[str, Any]], agents: dict[str, dict[str, Any]]) -> NatsTeam:
+        namespace = f"team{uuid.uuid4().hex[:8]}"
+        model = scripted_model({"rules": rules})
+        config = NatsConfig((nats_server.url,), namespace=namespace)
+        queue = {"servers": nats_server.url, "namespace": namespace}
+        made.append(NatsTeam(tmp_path, claude_env(model), agents, model=model, queue=queue,
+                             nats=config))
+        return made[-1]
+
+    yield make
+    for t in made:
+        t.stop()
+
+
+def test_agents_ask_each_other_through_jetstream(nats_team: Callable[..., NatsTeam]) -> None:
+    """alpha asks beta with the ask tool; the request, beta's reply and alpha's answer to
+    the user all travel through the NATS server, and nothing stays open."""
+    t = nats_team(
+        [
+            {"agent": agent_rule("alpha"), "text": "alpha heard: {1}",
+             "tool_result": r"(BETA-\w+)"},
+            {"agent": agent_rule("alpha"), "match": r"capital of (\w+)",
+             "tool_use": {"name": "mcp__octy__ask",
+                          "input": {"to": "beta", "message": "what is the capital of {1}?"}}},
+            {"agent": agent_rule("beta"), "text": "BETA-{1}", "match": r"capital of (\w+)\?"},
+        ],
+        {"alpha": {}, "beta": {}},
+    )
+    t.up()
+    t.wait_ready("alpha", "beta", timeout=120)
+    assert t.ask("alpha", "what is the capital of France", timeout=120) == (
+        "alpha heard: BETA-France"
+    )
+    asks = [m for m in t.messages(sender="alpha") if m.kind == "request"]
+    assert [(m.recipient, m.status) for m in asks] == [("beta", "done")]
+    t.wait_for(lambda: not t.messages(status="leased"), what="every delivery acked")
+    with Mailbox(t.folder / "queue" / "team.db") as local:  # only the spend ledger is local
+        assert local.list() == []
+    holder = asyncio.run(_holder(t.nats))  # the running supervisor holds the team's lease
+    assert holder is not None
+    assert t.proc is not None
+    assert holder["pid"] == t.proc.pid
+    t.stop()
+    assert t.proc.returncode == 0
+    assert asyncio.run(_holder(t.nats)) is None  # released at a clean stop
+
+
+async def _holder(config: NatsConfig) -> dict[str, Any] | None:
+    async with NatsMailbox(config) as mb:
+        return await current_holder(mb)

@@ -1,0 +1,259 @@
+"""Budgets and context without a team: the roster keys, the ledger in a real SQLite file,
+fixed windows, the figures, the context-window table, and the scripted model's usage
+figures and "prompt is too long" error over HTTP."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from claude_agent_sdk import ResultMessage
+
+from orchestrator.budget import TEAM, Ledger, turn_spend, window
+from orchestrator.context import too_long as prompt_too_long
+from orchestrator.context import window_for
+from orchestrator.errors import RosterErrors, ScriptError
+from orchestrator.mailbox import Mailbox
+from orchestrator.roster import parse_roster
+from orchestrator.roster.model import Budget
+from orchestrator.scripted_model import Script, ScriptedModel
+
+HOUR = Budget(usd=1.0, tokens=None, per="1h", per_s=3600.0)
+
+
+def roster(text: str, tmp_path: Path) -> Any:
+    return parse_roster(text, tmp_path / "agents.yaml")
+
+
+def problems(text: str, tmp_path: Path) -> list[str]:
+    with pytest.raises(RosterErrors) as caught:
+        roster(text, tmp_path)
+    return [f"{e.key}: {e.reason}" for e in caught.value.errors]
+
+
+# --- roster keys -------------------------------------------------------------------------
+
+
+def test_budget_keys_per_agent_in_defaults_and_team_wide(tmp_path: Path) -> None:
+    r = roster(
+        """
+budget: {usd: 20, per: 1d}
+defaults: {prompt: hi, budget: {tokens: 500000, per: 1h}, compact_at: 0.7}
+agents:
+  a: {budget: {usd: 2.5, per: run}, context_window: 50000}
+  b: {compact_at: null, budget: null}
+  c: {}
+""",
+        tmp_path,
+    )
+    assert r.budget == Budget(usd=20.0, tokens=None, per="1d", per_s=86400.0)
+    assert r.agents["a"].budget == Budget(usd=2.5, tokens=None, per="run", per_s=None)
+    assert r.agents["b"].budget is None  # null: no budget, whatever the defaults say
+    assert r.agents["c"].budget == Budget(usd=None, tokens=500_000, per="1h", per_s=3600.0)
+    assert (r.agents["a"].compact_at, r.agents["b"].compact_at) == (0.7, None)
+    assert (r.agents["a"].context_window, r.agents["c"].context_window) == (50_000, None)
+    assert r.to_dict()["agents"]["a"]["budget"] == {"usd": 2.5, "tokens": None, "per": "run"}
+    assert roster("agents: {a: {prompt: x}}", tmp_path).agents["a"].compact_at == 0.8
+
+
+def test_budget_windows_accept_durations_and_days(tmp_path: Path) -> None:
+    r = roster("agents: {a: {prompt: x, budget: {usd: 1, per: 7d}}, "
+               "b: {prompt: x, budget: {usd: 1, per: 30s}}}", tmp_path)
+    assert r.agents["a"].budget.per_s == 7 * 86400  # type: ignore[union-attr]
+    assert r.agents["b"].budget.per_s == 30  # type: ignore[union-attr]
+    assert r.agents["b"].budget.per == "30s"  # type: ignore[union-attr]
+
+
+def test_bad_budget_and_context_settings_are_reported_where_written(tmp_path: Path) -> None:
+    found = problems(
+        """
+budget: {usd: -1, per: weekly, limit: 3}
+agents:
+  a: {prompt: x, budget: {}, compact_at: 1.5, context_window: 10}
+  b: {prompt: x, budget: 5, compact_at: yes}
+""",
+        tmp_path,
+    )
+    assert "budget.usd: must be greater than 0, got -1; leave it out for no limit" in found
+    assert any(p.startswith("budget.per: invalid duration 'weekly'") and "1h, 1d, run" in p
+               for p in found)
+    assert "budget.limit: unknown key 'limit'; valid keys: usd, tokens, per" in found
+    assert ("agents.a.budget: a budget needs 'usd', 'tokens' or both "
+            "(write null for no budget)") in found
+    assert ("agents.a.compact_at: must be above 0 and at most 1 (a share of the window), "
+            "got 1.5") in found
+    assert "agents.a.context_window: must be at least 1000, got 10" in found
+    assert any(p.startswith("agents.b.budget: expected a mapping") for p in found)
+    assert any(p.startswith("agents.b.compact_at: expected a fraction") for p in found)
+
+
+# --- windows, ledger, figures --------------------------------------------------------------
+
+
+def test_windows_are_fixed_and_aligned_to_the_epoch() -> None:
+    t = 1_795_000_000.0 + 1234.5  # some time in an hour
+    start, end = window(HOUR, t, run_started=0.0)
+    assert start % 3600 == 0
+    assert start <= t < end == start + 3600
+    day = Budget(usd=1.0, tokens=None, per="1d", per_s=86400.0)
+    assert window(day, t, 0.0)[0] % 86400 == 0  # UTC midnight
+    run = Budget(usd=1.0, tokens=None, per="run", per_s=None)
+    assert window(run, t, run_started=42.0) == (42.0, None)
+
+
+def test_ledger_keeps_spend_across_reopening_and_counts_by_window(tmp_path: Path) -> None:
+    db = tmp_path / "team.db"
+    Mailbox(db).close()  # the queue's file: the ledger lives beside the queue's tables
+    ledger = Ledger(db)
+    tokens = {"input_tokens": 1000, "output_tokens": 50, "cache_read_input_tokens": 300,
+              "cache_creation_input_tokens": 20}
+    ledger.record("a", 0.25, tokens, at=10_000.0)
+    ledger.record("a", 0.5, tokens, at=13_700.0)
+    ledger.record("b", 1.0, {}, at=13_800.0)
+    ledger.close()
+    reopened = Ledger(db)  # a restart does not reset
+    assert reopened.spent("a", since=0).usd == pytest.approx(0.75)
+    assert reopened.spent("a", since=0).tokens == 2 * 1370
+    assert reopened.spent("a", since=10_800.0).usd == pytest.approx(0.5)  # this hour only
+    assert reopened.spent(None, since=0).usd == pytest.approx(1.75)  # the team
+    standing = reopened.standing("a", HOUR, now=14_000.0, run_started=0.0)
+    assert standing.share == pytest.approx(0.5)
+    assert not standing.warn
+    team = reopened.standing(TEAM, HOUR, now=14_000.0, run_started=0.0)
+    assert team.over
+    assert team.figures()["scope"] == "team"
+    assert team.describe().startswith("spent $1.5000 of $1.0000 per 1h (resets 1970-01-01 04:00")
+    reopened.set_mark("warned/a", 10_800.0)
+    assert reopened.mark("warned/a") == 10_800.0
+    assert reopened.marks() == {"warned/a": 10_800.0}
+    assert reopened.prune(before=11_000.0) == 1
+    reopened.close()
+
+
+def test_turn_spend_ignores_missing_and_hostile_figures() -> None:
+    usd, tokens = turn_spend({"cost_usd": float("nan"), "input_tokens": True,
+                              "output_tokens": -5, "cache_read_input_tokens": "9"})
+    assert usd == 0.0
+    assert set(tokens.values()) == {0}
+    usd, tokens = turn_spend({"cost_usd": 0.125, "input_tokens": 7})
+    assert (usd, tokens["input_tokens"]) == (0.125, 7)
+
+
+def test_context_window_table_override_and_reported() -> None:
+    assert window_for("claude-sonnet-4-5", None) == 200_000
+    assert window_for("claude-sonnet-4-5[1m]", None) == 1_000_000
+    assert window_for("claude-sonnet-4-5", 50_000) == 50_000  # context_window: wins
+    assert window_for("claude-opus-5-5", None, reported=1_000_000) == 1_000_000
+    assert window_for(None, None) == 200_000
+
+
+def test_a_prompt_too_long_result_is_recognised() -> None:
+    def result(text: str, error: bool = True) -> ResultMessage:
+        return ResultMessage(subtype="success", duration_ms=1, duration_api_ms=0,
+                             is_error=error, num_turns=1, session_id="s", result=text)
+
+    assert prompt_too_long(result("Prompt is too long · the request is ~215000 tokens"))
+    assert not prompt_too_long(result("Prompt is too long", error=False))
+    assert not prompt_too_long(result("API Error: 500"))
+
+
+# --- the scripted model ------------------------------------------------------------------
+
+
+def post(model: ScriptedModel, body: dict[str, Any]) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        model.base_url + "/v1/messages", json.dumps(body).encode(),
+        {"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_scripted_rules_set_usage_and_answer_prompt_too_long() -> None:
+    script = {"rules": [
+        {"match": "big", "text": "ok", "usage": {
+            "input_tokens": 150_000, "output_tokens": 800,
+            "cache_read_input_tokens": 20_000, "cache_creation_input_tokens": 4000}},
+        {"match": "huge", "error": "prompt_too_long"},
+    ]}
+    body = {"model": "m", "max_tokens": 10, "tools": [{"name": "t", "input_schema": {}}]}
+    with ScriptedModel(script) as model:
+        status, text = post(model, {**body, "messages": [{"role": "user", "content": "big"}]})
+        assert status == 200
+        usage = json.loads(text)["usage"]
+        assert usage == {"input_tokens": 150_000, "output_tokens": 800,
+                         "cache_read_input_tokens": 20_000, "cache_creation_input_tokens": 4000}
+        status, stream = post(model, {**body, "stream": True,
+                                      "messages": [{"role": "user", "content": "big"}]})
+        assert '"cache_read_input_tokens": 20000' in stream
+        assert '"output_tokens": 800' in stream
+        status, error = post(model, {**body, "messages": [{"role": "user", "content": "huge"}]})
+        assert status == 400
+        assert error["error"]["type"] == "invalid_request_error"
+        assert error["error"]["message"].startswith("prompt is too long: ")
+
+
+def test_scripted_usage_and_named_errors_are_checked() -> None:
+    with pytest.raises(ScriptError, match="unknown named error 'too_big'"):
+        Script.from_dict({"rules": [{"error": "too_big"}]})
+    with pytest.raises(ScriptError, match="cache_read_input_tokens"):
+        Script.from_dict({"rules": [{"text": "x", "usage": {"cache_read_input_tokens": -1}}]})
+
+
+def test_ps_cells_show_spend_against_budget_and_context_against_window() -> None:
+    from orchestrator.cli.budget_verbs import budget_cell, context_cell
+
+    row = {
+        "budget": {
+            "agent": {"usd": 0.012, "usd_limit": 0.01, "tokens": 0, "tokens_limit": None,
+                      "share": 1.2},
+            "team": {"usd": 3.0, "usd_limit": None, "tokens": 850_000,
+                     "tokens_limit": 1_000_000, "share": 0.85},
+        },
+        "context": {"tokens": 41_000, "window": 200_000},
+    }
+    assert budget_cell(row) == "$0.0120/$0.0100 (120%); team 850k/1M tok (85%)"
+    assert context_cell(row) == "41k/200k (20%)"
+    assert budget_cell({"budget": None}) == context_cell({"context": None}) == "-"
+
+
+def test_resume_without_a_running_team_exits_5_and_says_so(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "queue" / "team.db"
+    Mailbox(db).close()
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "resume", "alice", "--db", str(db)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 5
+    assert "no supervisor is running" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_ledger_never_creates_a_database_nor_writes_to_a_replaced_one(tmp_path: Path) -> None:
+    import sqlite3
+
+    from orchestrator.errors import DatabaseReplaced
+
+    with pytest.raises(sqlite3.OperationalError):
+        Ledger(tmp_path / "missing.db")
+    assert not (tmp_path / "missing.db").exists()
+    db = tmp_path / "team.db"
+    Mailbox(db).close()
+    ledger = Ledger(db)
+    db.rename(tmp_path / "moved.db")
+    Mailbox(db).close()  # another file takes the path
+    with pytest.raises(DatabaseReplaced):
+        ledger.record("a", 1.0, {}, at=1.0)
+    ledger.close()
+    assert Ledger(db).spent("a", since=0).usd == 0.0
+    assert Ledger(tmp_path / "moved.db").spent("a", since=0).usd == 0.0

@@ -1,0 +1,135 @@
+"""How failed turns are judged, from what the bundled CLI was recorded emitting (stream-json
+lines captured against the scripted model: 400, 401, 403, 404, 529, a closed port, a DNS
+failure, max_turns), and the endpoint probe `up` and the runner use."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from claude_agent_sdk import ResultMessage
+
+from orchestrator.mailbox import MAX_BODY_BYTES, Message
+from orchestrator.model_errors import ModelError, classify, no_answer
+from orchestrator.preflight import Endpoint, unreachable
+from orchestrator.runner import BATCH_BYTES, _batch_of, _encoded_size, _fit
+
+
+def result(status: int | None, text: str, **fields: Any) -> ResultMessage:
+    values: dict[str, Any] = {
+        "subtype": "success", "duration_ms": 1, "duration_api_ms": 0, "is_error": True,
+        "num_turns": 1, "session_id": "s", "api_error_status": status, "result": text,
+        "terminal_reason": "api_error", **fields,
+    }
+    return ResultMessage(**values)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "kind", "words"),
+    [
+        (result(401, "Invalid API key · Fix external API key"), "unavailable", "key was rejected"),
+        (result(403, "Failed to authenticate. API Error: 403"), "unavailable", "may not use"),
+        (result(404, "There's an issue with the selected model"), "unavailable", "not found"),
+        (result(400, "API Error: 400 messages.0: bad thing"), "deterministic", "bad thing"),
+        (
+            result(400, "Prompt is too long", terminal_reason="prompt_too_long"),
+            "deterministic",
+            "HTTP 400: Prompt is too long",
+        ),
+        (
+            result(None, "", subtype="error_max_turns", num_turns=2, terminal_reason="max_turns"),
+            "deterministic",
+            "max_turns reached after 2",
+        ),
+        (result(529, "API Error: 529 Overloaded."), "transient", "529 Overloaded"),
+        (result(None, "API Error: Connection refused (ECONNREFUSED)"), "transient", "refused"),
+    ],
+)
+def test_a_failed_turn_is_judged_by_what_the_cli_reported(
+    recorded: ResultMessage, kind: str, words: str
+) -> None:
+    """401/403/404: the model is unavailable; 400, a prompt over the context, max_turns:
+    deterministic (fail once); anything else (529, 5xx, no answer): worth retrying. A turn
+    with no HTTP answer at all is then told apart by probing the endpoint (below)."""
+    failure = classify(recorded, recorded.result or "")
+    assert failure.kind == kind
+    assert words in failure.reason
+
+
+def test_no_answer_means_no_http_status_from_an_api_error() -> None:
+    assert no_answer(result(None, "API Error: Connection refused"))
+    assert not no_answer(result(529, "API Error: 529"))
+
+
+def test_a_retry_notice_becomes_a_model_error_event() -> None:
+    """The CLI's system/api_retry line, as recorded for a 401 and for a closed port."""
+    rejected = ModelError.from_retry(
+        {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 2,
+         "retry_delay_ms": 562, "error_status": 401, "error": "authentication_failed"}
+    )
+    assert rejected.fields() == {
+        "status": 401, "type": "authentication_failed", "attempt": 1, "max_retries": 2,
+        "retry_in_s": 0.56,
+    }
+    assert rejected.short() == "HTTP 401 authentication_failed, retry 1/2"
+    assert rejected.unavailable_reason() == (
+        "the API key was rejected (HTTP 401 authentication_failed)"
+    )
+    silent = ModelError.from_retry({"attempt": 2, "max_retries": 3, "error_status": None,
+                                    "error": "unknown"})
+    assert silent.short() == "no answer (unknown), retry 2/3"
+    assert silent.unavailable_reason() is None  # the probe decides
+    overloaded = ModelError.from_retry({"error_status": 529, "error": "overloaded"})
+    assert overloaded.unavailable_reason() is None
+
+
+def test_the_probe_names_a_closed_port_and_a_name_that_does_not_resolve() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert unreachable({"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}) == (
+        f"connection refused at 127.0.0.1:{port}"
+    )
+    dns = unreachable({"ANTHROPIC_BASE_URL": "https://nosuch-host.invalid"})
+    assert dns is not None
+    assert dns.startswith("cannot resolve nosuch-host.invalid")
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        assert unreachable({"ANTHROPIC_BASE_URL": url}) is None
+        # Behind a proxy a direct connect proves nothing: the CLI's own errors tell.
+        assert unreachable({"ANTHROPIC_BASE_URL": "http://10.9.9.9", "HTTP_PROXY": url}) is None
+
+
+def test_endpoint_defaults_to_anthropic() -> None:
+    assert Endpoint.of({}) == Endpoint("https://api.anthropic.com", "api.anthropic.com", 443)
+    assert Endpoint.of({"ANTHROPIC_BASE_URL": "http://h:8080/"}).port == 8080
+
+
+def _message(i: int, body: str = "x", attempts: int = 1) -> Message:
+    return Message(
+        id=f"m{i}", kind="request", sender="user", recipient="a", correlation_id=None,
+        cause_id=None, body=body, status="leased", attempts=attempts, max_attempts=5,
+        lease_owner="o", lease_expires=None, available_at=0.0, created_at=0.0,
+        expires_at=None, claimed_at=None, done_at=None, error=None, error_detail=None,
+    )
+
+
+def test_a_message_delivered_before_goes_alone_and_big_bodies_are_not_batched() -> None:
+    """After a failed turn each message is retried alone (issue 16.7); at most BATCH_BYTES of
+    body text share a turn, and one big body always goes (alone)."""
+    fresh = [_message(i) for i in range(3)]
+    assert _batch_of(fresh) == fresh
+    again = _message(9, attempts=2)
+    assert _batch_of([fresh[0], again, fresh[1]]) == [again]
+    big = "y" * (BATCH_BYTES - 10)
+    assert _batch_of([_message(1, big), _message(2, big)]) == [_message(1, big)]
+
+
+def test_a_reply_over_the_queue_limit_is_cut_and_says_so() -> None:
+    assert _fit("short") == "short"
+    cut = _fit("é\n" * MAX_BODY_BYTES)
+    assert _encoded_size(cut) <= MAX_BODY_BYTES
+    assert cut.endswith("over the queue's limit]")

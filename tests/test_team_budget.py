@@ -1,0 +1,244 @@
+"""Budgets on a real team (real claude CLI, scripted model whose rules set the usage):
+warning at 80 %, pause at 100 %, budget_exceeded to askers, nothing lost, and running
+again by window roll-over, by a raised budget (reload), by `resume`; a team budget."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from team_harness import Team, agent_rule
+
+from orchestrator import errors
+from orchestrator.mailbox import USER
+from orchestrator.relay import text_of
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+TURN_TOKENS = 4000  # input + output of one scripted turn below
+
+
+def turn_rule(agent: str, text: str, match: str = r"job \d+") -> dict[str, Any]:
+    """A turn that reports TURN_TOKENS tokens of usage."""
+    return {
+        "agent": agent_rule(agent),
+        "match": match,
+        "text": text,
+        "usage": {"input_tokens": TURN_TOKENS - 100, "output_tokens": 100},
+    }
+
+
+def octy(t: Team, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args, "-f", str(t.roster_path)],
+        cwd=t.folder, env=t.env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"{args} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def ps_agents(t: Team) -> dict[str, dict[str, Any]]:
+    return {a["name"]: a for a in json.loads(octy(t, "ps", "--json").stdout)["agents"]}
+
+
+def log_events(t: Team, event: str) -> list[dict[str, Any]]:
+    path = t.folder / "logs" / "supervisor.jsonl"
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in lines if e.get("event") == event]
+
+
+def status(t: Team, message_id: str) -> str:
+    with t.mailbox() as mb:
+        return mb.get(message_id).status
+
+
+def paused(t: Team, *names: str) -> bool:
+    states = t.states()
+    return all(states.get(n) == "paused" for n in names)
+
+
+def test_an_agent_over_budget_warns_pauses_refuses_asks_and_resumes_on_command(
+    team: TeamFactory,
+) -> None:
+    """alice may spend 10,000 tokens per run, 4,000 a turn: the 2nd turn warns (80 %),
+    the 3rd pauses her. Then a user request and bob's ask tool fail at once with
+    budget_exceeded and the figures, a notice stays queued, ps shows the spend, and
+    `resume alice` says what it overrides and delivers the notice."""
+    t = team(
+        [
+            turn_rule("alice", "alice did {0}"),
+            {"agent": agent_rule("alice"), "match": "note for alice", "text": "alice read it"},
+            {"agent": agent_rule("bob"), "tool_result": r"error (budget_exceeded)",
+             "text": "bob was told {1}"},
+            {"agent": agent_rule("bob"), "match": "ask alice", "tool_use": {
+                "name": "mcp__octy__ask", "input": {"to": "alice", "message": "are you there"}}},
+        ],
+        {"alice": {"budget": {"tokens": 10_000, "per": "run"}}, "bob": {}},
+    )
+    t.up()
+    t.wait_ready("alice", "bob")
+    assert t.ask("alice", "job 1") == "alice did job 1"
+    assert not log_events(t, "budget_warning")
+    assert t.ask("alice", "job 2") == "alice did job 2"
+    warning = t.wait_for(lambda: log_events(t, "budget_warning"), what="budget_warning")[0]
+    assert warning["agent"] == "alice"
+    assert warning["share"] == 0.8
+    assert t.states()["alice"] == "ready"
+    assert t.ask("alice", "job 3") == "alice did job 3"  # the turn in progress finishes
+    t.wait_for(lambda: paused(t, "alice"), what="alice paused")
+    assert t.states()["bob"] == "ready"
+
+    with t.mailbox() as mb:
+        notice = mb.send(USER, "alice", "note for alice")
+        request = mb.request(USER, "alice", "job 4")
+        with pytest.raises(errors.BudgetExceeded) as refused:
+            mb.wait_for_reply(request.id, 30)
+    assert "12,000 of 10,000 tokens for this run" in str(refused.value)
+    assert "octy-orchestrate resume alice" in str(refused.value)
+    assert t.ask("bob", "ask alice") == "bob was told budget_exceeded"
+    # nothing reached her
+    assert not t.model.requests_matching("job 4|note for alice|are you there")
+    with t.mailbox() as mb:
+        assert mb.get(notice.id).status == "pending"  # nothing lost
+
+    row = ps_agents(t)["alice"]
+    assert row["state"] == "paused"
+    assert row["budget"]["agent"]["tokens"] == 12_000
+    assert row["budget"]["agent"]["tokens_limit"] == 10_000
+    assert row["budget"]["paused_by"] == ["agent"]
+    assert "paused" in octy(t, "ps").stdout
+
+    out = octy(t, "resume", "alice").stdout
+    assert "resumed 'alice': overriding alice's budget (spent 12,000 of 10,000 tokens" in out
+    t.model.wait_for_request("note for alice", agent=agent_rule("alice"))
+    t.wait_for(lambda: status(t, notice.id) == "done", what="notice acked")
+    assert t.ask("alice", "job 5") == "alice did job 5"  # the override holds for the run
+    assert "nothing to override" in octy(t, "resume", "bob").stdout
+
+
+def test_a_paused_agent_runs_again_when_its_window_rolls_over(team: TeamFactory) -> None:
+    """per: 3s (a fixed window): one turn spends the budget, the agent is paused, and when
+    the window rolls over it runs again and gets the message that waited."""
+    t = team(
+        [turn_rule("alice", "alice did {0}")],
+        {"alice": {"budget": {"tokens": 3000, "per": "3s"}}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "alice did job 1"
+    # The turn's spend and the check that pauses alice fall in the same 3 s window (both
+    # right after the turn); the pause may be short if the turn ended near its end.
+    exceeded = t.wait_for(lambda: log_events(t, "budget_exceeded"), what="budget_exceeded")
+    assert "per 3s" in exceeded[0]["detail"]
+    with t.mailbox() as mb:
+        notice = mb.send(USER, "alice", "job 99 waited")
+    t.wait_for(lambda: t.model.requests_matching("job 99 waited"), 30, "window roll-over")
+    resumed = log_events(t, "budget_resumed")
+    assert resumed
+    assert resumed[0]["reason"] == "the budget window rolled over"
+    t.wait_for(lambda: status(t, notice.id) == "done", what="notice acked")
+
+
+def test_raising_the_budget_in_agents_yaml_resumes_without_a_restart(team: TeamFactory) -> None:
+    t = team(
+        [turn_rule("alice", "alice did {0}")],
+        {"alice": {"budget": {"tokens": 3000, "per": "1d"}}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "alice did job 1"
+    t.wait_for(lambda: paused(t, "alice"), what="alice paused")
+    pid = t.agent_pid("alice")
+    request = t.request("alice", "job 2")
+    with t.mailbox() as mb, pytest.raises(errors.BudgetExceeded):
+        mb.wait_for_reply(request.id, 30)
+    with t.mailbox() as mb:
+        notice = mb.send(USER, "alice", "job 3 waited")
+    t.write_roster({"alice": {"budget": {"tokens": 100_000, "per": "1d"}}})
+    t.wait_for(lambda: t.model.requests_matching("job 3 waited"), 30, "resumed by reload")
+    assert log_events(t, "budget_resumed")[0]["reason"] == "the budget was raised (reload)"
+    assert t.agent_pid("alice") == pid  # the same session: a budget change restarts nothing
+    t.wait_for(lambda: status(t, notice.id) == "done", what="notice acked")
+    assert ps_agents(t)["alice"]["budget"]["agent"]["tokens_limit"] == 100_000
+
+
+def test_a_team_budget_pauses_everyone_and_resume_without_agents_runs_them_all(
+    team: TeamFactory,
+) -> None:
+    t = team(
+        [turn_rule("alice", "alice did {0}"), turn_rule("bob", "bob did {0}")],
+        {"alice": {}, "bob": {}},
+        budget={"tokens": 6000, "per": "run"},
+    )
+    t.up()
+    t.wait_ready("alice", "bob")
+    assert t.ask("alice", "job 1") == "alice did job 1"
+    t.wait_ready("alice", "bob")  # 4,000 of 6,000: nobody paused
+    assert t.ask("bob", "job 2") == "bob did job 2"
+    t.wait_for(lambda: paused(t, "alice", "bob"), what="everyone paused")
+    exceeded = list(log_events(t, "budget_exceeded"))
+    assert {e["agent"] for e in exceeded} == {"alice", "bob"}
+    assert all(e["by"] == ["team"] for e in exceeded)
+    request = t.request("bob", "job 3")
+    with t.mailbox() as mb, pytest.raises(errors.BudgetExceeded) as refused:
+        mb.wait_for_reply(request.id, 30)
+    assert "the team's budget: spent 8,000 of 6,000 tokens" in str(refused.value)
+    asked = subprocess.run(  # `ask` from a terminal: refused at once, not after --timeout
+        [sys.executable, "-m", "orchestrator.cli", "ask", "alice", "job 5", "--json",
+         "--timeout", "600", "--db", str(t.db_path)],
+        cwd=t.folder, env=t.env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert asked.returncode == 1
+    assert json.loads(asked.stdout)["error"] == "budget_exceeded"
+    rows = ps_agents(t)
+    assert rows["alice"]["budget"]["team"]["tokens"] == 8000
+    assert rows["bob"]["budget"]["paused_by"] == ["team"]
+    out = octy(t, "resume").stdout
+    assert "resumed 'alice': overriding the team's budget" in out
+    assert "resumed 'bob': overriding the team's budget" in out
+    t.wait_for(lambda: t.states().get("alice") == t.states().get("bob") == "ready",
+               what="everyone ready")
+    assert text_of(t.ask("alice", "job 4")) == "alice did job 4"
+
+
+def test_dollar_spend_is_per_turn_and_survives_a_restart_of_the_team(team: TeamFactory) -> None:
+    """Counted from each turn's own cost (not the CLI's running session total) and kept in
+    the database: with a budget of 2.5 turns, two turns warn, a restart of the supervisor
+    forgets nothing, and the third turn pauses the agent."""
+    rules = [turn_rule("alice", "alice did {0}")]
+    t = team(rules, {"alice": {}})
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "alice did job 1"
+    cost = t.wait_for(lambda: ps_agents(t)["alice"].get("last_turn_cost_usd"), what="cost")
+    t.write_roster({"alice": {"budget": {"usd": round(2.5 * cost, 6), "per": "1d"}}})
+    t.wait_for(lambda: (ps_agents(t)["alice"].get("budget") or {}).get("agent"), what="reload")
+    assert t.ask("alice", "job 2") == "alice did job 2"
+    t.wait_for(lambda: log_events(t, "budget_warning"), what="budget_warning at 2 of 2.5")
+    assert t.states()["alice"] == "ready"  # a running total would have counted 3 turns
+
+    t.signal(signal.SIGTERM)
+    assert t.wait_exit() == 0
+    t.up()
+    t.wait_ready("alice")
+    assert ps_agents(t)["alice"]["budget"]["agent"]["usd"] == pytest.approx(2 * cost, rel=0.01)
+    assert t.ask("alice", "job 3") == "alice did job 3"
+    t.wait_for(lambda: paused(t, "alice"), what="alice paused after the 3rd turn")
+    assert len(log_events(t, "budget_warning")) == 1  # warned once per window, restart or not
+
+    t.signal(signal.SIGTERM)  # over budget when the team comes up: paused at once
+    assert t.wait_exit() == 0
+    t.up()
+    t.wait_for(lambda: paused(t, "alice"), what="still paused after a second restart")
+    missing = octy(t, "resume", "nosuch", check=False)
+    assert missing.returncode == 3
+    assert "no agent nosuch in the team" in missing.stderr
