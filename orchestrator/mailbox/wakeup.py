@@ -368,9 +368,10 @@ class ChangeFeed:
                         continue
                     interest = self._untopical > 0, list(self._interest)
             now = time.monotonic()
-            if watch.wal.fd in ready:  # some commit, by anyone: look after it settles
+            # Only a write counts: removing a watch (stop, and FeedWatch's own start/stop
+            # test) queues an IN_IGNORED that drain() reports as nothing.
+            if watch.wal.fd in ready and watch.wal.drain():  # a commit: look once it settles
                 self.wakeups["wal"] += 1
-                watch.wal.drain()
                 # A second look for a writer descheduled mid-commit, unless the WAL is
                 # busy: then the next read, one cool-down away, is that second look.
                 busy = now - wal_read_at < WAL_COOLDOWN_S
