@@ -58,10 +58,10 @@ def _version(dist: str) -> str:
 
 
 class _OursClient:
-    def __init__(self, path: Path, queue: str, owner: str) -> None:
+    def __init__(self, path: Path, queue: str, owner: str, synchronous: str = "NORMAL") -> None:
         from orchestrator.mailbox import Mailbox
 
-        self._mb = Mailbox(path)
+        self._mb = Mailbox(path, synchronous="FULL" if synchronous == "FULL" else "NORMAL")
         self._queue = queue
         self._owner = owner
 
@@ -119,7 +119,7 @@ class Ours:
             except AttributeError:  # the wake-up internals moved: say where to look
                 how = "see orchestrator/mailbox/wakeup.py"
             else:
-                how = "inotify on the database folder" if pushed else "its polling fallback"
+                how = "inotify on its bell and WAL files" if pushed else "its polling fallback"
         sends = (
             "one send() per message"
             if self.send_batch == 1
@@ -131,6 +131,19 @@ class Ours:
             "wait": f"wait_for_messages() blocks; woken by {how}",
             "batching": f"{sends}; claim(limit=N) and ack([...]) in one transaction each",
         }
+
+
+class OursFull(Ours):
+    """Ours at synchronous=FULL (an fsync per commit), to compare with the seed at FULL."""
+
+    key = "ours-full"
+    label = "orchestrator.mailbox, synchronous=FULL"
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return _OursClient(self._path(root), queue, owner, "FULL")
+
+    def describe(self, root: Path) -> dict[str, str]:
+        return {**super().describe(root), "synchronous": "FULL"}
 
 
 class OursBatchedSends(Ours):
@@ -270,6 +283,122 @@ class SeedBatched(Seed):
             "wait": f"sleep {self.poll_s * 1000:g} ms between empty polls",
             "batching": "claim(limit=N) in one UPDATE ... RETURNING, ack([...]) in one UPDATE",
         }
+
+
+# --- the seed design as its document writes it -------------------------------
+
+# Issue 14 describes it: ten columns and two indexes, INSERT to send, a transaction
+# of SELECT ... LIMIT 1 then UPDATE to claim, a 100 ms poll, SQLite's default
+# synchronous (FULL). Its deferred transaction fails with "database is locked"
+# as soon as a producer writes concurrently (a read transaction cannot upgrade
+# to a write while another connection wrote); the one-line fix a user would
+# make, BEGIN IMMEDIATE, is applied: without it this peer does not run at all.
+_SEED_WRITTEN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL DEFAULT 'notice',
+    sender TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_expires REAL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_inbox ON messages (recipient, status, id);
+CREATE INDEX IF NOT EXISTS messages_leases ON messages (status, lease_expires);
+"""
+
+
+class _SeedWrittenClient:
+    def __init__(self, path: Path, queue: str, poll_s: float, synchronous: str) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._queue = queue
+        self._poll_s = poll_s
+        self._owner = f"{queue}-{id(self)}"
+
+    def send(self, body: dict[str, Any]) -> None:
+        self._conn.execute(
+            "INSERT INTO messages (sender, recipient, body, created_at) VALUES (?, ?, ?, ?)",
+            (PRODUCER, self._queue, json.dumps(body), time.time()),
+        )
+
+    def send_many(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
+            self.send(body)
+
+    def claim(self, limit: int) -> Claimed:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")  # the one-line fix (the document says BEGIN)
+        try:
+            row = conn.execute(
+                "SELECT id, body FROM messages WHERE recipient = ? AND status = 'pending'"
+                " ORDER BY id LIMIT 1",
+                (self._queue,),
+            ).fetchone()
+            if row is not None:
+                conn.execute(
+                    "UPDATE messages SET status = 'leased', lease_owner = ?,"
+                    " lease_expires = ?, attempts = attempts + 1 WHERE id = ?",
+                    (self._owner, time.time() + 60.0, row[0]),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return [] if row is None else [(row[0], json.loads(row[1]))]
+
+    def ack(self, handles: list[Any]) -> None:
+        for h in handles:
+            self._conn.execute("UPDATE messages SET status = 'done' WHERE id = ?", (h,))
+
+    def wait(self, timeout_s: float) -> None:
+        time.sleep(min(self._poll_s, timeout_s))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class SeedWritten:
+    key = "seed-written"
+    label = "seed design as written (BEGIN IMMEDIATE fix), FULL"
+    batches = False
+    send_batch = 1
+    throughput_only = False
+    synchronous = "FULL"  # SQLite's default: the document sets none
+
+    def __init__(self, poll_s: float = 0.1) -> None:
+        self.poll_s = poll_s
+
+    def _path(self, root: Path) -> Path:
+        return root / self.key / "seed.db"
+
+    def prepare(self, root: Path, queues: list[str]) -> None:
+        self._path(root).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self._path(root), isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(_SEED_WRITTEN_SCHEMA)
+        conn.close()
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return _SeedWrittenClient(self._path(root), queue, self.poll_s, self.synchronous)
+
+    def describe(self, root: Path) -> dict[str, str]:
+        return {
+            "version": "-",
+            "synchronous": self.synchronous,
+            "wait": f"sleep {self.poll_s * 1000:g} ms between empty polls",
+            "batching": "none: BEGIN IMMEDIATE; SELECT ... LIMIT 1; UPDATE; COMMIT per message",
+        }
+
+
+class SeedWrittenNormal(SeedWritten):
+    key = "seed-written-normal"
+    label = "seed design as written (BEGIN IMMEDIATE fix), NORMAL"
+    synchronous = "NORMAL"
 
 
 # --- litequeue -------------------------------------------------------------
@@ -420,6 +549,9 @@ def backends(peer_poll_s: float) -> dict[str, Callable[[], Backend]]:
     return {
         "ours": Ours,
         "ours-send-many": OursBatchedSends,
+        "ours-full": OursFull,
+        "seed-written": SeedWritten,
+        "seed-written-normal": SeedWrittenNormal,
         "seed": Seed,
         "seed-batched": SeedBatched,
         "litequeue": lambda: LiteQueueBackend(peer_poll_s),

@@ -87,7 +87,7 @@ def machine_facts(root: Path) -> dict[str, Any]:
     }
 
 
-PEERS = frozenset({"seed", "litequeue", "persistqueue"})
+PEERS = frozenset({"seed", "seed-written", "seed-written-normal", "litequeue", "persistqueue"})
 """The queues issue 2 names as peers; every other row is ours or a reference."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.queue_backends import backends
+from bench.queue_busy import busy_idle, print_busy_idle
 from bench.queue_report import Result, machine_facts, print_report, targets
 from bench.queue_workers import (
     Target,
@@ -158,6 +159,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--idle-wait", type=float, default=1.0, help="timeout of each wait_for_messages() call"
     )
+    p.add_argument(
+        "--busy-rate", type=float, default=200.0,
+        help="msg/s of the busy pair in the 'idle while others are busy' phase",
+    )
+    p.add_argument(
+        "--busy-idle-only", action="store_true",
+        help="run only the 'idle while others are busy' phase (for ours)",
+    )
     p.add_argument("--dir", type=Path, help="parent of the temp folder for the databases")
     p.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     return p
@@ -199,6 +208,20 @@ def main(argv: list[str] | None = None) -> int:
     def target(key: str, phase: str) -> Target:
         return Target(key, poll_s, str(base / key / phase), "lat")
 
+    if args.busy_idle_only:
+        try:
+            r = busy_idle(
+                Target("ours", poll_s, str(base / "ours" / "busy"), "busy"),
+                consumers=args.idle_consumers, window_s=window, wait_s=args.idle_wait,
+                rate=args.busy_rate, batch=args.batch,
+            )
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        print_busy_idle("ours", r)
+        if args.json_out:
+            args.json_out.write_text(json.dumps({"machine": facts, "busy_idle": r}, indent=2))
+        return 0
+    busy: dict[str, dict[str, Any]] = {}
     try:
         batches = {k: args.batch if known[k]().batches else 1 for k in keys}
         tp: dict[tuple[str, int], list[dict[str, Any]]] = {}
@@ -228,6 +251,13 @@ def main(argv: list[str] | None = None) -> int:
                     window_s=window,
                     wait_s=args.idle_wait,
                 )
+            if key == "ours":  # the only queue with a wake-up to measure
+                print(f"… idle while others are busy {key}", file=sys.stderr, flush=True)
+                busy[key] = busy_idle(
+                    target(key, "busy"),
+                    consumers=args.idle_consumers, window_s=window, wait_s=args.idle_wait,
+                    rate=args.busy_rate, batch=batches[key],
+                )
             info = backend.describe(base / key / "tp1-0")
             one, four = _median_run(tp[key, 1]), _median_run(tp[key, 4])
             results.append(Result(key, backend.label, info, one, four, lat, idle))
@@ -239,11 +269,15 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     print_report(facts, results)
+    for key, r in busy.items():
+        print()
+        print_busy_idle(key, r)
     if args.json_out:
         doc = {
             "machine": facts,
             "results": [r.to_dict() for r in results],
             "targets": targets(results),
+            "busy_idle": busy,
         }
         args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
     return 0

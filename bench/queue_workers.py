@@ -97,13 +97,14 @@ def latency_consumer(
     t: Target,
     n: int,
     batch: int,
-    start: Barrier,
+    start: Barrier | None,
     out: Connection,
 ) -> None:
     """Record claim time minus send stamp for each of ``n`` messages."""
     client = t.client(f"consumer-{t.queue}")
     latencies: list[int] = []
-    start.wait()
+    if start is not None:
+        start.wait()
     while len(latencies) < n:
         got = client.claim(batch)
         if not got:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mailbox_workers.support import background_worker
+from mailbox_workers.support import background_worker, run_worker
 
 from orchestrator.mailbox import Mailbox
 from orchestrator.mailbox.wakeup import BELL_SUFFIX, bucket
@@ -72,4 +74,49 @@ def test_a_release_in_another_process_wakes_the_inbox_waiter(mb: Mailbox) -> Non
     assert len(taken) == 1
     assert mb.wait_for_messages("alice", timeout_s=0.01) is False  # nothing claimable now
     with background_worker("act.py", str(mb.path), "release", "crashing", "-", "-", "0.2"):
+        assert mb.wait_for_messages("alice", timeout_s=SAFETY_S) is True
+
+
+def _woken_by_bell(mb: Mailbox, before: dict[str, int]) -> None:
+    """Wait until the reader thread woke for a bell: rung, or created (its first ring may
+    land before the new file's watch is on; the creation then counts as the ring)."""
+    deadline = time.monotonic() + SAFETY_S
+    while mb.feed.wakeups["bell"] + mb.feed.wakeups["folder"] <= before["bell"] + before["folder"]:
+        assert time.monotonic() < deadline, "the reader never woke for a bell"
+        time.sleep(0.01)
+
+
+def test_commits_to_another_inbox_do_not_wake_an_idle_waiter(mb: Mailbox) -> None:
+    """A process waiting on alice's inbox is not woken by bob's mail from another process:
+    bob's bell is not even watched here, and the WAL, which every commit writes, is read at
+    most once per cool-down however many commits land (before: once per commit, so twenty
+    idle agents burned a core while one pair talked). alice's own mail still wakes it."""
+    n = 300
+    with mb.feed.watching("alice") as waiter:
+        assert mb.feed.pushed
+        before = dict(mb.feed.wakeups)
+        done = run_worker("act.py", str(mb.path), "send-n", "carol", "bob", str(n))
+        assert done.returncode == 0, done.stderr
+        assert mb.feed.wakeups["bell"] == before["bell"]  # bob's bell: never queued here
+        woken_by_wal = mb.feed.wakeups["wal"] - before["wal"]
+        assert woken_by_wal < n / 10, woken_by_wal
+        seen = waiter.generation
+        done = run_worker("act.py", str(mb.path), "send", "carol", "alice", '"hi"')
+        assert done.returncode == 0, done.stderr
+        _woken_by_bell(mb, before)
+        waiter.wait(seen, SAFETY_S)
+        assert waiter.generation != seen
+    assert mb.claim("alice", owner="a")[0].body == "hi"
+
+
+def test_plain_sql_is_seen_while_another_inbox_is_busy(mb: Mailbox) -> None:
+    """A row written by plain SQL (no bell) for alice, while bob's inbox takes a stream of
+    commits from another process, still wakes alice's waiter (at the WAL's next read)."""
+    with background_worker("act.py", str(mb.path), "send-n", "carol", "bob", "3000"):
+        conn = sqlite3.connect(mb.path, timeout=10)
+        with conn:
+            conn.execute(
+                "INSERT INTO messages (sender, recipient, body) VALUES ('script', 'alice', '1')"
+            )
+        conn.close()
         assert mb.wait_for_messages("alice", timeout_s=SAFETY_S) is True

@@ -100,6 +100,13 @@ def test_every_message_acked_exactly_once_despite_sigkills(tmp_path: Path) -> No
             assert time.monotonic() < deadline, f"only {done}/{TOTAL} acked in time"
             time.sleep(0.05)
     finally:
+        for name, proc in consumers.items():
+            # A replacement still starting has no SIGTERM handler yet (its first line
+            # says it has one): under load that can take seconds.
+            while proc.poll() is None and not (logs / f"{name}.acked").exists():
+                if time.monotonic() > deadline + 60:
+                    break
+                time.sleep(0.01)
         for proc in [*producers, *consumers.values()]:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

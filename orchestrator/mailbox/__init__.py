@@ -7,9 +7,8 @@ SQL from another language) may open. See queue/README.md for the tables.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.mailbox.aio import AsyncMailbox
 from orchestrator.mailbox.backend import AsyncMailboxBackend, MailboxBackend
 from orchestrator.mailbox.model import (
     DEFAULT_LEASE_S,
@@ -45,6 +44,20 @@ __all__ = [
     "SweepResult",
     "new_id",
 ]
+
+if TYPE_CHECKING:
+    from orchestrator.mailbox.aio import AsyncMailbox
+
+
+def __getattr__(name: str) -> Any:
+    """``AsyncMailbox`` on first use: it pulls in asyncio and anyio, which a script or
+    CLI verb writing one row never needs (issue 14: the CLI's start-up)."""
+    if name == "AsyncMailbox":
+        from orchestrator.mailbox.aio import AsyncMailbox  # noqa: PLC0415 - lazy on purpose
+
+        return AsyncMailbox
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 if TYPE_CHECKING:  # the SQLite clients satisfy the backend interfaces (checked by mypy)
     _sync_backend: type[MailboxBackend] = Mailbox

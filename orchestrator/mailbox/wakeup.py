@@ -1,7 +1,7 @@
 """Wake waiters when the database changes, without busy-polling.
 
 One :class:`ChangeFeed` per database file per process. With inotify (Linux)
-a daemon thread sleeps in ``poll()`` on a watch of the database's folder and
+a daemon thread sleeps in ``poll()`` on inotify watches of the database's files and
 bumps a generation counter that waiters block on; a waiter then runs one
 indexed query. The watch is on only while something in this process waits
 (:meth:`ChangeFeed.watching`, switched off by the reader thread at the first
@@ -27,9 +27,21 @@ woken by the WAL write can look too early and see nothing):
   for every bell.
 - the WAL file (``<db>-wal``, ``<db>``): any writer at all, including plain
   SQL from another language. Such a wake-up is deferred by
-  :data:`SETTLE_S` ``[0]`` (and dropped if a bell explains it), repeated
-  :data:`SETTLE_S` ``[1]`` later for a writer descheduled mid-commit, and the
-  slow safety poll (:data:`SAFETY_POLL_S`) covers anything longer.
+  :data:`SETTLE_S` ``[0]`` (and dropped if one of our bells explains it),
+  repeated :data:`SETTLE_S` ``[1]`` later for a writer descheduled mid-commit,
+  and the slow safety poll (:data:`SAFETY_POLL_S`) covers anything longer.
+
+Waiters must not pay for other inboxes' traffic (issue 14: twenty idle
+waiters burned 70 % of a core, and more under load, while one pair ran
+200 msg/s elsewhere, because every commit anywhere woke every waiting
+process). So the bells are watched file by file, only the ones this process
+waits for (a bell rung for another bucket is never even queued here), and the
+WAL file, which every commit writes, is read at most once per
+:data:`WAL_COOLDOWN_S`: after a WAL event the reader leaves that inotify
+instance unread for that long; the kernel merges the events that pile up
+meanwhile into one, so nothing is lost and nothing is paid per commit. A
+plain-SQL write is thus seen within :data:`SETTLE_S` ``[0]`` when the WAL was
+quiet, and within :data:`WAL_COOLDOWN_S` while others are busy.
 
 Without inotify (not Linux, or the kernel's instance limit reached) waiters
 poll every :data:`FALLBACK_POLL_S`. ``OCTY_MAILBOX_WAKEUP=poll`` forces that
@@ -38,7 +50,6 @@ mode (for measurements and tests of the fallback).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import select
@@ -47,15 +58,11 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Final
-
-import anyio
-import sniffio
-import structlog
+from typing import Any, Final
 
 from orchestrator import safefs
 from orchestrator.errors import UnsafePath
-from orchestrator.mailbox.inotify import DirectoryWatch, InotifyUnavailable
+from orchestrator.mailbox.inotify import OVERFLOW, FeedWatch, InotifyUnavailable
 
 SETTLE_S: Final = (0.002, 0.02)
 """Wake-ups after WAL activity no bell explained: one for a commit published just
@@ -63,12 +70,20 @@ after its WAL write, one for a writer descheduled in between (busy machine)."""
 BELL_SUFFIX: Final = "-wake"
 BUCKETS: Final = 32
 """Recipient buckets, one bell file each (a collision only costs a spurious wake-up)."""
+WAL_COOLDOWN_S: Final = 0.5
+"""After a WAL event, how long the reader leaves the WAL unread (events merge meanwhile):
+the most a plain-SQL write waits while other writers keep the WAL busy."""
 SAFETY_POLL_S: Final = 2.0
 """Longest sleep between checks when inotify is active (missed-event insurance)."""
 FALLBACK_POLL_S: Final = 0.1
 """Check interval when inotify is not available."""
 
-log = structlog.get_logger(__name__)
+def _warn(event: str, **fields: Any) -> None:
+    """structlog, imported only when there is something to say: with rich installed it
+    costs tens of ms, which a CLI verb writing one row should not pay (issue 14)."""
+    import structlog  # noqa: PLC0415 - lazy on purpose
+
+    structlog.get_logger(__name__).warning(event, **fields)
 
 
 def bucket(topic: str) -> int:
@@ -114,16 +129,20 @@ class ChangeFeed:
         self._waiters = 0
         self._interest = [0] * BUCKETS  # waiters per bucket
         self._untopical = 0  # waiters for any change
-        self._watch: DirectoryWatch | None = None
+        self._watch: FeedWatch | None = None
+        # Reader thread wake-ups: for a bell, for the WAL, for a file created (tests count them).
+        self.wakeups = {"bell": 0, "wal": 0, "folder": 0}
         self._thread: threading.Thread | None = None
         self._stop_r = self._stop_w = -1
         self._tried = os.environ.get("OCTY_MAILBOX_WAKEUP", "inotify") == "poll"
         self.bell_path = db_path.with_name(db_path.name + BELL_SUFFIX)
         self._bell_fds: dict[int | None, int] = {}
         self._bell_broken = False
-        self._bell_names = {
+        self._bell_names: dict[str, int | None] = {
             f"{self.bell_path.name}-{k}": k for k in range(BUCKETS)
         }
+        self._bell_names[self.bell_path.name] = None
+        self._slot_names = {slot: name for name, slot in self._bell_names.items()}
 
     @property
     def pushed(self) -> bool:
@@ -171,8 +190,9 @@ class ChangeFeed:
             if self._watch is not None:
                 try:
                     self._watch.start()  # no-op when already on
+                    self._want_locked(self._watch, slot)
                 except InotifyUnavailable as exc:  # e.g. the folder was removed: poll slowly
-                    log.warning("mailbox.watch_failed", db=str(self.db_path), reason=str(exc))
+                    _warn("mailbox.watch_failed", db=str(self.db_path), reason=str(exc))
             self._waiters += 1
             if slot is None:
                 self._untopical += 1
@@ -187,6 +207,30 @@ class ChangeFeed:
                     self._untopical -= 1
                 else:
                     self._interest[slot] -= 1
+
+    def _want_locked(self, watch: FeedWatch, slot: int | None) -> None:
+        """Watch the bells a waiter on ``slot`` wakes for: its bucket's and the shared
+        one; every bell for a waiter without a topic."""
+        slots: Iterable[int | None] = (
+            [None, slot] if slot is not None else [None, *range(BUCKETS)]
+        )
+        for each in slots:  # a bell not rung yet is watched once it is created
+            watch.want(self._slot_names[each])
+
+    def _bell_fd_locked(self, slot: int | None) -> int:
+        fd = self._bell_fds.get(slot, -1)
+        if fd >= 0 or self._bell_broken:
+            return fd
+        path = self.bell_path.with_name(self._slot_names[slot])
+        try:  # never through a link: the bell writes a byte at offset 0
+            fd = safefs.open_private(path, os.O_WRONLY | os.O_CREAT, "bell file")
+        except (OSError, UnsafePath) as exc:
+            # a read-only folder, a planted link: WAL events still wake waiters
+            self._bell_broken = True
+            _warn("mailbox.bell_unavailable", path=str(path), reason=str(exc))
+            return -1
+        self._bell_fds[slot] = fd
+        return fd
 
     def ring(self, topics: Iterable[str] | None = None) -> None:
         """Tell every process's waiters that a commit is now visible (after COMMIT):
@@ -203,19 +247,9 @@ class ChangeFeed:
             if self._bell_broken:
                 return
             with self._cond:
-                fd = self._bell_fds.get(slot, -1)
-                if fd < 0:
-                    path = self.bell_path if slot is None else self.bell_path.with_name(
-                        f"{self.bell_path.name}-{slot}"
-                    )
-                    try:  # never through a link: the bell writes a byte at offset 0
-                        fd = safefs.open_private(path, os.O_WRONLY | os.O_CREAT, "bell file")
-                    except (OSError, UnsafePath) as exc:
-                        # a read-only folder, a planted link: WAL events still wake waiters
-                        self._bell_broken = True
-                        log.warning("mailbox.bell_unavailable", path=str(path), reason=str(exc))
-                        return
-                    self._bell_fds[slot] = fd
+                fd = self._bell_fd_locked(slot)
+            if fd < 0:
+                return
         try:  # noqa: SIM105 - once per commit; contextlib.suppress would double the cost
             os.pwrite(fd, b"\0", 0)
         except OSError:
@@ -254,6 +288,12 @@ class ChangeFeed:
                 self._cond.wait(remaining)
 
     async def wait_async(self, seen: int, seconds: float, slot: int | None = None) -> None:
+        # Only event loops need these; a synchronous client should not import them.
+        import asyncio  # noqa: PLC0415
+
+        import anyio  # noqa: PLC0415
+        import sniffio  # noqa: PLC0415
+
         if sniffio.current_async_library() != "asyncio":
             # Other backends: a worker thread we may abandon on cancellation;
             # it returns by itself within `seconds` (at most poll_interval).
@@ -285,12 +325,11 @@ class ChangeFeed:
             return
         self._tried = True
         names = frozenset({self.db_path.name, f"{self.db_path.name}-wal",
-                           f"{self.db_path.name}-journal", self.bell_path.name,
-                           *self._bell_names})
+                           f"{self.db_path.name}-journal"})
         try:
-            self._watch = DirectoryWatch(self.db_path.parent, names)
+            self._watch = FeedWatch(self.db_path.parent, names)
         except InotifyUnavailable as exc:
-            log.warning("mailbox.wakeup_polling", db=str(self.db_path), reason=str(exc))
+            _warn("mailbox.wakeup_polling", db=str(self.db_path), reason=str(exc))
             return
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(
@@ -299,39 +338,78 @@ class ChangeFeed:
         )
         self._thread.start()
 
-    def _run(self, watch: DirectoryWatch) -> None:
+    def _run(self, watch: FeedWatch) -> None:
         poller = select.poll()
-        poller.register(watch.fd, select.POLLIN)
+        poller.register(watch.bells.fd, select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
-        bell = self.bell_path.name
         buckets = self._bell_names
         due: list[float | None] = [None] * len(SETTLE_S)  # pending settle wake-ups
+        wal_read_at = 0.0  # the WAL instance is left unread until then
+        wal_polled = False
         while True:
+            now = time.monotonic()
+            if not wal_polled and now >= wal_read_at:
+                poller.register(watch.wal.fd, select.POLLIN)
+                wal_polled = True
             pending = [d for d in due if d is not None]
-            timeout = None if not pending else max(0.0, min(pending) - time.monotonic()) * 1000
-            ready = poller.poll(timeout)
-            if any(fd == self._stop_r for fd, _ in ready):
+            if not wal_polled:
+                pending.append(wal_read_at)
+            timeout = None if not pending else max(0.0, min(pending) - now) * 1000
+            ready = {fd for fd, _ in poller.poll(timeout)}
+            if self._stop_r in ready:
                 return
             if ready:
-                names = watch.drain()
                 with self._cond:
                     if self._waiters == 0:  # nobody to wake: stop watching until someone waits
                         watch.stop()
+                        watch.bells.drain()
+                        watch.wal.drain()
                         due = [None] * len(SETTLE_S)
                         continue
                     interest = self._untopical > 0, list(self._interest)
-                now = time.monotonic()
-                rung = {buckets[n] for n in names if n in buckets}
-                if "*" in names or bell in names:
+            now = time.monotonic()
+            # Only a write counts: removing a watch (stop, and FeedWatch's own start/stop
+            # test) queues an IN_IGNORED that drain() reports as nothing.
+            if watch.wal.fd in ready and watch.wal.drain():  # a commit: look once it settles
+                self.wakeups["wal"] += 1
+                # A second look for a writer descheduled mid-commit, unless the WAL is
+                # busy: then the next read, one cool-down away, is that second look.
+                busy = now - wal_read_at < WAL_COOLDOWN_S
+                due = [now + d for d in SETTLE_S[:1 if busy else None]]
+                due += [None] * (len(SETTLE_S) - len(due))
+                poller.unregister(watch.wal.fd)  # events merge in the kernel meanwhile
+                wal_polled = False
+                wal_read_at = now + WAL_COOLDOWN_S
+            if watch.bells.fd in ready:
+                rung: set[int] = set()
+                everyone = False
+                events = watch.bells.drain()
+                self.wakeups["bell" if any(not c for _, c in events) else "folder"] += 1
+                for name, created in events:
+                    if created:  # a new WAL is a change; a new bell may have rung already
+                        with self._cond:
+                            if watch.created(name):
+                                due = [now + d for d in SETTLE_S]
+                        if name not in buckets:
+                            continue
+                    if name == OVERFLOW or buckets.get(name, -1) is None:
+                        everyone = True
+                    elif name in buckets:
+                        slot = buckets[name]
+                        assert slot is not None
+                        rung.add(slot)
+                if everyone:
                     self.notify()
                     due[0] = None  # the bell explains the WAL writes before it
                 elif rung:
                     due[0] = None
-                    if interest[0] or any(interest[1][k] for k in rung):
-                        self.notify(rung)
-                tail = names[_last_bell(names, bell, buckets) + 1 :]
-                if tail:  # WAL activity no bell explained (yet)
-                    due = [now + d for d in SETTLE_S]
+                    wanted = {k for k in rung if interest[0] or interest[1][k]}
+                    if wanted:
+                        self.notify(wanted)
+                    with self._cond:  # nobody waits for those any more: stop hearing them
+                        for k in rung - wanted:
+                            if not self._untopical and not self._interest[k]:
+                                watch.unwant(self._slot_names[k])
             now = time.monotonic()
             fire = False
             for i, d in enumerate(due):
@@ -355,14 +433,6 @@ class ChangeFeed:
             os.close(fd)
         self._bell_fds.clear()
         self.notify()  # nobody may sleep on a feed that no longer watches
-
-
-def _last_bell(names: list[str], bell: str, buckets: dict[str, int]) -> int:
-    """Index of the last bell (for everyone or a bucket) in ``names``, -1 if none."""
-    for i in range(len(names) - 1, -1, -1):
-        if names[i] == bell or names[i] in buckets:
-            return i
-    return -1
 
 
 _feeds: dict[tuple[str, int], ChangeFeed] = {}

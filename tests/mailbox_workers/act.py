@@ -4,6 +4,7 @@
     python act.py DB reply REQUEST_ID SENDER JSON_BODY [DELAY_S]
     python act.py DB sql-insert SENDER RECIPIENT JSON_BODY [DELAY_S]
     python act.py DB release OWNER - - [DELAY_S]
+    python act.py DB send-n SENDER RECIPIENT COUNT [DELAY_S]   (COUNT sends, one commit each)
 
 ``sql-insert`` uses plain sqlite3 and the table defaults only, as a program in
 another language would (see queue/README.md).
@@ -29,6 +30,10 @@ def main(argv: list[str]) -> int:
     elif action == "reply":
         with Mailbox(db) as mb:
             print(mb.reply(a, b, json.loads(body)).id)
+    elif action == "send-n":
+        with Mailbox(db) as mb:
+            for i in range(int(body)):
+                mb.send(a, b, i)
     elif action == "release":
         with Mailbox(db) as mb:
             print(mb.release(a))
