@@ -21,6 +21,7 @@ worktree when an interactive session ends.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,16 @@ from orchestrator import errors, gitcmd
 from orchestrator.roster import AgentSpec, Roster
 
 FOLDER = Path(".octy") / "worktrees"
+# Agents of one team start in parallel threads, and git's own lock files (config.lock,
+# worktrees/) refuse a second writer at once instead of waiting: two worktrees made at the
+# same moment lost one agent's recorded base. One lock per repository in this process.
+_REPO_LOCKS: dict[Path, threading.Lock] = {}
+_REPO_LOCKS_GUARD = threading.Lock()
+
+
+def _repo_lock(repo: Path) -> threading.Lock:
+    with _REPO_LOCKS_GUARD:
+        return _REPO_LOCKS.setdefault(repo.resolve(), threading.Lock())
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -81,7 +92,16 @@ def agent_folder(spec: AgentSpec, roster: Roster) -> Path:
 
 def ensure(tree: Worktree) -> Worktree:
     """Make the worktree unless it exists; return it with its base known."""
+    with _repo_lock(tree.repo):
+        return _ensure(tree)
+
+
+def _ensure(tree: Worktree) -> Worktree:
     if tree.exists():
+        if tree.base is None and (base := gitcmd.current_branch(tree.repo)) is not None:
+            # made by a run that died before recording its base: record it now
+            gitcmd.run(["config", f"branch.{tree.branch}.octyBase", base], tree.repo)
+            return Worktree(tree.agent, tree.repo, tree.path, tree.branch, base, tree.offset)
         return tree
     base = tree.base or gitcmd.current_branch(tree.repo)
     if base is None:

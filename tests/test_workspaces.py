@@ -203,3 +203,38 @@ def test_a_worktree_deleted_by_hand_is_made_again_on_the_same_branch(tmp_path: P
     assert (folder / "work.txt").read_text() == "kept\n"
     assert git(folder, "rev-parse", "--abbrev-ref", "HEAD") == "octy/my-team.v2/a"
     assert "locked" in git(repo, "worktree", "list")
+
+
+def test_regression_worktrees_made_at_once_all_record_their_base(tmp_path: Path) -> None:
+    """The supervisor makes its agents' worktrees in parallel threads; git refuses a second
+    writer of .git/config at once, so one of two worktrees made together lost its recorded
+    base (`workspaces` showed base None, ahead 0). Eight made at once all record theirs."""
+    import threading
+
+    from orchestrator import workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    trees = [
+        workspaces.Worktree(
+            f"a{i}", repo, repo / workspaces.FOLDER / "t" / f"a{i}", f"octy/t/a{i}", None, Path()
+        )
+        for i in range(8)
+    ]
+    start = threading.Barrier(len(trees))
+    made: dict[str, object] = {}
+
+    def make(tree: workspaces.Worktree) -> None:
+        start.wait()
+        try:
+            made[tree.agent] = workspaces.ensure(tree)
+        except Exception as exc:  # what went wrong is the assertion's message
+            made[tree.agent] = exc
+
+    threads = [threading.Thread(target=make, args=(t,)) for t in trees]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(isinstance(v, workspaces.Worktree) for v in made.values()), made
+    for tree in trees:
+        assert git(repo, "config", "--get", f"branch.{tree.branch}.octyBase") == "main"
