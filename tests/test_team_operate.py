@@ -107,7 +107,7 @@ def test_a_broken_roster_never_locks_the_operator_out(team: TeamFactory) -> None
         warned(octy(t, "inbox", "b"))
         warned(octy(t, "logs", "--tail", "3"))
         old_pid = t.agent_pid("a")
-        assert "restart: a ok" in warned(octy(t, "restart", "a"))
+        assert "restart: a restarting" in warned(octy(t, "restart", "a"))
         t.wait_for(
             lambda old=old_pid: t.states().get("a") == "ready" and t.agent_pid("a") != old,
             what=f"a restarted ({how})",
@@ -164,7 +164,7 @@ def test_compose_habits_on_a_live_team(team: TeamFactory) -> None:
     assert "already running" in started.stdout
 
     stopped = octy(t, "stop")  # no agent: all of them
-    assert sorted(stopped.stdout.split("\n")[:2]) == ["stop: a ok", "stop: b ok"]
+    assert sorted(stopped.stdout.split("\n")[:2]) == ["stop: a stopped", "stop: b stopped"]
     assert {r["state"] for r in rows(t).values()} == {"stopped"}
     octy(t, "start", "a", "b")
     t.wait_ready("a", "b")

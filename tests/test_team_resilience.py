@@ -151,11 +151,11 @@ def test_start_on_a_running_agent_is_answered_not_applied(team: TeamFactory) -> 
     pid = t.agent_pid("a")
     done = octy(t, "start", "a", "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["result"] == "already running"
+    assert json.loads(done.stdout)["results"][0]["result"] == "already running"
     assert t.agent_pid("a") == pid
     assert octy(t, "stop", "a").returncode == 0
     again = octy(t, "stop", "a", "--json")
-    assert json.loads(again.stdout)["result"] == "already stopped"
+    assert json.loads(again.stdout)["results"][0]["result"] == "already stopped"
 
 
 def test_two_reloads_at_once_apply_one_after_the_other(team: TeamFactory) -> None:

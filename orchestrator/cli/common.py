@@ -158,7 +158,12 @@ def resolve_place(
         return db
     from orchestrator.roster import load_roster  # the roster loader only when one is read
 
-    roster = load_roster(path)  # loaded (and checked) once already by resolve_db
+    try:
+        roster = load_roster(path)  # loaded (and checked) once already by resolve_db
+    except errors.OrchestratorError:
+        # Invalid on disk: resolve_db found the running team's recorded database and
+        # warned once. (The record keeps paths only: a NATS team's verbs need a valid file.)
+        return db
     return db if roster.queue is None else roster.queue
 
 

@@ -367,6 +367,15 @@ def cmd_down(args: argparse.Namespace) -> int:
 _RUNNING = ("starting", "ready", "busy", "blocked", "paused")
 
 
+def _roster_agents(args: argparse.Namespace) -> list[str]:
+    """The agents of the roster on disk, or none when it is missing or invalid."""
+    path = args.file or Path(common.DEFAULT_ROSTER)
+    try:
+        return list(load_roster(path).agents) if path.is_file() else []
+    except errors.OrchestratorError:
+        return []
+
+
 def cmd_agent_command(args: argparse.Namespace) -> int:
     """start/stop/restart AGENT…; no AGENT means every agent the supervisor manages."""
     db = db_of(args)
@@ -375,6 +384,9 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
     with open_sync(_queue(args), readonly=True) as mailbox:
         rows = {a.name: a for a in mailbox.agents() if a.name not in (USER, SUPERVISOR)}
     team = [n for n, a in rows.items() if a.meta.get("supervised")]
+    # A roster agent whose registry row another process deleted is still the team's (the
+    # supervisor writes the row again): the valid roster on disk counts too.
+    team += [n for n in _roster_agents(args) if n not in team]
     names = list(dict.fromkeys(args.agents)) or team
     unknown = [n for n in names if n not in team]
     if unknown:
@@ -387,9 +399,13 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     failure: CliFailure | None = None
     for name in names:
-        if args.command == "start" and rows[name].state in _RUNNING:
+        if args.command == "start" and name in rows and rows[name].state in _RUNNING:
             result: dict[str, Any] = {
-                "ok": True, "command": "start", "agent": name, "already_running": True
+                "ok": True,
+                "command": "start",
+                "agent": name,
+                "result": "already running",
+                "already_running": True,
             }
             human = f"start: {name} is already running ({rows[name].state})"
         else:

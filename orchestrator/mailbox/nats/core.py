@@ -95,6 +95,18 @@ class NatsCore:
         cut = len(self._subject_prefix)
         return sorted(subject[cut:] for subject in subjects)
 
+    async def _scan(self, prefix: str) -> dict[str, bytes]:
+        """Every live key under ``prefix`` with its value. The key list comes from the
+        stream's subjects (one request), the values one get each: nats-py's watcher could
+        end its initial pass before the values just written arrived (seen: agents() empty
+        right after three register() calls in the contract suite)."""
+        found: dict[str, bytes] = {}
+        for key in await self._keys(prefix):
+            entry = await rec.get(self.kv, key)
+            if entry is not None:
+                found[key] = entry[0]
+        return found
+
     async def _delete(self, key: str) -> None:
         """Remove a key for good: purge its subject from the stream (a KV delete or
         purge would leave a marker, which :meth:`_keys` would still list)."""
@@ -182,7 +194,7 @@ class NatsCore:
 
     async def _all_messages(self) -> list[Message]:
         """Every message, in creation order (ids sort by time)."""
-        values = await rec.scan(self.kv, "m.")
+        values = await self._scan("m.")
         return [rec.decode_message(v) for _, v in sorted(values.items())]
 
     async def _open_for(self, recipient: str) -> list[Message]:
@@ -281,7 +293,7 @@ class NatsCore:
         return True
 
     async def agents(self) -> list[AgentInfo]:
-        found = await rec.scan(self.kv, "a.")
+        found = await self._scan("a.")
         return sorted((rec.decode_agent(v) for v in found.values()), key=lambda a: a.name)
 
     async def agent(self, name: str) -> AgentInfo | None:

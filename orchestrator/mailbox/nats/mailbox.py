@@ -250,7 +250,7 @@ class NatsMailbox(NatsConsumeOps):
                   and m.done_at <= now - retention_s and m.id not in needed):
                 await self._drop(m)
                 pruned += 1
-        for key, value in (await rec.scan(self.kv, "w.")).items():
+        for key, value in (await self._scan("w.")).items():
             if json.loads(value)["expires_at"] <= now:
                 await self._delete(key)
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)

@@ -127,25 +127,3 @@ async def update(
         except nats.js.errors.KeyWrongLastSequenceError:
             continue  # someone else changed it first: decide again on the new value
         return old, new
-
-
-async def scan(kv: KeyValue, prefix: str) -> dict[str, bytes]:
-    """Every live key under ``prefix`` with its value, read in one pass of an ordered
-    consumer (one round trip per batch, not one per key)."""
-    try:
-        watcher = await kv.watch(f"{prefix}>", ignore_deletes=True)
-    except nats.js.errors.NotFoundError:
-        return {}
-    found: dict[str, bytes] = {}
-    try:
-        while True:
-            entry = await watcher.updates(timeout=10.0)  # type: ignore[no-untyped-call]
-            if entry is None:
-                break  # the initial values are all in
-            if entry.value is None or entry.operation is not None:
-                found.pop(entry.key, None)  # a delete or purge marker
-            else:
-                found[entry.key] = entry.value
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return found
