@@ -65,6 +65,9 @@ Permission = PermissionResultAllow | PermissionResultDeny
 CanUseTool = Callable[[str, dict[str, Any], Any], Awaitable[Permission]]
 
 
+LAUNCHER_PREFIX = "octy-"  # make_launcher's private folder: the launcher, agents' temp folders
+
+
 def bundled_cli() -> str | None:
     """The ``claude`` binary the SDK wheel ships, else one on PATH."""
     candidate = resources.files("claude_agent_sdk") / "_bundled" / "claude"
@@ -82,7 +85,7 @@ def make_launcher(folder: Path | None = None) -> str | None:
     setsid, setpriv = shutil.which("setsid"), shutil.which("setpriv")
     if cli is None or setsid is None:
         return cli
-    folder = folder or Path(tempfile.mkdtemp(prefix="octy-"))
+    folder = folder or Path(tempfile.mkdtemp(prefix=LAUNCHER_PREFIX))
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / "claude"
     # exec keeps one pid throughout: the pid the SDK sees is the CLI's, and its group's.
@@ -90,6 +93,19 @@ def make_launcher(folder: Path | None = None) -> str | None:
     path.write_text(f'#!/bin/sh\nexec {chain}"{cli}" "$@"\n', encoding="utf-8")
     os.chmod(path, 0o700)
     return str(path)
+
+
+def private_tmpdir(folder: Path, agent: str) -> Path:
+    """A temp folder of the agent's own, inside the supervisor's private launcher folder.
+    The CLI writes the --settings it is given to ``<tmpdir>/claude-settings-<hash of the
+    content>.json``, and the sandbox reads it from there: two agents with the same
+    settings shared one file in /tmp/claude-<uid>, and one agent's Bash failed with "No
+    such file or directory" once the other's CLI was done with it (seen with two
+    worktree agents)."""
+    path = folder / "tmp" / agent
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (folder / "tmp").chmod(0o700)
+    return path
 
 
 def build_options(
@@ -115,6 +131,15 @@ def build_options(
         "OCTY_AGENT": spec.name,
         "OCTY_DB": str(roster.database),
     }
+    launcher_folder = Path(cli_path).parent if cli_path is not None else None
+    # Only in our own private launcher folder (make_launcher's mkdtemp), never beside a
+    # CLI binary we were pointed at.
+    if (
+        launcher_folder is not None
+        and launcher_folder.name.startswith(LAUNCHER_PREFIX)
+        and "CLAUDE_CODE_TMPDIR" not in spec.env
+    ):
+        env["CLAUDE_CODE_TMPDIR"] = str(private_tmpdir(launcher_folder, spec.name))
     options = _options(
         spec,
         roster=roster,

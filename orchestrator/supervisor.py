@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import time
 import uuid
@@ -669,6 +670,8 @@ _SETTLED = (*_RUNNING, AgentState.FAILED)
 def _remove_launcher(path: str) -> None:
     p = Path(path)
     p.unlink(missing_ok=True)
+    # the agents' private temp folders (session_options.private_tmpdir) live beside it
+    shutil.rmtree(p.parent / "tmp", ignore_errors=True)
     with contextlib.suppress(OSError):
         p.parent.rmdir()
 
