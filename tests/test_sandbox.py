@@ -126,3 +126,25 @@ def test_an_agent_that_cannot_run_bash_needs_no_sandbox(
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap, no socat here
     assert missing_programs() == ["bubblewrap", "socat"]
     assert problems(roster) == []
+
+
+def test_each_agent_gets_a_private_cli_temp_folder_removed_with_the_launcher() -> None:
+    """The CLI writes its --settings to <tmpdir>/claude-settings-<content hash>.json and the
+    sandbox reads it from there: agents with the same settings shared one file in
+    /tmp/claude-<uid> and broke each other's Bash. Each agent's CLAUDE_CODE_TMPDIR is its
+    own 0700 folder in the supervisor's private launcher folder, gone with it."""
+    from orchestrator.session_options import LAUNCHER_PREFIX, make_launcher, private_tmpdir
+    from orchestrator.supervisor import _remove_launcher
+
+    launcher = make_launcher()
+    assert launcher is not None
+    folder = Path(launcher).parent
+    assert folder.name.startswith(LAUNCHER_PREFIX)
+    a, b = private_tmpdir(folder, "alpha"), private_tmpdir(folder, "beta")
+    assert a != b
+    for path in (a, b, a.parent):
+        assert path.is_dir()
+        assert path.stat().st_mode & 0o777 == 0o700
+    (a / "claude-settings-x.json").write_text("{}")
+    _remove_launcher(launcher)
+    assert not folder.exists()
