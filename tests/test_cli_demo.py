@@ -304,6 +304,16 @@ def test_demo_keep_ignores_real_credentials_and_leaves_the_folder(tmp_path: Path
         listing = json.loads(octy("ps", "--json").stdout)
         assert listing["supervisor"]["running"] is True
         assert {a["state"] for a in listing["agents"]} == {"ready"}
+        # A kept team whose agents.yaml is then broken is still reachable (issue 9.1): the
+        # demo records where it runs, as `up` does, in the person's own state folder.
+        roster = folder / "agents.yaml"
+        good = roster.read_text(encoding="utf-8")
+        roster.write_text(good + "agents: [\n", encoding="utf-8")
+        broken = octy("ps", "--json")
+        assert broken.returncode == 0, broken.stderr
+        assert json.loads(broken.stdout)["supervisor"]["running"] is True
+        assert "invalid" in broken.stderr
+        roster.write_text(good, encoding="utf-8")
         assert octy("down").returncode == 0
         demo.wait(RUN_TIMEOUT_S)
     finally:

@@ -29,6 +29,7 @@ import structlog
 from claude_agent_sdk import CanUseToolShadowedWarning
 
 from orchestrator import errors, logconfig
+from orchestrator.cli import team_record
 from orchestrator.mailbox import USER, AsyncMailbox
 from orchestrator.relay import text_of
 from orchestrator.roster import Roster, load_roster
@@ -81,6 +82,12 @@ def run_demo(
         script = folder / "script.yaml"
         script.write_text(_bundled("script.yaml"), encoding="utf-8")
         record = folder / "model-requests.jsonl"
+        if keep:
+            # Verbs from another terminal must still reach a kept team whose agents.yaml was
+            # edited into an invalid state (as after `up`). Written before HOME moves into
+            # the demo folder, where the person's own verbs would never look.
+            kept = load_roster(roster_path)
+            team_record.write(kept.path, kept.database, kept.logs, tuple(kept.agents))
         with ScriptedModel(script, record=record) as model, _offline_env(model, folder):
             roster = load_roster(roster_path)
             out.opening(roster, folder)
