@@ -330,3 +330,19 @@ def test_piping_into_head_never_prints_a_traceback(team: TeamFactory) -> None:
         assert "Traceback" not in done.stderr, done.stderr
         assert "BrokenPipe" not in done.stderr
         assert len(done.stdout.splitlines()) == 1
+
+
+def test_ps_after_the_supervisor_was_killed_shows_no_live_pids(team: TeamFactory) -> None:
+    """Supervisor SIGKILLed (its claude processes die with it): `ps` said the supervisor was
+    not running yet still showed each agent's old pid and a ticking uptime, as if alive.
+    The recorded states stay (last known); pid and uptime are gone."""
+    t = team([{"agent": agent_rule("a"), "text": "a here"}], {"a": {}})
+    t.up()
+    t.wait_ready("a")
+    assert t.proc is not None
+    os.kill(t.proc.pid, signal.SIGKILL)
+    t.proc.wait(RUN_TIMEOUT_S)
+    listing = json.loads(octy(t, "ps", "--json").stdout)
+    assert listing["supervisor"]["running"] is False
+    (row,) = listing["agents"]
+    assert (row["name"], row["state"], row["pid"], row["uptime_s"]) == ("a", "ready", None, None)

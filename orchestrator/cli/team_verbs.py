@@ -488,6 +488,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
+    # No supervisor holds the team: its agents' recorded states are history, not processes
+    # (their pids may be reused by now), as `top` shows them. A NATS team's supervisor may
+    # run on another machine: there the registry's states stand.
+    team_down = isinstance(db, Path) and holder_pid(db) is None
     with open_sync(db, readonly=True) as mailbox:
         leased = mailbox.list(status="leased", limit=100_000)
         for info in mailbox.agents():
@@ -497,8 +501,9 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
             # A participant the supervisor does not manage (a script that ran `register`):
             # its pid is whatever it registered, its liveness its heartbeat.
             external = not meta.get("supervised")
-            running = external or info.state in (
-                "starting", "ready", "busy", "blocked", "paused", "stopping"
+            running = external or (
+                not team_down
+                and info.state in ("starting", "ready", "busy", "blocked", "paused", "stopping")
             )
             started = meta.get("started_at")
             pid = info.pid if running else None
