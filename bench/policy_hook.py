@@ -54,14 +54,20 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="octy-bench-"))
     (folder / "src").mkdir()
-    roster = parse_roster("agents:\n  a: {prompt: p, tools: [Write], owns: [src/]}\n",
-                          folder / "agents.yaml", {})
+    roster = parse_roster(
+        "agents:\n  a: {prompt: p, tools: [Write], owns: [src/]}\n", folder / "agents.yaml", {}
+    )
     rules = [
-        {"tool_result": "(?i)file", "times": args.calls - 1,
-         "tool_use": {"name": "Write", "input": {"file_path": "src/x.txt", "content": "x"}}},
+        {
+            "tool_result": "(?i)file",
+            "times": args.calls - 1,
+            "tool_use": {"name": "Write", "input": {"file_path": "src/x.txt", "content": "x"}},
+        },
         {"tool_result": "(?i)file", "text": "done"},
-        {"match": "go", "tool_use": {"name": "Write",
-                                     "input": {"file_path": "src/x.txt", "content": "x"}}},
+        {
+            "match": "go",
+            "tool_use": {"name": "Write", "input": {"file_path": "src/x.txt", "content": "x"}},
+        },
     ]
     policy = Policy("a", lambda: roster, lambda: folder, no_approval)
     inside: list[float] = []
@@ -80,10 +86,16 @@ def main() -> None:
         for label, times in results.items():
             with ScriptedModel({"rules": rules}) as model:
                 home = Path(tempfile.mkdtemp(prefix="octy-bench-home-"))
-                env = {**model.cli_env(), "HOME": str(home),
-                       "CLAUDE_CONFIG_DIR": str(home / ".claude")}
+                env = {
+                    **model.cli_env(),
+                    "HOME": str(home),
+                    "CLAUDE_CONFIG_DIR": str(home / ".claude"),
+                }
                 options = ClaudeAgentOptions(
-                    cwd=folder, env=env, cli_path=bundled_cli(), allowed_tools=["Write"],
+                    cwd=folder,
+                    env=env,
+                    cli_path=bundled_cli(),
+                    allowed_tools=["Write"],
                     hooks=policy.hooks() if label == "with hook" else None,
                 )
                 times.append(anyio.run(one_turn, options))
@@ -93,8 +105,10 @@ def main() -> None:
     hooked = statistics.median(results["with hook"])
     print(f"{args.calls} Write calls in one turn, median of {args.rounds} ({os.cpu_count()} cores)")
     print(f"  without hook: {base * 1000:.0f} ms   with hook: {hooked * 1000:.0f} ms")
-    print(f"  hook cost per call: {(hooked - base) / args.calls * 1000:.2f} ms "
-          f"(our check itself: median {statistics.median(inside) * 1000:.3f} ms)")
+    print(
+        f"  hook cost per call: {(hooked - base) / args.calls * 1000:.2f} ms "
+        f"(our check itself: median {statistics.median(inside) * 1000:.3f} ms)"
+    )
 
 
 if __name__ == "__main__":

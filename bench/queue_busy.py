@@ -58,8 +58,12 @@ def busy_idle(
     # PLAIN_BUSY of them while the pair runs, PLAIN_QUIET after it stopped.
     plain_recv, plain_send = CTX.Pipe(duplex=False)
     plain = _start(
-        latency_consumer, Target(t.key, t.poll_s, t.root, "plain"),
-        PLAIN_BUSY + PLAIN_QUIET, batch, None, plain_send,
+        latency_consumer,
+        Target(t.key, t.poll_s, t.root, "plain"),
+        PLAIN_BUSY + PLAIN_QUIET,
+        batch,
+        None,
+        plain_send,
     )
     plain_send.close()
     gap = 1.0 / rate

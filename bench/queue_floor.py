@@ -94,8 +94,26 @@ def insert_costs(root: Path, n: int) -> list[tuple[str, float]]:
         def ours(i: int, conn: sqlite3.Connection = conn) -> object:
             return conn.execute(
                 _INSERT_IF_KNOWN,
-                (new_id(), "notice", "p", "q0", None, None, json.dumps({"i": i}), "pending",
-                 0, 5, now, now, None, None, None, None, "q0", "q0"),
+                (
+                    new_id(),
+                    "notice",
+                    "p",
+                    "q0",
+                    None,
+                    None,
+                    json.dumps({"i": i}),
+                    "pending",
+                    0,
+                    5,
+                    now,
+                    now,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "q0",
+                    "q0",
+                ),
             )
 
         out.append((label, _best_us(ours, n)))
@@ -118,8 +136,10 @@ def insert_costs(root: Path, n: int) -> list[tuple[str, float]]:
     with Mailbox(root / "mailbox.db") as mb:
         mb.register("q0")
         out.append(
-            ("Mailbox.send(), everything included", _best_us(
-                lambda i: mb.send("p", "q0", {"i": i}), n))
+            (
+                "Mailbox.send(), everything included",
+                _best_us(lambda i: mb.send("p", "q0", {"i": i}), n),
+            )
         )
     return out
 
@@ -146,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                     root = base / f"{key}-{pairs}-{rep}"
                     batch = 1 if key == "seed" else args.batch
                     got = throughput(
-                        Target(key, 0.1, str(root), ""), pairs=pairs, total=args.messages,
+                        Target(key, 0.1, str(root), ""),
+                        pairs=pairs,
+                        total=args.messages,
                         batch=batch,
                     )
                     if got["received"] != got["messages"] or got["duplicates"]:
@@ -159,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
                 rates = runs[key, pairs]
                 med = statistics.median(rates)
                 each = " ".join(f"{r:,.0f}" for r in rates)
-                print(f"  {pairs} pair{'s' if pairs > 1 else ' '} {key:13s} {med:8,.0f} msg/s"
-                      f"  = {med / seed:4.2f}x seed   (runs: {each})")
+                print(
+                    f"  {pairs} pair{'s' if pairs > 1 else ' '} {key:13s} {med:8,.0f} msg/s"
+                    f"  = {med / seed:4.2f}x seed   (runs: {each})"
+                )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0

@@ -160,11 +160,14 @@ def _parser() -> argparse.ArgumentParser:
         "--idle-wait", type=float, default=1.0, help="timeout of each wait_for_messages() call"
     )
     p.add_argument(
-        "--busy-rate", type=float, default=200.0,
+        "--busy-rate",
+        type=float,
+        default=200.0,
         help="msg/s of the busy pair in the 'idle while others are busy' phase",
     )
     p.add_argument(
-        "--busy-idle-only", action="store_true",
+        "--busy-idle-only",
+        action="store_true",
         help="run only the 'idle while others are busy' phase (for ours)",
     )
     p.add_argument("--dir", type=Path, help="parent of the temp folder for the databases")
@@ -212,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             r = busy_idle(
                 Target("ours", poll_s, str(base / "ours" / "busy"), "busy"),
-                consumers=args.idle_consumers, window_s=window, wait_s=args.idle_wait,
-                rate=args.busy_rate, batch=args.batch,
+                consumers=args.idle_consumers,
+                window_s=window,
+                wait_s=args.idle_wait,
+                rate=args.busy_rate,
+                batch=args.batch,
             )
         finally:
             shutil.rmtree(base, ignore_errors=True)
@@ -255,8 +261,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"… idle while others are busy {key}", file=sys.stderr, flush=True)
                 busy[key] = busy_idle(
                     target(key, "busy"),
-                    consumers=args.idle_consumers, window_s=window, wait_s=args.idle_wait,
-                    rate=args.busy_rate, batch=batches[key],
+                    consumers=args.idle_consumers,
+                    window_s=window,
+                    wait_s=args.idle_wait,
+                    rate=args.busy_rate,
+                    batch=batches[key],
                 )
             info = backend.describe(base / key / "tp1-0")
             one, four = _median_run(tp[key, 1]), _median_run(tp[key, 4])

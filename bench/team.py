@@ -625,9 +625,11 @@ def report_asks(results: dict[str, Any]) -> list[str]:
     line("cli", "= CLI + scripted model", [sum(t[k] for k in CLI) for t in trips])
     for key in SDK:
         line("sdk", key, [t[key] for t in trips])
-    line("sdk", "= the SDK's MCP dispatch, inside our overhead", [
-        sum(t[k] for k in SDK) for t in trips
-    ])
+    line(
+        "sdk",
+        "= the SDK's MCP dispatch, inside our overhead",
+        [sum(t[k] for k in SDK) for t in trips],
+    )
     for key in INFO:
         line("info", key, [t[key] for t in trips])
     cpu = results["cpu_ms_per_round_trip"]
@@ -690,9 +692,7 @@ def report_top(idle: dict[str, Any]) -> list[str]:
         f"supervisor meanwhile: {idle['supervisor_cpu_pct_with_top']:.2f}%",
         f"target: top < {TOP_PCT:g}% of a core: {pct:.2f}% -> "
         + (
-            "BORDERLINE (within one tick)"
-            if abs(pct - TOP_PCT) <= tick
-            else verdict(pct < TOP_PCT)
+            "BORDERLINE (within one tick)" if abs(pct - TOP_PCT) <= tick else verdict(pct < TOP_PCT)
         ),
     ]
 

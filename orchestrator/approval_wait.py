@@ -75,8 +75,13 @@ class Approvals:
                 self.log.warning("approval_denied", tool=tool, reason=str(exc))
                 return False, f"no approval: cannot ask {approver}: {exc}"
             self.log.info(
-                "approval_requested", request_id=request.id, tool=tool, input=tool_input,
-                approver=approver, subagent=subagent, cause_id=cause,
+                "approval_requested",
+                request_id=request.id,
+                tool=tool,
+                input=tool_input,
+                approver=approver,
+                subagent=subagent,
+                cause_id=cause,
             )
         else:
             self.log.info("approval_resumed", request_id=request.id, tool=tool)

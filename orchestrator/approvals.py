@@ -47,8 +47,7 @@ def answer_of(reply: Message, request: Message | None = None) -> tuple[bool, str
     request, only its approver or ``user`` (the operator) can grant it."""
     if request is not None and reply.sender not in (request.recipient, USER) and not reply.error:
         return False, (
-            f"denied: answered by '{reply.sender}', who is not the approver "
-            f"('{request.recipient}')"
+            f"denied: answered by '{reply.sender}', who is not the approver ('{request.recipient}')"
         )
     if reply.error:
         return False, f"no approval: {reply.error}" + (
@@ -102,30 +101,39 @@ def pending(db: Path) -> list[Pending]:
                 if left <= 0:
                     continue
                 found.append(
-                    Pending(m.id, m.sender, m.recipient, str(fields.get("tool")),
-                            fields.get("input"), fields.get("subagent"),
-                            round(now - m.created_at, 1), round(left, 1))
+                    Pending(
+                        m.id,
+                        m.sender,
+                        m.recipient,
+                        str(fields.get("tool")),
+                        fields.get("input"),
+                        fields.get("subagent"),
+                        round(now - m.created_at, 1),
+                        round(left, 1),
+                    )
                 )
     return sorted(found, key=lambda p: -p.age_s)
 
 
-def answer(db: Path, request_id: str, *, granted: bool, reason: str = "",
-           sender: str = USER) -> Message:
+def answer(
+    db: Path, request_id: str, *, granted: bool, reason: str = "", sender: str = USER
+) -> Message:
     """Grant or deny one pending approval (as ``sender``)."""
     with Mailbox(db, create=False) as mb:
         try:
             request = mb.get(request_id)
         except errors.MessageNotFound:
             raise errors.ApprovalNotFound(
-                request_id, f"no message '{request_id}'; `octy-orchestrate approvals` lists "
-                "the pending ones"
+                request_id,
+                f"no message '{request_id}'; `octy-orchestrate approvals` lists the pending ones",
             ) from None
         if approval_of(request) is None:
             raise errors.ApprovalNotFound(request_id, f"'{request_id}' is not an approval request")
         if sender not in (USER, request.recipient):
             raise errors.ApprovalNotFound(
-                request_id, f"'{sender}' cannot answer approval '{request_id}': it asks "
-                f"'{request.recipient}' (or the user)"
+                request_id,
+                f"'{sender}' cannot answer approval '{request_id}': it asks "
+                f"'{request.recipient}' (or the user)",
             )
         body: dict[str, Any] = {"approval": GRANTED if granted else DENIED}
         if reason:

@@ -71,8 +71,10 @@ def turn_spend(data: Mapping[str, Any]) -> tuple[float, dict[str, int]]:
     tokens = {k: data.get(k) for k in TOKEN_KEYS}
     return (
         float(usd) if isinstance(usd, int | float) and math.isfinite(usd) and usd > 0 else 0.0,
-        {k: v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
-         for k, v in tokens.items()},
+        {
+            k: v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
+            for k, v in tokens.items()
+        },
     )
 
 
@@ -181,8 +183,9 @@ class Ledger:
 
     def spent(self, agent: str | None, since: float) -> Spent:
         """What ``agent`` (or every agent, for None) spent from ``since`` on."""
-        where, args = ("at >= ?", [since]) if agent is None else ("at >= ? AND agent = ?",
-                                                                    [since, agent])
+        where, args = (
+            ("at >= ?", [since]) if agent is None else ("at >= ? AND agent = ?", [since, agent])
+        )
         with self._tx() as conn:
             row = conn.execute(
                 f"SELECT coalesce(sum(usd), 0), coalesce(sum({' + '.join(TOKEN_KEYS)}), 0) "
@@ -217,9 +220,7 @@ class Ledger:
         with self._tx(write=True) as conn:
             return conn.execute("DELETE FROM spend WHERE at < ?", (before,)).rowcount
 
-    def standing(
-        self, scope: str, budget: Budget, now: float, run_started: float
-    ) -> Standing:
+    def standing(self, scope: str, budget: Budget, now: float, run_started: float) -> Standing:
         start, end = window(budget, now, run_started)
         spent = self.spent(None if scope == TEAM else scope, start)
         return Standing(scope, budget, spent, start, end)

@@ -164,8 +164,11 @@ class BudgetWatch:
             over = self.blocked.get(name)
             if not over:
                 results.append(
-                    {"agent": name, "resumed": False,
-                     "message": f"'{name}' is not paused by a budget; nothing to override"}
+                    {
+                        "agent": name,
+                        "resumed": False,
+                        "message": f"'{name}' is not paused by a budget; nothing to override",
+                    }
                 )
                 continue
             for s in over:
@@ -182,8 +185,12 @@ class BudgetWatch:
             )
             log.warning("budget_override", agent=name, overrides=overrides)
             results.append(
-                {"agent": name, "resumed": True, "message": message,
-                 "overrides": [s.figures() for s in over]}
+                {
+                    "agent": name,
+                    "resumed": True,
+                    "message": message,
+                    "overrides": [s.figures() for s in over],
+                }
             )
         await self.evaluate("resume")
         return results
@@ -208,8 +215,11 @@ class BudgetWatch:
         await anyio.to_thread.run_sync(self.ledger.set_mark, key, s.start)
         who = {} if s.scope == TEAM else {"agent": s.scope}
         log.warning(
-            "budget_warning", scope=s.figures()["scope"], share=round(s.share, 3),
-            detail=f"{s.owner()}: {s.describe()}", **who,
+            "budget_warning",
+            scope=s.figures()["scope"],
+            share=round(s.share, 3),
+            detail=f"{s.owner()}: {s.describe()}",
+            **who,
         )
 
     async def _block(self, name: str, over: list[Standing]) -> None:
@@ -217,7 +227,9 @@ class BudgetWatch:
         self.blocked[name] = over
         if first:
             log.warning(
-                "budget_exceeded", agent=name, by=[s.figures()["scope"] for s in over],
+                "budget_exceeded",
+                agent=name,
+                by=[s.figures()["scope"] for s in over],
                 detail="; ".join(f"{s.owner()}: {s.describe()}" for s in over),
             )
         if self.team.agent_state(name) == AgentState.READY:

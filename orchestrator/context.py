@@ -107,8 +107,9 @@ class ContextKeeper:
 
     @property
     def window(self) -> int:
-        return window_for(self.spec().model or self.model, self.spec().context_window,
-                          self.reported_window)
+        return window_for(
+            self.spec().model or self.model, self.spec().context_window, self.reported_window
+        )
 
     def observe(self, item: Any) -> None:
         """Called with every top-level message of a turn."""
@@ -178,8 +179,12 @@ class ContextKeeper:
             log.warning("compact_failed", agent=self.name, tokens=before, reason="timeout")
             raise CompactTimeout(f"no answer to /compact within {timeout:g}s")
         if failed or not boundary:
-            log.warning("compact_failed", agent=self.name, tokens=before,
-                        reason=failed or "no compact_boundary reported")
+            log.warning(
+                "compact_failed",
+                agent=self.name,
+                tokens=before,
+                reason=failed or "no compact_boundary reported",
+            )
             return
         after = boundary.get("post_tokens")
         self.tokens = int(after) if isinstance(after, int) else None
@@ -220,4 +225,3 @@ class ContextKeeper:
 def _preview(text: str, limit: int = 80) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-

@@ -31,8 +31,13 @@ AGENT_COMMANDS = ("start", "stop", "restart")
 
 
 def send_command(
-    db_path: Path, command: str, *, agent: str | None = None, timeout_s: float = 30.0,
-    queue: QueuePlace | None = None, **extra: Any,
+    db_path: Path,
+    command: str,
+    *,
+    agent: str | None = None,
+    timeout_s: float = 30.0,
+    queue: QueuePlace | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """Send one command and wait for the supervisor's acknowledgement. The supervisor
     is found by its lock next to ``db_path``; the command goes through ``queue`` (the

@@ -61,8 +61,9 @@ def current_branch(repo: Path) -> str | None:
 
 
 def is_branch(repo: Path, name: str) -> bool:
-    done = run(["rev-parse", "--verify", "--quiet", f"refs/heads/{name}^{{commit}}"], repo,
-               check=False)
+    done = run(
+        ["rev-parse", "--verify", "--quiet", f"refs/heads/{name}^{{commit}}"], repo, check=False
+    )
     return done.returncode == 0
 
 

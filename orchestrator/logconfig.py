@@ -300,7 +300,8 @@ def configure(
         # start-up, not at the first event.
         os.close(
             safefs.open_private(
-                logs_dir / f"{SUPERVISOR_LOG}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                logs_dir / f"{SUPERVISOR_LOG}.jsonl",
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                 "log file",
             )
         )

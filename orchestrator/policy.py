@@ -97,8 +97,11 @@ def rule_matches(rule: str, tool: str, tool_input: dict[str, Any], folder: Path)
     if parsed is None:
         return False
     name, spec = parsed["tool"], parsed["spec"]
-    if name != tool and not (name.startswith("mcp__") and tool.startswith(name.rstrip("*_") + "__")
-                             and name.count("__") == 1):
+    if name != tool and not (
+        name.startswith("mcp__")
+        and tool.startswith(name.rstrip("*_") + "__")
+        and name.count("__") == 1
+    ):
         return False
     if spec is None or spec in ("", "*"):
         return True
@@ -161,8 +164,9 @@ class Policy:
 
     def hooks(self) -> dict[Any, list[HookMatcher]]:
         timeout = self.spec.approval_timeout_s + HOOK_SLACK_S
-        return {"PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use],
-                                           timeout=timeout)]}
+        return {
+            "PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use], timeout=timeout)]
+        }
 
     async def pre_tool_use(
         self, data: HookInput, tool_use_id: str | None, context: HookContext
@@ -172,8 +176,10 @@ class Policy:
         except (OrchestratorError, OSError, ValueError) as exc:
             # Fail closed: a check that could not be made must not let the call through.
             self.log.error("policy_failed", tool=dict(data).get("tool_name"), error=str(exc))
-            return _deny(f"the call was not checked ({exc}), so it was not made; try again "
-                         "later or ask the user")
+            return _deny(
+                f"the call was not checked ({exc}), so it was not made; try again "
+                "later or ask the user"
+            )
 
     async def _decide(
         self, data: HookInput, _tool_use_id: str | None, _context: HookContext
@@ -194,22 +200,31 @@ class Policy:
             if why is not None:
                 self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
                 return _deny(why)
-        rule = next((r for r in spec.approve if rule_matches(r, tool, tool_input,
-                                                              self.folder())), None)
+        rule = next(
+            (r for r in spec.approve if rule_matches(r, tool, tool_input, self.folder())), None
+        )
         if rule is None:
             return {}
         granted, reason = await self.decide(tool, tool_input, subagent)
         if granted:
-            return {"hookSpecificOutput": {"hookEventName": "PreToolUse",
-                                           "permissionDecision": "allow",
-                                           "permissionDecisionReason": reason}}
+            return {
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "permissionDecision": "allow",
+                    "permissionDecisionReason": reason,
+                }
+            }
         return _deny(reason)
 
 
 def _deny(reason: str) -> HookJSONOutput:
-    return {"hookSpecificOutput": {"hookEventName": "PreToolUse",
-                                   "permissionDecision": "deny",
-                                   "permissionDecisionReason": reason}}
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": reason,
+        }
+    }
 
 
 def _folder_of(roster: Roster) -> Callable[[AgentSpec], Path]:
@@ -243,5 +258,6 @@ def for_agent(
         return spec.approver, spec.approval_timeout_s
 
     approvals = Approvals(agent, mailbox, settings, lambda: relay.turn, on_event)
-    return Policy(agent, roster, agent_folder, approvals.decide,
-                  on_subagent_call=relay.note_subagent_call)
+    return Policy(
+        agent, roster, agent_folder, approvals.decide, on_subagent_call=relay.note_subagent_call
+    )

@@ -87,9 +87,7 @@ def rejected_key(env: Mapping[str, str]) -> str | None:
         headers["authorization"] = f"Bearer {env['ANTHROPIC_AUTH_TOKEN']}"
     else:
         return None
-    request = urllib.request.Request(
-        Endpoint.of(env).url + "/v1/models?limit=1", headers=headers
-    )
+    request = urllib.request.Request(Endpoint.of(env).url + "/v1/models?limit=1", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S):
             return None

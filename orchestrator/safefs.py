@@ -46,16 +46,20 @@ def check_folder(folder: Path, what: str) -> None:
         raise UnsafePath(str(folder), what, "is not a folder")
     if st.st_uid not in (os.geteuid(), 0):
         raise UnsafePath(
-            str(folder), what,
+            str(folder),
+            what,
             f"belongs to another user (uid {st.st_uid}), who could plant links in it; "
             "use a folder of your own",
         )
     if st.st_mode & stat.S_IWOTH or (st.st_mode & stat.S_IWGRP and not _own_group(st.st_gid)):
-        sticky = "; sticky like /tmp, which still lets them create names in it" if (
-            st.st_mode & stat.S_ISVTX
-        ) else ""
+        sticky = (
+            "; sticky like /tmp, which still lets them create names in it"
+            if (st.st_mode & stat.S_ISVTX)
+            else ""
+        )
         raise UnsafePath(
-            str(folder), what,
+            str(folder),
+            what,
             f"other users can write this folder (mode {stat.S_IMODE(st.st_mode):04o}{sticky}), "
             "so they could plant links to files we would then overwrite. Use a folder "
             f"only you can write (e.g. a subfolder; octy-orchestrate creates it 0700), or "
@@ -71,9 +75,9 @@ def _own_group(gid: int) -> bool:
         group = grp.getgrgid(gid)
     except KeyError:
         return False
-    return gid == user.pw_gid and group.gr_name == user.pw_name and set(group.gr_mem) <= {
-        user.pw_name
-    }
+    return (
+        gid == user.pw_gid and group.gr_name == user.pw_name and set(group.gr_mem) <= {user.pw_name}
+    )
 
 
 def private_folder(folder: Path, what: str) -> None:

@@ -209,8 +209,12 @@ def _log_steps(
                 via = f"(subagent {e['subagent']}) " if e.get("subagent") else ""
                 steps.append(
                     Step(
-                        at, "tool", agent, mid,
-                        text=f"{via}{tool} {_compact(e.get('input'))}", depth=d,
+                        at,
+                        "tool",
+                        agent,
+                        mid,
+                        text=f"{via}{tool} {_compact(e.get('input'))}",
+                        depth=d,
                     )
                 )
         elif name == "answered" and ids:

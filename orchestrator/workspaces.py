@@ -39,6 +39,8 @@ _REPO_LOCKS_GUARD = threading.Lock()
 def _repo_lock(repo: Path) -> threading.Lock:
     with _REPO_LOCKS_GUARD:
         return _REPO_LOCKS.setdefault(repo.resolve(), threading.Lock())
+
+
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 

@@ -25,7 +25,11 @@ TeamFactory = Callable[..., Team]
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=folder, capture_output=True, text=True, timeout=60, check=False,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -125,8 +129,10 @@ def test_approve_deny_and_timeout(team: TeamFactory, tmp_path: Path) -> None:
     dead = [m for m in t.messages(sender="beta") if m.kind == "request"]
     assert [(m.status, m.error) for m in dead] == [("dead", "timeout")]
 
-    events = [json.loads(line)["event"] for line in
-              (tmp_path / "logs" / "alpha.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line)["event"]
+        for line in (tmp_path / "logs" / "alpha.jsonl").read_text().splitlines()
+    ]
     assert events.count("approval_requested") == 2
     assert events.count("approval_granted") == 1
     assert events.count("approval_denied") == 1
@@ -222,7 +228,8 @@ def test_only_the_approver_or_the_user_may_answer(tmp_path: Path) -> None:
     with Mailbox(db) as mb:
         forged = mb.reply(request.id, "mallory", {"approval": "granted"})
     assert answer_of(forged, request) == (
-        False, "denied: answered by 'mallory', who is not the approver ('reviewer')"
+        False,
+        "denied: answered by 'mallory', who is not the approver ('reviewer')",
     )
 
 

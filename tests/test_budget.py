@@ -61,8 +61,11 @@ agents:
 
 
 def test_budget_windows_accept_durations_and_days(tmp_path: Path) -> None:
-    r = roster("agents: {a: {prompt: x, budget: {usd: 1, per: 7d}}, "
-               "b: {prompt: x, budget: {usd: 1, per: 30s}}}", tmp_path)
+    r = roster(
+        "agents: {a: {prompt: x, budget: {usd: 1, per: 7d}}, "
+        "b: {prompt: x, budget: {usd: 1, per: 30s}}}",
+        tmp_path,
+    )
     assert r.agents["a"].budget.per_s == 7 * 86400  # type: ignore[union-attr]
     assert r.agents["b"].budget.per_s == 30  # type: ignore[union-attr]
     assert r.agents["b"].budget.per == "30s"  # type: ignore[union-attr]
@@ -79,13 +82,16 @@ agents:
         tmp_path,
     )
     assert "budget.usd: must be greater than 0, got -1; leave it out for no limit" in found
-    assert any(p.startswith("budget.per: invalid duration 'weekly'") and "1h, 1d, run" in p
-               for p in found)
+    assert any(
+        p.startswith("budget.per: invalid duration 'weekly'") and "1h, 1d, run" in p for p in found
+    )
     assert "budget.limit: unknown key 'limit'; valid keys: usd, tokens, per" in found
-    assert ("agents.a.budget: a budget needs 'usd', 'tokens' or both "
-            "(write null for no budget)") in found
-    assert ("agents.a.compact_at: must be above 0 and at most 1 (a share of the window), "
-            "got 1.5") in found
+    assert (
+        "agents.a.budget: a budget needs 'usd', 'tokens' or both (write null for no budget)"
+    ) in found
+    assert (
+        "agents.a.compact_at: must be above 0 and at most 1 (a share of the window), got 1.5"
+    ) in found
     assert "agents.a.context_window: must be at least 1000, got 10" in found
     assert any(p.startswith("agents.b.budget: expected a mapping") for p in found)
     assert any(p.startswith("agents.b.compact_at: expected a fraction") for p in found)
@@ -109,8 +115,12 @@ def test_ledger_keeps_spend_across_reopening_and_counts_by_window(tmp_path: Path
     db = tmp_path / "team.db"
     Mailbox(db).close()  # the queue's file: the ledger lives beside the queue's tables
     ledger = Ledger(db)
-    tokens = {"input_tokens": 1000, "output_tokens": 50, "cache_read_input_tokens": 300,
-              "cache_creation_input_tokens": 20}
+    tokens = {
+        "input_tokens": 1000,
+        "output_tokens": 50,
+        "cache_read_input_tokens": 300,
+        "cache_creation_input_tokens": 20,
+    }
     ledger.record("a", 0.25, tokens, at=10_000.0)
     ledger.record("a", 0.5, tokens, at=13_700.0)
     ledger.record("b", 1.0, {}, at=13_800.0)
@@ -135,8 +145,14 @@ def test_ledger_keeps_spend_across_reopening_and_counts_by_window(tmp_path: Path
 
 
 def test_turn_spend_ignores_missing_and_hostile_figures() -> None:
-    usd, tokens = turn_spend({"cost_usd": float("nan"), "input_tokens": True,
-                              "output_tokens": -5, "cache_read_input_tokens": "9"})
+    usd, tokens = turn_spend(
+        {
+            "cost_usd": float("nan"),
+            "input_tokens": True,
+            "output_tokens": -5,
+            "cache_read_input_tokens": "9",
+        }
+    )
     assert usd == 0.0
     assert set(tokens.values()) == {0}
     usd, tokens = turn_spend({"cost_usd": 0.125, "input_tokens": 7})
@@ -153,8 +169,15 @@ def test_context_window_table_override_and_reported() -> None:
 
 def test_a_prompt_too_long_result_is_recognised() -> None:
     def result(text: str, error: bool = True) -> ResultMessage:
-        return ResultMessage(subtype="success", duration_ms=1, duration_api_ms=0,
-                             is_error=error, num_turns=1, session_id="s", result=text)
+        return ResultMessage(
+            subtype="success",
+            duration_ms=1,
+            duration_api_ms=0,
+            is_error=error,
+            num_turns=1,
+            session_id="s",
+            result=text,
+        )
 
     assert prompt_too_long(result("Prompt is too long · the request is ~215000 tokens"))
     assert not prompt_too_long(result("Prompt is too long", error=False))
@@ -166,7 +189,8 @@ def test_a_prompt_too_long_result_is_recognised() -> None:
 
 def post(model: ScriptedModel, body: dict[str, Any]) -> tuple[int, Any]:
     request = urllib.request.Request(
-        model.base_url + "/v1/messages", json.dumps(body).encode(),
+        model.base_url + "/v1/messages",
+        json.dumps(body).encode(),
         {"content-type": "application/json"},
     )
     try:
@@ -177,21 +201,35 @@ def post(model: ScriptedModel, body: dict[str, Any]) -> tuple[int, Any]:
 
 
 def test_scripted_rules_set_usage_and_answer_prompt_too_long() -> None:
-    script = {"rules": [
-        {"match": "big", "text": "ok", "usage": {
-            "input_tokens": 150_000, "output_tokens": 800,
-            "cache_read_input_tokens": 20_000, "cache_creation_input_tokens": 4000}},
-        {"match": "huge", "error": "prompt_too_long"},
-    ]}
+    script = {
+        "rules": [
+            {
+                "match": "big",
+                "text": "ok",
+                "usage": {
+                    "input_tokens": 150_000,
+                    "output_tokens": 800,
+                    "cache_read_input_tokens": 20_000,
+                    "cache_creation_input_tokens": 4000,
+                },
+            },
+            {"match": "huge", "error": "prompt_too_long"},
+        ]
+    }
     body = {"model": "m", "max_tokens": 10, "tools": [{"name": "t", "input_schema": {}}]}
     with ScriptedModel(script) as model:
         status, text = post(model, {**body, "messages": [{"role": "user", "content": "big"}]})
         assert status == 200
         usage = json.loads(text)["usage"]
-        assert usage == {"input_tokens": 150_000, "output_tokens": 800,
-                         "cache_read_input_tokens": 20_000, "cache_creation_input_tokens": 4000}
-        status, stream = post(model, {**body, "stream": True,
-                                      "messages": [{"role": "user", "content": "big"}]})
+        assert usage == {
+            "input_tokens": 150_000,
+            "output_tokens": 800,
+            "cache_read_input_tokens": 20_000,
+            "cache_creation_input_tokens": 4000,
+        }
+        status, stream = post(
+            model, {**body, "stream": True, "messages": [{"role": "user", "content": "big"}]}
+        )
         assert '"cache_read_input_tokens": 20000' in stream
         assert '"output_tokens": 800' in stream
         status, error = post(model, {**body, "messages": [{"role": "user", "content": "huge"}]})
@@ -212,10 +250,20 @@ def test_ps_cells_show_spend_against_budget_and_context_against_window() -> None
 
     row = {
         "budget": {
-            "agent": {"usd": 0.012, "usd_limit": 0.01, "tokens": 0, "tokens_limit": None,
-                      "share": 1.2},
-            "team": {"usd": 3.0, "usd_limit": None, "tokens": 850_000,
-                     "tokens_limit": 1_000_000, "share": 0.85},
+            "agent": {
+                "usd": 0.012,
+                "usd_limit": 0.01,
+                "tokens": 0,
+                "tokens_limit": None,
+                "share": 1.2,
+            },
+            "team": {
+                "usd": 3.0,
+                "usd_limit": None,
+                "tokens": 850_000,
+                "tokens_limit": 1_000_000,
+                "share": 0.85,
+            },
         },
         "context": {"tokens": 41_000, "window": 200_000},
     }
@@ -232,7 +280,10 @@ def test_resume_without_a_running_team_exits_5_and_says_so(tmp_path: Path) -> No
     Mailbox(db).close()
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "resume", "alice", "--db", str(db)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 5
     assert "no supervisor is running" in done.stderr

@@ -271,5 +271,3 @@ def test_invalid_utf8_on_stdin_is_a_usage_error(folder: Path) -> None:
     assert b"not UTF-8" in done.stderr
     with Mailbox(folder / "queue" / "team.db") as mb:
         assert mb.list(recipient="a") == []
-
-

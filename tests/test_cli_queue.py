@@ -595,13 +595,25 @@ def test_every_verb_finds_the_queue_from_inside_an_agents_session(tmp_path: Path
     elsewhere.mkdir()
     env = {**os.environ, "OCTY_DB": str(db)}
     for argv in (["queue", "ls", "--json"], ["ps", "--json"]):
-        done = subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv], cwd=elsewhere,
-                              env=env, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", *argv],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
     assert [a["name"] for a in json.loads(done.stdout)["agents"]] == ["worker"]
     missing = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "ps", "-f", "nowhere.yaml"], cwd=elsewhere,
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "orchestrator.cli", "ps", "-f", "nowhere.yaml"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert missing.returncode == 1
     assert "nowhere.yaml" in missing.stderr

@@ -115,8 +115,8 @@ def test_claim_expires_a_ttl_passed_message_still_waiting_out_a_nack_delay(
 
 
 def test_nack_on_the_last_attempt_goes_dead(mb: Mailbox) -> None:
-    """After max_attempts deliveries a nack sends the message to the dead letters ('max_attempts').
-    """
+    """After max_attempts deliveries a nack sends the message to the dead letters
+    ('max_attempts')."""
     m = mb.send("alice", "bob", "poison", max_attempts=2)
     for _ in range(2):
         mb.claim("bob", owner="bob-1")
@@ -205,8 +205,8 @@ def test_extend_keeps_a_slow_message(mb: Mailbox, clock: FakeClock) -> None:
 
 
 def test_release_gives_back_without_counting_the_attempt(mb: Mailbox) -> None:
-    """release(owner) on graceful shutdown requeues everything the owner held, attempts unchanged.
-    """
+    """release(owner) on graceful shutdown requeues everything the owner held, attempts
+    unchanged."""
     for i in range(3):
         mb.send("alice", "bob", i)
     mb.claim("bob", owner="bob-1", limit=2)
@@ -232,15 +232,18 @@ def test_nack_with_a_dead_code_gives_up_at_once(mb: Mailbox) -> None:
     mb.claim("bob", owner="bob-1")
     dead = mb.nack(m.id, owner="bob-1", error="HTTP 400: bad", dead_code="turn_failed")
     assert (dead.status, dead.attempts, dead.error, dead.error_detail) == (
-        "dead", 1, "turn_failed", "HTTP 400: bad"
+        "dead",
+        1,
+        "turn_failed",
+        "HTTP 400: bad",
     )
 
 
 def test_ttl_expired_message_is_not_claimed_and_sweep_kills_it(
     mb: Mailbox, clock: FakeClock
 ) -> None:
-    """A message not delivered within its TTL is never claimed; sweep moves it to dead ('expired').
-    """
+    """A message not delivered within its TTL is never claimed; sweep moves it to dead
+    ('expired')."""
     m = mb.send("alice", "bob", "stale soon", ttl_s=10)
     clock.advance(11)
     assert mb.pending_count("bob") == 1
@@ -290,8 +293,8 @@ def test_retry_brings_a_dead_letter_back(mb: Mailbox) -> None:
 
 
 def test_retry_of_a_failed_request_allows_a_new_answer(mb: Mailbox) -> None:
-    """Retrying a request failed by fail_request() drops the error response so it can be answered.
-    """
+    """Retrying a request failed by fail_request() drops the error response so it can be
+    answered."""
     r = mb.request("alice", "bob", "q")
     mb.fail_request(r.id, "recipient_failed")
     mb.retry(r.id)
@@ -356,9 +359,7 @@ def test_related_follows_replies_and_causes(mb: Mailbox) -> None:
     assert unrelated.id not in ids
 
 
-def test_peek_shows_what_claim_would_take_without_taking_it(
-    mb: Mailbox, clock: FakeClock
-) -> None:
+def test_peek_shows_what_claim_would_take_without_taking_it(mb: Mailbox, clock: FakeClock) -> None:
     """peek() lists the next claimable messages oldest first (not leased, not expired) and
     changes nothing."""
     leased = mb.send("alice", "bob", "taken")

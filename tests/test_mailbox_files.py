@@ -33,8 +33,12 @@ SECRET = b"root-owned contents\n"
 
 def cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(CLI), *argv], cwd=cwd, capture_output=True, text=True,
-        timeout=RUN_TIMEOUT_S, check=False,
+        [str(CLI), *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
     )
 
 
@@ -227,8 +231,11 @@ def test_read_verbs_work_on_a_read_only_copy(tmp_path: Path) -> None:
     try:
         for argv in (["queue", "ls"], ["ps"], ["inbox", "bob"], ["queue", "dead"]):
             done = subprocess.run(
-                [sys.executable, str(worker), *argv, "--db", str(db)], capture_output=True,
-                text=True, timeout=RUN_TIMEOUT_S, check=False,
+                [sys.executable, str(worker), *argv, "--db", str(db)],
+                capture_output=True,
+                text=True,
+                timeout=RUN_TIMEOUT_S,
+                check=False,
             )
             assert done.returncode == 0, (argv, done.stderr)
             assert "Traceback" not in done.stderr
@@ -236,7 +243,10 @@ def test_read_verbs_work_on_a_read_only_copy(tmp_path: Path) -> None:
                 assert argv[1] == "dead" or "read me" in done.stdout
         denied = subprocess.run(
             [sys.executable, str(worker), "send", "bob", "no", "--db", str(db)],
-            capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
         )
         assert denied.returncode == 1  # the write path still says read-only, clearly
         assert "read-only" in denied.stderr
@@ -263,8 +273,11 @@ def test_read_verbs_work_on_a_read_only_mount(tmp_path: Path) -> None:
         f'"{CLI}" inbox bob --db "{db}"'
     )
     done = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
-        timeout=RUN_TIMEOUT_S, check=False,
+        ["unshare", "-rm", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "read me" in done.stdout
@@ -367,9 +380,7 @@ def test_cli_purge_during_a_turn_keeps_the_reply(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("detach", [False, True])
-def test_up_refuses_a_shared_logs_folder_and_leaves_its_mode(
-    tmp_path: Path, detach: bool
-) -> None:
+def test_up_refuses_a_shared_logs_folder_and_leaves_its_mode(tmp_path: Path, detach: bool) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o1777)
@@ -377,9 +388,13 @@ def test_up_refuses_a_shared_logs_folder_and_leaves_its_mode(
         f"name: t\nlogs: {shared}\nagents:\n  a:\n    prompt: You are a.\n", encoding="utf-8"
     )
     done = subprocess.run(
-        [str(CLI), "up", *(["--detach"] if detach else [])], cwd=tmp_path,
+        [str(CLI), "up", *(["--detach"] if detach else [])],
+        cwd=tmp_path,
         env={**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-not-used"},
-        capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
     )
     assert done.returncode == 1, done
     assert "other users can write" in done.stderr

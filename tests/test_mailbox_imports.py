@@ -14,7 +14,11 @@ HEAVY = ("asyncio", "anyio", "sniffio", "structlog", "rich")
 def _loaded_after(code: str, tmp_path: Path) -> list[str]:
     probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path,
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
         timeout=60,
     )
     return out.stdout.split()

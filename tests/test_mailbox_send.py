@@ -107,8 +107,8 @@ def test_request_without_wait_records_no_wait_edge(mb: Mailbox) -> None:
 
 
 def test_would_deadlock_direct(mb: Mailbox) -> None:
-    """B asking A while A waits on B is refused at once, naming the cycle, and nothing is written.
-    """
+    """B asking A while A waits on B is refused at once, naming the cycle, and nothing is
+    written."""
     mb.request("alice", "bob", "q1", wait_s=30)
     before = counts(mb.path)
     with pytest.raises(errors.WouldDeadlock) as info:

@@ -40,7 +40,11 @@ def test_plain_sql_send_with_defaults(mb: Mailbox, sql: sqlite3.Connection) -> N
     )
     (m,) = mb.claim("alice", owner="w")
     assert (m.kind, m.sender, m.body, m.attempts, m.max_attempts) == (
-        "notice", "script", {"t": 1}, 1, 5,
+        "notice",
+        "script",
+        {"t": 1},
+        1,
+        5,
     )
     assert abs(m.created_at - time.time()) < 60
 

@@ -85,8 +85,11 @@ class QueueMachine(RuleBasedStateMachine):
     def _claimable(self, recipient: str) -> list[Model]:
         now = self.clock.now
         ready = [
-            m for m in self.model.values()
-            if m.recipient == recipient and m.status == "pending" and m.available_at <= now
+            m
+            for m in self.model.values()
+            if m.recipient == recipient
+            and m.status == "pending"
+            and m.available_at <= now
             and (m.expires_at is None or m.expires_at > now)
         ]
         return sorted(ready, key=lambda m: (m.available_at, m.seq))
@@ -109,7 +112,12 @@ class QueueMachine(RuleBasedStateMachine):
             m = self.mb.send("user", recipient, self.seq, ttl_s=ttl, max_attempts=max_attempts)
         now = self.clock.now
         self.model[m.id] = Model(
-            m.id, self.seq, kind, recipient, max_attempts=max_attempts, available_at=now,
+            m.id,
+            self.seq,
+            kind,
+            recipient,
+            max_attempts=max_attempts,
+            available_at=now,
             expires_at=None if ttl is None else now + ttl,
         )
         self.seq += 1
@@ -186,21 +194,28 @@ class QueueMachine(RuleBasedStateMachine):
     def sweep(self, retention: float) -> None:
         now = self.clock.now
         requeued = sum(  # leases returned to pending (a TTL may kill them right after)
-            1 for m in self.model.values()
-            if m.status == "leased" and m.lease_expires is not None and m.lease_expires <= now
+            1
+            for m in self.model.values()
+            if m.status == "leased"
+            and m.lease_expires is not None
+            and m.lease_expires <= now
             and m.attempts < m.max_attempts
         )
         self._expire(None)
         result = self.mb.sweep(retention_s=retention)
         cutoff = self.clock.now - retention
-        pruned = [i for i, m in self.model.items() if m.status == "done" and m.done_at is not None
-                  and m.done_at <= cutoff]
+        pruned = [
+            i
+            for i, m in self.model.items()
+            if m.status == "done" and m.done_at is not None and m.done_at <= cutoff
+        ]
         for i in pruned:
             del self.model[i]
         # ...except the reply of a request still pending or leased (it keeps the request
         # from being answered twice after a redelivery).
         stale_replies = [
-            r for r, t in self.replies.items()
+            r
+            for r, t in self.replies.items()
             if t <= cutoff
             and not (r in self.model and self.model[r].status in ("pending", "leased"))
         ]

@@ -39,7 +39,10 @@ KILL_AT = (TOTAL // 4, TOTAL // 2)
 def _spawn(script: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(WORKERS / script), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
     )
 
 
@@ -88,8 +91,11 @@ def test_every_message_acked_exactly_once_despite_sigkills(tmp_path: Path) -> No
                 proc.communicate(timeout=30)
                 assert proc.returncode == -signal.SIGKILL
                 owner = f"{victim}-{proc.pid}"
-                held = {m.id for m in monitor.list(status="leased", limit=TOTAL)
-                        if m.lease_owner == owner}
+                held = {
+                    m.id
+                    for m in monitor.list(status="leased", limit=TOTAL)
+                    if m.lease_owner == owner
+                }
                 killed.append((owner, held))
                 replacement = f"c{CONSUMERS + len(killed) - 1}"
                 consumers[replacement] = _spawn("consumer.py", str(db), replacement, str(logs))

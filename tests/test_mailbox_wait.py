@@ -25,9 +25,7 @@ def mb(tmp_path: Path) -> Iterator[Mailbox]:
 def test_wait_for_reply_gets_the_answer_from_another_process(mb: Mailbox) -> None:
     """A reply committed by a different process wakes the waiter, which returns the response."""
     r = mb.request("alice", "bob", "ping", wait_s=60)
-    with background_worker(
-        "act.py", str(mb.path), "reply", r.id, "bob", json.dumps("pong"), "0.3"
-    ):
+    with background_worker("act.py", str(mb.path), "reply", r.id, "bob", json.dumps("pong"), "0.3"):
         reply = mb.wait_for_reply(r.id, timeout_s=60)
     assert (reply.body, reply.sender, reply.correlation_id) == ("pong", "bob", r.id)
 
@@ -59,8 +57,8 @@ def test_wait_for_reply_on_a_notice_is_refused(mb: Mailbox) -> None:
 
 
 def test_wait_for_messages_wakes_on_a_send_from_another_process(mb: Mailbox) -> None:
-    """An idle consumer wakes when another process sends to it (the timeout is only a safety net).
-    """
+    """An idle consumer wakes when another process sends to it (the timeout is only a safety
+    net)."""
     with background_worker("act.py", str(mb.path), "send", "alice", "bob", '"hi"', "0.3"):
         assert mb.wait_for_messages("bob", timeout_s=60) is True
     (m,) = mb.claim("bob", owner="bob-1")
@@ -68,8 +66,8 @@ def test_wait_for_messages_wakes_on_a_send_from_another_process(mb: Mailbox) -> 
 
 
 def test_wait_for_messages_wakes_on_plain_sql_from_another_program(mb: Mailbox) -> None:
-    """A row inserted with plain SQL and the table defaults (another language) wakes the consumer.
-    """
+    """A row inserted with plain SQL and the table defaults (another language) wakes the
+    consumer."""
     with background_worker(
         "act.py", str(mb.path), "sql-insert", "script", "bob", '{"x": 1}', "0.3"
     ):

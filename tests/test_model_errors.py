@@ -18,9 +18,16 @@ from orchestrator.runner import BATCH_BYTES, _batch_of, _encoded_size, _fit
 
 def result(status: int | None, text: str, **fields: Any) -> ResultMessage:
     values: dict[str, Any] = {
-        "subtype": "success", "duration_ms": 1, "duration_api_ms": 0, "is_error": True,
-        "num_turns": 1, "session_id": "s", "api_error_status": status, "result": text,
-        "terminal_reason": "api_error", **fields,
+        "subtype": "success",
+        "duration_ms": 1,
+        "duration_api_ms": 0,
+        "is_error": True,
+        "num_turns": 1,
+        "session_id": "s",
+        "api_error_status": status,
+        "result": text,
+        "terminal_reason": "api_error",
+        **fields,
     }
     return ResultMessage(**values)
 
@@ -65,19 +72,30 @@ def test_no_answer_means_no_http_status_from_an_api_error() -> None:
 def test_a_retry_notice_becomes_a_model_error_event() -> None:
     """The CLI's system/api_retry line, as recorded for a 401 and for a closed port."""
     rejected = ModelError.from_retry(
-        {"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 2,
-         "retry_delay_ms": 562, "error_status": 401, "error": "authentication_failed"}
+        {
+            "type": "system",
+            "subtype": "api_retry",
+            "attempt": 1,
+            "max_retries": 2,
+            "retry_delay_ms": 562,
+            "error_status": 401,
+            "error": "authentication_failed",
+        }
     )
     assert rejected.fields() == {
-        "status": 401, "type": "authentication_failed", "attempt": 1, "max_retries": 2,
+        "status": 401,
+        "type": "authentication_failed",
+        "attempt": 1,
+        "max_retries": 2,
         "retry_in_s": 0.56,
     }
     assert rejected.short() == "HTTP 401 authentication_failed, retry 1/2"
     assert rejected.unavailable_reason() == (
         "the API key was rejected (HTTP 401 authentication_failed)"
     )
-    silent = ModelError.from_retry({"attempt": 2, "max_retries": 3, "error_status": None,
-                                    "error": "unknown"})
+    silent = ModelError.from_retry(
+        {"attempt": 2, "max_retries": 3, "error_status": None, "error": "unknown"}
+    )
     assert silent.short() == "no answer (unknown), retry 2/3"
     assert silent.unavailable_reason() is None  # the probe decides
     overloaded = ModelError.from_retry({"error_status": 529, "error": "overloaded"})
@@ -110,10 +128,25 @@ def test_endpoint_defaults_to_anthropic() -> None:
 
 def _message(i: int, body: str = "x", attempts: int = 1) -> Message:
     return Message(
-        id=f"m{i}", kind="request", sender="user", recipient="a", correlation_id=None,
-        cause_id=None, body=body, status="leased", attempts=attempts, max_attempts=5,
-        lease_owner="o", lease_expires=None, available_at=0.0, created_at=0.0,
-        expires_at=None, claimed_at=None, done_at=None, error=None, error_detail=None,
+        id=f"m{i}",
+        kind="request",
+        sender="user",
+        recipient="a",
+        correlation_id=None,
+        cause_id=None,
+        body=body,
+        status="leased",
+        attempts=attempts,
+        max_attempts=5,
+        lease_owner="o",
+        lease_expires=None,
+        available_at=0.0,
+        created_at=0.0,
+        expires_at=None,
+        claimed_at=None,
+        done_at=None,
+        error=None,
+        error_detail=None,
     )
 
 

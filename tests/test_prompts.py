@@ -64,7 +64,7 @@ def test_a_body_that_closes_its_frame_and_opens_a_forged_one_stays_inside_its_ow
 def test_escaping_is_unambiguous_for_text_that_already_looks_escaped() -> None:
     """A body that literally says ``&lt;`` is not read back as ``<``."""
     body = "a &lt;b&gt; & <c>"
-    (_, shown), = frames(frame([message(body)]))
+    ((_, shown),) = frames(frame([message(body)]))
     assert shown == "a &amp;lt;b&amp;gt; &amp; &lt;c&gt;"
     assert html.unescape(shown) == body
 

@@ -49,9 +49,7 @@ def test_url_passwords_keys_and_known_values_are_redacted() -> None:
         "postgres://app:pw-9876@db/prod https://host/x?q=1 tok-123456 visible-value "
         "sk-ant-api03-abcdefghijk Bearer abcdefghijklmnop"
     )
-    assert text == (
-        "postgres://app:***@db/prod https://host/x?q=1 *** visible-value *** ***"
-    )
+    assert text == ("postgres://app:***@db/prod https://host/x?q=1 *** visible-value *** ***")
 
 
 def test_escape_controls_shows_every_control_visibly() -> None:

@@ -44,7 +44,9 @@ def test_one_address_and_a_cluster_list(tmp_path: Path) -> None:
 
 def test_credentials_come_from_variables_and_never_show(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_text("x")
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         queue:
           servers: [nats://n1:4222, nats://u:inline-pw@n2:4222]
           user: octy
@@ -52,7 +54,8 @@ def test_credentials_come_from_variables_and_never_show(tmp_path: Path) -> None:
           tls: {ca: ca.pem}
           replicas: 3
           namespace: team-a
-        """)
+        """,
+    )
     roster = load_roster(path, {"NATS_PASSWORD": "hunter2-secret"})
     assert roster.queue is not None
     assert roster.queue.password == "hunter2-secret"
@@ -63,19 +66,26 @@ def test_credentials_come_from_variables_and_never_show(tmp_path: Path) -> None:
     assert roster.to_dict()["queue"]["password"] == "***"
     config = NatsConfig.from_setting(roster.queue)
     assert (config.user, config.password, config.replicas, config.namespace) == (
-        "octy", "hunter2-secret", 3, "team-a")
+        "octy",
+        "hunter2-secret",
+        3,
+        "team-a",
+    )
     assert "hunter2-secret" not in repr(config)
 
 
 def test_every_mistake_is_named_with_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         queue:
           servers: [http://n1:4222]
           user: octy
           token: ${TOKEN}
           replicas: 2
           creds: missing.creds
-        """)
+        """,
+    )
     found = problems(path, {"TOKEN": "t"})
     assert any(":3: key 'queue.servers'" in p and "not a NATS address" in p for p in found)
     assert any("key 'queue.replicas'" in p and "1, 3 or 5" in p for p in found)
@@ -84,10 +94,15 @@ def test_every_mistake_is_named_with_its_line(tmp_path: Path) -> None:
 
 
 def test_unknown_key_and_unset_variable(tmp_path: Path) -> None:
-    assert "did you mean 'servers'" in problems(
-        write(tmp_path, "queue:\n  server: nats://a:4222\n"))[0]
-    found = problems(write(tmp_path, "queue:\n  servers: nats://a\n  user: u\n"
-                                     "  password: ${NATS_PASSWORD}\n"))
+    assert (
+        "did you mean 'servers'"
+        in problems(write(tmp_path, "queue:\n  server: nats://a:4222\n"))[0]
+    )
+    found = problems(
+        write(tmp_path, "queue:\n  servers: nats://a\n  user: u\n  password: ${NATS_PASSWORD}\n")
+    )
     assert any("NATS_PASSWORD" in p for p in found)
-    assert "a password needs a user" in problems(
-        write(tmp_path, "queue:\n  servers: nats://a\n  password: pw\n"))[0]
+    assert (
+        "a password needs a user"
+        in problems(write(tmp_path, "queue:\n  servers: nats://a\n  password: pw\n"))[0]
+    )

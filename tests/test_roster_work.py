@@ -64,6 +64,9 @@ def test_defaults_and_resolved_values(tmp_path: Path) -> None:
     spec = load_roster(path, {}).agents["a"]
     assert spec.workspace.type == "shared"
     assert (spec.owns, spec.approve, spec.approver, spec.approval_timeout_s) == (
-        None, (), "user", 600.0
+        None,
+        (),
+        "user",
+        600.0,
     )
     assert dict(spec.subagents) == {}

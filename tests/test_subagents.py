@@ -23,19 +23,20 @@ SCOUT = "You are the scout subagent"
 def test_subagent_settings_are_checked(tmp_path: Path) -> None:
     """A subagent needs a description and exactly one prompt; unknown keys get a hint."""
     path = tmp_path / "agents.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         agents:
           lead:
             prompt: p
             subagents:
               scout: {prompt: x, tols: [Read]}
               helper: {description: d}
-        """))
+        """)
+    )
     with pytest.raises(RosterErrors) as info:
         load_roster(path, {})
     assert [str(e) for e in info.value.errors] == [
-        f"{path}:5: key 'agents.lead.subagents.scout': unknown key 'tols'; did you mean "
-        "'tools'?",
+        f"{path}:5: key 'agents.lead.subagents.scout': unknown key 'tols'; did you mean 'tools'?",
         f"{path}:6: key 'agents.lead.subagents.helper': give exactly one of 'prompt' or "
         "'prompt_file'",
     ]
@@ -55,27 +56,41 @@ def test_a_subagent_asks_a_peer_agent_and_gets_the_answer(
             {
                 "agent": SCOUT,
                 "match": r"find out about (\w+)",
-                "tool_use": {"name": "mcp__octy__ask",
-                             "input": {"to": "beta", "message": "what about {1}?"}},
+                "tool_use": {
+                    "name": "mcp__octy__ask",
+                    "input": {"to": "beta", "message": "what about {1}?"},
+                },
             },
             # the roster agents
-            {"agent": agent_rule("lead"), "tool_result": r"scout found (BETA-\w+)",
-             "text": "lead says {1}"},
+            {
+                "agent": agent_rule("lead"),
+                "tool_result": r"scout found (BETA-\w+)",
+                "text": "lead says {1}",
+            },
             {
                 "agent": agent_rule("lead"),
                 "match": r"investigate (\w+)",
-                "tool_use": {"name": "Agent", "input": {
-                    "description": "ask beta", "prompt": "find out about {1}",
-                    "subagent_type": "scout"}},
+                "tool_use": {
+                    "name": "Agent",
+                    "input": {
+                        "description": "ask beta",
+                        "prompt": "find out about {1}",
+                        "subagent_type": "scout",
+                    },
+                },
             },
             {"agent": agent_rule("beta"), "match": r"what about (\w+)\?", "text": "BETA-{1}"},
         ],
         {
-            "lead": {"subagents": {"scout": {
-                "description": "Finds things out by asking the team.",
-                "prompt": f"{SCOUT}. Ask the team with mcp__octy__ask.",
-                "tools": [],
-            }}},
+            "lead": {
+                "subagents": {
+                    "scout": {
+                        "description": "Finds things out by asking the team.",
+                        "prompt": f"{SCOUT}. Ask the team with mcp__octy__ask.",
+                        "tools": [],
+                    }
+                }
+            },
             "beta": {},
         },
     )
@@ -88,14 +103,19 @@ def test_a_subagent_asks_a_peer_agent_and_gets_the_answer(
     assert [(m.sender, m.body, m.cause_id) for m in asks] == [
         ("lead", "what about KIWI?", request.id)
     ]
-    events = [json.loads(line) for line in
-              (tmp_path / "logs" / "lead.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line) for line in (tmp_path / "logs" / "lead.jsonl").read_text().splitlines()
+    ]
     asked = [e for e in events if e["event"] == "asked"]
     assert [(e["to"], e.get("subagent")) for e in asked] == [("beta", "scout")]
     answered = [e for e in events if e["event"] == "answered"]
     assert [(e["body"], e.get("subagent")) for e in answered] == [("BETA-KIWI", "scout")]
     trace = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "trace", request.id, "--no-color"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert "(subagent scout) what about KIWI?" in trace.stdout, trace.stdout + trace.stderr

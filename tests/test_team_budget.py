@@ -37,7 +37,12 @@ def turn_rule(agent: str, text: str, match: str = r"job \d+") -> dict[str, Any]:
 def octy(t: Team, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args, "-f", str(t.roster_path)],
-        cwd=t.folder, env=t.env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=t.folder,
+        env=t.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     if check and done.returncode != 0:
         raise AssertionError(f"{args} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
@@ -77,10 +82,19 @@ def test_an_agent_over_budget_warns_pauses_refuses_asks_and_resumes_on_command(
         [
             turn_rule("alice", "alice did {0}"),
             {"agent": agent_rule("alice"), "match": "note for alice", "text": "alice read it"},
-            {"agent": agent_rule("bob"), "tool_result": r"error (budget_exceeded)",
-             "text": "bob was told {1}"},
-            {"agent": agent_rule("bob"), "match": "ask alice", "tool_use": {
-                "name": "mcp__octy__ask", "input": {"to": "alice", "message": "are you there"}}},
+            {
+                "agent": agent_rule("bob"),
+                "tool_result": r"error (budget_exceeded)",
+                "text": "bob was told {1}",
+            },
+            {
+                "agent": agent_rule("bob"),
+                "match": "ask alice",
+                "tool_use": {
+                    "name": "mcp__octy__ask",
+                    "input": {"to": "alice", "message": "are you there"},
+                },
+            },
         ],
         {"alice": {"budget": {"tokens": 10_000, "per": "run"}}, "bob": {}},
     )
@@ -193,9 +207,25 @@ def test_a_team_budget_pauses_everyone_and_resume_without_agents_runs_them_all(
         mb.wait_for_reply(request.id, 30)
     assert "the team's budget: spent 8,000 of 6,000 tokens" in str(refused.value)
     asked = subprocess.run(  # `ask` from a terminal: refused at once, not after --timeout
-        [sys.executable, "-m", "orchestrator.cli", "ask", "alice", "job 5", "--json",
-         "--timeout", "600", "--db", str(t.db_path)],
-        cwd=t.folder, env=t.env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "ask",
+            "alice",
+            "job 5",
+            "--json",
+            "--timeout",
+            "600",
+            "--db",
+            str(t.db_path),
+        ],
+        cwd=t.folder,
+        env=t.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert asked.returncode == 1
     assert json.loads(asked.stdout)["error"] == "budget_exceeded"
@@ -205,8 +235,9 @@ def test_a_team_budget_pauses_everyone_and_resume_without_agents_runs_them_all(
     out = octy(t, "resume").stdout
     assert "resumed 'alice': overriding the team's budget" in out
     assert "resumed 'bob': overriding the team's budget" in out
-    t.wait_for(lambda: t.states().get("alice") == t.states().get("bob") == "ready",
-               what="everyone ready")
+    t.wait_for(
+        lambda: t.states().get("alice") == t.states().get("bob") == "ready", what="everyone ready"
+    )
     assert text_of(t.ask("alice", "job 4")) == "alice did job 4"
 
 

@@ -41,13 +41,27 @@ def test_past_compact_at_the_runner_has_the_cli_compact_between_turns(team: Team
     next turn carries the summary instead of the history."""
     t = team(
         [
-            {"agent": agent_rule("alice"), "match": SUMMARY_REQUEST,
-             "text": "<summary>alice worked on the small and the big job</summary>"},
-            {"agent": agent_rule("alice"), "match": "small job", "text": "small done",
-             "usage": {"input_tokens": 2000, "cache_read_input_tokens": 1000}},
-            {"agent": agent_rule("alice"), "match": "big job", "text": "big done",
-             "usage": {"input_tokens": 500, "cache_read_input_tokens": 6000,
-                       "cache_creation_input_tokens": 2000}},
+            {
+                "agent": agent_rule("alice"),
+                "match": SUMMARY_REQUEST,
+                "text": "<summary>alice worked on the small and the big job</summary>",
+            },
+            {
+                "agent": agent_rule("alice"),
+                "match": "small job",
+                "text": "small done",
+                "usage": {"input_tokens": 2000, "cache_read_input_tokens": 1000},
+            },
+            {
+                "agent": agent_rule("alice"),
+                "match": "big job",
+                "text": "big done",
+                "usage": {
+                    "input_tokens": 500,
+                    "cache_read_input_tokens": 6000,
+                    "cache_creation_input_tokens": 2000,
+                },
+            },
             {"agent": agent_rule("alice"), "match": "zebra job", "text": "zebra done"},
         ],
         {"alice": {"context_window": 10_000}},
@@ -78,8 +92,14 @@ def test_past_compact_at_the_runner_has_the_cli_compact_between_turns(team: Team
 
 def test_compact_at_null_never_compacts(team: TeamFactory) -> None:
     t = team(
-        [{"agent": agent_rule("alice"), "match": "big job", "text": "big done",
-          "usage": {"input_tokens": 9500}}],
+        [
+            {
+                "agent": agent_rule("alice"),
+                "match": "big job",
+                "text": "big done",
+                "usage": {"input_tokens": 9500},
+            }
+        ],
         {"alice": {"context_window": 10_000, "compact_at": None}},
     )
     t.up()
@@ -99,8 +119,11 @@ def test_a_context_overflow_starts_a_fresh_session_with_a_handover(team: TeamFac
     t = team(
         [
             # Any request of the old conversation that carries the boom message is too long.
-            {"agent": agent_rule("alice"), "match": r"(?s)\A(?!.*Context reset).*boom",
-             "error": "prompt_too_long"},
+            {
+                "agent": agent_rule("alice"),
+                "match": r"(?s)\A(?!.*Context reset).*boom",
+                "error": "prompt_too_long",
+            },
             {"agent": agent_rule("alice"), "match": "boom", "text": "boom handled"},
             {"agent": agent_rule("alice"), "match": "first", "text": "alice first result"},
         ],
@@ -142,10 +165,17 @@ def test_a_compaction_that_cannot_get_below_the_threshold_is_not_repeated_every_
     grown by a tenth of the window past what the compaction left."""
     t = team(
         [
-            {"agent": agent_rule("alice"), "match": SUMMARY_REQUEST,
-             "text": "<summary>short</summary>"},
-            {"agent": agent_rule("alice"), "match": "job", "text": "done",
-             "usage": {"input_tokens": 900}},
+            {
+                "agent": agent_rule("alice"),
+                "match": SUMMARY_REQUEST,
+                "text": "<summary>short</summary>",
+            },
+            {
+                "agent": agent_rule("alice"),
+                "match": "job",
+                "text": "done",
+                "usage": {"input_tokens": 900},
+            },
         ],
         {"alice": {"context_window": 1000}},
     )
@@ -168,10 +198,18 @@ def test_a_compaction_gone_silent_restarts_the_session_like_a_hung_turn(
     turn's); the next request is answered by the new session."""
     t = team(
         [
-            {"agent": agent_rule("alice"), "match": SUMMARY_REQUEST, "delay": 6,
-             "text": "<summary>late</summary>"},
-            {"agent": agent_rule("alice"), "match": r"job \d", "text": "done {0}",
-             "usage": {"input_tokens": 9000}},
+            {
+                "agent": agent_rule("alice"),
+                "match": SUMMARY_REQUEST,
+                "delay": 6,
+                "text": "<summary>late</summary>",
+            },
+            {
+                "agent": agent_rule("alice"),
+                "match": r"job \d",
+                "text": "done {0}",
+                "usage": {"input_tokens": 9000},
+            },
         ],
         {"alice": {"context_window": 10_000, "turn_timeout": "2s"}},
     )

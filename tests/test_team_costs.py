@@ -72,8 +72,14 @@ def test_each_turn_costs_its_own_share_and_totals_survive_restarts(team: TeamFac
 
 def _result(session_id: str, total: float) -> ResultMessage:
     return ResultMessage(
-        subtype="success", duration_ms=1, duration_api_ms=1, is_error=False, num_turns=1,
-        session_id=session_id, total_cost_usd=total, usage={"input_tokens": 5},
+        subtype="success",
+        duration_ms=1,
+        duration_api_ms=1,
+        is_error=False,
+        num_turns=1,
+        session_id=session_id,
+        total_cost_usd=total,
+        usage={"input_tokens": 5},
     )
 
 

@@ -33,8 +33,12 @@ def spawned() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
 
     def spawn(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, **kw,  # type: ignore[call-overload]
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            **kw,  # type: ignore[call-overload]
         )
         procs.append(proc)
         return proc
@@ -57,8 +61,15 @@ def test_up_kills_only_its_own_leftover_cli_and_recovers_only_its_own_leases(
     # a: an unrelated process whose command line says claude, its start time forged right.
     decoy = spawned(["bash", "-c", "exec -a claude sleep 600"])
     # b: a real claude left behind by a supervisor that died (recorded when it started).
-    waiting = [cli, "--input-format", "stream-json", "--output-format", "stream-json",
-               "--print", "--verbose"]  # reads its stdin, which stays open
+    waiting = [
+        cli,
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--print",
+        "--verbose",
+    ]  # reads its stdin, which stays open
     leftover = spawned(waiting, env={**t.env, "HOME": str(tmp_path)})
     # c: a real claude too, but not the one recorded: the pid was reused.
     reused = spawned(waiting, env={**t.env, "HOME": str(tmp_path)})

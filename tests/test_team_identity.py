@@ -48,7 +48,7 @@ def _attempts(request_id: str, supervisor_pid: int) -> str:
         "sql_write": f"{shlex.quote(sys.executable)} -c "
         + shlex.quote(
             "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); "
-            "c.execute(\"insert into messages(kind,sender,recipient,body) "
+            'c.execute("insert into messages(kind,sender,recipient,body) '
             "values('notice','coordinator','reviewer','\\\"forged-sql\\\"')\"); c.commit()"
         )
         + f" {db}",
@@ -119,8 +119,17 @@ def test_an_agents_shell_cannot_speak_for_others_read_their_inbox_or_command_the
     output = "".join(str(r["content"]) for r in tool_results(result))
     codes = dict(re.findall(r"(\w+)=(\d+)", output))
     assert set(codes) >= {
-        "send_env", "send_as", "inbox", "reply", "stop", "sql_read", "sql_write",
-        "raw_read", "proc_fd", "kill", "roster",
+        "send_env",
+        "send_as",
+        "inbox",
+        "reply",
+        "stop",
+        "sql_read",
+        "sql_write",
+        "raw_read",
+        "proc_fd",
+        "kill",
+        "roster",
     }, output
     assert all(code != "0" for code in codes.values()), codes
     assert "talk to the team with the mcp__octy__ tools" in output

@@ -123,9 +123,7 @@ def test_a_persistent_529_is_bounded_and_visible(team: TeamFactory) -> None:
     t.wait_ready("a")
     with t.mailbox() as mb:
         request = mb.request("user", "a", "anyone there?", max_attempts=2)
-    row = t.wait_for(
-        lambda: (r := _ps_row(t, "a"))["model_error"] and r, what="the reason in ps"
-    )
+    row = t.wait_for(lambda: (r := _ps_row(t, "a"))["model_error"] and r, what="the reason in ps")
     assert "529" in row["model_error"]
     failed = _failure(t, request.id)
     assert failed.code == "turn_failed"
@@ -177,8 +175,11 @@ def test_a_closed_port_fails_fast_and_nothing_is_lost(team: TeamFactory) -> None
     t.wait_for(lambda: len(_events(t, "a", "turn_failed")) >= 2, what="the notice tried")
 
     with ScriptedModel({"default": {"text": "back again"}}, port=port):  # the model is back
-        t.wait_for(lambda: t.messages(status="done") and _done(t, notice.id), timeout=90,
-                   what="the notice delivered")
+        t.wait_for(
+            lambda: t.messages(status="done") and _done(t, notice.id),
+            timeout=90,
+            what="the notice delivered",
+        )
         octy(t, "queue", "retry", request.id)
         with t.mailbox() as mb:
             assert text_of(mb.wait_for_reply(request.id, 60).body) == "back again"

@@ -40,7 +40,11 @@ def make_repo(path: Path) -> Path:
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=folder, capture_output=True, text=True, timeout=60, check=False,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -101,8 +105,11 @@ def edit_rules(agent: str) -> list[dict[str, object]]:
                 "input": {"file_path": "shared.txt", "content": f"written by {agent}\n"},
             },
         },
-        {"agent": agent_rule(agent), "match": "where", "tool_use": {
-            "name": "Bash", "input": {"command": "pwd && cat shared.txt"}}},
+        {
+            "agent": agent_rule(agent),
+            "match": "where",
+            "tool_use": {"name": "Bash", "input": {"command": "pwd && cat shared.txt"}},
+        },
         {"agent": agent_rule(agent), "tool_result": r"(?s)(/.*)", "text": "AT {1}"},
     ]
 
@@ -146,8 +153,10 @@ def test_two_agents_in_worktrees_edit_one_file_then_merge_and_conflict(
     assert git(repo, "status", "--porcelain") == ""  # .octy/ is excluded, not untracked
 
     listed = json.loads(cli(tmp_path, "workspaces", "--json").stdout)["workspaces"]
-    assert [(w["agent"], w["branch"], w["base"], w["ahead"], w["behind"], w["uncommitted"])
-            for w in listed] == [
+    assert [
+        (w["agent"], w["branch"], w["base"], w["ahead"], w["behind"], w["uncommitted"])
+        for w in listed
+    ] == [
         ("alpha", "octy/testteam/alpha", "main", 1, 0, []),
         ("beta", "octy/testteam/beta", "main", 1, 0, []),
     ]

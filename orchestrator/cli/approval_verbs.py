@@ -25,23 +25,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _options(p)
     p.set_defaults(func=cmd_approvals)
-    for verb, text in (("approve", "let a waiting tool call run"),
-                       ("deny", "refuse a waiting tool call (the agent reads the reason)")):
+    for verb, text in (
+        ("approve", "let a waiting tool call run"),
+        ("deny", "refuse a waiting tool call (the agent reads the reason)"),
+    ):
         p = sub.add_parser(verb, help=text)
         p.add_argument("id", metavar="ID", help="the approval's id (see `approvals`)")
         p.add_argument(
             "--reason", default="", metavar="TEXT", help="told to the agent (default: none)"
         )
-        p.add_argument("--as", dest="sender", default=None, metavar="NAME",
-                       help="answer as this participant (default: user)")
+        p.add_argument(
+            "--as",
+            dest="sender",
+            default=None,
+            metavar="NAME",
+            help="answer as this participant (default: user)",
+        )
         _options(p)
         p.set_defaults(func=cmd_answer, granted=verb == "approve")
 
 
 def _options(p: argparse.ArgumentParser) -> None:
     common.add_common(p)
-    p.add_argument("-f", "--file", type=Path, default=None,
-                   help="the roster (default ./agents.yaml)")
+    p.add_argument(
+        "-f", "--file", type=Path, default=None, help="the roster (default ./agents.yaml)"
+    )
 
 
 def _db(args: argparse.Namespace) -> Path:
@@ -85,11 +93,15 @@ def cmd_answer(args: argparse.Namespace) -> int:
     sender = args.sender or USER
     own = os.environ.get(common.AGENT_ENV)
     if own and sender != own:  # run by an agent's tools: it speaks as itself only
-        raise CliFailure(f"running as agent '{own}': cannot answer as '{sender}'",
-                         common.EXIT_USAGE, "not_allowed")
+        raise CliFailure(
+            f"running as agent '{own}': cannot answer as '{sender}'",
+            common.EXIT_USAGE,
+            "not_allowed",
+        )
     try:
-        reply = answer(_db(args), args.id, granted=args.granted, reason=args.reason,
-                       sender=own or sender)
+        reply = answer(
+            _db(args), args.id, granted=args.granted, reason=args.reason, sender=own or sender
+        )
     except errors.ApprovalNotFound as exc:
         raise CliFailure(str(exc), common.EXIT_NOT_FOUND, exc.code) from None
     except errors.OrchestratorError as exc:

@@ -145,9 +145,7 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
         return record.database
 
 
-def resolve_place(
-    args: argparse.Namespace, roster_file: Path | None = None
-) -> Path | QueueSetting:
+def resolve_place(args: argparse.Namespace, roster_file: Path | None = None) -> Path | QueueSetting:
     """Like :func:`resolve_db`, but a roster with ``queue: nats://...`` gives that queue
     (``--db`` and ``$OCTY_DB`` still name a SQLite file)."""
     db = resolve_db(args, roster_file)

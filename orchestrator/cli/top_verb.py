@@ -24,9 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "-f", "--file", type=Path, default=None, help="the roster (default ./agents.yaml)"
     )
-    p.add_argument(
-        "--db", type=Path, default=None, help="queue database (default: the roster's)"
-    )
+    p.add_argument("--db", type=Path, default=None, help="queue database (default: the roster's)")
     p.add_argument(
         "--logs", type=Path, metavar="DIR", help="logs folder (default: the roster's `logs`)"
     )

@@ -42,10 +42,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                   help="machine-readable output (one JSON document)")
-    p.add_argument("-f", "--file", type=Path, default=argparse.SUPPRESS,
-                   help="the roster (default ./agents.yaml)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="machine-readable output (one JSON document)",
+    )
+    p.add_argument(
+        "-f",
+        "--file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="the roster (default ./agents.yaml)",
+    )
 
 
 def cmd_workspaces(args: argparse.Namespace) -> int:
@@ -70,22 +79,38 @@ def cmd_workspaces(args: argparse.Namespace) -> int:
             commit = ops.merge(roster, args.agent)
             tree = ops.worktree_of(roster, args.agent)
             if as_json:
-                common.emit_json({"ok": True, "agent": args.agent, "branch": tree.branch,
-                                  "base": tree.base, "commit": commit})
+                common.emit_json(
+                    {
+                        "ok": True,
+                        "agent": args.agent,
+                        "branch": tree.branch,
+                        "base": tree.base,
+                        "commit": commit,
+                    }
+                )
             else:
                 print(f"merged {tree.branch} into {tree.base} (now {commit[:12]})")
         else:
             tree = ops.remove(roster, args.agent, force=args.force)
             if as_json:
-                common.emit_json({"ok": True, "agent": args.agent, "removed": str(tree.path),
-                                  "branch": tree.branch})
+                common.emit_json(
+                    {
+                        "ok": True,
+                        "agent": args.agent,
+                        "removed": str(tree.path),
+                        "branch": tree.branch,
+                    }
+                )
             else:
-                print(f"removed {tree.path}; branch {tree.branch} is kept "
-                      f"(git branch -D {tree.branch} deletes it)")
+                print(
+                    f"removed {tree.path}; branch {tree.branch} is kept "
+                    f"(git branch -D {tree.branch} deletes it)"
+                )
     except errors.MergeConflict as exc:
         if as_json:
-            common.emit_json({"ok": False, "error": exc.code, "message": str(exc),
-                              "paths": exc.paths})
+            common.emit_json(
+                {"ok": False, "error": exc.code, "message": str(exc), "paths": exc.paths}
+            )
             return common.EXIT_ERROR
         raise CliFailure(str(exc), common.EXIT_ERROR, exc.code) from None
     except errors.WorkspaceError as exc:
@@ -101,8 +126,9 @@ def _load(path: Path | None) -> Roster:
     try:
         return load_roster(target)
     except errors.RosterErrors as exc:
-        raise CliFailure(f"{len(exc.errors)} problem(s) in {target}:\n{exc}",
-                         common.EXIT_ERROR, exc.code) from None
+        raise CliFailure(
+            f"{len(exc.errors)} problem(s) in {target}:\n{exc}", common.EXIT_ERROR, exc.code
+        ) from None
 
 
 def _print_table(rows: list[dict[str, object]]) -> None:
@@ -112,8 +138,12 @@ def _print_table(rows: list[dict[str, object]]) -> None:
     header = ("AGENT", "BRANCH", "BASE", "AHEAD", "BEHIND", "UNCOMMITTED", "PATH")
     table = [header] + [
         (
-            str(r["agent"]), str(r["branch"]), str(r["base"] or "-"), str(r["ahead"]),
-            str(r["behind"]), str(len(r["uncommitted"])) if r["exists"] else "(not made)",  # type: ignore[arg-type]
+            str(r["agent"]),
+            str(r["branch"]),
+            str(r["base"] or "-"),
+            str(r["ahead"]),
+            str(r["behind"]),
+            str(len(r["uncommitted"])) if r["exists"] else "(not made)",  # type: ignore[arg-type]
             str(r["path"]),
         )
         for r in rows

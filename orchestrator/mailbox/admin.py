@@ -109,9 +109,7 @@ class AdminOps(ConsumeOps):
                 f"DELETE FROM messages WHERE status IN ({marks}) AND NOT {_NEEDED_REPLY}",
                 tuple(statuses),
             ).rowcount
-            conn.execute(
-                "DELETE FROM waits WHERE request_id NOT IN (SELECT id FROM messages)"
-            )
+            conn.execute("DELETE FROM waits WHERE request_id NOT IN (SELECT id FROM messages)")
         return count
 
     def sweep(self, *, retention_s: float = 86400.0) -> SweepResult:

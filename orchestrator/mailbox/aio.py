@@ -80,7 +80,10 @@ class AsyncMailbox:
                 try:
                     # The loop's connection refuses a held lock at once, never sleeps on it.
                     inline: Mailbox | None = Mailbox(
-                        self._mb.path, create=False, clock=clock, synchronous=synchronous,
+                        self._mb.path,
+                        create=False,
+                        clock=clock,
+                        synchronous=synchronous,
                         busy_timeout_ms=0,
                     )
                 except errors.DatabaseError:
@@ -186,16 +189,26 @@ class AsyncMailbox:
     # --- registry -----------------------------------------------------------
 
     async def register(
-        self, name: str, description: str = "", *, pid: int | None = None,
-        state: str = "registered", meta: dict[str, Any] | None = None,
+        self,
+        name: str,
+        description: str = "",
+        *,
+        pid: int | None = None,
+        state: str = "registered",
+        meta: dict[str, Any] | None = None,
     ) -> AgentInfo:
         return await self._call(
             lambda m: m.register(name, description, pid=pid, state=state, meta=meta)
         )
 
     async def update_agent(
-        self, name: str, *, state: str | None = None, pid: int | Keep | None = KEEP,
-        meta: dict[str, Any] | None = None, heartbeat: bool = True,
+        self,
+        name: str,
+        *,
+        state: str | None = None,
+        pid: int | Keep | None = KEEP,
+        meta: dict[str, Any] | None = None,
+        heartbeat: bool = True,
     ) -> None:
         await self._call(
             lambda m: m.update_agent(name, state=state, pid=pid, meta=meta, heartbeat=heartbeat)
@@ -216,34 +229,68 @@ class AsyncMailbox:
     # --- sending ------------------------------------------------------------
 
     async def send(
-        self, sender: str, recipient: str, body: Any, *, kind: SendKind = "notice",
-        correlation_id: str | None = None, cause_id: str | None = None,
-        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        kind: SendKind = "notice",
+        correlation_id: str | None = None,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> Message:
         return await self._posted(
-            lambda m: m.send(sender, recipient, body, kind=kind, correlation_id=correlation_id,
-                             cause_id=cause_id, ttl_s=ttl_s, max_attempts=max_attempts),
+            lambda m: m.send(
+                sender,
+                recipient,
+                body,
+                kind=kind,
+                correlation_id=correlation_id,
+                cause_id=cause_id,
+                ttl_s=ttl_s,
+                max_attempts=max_attempts,
+            ),
             [recipient],
         )
 
     async def send_many(
-        self, sender: str, messages: Sequence[tuple[str, Any]], *, kind: SendKind = "notice",
-        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        self,
+        sender: str,
+        messages: Sequence[tuple[str, Any]],
+        *,
+        kind: SendKind = "notice",
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> list[Message]:
         return await self._posted(
-            lambda m: m.send_many(sender, messages, kind=kind, ttl_s=ttl_s,
-                                  max_attempts=max_attempts),
+            lambda m: m.send_many(
+                sender, messages, kind=kind, ttl_s=ttl_s, max_attempts=max_attempts
+            ),
             [recipient for recipient, _ in messages],
         )
 
     async def request(
-        self, sender: str, recipient: str, body: Any, *, cause_id: str | None = None,
-        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         wait_s: float | None = None,
     ) -> Message:
         return await self._posted(
-            lambda m: m.request(sender, recipient, body, cause_id=cause_id, ttl_s=ttl_s,
-                                max_attempts=max_attempts, wait_s=wait_s),
+            lambda m: m.request(
+                sender,
+                recipient,
+                body,
+                cause_id=cause_id,
+                ttl_s=ttl_s,
+                max_attempts=max_attempts,
+                wait_s=wait_s,
+            ),
             [recipient],
         )
 
@@ -369,8 +416,12 @@ class AsyncMailbox:
         await self._call(lambda m: m.wake_all())
 
     async def list(
-        self, *, status: str | None = None, recipient: str | None = None,
-        sender: str | None = None, limit: int = 100,
+        self,
+        *,
+        status: str | None = None,
+        recipient: str | None = None,
+        sender: str | None = None,
+        limit: int = 100,
     ) -> list[Message]:
         # Last in the class: its name would shadow the builtin in later annotations.
         return await self._threaded(

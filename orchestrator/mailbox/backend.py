@@ -24,29 +24,58 @@ class MailboxBackend(Protocol):
 
     def close(self) -> None: ...
     def register(
-        self, name: str, description: str = "", *, pid: int | None = None,
-        state: str = "registered", meta: dict[str, Any] | None = None,
+        self,
+        name: str,
+        description: str = "",
+        *,
+        pid: int | None = None,
+        state: str = "registered",
+        meta: dict[str, Any] | None = None,
     ) -> AgentInfo: ...
     def register_supervisor(self, pid: int, meta: dict[str, Any]) -> AgentInfo: ...
     def update_agent(
-        self, name: str, *, state: str | None = None, pid: int | Keep | None = ...,
-        meta: dict[str, Any] | None = None, heartbeat: bool = True,
+        self,
+        name: str,
+        *,
+        state: str | None = None,
+        pid: int | Keep | None = ...,
+        meta: dict[str, Any] | None = None,
+        heartbeat: bool = True,
     ) -> None: ...
     def unregister(self, name: str, *, force: bool = False) -> bool: ...
     def agents(self) -> list[AgentInfo]: ...
     def agent(self, name: str) -> AgentInfo | None: ...
     def send(
-        self, sender: str, recipient: str, body: Any, *, kind: Any = "notice",
-        correlation_id: str | None = None, cause_id: str | None = None,
-        ttl_s: float | None = None, max_attempts: int = ...,
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        kind: Any = "notice",
+        correlation_id: str | None = None,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = ...,
     ) -> Message: ...
     def send_many(
-        self, sender: str, messages: Sequence[tuple[str, Any]], *, kind: Any = "notice",
-        ttl_s: float | None = None, max_attempts: int = ...,
+        self,
+        sender: str,
+        messages: Sequence[tuple[str, Any]],
+        *,
+        kind: Any = "notice",
+        ttl_s: float | None = None,
+        max_attempts: int = ...,
     ) -> list[Message]: ...
     def request(
-        self, sender: str, recipient: str, body: Any, *, cause_id: str | None = None,
-        ttl_s: float | None = None, max_attempts: int = ..., wait_s: float | None = None,
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = ...,
+        wait_s: float | None = None,
     ) -> Message: ...
     def broadcast(self, sender: str, body: Any, *, ttl_s: float | None = None) -> list[Message]: ...
     def reply(self, request_id: str, sender: str, body: Any) -> Message: ...
@@ -56,7 +85,12 @@ class MailboxBackend(Protocol):
     ) -> list[Message]: ...
     def ack(self, message_ids: Sequence[str], *, owner: str) -> None: ...
     def nack(
-        self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0,
+        self,
+        message_id: str,
+        *,
+        owner: str,
+        error: str | None = None,
+        delay_s: float = 0.0,
         dead_code: str | None = None,
     ) -> Message: ...
     def extend(self, message_ids: Sequence[str], *, owner: str, lease_s: float) -> None: ...
@@ -74,8 +108,12 @@ class MailboxBackend(Protocol):
     def pending_count(self, recipient: str) -> int: ...
     def wake_all(self) -> None: ...
     def list(
-        self, *, status: str | None = None, recipient: str | None = None,
-        sender: str | None = None, limit: int = 100,
+        self,
+        *,
+        status: str | None = None,
+        recipient: str | None = None,
+        sender: str | None = None,
+        limit: int = 100,
     ) -> list[Message]: ...
 
 
@@ -85,30 +123,60 @@ class AsyncMailboxBackend(Protocol):
     async def aclose(self) -> None: ...
     def check_file(self) -> None:
         """Raise DatabaseReplaced if the store was swapped under the open client."""
+
     async def register(
-        self, name: str, description: str = "", *, pid: int | None = None,
-        state: str = "registered", meta: dict[str, Any] | None = None,
+        self,
+        name: str,
+        description: str = "",
+        *,
+        pid: int | None = None,
+        state: str = "registered",
+        meta: dict[str, Any] | None = None,
     ) -> AgentInfo: ...
     async def register_supervisor(self, pid: int, meta: dict[str, Any]) -> AgentInfo: ...
     async def update_agent(
-        self, name: str, *, state: str | None = None, pid: int | Keep | None = ...,
-        meta: dict[str, Any] | None = None, heartbeat: bool = True,
+        self,
+        name: str,
+        *,
+        state: str | None = None,
+        pid: int | Keep | None = ...,
+        meta: dict[str, Any] | None = None,
+        heartbeat: bool = True,
     ) -> None: ...
     async def unregister(self, name: str, *, force: bool = False) -> bool: ...
     async def agents(self) -> list[AgentInfo]: ...
     async def agent(self, name: str) -> AgentInfo | None: ...
     async def send(
-        self, sender: str, recipient: str, body: Any, *, kind: Any = "notice",
-        correlation_id: str | None = None, cause_id: str | None = None,
-        ttl_s: float | None = None, max_attempts: int = ...,
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        kind: Any = "notice",
+        correlation_id: str | None = None,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = ...,
     ) -> Message: ...
     async def send_many(
-        self, sender: str, messages: Sequence[tuple[str, Any]], *, kind: Any = "notice",
-        ttl_s: float | None = None, max_attempts: int = ...,
+        self,
+        sender: str,
+        messages: Sequence[tuple[str, Any]],
+        *,
+        kind: Any = "notice",
+        ttl_s: float | None = None,
+        max_attempts: int = ...,
     ) -> list[Message]: ...
     async def request(
-        self, sender: str, recipient: str, body: Any, *, cause_id: str | None = None,
-        ttl_s: float | None = None, max_attempts: int = ..., wait_s: float | None = None,
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = ...,
+        wait_s: float | None = None,
     ) -> Message: ...
     async def broadcast(
         self, sender: str, body: Any, *, ttl_s: float | None = None
@@ -120,13 +188,16 @@ class AsyncMailboxBackend(Protocol):
     ) -> list[Message]: ...
     async def ack(self, message_ids: Sequence[str], *, owner: str) -> None: ...
     async def nack(
-        self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0,
+        self,
+        message_id: str,
+        *,
+        owner: str,
+        error: str | None = None,
+        delay_s: float = 0.0,
         dead_code: str | None = None,
     ) -> Message: ...
     async def extend(self, message_ids: Sequence[str], *, owner: str, lease_s: float) -> None: ...
-    async def release(
-        self, owner: str, message_ids: Sequence[str] | None = None
-    ) -> int: ...
+    async def release(self, owner: str, message_ids: Sequence[str] | None = None) -> int: ...
     async def wait_for_reply(self, request_id: str, timeout_s: float) -> Message: ...
     async def wait_for_messages(self, recipient: str, timeout_s: float) -> bool: ...
     async def get(self, message_id: str) -> Message: ...
@@ -140,6 +211,10 @@ class AsyncMailboxBackend(Protocol):
     async def pending_count(self, recipient: str) -> int: ...
     async def wake_all(self) -> None: ...
     async def list(
-        self, *, status: str | None = None, recipient: str | None = None,
-        sender: str | None = None, limit: int = 100,
+        self,
+        *,
+        status: str | None = None,
+        recipient: str | None = None,
+        sender: str | None = None,
+        limit: int = 100,
     ) -> list[Message]: ...

@@ -141,8 +141,13 @@ class ConsumeOps(MailboxCore):
                     ORDER BY available_at, seq LIMIT :limit)
                 RETURNING {MESSAGE_COLUMNS}, available_at, seq
                 """,
-                {"owner": owner, "expires": now + lease_s, "now": now,
-                 "recipient": recipient, "limit": limit},
+                {
+                    "owner": owner,
+                    "expires": now + lease_s,
+                    "now": now,
+                    "recipient": recipient,
+                    "limit": limit,
+                },
             ).fetchall()
         rows.sort(key=lambda r: (r[-2], r[-1]))  # RETURNING order is unspecified
         return [message_from_row(r[:_N_COLUMNS]) for r in rows]

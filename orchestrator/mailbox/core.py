@@ -48,7 +48,9 @@ class MailboxCore:
             self._conn: sqlite3.Connection | None = schema.connect_readonly(self.path)
         else:
             self._conn = schema.connect(
-                self.path, create=create, synchronous=synchronous,
+                self.path,
+                create=create,
+                synchronous=synchronous,
                 busy_timeout_ms=busy_timeout_ms,
             )
         # The file this connection has open, to notice when another file takes its path
@@ -90,9 +92,7 @@ class MailboxCore:
         except FileNotFoundError:
             raise errors.DatabaseReplaced(str(self.path), self._identity, None) from None
         if st.st_ino != self._identity[1] or st.st_dev != self._identity[0]:
-            raise errors.DatabaseReplaced(
-                str(self.path), self._identity, (st.st_dev, st.st_ino)
-            )
+            raise errors.DatabaseReplaced(str(self.path), self._identity, (st.st_dev, st.st_ino))
 
     def now(self) -> float:
         """The clock used for every timestamp (injectable for tests)."""

@@ -33,6 +33,7 @@ DEFAULT_MAX_ATTEMPTS: Final = 5
 DEFAULT_LEASE_S: Final = 30.0
 """How long a claim holds a message before another consumer may take it."""
 
+
 class Keep(enum.Enum):
     """Type of :data:`KEEP`: "leave this field as it is" where None is a real value."""
 
@@ -158,7 +159,7 @@ def encode_body(body: Any) -> str:
             size = len(text.encode("utf-8"))
         except UnicodeEncodeError as exc:  # a lone surrogate: no UTF-8 for SQLite to store
             raise errors.InvalidBody(
-                f"body holds {exc.object[exc.start:exc.end]!a} at character {exc.start}, "
+                f"body holds {exc.object[exc.start : exc.end]!a} at character {exc.start}, "
                 "a lone surrogate that is not valid Unicode text; send valid UTF-8"
             ) from exc
     if size > MAX_BODY_BYTES:
@@ -205,6 +206,12 @@ def new_id() -> str:
         n = ((ms & 0xFFFFFFFFFFFF) << 32) | _counter
     p = _PAIRS
     return (
-        p[n >> 70] + p[(n >> 60) & 1023] + p[(n >> 50) & 1023] + p[(n >> 40) & 1023]
-        + p[(n >> 30) & 1023] + p[(n >> 20) & 1023] + p[(n >> 10) & 1023] + p[n & 1023]
+        p[n >> 70]
+        + p[(n >> 60) & 1023]
+        + p[(n >> 50) & 1023]
+        + p[(n >> 40) & 1023]
+        + p[(n >> 30) & 1023]
+        + p[(n >> 20) & 1023]
+        + p[(n >> 10) & 1023]
+        + p[n & 1023]
     )

@@ -109,8 +109,15 @@ class RegistryOps(MailboxCore):
                     heartbeat_at = CASE WHEN ? THEN ? ELSE heartbeat_at END
                 WHERE name = ?
                 """,
-                (state, pid is KEEP, None if pid is KEEP else pid, encode_meta(merged),
-                 heartbeat, self.now(), name),
+                (
+                    state,
+                    pid is KEEP,
+                    None if pid is KEEP else pid,
+                    encode_meta(merged),
+                    heartbeat,
+                    self.now(),
+                    name,
+                ),
             )
 
     def unregister(self, name: str, *, force: bool = False) -> bool:

@@ -230,7 +230,10 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     last: sqlite3.Error | None = None
     for uri in uris:
         conn = sqlite3.connect(
-            uri, uri=True, isolation_level=None, check_same_thread=False,
+            uri,
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
             timeout=BUSY_TIMEOUT_MS / 1000,
         )
         try:
@@ -312,7 +315,10 @@ def open_peek_connection(path: Path) -> sqlite3.Connection:
     """A read-only connection that never waits (busy_timeout 0), for quick checks run
     on an event loop thread. Open it after :func:`connect` has set the file up."""
     conn = sqlite3.connect(
-        f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False,
+        f"{path.as_uri()}?mode=ro",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
         timeout=0,
     )
     conn.execute("PRAGMA busy_timeout = 0")

@@ -77,8 +77,22 @@ class SendOps(MailboxCore):
         expires_at = None if ttl_s is None else now + ttl_s
         done_at = now if status == "done" else None
         values = [
-            "", kind, sender, recipient, correlation_id, cause_id, body_text,
-            status, 0, max_attempts, now, now, expires_at, done_at, error, error_detail,
+            "",
+            kind,
+            sender,
+            recipient,
+            correlation_id,
+            cause_id,
+            body_text,
+            status,
+            0,
+            max_attempts,
+            now,
+            now,
+            expires_at,
+            done_at,
+            error,
+            error_detail,
         ]
         if if_known:
             sql = _INSERT_IF_KNOWN
@@ -97,9 +111,25 @@ class SendOps(MailboxCore):
                     raise errors.AlreadyReplied(correlation_id) from exc
                 raise
             return make_message(
-                message_id, kind, sender, recipient, correlation_id, cause_id,
-                json.loads(body_text), status, 0, max_attempts, None, None, now, now,
-                expires_at, None, done_at, error, error_detail,
+                message_id,
+                kind,
+                sender,
+                recipient,
+                correlation_id,
+                cause_id,
+                json.loads(body_text),
+                status,
+                0,
+                max_attempts,
+                None,
+                None,
+                now,
+                now,
+                expires_at,
+                None,
+                done_at,
+                error,
+                error_detail,
             )
         raise errors.QueueError("could not draw a unique message id")  # pragma: no cover
 
@@ -137,8 +167,14 @@ class SendOps(MailboxCore):
         body_text = encode_body(body)
         with self._statement() as conn:
             return self._insert_checked(
-                conn, kind=kind, sender=sender, recipient=recipient, body_text=body_text,
-                correlation_id=correlation_id, cause_id=cause_id, ttl_s=ttl_s,
+                conn,
+                kind=kind,
+                sender=sender,
+                recipient=recipient,
+                body_text=body_text,
+                correlation_id=correlation_id,
+                cause_id=cause_id,
+                ttl_s=ttl_s,
                 max_attempts=max_attempts,
             )
 
@@ -158,8 +194,15 @@ class SendOps(MailboxCore):
         encoded = [(recipient, encode_body(body)) for recipient, body in messages]
         with self._write() as conn:
             return [
-                self._insert_checked(conn, kind=kind, sender=sender, recipient=recipient,
-                                     body_text=text, ttl_s=ttl_s, max_attempts=max_attempts)
+                self._insert_checked(
+                    conn,
+                    kind=kind,
+                    sender=sender,
+                    recipient=recipient,
+                    body_text=text,
+                    ttl_s=ttl_s,
+                    max_attempts=max_attempts,
+                )
                 for recipient, text in encoded
             ]
 
@@ -178,8 +221,13 @@ class SendOps(MailboxCore):
         reply; a request that would close a wait cycle raises WouldDeadlock, unwritten."""
         body_text = encode_body(body)
         fields: dict[str, Any] = {
-            "kind": "request", "sender": sender, "recipient": recipient, "body_text": body_text,
-            "cause_id": cause_id, "ttl_s": ttl_s, "max_attempts": max_attempts,
+            "kind": "request",
+            "sender": sender,
+            "recipient": recipient,
+            "body_text": body_text,
+            "cause_id": cause_id,
+            "ttl_s": ttl_s,
+            "max_attempts": max_attempts,
         }
         if wait_s is None:  # fire and forget: one statement, like send()
             with self._statement() as conn:
@@ -192,8 +240,7 @@ class SendOps(MailboxCore):
                 raise errors.WouldDeadlock(request_id="", detail=cycle)
             message = self._insert(conn, **fields)
             conn.execute(
-                "INSERT INTO waits (request_id, waiter, target, expires_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO waits (request_id, waiter, target, expires_at) VALUES (?, ?, ?, ?)",
                 (message.id, sender, recipient, now + wait_s),
             )
         return message
@@ -223,8 +270,14 @@ class SendOps(MailboxCore):
                 )
             ]
             return [
-                self._insert(conn, kind="broadcast", sender=sender, recipient=name,
-                             body_text=body_text, ttl_s=ttl_s)
+                self._insert(
+                    conn,
+                    kind="broadcast",
+                    sender=sender,
+                    recipient=name,
+                    body_text=body_text,
+                    ttl_s=ttl_s,
+                )
                 for name in names
             ]
 
@@ -238,8 +291,13 @@ class SendOps(MailboxCore):
             if self._fetch_reply(conn, request_id) is not None:
                 raise errors.AlreadyReplied(request_id)
             response = self._insert(
-                conn, kind="response", sender=sender, recipient=request.sender,
-                body_text=body_text, correlation_id=request_id, cause_id=request_id,
+                conn,
+                kind="response",
+                sender=sender,
+                recipient=request.sender,
+                body_text=body_text,
+                correlation_id=request_id,
+                cause_id=request_id,
                 status="done",
             )
             conn.execute("DELETE FROM waits WHERE request_id = ?", (request_id,))
@@ -255,9 +313,16 @@ class SendOps(MailboxCore):
             if self._fetch_reply(conn, request_id) is not None:
                 return False
             self._insert(
-                conn, kind="response", sender=request.recipient, recipient=request.sender,
-                body_text="null", correlation_id=request_id, cause_id=request_id,
-                status="done", error=code, error_detail=detail or None,
+                conn,
+                kind="response",
+                sender=request.recipient,
+                recipient=request.sender,
+                body_text="null",
+                correlation_id=request_id,
+                cause_id=request_id,
+                status="done",
+                error=code,
+                error_detail=detail or None,
             )
             conn.execute(
                 """

@@ -77,9 +77,7 @@ class WaitOps(ConsumeOps):
                     self._expire_ttl(conn, now, request.recipient)
                     status = self._fetch_by_id(conn, request_id).status
                 if status == "dead":
-                    raise errors.RequestExpired(
-                        request_id, "expired: not delivered before its TTL"
-                    )
+                    raise errors.RequestExpired(request_id, "expired: not delivered before its TTL")
                 return None, 0.0  # claimed just in time: keep waiting for its reply
             return None, request.expires_at - now
         return None, _FOREVER

@@ -78,6 +78,7 @@ SAFETY_POLL_S: Final = 2.0
 FALLBACK_POLL_S: Final = 0.1
 """Check interval when inotify is not available."""
 
+
 def _warn(event: str, **fields: Any) -> None:
     """structlog, imported only when there is something to say: with rich installed it
     costs tens of ms, which a CLI verb writing one row should not pay (issue 14)."""
@@ -211,9 +212,7 @@ class ChangeFeed:
     def _want_locked(self, watch: FeedWatch, slot: int | None) -> None:
         """Watch the bells a waiter on ``slot`` wakes for: its bucket's and the shared
         one; every bell for a waiter without a topic."""
-        slots: Iterable[int | None] = (
-            [None, slot] if slot is not None else [None, *range(BUCKETS)]
-        )
+        slots: Iterable[int | None] = [None, slot] if slot is not None else [None, *range(BUCKETS)]
         for each in slots:  # a bell not rung yet is watched once it is created
             watch.want(self._slot_names[each])
 
@@ -269,9 +268,7 @@ class ChangeFeed:
                     self._bucket_generation[slot] += 1
                     wanted.add(slot)
             self._cond.notify_all()
-            callbacks = [
-                cb for slot, cb in self._async_waiters if wanted is None or slot in wanted
-            ]
+            callbacks = [cb for slot, cb in self._async_waiters if wanted is None or slot in wanted]
         for callback in callbacks:
             with contextlib.suppress(RuntimeError):  # the waiter's loop already closed
                 callback()
@@ -297,9 +294,7 @@ class ChangeFeed:
         if sniffio.current_async_library() != "asyncio":
             # Other backends: a worker thread we may abandon on cancellation;
             # it returns by itself within `seconds` (at most poll_interval).
-            await anyio.to_thread.run_sync(
-                self.wait, seen, seconds, slot, abandon_on_cancel=True
-            )
+            await anyio.to_thread.run_sync(self.wait, seen, seconds, slot, abandon_on_cancel=True)
             return
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
@@ -324,8 +319,9 @@ class ChangeFeed:
         if self._tried:
             return
         self._tried = True
-        names = frozenset({self.db_path.name, f"{self.db_path.name}-wal",
-                           f"{self.db_path.name}-journal"})
+        names = frozenset(
+            {self.db_path.name, f"{self.db_path.name}-wal", f"{self.db_path.name}-journal"}
+        )
         try:
             self._watch = FeedWatch(self.db_path.parent, names)
         except InotifyUnavailable as exc:
@@ -333,7 +329,9 @@ class ChangeFeed:
             return
         self._stop_r, self._stop_w = os.pipe()
         self._thread = threading.Thread(
-            target=self._run, args=(self._watch,), name=f"mailbox-feed:{self.db_path.name}",
+            target=self._run,
+            args=(self._watch,),
+            name=f"mailbox-feed:{self.db_path.name}",
             daemon=True,
         )
         self._thread.start()
@@ -375,7 +373,7 @@ class ChangeFeed:
                 # A second look for a writer descheduled mid-commit, unless the WAL is
                 # busy: then the next read, one cool-down away, is that second look.
                 busy = now - wal_read_at < WAL_COOLDOWN_S
-                due = [now + d for d in SETTLE_S[:1 if busy else None]]
+                due = [now + d for d in SETTLE_S[: 1 if busy else None]]
                 due += [None] * (len(SETTLE_S) - len(due))
                 poller.unregister(watch.wal.fd)  # events merge in the kernel meanwhile
                 wal_polled = False

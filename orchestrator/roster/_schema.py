@@ -24,7 +24,13 @@ from orchestrator.roster.model import (
 from orchestrator.roster.work import DEFAULT_APPROVAL_TIMEOUT_S, Workspace
 
 TOP_KEYS = (
-    "name", "defaults", "database", "logs", "log_max_bytes", "log_backups", "agents",
+    "name",
+    "defaults",
+    "database",
+    "logs",
+    "log_max_bytes",
+    "log_backups",
+    "agents",
     "budget",  # team-wide, see _budget.py
     "queue",  # NATS JetStream instead of the SQLite database, see queue_setting.py
 )

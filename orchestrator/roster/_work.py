@@ -164,11 +164,18 @@ def check_work(merged: Mapping[str, Mapping[str, Any]], folder: Path, report: c.
     for name, values in merged.items():
         who = values.get("approver")
         if isinstance(who, Placed) and who.value not in (*names, "user"):
-            report(who.line, who.key, f"unknown approver '{who.value}'; name 'user' or an "
-                   f"agent of this team ({', '.join(names)})")
+            report(
+                who.line,
+                who.key,
+                f"unknown approver '{who.value}'; name 'user' or an "
+                f"agent of this team ({', '.join(names)})",
+            )
         elif isinstance(who, Placed) and who.value == name:
-            report(who.line, who.key, "an agent cannot approve its own calls; name 'user' or "
-                   "another agent")
+            report(
+                who.line,
+                who.key,
+                "an agent cannot approve its own calls; name 'user' or another agent",
+            )
         space = values.get("workspace")
         if isinstance(space, Placed) and space.value.is_worktree:
             _check_worktree(space, Path(values.get("cwd") or folder), report)
@@ -179,19 +186,30 @@ def _check_worktree(space: Placed, cwd: Path, report: c.Report) -> None:
     try:
         top = gitcmd.toplevel(cwd)
         if top is None:
-            report(space.line, space.key, f"not a git repository: {cwd}; a worktree workspace "
-                   "needs the agent's cwd inside one (git init), or use 'workspace: shared'")
+            report(
+                space.line,
+                space.key,
+                f"not a git repository: {cwd}; a worktree workspace "
+                "needs the agent's cwd inside one (git init), or use 'workspace: shared'",
+            )
             return
         base = space.value.base
         if base is None:
             if gitcmd.current_branch(top) is None:
-                report(space.line, space.key, f"the repository {top} has no current branch "
-                       "(detached HEAD or no commit yet); commit once, or give {type: worktree, "
-                       "base: BRANCH}")
+                report(
+                    space.line,
+                    space.key,
+                    f"the repository {top} has no current branch "
+                    "(detached HEAD or no commit yet); commit once, or give {type: worktree, "
+                    "base: BRANCH}",
+                )
         elif not gitcmd.is_branch(top, base):
             known = ", ".join(gitcmd.branches(top)) or "(none)"
-            report(space.line, space.key, f"unknown base '{base}': no such branch in {top} "
-                   f"(branches: {known})")
+            report(
+                space.line,
+                space.key,
+                f"unknown base '{base}': no such branch in {top} (branches: {known})",
+            )
     except GitError as exc:
         report(space.line, space.key, str(exc))
 
@@ -203,17 +221,19 @@ def _check_overlaps(
     for name, values in merged.items():
         patterns = values.get("owns")
         space = plain(values.get("workspace"))
-        if not isinstance(patterns, Placed) or (isinstance(space, Workspace)
-                                                and space.is_worktree):
+        if not isinstance(patterns, Placed) or (isinstance(space, Workspace) and space.is_worktree):
             continue  # agents in worktrees each write their own copy
         anchor = os.path.realpath(values.get("cwd") or folder)
         mine = [(p, globs.absolute_pattern(p, anchor)) for p in patterns.value]
         for other, theirs_written, theirs in claimed:
             for written, pattern in mine:
                 if other != name and globs.overlap(pattern, theirs):
-                    report(patterns.line, patterns.key,
-                           f"owns '{written}' of agent '{name}' overlaps owns "
-                           f"'{theirs_written}' of agent '{other}' in the same shared "
-                           "workspace; two agents must not own one path (narrow one pattern, "
-                           "or give one of them 'workspace: worktree')")
+                    report(
+                        patterns.line,
+                        patterns.key,
+                        f"owns '{written}' of agent '{name}' overlaps owns "
+                        f"'{theirs_written}' of agent '{other}' in the same shared "
+                        "workspace; two agents must not own one path (narrow one pattern, "
+                        "or give one of them 'workspace: worktree')",
+                    )
         claimed += [(name, w, p) for w, p in mine]

@@ -26,8 +26,16 @@ from orchestrator.redact import REDACTED
 from orchestrator.roster import _coerce as c
 from orchestrator.roster._yaml import YList, YMap, join
 
-QUEUE_KEYS: Final = ("servers", "user", "password", "token", "creds", "tls", "replicas",
-                     "namespace")
+QUEUE_KEYS: Final = (
+    "servers",
+    "user",
+    "password",
+    "token",
+    "creds",
+    "tls",
+    "replicas",
+    "namespace",
+)
 TLS_KEYS: Final = ("ca", "cert", "key")
 _URL: Final = re.compile(r"^(nats|tls)://([^\s/@]+@)?[^\s/@:]+(:\d{1,5})?/?$")
 _NAMESPACE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -63,8 +71,12 @@ class QueueSetting:
         for key, value in (("password", self.password), ("token", self.token)):
             if value is not None:
                 out[key] = REDACTED
-        for key, path in (("creds", self.creds), ("tls_ca", self.tls_ca),
-                          ("tls_cert", self.tls_cert), ("tls_key", self.tls_key)):
+        for key, path in (
+            ("creds", self.creds),
+            ("tls_ca", self.tls_ca),
+            ("tls_cert", self.tls_cert),
+            ("tls_key", self.tls_key),
+        ):
             if path is not None:
                 out[key] = str(path)
         return out
@@ -87,16 +99,18 @@ def queue_setting(value: Any, where: c.Where, team: str) -> Any:
         lines = {k: value.line_of(k) for k in value}
         for key in value:
             if key not in QUEUE_KEYS:
-                where.report(value.line_of(key), join(where.key, str(key)),
-                             f"unknown key '{key}'{c.did_you_mean(str(key), QUEUE_KEYS)}; "
-                             f"valid keys: {', '.join(QUEUE_KEYS)}")
+                where.report(
+                    value.line_of(key),
+                    join(where.key, str(key)),
+                    f"unknown key '{key}'{c.did_you_mean(str(key), QUEUE_KEYS)}; "
+                    f"valid keys: {', '.join(QUEUE_KEYS)}",
+                )
                 return c.INVALID
     else:
         return c.wrong_type("a nats:// address, a list of them, or a mapping", value, where)
 
     def at(key: str) -> c.Where:
-        return c.Where(join(where.key, key), lines.get(key, where.line), where.report,
-                       where.base)
+        return c.Where(join(where.key, key), lines.get(key, where.line), where.report, where.base)
 
     servers = _servers(value_map.get("servers"), at("servers"))
     namespace = value_map.get("namespace", default_namespace(team))
@@ -117,9 +131,15 @@ def queue_setting(value: Any, where: c.Where, team: str) -> Any:
     if any(v is c.INVALID for v in (servers, namespace, replicas, creds, tls, *texts.values())):
         return c.INVALID
     return QueueSetting(
-        servers=servers, namespace=namespace, user=texts["user"],
-        password=texts["password"], token=texts["token"], creds=creds,
-        tls_ca=tls.get("ca"), tls_cert=tls.get("cert"), tls_key=tls.get("key"),
+        servers=servers,
+        namespace=namespace,
+        user=texts["user"],
+        password=texts["password"],
+        token=texts["token"],
+        creds=creds,
+        tls_ca=tls.get("ca"),
+        tls_cert=tls.get("cert"),
+        tls_key=tls.get("key"),
         replicas=replicas,
     )
 
@@ -131,8 +151,7 @@ def _servers(value: Any, where: c.Where) -> Any:
     for item in items:
         if not isinstance(item, str) or not _URL.match(item):
             return where.error(
-                f"{item!r} is not a NATS address; write nats://host:4222 "
-                "(tls://host:4222 for TLS)"
+                f"{item!r} is not a NATS address; write nats://host:4222 (tls://host:4222 for TLS)"
             )
     return tuple(items)
 
@@ -166,8 +185,9 @@ def _tls(value: Any, where: c.Where) -> Any:
     for key in value:
         if key not in TLS_KEYS:
             return where.error(f"unknown key '{key}' in tls; valid keys: ca, cert, key")
-        out[key] = _file(value[key], c.Where(join(where.key, key), value.line_of(key),
-                                             where.report, where.base))
+        out[key] = _file(
+            value[key], c.Where(join(where.key, key), value.line_of(key), where.report, where.base)
+        )
     if c.INVALID in out.values():
         return c.INVALID
     if ("cert" in out) != ("key" in out):

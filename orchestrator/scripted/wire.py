@@ -98,8 +98,12 @@ def message(
 
 def models_list() -> dict[str, Any]:
     """``GET /v1/models``: one model, in the API's list shape."""
-    model = {"type": "model", "id": "scripted-model", "display_name": "Scripted model",
-             "created_at": "2025-01-01T00:00:00Z"}
+    model = {
+        "type": "model",
+        "id": "scripted-model",
+        "display_name": "Scripted model",
+        "created_at": "2025-01-01T00:00:00Z",
+    }
     return {"data": [model], "has_more": False, "first_id": model["id"], "last_id": model["id"]}
 
 

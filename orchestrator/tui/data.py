@@ -39,6 +39,8 @@ RSS_STEP = 0.02  # see TeamSource._steady_rss
 # row or the registry meta (blocked on an approval, say), else the model's last trouble
 # (`model_error`). Whatever the supervisor records under these shows up without a change.
 REASON_KEYS = ("reason", "model_error")
+
+
 def clean(text: str) -> str:
     """``text`` safe to draw: newlines as ⏎; the rest through the one filter for what people
     read (orchestrator.redact.for_people): control characters as ``\\xNN``, secrets ***."""

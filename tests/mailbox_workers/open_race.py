@@ -1,6 +1,6 @@
 """Open a queue database the moment a start file appears (for the open-race regression test).
 
-    python open_race.py START_FILE DB   -> exit 0, or 1 with the error on stdout
+python open_race.py START_FILE DB   -> exit 0, or 1 with the error on stdout
 """
 
 from __future__ import annotations

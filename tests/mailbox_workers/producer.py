@@ -1,6 +1,6 @@
 """Stress-test producer: send COUNT messages to `work`, logging each id once its send committed.
 
-    python producer.py DB PRODUCER_NO COUNT SENT_LOG
+python producer.py DB PRODUCER_NO COUNT SENT_LOG
 """
 
 from __future__ import annotations

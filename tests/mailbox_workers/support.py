@@ -42,14 +42,21 @@ def run_worker(script: str, *args: str, timeout: float = 60.0) -> subprocess.Com
     """Run tests/mailbox_workers/<script> with this interpreter; output captured."""
     return subprocess.run(
         [sys.executable, str(WORKERS / script), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
     )
 
 
 def start_worker(script: str, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(WORKERS / script), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
     )
 
 

@@ -42,8 +42,9 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 class Opener:
     """Opens more clients on the same queue (a second process, another machine)."""
 
-    def __init__(self, name: str, tmp_path: Path, clock: FakeClock,
-                 request: pytest.FixtureRequest) -> None:
+    def __init__(
+        self, name: str, tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest
+    ) -> None:
         self.name = name
         self.path = tmp_path / "team.db"
         self.clock = clock

@@ -32,8 +32,13 @@ class NatsServer:
     error ``up`` gives), ``extra`` adds command-line options (auth, cluster)."""
 
     def __init__(
-        self, store: Path, *, port: int | None = None, jetstream: bool = True,
-        extra: list[str] | None = None, conf: str = "max_payload: 4MB\n",
+        self,
+        store: Path,
+        *,
+        port: int | None = None,
+        jetstream: bool = True,
+        extra: list[str] | None = None,
+        conf: str = "max_payload: 4MB\n",
     ) -> None:
         self.store = store
         self.port = port or free_port()
@@ -52,8 +57,18 @@ class NatsServer:
         conf = self.store / "nats.conf"
         # A 1 MiB body plus its record is over the default 1 MB payload limit.
         conf.write_text(self.conf)
-        args = [server_binary(), "-c", str(conf), "-a", "127.0.0.1", "-p", str(self.port),
-                "-l", str(self.log), *self.extra]
+        args = [
+            server_binary(),
+            "-c",
+            str(conf),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-l",
+            str(self.log),
+            *self.extra,
+        ]
         if self.jetstream:
             args += ["-js", "-sd", str(self.store / "js")]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)

@@ -102,8 +102,8 @@ async def test_claim_expires_a_ttl_passed_message_still_waiting_out_a_nack_delay
 
 
 async def test_nack_on_the_last_attempt_goes_dead(q: Q) -> None:
-    """After max_attempts deliveries a nack sends the message to the dead letters ('max_attempts').
-    """
+    """After max_attempts deliveries a nack sends the message to the dead letters
+    ('max_attempts')."""
     m = await q.send("alice", "bob", "poison", max_attempts=2)
     for _ in range(2):
         await q.claim("bob", owner="bob-1")
@@ -192,8 +192,8 @@ async def test_extend_keeps_a_slow_message(q: Q, clock: FakeClock) -> None:
 
 
 async def test_release_gives_back_without_counting_the_attempt(q: Q) -> None:
-    """release(owner) on graceful shutdown requeues everything the owner held, attempts unchanged.
-    """
+    """release(owner) on graceful shutdown requeues everything the owner held, attempts
+    unchanged."""
     for i in range(3):
         await q.send("alice", "bob", i)
     await q.claim("bob", owner="bob-1", limit=2)
@@ -204,8 +204,8 @@ async def test_release_gives_back_without_counting_the_attempt(q: Q) -> None:
 async def test_ttl_expired_message_is_not_claimed_and_sweep_kills_it(
     q: Q, clock: FakeClock
 ) -> None:
-    """A message not delivered within its TTL is never claimed; sweep moves it to dead ('expired').
-    """
+    """A message not delivered within its TTL is never claimed; sweep moves it to dead
+    ('expired')."""
     m = await q.send("alice", "bob", "stale soon", ttl_s=10)
     clock.advance(11)
     assert await q.pending_count("bob") == 1
@@ -222,8 +222,6 @@ async def test_claim_skips_expired_messages_even_before_a_sweep(q: Q, clock: Fak
     fresh = await q.send("alice", "bob", "fresh")
     assert [m.id for m in await q.claim("bob", owner="bob-1", limit=5)] == [fresh.id]
     assert (await q.get(old.id)).error == "expired"
-
-
 
 
 async def test_racing_consumers_on_two_clients_each_get_a_message_once(
@@ -257,8 +255,11 @@ async def test_nack_with_a_dead_code_goes_dead_at_once(q: Q) -> None:
     m = await q.send("alice", "bob", "x", max_attempts=5)
     await q.claim("bob", owner="bob-1")
     dead = await q.nack(m.id, owner="bob-1", error="over budget", dead_code="budget_exceeded")
-    assert (dead.status, dead.error, dead.error_detail) == ("dead", "budget_exceeded",
-                                                              "over budget")
+    assert (dead.status, dead.error, dead.error_detail) == (
+        "dead",
+        "budget_exceeded",
+        "over budget",
+    )
     assert await q.claim("bob", owner="bob-1") == []
 
 
@@ -268,4 +269,7 @@ async def test_release_of_some_ids_hands_back_only_those(q: Q) -> None:
     await q.claim("bob", owner="bob-1", limit=3)
     assert await q.release("bob-1", [sent[0].id, "nope"]) == 1
     assert [(m.id, m.status, m.attempts) for m in await q.list(recipient="bob")][::-1] == [
-        (sent[0].id, "pending", 0), (sent[1].id, "leased", 1), (sent[2].id, "leased", 1)]
+        (sent[0].id, "pending", 0),
+        (sent[1].id, "leased", 1),
+        (sent[2].id, "leased", 1),
+    ]

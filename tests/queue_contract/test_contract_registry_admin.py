@@ -19,10 +19,15 @@ Q = AsyncMailboxBackend
 
 async def test_register_records_every_field(backend: Q, clock: FakeClock) -> None:
     """register() stores name, description, pid, state, meta and stamps both times."""
-    info = await backend.register("alice", "writes code", pid=42, state="running",
-                                  meta={"session": "s1"})
+    info = await backend.register(
+        "alice", "writes code", pid=42, state="running", meta={"session": "s1"}
+    )
     assert (info.name, info.description, info.pid, info.state) == (
-        "alice", "writes code", 42, "running")
+        "alice",
+        "writes code",
+        42,
+        "running",
+    )
     assert info.meta == {"session": "s1"}
     assert info.registered_at == info.heartbeat_at == clock.now
     assert await backend.agent("alice") == info
@@ -168,9 +173,7 @@ async def test_expired_request_after_sweep_gives_its_waiter_an_error(
     assert "expired" in info.value.detail
 
 
-async def test_wait_for_messages_wakes_on_a_send_from_another_client(
-    opener: Opener, q: Q
-) -> None:
+async def test_wait_for_messages_wakes_on_a_send_from_another_client(opener: Opener, q: Q) -> None:
     """An idle consumer wakes when another client sends to it."""
     other = await opener.open()
     with anyio.fail_after(60):
@@ -187,9 +190,7 @@ async def test_wait_for_messages_times_out_false_and_returns_at_once_with_mail(q
     assert await q.wait_for_messages("bob", timeout_s=0) is True
 
 
-async def test_wait_for_messages_sees_a_delayed_message_come_due(
-    q: Q, clock: FakeClock
-) -> None:
+async def test_wait_for_messages_sees_a_delayed_message_come_due(q: Q, clock: FakeClock) -> None:
     """A nacked message with a delay becomes claimable by the clock alone (no write)."""
     m = await q.send("alice", "bob", "retry me")
     await q.claim("bob", owner="bob-1")
@@ -241,8 +242,7 @@ async def test_related_follows_causes_and_replies(q: Q) -> None:
     sub_reply = await q.reply(sub.id, "bob", "done part")
     reply = await q.reply(r.id, "alice", "plan done")
     await q.send("carol", "bob", "unrelated")
-    assert [m.id for m in await q.related(r.id)] == [r.id, sub.id, note.id, sub_reply.id,
-                                                     reply.id]
+    assert [m.id for m in await q.related(r.id)] == [r.id, sub.id, note.id, sub_reply.id, reply.id]
     with pytest.raises(errors.MessageNotFound):
         await q.related("nope")
 

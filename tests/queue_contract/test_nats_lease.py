@@ -44,7 +44,10 @@ async def test_a_second_supervisor_is_refused_with_the_holders_name(config: Nats
         with pytest.raises(errors.TeamHeldElsewhere) as info:
             await TeamLease(b, "sup-b").take()
         assert (info.value.holder, info.value.host, info.value.pid) == (
-            "sup-a", socket.gethostname(), os.getpid())
+            "sup-a",
+            socket.gethostname(),
+            os.getpid(),
+        )
         assert "already runs this team" in str(info.value)
         await lease.release()  # a clean stop frees it at once
         assert await current_holder(b) is None
@@ -88,7 +91,9 @@ async def test_a_dead_holders_lease_runs_out(config: NatsConfig) -> None:
 
 
 async def test_up_refuses_while_another_machine_runs_the_team(
-    config: NatsConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    config: NatsConfig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "agents.yaml").write_text(

@@ -51,8 +51,9 @@ def nats_team(
         model = scripted_model({"rules": rules})
         config = NatsConfig((nats_server.url,), namespace=namespace)
         queue = {"servers": nats_server.url, "namespace": namespace}
-        made.append(NatsTeam(tmp_path, claude_env(model), agents, model=model, queue=queue,
-                             nats=config))
+        made.append(
+            NatsTeam(tmp_path, claude_env(model), agents, model=model, queue=queue, nats=config)
+        )
         return made[-1]
 
     yield make
@@ -65,11 +66,19 @@ def test_agents_ask_each_other_through_jetstream(nats_team: Callable[..., NatsTe
     the user all travel through the NATS server, and nothing stays open."""
     t = nats_team(
         [
-            {"agent": agent_rule("alpha"), "text": "alpha heard: {1}",
-             "tool_result": r"(BETA-\w+)"},
-            {"agent": agent_rule("alpha"), "match": r"capital of (\w+)",
-             "tool_use": {"name": "mcp__octy__ask",
-                          "input": {"to": "beta", "message": "what is the capital of {1}?"}}},
+            {
+                "agent": agent_rule("alpha"),
+                "text": "alpha heard: {1}",
+                "tool_result": r"(BETA-\w+)",
+            },
+            {
+                "agent": agent_rule("alpha"),
+                "match": r"capital of (\w+)",
+                "tool_use": {
+                    "name": "mcp__octy__ask",
+                    "input": {"to": "beta", "message": "what is the capital of {1}?"},
+                },
+            },
             {"agent": agent_rule("beta"), "text": "BETA-{1}", "match": r"capital of (\w+)\?"},
         ],
         {"alpha": {}, "beta": {}},

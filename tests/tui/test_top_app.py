@@ -98,13 +98,13 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
 
         # SIGKILL a's claude: the table shows it in backoff, then back with a new pid.
         os.kill(int(first["pid"]), signal.SIGKILL)
-        await until(
-            pilot, lambda: row(app, "a")["state"].startswith("backoff"), "a in backoff"
-        )
+        await until(pilot, lambda: row(app, "a")["state"].startswith("backoff"), "a in backoff")
         await until(
             pilot,
-            lambda: row(app, "a")["pid"] not in (first["pid"], "-")
-            and row(app, "a")["state"] == "ready",
+            lambda: (
+                row(app, "a")["pid"] not in (first["pid"], "-")
+                and row(app, "a")["state"] == "ready"
+            ),
             "a back with a new pid",
         )
         assert int(row(app, "a")["restarts"]) >= 1
@@ -117,8 +117,9 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
         await pilot.press("y")
         await until(
             pilot,
-            lambda: row(app, "a")["pid"] not in (killed_pid, "-")
-            and row(app, "a")["state"] == "ready",
+            lambda: (
+                row(app, "a")["pid"] not in (killed_pid, "-") and row(app, "a")["state"] == "ready"
+            ),
             "a restarted by the key",
         )
         assert app.last_outcome == "restart a: ok"

@@ -67,14 +67,21 @@ class NatsConfig:
     @classmethod
     def from_setting(cls, setting: QueueSetting) -> NatsConfig:
         """The client settings for the roster's ``queue:``."""
+
         def text(path: object) -> str | None:
             return None if path is None else str(path)
 
         return cls(
-            servers=setting.servers, namespace=setting.namespace, user=setting.user,
-            password=setting.password, token=setting.token, creds_file=text(setting.creds),
-            tls_ca=text(setting.tls_ca), tls_cert=text(setting.tls_cert),
-            tls_key=text(setting.tls_key), replicas=setting.replicas,
+            servers=setting.servers,
+            namespace=setting.namespace,
+            user=setting.user,
+            password=setting.password,
+            token=setting.token,
+            creds_file=text(setting.creds),
+            tls_ca=text(setting.tls_ca),
+            tls_cert=text(setting.tls_cert),
+            tls_key=text(setting.tls_key),
+            replicas=setting.replicas,
         )
 
     def tls_context(self) -> ssl.SSLContext | None:
@@ -121,7 +128,8 @@ async def connect(config: NatsConfig) -> Client:
     connecting = asyncio.ensure_future(client.connect(**options))
     refusal = asyncio.ensure_future(refused.wait())
     done, _ = await asyncio.wait(
-        {connecting, refusal}, timeout=config.connect_timeout_s,
+        {connecting, refusal},
+        timeout=config.connect_timeout_s,
         return_when=asyncio.FIRST_COMPLETED,
     )
     refusal.cancel()
@@ -136,12 +144,14 @@ async def connect(config: NatsConfig) -> Client:
     await client.close()
     if any(_is_refusal(e) for e in seen):
         raise errors.QueueUnavailable(
-            config.display, "the server refused the login",
+            config.display,
+            "the server refused the login",
             "check the credentials (user/password, token or creds file) in agents.yaml",
         )
     reason = (str(seen[-1]) or type(seen[-1]).__name__) if seen else "timed out"
     raise errors.QueueUnavailable(
-        config.display, f"no server answered ({reason})",
+        config.display,
+        f"no server answered ({reason})",
         "start one (`nats-server -js`) or fix `queue:` in agents.yaml",
     )
 
@@ -158,18 +168,27 @@ async def open_bucket(client: Client, config: NatsConfig) -> KeyValue:
         return await js.key_value(config.namespace)
     except nats.js.errors.BucketNotFoundError:
         pass
-    except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError,
-            nats.errors.TimeoutError) as exc:
+    except (
+        nats.errors.NoRespondersError,
+        nats.js.errors.ServiceUnavailableError,
+        nats.errors.TimeoutError,
+    ) as exc:
         raise _no_jetstream(config) from exc
     try:
         return await js.create_key_value(
             KeyValueConfig(
-                bucket=config.namespace, history=1, storage=StorageType.FILE,
-                replicas=config.replicas, description="octy-orchestrate team queue",
+                bucket=config.namespace,
+                history=1,
+                storage=StorageType.FILE,
+                replicas=config.replicas,
+                description="octy-orchestrate team queue",
             )
         )
-    except (nats.errors.NoRespondersError, nats.js.errors.ServiceUnavailableError,
-            nats.errors.TimeoutError) as exc:
+    except (
+        nats.errors.NoRespondersError,
+        nats.js.errors.ServiceUnavailableError,
+        nats.errors.TimeoutError,
+    ) as exc:
         raise _no_jetstream(config) from exc
     except nats.js.errors.APIError as exc:
         raise errors.QueueUnavailable(
@@ -179,7 +198,7 @@ async def open_bucket(client: Client, config: NatsConfig) -> KeyValue:
 
 def _no_jetstream(config: NatsConfig) -> errors.QueueUnavailable:
     return errors.QueueUnavailable(
-        config.display, "JetStream is not enabled on the server",
+        config.display,
+        "JetStream is not enabled on the server",
         "start it with `nats-server -js` (or `jetstream {}` in its config)",
     )
-

@@ -43,23 +43,37 @@ def settle(m: Message, now: float) -> Settled:
     requeued = dead = False
     if m.status == "leased" and m.lease_expires is not None and m.lease_expires <= now:
         if m.attempts >= m.max_attempts:
-            m = replace(m, status="dead", error=ERR_MAX_ATTEMPTS,
-                        error_detail=m.error_detail or "lease expired on the last attempt",
-                        lease_expires=None, done_at=now)
+            m = replace(
+                m,
+                status="dead",
+                error=ERR_MAX_ATTEMPTS,
+                error_detail=m.error_detail or "lease expired on the last attempt",
+                lease_expires=None,
+                done_at=now,
+            )
             dead = True
         else:
             m = replace(m, status="pending", lease_owner=None, lease_expires=None)
             requeued = True
     if m.status == "pending" and m.expires_at is not None and m.expires_at <= now:
-        m = replace(m, status="dead", error=ERR_EXPIRED,
-                    error_detail="not delivered before its TTL", done_at=now)
+        m = replace(
+            m,
+            status="dead",
+            error=ERR_EXPIRED,
+            error_detail="not delivered before its TTL",
+            done_at=now,
+        )
         return Settled(m, requeued, dead, expired=True)
     return Settled(m, requeued, dead)
 
 
 def claimable(m: Message, now: float) -> bool:
-    return (m.status == "pending" and m.kind != "response" and m.available_at <= now
-            and (m.expires_at is None or m.expires_at > now))
+    return (
+        m.status == "pending"
+        and m.kind != "response"
+        and m.available_at <= now
+        and (m.expires_at is None or m.expires_at > now)
+    )
 
 
 class NatsConsumeOps(NatsSendOps):
@@ -104,9 +118,14 @@ class NatsConsumeOps(NatsSendOps):
             def take(current: Message) -> Message | None:
                 if not claimable(current, now):
                     return None
-                return replace(current, status="leased", lease_owner=owner,
-                               lease_expires=now + lease_s, attempts=current.attempts + 1,
-                               claimed_at=now)
+                return replace(
+                    current,
+                    status="leased",
+                    lease_owner=owner,
+                    lease_expires=now + lease_s,
+                    attempts=current.attempts + 1,
+                    claimed_at=now,
+                )
 
             _, after = await self._change(m.id, take)
             if after is not None:
@@ -126,9 +145,7 @@ class NatsConsumeOps(NatsSendOps):
                 raise errors.LeaseLost(message_id, owner)
         return ids
 
-    async def _each_held(
-        self, ids: Sequence[str], owner: str, **changes: object
-    ) -> list[Message]:
+    async def _each_held(self, ids: Sequence[str], owner: str, **changes: object) -> list[Message]:
         out = []
         for message_id in ids:
 
@@ -146,8 +163,9 @@ class NatsConsumeOps(NatsSendOps):
         """Mark leased messages done; LeaseLost (and nothing acked) if any id is not
         leased by ``owner``."""
         ids = await self._held(message_ids, owner)
-        for m in await self._each_held(ids, owner, status="done", done_at=self.now(),
-                                       lease_expires=None):
+        for m in await self._each_held(
+            ids, owner, status="done", done_at=self.now(), lease_expires=None
+        ):
             await self._closed(m)
 
     async def extend(self, message_ids: Sequence[str], *, owner: str, lease_s: float) -> None:
@@ -156,7 +174,12 @@ class NatsConsumeOps(NatsSendOps):
         await self._each_held(ids, owner, lease_expires=self.now() + lease_s)
 
     async def nack(
-        self, message_id: str, *, owner: str, error: str | None = None, delay_s: float = 0.0,
+        self,
+        message_id: str,
+        *,
+        owner: str,
+        error: str | None = None,
+        delay_s: float = 0.0,
         dead_code: str | None = None,
     ) -> Message:
         """Give a message back: pending again after ``delay_s``, or dead with error
@@ -168,11 +191,22 @@ class NatsConsumeOps(NatsSendOps):
             if m.status != "leased" or m.lease_owner != owner:
                 raise errors.LeaseLost(message_id, owner)
             if dead_code is not None or m.attempts >= m.max_attempts:
-                return replace(m, status="dead", error=dead_code or ERR_MAX_ATTEMPTS,
-                               error_detail=error,
-                               lease_expires=None, done_at=now)
-            return replace(m, status="pending", lease_owner=None, lease_expires=None,
-                           available_at=now + max(delay_s, 0.0), error_detail=error)
+                return replace(
+                    m,
+                    status="dead",
+                    error=dead_code or ERR_MAX_ATTEMPTS,
+                    error_detail=error,
+                    lease_expires=None,
+                    done_at=now,
+                )
+            return replace(
+                m,
+                status="pending",
+                lease_owner=None,
+                lease_expires=None,
+                available_at=now + max(delay_s, 0.0),
+                error_detail=error,
+            )
 
         try:
             _, after = await self._change(message_id, step)
@@ -205,8 +239,13 @@ class NatsConsumeOps(NatsSendOps):
             def step(current: Message) -> Message | None:
                 if current.status != "leased" or current.lease_owner != owner:
                     return None
-                return replace(current, status="pending", attempts=max(current.attempts - 1, 0),
-                               lease_owner=None, lease_expires=None)
+                return replace(
+                    current,
+                    status="pending",
+                    attempts=max(current.attempts - 1, 0),
+                    lease_owner=None,
+                    lease_expires=None,
+                )
 
             _, after = await self._change(m.id, step)
             if after is not None:

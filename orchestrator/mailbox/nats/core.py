@@ -124,9 +124,7 @@ class NatsCore:
     async def _replied(self, request_id: str) -> None:
         await self.nc.publish(self._subject("replied", request_id), b"")
 
-    async def _wait_on(
-        self, subject: str, poll: Callable[[], Any], timeout_s: float
-    ) -> Any:
+    async def _wait_on(self, subject: str, poll: Callable[[], Any], timeout_s: float) -> Any:
         """Call ``poll`` (async; returns (result or None, seconds until the clock alone
         could change it)) until it returns a result or ``timeout_s`` passes (None).
         One wait loop for both waits: replies and inboxes."""
@@ -215,8 +213,13 @@ class NatsCore:
     # --- registry -------------------------------------------------------------
 
     async def register(
-        self, name: str, description: str = "", *, pid: int | None = None,
-        state: str = "registered", meta: dict[str, Any] | None = None,
+        self,
+        name: str,
+        description: str = "",
+        *,
+        pid: int | None = None,
+        state: str = "registered",
+        meta: dict[str, Any] | None = None,
     ) -> AgentInfo:
         """Add or replace an agent (upsert); keeps the first ``registered_at``, and the
         old ``meta`` when ``meta`` is None. A reserved or malformed name raises
@@ -233,7 +236,12 @@ class NatsCore:
         )
 
     async def _upsert(
-        self, name: str, description: str, *, pid: int | None, state: str,
+        self,
+        name: str,
+        description: str,
+        *,
+        pid: int | None,
+        state: str,
         meta: dict[str, Any] | None,
     ) -> AgentInfo:
         if meta is not None:
@@ -245,10 +253,17 @@ class NatsCore:
 
         def step(old: bytes) -> bytes:
             before = rec.decode_agent(old)
-            return rec.encode_agent(AgentInfo(
-                name, description, pid, state, now, before.registered_at,
-                before.meta if meta is None else meta,
-            ))
+            return rec.encode_agent(
+                AgentInfo(
+                    name,
+                    description,
+                    pid,
+                    state,
+                    now,
+                    before.registered_at,
+                    before.meta if meta is None else meta,
+                )
+            )
 
         _, new = await rec.update(self.kv, rec.agent_key(name), step)
         if new is None:  # unregistered in between: register afresh
@@ -256,8 +271,13 @@ class NatsCore:
         return rec.decode_agent(new)
 
     async def update_agent(
-        self, name: str, *, state: str | None = None, pid: int | Keep | None = KEEP,
-        meta: dict[str, Any] | None = None, heartbeat: bool = True,
+        self,
+        name: str,
+        *,
+        state: str | None = None,
+        pid: int | Keep | None = KEEP,
+        meta: dict[str, Any] | None = None,
+        heartbeat: bool = True,
     ) -> None:
         """Change some fields (see ``Mailbox.update_agent``); RecipientUnknown if absent."""
         now = self.now()
@@ -266,11 +286,17 @@ class NatsCore:
             a = rec.decode_agent(old)
             merged = {**a.meta, **(meta or {})}
             encode_meta(merged)
-            return rec.encode_agent(AgentInfo(
-                a.name, a.description, a.pid if isinstance(pid, Keep) else pid,
-                state if state is not None else a.state,
-                now if heartbeat else a.heartbeat_at, a.registered_at, merged,
-            ))
+            return rec.encode_agent(
+                AgentInfo(
+                    a.name,
+                    a.description,
+                    a.pid if isinstance(pid, Keep) else pid,
+                    state if state is not None else a.state,
+                    now if heartbeat else a.heartbeat_at,
+                    a.registered_at,
+                    merged,
+                )
+            )
 
         old, _ = await rec.update(self.kv, rec.agent_key(name), step)
         if old is None:

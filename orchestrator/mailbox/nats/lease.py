@@ -32,8 +32,14 @@ RENEW_EVERY_S: Final = 5.0
 
 
 def _record(holder: str, expires_at: float) -> bytes:
-    return json.dumps({"holder": holder, "host": socket.gethostname(), "pid": os.getpid(),
-                       "expires_at": expires_at}).encode()
+    return json.dumps(
+        {
+            "holder": holder,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "expires_at": expires_at,
+        }
+    ).encode()
 
 
 async def current_holder(mailbox: NatsMailbox) -> dict[str, Any] | None:
@@ -47,7 +53,9 @@ async def current_holder(mailbox: NatsMailbox) -> dict[str, Any] | None:
 
 def refused(mailbox: NatsMailbox, record: dict[str, Any]) -> errors.TeamHeldElsewhere:
     return errors.TeamHeldElsewhere(
-        record["holder"], record["host"], int(record["pid"]),
+        record["holder"],
+        record["host"],
+        int(record["pid"]),
         max(0.0, float(record["expires_at"]) - mailbox.now()),
     )
 
@@ -55,8 +63,14 @@ def refused(mailbox: NatsMailbox, record: dict[str, Any]) -> errors.TeamHeldElse
 class TeamLease:
     """``lease = await TeamLease(mailbox, holder).take()`` ... ``await lease.release()``."""
 
-    def __init__(self, mailbox: NatsMailbox, holder: str, *, lease_s: float = LEASE_S,
-                 renew_every_s: float = RENEW_EVERY_S) -> None:
+    def __init__(
+        self,
+        mailbox: NatsMailbox,
+        holder: str,
+        *,
+        lease_s: float = LEASE_S,
+        renew_every_s: float = RENEW_EVERY_S,
+    ) -> None:
         self.mailbox = mailbox
         self.holder = holder
         self.lease_s = lease_s
@@ -67,6 +81,7 @@ class TeamLease:
         """Hold the lease or raise TeamHeldElsewhere naming the live holder."""
         kv = self.mailbox.kv
         if not await rec.create(kv, LEASE_KEY, self._value()):
+
             def step(old: bytes) -> bytes:
                 record = json.loads(old)
                 if record["holder"] != self.holder and record["expires_at"] > self.mailbox.now():

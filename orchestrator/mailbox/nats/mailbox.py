@@ -32,7 +32,9 @@ class NatsMailbox(NatsConsumeOps):
         return await self.open()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
@@ -44,8 +46,9 @@ class NatsMailbox(NatsConsumeOps):
     # --- waits ----------------------------------------------------------------
 
     async def _find_reply_of(self, request_id: str) -> Message | None:
-        found = await rec.get(self.kv, rec.reply_key(request_id)) if rec.safe_id(
-            request_id) else None
+        found = (
+            await rec.get(self.kv, rec.reply_key(request_id)) if rec.safe_id(request_id) else None
+        )
         if found is None:
             return None
         reply = rec.decode_message(found[0])
@@ -72,9 +75,7 @@ class NatsMailbox(NatsConsumeOps):
             if request.expires_at <= now:  # nobody swept yet: settle it now
                 done = await self._settle_one(request_id, now)
                 if done is not None and done.message.status == "dead":
-                    raise errors.RequestExpired(
-                        request_id, "expired: not delivered before its TTL"
-                    )
+                    raise errors.RequestExpired(request_id, "expired: not delivered before its TTL")
                 return None, 0.0
             return None, request.expires_at - now
         return None, _FOREVER
@@ -86,7 +87,8 @@ class NatsMailbox(NatsConsumeOps):
         try:
             reply = await self._wait_on(
                 self._subject("replied", request_id),
-                lambda: self._poll_reply(request_id), timeout_s,
+                lambda: self._poll_reply(request_id),
+                timeout_s,
             )
             if reply is None:
                 raise errors.RequestTimeout(request_id, timeout_s)
@@ -100,8 +102,9 @@ class NatsMailbox(NatsConsumeOps):
         now = self.now()
         due = _FOREVER
         for m in await self._open_for(recipient):
-            if claimable(m, now) or (m.status == "leased" and m.lease_expires is not None
-                                     and m.lease_expires <= now):
+            if claimable(m, now) or (
+                m.status == "leased" and m.lease_expires is not None and m.lease_expires <= now
+            ):
                 return True, 0.0
             if m.status == "pending" and m.kind != "response" and m.available_at > now:
                 due = min(due, m.available_at - now)
@@ -138,8 +141,7 @@ class NatsMailbox(NatsConsumeOps):
             grew = False
             for m in messages:
                 if m.id not in family and (
-                    m.cause_id in family
-                    or (m.kind == "response" and m.correlation_id in family)
+                    m.cause_id in family or (m.kind == "response" and m.correlation_id in family)
                 ):
                     family.add(m.id)
                     grew = True
@@ -155,7 +157,8 @@ class NatsMailbox(NatsConsumeOps):
 
     async def pending_count(self, recipient: str) -> int:
         return sum(
-            1 for m in await self._open_for(recipient)
+            1
+            for m in await self._open_for(recipient)
             if m.status == "pending" and m.kind != "response"
         )
 
@@ -175,9 +178,19 @@ class NatsMailbox(NatsConsumeOps):
                     f"message '{message_id}' is {m.status}, not dead: only dead "
                     "letters can be retried"
                 )
-            return replace(m, status="pending", attempts=0, error=None, error_detail=None,
-                           lease_owner=None, lease_expires=None, expires_at=None,
-                           done_at=None, claimed_at=None, available_at=now)
+            return replace(
+                m,
+                status="pending",
+                attempts=0,
+                error=None,
+                error_detail=None,
+                lease_owner=None,
+                lease_expires=None,
+                expires_at=None,
+                done_at=None,
+                claimed_at=None,
+                available_at=now,
+            )
 
         try:
             _, after = await self._change(message_id, revive)
@@ -246,8 +259,12 @@ class NatsMailbox(NatsConsumeOps):
                     expired += done.expired
                     if done.requeued and not done.expired:
                         await self._wake(m.recipient)
-            elif (m.status == "done" and m.done_at is not None
-                  and m.done_at <= now - retention_s and m.id not in needed):
+            elif (
+                m.status == "done"
+                and m.done_at is not None
+                and m.done_at <= now - retention_s
+                and m.id not in needed
+            ):
                 await self._drop(m)
                 pruned += 1
         for key, value in (await self._scan("w.")).items():
@@ -256,14 +273,19 @@ class NatsMailbox(NatsConsumeOps):
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 
     async def list(
-        self, *, status: str | None = None, recipient: str | None = None,
-        sender: str | None = None, limit: int = 100,
+        self,
+        *,
+        status: str | None = None,
+        recipient: str | None = None,
+        sender: str | None = None,
+        limit: int = 100,
     ) -> list[Message]:
         """Messages matching every filter given, newest first."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
         out = [
-            m for m in reversed(await self._all_messages())
+            m
+            for m in reversed(await self._all_messages())
             if (status is None or m.status == status)
             and (recipient is None or m.recipient == recipient)
             and (sender is None or m.sender == sender)

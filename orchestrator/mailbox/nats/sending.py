@@ -25,10 +25,19 @@ _SEND_KINDS = ("notice", "request", "broadcast")
 
 class NatsSendOps(NatsCore):
     async def _put_new(
-        self, *, kind: str, sender: str, recipient: str, body_text: str,
-        correlation_id: str | None = None, cause_id: str | None = None,
-        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-        status: str = "pending", error: str | None = None, error_detail: str | None = None,
+        self,
+        *,
+        kind: str,
+        sender: str,
+        recipient: str,
+        body_text: str,
+        correlation_id: str | None = None,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        status: str = "pending",
+        error: str | None = None,
+        error_detail: str | None = None,
         message_id: str | None = None,
     ) -> Message:
         """Write one new message under a fresh id. An open message's hint goes first:
@@ -41,10 +50,25 @@ class NatsSendOps(NatsCore):
         for _ in range(5):
             mid = message_id or new_id()
             message = make_message(
-                mid, kind, sender, recipient, correlation_id, cause_id, json.loads(body_text),
-                status, 0, max_attempts, None, None, now, now,
-                None if ttl_s is None else now + ttl_s, None,
-                now if status == "done" else None, error, error_detail,
+                mid,
+                kind,
+                sender,
+                recipient,
+                correlation_id,
+                cause_id,
+                json.loads(body_text),
+                status,
+                0,
+                max_attempts,
+                None,
+                None,
+                now,
+                now,
+                None if ttl_s is None else now + ttl_s,
+                None,
+                now if status == "done" else None,
+                error,
+                error_detail,
             )
             record = rec.encode_message(message)
             self._check_size(len(record))
@@ -71,9 +95,16 @@ class NatsSendOps(NatsCore):
             )
 
     async def send(
-        self, sender: str, recipient: str, body: Any, *, kind: Any = "notice",
-        correlation_id: str | None = None, cause_id: str | None = None,
-        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        kind: Any = "notice",
+        correlation_id: str | None = None,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> Message:
         """Queue one message for a registered recipient (or ``user``)."""
         if kind not in _SEND_KINDS:
@@ -84,16 +115,26 @@ class NatsSendOps(NatsCore):
         body_text = encode_body(body)
         await self._check_recipients([recipient])
         message = await self._put_new(
-            kind=kind, sender=sender, recipient=recipient, body_text=body_text,
-            correlation_id=correlation_id, cause_id=cause_id, ttl_s=ttl_s,
+            kind=kind,
+            sender=sender,
+            recipient=recipient,
+            body_text=body_text,
+            correlation_id=correlation_id,
+            cause_id=cause_id,
+            ttl_s=ttl_s,
             max_attempts=max_attempts,
         )
         await self._wake(recipient)
         return message
 
     async def send_many(
-        self, sender: str, messages: Sequence[tuple[str, Any]], *, kind: Any = "notice",
-        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        self,
+        sender: str,
+        messages: Sequence[tuple[str, Any]],
+        *,
+        kind: Any = "notice",
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> list[Message]:
         """Queue many ``(recipient, body)``: every body and recipient is checked before
         the first is written (a crash part-way leaves the first ones: no multi-key
@@ -103,16 +144,28 @@ class NatsSendOps(NatsCore):
         encoded = [(recipient, encode_body(body)) for recipient, body in messages]
         await self._check_recipients(r for r, _ in encoded)
         out = [
-            await self._put_new(kind=kind, sender=sender, recipient=recipient, body_text=text,
-                                ttl_s=ttl_s, max_attempts=max_attempts)
+            await self._put_new(
+                kind=kind,
+                sender=sender,
+                recipient=recipient,
+                body_text=text,
+                ttl_s=ttl_s,
+                max_attempts=max_attempts,
+            )
             for recipient, text in encoded
         ]
         await self._wake(*(r for r, _ in encoded))
         return out
 
     async def request(
-        self, sender: str, recipient: str, body: Any, *, cause_id: str | None = None,
-        ttl_s: float | None = None, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        self,
+        sender: str,
+        recipient: str,
+        body: Any,
+        *,
+        cause_id: str | None = None,
+        ttl_s: float | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         wait_s: float | None = None,
     ) -> Message:
         """Queue a request. With ``wait_s`` the sender declares it will block for the
@@ -124,8 +177,13 @@ class NatsSendOps(NatsCore):
         body_text = encode_body(body)
         await self._check_recipients([recipient])
         fields: dict[str, Any] = {
-            "kind": "request", "sender": sender, "recipient": recipient, "body_text": body_text,
-            "cause_id": cause_id, "ttl_s": ttl_s, "max_attempts": max_attempts,
+            "kind": "request",
+            "sender": sender,
+            "recipient": recipient,
+            "body_text": body_text,
+            "cause_id": cause_id,
+            "ttl_s": ttl_s,
+            "max_attempts": max_attempts,
         }
         if wait_s is None:
             message = await self._put_new(**fields)
@@ -148,9 +206,7 @@ class NatsSendOps(NatsCore):
         await self._wake(recipient)
         return message
 
-    async def _wait_cycle(
-        self, sender: str, recipient: str, now: float, own: str
-    ) -> str | None:
+    async def _wait_cycle(self, sender: str, recipient: str, now: float, own: str) -> str | None:
         """'a -> b -> a' if ``sender`` waiting on ``recipient`` closes a cycle of live
         edges. Paths never revisit a name, so the walk ends whatever the edges are."""
         edges: dict[str, set[str]] = {}
@@ -178,8 +234,9 @@ class NatsSendOps(NatsCore):
         body_text = encode_body(body)
         names = await self._broadcast_names(sender)
         out = [
-            await self._put_new(kind="broadcast", sender=sender, recipient=name,
-                                body_text=body_text, ttl_s=ttl_s)
+            await self._put_new(
+                kind="broadcast", sender=sender, recipient=name, body_text=body_text, ttl_s=ttl_s
+            )
             for name in names
         ]
         await self._wake(*names)
@@ -203,14 +260,34 @@ class NatsSendOps(NatsCore):
         return True
 
     def _response(
-        self, request: Message, sender: str, body: Any, error: str | None = None,
+        self,
+        request: Message,
+        sender: str,
+        body: Any,
+        error: str | None = None,
         detail: str | None = None,
     ) -> Message:
         now = self.now()
         return make_message(
-            new_id(), "response", sender, request.sender, request.id, request.id, body,
-            "done", 0, DEFAULT_MAX_ATTEMPTS, None, None, now, now, None, None, now,
-            error, detail,
+            new_id(),
+            "response",
+            sender,
+            request.sender,
+            request.id,
+            request.id,
+            body,
+            "done",
+            0,
+            DEFAULT_MAX_ATTEMPTS,
+            None,
+            None,
+            now,
+            now,
+            None,
+            None,
+            now,
+            error,
+            detail,
         )
 
     async def reply(self, request_id: str, sender: str, body: Any) -> Message:
@@ -234,11 +311,17 @@ class NatsSendOps(NatsCore):
         def kill(m: Message) -> Message | None:
             if m.status not in ("pending", "leased"):
                 return None
-            return replace(m, status="dead", error=code, error_detail=detail or None,
-                         lease_owner=None, lease_expires=None, done_at=now)
+            return replace(
+                m,
+                status="dead",
+                error=code,
+                error_detail=detail or None,
+                lease_owner=None,
+                lease_expires=None,
+                done_at=now,
+            )
 
         _, after = await self._change(request_id, kill)
         if after is not None:
             await self._closed(after)
         return True
-
