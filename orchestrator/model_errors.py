@@ -1,6 +1,6 @@
 """What went wrong with the model in a turn, and what that is worth: wait, retry, or give up.
 
-Recorded from the bundled CLI 2.1.33x in stream-json (tests/test_team_reliability.py
+Recorded from the bundled CLI 2.1.33x in stream-json (tests/team/test_team_reliability.py
 runs each case against it):
 
 - While it retries a failed API call it emits ``system``/``api_retry`` with ``attempt``,

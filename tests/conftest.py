@@ -4,7 +4,7 @@
     A started :class:`~orchestrator.scripted_model.ScriptedModel`, stopped at
     teardown. ``script`` is a dict (``{"rules": [...], "default": ...}``), a
     list of rules, a ``Script``, or a path to a YAML file (a bare name is looked
-    up in ``tests/scripts/``). Every request is also written to
+    up in ``tests/scripted/scripts/``). Every request is also written to
     ``tmp_path/scripted-model-N.jsonl`` (or ``record``) for post-mortems.
     Read what the CLI sent with ``model.requests``,
     ``model.requests_matching(text, tool_result=, agent=, tool=)`` and

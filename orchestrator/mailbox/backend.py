@@ -4,7 +4,7 @@ The runner, relay tools, control and supervisor hold an :class:`AsyncMailboxBack
 sync tools and the CLI a :class:`MailboxBackend`. Two implementations of the async
 contract: SQLite (``AsyncMailbox``, the embedded default) and NATS JetStream
 (``orchestrator.mailbox.nats.NatsMailbox``, for a team across machines). Semantics are
-pinned by the conformance suite in ``tests/queue_contract/``: the same tests, run
+pinned by the conformance suite in ``tests/mailbox/contract/``: the same tests, run
 against every backend; a new backend passes it unchanged.
 """
 

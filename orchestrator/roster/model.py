@@ -19,7 +19,7 @@ RESTART_POLICIES: tuple[str, ...] = ("always", "on-failure", "never")
 
 # The values of claude_agent_sdk.types.PermissionMode (a Literal). Copied, not
 # imported: importing the SDK costs most of a second, too much for `config`;
-# tests/test_roster.py checks this copy against the SDK's Literal.
+# tests/roster/test_roster.py checks this copy against the SDK's Literal.
 PERMISSION_MODES: tuple[str, ...] = (
     "default",
     "acceptEdits",

@@ -5,19 +5,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from orchestrator import errors
 from orchestrator.mailbox import SCHEMA_VERSION, Mailbox
-
-
-@pytest.fixture
-def mb(tmp_path: Path) -> Iterator[Mailbox]:
-    with Mailbox(tmp_path / "team.db") as mailbox:
-        mailbox.register("alice")
-        yield mailbox
 
 
 @pytest.fixture

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from mailbox_workers.support import background_worker, run_worker
 
 from orchestrator.mailbox import Mailbox
 from orchestrator.mailbox.wakeup import BELL_SUFFIX, bucket
 
 SAFETY_S = 10.0  # only ever reached if a wake-up is lost
-
-
-@pytest.fixture
-def mb(tmp_path: Path) -> Iterator[Mailbox]:
-    with Mailbox(tmp_path / "team.db") as mailbox:
-        mailbox.register("alice")
-        mailbox.register("bob")
-        yield mailbox
 
 
 def _bell(mb: Mailbox, name: str) -> Path:

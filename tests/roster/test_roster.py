@@ -1,7 +1,7 @@
 """The roster: agents.yaml -> validated objects, and every error a user can make.
 
 Error tests assert the exact text a user reads: file, line, dotted key, the
-reason and the fix. The fixtures under tests/rosters/ are copied into tmp_path
+reason and the fix. The fixtures under tests/roster/rosters/ are copied into tmp_path
 so the files (and the prompt files they name) are real.
 """
 
@@ -32,12 +32,12 @@ from orchestrator.roster import (
 )
 
 FIXTURES = Path(__file__).parent / "rosters"
-REPO = Path(__file__).parent.parent
+REPO = Path(__file__).parents[2]
 
 
 @pytest.fixture
 def team(tmp_path: Path) -> Path:
-    """A copy of tests/rosters (YAML files and prompts/) with a work/ folder."""
+    """A copy of tests/roster/rosters (YAML files and prompts/) with a work/ folder."""
     folder = tmp_path / "team"
     shutil.copytree(FIXTURES, folder)
     (folder / "work").mkdir()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,6 @@ from mailbox_workers.support import FakeClock, background_worker, counts, run_wo
 
 from orchestrator import errors
 from orchestrator.mailbox import Mailbox
-
-
-@pytest.fixture
-def mb(tmp_path: Path) -> Iterator[Mailbox]:
-    with Mailbox(tmp_path / "team.db") as mailbox:
-        mailbox.register("alice")
-        mailbox.register("bob")
-        yield mailbox
 
 
 def test_wait_for_reply_gets_the_answer_from_another_process(mb: Mailbox) -> None:

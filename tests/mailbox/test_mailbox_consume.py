@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from mailbox_workers.support import FakeClock, counts
 
 from orchestrator import errors
 from orchestrator.mailbox import Mailbox
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def mb(tmp_path: Path, clock: FakeClock) -> Iterator[Mailbox]:
-    with Mailbox(tmp_path / "team.db", clock=clock) as mailbox:
-        for name in ("alice", "bob"):
-            mailbox.register(name)
-        yield mailbox
 
 
 def test_claim_leases_oldest_first_up_to_limit(mb: Mailbox, clock: FakeClock) -> None:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 WORKERS = Path(__file__).parent
-REPO = WORKERS.parent.parent
+REPO = WORKERS.parents[2]
 
 
 class FakeClock:
@@ -39,7 +39,7 @@ def counts(db: Path) -> dict[str, int]:
 
 
 def run_worker(script: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run tests/mailbox_workers/<script> with this interpreter; output captured."""
+    """Run tests/mailbox/mailbox_workers/<script> with this interpreter; output captured."""
     return subprocess.run(
         [sys.executable, str(WORKERS / script), *args],
         capture_output=True,

@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from mailbox_workers.support import FakeClock, counts
 
 from orchestrator import errors
 from orchestrator.mailbox import DEFAULT_MAX_ATTEMPTS, SUPERVISOR, USER, Mailbox
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def mb(tmp_path: Path, clock: FakeClock) -> Iterator[Mailbox]:
-    with Mailbox(tmp_path / "team.db", clock=clock) as mailbox:
-        for name in ("alice", "bob", "carol"):
-            mailbox.register(name)
-        yield mailbox
 
 
 def test_send_stores_a_pending_notice(mb: Mailbox, clock: FakeClock) -> None:

@@ -11,7 +11,6 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ from mailbox_workers.support import counts, run_worker, start_worker
 
 from orchestrator import errors
 from orchestrator.mailbox import MAX_BODY_BYTES, SCHEMA_VERSION, Mailbox
-
-
-@pytest.fixture
-def mb(tmp_path: Path) -> Iterator[Mailbox]:
-    with Mailbox(tmp_path / "team.db") as mailbox:
-        mailbox.register("alice")
-        mailbox.register("bob")
-        yield mailbox
 
 
 def _make_db(path: Path) -> None:

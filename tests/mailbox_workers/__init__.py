@@ -1,1 +1,0 @@
-"""Helpers and subprocess scripts for the mailbox tests (tests/test_mailbox_*.py)."""
