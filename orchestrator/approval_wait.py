@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from orchestrator import errors
 from orchestrator.approvals import answer_of, approval_of, key_of
+from orchestrator.lifecycle import OnEvent, RunnerEvent
 from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.relay import Turn
 
@@ -31,7 +32,7 @@ class Approvals:
         mailbox: AsyncMailboxBackend,
         settings: Callable[[], tuple[str, float]],  # (approver, timeout_s), read per call
         turn: Callable[[], Turn | None],
-        on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
+        on_event: OnEvent,
     ) -> None:
         self.agent = agent
         self.mailbox = mailbox
@@ -108,7 +109,9 @@ class Approvals:
         left = request.created_at + timeout_s - time.time()
         self._waiting += 1
         if self._waiting == 1:
-            await self.on_event("blocked", {"reason": "approval", "request_id": request.id})
+            await self.on_event(
+                RunnerEvent.BLOCKED, {"reason": "approval", "request_id": request.id}
+            )
         if turn is not None:
             turn.asks_in_flight += 1  # waiting on a person is not a hung turn
         try:
@@ -124,7 +127,7 @@ class Approvals:
                 turn.asks_in_flight -= 1
             self._waiting -= 1
             if self._waiting == 0:
-                await self.on_event("unblocked", {"request_id": request.id})
+                await self.on_event(RunnerEvent.UNBLOCKED, {"request_id": request.id})
         why = f"no answer from the approver within {timeout_s:g}s: denied"
         if not await self.mailbox.fail_request(request.id, errors.RequestTimeout.code, why):
             late = await self.mailbox.find_reply(request.id)  # answered just now

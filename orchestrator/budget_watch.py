@@ -25,10 +25,10 @@ import structlog
 
 from orchestrator import errors
 from orchestrator.budget import TEAM, Ledger, Standing, turn_spend
+from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend, schema
 from orchestrator.roster import Roster
 from orchestrator.roster.model import Budget
-from orchestrator.states import AgentState
 
 log = structlog.get_logger()
 

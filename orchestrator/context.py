@@ -25,6 +25,7 @@ import anyio
 import structlog
 from claude_agent_sdk import AssistantMessage, ClaudeSDKClient, ResultMessage, SystemMessage
 
+from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent
 from orchestrator.mailbox import Message
 from orchestrator.relay import text_of
 from orchestrator.roster import AgentSpec
@@ -46,7 +47,7 @@ _TOO_LONG = re.compile(r"prompt is too long", re.IGNORECASE)
 class SessionOver(Exception):
     """The session cannot go on; ``reason`` is the SessionEnd reason the runner returns."""
 
-    reason = "error"
+    reason = EndReason.ERROR
 
     def __init__(self, detail: str, handover: str = "") -> None:
         super().__init__(detail)
@@ -57,14 +58,14 @@ class SessionOver(Exception):
 class ContextOverflow(SessionOver):
     """The model refused the prompt as too long: a fresh session takes over."""
 
-    reason = "context_overflow"
+    reason = EndReason.CONTEXT_OVERFLOW
 
 
 class CompactTimeout(SessionOver):
     """The CLI went silent while compacting: its late answer would be mistaken for the
     next turn's, so the session is restarted (and resumed) instead."""
 
-    reason = "turn_timeout"
+    reason = EndReason.TURN_TIMEOUT
 
 
 def window_for(model: str | None, override: int | None, reported: int | None = None) -> int:
@@ -91,7 +92,7 @@ class ContextKeeper:
         self,
         name: str,
         spec: Callable[[], AgentSpec],
-        on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
+        on_event: OnEvent,
     ) -> None:
         self.name = name
         self.spec = spec
@@ -157,7 +158,7 @@ class ContextKeeper:
         """Publish the figures; compact when past ``compact_at`` of the window."""
         if self.tokens is None:
             return
-        await self.on_event("context", self.figures())
+        await self.on_event(RunnerEvent.CONTEXT, self.figures())
         threshold = self.spec().compact_at
         if threshold is None or self.tokens < max(threshold * self.window, self._floor):
             return
@@ -198,7 +199,7 @@ class ContextKeeper:
             cli_pre_tokens=boundary.get("pre_tokens"),
             window=self.window,
         )
-        await self.on_event("context", {**self.figures(), "compacted_from": before})
+        await self.on_event(RunnerEvent.CONTEXT, {**self.figures(), "compacted_from": before})
 
     def _handover(self, batch: list[Message]) -> str:
         lines = [

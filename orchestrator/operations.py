@@ -14,7 +14,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from orchestrator import errors
-from orchestrator.states import AgentState
+from orchestrator.lifecycle import AgentState
 
 if TYPE_CHECKING:
     from orchestrator.supervisor import Slot, Supervisor
@@ -43,15 +43,7 @@ async def stop_and_wait(sup: Supervisor, name: str, grace_s: float | None = None
     """Stop an agent's sessions and wait until its task is gone (the caller holds ops)."""
     slot = sup.slots[name]
     sup._request_stop(slot, sup.grace_s if grace_s is None else grace_s)
-    if slot.state in (
-        AgentState.STARTING,
-        AgentState.READY,
-        AgentState.BUSY,
-        AgentState.BLOCKED,
-        AgentState.PAUSED,
-    ):
-        # `ps` shows the stop at once, not when the turn ends (up to the grace later).
-        await sup._set_state(slot, AgentState.STOPPING)
+    await sup._moved(slot, slot.life.stop_asked())  # shown at once, not when the turn ends
     await slot.done.wait()
 
 
@@ -85,7 +77,7 @@ async def restart_agent(sup: Supervisor, name: str) -> str:
     async with held:
         _refuse_while_stopping(sup, "restart", name)
         if slot.runner is not None and slot.want_running:
-            slot.restart_now = True
+            slot.life.ask_restart()
             slot.runner.request_stop(sup.grace_s)
             return "restarting"
         if not slot.done.is_set():

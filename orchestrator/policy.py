@@ -30,6 +30,7 @@ from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 from orchestrator import globs, workspaces
 from orchestrator.approval_wait import Approvals
 from orchestrator.errors import OrchestratorError
+from orchestrator.lifecycle import OnEvent
 from orchestrator.mailbox import AsyncMailboxBackend
 from orchestrator.relay import Relay
 from orchestrator.roster import AgentSpec, Roster
@@ -243,7 +244,7 @@ def for_agent(
     mailbox: AsyncMailboxBackend,
     roster: Callable[[], Roster],
     relay: Relay,
-    on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
+    on_event: OnEvent,
 ) -> Policy:
     """The policy of one agent's session: its folder found (its worktree made) once."""
     folder: list[Path] = []

@@ -19,9 +19,9 @@ import structlog
 from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_server, tool
 
 from orchestrator import errors
+from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.roster import Roster
-from orchestrator.states import AgentState
 
 SERVER = "octy"
 TOOLS = ("agents", "send", "ask", "reply", "broadcast")

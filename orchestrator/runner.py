@@ -40,6 +40,7 @@ from claude_agent_sdk import (
 
 from orchestrator import errors
 from orchestrator.context import ContextKeeper, SessionOver
+from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
 from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.policy import for_agent
@@ -58,22 +59,6 @@ RETRY_DELAY_S = 5.0  # before a message whose turn failed is delivered again
 UNAVAILABLE_DELAY_S = 10.0  # ... when the model could not be reached (doubles per attempt)
 LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
-
-
-@dataclass(frozen=True)
-class SessionEnd:
-    """Why a session ended. ``stopped`` is the only non-failure."""
-
-    # stopped | exited | turn_timeout | connect_timeout | connect_failed | error, or rewind
-    # (internal to the runner: a new process resumes the conversation before a failed turn)
-    reason: str
-    detail: str = ""
-    exit_code: int | None = None
-    handover: str = ""  # context_overflow: what the fresh session is told (context.py)
-
-    @property
-    def failed(self) -> bool:
-        return self.reason != "stopped"
 
 
 @dataclass(frozen=True)
@@ -103,7 +88,7 @@ class AgentRunner:
         *,
         owner: str,
         cli_path: str | None,
-        on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
+        on_event: OnEvent,
         session_id: str | None = None,
         peer_state: Callable[[str], str | None] | None = None,
         totals: Mapping[str, Any] | None = None,
@@ -115,7 +100,7 @@ class AgentRunner:
         self.roster = roster
         self.owner = owner  # lease owner: unique per session
         self.cli_path = cli_path
-        self.on_event = on_event  # the supervisor's hook: "ready", "busy", "idle", "turn"
+        self.on_event = on_event  # the supervisor's hook (lifecycle.RunnerEvent)
         self.session_id = session_id
         # The agent's totals across sessions (orchestrator.usage.TOTAL_KEYS), and the running
         # total of the session it resumes: the CLI's total_cost_usd continues from there.
@@ -173,15 +158,15 @@ class AgentRunner:
             client = await self._connect()
             if isinstance(client, SessionEnd):
                 return client
-            await self.on_event("ready", {"pid": self.pid, "session_id": self.session_id})
+            await self.on_event(RunnerEvent.READY, {"pid": self.pid, "session_id": self.session_id})
             end = await self._run_session(client)
-            if end.reason != "rewind":
+            if end.reason != EndReason.REWIND:
                 return end
             self.log.info("session_rewound", session_id=self.session_id, at=self._resume_at)
 
     async def _run_session(self, client: ClaudeSDKClient) -> SessionEnd:
         send, receive = anyio.create_memory_object_stream[Any](256)
-        end = SessionEnd("stopped")
+        end = SessionEnd(EndReason.STOPPED)
         try:
             with anyio.CancelScope() as self._session_scope:
                 async with anyio.create_task_group() as tg:
@@ -191,7 +176,7 @@ class AgentRunner:
                     end = await self._serve(client, receive)
                     tg.cancel_scope.cancel()
             if self._session_scope.cancelled_caught:
-                end = SessionEnd("stopped", "forced")
+                end = SessionEnd(EndReason.STOPPED, "forced")
         finally:
             with anyio.CancelScope(shield=True):
                 await self._return_inflight(failed=end.failed)
@@ -232,18 +217,19 @@ class AgentRunner:
                     self._session_cost.reset()
                     self._resume_at = None
                     continue
-                return SessionEnd("connect_failed", str(exc))
+                return SessionEnd(EndReason.CONNECT_FAILED, str(exc))
             finally:
                 discard_prompt_file(options)  # read by the CLI at start-up; off the disk now
             if not connected:
                 await self._close(client)
                 return SessionEnd(
-                    "connect_timeout", f"no connection within {self.spec.connect_timeout_s:g}s"
+                    EndReason.CONNECT_TIMEOUT,
+                    f"no connection within {self.spec.connect_timeout_s:g}s",
                 )
             self.pid = _process_pid(client)
             self._own_group = self.pid is not None and _is_group_leader(self.pid)
             return client
-        return SessionEnd("connect_failed", "unreachable")
+        return SessionEnd(EndReason.CONNECT_FAILED, "unreachable")
 
     @staticmethod
     async def _connect_within(client: ClaudeSDKClient, timeout_s: float) -> bool:
@@ -308,7 +294,7 @@ class AgentRunner:
         while not self._stop.is_set():
             died = _poll_died(receive)
             if died:
-                return SessionEnd("exited", died.detail, died.exit_code)
+                return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
             batch = await self._next_batch()
             if not batch:
                 continue
@@ -319,14 +305,16 @@ class AgentRunner:
             except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
                 return SessionEnd(exc.reason, exc.detail, handover=exc.handover)
             except _SessionDied as exc:
-                return SessionEnd("exited", exc.died.detail, exc.died.exit_code)
+                return SessionEnd(EndReason.EXITED, exc.died.detail, exc.died.exit_code)
             except _TurnTimeout:
-                return SessionEnd("turn_timeout", f"no output for {self.spec.turn_timeout_s:g}s")
+                return SessionEnd(
+                    EndReason.TURN_TIMEOUT, f"no output for {self.spec.turn_timeout_s:g}s"
+                )
             if self._interrupted:
                 break
             if self._rewind:
-                return SessionEnd("rewind")
-        return SessionEnd("stopped")
+                return SessionEnd(EndReason.REWIND)
+        return SessionEnd(EndReason.STOPPED)
 
     async def _next_batch(self) -> list[Message]:
         if self.hold is not None:
@@ -381,7 +369,7 @@ class AgentRunner:
                         body=text_of(m.body),
                         attempt=m.attempts,
                     )
-            await self.on_event("busy", {"messages": [m.id for m in fresh]})
+            await self.on_event(RunnerEvent.BUSY, {"messages": [m.id for m in fresh]})
             result, final = await self._collect(client, receive, turn)
         finally:
             self.relay.turn = None
@@ -433,7 +421,7 @@ class AgentRunner:
         """The CLI is retrying a failed API call: say so at once, and cut the turn short
         when retrying cannot help (a rejected key, an unknown model, nobody listening)."""
         self.log.warning("model_error", **error.fields())
-        await self.on_event("model_error", {"reason": error.short()})
+        await self.on_event(RunnerEvent.MODEL_ERROR, {"reason": error.short()})
         if self._unavailable is not None:
             return
         reason = error.unavailable_reason()
@@ -479,7 +467,8 @@ class AgentRunner:
                 "prompt_too_long",
             )
             await self.on_event(
-                "turn", {**stats, "error": True, "failure": failure, "totals": self.totals}
+                RunnerEvent.TURN,
+                {**stats, "error": True, "failure": failure, "totals": self.totals},
             )
             return
         final = _fit(final)
@@ -498,7 +487,9 @@ class AgentRunner:
             self.log.warning("lease_lost", message_id=exc.message_id)
         self._inflight = []
         self.log.info("turn", **stats)
-        await self.on_event("turn", {**stats, "totals": self.totals, "resume_at": self._resume_at})
+        await self.on_event(
+            RunnerEvent.TURN, {**stats, "totals": self.totals, "resume_at": self._resume_at}
+        )
 
     async def _failure(self, result: ResultMessage, text: str) -> Failure:
         if self._unavailable:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import signal
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +25,25 @@ import structlog
 from orchestrator import errors, preflight, procid
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
+from orchestrator.lifecycle import (
+    NO_PROCESS,
+    RUNNING,
+    SETTLED,
+    Action,
+    AgentState,
+    EndReason,
+    Lifecycle,
+    RestartPolicy,
+    RunnerEvent,
+    SessionEnd,
+)
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
 from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
-from orchestrator.runner import AgentRunner, SessionEnd
+from orchestrator.runner import AgentRunner
 from orchestrator.session_options import bundled_cli, make_launcher
-from orchestrator.states import AgentState, transition
 from orchestrator.usage import TOTAL_KEYS
 
 log = structlog.get_logger()
@@ -62,19 +71,16 @@ def _set_event() -> anyio.Event:
 
 @dataclass
 class Slot:
-    """Everything the supervisor tracks for one agent."""
+    """Everything the supervisor tracks for one agent; its state and restart history are
+    its :class:`~orchestrator.lifecycle.Lifecycle`'s."""
 
     name: str
-    state: AgentState = AgentState.STOPPED
-    want_running: bool = True
+    life: Lifecycle
     runner: AgentRunner | None = None
-    restarts: deque[float] = field(default_factory=deque)  # monotonic times, within the window
-    restart_count: int = 0
     started_at: float | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
     done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
-    restart_now: bool = False
     # Held by every operation on this agent (start/stop/restart, a reload touching it):
     # two control paths on one agent used to start a second session task (issue 16, A.1).
     ops: anyio.Lock = field(default_factory=anyio.Lock)
@@ -83,6 +89,18 @@ class Slot:
     unrecorded: dict[str, Any] | None = None
     handover: str | None = None  # after a context overflow: told to the fresh session
     model_note: str | None = None  # what `ps` shows of the model's trouble (MODEL_NOTE)
+
+    @property
+    def state(self) -> AgentState:
+        return self.life.state
+
+    @property
+    def want_running(self) -> bool:
+        return self.life.want_running
+
+    @want_running.setter
+    def want_running(self, value: bool) -> None:
+        self.life.want_running = value
 
 
 class Supervisor:
@@ -207,9 +225,12 @@ class Supervisor:
                 _kill_stale_cli(name, info.pid, info.meta.get("pid_start"))
             # supervised: `unregister` refuses this row while the team runs.
             meta = {**(info.meta if info else {}), "supervised": True}
-            slot = Slot(name, stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta})
+            slot = Slot(
+                name,
+                Lifecycle(name, want_running=name in wanted),
+                stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta},
+            )
             slot.model_note = meta.get(MODEL_NOTE)
-            slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
                 name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta
@@ -240,7 +261,7 @@ class Supervisor:
             for name in now:
                 slot = self.slots[name]
                 with anyio.move_on_after(START_WAIT_S):
-                    while slot.state not in _SETTLED and not slot.done.is_set():
+                    while slot.state not in SETTLED and not slot.done.is_set():
                         if self._stopping.is_set():
                             return started
                         await self._state_changed.wait()
@@ -251,9 +272,7 @@ class Supervisor:
         slot = self.slots[name]
         if self._stopping.is_set() or not slot.done.is_set():
             return False  # the team is stopping, or a task already runs this agent
-        if slot.state == AgentState.FAILED:
-            slot.restarts.clear()  # a fresh start: the restart window begins again
-        slot.want_running = True
+        slot.life.start()
         slot.done = anyio.Event()
         self._tg.start_soon(self._supervise, slot)
         return True
@@ -261,25 +280,35 @@ class Supervisor:
     # --- one agent -------------------------------------------------------------------
 
     async def _set_state(self, slot: Slot, target: AgentState, **fields: Any) -> None:
-        slot.state = transition(slot.name, slot.state, target)
-        self._state_changed.set()
-        self._state_changed = anyio.Event()
-        log.info(
-            "state", agent=slot.name, state=target.value, **{k: v for k, v in fields.items() if v}
-        )
-        await self._record(slot, **fields)
+        await self._moved(slot, slot.life.move(target), **fields)
 
-    async def _record(self, slot: Slot, **fields: Any) -> None:
-        """Write an agent's state to the registry. The state in memory is what counts: a
-        write refused (another process holding the write lock past the busy timeout) is
-        logged and retried by housekeeping, never an end of the agent or the team."""
+    async def _moved(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None:
+        """Announce and record the moves the agent's lifecycle made (none: nothing)."""
+        for target in moves:
+            self._state_changed.set()
+            self._state_changed = anyio.Event()
+            log.info(
+                "state",
+                agent=slot.name,
+                state=target.value,
+                **{k: v for k, v in fields.items() if v},
+            )
+            if target in NO_PROCESS:
+                fields = {**fields, "pid": None}
+            await self._record(slot, target, **fields)
+
+    async def _record(self, slot: Slot, state: AgentState | None = None, **fields: Any) -> None:
+        """Write an agent's state (``state``, or its current one) to the registry. The state
+        in memory is what counts: a write refused (another process holding the write lock
+        past the busy timeout) is logged and retried by housekeeping, never an end of the
+        agent or the team."""
         assert self.mailbox is not None
-        meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
+        meta = {**slot.stats, "restarts": slot.life.restart_count, "started_at": slot.started_at}
         fields = {**(slot.unrecorded or {}), **fields}
         try:
             try:
                 await self.mailbox.update_agent(
-                    slot.name, state=slot.state.value, meta=meta, **fields
+                    slot.name, state=(state or slot.state).value, meta=meta, **fields
                 )
             except errors.RecipientUnknown:
                 # Its row was deleted under us (`unregister`, SQL): the registry row of a
@@ -317,7 +346,7 @@ class Supervisor:
             # The supervisor's own boundary per agent: a bug here (or an error nobody
             # expected) fails this agent, never the team (issue 16, A.6).
             log.exception("supervise_crashed", agent=slot.name, error=repr(exc))
-            slot.state = AgentState.FAILED  # not through transition(): it may be what failed
+            slot.life.crashed()
             with contextlib.suppress(Exception):
                 await self._record(slot, pid=None)
                 await self._fail_requests(
@@ -331,45 +360,46 @@ class Supervisor:
     async def _supervise_loop(self, slot: Slot) -> None:
         while slot.want_running and not self._stopping.is_set():
             end = await self._one_session(slot)
-            if (
-                not slot.want_running
-                or self._stopping.is_set()
-                or slot.state == AgentState.STOPPING
-            ):
+            decision = slot.life.session_ended(
+                end,
+                RestartPolicy.of(self.roster.agents.get(slot.name)),
+                stopping=self._stopping.is_set(),
+            )
+            if decision.action == Action.STOP:
                 break
-            if end.reason == "context_overflow":  # a fresh session, not toward failing
+            if decision.action == Action.FAIL:
+                # Recorded, and its askers answered, before slot.done is set (in
+                # _supervise): whoever waits for the task sees the agent failed.
+                await self._moved(slot, [slot.state])
+                log.error("failed", agent=slot.name, reason=decision.why)
+                await self._fail_requests(
+                    slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {decision.why}"
+                )
+                return
+            if decision.fresh:  # the prompt outgrew the model's window
                 await self._context_reset(slot, end)
                 continue
-            if slot.restart_now:  # an operator's restart: counted, but not toward failing
-                slot.restart_now = False
-                slot.restart_count += 1
-                await self._set_state(slot, AgentState.BACKOFF)
+            await self._moved(slot, [slot.state])
+            if decision.why == "requested":
                 log.info("restarting", agent=slot.name, reason="requested")
                 continue
-            delay = self._restart_delay(slot, end)
-            if isinstance(delay, str):
-                await self._fail(slot, delay)
-                return
-            await self._set_state(slot, AgentState.BACKOFF, pid=None)
             log.warning(
                 "restarting",
                 agent=slot.name,
-                reason=end.reason,
+                reason=end.reason.value,
                 detail=end.detail,
                 exit_code=end.exit_code,
-                backoff_s=round(delay, 3),
+                backoff_s=round(decision.delay_s, 3),
             )
-            with anyio.move_on_after(delay):
+            with anyio.move_on_after(decision.delay_s):
                 await slot.wake.wait()
             slot.wake = anyio.Event()
-        if slot.state not in (AgentState.STOPPED, AgentState.FAILED):
-            if slot.state != AgentState.STOPPING:
-                await self._set_state(slot, AgentState.STOPPING)
-            await self._set_state(slot, AgentState.STOPPED, pid=None)
+        for target in slot.life.stop_moves():
+            await self._set_state(slot, target)
 
     async def _one_session(self, slot: Slot) -> SessionEnd:
         assert self.mailbox is not None
-        await self._set_state(slot, AgentState.STARTING)
+        await self._moved(slot, slot.life.session_starting())
         slot.started_at = time.time()
         runner = AgentRunner(
             slot.name,
@@ -395,17 +425,17 @@ class Supervisor:
             replaced = _replaced_in(exc)
             if replaced is not None:  # not this agent's bug: the whole team stops
                 self._abandon(replaced)
-                return SessionEnd("error", replaced.reason)
+                return SessionEnd(EndReason.ERROR, replaced.reason)
             # A supervision boundary: one agent's bug must not take the team down; it counts
             # as a failed session and follows the restart policy.
             log.exception("session_crashed", agent=slot.name, error=repr(exc))
-            end = SessionEnd("error", repr(exc))
+            end = SessionEnd(EndReason.ERROR, repr(exc))
         finally:
             slot.runner = None
         log.info(
             "session_ended",
             agent=slot.name,
-            reason=end.reason,
+            reason=end.reason.value,
             detail=end.detail,
             exit_code=end.exit_code,
         )
@@ -415,31 +445,26 @@ class Supervisor:
         slot = self.slots.get(name)
         return slot.state.value if slot else None
 
-    async def _on_runner_event(self, slot: Slot, event: str, data: dict[str, Any]) -> None:
-        if event == "ready":
+    async def _on_runner_event(self, slot: Slot, event: RunnerEvent, data: dict[str, Any]) -> None:
+        """What a runner's event means: the state's move is the lifecycle's (a pair it does
+        not know moves nothing); what goes with it (stats, notes, budgets) is here."""
+        if event == RunnerEvent.READY:
             slot.stats["session_id"] = data.get("session_id") or slot.stats.get("session_id")
             pid = data.get("pid")  # its start time tells a later `up` it is still this process
             slot.stats["pid_start"] = procid.start_ticks(pid) if isinstance(pid, int) else None
-            if slot.state == AgentState.STARTING:
-                await self._set_state(slot, AgentState.READY, pid=data.get("pid"))
+            moves = slot.life.on_runner_event(event)
+            if moves:
+                await self._moved(slot, moves, pid=pid)
                 await self.budgets.evaluate("start")
             elif self.mailbox is not None:  # a new process (a rewind after a failed turn)
-                await self.mailbox.update_agent(slot.name, pid=data.get("pid"))
-        elif event == "context":  # context in use against the window (context.py)
+                await self.mailbox.update_agent(slot.name, pid=pid)
+        elif event == RunnerEvent.CONTEXT:  # context in use against the window (context.py)
             assert self.mailbox is not None
             await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
-        elif event == "busy" and slot.state == AgentState.READY:
-            await self._set_state(slot, AgentState.BUSY)
-        elif event == "model_error":
+        elif event == RunnerEvent.MODEL_ERROR:
             await self._note_model(slot, str(data.get("reason") or ""))
-        elif event == "blocked" and slot.state == AgentState.BUSY:  # issue 11: approvals
-            slot.stats["blocked_reason"] = data.get("reason")
-            await self._set_state(slot, AgentState.BLOCKED)
-        elif event == "unblocked" and slot.state == AgentState.BLOCKED:
-            slot.stats.pop("blocked_reason", None)
-            await self._set_state(slot, AgentState.BUSY)
-        elif event == "turn":
-            # The runner keeps the totals (orchestrator.usage); _set_state persists them.
+        elif event == RunnerEvent.TURN:
+            # The runner keeps the totals (orchestrator.usage); the state's record persists them.
             slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
             if data.get("resume_at"):
                 slot.stats[RESUME_AT] = data["resume_at"]
@@ -448,9 +473,15 @@ class Supervisor:
                 await self._note_model(slot, None)  # the model answered: nothing to show
             else:
                 await self._note_model(slot, f"{_FAILURE_WORDS[failure.kind]}: {failure.reason}")
-            if slot.state == AgentState.BUSY:
-                await self._set_state(slot, AgentState.READY)
+            await self._moved(slot, slot.life.on_runner_event(event))
             await self.budgets.after_turn(slot.name, data)
+        else:  # busy, blocked (issue 11: approvals), unblocked
+            moves = slot.life.on_runner_event(event)
+            if event == RunnerEvent.BLOCKED and moves:
+                slot.stats["blocked_reason"] = data.get("reason")
+            elif event == RunnerEvent.UNBLOCKED and moves:
+                slot.stats.pop("blocked_reason", None)
+            await self._moved(slot, moves)
 
     async def _context_reset(self, slot: Slot, end: SessionEnd) -> None:
         """The prompt outgrew the model's window: the next session starts afresh (no
@@ -458,8 +489,7 @@ class Supervisor:
         slot.stats["session_id"] = None
         slot.stats[RESUME_AT] = None  # a point in the old conversation: nothing to go back to
         slot.handover = end.handover
-        slot.restart_count += 1
-        await self._set_state(slot, AgentState.BACKOFF, pid=None)
+        await self._moved(slot, [slot.state])  # BACKOFF, counted as a restart
         log.warning("context_reset", agent=slot.name, detail=end.detail)
 
     # --- budgets (orchestrator/budget_watch.py decides; these move the state) ---------------
@@ -470,13 +500,13 @@ class Supervisor:
 
     async def pause_agent(self, name: str) -> None:
         slot = self.slots.get(name)
-        if slot is not None and slot.state == AgentState.READY:
-            await self._set_state(slot, AgentState.PAUSED)
+        if slot is not None:
+            await self._moved(slot, slot.life.pause())
 
     async def unpause_agent(self, name: str) -> None:
         slot = self.slots.get(name)
-        if slot is not None and slot.state == AgentState.PAUSED:
-            await self._set_state(slot, AgentState.READY)
+        if slot is not None:
+            await self._moved(slot, slot.life.unpause())
 
     async def _note_model(self, slot: Slot, note: str | None) -> None:
         """What `ps` shows beside the state: the model's last trouble, until it answers."""
@@ -485,39 +515,6 @@ class Supervisor:
         if note != slot.model_note:  # one write per change, not one per turn
             slot.model_note = note
             await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note})
-
-    def _restart_delay(self, slot: Slot, end: SessionEnd) -> float | str:
-        """Seconds to wait before the next start, or why the agent is done for."""
-        spec = self.roster.agents.get(slot.name)
-        if (
-            spec is None
-            or spec.restart == "never"
-            or (spec.restart == "on-failure" and not end.failed)
-        ):
-            return (
-                f"session ended ({end.reason}) and restart is "
-                f"'{spec.restart if spec else 'removed'}'"
-            )
-        now = time.monotonic()
-        slot.restarts.append(now)
-        while slot.restarts and now - slot.restarts[0] > spec.restart_window_s:
-            slot.restarts.popleft()
-        if len(slot.restarts) > spec.max_restarts:
-            return (
-                f"{len(slot.restarts)} restarts within {spec.restart_window_s:g}s (max_restarts "
-                f"{spec.max_restarts})"
-            )
-        slot.restart_count += 1
-        n = len(slot.restarts)
-        delay = min(spec.backoff.max_s, spec.backoff.initial_s * 2.0 ** (n - 1))
-        return delay * random.uniform(0.5, 1.0)  # jitter: restarts of several agents spread out
-
-    async def _fail(self, slot: Slot, why: str) -> None:
-        await self._set_state(slot, AgentState.FAILED, pid=None)
-        log.error("failed", agent=slot.name, reason=why)
-        await self._fail_requests(
-            slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {why}"
-        )
 
     async def _fail_requests(self, name: str, code: str, detail: str) -> None:
         """Answer every request still waiting for ``name`` with an error ``code``, so its
@@ -587,7 +584,7 @@ class Supervisor:
         except errors.RecipientUnknown:  # its row deleted under us: written again
             await self._register_self(self.mailbox)
         for slot in list(self.slots.values()):
-            if slot.state in _RUNNING:
+            if slot.state in RUNNING:
                 try:
                     await self.mailbox.update_agent(slot.name, heartbeat=True)
                 except errors.RecipientUnknown:
@@ -655,16 +652,11 @@ class Supervisor:
 
     def add_slot(self, name: str) -> Slot:
         """The slot of an agent a reload added (not started), or the one it has."""
-        return self.slots.setdefault(name, Slot(name, want_running=False))
+        return self.slots.setdefault(name, Slot(name, Lifecycle(name, want_running=False)))
 
     async def reload(self) -> ReloadResult:
         """Re-read agents.yaml and apply the difference; an invalid file changes nothing."""
         return await apply_reload(self)
-
-
-# A live session; for depends_on, a start has come to an end once in one of these, or failed.
-_RUNNING = (AgentState.READY, AgentState.BUSY, AgentState.BLOCKED, AgentState.PAUSED)
-_SETTLED = (*_RUNNING, AgentState.FAILED)
 
 
 def _remove_launcher(path: str) -> None:

@@ -1,0 +1,369 @@
+"""The agent lifecycle alone (orchestrator/lifecycle.py): every edge of the state table, what
+each runner event and session end moves, the restart policy and the intensity limit, driven
+by plain doubles and a fake clock (no claude process, no event loop)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from orchestrator.errors import IllegalTransition
+from orchestrator.lifecycle import (
+    _EDGES,
+    RUNNING,
+    Action,
+    AgentState,
+    EndReason,
+    Lifecycle,
+    RestartPolicy,
+    RunnerEvent,
+    SessionEnd,
+    can_transition,
+    transition,
+)
+
+S = AgentState
+
+# The table as the README promises it, written out edge by edge (not read from _EDGES).
+LEGAL = {
+    (S.STOPPED, S.STARTING),
+    *((S.STARTING, t) for t in (S.READY, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED)),
+    *((S.READY, t) for t in (S.BUSY, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED, S.PAUSED)),
+    *((S.BUSY, t) for t in (S.READY, S.BACKOFF, S.FAILED, S.STOPPING, S.BLOCKED, S.PAUSED)),
+    *((S.BLOCKED, t) for t in (S.BUSY, S.BACKOFF, S.FAILED, S.STOPPING)),
+    *((S.BACKOFF, t) for t in (S.STARTING, S.STOPPED, S.STOPPING, S.FAILED)),
+    (S.FAILED, S.STARTING),
+    (S.FAILED, S.STOPPED),
+    (S.STOPPING, S.STOPPED),
+    *((S.PAUSED, t) for t in (S.READY, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED)),
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def policy(restart: str = "always", **kw: float) -> RestartPolicy:
+    values = {"max_restarts": 3, "window_s": 60.0, "initial_s": 1.0, "max_s": 8.0, **kw}
+    return RestartPolicy(
+        restart,
+        int(values["max_restarts"]),
+        values["window_s"],
+        values["initial_s"],
+        values["max_s"],
+    )
+
+
+def life_in(state: AgentState, clock: Clock | None = None) -> Lifecycle:
+    life = Lifecycle("a", clock=clock or Clock(), jitter=lambda d: d)
+    life.state = state
+    return life
+
+
+EXITED = SessionEnd(EndReason.EXITED, "claude process ended", 1)
+
+
+def test_every_pair_of_states() -> None:
+    for current, target in itertools.product(S, S):
+        legal = (current, target) in LEGAL
+        assert can_transition(current, target) is legal, (current, target)
+        if legal:
+            assert transition("a", current, target) is target
+        else:
+            with pytest.raises(IllegalTransition) as caught:
+                transition("a", current, target)
+            assert (caught.value.current, caught.value.target) == (current.value, target.value)
+
+
+def test_the_table_has_no_other_edges() -> None:
+    assert {(c, t) for c, ts in _EDGES.items() for t in ts} == LEGAL
+
+
+def test_values_are_what_users_see() -> None:
+    # Written to the registry and logs: renaming a member must not change them.
+    assert [s.value for s in S] == [
+        "starting",
+        "ready",
+        "busy",
+        "blocked",
+        "backoff",
+        "failed",
+        "stopping",
+        "stopped",
+        "paused",
+    ]
+    assert {r.value for r in EndReason} == {
+        "stopped",
+        "exited",
+        "turn_timeout",
+        "connect_timeout",
+        "connect_failed",
+        "context_overflow",
+        "error",
+        "rewind",
+    }
+    assert RunnerEvent.TURN == "turn"
+    assert f"{EndReason.EXITED}" == "exited"
+
+
+# --- runner events ----------------------------------------------------------------------
+
+MOVES = {
+    (RunnerEvent.READY, S.STARTING): S.READY,
+    (RunnerEvent.BUSY, S.READY): S.BUSY,
+    (RunnerEvent.BLOCKED, S.BUSY): S.BLOCKED,
+    (RunnerEvent.UNBLOCKED, S.BLOCKED): S.BUSY,
+    (RunnerEvent.TURN, S.BUSY): S.READY,
+}
+
+
+def test_runner_event_in_every_state() -> None:
+    for event, state in itertools.product(RunnerEvent, S):
+        life = life_in(state)
+        moves = life.on_runner_event(event)
+        expected = MOVES.get((event, state))
+        # Anything else moves nothing: a "turn" after a stop was asked leaves STOPPING
+        # alone, a second "ready" (a rewind: a new process) leaves READY alone.
+        assert moves == ([expected] if expected else []), (event, state)
+        assert life.state == (expected or state)
+
+
+def test_a_session_from_start_to_stop() -> None:
+    life = Lifecycle("a", want_running=False)
+    life.start()
+    assert life.want_running
+    assert life.session_starting() == [S.STARTING]
+    assert life.on_runner_event(RunnerEvent.READY) == [S.READY]
+    assert life.on_runner_event(RunnerEvent.BUSY) == [S.BUSY]
+    assert life.on_runner_event(RunnerEvent.BLOCKED) == [S.BLOCKED]
+    assert life.on_runner_event(RunnerEvent.UNBLOCKED) == [S.BUSY]
+    assert life.on_runner_event(RunnerEvent.TURN) == [S.READY]
+    assert life.stop_asked() == [S.STOPPING]
+    assert not life.want_running
+    end = SessionEnd(EndReason.STOPPED)
+    assert life.session_ended(end, policy(), stopping=False).action == Action.STOP
+    assert life.stop_moves() == [S.STOPPED]
+
+
+# --- asked from outside -----------------------------------------------------------------
+
+
+def test_stop_asked_in_every_state() -> None:
+    for state in S:
+        life = life_in(state)
+        moves = life.stop_asked()
+        shown_at_once = state in RUNNING or state == S.STARTING
+        assert moves == ([S.STOPPING] if shown_at_once else []), state
+        assert life.state == (S.STOPPING if shown_at_once else state)
+        assert not life.want_running
+
+
+def test_pause_and_unpause_in_every_state() -> None:
+    for state in S:
+        assert life_in(state).pause() == ([S.PAUSED] if state == S.READY else []), state
+        assert life_in(state).unpause() == ([S.READY] if state == S.PAUSED else []), state
+
+
+@pytest.mark.parametrize(
+    ("state", "moves"),
+    [
+        (S.STOPPED, []),
+        (S.FAILED, []),
+        (S.STOPPING, [S.STOPPED]),
+        *((s, [S.STOPPING, S.STOPPED]) for s in (S.STARTING, S.BACKOFF, *RUNNING)),
+    ],
+)
+def test_stop_moves_are_legal_and_end_stopped(state: AgentState, moves: list[AgentState]) -> None:
+    life = life_in(state)
+    assert life.stop_moves() == moves
+    for target in moves:
+        life.move(target)  # raises if the path is not in the table
+    assert life.state in (S.STOPPED, S.FAILED)
+
+
+def test_a_crash_of_the_supervisor_fails_the_agent_from_anywhere() -> None:
+    for state in S:
+        life = life_in(state)
+        assert life.crashed() == [S.FAILED]
+        assert life.state == S.FAILED
+
+
+def test_starting_a_failed_agent_opens_a_new_restart_window() -> None:
+    clock = Clock()
+    life = life_in(S.BUSY, clock)
+    p = policy(max_restarts=1)
+    assert life.session_ended(EXITED, p, stopping=False).action == Action.RESTART
+    life.move(S.STARTING)
+    assert life.session_ended(EXITED, p, stopping=False).action == Action.FAIL
+    life.start()  # `start AGENT`
+    assert not life.restarts
+    assert life.want_running
+    life.session_starting()
+    assert life.session_ended(EXITED, p, stopping=False).action == Action.RESTART
+
+
+def test_starting_a_stopped_agent_keeps_its_window() -> None:
+    life = life_in(S.STARTING)
+    life.session_ended(EXITED, policy(), stopping=False)
+    life.stop_moves()
+    life.state = S.STOPPED
+    life.start()
+    assert len(life.restarts) == 1
+
+
+# --- a session's end --------------------------------------------------------------------
+
+
+def test_a_stop_wins_over_everything() -> None:
+    states = [S.STARTING, S.READY, S.BUSY, S.BLOCKED, S.PAUSED]
+    for state, reason, how in itertools.product(states, EndReason, ("team", "agent", "stop")):
+        life = life_in(S.STOPPING if how == "stop" else state)
+        life.want_running = how != "agent"
+        life.ask_restart()
+        decision = life.session_ended(SessionEnd(reason), policy(), stopping=how == "team")
+        assert decision.action == Action.STOP, (state, reason, how)
+        assert life.restart_count == 0
+        assert not life.restarts
+
+
+def test_context_overflow_restarts_afresh_at_once_not_toward_failing() -> None:
+    end = SessionEnd(EndReason.CONTEXT_OVERFLOW, "prompt is too long", handover="where it was")
+    for state in (S.STARTING, S.READY, S.BUSY, S.BLOCKED, S.PAUSED):
+        life = life_in(state)
+        for _ in range(10):  # never toward the intensity limit, whatever the policy
+            life.state = state
+            decision = life.session_ended(end, policy("never"), stopping=False)
+            assert (decision.action, decision.delay_s, decision.fresh) == (
+                Action.RESTART,
+                0.0,
+                True,
+            )
+            assert life.state == S.BACKOFF
+        assert life.restart_count == 10
+        assert not life.restarts
+
+
+def test_an_operators_restart_is_counted_not_toward_failing() -> None:
+    life = life_in(S.BUSY)
+    life.ask_restart()
+    decision = life.session_ended(SessionEnd(EndReason.STOPPED), policy("never"), stopping=False)
+    assert decision == type(decision)(Action.RESTART, 0.0, "requested")
+    assert life.state == S.BACKOFF
+    assert life.restart_count == 1
+    assert not life.restarts
+    assert not life.restart_asked  # once
+    life.move(S.STARTING)
+    decision = life.session_ended(SessionEnd(EndReason.STOPPED), policy("never"), stopping=False)
+    assert decision.action == Action.FAIL
+
+
+@pytest.mark.parametrize(
+    ("restart", "reason", "action"),
+    [
+        ("always", EndReason.STOPPED, Action.RESTART),
+        ("always", EndReason.EXITED, Action.RESTART),
+        ("on-failure", EndReason.STOPPED, Action.FAIL),
+        *(("on-failure", r, Action.RESTART) for r in EndReason if r != EndReason.STOPPED),
+        ("never", EndReason.EXITED, Action.FAIL),
+        ("never", EndReason.STOPPED, Action.FAIL),
+        ("removed", EndReason.EXITED, Action.FAIL),
+    ],
+)
+def test_restart_policy(restart: str, reason: EndReason, action: Action) -> None:
+    if reason == EndReason.CONTEXT_OVERFLOW:
+        return  # its own rule (above)
+    life = life_in(S.READY)
+    decision = life.session_ended(SessionEnd(reason), policy(restart), stopping=False)
+    assert decision.action == action
+    assert life.state == (S.BACKOFF if action == Action.RESTART else S.FAILED)
+    if action == Action.FAIL:
+        assert decision.why == f"session ended ({reason.value}) and restart is '{restart}'"
+        assert life.restart_count == 0
+
+
+def test_policy_of_a_spec_and_of_a_removed_agent() -> None:
+    class Backoff:
+        initial_s, max_s = 0.5, 30.0
+
+    class Spec:
+        restart, max_restarts, restart_window_s, backoff = "on-failure", 4, 90.0, Backoff()
+
+    assert RestartPolicy.of(Spec()) == RestartPolicy("on-failure", 4, 90.0, 0.5, 30.0)  # type: ignore[arg-type]
+    assert RestartPolicy.of(None).restart == "removed"
+
+
+def test_backoff_doubles_up_to_its_cap_then_the_intensity_limit_fails() -> None:
+    clock = Clock()
+    life = life_in(S.READY, clock)
+    p = policy(max_restarts=5, window_s=60.0, initial_s=1.0, max_s=8.0)
+    delays = []
+    for _ in range(5):
+        decision = life.session_ended(EXITED, p, stopping=False)
+        assert decision.action == Action.RESTART
+        assert decision.why == "exited"
+        delays.append(decision.delay_s)
+        life.move(S.STARTING)
+        clock.now += decision.delay_s + 1.0
+    assert delays == [1.0, 2.0, 4.0, 8.0, 8.0]
+    assert life.restart_count == 5
+    decision = life.session_ended(EXITED, p, stopping=False)
+    assert decision.action == Action.FAIL
+    assert decision.why == "6 restarts within 60s (max_restarts 5)"
+    assert life.state == S.FAILED
+    assert life.restart_count == 5
+
+
+def test_failures_outside_the_window_are_forgotten() -> None:
+    clock = Clock()
+    life = life_in(S.READY, clock)
+    p = policy(max_restarts=2, window_s=10.0, initial_s=1.0, max_s=100.0)
+    for _ in range(20):  # one failure every 6 s: never more than two within 10 s
+        decision = life.session_ended(EXITED, p, stopping=False)
+        assert decision.action == Action.RESTART
+        assert decision.delay_s in (1.0, 2.0)  # the backoff restarts with the window
+        life.move(S.STARTING)
+        clock.now += 6.0
+    life.session_ended(EXITED, p, stopping=False)  # two within 10 s: 6 s apart
+    life.move(S.STARTING)
+    clock.now += 1.0  # a third within 10 s
+    assert life.session_ended(EXITED, p, stopping=False).action == Action.FAIL
+
+
+def test_the_window_edge_is_inclusive() -> None:
+    clock = Clock()
+    life = life_in(S.READY, clock)
+    p = policy(max_restarts=1, window_s=10.0)
+    life.session_ended(EXITED, p, stopping=False)
+    life.move(S.STARTING)
+    clock.now += 10.0  # exactly window_s later: still within it
+    assert life.session_ended(EXITED, p, stopping=False).action == Action.FAIL
+
+
+def test_zero_max_restarts_fails_at_the_first_failure() -> None:
+    life = life_in(S.STARTING)
+    end = SessionEnd(EndReason.CONNECT_FAILED, "no such file")
+    decision = life.session_ended(end, policy(max_restarts=0), stopping=False)
+    assert decision.action == Action.FAIL
+    assert decision.why == "1 restarts within 60s (max_restarts 0)"
+
+
+def test_jitter_spreads_the_delay_below_the_backoff() -> None:
+    life = Lifecycle("a", clock=Clock())  # the real jitter: between half and all of it
+    life.state = S.READY
+    delays = set()
+    for _ in range(30):
+        life.state = S.READY
+        life.restarts.clear()
+        delays.add(life.session_ended(EXITED, policy(initial_s=4.0), stopping=False).delay_s)
+    assert all(2.0 <= d <= 4.0 for d in delays)
+    assert len(delays) > 1
+
+
+def test_session_end_failed() -> None:
+    assert not SessionEnd(EndReason.STOPPED).failed
+    assert all(SessionEnd(r).failed for r in EndReason if r != EndReason.STOPPED)
