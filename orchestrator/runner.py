@@ -27,6 +27,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from claude_agent_sdk import (
     AssistantMessage,
+    ClaudeAgentOptions,
     ClaudeSDKClient,
     ClaudeSDKError,
     PermissionResultAllow,
@@ -94,6 +95,7 @@ class AgentRunner:
         totals: Mapping[str, Any] | None = None,
         resume_at: str | None = None,
         hold: Callable[[str], Awaitable[None]] | None = None,
+        client: Callable[[ClaudeAgentOptions], ClaudeSDKClient] = ClaudeSDKClient,
     ) -> None:
         self.name = name
         self.mailbox = mailbox
@@ -132,6 +134,7 @@ class AgentRunner:
         self._turn_uuid: str | None = None
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
+        self._new_client = client  # the SDK's; tests/team/test_runner_unit.py passes a double
 
     @property
     def spec(self) -> AgentSpec:
@@ -178,6 +181,8 @@ class AgentRunner:
             if self._session_scope.cancelled_caught:
                 end = SessionEnd(EndReason.STOPPED, "forced")
         finally:
+            send.close()
+            receive.close()
             with anyio.CancelScope(shield=True):
                 await self._return_inflight(failed=end.failed)
                 await self._close(client)
@@ -206,7 +211,7 @@ class AgentRunner:
             if resume is not None and rewind_at is not None:
                 options.resume_session_at = rewind_at
             self._cli_env = {**os.environ, **(options.env or {})}
-            client = ClaudeSDKClient(options)
+            client = self._new_client(options)
             try:
                 connected = await self._connect_within(client, self.spec.connect_timeout_s)
             except ClaudeSDKError as exc:

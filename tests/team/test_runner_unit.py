@@ -1,0 +1,421 @@
+"""The runner's own paths, fast: the real AgentRunner on a real SQLite queue in tmp_path, with
+a double of the SDK client in place of the claude process (delivery, batching, ack/nack,
+the poison-message split, failed and dead sessions). The same paths against the real CLI
+are the end-to-end tier (test_team_reliability.py, test_team_resilience.py...)."""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import yaml
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    CLIConnectionError,
+    ProcessError,
+    ResultMessage,
+    TextBlock,
+)
+
+from orchestrator import errors, runner
+from orchestrator.lifecycle import EndReason, RunnerEvent, SessionEnd
+from orchestrator.mailbox import AsyncMailbox, Message
+from orchestrator.roster import Roster, load_roster
+from orchestrator.runner import AgentRunner
+
+Answer = Callable[[str], list[Any]]
+_uuids = itertools.count(1)
+
+
+def said(text: str, *, cost: float = 0.01) -> list[Any]:
+    """A turn that went well: the model's text, then its result."""
+    uuid = f"u{next(_uuids)}"
+    return [
+        AssistantMessage(content=[TextBlock(text)], model="fake", uuid=uuid),
+        ResultMessage(
+            subtype="success",
+            duration_ms=1,
+            duration_api_ms=1,
+            is_error=False,
+            num_turns=1,
+            session_id="s1",
+            total_cost_usd=cost,
+            result=text,
+            uuid=uuid,
+        ),
+    ]
+
+
+def failed(status: int, text: str, terminal_reason: str | None = None) -> list[Any]:
+    """A turn the API refused, the way the CLI reports it (model_errors.py)."""
+    return [
+        AssistantMessage(content=[TextBlock(text)], model="<synthetic>"),
+        ResultMessage(
+            subtype="success",
+            duration_ms=1,
+            duration_api_ms=1,
+            is_error=True,
+            num_turns=1,
+            session_id="s1",
+            api_error_status=status,
+            terminal_reason=terminal_reason,
+        ),
+    ]
+
+
+def interrupted() -> ResultMessage:
+    return ResultMessage(
+        subtype="error_during_execution",
+        duration_ms=1,
+        duration_api_ms=1,
+        is_error=True,
+        num_turns=1,
+        session_id="s1",
+        terminal_reason="aborted_streaming",
+    )
+
+
+class FakeClaude:
+    """Stands in for ``ClaudeSDKClient``: each query is answered with what ``answer``
+    returns for its text (messages, or an exception: the process dies there)."""
+
+    def __init__(self, options: ClaudeAgentOptions, bench: Bench) -> None:
+        self.options = options
+        self.bench = bench
+        self._send, self._receive = anyio.create_memory_object_stream[Any](100)
+
+    async def connect(self) -> None:
+        if self.bench.connect_error is not None:
+            raise self.bench.connect_error
+
+    async def query(self, prompt: str) -> None:
+        self.bench.queries.append(prompt)
+        self.bench.poke()
+        for item in self.bench.answer(prompt):
+            await self._send.send(item)
+
+    async def receive_messages(self) -> AsyncIterator[Any]:
+        async for item in self._receive:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def say(self, item: Any) -> None:
+        await self._send.send(item)
+
+    async def interrupt(self) -> None:
+        self.bench.interrupts += 1
+        self.bench.poke()
+
+    async def disconnect(self) -> None:
+        self._send.close()
+        self._receive.close()
+
+
+class Bench:
+    def __init__(self, roster: Roster, mailbox: AsyncMailbox) -> None:
+        self.roster = roster
+        self.mailbox = mailbox
+        self.answer: Answer = lambda prompt: said("ok")
+        self.connect_error: Exception | None = None
+        self.queries: list[str] = []
+        self.interrupts = 0
+        self.clients: list[FakeClaude] = []
+        self.events: list[tuple[RunnerEvent, dict[str, Any]]] = []
+        self._changed = anyio.Event()
+
+    def runner(self) -> AgentRunner:
+        return AgentRunner(
+            "a",
+            self.mailbox,
+            lambda: self.roster,
+            owner="test:a:1",
+            cli_path=None,
+            on_event=self._on_event,
+            client=self._client,
+        )
+
+    def _client(self, options: ClaudeAgentOptions) -> Any:
+        client = FakeClaude(options, self)
+        self.clients.append(client)
+        return client
+
+    async def _on_event(self, event: RunnerEvent, data: dict[str, Any]) -> None:
+        self.events.append((event, data))
+        self.poke()
+
+    def named(self, event: RunnerEvent) -> list[dict[str, Any]]:
+        return [data for e, data in self.events if e == event]
+
+    async def run_until(
+        self, done: Callable[[], Any], *, runner_: AgentRunner | None = None
+    ) -> SessionEnd:
+        """Run a runner until ``done()`` holds, then stop it; its SessionEnd. ``done`` is
+        checked after each thing the runner does (an event, a query, its end)."""
+        r = runner_ or self.runner()
+        ends: list[SessionEnd] = []
+
+        async def run() -> None:
+            ends.append(await r.run())
+            self.poke()
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run)
+                await self.until(lambda: bool(ends) or done())
+                r.request_stop(0)
+        return ends[0]
+
+    def poke(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def until(self, done: Callable[[], Any]) -> None:
+        """Wait until ``done()`` (a bool, or an awaitable of one) holds."""
+        while True:
+            changed = self._changed  # taken first: a change during the check is not missed
+            answer = done()
+            if await answer if inspect.isawaitable(answer) else answer:
+                return
+            await changed.wait()
+
+    async def status(self, message: Message) -> str:
+        return (await self.mailbox.get(message.id)).status
+
+
+@pytest.fixture
+async def bench(tmp_path: Path) -> AsyncIterator[Bench]:
+    agents = {
+        name: {"prompt": f"You are {name}.", "description": name, "turn_timeout": "30s"}
+        for name in ("a", "b")
+    }
+    (tmp_path / "agents.yaml").write_text(
+        yaml.safe_dump({"name": "unit", "agents": agents}), encoding="utf-8"
+    )
+    roster = load_roster(tmp_path / "agents.yaml")
+    roster.database.parent.mkdir(parents=True, exist_ok=True)
+    async with AsyncMailbox(roster.database) as mailbox:
+        for name in ("a", "b"):
+            await mailbox.register(name, name)
+        yield Bench(roster, mailbox)
+
+
+async def test_a_request_is_answered_then_acked(bench: Bench) -> None:
+    bench.answer = lambda prompt: said("pong")
+    ask = await bench.mailbox.request("b", "a", "ping?")
+
+    async def answered() -> bool:
+        return await bench.status(ask) == "done"
+
+    end = await bench.run_until(answered)
+    assert end == SessionEnd(EndReason.STOPPED)
+    reply = await bench.mailbox.find_reply(ask.id)
+    assert reply is not None
+    assert (reply.sender, reply.body) == ("a", "pong")
+    assert "ping?" in bench.queries[0]
+    assert [e for e, _ in bench.events] == [RunnerEvent.READY, RunnerEvent.BUSY, RunnerEvent.TURN]
+    turn = bench.named(RunnerEvent.TURN)[0]
+    assert turn["messages"] == [ask.id]
+    assert turn["totals"]["turns"] == 1
+    assert turn["resume_at"] is not None  # where a rewind would go back to
+
+
+async def test_messages_waiting_together_go_in_one_turn(bench: Bench) -> None:
+    sent = [await bench.mailbox.send("b", "a", f"note {i}") for i in range(3)]
+
+    async def all_done() -> bool:
+        return all([await bench.status(m) == "done" for m in sent])
+
+    await bench.run_until(all_done)
+    assert len(bench.queries) == 1
+    assert all(f"note {i}" in bench.queries[0] for i in range(3))
+    assert bench.named(RunnerEvent.TURN)[0]["messages"] == [m.id for m in sent]
+
+
+async def test_bodies_over_the_batch_size_go_in_turns_of_their_own(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "BATCH_BYTES", 100)
+    sent = [await bench.mailbox.send("b", "a", f"{i}" * 80) for i in range(3)]
+
+    async def all_done() -> bool:
+        return all([await bench.status(m) == "done" for m in sent])
+
+    await bench.run_until(all_done)
+    assert len(bench.queries) == 3
+    # The ones left out were handed back without counting an attempt.
+    assert [(await bench.mailbox.get(m.id)).attempts for m in sent] == [1, 1, 1]
+
+
+async def test_a_redelivered_request_already_answered_gets_no_second_turn(bench: Bench) -> None:
+    ask = await bench.mailbox.request("b", "a", "ping?")
+    await bench.mailbox.reply(ask.id, "a", "answered before the crash")
+    assert await bench.status(ask) == "pending"  # claimed again: the runner must see it
+    done_after = await bench.mailbox.send("b", "a", "and this")
+
+    async def handled() -> bool:
+        return await bench.status(done_after) == "done"
+
+    await bench.run_until(handled)
+    assert await bench.status(ask) == "done"
+    assert all("ping?" not in q for q in bench.queries)
+
+
+async def test_a_poison_message_fails_alone_and_the_batch_goes_through(bench: Bench) -> None:
+    def answer(prompt: str) -> list[Any]:
+        if "poison" in prompt:
+            return failed(400, "API Error: 400 invalid request")
+        return said("fine")
+
+    bench.answer = answer
+    first = await bench.mailbox.send("b", "a", "first")
+    poison = await bench.mailbox.request("b", "a", "poison")
+    last = await bench.mailbox.send("b", "a", "last")
+
+    async def settled() -> bool:
+        return [await bench.status(m) for m in (first, poison, last)] == ["done", "dead", "done"]
+
+    await bench.run_until(settled)
+    # One turn with all three failed; each was then delivered alone.
+    assert len(bench.queries) == 4
+    assert all(w in bench.queries[0] for w in ("first", "poison", "last"))
+    assert [sum(w in q for w in ("first", "poison", "last")) for q in bench.queries[1:]] == [1] * 3
+    answer_ = await bench.mailbox.find_reply(poison.id)
+    assert answer_ is not None
+    assert answer_.error == errors.TurnFailed.code  # its asker hears why at once
+    assert "invalid request" in (answer_.error_detail or "")
+    failures = [d["failure"] for d in bench.named(RunnerEvent.TURN) if d.get("error")]
+    assert [f.kind for f in failures] == ["deterministic", "deterministic"]
+
+
+async def test_a_transient_failure_is_retried_later_with_the_attempt_counted(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "RETRY_DELAY_S", 0.05)
+    answers = iter([failed(529, "API Error: 529 overloaded"), said("second time lucky")])
+    bench.answer = lambda prompt: next(answers)
+    ask = await bench.mailbox.request("b", "a", "try me")
+
+    async def answered() -> bool:
+        return await bench.status(ask) == "done"
+
+    await bench.run_until(answered)
+    assert len(bench.queries) == 2
+    stored = await bench.mailbox.get(ask.id)
+    assert stored.attempts == 2
+    assert (stored.error_detail or "").startswith("transient: ")  # what the nack said
+    reply = await bench.mailbox.find_reply(ask.id)
+    assert reply is not None
+    assert reply.body == "second time lucky"
+
+
+async def test_after_an_api_error_a_new_process_resumes_before_the_failed_turn(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "RETRY_DELAY_S", 0.05)
+    good = said("one")
+    answers = iter([good, failed(500, "API Error: 500", "api_error"), said("two")])
+    bench.answer = lambda prompt: next(answers)
+    m1 = await bench.mailbox.send("b", "a", "one")
+
+    async def first_done() -> bool:
+        return await bench.status(m1) == "done"
+
+    r = bench.runner()
+    m2: Message | None = None
+
+    async def second_done() -> bool:
+        nonlocal m2
+        if m2 is None and await first_done():
+            m2 = await bench.mailbox.send("b", "a", "two")
+        return m2 is not None and await bench.status(m2) == "done"
+
+    await bench.run_until(second_done, runner_=r)
+    assert len(bench.clients) == 2  # the failed turn's session was replaced
+    options = bench.clients[1].options
+    assert options.resume == "s1"
+    assert options.resume_session_at == good[0].uuid
+    assert len(bench.named(RunnerEvent.READY)) == 2
+
+
+async def test_a_process_that_dies_mid_turn_gives_the_message_back_counted(
+    bench: Bench,
+) -> None:
+    bench.answer = lambda prompt: [ProcessError("boom", exit_code=3)]
+    note = await bench.mailbox.send("b", "a", "doomed")
+
+    async def never() -> bool:
+        return False
+
+    end = await bench.run_until(never)
+    assert (end.reason, end.exit_code) == (EndReason.EXITED, 3)
+    stored = await bench.mailbox.get(note.id)
+    assert (stored.status, stored.attempts) == ("pending", 1)
+    assert stored.error_detail == "session_died"
+    assert stored.lease_owner is None
+
+
+async def test_a_stop_mid_turn_interrupts_and_gives_the_message_back_uncounted(
+    bench: Bench,
+) -> None:
+    bench.answer = lambda prompt: []  # the turn never ends by itself
+    note = await bench.mailbox.send("b", "a", "long job")
+
+    async def busy() -> bool:
+        return bool(bench.named(RunnerEvent.BUSY))
+
+    r = bench.runner()
+    ends: list[SessionEnd] = []
+
+    async def run() -> None:
+        ends.append(await r.run())
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run)
+            await bench.until(busy)
+            r.request_stop(0)
+            await bench.until(lambda: bench.interrupts > 0)
+            # The CLI ends an interrupted turn with a result (model_errors.py).
+            await bench.clients[0].say(interrupted())
+    assert ends == [SessionEnd(EndReason.STOPPED)]
+    stored = await bench.mailbox.get(note.id)
+    assert (stored.status, stored.attempts) == ("pending", 0)
+
+
+async def test_a_silent_turn_times_out(bench: Bench) -> None:
+    bench.roster = load_roster_with(bench, turn_timeout="100ms")
+    bench.answer = lambda prompt: []
+    note = await bench.mailbox.send("b", "a", "anyone?")
+
+    async def never() -> bool:
+        return False
+
+    end = await bench.run_until(never)
+    assert end.reason == EndReason.TURN_TIMEOUT
+    assert (await bench.mailbox.get(note.id)).error_detail == "session_died"
+
+
+async def test_a_connection_refused_ends_the_session(bench: Bench) -> None:
+    bench.connect_error = CLIConnectionError("no claude here")
+
+    async def never() -> bool:
+        return False
+
+    end = await bench.run_until(never)
+    assert end == SessionEnd(EndReason.CONNECT_FAILED, "no claude here")
+    assert bench.events == []
+
+
+def load_roster_with(bench: Bench, **agent: Any) -> Roster:
+    path = bench.roster.path
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["agents"]["a"].update(agent)
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return load_roster(path)
