@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import structlog
+from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
 
 from orchestrator import errors, preflight, procid
 from orchestrator.budget_watch import BudgetWatch
@@ -112,12 +113,14 @@ class Supervisor:
         grace_s: float = DEFAULT_GRACE_S,
         watch_roster: bool = True,
         check_model: bool = False,
+        client: Callable[[ClaudeAgentOptions], ClaudeSDKClient] = ClaudeSDKClient,
     ) -> None:
         self.roster = roster
         self.only = only
         self.grace_s = grace_s
         self.watch_roster = watch_roster
         self.check_model = check_model  # `up` checks the model once before any agent starts
+        self.client = client  # what the runners connect with (a double in the shell's tests)
         # Every lease this supervisor takes is owned by "<instance>:...": `up` recovers
         # the leases of dead supervisors by this prefix (SUPERVISOR_OWNER_PREFIX).
         self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -413,6 +416,7 @@ class Supervisor:
             totals=slot.stats,
             resume_at=slot.stats.get(RESUME_AT),
             hold=self.budgets.hold,
+            client=self.client,
         )
         runner.context.handover = slot.handover
         slot.handover = None

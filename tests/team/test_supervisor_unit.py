@@ -1,0 +1,105 @@
+"""The supervisor's shell around the lifecycle, in-process and fast: a real Supervisor, real
+runners and a real SQLite queue, with sessions whose claude cannot be reached (a double of
+the SDK client that refuses to connect). The real-CLI versions are test_team_supervision.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import yaml
+from claude_agent_sdk import ClaudeAgentOptions, CLIConnectionError
+
+from orchestrator import errors
+from orchestrator.lifecycle import AgentState
+from orchestrator.mailbox import Mailbox
+from orchestrator.roster import Roster, load_roster
+from orchestrator.supervisor import Slot, Supervisor
+
+
+class Unreachable:
+    """Stands in for ``ClaudeSDKClient``: every connect is refused at once."""
+
+    connects = 0
+
+    def __init__(self, options: ClaudeAgentOptions) -> None:
+        self.options = options
+
+    async def connect(self) -> None:
+        Unreachable.connects += 1
+        raise CLIConnectionError("no claude here")
+
+    async def disconnect(self) -> None:
+        pass
+
+
+def write_roster(tmp_path: Path, **agents: dict[str, Any]) -> Roster:
+    data = {
+        "name": "unit",
+        "defaults": {"backoff": {"initial": "1ms", "max": "2ms"}},
+        "agents": {
+            n: {"prompt": f"You are {n}.", "description": n, **a} for n, a in agents.items()
+        },
+    }
+    (tmp_path / "agents.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return load_roster(tmp_path / "agents.yaml")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    Unreachable.connects = 0
+
+
+async def until_task_ends(sup: Supervisor, name: str) -> tuple[Slot, dict[str, Any]]:
+    """Wait for ``name``'s session task to start, then to end; what was true at that moment:
+    the slot, and its registry row and request answers read before anything else ran."""
+    while name not in sup.slots or sup.slots[name].done.is_set():
+        await sup._state_changed.wait()  # set on every move (STARTING: its task runs)
+    slot = sup.slots[name]
+    await slot.done.wait()
+    with Mailbox(sup.roster.database) as mb:  # synchronous: nothing else runs meanwhile
+        row = mb.agent(name)
+        assert row is not None
+        requests = mb.list(recipient=name, limit=100)
+        answers = {m.id: mb.find_reply(m.id) for m in requests if m.kind == "request"}
+    return slot, {"row": row, "answers": answers}
+
+
+async def test_a_failed_agent_is_recorded_and_its_askers_answered_before_its_task_ends(
+    tmp_path: Path,
+) -> None:
+    roster = write_roster(tmp_path, a={"restart": "never"}, b={"restart": "never"})
+    roster.database.parent.mkdir(parents=True, exist_ok=True)
+    with Mailbox(roster.database) as mb:
+        mb.register("a")
+        ask = mb.request("b", "a", "are you there?")
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sup.run)
+        slot, seen = await until_task_ends(sup, "a")
+        sup.stop()
+    # When `done` was set (what start/stop/restart wait for), all of it was already true.
+    assert slot.state == AgentState.FAILED
+    assert (seen["row"].state, seen["row"].pid) == ("failed", None)
+    answer = seen["answers"][ask.id]
+    assert answer is not None
+    assert answer.error == errors.RecipientFailed.code
+    assert answer.error_detail == (
+        "'a' failed: session ended (connect_failed) and restart is 'never'"
+    )
+
+
+async def test_a_crash_loop_stops_at_the_intensity_limit(tmp_path: Path) -> None:
+    roster = write_roster(tmp_path, a={"restart": "always", "max_restarts": 2})
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sup.run)
+        slot, seen = await until_task_ends(sup, "a")
+        sup.stop()
+    assert Unreachable.connects == 3  # the first start and two restarts
+    assert slot.life.restart_count == 2
+    assert seen["row"].state == "failed"
+    assert seen["row"].meta["restarts"] == 2
