@@ -24,7 +24,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors, preflight, procid
+from orchestrator import errors, operations, preflight, procid
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
@@ -660,6 +660,32 @@ class Supervisor:
     async def reload(self) -> ReloadResult:
         """Re-read agents.yaml and apply the difference; an invalid file changes nothing."""
         return await apply_reload(self)
+
+    # --- what operator commands call (orchestrator/control.py's Team) -------------------
+
+    def agent_names(self) -> list[str]:
+        return list(self.slots)
+
+    async def start_agent(self, name: str) -> str:
+        return await operations.start_agent(self, name)
+
+    async def stop_agent(self, name: str) -> str:
+        return await operations.stop_agent(self, name)
+
+    async def restart_agent(self, name: str) -> str:
+        return await operations.restart_agent(self, name)
+
+    async def resume_budgets(self, names: list[str]) -> list[dict[str, Any]]:
+        return await self.budgets.resume(names)
+
+    def shut_down(self, grace_s: float | None) -> float:
+        if grace_s is not None:
+            self.grace_s = grace_s
+        self.stop()
+        return self.grace_s
+
+    def abandon(self, exc: errors.DatabaseReplaced) -> None:
+        self._abandon(exc)
 
 
 # A live session; for depends_on, a start has come to an end once in one of these, or failed.
