@@ -117,7 +117,7 @@ class AgentRunner:
         self.cli_path = cli_path
         self.on_event = on_event  # the supervisor's hook: "ready", "busy", "idle", "turn"
         self.session_id = session_id
-        # The agent's totals across sessions (orchestrator.usage.TOTAL_KEYS), and the running
+        # The agent's totals across sessions (orchestrator.agent_meta.TOTAL_KEYS), and the running
         # total of the session it resumes: the CLI's total_cost_usd continues from there.
         self.totals: dict[str, Any] = dict(totals or {})
         self.last_usage: TurnUsage | None = None

@@ -25,6 +25,7 @@ import anyio.to_thread
 import structlog
 
 from orchestrator import errors, operations, preflight, procid
+from orchestrator.agent_meta import MODEL_NOTE, RESUME_AT, TOTAL_KEYS, AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
@@ -35,7 +36,6 @@ from orchestrator.roster import Roster
 from orchestrator.runner import AgentRunner, SessionEnd
 from orchestrator.session_options import bundled_cli, make_launcher
 from orchestrator.states import AgentState, transition
-from orchestrator.usage import TOTAL_KEYS
 
 log = structlog.get_logger()
 
@@ -45,8 +45,6 @@ SWEEP_EVERY_S = 5.0
 RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
 START_WAIT_S = 120.0  # how long a layer's start waits for its agents before the next layer
-RESUME_AT = "resume_at"  # registry meta key: the end of the agent's last good turn
-MODEL_NOTE = "model_error"  # registry meta key: the model's last trouble, shown by `ps`
 _FAILURE_WORDS = {
     "unavailable": "model unavailable",
     "deterministic": "turn failed",
@@ -203,12 +201,13 @@ class Supervisor:
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():
             info = await mailbox.agent(name)
+            known = AgentMeta.read(info.meta if info else None)
             if info is not None and info.pid:
-                _kill_stale_cli(name, info.pid, info.meta.get("pid_start"))
+                _kill_stale_cli(name, info.pid, known.pid_start)
             # supervised: `unregister` refuses this row while the team runs.
             meta = {**(info.meta if info else {}), "supervised": True}
-            slot = Slot(name, stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta})
-            slot.model_note = meta.get(MODEL_NOTE)
+            slot = Slot(name, stats=AgentMeta.carried(meta))
+            slot.model_note = known.model_error
             slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
@@ -274,7 +273,7 @@ class Supervisor:
         write refused (another process holding the write lock past the busy timeout) is
         logged and retried by housekeeping, never an end of the agent or the team."""
         assert self.mailbox is not None
-        meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
+        meta = AgentMeta.record(slot.stats, restarts=slot.restart_count, started_at=slot.started_at)
         fields = {**(slot.unrecorded or {}), **fields}
         try:
             try:
