@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -47,7 +48,12 @@ from orchestrator.preflight import unreachable
 from orchestrator.prompts import frame
 from orchestrator.relay import Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
-from orchestrator.session_options import build_options, discard_prompt_file
+from orchestrator.session_options import (
+    build_options,
+    cli_pid_file,
+    discard_prompt_file,
+    read_cli_pid,
+)
 from orchestrator.usage import SessionCost, TurnUsage, add_turn
 
 log = structlog.get_logger()
@@ -221,9 +227,14 @@ class AgentRunner:
             if resume is not None and rewind_at is not None:
                 options.resume_session_at = rewind_at
             self._cli_env = {**os.environ, **(options.env or {})}
+            pid_file = cli_pid_file(self.cli_path, self.spec.name)
+            if pid_file is not None:
+                pid_file.unlink(missing_ok=True)  # the last session's: not this process
             client = ClaudeSDKClient(options)
             try:
-                connected = await self._connect_within(client, self.spec.connect_timeout_s)
+                connected = await self._connect_within(
+                    client, self.spec.connect_timeout_s, pid_file
+                )
             except ClaudeSDKError as exc:
                 await self._close(client)
                 if resume is not None:  # the saved conversation may be gone: start afresh once
@@ -240,13 +251,15 @@ class AgentRunner:
                 return SessionEnd(
                     "connect_timeout", f"no connection within {self.spec.connect_timeout_s:g}s"
                 )
-            self.pid = _process_pid(client)
+            self.pid = read_cli_pid(pid_file)
             self._own_group = self.pid is not None and _is_group_leader(self.pid)
             return client
         return SessionEnd("connect_failed", "unreachable")
 
     @staticmethod
-    async def _connect_within(client: ClaudeSDKClient, timeout_s: float) -> bool:
+    async def _connect_within(
+        client: ClaudeSDKClient, timeout_s: float, pid_file: Path | None
+    ) -> bool:
         """``client.connect()``; False if it had not completed within ``timeout_s``.
 
         A claude process hung before its handshake has nothing to save, so it is
@@ -259,7 +272,7 @@ class AgentRunner:
             nonlocal timed_out
             await anyio.sleep(timeout_s)
             timed_out = True
-            pid = _process_pid(client)
+            pid = read_cli_pid(pid_file)
             if pid is not None:
                 _kill_group(pid) if _is_group_leader(pid) else _kill(pid)
             await anyio.sleep(5)
@@ -654,14 +667,6 @@ def _poll_died(receive: MemoryObjectReceiveStream[Any]) -> _Died | None:
             return None
         if isinstance(item, _Died):
             return item
-
-
-def _process_pid(client: ClaudeSDKClient) -> int | None:
-    """The claude process's pid, once launched (the SDK keeps the process private)."""
-    transport = getattr(client, "_transport", None)
-    process = getattr(transport, "_process", None)
-    pid = getattr(process, "pid", None)
-    return pid if isinstance(pid, int) else None
 
 
 def _is_group_leader(pid: int) -> bool:

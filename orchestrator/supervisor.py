@@ -695,8 +695,10 @@ _SETTLED = (*_RUNNING, AgentState.FAILED)
 def _remove_launcher(path: str) -> None:
     p = Path(path)
     p.unlink(missing_ok=True)
-    # the agents' private temp folders (session_options.private_tmpdir) live beside it
-    shutil.rmtree(p.parent / "tmp", ignore_errors=True)
+    # the agents' private temp folders (session_options.private_tmpdir) and the pids the
+    # launcher wrote (cli_pid_file) live beside it
+    for beside in ("tmp", "pids"):
+        shutil.rmtree(p.parent / beside, ignore_errors=True)
     with contextlib.suppress(OSError):
         p.parent.rmdir()
 
