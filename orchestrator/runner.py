@@ -45,8 +45,8 @@ from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
-from orchestrator.prompts import frame
-from orchestrator.relay import Relay, Turn, text_of
+from orchestrator.prompts import frame, text_of
+from orchestrator.relay import Relay, Turn
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.session_options import (
     build_options,

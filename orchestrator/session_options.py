@@ -44,12 +44,11 @@ from claude_agent_sdk import (
 
 from orchestrator import sandbox
 from orchestrator.policy import Policy
-from orchestrator.prompts import team_prompt
-from orchestrator.relay import SERVER, TOOL_NAMES, Relay
+from orchestrator.prompts import CLI_OWN_MESSAGING, SERVER, TOOL_NAMES, team_prompt
+from orchestrator.relay import Relay
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.subagents import agent_definitions
 
-CLI_OWN_MESSAGING = ("SendMessage", "ListAgents")
 # The SDK reads each stream-json line into a 1 MiB buffer by default, and a longer line ends
 # the session: an answer or a tool call carrying a body near the queue's 1 MiB limit did,
 # five times over (issue 16.8). Any body the queue accepts fits many times in this.
