@@ -89,12 +89,11 @@ class Relay:
 
     async def _check_allowed(self, to: str) -> None:
         spec = self.roster().agents.get(self.agent)
-        allowed = spec.can_message if spec else None
-        if allowed is not None and to not in allowed:
+        if spec is not None and not spec.may_message(to):
             known = [a.name for a in await self.mailbox.agents()]
             if to not in known:  # the more precise error: no such agent at all
                 raise errors.RecipientUnknown(to, sorted(known))
-            raise errors.NotAllowed(self.agent, to, list(allowed))
+            raise errors.NotAllowed(self.agent, to, list(spec.can_message or ()))
 
     async def _check_alive(self, to: str, request_id: str = "") -> None:
         state = self.peer_state(to) if self.peer_state else None
@@ -115,6 +114,7 @@ class Relay:
 
     async def agents(self, _args: dict[str, Any]) -> dict[str, Any]:
         roster = self.roster()
+        me = roster.agents.get(self.agent)
         registry = {a.name: a for a in await self.mailbox.agents()}
         rows = []
         for name, spec in roster.agents.items():
@@ -125,7 +125,8 @@ class Relay:
                     "description": spec.description,
                     "state": info.state if info else "unknown",
                     "you": name == self.agent,
-                    "may_message": spec.can_message is None or name in (spec.can_message or ()),
+                    # whether the caller may message this agent (its own can_message)
+                    "may_message": me is None or me.may_message(name),
                 }
             )
         for name, info in registry.items():  # scripts that joined with `register`

@@ -121,7 +121,9 @@ class AgentRunner:
         self.roster = roster
         self.owner = owner  # lease owner: unique per session
         self.cli_path = cli_path
-        self.on_event = on_event  # the supervisor's hook: "ready", "busy", "idle", "turn"
+        # the supervisor's hook: "ready", "busy", "model_error", "turn"; the context keeper's
+        # "context" and the approval wait's "blocked"/"unblocked" go through it too
+        self.on_event = on_event
         self.session_id = session_id
         # The agent's totals across sessions (orchestrator.agent_meta.TOTAL_KEYS), and the running
         # total of the session it resumes: the CLI's total_cost_usd continues from there.

@@ -111,3 +111,33 @@ def test_the_check_sees_cycles_behind_type_checking(tmp_path: Path) -> None:
     (pkg / "c.py").write_text("def f():\n    from pkg import a\n")
     (pkg / "d.py").write_text("import pkg.c\n")
     assert cycles(import_graph(pkg)) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
+
+
+# Facts with one home each (issue 15.6): a copy elsewhere drifts from the original.
+ONE_HOME = {
+    "STATUSES": "orchestrator.mailbox.model",
+    "DEFAULT_ASK_TIMEOUT_S": "orchestrator.prompts",
+    "TOOL_NAMES": "orchestrator.prompts",
+    "CLI_OWN_MESSAGING": "orchestrator.prompts",
+    "TOTAL_KEYS": "orchestrator.agent_meta",
+    "text_of": "orchestrator.prompts",
+    "is_secret_name": "orchestrator.redact",
+}
+
+
+def test_shared_facts_are_defined_once() -> None:
+    homes: dict[str, list[str]] = {name: [] for name in ONE_HOME}
+    for module, path in module_names(PACKAGE).items():
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                names = [node.name]
+            elif isinstance(node, ast.Assign):
+                names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                names = [node.target.id]
+            else:
+                continue
+            for name in names:
+                if name in homes:
+                    homes[name].append(module)
+    assert homes == {name: [home] for name, home in ONE_HOME.items()}
