@@ -69,3 +69,20 @@ def test_no_pid_file_beside_a_cli_that_is_not_our_launcher(tmp_path: Path) -> No
     (tmp_path / "pids").mkdir()
     assert cli_pid_file(str(tmp_path / "claude"), "alpha") is None
     assert cli_pid_file(None, "alpha") is None
+
+
+def test_without_setsid_there_is_still_a_launcher_to_remove(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without util-linux, make_launcher returned the bundled CLI itself, which the
+    supervisor's cleanup then unlinked; now the launcher (no setsid) is always ours."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no setsid, no setpriv
+    cli = bundled_cli()
+    launcher = make_launcher(tmp_path / f"{LAUNCHER_PREFIX}bare")
+    assert launcher is not None
+    assert launcher != cli
+    assert "setsid" not in Path(launcher).read_text()
+    assert cli_pid_file(launcher, "alpha") is not None
+    _remove_launcher(launcher)
+    assert cli is not None
+    assert Path(cli).is_file()
