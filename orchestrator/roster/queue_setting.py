@@ -11,6 +11,7 @@ Either one address, a list of addresses (a cluster), or a mapping::
       tls: {ca: ca.pem, cert: client.pem, key: client-key.pem}
       replicas: 3                     # copies of the team's bucket in the cluster
       namespace: myteam               # bucket name; default: the team name
+      agent_lease: 15s                # a dead supervisor's agents are free again after this
 
 Secrets come from ``${VAR}``s; they never appear in ``config`` output or a repr.
 """
@@ -35,6 +36,7 @@ QUEUE_KEYS: Final = (
     "tls",
     "replicas",
     "namespace",
+    "agent_lease",
 )
 TLS_KEYS: Final = ("ca", "cert", "key")
 _URL: Final = re.compile(r"^(nats|tls)://([^\s/@]+@)?[^\s/@:]+(:\d{1,5})?/?$")
@@ -55,6 +57,9 @@ class QueueSetting:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     replicas: int = 1
+    agent_lease_s: float = 15.0
+    """How long an agent's lease lasts without renewal (lease.py): how soon a dead
+    supervisor's agents can run elsewhere."""
 
     def __repr__(self) -> str:
         return f"QueueSetting({self.to_dict()})"
@@ -65,6 +70,7 @@ class QueueSetting:
             "servers": [re.sub(r"//[^@/]*@", f"//{REDACTED}@", s) for s in self.servers],
             "namespace": self.namespace,
             "replicas": self.replicas,
+            "agent_lease_s": self.agent_lease_s,
         }
         if self.user is not None:
             out["user"] = self.user
@@ -121,6 +127,11 @@ def queue_setting(value: Any, where: c.Where, team: str) -> Any:
     replicas = value_map.get("replicas", 1)
     if replicas not in (1, 3, 5) or isinstance(replicas, bool):
         replicas = at("replicas").error(f"replicas must be 1, 3 or 5, not {replicas!r}")
+    agent_lease = c.duration()(value_map.get("agent_lease", 15.0), at("agent_lease"))
+    if agent_lease is not c.INVALID and not 1.0 <= agent_lease <= 3600.0:
+        agent_lease = at("agent_lease").error(
+            f"agent_lease must be between 1s and 1h, not {agent_lease:g}s"
+        )
     texts = {k: _text(value_map.get(k), at(k)) for k in ("user", "password", "token")}
     if texts["password"] is not None and texts["user"] is None:
         texts["password"] = at("password").error("a password needs a user")
@@ -128,7 +139,10 @@ def queue_setting(value: Any, where: c.Where, team: str) -> Any:
         texts["token"] = at("token").error("give either user/password or token, not both")
     creds = _file(value_map.get("creds"), at("creds"))
     tls = _tls(value_map.get("tls"), at("tls"))
-    if any(v is c.INVALID for v in (servers, namespace, replicas, creds, tls, *texts.values())):
+    if any(
+        v is c.INVALID
+        for v in (servers, namespace, replicas, agent_lease, creds, tls, *texts.values())
+    ):
         return c.INVALID
     return QueueSetting(
         servers=servers,
@@ -141,6 +155,7 @@ def queue_setting(value: Any, where: c.Where, team: str) -> Any:
         tls_cert=tls.get("cert"),
         tls_key=tls.get("key"),
         replicas=replicas,
+        agent_lease_s=agent_lease,
     )
 
 
