@@ -39,6 +39,13 @@ def _refuse_while_stopping(sup: Supervisor, command: str, name: str) -> None:
         raise errors.OperationRefused(command, name, "the team is stopping")
 
 
+async def _refuse_held_elsewhere(sup: Supervisor, name: str) -> None:
+    """Another supervisor of a shared NATS team runs this agent: say which."""
+    elsewhere = await sup.leases.held_elsewhere(name)
+    if elsewhere is not None:
+        raise elsewhere
+
+
 async def stop_and_wait(sup: Supervisor, name: str, grace_s: float | None = None) -> None:
     """Stop an agent's sessions and wait until its task is gone (the caller holds ops)."""
     slot = sup.slots[name]
@@ -71,6 +78,7 @@ async def start_agent(sup: Supervisor, name: str) -> str:
     slot, held = await _locked(sup, name)
     async with held:
         _refuse_while_stopping(sup, "start", name)
+        await _refuse_held_elsewhere(sup, name)
         if not slot.done.is_set():
             if slot.want_running:
                 return "already running"
@@ -84,6 +92,7 @@ async def restart_agent(sup: Supervisor, name: str) -> str:
     slot, held = await _locked(sup, name)
     async with held:
         _refuse_while_stopping(sup, "restart", name)
+        await _refuse_held_elsewhere(sup, name)
         if slot.runner is not None and slot.want_running:
             slot.restart_now = True
             slot.runner.request_stop(sup.grace_s)

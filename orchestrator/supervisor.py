@@ -212,7 +212,8 @@ class Supervisor:
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():
             if await self.leases.held_elsewhere(name) is not None:
-                self.slots[name] = Slot(name, want_running=False)  # its row is the holder's
+                # Its row is the holder's; if wanted, its start is refused with the holder.
+                self.slots[name] = Slot(name, want_running=name in wanted)
                 continue
             info = await mailbox.agent(name)
             if info is not None and info.pid:

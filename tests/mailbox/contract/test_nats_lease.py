@@ -66,11 +66,13 @@ async def test_an_agent_runs_under_one_supervisor_and_the_other_is_named(
         assert await holder_of(b, "alpha") is None
         await sup_b.take("alpha")
         record = await holder_of(a, "alpha")
-        assert record is not None and record["holder"] == "sup-b"
+        assert record is not None
+        assert record["holder"] == "sup-b"
         await sup_a.release("alpha")  # not a's any more: left alone
         assert await holder_of(a, "alpha") is not None
         await sup_b.release_all()
-        assert await holder_of(a, "alpha") is None and await holder_of(a, "beta") is None
+        assert await holder_of(a, "alpha") is None
+        assert await holder_of(a, "beta") is None
 
 
 async def test_a_dead_supervisors_agents_are_free_after_their_lease(config: NatsConfig) -> None:
@@ -91,9 +93,10 @@ async def test_a_dead_supervisors_agents_are_free_after_their_lease(config: Nats
             first = await holder_of(mb, "alpha")
             assert first is not None
             with anyio.fail_after(60):  # renewed: a later expiry than the first record's
-                while (now := await holder_of(mb, "alpha")) is None or (
-                    now["expires_at"] <= first["expires_at"]
-                ):
+                while True:
+                    now = await holder_of(mb, "alpha")
+                    if now is not None and now["expires_at"] > first["expires_at"]:
+                        break
                     await anyio.sleep(0.1)
             with pytest.raises(errors.AgentHeldElsewhere) as info:
                 await leases.take("alpha")
@@ -108,7 +111,8 @@ async def test_a_dead_supervisors_agents_are_free_after_their_lease(config: Nats
                     except errors.AgentHeldElsewhere:
                         await anyio.sleep(0.1)
             record = await holder_of(mb, "alpha")
-            assert record is not None and record["holder"] == "sup-b"
+            assert record is not None
+            assert record["holder"] == "sup-b"
             await leases.release_all()
     finally:
         if proc.returncode is None:
