@@ -21,12 +21,15 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+import nats.errors
 import nats.js.errors
 import structlog
 
 from orchestrator import errors
 from orchestrator.mailbox.model import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import records as rec
+from orchestrator.mailbox.nats.connect import NatsConfig
+from orchestrator.mailbox.nats.faults import retrying, type_public_methods
 from orchestrator.mailbox.nats.mailbox import NatsMailbox
 
 log = structlog.get_logger("octy.queue.nats")
@@ -78,6 +81,10 @@ class AgentLeases:
         self.lease_s = lease_s
         self.renew_every_s = lease_s / 3 if renew_every_s is None else renew_every_s
         self.held: set[str] = set()
+
+    @property
+    def config(self) -> NatsConfig:
+        return self.mailbox.config
 
     def _value(self, agent: str) -> bytes:
         return json.dumps(
@@ -137,7 +144,7 @@ class AgentLeases:
         if found is None or json.loads(found[0])["holder"] != self.holder:
             return
         try:
-            await self.mailbox.kv.delete(lease_key(agent), last=found[1])
+            await retrying(lambda: self.mailbox.kv.delete(lease_key(agent), last=found[1]))
         except nats.js.errors.KeyWrongLastSequenceError as exc:  # changed: not ours any more
             log.warning("agent_lease_release_failed", agent=agent, error=str(exc))
 
@@ -159,7 +166,7 @@ class AgentLeases:
                     self.held.discard(agent)
                     log.error("agent_lease_lost", agent=agent, host=exc.host, pid=exc.pid)
                     await lost(agent, exc)
-                except errors.QueueError as exc:  # the server is away: try again next round
+                except (errors.QueueError, nats.errors.Error) as exc:  # away: next round
                     log.warning("agent_lease_renew_failed", agent=agent, error=str(exc))
 
     async def _renew(self, agent: str) -> None:
@@ -172,3 +179,6 @@ class AgentLeases:
         _, new = await rec.update(self.mailbox.kv, lease_key(agent), step)
         if new is None and agent in self.held:  # deleted under us (a purge): take it again
             await rec.create(self.mailbox.kv, lease_key(agent), self._value(agent))
+
+
+type_public_methods(AgentLeases)  # nats-py's errors never escape: QueueUnavailable
