@@ -12,7 +12,7 @@ replicated cluster. Other keys are either create-only guards or hints:
 - ``r.<request id>``    the one reply: created with ``create`` (fails if it exists)
 - ``a.<name>``          a registered agent (:class:`AgentInfo` as JSON)
 - ``w.<request id>``    a wait-for edge ``{waiter, target, expires_at}``
-- ``t.supervisor``      the team's supervisor lease (lease.py)
+- ``l.<agent>``         which supervisor runs the agent, until when (lease.py)
 
 Keys are removed by purging their subject from the bucket's stream (no delete
 marker left), so the stream's subject list is the list of live keys (core.py).
