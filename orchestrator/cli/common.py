@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
-from orchestrator.cli import team_record
 from orchestrator.redact import for_people
 
 EXIT_OK = 0
@@ -132,6 +131,7 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
     path = roster_file or Path(DEFAULT_ROSTER)
     if roster_file is None and not path.is_file():
         return DEFAULT_DB
+    from orchestrator.cli import team_record  # only for a broken roster
     from orchestrator.roster import load_roster  # the roster loader only when one is read
 
     try:
