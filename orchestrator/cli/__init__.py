@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Whatever a person reads is redacted (see orchestrator.redact): secrets in this
     # environment are known values from the start.
     REDACTOR.add_from_env(os.environ)
+    common.forget_rosters()  # a run reads agents.yaml as it is now (tests run main() often)
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(modules_for(argv))
     bad = next((a for a in argv if _not_utf8(a)), None)
