@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,16 @@ class Supervisor:
         grace_s: float = DEFAULT_GRACE_S,
         watch_roster: bool = True,
         check_model: bool = False,
+        model_check: Future[list[preflight.Problem]] | None = None,
     ) -> None:
         self.roster = roster
         self.only = only
         self.grace_s = grace_s
         self.watch_roster = watch_roster
         self.check_model = check_model  # `up` checks the model once before any agent starts
+        # The check `up` began before importing this module (preflight.start_check): its
+        # answer is reported at the same point as a check begun here.
+        self._model_check = model_check
         # Every lease this supervisor takes is owned by "<instance>:...": `up` recovers
         # the leases of dead supervisors by this prefix (SUPERVISOR_OWNER_PREFIX).
         self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -171,8 +176,11 @@ class Supervisor:
         return self._stopping.is_set()
 
     async def _check_model(self) -> None:
-        wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
-        problems = await anyio.to_thread.run_sync(preflight.check, self.roster, wanted)
+        if self._model_check is not None:
+            problems = await anyio.to_thread.run_sync(self._model_check.result)
+        else:
+            wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
+            problems = await anyio.to_thread.run_sync(preflight.check, self.roster, wanted)
         if problems:
             raise errors.ModelUnreachable([str(p) for p in problems])
 

@@ -249,6 +249,13 @@ def run_foreground(
     console: Any = None,
     check_model: bool = False,
 ) -> int:
+    from orchestrator import preflight
+
+    # The model check waits on the network: begun now, it overlaps importing the SDK
+    # (most of the supervisor's start, issue 14.5); its answer is read where it was.
+    wanted = [n for layer in roster.start_layers(only) for n in layer]
+    model_check = preflight.start_check(roster, wanted) if check_model else None
+
     import anyio
 
     from orchestrator import logconfig
@@ -269,7 +276,10 @@ def run_foreground(
     # So that verbs still reach this team if agents.yaml is later edited into an invalid state.
     team_record.write(roster.path, roster.database, roster.logs, tuple(roster.agents))
     try:
-        anyio.run(Supervisor(roster, only=only, grace_s=grace_s, check_model=check_model).run)
+        supervisor = Supervisor(
+            roster, only=only, grace_s=grace_s, check_model=check_model, model_check=model_check
+        )
+        anyio.run(supervisor.run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
         raise common.failure_from(exc) from None
     finally:
