@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,3 +149,25 @@ def test_a_typo_still_gets_the_full_list_of_verbs(capsys: pytest.CaptureFixture[
     assert "invalid choice: 'sned'" in err
     for verb in ("send", "ps", "up", "top", "approvals"):
         assert f"'{verb}'" in err
+
+
+@pytest.mark.parametrize("argv", [("send", "bob", "hi"), ("ps",), ("queue", "ls")])
+def test_a_run_parses_the_roster_once(
+    team: Path, argv: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """resolve_db and resolve_place (and `ps`, which asks both) share one parse per run."""
+    import orchestrator.roster
+
+    parsed: list[Path] = []
+    real = orchestrator.roster.load_roster
+
+    def counting(path: Any, environ: Any = None) -> Any:
+        parsed.append(Path(path))
+        return real(path, environ)
+
+    monkeypatch.setattr(orchestrator.roster, "load_roster", counting)
+    monkeypatch.chdir(team)
+    assert main(list(argv)) == 0
+    assert parsed == [Path("agents.yaml")]
+    assert main(list(argv)) == 0  # the next run reads the file as it is then
+    assert parsed == [Path("agents.yaml")] * 2
