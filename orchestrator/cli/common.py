@@ -171,6 +171,7 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
 def resolve_place(args: argparse.Namespace, roster_file: Path | None = None) -> Path | QueueSetting:
     """Like :func:`resolve_db`, but a roster with ``queue: nats://...`` gives that queue
     (``--db`` and ``$OCTY_DB`` still name a SQLite file)."""
+    roster_file = roster_file or getattr(args, "file", None)
     db = resolve_db(args, roster_file)
     if getattr(args, "db", None) is not None or (roster_file is None and os.environ.get(DB_ENV)):
         return db
