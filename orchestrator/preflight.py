@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -121,6 +123,23 @@ def check(roster: Roster, agents: list[str] | None = None) -> list[Problem]:
         if reason:
             problems.append(Problem(tuple(names), key[0], reason))
     return problems
+
+
+def start_check(roster: Roster, agents: list[str] | None = None) -> Future[list[Problem]]:
+    """:func:`check` in a thread, begun now and read later. ``up`` begins it before it
+    imports the supervisor: the check waits on the network (a TCP connect, then a TLS
+    handshake and ``GET /v1/models``) while importing the SDK keeps the CPU busy for half a
+    second or more (issue 14.5), instead of one after the other before any agent starts."""
+    future: Future[list[Problem]] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(check(roster, agents))
+        except BaseException as exc:  # handed to whoever reads the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="octy-model-check", daemon=True).start()
+    return future
 
 
 def _proxied(endpoint: Endpoint, env: Mapping[str, str]) -> bool:

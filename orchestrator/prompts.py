@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from orchestrator.mailbox import USER, Message
-from orchestrator.roster import Roster
+
+if TYPE_CHECKING:  # the CLI reads DEFAULT_ASK_TIMEOUT_S: no roster modules for that
+    from orchestrator.roster import Roster
 
 # --- the octy tools (orchestrator.relay serves them) ----------------------------------
 

@@ -14,6 +14,7 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ class Supervisor:
         watch_roster: bool = True,
         check_model: bool = False,
         client: Callable[[ClaudeAgentOptions], ClaudeSDKClient] = ClaudeSDKClient,
+        model_check: Future[list[preflight.Problem]] | None = None,
     ) -> None:
         self.roster = roster
         self.only = only
@@ -120,6 +122,9 @@ class Supervisor:
         self.watch_roster = watch_roster
         self.check_model = check_model  # `up` checks the model once before any agent starts
         self.client = client  # what the runners connect with (a double in the shell's tests)
+        # The check `up` began before importing this module (preflight.start_check): its
+        # answer is reported at the same point as a check begun here.
+        self._model_check = model_check
         # Every lease this supervisor takes is owned by "<instance>:...": `up` recovers
         # the leases of dead supervisors by this prefix (SUPERVISOR_OWNER_PREFIX).
         self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -197,8 +202,11 @@ class Supervisor:
         return self._stopping.is_set()
 
     async def _check_model(self) -> None:
-        wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
-        problems = await anyio.to_thread.run_sync(preflight.check, self.roster, wanted)
+        if self._model_check is not None:
+            problems = await anyio.to_thread.run_sync(self._model_check.result)
+        else:
+            wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
+            problems = await anyio.to_thread.run_sync(preflight.check, self.roster, wanted)
         if problems:
             raise errors.ModelUnreachable([str(p) for p in problems])
 

@@ -30,8 +30,54 @@ _VERB_MODULES = (
     "orchestrator.cli.budget_verbs",
 )
 
+# Which module registers each verb, so that a run imports only its verb's module (issue 14:
+# scripts and hooks call `send` on every event; importing every verb module costs several
+# times what writing the row does). A verb missing here still works, through every module;
+# tests/cli/test_cli_imports.py checks that this table matches what the modules register.
+VERB_HOMES: dict[str, str] = {
+    **dict.fromkeys(
+        ("up", "down", "ps", "start", "stop", "restart", "reload", "config"),
+        "orchestrator.cli.team_verbs",
+    ),
+    **dict.fromkeys(
+        ("register", "unregister", "send", "ask", "inbox", "reply", "queue"),
+        "orchestrator.cli.queue_verbs",
+    ),
+    "scripted-model": "orchestrator.cli.model_verbs",
+    "logs": "orchestrator.cli.log_verbs",
+    "trace": "orchestrator.cli.log_verbs",
+    "init": "orchestrator.cli.demo_verbs",
+    "demo": "orchestrator.cli.demo_verbs",
+    "workspaces": "orchestrator.cli.workspace_verbs",
+    "approvals": "orchestrator.cli.approval_verbs",
+    "approve": "orchestrator.cli.approval_verbs",
+    "deny": "orchestrator.cli.approval_verbs",
+    "top": "orchestrator.cli.top_verb",
+    "resume": "orchestrator.cli.budget_verbs",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def modules_for(argv: Sequence[str]) -> tuple[str, ...]:
+    """The verb modules a command line needs: its verb's module; none for ``--version``;
+    every one when in doubt (no verb, ``--help`` before it, an option this does not know),
+    which is always right, only slower."""
+    tokens = iter(argv)
+    for token in tokens:
+        if token in ("-f", "--file") or (len(token) > 2 and "--file".startswith(token)):
+            next(tokens, None)  # the roster's path, whatever it looks like
+        elif token.startswith(("-f", "--file=")):
+            continue
+        elif len(token) > 2 and "--version".startswith(token):
+            return ()  # argparse prints the version as it meets the option, and exits
+        elif token.startswith("-"):
+            return _VERB_MODULES  # --help (lists every verb), `--`, or a usage error
+        else:
+            home = VERB_HOMES.get(token)
+            return (home,) if home else _VERB_MODULES
+    return _VERB_MODULES
+
+
+def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="octy-orchestrate",
         description="Run a team of Claude Code agents: supervision, a durable queue, "
@@ -52,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     import importlib
 
-    for name in _VERB_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:  # a verb module not written yet
@@ -67,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Whatever a person reads is redacted (see orchestrator.redact): secrets in this
     # environment are known values from the start.
     REDACTOR.add_from_env(os.environ)
-    parser = build_parser()
+    common.forget_rosters()  # a run reads agents.yaml as it is now (tests run main() often)
     argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(modules_for(argv))
     bad = next((a for a in argv if _not_utf8(a)), None)
     if bad is not None:
         # Python decodes such bytes as lone surrogates, which fail later, deep in a write.

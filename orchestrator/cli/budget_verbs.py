@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli.common import CliFailure
-from orchestrator.control import send_command
 
 if TYPE_CHECKING:
     from orchestrator.agent_meta import AgentMeta
@@ -40,6 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from orchestrator.control import send_command  # structlog and anyio: only when it runs
+
     db = common.resolve_db(args, args.file)
     try:
         result = send_command(db, "resume", agents=list(args.agents), timeout_s=args.timeout)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
-from orchestrator.cli import team_record
 from orchestrator.redact import for_people
 
 EXIT_OK = 0
@@ -29,7 +28,31 @@ DB_ENV = "OCTY_DB"
 DEFAULT_DB = Path("queue") / "team.db"
 
 if TYPE_CHECKING:
+    from orchestrator.roster import Roster
     from orchestrator.roster.queue_setting import QueueSetting
+
+# The rosters this run has read, or why each could not be: resolve_db and resolve_place
+# (and `ps`, which needs both) parse a file once per run, not once per question (issue 14:
+# parsing agents.yaml is a good part of what `send` costs). Emptied by main() per run.
+_rosters: dict[Path, Roster | errors.OrchestratorError] = {}
+
+
+def forget_rosters() -> None:
+    _rosters.clear()
+
+
+def _load_roster(path: Path) -> Roster:
+    if path not in _rosters:
+        from orchestrator.roster import load_roster  # the roster loader only when one is read
+
+        try:
+            _rosters[path] = load_roster(path)
+        except errors.OrchestratorError as exc:
+            _rosters[path] = exc
+    found = _rosters[path]
+    if isinstance(found, errors.OrchestratorError):
+        raise found
+    return found
 
 
 class CliFailure(Exception):
@@ -132,11 +155,11 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
     path = roster_file or Path(DEFAULT_ROSTER)
     if roster_file is None and not path.is_file():
         return DEFAULT_DB
-    from orchestrator.roster import load_roster  # the roster loader only when one is read
-
     try:
-        return load_roster(path).database
+        return _load_roster(path).database
     except errors.OrchestratorError as exc:
+        from orchestrator.cli import team_record  # only for a broken roster
+
         record = team_record.read(path)
         if record is None:
             raise failure_from(exc) from exc
@@ -148,16 +171,15 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
 def resolve_place(args: argparse.Namespace, roster_file: Path | None = None) -> Path | QueueSetting:
     """Like :func:`resolve_db`, but a roster with ``queue: nats://...`` gives that queue
     (``--db`` and ``$OCTY_DB`` still name a SQLite file)."""
+    roster_file = roster_file or getattr(args, "file", None)
     db = resolve_db(args, roster_file)
     if getattr(args, "db", None) is not None or (roster_file is None and os.environ.get(DB_ENV)):
         return db
     path = roster_file or Path(DEFAULT_ROSTER)
     if not path.is_file():
         return db
-    from orchestrator.roster import load_roster  # the roster loader only when one is read
-
     try:
-        roster = load_roster(path)  # loaded (and checked) once already by resolve_db
+        roster = _load_roster(path)  # loaded (and checked) once already by resolve_db
     except errors.OrchestratorError:
         # Invalid on disk: resolve_db found the running team's recorded database and
         # warned once. (The record keeps paths only: a NATS team's verbs need a valid file.)

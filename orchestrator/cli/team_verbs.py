@@ -9,21 +9,23 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from orchestrator import errors, logconfig, safefs
+from orchestrator import errors, safefs
 from orchestrator.agent_meta import AgentMeta
 from orchestrator.cli import common, ps_view, team_record
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
-from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER
 from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync, place_of
 from orchestrator.redact import REDACTOR, for_people
-from orchestrator.roster import Roster, load_roster
+
+# `ps` runs often (scripts poll it): what only `up`, `config` and the control verbs need
+# (structlog and rich through logconfig and control, yaml, the roster's modules) is
+# imported inside those verbs (issue 14: the CLI's start-up).
+if TYPE_CHECKING:
+    from orchestrator.roster import Roster
 
 CREDENTIAL_VARS = (
     "ANTHROPIC_API_KEY",
@@ -151,6 +153,8 @@ def _roster_opt(p: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> Roster:
+    from orchestrator.roster import load_roster
+
     path = args.file or Path(common.DEFAULT_ROSTER)
     try:
         return load_roster(path)
@@ -246,8 +250,16 @@ def run_foreground(
     console: Any = None,
     check_model: bool = False,
 ) -> int:
+    from orchestrator import preflight
+
+    # The model check waits on the network: begun now, it overlaps importing the SDK
+    # (most of the supervisor's start, issue 14.5); its answer is read where it was.
+    wanted = [n for layer in roster.start_layers(only) for n in layer]
+    model_check = preflight.start_check(roster, wanted) if check_model else None
+
     import anyio
 
+    from orchestrator import logconfig
     from orchestrator.supervisor import Supervisor
 
     try:  # a logs folder others can write, a planted link: refused, with what to do
@@ -265,7 +277,10 @@ def run_foreground(
     # So that verbs still reach this team if agents.yaml is later edited into an invalid state.
     team_record.write(roster.path, roster.database, roster.logs, tuple(roster.agents))
     try:
-        anyio.run(Supervisor(roster, only=only, grace_s=grace_s, check_model=check_model).run)
+        supervisor = Supervisor(
+            roster, only=only, grace_s=grace_s, check_model=check_model, model_check=model_check
+        )
+        anyio.run(supervisor.run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
         raise common.failure_from(exc) from None
     finally:
@@ -334,6 +349,8 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from orchestrator.control import send_command
+
     db = db_of(args)
     pid = holder_pid(db)
     if pid is None and isinstance(_queue(args), Path):  # NATS: the supervisor may be elsewhere
@@ -370,6 +387,8 @@ _RUNNING = ("starting", "ready", "busy", "blocked", "paused")
 
 def _roster_agents(args: argparse.Namespace) -> list[str]:
     """The agents of the roster on disk, or none when it is missing or invalid."""
+    from orchestrator.roster import load_roster
+
     path = args.file or Path(common.DEFAULT_ROSTER)
     try:
         return list(load_roster(path).agents) if path.is_file() else []
@@ -379,6 +398,8 @@ def _roster_agents(args: argparse.Namespace) -> list[str]:
 
 def cmd_agent_command(args: argparse.Namespace) -> int:
     """start/stop/restart AGENT…; no AGENT means every agent the supervisor manages."""
+    from orchestrator.control import send_command
+
     db = db_of(args)
     if holder_pid(db) is None and isinstance(_queue(args), Path):
         raise common.failure_from(errors.SupervisorNotRunning(str(db)))
@@ -440,12 +461,16 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
+    from orchestrator.control import send_command
+
     db = db_of(args)
     try:
         result = send_command(db, "reload", timeout_s=120.0, queue=_queue(args))
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     if not result.get("ok"):
+        from orchestrator.roster import load_roster
+
         message = str(result.get("message"))
         path = args.file or Path(common.DEFAULT_ROSTER)
         try:
@@ -486,6 +511,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.json:
         common.emit_json(data)
     else:
+        import yaml
+
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         sys.stdout.write(for_people(text, multiline=True))  # YAML lets bidi controls through
     return common.EXIT_OK

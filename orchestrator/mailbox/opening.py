@@ -6,18 +6,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, TypeAlias, cast
 
-import anyio
-import anyio.to_thread
-
-from orchestrator.mailbox.aio import AsyncMailbox
 from orchestrator.mailbox.backend import AsyncMailboxBackend, MailboxBackend
 from orchestrator.mailbox.store import Mailbox
-from orchestrator.roster import Roster
-from orchestrator.roster.queue_setting import QueueSetting
 
-QueuePlace = Path | QueueSetting
+# The CLI opens the queue to write one row: the event loop (anyio, the async client) and
+# the roster's modules load only where they are used (issue 14: the CLI's start-up).
+if TYPE_CHECKING:
+    from orchestrator.roster import Roster
+    from orchestrator.roster.queue_setting import QueueSetting
+
+QueuePlace: TypeAlias = "Path | QueueSetting"
 """Where a queue is: a SQLite file, or the roster's ``queue:`` (NATS)."""
 
 
@@ -37,6 +37,8 @@ def check_queue(roster: Roster) -> None:
     supervisor may run is decided per agent as it starts them: agent_leases.py.)"""
     if roster.queue is None:
         return
+
+    import anyio  # noqa: PLC0415 - the event loop only for a NATS team
 
     async def probe() -> None:
         async with open_queue(roster):
@@ -70,6 +72,10 @@ async def open_queue(
     """``async with open_queue(roster) as mailbox``; QueueUnavailable when a NATS server
     cannot be reached or has no JetStream. ``holder`` (the supervisor's instance) also
     makes the local file a NATS team's supervisor still needs."""
+    import anyio.to_thread  # noqa: PLC0415 - see the imports above
+
+    from orchestrator.mailbox.aio import AsyncMailbox  # noqa: PLC0415
+
     if roster.queue is None:
         async with AsyncMailbox(roster.database) as mailbox:
             yield mailbox

@@ -7,7 +7,6 @@ Messages say what was expected, what was given, and how to write it.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Callable, Iterable
@@ -50,6 +49,8 @@ Coercer = Callable[[Any, Where], Any]
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
     """``"; did you mean 'model'?"`` for a close option, else ``""``."""
+    import difflib  # noqa: PLC0415 - only for a misspelt key (the CLI reads rosters often)
+
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 

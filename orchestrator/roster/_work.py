@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import gitcmd, globs
+from orchestrator import globs
 from orchestrator.errors import GitError
 from orchestrator.roster import _coerce as c
 from orchestrator.roster._files import prompt_file
@@ -183,6 +183,9 @@ def check_work(merged: Mapping[str, Mapping[str, Any]], folder: Path, report: c.
 
 
 def _check_worktree(space: Placed, cwd: Path, report: c.Report) -> None:
+    # Only a roster with a git workspace runs git: the CLI reads rosters on every verb.
+    from orchestrator import gitcmd  # noqa: PLC0415
+
     try:
         top = gitcmd.toplevel(cwd)
         if top is None:

@@ -113,3 +113,20 @@ def test_up_says_when_the_server_is_unreachable(
     assert "no server answered" in err
     assert "nats-server -js" in err
     assert "Traceback" not in err
+
+
+def test_a_roster_named_with_f_gives_its_nats_queue_to_every_verb(
+    team: NatsConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-f other.yaml` names the team for the queue verbs too: with no ./agents.yaml, `send`
+    and `queue ls` reach other.yaml's JetStream queue, not a SQLite file beside it."""
+    (tmp_path / "agents.yaml").rename(tmp_path / "other.yaml")
+    assert run_json(capsys, "-f", "other.yaml", "register", "bob")[0] == 0
+    code, sent = run_json(capsys, "-f", "other.yaml", "send", "bob", "via -f")
+    assert code == 0
+    with BlockingNatsMailbox(team) as mb:
+        assert [m.body for m in mb.list(recipient="bob")] == ["via -f"]
+    code, listed = run_json(capsys, "-f", "other.yaml", "queue", "ls")
+    assert code == 0
+    assert sent["message"]["id"] in json.dumps(listed)
+    assert not list(tmp_path.rglob("*.db"))
