@@ -225,6 +225,10 @@ class Relay:
     # --- the MCP server -----------------------------------------------------------
 
     def server(self) -> McpSdkServerConfig:
+        return create_sdk_mcp_server(SERVER, tools=self.tools())
+
+    def tools(self) -> list[SdkMcpTool[Any]]:
+        """The tools, as the SDK's server and the direct route (relay_route.py) take them."""
         to = {"type": "string", "description": "the agent's name (see the agents tool)"}
         message = {"type": "string", "description": "the text to send"}
 
@@ -282,7 +286,7 @@ class Relay:
                 schema({"message": message}, ["message"]),
             )(self.broadcast),
         ]
-        return create_sdk_mcp_server(SERVER, tools=tools)
+        return tools
 
 
 def _call_key(tool: str, args: dict[str, Any]) -> str:

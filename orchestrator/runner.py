@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import structlog
 from anyio.abc import TaskGroup
@@ -38,14 +39,14 @@ from claude_agent_sdk import (
     ToolUseBlock,
 )
 
-from orchestrator import errors
+from orchestrator import errors, relay_route
 from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
 from orchestrator.prompts import frame
-from orchestrator.relay import Relay, Turn, text_of
+from orchestrator.relay import SERVER, Relay, Turn, text_of
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.session_options import build_options, discard_prompt_file
 from orchestrator.usage import SessionCost, TurnUsage, add_turn
@@ -241,6 +242,8 @@ class AgentRunner:
                     "connect_timeout", f"no connection within {self.spec.connect_timeout_s:g}s"
                 )
             self.pid = _process_pid(client)
+            if not relay_route.install(client, SERVER, self.relay.tools()):
+                self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
             self._own_group = self.pid is not None and _is_group_leader(self.pid)
             return client
         return SessionEnd("connect_failed", "unreachable")
@@ -484,14 +487,21 @@ class AgentRunner:
             return
         final = _fit(final)
         self._resume_at = self._turn_uuid or self._resume_at
+        answered = False
         for m in batch:
             if m.kind != "request" or m.id in turn.replied:
                 continue
             try:
                 await self.mailbox.reply(m.id, self.name, final)
+                answered = True
                 self.log.info("replied", request_id=m.id, to=m.sender, body=final)
             except errors.AlreadyReplied:
                 self.log.info("already_answered", request_id=m.id)
+        if answered:
+            # An asker in this process was woken by the reply and has run its check; the
+            # SDK's write of its tool result takes a lock (one more turn of the loop). Let it
+            # go before our ack and bookkeeping, which are off the asker's path (issue 14.4).
+            await anyio.lowlevel.checkpoint()
         try:
             await self.mailbox.ack([m.id for m in batch], owner=self.owner)
         except errors.LeaseLost as exc:  # replies are committed; a redelivery will be skipped
