@@ -37,7 +37,7 @@ from claude_agent_sdk import ClaudeAgentOptions
 
 from orchestrator.scripted_model import Script, ScriptedModel
 
-SCRIPTS = Path(__file__).parent / "scripts"
+SCRIPTS = Path(__file__).parent / "scripted" / "scripts"
 
 ModelFactory = Callable[..., ScriptedModel]
 EnvFactory = Callable[..., dict[str, str]]
