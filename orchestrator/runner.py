@@ -501,7 +501,7 @@ class AgentRunner:
             # An asker in this process was woken by the reply and has run its check; the
             # SDK's write of its tool result takes a lock (one more turn of the loop). Let it
             # go before our ack and bookkeeping, which are off the asker's path (issue 14.4).
-            await anyio.lowlevel.checkpoint()
+            await anyio.lowlevel.cancel_shielded_checkpoint()  # not a new cancellation point
         try:
             await self.mailbox.ack([m.id for m in batch], owner=self.owner)
         except errors.LeaseLost as exc:  # replies are committed; a redelivery will be skipped
