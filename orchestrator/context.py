@@ -26,7 +26,7 @@ import structlog
 from claude_agent_sdk import AssistantMessage, ClaudeSDKClient, ResultMessage, SystemMessage
 
 from orchestrator.mailbox import Message
-from orchestrator.relay import text_of
+from orchestrator.prompts import handover
 from orchestrator.roster import AgentSpec
 
 log = structlog.get_logger()
@@ -38,7 +38,6 @@ CONTEXT_WINDOWS: tuple[tuple[re.Pattern[str], int], ...] = (
 )
 DEFAULT_WINDOW = 200_000
 COMPACT_TIMEOUT_S = 600.0  # when the agent has no turn_timeout
-HANDOVER_RESULT_CHARS = 2000
 REPEAT_GROWTH = 0.1  # of the window, before compacting again after an ineffective compaction
 _TOO_LONG = re.compile(r"prompt is too long", re.IGNORECASE)
 
@@ -201,27 +200,4 @@ class ContextKeeper:
         await self.on_event("context", {**self.figures(), "compacted_from": before})
 
     def _handover(self, batch: list[Message]) -> str:
-        lines = [
-            "[octy-orchestrate] Context reset: the conversation of your previous session "
-            "became too long for the model, so this is a fresh session. Where you were:"
-        ]
-        if self.last_result:
-            last = self.last_result
-            if len(last) > HANDOVER_RESULT_CHARS:
-                last = last[:HANDOVER_RESULT_CHARS] + " [...]"
-            lines.append(f"- Your last result was:\n<last_result>\n{last}\n</last_result>")
-        else:
-            lines.append("- No turn of the previous session had finished.")
-        if batch:
-            listed = ", ".join(
-                f"{m.kind} {m.id} from {m.sender} ({_preview(text_of(m.body))})" for m in batch
-            )
-            lines.append(
-                f"- You were handling: {listed}. They are delivered again below; answer them."
-            )
-        return "\n".join(lines)
-
-
-def _preview(text: str, limit: int = 80) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+        return handover(self.last_result, batch)

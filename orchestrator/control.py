@@ -11,20 +11,45 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import structlog
 
-from orchestrator import errors, operations
+from orchestrator import errors
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
 
 if TYPE_CHECKING:
-    from orchestrator.supervisor import Supervisor
+    from orchestrator.reload import ReloadResult
 
 log = structlog.get_logger()
+
+
+class Team(Protocol):
+    """What operator commands call on the supervisor (nothing else of it is read here)."""
+
+    def agent_names(self) -> list[str]: ...
+
+    async def start_agent(self, name: str) -> str: ...
+
+    async def stop_agent(self, name: str) -> str: ...
+
+    async def restart_agent(self, name: str) -> str: ...
+
+    async def reload(self) -> ReloadResult: ...
+
+    async def resume_budgets(self, names: list[str]) -> list[dict[str, Any]]: ...
+
+    def shut_down(self, grace_s: float | None) -> float:
+        """Begin a graceful stop (with ``grace_s`` when given); the grace in effect."""
+        ...
+
+    def abandon(self, exc: errors.DatabaseReplaced) -> None:
+        """The database left its path: stop at once, writing nothing more."""
+        ...
+
 
 COMMANDS = ("start", "stop", "restart", "down", "reload")
 AGENT_COMMANDS = ("start", "stop", "restart")
@@ -63,7 +88,7 @@ def send_command(
 CONTROL_RETRY_S = 1.0  # after the database refused the control loop a read or a write
 
 
-async def serve_control(sup: Supervisor, mailbox: AsyncMailboxBackend, owner: str) -> None:
+async def serve_control(sup: Team, mailbox: AsyncMailboxBackend, owner: str) -> None:
     """Claim commands and run each in its own task; a database error in this loop (another
     process holding the write lock) is logged once and retried, never the end of the team."""
     failing = False
@@ -76,7 +101,7 @@ async def serve_control(sup: Supervisor, mailbox: AsyncMailboxBackend, owner: st
                     tg.start_soon(_handle, sup, mailbox, owner, message)
                 await mailbox.wait_for_messages(SUPERVISOR, 30.0)
             except errors.DatabaseReplaced as exc:  # the supervisor stops the team
-                sup._abandon(exc)
+                sup.abandon(exc)
                 return
             except errors.QueueError as exc:
                 if not failing:
@@ -89,9 +114,7 @@ async def serve_control(sup: Supervisor, mailbox: AsyncMailboxBackend, owner: st
                 failing = False
 
 
-async def _handle(
-    sup: Supervisor, mailbox: AsyncMailboxBackend, owner: str, message: Message
-) -> None:
+async def _handle(sup: Team, mailbox: AsyncMailboxBackend, owner: str, message: Message) -> None:
     body = message.body if isinstance(message.body, dict) else {}
     command, agent = body.get("command"), body.get("agent")
     log.info("command", command=command, target=agent, sender=message.sender, message_id=message.id)
@@ -127,7 +150,7 @@ async def _answer(
     log.error("command_reply_failed", message_id=message.id)
 
 
-async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
+async def _run(sup: Team, command: str, agent: Any, body: dict[str, Any]) -> dict[str, Any]:
     if command == "resume":  # budgets: orchestrator/budget_watch.py
         return await _resume(sup, body)
     if command not in COMMANDS:
@@ -138,17 +161,18 @@ async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) 
         }
     if command in AGENT_COMMANDS:
         if not isinstance(agent, str):
-            raise errors.AgentNotFound(str(agent), list(sup.slots))
+            raise errors.AgentNotFound(str(agent), sup.agent_names())
         if command == "stop":
-            outcome = await operations.stop_agent(sup, agent)
+            outcome = await sup.stop_agent(agent)
         elif command == "start":
-            outcome = await operations.start_agent(sup, agent)
+            outcome = await sup.start_agent(agent)
         else:
-            outcome = await operations.restart_agent(sup, agent)
+            outcome = await sup.restart_agent(agent)
         return {"ok": True, "command": command, "agent": agent, "result": outcome}
     if command == "reload":
         return (await sup.reload()).to_reply()
     grace = body.get("grace_s")
+    given: float | None = None
     if isinstance(grace, int | float) and not isinstance(grace, bool):
         if not math.isfinite(grace) or grace < 0:  # a NaN deadline would never come
             return {
@@ -156,20 +180,20 @@ async def _run(sup: Supervisor, command: str, agent: Any, body: dict[str, Any]) 
                 "error": "usage",
                 "message": f"grace_s must be a finite number of seconds >= 0, not {grace!r}",
             }
-        sup.grace_s = float(grace)
-    sup.stop()
-    return {"ok": True, "command": "down", "grace_s": sup.grace_s}
+        given = float(grace)
+    return {"ok": True, "command": "down", "grace_s": sup.shut_down(given)}
 
 
-async def _resume(sup: Supervisor, body: dict[str, Any]) -> dict[str, Any]:
+async def _resume(sup: Team, body: dict[str, Any]) -> dict[str, Any]:
     names = body.get("agents") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         return {"ok": False, "error": "usage", "message": "'agents' must be a list of names"}
-    unknown = [n for n in names if n not in sup.slots]
+    known = sup.agent_names()
+    unknown = [n for n in names if n not in known]
     if unknown:
         return {
             "ok": False,
             "error": "not_found",
-            "message": f"no agent {', '.join(unknown)} in the team; agents: {', '.join(sup.slots)}",
+            "message": f"no agent {', '.join(unknown)} in the team; agents: {', '.join(known)}",
         }
-    return {"ok": True, "command": "resume", "agents": await sup.budgets.resume(names)}
+    return {"ok": True, "command": "resume", "agents": await sup.resume_budgets(names)}

@@ -2,7 +2,7 @@
 
 Errors are data: each carries the fields a caller needs, so nobody parses
 messages. Errors that cross the queue travel as stable codes (``CODE``) and
-are turned back into these classes by :func:`from_code`.
+are turned back into these classes by :func:`request_error_from_code`.
 """
 
 from __future__ import annotations

@@ -11,16 +11,56 @@ agent's state says so (``already running``) or is refused with the reason
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import anyio
 
 from orchestrator import errors
 from orchestrator.states import AgentState
 
 if TYPE_CHECKING:
-    from orchestrator.supervisor import Slot, Supervisor
+    from orchestrator.runner import AgentRunner
 
 
-async def _locked(sup: Supervisor, name: str) -> tuple[Slot, contextlib.AsyncExitStack]:
+class AgentSlot(Protocol):
+    """What an operation reads and sets of one agent's slot (the supervisor's ``Slot``)."""
+
+    ops: anyio.Lock
+    done: anyio.Event
+    wake: anyio.Event
+    want_running: bool
+    restart_now: bool
+
+    @property
+    def state(self) -> AgentState: ...
+
+    @property
+    def runner(self) -> AgentRunner | None: ...
+
+
+SlotT = TypeVar("SlotT", bound=AgentSlot)
+
+
+class Team(Protocol[SlotT]):
+    """What the operations need of the supervisor: typed here (not by importing it) so
+    the arrows run one way, from the supervisor to its helpers."""
+
+    grace_s: float
+
+    @property
+    def slots(self) -> dict[str, SlotT]: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def _request_stop(self, slot: SlotT, grace_s: float) -> None: ...
+
+    async def _set_state(self, slot: SlotT, target: AgentState, **fields: Any) -> None: ...
+
+    def _spawn(self, name: str) -> bool: ...
+
+
+async def _locked(sup: Team[SlotT], name: str) -> tuple[SlotT, contextlib.AsyncExitStack]:
     """The agent's slot with its ops lock held (released by closing the stack); the agent
     may have been removed by a reload while the command waited for the lock."""
     slot = sup.slots.get(name)
@@ -34,12 +74,12 @@ async def _locked(sup: Supervisor, name: str) -> tuple[Slot, contextlib.AsyncExi
     return slot, stack
 
 
-def _refuse_while_stopping(sup: Supervisor, command: str, name: str) -> None:
+def _refuse_while_stopping(sup: Team[SlotT], command: str, name: str) -> None:
     if sup.stopping:
         raise errors.OperationRefused(command, name, "the team is stopping")
 
 
-async def stop_and_wait(sup: Supervisor, name: str, grace_s: float | None = None) -> None:
+async def stop_and_wait(sup: Team[SlotT], name: str, grace_s: float | None = None) -> None:
     """Stop an agent's sessions and wait until its task is gone (the caller holds ops)."""
     slot = sup.slots[name]
     sup._request_stop(slot, sup.grace_s if grace_s is None else grace_s)
@@ -55,7 +95,7 @@ async def stop_and_wait(sup: Supervisor, name: str, grace_s: float | None = None
     await slot.done.wait()
 
 
-async def stop_agent(sup: Supervisor, name: str, grace_s: float | None = None) -> str:
+async def stop_agent(sup: Team[SlotT], name: str, grace_s: float | None = None) -> str:
     slot, held = await _locked(sup, name)
     async with held:
         if slot.done.is_set():
@@ -67,7 +107,7 @@ async def stop_agent(sup: Supervisor, name: str, grace_s: float | None = None) -
         return "stopped"
 
 
-async def start_agent(sup: Supervisor, name: str) -> str:
+async def start_agent(sup: Team[SlotT], name: str) -> str:
     slot, held = await _locked(sup, name)
     async with held:
         _refuse_while_stopping(sup, "start", name)
@@ -80,7 +120,7 @@ async def start_agent(sup: Supervisor, name: str) -> str:
         return "started"
 
 
-async def restart_agent(sup: Supervisor, name: str) -> str:
+async def restart_agent(sup: Team[SlotT], name: str) -> str:
     slot, held = await _locked(sup, name)
     async with held:
         _refuse_while_stopping(sup, "restart", name)
@@ -96,4 +136,4 @@ async def restart_agent(sup: Supervisor, name: str) -> str:
         return "started"
 
 
-__all__ = ["restart_agent", "start_agent", "stop_agent", "stop_and_wait"]
+__all__ = ["AgentSlot", "Team", "restart_agent", "start_agent", "stop_agent", "stop_and_wait"]

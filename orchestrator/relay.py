@@ -20,25 +20,11 @@ from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_serv
 
 from orchestrator import errors
 from orchestrator.mailbox import AsyncMailboxBackend, Message
+from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S, SERVER, TOOL_SPECS, text_of
 from orchestrator.roster import Roster
 from orchestrator.states import AgentState
 
-SERVER = "octy"
-TOOLS = ("agents", "send", "ask", "reply", "broadcast")
-TOOL_NAMES = tuple(f"mcp__{SERVER}__{name}" for name in TOOLS)
-DEFAULT_ASK_TIMEOUT_S = 300.0
-
 log = structlog.get_logger()
-
-
-def text_of(body: Any) -> str:
-    """The text of a message body: agents and the CLI send plain strings; ``{"text": ...}``
-    is read the same way; anything else is shown as JSON."""
-    if isinstance(body, str):
-        return body
-    if isinstance(body, dict) and isinstance(body.get("text"), str) and len(body) == 1:
-        return str(body["text"])
-    return json.dumps(body, ensure_ascii=False)
 
 
 @dataclass
@@ -103,12 +89,11 @@ class Relay:
 
     async def _check_allowed(self, to: str) -> None:
         spec = self.roster().agents.get(self.agent)
-        allowed = spec.can_message if spec else None
-        if allowed is not None and to not in allowed:
+        if spec is not None and not spec.may_message(to):
             known = [a.name for a in await self.mailbox.agents()]
             if to not in known:  # the more precise error: no such agent at all
                 raise errors.RecipientUnknown(to, sorted(known))
-            raise errors.NotAllowed(self.agent, to, list(allowed))
+            raise errors.NotAllowed(self.agent, to, list(spec.can_message or ()))
 
     async def _check_alive(self, to: str, request_id: str = "") -> None:
         state = self.peer_state(to) if self.peer_state else None
@@ -129,6 +114,7 @@ class Relay:
 
     async def agents(self, _args: dict[str, Any]) -> dict[str, Any]:
         roster = self.roster()
+        me = roster.agents.get(self.agent)
         registry = {a.name: a for a in await self.mailbox.agents()}
         rows = []
         for name, spec in roster.agents.items():
@@ -139,7 +125,8 @@ class Relay:
                     "description": spec.description,
                     "state": info.state if info else "unknown",
                     "you": name == self.agent,
-                    "may_message": spec.can_message is None or name in (spec.can_message or ()),
+                    # whether the caller may message this agent (its own can_message)
+                    "may_message": me is None or me.may_message(name),
                 }
             )
         for name, info in registry.items():  # scripts that joined with `register`
@@ -224,69 +211,15 @@ class Relay:
 
     # --- the MCP server -----------------------------------------------------------
 
+    def tools(self) -> list[SdkMcpTool[Any]]:
+        """The octy tools, as the model sees them (orchestrator.prompts.TOOL_SPECS)."""
+        return [
+            tool(name, description, schema)(getattr(self, name))
+            for name, (description, schema) in TOOL_SPECS.items()
+        ]
+
     def server(self) -> McpSdkServerConfig:
         return create_sdk_mcp_server(SERVER, tools=self.tools())
-
-    def tools(self) -> list[SdkMcpTool[Any]]:
-        """The tools, as the SDK's server and the direct route (relay_route.py) take them."""
-        to = {"type": "string", "description": "the agent's name (see the agents tool)"}
-        message = {"type": "string", "description": "the text to send"}
-
-        def schema(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
-            # Naming draft-07 makes the SDK's per-call jsonschema.validate cost 0.19 ms
-            # instead of 0.8 ms (without it, it checks against the 2020-12 metaschema).
-            return {
-                "$schema": "http://json-schema.org/draft-07/schema#",
-                "type": "object",
-                "properties": props,
-                "required": required,
-            }
-
-        tools: list[SdkMcpTool[Any]] = [
-            tool(
-                "agents",
-                "List your team: each agent's name, what it handles, and its state.",
-                schema({}, []),
-            )(self.agents),
-            tool(
-                "send",
-                "Send a message to another agent (fire and forget). Returns the message id.",
-                schema({"to": to, "message": message}, ["to", "message"]),
-            )(self.send),
-            tool(
-                "ask",
-                "Ask another agent a question and wait for its answer, which is returned. "
-                "Fails with a code: timeout, recipient_unknown, recipient_failed, "
-                "recipient_removed, not_allowed, would_deadlock, budget_exceeded.",
-                schema(
-                    {
-                        "to": to,
-                        "message": message,
-                        "timeout_s": {
-                            "type": "number",
-                            "description": "seconds to wait (default 300)",
-                        },
-                    },
-                    ["to", "message"],
-                ),
-            )(self.ask),
-            tool(
-                "reply",
-                "Answer a request you received, by its request id. Your final text "
-                "answers a request automatically; use this for several requests or to answer "
-                "early.",
-                schema(
-                    {"request_id": {"type": "string"}, "message": message},
-                    ["request_id", "message"],
-                ),
-            )(self.reply),
-            tool(
-                "broadcast",
-                "Send a notice to every other agent on the team.",
-                schema({"message": message}, ["message"]),
-            )(self.broadcast),
-        ]
-        return tools
 
 
 def _call_key(tool: str, args: dict[str, Any]) -> str:

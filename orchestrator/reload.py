@@ -20,22 +20,42 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 import anyio.to_thread
 import structlog
 
 from orchestrator import errors
-from orchestrator.operations import stop_and_wait
+from orchestrator.operations import SlotT, stop_and_wait
+from orchestrator.operations import Team as OperationsTeam
 from orchestrator.roster import Roster, diff_rosters, load_roster
 
 if TYPE_CHECKING:
-    from orchestrator.supervisor import Supervisor
+    from orchestrator.budget_watch import BudgetWatch
+    from orchestrator.mailbox import AsyncMailboxBackend
 
 log = structlog.get_logger()
 
 Fingerprint = tuple[tuple[str, tuple[int, int, int, int] | None], ...]
+
+
+class Team(OperationsTeam[SlotT], Protocol[SlotT]):
+    """What a reload needs of the supervisor, beyond what the operations need."""
+
+    roster: Roster
+    reload_lock: anyio.Lock
+    watch_fingerprint: Fingerprint
+    mailbox: AsyncMailboxBackend | None
+    budgets: BudgetWatch
+
+    def add_slot(self, name: str) -> SlotT: ...
+
+    async def start_in_layers(self, names: list[str]) -> set[str]: ...
+
+    def _abandon(self, exc: errors.DatabaseReplaced) -> None: ...
+
+    async def _fail_requests(self, name: str, code: str, detail: str) -> None: ...
 
 
 def watched_paths(roster_path: Path, roster: Roster) -> list[Path]:
@@ -93,7 +113,7 @@ class ReloadResult:
         }
 
 
-async def apply_reload(sup: Supervisor) -> ReloadResult:
+async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
     """Re-read the roster and apply the difference (see the module's docstring)."""
     async with sup.reload_lock:
         path = sup.roster.path
@@ -153,7 +173,7 @@ async def apply_reload(sup: Supervisor) -> ReloadResult:
         return result
 
 
-async def _stop_in_order(sup: Supervisor, old: Roster, names: list[str]) -> None:
+async def _stop_in_order(sup: Team[SlotT], old: Roster, names: list[str]) -> None:
     """Stop ``names``, dependents before what they depend on (the reverse of start-up);
     the agents of one layer stop together."""
     wanted = set(names)
@@ -164,7 +184,7 @@ async def _stop_in_order(sup: Supervisor, old: Roster, names: list[str]) -> None
                     tg.start_soon(stop_and_wait, sup, name)
 
 
-async def _forget_agent(sup: Supervisor, name: str) -> None:
+async def _forget_agent(sup: Team[SlotT], name: str) -> None:
     """A removed agent (already stopped): out of the registry, its askers answered."""
     assert sup.mailbox is not None
     del sup.slots[name]
@@ -182,7 +202,7 @@ async def _forget_agent(sup: Supervisor, name: str) -> None:
     )
 
 
-async def _register_agent(sup: Supervisor, name: str) -> None:
+async def _register_agent(sup: Team[SlotT], name: str) -> None:
     """An added or changed agent: its slot and its registry row (description)."""
     assert sup.mailbox is not None
     slot = sup.add_slot(name)
@@ -197,4 +217,4 @@ async def _register_agent(sup: Supervisor, name: str) -> None:
         log.error("register_failed", agent=name, error=str(exc))
 
 
-__all__ = ["Fingerprint", "ReloadResult", "apply_reload", "fingerprint", "watched_paths"]
+__all__ = ["Fingerprint", "ReloadResult", "Team", "apply_reload", "fingerprint", "watched_paths"]

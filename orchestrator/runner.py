@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -45,10 +46,15 @@ from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
-from orchestrator.prompts import frame
-from orchestrator.relay import SERVER, Relay, Turn, text_of
+from orchestrator.prompts import SERVER, frame, text_of
+from orchestrator.relay import Relay, Turn
 from orchestrator.roster import AgentSpec, Roster
-from orchestrator.session_options import build_options, discard_prompt_file
+from orchestrator.session_options import (
+    build_options,
+    cli_pid_file,
+    discard_prompt_file,
+    read_cli_pid,
+)
 from orchestrator.usage import SessionCost, TurnUsage, add_turn
 
 log = structlog.get_logger()
@@ -116,9 +122,11 @@ class AgentRunner:
         self.roster = roster
         self.owner = owner  # lease owner: unique per session
         self.cli_path = cli_path
-        self.on_event = on_event  # the supervisor's hook: "ready", "busy", "idle", "turn"
+        # the supervisor's hook: "ready", "busy", "model_error", "turn"; the context keeper's
+        # "context" and the approval wait's "blocked"/"unblocked" go through it too
+        self.on_event = on_event
         self.session_id = session_id
-        # The agent's totals across sessions (orchestrator.usage.TOTAL_KEYS), and the running
+        # The agent's totals across sessions (orchestrator.agent_meta.TOTAL_KEYS), and the running
         # total of the session it resumes: the CLI's total_cost_usd continues from there.
         self.totals: dict[str, Any] = dict(totals or {})
         self.last_usage: TurnUsage | None = None
@@ -222,9 +230,14 @@ class AgentRunner:
             if resume is not None and rewind_at is not None:
                 options.resume_session_at = rewind_at
             self._cli_env = {**os.environ, **(options.env or {})}
+            pid_file = cli_pid_file(self.cli_path, self.spec.name)
+            if pid_file is not None:
+                pid_file.unlink(missing_ok=True)  # the last session's: not this process
             client = ClaudeSDKClient(options)
             try:
-                connected = await self._connect_within(client, self.spec.connect_timeout_s)
+                connected = await self._connect_within(
+                    client, self.spec.connect_timeout_s, pid_file
+                )
             except ClaudeSDKError as exc:
                 await self._close(client)
                 if resume is not None:  # the saved conversation may be gone: start afresh once
@@ -241,7 +254,7 @@ class AgentRunner:
                 return SessionEnd(
                     "connect_timeout", f"no connection within {self.spec.connect_timeout_s:g}s"
                 )
-            self.pid = _process_pid(client)
+            self.pid = read_cli_pid(pid_file)
             if not relay_route.install(client, SERVER, self.relay.tools()):
                 self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
             self._own_group = self.pid is not None and _is_group_leader(self.pid)
@@ -249,7 +262,9 @@ class AgentRunner:
         return SessionEnd("connect_failed", "unreachable")
 
     @staticmethod
-    async def _connect_within(client: ClaudeSDKClient, timeout_s: float) -> bool:
+    async def _connect_within(
+        client: ClaudeSDKClient, timeout_s: float, pid_file: Path | None
+    ) -> bool:
         """``client.connect()``; False if it had not completed within ``timeout_s``.
 
         A claude process hung before its handshake has nothing to save, so it is
@@ -262,7 +277,7 @@ class AgentRunner:
             nonlocal timed_out
             await anyio.sleep(timeout_s)
             timed_out = True
-            pid = _process_pid(client)
+            pid = read_cli_pid(pid_file)
             if pid is not None:
                 _kill_group(pid) if _is_group_leader(pid) else _kill(pid)
             await anyio.sleep(5)
@@ -664,14 +679,6 @@ def _poll_died(receive: MemoryObjectReceiveStream[Any]) -> _Died | None:
             return None
         if isinstance(item, _Died):
             return item
-
-
-def _process_pid(client: ClaudeSDKClient) -> int | None:
-    """The claude process's pid, once launched (the SDK keeps the process private)."""
-    transport = getattr(client, "_transport", None)
-    process = getattr(transport, "_process", None)
-    pid = getattr(process, "pid", None)
-    return pid if isinstance(pid, int) else None
 
 
 def _is_group_leader(pid: int) -> bool:

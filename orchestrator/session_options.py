@@ -44,12 +44,11 @@ from claude_agent_sdk import (
 
 from orchestrator import sandbox
 from orchestrator.policy import Policy
-from orchestrator.prompts import team_prompt
-from orchestrator.relay import SERVER, TOOL_NAMES, Relay
+from orchestrator.prompts import CLI_OWN_MESSAGING, SERVER, TOOL_NAMES, team_prompt
+from orchestrator.relay import Relay
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.subagents import agent_definitions
 
-CLI_OWN_MESSAGING = ("SendMessage", "ListAgents")
 # The SDK reads each stream-json line into a 1 MiB buffer by default, and a longer line ends
 # the session: an answer or a tool call carrying a body near the queue's 1 MiB limit did,
 # five times over (issue 16.8). Any body the queue accepts fits many times in this.
@@ -66,6 +65,9 @@ CanUseTool = Callable[[str, dict[str, Any], Any], Awaitable[Permission]]
 
 
 LAUNCHER_PREFIX = "octy-"  # make_launcher's private folder: the launcher, agents' temp folders
+# Where the launcher writes the pid of the claude process it becomes (cli_pid_file); unset
+# before the CLI starts, so no tool an agent runs sees it.
+PID_FILE_ENV = "OCTY_CLI_PID_FILE"
 
 
 def bundled_cli() -> str | None:
@@ -77,22 +79,57 @@ def bundled_cli() -> str | None:
 
 
 def make_launcher(folder: Path | None = None) -> str | None:
-    """A private wrapper that execs the CLI in its own session with a parent-death signal.
-
-    Falls back to the plain CLI where util-linux's ``setsid``/``setpriv`` are missing.
-    """
+    """A private wrapper that writes its pid where :func:`cli_pid_file` says, then execs
+    the CLI in its own session with a parent-death signal (without them where
+    util-linux's ``setsid``/``setpriv`` are missing). None without a CLI."""
     cli = bundled_cli()
+    if cli is None:
+        return None
     setsid, setpriv = shutil.which("setsid"), shutil.which("setpriv")
-    if cli is None or setsid is None:
-        return cli
     folder = folder or Path(tempfile.mkdtemp(prefix=LAUNCHER_PREFIX))
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (folder / "pids").mkdir(mode=0o700, exist_ok=True)
     path = folder / "claude"
-    # exec keeps one pid throughout: the pid the SDK sees is the CLI's, and its group's.
-    chain = f'"{setsid}" ' + (f'"{setpriv}" --pdeathsig KILL ' if setpriv else "")
-    path.write_text(f'#!/bin/sh\nexec {chain}"{cli}" "$@"\n', encoding="utf-8")
+    # exec keeps one pid throughout: the launcher's $$ is the CLI's pid, and its group's
+    # (setsid does not fork: the SDK's child is no group leader). The pid is read from
+    # here, not from the SDK's private process object.
+    chain = (f'"{setsid}" ' if setsid else "") + (
+        f'"{setpriv}" --pdeathsig KILL ' if setsid and setpriv else ""
+    )
+    path.write_text(
+        "#!/bin/sh\n"
+        f'if [ -n "${PID_FILE_ENV}" ]; then\n'
+        f'  (umask 077 && echo $$ > "${PID_FILE_ENV}")\n'
+        f"  unset {PID_FILE_ENV}\n"
+        "fi\n"
+        f'exec {chain}"{cli}" "$@"\n',
+        encoding="utf-8",
+    )
     os.chmod(path, 0o700)
     return str(path)
+
+
+def cli_pid_file(cli_path: str | None, agent: str) -> Path | None:
+    """Where our launcher writes the pid of ``agent``'s claude process: a folder of the
+    supervisor's own (an agent's tools may write to its temp folder, never here). None
+    when ``cli_path`` is not our launcher."""
+    if cli_path is None:
+        return None
+    folder = Path(cli_path).parent
+    if not folder.name.startswith(LAUNCHER_PREFIX) or not (folder / "pids").is_dir():
+        return None
+    return folder / "pids" / agent
+
+
+def read_cli_pid(path: Path | None) -> int | None:
+    """The pid the launcher wrote at ``path``, or None (not launched yet, or no launcher)."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() and 1 < int(text) < 2**31 else None
 
 
 def private_tmpdir(folder: Path, agent: str) -> Path:
@@ -140,6 +177,9 @@ def build_options(
         and "CLAUDE_CODE_TMPDIR" not in spec.env
     ):
         env["CLAUDE_CODE_TMPDIR"] = str(private_tmpdir(launcher_folder, spec.name))
+    pid_file = cli_pid_file(cli_path, spec.name)
+    if pid_file is not None:
+        env[PID_FILE_ENV] = str(pid_file)
     options = _options(
         spec,
         roster=roster,

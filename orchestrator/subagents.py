@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from claude_agent_sdk import AgentDefinition
 
-from orchestrator.relay import TOOL_NAMES
+from orchestrator.prompts import TOOL_NAMES
 from orchestrator.roster import AgentSpec
 
 

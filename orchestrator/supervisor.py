@@ -24,7 +24,8 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors, preflight, procid
+from orchestrator import errors, operations, preflight, procid
+from orchestrator.agent_meta import MODEL_NOTE, RESUME_AT, TOTAL_KEYS, AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.lockfile import SupervisorLock
@@ -35,7 +36,6 @@ from orchestrator.roster import Roster
 from orchestrator.runner import AgentRunner, SessionEnd
 from orchestrator.session_options import bundled_cli, make_launcher
 from orchestrator.states import AgentState, transition
-from orchestrator.usage import TOTAL_KEYS
 
 log = structlog.get_logger()
 
@@ -45,8 +45,6 @@ SWEEP_EVERY_S = 5.0
 RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
 START_WAIT_S = 120.0  # how long a layer's start waits for its agents before the next layer
-RESUME_AT = "resume_at"  # registry meta key: the end of the agent's last good turn
-MODEL_NOTE = "model_error"  # registry meta key: the model's last trouble, shown by `ps`
 _FAILURE_WORDS = {
     "unavailable": "model unavailable",
     "deterministic": "turn failed",
@@ -203,12 +201,13 @@ class Supervisor:
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():
             info = await mailbox.agent(name)
+            known = AgentMeta.read(info.meta if info else None)
             if info is not None and info.pid:
-                _kill_stale_cli(name, info.pid, info.meta.get("pid_start"))
+                _kill_stale_cli(name, info.pid, known.pid_start)
             # supervised: `unregister` refuses this row while the team runs.
             meta = {**(info.meta if info else {}), "supervised": True}
-            slot = Slot(name, stats={k: meta[k] for k in (*TOTAL_KEYS, RESUME_AT) if k in meta})
-            slot.model_note = meta.get(MODEL_NOTE)
+            slot = Slot(name, stats=AgentMeta.carried(meta))
+            slot.model_note = known.model_error
             slot.want_running = name in wanted
             self.slots[name] = slot
             await mailbox.register(
@@ -274,7 +273,7 @@ class Supervisor:
         write refused (another process holding the write lock past the busy timeout) is
         logged and retried by housekeeping, never an end of the agent or the team."""
         assert self.mailbox is not None
-        meta = {**slot.stats, "restarts": slot.restart_count, "started_at": slot.started_at}
+        meta = AgentMeta.record(slot.stats, restarts=slot.restart_count, started_at=slot.started_at)
         fields = {**(slot.unrecorded or {}), **fields}
         try:
             try:
@@ -661,6 +660,32 @@ class Supervisor:
         """Re-read agents.yaml and apply the difference; an invalid file changes nothing."""
         return await apply_reload(self)
 
+    # --- what operator commands call (orchestrator/control.py's Team) -------------------
+
+    def agent_names(self) -> list[str]:
+        return list(self.slots)
+
+    async def start_agent(self, name: str) -> str:
+        return await operations.start_agent(self, name)
+
+    async def stop_agent(self, name: str) -> str:
+        return await operations.stop_agent(self, name)
+
+    async def restart_agent(self, name: str) -> str:
+        return await operations.restart_agent(self, name)
+
+    async def resume_budgets(self, names: list[str]) -> list[dict[str, Any]]:
+        return await self.budgets.resume(names)
+
+    def shut_down(self, grace_s: float | None) -> float:
+        if grace_s is not None:
+            self.grace_s = grace_s
+        self.stop()
+        return self.grace_s
+
+    def abandon(self, exc: errors.DatabaseReplaced) -> None:
+        self._abandon(exc)
+
 
 # A live session; for depends_on, a start has come to an end once in one of these, or failed.
 _RUNNING = (AgentState.READY, AgentState.BUSY, AgentState.BLOCKED, AgentState.PAUSED)
@@ -670,8 +695,10 @@ _SETTLED = (*_RUNNING, AgentState.FAILED)
 def _remove_launcher(path: str) -> None:
     p = Path(path)
     p.unlink(missing_ok=True)
-    # the agents' private temp folders (session_options.private_tmpdir) live beside it
-    shutil.rmtree(p.parent / "tmp", ignore_errors=True)
+    # the agents' private temp folders (session_options.private_tmpdir) and the pids the
+    # launcher wrote (cli_pid_file) live beside it
+    for beside in ("tmp", "pids"):
+        shutil.rmtree(p.parent / beside, ignore_errors=True)
     with contextlib.suppress(OSError):
         p.parent.rmdir()
 

@@ -21,14 +21,15 @@ from orchestrator.logconfig import agent_colour
 from orchestrator.logview import read_events
 from orchestrator.mailbox import Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
+from orchestrator.prompts import SERVER, text_of  # a body reads as the model reads it
 from orchestrator.redact import for_people
 
 # Events that only repeat what the queue already records for the same message.
 _IN_QUEUE = frozenset({"sent", "asked", "replied", "broadcast"})
 # Events that end an agent's turn, finished or not.
 _TURN_ENDS = frozenset({"turn", "turn_failed", "requeued", "interrupting", "session_ended"})
-# The relay's own tools (orchestrator.relay.SERVER): their effect shows as messages.
-_RELAY_TOOLS = "mcp__octy__"
+# The relay's own tools: their effect shows as messages.
+_RELAY_TOOLS = f"mcp__{SERVER}__"
 _ID_KEYS = ("message_id", "request_id")
 # Tie-break for steps stamped the same instant, in the order they can happen.
 _RANK = {"request": 0, "notice": 0, "broadcast": 0, "claimed": 1, "turn_started": 2}
@@ -286,15 +287,6 @@ def _epoch(ts: Any) -> float | None:
         return datetime.fromisoformat(ts).timestamp() if isinstance(ts, str) else None
     except ValueError:
         return None
-
-
-def text_of(body: Any) -> str:
-    """A body as people read it: ``{"text": ...}`` by convention (see orchestrator.relay)."""
-    if isinstance(body, str):
-        return body
-    if isinstance(body, dict) and isinstance(body.get("text"), str) and len(body) == 1:
-        return str(body["text"])
-    return json.dumps(body, ensure_ascii=False)
 
 
 # --- rendering -----------------------------------------------------------------------

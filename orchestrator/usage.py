@@ -19,19 +19,6 @@ from typing import Any
 
 from claude_agent_sdk import ResultMessage
 
-# The keys an agent's totals keep in the registry's meta (they survive restarts and `up`).
-TOTAL_KEYS = (
-    "session_id",
-    "session_cost_usd",
-    "turns",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_input_tokens",
-    "cache_creation_input_tokens",
-    "cost_usd",
-    "last_turn_cost_usd",
-)
-
 
 @dataclass(frozen=True)
 class TurnUsage:

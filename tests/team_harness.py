@@ -21,7 +21,7 @@ import yaml
 
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import USER, Mailbox, Message
-from orchestrator.relay import text_of
+from orchestrator.prompts import text_of
 
 
 def agent_rule(agent: str) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli.common import CliFailure
 from orchestrator.control import send_command
+
+if TYPE_CHECKING:
+    from orchestrator.agent_meta import AgentMeta
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,11 +62,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
 # --- ps columns (team_verbs.ps_rows / cmd_ps read these) ------------------------------
 
 
-def ps_fields(meta: dict[str, Any]) -> dict[str, Any]:
+def ps_fields(meta: AgentMeta) -> dict[str, Any]:
     """Spend against budget and context against window, from an agent's registry meta."""
-    budget = meta.get("budget") if isinstance(meta.get("budget"), dict) else None
-    context = meta.get("context") if isinstance(meta.get("context"), dict) else None
-    return {"budget": budget, "context": context}
+    return {"budget": meta.budget, "context": meta.context}
 
 
 def budget_cell(row: dict[str, Any]) -> str:

@@ -23,16 +23,16 @@ from typing import Any
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
-from orchestrator.mailbox import USER, MailboxBackend, Message
+from orchestrator.mailbox import USER, MailboxBackend
+from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
+from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S  # the ask tool's default too
 from orchestrator.redact import for_people
 
 Handler = Callable[[argparse.Namespace], int]
 
-DEFAULT_ASK_TIMEOUT_S = 300.0
 INBOX_LEASE_S = 60.0
 PURGEABLE = ("done", "dead")
-STATUSES = ("pending", "leased", "done", "dead")
 
 
 def _verb(fn: Handler) -> Handler:
@@ -193,7 +193,7 @@ def _inbox(args: argparse.Namespace) -> int:
             if args.ack:
                 got = mb.claim(args.name, owner=owner, lease_s=INBOX_LEASE_S, limit=args.limit)
             else:
-                got = _peek(mb, args.name, args.limit)
+                got = mb.peek(args.name, limit=args.limit)
             remaining = deadline - time.monotonic()
             if got or remaining <= 0:
                 break
@@ -218,22 +218,6 @@ def _inbox(args: argparse.Namespace) -> int:
             with contextlib.suppress(errors.RecipientUnknown):
                 mb.update_agent(args.name)
     return common.EXIT_OK
-
-
-def _peek(mb: MailboxBackend, name: str, limit: int) -> list[Message]:
-    """What a claim would hand out next, oldest first, without taking it."""
-    now = time.time()
-    # list() is newest first: read every pending one, then keep the oldest.
-    pending = mb.list(status="pending", recipient=name, limit=max(mb.pending_count(name), 1))
-    ready = [
-        m
-        for m in pending
-        if m.kind != "response"
-        and m.available_at <= now
-        and (m.expires_at is None or m.expires_at > now)
-    ]
-    ready.sort(key=lambda m: (m.available_at, m.created_at))
-    return ready[:limit]
 
 
 @_verb

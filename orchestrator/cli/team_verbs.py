@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from orchestrator import errors, logconfig, safefs
+from orchestrator.agent_meta import AgentMeta
 from orchestrator.cli import common, ps_view, team_record
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
@@ -497,15 +498,15 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
         for info in mailbox.agents():
             if info.name in (USER, SUPERVISOR) or (only and info.name not in only):
                 continue
-            meta = info.meta
+            meta = AgentMeta.read(info.meta)  # an old or foreign row reads, never crashes
             # A participant the supervisor does not manage (a script that ran `register`):
             # its pid is whatever it registered, its liveness its heartbeat.
-            external = not meta.get("supervised")
+            external = not meta.supervised
             running = external or (
                 not team_down
                 and info.state in ("starting", "ready", "busy", "blocked", "paused", "stopping")
             )
-            started = meta.get("started_at")
+            started = meta.started_at
             pid = info.pid if running else None
             stats = ps_view.proc_stats(pid)
             rows.append(
@@ -514,7 +515,7 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
                     "state": ps_view.shown_state(
                         info.state, info.heartbeat_at, external=external, now=now, pid=pid
                     ),
-                    "reason": meta.get("blocked_reason") if info.state == "blocked" else None,
+                    "reason": meta.blocked_reason if info.state == "blocked" else None,
                     "external": external,
                     "pid": pid,
                     "heartbeat_age_s": (
@@ -523,17 +524,17 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
                     "uptime_s": round(now - started, 1) if running and started else None,
                     "cpu_percent": stats.cpu_percent if stats else None,
                     "rss_bytes": stats.rss_bytes if stats else None,
-                    "restarts": meta.get("restarts", 0),
+                    "restarts": meta.restarts,
                     "pending": mailbox.pending_count(info.name),
                     "in_flight": [m.id for m in leased if m.recipient == info.name],
-                    "turns": meta.get("turns", 0),
-                    "tokens": int(meta.get("input_tokens", 0)) + int(meta.get("output_tokens", 0)),
+                    "turns": meta.turns,
+                    "tokens": meta.tokens,
                     # The agent's total across sessions, and its last turn's (orchestrator.usage).
-                    "cost_usd": round(float(meta.get("cost_usd") or 0.0), 6),
-                    "last_turn_cost_usd": round(float(meta.get("last_turn_cost_usd") or 0.0), 6),
-                    "session_id": meta.get("session_id"),
+                    "cost_usd": round(meta.cost_usd, 6),
+                    "last_turn_cost_usd": round(meta.last_turn_cost_usd, 6),
+                    "session_id": meta.session_id,
                     **ps_fields(meta),  # spend against budget, context against window
-                    "model_error": meta.get("model_error"),  # the model's last trouble
+                    "model_error": meta.model_error,  # the model's last trouble
                 }
             )
     return rows

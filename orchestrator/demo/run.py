@@ -31,7 +31,7 @@ from claude_agent_sdk import CanUseToolShadowedWarning
 from orchestrator import errors, logconfig
 from orchestrator.cli import team_record
 from orchestrator.mailbox import USER, AsyncMailbox
-from orchestrator.relay import text_of
+from orchestrator.prompts import text_of
 from orchestrator.roster import Roster, load_roster
 from orchestrator.scripted_model import ScriptedModel
 from orchestrator.supervisor import Supervisor

@@ -18,6 +18,7 @@ from orchestrator.roster._budget import budget as budget_setting
 from orchestrator.roster._files import file_path, folder_path
 from orchestrator.roster._interpolate import interpolate_tree
 from orchestrator.roster._limits import MAX_DEPTH, MAX_ERRORS, MAX_ROSTER_BYTES
+from orchestrator.roster._queue import queue_setting
 from orchestrator.roster._refs import NameRefs, check_names, report_cycles
 from orchestrator.roster._schema import (
     AGENT_FIELDS,
@@ -38,7 +39,6 @@ from orchestrator.roster.model import (
     Roster,
     freeze,
 )
-from orchestrator.roster.queue_setting import queue_setting
 
 
 class _Builder:

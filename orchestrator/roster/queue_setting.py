@@ -13,6 +13,8 @@ Either one address, a list of addresses (a cluster), or a mapping::
       namespace: myteam               # bucket name; default: the team name
 
 Secrets come from ``${VAR}``s; they never appear in ``config`` output or a repr.
+Read from agents.yaml by :mod:`orchestrator.roster._queue` (this module holds only the
+validated value, so the roster's model can name it without importing the parser).
 """
 
 from __future__ import annotations
@@ -20,25 +22,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from orchestrator.redact import REDACTED
-from orchestrator.roster import _coerce as c
-from orchestrator.roster._yaml import YList, YMap, join
-
-QUEUE_KEYS: Final = (
-    "servers",
-    "user",
-    "password",
-    "token",
-    "creds",
-    "tls",
-    "replicas",
-    "namespace",
-)
-TLS_KEYS: Final = ("ca", "cert", "key")
-_URL: Final = re.compile(r"^(nats|tls)://([^\s/@]+@)?[^\s/@:]+(:\d{1,5})?/?$")
-_NAMESPACE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -85,111 +71,3 @@ class QueueSetting:
 def default_namespace(team: str) -> str:
     """The team's name as a bucket name (letters, digits, '-', '_')."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", team)[:64] or "octy"
-
-
-def queue_setting(value: Any, where: c.Where, team: str) -> Any:
-    """``queue:`` -> QueueSetting, None when absent, or INVALID after reporting."""
-    if value is None:
-        return None
-    if isinstance(value, str | YList):
-        value_map: dict[str, Any] = {"servers": value}
-        lines: dict[str, int | None] = {"servers": where.line}
-    elif isinstance(value, YMap):
-        value_map = dict(value)
-        lines = {k: value.line_of(k) for k in value}
-        for key in value:
-            if key not in QUEUE_KEYS:
-                where.report(
-                    value.line_of(key),
-                    join(where.key, str(key)),
-                    f"unknown key '{key}'{c.did_you_mean(str(key), QUEUE_KEYS)}; "
-                    f"valid keys: {', '.join(QUEUE_KEYS)}",
-                )
-                return c.INVALID
-    else:
-        return c.wrong_type("a nats:// address, a list of them, or a mapping", value, where)
-
-    def at(key: str) -> c.Where:
-        return c.Where(join(where.key, key), lines.get(key, where.line), where.report, where.base)
-
-    servers = _servers(value_map.get("servers"), at("servers"))
-    namespace = value_map.get("namespace", default_namespace(team))
-    if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
-        namespace = at("namespace").error(
-            f"namespace {namespace!r} must be 1-64 letters, digits, '-' or '_'"
-        )
-    replicas = value_map.get("replicas", 1)
-    if replicas not in (1, 3, 5) or isinstance(replicas, bool):
-        replicas = at("replicas").error(f"replicas must be 1, 3 or 5, not {replicas!r}")
-    texts = {k: _text(value_map.get(k), at(k)) for k in ("user", "password", "token")}
-    if texts["password"] is not None and texts["user"] is None:
-        texts["password"] = at("password").error("a password needs a user")
-    if texts["token"] is not None and texts["user"] is not None:
-        texts["token"] = at("token").error("give either user/password or token, not both")
-    creds = _file(value_map.get("creds"), at("creds"))
-    tls = _tls(value_map.get("tls"), at("tls"))
-    if any(v is c.INVALID for v in (servers, namespace, replicas, creds, tls, *texts.values())):
-        return c.INVALID
-    return QueueSetting(
-        servers=servers,
-        namespace=namespace,
-        user=texts["user"],
-        password=texts["password"],
-        token=texts["token"],
-        creds=creds,
-        tls_ca=tls.get("ca"),
-        tls_cert=tls.get("cert"),
-        tls_key=tls.get("key"),
-        replicas=replicas,
-    )
-
-
-def _servers(value: Any, where: c.Where) -> Any:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not items:
-        return where.error("servers: give one nats://host:4222 address or a list of them")
-    for item in items:
-        if not isinstance(item, str) or not _URL.match(item):
-            return where.error(
-                f"{item!r} is not a NATS address; write nats://host:4222 (tls://host:4222 for TLS)"
-            )
-    return tuple(items)
-
-
-def _text(value: Any, where: c.Where) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, str) or value == "":
-        return where.error("must be a non-empty string (use ${VAR} for secrets)")
-    return value
-
-
-def _file(value: Any, where: c.Where) -> Any:
-    if value is None:
-        return None
-    if not isinstance(value, str) or value == "":
-        return where.error("must be a file path")
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else where.base / path
-    if not path.is_file():
-        return where.error(f"file not found: {path}")
-    return path
-
-
-def _tls(value: Any, where: c.Where) -> Any:
-    if value is None:
-        return {}
-    if not isinstance(value, YMap):
-        return c.wrong_type("a mapping with ca, cert and key files", value, where)
-    out: dict[str, Any] = {}
-    for key in value:
-        if key not in TLS_KEYS:
-            return where.error(f"unknown key '{key}' in tls; valid keys: ca, cert, key")
-        out[key] = _file(
-            value[key], c.Where(join(where.key, key), value.line_of(key), where.report, where.base)
-        )
-    if c.INVALID in out.values():
-        return c.INVALID
-    if ("cert" in out) != ("key" in out):
-        return where.error("tls: cert and key go together")
-    return out

@@ -25,7 +25,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.demo import QUESTION, SCRIPTED_LABEL
 from orchestrator.mailbox import USER, Mailbox
-from orchestrator.relay import text_of
+from orchestrator.prompts import text_of
 from orchestrator.roster import AGENT_KEYS, TOP_KEYS, load_roster
 
 CLI = Path(sys.executable).parent / "octy-orchestrate"

@@ -15,7 +15,8 @@ import pytest
 from claude_agent_sdk import AssistantMessage, ClaudeSDKClient, ResultMessage, TextBlock
 
 from orchestrator.mailbox import AsyncMailbox
-from orchestrator.relay import SERVER, Relay
+from orchestrator.prompts import SERVER
+from orchestrator.relay import Relay
 from orchestrator.relay_route import DirectRoute, install
 from orchestrator.roster._build import parse_roster
 

@@ -17,7 +17,8 @@ import pytest
 
 from orchestrator import errors
 from orchestrator.mailbox import AgentInfo, Message
-from orchestrator.relay import SERVER, Relay, Turn
+from orchestrator.prompts import SERVER
+from orchestrator.relay import Relay, Turn
 from orchestrator.relay_route import DirectRoute, install
 from orchestrator.roster import Roster
 from orchestrator.roster._build import parse_roster

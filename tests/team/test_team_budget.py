@@ -16,7 +16,7 @@ from team_harness import Team, agent_rule
 
 from orchestrator import errors
 from orchestrator.mailbox import USER
-from orchestrator.relay import text_of
+from orchestrator.prompts import text_of
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 

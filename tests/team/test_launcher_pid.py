@@ -1,0 +1,88 @@
+"""The claude process's pid comes from the launcher the supervisor writes, not from the
+SDK's private process object (issue 15.3): the launcher writes its own pid, which exec
+keeps for the CLI, to a file in the supervisor's private folder, and hides the file's
+name from the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.session_options import (
+    LAUNCHER_PREFIX,
+    PID_FILE_ENV,
+    bundled_cli,
+    cli_pid_file,
+    make_launcher,
+    read_cli_pid,
+)
+from orchestrator.supervisor import _remove_launcher
+
+
+def test_the_launcher_writes_the_pid_of_the_cli_it_becomes(tmp_path: Path) -> None:
+    launcher = make_launcher(tmp_path / f"{LAUNCHER_PREFIX}test")
+    assert launcher is not None
+    pid_file = cli_pid_file(launcher, "alpha")
+    assert pid_file is not None
+    assert pid_file.parent.stat().st_mode & 0o777 == 0o700
+    # `claude -p` waits for its prompt on stdin: alive while we look at it.
+    proc = subprocess.Popen(
+        [launcher, "-p"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, PID_FILE_ENV: str(pid_file)},
+    )
+    cli = os.path.realpath(str(bundled_cli()))
+    try:
+        exe = ""
+        while exe != cli:  # the launcher (sh), setsid, setpriv, then the CLI: one pid
+            assert proc.poll() is None, "the CLI ended before it was seen"
+            with contextlib.suppress(OSError):
+                exe = os.path.realpath(f"/proc/{proc.pid}/exe")
+            time.sleep(0.005)  # a poll for a condition, not a wait for time to pass
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
+        assert read_cli_pid(pid_file) == proc.pid
+        assert pid_file.stat().st_mode & 0o777 == 0o600
+        assert PID_FILE_ENV.encode() not in environ  # no tool the agent runs sees it
+    finally:
+        proc.kill()
+        proc.communicate()  # closes its stdin pipe too
+    _remove_launcher(launcher)
+    assert not pid_file.parent.parent.exists()
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-5", "1", "12 13", "99999999999", "\xff"])
+def test_a_bad_pid_file_reads_as_no_pid(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "pid"
+    path.write_text(text, encoding="latin-1")
+    assert read_cli_pid(path) is None
+    assert read_cli_pid(tmp_path / "missing") is None
+
+
+def test_no_pid_file_beside_a_cli_that_is_not_our_launcher(tmp_path: Path) -> None:
+    (tmp_path / "pids").mkdir()
+    assert cli_pid_file(str(tmp_path / "claude"), "alpha") is None
+    assert cli_pid_file(None, "alpha") is None
+
+
+def test_without_setsid_there_is_still_a_launcher_to_remove(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without util-linux, make_launcher returned the bundled CLI itself, which the
+    supervisor's cleanup then unlinked; now the launcher (no setsid) is always ours."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no setsid, no setpriv
+    cli = bundled_cli()
+    launcher = make_launcher(tmp_path / f"{LAUNCHER_PREFIX}bare")
+    assert launcher is not None
+    assert launcher != cli
+    assert "setsid" not in Path(launcher).read_text()
+    assert cli_pid_file(launcher, "alpha") is not None
+    _remove_launcher(launcher)
+    assert cli is not None
+    assert Path(cli).is_file()
