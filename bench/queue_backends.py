@@ -546,6 +546,8 @@ class PersistQueueBackend:
 
 def backends(peer_poll_s: float) -> dict[str, Callable[[], Backend]]:
     """Factories by key; a factory, so a spawned worker builds its own."""
+    from bench.queue_nats_backends import NatsBackend, NatsClusterBackend  # it imports us
+
     return {
         "ours": Ours,
         "ours-send-many": OursBatchedSends,
@@ -556,4 +558,6 @@ def backends(peer_poll_s: float) -> dict[str, Callable[[], Backend]]:
         "seed-batched": SeedBatched,
         "litequeue": lambda: LiteQueueBackend(peer_poll_s),
         "persistqueue": lambda: PersistQueueBackend(peer_poll_s),
+        "nats": NatsBackend,
+        "nats-cluster": NatsClusterBackend,
     }

@@ -4,8 +4,10 @@
 
 SQLite (``AsyncMailbox``, a file in a temporary folder) and NATS JetStream
 (``NatsMailbox`` on a ``nats-server`` this program starts on loopback, file
-storage), in one run: throughput of send + claim + ack by one producer task and
-one consumer task on separate clients, and the ask -> reply round trip (request,
+storage; and on a 3-node cluster on loopback, the bucket replicated 3 times), in
+one run, in one process (bench/queue.py measures across processes): throughput
+of send + claim + ack by one producer task and one consumer task on separate
+clients, and the ask -> reply round trip (request,
 the answerer's claim and reply, the asker's wait_for_reply). A program, not a
 test: nothing here asserts on time.
 """
@@ -24,9 +26,9 @@ from pathlib import Path
 # bench/queue.py would shadow the standard library's queue module (anyio imports it).
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent / "tests" / "queue_contract"))
+sys.path.insert(0, str(_HERE.parent / "tests" / "mailbox" / "contract"))
 
-from natsserver import NatsServer  # noqa: E402 - after the sys.path fix above
+from natsserver import NatsCluster, NatsServer  # noqa: E402 - after the sys.path fix above
 
 from orchestrator.mailbox import AsyncMailbox, AsyncMailboxBackend  # noqa: E402
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox  # noqa: E402
@@ -89,8 +91,11 @@ async def round_trips(open_client: Opener, n: int) -> list[float]:
 
 async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        server = NatsServer(Path(tmp) / "nats").start()
+        server = NatsServer(Path(tmp) / "nats")
+        cluster = NatsCluster(Path(tmp) / "cluster")
         try:
+            server.start()
+            await asyncio.to_thread(cluster.start)
             runs = 0
 
             def sqlite() -> Opener:
@@ -101,16 +106,21 @@ async def run(args: argparse.Namespace) -> None:
                 config = NatsConfig((server.url,), namespace=f"bench{runs}")
                 return lambda: NatsMailbox(config).open()
 
-            print(f"{'backend':8} {'msg/s':>8} {'ask p50 ms':>11} {'ask p99 ms':>11}")
-            for name, make in (("sqlite", sqlite), ("nats", nats)):
+            def nats3() -> Opener:
+                config = NatsConfig(cluster.urls, namespace=f"bench{runs}", replicas=3)
+                return lambda: NatsMailbox(config).open()
+
+            print(f"{'backend':13} {'msg/s':>8} {'ask p50 ms':>11} {'ask p99 ms':>11}")
+            for name, make in (("sqlite", sqlite), ("nats", nats), ("nats-cluster", nats3)):
                 runs += 1
                 rate = await throughput(make(), args.messages)
                 runs += 1
                 rtt = sorted(await round_trips(make(), args.asks))
                 p99 = rtt[min(len(rtt) - 1, int(len(rtt) * 0.99))]
-                print(f"{name:8} {rate:8.0f} {statistics.median(rtt):11.2f} {p99:11.2f}")
+                print(f"{name:13} {rate:8.0f} {statistics.median(rtt):11.2f} {p99:11.2f}")
         finally:
             server.stop()
+            cluster.stop()
 
 
 def main() -> int:

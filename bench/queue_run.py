@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.queue_backends import backends
 from bench.queue_busy import busy_idle, print_busy_idle
+from bench.queue_nats_backends import servers as nats_servers
 from bench.queue_report import Result, machine_facts, print_report, targets
 from bench.queue_workers import (
     Target,
@@ -154,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer messages, shorter idle window")
     p.add_argument(
         "--queues",
-        default="ours,seed,litequeue,persistqueue,ours-send-many",
+        default="ours,seed,litequeue,persistqueue,ours-send-many,nats,nats-cluster",
         help="which to run, comma-separated (default: all)",
     )
     p.add_argument("--messages", type=int, help="per throughput run (default 6000; quick 2000)")
@@ -197,6 +198,16 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The bench, with loopback NATS servers running for the nats* queues."""
+    keys = [k.strip() for k in _parser().parse_args(argv).queues.split(",")]
+    with (
+        tempfile.TemporaryDirectory(prefix="octy-bench-nats-") as store,
+        nats_servers(keys, Path(store)),
+    ):
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     messages = args.messages or (2000 if args.quick else 6000)

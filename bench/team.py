@@ -51,6 +51,7 @@ from typing import Any  # noqa: E402
 import psutil  # noqa: E402
 import yaml  # noqa: E402
 
+from bench.team_backends import BACKENDS, measure_backends, report_backends  # noqa: E402
 from orchestrator.mailbox import USER, Mailbox  # noqa: E402
 from orchestrator.relay import text_of  # noqa: E402
 from orchestrator.scripted_model import (  # noqa: E402
@@ -104,7 +105,13 @@ def cpu_s(procs: list[psutil.Process]) -> float:
 class Team:
     """agents.yaml in its own folder, `up` as a subprocess, state read from the outside."""
 
-    def __init__(self, folder: Path, env: dict[str, str], agents: dict[str, dict[str, Any]]):
+    def __init__(
+        self,
+        folder: Path,
+        env: dict[str, str],
+        agents: dict[str, dict[str, Any]],
+        queue: dict[str, Any] | None = None,
+    ):
         folder.mkdir(parents=True)
         self.folder = folder
         self.env = env
@@ -115,10 +122,13 @@ class Team:
             "defaults": {"backoff": BACKOFF, "max_restarts": 1000},
             "agents": {n: {"prompt": f"You are {n}.", **spec} for n, spec in agents.items()},
         }
+        self.queue = queue  # the roster's `queue:` (NATS), None for the SQLite file
+        if queue is not None:
+            roster = {"queue": queue, **roster}
         (folder / "agents.yaml").write_text(yaml.safe_dump(roster, sort_keys=False))
         self.names = list(agents)
         self.proc: subprocess.Popen[bytes] | None = None
-        self._mailbox: Mailbox | None = None
+        self._mailbox: Any = None
 
     def up(self, *, traced: bool = False) -> float:
         """Start the supervisor; return the wall-clock time just before the exec."""
@@ -132,9 +142,21 @@ class Team:
             )
         return started
 
-    def mailbox(self) -> Mailbox:
+    def mailbox(self) -> Any:
         if self._mailbox is None:
-            self._mailbox = Mailbox(self.db)
+            if self.queue is None:
+                self._mailbox = Mailbox(self.db)
+            else:
+                from orchestrator.mailbox.nats import NatsConfig
+                from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox
+
+                self._mailbox = BlockingNatsMailbox(
+                    NatsConfig(
+                        tuple(self.queue["servers"]),
+                        namespace=self.queue["namespace"],
+                        replicas=self.queue["replicas"],
+                    )
+                )
         return self._mailbox
 
     def close_mailbox(self) -> None:
@@ -223,9 +245,11 @@ class Bench:
         self._count = 0
 
     @contextlib.contextmanager
-    def team(self, agents: dict[str, dict[str, Any]]) -> Iterator[Team]:
+    def team(
+        self, agents: dict[str, dict[str, Any]], queue: dict[str, Any] | None = None
+    ) -> Iterator[Team]:
         self._count += 1
-        team = Team(self.base / f"team{self._count}", self.env, agents)
+        team = Team(self.base / f"team{self._count}", self.env, agents, queue)
         try:
             yield team
         finally:
@@ -719,6 +743,8 @@ def report(results: dict[str, Any]) -> list[str]:
     ]
     if results.get("idle"):
         out += ["", *report_idle(results["idle"])]
+    if results.get("backends"):
+        out += ["", *report_backends(results["backends"])]
     return out
 
 
@@ -797,6 +823,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="1,5,10", help="team sizes for start-up (1,5,10)")
     p.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     p.add_argument(
+        "--backends",
+        default=",".join(BACKENDS),
+        help="queue backends for the side-by-side ask->reply phase (sqlite,nats,nats-cluster)",
+    )
+    p.add_argument(
+        "--backends-only", action="store_true", help="only the side-by-side backends phase"
+    )
+    p.add_argument(
         "--idle-only",
         action="store_true",
         help="only the idle cost of the biggest team (supervisor, claude processes, top)",
@@ -818,6 +852,12 @@ def main(argv: list[str] | None = None) -> int:
     asks = args.asks or (8 if args.quick else 30)
     kills = args.kills or (2 if args.quick else 5)
     sizes = [int(s) for s in args.sizes.split(",")]
+    which = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = sorted(set(which) - set(BACKENDS))
+    if unknown:
+        p.error(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+    if args.backends_only:
+        return backends_only(which, asks)
 
     results: dict[str, Any] = {"machine": machine(), "startup": {}, "idle": None}
     began, (machine0, ours0) = time.monotonic(), busy_cpu_s()
@@ -833,6 +873,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  start-up, {n:>2} agents: {sample.ready_s:.2f} s", flush=True)
         asked = measure_asks(bench, asks, kills)
         results.update(asked, restarts=[asdict(r) for r in asked["restarts"]])
+        if which:
+            results["backends"] = measure_backends(bench.team, round_trip, asks, which)
     results["elapsed_s"] = round(time.monotonic() - began, 1)
     machine1, ours1 = busy_cpu_s()
     others = (machine1 - machine0) - (ours1 - ours0)
@@ -871,6 +913,25 @@ def ab_asks(tree: Path, rounds: int, asks: int) -> int:
         print(f"  {k:<52} {b} | {a}")
     b, a = (_med([m["= ours"] for m in runs[x]]) for x in ("before", "after"))
     print(f"  median of runs: before {b:.2f} ms, after {a:.2f} ms")
+    return 0
+
+
+def backends_only(which: list[str], asks: int) -> int:
+    began, (machine0, ours0) = time.monotonic(), busy_cpu_s()
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="octy-bench-") as tmp, ScriptedModel(SCRIPT) as model:
+        found = measure_backends(Bench(Path(tmp), model).team, round_trip, asks, which)
+    elapsed = time.monotonic() - began
+    machine1, ours1 = busy_cpu_s()
+    others = max(0.0, (machine1 - machine0) - (ours1 - ours0)) / elapsed
+    m = machine()
+    print(
+        f"machine: {m['cpus']} CPUs ({m['cpu_model']}), Linux {m['kernel']}, "
+        f"Python {m['python']}, claude CLI {m['claude_cli']}; other processes' load "
+        f"{others:.2f} CPUs on average; 1-min load average {load0:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after; {asks} round trips per backend"
+    )
+    print("\n".join(report_backends(found)))
     return 0
 
 

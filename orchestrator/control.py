@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -67,11 +69,17 @@ def send_command(
     """Send one command and wait for the supervisor's acknowledgement. The supervisor
     is found by its lock next to ``db_path``; the command goes through ``queue`` (the
     roster's NATS queue) when given, else through the database."""
-    if holder_pid(db_path) is None:
+    pid = holder_pid(db_path)
+    if pid is None:
         raise errors.SupervisorNotRunning(str(db_path))
+    # For this machine's supervisor: on a NATS team others serve the same inbox.
+    target = {"host": socket.gethostname(), "pid": pid}
     with open_sync(db_path if queue is None else queue) as mailbox:
         request = mailbox.request(
-            USER, SUPERVISOR, {"command": command, "agent": agent, **extra}, ttl_s=timeout_s
+            USER,
+            SUPERVISOR,
+            {"command": command, "agent": agent, "for": target, **extra},
+            ttl_s=timeout_s,
         )
         try:
             response = mailbox.wait_for_reply(request.id, timeout_s)
@@ -86,6 +94,19 @@ def send_command(
 
 
 CONTROL_RETRY_S = 1.0  # after the database refused the control loop a read or a write
+# After handing back another supervisor's commands: that one claims them meanwhile.
+FOREIGN_BACKOFF_S = 0.2
+
+
+def _for_another(message: Message) -> bool:
+    """A command the CLI meant for another supervisor of the team (several supervisors
+    share a NATS team, each serving the one `supervisor` inbox). One that names none
+    is anybody's: a script's, or a team with one supervisor."""
+    body = message.body if isinstance(message.body, dict) else {}
+    target = body.get("for")
+    if not isinstance(target, dict):
+        return False
+    return (target.get("host"), target.get("pid")) != (socket.gethostname(), os.getpid())
 
 
 async def serve_control(sup: Team, mailbox: AsyncMailboxBackend, owner: str) -> None:
@@ -95,10 +116,15 @@ async def serve_control(sup: Team, mailbox: AsyncMailboxBackend, owner: str) -> 
     async with anyio.create_task_group() as tg:
         while True:
             try:
-                for message in await mailbox.claim(
-                    SUPERVISOR, owner=owner, lease_s=300.0, limit=10
-                ):
-                    tg.start_soon(_handle, sup, mailbox, owner, message)
+                claimed = await mailbox.claim(SUPERVISOR, owner=owner, lease_s=300.0, limit=10)
+                foreign = [m.id for m in claimed if _for_another(m)]
+                for message in claimed:
+                    if message.id not in foreign:
+                        tg.start_soon(_handle, sup, mailbox, owner, message)
+                if foreign:  # back, uncounted, for the supervisor they name
+                    await mailbox.release(owner, foreign)
+                    await anyio.sleep(FOREIGN_BACKOFF_S)
+                    continue
                 await mailbox.wait_for_messages(SUPERVISOR, 30.0)
             except errors.DatabaseReplaced as exc:  # the supervisor stops the team
                 sup.abandon(exc)

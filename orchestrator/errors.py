@@ -356,20 +356,22 @@ class SupervisorAlreadyRunning(SupervisorError):
         super().__init__(f"a supervisor (pid {pid}) is already running for {db_path}")
 
 
-class TeamHeldElsewhere(SupervisorError):
-    """Another supervisor holds this team's queue (a NATS team shared by machines)."""
+class AgentHeldElsewhere(SupervisorError):
+    """Another supervisor runs this agent (a NATS team whose agents are spread over
+    several supervisors, one lease per agent)."""
 
-    code = "already_running"
+    code = "agent_held_elsewhere"
 
-    def __init__(self, holder: str, host: str, pid: int, expires_in_s: float) -> None:
+    def __init__(self, agent: str, holder: str, host: str, pid: int, expires_in_s: float) -> None:
+        self.agent = agent
         self.holder = holder
         self.host = host
         self.pid = pid
         self.expires_in_s = expires_in_s
         super().__init__(
-            f"a supervisor on {host} (pid {pid}) already runs this team on its NATS queue; "
-            f"stop it with `down` there, or wait: its lease runs out {expires_in_s:.0f}s "
-            "after it last renewed it, if it died"
+            f"agent '{agent}' already runs under the supervisor on {host} (pid {pid}); "
+            f"stop it there (`stop {agent}` or `down`) to run it here, or, if that "
+            f"supervisor died, wait: its lease runs out {expires_in_s:.0f}s from now"
         )
 
 

@@ -19,6 +19,7 @@ from orchestrator import errors
 from orchestrator.states import AgentState
 
 if TYPE_CHECKING:
+    from orchestrator.agent_leases import AgentLeases
     from orchestrator.runner import AgentRunner
 
 
@@ -46,6 +47,7 @@ class Team(Protocol[SlotT]):
     the arrows run one way, from the supervisor to its helpers."""
 
     grace_s: float
+    leases: AgentLeases  # which agents this supervisor may run (agent_leases.py)
 
     @property
     def slots(self) -> dict[str, SlotT]: ...
@@ -77,6 +79,13 @@ async def _locked(sup: Team[SlotT], name: str) -> tuple[SlotT, contextlib.AsyncE
 def _refuse_while_stopping(sup: Team[SlotT], command: str, name: str) -> None:
     if sup.stopping:
         raise errors.OperationRefused(command, name, "the team is stopping")
+
+
+async def _refuse_held_elsewhere(sup: Team[SlotT], name: str) -> None:
+    """Another supervisor of a shared NATS team runs this agent: say which."""
+    elsewhere = await sup.leases.held_elsewhere(name)
+    if elsewhere is not None:
+        raise elsewhere
 
 
 async def stop_and_wait(sup: Team[SlotT], name: str, grace_s: float | None = None) -> None:
@@ -111,6 +120,7 @@ async def start_agent(sup: Team[SlotT], name: str) -> str:
     slot, held = await _locked(sup, name)
     async with held:
         _refuse_while_stopping(sup, "start", name)
+        await _refuse_held_elsewhere(sup, name)
         if not slot.done.is_set():
             if slot.want_running:
                 return "already running"
@@ -124,6 +134,7 @@ async def restart_agent(sup: Team[SlotT], name: str) -> str:
     slot, held = await _locked(sup, name)
     async with held:
         _refuse_while_stopping(sup, "restart", name)
+        await _refuse_held_elsewhere(sup, name)
         if slot.runner is not None and slot.want_running:
             slot.restart_now = True
             slot.runner.request_stop(sup.grace_s)

@@ -25,6 +25,7 @@ import anyio.to_thread
 import structlog
 
 from orchestrator import errors, operations, preflight, procid
+from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
 from orchestrator.agent_meta import MODEL_NOTE, RESUME_AT, TOTAL_KEYS, AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
@@ -103,6 +104,7 @@ class Supervisor:
         self.instance = f"{SUPERVISOR_OWNER_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.slots: dict[str, Slot] = {}
         self.mailbox: AsyncMailboxBackend | None = None
+        self.leases: AgentLeases = LocalLeases()  # which agents are ours to run
         self._lock = SupervisorLock(roster.database)
         self._stopping = anyio.Event()
         self._state_changed = anyio.Event()  # set (and replaced) on every agent state change
@@ -127,6 +129,7 @@ class Supervisor:
         try:
             async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
+                self.leases = agent_leases(mailbox, self.instance, self.roster.queue)
                 if self.check_model:  # after the local checks (lock, database, logs)
                     await self._check_model()
                 self._cli_path = await anyio.to_thread.run_sync(make_launcher)
@@ -137,6 +140,7 @@ class Supervisor:
                         self._tg = tg
                         tg.start_soon(self.budgets.run)
                         tg.start_soon(self._signals)
+                        tg.start_soon(self.leases.keep, self._lease_lost)
                         tg.start_soon(self._housekeeping)
                         tg.start_soon(self._serve_control)
                         if self.watch_roster:
@@ -149,6 +153,9 @@ class Supervisor:
                     if group.subgroup(errors.DatabaseReplaced) is not group:
                         raise
                     self.replaced = self.replaced or _replaced_in(group)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self.leases.release_all()  # agents a forced stop left held
                 if self.replaced is None:
                     try:
                         await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
@@ -188,8 +195,10 @@ class Supervisor:
         await self._register_self(mailbox)
         # Leases held by a dead supervisor's sessions can never be acked: requeue them now.
         # Only those (we hold the team's lock, so no other supervisor lives); a live
-        # external consumer's lease is its own, and runs out by itself if it died.
-        for owner in {m.lease_owner for m in await mailbox.list(status="leased", limit=100_000)}:
+        # external consumer's lease is its own, and runs out by itself if it died. (A
+        # shared NATS team: per agent, as its lease is taken, agent_leases.py.)
+        leased = await mailbox.list(status="leased", limit=100_000) if self.leases.exclusive else []
+        for owner in {m.lease_owner for m in leased}:
             if (
                 owner
                 and owner.startswith(SUPERVISOR_OWNER_PREFIX)
@@ -200,6 +209,10 @@ class Supervisor:
         # `up AGENT…` starts those agents and what they depend on.
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():
+            if await self.leases.held_elsewhere(name) is not None:
+                # Its row is the holder's; if wanted, its start is refused with the holder.
+                self.slots[name] = Slot(name, want_running=name in wanted)
+                continue
             info = await mailbox.agent(name)
             known = AgentMeta.read(info.meta if info else None)
             if info is not None and info.pid:
@@ -311,6 +324,12 @@ class Supervisor:
 
     async def _supervise(self, slot: Slot) -> None:
         try:
+            try:
+                await self.leases.take(slot.name)
+            except errors.AgentHeldElsewhere as exc:  # refused; the other agents run on
+                slot.want_running = False
+                log.error("agent_held_elsewhere", agent=slot.name, error=str(exc))
+                return
             await self._supervise_loop(slot)
         except Exception as exc:
             # The supervisor's own boundary per agent: a bug here (or an error nobody
@@ -323,6 +342,8 @@ class Supervisor:
                     slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {exc!r}"
                 )
         finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(errors.QueueError):
+                await self.leases.release(slot.name)
             slot.done.set()
             self._state_changed.set()
             self._state_changed = anyio.Event()
@@ -409,6 +430,14 @@ class Supervisor:
             exit_code=end.exit_code,
         )
         return end
+
+    async def _lease_lost(self, name: str, exc: errors.AgentHeldElsewhere) -> None:
+        """Another supervisor took ``name`` over (ours ran out while the server was out of
+        reach): stop our session of it at once, its messages are the other's now."""
+        slot = self.slots.get(name)
+        if slot is not None:
+            log.error("agent_taken_elsewhere", agent=name, error=str(exc))
+            self._request_stop(slot, 0)
 
     def _peer_state(self, name: str) -> str | None:
         slot = self.slots.get(name)

@@ -400,7 +400,12 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     failure: CliFailure | None = None
     for name in names:
-        if args.command == "start" and name in rows and rows[name].state in _RUNNING:
+        if (
+            args.command == "start"
+            and name in rows
+            and rows[name].state in _RUNNING
+            and isinstance(_queue(args), Path)  # NATS: maybe another supervisor's: ask ours
+        ):
             result: dict[str, Any] = {
                 "ok": True,
                 "command": "start",

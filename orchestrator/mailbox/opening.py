@@ -33,20 +33,14 @@ def place_of(roster: Roster) -> QueuePlace:
 def check_queue(roster: Roster) -> None:
     """Reach the roster's NATS queue once (connect, open the bucket) so ``up`` says at
     once, in the terminal, when the server is unreachable, refuses the login or has no
-    JetStream (QueueUnavailable), or when a supervisor on another machine runs the team
-    (TeamHeldElsewhere). Nothing to do for SQLite."""
+    JetStream (QueueUnavailable). Nothing to do for SQLite. (Which agents this
+    supervisor may run is decided per agent as it starts them: agent_leases.py.)"""
     if roster.queue is None:
         return
 
-    from orchestrator.mailbox.nats.lease import current_holder, refused  # noqa: PLC0415
-    from orchestrator.mailbox.nats.mailbox import NatsMailbox  # noqa: PLC0415
-
     async def probe() -> None:
-        async with open_queue(roster) as mailbox:
-            assert isinstance(mailbox, NatsMailbox)
-            record = await current_holder(mailbox)
-            if record is not None:
-                raise refused(mailbox, record)
+        async with open_queue(roster):
+            pass
 
     anyio.run(probe)
 
@@ -74,25 +68,17 @@ async def open_queue(
     roster: Roster, *, holder: str | None = None
 ) -> AsyncIterator[AsyncMailboxBackend]:
     """``async with open_queue(roster) as mailbox``; QueueUnavailable when a NATS server
-    cannot be reached or has no JetStream. With ``holder`` (the supervisor), a NATS
-    team's lease is held for as long as the queue is open: TeamHeldElsewhere if
-    another supervisor, on any machine, holds it. (SQLite: the lock file does that.)"""
+    cannot be reached or has no JetStream. ``holder`` (the supervisor's instance) also
+    makes the local file a NATS team's supervisor still needs."""
     if roster.queue is None:
         async with AsyncMailbox(roster.database) as mailbox:
             yield mailbox
         return
     from orchestrator.mailbox.nats import NatsConfig, NatsMailbox  # noqa: PLC0415 - only NATS teams load nats-py
-    from orchestrator.mailbox.nats.lease import TeamLease  # noqa: PLC0415
 
     async with NatsMailbox(NatsConfig.from_setting(roster.queue)) as nats_mailbox:
-        if holder is None:
-            yield nats_mailbox
-            return
-        lease = await TeamLease(nats_mailbox, holder).take()
-        # The supervisor's local file still holds what is per machine: the budget
-        # ledger (spend) lives in the roster's `database`, created here as usual.
-        await anyio.to_thread.run_sync(_create_local, roster.database)
-        try:
-            yield nats_mailbox
-        finally:
-            await lease.release()
+        if holder is not None:
+            # The supervisor's local file still holds what is per machine: the budget
+            # ledger (spend) lives in the roster's `database`, created here as usual.
+            await anyio.to_thread.run_sync(_create_local, roster.database)
+        yield nats_mailbox

@@ -11,6 +11,7 @@ Either one address, a list of addresses (a cluster), or a mapping::
       tls: {ca: ca.pem, cert: client.pem, key: client-key.pem}
       replicas: 3                     # copies of the team's bucket in the cluster
       namespace: myteam               # bucket name; default: the team name
+      agent_lease: 15s                # a dead supervisor's agents are free again after this
 
 Secrets come from ``${VAR}``s; they never appear in ``config`` output or a repr.
 Read from agents.yaml by :mod:`orchestrator.roster._queue` (this module holds only the
@@ -41,6 +42,9 @@ class QueueSetting:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     replicas: int = 1
+    agent_lease_s: float = 15.0
+    """How long an agent's lease lasts without renewal (nats/lease.py): how soon a dead
+    supervisor's agents can run elsewhere."""
 
     def __repr__(self) -> str:
         return f"QueueSetting({self.to_dict()})"
@@ -51,6 +55,7 @@ class QueueSetting:
             "servers": [re.sub(r"//[^@/]*@", f"//{REDACTED}@", s) for s in self.servers],
             "namespace": self.namespace,
             "replicas": self.replicas,
+            "agent_lease_s": self.agent_lease_s,
         }
         if self.user is not None:
             out["user"] = self.user

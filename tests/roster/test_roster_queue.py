@@ -106,3 +106,19 @@ def test_unknown_key_and_unset_variable(tmp_path: Path) -> None:
         "a password needs a user"
         in problems(write(tmp_path, "queue:\n  servers: nats://a\n  password: pw\n"))[0]
     )
+
+
+def test_agent_lease_length(tmp_path: Path) -> None:
+    """How soon a dead supervisor's agents may run elsewhere: a duration, 1 s to 1 h."""
+    roster = load_roster(write(tmp_path, "queue:\n  servers: nats://a:4222\n"), {})
+    assert roster.queue is not None
+    assert roster.queue.agent_lease_s == 15.0
+    path = write(tmp_path, "queue:\n  servers: nats://a:4222\n  agent_lease: 2s\n")
+    roster = load_roster(path, {})
+    assert roster.queue is not None
+    assert roster.queue.agent_lease_s == 2.0
+    for bad, why in (("200ms", "between 1s and 1h"), ("soon", "invalid duration")):
+        path = write(tmp_path, f"queue:\n  servers: nats://a:4222\n  agent_lease: {bad}\n")
+        assert any(":4: key 'queue.agent_lease'" in p and why in p for p in problems(path)), (
+            problems(path)
+        )

@@ -45,6 +45,8 @@ class NatsConfig:
     replicas: int = 1
     """Copies of the bucket in a cluster (3 on a 3-node cluster survives a node)."""
     connect_timeout_s: float = 5.0
+    request_timeout_s: float = 5.0
+    """How long one JetStream request waits for its answer (then retried: faults.py)."""
 
     def __post_init__(self) -> None:
         if not self.servers:
@@ -163,7 +165,7 @@ def _is_refusal(exc: BaseException) -> bool:
 async def open_bucket(client: Client, config: NatsConfig) -> KeyValue:
     """The team's key-value bucket, created on first use (file storage, one value kept
     per key: the queue's state, not its history)."""
-    js = client.jetstream()
+    js = client.jetstream(timeout=config.request_timeout_s)
     try:
         return await js.key_value(config.namespace)
     except nats.js.errors.BucketNotFoundError:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+import nats.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -32,6 +33,7 @@ from orchestrator.mailbox.model import (
 )
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig, connect, open_bucket
+from orchestrator.mailbox.nats.faults import retrying, type_public_methods
 from orchestrator.names import RESERVED_NAMES, name_problem
 
 log = structlog.get_logger("octy.queue.nats")
@@ -41,6 +43,10 @@ RECHECK_S: Final = 0.5
 
 
 class NatsCore:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        type_public_methods(cls)  # nats-py's errors never escape: QueueUnavailable
+
     def __init__(self, config: NatsConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self._clock = clock
@@ -66,7 +72,11 @@ class NatsCore:
 
     async def aclose(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
-            await self._nc.drain()
+            try:
+                await self._nc.drain()
+            except nats.errors.Error:  # the server is away: nothing left to flush to it
+                with contextlib.suppress(OSError):  # nats-py's close met the dead socket
+                    await self._nc.close()
         self._kv = None
 
     def now(self) -> float:
@@ -88,9 +98,9 @@ class NatsCore:
     async def _keys(self, prefix: str) -> list[str]:
         """The live keys under ``prefix``, sorted: one request (the stream's subjects),
         no consumer created. Right because :meth:`_delete` leaves no marker."""
-        info = await self.nc.jetstream().stream_info(
-            self._stream, subjects_filter=f"{self._subject_prefix}{prefix}>"
-        )
+        js = self.nc.jetstream(timeout=self.config.request_timeout_s)
+        subjects_filter = f"{self._subject_prefix}{prefix}>"
+        info = await retrying(lambda: js.stream_info(self._stream, subjects_filter=subjects_filter))
         subjects = info.state.subjects or {}
         cut = len(self._subject_prefix)
         return sorted(subject[cut:] for subject in subjects)
@@ -110,7 +120,8 @@ class NatsCore:
     async def _delete(self, key: str) -> None:
         """Remove a key for good: purge its subject from the stream (a KV delete or
         purge would leave a marker, which :meth:`_keys` would still list)."""
-        await self.nc.jetstream().purge_stream(self._stream, subject=self._subject_prefix + key)
+        js = self.nc.jetstream(timeout=self.config.request_timeout_s)
+        await retrying(lambda: js.purge_stream(self._stream, subject=self._subject_prefix + key))
 
     # --- wake-ups -------------------------------------------------------------
 
@@ -336,3 +347,6 @@ class NatsCore:
 
     async def _broadcast_names(self, sender: str) -> list[str]:
         return [a.name for a in await self.agents() if a.name not in (sender, USER, SUPERVISOR)]
+
+
+type_public_methods(NatsCore)

@@ -1,11 +1,14 @@
-"""The team's supervisor lease on a NATS queue: one supervisor per team across machines.
+"""Which supervisor runs which agent, on a NATS queue shared by machines: a lease per agent.
 
 On one machine a lock file keeps a second supervisor out; machines sharing a NATS
-queue share no file. The lease is one key (``t.supervisor``): taken with
-create-if-absent (or compare-and-set over an expired one), renewed every
-:data:`RENEW_EVERY_S` by a task of the holder, deleted at a clean stop. A second
-supervisor is refused with the holder's host and pid; one that died (SIGKILL, a
-lost machine) stops renewing, and its lease runs out after :data:`LEASE_S`.
+queue share no file, and several supervisors may run one team, each some of its
+agents (``up alpha`` here, ``up beta`` there). Each agent's lease is one key
+(``l.<agent>``): taken with create-if-absent (or compare-and-set over an expired
+one) when the supervisor starts the agent, renewed every ``lease_s / 3`` by one task
+for all the agents it holds, deleted when the agent stops. A second supervisor
+starting the same agent is refused with the holder's host and pid; one that died
+(SIGKILL, a lost machine) stops renewing, and its leases run out ``lease_s`` after
+the last renewal: then another supervisor may start its agents.
 """
 
 from __future__ import annotations
@@ -15,53 +18,55 @@ import contextlib
 import json
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+import nats.errors
 import nats.js.errors
 import structlog
 
 from orchestrator import errors
+from orchestrator.mailbox.model import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import records as rec
+from orchestrator.mailbox.nats.connect import NatsConfig
+from orchestrator.mailbox.nats.faults import retrying, type_public_methods
 from orchestrator.mailbox.nats.mailbox import NatsMailbox
 
 log = structlog.get_logger("octy.queue.nats")
 
-LEASE_KEY: Final = "t.supervisor"
 LEASE_S: Final = 15.0
-RENEW_EVERY_S: Final = 5.0
 
 
-def _record(holder: str, expires_at: float) -> bytes:
-    return json.dumps(
-        {
-            "holder": holder,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "expires_at": expires_at,
-        }
-    ).encode()
+def lease_key(agent: str) -> str:
+    return f"l.{rec.token(agent)}"
 
 
-async def current_holder(mailbox: NatsMailbox) -> dict[str, Any] | None:
-    """The live lease's record (holder, host, pid, expires_at), or None."""
-    found = await rec.get(mailbox.kv, LEASE_KEY)
+async def holder_of(mailbox: NatsMailbox, agent: str) -> dict[str, Any] | None:
+    """The live lease's record on ``agent`` (holder, host, pid, expires_at), or None."""
+    found = await rec.get(mailbox.kv, lease_key(agent))
     if found is None:
         return None
     record: dict[str, Any] = json.loads(found[0])
     return record if record["expires_at"] > mailbox.now() else None
 
 
-def refused(mailbox: NatsMailbox, record: dict[str, Any]) -> errors.TeamHeldElsewhere:
-    return errors.TeamHeldElsewhere(
-        record["holder"],
-        record["host"],
+def refused(mailbox: NatsMailbox, agent: str, record: dict[str, Any]) -> errors.AgentHeldElsewhere:
+    return errors.AgentHeldElsewhere(
+        agent,
+        str(record["holder"]),
+        str(record["host"]),
         int(record["pid"]),
         max(0.0, float(record["expires_at"]) - mailbox.now()),
     )
 
 
-class TeamLease:
-    """``lease = await TeamLease(mailbox, holder).take()`` ... ``await lease.release()``."""
+LostCallback = Callable[[str, errors.AgentHeldElsewhere], Awaitable[None]]
+
+
+class AgentLeases:
+    """The agent leases of one supervisor (``holder``: its instance name)."""
+
+    exclusive = False  # other supervisors may run other agents of the team
 
     def __init__(
         self,
@@ -69,67 +74,111 @@ class TeamLease:
         holder: str,
         *,
         lease_s: float = LEASE_S,
-        renew_every_s: float = RENEW_EVERY_S,
+        renew_every_s: float | None = None,
     ) -> None:
         self.mailbox = mailbox
         self.holder = holder
         self.lease_s = lease_s
-        self.renew_every_s = renew_every_s
-        self._task: asyncio.Task[None] | None = None
+        self.renew_every_s = lease_s / 3 if renew_every_s is None else renew_every_s
+        self.held: set[str] = set()
 
-    async def take(self) -> TeamLease:
-        """Hold the lease or raise TeamHeldElsewhere naming the live holder."""
-        kv = self.mailbox.kv
-        if not await rec.create(kv, LEASE_KEY, self._value()):
+    @property
+    def config(self) -> NatsConfig:
+        return self.mailbox.config
+
+    def _value(self, agent: str) -> bytes:
+        return json.dumps(
+            {
+                "agent": agent,
+                "holder": self.holder,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "expires_at": self.mailbox.now() + self.lease_s,
+            }
+        ).encode()
+
+    async def held_elsewhere(self, agent: str) -> errors.AgentHeldElsewhere | None:
+        """Why this supervisor may not touch ``agent`` now (a live lease of another)."""
+        record = await holder_of(self.mailbox, agent)
+        if record is None or record["holder"] == self.holder:
+            return None
+        return refused(self.mailbox, agent, record)
+
+    async def take(self, agent: str) -> None:
+        """Hold ``agent``'s lease or raise AgentHeldElsewhere naming the live holder.
+        Messages to it still leased by a dead supervisor's session are requeued: the
+        lease says that no other supervisor runs this agent any more."""
+        key = lease_key(agent)
+        if not await rec.create(self.mailbox.kv, key, self._value(agent)):
 
             def step(old: bytes) -> bytes:
                 record = json.loads(old)
                 if record["holder"] != self.holder and record["expires_at"] > self.mailbox.now():
-                    raise refused(self.mailbox, record)
-                return self._value()
+                    raise refused(self.mailbox, agent, record)
+                return self._value(agent)
 
-            old, new = await rec.update(kv, LEASE_KEY, step)
+            old, new = await rec.update(self.mailbox.kv, key, step)
             if new is None:  # released in between: take it afresh
-                return await self.take()
-            if old is not None:
-                log.info("team_lease_taken_over", previous=json.loads(old).get("host"))
-        self._task = asyncio.create_task(self._renew())
-        return self
+                await self.take(agent)
+                return
+            if old is not None and json.loads(old)["holder"] != self.holder:
+                previous = json.loads(old)
+                log.info(
+                    "agent_taken_over", agent=agent, host=previous["host"], pid=previous["pid"]
+                )
+        self.held.add(agent)
+        await self._recover(agent)
 
-    def _value(self) -> bytes:
-        return _record(self.holder, self.mailbox.now() + self.lease_s)
+    async def _recover(self, agent: str) -> None:
+        mine = f"{self.holder}:"
+        for m in await self.mailbox.list(status="leased", recipient=agent, limit=100_000):
+            owner = m.lease_owner or ""
+            if owner.startswith(SUPERVISOR_OWNER_PREFIX) and not owner.startswith(mine):
+                n = await self.mailbox.release(owner, [m.id])
+                log.info("recovered_leases", agent=agent, owner=owner, messages=n)
 
-    async def _renew(self) -> None:
+    async def release(self, agent: str) -> None:
+        """Give ``agent`` up (it stopped): delete its lease if it is still ours."""
+        self.held.discard(agent)
+        found = await rec.get(self.mailbox.kv, lease_key(agent))
+        if found is None or json.loads(found[0])["holder"] != self.holder:
+            return
+        try:
+            await retrying(lambda: self.mailbox.kv.delete(lease_key(agent), last=found[1]))
+        except nats.js.errors.KeyWrongLastSequenceError as exc:  # changed: not ours any more
+            log.warning("agent_lease_release_failed", agent=agent, error=str(exc))
+
+    async def release_all(self) -> None:
+        for agent in sorted(self.held):
+            with contextlib.suppress(errors.QueueError):
+                await self.release(agent)
+
+    async def keep(self, lost: LostCallback) -> None:
+        """Renew every held lease each ``renew_every_s``, for as long as the supervisor
+        runs. A lease found taken by another supervisor (ours ran out while this one
+        could not reach the server) is given up and ``lost`` is told, to stop the agent."""
         while True:
             await asyncio.sleep(self.renew_every_s)
-            try:
-                await self._renew_once()
-            except errors.TeamHeldElsewhere as exc:
-                log.error("team_lease_lost", holder=exc.holder, host=exc.host, pid=exc.pid)
-                return
-            except Exception as exc:  # a reconnect in progress: try again next round
-                log.warning("team_lease_renew_failed", error=str(exc))
+            for agent in sorted(self.held):
+                try:
+                    await self._renew(agent)
+                except errors.AgentHeldElsewhere as exc:
+                    self.held.discard(agent)
+                    log.error("agent_lease_lost", agent=agent, host=exc.host, pid=exc.pid)
+                    await lost(agent, exc)
+                except (errors.QueueError, nats.errors.Error) as exc:  # away: next round
+                    log.warning("agent_lease_renew_failed", agent=agent, error=str(exc))
 
-    async def _renew_once(self) -> None:
+    async def _renew(self, agent: str) -> None:
         def step(old: bytes) -> bytes:
             record = json.loads(old)
             if record["holder"] != self.holder:
-                raise refused(self.mailbox, record)
-            return self._value()
+                raise refused(self.mailbox, agent, record)
+            return self._value(agent)
 
-        _, new = await rec.update(self.mailbox.kv, LEASE_KEY, step)
-        if new is None:  # deleted under us (someone purged the bucket): take it again
-            await rec.create(self.mailbox.kv, LEASE_KEY, self._value())
+        _, new = await rec.update(self.mailbox.kv, lease_key(agent), step)
+        if new is None and agent in self.held:  # deleted under us (a purge): take it again
+            await rec.create(self.mailbox.kv, lease_key(agent), self._value(agent))
 
-    async def release(self) -> None:
-        """Stop renewing and delete the lease if it is still ours."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        found = await rec.get(self.mailbox.kv, LEASE_KEY)
-        if found is not None and json.loads(found[0])["holder"] == self.holder:
-            try:
-                await self.mailbox.kv.delete(LEASE_KEY, last=found[1])
-            except nats.js.errors.KeyWrongLastSequenceError as exc:  # changed: not ours
-                log.warning("team_lease_release_failed", error=str(exc))
+
+type_public_methods(AgentLeases)  # nats-py's errors never escape: QueueUnavailable

@@ -169,7 +169,7 @@ class NatsMailbox(NatsConsumeOps):
         request's error reply is removed so it can be answered again."""
         before = await self._load(message_id)
         hint = rec.hint_key(before.recipient, message_id)
-        await self.kv.put(hint, b"")  # before the change: no pending message without one
+        await rec.put(self.kv, hint, b"")  # before the change: no pending message without one
         now = self.now()
 
         def revive(m: Message) -> Message:

@@ -12,7 +12,7 @@ replicated cluster. Other keys are either create-only guards or hints:
 - ``r.<request id>``    the one reply: created with ``create`` (fails if it exists)
 - ``a.<name>``          a registered agent (:class:`AgentInfo` as JSON)
 - ``w.<request id>``    a wait-for edge ``{waiter, target, expires_at}``
-- ``t.supervisor``      the team's supervisor lease (lease.py)
+- ``l.<agent>``         which supervisor runs the agent, until when (lease.py)
 
 Keys are removed by purging their subject from the bucket's stream (no delete
 marker left), so the stream's subject list is the list of live keys (core.py).
@@ -20,9 +20,11 @@ marker left), so the stream's subject list is the list of live keys (core.py).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -30,6 +32,8 @@ import nats.js.errors
 from nats.js.kv import KeyValue
 
 from orchestrator.mailbox.model import AgentInfo, Message, make_message
+from orchestrator.mailbox.nats import faults
+from orchestrator.mailbox.nats.faults import TRANSIENT, retrying
 
 _SAFE: Final = re.compile(r"^[A-Za-z0-9-]{1,200}$")
 _FIELDS: Final = tuple(f.name for f in dataclasses.fields(Message))
@@ -91,7 +95,7 @@ def decode_agent(data: bytes) -> AgentInfo:
 async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
     """(value, revision), or None if the key is absent or deleted."""
     try:
-        entry = await kv.get(key)
+        entry = await retrying(lambda: kv.get(key))
     except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
         return None
     if entry.value is None or entry.revision is None:
@@ -100,12 +104,31 @@ async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
 
 
 async def create(kv: KeyValue, key: str, value: bytes) -> bool:
-    """Write ``key`` only if it does not exist (or was deleted): False if it does."""
-    try:
-        await kv.create(key, value)
-    except nats.js.errors.KeyWrongLastSequenceError:
-        return False
-    return True
+    """Write ``key`` only if it does not exist (or was deleted): False if it does.
+    After a transient failure the write may have happened with its answer lost: a
+    value found equal to ours (records carry unique ids and times) is ours."""
+    retried = False
+    deadline = time.monotonic() + faults.RETRY_S
+    while True:
+        try:
+            await kv.create(key, value)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            if retried:
+                found = await get(kv, key)
+                return found is not None and found[0] == value
+            return False
+        except TRANSIENT:
+            if time.monotonic() > deadline:
+                raise
+            retried = True
+            await asyncio.sleep(0.2)
+            continue
+        return True
+
+
+async def put(kv: KeyValue, key: str, value: bytes) -> None:
+    """Write ``key`` whatever it holds (idempotent: retried through a reconnect)."""
+    await retrying(lambda: kv.put(key, value))
 
 
 async def update(
@@ -126,4 +149,8 @@ async def update(
             await kv.update(key, new, last=revision)
         except nats.js.errors.KeyWrongLastSequenceError:
             continue  # someone else changed it first: decide again on the new value
+        except TRANSIENT:
+            # Maybe written with the answer lost: read again and decide on what is there
+            # (a change already made is then seen as done, or refused as taken).
+            continue
         return old, new

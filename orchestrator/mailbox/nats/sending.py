@@ -74,7 +74,7 @@ class NatsSendOps(NatsCore):
             self._check_size(len(record))
             hint = rec.hint_key(recipient, mid)
             if status == "pending":
-                await self.kv.put(hint, b"")
+                await rec.put(self.kv, hint, b"")
             if await rec.create(self.kv, rec.msg_key(mid), record):
                 return message
             if status == "pending":
@@ -194,7 +194,7 @@ class NatsSendOps(NatsCore):
         now = self.now()
         message_id = new_id()
         edge = {"waiter": sender, "target": recipient, "expires_at": now + wait_s}
-        await self.kv.put(rec.wait_key(message_id), json.dumps(edge).encode())
+        await rec.put(self.kv, rec.wait_key(message_id), json.dumps(edge).encode())
         try:
             cycle = await self._wait_cycle(sender, recipient, now, message_id)
             if cycle is not None:
@@ -254,7 +254,7 @@ class NatsSendOps(NatsCore):
         self._check_size(len(record))
         if not await rec.create(self.kv, rec.reply_key(request.id), record):
             return False
-        await self.kv.put(rec.msg_key(response.id), record)
+        await rec.put(self.kv, rec.msg_key(response.id), record)
         await self._delete(rec.wait_key(request.id))
         await self._replied(request.id)
         return True

@@ -3,6 +3,7 @@ loopback port and a private store folder, started and stopped by the tests."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -92,3 +93,85 @@ class NatsServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+class NatsCluster:
+    """Three JetStream servers on loopback routed into one cluster (``octy``), each with
+    its own store; a node can be SIGKILLed and started again on its ports and store."""
+
+    def __init__(self, store: Path, size: int = 3) -> None:
+        cluster_ports = [free_port() for _ in range(size)]
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in cluster_ports)
+        self.nodes = [
+            NatsServer(
+                store / f"n{i + 1}",
+                extra=[
+                    "--server_name",
+                    f"n{i + 1}",
+                    "--cluster_name",
+                    "octy",
+                    "--cluster",
+                    f"nats://127.0.0.1:{cluster_ports[i]}",
+                    "--routes",
+                    routes,
+                ],
+            )
+            for i in range(size)
+        ]
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return tuple(n.url for n in self.nodes)
+
+    def start(self, timeout_s: float = 60.0) -> NatsCluster:
+        for node in self.nodes:
+            node.start()
+        self.wait_ready(timeout_s)
+        return self
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Until JetStream answers through every node (the cluster elected its leader)."""
+        asyncio.run(_wait_jetstream(self.urls, timeout_s))
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+async def _wait_jetstream(urls: tuple[str, ...], timeout_s: float) -> None:
+    import nats  # only the cluster tests need the client here
+    import nats.errors
+
+    deadline = time.monotonic() + timeout_s
+    for url in urls:
+        while True:
+            try:
+                client = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=0)
+                try:
+                    await client.jetstream(timeout=2).account_info()
+                    break
+                finally:
+                    await client.close()
+            except (nats.errors.Error, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+
+def stream_leader(cluster: NatsCluster, stream: str) -> NatsServer:
+    """The node that leads ``stream`` now (killing it forces an election)."""
+
+    async def ask() -> str:
+        import nats
+
+        client = await nats.connect(list(cluster.urls), connect_timeout=2)
+        try:
+            info = await client.jetstream(timeout=5).stream_info(stream)
+        finally:
+            await client.close()
+        assert info.cluster is not None
+        assert info.cluster.leader is not None
+        return info.cluster.leader
+
+    name = asyncio.run(ask())
+    return next(n for n in cluster.nodes if f"--server_name {name} " in " ".join(n.extra) + " ")

@@ -4,14 +4,16 @@ server restart, the payload limit, id collisions across clients."""
 from __future__ import annotations
 
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
+import nats.errors
 import pytest
 from natsserver import NatsServer, free_port
 
 from orchestrator import errors
-from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox, faults
 from orchestrator.mailbox.nats import sending as nats_sending
 
 
@@ -77,17 +79,47 @@ async def test_queue_survives_a_server_restart(tmp_path: Path) -> None:
             sent = await mb.send("user", "bob", "kept")
             server.stop(signal.SIGKILL)
             server.start()
-            with anyio.fail_after(60):
-                while True:  # the client reconnects by itself
-                    try:
-                        got = await mb.claim("bob", owner="w")
-                        break
-                    except errors.QueueError:
-                        raise
-                    except Exception:
-                        await anyio.sleep(0.1)
+            # The client reconnects by itself; the call waits through it (faults.RETRY_S).
+            got = await mb.claim("bob", owner="w")
             assert [m.id for m in got] == [sent.id]
             assert await mb.agent("bob") is not None
+    finally:
+        server.stop()
+
+
+async def test_a_server_lost_mid_run_is_queue_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server is SIGKILLed under a connected client and stays down: every call ends,
+    after the retry budget, in QueueUnavailable saying what was being done and what to
+    do (nats-py's own exceptions never escape); closing the client does not hang."""
+    monkeypatch.setattr(faults, "RETRY_S", 1.0)
+    server = NatsServer(tmp_path / "s").start()
+    try:
+        mb = await NatsMailbox(NatsConfig((server.url,), request_timeout_s=0.5)).open()
+        await mb.register("bob")
+        sent = await mb.request("user", "bob", "question")
+        server.stop(signal.SIGKILL)
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "send": lambda: mb.send("user", "bob", "lost"),
+            "claim": lambda: mb.claim("bob", owner="w"),
+            "ack": lambda: mb.ack([sent.id], owner="w"),
+            "reply": lambda: mb.reply(sent.id, "bob", "answer"),
+            "wait_for_reply": lambda: mb.wait_for_reply(sent.id, 5.0),
+            "list": mb.list,
+            "get": lambda: mb.get(sent.id),
+            "agents": mb.agents,
+            "register": lambda: mb.register("carol"),
+            "sweep": mb.sweep,
+        }
+        for name, call in calls.items():
+            with anyio.fail_after(60), pytest.raises(errors.QueueUnavailable) as info:
+                await call()
+            assert f"lost during {name}" in str(info.value), name
+            assert "server (or a majority of the cluster) is up" in str(info.value)
+            assert isinstance(info.value.__cause__, nats.errors.Error)
+        with anyio.fail_after(30):
+            await mb.aclose()
     finally:
         server.stop()
 

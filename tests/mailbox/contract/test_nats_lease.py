@@ -1,4 +1,4 @@
-"""One supervisor per team across machines sharing a NATS queue: the team lease."""
+"""Several supervisors, one NATS team: a lease per agent (orchestrator/mailbox/nats/lease.py)."""
 
 from __future__ import annotations
 
@@ -7,27 +7,30 @@ import signal
 import socket
 import sys
 import uuid
-from pathlib import Path
 
 import anyio
 import pytest
 from natsserver import NatsServer
 
 from orchestrator import errors
-from orchestrator.cli import main
+from orchestrator.mailbox import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
-from orchestrator.mailbox.nats.lease import TeamLease, current_holder
+from orchestrator.mailbox.nats.lease import AgentLeases, holder_of
 
 HOLDER = """
 import asyncio, sys
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
-from orchestrator.mailbox.nats.lease import TeamLease
+from orchestrator.mailbox.nats.lease import AgentLeases
 
 async def main():
     mb = await NatsMailbox(NatsConfig((sys.argv[1],), namespace=sys.argv[2])).open()
-    await TeamLease(mb, "other-machine", lease_s=1.0, renew_every_s=0.2).take()
+    leases = AgentLeases(mb, "octy-supervisor:other-machine", lease_s=1.0)
+    await leases.take("alpha")
+    await leases.take("beta")
     print("held", flush=True)
-    await asyncio.sleep(3600)
+    async def lost(agent, exc):
+        pass
+    await leases.keep(lost)
 
 asyncio.run(main())
 """
@@ -38,24 +41,43 @@ def config(nats_server: NatsServer) -> NatsConfig:
     return NatsConfig((nats_server.url,), namespace=f"lease{uuid.uuid4().hex[:8]}")
 
 
-async def test_a_second_supervisor_is_refused_with_the_holders_name(config: NatsConfig) -> None:
+async def test_an_agent_runs_under_one_supervisor_and_the_other_is_named(
+    config: NatsConfig,
+) -> None:
+    """Two supervisors hold different agents of one team; the second asking for the
+    first's agent is refused with the holder's host and pid; a release frees it at once."""
     async with NatsMailbox(config) as a, NatsMailbox(config) as b:
-        lease = await TeamLease(a, "sup-a").take()
-        with pytest.raises(errors.TeamHeldElsewhere) as info:
-            await TeamLease(b, "sup-b").take()
-        assert (info.value.holder, info.value.host, info.value.pid) == (
+        sup_a, sup_b = AgentLeases(a, "sup-a"), AgentLeases(b, "sup-b")
+        await sup_a.take("alpha")
+        await sup_b.take("beta")  # another agent of the same team: no conflict
+        with pytest.raises(errors.AgentHeldElsewhere) as info:
+            await sup_b.take("alpha")
+        assert (info.value.agent, info.value.holder, info.value.host, info.value.pid) == (
+            "alpha",
             "sup-a",
             socket.gethostname(),
             os.getpid(),
         )
-        assert "already runs this team" in str(info.value)
-        await lease.release()  # a clean stop frees it at once
-        assert await current_holder(b) is None
-        await (await TeamLease(b, "sup-b").take()).release()
+        assert "already runs under the supervisor on" in str(info.value)
+        assert await sup_b.held_elsewhere("alpha") is not None
+        assert await sup_b.held_elsewhere("beta") is None  # its own
+        assert sup_b.held == {"beta"}
+        await sup_a.release("alpha")  # a clean stop frees it at once
+        assert await holder_of(b, "alpha") is None
+        await sup_b.take("alpha")
+        record = await holder_of(a, "alpha")
+        assert record is not None
+        assert record["holder"] == "sup-b"
+        await sup_a.release("alpha")  # not a's any more: left alone
+        assert await holder_of(a, "alpha") is not None
+        await sup_b.release_all()
+        assert await holder_of(a, "alpha") is None
+        assert await holder_of(a, "beta") is None
 
 
-async def test_a_dead_holders_lease_runs_out(config: NatsConfig) -> None:
-    """The holder is SIGKILLed: it stops renewing, and another supervisor takes over."""
+async def test_a_dead_supervisors_agents_are_free_after_their_lease(config: NatsConfig) -> None:
+    """The holder is SIGKILLed: it stops renewing (it renewed while alive: its 1 s leases
+    outlived several seconds), and another supervisor takes its agents over."""
     proc = await anyio.open_process(
         [sys.executable, "-c", HOLDER, config.servers[0], config.namespace]
     )
@@ -67,22 +89,31 @@ async def test_a_dead_holders_lease_runs_out(config: NatsConfig) -> None:
                 out += await proc.stdout.receive()
         assert out.strip() == b"held"
         async with NatsMailbox(config) as mb:
-            with pytest.raises(errors.TeamHeldElsewhere) as info:
-                await TeamLease(mb, "sup-b").take()
+            leases = AgentLeases(mb, "sup-b", lease_s=1.0)
+            first = await holder_of(mb, "alpha")
+            assert first is not None
+            with anyio.fail_after(60):  # renewed: a later expiry than the first record's
+                while True:
+                    now = await holder_of(mb, "alpha")
+                    if now is not None and now["expires_at"] > first["expires_at"]:
+                        break
+                    await anyio.sleep(0.1)
+            with pytest.raises(errors.AgentHeldElsewhere) as info:
+                await leases.take("alpha")
             assert info.value.pid == proc.pid
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
             with anyio.fail_after(60):
                 while True:
                     try:
-                        lease = await TeamLease(mb, "sup-b").take()
+                        await leases.take("alpha")
                         break
-                    except errors.TeamHeldElsewhere:
+                    except errors.AgentHeldElsewhere:
                         await anyio.sleep(0.1)
-            record = await current_holder(mb)
+            record = await holder_of(mb, "alpha")
             assert record is not None
             assert record["holder"] == "sup-b"
-            await lease.release()
+            await leases.release_all()
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -90,26 +121,23 @@ async def test_a_dead_holders_lease_runs_out(config: NatsConfig) -> None:
         await proc.aclose()
 
 
-async def test_up_refuses_while_another_machine_runs_the_team(
+async def test_taking_an_agent_requeues_what_a_dead_supervisor_had_claimed(
     config: NatsConfig,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    (tmp_path / "agents.yaml").write_text(
-        f"name: t\nqueue:\n  servers: {config.servers[0]}\n  namespace: {config.namespace}\n"
-        "agents:\n  bob:\n    prompt: hi\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-used")
+    """Messages the dead holder's session claimed go back to pending when the agent is
+    taken over; another agent's leases, and those of a consumer that is no supervisor,
+    are left alone."""
     async with NatsMailbox(config) as mb:
-        lease = await TeamLease(mb, "sup-elsewhere").take()
-        try:
-            code = await anyio.to_thread.run_sync(main, ["up"])
-        finally:
-            await lease.release()
-    err = capsys.readouterr().err
-    assert code != 0
-    assert f"pid {os.getpid()}" in err
-    assert "already runs this team" in err
-    assert "Traceback" not in err
+        for name in ("alpha", "beta"):
+            await mb.register(name)
+        dead_owner = f"{SUPERVISOR_OWNER_PREFIX}999-dead:alpha:x"
+        to_alpha = await mb.send("user", "alpha", "one")
+        to_alpha_script = await mb.send("user", "alpha", "two")
+        to_beta = await mb.send("user", "beta", "three")
+        assert [m.id for m in await mb.claim("alpha", owner=dead_owner, limit=1)] == [to_alpha.id]
+        assert await mb.claim("alpha", owner="a-script", limit=1)
+        assert await mb.claim("beta", owner=f"{SUPERVISOR_OWNER_PREFIX}999-dead:beta:y")
+        await AgentLeases(mb, f"{SUPERVISOR_OWNER_PREFIX}1-live").take("alpha")
+        assert (await mb.get(to_alpha.id)).status == "pending"
+        assert (await mb.get(to_alpha_script.id)).status == "leased"
+        assert (await mb.get(to_beta.id)).status == "leased"

@@ -3,7 +3,6 @@ against the scripted model, agents asking each other through the NATS server."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,33 +10,13 @@ from typing import Any
 
 import pytest
 from natsserver import NatsServer
-from team_harness import Team, agent_rule
+from natsteam import NatsTeam
+from team_harness import agent_rule
 
 from orchestrator.mailbox import Mailbox
-from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
-from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox
-from orchestrator.mailbox.nats.lease import current_holder
+from orchestrator.mailbox.nats import NatsConfig
 
 pytestmark = [pytest.mark.cli]
-
-
-class NatsTeam(Team):
-    """The harness's team, reading and writing its queue on the NATS server."""
-
-    def __init__(self, *args: Any, nats: NatsConfig, **kwargs: Any) -> None:
-        self.nats = nats
-        super().__init__(*args, **kwargs)
-
-    def mailbox(self) -> Any:
-        return BlockingNatsMailbox(self.nats)
-
-    def states(self) -> dict[str, str]:
-        with self.mailbox() as mb:
-            return {a.name: a.state for a in mb.agents()}
-
-    def cli_pids(self) -> list[int]:
-        with self.mailbox() as mb:
-            return [a.pid for a in mb.agents() if a.pid and a.name != "supervisor"]
 
 
 @pytest.fixture
@@ -93,15 +72,12 @@ def test_agents_ask_each_other_through_jetstream(nats_team: Callable[..., NatsTe
     t.wait_for(lambda: not t.messages(status="leased"), what="every delivery acked")
     with Mailbox(t.folder / "queue" / "team.db") as local:  # only the spend ledger is local
         assert local.list() == []
-    holder = asyncio.run(_holder(t.nats))  # the running supervisor holds the team's lease
-    assert holder is not None
     assert t.proc is not None
-    assert holder["pid"] == t.proc.pid
+    for agent in ("alpha", "beta"):  # the running supervisor holds its agents' leases
+        holder = t.holder(agent)
+        assert holder is not None
+        assert holder["pid"] == t.proc.pid
     t.stop()
     assert t.proc.returncode == 0
-    assert asyncio.run(_holder(t.nats)) is None  # released at a clean stop
-
-
-async def _holder(config: NatsConfig) -> dict[str, Any] | None:
-    async with NatsMailbox(config) as mb:
-        return await current_holder(mb)
+    assert t.holder("alpha") is None
+    assert t.holder("beta") is None

@@ -1,0 +1,66 @@
+"""Which agents this supervisor may run: the supervisor's side of the agent leases.
+
+On SQLite the team lives on one machine and the lock file beside the database lets
+one supervisor in: every agent is ours (:class:`LocalLeases`). On a NATS queue
+several supervisors may share a team, each holding a lease per agent it runs
+(:class:`orchestrator.mailbox.nats.lease.AgentLeases`). The supervisor calls the
+same few methods either way.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+
+from orchestrator import errors
+
+if TYPE_CHECKING:
+    from orchestrator.mailbox.backend import AsyncMailboxBackend
+    from orchestrator.mailbox.nats.lease import LostCallback
+    from orchestrator.roster.queue_setting import QueueSetting
+
+
+class AgentLeases(Protocol):
+    exclusive: bool
+    """True: no other supervisor can run this team's agents (SQLite, the lock file)."""
+
+    async def held_elsewhere(self, agent: str) -> errors.AgentHeldElsewhere | None: ...
+    async def take(self, agent: str) -> None: ...
+    async def release(self, agent: str) -> None: ...
+    async def release_all(self) -> None: ...
+    async def keep(self, lost: LostCallback) -> None: ...
+
+
+class LocalLeases:
+    """One supervisor per team (the lock file): every agent is this supervisor's."""
+
+    exclusive = True
+
+    async def held_elsewhere(self, agent: str) -> errors.AgentHeldElsewhere | None:
+        return None
+
+    async def take(self, agent: str) -> None:
+        return None
+
+    async def release(self, agent: str) -> None:
+        return None
+
+    async def release_all(self) -> None:
+        return None
+
+    async def keep(self, lost: LostCallback) -> None:
+        await anyio.sleep_forever()
+
+
+def agent_leases(
+    mailbox: AsyncMailboxBackend, holder: str, setting: QueueSetting | None
+) -> AgentLeases:
+    """The leases for the queue the supervisor opened (``setting``: the roster's queue)."""
+    if setting is None:
+        return LocalLeases()
+    from orchestrator.mailbox.nats.lease import AgentLeases as NatsLeases  # noqa: PLC0415
+    from orchestrator.mailbox.nats.mailbox import NatsMailbox  # noqa: PLC0415
+
+    assert isinstance(mailbox, NatsMailbox)
+    return NatsLeases(mailbox, holder, lease_s=setting.agent_lease_s)

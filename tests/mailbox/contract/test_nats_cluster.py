@@ -1,0 +1,134 @@
+"""A team on a 3-node JetStream cluster on loopback (the bucket replicated 3 times),
+alpha under one supervisor and beta under another, real claude CLIs against the
+scripted model: a stream of asks keeps going while one node is SIGKILLed and after it
+is started again, and at the end every request was answered exactly once."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from natsserver import NatsCluster, stream_leader
+from natsteam import MachineTeam
+from team_harness import agent_rule
+
+from orchestrator.mailbox import USER
+from orchestrator.mailbox.nats import NatsConfig
+from orchestrator.relay import text_of
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+RULES: list[dict[str, Any]] = [
+    {"agent": agent_rule("alpha"), "text": "alpha heard: {1}", "tool_result": r"(BETA-\w+)"},
+    {
+        "agent": agent_rule("alpha"),
+        "match": r"capital of (\w+)",
+        "tool_use": {
+            "name": "mcp__octy__ask",
+            "input": {"to": "beta", "message": "what is the capital of {1}?"},
+        },
+    },
+    {"agent": agent_rule("beta"), "text": "BETA-{1}", "match": r"capital of (\w+)\?"},
+]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    c = NatsCluster(tmp_path / "cluster").start()
+    yield c
+    c.stop()
+
+
+class Asker(threading.Thread):
+    """The user asking alpha one question after another until told to stop."""
+
+    def __init__(self, team: MachineTeam) -> None:
+        super().__init__(daemon=True)
+        self.team = team
+        self.answers: list[tuple[str, str, str]] = []  # (request id, country, answer)
+        self.stopping = threading.Event()
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.team.mailbox() as mb:
+                i = 0
+                while not self.stopping.is_set():
+                    country = f"C{i}"
+                    request = mb.request(USER, "alpha", f"what is the capital of {country}")
+                    reply = mb.wait_for_reply(request.id, 120)
+                    self.answers.append((request.id, country, text_of(reply.body)))
+                    i += 1
+        except BaseException as exc:
+            self.failure = exc
+
+    def wait_answers(self, n: int) -> None:
+        self.team.wait_for(
+            lambda: len(self.answers) >= n or self.failure is not None,
+            timeout=180,
+            what=f"{n} answers",
+        )
+        assert self.failure is None, repr(self.failure)
+
+
+def test_asks_keep_going_while_a_node_dies_and_comes_back(
+    cluster: NatsCluster, tmp_path: Path, scripted_model: Any, claude_env: Any
+) -> None:
+    """alpha (machine 1) asks beta (machine 2) for every question of the user's steady
+    stream; the bucket's stream leader is SIGKILLed after three answers and started
+    again three answers later. Every answer is right, every request (the user's and
+    alpha's) has exactly one response, and nothing is left pending or leased."""
+    namespace = f"team{uuid.uuid4().hex[:8]}"
+    model = scripted_model({"rules": RULES})
+    config = NatsConfig(cluster.urls, namespace=namespace, replicas=3)
+    queue = {"servers": list(cluster.urls), "namespace": namespace, "replicas": 3}
+    teams = []
+    for i in range(2):
+        folder = tmp_path / f"machine{i + 1}"
+        folder.mkdir()
+        env = claude_env(model, home=folder / "home")
+        agents = {"alpha": {}, "beta": {}}
+        teams.append(MachineTeam(folder, env, agents, model=model, queue=queue, nats=config))
+    m1, m2 = teams
+    asker = Asker(m1)
+    try:
+        m1.up("alpha")
+        m1.wait_ready("alpha", timeout=120)
+        m2.up("beta")
+        m2.wait_ready("beta", timeout=120)
+        asker.start()
+        asker.wait_answers(3)
+        # The node leading the bucket's stream: its death forces an election mid-stream;
+        # the bucket keeps a majority (two of three copies).
+        victim = stream_leader(cluster, f"KV_{namespace}")
+        victim.stop(signal.SIGKILL)
+        asker.wait_answers(len(asker.answers) + 3)
+        victim.start()
+        asker.wait_answers(len(asker.answers) + 3)
+        asker.stopping.set()
+        asker.join(180)
+        assert not asker.is_alive()
+        assert asker.failure is None, repr(asker.failure)
+
+        for _, country, answer in asker.answers:
+            assert answer == f"alpha heard: BETA-{country}"
+        m1.wait_for(
+            lambda: not m1.messages(status="leased") and not m1.messages(status="pending"),
+            what="nothing left unacked",
+        )
+        everything = m1.messages()
+        requests = [m for m in everything if m.kind == "request"]
+        replies = Counter(m.correlation_id for m in everything if m.kind == "response")
+        assert len(requests) == 2 * len(asker.answers)  # the user's asks and alpha's to beta
+        assert all(replies[r.id] == 1 for r in requests), replies
+        assert {m.status for m in everything} == {"done"}
+    finally:
+        asker.stopping.set()
+        for t in reversed(teams):
+            t.stop()

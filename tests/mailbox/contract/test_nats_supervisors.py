@@ -1,0 +1,153 @@
+"""Several supervisors, one team on one NATS server: each folder is a "machine" with
+the same agents.yaml, `up alpha` on one, `up beta` on another. Real supervisors, real
+claude CLIs against the scripted model, one real nats-server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from natsserver import NatsServer
+from natsteam import MachineTeam
+from team_harness import agent_rule
+
+from orchestrator.mailbox import USER
+from orchestrator.mailbox.nats import NatsConfig
+from orchestrator.relay import text_of
+
+pytestmark = [pytest.mark.cli]
+
+RULES: list[dict[str, Any]] = [
+    {"agent": agent_rule("alpha"), "text": "alpha heard: {1}", "tool_result": r"(BETA-\w+)"},
+    {
+        "agent": agent_rule("alpha"),
+        "match": r"capital of (\w+)",
+        "tool_use": {
+            "name": "mcp__octy__ask",
+            "input": {"to": "beta", "message": "what is the capital of {1}?"},
+        },
+    },
+    {"agent": agent_rule("beta"), "text": "BETA-{1}", "match": r"capital of (\w+)\?"},
+    {"agent": agent_rule("gamma"), "text": "GAMMA-ok"},
+]
+AGENTS: dict[str, dict[str, Any]] = {"alpha": {}, "beta": {}, "gamma": {}}
+
+
+@pytest.fixture
+def machines(
+    tmp_path: Path, nats_server: NatsServer, scripted_model: Any, claude_env: Any
+) -> Iterator[Callable[[int], list[MachineTeam]]]:
+    """``machines(n)``: n folders sharing one team on the server (agent leases of 2 s)."""
+    made: list[MachineTeam] = []
+
+    def make(n: int) -> list[MachineTeam]:
+        namespace = f"team{uuid.uuid4().hex[:8]}"
+        model = scripted_model({"rules": RULES})
+        config = NatsConfig((nats_server.url,), namespace=namespace)
+        queue = {"servers": nats_server.url, "namespace": namespace, "agent_lease": "2s"}
+        for i in range(n):
+            folder = tmp_path / f"machine{i + 1}"
+            folder.mkdir()
+            env = claude_env(model, home=folder / "home")
+            made.append(MachineTeam(folder, env, AGENTS, model=model, queue=queue, nats=config))
+        return made
+
+    yield make
+    for t in reversed(made):
+        t.stop()
+
+
+def _ask(t: MachineTeam, to: str, text: str) -> tuple[str, str]:
+    """(request id, reply text) of a question from the user."""
+    with t.mailbox() as mb:
+        request = mb.request(USER, to, text)
+        return request.id, text_of(mb.wait_for_reply(request.id, 120).body)
+
+
+def test_two_supervisors_run_one_team_and_a_third_is_refused_a_held_agent(
+    machines: Callable[[int], list[MachineTeam]],
+) -> None:
+    """alpha runs on machine 1, beta on machine 2: alpha asks beta across them exactly as
+    on one, and `trace` on machine 2 follows the request through both. A third
+    supervisor asked for alpha and gamma refuses alpha, naming machine 1's host and pid,
+    and runs gamma; stopped cleanly, it frees gamma's lease and leaves alpha alone."""
+    m1, m2, m3 = machines(3)
+    m1.up("alpha")
+    m1.wait_ready("alpha", timeout=120)
+    m2.up("beta")
+    m2.wait_ready("beta", timeout=120)
+    assert m1.proc is not None
+    assert m2.proc is not None
+    assert (m1.holder("alpha") or {}).get("pid") == m1.proc.pid
+    assert (m1.holder("beta") or {}).get("pid") == m2.proc.pid
+    assert m1.states()["gamma"] == "stopped"  # nobody runs it; it still gets messages
+
+    request_id, answer = _ask(m2, "alpha", "what is the capital of France")
+    assert answer == "alpha heard: BETA-France"
+    done = m2.cli("trace", request_id, "--json")
+    assert done.returncode == 0, done.stderr
+    steps = {(s["kind"], s["actor"], s["target"]) for s in json.loads(done.stdout)["steps"]}
+    assert {
+        ("request", USER, "alpha"),
+        ("claimed", "alpha", None),
+        ("request", "alpha", "beta"),
+        ("claimed", "beta", None),
+        ("reply", "beta", "alpha"),
+        ("reply", "alpha", USER),
+    } <= steps
+
+    m3.up("alpha", "gamma")
+    m3.wait_ready("gamma", timeout=120)
+    m3.wait_for(
+        lambda: "agent_held_elsewhere" in m3.output() and f"pid {m1.proc.pid}" in m3.output(),
+        what="alpha refused, naming its holder",
+    )
+    assert m3.proc is not None
+    assert (m3.holder("alpha") or {}).get("pid") == m1.proc.pid
+    assert (m3.holder("gamma") or {}).get("pid") == m3.proc.pid
+    assert m3.states()["alpha"] == "ready"  # machine 3 left alpha's row alone
+    assert _ask(m3, "gamma", "hello")[1] == "GAMMA-ok"
+    m3.signal(signal.SIGTERM)
+    assert m3.wait_exit(60) == 0
+    assert m1.holder("gamma") is None
+    assert (m1.holder("alpha") or {}).get("pid") == m1.proc.pid
+    assert m1.states()["alpha"] == "ready"
+    assert m1.states()["gamma"] == "stopped"
+
+
+def test_a_killed_supervisors_agent_runs_elsewhere_and_gets_its_messages(
+    machines: Callable[[int], list[MachineTeam]],
+) -> None:
+    """Machine 1 (supervisor and its claude) is SIGKILLed: a request sent to its alpha
+    waits; once alpha's lease has run out, `start alpha` on machine 2 takes it over
+    and the request is answered there. Nothing is left leased."""
+    m1, m2 = machines(2)
+    m1.up("alpha")
+    m1.wait_ready("alpha", timeout=120)
+    m2.up("beta")
+    m2.wait_ready("beta", timeout=120)
+    assert m1.proc is not None
+    assert m2.proc is not None
+    refused = m2.cli("start", "alpha")  # held by machine 1: machine 2 may not run it
+    assert refused.returncode == 1
+    assert "agent 'alpha' already runs under the supervisor on" in refused.stderr
+    assert f"(pid {m1.proc.pid})" in refused.stderr
+
+    os.killpg(m1.proc.pid, signal.SIGKILL)  # the machine is gone, its claude with it
+    m1.proc.wait(30)
+    with m2.mailbox() as mb:
+        request = mb.request(USER, "alpha", "what is the capital of Peru")
+    m2.wait_for(lambda: m2.holder("alpha") is None, what="alpha's lease runs out")
+    started = m2.cli("start", "alpha")
+    assert started.returncode == 0, started.stderr
+    with m2.mailbox() as mb:
+        assert text_of(mb.wait_for_reply(request.id, 120).body) == "alpha heard: BETA-Peru"
+    assert (m2.holder("alpha") or {}).get("pid") == m2.proc.pid
+    m2.wait_for(lambda: not m2.messages(status="leased"), what="every delivery acked")
+    assert [m.status for m in m2.messages(status="pending")] == []
