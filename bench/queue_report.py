@@ -192,6 +192,18 @@ def print_report(facts: dict[str, Any], results: list[Result]) -> None:
             print(f"    {k:<11} {r.info.get(k, '?')}")
         one, four = r.one_pair["mean_claim_batch"], r.four_pairs["mean_claim_batch"]
         print(f"    {'per claim':<11} {one:.1f} messages (1 pair), {four:.1f} (4 pairs)")
+        if "cpu_us_per_msg" in r.one_pair:
+            cpu = [x["cpu_us_per_msg"] for x in (r.one_pair, r.four_pairs)]
+            prod = [x["producer_cpu_us_per_msg"] for x in (r.one_pair, r.four_pairs)]
+            print(
+                f"    {'CPU/msg':<11} {cpu[0]:.0f} us (1 pair; producer {prod[0]:.0f}), "
+                f"{cpu[1]:.0f} us (4 pairs; producer {prod[1]:.0f})"
+            )
+            share = [100 * x["slow_send_share"] for x in (r.one_pair, r.four_pairs)]
+            print(
+                f"    {'lock waits':<11} sends > 0.5 ms took {share[0]:.0f}% of the producers' "
+                f"send time (1 pair), {share[1]:.0f}% (4 pairs)"
+            )
         runs = (r.one_pair.get("all_per_s"), r.four_pairs.get("all_per_s"))
         if runs[0] and len(runs[0]) > 1:
             print(f"    {'runs msg/s':<11} 1 pair {runs[0]}, 4 pairs {runs[1]} (median shown)")

@@ -63,14 +63,15 @@ def throughput(t: Target, *, pairs: int, total: int, batch: int) -> dict[str, An
     backends(t.poll_s)[t.key]().prepare(Path(t.root), queues)
     per_pair = total // pairs
     start = CTX.Barrier(2 * pairs + 1)
-    procs, readers = [], []
+    procs, readers, stats = [], [], []
     for q in queues:
         each = Target(t.key, t.poll_s, t.root, q)
         recv, send = CTX.Pipe(duplex=False)
         reader = _start(consumer, each, per_pair, batch, start, send)
         send.close()  # the child holds the only write end: its death is an EOF here
         readers.append((recv, reader, f"{t.key} consumer {q}"))
-        procs += [reader, _start(producer, each, per_pair, start)]
+        stats.append(CTX.Array("d", 4))
+        procs += [reader, _start(producer, each, per_pair, start, stats[-1])]
     start.wait(JOIN_S)
     t0 = time.monotonic_ns()
     reports = [_report(*r) for r in readers]
@@ -85,6 +86,15 @@ def throughput(t: Target, *, pairs: int, total: int, batch: int) -> dict[str, An
         "mean_claim_batch": received / max(1, sum(r["claims"] for r in reports)),
         "seconds": elapsed,
         "per_s": received / elapsed,
+        # Where the time goes (issue 14.3): CPU per message of producers and consumers,
+        # and the share of the producers' send time spent in sends slower than 0.5 ms
+        # (waiting for the write lock: SQLite's busy handler sleeps 1, 2, 5... ms).
+        "cpu_us_per_msg": 1e6
+        * (sum(s[0] for s in stats) + sum(r["cpu_s"] for r in reports))
+        / max(1, received),
+        "producer_cpu_us_per_msg": 1e6 * sum(s[0] for s in stats) / max(1, received),
+        "slow_sends": int(sum(s[1] for s in stats)),
+        "slow_send_share": sum(s[2] for s in stats) / max(1e-9, sum(s[3] for s in stats)),
     }
 
 
@@ -171,6 +181,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run only the 'idle while others are busy' phase (for ours)",
     )
+    p.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="run only the throughput phase (no latency, idle or busy-idle phases)",
+    )
     p.add_argument("--dir", type=Path, help="parent of the temp folder for the databases")
     p.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     return p
@@ -256,11 +271,12 @@ def _main(argv: list[str] | None) -> int:
                     tp.setdefault((key, pairs), []).append(run)
         for key in keys:
             backend = known[key]()
-            if not backend.throughput_only:
+            measure = not (backend.throughput_only or args.throughput_only)
+            if measure:
                 print(f"… latency and idle CPU {key}", file=sys.stderr, flush=True)
             lat: list[int] = []
             idle: float | None = None
-            if not backend.throughput_only:
+            if measure:
                 lat = latency(target(key, "lat"), n=samples, batch=batches[key])
                 idle = idle_cpu(
                     target(key, "idle"),
@@ -268,7 +284,7 @@ def _main(argv: list[str] | None) -> int:
                     window_s=window,
                     wait_s=args.idle_wait,
                 )
-            if key == "ours":  # the only queue with a wake-up to measure
+            if key == "ours" and not args.throughput_only:  # the only wake-up to measure
                 print(f"… idle while others are busy {key}", file=sys.stderr, flush=True)
                 busy[key] = busy_idle(
                     target(key, "busy"),

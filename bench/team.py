@@ -19,6 +19,7 @@ is printed as met or not met.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,11 +28,14 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
+# --ab: the "before" supervisor imports orchestrator from another checkout of the tree.
+_TREE = os.environ.get("OCTY_BENCH_TREE") if len(sys.argv) > 1 else None
+if _TREE and sys.argv[1] == "--traced-supervisor":
+    sys.path.insert(0, _TREE)
 
 import argparse  # noqa: E402  (after the sys.path fix above)
 import contextlib  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
 import signal  # noqa: E402
@@ -520,7 +524,7 @@ def split_round_trip(
 
     a_busy = at(at(0, "received", "alpha", message_id=rid)["ts"], "state", "alpha", state="busy")
     mcp_in = at(a_busy["ts"], "bench_mcp_call", phase="in", tool="ask")["ts"]
-    mcp_out = at(sub_resp.created_at, "bench_mcp_call", phase="out", tool="ask")["ts"]
+    mcp_out = at(sub_resp.created_at, "bench_mcp_call", phase="written", tool="ask")["ts"]
     handler_in = at(mcp_in, "bench_ask_handler", phase="in")["ts"]
     handler_out = at(sub_resp.created_at, "bench_ask_handler", phase="out")["ts"]
     a_turn = at(mcp_out, "turn", "alpha")
@@ -557,8 +561,10 @@ def split_round_trip(
     return {k: v * MS for k, v in zip((*OURS, *CLI, *SDK, *INFO), values, strict=True)}
 
 
-def measure_asks(bench: Bench, count: int, kills: int) -> dict[str, Any]:
+def measure_asks(bench: Bench, count: int, kills: int, tree: Path | None = None) -> dict[str, Any]:
     with bench.team({"alpha": {}, "beta": {}}) as team:
+        if tree is not None:  # --ab: this supervisor runs the other checkout's orchestrator
+            team.env = {**team.env, "OCTY_BENCH_TREE": str(tree)}
         team.up(traced=True)
         pids = team.wait_ready()
         assert team.proc is not None
@@ -805,18 +811,37 @@ def traced_supervisor(argv: list[str]) -> int:
     log = structlog.get_logger()
     handle = sdk_query.Query._handle_control_request
 
+    calls: dict[str, str] = {}  # control request id -> the tool it calls
+
     async def traced(self: Any, request: Any) -> None:
         message = request.get("request", {}).get("message") or {}
         tool = (message.get("params") or {}).get("name")
         if message.get("method") != "tools/call":
             return await handle(self, request)
         log.info("bench_mcp_call", phase="in", tool=tool)
+        calls[request.get("request_id")] = tool
         try:
             return await handle(self, request)
         finally:
             log.info("bench_mcp_call", phase="out", tool=tool)
 
     sdk_query.Query._handle_control_request = traced  # type: ignore[method-assign]
+
+    # "Tool result sent" is when the answer's bytes go into the CLI's stdin pipe: from
+    # then on the CLI can read it whatever our event loop does. (The "out" event above
+    # comes after the SDK's write returns, which yields to other tasks first.)
+    import asyncio
+
+    write = asyncio.StreamWriter.write
+
+    def traced_write(self: asyncio.StreamWriter, data: Any) -> None:
+        write(self, data)
+        if calls and b'"control_response"' in data:
+            rid = json.loads(data).get("response", {}).get("request_id")
+            if rid in calls:
+                log.info("bench_mcp_call", phase="written", tool=calls.pop(rid))
+
+    asyncio.StreamWriter.write = traced_write  # type: ignore[method-assign]
 
     from orchestrator.relay import Relay
 
@@ -860,7 +885,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the idle cost of the biggest team (supervisor, claude processes, top)",
     )
+    p.add_argument(
+        "--ab",
+        type=Path,
+        metavar="TREE",
+        help="only ask->reply, interleaved: the supervisor from TREE (another checkout, "
+        "'before') and from this tree ('after'), --rounds times each",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="rounds of --ab (3)")
     args = p.parse_args(argv)
+    if args.ab:
+        return ab_asks(args.ab.resolve(), args.rounds, args.asks or 20)
     if args.idle_only:
         return idle_only(max(int(s) for s in args.sizes.split(",")), args.idle_seconds)
     runs = args.runs or (1 if args.quick else 3)
@@ -899,6 +934,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n(the benchmark took {results['elapsed_s']} s)")
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def ab_asks(tree: Path, rounds: int, asks: int) -> int:
+    """Our share of an ask->reply, before (TREE) and after (this tree), interleaved so that
+    load from elsewhere on the machine hits both alike."""
+    if not (tree / "orchestrator" / "__init__.py").is_file():
+        print(f"--ab: {tree} has no orchestrator/ package", file=sys.stderr)
+        return 2
+    keys = (*OURS, "= ours", *SDK)
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="octy-bench-") as tmp, ScriptedModel(SCRIPT) as model:
+        bench = Bench(Path(tmp), model)
+        for r in range(rounds):
+            for label in ("before", "after") if r % 2 == 0 else ("after", "before"):
+                load = os.getloadavg()[0]
+                trips = measure_asks(bench, asks, 0, tree if label == "before" else None)
+                rows = [{**t, "= ours": sum(t[k] for k in OURS)} for t in trips["round_trips"]]
+                med = {k: _med([t[k] for t in rows]) for k in keys}
+                med["load"] = load
+                med["supervisor CPU per round trip"] = trips["cpu_ms_per_round_trip"]["supervisor"]
+                runs[label].append(med)
+                print(f"  round {r + 1} {label:<6} ours {med['= ours']:6.2f} ms (load {load:.1f})")
+    print(f"\n## ask -> reply, median ms per run ({asks} round trips each), before | after")
+    for k in (*keys, "supervisor CPU per round trip"):
+        b = " ".join(f"{m[k]:6.2f}" for m in runs["before"])
+        a = " ".join(f"{m[k]:6.2f}" for m in runs["after"])
+        print(f"  {k:<52} {b} | {a}")
+    b, a = (_med([m["= ours"] for m in runs[x]]) for x in ("before", "after"))
+    print(f"  median of runs: before {b:.2f} ms, after {a:.2f} ms")
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import structlog
 from anyio.abc import TaskGroup
@@ -40,14 +41,14 @@ from claude_agent_sdk import (
     ToolUseBlock,
 )
 
-from orchestrator import errors
+from orchestrator import errors, relay_route
 from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
 from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
-from orchestrator.prompts import frame, text_of
+from orchestrator.prompts import SERVER, frame, text_of
 from orchestrator.relay import Relay, Turn
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.session_options import (
@@ -245,6 +246,8 @@ class AgentRunner:
                     f"no connection within {self.spec.connect_timeout_s:g}s",
                 )
             self.pid = read_cli_pid(pid_file)
+            if not relay_route.install(client, SERVER, self.relay.tools()):
+                self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
             self._own_group = self.pid is not None and _is_group_leader(self.pid)
             return client
         return SessionEnd(EndReason.CONNECT_FAILED, "unreachable")
@@ -493,14 +496,21 @@ class AgentRunner:
             return
         final = _fit(final)
         self._resume_at = self._turn_uuid or self._resume_at
+        answered = False
         for m in batch:
             if m.kind != "request" or m.id in turn.replied:
                 continue
             try:
                 await self.mailbox.reply(m.id, self.name, final)
+                answered = True
                 self.log.info("replied", request_id=m.id, to=m.sender, body=final)
             except errors.AlreadyReplied:
                 self.log.info("already_answered", request_id=m.id)
+        if answered:
+            # An asker in this process was woken by the reply and has run its check; the
+            # SDK's write of its tool result takes a lock (one more turn of the loop). Let it
+            # go before our ack and bookkeeping, which are off the asker's path (issue 14.4).
+            await anyio.lowlevel.cancel_shielded_checkpoint()  # not a new cancellation point
         try:
             await self.mailbox.ack([m.id for m in batch], owner=self.owner)
         except errors.LeaseLost as exc:  # replies are committed; a redelivery will be skipped

@@ -122,6 +122,8 @@ class ConsumeOps(MailboxCore):
             return []
         with self._write() as conn:
             self._touch(recipient)
+            if not (leases_out or ttl_out):
+                self._quiet()  # pending -> leased only: nobody's wait can end by it
             # Skipping a step the probe found nothing for is safe: with `now` fixed,
             # leases and TTLs that run out later are not due here either, and the
             # claim below never takes a message past its TTL.
@@ -169,7 +171,7 @@ class ConsumeOps(MailboxCore):
                 (self.now(), _json_list(ids), owner),
             ).fetchall()
             done = {r[0] for r in rows}
-            self._touch(*{r[1] for r in rows})
+            self._quiet()  # leased -> done ends no wait (an answer is a reply, not an ack)
             if len(done) != len(ids):
                 missing = next(i for i in ids if i not in done)
                 raise errors.LeaseLost(missing, owner)
@@ -230,7 +232,7 @@ class ConsumeOps(MailboxCore):
                 (self.now() + lease_s, _json_list(ids), owner),
             ).fetchall()
             held = {r[0] for r in rows}
-            self._touch(*{r[1] for r in rows})
+            self._quiet()  # a later lease expiry ends no wait
             if len(held) != len(ids):
                 raise errors.LeaseLost(next(i for i in ids if i not in held), owner)
 

@@ -65,6 +65,7 @@ class MailboxCore:
         # Recipients whose messages the current write touched (their bells ring
         # after the commit); None: ring the bell for everyone.
         self._topics: set[str] | None = None
+        self._silent = False  # the current write ends nobody's wait: no bell (see _quiet)
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -125,6 +126,7 @@ class MailboxCore:
         bell for everyone if it passed none."""
         with self._lock:
             outer, self._topics = self._topics, set()  # this write's own _touch() calls
+            outer_silent, self._silent = self._silent, False
             try:
                 conn = self._writable()
                 try:
@@ -147,7 +149,8 @@ class MailboxCore:
                     raise
             finally:
                 topics, self._topics = self._topics, outer
-            self._ring_if_changed(conn, topics)
+                silent, self._silent = self._silent, outer_silent
+            self._ring_if_changed(conn, topics, silent)
 
     @contextmanager
     def _statement(self) -> Iterator[sqlite3.Connection]:
@@ -156,6 +159,7 @@ class MailboxCore:
         at the statement's start and retries through busy_timeout."""
         with self._lock:
             outer, self._topics = self._topics, set()
+            outer_silent, self._silent = self._silent, False
             conn = self._writable()
             self.check_file()
             try:
@@ -166,7 +170,8 @@ class MailboxCore:
                 raise schema.translate(self.path, exc) from exc
             finally:
                 topics, self._topics = self._topics, outer
-            self._ring_if_changed(conn, topics)
+                silent, self._silent = self._silent, outer_silent
+            self._ring_if_changed(conn, topics, silent)
 
     def _touch(self, *recipients: str) -> None:
         """The current write changes messages of these recipients (and nobody else's):
@@ -174,11 +179,24 @@ class MailboxCore:
         if self._topics is not None:
             self._topics.update(recipients)
 
-    def _ring_if_changed(self, conn: sqlite3.Connection, topics: set[str] | None) -> None:
+    def _quiet(self) -> None:
+        """The current write can end nobody's wait, so it rings no bell (issue 14.4).
+
+        There are two waits: for claimable mail in an inbox, and for a request's answer
+        or failure. Registry rows, wait-for edges, an ack, an extended lease and a plain
+        claim (pending -> leased) change neither, yet each bell wakes every process
+        watching it (an asker in another process checks again and goes back to sleep:
+        on two cores, CPU taken from the agents doing the work). A write that does
+        something else too (a claim that requeues expired leases) does not call this."""
+        self._silent = True
+
+    def _ring_if_changed(
+        self, conn: sqlite3.Connection, topics: set[str] | None, silent: bool = False
+    ) -> None:
         changes = conn.total_changes
         if changes != self._rung_at:  # something was written: ring the bell
             self._rung_at = changes
-            if self._feed is not None:
+            if self._feed is not None and not silent:
                 self._feed.ring(topics or None)
 
     @contextmanager

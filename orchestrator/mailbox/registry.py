@@ -62,6 +62,7 @@ class RegistryOps(MailboxCore):
         meta_text = None if meta is None else encode_meta(meta)
         now = self.now()
         with self._write() as conn:
+            self._quiet()  # registry rows end no wait
             conn.execute(
                 """
                 INSERT INTO agents
@@ -94,6 +95,7 @@ class RegistryOps(MailboxCore):
         the pid (the process is gone); leave it out to keep it. ``meta`` keys are merged
         into the existing meta. Unknown name -> RecipientUnknown."""
         with self._write() as conn:
+            self._quiet()  # registry rows end no wait
             row = conn.execute("SELECT meta FROM agents WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise errors.RecipientUnknown(name, self._known_names(conn))
@@ -133,6 +135,7 @@ class RegistryOps(MailboxCore):
             if sup is not None:
                 raise errors.ParticipantSupervised(name, sup)
         with self._write() as conn:
+            self._quiet()  # registry rows end no wait
             return conn.execute("DELETE FROM agents WHERE name = ?", (name,)).rowcount > 0
 
     def agents(self) -> list[AgentInfo]:

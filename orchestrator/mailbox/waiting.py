@@ -90,6 +90,7 @@ class WaitOps(ConsumeOps):
             if edge.fetchone() is None:
                 return
         with self._statement() as conn:
+            self._quiet()  # an edge ends no wait
             conn.execute("DELETE FROM waits WHERE request_id = ?", (request_id,))
 
     def poll_inbox(self, recipient: str) -> tuple[bool, float]:

@@ -34,7 +34,9 @@ def test_new_database_is_private(tmp_path: Path) -> None:
     path = tmp_path / "queue" / "team.db"
     with Mailbox(path) as mb:
         mb.register("bob")
-        mb.send("user", "bob", "x")
+        mb.send("user", "bob", "x")  # rings bob's bell
+        mb.ack([m.id for m in mb.claim("bob", owner="b")], owner="b")
+        assert mb.purge() == 1  # rings the bell for everyone (team.db-wake)
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
         for name in ("team.db", "team.db-wal", "team.db-shm", "team.db-wake"):
             assert stat.S_IMODE((path.parent / name).stat().st_mode) == 0o600, name

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from mailbox_workers.support import background_worker, run_worker
 
 from orchestrator.mailbox import Mailbox
@@ -110,3 +112,34 @@ def test_plain_sql_is_seen_while_another_inbox_is_busy(mb: Mailbox) -> None:
             )
         conn.close()
         assert mb.wait_for_messages("alice", timeout_s=SAFETY_S) is True
+
+
+def test_writes_that_end_no_wait_ring_no_bell(
+    mb: Mailbox, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a write that can end a wait rings a bell (issue 14.4): new mail, an answer,
+    mail back in an inbox. Registry rows, wait-for edges, a plain claim, an extended
+    lease and an ack end no wait; before, each rang (the registry's the bell for
+    everyone), waking every asker in every process for nothing."""
+    rung: list[list[str] | None] = []
+    monkeypatch.setattr(
+        mb.feed, "ring", lambda topics=None: rung.append(None if topics is None else sorted(topics))
+    )
+    mb.register("dave")
+    mb.update_agent("bob", state="busy", meta={"x": 1})
+    mb.send("alice", "bob", "mail")  # new mail: bob's bell
+    [mail] = mb.claim("bob", owner="b", lease_s=5)
+    mb.extend([mail.id], owner="b", lease_s=5)
+    mb.ack([mail.id], owner="b")
+    request = mb.request("alice", "bob", "q", wait_s=30)  # new mail: bob's bell
+    assert len(mb.claim("bob", owner="b", lease_s=5)) == 1
+    mb.reply(request.id, "bob", "a")  # an answer: alice's bell
+    mb.clear_wait(request.id)
+    mb.unregister("dave")
+    assert rung == [["bob"], ["bob"], ["alice"]]
+    mb.send("alice", "bob", "again")
+    rung.clear()
+    [again] = mb.claim("bob", owner="c", lease_s=1)
+    clock.advance(2)  # its lease ran out: the next claim hands it back first, and rings
+    assert [m.id for m in mb.claim("bob", owner="d")] == [again.id]
+    assert rung == [["bob"]]
