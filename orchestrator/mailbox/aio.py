@@ -44,6 +44,7 @@ from orchestrator.mailbox.model import (
 )
 from orchestrator.mailbox.sending import SendKind
 from orchestrator.mailbox.store import Mailbox
+from orchestrator.mailbox.waiting import inbox_answer
 from orchestrator.mailbox.wakeup import bucket
 
 T = TypeVar("T")
@@ -344,19 +345,16 @@ class AsyncMailbox:
 
     async def wait_for_reply(self, request_id: str, timeout_s: float) -> Message:
         """As :meth:`Mailbox.wait_for_reply`; cancellable, holds no thread while idle."""
-        deadline = anyio.current_time() + timeout_s
+        deadline = time.monotonic() + timeout_s
         try:
             mb = await self._opened()
             with mb.feed.watching() as waiter:
-                while True:
-                    seen = waiter.generation
-                    reply, due_in = await self._call(lambda m: m.poll_reply(request_id))
-                    if reply is not None:
-                        return reply
-                    remaining = deadline - anyio.current_time()
-                    if remaining <= 0:
-                        raise errors.RequestTimeout(request_id, timeout_s)
-                    await waiter.wait_async(seen, min(remaining, due_in))
+                reply = await waiter.until_async(
+                    lambda: self._call(lambda m: m.poll_reply(request_id)), deadline
+                )
+            if reply is None:
+                raise errors.RequestTimeout(request_id, timeout_s)
+            return reply
         finally:
             if not self._closed:
                 with anyio.CancelScope(shield=True):
@@ -367,21 +365,13 @@ class AsyncMailbox:
 
         Each check after a wake-up is one indexed read on the loop's own connection
         (a WAL read meets no lock but during recovery; then it goes to the thread)."""
-        deadline = anyio.current_time() + timeout_s
+        deadline = time.monotonic() + timeout_s
         mb = await self._opened()
         with mb.feed.watching(recipient) as waiter:  # woken by its own inbox's bell only
-            while True:
-                seen = waiter.generation
-                ready, due_in = await self._inbox_state(recipient)
-                if ready:
-                    return True
-                remaining = deadline - anyio.current_time()
-                if remaining <= 0:
-                    return False
-                await waiter.wait_async(seen, min(remaining, due_in))
+            return await waiter.until_async(lambda: self._ready(recipient), deadline) is not None
 
-    async def _inbox_state(self, recipient: str) -> tuple[bool, float]:
-        return await self._call(lambda m: m.poll_inbox(recipient))
+    async def _ready(self, recipient: str) -> tuple[bool | None, float]:
+        return inbox_answer(await self._call(lambda m: m.poll_inbox(recipient)))
 
     # --- admin --------------------------------------------------------------
 

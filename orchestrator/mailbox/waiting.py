@@ -33,6 +33,12 @@ SELECT
 """
 
 
+def inbox_answer(state: tuple[bool, float]) -> tuple[bool | None, float]:
+    """An inbox check in the shape :meth:`Waiter.until` takes (None: nothing yet)."""
+    ready, due_in = state
+    return (True if ready else None), due_in
+
+
 def inbox_state(conn: sqlite3.Connection, recipient: str, now: float) -> tuple[bool, float]:
     """One indexed read: see :meth:`WaitOps.poll_inbox`. Any connection will do."""
     ready, next_available, next_lease = conn.execute(
@@ -113,15 +119,10 @@ class WaitOps(ConsumeOps):
                 if reply is not None:
                     return reply
             with self.feed.watching() as waiter:
-                while True:
-                    seen = waiter.generation
-                    reply, due_in = self.poll_reply(request_id)
-                    if reply is not None:
-                        return reply
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise errors.RequestTimeout(request_id, timeout_s)
-                    waiter.wait(seen, min(remaining, due_in))
+                reply = waiter.until(lambda: self.poll_reply(request_id), deadline)
+            if reply is None:
+                raise errors.RequestTimeout(request_id, timeout_s)
+            return reply
         finally:
             if self._conn is not None:
                 self.clear_wait(request_id)
@@ -133,12 +134,6 @@ class WaitOps(ConsumeOps):
         if not self.feed.watching_now and self.poll_inbox(recipient)[0]:
             return True  # mail already there: set nothing up
         with self.feed.watching(recipient) as waiter:
-            while True:
-                seen = waiter.generation
-                ready, due_in = self.poll_inbox(recipient)
-                if ready:
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                waiter.wait(seen, min(remaining, due_in))
+            return (
+                waiter.until(lambda: inbox_answer(self.poll_inbox(recipient)), deadline) is not None
+            )

@@ -56,13 +56,15 @@ import select
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from orchestrator import safefs
 from orchestrator.errors import UnsafePath
 from orchestrator.mailbox.inotify import OVERFLOW, FeedWatch, InotifyUnavailable
+
+T = TypeVar("T")
 
 SETTLE_S: Final = (0.002, 0.02)
 """Wake-ups after WAL activity no bell explained: one for a commit published just
@@ -114,6 +116,37 @@ class Waiter:
     async def wait_async(self, seen: int, max_wait_s: float) -> None:
         """:meth:`wait` for an event loop: no thread held, cancellable at once."""
         await self._feed.wait_async(seen, self._cap(max_wait_s), self._slot)
+
+    # The wait loop, once per mode. ``poll`` is one cheap check: (the answer or None,
+    # seconds until the clock alone could change it); the generation is read before the
+    # check, so a commit landing between the check and the sleep cuts the sleep short.
+
+    def until(self, poll: Callable[[], tuple[T | None, float]], deadline: float) -> T | None:
+        """Block until ``poll`` has an answer (returned) or ``time.monotonic()`` passes
+        ``deadline`` (None)."""
+        while True:
+            seen = self.generation
+            answer, due_in = poll()
+            if answer is not None:
+                return answer
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            self.wait(seen, min(remaining, due_in))
+
+    async def until_async(
+        self, poll: Callable[[], Awaitable[tuple[T | None, float]]], deadline: float
+    ) -> T | None:
+        """:meth:`until` for an event loop; ``poll`` is awaited."""
+        while True:
+            seen = self.generation
+            answer, due_in = await poll()
+            if answer is not None:
+                return answer
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            await self.wait_async(seen, min(remaining, due_in))
 
 
 class ChangeFeed:
