@@ -9,11 +9,26 @@ import subprocess
 import sys
 from typing import Any
 
-from team_harness import Team
+from team_harness import Team, agent_rule
 
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox
 from orchestrator.mailbox.nats.lease import holder_of
+
+# The scripted model's rules of the cross-machine tests: alpha asks beta the capital of
+# what the user names and passes beta's answer on (BETA-<name>).
+ASK_BETA_RULES: list[dict[str, Any]] = [
+    {"agent": agent_rule("alpha"), "text": "alpha heard: {1}", "tool_result": r"(BETA-\w+)"},
+    {
+        "agent": agent_rule("alpha"),
+        "match": r"capital of (\w+)",
+        "tool_use": {
+            "name": "mcp__octy__ask",
+            "input": {"to": "beta", "message": "what is the capital of {1}?"},
+        },
+    },
+    {"agent": agent_rule("beta"), "text": "BETA-{1}", "match": r"capital of (\w+)\?"},
+]
 
 
 class NatsTeam(Team):

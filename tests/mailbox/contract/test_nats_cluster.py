@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 from natsserver import NatsCluster, stream_leader
-from natsteam import MachineTeam
-from team_harness import agent_rule
+from natsteam import ASK_BETA_RULES, MachineTeam
 
 from orchestrator.mailbox import USER
 from orchestrator.mailbox.nats import NatsConfig
@@ -24,18 +23,7 @@ from orchestrator.relay import text_of
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
-RULES: list[dict[str, Any]] = [
-    {"agent": agent_rule("alpha"), "text": "alpha heard: {1}", "tool_result": r"(BETA-\w+)"},
-    {
-        "agent": agent_rule("alpha"),
-        "match": r"capital of (\w+)",
-        "tool_use": {
-            "name": "mcp__octy__ask",
-            "input": {"to": "beta", "message": "what is the capital of {1}?"},
-        },
-    },
-    {"agent": agent_rule("beta"), "text": "BETA-{1}", "match": r"capital of (\w+)\?"},
-]
+RULES = ASK_BETA_RULES
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from natsserver import NatsServer
-from natsteam import MachineTeam
+from natsteam import ASK_BETA_RULES, MachineTeam
 from team_harness import agent_rule
 
 from orchestrator.mailbox import USER
@@ -24,16 +24,7 @@ from orchestrator.relay import text_of
 pytestmark = [pytest.mark.cli]
 
 RULES: list[dict[str, Any]] = [
-    {"agent": agent_rule("alpha"), "text": "alpha heard: {1}", "tool_result": r"(BETA-\w+)"},
-    {
-        "agent": agent_rule("alpha"),
-        "match": r"capital of (\w+)",
-        "tool_use": {
-            "name": "mcp__octy__ask",
-            "input": {"to": "beta", "message": "what is the capital of {1}?"},
-        },
-    },
-    {"agent": agent_rule("beta"), "text": "BETA-{1}", "match": r"capital of (\w+)\?"},
+    *ASK_BETA_RULES,
     {"agent": agent_rule("gamma"), "text": "GAMMA-ok"},
 ]
 AGENTS: dict[str, dict[str, Any]] = {"alpha": {}, "beta": {}, "gamma": {}}
