@@ -47,7 +47,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _roster_opt(p)
     p.add_argument(
-        "agents", nargs="*", metavar="AGENT", help="start only these agents (default: all)"
+        "agents",
+        nargs="*",
+        metavar="AGENT",
+        help="start only these agents (default: all); on a NATS queue, several supervisors "
+        "may share one team this way, and an agent another supervisor holds is refused, "
+        "naming its host and pid",
     )
     p.add_argument(
         "-d", "--detach", action="store_true", help="run in the background; logs in logs/"
