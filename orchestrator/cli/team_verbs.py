@@ -474,17 +474,9 @@ def cmd_reload(args: argparse.Namespace) -> int:
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     if not result.get("ok"):
-        from orchestrator.roster import load_roster
-
-        message = str(result.get("message"))
-        path = args.file or Path(common.DEFAULT_ROSTER)
-        try:
-            load_roster(path)
-        except errors.RosterErrors as exc:  # what is wrong, as `config` would say it
-            message += f"\n{len(exc.errors)} problem(s) in {path}:\n{exc}"
-        except errors.OrchestratorError:
-            pass
-        raise CliFailure(message, common.EXIT_ERROR, str(result.get("error")))
+        # The supervisor's answer lists every problem it found, read in its environment
+        # (the one whose ${VAR}s count): not parsed again here.
+        raise CliFailure(str(result.get("message")), common.EXIT_ERROR, str(result.get("error")))
     if args.json:
         common.emit_json(result)
     else:

@@ -119,6 +119,11 @@ def test_a_broken_roster_never_locks_the_operator_out(team: TeamFactory) -> None
         reload = octy(t, "reload", check=False)
         assert reload.returncode == 1, how
         assert "runs unchanged" in reload.stderr, how
+        lines = reload.stderr.splitlines()
+        listed = [line.split("agents.yaml", 1)[1] for line in lines if "agents.yaml" in line]
+        problems = [line for line in listed if line.startswith(":")]
+        assert problems, (how, reload.stderr)
+        assert len(problems) == len(set(problems)), (how, reload.stderr)  # each said once
         for refusing in (("config",), ("up", "-d")):
             done = octy(t, *refusing, check=False)
             assert done.returncode == 1, (how, refusing)
