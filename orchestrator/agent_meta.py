@@ -19,6 +19,8 @@ from typing import Any, Final
 
 RESUME_AT: Final = "resume_at"  # the end of the agent's last good turn (a message uuid)
 MODEL_NOTE: Final = "model_error"  # the model's last trouble, shown by `ps`
+# The supervisor's own row: the SDK is imported and agents launch (`up -d` waits for it).
+LAUNCHING: Final = "launching"
 # The keys of an agent's totals (they survive restarts and `up`; orchestrator.usage).
 TOTAL_KEYS: Final = (
     "session_id",

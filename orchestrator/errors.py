@@ -347,6 +347,24 @@ class ModelUnreachable(SupervisorError):
         )
 
 
+class SdkUnavailable(SupervisorError):
+    """The claude-agent-sdk (or a module of ours that uses it) could not be imported, so no
+    agent can start. `up` imports it in the background (issue 14.5): this is how that
+    import's failure is told, instead of a traceback."""
+
+    code = "sdk_unavailable"
+
+    def __init__(self, module: str, reason: str) -> None:
+        self.module = module
+        self.reason = reason
+        super().__init__(
+            f"cannot start agents: importing {module} failed: {reason}\n"
+            "The claude-agent-sdk install is broken or incomplete; reinstall it in this "
+            "environment (pip install --force-reinstall claude-agent-sdk, or the README's "
+            "set-up command)."
+        )
+
+
 class SupervisorAlreadyRunning(SupervisorError):
     code = "already_running"
 

@@ -27,11 +27,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 import warnings
 from collections.abc import Awaitable, Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +40,21 @@ from claude_agent_sdk import (
     PermissionResultDeny,
 )
 
-from orchestrator import sandbox
+from orchestrator import launcher, sandbox
 from orchestrator.policy import Policy
 from orchestrator.prompts import CLI_OWN_MESSAGING, SERVER, TOOL_NAMES, team_prompt
 from orchestrator.relay import Relay
 from orchestrator.roster import AgentSpec, Roster
 from orchestrator.subagents import agent_definitions
+
+# The launcher's helpers lived here; the runner and tests still import them from here.
+LAUNCHER_PREFIX = launcher.LAUNCHER_PREFIX
+PID_FILE_ENV = launcher.PID_FILE_ENV
+bundled_cli = launcher.bundled_cli
+cli_pid_file = launcher.cli_pid_file
+make_launcher = launcher.make_launcher
+private_tmpdir = launcher.private_tmpdir
+read_cli_pid = launcher.read_cli_pid
 
 # The SDK reads each stream-json line into a 1 MiB buffer by default, and a longer line ends
 # the session: an answer or a tool call carrying a body near the queue's 1 MiB limit did,
@@ -62,87 +69,6 @@ warnings.filterwarnings("ignore", category=CanUseToolShadowedWarning)
 
 Permission = PermissionResultAllow | PermissionResultDeny
 CanUseTool = Callable[[str, dict[str, Any], Any], Awaitable[Permission]]
-
-
-LAUNCHER_PREFIX = "octy-"  # make_launcher's private folder: the launcher, agents' temp folders
-# Where the launcher writes the pid of the claude process it becomes (cli_pid_file); unset
-# before the CLI starts, so no tool an agent runs sees it.
-PID_FILE_ENV = "OCTY_CLI_PID_FILE"
-
-
-def bundled_cli() -> str | None:
-    """The ``claude`` binary the SDK wheel ships, else one on PATH."""
-    candidate = resources.files("claude_agent_sdk") / "_bundled" / "claude"
-    if candidate.is_file():
-        return str(candidate)
-    return shutil.which("claude")
-
-
-def make_launcher(folder: Path | None = None) -> str | None:
-    """A private wrapper that writes its pid where :func:`cli_pid_file` says, then execs
-    the CLI in its own session with a parent-death signal (without them where
-    util-linux's ``setsid``/``setpriv`` are missing). None without a CLI."""
-    cli = bundled_cli()
-    if cli is None:
-        return None
-    setsid, setpriv = shutil.which("setsid"), shutil.which("setpriv")
-    folder = folder or Path(tempfile.mkdtemp(prefix=LAUNCHER_PREFIX))
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (folder / "pids").mkdir(mode=0o700, exist_ok=True)
-    path = folder / "claude"
-    # exec keeps one pid throughout: the launcher's $$ is the CLI's pid, and its group's
-    # (setsid does not fork: the SDK's child is no group leader). The pid is read from
-    # here, not from the SDK's private process object.
-    chain = (f'"{setsid}" ' if setsid else "") + (
-        f'"{setpriv}" --pdeathsig KILL ' if setsid and setpriv else ""
-    )
-    path.write_text(
-        "#!/bin/sh\n"
-        f'if [ -n "${PID_FILE_ENV}" ]; then\n'
-        f'  (umask 077 && echo $$ > "${PID_FILE_ENV}")\n'
-        f"  unset {PID_FILE_ENV}\n"
-        "fi\n"
-        f'exec {chain}"{cli}" "$@"\n',
-        encoding="utf-8",
-    )
-    os.chmod(path, 0o700)
-    return str(path)
-
-
-def cli_pid_file(cli_path: str | None, agent: str) -> Path | None:
-    """Where our launcher writes the pid of ``agent``'s claude process: a folder of the
-    supervisor's own (an agent's tools may write to its temp folder, never here). None
-    when ``cli_path`` is not our launcher."""
-    if cli_path is None:
-        return None
-    folder = Path(cli_path).parent
-    if not folder.name.startswith(LAUNCHER_PREFIX) or not (folder / "pids").is_dir():
-        return None
-    return folder / "pids" / agent
-
-
-def read_cli_pid(path: Path | None) -> int | None:
-    """The pid the launcher wrote at ``path``, or None (not launched yet, or no launcher)."""
-    if path is None:
-        return None
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-    return int(text) if text.isdigit() and 1 < int(text) < 2**31 else None
-
-
-def private_tmpdir(folder: Path, agent: str) -> Path:
-    """A temp folder of the agent's own, inside the supervisor's private launcher folder.
-    The CLI writes the --settings it is given to ``<tmpdir>/claude-settings-<hash of the
-    content>.json``, and the sandbox reads it from there: two agents with the same
-    settings shared one file in /tmp/claude-<uid>, and one agent's Bash failed with "No
-    such file or directory" once the other's CLI was done with it (seen with two
-    worktree agents)."""
-    path = folder / "tmp" / agent
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (folder / "tmp").chmod(0o700)
-    return path
 
 
 def build_options(

@@ -9,26 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 import structlog
-from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient
 
 from orchestrator import errors, operations, preflight, procid
 from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
-from orchestrator.agent_meta import MODEL_NOTE, RESUME_AT, TOTAL_KEYS, AgentMeta
+from orchestrator.agent_meta import LAUNCHING, MODEL_NOTE, RESUME_AT, TOTAL_KEYS, AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
+from orchestrator.launcher import bundled_cli, make_launcher, remove_launcher
 from orchestrator.lifecycle import (
     NO_PROCESS,
     RUNNING,
@@ -46,8 +44,12 @@ from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailb
 from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
-from orchestrator.runner import AgentRunner
-from orchestrator.session_options import bundled_cli, make_launcher
+from orchestrator.sdk_import import SdkImport
+
+# The SDK and the runner are imported in the background (orchestrator/sdk_import.py): this
+# module must not import them, or `up` would wait for them before the team is operable.
+if TYPE_CHECKING:
+    from orchestrator.runner import AgentRunner
 
 log = structlog.get_logger()
 
@@ -113,15 +115,22 @@ class Supervisor:
         grace_s: float = DEFAULT_GRACE_S,
         watch_roster: bool = True,
         check_model: bool = False,
-        client: Callable[[ClaudeAgentOptions], ClaudeSDKClient] = ClaudeSDKClient,
+        client: Callable[[Any], Any] | None = None,
         model_check: Future[list[preflight.Problem]] | None = None,
+        sdk: SdkImport | None = None,
     ) -> None:
         self.roster = roster
         self.only = only
         self.grace_s = grace_s
         self.watch_roster = watch_roster
         self.check_model = check_model  # `up` checks the model once before any agent starts
-        self.client = client  # what the runners connect with (a double in the shell's tests)
+        # What the runners connect with: the SDK's ClaudeSDKClient unless a test passes a double.
+        self.client = client
+        # The SDK's import, begun by `up` before anything else (issue 14.5); begun by run()
+        # when not given. No agent is launched before it is over (_launchable).
+        self._sdk = sdk
+        self._launchable = anyio.Event()
+        self.unavailable: errors.SdkUnavailable | None = None  # the SDK failed to import
         # The check `up` began before importing this module (preflight.start_check): its
         # answer is reported at the same point as a check begun here.
         self._model_check = model_check
@@ -147,6 +156,7 @@ class Supervisor:
 
     async def run(self) -> None:
         """Run until SIGINT/SIGTERM or ``down``; return after a graceful stop."""
+        sdk = self._sdk or SdkImport.begin()
         self._lock.acquire()
         # Each waiting agent and each ask holds a worker thread while SQLite waits.
         anyio.to_thread.current_default_thread_limiter().total_tokens = max(
@@ -158,7 +168,6 @@ class Supervisor:
                 self.leases = agent_leases(mailbox, self.instance, self.roster.queue)
                 if self.check_model:  # after the local checks (lock, database, logs)
                     await self._check_model()
-                self._cli_path = await anyio.to_thread.run_sync(make_launcher)
                 await self._prepare(mailbox)
                 await self.budgets.open(mailbox)
                 try:
@@ -171,6 +180,7 @@ class Supervisor:
                         tg.start_soon(self._serve_control)
                         if self.watch_roster:
                             tg.start_soon(self._watch_roster)
+                        tg.start_soon(self._launch_when_imported, sdk)
                         await self._start_layers()
                         await self._stopping.wait()
                         await self._shutdown()
@@ -189,10 +199,12 @@ class Supervisor:
                         log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
             if self.replaced is not None:
                 raise self.replaced
+            if self.unavailable is not None:
+                raise self.unavailable
         finally:
             self.budgets.close()
             if self._cli_path:
-                _remove_launcher(self._cli_path)
+                remove_launcher(self._cli_path)
             self._lock.release()
             log.info("supervisor_stopped")
 
@@ -210,6 +222,46 @@ class Supervisor:
         if problems:
             raise errors.ModelUnreachable([str(p) for p in problems])
 
+    async def _launch_when_imported(self, sdk: SdkImport) -> None:
+        """Once the SDK is imported, write the launcher and let agents launch; if it cannot
+        be imported, say so and stop the team (no agent has started)."""
+        try:
+            await sdk.finished()
+        except errors.SdkUnavailable as exc:
+            log.error("sdk_unavailable", module=exc.module, error=exc.reason)
+            self.unavailable = exc
+            self.stop()
+            return
+        self._cli_path = await anyio.to_thread.run_sync(make_launcher)
+        self._launchable.set()
+        self._changed()
+        log.info("agents_launchable")
+        assert self.mailbox is not None
+        try:  # `up -d` returns once it reads this: past every check, the import's included
+            await self.mailbox.update_agent(SUPERVISOR, meta={LAUNCHING: True})
+        except errors.DatabaseReplaced as exc:
+            self._abandon(exc)
+        except errors.QueueError as exc:
+            log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
+
+    async def _until_launchable(self, slot: Slot) -> bool:
+        """Wait until agents may launch (:meth:`_launch_when_imported`): True; False if the
+        team or this agent was stopped first."""
+        while not self._launchable.is_set():
+            if self._stopping.is_set() or not slot.want_running:
+                return False
+            wake = slot.wake
+            async with anyio.create_task_group() as tg:
+                for event in (self._state_changed, wake):
+                    tg.start_soon(_cancel_when_set, event, tg.cancel_scope)
+            if wake.is_set():  # a restart asked meanwhile: nothing to cut short
+                slot.wake = anyio.Event()
+        return True
+
+    def _changed(self) -> None:
+        self._state_changed.set()
+        self._state_changed = anyio.Event()
+
     def stop(self) -> None:
         """Ask for a graceful stop (what SIGTERM and ``down`` do)."""
         self._stopping.set()
@@ -217,7 +269,12 @@ class Supervisor:
 
     async def _register_self(self, mailbox: AsyncMailboxBackend) -> None:
         await mailbox.register_supervisor(
-            os.getpid(), {"instance": self.instance, "roster": str(self.roster.path)}
+            os.getpid(),
+            {
+                "instance": self.instance,
+                "roster": str(self.roster.path),
+                LAUNCHING: self._launchable.is_set(),
+            },
         )
 
     async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
@@ -389,7 +446,8 @@ class Supervisor:
             self._state_changed = anyio.Event()
 
     async def _supervise_loop(self, slot: Slot) -> None:
-        while slot.want_running and not self._stopping.is_set():
+        launchable = await self._until_launchable(slot)  # no claude before the SDK is there
+        while launchable and slot.want_running and not self._stopping.is_set():
             end = await self._one_session(slot)
             decision = slot.life.session_ended(
                 end,
@@ -430,6 +488,9 @@ class Supervisor:
 
     async def _one_session(self, slot: Slot) -> SessionEnd:
         assert self.mailbox is not None
+        # The SDK import imported it (sdk_import.py); _until_launchable waited for that.
+        from orchestrator.runner import AgentRunner  # noqa: PLC0415 - lazy on purpose
+
         await self._moved(slot, slot.life.session_starting())
         slot.started_at = time.time()
         runner = AgentRunner(
@@ -444,7 +505,7 @@ class Supervisor:
             totals=slot.stats,
             resume_at=slot.stats.get(RESUME_AT),
             hold=self.budgets.hold,
-            client=self.client,
+            **({"client": self.client} if self.client is not None else {}),
         )
         runner.context.handover = slot.handover
         slot.handover = None
@@ -725,15 +786,9 @@ class Supervisor:
         self._abandon(exc)
 
 
-def _remove_launcher(path: str) -> None:
-    p = Path(path)
-    p.unlink(missing_ok=True)
-    # the agents' private temp folders (session_options.private_tmpdir) and the pids the
-    # launcher wrote (cli_pid_file) live beside it
-    for beside in ("tmp", "pids"):
-        shutil.rmtree(p.parent / beside, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        p.parent.rmdir()
+async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
 
 
 def _replaced_in(exc: BaseException) -> errors.DatabaseReplaced | None:

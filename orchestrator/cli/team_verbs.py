@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors, safefs
-from orchestrator.agent_meta import AgentMeta
+from orchestrator.agent_meta import LAUNCHING, AgentMeta
 from orchestrator.cli import common, ps_view, team_record
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
@@ -237,13 +237,19 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _registered(db: QueuePlace, pid: int) -> bool:
-    """The supervisor wrote its registry row: it is past its checks (the model's included)."""
+    """The supervisor wrote its registry row and launches agents: it is past its checks (the
+    model's, and the SDK's import, which it finishes after registering: issue 14.5)."""
     try:
         with open_sync(db, readonly=True) as mailbox:
             info = mailbox.agent(SUPERVISOR)
     except errors.OrchestratorError:
         return False
-    return info is not None and info.pid == pid and info.state == "running"
+    return (
+        info is not None
+        and info.pid == pid
+        and info.state == "running"
+        and info.meta.get(LAUNCHING) is True
+    )
 
 
 def run_foreground(
@@ -256,11 +262,16 @@ def run_foreground(
     check_model: bool = False,
 ) -> int:
     from orchestrator import preflight
+    from orchestrator.sdk_import import SdkImport
 
-    # The model check waits on the network: begun now, it overlaps importing the SDK
-    # (most of the supervisor's start, issue 14.5); its answer is read where it was.
+    # The model check waits on the network: begun first, it overlaps everything below; its
+    # answer is read where it was.
     wanted = [n for layer in roster.start_layers(only) for n in layer]
     model_check = preflight.start_check(roster, wanted) if check_model else None
+    # Importing the SDK is most of the supervisor's start (issue 14.5): begun now, in a
+    # thread, it overlaps the model check's wait, and the supervisor opens the database,
+    # registers and answers `ps`/`down` meanwhile; no agent launches before it is over.
+    sdk = SdkImport.begin()
 
     import anyio
 
@@ -283,7 +294,12 @@ def run_foreground(
     team_record.write(roster.path, roster.database, roster.logs, tuple(roster.agents))
     try:
         supervisor = Supervisor(
-            roster, only=only, grace_s=grace_s, check_model=check_model, model_check=model_check
+            roster,
+            only=only,
+            grace_s=grace_s,
+            check_model=check_model,
+            model_check=model_check,
+            sdk=sdk,
         )
         anyio.run(supervisor.run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...

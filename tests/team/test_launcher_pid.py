@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.session_options import (
+from orchestrator.launcher import (
     LAUNCHER_PREFIX,
     PID_FILE_ENV,
     bundled_cli,
     cli_pid_file,
     make_launcher,
     read_cli_pid,
+    remove_launcher,
 )
-from orchestrator.supervisor import _remove_launcher
 
 
 def test_the_launcher_writes_the_pid_of_the_cli_it_becomes(tmp_path: Path) -> None:
@@ -53,7 +53,7 @@ def test_the_launcher_writes_the_pid_of_the_cli_it_becomes(tmp_path: Path) -> No
     finally:
         proc.kill()
         proc.communicate()  # closes its stdin pipe too
-    _remove_launcher(launcher)
+    remove_launcher(launcher)
     assert not pid_file.parent.parent.exists()
 
 
@@ -83,6 +83,6 @@ def test_without_setsid_there_is_still_a_launcher_to_remove(
     assert launcher != cli
     assert "setsid" not in Path(launcher).read_text()
     assert cli_pid_file(launcher, "alpha") is not None
-    _remove_launcher(launcher)
+    remove_launcher(launcher)
     assert cli is not None
     assert Path(cli).is_file()

@@ -133,8 +133,12 @@ def test_each_agent_gets_a_private_cli_temp_folder_removed_with_the_launcher() -
     sandbox reads it from there: agents with the same settings shared one file in
     /tmp/claude-<uid> and broke each other's Bash. Each agent's CLAUDE_CODE_TMPDIR is its
     own 0700 folder in the supervisor's private launcher folder, gone with it."""
-    from orchestrator.session_options import LAUNCHER_PREFIX, make_launcher, private_tmpdir
-    from orchestrator.supervisor import _remove_launcher
+    from orchestrator.launcher import (
+        LAUNCHER_PREFIX,
+        make_launcher,
+        private_tmpdir,
+        remove_launcher,
+    )
 
     launcher = make_launcher()
     assert launcher is not None
@@ -146,5 +150,5 @@ def test_each_agent_gets_a_private_cli_temp_folder_removed_with_the_launcher() -
         assert path.is_dir()
         assert path.stat().st_mode & 0o777 == 0o700
     (a / "claude-settings-x.json").write_text("{}")
-    _remove_launcher(launcher)
+    remove_launcher(launcher)
     assert not folder.exists()

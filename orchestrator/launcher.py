@@ -1,0 +1,110 @@
+"""Where the ``claude`` CLI is, and the private wrapper each agent's CLI is started through.
+
+Kept apart from :mod:`orchestrator.session_options` because nothing here needs the
+claude-agent-sdk imported: the supervisor writes its launcher and checks leftover
+processes while the SDK is still being imported in the background (issue 14.5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+LAUNCHER_PREFIX = "octy-"  # make_launcher's private folder: the launcher, agents' temp folders
+# Where the launcher writes the pid of the claude process it becomes (cli_pid_file); unset
+# before the CLI starts, so no tool an agent runs sees it.
+PID_FILE_ENV = "OCTY_CLI_PID_FILE"
+SDK_PACKAGE = "claude_agent_sdk"
+
+
+def bundled_cli() -> str | None:
+    """The ``claude`` binary the SDK wheel ships, else one on PATH. Found from the package's
+    location (``find_spec``), without importing it: its import takes most of a second."""
+    spec = importlib.util.find_spec(SDK_PACKAGE)
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        candidate = Path(folder) / "_bundled" / "claude"
+        if candidate.is_file():
+            return str(candidate)
+    return shutil.which("claude")
+
+
+def make_launcher(folder: Path | None = None) -> str | None:
+    """A private wrapper that writes its pid where :func:`cli_pid_file` says, then execs
+    the CLI in its own session with a parent-death signal (without them where
+    util-linux's ``setsid``/``setpriv`` are missing). None without a CLI."""
+    cli = bundled_cli()
+    if cli is None:
+        return None
+    setsid, setpriv = shutil.which("setsid"), shutil.which("setpriv")
+    folder = folder or Path(tempfile.mkdtemp(prefix=LAUNCHER_PREFIX))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (folder / "pids").mkdir(mode=0o700, exist_ok=True)
+    path = folder / "claude"
+    # exec keeps one pid throughout: the launcher's $$ is the CLI's pid, and its group's
+    # (setsid does not fork: the SDK's child is no group leader). The pid is read from
+    # here, not from the SDK's private process object.
+    chain = (f'"{setsid}" ' if setsid else "") + (
+        f'"{setpriv}" --pdeathsig KILL ' if setsid and setpriv else ""
+    )
+    path.write_text(
+        "#!/bin/sh\n"
+        f'if [ -n "${PID_FILE_ENV}" ]; then\n'
+        f'  (umask 077 && echo $$ > "${PID_FILE_ENV}")\n'
+        f"  unset {PID_FILE_ENV}\n"
+        "fi\n"
+        f'exec {chain}"{cli}" "$@"\n',
+        encoding="utf-8",
+    )
+    os.chmod(path, 0o700)
+    return str(path)
+
+
+def cli_pid_file(cli_path: str | None, agent: str) -> Path | None:
+    """Where our launcher writes the pid of ``agent``'s claude process: a folder of the
+    supervisor's own (an agent's tools may write to its temp folder, never here). None
+    when ``cli_path`` is not our launcher."""
+    if cli_path is None:
+        return None
+    folder = Path(cli_path).parent
+    if not folder.name.startswith(LAUNCHER_PREFIX) or not (folder / "pids").is_dir():
+        return None
+    return folder / "pids" / agent
+
+
+def read_cli_pid(path: Path | None) -> int | None:
+    """The pid the launcher wrote at ``path``, or None (not launched yet, or no launcher)."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() and 1 < int(text) < 2**31 else None
+
+
+def private_tmpdir(folder: Path, agent: str) -> Path:
+    """A temp folder of the agent's own, inside the supervisor's private launcher folder.
+    The CLI writes the --settings it is given to ``<tmpdir>/claude-settings-<hash of the
+    content>.json``, and the sandbox reads it from there: two agents with the same
+    settings shared one file in /tmp/claude-<uid>, and one agent's Bash failed with "No
+    such file or directory" once the other's CLI was done with it (seen with two
+    worktree agents)."""
+    path = folder / "tmp" / agent
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (folder / "tmp").chmod(0o700)
+    return path
+
+
+def remove_launcher(path: str) -> None:
+    """Remove what :func:`make_launcher` wrote, with the agents' private temp folders
+    (:func:`private_tmpdir`) and the pids the launcher wrote (:func:`cli_pid_file`)."""
+    p = Path(path)
+    p.unlink(missing_ok=True)
+    for beside in ("tmp", "pids"):
+        shutil.rmtree(p.parent / beside, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        p.parent.rmdir()
