@@ -3,12 +3,14 @@
 Importing the SDK takes most of a second on a quiet 2-core machine (its ``__init__``
 imports ``mcp``: two protocol versions of pydantic models, ``mcp.server`` with starlette
 and jsonschema), more than everything else `up` does before the team is operable
-(issue 14.5). So `up` begins it first, in a thread: it overlaps the model check's network
-wait, and meanwhile the supervisor takes its lock, opens the database, registers, logs
-``supervisor_started`` and answers ``ps``/``down``. No claude process starts before the
-import is over (the supervisor waits for :meth:`SdkImport.finished` before launching any
-agent), and an import that fails is reported as :class:`~orchestrator.errors.SdkUnavailable`
-with what to do, not a traceback.
+(issue 14.5). So the supervisor imports it in a thread, begun once its database is open:
+meanwhile it waits for the model check, registers, logs ``supervisor_started`` and answers
+``ps``/``down``. No claude process starts before the import is over (the supervisor
+waits for :meth:`SdkImport.finished` before launching any agent), and an import that
+fails is reported as :class:`~orchestrator.errors.SdkUnavailable` with what to do, not a
+traceback. (Begun first thing in `up` instead, it only shares the CPU, under the GIL,
+with the supervisor's own imports: the team was operable later and agents launched no
+sooner. Measured, docs/benchmarks.md, issue 14.5.)
 
 The runner (the modules of ours that use the SDK) is imported here too, after the SDK.
 Modules both threads need (the queue, the roster) are safe to import from both sides:
@@ -36,13 +38,19 @@ class SdkImport:
         self.modules = modules
         self.error: errors.SdkUnavailable | None = None
         self._done = threading.Event()
+        self._starting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sdk-import", daemon=True)
 
     @classmethod
     def begin(cls, modules: tuple[str, ...] = MODULES) -> SdkImport:
-        started = cls(modules)
-        started._thread.start()
-        return started
+        return cls(modules).start()
+
+    def start(self) -> SdkImport:
+        """Begin the import (once: later calls do nothing)."""
+        with self._starting:
+            if self._thread.ident is None:
+                self._thread.start()
+        return self
 
     def _run(self) -> None:
         module = self.modules[0]

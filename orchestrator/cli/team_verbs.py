@@ -262,16 +262,12 @@ def run_foreground(
     check_model: bool = False,
 ) -> int:
     from orchestrator import preflight
-    from orchestrator.sdk_import import SdkImport
 
-    # The model check waits on the network: begun first, it overlaps everything below; its
+    # The model check waits on the network: begun first, it overlaps everything below
+    # (the supervisor's imports, the SDK's import in the background: sdk_import.py); its
     # answer is read where it was.
     wanted = [n for layer in roster.start_layers(only) for n in layer]
     model_check = preflight.start_check(roster, wanted) if check_model else None
-    # Importing the SDK is most of the supervisor's start (issue 14.5): begun now, in a
-    # thread, it overlaps the model check's wait, and the supervisor opens the database,
-    # registers and answers `ps`/`down` meanwhile; no agent launches before it is over.
-    sdk = SdkImport.begin()
 
     import anyio
 
@@ -299,7 +295,6 @@ def run_foreground(
             grace_s=grace_s,
             check_model=check_model,
             model_check=model_check,
-            sdk=sdk,
         )
         anyio.run(supervisor.run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
