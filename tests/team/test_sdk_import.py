@@ -229,3 +229,21 @@ def test_an_sdk_that_cannot_be_imported_is_a_clear_error(
     rows = registry(roster)
     assert rows[SUPERVISOR].state == "stopped"
     assert all(rows[n].state == "stopped" and rows[n].pid is None for n in ("a", "b"))
+
+
+def test_what_up_imports_before_the_team_is_operable_leaves_out_the_sdk() -> None:
+    """The supervisor's own modules import neither the SDK nor `mcp` (the runner does, in the
+    background): one top-level import of them in the supervisor's path would put the SDK's
+    import back before `supervisor_started`."""
+    code = (
+        "import sys\n"
+        "import orchestrator.cli.team_verbs, orchestrator.logconfig, orchestrator.supervisor\n"
+        "import orchestrator.launcher, orchestrator.sdk_import, orchestrator.control\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('claude_agent_sdk', 'mcp')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
