@@ -332,7 +332,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "database if missing). Registering again refreshes its heartbeat. Names follow the "
         "roster's rule; 'user', 'supervisor' and the roster's agents are refused.",
     )
-    p.add_argument("name", metavar="NAME", help="the name others send to ([a-z0-9][a-z0-9_-]*)")
+    p.add_argument(
+        "name",
+        metavar="NAME",
+        help="the name others send to ([a-z0-9][a-z0-9_-]*, at most 63 characters)",
+    )
     p.add_argument(
         "--description", default="", metavar="TEXT", help="what NAME handles (default: empty)"
     )
