@@ -180,6 +180,14 @@ def _ask(args: argparse.Namespace) -> int:
                 common.EXIT_TIMEOUT,
                 exc.code,
             ) from exc
+        except KeyboardInterrupt:
+            # Ctrl-C ends the wait, not the request: say where its answer will be.
+            print(
+                f"octy-orchestrate: interrupted; request {req.id} stays queued "
+                f"(see `octy-orchestrate queue show {req.id}`)",
+                file=sys.stderr,
+            )
+            raise
     return _done(args, out.body_text(reply.body), request=req.to_dict(), reply=reply.to_dict())
 
 
