@@ -41,7 +41,7 @@ from claude_agent_sdk import (
     ToolUseBlock,
 )
 
-from orchestrator import errors, relay_route
+from orchestrator import errors, prompts, relay_route
 from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
 from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
@@ -620,12 +620,8 @@ class AgentRunner:
         self, tool_name: str, _input: dict[str, Any], _ctx: ToolPermissionContext
     ) -> PermissionResultAllow | PermissionResultDeny:
         # Only reached for tools the CLI would prompt for: an unattended agent never waits.
-        allowed = ", ".join(self.spec.tools) or "(none)"
         self.log.warning("tool_denied", tool=tool_name)
-        return PermissionResultDeny(
-            message=f"'{tool_name}' is not in this agent's tools in agents.yaml "
-            f"(allowed: {allowed}). Do without it, or ask a teammate who has it."
-        )
+        return PermissionResultDeny(message=prompts.tool_not_allowed(tool_name, self.spec.tools))
 
     def _stderr(self, line: str) -> None:
         self.log.info("cli_stderr", line=line.rstrip()[:2000])
