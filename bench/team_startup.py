@@ -73,7 +73,17 @@ def ab_startup(tree: Path, rounds: int, sizes: list[int]) -> int:
     return 0
 
 
-KEYS = ("ready_s", "supervisor_s", "launch", "cli", "children", "floor", "floor+", "load")
+KEYS = (
+    "ready_s",
+    "supervisor_s",
+    "launch",
+    "cli",
+    "children",
+    "floor",
+    "floor+",
+    "sup_cpu",
+    "load",
+)
 
 
 def _value(row: dict[str, Any], key: str, cpus: int) -> float:
@@ -87,6 +97,8 @@ def _value(row: dict[str, Any], key: str, cpus: int) -> float:
         return floor_s(row, cpus)
     if key == "floor+":
         return floor_s(row, cpus, children=True)
+    if key == "sup_cpu":
+        return float(row["supervisor_cpu_s"])
     return float(row[key])
 
 
@@ -96,6 +108,6 @@ def line(row: dict[str, Any], cpus: int, *, summary: bool = False) -> str:
         f"ready {v['ready_s']:5.2f} s, supervisor_started {v['supervisor_s']:4.2f}, first "
         f"claude {v['launch']:4.2f}; claude CPU {v['cli']:5.2f} (+{v['children']:4.2f} "
         f"children); floor {v['floor']:4.2f} -> {v['ready_s'] / v['floor']:4.2f}x (with "
-        f"children {v['floor+']:4.2f} -> {v['ready_s'] / v['floor+']:4.2f}x); load "
-        f"{v['load']:.1f}"
+        f"children {v['floor+']:4.2f} -> {v['ready_s'] / v['floor+']:4.2f}x); supervisor CPU "
+        f"{v['sup_cpu']:4.2f}; load {v['load']:.1f}"
     )

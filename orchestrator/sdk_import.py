@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 
 import anyio.to_thread
 
@@ -37,6 +38,7 @@ class SdkImport:
     def __init__(self, modules: tuple[str, ...] = MODULES) -> None:
         self.modules = modules
         self.error: errors.SdkUnavailable | None = None
+        self.took_s: float | None = None  # the import's wall time, once over (logged)
         self._done = threading.Event()
         self._starting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sdk-import", daemon=True)
@@ -54,12 +56,14 @@ class SdkImport:
 
     def _run(self) -> None:
         module = self.modules[0]
+        began = time.monotonic()
         try:
             for module in self.modules:
                 importlib.import_module(module)
         except Exception as exc:  # a broken install: said once, clearly, by the supervisor
             self.error = errors.SdkUnavailable(module, f"{type(exc).__name__}: {exc}")
         finally:
+            self.took_s = time.monotonic() - began
             self._done.set()
 
     @property
