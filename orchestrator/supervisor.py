@@ -122,6 +122,7 @@ class Supervisor:
         client: Callable[[Any], Any] | None = None,
         model_check: Future[list[preflight.Problem]] | None = None,
         sdk: SdkImport | None = None,
+        freeze_start_up: bool = False,
     ) -> None:
         self.roster = roster
         self.only = only
@@ -135,6 +136,9 @@ class Supervisor:
         self._sdk = sdk
         self._launchable = anyio.Event()
         self.unavailable: errors.SdkUnavailable | None = None  # the SDK failed to import
+        # `up`: the process is the supervisor's, which may freeze its start-up objects
+        # (_launch_when_imported); not a test's process that runs one in passing.
+        self.freeze_start_up = freeze_start_up
         # The check `up` began before importing this module (preflight.start_check): its
         # answer is reported at the same point as a check begun here.
         self._model_check = model_check
@@ -248,11 +252,16 @@ class Supervisor:
         # full collection falls in the agents' connect (their sessions allocate), and it
         # held the event loop every agent's handshake waits on for 70-450 ms (measured with
         # gc.callbacks, 10 agents, load 5-9). Only cyclic garbage among these would be kept.
-        gc.freeze()
+        if self.freeze_start_up:
+            gc.freeze()
         self._cli_path = await anyio.to_thread.run_sync(make_launcher)
         self._launchable.set()
         self._changed()
-        log.info("agents_launchable", sdk_import_s=round(sdk.took_s or 0.0, 3))
+        log.info(
+            "agents_launchable",
+            sdk_import_s=round(sdk.took_s or 0.0, 3),
+            frozen_objects=gc.get_freeze_count(),
+        )
         assert self.mailbox is not None
         try:  # `up -d` returns once it reads this: past every check, the import's included
             await self.mailbox.update_agent(SUPERVISOR, meta={LAUNCHING: True})

@@ -295,6 +295,7 @@ def run_foreground(
             grace_s=grace_s,
             check_model=check_model,
             model_check=model_check,
+            freeze_start_up=True,
         )
         anyio.run(supervisor.run)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...

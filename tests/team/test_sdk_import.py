@@ -247,3 +247,20 @@ def test_what_up_imports_before_the_team_is_operable_leaves_out_the_sdk() -> Non
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_up_freezes_what_start_up_made_before_agents_launch(team: Any) -> None:
+    """`up` freezes its start-up objects (gc.freeze) once the SDK is imported: a full
+    collection over them fell in the agents' connect and held the event loop their
+    handshakes wait on. Read from the log event that says agents may launch."""
+    t = team([], {"a": {"sandbox": False}})
+    t.up()
+    t.wait_ready("a")
+    log = (t.folder / "logs" / "supervisor.jsonl").read_text(encoding="utf-8").splitlines()
+    events = [json.loads(line) for line in log]
+    launchable = [e for e in events if e["event"] == "agents_launchable"]
+    assert len(launchable) == 1
+    assert launchable[0]["frozen_objects"] > 10_000  # our modules, the SDK's, mcp's
+    assert launchable[0]["sdk_import_s"] > 0
+    order = [e["event"] for e in events if e["event"] in ("agents_launchable", "state")]
+    assert order[0] == "agents_launchable"  # before any agent's first state change
