@@ -691,8 +691,8 @@ def report_startup(results: dict[str, Any]) -> list[str]:
         ratio = ready[big] / ready[1]
         runs = results["startup"][str(big)]
         cpus = int(results["machine"]["cpus"])
-        floor = _med([floor_s(s, cpus) for s in runs])
-        with_children = _med([floor_s(s, cpus, children=True) for s in runs])
+        floor = _med([cpu_floor(s, cpus) for s in runs])
+        with_children = _med([cpu_floor(s, cpus, children=True) for s in runs])
         out.append(
             f"CPU floor for {big} agents on {cpus} CPUs (the Python start until the first claude "
             f"starts, then the claude processes' CPU spread over every CPU): {floor:.2f} s; "
@@ -734,7 +734,7 @@ def _launch(sample: dict[str, Any]) -> float:
     return float(sample["supervisor_s"] if launch is None or math.isnan(launch) else launch)
 
 
-def floor_s(sample: dict[str, Any], cpus: int, *, children: bool = False) -> float:
+def cpu_floor(sample: dict[str, Any], cpus: int, *, children: bool = False) -> float:
     """Issue 14.5's CPU floor of one start-up: the Python start every claude waits for, then
     the claude processes' CPU (and, with ``children``, their children's) over ``cpus``."""
     cpu = sum(sample["cli_cpu_s"]) + (sum(sample.get("cli_children_cpu_s", [])) if children else 0)

@@ -27,7 +27,7 @@ from bench.team import (
     Bench,
     _launch,
     _med,
-    floor_s,
+    cpu_floor,
     machine,
     measure_startup,
 )
@@ -94,9 +94,9 @@ def _value(row: dict[str, Any], key: str, cpus: int) -> float:
     if key == "children":
         return float(sum(row["cli_children_cpu_s"]))
     if key == "floor":
-        return floor_s(row, cpus)
+        return cpu_floor(row, cpus)
     if key == "floor+":
-        return floor_s(row, cpus, children=True)
+        return cpu_floor(row, cpus, children=True)
     if key == "sup_cpu":
         return float(row["supervisor_cpu_s"])
     return float(row[key])
