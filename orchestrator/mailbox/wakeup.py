@@ -331,9 +331,13 @@ class ChangeFeed:
             return
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
+        loop_thread = threading.get_ident()
 
         def wake() -> None:
-            loop.call_soon_threadsafe(event.set)
+            if threading.get_ident() == loop_thread:  # a write on this loop (AsyncMailbox)
+                event.set()  # the waiter runs at the loop's next turn, no self-pipe round trip
+            else:  # the feed's reader thread
+                loop.call_soon_threadsafe(event.set)
 
         entry = (slot, wake)
         with self._cond:
