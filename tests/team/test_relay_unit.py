@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from orchestrator.mailbox import AsyncMailbox, Message
@@ -269,6 +270,39 @@ async def test_route_answers_tool_calls_and_passes_the_rest_to_the_bridge(
     ]
     await route.aclose()
     assert bridge.closed
+
+
+async def test_an_asks_answer_is_logged_after_its_tool_result_is_written(
+    relay: Relay, queue: AsyncMailbox
+) -> None:
+    """Issue 14.4: the "answered" log line (JSON, two log files, the console: 0.15-0.4 ms
+    measured) is written once the tool result has gone to the CLI, not before it: the
+    asking agent's model waits for the result, not for our bookkeeping. The line is
+    still written, whole."""
+    steps: list[str] = []
+
+    class Log:
+        def info(self, event: str, **fields: Any) -> None:
+            steps.append(f"{event} {fields.get('body', '')}".strip())
+
+        warning = info
+
+    relay.log = Log()  # type: ignore[assignment]
+    route = DirectRoute(relay.tools(), FakeBridge())
+
+    async def sdk() -> None:  # as the SDK answers the CLI's control request
+        out = await route.handle(call(5, "ask", {"to": "beta", "message": "q"}))
+        assert out is not None
+        async with anyio.Lock():  # its transport.write, before the bytes go out
+            steps.append(f"tool result written: {out['result']['content'][0]['text']}")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sdk)
+            await answer_when_asked(queue, "beta", "forty-two")
+        while not any(s.startswith("answered") for s in steps):
+            await anyio.lowlevel.checkpoint()
+    assert steps == ["asked q", "tool result written: forty-two", "answered forty-two"]
 
 
 @pytest.mark.parametrize(
