@@ -179,19 +179,23 @@ class AsyncMailbox:
         its check before the caller's own follow-up work: an ask's tool result is
         written before the answering agent's ack and bookkeeping.
 
-        The bell rings after those yields, not at the commit (issue 14.4, measured):
-        our own feed's reader thread hears every bell this process rings, and woken
-        mid-way it took the GIL from the waiter at each of its system calls (its
-        query, its log lines), 0.1-4 ms per answer on two busy cores. Other
-        processes hear the bell that much later: the time our waiters take to
-        reach their next wait (a few hundred microseconds)."""
+        When it woke a waiter here, the bell rings after those yields, not at the
+        commit (issue 14.4, measured): our own feed's reader thread hears every bell
+        this process rings, and woken mid-way it took the GIL from the waiter at each
+        of its system calls (its query, its log lines), 0.1-4 ms per answer on two
+        busy cores. Other processes then hear the bell that much later: the time our
+        waiters take to reach their next wait (a few hundred microseconds). A write
+        nobody here waits for rings at once."""
         held: list[set[str] | None] = []
         try:
             result = await self._call(fn, held)
             inline = self._inline
             if inline is not None and not self._closed:
                 names = inboxes(result) if callable(inboxes) else inboxes
-                inline.feed.notify(None if names is None else {bucket(n) for n in names})
+                woke = inline.feed.notify(None if names is None else {bucket(n) for n in names})
+                if not woke:
+                    self._ring_held(held)
+                    held.clear()
                 # Not cancellation points: what was written must reach the caller.
                 await anyio.lowlevel.cancel_shielded_checkpoint()
                 await anyio.lowlevel.cancel_shielded_checkpoint()

@@ -287,9 +287,10 @@ class ChangeFeed:
         except OSError:
             pass
 
-    def notify(self, slots: Iterable[int] | None = None) -> None:
+    def notify(self, slots: Iterable[int] | None = None) -> int:
         """Wake this process's waiters now: every one, or those of ``slots``
-        (buckets) plus the waiters for any change."""
+        (buckets) plus the waiters for any change. Returns how many event-loop
+        waiters it woke."""
         with self._cond:
             self._generation += 1
             if slots is None:
@@ -305,6 +306,7 @@ class ChangeFeed:
         for callback in callbacks:
             with contextlib.suppress(RuntimeError):  # the waiter's loop already closed
                 callback()
+        return len(callbacks)
 
     def wait(self, seen: int, timeout: float, slot: int | None = None) -> None:
         if timeout <= 0:

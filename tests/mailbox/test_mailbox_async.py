@@ -212,3 +212,36 @@ async def test_an_answer_reaches_a_waiter_in_this_process_before_the_bell_and_th
                 await am.reply(request.id, "bob", "a")
                 steps.append("reply returned")
         assert steps == ["answered a", "tool result written", "bell", "reply returned"]
+
+
+async def test_an_answer_nobody_in_this_process_waits_for_rings_its_bell_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bell waits for this process's own waiters only when there are some: an answer
+    for an asker in another process (`octy-orchestrate ask`) rings before reply() lets
+    any other task of the answering process run."""
+    async with await _team(tmp_path / "team.db") as am:
+        request = await am.request("alice", "bob", "q", wait_s=60)
+        steps: list[str] = []
+        feed = am.sync.feed
+        ring = feed.ring
+
+        def recording_ring(topics: Any = None) -> None:
+            steps.append("bell")
+            ring(topics)
+
+        monkeypatch.setattr(feed, "ring", recording_ring)
+        ready = anyio.Event()
+
+        async def other_task() -> None:
+            ready.set()
+            await anyio.lowlevel.checkpoint()  # runs at the first yield of reply()
+            steps.append("another task ran")
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(other_task)
+                await ready.wait()
+                await am.reply(request.id, "bob", "a")
+                steps.append("reply returned")
+        assert steps == ["bell", "another task ran", "reply returned"]
