@@ -390,3 +390,41 @@ async def test_install_puts_the_route_in_front_of_the_sdks_bridge(relay: Relay) 
     await route.aclose()
     assert bridge.closed
     assert not install(object(), SERVER, relay.tools())  # type: ignore[arg-type]
+
+
+def test_the_routes_quick_schema_check_never_accepts_what_jsonschema_refuses() -> None:
+    """The route recognises a valid call to a plain schema without jsonschema (issue
+    14.4: 50-150 us per call); whatever it accepts, jsonschema accepts too, so every bad
+    call still gets jsonschema's verdict and message. A schema with any other keyword is
+    left to jsonschema alone."""
+    from jsonschema import Draft7Validator  # type: ignore[import-untyped]
+
+    from orchestrator.prompts import TOOL_SPECS
+    from orchestrator.relay_route import _Plain
+
+    values: list[Any] = ["x", "", 3, 2.5, -1, True, False, None, [], {}, ["a"], {"a": 1}]
+    keys = ["to", "message", "timeout_s", "request_id", "other"]
+    calls: list[Any] = [None, "text", 3, [], [{"to": "x"}]]
+    for n, key in enumerate(keys):  # each key alone, and with every other key set right
+        for value in values:
+            calls.append({key: value})
+            right = {"to": "b", "message": "m", "timeout_s": 5, "request_id": "r"}
+            calls.append({**right, key: value})
+            calls.append({k: v for k, v in right.items() if k != keys[n - 1]} | {key: value})
+    accepted = 0
+    for name, (_description, schema) in TOOL_SPECS.items():
+        plain = _Plain.of(schema)
+        assert plain is not None, name
+        validator = Draft7Validator(schema)
+        for args in calls:
+            if plain.accepts(args):
+                accepted += 1
+                assert validator.is_valid(args), (name, args)
+    assert accepted > 50  # it does accept the valid calls
+    for other in (
+        {"type": "object", "additionalProperties": False},
+        {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}},
+        {"type": "object", "properties": {"n": {"type": ["string", "null"]}}},
+        {"type": "array"},
+    ):
+        assert _Plain.of(other) is None, other
