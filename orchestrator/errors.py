@@ -147,7 +147,8 @@ class NotAllowed(QueueError):
 
 
 class InvalidName(QueueError):
-    """A participant name the registry refuses: reserved, or not ``[a-z0-9][a-z0-9_-]*``."""
+    """A participant name the registry refuses: reserved, or not ``[a-z0-9][a-z0-9_-]*``
+    of at most 63 characters."""
 
     code = "invalid_name"
 

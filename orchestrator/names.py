@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 
 RESERVED_NAMES: tuple[str, ...] = ("user", "supervisor")
-AGENT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# At most 63 characters (a DNS label's limit): a name is also a file name, a NATS key
+# and a column in `ps`; a longer one would fail at the log file (ENAMETOOLONG), not here.
+MAX_NAME_LEN = 63
+AGENT_NAME_RE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_NAME_LEN - 1}}}")
 
 
 def name_problem(name: str) -> str | None:
@@ -19,7 +22,7 @@ def name_problem(name: str) -> str | None:
         return f"'{name}' is reserved (the names {' and '.join(RESERVED_NAMES)} are the team's own)"
     if not AGENT_NAME_RE.fullmatch(name):
         return (
-            "a name is lower-case letters, digits, '-' and '_', starting with a letter or "
-            "digit (as in agents.yaml)"
+            f"a name is 1-{MAX_NAME_LEN} lower-case letters, digits, '-' and '_', starting "
+            "with a letter or digit (as in agents.yaml)"
         )
     return None

@@ -90,6 +90,9 @@ class Slot:
     unrecorded: dict[str, Any] | None = None
     handover: str | None = None  # after a context overflow: told to the fresh session
     model_note: str | None = None  # what `ps` shows of the model's trouble (MODEL_NOTE)
+    # Another supervisor took this agent over (a shared NATS team, our lease ran out):
+    # its registry row is that supervisor's now, so ours writes nothing more on it.
+    elsewhere: bool = False
 
     @property
     def state(self) -> AgentState:
@@ -324,6 +327,9 @@ class Supervisor:
         past the busy timeout) is logged and retried by housekeeping, never an end of the
         agent or the team."""
         assert self.mailbox is not None
+        if slot.elsewhere:  # the row is the new holder's (a "stopped" here would be a lie)
+            slot.unrecorded = None
+            return
         meta = AgentMeta.record(
             slot.stats, restarts=slot.life.restart_count, started_at=slot.started_at
         )
@@ -370,6 +376,7 @@ class Supervisor:
                 slot.want_running = False
                 log.error("agent_held_elsewhere", agent=slot.name, error=str(exc))
                 return
+            slot.elsewhere = False  # ours again
             await self._supervise_loop(slot)
         except Exception as exc:
             # The supervisor's own boundary per agent: a bug here (or an error nobody
@@ -479,6 +486,7 @@ class Supervisor:
         slot = self.slots.get(name)
         if slot is not None:
             log.error("agent_taken_elsewhere", agent=name, error=str(exc))
+            slot.elsewhere = True
             self._request_stop(slot, 0)
 
     def _peer_state(self, name: str) -> str | None:
@@ -496,11 +504,12 @@ class Supervisor:
             if moves:
                 await self._moved(slot, moves, pid=pid)
                 await self.budgets.evaluate("start")
-            elif self.mailbox is not None:  # a new process (a rewind after a failed turn)
+            elif self.mailbox is not None and not slot.elsewhere:  # a new process (a rewind)
                 await self.mailbox.update_agent(slot.name, pid=pid)
         elif event == RunnerEvent.CONTEXT:  # context in use against the window (context.py)
             assert self.mailbox is not None
-            await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
+            if not slot.elsewhere:
+                await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
         elif event == RunnerEvent.MODEL_ERROR:
             await self._note_model(slot, str(data.get("reason") or ""))
         elif event == RunnerEvent.TURN:
@@ -552,7 +561,7 @@ class Supervisor:
         """What `ps` shows beside the state: the model's last trouble, until it answers."""
         assert self.mailbox is not None
         note = note and note[:200]
-        if note != slot.model_note:  # one write per change, not one per turn
+        if note != slot.model_note and not slot.elsewhere:  # one write per change
             slot.model_note = note
             await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note})
 
@@ -624,7 +633,7 @@ class Supervisor:
         except errors.RecipientUnknown:  # its row deleted under us: written again
             await self._register_self(self.mailbox)
         for slot in list(self.slots.values()):
-            if slot.state in RUNNING:
+            if slot.state in RUNNING and not slot.elsewhere:
                 try:
                     await self.mailbox.update_agent(slot.name, heartbeat=True)
                 except errors.RecipientUnknown:

@@ -180,6 +180,14 @@ def _ask(args: argparse.Namespace) -> int:
                 common.EXIT_TIMEOUT,
                 exc.code,
             ) from exc
+        except KeyboardInterrupt:
+            # Ctrl-C ends the wait, not the request: say where its answer will be.
+            print(
+                f"octy-orchestrate: interrupted; request {req.id} stays queued "
+                f"(see `octy-orchestrate queue show {req.id}`)",
+                file=sys.stderr,
+            )
+            raise
     return _done(args, out.body_text(reply.body), request=req.to_dict(), reply=reply.to_dict())
 
 
@@ -332,7 +340,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "database if missing). Registering again refreshes its heartbeat. Names follow the "
         "roster's rule; 'user', 'supervisor' and the roster's agents are refused.",
     )
-    p.add_argument("name", metavar="NAME", help="the name others send to ([a-z0-9][a-z0-9_-]*)")
+    p.add_argument(
+        "name",
+        metavar="NAME",
+        help="the name others send to ([a-z0-9][a-z0-9_-]*, at most 63 characters)",
+    )
     p.add_argument(
         "--description", default="", metavar="TEXT", help="what NAME handles (default: empty)"
     )

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _options(p)
     actions = p.add_subparsers(dest="action", metavar="ACTION")
+    # `workspaces list` is what the verb's one-line help says and what `git worktree
+    # list` taught everyone to type: the same as no action.
+    _options(actions.add_parser("list", aliases=["ls"], help="list them (the default)"))
     d = actions.add_parser("diff", help="what the agent's branch changed since its base")
     d.add_argument("agent", metavar="AGENT", help="the agent whose worktree to diff")
     _options(d)
@@ -63,7 +66,7 @@ def cmd_workspaces(args: argparse.Namespace) -> int:
     roster = _load(getattr(args, "file", None))
     as_json = getattr(args, "json", False)
     try:
-        if args.action is None:
+        if args.action in (None, "list", "ls"):
             rows = [s.to_dict() for s in ops.statuses(roster)]
             if as_json:
                 common.emit_json({"ok": True, "workspaces": rows})

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import RosterError, RosterErrors
+from orchestrator.names import MAX_NAME_LEN
 from orchestrator.roster import _coerce as c
 from orchestrator.roster._budget import budget as budget_setting
 from orchestrator.roster._files import file_path, folder_path
@@ -231,7 +232,7 @@ class _Builder:
                 key,
                 f"invalid agent name '{name}': names must match "
                 "[a-z0-9][a-z0-9_-]* (lowercase letters, digits, '-' and '_', "
-                "starting with a letter or digit)",
+                f"starting with a letter or digit; at most {MAX_NAME_LEN} characters)",
             )
             return False
         if name in RESERVED_NAMES:

@@ -17,6 +17,7 @@ from typing import Any
 
 from orchestrator import globs
 from orchestrator.errors import GitError
+from orchestrator.names import MAX_NAME_LEN
 from orchestrator.roster import _coerce as c
 from orchestrator.roster._files import prompt_file
 from orchestrator.roster._yaml import YMap, join
@@ -128,7 +129,10 @@ def subagents(value: Any, where: c.Where) -> Any:
 
 def _subagent(name: Any, raw: Any, where: c.Where) -> Any:
     if not isinstance(name, str) or not AGENT_NAME_RE.fullmatch(name):
-        return where.error(f"invalid subagent name {c.describe(name)}; use [a-z0-9][a-z0-9_-]*")
+        return where.error(
+            f"invalid subagent name {c.describe(name)}; use [a-z0-9][a-z0-9_-]*, "
+            f"at most {MAX_NAME_LEN} characters"
+        )
     if not isinstance(raw, YMap):
         return c.wrong_type("a mapping with description and prompt", raw, where)
     for key in raw:

@@ -206,10 +206,14 @@ def test_init_writes_the_roster_private(tmp_path: Path) -> None:
 # --- 20: reserved names -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["supervisor", "user", "a/b", "../../etc", "UPPER"])
+@pytest.mark.parametrize(
+    "name", ["supervisor", "user", "a/b", "../../etc", "UPPER", "a" * 64, "a" * 300]
+)
 def test_register_refuses_reserved_and_malformed_names(folder: Path, name: str) -> None:
     """Regression (issue 16.20): `register supervisor` / `register user` / names with `/`
-    overwrote or created reserved rows. Refused as the roster does: exit 2, nothing written."""
+    overwrote or created reserved rows. Refused as the roster does: exit 2, nothing written.
+    Names over 63 characters too: a 300-character one was registered and broke `ps`'s
+    table (and as a roster agent, its log file name was too long to create)."""
     db = folder / "queue" / "team.db"
     with Mailbox(db) as mb:
         mb.register_supervisor(4242, {"instance": "real"})

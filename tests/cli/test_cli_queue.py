@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -272,6 +273,35 @@ def test_ask_timeout_exits_4(run: Run) -> None:
     # The request is still queued: the message says which, so it can be looked up.
     [request_id] = [w for w in doc["message"].split() if len(w) == 16]
     assert f"queue show {request_id}" in doc["message"]
+
+
+def test_ask_interrupted_says_where_the_request_is(db: Path, tmp_path: Path) -> None:
+    """Ctrl-C on a waiting `ask` ends it (exit 130, no traceback) and, as a timeout does,
+    says which request stays queued: bob may still answer it. It used to end silently."""
+    asker = subprocess.Popen(
+        [str(CLI), "ask", "bob", "slow one?", "--timeout", "60", "--db", str(db)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with Mailbox(db) as mb:
+            assert mb.wait_for_messages("bob", RUN_TIMEOUT_S)
+            [request] = mb.peek("bob", limit=1)
+            # Waiting: its wait-for edge is written in the request's own transaction.
+            asker.send_signal(signal.SIGINT)
+        _, stderr = asker.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if asker.poll() is None:
+            asker.kill()
+            asker.wait()
+    assert asker.returncode == 130
+    assert "Traceback" not in stderr
+    assert f"request {request.id} stays queued" in stderr
+    assert f"queue show {request.id}" in stderr
+    with Mailbox(db) as mb:
+        assert mb.get(request.id).status == "pending"
 
 
 def test_ask_unknown_recipient_exits_3(run: Run) -> None:

@@ -269,11 +269,12 @@ def test_missing_or_empty_agents(team: Path, tmp_path: Path) -> None:
 
 
 def test_agent_names_follow_the_rule_and_avoid_reserved_names(team: Path) -> None:
-    """The name rule is stated in the error; 'user' and 'supervisor' are reserved."""
+    """The name rule is stated in the error; 'user' and 'supervisor' are reserved; 63
+    characters fit, 64 do not."""
     path = team / "bad_names.yaml"
     rule = (
         "names must match [a-z0-9][a-z0-9_-]* (lowercase letters, digits, '-' and '_', "
-        "starting with a letter or digit)"
+        "starting with a letter or digit; at most 63 characters)"
     )
     assert problems(path) == [
         f"{path}:2: key 'agents.Coder': invalid agent name 'Coder': {rule}",
@@ -281,6 +282,7 @@ def test_agent_names_follow_the_rule_and_avoid_reserved_names(team: Path) -> Non
         "choose another name",
         f"{path}:6: key 'agents.supervisor': 'supervisor' is a reserved name (reserved: user, "
         "supervisor); choose another name",
+        f"{path}:10: key 'agents.{'a' * 64}': invalid agent name '{'a' * 64}': {rule}",
     ]
 
 

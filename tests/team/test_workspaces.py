@@ -252,3 +252,24 @@ def test_regression_worktrees_made_at_once_all_record_their_base(tmp_path: Path)
     assert all(isinstance(v, workspaces.Worktree) for v in made.values()), made
     for tree in trees:
         assert git(repo, "config", "--get", f"branch.{tree.branch}.octyBase") == "main"
+
+
+def test_workspaces_list_is_the_listing(tmp_path: Path) -> None:
+    """`workspaces list` (and `ls`), as the verb's help says, print what `workspaces` alone
+    prints; it was refused as an invalid choice (exit 2)."""
+    from orchestrator import workspaces
+
+    make_repo(tmp_path / "repo")
+    (tmp_path / "agents.yaml").write_text(
+        "name: t\nagents:\n  a: {prompt: p, cwd: repo, workspace: worktree}\n"
+    )
+    roster = load_roster(tmp_path / "agents.yaml", {})
+    workspaces.agent_folder(roster.agents["a"], roster)
+    alone = cli(tmp_path, "workspaces", "--json")
+    assert alone.returncode == 0, alone.stderr
+    assert [w["agent"] for w in json.loads(alone.stdout)["workspaces"]] == ["a"]
+    for action in ("list", "ls"):
+        done = cli(tmp_path, "workspaces", action, "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == json.loads(alone.stdout)
+    assert "octy/t/a" in cli(tmp_path, "workspaces", "list").stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import uuid
 from collections.abc import Callable, Iterator
@@ -142,3 +143,55 @@ def test_a_killed_supervisors_agent_runs_elsewhere_and_gets_its_messages(
     assert (m2.holder("alpha") or {}).get("pid") == m2.proc.pid
     m2.wait_for(lambda: not m2.messages(status="leased"), what="every delivery acked")
     assert [m.status for m in m2.messages(status="pending")] == []
+
+
+def test_a_supervisor_that_lost_its_lease_leaves_the_new_holders_row_alone(
+    machines: Callable[[int], list[MachineTeam]],
+) -> None:
+    """Machine 1's supervisor is frozen (SIGSTOP) past alpha's lease; machine 2 starts
+    alpha. When machine 1 wakes it finds the lease taken and stops its own alpha, but
+    writes nothing more on alpha's row (its "stopped" and pid: None would make `ps` and
+    every asker believe an agent running on machine 2 had stopped), does not start it
+    again, and leaves machine 2's lease alone. The request sent meanwhile is answered
+    by machine 2's alpha."""
+    m1, m2 = machines(2)
+    m1.up("alpha")
+    m1.wait_ready("alpha", timeout=120)
+    m2.up("beta")
+    m2.wait_ready("beta", timeout=120)
+    assert m1.proc is not None
+    assert m2.proc is not None
+    os.kill(m1.proc.pid, signal.SIGSTOP)  # the supervisor only: its claude stays
+    try:
+        m2.wait_for(lambda: m2.holder("alpha") is None, what="alpha's lease runs out")
+        started = m2.cli("start", "alpha")
+        assert started.returncode == 0, started.stderr
+        m2.wait_for(
+            lambda: (
+                (m2.holder("alpha") or {}).get("pid") == m2.proc.pid  # type: ignore[union-attr]
+                and m2.states()["alpha"] == "ready"
+            ),
+            timeout=120,
+            what="alpha ready under machine 2",
+        )
+        new_pid = m2.agent_pid("alpha")
+    finally:
+        os.kill(m1.proc.pid, signal.SIGCONT)
+    m1.wait_for(
+        lambda: (
+            "agent_taken_elsewhere" in m1.output()
+            and re.search(r"alpha +\| state state=stopped", m1.output())
+        ),
+        timeout=60,
+        what="machine 1 stops its alpha",
+    )
+    assert m2.states()["alpha"] == "ready"
+    assert m2.agent_pid("alpha") == new_pid
+    with m1.mailbox() as mb:
+        request = mb.request(USER, "alpha", "what is the capital of Chile")
+    with m2.mailbox() as mb:
+        assert text_of(mb.wait_for_reply(request.id, 120).body) == "alpha heard: BETA-Chile"
+    m2.wait_for(lambda: m2.states()["alpha"] == "ready", what="alpha's turn ends")
+    assert m2.agent_pid("alpha") == new_pid
+    assert (m2.holder("alpha") or {}).get("pid") == m2.proc.pid
+    assert m1.proc.poll() is None  # machine 1's supervisor runs on
