@@ -23,7 +23,7 @@ from claude_agent_sdk import (
     TextBlock,
 )
 
-from orchestrator import errors, runner
+from orchestrator import errors, give_back, runner
 from orchestrator.lifecycle import EndReason, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailbox, Message
 from orchestrator.roster import Roster, load_roster
@@ -297,7 +297,7 @@ async def test_a_poison_message_fails_alone_and_the_batch_goes_through(bench: Be
 async def test_a_transient_failure_is_retried_later_with_the_attempt_counted(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "RETRY_DELAY_S", 0.05)
+    monkeypatch.setattr(give_back, "RETRY_DELAY_S", 0.05)
     answers = iter([failed(529, "API Error: 529 overloaded"), said("second time lucky")])
     bench.answer = lambda prompt: next(answers)
     ask = await bench.mailbox.request("b", "a", "try me")
@@ -318,7 +318,7 @@ async def test_a_transient_failure_is_retried_later_with_the_attempt_counted(
 async def test_after_an_api_error_a_new_process_resumes_before_the_failed_turn(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "RETRY_DELAY_S", 0.05)
+    monkeypatch.setattr(give_back, "RETRY_DELAY_S", 0.05)
     good = said("one")
     answers = iter([good, failed(500, "API Error: 500", "api_error"), said("two")])
     bench.answer = lambda prompt: next(answers)
