@@ -11,7 +11,6 @@ a redelivered request that already has a reply is not answered twice.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -42,10 +41,11 @@ from claude_agent_sdk import (
 )
 
 from orchestrator import errors, prompts, relay_route
+from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
 from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.give_back import GiveBack
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
-from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
+from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
@@ -62,8 +62,6 @@ from orchestrator.usage import SessionCost, TurnUsage, add_turn
 
 log = structlog.get_logger()
 
-BATCH_LIMIT = 20  # messages delivered together at one turn boundary
-BATCH_BYTES = MAX_BODY_BYTES  # and at most this much body text in one turn (one big body alone)
 LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
 
@@ -351,7 +349,7 @@ class AgentRunner:
         claimed = await self.mailbox.claim(
             self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
         )
-        batch = _batch_of(claimed)
+        batch = batch_of(claimed)
         if len(batch) < len(claimed):  # handed back uncounted, claimed again next turn
             await self.mailbox.release(self.owner, [m.id for m in claimed if m not in batch])
         if batch or self._stop.is_set():
@@ -495,7 +493,7 @@ class AgentRunner:
                 {**stats, "error": True, "failure": failure, "totals": self.totals},
             )
             return
-        final = _fit(final)
+        final = fit_reply(final)
         self._resume_at = self._turn_uuid or self._resume_at
         answered = False
         for m in batch:
@@ -569,41 +567,6 @@ class AgentRunner:
 
     def _stderr(self, line: str) -> None:
         self.log.info("cli_stderr", line=line.rstrip()[:2000])
-
-
-def _batch_of(claimed: list[Message]) -> list[Message]:
-    """What to deliver in one turn. A message delivered before (its turn failed, or its
-    session died) goes alone, so a poison message fails by itself and the others it was
-    batched with go through (issue 16.7). Otherwise up to BATCH_BYTES of body text."""
-    again = [m for m in claimed if m.attempts > 1]
-    if again:
-        return again[:1]
-    batch: list[Message] = []
-    size = 0
-    for m in claimed:
-        size += len(text_of(m.body).encode("utf-8", "replace"))
-        if batch and size > BATCH_BYTES:
-            break
-        batch.append(m)
-    return batch
-
-
-def _fit(text: str) -> str:
-    """A final text the queue can carry as a reply (a body is at most MAX_BODY_BYTES encoded);
-    a longer one is cut, and says so, rather than crash the session on every attempt."""
-    room = MAX_BODY_BYTES
-    size = _encoded_size(text)
-    if size <= room:
-        return text
-    note = f"\n[truncated by octy-orchestrate: the reply was {size} bytes, over the queue's limit]"
-    cut = text
-    while _encoded_size(cut) > room - len(note):
-        cut = cut[: int(len(cut) * (room - len(note)) / _encoded_size(cut) * 0.95)]
-    return cut + note
-
-
-def _encoded_size(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
 def _poll_died(receive: MemoryObjectReceiveStream[Any]) -> _Died | None:

@@ -23,7 +23,7 @@ from claude_agent_sdk import (
     TextBlock,
 )
 
-from orchestrator import errors, give_back, runner
+from orchestrator import batching, errors, give_back
 from orchestrator.lifecycle import EndReason, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailbox, Message
 from orchestrator.roster import Roster, load_roster
@@ -241,7 +241,7 @@ async def test_messages_waiting_together_go_in_one_turn(bench: Bench) -> None:
 async def test_bodies_over_the_batch_size_go_in_turns_of_their_own(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "BATCH_BYTES", 100)
+    monkeypatch.setattr(batching, "BATCH_BYTES", 100)
     sent = [await bench.mailbox.send("b", "a", f"{i}" * 80) for i in range(3)]
 
     async def all_done() -> bool:
