@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
-from orchestrator import globs, workspaces
+from orchestrator import globs, prompts, workspaces
 from orchestrator.approval_wait import Approvals
 from orchestrator.errors import OrchestratorError
 from orchestrator.lifecycle import OnEvent
@@ -79,17 +79,7 @@ def owner_check(
             for c in candidates
         ):
             owners.append(other.name)
-    mine = ", ".join(spec.owns) or "(nothing)"
-    who = (
-        f"it is owned by {', '.join(repr(o) for o in owners)}: ask "
-        f"{'it' if len(owners) == 1 else 'them'} to make the change (mcp__octy__ask)"
-        if owners
-        else "nobody owns it: ask the user (or whoever set up agents.yaml) to assign it"
-    )
-    return (
-        f"{real} is outside the paths this agent may write (owns: {mine}); {who}. "
-        "The write was not made."
-    )
+    return prompts.not_owned(real, spec.owns, owners)
 
 
 def rule_matches(rule: str, tool: str, tool_input: dict[str, Any], folder: Path) -> bool:

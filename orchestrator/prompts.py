@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from orchestrator.mailbox import USER, Message
@@ -183,3 +184,30 @@ def handover(last_result: str | None, batch: list[Message]) -> str:
 def _preview(text: str, limit: int = 80) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+# --- refusals the model reads as a tool's result ---------------------------------------
+
+
+def tool_not_allowed(tool: str, allowed: Sequence[str]) -> str:
+    """A tool the CLI would have asked about: an unattended agent is refused, not kept
+    waiting, and told what it may use instead."""
+    return (
+        f"'{tool}' is not in this agent's tools in agents.yaml "
+        f"(allowed: {', '.join(allowed) or '(none)'}). Do without it, or ask a teammate who has it."
+    )
+
+
+def not_owned(path: str, owns: Sequence[str], owners: Sequence[str]) -> str:
+    """A write outside the agent's ``owns`` paths: who to ask instead (issue 11)."""
+    who = (
+        f"it is owned by {', '.join(repr(o) for o in owners)}: ask "
+        f"{'it' if len(owners) == 1 else 'them'} to make the change ({TOOL_NAMES[2]})"
+        if owners
+        else "nobody owns it: ask the user (or whoever set up agents.yaml) to assign it"
+    )
+    mine = ", ".join(owns) or "(nothing)"
+    return (
+        f"{path} is outside the paths this agent may write (owns: {mine}); {who}. "
+        "The write was not made."
+    )

@@ -129,10 +129,15 @@ def test_the_handover_names_the_last_result_and_what_was_in_hand() -> None:
 
 
 def test_the_words_the_model_reads_are_written_in_prompts_only() -> None:
-    """The marker that opens every text octy writes into a conversation, and the tools'
-    descriptions, appear in no other module."""
+    """The marker that opens every text octy writes into a conversation, the tools'
+    descriptions and the refusals the model reads appear in no other module."""
     package = Path(prompts.__file__).parent
-    needles = ["[octy-orchestrate]", *(d[:40] for d, _ in TOOL_SPECS.values())]
+    needles = [
+        "[octy-orchestrate]",
+        *(d[:40] for d, _ in TOOL_SPECS.values()),
+        "is not in this agent's tools",  # a refused tool's result
+        "is outside the paths this agent may write",  # a refused write's result
+    ]
     for path in package.rglob("*.py"):
         if path.name == "prompts.py" and path.parent == package:
             continue
