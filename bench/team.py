@@ -35,6 +35,7 @@ if _TREE and sys.argv[1] == "--traced-supervisor":
 
 import argparse  # noqa: E402  (after the sys.path fix above)
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
@@ -197,9 +198,10 @@ class Team:
         for line in self.log.read_text(encoding="utf-8").splitlines():
             with contextlib.suppress(ValueError):
                 e = json.loads(line)
-                e["ts"] = datetime.fromisoformat(str(e["timestamp"])).timestamp()
+                # The bench's own markers carry the time they mark (logged later: see mark()).
+                e["ts"] = e.get("at") or datetime.fromisoformat(str(e["timestamp"])).timestamp()
                 found.append(e)
-        return found
+        return sorted(found, key=lambda e: e["ts"])
 
     def wait_logged(self, check: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
         """The log, once ``check`` holds for it (a log line follows its registry write)."""
@@ -613,9 +615,17 @@ def measure_asks(bench: Bench, count: int, kills: int, tree: Path | None = None)
         cpu = {k: (cpu_s(v) - before[k]) * MS / count for k, v in procs.items()}
         last = team.mailbox().find_reply(ids[-1][0])
         assert last is not None
-        ev = team.wait_logged(  # alpha's last turn is logged after its reply is committed
-            lambda ev: any(e["event"] == "turn" and e["ts"] > last.created_at for e in ev)
-        )
+        asks = count + 2  # one ask per round trip, warm-ups included
+
+        def complete(ev: list[dict[str, Any]]) -> bool:
+            # Alpha's last turn is logged after its reply is committed; the bench's own
+            # markers are logged a little later than what they mark (mark()).
+            written = sum(e["event"] == "bench_mcp_call" and e["phase"] == "written" for e in ev)
+            return written >= asks and any(
+                e["event"] == "turn" and e["ts"] > last.created_at for e in ev
+            )
+
+        ev = team.wait_logged(complete)
         trips = [split_round_trip(team, ev, bench.model.requests, rid, i) for rid, i in ids]
         restarts = []
         for _ in range(kills):
@@ -862,6 +872,17 @@ def traced_supervisor(argv: list[str]) -> int:
 
     log = structlog.get_logger()
     handle = sdk_query.Query._handle_control_request
+    import asyncio
+
+    def mark(event: str, **fields: Any) -> None:
+        """A log event for a moment on the path, written 20 ms later with the moment in
+        `at`: a log line costs 0.1-0.3 ms here, which written at once would be counted in
+        'ours' (three of them sit on the ask path)."""
+        line = functools.partial(log.info, event, at=time.time(), **fields)
+        try:
+            asyncio.get_running_loop().call_later(0.02, line)
+        except RuntimeError:
+            line()
 
     calls: dict[str, str] = {}  # control request id -> the tool it calls
 
@@ -870,20 +891,18 @@ def traced_supervisor(argv: list[str]) -> int:
         tool = (message.get("params") or {}).get("name")
         if message.get("method") != "tools/call":
             return await handle(self, request)
-        log.info("bench_mcp_call", phase="in", tool=tool)
+        mark("bench_mcp_call", phase="in", tool=tool)
         calls[request.get("request_id")] = tool
         try:
             return await handle(self, request)
         finally:
-            log.info("bench_mcp_call", phase="out", tool=tool)
+            mark("bench_mcp_call", phase="out", tool=tool)
 
     sdk_query.Query._handle_control_request = traced  # type: ignore[method-assign]
 
     # "Tool result sent" is when the answer's bytes go into the CLI's stdin pipe: from
     # then on the CLI can read it whatever our event loop does. (The "out" event above
     # comes after the SDK's write returns, which yields to other tasks first.)
-    import asyncio
-
     write = asyncio.StreamWriter.write
 
     def traced_write(self: asyncio.StreamWriter, data: Any) -> None:
@@ -891,7 +910,7 @@ def traced_supervisor(argv: list[str]) -> int:
         if calls and b'"control_response"' in data:
             rid = json.loads(data).get("response", {}).get("request_id")
             if rid in calls:
-                log.info("bench_mcp_call", phase="written", tool=calls.pop(rid))
+                mark("bench_mcp_call", phase="written", tool=calls.pop(rid))
 
     asyncio.StreamWriter.write = traced_write  # type: ignore[method-assign]
 
@@ -900,11 +919,11 @@ def traced_supervisor(argv: list[str]) -> int:
     ask = Relay.ask
 
     async def traced_ask(self: Relay, args: dict[str, Any]) -> dict[str, Any]:
-        log.info("bench_ask_handler", phase="in")
+        mark("bench_ask_handler", phase="in")
         try:
             return await ask(self, args)
         finally:
-            log.info("bench_ask_handler", phase="out")
+            mark("bench_ask_handler", phase="out")
 
     Relay.ask = traced_ask  # type: ignore[method-assign]
     from orchestrator.cli import main as cli_main

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
 from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_server, tool
 
-from orchestrator import errors
+from orchestrator import errors, relay_route
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S, SERVER, TOOL_SPECS, text_of
@@ -175,7 +176,11 @@ class Relay:
             if turn is not None:
                 turn.asks_in_flight -= 1
         answer = text_of(response.body)
-        self.log.info("answered", by=to, request_id=request.id, body=answer, **via)
+        # Logged once the answer is on its way to the CLI: the asker waits for it, not for us.
+        log_answered = partial(
+            self.log.info, "answered", by=to, request_id=request.id, body=answer, **via
+        )
+        relay_route.after_result(log_answered)
         return _ok(answer)
 
     async def reply(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ a redelivered request that already has a reply is not answered twice.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import signal
@@ -42,9 +41,11 @@ from claude_agent_sdk import (
 )
 
 from orchestrator import errors, prompts, relay_route
+from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
 from orchestrator.context import ContextKeeper, SessionOver
+from orchestrator.give_back import GiveBack
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
-from orchestrator.mailbox import MAX_BODY_BYTES, AsyncMailboxBackend, Message
+from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
@@ -61,10 +62,6 @@ from orchestrator.usage import SessionCost, TurnUsage, add_turn
 
 log = structlog.get_logger()
 
-BATCH_LIMIT = 20  # messages delivered together at one turn boundary
-BATCH_BYTES = MAX_BODY_BYTES  # and at most this much body text in one turn (one big body alone)
-RETRY_DELAY_S = 5.0  # before a message whose turn failed is delivered again
-UNAVAILABLE_DELAY_S = 10.0  # ... when the model could not be reached (doubles per attempt)
 LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
 
@@ -124,6 +121,7 @@ class AgentRunner:
         self.policy = for_agent(name, mailbox, roster, self.relay, on_event)  # owns, approvals
         self.pid: int | None = None
         self.log = log.bind(agent=name)
+        self._giving = GiveBack(mailbox, name, owner, self.log)  # failed turns, dead sessions
         self._stop = anyio.Event()
         self._grace_deadline = math.inf
         self._idle_scope: anyio.CancelScope | None = None
@@ -193,7 +191,8 @@ class AgentRunner:
             send.close()
             receive.close()
             with anyio.CancelScope(shield=True):
-                await self._return_inflight(failed=end.failed)
+                await self._giving.inflight(self._inflight, failed=end.failed)
+                self._inflight = []
                 await self._close(client)
         return end
 
@@ -350,7 +349,7 @@ class AgentRunner:
         claimed = await self.mailbox.claim(
             self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
         )
-        batch = _batch_of(claimed)
+        batch = batch_of(claimed)
         if len(batch) < len(claimed):  # handed back uncounted, claimed again next turn
             await self.mailbox.release(self.owner, [m.id for m in claimed if m not in batch])
         if batch or self._stop.is_set():
@@ -483,7 +482,7 @@ class AgentRunner:
                 status=result.api_error_status,
                 **stats,
             )
-            await self._give_back(batch, failure)
+            await self._giving.failed_turn(batch, failure)
             self._inflight = []
             self._rewind = self._unavailable is not None or result.terminal_reason in (
                 "api_error",
@@ -494,7 +493,7 @@ class AgentRunner:
                 {**stats, "error": True, "failure": failure, "totals": self.totals},
             )
             return
-        final = _fit(final)
+        final = fit_reply(final)
         self._resume_at = self._turn_uuid or self._resume_at
         answered = False
         for m in batch:
@@ -529,63 +528,6 @@ class AgentRunner:
             if reason:
                 return Failure("unavailable", reason)
         return classify(result, text)
-
-    async def _give_back(self, batch: list[Message], failure: Failure) -> None:
-        """What a failed turn's messages become. Nothing is lost; nothing is paid for twice
-        when it cannot help; one bad message does not take the others with it."""
-        for m in batch:
-            where = f"{failure.kind}: {failure.reason}"
-            if failure.kind == "unavailable":
-                if m.kind == "request":  # its asker hears why now; `queue retry` resends it
-                    detail = f"'{self.name}' cannot reach its model: {failure.reason}"
-                    await self.mailbox.fail_request(m.id, errors.ModelUnavailable.code, detail)
-                    continue
-                delay = UNAVAILABLE_DELAY_S * 2 ** max(m.attempts - 1, 0)
-                await self._nack(m, where, delay)
-            elif len(batch) > 1:
-                # Whose fault was it? Each is delivered alone next (see _batch_of).
-                await self._nack(m, f"batch failed: {where}", 0.0)
-            elif failure.kind == "deterministic" or m.attempts >= m.max_attempts:
-                await self._fail_for_good(m, failure)
-            else:
-                await self._nack(m, where, RETRY_DELAY_S)
-
-    async def _fail_for_good(self, m: Message, failure: Failure) -> None:
-        code = errors.TurnFailed.code
-        detail = f"'{self.name}' could not handle it: {failure.reason}"
-        if failure.kind != "deterministic":
-            detail += f" (attempt {m.attempts} of {m.max_attempts})"
-        self.log.warning("gave_up", message_id=m.id, code=code, reason=failure.reason)
-        if m.kind == "request":
-            await self.mailbox.fail_request(m.id, code, detail)
-        else:
-            await self._nack(m, detail, 0.0, dead_code=code)
-
-    async def _nack(
-        self, m: Message, error: str, delay_s: float, dead_code: str | None = None
-    ) -> None:
-        try:
-            await self.mailbox.nack(
-                m.id, owner=self.owner, error=error[:1000], delay_s=delay_s, dead_code=dead_code
-            )
-        except errors.LeaseLost as exc:
-            self.log.warning("lease_lost", message_id=exc.message_id)
-
-    async def _return_inflight(self, *, failed: bool) -> None:
-        """A dead session counts an attempt (a poison message ends dead); a stop does not."""
-        if not self._inflight:
-            return
-        ids = [m.id for m in self._inflight]
-        if failed:
-            for message_id in ids:
-                try:
-                    await self.mailbox.nack(message_id, owner=self.owner, error="session_died")
-                except errors.LeaseLost:
-                    continue
-        else:
-            await self.mailbox.release(self.owner)
-        self.log.info("requeued", messages=ids, counted_attempt=failed)
-        self._inflight = []
 
     async def _keep_leases(self) -> None:
         while True:
@@ -625,41 +567,6 @@ class AgentRunner:
 
     def _stderr(self, line: str) -> None:
         self.log.info("cli_stderr", line=line.rstrip()[:2000])
-
-
-def _batch_of(claimed: list[Message]) -> list[Message]:
-    """What to deliver in one turn. A message delivered before (its turn failed, or its
-    session died) goes alone, so a poison message fails by itself and the others it was
-    batched with go through (issue 16.7). Otherwise up to BATCH_BYTES of body text."""
-    again = [m for m in claimed if m.attempts > 1]
-    if again:
-        return again[:1]
-    batch: list[Message] = []
-    size = 0
-    for m in claimed:
-        size += len(text_of(m.body).encode("utf-8", "replace"))
-        if batch and size > BATCH_BYTES:
-            break
-        batch.append(m)
-    return batch
-
-
-def _fit(text: str) -> str:
-    """A final text the queue can carry as a reply (a body is at most MAX_BODY_BYTES encoded);
-    a longer one is cut, and says so, rather than crash the session on every attempt."""
-    room = MAX_BODY_BYTES
-    size = _encoded_size(text)
-    if size <= room:
-        return text
-    note = f"\n[truncated by octy-orchestrate: the reply was {size} bytes, over the queue's limit]"
-    cut = text
-    while _encoded_size(cut) > room - len(note):
-        cut = cut[: int(len(cut) * (room - len(note)) / _encoded_size(cut) * 0.95)]
-    return cut + note
-
-
-def _encoded_size(text: str) -> int:
-    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
 
 def _poll_died(receive: MemoryObjectReceiveStream[Any]) -> _Died | None:

@@ -147,14 +147,21 @@ class AsyncMailbox:
             return self._mb
         return await anyio.to_thread.run_sync(self._open, limiter=self._limiter)
 
-    async def _call(self, fn: Callable[[Mailbox], T]) -> T:
+    async def _call(
+        self, fn: Callable[[Mailbox], T], held: list[set[str] | None] | None = None
+    ) -> T:
         """Run ``fn`` on the loop's own connection; if SQLite refuses it a lock, or the
         mailbox is not open yet, in the worker thread. ``fn`` must be one transaction
-        (or reads, then one transaction), so a refused attempt has written nothing."""
+        (or reads, then one transaction), so a refused attempt has written nothing.
+        With ``held``, the bells its commit would ring on the loop's connection are put
+        there for the caller to ring (the worker thread's connection rings them itself)."""
         inline = self._inline
         if inline is not None and not self._closed:
             try:
-                return fn(inline)
+                if held is None:
+                    return fn(inline)
+                with inline.holding_bells(held):
+                    return fn(inline)
             except (errors.DatabaseError, sqlite3.OperationalError) as exc:
                 if not _locked(exc):
                     raise
@@ -170,16 +177,38 @@ class AsyncMailbox:
         feed's reader thread (a thread hop, and on a busy machine a wait for a CPU).
         The two yields let a woken waiter (its wake-up callback, then its task) run
         its check before the caller's own follow-up work: an ask's tool result is
-        written before the answering agent's ack and bookkeeping."""
-        result = await self._call(fn)
+        written before the answering agent's ack and bookkeeping.
+
+        When it woke a waiter here, the bell rings after those yields, not at the
+        commit (issue 14.4, measured): our own feed's reader thread hears every bell
+        this process rings, and woken mid-way it took the GIL from the waiter at each
+        of its system calls (its query, its log lines), 0.1-4 ms per answer on two
+        busy cores. Other processes then hear the bell that much later: the time our
+        waiters take to reach their next wait (a few hundred microseconds). A write
+        nobody here waits for rings at once."""
+        held: list[set[str] | None] = []
+        try:
+            result = await self._call(fn, held)
+            inline = self._inline
+            if inline is not None and not self._closed:
+                names = inboxes(result) if callable(inboxes) else inboxes
+                woke = inline.feed.notify(None if names is None else {bucket(n) for n in names})
+                if not woke:
+                    self._ring_held(held)
+                    held.clear()
+                # Not cancellation points: what was written must reach the caller.
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+            return result
+        finally:
+            if held:  # rung whatever happened after the commit: other processes wait on it
+                self._ring_held(held)
+
+    def _ring_held(self, held: list[set[str] | None]) -> None:
         inline = self._inline
-        if inline is not None and not self._closed:
-            names = inboxes(result) if callable(inboxes) else inboxes
-            inline.feed.notify(None if names is None else {bucket(n) for n in names})
-            # Not cancellation points: what was written must reach the caller.
-            await anyio.lowlevel.cancel_shielded_checkpoint()
-            await anyio.lowlevel.cancel_shielded_checkpoint()
-        return result
+        if inline is not None:
+            inline.ring_held(held)
+        # Closed in between (aclose): the other processes' WAL watch sees the commit.
 
     async def _threaded(self, fn: Callable[[Mailbox], T]) -> T:
         def run() -> T:

@@ -66,6 +66,8 @@ class MailboxCore:
         # after the commit); None: ring the bell for everyone.
         self._topics: set[str] | None = None
         self._silent = False  # the current write ends nobody's wait: no bell (see _quiet)
+        # While not None, rings are collected here instead of rung (see holding_bells).
+        self._held: list[set[str] | None] | None = None
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -190,6 +192,24 @@ class MailboxCore:
         something else too (a claim that requeues expired leases) does not call this."""
         self._silent = True
 
+    @contextmanager
+    def holding_bells(self, into: list[set[str] | None]) -> Iterator[None]:
+        """Collect in ``into`` the bells the writes inside would ring, instead of ringing
+        them; the caller rings them later with :meth:`ring_held`. (``AsyncMailbox`` lets
+        this process's own waiters run first: see its ``_posted``.)"""
+        with self._lock:
+            outer, self._held = self._held, into
+            try:
+                yield
+            finally:
+                self._held = outer
+
+    def ring_held(self, held: list[set[str] | None]) -> None:
+        """Ring what :meth:`holding_bells` collected (each write's bells, as it would have)."""
+        if self._feed is not None:
+            for topics in held:
+                self._feed.ring(topics)
+
     def _ring_if_changed(
         self, conn: sqlite3.Connection, topics: set[str] | None, silent: bool = False
     ) -> None:
@@ -197,7 +217,10 @@ class MailboxCore:
         if changes != self._rung_at:  # something was written: ring the bell
             self._rung_at = changes
             if self._feed is not None and not silent:
-                self._feed.ring(topics or None)
+                if self._held is not None:
+                    self._held.append(topics or None)
+                else:
+                    self._feed.ring(topics or None)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:

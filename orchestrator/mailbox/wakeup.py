@@ -287,9 +287,10 @@ class ChangeFeed:
         except OSError:
             pass
 
-    def notify(self, slots: Iterable[int] | None = None) -> None:
+    def notify(self, slots: Iterable[int] | None = None) -> int:
         """Wake this process's waiters now: every one, or those of ``slots``
-        (buckets) plus the waiters for any change."""
+        (buckets) plus the waiters for any change. Returns how many event-loop
+        waiters it woke."""
         with self._cond:
             self._generation += 1
             if slots is None:
@@ -305,6 +306,7 @@ class ChangeFeed:
         for callback in callbacks:
             with contextlib.suppress(RuntimeError):  # the waiter's loop already closed
                 callback()
+        return len(callbacks)
 
     def wait(self, seen: int, timeout: float, slot: int | None = None) -> None:
         if timeout <= 0:
@@ -331,9 +333,13 @@ class ChangeFeed:
             return
         loop = asyncio.get_running_loop()
         event = asyncio.Event()
+        loop_thread = threading.get_ident()
 
         def wake() -> None:
-            loop.call_soon_threadsafe(event.set)
+            if threading.get_ident() == loop_thread:  # a write on this loop (AsyncMailbox)
+                event.set()  # the waiter runs at the loop's next turn, no self-pipe round trip
+            else:  # the feed's reader thread
+                loop.call_soon_threadsafe(event.set)
 
         entry = (slot, wake)
         with self._cond:

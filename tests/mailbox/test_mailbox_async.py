@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from mailbox_workers.support import background_worker, counts
 
@@ -171,3 +173,75 @@ async def test_closing_while_a_task_waits_ends_that_wait(tmp_path: Path) -> None
             await am.aclose()
     assert len(outcome) == 1
     assert "closed" in str(outcome[0])
+
+
+async def test_an_answer_reaches_a_waiter_in_this_process_before_the_bell_and_the_answerer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14.4: a reply's waiter in the same process (an agent's ask) has its answer and
+    gets one more turn of the loop (the SDK's write lock, before its tool result goes out)
+    before reply() returns to the answering agent; and the commit's bell, which every
+    process watching it hears (this one's feed thread too: it took the GIL from the
+    waiter mid-way), rings only after that, but rings.
+
+    Before: the bell rang inside the commit, and the waiter was woken through the
+    loop's self-pipe, a turn later than the answerer went on."""
+    async with await _team(tmp_path / "team.db") as am:
+        request = await am.request("alice", "bob", "q", wait_s=60)
+        steps: list[str] = []
+        feed = am.sync.feed
+        ring = feed.ring
+
+        def recording_ring(topics: Any = None) -> None:
+            steps.append("bell")
+            ring(topics)
+
+        monkeypatch.setattr(feed, "ring", recording_ring)
+
+        async def asker() -> None:
+            reply = await am.wait_for_reply(request.id, timeout_s=30)
+            steps.append(f"answered {reply.body}")
+            async with anyio.Lock():  # what the SDK's transport.write does before writing
+                steps.append("tool result written")
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(asker)
+                while not feed._async_waiters:
+                    await anyio.lowlevel.checkpoint()  # until the asker sleeps in its wait
+                await am.reply(request.id, "bob", "a")
+                steps.append("reply returned")
+        assert steps == ["answered a", "tool result written", "bell", "reply returned"]
+
+
+async def test_an_answer_nobody_in_this_process_waits_for_rings_its_bell_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bell waits for this process's own waiters only when there are some: an answer
+    for an asker in another process (`octy-orchestrate ask`) rings before reply() lets
+    any other task of the answering process run."""
+    async with await _team(tmp_path / "team.db") as am:
+        request = await am.request("alice", "bob", "q", wait_s=60)
+        steps: list[str] = []
+        feed = am.sync.feed
+        ring = feed.ring
+
+        def recording_ring(topics: Any = None) -> None:
+            steps.append("bell")
+            ring(topics)
+
+        monkeypatch.setattr(feed, "ring", recording_ring)
+        ready = anyio.Event()
+
+        async def other_task() -> None:
+            ready.set()
+            await anyio.lowlevel.checkpoint()  # runs at the first yield of reply()
+            steps.append("another task ran")
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(other_task)
+                await ready.wait()
+                await am.reply(request.id, "bob", "a")
+                steps.append("reply returned")
+        assert steps == ["bell", "another task ran", "reply returned"]

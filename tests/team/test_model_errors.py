@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from claude_agent_sdk import ResultMessage
 
+from orchestrator.batching import BATCH_BYTES, batch_of, encoded_size, fit_reply
 from orchestrator.mailbox import MAX_BODY_BYTES, Message
 from orchestrator.model_errors import ModelError, classify, no_answer
 from orchestrator.preflight import Endpoint, unreachable
-from orchestrator.runner import BATCH_BYTES, _batch_of, _encoded_size, _fit
 
 
 def result(status: int | None, text: str, **fields: Any) -> ResultMessage:
@@ -154,15 +154,15 @@ def test_a_message_delivered_before_goes_alone_and_big_bodies_are_not_batched() 
     """After a failed turn each message is retried alone (issue 16.7); at most BATCH_BYTES of
     body text share a turn, and one big body always goes (alone)."""
     fresh = [_message(i) for i in range(3)]
-    assert _batch_of(fresh) == fresh
+    assert batch_of(fresh) == fresh
     again = _message(9, attempts=2)
-    assert _batch_of([fresh[0], again, fresh[1]]) == [again]
+    assert batch_of([fresh[0], again, fresh[1]]) == [again]
     big = "y" * (BATCH_BYTES - 10)
-    assert _batch_of([_message(1, big), _message(2, big)]) == [_message(1, big)]
+    assert batch_of([_message(1, big), _message(2, big)]) == [_message(1, big)]
 
 
 def test_a_reply_over_the_queue_limit_is_cut_and_says_so() -> None:
-    assert _fit("short") == "short"
-    cut = _fit("é\n" * MAX_BODY_BYTES)
-    assert _encoded_size(cut) <= MAX_BODY_BYTES
+    assert fit_reply("short") == "short"
+    cut = fit_reply("é\n" * MAX_BODY_BYTES)
+    assert encoded_size(cut) <= MAX_BODY_BYTES
     assert cut.endswith("over the queue's limit]")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from orchestrator.mailbox import AsyncMailbox, Message
@@ -271,6 +272,39 @@ async def test_route_answers_tool_calls_and_passes_the_rest_to_the_bridge(
     assert bridge.closed
 
 
+async def test_an_asks_answer_is_logged_after_its_tool_result_is_written(
+    relay: Relay, queue: AsyncMailbox
+) -> None:
+    """Issue 14.4: the "answered" log line (JSON, two log files, the console: 0.15-0.4 ms
+    measured) is written once the tool result has gone to the CLI, not before it: the
+    asking agent's model waits for the result, not for our bookkeeping. The line is
+    still written, whole."""
+    steps: list[str] = []
+
+    class Log:
+        def info(self, event: str, **fields: Any) -> None:
+            steps.append(f"{event} {fields.get('body', '')}".strip())
+
+        warning = info
+
+    relay.log = Log()  # type: ignore[assignment]
+    route = DirectRoute(relay.tools(), FakeBridge())
+
+    async def sdk() -> None:  # as the SDK answers the CLI's control request
+        out = await route.handle(call(5, "ask", {"to": "beta", "message": "q"}))
+        assert out is not None
+        async with anyio.Lock():  # its transport.write, before the bytes go out
+            steps.append(f"tool result written: {out['result']['content'][0]['text']}")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sdk)
+            await answer_when_asked(queue, "beta", "forty-two")
+        while not any(s.startswith("answered") for s in steps):
+            await anyio.lowlevel.checkpoint()
+    assert steps == ["asked q", "tool result written: forty-two", "answered forty-two"]
+
+
 @pytest.mark.parametrize(
     ("name", "arguments", "says"),
     [
@@ -356,3 +390,41 @@ async def test_install_puts_the_route_in_front_of_the_sdks_bridge(relay: Relay) 
     await route.aclose()
     assert bridge.closed
     assert not install(object(), SERVER, relay.tools())  # type: ignore[arg-type]
+
+
+def test_the_routes_quick_schema_check_never_accepts_what_jsonschema_refuses() -> None:
+    """The route recognises a valid call to a plain schema without jsonschema (issue
+    14.4: 50-150 us per call); whatever it accepts, jsonschema accepts too, so every bad
+    call still gets jsonschema's verdict and message. A schema with any other keyword is
+    left to jsonschema alone."""
+    from jsonschema import Draft7Validator  # type: ignore[import-untyped]
+
+    from orchestrator.prompts import TOOL_SPECS
+    from orchestrator.relay_route import _Plain
+
+    values: list[Any] = ["x", "", 3, 2.5, -1, True, False, None, [], {}, ["a"], {"a": 1}]
+    keys = ["to", "message", "timeout_s", "request_id", "other"]
+    calls: list[Any] = [None, "text", 3, [], [{"to": "x"}]]
+    for n, key in enumerate(keys):  # each key alone, and with every other key set right
+        for value in values:
+            calls.append({key: value})
+            right = {"to": "b", "message": "m", "timeout_s": 5, "request_id": "r"}
+            calls.append({**right, key: value})
+            calls.append({k: v for k, v in right.items() if k != keys[n - 1]} | {key: value})
+    accepted = 0
+    for name, (_description, schema) in TOOL_SPECS.items():
+        plain = _Plain.of(schema)
+        assert plain is not None, name
+        validator = Draft7Validator(schema)
+        for args in calls:
+            if plain.accepts(args):
+                accepted += 1
+                assert validator.is_valid(args), (name, args)
+    assert accepted > 50  # it does accept the valid calls
+    for other in (
+        {"type": "object", "additionalProperties": False},
+        {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}},
+        {"type": "object", "properties": {"n": {"type": ["string", "null"]}}},
+        {"type": "array"},
+    ):
+        assert _Plain.of(other) is None, other

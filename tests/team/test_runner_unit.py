@@ -23,7 +23,7 @@ from claude_agent_sdk import (
     TextBlock,
 )
 
-from orchestrator import errors, runner
+from orchestrator import batching, errors, give_back
 from orchestrator.lifecycle import EndReason, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailbox, Message
 from orchestrator.roster import Roster, load_roster
@@ -241,7 +241,7 @@ async def test_messages_waiting_together_go_in_one_turn(bench: Bench) -> None:
 async def test_bodies_over_the_batch_size_go_in_turns_of_their_own(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "BATCH_BYTES", 100)
+    monkeypatch.setattr(batching, "BATCH_BYTES", 100)
     sent = [await bench.mailbox.send("b", "a", f"{i}" * 80) for i in range(3)]
 
     async def all_done() -> bool:
@@ -297,7 +297,7 @@ async def test_a_poison_message_fails_alone_and_the_batch_goes_through(bench: Be
 async def test_a_transient_failure_is_retried_later_with_the_attempt_counted(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "RETRY_DELAY_S", 0.05)
+    monkeypatch.setattr(give_back, "RETRY_DELAY_S", 0.05)
     answers = iter([failed(529, "API Error: 529 overloaded"), said("second time lucky")])
     bench.answer = lambda prompt: next(answers)
     ask = await bench.mailbox.request("b", "a", "try me")
@@ -318,7 +318,7 @@ async def test_a_transient_failure_is_retried_later_with_the_attempt_counted(
 async def test_after_an_api_error_a_new_process_resumes_before_the_failed_turn(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner, "RETRY_DELAY_S", 0.05)
+    monkeypatch.setattr(give_back, "RETRY_DELAY_S", 0.05)
     good = said("one")
     answers = iter([good, failed(500, "API Error: 500", "api_error"), said("two")])
     bench.answer = lambda prompt: next(answers)

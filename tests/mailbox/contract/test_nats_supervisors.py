@@ -113,12 +113,10 @@ def test_two_supervisors_run_one_team_and_a_third_is_refused_a_held_agent(
     assert m1.states()["gamma"] == "stopped"
 
 
-def test_a_killed_supervisors_agent_runs_elsewhere_and_gets_its_messages(
+def _alpha_on_1_beta_on_2(
     machines: Callable[[int], list[MachineTeam]],
-) -> None:
-    """Machine 1 (supervisor and its claude) is SIGKILLed: a request sent to its alpha
-    waits; once alpha's lease has run out, `start alpha` on machine 2 takes it over
-    and the request is answered there. Nothing is left leased."""
+) -> tuple[MachineTeam, MachineTeam]:
+    """Two machines: alpha runs on the first, beta on the second, both ready."""
     m1, m2 = machines(2)
     m1.up("alpha")
     m1.wait_ready("alpha", timeout=120)
@@ -126,6 +124,16 @@ def test_a_killed_supervisors_agent_runs_elsewhere_and_gets_its_messages(
     m2.wait_ready("beta", timeout=120)
     assert m1.proc is not None
     assert m2.proc is not None
+    return m1, m2
+
+
+def test_a_killed_supervisors_agent_runs_elsewhere_and_gets_its_messages(
+    machines: Callable[[int], list[MachineTeam]],
+) -> None:
+    """Machine 1 (supervisor and its claude) is SIGKILLed: a request sent to its alpha
+    waits; once alpha's lease has run out, `start alpha` on machine 2 takes it over
+    and the request is answered there. Nothing is left leased."""
+    m1, m2 = _alpha_on_1_beta_on_2(machines)
     refused = m2.cli("start", "alpha")  # held by machine 1: machine 2 may not run it
     assert refused.returncode == 1
     assert "agent 'alpha' already runs under the supervisor on" in refused.stderr
@@ -154,13 +162,7 @@ def test_a_supervisor_that_lost_its_lease_leaves_the_new_holders_row_alone(
     every asker believe an agent running on machine 2 had stopped), does not start it
     again, and leaves machine 2's lease alone. The request sent meanwhile is answered
     by machine 2's alpha."""
-    m1, m2 = machines(2)
-    m1.up("alpha")
-    m1.wait_ready("alpha", timeout=120)
-    m2.up("beta")
-    m2.wait_ready("beta", timeout=120)
-    assert m1.proc is not None
-    assert m2.proc is not None
+    m1, m2 = _alpha_on_1_beta_on_2(machines)
     os.kill(m1.proc.pid, signal.SIGSTOP)  # the supervisor only: its claude stays
     try:
         m2.wait_for(lambda: m2.holder("alpha") is None, what="alpha's lease runs out")
@@ -168,7 +170,7 @@ def test_a_supervisor_that_lost_its_lease_leaves_the_new_holders_row_alone(
         assert started.returncode == 0, started.stderr
         m2.wait_for(
             lambda: (
-                (m2.holder("alpha") or {}).get("pid") == m2.proc.pid  # type: ignore[union-attr]
+                (m2.holder("alpha") or {}).get("pid") == m2.proc.pid
                 and m2.states()["alpha"] == "ready"
             ),
             timeout=120,
