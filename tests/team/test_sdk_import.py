@@ -25,7 +25,6 @@ import anyio
 import pytest
 import structlog
 import yaml
-from conftest import EnvFactory, ModelFactory
 
 from orchestrator.agent_meta import LAUNCHING
 from orchestrator.mailbox import SUPERVISOR, Mailbox
@@ -67,8 +66,8 @@ def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
 def roster(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    scripted_model: ModelFactory,
-    claude_env: EnvFactory,
+    scripted_model: Any,
+    claude_env: Any,
 ) -> Roster:
     """Two agents against the scripted model; the in-process supervisor's CLIs inherit
     this process's environment (HOME, the model's URL and key)."""
