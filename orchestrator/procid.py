@@ -14,6 +14,7 @@ which only someone who can already write this user's files can point at.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 
@@ -52,3 +53,70 @@ def is_leftover_cli(pid: int, recorded_start: object, cli_path: str | None) -> s
     if cli_path is None or exe != os.path.realpath(cli_path):
         return f"it runs {exe}, not this installation's claude"
     return None
+
+
+# --- what a killed claude leaves behind ---------------------------------------------------
+# The CLI's sandbox starts socat proxies in its own process group, listening on
+# /tmp/claude-http-<hex>.sock and /tmp/claude-socks-<hex>.sock. When the CLI dies with its
+# supervisor (the parent-death signal), nobody kills its group: the proxies are reparented
+# and live on, one or two per agent per crash (measured). They are recognised by all of:
+# the dead CLI's group and session (the recorded pid), our user, the socat binary, and a
+# command line naming the CLI's sockets; a forged registry pid can point at nothing else.
+SANDBOX_SOCKETS = ("/claude-http-", "/claude-socks-")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2 :].split()  # fields[0] is field 3 (state)
+
+
+def _is_sandbox_helper(pid: int, group: int, helper_exe: str) -> bool:
+    fields = _stat_fields(pid)
+    if fields is None or len(fields) < 4:
+        return False
+    try:
+        if (int(fields[2]), int(fields[3])) != (group, group):  # pgrp, session
+            return False
+        if os.stat(f"/proc/{pid}").st_uid != os.geteuid():
+            return False
+        if os.readlink(f"/proc/{pid}/exe") != helper_exe:
+            return False
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return False
+    return any(socket in argv for socket in SANDBOX_SOCKETS)
+
+
+def kill_orphaned_helpers(group: int, helper: str | None) -> list[int]:
+    """Kill what the CLI's sandbox left in the process group of ``group``, a claude process
+    that is gone (or a zombie); return their pids. Nothing while that claude still runs."""
+    if helper is None or group <= 1:
+        return []
+    leader = _stat_fields(group)
+    if leader is not None and leader[0] != "Z":
+        return []
+    helper_exe = os.path.realpath(helper)
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == group:
+            continue
+        pid = int(entry.name)
+        if not _is_sandbox_helper(pid, group, helper_exe):
+            continue
+        try:
+            # Checked again through a pidfd: the pid cannot be reused under the signal.
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            if _is_sandbox_helper(pid, group, helper_exe):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed.append(pid)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return killed

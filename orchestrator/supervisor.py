@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shutil
 import signal
 import time
 import uuid
@@ -840,6 +841,10 @@ def _kill_stale_cli(agent: str, pid: int, recorded_start: object) -> None:
     killed only if it is provably that process (procid), never on the pid alone."""
     why_not = procid.is_leftover_cli(pid, recorded_start, bundled_cli())
     if why_not is not None:
+        # Gone (killed with its supervisor): its sandbox's proxies may live on (procid).
+        helpers = procid.kill_orphaned_helpers(pid, shutil.which("socat"))
+        if helpers:
+            log.warning("killed_stale_sandbox_helpers", agent=agent, pid=pid, helpers=helpers)
         log.info("stale_pid_left_alone", agent=agent, pid=pid, reason=why_not)
         return
     try:

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -98,6 +99,68 @@ def test_up_kills_only_its_own_leftover_cli_and_recovers_only_its_own_leases(
         assert held.lease_owner == "script@cli-1"
         reply = mb.wait_for_reply(orphan.id, 60)  # the dead supervisor's lease came back
         assert reply.body is not None
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting for its new parent to reap it)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def _sandbox_helpers(group: int) -> set[int]:
+    """The socat proxies the CLI's sandbox runs in process group ``group``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != group:
+                continue
+            argv = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if argv.startswith(b"socat") and b"/claude-" in argv:
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="the CLI's sandbox needs socat")
+def test_up_kills_what_a_killed_supervisors_sandbox_left_running(team: TeamFactory) -> None:
+    """A SIGKILLed supervisor takes its claude with it (the parent-death signal), but the
+    socat proxies the CLI's sandbox started live on, reparented: one or two per agent per
+    crash, each holding a socket in /tmp. The next `up` kills them (they are recognised,
+    not guessed from the pid), and leaves its new claude's own proxies alone."""
+    t = team(answering("a"), {"a": {"tools": ["Bash"]}})
+    t.up()
+    t.wait_ready("a")
+    old = t.agent_pid("a")
+    assert old is not None
+    helpers = t.wait_for(lambda: _sandbox_helpers(old), what="a's sandbox proxies")
+    assert t.proc is not None
+    t.proc.send_signal(signal.SIGKILL)
+    t.proc.wait(30)
+    deadline = time.monotonic() + 30  # (t.wait_for stops at once: its supervisor is dead)
+    while _alive(old) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(old), "a's claude dies with its supervisor"
+    assert all(_alive(pid) for pid in helpers)  # but its proxies are left running
+    t.up()
+    new = t.wait_for(
+        lambda: (
+            t.states()["a"] == "ready" and t.agent_pid("a") not in (None, old) and t.agent_pid("a")
+        ),
+        what="a ready again, a new claude",
+    )
+    t.wait_for(
+        lambda: not any(_alive(pid) for pid in helpers),
+        what="the leftover proxies killed",
+    )
+    assert "killed_stale_sandbox_helpers" in t.output()
+    assert t.wait_for(lambda: _sandbox_helpers(new), what="the new claude's proxies")
+    assert t.ask("a", "hello") == "a answers"
 
 
 @pytest.mark.parametrize("how", ["rm", "mv", "rm-mid-turn"])
