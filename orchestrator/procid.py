@@ -73,6 +73,12 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2 :].split()  # fields[0] is field 3 (state)
 
 
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (dead, its parent yet to reap it)."""
+    fields = _stat_fields(pid)
+    return fields is not None and bool(fields) and fields[0] != "Z"
+
+
 def _is_sandbox_helper(pid: int, group: int, helper_exe: str) -> bool:
     fields = _stat_fields(pid)
     if fields is None or len(fields) < 4:
@@ -95,8 +101,7 @@ def kill_orphaned_helpers(group: int, helper: str | None) -> list[int]:
     that is gone (or a zombie); return their pids. Nothing while that claude still runs."""
     if helper is None or group <= 1:
         return []
-    leader = _stat_fields(group)
-    if leader is not None and leader[0] != "Z":
+    if running(group):
         return []
     helper_exe = os.path.realpath(helper)
     killed = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator import procid
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import USER, Mailbox, Message
 from orchestrator.prompts import text_of
@@ -114,6 +116,11 @@ class Team:
             _kill(detached, signal.SIGKILL)
         for pid in self.cli_pids():
             _kill(pid, signal.SIGKILL)
+            # What its sandbox started (socat) outlives a claude killed alone; as `up` does.
+            deadline = time.monotonic() + 5
+            while procid.running(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            procid.kill_orphaned_helpers(pid, shutil.which("socat"))
 
     # --- state -------------------------------------------------------------------
 

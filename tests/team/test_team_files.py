@@ -101,15 +101,6 @@ def test_up_kills_only_its_own_leftover_cli_and_recovers_only_its_own_leases(
         assert reply.body is not None
 
 
-def _alive(pid: int) -> bool:
-    """Running (not gone, not a zombie waiting for its new parent to reap it)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return text[text.rfind(")") + 2 :].split()[0] != "Z"
-
-
 def _sandbox_helpers(group: int) -> set[int]:
     """The socat proxies the CLI's sandbox runs in process group ``group``."""
     found = set()
@@ -143,10 +134,10 @@ def test_up_kills_what_a_killed_supervisors_sandbox_left_running(team: TeamFacto
     t.proc.send_signal(signal.SIGKILL)
     t.proc.wait(30)
     deadline = time.monotonic() + 30  # (t.wait_for stops at once: its supervisor is dead)
-    while _alive(old) and time.monotonic() < deadline:
+    while procid.running(old) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(old), "a's claude dies with its supervisor"
-    assert all(_alive(pid) for pid in helpers)  # but its proxies are left running
+    assert not procid.running(old), "a's claude dies with its supervisor"
+    assert all(procid.running(pid) for pid in helpers)  # but its proxies are left running
     t.up()
     new = t.wait_for(
         lambda: (
@@ -155,7 +146,7 @@ def test_up_kills_what_a_killed_supervisors_sandbox_left_running(team: TeamFacto
         what="a ready again, a new claude",
     )
     t.wait_for(
-        lambda: not any(_alive(pid) for pid in helpers),
+        lambda: not any(procid.running(pid) for pid in helpers),
         what="the leftover proxies killed",
     )
     assert "killed_stale_sandbox_helpers" in t.output()
