@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import stat
@@ -45,6 +44,8 @@ def record_dir() -> Path:
 
 
 def record_path(roster: Path) -> Path:
+    import hashlib
+
     key = hashlib.sha256(str(roster.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
     return record_dir() / f"{key[:32]}.json"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -325,6 +324,8 @@ def _detach(args: argparse.Namespace, roster: Roster) -> int:
         fd = safefs.open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "log file")
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
+    import subprocess
+
     with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
             cmd,

@@ -14,13 +14,15 @@ Only what the change feed needs (see wakeup.py for why it is shaped so):
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import struct
 import sys
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    import ctypes
 
 IN_MODIFY: Final = 0x00000002
 IN_MOVED_TO: Final = 0x00000080
@@ -47,7 +49,15 @@ class InotifyUnavailable(OSError):
 def _libc() -> ctypes.CDLL:
     if not sys.platform.startswith("linux"):
         raise InotifyUnavailable(errno.ENOSYS, "inotify is Linux-only")
+    import ctypes  # noqa: PLC0415 - only once something waits: `ps` and `send` never do
+
     return ctypes.CDLL(None, use_errno=True)
+
+
+def _errno() -> int:
+    import ctypes  # noqa: PLC0415 - loaded by _libc() already
+
+    return ctypes.get_errno()
 
 
 class _Instance:
@@ -57,7 +67,7 @@ class _Instance:
         self._libc = libc
         fd = int(libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC))
         if fd < 0:
-            err = ctypes.get_errno()
+            err = _errno()
             raise InotifyUnavailable(err, f"inotify_init1: {os.strerror(err)}")
         self.fd = fd
         self.wds: dict[int, str] = {}
@@ -66,7 +76,7 @@ class _Instance:
         """Watch ``path``; False when it does not exist (yet)."""
         wd = int(self._libc.inotify_add_watch(self.fd, path, mask))
         if wd < 0:
-            err = ctypes.get_errno()
+            err = _errno()
             if err == errno.ENOENT:
                 return False
             raise InotifyUnavailable(err, f"inotify_add_watch({path!r}): {os.strerror(err)}")

@@ -31,6 +31,11 @@ HEAVY = (
     "orchestrator.supervisor",
     "orchestrator.logconfig",
     "orchestrator.control",
+    # each 1-3 ms, needed only by what waits (inotify's ctypes), `up -d` (subprocess) or a
+    # broken roster's team record (hashlib: OpenSSL's start-up)
+    "ctypes",
+    "subprocess",
+    "hashlib",
 )
 # Run a verb as the console script does, then say which modules it loaded.
 PROBE = """
