@@ -175,6 +175,19 @@ async def test_closing_while_a_task_waits_ends_that_wait(tmp_path: Path) -> None
     assert "closed" in str(outcome[0])
 
 
+def _record_bells(am: AsyncMailbox, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A list the mailbox's bell appends "bell" to each time it rings (and still rings)."""
+    steps: list[str] = []
+    ring = am.sync.feed.ring
+
+    def recording_ring(topics: Any = None) -> None:
+        steps.append("bell")
+        ring(topics)
+
+    monkeypatch.setattr(am.sync.feed, "ring", recording_ring)
+    return steps
+
+
 async def test_an_answer_reaches_a_waiter_in_this_process_before_the_bell_and_the_answerer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -188,15 +201,8 @@ async def test_an_answer_reaches_a_waiter_in_this_process_before_the_bell_and_th
     loop's self-pipe, a turn later than the answerer went on."""
     async with await _team(tmp_path / "team.db") as am:
         request = await am.request("alice", "bob", "q", wait_s=60)
-        steps: list[str] = []
+        steps = _record_bells(am, monkeypatch)
         feed = am.sync.feed
-        ring = feed.ring
-
-        def recording_ring(topics: Any = None) -> None:
-            steps.append("bell")
-            ring(topics)
-
-        monkeypatch.setattr(feed, "ring", recording_ring)
 
         async def asker() -> None:
             reply = await am.wait_for_reply(request.id, timeout_s=30)
@@ -222,15 +228,7 @@ async def test_an_answer_nobody_in_this_process_waits_for_rings_its_bell_at_once
     any other task of the answering process run."""
     async with await _team(tmp_path / "team.db") as am:
         request = await am.request("alice", "bob", "q", wait_s=60)
-        steps: list[str] = []
-        feed = am.sync.feed
-        ring = feed.ring
-
-        def recording_ring(topics: Any = None) -> None:
-            steps.append("bell")
-            ring(topics)
-
-        monkeypatch.setattr(feed, "ring", recording_ring)
+        steps = _record_bells(am, monkeypatch)
         ready = anyio.Event()
 
         async def other_task() -> None:
