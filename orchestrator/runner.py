@@ -514,6 +514,11 @@ class AgentRunner:
             await self.mailbox.ack([m.id for m in batch], owner=self.owner)
         except errors.LeaseLost as exc:  # replies are committed; a redelivery will be skipped
             self.log.warning("lease_lost", message_id=exc.message_id)
+        except errors.QueueUnavailable as exc:
+            # The queue is out of reach (a NATS node dying): the lease runs out and the
+            # messages come back, their requests already answered (skipped, then acked).
+            # Ending the session for it cost a restart, mid-ask for the next turn.
+            self.log.warning("ack_failed", messages=[m.id for m in batch], error=str(exc))
         self._inflight = []
         self.log.info("turn", **stats)
         await self.on_event(
@@ -539,6 +544,10 @@ class AgentRunner:
                     )
                 except errors.LeaseLost as exc:
                     self.log.warning("lease_lost", message_id=exc.message_id)
+                except errors.QueueUnavailable as exc:  # tried again at the next round; the
+                    # lease has two more rounds to run. Ending the session would kill the
+                    # turn in flight (an ask's answer with it) for a queue's hiccup.
+                    self.log.warning("extend_failed", error=str(exc))
 
     async def _interrupt_after_grace(self, client: ClaudeSDKClient) -> None:
         await self._stop.wait()

@@ -23,7 +23,7 @@ from claude_agent_sdk import (
     TextBlock,
 )
 
-from orchestrator import batching, errors, give_back
+from orchestrator import batching, errors, give_back, runner
 from orchestrator.lifecycle import EndReason, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailbox, Message
 from orchestrator.roster import Roster, load_roster
@@ -265,6 +265,52 @@ async def test_a_redelivered_request_already_answered_gets_no_second_turn(bench:
     await bench.run_until(handled)
     assert await bench.status(ask) == "done"
     assert all("ping?" not in q for q in bench.queries)
+
+
+async def test_a_queue_out_of_reach_at_the_ack_or_mid_turn_does_not_end_the_session(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NATS node dying: the lease extension mid-turn and the ack after it fail with
+    QueueUnavailable. The turn goes on (its ask's answer would be lost with the session),
+    the reply is committed, and the next message is served by the same session; the
+    unacked one comes back later and is skipped as answered. Both used to crash the
+    session (seen in the cluster fault test's logs: "lost during ack")."""
+    monkeypatch.setattr(runner, "LEASE_S", 0.3)  # an extension every 0.1 s
+    outage = errors.QueueUnavailable("nats://test", "a leader election", "")
+    tries = {"extend": 0, "ack": 0}
+    real_ack = bench.mailbox.ack
+
+    async def extend(*args: Any, **kwargs: Any) -> None:
+        tries["extend"] += 1
+        bench.poke()
+        raise outage
+
+    async def ack(ids: list[str], **kwargs: Any) -> int:
+        tries["ack"] += 1
+        if tries["ack"] == 1:
+            raise outage
+        return await real_ack(ids, **kwargs)
+
+    monkeypatch.setattr(bench.mailbox, "extend", extend)
+    monkeypatch.setattr(bench.mailbox, "ack", ack)
+    bench.answer = lambda prompt: [] if "slow?" in prompt else said("pong")
+    ask = await bench.mailbox.request("b", "a", "slow?")
+    later = await bench.mailbox.request("b", "a", "and now?")
+
+    async def second_answered() -> bool:
+        if tries["extend"] >= 2 and not tries.get("said"):  # mid-turn, twice refused
+            tries["said"] = 1
+            for item in said("slow pong"):
+                await bench.clients[0].say(item)
+        return await bench.mailbox.find_reply(later.id) is not None
+
+    end = await bench.run_until(second_answered)
+    assert end == SessionEnd(EndReason.STOPPED)  # asked to stop, not crashed
+    assert len(bench.clients) == 1
+    reply = await bench.mailbox.find_reply(ask.id)
+    assert reply is not None
+    assert reply.body == "slow pong"
+    assert await bench.status(ask) == "leased"  # its ack failed: it comes back, answered
 
 
 async def test_a_poison_message_fails_alone_and_the_batch_goes_through(bench: Bench) -> None:
