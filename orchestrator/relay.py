@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import anyio
 import structlog
 from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_server, tool
 
@@ -27,8 +26,6 @@ from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S, SERVER, TOOL_SPECS, text
 from orchestrator.roster import Roster
 
 log = structlog.get_logger()
-
-OUTAGE_PAUSE_S = 1.0  # between tries of an ask's wait while the queue is out of reach
 
 
 @dataclass
@@ -171,7 +168,7 @@ class Relay:
         if turn is not None:
             turn.asks_in_flight += 1
         try:
-            response = await self._wait_through_outages(request.id, timeout_s)
+            response = await self.mailbox.wait_for_reply(request.id, timeout_s)
         except errors.RequestFailed as exc:
             self.log.warning("ask_failed", to=to, request_id=request.id, code=exc.code)
             return _fail(exc.code, str(exc))
@@ -185,27 +182,6 @@ class Relay:
         )
         relay_route.after_result(log_answered)
         return _ok(answer)
-
-    async def _wait_through_outages(self, request_id: str, timeout_s: float) -> Message:
-        """The answer to a stored request, waited for until ``timeout_s`` even if the queue
-        is out of reach for a while (a NATS node dying mid-ask, a leader election longer
-        than a primitive's retries): the request is safe and its answer will be, so the
-        model is not told of a failure that is only the queue's hiccup."""
-        deadline = anyio.current_time() + timeout_s
-        while True:
-            try:
-                return await self.mailbox.wait_for_reply(
-                    request_id, max(0.0, deadline - anyio.current_time())
-                )
-            except errors.QueueUnavailable as exc:
-                if anyio.current_time() + OUTAGE_PAUSE_S >= deadline:
-                    raise errors.RequestTimeout(
-                        request_id,
-                        timeout_s,
-                        f"no reply within {timeout_s:g}s (the queue was out of reach: {exc})",
-                    ) from exc
-                self.log.warning("ask_wait_retrying", request_id=request_id, error=str(exc))
-                await anyio.sleep(OUTAGE_PAUSE_S)
 
     async def reply(self, args: dict[str, Any]) -> dict[str, Any]:
         request_id, text = str(args.get("request_id", "")), str(args.get("message", ""))

@@ -150,7 +150,17 @@ class NatsCore:
         try:
             while True:
                 bell.clear()
-                result, due_in = await poll()
+                try:
+                    result, due_in = await poll()
+                except nats.errors.Error as exc:
+                    # Out of reach past a read's own retries (a node dying mid-ask, a long
+                    # election): what is waited for is stored and will come, so the wait
+                    # goes on until its deadline; only then is the outage the answer.
+                    if time.monotonic() + RECHECK_S >= deadline:
+                        raise
+                    log.warning("wait_retrying", subject=subject, error=str(exc) or repr(exc))
+                    await asyncio.sleep(RECHECK_S)
+                    continue
                 if result is not None:
                     return result
                 remaining = deadline - time.monotonic()

@@ -8,10 +8,13 @@ queue (sweep prunes done messages daily), not meant for millions of rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import replace
 from types import TracebackType
+
+import nats.errors
 
 from orchestrator import errors
 from orchestrator.mailbox.model import STATUSES, Message, SweepResult
@@ -96,7 +99,10 @@ class NatsMailbox(NatsConsumeOps):
             return reply
         finally:
             if self._kv is not None and rec.safe_id(request_id):
-                await self._delete(rec.wait_key(request_id))
+                # Best effort: an edge left by an outage expires with the ask's deadline,
+                # and it must not turn an answer already in hand into an error.
+                with contextlib.suppress(nats.errors.Error):
+                    await self._delete(rec.wait_key(request_id))
 
     async def _poll_inbox(self, recipient: str) -> tuple[bool | None, float]:
         now = self.now()

@@ -13,6 +13,7 @@ import pytest
 from natsserver import NatsServer, free_port
 
 from orchestrator import errors
+from orchestrator.mailbox import Message
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox, faults
 from orchestrator.mailbox.nats import sending as nats_sending
 
@@ -83,6 +84,37 @@ async def test_queue_survives_a_server_restart(tmp_path: Path) -> None:
             got = await mb.claim("bob", owner="w")
             assert [m.id for m in got] == [sent.id]
             assert await mb.agent("bob") is not None
+    finally:
+        server.stop()
+
+
+async def test_a_wait_goes_on_through_an_outage_longer_than_the_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server dies under an asker waiting for its answer and stays down past a read's
+    retry budget: the wait goes on (until its own deadline) and returns the answer given
+    once the server is back, instead of ending in QueueUnavailable mid-ask. (The cluster
+    fault test saw a wrong answer once; a failed wait is one way to it.)"""
+    monkeypatch.setattr(faults, "RETRY_S", 0.5)
+    server = NatsServer(tmp_path / "s").start()
+    try:
+        config = NatsConfig((server.url,), request_timeout_s=0.5)
+        async with NatsMailbox(config) as asker, NatsMailbox(config) as answerer:
+            await asker.register("bob")
+            request = await asker.request("user", "bob", "still there?", wait_s=60)
+            got: list[Message] = []
+
+            async def wait() -> None:
+                got.append(await asker.wait_for_reply(request.id, 60))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(wait)
+                await anyio.sleep(0.2)  # the asker is in its wait
+                server.stop(signal.SIGKILL)
+                await anyio.sleep(2.0)  # four retry budgets: every read of the wait failed
+                server.start()
+                await answerer.reply(request.id, "bob", "yes")
+            assert [m.body for m in got] == ["yes"]
     finally:
         server.stop()
 
