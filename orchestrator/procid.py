@@ -18,16 +18,21 @@ import signal
 from pathlib import Path
 
 
-def start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot; None if it is gone."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/PID/stat`` from field 3 (the state) on; None if the process is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     # "pid (comm) state ppid ...": comm may hold spaces and parentheses; cut at the last ')'.
-    fields = text[text.rfind(")") + 2 :].split()
+    return text[text.rfind(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot; None if it is gone."""
+    fields = _stat_fields(pid)
     try:
-        return int(fields[19])  # field 22 overall; fields[0] is field 3 (state)
+        return None if fields is None else int(fields[19])  # field 22 overall
     except (IndexError, ValueError):
         return None
 
@@ -63,14 +68,6 @@ def is_leftover_cli(pid: int, recorded_start: object, cli_path: str | None) -> s
 # the dead CLI's group and session (the recorded pid), our user, the socat binary, and a
 # command line naming the CLI's sockets; a forged registry pid can point at nothing else.
 SANDBOX_SOCKETS = ("/claude-http-", "/claude-socks-")
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2 :].split()  # fields[0] is field 3 (state)
 
 
 def running(pid: int) -> bool:

@@ -390,8 +390,7 @@ class Supervisor:
     async def _moved(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None:
         """Announce and record the moves the agent's lifecycle made (none: nothing)."""
         for target in moves:
-            self._state_changed.set()
-            self._state_changed = anyio.Event()
+            self._changed()
             log.info(
                 "state",
                 agent=slot.name,
@@ -473,8 +472,7 @@ class Supervisor:
             with anyio.CancelScope(shield=True), contextlib.suppress(errors.QueueError):
                 await self.leases.release(slot.name)
             slot.done.set()
-            self._state_changed.set()
-            self._state_changed = anyio.Event()
+            self._changed()
 
     async def _supervise_loop(self, slot: Slot) -> None:
         launchable = await self._until_launchable(slot)  # no claude before the SDK is there

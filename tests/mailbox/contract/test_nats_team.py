@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 from natsserver import NatsServer
-from natsteam import NatsTeam
-from team_harness import agent_rule
+from natsteam import ASK_BETA_RULES, NatsTeam
 
 from orchestrator.mailbox import Mailbox
 from orchestrator.mailbox.nats import NatsConfig
@@ -44,22 +43,7 @@ def test_agents_ask_each_other_through_jetstream(nats_team: Callable[..., NatsTe
     """alpha asks beta with the ask tool; the request, beta's reply and alpha's answer to
     the user all travel through the NATS server, and nothing stays open."""
     t = nats_team(
-        [
-            {
-                "agent": agent_rule("alpha"),
-                "text": "alpha heard: {1}",
-                "tool_result": r"(BETA-\w+)",
-            },
-            {
-                "agent": agent_rule("alpha"),
-                "match": r"capital of (\w+)",
-                "tool_use": {
-                    "name": "mcp__octy__ask",
-                    "input": {"to": "beta", "message": "what is the capital of {1}?"},
-                },
-            },
-            {"agent": agent_rule("beta"), "text": "BETA-{1}", "match": r"capital of (\w+)\?"},
-        ],
+        ASK_BETA_RULES,
         {"alpha": {}, "beta": {}},
     )
     t.up()
