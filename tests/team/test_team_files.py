@@ -137,7 +137,10 @@ def test_up_kills_what_a_killed_supervisors_sandbox_left_running(team: TeamFacto
     while procid.running(old) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not procid.running(old), "a's claude dies with its supervisor"
-    assert all(procid.running(pid) for pid in helpers)  # but its proxies are left running
+    # ...but its proxies live on (the listeners; a child socat forked for one connection
+    # may end by itself, so only those still running count).
+    helpers = {pid for pid in helpers if procid.running(pid)}
+    assert helpers
     t.up()
     new = t.wait_for(
         lambda: (
