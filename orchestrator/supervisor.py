@@ -16,8 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -47,11 +46,7 @@ from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
-
-# The SDK and the runner are imported in the background (orchestrator/sdk_import.py): this
-# module must not import them, or `up` would wait for them before the team is operable.
-if TYPE_CHECKING:
-    from orchestrator.runner import AgentRunner
+from orchestrator.supervision.slot import Slot
 
 log = structlog.get_logger()
 
@@ -66,49 +61,6 @@ _FAILURE_WORDS = {
     "deterministic": "turn failed",
     "transient": "model error",
 }
-
-
-def _set_event() -> anyio.Event:
-    event = anyio.Event()
-    event.set()
-    return event
-
-
-@dataclass
-class Slot:
-    """Everything the supervisor tracks for one agent; its state and restart history are
-    its :class:`~orchestrator.lifecycle.Lifecycle`'s."""
-
-    name: str
-    life: Lifecycle
-    runner: AgentRunner | None = None
-    started_at: float | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
-    wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
-    done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
-    # Held by every operation on this agent (start/stop/restart, a reload touching it):
-    # two control paths on one agent used to start a second session task (issue 16, A.1).
-    ops: anyio.Lock = field(default_factory=anyio.Lock)
-    # Fields of state changes the database refused (None: all recorded); housekeeping
-    # writes them later (the pid cleared on a stop must not stay stale in `ps`).
-    unrecorded: dict[str, Any] | None = None
-    handover: str | None = None  # after a context overflow: told to the fresh session
-    model_note: str | None = None  # what `ps` shows of the model's trouble (MODEL_NOTE)
-    # Another supervisor took this agent over (a shared NATS team, our lease ran out):
-    # its registry row is that supervisor's now, so ours writes nothing more on it.
-    elsewhere: bool = False
-
-    @property
-    def state(self) -> AgentState:
-        return self.life.state
-
-    @property
-    def want_running(self) -> bool:
-        return self.life.want_running
-
-    @want_running.setter
-    def want_running(self, value: bool) -> None:
-        self.life.want_running = value
 
 
 class Supervisor:
@@ -517,6 +469,7 @@ class Supervisor:
 
     async def _one_session(self, slot: Slot) -> SessionEnd:
         assert self.mailbox is not None
+        # Not imported at the top: `up` would wait for the SDK before the team is operable.
         # The SDK import imported it (sdk_import.py); _until_launchable waited for that.
         from orchestrator.runner import AgentRunner  # noqa: PLC0415 - lazy on purpose
 

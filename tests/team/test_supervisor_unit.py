@@ -16,7 +16,8 @@ from orchestrator import errors
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import Mailbox
 from orchestrator.roster import Roster, load_roster
-from orchestrator.supervisor import Slot, Supervisor
+from orchestrator.supervision.slot import Slot
+from orchestrator.supervisor import Supervisor
 
 
 class Unreachable:

@@ -1,0 +1,5 @@
+"""The supervisor's machinery, one job per module; :mod:`orchestrator.supervisor` is the
+async shell around it (start, watch, reload, stop).
+
+- ``slot``: one agent's place in the team (its lifecycle, runner, events, ops lock).
+"""
