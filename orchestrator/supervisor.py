@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import shutil
 import signal
 import time
 import uuid
@@ -27,7 +26,7 @@ from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
 from orchestrator.agent_meta import LAUNCHING, MODEL_NOTE, RESUME_AT, TOTAL_KEYS, AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
-from orchestrator.launcher import bundled_cli, make_launcher, remove_launcher
+from orchestrator.launcher import make_launcher, remove_launcher
 from orchestrator.lifecycle import (
     NO_PROCESS,
     RUNNING,
@@ -46,6 +45,7 @@ from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
+from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
 from orchestrator.supervision.slot import Slot
 
 log = structlog.get_logger()
@@ -258,19 +258,8 @@ class Supervisor:
 
     async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
         await self._register_self(mailbox)
-        # Leases held by a dead supervisor's sessions can never be acked: requeue them now.
-        # Only those (we hold the team's lock, so no other supervisor lives); a live
-        # external consumer's lease is its own, and runs out by itself if it died. (A
-        # shared NATS team: per agent, as its lease is taken, agent_leases.py.)
-        leased = await mailbox.list(status="leased", limit=100_000) if self.leases.exclusive else []
-        for owner in {m.lease_owner for m in leased}:
-            if (
-                owner
-                and owner.startswith(SUPERVISOR_OWNER_PREFIX)
-                and not owner.startswith(f"{self.instance}:")
-            ):
-                n = await mailbox.release(owner)
-                log.info("recovered_leases", owner=owner, messages=n)
+        if self.leases.exclusive:  # a shared NATS team: per agent, in agent_leases.py
+            await recover_leases(mailbox, self.instance)
         # `up AGENT…` starts those agents and what they depend on.
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():
@@ -281,7 +270,7 @@ class Supervisor:
             info = await mailbox.agent(name)
             known = AgentMeta.read(info.meta if info else None)
             if info is not None and info.pid:
-                _kill_stale_cli(name, info.pid, known.pid_start)
+                kill_stale_cli(name, info.pid, known.pid_start)
             # supervised: `unregister` refuses this row while the team runs.
             meta = {**(info.meta if info else {}), "supervised": True}
             slot = Slot(
@@ -785,21 +774,3 @@ def _replaced_in(exc: BaseException) -> errors.DatabaseReplaced | None:
             if found is not None:
                 return found
     return None
-
-
-def _kill_stale_cli(agent: str, pid: int, recorded_start: object) -> None:
-    """A claude process left by a supervisor that died without the parent-death signal:
-    killed only if it is provably that process (procid), never on the pid alone."""
-    why_not = procid.is_leftover_cli(pid, recorded_start, bundled_cli())
-    if why_not is not None:
-        # Gone (killed with its supervisor): its sandbox's proxies may live on (procid).
-        helpers = procid.kill_orphaned_helpers(pid, shutil.which("socat"))
-        if helpers:
-            log.warning("killed_stale_sandbox_helpers", agent=agent, pid=pid, helpers=helpers)
-        log.info("stale_pid_left_alone", agent=agent, pid=pid, reason=why_not)
-        return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        return
-    log.warning("killed_stale_cli", agent=agent, pid=pid)
