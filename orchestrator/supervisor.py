@@ -23,13 +23,12 @@ import structlog
 
 from orchestrator import errors, operations, preflight, procid
 from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
-from orchestrator.agent_meta import LAUNCHING, MODEL_NOTE, RESUME_AT, TOTAL_KEYS, AgentMeta
+from orchestrator.agent_meta import LAUNCHING, RESUME_AT, TOTAL_KEYS, AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.launcher import make_launcher, remove_launcher
 from orchestrator.lifecycle import (
     NO_PROCESS,
-    RUNNING,
     SETTLED,
     Action,
     AgentState,
@@ -45,6 +44,7 @@ from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
+from orchestrator.supervision import registry
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
 from orchestrator.supervision.slot import Slot
 
@@ -246,18 +246,8 @@ class Supervisor:
         self._stopping.set()
         self._state_changed.set()  # whoever waits for a state stops waiting
 
-    async def _register_self(self, mailbox: AsyncMailboxBackend) -> None:
-        await mailbox.register_supervisor(
-            os.getpid(),
-            {
-                "instance": self.instance,
-                "roster": str(self.roster.path),
-                LAUNCHING: self._launchable.is_set(),
-            },
-        )
-
     async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
-        await self._register_self(mailbox)
+        await registry.register_self(self, mailbox)
         if self.leases.exclusive:  # a shared NATS team: per agent, in agent_leases.py
             await recover_leases(mailbox, self.instance)
         # `up AGENT…` starts those agents and what they depend on.
@@ -340,54 +330,7 @@ class Supervisor:
             )
             if target in NO_PROCESS:
                 fields = {**fields, "pid": None}
-            await self._record(slot, target, **fields)
-
-    async def _record(self, slot: Slot, state: AgentState | None = None, **fields: Any) -> None:
-        """Write an agent's state (``state``, or its current one) to the registry. The state
-        in memory is what counts: a write refused (another process holding the write lock
-        past the busy timeout) is logged and retried by housekeeping, never an end of the
-        agent or the team."""
-        assert self.mailbox is not None
-        if slot.elsewhere:  # the row is the new holder's (a "stopped" here would be a lie)
-            slot.unrecorded = None
-            return
-        meta = AgentMeta.record(
-            slot.stats, restarts=slot.life.restart_count, started_at=slot.started_at
-        )
-        fields = {**(slot.unrecorded or {}), **fields}
-        try:
-            try:
-                await self.mailbox.update_agent(
-                    slot.name, state=(state or slot.state).value, meta=meta, **fields
-                )
-            except errors.RecipientUnknown:
-                # Its row was deleted under us (`unregister`, SQL): the registry row of a
-                # roster agent is the supervisor's to keep, so it is written again.
-                await self._reregister(slot, meta, fields.get("pid"))
-        except errors.DatabaseReplaced as exc:  # the team stops; nothing more is written
-            self._abandon(exc)
-        except errors.QueueError as exc:
-            if slot.unrecorded is None:
-                log.warning("state_not_recorded", agent=slot.name, error=str(exc))
-            slot.unrecorded = {**(slot.unrecorded or {}), **fields}
-        else:
-            slot.unrecorded = None
-
-    async def _reregister(self, slot: Slot, meta: dict[str, Any], pid: Any) -> None:
-        assert self.mailbox is not None
-        spec = self.roster.agents.get(slot.name)
-        if spec is None or self.slots.get(slot.name) is not slot:
-            return  # removed by a reload: gone from the registry on purpose
-        if not isinstance(pid, int):
-            pid = slot.runner.pid if slot.runner is not None else None
-        await self.mailbox.register(
-            slot.name,
-            spec.description,
-            pid=pid,
-            state=slot.state.value,
-            meta={**meta, "supervised": True},
-        )
-        log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
+            await registry.record(self, slot, target, **fields)
 
     async def _supervise(self, slot: Slot) -> None:
         try:
@@ -405,7 +348,7 @@ class Supervisor:
             log.exception("supervise_crashed", agent=slot.name, error=repr(exc))
             slot.life.crashed()
             with contextlib.suppress(Exception):
-                await self._record(slot, pid=None)
+                await registry.record(self, slot, pid=None)
                 await self._fail_requests(
                     slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {exc!r}"
                 )
@@ -536,7 +479,7 @@ class Supervisor:
             if not slot.elsewhere:
                 await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
         elif event == RunnerEvent.MODEL_ERROR:
-            await self._note_model(slot, str(data.get("reason") or ""))
+            await registry.note_model(self, slot, str(data.get("reason") or ""))
         elif event == RunnerEvent.TURN:
             # The runner keeps the totals (orchestrator.usage); the state's record persists them.
             slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
@@ -544,9 +487,11 @@ class Supervisor:
                 slot.stats[RESUME_AT] = data["resume_at"]
             failure = data.get("failure")
             if failure is None:
-                await self._note_model(slot, None)  # the model answered: nothing to show
+                await registry.note_model(self, slot, None)  # the model answered: nothing to show
             else:
-                await self._note_model(slot, f"{_FAILURE_WORDS[failure.kind]}: {failure.reason}")
+                await registry.note_model(
+                    self, slot, f"{_FAILURE_WORDS[failure.kind]}: {failure.reason}"
+                )
             await self._moved(slot, slot.life.on_runner_event(event))
             await self.budgets.after_turn(slot.name, data)
         else:  # busy, blocked (issue 11: approvals), unblocked
@@ -581,14 +526,6 @@ class Supervisor:
         slot = self.slots.get(name)
         if slot is not None:
             await self._moved(slot, slot.life.unpause())
-
-    async def _note_model(self, slot: Slot, note: str | None) -> None:
-        """What `ps` shows beside the state: the model's last trouble, until it answers."""
-        assert self.mailbox is not None
-        note = note and note[:200]
-        if note != slot.model_note and not slot.elsewhere:  # one write per change
-            slot.model_note = note
-            await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note})
 
     async def _fail_requests(self, name: str, code: str, detail: str) -> None:
         """Answer every request still waiting for ``name`` with an error ``code``, so its
@@ -640,29 +577,16 @@ class Supervisor:
                 continue
             next_sweep = time.monotonic() + SWEEP_EVERY_S
             await self._chore("sweep", self._sweep)
-            await self._chore("heartbeat", self._heartbeats)
+            await self._chore("heartbeat", lambda: registry.heartbeats(self))
             for slot in list(self.slots.values()):
                 if slot.unrecorded is not None:
-                    await self._record(slot)
+                    await registry.record(self, slot)
 
     async def _sweep(self) -> None:
         assert self.mailbox is not None
         swept = await self.mailbox.sweep()
         if swept.requeued or swept.expired or swept.dead:
             log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
-
-    async def _heartbeats(self) -> None:
-        assert self.mailbox is not None
-        try:
-            await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
-        except errors.RecipientUnknown:  # its row deleted under us: written again
-            await self._register_self(self.mailbox)
-        for slot in list(self.slots.values()):
-            if slot.state in RUNNING and not slot.elsewhere:
-                try:
-                    await self.mailbox.update_agent(slot.name, heartbeat=True)
-                except errors.RecipientUnknown:
-                    await self._record(slot)
 
     async def _chore(self, name: str, chore: Callable[[], Awaitable[None]]) -> None:
         try:
