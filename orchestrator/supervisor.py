@@ -13,7 +13,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -44,16 +44,12 @@ from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
-from orchestrator.supervision import registry
+from orchestrator.supervision import chores, registry
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
 from orchestrator.supervision.slot import Slot
 
 log = structlog.get_logger()
 
-# Every commit wakes every waiter, so the chores that write (sweep, heartbeats) run rarely;
-# the roster check is a stat() and runs often. Leases are also reclaimed by claims.
-SWEEP_EVERY_S = 5.0
-RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
 START_WAIT_S = 120.0  # how long a layer's start waits for its agents before the next layer
 _FAILURE_WORDS = {
@@ -109,7 +105,6 @@ class Supervisor:
         self._cli_path: str | None = None
         self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
         self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
-        self._failing_chores: set[str] = set()
         self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
@@ -138,10 +133,10 @@ class Supervisor:
                         tg.start_soon(self.budgets.run)
                         tg.start_soon(self._signals)
                         tg.start_soon(self.leases.keep, self._lease_lost)
-                        tg.start_soon(self._housekeeping)
+                        tg.start_soon(chores.housekeeping, self)
                         tg.start_soon(self._serve_control)
                         if self.watch_roster:
-                            tg.start_soon(self._watch_roster)
+                            tg.start_soon(chores.watch_roster, self)
                         tg.start_soon(self._launch_when_imported, sdk)
                         await self._start_layers()
                         await self._stopping.wait()
@@ -559,60 +554,6 @@ class Supervisor:
                     continue
                 log.info("signal", signal=signal.Signals(signum).name, grace_s=self.grace_s)
                 self.stop()
-
-    async def _housekeeping(self) -> None:
-        """Sweep expired leases and TTLs, beat the hearts, re-record unwritten states.
-        A chore the database refuses (another process holding the write lock past the
-        busy timeout) is reported once and tried again at the next round (issue 16, A.2)."""
-        assert self.mailbox is not None
-        next_sweep = time.monotonic() + SWEEP_EVERY_S
-        while True:
-            await anyio.sleep(RELOAD_POLL_S)
-            try:
-                self.mailbox.check_file()
-            except errors.DatabaseReplaced as exc:
-                self._abandon(exc)
-                return
-            if time.monotonic() < next_sweep:
-                continue
-            next_sweep = time.monotonic() + SWEEP_EVERY_S
-            await self._chore("sweep", self._sweep)
-            await self._chore("heartbeat", lambda: registry.heartbeats(self))
-            for slot in list(self.slots.values()):
-                if slot.unrecorded is not None:
-                    await registry.record(self, slot)
-
-    async def _sweep(self) -> None:
-        assert self.mailbox is not None
-        swept = await self.mailbox.sweep()
-        if swept.requeued or swept.expired or swept.dead:
-            log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
-
-    async def _chore(self, name: str, chore: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await chore()
-        except errors.DatabaseReplaced as exc:
-            self._abandon(exc)
-        except errors.QueueError as exc:
-            if name not in self._failing_chores:
-                log.warning("chore_failed", chore=name, error=str(exc), retry_in_s=SWEEP_EVERY_S)
-            self._failing_chores.add(name)
-        else:
-            if name in self._failing_chores:
-                self._failing_chores.discard(name)
-                log.info("chore_recovered", chore=name)
-
-    async def _watch_roster(self) -> None:
-        """Reload when agents.yaml or a prompt file it names changes (a stat() per poll)."""
-        while True:
-            await anyio.sleep(RELOAD_POLL_S)
-            now = fingerprint(watched_paths(self.roster.path, self.roster))
-            if now != self.watch_fingerprint:
-                try:
-                    await self.reload()
-                except Exception as exc:  # a reload must never end the team
-                    log.exception("reload_crashed", error=repr(exc))
-                    self.watch_fingerprint = now
 
     def _abandon(self, exc: errors.DatabaseReplaced) -> None:
         """The database left its path (deleted, or a file moved over it): stop at once

@@ -4,4 +4,5 @@ async shell around it (start, watch, reload, stop).
 - ``slot``: one agent's place in the team (its lifecycle, runner, events, ops lock).
 - ``leftovers``: what a dead supervisor left (its leases, claudes, sandbox proxies), at start.
 - ``registry``: the rows `ps` reads (its own, each agent's state, pid, meta, heartbeat).
+- ``chores``: what runs on a timer (sweep, heartbeats, re-records, the roster watcher).
 """
