@@ -8,7 +8,6 @@ to a running supervisor through the database (:mod:`orchestrator.control`).
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import signal
 import time
@@ -23,10 +22,10 @@ import structlog
 
 from orchestrator import errors, operations, preflight, procid
 from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
-from orchestrator.agent_meta import LAUNCHING, RESUME_AT, TOTAL_KEYS, AgentMeta
+from orchestrator.agent_meta import RESUME_AT, TOTAL_KEYS, AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
-from orchestrator.launcher import make_launcher, remove_launcher
+from orchestrator.launcher import remove_launcher
 from orchestrator.lifecycle import (
     NO_PROCESS,
     SETTLED,
@@ -44,7 +43,7 @@ from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
-from orchestrator.supervision import chores, registry
+from orchestrator.supervision import chores, launch, registry
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
 from orchestrator.supervision.slot import Slot
 
@@ -81,12 +80,12 @@ class Supervisor:
         # What the runners connect with: the SDK's ClaudeSDKClient unless a test passes a double.
         self.client = client
         # The SDK's import, begun by `up` before anything else (issue 14.5); begun by run()
-        # when not given. No agent is launched before it is over (_launchable).
+        # when not given. No agent is launched before it is over (launch.py).
         self._sdk = sdk
         self._launchable = anyio.Event()
         self.unavailable: errors.SdkUnavailable | None = None  # the SDK failed to import
         # `up`: the process is the supervisor's, which may freeze its start-up objects
-        # (_launch_when_imported); not a test's process that runs one in passing.
+        # (launch.launch_when_imported); not a test's process that runs one in passing.
         self.freeze_start_up = freeze_start_up
         # The check `up` began before importing this module (preflight.start_check): its
         # answer is reported at the same point as a check begun here.
@@ -122,9 +121,9 @@ class Supervisor:
             async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
                 self.leases = agent_leases(mailbox, self.instance, self.roster.queue)
-                sdk.start()  # begun here, not sooner: see _launch_when_imported
+                sdk.start()  # begun here, not sooner: see launch.launch_when_imported
                 if self.check_model:  # after the local checks (lock, database, logs)
-                    await self._check_model()
+                    await launch.check_model(self.roster, self.only, self._model_check)
                 await self._prepare(mailbox)
                 await self.budgets.open(mailbox)
                 try:
@@ -137,7 +136,7 @@ class Supervisor:
                         tg.start_soon(self._serve_control)
                         if self.watch_roster:
                             tg.start_soon(chores.watch_roster, self)
-                        tg.start_soon(self._launch_when_imported, sdk)
+                        tg.start_soon(launch.launch_when_imported, self, sdk)
                         await self._start_layers()
                         await self._stopping.wait()
                         await self._shutdown()
@@ -169,68 +168,6 @@ class Supervisor:
     def stopping(self) -> bool:
         """A graceful stop has begun: nothing starts any more."""
         return self._stopping.is_set()
-
-    async def _check_model(self) -> None:
-        if self._model_check is not None:
-            problems = await anyio.to_thread.run_sync(self._model_check.result)
-        else:
-            wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
-            problems = await anyio.to_thread.run_sync(preflight.check, self.roster, wanted)
-        if problems:
-            raise errors.ModelUnreachable([str(p) for p in problems])
-
-    async def _launch_when_imported(self, sdk: SdkImport) -> None:
-        """Once the SDK is imported, write the launcher and let agents launch; if it cannot
-        be imported, say so and stop the team (no agent has started).
-
-        The import (sdk_import.py) is begun once the database is open: it is CPU under the
-        GIL, as is everything before that point (our imports, the logs, the lock, the
-        schema), so begun sooner it only shares the CPU with them, delaying the moment the
-        team is operable without launching agents any sooner (measured, issue 14.5). From
-        there on it overlaps the model check's network wait and the registration."""
-        try:
-            await sdk.finished()
-        except errors.SdkUnavailable as exc:
-            log.error("sdk_unavailable", module=exc.module, error=exc.reason)
-            self.unavailable = exc
-            self.stop()
-            return
-        # What start-up made (our modules, the SDK's and mcp's, the roster, ~100k objects)
-        # lives as long as the process: frozen, the cyclic collector stops scanning it. A
-        # full collection falls in the agents' connect (their sessions allocate), and it
-        # held the event loop every agent's handshake waits on for 70-450 ms (measured with
-        # gc.callbacks, 10 agents, load 5-9). Only cyclic garbage among these would be kept.
-        if self.freeze_start_up:
-            gc.freeze()
-        self._cli_path = await anyio.to_thread.run_sync(make_launcher)
-        self._launchable.set()
-        self._changed()
-        log.info(
-            "agents_launchable",
-            sdk_import_s=round(sdk.took_s or 0.0, 3),
-            frozen_objects=gc.get_freeze_count(),
-        )
-        assert self.mailbox is not None
-        try:  # `up -d` returns once it reads this: past every check, the import's included
-            await self.mailbox.update_agent(SUPERVISOR, meta={LAUNCHING: True})
-        except errors.DatabaseReplaced as exc:
-            self._abandon(exc)
-        except errors.QueueError as exc:
-            log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
-
-    async def _until_launchable(self, slot: Slot) -> bool:
-        """Wait until agents may launch (:meth:`_launch_when_imported`): True; False if the
-        team or this agent was stopped first."""
-        while not self._launchable.is_set():
-            if self._stopping.is_set() or not slot.want_running:
-                return False
-            wake = slot.wake
-            async with anyio.create_task_group() as tg:
-                for event in (self._state_changed, wake):
-                    tg.start_soon(_cancel_when_set, event, tg.cancel_scope)
-            if wake.is_set():  # a restart asked meanwhile: nothing to cut short
-                slot.wake = anyio.Event()
-        return True
 
     def _changed(self) -> None:
         self._state_changed.set()
@@ -354,7 +291,7 @@ class Supervisor:
             self._changed()
 
     async def _supervise_loop(self, slot: Slot) -> None:
-        launchable = await self._until_launchable(slot)  # no claude before the SDK is there
+        launchable = await launch.until_launchable(self, slot)  # no claude before the SDK is there
         while launchable and slot.want_running and not self._stopping.is_set():
             end = await self._one_session(slot)
             decision = slot.life.session_ended(
@@ -397,7 +334,7 @@ class Supervisor:
     async def _one_session(self, slot: Slot) -> SessionEnd:
         assert self.mailbox is not None
         # Not imported at the top: `up` would wait for the SDK before the team is operable.
-        # The SDK import imported it (sdk_import.py); _until_launchable waited for that.
+        # The SDK import imported it (sdk_import.py); launch.until_launchable waited for that.
         from orchestrator.runner import AgentRunner  # noqa: PLC0415 - lazy on purpose
 
         await self._moved(slot, slot.life.session_starting())
@@ -622,11 +559,6 @@ class Supervisor:
 
     def abandon(self, exc: errors.DatabaseReplaced) -> None:
         self._abandon(exc)
-
-
-async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
 
 
 def _replaced_in(exc: BaseException) -> errors.DatabaseReplaced | None:

@@ -5,4 +5,5 @@ async shell around it (start, watch, reload, stop).
 - ``leftovers``: what a dead supervisor left (its leases, claudes, sandbox proxies), at start.
 - ``registry``: the rows `ps` reads (its own, each agent's state, pid, meta, heartbeat).
 - ``chores``: what runs on a timer (sweep, heartbeats, re-records, the roster watcher).
+- ``launch``: when agents may launch (model checked, SDK imported, launcher written).
 """
