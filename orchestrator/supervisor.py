@@ -1,16 +1,16 @@
-"""Start the team, watch it, restart what dies, apply roster edits, shut down.
+"""The async shell of a team: start it, watch it, apply roster edits, shut it down.
 
-One task per agent (:meth:`Supervisor._supervise`) owns that agent's runners
-in turn; signal handlers only set flags, the loop does the work. The CLI talks
-to a running supervisor through the database (:mod:`orchestrator.control`).
+It owns the task group: one task per agent (:mod:`orchestrator.supervision.restarts`)
+runs that agent's sessions in turn and restarts them; the chores on a timer, the
+control loop and the signal receiver run beside them. Signal handlers only set flags,
+the loop does the work. The CLI talks to a running supervisor through the database
+(:mod:`orchestrator.control`). The machinery is in :mod:`orchestrator.supervision`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -19,31 +19,22 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import structlog
+from anyio.abc import TaskGroup
 
-from orchestrator import errors, operations, preflight, procid
+from orchestrator import errors, operations, preflight
 from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
-from orchestrator.agent_meta import RESUME_AT, TOTAL_KEYS, AgentMeta
+from orchestrator.agent_meta import AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
 from orchestrator.launcher import remove_launcher
-from orchestrator.lifecycle import (
-    NO_PROCESS,
-    SETTLED,
-    Action,
-    AgentState,
-    EndReason,
-    Lifecycle,
-    RestartPolicy,
-    RunnerEvent,
-    SessionEnd,
-)
+from orchestrator.lifecycle import NO_PROCESS, SETTLED, AgentState, Lifecycle
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
 from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
-from orchestrator.supervision import chores, launch, registry
+from orchestrator.supervision import chores, launch, registry, restarts
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
 from orchestrator.supervision.slot import Slot
 
@@ -51,11 +42,6 @@ log = structlog.get_logger()
 
 DEFAULT_GRACE_S = 10.0
 START_WAIT_S = 120.0  # how long a layer's start waits for its agents before the next layer
-_FAILURE_WORDS = {
-    "unavailable": "model unavailable",
-    "deterministic": "turn failed",
-    "transient": "model error",
-}
 
 
 class Supervisor:
@@ -100,7 +86,7 @@ class Supervisor:
         self._stopping = anyio.Event()
         self._state_changed = anyio.Event()  # set (and replaced) on every agent state change
         self._forced = False
-        self._tg: Any = None
+        self._tg: TaskGroup | None = None  # run()'s: owns every agent's task
         self._cli_path: str | None = None
         self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
         self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
@@ -144,7 +130,7 @@ class Supervisor:
                 except BaseExceptionGroup as group:  # a write met the replaced file first
                     if group.subgroup(errors.DatabaseReplaced) is not group:
                         raise
-                    self.replaced = self.replaced or _replaced_in(group)
+                    self.replaced = self.replaced or errors.DatabaseReplaced.found_in(group)
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self.leases.release_all()  # agents a forced stop left held
@@ -180,7 +166,7 @@ class Supervisor:
 
     async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
         await registry.register_self(self, mailbox)
-        if self.leases.exclusive:  # a shared NATS team: per agent, in agent_leases.py
+        if self.leases.exclusive:  # a shared NATS team: per agent as taken (agent_leases.py)
             await recover_leases(mailbox, self.instance)
         # `up AGENT…` starts those agents and what they depend on.
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
@@ -242,10 +228,11 @@ class Supervisor:
             return False  # the team is stopping, or a task already runs this agent
         slot.life.start()
         slot.done = anyio.Event()
-        self._tg.start_soon(self._supervise, slot)
+        assert self._tg is not None
+        self._tg.start_soon(restarts.supervise, self, slot)
         return True
 
-    # --- one agent -------------------------------------------------------------------
+    # --- an agent's state: moved by its lifecycle, announced here, recorded (registry.py) --
 
     async def _set_state(self, slot: Slot, target: AgentState, **fields: Any) -> None:
         await self._moved(slot, slot.life.move(target), **fields)
@@ -264,122 +251,6 @@ class Supervisor:
                 fields = {**fields, "pid": None}
             await registry.record(self, slot, target, **fields)
 
-    async def _supervise(self, slot: Slot) -> None:
-        try:
-            try:
-                await self.leases.take(slot.name)
-            except errors.AgentHeldElsewhere as exc:  # refused; the other agents run on
-                slot.want_running = False
-                log.error("agent_held_elsewhere", agent=slot.name, error=str(exc))
-                return
-            slot.elsewhere = False  # ours again
-            await self._supervise_loop(slot)
-        except Exception as exc:
-            # The supervisor's own boundary per agent: a bug here (or an error nobody
-            # expected) fails this agent, never the team (issue 16, A.6).
-            log.exception("supervise_crashed", agent=slot.name, error=repr(exc))
-            slot.life.crashed()
-            with contextlib.suppress(Exception):
-                await registry.record(self, slot, pid=None)
-                await self._fail_requests(
-                    slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {exc!r}"
-                )
-        finally:
-            with anyio.CancelScope(shield=True), contextlib.suppress(errors.QueueError):
-                await self.leases.release(slot.name)
-            slot.done.set()
-            self._changed()
-
-    async def _supervise_loop(self, slot: Slot) -> None:
-        launchable = await launch.until_launchable(self, slot)  # no claude before the SDK is there
-        while launchable and slot.want_running and not self._stopping.is_set():
-            end = await self._one_session(slot)
-            decision = slot.life.session_ended(
-                end,
-                RestartPolicy.of(self.roster.agents.get(slot.name)),
-                stopping=self._stopping.is_set(),
-            )
-            if decision.action == Action.STOP:
-                break
-            if decision.action == Action.FAIL:
-                # Recorded, and its askers answered, before slot.done is set (in
-                # _supervise): whoever waits for the task sees the agent failed.
-                await self._moved(slot, [slot.state])
-                log.error("failed", agent=slot.name, reason=decision.why)
-                await self._fail_requests(
-                    slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {decision.why}"
-                )
-                return
-            if decision.fresh:  # the prompt outgrew the model's window
-                await self._context_reset(slot, end)
-                continue
-            await self._moved(slot, [slot.state])
-            if decision.why == "requested":
-                log.info("restarting", agent=slot.name, reason="requested")
-                continue
-            log.warning(
-                "restarting",
-                agent=slot.name,
-                reason=end.reason.value,
-                detail=end.detail,
-                exit_code=end.exit_code,
-                backoff_s=round(decision.delay_s, 3),
-            )
-            with anyio.move_on_after(decision.delay_s):
-                await slot.wake.wait()
-            slot.wake = anyio.Event()
-        for target in slot.life.stop_moves():
-            await self._set_state(slot, target)
-
-    async def _one_session(self, slot: Slot) -> SessionEnd:
-        assert self.mailbox is not None
-        # Not imported at the top: `up` would wait for the SDK before the team is operable.
-        # The SDK import imported it (sdk_import.py); launch.until_launchable waited for that.
-        from orchestrator.runner import AgentRunner  # noqa: PLC0415 - lazy on purpose
-
-        await self._moved(slot, slot.life.session_starting())
-        slot.started_at = time.time()
-        runner = AgentRunner(
-            slot.name,
-            self.mailbox,
-            lambda: self.roster,
-            owner=f"{self.instance}:{slot.name}:{uuid.uuid4().hex[:6]}",
-            cli_path=self._cli_path,
-            on_event=lambda event, data: self._on_runner_event(slot, event, data),
-            session_id=slot.stats.get("session_id"),
-            peer_state=self._peer_state,
-            totals=slot.stats,
-            resume_at=slot.stats.get(RESUME_AT),
-            hold=self.budgets.hold,
-            **({"client": self.client} if self.client is not None else {}),
-        )
-        runner.context.handover = slot.handover
-        slot.handover = None
-        slot.runner = runner
-        if self._stopping.is_set() or not slot.want_running:
-            runner.request_stop(0)
-        try:
-            end = await runner.run()
-        except Exception as exc:
-            replaced = _replaced_in(exc)
-            if replaced is not None:  # not this agent's bug: the whole team stops
-                self._abandon(replaced)
-                return SessionEnd(EndReason.ERROR, replaced.reason)
-            # A supervision boundary: one agent's bug must not take the team down; it counts
-            # as a failed session and follows the restart policy.
-            log.exception("session_crashed", agent=slot.name, error=repr(exc))
-            end = SessionEnd(EndReason.ERROR, repr(exc))
-        finally:
-            slot.runner = None
-        log.info(
-            "session_ended",
-            agent=slot.name,
-            reason=end.reason.value,
-            detail=end.detail,
-            exit_code=end.exit_code,
-        )
-        return end
-
     async def _lease_lost(self, name: str, exc: errors.AgentHeldElsewhere) -> None:
         """Another supervisor took ``name`` over (ours ran out while the server was out of
         reach): stop our session of it at once, its messages are the other's now."""
@@ -388,60 +259,6 @@ class Supervisor:
             log.error("agent_taken_elsewhere", agent=name, error=str(exc))
             slot.elsewhere = True
             self._request_stop(slot, 0)
-
-    def _peer_state(self, name: str) -> str | None:
-        slot = self.slots.get(name)
-        return slot.state.value if slot else None
-
-    async def _on_runner_event(self, slot: Slot, event: RunnerEvent, data: dict[str, Any]) -> None:
-        """What a runner's event means: the state's move is the lifecycle's (a pair it does
-        not know moves nothing); what goes with it (stats, notes, budgets) is here."""
-        if event == RunnerEvent.READY:
-            slot.stats["session_id"] = data.get("session_id") or slot.stats.get("session_id")
-            pid = data.get("pid")  # its start time tells a later `up` it is still this process
-            slot.stats["pid_start"] = procid.start_ticks(pid) if isinstance(pid, int) else None
-            moves = slot.life.on_runner_event(event)
-            if moves:
-                await self._moved(slot, moves, pid=pid)
-                await self.budgets.evaluate("start")
-            elif self.mailbox is not None and not slot.elsewhere:  # a new process (a rewind)
-                await self.mailbox.update_agent(slot.name, pid=pid)
-        elif event == RunnerEvent.CONTEXT:  # context in use against the window (context.py)
-            assert self.mailbox is not None
-            if not slot.elsewhere:
-                await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
-        elif event == RunnerEvent.MODEL_ERROR:
-            await registry.note_model(self, slot, str(data.get("reason") or ""))
-        elif event == RunnerEvent.TURN:
-            # The runner keeps the totals (orchestrator.usage); the state's record persists them.
-            slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
-            if data.get("resume_at"):
-                slot.stats[RESUME_AT] = data["resume_at"]
-            failure = data.get("failure")
-            if failure is None:
-                await registry.note_model(self, slot, None)  # the model answered: nothing to show
-            else:
-                await registry.note_model(
-                    self, slot, f"{_FAILURE_WORDS[failure.kind]}: {failure.reason}"
-                )
-            await self._moved(slot, slot.life.on_runner_event(event))
-            await self.budgets.after_turn(slot.name, data)
-        else:  # busy, blocked (issue 11: approvals), unblocked
-            moves = slot.life.on_runner_event(event)
-            if event == RunnerEvent.BLOCKED and moves:
-                slot.stats["blocked_reason"] = data.get("reason")
-            elif event == RunnerEvent.UNBLOCKED and moves:
-                slot.stats.pop("blocked_reason", None)
-            await self._moved(slot, moves)
-
-    async def _context_reset(self, slot: Slot, end: SessionEnd) -> None:
-        """The prompt outgrew the model's window: the next session starts afresh (no
-        resume) and is told where it was; the message in flight was requeued."""
-        slot.stats["session_id"] = None
-        slot.stats[RESUME_AT] = None  # a point in the old conversation: nothing to go back to
-        slot.handover = end.handover
-        await self._moved(slot, [slot.state])  # BACKOFF, counted as a restart
-        log.warning("context_reset", agent=slot.name, detail=end.detail)
 
     # --- budgets (orchestrator/budget_watch.py decides; these move the state) ---------------
 
@@ -459,25 +276,7 @@ class Supervisor:
         if slot is not None:
             await self._moved(slot, slot.life.unpause())
 
-    async def _fail_requests(self, name: str, code: str, detail: str) -> None:
-        """Answer every request still waiting for ``name`` with an error ``code``, so its
-        askers stop waiting now (notices stay queued for the agent's return). A database
-        that refuses the writes leaves them to their TTL: logged, not fatal."""
-        assert self.mailbox is not None
-        answered = 0
-        try:
-            for status in ("pending", "leased"):
-                for m in await self.mailbox.list(status=status, recipient=name, limit=100_000):
-                    if m.kind == "request" and await self.mailbox.fail_request(m.id, code, detail):
-                        answered += 1
-        except errors.DatabaseReplaced as exc:
-            self._abandon(exc)
-        except errors.QueueError as exc:
-            log.error("requests_not_failed", agent=name, code=code, error=str(exc))
-        if answered:
-            log.warning("requests_failed", agent=name, requests=answered, code=code)
-
-    # --- the loop's chores ---------------------------------------------------------------
+    # --- stopping: signals, a database gone, control's down, the shutdown ----------------
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -559,15 +358,3 @@ class Supervisor:
 
     def abandon(self, exc: errors.DatabaseReplaced) -> None:
         self._abandon(exc)
-
-
-def _replaced_in(exc: BaseException) -> errors.DatabaseReplaced | None:
-    """The DatabaseReplaced that ``exc`` is or holds (task groups wrap errors)."""
-    if isinstance(exc, errors.DatabaseReplaced):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _replaced_in(inner)
-            if found is not None:
-                return found
-    return None

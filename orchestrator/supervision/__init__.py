@@ -6,4 +6,6 @@ async shell around it (start, watch, reload, stop).
 - ``registry``: the rows `ps` reads (its own, each agent's state, pid, meta, heartbeat).
 - ``chores``: what runs on a timer (sweep, heartbeats, re-records, the roster watcher).
 - ``launch``: when agents may launch (model checked, SDK imported, launcher written).
+- ``restarts``: one agent's task: its sessions one after another, restarted or failed.
+- ``sessions``: one session: its runner built and run, its events turned into state.
 """
