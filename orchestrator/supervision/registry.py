@@ -99,13 +99,32 @@ async def _reregister(sup: Team, slot: Slot, meta: dict[str, Any], pid: Any) -> 
     log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
 
 
+async def write(sup: Team, slot: Slot, **fields: Any) -> bool:
+    """Write ``fields`` of an agent's row beside its state (a new pid, its context, the
+    model's note): False if refused, which is logged, never raised into the session that
+    reported them (it used to end it: session_crashed, a restart)."""
+    assert sup.mailbox is not None
+    try:
+        await sup.mailbox.update_agent(slot.name, **fields)
+    except errors.DatabaseReplaced as exc:  # the team stops; nothing more is written
+        sup._abandon(exc)
+    except errors.QueueError as exc:
+        log.warning("state_not_recorded", agent=slot.name, fields=sorted(fields), error=str(exc))
+    else:
+        return True
+    return False
+
+
 async def note_model(sup: Team, slot: Slot, note: str | None) -> None:
     """What `ps` shows beside the state: the model's last trouble, until it answers."""
-    assert sup.mailbox is not None
     note = note and note[:200]
-    if note != slot.model_note and not slot.elsewhere:  # one write per change
+    # One write per change; a write refused is tried again at the next event.
+    if (
+        note != slot.model_note
+        and not slot.elsewhere
+        and await write(sup, slot, meta={MODEL_NOTE: note})
+    ):
         slot.model_note = note
-        await sup.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note})
 
 
 async def heartbeats(sup: Team) -> None:

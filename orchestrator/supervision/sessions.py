@@ -59,7 +59,7 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
         lambda: sup.roster,
         owner=f"{sup.instance}:{slot.name}:{uuid.uuid4().hex[:6]}",
         cli_path=sup._cli_path,
-        on_event=lambda event, data: _on_runner_event(sup, slot, event, data),
+        on_event=lambda event, data: on_runner_event(sup, slot, event, data),
         session_id=slot.stats.get("session_id"),
         peer_state=lambda name: _peer_state(sup, name),
         totals=slot.stats,
@@ -100,7 +100,7 @@ def _peer_state(sup: Team, name: str) -> str | None:
     return slot.state.value if slot else None
 
 
-async def _on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[str, Any]) -> None:
+async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[str, Any]) -> None:
     """What a runner's event means: the state's move is the lifecycle's (a pair it does
     not know moves nothing); what goes with it (stats, notes, budgets) is here."""
     if event == RunnerEvent.READY:
@@ -111,12 +111,15 @@ async def _on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict
         if moves:
             await sup._moved(slot, moves, pid=pid)
             await sup.budgets.evaluate("start")
-        elif sup.mailbox is not None and not slot.elsewhere:  # a new process (a rewind)
-            await sup.mailbox.update_agent(slot.name, pid=pid)
+        elif (
+            sup.mailbox is not None
+            and not slot.elsewhere
+            and not await registry.write(sup, slot, pid=pid)  # a new process (a rewind)
+        ):
+            slot.unrecorded = {**(slot.unrecorded or {}), "pid": pid}  # the next record's
     elif event == RunnerEvent.CONTEXT:  # context in use against the window (context.py)
-        assert sup.mailbox is not None
-        if not slot.elsewhere:
-            await sup.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
+        if not slot.elsewhere:  # refused: the next turn's figures replace these anyway
+            await registry.write(sup, slot, meta={"context": data}, heartbeat=False)
     elif event == RunnerEvent.MODEL_ERROR:
         await registry.note_model(sup, slot, str(data.get("reason") or ""))
     elif event == RunnerEvent.TURN:
