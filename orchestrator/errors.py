@@ -83,6 +83,18 @@ class DatabaseReplaced(DatabaseError):
             "SQLite would apply them to the new one), then `up` again",
         )
 
+    @staticmethod
+    def found_in(exc: BaseException) -> DatabaseReplaced | None:
+        """The DatabaseReplaced that ``exc`` is or holds (task groups wrap errors)."""
+        if isinstance(exc, DatabaseReplaced):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                found = DatabaseReplaced.found_in(inner)
+                if found is not None:
+                    return found
+        return None
+
 
 class QueueUnavailable(QueueError):
     """The NATS queue cannot be used: server unreachable, JetStream off, refused login."""

@@ -30,6 +30,7 @@ from orchestrator import errors
 from orchestrator.operations import SlotT, stop_and_wait
 from orchestrator.operations import Team as OperationsTeam
 from orchestrator.roster import Roster, diff_rosters, load_roster
+from orchestrator.supervision.restarts import fail_requests
 
 if TYPE_CHECKING:
     from orchestrator.budget_watch import BudgetWatch
@@ -54,8 +55,6 @@ class Team(OperationsTeam[SlotT], Protocol[SlotT]):
     async def start_in_layers(self, names: list[str]) -> set[str]: ...
 
     def _abandon(self, exc: errors.DatabaseReplaced) -> None: ...
-
-    async def _fail_requests(self, name: str, code: str, detail: str) -> None: ...
 
 
 def watched_paths(roster_path: Path, roster: Roster) -> list[Path]:
@@ -195,7 +194,8 @@ async def _forget_agent(sup: Team[SlotT], name: str) -> None:
         sup._abandon(exc)
     except errors.QueueError as exc:
         log.error("unregister_failed", agent=name, error=str(exc))
-    await sup._fail_requests(
+    await fail_requests(
+        sup,
         name,
         errors.RecipientRemoved.code,
         f"'{name}' was removed from {sup.roster.path.name} before it answered",

@@ -1,114 +1,47 @@
-"""Start the team, watch it, restart what dies, apply roster edits, shut down.
+"""The async shell of a team: start it, watch it, apply roster edits, shut it down.
 
-One task per agent (:meth:`Supervisor._supervise`) owns that agent's runners
-in turn; signal handlers only set flags, the loop does the work. The CLI talks
-to a running supervisor through the database (:mod:`orchestrator.control`).
+It owns the task group: one task per agent (:mod:`orchestrator.supervision.restarts`)
+runs that agent's sessions in turn and restarts them; the chores on a timer, the
+control loop and the signal receiver run beside them. Signal handlers only set flags,
+the loop does the work. The CLI talks to a running supervisor through the database
+(:mod:`orchestrator.control`). The machinery is in :mod:`orchestrator.supervision`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
-import shutil
 import signal
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import structlog
+from anyio.abc import TaskGroup
 
-from orchestrator import errors, operations, preflight, procid
+from orchestrator import errors, operations, preflight
 from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
-from orchestrator.agent_meta import LAUNCHING, MODEL_NOTE, RESUME_AT, TOTAL_KEYS, AgentMeta
+from orchestrator.agent_meta import AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
-from orchestrator.launcher import bundled_cli, make_launcher, remove_launcher
-from orchestrator.lifecycle import (
-    NO_PROCESS,
-    RUNNING,
-    SETTLED,
-    Action,
-    AgentState,
-    EndReason,
-    Lifecycle,
-    RestartPolicy,
-    RunnerEvent,
-    SessionEnd,
-)
+from orchestrator.launcher import remove_launcher
+from orchestrator.lifecycle import NO_PROCESS, SETTLED, AgentState, Lifecycle
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
 from orchestrator.mailbox.opening import open_queue
 from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
-
-# The SDK and the runner are imported in the background (orchestrator/sdk_import.py): this
-# module must not import them, or `up` would wait for them before the team is operable.
-if TYPE_CHECKING:
-    from orchestrator.runner import AgentRunner
+from orchestrator.supervision import chores, launch, registry, restarts
+from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
+from orchestrator.supervision.slot import Slot
 
 log = structlog.get_logger()
 
-# Every commit wakes every waiter, so the chores that write (sweep, heartbeats) run rarely;
-# the roster check is a stat() and runs often. Leases are also reclaimed by claims.
-SWEEP_EVERY_S = 5.0
-RELOAD_POLL_S = 1.0
 DEFAULT_GRACE_S = 10.0
 START_WAIT_S = 120.0  # how long a layer's start waits for its agents before the next layer
-_FAILURE_WORDS = {
-    "unavailable": "model unavailable",
-    "deterministic": "turn failed",
-    "transient": "model error",
-}
-
-
-def _set_event() -> anyio.Event:
-    event = anyio.Event()
-    event.set()
-    return event
-
-
-@dataclass
-class Slot:
-    """Everything the supervisor tracks for one agent; its state and restart history are
-    its :class:`~orchestrator.lifecycle.Lifecycle`'s."""
-
-    name: str
-    life: Lifecycle
-    runner: AgentRunner | None = None
-    started_at: float | None = None
-    stats: dict[str, Any] = field(default_factory=dict)
-    wake: anyio.Event = field(default_factory=anyio.Event)  # cuts a backoff short
-    done: anyio.Event = field(default_factory=_set_event)  # no task running for this agent
-    # Held by every operation on this agent (start/stop/restart, a reload touching it):
-    # two control paths on one agent used to start a second session task (issue 16, A.1).
-    ops: anyio.Lock = field(default_factory=anyio.Lock)
-    # Fields of state changes the database refused (None: all recorded); housekeeping
-    # writes them later (the pid cleared on a stop must not stay stale in `ps`).
-    unrecorded: dict[str, Any] | None = None
-    handover: str | None = None  # after a context overflow: told to the fresh session
-    model_note: str | None = None  # what `ps` shows of the model's trouble (MODEL_NOTE)
-    # Another supervisor took this agent over (a shared NATS team, our lease ran out):
-    # its registry row is that supervisor's now, so ours writes nothing more on it.
-    elsewhere: bool = False
-
-    @property
-    def state(self) -> AgentState:
-        return self.life.state
-
-    @property
-    def want_running(self) -> bool:
-        return self.life.want_running
-
-    @want_running.setter
-    def want_running(self, value: bool) -> None:
-        self.life.want_running = value
 
 
 class Supervisor:
@@ -133,12 +66,12 @@ class Supervisor:
         # What the runners connect with: the SDK's ClaudeSDKClient unless a test passes a double.
         self.client = client
         # The SDK's import, begun by `up` before anything else (issue 14.5); begun by run()
-        # when not given. No agent is launched before it is over (_launchable).
+        # when not given. No agent is launched before it is over (launch.py).
         self._sdk = sdk
         self._launchable = anyio.Event()
         self.unavailable: errors.SdkUnavailable | None = None  # the SDK failed to import
         # `up`: the process is the supervisor's, which may freeze its start-up objects
-        # (_launch_when_imported); not a test's process that runs one in passing.
+        # (launch.launch_when_imported); not a test's process that runs one in passing.
         self.freeze_start_up = freeze_start_up
         # The check `up` began before importing this module (preflight.start_check): its
         # answer is reported at the same point as a check begun here.
@@ -153,11 +86,10 @@ class Supervisor:
         self._stopping = anyio.Event()
         self._state_changed = anyio.Event()  # set (and replaced) on every agent state change
         self._forced = False
-        self._tg: Any = None
+        self._tg: TaskGroup | None = None  # run()'s: owns every agent's task
         self._cli_path: str | None = None
         self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
         self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
-        self._failing_chores: set[str] = set()
         self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
@@ -175,9 +107,9 @@ class Supervisor:
             async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
                 self.leases = agent_leases(mailbox, self.instance, self.roster.queue)
-                sdk.start()  # begun here, not sooner: see _launch_when_imported
+                sdk.start()  # begun here, not sooner: see launch.launch_when_imported
                 if self.check_model:  # after the local checks (lock, database, logs)
-                    await self._check_model()
+                    await launch.check_model(self.roster, self.only, self._model_check)
                 await self._prepare(mailbox)
                 await self.budgets.open(mailbox)
                 try:
@@ -186,11 +118,11 @@ class Supervisor:
                         tg.start_soon(self.budgets.run)
                         tg.start_soon(self._signals)
                         tg.start_soon(self.leases.keep, self._lease_lost)
-                        tg.start_soon(self._housekeeping)
+                        tg.start_soon(chores.housekeeping, self)
                         tg.start_soon(self._serve_control)
                         if self.watch_roster:
-                            tg.start_soon(self._watch_roster)
-                        tg.start_soon(self._launch_when_imported, sdk)
+                            tg.start_soon(chores.watch_roster, self)
+                        tg.start_soon(launch.launch_when_imported, self, sdk)
                         await self._start_layers()
                         await self._stopping.wait()
                         await self._shutdown()
@@ -198,7 +130,7 @@ class Supervisor:
                 except BaseExceptionGroup as group:  # a write met the replaced file first
                     if group.subgroup(errors.DatabaseReplaced) is not group:
                         raise
-                    self.replaced = self.replaced or _replaced_in(group)
+                    self.replaced = self.replaced or errors.DatabaseReplaced.found_in(group)
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self.leases.release_all()  # agents a forced stop left held
@@ -223,68 +155,6 @@ class Supervisor:
         """A graceful stop has begun: nothing starts any more."""
         return self._stopping.is_set()
 
-    async def _check_model(self) -> None:
-        if self._model_check is not None:
-            problems = await anyio.to_thread.run_sync(self._model_check.result)
-        else:
-            wanted = [n for layer in self.roster.start_layers(self.only) for n in layer]
-            problems = await anyio.to_thread.run_sync(preflight.check, self.roster, wanted)
-        if problems:
-            raise errors.ModelUnreachable([str(p) for p in problems])
-
-    async def _launch_when_imported(self, sdk: SdkImport) -> None:
-        """Once the SDK is imported, write the launcher and let agents launch; if it cannot
-        be imported, say so and stop the team (no agent has started).
-
-        The import (sdk_import.py) is begun once the database is open: it is CPU under the
-        GIL, as is everything before that point (our imports, the logs, the lock, the
-        schema), so begun sooner it only shares the CPU with them, delaying the moment the
-        team is operable without launching agents any sooner (measured, issue 14.5). From
-        there on it overlaps the model check's network wait and the registration."""
-        try:
-            await sdk.finished()
-        except errors.SdkUnavailable as exc:
-            log.error("sdk_unavailable", module=exc.module, error=exc.reason)
-            self.unavailable = exc
-            self.stop()
-            return
-        # What start-up made (our modules, the SDK's and mcp's, the roster, ~100k objects)
-        # lives as long as the process: frozen, the cyclic collector stops scanning it. A
-        # full collection falls in the agents' connect (their sessions allocate), and it
-        # held the event loop every agent's handshake waits on for 70-450 ms (measured with
-        # gc.callbacks, 10 agents, load 5-9). Only cyclic garbage among these would be kept.
-        if self.freeze_start_up:
-            gc.freeze()
-        self._cli_path = await anyio.to_thread.run_sync(make_launcher)
-        self._launchable.set()
-        self._changed()
-        log.info(
-            "agents_launchable",
-            sdk_import_s=round(sdk.took_s or 0.0, 3),
-            frozen_objects=gc.get_freeze_count(),
-        )
-        assert self.mailbox is not None
-        try:  # `up -d` returns once it reads this: past every check, the import's included
-            await self.mailbox.update_agent(SUPERVISOR, meta={LAUNCHING: True})
-        except errors.DatabaseReplaced as exc:
-            self._abandon(exc)
-        except errors.QueueError as exc:
-            log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
-
-    async def _until_launchable(self, slot: Slot) -> bool:
-        """Wait until agents may launch (:meth:`_launch_when_imported`): True; False if the
-        team or this agent was stopped first."""
-        while not self._launchable.is_set():
-            if self._stopping.is_set() or not slot.want_running:
-                return False
-            wake = slot.wake
-            async with anyio.create_task_group() as tg:
-                for event in (self._state_changed, wake):
-                    tg.start_soon(_cancel_when_set, event, tg.cancel_scope)
-            if wake.is_set():  # a restart asked meanwhile: nothing to cut short
-                slot.wake = anyio.Event()
-        return True
-
     def _changed(self) -> None:
         self._state_changed.set()
         self._state_changed = anyio.Event()
@@ -294,31 +164,10 @@ class Supervisor:
         self._stopping.set()
         self._state_changed.set()  # whoever waits for a state stops waiting
 
-    async def _register_self(self, mailbox: AsyncMailboxBackend) -> None:
-        await mailbox.register_supervisor(
-            os.getpid(),
-            {
-                "instance": self.instance,
-                "roster": str(self.roster.path),
-                LAUNCHING: self._launchable.is_set(),
-            },
-        )
-
     async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
-        await self._register_self(mailbox)
-        # Leases held by a dead supervisor's sessions can never be acked: requeue them now.
-        # Only those (we hold the team's lock, so no other supervisor lives); a live
-        # external consumer's lease is its own, and runs out by itself if it died. (A
-        # shared NATS team: per agent, as its lease is taken, agent_leases.py.)
-        leased = await mailbox.list(status="leased", limit=100_000) if self.leases.exclusive else []
-        for owner in {m.lease_owner for m in leased}:
-            if (
-                owner
-                and owner.startswith(SUPERVISOR_OWNER_PREFIX)
-                and not owner.startswith(f"{self.instance}:")
-            ):
-                n = await mailbox.release(owner)
-                log.info("recovered_leases", owner=owner, messages=n)
+        await registry.register_self(self, mailbox)
+        if self.leases.exclusive:  # a shared NATS team: per agent as taken (agent_leases.py)
+            await recover_leases(mailbox, self.instance)
         # `up AGENT…` starts those agents and what they depend on.
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():
@@ -329,7 +178,7 @@ class Supervisor:
             info = await mailbox.agent(name)
             known = AgentMeta.read(info.meta if info else None)
             if info is not None and info.pid:
-                _kill_stale_cli(name, info.pid, known.pid_start)
+                kill_stale_cli(name, info.pid, known.pid_start)
             # supervised: `unregister` refuses this row while the team runs.
             meta = {**(info.meta if info else {}), "supervised": True}
             slot = Slot(
@@ -379,10 +228,11 @@ class Supervisor:
             return False  # the team is stopping, or a task already runs this agent
         slot.life.start()
         slot.done = anyio.Event()
-        self._tg.start_soon(self._supervise, slot)
+        assert self._tg is not None
+        self._tg.start_soon(restarts.supervise, self, slot)
         return True
 
-    # --- one agent -------------------------------------------------------------------
+    # --- an agent's state: moved by its lifecycle, announced here, recorded (registry.py) --
 
     async def _set_state(self, slot: Slot, target: AgentState, **fields: Any) -> None:
         await self._moved(slot, slot.life.move(target), **fields)
@@ -399,169 +249,7 @@ class Supervisor:
             )
             if target in NO_PROCESS:
                 fields = {**fields, "pid": None}
-            await self._record(slot, target, **fields)
-
-    async def _record(self, slot: Slot, state: AgentState | None = None, **fields: Any) -> None:
-        """Write an agent's state (``state``, or its current one) to the registry. The state
-        in memory is what counts: a write refused (another process holding the write lock
-        past the busy timeout) is logged and retried by housekeeping, never an end of the
-        agent or the team."""
-        assert self.mailbox is not None
-        if slot.elsewhere:  # the row is the new holder's (a "stopped" here would be a lie)
-            slot.unrecorded = None
-            return
-        meta = AgentMeta.record(
-            slot.stats, restarts=slot.life.restart_count, started_at=slot.started_at
-        )
-        fields = {**(slot.unrecorded or {}), **fields}
-        try:
-            try:
-                await self.mailbox.update_agent(
-                    slot.name, state=(state or slot.state).value, meta=meta, **fields
-                )
-            except errors.RecipientUnknown:
-                # Its row was deleted under us (`unregister`, SQL): the registry row of a
-                # roster agent is the supervisor's to keep, so it is written again.
-                await self._reregister(slot, meta, fields.get("pid"))
-        except errors.DatabaseReplaced as exc:  # the team stops; nothing more is written
-            self._abandon(exc)
-        except errors.QueueError as exc:
-            if slot.unrecorded is None:
-                log.warning("state_not_recorded", agent=slot.name, error=str(exc))
-            slot.unrecorded = {**(slot.unrecorded or {}), **fields}
-        else:
-            slot.unrecorded = None
-
-    async def _reregister(self, slot: Slot, meta: dict[str, Any], pid: Any) -> None:
-        assert self.mailbox is not None
-        spec = self.roster.agents.get(slot.name)
-        if spec is None or self.slots.get(slot.name) is not slot:
-            return  # removed by a reload: gone from the registry on purpose
-        if not isinstance(pid, int):
-            pid = slot.runner.pid if slot.runner is not None else None
-        await self.mailbox.register(
-            slot.name,
-            spec.description,
-            pid=pid,
-            state=slot.state.value,
-            meta={**meta, "supervised": True},
-        )
-        log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
-
-    async def _supervise(self, slot: Slot) -> None:
-        try:
-            try:
-                await self.leases.take(slot.name)
-            except errors.AgentHeldElsewhere as exc:  # refused; the other agents run on
-                slot.want_running = False
-                log.error("agent_held_elsewhere", agent=slot.name, error=str(exc))
-                return
-            slot.elsewhere = False  # ours again
-            await self._supervise_loop(slot)
-        except Exception as exc:
-            # The supervisor's own boundary per agent: a bug here (or an error nobody
-            # expected) fails this agent, never the team (issue 16, A.6).
-            log.exception("supervise_crashed", agent=slot.name, error=repr(exc))
-            slot.life.crashed()
-            with contextlib.suppress(Exception):
-                await self._record(slot, pid=None)
-                await self._fail_requests(
-                    slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {exc!r}"
-                )
-        finally:
-            with anyio.CancelScope(shield=True), contextlib.suppress(errors.QueueError):
-                await self.leases.release(slot.name)
-            slot.done.set()
-            self._changed()
-
-    async def _supervise_loop(self, slot: Slot) -> None:
-        launchable = await self._until_launchable(slot)  # no claude before the SDK is there
-        while launchable and slot.want_running and not self._stopping.is_set():
-            end = await self._one_session(slot)
-            decision = slot.life.session_ended(
-                end,
-                RestartPolicy.of(self.roster.agents.get(slot.name)),
-                stopping=self._stopping.is_set(),
-            )
-            if decision.action == Action.STOP:
-                break
-            if decision.action == Action.FAIL:
-                # Recorded, and its askers answered, before slot.done is set (in
-                # _supervise): whoever waits for the task sees the agent failed.
-                await self._moved(slot, [slot.state])
-                log.error("failed", agent=slot.name, reason=decision.why)
-                await self._fail_requests(
-                    slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {decision.why}"
-                )
-                return
-            if decision.fresh:  # the prompt outgrew the model's window
-                await self._context_reset(slot, end)
-                continue
-            await self._moved(slot, [slot.state])
-            if decision.why == "requested":
-                log.info("restarting", agent=slot.name, reason="requested")
-                continue
-            log.warning(
-                "restarting",
-                agent=slot.name,
-                reason=end.reason.value,
-                detail=end.detail,
-                exit_code=end.exit_code,
-                backoff_s=round(decision.delay_s, 3),
-            )
-            with anyio.move_on_after(decision.delay_s):
-                await slot.wake.wait()
-            slot.wake = anyio.Event()
-        for target in slot.life.stop_moves():
-            await self._set_state(slot, target)
-
-    async def _one_session(self, slot: Slot) -> SessionEnd:
-        assert self.mailbox is not None
-        # The SDK import imported it (sdk_import.py); _until_launchable waited for that.
-        from orchestrator.runner import AgentRunner  # noqa: PLC0415 - lazy on purpose
-
-        await self._moved(slot, slot.life.session_starting())
-        slot.started_at = time.time()
-        runner = AgentRunner(
-            slot.name,
-            self.mailbox,
-            lambda: self.roster,
-            owner=f"{self.instance}:{slot.name}:{uuid.uuid4().hex[:6]}",
-            cli_path=self._cli_path,
-            on_event=lambda event, data: self._on_runner_event(slot, event, data),
-            session_id=slot.stats.get("session_id"),
-            peer_state=self._peer_state,
-            totals=slot.stats,
-            resume_at=slot.stats.get(RESUME_AT),
-            hold=self.budgets.hold,
-            **({"client": self.client} if self.client is not None else {}),
-        )
-        runner.context.handover = slot.handover
-        slot.handover = None
-        slot.runner = runner
-        if self._stopping.is_set() or not slot.want_running:
-            runner.request_stop(0)
-        try:
-            end = await runner.run()
-        except Exception as exc:
-            replaced = _replaced_in(exc)
-            if replaced is not None:  # not this agent's bug: the whole team stops
-                self._abandon(replaced)
-                return SessionEnd(EndReason.ERROR, replaced.reason)
-            # A supervision boundary: one agent's bug must not take the team down; it counts
-            # as a failed session and follows the restart policy.
-            log.exception("session_crashed", agent=slot.name, error=repr(exc))
-            end = SessionEnd(EndReason.ERROR, repr(exc))
-        finally:
-            slot.runner = None
-        log.info(
-            "session_ended",
-            agent=slot.name,
-            reason=end.reason.value,
-            detail=end.detail,
-            exit_code=end.exit_code,
-        )
-        return end
+            await registry.record(self, slot, target, **fields)
 
     async def _lease_lost(self, name: str, exc: errors.AgentHeldElsewhere) -> None:
         """Another supervisor took ``name`` over (ours ran out while the server was out of
@@ -571,58 +259,6 @@ class Supervisor:
             log.error("agent_taken_elsewhere", agent=name, error=str(exc))
             slot.elsewhere = True
             self._request_stop(slot, 0)
-
-    def _peer_state(self, name: str) -> str | None:
-        slot = self.slots.get(name)
-        return slot.state.value if slot else None
-
-    async def _on_runner_event(self, slot: Slot, event: RunnerEvent, data: dict[str, Any]) -> None:
-        """What a runner's event means: the state's move is the lifecycle's (a pair it does
-        not know moves nothing); what goes with it (stats, notes, budgets) is here."""
-        if event == RunnerEvent.READY:
-            slot.stats["session_id"] = data.get("session_id") or slot.stats.get("session_id")
-            pid = data.get("pid")  # its start time tells a later `up` it is still this process
-            slot.stats["pid_start"] = procid.start_ticks(pid) if isinstance(pid, int) else None
-            moves = slot.life.on_runner_event(event)
-            if moves:
-                await self._moved(slot, moves, pid=pid)
-                await self.budgets.evaluate("start")
-            elif self.mailbox is not None and not slot.elsewhere:  # a new process (a rewind)
-                await self.mailbox.update_agent(slot.name, pid=pid)
-        elif event == RunnerEvent.CONTEXT:  # context in use against the window (context.py)
-            assert self.mailbox is not None
-            if not slot.elsewhere:
-                await self.mailbox.update_agent(slot.name, meta={"context": data}, heartbeat=False)
-        elif event == RunnerEvent.MODEL_ERROR:
-            await self._note_model(slot, str(data.get("reason") or ""))
-        elif event == RunnerEvent.TURN:
-            # The runner keeps the totals (orchestrator.usage); the state's record persists them.
-            slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
-            if data.get("resume_at"):
-                slot.stats[RESUME_AT] = data["resume_at"]
-            failure = data.get("failure")
-            if failure is None:
-                await self._note_model(slot, None)  # the model answered: nothing to show
-            else:
-                await self._note_model(slot, f"{_FAILURE_WORDS[failure.kind]}: {failure.reason}")
-            await self._moved(slot, slot.life.on_runner_event(event))
-            await self.budgets.after_turn(slot.name, data)
-        else:  # busy, blocked (issue 11: approvals), unblocked
-            moves = slot.life.on_runner_event(event)
-            if event == RunnerEvent.BLOCKED and moves:
-                slot.stats["blocked_reason"] = data.get("reason")
-            elif event == RunnerEvent.UNBLOCKED and moves:
-                slot.stats.pop("blocked_reason", None)
-            await self._moved(slot, moves)
-
-    async def _context_reset(self, slot: Slot, end: SessionEnd) -> None:
-        """The prompt outgrew the model's window: the next session starts afresh (no
-        resume) and is told where it was; the message in flight was requeued."""
-        slot.stats["session_id"] = None
-        slot.stats[RESUME_AT] = None  # a point in the old conversation: nothing to go back to
-        slot.handover = end.handover
-        await self._moved(slot, [slot.state])  # BACKOFF, counted as a restart
-        log.warning("context_reset", agent=slot.name, detail=end.detail)
 
     # --- budgets (orchestrator/budget_watch.py decides; these move the state) ---------------
 
@@ -640,33 +276,7 @@ class Supervisor:
         if slot is not None:
             await self._moved(slot, slot.life.unpause())
 
-    async def _note_model(self, slot: Slot, note: str | None) -> None:
-        """What `ps` shows beside the state: the model's last trouble, until it answers."""
-        assert self.mailbox is not None
-        note = note and note[:200]
-        if note != slot.model_note and not slot.elsewhere:  # one write per change
-            slot.model_note = note
-            await self.mailbox.update_agent(slot.name, meta={MODEL_NOTE: note})
-
-    async def _fail_requests(self, name: str, code: str, detail: str) -> None:
-        """Answer every request still waiting for ``name`` with an error ``code``, so its
-        askers stop waiting now (notices stay queued for the agent's return). A database
-        that refuses the writes leaves them to their TTL: logged, not fatal."""
-        assert self.mailbox is not None
-        answered = 0
-        try:
-            for status in ("pending", "leased"):
-                for m in await self.mailbox.list(status=status, recipient=name, limit=100_000):
-                    if m.kind == "request" and await self.mailbox.fail_request(m.id, code, detail):
-                        answered += 1
-        except errors.DatabaseReplaced as exc:
-            self._abandon(exc)
-        except errors.QueueError as exc:
-            log.error("requests_not_failed", agent=name, code=code, error=str(exc))
-        if answered:
-            log.warning("requests_failed", agent=name, requests=answered, code=code)
-
-    # --- the loop's chores ---------------------------------------------------------------
+    # --- stopping: signals, a database gone, control's down, the shutdown ----------------
 
     async def _signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -680,73 +290,6 @@ class Supervisor:
                     continue
                 log.info("signal", signal=signal.Signals(signum).name, grace_s=self.grace_s)
                 self.stop()
-
-    async def _housekeeping(self) -> None:
-        """Sweep expired leases and TTLs, beat the hearts, re-record unwritten states.
-        A chore the database refuses (another process holding the write lock past the
-        busy timeout) is reported once and tried again at the next round (issue 16, A.2)."""
-        assert self.mailbox is not None
-        next_sweep = time.monotonic() + SWEEP_EVERY_S
-        while True:
-            await anyio.sleep(RELOAD_POLL_S)
-            try:
-                self.mailbox.check_file()
-            except errors.DatabaseReplaced as exc:
-                self._abandon(exc)
-                return
-            if time.monotonic() < next_sweep:
-                continue
-            next_sweep = time.monotonic() + SWEEP_EVERY_S
-            await self._chore("sweep", self._sweep)
-            await self._chore("heartbeat", self._heartbeats)
-            for slot in list(self.slots.values()):
-                if slot.unrecorded is not None:
-                    await self._record(slot)
-
-    async def _sweep(self) -> None:
-        assert self.mailbox is not None
-        swept = await self.mailbox.sweep()
-        if swept.requeued or swept.expired or swept.dead:
-            log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
-
-    async def _heartbeats(self) -> None:
-        assert self.mailbox is not None
-        try:
-            await self.mailbox.update_agent(SUPERVISOR, heartbeat=True)
-        except errors.RecipientUnknown:  # its row deleted under us: written again
-            await self._register_self(self.mailbox)
-        for slot in list(self.slots.values()):
-            if slot.state in RUNNING and not slot.elsewhere:
-                try:
-                    await self.mailbox.update_agent(slot.name, heartbeat=True)
-                except errors.RecipientUnknown:
-                    await self._record(slot)
-
-    async def _chore(self, name: str, chore: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await chore()
-        except errors.DatabaseReplaced as exc:
-            self._abandon(exc)
-        except errors.QueueError as exc:
-            if name not in self._failing_chores:
-                log.warning("chore_failed", chore=name, error=str(exc), retry_in_s=SWEEP_EVERY_S)
-            self._failing_chores.add(name)
-        else:
-            if name in self._failing_chores:
-                self._failing_chores.discard(name)
-                log.info("chore_recovered", chore=name)
-
-    async def _watch_roster(self) -> None:
-        """Reload when agents.yaml or a prompt file it names changes (a stat() per poll)."""
-        while True:
-            await anyio.sleep(RELOAD_POLL_S)
-            now = fingerprint(watched_paths(self.roster.path, self.roster))
-            if now != self.watch_fingerprint:
-                try:
-                    await self.reload()
-                except Exception as exc:  # a reload must never end the team
-                    log.exception("reload_crashed", error=repr(exc))
-                    self.watch_fingerprint = now
 
     def _abandon(self, exc: errors.DatabaseReplaced) -> None:
         """The database left its path (deleted, or a file moved over it): stop at once
@@ -815,38 +358,3 @@ class Supervisor:
 
     def abandon(self, exc: errors.DatabaseReplaced) -> None:
         self._abandon(exc)
-
-
-async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
-
-
-def _replaced_in(exc: BaseException) -> errors.DatabaseReplaced | None:
-    """The DatabaseReplaced that ``exc`` is or holds (task groups wrap errors)."""
-    if isinstance(exc, errors.DatabaseReplaced):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _replaced_in(inner)
-            if found is not None:
-                return found
-    return None
-
-
-def _kill_stale_cli(agent: str, pid: int, recorded_start: object) -> None:
-    """A claude process left by a supervisor that died without the parent-death signal:
-    killed only if it is provably that process (procid), never on the pid alone."""
-    why_not = procid.is_leftover_cli(pid, recorded_start, bundled_cli())
-    if why_not is not None:
-        # Gone (killed with its supervisor): its sandbox's proxies may live on (procid).
-        helpers = procid.kill_orphaned_helpers(pid, shutil.which("socat"))
-        if helpers:
-            log.warning("killed_stale_sandbox_helpers", agent=agent, pid=pid, helpers=helpers)
-        log.info("stale_pid_left_alone", agent=agent, pid=pid, reason=why_not)
-        return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        return
-    log.warning("killed_stale_cli", agent=agent, pid=pid)

@@ -29,6 +29,7 @@ HEAVY = (
     "asyncio",
     "psutil",
     "orchestrator.supervisor",
+    "orchestrator.supervision",  # the supervisor's machinery
     "orchestrator.logconfig",
     "orchestrator.control",
     # each 1-3 ms, needed only by what waits (inotify's ctypes), `up -d` (subprocess) or a

@@ -9,14 +9,18 @@ from typing import Any
 
 import anyio
 import pytest
+import structlog
 import yaml
 from claude_agent_sdk import ClaudeAgentOptions, CLIConnectionError
 
 from orchestrator import errors
-from orchestrator.lifecycle import AgentState
-from orchestrator.mailbox import Mailbox
+from orchestrator.agent_meta import MODEL_NOTE
+from orchestrator.lifecycle import AgentState, RunnerEvent
+from orchestrator.mailbox import AsyncMailbox, Mailbox
 from orchestrator.roster import Roster, load_roster
-from orchestrator.supervisor import Slot, Supervisor
+from orchestrator.supervision import registry, sessions
+from orchestrator.supervision.slot import Slot
+from orchestrator.supervisor import Supervisor
 
 
 class Unreachable:
@@ -103,3 +107,46 @@ async def test_a_crash_loop_stops_at_the_intensity_limit(tmp_path: Path) -> None
     assert slot.life.restart_count == 2
     assert seen["row"].state == "failed"
     assert seen["row"].meta["restarts"] == 2
+
+
+async def test_a_refused_registry_write_after_a_runner_event_does_not_end_the_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue out of reach (a NATS node dying, a write lock held past the busy timeout)
+    as a runner reports its context, a new claude (a rewind) or the model's trouble: the
+    write is logged and left for later, never raised into the runner, whose session it
+    ended (session_crashed, then a restart) as a refused state write never does. The pid
+    is written with the next state record (the housekeeping's), the note at the next event."""
+    roster = write_roster(tmp_path, a={})
+    roster.database.parent.mkdir(parents=True, exist_ok=True)
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    async with AsyncMailbox(roster.database) as mailbox:
+        await mailbox.register("a")
+        sup.mailbox = mailbox
+        slot = sup.add_slot("a")
+        slot.life.start()
+        slot.life.session_starting()
+        slot.life.on_runner_event(RunnerEvent.READY)  # ready: a second READY is a rewind
+        real = mailbox.update_agent
+        outage = errors.QueueUnavailable("nats://test", "a leader election", "")
+        refusing = True
+
+        async def update_agent(name: str, **fields: Any) -> None:
+            if refusing:
+                raise outage
+            await real(name, **fields)
+
+        monkeypatch.setattr(mailbox, "update_agent", update_agent)
+        with structlog.testing.capture_logs() as logs:
+            await sessions.on_runner_event(sup, slot, RunnerEvent.READY, {"pid": 4242})
+            await sessions.on_runner_event(sup, slot, RunnerEvent.CONTEXT, {"tokens": 9})
+            await sessions.on_runner_event(sup, slot, RunnerEvent.MODEL_ERROR, {"reason": "529"})
+        refused = [e for e in logs if e["event"] == "state_not_recorded" and e["agent"] == "a"]
+        assert len(refused) == 3
+        refusing = False
+        await registry.record(sup, slot)  # what the housekeeping does for slot.unrecorded
+        await sessions.on_runner_event(sup, slot, RunnerEvent.MODEL_ERROR, {"reason": "529"})
+        row = await mailbox.agent("a")
+    assert row is not None
+    assert row.pid == 4242
+    assert row.meta[MODEL_NOTE] == "529"

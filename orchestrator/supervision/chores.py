@@ -1,0 +1,95 @@
+"""What the supervisor does on a timer: the housekeeping (the database file still there,
+expired leases and TTLs swept, hearts beaten, refused state writes written again) and
+the roster watcher (a reload when agents.yaml or a prompt file changes).
+
+Every commit wakes every waiter, so the chores that write (sweep, heartbeats) run
+rarely; the roster check is a stat() and runs often. Leases are also reclaimed by
+claims. A chore the database refuses (another process holding the write lock past the
+busy timeout) is reported once and tried again at the next round (issue 16, A.2).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import anyio
+import structlog
+
+from orchestrator import errors
+from orchestrator.reload import Fingerprint, ReloadResult, fingerprint, watched_paths
+from orchestrator.supervision import registry
+
+log = structlog.get_logger()
+
+SWEEP_EVERY_S = 5.0
+RELOAD_POLL_S = 1.0
+
+
+class Team(registry.Team, Protocol):
+    """What the chores need of the supervisor, beyond what the registry writes need."""
+
+    watch_fingerprint: Fingerprint
+
+    async def reload(self) -> ReloadResult: ...
+
+
+async def housekeeping(sup: Team) -> None:
+    """Sweep expired leases and TTLs, beat the hearts, re-record unwritten states; a
+    database gone from its path stops the team (``_abandon``)."""
+    assert sup.mailbox is not None
+    failing: set[str] = set()  # the chores refused at their last round
+    next_sweep = time.monotonic() + SWEEP_EVERY_S
+    while True:
+        await anyio.sleep(RELOAD_POLL_S)
+        try:
+            sup.mailbox.check_file()
+        except errors.DatabaseReplaced as exc:
+            sup._abandon(exc)
+            return
+        if time.monotonic() < next_sweep:
+            continue
+        next_sweep = time.monotonic() + SWEEP_EVERY_S
+        await _chore(sup, failing, "sweep", lambda: _sweep(sup))
+        await _chore(sup, failing, "heartbeat", lambda: registry.heartbeats(sup))
+        for slot in list(sup.slots.values()):
+            if slot.unrecorded is not None:
+                await registry.record(sup, slot)
+
+
+async def _sweep(sup: Team) -> None:
+    assert sup.mailbox is not None
+    swept = await sup.mailbox.sweep()
+    if swept.requeued or swept.expired or swept.dead:
+        log.info("sweep", requeued=swept.requeued, expired=swept.expired, dead=swept.dead)
+
+
+async def _chore(
+    sup: Team, failing: set[str], name: str, chore: Callable[[], Awaitable[None]]
+) -> None:
+    try:
+        await chore()
+    except errors.DatabaseReplaced as exc:
+        sup._abandon(exc)
+    except errors.QueueError as exc:
+        if name not in failing:
+            log.warning("chore_failed", chore=name, error=str(exc), retry_in_s=SWEEP_EVERY_S)
+        failing.add(name)
+    else:
+        if name in failing:
+            failing.discard(name)
+            log.info("chore_recovered", chore=name)
+
+
+async def watch_roster(sup: Team) -> None:
+    """Reload when agents.yaml or a prompt file it names changes (a stat() per poll)."""
+    while True:
+        await anyio.sleep(RELOAD_POLL_S)
+        now = fingerprint(watched_paths(sup.roster.path, sup.roster))
+        if now != sup.watch_fingerprint:
+            try:
+                await sup.reload()
+            except Exception as exc:  # a reload must never end the team
+                log.exception("reload_crashed", error=repr(exc))
+                sup.watch_fingerprint = now

@@ -1,0 +1,120 @@
+"""When agents may launch: the model checked (``up``), the SDK imported in the background
+(:mod:`orchestrator.sdk_import`), the launcher written (:mod:`orchestrator.launcher`).
+
+The team is operable (``ps``, ``send``, ``down``) before that; no ``claude`` starts
+before it. An SDK that cannot be imported stops the team before any agent started.
+"""
+
+from __future__ import annotations
+
+import gc
+from concurrent.futures import Future
+from typing import Protocol
+
+import anyio
+import anyio.to_thread
+import structlog
+
+from orchestrator import errors, preflight
+from orchestrator.agent_meta import LAUNCHING
+from orchestrator.launcher import make_launcher
+from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
+from orchestrator.roster import Roster
+from orchestrator.sdk_import import SdkImport
+from orchestrator.supervision.slot import Slot
+
+log = structlog.get_logger()
+
+
+class Team(Protocol):
+    """What launching needs of the supervisor."""
+
+    mailbox: AsyncMailboxBackend | None
+    freeze_start_up: bool  # `up`'s own process, not a test's: start-up objects may be frozen
+    unavailable: errors.SdkUnavailable | None
+    _launchable: anyio.Event
+    _state_changed: anyio.Event
+    _cli_path: str | None
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+    def _changed(self) -> None: ...
+
+    def _abandon(self, exc: errors.DatabaseReplaced) -> None: ...
+
+
+async def check_model(
+    roster: Roster, only: list[str] | None, begun: Future[list[preflight.Problem]] | None
+) -> None:
+    """The model reachable for the agents `up` starts; ``begun``: the check `up` began
+    before importing the supervisor (preflight.start_check), answered at this same point."""
+    if begun is not None:
+        problems = await anyio.to_thread.run_sync(begun.result)
+    else:
+        wanted = [n for layer in roster.start_layers(only) for n in layer]
+        problems = await anyio.to_thread.run_sync(preflight.check, roster, wanted)
+    if problems:
+        raise errors.ModelUnreachable([str(p) for p in problems])
+
+
+async def launch_when_imported(sup: Team, sdk: SdkImport) -> None:
+    """Once the SDK is imported, write the launcher and let agents launch; if it cannot
+    be imported, say so and stop the team (no agent has started).
+
+    The import (sdk_import.py) is begun once the database is open: it is CPU under the
+    GIL, as is everything before that point (our imports, the logs, the lock, the
+    schema), so begun sooner it only shares the CPU with them, delaying the moment the
+    team is operable without launching agents any sooner (measured, issue 14.5). From
+    there on it overlaps the model check's network wait and the registration."""
+    try:
+        await sdk.finished()
+    except errors.SdkUnavailable as exc:
+        log.error("sdk_unavailable", module=exc.module, error=exc.reason)
+        sup.unavailable = exc
+        sup.stop()
+        return
+    # What start-up made (our modules, the SDK's and mcp's, the roster, ~100k objects)
+    # lives as long as the process: frozen, the cyclic collector stops scanning it. A
+    # full collection falls in the agents' connect (their sessions allocate), and it
+    # held the event loop every agent's handshake waits on for 70-450 ms (measured with
+    # gc.callbacks, 10 agents, load 5-9). Only cyclic garbage among these would be kept.
+    if sup.freeze_start_up:
+        gc.freeze()
+    sup._cli_path = await anyio.to_thread.run_sync(make_launcher)
+    sup._launchable.set()
+    sup._changed()
+    log.info(
+        "agents_launchable",
+        sdk_import_s=round(sdk.took_s or 0.0, 3),
+        frozen_objects=gc.get_freeze_count(),
+    )
+    assert sup.mailbox is not None
+    try:  # `up -d` returns once it reads this: past every check, the import's included
+        await sup.mailbox.update_agent(SUPERVISOR, meta={LAUNCHING: True})
+    except errors.DatabaseReplaced as exc:
+        sup._abandon(exc)
+    except errors.QueueError as exc:
+        log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
+
+
+async def until_launchable(sup: Team, slot: Slot) -> bool:
+    """Wait until agents may launch (:func:`launch_when_imported`): True; False if the
+    team or this agent was stopped first."""
+    while not sup._launchable.is_set():
+        if sup.stopping or not slot.want_running:
+            return False
+        wake = slot.wake
+        async with anyio.create_task_group() as tg:
+            for event in (sup._state_changed, wake):
+                tg.start_soon(_cancel_when_set, event, tg.cancel_scope)
+        if wake.is_set():  # a restart asked meanwhile: nothing to cut short
+            slot.wake = anyio.Event()
+    return True
+
+
+async def _cancel_when_set(event: anyio.Event, scope: anyio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()

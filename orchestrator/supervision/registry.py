@@ -1,0 +1,142 @@
+"""The supervisor's writes to the registry, the rows ``ps`` reads: its own row, each
+agent's state, pid, meta (totals, restarts, the model's trouble) and heartbeat.
+
+The state in memory is what counts: a write the database refuses (another process
+holding the write lock past the busy timeout) is logged and tried again by the
+housekeeping (:mod:`orchestrator.supervision.chores`), never the end of an agent or the
+team. A row deleted under us (``unregister``, SQL) is written again: a roster agent's
+row is the supervisor's to keep.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol
+
+import anyio
+import structlog
+
+from orchestrator import errors
+from orchestrator.agent_meta import LAUNCHING, MODEL_NOTE, AgentMeta
+from orchestrator.lifecycle import RUNNING, AgentState
+from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
+from orchestrator.roster import Roster
+from orchestrator.supervision.slot import Slot
+
+log = structlog.get_logger()
+
+
+class Team(Protocol):
+    """What the registry writes need of the supervisor."""
+
+    roster: Roster
+    mailbox: AsyncMailboxBackend | None
+    instance: str
+    _launchable: anyio.Event  # set once agents may launch (shown in the supervisor's row)
+
+    @property
+    def slots(self) -> dict[str, Slot]: ...
+
+    def _abandon(self, exc: errors.DatabaseReplaced) -> None: ...
+
+
+async def register_self(sup: Team, mailbox: AsyncMailboxBackend) -> None:
+    """The supervisor's own row: its pid, and what `up -d` and the CLI read of it."""
+    await mailbox.register_supervisor(
+        os.getpid(),
+        {
+            "instance": sup.instance,
+            "roster": str(sup.roster.path),
+            LAUNCHING: sup._launchable.is_set(),
+        },
+    )
+
+
+async def record(sup: Team, slot: Slot, state: AgentState | None = None, **fields: Any) -> None:
+    """Write an agent's state (``state``, or its current one) to the registry; a write
+    refused is kept in ``slot.unrecorded`` for the housekeeping to write later."""
+    assert sup.mailbox is not None
+    if slot.elsewhere:  # the row is the new holder's (a "stopped" here would be a lie)
+        slot.unrecorded = None
+        return
+    meta = AgentMeta.record(
+        slot.stats, restarts=slot.life.restart_count, started_at=slot.started_at
+    )
+    fields = {**(slot.unrecorded or {}), **fields}
+    try:
+        try:
+            await sup.mailbox.update_agent(
+                slot.name, state=(state or slot.state).value, meta=meta, **fields
+            )
+        except errors.RecipientUnknown:
+            # Its row was deleted under us (`unregister`, SQL): the registry row of a
+            # roster agent is the supervisor's to keep, so it is written again.
+            await _reregister(sup, slot, meta, fields.get("pid"))
+    except errors.DatabaseReplaced as exc:  # the team stops; nothing more is written
+        sup._abandon(exc)
+    except errors.QueueError as exc:
+        if slot.unrecorded is None:
+            log.warning("state_not_recorded", agent=slot.name, error=str(exc))
+        slot.unrecorded = {**(slot.unrecorded or {}), **fields}
+    else:
+        slot.unrecorded = None
+
+
+async def _reregister(sup: Team, slot: Slot, meta: dict[str, Any], pid: Any) -> None:
+    assert sup.mailbox is not None
+    spec = sup.roster.agents.get(slot.name)
+    if spec is None or sup.slots.get(slot.name) is not slot:
+        return  # removed by a reload: gone from the registry on purpose
+    if not isinstance(pid, int):
+        pid = slot.runner.pid if slot.runner is not None else None
+    await sup.mailbox.register(
+        slot.name,
+        spec.description,
+        pid=pid,
+        state=slot.state.value,
+        meta={**meta, "supervised": True},
+    )
+    log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
+
+
+async def write(sup: Team, slot: Slot, **fields: Any) -> bool:
+    """Write ``fields`` of an agent's row beside its state (a new pid, its context, the
+    model's note): False if refused, which is logged, never raised into the session that
+    reported them (it used to end it: session_crashed, a restart)."""
+    assert sup.mailbox is not None
+    try:
+        await sup.mailbox.update_agent(slot.name, **fields)
+    except errors.DatabaseReplaced as exc:  # the team stops; nothing more is written
+        sup._abandon(exc)
+    except errors.QueueError as exc:
+        log.warning("state_not_recorded", agent=slot.name, fields=sorted(fields), error=str(exc))
+    else:
+        return True
+    return False
+
+
+async def note_model(sup: Team, slot: Slot, note: str | None) -> None:
+    """What `ps` shows beside the state: the model's last trouble, until it answers."""
+    note = note and note[:200]
+    # One write per change; a write refused is tried again at the next event.
+    if (
+        note != slot.model_note
+        and not slot.elsewhere
+        and await write(sup, slot, meta={MODEL_NOTE: note})
+    ):
+        slot.model_note = note
+
+
+async def heartbeats(sup: Team) -> None:
+    """Beat the supervisor's heart and each running agent's; a row deleted is written again."""
+    assert sup.mailbox is not None
+    try:
+        await sup.mailbox.update_agent(SUPERVISOR, heartbeat=True)
+    except errors.RecipientUnknown:  # its row deleted under us: written again
+        await register_self(sup, sup.mailbox)
+    for slot in list(sup.slots.values()):
+        if slot.state in RUNNING and not slot.elsewhere:
+            try:
+                await sup.mailbox.update_agent(slot.name, heartbeat=True)
+            except errors.RecipientUnknown:
+                await record(sup, slot)
