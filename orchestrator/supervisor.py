@@ -175,6 +175,9 @@ class Supervisor:
             async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
                 self.leases = agent_leases(mailbox, self.instance, self.roster.queue)
+                # Before any CLI could name us: a command for us that another supervisor
+                # claims is handed back while we show ourselves (control.py).
+                await self.leases.announce()
                 sdk.start()  # begun here, not sooner: see _launch_when_imported
                 if self.check_model:  # after the local checks (lock, database, logs)
                     await self._check_model()
@@ -202,6 +205,7 @@ class Supervisor:
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self.leases.release_all()  # agents a forced stop left held
+                        await self.leases.leave()
                 if self.replaced is None:
                     try:
                         await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
@@ -759,7 +763,7 @@ class Supervisor:
 
     async def _serve_control(self) -> None:
         assert self.mailbox is not None
-        await serve_control(self, self.mailbox, f"{self.instance}:control")
+        await serve_control(self, self.mailbox, f"{self.instance}:control", self.leases)
 
     async def _shutdown(self) -> None:
         log.info("stopping", grace_s=self.grace_s)
