@@ -22,8 +22,9 @@ from claude_agent_sdk import (
     ResultMessage,
     TextBlock,
 )
+from structlog.testing import capture_logs
 
-from orchestrator import batching, errors, give_back, runner
+from orchestrator import batching, errors, give_back, outage, runner
 from orchestrator.lifecycle import EndReason, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailbox, Message
 from orchestrator.roster import Roster, load_roster
@@ -311,6 +312,105 @@ async def test_a_queue_out_of_reach_at_the_ack_or_mid_turn_does_not_end_the_sess
     assert reply is not None
     assert reply.body == "slow pong"
     assert await bench.status(ask) == "leased"  # its ack failed: it comes back, answered
+
+
+OUTAGE = errors.QueueUnavailable("nats://test", "the server restarting", "")
+
+
+def out_of_reach(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch, step: str, times: int | None
+) -> dict[str, int]:
+    """The queue's ``step`` fails with QueueUnavailable its first ``times`` calls (None:
+    always), then goes through. Returns the count of calls."""
+    monkeypatch.setattr(outage, "RETRY_S", 0.01)
+    real = getattr(bench.mailbox, step)
+    calls = {step: 0}
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls[step] += 1
+        bench.poke()
+        if times is None or calls[step] <= times:
+            raise OUTAGE
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bench.mailbox, step, flaky)
+    return calls
+
+
+def outage_lines(logs: list[dict[str, Any]]) -> list[str]:
+    return [e["event"] for e in logs if e["event"] in ("queue_out_of_reach", "queue_back")]
+
+
+@pytest.mark.parametrize("step", ["claim", "reply", "find_reply"])
+async def test_a_queue_out_of_reach_at_a_claim_or_a_reply_is_waited_out_by_the_session(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """A NATS outage outlasting a primitive's own retries: the idle claim, the turn's
+    reply (the answer in hand) or the look for an earlier answer fail three times. The
+    session tries again until the queue is back: the same session answers the request
+    once, its message is acked, and the log says so once each way (no flood). Before,
+    each ended the session (a restart, the turn's answer lost, the work done twice)."""
+    calls = out_of_reach(bench, monkeypatch, step, 3)
+    bench.answer = lambda prompt: said("pong")
+    ask = await bench.mailbox.request("b", "a", "ping?")
+
+    async def answered() -> bool:
+        return await bench.status(ask) == "done"
+
+    with capture_logs() as logs:
+        end = await bench.run_until(answered)
+    assert end == SessionEnd(EndReason.STOPPED)
+    assert len(bench.clients) == 1
+    assert calls[step] >= 4
+    reply = await bench.mailbox.find_reply(ask.id)
+    assert reply is not None
+    assert reply.body == "pong"
+    assert len(bench.queries) == 1  # the turn ran once
+    assert outage_lines(logs) == ["queue_out_of_reach", "queue_back"]
+
+
+async def test_a_failed_turns_nack_waits_out_a_queue_out_of_reach(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn fails (the API's 500) while the queue is out of reach: its nack is tried
+    until the queue is back, in the same session; the message is pending again with
+    its attempt counted and the reason kept. Before, the nack's error ended the session."""
+    calls = out_of_reach(bench, monkeypatch, "nack", 3)
+    bench.answer = lambda prompt: failed(500, "API Error: 500 internal")
+    note = await bench.mailbox.send("b", "a", "hello")
+
+    async def nacked() -> bool:
+        return calls["nack"] >= 4 and await bench.status(note) == "pending"
+
+    with capture_logs() as logs:
+        end = await bench.run_until(nacked)
+    assert end == SessionEnd(EndReason.STOPPED)
+    assert len(bench.clients) == 1
+    stored = await bench.mailbox.get(note.id)
+    assert (stored.attempts, stored.lease_owner) == (1, None)
+    assert "500" in (stored.error_detail or "")
+    assert outage_lines(logs) == ["queue_out_of_reach", "queue_back"]
+
+
+async def test_a_dead_session_that_cannot_give_its_messages_back_still_ends_cleanly(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claude process dies mid-turn while the queue is out of reach: the give-back
+    (nack, counted) cannot be written. The session ends as a death (the supervisor
+    restarts it), not with the queue's error out of run(); the message stays leased and
+    comes back when its lease runs out."""
+    out_of_reach(bench, monkeypatch, "nack", None)
+    bench.answer = lambda prompt: [ProcessError("boom", exit_code=3)]
+    note = await bench.mailbox.send("b", "a", "doomed")
+
+    async def never() -> bool:
+        return False
+
+    with capture_logs() as logs:
+        end = await bench.run_until(never)
+    assert (end.reason, end.exit_code) == (EndReason.EXITED, 3)
+    assert (await bench.status(note)) == "leased"
+    assert [e["event"] for e in logs if e["event"] == "requeue_failed"] == ["requeue_failed"]
 
 
 async def test_a_poison_message_fails_alone_and_the_batch_goes_through(bench: Bench) -> None:
