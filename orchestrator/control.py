@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,6 +18,7 @@ import anyio
 import structlog
 
 from orchestrator import errors
+from orchestrator import foreign_commands as foreign
 from orchestrator.agent_leases import AgentLeases, LocalLeases
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
@@ -55,7 +55,7 @@ class Team(Protocol):
 
 
 COMMANDS = ("start", "stop", "restart", "down", "reload")
-AGENT_COMMANDS = ("start", "stop", "restart")
+AGENT_COMMANDS = foreign.AGENT_COMMANDS
 
 
 def send_command(
@@ -103,55 +103,6 @@ def send_command(
 
 
 CONTROL_RETRY_S = 1.0  # after the database refused the control loop a read or a write
-# After handing back another supervisor's commands: that one claims them meanwhile. The
-# pause doubles each time the same command comes back (its supervisor did not take it:
-# frozen, cut off, or dead and not yet known gone), up to FOREIGN_BACKOFF_MAX_S.
-FOREIGN_BACKOFF_S = 0.2
-FOREIGN_BACKOFF_MAX_S = 3.2
-HANDED_FORGET_S = 120.0  # a hand-back count older than this is dropped (the TTL is 30 s)
-
-
-def _target(message: Message) -> tuple[Any, Any] | None:
-    """The (host, pid) of the supervisor a command is meant for when that is another one
-    (several supervisors share a NATS team, each serving the one `supervisor` inbox);
-    None when it is ours, or names none (anybody's: a script's, a team with one
-    supervisor)."""
-    body = message.body if isinstance(message.body, dict) else {}
-    target = body.get("for")
-    if not isinstance(target, dict):
-        return None
-    named = (target.get("host"), target.get("pid"))
-    return None if named == (socket.gethostname(), os.getpid()) else named
-
-
-_SERVE = "serve"
-
-
-async def _foreign(
-    leases: AgentLeases, message: Message, host: Any, pid: Any
-) -> errors.SupervisorGone | str | None:
-    """What to do with a command meant for another supervisor: None, hand it back (its
-    supervisor lives, or may); _SERVE, run it here (its supervisor is gone and the agent
-    it is about is ours now); an error to answer (gone, and nobody runs its agent)."""
-    if not isinstance(host, str) or not isinstance(pid, int) or isinstance(pid, bool):
-        return errors.SupervisorGone(
-            str(host),
-            -1,
-            f"'for' must be {{host: TEXT, pid: NUMBER}}, not {{{host!r}, {pid!r}}}",
-            "send the command with `octy-orchestrate` on the supervisor's machine",
-        )
-    reason = await leases.supervisor_gone(host, pid, message.created_at)
-    if reason is None:
-        return None
-    body = message.body if isinstance(message.body, dict) else {}
-    command, agent = body.get("command"), body.get("agent")
-    if command in AGENT_COMMANDS and isinstance(agent, str):
-        if leases.holds(agent):
-            return _SERVE
-        holder = await leases.held_elsewhere(agent)
-        if holder is not None and (holder.host, holder.pid) != (host, pid):
-            return None  # its live holder serves it (the gone one's lease only runs out)
-    return errors.SupervisorGone(host, pid, reason, leases.gone_hint())
 
 
 async def serve_control(
@@ -159,52 +110,30 @@ async def serve_control(
 ) -> None:
     """Claim commands and run each in its own task; a database error in this loop (another
     process holding the write lock) is logged once and retried, never the end of the team.
-
-    A command for another supervisor (``leases`` say which live) goes back, uncounted, for
-    it to claim; one for a supervisor that is gone is answered here: run, when it is about
-    an agent this supervisor runs now, else refused with SupervisorGone at once rather
-    than left to time out."""
+    A command for another supervisor (``leases`` tell which live) is handed back, run
+    here or refused: orchestrator/foreign_commands.py."""
     leases = leases or LocalLeases()
     failing = False
-    handed: dict[str, tuple[int, float]] = {}  # message id: (hand-backs, when last)
+    hand_backs = foreign.HandBacks()
     async with anyio.create_task_group() as tg:
         while True:
             try:
                 claimed = await mailbox.claim(SUPERVISOR, owner=owner, lease_s=300.0, limit=10)
                 back: list[str] = []
                 for message in claimed:
-                    target = _target(message)
-                    verdict = None if target is None else await _verdict(leases, message, target)
-                    if target is None or verdict == _SERVE:
-                        if target is not None:
-                            log.info(
-                                "command_for_gone_served",
-                                message_id=message.id,
-                                host=target[0],
-                                pid=target[1],
-                            )
+                    named = foreign.target(message)
+                    what = (
+                        "serve" if named is None else await foreign.verdict(leases, message, *named)
+                    )
+                    if what == "serve":
                         tg.start_soon(_handle, sup, mailbox, owner, message)
-                    elif isinstance(verdict, errors.SupervisorGone):
-                        log.info(
-                            "command_for_gone_refused",
-                            message_id=message.id,
-                            host=verdict.host,
-                            pid=verdict.pid,
-                            reason=verdict.reason,
-                        )
-                        tg.start_soon(_answer, mailbox, owner, message, _gone_reply(verdict))
-                    else:
+                    elif what == "back":
                         back.append(message.id)
+                    else:
+                        tg.start_soon(_answer, mailbox, owner, message, what)
                 if back:  # back, uncounted, for the supervisor they name
                     await mailbox.release(owner, back)
-                    now = anyio.current_time()
-                    handed = {i: h for i, h in handed.items() if now - h[1] < HANDED_FORGET_S}
-                    for i in back:
-                        handed[i] = (handed.get(i, (0, now))[0] + 1, now)
-                    times = max(handed[i][0] for i in back)
-                    log.info("command_handed_back", message_ids=back, times=times)
-                    pause = FOREIGN_BACKOFF_S * 2 ** (times - 1)
-                    await anyio.sleep(min(pause, FOREIGN_BACKOFF_MAX_S))
+                    await anyio.sleep(hand_backs.pause_after(back))
                     continue
                 await mailbox.wait_for_messages(SUPERVISOR, 30.0)
             except errors.DatabaseReplaced as exc:  # the supervisor stops the team
@@ -219,30 +148,6 @@ async def serve_control(
                 if failing:
                     log.info("control_recovered")
                 failing = False
-
-
-async def _verdict(
-    leases: AgentLeases, message: Message, target: tuple[Any, Any]
-) -> errors.SupervisorGone | str | None:
-    """:func:`_foreign`; a queue error on the way hands the command back (it stays
-    claimed by nobody, where a raised error would leave it leased for 300 s)."""
-    try:
-        return await _foreign(leases, message, *target)
-    except errors.QueueError as exc:
-        log.warning("command_target_unknown", message_id=message.id, error=str(exc))
-        return None
-
-
-def _gone_reply(exc: errors.SupervisorGone) -> dict[str, Any]:
-    return {
-        "ok": False,
-        "error": exc.code,
-        "message": str(exc),
-        "host": exc.host,
-        "pid": exc.pid,
-        "reason": exc.reason,
-        "hint": exc.hint,
-    }
 
 
 async def _handle(sup: Team, mailbox: AsyncMailboxBackend, owner: str, message: Message) -> None:
