@@ -148,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except common.CliFailure as failure:
         common.report_failure(args, failure)
         return failure.exit_code
+    except OSError as exc:
+        # A file a verb met and no check foresaw (a name too long for the file system, a
+        # folder turned unreadable): one line that says which, not a traceback.
+        common.report_failure(args, common.CliFailure(str(exc), common.EXIT_ERROR, "os_error"))
+        return common.EXIT_ERROR
     return code
 
 

@@ -193,9 +193,29 @@ def emit_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+MAX_ERROR_LINE = 300
+"""Characters of one error line a person is shown; the rest is cut (a message quotes
+what it was given, and a 5,000-character id would bury the one useful line)."""
+
+
+def clip_lines(text: str, width: int = MAX_ERROR_LINE) -> str:
+    """Each line over ``width`` characters cut in the middle (its start says what went wrong,
+    its end often what to do), saying how much was left out."""
+    head, tail = width // 2, width // 3
+
+    def clip(line: str) -> str:
+        if len(line) <= width:
+            return line
+        cut = len(line) - head - tail
+        return f"{line[:head]} …({cut:,} characters left out)… {line[-tail:]}"
+
+    return "\n".join(clip(line) for line in text.split("\n"))
+
+
 def report_failure(args: argparse.Namespace, failure: CliFailure) -> None:
     if getattr(args, "json", False):
         emit_json({"ok": False, "error": failure.code, "message": failure.message})
     else:
-        # Messages quote names and paths that others chose: escaped, secrets masked.
-        print(f"octy-orchestrate: {for_people(failure.message, multiline=True)}", file=sys.stderr)
+        # Messages quote names and paths that others chose: escaped, secrets masked, clipped.
+        shown = clip_lines(for_people(failure.message, multiline=True))
+        print(f"octy-orchestrate: {shown}", file=sys.stderr)

@@ -17,6 +17,7 @@ from orchestrator.cli import common, team_record
 from orchestrator.cli.common import CliFailure
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
+from orchestrator.names import AGENT_NAME_RE
 from orchestrator.redact import for_people
 from orchestrator.roster import load_roster
 
@@ -287,9 +288,13 @@ def _check_names(
     """A name that is neither in the roster nor in the logs folder is a typo: say so."""
     known = {SUPERVISOR_LOG, *(agents or ())}
     for s in chosen:
-        if s.name in known or (s.exists() and s.base.parent == folder):
+        if s.name in known:
             continue
-        if agents is None and following:
+        # A name no agent can have (a path, 5,000 characters) is never looked up as a file.
+        possible = AGENT_NAME_RE.fullmatch(s.name) is not None
+        if possible and s.exists() and s.base.parent == folder:
+            continue
+        if possible and agents is None and following:
             continue  # nothing to check against: wait for it, like `tail -F`
         names = sorted((known | set(logview.known_names(folder))) - {SUPERVISOR_LOG})
         raise CliFailure(

@@ -275,3 +275,52 @@ def test_invalid_utf8_on_stdin_is_a_usage_error(folder: Path) -> None:
     assert b"not UTF-8" in done.stderr
     with Mailbox(folder / "queue" / "team.db") as mb:
         assert mb.list(recipient="a") == []
+
+
+LONG = "a" * 5000
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("logs", LONG),
+        ("logs", "a" * 300),
+        ("logs", "../secret"),
+        ("queue", "show", LONG),
+        ("trace", LONG),
+        ("reply", LONG, "x"),
+        ("send", LONG, "hi"),
+        ("inbox", LONG),
+    ],
+)
+def test_a_long_or_impossible_name_or_id_is_not_found_in_one_short_line(
+    folder: Path, argv: tuple[str, ...]
+) -> None:
+    """`logs` with a 5,000- (or 300-) character name ended in a traceback (the file name
+    was too long for the file system), and `logs ../../etc/passwd` was looked up as a
+    file; every verb echoed a 5,000-character id or name whole. Each is "not found",
+    exit 3, on one line cut in the middle that still says what to do."""
+    (folder / "logs").mkdir()
+    (folder / "logs" / "supervisor.jsonl").write_text("", encoding="utf-8")
+    (folder / "secret.jsonl").write_text("{}\n", encoding="utf-8")  # what ../ would reach
+    done = octy(*argv, cwd=folder)
+    assert done.returncode == 3, (done.stdout, done.stderr[:500])
+    assert b"Traceback" not in done.stderr
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert len(lines[0]) < 400, lines[0]
+    if len(argv[-1]) > 300 or (argv[0] == "reply" and len(argv[1]) > 300):
+        assert "characters left out" in lines[0]
+    if argv[0] == "logs":
+        assert "(agents: a, b" in lines[0]  # the end of the line, kept: the known names
+
+
+def test_an_os_error_no_check_foresaw_is_one_line(folder: Path) -> None:
+    """The last net under every verb: an OSError escaping a verb (here `logs --logs` with a
+    folder name too long for the file system) is one line naming it, exit 1, no traceback."""
+    done = octy("logs", "--logs", str(folder / LONG), cwd=folder)
+    assert done.returncode == 1, done.stderr[:500]
+    assert b"Traceback" not in done.stderr
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "File name too long" in lines[0]
