@@ -175,8 +175,9 @@ class Supervisor:
             async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
                 self.leases = agent_leases(mailbox, self.instance, self.roster.queue)
-                # Before any CLI could name us: a command for us that another supervisor
-                # claims is handed back while we show ourselves (control.py).
+                # Shown in the team before commands are served: another supervisor hands
+                # back a command naming us while we show ourselves (foreign_commands.py;
+                # until now, our process on this host or the command's age did).
                 await self.leases.announce()
                 sdk.start()  # begun here, not sooner: see _launch_when_imported
                 if self.check_model:  # after the local checks (lock, database, logs)
