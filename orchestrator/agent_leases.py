@@ -9,6 +9,7 @@ same few methods either way.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -30,6 +31,26 @@ class AgentLeases(Protocol):
     async def release(self, agent: str) -> None: ...
     async def release_all(self) -> None: ...
     async def keep(self, lost: LostCallback) -> None: ...
+    async def announce(self) -> None:
+        """Say in the team that this supervisor lives (renewed by :meth:`keep`)."""
+        ...
+
+    async def leave(self) -> None:
+        """This supervisor stops: its presence goes (best effort)."""
+        ...
+
+    def holds(self, agent: str) -> bool:
+        """This supervisor runs ``agent`` (holds its lease)."""
+        ...
+
+    async def supervisor_gone(self, host: str, pid: int, sent_at: float) -> str | None:
+        """Why the supervisor on ``host`` with ``pid`` is known not to run any more, or
+        None while it may (alive, or too soon to tell for a command sent at ``sent_at``)."""
+        ...
+
+    def gone_hint(self) -> str:
+        """What the user can do about a gone supervisor's agents, for the error."""
+        ...
 
 
 class LocalLeases:
@@ -51,6 +72,22 @@ class LocalLeases:
 
     async def keep(self, lost: LostCallback) -> None:
         await anyio.sleep_forever()
+
+    async def announce(self) -> None:
+        return None
+
+    async def leave(self) -> None:
+        return None
+
+    def holds(self, agent: str) -> bool:
+        return True
+
+    async def supervisor_gone(self, host: str, pid: int, sent_at: float) -> str | None:
+        # We hold the team's lock: no other supervisor of this database runs.
+        return f"the supervisor pid {os.getpid()} holds this team's lock now"
+
+    def gone_hint(self) -> str:
+        return "this supervisor runs the team's agents now; send the command again"
 
 
 def agent_leases(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,8 +19,11 @@ import anyio
 import structlog
 
 from orchestrator import errors
+from orchestrator import foreign_commands as foreign
+from orchestrator.agent_leases import AgentLeases, LocalLeases
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
+from orchestrator.mailbox.backend import MailboxBackend
 from orchestrator.mailbox.opening import QueuePlace, open_sync
 
 if TYPE_CHECKING:
@@ -54,7 +57,7 @@ class Team(Protocol):
 
 
 COMMANDS = ("start", "stop", "restart", "down", "reload")
-AGENT_COMMANDS = ("start", "stop", "restart")
+AGENT_COMMANDS = foreign.AGENT_COMMANDS
 
 
 def send_command(
@@ -81,49 +84,93 @@ def send_command(
             {"command": command, "agent": agent, "for": target, **extra},
             ttl_s=timeout_s,
         )
-        try:
-            response = mailbox.wait_for_reply(request.id, timeout_s)
-        except errors.RequestTimeout:
-            raise errors.RequestTimeout(
-                request.id,
-                timeout_s,
-                f"the supervisor did not acknowledge '{command}' within {timeout_s:g}s",
-            ) from None
+        response = _await_answer(
+            mailbox, request.id, db_path=db_path, pid=pid, command=command, timeout_s=timeout_s
+        )
     body = response.body
+    if isinstance(body, dict) and body.get("error") == errors.SupervisorGone.code:
+        pid = body.get("pid")
+        raise errors.SupervisorGone(
+            str(body.get("host")),
+            pid if isinstance(pid, int) else 0,
+            str(body.get("reason")),
+            str(body.get("hint")),
+        )
     return body if isinstance(body, dict) else {"ok": True, "result": body}
 
 
+LOCK_CHECK_S = 1.0  # how often a waiting CLI looks whether its supervisor still runs
+
+
+def _await_answer(
+    mailbox: MailboxBackend,
+    request_id: str,
+    *,
+    db_path: Path,
+    pid: int,
+    command: str,
+    timeout_s: float,
+) -> Message:
+    """The supervisor's answer. Its lock file is looked at every LOCK_CHECK_S meanwhile:
+    a supervisor that died (or stopped) before answering is said at once, not at the
+    timeout (the lock is this machine's truth about it: the kernel drops it with the
+    process)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return mailbox.wait_for_reply(request_id, max(0.0, min(left, LOCK_CHECK_S)))
+        except errors.RequestTimeout:
+            if left <= LOCK_CHECK_S:
+                raise errors.RequestTimeout(
+                    request_id,
+                    timeout_s,
+                    f"the supervisor did not acknowledge '{command}' within {timeout_s:g}s",
+                ) from None
+        if holder_pid(db_path) != pid:
+            found = mailbox.find_reply(request_id)
+            if found is not None:  # answered, then stopped (`down`)
+                return found
+            raise errors.SupervisorGone(
+                socket.gethostname(),
+                pid,
+                f"it stopped before answering '{command}'",
+                "whether it was done is unknown: see `ps`, and `up` to run the team again",
+            )
+
+
 CONTROL_RETRY_S = 1.0  # after the database refused the control loop a read or a write
-# After handing back another supervisor's commands: that one claims them meanwhile.
-FOREIGN_BACKOFF_S = 0.2
 
 
-def _for_another(message: Message) -> bool:
-    """A command the CLI meant for another supervisor of the team (several supervisors
-    share a NATS team, each serving the one `supervisor` inbox). One that names none
-    is anybody's: a script's, or a team with one supervisor."""
-    body = message.body if isinstance(message.body, dict) else {}
-    target = body.get("for")
-    if not isinstance(target, dict):
-        return False
-    return (target.get("host"), target.get("pid")) != (socket.gethostname(), os.getpid())
-
-
-async def serve_control(sup: Team, mailbox: AsyncMailboxBackend, owner: str) -> None:
+async def serve_control(
+    sup: Team, mailbox: AsyncMailboxBackend, owner: str, leases: AgentLeases | None = None
+) -> None:
     """Claim commands and run each in its own task; a database error in this loop (another
-    process holding the write lock) is logged once and retried, never the end of the team."""
+    process holding the write lock) is logged once and retried, never the end of the team.
+    A command for another supervisor (``leases`` tell which live) is handed back, run
+    here or refused: orchestrator/foreign_commands.py."""
+    leases = leases or LocalLeases()
     failing = False
+    hand_backs = foreign.HandBacks()
     async with anyio.create_task_group() as tg:
         while True:
             try:
                 claimed = await mailbox.claim(SUPERVISOR, owner=owner, lease_s=300.0, limit=10)
-                foreign = [m.id for m in claimed if _for_another(m)]
+                back: list[str] = []
                 for message in claimed:
-                    if message.id not in foreign:
+                    named = foreign.target(message)
+                    what = (
+                        "serve" if named is None else await foreign.verdict(leases, message, *named)
+                    )
+                    if what == "serve":
                         tg.start_soon(_handle, sup, mailbox, owner, message)
-                if foreign:  # back, uncounted, for the supervisor they name
-                    await mailbox.release(owner, foreign)
-                    await anyio.sleep(FOREIGN_BACKOFF_S)
+                    elif what == "back":
+                        back.append(message.id)
+                    else:
+                        tg.start_soon(_answer, mailbox, owner, message, what)
+                if back:  # back, uncounted, for the supervisor they name
+                    await mailbox.release(owner, back)
+                    await anyio.sleep(hand_backs.pause_after(back))
                     continue
                 await mailbox.wait_for_messages(SUPERVISOR, 30.0)
             except errors.DatabaseReplaced as exc:  # the supervisor stops the team

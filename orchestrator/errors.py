@@ -346,6 +346,20 @@ class SupervisorNotRunning(SupervisorError):
         )
 
 
+class SupervisorGone(SupervisorError):
+    """An operator command named a supervisor of the team that is not running any more
+    (killed, its machine lost, stopped): another supervisor answers for it."""
+
+    code = "supervisor_gone"
+
+    def __init__(self, host: str, pid: int, reason: str, hint: str) -> None:
+        self.host = host
+        self.pid = pid
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"the supervisor on {host} (pid {pid}) is gone: {reason}; {hint}")
+
+
 class ModelUnreachable(SupervisorError):
     """`up` found the agents' model endpoint unreachable, or refusing their key."""
 

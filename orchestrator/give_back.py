@@ -13,6 +13,7 @@ from typing import Any
 from orchestrator import errors
 from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure
+from orchestrator.outage import Outage
 
 RETRY_DELAY_S = 5.0  # before a message whose turn failed is delivered again
 UNAVAILABLE_DELAY_S = 10.0  # ... when the model could not be reached (doubles per attempt)
@@ -22,11 +23,19 @@ MAX_ERROR_CHARS = 1000  # of the reason kept on a nacked message
 class GiveBack:
     """One runner's give-back: its agent's name, its lease owner and its log."""
 
-    def __init__(self, mailbox: AsyncMailboxBackend, name: str, owner: str, log: Any) -> None:
+    def __init__(
+        self,
+        mailbox: AsyncMailboxBackend,
+        name: str,
+        owner: str,
+        log: Any,
+        outage: Outage | None = None,
+    ) -> None:
         self.mailbox = mailbox
         self.name = name
         self.owner = owner
         self.log = log
+        self.outage = outage or Outage(log)
 
     async def failed_turn(self, batch: list[Message], failure: Failure) -> None:
         """What a failed turn's messages become."""
@@ -35,7 +44,7 @@ class GiveBack:
             if failure.kind == "unavailable":
                 if m.kind == "request":  # its asker hears why now; `queue retry` resends it
                     detail = f"'{self.name}' cannot reach its model: {failure.reason}"
-                    await self.mailbox.fail_request(m.id, errors.ModelUnavailable.code, detail)
+                    await self._fail_request(m, errors.ModelUnavailable.code, detail)
                     continue
                 delay = UNAVAILABLE_DELAY_S * 2 ** max(m.attempts - 1, 0)
                 await self.nack(m, where, delay)
@@ -54,20 +63,31 @@ class GiveBack:
             detail += f" (attempt {m.attempts} of {m.max_attempts})"
         self.log.warning("gave_up", message_id=m.id, code=code, reason=failure.reason)
         if m.kind == "request":
-            await self.mailbox.fail_request(m.id, code, detail)
+            await self._fail_request(m, code, detail)
         else:
             await self.nack(m, detail, 0.0, dead_code=code)
+
+    async def _fail_request(self, m: Message, code: str, detail: str) -> None:
+        """Answer the asker with why (tried until the queue takes it; written only once)."""
+        await self.outage.retry(
+            "fail_request", lambda: self.mailbox.fail_request(m.id, code, detail)
+        )
 
     async def nack(
         self, m: Message, error: str, delay_s: float, dead_code: str | None = None
     ) -> None:
+        """Tried until the queue takes it (the session is not ended for an outage). A nack
+        whose answer was lost finds its lease gone when tried again: LeaseLost, logged."""
         try:
-            await self.mailbox.nack(
-                m.id,
-                owner=self.owner,
-                error=error[:MAX_ERROR_CHARS],
-                delay_s=delay_s,
-                dead_code=dead_code,
+            await self.outage.retry(
+                "nack",
+                lambda: self.mailbox.nack(
+                    m.id,
+                    owner=self.owner,
+                    error=error[:MAX_ERROR_CHARS],
+                    delay_s=delay_s,
+                    dead_code=dead_code,
+                ),
             )
         except errors.LeaseLost as exc:
             self.log.warning("lease_lost", message_id=exc.message_id)
@@ -77,12 +97,18 @@ class GiveBack:
         if not messages:
             return
         ids = [m.id for m in messages]
-        if failed:
-            for message_id in ids:
-                try:
-                    await self.mailbox.nack(message_id, owner=self.owner, error="session_died")
-                except errors.LeaseLost:
-                    continue
-        else:
-            await self.mailbox.release(self.owner)
+        try:
+            if failed:
+                for message_id in ids:
+                    try:
+                        await self.mailbox.nack(message_id, owner=self.owner, error="session_died")
+                    except errors.LeaseLost:
+                        continue
+            else:
+                await self.mailbox.release(self.owner)
+        except errors.QueueUnavailable as exc:
+            # The session is over either way: not waited for (a stop would hang on it).
+            # Nothing is lost: the leases run out and the messages are delivered again.
+            self.log.warning("requeue_failed", messages=ids, error=str(exc))
+            return
         self.log.info("requeued", messages=ids, counted_attempt=failed)

@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,14 @@ from claude_agent_sdk import (
     ToolUseBlock,
 )
 
-from orchestrator import errors, prompts, relay_route
+from orchestrator import errors, outage, prompts, relay_route
 from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
 from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.give_back import GiveBack
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
+from orchestrator.outage import Outage
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
 from orchestrator.prompts import SERVER, frame, text_of
@@ -121,7 +123,9 @@ class AgentRunner:
         self.policy = for_agent(name, mailbox, roster, self.relay, on_event)  # owns, approvals
         self.pid: int | None = None
         self.log = log.bind(agent=name)
-        self._giving = GiveBack(mailbox, name, owner, self.log)  # failed turns, dead sessions
+        # The queue out of reach (a NATS outage): each step is tried again, once warned.
+        self._outage = Outage(self.log)
+        self._giving = GiveBack(mailbox, name, owner, self.log, self._outage)  # failed turns
         self._stop = anyio.Event()
         self._grace_deadline = math.inf
         self._idle_scope: anyio.CancelScope | None = None
@@ -346,18 +350,34 @@ class AgentRunner:
             self._idle_scope = None
             if self._stop.is_set() or held.cancelled_caught:
                 return []
-        claimed = await self.mailbox.claim(
-            self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
-        )
+        try:
+            claimed = await self.mailbox.claim(
+                self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
+            )
+        except errors.QueueUnavailable as exc:  # idle: try again soon, as the same session
+            self._outage.down("claim", exc)
+            await self._idle(anyio.sleep(outage.RETRY_S))
+            return []
+        self._outage.up()
         batch = batch_of(claimed)
         if len(batch) < len(claimed):  # handed back uncounted, claimed again next turn
-            await self.mailbox.release(self.owner, [m.id for m in claimed if m not in batch])
+            try:
+                await self.mailbox.release(self.owner, [m.id for m in claimed if m not in batch])
+            except errors.QueueUnavailable as exc:  # they come back when their lease runs out
+                self._outage.down("release", exc)
         if batch or self._stop.is_set():
             return batch
-        with anyio.CancelScope() as self._idle_scope:
-            await self.mailbox.wait_for_messages(self.name, 30.0)
-        self._idle_scope = None
+        try:
+            await self._idle(self.mailbox.wait_for_messages(self.name, 30.0))
+        except errors.QueueUnavailable as exc:  # still out of reach after its own retries
+            self._outage.down("wait", exc)
         return []
+
+    async def _idle(self, waiting: Awaitable[Any]) -> None:
+        """Wait while idle; a stop or the CLI's death cuts it short."""
+        with anyio.CancelScope() as self._idle_scope:
+            await waiting
+        self._idle_scope = None
 
     async def _deliver(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], batch: list[Message]
@@ -365,9 +385,12 @@ class AgentRunner:
         self._inflight = batch
         fresh = []
         for m in batch:
-            if m.kind == "request" and await self.mailbox.find_reply(m.id) is not None:
+            if m.kind == "request" and await self._answered(m.id):
                 self.log.info("already_answered", request_id=m.id)  # redelivery after a crash
-                await self.mailbox.ack([m.id], owner=self.owner)
+                try:
+                    await self.mailbox.ack([m.id], owner=self.owner)
+                except errors.QueueUnavailable as exc:  # back after its lease, skipped again
+                    self.log.warning("ack_failed", messages=[m.id], error=str(exc))
             else:
                 fresh.append(m)
         self._inflight = fresh
@@ -400,6 +423,12 @@ class AgentRunner:
             return  # released by run(): the turn did not finish
         self.context.check(result, final, fresh)  # raises ContextOverflow
         await self._settle(fresh, turn, result, final, time.monotonic() - started)
+
+    async def _answered(self, request_id: str) -> bool:
+        """Whether the request has its reply (looked up until the queue answers: a turn
+        on an answered request would do its work twice)."""
+        found = await self._outage.retry("find_reply", lambda: self.mailbox.find_reply(request_id))
+        return found is not None
 
     async def _collect(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], turn: Turn
@@ -499,8 +528,10 @@ class AgentRunner:
         for m in batch:
             if m.kind != "request" or m.id in turn.replied:
                 continue
-            try:
-                await self.mailbox.reply(m.id, self.name, final)
+            try:  # the answer is in hand: kept until the queue takes it (the asker waits)
+                await self._outage.retry(
+                    "reply", partial(self.mailbox.reply, m.id, self.name, final)
+                )
                 answered = True
                 self.log.info("replied", request_id=m.id, to=m.sender, body=final)
             except errors.AlreadyReplied:

@@ -107,6 +107,10 @@ class Supervisor:
             async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
                 self.leases = agent_leases(mailbox, self.instance, self.roster.queue)
+                # Shown in the team before commands are served: another supervisor hands
+                # back a command naming us while we show ourselves (foreign_commands.py;
+                # until now, our process on this host or the command's age did).
+                await self.leases.announce()
                 sdk.start()  # begun here, not sooner: see launch.launch_when_imported
                 if self.check_model:  # after the local checks (lock, database, logs)
                     await launch.check_model(self.roster, self.only, self._model_check)
@@ -134,6 +138,7 @@ class Supervisor:
                 finally:
                     with anyio.CancelScope(shield=True):
                         await self.leases.release_all()  # agents a forced stop left held
+                        await self.leases.leave()
                 if self.replaced is None:
                     try:
                         await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
@@ -302,7 +307,7 @@ class Supervisor:
 
     async def _serve_control(self) -> None:
         assert self.mailbox is not None
-        await serve_control(self, self.mailbox, f"{self.instance}:control")
+        await serve_control(self, self.mailbox, f"{self.instance}:control", self.leases)
 
     async def _shutdown(self) -> None:
         log.info("stopping", grace_s=self.grace_s)

@@ -71,7 +71,7 @@ def exit_code_for(exc: errors.OrchestratorError) -> int:
         return EXIT_TIMEOUT
     if isinstance(exc, errors.MessageNotFound | errors.RecipientUnknown):
         return EXIT_NOT_FOUND
-    if isinstance(exc, errors.SupervisorNotRunning):
+    if isinstance(exc, errors.SupervisorNotRunning | errors.SupervisorGone):
         return EXIT_NO_SUPERVISOR
     if isinstance(exc, errors.InvalidName):
         return EXIT_USAGE

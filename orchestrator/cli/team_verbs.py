@@ -380,7 +380,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         return common.EXIT_OK
     try:
         send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))
-    except errors.SupervisorNotRunning:
+    except (errors.SupervisorNotRunning, errors.SupervisorGone):
         pass  # it stopped between our look and the command: what was asked
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,37 @@ async def test_commands_go_through_the_team_protocol(tmp_path: Path) -> None:
         ("resume", ["bob"]),
         ("down", 2.0),
     ]
+
+
+async def test_a_command_for_the_supervisor_before_this_one_is_not_left_to_time_out(
+    tmp_path: Path,
+) -> None:
+    """On SQLite the lock file lets one supervisor in: a command still naming the one
+    before it (it died after the CLI sent it; `up` again) is for a supervisor that is
+    gone. `restart alice` is run (this supervisor runs alice now); `down` is refused as
+    supervisor_gone, the running team left alone; a `for` that is not {host, pid} is a
+    usage error. Before, each went back to the inbox until its TTL."""
+    team = FakeTeam()
+    before = {"host": socket.gethostname(), "pid": os.getpid() + 1}
+    async with await AsyncMailbox(tmp_path / "team.db").open() as am:
+        await am.register_supervisor(os.getpid(), {})
+
+        async def ask(body: dict[str, Any]) -> Any:
+            request = await am.request(USER, SUPERVISOR, body, ttl_s=30)
+            return (await am.wait_for_reply(request.id, 30)).body
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(serve_control, team, am, "test:control")
+                restart = await ask({"command": "restart", "agent": "alice", "for": before})
+                down = await ask({"command": "down", "for": before})
+                forged = await ask({"command": "down", "for": {"host": 1, "pid": "x"}})
+                tg.cancel_scope.cancel()
+    assert restart["ok"] is True
+    assert down["error"] == "supervisor_gone"
+    assert down["message"].startswith(
+        f"the supervisor on {socket.gethostname()} (pid {os.getpid() + 1}) is gone: "
+        f"the supervisor pid {os.getpid()} holds this team's lock now; "
+    )
+    assert forged["error"] == "usage"
+    assert team.calls == [("restart", "alice")]

@@ -5,9 +5,7 @@ are the end-to-end tier (test_team_reliability.py, test_team_resilience.py...)."
 
 from __future__ import annotations
 
-import inspect
-import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,178 +13,16 @@ import anyio
 import pytest
 import yaml
 from claude_agent_sdk import (
-    AssistantMessage,
-    ClaudeAgentOptions,
     CLIConnectionError,
     ProcessError,
-    ResultMessage,
-    TextBlock,
 )
+from runner_bench import Bench, failed, interrupted, said
+from structlog.testing import capture_logs
 
-from orchestrator import batching, errors, give_back, runner
+from orchestrator import batching, errors, give_back, outage, runner
 from orchestrator.lifecycle import EndReason, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailbox, Message
 from orchestrator.roster import Roster, load_roster
-from orchestrator.runner import AgentRunner
-
-Answer = Callable[[str], list[Any]]
-_uuids = itertools.count(1)
-
-
-def said(text: str, *, cost: float = 0.01) -> list[Any]:
-    """A turn that went well: the model's text, then its result."""
-    uuid = f"u{next(_uuids)}"
-    return [
-        AssistantMessage(content=[TextBlock(text)], model="fake", uuid=uuid),
-        ResultMessage(
-            subtype="success",
-            duration_ms=1,
-            duration_api_ms=1,
-            is_error=False,
-            num_turns=1,
-            session_id="s1",
-            total_cost_usd=cost,
-            result=text,
-            uuid=uuid,
-        ),
-    ]
-
-
-def failed(status: int, text: str, terminal_reason: str | None = None) -> list[Any]:
-    """A turn the API refused, the way the CLI reports it (model_errors.py)."""
-    return [
-        AssistantMessage(content=[TextBlock(text)], model="<synthetic>"),
-        ResultMessage(
-            subtype="success",
-            duration_ms=1,
-            duration_api_ms=1,
-            is_error=True,
-            num_turns=1,
-            session_id="s1",
-            api_error_status=status,
-            terminal_reason=terminal_reason,
-        ),
-    ]
-
-
-def interrupted() -> ResultMessage:
-    return ResultMessage(
-        subtype="error_during_execution",
-        duration_ms=1,
-        duration_api_ms=1,
-        is_error=True,
-        num_turns=1,
-        session_id="s1",
-        terminal_reason="aborted_streaming",
-    )
-
-
-class FakeClaude:
-    """Stands in for ``ClaudeSDKClient``: each query is answered with what ``answer``
-    returns for its text (messages, or an exception: the process dies there)."""
-
-    def __init__(self, options: ClaudeAgentOptions, bench: Bench) -> None:
-        self.options = options
-        self.bench = bench
-        self._send, self._receive = anyio.create_memory_object_stream[Any](100)
-
-    async def connect(self) -> None:
-        if self.bench.connect_error is not None:
-            raise self.bench.connect_error
-
-    async def query(self, prompt: str) -> None:
-        self.bench.queries.append(prompt)
-        self.bench.poke()
-        for item in self.bench.answer(prompt):
-            await self._send.send(item)
-
-    async def receive_messages(self) -> AsyncIterator[Any]:
-        async for item in self._receive:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    async def say(self, item: Any) -> None:
-        await self._send.send(item)
-
-    async def interrupt(self) -> None:
-        self.bench.interrupts += 1
-        self.bench.poke()
-
-    async def disconnect(self) -> None:
-        self._send.close()
-        self._receive.close()
-
-
-class Bench:
-    def __init__(self, roster: Roster, mailbox: AsyncMailbox) -> None:
-        self.roster = roster
-        self.mailbox = mailbox
-        self.answer: Answer = lambda prompt: said("ok")
-        self.connect_error: Exception | None = None
-        self.queries: list[str] = []
-        self.interrupts = 0
-        self.clients: list[FakeClaude] = []
-        self.events: list[tuple[RunnerEvent, dict[str, Any]]] = []
-        self._changed = anyio.Event()
-
-    def runner(self) -> AgentRunner:
-        return AgentRunner(
-            "a",
-            self.mailbox,
-            lambda: self.roster,
-            owner="test:a:1",
-            cli_path=None,
-            on_event=self._on_event,
-            client=self._client,
-        )
-
-    def _client(self, options: ClaudeAgentOptions) -> Any:
-        client = FakeClaude(options, self)
-        self.clients.append(client)
-        return client
-
-    async def _on_event(self, event: RunnerEvent, data: dict[str, Any]) -> None:
-        self.events.append((event, data))
-        self.poke()
-
-    def named(self, event: RunnerEvent) -> list[dict[str, Any]]:
-        return [data for e, data in self.events if e == event]
-
-    async def run_until(
-        self, done: Callable[[], Any], *, runner_: AgentRunner | None = None
-    ) -> SessionEnd:
-        """Run a runner until ``done()`` holds, then stop it; its SessionEnd. ``done`` is
-        checked after each thing the runner does (an event, a query, its end)."""
-        r = runner_ or self.runner()
-        ends: list[SessionEnd] = []
-
-        async def run() -> None:
-            ends.append(await r.run())
-            self.poke()
-
-        with anyio.fail_after(20):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(run)
-                await self.until(lambda: bool(ends) or done())
-                r.request_stop(0)
-        return ends[0]
-
-    def poke(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def until(self, done: Callable[[], Any]) -> None:
-        """Wait until ``done()`` (a bool, or an awaitable of one) holds."""
-        while True:
-            changed = self._changed  # taken first: a change during the check is not missed
-            answer = done()
-            if await answer if inspect.isawaitable(answer) else answer:
-                return
-            await changed.wait()
-
-    async def status(self, message: Message) -> str:
-        return (await self.mailbox.get(message.id)).status
 
 
 @pytest.fixture
@@ -311,6 +147,105 @@ async def test_a_queue_out_of_reach_at_the_ack_or_mid_turn_does_not_end_the_sess
     assert reply is not None
     assert reply.body == "slow pong"
     assert await bench.status(ask) == "leased"  # its ack failed: it comes back, answered
+
+
+OUTAGE = errors.QueueUnavailable("nats://test", "the server restarting", "")
+
+
+def out_of_reach(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch, step: str, times: int | None
+) -> dict[str, int]:
+    """The queue's ``step`` fails with QueueUnavailable its first ``times`` calls (None:
+    always), then goes through. Returns the count of calls."""
+    monkeypatch.setattr(outage, "RETRY_S", 0.01)
+    real = getattr(bench.mailbox, step)
+    calls = {step: 0}
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls[step] += 1
+        bench.poke()
+        if times is None or calls[step] <= times:
+            raise OUTAGE
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(bench.mailbox, step, flaky)
+    return calls
+
+
+def outage_lines(logs: list[dict[str, Any]]) -> list[str]:
+    return [e["event"] for e in logs if e["event"] in ("queue_out_of_reach", "queue_back")]
+
+
+@pytest.mark.parametrize("step", ["claim", "reply", "find_reply"])
+async def test_a_queue_out_of_reach_at_a_claim_or_a_reply_is_waited_out_by_the_session(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """A NATS outage outlasting a primitive's own retries: the idle claim, the turn's
+    reply (the answer in hand) or the look for an earlier answer fail three times. The
+    session tries again until the queue is back: the same session answers the request
+    once, its message is acked, and the log says so once each way (no flood). Before,
+    each ended the session (a restart, the turn's answer lost, the work done twice)."""
+    calls = out_of_reach(bench, monkeypatch, step, 3)
+    bench.answer = lambda prompt: said("pong")
+    ask = await bench.mailbox.request("b", "a", "ping?")
+
+    async def answered() -> bool:
+        return await bench.status(ask) == "done"
+
+    with capture_logs() as logs:
+        end = await bench.run_until(answered)
+    assert end == SessionEnd(EndReason.STOPPED)
+    assert len(bench.clients) == 1
+    assert calls[step] >= 4
+    reply = await bench.mailbox.find_reply(ask.id)
+    assert reply is not None
+    assert reply.body == "pong"
+    assert len(bench.queries) == 1  # the turn ran once
+    assert outage_lines(logs) == ["queue_out_of_reach", "queue_back"]
+
+
+async def test_a_failed_turns_nack_waits_out_a_queue_out_of_reach(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn fails (the API's 500) while the queue is out of reach: its nack is tried
+    until the queue is back, in the same session; the message is pending again with
+    its attempt counted and the reason kept. Before, the nack's error ended the session."""
+    calls = out_of_reach(bench, monkeypatch, "nack", 3)
+    bench.answer = lambda prompt: failed(500, "API Error: 500 internal")
+    note = await bench.mailbox.send("b", "a", "hello")
+
+    async def nacked() -> bool:
+        return calls["nack"] >= 4 and await bench.status(note) == "pending"
+
+    with capture_logs() as logs:
+        end = await bench.run_until(nacked)
+    assert end == SessionEnd(EndReason.STOPPED)
+    assert len(bench.clients) == 1
+    stored = await bench.mailbox.get(note.id)
+    assert (stored.attempts, stored.lease_owner) == (1, None)
+    assert "500" in (stored.error_detail or "")
+    assert outage_lines(logs) == ["queue_out_of_reach", "queue_back"]
+
+
+async def test_a_dead_session_that_cannot_give_its_messages_back_still_ends_cleanly(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claude process dies mid-turn while the queue is out of reach: the give-back
+    (nack, counted) cannot be written. The session ends as a death (the supervisor
+    restarts it), not with the queue's error out of run(); the message stays leased and
+    comes back when its lease runs out."""
+    out_of_reach(bench, monkeypatch, "nack", None)
+    bench.answer = lambda prompt: [ProcessError("boom", exit_code=3)]
+    note = await bench.mailbox.send("b", "a", "doomed")
+
+    async def never() -> bool:
+        return False
+
+    with capture_logs() as logs:
+        end = await bench.run_until(never)
+    assert (end.reason, end.exit_code) == (EndReason.EXITED, 3)
+    assert (await bench.status(note)) == "leased"
+    assert [e["event"] for e in logs if e["event"] == "requeue_failed"] == ["requeue_failed"]
 
 
 async def test_a_poison_message_fails_alone_and_the_batch_goes_through(bench: Bench) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 from team_harness import Team, agent_rule
 
+from orchestrator.mailbox import SUPERVISOR
+
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
 TeamFactory = Callable[..., Team]
@@ -351,3 +353,35 @@ def test_ps_after_the_supervisor_was_killed_shows_no_live_pids(team: TeamFactory
     assert listing["supervisor"]["running"] is False
     (row,) = listing["agents"]
     assert (row["name"], row["state"], row["pid"], row["uptime_s"]) == ("a", "ready", None, None)
+
+
+def test_a_command_whose_supervisor_dies_before_answering_is_told_at_once(
+    team: TeamFactory,
+) -> None:
+    """The supervisor is frozen when `restart a` is sent, then SIGKILLed: the CLI sees
+    its lock dropped and says the supervisor is gone (exit 5, not sure the restart was
+    done), instead of waiting out its timeout for a vague error."""
+    t = team([{"agent": agent_rule("a"), "text": "a here"}], {"a": {}})
+    t.up()
+    t.wait_ready("a")
+    assert t.proc is not None
+    os.kill(t.proc.pid, signal.SIGSTOP)
+    try:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", "restart", "a", "--timeout", "600"],
+            cwd=t.folder,
+            env=t.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        t.wait_for(
+            lambda: t.messages(recipient=SUPERVISOR, status="pending"), what="command stored"
+        )
+    finally:
+        os.kill(t.proc.pid, signal.SIGKILL)
+    t.proc.wait(RUN_TIMEOUT_S)
+    out, err = cli.communicate(timeout=RUN_TIMEOUT_S)
+    assert cli.returncode == 5, (out, err)
+    assert f"(pid {t.proc.pid}) is gone: it stopped before answering 'restart'" in err
+    assert "Traceback" not in err

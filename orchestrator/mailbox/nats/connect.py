@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import re
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -95,12 +96,15 @@ class NatsConfig:
         return context
 
 
-async def connect(config: NatsConfig) -> Client:
+async def connect(
+    config: NatsConfig, *, reconnected: Callable[[], Awaitable[None]] | None = None
+) -> Client:
     """A connected client, or QueueUnavailable saying why not.
 
     Once connected the client reconnects forever (a node restart in a cluster is not
-    the end); the first connection gets ``connect_timeout_s`` in all, so ``up`` with
-    a wrong address or password says so instead of retrying silently."""
+    the end), calling ``reconnected`` each time it is back; the first connection gets
+    ``connect_timeout_s`` in all, so ``up`` with a wrong address or password says so
+    instead of retrying silently."""
     seen: list[Exception] = []
     refused = asyncio.Event()
 
@@ -117,6 +121,8 @@ async def connect(config: NatsConfig) -> Client:
         "reconnect_time_wait": 0.5,
         "error_cb": remember,
     }
+    if reconnected is not None:
+        options["reconnected_cb"] = reconnected
     if config.user is not None:
         options["user"], options["password"] = config.user, config.password
     if config.token is not None:

@@ -3,8 +3,11 @@ the wake-up subjects, message reads and writes, and the agent registry.
 
 Wake-ups are plain NATS publishes (``<ns>.wake.<to>`` after a write that may make
 something claimable, ``<ns>.replied.<id>`` after a reply): cheap, and at most once.
-A waiter never depends on one, it re-reads the bucket at least every
-:data:`RECHECK_S` seconds, so a wake-up lost in a reconnect costs latency only.
+A waiter never depends on one. Those published while its connection was down are
+lost: every waiter of the client re-reads the bucket as soon as it is reconnected.
+The few a connection can miss while up (a subscription not yet known to the other
+nodes of a cluster, a slow consumer's drops) are covered by a re-read at least
+every :data:`RECHECK_S` seconds. A lost wake-up costs latency, never a message.
 """
 
 from __future__ import annotations
@@ -38,8 +41,12 @@ from orchestrator.names import RESERVED_NAMES, name_problem
 
 log = structlog.get_logger("octy.queue.nats")
 
-RECHECK_S: Final = 0.5
-"""Longest a waiter sleeps without re-reading the bucket."""
+RECHECK_S: Final = 2.0
+"""Longest a waiter sleeps without re-reading the bucket. A reconnect re-reads at once
+(the wake-ups it lost), so this only bounds the latency of a wake-up lost while
+connected; each re-read is a JetStream API call per waiter (20 idle waiters, 30 s
+waits as an agent's: 2.9-3.5 % of a core at 0.5 s, 0.8-1.3 % at 2 s; docs/benchmarks.md)."""
+OUTAGE_RECHECK_S: Final = 0.5  # between the reads of a wait whose queue is out of reach
 
 
 class NatsCore:
@@ -62,7 +69,7 @@ class NatsCore:
 
     async def open(self) -> NatsCore:
         """Connect and open (or create) the team's bucket; QueueUnavailable if not."""
-        self._nc = await connect(self.config)
+        self._nc = await connect(self.config, reconnected=self._reconnected)
         try:
             self._kv = await open_bucket(self._nc, self.config)
         except BaseException:
@@ -156,10 +163,10 @@ class NatsCore:
                     # Out of reach past a read's own retries (a node dying mid-ask, a long
                     # election): what is waited for is stored and will come, so the wait
                     # goes on until its deadline; only then is the outage the answer.
-                    if time.monotonic() + RECHECK_S >= deadline:
+                    if time.monotonic() + OUTAGE_RECHECK_S >= deadline:
                         raise
                     log.warning("wait_retrying", subject=subject, error=str(exc) or repr(exc))
-                    await asyncio.sleep(RECHECK_S)
+                    await asyncio.sleep(OUTAGE_RECHECK_S)
                     continue
                 if result is not None:
                     return result
@@ -172,6 +179,12 @@ class NatsCore:
             self._local.discard(bell)
             if not self.nc.is_closed:
                 await sub.unsubscribe()
+
+    async def _reconnected(self) -> None:
+        """Back on a server: wake-ups published meanwhile are lost, so every waiter
+        re-reads now rather than at its next RECHECK_S."""
+        log.info("queue_reconnected", waiters=len(self._local))
+        await self.wake_all()
 
     async def wake_all(self) -> None:
         """Nudge every waiter of this client (others wake on the writes themselves)."""

@@ -25,7 +25,7 @@ import nats.errors
 import nats.js.errors
 import structlog
 
-from orchestrator import errors
+from orchestrator import errors, procid
 from orchestrator.mailbox.model import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig
@@ -39,6 +39,12 @@ LEASE_S: Final = 15.0
 
 def lease_key(agent: str) -> str:
     return f"l.{rec.token(agent)}"
+
+
+def presence_key(host: str, pid: int) -> str:
+    """Where the supervisor on ``host`` with ``pid`` says it lives (an operator command
+    names its supervisor by host and pid)."""
+    return f"s.{rec.token(host)}.{pid}"
 
 
 async def holder_of(mailbox: NatsMailbox, agent: str) -> dict[str, Any] | None:
@@ -96,6 +102,57 @@ class AgentLeases:
                 "expires_at": self.mailbox.now() + self.lease_s,
             }
         ).encode()
+
+    async def announce(self) -> None:
+        """Write (or renew) this supervisor's presence: it expires ``lease_s`` after, as
+        its agents' leases do, so a supervisor that died is known gone by then."""
+        host, pid = socket.gethostname(), os.getpid()
+        value = {
+            "holder": self.holder,
+            "host": host,
+            "pid": pid,
+            "start_ticks": procid.start_ticks(pid),
+            "expires_at": self.mailbox.now() + self.lease_s,
+        }
+        await rec.put(self.mailbox.kv, presence_key(host, pid), json.dumps(value).encode())
+
+    async def leave(self) -> None:
+        with contextlib.suppress(errors.QueueError, nats.errors.Error):
+            key = presence_key(socket.gethostname(), os.getpid())
+            await retrying(lambda: self.mailbox.kv.delete(key))
+
+    def holds(self, agent: str) -> bool:
+        return agent in self.held
+
+    async def supervisor_gone(self, host: str, pid: int, sent_at: float) -> str | None:
+        """Known gone: its presence ran out (it stopped renewing it ``lease_s`` ago, the
+        time after which its agents are free too), or, on this host, its process is not
+        running (or another process has its pid). A pid alone says nothing about another
+        host. No presence at all (a supervisor stopped cleanly, or one still starting):
+        gone only once the command is older than ``lease_s``."""
+        found = await rec.get(self.mailbox.kv, presence_key(host, pid))
+        record: dict[str, Any] | None = json.loads(found[0]) if found else None
+        now = self.mailbox.now()
+        if host == socket.gethostname():
+            if not procid.running(pid):
+                return f"no process {pid} runs on {host}"
+            recorded = record.get("start_ticks") if record else None
+            if isinstance(recorded, int) and procid.start_ticks(pid) != recorded:
+                return f"process {pid} on {host} is another program now"
+        if record is None:
+            if now - sent_at > self.lease_s:
+                return f"it has not shown itself in the team for {self.lease_s:g}s"
+            return None
+        expires_at = float(record.get("expires_at", 0.0))
+        if expires_at <= now:
+            return f"it last showed itself {now - expires_at + self.lease_s:.0f}s ago"
+        return None
+
+    def gone_hint(self) -> str:
+        return (
+            f"its agents are free {self.lease_s:g}s (agent_lease) after its last renewal: "
+            "run `up` on that machine again, or `start AGENT` on another machine of the team"
+        )
 
     async def held_elsewhere(self, agent: str) -> errors.AgentHeldElsewhere | None:
         """Why this supervisor may not touch ``agent`` now (a live lease of another)."""
@@ -159,6 +216,10 @@ class AgentLeases:
         could not reach the server) is given up and ``lost`` is told, to stop the agent."""
         while True:
             await asyncio.sleep(self.renew_every_s)
+            try:
+                await self.announce()
+            except (errors.QueueError, nats.errors.Error) as exc:  # away: next round
+                log.warning("presence_renew_failed", error=str(exc))
             for agent in sorted(self.held):
                 try:
                     await self._renew(agent)

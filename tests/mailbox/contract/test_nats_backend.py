@@ -6,15 +6,17 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import nats.errors
 import pytest
 from natsserver import NatsServer, free_port
+from structlog.testing import capture_logs
 
 from orchestrator import errors
 from orchestrator.mailbox import Message
-from orchestrator.mailbox.nats import NatsConfig, NatsMailbox, faults
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox, core, faults
 from orchestrator.mailbox.nats import sending as nats_sending
 
 
@@ -84,6 +86,50 @@ async def test_queue_survives_a_server_restart(tmp_path: Path) -> None:
             got = await mb.claim("bob", owner="w")
             assert [m.id for m in got] == [sent.id]
             assert await mb.agent("bob") is not None
+    finally:
+        server.stop()
+
+
+async def test_a_wake_up_lost_in_a_reconnect_costs_a_reconnect_not_a_recheck(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message arrives for bob with its wake-up lost (the writer's publish dropped, as
+    one sent while bob's connection is down is); then bob's server restarts. Bob's
+    waiter re-reads as soon as its client is reconnected and finds the message, with
+    the periodic re-read pushed out of reach: the reconnect alone wakes it."""
+    monkeypatch.setattr(core, "RECHECK_S", 3600.0)
+    server = NatsServer(tmp_path / "s").start()
+    try:
+        config = NatsConfig((server.url,))
+        async with NatsMailbox(config) as waiter, NatsMailbox(config) as writer:
+            await waiter.register("bob")
+            got: list[bool] = []
+
+            async def wait() -> None:
+                got.append(await waiter.wait_for_messages("bob", 3600))
+
+            async def no_wake(*recipients: str) -> None:
+                return None
+
+            polled = anyio.Event()
+            poll = waiter._poll_inbox
+
+            async def first_poll(recipient: str) -> Any:
+                found = await poll(recipient)
+                polled.set()
+                return found
+
+            monkeypatch.setattr(writer, "_wake", no_wake)
+            monkeypatch.setattr(waiter, "_poll_inbox", first_poll)
+            with capture_logs() as logs, anyio.fail_after(120):  # not the wait's own end
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(wait)
+                    await polled.wait()  # the waiter found nothing and waits
+                    await writer.send("user", "bob", "quietly")  # no wake-up reaches it
+                    server.stop(signal.SIGKILL)
+                    server.start()
+            assert got == [True]
+            assert "queue_reconnected" in [e["event"] for e in logs]
     finally:
         server.stop()
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import sys
 import uuid
+from pathlib import Path
 
 import anyio
 import pytest
@@ -15,7 +17,10 @@ from natsserver import NatsServer
 from orchestrator import errors
 from orchestrator.mailbox import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
-from orchestrator.mailbox.nats.lease import AgentLeases, holder_of
+from orchestrator.mailbox.nats import records as rec
+from orchestrator.mailbox.nats.lease import AgentLeases, holder_of, presence_key
+
+NO_PID = int(Path("/proc/sys/kernel/pid_max").read_text())  # pids stay below it
 
 HOLDER = """
 import asyncio, sys
@@ -141,3 +146,39 @@ async def test_taking_an_agent_requeues_what_a_dead_supervisor_had_claimed(
         assert (await mb.get(to_alpha.id)).status == "pending"
         assert (await mb.get(to_alpha_script.id)).status == "leased"
         assert (await mb.get(to_beta.id)).status == "leased"
+
+
+async def test_a_supervisor_is_known_gone_by_its_presence_not_by_a_pid_elsewhere(
+    config: NatsConfig,
+) -> None:
+    """A supervisor's presence (s.<host>.<pid>) is renewed with its leases: on another
+    host a pid means nothing, so it is alive while its presence is, gone once that ran
+    out; with no presence at all, gone only once the command is older than the lease.
+    On this host a pid that runs no process is gone at once."""
+    async with NatsMailbox(config) as mb:
+        leases = AgentLeases(mb, "sup-here", lease_s=60.0)
+        elsewhere = AgentLeases(mb, "sup-there", lease_s=60.0)
+        await elsewhere.announce()  # written with this host's name: move it "elsewhere"
+        here_key = presence_key(socket.gethostname(), os.getpid())
+        value = json.loads((await mb.kv.get(here_key)).value or b"{}")
+        await mb.kv.delete(here_key)
+        value["host"] = "far.example"
+        await mb.kv.put(presence_key("far.example", 4242), json.dumps(value).encode())
+        now = mb.now()
+        assert await leases.supervisor_gone("far.example", 4242, now) is None
+        value["expires_at"] = now - 1.0
+        await mb.kv.put(presence_key("far.example", 4242), json.dumps(value).encode())
+        assert "last showed itself 61s ago" in (
+            await leases.supervisor_gone("far.example", 4242, now) or ""
+        )
+        assert await leases.supervisor_gone("other.example", 7, now) is None  # starting?
+        assert "not shown itself in the team for 60s" in (
+            await leases.supervisor_gone("other.example", 7, now - 61.0) or ""
+        )
+        await leases.announce()
+        assert await leases.supervisor_gone(socket.gethostname(), os.getpid(), now) is None
+        never = NO_PID
+        gone = await leases.supervisor_gone(socket.gethostname(), never, now)
+        assert gone == f"no process {never} runs on {socket.gethostname()}"
+        await leases.leave()
+        assert await rec.get(mb.kv, here_key) is None

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from natsserver import NatsServer
 from natsteam import ASK_BETA_RULES, MachineTeam
 from team_harness import agent_rule
 
-from orchestrator.mailbox import USER
+from orchestrator.mailbox import SUPERVISOR, USER
 from orchestrator.mailbox.nats import NatsConfig
 from orchestrator.relay import text_of
 
@@ -197,3 +198,40 @@ def test_a_supervisor_that_lost_its_lease_leaves_the_new_holders_row_alone(
     assert m2.agent_pid("alpha") == new_pid
     assert (m2.holder("alpha") or {}).get("pid") == m2.proc.pid
     assert m1.proc.poll() is None  # machine 1's supervisor runs on
+
+
+def test_a_command_for_a_killed_supervisor_is_answered_by_a_live_one(
+    machines: Callable[[int], list[MachineTeam]],
+) -> None:
+    """Machine 1's supervisor is SIGKILLed with commands meant for it in the inbox (sent
+    as it died). Machine 2's supervisor knows it gone (a pid that runs nothing on this
+    host; its presence would run out on another) and answers each at once, never
+    handing one back: `restart beta` is run, beta being machine 2's now; `down` and
+    `restart alpha` (alpha run by nobody) are refused as supervisor_gone naming machine
+    1's host and pid, with what to do. Machine 2 runs on."""
+    m1, m2 = _alpha_on_1_beta_on_2(machines)
+    dead = m1.proc.pid
+    os.killpg(dead, signal.SIGKILL)
+    m1.proc.wait(30)
+    target = {"host": socket.gethostname(), "pid": dead}
+    with m2.mailbox() as mb:
+        sent = {
+            what: mb.request(USER, SUPERVISOR, {**body, "for": target}, ttl_s=60).id
+            for what, body in {
+                "restart beta": {"command": "restart", "agent": "beta"},
+                "down": {"command": "down"},
+                "restart alpha": {"command": "restart", "agent": "alpha"},
+            }.items()
+        }
+        answers = {what: mb.wait_for_reply(i, 60).body for what, i in sent.items()}
+    assert answers["restart beta"]["ok"] is True, answers
+    for what in ("down", "restart alpha"):
+        assert answers[what]["error"] == "supervisor_gone", answers
+        assert answers[what]["message"].startswith(
+            f"the supervisor on {socket.gethostname()} (pid {dead}) is gone: no process {dead}"
+        )
+        assert "run `up` on that machine again" in answers[what]["message"]
+    assert "command_handed_back" not in m2.output()
+    m2.wait_for(lambda: m2.states()["beta"] == "ready", timeout=120, what="beta restarted")
+    assert m2.proc.poll() is None
+    assert (m2.holder("beta") or {}).get("pid") == m2.proc.pid
