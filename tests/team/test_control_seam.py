@@ -58,6 +58,12 @@ class FakeTeam:
         self.calls.append(("abandon", exc))
 
 
+async def _ask(am: AsyncMailbox, body: dict[str, Any]) -> Any:
+    """A command to the supervisor inbox, as the CLI sends it; its reply's body."""
+    request = await am.request(USER, SUPERVISOR, body, ttl_s=30)
+    return (await am.wait_for_reply(request.id, 30)).body
+
+
 async def test_commands_go_through_the_team_protocol(tmp_path: Path) -> None:
     team = FakeTeam()
     seam: Team = team  # mypy: the double satisfies the protocol the supervisor does
@@ -65,21 +71,17 @@ async def test_commands_go_through_the_team_protocol(tmp_path: Path) -> None:
     async with await AsyncMailbox(tmp_path / "team.db").open() as am:
         await am.register_supervisor(os.getpid(), {})
 
-        async def ask(body: dict[str, Any]) -> Any:
-            request = await am.request(USER, SUPERVISOR, body, ttl_s=30)
-            return (await am.wait_for_reply(request.id, 30)).body
-
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(serve_control, seam, am, "test:control")
-                replies["stop"] = await ask({"command": "stop", "agent": "alice"})
-                replies["ghost"] = await ask({"command": "stop", "agent": "ghost"})
-                replies["nameless"] = await ask({"command": "start", "agent": None})
-                replies["reload"] = await ask({"command": "reload"})
-                replies["resume"] = await ask({"command": "resume", "agents": ["bob"]})
-                replies["unknown"] = await ask({"command": "resume", "agents": ["zed"]})
-                replies["negative"] = await ask({"command": "down", "grace_s": -1})
-                replies["down"] = await ask({"command": "down", "grace_s": 2})
+                replies["stop"] = await _ask(am, {"command": "stop", "agent": "alice"})
+                replies["ghost"] = await _ask(am, {"command": "stop", "agent": "ghost"})
+                replies["nameless"] = await _ask(am, {"command": "start", "agent": None})
+                replies["reload"] = await _ask(am, {"command": "reload"})
+                replies["resume"] = await _ask(am, {"command": "resume", "agents": ["bob"]})
+                replies["unknown"] = await _ask(am, {"command": "resume", "agents": ["zed"]})
+                replies["negative"] = await _ask(am, {"command": "down", "grace_s": -1})
+                replies["down"] = await _ask(am, {"command": "down", "grace_s": 2})
                 tg.cancel_scope.cancel()
     assert replies["stop"] == {"ok": True, "command": "stop", "agent": "alice", "result": "stopped"}
     assert replies["ghost"]["error"] == errors.AgentNotFound.code
@@ -113,16 +115,12 @@ async def test_a_command_for_the_supervisor_before_this_one_is_not_left_to_time_
     async with await AsyncMailbox(tmp_path / "team.db").open() as am:
         await am.register_supervisor(os.getpid(), {})
 
-        async def ask(body: dict[str, Any]) -> Any:
-            request = await am.request(USER, SUPERVISOR, body, ttl_s=30)
-            return (await am.wait_for_reply(request.id, 30)).body
-
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(serve_control, team, am, "test:control")
-                restart = await ask({"command": "restart", "agent": "alice", "for": before})
-                down = await ask({"command": "down", "for": before})
-                forged = await ask({"command": "down", "for": {"host": 1, "pid": "x"}})
+                restart = await _ask(am, {"command": "restart", "agent": "alice", "for": before})
+                down = await _ask(am, {"command": "down", "for": before})
+                forged = await _ask(am, {"command": "down", "for": {"host": 1, "pid": "x"}})
                 tg.cancel_scope.cancel()
     assert restart["ok"] is True
     assert down["error"] == "supervisor_gone"
