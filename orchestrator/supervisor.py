@@ -85,7 +85,6 @@ class Supervisor:
         self._lock = SupervisorLock(roster.database)
         self._stopping = anyio.Event()
         self._state_changed = anyio.Event()  # set (and replaced) on every agent state change
-        self._forced = False
         self._tg: TaskGroup | None = None  # run()'s: owns every agent's task
         self._cli_path: str | None = None
         self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
@@ -288,7 +287,6 @@ class Supervisor:
             async for signum in signals:
                 if self._stopping.is_set() and signum == signal.SIGINT:
                     log.warning("forced_stop")
-                    self._forced = True
                     for slot in self.slots.values():
                         if slot.runner:
                             slot.runner.force_stop()
