@@ -278,13 +278,19 @@ def test_ask_timeout_exits_4(run: Run) -> None:
 def test_ask_interrupted_says_where_the_request_is(db: Path, tmp_path: Path) -> None:
     """Ctrl-C on a waiting `ask` ends it (exit 130, no traceback) and, as a timeout does,
     says which request stays queued: bob may still answer it. It used to end silently."""
-    asker = subprocess.Popen(
-        [str(CLI), "ask", "bob", "slow one?", "--timeout", "60", "--db", str(db)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # As from a terminal: pytest started by a shell's `cmd &` has SIGINT ignored, and a
+    # child inherits that (the ask then waited its 60 s out: exit 4, seen in such a run).
+    ignoring = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        asker = subprocess.Popen(
+            [str(CLI), "ask", "bob", "slow one?", "--timeout", "60", "--db", str(db)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignoring)
     try:
         with Mailbox(db) as mb:
             assert mb.wait_for_messages("bob", RUN_TIMEOUT_S)

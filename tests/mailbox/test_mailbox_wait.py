@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from pathlib import Path
 
@@ -151,6 +152,29 @@ def test_a_process_that_never_waits_never_watches(tmp_path: Path) -> None:
         assert mb.wait_for_messages("bob", timeout_s=0.05) is False
         assert feed_threads() == ["mailbox-feed:quiet.db"]
     assert feed_threads() == []  # closing the last Mailbox stops it
+
+
+def test_the_watcher_thread_leaves_signals_to_the_main_thread(tmp_path: Path) -> None:
+    """Regression: a Ctrl-C the kernel delivered to the watcher thread left the main thread
+    asleep in its wait until its next wake-up (measured: KeyboardInterrupt 1.5 s after the
+    signal). The watcher blocks every signal, so the kernel gives SIGINT and SIGTERM to the
+    main thread; the main thread's own mask is unchanged."""
+    path = tmp_path / "quiet.db"
+
+    def blocked(tid: int) -> int:
+        status = Path(f"/proc/self/task/{tid}/status").read_text(encoding="ascii")
+        return int(next(line for line in status.splitlines() if line.startswith("SigBlk:"))[7:], 16)
+
+    main_before = blocked(threading.get_native_id())
+    with Mailbox(path) as mb:
+        mb.register("bob")
+        assert mb.wait_for_messages("bob", timeout_s=0.05) is False
+        [watcher] = [t for t in threading.enumerate() if t.name == "mailbox-feed:quiet.db"]
+        assert watcher.native_id is not None
+        mask = blocked(watcher.native_id)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            assert mask & (1 << (sig - 1)), f"{sig.name} may be delivered to the watcher"
+        assert blocked(threading.get_native_id()) == main_before
 
 
 def test_regression_an_error_reply_committed_between_the_two_reads_is_not_expired(
