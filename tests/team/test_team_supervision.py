@@ -75,9 +75,12 @@ def test_an_agent_starts_only_once_what_it_depends_on_is_ready(team: TeamFactory
 
 def _stop_claude_as_it_starts(agent: str, home: str, timeout: float = 30) -> int:
     """SIGSTOP the first process launched for ``agent`` of this test's team (its environment
-    names the agent and the test's own HOME), as soon as it appears: long before a claude
-    process can finish its start-up handshake. Matching the agent name alone stopped other
-    teams' processes on a shared machine."""
+    names the agent and the test's own HOME), as soon as it runs the CLI itself: long before
+    a claude process can finish its start-up handshake. Matching the agent name alone
+    stopped other teams' processes on a shared machine. Not earlier, in the launcher's shell
+    (or its setsid/setpriv): stopped before it writes the CLI's pid file, the process cannot
+    be killed at the connect timeout, and the SDK's own close ends it 15 s later, without the
+    complaint this test looks for (seen once in a full run)."""
     tag = f"OCTY_AGENT={agent}".encode() + b"\0"
     own = f"HOME={home}".encode() + b"\0"
     deadline = time.monotonic() + timeout
@@ -90,6 +93,10 @@ def _stop_claude_as_it_starts(agent: str, home: str, timeout: float = 30) -> int
                     environ = f.read()
                 if tag not in environ or own not in environ:
                     continue
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    program = f.read().split(b"\0", 1)[0]
+                if os.path.basename(program) != b"claude":
+                    continue  # still the launcher (sh, setsid, setpriv): look again
             except OSError:  # gone already, or not ours
                 continue
             os.kill(int(entry), signal.SIGSTOP)
