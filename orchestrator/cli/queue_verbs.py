@@ -26,6 +26,7 @@ from orchestrator.cli import queue_output as out
 from orchestrator.mailbox import USER, MailboxBackend
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
+from orchestrator.names import name_problem
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S  # the ask tool's default too
 from orchestrator.redact import for_people
 
@@ -134,6 +135,9 @@ def _done(args: argparse.Namespace, human: str, **doc: Any) -> int:
 @_verb
 def _register(args: argparse.Namespace) -> int:
     pid = os.getppid() if args.pid is None else args.pid
+    problem = name_problem(args.name)
+    if problem is not None:  # before the database is created: a refusal leaves nothing behind
+        raise errors.InvalidName(args.name, problem)
     with _mailbox(args, create=True) as mb:
         old = mb.agent(args.name)
         if old is not None and old.meta.get("supervised"):

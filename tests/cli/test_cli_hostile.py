@@ -225,6 +225,16 @@ def test_register_refuses_reserved_and_malformed_names(folder: Path, name: str) 
         assert {a.name: a for a in mb.agents()} == before
 
 
+def test_a_refused_register_leaves_no_database_behind(tmp_path: Path) -> None:
+    """`register` is the one verb that creates the queue; with a name it refuses (too long,
+    reserved, a path) it used to create queue/team.db first, in whatever folder it ran."""
+    for name in ("a" * 64, "user", "../x"):
+        done = octy("register", name, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert b"cannot register" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_register_refuses_to_take_over_a_roster_agent(folder: Path) -> None:
     """A script cannot register over an agent the supervisor manages (its row would lose
     the supervisor's marks)."""
