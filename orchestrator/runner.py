@@ -387,10 +387,7 @@ class AgentRunner:
         for m in batch:
             if m.kind == "request" and await self._answered(m.id):
                 self.log.info("already_answered", request_id=m.id)  # redelivery after a crash
-                try:
-                    await self.mailbox.ack([m.id], owner=self.owner)
-                except errors.QueueUnavailable as exc:  # back after its lease, skipped again
-                    self.log.warning("ack_failed", messages=[m.id], error=str(exc))
+                await self._ack([m.id])
             else:
                 fresh.append(m)
         self._inflight = fresh
@@ -423,6 +420,18 @@ class AgentRunner:
             return  # released by run(): the turn did not finish
         self.context.check(result, final, fresh)  # raises ContextOverflow
         await self._settle(fresh, turn, result, final, time.monotonic() - started)
+
+    async def _ack(self, ids: list[str]) -> None:
+        """Mark handled messages done. A lease lost meanwhile, or a queue out of reach (a
+        NATS node dying), is logged, not the session's end: the replies are committed, and
+        a message that comes back is skipped as answered (ending the session for it cost
+        a restart, mid-ask for the next turn)."""
+        try:
+            await self.mailbox.ack(ids, owner=self.owner)
+        except errors.LeaseLost as exc:
+            self.log.warning("lease_lost", message_id=exc.message_id)
+        except errors.QueueUnavailable as exc:
+            self.log.warning("ack_failed", messages=ids, error=str(exc))
 
     async def _answered(self, request_id: str) -> bool:
         """Whether the request has its reply (looked up until the queue answers: a turn
@@ -541,15 +550,7 @@ class AgentRunner:
             # SDK's write of its tool result takes a lock (one more turn of the loop). Let it
             # go before our ack and bookkeeping, which are off the asker's path (issue 14.4).
             await anyio.lowlevel.cancel_shielded_checkpoint()  # not a new cancellation point
-        try:
-            await self.mailbox.ack([m.id for m in batch], owner=self.owner)
-        except errors.LeaseLost as exc:  # replies are committed; a redelivery will be skipped
-            self.log.warning("lease_lost", message_id=exc.message_id)
-        except errors.QueueUnavailable as exc:
-            # The queue is out of reach (a NATS node dying): the lease runs out and the
-            # messages come back, their requests already answered (skipped, then acked).
-            # Ending the session for it cost a restart, mid-ask for the next turn.
-            self.log.warning("ack_failed", messages=[m.id for m in batch], error=str(exc))
+        await self._ack([m.id for m in batch])
         self._inflight = []
         self.log.info("turn", **stats)
         await self.on_event(

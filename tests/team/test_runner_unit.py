@@ -103,6 +103,36 @@ async def test_a_redelivered_request_already_answered_gets_no_second_turn(bench:
     assert all("ping?" not in q for q in bench.queries)
 
 
+async def test_an_answered_redelivery_whose_lease_ran_out_does_not_end_the_session(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look for an earlier answer is tried until the queue answers it, which can
+    outlast the redelivered request's lease: its ack then finds the lease gone. That is
+    logged (the reply is committed; whoever holds it now skips it too), not the end of
+    the session: the next message is served by the same one. It used to raise LeaseLost
+    out of the delivery and crash the session."""
+    ask = await bench.mailbox.request("b", "a", "ping?")
+    await bench.mailbox.reply(ask.id, "a", "answered before the crash")
+    later = await bench.mailbox.send("b", "a", "and this")
+    real_ack = bench.mailbox.ack
+
+    async def ack(ids: list[str], **kwargs: Any) -> Any:
+        if ids == [ask.id]:
+            raise errors.LeaseLost(ask.id, kwargs["owner"])
+        return await real_ack(ids, **kwargs)
+
+    monkeypatch.setattr(bench.mailbox, "ack", ack)
+
+    async def handled() -> bool:
+        return await bench.status(later) == "done"
+
+    with capture_logs() as logs:
+        end = await bench.run_until(handled)
+    assert end == SessionEnd(EndReason.STOPPED)
+    assert len(bench.clients) == 1
+    assert [e["message_id"] for e in logs if e["event"] == "lease_lost"] == [ask.id]
+
+
 async def test_a_queue_out_of_reach_at_the_ack_or_mid_turn_does_not_end_the_session(
     bench: Bench, monkeypatch: pytest.MonkeyPatch
 ) -> None:
