@@ -114,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # environment are known values from the start.
     REDACTOR.add_from_env(os.environ)
     common.forget_rosters()  # a run reads agents.yaml as it is now (tests run main() often)
+    stdout_closed = _hold_standard_fds()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(modules_for(argv))
     bad = next((a for a in argv if _not_utf8(a)), None)
@@ -127,6 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return common.EXIT_USAGE
     args = parser.parse_args(argv)
+    if stdout_closed:
+        # Every verb reports what it did on stdout: run blind, `send` would send and then
+        # fail on its first print (a script retries: a duplicate), `ask` would lose the answer.
+        print(
+            "octy-orchestrate: error: standard output is closed (>&-), so nothing this verb "
+            "does could be reported; nothing was done. Redirect it to /dev/null to discard it",
+            file=sys.stderr,
+        )
+        return common.EXIT_USAGE
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return common.EXIT_USAGE
@@ -154,6 +164,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         common.report_failure(args, common.CliFailure(str(exc), common.EXIT_ERROR, "os_error"))
         return common.EXIT_ERROR
     return code
+
+
+def _hold_standard_fds() -> bool:
+    """Point closed standard descriptors (0, 1, 2) at /dev/null; return whether stdout was
+    closed when this run started.
+
+    A process started with `>&-` or `<&-` has a free descriptor 0, 1 or 2: the next file it
+    opens (the queue's database, a log) takes that number, a print would write into it, and a
+    child would inherit it as its stdin or stdout. Python leaves sys.stdout (sys.stdin) None
+    then, and every print failed with a traceback."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            held = os.open(os.devnull, os.O_RDWR)
+            if held != fd:  # a lower number was free too: it is held by now, move this one
+                os.dup2(held, fd)
+                os.close(held)
+    if sys.stderr is None:  # errors go nowhere then, but a print to it must not fail
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the run
+    return sys.stdout is None  # left None: argparse's --help falls back to stderr
 
 
 def _not_utf8(arg: str) -> bool:

@@ -77,6 +77,12 @@ def _stdin_text() -> str:
     are a usage error (a body is JSON text, which is UTF-8)."""
     # The bytes, decoded here: sys.stdin's own decoding depends on the locale (in the C
     # locale it smuggles bad bytes through as surrogates that fail later, in a write).
+    if sys.stdin is None:  # started with `<&-`
+        raise common.CliFailure(
+            "TEXT is '-' but standard input is closed; pipe the body in, or give it as TEXT",
+            common.EXIT_USAGE,
+            "usage",
+        )
     raw = getattr(sys.stdin, "buffer", None)
     try:
         text = raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
@@ -298,7 +304,7 @@ def _queue_purge(args: argparse.Namespace) -> int:
 
 
 def _confirm(question: str) -> bool:
-    if not sys.stdin.isatty():
+    if sys.stdin is None or not sys.stdin.isatty():  # closed (`<&-`) or a pipe: no one to ask
         return False
     answer = input(f"{question} [y/N] ")
     return answer.strip().lower() in {"y", "yes"}

@@ -59,7 +59,7 @@ def cmd_top(args: argparse.Namespace) -> int:
             common.EXIT_NOT_FOUND,
             "not_found",
         )
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()):
         raise CliFailure(
             "top needs a terminal (use `ps --json` or `logs -f` in scripts)",
             common.EXIT_USAGE,

@@ -1,0 +1,104 @@
+"""The CLI started with a standard stream closed (`>&-`, `<&-`), as a careless script or
+cron line does: one clear line, exit 2, nothing done, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.mailbox import Mailbox
+
+CLI = Path(sys.executable).parent / "octy-orchestrate"
+RUN_TIMEOUT_S = 60  # safety net for a wedged subprocess, not a measurement
+
+
+def octy_with(redirect: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI through sh, which applies ``redirect`` (``>&-``, ``<&-``) first."""
+    return subprocess.run(
+        ["sh", "-c", f'exec "$0" "$@" {redirect}', str(CLI), *argv],
+        cwd=cwd,
+        capture_output=True,  # the shell's `>&-` then closes the pipe given as stdout
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    with Mailbox(tmp_path / "queue" / "team.db") as mb:
+        mb.register("a")
+    return tmp_path
+
+
+def _queued(folder: Path) -> list[object]:
+    with Mailbox(folder / "queue" / "team.db") as mb:
+        return list(mb.list(recipient="a"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("send", "a", "hi"), ("ps",), ("queue", "ls"), ("config",), ("inbox", "a", "--json")],
+)
+def test_a_closed_stdout_is_a_usage_error_before_anything_is_done(
+    folder: Path, argv: tuple[str, ...]
+) -> None:
+    """Regression: with stdout closed every verb ended in a traceback ('NoneType' object has
+    no attribute 'write'/'flush'/'isatty'), and `send` first sent its message, then failed
+    with exit 1 (a script that retries sends it twice). Now: exit 2, one line saying what to
+    do, nothing sent."""
+    done = octy_with(">&-", *argv, cwd=folder)
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "standard output is closed" in lines[0]
+    assert "/dev/null" in lines[0]
+    assert _queued(folder) == []
+
+
+@pytest.mark.parametrize("verb", ["send", "ask"])
+def test_a_body_read_from_a_closed_stdin_is_a_usage_error(folder: Path, verb: str) -> None:
+    """Regression: `send a - <&-` ended in a traceback ('NoneType' object has no attribute
+    'read'). Now: exit 2, one line, nothing sent."""
+    done = octy_with("<&-", verb, "a", "-", cwd=folder)
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert b"standard input is closed" in done.stderr
+    assert _queued(folder) == []
+
+
+def test_purge_with_stdin_closed_asks_no_question(folder: Path) -> None:
+    """`queue purge` without --yes asks on a terminal; with stdin closed it said nothing
+    useful (a traceback): it refuses and says to pass --yes."""
+    done = octy_with("<&-", "queue", "purge", cwd=folder)
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert b"--yes" in done.stderr
+
+
+def test_a_closed_stdin_leaves_no_file_on_descriptor_zero(folder: Path) -> None:
+    """With fd 0 closed, the first file the CLI opened (the queue's database) took number 0:
+    a child process would read it as its stdin. The CLI holds 0-2 with /dev/null first; the
+    verb itself runs as usual."""
+    done = octy_with("<&-", "send", "a", "hi", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert len(_queued(folder)) == 1
+    probe = subprocess.run(
+        [
+            "sh",
+            "-c",
+            'exec "$0" -c "import os, sys; from orchestrator.cli import _hold_standard_fds; '
+            "_hold_standard_fds(); print(os.readlink('/proc/self/fd/0'), file=sys.stderr)\" <&-",
+            sys.executable,
+        ],
+        capture_output=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert probe.stderr.decode().strip() == "/dev/null", probe.stderr
