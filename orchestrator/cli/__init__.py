@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchestrator import __version__
+from orchestrator import __version__, errors
 from orchestrator.cli import common
 from orchestrator.redact import REDACTOR
 
@@ -156,6 +157,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + 13
     except common.CliFailure as failure:
+        common.report_failure(args, failure)
+        return failure.exit_code
+    except errors.OrchestratorError as exc:
+        # An error with its own message that a verb let through (`approvals --db FILE` with
+        # a file that is not a database ended in a traceback): the message, not the stack.
+        failure = common.failure_from(exc)
+        common.report_failure(args, failure)
+        return failure.exit_code
+    except sqlite3.Error as exc:
+        # SQLite's own error, untranslated (a --db that is a device or a /proc file): say
+        # which database, once.
+        where = getattr(args, "db", None) or "the queue's database"
+        failure = common.CliFailure(
+            f"{where}: SQLite error: {exc}; check that it is the team's database file",
+            common.EXIT_ERROR,
+            "database_error",
+        )
         common.report_failure(args, failure)
         return failure.exit_code
     except OSError as exc:

@@ -138,6 +138,12 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
     (see :mod:`orchestrator.cli.team_record`). With no such record the errors are reported."""
     explicit: Path | None = getattr(args, "db", None)
     if explicit is not None:
+        if explicit.is_dir():  # `--db /` ended in a traceback (a path with no file name)
+            raise CliFailure(
+                f"--db {explicit} is a folder; pass the queue's database file, like queue/team.db",
+                EXIT_USAGE,
+                "usage",
+            )
         return explicit
     roster_file = roster_file or getattr(args, "file", None)
     if roster_file is None and os.environ.get(DB_ENV):

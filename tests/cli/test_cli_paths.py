@@ -1,0 +1,72 @@
+"""Paths a careless or hostile operator passes for the queue's database (`--db`): a folder,
+the root, a file that is not a database, a FIFO, a symlink, a /proc file. Each is one error
+line with a meaningful exit code, never a traceback, and nothing is created."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = Path(sys.executable).parent / "octy-orchestrate"
+RUN_TIMEOUT_S = 60  # safety net for a wedged subprocess, not a measurement
+
+
+def octy(*argv: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [str(CLI), *argv],
+        cwd=cwd,
+        capture_output=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess[bytes]) -> str:
+    assert b"Traceback" not in done.stderr, done.stderr.decode()[-800:]
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("verb", [("ps",), ("down",), ("reload",), ("approvals",)])
+def test_a_folder_given_as_the_database_is_a_usage_error(tmp_path: Path, verb: tuple[str]) -> None:
+    """Regression: `ps --db /` (also down, reload) ended in a traceback (ValueError: '/' has an
+    empty name, from the lock file's name); `approvals --db FOLDER` in another one."""
+    for folder in ("/", str(tmp_path)):
+        done = octy(*verb, "--db", folder, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr.decode()[-800:]
+        assert "is a folder" in one_error_line(done)
+
+
+@pytest.mark.parametrize("kind", ["not_a_database", "fifo", "symlink"])
+def test_approvals_with_a_database_it_cannot_use_is_one_line(tmp_path: Path, kind: str) -> None:
+    """Regression: `approvals` let the queue's own errors through (DatabaseError, UnsafePath):
+    their message was good, but it came at the end of a traceback."""
+    target = tmp_path / "team.db"
+    if kind == "not_a_database":
+        target.write_text("not a database\n", encoding="utf-8")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        (tmp_path / "elsewhere.db").write_text("", encoding="utf-8")
+        target.symlink_to(tmp_path / "elsewhere.db")
+    done = octy("approvals", "--db", str(target), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr.decode()[-800:]
+    line = one_error_line(done)
+    assert str(target) in line
+
+
+def test_an_untranslated_sqlite_error_is_one_line(tmp_path: Path) -> None:
+    """Regression: a --db SQLite cannot do I/O on (/proc/self/mem: a regular file to stat,
+    unreadable to SQLite) let sqlite3.OperationalError through as a traceback on ps, queue
+    ls, inbox, trace, approvals. The last net names the database and SQLite's reason."""
+    for verb in (("ps",), ("queue", "ls"), ("approvals",)):
+        done = octy(*verb, "--db", "/proc/self/mem", cwd=tmp_path)
+        assert done.returncode == 1, done.stderr.decode()[-800:]
+        assert "/proc/self/mem" in one_error_line(done)
+    assert list(tmp_path.iterdir()) == []
