@@ -162,20 +162,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.OrchestratorError as exc:
         # An error with its own message that a verb let through (`approvals --db FILE` with
         # a file that is not a database ended in a traceback): the message, not the stack.
-        failure = common.failure_from(exc)
-        common.report_failure(args, failure)
-        return failure.exit_code
+        unforeseen = common.failure_from(exc)
+        common.report_failure(args, unforeseen)
+        return unforeseen.exit_code
     except sqlite3.Error as exc:
         # SQLite's own error, untranslated (a --db that is a device or a /proc file): say
         # which database, once.
         where = getattr(args, "db", None) or "the queue's database"
-        failure = common.CliFailure(
-            f"{where}: SQLite error: {exc}; check that it is the team's database file",
-            common.EXIT_ERROR,
-            "database_error",
+        common.report_failure(
+            args,
+            common.CliFailure(
+                f"{where}: SQLite error: {exc}; check that it is the team's database file",
+                common.EXIT_ERROR,
+                "database_error",
+            ),
         )
-        common.report_failure(args, failure)
-        return failure.exit_code
+        return common.EXIT_ERROR
     except OSError as exc:
         # A file a verb met and no check foresaw (a name too long for the file system, a
         # folder turned unreadable): one line that says which, not a traceback.
