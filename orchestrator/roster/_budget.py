@@ -27,7 +27,10 @@ def parse_per(value: Any) -> float | None:
         return None
     days = _DAYS.fullmatch(value) if isinstance(value, str) else None
     if days:
-        seconds = float(days.group(1)) * 86400.0
+        try:
+            seconds = c.check_seconds(float(days.group(1)) * 86400.0, value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; for a budget window {_PER_HELP}") from None
     else:
         try:
             seconds = c.parse_duration(value)

@@ -18,7 +18,7 @@ from orchestrator.roster import _coerce as c
 from orchestrator.roster._budget import budget as budget_setting
 from orchestrator.roster._files import file_path, folder_path
 from orchestrator.roster._interpolate import interpolate_tree
-from orchestrator.roster._limits import MAX_DEPTH, MAX_ERRORS, MAX_ROSTER_BYTES
+from orchestrator.roster._limits import MAX_DEPTH, MAX_ERRORS, MAX_LOG_BACKUPS, MAX_ROSTER_BYTES
 from orchestrator.roster._queue import queue_setting
 from orchestrator.roster._refs import NameRefs, check_names, report_cycles
 from orchestrator.roster._schema import (
@@ -114,7 +114,11 @@ class _Builder:
         database = get("database", file_path, self.folder / "queue" / "team.db")
         logs = get("logs", folder_path, self.folder / "logs")
         log_max_bytes = get("log_max_bytes", c.size, 10 * 1024 * 1024)
-        log_backups = get("log_backups", c.integer(0), 5)
+        log_backups = get(
+            "log_backups",
+            c.integer(0, maximum=MAX_LOG_BACKUPS, why=" (each rotation renames every backup)"),
+            5,
+        )
         team_budget = get("budget", budget_setting, None)
         raw_defaults = tree.get("defaults")
         defaults: dict[str, Any] = {}

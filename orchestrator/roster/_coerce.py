@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from orchestrator.roster._interpolate import Interpolated
+from orchestrator.roster._limits import MAX_DURATION_S, MAX_SIZE_BYTES, MAX_WHOLE_NUMBER
 from orchestrator.roster._yaml import join
 from orchestrator.roster.model import Backoff, Env
 
@@ -144,7 +145,11 @@ def choice(options: tuple[str, ...], what: str, plural: str, *, optional: bool =
     return coerce
 
 
-def integer(minimum: int, *, optional: bool = False) -> Coercer:
+def integer(
+    minimum: int, *, optional: bool = False, maximum: int = MAX_WHOLE_NUMBER, why: str = ""
+) -> Coercer:
+    """A whole number from ``minimum`` to ``maximum`` (``why`` says why that is the most)."""
+
     def coerce(value: Any, where: Where) -> Any:
         if optional and (value is None or _empty_substitution(value)):
             return None
@@ -155,6 +160,8 @@ def integer(minimum: int, *, optional: bool = False) -> Coercer:
             return wrong_type(f"a whole number (at least {minimum})", value, where)
         if number < minimum:
             return where.error(f"must be at least {minimum}, got {number}")
+        if number > maximum:
+            return where.error(f"must be at most {maximum:,}{why}, got {_short(number)}")
         return number
 
     return coerce
@@ -200,8 +207,26 @@ def parse_duration(value: Any) -> float:
             seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(compact))
     else:
         seconds = float(value)
+    return check_seconds(seconds, value)
+
+
+def _short(value: Any) -> str:
+    """A value quoted in a message: a 400-digit number would bury the reason."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
+
+
+def check_seconds(seconds: float, value: Any) -> float:
+    """``seconds`` if it is a time a roster may hold, else ValueError saying why."""
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"invalid duration '{value}': it must be a finite, non-negative time")
+        raise ValueError(
+            f"invalid duration '{_short(value)}': it must be a finite, non-negative time"
+        )
+    if seconds > MAX_DURATION_S:
+        raise ValueError(
+            f"duration '{_short(value)}' is longer than ten years ({MAX_DURATION_S:g}s); "
+            "where a setting allows it, null means no limit"
+        )
     return seconds
 
 
@@ -252,9 +277,12 @@ def parse_size(value: Any) -> int:
         unit = match.group(2).lower() if match else ""
         if match is None or unit not in _SIZE_UNITS:
             raise ValueError(f"invalid size '{value}'; {help_}")
-        size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+        bytes_ = float(match.group(1)) * _SIZE_UNITS[unit]
+        size = int(bytes_) if math.isfinite(bytes_) else MAX_SIZE_BYTES + 1
     if size <= 0:
         raise ValueError(f"invalid size '{value}': it must be more than 0 bytes")
+    if size > MAX_SIZE_BYTES:
+        raise ValueError(f"invalid size '{_short(value)}': the most is 1024GiB")
     return size
 
 

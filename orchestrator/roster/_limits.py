@@ -20,6 +20,15 @@ MAX_PROMPT_BYTES: Final = 256 * 1024  # ~64k tokens of instructions
 MAX_DEPTH: Final = 32  # nested mappings/lists; a real roster uses 5 (agents.a.env.KEY)
 MAX_INTERPOLATION_DEPTH: Final = 8  # ${A:-${B:-...}} inside defaults
 MAX_ERRORS: Final = 100  # problems listed for one file; the rest are counted
+# Numbers a roster may hold. Beyond them a value is a typo, and a harmful one: a size of
+# 10**400 bytes ended the parse in OverflowError (a traceback in `config`, `ps` locked out,
+# the reload dropped); a budget window of 10**400 days became inf and every budget check
+# failed; `log_backups: 100000000` hangs the supervisor's logging at each rotation (the
+# stdlib handler renames backups one by one, checking every number down from the count).
+MAX_DURATION_S: Final = 10 * 365 * 86400.0  # ten years; null says "never" where allowed
+MAX_WHOLE_NUMBER: Final = 2**53  # exact as a float and in JSON, fits SQLite's integers
+MAX_SIZE_BYTES: Final = 2**40  # 1 TiB
+MAX_LOG_BACKUPS: Final = 1000
 
 
 class FileRefused(Exception):
@@ -79,10 +88,14 @@ def _size(n: int) -> str:
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_DURATION_S",
     "MAX_ERRORS",
     "MAX_INTERPOLATION_DEPTH",
+    "MAX_LOG_BACKUPS",
     "MAX_PROMPT_BYTES",
     "MAX_ROSTER_BYTES",
+    "MAX_SIZE_BYTES",
+    "MAX_WHOLE_NUMBER",
     "FileRefused",
     "read_regular_file",
 ]

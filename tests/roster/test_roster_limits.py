@@ -188,3 +188,57 @@ def test_values_that_only_look_like_dates_or_numbers(tmp_path: Path, value: str,
     assert error.startswith(f"{path}:4: invalid YAML at column 16: ")
     assert says in error
     assert error.endswith("put quotes around it to keep it as text")
+
+
+NINES = "9" * 400  # a number past any float: 1e400 is inf
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        (f"log_max_bytes: {NINES}", "the most is 1024GiB"),
+        (f'log_max_bytes: "{NINES}GiB"', "the most is 1024GiB"),
+        ("log_max_bytes: 2000GiB", "the most is 1024GiB"),
+        ("log_backups: 100000000", "must be at most 1,000 (each rotation renames every backup)"),
+        (f'budget: {{tokens: 5, per: "{NINES}d"}}', "finite, non-negative time"),
+        ("budget: {tokens: 5, per: 4000d}", "longer than ten years"),
+        ("defaults: {turn_timeout: 1e300}", "longer than ten years"),
+        (f'defaults: {{approval_timeout: "{NINES}s"}}', "finite, non-negative time"),
+        (f"defaults: {{max_turns: {NINES}}}", "must be at most 9,007,199,254,740,992"),
+        (f"defaults: {{budget: {{tokens: {NINES}}}}}", "must be at most"),
+    ],
+)
+def test_numbers_past_any_sane_bound_are_roster_errors(
+    tmp_path: Path, setting: str, says: str
+) -> None:
+    """Regression: `log_max_bytes: "999…GiB"` ended the parse in OverflowError (`config` and
+    `ps` printed a traceback, the running team's reload crashed); a budget window of 10**400
+    days parsed as inf, and every budget check of the running team then failed (its meta was
+    not JSON); `log_backups: 100000000` passed, and the stdlib rotating handler then checks
+    every backup number at each rotation, holding the supervisor's logging for minutes; a
+    duration of 1e300 s passed. Each is an error at its line, quoting the value short."""
+    path = write(tmp_path, setting + "\nagents:\n  a:\n    prompt: hi\n")
+    [error] = problems(path)
+    assert error.startswith(f"{path}:1: key '"), error
+    assert says in error, error
+    assert NINES not in error  # quoted short: the reason stays readable
+
+
+def test_numbers_at_their_bounds_still_load(tmp_path: Path) -> None:
+    """The bounds are limits, not bans: the largest allowed values load."""
+    path = write(
+        tmp_path,
+        """\
+        log_max_bytes: 1024GiB
+        log_backups: 1000
+        budget: {tokens: 9007199254740992, per: 3650d}
+        defaults: {turn_timeout: 87600h, restart_window: 315360000}
+        agents:
+          a:
+            prompt: hi
+        """,
+    )
+    roster = load_roster(path, {})
+    assert roster.log_max_bytes == 2**40
+    assert roster.log_backups == 1000
+    assert roster.agents["a"].turn_timeout_s == 87600 * 3600
