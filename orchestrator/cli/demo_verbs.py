@@ -8,6 +8,7 @@ from pathlib import Path
 
 from orchestrator.cli import common
 from orchestrator.cli.common import CliFailure
+from orchestrator.redact import for_people
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,11 +84,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     if args.json:
         common.emit_json({"ok": True, "written": [str(p) for p in written]})
         return common.EXIT_OK
-    print("wrote " + ", ".join(str(p) for p in written))
+    print(for_people("wrote " + ", ".join(str(p) for p in written)))
     flag = "" if target == Path(common.DEFAULT_ROSTER) else f" -f {target}"
     print(
-        f"next: read the comments in {target}, check it with `octy-orchestrate config{flag}`, "
-        f"start the team with `octy-orchestrate up{flag}`"
+        for_people(
+            f"next: read the comments in {target}, check it with `octy-orchestrate "
+            f"config{flag}`, start the team with `octy-orchestrate up{flag}`"
+        )
     )
     return common.EXIT_OK
 

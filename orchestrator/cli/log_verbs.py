@@ -159,8 +159,10 @@ def places_of(file: Path | None) -> Places:
             raise CliFailure(str(exc), common.EXIT_ERROR, exc.code) from None
         places = _lenient(path)
         print(
-            f"octy-orchestrate: {path} has {len(exc.errors)} problem(s) (`octy-orchestrate "
-            f"config` lists them); reading {places.logs} and {places.database}",
+            for_people(
+                f"octy-orchestrate: {path} has {len(exc.errors)} problem(s) (`octy-orchestrate "
+                f"config` lists them); reading {places.logs} and {places.database}"
+            ),
             file=sys.stderr,
         )
         return places
@@ -213,7 +215,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         raise CliFailure("--forever goes with -f/--follow", common.EXIT_USAGE, "usage")
     for s in chosen:
         if s not in present and present:
-            print(f"octy-orchestrate: no logs for {s.name} yet", file=sys.stderr)
+            print(for_people(f"octy-orchestrate: no logs for {s.name} yet"), file=sys.stderr)
     colour, width = _colour(args), 0 if args.full else FIELD_WIDTH
     try:
         if not args.follow:
@@ -225,7 +227,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
             return common.EXIT_OK
         if not present:
             print(
-                f"octy-orchestrate: {_no_logs(folder, chosen)}; waiting for them (Ctrl-C stops)",
+                for_people(
+                    f"octy-orchestrate: {_no_logs(folder, chosen)}; waiting for them (Ctrl-C stops)"
+                ),
                 file=sys.stderr,
             )
         tail = FOLLOW_TAIL if args.tail is None else args.tail

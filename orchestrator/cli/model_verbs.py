@@ -106,7 +106,7 @@ def _announce(args: argparse.Namespace, model: ScriptedModel) -> None:
         return
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     print(
-        f"scripted model (not Claude: answers come from {script.source}, "
+        f"scripted model (not Claude: answers come from {for_people(script.source)}, "
         f"{_count(len(script.rules), 'rule')}) listening on {model.base_url}\n"
         "point a claude CLI at it (fresh HOME advised, it writes ~/.claude):\n"
         f"  export {exports}\n"

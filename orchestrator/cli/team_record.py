@@ -75,8 +75,11 @@ def write(roster: Path, database: Path, logs: Path, agents: tuple[str, ...]) -> 
         os.replace(tmp, target)  # rename replaces a planted symlink itself, never follows it
     except OSError as exc:
         print(
-            f"octy-orchestrate: warning: could not record the team in {folder} ({exc.strerror}); "
-            "if agents.yaml becomes invalid while it runs, use --db to reach it",
+            for_people(
+                f"octy-orchestrate: warning: could not record the team in {folder} "
+                f"({exc.strerror}); if agents.yaml becomes invalid while it runs, use --db to "
+                "reach it"
+            ),
             file=sys.stderr,
         )
 

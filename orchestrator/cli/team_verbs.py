@@ -376,7 +376,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         if args.json:
             common.emit_json({"ok": True, "stopped": None, "running": False})
         else:
-            print(f"no team running ({db}); nothing to stop")
+            print(for_people(f"no team running ({db}); nothing to stop"))
         return common.EXIT_OK
     try:
         send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))

@@ -70,3 +70,33 @@ def test_an_untranslated_sqlite_error_is_one_line(tmp_path: Path) -> None:
         assert done.returncode == 1, done.stderr.decode()[-800:]
         assert "/proc/self/mem" in one_error_line(done)
     assert list(tmp_path.iterdir()) == []
+
+
+EVIL_DIR = "x\x1b]0;pwned\x07\x1b[2Jy"  # retitles the terminal, clears the screen
+
+
+def no_raw_escape(data: bytes) -> str:
+    text = data.decode("utf-8")
+    assert "\x1b" not in text, repr(text)
+    assert "\x07" not in text, repr(text)
+    return text
+
+
+def test_paths_holding_escapes_are_escaped_in_every_message(tmp_path: Path) -> None:
+    """Regression: a folder name is anyone's choice; `down --db` ("no team running (PATH)"),
+    `logs`/`trace` with an invalid roster ("PATH has N problem(s)"), `init -f` ("wrote PATH")
+    and `logs -f` waiting for a log folder printed it raw: its escapes retitled the terminal
+    and cleared the screen."""
+    evil = tmp_path / EVIL_DIR
+    evil.mkdir()
+    (evil / "agents.yaml").write_text("agents:\n  a:\n    modle: x\n", encoding="utf-8")
+    outputs = [
+        octy("down", "--db", str(evil / "team.db"), cwd=tmp_path),
+        octy("logs", "--file", str(evil / "agents.yaml"), cwd=tmp_path),
+        octy("trace", "x", "-f", str(evil / "agents.yaml"), cwd=tmp_path),
+        octy("init", "-f", str(evil / "new.yaml"), cwd=tmp_path),
+    ]
+    for done in outputs:
+        assert b"Traceback" not in done.stderr
+        text = no_raw_escape(done.stdout) + no_raw_escape(done.stderr)
+        assert "x\\x1b]0;pwned\\x07" in text, text  # shown, escaped
