@@ -31,7 +31,14 @@ from orchestrator.roster._schema import (
     misplaced,
 )
 from orchestrator.roster._work import check_work
-from orchestrator.roster._yaml import YamlSyntaxError, YMap, join, load_tree, walk_duplicates
+from orchestrator.roster._yaml import (
+    YamlSyntaxError,
+    YMap,
+    join,
+    load_tree,
+    walk_duplicates,
+    walk_strings,
+)
 from orchestrator.roster.model import (
     AGENT_NAME_RE,
     RESERVED_NAMES,
@@ -88,6 +95,7 @@ class _Builder:
         interpolate_tree(
             tree, self.environ, lambda key, line, reason: self.report(line, key, reason)
         )
+        self._nul_characters(tree)
         roster = self._roster(tree)
         if self.errors or roster is None:
             raise self.fail()
@@ -104,6 +112,19 @@ class _Builder:
                 join(path, dup.key),
                 reason + "; YAML would silently keep only the last one, so rename or remove one",
             )
+
+    def _nul_characters(self, tree: YMap) -> None:
+        """A NUL (YAML's "\\0", or one from a ${VAR}) fits no file name, argument or
+        environment value: `logs: "a\\0b"` ended `up` in a traceback, and one in an agent's
+        `env` or `model` made it fail six times at launch ("embedded null byte")."""
+        for key, line, text in walk_strings(tree):
+            if "\0" in text and not key.startswith("x-"):
+                self.report(
+                    line,
+                    key,
+                    "contains a NUL character (\\0), which no path, command-line argument "
+                    "or environment value can hold; remove it",
+                )
 
     def _roster(self, tree: YMap) -> Roster | None:
         self._unknown_keys(tree, TOP_KEYS, "", allow_extensions=True)

@@ -236,8 +236,40 @@ def walk_duplicates(value: Any, path: str = "") -> Iterator[tuple[str, Duplicate
             pending.extend((f"{where}[{i}]", child) for i, child in enumerate(node))
 
 
+def walk_strings(value: Any, path: str = "") -> Iterator[tuple[str, int | None, str]]:
+    """Every string in the tree, keys included, as (dotted path, line, text); each mapping
+    and list once, however many aliases point at it."""
+    seen: set[int] = set()
+    pending: deque[tuple[str, int | None, Any]] = deque([(path, None, value)])
+    while pending:
+        where, line, node = pending.popleft()
+        if isinstance(node, str):
+            yield where, line, node
+        elif isinstance(node, YMap | YList) and id(node) not in seen:
+            seen.add(id(node))
+            if isinstance(node, YMap):
+                for key, child in node.items():
+                    inner = join(where, str(key))
+                    if isinstance(key, str):
+                        yield inner, node.line_of(key), key
+                    pending.append((inner, node.line_of(key), child))
+            else:
+                pending.extend(
+                    (f"{where}[{i}]", node.line_of(i), child) for i, child in enumerate(node)
+                )
+
+
 def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-__all__ = ["Duplicate", "YList", "YMap", "YamlSyntaxError", "join", "load_tree", "walk_duplicates"]
+__all__ = [
+    "Duplicate",
+    "YList",
+    "YMap",
+    "YamlSyntaxError",
+    "join",
+    "load_tree",
+    "walk_duplicates",
+    "walk_strings",
+]

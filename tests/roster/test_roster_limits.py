@@ -242,3 +242,32 @@ def test_numbers_at_their_bounds_still_load(tmp_path: Path) -> None:
     assert roster.log_max_bytes == 2**40
     assert roster.log_backups == 1000
     assert roster.agents["a"].turn_timeout_s == 87600 * 3600
+
+
+def test_a_nul_character_anywhere_an_agent_uses_is_a_roster_error(tmp_path: Path) -> None:
+    """Regression: YAML's "\\0" passed validation. `logs: "a\\0b"` then ended `up` in a
+    traceback (ValueError: embedded null byte), and a NUL in an agent's env or model made
+    it fail at each launch until it was marked failed. Each string holding one is an error
+    at its line, interpolated ones too; an `x-` extension (never used as such) is not."""
+    path = write(
+        tmp_path,
+        """\
+        x-anchor: "kept\\0here"
+        logs: "lo\\0gs"
+        agents:
+          a:
+            prompt: hi
+            model: "son\\0net"
+            env: {TOKEN: "${FROM_ENV}"}
+            tools: [Read, "Gr\\0ep"]
+        """,
+    )
+    found = problems(path, {"FROM_ENV": "a\0b"})
+    assert [e.split(": key ")[0] for e in found] == [f"{path}:{n}" for n in (2, 6, 7, 8)]
+    assert [e.split("'")[1] for e in found] == [
+        "logs",
+        "agents.a.model",
+        "agents.a.env.TOKEN",
+        "agents.a.tools[1]",
+    ]
+    assert all("contains a NUL character" in e for e in found)
