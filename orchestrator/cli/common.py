@@ -194,7 +194,10 @@ def resolve_place(args: argparse.Namespace, roster_file: Path | None = None) -> 
 
 
 def emit_json(data: Any) -> None:
-    json.dump(data, sys.stdout, default=str)
+    # dumps, not dump: dump always takes the pure-Python encoder, which recurses a few frames
+    # a level (a deeply nested body stored by plain SQL ended `queue ls --json` in
+    # RecursionError); dumps takes the C one.
+    sys.stdout.write(json.dumps(data, default=str))
     sys.stdout.write("\n")
     sys.stdout.flush()
 

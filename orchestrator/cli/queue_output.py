@@ -22,7 +22,13 @@ BODY_WIDTH = 48
 
 def body_text(body: Any) -> str:
     """A body as a person reads it: strings as they are, anything else as JSON."""
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, indent=2)
+    if isinstance(body, str):
+        text = body
+    else:
+        try:
+            text = json.dumps(body, ensure_ascii=False, indent=2)
+        except RecursionError:  # indented JSON is written by recursion: one line instead
+            text = json.dumps(body, ensure_ascii=False)
     return for_people(text, multiline=True)
 
 

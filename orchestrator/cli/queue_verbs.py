@@ -66,6 +66,12 @@ def _body(args: argparse.Namespace) -> Any:
         return text
     try:
         return json.loads(text)
+    except RecursionError:
+        raise common.CliFailure(
+            "--json-body: TEXT nests lists or objects too deep to read; flatten it",
+            common.EXIT_USAGE,
+            "usage",
+        ) from None
     except ValueError as exc:
         raise common.CliFailure(
             f"--json-body: TEXT is not valid JSON ({exc})", common.EXIT_USAGE, "usage"

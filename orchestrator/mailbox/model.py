@@ -26,6 +26,10 @@ returns to pending only leases with this prefix and another instance, never thos
 other consumers (which run out by themselves). Other clients must not use the prefix."""
 MAX_BODY_BYTES: Final = 1024 * 1024
 """Largest encoded (UTF-8 JSON) body accepted: 1 MiB. Bigger payloads belong in files."""
+MAX_BODY_DEPTH: Final = 100
+"""Deepest nesting of lists and objects in a body. Python's JSON reader and writer recurse:
+a body a few hundred levels deep was stored, and then every reader that printed it (queue ls,
+inbox --json, queue show) ended in RecursionError; a few thousand failed the send itself."""
 
 DEFAULT_MAX_ATTEMPTS: Final = 5
 """Deliveries before a message goes dead with error ``max_attempts``."""
@@ -77,7 +81,9 @@ class Message:
     error_detail: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: it copies the body by recursion (RecursionError on a deep
+        # one written by plain SQL), and the body is plain JSON data already.
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,29 @@ def agent_from_row(row: tuple[Any, ...]) -> AgentInfo:
 _BODY_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+def _too_deep(body: Any) -> bool:
+    """Whether lists and objects nest more than MAX_BODY_DEPTH levels (without recursion;
+    a cycle counts as too deep)."""
+    pending = [(body, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_BODY_DEPTH:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            pending.extend(
+                (child, depth + 1) for child in children if isinstance(child, dict | list)
+            )
+    return False
+
+
 def encode_body(body: Any) -> str:
     """JSON-encode a body, refusing what other languages could not read back."""
+    if isinstance(body, dict | list) and _too_deep(body):
+        raise errors.InvalidBody(
+            f"body nests lists or objects more than {MAX_BODY_DEPTH} levels deep; "
+            "flatten it, or put it in a file and send its path"
+        )
     try:
         text = _BODY_ENCODER.encode(body)
     except (TypeError, ValueError) as exc:

@@ -334,3 +334,39 @@ def test_an_os_error_no_check_foresaw_is_one_line(folder: Path) -> None:
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1, lines
     assert "File name too long" in lines[0]
+
+
+def test_deeply_nested_bodies_are_refused_or_shown_never_a_traceback(folder: Path) -> None:
+    """Regression: `send a - --json-body` with a body 100,000 levels deep ended in a
+    traceback (RecursionError reading it), one 900 deep was stored and then its own send,
+    `queue ls`, `queue ls --json`, `inbox --json` and `queue show` ended in RecursionError.
+    Now the first is a usage error, the second refused by the queue (InvalidBody), and one
+    written by plain SQL (which the limit cannot stop) is shown by every reader."""
+    deep = "[" * 100_000 + "]" * 100_000
+    done = octy("send", "a", "-", "--json-body", cwd=folder, stdin=deep.encode())
+    assert done.returncode == 2, done.stderr[-500:]
+    assert b"Traceback" not in done.stderr
+    done = octy("send", "a", "-", "--json-body", cwd=folder, stdin=("[" * 900 + "]" * 900).encode())
+    assert done.returncode == 1, done.stderr[-500:]
+    assert b"levels deep" in done.stderr
+    assert b"Traceback" not in done.stderr
+    db = folder / "queue" / "team.db"
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute(
+            "INSERT INTO messages (sender, recipient, body) VALUES ('user', 'a', ?) RETURNING id",
+            ("[" * 900 + "]" * 900,),
+        ).fetchone()
+    for argv in (
+        ("queue", "ls"),
+        ("queue", "ls", "--json"),
+        ("inbox", "a"),
+        ("inbox", "a", "--json"),
+        ("queue", "show", stored),
+        ("queue", "show", stored, "--json"),
+        ("trace", stored, "--json"),
+    ):
+        done = octy(*argv, cwd=folder)
+        assert done.returncode == 0, (argv, done.stderr[-500:])
+        assert stored.encode() in done.stdout, argv
+        if "--json" in argv:
+            json.loads(done.stdout)

@@ -7,7 +7,13 @@ from conftest import everything
 from mailbox_workers.support import FakeClock
 
 from orchestrator import errors
-from orchestrator.mailbox import DEFAULT_MAX_ATTEMPTS, SUPERVISOR, USER, AsyncMailboxBackend
+from orchestrator.mailbox import (
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_BODY_DEPTH,
+    SUPERVISOR,
+    USER,
+    AsyncMailboxBackend,
+)
 
 Q = AsyncMailboxBackend
 
@@ -75,6 +81,31 @@ async def test_bad_bodies_are_refused(q: Q) -> None:
         await q.send("alice", "bob", float("nan"))
     with pytest.raises(errors.InvalidBody):
         await q.send("alice", "bob", "x" * (1024 * 1024 + 1))
+
+
+def _nested(depth: int) -> list[object]:
+    body: list[object] = []
+    for _ in range(depth - 1):
+        body = [body]
+    return body
+
+
+async def test_bodies_nested_past_the_limit_are_refused(q: Q) -> None:
+    """Regression: a body some hundreds of levels deep was stored, and every reader that
+    printed it then failed (RecursionError in queue ls, inbox --json, queue show); a few
+    thousand levels failed the send with RecursionError, not InvalidBody. Nesting is
+    bounded (a cycle counts as too deep); the deepest allowed body round-trips."""
+    for body in (_nested(MAX_BODY_DEPTH + 1), _nested(5000), {"a": [_nested(MAX_BODY_DEPTH)]}):
+        with pytest.raises(errors.InvalidBody, match="levels deep"):
+            await q.send("alice", "bob", body)
+    cycle: list[object] = []
+    cycle.append(cycle)
+    with pytest.raises(errors.InvalidBody):
+        await q.send("alice", "bob", cycle)
+    m = await q.send("alice", "bob", _nested(MAX_BODY_DEPTH))
+    (got,) = await q.claim("bob", owner="w")
+    assert got.id == m.id
+    assert got.body == _nested(MAX_BODY_DEPTH)
 
 
 async def test_the_largest_body_round_trips(q: Q) -> None:
