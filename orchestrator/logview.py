@@ -44,7 +44,7 @@ class LogLine:
         """The decoded event, or None for a line that is not a JSON object."""
         try:
             value = json.loads(self.raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             return None
         return value if isinstance(value, dict) else None
 

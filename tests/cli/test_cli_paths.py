@@ -100,3 +100,19 @@ def test_paths_holding_escapes_are_escaped_in_every_message(tmp_path: Path) -> N
         assert b"Traceback" not in done.stderr
         text = no_raw_escape(done.stdout) + no_raw_escape(done.stderr)
         assert "x\\x1b]0;pwned\\x07" in text, text  # shown, escaped
+
+
+def test_a_log_line_nested_thousands_deep_is_shown_as_a_foreign_line(tmp_path: Path) -> None:
+    """Regression: one line of a log file holding JSON nested 5,000 deep ended `logs` (and
+    `logs -n`, `--since`) in RecursionError: the reader only took ValueError for "not an
+    event". Such a line is shown as it is, like any line that is not an event."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    deep = '{"event": "deep", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    ok = '{"event": "fine", "timestamp": "2026-01-01T00:00:00Z", "agent": "supervisor"}'
+    (logs / "supervisor.jsonl").write_text(f"{ok}\n{deep}\n", encoding="utf-8")
+    for extra in ((), ("-n", "5"), ("--since", "2000-01-01")):
+        done = octy("logs", "--logs", str(logs), *extra, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr.decode()[-800:]
+        assert b"Traceback" not in done.stderr
+        assert b"fine" in done.stdout
