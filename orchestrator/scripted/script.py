@@ -149,6 +149,10 @@ class Script:
             raise ScriptError(
                 source, None, None, f"cannot read the script: {exc.strerror}"
             ) from exc
+        except UnicodeDecodeError as exc:  # a binary file given by mistake: not a traceback
+            raise ScriptError(
+                source, None, None, f"not UTF-8 text (byte {exc.start}); a script is YAML"
+            ) from exc
         except yaml.YAMLError as exc:
             raise ScriptError(source, None, None, f"not valid YAML: {exc}") from exc
         return cls.from_dict(data, source=source)

@@ -410,6 +410,12 @@ def test_script_files_load_and_bad_files_name_the_file(tmp_path: Path) -> None:
         Script.load(broken)
     with pytest.raises(ScriptError, match=r"missing\.yaml: cannot read the script"):
         Script.load(tmp_path / "missing.yaml")
+    # Regression: a binary file (a queue database given by mistake) ended
+    # `scripted-model --script` in a UnicodeDecodeError traceback.
+    binary = tmp_path / "team.db"
+    binary.write_bytes(b"SQLite format 3\x00\xf8\xff\x00")
+    with pytest.raises(ScriptError, match=r"team\.db: not UTF-8 text"):
+        Script.load(binary)
 
 
 # --- recording and lifecycle ------------------------------------------------------------------
