@@ -23,7 +23,7 @@ from typing import Any
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
-from orchestrator.mailbox import USER, MailboxBackend
+from orchestrator.mailbox import SUPERVISOR, USER, MailboxBackend
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
 from orchestrator.names import name_problem
@@ -110,10 +110,25 @@ def _check_participant(mb: MailboxBackend, name: str) -> None:
         raise errors.RecipientUnknown(name, sorted(known))
 
 
+def _not_the_supervisor(name: str, role: str) -> None:
+    """The supervisor's name is its own: messages to it are the control protocol (a stray
+    body was taken as a command with none), and speaking as it (``--as``, a reply to a
+    control request, ``inbox --ack`` taking its commands) would pose as the supervisor or
+    lose an operator's `down`. The verbs operate it."""
+    if name == SUPERVISOR:
+        raise common.CliFailure(
+            f"'{SUPERVISOR}' is reserved ({role}): operate the supervisor with the verbs "
+            "(ps, start, stop, restart, reload, resume, down)",
+            common.EXIT_USAGE,
+            "reserved_name",
+        )
+
+
 def _check_sender(mb: MailboxBackend, name: str) -> None:
     """``--as`` must name ``user`` or a registered agent: a typo would otherwise speak
     as a name nobody answers to. Inside an agent's session (a tool the agent runs sees
     ``OCTY_AGENT``) the CLI speaks only as that agent."""
+    _not_the_supervisor(name, "--as")
     agent = os.environ.get(common.AGENT_ENV)
     if agent and name != agent:
         raise common.CliFailure(
@@ -173,6 +188,7 @@ def _unregister(args: argparse.Namespace) -> int:
 
 @_verb
 def _send(args: argparse.Namespace) -> int:
+    _not_the_supervisor(args.to, "as a recipient")
     body = _body(args)
     with _mailbox(args) as mb:
         _check_sender(mb, args.sender)
@@ -183,6 +199,7 @@ def _send(args: argparse.Namespace) -> int:
 
 @_verb
 def _ask(args: argparse.Namespace) -> int:
+    _not_the_supervisor(args.to, "as a recipient")
     body = _body(args)
     with _mailbox(args) as mb:
         _check_sender(mb, args.sender)
@@ -210,6 +227,8 @@ def _ask(args: argparse.Namespace) -> int:
 @_verb
 def _inbox(args: argparse.Namespace) -> int:
     owner = f"{args.name}@cli-{os.getpid()}"
+    if args.ack:  # a peek at its queue harms nothing
+        _not_the_supervisor(args.name, "inbox --ack would take its commands")
     with _mailbox(args, readonly=not args.ack) as mb:
         _check_participant(mb, args.name)
         deadline = time.monotonic() + (args.wait or 0.0)
@@ -252,6 +271,7 @@ def _reply(args: argparse.Namespace) -> int:
         sender = args.sender or mb.get(args.request_id).recipient
         if args.sender:
             _check_sender(mb, args.sender)
+        _not_the_supervisor(sender, "a reply to its control request")
         msg = mb.reply(args.request_id, sender, body)
     human = for_people(f"replied {msg.id} to {msg.recipient} (re {args.request_id})")
     return _done(args, human, message=msg.to_dict())

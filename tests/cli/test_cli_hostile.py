@@ -370,3 +370,31 @@ def test_deeply_nested_bodies_are_refused_or_shown_never_a_traceback(folder: Pat
         assert stored.encode() in done.stdout, argv
         if "--json" in argv:
             json.loads(done.stdout)
+
+
+def test_nobody_speaks_for_the_supervisor_through_the_queue_verbs(folder: Path) -> None:
+    """Regression: `send supervisor hi` was taken by a running supervisor as a command with
+    none (and `ask supervisor hi` printed its error with exit 0); `send a hi --as supervisor`
+    posed as the supervisor; `reply ID` to a control request answered as the supervisor;
+    `inbox supervisor --ack` took the supervisor's commands (an operator's `down` lost).
+    Each is a usage error naming the verbs, and nothing is written."""
+    db = folder / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register_supervisor(4242, {"instance": "real"})
+        command = mb.request(USER, "supervisor", {"command": "down"})
+    for argv in (
+        ("send", "supervisor", "hi"),
+        ("ask", "supervisor", "hi", "--timeout", "1"),
+        ("send", "a", "hi", "--as", "supervisor"),
+        ("ask", "a", "hi", "--as", "supervisor", "--timeout", "1"),
+        ("reply", command.id, "done"),
+        ("inbox", "supervisor", "--ack"),
+    ):
+        done = octy(*argv, cwd=folder)
+        assert done.returncode == 2, (argv, done.stderr)
+        assert b"'supervisor' is reserved" in done.stderr, argv
+        assert b"Traceback" not in done.stderr
+    with Mailbox(db) as mb:
+        assert [m.id for m in mb.list()] == [command.id]
+        assert mb.get(command.id).status == "pending"
+    assert octy("inbox", "supervisor", cwd=folder).returncode == 0  # a peek is harmless
