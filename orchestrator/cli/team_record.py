@@ -3,7 +3,7 @@
 A roster edited into an invalid state must not lock the operator out of the team that
 still runs its last good version (issue 9): ``ps``, ``down``, ``ask``, ``logs``… find
 the team's database through this record instead of the file on disk. The record is a
-small JSON file per roster, keyed by the roster's resolved path, in the user's state
+small JSON file per roster, keyed by the roster's path (its folder resolved), in the user's state
 folder (``$XDG_STATE_HOME/octy-orchestrate/teams/``, else ``~/.local/state/…``),
 created 0600 in a 0700 folder and replaced atomically, never through a symlink.
 It holds paths only, no settings and no secrets.
@@ -44,9 +44,18 @@ def record_dir() -> Path:
 
 
 def record_path(roster: Path) -> Path:
+    """The record of the team started from ``roster`` (a folder means its agents.yaml).
+
+    Keyed by the roster's folder, resolved (one folder reached by two paths is one team),
+    and its own name, not resolved: an agents.yaml that is a symlink, pointed at a broken
+    file, was looked up under the new target's name, found no record, and locked the
+    operator out of the running team."""
     import hashlib
 
-    key = hashlib.sha256(str(roster.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    if roster.is_dir():
+        roster = roster / "agents.yaml"
+    where = roster.absolute().parent.resolve() / roster.name
+    key = hashlib.sha256(str(where).encode("utf-8", "surrogateescape")).hexdigest()
     return record_dir() / f"{key[:32]}.json"
 
 

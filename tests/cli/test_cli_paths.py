@@ -116,3 +116,47 @@ def test_a_log_line_nested_thousands_deep_is_shown_as_a_foreign_line(tmp_path: P
         assert done.returncode == 0, done.stderr.decode()[-800:]
         assert b"Traceback" not in done.stderr
         assert b"fine" in done.stdout
+
+
+@pytest.mark.parametrize("roster_arg", [(), ("-f", "agents.yaml"), ("-f", ".")])
+def test_a_symlinked_roster_pointed_at_a_broken_file_still_reaches_the_team(
+    tmp_path: Path, roster_arg: tuple[str, ...]
+) -> None:
+    """Regression: the record of the running team (what lets `ps`, `down`, `send`… reach it
+    while agents.yaml is invalid) was keyed by the roster's resolved path. With agents.yaml a
+    symlink (to teams/prod.yaml, say) pointed at another, broken file, the lookup took the new
+    target's name, found nothing, and every verb failed with the roster's errors. The key is
+    the roster's own name in its (resolved) folder."""
+    from orchestrator.cli import team_record
+    from orchestrator.mailbox import Mailbox
+
+    state = tmp_path / "state"
+    teams = tmp_path / "teams"
+    teams.mkdir()
+    (teams / "prod.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    (teams / "broken.yaml").write_text("agents:\n  a:\n    modle: x\n", encoding="utf-8")
+    roster = tmp_path / "agents.yaml"
+    roster.symlink_to(teams / "prod.yaml")
+    database = tmp_path / "queue" / "team.db"
+    with Mailbox(database) as mb:
+        mb.register("a")
+    env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    os.environ["XDG_STATE_HOME"] = str(state)  # write() reads it; restored below
+    try:
+        team_record.write(roster, database, tmp_path / "logs", ("a",))
+    finally:
+        del os.environ["XDG_STATE_HOME"]
+    roster.unlink()
+    roster.symlink_to(teams / "broken.yaml")
+    done = subprocess.run(
+        [str(CLI), *roster_arg, "ps"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+        env={**env, "NO_COLOR": "1"},
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert b" is invalid (" in done.stderr
+    assert b"using the team it last started" in done.stderr
+    assert done.stdout.decode().splitlines()[-1].startswith("a ")
