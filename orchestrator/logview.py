@@ -123,7 +123,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(UTC)
     match = _DURATION.match(text)
     if match:
-        return now - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+        try:
+            return now - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+        except OverflowError:  # further back than any date (99999999999d): everything
+            return datetime.min.replace(tzinfo=UTC)
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -160,3 +160,16 @@ def test_a_symlinked_roster_pointed_at_a_broken_file_still_reaches_the_team(
     assert b" is invalid (" in done.stderr
     assert b"using the team it last started" in done.stderr
     assert done.stdout.decode().splitlines()[-1].startswith("a ")
+
+
+def test_since_further_back_than_any_date_means_everything(tmp_path: Path) -> None:
+    """Regression: `logs --since 99999999999d` (or 10**24 hours) ended in OverflowError
+    (a timedelta past datetime's range): a traceback. It means "from the beginning"."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    line = '{"event": "fine", "timestamp": "2026-01-01T00:00:00Z", "agent": "supervisor"}'
+    (logs / "supervisor.jsonl").write_text(line + "\n", encoding="utf-8")
+    for since in ("99999999999d", "999999999999999999999999h"):
+        done = octy("logs", "--logs", str(logs), "--since", since, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr.decode()[-800:]
+        assert b"fine" in done.stdout
