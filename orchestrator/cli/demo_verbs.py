@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -80,7 +81,17 @@ def cmd_init(args: argparse.Namespace) -> int:
             common.EXIT_ERROR,
             "exists",
         )
-    written = write_starter(target)
+    try:
+        written = write_starter(target)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise CliFailure(
+            f"not writing through {exc.filename}: it is a symbolic link, which init never "
+            "follows (it could point at any file); remove it, or write elsewhere with -f",
+            common.EXIT_ERROR,
+            "symlink",
+        ) from None
     if args.json:
         common.emit_json({"ok": True, "written": [str(p) for p in written]})
         return common.EXIT_OK

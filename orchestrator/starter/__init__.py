@@ -7,6 +7,7 @@ written under ``prompts/`` next to wherever the roster goes.
 
 from __future__ import annotations
 
+import errno
 import os
 from importlib import resources
 from pathlib import Path
@@ -31,8 +32,9 @@ def starter_files(roster_path: Path) -> dict[Path, str]:
 
 
 def existing_files(roster_path: Path) -> list[Path]:
-    """The starter's files that already exist (and that writing would overwrite)."""
-    return [path for path in starter_files(roster_path) if path.exists()]
+    """The starter's files that already exist (and that writing would overwrite); a symlink
+    counts, dangling or not (exists() follows it, and a dangling one read as "free")."""
+    return [path for path in starter_files(roster_path) if os.path.lexists(path)]
 
 
 def write_starter(roster_path: Path) -> list[Path]:
@@ -40,16 +42,27 @@ def write_starter(roster_path: Path) -> list[Path]:
 
     The roster is written 0600: it is where an operator puts an agent's ``env`` (tokens
     included) and it decides what the team runs, so other users may neither read nor edit
-    it. The prompts are plain role texts and keep the usual mode."""
+    it. The prompts are plain role texts and keep the usual mode.
+
+    No file is written through a symlink, nor into a prompts/ folder that is one: in a folder
+    others can write, a planted prompts/lead.md -> ~/.bashrc had init overwrite the target
+    (and, dangling, create it even without --force). Such a path raises OSError (ELOOP).
+    """
+    files = starter_files(roster_path)
+    for path in files:  # all checked before any is written: nothing half done
+        for link in (path, path.parent if path != roster_path else path):
+            if link.is_symlink():
+                raise OSError(errno.ELOOP, "is a symbolic link", str(link))
     written = []
-    for path, text in starter_files(roster_path).items():
+    for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path != roster_path and path.parent.is_symlink():  # made meanwhile
+            raise OSError(errno.ELOOP, "is a symbolic link", str(path.parent))
+        mode = 0o600 if path == roster_path else 0o644
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
         if path == roster_path:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             os.fchmod(fd, 0o600)  # an existing file (--force) keeps its old mode otherwise
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-        else:
-            path.write_text(text, encoding="utf-8")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         written.append(path)
     return written

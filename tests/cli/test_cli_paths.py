@@ -173,3 +173,48 @@ def test_since_further_back_than_any_date_means_everything(tmp_path: Path) -> No
         done = octy("logs", "--logs", str(logs), "--since", since, cwd=tmp_path)
         assert done.returncode == 0, done.stderr.decode()[-800:]
         assert b"fine" in done.stdout
+
+
+@pytest.mark.parametrize("force", [(), ("--force",)])
+@pytest.mark.parametrize("planted", ["prompts/lead.md", "prompts", "agents.yaml"])
+def test_init_never_writes_through_a_symlink(
+    tmp_path: Path, planted: str, force: tuple[str, ...]
+) -> None:
+    """Regression: init wrote the prompt files with a plain open, which follows symlinks, and
+    took a dangling link for a free name: in a folder others can write, a planted
+    prompts/lead.md -> ~/.bashrc had init create or overwrite the target, even without
+    --force. Now a link anywhere init writes is refused before anything is written."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    target = victim / ("prompts" if planted == "prompts" else "bashrc")
+    if planted == "prompts/lead.md":
+        (folder / "prompts").mkdir()
+        target.write_text("precious\n", encoding="utf-8")
+    elif planted == "agents.yaml":
+        target.write_text("precious\n", encoding="utf-8")
+    else:
+        target.mkdir()
+    (folder / planted).symlink_to(target)
+    done = octy("init", *force, cwd=folder)
+    assert done.returncode == 1, done.stderr.decode()
+    line = one_error_line(done)
+    assert "symbolic link" in line or (not force and "not overwriting" in line), line
+    if target.is_dir():
+        assert list(target.iterdir()) == []
+    else:
+        assert target.read_text(encoding="utf-8") == "precious\n"
+    assert not (folder / "agents.yaml").exists() or planted == "agents.yaml"
+
+
+def test_init_does_not_create_the_target_of_a_dangling_link(tmp_path: Path) -> None:
+    """The dangling case: prompts/lead.md -> a file that does not exist yet. init said
+    'wrote … prompts/lead.md' and created the link's target."""
+    (tmp_path / "prompts").mkdir()
+    target = tmp_path / "elsewhere.md"
+    (tmp_path / "prompts" / "lead.md").symlink_to(target)
+    for force in ((), ("--force",)):
+        done = octy("init", *force, cwd=tmp_path)
+        assert done.returncode == 1, done.stderr.decode()
+        assert not target.exists()
