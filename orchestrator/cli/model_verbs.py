@@ -70,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     except errors.ScriptError as exc:
         raise common.CliFailure(str(exc), common.EXIT_ERROR, exc.code) from exc
     except OSError as exc:
+        if exc.filename is not None:  # the --record file (a symlink is refused: ELOOP)
+            raise common.CliFailure(
+                f"cannot write the record {exc.filename}: {exc.strerror}", common.EXIT_ERROR
+            ) from exc
         raise common.CliFailure(
             f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", common.EXIT_ERROR
         ) from exc

@@ -85,7 +85,8 @@ class Recorder:
         self._changed = threading.Condition()
         self._file = None
         if path is not None:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            # Never through a symlink: a planted one would append every prompt elsewhere.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
             self._file = os.fdopen(fd, "a", encoding="utf-8")
         self.listeners: list[Callable[[RecordedRequest], None]] = []
 

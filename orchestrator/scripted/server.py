@@ -68,7 +68,11 @@ class ScriptedModel:
         if self._server is not None:
             return self
         server = _Server((self._host, self._port), self)  # binds: may raise OSError
-        self._recorder = Recorder(self._record_path)
+        try:
+            self._recorder = Recorder(self._record_path)  # may raise OSError too
+        except OSError:
+            server.server_close()
+            raise
         if self._on_request is not None:
             self._recorder.listeners.append(self._on_request)
         self._server = server

@@ -421,6 +421,20 @@ def test_script_files_load_and_bad_files_name_the_file(tmp_path: Path) -> None:
 # --- recording and lifecycle ------------------------------------------------------------------
 
 
+def test_the_record_is_never_written_through_a_symlink(tmp_path: Path) -> None:
+    """Regression: --record opened its file following symlinks: a link planted where the
+    record goes had every request (prompts, messages) appended to the link's target."""
+    target = tmp_path / "bashrc"
+    target.write_text("precious\n", encoding="utf-8")
+    record = tmp_path / "requests.jsonl"
+    record.symlink_to(target)
+    model = ScriptedModel({"rules": [{"text": "ok"}]}, record=record)
+    with pytest.raises(OSError, match="symbolic links"):
+        model.start()
+    model.stop()
+    assert target.read_text(encoding="utf-8") == "precious\n"
+
+
 def test_recording_redacts_secrets_and_writes_a_private_jsonl_file(tmp_path: Path) -> None:
     """Every request is kept in memory and in a 0600 JSON-lines file, API keys redacted."""
     record = tmp_path / "requests.jsonl"
