@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 from pathlib import Path
 
@@ -70,7 +69,12 @@ def _positive(text: str) -> float:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from orchestrator.starter import existing_files, roster_target, write_starter
+    from orchestrator.starter import (
+        StarterRefused,
+        existing_files,
+        roster_target,
+        write_starter,
+    )
 
     target = roster_target(args.file or Path(common.DEFAULT_ROSTER))
     existing = existing_files(target)
@@ -83,14 +87,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         )
     try:
         written = write_starter(target)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
+    except StarterRefused as exc:
         raise CliFailure(
-            f"not writing through {exc.filename}: it is a symbolic link, which init never "
-            "follows (it could point at any file); remove it, or write elsewhere with -f",
+            f"not writing {exc.path}: it {exc.reason}; remove it, or write elsewhere with -f",
             common.EXIT_ERROR,
-            "symlink",
+            "refused",
         ) from None
     if args.json:
         common.emit_json({"ok": True, "written": [str(p) for p in written]})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from importlib import resources
 from pathlib import Path
 
@@ -37,6 +38,18 @@ def existing_files(roster_path: Path) -> list[Path]:
     return [path for path in starter_files(roster_path) if os.path.lexists(path)]
 
 
+class StarterRefused(Exception):
+    """A path init will not write to; ``reason`` says why and what to do."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+_LINK = "is a symbolic link, which init never follows (it could point at any file)"
+
+
 def write_starter(roster_path: Path) -> list[Path]:
     """Write the starter roster and its prompts, overwriting; return the paths written.
 
@@ -44,25 +57,48 @@ def write_starter(roster_path: Path) -> list[Path]:
     included) and it decides what the team runs, so other users may neither read nor edit
     it. The prompts are plain role texts and keep the usual mode.
 
-    No file is written through a symlink, nor into a prompts/ folder that is one: in a folder
-    others can write, a planted prompts/lead.md -> ~/.bashrc had init overwrite the target
-    (and, dangling, create it even without --force). Such a path raises OSError (ELOOP).
+    Only regular files are written, never through a symlink nor into a prompts/ folder that
+    is one (StarterRefused, before anything is written): in a folder others can write, a
+    planted prompts/lead.md -> ~/.bashrc had init overwrite the target (and, dangling,
+    create it even without --force); `init -f /dev/zero --force` made the device 0600 and
+    wrote prompts into /dev/prompts/; `-f FIFO` hung on the open.
     """
     files = starter_files(roster_path)
     for path in files:  # all checked before any is written: nothing half done
         for link in (path, path.parent if path != roster_path else path):
             if link.is_symlink():
-                raise OSError(errno.ELOOP, "is a symbolic link", str(link))
+                raise StarterRefused(link, _LINK)
+        if path.exists() and not path.is_file():
+            raise StarterRefused(path, "is not a regular file (a device, a FIFO, a folder)")
     written = []
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if path != roster_path and path.parent.is_symlink():  # made meanwhile
-            raise OSError(errno.ELOOP, "is a symbolic link", str(path.parent))
-        mode = 0o600 if path == roster_path else 0o644
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
-        if path == roster_path:
-            os.fchmod(fd, 0o600)  # an existing file (--force) keeps its old mode otherwise
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            raise StarterRefused(path.parent, _LINK)
+        _write_regular(path, text, private=path == roster_path)
         written.append(path)
     return written
+
+
+def _write_regular(path: Path, text: str, *, private: bool) -> None:
+    # Non-blocking and not truncating until it is known to be a regular file: a FIFO or a
+    # device put there since the check is neither waited on nor changed.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o600 if private else 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StarterRefused(path, _LINK) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StarterRefused(path, "is not a regular file (a device, a FIFO, a folder)")
+        os.set_blocking(fd, True)
+        os.ftruncate(fd, 0)
+        if private:
+            os.fchmod(fd, 0o600)  # an existing file (--force) keeps its old mode otherwise
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)

@@ -5,6 +5,7 @@ line with a meaningful exit code, never a traceback, and nothing is created."""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +219,37 @@ def test_init_does_not_create_the_target_of_a_dangling_link(tmp_path: Path) -> N
         done = octy("init", *force, cwd=tmp_path)
         assert done.returncode == 1, done.stderr.decode()
         assert not target.exists()
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "folder"])
+def test_init_writes_only_regular_files(tmp_path: Path, kind: str) -> None:
+    """Regression: `init -f /dev/zero --force` (run as root) changed the device to mode 0600,
+    wrote into it, and wrote the prompts into /dev/prompts/; `init -f FIFO --force` hung on
+    the open. Anything but a regular file (or a missing one) is refused, untouched, before
+    anything is written. (The device is a private node of /dev/zero's numbers, made here.)"""
+    target = tmp_path / "roster"
+    if kind == "device":
+        try:
+            os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 5))
+        except PermissionError:
+            pytest.skip("mknod needs CAP_MKNOD")
+        os.chmod(target, 0o666)
+    elif kind == "fifo":
+        os.mkfifo(target, 0o644)
+    else:
+        (tmp_path / "roster").mkdir()
+        target = target / "agents.yaml"
+        target.mkdir()  # `-f roster` means roster/agents.yaml, here a folder
+    before = os.lstat(target)
+    done = octy(
+        "init",
+        "-f",
+        str(target if kind != "folder" else tmp_path / "roster"),
+        "--force",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr.decode()
+    assert "is not a regular file" in one_error_line(done)
+    after = os.lstat(target)
+    assert (after.st_mode, after.st_size) == (before.st_mode, before.st_size)
+    assert not (target.parent / "prompts").exists()
