@@ -20,6 +20,7 @@ worktree when an interactive session ends.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from dataclasses import dataclass
@@ -44,9 +45,19 @@ def _repo_lock(repo: Path) -> threading.Lock:
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 
+MAX_SLUG = 100
+"""Longest team segment in a worktree's path and branch. A team name of 300 characters
+(a long folder's name is the default) made a path segment past the file system's 255
+bytes: every start of an agent with a worktree crashed (ENAMETOOLONG) until it failed."""
+
+
 def slug(name: str) -> str:
-    """A team name as one safe path segment and ref component."""
+    """A team name as one safe path segment and ref component (a long one cut, with a
+    digest of the whole name so that two long names stay apart)."""
     cleaned = re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", name.lower())).strip("-.")
+    if len(cleaned) > MAX_SLUG:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+        cleaned = f"{cleaned[: MAX_SLUG - 9].rstrip('-.')}-{digest}"
     return cleaned.removesuffix(".lock") or "team"  # git refuses '..' and '.lock' in refs
 
 

@@ -219,6 +219,30 @@ def test_a_worktree_deleted_by_hand_is_made_again_on_the_same_branch(tmp_path: P
     assert "locked" in git(repo, "worktree", "list")
 
 
+def test_a_team_name_longer_than_a_path_segment_still_makes_worktrees(tmp_path: Path) -> None:
+    """Regression: a team name of 300 characters (a long folder's name is the default) made
+    the worktree's team folder a path segment past 255 bytes: each start of the agent
+    crashed with ENAMETOOLONG until it was marked failed. A long name is cut, with a digest
+    of the whole name, so two long names that share a beginning stay apart."""
+    from orchestrator import workspaces
+
+    make_repo(tmp_path / "repo")
+    folders = []
+    for tail in ("one", "two"):
+        (tmp_path / "agents.yaml").write_text(
+            f"name: {'n' * 300}{tail}\n"
+            "agents:\n  a: {prompt: p, cwd: repo, workspace: worktree}\n"
+        )
+        roster = load_roster(tmp_path / "agents.yaml", {})
+        folder = workspaces.agent_folder(roster.agents["a"], roster)
+        assert folder.is_dir()
+        team = folder.parent.name
+        assert len(team) <= workspaces.MAX_SLUG
+        assert git(folder, "rev-parse", "--abbrev-ref", "HEAD") == f"octy/{team}/a"
+        folders.append(folder)
+    assert folders[0] != folders[1]
+
+
 def test_regression_worktrees_made_at_once_all_record_their_base(tmp_path: Path) -> None:
     """The supervisor makes its agents' worktrees in parallel threads; git refuses a second
     writer of .git/config at once, so one of two worktrees made together lost its recorded
