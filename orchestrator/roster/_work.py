@@ -77,14 +77,26 @@ def owns(value: Any, where: c.Where) -> Any:
     if patterns is c.INVALID:
         return c.INVALID
     for index, pattern in enumerate(patterns):
+        line = value.line_of(index) if hasattr(value, "line_of") else where.line
         if ".." in pattern.split("/"):
-            line = value.line_of(index) if hasattr(value, "line_of") else where.line
             return where.error(
                 f"'{pattern}': a pattern may not contain '..'; write it from the agent's "
                 "folder downwards, or as an absolute path",
                 line,
             )
+        if pattern.count("**") > MAX_ANY_DEPTH:
+            return where.error(
+                f"'{pattern[:60]}': more than {MAX_ANY_DEPTH} '**' in one pattern; write "
+                "fewer (one '**/' already spans any number of folders)",
+                line,
+            )
     return Placed(tuple(patterns), where.key, where.line)
+
+
+MAX_ANY_DEPTH = 4
+"""'**' per owns pattern. The check that two agents' owns do not overlap tries each '**/'
+matching no folder, 2**n forms per pattern: 30 of them hung `config`, `up` and the running
+team's reload (a thread that never returned)."""
 
 
 def approve(value: Any, where: c.Where) -> Any:

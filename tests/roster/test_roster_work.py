@@ -70,3 +70,37 @@ def test_defaults_and_resolved_values(tmp_path: Path) -> None:
         600.0,
     )
     assert dict(spec.subagents) == {}
+
+
+def test_an_owns_pattern_with_many_any_depth_stars_is_an_error_not_a_hang(
+    tmp_path: Path,
+) -> None:
+    """Regression: the overlap check tries each '**/' of an owns pattern matching no folder
+    (2**n forms): `owns: ["**/**/…(30)…/x"]` beside another agent's owns hung `config`, `up`
+    and the running team's reload. More than four '**' in one pattern is an error at its
+    line; four on both sides still checks at once."""
+    from orchestrator.errors import RosterErrors
+    from orchestrator.roster import load_roster
+
+    path = tmp_path / "agents.yaml"
+    deep = "**/" * 30 + "x"
+    path.write_text(
+        f'agents:\n  a:\n    prompt: A\n    owns: ["{deep}"]\n'
+        '  b:\n    prompt: B\n    owns: ["src/"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(RosterErrors) as info:
+        load_roster(path, {})
+    [error] = [str(e) for e in info.value.errors]
+    assert error.startswith(f"{path}:4: key 'agents.a.owns'")
+    assert "more than 4 '**'" in error
+    four = "/".join(f"**/d{i}" for i in range(4)) + "/x"
+    other = "/".join(f"**/e{i}" for i in range(3)) + "/**"
+    path.write_text(
+        f'agents:\n  a:\n    prompt: A\n    owns: ["{four}"]\n'
+        f'  b:\n    prompt: B\n    owns: ["{other}"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(RosterErrors) as info:
+        load_roster(path, {})
+    assert "overlaps" in str(info.value.errors[0])
