@@ -99,7 +99,9 @@ class AgentInfo:
     meta: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Shallow, as Message.to_dict: a deep meta written by plain SQL ended `register`
+        # (which prints the row) in RecursionError.
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass(frozen=True)

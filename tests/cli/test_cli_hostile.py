@@ -370,6 +370,14 @@ def test_deeply_nested_bodies_are_refused_or_shown_never_a_traceback(folder: Pat
         assert stored.encode() in done.stdout, argv
         if "--json" in argv:
             json.loads(done.stdout)
+    # The same for a registry row's meta (`register` prints the row it refreshed).
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE agents SET meta = ? WHERE name = 'b'", ('{"x":' + "[" * 900 + "]" * 900 + "}",)
+        )
+    for argv in (("register", "b"), ("register", "b", "--json"), ("ps", "--json")):
+        done = octy(*argv, cwd=folder)
+        assert done.returncode == 0, (argv, done.stderr[-500:])
 
 
 def test_nobody_speaks_for_the_supervisor_through_the_queue_verbs(folder: Path) -> None:
