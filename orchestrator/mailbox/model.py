@@ -106,12 +106,39 @@ class SweepResult:
     pruned: int
 
 
-MESSAGE_COLUMNS: Final = (
-    "id, kind, sender, recipient, correlation_id, cause_id, body, status, attempts, "
-    "max_attempts, lease_owner, lease_expires, available_at, created_at, expires_at, "
-    "claimed_at, done_at, error, error_detail"
+def number_column(column: str, otherwise: str, *, time: bool = False) -> str:
+    """``column`` as stored when it is a number (a time: between 1970 and the year
+    5138), NULL as NULL, anything else ``otherwise``. A plain-SQL writer (queue/README.md)
+    can put text in a REAL column ('yesterday': SQLite keeps what it cannot convert) or
+    1e308 in a time, and readers did arithmetic and dates on them: `queue ls`, `queue
+    show` and `trace` ended in TypeError/OverflowError tracebacks. Checked in SQL, per
+    row, in C; no commas (consuming.py counts the columns by them)."""
+    number = f"(typeof({column}) = 'real' OR typeof({column}) = 'integer')"
+    if time:
+        number += f" AND {column} BETWEEN 0 AND 1e11"
+    return f"CASE WHEN {column} IS NULL THEN NULL WHEN {number} THEN {column} ELSE {otherwise} END"
+
+
+_TIMES: Final = ("lease_expires", "available_at", "created_at", "expires_at", "claimed_at")
+MESSAGE_COLUMNS: Final = ", ".join(
+    [
+        "id, kind, sender, recipient, correlation_id, cause_id, body, status",
+        number_column("attempts", "0"),
+        number_column("max_attempts", "1"),
+        "lease_owner",
+        *(
+            number_column(c, "0.0" if c in ("available_at", "created_at") else "NULL", time=True)
+            for c in _TIMES
+        ),
+        number_column("done_at", "NULL", time=True),
+        "error, error_detail",
+    ]
 )
-AGENT_COLUMNS: Final = "name, description, pid, state, heartbeat_at, registered_at, meta"
+AGENT_COLUMNS: Final = (
+    f"name, description, {number_column('pid', 'NULL')}, state, "
+    f"{number_column('heartbeat_at', 'NULL', time=True)}, "
+    f"{number_column('registered_at', '0.0', time=True)}, meta"
+)
 
 
 _MESSAGE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Message))

@@ -29,6 +29,7 @@ from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
+from orchestrator.mailbox.model import number_column
 from orchestrator.redact import for_people
 from orchestrator.tui.procstat import ProcReader
 
@@ -233,12 +234,13 @@ class TeamSource:
             )
             claimed = dict(
                 conn.execute(
-                    "SELECT id, claimed_at FROM messages WHERE status = 'leased'"
+                    f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
+                    "FROM messages WHERE status = 'leased'"
                 ).fetchall()
             )
             meta, beats = {}, []
             for name, meta_text, beat in conn.execute(
-                "SELECT name, meta, heartbeat_at FROM agents"
+                f"SELECT name, meta, {number_column('heartbeat_at', 'NULL', time=True)} FROM agents"
             ):
                 with contextlib.suppress(ValueError, TypeError):
                     decoded = json.loads(meta_text)

@@ -84,3 +84,38 @@ def test_plain_sql_reply_reaches_the_waiter_once(mb: Mailbox, sql: sqlite3.Conne
     assert sql.execute("SELECT count(*) FROM waits").fetchone()[0] == 0  # the waiter cleaned up
     with pytest.raises(sqlite3.IntegrityError):
         sql.execute(recipe, (time.time(), r.id))
+
+
+def test_text_and_absurd_numbers_in_number_columns_are_read_not_crashed_on(
+    mb: Mailbox, sql: sqlite3.Connection
+) -> None:
+    """SQLite keeps text it cannot convert in a REAL column, and a time of 1e308 or -5 is
+    a number. Rows a plain-SQL writer left so made `queue ls`, `queue show` and `trace`
+    end in tracebacks (arithmetic and dates on them), and a text `available_at` ended
+    every wait on its inbox, an agent's idle wait included (TypeError: text sorts after
+    every number, so it came back as the next time due). They are read as numbers or
+    as nothing now; a row that can never be due is never claimed, and `queue ls` shows
+    it."""
+    mb.register("bob", "")
+    sql.execute(
+        "INSERT INTO messages (id, sender, recipient, body, created_at, available_at, "
+        "attempts, expires_at) VALUES ('weird1', 'user', 'bob', '\"x\"', 'yesterday', 'soon', "
+        "'many', 1e308)"
+    )
+    sql.execute(
+        "INSERT INTO messages (id, sender, recipient, body, created_at, available_at) "
+        "VALUES ('weird2', 'user', 'bob', '1', 9e999, -5)"
+    )
+    sql.execute("UPDATE agents SET heartbeat_at = 'x', pid = 'y' WHERE name = 'bob'")
+    weird1 = mb.get("weird1")
+    assert (weird1.created_at, weird1.available_at, weird1.attempts) == (0.0, 0.0, 0)
+    assert weird1.expires_at is None
+    assert mb.get("weird2").created_at == 0.0
+    bob = mb.agent("bob")
+    assert bob is not None
+    assert (bob.pid, bob.heartbeat_at) == (None, None)
+    [claimed] = mb.claim("bob", owner="o", limit=5)  # weird2: -5 is due; 'soon' never is
+    assert claimed.id == "weird2"
+    mb.ack([claimed.id], owner="o")
+    assert mb.wait_for_messages("bob", 0.05) is False
+    assert {m.id for m in mb.list(status="pending")} == {"weird1"}
