@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import signal
 import sys
@@ -21,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from orchestrator import errors
+from orchestrator import errors, jsontext
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
 from orchestrator.mailbox import USER, MailboxBackend
@@ -66,7 +65,7 @@ def _body(args: argparse.Namespace) -> Any:
     if not args.json_body:
         return text
     try:
-        return json.loads(text)
+        return jsontext.loads(text)
     except ValueError as exc:
         raise common.CliFailure(
             f"--json-body: TEXT is not valid JSON ({exc})", common.EXIT_USAGE, "usage"

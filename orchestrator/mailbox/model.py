@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from orchestrator import errors
+from orchestrator import errors, jsontext
 
 USER: Final = "user"
 """The person at the CLI: always a valid sender and recipient, never registered."""
@@ -156,13 +156,26 @@ def make_message(*values: Any) -> Message:
 def message_from_row(row: tuple[Any, ...]) -> Message:
     """Build a :class:`Message` from a row selected with :data:`MESSAGE_COLUMNS`."""
     fields = list(row)
-    fields[6] = json.loads(fields[6])
+    try:  # noqa: SIM105 - once per message read; contextlib.suppress costs more
+        fields[6] = jsontext.loads(fields[6])
+    except ValueError:  # nested past what Python reads (a plain-SQL writer's): as text
+        pass
     return make_message(*fields)
 
 
 def agent_from_row(row: tuple[Any, ...]) -> AgentInfo:
     name, description, pid, state, heartbeat_at, registered_at, meta = row
-    return AgentInfo(name, description, pid, state, heartbeat_at, registered_at, json.loads(meta))
+    return AgentInfo(name, description, pid, state, heartbeat_at, registered_at, meta_of(meta))
+
+
+def meta_of(text: str) -> dict[str, Any]:
+    """An agent's ``meta`` column as a dict; ``{}`` for one a plain-SQL writer left that
+    is not an object (json_valid takes `[1]` and 999 nested arrays)."""
+    try:
+        meta = jsontext.loads(text)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 # One encoder for every body: json.dumps() with non-default options builds a new
@@ -174,7 +187,7 @@ def encode_body(body: Any) -> str:
     """JSON-encode a body, refusing what other languages could not read back."""
     try:
         text = _BODY_ENCODER.encode(body)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise errors.InvalidBody(
             f"body is not JSON-serialisable ({exc}); send str, int, float, bool, None, "
             "or lists/dicts of them"

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator import errors, logview, trace
+from orchestrator import errors, jsontext, logview, trace
 from orchestrator.cli.budget_verbs import budget_share, context_share
 from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
 from orchestrator.cli.log_verbs import Places, places_of
@@ -243,7 +242,7 @@ class TeamSource:
                 f"SELECT name, meta, {number_column('heartbeat_at', 'NULL', time=True)} FROM agents"
             ):
                 with contextlib.suppress(ValueError, TypeError):
-                    decoded = json.loads(meta_text)
+                    decoded = jsontext.loads(meta_text)
                     meta[name] = decoded if isinstance(decoded, dict) else {}
                 if beat is not None:
                     beats.append(float(beat))

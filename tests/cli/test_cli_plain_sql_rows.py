@@ -31,7 +31,14 @@ def db(tmp_path: Path) -> Path:
         "INSERT INTO messages (id, sender, recipient, body, created_at, expires_at) "
         "VALUES ('weird2', 'user', 'bob', '1', 9e999, 1e308)"
     )
-    conn.execute("UPDATE agents SET heartbeat_at = 'x', registered_at = 1e300 WHERE name = 'bob'")
+    conn.execute(
+        "UPDATE agents SET heartbeat_at = 'x', registered_at = 1e300, meta = ? WHERE name = 'bob'",
+        ("[" * 999 + "]" * 999,),
+    )
+    conn.execute(
+        "INSERT INTO messages (id, sender, recipient, body) VALUES ('deep', 'user', 'bob', ?)",
+        ("[" * 999 + "]" * 999,),
+    )
     conn.close()
     return path
 
@@ -46,6 +53,9 @@ def db(tmp_path: Path) -> Path:
         ["trace", "weird1"],
         ["trace", "weird2", "--json"],
         ["inbox", "bob", "--wait", "0.1"],
+        ["inbox", "bob", "--limit", "5", "--json"],
+        ["queue", "show", "deep"],
+        ["send", "bob", "[" * 3000 + "]" * 3000, "--json-body"],
         ["ps"],
     ],
     ids=" ".join,
@@ -60,6 +70,10 @@ def test_odd_rows_are_shown_not_crashed_on(db: Path, verb: list[str]) -> None:
         check=False,
     )
     assert "Traceback" not in done.stderr, done.stderr
+    if "--json-body" in verb:  # too deep for Python: a usage error like bad JSON
+        assert done.returncode == 2, done.stderr
+        assert "nested too deep" in done.stderr
+        return
     assert done.returncode == 0, done.stderr
     if "--json" in verb:
         json.loads(done.stdout)

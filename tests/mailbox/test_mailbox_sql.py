@@ -119,3 +119,40 @@ def test_text_and_absurd_numbers_in_number_columns_are_read_not_crashed_on(
     mb.ack([claimed.id], owner="o")
     assert mb.wait_for_messages("bob", 0.05) is False
     assert {m.id for m in mb.list(status="pending")} == {"weird1"}
+
+
+def test_bodies_and_meta_nested_past_what_python_reads(
+    mb: Mailbox, sql: sqlite3.Connection
+) -> None:
+    """json_valid accepts 999 nested arrays, Python's json.loads raises RecursionError
+    on them (not ValueError): every read of such a row was a traceback, and a claim of
+    it ended the agent's session. The body is read as its text; a meta that is not an
+    object (or too deep) as {}, and the supervisor's next registry write replaces it."""
+    mb.register("bob", "")
+    deep = "[" * 999 + "]" * 999
+    sql.execute(
+        "INSERT INTO messages (id, sender, recipient, body) VALUES ('deep', 'user', 'bob', ?)",
+        (deep,),
+    )
+    assert mb.get("deep").body == deep
+    [claimed] = mb.claim("bob", owner="o")
+    assert claimed.body == deep
+    for meta in (deep, "[1]", '"text"'):
+        sql.execute("UPDATE agents SET meta = ? WHERE name = 'bob'", (meta,))
+        bob = mb.agent("bob")
+        assert bob is not None
+        assert bob.meta == {}
+        mb.update_agent("bob", state="ready", meta={"k": 1})
+        bob = mb.agent("bob")
+        assert bob is not None
+        assert bob.meta == {"k": 1}
+
+
+def test_a_body_nested_too_deep_to_encode_is_refused(mb: Mailbox) -> None:
+    mb.register("bob", "")
+    body: list[object] = []
+    for _ in range(5000):
+        body = [body]
+    with pytest.raises(errors.InvalidBody, match="not JSON-serialisable"):
+        mb.send("user", "bob", body)
+    assert mb.list() == []

@@ -26,7 +26,7 @@ import nats.errors
 import nats.js.errors
 import structlog
 
-from orchestrator import errors, procid
+from orchestrator import errors, jsontext, procid
 from orchestrator.mailbox.model import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig
@@ -60,7 +60,7 @@ def parse_record(data: bytes | None) -> dict[str, Any] | None:
     input. A lease that is not a record holds nobody's agent; a presence that is not one
     shows nobody."""
     try:
-        record = json.loads(data or b"")
+        record = jsontext.loads(data or b"")
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(record, dict):

@@ -32,7 +32,7 @@ from typing import Any, Final
 import nats.js.errors
 from nats.js.kv import KeyValue
 
-from orchestrator import errors
+from orchestrator import errors, jsontext
 from orchestrator.mailbox.model import KINDS, STATUSES, AgentInfo, Message, make_message
 from orchestrator.mailbox.nats import faults
 from orchestrator.mailbox.nats.faults import TRANSIENT, retrying
@@ -83,7 +83,7 @@ def encode_message(message: Message) -> bytes:
 def _fields(data: bytes, key: str, names: tuple[str, ...]) -> dict[str, Any]:
     """The JSON object at ``key`` with every one of ``names``, or RecordUnreadable."""
     try:
-        record = json.loads(data)
+        record = jsontext.loads(data)
     except (ValueError, UnicodeDecodeError):
         raise errors.RecordUnreadable(key, "not JSON") from None
     if not isinstance(record, dict):
@@ -141,7 +141,7 @@ def encode_agent(agent: AgentInfo) -> bytes:
 def decode_edge(data: bytes) -> dict[str, Any] | None:
     """A wait-for edge ``{waiter, target, expires_at}``, or None when it is not one."""
     try:
-        edge = json.loads(data)
+        edge = jsontext.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(edge, dict) or not all(k in edge for k in ("waiter", "target", "expires_at")):

@@ -54,6 +54,7 @@ GARBAGE = [
     json.dumps({**GOOD, "max_attempts": 0}).encode(),
     json.dumps({**GOOD, "id": "../x"}).encode(),
     json.dumps({**GOOD, "available_at": float("nan")}).encode(),
+    b"[" * 5000 + b"]" * 5000,  # json.loads: RecursionError, not ValueError
 ]
 
 
