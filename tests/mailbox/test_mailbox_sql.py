@@ -156,3 +156,19 @@ def test_a_body_nested_too_deep_to_encode_is_refused(mb: Mailbox) -> None:
     with pytest.raises(errors.InvalidBody, match="not JSON-serialisable"):
         mb.send("user", "bob", body)
     assert mb.list() == []
+
+
+def test_a_wait_edge_with_text_for_its_deadline_refuses_nothing_and_is_swept(
+    mb: Mailbox, sql: sqlite3.Connection
+) -> None:
+    """An edge 'a waits on b until never' (text sorts after every number) closed a
+    cycle for good: b's asks to a were refused as would_deadlock, and the sweep never
+    removed it."""
+    mb.register("a", "")
+    mb.register("b", "")
+    sql.execute(
+        "INSERT INTO waits (request_id, waiter, target, expires_at) VALUES ('x', 'a', 'b', 'never')"
+    )
+    mb.request("b", "a", "fine?", wait_s=30)  # no cycle through the odd edge
+    mb.sweep()
+    assert sql.execute("SELECT count(*) FROM waits WHERE request_id = 'x'").fetchone()[0] == 0
