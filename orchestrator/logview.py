@@ -12,7 +12,6 @@ on the new one.
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import re
 import time
@@ -24,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from orchestrator import jsontext
 from orchestrator.logconfig import SUPERVISOR_LOG
 
 SUFFIX = ".jsonl"
@@ -43,8 +43,8 @@ class LogLine:
     def event(self) -> Mapping[str, Any] | None:
         """The decoded event, or None for a line that is not a JSON object."""
         try:
-            value = json.loads(self.raw)
-        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+            value = jsontext.loads(self.raw)
+        except ValueError:
             return None
         return value if isinstance(value, dict) else None
 

@@ -126,7 +126,13 @@ class AdminOps(ConsumeOps):
                 f"AND NOT {_NEEDED_REPLY}",
                 (now - retention_s,),
             ).rowcount
-            conn.execute("DELETE FROM waits WHERE expires_at <= ?", (now,))
+            # Text in expires_at (a plain-SQL writer's) sorts after every number: such an
+            # edge never ran out, and refused asks as would_deadlock for good.
+            conn.execute(
+                "DELETE FROM waits WHERE expires_at <= ? "
+                "OR typeof(expires_at) NOT IN ('real', 'integer')",
+                (now,),
+            )
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 
     def peek(self, recipient: str, *, limit: int = 10) -> list[Message]:

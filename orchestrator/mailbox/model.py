@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from orchestrator import errors
+from orchestrator import errors, jsontext
 
 USER: Final = "user"
 """The person at the CLI: always a valid sender and recipient, never registered."""
@@ -114,12 +114,39 @@ class SweepResult:
     pruned: int
 
 
-MESSAGE_COLUMNS: Final = (
-    "id, kind, sender, recipient, correlation_id, cause_id, body, status, attempts, "
-    "max_attempts, lease_owner, lease_expires, available_at, created_at, expires_at, "
-    "claimed_at, done_at, error, error_detail"
+def number_column(column: str, otherwise: str, *, time: bool = False) -> str:
+    """``column`` as stored when it is a number (a time: between 1970 and the year
+    5138), NULL as NULL, anything else ``otherwise``. A plain-SQL writer (queue/README.md)
+    can put text in a REAL column ('yesterday': SQLite keeps what it cannot convert) or
+    1e308 in a time, and readers did arithmetic and dates on them: `queue ls`, `queue
+    show` and `trace` ended in TypeError/OverflowError tracebacks. Checked in SQL, per
+    row, in C; no commas (consuming.py counts the columns by them)."""
+    number = f"(typeof({column}) = 'real' OR typeof({column}) = 'integer')"
+    if time:
+        number += f" AND {column} BETWEEN 0 AND 1e11"
+    return f"CASE WHEN {column} IS NULL THEN NULL WHEN {number} THEN {column} ELSE {otherwise} END"
+
+
+_TIMES: Final = ("lease_expires", "available_at", "created_at", "expires_at", "claimed_at")
+MESSAGE_COLUMNS: Final = ", ".join(
+    [
+        "id, kind, sender, recipient, correlation_id, cause_id, body, status",
+        number_column("attempts", "0"),
+        number_column("max_attempts", "1"),
+        "lease_owner",
+        *(
+            number_column(c, "0.0" if c in ("available_at", "created_at") else "NULL", time=True)
+            for c in _TIMES
+        ),
+        number_column("done_at", "NULL", time=True),
+        "error, error_detail",
+    ]
 )
-AGENT_COLUMNS: Final = "name, description, pid, state, heartbeat_at, registered_at, meta"
+AGENT_COLUMNS: Final = (
+    f"name, description, {number_column('pid', 'NULL')}, state, "
+    f"{number_column('heartbeat_at', 'NULL', time=True)}, "
+    f"{number_column('registered_at', '0.0', time=True)}, meta"
+)
 
 
 _MESSAGE_FIELDS: Final = tuple(f.name for f in dataclasses.fields(Message))
@@ -137,13 +164,26 @@ def make_message(*values: Any) -> Message:
 def message_from_row(row: tuple[Any, ...]) -> Message:
     """Build a :class:`Message` from a row selected with :data:`MESSAGE_COLUMNS`."""
     fields = list(row)
-    fields[6] = json.loads(fields[6])
+    try:  # noqa: SIM105 - once per message read; contextlib.suppress costs more
+        fields[6] = jsontext.loads(fields[6])
+    except ValueError:  # nested past what Python reads (a plain-SQL writer's): as text
+        pass
     return make_message(*fields)
 
 
 def agent_from_row(row: tuple[Any, ...]) -> AgentInfo:
     name, description, pid, state, heartbeat_at, registered_at, meta = row
-    return AgentInfo(name, description, pid, state, heartbeat_at, registered_at, json.loads(meta))
+    return AgentInfo(name, description, pid, state, heartbeat_at, registered_at, meta_of(meta))
+
+
+def meta_of(text: str) -> dict[str, Any]:
+    """An agent's ``meta`` column as a dict; ``{}`` for one a plain-SQL writer left that
+    is not an object (json_valid takes `[1]` and 999 nested arrays)."""
+    try:
+        meta = jsontext.loads(text)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 # One encoder for every body: json.dumps() with non-default options builds a new
@@ -176,7 +216,7 @@ def encode_body(body: Any) -> str:
         )
     try:
         text = _BODY_ENCODER.encode(body)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise errors.InvalidBody(
             f"body is not JSON-serialisable ({exc}); send str, int, float, bool, None, "
             "or lists/dicts of them"

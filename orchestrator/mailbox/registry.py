@@ -8,7 +8,6 @@ Names follow the roster's rule (:mod:`orchestrator.names`): ``user`` and
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from orchestrator import errors
@@ -22,6 +21,7 @@ from orchestrator.mailbox.model import (
     Keep,
     agent_from_row,
     encode_meta,
+    meta_of,
 )
 from orchestrator.names import RESERVED_NAMES, name_problem
 
@@ -99,7 +99,7 @@ class RegistryOps(MailboxCore):
             row = conn.execute("SELECT meta FROM agents WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise errors.RecipientUnknown(name, self._known_names(conn))
-            merged = json.loads(row[0])
+            merged = meta_of(row[0])
             if meta:
                 merged.update(meta)
             conn.execute(

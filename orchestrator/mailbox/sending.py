@@ -30,7 +30,7 @@ WITH RECURSIVE reach(name, path) AS (
     UNION ALL
     SELECT w.target, reach.path || ' -> ' || w.target
     FROM reach JOIN waits AS w ON w.waiter = reach.name
-    WHERE w.expires_at > :now
+    WHERE w.expires_at > :now AND typeof(w.expires_at) IN ('real', 'integer')
       AND reach.name != :sender
       AND instr(' -> ' || reach.path || ' -> ', ' -> ' || w.target || ' -> ') = 0
 )

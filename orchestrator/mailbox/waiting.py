@@ -27,10 +27,15 @@ SELECT
             AND (expires_at IS NULL OR expires_at > :now)),
   (SELECT min(available_at) FROM messages
    WHERE recipient = :r AND status = 'pending' AND kind != 'response'
-     AND available_at > :now),
+     AND available_at > :now AND typeof(available_at) IN ('real', 'integer')),
   (SELECT min(lease_expires) FROM messages
-   WHERE recipient = :r AND status = 'leased')
+   WHERE recipient = :r AND status = 'leased'
+     AND typeof(lease_expires) IN ('real', 'integer'))
 """
+# (The typeof()s: a plain-SQL writer's text in a time column sorts after every number
+# in SQLite, so it came back as the "next" time and the wait did arithmetic on text: a
+# TypeError that ended every wait on the inbox, an agent's idle wait included. Such a
+# row is never claimable; `queue ls` shows it.)
 
 
 def inbox_answer(state: tuple[bool, float]) -> tuple[bool | None, float]:

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator import errors, logview, trace
+from orchestrator import errors, jsontext, logview, trace
 from orchestrator.cli.budget_verbs import budget_share, context_share
 from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
 from orchestrator.cli.log_verbs import Places, places_of
@@ -29,6 +28,7 @@ from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
+from orchestrator.mailbox.model import number_column
 from orchestrator.redact import for_people
 from orchestrator.tui.procstat import ProcReader
 
@@ -233,15 +233,16 @@ class TeamSource:
             )
             claimed = dict(
                 conn.execute(
-                    "SELECT id, claimed_at FROM messages WHERE status = 'leased'"
+                    f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
+                    "FROM messages WHERE status = 'leased'"
                 ).fetchall()
             )
             meta, beats = {}, []
             for name, meta_text, beat in conn.execute(
-                "SELECT name, meta, heartbeat_at FROM agents"
+                f"SELECT name, meta, {number_column('heartbeat_at', 'NULL', time=True)} FROM agents"
             ):
                 with contextlib.suppress(ValueError, TypeError):
-                    decoded = json.loads(meta_text)
+                    decoded = jsontext.loads(meta_text)
                     meta[name] = decoded if isinstance(decoded, dict) else {}
                 if beat is not None:
                     beats.append(float(beat))

@@ -84,3 +84,91 @@ def test_plain_sql_reply_reaches_the_waiter_once(mb: Mailbox, sql: sqlite3.Conne
     assert sql.execute("SELECT count(*) FROM waits").fetchone()[0] == 0  # the waiter cleaned up
     with pytest.raises(sqlite3.IntegrityError):
         sql.execute(recipe, (time.time(), r.id))
+
+
+def test_text_and_absurd_numbers_in_number_columns_are_read_not_crashed_on(
+    mb: Mailbox, sql: sqlite3.Connection
+) -> None:
+    """SQLite keeps text it cannot convert in a REAL column, and a time of 1e308 or -5 is
+    a number. Rows a plain-SQL writer left so made `queue ls`, `queue show` and `trace`
+    end in tracebacks (arithmetic and dates on them), and a text `available_at` ended
+    every wait on its inbox, an agent's idle wait included (TypeError: text sorts after
+    every number, so it came back as the next time due). They are read as numbers or
+    as nothing now; a row that can never be due is never claimed, and `queue ls` shows
+    it."""
+    mb.register("bob", "")
+    sql.execute(
+        "INSERT INTO messages (id, sender, recipient, body, created_at, available_at, "
+        "attempts, expires_at) VALUES ('weird1', 'user', 'bob', '\"x\"', 'yesterday', 'soon', "
+        "'many', 1e308)"
+    )
+    sql.execute(
+        "INSERT INTO messages (id, sender, recipient, body, created_at, available_at) "
+        "VALUES ('weird2', 'user', 'bob', '1', 9e999, -5)"
+    )
+    sql.execute("UPDATE agents SET heartbeat_at = 'x', pid = 'y' WHERE name = 'bob'")
+    weird1 = mb.get("weird1")
+    assert (weird1.created_at, weird1.available_at, weird1.attempts) == (0.0, 0.0, 0)
+    assert weird1.expires_at is None
+    assert mb.get("weird2").created_at == 0.0
+    bob = mb.agent("bob")
+    assert bob is not None
+    assert (bob.pid, bob.heartbeat_at) == (None, None)
+    [claimed] = mb.claim("bob", owner="o", limit=5)  # weird2: -5 is due; 'soon' never is
+    assert claimed.id == "weird2"
+    mb.ack([claimed.id], owner="o")
+    assert mb.wait_for_messages("bob", 0.05) is False
+    assert {m.id for m in mb.list(status="pending")} == {"weird1"}
+
+
+def test_bodies_and_meta_nested_past_what_python_reads(
+    mb: Mailbox, sql: sqlite3.Connection
+) -> None:
+    """json_valid accepts 999 nested arrays, Python's json.loads raises RecursionError
+    on them (not ValueError): every read of such a row was a traceback, and a claim of
+    it ended the agent's session. The body is read as its text; a meta that is not an
+    object (or too deep) as {}, and the supervisor's next registry write replaces it."""
+    mb.register("bob", "")
+    deep = "[" * 999 + "]" * 999
+    sql.execute(
+        "INSERT INTO messages (id, sender, recipient, body) VALUES ('deep', 'user', 'bob', ?)",
+        (deep,),
+    )
+    assert mb.get("deep").body == deep
+    [claimed] = mb.claim("bob", owner="o")
+    assert claimed.body == deep
+    for meta in (deep, "[1]", '"text"'):
+        sql.execute("UPDATE agents SET meta = ? WHERE name = 'bob'", (meta,))
+        bob = mb.agent("bob")
+        assert bob is not None
+        assert bob.meta == {}
+        mb.update_agent("bob", state="ready", meta={"k": 1})
+        bob = mb.agent("bob")
+        assert bob is not None
+        assert bob.meta == {"k": 1}
+
+
+def test_a_body_nested_too_deep_to_encode_is_refused(mb: Mailbox) -> None:
+    mb.register("bob", "")
+    body: list[object] = []
+    for _ in range(5000):
+        body = [body]
+    with pytest.raises(errors.InvalidBody, match="not JSON-serialisable"):
+        mb.send("user", "bob", body)
+    assert mb.list() == []
+
+
+def test_a_wait_edge_with_text_for_its_deadline_refuses_nothing_and_is_swept(
+    mb: Mailbox, sql: sqlite3.Connection
+) -> None:
+    """An edge 'a waits on b until never' (text sorts after every number) closed a
+    cycle for good: b's asks to a were refused as would_deadlock, and the sweep never
+    removed it."""
+    mb.register("a", "")
+    mb.register("b", "")
+    sql.execute(
+        "INSERT INTO waits (request_id, waiter, target, expires_at) VALUES ('x', 'a', 'b', 'never')"
+    )
+    mb.request("b", "a", "fine?", wait_s=30)  # no cycle through the odd edge
+    mb.sweep()
+    assert sql.execute("SELECT count(*) FROM waits WHERE request_id = 'x'").fetchone()[0] == 0

@@ -18,7 +18,13 @@ from orchestrator import errors
 from orchestrator.mailbox import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.mailbox.nats import records as rec
-from orchestrator.mailbox.nats.lease import AgentLeases, holder_of, presence_key
+from orchestrator.mailbox.nats.lease import (
+    STALE_PRESENCE_S,
+    AgentLeases,
+    holder_of,
+    lease_key,
+    presence_key,
+)
 
 NO_PID = int(Path("/proc/sys/kernel/pid_max").read_text())  # pids stay below it
 
@@ -182,3 +188,84 @@ async def test_a_supervisor_is_known_gone_by_its_presence_not_by_a_pid_elsewhere
         assert gone == f"no process {never} runs on {socket.gethostname()}"
         await leases.leave()
         assert await rec.get(mb.kv, here_key) is None
+
+
+async def test_presences_that_ran_out_an_hour_ago_are_removed_at_a_start(
+    config: NatsConfig,
+) -> None:
+    """A supervisor killed without its clean stop leaves its presence (one key); the next
+    to start removes those that ran out over STALE_PRESENCE_S ago. One that ran out
+    lately still answers `supervisor_gone` ("last showed itself…") and stays, as do live
+    ones and a key that is not a presence record."""
+    async with NatsMailbox(config) as mb:
+        now = mb.now()
+        records = {
+            presence_key("far.example", 1): now - STALE_PRESENCE_S - 10,  # long gone
+            presence_key("far.example", 2): now - 10,  # ran out lately
+            presence_key("far.example", 3): now + 60,  # alive
+        }
+        for key, expires_at in records.items():
+            value = {"holder": "x", "host": "far.example", "pid": 0, "expires_at": expires_at}
+            await mb.kv.put(key, json.dumps(value).encode())
+        await mb.kv.put(presence_key("far.example", 4), b"not json")
+        leases = AgentLeases(mb, "sup-here", lease_s=60.0)
+        await leases.announce()
+        assert await rec.get(mb.kv, presence_key("far.example", 1)) is None
+        for pid in (2, 3, 4):
+            assert await rec.get(mb.kv, presence_key("far.example", pid)) is not None
+        assert "last showed itself" in (await leases.supervisor_gone("far.example", 2, now) or "")
+        await mb.kv.put(
+            presence_key("far.example", 5),
+            json.dumps({"expires_at": now - STALE_PRESENCE_S - 10}).encode(),
+        )
+        await leases.announce()  # a renewal: the sweep is once per start
+        assert await rec.get(mb.kv, presence_key("far.example", 5)) is not None
+        await leases.leave()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"holder": 1}',
+        b'{"holder": "x", "host": "h", "pid": "7", "expires_at": 1}',
+        b'{"holder": "x", "host": "h", "pid": 7, "expires_at": NaN}',
+        b"\xff",
+    ],
+)
+async def test_a_lease_record_garbled_in_the_bucket_is_not_a_crash(
+    config: NatsConfig, garbage: bytes
+) -> None:
+    """Anyone with the team's NATS account can write the bucket (`nats kv put` by hand, a
+    script, another version). A lease that is not a record used to raise a JSONDecodeError
+    or KeyError out of the renewal task (ending the supervisor) or out of `take` (the agent
+    never started). Now: it holds nobody's agent; a held one is written again."""
+    async with NatsMailbox(config) as mb:
+        leases = AgentLeases(mb, "sup-here", lease_s=60.0, renew_every_s=0.05)
+        await mb.kv.put(lease_key("alpha"), garbage)
+        assert await holder_of(mb, "alpha") is None
+        await leases.take("alpha")  # nobody holds it: taken
+        assert (await holder_of(mb, "alpha") or {}).get("holder") == "sup-here"
+        await mb.kv.put(lease_key("alpha"), garbage)  # garbled under the holder
+        lost: list[str] = []
+
+        async def on_lost(agent: str, exc: errors.AgentHeldElsewhere) -> None:
+            lost.append(agent)
+
+        with anyio.move_on_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(leases.keep, on_lost)
+                for _ in range(1500):  # renewals, until the lease is a record again
+                    if (await holder_of(mb, "alpha") or {}).get("holder") == "sup-here":
+                        break
+                    await anyio.sleep(0.02)
+                tg.cancel_scope.cancel()
+        assert (await holder_of(mb, "alpha") or {}).get("holder") == "sup-here"
+        assert lost == []
+        await mb.kv.put(presence_key("far.example", 9), garbage)
+        assert "not shown itself" in (
+            await leases.supervisor_gone("far.example", 9, mb.now() - 61.0) or ""
+        )
+        await leases.release("alpha")
+        assert await rec.get(mb.kv, lease_key("alpha")) is None
