@@ -12,9 +12,15 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator import procid
+
 LAUNCHER_PREFIX = "octy-"  # make_launcher's private folder: the launcher, agents' temp folders
+# In that folder: which process made it (its pid, start time, boot and pid namespace), so
+# that a later `up` can prove the folder's supervisor is gone (supervision/leftovers.py).
+MAKER_FILE = "supervisor"
 # Where the launcher writes the pid of the claude process it becomes (cli_pid_file); unset
 # before the CLI starts, so no tool an agent runs sees it.
 PID_FILE_ENV = "OCTY_CLI_PID_FILE"
@@ -42,6 +48,7 @@ def make_launcher(folder: Path | None = None) -> str | None:
     setsid, setpriv = shutil.which("setsid"), shutil.which("setpriv")
     folder = folder or Path(tempfile.mkdtemp(prefix=LAUNCHER_PREFIX))
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    Maker.this_process().write(folder)
     (folder / "pids").mkdir(mode=0o700, exist_ok=True)
     path = folder / "claude"
     # exec keeps one pid throughout: the launcher's $$ is the CLI's pid, and its group's
@@ -61,6 +68,69 @@ def make_launcher(folder: Path | None = None) -> str | None:
     )
     os.chmod(path, 0o700)
     return str(path)
+
+
+@dataclass(frozen=True)
+class Maker:
+    """The process that made a launcher folder. Gone for certain if the machine was booted
+    since, or if no process of that pid and start time runs in our pid namespace; in
+    another namespace (a container sharing /tmp) it cannot be told, so never gone."""
+
+    pid: int
+    start: int
+    boot: str
+    pidns: str
+
+    @classmethod
+    def this_process(cls) -> Maker:
+        pid = os.getpid()
+        return cls(pid, procid.start_ticks(pid) or 0, _boot_id(), _pid_namespace())
+
+    def write(self, folder: Path) -> None:
+        fd = os.open(
+            folder / MAKER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600
+        )
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(f"pid={self.pid} start={self.start} boot={self.boot} pidns={self.pidns}\n")
+
+    @classmethod
+    def read(cls, folder_fd: int) -> Maker | None:
+        """The maker recorded in the folder open at ``folder_fd``; None without a readable
+        record (a folder of an older version, or one being made)."""
+        try:
+            fd = os.open(MAKER_FILE, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder_fd)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            text = f.read(512).decode("ascii", "replace")
+        fields = dict(part.partition("=")[::2] for part in text.split())
+        pid, start = fields.get("pid", ""), fields.get("start", "")
+        if not (pid.isdigit() and start.isdigit() and fields.get("boot") and fields.get("pidns")):
+            return None
+        return cls(int(pid), int(start), fields["boot"], fields["pidns"])
+
+    def gone(self) -> bool:
+        if not self.start or "unknown" in (self.boot, self.pidns):
+            return False  # recorded without /proc: nothing to prove it with
+        if self.boot != _boot_id():
+            return True
+        if self.pidns != _pid_namespace():
+            return False
+        return procid.start_ticks(self.pid) != self.start
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return "unknown"
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "unknown"
 
 
 def cli_pid_file(cli_path: str | None, agent: str) -> Path | None:
@@ -104,6 +174,7 @@ def remove_launcher(path: str) -> None:
     (:func:`private_tmpdir`) and the pids the launcher wrote (:func:`cli_pid_file`)."""
     p = Path(path)
     p.unlink(missing_ok=True)
+    (p.parent / MAKER_FILE).unlink(missing_ok=True)
     for beside in ("tmp", "pids"):
         shutil.rmtree(p.parent / beside, ignore_errors=True)
     with contextlib.suppress(OSError):
