@@ -53,6 +53,15 @@ class QueueError(OrchestratorError):
     code = "queue_error"
 
 
+class QueueStalled(QueueError):
+    """The queue cannot take a step now and may later: a NATS server out of reach
+    (QueueUnavailable), a database file locked past the busy timeout or on a full disk
+    (DatabaseStalled). Nothing of the step was written; a session waits these out
+    (outage.py) instead of ending, which would drop the answer in hand."""
+
+    code = "queue_stalled"
+
+
 class DatabaseError(QueueError):
     """The database file cannot be used (corrupt, not SQLite, read-only, wrong version)."""
 
@@ -96,7 +105,14 @@ class DatabaseReplaced(DatabaseError):
         return None
 
 
-class QueueUnavailable(QueueError):
+class DatabaseStalled(DatabaseError, QueueStalled):
+    """The database refused a write for now: another connection kept the write lock past
+    the busy timeout, or the file system holding it is full. Nothing was written."""
+
+    code = "database_stalled"
+
+
+class QueueUnavailable(QueueStalled):
     """The NATS queue cannot be used: server unreachable, JetStream off, refused login."""
 
     code = "queue_unavailable"

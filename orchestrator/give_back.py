@@ -106,7 +106,7 @@ class GiveBack:
                         continue
             else:
                 await self.mailbox.release(self.owner)
-        except errors.QueueUnavailable as exc:
+        except errors.QueueStalled as exc:
             # The session is over either way: not waited for (a stop would hang on it).
             # Nothing is lost: the leases run out and the messages are delivered again.
             self.log.warning("requeue_failed", messages=ids, error=str(exc))

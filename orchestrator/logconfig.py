@@ -114,6 +114,7 @@ class _Router:
         self.backups = backups
         self._files: dict[str, _PrivateRotatingFile] = {}
         self._sizes: dict[str, int] = {}  # characters written to each file (rotation check)
+        self._opened: dict[str, tuple[int, int]] = {}  # (inode, device) of each open file
         self._dropped: dict[str, int] = {}  # lines lost per file that cannot be written
         self._reported = False  # a write failure is on stderr, and nothing got through since
         self._closed = False
@@ -139,18 +140,43 @@ class _Router:
         loop); the size is counted here instead, as the handler counts it (characters)."""
         handler = self._file(name)
         size = self._sizes.get(name)
+        if handler.stream is not None and self._moved(handler):
+            with contextlib.suppress(OSError, ValueError):
+                handler.stream.close()
+            handler.stream = None
         if handler.stream is None:
+            assert self.logs_dir is not None
+            try:  # `rm -rf logs` meanwhile: made again, 0700 (a link there is refused)
+                safefs.private_folder(self.logs_dir, "logs folder")
+            except UnsafePath as exc:  # a write failure like any other (_failed_write)
+                raise PermissionError(errno.EPERM, str(exc)) from None
             handler.stream = handler._open()
+            mine = os.fstat(handler.stream.fileno())
+            self._opened[handler.baseFilename] = (mine.st_ino, mine.st_dev)
             size = None
         if size is None:
             handler.stream.seek(0, os.SEEK_END)
             size = handler.stream.tell()
         if self.max_bytes > 0 and size and size + len(line) + 1 >= self.max_bytes:
             handler.doRollover()
+            mine = os.fstat(handler.stream.fileno())
+            self._opened[handler.baseFilename] = (mine.st_ino, mine.st_dev)
             size = 0
         handler.stream.write(line + "\n")
         handler.stream.flush()
         self._sizes[name] = size + len(line) + 1
+
+    def _moved(self, handler: _PrivateRotatingFile) -> bool:
+        """The open file is no longer the one at its path: deleted (`rm logs/*.jsonl`,
+        `rm -rf logs`) or moved away (logrotate without copytruncate). Writing on would
+        put every later line in a file nobody can open; the next line opens it again.
+        (One stat, ~1 us; a line costs ~15 us and the team writes a few a second.)"""
+        assert handler.stream is not None
+        try:
+            there = os.stat(handler.baseFilename)
+        except OSError:  # gone, or no folder there now: opening again says what is wrong
+            return True
+        return (there.st_ino, there.st_dev) != self._opened.get(handler.baseFilename)
 
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
         line = json.dumps(event, default=str, ensure_ascii=False)

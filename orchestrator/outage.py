@@ -1,5 +1,7 @@
-"""One agent's session riding out a queue it cannot reach (a NATS server restarting, a
-cluster electing a leader for longer than a primitive's own 15 s of retries).
+"""One agent's session riding out a queue it cannot use for now (QueueStalled): a NATS
+server restarting, a cluster electing a leader for longer than a primitive's own 15 s
+of retries, a SQLite file whose write lock another program keeps past the busy timeout
+(an sqlite3 shell left in BEGIN), or a full disk.
 
 What the session was doing is stored in the queue (its claimed messages, the request it
 answers), so an outage costs time, never the session: the runner tries the step again
@@ -30,7 +32,7 @@ class Outage:
         self.log = log
         self.since: float | None = None
 
-    def down(self, doing: str, exc: errors.QueueUnavailable) -> None:
+    def down(self, doing: str, exc: errors.QueueStalled) -> None:
         """A step failed on an unreachable queue: warn once per outage."""
         if self.since is None:
             self.since = time.monotonic()
@@ -43,14 +45,14 @@ class Outage:
             self.since = None
 
     async def retry(self, doing: str, step: Callable[[], Awaitable[T]]) -> T:
-        """``step()`` until the queue answers it. Only QueueUnavailable is tried again
+        """``step()`` until the queue answers it. Only QueueStalled is tried again
         (the step must be safe to repeat: a reply is written only if absent, a nack
         repeated after a lost answer finds its lease gone); cancellation (a forced stop)
         ends the wait."""
         while True:
             try:
                 result = await step()
-            except errors.QueueUnavailable as exc:
+            except errors.QueueStalled as exc:
                 self.down(doing, exc)
                 await anyio.sleep(RETRY_S)
                 continue

@@ -354,7 +354,7 @@ class AgentRunner:
             claimed = await self.mailbox.claim(
                 self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
             )
-        except errors.QueueUnavailable as exc:  # idle: try again soon, as the same session
+        except errors.QueueStalled as exc:  # idle: try again soon, as the same session
             self._outage.down("claim", exc)
             await self._idle(anyio.sleep(outage.RETRY_S))
             return []
@@ -363,13 +363,13 @@ class AgentRunner:
         if len(batch) < len(claimed):  # handed back uncounted, claimed again next turn
             try:
                 await self.mailbox.release(self.owner, [m.id for m in claimed if m not in batch])
-            except errors.QueueUnavailable as exc:  # they come back when their lease runs out
+            except errors.QueueStalled as exc:  # they come back when their lease runs out
                 self._outage.down("release", exc)
         if batch or self._stop.is_set():
             return batch
         try:
             await self._idle(self.mailbox.wait_for_messages(self.name, 30.0))
-        except errors.QueueUnavailable as exc:  # still out of reach after its own retries
+        except errors.QueueStalled as exc:  # still out of reach after its own retries
             self._outage.down("wait", exc)
         return []
 
@@ -430,7 +430,7 @@ class AgentRunner:
             await self.mailbox.ack(ids, owner=self.owner)
         except errors.LeaseLost as exc:
             self.log.warning("lease_lost", message_id=exc.message_id)
-        except errors.QueueUnavailable as exc:
+        except errors.QueueStalled as exc:
             self.log.warning("ack_failed", messages=ids, error=str(exc))
 
     async def _answered(self, request_id: str) -> bool:
@@ -576,7 +576,7 @@ class AgentRunner:
                     )
                 except errors.LeaseLost as exc:
                     self.log.warning("lease_lost", message_id=exc.message_id)
-                except errors.QueueUnavailable as exc:  # tried again at the next round; the
+                except errors.QueueStalled as exc:  # tried again at the next round; the
                     # lease has two more rounds to run. Ending the session would kill the
                     # turn in flight (an ask's answer with it) for a queue's hiccup.
                     self.log.warning("extend_failed", error=str(exc))

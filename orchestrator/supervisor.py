@@ -44,6 +44,24 @@ DEFAULT_GRACE_S = 10.0
 START_WAIT_S = 120.0  # how long a layer's start waits for its agents before the next layer
 
 
+def hangup_means() -> str | None:
+    """What SIGHUP asks of this supervisor, decided as it starts (once the terminal has
+    hung up it can no longer be looked at). With a controlling terminal (a foreground
+    `up`) it is that terminal going away (a closed window, a dropped ssh): a graceful
+    stop, as SIGTERM; the default action ended the process with no stop at all (leases
+    held, the registry saying `ready`). Without one (`up -d`, a service) only `kill -HUP`
+    sends it: reload agents.yaml, as supervisord and nginx do. Ignored when we started
+    (`nohup`): left ignored, as asked."""
+    if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        return None
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:  # ENXIO: no controlling terminal
+        return "reload"
+    os.close(fd)
+    return "stop"
+
+
 class Supervisor:
     def __init__(
         self,
@@ -283,8 +301,15 @@ class Supervisor:
     # --- stopping: signals, a database gone, control's down, the shutdown ----------------
 
     async def _signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        hangup = hangup_means()
+        wanted = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hangup else ())
+        with anyio.open_signal_receiver(*wanted) as signals:
             async for signum in signals:
+                if signum == signal.SIGHUP and hangup == "reload":
+                    log.info("signal", signal="SIGHUP", action="reload")
+                    assert self._tg is not None
+                    self._tg.start_soon(self._reload_on_signal)
+                    continue
                 if self._stopping.is_set() and signum == signal.SIGINT:
                     log.warning("forced_stop")
                     for slot in self.slots.values():
@@ -293,6 +318,12 @@ class Supervisor:
                     continue
                 log.info("signal", signal=signal.Signals(signum).name, grace_s=self.grace_s)
                 self.stop()
+
+    async def _reload_on_signal(self) -> None:
+        try:
+            await self.reload()  # it logs what it did, or why the file was refused
+        except Exception as exc:  # a reload must never end the team
+            log.exception("reload_crashed", error=repr(exc))
 
     def _abandon(self, exc: errors.DatabaseReplaced) -> None:
         """The database left its path (deleted, or a file moved over it): stop at once

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -382,6 +383,8 @@ def cmd_down(args: argparse.Namespace) -> int:
         send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))
     except (errors.SupervisorNotRunning, errors.SupervisorGone):
         pass  # it stopped between our look and the command: what was asked
+    except errors.QueueError as exc:
+        _terminate_instead(db, pid, exc)
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     deadline = time.monotonic() + args.timeout + 40
@@ -398,6 +401,26 @@ def cmd_down(args: argparse.Namespace) -> int:
     else:
         print(f"team stopped (supervisor pid {pid})")
     return common.EXIT_OK
+
+
+def _terminate_instead(db: Path, pid: int | None, exc: errors.QueueError) -> None:
+    """The queue cannot carry the command (a full disk, a write lock held, a NATS server
+    out of reach, a damaged file): SIGTERM to this machine's supervisor does the same
+    stop (with the grace `up` was given), so `down` never depends on the queue."""
+    held = holder_pid(db)
+    if held is None:
+        return  # it stopped meanwhile: what was asked
+    if pid is None or held != pid or pid <= 1:
+        raise common.failure_from(exc) from None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError as kill_error:
+        raise CliFailure(
+            f"{exc}; and SIGTERM to the supervisor (pid {pid}) failed: {kill_error.strerror}"
+        ) from None
+    note = f"the queue did not take the command ({exc}); sent SIGTERM to pid {pid} instead"
+    shown = common.clip_lines(for_people(note, multiline=True))
+    print(f"octy-orchestrate: warning: {shown}", file=sys.stderr)
 
 
 _RUNNING = ("starting", "ready", "busy", "blocked", "paused")

@@ -117,15 +117,29 @@ def _fail(path: Path, exc: BaseException) -> errors.DatabaseError:
             "(SQLite creates -wal and -shm files next to it)"
         )
     elif "locked" in low or "busy" in low:
-        reason = (
+        return errors.DatabaseStalled(
+            str(path),
             f"{text}: another connection kept the write lock past this one's busy timeout; "
             "a program holding a transaction open (an sqlite3 shell after BEGIN, a stopped "
             "process) blocks every writer until it commits or exits (`fuser` on the file "
-            "finds it)"
+            "finds it)",
+        )
+    elif _code(exc) == sqlite3.SQLITE_FULL or "disk is full" in low or "no space left" in low:
+        return errors.DatabaseStalled(
+            str(path),
+            f"{text}: the file system holding it has no room left (`df` on its folder); "
+            "nothing was written: free space there and try again (a running team waits "
+            "and goes on by itself)",
         )
     else:
         reason = text
     return errors.DatabaseError(str(path), reason)
+
+
+def _code(exc: BaseException) -> int | None:
+    """SQLite's primary result code of ``exc`` (SQLITE_FULL...), when it carries one."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
 
 
 def translate(path: Path, exc: sqlite3.Error) -> errors.DatabaseError:

@@ -135,6 +135,46 @@ def test_read_only_database_is_refused_at_open(tmp_path: Path, what: str) -> Non
     assert counts(path) == before
 
 
+def test_a_full_disk_is_a_stall_that_says_what_to_do_and_writes_nothing(mb: Mailbox) -> None:
+    """SQLITE_FULL ("database or disk is full") is DatabaseStalled, a QueueStalled a
+    session waits out, with what to do; nothing is written. The file is held at its
+    size with max_page_count on the mailbox's own connection: SQLite's real error."""
+    mb.register("b", "")
+    mb.send("user", "b", "fits")
+    conn = mb._conn
+    assert conn is not None
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(errors.DatabaseStalled) as caught:
+        mb.send("user", "b", "x" * 200_000)
+    assert isinstance(caught.value, errors.QueueStalled)
+    assert isinstance(caught.value, errors.DatabaseError)  # callers of DatabaseError still see it
+    assert "no room left" in caught.value.reason
+    assert "free space" in caught.value.reason
+    conn.execute("PRAGMA max_page_count = 4294967294")
+    assert [m.body for m in mb.list(recipient="b")] == ["fits"]
+    mb.send("user", "b", "x" * 200_000)  # room again: the same mailbox goes on
+
+
+def test_a_write_lock_held_past_the_busy_timeout_is_a_stall(tmp_path: Path) -> None:
+    """Another connection in BEGIN IMMEDIATE past the busy timeout: DatabaseStalled with
+    who can hold it and how to find them (not a crash-worthy DatabaseError)."""
+    path = tmp_path / "team.db"
+    with Mailbox(path, busy_timeout_ms=50) as mb:
+        mb.register("b", "")
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            with pytest.raises(errors.DatabaseStalled, match="busy timeout") as caught:
+                mb.send("user", "b", "later")
+            assert "fuser" in str(caught.value)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        mb.send("user", "b", "now")
+        assert [m.body for m in mb.list(recipient="b")] == ["now"]
+
+
 # --- bodies and addresses -----------------------------------------------------
 
 

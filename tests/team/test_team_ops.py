@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -124,6 +125,38 @@ def test_down_with_no_supervisor_running(team: TeamFactory) -> None:
     assert "nothing to stop" in done.stdout
     assert json.loads(octy(t, "down", "--json").stdout)["running"] is False
     assert octy(t, "restart", "a", check=False).returncode == 5
+
+
+def test_down_when_the_queue_cannot_take_the_command_sends_sigterm(team: TeamFactory) -> None:
+    """`down` goes through the queue; when it cannot (here a write lock another program
+    holds past the busy timeout; a full disk, a damaged file or a NATS server out of
+    reach alike) it used to fail with the queue's error and leave the team running.
+    SIGTERM to this machine's supervisor is the same stop: it is sent instead, said on
+    stderr, and `down` waits for the stop as usual."""
+    t = team([{"text": "x"}], {"a": {}})
+    t.up()
+    t.wait_ready("a")
+    holder = sqlite3.connect(t.db_path, timeout=30, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        down = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", "down"],
+            cwd=t.folder,
+            env=t.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        t.wait_for(lambda: "stopping grace_s" in t.output(), timeout=90, what="the stop")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    out, err = down.communicate(timeout=120)
+    assert down.returncode == 0, err
+    assert "sent SIGTERM to pid" in err, err
+    assert "database is locked" in err, err
+    assert "team stopped" in out
+    assert t.wait_exit() == 0
 
 
 def test_hot_reload_adds_removes_and_changes_agents(team: TeamFactory) -> None:

@@ -230,6 +230,47 @@ def test_a_write_lock_held_by_another_process_does_not_end_the_supervisor(
     assert t.proc.poll() is None
 
 
+def test_a_write_lock_held_past_the_busy_timeout_at_a_reply_is_waited_out(
+    team: TeamFactory,
+) -> None:
+    """The write lock is held (an sqlite3 shell left in BEGIN) when a turn ends: the
+    reply waits past the 10 s busy timeout and fails. That ended the session (a crash, a
+    restart, the answer dropped and the model asked again: paid twice, and a crash loop
+    into `failed` while the lock stayed); a full disk did the same. Now the session
+    waits it out as it does a NATS outage: one warning, the answer written once the lock
+    is free, one turn, no restart."""
+    t = team(
+        [
+            {"agent": agent_rule("a"), "match": "long job", "text": "long job done", "delay": 5},
+            {"agent": agent_rule("b"), "text": "b here"},
+        ],
+        {"a": {}, "b": {}},
+    )
+    t.up()
+    t.wait_ready("a", "b")
+    request = t.request("a", "long job")
+    t.model.wait_for_request("long job")
+    holder = sqlite3.connect(t.db_path, timeout=30, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # before the model's answer (5 s away)
+        t.wait_for(
+            lambda: "queue_out_of_reach" in t.output() and "doing=reply" in t.output(),
+            timeout=90,
+            what="the reply refused by the held lock",
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with t.mailbox() as mb:
+        assert mb.wait_for_reply(request.id, 60).body == "long job done"
+    t.wait_for(lambda: "queue_back" in t.output(), what="the session noticing the queue back")
+    assert len(t.model.requests_matching("long job", agent="a")) == 1  # asked once, paid once
+    out = t.output()
+    assert "session_crashed" not in out, out[-3000:]
+    assert "restarting" not in out, out[-3000:]
+    assert t.ask("b", "still there?") == "b here"
+
+
 # --- issue 15, 6: a missing roster ---------------------------------------------------
 
 

@@ -35,6 +35,11 @@ from orchestrator.mailbox.nats.mailbox import NatsMailbox
 log = structlog.get_logger("octy.queue.nats")
 
 LEASE_S: Final = 15.0
+STALE_PRESENCE_S: Final = 3600.0
+"""A presence that ran out this long ago is removed by the next supervisor to start: a
+supervisor killed without its clean stop left it (one key each), and an hour after it
+ran out it answers nothing a command for that supervisor would ask (its CLI looks on
+its own host, where the process is known gone)."""
 
 
 def lease_key(agent: str) -> str:
@@ -87,6 +92,7 @@ class AgentLeases:
         self.lease_s = lease_s
         self.renew_every_s = lease_s / 3 if renew_every_s is None else renew_every_s
         self.held: set[str] = set()
+        self._swept = False  # stale presences looked for (at the first announce)
 
     @property
     def config(self) -> NatsConfig:
@@ -115,6 +121,36 @@ class AgentLeases:
             "expires_at": self.mailbox.now() + self.lease_s,
         }
         await rec.put(self.mailbox.kv, presence_key(host, pid), json.dumps(value).encode())
+        if not self._swept:
+            self._swept = True
+            await self._forget_stale_presences()
+
+    async def _forget_stale_presences(self) -> None:
+        """Remove presences that ran out STALE_PRESENCE_S ago (best effort, once per
+        start; each deleted only at the revision read, so one renewed meanwhile stays)."""
+        stale: list[tuple[str, int]] = []
+        try:
+            watcher = await self.mailbox.kv.watch("s.>", ignore_deletes=True)
+            try:
+                async for entry in watcher:
+                    if entry is None:  # the end of what is stored now
+                        break
+                    try:
+                        expires_at = float(json.loads(entry.value or b"{}")["expires_at"])
+                    except (ValueError, KeyError, TypeError):
+                        continue  # not a record of ours: left alone
+                    if expires_at < self.mailbox.now() - STALE_PRESENCE_S:
+                        stale.append((entry.key, entry.revision or 0))
+            finally:
+                await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py leaves it bare
+            for key, revision in stale:
+                with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
+                    await self.mailbox.kv.delete(key, last=revision)
+        except (TimeoutError, errors.QueueError, nats.errors.Error) as exc:
+            log.warning("stale_presences_left", error=str(exc))
+            return
+        if stale:
+            log.info("stale_presences_removed", keys=[key for key, _ in stale])
 
     async def leave(self) -> None:
         with contextlib.suppress(errors.QueueError, nats.errors.Error):

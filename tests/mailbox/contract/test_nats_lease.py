@@ -18,7 +18,12 @@ from orchestrator import errors
 from orchestrator.mailbox import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.mailbox.nats import records as rec
-from orchestrator.mailbox.nats.lease import AgentLeases, holder_of, presence_key
+from orchestrator.mailbox.nats.lease import (
+    STALE_PRESENCE_S,
+    AgentLeases,
+    holder_of,
+    presence_key,
+)
 
 NO_PID = int(Path("/proc/sys/kernel/pid_max").read_text())  # pids stay below it
 
@@ -182,3 +187,36 @@ async def test_a_supervisor_is_known_gone_by_its_presence_not_by_a_pid_elsewhere
         assert gone == f"no process {never} runs on {socket.gethostname()}"
         await leases.leave()
         assert await rec.get(mb.kv, here_key) is None
+
+
+async def test_presences_that_ran_out_an_hour_ago_are_removed_at_a_start(
+    config: NatsConfig,
+) -> None:
+    """A supervisor killed without its clean stop leaves its presence (one key); the next
+    to start removes those that ran out over STALE_PRESENCE_S ago. One that ran out
+    lately still answers `supervisor_gone` ("last showed itself…") and stays, as do live
+    ones and a key that is not a presence record."""
+    async with NatsMailbox(config) as mb:
+        now = mb.now()
+        records = {
+            presence_key("far.example", 1): now - STALE_PRESENCE_S - 10,  # long gone
+            presence_key("far.example", 2): now - 10,  # ran out lately
+            presence_key("far.example", 3): now + 60,  # alive
+        }
+        for key, expires_at in records.items():
+            value = {"holder": "x", "host": "far.example", "pid": 0, "expires_at": expires_at}
+            await mb.kv.put(key, json.dumps(value).encode())
+        await mb.kv.put(presence_key("far.example", 4), b"not json")
+        leases = AgentLeases(mb, "sup-here", lease_s=60.0)
+        await leases.announce()
+        assert await rec.get(mb.kv, presence_key("far.example", 1)) is None
+        for pid in (2, 3, 4):
+            assert await rec.get(mb.kv, presence_key("far.example", pid)) is not None
+        assert "last showed itself" in (await leases.supervisor_gone("far.example", 2, now) or "")
+        await mb.kv.put(
+            presence_key("far.example", 5),
+            json.dumps({"expires_at": now - STALE_PRESENCE_S - 10}).encode(),
+        )
+        await leases.announce()  # a renewal: the sweep is once per start
+        assert await rec.get(mb.kv, presence_key("far.example", 5)) is not None
+        await leases.leave()
