@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,48 @@ def read_cli_pid(path: Path | None) -> int | None:
     except (OSError, UnicodeDecodeError):
         return None
     return int(text) if text.isdigit() and 1 < int(text) < 2**31 else None
+
+
+def kill_unlaunched(pid_file: Path) -> list[int]:
+    """SIGKILL the launcher started to write ``pid_file`` if it has not written it (stuck
+    before its first line: stopped, or starved); return the pids killed. Without the pid,
+    a claude stuck so early was ended only by the SDK's close, ~15 s after the connect
+    timeout (measured). Found by the environment it was started with, which names
+    ``pid_file`` (the CLI's own does not: the launcher unsets it before exec), among this
+    process's children (the SDK starts the launcher itself); checked again through a
+    pidfd before the signal."""
+    needle = f"{PID_FILE_ENV}={pid_file}".encode() + b"\0"
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or not _started_for(int(entry.name), needle):
+            continue
+        try:
+            fd = os.pidfd_open(int(entry.name))
+        except OSError:
+            continue
+        try:
+            if _started_for(int(entry.name), needle):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed.append(int(entry.name))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return killed
+
+
+def _started_for(pid: int, needle: bytes) -> bool:
+    """``pid`` is a child of this process started with the environment entry ``needle``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        if int(stat[stat.rfind(b")") + 2 :].split()[1]) != os.getpid():
+            return False
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read()
+    except (OSError, ValueError, IndexError):
+        return False
+    return environ.startswith(needle) or b"\0" + needle in environ
 
 
 def private_tmpdir(folder: Path, agent: str) -> Path:
