@@ -115,7 +115,11 @@ def write_launcher() -> tuple[str | None, watchman.Watchman | None]:
     path = make_launcher()
     if path is None:
         return None, None
-    return path, watchman.start(str(Path(path).parent), shutil.which("socat"))
+    try:
+        return path, watchman.start(str(Path(path).parent), shutil.which("socat"))
+    except OSError as exc:  # out of processes or descriptors: the team runs without one
+        log.warning("watchman_not_started", error=str(exc))
+        return path, None
 
 
 def release_launcher(sup: Team) -> None:
