@@ -30,6 +30,7 @@ TYPE_CHECKING = False  # not typing's: its import alone would double the watchma
 if TYPE_CHECKING:
     import subprocess  # the supervisor's side (lazy below), as the watchman imports no more
 
+SCRIPT = os.path.abspath(__file__)  # run by path: see the module's docstring
 CLAIM_ROUNDS = 5  # kill rounds: a proxy may fork a child for a connection as it is killed
 
 
@@ -63,7 +64,7 @@ def start(folder: str, socat: str | None) -> Watchman:
     read_fd, write_fd = os.pipe()  # both close-on-exec: only the watchman gets read_fd
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", __file__, folder, str(read_fd), socat or ""],
+            [sys.executable, "-I", "-S", SCRIPT, folder, str(read_fd), socat or ""],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -164,7 +165,7 @@ def clean(folder: str, socat: str | None) -> None:
 
 def _insert_tree() -> None:
     """This file's tree first on sys.path (-I -S left it off): its own orchestrator."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, os.path.dirname(os.path.dirname(SCRIPT)))
 
 
 def main(argv: list[str]) -> int:
