@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,20 @@ def until(predicate: Callable[[], object], what: str, timeout: float = 60) -> No
         time.sleep(0.05)
 
 
+@pytest.fixture
+def sandboxed_team(team: TeamFactory) -> Iterator[Team]:
+    """A team whose supervisors make their launcher folders in a TMPDIR of its own: `up`s of
+    other tests (or teams) on the machine remove the folders of supervisors that are gone
+    in theirs, and would race this test's own. Short: the CLI's sandbox puts its sockets
+    there (a socket's path is at most 107 bytes)."""
+    t = team(answering("a"), SANDBOXED)
+    tmp = tempfile.mkdtemp(prefix="watchman-test-")
+    t.env["TMPDIR"] = tmp
+    yield t
+    t.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def start_sandboxed(t: Team, before: int | None = None) -> tuple[int, set[int], Path]:
     """`up`; a's new claude, its sandbox's proxies, the launcher folder."""
     t.up()
@@ -96,12 +111,12 @@ def start_sandboxed(t: Team, before: int | None = None) -> tuple[int, set[int], 
     return pid, helpers, launcher_folder(pid)
 
 
-def test_a_killed_supervisors_proxies_and_launcher_folder_go_at_once(team: TeamFactory) -> None:
+def test_a_killed_supervisors_proxies_and_launcher_folder_go_at_once(sandboxed_team: Team) -> None:
     """SIGKILL of the supervisor: its claude dies with it (the parent-death signal), and its
     watchman kills the proxies the claude's sandbox left and removes the launcher folder,
     then exits; without any further `up` (before, both lived until the next `up` in the
     same folder, the folder forever)."""
-    t = team(answering("a"), SANDBOXED)
+    t = sandboxed_team
     cli, helpers, folder = start_sandboxed(t)
     assert t.proc is not None
     watchman = watchman_of(t.proc.pid)
@@ -114,10 +129,10 @@ def test_a_killed_supervisors_proxies_and_launcher_folder_go_at_once(team: TeamF
     until(lambda: gone(watchman), "the watchman gone")
 
 
-def test_a_clean_stop_leaves_nothing_and_the_watchman_exits(team: TeamFactory) -> None:
+def test_a_clean_stop_leaves_nothing_and_the_watchman_exits(sandboxed_team: Team) -> None:
     """SIGTERM: the supervisor removes its folder itself and lets its watchman go, which
     finds nothing to do and exits; no proxy is left."""
-    t = team(answering("a"), SANDBOXED)
+    t = sandboxed_team
     _cli, helpers, folder = start_sandboxed(t)
     assert t.proc is not None
     watchman = watchman_of(t.proc.pid)
@@ -128,13 +143,13 @@ def test_a_clean_stop_leaves_nothing_and_the_watchman_exits(team: TeamFactory) -
     until(lambda: gone(watchman), "the watchman gone")
 
 
-def test_up_cleans_what_a_supervisor_killed_with_its_watchman_left(team: TeamFactory) -> None:
+def test_up_cleans_what_a_supervisor_killed_with_its_watchman_left(sandboxed_team: Team) -> None:
     """The supervisor and its watchman both SIGKILLed (`kill -9` of both; a power cut of
     the processes): the proxies live on, reparented, each holding a socket in /tmp, and
     the launcher folder stays. The next `up` kills the proxies (recognised, not guessed
     from the pid), removes the dead supervisor's folder and leaves its own new claude's
     proxies and folder alone."""
-    t = team(answering("a"), SANDBOXED)
+    t = sandboxed_team
     # Most crashes leave proxies behind, not all: a listener may die too (measured: 1 run
     # in ~15 had none left, likely a write to the dead CLI's stderr pipe). Crash until
     # one leaves some; the `up` between crashes cleans what a crash left, as tested below.
@@ -164,5 +179,6 @@ def test_up_cleans_what_a_supervisor_killed_with_its_watchman_left(team: TeamFac
     t.wait_for(lambda: not folder.exists(), what="the dead supervisor's folder removed")
     assert "removed_dead_launcher" in t.output()
     assert new_folder.is_dir()  # the live supervisor's
+    assert new_folder.parent == folder.parent == Path(t.env["TMPDIR"])
     assert sandbox_helpers(new)
     assert t.ask("a", "hello") == "a answers"
