@@ -112,6 +112,22 @@ class DatabaseStalled(DatabaseError, QueueStalled):
     code = "database_stalled"
 
 
+class RecordUnreadable(QueueError):
+    """A record in a NATS team's bucket is not what this version writes (garbled by hand
+    with `nats kv put`, by a script, by another program): read as nothing, never trusted."""
+
+    code = "record_unreadable"
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(
+            f"the record {key} in the team's bucket is unreadable ({reason}); it was not "
+            "written by octy-orchestrate: look at it with `nats kv get`, and delete it "
+            "(`nats kv del`) if nothing of it is needed"
+        )
+
+
 class QueueUnavailable(QueueStalled):
     """The NATS queue cannot be used: server unreachable, JetStream off, refused login."""
 

@@ -63,6 +63,7 @@ class NatsCore:
         # deleting without leaving a marker behind.
         self._stream = f"KV_{config.namespace}"
         self._subject_prefix = f"$KV.{config.namespace}."
+        self._said_unreadable: set[str] = set()  # garbled records already warned of
         self._local: set[asyncio.Event] = set()
 
     # --- lifecycle ------------------------------------------------------------
@@ -199,7 +200,7 @@ class NatsCore:
         found = await rec.get(self.kv, rec.msg_key(message_id))
         if found is None:
             raise errors.MessageNotFound(message_id)
-        return rec.decode_message(found[0])
+        return rec.decode_message(found[0], rec.msg_key(message_id))
 
     async def _change(
         self, message_id: str, change: Callable[[Message], Message | None]
@@ -208,14 +209,16 @@ class NatsCore:
         if not rec.safe_id(message_id):
             raise errors.MessageNotFound(message_id)
 
+        key = rec.msg_key(message_id)
+
         def step(old: bytes) -> bytes | None:
-            new = change(rec.decode_message(old))
+            new = change(rec.decode_message(old, key))
             return None if new is None else rec.encode_message(new)
 
-        old, new = await rec.update(self.kv, rec.msg_key(message_id), step)
+        old, new = await rec.update(self.kv, key, step)
         if old is None:
             raise errors.MessageNotFound(message_id)
-        return rec.decode_message(old), None if new is None else rec.decode_message(new)
+        return rec.decode_message(old, key), None if new is None else rec.decode_message(new, key)
 
     async def _closed(self, message: Message) -> None:
         """After a message left pending/leased: drop its hint and its wait edge."""
@@ -227,7 +230,22 @@ class NatsCore:
     async def _all_messages(self) -> list[Message]:
         """Every message, in creation order (ids sort by time)."""
         values = await self._scan("m.")
-        return [rec.decode_message(v) for _, v in sorted(values.items())]
+        return [m for k, v in sorted(values.items()) if (m := self._readable(k, v)) is not None]
+
+    def _readable(self, key: str, data: bytes) -> Message | None:
+        """The message at ``key``, or None (said once per key) when the record is not one:
+        a listing, a claim or a sweep goes on past it, so one record garbled in the
+        bucket does not stop the team's queue."""
+        try:
+            return rec.decode_message(data, key)
+        except errors.RecordUnreadable as exc:
+            self._unreadable(exc)
+            return None
+
+    def _unreadable(self, exc: errors.RecordUnreadable) -> None:
+        if exc.key not in self._said_unreadable:
+            self._said_unreadable.add(exc.key)
+            log.warning("queue_record_unreadable", key=exc.key, reason=exc.reason)
 
     async def _open_for(self, recipient: str) -> list[Message]:
         """The recipient's pending and leased messages (through the hints), oldest first."""
@@ -237,7 +255,9 @@ class NatsCore:
             found = await rec.get(self.kv, rec.msg_key(message_id))
             if found is None:
                 continue  # a send in flight (hint first, message next), or a leftover
-            message = rec.decode_message(found[0])
+            message = self._readable(rec.msg_key(message_id), found[0])
+            if message is None:
+                continue
             if message.status in ("pending", "leased"):
                 out.append(message)
             else:  # closed, but its hint outlived a crash: tidy up
@@ -286,7 +306,7 @@ class NatsCore:
             return fresh
 
         def step(old: bytes) -> bytes:
-            before = rec.decode_agent(old)
+            before = self._agent_or_fresh(old, fresh)
             return rec.encode_agent(
                 AgentInfo(
                     name,
@@ -302,7 +322,7 @@ class NatsCore:
         _, new = await rec.update(self.kv, rec.agent_key(name), step)
         if new is None:  # unregistered in between: register afresh
             return await self._upsert(name, description, pid=pid, state=state, meta=meta)
-        return rec.decode_agent(new)
+        return rec.decode_agent(new, rec.agent_key(name))
 
     async def update_agent(
         self,
@@ -317,7 +337,7 @@ class NatsCore:
         now = self.now()
 
         def step(old: bytes) -> bytes:
-            a = rec.decode_agent(old)
+            a = self._agent_or_fresh(old, AgentInfo(name, "", None, "registered", now, now, {}))
             merged = {**a.meta, **(meta or {})}
             encode_meta(merged)
             return rec.encode_agent(
@@ -354,11 +374,26 @@ class NatsCore:
 
     async def agents(self) -> list[AgentInfo]:
         found = await self._scan("a.")
-        return sorted((rec.decode_agent(v) for v in found.values()), key=lambda a: a.name)
+        agents = []
+        for key, value in found.items():
+            try:
+                agents.append(rec.decode_agent(value, key))
+            except errors.RecordUnreadable as exc:
+                self._unreadable(exc)
+        return sorted(agents, key=lambda a: a.name)
 
     async def agent(self, name: str) -> AgentInfo | None:
         found = await rec.get(self.kv, rec.agent_key(name))
-        return None if found is None else rec.decode_agent(found[0])
+        return None if found is None else rec.decode_agent(found[0], rec.agent_key(name))
+
+    def _agent_or_fresh(self, old: bytes, fresh: AgentInfo) -> AgentInfo:
+        """The registry row in ``old``, or ``fresh`` when it is not one (garbled in the
+        bucket): the write that changes it writes a whole row again, mending it."""
+        try:
+            return rec.decode_agent(old, rec.agent_key(fresh.name))
+        except errors.RecordUnreadable as exc:
+            self._unreadable(exc)
+            return fresh
 
     async def _known_names(self) -> list[str]:
         return [USER, *(a.name for a in await self.agents() if a.name != USER)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -52,13 +53,35 @@ def presence_key(host: str, pid: int) -> str:
     return f"s.{rec.token(host)}.{pid}"
 
 
+def parse_record(data: bytes | None) -> dict[str, Any] | None:
+    """A lease or presence record (holder, host, pid, expires_at), or None when the bytes
+    are not one: anyone with the team's NATS account can write the bucket (a script, a
+    `nats kv put` by hand, another version), and a record read is checked like any
+    input. A lease that is not a record holds nobody's agent; a presence that is not one
+    shows nobody."""
+    try:
+        record = json.loads(data or b"")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    holder, host, pid, expires_at = (record.get(k) for k in ("holder", "host", "pid", "expires_at"))
+    if not isinstance(holder, str) or not isinstance(host, str):
+        return None
+    if not isinstance(pid, int) or isinstance(pid, bool):
+        return None
+    if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
+        return None
+    return record if math.isfinite(expires_at) else None
+
+
 async def holder_of(mailbox: NatsMailbox, agent: str) -> dict[str, Any] | None:
     """The live lease's record on ``agent`` (holder, host, pid, expires_at), or None."""
     found = await rec.get(mailbox.kv, lease_key(agent))
-    if found is None:
-        return None
-    record: dict[str, Any] = json.loads(found[0])
-    return record if record["expires_at"] > mailbox.now() else None
+    record = parse_record(found[0]) if found is not None else None
+    if found is not None and record is None:
+        log.warning("agent_lease_unreadable", agent=agent, key=lease_key(agent))
+    return record if record is not None and record["expires_at"] > mailbox.now() else None
 
 
 def refused(mailbox: NatsMailbox, agent: str, record: dict[str, Any]) -> errors.AgentHeldElsewhere:
@@ -135,11 +158,10 @@ class AgentLeases:
                 async for entry in watcher:
                     if entry is None:  # the end of what is stored now
                         break
-                    try:
-                        expires_at = float(json.loads(entry.value or b"{}")["expires_at"])
-                    except (ValueError, KeyError, TypeError):
+                    record = parse_record(entry.value)
+                    if record is None:
                         continue  # not a record of ours: left alone
-                    if expires_at < self.mailbox.now() - STALE_PRESENCE_S:
+                    if record["expires_at"] < self.mailbox.now() - STALE_PRESENCE_S:
                         stale.append((entry.key, entry.revision or 0))
             finally:
                 await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py leaves it bare
@@ -167,7 +189,7 @@ class AgentLeases:
         host. No presence at all (a supervisor stopped cleanly, or one still starting):
         gone only once the command is older than ``lease_s``."""
         found = await rec.get(self.mailbox.kv, presence_key(host, pid))
-        record: dict[str, Any] | None = json.loads(found[0]) if found else None
+        record = parse_record(found[0]) if found else None
         now = self.mailbox.now()
         if host == socket.gethostname():
             if not procid.running(pid):
@@ -205,8 +227,10 @@ class AgentLeases:
         if not await rec.create(self.mailbox.kv, key, self._value(agent)):
 
             def step(old: bytes) -> bytes:
-                record = json.loads(old)
-                if record["holder"] != self.holder and record["expires_at"] > self.mailbox.now():
+                record = parse_record(old)
+                if record is None:  # not a lease: nobody holds the agent
+                    log.warning("agent_lease_unreadable", agent=agent, key=key)
+                elif record["holder"] != self.holder and record["expires_at"] > self.mailbox.now():
                     raise refused(self.mailbox, agent, record)
                 return self._value(agent)
 
@@ -214,8 +238,8 @@ class AgentLeases:
             if new is None:  # released in between: take it afresh
                 await self.take(agent)
                 return
-            if old is not None and json.loads(old)["holder"] != self.holder:
-                previous = json.loads(old)
+            previous = parse_record(old)
+            if previous is not None and previous["holder"] != self.holder:
                 log.info(
                     "agent_taken_over", agent=agent, host=previous["host"], pid=previous["pid"]
                 )
@@ -234,7 +258,8 @@ class AgentLeases:
         """Give ``agent`` up (it stopped): delete its lease if it is still ours."""
         self.held.discard(agent)
         found = await rec.get(self.mailbox.kv, lease_key(agent))
-        if found is None or json.loads(found[0])["holder"] != self.holder:
+        record = parse_record(found[0]) if found is not None else None
+        if found is None or record is None or record["holder"] != self.holder:
             return
         try:
             await retrying(lambda: self.mailbox.kv.delete(lease_key(agent), last=found[1]))
@@ -268,8 +293,10 @@ class AgentLeases:
 
     async def _renew(self, agent: str) -> None:
         def step(old: bytes) -> bytes:
-            record = json.loads(old)
-            if record["holder"] != self.holder:
+            record = parse_record(old)
+            if record is None:  # garbled under us: still ours, written again
+                log.warning("agent_lease_unreadable", agent=agent, key=lease_key(agent))
+            elif record["holder"] != self.holder:
                 raise refused(self.mailbox, agent, record)
             return self._value(agent)
 

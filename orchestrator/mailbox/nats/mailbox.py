@@ -9,7 +9,6 @@ queue (sweep prunes done messages daily), not meant for millions of rows.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from types import TracebackType
@@ -54,7 +53,7 @@ class NatsMailbox(NatsConsumeOps):
         )
         if found is None:
             return None
-        reply = rec.decode_message(found[0])
+        reply = rec.decode_message(found[0], rec.reply_key(request_id))
         if reply.error is not None:
             raise errors.request_error_from_code(reply.error, request_id, reply.error_detail or "")
         return reply
@@ -135,7 +134,7 @@ class NatsMailbox(NatsConsumeOps):
         if not rec.safe_id(request_id):
             return None
         found = await rec.get(self.kv, rec.reply_key(request_id))
-        return None if found is None else rec.decode_message(found[0])
+        return None if found is None else rec.decode_message(found[0], rec.reply_key(request_id))
 
     async def related(self, message_id: str) -> list[Message]:
         """The message, its reply, and everything caused by it, oldest first."""
@@ -274,7 +273,10 @@ class NatsMailbox(NatsConsumeOps):
                 await self._drop(m)
                 pruned += 1
         for key, value in (await self._scan("w.")).items():
-            if json.loads(value)["expires_at"] <= now:
+            edge = rec.decode_edge(value)
+            if edge is None:
+                self._unreadable(errors.RecordUnreadable(key, "not a wait-for edge"))
+            elif edge["expires_at"] <= now:
                 await self._delete(key)
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 

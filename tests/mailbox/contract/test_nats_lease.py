@@ -22,6 +22,7 @@ from orchestrator.mailbox.nats.lease import (
     STALE_PRESENCE_S,
     AgentLeases,
     holder_of,
+    lease_key,
     presence_key,
 )
 
@@ -220,3 +221,51 @@ async def test_presences_that_ran_out_an_hour_ago_are_removed_at_a_start(
         await leases.announce()  # a renewal: the sweep is once per start
         assert await rec.get(mb.kv, presence_key("far.example", 5)) is not None
         await leases.leave()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'{"holder": 1}',
+        b'{"holder": "x", "host": "h", "pid": "7", "expires_at": 1}',
+        b'{"holder": "x", "host": "h", "pid": 7, "expires_at": NaN}',
+        b"\xff",
+    ],
+)
+async def test_a_lease_record_garbled_in_the_bucket_is_not_a_crash(
+    config: NatsConfig, garbage: bytes
+) -> None:
+    """Anyone with the team's NATS account can write the bucket (`nats kv put` by hand, a
+    script, another version). A lease that is not a record used to raise a JSONDecodeError
+    or KeyError out of the renewal task (ending the supervisor) or out of `take` (the agent
+    never started). Now: it holds nobody's agent; a held one is written again."""
+    async with NatsMailbox(config) as mb:
+        leases = AgentLeases(mb, "sup-here", lease_s=60.0, renew_every_s=0.05)
+        await mb.kv.put(lease_key("alpha"), garbage)
+        assert await holder_of(mb, "alpha") is None
+        await leases.take("alpha")  # nobody holds it: taken
+        assert (await holder_of(mb, "alpha") or {}).get("holder") == "sup-here"
+        await mb.kv.put(lease_key("alpha"), garbage)  # garbled under the holder
+        lost: list[str] = []
+
+        async def on_lost(agent: str, exc: errors.AgentHeldElsewhere) -> None:
+            lost.append(agent)
+
+        with anyio.move_on_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(leases.keep, on_lost)
+                for _ in range(1500):  # renewals, until the lease is a record again
+                    if (await holder_of(mb, "alpha") or {}).get("holder") == "sup-here":
+                        break
+                    await anyio.sleep(0.02)
+                tg.cancel_scope.cancel()
+        assert (await holder_of(mb, "alpha") or {}).get("holder") == "sup-here"
+        assert lost == []
+        await mb.kv.put(presence_key("far.example", 9), garbage)
+        assert "not shown itself" in (
+            await leases.supervisor_gone("far.example", 9, mb.now() - 61.0) or ""
+        )
+        await leases.release("alpha")
+        assert await rec.get(mb.kv, lease_key("alpha")) is None
