@@ -11,10 +11,17 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import signal
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator import procid
+
 LAUNCHER_PREFIX = "octy-"  # make_launcher's private folder: the launcher, agents' temp folders
+# In that folder: which process made it (its pid, start time, boot and pid namespace), so
+# that a later `up` can prove the folder's supervisor is gone (supervision/leftovers.py).
+MAKER_FILE = "supervisor"
 # Where the launcher writes the pid of the claude process it becomes (cli_pid_file); unset
 # before the CLI starts, so no tool an agent runs sees it.
 PID_FILE_ENV = "OCTY_CLI_PID_FILE"
@@ -42,6 +49,7 @@ def make_launcher(folder: Path | None = None) -> str | None:
     setsid, setpriv = shutil.which("setsid"), shutil.which("setpriv")
     folder = folder or Path(tempfile.mkdtemp(prefix=LAUNCHER_PREFIX))
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    Maker.this_process().write(folder)
     (folder / "pids").mkdir(mode=0o700, exist_ok=True)
     path = folder / "claude"
     # exec keeps one pid throughout: the launcher's $$ is the CLI's pid, and its group's
@@ -61,6 +69,69 @@ def make_launcher(folder: Path | None = None) -> str | None:
     )
     os.chmod(path, 0o700)
     return str(path)
+
+
+@dataclass(frozen=True)
+class Maker:
+    """The process that made a launcher folder. Gone for certain if the machine was booted
+    since, or if no process of that pid and start time runs in our pid namespace; in
+    another namespace (a container sharing /tmp) it cannot be told, so never gone."""
+
+    pid: int
+    start: int
+    boot: str
+    pidns: str
+
+    @classmethod
+    def this_process(cls) -> Maker:
+        pid = os.getpid()
+        return cls(pid, procid.start_ticks(pid) or 0, _boot_id(), _pid_namespace())
+
+    def write(self, folder: Path) -> None:
+        fd = os.open(
+            folder / MAKER_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600
+        )
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(f"pid={self.pid} start={self.start} boot={self.boot} pidns={self.pidns}\n")
+
+    @classmethod
+    def read(cls, folder_fd: int) -> Maker | None:
+        """The maker recorded in the folder open at ``folder_fd``; None without a readable
+        record (a folder of an older version, or one being made)."""
+        try:
+            fd = os.open(MAKER_FILE, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder_fd)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            text = f.read(512).decode("ascii", "replace")
+        fields = dict(part.partition("=")[::2] for part in text.split())
+        pid, start = fields.get("pid", ""), fields.get("start", "")
+        if not (pid.isdigit() and start.isdigit() and fields.get("boot") and fields.get("pidns")):
+            return None
+        return cls(int(pid), int(start), fields["boot"], fields["pidns"])
+
+    def gone(self) -> bool:
+        if not self.start or "unknown" in (self.boot, self.pidns):
+            return False  # recorded without /proc: nothing to prove it with
+        if self.boot != _boot_id():
+            return True
+        if self.pidns != _pid_namespace():
+            return False
+        return procid.start_ticks(self.pid) != self.start
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return "unknown"
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return "unknown"
 
 
 def cli_pid_file(cli_path: str | None, agent: str) -> Path | None:
@@ -86,6 +157,48 @@ def read_cli_pid(path: Path | None) -> int | None:
     return int(text) if text.isdigit() and 1 < int(text) < 2**31 else None
 
 
+def kill_unlaunched(pid_file: Path) -> list[int]:
+    """SIGKILL the launcher started to write ``pid_file`` if it has not written it (stuck
+    before its first line: stopped, or starved); return the pids killed. Without the pid,
+    a claude stuck so early was ended only by the SDK's close, ~15 s after the connect
+    timeout (measured). Found by the environment it was started with, which names
+    ``pid_file`` (the CLI's own does not: the launcher unsets it before exec), among this
+    process's children (the SDK starts the launcher itself); checked again through a
+    pidfd before the signal."""
+    needle = f"{PID_FILE_ENV}={pid_file}".encode() + b"\0"
+    killed = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or not _started_for(int(entry.name), needle):
+            continue
+        try:
+            fd = os.pidfd_open(int(entry.name))
+        except OSError:
+            continue
+        try:
+            if _started_for(int(entry.name), needle):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed.append(int(entry.name))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return killed
+
+
+def _started_for(pid: int, needle: bytes) -> bool:
+    """``pid`` is a child of this process started with the environment entry ``needle``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        if int(stat[stat.rfind(b")") + 2 :].split()[1]) != os.getpid():
+            return False
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read()
+    except (OSError, ValueError, IndexError):
+        return False
+    return environ.startswith(needle) or b"\0" + needle in environ
+
+
 def private_tmpdir(folder: Path, agent: str) -> Path:
     """A temp folder of the agent's own, inside the supervisor's private launcher folder.
     The CLI writes the --settings it is given to ``<tmpdir>/claude-settings-<hash of the
@@ -104,6 +217,7 @@ def remove_launcher(path: str) -> None:
     (:func:`private_tmpdir`) and the pids the launcher wrote (:func:`cli_pid_file`)."""
     p = Path(path)
     p.unlink(missing_ok=True)
+    (p.parent / MAKER_FILE).unlink(missing_ok=True)
     for beside in ("tmp", "pids"):
         shutil.rmtree(p.parent / beside, ignore_errors=True)
     with contextlib.suppress(OSError):

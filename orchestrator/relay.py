@@ -11,6 +11,7 @@ Failures come back as tool errors with a stable code the model can read:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -149,6 +150,9 @@ class Relay:
     async def ask(self, args: dict[str, Any]) -> dict[str, Any]:
         to, text = str(args.get("to", "")), str(args.get("message", ""))
         timeout_s = float(args.get("timeout_s") or DEFAULT_ASK_TIMEOUT_S)
+        if not math.isfinite(timeout_s) or timeout_s < 0:  # nothing sent: the peer is spared
+            # work nobody would wait for (a negative wait timed out at once, request queued)
+            return _fail("usage", f"timeout_s must be a number of seconds >= 0, not {timeout_s}")
         via = self._via("ask", args)
         if to == self.agent:
             return _fail(

@@ -45,6 +45,7 @@ from orchestrator import errors, outage, prompts, relay_route
 from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
 from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.give_back import GiveBack
+from orchestrator.launcher import kill_unlaunched
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
@@ -272,6 +273,9 @@ class AgentRunner:
             await anyio.sleep(timeout_s)
             timed_out = True
             pid = read_cli_pid(pid_file)
+            if pid is None and pid_file is not None:  # stuck before the launcher wrote it
+                killed = await anyio.to_thread.run_sync(kill_unlaunched, pid_file)
+                pid = None if killed else read_cli_pid(pid_file)  # (written meanwhile)
             if pid is not None:
                 _kill_group(pid) if _is_group_leader(pid) else _kill(pid)
             await anyio.sleep(5)

@@ -26,7 +26,6 @@ from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
 from orchestrator.agent_meta import AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
-from orchestrator.launcher import remove_launcher
 from orchestrator.lifecycle import NO_PROCESS, SETTLED, AgentState, Lifecycle
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
@@ -37,6 +36,7 @@ from orchestrator.sdk_import import SdkImport
 from orchestrator.supervision import chores, launch, registry, restarts
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
 from orchestrator.supervision.slot import Slot
+from orchestrator.watchman import Watchman
 
 log = structlog.get_logger()
 
@@ -105,6 +105,7 @@ class Supervisor:
         self._state_changed = anyio.Event()  # set (and replaced) on every agent state change
         self._tg: TaskGroup | None = None  # run()'s: owns every agent's task
         self._cli_path: str | None = None
+        self._watchman: Watchman | None = None  # cleans up if this process dies (launch.py)
         self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
         self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
         self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
@@ -167,8 +168,7 @@ class Supervisor:
                 raise self.unavailable
         finally:
             self.budgets.close()
-            if self._cli_path:
-                remove_launcher(self._cli_path)
+            launch.release_launcher(self)
             self._lock.release()
             log.info("supervisor_stopped")
 

@@ -48,6 +48,12 @@ class ConsumeOps(MailboxCore):
         Returns (requeued, dead)."""
         scope = "" if recipient is None else "AND recipient = :recipient"
         params = {"now": now, "recipient": recipient}
+        # The sweep also ends leases with no numeric deadline (a plain-SQL writer's NULL
+        # or text, which sorts after every number): they never ran out, and the message
+        # stayed leased for good. (Not in a claim: its indexed range stays as it is.)
+        due = "lease_expires <= :now"
+        if recipient is None:
+            due = f"({due} OR typeof(lease_expires) NOT IN ('real', 'integer'))"
         dead_ids = [
             r[0]
             for r in conn.execute(
@@ -55,7 +61,7 @@ class ConsumeOps(MailboxCore):
                 UPDATE messages SET status = 'dead', error = '{ERR_MAX_ATTEMPTS}',
                     error_detail = coalesce(error_detail, 'lease expired on the last attempt'),
                     lease_expires = NULL, done_at = :now
-                WHERE status = 'leased' AND lease_expires <= :now
+                WHERE status = 'leased' AND {due}
                   AND attempts >= max_attempts {scope}
                 RETURNING id
                 """,
@@ -65,7 +71,7 @@ class ConsumeOps(MailboxCore):
         requeued = conn.execute(
             f"""
             UPDATE messages SET status = 'pending', lease_owner = NULL, lease_expires = NULL
-            WHERE status = 'leased' AND lease_expires <= :now {scope}
+            WHERE status = 'leased' AND {due} {scope}
             """,
             params,
         ).rowcount

@@ -1,5 +1,6 @@
 """When agents may launch: the model checked (``up``), the SDK imported in the background
-(:mod:`orchestrator.sdk_import`), the launcher written (:mod:`orchestrator.launcher`).
+(:mod:`orchestrator.sdk_import`), the launcher written (:mod:`orchestrator.launcher`) with
+its watchman started (:mod:`orchestrator.watchman`).
 
 The team is operable (``ps``, ``send``, ``down``) before that; no ``claude`` starts
 before it. An SDK that cannot be imported stops the team before any agent started.
@@ -8,19 +9,22 @@ before it. An SDK that cannot be imported stops the team before any agent starte
 from __future__ import annotations
 
 import gc
+import shutil
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Protocol
 
 import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors, preflight
+from orchestrator import errors, preflight, watchman
 from orchestrator.agent_meta import LAUNCHING
-from orchestrator.launcher import make_launcher
+from orchestrator.launcher import make_launcher, remove_launcher
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
+from orchestrator.supervision.leftovers import remove_dead_launchers
 from orchestrator.supervision.slot import Slot
 
 log = structlog.get_logger()
@@ -35,6 +39,7 @@ class Team(Protocol):
     _launchable: anyio.Event
     _state_changed: anyio.Event
     _cli_path: str | None
+    _watchman: watchman.Watchman | None
 
     @property
     def stopping(self) -> bool: ...
@@ -83,7 +88,8 @@ async def launch_when_imported(sup: Team, sdk: SdkImport) -> None:
     # gc.callbacks, 10 agents, load 5-9). Only cyclic garbage among these would be kept.
     if sup.freeze_start_up:
         gc.freeze()
-    sup._cli_path = await anyio.to_thread.run_sync(make_launcher)
+    with anyio.CancelScope(shield=True):  # kept, so that the team's end removes it
+        sup._cli_path, sup._watchman = await anyio.to_thread.run_sync(write_launcher)
     sup._launchable.set()
     sup._changed()
     log.info(
@@ -98,6 +104,31 @@ async def launch_when_imported(sup: Team, sdk: SdkImport) -> None:
         sup._abandon(exc)
     except errors.QueueError as exc:
         log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
+    # Last, off the agents' way: what supervisors that are gone left in $TMPDIR.
+    await anyio.to_thread.run_sync(remove_dead_launchers)
+
+
+def write_launcher() -> tuple[str | None, watchman.Watchman | None]:
+    """The launcher (:func:`make_launcher`) and the watchman that removes its folder and
+    what the agents' sandboxes leave if this process dies without :func:`release_launcher`.
+    Started before any claude, not waited for."""
+    path = make_launcher()
+    if path is None:
+        return None, None
+    try:
+        return path, watchman.start(str(Path(path).parent), shutil.which("socat"))
+    except OSError as exc:  # out of processes or descriptors: the team runs without one
+        log.warning("watchman_not_started", error=str(exc))
+        return path, None
+
+
+def release_launcher(sup: Team) -> None:
+    """At the team's end: the launcher folder removed, then the watchman let go (it finds
+    nothing left to do, and exits)."""
+    if sup._cli_path:
+        remove_launcher(sup._cli_path)
+    if sup._watchman is not None:
+        sup._watchman.release()
 
 
 async def until_launchable(sup: Team, slot: Slot) -> bool:

@@ -173,3 +173,21 @@ def test_a_wait_edge_with_text_for_its_deadline_refuses_nothing_and_is_swept(
     mb.request("b", "a", "fine?", wait_s=30)  # no cycle through the odd edge
     mb.sweep()
     assert sql.execute("SELECT count(*) FROM waits WHERE request_id = 'x'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("deadline", ["NULL", "'later'"])
+def test_a_lease_with_no_numeric_deadline_is_ended_by_the_sweep(
+    mb: Mailbox, sql: sqlite3.Connection, deadline: str
+) -> None:
+    """A plain-SQL writer's lease with no deadline, or text (after every number), never
+    ran out: the message stayed leased for good. The sweep requeues it."""
+    mb.register("bob", "")
+    m = mb.send("user", "bob", "stuck?")
+    sql.execute(
+        f"UPDATE messages SET status = 'leased', lease_owner = 'script', attempts = 1, "
+        f"lease_expires = {deadline} WHERE id = ?",
+        (m.id,),
+    )
+    assert mb.sweep().requeued == 1
+    [again] = mb.claim("bob", owner="o")
+    assert again.id == m.id

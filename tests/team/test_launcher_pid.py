@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from orchestrator.launcher import (
     PID_FILE_ENV,
     bundled_cli,
     cli_pid_file,
+    kill_unlaunched,
     make_launcher,
     read_cli_pid,
     remove_launcher,
@@ -86,3 +88,46 @@ def test_without_setsid_there_is_still_a_launcher_to_remove(
     remove_launcher(launcher)
     assert cli is not None
     assert Path(cli).is_file()
+
+
+def _stopped_before_its_first_line(launcher: str, pid_file: Path) -> subprocess.Popen[bytes]:
+    """Our launcher as the SDK starts it (a child of this process, the pid file named in its
+    environment), stopped before its first line: a shell that stops itself, then would
+    exec the launcher (one pid throughout)."""
+    proc = subprocess.Popen(
+        ["sh", "-c", 'kill -STOP $$; exec "$0" "$@"', launcher, "-p"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, PID_FILE_ENV: str(pid_file)},
+    )
+    state = ""
+    while state != "T":  # a poll for a condition, not a wait for time to pass
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+        state = stat[stat.rfind(")") + 2]
+        time.sleep(0.005)
+    return proc
+
+
+def test_a_launcher_stuck_before_writing_its_pid_is_found_and_killed(tmp_path: Path) -> None:
+    """A claude stuck before the launcher wrote its pid could not be killed at the connect
+    timeout: the SDK's close ended it ~15 s later (measured: 18 s after it started, for a
+    3 s timeout). It is found by the pid file its environment names, among our children;
+    another agent's launcher is left alone."""
+    launcher = make_launcher(tmp_path / f"{LAUNCHER_PREFIX}test")
+    assert launcher is not None
+    mine, theirs = cli_pid_file(launcher, "alpha"), cli_pid_file(launcher, "beta")
+    assert mine is not None
+    assert theirs is not None
+    stuck = _stopped_before_its_first_line(launcher, mine)
+    other = _stopped_before_its_first_line(launcher, theirs)
+    try:
+        assert read_cli_pid(mine) is None
+        assert kill_unlaunched(mine) == [stuck.pid]
+        assert stuck.wait(10) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for proc in (stuck, other):
+            proc.kill()
+            proc.wait(10)
+    remove_launcher(launcher)

@@ -146,6 +146,17 @@ async def test_ask_failures_come_back_as_tool_errors_with_their_code(
     assert text(result).startswith(f"error {code}:")
 
 
+@pytest.mark.parametrize("timeout_s", [-1, -0.5, float("inf"), float("nan")])
+async def test_an_ask_with_an_impossible_wait_is_refused_unsent(
+    relay: Relay, queue: AsyncMailbox, timeout_s: float
+) -> None:
+    """A negative wait timed out at once while the request stayed queued: the peer did the
+    work for nobody. (JSON from the CLI cannot carry inf or NaN; checked all the same.)"""
+    result = await relay.ask({"to": "beta", "message": "x", "timeout_s": timeout_s})
+    assert text(result).startswith("error usage: timeout_s must be")
+    assert await messages(queue, "request") == []
+
+
 async def test_ask_to_a_paused_peer_says_until_when(relay: Relay, queue: AsyncMailbox) -> None:
     meta = {"budget": {"paused": "spent $2.10 of $2.00 per 1h; resumes at 10:00"}}
     await queue.update_agent("beta", state="paused", meta=meta)
