@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import structlog
 
 from orchestrator import safefs
+from orchestrator.colour import wanted as colour_wanted
 from orchestrator.errors import UnsafePath
 from orchestrator.redact import REDACTED, REDACTOR, Redactor, for_people
 
@@ -332,7 +333,7 @@ def configure(
             )
         )
     if colour is None:
-        colour = console is not None and console.isatty() and "NO_COLOR" not in os.environ
+        colour = console is not None and colour_wanted(console)
     REDACTOR.add_from_env(dict(os.environ))
     _ROUTER = _Router(logs_dir, console, colour, max_bytes, backups)
     structlog.configure(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator import errors, logview, trace
+from orchestrator import colour, errors, logview, trace
 from orchestrator.cli import common, team_record
 from orchestrator.cli.common import CliFailure
 from orchestrator.lockfile import holder_pid
@@ -195,7 +195,7 @@ def _lenient(path: Path) -> Places:
 def _colour(args: argparse.Namespace) -> bool:
     if args.colour is not None:
         return bool(args.colour)
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return colour.wanted(sys.stdout)
 
 
 # --- logs -----------------------------------------------------------------------------

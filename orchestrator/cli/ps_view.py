@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator import colour
 from orchestrator.redact import for_people
 
 # An external participant (registered with `register`, not in the roster) whose heartbeat
@@ -93,7 +94,7 @@ def _alive(pid: int) -> bool:
 
 
 def use_colour(stream: Any) -> bool:
-    return bool(stream.isatty()) and "NO_COLOR" not in os.environ
+    return colour.wanted(stream)
 
 
 def duration(seconds: float | None) -> str:

@@ -30,6 +30,7 @@ from claude_agent_sdk import CanUseToolShadowedWarning
 
 from orchestrator import errors, logconfig
 from orchestrator.cli import team_record
+from orchestrator.colour import wanted as colour_wanted
 from orchestrator.mailbox import USER, AsyncMailbox
 from orchestrator.prompts import text_of
 from orchestrator.roster import Roster, load_roster
@@ -74,7 +75,7 @@ def run_demo(
     folder = Path(tempfile.mkdtemp(prefix="octy-demo-"))  # 0700
     outcome = DemoOutcome(folder=folder, kept=keep)
     if colour is None:
-        colour = console.isatty() and "NO_COLOR" not in os.environ
+        colour = colour_wanted(console)
     out = _Printer(console, colour)
     try:
         roster_path = folder / "agents.yaml"

@@ -1,0 +1,16 @@
+"""Whether to colour what a person reads."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def wanted(stream: Any) -> bool:
+    """A terminal, and no NO_COLOR with a value (no-color.org: set and not empty; an
+    empty ``NO_COLOR=`` left colour off, against the convention other tools follow)."""
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # None, a closed stream
+        return False
+    return tty and not os.environ.get("NO_COLOR")
