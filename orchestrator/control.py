@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,9 +20,8 @@ import structlog
 from orchestrator import errors
 from orchestrator import foreign_commands as foreign
 from orchestrator.agent_leases import AgentLeases, LocalLeases
-from orchestrator.lockfile import holder_pid
+from orchestrator.lockfile import holder_pid, reply_while_held
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
-from orchestrator.mailbox.backend import MailboxBackend
 from orchestrator.mailbox.opening import QueuePlace, open_sync
 
 if TYPE_CHECKING:
@@ -84,9 +82,23 @@ def send_command(
             {"command": command, "agent": agent, "for": target, **extra},
             ttl_s=timeout_s,
         )
-        response = _await_answer(
-            mailbox, request.id, db_path=db_path, pid=pid, command=command, timeout_s=timeout_s
-        )
+        try:
+            response = reply_while_held(
+                mailbox, request.id, db_path=db_path, pid=pid, timeout_s=timeout_s
+            )
+        except errors.RequestTimeout:
+            raise errors.RequestTimeout(
+                request.id,
+                timeout_s,
+                f"the supervisor did not acknowledge '{command}' within {timeout_s:g}s",
+            ) from None
+        if response is None:
+            raise errors.SupervisorGone(
+                socket.gethostname(),
+                pid,
+                f"it stopped before answering '{command}'",
+                "whether it was done is unknown: see `ps`, and `up` to run the team again",
+            )
     body = response.body
     if isinstance(body, dict) and body.get("error") == errors.SupervisorGone.code:
         pid = body.get("pid")
@@ -97,46 +109,6 @@ def send_command(
             str(body.get("hint")),
         )
     return body if isinstance(body, dict) else {"ok": True, "result": body}
-
-
-LOCK_CHECK_S = 1.0  # how often a waiting CLI looks whether its supervisor still runs
-
-
-def _await_answer(
-    mailbox: MailboxBackend,
-    request_id: str,
-    *,
-    db_path: Path,
-    pid: int,
-    command: str,
-    timeout_s: float,
-) -> Message:
-    """The supervisor's answer. Its lock file is looked at every LOCK_CHECK_S meanwhile:
-    a supervisor that died (or stopped) before answering is said at once, not at the
-    timeout (the lock is this machine's truth about it: the kernel drops it with the
-    process)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        left = deadline - time.monotonic()
-        try:
-            return mailbox.wait_for_reply(request_id, max(0.0, min(left, LOCK_CHECK_S)))
-        except errors.RequestTimeout:
-            if left <= LOCK_CHECK_S:
-                raise errors.RequestTimeout(
-                    request_id,
-                    timeout_s,
-                    f"the supervisor did not acknowledge '{command}' within {timeout_s:g}s",
-                ) from None
-        if holder_pid(db_path) != pid:
-            found = mailbox.find_reply(request_id)
-            if found is not None:  # answered, then stopped (`down`)
-                return found
-            raise errors.SupervisorGone(
-                socket.gethostname(),
-                pid,
-                f"it stopped before answering '{command}'",
-                "whether it was done is unknown: see `ps`, and `up` to run the team again",
-            )
 
 
 CONTROL_RETRY_S = 1.0  # after the database refused the control loop a read or a write

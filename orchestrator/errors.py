@@ -281,6 +281,17 @@ class RequestTimeout(RequestFailed):
         super().__init__(request_id, detail or f"no reply within {waited_s:g}s")
 
 
+class WaitStopped(QueueError):
+    """A wait for a reply ended because its caller's ``still`` said so (the supervisor
+    that would answer is gone); the request itself stays queued."""
+
+    code = "wait_stopped"
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        super().__init__(f"stopped waiting for the reply to {request_id}")
+
+
 class RecipientFailed(RequestFailed):
     """The recipient was marked failed by the supervisor before it answered."""
 

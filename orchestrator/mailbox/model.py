@@ -128,6 +128,9 @@ def number_column(column: str, otherwise: str, *, time: bool = False) -> str:
 
 
 _TIMES: Final = ("lease_expires", "available_at", "created_at", "expires_at", "claimed_at")
+STILL_CHECK_S: Final = 1.0
+"""How often a wait for a reply asks its caller's ``still`` whether to go on waiting."""
+
 MESSAGE_COLUMNS: Final = ", ".join(
     [
         "id, kind, sender, recipient, correlation_id, cause_id, body, status",

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 
 from orchestrator import errors
 from orchestrator.mailbox.consuming import ConsumeOps
-from orchestrator.mailbox.model import Message
+from orchestrator.mailbox.model import STILL_CHECK_S, Message
 
 _FOREVER = float("inf")
 
@@ -110,21 +111,36 @@ class WaitOps(ConsumeOps):
         with self._read() as conn:
             return inbox_state(conn, recipient, self.now())
 
-    def wait_for_reply(self, request_id: str, timeout_s: float) -> Message:
+    def wait_for_reply(
+        self, request_id: str, timeout_s: float, *, still: Callable[[], bool] | None = None
+    ) -> Message:
         """Block until the request is answered; return the response.
 
         Raises the error a failed request carries (RecipientFailed, ...),
         RequestExpired if the request went dead, RequestTimeout after
         ``timeout_s``. The request's wait-for edge is cleared on the way out.
+        ``still`` is asked every STILL_CHECK_S while no reply is in; once it says no
+        (and no reply came meanwhile) the wait ends: WaitStopped.
         """
         deadline = time.monotonic() + timeout_s
+
+        def poll() -> tuple[Message | None, float]:
+            reply, due_in = self.poll_reply(request_id)
+            if reply is None and still is not None:
+                if not still():
+                    reply, due_in = self.poll_reply(request_id)  # answered just before?
+                    if reply is None:
+                        raise errors.WaitStopped(request_id)
+                due_in = min(due_in, STILL_CHECK_S)
+            return reply, due_in
+
         try:
             if not self.feed.watching_now:  # answered already? then set nothing up
                 reply, _ = self.poll_reply(request_id)
                 if reply is not None:
                     return reply
             with self.feed.watching() as waiter:
-                reply = waiter.until(lambda: self.poll_reply(request_id), deadline)
+                reply = waiter.until(poll, deadline)
             if reply is None:
                 raise errors.RequestTimeout(request_id, timeout_s)
             return reply

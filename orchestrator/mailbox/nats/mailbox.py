@@ -9,14 +9,14 @@ queue (sweep prunes done messages daily), not meant for millions of rows.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import TracebackType
 
 import nats.errors
 
 from orchestrator import errors
-from orchestrator.mailbox.model import STATUSES, Message, SweepResult
+from orchestrator.mailbox.model import STATUSES, STILL_CHECK_S, Message, SweepResult
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.consuming import NatsConsumeOps, claimable, settle
 
@@ -82,16 +82,26 @@ class NatsMailbox(NatsConsumeOps):
             return None, request.expires_at - now
         return None, _FOREVER
 
-    async def wait_for_reply(self, request_id: str, timeout_s: float) -> Message:
+    async def wait_for_reply(
+        self, request_id: str, timeout_s: float, *, still: Callable[[], bool] | None = None
+    ) -> Message:
         """Block until the request is answered; return the response. Raises the error
         a failed request carries, RequestExpired if it went dead, RequestTimeout after
-        ``timeout_s``. The request's wait-for edge is cleared on the way out."""
+        ``timeout_s``. The request's wait-for edge is cleared on the way out. ``still``:
+        as the SQLite backend's (WaitStopped once it says no and no reply came)."""
+
+        async def poll() -> tuple[Message | None, float]:
+            reply, due_in = await self._poll_reply(request_id)
+            if reply is None and still is not None:
+                if not still():
+                    reply, due_in = await self._poll_reply(request_id)
+                    if reply is None:
+                        raise errors.WaitStopped(request_id)
+                due_in = min(due_in, STILL_CHECK_S)
+            return reply, due_in
+
         try:
-            reply = await self._wait_on(
-                self._subject("replied", request_id),
-                lambda: self._poll_reply(request_id),
-                timeout_s,
-            )
+            reply = await self._wait_on(self._subject("replied", request_id), poll, timeout_s)
             if reply is None:
                 raise errors.RequestTimeout(request_id, timeout_s)
             assert isinstance(reply, Message)
