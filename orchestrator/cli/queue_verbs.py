@@ -18,11 +18,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from orchestrator import errors, jsontext
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
+from orchestrator.lockfile import holder_pid, reply_while_held
 from orchestrator.mailbox import SUPERVISOR, USER, MailboxBackend
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
@@ -197,6 +199,7 @@ def _ask(args: argparse.Namespace) -> int:
     body = _body(args)
     with _mailbox(args) as mb:
         _check_sender(mb, args.sender)
+        supervisor = _supervisor_of(args, mb, args.to)
         # A Ctrl-C between the request's commit and the wait's `try` ended the CLI without
         # saying which request stays queued (seen 1 run in ~6 of the test below): it is
         # held until the request is known, and lands inside the `try`.
@@ -208,7 +211,22 @@ def _ask(args: argparse.Namespace) -> int:
             raise
         try:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            reply = mb.wait_for_reply(req.id, args.timeout)
+            if supervisor is None:
+                reply = mb.wait_for_reply(req.id, args.timeout)
+            else:  # its supervisor killed meanwhile: said at once, not at the timeout
+                db, pid = supervisor
+                found = reply_while_held(mb, req.id, db_path=db, pid=pid, timeout_s=args.timeout)
+                if found is None:
+                    import socket  # only when it is gone: 3 ms of every ask's start-up otherwise
+
+                    raise errors.SupervisorGone(
+                        socket.gethostname(),
+                        pid,
+                        f"it stopped while {args.to!r} had request {req.id}",
+                        "the request stays queued and is answered once the team runs again "
+                        f"(`octy-orchestrate up`; see `queue show {req.id}`)",
+                    )
+                reply = found
         except errors.RequestTimeout as exc:
             raise common.CliFailure(
                 f"no reply from {args.to} within {args.timeout:g}s; request {req.id} stays "
@@ -225,6 +243,20 @@ def _ask(args: argparse.Namespace) -> int:
             )
             raise
     return _done(args, out.body_text(reply.body), request=req.to_dict(), reply=reply.to_dict())
+
+
+def _supervisor_of(
+    args: argparse.Namespace, mb: MailboxBackend, name: str
+) -> tuple[Path, int] | None:
+    """(database, pid) of the supervisor running ``name`` on this machine's SQLite team,
+    or None: a participant that joined with `register` answers by itself, and on NATS the
+    agent's supervisor may be another machine's (the local lock says nothing of it)."""
+    place = common.resolve_place(args)
+    if not isinstance(place, Path):
+        return None
+    pid = holder_pid(place)
+    info = mb.agent(name) if pid else None
+    return (place, pid) if pid and info is not None and info.meta.get("supervised") else None
 
 
 @_verb

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -157,6 +158,37 @@ def test_down_when_the_queue_cannot_take_the_command_sends_sigterm(team: TeamFac
     assert "database is locked" in err, err
     assert "team stopped" in out
     assert t.wait_exit() == 0
+
+
+def test_ask_says_at_once_that_the_supervisor_died_while_it_waited(team: TeamFactory) -> None:
+    """`ask a ...` while the supervisor running `a` is SIGKILLed: it used to wait out its
+    whole --timeout (300 s by default) and then say "no reply". Like the operator
+    commands, it watches the team's lock and says at once that the supervisor is gone,
+    exit 5, the request left queued for the next `up`. A participant that answers by
+    itself (`register`) is still waited for as before (test_cli_queue)."""
+    t = team(
+        [{"agent": agent_rule("a"), "match": "long job", "text": "done", "delay": 60}],
+        {"a": {}},
+    )
+    t.up()
+    t.wait_ready("a")
+    asker = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "ask", "a", "long job", "--timeout", "90"],
+        cwd=t.folder,
+        env=t.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    t.model.wait_for_request("long job")
+    t.signal(signal.SIGKILL)
+    _, err = asker.communicate(timeout=150)
+    assert asker.returncode == 5, err
+    assert "is gone: it stopped while 'a' had request" in err
+    assert "stays queued" in err
+    with t.mailbox() as mb:
+        [request] = mb.list(recipient="a")
+    assert request.status in ("pending", "leased")
 
 
 def test_hot_reload_adds_removes_and_changes_agents(team: TeamFactory) -> None:
