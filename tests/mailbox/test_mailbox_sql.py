@@ -148,17 +148,6 @@ def test_bodies_and_meta_nested_past_what_python_reads(
         assert bob.meta == {"k": 1}
 
 
-def test_a_body_nested_too_deep_to_encode_is_refused(mb: Mailbox) -> None:
-    mb.register("bob", "")
-    body: list[object] = []
-    for _ in range(5000):
-        body = [body]
-    # Refused by the depth bound (MAX_BODY_DEPTH) before the encoder recurses at all.
-    with pytest.raises(errors.InvalidBody, match="levels deep"):
-        mb.send("user", "bob", body)
-    assert mb.list() == []
-
-
 def test_a_wait_edge_with_text_for_its_deadline_refuses_nothing_and_is_swept(
     mb: Mailbox, sql: sqlite3.Connection
 ) -> None:

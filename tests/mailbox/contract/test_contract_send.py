@@ -95,17 +95,25 @@ async def test_bodies_nested_past_the_limit_are_refused(q: Q) -> None:
     printed it then failed (RecursionError in queue ls, inbox --json, queue show); a few
     thousand levels failed the send with RecursionError, not InvalidBody. Nesting is
     bounded (a cycle counts as too deep); the deepest allowed body round-trips."""
-    for body in (_nested(MAX_BODY_DEPTH + 1), _nested(5000), {"a": [_nested(MAX_BODY_DEPTH)]}):
+    deep_in_a_tuple = (_nested(MAX_BODY_DEPTH + 5),)  # tuples are arrays in JSON too
+    for body in (
+        _nested(MAX_BODY_DEPTH + 1),
+        _nested(5000),
+        {"a": [_nested(MAX_BODY_DEPTH)]},
+        deep_in_a_tuple,
+    ):
         with pytest.raises(errors.InvalidBody, match="levels deep"):
             await q.send("alice", "bob", body)
+    shallow = {"text": "[" * 500 + "{" * 500}  # brackets in text are no nesting
+    await q.send("alice", "bob", shallow)
     cycle: list[object] = []
     cycle.append(cycle)
     with pytest.raises(errors.InvalidBody):
         await q.send("alice", "bob", cycle)
     m = await q.send("alice", "bob", _nested(MAX_BODY_DEPTH))
-    (got,) = await q.claim("bob", owner="w")
-    assert got.id == m.id
-    assert got.body == _nested(MAX_BODY_DEPTH)
+    got = await q.claim("bob", owner="w", limit=5)
+    assert [x.body for x in got] == [shallow, _nested(MAX_BODY_DEPTH)]
+    assert got[1].id == m.id
 
 
 async def test_the_largest_body_round_trips(q: Q) -> None:
