@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -200,6 +201,11 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str))
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def quoted(names: Sequence[str]) -> str:
+    """Names a user typed, each quoted (an empty one shows as '', not as nothing)."""
+    return ", ".join(repr(n) for n in names)
 
 
 MAX_ERROR_LINE = 300

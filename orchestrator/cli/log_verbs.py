@@ -302,7 +302,7 @@ def _check_names(
             continue  # nothing to check against: wait for it, like `tail -F`
         names = sorted((known | set(logview.known_names(folder))) - {SUPERVISOR_LOG})
         raise CliFailure(
-            f"no agent named {s.name} (agents: {', '.join(names) or 'none'}; "
+            f"no agent named {s.name!r} (agents: {', '.join(names) or 'none'}; "
             f"'{SUPERVISOR_LOG}' shows the supervisor's own events)",
             common.EXIT_NOT_FOUND,
             "not_found",

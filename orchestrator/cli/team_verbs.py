@@ -194,7 +194,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     unknown = [a for a in args.agents if a not in roster.agents]
     if unknown:
         raise CliFailure(
-            f"no agent named {', '.join(unknown)} in {roster.path}; "
+            f"no agent named {common.quoted(unknown)} in {roster.path}; "
             f"agents: {', '.join(roster.agents)}",
             common.EXIT_NOT_FOUND,
             "not_found",
@@ -454,7 +454,7 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in team]
     if unknown:
         raise CliFailure(
-            f"no agent named {', '.join(unknown)} in the running team; "
+            f"no agent named {common.quoted(unknown)} in the running team; "
             f"agents: {', '.join(team) or 'none'}",
             common.EXIT_NOT_FOUND,
             "not_found",
@@ -677,7 +677,7 @@ def _check_known(db: QueuePlace, names: Sequence[str]) -> list[str]:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise CliFailure(
-            f"no agent named {', '.join(unknown)}; agents: {', '.join(known) or 'none'}",
+            f"no agent named {common.quoted(unknown)}; agents: {', '.join(known) or 'none'}",
             common.EXIT_NOT_FOUND,
             "not_found",
         )

@@ -213,7 +213,7 @@ def test_an_unknown_agent_is_named_with_the_known_ones(team: Team, run: Run) -> 
     team.emit(3)
     code, _, err = run("zed")
     assert code == 3
-    assert "no agent named zed" in err
+    assert "no agent named 'zed'" in err
     assert "a, b" in err
 
 

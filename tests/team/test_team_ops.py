@@ -109,6 +109,9 @@ def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> N
     octy(t, "start", "b")
     t.wait_ready("b")
     assert octy(t, "restart", "nobody", check=False).returncode == 3
+    empty = octy(t, "restart", "", check=False)  # said as '', not as nothing
+    assert empty.returncode == 3
+    assert "no agent named '' in the running team" in empty.stderr
 
     down = octy(t, "down")
     assert "stopped" in down.stdout
