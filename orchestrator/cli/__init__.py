@@ -168,16 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sqlite3.Error as exc:
         # SQLite's own error, untranslated (a --db that is a device or a /proc file): say
         # which database, once.
-        where = getattr(args, "db", None) or "the queue's database"
-        common.report_failure(
-            args,
-            common.CliFailure(
-                f"{where}: SQLite error: {exc}; check that it is the team's database file",
-                common.EXIT_ERROR,
-                "database_error",
-            ),
-        )
-        return common.EXIT_ERROR
+        from orchestrator.mailbox import schema  # only on this rare path
+
+        where = Path(getattr(args, "db", None) or "the queue's database")
+        untranslated = common.failure_from(schema.translate(where, exc))
+        common.report_failure(args, untranslated)
+        return untranslated.exit_code
     except OSError as exc:
         # A file a verb met and no check foresaw (a name too long for the file system, a
         # folder turned unreadable): one line that says which, not a traceback.

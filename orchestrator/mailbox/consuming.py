@@ -8,6 +8,7 @@ claimed the message) gets LeaseLost instead of acking twice.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from orchestrator.mailbox.model import (
     message_from_row,
 )
 
-_N_COLUMNS = MESSAGE_COLUMNS.count(",") + 1
+_N_COLUMNS = len(dataclasses.fields(Message))
 
 # What would a claim for :r find or fix? Index probes, no lock: (something
 # pending is due, a lease has run out, a pending message is past its TTL).

@@ -120,7 +120,7 @@ def number_column(column: str, otherwise: str, *, time: bool = False) -> str:
     can put text in a REAL column ('yesterday': SQLite keeps what it cannot convert) or
     1e308 in a time, and readers did arithmetic and dates on them: `queue ls`, `queue
     show` and `trace` ended in TypeError/OverflowError tracebacks. Checked in SQL, per
-    row, in C; no commas (consuming.py counts the columns by them)."""
+    row, in C."""
     number = f"(typeof({column}) = 'real' OR typeof({column}) = 'integer')"
     if time:
         number += f" AND {column} BETWEEN 0 AND 1e11"

@@ -131,6 +131,11 @@ def _fail(path: Path, exc: BaseException) -> errors.DatabaseError:
             "nothing was written: free space there and try again (a running team waits "
             "and goes on by itself)",
         )
+    elif "i/o error" in low:
+        reason = (
+            f"{text}: SQLite could not read or write it; check that it is the team's "
+            "database file, on a disk that works (`dmesg` tells of failing disks)"
+        )
     else:
         reason = text
     return errors.DatabaseError(str(path), reason)

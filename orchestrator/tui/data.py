@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator import errors, jsontext, logview, trace
+from orchestrator import errors, logview, trace
 from orchestrator.cli.budget_verbs import budget_share, context_share
 from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
 from orchestrator.cli.log_verbs import Places, places_of
@@ -28,7 +28,7 @@ from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
-from orchestrator.mailbox.model import number_column
+from orchestrator.mailbox.model import meta_of, number_column
 from orchestrator.redact import for_people
 from orchestrator.tui.procstat import ProcReader
 
@@ -241,9 +241,7 @@ class TeamSource:
             for name, meta_text, beat in conn.execute(
                 f"SELECT name, meta, {number_column('heartbeat_at', 'NULL', time=True)} FROM agents"
             ):
-                with contextlib.suppress(ValueError, TypeError):
-                    decoded = jsontext.loads(meta_text)
-                    meta[name] = decoded if isinstance(decoded, dict) else {}
+                meta[name] = meta_of(meta_text) if isinstance(meta_text, str) else {}
                 if beat is not None:
                     beats.append(float(beat))
         finally:

@@ -69,7 +69,9 @@ def test_an_untranslated_sqlite_error_is_one_line(tmp_path: Path) -> None:
     for verb in (("ps",), ("queue", "ls"), ("approvals",)):
         done = octy(*verb, "--db", "/proc/self/mem", cwd=tmp_path)
         assert done.returncode == 1, done.stderr.decode()[-800:]
-        assert "/proc/self/mem" in one_error_line(done)
+        line = one_error_line(done)
+        assert "/proc/self/mem" in line
+        assert "check that it is the team's database file" in line
     assert list(tmp_path.iterdir()) == []
 
 
