@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -26,7 +25,7 @@ import nats.errors
 import nats.js.errors
 import structlog
 
-from orchestrator import errors, jsontext, procid
+from orchestrator import errors, procid
 from orchestrator.mailbox.model import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig
@@ -53,6 +52,14 @@ def presence_key(host: str, pid: int) -> str:
     return f"s.{rec.token(host)}.{pid}"
 
 
+_RECORD_KINDS: Final = {
+    "holder": rec.TEXT,
+    "host": rec.TEXT,
+    "pid": rec.WHOLE,
+    "expires_at": rec.TIME,
+}
+
+
 def parse_record(data: bytes | None) -> dict[str, Any] | None:
     """A lease or presence record (holder, host, pid, expires_at), or None when the bytes
     are not one: anyone with the team's NATS account can write the bucket (a script, a
@@ -60,19 +67,9 @@ def parse_record(data: bytes | None) -> dict[str, Any] | None:
     input. A lease that is not a record holds nobody's agent; a presence that is not one
     shows nobody."""
     try:
-        record = jsontext.loads(data or b"")
-    except (ValueError, UnicodeDecodeError):
+        return rec.read_record(data or b"", "l/s", _RECORD_KINDS)
+    except errors.RecordUnreadable:
         return None
-    if not isinstance(record, dict):
-        return None
-    holder, host, pid, expires_at = (record.get(k) for k in ("holder", "host", "pid", "expires_at"))
-    if not isinstance(holder, str) or not isinstance(host, str):
-        return None
-    if not isinstance(pid, int) or isinstance(pid, bool):
-        return None
-    if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
-        return None
-    return record if math.isfinite(expires_at) else None
 
 
 async def holder_of(mailbox: NatsMailbox, agent: str) -> dict[str, Any] | None:
@@ -150,34 +147,30 @@ class AgentLeases:
 
     async def _forget_stale_presences(self) -> None:
         """Remove presences that ran out STALE_PRESENCE_S ago (best effort, once per
-        start; each deleted only at the revision read, so one renewed meanwhile stays)."""
-        stale: list[tuple[str, int]] = []
+        start). Listed from the stream's subjects, as every listing of the bucket is
+        (core._keys: a KV watcher may end its first pass early), and purged, as every
+        key the team removes (a KV delete leaves a marker behind)."""
+        stale: list[str] = []
         try:
-            watcher = await self.mailbox.kv.watch("s.>", ignore_deletes=True)
-            try:
-                async for entry in watcher:
-                    if entry is None:  # the end of what is stored now
-                        break
-                    record = parse_record(entry.value)
-                    if record is None:
-                        continue  # not a record of ours: left alone
-                    if record["expires_at"] < self.mailbox.now() - STALE_PRESENCE_S:
-                        stale.append((entry.key, entry.revision or 0))
-            finally:
-                await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py leaves it bare
-            for key, revision in stale:
-                with contextlib.suppress(nats.js.errors.KeyWrongLastSequenceError):
-                    await self.mailbox.kv.delete(key, last=revision)
-        except (TimeoutError, errors.QueueError, nats.errors.Error) as exc:
+            for key in await self.mailbox._keys("s."):
+                found = await rec.get(self.mailbox.kv, key)
+                record = parse_record(found[0]) if found is not None else None
+                if (
+                    record is not None
+                    and record["expires_at"] < self.mailbox.now() - STALE_PRESENCE_S
+                ):
+                    stale.append(key)
+            for key in stale:
+                await self.mailbox._delete(key)
+        except (errors.QueueError, nats.errors.Error) as exc:
             log.warning("stale_presences_left", error=str(exc))
             return
         if stale:
-            log.info("stale_presences_removed", keys=[key for key, _ in stale])
+            log.info("stale_presences_removed", keys=stale)
 
     async def leave(self) -> None:
         with contextlib.suppress(errors.QueueError, nats.errors.Error):
-            key = presence_key(socket.gethostname(), os.getpid())
-            await retrying(lambda: self.mailbox.kv.delete(key))
+            await self.mailbox._delete(presence_key(socket.gethostname(), os.getpid()))
 
     def holds(self, agent: str) -> bool:
         return agent in self.held

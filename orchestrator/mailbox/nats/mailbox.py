@@ -283,10 +283,12 @@ class NatsMailbox(NatsConsumeOps):
                 await self._drop(m)
                 pruned += 1
         for key, value in (await self._scan("w.")).items():
-            edge = rec.decode_edge(value)
-            if edge is None:
-                self._unreadable(errors.RecordUnreadable(key, "not a wait-for edge"))
-            elif edge["expires_at"] <= now:
+            try:
+                expired = rec.decode_edge(value, key)["expires_at"] <= now
+            except errors.RecordUnreadable as exc:  # never runs out: swept, as on SQLite
+                self._unreadable(exc)
+                expired = True
+            if expired:
                 await self._delete(key)
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 

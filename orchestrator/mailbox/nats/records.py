@@ -26,7 +26,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import nats.js.errors
@@ -80,53 +80,51 @@ def encode_message(message: Message) -> bytes:
     return json.dumps(message.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _fields(data: bytes, key: str, names: tuple[str, ...]) -> dict[str, Any]:
-    """The JSON object at ``key`` with every one of ``names``, or RecordUnreadable."""
+def read_record(data: bytes, key: str, kinds: Mapping[str, tuple[type, ...]]) -> dict[str, Any]:
+    """The JSON object at ``key`` with each field of ``kinds`` of one of its types (a bool
+    is no number, a number is finite), or RecordUnreadable: the bucket is writable by
+    anyone with the team's account, so every record read is checked like any input."""
     try:
         record = jsontext.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # UnicodeDecodeError is one
         raise errors.RecordUnreadable(key, "not JSON") from None
     if not isinstance(record, dict):
         raise errors.RecordUnreadable(key, "not a JSON object")
-    missing = [f for f in names if f not in record]
-    if missing:
-        raise errors.RecordUnreadable(key, f"no {missing[0]!r}")
-    return record
-
-
-def _check(key: str, record: dict[str, Any], kinds: dict[str, tuple[type, ...]]) -> None:
     for name, allowed in kinds.items():
+        if name not in record:
+            raise errors.RecordUnreadable(key, f"no {name!r}")
         value = record[name]
         if isinstance(value, bool) or not isinstance(value, allowed):
             raise errors.RecordUnreadable(key, f"{name!r} is {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
             raise errors.RecordUnreadable(key, f"{name!r} is not a finite number")
+    return record
 
 
-_TEXT: Final = (str,)
+TEXT: Final = (str,)
 _TEXT_OR_NONE: Final = (str, type(None))
-_WHOLE: Final = (int,)
-_TIME: Final = (int, float)
+WHOLE: Final = (int,)
+TIME: Final = (int, float)
 _TIME_OR_NONE: Final = (int, float, type(None))
 _MESSAGE_KINDS: Final = {
-    "id": _TEXT, "kind": _TEXT, "sender": _TEXT, "recipient": _TEXT,
-    "correlation_id": _TEXT_OR_NONE, "cause_id": _TEXT_OR_NONE, "status": _TEXT,
-    "attempts": _WHOLE, "max_attempts": _WHOLE, "lease_owner": _TEXT_OR_NONE,
-    "lease_expires": _TIME_OR_NONE, "available_at": _TIME, "created_at": _TIME,
+    "id": TEXT, "kind": TEXT, "sender": TEXT, "recipient": TEXT,
+    "correlation_id": _TEXT_OR_NONE, "cause_id": _TEXT_OR_NONE, "status": TEXT,
+    "attempts": WHOLE, "max_attempts": WHOLE, "lease_owner": _TEXT_OR_NONE,
+    "lease_expires": _TIME_OR_NONE, "available_at": TIME, "created_at": TIME,
     "expires_at": _TIME_OR_NONE, "claimed_at": _TIME_OR_NONE, "done_at": _TIME_OR_NONE,
     "error": _TEXT_OR_NONE, "error_detail": _TEXT_OR_NONE,
 }  # fmt: skip
 _AGENT_KINDS: Final = {
-    "name": _TEXT, "description": _TEXT, "pid": (int, type(None)), "state": _TEXT,
-    "heartbeat_at": _TIME_OR_NONE, "registered_at": _TIME, "meta": (dict,),
+    "name": TEXT, "description": TEXT, "pid": (int, type(None)), "state": TEXT,
+    "heartbeat_at": _TIME_OR_NONE, "registered_at": TIME, "meta": (dict,),
 }  # fmt: skip
 
 
 def decode_message(data: bytes, key: str = "m.?") -> Message:
-    """The message stored at ``key``; RecordUnreadable if it is not one of ours (the
-    bucket is writable by anyone with the team's account: checked like any input)."""
-    record = _fields(data, key, _FIELDS)
-    _check(key, record, _MESSAGE_KINDS)
+    """The message stored at ``key``; RecordUnreadable if it is not one of ours."""
+    record = read_record(data, key, _MESSAGE_KINDS)
+    if "body" not in record:  # any JSON value: no type to check
+        raise errors.RecordUnreadable(key, "no 'body'")
     if record["kind"] not in KINDS or record["status"] not in STATUSES:
         raise errors.RecordUnreadable(key, "an unknown kind or status")
     if not safe_id(record["id"]) or record["max_attempts"] < 1:
@@ -138,25 +136,17 @@ def encode_agent(agent: AgentInfo) -> bytes:
     return json.dumps(agent.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def decode_edge(data: bytes) -> dict[str, Any] | None:
-    """A wait-for edge ``{waiter, target, expires_at}``, or None when it is not one."""
-    try:
-        edge = jsontext.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(edge, dict) or not all(k in edge for k in ("waiter", "target", "expires_at")):
-        return None
-    try:
-        _check("w.?", edge, {"waiter": _TEXT, "target": _TEXT, "expires_at": _TIME})
-    except errors.RecordUnreadable:
-        return None
-    return edge
+_EDGE_KINDS: Final = {"waiter": TEXT, "target": TEXT, "expires_at": TIME}
+
+
+def decode_edge(data: bytes, key: str = "w.?") -> dict[str, Any]:
+    """A wait-for edge ``{waiter, target, expires_at}``; RecordUnreadable if not one."""
+    return read_record(data, key, _EDGE_KINDS)
 
 
 def decode_agent(data: bytes, key: str = "a.?") -> AgentInfo:
     """The registry row stored at ``key``; RecordUnreadable if it is not one of ours."""
-    record = _fields(data, key, _AGENT_FIELDS)
-    _check(key, record, _AGENT_KINDS)
+    record = read_record(data, key, _AGENT_KINDS)
     return AgentInfo(*(record[f] for f in _AGENT_FIELDS))
 
 

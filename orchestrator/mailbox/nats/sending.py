@@ -214,10 +214,12 @@ class NatsSendOps(NatsCore):
             found = await rec.get(self.kv, key)
             if key == rec.wait_key(own) or found is None:
                 continue
-            edge = rec.decode_edge(found[0])
-            if edge is None:  # garbled: no edge (trusting it could only refuse an ask)
-                self._unreadable(errors.RecordUnreadable(key, "not a wait-for edge"))
-            elif edge["expires_at"] > now:
+            try:
+                edge = rec.decode_edge(found[0], key)
+            except errors.RecordUnreadable as exc:  # no edge: trusted, it could only refuse
+                self._unreadable(exc)
+                continue
+            if edge["expires_at"] > now:
                 edges.setdefault(edge["waiter"], set()).add(edge["target"])
         paths = [[recipient]]
         while paths:
