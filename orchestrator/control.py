@@ -19,7 +19,7 @@ import structlog
 
 from orchestrator import errors
 from orchestrator import foreign_commands as foreign
-from orchestrator.agent_leases import AgentLeases, LocalLeases
+from orchestrator.agent_leases import AgentLeases
 from orchestrator.lockfile import holder_pid, reply_while_held
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
@@ -115,13 +115,12 @@ CONTROL_RETRY_S = 1.0  # after the database refused the control loop a read or a
 
 
 async def serve_control(
-    sup: Team, mailbox: AsyncMailboxBackend, owner: str, leases: AgentLeases | None = None
+    sup: Team, mailbox: AsyncMailboxBackend, owner: str, leases: AgentLeases
 ) -> None:
     """Claim commands and run each in its own task; a database error in this loop (another
     process holding the write lock) is logged once and retried, never the end of the team.
     A command for another supervisor (``leases`` tell which live) is handed back, run
     here or refused: orchestrator/foreign_commands.py."""
-    leases = leases or LocalLeases()
     failing = False
     hand_backs = foreign.HandBacks()
     async with anyio.create_task_group() as tg:

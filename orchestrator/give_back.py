@@ -29,13 +29,13 @@ class GiveBack:
         name: str,
         owner: str,
         log: Any,
-        outage: Outage | None = None,
+        outage: Outage,
     ) -> None:
         self.mailbox = mailbox
         self.name = name
         self.owner = owner
         self.log = log
-        self.outage = outage or Outage(log)
+        self.outage = outage  # the runner's: one warning per outage, whichever step met it
 
     async def failed_turn(self, batch: list[Message], failure: Failure) -> None:
         """What a failed turn's messages become."""

@@ -308,7 +308,7 @@ class Supervisor:
                 if signum == signal.SIGHUP and hangup == "reload":
                     log.info("signal", signal="SIGHUP", action="reload")
                     assert self._tg is not None
-                    self._tg.start_soon(self._reload_on_signal)
+                    self._tg.start_soon(chores.reload_safely, self)
                     continue
                 if self._stopping.is_set() and signum == signal.SIGINT:
                     log.warning("forced_stop")
@@ -318,12 +318,6 @@ class Supervisor:
                     continue
                 log.info("signal", signal=signal.Signals(signum).name, grace_s=self.grace_s)
                 self.stop()
-
-    async def _reload_on_signal(self) -> None:
-        try:
-            await self.reload()  # it logs what it did, or why the file was refused
-        except Exception as exc:  # a reload must never end the team
-            log.exception("reload_crashed", error=repr(exc))
 
     def _abandon(self, exc: errors.DatabaseReplaced) -> None:
         """The database left its path (deleted, or a file moved over it): stop at once

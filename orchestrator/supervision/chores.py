@@ -87,9 +87,16 @@ async def watch_roster(sup: Team) -> None:
     while True:
         await anyio.sleep(RELOAD_POLL_S)
         now = fingerprint(watched_paths(sup.roster.path, sup.roster))
-        if now != sup.watch_fingerprint:
-            try:
-                await sup.reload()
-            except Exception as exc:  # a reload must never end the team
-                log.exception("reload_crashed", error=repr(exc))
-                sup.watch_fingerprint = now
+        if now != sup.watch_fingerprint and not await reload_safely(sup):
+            sup.watch_fingerprint = now  # not again for the same files
+
+
+async def reload_safely(sup: Team) -> bool:
+    """``sup.reload()`` (it logs what it did, or why the file was refused); a crash in it
+    is logged (`reload_crashed`), never the end of the team. False after a crash."""
+    try:
+        await sup.reload()
+    except Exception as exc:
+        log.exception("reload_crashed", error=repr(exc))
+        return False
+    return True

@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 
 import pytest
@@ -71,10 +70,7 @@ def test_a_terminal_that_hangs_up_stops_the_team_gracefully(team: TeamFactory) -
     assert row is not None
     assert row.state == "stopped"
     assert claude is not None
-    deadline = time.monotonic() + 30
-    while procid.running(claude) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not procid.running(claude)
+    t.wait_for(lambda: not procid.running(claude), timeout=30, what="its claude's end")
 
 
 def test_sighup_without_a_terminal_reloads_the_roster(team: TeamFactory) -> None:
@@ -98,13 +94,22 @@ def test_sighup_without_a_terminal_reloads_the_roster(team: TeamFactory) -> None
     assert t.proc.poll() is None
 
 
-def test_a_hangup_ignored_at_the_start_stays_ignored() -> None:
-    """`nohup octy-orchestrate up &`: the user asked for hangups to pass by."""
-    from orchestrator.supervisor import hangup_means
+SAYS = "from orchestrator.supervisor import hangup_means; print(hangup_means())"
 
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    try:
-        assert hangup_means() is None
-    finally:
-        signal.signal(signal.SIGHUP, previous)
-    assert hangup_means() in ("stop", "reload")
+
+@pytest.mark.parametrize(("prefix", "expected"), [(["nohup"], "None"), ([], "reload")])
+def test_what_a_hangup_means_to_a_process_without_a_terminal(
+    prefix: list[str], expected: str
+) -> None:
+    """Decided in the process itself, started in a session of its own (no controlling
+    terminal, as `up -d`): under `nohup` (SIGHUP ignored) hangups stay ignored, else
+    SIGHUP reloads. (With a terminal: the tmux test above.)"""
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", SAYS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        start_new_session=True,
+    )
+    assert done.stdout.strip() == expected
