@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 
 from orchestrator import errors
+from orchestrator.agent_leases import LocalLeases
 from orchestrator.control import Team, serve_control
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailbox
 from orchestrator.reload import ReloadResult
@@ -73,7 +74,7 @@ async def test_commands_go_through_the_team_protocol(tmp_path: Path) -> None:
 
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(serve_control, seam, am, "test:control")
+                tg.start_soon(serve_control, seam, am, "test:control", LocalLeases())
                 replies["stop"] = await _ask(am, {"command": "stop", "agent": "alice"})
                 replies["ghost"] = await _ask(am, {"command": "stop", "agent": "ghost"})
                 replies["nameless"] = await _ask(am, {"command": "start", "agent": None})
@@ -117,7 +118,7 @@ async def test_a_command_for_the_supervisor_before_this_one_is_not_left_to_time_
 
         with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(serve_control, team, am, "test:control")
+                tg.start_soon(serve_control, team, am, "test:control", LocalLeases())
                 restart = await _ask(am, {"command": "restart", "agent": "alice", "for": before})
                 down = await _ask(am, {"command": "down", "for": before})
                 forged = await _ask(am, {"command": "down", "for": {"host": 1, "pid": "x"}})
