@@ -187,14 +187,12 @@ def kill_unlaunched(pid_file: Path) -> list[int]:
 
 def _started_for(pid: int, needle: bytes) -> bool:
     """``pid`` is a child of this process started with the environment entry ``needle``."""
+    if procid.parent(pid) != os.getpid():
+        return False
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-        if int(stat[stat.rfind(b")") + 2 :].split()[1]) != os.getpid():
-            return False
         with open(f"/proc/{pid}/environ", "rb") as f:
             environ = f.read()
-    except (OSError, ValueError, IndexError):
+    except OSError:
         return False
     return environ.startswith(needle) or b"\0" + needle in environ
 

@@ -152,20 +152,24 @@ class _Router:
             except UnsafePath as exc:  # a write failure like any other (_failed_write)
                 raise PermissionError(errno.EPERM, str(exc)) from None
             handler.stream = handler._open()
-            mine = os.fstat(handler.stream.fileno())
-            self._opened[handler.baseFilename] = (mine.st_ino, mine.st_dev)
+            self._remember(handler)
             size = None
         if size is None:
             handler.stream.seek(0, os.SEEK_END)
             size = handler.stream.tell()
         if self.max_bytes > 0 and size and size + len(line) + 1 >= self.max_bytes:
             handler.doRollover()
-            mine = os.fstat(handler.stream.fileno())
-            self._opened[handler.baseFilename] = (mine.st_ino, mine.st_dev)
+            self._remember(handler)
             size = 0
         handler.stream.write(line + "\n")
         handler.stream.flush()
         self._sizes[name] = size + len(line) + 1
+
+    def _remember(self, handler: _PrivateRotatingFile) -> None:
+        """Keep which file the handler has open, for :meth:`_moved`."""
+        assert handler.stream is not None
+        mine = os.fstat(handler.stream.fileno())
+        self._opened[handler.baseFilename] = (mine.st_ino, mine.st_dev)
 
     def _moved(self, handler: _PrivateRotatingFile) -> bool:
         """The open file is no longer the one at its path: deleted (`rm logs/*.jsonl`,

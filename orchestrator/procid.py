@@ -28,6 +28,15 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2 :].split()
 
 
+def parent(pid: int) -> int | None:
+    """The process's parent pid; None if it is gone."""
+    fields = _stat_fields(pid)
+    try:
+        return None if fields is None else int(fields[1])  # field 4 overall
+    except (IndexError, ValueError):
+        return None
+
+
 def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot; None if it is gone."""
     fields = _stat_fields(pid)
