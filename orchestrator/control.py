@@ -20,7 +20,8 @@ import structlog
 from orchestrator import errors
 from orchestrator import foreign_commands as foreign
 from orchestrator.agent_leases import AgentLeases
-from orchestrator.lockfile import holder_pid, reply_while_held
+from orchestrator.held_wait import reply_while_held
+from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
 

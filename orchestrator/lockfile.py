@@ -12,13 +12,9 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from orchestrator import errors, safefs
+from orchestrator import safefs
 from orchestrator.errors import SupervisorAlreadyRunning, UnsafePath
-
-if TYPE_CHECKING:
-    from orchestrator.mailbox import MailboxBackend, Message
 
 
 def lock_path(db_path: Path) -> Path:
@@ -69,19 +65,3 @@ def holder_pid(db_path: Path) -> int | None:
         return None
     finally:
         os.close(fd)
-
-
-def reply_while_held(
-    mailbox: MailboxBackend, request_id: str, *, db_path: Path, pid: int, timeout_s: float
-) -> Message | None:
-    """The reply to ``request_id``, waited for while the supervisor ``pid`` holds the team's
-    lock; None as soon as it does not (killed, stopped) and no reply came: the lock is this
-    machine's truth about it (the kernel drops it with the process), looked at about once
-    a second by the one wait (which keeps the request's wait-for edge while it waits).
-    RequestTimeout after ``timeout_s``."""
-    try:
-        return mailbox.wait_for_reply(
-            request_id, timeout_s, still=lambda: holder_pid(db_path) == pid
-        )
-    except errors.WaitStopped:
-        return None

@@ -24,7 +24,8 @@ from typing import Any
 from orchestrator import errors, jsontext
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
-from orchestrator.lockfile import holder_pid, reply_while_held
+from orchestrator.held_wait import reply_while_held
+from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, MailboxBackend
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
