@@ -28,22 +28,22 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2 :].split()
 
 
-def parent(pid: int) -> int | None:
-    """The process's parent pid; None if it is gone."""
+def _stat_number(pid: int, index: int) -> int | None:
     fields = _stat_fields(pid)
     try:
-        return None if fields is None else int(fields[1])  # field 4 overall
+        return None if fields is None else int(fields[index])
     except (IndexError, ValueError):
         return None
+
+
+def parent(pid: int) -> int | None:
+    """The process's parent pid; None if it is gone."""
+    return _stat_number(pid, 1)  # field 4 overall
 
 
 def start_ticks(pid: int) -> int | None:
     """The process's start time in clock ticks since boot; None if it is gone."""
-    fields = _stat_fields(pid)
-    try:
-        return None if fields is None else int(fields[19])  # field 22 overall
-    except (IndexError, ValueError):
-        return None
+    return _stat_number(pid, 19)  # field 22 overall
 
 
 def is_leftover_cli(pid: int, recorded_start: object, cli_path: str | None) -> str | None:
