@@ -25,6 +25,7 @@ LAUNCHING: Final = "launching"
 TOTAL_KEYS: Final = (
     "session_id",
     "session_cost_usd",
+    "session_tokens",
     "turns",
     "input_tokens",
     "output_tokens",
@@ -47,6 +48,7 @@ class AgentMeta:
     # The agent's totals across turns, sessions and `up`s (orchestrator.usage.TOTAL_KEYS).
     session_id: str | None = None
     session_cost_usd: float = 0.0
+    session_tokens: dict[str, Any] | None = None  # the CLI's running token totals (usage.py)
     turns: int = 0
     input_tokens: int = 0
     output_tokens: int = 0

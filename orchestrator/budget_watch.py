@@ -98,6 +98,37 @@ class BudgetWatch:
         while name in self.blocked:
             await self._released.wait()
 
+    def is_blocked(self, name: str) -> bool:
+        return name in self.blocked
+
+    async def over_with(self, name: str, tokens: int) -> bool:
+        """Whether ``tokens`` more (a turn in progress) spend ``name``'s token budget or
+        the team's, one not overridden by ``resume``. Dollars are known only when the
+        turn ends (the CLI prices requests then), so they are checked after it."""
+        roster = self.roster()
+        spec = roster.agents.get(name)
+        budgets = [(TEAM, roster.budget), (name, spec.budget if spec else None)]
+        if not any(b is not None and b.tokens for _, b in budgets):
+            return False
+        try:
+            return await anyio.to_thread.run_sync(self._over_with, name, tokens, budgets)
+        except (sqlite3.Error, errors.OrchestratorError) as exc:  # the turn runs on
+            log.error("budget_check_failed", cause="turn", error=str(exc))
+            return False
+
+    def _over_with(self, name: str, tokens: int, budgets: list[tuple[str, Budget | None]]) -> bool:
+        now = time.time()
+        marks = self.ledger.marks()
+        for scope, budget in budgets:
+            if budget is None or not budget.tokens:
+                continue
+            s = self.ledger.standing(scope, budget, now, self.run_started)
+            if marks.get(f"override/{name}/{scope}") == s.start:
+                continue
+            if s.spent.tokens + tokens >= budget.tokens:
+                return True
+        return False
+
     async def after_turn(self, name: str, data: dict[str, Any]) -> None:
         usd, tokens = turn_spend(data)
         if usd or any(tokens.values()):

@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 import structlog
-from claude_agent_sdk import AssistantMessage, ClaudeSDKClient, ResultMessage, SystemMessage
+from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage
 
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent
 from orchestrator.mailbox import Message
@@ -152,20 +152,29 @@ class ContextKeeper:
         }
 
     async def between_turns(
-        self, client: ClaudeSDKClient, next_item: Callable[[], Awaitable[Any]]
-    ) -> None:
-        """Publish the figures; compact when past ``compact_at`` of the window."""
+        self,
+        query: Callable[[str], Awaitable[None]],
+        next_item: Callable[[], Awaitable[Any]],
+        *,
+        may_compact: bool = True,
+    ) -> ResultMessage | None:
+        """Publish the figures; compact when past ``compact_at`` of the window (and
+        ``may_compact``). The compaction's result, whose spend the caller counts: its
+        summary is a model request like any other."""
         if self.tokens is None:
-            return
+            return None
         await self.on_event(RunnerEvent.CONTEXT, self.figures())
         threshold = self.spec().compact_at
         if threshold is None or self.tokens < max(threshold * self.window, self._floor):
-            return
+            return None
+        if not may_compact:
+            return None
         before = self.tokens
         log.info("compacting", agent=self.name, tokens=before, window=self.window)
-        await client.query("/compact")
+        await query("/compact")
         boundary: dict[str, Any] = {}
         failed: str | None = None
+        result: ResultMessage | None = None
         timeout = self.spec().turn_timeout_s or COMPACT_TIMEOUT_S
         with anyio.move_on_after(timeout) as scope:
             while True:
@@ -173,6 +182,7 @@ class ContextKeeper:
                 if isinstance(item, SystemMessage) and item.subtype == "compact_boundary":
                     boundary = dict(item.data.get("compact_metadata") or {})
                 elif isinstance(item, ResultMessage):
+                    result = item
                     failed = (item.result or "compaction failed") if item.is_error else None
                     break
         if scope.cancelled_caught:
@@ -185,7 +195,7 @@ class ContextKeeper:
                 tokens=before,
                 reason=failed or "no compact_boundary reported",
             )
-            return
+            return result
         after = boundary.get("post_tokens")
         self.tokens = int(after) if isinstance(after, int) else None
         if self.tokens is not None and self.tokens >= threshold * self.window:
@@ -199,6 +209,7 @@ class ContextKeeper:
             window=self.window,
         )
         await self.on_event(RunnerEvent.CONTEXT, {**self.figures(), "compacted_from": before})
+        return result
 
     def _handover(self, batch: list[Message]) -> str:
         return handover(self.last_result, batch)

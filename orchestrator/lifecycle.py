@@ -99,6 +99,9 @@ class RunnerEvent(enum.StrEnum):
     TURN = "turn"  # a turn ended: its stats, {"totals"}, {"failure"} or {"resume_at"}
     CONTEXT = "context"  # context in use against the window (context.py)
     MODEL_ERROR = "model_error"  # the CLI retries a failed API call: {"reason"}
+    # Spend outside a delivered turn's end (a compaction, an overflowed or interrupted turn,
+    # a turn the CLI started by itself): its figures, {"cause"}, {"totals"}; moves nothing
+    SPEND = "spend"
 
 
 # The runner's hook into the supervisor (and into what the runner hands it: context,

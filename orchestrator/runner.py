@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -43,7 +43,7 @@ from claude_agent_sdk import (
 
 from orchestrator import errors, outage, prompts, relay_route
 from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
-from orchestrator.context import ContextKeeper, SessionOver
+from orchestrator.context import ContextKeeper, SessionOver, too_long
 from orchestrator.give_back import GiveBack
 from orchestrator.launcher import kill_unlaunched
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
@@ -61,7 +61,7 @@ from orchestrator.session_options import (
     discard_prompt_file,
     read_cli_pid,
 )
-from orchestrator.usage import SessionCost, TurnUsage, add_turn
+from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn
 
 log = structlog.get_logger()
 
@@ -73,6 +73,21 @@ FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to e
 class _Died:
     detail: str
     exit_code: int | None
+
+
+@dataclass(frozen=True)
+class _Foreign:
+    """Something the CLI said in a turn no query of ours started (see ``_sort``)."""
+
+    message: Any
+
+
+class BudgetGate(Protocol):
+    """What the runner asks the budgets (orchestrator.budget_watch.BudgetWatch)."""
+
+    def is_blocked(self, name: str) -> bool: ...
+
+    async def over_with(self, name: str, tokens: int) -> bool: ...
 
 
 class _TurnTimeout(Exception):
@@ -102,6 +117,7 @@ class AgentRunner:
         totals: Mapping[str, Any] | None = None,
         resume_at: str | None = None,
         hold: Callable[[str], Awaitable[None]] | None = None,
+        budgets: BudgetGate | None = None,
         client: Callable[[ClaudeAgentOptions], ClaudeSDKClient] = ClaudeSDKClient,
     ) -> None:
         self.name = name
@@ -145,6 +161,13 @@ class AgentRunner:
         self._rewind = False
         self._turn_uuid: str | None = None
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
+        self.budgets = budgets  # asked during a turn: stop it once over budget
+        self._turn_tokens: dict[str, int] = {}  # this turn's, per model request (message id)
+        self._over_budget = False
+        # Our queries the CLI has not answered yet, and whether a turn the CLI started by
+        # itself is running: its messages are foreign (see _sort).
+        self._awaiting = 0
+        self._foreign_open = False
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
         self._new_client = client  # the SDK's; tests/team/test_runner_unit.py passes a double
 
@@ -182,6 +205,7 @@ class AgentRunner:
     async def _run_session(self, client: ClaudeSDKClient) -> SessionEnd:
         send, receive = anyio.create_memory_object_stream[Any](256)
         end = SessionEnd(EndReason.STOPPED)
+        self._awaiting, self._foreign_open = 0, False
         try:
             with anyio.CancelScope() as self._session_scope:
                 async with anyio.create_task_group() as tg:
@@ -256,6 +280,36 @@ class AgentRunner:
             return client
         return SessionEnd(EndReason.CONNECT_FAILED, "unreachable")
 
+    async def _query(self, client: ClaudeSDKClient, text: str) -> None:
+        """Start a turn: every query of ours is answered by one result, in order."""
+        self._awaiting += 1
+        try:
+            await client.query(text)
+        except BaseException:
+            self._awaiting -= 1
+            raise
+
+    def _sort(self, message: Any) -> Any:
+        """Mark what belongs to a turn no query of ours started (a background task's
+        report, a scheduled prompt of a newer CLI) as foreign. The CLI runs one turn at a
+        time, so a turn that begins while none of ours is awaited runs to its result before
+        any query written meanwhile: that result is not our message's answer. Called by the
+        pump, in the order the CLI speaks."""
+        if self._foreign_open or (self._awaiting == 0 and _starts_turn(message)):
+            self._foreign_open = not isinstance(message, ResultMessage)
+            return _Foreign(message)
+        if isinstance(message, ResultMessage):
+            self._awaiting = max(0, self._awaiting - 1)
+        return message
+
+    async def _foreign(self, message: Any) -> None:
+        """A foreign turn answers nobody, but it was paid for: its spend is counted."""
+        if isinstance(message, AssistantMessage) and message.parent_tool_use_id is None:
+            self.context.observe(message)
+        if isinstance(message, ResultMessage):
+            usage = await self._spent(message, "foreign_turn")
+            self.log.warning("foreign_turn", result=(message.result or "")[:300], **usage.fields())
+
     @staticmethod
     async def _connect_within(
         client: ClaudeSDKClient, timeout_s: float, pid_file: Path | None
@@ -311,7 +365,7 @@ class AgentRunner:
         died = _Died("claude process ended", None)
         try:
             async for message in client.receive_messages():
-                await send.send(message)
+                await send.send(self._sort(message))
         except ClaudeSDKError as exc:
             died = _Died(str(exc), getattr(exc, "exit_code", None))
         await send.send(died)
@@ -322,7 +376,7 @@ class AgentRunner:
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any]
     ) -> SessionEnd:
         while not self._stop.is_set():
-            died = _poll_died(receive)
+            died = await self._drain(receive)
             if died:
                 return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
             batch = await self._next_batch()
@@ -331,7 +385,16 @@ class AgentRunner:
             try:
                 await self._deliver(client, receive, batch)
                 if not self._interrupted and not self._stop.is_set():
-                    await self.context.between_turns(client, lambda: self._next_item(receive))
+                    # Not while paused for the budget (a compaction is spend too), nor before
+                    # a rewind (the new process resumes before what it would summarise).
+                    paused = self.budgets is not None and self.budgets.is_blocked(self.name)
+                    compacted = await self.context.between_turns(
+                        partial(self._query, client),
+                        lambda: self._next_item(receive),
+                        may_compact=not (paused or self._rewind),
+                    )
+                    if compacted is not None:
+                        await self._spent(compacted, "compaction", turn=False)
             except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
                 return SessionEnd(exc.reason, exc.detail, handover=exc.handover)
             except _SessionDied as exc:
@@ -403,7 +466,7 @@ class AgentRunner:
         started = time.monotonic()
         try:
             try:
-                await client.query(self.context.framed(frame(fresh)))
+                await self._query(client, self.context.framed(frame(fresh)))
             finally:
                 # Bookkeeping after the query is written: the CLI starts while we record it.
                 for m in fresh:
@@ -421,8 +484,14 @@ class AgentRunner:
             self.relay.turn = None
             self._turn_over.set()
         if self._interrupted:
+            await self._spent(result, "interrupted")
             return  # released by run(): the turn did not finish
+        if too_long(result):  # paid for, though the session ends on it
+            await self._spent(result, "context_overflow")
         self.context.check(result, final, fresh)  # raises ContextOverflow
+        if self._over_budget:
+            await self._stopped_for_budget(fresh, result, time.monotonic() - started)
+            return
         await self._settle(fresh, turn, result, final, time.monotonic() - started)
 
     async def _ack(self, ids: list[str]) -> None:
@@ -450,6 +519,8 @@ class AgentRunner:
         last_text = ""
         self._unavailable = None
         self._turn_uuid = None
+        self._turn_tokens = {}
+        self._over_budget = False
         while True:
             with anyio.move_on_after(timeout) as scope:
                 item = await receive.receive()
@@ -459,6 +530,11 @@ class AgentRunner:
                 raise _TurnTimeout
             if isinstance(item, _Died):
                 raise _SessionDied(item)
+            if isinstance(item, _Foreign):
+                await self._foreign(item.message)
+                continue
+            if isinstance(item, AssistantMessage):
+                await self._watch_budget(client, item)  # subagents' requests count too
             if getattr(item, "parent_tool_use_id", None) is None:
                 self.context.observe(item)
             if isinstance(item, AssistantMessage) and item.parent_tool_use_id is None:
@@ -474,12 +550,48 @@ class AgentRunner:
             elif isinstance(item, ResultMessage):
                 return item, item.result if item.result is not None else last_text
 
-    @staticmethod
-    async def _next_item(receive: MemoryObjectReceiveStream[Any]) -> Any:
-        item = await receive.receive()
-        if isinstance(item, _Died):
-            raise _SessionDied(item)
-        return item
+    async def _next_item(self, receive: MemoryObjectReceiveStream[Any]) -> Any:
+        while True:
+            item = await receive.receive()
+            if isinstance(item, _Died):
+                raise _SessionDied(item)
+            if not isinstance(item, _Foreign):
+                return item
+            await self._foreign(item.message)
+
+    async def _drain(self, receive: MemoryObjectReceiveStream[Any]) -> _Died | None:
+        """What the CLI said between turns (a foreign turn's spend is counted); the death
+        notice if it came."""
+        while True:
+            try:
+                item = receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                return None
+            if isinstance(item, _Died):
+                return item
+            if isinstance(item, _Foreign):
+                await self._foreign(item.message)
+
+    async def _watch_budget(self, client: ClaudeSDKClient, item: AssistantMessage) -> None:
+        """Add up the turn's model requests as they come (each assistant message carries
+        its request's usage; the blocks of one request share it, hence by message id) and
+        interrupt the turn once the agent's or the team's token budget is spent: a turn of
+        many requests would otherwise overshoot by all of them."""
+        if not item.usage or item.model == "<synthetic>":
+            return
+        key = item.message_id or f"#{len(self._turn_tokens)}"
+        self._turn_tokens[key] = sum(_count(item.usage, k) for k in TOKEN_KEYS)
+        if self.budgets is None or self._over_budget or self._interrupted:
+            return
+        tokens = sum(self._turn_tokens.values())
+        if not await self.budgets.over_with(self.name, tokens):
+            return
+        self._over_budget = True
+        self.log.warning("budget_turn_stopped", turn_tokens=tokens, requests=len(self._turn_tokens))
+        try:
+            await client.interrupt()
+        except ClaudeSDKError as exc:
+            self.log.warning("interrupt_failed", error=str(exc))
 
     async def _model_error(self, client: ClaudeSDKClient, error: ModelError) -> None:
         """The CLI is retrying a failed API call: say so at once, and cut the turn short
@@ -503,10 +615,7 @@ class AgentRunner:
     async def _settle(
         self, batch: list[Message], turn: Turn, result: ResultMessage, final: str, took_s: float
     ) -> None:
-        self.session_id = result.session_id or self.session_id
-        usage = self._session_cost.turn(result)  # a failed turn is paid for too
-        self.last_usage = usage
-        self.totals = add_turn(self.totals, usage)
+        usage = self._count(result)  # a failed turn is paid for too
         stats = {
             "messages": [m.id for m in batch],
             "duration_ms": result.duration_ms,
@@ -561,6 +670,39 @@ class AgentRunner:
             RunnerEvent.TURN, {**stats, "totals": self.totals, "resume_at": self._resume_at}
         )
 
+    def _count(self, result: ResultMessage, *, turn: bool = True) -> TurnUsage:
+        """What ``result`` cost, added to the agent's totals."""
+        self.session_id = result.session_id or self.session_id
+        usage = self._session_cost.turn(result)
+        self.last_usage = usage
+        self.totals = add_turn(self.totals, usage, turn=turn)
+        return usage
+
+    async def _spent(self, result: ResultMessage, cause: str, *, turn: bool = True) -> TurnUsage:
+        """Spend that is not a delivered turn's (a compaction, a turn that overflowed or was
+        interrupted, a foreign turn): counted and sent to the budgets all the same."""
+        usage = self._count(result, turn=turn)
+        self.log.info("spend", cause=cause, **usage.fields())
+        await self.on_event(
+            RunnerEvent.SPEND, {**usage.fields(), "cause": cause, "totals": self.totals}
+        )
+        return usage
+
+    async def _stopped_for_budget(
+        self, batch: list[Message], result: ResultMessage, took_s: float
+    ) -> None:
+        """The turn was interrupted over budget: its messages go back to the queue
+        uncounted, where the paused agent's requests are answered ``budget_exceeded``."""
+        usage = self._count(result)
+        stats = {"messages": [m.id for m in batch], **usage.fields(), "took_s": round(took_s, 3)}
+        try:
+            await self.mailbox.release(self.owner, [m.id for m in batch])
+        except errors.QueueStalled as exc:  # they come back when their lease runs out
+            self._outage.down("release", exc)
+        self._inflight = []
+        self.log.warning("turn_stopped_for_budget", **stats)
+        await self.on_event(RunnerEvent.TURN, {**stats, "totals": self.totals})
+
     async def _failure(self, result: ResultMessage, text: str) -> Failure:
         if self._unavailable:
             return Failure("unavailable", self._unavailable)
@@ -614,15 +756,17 @@ class AgentRunner:
         self.log.info("cli_stderr", line=line.rstrip()[:2000])
 
 
-def _poll_died(receive: MemoryObjectReceiveStream[Any]) -> _Died | None:
-    """Drain what the CLI said between turns; return the death notice if it came."""
-    while True:
-        try:
-            item = receive.receive_nowait()
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            return None
-        if isinstance(item, _Died):
-            return item
+def _starts_turn(message: Any) -> bool:
+    """The first thing the CLI says in a turn (measured on 2.1.332: ``init`` each turn),
+    or anything only a turn says."""
+    if isinstance(message, SystemMessage):
+        return message.subtype == "init"
+    return isinstance(message, AssistantMessage | ResultMessage)
+
+
+def _count(usage: Mapping[str, Any], key: str) -> int:
+    value = usage.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _is_group_leader(pid: int) -> bool:

@@ -7,6 +7,11 @@ Decisions made here, documented in the README ("How agents run"):
 - The CLI's own ``SendMessage``/``ListAgents`` (best-effort, not durable) are
   disallowed unless the roster allows them by name: every message goes
   through the durable queue.
+- The CLI's tools that start turns on their own (:data:`SELF_STARTING`: cron jobs,
+  wake-ups, monitors, background workflows) are disallowed unless named in ``tools``,
+  and background tasks are off: a turn no message caused is answered to nobody, runs
+  while the agent is paused for its budget, and its result could be taken for the
+  next message's.
 - ``setting_sources=["project"]``: an agent loads its working folder's
   ``.claude/`` settings and CLAUDE.md, never the operator's personal
   ``~/.claude/settings.json`` (hooks and permissions there were not written
@@ -60,7 +65,26 @@ read_cli_pid = launcher.read_cli_pid
 # the session: an answer or a tool call carrying a body near the queue's 1 MiB limit did,
 # five times over (issue 16.8). Any body the queue accepts fits many times in this.
 MAX_LINE_BYTES = 32 * 1024 * 1024
-CLI_ENV_DEFAULTS = {"ENABLE_TOOL_SEARCH": "false"}
+CLI_ENV_DEFAULTS = {
+    "ENABLE_TOOL_SEARCH": "false",
+    # A background task (Bash run_in_background, an Agent or Skill launched in the
+    # background) reports back later as a turn of its own (seen on 2.1.332: "Async agent
+    # launched"); in the foreground it is part of the turn that started it.
+    "CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1",
+}
+# Offered by the bundled CLI (2.1.332) to every agent, even one with `tools: []`, and
+# run without a permission prompt. Each makes the CLI start a turn later by itself: a
+# recurring CronCreate job fires every minute for up to 30 days. RemoteTrigger is not
+# offered by 2.1.332; named so a newer CLI does not bring it in unnoticed.
+SELF_STARTING = (
+    "CronCreate",
+    "CronDelete",
+    "CronList",
+    "ScheduleWakeup",
+    "Monitor",
+    "Workflow",
+    "RemoteTrigger",
+)
 SETTING_SOURCES: list[Any] = ["project"]
 
 # The relay tools are allowed outright on purpose, so can_use_tool is not consulted for them;
@@ -83,7 +107,11 @@ def build_options(
     policy: Policy | None = None,
 ) -> ClaudeAgentOptions:
     disallowed = list(spec.disallowed_tools)
-    disallowed += [t for t in CLI_OWN_MESSAGING if t not in spec.tools and t not in disallowed]
+    disallowed += [
+        t
+        for t in (*CLI_OWN_MESSAGING, *SELF_STARTING)
+        if t not in spec.tools and t not in disallowed
+    ]
     env = {
         **CLI_ENV_DEFAULTS,
         # Bounds a persistent 529/5xx per turn (the CLI's default of 10 is ~175 s); an
@@ -137,10 +165,6 @@ def with_policy(
         ]
     if spec.subagents:
         options.agents = agent_definitions(spec)
-        # The CLI starts subagents in the background by default (seen on 2.1.332: "Async
-        # agent launched"): the turn then ends before the subagent answers, and its result
-        # arrives later as a turn nobody delivered. In the foreground it is part of the turn.
-        options.env = {"CLAUDE_CODE_DISABLE_BACKGROUND_TASKS": "1", **options.env}
         if "Agent" not in options.allowed_tools:
             options.allowed_tools.append("Agent")  # the tool that starts a subagent
     return options

@@ -65,6 +65,7 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
         totals=slot.stats,
         resume_at=slot.stats.get(RESUME_AT),
         hold=sup.budgets.hold,
+        budgets=sup.budgets,
         **({"client": sup.client} if sup.client is not None else {}),
     )
     runner.context.handover = slot.handover
@@ -120,6 +121,9 @@ async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[
     elif event == RunnerEvent.CONTEXT:  # context in use against the window (context.py)
         if not slot.elsewhere:  # refused: the next turn's figures replace these anyway
             await registry.write(sup, slot, meta={"context": data}, heartbeat=False)
+    elif event == RunnerEvent.SPEND:  # counted like a turn's; the state does not move
+        slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
+        await sup.budgets.after_turn(slot.name, data)
     elif event == RunnerEvent.MODEL_ERROR:
         await registry.note_model(sup, slot, str(data.get("reason") or ""))
     elif event == RunnerEvent.TURN:

@@ -1,0 +1,213 @@
+"""Every model request reaches the spend ledger, and a turn stops once over budget (real
+claude CLI, scripted model whose rules set the usage): a turn that overflows the
+context, a /compact between turns, a subagent's requests; a token budget interrupts the
+turn that spends it; no compaction while paused."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from team_harness import Team, agent_rule
+
+from orchestrator import errors
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+SUMMARY = "create a detailed summary of the conversation so far"
+
+
+def spent_tokens(t: Team, agent: str = "alice") -> int:
+    with sqlite3.connect(t.db_path) as db:
+        row = db.execute(
+            "SELECT coalesce(sum(input_tokens + output_tokens + cache_read_input_tokens"
+            " + cache_creation_input_tokens), 0) FROM spend WHERE agent = ?",
+            (agent,),
+        ).fetchone()
+    return int(row[0])
+
+
+def log_events(t: Team, event: str) -> list[dict[str, Any]]:
+    path = t.folder / "logs" / "supervisor.jsonl"
+    if not path.exists():
+        return []
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in lines if e.get("event") == event]
+
+
+def test_the_turn_that_overflows_the_context_is_in_the_ledger(team: TeamFactory) -> None:
+    """A 50,000-token request, then "prompt is too long": the fresh session answers, and
+    the overflowed turn's 50,100 tokens are counted (they were not: 8 tokens were)."""
+    a = agent_rule("alice")
+    t = team(
+        [
+            {"agent": a, "match": SUMMARY, "error": "prompt_too_long"},
+            {"agent": a, "tool_result": "BOOMTOOL", "error": "prompt_too_long"},
+            {
+                "agent": a,
+                "match": r"(?s)\A(?!.*Context reset).*boom",
+                "tool_use": {"name": "Bash", "input": {"command": "echo BOOMTOOL"}},
+                "usage": {"input_tokens": 50000, "output_tokens": 100},
+            },
+            {
+                "agent": a,
+                "match": "boom",
+                "text": "boom handled",
+                "usage": {"input_tokens": 7, "output_tokens": 1},
+            },
+        ],
+        {"alice": {"tools": ["Bash"]}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "boom please", timeout=120) == "boom handled"
+    t.wait_for(lambda: spent_tokens(t) >= 50_108, 30, "the overflowed turn in the ledger")
+    assert [e["cause"] for e in log_events(t, "spend")] == ["context_overflow"]
+
+
+def test_a_compaction_between_turns_is_counted(team: TeamFactory) -> None:
+    """compact_at past after the first turn: the /compact's 40,500-token summary request
+    reaches the ledger (its result's usage says 0; model_usage has it)."""
+    a = agent_rule("alice")
+    t = team(
+        [
+            {
+                "agent": a,
+                "match": SUMMARY,
+                "text": "<summary>short</summary>",
+                "usage": {"input_tokens": 40000, "output_tokens": 500},
+            },
+            {
+                "agent": a,
+                "match": "job",
+                "text": "done",
+                "usage": {"input_tokens": 900, "output_tokens": 100},
+            },
+        ],
+        {"alice": {"context_window": 1000, "budget": {"tokens": 1_000_000, "per": "1d"}}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "done"
+    t.wait_for(lambda: log_events(t, "compacted"), 60, "the compaction")
+    t.wait_for(lambda: spent_tokens(t) >= 41_500, 30, "the compaction in the ledger")
+    assert [e["cause"] for e in log_events(t, "spend")] == ["compaction"]
+
+
+def test_no_compaction_while_paused_by_the_budget(team: TeamFactory) -> None:
+    """The turn spends the budget and the context is past compact_at: the agent pauses
+    and does not compact (a summary is spend too)."""
+    a = agent_rule("alice")
+    t = team(
+        [
+            {"agent": a, "match": SUMMARY, "text": "<summary>short</summary>"},
+            {
+                "agent": a,
+                "match": "job",
+                "text": "done",
+                "usage": {"input_tokens": 900, "output_tokens": 100},
+            },
+        ],
+        {"alice": {"context_window": 1000, "budget": {"tokens": 1000, "per": "1d"}}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "done"
+    t.wait_for(lambda: t.states().get("alice") == "paused", 30, "alice paused")
+    # The context figures are published after the pause decision, in the same step.
+    t.wait_for(lambda: context_tokens(t) is not None, 30, "the context figures")
+    assert not t.model.requests_matching(SUMMARY)
+    assert not log_events(t, "compacting")
+
+
+def context_tokens(t: Team) -> int | None:
+    with t.mailbox() as mb:
+        info = mb.agent("alice")
+    context = info.meta.get("context") if info else None
+    return context.get("tokens") if isinstance(context, dict) else None
+
+
+def test_a_subagents_tokens_are_counted(team: TeamFactory) -> None:
+    """The subagent's 50,010-token request is in the ledger with the lead's 22 (the
+    turn's result usage leaves subagents out; it was counted in dollars only)."""
+    lead = agent_rule("lead")
+    t = team(
+        [
+            {
+                "match": "SCOUTJOB",
+                "text": "scout done",
+                "usage": {"input_tokens": 50000, "output_tokens": 10},
+            },
+            {
+                "agent": lead,
+                "tool_result": "scout done",
+                "text": "lead done",
+                "usage": {"input_tokens": 10, "output_tokens": 1},
+            },
+            {
+                "agent": lead,
+                "match": "go",
+                "tool_use": {
+                    "name": "Agent",
+                    "input": {
+                        "subagent_type": "scout",
+                        "description": "look",
+                        "prompt": "SCOUTJOB",
+                    },
+                },
+                "usage": {"input_tokens": 10, "output_tokens": 1},
+            },
+        ],
+        {
+            "lead": {
+                "tools": ["Read"],
+                "subagents": {
+                    "scout": {"description": "finds", "prompt": "You scout.", "tools": ["Read"]}
+                },
+            }
+        },
+    )
+    t.up()
+    t.wait_ready("lead")
+    assert t.ask("lead", "go") == "lead done"
+    t.wait_for(lambda: spent_tokens(t, "lead") >= 50_032, 30, "the subagent's tokens")
+    assert spent_tokens(t, "lead") == 50_032
+
+
+def test_a_turn_stops_once_over_its_token_budget(team: TeamFactory) -> None:
+    """Budget 25,000 tokens, a turn of 11 requests of 20,100 each: the turn is interrupted
+    after the request that crosses the budget (it ran to 221,100 before), the request is
+    answered budget_exceeded, and alice is paused."""
+    a = agent_rule("alice")
+    usage = {"input_tokens": 20000, "output_tokens": 100}
+    t = team(
+        [
+            {
+                "agent": a,
+                "tool_result": "alice",
+                "times": 9,
+                "tool_use": {"name": "mcp__octy__agents", "input": {}},
+                "usage": usage,
+            },
+            {"agent": a, "tool_result": "alice", "text": "finished", "usage": usage},
+            {
+                "agent": a,
+                "match": "work",
+                "tool_use": {"name": "mcp__octy__agents", "input": {}},
+                "usage": usage,
+            },
+        ],
+        {"alice": {"budget": {"tokens": 25000, "per": "1d"}}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    with pytest.raises(errors.BudgetExceeded):
+        t.ask("alice", "work", timeout=120)
+    t.wait_for(lambda: t.states().get("alice") == "paused", 30, "alice paused")
+    # Bound: the request that crossed, and at most the one already under way.
+    assert 40_200 <= spent_tokens(t) <= 60_300
+    assert len(log_events(t, "budget_turn_stopped")) == 1
