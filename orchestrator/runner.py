@@ -575,14 +575,17 @@ class AgentRunner:
     async def _watch_budget(self, client: ClaudeSDKClient, item: AssistantMessage) -> None:
         """Add up the turn's model requests as they come (each assistant message carries
         its request's usage; the blocks of one request share it, hence by message id) and
-        interrupt the turn once the agent's or the team's token budget is spent: a turn of
-        many requests would otherwise overshoot by all of them."""
+        interrupt the turn once the agent's or the team's token budget is spent and the
+        model asks for a tool (another request would follow): a turn of many requests would
+        otherwise overshoot by all of them."""
         if not item.usage or item.model == "<synthetic>":
             return
         key = item.message_id or f"#{len(self._turn_tokens)}"
         self._turn_tokens[key] = sum(_count(item.usage, k) for k in TOKEN_KEYS)
         if self.budgets is None or self._over_budget or self._interrupted:
             return
+        if not any(isinstance(b, ToolUseBlock) for b in item.content):
+            return  # an answer, no further request: the turn ends at no more cost
         tokens = sum(self._turn_tokens.values())
         if not await self.budgets.over_with(self.name, tokens):
             return

@@ -64,6 +64,9 @@ def test_each_turn_costs_its_own_share_and_totals_survive_restarts(team: TeamFac
     assert [e["cost_usd"] for e in turns] == pytest.approx([share] * 5)
     assert turns[-1]["total_cost_usd"] == pytest.approx(5 * share)
     assert len({e["session_id"] for e in turns}) == 1  # one conversation, resumed twice
+    # Tokens are the difference of the session's running model_usage (usage.py): the baseline
+    # survives the restart and the new supervisor (session_tokens in the totals).
+    assert [(e["input_tokens"], e["output_tokens"]) for e in turns] == [(10_000, 1_000)] * 5
     row = t.wait_for(lambda: (r := agents_by_name(t)["a"])["turns"] == 5 and r, what="ps")
     assert row["cost_usd"] == pytest.approx(5 * share)
     assert f"${5 * share:.4f}" in octy(t, "ps").stdout
@@ -94,3 +97,42 @@ def test_a_session_started_afresh_starts_its_cost_at_zero() -> None:
     assert totals["cost_usd"] == pytest.approx(0.03)
     assert totals["turns"] == 1
     assert totals["input_tokens"] == 5
+
+
+def _tokens(session_id: str, running_input: int, own_input: int = 5) -> ResultMessage:
+    """A result whose model_usage says the session's running input tokens, over two models
+    (a subagent on another model), and whose own usage says ``own_input``."""
+    half = running_input // 2
+    return ResultMessage(
+        subtype="success",
+        duration_ms=1,
+        duration_api_ms=1,
+        is_error=False,
+        num_turns=1,
+        session_id=session_id,
+        total_cost_usd=0.0,
+        usage={"input_tokens": own_input},
+        model_usage={
+            "claude-opus-4-5": {"inputTokens": half, "outputTokens": 1},
+            "claude-haiku-4-5": {"inputTokens": running_input - half, "outputTokens": 0},
+        },
+    )
+
+
+def test_a_turns_tokens_are_the_difference_of_the_sessions_running_model_usage() -> None:
+    """Subagents and compactions are in model_usage (the session's running total per model)
+    but not in the turn's usage: the turn's tokens are the difference, never below its own
+    usage; the baseline comes back with the totals, and an unknown one (totals written
+    before it was kept) counts the turn's own usage rather than the whole session."""
+    cost = SessionCost("s1", 0.0, {"input_tokens": 1000, "output_tokens": 1})
+    first = cost.turn(_tokens("s1", 51_000))
+    assert (first.input_tokens, first.output_tokens) == (50_000, 0)
+    assert cost.turn(_tokens("s1", 51_002)).input_tokens == 5  # its own usage is the floor
+    resumed = SessionCost("s1", 0.0, first.session_tokens)  # a restart: the baseline kept
+    assert resumed.turn(_tokens("s1", 52_000)).input_tokens == 1000
+    unknown = SessionCost("s1", 0.0, None)
+    assert unknown.turn(_tokens("s1", 90_000, own_input=7)).input_tokens == 7
+    assert unknown.turn(_tokens("s1", 90_100)).input_tokens == 100
+    fresh = SessionCost(None, 0.0)
+    assert fresh.turn(_tokens("s9", 300)).input_tokens == 300
+    assert add_turn({}, first, turn=False)["turns"] == 0  # a compaction is not a turn

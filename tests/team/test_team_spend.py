@@ -6,6 +6,7 @@ turn that spends it; no compaction while paused."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from team_harness import Team, agent_rule
 
 from orchestrator import errors
+from orchestrator.scripted_model import tool_results
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
@@ -211,3 +213,29 @@ def test_a_turn_stops_once_over_its_token_budget(team: TeamFactory) -> None:
     # Bound: the request that crossed, and at most the one already under way.
     assert 40_200 <= spent_tokens(t) <= 60_300
     assert len(log_events(t, "budget_turn_stopped")) == 1
+
+
+def test_a_turn_interrupted_by_a_stop_is_counted(team: TeamFactory) -> None:
+    """A turn whose first request (30,100 tokens) is done and whose second hangs, stopped
+    with `--grace 1`: interrupted and requeued, and its 30,100 tokens are in the ledger."""
+    a = agent_rule("alice")
+    t = team(
+        [
+            {"agent": a, "tool_result": "alice", "text": "late", "delay": 120},
+            {
+                "agent": a,
+                "match": "slow",
+                "tool_use": {"name": "mcp__octy__agents", "input": {}},
+                "usage": {"input_tokens": 30000, "output_tokens": 100},
+            },
+        ],
+        {"alice": {}},
+    )
+    t.up(extra=["--grace", "1"])
+    t.wait_ready("alice")
+    t.request("alice", "slow job")
+    t.wait_for(lambda: [r for r in t.model.requests if tool_results(r)], 60, "the second request")
+    t.signal(signal.SIGTERM)
+    assert t.wait_exit(60) == 0
+    assert spent_tokens(t) >= 30_100
+    assert [e["cause"] for e in log_events(t, "spend")] == ["interrupted"]
