@@ -15,6 +15,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "***"
+MAX_LOG_DEPTH = 64
+"""Containers nested deeper than this are logged as :data:`TOO_DEEP` (the renderer
+recurses too, and nothing a person reads needs more; a roster is at most 32 deep)."""
+TOO_DEEP = "<nested too deep to log>"
 
 # A variable whose name contains one of these words holds a secret: ANTHROPIC_API_KEY,
 # GH_TOKEN, DB_PASSWORD, OAUTH_CLIENT_SECRET, AWS_CREDENTIALS, PGPASSWD... KEY and AUTH
@@ -76,17 +80,23 @@ class Redactor:
         value = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<3>", value)
         return _SECRET_VALUE.sub(REDACTED, value)
 
-    def value(self, key: str, value: Any) -> Any:
+    def value(self, key: str, value: Any, depth: int = 0) -> Any:
         """A JSON-like value under ``key``: strings under a secret-looking key are masked
-        whole, other strings redacted inside, containers walked."""
+        whole, other strings redacted inside, containers walked down to
+        :data:`MAX_LOG_DEPTH` levels; what lies deeper is logged as :data:`TOO_DEEP`.
+        (A model's tool input nested 600 deep raised RecursionError here, inside the
+        session's ``log.info("tool_used")``: the session crashed and, the attempt not
+        counted, crashed again on every redelivery.)"""
         if isinstance(value, str):
             if is_secret_name(key) and not key.endswith(_NOT_SECRET_KEYS):
                 return REDACTED
             return self.text(value)
+        if isinstance(value, dict | list | tuple) and depth >= MAX_LOG_DEPTH:
+            return TOO_DEEP
         if isinstance(value, dict):
-            return {k: self.value(str(k), v) for k, v in value.items()}
+            return {k: self.value(str(k), v, depth + 1) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self.value(key, v) for v in value]
+            return [self.value(key, v, depth + 1) for v in value]
         return value
 
     def __call__(self, _logger: Any, _name: str, event: Mapping[str, Any]) -> dict[str, Any]:
