@@ -108,10 +108,15 @@ REDACTOR = Redactor()
 
 
 # C0 controls but newline and tab, DEL, C1 controls (\x9b is a one-byte CSI on some
-# terminals), and the Unicode line separators and bidi overrides that reorder what a
-# person sees.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_CONTROL_AND_LINES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# terminals), the Unicode line separators and bidi overrides that reorder what a person
+# sees, and the invisible characters that make one name look like another
+# ("coordinator\u200b" showed as a second "coordinator"): zero-width space, the
+# direction marks, word joiner, BOM. Zero-width (non-)joiners are kept in bodies, where
+# emoji sequences and Persian script need them; one-line text (names, ids) escapes them.
+_INVISIBLE = "\u200b\u200e\u200f\u061c\u2060\ufeff"
+_BIDI = "\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}]")
+_CONTROL_AND_LINES = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}\u200c\u200d]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 

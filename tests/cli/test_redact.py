@@ -89,3 +89,12 @@ def test_a_value_nested_deeper_than_the_log_limit_is_cut_not_a_recursion_error()
     assert cut == TOO_DEEP
     shallow = Redactor().value("input", {"a": [[{"token": "sk-ant-" + "x" * 20}]]})
     assert shallow == {"a": [[{"token": REDACTED}]]}
+
+
+def test_invisible_characters_that_make_names_look_alike_are_shown() -> None:
+    """A plain-SQL participant `coordinator\\u200b` showed as a second `coordinator`."""
+    for char in "\u200b\u200e\u200f\u061c\u2060\ufeff\u200c\u200d":
+        assert escape_controls(f"coordinator{char}") == f"coordinator\\u{ord(char):04x}"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # an emoji sequence in a body
+    assert escape_controls(f"hi {family}\n", multiline=True) == f"hi {family}\n"
+    assert escape_controls("x\ufeffy", multiline=True) == "x\\ufeffy"
