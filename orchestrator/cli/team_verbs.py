@@ -73,6 +73,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="start without first checking that the model endpoint answers and takes the key "
         "(default: check once)",
     )
+    p.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="start even if the agents' claude processes (~200 MiB each) would not fit in the "
+        "memory available (default: refuse, and warn above 75%% of it)",
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser(
@@ -213,6 +219,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     blocked = sandbox_problems(roster)
     if blocked:
         raise CliFailure("\n".join(blocked), common.EXIT_ERROR, "sandbox_unavailable")
+    _check_memory(roster, args.agents, force=args.no_memory_check)
     pid = holder_pid(roster.database)
     if pid is not None:
         raise CliFailure(
@@ -234,6 +241,28 @@ def cmd_up(args: argparse.Namespace) -> int:
         colour=False if args.no_color else None,
         check_model=not args.no_model_check,
     )
+
+
+def _check_memory(roster: Roster, only: list[str], *, force: bool) -> None:
+    """Refuse to start more claudes than the memory available holds (each ~200 MiB): past
+    it the kernel's OOM killer ends agents, or the supervisor, mid-turn. A warning when
+    they take most of it, or when ``force`` starts them anyway."""
+    from orchestrator import capacity
+
+    fit = capacity.fit(sum(len(layer) for layer in roster.start_layers(only or None)))
+    if not fit.fits and not force:
+        raise CliFailure(
+            f"not enough memory: {fit.describe()}; start fewer agents (`up AGENT…`), free "
+            "memory, or pass --no-memory-check to start them anyway",
+            common.EXIT_ERROR,
+            "not_enough_memory",
+        )
+    if fit.tight:
+        print(
+            f"octy-orchestrate: warning: {fit.describe()}; agents may be killed when memory "
+            "runs out",
+            file=sys.stderr,
+        )
 
 
 def _registered(db: QueuePlace, pid: int) -> bool:

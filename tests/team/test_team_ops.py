@@ -281,6 +281,28 @@ def test_invalid_edit_leaves_the_team_running(team: TeamFactory) -> None:
     assert t.agent_pid("a") == pid
 
 
+def test_a_roster_grown_past_the_agent_limit_is_refused_and_the_team_runs_on(
+    team: TeamFactory,
+) -> None:
+    """An edit to more agents than a roster may hold (each a claude of ~200 MiB) is refused
+    as any invalid edit: the watcher and `reload` say the limit, and the running team keeps
+    its last good roster (no claude is started for the new names)."""
+    from orchestrator.roster import MAX_AGENTS
+
+    t = team([{"agent": agent_rule("a"), "text": "still a"}], {"a": {}})
+    t.up()
+    t.wait_ready("a")
+    pid = t.agent_pid("a")
+    t.write_roster({f"a{i}" if i else "a": {} for i in range(MAX_AGENTS + 1)})
+    t.wait_for(lambda: "reload_rejected" in t.output(), what="edit rejected")
+    done = octy(t, "reload", check=False)
+    assert done.returncode == 1
+    assert f"{MAX_AGENTS + 1} agents defined; a roster holds at most {MAX_AGENTS}" in done.stderr
+    assert t.ask("a", "there?") == "still a"
+    assert t.agent_pid("a") == pid
+    assert set(t.states()) == {"supervisor", "a"}
+
+
 def test_a_secret_in_an_agents_env_never_reaches_the_logs(team: TeamFactory) -> None:
     """An env value under a secret-looking name is redacted from every log line, and
     `config` shows it as ***."""
