@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors, safefs
 from orchestrator.agent_meta import LAUNCHING, AgentMeta
-from orchestrator.cli import common, ps_view, team_record
+from orchestrator.cli import common, ps_view, team_record, user_folders
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.lockfile import holder_pid
@@ -191,8 +191,8 @@ def has_credentials(roster: Roster, environ: dict[str, str]) -> bool:
         return True
     if any(any(spec.env.get(v) for v in CREDENTIAL_VARS) for spec in roster.agents.values()):
         return True
-    config = Path(environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
-    return (config / ".credentials.json").exists()
+    config = user_folders.claude_config_dir(environ)
+    return config is not None and (config / ".credentials.json").exists()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -205,6 +205,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_NOT_FOUND,
             "not_found",
         )
+    user_folders.settle_home()
+    # Before the credentials: they are looked for in that folder.
+    for problem in dict.fromkeys(
+        p
+        for spec in roster.agents.values()
+        if (p := user_folders.claude_folder_problem({**os.environ, **spec.env})) is not None
+    ):
+        print(for_people(f"octy-orchestrate: warning: {problem}"), file=sys.stderr)
     if not has_credentials(roster, dict(os.environ)):
         raise CliFailure(
             "no Claude credentials found: set ANTHROPIC_API_KEY (or log in with `claude` so "
