@@ -117,3 +117,21 @@ def test_up_for_a_user_without_home_and_no_home_set_says_so(tmp_path: Path) -> N
     lines = done.stderr.splitlines()
     assert lines[0].startswith("octy-orchestrate: warning: HOME is unset, empty or relative")
     assert lines[1].startswith("octy-orchestrate: no Claude credentials found")
+
+
+def test_up_gives_its_claudes_the_home_it_records_the_team_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HOME unset or empty (a systemd unit, `env -i`): set from the password database for
+    the supervisor and the claudes it starts, so both use one folder; a HOME set stays."""
+    own = pwd.getpwuid(os.getuid()).pw_dir
+    for unset in ("", None):
+        if unset is None:
+            monkeypatch.delenv("HOME")
+        else:
+            monkeypatch.setenv("HOME", unset)
+        user_folders.settle_home()
+        assert os.environ["HOME"] == own
+    monkeypatch.setenv("HOME", "/somewhere/else")
+    user_folders.settle_home()
+    assert os.environ["HOME"] == "/somewhere/else"
