@@ -5,17 +5,15 @@ container's), where this machine lets the test make one."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
 import textwrap
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from memory_cgroup import memory_cgroup
 
 from orchestrator import capacity
 from orchestrator.capacity import MIB, PER_AGENT_BYTES, Fit
@@ -45,32 +43,10 @@ def test_this_machines_available_memory_is_read() -> None:
     assert found.needed == 2 * PER_AGENT_BYTES
 
 
-def _memory_cgroup(limit: int) -> Iterator[Path]:
-    """A child of this process's memory cgroup (v1) limited to ``limit`` bytes."""
-    lines = Path("/proc/self/cgroup").read_text(encoding="ascii").splitlines()
-    v1 = [ln.split(":", 2)[2] for ln in lines if "memory" in ln.split(":", 2)[1].split(",")]
-    if not v1:
-        pytest.skip("no cgroup v1 memory controller here")
-    folder = capacity.CGROUP_ROOT / "memory" / v1[0].lstrip("/") / f"octy-test-{uuid.uuid4().hex}"
-    try:
-        folder.mkdir()
-        (folder / "memory.limit_in_bytes").write_text(str(limit))
-    except OSError as exc:
-        pytest.skip(f"cannot make a memory cgroup here: {exc}")
-    try:
-        yield folder
-    finally:
-        # A cgroup is removed once empty: its last process may still be exiting.
-        deadline = time.monotonic() + 30
-        while (folder / "cgroup.procs").read_text().strip() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-
-
 @pytest.fixture
 def cgroup() -> Iterator[Path]:
-    yield from _memory_cgroup(LIMIT)
+    with memory_cgroup(LIMIT) as folder:
+        yield folder
 
 
 def up(folder: Path, cgroup: Path, *extra: str) -> subprocess.CompletedProcess[str]:
