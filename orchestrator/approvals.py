@@ -14,7 +14,8 @@ the shapes both sides share; the agent's side is :mod:`orchestrator.approval_wai
 
 Because it is a queue request, a pending approval outlives the supervisor: after
 a restart the redelivered turn makes the same call, and the same request (same
-agent, tool, input and cause) is waited on again, or its answer used.
+agent, tool, input and cause) is waited on again, or its answer used if nobody acted
+on it yet: a grant is used once (the agent's side records each use in the queue).
 """
 
 from __future__ import annotations
