@@ -26,6 +26,7 @@ from orchestrator import errors
 from orchestrator.approvals import answer_of, approval_of, key_of
 from orchestrator.lifecycle import OnEvent, RunnerEvent
 from orchestrator.mailbox import AgentInfo, AsyncMailboxBackend, Message
+from orchestrator.prompts import APPROVAL_GRAMMAR
 from orchestrator.relay import Turn
 
 log = structlog.get_logger()
@@ -83,7 +84,7 @@ class Approvals:
                     "timeout_s": timeout_s,
                 },
                 "text": f"'{self.agent}' asks to run {tool} {json.dumps(tool_input)[:2000]}. "
-                "Answer 'approve', or 'deny: <reason>'.",
+                + APPROVAL_GRAMMAR,
             }
             try:
                 # wait_s: an approver agent asking this one back would deadlock both

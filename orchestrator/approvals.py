@@ -5,7 +5,9 @@ An approval is a request from the agent to its approver (``user`` unless
 agent, the tool, its input, the turn's cause, the subagent if one made the
 call. The answer is the request's reply: ``{"approval": "granted"}`` or
 ``{"approval": "denied", "reason": ...}`` from ``octy-orchestrate approve/deny``,
-or a text starting with "approve"/"yes" from an agent or a script. No answer
+or a text from an agent or a script (:data:`orchestrator.prompts.APPROVAL_GRAMMAR`, what
+the approver reads): only a leading
+"approve"/"approved" grants; any other text is a denial, the text its reason. No answer
 within ``approval_timeout`` is a denial with that reason (the request is then
 answered ``timeout`` and goes to the dead letters).
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +34,9 @@ from orchestrator import errors
 from orchestrator.mailbox import USER, Mailbox, Message
 
 GRANTED, DENIED = "granted", "denied"
-_YES = ("approve", "approved", "yes", "allow", "granted", "ok")
+# The first word only, and only these two: "OK, I checked: deny" and "Allow me to explain
+# why not" were grants when ok/yes/allow counted, and "approve?" is a question.
+_GRANT = re.compile(r"\s*approved?(?:[.!,:;]*)(?:\s|$)", re.IGNORECASE)
 
 
 def approval_of(message: Message) -> dict[str, Any] | None:
@@ -61,8 +66,7 @@ def answer_of(reply: Message, request: Message | None = None) -> tuple[bool, str
             return True, f"approved by {reply.sender}" + (f": {reason}" if reason else "")
         return False, f"denied by {reply.sender}" + (f": {reason}" if reason else "")
     text = (body if isinstance(body, str) else json.dumps(body)).strip()
-    first = text.split(maxsplit=1)[0].strip(".,:;!").lower() if text else ""
-    if first in _YES:
+    if isinstance(body, str) and _GRANT.match(text):
         return True, f"approved by {reply.sender}: {text}"
     return False, f"denied by {reply.sender}: {text or '(no reason given)'}"
 
