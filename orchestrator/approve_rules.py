@@ -113,8 +113,7 @@ def bash_matches(spec: str, line: str) -> bool:
     words = spec.removesuffix(":*")
     if "*" in words:
         return False
-    mentioned = " " + " ".join(os.path.basename(w) or w for w in line.split()) + " "
-    return f" {words} " in mentioned
+    return f" {words} " in " " + " ".join(bash_commands.words(line)) + " "
 
 
 def _parts(line: str) -> list[str]:

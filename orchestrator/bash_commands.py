@@ -27,12 +27,14 @@ MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and as
 _PUNCTUATION = "();<>|&\n"
 _KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "esac"}
+    | {"coproc"}
 )
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")
 # Wrappers that run the rest of their words as a command, with their options that take
 # a value as the next word (a value attached, ``-n5``, is one word and simply skipped).
 _WRAPPERS: Final[dict[str, frozenset[str]]] = {
     "time": frozenset(),
+    "busybox": frozenset(),
     "nohup": frozenset(),
     "builtin": frozenset(),
     "command": frozenset(),
@@ -46,7 +48,7 @@ _WRAPPERS: Final[dict[str, frozenset[str]]] = {
     "doas": frozenset({"-u", "-C"}),
     "xargs": frozenset({"-I", "-L", "-n", "-P", "-s", "-d", "-E", "-a", "--delimiter"}),
 }
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"})
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 _GIT_VALUED = frozenset(
     {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix"}
 )
@@ -64,17 +66,34 @@ def commands(line: str) -> list[str] | None:
         return UNSURE
 
 
-def _commands(line: str, depth: int) -> list[str]:
-    if depth > MAX_DEPTH:
-        raise _Unsure
-    lexer = shlex.shlex(line.replace("`", "\n"), posix=True, punctuation_chars=_PUNCTUATION)
+def words(line: str) -> list[str]:
+    """Every word of ``line``, quotes removed and split at spaces (``su -c 'git push'``
+    gives su, -c, git, push), a path by its base name: where a rule's words may hide in
+    arguments the shell hands to another program (``ssh``, ``su -c``, ``find -exec``)."""
+    try:
+        tokens = _tokens(line)
+    except _Unsure:
+        tokens = line.split()
+    return [os.path.basename(w) or w for t in tokens for w in t.split()]
+
+
+def _tokens(line: str) -> list[str]:
+    # Backslash-newline continues the line; a backtick starts or ends a substitution.
+    text = line.replace("\\\n", "").replace("`", "\n")
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=_PUNCTUATION)
     lexer.whitespace = " \t\r"  # a newline separates commands: it is punctuation here
     lexer.commenters = ""  # `a#b; git push` runs the push: never drop text as a comment
     lexer.whitespace_split = True
     try:
-        tokens = list(lexer)
+        return list(lexer)
     except ValueError:  # no closing quotation, an escape at the end
         raise _Unsure from None
+
+
+def _commands(line: str, depth: int) -> list[str]:
+    if depth > MAX_DEPTH:
+        raise _Unsure
+    tokens = _tokens(line)
     found: list[str] = []
     words: list[str] = []
     skip_next = False

@@ -53,6 +53,11 @@ PUSH = "Bash(git push:*)"
         "diff <(git push) x",
         "git push 2>&1 | tee log",
         "find . -exec git push \\;",
+        "git \\\npush",
+        "su -c 'git push'",
+        "ssh host 'git push'",
+        "busybox sh -c 'git push'",
+        "coproc git push",
         "$GIT push",  # the program is only known when the shell runs it: ask
         "git push 'origin",  # an open quote: ask
     ],
