@@ -23,7 +23,7 @@ import anyio
 import structlog
 
 from orchestrator import errors
-from orchestrator.approvals import answer_of, approval_of, key_of
+from orchestrator.approvals import answer_of, approval_of, key_of, shown_input
 from orchestrator.lifecycle import OnEvent, RunnerEvent
 from orchestrator.mailbox import AgentInfo, AsyncMailboxBackend, Message
 from orchestrator.prompts import APPROVAL_GRAMMAR
@@ -73,17 +73,19 @@ class Approvals:
             return False, f"no approval: cannot read the approvals already used: {exc}"
         request = await self._existing(approver, key, used)
         if request is None:
+            shown, shortened = shown_input(tool_input)
             body = {
                 "approval": {
                     "key": key,
                     "agent": self.agent,
                     "subagent": subagent,
                     "tool": tool,
-                    "input": tool_input,
+                    "input": shown,
                     "cause_id": cause,
                     "timeout_s": timeout_s,
+                    **({"input_shortened": True} if shortened else {}),
                 },
-                "text": f"'{self.agent}' asks to run {tool} {json.dumps(tool_input)[:2000]}. "
+                "text": f"'{self.agent}' asks to run {tool} {json.dumps(shown)[:2000]}. "
                 + APPROVAL_GRAMMAR,
             }
             try:

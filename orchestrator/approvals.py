@@ -71,6 +71,60 @@ def answer_of(reply: Message, request: Message | None = None) -> tuple[bool, str
     return False, f"denied by {reply.sender}: {text or '(no reason given)'}"
 
 
+INPUT_ROOM = 256 * 1024  # bytes of a call's input an approval carries (a body is 1 MiB)
+CUT_CHARS = 16 * 1024  # a longer string of a shortened input keeps this much
+
+
+def shown_input(tool_input: dict[str, Any]) -> tuple[Any, bool]:
+    """The call's input as its approval request carries it, and whether it was shortened.
+
+    Whole when it fits INPUT_ROOM; else each long string cut (saying how much), or, if
+    that is not enough, the start of its JSON text. A big Write could otherwise never be
+    asked about (the queue refuses a body over 1 MiB). The grant's key is over the whole
+    input (:func:`key_of`), so the grant is for that very call."""
+    if _fits(tool_input):
+        return tool_input, False
+    cut = {k: _cut(v) for k, v in tool_input.items()}
+    if _fits(cut):
+        return cut, True
+    return {"shortened": _cut(_json(tool_input))}, True
+
+
+def _fits(value: Any) -> bool:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return len(text.encode("utf-8", "replace")) <= INPUT_ROOM and not _deeper(value, 90)
+
+
+def _deeper(value: Any, room: int) -> bool:
+    """Nested deeper than ``room`` (the body's limit is MAX_BODY_DEPTH, with its frame)."""
+    if not isinstance(value, dict | list):
+        return False
+    if room <= 0:
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    return any(_deeper(v, room - 1) for v in items)
+
+
+def _cut(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value if _fits(value) else _cut(_json(value))
+    if len(value) <= CUT_CHARS:
+        return value
+    return value[:CUT_CHARS] + (
+        f" [... {len(value) - CUT_CHARS} more characters, cut by octy-orchestrate]"
+    )
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):
+        return repr(value)
+
+
 def key_of(agent: str, tool: str, tool_input: dict[str, Any], cause_id: str | None) -> str:
     raw = json.dumps([agent, tool, tool_input, cause_id], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:24]

@@ -120,3 +120,22 @@ def test_an_approver_busy_with_other_work_answers_the_approval_for_itself(
         answer = mb.wait_for_reply(deploy.id, 60).body
     assert answer.startswith("REFUSED")
     assert "denied by reviewer: deny: not reviewed" in answer
+
+
+def test_an_input_is_shortened_only_when_a_body_could_not_carry_it() -> None:
+    from orchestrator.approvals import shown_input
+    from orchestrator.mailbox.model import encode_body
+
+    edits = {"file_path": "a.py", "edits": [{"old_string": "a", "new_string": "b"}] * 60}
+    assert shown_input(edits) == (edits, False)
+    deep: dict[str, Any] = {"x": 1}
+    for _ in range(150):
+        deep = {"x": deep}
+    shown, shortened = shown_input(deep)
+    assert shortened
+    assert shown["x"].startswith('{"x": {"x"')  # too deep: the JSON text of the rest
+    encode_body({"approval": {"input": shown}})  # the queue takes it
+    many = {f"k{i}": "y" * 30_000 for i in range(40)}  # 1.2 MB of short-enough strings
+    shown, shortened = shown_input(many)
+    assert shortened
+    encode_body({"approval": {"input": shown}})
