@@ -100,7 +100,7 @@ class Approvals:
                 "approval_requested",
                 request_id=request.id,
                 tool=tool,
-                input=tool_input,
+                input=shown,
                 approver=approver,
                 subagent=subagent,
                 cause_id=cause,
