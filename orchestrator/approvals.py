@@ -5,9 +5,9 @@ An approval is a request from the agent to its approver (``user`` unless
 agent, the tool, its input, the turn's cause, the subagent if one made the
 call. The answer is the request's reply: ``{"approval": "granted"}`` or
 ``{"approval": "denied", "reason": ...}`` from ``octy-orchestrate approve/deny``,
-or a text from an agent or a script (:data:`orchestrator.prompts.APPROVAL_GRAMMAR`, what
-the approver reads): only a leading
-"approve"/"approved" grants; any other text is a denial, the text its reason. No answer
+or a text from an agent or a script, read as :data:`orchestrator.prompts.APPROVAL_GRAMMAR`
+tells the approver: only a leading "approve"/"approved" grants; any other text is a
+denial, the text its reason. No answer
 within ``approval_timeout`` is a denial with that reason (the request is then
 answered ``timeout`` and goes to the dead letters).
 
@@ -36,7 +36,7 @@ from orchestrator.mailbox import USER, Mailbox, Message
 GRANTED, DENIED = "granted", "denied"
 # The first word only, and only these two: "OK, I checked: deny" and "Allow me to explain
 # why not" were grants when ok/yes/allow counted, and "approve?" is a question.
-_GRANT = re.compile(r"\s*approved?(?:[.!,:;]*)(?:\s|$)", re.IGNORECASE)
+_GRANT = re.compile(r"\s*approved?[.!,:;]*(?:\s|$)", re.IGNORECASE)
 
 
 def approval_of(message: Message) -> dict[str, Any] | None:
