@@ -22,7 +22,6 @@ on it yet: a grant is used once (the agent's side records each use in the queue)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -126,6 +125,8 @@ def _json(value: Any) -> str:
 
 
 def key_of(agent: str, tool: str, tool_input: dict[str, Any], cause_id: str | None) -> str:
+    import hashlib  # noqa: PLC0415 - lazy: everyday CLI verbs import prompts, prompts this
+
     raw = json.dumps([agent, tool, tool_input, cause_id], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
