@@ -15,7 +15,8 @@ import math
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -165,10 +166,12 @@ class AgentRunner:
         self.budgets = budgets  # asked during a turn: stop it once over budget
         self._turn_tokens: dict[str, int] = {}  # this turn's, per model request (message id)
         self._over_budget = False
-        # Our queries the CLI has not answered yet, and whether a turn the CLI started by
-        # itself is running: its messages are foreign (see _sort).
-        self._awaiting = 0
+        # The uuids of our queries the CLI has not answered yet, and whether a turn the CLI
+        # started by itself is running: its messages are foreign (see _sort).
+        self._awaiting: list[str] = []
         self._foreign_open = False
+        self._commands: set[str] = set()  # awaited slash commands: their results list no uuid
+        self._cli_lists_uuids = False  # seen a result list one of our uuids
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
         self._new_client = client  # the SDK's; tests/team/test_runner_unit.py passes a double
 
@@ -206,7 +209,7 @@ class AgentRunner:
     async def _run_session(self, client: ClaudeSDKClient) -> SessionEnd:
         send, receive = anyio.create_memory_object_stream[Any](256)
         end = SessionEnd(EndReason.STOPPED)
-        self._awaiting, self._foreign_open = 0, False
+        self._awaiting, self._foreign_open = [], False
         try:
             with anyio.CancelScope() as self._session_scope:
                 async with anyio.create_task_group() as tg:
@@ -282,12 +285,24 @@ class AgentRunner:
         return SessionEnd(EndReason.CONNECT_FAILED, "unreachable")
 
     async def _query(self, client: ClaudeSDKClient, text: str) -> None:
-        """Start a turn: every query of ours is answered by one result, in order."""
-        self._awaiting += 1
+        """Start a turn, with a uuid of its own: the result that took it in lists it."""
+        uid = str(uuid.uuid4())
+        self._awaiting.append(uid)
+        if text.startswith("/"):
+            self._commands.add(uid)
+
+        async def one() -> AsyncIterator[dict[str, Any]]:
+            yield {
+                "type": "user",
+                "message": {"role": "user", "content": text},
+                "parent_tool_use_id": None,
+                "uuid": uid,
+            }
+
         try:
-            await client.query(text)
+            await client.query(one())
         except BaseException:
-            self._awaiting -= 1
+            self._awaiting.remove(uid)
             raise
 
     def _sort(self, message: Any) -> Any:
@@ -295,12 +310,31 @@ class AgentRunner:
         report, a scheduled prompt of a newer CLI) as foreign. The CLI runs one turn at a
         time, so a turn that begins while none of ours is awaited runs to its result before
         any query written meanwhile: that result is not our message's answer. Called by the
-        pump, in the order the CLI speaks."""
-        if self._foreign_open or (self._awaiting == 0 and _starts_turn(message)):
+        pump, in the order the CLI speaks.
+
+        A result that lists the uuids of the prompts it took in (CLI 2.1.332 does) is ours
+        when one of them is ours, whatever came before it: a prompt written while a foreign
+        turn runs may be taken into that turn, or the foreign turn's start may still be in
+        the pipe when we write (seen under load). The rest is marked by the rule above."""
+        if isinstance(message, ResultMessage):
+            taken = [*(message.user_message_uuids or []), message.user_message_uuid]
+            if any(taken):
+                self._foreign_open = False
+                mine = [u for u in self._awaiting if u in taken]
+                for u in mine:
+                    self._awaiting.remove(u)
+                self._cli_lists_uuids = self._cli_lists_uuids or bool(mine)
+                return message if mine else _Foreign(message)
+            if self._cli_lists_uuids and self._awaiting and self._awaiting[0] not in self._commands:
+                # A CLI that lists our uuids lists them on every turn that took one in (a
+                # local command such as /compact lists none): this turn took none of ours.
+                self._foreign_open = False
+                return _Foreign(message)
+        if self._foreign_open or (not self._awaiting and _starts_turn(message)):
             self._foreign_open = not isinstance(message, ResultMessage)
             return _Foreign(message)
-        if isinstance(message, ResultMessage):
-            self._awaiting = max(0, self._awaiting - 1)
+        if isinstance(message, ResultMessage) and self._awaiting:
+            self._commands.discard(self._awaiting.pop(0))
         return message
 
     async def _foreign(self, message: Any) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -87,7 +87,10 @@ class FakeClaude:
         if self.bench.connect_error is not None:
             raise self.bench.connect_error
 
-    async def query(self, prompt: str) -> None:
+    async def query(self, prompt: str | AsyncIterable[dict[str, Any]]) -> None:
+        # As the SDK's: a string, or user messages (the runner sends one with a uuid).
+        if not isinstance(prompt, str):
+            prompt = "".join([str(m["message"]["content"]) async for m in prompt])
         self.bench.queries.append(prompt)
         self.bench.poke()
         for item in self.bench.answer(prompt):
