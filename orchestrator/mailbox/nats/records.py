@@ -161,10 +161,20 @@ async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
     return entry.value, entry.revision
 
 
-async def create(kv: KeyValue, key: str, value: bytes) -> bool:
+async def create(
+    kv: KeyValue, key: str, value: bytes, *, ours: Callable[[bytes], bool] | None = None
+) -> bool:
     """Write ``key`` only if it does not exist (or was deleted): False if it does.
-    After a transient failure the write may have happened with its answer lost: a
-    value found equal to ours (records carry unique ids and times) is ours."""
+    After a transient failure the write may have happened with its answer lost (the
+    server stored it, the ack never came back): a value found equal to ours (records
+    carry unique ids and times) is ours, and so is one ``ours(found)`` recognises: a
+    record that others may change at once (a message claimed before the sender was
+    back) no longer equals what was written.
+
+    JetStream's own de-duplication (the ``Nats-Msg-Id`` header) cannot do this for a
+    create: a single nats-server checks the expected last sequence before the msg id
+    and answers a repeat with 'wrong last sequence' (seen with v2.15.1; a cluster
+    answers 'duplicate'), so the record itself has to say whose it is."""
     retried = False
     deadline = time.monotonic() + faults.RETRY_S
     while True:
@@ -173,7 +183,9 @@ async def create(kv: KeyValue, key: str, value: bytes) -> bool:
         except nats.js.errors.KeyWrongLastSequenceError:
             if retried:
                 found = await get(kv, key)
-                return found is not None and found[0] == value
+                if found is None:
+                    return False
+                return found[0] == value or (ours is not None and ours(found[0]))
             return False
         except TRANSIENT:
             if time.monotonic() > deadline:

@@ -5,7 +5,7 @@ the keys each one writes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +21,30 @@ from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.core import NatsCore
 
 _SEND_KINDS = ("notice", "request", "broadcast")
+
+
+def _written(message: Message) -> Callable[[bytes], bool]:
+    """Whether a record found at ``m.<id>`` is ``message`` as this client wrote it, maybe
+    changed since by its recipient (claimed, acked): the fields nobody changes after
+    the write are the same, ``created_at`` to the microsecond among them."""
+
+    def same(found: bytes) -> bool:
+        try:
+            stored = rec.decode_message(found, rec.msg_key(message.id))
+        except errors.RecordUnreadable:
+            return False
+        return (stored.id, stored.kind, stored.sender, stored.recipient) == (
+            message.id,
+            message.kind,
+            message.sender,
+            message.recipient,
+        ) and (stored.created_at, stored.correlation_id, stored.body) == (
+            message.created_at,
+            message.correlation_id,
+            message.body,
+        )
+
+    return same
 
 
 class NatsSendOps(NatsCore):
@@ -75,7 +99,7 @@ class NatsSendOps(NatsCore):
             hint = rec.hint_key(recipient, mid)
             if status == "pending":
                 await rec.put(self.kv, hint, b"")
-            if await rec.create(self.kv, rec.msg_key(mid), record):
+            if await rec.create(self.kv, rec.msg_key(mid), record, ours=_written(message)):
                 return message
             if status == "pending":
                 await self._delete(hint)
