@@ -245,6 +245,20 @@ class AlreadyReplied(QueueError):
         super().__init__(f"request '{request_id}' already has a reply")
 
 
+class MessageIdTaken(QueueError):
+    """A caller chose the id of a new message (to send it again safely after an error
+    that left it unknown whether it was stored) and another message holds that id."""
+
+    code = "message_id_taken"
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        super().__init__(
+            f"message id '{message_id}' is taken by another message; "
+            "draw a fresh id for a new message"
+        )
+
+
 class LeaseLost(QueueError):
     """Ack/nack by a consumer whose lease expired or was never held."""
 

@@ -162,7 +162,12 @@ async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
 
 
 async def create(
-    kv: KeyValue, key: str, value: bytes, *, ours: Callable[[bytes], bool] | None = None
+    kv: KeyValue,
+    key: str,
+    value: bytes,
+    *,
+    ours: Callable[[bytes], bool] | None = None,
+    again: bool = False,
 ) -> bool:
     """Write ``key`` only if it does not exist (or was deleted): False if it does.
     After a transient failure the write may have happened with its answer lost (the
@@ -174,8 +179,11 @@ async def create(
     JetStream's own de-duplication (the ``Nats-Msg-Id`` header) cannot do this for a
     create: a single nats-server checks the expected last sequence before the msg id
     and answers a repeat with 'wrong last sequence' (seen with v2.15.1; a cluster
-    answers 'duplicate'), so the record itself has to say whose it is."""
-    retried = False
+    answers 'duplicate'), so the record itself has to say whose it is.
+
+    ``again``: this call repeats an earlier one that failed without saying whether it
+    wrote (a caller's retry with the same message id), so ``ours`` is asked at once."""
+    retried = again
     deadline = time.monotonic() + faults.RETRY_S
     while True:
         try:
