@@ -295,11 +295,32 @@ class NatsSendOps(NatsCore):
         record = rec.encode_message(response)
         self._check_size(len(record))
         if not await rec.create(self.kv, rec.reply_key(request.id), record):
+            await self._finish_reply(request.id)
             return False
-        await rec.put(self.kv, rec.msg_key(response.id), record)
-        await self._delete(rec.wait_key(request.id))
-        await self._replied(request.id)
+        await self._after_reply(request.id, response.id, record)
         return True
+
+    async def _after_reply(self, request_id: str, response_id: str, record: bytes) -> None:
+        """What follows the reply's create: its copy under ``m.<id>`` (what listings and
+        ``queue show`` read), the wait edge gone, the asker woken."""
+        await rec.put(self.kv, rec.msg_key(response_id), record)
+        await self._delete(rec.wait_key(request_id))
+        await self._replied(request_id)
+
+    async def _finish_reply(self, request_id: str) -> None:
+        """A request found answered: if the answer's writer stopped after the create (its
+        connection lost with the create's ack, an outage, a crash), finish its steps
+        now, so a repeated reply leaves what one reply leaves."""
+        found = await rec.get(self.kv, rec.reply_key(request_id))
+        if found is None:
+            return
+        try:
+            response = rec.decode_message(found[0], rec.reply_key(request_id))
+        except errors.RecordUnreadable as exc:
+            self._unreadable(exc)
+            return
+        if await rec.get(self.kv, rec.msg_key(response.id)) is None:
+            await self._after_reply(request_id, response.id, found[0])
 
     def _response(
         self,

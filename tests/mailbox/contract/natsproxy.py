@@ -1,7 +1,7 @@
 """A TCP proxy between a NATS client and a real server that can lose a publish's ack
 for real: it forwards one whole publish to a chosen subject, then cuts the client's
-connection before the server's answer can come back, and turns the client's
-reconnects away until released. The server stored the message; the client never
+connection before the server's answer can come back, and refuses the client's
+reconnects (it stops listening) until released. The server stored the message; the client never
 heard so, and tries again when it is back."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ class AckCutter:
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._cut_subject: bytes | None = None
-        self.held = False  # connections are turned away while held
         self.cut = asyncio.Event()  # set once a publish was forwarded and its ack lost
         self._writers: set[asyncio.StreamWriter] = set()
+        self._serving: set[asyncio.Task[None]] = set()
 
     @property
     def url(self) -> str:
@@ -33,25 +33,42 @@ class AckCutter:
         return self
 
     async def aclose(self) -> None:
+        """Stop listening, end every connection and wait for their handlers."""
         if self._server is not None:
             self._server.close()
         for writer in list(self._writers):
-            writer.close()
+            await _close(writer)
+        for task in list(self._serving):
+            task.cancel()
+        await asyncio.gather(*self._serving, return_exceptions=True)
 
     def cut_after_publish_to(self, subject_prefix: str) -> None:
         """The next publish to a subject starting with ``subject_prefix`` reaches the
         server whole, then the connection is cut and held down until :meth:`release`."""
         self._cut_subject = subject_prefix.encode()
 
-    def release(self) -> None:
-        self.held = False
+    async def release(self) -> None:
+        """Listen again: the client's next reconnect gets through."""
+        if self._server is not None and not self._server.is_serving():
+            await self.start()
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        if self.held:
-            client_w.close()
-            return
+        me = asyncio.current_task()
+        assert me is not None
+        self._serving.add(me)
+        self._writers.add(client_w)
+        try:
+            await self._forward(client_r, client_w)
+        finally:
+            await _close(client_w)
+            self._writers.discard(client_w)
+            self._serving.discard(me)
+
+    async def _forward(
+        self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
+    ) -> None:
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers |= {client_w, server_w}
+        self._writers.add(server_w)
         done = asyncio.Event()
 
         def cut() -> None:
@@ -73,7 +90,10 @@ class AckCutter:
                         pending = pending[-4096:]  # longer than any frame's start line
                     continue
                 self._cut_subject = None
-                self.held = True
+                # Refused, not accepted and closed: nats-py leaves the writer of a
+                # connection closed before its INFO unclosed (a ResourceWarning).
+                assert self._server is not None
+                self._server.close()
                 # The server's answer must not get through: cut both sides now that
                 # the whole frame has been written to the server's socket.
                 cut()
@@ -93,8 +113,14 @@ class AckCutter:
         for task in tasks:
             task.cancel()
         for writer in (client_w, server_w):
-            writer.close()
+            await _close(writer)
             self._writers.discard(writer)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
 
 
 def _end_of_publish(buffer: bytes, subject_prefix: bytes) -> int | None:
