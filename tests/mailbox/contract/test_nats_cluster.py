@@ -37,6 +37,18 @@ def _trouble(teams: list[MachineTeam]) -> list[str]:
     return lines[-60:]
 
 
+def _tool_errors(teams: list[MachineTeam]) -> list[str]:
+    """Log lines of an ask whose tool result the model read as an error (the relay logs
+    ask_refused / ask_failed for each): the queue's trouble reaching the model."""
+    return [
+        line
+        for t in teams
+        for path in sorted((t.folder / "logs").glob("*.jsonl"))
+        for line in path.read_text(errors="replace").splitlines()
+        if '"ask_refused"' in line or '"ask_failed"' in line
+    ]
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     c = NatsCluster(tmp_path / "cluster").start()
@@ -81,8 +93,10 @@ def test_asks_keep_going_while_a_node_dies_and_comes_back(
 ) -> None:
     """alpha (machine 1) asks beta (machine 2) for every question of the user's steady
     stream; the bucket's stream leader is SIGKILLed after three answers and started
-    again three answers later. Every answer is right, every request (the user's and
-    alpha's) has exactly one response, and nothing is left pending or leased."""
+    again three answers later. Every answer is right, alpha's model never read a tool
+    error (an ask during the election used to return queue_unavailable), every request
+    (the user's and alpha's) has exactly one response, and nothing is left pending or
+    leased."""
     namespace = f"team{uuid.uuid4().hex[:8]}"
     model = scripted_model({"rules": RULES})
     config = NatsConfig(cluster.urls, namespace=namespace, replicas=3)
@@ -117,6 +131,7 @@ def test_asks_keep_going_while_a_node_dies_and_comes_back(
 
         wrong = [a for a in asker.answers if a[2] != f"alpha heard: BETA-{a[1]}"]
         assert not wrong, (wrong, _trouble(teams))
+        assert not _tool_errors(teams)  # e.g. queue_unavailable during the election
         m1.wait_for(
             lambda: not m1.messages(status="leased") and not m1.messages(status="pending"),
             what="nothing left unacked",
