@@ -16,8 +16,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import anyio
-
 from orchestrator import errors
 
 T = TypeVar("T")
@@ -56,6 +54,8 @@ class Outage:
         repeated after a lost answer finds its lease gone, a message sent under the
         id chosen for it is stored once); cancellation (a forced stop) ends the wait.
         With ``within_s``, the error of a try failing after that long is raised."""
+        import anyio  # noqa: PLC0415 - the CLI imports this module; anyio is not its to load
+
         deadline = None if within_s is None else time.monotonic() + within_s
         while True:
             try:
@@ -69,3 +69,23 @@ class Outage:
                 continue
             self.up()
             return result
+
+
+def retry_blocking(
+    step: Callable[[], T], *, told: Callable[[errors.QueueStalled], None], within_s: float
+) -> T:
+    """:meth:`Outage.retry` for the CLI's blocking calls: ``step()`` again while the queue
+    refuses it (QueueStalled), ``told`` the first time, for up to ``within_s``; then
+    the error is raised. The step must be safe to repeat (a message under its chosen id)."""
+    deadline = time.monotonic() + within_s
+    said = False
+    while True:
+        try:
+            return step()
+        except errors.QueueStalled as exc:
+            if time.monotonic() + RETRY_S > deadline:
+                raise
+            if not said:
+                told(exc)
+                said = True
+        time.sleep(RETRY_S)

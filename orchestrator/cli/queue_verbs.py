@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator import errors, jsontext
+from orchestrator import errors, jsontext, outage
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
 from orchestrator.held_wait import reply_while_held
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, MailboxBackend
+from orchestrator.mailbox import SUPERVISOR, USER, MailboxBackend, Message, new_id
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
 from orchestrator.names import name_problem
@@ -187,9 +187,12 @@ def _unregister(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     _not_the_supervisor(args.to, "as a recipient")
     body = _body(args)
+    message_id = new_id()  # one id for every try: a retry after a lost answer is stored once
     with _mailbox(args) as mb:
         _check_sender(mb, args.sender)
-        msg = mb.send(args.sender, args.to, body, ttl_s=args.ttl)
+        msg = _through_outage(
+            lambda: mb.send(args.sender, args.to, body, ttl_s=args.ttl, message_id=message_id)
+        )
     human = for_people(f"sent {msg.id} ({msg.sender} → {msg.recipient})")
     return _done(args, human, message=msg.to_dict())
 
@@ -205,8 +208,18 @@ def _ask(args: argparse.Namespace) -> int:
         # saying which request stays queued (seen 1 run in ~6 of the test below): it is
         # held until the request is known, and lands inside the `try`.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        request_id = new_id()
         try:
-            req = mb.request(args.sender, args.to, body, ttl_s=args.ttl, wait_s=args.timeout)
+            req = _through_outage(
+                lambda: mb.request(
+                    args.sender,
+                    args.to,
+                    body,
+                    ttl_s=args.ttl,
+                    wait_s=args.timeout,
+                    message_id=request_id,
+                )
+            )
         except BaseException:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
             raise
@@ -244,6 +257,21 @@ def _ask(args: argparse.Namespace) -> int:
             )
             raise
     return _done(args, out.body_text(reply.body), request=req.to_dict(), reply=reply.to_dict())
+
+
+def _through_outage(write: Callable[[], Message]) -> Message:
+    """A write the queue refused for now (a NATS node lost, a leader election longer than
+    the queue's own retries, a database locked) tried again under the same message id
+    for up to outage.TOOL_RETRY_S, as the agents' tools do, with one line on stderr."""
+
+    def told(exc: errors.QueueStalled) -> None:
+        print(
+            f"octy-orchestrate: the queue is out of reach ({exc}); trying again for up to "
+            f"{outage.TOOL_RETRY_S:g}s",
+            file=sys.stderr,
+        )
+
+    return outage.retry_blocking(write, told=told, within_s=outage.TOOL_RETRY_S)
 
 
 def _supervisor_of(
