@@ -214,7 +214,12 @@ async def update(
 ) -> tuple[bytes | None, bytes | None]:
     """Compare-and-set loop: read, ``change(old)`` -> new value (None: leave it), write
     if nobody wrote in between, else read again. Returns (old, new); (None, None) if
-    the key is absent. ``change`` may raise to refuse."""
+    the key is absent. ``change`` may raise to refuse. A write that fails transiently
+    is tried again after a pause, for up to :data:`faults.RETRY_S`: a stream without a
+    leader refuses at once (no responders) while reads still answer, so without the
+    pause the loop would spin, and without the bound spin forever without a quorum."""
+    deadline = time.monotonic() + faults.RETRY_S
+    pause = 0.05
     while True:
         current = await get(kv, key)
         if current is None:
@@ -230,5 +235,9 @@ async def update(
         except TRANSIENT:
             # Maybe written with the answer lost: read again and decide on what is there
             # (a change already made is then seen as done, or refused as taken).
+            if time.monotonic() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
             continue
         return old, new

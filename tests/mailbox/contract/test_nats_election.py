@@ -8,10 +8,12 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import nats.errors
 import pytest
+from nats.js.kv import KeyValue
 from natsserver import NatsCluster, NatsServer, stream_leader_async
 
 from orchestrator import errors
@@ -66,6 +68,38 @@ async def test_sends_go_on_while_the_stream_elects_its_leader(cluster: NatsClust
         claimed = await mb.claim("bob", owner="w", limit=len(sent) + 10)
     assert sorted(m.id for m in claimed) == sorted(sent)
     assert sorted(m.body for m in claimed) == sorted(f"n{i}" for i in range(len(sent)))
+
+
+async def test_a_change_during_the_election_waits_with_pauses(
+    cluster: NatsCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ack (a compare-and-set on the message) made as the stream's leader dies goes
+    through once there is a new leader, and never reads and writes again in a tight
+    loop: a write that hears no responders (at once) is tried again after a pause.
+    (Seen here: the read waits for the leader too, so the write is made once; the
+    pause is for a leader lost between the read and the write.)"""
+    config = _config(cluster)
+    stream = f"KV_{config.namespace}"
+    writes = 0
+    real_update = KeyValue.update
+
+    async def counted(self: KeyValue, *args: Any, **kwargs: Any) -> int:
+        nonlocal writes
+        writes += 1
+        return await real_update(self, *args, **kwargs)
+
+    async with NatsMailbox(config) as mb:
+        await mb.register("bob")
+        await mb.send("alice", "bob", "hello")
+        [claimed] = await mb.claim("bob", owner="w")
+        victim = await stream_leader_async(cluster, stream)
+        monkeypatch.setattr(KeyValue, "update", counted)
+        victim.stop(signal.SIGKILL)
+        with anyio.fail_after(60):
+            await mb.ack([claimed.id], owner="w")
+        assert (await mb.get(claimed.id)).status == "done"
+    # Pauses of 0.05 s doubling to 1 s: about 10 tries over 7 s of election.
+    assert 1 <= writes <= 40, writes
 
 
 async def _led_by_another(cluster: NatsCluster, stream: str, victim: NatsServer) -> bool:
