@@ -24,9 +24,10 @@ from typing import Any
 from orchestrator import errors, jsontext, outage
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
+from orchestrator.cli.ask_commit import NotSent, request_unless_interrupted
 from orchestrator.held_wait import reply_while_held
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, MailboxBackend, Message, new_id
+from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, MailboxBackend, Message, new_id
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
 from orchestrator.names import name_problem
@@ -191,7 +192,7 @@ def _send(args: argparse.Namespace) -> int:
     with _mailbox(args) as mb:
         _check_sender(mb, args.sender)
         msg = _through_outage(
-            lambda: mb.send(args.sender, args.to, body, ttl_s=args.ttl, message_id=message_id)
+            mb, lambda: mb.send(args.sender, args.to, body, ttl_s=args.ttl, message_id=message_id)
         )
     human = for_people(f"sent {msg.id} ({msg.sender} → {msg.recipient})")
     return _done(args, human, message=msg.to_dict())
@@ -201,68 +202,54 @@ def _send(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     _not_the_supervisor(args.to, "as a recipient")
     body = _body(args)
-    with _mailbox(args) as mb:
-        _check_sender(mb, args.sender)
-        supervisor = _supervisor_of(args, mb, args.to)
-        # A Ctrl-C between the request's commit and the wait's `try` ended the CLI without
-        # saying which request stays queued (seen 1 run in ~6 of the test below): it is
-        # held until the request is known, and lands inside the `try`.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        request_id = new_id()
-        try:
-            req = _through_outage(
-                lambda: mb.request(
-                    args.sender,
-                    args.to,
-                    body,
-                    ttl_s=args.ttl,
-                    wait_s=args.timeout,
-                    message_id=request_id,
+    req: Message | None = None
+    try:
+        with _mailbox(args) as mb:
+            _check_sender(mb, args.sender)
+            supervisor = _supervisor_of(args, mb, args.to)
+            # A Ctrl-C between the request's commit and the wait's `try` ended the CLI
+            # without saying which request stays queued (seen 1 run in ~6 of the test
+            # below): it is held until the request is known, and lands inside the `try`.
+            # While the request waits for another program's write lock, a Ctrl-C ends it
+            # unwritten (ask_commit.py).
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            request_id = new_id()  # as send's: the same request whatever the tries
+            try:
+                req = _through_outage(
+                    mb,
+                    lambda: request_unless_interrupted(
+                        mb,
+                        lambda: mb.request(
+                            args.sender,
+                            args.to,
+                            body,
+                            ttl_s=args.ttl,
+                            wait_s=args.timeout,
+                            message_id=request_id,
+                        ),
+                    ),
                 )
-            )
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            raise
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            if supervisor is None:
-                reply = mb.wait_for_reply(req.id, args.timeout)
-            else:  # its supervisor killed meanwhile: said at once, not at the timeout
-                db, pid = supervisor
-                found = reply_while_held(mb, req.id, db_path=db, pid=pid, timeout_s=args.timeout)
-                if found is None:
-                    import socket  # only when it is gone: 3 ms of every ask's start-up otherwise
-
-                    raise errors.SupervisorGone(
-                        socket.gethostname(),
-                        pid,
-                        f"it stopped while {args.to!r} had request {req.id}",
-                        "the request stays queued and is answered once the team runs again "
-                        f"(`octy-orchestrate up`; see `queue show {req.id}`)",
-                    )
-                reply = found
-        except errors.RequestTimeout as exc:
-            raise common.CliFailure(
-                f"no reply from {args.to} within {args.timeout:g}s; request {req.id} stays "
-                f"queued (see `octy-orchestrate queue show {req.id}`)",
-                common.EXIT_TIMEOUT,
-                exc.code,
-            ) from exc
-        except KeyboardInterrupt:
-            # Ctrl-C ends the wait, not the request: say where its answer will be.
-            print(
-                f"octy-orchestrate: interrupted; request {req.id} stays queued "
-                f"(see `octy-orchestrate queue show {req.id}`)",
-                file=sys.stderr,
-            )
-            raise
+            except BaseException:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                raise
+            reply = _reply_to(args, mb, req, supervisor, held)
+    except (KeyboardInterrupt, NotSent):
+        if req is not None:
+            raise  # _reply_to said where the request is
+        # Before the request was written (opening the queue, waiting for its lock).
+        print("octy-orchestrate: interrupted; nothing was sent", file=sys.stderr)
+        raise KeyboardInterrupt from None
     return _done(args, out.body_text(reply.body), request=req.to_dict(), reply=reply.to_dict())
 
 
-def _through_outage(write: Callable[[], Message]) -> Message:
-    """A write the queue refused for now (a NATS node lost, a leader election longer than
-    the queue's own retries, a database locked) tried again under the same message id
-    for up to outage.TOOL_RETRY_S, as the agents' tools do, with one line on stderr."""
+def _through_outage(mb: MailboxBackend, write: Callable[[], Message]) -> Message:
+    """On NATS, a write the queue refused for now (a node lost, a leader election longer
+    than the queue's own retries) tried again under the same message id for up to
+    outage.TOOL_RETRY_S, as the agents' tools do, with one line on stderr. On SQLite a
+    refused write is a lock another program keeps past the wait already made (that
+    wait is interruptible: ask_commit.py) or a full disk: said at once, as before."""
+    if isinstance(mb, Mailbox):
+        return write()
 
     def told(exc: errors.QueueStalled) -> None:
         print(
@@ -272,6 +259,50 @@ def _through_outage(write: Callable[[], Message]) -> Message:
         )
 
     return outage.retry_blocking(write, told=told, within_s=outage.TOOL_RETRY_S)
+
+
+def _reply_to(
+    args: argparse.Namespace,
+    mb: MailboxBackend,
+    req: Message,
+    supervisor: tuple[Path, int] | None,
+    held: set[int | signal.Signals],
+) -> Message:
+    """The reply to ``req``, queued with SIGINT held (``held``: the mask before), which is
+    let through here, inside the `try` that says where the request is."""
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        if supervisor is None:
+            return mb.wait_for_reply(req.id, args.timeout)
+        # Its supervisor killed meanwhile: said at once, not at the timeout.
+        db, pid = supervisor
+        found = reply_while_held(mb, req.id, db_path=db, pid=pid, timeout_s=args.timeout)
+        if found is None:
+            import socket  # only when it is gone: 3 ms of every ask's start-up otherwise
+
+            raise errors.SupervisorGone(
+                socket.gethostname(),
+                pid,
+                f"it stopped while {args.to!r} had request {req.id}",
+                "the request stays queued and is answered once the team runs again "
+                f"(`octy-orchestrate up`; see `queue show {req.id}`)",
+            )
+        return found
+    except errors.RequestTimeout as exc:
+        raise common.CliFailure(
+            f"no reply from {args.to} within {args.timeout:g}s; request {req.id} stays "
+            f"queued (see `octy-orchestrate queue show {req.id}`)",
+            common.EXIT_TIMEOUT,
+            exc.code,
+        ) from exc
+    except KeyboardInterrupt:
+        # Ctrl-C ends the wait, not the request: say where its answer will be.
+        print(
+            f"octy-orchestrate: interrupted; request {req.id} stays queued "
+            f"(see `octy-orchestrate queue show {req.id}`)",
+            file=sys.stderr,
+        )
+        raise
 
 
 def _supervisor_of(
