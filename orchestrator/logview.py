@@ -164,13 +164,21 @@ def select(
             yield line
 
 
+Hole = Callable[[Path, tuple[int, ...]], None]
+
+
 def read_history(
-    chosen: Sequence[Source], *, since: datetime | None = None, tail: int | None = None
+    chosen: Sequence[Source],
+    *,
+    since: datetime | None = None,
+    tail: int | None = None,
+    on_hole: Hole | None = None,
 ) -> list[LogLine]:
-    """Every line of the chosen sources (rotated files included), merged and filtered."""
+    """Every line of the chosen sources (rotated files included), merged and filtered.
+    ``on_hole``: told of backup numbers missing for good (the files there are read)."""
     streams = []
     for source in chosen:
-        follower = FileFollower(source.base, source.name)
+        follower = FileFollower(source.base, source.name, on_hole=on_hole)
         try:
             streams.append(list(select(follower.history(), source, since)))
         finally:
@@ -179,9 +187,9 @@ def read_history(
     return list(deque(merged, maxlen=tail)) if tail is not None else list(merged)
 
 
-def read_events(folder: Path) -> list[Mapping[str, Any]]:
+def read_events(folder: Path, *, on_hole: Hole | None = None) -> list[Mapping[str, Any]]:
     """All decoded events of ``supervisor.jsonl`` and its rotations, oldest first."""
-    lines = read_history(sources(folder))
+    lines = read_history(sources(folder), on_hole=on_hole)
     return [line.event for line in lines if line.event is not None]
 
 
@@ -192,12 +200,13 @@ def follow(
     tail: int | None = None,
     poll_s: float = POLL_S,
     on_gap: Callable[[Path], None] | None = None,
+    on_hole: Hole | None = None,
     done: Callable[[], bool] | None = None,
 ) -> Iterator[list[LogLine]]:
     """The last ``tail`` lines (all if None) as a first batch, then each batch of new lines
     as it is written, across rotations, until ``done()`` says so when nothing new came (then
     what was written meanwhile is read once more), or for ever without ``done``."""
-    followers = [(s, FileFollower(s.base, s.name, on_gap=on_gap)) for s in chosen]
+    followers = [(s, FileFollower(s.base, s.name, on_gap=on_gap, on_hole=on_hole)) for s in chosen]
     try:
         streams = [list(select(f.history(), s, since)) for s, f in followers]
         first = list(merge(streams))
@@ -219,6 +228,22 @@ def follow(
     finally:
         for _, f in followers:
             f.close()
+
+
+_ATTEMPTS = 20  # listings of a chain tried before a hole in its numbers is taken as real
+_SPARE = 64  # marks kept of files no longer listed (deleted, moved away, or missed)
+_EDGE = 1024  # bytes kept of each end of what was read from a file, to know it again
+
+
+@dataclass(frozen=True)
+class _Mark:
+    """How far a file was read, with the bytes at the start and just before that point:
+    an inode freed by a deletion can be given at once to a new file, so the same
+    (device, inode) with other bytes there is a new file."""
+
+    offset: int
+    head: bytes
+    tail: bytes
 
 
 @dataclass
@@ -248,15 +273,51 @@ class _Open:
             if raw.strip()
         ]
 
+    def mark(self) -> _Mark:
+        """Where reading stopped (an unterminated tail not counted as read)."""
+        offset = self.handle.tell() - len(self.partial)
+        return _Mark(offset, self._bytes(0, offset), self._bytes(max(0, offset - _EDGE), offset))
+
+    def resume(self, mark: _Mark) -> bool:
+        """Go on after ``mark`` if this is the file it was taken of (the caller matched the
+        identity); False for a new file on a reused inode, or one truncated since."""
+        if os.fstat(self.handle.fileno()).st_size < mark.offset:
+            return False
+        head_end = len(mark.head)
+        if self._bytes(0, head_end) != mark.head:
+            return False
+        if self._bytes(mark.offset - len(mark.tail), mark.offset) != mark.tail:
+            return False
+        self.handle.seek(mark.offset)
+        self.partial = b""
+        return True
+
+    def _bytes(self, start: int, end: int) -> bytes:
+        return (
+            os.pread(self.handle.fileno(), min(end - start, _EDGE), start) if end > start else b""
+        )
+
 
 @dataclass
 class FileFollower:
-    """Reads one log (``base`` and its rotations) once, then whatever is appended."""
+    """Reads one log (``base`` and its rotations) once, then whatever is appended.
+
+    Every file read is remembered by identity (device, inode) and how far it was read,
+    so a file seen before (a backup, the old live file renamed to ``.1`` or elsewhere)
+    is never read twice, whatever happened to the names: rotation, a logrotate
+    ``dateext`` rename, ``rm``, ``rm -rf logs``. ``on_gap`` is told when lines really
+    went unread: the file we read was rotated away and every file left is new to us,
+    backups included (rotation outran ``log_backups`` between two reads). ``on_hole``
+    is told once when the backup numbers have a hole that stays (``.1`` deleted by
+    hand, a writer killed mid-rotation): the files that exist are read, in order."""
 
     base: Path
     source: str = SUPERVISOR_LOG
     on_gap: Callable[[Path], None] | None = None
+    on_hole: Hole | None = None
     _current: _Open | None = field(default=None, init=False)
+    _seen: dict[tuple[int, int], _Mark] = field(default_factory=dict, init=False)
+    _hole_told: bool = field(default=False, init=False)
 
     def history(self) -> list[LogLine]:
         """Everything on disk now, oldest first; the newest file stays open for poll()."""
@@ -268,61 +329,77 @@ class FileFollower:
         if current is None:
             return self._take(self._open_chain())
         lines = current.read_lines(self.source)
-        try:
-            st = os.stat(self.base)
-        except FileNotFoundError:
-            return lines  # between the rename and the new file: it will appear
-        if (st.st_dev, st.st_ino) == current.ident:
-            if st.st_size < current.handle.tell():  # truncated in place: start again
-                current.handle.seek(0)
+        ident = _ident(self.base)
+        if ident is None:
+            return lines  # between the rename and the new file, or deleted: one will appear
+        if ident == current.ident:
+            if os.fstat(current.handle.fileno()).st_size < current.handle.tell():
+                current.handle.seek(0)  # truncated in place: start again
                 current.partial = b""
                 lines += current.read_lines(self.source)
             return lines
-        # Rotated. The writer closed our file before renaming it, so it is complete:
-        # drain it, then read every file created after it, oldest first.
+        # Rotated, moved away or deleted. The writer let go of our file before the new one
+        # appeared, so it is complete: drain it, then read what is new to us.
         lines += current.read_lines(self.source, final=True)
+        self._seen[current.ident] = current.mark()
         chain = self._open_chain()
-        idents = [f.ident for f in chain]
-        if current.ident in idents:
-            newer = chain[idents.index(current.ident) + 1 :]
-            for f in chain[: idents.index(current.ident) + 1]:
-                f.handle.close()
-        else:  # ours was rotated out of existence: every file left is newer
-            newer = chain
-            if chain and self.on_gap is not None:
-                self.on_gap(self.base)
-        if not newer:
-            return lines
+        if not chain:
+            return lines  # renamed under us at every try: again at the next poll
         current.handle.close()
         self._current = None
-        return lines + self._take(newer)
+        return lines + self._take(chain, moved_on=True)
 
     def close(self) -> None:
         if self._current is not None:
             self._current.handle.close()
             self._current = None
 
-    def _take(self, chain: list[_Open]) -> list[LogLine]:
-        """Read ``chain`` through; keep its last file open (where the writer appends)."""
+    def _take(self, chain: list[_Open], *, moved_on: bool = False) -> list[LogLine]:
+        """Read what ``chain`` holds that we have not read; keep its last file open (where
+        the writer appends). ``moved_on``: the file we were reading was replaced."""
         lines: list[LogLine] = []
+        known = False  # a file of the chain was read before
+        new_backup = False  # a backup we never read
+        for i, f in enumerate(chain):
+            mark = self._seen.get(f.ident)
+            if mark is not None and f.resume(mark):
+                known = True
+            elif i < len(chain) - 1:
+                new_backup = True
+            if i < len(chain) - 1:
+                lines += f.read_lines(self.source, final=True)
+                self._seen[f.ident] = f.mark()
+                f.handle.close()
+            else:
+                lines += f.read_lines(self.source)
+                self._current = f
+        # Marks of the chain's files last, so the first ones are of files gone from it
+        # (deleted, moved away, or missed by a listing made during a rotation: kept, so
+        # such a file is not read again when it shows up); those beyond _SPARE are dropped.
         for f in chain[:-1]:
-            lines += f.read_lines(self.source, final=True)
-            f.handle.close()
-        if chain:
-            lines += chain[-1].read_lines(self.source)
-            self._current = chain[-1]
+            self._seen[f.ident] = self._seen.pop(f.ident)
+        for ident in list(self._seen)[: max(0, len(self._seen) - len(chain) - _SPARE)]:
+            del self._seen[ident]
+        if moved_on and not known and new_backup and self.on_gap is not None:
+            self.on_gap(self.base)
         return lines
 
     def _open_chain(self) -> list[_Open]:
         """The backups and the live file, oldest first, opened as one consistent set: if
         a rotation renames them while we open them, open them again."""
-        for attempt in range(20):
+        before: list[tuple[int, int] | None] = []
+        for attempt in range(_ATTEMPTS):
             backups = rotated_paths(self.base)
-            if not _contiguous(self.base, backups):
-                # Mid-rollover: the rename cascade (.1->.2 ... base->.1) leaves a hole until it
-                # is done, and a file listed through that hole would be skipped for good.
-                time.sleep(0.001 * (attempt + 1))
-                continue
+            missing = _missing(self.base, backups)
+            if missing:
+                # Mid-rollover the rename cascade (.1->.2 ... base->.1) leaves a hole until it
+                # is done, and a listing made meanwhile may miss a file being renamed. A hole
+                # is real once every retry saw one and the last two listings are the same.
+                now = [_ident(p) for p in [*backups, self.base]]
+                if attempt < _ATTEMPTS - 1 or now != before:
+                    before = now
+                    time.sleep(0.001 * (attempt + 1))
+                    continue
             paths = [*backups, self.base]
             opened: list[_Open] = []
             try:
@@ -333,6 +410,8 @@ class FileFollower:
                         if p != self.base:
                             raise
                 if all(_ident(p) == f.ident for p, f in zip(paths, opened, strict=False)):
+                    if missing:
+                        self._tell_hole(missing)
                     return opened
             except FileNotFoundError:
                 pass
@@ -340,11 +419,18 @@ class FileFollower:
                 f.handle.close()
         return []  # renamed under us twenty times in a row: try again at the next poll
 
+    def _tell_hole(self, missing: tuple[int, ...]) -> None:
+        """A hole that outlasted every retry is real: said once (it moves up with each
+        rotation until it passes the last backup, and is the same loss)."""
+        if not self._hole_told and self.on_hole is not None:
+            self._hole_told = True
+            self.on_hole(self.base, missing)
 
-def _contiguous(base: Path, backups: list[Path]) -> bool:
-    """True when the backups are exactly ``base.N`` … ``base.1`` (oldest first)."""
-    numbers = [int(p.name[len(base.name) + 1 :]) for p in backups]
-    return numbers == list(range(len(numbers), 0, -1))
+
+def _missing(base: Path, backups: list[Path]) -> tuple[int, ...]:
+    """The numbers missing for the backups to be exactly ``base.N`` … ``base.1``."""
+    numbers = {int(p.name[len(base.name) + 1 :]) for p in backups}
+    return tuple(n for n in range(1, max(numbers, default=0) + 1) if n not in numbers)
 
 
 def _ident(path: Path) -> tuple[int, int] | None:

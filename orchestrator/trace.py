@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.logconfig import agent_colour
-from orchestrator.logview import read_events
+from orchestrator.logview import Hole, read_events
 from orchestrator.mailbox import Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
 from orchestrator.prompts import SERVER, text_of  # a body reads as the model reads it
@@ -89,8 +89,11 @@ class Trace:
         }
 
 
-def load_trace(db: QueuePlace, message_id: str, logs: Path | None) -> Trace:
-    """Trace ``message_id`` (a response traces its request). MessageNotFound if unknown."""
+def load_trace(
+    db: QueuePlace, message_id: str, logs: Path | None, *, on_hole: Hole | None = None
+) -> Trace:
+    """Trace ``message_id`` (a response traces its request). MessageNotFound if unknown.
+    ``on_hole``: told of log backups missing for good (see :func:`read_events`)."""
     with open_sync(db, readonly=True) as mailbox:  # a read verb: no write lock, no migration
         message = mailbox.get(message_id)
         if message.kind == "response" and message.correlation_id:
@@ -98,7 +101,7 @@ def load_trace(db: QueuePlace, message_id: str, logs: Path | None) -> Trace:
         family = mailbox.related(message_id)
     events: list[Mapping[str, Any]] = []
     if logs is not None and logs.is_dir():
-        events = read_events(logs)
+        events = read_events(logs, on_hole=on_hole)
     return build_trace(message_id, family, events)
 
 
