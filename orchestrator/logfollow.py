@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -59,6 +59,10 @@ class LogLine:
         return agent if isinstance(agent, str) else None
 
 
+def _line(raw: bytes, source: str) -> LogLine:
+    return LogLine(raw.decode("utf-8", "replace").rstrip("\r"), source)
+
+
 def rotated_paths(base: Path) -> list[Path]:
     """``base.N`` … ``base.1`` that exist, oldest first."""
     found = []
@@ -70,10 +74,14 @@ def rotated_paths(base: Path) -> list[Path]:
 
 
 Hole = Callable[[Path, tuple[int, ...]], None]
+# Given the raw lines of one read, in order, those worth decoding (a reader that needs a
+# few lines of a big log says which before any is decoded).
+Keep = Callable[[list[bytes]], list[bytes]]
 
 
 _ATTEMPTS = 20  # listings of a chain tried before a hole in its numbers is taken as real
 _SPARE = 64  # marks kept of files no longer listed (deleted, moved away, or missed)
+_BLOCK = 64 * 1024  # read at a time when reading backwards
 _EDGE = 1024  # bytes kept of each end of what was read from a file, to know it again
 
 
@@ -102,18 +110,43 @@ class _Open:
         st = os.fstat(handle.fileno())
         return cls(handle, (st.st_dev, st.st_ino))
 
-    def read_lines(self, source: str, *, final: bool = False) -> list[LogLine]:
-        """Complete lines up to end of file; with ``final`` also an unterminated tail."""
+    def read_lines(
+        self, source: str, *, final: bool = False, keep: Keep | None = None
+    ) -> list[LogLine]:
+        """Complete lines up to end of file; with ``final`` also an unterminated tail.
+        ``keep``: only the lines it picks, judged as bytes before any is decoded."""
         data = self.partial + self.handle.read()
         *complete, self.partial = data.split(b"\n")
         if final and self.partial:
             complete.append(self.partial)
             self.partial = b""
-        return [
-            LogLine(raw.decode("utf-8", "replace").rstrip("\r"), source)
-            for raw in complete
-            if raw.strip()
-        ]
+        if keep is not None:
+            complete = keep(complete)
+        return [_line(raw, source) for raw in complete if raw.strip()]
+
+    def backwards(self, end: int) -> Iterator[bytes]:
+        """The lines of the bytes before ``end``, last first, read a block at a time."""
+        fd = self.handle.fileno()
+        pos, rest = end, b""
+        while pos > 0:
+            step = min(_BLOCK, pos)
+            pos -= step
+            parts = (os.pread(fd, step, pos) + rest).split(b"\n")
+            rest = parts.pop(0)  # its start may lie in the block before
+            yield from reversed(parts)
+        yield rest
+
+    def end_of_lines(self) -> int:
+        """Where the last complete line ends (what follows is a line being written)."""
+        fd = self.handle.fileno()
+        pos = os.fstat(fd).st_size
+        while pos > 0:
+            step = min(_BLOCK, pos)
+            pos -= step
+            found = os.pread(fd, step, pos).rfind(b"\n")
+            if found >= 0:
+                return pos + found + 1
+        return 0
 
     def mark(self) -> _Mark:
         """Where reading stopped (an unterminated tail not counted as read)."""
@@ -161,9 +194,28 @@ class FileFollower:
     _seen: dict[tuple[int, int], _Mark] = field(default_factory=dict, init=False)
     _hole_told: bool = field(default=False, init=False)
 
-    def history(self) -> list[LogLine]:
-        """Everything on disk now, oldest first; the newest file stays open for poll()."""
-        return self._take(self._open_chain())
+    def history(self, keep: Keep | None = None) -> list[LogLine]:
+        """Everything on disk now, oldest first; the newest file stays open for poll().
+        ``keep``: only the lines it picks (see :data:`Keep`), none other decoded."""
+        return self._take(self._open_chain(), keep=keep)
+
+    def history_tail(self, n: int) -> list[LogLine]:
+        """The last ``n`` lines of :meth:`history`, read from the end backwards (the
+        files before them are not read); the follower is left as history() leaves it."""
+        chain = self._open_chain()
+        found: list[LogLine] = []
+        for f in reversed(chain):
+            end = f.end_of_lines() if f is chain[-1] else os.fstat(f.handle.fileno()).st_size
+            f.handle.seek(end)
+            for raw in f.backwards(end) if len(found) < n else ():
+                if raw.strip():
+                    found.append(_line(raw, self.source))
+                    if len(found) == n:
+                        break
+        # Every file now counts as read up to where we started; what the writer added
+        # since is read now, as history() would.
+        lines = found[::-1] + self._take(chain)
+        return lines[-n:] if n > 0 else []
 
     def poll(self) -> list[LogLine]:
         """Lines written since the last call."""
@@ -196,7 +248,9 @@ class FileFollower:
             self._current.handle.close()
             self._current = None
 
-    def _take(self, chain: list[_Open], *, moved_on: bool = False) -> list[LogLine]:
+    def _take(
+        self, chain: list[_Open], *, moved_on: bool = False, keep: Keep | None = None
+    ) -> list[LogLine]:
         """Read what ``chain`` holds that we have not read; keep its last file open (where
         the writer appends). ``moved_on``: the file we were reading was replaced."""
         lines: list[LogLine] = []
@@ -209,11 +263,11 @@ class FileFollower:
             elif i < len(chain) - 1:
                 new_backup = True
             if i < len(chain) - 1:
-                lines += f.read_lines(self.source, final=True)
+                lines += f.read_lines(self.source, final=True, keep=keep)
                 self._seen[f.ident] = f.mark()
                 f.handle.close()
             else:
-                lines += f.read_lines(self.source)
+                lines += f.read_lines(self.source, keep=keep)
                 self._current = f
         # Marks of the chain's files last, so the first ones are of files gone from it
         # (deleted, moved away, or missed by a listing made during a rotation: kept, so

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.logconfig import SUPERVISOR_LOG
-from orchestrator.logfollow import FileFollower, Hole, LogLine, rotated_paths
+from orchestrator.logfollow import FileFollower, Hole, Keep, LogLine, rotated_paths
 
 __all__ = [
     "FileFollower",
     "Hole",
+    "Keep",
     "LogLine",
     "Source",
     "follow",
@@ -143,16 +144,34 @@ def read_history(
     for source in chosen:
         follower = FileFollower(source.base, source.name, on_hole=on_hole)
         try:
-            streams.append(list(select(follower.history(), source, since)))
+            streams.append(_first(follower, source, since, tail))
         finally:
             follower.close()
     merged = merge(streams)
     return list(deque(merged, maxlen=tail)) if tail is not None else list(merged)
 
 
-def read_events(folder: Path, *, on_hole: Hole | None = None) -> list[Mapping[str, Any]]:
-    """All decoded events of ``supervisor.jsonl`` and its rotations, oldest first."""
-    lines = read_history(sources(folder), on_hole=on_hole)
+def _first(
+    follower: FileFollower, source: Source, since: datetime | None, tail: int | None
+) -> list[LogLine]:
+    """What ``source`` holds now; with ``tail``, at least its last ``tail`` lines (all that
+    the merge of several sources can keep). Without a time or source filter the tail is
+    read backwards from the end (`logs -n 5` of 55 MB of logs reads a few blocks)."""
+    if tail is not None and since is None and not source.own_events_only:
+        return follower.history_tail(tail)
+    return list(select(follower.history(), source, since))
+
+
+def read_events(
+    folder: Path, *, on_hole: Hole | None = None, keep: Keep | None = None
+) -> list[Mapping[str, Any]]:
+    """The decoded events of ``supervisor.jsonl`` and its rotations, oldest first.
+    ``keep``: only the lines it picks (see :data:`Keep`), none other decoded."""
+    follower = FileFollower(sources(folder)[0].base, on_hole=on_hole)
+    try:
+        lines = follower.history(keep)
+    finally:
+        follower.close()
     return [line.event for line in lines if line.event is not None]
 
 
@@ -171,7 +190,7 @@ def follow(
     what was written meanwhile is read once more), or for ever without ``done``."""
     followers = [(s, FileFollower(s.base, s.name, on_gap=on_gap, on_hole=on_hole)) for s in chosen]
     try:
-        streams = [list(select(f.history(), s, since)) for s, f in followers]
+        streams = [_first(f, s, since, tail) for s, f in followers]
         first = list(merge(streams))
         if tail is not None:
             first = list(deque(first, maxlen=tail))

@@ -23,11 +23,10 @@ from orchestrator.mailbox import Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
 from orchestrator.prompts import SERVER, text_of  # a body reads as the model reads it
 from orchestrator.redact import for_people
+from orchestrator.tracelines import TURN_ENDS, Relevant
 
 # Events that only repeat what the queue already records for the same message.
 _IN_QUEUE = frozenset({"sent", "asked", "replied", "broadcast"})
-# Events that end an agent's turn, finished or not.
-_TURN_ENDS = frozenset({"turn", "turn_failed", "requeued", "interrupting", "session_ended"})
 # The relay's own tools: their effect shows as messages.
 _RELAY_TOOLS = f"mcp__{SERVER}__"
 _ID_KEYS = ("message_id", "request_id")
@@ -101,7 +100,7 @@ def load_trace(
         family = mailbox.related(message_id)
     events: list[Mapping[str, Any]] = []
     if logs is not None and logs.is_dir():
-        events = read_events(logs, on_hole=on_hole)
+        events = read_events(logs, on_hole=on_hole, keep=Relevant(m.id for m in family))
     return build_trace(message_id, family, events)
 
 
@@ -196,7 +195,7 @@ def _log_steps(
                         depth=d,
                     )
                 )
-        elif name in _TURN_ENDS and agent in open_turns:
+        elif name in TURN_ENDS and agent in open_turns:
             steps.append(
                 Step(
                     at,
