@@ -11,6 +11,7 @@ and ``trace``'s reading on it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -73,13 +74,15 @@ def rotated_paths(base: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
-Hole = Callable[[Path, tuple[int, ...]], None]
+# Told of backup numbers missing for good: the log, the first few missing, how many.
+Hole = Callable[[Path, tuple[int, ...], int], None]
 # Given the raw lines of one read, in order, those worth decoding (a reader that needs a
 # few lines of a big log says which before any is decoded).
 Keep = Callable[[list[bytes]], list[bytes]]
 
 
 _ATTEMPTS = 20  # listings of a chain tried before a hole in its numbers is taken as real
+_SHOWN = 5  # missing backup numbers named in a warning
 _SPARE = 64  # marks kept of files no longer listed (deleted, moved away, or missed)
 _BLOCK = 64 * 1024  # read at a time when reading backwards
 _EDGE = 1024  # bytes kept of each end of what was read from a file, to know it again
@@ -286,8 +289,8 @@ class FileFollower:
         before: list[tuple[int, int] | None] = []
         for attempt in range(_ATTEMPTS):
             backups = rotated_paths(self.base)
-            missing = _missing(self.base, backups)
-            if missing:
+            missing, count = _missing(self.base, backups)
+            if count:
                 # Mid-rollover the rename cascade (.1->.2 ... base->.1) leaves a hole until it
                 # is done, and a listing made meanwhile may miss a file being renamed. A hole
                 # is real once every retry saw one and the last two listings are the same.
@@ -306,8 +309,8 @@ class FileFollower:
                         if p != self.base:
                             raise
                 if all(_ident(p) == f.ident for p, f in zip(paths, opened, strict=False)):
-                    if missing:
-                        self._tell_hole(missing)
+                    if count:
+                        self._tell_hole(missing, count)
                     return opened
             except FileNotFoundError:
                 pass
@@ -315,18 +318,23 @@ class FileFollower:
                 f.handle.close()
         return []  # renamed under us twenty times in a row: try again at the next poll
 
-    def _tell_hole(self, missing: tuple[int, ...]) -> None:
+    def _tell_hole(self, missing: tuple[int, ...], count: int) -> None:
         """A hole that outlasted every retry is real: said once (it moves up with each
         rotation until it passes the last backup, and is the same loss)."""
         if not self._hole_told and self.on_hole is not None:
             self._hole_told = True
-            self.on_hole(self.base, missing)
+            self.on_hole(self.base, missing, count)
 
 
-def _missing(base: Path, backups: list[Path]) -> tuple[int, ...]:
-    """The numbers missing for the backups to be exactly ``base.N`` … ``base.1``."""
+def _missing(base: Path, backups: list[Path]) -> tuple[tuple[int, ...], int]:
+    """The numbers missing for the backups to be exactly ``base.N`` … ``base.1``: the
+    first _SHOWN of them, and how many in all (a stray ``x.jsonl.99999999`` makes that
+    99999998, counted, not listed)."""
     numbers = {int(p.name[len(base.name) + 1 :]) for p in backups}
-    return tuple(n for n in range(1, max(numbers, default=0) + 1) if n not in numbers)
+    top = max(numbers, default=0)
+    count = top - len(numbers)
+    first = itertools.islice((n for n in range(1, top) if n not in numbers), _SHOWN)
+    return (tuple(first) if count else ()), count
 
 
 def _ident(path: Path) -> tuple[int, int] | None:

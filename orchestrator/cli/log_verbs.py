@@ -329,14 +329,16 @@ def _gap(base: Path) -> None:
     )
 
 
-def _hole(base: Path, missing: tuple[int, ...]) -> None:
+def _hole(base: Path, missing: tuple[int, ...], count: int) -> None:
     names = ", ".join(f"{base.name}.{n}" for n in missing)
+    if count > len(missing):
+        names += f" and {count - len(missing)} more"
     print(
         for_people(
-            f"octy-orchestrate: {names} {'is' if len(missing) == 1 else 'are'} missing "
+            f"octy-orchestrate: {names} {'is' if count == 1 else 'are'} missing "
             f"(deleted, or a rotation cut short) between the backups in {base.parent}: "
             "showing the files that are there, in order; the lines that were in "
-            f"{'it' if len(missing) == 1 else 'them'} are lost"
+            f"{'it' if count == 1 else 'them'} are lost"
         ),
         file=sys.stderr,
     )

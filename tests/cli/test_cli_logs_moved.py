@@ -145,8 +145,8 @@ def test_follower_goes_on_across_a_hole_in_the_backups(team: Team) -> None:
     the hole moving up with each rotation neither repeats nor drops a line."""
     base = _with_backups(team, 90)
     (team.logs / "supervisor.jsonl.1").unlink()
-    holes: list[tuple[Path, tuple[int, ...]]] = []
-    follower = logview.FileFollower(base, on_hole=lambda p, n: holes.append((p, n)))
+    holes: list[tuple[Path, tuple[int, ...], int]] = []
+    follower = logview.FileFollower(base, on_hole=lambda *hole: holes.append(hole))
     try:
         first = _seqs(follower.history())
         assert first == sorted(first)
@@ -154,6 +154,21 @@ def test_follower_goes_on_across_a_hole_in_the_backups(team: Team) -> None:
         for i in range(90, 200):
             log.info("received", seq=i)
         assert _seqs(follower.poll()) == list(range(90, 200))
-        assert holes == [(base, (1,))]  # once, though the hole is still there
+        assert holes == [(base, (1,), 1)]  # once, though the hole is still there
     finally:
         follower.close()
+
+
+def test_a_stray_huge_backup_number_is_counted_not_listed(
+    team: Team, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`supervisor.jsonl.99999999` beside the log (copied there by hand): read first, as
+    the oldest, and the warning counts the missing numbers instead of listing them."""
+    team.configure()
+    team.emit(3)
+    (team.logs / "supervisor.jsonl.99999999").write_text('{"seq": -1}\n', encoding="utf-8")
+    assert main(["logs", "--json", "--file", str(team.roster)]) == 0
+    out, err = capsys.readouterr()
+    assert [e["seq"] for e in map(json.loads, out.splitlines())] == [-1, 0, 1, 2]
+    assert "supervisor.jsonl.1, supervisor.jsonl.2" in err
+    assert "and 99999993 more are missing" in err
