@@ -16,10 +16,11 @@ from typing import ClassVar
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer, Input
 
 from orchestrator import errors
-from orchestrator.tui.data import AgentRow, Event, Snapshot, TeamSource, clean
+from orchestrator.tui.data import AgentRow, Event, Snapshot, TeamSource, clean, name_refused
 from orchestrator.tui.screens import ConfirmScreen, LogScreen, TextScreen, help_lines
 from orchestrator.tui.widgets import AgentTable, EventPane, FilterInput, TeamLine, cells, duration
 
@@ -97,7 +98,7 @@ class TopApp(App[None]):
                     text = clean(str(exc) if known else repr(exc))
                     if text != failed:
                         failed = text
-                        if not self._post(self.notify, text, severity="error"):
+                        if not self._post(self.say, text, "error"):
                             return
                 else:
                     view = _view(snapshot)
@@ -137,19 +138,37 @@ class TopApp(App[None]):
         # False: hidden from the footer, and the key does nothing
         return not (action in _MAIN_ONLY and len(self.screen_stack) > 1)
 
-    def _selected(self) -> str | None:
+    def say(self, text: str, severity: SeverityLevel = "information") -> None:
+        """A toast. Its text may hold names and ids from the registry, which any process
+        can write: escaped (no control reaches the terminal) and never read as markup
+        (a `[/]` in a name would end top with a MarkupError)."""
+        self.notify(clean(text), severity=severity, markup=False)
+
+    def _selected(self, verb: str) -> str | None:
+        """The selected agent's name, if ``verb`` may act on it: a name outside the
+        roster's rule (written by plain SQL) is refused with a message."""
         name = self.query_one(AgentTable).selected()
         if name is None:
-            self.notify("no agent selected", severity="warning")
+            self.say("no agent selected", "warning")
+            return None
+        refused = name_refused(name)
+        if refused:
+            self.say(f"{verb} refused, {refused}", "error")
+            return None
         return name
 
     def action_log(self) -> None:
-        name = self._selected()
+        name = self._selected("log")
         if name:
-            self.push_screen(LogScreen(name, self.source.agent_log(name)))
+            try:
+                follower = self.source.agent_log(name)
+            except errors.OrchestratorError as exc:
+                self.say(str(exc), "error")
+                return
+            self.push_screen(LogScreen(clean(name), follower))
 
     def action_trace(self) -> None:
-        name = self._selected()
+        name = self._selected("trace")
         if name and self.snapshot:
             row = next((a for a in self.snapshot.agents if a.name == name), None)
             if row is not None:
@@ -160,38 +179,37 @@ class TopApp(App[None]):
         try:
             request = self.source.request_of(row)
             if request is None:
-                self.call_from_thread(
-                    self.notify, f"{row.name} has no request to trace yet", severity="warning"
-                )
+                self._post(self.say, f"{row.name} has no request to trace yet", "warning")
                 return
             lines = self.source.trace_lines(request)
         except errors.OrchestratorError as exc:
-            self.call_from_thread(self.notify, clean(str(exc)), severity="error")
+            self._post(self.say, str(exc), "error")
             return
-        title = f" trace of {request} ({row.name}; q closes)"
-        self.call_from_thread(self.push_screen, TextScreen(title, lines, screen_id="trace"))
+        # the id comes from the queue (plain SQL may write any): escaped like the name
+        title = f" trace of {clean(request)} ({clean(row.name)}; q closes)"
+        self._post(self.push_screen, TextScreen(title, lines, screen_id="trace"))
 
     def action_command(self, command: str) -> None:
-        name = self._selected()
+        name = self._selected(command)
         if not name:
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.notify(f"{command} {name}: sent to the supervisor…")
+                self.say(f"{command} {name}: sent to the supervisor…")
                 # A daemon thread, not a worker: quitting must not wait for a supervisor
                 # that takes its time to acknowledge (the CLI waits up to 60 s).
                 threading.Thread(
                     target=self._run_command, args=(command, name), daemon=True
                 ).start()
 
-        self.push_screen(ConfirmScreen(f"{_VERBS[command]} agent '{name}'?"), answered)
+        self.push_screen(ConfirmScreen(f"{_VERBS[command]} agent '{clean(name)}'?"), answered)
 
     def _run_command(self, command: str, name: str) -> None:
         outcome = self.source.command(command, name)
         self.last_outcome = outcome
-        severity = "information" if outcome.endswith(": ok") else "error"
-        self._post(self.notify, outcome, severity=severity)
+        severity: SeverityLevel = "information" if outcome.endswith(": ok") else "error"
+        self._post(self.say, outcome, severity)
         self.refresh_data()
 
     def action_filter(self) -> None:

@@ -29,6 +29,7 @@ from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
 from orchestrator.mailbox.model import meta_of, number_column
+from orchestrator.names import AGENT_NAME_RE, MAX_NAME_LEN
 from orchestrator.redact import for_people
 from orchestrator.tui.procstat import ProcReader
 
@@ -45,6 +46,19 @@ def clean(text: str) -> str:
     """``text`` safe to draw: newlines as ⏎; the rest through the one filter for what people
     read (orchestrator.redact.for_people): control characters as ``\\xNN``, secrets ***."""
     return for_people(text.replace("\n", "⏎"))
+
+
+def name_refused(name: str) -> str | None:
+    """Why ``l``, ``t``, ``r``, ``s`` and ``S`` will not act on a registry name, or None.
+    The registry is plain SQL that any process may write: a name outside the roster's rule
+    could hold a NUL (the log's path fails), ``../`` (another file read as the log) or
+    terminal escapes, and no supervisor would run such an agent anyway."""
+    if AGENT_NAME_RE.fullmatch(name):
+        return None
+    return (
+        f"not an agent name: '{clean(name)}' (a name is 1-{MAX_NAME_LEN} of a-z 0-9 "
+        "- _, as in agents.yaml; something other than the supervisor wrote this row)"
+    )
 
 
 def _clean_value(value: Any) -> Any:
@@ -291,6 +305,9 @@ class TeamSource:
 
     def agent_log(self, agent: str) -> logview.FileFollower:
         """A follower of the agent's own log file (``l``); the caller closes it."""
+        refused = name_refused(agent)
+        if refused:  # never a path built from a name outside the rule
+            raise errors.UnsafePath(clean(agent), "agent log", "not an agent name")
         return logview.FileFollower(self.logs / f"{agent}{logview.SUFFIX}", agent)
 
     def request_of(self, row: AgentRow) -> str | None:
@@ -314,15 +331,19 @@ class TeamSource:
     def command(self, command: str, agent: str) -> str:
         """restart / stop / start through the same path as the CLI's verbs; the outcome
         as one line for the status bar."""
+        shown = clean(agent)
+        refused = name_refused(agent)
+        if refused:
+            return f"{command} {shown}: {refused}"
         try:
             result = send_command(self.database, command, agent=agent, timeout_s=60.0)
         except errors.SupervisorNotRunning:
-            return f"{command} {agent}: no supervisor is running this team (start it with `up`)"
+            return f"{command} {shown}: no supervisor is running this team (start it with `up`)"
         except errors.OrchestratorError as exc:
-            return f"{command} {agent}: {clean(str(exc))}"
+            return f"{command} {shown}: {clean(str(exc))}"
         if not result.get("ok"):
-            return f"{command} {agent}: {clean(str(result.get('message')))}"
-        return f"{command} {agent}: ok"
+            return f"{command} {shown}: {clean(str(result.get('message')))}"
+        return f"{command} {shown}: ok"
 
 
 def _reason(row: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:

@@ -132,3 +132,38 @@ def test_top_without_a_database_or_a_terminal(tmp_path: Path) -> None:
     assert piped.returncode == 2
     assert "top needs a terminal" in piped.stderr
     assert top("--interval", "0").returncode == 2
+
+
+async def test_trace_title_escapes_a_message_id_written_by_plain_sql(tmp_path: Path) -> None:
+    """The id of the message an agent holds comes from the queue, which plain SQL may
+    write: the trace screen's title shows it escaped, not as a terminal escape."""
+    import sqlite3
+
+    from orchestrator.tui.screens import TextScreen
+
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("alpha", pid=None, state="ready")
+        sent = mb.request("user", "alpha", "queued")
+    hostile = "m\x1b]0;PWNED\x07\u202e[/]x"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE messages SET id = ?, status = 'leased', lease_owner = 'alpha', "
+            "claimed_at = ?, lease_expires = ? WHERE id = ?",
+            (hostile, time.time(), time.time() + 600, sent.id),
+        )
+    conn.close()
+    app = TopApp(TeamSource(db, tmp_path / "logs"), refresh_s=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one(AgentTable)
+        while not table.row_count or table.row_text("alpha")[6] == "-":
+            await pilot.pause(0.05)
+        await pilot.press("t")
+        while app.screen.id != "trace":
+            await pilot.pause(0.05)
+        screen = app.screen
+        assert isinstance(screen, TextScreen)
+        assert clean(hostile) in screen.heading
+        assert "\x1b" not in screen.heading
+        assert "\u202e" not in screen.heading
