@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
@@ -34,7 +34,9 @@ class TopApp(App[None]):
     ENABLE_COMMAND_PALETTE = False  # its ^p entry would take a key and footer room
     CSS = """
     TeamLine { height: auto; }
-    AgentTable { height: auto; max-height: 50%; }
+    /* cut on the right, never wrapped: Textual ignores rich's Text.no_wrap, and a wrapped
+       row takes two lines (at 40 columns no row was left on screen) */
+    AgentTable { height: auto; max-height: 50%; text-wrap: nowrap; text-overflow: clip; }
     EventPane { height: 1fr; border-top: solid $primary; overflow-x: hidden; }
     #filter { dock: bottom; display: none; }
     #filter.shown { display: block; }
@@ -70,6 +72,10 @@ class TopApp(App[None]):
     def on_mount(self) -> None:
         self.query_one(AgentTable).focus()
         self._reader()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Runs before App's own handler records the new size: the event's size is the one
+        self.query_one(AgentTable).fit(event.size.height)
 
     def on_unmount(self) -> None:
         self._stop.set()

@@ -191,14 +191,24 @@ class AgentTable(Static, can_focus=True):
     def on_resize(self) -> None:
         self._draw()
 
+    def fit(self, screen_height: int) -> None:
+        """The terminal changed size: as many rows as half the new height holds. (The
+        table's own size may not change, e.g. cut to 4 rows at 10 lines and grown back to
+        40: its own resize event never comes, and it stayed cut short.)"""
+        self._draw(screen_height)
+
     def on_focus(self) -> None:
         self._draw()
 
     def on_blur(self) -> None:
         self._draw()
 
-    def _draw(self) -> None:
-        room = max(1, self.app.size.height // 2 - 1)  # rows below the header
+    def _draw(self, screen_height: int | None = None) -> None:
+        height = self.app.size.height if screen_height is None else screen_height
+        # Rows below the header: CSS caps the table at half the screen but the footer's
+        # line (`max-height: 50%` of the rest, rounded down); one row more and the last
+        # one, the cursor on it, would be cut off.
+        room = max(1, (height - 1) // 2 - 1)
         if self.cursor_row < self._top:
             self._top = self.cursor_row
         elif self.cursor_row >= self._top + room:
