@@ -98,17 +98,17 @@ class TopApp(App[None]):
                 try:
                     events = self.source.events()  # first: the team's name is in its log
                     snapshot = self.source.snapshot()
-                    failed = ""
+                    recovered, failed = bool(failed), ""
                 except Exception as exc:  # a database or log gone bad: say so, keep the last view
                     known = isinstance(exc, OSError | errors.OrchestratorError)
                     text = clean(str(exc) if known else repr(exc))
                     if text != failed:
                         failed = text
-                        if not self._post(self.say, text, "error"):
+                        if not self._post(self._read_failed, text):
                             return
                 else:
                     view = _view(snapshot)
-                    if events or view != shown:
+                    if events or view != shown or recovered:  # recovered: clear the marker
                         shown = view
                         if not self._post(self._show, snapshot, events):
                             return
@@ -128,11 +128,16 @@ class TopApp(App[None]):
             return False
         return True
 
+    def _read_failed(self, reason: str) -> None:
+        """A toast says it once; the team line keeps saying it until a read succeeds."""
+        self.say(reason, "error")
+        self.query_one(TeamLine).failed(reason)
+
     def _show(self, snapshot: Snapshot, events: list[Event]) -> None:
         self.snapshot = snapshot
         live = snapshot.team.supervisor_pid is not None
         rows = [a for a in snapshot.agents if not self.only or self.only in a.name]
-        self.query_one(TeamLine).show(snapshot.team)
+        self.query_one(TeamLine).show(snapshot.team, snapshot.taken_at)
         self.query_one(AgentTable).show(rows, live)
         self.query_one(EventPane).add(events)
 
@@ -237,7 +242,7 @@ class TopApp(App[None]):
     def _close_filter(self) -> None:
         self.query_one("#filter", Input).remove_class("shown")
         self.query_one(AgentTable).focus()
-        self.sub_title = f"filter: {self.only}" if self.only else ""
+        self.query_one(TeamLine).filtered(self.only)
 
     def action_help(self) -> None:
         title = " octy-orchestrate top: keys and columns (q closes)"

@@ -167,3 +167,40 @@ async def test_trace_title_escapes_a_message_id_written_by_plain_sql(tmp_path: P
         assert clean(hostile) in screen.heading
         assert "\x1b" not in screen.heading
         assert "\u202e" not in screen.heading
+
+
+async def test_a_failed_read_stays_marked_until_a_read_succeeds(tmp_path: Path) -> None:
+    """The team's database moved away while top runs: the team line says the read failed
+    and keeps saying it after the toast has gone (the figures below it are frozen), until
+    the database is back. The filter in use is on the team line too."""
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("alpha", pid=None, state="ready")
+        mb.register("beta", pid=None, state="ready")
+    app = TopApp(TeamSource(db, tmp_path / "logs"), refresh_s=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(AgentTable)
+        line = lambda: str(app.query_one(TeamLine).render())  # noqa: E731
+        while table.row_count < 2:
+            await pilot.pause(0.05)
+        assert "UTC" in line()  # the "as of" clock is labelled as the events' are
+
+        await pilot.press("slash", "a", "l", "enter")
+        while table.row_count != 1:
+            await pilot.pause(0.05)
+        assert "filter: al" in line()
+
+        moved = tmp_path / "elsewhere.db"
+        db.rename(moved)
+        while "READ FAILED" not in line():
+            await pilot.pause(0.05)
+        while app._notifications:  # the toast times out; the marker must not
+            await pilot.pause(0.1)
+        assert "READ FAILED" in line()
+        assert "figures as of" in line()
+        assert table.row_count == 1  # the last good read, still shown
+
+        moved.rename(db)
+        while "READ FAILED" in line():
+            await pilot.pause(0.05)
+        assert "filter: al" in line()
