@@ -42,6 +42,19 @@ RSS_STEP = 0.02  # see TeamSource._steady_rss
 REASON_KEYS = ("reason", "model_error")
 
 
+# The team line's counts, one literal status per count: each is read from that status's
+# partial index (messages_claim, messages_leased, messages_dead), where `status IN (...)
+# GROUP BY status` scanned the whole table, done messages and all, every second.
+COUNTED = ("pending", "leased", "dead")
+COUNTS_SQL = "SELECT " + ", ".join(
+    f"(SELECT count(*) FROM messages WHERE status = '{s}' AND kind != 'response')" for s in COUNTED
+)
+CLAIMED_SQL = (
+    f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
+    "FROM messages WHERE status = 'leased'"
+)
+
+
 def clean(text: str) -> str:
     """``text`` safe to draw: newlines as ⏎; the rest through the one filter for what people
     read (orchestrator.redact.for_people): control characters as ``\\xNN``, secrets ***."""
@@ -238,19 +251,8 @@ class TeamSource:
         # Read-only, as `ps` opens it: no lock that a writer waits for, no link followed.
         conn = schema.connect_readonly(self.database.absolute())
         try:
-            counts = dict(
-                conn.execute(
-                    "SELECT status, count(*) FROM messages "
-                    "WHERE status IN ('pending', 'leased', 'dead') AND kind != 'response' "
-                    "GROUP BY status"
-                ).fetchall()
-            )
-            claimed = dict(
-                conn.execute(
-                    f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
-                    "FROM messages WHERE status = 'leased'"
-                ).fetchall()
-            )
+            counts = dict(zip(COUNTED, conn.execute(COUNTS_SQL).fetchone(), strict=True))
+            claimed = dict(conn.execute(CLAIMED_SQL).fetchall())
             meta, beats = {}, []
             for name, meta_text, beat in conn.execute(
                 f"SELECT name, meta, {number_column('heartbeat_at', 'NULL', time=True)} FROM agents"

@@ -204,3 +204,27 @@ async def test_a_failed_read_stays_marked_until_a_read_succeeds(tmp_path: Path) 
         while "READ FAILED" in line():
             await pilot.pause(0.05)
         assert "filter: al" in line()
+
+
+def test_team_counts_read_the_partial_indexes_not_the_table(tmp_path: Path) -> None:
+    """The counts `top` reads every second come from the queue's partial indexes: the
+    query plan names an index for each and scans no table (done messages pile up)."""
+    import sqlite3
+
+    from orchestrator.tui.data import CLAIMED_SQL, COUNTS_SQL
+
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db):
+        pass
+    conn = sqlite3.connect(db)
+    try:
+        for sql in (COUNTS_SQL, CLAIMED_SQL):
+            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            reads = [step for step in plan if "messages" in step]
+            assert reads, plan
+            assert all("USING" in step and "INDEX" in step for step in reads), plan
+        plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {COUNTS_SQL}"))
+        for index in ("messages_claim", "messages_leased", "messages_dead"):
+            assert index in plan
+    finally:
+        conn.close()
