@@ -270,8 +270,12 @@ class TeamSource:
         }
 
     def _name_from_registry(self, extra: Mapping[str, Any]) -> str | None:
-        """The roster the supervisor ran records its folder: a team named after it."""
-        roster = extra["meta"].get(SUPERVISOR, {}).get("roster")
+        """The team's name as the supervisor recorded it (its log says it too, but a
+        rotated log no longer does); from an older supervisor, the roster's folder."""
+        meta = extra["meta"].get(SUPERVISOR, {})
+        name, roster = meta.get("team"), meta.get("roster")
+        if isinstance(name, str) and name:
+            return clean(name)
         return clean(Path(roster).parent.name) if isinstance(roster, str) and roster else None
 
     # --- events --------------------------------------------------------------------
