@@ -16,6 +16,7 @@ from orchestrator.agent_meta import LAUNCHING, AgentMeta
 from orchestrator.cli import common, ps_view, team_record
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
+from orchestrator.held_wait import supervisor_silence
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER
 from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync, place_of
@@ -619,14 +620,31 @@ def cmd_ps(args: argparse.Namespace) -> int:
         if args.agents:
             _check_known(place, args.agents)
         rows = ps_rows(place, args.agents)
+        silent = _supervisor_silence(place) if sup else None
     except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
         raise common.failure_from(exc) from None
     if args.json:
-        common.emit_json({"supervisor": {"running": sup is not None, "pid": sup}, "agents": rows})
+        supervisor: dict[str, Any] = {
+            "running": sup is not None,
+            "pid": sup,
+            "responding": silent is None,
+        }
+        if silent is not None:
+            supervisor["silent_s"] = round(silent, 1)
+        common.emit_json({"supervisor": supervisor, "agents": rows})
         return common.EXIT_OK
-    print(
-        "supervisor: " + (f"pid {sup}" if sup else "not running (states below are the last known)")
-    )
+    if sup and silent is not None:
+        # A SIGSTOPped supervisor still holds its lock: its agents' rows looked live and
+        # `restart` waited out its 30 s without a word why.
+        print(
+            f"supervisor: pid {sup}, NOT RESPONDING: no heartbeat for {silent:.0f}s "
+            f"(stopped? `kill -CONT {sup}`); states below are the last known"
+        )
+    else:
+        print(
+            "supervisor: "
+            + (f"pid {sup}" if sup else "not running (states below are the last known)")
+        )
     header = (
         "AGENT",
         "STATE",
@@ -667,6 +685,13 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for line in ps_view.render(header, table, colour=ps_view.use_colour(sys.stdout)):
         print(line)
     return common.EXIT_OK
+
+
+def _supervisor_silence(db: QueuePlace) -> float | None:
+    """Seconds the running supervisor has been silent (no heartbeat), when too long."""
+    with open_sync(db, readonly=True) as mailbox:
+        row = mailbox.agent(SUPERVISOR)
+    return None if row is None else supervisor_silence(row.heartbeat_at, time.time())
 
 
 def _check_known(db: QueuePlace, names: Sequence[str]) -> list[str]:

@@ -68,7 +68,7 @@ def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> N
     sup_pid = json.loads(started.stdout)["pid"]
     t.wait_ready("a", "b")
     listing = ps(t)
-    assert listing["supervisor"] == {"running": True, "pid": sup_pid}
+    assert listing["supervisor"] == {"running": True, "pid": sup_pid, "responding": True}
     rows = {a["name"]: a for a in listing["agents"]}
     assert rows["a"]["state"] == "ready"
     assert rows["a"]["pid"]
