@@ -74,8 +74,10 @@ class TopApp(App[None]):
         self._reader()
 
     def on_resize(self, event: events.Resize) -> None:
-        # Runs before App's own handler records the new size: the event's size is the one
-        self.query_one(AgentTable).fit(event.size.height)
+        # Runs before App's own handler records the new size: the event's size is the one.
+        # (query, not query_one: a resize may come before the table is mounted)
+        for table in self.query(AgentTable):
+            table.fit(event.size.height)
 
     def on_unmount(self) -> None:
         self._stop.set()
