@@ -47,6 +47,7 @@ async def register_self(sup: Team, mailbox: AsyncMailboxBackend) -> None:
         {
             "instance": sup.instance,
             "roster": str(sup.roster.path),
+            "team": sup.roster.name,  # `top`'s team line, once the log has rotated
             LAUNCHING: sup._launchable.is_set(),
         },
     )
