@@ -140,7 +140,7 @@ async def test_ps_and_down_are_answered_while_the_sdk_is_still_importing(
     assert "supervisor_started" in names
     assert "agents_launchable" not in names
     assert not [e for e in events if e.get("state") == "starting"]
-    assert sup._cli_path is None  # not even the launcher was written
+    assert sup.cli_path is None  # not even the launcher was written
     rows = registry(roster)
     assert (rows["a"].state, rows["a"].pid, rows["b"].state) == ("stopped", None, "stopped")
     assert rows[SUPERVISOR].state == "stopped"
