@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from orchestrator import errors
 from orchestrator.durations import finite_seconds
@@ -93,6 +93,17 @@ def seconds(text: str) -> float:
         return finite_seconds(text, "the value")
     except errors.InvalidSeconds as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def standard_input(*, terminal: bool = False) -> TextIO | None:
+    """Standard input if there is one to use, else None: closed when the run started
+    (``<&-``: Python leaves ``sys.stdin`` None, and descriptor 0 is held on /dev/null,
+    :func:`orchestrator.cli._hold_standard_fds`), or with ``terminal``, no terminal (a
+    pipe or a file: nobody there to ask)."""
+    stream = sys.stdin
+    if stream is None or (terminal and not stream.isatty()):
+        return None
+    return stream
 
 
 def count(text: str) -> int:

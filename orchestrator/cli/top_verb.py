@@ -58,7 +58,7 @@ def cmd_top(args: argparse.Namespace) -> int:
             common.EXIT_NOT_FOUND,
             "not_found",
         )
-    if not (sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()):
+    if common.standard_input(terminal=True) is None or not sys.stdout.isatty():
         raise CliFailure(
             "top needs a terminal (use `ps --json` or `logs -f` in scripts)",
             common.EXIT_USAGE,
