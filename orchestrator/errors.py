@@ -260,10 +260,11 @@ class InvalidName(QueueError):
 
     code = "invalid_name"
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(self, name: str, reason: str, action: str = "register") -> None:
         self.name = name
         self.reason = reason
-        super().__init__(f"cannot register {name!r}: {reason}")
+        self.action = action  # what was refused: register, or unregister a reserved row
+        super().__init__(f"cannot {action} {name!r}: {reason}")
 
 
 class ParticipantSupervised(QueueError):

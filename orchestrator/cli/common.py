@@ -74,8 +74,8 @@ def exit_code_for(exc: errors.OrchestratorError) -> int:
         return EXIT_NOT_FOUND
     if isinstance(exc, errors.SupervisorNotRunning | errors.SupervisorGone):
         return EXIT_NO_SUPERVISOR
-    if isinstance(exc, errors.InvalidName):
-        return EXIT_USAGE
+    if isinstance(exc, errors.InvalidName | errors.InvalidBody | errors.InvalidSeconds):
+        return EXIT_USAGE  # bad input, as argparse's own refusals
     return EXIT_ERROR
 
 

@@ -340,14 +340,14 @@ def test_deeply_nested_bodies_are_refused_or_shown_never_a_traceback(folder: Pat
     """Regression: `send a - --json-body` with a body 100,000 levels deep ended in a
     traceback (RecursionError reading it), one 900 deep was stored and then its own send,
     `queue ls`, `queue ls --json`, `inbox --json` and `queue show` ended in RecursionError.
-    Now the first is a usage error, the second refused by the queue (InvalidBody), and one
-    written by plain SQL (which the limit cannot stop) is shown by every reader."""
+    Now the first is a usage error, the second refused by the queue (InvalidBody, exit 2
+    too), and one written by plain SQL (which the limit cannot stop) is shown by every reader."""
     deep = "[" * 100_000 + "]" * 100_000
     done = octy("send", "a", "-", "--json-body", cwd=folder, stdin=deep.encode())
     assert done.returncode == 2, done.stderr[-500:]
     assert b"Traceback" not in done.stderr
     done = octy("send", "a", "-", "--json-body", cwd=folder, stdin=("[" * 900 + "]" * 900).encode())
-    assert done.returncode == 1, done.stderr[-500:]
+    assert done.returncode == 2, done.stderr[-500:]  # bad input, as the README's exit codes
     assert b"levels deep" in done.stderr
     assert b"Traceback" not in done.stderr
     db = folder / "queue" / "team.db"
