@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import structlog
+from cli_runner import RUN_TIMEOUT_S
+from cli_runner import octy_bytes as octy
 
 from orchestrator import logconfig
 from orchestrator.mailbox import USER, Mailbox
-
-CLI = Path(sys.executable).parent / "octy-orchestrate"
-RUN_TIMEOUT_S = 60  # safety net for a wedged subprocess, not a measurement
 
 # Retitle the terminal, clear the screen, return to column 0, a C1 CSI and a bidi override.
 EVIL = "hi\x1b]0;pwned\x07\x1b[2J\rgone\x9b31m\u202eevil"
@@ -28,20 +27,6 @@ SECRETS = {
     "bearer": "Bearer abcdefghijklmnopqrstuvwxyz0123",
     "url": "postgres://app:hunter2hunter2@db.internal/prod",
 }
-
-
-def octy(
-    *argv: str | bytes, cwd: Path, stdin: bytes | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [str(CLI), *argv],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-        env={**os.environ, **(env or {}), "NO_COLOR": "1"},
-    )
 
 
 def no_raw_controls(data: bytes) -> None:
@@ -160,7 +145,7 @@ def test_config_masks_secrets_wherever_they_hide(tmp_path: Path) -> None:
     token = "tok-7f3a9c1e5b2d"  # not shaped like any known key: only its name gives it away
     env = {"TEAM_SERVICE_TOKEN": token, "PLAIN_VALUE": "harmless"}
     for args in (("config",), ("config", "--json")):
-        done = octy(*args, cwd=tmp_path, env=env)
+        done = octy(*args, cwd=tmp_path, env={**os.environ, **env})
         assert done.returncode == 0, done.stderr
         out = done.stdout.decode()
         for secret in (token, "hunter2hunter2", SECRETS["key"], "swordfish-42"):
