@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.queue_backends import backends
 from bench.queue_workers import Target, idle_consumer, latency_consumer, latency_producer
+from orchestrator.mailbox.wakeup import WAL_COOLDOWN_S
 
 JOIN_S = 300.0
 PLAIN_BUSY = 10
@@ -97,7 +98,7 @@ def busy_idle(
     samples: list[int] = _report(recv, pair[0], f"{t.key} busy-pair consumer")
     _stop(pair)
     for i in range(PLAIN_QUIET):
-        time.sleep(rng.uniform(0.7, 1.0))  # > WAL_COOLDOWN_S after the last write
+        time.sleep(WAL_COOLDOWN_S + rng.uniform(0.2, 0.5))  # the WAL is quiet again
         _plain_insert(db, PLAIN_BUSY + i)
     plain_ns: list[int] = _report(plain_recv, plain, "plain-SQL consumer")
     _stop([plain])

@@ -15,6 +15,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "***"
+MAX_LOG_DEPTH = 64
+"""Containers nested deeper than this are logged as :data:`TOO_DEEP` (the renderer
+recurses too, and nothing a person reads needs more; a roster is at most 32 deep)."""
+TOO_DEEP = "<nested too deep to log>"
 
 # A variable whose name contains one of these words holds a secret: ANTHROPIC_API_KEY,
 # GH_TOKEN, DB_PASSWORD, OAUTH_CLIENT_SECRET, AWS_CREDENTIALS, PGPASSWD... KEY and AUTH
@@ -76,17 +80,23 @@ class Redactor:
         value = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<3>", value)
         return _SECRET_VALUE.sub(REDACTED, value)
 
-    def value(self, key: str, value: Any) -> Any:
+    def value(self, key: str, value: Any, depth: int = 0) -> Any:
         """A JSON-like value under ``key``: strings under a secret-looking key are masked
-        whole, other strings redacted inside, containers walked."""
+        whole, other strings redacted inside, containers walked down to
+        :data:`MAX_LOG_DEPTH` levels; what lies deeper is logged as :data:`TOO_DEEP`.
+        (A model's tool input nested 600 deep raised RecursionError here, inside the
+        session's ``log.info("tool_used")``: the session crashed and, the attempt not
+        counted, crashed again on every redelivery.)"""
         if isinstance(value, str):
             if is_secret_name(key) and not key.endswith(_NOT_SECRET_KEYS):
                 return REDACTED
             return self.text(value)
+        if isinstance(value, dict | list | tuple) and depth >= MAX_LOG_DEPTH:
+            return TOO_DEEP
         if isinstance(value, dict):
-            return {k: self.value(str(k), v) for k, v in value.items()}
+            return {k: self.value(str(k), v, depth + 1) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self.value(key, v) for v in value]
+            return [self.value(key, v, depth + 1) for v in value]
         return value
 
     def __call__(self, _logger: Any, _name: str, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -98,10 +108,15 @@ REDACTOR = Redactor()
 
 
 # C0 controls but newline and tab, DEL, C1 controls (\x9b is a one-byte CSI on some
-# terminals), and the Unicode line separators and bidi overrides that reorder what a
-# person sees.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_CONTROL_AND_LINES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# terminals), the Unicode line separators and bidi overrides that reorder what a person
+# sees, and the invisible characters that make one name look like another
+# ("coordinator\u200b" showed as a second "coordinator"): zero-width space, the
+# direction marks, word joiner, BOM. Zero-width (non-)joiners are kept in bodies, where
+# emoji sequences and Persian script need them; one-line text (names, ids) escapes them.
+_INVISIBLE = "\u200b\u200e\u200f\u061c\u2060\ufeff"
+_BIDI = "\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}]")
+_CONTROL_AND_LINES = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}\u200c\u200d]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 

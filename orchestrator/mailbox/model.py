@@ -145,8 +145,11 @@ MESSAGE_COLUMNS: Final = ", ".join(
         "error, error_detail",
     ]
 )
+# A pid is a positive whole number: a plain-SQL 1234.5 passed as a number, and `ps` and
+# `top` called os.kill() on it (a TypeError traceback; top showed an empty table).
+_PID: Final = "CASE WHEN typeof(pid) = 'integer' AND pid BETWEEN 1 AND 2147483647 THEN pid END"
 AGENT_COLUMNS: Final = (
-    f"name, description, {number_column('pid', 'NULL')}, state, "
+    f"name, description, {_PID}, state, "
     f"{number_column('heartbeat_at', 'NULL', time=True)}, "
     f"{number_column('registered_at', '0.0', time=True)}, meta"
 )

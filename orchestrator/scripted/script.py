@@ -349,10 +349,21 @@ def _fill(text: str, groups: Mapping[str, str]) -> str:
 
 
 def _fill_value(value: Any, groups: Mapping[str, str]) -> Any:
-    if isinstance(value, str):
-        return _fill(value, groups)
-    if isinstance(value, Mapping):
-        return {k: _fill_value(v, groups) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill_value(v, groups) for v in value]
-    return value
+    """A copy of ``value`` with every string filled. A loop, not recursion: a script may
+    give a tool input nested hundreds deep (to test what a model can send), and any
+    depth that JSON loaded must not end the server's handler in RecursionError."""
+    root: list[Any] = [None]
+    todo: list[tuple[Any, Any, Any]] = [(value, root, 0)]  # (source, its new parent, key)
+    while todo:
+        source, parent, key = todo.pop()
+        if isinstance(source, str):
+            parent[key] = _fill(source, groups)
+        elif isinstance(source, Mapping):
+            parent[key] = mapping = dict.fromkeys(source)  # keys in their order
+            todo.extend((v, mapping, k) for k, v in source.items())
+        elif isinstance(source, list):
+            parent[key] = items = [None] * len(source)
+            todo.extend((v, items, i) for i, v in enumerate(source))
+        else:
+            parent[key] = source
+    return root[0]

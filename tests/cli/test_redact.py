@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from orchestrator.redact import Redactor, escape_controls, is_secret_name
+from orchestrator.redact import (
+    MAX_LOG_DEPTH,
+    REDACTED,
+    TOO_DEEP,
+    Redactor,
+    escape_controls,
+    is_secret_name,
+)
 from orchestrator.roster import is_secret_key
 
 
@@ -66,3 +75,26 @@ def test_a_body_near_the_queue_limit_is_redacted_in_linear_time() -> None:
     r = Redactor()
     for body in ("x" * 1_000_000, "a:" * 500_000, "s://" + "u" * 1_000_000):
         assert r.text(body) == body
+
+
+def test_a_value_nested_deeper_than_the_log_limit_is_cut_not_a_recursion_error() -> None:
+    """Events carry what a model sent (tool inputs): 5,000 levels deep, walking it raised
+    RecursionError inside the logging call. Below MAX_LOG_DEPTH it is kept as it was."""
+    deep: Any = {"token": "sk-ant-" + "x" * 20}
+    for _ in range(5000):
+        deep = [deep]
+    cut = Redactor().value("input", {"a": deep})
+    for _ in range(MAX_LOG_DEPTH):  # the mapping is level 0
+        [cut] = cut.values() if isinstance(cut, dict) else cut
+    assert cut == TOO_DEEP
+    shallow = Redactor().value("input", {"a": [[{"token": "sk-ant-" + "x" * 20}]]})
+    assert shallow == {"a": [[{"token": REDACTED}]]}
+
+
+def test_invisible_characters_that_make_names_look_alike_are_shown() -> None:
+    """A plain-SQL participant `coordinator\\u200b` showed as a second `coordinator`."""
+    for char in "\u200b\u200e\u200f\u061c\u2060\ufeff\u200c\u200d":
+        assert escape_controls(f"coordinator{char}") == f"coordinator\\u{ord(char):04x}"
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # an emoji sequence in a body
+    assert escape_controls(f"hi {family}\n", multiline=True) == f"hi {family}\n"
+    assert escape_controls("x\ufeffy", multiline=True) == "x\\ufeffy"

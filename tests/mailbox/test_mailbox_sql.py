@@ -114,6 +114,9 @@ def test_text_and_absurd_numbers_in_number_columns_are_read_not_crashed_on(
     bob = mb.agent("bob")
     assert bob is not None
     assert (bob.pid, bob.heartbeat_at) == (None, None)
+    for odd in (1234.5, 0, -7, 2**40):  # ps and top called os.kill(1234.5, 0): a traceback
+        sql.execute("UPDATE agents SET pid = ? WHERE name = 'bob'", (odd,))
+        assert mb.agent("bob").pid is None  # type: ignore[union-attr]
     [claimed] = mb.claim("bob", owner="o", limit=5)  # weird2: -5 is due; 'soon' never is
     assert claimed.id == "weird2"
     mb.ack([claimed.id], owner="o")

@@ -14,6 +14,7 @@ from test_team_ops import octy
 
 from orchestrator import errors
 from orchestrator.mailbox import MAX_BODY_BYTES
+from orchestrator.redact import MAX_LOG_DEPTH, TOO_DEEP
 from orchestrator.scripted_model import ScriptedModel
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
@@ -217,3 +218,41 @@ def test_a_rejected_key_is_found_by_up_and_fails_turns_fast(team: TeamFactory) -
         octy(t, "down")
     finally:
         locked.stop()
+
+
+def test_a_tool_input_nested_600_deep_is_logged_cut_and_the_turn_goes_on(
+    team: TeamFactory,
+) -> None:
+    """A model's tool input nested 600 levels deep: logging it (``tool_used``, redacted on
+    the way) raised RecursionError inside the session, which crashed, was restarted and,
+    the attempt not counted, crashed again on every redelivery. It is now logged cut
+    below 64 levels and the turn is answered."""
+    deep: Any = "x"
+    for _ in range(600):
+        deep = [deep]
+    a = agent_rule("a")
+    t = team(
+        [
+            {
+                "agent": a,
+                "match": "go deep",
+                "tool_use": {"name": "mcp__octy__agents", "input": {"extra": deep}},
+                "times": 1,
+            },
+            {"agent": a, "text": "came back up"},
+        ],
+        {"a": {}},
+    )
+    t.up()
+    t.wait_ready("a")
+    assert t.ask("a", "go deep", timeout=120) == "came back up"
+    [used] = _events(t, "a", "tool_used")
+    cut = used["input"]["extra"]
+    for _ in range(MAX_LOG_DEPTH - 1):  # the input mapping is level 0, "extra" level 1...
+        [cut] = cut
+    assert cut == TOO_DEEP
+    assert not _events(t, "a", "session_crashed")
+    with t.mailbox() as mb:
+        info = mb.agent("a")
+        assert info is not None
+        assert info.meta.get("restarts", 0) == 0
