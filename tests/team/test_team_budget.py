@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -191,26 +189,9 @@ def test_a_team_budget_pauses_everyone_and_resume_without_agents_runs_them_all(
     with t.mailbox() as mb, pytest.raises(errors.BudgetExceeded) as refused:
         mb.wait_for_reply(request.id, 30)
     assert "the team's budget: spent 8,000 of 6,000 tokens" in str(refused.value)
-    asked = subprocess.run(  # `ask` from a terminal: refused at once, not after --timeout
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "ask",
-            "alice",
-            "job 5",
-            "--json",
-            "--timeout",
-            "600",
-            "--db",
-            str(t.db_path),
-        ],
-        cwd=t.folder,
-        env=t.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    # `ask` from a terminal: refused at once, not after --timeout
+    asked = t.octy(
+        "ask", "alice", "job 5", "--json", "--timeout", "600", "--db", str(t.db_path), check=False
     )
     assert asked.returncode == 1
     assert json.loads(asked.stdout)["error"] == "budget_exceeded"

@@ -347,14 +347,7 @@ def test_a_command_whose_supervisor_dies_before_answering_is_told_at_once(
     assert t.proc is not None
     os.kill(t.proc.pid, signal.SIGSTOP)
     try:
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "restart", "a", "--timeout", "600"],
-            cwd=t.folder,
-            env=t.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        cli = t.octy_bg("restart", "a", "--timeout", "600")
         t.wait_for(
             lambda: t.messages(recipient=SUPERVISOR, status="pending"), what="command stored"
         )

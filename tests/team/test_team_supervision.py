@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -272,14 +270,7 @@ def test_second_up_is_refused_while_a_supervisor_runs(team: TeamFactory) -> None
     t = team([{"text": "hi"}], {"a": {}})
     proc = t.up()
     t.wait_ready("a")
-    second = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up", "-f", str(t.roster_path)],
-        env=t.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    second = t.octy("up", "-f", str(t.roster_path), check=False)
     assert second.returncode == 1
     assert f"pid {proc.pid}" in second.stderr
 
