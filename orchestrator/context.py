@@ -4,8 +4,10 @@ session with a hand-over when the prompt no longer fits.
 Context in use is the last model request's input: ``input_tokens +
 cache_read_input_tokens + cache_creation_input_tokens`` of the last top-level
 assistant message (each carries its request's usage). The window comes from
-``context_window:`` in agents.yaml, else :data:`CONTEXT_WINDOWS` by model name,
-else the window the CLI reports for the model, else 200,000.
+``context_window:`` in agents.yaml, else the window the CLI reports for the model
+it runs (``modelUsage.contextWindow``: it knows a 1M session chosen through env or
+settings, which the roster's model name does not show), else :data:`CONTEXT_WINDOWS`
+by model name (before the first turn), else 200,000.
 
 Compaction is the CLI's own ``/compact``, sent as a user turn through the SDK:
 the CLI asks the model for a summary (a request whose last user message starts
@@ -70,10 +72,12 @@ class CompactTimeout(SessionOver):
 def window_for(model: str | None, override: int | None, reported: int | None = None) -> int:
     if override:
         return override
+    if reported:
+        return reported
     for pattern, size in CONTEXT_WINDOWS:
         if model and pattern.search(model):
             return size
-    return reported or DEFAULT_WINDOW
+    return DEFAULT_WINDOW
 
 
 def too_long(result: ResultMessage) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,9 +21,9 @@ from orchestrator import errors
 from orchestrator import foreign_commands as foreign
 from orchestrator.agent_leases import AgentLeases
 from orchestrator.durations import finite_seconds
-from orchestrator.held_wait import reply_while_held
+from orchestrator.held_wait import reply_while_held, supervisor_silence
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message
+from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, MailboxBackend, Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
 
 if TYPE_CHECKING:
@@ -87,11 +88,14 @@ def send_command(
             response = reply_while_held(
                 mailbox, request.id, db_path=db_path, pid=pid, timeout_s=timeout_s
             )
-        except errors.RequestTimeout:
+        except (errors.RequestTimeout, errors.RequestExpired):
+            # Expired: the command's TTL (its timeout) passed before the supervisor took it,
+            # the same thing seen a moment later; it said "not delivered before its TTL", exit 1.
             raise errors.RequestTimeout(
                 request.id,
                 timeout_s,
-                f"the supervisor did not acknowledge '{command}' within {timeout_s:g}s",
+                f"the supervisor did not acknowledge '{command}' within {timeout_s:g}s"
+                + _silence_hint(mailbox, pid),
             ) from None
         if response is None:
             raise errors.SupervisorGone(
@@ -110,6 +114,19 @@ def send_command(
             str(body.get("hint")),
         )
     return body if isinstance(body, dict) else {"ok": True, "result": body}
+
+
+def _silence_hint(mailbox: MailboxBackend, pid: int) -> str:
+    """Why a supervisor that holds its lock may not answer: it wrote no heartbeat lately
+    (stopped with SIGSTOP or a debugger, its event loop stuck)."""
+    try:
+        row = mailbox.agent(SUPERVISOR)
+    except errors.QueueError:
+        return ""
+    silent = supervisor_silence(None if row is None else row.heartbeat_at, time.time())
+    if silent is None:
+        return ""
+    return f"; it has written no heartbeat for {silent:.0f}s: stopped? (`kill -CONT {pid}`)"
 
 
 CONTROL_RETRY_S = 1.0  # after the database refused the control loop a read or a write

@@ -10,6 +10,17 @@ from orchestrator import errors
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import MailboxBackend, Message
 
+SUPERVISOR_SILENT_AFTER_S = 20.0
+"""A running supervisor writes its heartbeat every 5 s (supervision/chores.py); silent
+this long while it holds its lock, it is stopped (SIGSTOP, a debugger) or stuck."""
+
+
+def supervisor_silence(heartbeat_at: float | None, now: float) -> float | None:
+    """Seconds since the supervisor's last heartbeat when that is too long, else None."""
+    if heartbeat_at is None or now - heartbeat_at <= SUPERVISOR_SILENT_AFTER_S:
+        return None
+    return now - heartbeat_at
+
 
 def reply_while_held(
     mailbox: MailboxBackend, request_id: str, *, db_path: Path, pid: int, timeout_s: float

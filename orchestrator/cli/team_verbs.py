@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors, safefs
 from orchestrator.agent_meta import LAUNCHING, AgentMeta
-from orchestrator.cli import common, ps_view, team_record
+from orchestrator.cli import common, ps_view, team_record, user_folders
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
+from orchestrator.held_wait import supervisor_silence
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER
 from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync, place_of
@@ -72,6 +73,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="start without first checking that the model endpoint answers and takes the key "
         "(default: check once)",
+    )
+    p.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="start even if the agents' claude processes (~200 MiB each) would not fit in the "
+        "memory available (default: refuse, and warn above 75%% of it)",
     )
     p.set_defaults(func=cmd_up)
 
@@ -185,8 +192,8 @@ def has_credentials(roster: Roster, environ: dict[str, str]) -> bool:
         return True
     if any(any(spec.env.get(v) for v in CREDENTIAL_VARS) for spec in roster.agents.values()):
         return True
-    config = Path(environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
-    return (config / ".credentials.json").exists()
+    config = user_folders.claude_config_dir(environ)
+    return config is not None and (config / ".credentials.json").exists()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -199,6 +206,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_NOT_FOUND,
             "not_found",
         )
+    user_folders.settle_home()
+    # Before the credentials: they are looked for in that folder.
+    for problem in dict.fromkeys(
+        p
+        for spec in roster.agents.values()
+        if (p := user_folders.claude_folder_problem({**os.environ, **spec.env})) is not None
+    ):
+        print(for_people(f"octy-orchestrate: warning: {problem}"), file=sys.stderr)
     if not has_credentials(roster, dict(os.environ)):
         raise CliFailure(
             "no Claude credentials found: set ANTHROPIC_API_KEY (or log in with `claude` so "
@@ -213,6 +228,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     blocked = sandbox_problems(roster)
     if blocked:
         raise CliFailure("\n".join(blocked), common.EXIT_ERROR, "sandbox_unavailable")
+    _check_memory(roster, args.agents, force=args.no_memory_check)
     pid = holder_pid(roster.database)
     if pid is not None:
         raise CliFailure(
@@ -234,6 +250,28 @@ def cmd_up(args: argparse.Namespace) -> int:
         colour=False if args.no_color else None,
         check_model=not args.no_model_check,
     )
+
+
+def _check_memory(roster: Roster, only: list[str], *, force: bool) -> None:
+    """Refuse to start more claudes than the memory available holds (each ~200 MiB): past
+    it the kernel's OOM killer ends agents, or the supervisor, mid-turn. A warning when
+    they take most of it, or when ``force`` starts them anyway."""
+    from orchestrator import capacity
+
+    fit = capacity.fit(sum(len(layer) for layer in roster.start_layers(only or None)))
+    if not fit.fits and not force:
+        raise CliFailure(
+            f"not enough memory: {fit.describe()}; start fewer agents (`up AGENT…`), free "
+            "memory, or pass --no-memory-check to start them anyway",
+            common.EXIT_ERROR,
+            "not_enough_memory",
+        )
+    if fit.tight:
+        print(
+            f"octy-orchestrate: warning: {fit.describe()}; agents may be killed when memory "
+            "runs out",
+            file=sys.stderr,
+        )
 
 
 def _registered(db: QueuePlace, pid: int) -> bool:
@@ -619,14 +657,31 @@ def cmd_ps(args: argparse.Namespace) -> int:
         if args.agents:
             _check_known(place, args.agents)
         rows = ps_rows(place, args.agents)
+        silent = _supervisor_silence(place) if sup else None
     except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
         raise common.failure_from(exc) from None
     if args.json:
-        common.emit_json({"supervisor": {"running": sup is not None, "pid": sup}, "agents": rows})
+        supervisor: dict[str, Any] = {
+            "running": sup is not None,
+            "pid": sup,
+            "responding": silent is None,
+        }
+        if silent is not None:
+            supervisor["silent_s"] = round(silent, 1)
+        common.emit_json({"supervisor": supervisor, "agents": rows})
         return common.EXIT_OK
-    print(
-        "supervisor: " + (f"pid {sup}" if sup else "not running (states below are the last known)")
-    )
+    if sup and silent is not None:
+        # A SIGSTOPped supervisor still holds its lock: its agents' rows looked live and
+        # `restart` waited out its 30 s without a word why.
+        print(
+            f"supervisor: pid {sup}, NOT RESPONDING: no heartbeat for {silent:.0f}s "
+            f"(stopped? `kill -CONT {sup}`); states below are the last known"
+        )
+    else:
+        print(
+            "supervisor: "
+            + (f"pid {sup}" if sup else "not running (states below are the last known)")
+        )
     header = (
         "AGENT",
         "STATE",
@@ -667,6 +722,13 @@ def cmd_ps(args: argparse.Namespace) -> int:
     for line in ps_view.render(header, table, colour=ps_view.use_colour(sys.stdout)):
         print(line)
     return common.EXIT_OK
+
+
+def _supervisor_silence(db: QueuePlace) -> float | None:
+    """Seconds the running supervisor has been silent (no heartbeat), when too long."""
+    with open_sync(db, readonly=True) as mailbox:
+        row = mailbox.agent(SUPERVISOR)
+    return None if row is None else supervisor_silence(row.heartbeat_at, time.time())
 
 
 def _check_known(db: QueuePlace, names: Sequence[str]) -> list[str]:

@@ -172,15 +172,24 @@ class AdminOps(ConsumeOps):
         """Messages matching every filter given, newest first."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
-        clauses, params = [], []
-        for column, value in (("status", status), ("recipient", recipient), ("sender", sender)):
+        # `ps` and `top` list the leased messages on every refresh, and SQLite walked the
+        # whole table for them in seq order (1M done messages: 90 ms a call). A partial
+        # index (WHERE status = 'leased') is used only when the query names the status as
+        # a literal (checked against STATUSES above), and only when the order does not
+        # steer the planner to the table: `+seq` for the few-row statuses. Done (and
+        # pending) rows are many: there the walk in seq order stops at ``limit``.
+        clauses = [] if status is None else [f"status = '{status}'"]
+        order = "+seq" if status in ("leased", "dead") else "seq"
+        params = []
+        for column, value in (("recipient", recipient), ("sender", sender)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         where = " AND ".join(clauses) or "1"
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} ORDER BY seq DESC LIMIT ?",
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE {where} "
+                f"ORDER BY {order} DESC LIMIT ?",
                 (*params, limit),
             ).fetchall()
         return [message_from_row(r) for r in rows]

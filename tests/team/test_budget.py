@@ -165,6 +165,10 @@ def test_context_window_table_override_and_reported() -> None:
     assert window_for("claude-sonnet-4-5[1m]", None) == 1_000_000
     assert window_for("claude-sonnet-4-5", 50_000) == 50_000  # context_window: wins
     assert window_for("claude-opus-5-5", None, reported=1_000_000) == 1_000_000
+    # The CLI's figure wins over the name: a 1M session chosen through env or settings
+    # (the roster says `sonnet`) was counted against 200k, compacting 5x too early.
+    assert window_for("claude-sonnet-4-5", None, reported=1_000_000) == 1_000_000
+    assert window_for("claude-sonnet-4-5", 50_000, reported=1_000_000) == 50_000
     assert window_for(None, None) == 200_000
 
 

@@ -358,3 +358,40 @@ def test_a_command_whose_supervisor_dies_before_answering_is_told_at_once(
     assert cli.returncode == 5, (out, err)
     assert f"(pid {t.proc.pid}) is gone: it stopped before answering 'restart'" in err
     assert "Traceback" not in err
+
+
+def test_a_frozen_supervisor_is_shown_as_not_responding(team: TeamFactory) -> None:
+    """SIGSTOP on the supervisor: it still holds its lock, so `ps` showed its agents as
+    live and `restart` waited out its timeout without a word why. Its heartbeat (written
+    every 5 s) stops: `ps` says NOT RESPONDING and how to resume it, and the timeout of a
+    command says what the heartbeat says. (The heartbeat is set back by plain SQL while
+    it is frozen, rather than waiting 20 s.)"""
+    t = team([{"agent": agent_rule("a"), "text": "a here"}], {"a": {}})
+    t.up()
+    t.wait_ready("a")
+    assert t.proc is not None
+    listing = json.loads(t.octy("ps", "--json").stdout)
+    assert listing["supervisor"]["responding"] is True
+    os.kill(t.proc.pid, signal.SIGSTOP)
+    try:
+        conn = sqlite3.connect(t.db_path, timeout=10)
+        with conn:
+            conn.execute(
+                "UPDATE agents SET heartbeat_at = heartbeat_at - 60 WHERE name = ?", (SUPERVISOR,)
+            )
+        conn.close()
+        listing = json.loads(t.octy("ps", "--json").stdout)
+        assert listing["supervisor"]["responding"] is False
+        assert listing["supervisor"]["silent_s"] >= 60
+        shown = t.octy("ps").stdout
+        assert f"pid {t.proc.pid}, NOT RESPONDING: no heartbeat for" in shown
+        assert f"`kill -CONT {t.proc.pid}`" in shown
+        timed_out = t.octy("restart", "a", "--timeout", "1", check=False)
+        assert timed_out.returncode == 4, timed_out.stderr
+        assert "it has written no heartbeat for" in timed_out.stderr
+    finally:
+        os.kill(t.proc.pid, signal.SIGCONT)
+    t.wait_for(
+        lambda: json.loads(t.octy("ps", "--json").stdout)["supervisor"]["responding"],
+        what="the heartbeat again",
+    )
