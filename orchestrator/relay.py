@@ -16,8 +16,12 @@ Failures come back as tool errors with a stable code the model can read:
 from __future__ import annotations
 
 import json
+<<<<<<< HEAD
 import math
 from collections.abc import Awaitable, Callable
+=======
+from collections.abc import Callable
+>>>>>>> h/tidy
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -25,7 +29,12 @@ from typing import Any
 import structlog
 from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_server, tool
 
+<<<<<<< HEAD
 from orchestrator import errors, outage, relay_route
+=======
+from orchestrator import errors, relay_route
+from orchestrator.durations import finite_seconds
+>>>>>>> h/tidy
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import AsyncMailboxBackend, Message, new_id
 from orchestrator.outage import Outage
@@ -163,10 +172,10 @@ class Relay:
 
     async def ask(self, args: dict[str, Any]) -> dict[str, Any]:
         to, text = str(args.get("to", "")), str(args.get("message", ""))
-        timeout_s = float(args.get("timeout_s") or DEFAULT_ASK_TIMEOUT_S)
-        if not math.isfinite(timeout_s) or timeout_s < 0:  # nothing sent: the peer is spared
-            # work nobody would wait for (a negative wait timed out at once, request queued)
-            return _fail("usage", f"timeout_s must be a number of seconds >= 0, not {timeout_s}")
+        try:  # checked before anything is sent: the peer is spared work nobody waits for
+            timeout_s = finite_seconds(args.get("timeout_s") or DEFAULT_ASK_TIMEOUT_S, "timeout_s")
+        except errors.InvalidSeconds as exc:
+            return _fail(exc.code, str(exc))
         via = self._via("ask", args)
         if to == self.agent:
             return _fail(

@@ -30,6 +30,7 @@ from orchestrator import capacity, errors
 from orchestrator.operations import SlotT, stop_and_wait
 from orchestrator.operations import Team as OperationsTeam
 from orchestrator.roster import Roster, diff_rosters, load_roster
+from orchestrator.supervision import refusals
 from orchestrator.supervision.restarts import fail_requests
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class Team(OperationsTeam[SlotT], Protocol[SlotT]):
 
     async def start_in_layers(self, names: list[str]) -> set[str]: ...
 
-    def _abandon(self, exc: errors.DatabaseReplaced) -> None: ...
+    def abandon(self, exc: errors.DatabaseReplaced) -> None: ...  # refusals.Abandons
 
 
 def watched_paths(roster_path: Path, roster: Roster) -> list[Path]:
@@ -196,13 +197,10 @@ async def _forget_agent(sup: Team[SlotT], name: str) -> None:
     """A removed agent (already stopped): out of the registry, its askers answered."""
     assert sup.mailbox is not None
     del sup.slots[name]
-    try:
-        # force: the row is supervised (refused to others while the team runs)
-        await sup.mailbox.unregister(name, force=True)  # from now on a send to it is refused
-    except errors.DatabaseReplaced as exc:
-        sup._abandon(exc)
-    except errors.QueueError as exc:
-        log.error("unregister_failed", agent=name, error=str(exc))
+    # force: the row is supervised (refused to others while the team runs); from now on
+    # a send to it is refused.
+    unregister = sup.mailbox.unregister(name, force=True)
+    await refusals.attempt(sup, unregister, "unregister_failed", level="error", agent=name)
     await fail_requests(
         sup,
         name,
@@ -214,16 +212,16 @@ async def _forget_agent(sup: Team[SlotT], name: str) -> None:
 async def _register_agent(sup: Team[SlotT], name: str) -> None:
     """An added or changed agent: its slot and its registry row (description)."""
     assert sup.mailbox is not None
+    mailbox = sup.mailbox
     slot = sup.add_slot(name)
     spec = sup.roster.agents[name]
-    try:
-        await sup.mailbox.register(name, spec.description, state=slot.state.value)
+
+    async def register() -> None:
+        await mailbox.register(name, spec.description, state=slot.state.value)
         # supervised: `unregister` refuses this row while the team runs (as at `up`)
-        await sup.mailbox.update_agent(name, meta={"supervised": True}, heartbeat=False)
-    except errors.DatabaseReplaced as exc:
-        sup._abandon(exc)
-    except errors.QueueError as exc:
-        log.error("register_failed", agent=name, error=str(exc))
+        await mailbox.update_agent(name, meta={"supervised": True}, heartbeat=False)
+
+    await refusals.attempt(sup, register(), "register_failed", level="error", agent=name)
 
 
 __all__ = ["Fingerprint", "ReloadResult", "Team", "apply_reload", "fingerprint", "watched_paths"]

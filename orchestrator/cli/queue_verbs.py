@@ -81,15 +81,16 @@ def _stdin_text() -> str:
     are a usage error (a body is JSON text, which is UTF-8)."""
     # The bytes, decoded here: sys.stdin's own decoding depends on the locale (in the C
     # locale it smuggles bad bytes through as surrogates that fail later, in a write).
-    if sys.stdin is None:  # started with `<&-`
+    stdin = common.standard_input()
+    if stdin is None:  # started with `<&-`
         raise common.CliFailure(
             "TEXT is '-' but standard input is closed; pipe the body in, or give it as TEXT",
             common.EXIT_USAGE,
             "usage",
         )
-    raw = getattr(sys.stdin, "buffer", None)
+    raw = getattr(stdin, "buffer", None)
     try:
-        text = raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
+        text = raw.read().decode("utf-8") if raw is not None else stdin.read()
     except UnicodeDecodeError as exc:
         raise common.CliFailure(
             f"standard input is not UTF-8 text (at byte {exc.start}); a body is UTF-8",
@@ -425,7 +426,7 @@ def _queue_purge(args: argparse.Namespace) -> int:
 
 
 def _confirm(question: str) -> bool:
-    if sys.stdin is None or not sys.stdin.isatty():  # closed (`<&-`) or a pipe: no one to ask
+    if common.standard_input(terminal=True) is None:  # closed (`<&-`) or a pipe
         return False
     answer = input(f"{question} [y/N] ")
     return answer.strip().lower() in {"y", "yes"}

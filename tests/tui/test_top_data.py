@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from cli_runner import octy
 from textual.widgets import Static
 
 from orchestrator.mailbox import Mailbox
@@ -108,30 +109,16 @@ def test_other_verbs_do_not_import_textual() -> None:
 def test_top_without_a_database_or_a_terminal(tmp_path: Path) -> None:
     """No team database: exit 3 and say how to start one. Not a terminal: exit 2 and point
     at the verbs meant for scripts. No traceback either way."""
-    import subprocess
-    import sys
-
-    def top(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli", "top", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-
-    missing = top()
+    missing = octy("top", cwd=tmp_path)  # standard input /dev/null: no terminal
     assert missing.returncode == 3
     assert "no team database at queue/team.db" in missing.stderr
     assert "Traceback" not in missing.stderr
     with Mailbox(tmp_path / "queue" / "team.db"):
         pass
-    piped = top()
+    piped = octy("top", cwd=tmp_path)
     assert piped.returncode == 2
     assert "top needs a terminal" in piped.stderr
-    assert top("--interval", "0").returncode == 2
+    assert octy("top", "--interval", "0", cwd=tmp_path).returncode == 2
 
 
 async def test_trace_title_escapes_a_message_id_written_by_plain_sql(tmp_path: Path) -> None:
