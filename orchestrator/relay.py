@@ -16,12 +16,7 @@ Failures come back as tool errors with a stable code the model can read:
 from __future__ import annotations
 
 import json
-<<<<<<< HEAD
-import math
 from collections.abc import Awaitable, Callable
-=======
-from collections.abc import Callable
->>>>>>> h/tidy
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -29,12 +24,8 @@ from typing import Any
 import structlog
 from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_server, tool
 
-<<<<<<< HEAD
 from orchestrator import errors, outage, relay_route
-=======
-from orchestrator import errors, relay_route
 from orchestrator.durations import finite_seconds
->>>>>>> h/tidy
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import AsyncMailboxBackend, Message, new_id
 from orchestrator.outage import Outage

@@ -47,12 +47,8 @@ async def register_self(sup: Team, mailbox: AsyncMailboxBackend) -> None:
         {
             "instance": sup.instance,
             "roster": str(sup.roster.path),
-<<<<<<< HEAD
             "team": sup.roster.name,  # `top`'s team line, once the log has rotated
-            LAUNCHING: sup._launchable.is_set(),
-=======
             LAUNCHING: sup.launchable.is_set(),
->>>>>>> h/tidy
         },
     )
 
