@@ -128,6 +128,8 @@ def with_policy(
     if policy is None:
         return options
     options.cwd = str(policy.folder())
+    tmp = options.env.get("CLAUDE_CODE_TMPDIR")
+    policy.temp = Path(tmp) if tmp else None  # the file tools may write there too
     options.hooks = policy.hooks()
     if spec.workspace.is_worktree:
         # The CLI's own worktree tools would move the session out of the worktree it was

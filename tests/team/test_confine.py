@@ -1,0 +1,154 @@
+"""Where the file tools may write (orchestrator/confine.py): the rules on their own, then a
+real claude CLI whose Write calls outside its folder are refused by the policy hook (found
+by review: Write rewrote the supervisor's launcher and the next start ran it unsandboxed)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from team_harness import Team, agent_rule
+
+from orchestrator import confine
+from orchestrator.cli.team_record import record_dir
+from orchestrator.roster import load_roster
+from orchestrator.sandbox import missing_programs
+from orchestrator.scripted_model import tool_results
+
+
+def _roster(folder: Path, owns: str = "") -> Any:
+    (folder / "prompts").mkdir(exist_ok=True)
+    (folder / "prompts" / "b.md").write_text("You are b.", encoding="utf-8")
+    text = f"""\
+    agents:
+      a:
+        prompt: p
+        {owns}
+      b:
+        prompt_file: prompts/b.md
+    """
+    path = folder / "agents.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return load_roster(path, {})
+
+
+def test_without_owns_only_the_agents_folder_and_temp_are_writable(tmp_path: Path) -> None:
+    """``owns`` unset: the agent's folder and its own temp folder; not a sibling folder,
+    not through ``..``, not through a symlink in its folder, not another agent's temp or
+    the launcher beside it, not the CLI's settings copy in its own temp."""
+    team, launcher = tmp_path / "team", tmp_path / "octy-x"
+    team.mkdir()
+    roster = _roster(team)
+    spec, temp = roster.agents["a"], launcher / "tmp" / "a"
+    (launcher / "tmp" / "b").mkdir(parents=True)
+    temp.mkdir()
+    (tmp_path / "other").mkdir()
+    (team / "link").symlink_to(tmp_path / "other")
+
+    def refused(path: str) -> bool:
+        return confine.refusal(spec, team, temp, roster, path) is not None
+
+    assert not refused("src/new.py")
+    assert not refused(str(team / "notes.md"))
+    assert not refused(str(temp / "scratch.txt"))
+    assert refused(str(tmp_path / "other" / "x"))
+    assert refused("../other/x")
+    assert refused("link/x")
+    assert refused(str(launcher / "claude"))
+    assert refused(str(launcher / "tmp" / "b" / "x"))
+    assert refused(str(temp / "claude-0" / "claude-settings-0123.json"))
+    assert refused("")
+    why = confine.refusal(spec, team, temp, roster, str(tmp_path / "other" / "x"))
+    assert why is not None
+    assert f"may write only in {team}" in why
+
+
+def test_the_teams_own_files_git_and_the_install_are_refused_even_with_owns(
+    tmp_path: Path,
+) -> None:
+    """With ``owns`` its globs decide (checked after), but never the database or logs
+    folder, agents.yaml or a prompt file, a .git folder, the Python install, the team
+    record folder, whatever ``owns`` says."""
+    roster = _roster(tmp_path, owns='owns: ["/**"]')
+    spec = roster.agents["a"]
+    (tmp_path / ".git" / "hooks").mkdir(parents=True)
+    for path in [
+        tmp_path / "queue" / "team.db",
+        tmp_path / "logs" / "a.log",
+        tmp_path / "agents.yaml",
+        tmp_path / "prompts" / "b.md",
+        tmp_path / ".git" / "hooks" / "post-merge",
+        Path(sys.prefix) / "lib" / "evil.pth",
+        Path(confine.__file__),
+        record_dir() / "x.json",
+    ]:
+        assert confine.refusal(spec, tmp_path, None, roster, str(path)) is not None, path
+    # Outside its folder is the globs' call once owns is set (policy.owner_check).
+    assert confine.refusal(spec, tmp_path, None, roster, "/srv/elsewhere/x") is None
+
+
+@pytest.mark.cli
+@pytest.mark.skipif(bool(missing_programs()), reason="the CLI's sandbox needs bubblewrap")
+def test_a_real_agents_write_tool_cannot_leave_its_folder(team: Any, tmp_path: Path) -> None:
+    """The reviewer's escape, through the real CLI: an agent with Bash, Write and Read
+    finds the supervisor's launcher from CLAUDE_CODE_TMPDIR and writes it, writes outside
+    its folder (absolute, ``..``, a symlink) and into a .git/hooks; each is refused by the
+    hook and nothing changes. Writes in its folder and its temp folder go through."""
+    me = agent_rule("mallory")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (tmp_path / "link").symlink_to(outside)
+    (tmp_path / "repo" / ".git" / "hooks").mkdir(parents=True)
+    find = 'echo "STEP1 L=${CLAUDE_CODE_TMPDIR%/tmp/*}/claude T=$CLAUDE_CODE_TMPDIR"'
+    targets = [
+        "{l}",
+        str(outside / "abs.txt"),
+        "sub/../../" + outside.name + "/dotdot.txt",
+        "link/symlinked.txt",
+        "repo/.git/hooks/post-merge",
+        "inside.txt",
+        "{t}/scratch.txt",
+    ]
+    writes = [
+        {"name": "Write", "input": {"file_path": p, "content": "#!/bin/sh\necho PWNED\n"}}
+        for p in targets
+    ]
+    t: Team = team(
+        [
+            {"agent": me, "tool_result": "hook error|File created", "text": "done"},
+            {"agent": me, "tool_result": r"STEP2 L=(?P<l>\S+) T=(?P<t>\S+)", "tool_use": writes},
+            {
+                # The CLI refuses to overwrite a file the session has not read.
+                "agent": me,
+                "tool_result": r"STEP1 L=(?P<l>\S+) T=(?P<t>\S+)",
+                "tool_use": [
+                    {"name": "Read", "input": {"file_path": "{l}"}},
+                    {"name": "Bash", "input": {"command": "echo STEP2 L={l} T={t}"}},
+                ],
+            },
+            {
+                "agent": me,
+                "match": "GO-CONFINE",
+                "tool_use": {"name": "Bash", "input": {"command": find}},
+            },
+        ],
+        {"mallory": {"tools": ["Bash", "Write", "Read"]}},
+    )
+    t.up()
+    t.wait_ready("mallory")
+    assert t.ask("mallory", "GO-CONFINE", timeout=120) == "done"
+    results = [str(r["content"]) for req in t.model.requests for r in tool_results(req)]
+    found = next(m for r in results if (m := re.search(r"STEP1 L=(\S+) T=(\S+)", r)))
+    launcher = Path(found[1])
+    assert "PWNED" not in launcher.read_text(encoding="utf-8")
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "repo" / ".git" / "hooks" / "post-merge").exists()
+    assert (tmp_path / "inside.txt").read_text(encoding="utf-8").startswith("#!/bin/sh")
+    refused = [r for r in results if "may not write it" in r or "outside this agent's folder" in r]
+    assert len(refused) == 5, results
+    assert sum("File created" in r for r in results) == 2, results
+    assert "write_denied" in (tmp_path / "logs" / "mallory.jsonl").read_text(encoding="utf-8")
