@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from team_harness import Team, agent_rule
 
 from orchestrator import confine
@@ -152,3 +153,52 @@ def test_a_real_agents_write_tool_cannot_leave_its_folder(team: Any, tmp_path: P
     assert len(refused) == 5, results
     assert sum("File created" in r for r in results) == 2, results
     assert "write_denied" in (tmp_path / "logs" / "mallory.jsonl").read_text(encoding="utf-8")
+
+
+def _with_prompt_files(t: Team, files: dict[str, str]) -> None:
+    """agents.yaml rewritten so that the agents in ``files`` read their prompt from there."""
+    data = yaml.safe_load(t.roster_path.read_text(encoding="utf-8"))
+    for name, path in files.items():
+        spec = data["agents"].setdefault(name, {"description": f"{name} agent"})
+        spec.pop("prompt", None)
+        spec["prompt_file"] = path
+    t.roster_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+@pytest.mark.cli
+@pytest.mark.skipif(bool(missing_programs()), reason="the CLI's sandbox needs bubblewrap")
+def test_a_prompt_file_added_by_reload_is_read_only_to_running_agents(
+    team: Any, tmp_path: Path
+) -> None:
+    """Found by review: the sandbox's read-only list is fixed when a CLI connects, so an
+    agent already running could rewrite the prompt file of an agent a reload added. Now
+    a reload that changes the list restarts the running agents (before the new one
+    starts), and their shell finds the new prompt file read-only."""
+    me = agent_rule("a")
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "b.md").write_text("You are b.", encoding="utf-8")
+    (tmp_path / "prompts" / "c.md").write_text("You are c.", encoding="utf-8")
+    hijack = "echo 'HIJACKED by a' > prompts/c.md; echo c_rc=$?; echo STEP1"
+    t: Team = team(
+        [
+            {"agent": me, "tool_result": "STEP1", "text": "done"},
+            {
+                "agent": me,
+                "match": "GO-RELOAD",
+                "tool_use": {"name": "Bash", "input": {"command": hijack}},
+            },
+        ],
+        {"a": {"tools": ["Bash"]}, "b": {}},
+    )
+    _with_prompt_files(t, {"b": "prompts/b.md"})
+    t.up()
+    t.wait_ready("a", "b")
+    before = t.agent_pid("a")
+    _with_prompt_files(t, {"b": "prompts/b.md", "c": "prompts/c.md"})
+    t.wait_for(lambda: t.states().get("c") == "ready", what="c added by the reload")
+    t.wait_ready("a", "b", "c")
+    assert t.agent_pid("a") != before  # restarted with the new read-only list
+    assert t.ask("a", "GO-RELOAD", timeout=120) == "done"
+    results = [str(r["content"]) for req in t.model.requests for r in tool_results(req)]
+    assert any("STEP1" in r and "c_rc=1" in r for r in results), results
+    assert (tmp_path / "prompts" / "c.md").read_text(encoding="utf-8") == "You are c."
