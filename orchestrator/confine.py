@@ -11,7 +11,8 @@ sources), the team record. So the policy hook (:mod:`orchestrator.policy`) asks
 
 - always refused: the hidden folders and read-only files of the roster running now (the
   CLI's own deny rules are fixed at connect; this list is read live, so a prompt file added
-  by hot reload is refused at once), any ``.git`` folder or file, the Python install and the
+  by hot reload is refused at once), any ``.git`` folder or file, other agents' worktrees
+  (``.octy/worktrees/…`` outside the agent's own folder), the Python install and the
   packages the team runs, the team record folder, and the supervisor's launcher folder
   except the agent's own temp folder inside it;
 - with ``owns`` unset: everything outside the agent's folder (its ``cwd`` or worktree) and
@@ -25,7 +26,7 @@ import os
 import sys
 from pathlib import Path
 
-from orchestrator import globs, sandbox
+from orchestrator import globs, sandbox, workspaces
 from orchestrator.cli.team_record import record_dir
 from orchestrator.launcher import LAUNCHER_PREFIX, SDK_PACKAGE
 from orchestrator.roster import AgentSpec, Roster
@@ -80,6 +81,9 @@ def refusal(
         return no("agents.yaml or a prompt file, which define the team")
     if ".git" in real.split("/"):
         return no("in a git repository's own files (.git: hooks, config, refs)")
+    trees = f"/{workspaces.FOLDER}/"
+    if trees in real + "/" and not (trees in anchor + "/" and _under(real, anchor)):
+        return no("in the agents' worktrees, not this agent's own")
     launcher = launcher_folder(temp)
     in_own_temp = own_temp is not None and _under(real, own_temp)
     if launcher is not None and _under(real, launcher) and not in_own_temp:

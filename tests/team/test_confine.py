@@ -63,6 +63,11 @@ def test_without_owns_only_the_agents_folder_and_temp_are_writable(tmp_path: Pat
     assert refused(str(launcher / "tmp" / "b" / "x"))
     assert refused(str(temp / "claude-0" / "claude-settings-0123.json"))
     assert refused("")
+    assert refused(".octy/worktrees/t/b/src/x.py")  # another agent's worktree under the repo
+    own_tree = team / ".octy" / "worktrees" / "t" / "a"
+    own_tree.mkdir(parents=True)
+    assert confine.refusal(spec, own_tree, temp, roster, "src/x.py") is None
+    assert confine.refusal(spec, own_tree, temp, roster, "../b/src/x.py") is not None
     why = confine.refusal(spec, team, temp, roster, str(tmp_path / "other" / "x"))
     assert why is not None
     assert f"may write only in {team}" in why
