@@ -103,6 +103,8 @@ def build_options(
         and "CLAUDE_CODE_TMPDIR" not in spec.env
     ):
         env["CLAUDE_CODE_TMPDIR"] = str(private_tmpdir(launcher_folder, spec.name))
+    # Before every start of a CLI through it (orchestrator/launcher.py says why).
+    launcher.restore_launcher(cli_path)
     pid_file = cli_pid_file(cli_path, spec.name)
     if pid_file is not None:
         env[PID_FILE_ENV] = str(pid_file)

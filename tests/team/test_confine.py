@@ -5,6 +5,7 @@ by review: Write rewrote the supervisor's launcher and the next start ran it uns
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -207,3 +208,44 @@ def test_a_prompt_file_added_by_reload_is_read_only_to_running_agents(
     results = [str(r["content"]) for req in t.model.requests for r in tool_results(req)]
     assert any("STEP1" in r and "c_rc=1" in r for r in results), results
     assert (tmp_path / "prompts" / "c.md").read_text(encoding="utf-8") == "You are c."
+
+
+@pytest.mark.cli
+def test_a_launcher_changed_behind_the_supervisors_back_is_put_back(
+    team: Any, tmp_path: Path
+) -> None:
+    """What the hook cannot stop (an agent without the sandbox, a symlink raced under a
+    Write) still cannot make the next start run planted code: the supervisor puts its
+    launcher back before every CLI it starts through it."""
+    t: Team = team([{"agent": agent_rule("a"), "text": "a here"}], {"a": {}})
+    assert t.up().pid
+    t.wait_ready("a")
+    tmp = Path(t.env.get("TMPDIR") or "/tmp")
+    mine = f"pid={t.proc.pid if t.proc else 0} "
+    folder = next(
+        p.parent
+        for p in tmp.glob("octy-*/supervisor")
+        if p.read_text(encoding="ascii").startswith(mine)
+    )
+    launcher, marker = folder / "claude", tmp_path / "PWNED"
+    original = launcher.read_text(encoding="utf-8")
+    launcher.write_text(
+        original.replace("#!/bin/sh\n", f"#!/bin/sh\necho pwned > {marker}\n"), encoding="utf-8"
+    )
+    before = t.agent_pid("a")
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "restart", "a"],
+        cwd=t.folder,
+        env=t.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    t.wait_for(lambda: t.states().get("a") == "ready" and t.agent_pid("a") != before)
+    assert not marker.exists()
+    assert launcher.read_text(encoding="utf-8") == original
+    assert "launcher_restored" in (tmp_path / "logs" / "supervisor.jsonl").read_text(
+        encoding="utf-8"
+    )
