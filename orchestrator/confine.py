@@ -94,7 +94,8 @@ def refusal(
     for install in install_folders():
         if _under(real, install):
             return no("in the Python install or the packages the team runs")
-    if _under(real, _real(record_dir())):
+    records = record_dir()
+    if records is not None and _under(real, _real(records)):
         return no("in the folder where running teams are recorded")
     if spec.owns is not None:
         return None

@@ -91,7 +91,7 @@ def test_the_teams_own_files_git_and_the_install_are_refused_even_with_owns(
         tmp_path / ".git" / "hooks" / "post-merge",
         Path(sys.prefix) / "lib" / "evil.pth",
         Path(confine.__file__),
-        record_dir() / "x.json",
+        (record_dir() or Path(confine.__file__)) / "x.json",
     ]:
         assert confine.refusal(spec, tmp_path, None, roster, str(path)) is not None, path
     # Outside its folder is the globs' call once owns is set (policy.owner_check).
