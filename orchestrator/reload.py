@@ -10,15 +10,16 @@ the file whatever the watcher saw (an edit that kept mtime and size, as
 Applying an edit (:func:`apply_reload`), under the supervisor's reload lock, so a
 watcher reload and an operator's ``reload`` run one after the other (issue 16,
 A.1): load the file (an invalid file changes nothing); stop removed and changed
-agents, dependents first; start added and changed agents layer by layer, each
-layer once the one before it is ready, as ``up`` does.
+agents, dependents first (an agent whose tool rules change counts as changed: a prompt
+file added or removed changes every agent's read-only list); start added and changed
+agents layer by layer, each layer once the one before it is ready, as ``up`` does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,10 +27,10 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import capacity, errors
+from orchestrator import capacity, errors, sandbox
 from orchestrator.operations import SlotT, stop_and_wait
 from orchestrator.operations import Team as OperationsTeam
-from orchestrator.roster import Roster, diff_rosters, load_roster
+from orchestrator.roster import Roster, RosterDiff, diff_rosters, load_roster
 from orchestrator.supervision import refusals
 from orchestrator.supervision.restarts import fail_requests
 
@@ -125,7 +126,7 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             log.error("reload_rejected", errors=[str(e) for e in exc.errors])
             return ReloadResult(False, errors=[str(e) for e in exc.errors])
         sup.watch_fingerprint = seen + fingerprint(watched_paths(path, new)[1:])
-        diff = diff_rosters(sup.roster, new)
+        diff = with_new_rules(diff_rosters(sup.roster, new), sup.roster, new)
         room = capacity.fit(len(diff.added))  # as `up` checks: ~200 MiB per claude
         if not room.fits:
             # Started anyway, the OOM killer would end agents (or the supervisor) mid-turn.
@@ -180,6 +181,24 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             left_stopped=result.changed_not_running,
         )
         return result
+
+
+def with_new_rules(diff: RosterDiff, old: Roster, new: Roster) -> RosterDiff:
+    """``diff`` with every agent whose tool rules (:func:`sandbox.settings`) differ
+    counted as changed. The CLI reads its sandbox and deny rules once, at connect: a prompt
+    file added by this reload was writable by the running agents' shells until they
+    restarted (found by review: agent a rewrote the new agent c's prompt before c read it).
+    Those agents stop before the added ones start (:func:`apply_reload`)."""
+    stale = tuple(
+        n
+        for n in diff.unchanged
+        if sandbox.settings(old.agents[n], old) != sandbox.settings(new.agents[n], new)
+    )
+    if not stale:
+        return diff
+    unchanged = tuple(n for n in diff.unchanged if n not in stale)
+    changed = tuple(n for n in new.agents if n in diff.changed or n in stale)
+    return replace(diff, changed=changed, unchanged=unchanged)
 
 
 async def _stop_in_order(sup: Team[SlotT], old: Roster, names: list[str]) -> None:
