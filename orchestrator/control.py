@@ -9,7 +9,6 @@ second channel (socket, port) to secure: whoever can open the database file
 from __future__ import annotations
 
 import contextlib
-import math
 import socket
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ import structlog
 from orchestrator import errors
 from orchestrator import foreign_commands as foreign
 from orchestrator.agent_leases import AgentLeases
+from orchestrator.durations import finite_seconds
 from orchestrator.held_wait import reply_while_held, supervisor_silence
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, MailboxBackend, Message
@@ -236,13 +236,10 @@ async def _run(sup: Team, command: str, agent: Any, body: dict[str, Any]) -> dic
     grace = body.get("grace_s")
     given: float | None = None
     if isinstance(grace, int | float) and not isinstance(grace, bool):
-        if not math.isfinite(grace) or grace < 0:  # a NaN deadline would never come
-            return {
-                "ok": False,
-                "error": "usage",
-                "message": f"grace_s must be a finite number of seconds >= 0, not {grace!r}",
-            }
-        given = float(grace)
+        try:  # a NaN deadline would never come
+            given = finite_seconds(grace, "grace_s")
+        except errors.InvalidSeconds as exc:
+            return {"ok": False, "error": exc.code, "message": str(exc)}
     return {"ok": True, "command": "down", "grace_s": sup.shut_down(given)}
 
 

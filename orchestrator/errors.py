@@ -44,6 +44,70 @@ class RosterErrors(OrchestratorError):
         super().__init__("\n".join(str(e) for e in errors))
 
 
+# --- input ----------------------------------------------------------------
+
+TEN_YEARS_S = 10 * 365 * 86400.0  # the longest time in seconds anything accepts
+
+
+class InvalidSeconds(OrchestratorError, ValueError):
+    """A time given in seconds that is not a number, not finite, or out of its range
+    (:func:`orchestrator.durations.finite_seconds`). ``what`` names it (an option, a
+    setting, a tool's argument); ``value`` is the number checked, ``written`` what the
+    user wrote when it differs (``"5m"`` for 300)."""
+
+    code = "usage"
+
+    def __init__(
+        self, what: str, value: object, least: float, most: float, written: object = None
+    ) -> None:
+        self.what = what
+        self.value = value
+        self.least = least
+        self.most = most
+        allowed = f"a number of seconds from {_number(least)} to {_number(most)}"
+        if most == TEN_YEARS_S:
+            allowed += " (ten years)"
+        number = _as_number(value)
+        if number is None:
+            reason = "is not a number of seconds"
+        elif number > most and number != float("inf"):
+            reason = "is longer than " + (
+                "ten years" if most == TEN_YEARS_S else f"{_number(most)} seconds"
+            )
+        elif least == 0:
+            reason = "must be a finite, non-negative time"
+        else:
+            reason = "is out of range"
+        self.too_long = reason.startswith("is longer")
+        shown = _shown(value if written is None else written)
+        super().__init__(f"{what} {reason} (got {shown}); use {allowed}")
+
+
+def _number(x: float) -> str:
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:g}"
+
+
+def _as_number(value: object) -> float | int | None:
+    """``value`` as a number to compare (an int as it is: 10**400 overflows a float)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    if isinstance(value, int | float):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _shown(value: object) -> str:
+    """A value quoted in a message: a 400-digit number would bury the reason."""
+    try:
+        text = str(value)
+    except ValueError:  # an int past Python's digit limit
+        return "(a number too long to show)"
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
+
+
 # --- queue ----------------------------------------------------------------
 
 
@@ -196,10 +260,11 @@ class InvalidName(QueueError):
 
     code = "invalid_name"
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(self, name: str, reason: str, action: str = "register") -> None:
         self.name = name
         self.reason = reason
-        super().__init__(f"cannot register {name!r}: {reason}")
+        self.action = action  # what was refused: register, or unregister a reserved row
+        super().__init__(f"cannot {action} {name!r}: {reason}")
 
 
 class ParticipantSupervised(QueueError):
@@ -243,6 +308,20 @@ class AlreadyReplied(QueueError):
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         super().__init__(f"request '{request_id}' already has a reply")
+
+
+class MessageIdTaken(QueueError):
+    """A caller chose the id of a new message (to send it again safely after an error
+    that left it unknown whether it was stored) and another message holds that id."""
+
+    code = "message_id_taken"
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        super().__init__(
+            f"message id '{message_id}' is taken by another message; "
+            "draw a fresh id for a new message"
+        )
 
 
 class LeaseLost(QueueError):

@@ -18,7 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from orchestrator import procid
+
+log = structlog.get_logger()
 
 LAUNCHER_PREFIX = "octy-"  # make_launcher's private folder: the launcher, agents' temp folders
 # In that folder: which process made it (its pid, start time, boot and pid namespace), so
@@ -60,17 +64,60 @@ def make_launcher(folder: Path | None = None) -> str | None:
     chain = (f'"{setsid}" ' if setsid else "") + (
         f'"{setpriv}" --pdeathsig KILL ' if setsid and setpriv else ""
     )
-    path.write_text(
+    text = (
         "#!/bin/sh\n"
         f'if [ -n "${PID_FILE_ENV}" ]; then\n'
         f'  (umask 077 && echo $$ > "${PID_FILE_ENV}")\n'
         f"  unset {PID_FILE_ENV}\n"
         "fi\n"
-        f'exec {chain}"{cli}" "$@"\n',
-        encoding="utf-8",
+        f'exec {chain}"{cli}" "$@"\n'
     )
-    os.chmod(path, 0o700)
+    _write_script(path, text)
+    _WRITTEN[str(path)] = text
     return str(path)
+
+
+_WRITTEN: dict[str, str] = {}  # launcher path -> the text make_launcher wrote there
+
+
+def _write_script(path: Path, text: str) -> None:
+    """A fresh 0700 file: whatever was at ``path`` (a planted link) is replaced, never
+    written through."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o700)
+        f.write(text)
+
+
+def restore_launcher(path: str | None) -> bool:
+    """Put back what :func:`make_launcher` wrote at ``path`` if it was changed (then True),
+    just before a CLI is started through it. The agents' file tools are refused the
+    launcher folder (orchestrator/confine.py), but the user they run as can write it: an
+    agent without the sandbox, or one racing the check with a symlink, would otherwise
+    have its code run outside the sandbox at every agent's next start."""
+    text = _WRITTEN.get(path) if path is not None else None
+    if path is None or text is None:
+        return False
+    want = text.encode("utf-8")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            same = (
+                stat.S_ISREG(st.st_mode)
+                and st.st_uid == os.getuid()
+                and st.st_nlink == 1
+                and stat.S_IMODE(st.st_mode) == 0o700
+                and f.read(len(want) + 1) == want
+            )
+    except OSError:
+        same = False
+    if not same:
+        log.warning("launcher_restored", launcher=path)
+        _write_script(Path(path), text)
+    return not same
 
 
 @dataclass(frozen=True)

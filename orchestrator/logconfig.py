@@ -55,6 +55,22 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
             raise PermissionError(errno.EPERM, str(exc)) from None
         return open(fd, "a", encoding="utf-8")
 
+    def doRollover(self) -> None:
+        if self.backupCount > 0:
+            super().doRollover()
+            return
+        # `log_backups: 0`: the stdlib renames nothing and opens the same full file again,
+        # so the log grew for ever. Keeping no backups means the file starts over: a new
+        # file in its place, rather than truncating in place, so a reader holding the old
+        # one open (`logs -f`, top) reads it to its end before going on in the new one.
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.baseFilename)
+        if not self.delay:
+            self.stream = self._open()
+
 
 _COLOURS = ("36", "33", "35", "32", "34", "91", "96", "93", "95", "92")
 

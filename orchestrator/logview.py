@@ -1,70 +1,47 @@
 """Reading the team's JSON-lines logs: whole histories across rotation, merged, followed live.
 
-The writer is :mod:`orchestrator.logconfig`: every event in ``supervisor.jsonl``,
-an agent's events also in ``<agent>.jsonl``, each rotated by the stdlib
-``RotatingFileHandler`` (``x.jsonl`` renamed to ``x.jsonl.1``, older ones shifted
-up, a fresh ``x.jsonl`` opened). A :class:`FileFollower` keeps the file it reads
-open, so a rename cannot take lines from under it: after a rotation it drains
-that file, then reads the files created since (found by inode) before settling
-on the new one.
+Every event is in ``supervisor.jsonl``, an agent's events also in ``<agent>.jsonl``
+(written by :mod:`orchestrator.logconfig`). Each file and its rotations are read by
+a :class:`~orchestrator.logfollow.FileFollower`; here they are chosen, filtered by
+time and source, and merged in time order.
 """
 
 from __future__ import annotations
 
 import heapq
-import os
 import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from orchestrator import jsontext
 from orchestrator.logconfig import SUPERVISOR_LOG
+from orchestrator.logfollow import FileFollower, Hole, Keep, LogLine, rotated_paths
+
+__all__ = [
+    "FileFollower",
+    "Hole",
+    "Keep",
+    "LogLine",
+    "Source",
+    "follow",
+    "known_names",
+    "merge",
+    "parse_since",
+    "read_events",
+    "read_history",
+    "rotated_paths",
+    "select",
+    "sources",
+]
 
 SUFFIX = ".jsonl"
 POLL_S = 0.1
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-@dataclass(frozen=True)
-class LogLine:
-    """One line of a log file; parsed on first use (``--json`` and ``--tail`` need not)."""
-
-    raw: str
-    source: str = SUPERVISOR_LOG
-
-    @cached_property
-    def event(self) -> Mapping[str, Any] | None:
-        """The decoded event, or None for a line that is not a JSON object."""
-        try:
-            value = jsontext.loads(self.raw)
-        except ValueError:
-            return None
-        return value if isinstance(value, dict) else None
-
-    @cached_property
-    def timestamp(self) -> str:
-        """The ISO UTC time as written: every line has the same format, so it sorts."""
-        ts = self.event.get("timestamp") if self.event else None
-        return ts if isinstance(ts, str) else ""
-
-    @cached_property
-    def at(self) -> datetime | None:
-        try:
-            return datetime.fromisoformat(self.timestamp) if self.timestamp else None
-        except ValueError:
-            return None
-
-    @property
-    def agent(self) -> str | None:
-        agent = self.event.get("agent") if self.event else None
-        return agent if isinstance(agent, str) else None
 
 
 @dataclass(frozen=True)
@@ -106,16 +83,6 @@ def known_names(folder: Path) -> list[str]:
         if p.name.endswith(SUFFIX) or p.name.rsplit(".", 1)[-1].isdigit()
     }
     return sorted(names)
-
-
-def rotated_paths(base: Path) -> list[Path]:
-    """``base.N`` … ``base.1`` that exist, oldest first."""
-    found = []
-    for p in base.parent.glob(base.name + ".*"):
-        suffix = p.name[len(base.name) + 1 :]
-        if suffix.isdigit():
-            found.append((int(suffix), p))
-    return [p for _, p in sorted(found, reverse=True)]
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -165,23 +132,46 @@ def select(
 
 
 def read_history(
-    chosen: Sequence[Source], *, since: datetime | None = None, tail: int | None = None
+    chosen: Sequence[Source],
+    *,
+    since: datetime | None = None,
+    tail: int | None = None,
+    on_hole: Hole | None = None,
 ) -> list[LogLine]:
-    """Every line of the chosen sources (rotated files included), merged and filtered."""
+    """Every line of the chosen sources (rotated files included), merged and filtered.
+    ``on_hole``: told of backup numbers missing for good (the files there are read)."""
     streams = []
     for source in chosen:
-        follower = FileFollower(source.base, source.name)
+        follower = FileFollower(source.base, source.name, on_hole=on_hole)
         try:
-            streams.append(list(select(follower.history(), source, since)))
+            streams.append(_first(follower, source, since, tail))
         finally:
             follower.close()
     merged = merge(streams)
     return list(deque(merged, maxlen=tail)) if tail is not None else list(merged)
 
 
-def read_events(folder: Path) -> list[Mapping[str, Any]]:
-    """All decoded events of ``supervisor.jsonl`` and its rotations, oldest first."""
-    lines = read_history(sources(folder))
+def _first(
+    follower: FileFollower, source: Source, since: datetime | None, tail: int | None
+) -> list[LogLine]:
+    """What ``source`` holds now; with ``tail``, at least its last ``tail`` lines (all that
+    the merge of several sources can keep). Without a time or source filter the tail is
+    read backwards from the end (`logs -n 5` of 55 MB of logs reads a few blocks)."""
+    if tail is not None and since is None and not source.own_events_only:
+        return follower.history_tail(tail)
+    return list(select(follower.history(), source, since))
+
+
+def read_events(
+    folder: Path, *, on_hole: Hole | None = None, keep: Keep | None = None
+) -> list[Mapping[str, Any]]:
+    """The decoded events of ``supervisor.jsonl`` and its rotations, oldest first.
+    ``keep``: only the lines it picks (see :data:`Keep`), none other decoded."""
+    follower = FileFollower(sources(folder)[0].base, on_hole=on_hole)
+    try:
+        lines = follower.history(keep)
+    finally:
+        follower.close()
     return [line.event for line in lines if line.event is not None]
 
 
@@ -192,14 +182,15 @@ def follow(
     tail: int | None = None,
     poll_s: float = POLL_S,
     on_gap: Callable[[Path], None] | None = None,
+    on_hole: Hole | None = None,
     done: Callable[[], bool] | None = None,
 ) -> Iterator[list[LogLine]]:
     """The last ``tail`` lines (all if None) as a first batch, then each batch of new lines
     as it is written, across rotations, until ``done()`` says so when nothing new came (then
     what was written meanwhile is read once more), or for ever without ``done``."""
-    followers = [(s, FileFollower(s.base, s.name, on_gap=on_gap)) for s in chosen]
+    followers = [(s, FileFollower(s.base, s.name, on_gap=on_gap, on_hole=on_hole)) for s in chosen]
     try:
-        streams = [list(select(f.history(), s, since)) for s, f in followers]
+        streams = [_first(f, s, since, tail) for s, f in followers]
         first = list(merge(streams))
         if tail is not None:
             first = list(deque(first, maxlen=tail))
@@ -219,137 +210,3 @@ def follow(
     finally:
         for _, f in followers:
             f.close()
-
-
-@dataclass
-class _Open:
-    """A file we hold open: its identity pins the inode, so it cannot be reused meanwhile."""
-
-    handle: BinaryIO
-    ident: tuple[int, int]
-    partial: bytes = b""
-
-    @classmethod
-    def of(cls, path: Path) -> _Open:
-        handle = path.open("rb")
-        st = os.fstat(handle.fileno())
-        return cls(handle, (st.st_dev, st.st_ino))
-
-    def read_lines(self, source: str, *, final: bool = False) -> list[LogLine]:
-        """Complete lines up to end of file; with ``final`` also an unterminated tail."""
-        data = self.partial + self.handle.read()
-        *complete, self.partial = data.split(b"\n")
-        if final and self.partial:
-            complete.append(self.partial)
-            self.partial = b""
-        return [
-            LogLine(raw.decode("utf-8", "replace").rstrip("\r"), source)
-            for raw in complete
-            if raw.strip()
-        ]
-
-
-@dataclass
-class FileFollower:
-    """Reads one log (``base`` and its rotations) once, then whatever is appended."""
-
-    base: Path
-    source: str = SUPERVISOR_LOG
-    on_gap: Callable[[Path], None] | None = None
-    _current: _Open | None = field(default=None, init=False)
-
-    def history(self) -> list[LogLine]:
-        """Everything on disk now, oldest first; the newest file stays open for poll()."""
-        return self._take(self._open_chain())
-
-    def poll(self) -> list[LogLine]:
-        """Lines written since the last call."""
-        current = self._current
-        if current is None:
-            return self._take(self._open_chain())
-        lines = current.read_lines(self.source)
-        try:
-            st = os.stat(self.base)
-        except FileNotFoundError:
-            return lines  # between the rename and the new file: it will appear
-        if (st.st_dev, st.st_ino) == current.ident:
-            if st.st_size < current.handle.tell():  # truncated in place: start again
-                current.handle.seek(0)
-                current.partial = b""
-                lines += current.read_lines(self.source)
-            return lines
-        # Rotated. The writer closed our file before renaming it, so it is complete:
-        # drain it, then read every file created after it, oldest first.
-        lines += current.read_lines(self.source, final=True)
-        chain = self._open_chain()
-        idents = [f.ident for f in chain]
-        if current.ident in idents:
-            newer = chain[idents.index(current.ident) + 1 :]
-            for f in chain[: idents.index(current.ident) + 1]:
-                f.handle.close()
-        else:  # ours was rotated out of existence: every file left is newer
-            newer = chain
-            if chain and self.on_gap is not None:
-                self.on_gap(self.base)
-        if not newer:
-            return lines
-        current.handle.close()
-        self._current = None
-        return lines + self._take(newer)
-
-    def close(self) -> None:
-        if self._current is not None:
-            self._current.handle.close()
-            self._current = None
-
-    def _take(self, chain: list[_Open]) -> list[LogLine]:
-        """Read ``chain`` through; keep its last file open (where the writer appends)."""
-        lines: list[LogLine] = []
-        for f in chain[:-1]:
-            lines += f.read_lines(self.source, final=True)
-            f.handle.close()
-        if chain:
-            lines += chain[-1].read_lines(self.source)
-            self._current = chain[-1]
-        return lines
-
-    def _open_chain(self) -> list[_Open]:
-        """The backups and the live file, oldest first, opened as one consistent set: if
-        a rotation renames them while we open them, open them again."""
-        for attempt in range(20):
-            backups = rotated_paths(self.base)
-            if not _contiguous(self.base, backups):
-                # Mid-rollover: the rename cascade (.1->.2 ... base->.1) leaves a hole until it
-                # is done, and a file listed through that hole would be skipped for good.
-                time.sleep(0.001 * (attempt + 1))
-                continue
-            paths = [*backups, self.base]
-            opened: list[_Open] = []
-            try:
-                for p in paths:
-                    try:
-                        opened.append(_Open.of(p))
-                    except FileNotFoundError:
-                        if p != self.base:
-                            raise
-                if all(_ident(p) == f.ident for p, f in zip(paths, opened, strict=False)):
-                    return opened
-            except FileNotFoundError:
-                pass
-            for f in opened:
-                f.handle.close()
-        return []  # renamed under us twenty times in a row: try again at the next poll
-
-
-def _contiguous(base: Path, backups: list[Path]) -> bool:
-    """True when the backups are exactly ``base.N`` … ``base.1`` (oldest first)."""
-    numbers = [int(p.name[len(base.name) + 1 :]) for p in backups]
-    return numbers == list(range(len(numbers), 0, -1))
-
-
-def _ident(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_dev, st.st_ino)

@@ -55,11 +55,11 @@ class Team(Protocol[SlotT]):
     @property
     def stopping(self) -> bool: ...
 
-    def _request_stop(self, slot: SlotT, grace_s: float) -> None: ...
+    def request_stop(self, slot: SlotT, grace_s: float) -> None: ...
 
-    async def _moved(self, slot: SlotT, moves: list[AgentState], **fields: Any) -> None: ...
+    async def record_moves(self, slot: SlotT, moves: list[AgentState], **fields: Any) -> None: ...
 
-    def _spawn(self, name: str) -> bool: ...
+    def spawn(self, name: str) -> bool: ...
 
 
 async def _locked(sup: Team[SlotT], name: str) -> tuple[SlotT, contextlib.AsyncExitStack]:
@@ -91,8 +91,8 @@ async def _refuse_held_elsewhere(sup: Team[SlotT], name: str) -> None:
 async def stop_and_wait(sup: Team[SlotT], name: str, grace_s: float | None = None) -> None:
     """Stop an agent's sessions and wait until its task is gone (the caller holds ops)."""
     slot = sup.slots[name]
-    sup._request_stop(slot, sup.grace_s if grace_s is None else grace_s)
-    await sup._moved(slot, slot.life.stop_asked())  # shown at once, not when the turn ends
+    sup.request_stop(slot, sup.grace_s if grace_s is None else grace_s)
+    await sup.record_moves(slot, slot.life.stop_asked())  # shown at once, not when the turn ends
     await slot.done.wait()
 
 
@@ -117,7 +117,7 @@ async def start_agent(sup: Team[SlotT], name: str) -> str:
             if slot.want_running:
                 return "already running"
             await slot.done.wait()  # a stop nobody holds the lock for (shutdown)
-        if not sup._spawn(name):
+        if not sup.spawn(name):
             raise errors.OperationRefused("start", name, "the team is stopping")
         return "started"
 
@@ -134,7 +134,7 @@ async def restart_agent(sup: Team[SlotT], name: str) -> str:
         if not slot.done.is_set():
             slot.wake.set()  # in backoff: start now
             return "restarting"
-        if not sup._spawn(name):
+        if not sup.spawn(name):
             raise errors.OperationRefused("restart", name, "the team is stopping")
         return "started"
 

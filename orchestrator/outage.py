@@ -16,13 +16,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import anyio
-
 from orchestrator import errors
 
 T = TypeVar("T")
 
 RETRY_S = 1.0  # between tries of a step the queue refused (each try retries 15 s itself)
+TOOL_RETRY_S = 45.0
+"""How long a relay tool (send, ask, reply) keeps trying a write the queue refused
+before the model reads the error: a leader election takes seconds, a node's death a
+reconnect; a queue out of reach for longer is news for the model and the operator."""
 
 
 class Outage:
@@ -44,17 +46,46 @@ class Outage:
             self.log.info("queue_back", out_s=round(time.monotonic() - self.since, 1))
             self.since = None
 
-    async def retry(self, doing: str, step: Callable[[], Awaitable[T]]) -> T:
+    async def retry(
+        self, doing: str, step: Callable[[], Awaitable[T]], *, within_s: float | None = None
+    ) -> T:
         """``step()`` until the queue answers it. Only QueueStalled is tried again
         (the step must be safe to repeat: a reply is written only if absent, a nack
-        repeated after a lost answer finds its lease gone); cancellation (a forced stop)
-        ends the wait."""
+        repeated after a lost answer finds its lease gone, a message sent under the
+        id chosen for it is stored once); cancellation (a forced stop) ends the wait.
+        With ``within_s``, the error of a try failing after that long is raised."""
+        import anyio  # noqa: PLC0415 - the CLI imports this module; anyio is not its to load
+
+        deadline = None if within_s is None else time.monotonic() + within_s
         while True:
             try:
                 result = await step()
             except errors.QueueStalled as exc:
                 self.down(doing, exc)
+                if deadline is not None and time.monotonic() + RETRY_S > deadline:
+                    self.since = None  # the next call warns again: the caller heard of it
+                    raise
                 await anyio.sleep(RETRY_S)
                 continue
             self.up()
             return result
+
+
+def retry_blocking(
+    step: Callable[[], T], *, told: Callable[[errors.QueueStalled], None], within_s: float
+) -> T:
+    """:meth:`Outage.retry` for the CLI's blocking calls: ``step()`` again while the queue
+    refuses it (QueueStalled), ``told`` the first time, for up to ``within_s``; then
+    the error is raised. The step must be safe to repeat (a message under its chosen id)."""
+    deadline = time.monotonic() + within_s
+    said = False
+    while True:
+        try:
+            return step()
+        except errors.QueueStalled as exc:
+            if time.monotonic() + RETRY_S > deadline:
+                raise
+            if not said:
+                told(exc)
+                said = True
+        time.sleep(RETRY_S)

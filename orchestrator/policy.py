@@ -5,6 +5,9 @@ One ``PreToolUse`` hook per agent (:meth:`Policy.hooks`). A hook, not
 prompt for, and a tool in the agent's ``tools`` (allowed outright) never
 reaches it, while every call, a subagent's included, passes the hook.
 
+- Confinement (:mod:`orchestrator.confine`): the file tools never write the
+  team's own files, ``.git``, the install or the launcher; without ``owns``, only
+  in the agent's folder and its temp folder.
 - ``owns``: the file tools (Write, Edit, MultiEdit, NotebookEdit) may write
   only paths matching the agent's globs, resolved first (relative to the
   agent's folder, ``..`` and symlinks followed). A denial names the owner.
@@ -25,7 +28,7 @@ from typing import Any
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
-from orchestrator import globs, prompts, workspaces
+from orchestrator import confine, globs, prompts, workspaces
 from orchestrator.approval_wait import Approvals
 from orchestrator.approve_rules import rule_matches, written_path
 from orchestrator.errors import OrchestratorError
@@ -86,6 +89,7 @@ class Policy:
         self.agent = agent
         self.roster = roster
         self.folder = folder  # the agent's working folder (its worktree, if it has one)
+        self.temp: Path | None = None  # its private temp folder (CLAUDE_CODE_TMPDIR), once built
         self.decide = decide  # asks the approver; (granted, reason)
         self.on_subagent_call = on_subagent_call
         self.log = log.bind(agent=agent)
@@ -128,7 +132,10 @@ class Policy:
         spec = self.spec
         path = written_path(tool, tool_input)
         if path is not None:
-            why = owner_check(spec, self.folder(), self.roster(), _folder_of(self.roster()), path)
+            roster = self.roster()
+            why = confine.refusal(spec, self.folder(), self.temp, roster, path)
+            if why is None:
+                why = owner_check(spec, self.folder(), roster, _folder_of(roster), path)
             if why is not None:
                 self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
                 return _deny(why)

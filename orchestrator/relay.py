@@ -2,6 +2,11 @@
 
 ``agents``, ``send``, ``ask``, ``reply``, ``broadcast``. The sender is always the
 agent this relay belongs to — stamped here, never read from the model's input.
+A write the queue refuses for now (QueueStalled: a NATS leader election, a node's
+death, a SQLite file locked) is tried again for up to ``outage.TOOL_RETRY_S`` under
+the id drawn for it once, so a try whose answer was lost is not stored twice; only
+then does the model read ``queue_unavailable``. Broadcast is not tried again (each of
+its messages has its own id; the queue's own retries ride out an election).
 Failures come back as tool errors with a stable code the model can read:
 ``timeout``, ``recipient_unknown``, ``recipient_failed``, ``recipient_removed``,
 ``not_allowed``, ``would_deadlock``, ``not_a_request``, ``already_replied``, ``not_found``,
@@ -11,8 +16,7 @@ Failures come back as tool errors with a stable code the model can read:
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -20,9 +24,11 @@ from typing import Any
 import structlog
 from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_server, tool
 
-from orchestrator import errors, relay_route
+from orchestrator import errors, outage, relay_route
+from orchestrator.durations import finite_seconds
 from orchestrator.lifecycle import AgentState
-from orchestrator.mailbox import AsyncMailboxBackend, Message
+from orchestrator.mailbox import AsyncMailboxBackend, Message, new_id
+from orchestrator.outage import Outage
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S, SERVER, TOOL_SPECS, text_of
 from orchestrator.roster import Roster
 
@@ -69,6 +75,7 @@ class Relay:
         self.roster = roster
         self.turn: Turn | None = None
         self.log = log.bind(agent=agent)
+        self._outage = Outage(self.log)  # the queue out of reach: writes are tried again
         # Relay calls a subagent made, announced by the PreToolUse hook just before the call
         # arrives here (the MCP call itself does not say who made it): key -> subagents.
         self._subagent_calls: dict[str, list[str]] = {}
@@ -139,9 +146,16 @@ class Relay:
     async def send(self, args: dict[str, Any]) -> dict[str, Any]:
         to, text = str(args.get("to", "")), str(args.get("message", ""))
         via = self._via("send", args)
-        try:
+        message_id, cause_id = new_id(), self._cause()
+
+        async def step() -> Message:
             await self._check_allowed(to)
-            msg = await self.mailbox.send(self.agent, to, text, cause_id=self._cause())
+            return await self.mailbox.send(
+                self.agent, to, text, cause_id=cause_id, message_id=message_id
+            )
+
+        try:
+            msg = await self._retry("send", step)
         except errors.QueueError as exc:
             return _fail(exc.code, str(exc))
         self.log.info("sent", to=to, message_id=msg.id, body=text, **via)
@@ -149,22 +163,27 @@ class Relay:
 
     async def ask(self, args: dict[str, Any]) -> dict[str, Any]:
         to, text = str(args.get("to", "")), str(args.get("message", ""))
-        timeout_s = float(args.get("timeout_s") or DEFAULT_ASK_TIMEOUT_S)
-        if not math.isfinite(timeout_s) or timeout_s < 0:  # nothing sent: the peer is spared
-            # work nobody would wait for (a negative wait timed out at once, request queued)
-            return _fail("usage", f"timeout_s must be a number of seconds >= 0, not {timeout_s}")
+        try:  # checked before anything is sent: the peer is spared work nobody waits for
+            timeout_s = finite_seconds(args.get("timeout_s") or DEFAULT_ASK_TIMEOUT_S, "timeout_s")
+        except errors.InvalidSeconds as exc:
+            return _fail(exc.code, str(exc))
         via = self._via("ask", args)
         if to == self.agent:
             return _fail(
                 "would_deadlock", "you cannot ask yourself: you would wait on your own answer"
             )
         turn = self.turn
-        try:
+        request_id, cause_id = new_id(), self._cause()
+
+        async def step() -> Message:
             await self._check_allowed(to)
             await self._check_alive(to)
-            request = await self.mailbox.request(
-                self.agent, to, text, cause_id=self._cause(), wait_s=timeout_s
+            return await self.mailbox.request(
+                self.agent, to, text, cause_id=cause_id, wait_s=timeout_s, message_id=request_id
             )
+
+        try:
+            request = await self._retry("ask", step)
         except errors.OrchestratorError as exc:
             self.log.warning("ask_refused", to=to, code=exc.code, reason=str(exc))
             return _fail(exc.code, str(exc))
@@ -189,11 +208,26 @@ class Relay:
 
     async def reply(self, args: dict[str, Any]) -> dict[str, Any]:
         request_id, text = str(args.get("request_id", "")), str(args.get("message", ""))
-        try:
+        tries = 0
+
+        async def step() -> Message:
+            nonlocal tries
+            tries += 1
             request = await self.mailbox.get(request_id)
             if request.recipient != self.agent:
                 raise errors.NotAllowed(self.agent, request.sender, [])
-            msg = await self.mailbox.reply(request_id, self.agent, text)
+            try:
+                return await self.mailbox.reply(request_id, self.agent, text)
+            except errors.AlreadyReplied:
+                # An earlier try's reply may have been stored with its answer lost: it is
+                # this one if it is ours, word for word (a reply has no id to choose).
+                found = await self.mailbox.find_reply(request_id) if tries > 1 else None
+                if found is None or (found.sender, found.body) != (self.agent, text):
+                    raise
+                return found
+
+        try:
+            msg = await self._retry("reply", step)
         except errors.NotAllowed:
             return _fail("not_allowed", f"request '{request_id}' was not addressed to you")
         except errors.QueueError as exc:
@@ -214,6 +248,10 @@ class Relay:
         names = sorted(m.recipient for m in sent)
         self.log.info("broadcast", to=names, body=text)
         return _ok(f"broadcast to {len(names)} agents: {', '.join(names) or '(nobody)'}")
+
+    async def _retry(self, doing: str, step: Callable[[], Awaitable[Message]]) -> Message:
+        """``step()``, tried again through a queue outage for up to TOOL_RETRY_S."""
+        return await self._outage.retry(doing, step, within_s=outage.TOOL_RETRY_S)
 
     def _cause(self) -> str | None:
         return self.turn.cause_id if self.turn else None

@@ -10,15 +10,16 @@ the file whatever the watcher saw (an edit that kept mtime and size, as
 Applying an edit (:func:`apply_reload`), under the supervisor's reload lock, so a
 watcher reload and an operator's ``reload`` run one after the other (issue 16,
 A.1): load the file (an invalid file changes nothing); stop removed and changed
-agents, dependents first; start added and changed agents layer by layer, each
-layer once the one before it is ready, as ``up`` does.
+agents, dependents first (an agent whose tool rules change counts as changed: a prompt
+file added or removed changes every agent's read-only list); start added and changed
+agents layer by layer, each layer once the one before it is ready, as ``up`` does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,10 +27,11 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import capacity, errors
+from orchestrator import capacity, errors, sandbox
 from orchestrator.operations import SlotT, stop_and_wait
 from orchestrator.operations import Team as OperationsTeam
-from orchestrator.roster import Roster, diff_rosters, load_roster
+from orchestrator.roster import Roster, RosterDiff, diff_rosters, load_roster
+from orchestrator.supervision import refusals
 from orchestrator.supervision.restarts import fail_requests
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class Team(OperationsTeam[SlotT], Protocol[SlotT]):
 
     async def start_in_layers(self, names: list[str]) -> set[str]: ...
 
-    def _abandon(self, exc: errors.DatabaseReplaced) -> None: ...
+    def abandon(self, exc: errors.DatabaseReplaced) -> None: ...  # refusals.Abandons
 
 
 def watched_paths(roster_path: Path, roster: Roster) -> list[Path]:
@@ -124,7 +126,7 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             log.error("reload_rejected", errors=[str(e) for e in exc.errors])
             return ReloadResult(False, errors=[str(e) for e in exc.errors])
         sup.watch_fingerprint = seen + fingerprint(watched_paths(path, new)[1:])
-        diff = diff_rosters(sup.roster, new)
+        diff = with_new_rules(diff_rosters(sup.roster, new), sup.roster, new)
         room = capacity.fit(len(diff.added))  # as `up` checks: ~200 MiB per claude
         if not room.fits:
             # Started anyway, the OOM killer would end agents (or the supervisor) mid-turn.
@@ -181,6 +183,24 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
         return result
 
 
+def with_new_rules(diff: RosterDiff, old: Roster, new: Roster) -> RosterDiff:
+    """``diff`` with every agent whose tool rules (:func:`sandbox.settings`) differ
+    counted as changed. The CLI reads its sandbox and deny rules once, at connect: a prompt
+    file added by this reload was writable by the running agents' shells until they
+    restarted (found by review: agent a rewrote the new agent c's prompt before c read it).
+    Those agents stop before the added ones start (:func:`apply_reload`)."""
+    stale = tuple(
+        n
+        for n in diff.unchanged
+        if sandbox.settings(old.agents[n], old) != sandbox.settings(new.agents[n], new)
+    )
+    if not stale:
+        return diff
+    unchanged = tuple(n for n in diff.unchanged if n not in stale)
+    changed = tuple(n for n in new.agents if n in diff.changed or n in stale)
+    return replace(diff, changed=changed, unchanged=unchanged)
+
+
 async def _stop_in_order(sup: Team[SlotT], old: Roster, names: list[str]) -> None:
     """Stop ``names``, dependents before what they depend on (the reverse of start-up);
     the agents of one layer stop together."""
@@ -196,13 +216,10 @@ async def _forget_agent(sup: Team[SlotT], name: str) -> None:
     """A removed agent (already stopped): out of the registry, its askers answered."""
     assert sup.mailbox is not None
     del sup.slots[name]
-    try:
-        # force: the row is supervised (refused to others while the team runs)
-        await sup.mailbox.unregister(name, force=True)  # from now on a send to it is refused
-    except errors.DatabaseReplaced as exc:
-        sup._abandon(exc)
-    except errors.QueueError as exc:
-        log.error("unregister_failed", agent=name, error=str(exc))
+    # force: the row is supervised (refused to others while the team runs); from now on
+    # a send to it is refused.
+    unregister = sup.mailbox.unregister(name, force=True)
+    await refusals.attempt(sup, unregister, "unregister_failed", level="error", agent=name)
     await fail_requests(
         sup,
         name,
@@ -214,16 +231,16 @@ async def _forget_agent(sup: Team[SlotT], name: str) -> None:
 async def _register_agent(sup: Team[SlotT], name: str) -> None:
     """An added or changed agent: its slot and its registry row (description)."""
     assert sup.mailbox is not None
+    mailbox = sup.mailbox
     slot = sup.add_slot(name)
     spec = sup.roster.agents[name]
-    try:
-        await sup.mailbox.register(name, spec.description, state=slot.state.value)
+
+    async def register() -> None:
+        await mailbox.register(name, spec.description, state=slot.state.value)
         # supervised: `unregister` refuses this row while the team runs (as at `up`)
-        await sup.mailbox.update_agent(name, meta={"supervised": True}, heartbeat=False)
-    except errors.DatabaseReplaced as exc:
-        sup._abandon(exc)
-    except errors.QueueError as exc:
-        log.error("register_failed", agent=name, error=str(exc))
+        await mailbox.update_agent(name, meta={"supervised": True}, heartbeat=False)
+
+    await refusals.attempt(sup, register(), "register_failed", level="error", agent=name)
 
 
 __all__ = ["Fingerprint", "ReloadResult", "Team", "apply_reload", "fingerprint", "watched_paths"]

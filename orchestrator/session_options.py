@@ -127,6 +127,8 @@ def build_options(
     # CLI binary we were pointed at.
     if launcher_folder is not None and launcher_folder.name.startswith(LAUNCHER_PREFIX):
         env.update(launcher.private_temp_env(launcher_folder, spec.name, spec.env))
+    # Before every start of a CLI through it (orchestrator/launcher.py says why).
+    launcher.restore_launcher(cli_path)
     pid_file = cli_pid_file(cli_path, spec.name)
     if pid_file is not None:
         env[PID_FILE_ENV] = str(pid_file)
@@ -152,6 +154,8 @@ def with_policy(
     if policy is None:
         return options
     options.cwd = str(policy.folder())
+    tmp = options.env.get("CLAUDE_CODE_TMPDIR")
+    policy.temp = Path(tmp) if tmp else None  # the file tools may write there too
     options.hooks = policy.hooks()
     if spec.workspace.is_worktree:
         # The CLI's own worktree tools would move the session out of the worktree it was

@@ -86,7 +86,7 @@ class Supervisor:
         # The SDK's import, begun by `up` before anything else (issue 14.5); begun by run()
         # when not given. No agent is launched before it is over (launch.py).
         self._sdk = sdk
-        self._launchable = anyio.Event()
+        self.launchable = anyio.Event()
         self.unavailable: errors.SdkUnavailable | None = None  # the SDK failed to import
         # `up`: the process is the supervisor's, which may freeze its start-up objects
         # (launch.launch_when_imported); not a test's process that runs one in passing.
@@ -104,8 +104,8 @@ class Supervisor:
         self._stopping = anyio.Event()
         self._state_changed = anyio.Event()  # set (and replaced) on every agent state change
         self._tg: TaskGroup | None = None  # run()'s: owns every agent's task
-        self._cli_path: str | None = None
-        self._watchman: Watchman | None = None  # cleans up if this process dies (launch.py)
+        self.cli_path: str | None = None
+        self.watchman: Watchman | None = None  # cleans up if this process dies (launch.py)
         self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
         self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
         self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
@@ -177,7 +177,13 @@ class Supervisor:
         """A graceful stop has begun: nothing starts any more."""
         return self._stopping.is_set()
 
-    def _changed(self) -> None:
+    @property
+    def state_changed(self) -> anyio.Event:
+        """Set at the next change of an agent's state (or the team's stop); a new one then."""
+        return self._state_changed
+
+    def notify_changed(self) -> None:
+        """Wake whoever waits on :attr:`state_changed`."""
         self._state_changed.set()
         self._state_changed = anyio.Event()
 
@@ -232,7 +238,7 @@ class Supervisor:
         for layer in self.roster.start_layers():
             now = [n for n in layer if n in wanted and self.slots[n].done.is_set()]
             for name in now:
-                if self._spawn(name):
+                if self.spawn(name):
                     started.add(name)
             for name in now:
                 slot = self.slots[name]
@@ -243,7 +249,7 @@ class Supervisor:
                         await self._state_changed.wait()
         return started
 
-    def _spawn(self, name: str) -> bool:
+    def spawn(self, name: str) -> bool:
         """Start the task that runs ``name``'s sessions; False if it cannot start now."""
         slot = self.slots[name]
         if self._stopping.is_set() or not slot.done.is_set():
@@ -256,13 +262,14 @@ class Supervisor:
 
     # --- an agent's state: moved by its lifecycle, announced here, recorded (registry.py) --
 
-    async def _set_state(self, slot: Slot, target: AgentState, **fields: Any) -> None:
-        await self._moved(slot, slot.life.move(target), **fields)
+    async def move_to(self, slot: Slot, target: AgentState, **fields: Any) -> None:
+        """Move the agent's lifecycle to ``target``, announced and recorded."""
+        await self.record_moves(slot, slot.life.move(target), **fields)
 
-    async def _moved(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None:
+    async def record_moves(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None:
         """Announce and record the moves the agent's lifecycle made (none: nothing)."""
         for target in moves:
-            self._changed()
+            self.notify_changed()
             log.info(
                 "state",
                 agent=slot.name,
@@ -280,7 +287,7 @@ class Supervisor:
         if slot is not None:
             log.error("agent_taken_elsewhere", agent=name, error=str(exc))
             slot.elsewhere = True
-            self._request_stop(slot, 0)
+            self.request_stop(slot, 0)
 
     # --- budgets (orchestrator/budget_watch.py decides; these move the state) ---------------
 
@@ -291,12 +298,12 @@ class Supervisor:
     async def pause_agent(self, name: str) -> None:
         slot = self.slots.get(name)
         if slot is not None:
-            await self._moved(slot, slot.life.pause())
+            await self.record_moves(slot, slot.life.pause())
 
     async def unpause_agent(self, name: str) -> None:
         slot = self.slots.get(name)
         if slot is not None:
-            await self._moved(slot, slot.life.unpause())
+            await self.record_moves(slot, slot.life.unpause())
 
     # --- stopping: signals, a database gone, control's down, the shutdown ----------------
 
@@ -319,7 +326,7 @@ class Supervisor:
                 log.info("signal", signal=signal.Signals(signum).name, grace_s=self.grace_s)
                 self.stop()
 
-    def _abandon(self, exc: errors.DatabaseReplaced) -> None:
+    def abandon(self, exc: errors.DatabaseReplaced) -> None:
         """The database left its path (deleted, or a file moved over it): stop at once
         (no grace: nothing can be acked), writing nothing more, and say why."""
         if self.replaced is None:
@@ -336,7 +343,7 @@ class Supervisor:
         log.info("stopping", grace_s=self.grace_s)
         slots = list(self.slots.values())  # a reload may add or remove slots meanwhile
         for slot in slots:
-            self._request_stop(slot, self.grace_s)
+            self.request_stop(slot, self.grace_s)
         deadline = self.grace_s + 20.0  # grace + interrupt + closing the processes
         with anyio.move_on_after(deadline):
             for slot in slots:
@@ -345,7 +352,8 @@ class Supervisor:
             if not slot.done.is_set() and slot.runner:
                 slot.runner.force_stop()
 
-    def _request_stop(self, slot: Slot, grace_s: float) -> None:
+    def request_stop(self, slot: Slot, grace_s: float) -> None:
+        """The agent is to stop: its backoff cut short, its session given ``grace_s``."""
         slot.want_running = False
         slot.wake.set()
         if slot.runner is not None:
@@ -383,6 +391,3 @@ class Supervisor:
             self.grace_s = grace_s
         self.stop()
         return self.grace_s
-
-    def abandon(self, exc: errors.DatabaseReplaced) -> None:
-        self._abandon(exc)

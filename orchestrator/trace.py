@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.logconfig import agent_colour
-from orchestrator.logview import read_events
+from orchestrator.logview import Hole, read_events
 from orchestrator.mailbox import Message
 from orchestrator.mailbox.opening import QueuePlace, open_sync
 from orchestrator.prompts import SERVER, text_of  # a body reads as the model reads it
 from orchestrator.redact import for_people
+from orchestrator.tracelines import TURN_ENDS, Relevant
 
 # Events that only repeat what the queue already records for the same message.
 _IN_QUEUE = frozenset({"sent", "asked", "replied", "broadcast"})
-# Events that end an agent's turn, finished or not.
-_TURN_ENDS = frozenset({"turn", "turn_failed", "requeued", "interrupting", "session_ended"})
 # The relay's own tools: their effect shows as messages.
 _RELAY_TOOLS = f"mcp__{SERVER}__"
 _ID_KEYS = ("message_id", "request_id")
@@ -89,8 +88,11 @@ class Trace:
         }
 
 
-def load_trace(db: QueuePlace, message_id: str, logs: Path | None) -> Trace:
-    """Trace ``message_id`` (a response traces its request). MessageNotFound if unknown."""
+def load_trace(
+    db: QueuePlace, message_id: str, logs: Path | None, *, on_hole: Hole | None = None
+) -> Trace:
+    """Trace ``message_id`` (a response traces its request). MessageNotFound if unknown.
+    ``on_hole``: told of log backups missing for good (see :func:`read_events`)."""
     with open_sync(db, readonly=True) as mailbox:  # a read verb: no write lock, no migration
         message = mailbox.get(message_id)
         if message.kind == "response" and message.correlation_id:
@@ -98,7 +100,7 @@ def load_trace(db: QueuePlace, message_id: str, logs: Path | None) -> Trace:
         family = mailbox.related(message_id)
     events: list[Mapping[str, Any]] = []
     if logs is not None and logs.is_dir():
-        events = read_events(logs)
+        events = read_events(logs, on_hole=on_hole, keep=Relevant(m.id for m in family))
     return build_trace(message_id, family, events)
 
 
@@ -193,7 +195,7 @@ def _log_steps(
                         depth=d,
                     )
                 )
-        elif name in _TURN_ENDS and agent in open_turns:
+        elif name in TURN_ENDS and agent in open_turns:
             steps.append(
                 Step(
                     at,

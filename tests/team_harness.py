@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import cli_runner
 import yaml
 
 from orchestrator import procid
@@ -85,6 +86,25 @@ class Team:
         )
         out.close()
         return self.proc
+
+    def octy(
+        self,
+        *argv: str,
+        check: bool = True,
+        timeout: float = cli_runner.RUN_TIMEOUT_S,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """An operator's verb in this team's folder (``env``: over the team's). ``check``:
+        it must succeed. A traceback fails the test either way."""
+        done = cli_runner.octy(
+            *argv, cwd=self.folder, env={**self.env, **(env or {})}, timeout=timeout, check=check
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    def octy_bg(self, *argv: str) -> subprocess.Popen[str]:
+        """A verb that waits (``ask``, ``logs -f``), started in this team's folder."""
+        return cli_runner.octy_bg(*argv, cwd=self.folder, env=self.env)
 
     def output(self) -> str:
         return self.output_path.read_text(errors="replace") if self.output_path.exists() else ""

@@ -78,7 +78,7 @@ def budget_cell(row: dict[str, Any]) -> str:
             continue
         parts = []
         if figures.get("usd_limit"):
-            parts.append(f"${figures.get('usd', 0):.4f}/${figures['usd_limit']:.4f}")
+            parts.append(f"${_usd(figures.get('usd', 0))}/${_usd(figures['usd_limit'])}")
         if figures.get("tokens_limit"):
             parts.append(f"{_k(figures.get('tokens', 0))}/{_k(figures['tokens_limit'])} tok")
         share = f"{float(figures.get('share') or 0) * 100:.0f}%"
@@ -114,6 +114,18 @@ def context_share(row: dict[str, Any]) -> float | None:
     if not isinstance(tokens, int) or not isinstance(window, int) or window <= 0:
         return None
     return tokens / window
+
+
+def _usd(x: Any) -> str:
+    """Dollars as spend is read (``0.0120``); a budget too large to be one (a roster's
+    ``usd: 1e20`` for "no limit, but counted") without the float's noise: ``1e+20``, not
+    ``100000000000000000000.0000`` (1e23's digits are not even its own)."""
+    value = float(x or 0)
+    if value < 10_000:
+        return f"{value:.4f}"
+    if value < 1e12:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
 def _k(n: Any) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from orchestrator import errors
+from orchestrator.durations import finite_seconds
 from orchestrator.redact import for_people
 
 EXIT_OK = 0
@@ -74,8 +74,8 @@ def exit_code_for(exc: errors.OrchestratorError) -> int:
         return EXIT_NOT_FOUND
     if isinstance(exc, errors.SupervisorNotRunning | errors.SupervisorGone):
         return EXIT_NO_SUPERVISOR
-    if isinstance(exc, errors.InvalidName):
-        return EXIT_USAGE
+    if isinstance(exc, errors.InvalidName | errors.InvalidBody | errors.InvalidSeconds):
+        return EXIT_USAGE  # bad input, as argparse's own refusals
     return EXIT_ERROR
 
 
@@ -83,22 +83,27 @@ def failure_from(exc: errors.OrchestratorError) -> CliFailure:
     return CliFailure(str(exc), exit_code_for(exc), exc.code)
 
 
-MAX_SECONDS = 10 * 365 * 86400.0  # ten years: beyond it a timeout means "never", say so
 MAX_COUNT = 1_000_000_000  # SQLite integers are 64-bit; a limit this big lists everything
 
 
 def seconds(text: str) -> float:
     """An argparse type: a finite number of seconds, 0 or more (``nan``, ``inf``, ``-1`` and
-    ``1e400`` are usage errors, not tracebacks)."""
+    ``1e400`` are usage errors, not tracebacks; argparse names the option)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0 or value > MAX_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: seconds must be a finite number from 0 to {MAX_SECONDS:g}"
-        )
-    return value
+        return finite_seconds(text, "the value")
+    except errors.InvalidSeconds as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def standard_input(*, terminal: bool = False) -> TextIO | None:
+    """Standard input if there is one to use, else None: closed when the run started
+    (``<&-``: Python leaves ``sys.stdin`` None, and descriptor 0 is held on /dev/null,
+    :func:`orchestrator.cli._hold_standard_fds`), or with ``terminal``, no terminal (a
+    pipe or a file: nobody there to ask)."""
+    stream = sys.stdin
+    if stream is None or (terminal and not stream.isatty()):
+        return None
+    return stream
 
 
 def count(text: str) -> int:

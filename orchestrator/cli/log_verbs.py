@@ -222,7 +222,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
             if not present:
                 raise CliFailure(_no_logs(folder, chosen), common.EXIT_NOT_FOUND, "not_found")
             _write(
-                logview.read_history(present, since=since, tail=args.tail), args.json, colour, width
+                logview.read_history(present, since=since, tail=args.tail, on_hole=_hole),
+                args.json,
+                colour,
+                width,
             )
             return common.EXIT_OK
         if not present:
@@ -238,7 +241,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
             # lines written before our first read (a busy machine), so none is cut by the tail.
             tail = None
         done = None if args.forever else _team_stopped(places.database)
-        for batch in logview.follow(chosen, since=since, tail=tail, on_gap=_gap, done=done):
+        for batch in logview.follow(
+            chosen, since=since, tail=tail, on_gap=_gap, on_hole=_hole, done=done
+        ):
             _write(batch, args.json, colour, width)
     except BrokenPipeError:  # `logs | head`: the reader left, which is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -324,6 +329,21 @@ def _gap(base: Path) -> None:
     )
 
 
+def _hole(base: Path, missing: tuple[int, ...], count: int) -> None:
+    names = ", ".join(f"{base.name}.{n}" for n in missing)
+    if count > len(missing):
+        names += f" and {count - len(missing)} more"
+    print(
+        for_people(
+            f"octy-orchestrate: {names} {'is' if count == 1 else 'are'} missing "
+            f"(deleted, or a rotation cut short) between the backups in {base.parent}: "
+            "showing the files that are there, in order; the lines that were in "
+            f"{'it' if count == 1 else 'them'} are lost"
+        ),
+        file=sys.stderr,
+    )
+
+
 def _write(lines: Iterable[logview.LogLine], raw: bool, colour: bool, width: int) -> None:
     out = sys.stdout
     for line in lines:
@@ -345,7 +365,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     logs: Path = args.logs or places.logs
     try:
         place = db if args.db else common.resolve_place(args, args.file)
-        found = trace.load_trace(place, args.id, logs)
+        found = trace.load_trace(place, args.id, logs, on_hole=_hole)
     except errors.MessageNotFound:
         raise CliFailure(
             f"no message with id '{args.id}' in {db} (ids are listed by `queue ls`)",

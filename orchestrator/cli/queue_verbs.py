@@ -21,13 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from orchestrator import errors, jsontext
+from orchestrator import errors, jsontext, outage
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
 from orchestrator.cli.ask_commit import NotSent, request_unless_interrupted
 from orchestrator.held_wait import reply_while_held
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, MailboxBackend, Message
+from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, MailboxBackend, Message, new_id
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
 from orchestrator.names import name_problem
@@ -81,15 +81,16 @@ def _stdin_text() -> str:
     are a usage error (a body is JSON text, which is UTF-8)."""
     # The bytes, decoded here: sys.stdin's own decoding depends on the locale (in the C
     # locale it smuggles bad bytes through as surrogates that fail later, in a write).
-    if sys.stdin is None:  # started with `<&-`
+    stdin = common.standard_input()
+    if stdin is None:  # started with `<&-`
         raise common.CliFailure(
             "TEXT is '-' but standard input is closed; pipe the body in, or give it as TEXT",
             common.EXIT_USAGE,
             "usage",
         )
-    raw = getattr(sys.stdin, "buffer", None)
+    raw = getattr(stdin, "buffer", None)
     try:
-        text = raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
+        text = raw.read().decode("utf-8") if raw is not None else stdin.read()
     except UnicodeDecodeError as exc:
         raise common.CliFailure(
             f"standard input is not UTF-8 text (at byte {exc.start}); a body is UTF-8",
@@ -188,9 +189,12 @@ def _unregister(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     _not_the_supervisor(args.to, "as a recipient")
     body = _body(args)
+    message_id = new_id()  # one id for every try: a retry after a lost answer is stored once
     with _mailbox(args) as mb:
         _check_sender(mb, args.sender)
-        msg = mb.send(args.sender, args.to, body, ttl_s=args.ttl)
+        msg = _through_outage(
+            mb, lambda: mb.send(args.sender, args.to, body, ttl_s=args.ttl, message_id=message_id)
+        )
     human = for_people(f"sent {msg.id} ({msg.sender} → {msg.recipient})")
     return _done(args, human, message=msg.to_dict())
 
@@ -210,11 +214,20 @@ def _ask(args: argparse.Namespace) -> int:
             # While the request waits for another program's write lock, a Ctrl-C ends it
             # unwritten (ask_commit.py).
             held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            request_id = new_id()  # as send's: the same request whatever the tries
             try:
-                req = request_unless_interrupted(
+                req = _through_outage(
                     mb,
-                    lambda: mb.request(
-                        args.sender, args.to, body, ttl_s=args.ttl, wait_s=args.timeout
+                    lambda: request_unless_interrupted(
+                        mb,
+                        lambda: mb.request(
+                            args.sender,
+                            args.to,
+                            body,
+                            ttl_s=args.ttl,
+                            wait_s=args.timeout,
+                            message_id=request_id,
+                        ),
                     ),
                 )
             except BaseException:
@@ -228,6 +241,25 @@ def _ask(args: argparse.Namespace) -> int:
         print("octy-orchestrate: interrupted; nothing was sent", file=sys.stderr)
         raise KeyboardInterrupt from None
     return _done(args, out.body_text(reply.body), request=req.to_dict(), reply=reply.to_dict())
+
+
+def _through_outage(mb: MailboxBackend, write: Callable[[], Message]) -> Message:
+    """On NATS, a write the queue refused for now (a node lost, a leader election longer
+    than the queue's own retries) tried again under the same message id for up to
+    outage.TOOL_RETRY_S, as the agents' tools do, with one line on stderr. On SQLite a
+    refused write is a lock another program keeps past the wait already made (that
+    wait is interruptible: ask_commit.py) or a full disk: said at once, as before."""
+    if isinstance(mb, Mailbox):
+        return write()
+
+    def told(exc: errors.QueueStalled) -> None:
+        print(
+            f"octy-orchestrate: the queue is out of reach ({exc}); trying again for up to "
+            f"{outage.TOOL_RETRY_S:g}s",
+            file=sys.stderr,
+        )
+
+    return outage.retry_blocking(write, told=told, within_s=outage.TOOL_RETRY_S)
 
 
 def _reply_to(
@@ -394,7 +426,7 @@ def _queue_purge(args: argparse.Namespace) -> int:
 
 
 def _confirm(question: str) -> bool:
-    if sys.stdin is None or not sys.stdin.isatty():  # closed (`<&-`) or a pipe: no one to ask
+    if common.standard_input(terminal=True) is None:  # closed (`<&-`) or a pipe
         return False
     answer = input(f"{question} [y/N] ")
     return answer.strip().lower() in {"y", "yes"}

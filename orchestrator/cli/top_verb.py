@@ -7,8 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli.common import CliFailure
+from orchestrator.durations import finite_seconds
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,12 +42,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _interval(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0.1 to 3600")
-    return value
+        return finite_seconds(text, "the value", least=0.1, most=3600)
+    except errors.InvalidSeconds as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_top(args: argparse.Namespace) -> int:
@@ -59,7 +58,7 @@ def cmd_top(args: argparse.Namespace) -> int:
             common.EXIT_NOT_FOUND,
             "not_found",
         )
-    if not (sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty()):
+    if common.standard_input(terminal=True) is None or not sys.stdout.isatty():
         raise CliFailure(
             "top needs a terminal (use `ps --json` or `logs -f` in scripts)",
             common.EXIT_USAGE,

@@ -269,6 +269,7 @@ class AsyncMailbox:
         cause_id: str | None = None,
         ttl_s: float | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        message_id: str | None = None,
     ) -> Message:
         return await self._posted(
             lambda m: m.send(
@@ -280,6 +281,7 @@ class AsyncMailbox:
                 cause_id=cause_id,
                 ttl_s=ttl_s,
                 max_attempts=max_attempts,
+                message_id=message_id,
             ),
             [recipient],
         )
@@ -310,6 +312,7 @@ class AsyncMailbox:
         ttl_s: float | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         wait_s: float | None = None,
+        message_id: str | None = None,
     ) -> Message:
         return await self._posted(
             lambda m: m.request(
@@ -320,6 +323,7 @@ class AsyncMailbox:
                 ttl_s=ttl_s,
                 max_attempts=max_attempts,
                 wait_s=wait_s,
+                message_id=message_id,
             ),
             [recipient],
         )

@@ -56,6 +56,7 @@ class MailboxBackend(Protocol):
         cause_id: str | None = None,
         ttl_s: float | None = None,
         max_attempts: int = ...,
+        message_id: str | None = None,
     ) -> Message: ...
     def send_many(
         self,
@@ -76,6 +77,7 @@ class MailboxBackend(Protocol):
         ttl_s: float | None = None,
         max_attempts: int = ...,
         wait_s: float | None = None,
+        message_id: str | None = None,
     ) -> Message: ...
     def broadcast(self, sender: str, body: Any, *, ttl_s: float | None = None) -> list[Message]: ...
     def reply(self, request_id: str, sender: str, body: Any) -> Message: ...
@@ -159,6 +161,7 @@ class AsyncMailboxBackend(Protocol):
         cause_id: str | None = None,
         ttl_s: float | None = None,
         max_attempts: int = ...,
+        message_id: str | None = None,
     ) -> Message: ...
     async def send_many(
         self,
@@ -179,6 +182,7 @@ class AsyncMailboxBackend(Protocol):
         ttl_s: float | None = None,
         max_attempts: int = ...,
         wait_s: float | None = None,
+        message_id: str | None = None,
     ) -> Message: ...
     async def broadcast(
         self, sender: str, body: Any, *, ttl_s: float | None = None

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -271,6 +272,14 @@ _PAIRS: Final = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
 _id_lock = threading.Lock()
 _last_ms = -1
 _counter = 0
+
+
+def check_id(message_id: str) -> str:
+    """A caller-chosen message id (see ``send(message_id=...)``): made by :func:`new_id`,
+    so it is a key on every backend."""
+    if not re.fullmatch(r"[0-9a-z]{1,40}", message_id):
+        raise ValueError(f"message_id must be an id from new_id(), not {message_id!r}")
+    return message_id
 
 
 def new_id() -> str:

@@ -128,7 +128,7 @@ class RegistryOps(MailboxCore):
         for an agent a running supervisor manages, unless ``force`` (the supervisor itself,
         applying a roster edit); the reserved rows are refused always."""
         if name in RESERVED_NAMES:
-            raise errors.InvalidName(name, name_problem(name) or "reserved")
+            raise errors.InvalidName(name, name_problem(name) or "reserved", "unregister")
         if not force:
             info = self.agent(name)
             sup = holder_pid(self.path) if info and info.meta.get("supervised") else None

@@ -14,6 +14,7 @@ from orchestrator.mailbox.model import (
     SUPERVISOR,
     USER,
     Message,
+    check_id,
     encode_body,
     make_message,
     new_id,
@@ -68,8 +69,12 @@ class SendOps(MailboxCore):
         error: str | None = None,
         error_detail: str | None = None,
         if_known: bool = False,
+        message_id: str | None = None,
     ) -> Message | None:
-        """Insert one message; None if ``if_known`` and the recipient is unknown."""
+        """Insert one message; None if ``if_known`` and the recipient is unknown. With
+        ``message_id`` (the caller's, to send again after an error that left it unknown
+        whether the first try was stored) a message already stored under it that is the
+        same (sender, recipient, kind, body) is returned instead of a second one."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self._touch(recipient)
@@ -99,12 +104,22 @@ class SendOps(MailboxCore):
             values += (recipient, recipient)
         else:
             sql = _INSERT
+        chosen = message_id
         for _ in range(5):
-            values[0] = message_id = new_id()
+            values[0] = message_id = chosen or new_id()
             try:
                 if conn.execute(sql, values).rowcount == 0:
                     return None  # if_known, and nobody by that name
             except sqlite3.IntegrityError as exc:
+                if "messages.id" in str(exc) and chosen is not None:
+                    return self._stored_before(
+                        conn,
+                        chosen,
+                        kind=kind,
+                        sender=sender,
+                        recipient=recipient,
+                        body_text=body_text,
+                    )
                 if "messages.id" in str(exc):  # two processes drew the same id: draw again
                     continue
                 if kind == "response" and correlation_id is not None:
@@ -133,6 +148,24 @@ class SendOps(MailboxCore):
             )
         raise errors.QueueError("could not draw a unique message id")  # pragma: no cover
 
+    def _stored_before(
+        self,
+        conn: sqlite3.Connection,
+        message_id: str,
+        *,
+        kind: str,
+        sender: str,
+        recipient: str,
+        body_text: str,
+    ) -> Message:
+        """The message an earlier try stored under the caller's id, or MessageIdTaken."""
+        found = self._fetch_by_id(conn, message_id)
+        if (found.kind, found.sender, found.recipient) != (kind, sender, recipient) or (
+            found.body != json.loads(body_text)
+        ):
+            raise errors.MessageIdTaken(message_id)
+        return found
+
     def _insert(self, conn: sqlite3.Connection, **fields: Any) -> Message:
         """Insert one message, recipient unchecked (replies go to whoever asked)."""
         message = self._try_insert(conn, **fields)
@@ -157,8 +190,10 @@ class SendOps(MailboxCore):
         cause_id: str | None = None,
         ttl_s: float | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        message_id: str | None = None,
     ) -> Message:
-        """Queue one message for a registered recipient (or ``user``)."""
+        """Queue one message for a registered recipient (or ``user``). ``message_id``
+        (from ``new_id()``) makes the send safe to repeat: see ``_try_insert``."""
         if kind not in ("notice", "request", "broadcast"):
             raise ValueError(
                 f"send() kind must be notice, request or broadcast, not {kind!r} "
@@ -176,6 +211,7 @@ class SendOps(MailboxCore):
                 cause_id=cause_id,
                 ttl_s=ttl_s,
                 max_attempts=max_attempts,
+                message_id=None if message_id is None else check_id(message_id),
             )
 
     def send_many(
@@ -216,9 +252,11 @@ class SendOps(MailboxCore):
         ttl_s: float | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         wait_s: float | None = None,
+        message_id: str | None = None,
     ) -> Message:
         """Queue a request. With ``wait_s`` the sender declares it will block for the
-        reply; a request that would close a wait cycle raises WouldDeadlock, unwritten."""
+        reply; a request that would close a wait cycle raises WouldDeadlock, unwritten.
+        ``message_id`` makes it safe to repeat, as for :meth:`send`."""
         body_text = encode_body(body)
         fields: dict[str, Any] = {
             "kind": "request",
@@ -228,6 +266,7 @@ class SendOps(MailboxCore):
             "cause_id": cause_id,
             "ttl_s": ttl_s,
             "max_attempts": max_attempts,
+            "message_id": None if message_id is None else check_id(message_id),
         }
         if wait_s is None:  # fire and forget: one statement, like send()
             with self._statement() as conn:
@@ -239,8 +278,9 @@ class SendOps(MailboxCore):
             if cycle is not None:
                 raise errors.WouldDeadlock(request_id="", detail=cycle)
             message = self._insert(conn, **fields)
-            conn.execute(
-                "INSERT INTO waits (request_id, waiter, target, expires_at) VALUES (?, ?, ?, ?)",
+            conn.execute(  # OR REPLACE: the same request sent again (message_id)
+                "INSERT OR REPLACE INTO waits (request_id, waiter, target, expires_at) "
+                "VALUES (?, ?, ?, ?)",
                 (message.id, sender, recipient, now + wait_s),
             )
         return message

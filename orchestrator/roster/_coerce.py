@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+from orchestrator.durations import finite_seconds
+from orchestrator.errors import InvalidSeconds
 from orchestrator.roster._interpolate import Interpolated
 from orchestrator.roster._limits import MAX_DURATION_S, MAX_SIZE_BYTES, MAX_WHOLE_NUMBER
 from orchestrator.roster._yaml import join
@@ -217,17 +219,13 @@ def _short(value: Any) -> str:
 
 
 def check_seconds(seconds: float, value: Any) -> float:
-    """``seconds`` if it is a time a roster may hold, else ValueError saying why."""
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(
-            f"invalid duration '{_short(value)}': it must be a finite, non-negative time"
-        )
-    if seconds > MAX_DURATION_S:
-        raise ValueError(
-            f"duration '{_short(value)}' is longer than ten years ({MAX_DURATION_S:g}s); "
-            "where a setting allows it, null means no limit"
-        )
-    return seconds
+    """``seconds`` if it is a time a roster may hold, else ValueError saying why
+    (``value``: as written)."""
+    try:
+        return finite_seconds(seconds, "the duration", most=MAX_DURATION_S, written=value)
+    except InvalidSeconds as exc:
+        tail = "; where a setting allows it, null means no limit" if exc.too_long else ""
+        raise ValueError(f"{exc}{tail}") from None
 
 
 def duration(*, optional: bool = False, positive: bool = True) -> Coercer:

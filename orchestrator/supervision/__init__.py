@@ -3,6 +3,7 @@ async shell around it (start, watch, reload, stop).
 
 - ``slot``: one agent's place in the team (its lifecycle, runner, events, ops lock).
 - ``leftovers``: what a dead supervisor left (its leases, claudes, sandbox proxies), at start.
+- ``refusals``: a write the database refuses (logged) or a database replaced (the team stops).
 - ``registry``: the rows `ps` reads (its own, each agent's state, pid, meta, heartbeat).
 - ``chores``: what runs on a timer (sweep, heartbeats, re-records, the roster watcher).
 - ``launch``: when agents may launch (model checked, SDK imported, launcher written).

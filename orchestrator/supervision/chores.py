@@ -19,7 +19,8 @@ import structlog
 
 from orchestrator import errors
 from orchestrator.reload import Fingerprint, ReloadResult, fingerprint, watched_paths
-from orchestrator.supervision import registry
+from orchestrator.supervision import refusals, registry
+from orchestrator.supervision.refusals import Outcome
 
 log = structlog.get_logger()
 
@@ -37,7 +38,7 @@ class Team(registry.Team, Protocol):
 
 async def housekeeping(sup: Team) -> None:
     """Sweep expired leases and TTLs, beat the hearts, re-record unwritten states; a
-    database gone from its path stops the team (``_abandon``)."""
+    database gone from its path stops the team (``abandon``)."""
     assert sup.mailbox is not None
     failing: set[str] = set()  # the chores refused at their last round
     next_sweep = time.monotonic() + SWEEP_EVERY_S
@@ -46,7 +47,7 @@ async def housekeeping(sup: Team) -> None:
         try:
             sup.mailbox.check_file()
         except errors.DatabaseReplaced as exc:
-            sup._abandon(exc)
+            sup.abandon(exc)
             return
         if time.monotonic() < next_sweep:
             continue
@@ -68,18 +69,14 @@ async def _sweep(sup: Team) -> None:
 async def _chore(
     sup: Team, failing: set[str], name: str, chore: Callable[[], Awaitable[None]]
 ) -> None:
-    try:
-        await chore()
-    except errors.DatabaseReplaced as exc:
-        sup._abandon(exc)
-    except errors.QueueError as exc:
-        if name not in failing:
-            log.warning("chore_failed", chore=name, error=str(exc), retry_in_s=SWEEP_EVERY_S)
+    """One chore; a refusal is reported once, and its recovery once."""
+    event = None if name in failing else "chore_failed"
+    outcome = await refusals.attempt(sup, chore(), event, chore=name, retry_in_s=SWEEP_EVERY_S)
+    if outcome is Outcome.REFUSED:
         failing.add(name)
-    else:
-        if name in failing:
-            failing.discard(name)
-            log.info("chore_recovered", chore=name)
+    elif outcome is Outcome.WRITTEN and name in failing:
+        failing.discard(name)
+        log.info("chore_recovered", chore=name)
 
 
 async def watch_roster(sup: Team) -> None:

@@ -24,31 +24,33 @@ from orchestrator.launcher import make_launcher, remove_launcher
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
+from orchestrator.supervision import refusals
 from orchestrator.supervision.leftovers import remove_dead_launchers
 from orchestrator.supervision.slot import Slot
+from orchestrator.watchman import Watchman
 
 log = structlog.get_logger()
 
 
-class Team(Protocol):
+class Team(refusals.Abandons, Protocol):
     """What launching needs of the supervisor."""
 
     mailbox: AsyncMailboxBackend | None
     freeze_start_up: bool  # `up`'s own process, not a test's: start-up objects may be frozen
     unavailable: errors.SdkUnavailable | None
-    _launchable: anyio.Event
-    _state_changed: anyio.Event
-    _cli_path: str | None
-    _watchman: watchman.Watchman | None
+    launchable: anyio.Event
+    cli_path: str | None
+    watchman: Watchman | None
 
     @property
     def stopping(self) -> bool: ...
 
+    @property
+    def state_changed(self) -> anyio.Event: ...
+
     def stop(self) -> None: ...
 
-    def _changed(self) -> None: ...
-
-    def _abandon(self, exc: errors.DatabaseReplaced) -> None: ...
+    def notify_changed(self) -> None: ...
 
 
 async def check_model(
@@ -89,26 +91,27 @@ async def launch_when_imported(sup: Team, sdk: SdkImport) -> None:
     if sup.freeze_start_up:
         gc.freeze()
     with anyio.CancelScope(shield=True):  # kept, so that the team's end removes it
-        sup._cli_path, sup._watchman = await anyio.to_thread.run_sync(write_launcher)
-    sup._launchable.set()
-    sup._changed()
+        sup.cli_path, sup.watchman = await anyio.to_thread.run_sync(write_launcher)
+    sup.launchable.set()
+    sup.notify_changed()
     log.info(
         "agents_launchable",
         sdk_import_s=round(sdk.took_s or 0.0, 3),
         frozen_objects=gc.get_freeze_count(),
     )
     assert sup.mailbox is not None
-    try:  # `up -d` returns once it reads this: past every check, the import's included
-        await sup.mailbox.update_agent(SUPERVISOR, meta={LAUNCHING: True})
-    except errors.DatabaseReplaced as exc:
-        sup._abandon(exc)
-    except errors.QueueError as exc:
-        log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
+    # `up -d` returns once it reads this: past every check, the import's included.
+    await refusals.attempt(
+        sup,
+        sup.mailbox.update_agent(SUPERVISOR, meta={LAUNCHING: True}),
+        "state_not_recorded",
+        agent=SUPERVISOR,
+    )
     # Last, off the agents' way: what supervisors that are gone left in $TMPDIR.
     await anyio.to_thread.run_sync(remove_dead_launchers)
 
 
-def write_launcher() -> tuple[str | None, watchman.Watchman | None]:
+def write_launcher() -> tuple[str | None, Watchman | None]:
     """The launcher (:func:`make_launcher`) and the watchman that removes its folder and
     what the agents' sandboxes leave if this process dies without :func:`release_launcher`.
     Started before any claude, not waited for."""
@@ -125,21 +128,21 @@ def write_launcher() -> tuple[str | None, watchman.Watchman | None]:
 def release_launcher(sup: Team) -> None:
     """At the team's end: the launcher folder removed, then the watchman let go (it finds
     nothing left to do, and exits)."""
-    if sup._cli_path:
-        remove_launcher(sup._cli_path)
-    if sup._watchman is not None:
-        sup._watchman.release()
+    if sup.cli_path:
+        remove_launcher(sup.cli_path)
+    if sup.watchman is not None:
+        sup.watchman.release()
 
 
 async def until_launchable(sup: Team, slot: Slot) -> bool:
     """Wait until agents may launch (:func:`launch_when_imported`): True; False if the
     team or this agent was stopped first."""
-    while not sup._launchable.is_set():
+    while not sup.launchable.is_set():
         if sup.stopping or not slot.want_running:
             return False
         wake = slot.wake
         async with anyio.create_task_group() as tg:
-            for event in (sup._state_changed, wake):
+            for event in (sup.state_changed, wake):
                 tg.start_soon(_cancel_when_set, event, tg.cancel_scope)
         if wake.is_set():  # a restart asked meanwhile: nothing to cut short
             slot.wake = anyio.Event()

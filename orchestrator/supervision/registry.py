@@ -21,23 +21,23 @@ from orchestrator.agent_meta import LAUNCHING, MODEL_NOTE, AgentMeta
 from orchestrator.lifecycle import RUNNING, AgentState
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
 from orchestrator.roster import Roster
+from orchestrator.supervision import refusals
+from orchestrator.supervision.refusals import Outcome
 from orchestrator.supervision.slot import Slot
 
 log = structlog.get_logger()
 
 
-class Team(Protocol):
+class Team(refusals.Abandons, Protocol):
     """What the registry writes need of the supervisor."""
 
     roster: Roster
     mailbox: AsyncMailboxBackend | None
     instance: str
-    _launchable: anyio.Event  # set once agents may launch (shown in the supervisor's row)
+    launchable: anyio.Event  # set once agents may launch (shown in the supervisor's row)
 
     @property
     def slots(self) -> dict[str, Slot]: ...
-
-    def _abandon(self, exc: errors.DatabaseReplaced) -> None: ...
 
 
 async def register_self(sup: Team, mailbox: AsyncMailboxBackend) -> None:
@@ -47,7 +47,8 @@ async def register_self(sup: Team, mailbox: AsyncMailboxBackend) -> None:
         {
             "instance": sup.instance,
             "roster": str(sup.roster.path),
-            LAUNCHING: sup._launchable.is_set(),
+            "team": sup.roster.name,  # `top`'s team line, once the log has rotated
+            LAUNCHING: sup.launchable.is_set(),
         },
     )
 
@@ -63,7 +64,9 @@ async def record(sup: Team, slot: Slot, state: AgentState | None = None, **field
         slot.stats, restarts=slot.life.restart_count, started_at=slot.started_at
     )
     fields = {**(slot.unrecorded or {}), **fields}
-    try:
+
+    async def write_state() -> None:
+        assert sup.mailbox is not None
         try:
             await sup.mailbox.update_agent(
                 slot.name, state=(state or slot.state).value, meta=meta, **fields
@@ -72,14 +75,14 @@ async def record(sup: Team, slot: Slot, state: AgentState | None = None, **field
             # Its row was deleted under us (`unregister`, SQL): the registry row of a
             # roster agent is the supervisor's to keep, so it is written again.
             await _reregister(sup, slot, meta, fields.get("pid"))
-    except errors.DatabaseReplaced as exc:  # the team stops; nothing more is written
-        sup._abandon(exc)
-    except errors.QueueError as exc:
-        if slot.unrecorded is None:
-            log.warning("state_not_recorded", agent=slot.name, error=str(exc))
-        slot.unrecorded = {**(slot.unrecorded or {}), **fields}
-    else:
+
+    # A refusal is logged once, until a record goes through.
+    event = "state_not_recorded" if slot.unrecorded is None else None
+    outcome = await refusals.attempt(sup, write_state(), event, agent=slot.name)
+    if outcome is Outcome.WRITTEN:
         slot.unrecorded = None
+    elif outcome is Outcome.REFUSED:
+        slot.unrecorded = {**(slot.unrecorded or {}), **fields}
 
 
 async def _reregister(sup: Team, slot: Slot, meta: dict[str, Any], pid: Any) -> None:
@@ -104,15 +107,14 @@ async def write(sup: Team, slot: Slot, **fields: Any) -> bool:
     model's note): False if refused, which is logged, never raised into the session that
     reported them (it used to end it: session_crashed, a restart)."""
     assert sup.mailbox is not None
-    try:
-        await sup.mailbox.update_agent(slot.name, **fields)
-    except errors.DatabaseReplaced as exc:  # the team stops; nothing more is written
-        sup._abandon(exc)
-    except errors.QueueError as exc:
-        log.warning("state_not_recorded", agent=slot.name, fields=sorted(fields), error=str(exc))
-    else:
-        return True
-    return False
+    outcome = await refusals.attempt(
+        sup,
+        sup.mailbox.update_agent(slot.name, **fields),
+        "state_not_recorded",
+        agent=slot.name,
+        fields=sorted(fields),
+    )
+    return outcome is Outcome.WRITTEN
 
 
 async def note_model(sup: Team, slot: Slot, note: str | None) -> None:

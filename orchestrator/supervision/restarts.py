@@ -20,7 +20,7 @@ from orchestrator.agent_leases import AgentLeases
 from orchestrator.agent_meta import RESUME_AT
 from orchestrator.lifecycle import Action, AgentState, RestartPolicy, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend
-from orchestrator.supervision import launch, registry, sessions
+from orchestrator.supervision import launch, refusals, registry, sessions
 from orchestrator.supervision.slot import Slot
 
 log = structlog.get_logger()
@@ -31,9 +31,9 @@ class Team(sessions.Team, launch.Team, Protocol):
 
     leases: AgentLeases  # which agents are ours to run (agent_leases.py)
 
-    def _changed(self) -> None: ...
+    def notify_changed(self) -> None: ...
 
-    async def _set_state(self, slot: Slot, target: AgentState) -> None: ...
+    async def move_to(self, slot: Slot, target: AgentState) -> None: ...
 
 
 async def supervise(sup: Team, slot: Slot) -> None:
@@ -61,7 +61,7 @@ async def supervise(sup: Team, slot: Slot) -> None:
         with anyio.CancelScope(shield=True), contextlib.suppress(errors.QueueError):
             await sup.leases.release(slot.name)
         slot.done.set()
-        sup._changed()
+        sup.notify_changed()
 
 
 async def _sessions(sup: Team, slot: Slot) -> None:
@@ -78,7 +78,7 @@ async def _sessions(sup: Team, slot: Slot) -> None:
         if decision.action == Action.FAIL:
             # Recorded, and its askers answered, before slot.done is set (in
             # supervise): whoever waits for the task sees the agent failed.
-            await sup._moved(slot, [slot.state])
+            await sup.record_moves(slot, [slot.state])
             log.error("failed", agent=slot.name, reason=decision.why)
             await fail_requests(
                 sup, slot.name, errors.RecipientFailed.code, f"'{slot.name}' failed: {decision.why}"
@@ -87,7 +87,7 @@ async def _sessions(sup: Team, slot: Slot) -> None:
         if decision.fresh:  # the prompt outgrew the model's window
             await _context_reset(sup, slot, end)
             continue
-        await sup._moved(slot, [slot.state])
+        await sup.record_moves(slot, [slot.state])
         if decision.why == "requested":
             log.info("restarting", agent=slot.name, reason="requested")
             continue
@@ -103,7 +103,7 @@ async def _sessions(sup: Team, slot: Slot) -> None:
             await slot.wake.wait()
         slot.wake = anyio.Event()
     for target in slot.life.stop_moves():
-        await sup._set_state(slot, target)
+        await sup.move_to(slot, target)
 
 
 async def _context_reset(sup: Team, slot: Slot, end: SessionEnd) -> None:
@@ -112,16 +112,14 @@ async def _context_reset(sup: Team, slot: Slot, end: SessionEnd) -> None:
     slot.stats["session_id"] = None
     slot.stats[RESUME_AT] = None  # a point in the old conversation: nothing to go back to
     slot.handover = end.handover
-    await sup._moved(slot, [slot.state])  # BACKOFF, counted as a restart
+    await sup.record_moves(slot, [slot.state])  # BACKOFF, counted as a restart
     log.warning("context_reset", agent=slot.name, detail=end.detail)
 
 
-class Answering(Protocol):
+class Answering(refusals.Abandons, Protocol):
     """What answering an agent's waiting requests needs (a reload removing it too)."""
 
     mailbox: AsyncMailboxBackend | None
-
-    def _abandon(self, exc: errors.DatabaseReplaced) -> None: ...
 
 
 async def fail_requests(sup: Answering, name: str, code: str, detail: str) -> None:
@@ -129,15 +127,18 @@ async def fail_requests(sup: Answering, name: str, code: str, detail: str) -> No
     askers stop waiting now (notices stay queued for the agent's return). A database
     that refuses the writes leaves them to their TTL: logged, not fatal."""
     assert sup.mailbox is not None
+    mailbox = sup.mailbox
     answered = 0
-    try:
+
+    async def answer() -> None:
+        nonlocal answered
         for status in ("pending", "leased"):
-            for m in await sup.mailbox.list(status=status, recipient=name, limit=100_000):
-                if m.kind == "request" and await sup.mailbox.fail_request(m.id, code, detail):
+            for m in await mailbox.list(status=status, recipient=name, limit=100_000):
+                if m.kind == "request" and await mailbox.fail_request(m.id, code, detail):
                     answered += 1
-    except errors.DatabaseReplaced as exc:
-        sup._abandon(exc)
-    except errors.QueueError as exc:
-        log.error("requests_not_failed", agent=name, code=code, error=str(exc))
+
+    await refusals.attempt(
+        sup, answer(), "requests_not_failed", level="error", agent=name, code=code
+    )
     if answered:
         log.warning("requests_failed", agent=name, requests=answered, code=code)

@@ -36,12 +36,12 @@ class Team(registry.Team, Protocol):
 
     client: Callable[[Any], Any] | None  # the SDK's ClaudeSDKClient unless a test's double
     budgets: BudgetWatch
-    _cli_path: str | None
+    cli_path: str | None
 
     @property
     def stopping(self) -> bool: ...
 
-    async def _moved(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None: ...
+    async def record_moves(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None: ...
 
 
 async def one_session(sup: Team, slot: Slot) -> SessionEnd:
@@ -51,14 +51,14 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
     # The SDK import imported it (sdk_import.py); launch.until_launchable waited for that.
     from orchestrator.runner import AgentRunner  # noqa: PLC0415 - lazy on purpose
 
-    await sup._moved(slot, slot.life.session_starting())
+    await sup.record_moves(slot, slot.life.session_starting())
     slot.started_at = time.time()
     runner = AgentRunner(
         slot.name,
         sup.mailbox,
         lambda: sup.roster,
         owner=f"{sup.instance}:{slot.name}:{uuid.uuid4().hex[:6]}",
-        cli_path=sup._cli_path,
+        cli_path=sup.cli_path,
         on_event=lambda event, data: on_runner_event(sup, slot, event, data),
         session_id=slot.stats.get("session_id"),
         peer_state=lambda name: _peer_state(sup, name),
@@ -78,7 +78,7 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
     except Exception as exc:
         replaced = errors.DatabaseReplaced.found_in(exc)
         if replaced is not None:  # not this agent's bug: the whole team stops
-            sup._abandon(replaced)
+            sup.abandon(replaced)
             return SessionEnd(EndReason.ERROR, replaced.reason)
         # A supervision boundary: one agent's bug must not take the team down; it counts
         # as a failed session and follows the restart policy.
@@ -110,7 +110,7 @@ async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[
         slot.stats["pid_start"] = procid.start_ticks(pid) if isinstance(pid, int) else None
         moves = slot.life.on_runner_event(event)
         if moves:
-            await sup._moved(slot, moves, pid=pid)
+            await sup.record_moves(slot, moves, pid=pid)
             await sup.budgets.evaluate("start")
         elif (
             sup.mailbox is not None
@@ -138,7 +138,7 @@ async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[
             await registry.note_model(
                 sup, slot, f"{_FAILURE_WORDS[failure.kind]}: {failure.reason}"
             )
-        await sup._moved(slot, slot.life.on_runner_event(event))
+        await sup.record_moves(slot, slot.life.on_runner_event(event))
         await sup.budgets.after_turn(slot.name, data)
     else:  # busy, blocked (issue 11: approvals), unblocked
         moves = slot.life.on_runner_event(event)
@@ -146,4 +146,4 @@ async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[
             slot.stats["blocked_reason"] = data.get("reason")
         elif event == RunnerEvent.UNBLOCKED and moves:
             slot.stats.pop("blocked_reason", None)
-        await sup._moved(slot, moves)
+        await sup.record_moves(slot, moves)

@@ -13,13 +13,14 @@ import threading
 from collections.abc import Callable
 from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.widgets import Footer, Input
 
 from orchestrator import errors
-from orchestrator.tui.data import AgentRow, Event, Snapshot, TeamSource, clean
+from orchestrator.tui.data import AgentRow, Event, Snapshot, TeamSource, clean, name_refused
 from orchestrator.tui.screens import ConfirmScreen, LogScreen, TextScreen, help_lines
 from orchestrator.tui.widgets import AgentTable, EventPane, FilterInput, TeamLine, cells, duration
 
@@ -33,7 +34,9 @@ class TopApp(App[None]):
     ENABLE_COMMAND_PALETTE = False  # its ^p entry would take a key and footer room
     CSS = """
     TeamLine { height: auto; }
-    AgentTable { height: auto; max-height: 50%; }
+    /* cut on the right, never wrapped: Textual ignores rich's Text.no_wrap, and a wrapped
+       row takes two lines (at 40 columns no row was left on screen) */
+    AgentTable { height: auto; max-height: 50%; text-wrap: nowrap; text-overflow: clip; }
     EventPane { height: 1fr; border-top: solid $primary; overflow-x: hidden; }
     #filter { dock: bottom; display: none; }
     #filter.shown { display: block; }
@@ -70,6 +73,12 @@ class TopApp(App[None]):
         self.query_one(AgentTable).focus()
         self._reader()
 
+    def on_resize(self, event: events.Resize) -> None:
+        # Runs before App's own handler records the new size: the event's size is the one.
+        # (query, not query_one: a resize may come before the table is mounted)
+        for table in self.query(AgentTable):
+            table.fit(event.size.height)
+
     def on_unmount(self) -> None:
         self._stop.set()
 
@@ -91,17 +100,17 @@ class TopApp(App[None]):
                 try:
                     events = self.source.events()  # first: the team's name is in its log
                     snapshot = self.source.snapshot()
-                    failed = ""
+                    recovered, failed = bool(failed), ""
                 except Exception as exc:  # a database or log gone bad: say so, keep the last view
                     known = isinstance(exc, OSError | errors.OrchestratorError)
                     text = clean(str(exc) if known else repr(exc))
                     if text != failed:
                         failed = text
-                        if not self._post(self.notify, text, severity="error"):
+                        if not self._post(self._read_failed, text):
                             return
                 else:
                     view = _view(snapshot)
-                    if events or view != shown:
+                    if events or view != shown or recovered:  # recovered: clear the marker
                         shown = view
                         if not self._post(self._show, snapshot, events):
                             return
@@ -121,11 +130,16 @@ class TopApp(App[None]):
             return False
         return True
 
+    def _read_failed(self, reason: str) -> None:
+        """A toast says it once; the team line keeps saying it until a read succeeds."""
+        self.say(reason, "error")
+        self.query_one(TeamLine).failed(reason)
+
     def _show(self, snapshot: Snapshot, events: list[Event]) -> None:
         self.snapshot = snapshot
         live = snapshot.team.supervisor_pid is not None
         rows = [a for a in snapshot.agents if not self.only or self.only in a.name]
-        self.query_one(TeamLine).show(snapshot.team)
+        self.query_one(TeamLine).show(snapshot.team, snapshot.taken_at)
         self.query_one(AgentTable).show(rows, live)
         self.query_one(EventPane).add(events)
 
@@ -137,19 +151,37 @@ class TopApp(App[None]):
         # False: hidden from the footer, and the key does nothing
         return not (action in _MAIN_ONLY and len(self.screen_stack) > 1)
 
-    def _selected(self) -> str | None:
+    def say(self, text: str, severity: SeverityLevel = "information") -> None:
+        """A toast. Its text may hold names and ids from the registry, which any process
+        can write: escaped (no control reaches the terminal) and never read as markup
+        (a `[/]` in a name would end top with a MarkupError)."""
+        self.notify(clean(text), severity=severity, markup=False)
+
+    def _selected(self, verb: str) -> str | None:
+        """The selected agent's name, if ``verb`` may act on it: a name outside the
+        roster's rule (written by plain SQL) is refused with a message."""
         name = self.query_one(AgentTable).selected()
         if name is None:
-            self.notify("no agent selected", severity="warning")
+            self.say("no agent selected", "warning")
+            return None
+        refused = name_refused(name)
+        if refused:
+            self.say(f"{verb} refused, {refused}", "error")
+            return None
         return name
 
     def action_log(self) -> None:
-        name = self._selected()
+        name = self._selected("log")
         if name:
-            self.push_screen(LogScreen(name, self.source.agent_log(name)))
+            try:
+                follower = self.source.agent_log(name)
+            except errors.OrchestratorError as exc:
+                self.say(str(exc), "error")
+                return
+            self.push_screen(LogScreen(clean(name), follower))
 
     def action_trace(self) -> None:
-        name = self._selected()
+        name = self._selected("trace")
         if name and self.snapshot:
             row = next((a for a in self.snapshot.agents if a.name == name), None)
             if row is not None:
@@ -160,38 +192,37 @@ class TopApp(App[None]):
         try:
             request = self.source.request_of(row)
             if request is None:
-                self.call_from_thread(
-                    self.notify, f"{row.name} has no request to trace yet", severity="warning"
-                )
+                self._post(self.say, f"{row.name} has no request to trace yet", "warning")
                 return
             lines = self.source.trace_lines(request)
         except errors.OrchestratorError as exc:
-            self.call_from_thread(self.notify, clean(str(exc)), severity="error")
+            self._post(self.say, str(exc), "error")
             return
-        title = f" trace of {request} ({row.name}; q closes)"
-        self.call_from_thread(self.push_screen, TextScreen(title, lines, screen_id="trace"))
+        # the id comes from the queue (plain SQL may write any): escaped like the name
+        title = f" trace of {clean(request)} ({clean(row.name)}; q closes)"
+        self._post(self.push_screen, TextScreen(title, lines, screen_id="trace"))
 
     def action_command(self, command: str) -> None:
-        name = self._selected()
+        name = self._selected(command)
         if not name:
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.notify(f"{command} {name}: sent to the supervisor…")
+                self.say(f"{command} {name}: sent to the supervisor…")
                 # A daemon thread, not a worker: quitting must not wait for a supervisor
                 # that takes its time to acknowledge (the CLI waits up to 60 s).
                 threading.Thread(
                     target=self._run_command, args=(command, name), daemon=True
                 ).start()
 
-        self.push_screen(ConfirmScreen(f"{_VERBS[command]} agent '{name}'?"), answered)
+        self.push_screen(ConfirmScreen(f"{_VERBS[command]} agent '{clean(name)}'?"), answered)
 
     def _run_command(self, command: str, name: str) -> None:
         outcome = self.source.command(command, name)
         self.last_outcome = outcome
-        severity = "information" if outcome.endswith(": ok") else "error"
-        self._post(self.notify, outcome, severity=severity)
+        severity: SeverityLevel = "information" if outcome.endswith(": ok") else "error"
+        self._post(self.say, outcome, severity)
         self.refresh_data()
 
     def action_filter(self) -> None:
@@ -213,7 +244,7 @@ class TopApp(App[None]):
     def _close_filter(self) -> None:
         self.query_one("#filter", Input).remove_class("shown")
         self.query_one(AgentTable).focus()
-        self.sub_title = f"filter: {self.only}" if self.only else ""
+        self.query_one(TeamLine).filtered(self.only)
 
     def action_help(self) -> None:
         title = " octy-orchestrate top: keys and columns (q closes)"

@@ -29,6 +29,7 @@ from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
 from orchestrator.mailbox.model import meta_of, number_column
+from orchestrator.names import AGENT_NAME_RE, MAX_NAME_LEN
 from orchestrator.redact import for_people
 from orchestrator.tui.procstat import ProcReader
 
@@ -41,10 +42,36 @@ RSS_STEP = 0.02  # see TeamSource._steady_rss
 REASON_KEYS = ("reason", "model_error")
 
 
+# The team line's counts, one literal status per count: each is read from that status's
+# partial index (messages_claim, messages_leased, messages_dead), where `status IN (...)
+# GROUP BY status` scanned the whole table, done messages and all, every second.
+COUNTED = ("pending", "leased", "dead")
+COUNTS_SQL = "SELECT " + ", ".join(
+    f"(SELECT count(*) FROM messages WHERE status = '{s}' AND kind != 'response')" for s in COUNTED
+)
+CLAIMED_SQL = (
+    f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
+    "FROM messages WHERE status = 'leased'"
+)
+
+
 def clean(text: str) -> str:
     """``text`` safe to draw: newlines as ⏎; the rest through the one filter for what people
     read (orchestrator.redact.for_people): control characters as ``\\xNN``, secrets ***."""
     return for_people(text.replace("\n", "⏎"))
+
+
+def name_refused(name: str) -> str | None:
+    """Why ``l``, ``t``, ``r``, ``s`` and ``S`` will not act on a registry name, or None.
+    The registry is plain SQL that any process may write: a name outside the roster's rule
+    could hold a NUL (the log's path fails), ``../`` (another file read as the log) or
+    terminal escapes, and no supervisor would run such an agent anyway."""
+    if AGENT_NAME_RE.fullmatch(name):
+        return None
+    return (
+        f"not an agent name: '{clean(name)}' (a name is 1-{MAX_NAME_LEN} of a-z 0-9 "
+        "- _, as in agents.yaml; something other than the supervisor wrote this row)"
+    )
 
 
 def _clean_value(value: Any) -> Any:
@@ -224,19 +251,8 @@ class TeamSource:
         # Read-only, as `ps` opens it: no lock that a writer waits for, no link followed.
         conn = schema.connect_readonly(self.database.absolute())
         try:
-            counts = dict(
-                conn.execute(
-                    "SELECT status, count(*) FROM messages "
-                    "WHERE status IN ('pending', 'leased', 'dead') AND kind != 'response' "
-                    "GROUP BY status"
-                ).fetchall()
-            )
-            claimed = dict(
-                conn.execute(
-                    f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
-                    "FROM messages WHERE status = 'leased'"
-                ).fetchall()
-            )
+            counts = dict(zip(COUNTED, conn.execute(COUNTS_SQL).fetchone(), strict=True))
+            claimed = dict(conn.execute(CLAIMED_SQL).fetchall())
             meta, beats = {}, []
             for name, meta_text, beat in conn.execute(
                 f"SELECT name, meta, {number_column('heartbeat_at', 'NULL', time=True)} FROM agents"
@@ -254,8 +270,12 @@ class TeamSource:
         }
 
     def _name_from_registry(self, extra: Mapping[str, Any]) -> str | None:
-        """The roster the supervisor ran records its folder: a team named after it."""
-        roster = extra["meta"].get(SUPERVISOR, {}).get("roster")
+        """The team's name as the supervisor recorded it (its log says it too, but a
+        rotated log no longer does); from an older supervisor, the roster's folder."""
+        meta = extra["meta"].get(SUPERVISOR, {})
+        name, roster = meta.get("team"), meta.get("roster")
+        if isinstance(name, str) and name:
+            return clean(name)
         return clean(Path(roster).parent.name) if isinstance(roster, str) and roster else None
 
     # --- events --------------------------------------------------------------------
@@ -291,6 +311,9 @@ class TeamSource:
 
     def agent_log(self, agent: str) -> logview.FileFollower:
         """A follower of the agent's own log file (``l``); the caller closes it."""
+        refused = name_refused(agent)
+        if refused:  # never a path built from a name outside the rule
+            raise errors.UnsafePath(clean(agent), "agent log", "not an agent name")
         return logview.FileFollower(self.logs / f"{agent}{logview.SUFFIX}", agent)
 
     def request_of(self, row: AgentRow) -> str | None:
@@ -314,15 +337,19 @@ class TeamSource:
     def command(self, command: str, agent: str) -> str:
         """restart / stop / start through the same path as the CLI's verbs; the outcome
         as one line for the status bar."""
+        shown = clean(agent)
+        refused = name_refused(agent)
+        if refused:
+            return f"{command} {shown}: {refused}"
         try:
             result = send_command(self.database, command, agent=agent, timeout_s=60.0)
         except errors.SupervisorNotRunning:
-            return f"{command} {agent}: no supervisor is running this team (start it with `up`)"
+            return f"{command} {shown}: no supervisor is running this team (start it with `up`)"
         except errors.OrchestratorError as exc:
-            return f"{command} {agent}: {clean(str(exc))}"
+            return f"{command} {shown}: {clean(str(exc))}"
         if not result.get("ok"):
-            return f"{command} {agent}: {clean(str(result.get('message')))}"
-        return f"{command} {agent}: ok"
+            return f"{command} {shown}: {clean(str(result.get('message')))}"
+        return f"{command} {shown}: ok"
 
 
 def _reason(row: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:

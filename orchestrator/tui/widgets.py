@@ -4,7 +4,7 @@ the filter box. (The screens opened over it are in :mod:`orchestrator.tui.screen
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -191,14 +191,24 @@ class AgentTable(Static, can_focus=True):
     def on_resize(self) -> None:
         self._draw()
 
+    def fit(self, screen_height: int) -> None:
+        """The terminal changed size: as many rows as half the new height holds. (The
+        table's own size may not change, e.g. cut to 4 rows at 10 lines and grown back to
+        40: its own resize event never comes, and it stayed cut short.)"""
+        self._draw(screen_height)
+
     def on_focus(self) -> None:
         self._draw()
 
     def on_blur(self) -> None:
         self._draw()
 
-    def _draw(self) -> None:
-        room = max(1, self.app.size.height // 2 - 1)  # rows below the header
+    def _draw(self, screen_height: int | None = None) -> None:
+        height = self.app.size.height if screen_height is None else screen_height
+        # Rows below the header: CSS caps the table at half the screen but the footer's
+        # line (`max-height: 50%` of the rest, rounded down); one row more and the last
+        # one, the cursor on it, would be cut off.
+        room = max(1, (height - 1) // 2 - 1)
         if self.cursor_row < self._top:
             self._top = self.cursor_row
         elif self.cursor_row >= self._top + room:
@@ -226,34 +236,75 @@ class AgentTable(Static, can_focus=True):
         self._shown_lines = lines
 
 
+def clock(epoch: float) -> str:
+    """A time on `top`'s screen: UTC, as the events' clocks (the logs are in UTC), and
+    labelled so, so that one screen never mixes two zones unsaid."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 class TeamLine(Static):
+    """The team, its supervisor and queue; the filter in use; and, while reads fail, a
+    marker that stays until one succeeds (a toast alone passes, and the frozen figures
+    below it would look live)."""
+
+    _team: TeamStatus | None = None
+    _taken_at = 0.0
+    _failure = ""
+    _only = ""
     _last: Text | None = None
     _lines = -1
 
-    def show(self, team: TeamStatus) -> None:
+    def show(self, team: TeamStatus, taken_at: float) -> None:
+        """A fresh read: whatever failed before has recovered."""
+        self._team, self._taken_at, self._failure = team, taken_at, ""
+        self._draw()
+
+    def failed(self, reason: str) -> None:
+        self._failure = reason
+        self._draw()
+
+    def filtered(self, only: str) -> None:
+        self._only = only
+        self._draw()
+
+    @property
+    def failure(self) -> str:
+        return self._failure
+
+    def _draw(self) -> None:
         t = Text(no_wrap=False, end="")
-        t.append(f" {team.name} ", style="bold reverse")
-        if team.supervisor_pid:
-            t.append(f" supervisor {team.supervisor_pid}", style="green")
-            t.append(f" up {duration(team.supervisor_uptime_s)}")
+        team = self._team
+        if team is None:
+            t.append(" reading the team… ")
         else:
-            seen = (
-                datetime.fromtimestamp(team.last_known_at).strftime("%Y-%m-%d %H:%M:%S")
-                if team.last_known_at
-                else "never"
-            )
-            t.append(" supervisor NOT RUNNING", style="bold red")
-            t.append(f" - last known states, as of {seen}")
-        t.append(f" │ queue {team.pending} │ in flight {team.in_flight} │ dead ")
-        t.append(str(team.dead), style="bold red" if team.dead else "")
-        t.append(f" │ ${team.cost_usd:.4f}")
-        if team.roster_warning:
+            self._team_text(t, team)
+        if self._only:
+            t.append(" │ filter: ")
+            t.append(clean(self._only), style="bold reverse")
+        if self._failure:
+            since = f", figures as of {clock(self._taken_at)}" if team is not None else ""
+            t.append(f"\n READ FAILED, retrying{since}: {self._failure}", style="bold red")
+        if team is not None and team.roster_warning:
             t.append(f"\n {team.roster_warning}", style="bold yellow")
         if t != self._last:  # uptime changes each second; a new layout only with a new height
             width = max(1, self.size.width)
             lines = sum(-(-max(1, part.cell_len) // width) for part in t.split("\n"))
             self.update(t, layout=lines != self._lines)
             self._last, self._lines = t, lines
+
+    @staticmethod
+    def _team_text(t: Text, team: TeamStatus) -> None:
+        t.append(f" {team.name} ", style="bold reverse")
+        if team.supervisor_pid:
+            t.append(f" supervisor {team.supervisor_pid}", style="green")
+            t.append(f" up {duration(team.supervisor_uptime_s)}")
+        else:
+            seen = clock(team.last_known_at) if team.last_known_at else "never"
+            t.append(" supervisor NOT RUNNING", style="bold red")
+            t.append(f" - last known states, as of {seen}")
+        t.append(f" │ queue {team.pending} │ in flight {team.in_flight} │ dead ")
+        t.append(str(team.dead), style="bold red" if team.dead else "")
+        t.append(f" │ ${team.cost_usd:.4f}")
 
 
 class EventPane(RichLog):

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from cli_runner import octy
 
 from orchestrator.cli import main
 from orchestrator.demo import QUESTION, SCRIPTED_LABEL
@@ -28,7 +29,6 @@ from orchestrator.mailbox import USER, Mailbox
 from orchestrator.prompts import text_of
 from orchestrator.roster import AGENT_KEYS, TOP_KEYS, load_roster
 
-CLI = Path(sys.executable).parent / "octy-orchestrate"
 RUN_TIMEOUT_S = 150  # safety net for a wedged demo, not a measurement
 STARTER_FILES = ("agents.yaml", "prompts/lead.md", "prompts/researcher.md")
 
@@ -167,15 +167,7 @@ def test_init_then_config_through_the_console_script(tmp_path: Path) -> None:
     """The newcomer's first two commands: `init`, then `config` validates and prints it."""
     env = {k: v for k, v in os.environ.items() if k != "OCTY_MODEL"}
     for argv in (["init"], ["config"]):
-        done = subprocess.run(
-            [str(CLI), *argv],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = octy(*argv, cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr
     assert "researcher" in done.stdout
     assert "model: sonnet" in done.stdout
@@ -191,18 +183,6 @@ def newcomer_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         (tmp_path / name).mkdir()
     env.update(HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path / "tmp"), **extra)
     return env
-
-
-def run_demo(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "demo", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
 
 
 def demo_folder(out: str) -> Path:
@@ -225,7 +205,7 @@ def test_demo_shows_agents_asking_and_answering_offline(tmp_path: Path) -> None:
     reviewer and each answer coming back under the same request id, and a final answer that
     combines both. Afterwards the temporary folder (and everything the CLIs put in TMPDIR) is
     gone and HOME is untouched."""
-    done = run_demo(tmp_path, newcomer_env(tmp_path))
+    done = octy("demo", cwd=tmp_path, env=newcomer_env(tmp_path), timeout=RUN_TIMEOUT_S)
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert done.stderr == ""  # no stray warnings for a newcomer
@@ -290,18 +270,7 @@ def test_demo_keep_ignores_real_credentials_and_leaves_the_folder(tmp_path: Path
         assert demo.poll() is None, "".join(lines)
         folder = demo_folder("".join(lines))
 
-        def octy(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [sys.executable, "-m", "orchestrator.cli", *args],
-                cwd=folder,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=RUN_TIMEOUT_S,
-                check=False,
-            )
-
-        listing = json.loads(octy("ps", "--json").stdout)
+        listing = json.loads(octy("ps", "--json", cwd=folder, env=env).stdout)
         assert listing["supervisor"]["running"] is True
         assert {a["state"] for a in listing["agents"]} == {"ready"}
         # A kept team whose agents.yaml is then broken is still reachable (issue 9.1): the
@@ -309,12 +278,12 @@ def test_demo_keep_ignores_real_credentials_and_leaves_the_folder(tmp_path: Path
         roster = folder / "agents.yaml"
         good = roster.read_text(encoding="utf-8")
         roster.write_text(good + "agents: [\n", encoding="utf-8")
-        broken = octy("ps", "--json")
+        broken = octy("ps", "--json", cwd=folder, env=env)
         assert broken.returncode == 0, broken.stderr
         assert json.loads(broken.stdout)["supervisor"]["running"] is True
         assert "invalid" in broken.stderr
         roster.write_text(good, encoding="utf-8")
-        assert octy("down").returncode == 0
+        assert octy("down", cwd=folder, env=env).returncode == 0
         demo.wait(RUN_TIMEOUT_S)
     finally:
         if demo.poll() is None:

@@ -5,16 +5,14 @@ verb through the real command."""
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runner import octy
 
 from orchestrator.cli import build_parser
 
-CLI = Path(sys.executable).parent / "octy-orchestrate"
 MARKUP = ("``", ":mod:", ":func:", ":class:", ":meth:", ":data:")
 
 
@@ -58,9 +56,7 @@ def test_every_option_has_help_that_states_its_default() -> None:
 @pytest.mark.parametrize("verb", verbs(), ids=" ".join)
 def test_help_of_every_verb_through_the_real_command(verb: tuple[str, ...]) -> None:
     """`octy-orchestrate VERB --help` exits 0 with a usage line and no docstring markup."""
-    done = subprocess.run(
-        [str(CLI), *verb, "--help"], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = octy(*verb, "--help", cwd=Path.cwd())
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: octy-orchestrate")
     for mark in MARKUP:

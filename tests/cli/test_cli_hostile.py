@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import structlog
+from cli_runner import RUN_TIMEOUT_S
+from cli_runner import octy_bytes as octy
 
 from orchestrator import logconfig
 from orchestrator.mailbox import USER, Mailbox
-
-CLI = Path(sys.executable).parent / "octy-orchestrate"
-RUN_TIMEOUT_S = 60  # safety net for a wedged subprocess, not a measurement
 
 # Retitle the terminal, clear the screen, return to column 0, a C1 CSI and a bidi override.
 EVIL = "hi\x1b]0;pwned\x07\x1b[2J\rgone\x9b31m\u202eevil"
@@ -28,20 +27,6 @@ SECRETS = {
     "bearer": "Bearer abcdefghijklmnopqrstuvwxyz0123",
     "url": "postgres://app:hunter2hunter2@db.internal/prod",
 }
-
-
-def octy(
-    *argv: str | bytes, cwd: Path, stdin: bytes | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [str(CLI), *argv],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-        env={**os.environ, **(env or {}), "NO_COLOR": "1"},
-    )
 
 
 def no_raw_controls(data: bytes) -> None:
@@ -160,7 +145,7 @@ def test_config_masks_secrets_wherever_they_hide(tmp_path: Path) -> None:
     token = "tok-7f3a9c1e5b2d"  # not shaped like any known key: only its name gives it away
     env = {"TEAM_SERVICE_TOKEN": token, "PLAIN_VALUE": "harmless"}
     for args in (("config",), ("config", "--json")):
-        done = octy(*args, cwd=tmp_path, env=env)
+        done = octy(*args, cwd=tmp_path, env={**os.environ, **env})
         assert done.returncode == 0, done.stderr
         out = done.stdout.decode()
         for secret in (token, "hunter2hunter2", SECRETS["key"], "swordfish-42"):
@@ -340,14 +325,14 @@ def test_deeply_nested_bodies_are_refused_or_shown_never_a_traceback(folder: Pat
     """Regression: `send a - --json-body` with a body 100,000 levels deep ended in a
     traceback (RecursionError reading it), one 900 deep was stored and then its own send,
     `queue ls`, `queue ls --json`, `inbox --json` and `queue show` ended in RecursionError.
-    Now the first is a usage error, the second refused by the queue (InvalidBody), and one
-    written by plain SQL (which the limit cannot stop) is shown by every reader."""
+    Now the first is a usage error, the second refused by the queue (InvalidBody, exit 2
+    too), and one written by plain SQL (which the limit cannot stop) is shown by every reader."""
     deep = "[" * 100_000 + "]" * 100_000
     done = octy("send", "a", "-", "--json-body", cwd=folder, stdin=deep.encode())
     assert done.returncode == 2, done.stderr[-500:]
     assert b"Traceback" not in done.stderr
     done = octy("send", "a", "-", "--json-body", cwd=folder, stdin=("[" * 900 + "]" * 900).encode())
-    assert done.returncode == 1, done.stderr[-500:]
+    assert done.returncode == 2, done.stderr[-500:]  # bad input, as the README's exit codes
     assert b"levels deep" in done.stderr
     assert b"Traceback" not in done.stderr
     db = folder / "queue" / "team.db"

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import octy
 
 from orchestrator.cli import _VERB_MODULES, VERB_HOMES, main, modules_for
 from orchestrator.mailbox import Mailbox
 
-CLI = Path(sys.executable).parent / "octy-orchestrate"
 HEAVY = (
     "claude_agent_sdk",
     "mcp",
@@ -54,7 +54,7 @@ with open(sys.argv[1], "w") as f:
 @pytest.fixture
 def team(tmp_path: Path) -> Path:
     """A project folder as `init` writes it, with a registered name and a request to it."""
-    subprocess.run([CLI, "init"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    octy("init", cwd=tmp_path, check=True)
     with Mailbox(tmp_path / "queue" / "team.db") as mb:
         mb.register("bob")
     return tmp_path

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -19,6 +17,7 @@ from typing import Any
 
 import pytest
 import structlog
+from cli_runner import octy_bg
 
 from orchestrator import logconfig, logview
 from orchestrator.cli import main
@@ -334,25 +333,11 @@ def test_follower_starts_over_when_the_file_is_truncated(team: Team) -> None:
 
 
 class Follow:
-    """``python -m orchestrator.cli logs -f --json …`` with its stdout read by a thread."""
+    """``octy-orchestrate logs -f --json …`` with its stdout read by a thread."""
 
     def __init__(self, team: Team, *argv: str) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "orchestrator.cli",
-                "logs",
-                "-f",
-                "--json",
-                *argv,
-                "--file",
-                str(team.roster),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=team.roster.parent,
+        self.proc = octy_bg(
+            "logs", "-f", "--json", *argv, "--file", str(team.roster), cwd=team.roster.parent
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)

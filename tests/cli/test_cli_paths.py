@@ -7,24 +7,11 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-CLI = Path(sys.executable).parent / "octy-orchestrate"
-RUN_TIMEOUT_S = 60  # safety net for a wedged subprocess, not a measurement
-
-
-def octy(*argv: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [str(CLI), *argv],
-        cwd=cwd,
-        capture_output=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+from cli_runner import CLI, RUN_TIMEOUT_S
+from cli_runner import octy_bytes as octy
 
 
 def one_error_line(done: subprocess.CompletedProcess[bytes]) -> str:

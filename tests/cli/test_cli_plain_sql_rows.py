@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import octy
 
 from orchestrator.mailbox import Mailbox
-
-CLI = Path(sys.executable).parent / "octy-orchestrate"
 
 
 @pytest.fixture
@@ -61,14 +58,7 @@ def db(tmp_path: Path) -> Path:
     ids=" ".join,
 )
 def test_odd_rows_are_shown_not_crashed_on(db: Path, verb: list[str]) -> None:
-    done = subprocess.run(
-        [str(CLI), *verb, "--db", str(db)],
-        cwd=db.parent.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = octy(*verb, "--db", str(db), cwd=db.parent.parent)
     assert "Traceback" not in done.stderr, done.stderr
     if "--json-body" in verb:  # too deep for Python: a usage error like bad JSON
         assert done.returncode == 2, done.stderr

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import CLI, RUN_TIMEOUT_S
+from cli_runner import octy as cli
 
 from orchestrator.cli import main
 from orchestrator.mailbox import USER, Mailbox
-
-CLI = Path(sys.executable).parent / "octy-orchestrate"
-RUN_TIMEOUT_S = 60  # safety net for a wedged subprocess, not a measurement
 
 
 @pytest.fixture
@@ -52,19 +51,6 @@ def run(db: Path, capsys: pytest.CaptureFixture[str]) -> Run:
         return code, captured.out, captured.err
 
     return call
-
-
-def cli(*argv: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The installed console script in a fresh process."""
-    return subprocess.run(
-        [str(CLI), *argv],
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
 
 
 def as_json(stdout: str) -> Any:
@@ -725,25 +711,9 @@ def test_every_verb_finds_the_queue_from_inside_an_agents_session(tmp_path: Path
     elsewhere.mkdir()
     env = {**os.environ, "OCTY_DB": str(db)}
     for argv in (["queue", "ls", "--json"], ["ps", "--json"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli", *argv],
-            cwd=elsewhere,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = cli(*argv, cwd=elsewhere, env=env)
         assert done.returncode == 0, done.stderr
     assert [a["name"] for a in json.loads(done.stdout)["agents"]] == ["worker"]
-    missing = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "ps", "-f", "nowhere.yaml"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    missing = cli("ps", "-f", "nowhere.yaml", cwd=elsewhere, env=env)
     assert missing.returncode == 1
     assert "nowhere.yaml" in missing.stderr

@@ -82,6 +82,14 @@ def test_purge_with_stdin_closed_asks_no_question(folder: Path) -> None:
     assert b"--yes" in done.stderr
 
 
+def test_top_with_stdin_closed_says_it_needs_a_terminal(folder: Path) -> None:
+    """The third verb that reads stdin (common.standard_input): `top <&-` refuses in one line."""
+    done = octy_with("<&-", "top", cwd=folder)
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert b"top needs a terminal" in done.stderr
+
+
 def test_a_closed_stdin_leaves_no_file_on_descriptor_zero(folder: Path) -> None:
     """With fd 0 closed, the first file the CLI opened (the queue's database) took number 0:
     a child process would read it as its stdin. The CLI holds 0-2 with /dev/null first; the

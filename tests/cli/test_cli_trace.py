@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import structlog
 
-from orchestrator import logconfig, trace
+from orchestrator import logconfig, logview, trace
 from orchestrator.cli import main
 from orchestrator.mailbox import USER, Mailbox, Message
+from orchestrator.tracelines import Relevant
 
 log = structlog.get_logger()
 
@@ -307,3 +308,23 @@ def test_a_failed_ask_is_a_crossed_arrow_and_odd_names_get_aliases(run: Run, tea
     assert "    participant p2 as code-reviewer\n" in out
     assert "    a->>p2: " in out
     assert re.search(r"\n    p2--xa: \+\d+ ms · error · recipient_failed: code-reviewer", out)
+
+
+def test_reading_only_the_lines_a_trace_needs_changes_nothing(team: Team, scene: Scene) -> None:
+    """trace decodes only the log lines naming a family message, and an agent's lines
+    from one of those to its turn's end: the timeline is the one every event gives, here
+    with the same agents busy with other messages before its turns end and after."""
+    for i in range(40):  # others' work: a's later turns, b's tools, the noise's delivery
+        agent = "ab"[i % 2]
+        log.info("received", agent=agent, message_id=f"other{i}", body="x" * 50)
+        log.info("tool_used", agent=agent, tool="Read", input={"file_path": f"f{i}"})
+        log.info("turn", agent=agent, session_id="s", duration_ms=i, input_tokens=i)
+    family = team.mailbox.related(scene.request.id)
+    logs = team.root / "logs"
+    everything = logview.read_events(logs)
+    picked = logview.read_events(logs, keep=Relevant(m.id for m in family))
+    assert len(picked) < len(everything) / 4
+    whole = trace.build_trace(scene.request.id, family, everything)
+    read = trace.load_trace(team.root / "queue" / "team.db", scene.request.id, logs)
+    assert read.to_dict() == whole.to_dict()
+    assert any(s.kind == "tool" for s in read.steps)

@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from orchestrator import jsontext
 from orchestrator.logview import LogLine
 
 DEEP = "[" * 5000 + "]" * 5000
-CLI = Path(sys.executable).parent / "octy-orchestrate"
 
 
 def test_too_deep_is_a_value_error_like_bad_json() -> None:

@@ -20,26 +20,15 @@ from pathlib import Path
 
 import pytest
 import structlog
+from cli_runner import CLI, RUN_TIMEOUT_S
+from cli_runner import octy as cli
 
 from orchestrator import errors, logconfig
 from orchestrator.lockfile import SupervisorLock, holder_pid
 from orchestrator.mailbox import Mailbox
 from orchestrator.mailbox.wakeup import BUCKETS
 
-CLI = Path(sys.executable).parent / "octy-orchestrate"
-RUN_TIMEOUT_S = 120  # a safety net for a wedged subprocess, not a measurement
 SECRET = b"root-owned contents\n"
-
-
-def cli(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(CLI), *argv],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
 
 
 @pytest.fixture

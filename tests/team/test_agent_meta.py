@@ -6,16 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import octy
 
 from orchestrator.agent_meta import MODEL_NOTE, RESUME_AT, TOTAL_KEYS, AgentMeta
 from orchestrator.mailbox import Mailbox
-
-CLI = Path(sys.executable).parent / "octy-orchestrate"
 
 # Every key wrong: an older version, a foreign client or a hand edit wrote this row.
 MALFORMED = {
@@ -72,9 +69,7 @@ def test_ps_reads_a_malformed_row_without_crashing(tmp_path: Path) -> None:
         conn.execute("UPDATE agents SET meta = '[1, 2]' WHERE name = 'b'")
     outputs = {}
     for argv in (("ps", "--json"), ("ps",)):
-        done = subprocess.run(
-            [str(CLI), *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
-        )
+        done = octy(*argv, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
         outputs[argv] = done.stdout

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_runner import octy
 from team_harness import Team, agent_rule
-from test_approvals import cli, pending, wait_pending
+from test_approvals import pending, wait_pending
 
 from orchestrator.approval_wait import USED_META
 
@@ -47,7 +48,7 @@ def test_a_grant_acted_on_is_not_used_again_after_a_supervisor_sigkill(
     t.wait_ready("alpha")
     request = t.request("alpha", "deploy prod")
     (first,) = wait_pending(t)
-    assert cli(tmp_path, "approve", first["id"]).returncode == 0
+    assert octy("approve", first["id"], cwd=tmp_path).returncode == 0
     t.wait_for(lambda: ran.exists() and ran.read_text() == "run\n", 60, "the command run")
     with t.mailbox() as mb:  # recorded before the hook said "allow"
         assert mb.agent("alpha").meta[USED_META] == [first["id"]]  # type: ignore[union-attr]
@@ -60,7 +61,7 @@ def test_a_grant_acted_on_is_not_used_again_after_a_supervisor_sigkill(
         lambda: [r for r in pending(t) if r["id"] != first["id"]], 90, "a second approval"
     )[0]
     assert ran.read_text() == "run\n"  # not run again on the used grant
-    assert cli(tmp_path, "deny", second["id"], "--reason", "once is enough").returncode == 0
+    assert octy("deny", second["id"], "--reason", "once is enough", cwd=tmp_path).returncode == 0
     with t.mailbox() as mb:
         answer = mb.wait_for_reply(request.id, 60).body
     assert "denied by user: once is enough" in answer

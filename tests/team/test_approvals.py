@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import octy
 from team_harness import Team, agent_rule
 
 from orchestrator.policy import rule_matches
@@ -22,19 +21,8 @@ from orchestrator.policy import rule_matches
 TeamFactory = Callable[..., Team]
 
 
-def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def pending(t: Team) -> list[dict[str, Any]]:
-    out = cli(t.folder, "approvals", "--json")
+    out = octy("approvals", "--json", cwd=t.folder)
     assert out.returncode == 0, out.stderr
     rows: list[dict[str, Any]] = json.loads(out.stdout)["approvals"]
     return rows
@@ -103,19 +91,19 @@ def test_approve_deny_and_timeout(team: TeamFactory, tmp_path: Path) -> None:
     assert (row["agent"], row["approver"], row["tool"]) == ("alpha", "user", "Bash")
     assert row["input"] == {"command": "echo DEPLOYED-one"}
     t.wait_for(lambda: t.states().get("alpha") == "blocked", 30, "alpha blocked")
-    assert "blocked (approval)" in cli(tmp_path, "ps").stdout
-    assert "echo DEPLOYED-one" in cli(tmp_path, "approvals").stdout
-    assert cli(tmp_path, "approve", row["id"]).returncode == 0
+    assert "blocked (approval)" in octy("ps", cwd=tmp_path).stdout
+    assert "echo DEPLOYED-one" in octy("approvals", cwd=tmp_path).stdout
+    assert octy("approve", row["id"], cwd=tmp_path).returncode == 0
     with t.mailbox() as mb:
         assert mb.wait_for_reply(first.id, 60).body == "done one"
     t.wait_for(lambda: t.states().get("alpha") == "ready", 30, "alpha ready")
-    again = cli(tmp_path, "approve", row["id"])
+    again = octy("approve", row["id"], cwd=tmp_path)
     assert again.returncode == 3
     assert "already answered" in again.stderr
 
     second = t.request("alpha", "deploy two")
     (row,) = wait_pending(t)
-    assert cli(tmp_path, "deny", row["id"], "--reason", "not on a Friday").returncode == 0
+    assert octy("deny", row["id"], "--reason", "not on a Friday", cwd=tmp_path).returncode == 0
     with t.mailbox() as mb:
         answer = mb.wait_for_reply(second.id, 60).body
     assert answer.startswith("REFUSED")
@@ -136,7 +124,7 @@ def test_approve_deny_and_timeout(team: TeamFactory, tmp_path: Path) -> None:
     assert events.count("approval_requested") == 2
     assert events.count("approval_granted") == 1
     assert events.count("approval_denied") == 1
-    trace = cli(tmp_path, "trace", first.id)
+    trace = octy("trace", first.id, cwd=tmp_path)
     assert "approval_requested" in trace.stdout
     assert "approval_granted" in trace.stdout
 
@@ -165,7 +153,7 @@ def test_pending_approval_survives_supervisor_sigkill(team: TeamFactory, tmp_pat
     t.up()
     t.wait_for(lambda: t.states().get("alpha") == "blocked", 90, "alpha blocked again")
     assert [r["id"] for r in pending(t)] == [row["id"]]
-    assert cli(tmp_path, "approve", row["id"]).returncode == 0
+    assert octy("approve", row["id"], cwd=tmp_path).returncode == 0
     with t.mailbox() as mb:
         assert mb.wait_for_reply(request.id, 60).body == "done four"
     asked = [m for m in t.messages(sender="alpha") if m.kind == "request"]
@@ -254,10 +242,10 @@ def test_the_same_call_again_in_one_turn_asks_again(team: TeamFactory, tmp_path:
     t.wait_ready("alpha")
     request = t.request("alpha", "deploy again")
     (first,) = wait_pending(t)
-    assert cli(tmp_path, "deny", first["id"]).returncode == 0
+    assert octy("deny", first["id"], cwd=tmp_path).returncode == 0
     second = t.wait_for(
         lambda: [r for r in pending(t) if r["id"] != first["id"]], 60, "a second approval"
     )[0]
-    assert cli(tmp_path, "approve", second["id"]).returncode == 0
+    assert octy("approve", second["id"], cwd=tmp_path).returncode == 0
     with t.mailbox() as mb:
         assert mb.wait_for_reply(request.id, 60).body == "done again"

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from claude_agent_sdk import ResultMessage
+from cli_runner import octy
 
 from orchestrator.budget import TEAM, Ledger, turn_spend, window
 from orchestrator.context import too_long as prompt_too_long
@@ -277,18 +278,9 @@ def test_ps_cells_show_spend_against_budget_and_context_against_window() -> None
 
 
 def test_resume_without_a_running_team_exits_5_and_says_so(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     db = tmp_path / "queue" / "team.db"
     Mailbox(db).close()
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "resume", "alice", "--db", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = octy("resume", "alice", "--db", str(db), cwd=Path.cwd())
     assert done.returncode == 5
     assert "no supervisor is running" in done.stderr
     assert "Traceback" not in done.stderr

@@ -82,6 +82,7 @@ async def test_commands_go_through_the_team_protocol(tmp_path: Path) -> None:
                 replies["resume"] = await _ask(am, {"command": "resume", "agents": ["bob"]})
                 replies["unknown"] = await _ask(am, {"command": "resume", "agents": ["zed"]})
                 replies["negative"] = await _ask(am, {"command": "down", "grace_s": -1})
+                replies["huge"] = await _ask(am, {"command": "down", "grace_s": 1e300})
                 replies["down"] = await _ask(am, {"command": "down", "grace_s": 2})
                 tg.cancel_scope.cancel()
     assert replies["stop"] == {"ok": True, "command": "stop", "agent": "alice", "result": "stopped"}
@@ -93,6 +94,8 @@ async def test_commands_go_through_the_team_protocol(tmp_path: Path) -> None:
     assert replies["unknown"]["error"] == "not_found"
     assert "agents: alice, bob" in replies["unknown"]["message"]
     assert replies["negative"]["error"] == "usage"  # refused before the team is told anything
+    assert replies["huge"]["error"] == "usage"
+    assert "grace_s is longer than ten years" in replies["huge"]["message"]
     assert replies["down"] == {"ok": True, "command": "down", "grace_s": 2.0}
     assert team.calls == [
         ("stop", "alice"),

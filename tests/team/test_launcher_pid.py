@@ -23,6 +23,7 @@ from orchestrator.launcher import (
     make_launcher,
     read_cli_pid,
     remove_launcher,
+    restore_launcher,
 )
 
 
@@ -130,4 +131,37 @@ def test_a_launcher_stuck_before_writing_its_pid_is_found_and_killed(tmp_path: P
         for proc in (stuck, other):
             proc.kill()
             proc.wait(10)
+    remove_launcher(launcher)
+
+
+def test_a_changed_launcher_is_put_back_before_the_next_start(tmp_path: Path) -> None:
+    """Found by review: an agent's Write tool rewrote the launcher and the next start ran
+    its code outside the sandbox. Whatever changed it (rewritten, made writable, replaced
+    by a link), restore_launcher puts the supervisor's text back, without writing through
+    a link; an unchanged launcher is left as it is."""
+    launcher = make_launcher(tmp_path / f"{LAUNCHER_PREFIX}test")
+    assert launcher is not None
+    path = Path(launcher)
+    original = path.read_text(encoding="utf-8")
+    assert restore_launcher(launcher) is False
+    inode = path.stat().st_ino
+    assert restore_launcher(launcher) is False
+    assert path.stat().st_ino == inode
+
+    path.write_text("#!/bin/sh\necho PWNED\n", encoding="utf-8")
+    assert restore_launcher(launcher) is True
+    assert path.read_text(encoding="utf-8") == original
+
+    path.chmod(0o777)
+    assert restore_launcher(launcher) is True
+    assert path.stat().st_mode & 0o777 == 0o700
+
+    planted = tmp_path / "planted"
+    planted.write_text("#!/bin/sh\necho PWNED\n", encoding="utf-8")
+    path.unlink()
+    path.symlink_to(planted)
+    assert restore_launcher(launcher) is True
+    assert not path.is_symlink()
+    assert path.read_text(encoding="utf-8") == original
+    assert planted.read_text(encoding="utf-8") == "#!/bin/sh\necho PWNED\n"
     remove_launcher(launcher)

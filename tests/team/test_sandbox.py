@@ -7,12 +7,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
+from cli_runner import octy
 
 from orchestrator.errors import RosterErrors
 from orchestrator.roster import load_roster
@@ -74,16 +74,9 @@ def test_settings_hide_the_database_and_logs_and_freeze_the_roster(tmp_path: Pat
 
 
 def _up(folder: Path, path_env: str) -> subprocess.CompletedProcess[str]:
+    """`up --json` with ``path_env`` as PATH (what it finds of bwrap and socat)."""
     env = {**os.environ, "PATH": path_env, "ANTHROPIC_API_KEY": "sk-ant-fake"}
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up", "--json"],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return octy("up", "--json", cwd=folder, env=env)
 
 
 def test_up_refuses_sandboxed_agents_without_bubblewrap_and_says_how_to_fix_it(

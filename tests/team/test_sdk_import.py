@@ -25,14 +25,13 @@ import anyio
 import pytest
 import structlog
 import yaml
+from cli_runner import octy
 
 from orchestrator.agent_meta import LAUNCHING
 from orchestrator.mailbox import SUPERVISOR, Mailbox
 from orchestrator.roster import Roster, load_roster
 from orchestrator.sdk_import import MODULES, SdkImport
 from orchestrator.supervisor import Supervisor
-
-CLI = [sys.executable, "-m", "orchestrator.cli"]
 
 
 class Gate:
@@ -84,17 +83,6 @@ def roster(
     return load_roster(tmp_path / "agents.yaml")
 
 
-def verb(roster: Roster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, "-f", str(roster.path), *args],
-        cwd=roster.path.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 async def until(check: Any, what: str) -> Any:
     """Wait for a condition (checked every 20 ms), without blocking the event loop."""
     with anyio.fail_after(60):
@@ -123,7 +111,9 @@ async def test_ps_and_down_are_answered_while_the_sdk_is_still_importing(
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.run)
             await until(lambda: supervisor_up(roster), "the supervisor's registry row")
-            ps = await anyio.to_thread.run_sync(verb, roster, "ps", "--json")
+            ps = await anyio.to_thread.run_sync(
+                lambda: octy("-f", str(roster.path), "ps", "--json", cwd=roster.path.parent)
+            )
             assert ps.returncode == 0, ps.stderr
             shown = json.loads(ps.stdout)
             assert shown["supervisor"] == {"running": True, "pid": os.getpid(), "responding": True}
@@ -132,7 +122,9 @@ async def test_ps_and_down_are_answered_while_the_sdk_is_still_importing(
                 "b": ("stopped", None),
             }
             assert registry(roster)[SUPERVISOR].meta[LAUNCHING] is False  # `up -d` waits on
-            down = await anyio.to_thread.run_sync(verb, roster, "down")
+            down = await anyio.to_thread.run_sync(
+                lambda: octy("-f", str(roster.path), "down", cwd=roster.path.parent)
+            )
             assert down.returncode == 0, down.stderr
             assert "team stopped" in down.stdout
     # run() returned (down waited for it): the import never finished, nothing launched.
@@ -140,7 +132,7 @@ async def test_ps_and_down_are_answered_while_the_sdk_is_still_importing(
     assert "supervisor_started" in names
     assert "agents_launchable" not in names
     assert not [e for e in events if e.get("state") == "starting"]
-    assert sup._cli_path is None  # not even the launcher was written
+    assert sup.cli_path is None  # not even the launcher was written
     rows = registry(roster)
     assert (rows["a"].state, rows["a"].pid, rows["b"].state) == ("stopped", None, "stopped")
     assert rows[SUPERVISOR].state == "stopped"
@@ -206,14 +198,14 @@ def broken_sdk(tmp_path: Path) -> dict[str, str]:
 def test_an_sdk_that_cannot_be_imported_is_a_clear_error(
     roster: Roster, tmp_path: Path, detach: bool
 ) -> None:
-    up = subprocess.run(
-        [*CLI, "-f", str(roster.path), "up", "--no-color", *(["-d"] if detach else [])],
+    up = octy(
+        "-f",
+        str(roster.path),
+        "up",
+        "--no-color",
+        *(["-d"] if detach else []),
         cwd=roster.path.parent,
         env=broken_sdk(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     said = up.stdout + up.stderr
     assert up.returncode == 1, said

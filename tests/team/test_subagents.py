@@ -4,13 +4,12 @@ peer agent of the team through mcp__octy__ask and gets the answer (issue 11)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_runner import octy
 from team_harness import Team, agent_rule
 
 from orchestrator.errors import RosterErrors
@@ -110,12 +109,5 @@ def test_a_subagent_asks_a_peer_agent_and_gets_the_answer(
     assert [(e["to"], e.get("subagent")) for e in asked] == [("beta", "scout")]
     answered = [e for e in events if e["event"] == "answered"]
     assert [(e["body"], e.get("subagent")) for e in answered] == [("BETA-KIWI", "scout")]
-    trace = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "trace", request.id, "--no-color"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    trace = octy("trace", request.id, "--no-color", cwd=tmp_path)
     assert "(subagent scout) what about KIWI?" in trace.stdout, trace.stdout + trace.stderr

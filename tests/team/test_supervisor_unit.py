@@ -61,7 +61,7 @@ async def until_task_ends(sup: Supervisor, name: str) -> tuple[Slot, dict[str, A
     """Wait for ``name``'s session task to start, then to end; what was true at that moment:
     the slot, and its registry row and request answers read before anything else ran."""
     while name not in sup.slots or sup.slots[name].done.is_set():
-        await sup._state_changed.wait()  # set on every move (STARTING: its task runs)
+        await sup.state_changed.wait()  # set on every move (STARTING: its task runs)
     slot = sup.slots[name]
     await slot.done.wait()
     with Mailbox(sup.roster.database) as mb:  # synchronous: nothing else runs meanwhile

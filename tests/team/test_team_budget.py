@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -34,23 +32,8 @@ def turn_rule(agent: str, text: str, match: str = r"job \d+") -> dict[str, Any]:
     }
 
 
-def octy(t: Team, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args, "-f", str(t.roster_path)],
-        cwd=t.folder,
-        env=t.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"{args} -> {done.returncode}\n{done.stdout}\n{done.stderr}")
-    return done
-
-
 def ps_agents(t: Team) -> dict[str, dict[str, Any]]:
-    return {a["name"]: a for a in json.loads(octy(t, "ps", "--json").stdout)["agents"]}
+    return {a["name"]: a for a in json.loads(t.octy("ps", "--json").stdout)["agents"]}
 
 
 def log_events(t: Team, event: str) -> list[dict[str, Any]]:
@@ -129,14 +112,14 @@ def test_an_agent_over_budget_warns_pauses_refuses_asks_and_resumes_on_command(
     assert row["budget"]["agent"]["tokens"] == 12_000
     assert row["budget"]["agent"]["tokens_limit"] == 10_000
     assert row["budget"]["paused_by"] == ["agent"]
-    assert "paused" in octy(t, "ps").stdout
+    assert "paused" in t.octy("ps").stdout
 
-    out = octy(t, "resume", "alice").stdout
+    out = t.octy("resume", "alice").stdout
     assert "resumed 'alice': overriding alice's budget (spent 12,000 of 10,000 tokens" in out
     t.model.wait_for_request("note for alice", agent=agent_rule("alice"))
     t.wait_for(lambda: status(t, notice.id) == "done", what="notice acked")
     assert t.ask("alice", "job 5") == "alice did job 5"  # the override holds for the run
-    assert "nothing to override" in octy(t, "resume", "bob").stdout
+    assert "nothing to override" in t.octy("resume", "bob").stdout
 
 
 def test_a_paused_agent_runs_again_when_its_window_rolls_over(team: TeamFactory) -> None:
@@ -206,33 +189,16 @@ def test_a_team_budget_pauses_everyone_and_resume_without_agents_runs_them_all(
     with t.mailbox() as mb, pytest.raises(errors.BudgetExceeded) as refused:
         mb.wait_for_reply(request.id, 30)
     assert "the team's budget: spent 8,000 of 6,000 tokens" in str(refused.value)
-    asked = subprocess.run(  # `ask` from a terminal: refused at once, not after --timeout
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "ask",
-            "alice",
-            "job 5",
-            "--json",
-            "--timeout",
-            "600",
-            "--db",
-            str(t.db_path),
-        ],
-        cwd=t.folder,
-        env=t.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    # `ask` from a terminal: refused at once, not after --timeout
+    asked = t.octy(
+        "ask", "alice", "job 5", "--json", "--timeout", "600", "--db", str(t.db_path), check=False
     )
     assert asked.returncode == 1
     assert json.loads(asked.stdout)["error"] == "budget_exceeded"
     rows = ps_agents(t)
     assert rows["alice"]["budget"]["team"]["tokens"] == 8000
     assert rows["bob"]["budget"]["paused_by"] == ["team"]
-    out = octy(t, "resume").stdout
+    out = t.octy("resume").stdout
     assert "resumed 'alice': overriding the team's budget" in out
     assert "resumed 'bob': overriding the team's budget" in out
     t.wait_for(
@@ -270,6 +236,6 @@ def test_dollar_spend_is_per_turn_and_survives_a_restart_of_the_team(team: TeamF
     assert t.wait_exit() == 0
     t.up()
     t.wait_for(lambda: paused(t, "alice"), what="still paused after a second restart")
-    missing = octy(t, "resume", "nosuch", check=False)
+    missing = t.octy("resume", "nosuch", check=False)
     assert missing.returncode == 3
     assert "no agent nosuch in the team" in missing.stderr

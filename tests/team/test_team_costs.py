@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from claude_agent_sdk import ResultMessage
 from team_harness import Team, agent_rule
-from test_team_ops import agents_by_name, octy
+from test_team_ops import agents_by_name
 
 from orchestrator.usage import SessionCost, add_turn
 
@@ -34,7 +34,7 @@ def test_each_turn_costs_its_own_share_and_totals_survive_restarts(team: TeamFac
     whole new supervisor keep the total. Before: ps summed running totals (1+2+3 = 6 shares
     after three turns)."""
     t = team([{"agent": agent_rule("a"), "text": "done", "usage": USAGE}], {"a": {}})
-    octy(t, "up", "-d")
+    t.octy("up", "-d")
     t.wait_ready("a")
     for i in range(3):
         assert t.ask("a", f"q{i}") == "done"
@@ -50,14 +50,14 @@ def test_each_turn_costs_its_own_share_and_totals_survive_restarts(team: TeamFac
     assert row["last_turn_cost_usd"] == pytest.approx(share)
 
     old_pid = row["pid"]
-    octy(t, "restart", "a")  # a new claude process resuming the same session
+    t.octy("restart", "a")  # a new claude process resuming the same session
     t.wait_for(
         lambda: (r := agents_by_name(t)["a"])["state"] == "ready" and r["pid"] != old_pid,
         what="a restarted",
     )
     assert t.ask("a", "q3") == "done"
-    octy(t, "down")
-    octy(t, "up", "-d")  # a new supervisor: totals come back from the registry
+    t.octy("down")
+    t.octy("up", "-d")  # a new supervisor: totals come back from the registry
     t.wait_ready("a")
     assert t.ask("a", "q4") == "done"
     turns = t.wait_for(lambda: len(e := _turn_events(t)) == 5 and e, what="five turn events")
@@ -69,8 +69,8 @@ def test_each_turn_costs_its_own_share_and_totals_survive_restarts(team: TeamFac
     assert [(e["input_tokens"], e["output_tokens"]) for e in turns] == [(10_000, 1_000)] * 5
     row = t.wait_for(lambda: (r := agents_by_name(t)["a"])["turns"] == 5 and r, what="ps")
     assert row["cost_usd"] == pytest.approx(5 * share)
-    assert f"${5 * share:.4f}" in octy(t, "ps").stdout
-    octy(t, "down")
+    assert f"${5 * share:.4f}" in t.octy("ps").stdout
+    t.octy("down")
 
 
 def _result(session_id: str, total: float) -> ResultMessage:

@@ -26,28 +26,8 @@ TeamFactory = Callable[..., Team]
 RUN_TIMEOUT_S = 120  # safety net for a wedged subprocess, not a measurement
 
 
-def octy(
-    t: Team, *args: str, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=t.folder,
-        env={**t.env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-        check=False,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(
-            f"octy-orchestrate {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
-        )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
-
-
 def rows(t: Team, *agents: str) -> dict[str, dict[str, Any]]:
-    listing = json.loads(octy(t, "ps", "--json", *agents).stdout)
+    listing = json.loads(t.octy("ps", "--json", *agents).stdout)
     return {a["name"]: a for a in listing["agents"]}
 
 
@@ -78,7 +58,7 @@ def test_a_broken_roster_never_locks_the_operator_out(team: TeamFactory) -> None
     t = two_agents(team)
     state = t.folder / "state"
     t.env["XDG_STATE_HOME"] = str(state)  # where the supervisor records the team
-    octy(t, "up", "-d")
+    t.octy("up", "-d")
     t.wait_ready("a", "b")
     good = t.roster_path.read_text()
     [record] = [
@@ -99,26 +79,26 @@ def test_a_broken_roster_never_locks_the_operator_out(team: TeamFactory) -> None
             assert "last good version" in lines[0]
             return done.stdout
 
-        listing = json.loads(warned(octy(t, "ps", "--json")))
+        listing = json.loads(warned(t.octy("ps", "--json")))
         assert {a["name"]: a["state"] for a in listing["agents"]} == {"a": "ready", "b": "ready"}
-        assert warned(octy(t, "ask", "a", "ping")).strip() == "pong", how
-        sent = json.loads(warned(octy(t, "send", "b", f"note {how}", "--json")))
+        assert warned(t.octy("ask", "a", "ping")).strip() == "pong", how
+        sent = json.loads(warned(t.octy("send", "b", f"note {how}", "--json")))
         assert any(m["id"] == sent["message"]["id"] for m in _ls(t)), how
-        request_id = json.loads(octy(t, "ask", "a", "ping", "--json").stdout)["request"]["id"]
-        assert "pong" in warned(octy(t, "trace", request_id)), how
-        warned(octy(t, "inbox", "b"))
-        warned(octy(t, "logs", "--tail", "3"))
+        request_id = json.loads(t.octy("ask", "a", "ping", "--json").stdout)["request"]["id"]
+        assert "pong" in warned(t.octy("trace", request_id)), how
+        warned(t.octy("inbox", "b"))
+        warned(t.octy("logs", "--tail", "3"))
         old_pid = t.agent_pid("a")
-        assert "restart: a restarting" in warned(octy(t, "restart", "a"))
+        assert "restart: a restarting" in warned(t.octy("restart", "a"))
         t.wait_for(
             lambda old=old_pid: t.states().get("a") == "ready" and t.agent_pid("a") != old,
             what=f"a restarted ({how})",
         )
-        warned(octy(t, "stop", "b"))
+        warned(t.octy("stop", "b"))
         assert t.states()["b"] == "stopped"
-        warned(octy(t, "start", "b"))
+        warned(t.octy("start", "b"))
         t.wait_ready("b")
-        reload = octy(t, "reload", check=False)
+        reload = t.octy("reload", check=False)
         assert reload.returncode == 1, how
         assert "runs unchanged" in reload.stderr, how
         lines = reload.stderr.splitlines()
@@ -127,11 +107,11 @@ def test_a_broken_roster_never_locks_the_operator_out(team: TeamFactory) -> None
         assert problems, (how, reload.stderr)
         assert len(problems) == len(set(problems)), (how, reload.stderr)  # each said once
         for refusing in (("config",), ("up", "-d")):
-            done = octy(t, *refusing, check=False)
+            done = t.octy(*refusing, check=False)
             assert done.returncode == 1, (how, refusing)
             assert "problem(s) in" in done.stderr or "a supervisor" in done.stderr, done.stderr
-        assert "problem(s)" in octy(t, "config", check=False).stderr
-    stopped = octy(t, "down")
+        assert "problem(s)" in t.octy("config", check=False).stderr
+    stopped = t.octy("down")
     assert "team stopped" in stopped.stdout
     assert "invalid" in stopped.stderr
     assert t.states()["a"] == "stopped"
@@ -139,7 +119,7 @@ def test_a_broken_roster_never_locks_the_operator_out(team: TeamFactory) -> None
 
 
 def _ls(t: Team) -> list[dict[str, Any]]:
-    return list(json.loads(octy(t, "queue", "ls", "--json").stdout)["messages"])
+    return list(json.loads(t.octy("queue", "ls", "--json").stdout)["messages"])
 
 
 def test_compose_habits_on_a_live_team(team: TeamFactory) -> None:
@@ -148,35 +128,35 @@ def test_compose_habits_on_a_live_team(team: TeamFactory) -> None:
     process; an unknown agent is exit 3 everywhere (up, ps, restart, logs); `-f FILE` works
     before the verb."""
     t = two_agents(team)
-    assert octy(t, "up", "-d", "nosuch", check=False).returncode == 3
-    octy(t, "-f", str(t.roster_path), "up", "-d")
+    assert t.octy("up", "-d", "nosuch", check=False).returncode == 3
+    t.octy("-f", str(t.roster_path), "up", "-d")
     t.wait_ready("a", "b")
 
     only_a = rows(t, "a")
     assert list(only_a) == ["a"]
     assert only_a["a"]["cpu_percent"] is not None
     assert only_a["a"]["rss_bytes"] > 20 * 2**20  # claude's own process, not a shell wrapper
-    table = octy(t, "ps").stdout
+    table = t.octy("ps").stdout
     assert "CPU%" in table
     assert "MiB" in table
 
     for verb in (("ps", "nosuch"), ("restart", "nosuch"), ("stop", "a", "nosuch")):
-        done = octy(t, *verb, check=False)
+        done = t.octy(*verb, check=False)
         assert done.returncode == 3, (verb, done.stderr)
         assert "nosuch" in done.stderr
-    assert octy(t, "logs", "nosuch", check=False).returncode == 3
+    assert t.octy("logs", "nosuch", check=False).returncode == 3
     assert t.states()["a"] == "ready"  # `stop a nosuch` stopped nothing
 
-    started = octy(t, "start", "a")
+    started = t.octy("start", "a")
     assert "already running" in started.stdout
 
-    stopped = octy(t, "stop")  # no agent: all of them
+    stopped = t.octy("stop")  # no agent: all of them
     assert sorted(stopped.stdout.split("\n")[:2]) == ["stop: a stopped", "stop: b stopped"]
     assert {r["state"] for r in rows(t).values()} == {"stopped"}
-    octy(t, "start", "a", "b")
+    t.octy("start", "a", "b")
     t.wait_ready("a", "b")
     pids = {n: t.agent_pid(n) for n in ("a", "b")}
-    octy(t, "-f", str(t.roster_path), "restart")
+    t.octy("-f", str(t.roster_path), "restart")
     t.wait_for(
         lambda: all(t.states()[n] == "ready" and t.agent_pid(n) != pids[n] for n in pids),
         what="both restarted",
@@ -184,26 +164,26 @@ def test_compose_habits_on_a_live_team(team: TeamFactory) -> None:
     assert t.ask("a", "ping") == "pong"
 
     # Issue 16.15: supervisor.out (the console of `up -d`) escapes a peer's control codes.
-    octy(t, "send", "a", "hi\x1b]0;pwned\x07\x1b[2J\rgone")
+    t.octy("send", "a", "hi\x1b]0;pwned\x07\x1b[2J\rgone")
     out = t.folder / "logs" / "supervisor.out"
     t.wait_for(lambda: "pwned" in out.read_text(), what="the notice in supervisor.out")
     assert "\x1b" not in out.read_text()
     assert "\\x1b]0;pwned\\x07\\x1b[2J\\rgone" in out.read_text()
-    octy(t, "down")
+    t.octy("down")
 
 
 def test_ps_colours_states_on_a_terminal_unless_no_color(team: TeamFactory) -> None:
     """Issue 9.6: on a terminal `ps` colours each state; NO_COLOR turns it off; a pipe gets
     plain text."""
     t = two_agents(team)
-    octy(t, "up", "-d")
+    t.octy("up", "-d")
     t.wait_ready("a", "b")
     env = {k: v for k, v in t.env.items() if k != "NO_COLOR"}
     coloured = _on_a_tty(t, ["ps"], env)
     assert "\x1b[32mready" in coloured
     assert "\x1b[" not in _on_a_tty(t, ["ps"], {**env, "NO_COLOR": "1"})
-    assert "\x1b[" not in octy(t, "ps", env={"NO_COLOR": ""}).stdout
-    octy(t, "down")
+    assert "\x1b[" not in t.octy("ps", env={"NO_COLOR": ""}).stdout
+    t.octy("down")
 
 
 def _on_a_tty(t: Team, args: list[str], env: dict[str, str]) -> str:
@@ -235,9 +215,9 @@ def test_logs_follow_ends_when_the_team_stops(team: TeamFactory) -> None:
     """Issue 9.6: `logs -f` ends by itself when the team is stopped (as `compose logs -f`),
     after printing the last events; `logs -f --forever` keeps following; `-n N` is --tail."""
     t = two_agents(team)
-    octy(t, "up", "-d")
+    t.octy("up", "-d")
     t.wait_ready("a", "b")
-    assert len(octy(t, "logs", "-n", "2").stdout.strip().splitlines()) == 2
+    assert len(t.octy("logs", "-n", "2").stdout.strip().splitlines()) == 2
 
     def follow(*extra: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -254,7 +234,7 @@ def test_logs_follow_ends_when_the_team_stops(team: TeamFactory) -> None:
         for proc in (ending, forever):  # each has looked at the team once it prints
             assert proc.stdout is not None
             assert proc.stdout.readline()
-        octy(t, "down")
+        t.octy("down")
         out, err = ending.communicate(timeout=RUN_TIMEOUT_S)
         assert ending.returncode == 0, err
         assert "supervisor_stopped" in out  # the last event is shown before it ends
@@ -275,37 +255,37 @@ def test_external_participants_show_their_pid_go_stale_and_can_be_unregistered(
     `unregister` removes it, and refuses
     an agent of the running team's roster (exit 1) until the team stops."""
     t = two_agents(team)
-    octy(t, "up", "-d")
+    t.octy("up", "-d")
     t.wait_ready("a", "b")
     script = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
-        octy(t, "register", "helper", "--pid", str(script.pid))
+        t.octy("register", "helper", "--pid", str(script.pid))
         helper = rows(t)["helper"]
         assert helper["pid"] == script.pid
         assert helper["state"] == "registered"
         assert helper["external"] is True
-        assert str(script.pid) in octy(t, "ps", "helper").stdout
+        assert str(script.pid) in t.octy("ps", "helper").stdout
         with sqlite3.connect(t.db_path) as conn:  # as if its last sign of life were old
             conn.execute(
                 "UPDATE agents SET heartbeat_at = ? WHERE name = 'helper'", (time.time() - 3600,)
             )
         assert rows(t)["helper"]["state"] == "stale"
-        octy(t, "inbox", "helper", "--ack")  # taking delivery is a heartbeat
+        t.octy("inbox", "helper", "--ack")  # taking delivery is a heartbeat
         assert rows(t)["helper"]["state"] == "registered"
 
-        refused = octy(t, "unregister", "a", check=False)
+        refused = t.octy("unregister", "a", check=False)
         assert refused.returncode == 1
         assert "agent of the running team" in refused.stderr
         assert "a" in rows(t)
-        assert octy(t, "unregister", "supervisor", check=False).returncode == 2
+        assert t.octy("unregister", "supervisor", check=False).returncode == 2
         script.kill()
         script.wait()
         assert rows(t)["helper"]["state"] == "exited"  # its process is gone
-        octy(t, "unregister", "helper")
+        t.octy("unregister", "helper")
         assert "helper" not in rows(t)
-        assert octy(t, "unregister", "helper", check=False).returncode == 3
-        octy(t, "down")
-        octy(t, "unregister", "b")  # no supervisor runs it any more
+        assert t.octy("unregister", "helper", check=False).returncode == 3
+        t.octy("down")
+        t.octy("unregister", "b")  # no supervisor runs it any more
         assert "b" not in rows(t)
     finally:
         script.kill()
@@ -349,7 +329,7 @@ def test_ps_after_the_supervisor_was_killed_shows_no_live_pids(team: TeamFactory
     assert t.proc is not None
     os.kill(t.proc.pid, signal.SIGKILL)
     t.proc.wait(RUN_TIMEOUT_S)
-    listing = json.loads(octy(t, "ps", "--json").stdout)
+    listing = json.loads(t.octy("ps", "--json").stdout)
     assert listing["supervisor"]["running"] is False
     (row,) = listing["agents"]
     assert (row["name"], row["state"], row["pid"], row["uptime_s"]) == ("a", "ready", None, None)
@@ -367,14 +347,7 @@ def test_a_command_whose_supervisor_dies_before_answering_is_told_at_once(
     assert t.proc is not None
     os.kill(t.proc.pid, signal.SIGSTOP)
     try:
-        cli = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "restart", "a", "--timeout", "600"],
-            cwd=t.folder,
-            env=t.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        cli = t.octy_bg("restart", "a", "--timeout", "600")
         t.wait_for(
             lambda: t.messages(recipient=SUPERVISOR, status="pending"), what="command stored"
         )
@@ -397,7 +370,7 @@ def test_a_frozen_supervisor_is_shown_as_not_responding(team: TeamFactory) -> No
     t.up()
     t.wait_ready("a")
     assert t.proc is not None
-    listing = json.loads(octy(t, "ps", "--json").stdout)
+    listing = json.loads(t.octy("ps", "--json").stdout)
     assert listing["supervisor"]["responding"] is True
     os.kill(t.proc.pid, signal.SIGSTOP)
     try:
@@ -407,18 +380,18 @@ def test_a_frozen_supervisor_is_shown_as_not_responding(team: TeamFactory) -> No
                 "UPDATE agents SET heartbeat_at = heartbeat_at - 60 WHERE name = ?", (SUPERVISOR,)
             )
         conn.close()
-        listing = json.loads(octy(t, "ps", "--json").stdout)
+        listing = json.loads(t.octy("ps", "--json").stdout)
         assert listing["supervisor"]["responding"] is False
         assert listing["supervisor"]["silent_s"] >= 60
-        shown = octy(t, "ps").stdout
+        shown = t.octy("ps").stdout
         assert f"pid {t.proc.pid}, NOT RESPONDING: no heartbeat for" in shown
         assert f"`kill -CONT {t.proc.pid}`" in shown
-        timed_out = octy(t, "restart", "a", "--timeout", "1", check=False)
+        timed_out = t.octy("restart", "a", "--timeout", "1", check=False)
         assert timed_out.returncode == 4, timed_out.stderr
         assert "it has written no heartbeat for" in timed_out.stderr
     finally:
         os.kill(t.proc.pid, signal.SIGCONT)
     t.wait_for(
-        lambda: json.loads(octy(t, "ps", "--json").stdout)["supervisor"]["responding"],
+        lambda: json.loads(t.octy("ps", "--json").stdout)["supervisor"]["responding"],
         what="the heartbeat again",
     )

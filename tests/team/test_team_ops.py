@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,27 +23,8 @@ pytestmark = [pytest.mark.cli, pytest.mark.slow]
 TeamFactory = Callable[..., Team]
 
 
-def octy(
-    t: Team, *args: str, check: bool = True, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=t.folder,
-        env=t.env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(
-            f"octy-orchestrate {' '.join(args)} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
-        )
-    return done
-
-
 def ps(t: Team) -> dict[str, Any]:
-    return json.loads(octy(t, "ps", "--json").stdout)
+    return json.loads(t.octy("ps", "--json").stdout)
 
 
 def agents_by_name(t: Team) -> dict[str, dict[str, Any]]:
@@ -64,7 +43,7 @@ def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> N
         ],
         {"a": {}, "b": {}},
     )
-    started = octy(t, "up", "-d", "--json")
+    started = t.octy("up", "-d", "--json")
     sup_pid = json.loads(started.stdout)["pid"]
     t.wait_ready("a", "b")
     listing = ps(t)
@@ -72,31 +51,31 @@ def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> N
     rows = {a["name"]: a for a in listing["agents"]}
     assert rows["a"]["state"] == "ready"
     assert rows["a"]["pid"]
-    asked = json.loads(octy(t, "ask", "a", "ping", "--json").stdout)
+    asked = json.loads(t.octy("ask", "a", "ping", "--json").stdout)
     assert asked["reply"]["body"] == "pong"
-    assert octy(t, "ask", "a", "ping").stdout.strip() == "pong"
+    assert t.octy("ask", "a", "ping").stdout.strip() == "pong"
     assert agents_by_name(t)["a"]["turns"] == 2
 
     request_id = asked["request"]["id"]
     tail = t.wait_for(
         lambda: (
-            "replied" in (out := octy(t, "logs", "a", "--tail", "5", "--no-color").stdout) and out
+            "replied" in (out := t.octy("logs", "a", "--tail", "5", "--no-color").stdout) and out
         ),
         what="a's reply in its log",
     )
     assert len(tail.strip().splitlines()) == 5
     assert "a " in tail
-    timeline = octy(t, "trace", request_id).stdout
+    timeline = t.octy("trace", request_id).stdout
     assert "user → a" in timeline
     assert "pong" in timeline
-    assert "sequenceDiagram" in octy(t, "trace", request_id, "--mermaid").stdout
+    assert "sequenceDiagram" in t.octy("trace", request_id, "--mermaid").stdout
 
-    again = octy(t, "up", "-d", check=False)
+    again = t.octy("up", "-d", check=False)
     assert again.returncode == 1
     assert f"pid {sup_pid}" in again.stderr
 
     old_pid = rows["a"]["pid"]
-    octy(t, "restart", "a")
+    t.octy("restart", "a")
     t.wait_for(
         lambda: (r := agents_by_name(t)["a"])["state"] == "ready" and r["pid"] != old_pid,
         what="a restarted",
@@ -104,16 +83,16 @@ def test_detached_team_is_operated_from_another_terminal(team: TeamFactory) -> N
     assert agents_by_name(t)["a"]["restarts"] >= 1
     assert agents_by_name(t)["b"]["pid"] == rows["b"]["pid"]  # b untouched
 
-    octy(t, "stop", "b")
+    t.octy("stop", "b")
     assert agents_by_name(t)["b"]["state"] == "stopped"
-    octy(t, "start", "b")
+    t.octy("start", "b")
     t.wait_ready("b")
-    assert octy(t, "restart", "nobody", check=False).returncode == 3
-    empty = octy(t, "restart", "", check=False)  # said as '', not as nothing
+    assert t.octy("restart", "nobody", check=False).returncode == 3
+    empty = t.octy("restart", "", check=False)  # said as '', not as nothing
     assert empty.returncode == 3
     assert "no agent named '' in the running team" in empty.stderr
 
-    down = octy(t, "down")
+    down = t.octy("down")
     assert "stopped" in down.stdout
     after = ps(t)
     assert after["supervisor"]["running"] is False
@@ -124,11 +103,11 @@ def test_down_with_no_supervisor_running(team: TeamFactory) -> None:
     """Regression (issue 9.6): down when nothing runs exited 5. As compose: exit 0 and say
     so (the wanted state holds). Verbs that need a supervisor to act still exit 5."""
     t = team([{"text": "x"}], {"a": {}})
-    done = octy(t, "down", check=False)
+    done = t.octy("down", check=False)
     assert done.returncode == 0, done.stderr
     assert "nothing to stop" in done.stdout
-    assert json.loads(octy(t, "down", "--json").stdout)["running"] is False
-    assert octy(t, "restart", "a", check=False).returncode == 5
+    assert json.loads(t.octy("down", "--json").stdout)["running"] is False
+    assert t.octy("restart", "a", check=False).returncode == 5
 
 
 def test_down_when_the_queue_cannot_take_the_command_sends_sigterm(team: TeamFactory) -> None:
@@ -143,14 +122,7 @@ def test_down_when_the_queue_cannot_take_the_command_sends_sigterm(team: TeamFac
     holder = sqlite3.connect(t.db_path, timeout=30, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        down = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "down"],
-            cwd=t.folder,
-            env=t.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        down = t.octy_bg("down")
         t.wait_for(lambda: "stopping grace_s" in t.output(), timeout=90, what="the stop")
     finally:
         holder.execute("ROLLBACK")
@@ -175,14 +147,7 @@ def test_ask_says_at_once_that_the_supervisor_died_while_it_waited(team: TeamFac
     )
     t.up()
     t.wait_ready("a")
-    asker = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "ask", "a", "long job", "--timeout", "90"],
-        cwd=t.folder,
-        env=t.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    asker = t.octy_bg("ask", "a", "long job", "--timeout", "90")
     t.model.wait_for_request("long job")
     t.signal(signal.SIGKILL)
     _, err = asker.communicate(timeout=150)
@@ -274,7 +239,7 @@ def test_invalid_edit_leaves_the_team_running(team: TeamFactory) -> None:
     t.roster_path.write_text("agents:\n  a:\n    prompt: hi\n    modle: x\n", encoding="utf-8")
     t.wait_for(lambda: "reload_rejected" in t.output(), what="edit rejected")
     assert "modle" in t.output()
-    done = octy(t, "reload", check=False)
+    done = t.octy("reload", check=False)
     assert done.returncode == 1
     assert "did you mean 'model'?" in done.stderr
     assert t.ask("a", "there?") == "still a"
@@ -295,7 +260,7 @@ def test_a_roster_grown_past_the_agent_limit_is_refused_and_the_team_runs_on(
     pid = t.agent_pid("a")
     t.write_roster({f"a{i}" if i else "a": {} for i in range(MAX_AGENTS + 1)})
     t.wait_for(lambda: "reload_rejected" in t.output(), what="edit rejected")
-    done = octy(t, "reload", check=False)
+    done = t.octy("reload", check=False)
     assert done.returncode == 1
     assert f"{MAX_AGENTS + 1} agents defined; a roster holds at most {MAX_AGENTS}" in done.stderr
     assert t.ask("a", "there?") == "still a"
@@ -325,7 +290,7 @@ def test_an_edit_adding_agents_that_would_not_fit_in_memory_is_refused(
             (cgroup / "memory.limit_in_bytes").write_text(str(used + 300 * MIB))
             t.write_roster({name: {} for name in ("a", "b", "c", "d")})
             t.wait_for(lambda: "reload_rejected" in t.output(), what="edit rejected")
-            done = octy(t, "reload", check=False)
+            done = t.octy("reload", check=False)
             assert done.returncode == 1
             assert "not enough memory for the agents this edit adds: 3 agent(s)" in done.stderr
             assert "the team runs on unchanged" in done.stderr
@@ -354,5 +319,5 @@ def test_a_secret_in_an_agents_env_never_reaches_the_logs(team: TeamFactory) -> 
     text = t.wait_for(lambda: "leaking" in logged() and logged(), what="the reply logged")
     assert secret not in text
     assert secret not in t.output()
-    config = yaml.safe_load(octy(t, "config").stdout)
+    config = yaml.safe_load(t.octy("config").stdout)
     assert config["agents"]["a"]["env"]["MY_SERVICE_TOKEN"] == "***"

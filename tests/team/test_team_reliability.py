@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from team_harness import Team, agent_rule, text_of
-from test_team_ops import octy
 
 from orchestrator import errors
 from orchestrator.mailbox import MAX_BODY_BYTES
@@ -138,7 +137,7 @@ def test_a_persistent_529_is_bounded_and_visible(team: TeamFactory) -> None:
 
 
 def _ps_row(t: Team, name: str) -> dict[str, Any]:
-    rows = json.loads(octy(t, "ps", "--json").stdout)["agents"]
+    rows = json.loads(t.octy("ps", "--json").stdout)["agents"]
     return next(r for r in rows if r["name"] == name)
 
 
@@ -158,11 +157,11 @@ def test_a_closed_port_fails_fast_and_nothing_is_lost(team: TeamFactory) -> None
         [{"agent": agent_rule("a"), "text": "back again"}],
         {"a": {"env": {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}, "model_retries": 8}},
     )
-    refused = octy(t, "up", "-d", check=False)
+    refused = t.octy("up", "-d", check=False)
     assert refused.returncode == 1
     assert f"connection refused at 127.0.0.1:{port}" in refused.stderr
     assert "--no-model-check" in refused.stderr
-    octy(t, "up", "-d", "--no-model-check")
+    t.octy("up", "-d", "--no-model-check")
     t.wait_ready("a")
     request = t.request("a", "hello?")
     failed = _failure(t, request.id)
@@ -170,7 +169,7 @@ def test_a_closed_port_fails_fast_and_nothing_is_lost(team: TeamFactory) -> None
     assert "connection refused" in failed.detail
     assert _events(t, "a", "model_error")[0]["status"] is None
     assert "connection refused" in (_ps_row(t, "a")["model_error"] or "")
-    assert "connection refused" in octy(t, "ps").stdout
+    assert "connection refused" in t.octy("ps").stdout
     with t.mailbox() as mb:
         notice = mb.send("user", "a", "a note for later")
     t.wait_for(lambda: len(_events(t, "a", "turn_failed")) >= 2, what="the notice tried")
@@ -181,11 +180,11 @@ def test_a_closed_port_fails_fast_and_nothing_is_lost(team: TeamFactory) -> None
             timeout=90,
             what="the notice delivered",
         )
-        octy(t, "queue", "retry", request.id)
+        t.octy("queue", "retry", request.id)
         with t.mailbox() as mb:
             assert text_of(mb.wait_for_reply(request.id, 60).body) == "back again"
         assert _ps_row(t, "a")["model_error"] is None
-        octy(t, "down")
+        t.octy("down")
 
 
 def _done(t: Team, message_id: str) -> bool:
@@ -203,11 +202,11 @@ def test_a_rejected_key_is_found_by_up_and_fails_turns_fast(team: TeamFactory) -
     t.model = locked.start()
     t.env["ANTHROPIC_BASE_URL"] = locked.base_url
     try:
-        refused = octy(t, "up", check=False)
+        refused = t.octy("up", check=False)
         assert refused.returncode == 1
         assert "the API key was rejected (HTTP 401" in refused.stderr
         assert t.states().get("a") is None  # no agent started
-        octy(t, "up", "-d", "--no-model-check")
+        t.octy("up", "-d", "--no-model-check")
         t.wait_ready("a")
         request = t.request("a", "hello?")
         failed = _failure(t, request.id)
@@ -215,7 +214,7 @@ def test_a_rejected_key_is_found_by_up_and_fails_turns_fast(team: TeamFactory) -
         assert "API key was rejected" in failed.detail
         calls = [r for r in locked.requests if r["path"] == "/v1/messages" and not r["side"]]
         assert 1 <= len(calls) <= 2  # not 1 + 8 retries
-        octy(t, "down")
+        t.octy("down")
     finally:
         locked.stop()
 

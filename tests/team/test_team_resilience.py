@@ -13,8 +13,6 @@ import os
 import resource
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,29 +23,6 @@ from team_harness import Team, agent_rule
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
 TeamFactory = Callable[..., Team]
-
-
-def octy(t: Team, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=t.folder,
-        env=t.env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def octy_bg(t: Team, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=t.folder,
-        env=t.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def events(t: Team, name: str = "supervisor") -> list[dict[str, Any]]:
@@ -117,9 +92,9 @@ def test_stop_then_start_while_busy_is_serialised_not_fatal(team: TeamFactory) -
     t.wait_ready("a", "b")
     request = t.request("a", "long job")
     t.model.wait_for_request("long job")
-    stopping = octy_bg(t, "stop", "a")
+    stopping = t.octy_bg("stop", "a")
     t.wait_for(lambda: t.states().get("a") == "stopping", what="a stopping")
-    started = octy(t, "start", "a")
+    started = t.octy("start", "a")
     assert started.returncode == 0, started.stderr
     _, stop_err = stopping.communicate(timeout=60)
     assert stopping.returncode == 0, stop_err
@@ -149,12 +124,12 @@ def test_start_on_a_running_agent_is_answered_not_applied(team: TeamFactory) -> 
     t.up()
     t.wait_ready("a")
     pid = t.agent_pid("a")
-    done = octy(t, "start", "a", "--json")
+    done = t.octy("start", "a", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["results"][0]["result"] == "already running"
     assert t.agent_pid("a") == pid
-    assert octy(t, "stop", "a").returncode == 0
-    again = octy(t, "stop", "a", "--json")
+    assert t.octy("stop", "a").returncode == 0
+    again = t.octy("stop", "a", "--json")
     assert json.loads(again.stdout)["results"][0]["result"] == "already stopped"
 
 
@@ -184,7 +159,7 @@ def test_two_reloads_at_once_apply_one_after_the_other(team: TeamFactory) -> Non
     t.write_roster({"a": {"prompt": "You are a. VERSION TWO"}})
     t.wait_for(lambda: t.states().get("a") == "stopping", what="the watcher's reload stopping a")
     t.write_roster({"a": {"prompt": "You are a. VERSION THREE"}})
-    done = octy(t, "reload")
+    done = t.octy("reload")
     assert done.returncode == 0, done.stderr
     t.wait_ready("a")
     assert t.ask("a", "version?") == "a v3"
@@ -344,15 +319,15 @@ def test_reload_says_what_it_did_and_starts_in_dependency_order(team: TeamFactor
         t,
         {"keep": {"prompt": "You are keep, v2"}, "app": {"depends_on": ["base"]}, "base": {}},
     )
-    done = octy(t, "reload")
+    done = t.octy("reload")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["added: app, base", "removed: gone", "restarted: keep"]
     t.wait_ready("keep", "base", "app")
     order = state_log(t)
     assert order.index(("base", "ready")) < order.index(("app", "starting")), order
-    again = octy(t, "reload", "--json")
+    again = t.octy("reload", "--json")
     assert json.loads(again.stdout)["changes"] == {"added": [], "removed": [], "restarted": []}
-    assert octy(t, "reload").stdout.strip() == "no change"
+    assert t.octy("reload").stdout.strip() == "no change"
     assert t.ask("app", "hi") == "app here"
 
 
@@ -460,7 +435,7 @@ def test_an_agents_registry_row_deleted_under_the_team_is_written_again(
     with sqlite3.connect(t.db_path, timeout=30) as db:
         db.execute("DELETE FROM agents WHERE name = 'a'")
     db.close()
-    done = octy(t, "restart", "a")
+    done = t.octy("restart", "a")
     assert done.returncode == 0, done.stderr
     t.wait_for(lambda: "reregistered" in t.output(), what="a's row written again")
     t.wait_for(

@@ -6,14 +6,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import octy
 from team_harness import Team, agent_rule
 
 from orchestrator import errors
@@ -33,19 +32,6 @@ def alive(pid: int) -> bool:
             return f.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def run_up(folder: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
-    """`octy-orchestrate up` in ``folder``, for the cases that exit before any agent starts."""
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up", *extra],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def replies_to(t: Team, request_id: str) -> list[Any]:
@@ -284,14 +270,7 @@ def test_second_up_is_refused_while_a_supervisor_runs(team: TeamFactory) -> None
     t = team([{"text": "hi"}], {"a": {}})
     proc = t.up()
     t.wait_ready("a")
-    second = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up", "-f", str(t.roster_path)],
-        env=t.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    second = t.octy("up", "-f", str(t.roster_path), check=False)
     assert second.returncode == 1
     assert f"pid {proc.pid}" in second.stderr
 
@@ -303,7 +282,7 @@ def test_up_without_credentials_points_at_the_demo(tmp_path: Path) -> None:
     (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: hi\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC", "CLAUDE"))}
     env["HOME"] = str(tmp_path / "home")
-    done = run_up(tmp_path, env)
+    done = octy("up", cwd=tmp_path, env=env)
     assert done.returncode == 1
     assert "no Claude credentials" in done.stderr
     assert "octy-orchestrate demo" in done.stderr
@@ -360,7 +339,7 @@ def test_up_on_a_corrupt_database_says_what_to_do(tmp_path: Path) -> None:
     db = tmp_path / "queue" / "team.db"
     db.write_bytes(b"not a database at all")
     env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-not-used", "HOME": str(tmp_path)}
-    done = run_up(tmp_path, env, "--no-model-check")  # no model here: offline
+    done = octy("up", "--no-model-check", cwd=tmp_path, env=env)  # no model here: offline
     assert done.returncode == 1
     assert "not a usable SQLite database" in done.stderr
     assert "move the file aside" in done.stderr
@@ -382,7 +361,7 @@ def test_up_with_a_broken_roster_lists_every_problem_and_starts_nothing(tmp_path
         encoding="utf-8",
     )
     env = {**os.environ, "ANTHROPIC_API_KEY": "sk-ant-test-not-used", "HOME": str(tmp_path)}
-    done = run_up(tmp_path, env)
+    done = octy("up", cwd=tmp_path, env=env)
     assert done.returncode == 1
     assert "agents.yaml:4: key 'agents.a.modle': unknown key 'modle'; did you mean 'model'?" in (
         done.stderr

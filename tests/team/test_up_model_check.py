@@ -8,16 +8,14 @@ memory map), never by time."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import octy_bg
 
-CLI = Path(sys.executable).parent / "octy-orchestrate"
 SDK_LIBRARY = "pydantic_core"  # mapped early in `import claude_agent_sdk` (mcp.types)
 
 
@@ -77,14 +75,7 @@ def test_up_checks_the_model_while_it_imports_the_sdk(tmp_path: Path, endpoint: 
     }
     env.pop("OCTY_DB", None)
     env.pop("OCTY_AGENT", None)
-    proc = subprocess.Popen(
-        [CLI, "up", "--no-color"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = octy_bg("up", "--no-color", cwd=tmp_path, env=env)
     endpoint.client_pid = proc.pid
     out, err = proc.communicate(timeout=120)
     # Unchanged: the key is refused, `up` says so and starts nothing.

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_runner import octy
 from team_harness import Team, agent_rule
 
 from orchestrator.errors import RosterErrors
@@ -35,17 +35,6 @@ def make_repo(path: Path) -> Path:
     git(path, "add", "README")
     git(path, "commit", "-qm", "base")
     return path
-
-
-def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def problems(folder: Path, text: str) -> list[str]:
@@ -152,7 +141,7 @@ def test_two_agents_in_worktrees_edit_one_file_then_merge_and_conflict(
     assert not (repo / "shared.txt").exists()
     assert git(repo, "status", "--porcelain") == ""  # .octy/ is excluded, not untracked
 
-    listed = json.loads(cli(tmp_path, "workspaces", "--json").stdout)["workspaces"]
+    listed = json.loads(octy("workspaces", "--json", cwd=tmp_path).stdout)["workspaces"]
     assert [
         (w["agent"], w["branch"], w["base"], w["ahead"], w["behind"], w["uncommitted"])
         for w in listed
@@ -160,19 +149,19 @@ def test_two_agents_in_worktrees_edit_one_file_then_merge_and_conflict(
         ("alpha", "octy/testteam/alpha", "main", 1, 0, []),
         ("beta", "octy/testteam/beta", "main", 1, 0, []),
     ]
-    assert "+written by alpha" in cli(tmp_path, "workspaces", "diff", "alpha").stdout
+    assert "+written by alpha" in octy("workspaces", "diff", "alpha", cwd=tmp_path).stdout
 
     # restart: the same worktree, with its file
-    assert cli(tmp_path, "restart", "alpha").returncode == 0
+    assert octy("restart", "alpha", cwd=tmp_path).returncode == 0
     t.wait_for(lambda: t.states().get("alpha") == "ready", 90, "alpha back")
     assert t.ask("alpha", "where are you") == f"AT {trees / 'alpha'}\nwritten by alpha"
 
-    merged = cli(tmp_path, "workspaces", "merge", "alpha")
+    merged = octy("workspaces", "merge", "alpha", cwd=tmp_path)
     assert merged.returncode == 0, merged.stderr
     assert (repo / "shared.txt").read_text() == "written by alpha\n"
     main_after = git(repo, "rev-parse", "main")
 
-    conflict = cli(tmp_path, "workspaces", "merge", "beta")
+    conflict = octy("workspaces", "merge", "beta", cwd=tmp_path)
     assert conflict.returncode == 1
     assert "conflicts in: shared.txt" in conflict.stderr
     assert "nothing was changed" in conflict.stderr
@@ -186,11 +175,11 @@ def test_two_agents_in_worktrees_edit_one_file_then_merge_and_conflict(
     assert (trees / "beta" / "shared.txt").exists()
 
     (trees / "beta" / "scratch.txt").write_text("not committed\n")
-    refused = cli(tmp_path, "workspaces", "remove", "beta")
+    refused = octy("workspaces", "remove", "beta", cwd=tmp_path)
     assert refused.returncode == 1
     assert "uncommitted changes (scratch.txt)" in refused.stderr
     assert (trees / "beta").exists()
-    assert cli(tmp_path, "workspaces", "remove", "beta", "--force").returncode == 0
+    assert octy("workspaces", "remove", "beta", "--force", cwd=tmp_path).returncode == 0
     assert not (trees / "beta").exists()
     assert git(repo, "rev-parse", "octy/testteam/beta")  # the branch, and its work, stay
 
@@ -289,11 +278,11 @@ def test_workspaces_list_is_the_listing(tmp_path: Path) -> None:
     )
     roster = load_roster(tmp_path / "agents.yaml", {})
     workspaces.agent_folder(roster.agents["a"], roster)
-    alone = cli(tmp_path, "workspaces", "--json")
+    alone = octy("workspaces", "--json", cwd=tmp_path)
     assert alone.returncode == 0, alone.stderr
     assert [w["agent"] for w in json.loads(alone.stdout)["workspaces"]] == ["a"]
     for action in ("list", "ls"):
-        done = cli(tmp_path, "workspaces", action, "--json")
+        done = octy("workspaces", action, "--json", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == json.loads(alone.stdout)
-    assert "octy/t/a" in cli(tmp_path, "workspaces", "list").stdout
+    assert "octy/t/a" in octy("workspaces", "list", cwd=tmp_path).stdout

@@ -79,6 +79,10 @@ async def test_rows_states_restart_events_and_trace(team: TeamFactory) -> None:
     )
     t.up()
     t.wait_ready("a", "b")
+    # The team's name without its log (rotated away, say): the supervisor records it
+    unlogged = TeamSource(t.db_path, t.folder / "no-logs-here")
+    assert unlogged.snapshot().team.name == "testteam"
+    assert t.folder.name != "testteam"
     app = TopApp(source_of(t), refresh_s=FAST)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: row(app, "a").get("state") == "ready", "a ready in the table")

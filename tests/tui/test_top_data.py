@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from cli_runner import octy
 from textual.widgets import Static
 
 from orchestrator.mailbox import Mailbox
@@ -108,27 +109,109 @@ def test_other_verbs_do_not_import_textual() -> None:
 def test_top_without_a_database_or_a_terminal(tmp_path: Path) -> None:
     """No team database: exit 3 and say how to start one. Not a terminal: exit 2 and point
     at the verbs meant for scripts. No traceback either way."""
-    import subprocess
-    import sys
-
-    def top(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "orchestrator.cli", "top", *args],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-
-    missing = top()
+    missing = octy("top", cwd=tmp_path)  # standard input /dev/null: no terminal
     assert missing.returncode == 3
     assert "no team database at queue/team.db" in missing.stderr
     assert "Traceback" not in missing.stderr
     with Mailbox(tmp_path / "queue" / "team.db"):
         pass
-    piped = top()
+    piped = octy("top", cwd=tmp_path)
     assert piped.returncode == 2
     assert "top needs a terminal" in piped.stderr
-    assert top("--interval", "0").returncode == 2
+    assert octy("top", "--interval", "0", cwd=tmp_path).returncode == 2
+
+
+async def test_trace_title_escapes_a_message_id_written_by_plain_sql(tmp_path: Path) -> None:
+    """The id of the message an agent holds comes from the queue, which plain SQL may
+    write: the trace screen's title shows it escaped, not as a terminal escape."""
+    import sqlite3
+
+    from orchestrator.tui.screens import TextScreen
+
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("alpha", pid=None, state="ready")
+        sent = mb.request("user", "alpha", "queued")
+    hostile = "m\x1b]0;PWNED\x07\u202e[/]x"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE messages SET id = ?, status = 'leased', lease_owner = 'alpha', "
+            "claimed_at = ?, lease_expires = ? WHERE id = ?",
+            (hostile, time.time(), time.time() + 600, sent.id),
+        )
+    conn.close()
+    app = TopApp(TeamSource(db, tmp_path / "logs"), refresh_s=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.query_one(AgentTable)
+        while not table.row_count or table.row_text("alpha")[6] == "-":
+            await pilot.pause(0.05)
+        await pilot.press("t")
+        while app.screen.id != "trace":
+            await pilot.pause(0.05)
+        screen = app.screen
+        assert isinstance(screen, TextScreen)
+        assert clean(hostile) in screen.heading
+        assert "\x1b" not in screen.heading
+        assert "\u202e" not in screen.heading
+
+
+async def test_a_failed_read_stays_marked_until_a_read_succeeds(tmp_path: Path) -> None:
+    """The team's database moved away while top runs: the team line says the read failed
+    and keeps saying it after the toast has gone (the figures below it are frozen), until
+    the database is back. The filter in use is on the team line too."""
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("alpha", pid=None, state="ready")
+        mb.register("beta", pid=None, state="ready")
+    app = TopApp(TeamSource(db, tmp_path / "logs"), refresh_s=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.query_one(AgentTable)
+        line = lambda: str(app.query_one(TeamLine).render())  # noqa: E731
+        while table.row_count < 2:
+            await pilot.pause(0.05)
+        assert "UTC" in line()  # the "as of" clock is labelled as the events' are
+
+        await pilot.press("slash", "a", "l", "enter")
+        while table.row_count != 1:
+            await pilot.pause(0.05)
+        assert "filter: al" in line()
+
+        moved = tmp_path / "elsewhere.db"
+        db.rename(moved)
+        while "READ FAILED" not in line():
+            await pilot.pause(0.05)
+        while app._notifications:  # the toast times out; the marker must not
+            await pilot.pause(0.1)
+        assert "READ FAILED" in line()
+        assert "figures as of" in line()
+        assert table.row_count == 1  # the last good read, still shown
+
+        moved.rename(db)
+        while "READ FAILED" in line():
+            await pilot.pause(0.05)
+        assert "filter: al" in line()
+
+
+def test_team_counts_read_the_partial_indexes_not_the_table(tmp_path: Path) -> None:
+    """The counts `top` reads every second come from the queue's partial indexes: the
+    query plan names an index for each and scans no table (done messages pile up)."""
+    import sqlite3
+
+    from orchestrator.tui.data import CLAIMED_SQL, COUNTS_SQL
+
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db):
+        pass
+    conn = sqlite3.connect(db)
+    try:
+        for sql in (COUNTS_SQL, CLAIMED_SQL):
+            plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+            reads = [step for step in plan if "messages" in step]
+            assert reads, plan
+            assert all("USING" in step and "INDEX" in step for step in reads), plan
+        plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {COUNTS_SQL}"))
+        for index in ("messages_claim", "messages_leased", "messages_dead"):
+            assert index in plan
+    finally:
+        conn.close()

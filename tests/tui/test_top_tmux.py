@@ -5,16 +5,13 @@ CLI, scripted model)."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from team_harness import Team, agent_rule
+from tmux_screen import Terminal, hues, row_of
 
 pytestmark = [
     pytest.mark.cli,
@@ -26,96 +23,6 @@ pytestmark = [
 ]
 
 TeamFactory = Callable[..., Team]
-
-
-class Terminal:
-    """One tmux server of our own (its socket in tmp_path), one window running `top`."""
-
-    def __init__(self, folder: Path, env: dict[str, str], *, width: int, height: int) -> None:
-        self.socket = folder / f"tmux-{width}x{height}.sock"
-        self.env = env
-        self.tmux(
-            "new-session", "-d", "-x", str(width), "-y", str(height), "-c", str(folder),
-            "--", sys.executable, "-m", "orchestrator.cli", "top", "--interval", "0.3",
-        )  # fmt: skip
-        self.tmux("set-option", "-g", "remain-on-exit", "on")
-
-    def tmux(self, *args: str) -> str:
-        done = subprocess.run(
-            ["tmux", "-S", str(self.socket), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        return done.stdout
-
-    def screen(self, *, escapes: bool = False) -> str:
-        return self.tmux("capture-pane", "-p", *(["-e"] if escapes else []))
-
-    def keys(self, *keys: str) -> None:
-        self.tmux("send-keys", *keys)
-
-    def wait(self, check: Callable[[str], object], what: str) -> str:
-        deadline = time.monotonic() + 90
-        text = ""
-        while time.monotonic() < deadline:
-            text = self.screen()
-            if check(text):
-                return text
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; the screen:\n{text}")
-
-    def dead(self) -> bool:
-        return self.tmux("list-panes", "-F", "#{pane_dead}").strip() == "1"
-
-    def close(self) -> None:
-        subprocess.run(
-            ["tmux", "-S", str(self.socket), "kill-server"],
-            env=self.env,
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-
-
-def row_of(screen: str, name: str) -> list[str]:
-    for line in screen.splitlines():
-        cells = line.split()
-        if cells[:1] == [name] and len(cells) > 3:
-            return cells
-    return []
-
-
-_SGR = re.compile(r"\x1b\[([0-9;]*)m")
-
-
-def hues(text: str) -> set[str]:
-    """Colours in the SGR sequences of a capture that are not greys: a 256-colour index
-    outside 16 and 232-255 (and black/white), a truecolor with r, g, b not all equal, or
-    one of the eight basic colours but black and white."""
-    found = set()
-    for params in _SGR.findall(text):
-        p = [int(x) if x.isdigit() else 0 for x in params.split(";")]
-        i = 0
-        while i < len(p):
-            code = p[i]
-            if code in (38, 48) and p[i + 1 : i + 2] == [5]:
-                n = p[i + 2] if i + 2 < len(p) else 0
-                if not (n in (0, 7, 8, 15, 16) or n >= 232):
-                    found.add(f"{code};5;{n}")
-                i += 3
-            elif code in (38, 48) and p[i + 1 : i + 2] == [2]:
-                rgb = p[i + 2 : i + 5]
-                if len(set(rgb)) > 1:
-                    found.add(f"{code};2;{rgb}")
-                i += 5
-            else:
-                if 31 <= code <= 36 or 41 <= code <= 46 or 91 <= code <= 96:
-                    found.add(str(code))
-                i += 1
-    return found
 
 
 def test_top_in_tmux(team: TeamFactory) -> None:

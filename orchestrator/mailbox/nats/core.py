@@ -361,7 +361,7 @@ class NatsCore:
         an agent of a running supervisor's roster too, unless ``force`` (the supervisor).
         "Running" here is the supervisor's row saying so: there is no lock file to ask."""
         if name in RESERVED_NAMES:
-            raise errors.InvalidName(name, name_problem(name) or "reserved")
+            raise errors.InvalidName(name, name_problem(name) or "reserved", "unregister")
         info = await self.agent(name)
         if info is None:
             return False

@@ -2,7 +2,10 @@
 
 The client reconnects by itself (to the same server after a restart, to another node
 of a cluster); meanwhile a request times out, finds no responders, or hears 503 from
-a stream electing a new leader. Each key-value primitive retries those for up to
+a stream electing a new leader. While a replicated stream has no leader nobody
+listens on its subjects, so a write (a publish) hears no responders, which nats-py
+raises as NoStreamResponseError: 2-7 s after the leader's node was SIGKILLed on a
+loopback cluster, longer under load. Each key-value primitive retries those for up to
 :data:`RETRY_S` (every primitive is safe to repeat: reads, purges and puts are
 idempotent, a compare-and-set re-reads first, a create checks whether the value found
 is its own). What still fails, and any other nats-py error that escapes a public
@@ -34,6 +37,7 @@ TRANSIENT: Final = (
     nats.errors.StaleConnectionError,
     nats.errors.OutboundBufferLimitError,
     nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,  # a publish to a stream electing its leader
 )
 
 P = ParamSpec("P")

@@ -161,11 +161,29 @@ async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
     return entry.value, entry.revision
 
 
-async def create(kv: KeyValue, key: str, value: bytes) -> bool:
+async def create(
+    kv: KeyValue,
+    key: str,
+    value: bytes,
+    *,
+    ours: Callable[[bytes], bool] | None = None,
+    again: bool = False,
+) -> bool:
     """Write ``key`` only if it does not exist (or was deleted): False if it does.
-    After a transient failure the write may have happened with its answer lost: a
-    value found equal to ours (records carry unique ids and times) is ours."""
-    retried = False
+    After a transient failure the write may have happened with its answer lost (the
+    server stored it, the ack never came back): a value found equal to ours (records
+    carry unique ids and times) is ours, and so is one ``ours(found)`` recognises: a
+    record that others may change at once (a message claimed before the sender was
+    back) no longer equals what was written.
+
+    JetStream's own de-duplication (the ``Nats-Msg-Id`` header) cannot do this for a
+    create: a single nats-server checks the expected last sequence before the msg id
+    and answers a repeat with 'wrong last sequence' (seen with v2.15.1; a cluster
+    answers 'duplicate'), so the record itself has to say whose it is.
+
+    ``again``: this call repeats an earlier one that failed without saying whether it
+    wrote (a caller's retry with the same message id), so ``ours`` is asked at once."""
+    retried = again
     deadline = time.monotonic() + faults.RETRY_S
     while True:
         try:
@@ -173,7 +191,9 @@ async def create(kv: KeyValue, key: str, value: bytes) -> bool:
         except nats.js.errors.KeyWrongLastSequenceError:
             if retried:
                 found = await get(kv, key)
-                return found is not None and found[0] == value
+                if found is None:
+                    return False
+                return found[0] == value or (ours is not None and ours(found[0]))
             return False
         except TRANSIENT:
             if time.monotonic() > deadline:
@@ -194,7 +214,12 @@ async def update(
 ) -> tuple[bytes | None, bytes | None]:
     """Compare-and-set loop: read, ``change(old)`` -> new value (None: leave it), write
     if nobody wrote in between, else read again. Returns (old, new); (None, None) if
-    the key is absent. ``change`` may raise to refuse."""
+    the key is absent. ``change`` may raise to refuse. A write that fails transiently
+    is tried again after a pause, for up to :data:`faults.RETRY_S`: a stream without a
+    leader refuses at once (no responders) while reads still answer, so without the
+    pause the loop would spin, and without the bound spin forever without a quorum."""
+    deadline = time.monotonic() + faults.RETRY_S
+    pause = 0.05
     while True:
         current = await get(kv, key)
         if current is None:
@@ -210,5 +235,9 @@ async def update(
         except TRANSIENT:
             # Maybe written with the answer lost: read again and decide on what is there
             # (a change already made is then seen as done, or refused as taken).
+            if time.monotonic() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
             continue
         return old, new

@@ -13,6 +13,7 @@ from orchestrator import errors
 from orchestrator.mailbox.model import (
     DEFAULT_MAX_ATTEMPTS,
     Message,
+    check_id,
     encode_body,
     make_message,
     new_id,
@@ -21,6 +22,33 @@ from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.core import NatsCore
 
 _SEND_KINDS = ("notice", "request", "broadcast")
+
+
+class _Written:
+    """Whether a record found at ``m.<id>`` is ``message`` as this client wrote it, maybe
+    changed since by its recipient (claimed, acked): the fields nobody changes after
+    the write are the same, ``created_at`` to the microsecond among them unless the
+    caller chose the id (its earlier call wrote the same message at another time).
+    ``stored`` is the record found, once recognised."""
+
+    def __init__(self, message: Message, *, same_time: bool) -> None:
+        self.message = message
+        self.same_time = same_time
+        self.stored: Message | None = None
+
+    def __call__(self, found: bytes) -> bool:
+        m = self.message
+        try:
+            stored = rec.decode_message(found, rec.msg_key(m.id))
+        except errors.RecordUnreadable:
+            return False
+        fixed = ("id", "kind", "sender", "recipient", "correlation_id", "body")
+        if any(getattr(stored, f) != getattr(m, f) for f in fixed):
+            return False
+        if self.same_time and stored.created_at != m.created_at:
+            return False
+        self.stored = stored
+        return True
 
 
 class NatsSendOps(NatsCore):
@@ -43,9 +71,13 @@ class NatsSendOps(NatsCore):
         """Write one new message under a fresh id. An open message's hint goes first:
         a crash in between leaves a hint without a message (skipped), never a pending
         message nobody can find. A drawn id already taken (by any client of either
-        backend) is drawn again: ``m.<id>`` is created only if absent."""
+        backend) is drawn again: ``m.<id>`` is created only if absent. A ``message_id``
+        the caller chose is its own to repeat: the same message found under it is the
+        one returned (stored once), another is MessageIdTaken."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if message_id is not None:
+            check_id(message_id)
         now = self.now()
         for _ in range(5):
             mid = message_id or new_id()
@@ -75,12 +107,14 @@ class NatsSendOps(NatsCore):
             hint = rec.hint_key(recipient, mid)
             if status == "pending":
                 await rec.put(self.kv, hint, b"")
-            if await rec.create(self.kv, rec.msg_key(mid), record):
-                return message
+            ours = _Written(message, same_time=message_id is None)
+            key = rec.msg_key(mid)
+            if await rec.create(self.kv, key, record, ours=ours, again=message_id is not None):
+                return ours.stored or message
+            if message_id is not None:  # its hint may be the other message's: left alone
+                raise errors.MessageIdTaken(message_id)
             if status == "pending":
                 await self._delete(hint)
-            if message_id is not None:
-                break
         raise errors.QueueError("could not draw a unique message id")  # pragma: no cover
 
     def _check_size(self, size: int) -> None:
@@ -105,8 +139,10 @@ class NatsSendOps(NatsCore):
         cause_id: str | None = None,
         ttl_s: float | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        message_id: str | None = None,
     ) -> Message:
-        """Queue one message for a registered recipient (or ``user``)."""
+        """Queue one message for a registered recipient (or ``user``). ``message_id``
+        (from ``new_id()``) makes the send safe to repeat: see :meth:`_put_new`."""
         if kind not in _SEND_KINDS:
             raise ValueError(
                 f"send() kind must be notice, request or broadcast, not {kind!r} "
@@ -123,6 +159,7 @@ class NatsSendOps(NatsCore):
             cause_id=cause_id,
             ttl_s=ttl_s,
             max_attempts=max_attempts,
+            message_id=message_id,
         )
         await self._wake(recipient)
         return message
@@ -167,9 +204,11 @@ class NatsSendOps(NatsCore):
         ttl_s: float | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         wait_s: float | None = None,
+        message_id: str | None = None,
     ) -> Message:
         """Queue a request. With ``wait_s`` the sender declares it will block for the
         reply; a request that would close a wait cycle raises WouldDeadlock, unwritten.
+        ``message_id`` makes it safe to repeat, as for :meth:`send`.
 
         The edge is written before the cycle is looked for: of two asks that would
         close a cycle at the same moment on two machines, at least one sees the
@@ -186,13 +225,13 @@ class NatsSendOps(NatsCore):
             "max_attempts": max_attempts,
         }
         if wait_s is None:
-            message = await self._put_new(**fields)
+            message = await self._put_new(message_id=message_id, **fields)
             await self._wake(recipient)
             return message
         if sender == recipient:
             raise errors.WouldDeadlock(request_id="", detail=f"{sender} -> {sender}")
         now = self.now()
-        message_id = new_id()
+        message_id = new_id() if message_id is None else check_id(message_id)
         edge = {"waiter": sender, "target": recipient, "expires_at": now + wait_s}
         await rec.put(self.kv, rec.wait_key(message_id), json.dumps(edge).encode())
         try:
@@ -256,11 +295,32 @@ class NatsSendOps(NatsCore):
         record = rec.encode_message(response)
         self._check_size(len(record))
         if not await rec.create(self.kv, rec.reply_key(request.id), record):
+            await self._finish_reply(request.id)
             return False
-        await rec.put(self.kv, rec.msg_key(response.id), record)
-        await self._delete(rec.wait_key(request.id))
-        await self._replied(request.id)
+        await self._after_reply(request.id, response.id, record)
         return True
+
+    async def _after_reply(self, request_id: str, response_id: str, record: bytes) -> None:
+        """What follows the reply's create: its copy under ``m.<id>`` (what listings and
+        ``queue show`` read), the wait edge gone, the asker woken."""
+        await rec.put(self.kv, rec.msg_key(response_id), record)
+        await self._delete(rec.wait_key(request_id))
+        await self._replied(request_id)
+
+    async def _finish_reply(self, request_id: str) -> None:
+        """A request found answered: if the answer's writer stopped after the create (its
+        connection lost with the create's ack, an outage, a crash), finish its steps
+        now, so a repeated reply leaves what one reply leaves."""
+        found = await rec.get(self.kv, rec.reply_key(request_id))
+        if found is None:
+            return
+        try:
+            response = rec.decode_message(found[0], rec.reply_key(request_id))
+        except errors.RecordUnreadable as exc:
+            self._unreadable(exc)
+            return
+        if await rec.get(self.kv, rec.msg_key(response.id)) is None:
+            await self._after_reply(request_id, response.id, found[0])
 
     def _response(
         self,

@@ -160,18 +160,19 @@ async def _wait_jetstream(urls: tuple[str, ...], timeout_s: float) -> None:
 
 def stream_leader(cluster: NatsCluster, stream: str) -> NatsServer:
     """The node that leads ``stream`` now (killing it forces an election)."""
+    return asyncio.run(stream_leader_async(cluster, stream))
 
-    async def ask() -> str:
-        import nats
 
-        client = await nats.connect(list(cluster.urls), connect_timeout=2)
-        try:
-            info = await client.jetstream(timeout=5).stream_info(stream)
-        finally:
-            await client.close()
-        assert info.cluster is not None
-        assert info.cluster.leader is not None
-        return info.cluster.leader
+async def stream_leader_async(cluster: NatsCluster, stream: str) -> NatsServer:
+    """:func:`stream_leader` for a test already inside an event loop."""
+    import nats
 
-    name = asyncio.run(ask())
+    client = await nats.connect(list(cluster.urls), connect_timeout=2)
+    try:
+        info = await client.jetstream(timeout=5).stream_info(stream)
+    finally:
+        await client.close()
+    assert info.cluster is not None
+    assert info.cluster.leader is not None
+    name = info.cluster.leader
     return next(n for n in cluster.nodes if f"--server_name {name} " in " ".join(n.extra) + " ")

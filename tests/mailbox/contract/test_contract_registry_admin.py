@@ -111,8 +111,8 @@ async def test_the_supervisor_row_is_written_only_through_register_supervisor(
     info = await backend.agent(SUPERVISOR)
     assert info is not None
     assert (info.pid, info.state) == (4242, "running")
-    with pytest.raises(errors.InvalidName):
-        await backend.unregister(SUPERVISOR)
+    with pytest.raises(errors.InvalidName, match=r"^cannot unregister 'supervisor'"):
+        await backend.unregister(SUPERVISOR)  # it said "cannot register"
 
 
 # --- waits ------------------------------------------------------------------------

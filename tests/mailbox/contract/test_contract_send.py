@@ -13,6 +13,7 @@ from orchestrator.mailbox import (
     SUPERVISOR,
     USER,
     AsyncMailboxBackend,
+    new_id,
 )
 
 Q = AsyncMailboxBackend
@@ -271,3 +272,26 @@ async def test_fail_request_after_a_reply_changes_nothing(q: Q) -> None:
     await q.reply(r.id, "bob", "ok")
     assert await q.fail_request(r.id, "recipient_failed") is False
     assert (await q.wait_for_reply(r.id, timeout_s=5)).body == "ok"
+
+
+async def test_a_send_repeated_with_its_message_id_is_stored_once(q: Q, clock: FakeClock) -> None:
+    """A caller that chose the id (new_id()) can send again after an error that left it
+    unknown whether the first try was stored (the relay's tools in a queue outage): the
+    same message under that id is returned, not stored twice; a request likewise, with
+    its wait. Another message under a taken id is refused, a made-up id too."""
+    mid = new_id()
+    first = await q.send("alice", "bob", "once", message_id=mid)
+    clock.advance(1)  # a retry comes later
+    again = await q.send("alice", "bob", "once", message_id=mid)
+    assert first.id == again.id == mid
+    rid = new_id()
+    asked = await q.request("alice", "bob", "q?", message_id=rid, wait_s=30)
+    assert (await q.request("alice", "bob", "q?", message_id=rid, wait_s=30)).id == asked.id
+    assert sorted(m.id for m in await q.claim("bob", owner="w", limit=10)) == sorted([mid, rid])
+    with pytest.raises(errors.MessageIdTaken):
+        await q.send("alice", "bob", "something else", message_id=mid)
+    with pytest.raises(errors.MessageIdTaken):
+        await q.send("carol", "bob", "once", message_id=mid)
+    with pytest.raises(ValueError, match="message_id"):
+        await q.send("alice", "bob", "x", message_id="m.1 *")
+    assert len(await q.list()) == 2
