@@ -40,7 +40,7 @@ from claude_agent_sdk import (
     PermissionResultDeny,
 )
 
-from orchestrator import launcher, sandbox
+from orchestrator import agent_env, launcher, sandbox
 from orchestrator.policy import Policy
 from orchestrator.prompts import CLI_OWN_MESSAGING, SERVER, TOOL_NAMES, team_prompt
 from orchestrator.relay import Relay
@@ -89,6 +89,9 @@ def build_options(
         # Bounds a persistent 529/5xx per turn (the CLI's default of 10 is ~175 s); an
         # agent's own `env` may still set it.
         "CLAUDE_CODE_MAX_RETRIES": str(spec.model_retries),
+        # Secrets stay out of what the agent's commands see (agent_env); the roster's
+        # env may switch it off for one agent.
+        **agent_env.cli_env(spec),
         **dict(spec.env),
         # What `octy-orchestrate` run by this agent's tools needs: who it is, where the queue is.
         "OCTY_AGENT": spec.name,
