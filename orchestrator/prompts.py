@@ -77,7 +77,7 @@ TOOL_SPECS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
         _schema({"request_id": {"type": "string"}, "message": _MESSAGE}, ["request_id", "message"]),
     ),
     "broadcast": (
-        "Send a notice to every other agent on the team.",
+        "Send a notice to every other agent on the team that you may message.",
         _schema({"message": _MESSAGE}, ["message"]),
     ),
 }
