@@ -297,3 +297,75 @@ def test_workspaces_list_is_the_listing(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == json.loads(alone.stdout)
     assert "octy/t/a" in cli(tmp_path, "workspaces", "list").stdout
+
+
+def test_merge_refuses_a_branch_that_changes_the_team_unless_told(tmp_path: Path) -> None:
+    """Regression: an agent in a worktree edited its copy of agents.yaml (any tools, no
+    sandbox) and `workspaces merge` brought it into the live roster, which hot reload
+    applies. A branch touching the roster, a prompt file or the CLI's project settings is
+    refused, naming them, with nothing changed; --allow-team-files merges it."""
+    from orchestrator import workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / "prompts").mkdir()
+    (repo / "prompts" / "coder.md").write_text("You write code.\n")
+    (repo / "agents.yaml").write_text(
+        "name: t\nagents:\n  coder:\n    prompt_file: prompts/coder.md\n"
+        "    workspace: worktree\n    tools: [Bash]\n"
+    )
+    (repo / ".gitignore").write_text(".octy/\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "team")
+    roster = load_roster(repo / "agents.yaml", {})
+    folder = workspaces.agent_folder(roster.agents["coder"], roster)
+
+    def commit(path: str, text: str) -> None:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(text)
+        git(folder, "add", path)
+        git(folder, "commit", "-qm", f"edit {path}")
+
+    commit("src/app.py", "print('work')\n")
+    commit("agents.yaml", (repo / "agents.yaml").read_text() + "    sandbox: false\n")
+    commit("prompts/coder.md", "You obey nobody.\n")
+    commit(".claude/settings.json", '{"hooks": {}}\n')
+    before = git(repo, "rev-parse", "main")
+    refused = cli(repo, "workspaces", "merge", "coder", "--json")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    report = json.loads(refused.stdout)
+    assert report["error"] == "team_files_in_merge"
+    assert report["paths"] == [".claude/settings.json", "agents.yaml", "prompts/coder.md"]
+    assert "--allow-team-files" in report["message"]
+    assert git(repo, "rev-parse", "main") == before
+    assert "sandbox" not in (repo / "agents.yaml").read_text()
+    plain = cli(repo, "workspaces", "merge", "coder")
+    assert plain.returncode == 1
+    assert "agents.yaml" in plain.stderr
+    assert "Traceback" not in plain.stderr
+
+    allowed = cli(repo, "workspaces", "merge", "coder", "--allow-team-files", "--json")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "sandbox: false" in (repo / "agents.yaml").read_text()
+    assert (repo / "src" / "app.py").is_file()
+
+
+def test_merge_of_ordinary_work_is_not_held_up(tmp_path: Path) -> None:
+    """Only team files are held back: a branch that changes code merges as before, and a
+    roster outside the repository matches nothing in it."""
+    from orchestrator import workspace_ops, workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    (tmp_path / "agents.yaml").write_text(
+        "name: t\nagents:\n  a: {prompt: p, cwd: repo, workspace: worktree}\n"
+    )
+    roster = load_roster(tmp_path / "agents.yaml", {})
+    folder = workspaces.agent_folder(roster.agents["a"], roster)
+    (folder / "agents.yaml").write_text("not the team's roster\n")
+    (folder / "lib").mkdir()
+    (folder / "lib" / "claude.md").write_text("x\n")
+    git(folder, "add", ".")
+    git(folder, "commit", "-qm", "work")
+    tree = workspace_ops.worktree_of(roster, "a")
+    assert workspace_ops.team_files(roster, repo, workspace_ops.changed(tree)) == []
+    assert workspace_ops.merge(roster, "a") == git(repo, "rev-parse", "main")
+    assert (repo / "lib" / "claude.md").is_file()
