@@ -209,10 +209,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_ERROR,
             "no_credentials",
         )
-    from orchestrator import agent_env
     from orchestrator.sandbox import problems as sandbox_problems
 
-    blocked = sandbox_problems(roster) + agent_env.problems(roster)
+    blocked = sandbox_problems(roster)
     if blocked:
         raise CliFailure("\n".join(blocked), common.EXIT_ERROR, "sandbox_unavailable")
     pid = holder_pid(roster.database)

@@ -1,17 +1,13 @@
 """What an agent's commands see of the environment (orchestrator/agent_env.py): the
-operator's secrets never, the roster's plain variables yes; an agent may opt out."""
+operator's secrets and the model's key never, what the roster gave the agent yes; an
+agent may opt out (inherit_secrets: true)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from team_harness import Team, agent_rule
 
 from orchestrator import agent_env
@@ -21,6 +17,7 @@ from orchestrator.scripted_model import tool_results
 
 ENV_DONE = "ENV-DONE"
 OPERATOR_SECRET = "operator-shell-secret-value"
+DB_PASSWORD = "db-password-value"
 ROSTER_SECRET = "roster-secret-value"
 ROSTER_PLAIN = "roster-plain-value"
 
@@ -40,98 +37,100 @@ def _rules(*agents: str) -> list[dict[str, Any]]:
     return rules
 
 
-def test_an_agents_commands_do_not_see_the_operators_secrets(team: Any) -> None:
-    """The real CLI, a real Bash: the supervisor's ANTHROPIC_API_KEY and MYSECRET_TOKEN
-    reach neither a sandboxed agent's `env` nor an unsandboxed one's, though the CLI
-    itself still talks to the model; the roster's plain variable does reach them. An
-    agent whose env says CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: "0" sees everything."""
+def test_an_agents_commands_do_not_see_the_operators_secrets(
+    tmp_path: Path, scripted_model: Callable[..., Any], claude_env: Callable[..., dict[str, str]]
+) -> None:
+    """The real CLI, a real Bash `env`: the supervisor's ANTHROPIC_API_KEY, MYSECRET_TOKEN
+    and a DATABASE_URL holding a password reach neither a sandboxed agent's commands nor
+    an unsandboxed one's, while the CLI still authenticates to a model that refuses any
+    other key (the key reaches it through its key helper). The roster's own env reaches
+    the commands as written. inherit_secrets: true gives an agent's commands everything,
+    as before; the key file is gone once the supervisor has stopped."""
+    names = ("boxed", "open", "inherits")
+    model = scripted_model({"rules": _rules(*names), "api_key": FAKE_API_KEY})
     roster_env = {"A_PLAIN": ROSTER_PLAIN, "A_ONLY_SECRET": ROSTER_SECRET}
-    t: Team = team(
-        _rules("boxed", "open", "optout"),
+    t = Team(
+        tmp_path,
+        claude_env(model),
         {
             "boxed": {"tools": ["Bash"], "env": roster_env},
             "open": {"tools": ["Bash"], "sandbox": False, "env": roster_env},
-            "optout": {
-                "tools": ["Bash"],
-                "sandbox": False,
-                "env": {**roster_env, agent_env.SCRUB_ENV: "0"},
-            },
+            "inherits": {"tools": ["Bash"], "sandbox": False, "inherit_secrets": True},
         },
+        model=model,
     )
     t.env["MYSECRET_TOKEN"] = OPERATOR_SECRET
-    t.up()
-    t.wait_ready("boxed", "open", "optout")
-    seen: dict[str, str] = {}
-    for name in ("boxed", "open", "optout"):
-        assert t.ask(name, "SHOW-ENV", timeout=90) == "done"
-        [request] = t.model.requests_matching(tool_result=ENV_DONE, agent=agent_rule(name))
-        seen[name] = " ".join(str(r.get("content")) for r in tool_results(request))
+    t.env["DATABASE_URL"] = f"postgres://app:{DB_PASSWORD}@db.invalid/app"
+    try:
+        t.up()
+        t.wait_ready(*names)
+        seen: dict[str, str] = {}
+        for name in names:
+            assert t.ask(name, "SHOW-ENV", timeout=90) == "done"
+            [request] = t.model.requests_matching(tool_result=ENV_DONE, agent=agent_rule(name))
+            seen[name] = " ".join(str(r.get("content")) for r in tool_results(request))
+    finally:
+        t.stop()
     for name in ("boxed", "open"):
         out = seen[name]
         assert ENV_DONE in out
-        assert FAKE_API_KEY not in out, out
-        assert OPERATOR_SECRET not in out, out
-        # The CLI's heuristic goes by the name: a roster variable that looks secret is
-        # kept from commands too (documented), a plain one is not.
-        assert ROSTER_SECRET not in out, out
+        for secret in (FAKE_API_KEY, OPERATOR_SECRET, DB_PASSWORD):
+            assert secret not in out, (name, secret, out)
         assert f"A_PLAIN={ROSTER_PLAIN}" in out
+        assert f"A_ONLY_SECRET={ROSTER_SECRET}" in out  # the roster gave it to this agent
         assert f"OCTY_AGENT={name}" in out
-    assert FAKE_API_KEY in seen["optout"]
-    assert OPERATOR_SECRET in seen["optout"]
-    assert ROSTER_SECRET in seen["optout"]
+    for secret in (FAKE_API_KEY, OPERATOR_SECRET, DB_PASSWORD):
+        assert secret in seen["inherits"]
+    assert not list((tmp_path / "queue").glob(f"*{agent_env.KEY_FILE_MARK}*"))
 
 
 ROSTER = """\
 name: t
 agents:
-  shell:
+  a:
     prompt: p
-    tools: [Bash]
-    sandbox: false
-  optout:
+    env: {GIVEN_TOKEN: roster-given}
+  b:
     prompt: p
-    sandbox: false
-    env: {CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: "off"}
-  talker:
+    env: {CLAUDE_CODE_USE_BEDROCK: "1", ANTHROPIC_API_KEY: agent-key}
+  c:
     prompt: p
-    disallowed_tools: [Bash]
+    inherit_secrets: true
 """
 
 
-def test_scrub_is_on_for_agents_that_can_run_commands(tmp_path: Path) -> None:
+def test_which_names_are_withheld(tmp_path: Path) -> None:
     (tmp_path / "agents.yaml").write_text(ROSTER, encoding="utf-8")
-    roster = load_roster(tmp_path / "agents.yaml", {})
-    assert agent_env.cli_env(roster.agents["shell"]) == {agent_env.SCRUB_ENV: "1"}
-    assert agent_env.cli_env(roster.agents["optout"]) == {}
-    assert agent_env.cli_env(roster.agents["talker"]) == {}
-
-
-def test_up_refuses_scrubbed_agents_without_bubblewrap(tmp_path: Path) -> None:
-    """The CLI will not start scrubbed without bwrap: `up` says so first, with the fix."""
-    (tmp_path / "agents.yaml").write_text(textwrap.dedent(ROSTER), encoding="utf-8")
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "up", "--json"],
-        cwd=tmp_path,
-        env={**os.environ, "PATH": str(empty), "ANTHROPIC_API_KEY": "sk-ant-fake"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 1, done.stdout + done.stderr
-    report = json.loads(done.stdout)
-    assert report["error"] == "sandbox_unavailable"
-    assert "agents shell run commands (Bash)" in report["message"]
-    assert 'CLAUDE_CODE_SUBPROCESS_ENV_SCRUB: "0"' in report["message"]
-    assert "optout" not in report["message"]
-    assert "talker" not in report["message"]
-    assert not (tmp_path / "queue").exists()
-
-
-@pytest.mark.parametrize("value", ["0", "false", " OFF ", "no"])
-def test_the_opt_out_reads_like_the_cli_does(tmp_path: Path, value: str) -> None:
-    text = ROSTER.replace('"off"', json.dumps(value))
-    (tmp_path / "agents.yaml").write_text(text, encoding="utf-8")
-    assert not agent_env.scrubbed(load_roster(tmp_path / "agents.yaml", {}).agents["optout"])
+    agents = load_roster(tmp_path / "agents.yaml", {}).agents
+    environ = {
+        "PATH": "/usr/bin",
+        "GIT_AUTHOR_NAME": "Op",
+        "KEYBOARD": "us",
+        "PWD": "/",
+        "HTTPS_PROXY": "http://u:p@proxy:3128",
+        "CLAUDE_CODE_OAUTH_TOKEN": "sign-in",
+        "ANTHROPIC_API_KEY": "sk-op",
+        "ANTHROPIC_BASE_URL": "https://api.invalid",
+        "GITHUB_TOKEN": "g",
+        "GHTOKEN": "g",
+        "SSH_AUTH_SOCK": "/run/agent",
+        "AWS_SECRET_ACCESS_KEY": "aws",
+        "PIP_INDEX_URL": "https://token@pypi.invalid/simple",
+        "GIVEN_TOKEN": "operator's",
+    }
+    assert agent_env.withheld(agents["a"], environ) == [
+        "ANTHROPIC_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "GHTOKEN",
+        "GITHUB_TOKEN",
+        "PIP_INDEX_URL",
+        "SSH_AUTH_SOCK",
+    ]
+    # Bedrock signs with AWS credentials: the CLI keeps them. The agent's own key wins.
+    assert "AWS_SECRET_ACCESS_KEY" not in agent_env.withheld(agents["b"], environ)
+    assert agent_env.model_key(agents["b"], environ) == "agent-key"
+    under, over = agent_env.cli_env(agents["b"], environ)
+    assert under["GITHUB_TOKEN"] == ""
+    assert over == {"ANTHROPIC_API_KEY": ""}  # blanked over the roster's env as well
+    assert agent_env.withheld(agents["c"], environ) == []
+    assert agent_env.cli_env(agents["c"], environ) == ({}, {})
