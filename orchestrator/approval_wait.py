@@ -3,6 +3,13 @@
 See :mod:`orchestrator.approvals` for the request's shape and how answers read.
 While it waits the agent is ``blocked`` (reason ``approval``) in the registry,
 and the turn watchdog does not count the wait as silence.
+
+One grant, one call: when a grant lets a call through, its request id is written to the
+agent's registry row (meta ``approvals_used``) before the hook answers "allow". The row
+is in the queue (SQLite or NATS) and survives the supervisor, so a turn redelivered after
+a SIGKILL, a ``restart`` or a hung turn, which makes the same call again, asks afresh
+instead of running the command a second time on the answer already acted on; an answer
+that arrived while no session was waiting is still used (nobody acted on it).
 """
 
 from __future__ import annotations
@@ -12,15 +19,20 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import structlog
 
 from orchestrator import errors
-from orchestrator.approvals import answer_of, approval_of, key_of
+from orchestrator.approvals import answer_of, approval_of, key_of, shown_input
 from orchestrator.lifecycle import OnEvent, RunnerEvent
-from orchestrator.mailbox import AsyncMailboxBackend, Message
+from orchestrator.mailbox import AgentInfo, AsyncMailboxBackend, Message
+from orchestrator.prompts import APPROVAL_GRAMMAR
 from orchestrator.relay import Turn
 
 log = structlog.get_logger()
+
+USED_META = "approvals_used"  # the agent's meta key: grants already acted on, newest last
+USED_KEPT = 200  # only a redelivered turn's calls look here: the recent ones are enough
 
 
 class Approvals:
@@ -42,8 +54,10 @@ class Approvals:
         self.log = log.bind(agent=agent)
         self._waiting = 0  # approvals this session waits on (parallel tool calls)
         # Answers this session already acted on: the same call again in the same turn asks
-        # afresh. (A new session, after a restart, may use an answer given meanwhile.)
+        # afresh. Grants acted on are also recorded in the queue (USED_META), for the
+        # sessions after this one; an answer nobody acted on may still be used.
         self._used: set[str] = set()
+        self._marking = anyio.Lock()  # parallel calls: one read-modify-write of the list
 
     async def decide(
         self, tool: str, tool_input: dict[str, Any], subagent: str | None
@@ -52,20 +66,27 @@ class Approvals:
         turn = self.turn()
         cause = turn.cause_id if turn else None
         key = key_of(self.agent, tool, tool_input, cause)
-        request = await self._existing(approver, key, timeout_s)
+        try:
+            used = self._used | await self._used_before()
+        except errors.OrchestratorError as exc:
+            self.log.warning("approval_denied", tool=tool, reason=str(exc))
+            return False, f"no approval: cannot read the approvals already used: {exc}"
+        request = await self._existing(approver, key, used)
         if request is None:
+            shown, shortened = shown_input(tool_input)
             body = {
                 "approval": {
                     "key": key,
                     "agent": self.agent,
                     "subagent": subagent,
                     "tool": tool,
-                    "input": tool_input,
+                    "input": shown,
                     "cause_id": cause,
                     "timeout_s": timeout_s,
+                    **({"input_shortened": True} if shortened else {}),
                 },
-                "text": f"'{self.agent}' asks to run {tool} {json.dumps(tool_input)[:2000]}. "
-                "Answer 'approve', or 'deny: <reason>'.",
+                "text": f"'{self.agent}' asks to run {tool} {json.dumps(shown)[:2000]}. "
+                + APPROVAL_GRAMMAR,
             }
             try:
                 # wait_s: an approver agent asking this one back would deadlock both
@@ -79,7 +100,7 @@ class Approvals:
                 "approval_requested",
                 request_id=request.id,
                 tool=tool,
-                input=tool_input,
+                input=shown,
                 approver=approver,
                 subagent=subagent,
                 cause_id=cause,
@@ -88,17 +109,40 @@ class Approvals:
             self.log.info("approval_resumed", request_id=request.id, tool=tool)
         self._used.add(request.id)
         granted, reason = await self._wait(request, timeout_s, turn)
+        if granted:
+            try:
+                await self._mark_used(request.id)
+            except errors.OrchestratorError as exc:
+                # Not recorded: a restart could run the call twice on this one grant, so it
+                # does not run now; the grant stays unused for the next try to take.
+                self._used.discard(request.id)
+                granted = False
+                reason = (
+                    f"approved, but the use of approval {request.id} could not be recorded "
+                    f"({exc}), so the call was not made; try again"
+                )
         event = "approval_granted" if granted else "approval_denied"
         self.log.info(event, request_id=request.id, tool=tool, reason=reason, subagent=subagent)
         return granted, reason
 
-    async def _existing(self, approver: str, key: str, timeout_s: float) -> Message | None:
-        """The same approval asked before (a redelivered turn after a restart)."""
+    async def _existing(self, approver: str, key: str, used: set[str]) -> Message | None:
+        """The same approval asked before (a redelivered turn after a restart), if nobody
+        acted on its answer yet."""
         for m in await self.mailbox.list(sender=self.agent, recipient=approver, limit=500):
             fields = approval_of(m)
-            if fields is not None and fields.get("key") == key and m.id not in self._used:
+            if fields is not None and fields.get("key") == key and m.id not in used:
                 return m
         return None
+
+    async def _used_before(self) -> set[str]:
+        return set(_used_ids(await self.mailbox.agent(self.agent)))
+
+    async def _mark_used(self, request_id: str) -> None:
+        """Record in the queue that a grant was acted on (before the call runs)."""
+        async with self._marking:
+            ids = [i for i in _used_ids(await self.mailbox.agent(self.agent)) if i != request_id]
+            ids = [*ids[-(USED_KEPT - 1) :], request_id]
+            await self.mailbox.update_agent(self.agent, meta={USED_META: ids}, heartbeat=False)
 
     async def _wait(
         self, request: Message, timeout_s: float, turn: Turn | None
@@ -134,3 +178,10 @@ class Approvals:
             if late is not None:
                 return answer_of(late, request)
         return False, why
+
+
+def _used_ids(info: AgentInfo | None) -> list[str]:
+    """The grants recorded as used in an agent's row (a foreign or hand-edited row: only
+    its strings count)."""
+    ids = info.meta.get(USED_META) if info is not None else None
+    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []

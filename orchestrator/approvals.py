@@ -5,7 +5,9 @@ An approval is a request from the agent to its approver (``user`` unless
 agent, the tool, its input, the turn's cause, the subagent if one made the
 call. The answer is the request's reply: ``{"approval": "granted"}`` or
 ``{"approval": "denied", "reason": ...}`` from ``octy-orchestrate approve/deny``,
-or a text starting with "approve"/"yes" from an agent or a script. No answer
+or a text from an agent or a script, read as :data:`orchestrator.prompts.APPROVAL_GRAMMAR`
+tells the approver: only a leading "approve"/"approved" grants; any other text is a
+denial, the text its reason. No answer
 within ``approval_timeout`` is a denial with that reason (the request is then
 answered ``timeout`` and goes to the dead letters).
 
@@ -14,13 +16,14 @@ the shapes both sides share; the agent's side is :mod:`orchestrator.approval_wai
 
 Because it is a queue request, a pending approval outlives the supervisor: after
 a restart the redelivered turn makes the same call, and the same request (same
-agent, tool, input and cause) is waited on again, or its answer used.
+agent, tool, input and cause) is waited on again, or its answer used if nobody acted
+on it yet: a grant is used once (the agent's side records each use in the queue).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,9 @@ from orchestrator import errors
 from orchestrator.mailbox import USER, Mailbox, Message
 
 GRANTED, DENIED = "granted", "denied"
-_YES = ("approve", "approved", "yes", "allow", "granted", "ok")
+# The first word only, and only these two: "OK, I checked: deny" and "Allow me to explain
+# why not" were grants when ok/yes/allow counted, and "approve?" is a question.
+_GRANT = re.compile(r"\s*approved?[.!,:;]*(?:\s|$)", re.IGNORECASE)
 
 
 def approval_of(message: Message) -> dict[str, Any] | None:
@@ -60,13 +65,68 @@ def answer_of(reply: Message, request: Message | None = None) -> tuple[bool, str
             return True, f"approved by {reply.sender}" + (f": {reason}" if reason else "")
         return False, f"denied by {reply.sender}" + (f": {reason}" if reason else "")
     text = (body if isinstance(body, str) else json.dumps(body)).strip()
-    first = text.split(maxsplit=1)[0].strip(".,:;!").lower() if text else ""
-    if first in _YES:
+    if isinstance(body, str) and _GRANT.match(text):
         return True, f"approved by {reply.sender}: {text}"
     return False, f"denied by {reply.sender}: {text or '(no reason given)'}"
 
 
+INPUT_ROOM = 256 * 1024  # bytes of a call's input an approval carries (a body is 1 MiB)
+CUT_CHARS = 16 * 1024  # a longer string of a shortened input keeps this much
+
+
+def shown_input(tool_input: dict[str, Any]) -> tuple[Any, bool]:
+    """The call's input as its approval request carries it, and whether it was shortened.
+
+    Whole when it fits INPUT_ROOM; else each long string cut (saying how much), or, if
+    that is not enough, the start of its JSON text. A big Write could otherwise never be
+    asked about (the queue refuses a body over 1 MiB). The grant's key is over the whole
+    input (:func:`key_of`), so the grant is for that very call."""
+    if _fits(tool_input):
+        return tool_input, False
+    cut = {k: _cut(v) for k, v in tool_input.items()}
+    if _fits(cut):
+        return cut, True
+    return {"shortened": _cut(_json(tool_input))}, True
+
+
+def _fits(value: Any) -> bool:
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return len(text.encode("utf-8", "replace")) <= INPUT_ROOM and not _deeper(value, 90)
+
+
+def _deeper(value: Any, room: int) -> bool:
+    """Nested deeper than ``room`` (the body's limit is MAX_BODY_DEPTH, with its frame)."""
+    if not isinstance(value, dict | list):
+        return False
+    if room <= 0:
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    return any(_deeper(v, room - 1) for v in items)
+
+
+def _cut(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value if _fits(value) else _cut(_json(value))
+    if len(value) <= CUT_CHARS:
+        return value
+    return value[:CUT_CHARS] + (
+        f" [... {len(value) - CUT_CHARS} more characters, cut by octy-orchestrate]"
+    )
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):
+        return repr(value)
+
+
 def key_of(agent: str, tool: str, tool_input: dict[str, Any], cause_id: str | None) -> str:
+    import hashlib  # noqa: PLC0415 - lazy: everyday CLI verbs import prompts, prompts this
+
     raw = json.dumps([agent, tool, tool_input, cause_id], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from orchestrator.approvals import approval_of
 from orchestrator.mailbox import MAX_BODY_BYTES, Message
 from orchestrator.prompts import text_of
 
@@ -15,13 +16,20 @@ BATCH_BYTES = MAX_BODY_BYTES  # and at most this much body text in one turn (one
 def batch_of(claimed: list[Message]) -> list[Message]:
     """What to deliver in one turn. A message delivered before (its turn failed, or its
     session died) goes alone, so a poison message fails by itself and the others it was
-    batched with go through (issue 16.7). Otherwise up to BATCH_BYTES of body text."""
+    batched with go through (issue 16.7). An approval request goes alone too: the
+    approver's final text answers it, and must not be a text written for another message
+    (a "Yes, the build is green" for a peer's question granted a deploy). Otherwise up to
+    BATCH_BYTES of body text."""
     again = [m for m in claimed if m.attempts > 1]
     if again:
         return again[:1]
+    if claimed and approval_of(claimed[0]) is not None:
+        return claimed[:1]
     batch: list[Message] = []
     size = 0
     for m in claimed:
+        if approval_of(m) is not None:
+            break  # it gets a turn of its own, the next one
         size += len(text_of(m.body).encode("utf-8", "replace"))
         if batch and size > BATCH_BYTES:
             break

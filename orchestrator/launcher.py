@@ -12,7 +12,9 @@ import importlib.util
 import os
 import shutil
 import signal
+import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,6 +210,59 @@ def private_tmpdir(folder: Path, agent: str) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     (folder / "tmp").chmod(0o700)
     return path
+
+
+# The longest name the CLI's sandbox gives a socket in TMPDIR ("claude-socks-" and 16 hex
+# digits), and the longest path a Unix socket may have (sun_path: 108 bytes with its NUL).
+SANDBOX_SOCKET_NAME = "claude-socks-0123456789abcdef.sock"
+MAX_SOCKET_PATH = 107
+
+
+def private_temp_env(folder: Path, agent: str, own: Mapping[str, str]) -> dict[str, str]:
+    """The temp folder variables of ``agent``'s CLI: CLAUDE_CODE_TMPDIR and TMPDIR both in
+    :func:`private_tmpdir` (the CLI's own layout, where both default to the system's temp
+    folder), unless the roster's ``env`` sets them.
+
+    TMPDIR because the CLI's sandbox makes its proxies' sockets there
+    (``claude-http-*.sock``, ``claude-socks-*.sock``, ``srt-mux-*.sock``) and a claude
+    that is killed never removes them (hundreds were left in /tmp); the shell's
+    ``mktemp`` files go to ``$TMPDIR/claude-<uid>``, which agents shared. In the launcher
+    folder they go with it (the supervisor's stop, its watchman, the next `up`). Kept
+    as it is where a socket's path there would be too long to bind (a long TMPDIR and a
+    long agent name): the sandbox would fail to start, and Bash with it."""
+    path = private_tmpdir(folder, agent)
+    remove_dead_sockets(path)
+    env = {} if "CLAUDE_CODE_TMPDIR" in own else {"CLAUDE_CODE_TMPDIR": str(path)}
+    if "TMPDIR" not in own and len(os.fsencode(path / SANDBOX_SOCKET_NAME)) <= MAX_SOCKET_PATH:
+        env["TMPDIR"] = str(path)
+    return env
+
+
+SANDBOX_SOCKETS = ("claude-http-", "claude-socks-", "srt-mux-")
+
+
+def remove_dead_sockets(folder: Path) -> list[str]:
+    """Remove the sandbox sockets in ``folder`` (an agent's TMPDIR) that no process listens
+    on any more (absent from /proc/net/unix): a claude that crashed, or was killed, left
+    them; called as the agent's next claude starts. Return the names removed."""
+    try:
+        with open("/proc/net/unix", "rb") as f:
+            bound = {os.fsdecode(line.split()[-1]) for line in f.read().splitlines()[1:]}
+    except OSError:
+        return []  # cannot tell which are live: left for the launcher folder's removal
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.startswith(SANDBOX_SOCKETS) or entry.path in bound:
+            continue
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
 
 
 def remove_launcher(path: str) -> None:

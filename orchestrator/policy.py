@@ -9,46 +9,35 @@ reaches it, while every call, a subagent's included, passes the hook.
   only paths matching the agent's globs, resolved first (relative to the
   agent's folder, ``..`` and symlinks followed). A denial names the owner.
   Bash is not checked: a shell command's writes cannot be known beforehand.
-- ``approve``: a call matching one of the rules waits for the approver's yes
-  (:mod:`orchestrator.approvals`).
+- ``approve``: a call matching one of the rules (:mod:`orchestrator.approve_rules`)
+  waits for the approver's yes (:mod:`orchestrator.approvals`).
 - Subagents: the hook sees which subagent made a call (``agent_type`` in the
   hook input); it is logged, and the relay is told for its own logs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
 from orchestrator import globs, prompts, workspaces
 from orchestrator.approval_wait import Approvals
+from orchestrator.approve_rules import rule_matches, written_path
 from orchestrator.errors import OrchestratorError
 from orchestrator.lifecycle import OnEvent
 from orchestrator.mailbox import AsyncMailboxBackend
 from orchestrator.relay import Relay
 from orchestrator.roster import AgentSpec, Roster
-from orchestrator.roster._work import RULE_RE
-from orchestrator.roster.work import FILE_TOOLS
 
 log = structlog.get_logger()
 
 Decide = Callable[[str, dict[str, Any], str | None], Awaitable[tuple[bool, str]]]
 HOOK_SLACK_S = 60.0  # the hook outlives the approval wait it contains
-
-
-def written_path(tool: str, tool_input: dict[str, Any]) -> str | None:
-    """The path a file tool call writes, if it is one."""
-    if tool not in FILE_TOOLS:
-        return None
-    value = tool_input.get("notebook_path" if tool == "NotebookEdit" else "file_path")
-    return value if isinstance(value, str) else ""
 
 
 def owner_check(
@@ -80,54 +69,6 @@ def owner_check(
         ):
             owners.append(other.name)
     return prompts.not_owned(real, spec.owns, owners)
-
-
-def rule_matches(rule: str, tool: str, tool_input: dict[str, Any], folder: Path) -> bool:
-    """Whether a call matches a rule written in the CLI's permission syntax."""
-    parsed = RULE_RE.fullmatch(rule)
-    if parsed is None:
-        return False
-    name, spec = parsed["tool"], parsed["spec"]
-    if name != tool and not (
-        name.startswith("mcp__")
-        and tool.startswith(name.rstrip("*_") + "__")
-        and name.count("__") == 1
-    ):
-        return False
-    if spec is None or spec in ("", "*"):
-        return True
-    if tool == "Bash":
-        command = str(tool_input.get("command", ""))
-        return any(_command_matches(spec, part) for part in _subcommands(command))
-    path = written_path(tool, tool_input)
-    if path is None and tool in ("Read", "Glob", "Grep"):
-        path = str(tool_input.get("file_path") or tool_input.get("path") or "")
-    if path is not None:
-        anchor = os.path.realpath(folder)
-        pattern = spec[1:] if spec.startswith("//") else os.path.expanduser(spec)
-        return globs.matches(globs.absolute_pattern(pattern, anchor), globs.resolve(path, anchor))
-    if tool == "WebFetch" and spec.startswith("domain:"):
-        host = urlparse(str(tool_input.get("url", ""))).hostname or ""
-        return globs.matches(spec.removeprefix("domain:"), host)
-    return globs.matches(spec, json.dumps(tool_input, sort_keys=True))
-
-
-def _subcommands(command: str) -> list[str]:
-    """A shell line split where another command may start: each part is checked, so
-    ``make && git push`` still matches ``Bash(git push:*)``."""
-    parts = [command]
-    for sep in ("&&", "||", ";", "|", "&", "\n", "$(", "`"):
-        parts = [p for part in parts for p in part.split(sep)]
-    return [p.strip().lstrip("( ") for p in parts if p.strip()]
-
-
-def _command_matches(spec: str, command: str) -> bool:
-    if spec.endswith(":*"):
-        prefix = spec[:-2]
-        return command == prefix or command.startswith(prefix + " ")
-    if "*" in spec:
-        return globs.matches(spec.replace("*", "**"), command)
-    return command == spec
 
 
 class Policy:

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from orchestrator.approvals import approval_of
 from orchestrator.mailbox import USER, Message
 
 if TYPE_CHECKING:  # the CLI reads DEFAULT_ASK_TIMEOUT_S: no roster modules for that
@@ -103,6 +104,15 @@ def escape(text: str, *, quote: bool = False) -> str:
     return html.escape(text, quote=quote)
 
 
+APPROVAL_GRAMMAR: Final = (
+    "The answer grants the call only if its first word is 'approve' or 'approved' (any "
+    "case, then . ! , : ; or a space and more words, or nothing). Any other text denies "
+    "the call and is the reason given: write 'deny: <reason>'."
+)
+"""How an approver's text answer reads (orchestrator.approvals.answer_of), told to every
+approver in the request and, for an agent, in the turn that delivers it."""
+
+
 def frame(messages: list[Message]) -> str:
     """Present deliveries as one user turn: who sent what, clearly data from peers.
 
@@ -125,7 +135,12 @@ def frame(messages: list[Message]) -> str:
             attrs += f' request_id="{escape(m.id, quote=True)}"'
             requests.append(m.id)
         parts.append(f"<message {attrs}>\n{escape(text_of(m.body))}\n</message>")
-    if len(requests) == 1:
+    if len(messages) == 1 and approval_of(messages[0]) is not None:
+        parts.append(
+            f"This is an approval request: your final answer in this turn is sent as the "
+            f"reply to request {requests[0]}. {APPROVAL_GRAMMAR}"
+        )
+    elif len(requests) == 1:
         parts.append(
             f"Your final answer in this turn is sent as the reply to request {requests[0]}."
         )

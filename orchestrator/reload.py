@@ -26,7 +26,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors
+from orchestrator import capacity, errors
 from orchestrator.operations import SlotT, stop_and_wait
 from orchestrator.operations import Team as OperationsTeam
 from orchestrator.roster import Roster, diff_rosters, load_roster
@@ -96,7 +96,7 @@ class ReloadResult:
                 "ok": False,
                 "command": "reload",
                 "error": errors.RosterErrors.code,
-                "message": "agents.yaml has errors; the team runs unchanged:\n"
+                "message": "agents.yaml was not applied; the team runs unchanged:\n"
                 + "\n".join(self.errors),
             }
         return {
@@ -125,6 +125,15 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             return ReloadResult(False, errors=[str(e) for e in exc.errors])
         sup.watch_fingerprint = seen + fingerprint(watched_paths(path, new)[1:])
         diff = diff_rosters(sup.roster, new)
+        room = capacity.fit(len(diff.added))  # as `up` checks: ~200 MiB per claude
+        if not room.fits:
+            # Started anyway, the OOM killer would end agents (or the supervisor) mid-turn.
+            problem = (
+                f"{path}: not enough memory for the agents this edit adds: {room.describe()}; "
+                "the team runs on unchanged: add fewer, or free memory, and reload again"
+            )
+            log.error("reload_rejected", errors=[problem])
+            return ReloadResult(False, errors=[problem])
         result = ReloadResult(True, team_changed=list(diff.team_changed))
         if diff.empty:
             sup.roster = new  # the same agents; settings beside them (budgets) may differ

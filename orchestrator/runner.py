@@ -42,6 +42,7 @@ from claude_agent_sdk import (
 )
 
 from orchestrator import errors, outage, prompts, relay_route
+from orchestrator.approvals import approval_of
 from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
 from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.give_back import GiveBack
@@ -541,9 +542,12 @@ class AgentRunner:
         for m in batch:
             if m.kind != "request" or m.id in turn.replied:
                 continue
+            body: Any = final
+            if len(batch) > 1 and approval_of(m) is not None:  # batch_of sends them alone
+                body = {"approval": "denied", "reason": "the final text was for other messages"}
             try:  # the answer is in hand: kept until the queue takes it (the asker waits)
                 await self._outage.retry(
-                    "reply", partial(self.mailbox.reply, m.id, self.name, final)
+                    "reply", partial(self.mailbox.reply, m.id, self.name, body)
                 )
                 answered = True
                 self.log.info("replied", request_id=m.id, to=m.sender, body=final)

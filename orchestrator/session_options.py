@@ -102,12 +102,8 @@ def build_options(
     launcher_folder = Path(cli_path).parent if cli_path is not None else None
     # Only in our own private launcher folder (make_launcher's mkdtemp), never beside a
     # CLI binary we were pointed at.
-    if (
-        launcher_folder is not None
-        and launcher_folder.name.startswith(LAUNCHER_PREFIX)
-        and "CLAUDE_CODE_TMPDIR" not in spec.env
-    ):
-        env["CLAUDE_CODE_TMPDIR"] = str(private_tmpdir(launcher_folder, spec.name))
+    if launcher_folder is not None and launcher_folder.name.startswith(LAUNCHER_PREFIX):
+        env.update(launcher.private_temp_env(launcher_folder, spec.name, spec.env))
     pid_file = cli_pid_file(cli_path, spec.name)
     if pid_file is not None:
         env[PID_FILE_ENV] = str(pid_file)

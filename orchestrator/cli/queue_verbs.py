@@ -24,9 +24,10 @@ from typing import Any
 from orchestrator import errors, jsontext
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
+from orchestrator.cli.ask_commit import NotSent, request_unless_interrupted
 from orchestrator.held_wait import reply_while_held
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, MailboxBackend
+from orchestrator.mailbox import SUPERVISOR, USER, MailboxBackend, Message
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
 from orchestrator.names import name_problem
@@ -198,52 +199,79 @@ def _send(args: argparse.Namespace) -> int:
 def _ask(args: argparse.Namespace) -> int:
     _not_the_supervisor(args.to, "as a recipient")
     body = _body(args)
-    with _mailbox(args) as mb:
-        _check_sender(mb, args.sender)
-        supervisor = _supervisor_of(args, mb, args.to)
-        # A Ctrl-C between the request's commit and the wait's `try` ended the CLI without
-        # saying which request stays queued (seen 1 run in ~6 of the test below): it is
-        # held until the request is known, and lands inside the `try`.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            req = mb.request(args.sender, args.to, body, ttl_s=args.ttl, wait_s=args.timeout)
-        except BaseException:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            raise
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-            if supervisor is None:
-                reply = mb.wait_for_reply(req.id, args.timeout)
-            else:  # its supervisor killed meanwhile: said at once, not at the timeout
-                db, pid = supervisor
-                found = reply_while_held(mb, req.id, db_path=db, pid=pid, timeout_s=args.timeout)
-                if found is None:
-                    import socket  # only when it is gone: 3 ms of every ask's start-up otherwise
-
-                    raise errors.SupervisorGone(
-                        socket.gethostname(),
-                        pid,
-                        f"it stopped while {args.to!r} had request {req.id}",
-                        "the request stays queued and is answered once the team runs again "
-                        f"(`octy-orchestrate up`; see `queue show {req.id}`)",
-                    )
-                reply = found
-        except errors.RequestTimeout as exc:
-            raise common.CliFailure(
-                f"no reply from {args.to} within {args.timeout:g}s; request {req.id} stays "
-                f"queued (see `octy-orchestrate queue show {req.id}`)",
-                common.EXIT_TIMEOUT,
-                exc.code,
-            ) from exc
-        except KeyboardInterrupt:
-            # Ctrl-C ends the wait, not the request: say where its answer will be.
-            print(
-                f"octy-orchestrate: interrupted; request {req.id} stays queued "
-                f"(see `octy-orchestrate queue show {req.id}`)",
-                file=sys.stderr,
-            )
-            raise
+    req: Message | None = None
+    try:
+        with _mailbox(args) as mb:
+            _check_sender(mb, args.sender)
+            supervisor = _supervisor_of(args, mb, args.to)
+            # A Ctrl-C between the request's commit and the wait's `try` ended the CLI
+            # without saying which request stays queued (seen 1 run in ~6 of the test
+            # below): it is held until the request is known, and lands inside the `try`.
+            # While the request waits for another program's write lock, a Ctrl-C ends it
+            # unwritten (ask_commit.py).
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                req = request_unless_interrupted(
+                    mb,
+                    lambda: mb.request(
+                        args.sender, args.to, body, ttl_s=args.ttl, wait_s=args.timeout
+                    ),
+                )
+            except BaseException:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                raise
+            reply = _reply_to(args, mb, req, supervisor, held)
+    except (KeyboardInterrupt, NotSent):
+        if req is not None:
+            raise  # _reply_to said where the request is
+        # Before the request was written (opening the queue, waiting for its lock).
+        print("octy-orchestrate: interrupted; nothing was sent", file=sys.stderr)
+        raise KeyboardInterrupt from None
     return _done(args, out.body_text(reply.body), request=req.to_dict(), reply=reply.to_dict())
+
+
+def _reply_to(
+    args: argparse.Namespace,
+    mb: MailboxBackend,
+    req: Message,
+    supervisor: tuple[Path, int] | None,
+    held: set[int | signal.Signals],
+) -> Message:
+    """The reply to ``req``, queued with SIGINT held (``held``: the mask before), which is
+    let through here, inside the `try` that says where the request is."""
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        if supervisor is None:
+            return mb.wait_for_reply(req.id, args.timeout)
+        # Its supervisor killed meanwhile: said at once, not at the timeout.
+        db, pid = supervisor
+        found = reply_while_held(mb, req.id, db_path=db, pid=pid, timeout_s=args.timeout)
+        if found is None:
+            import socket  # only when it is gone: 3 ms of every ask's start-up otherwise
+
+            raise errors.SupervisorGone(
+                socket.gethostname(),
+                pid,
+                f"it stopped while {args.to!r} had request {req.id}",
+                "the request stays queued and is answered once the team runs again "
+                f"(`octy-orchestrate up`; see `queue show {req.id}`)",
+            )
+        return found
+    except errors.RequestTimeout as exc:
+        raise common.CliFailure(
+            f"no reply from {args.to} within {args.timeout:g}s; request {req.id} stays "
+            f"queued (see `octy-orchestrate queue show {req.id}`)",
+            common.EXIT_TIMEOUT,
+            exc.code,
+        ) from exc
+    except KeyboardInterrupt:
+        # Ctrl-C ends the wait, not the request: say where its answer will be.
+        print(
+            f"octy-orchestrate: interrupted; request {req.id} stays queued "
+            f"(see `octy-orchestrate queue show {req.id}`)",
+            file=sys.stderr,
+        )
+        raise
 
 
 def _supervisor_of(

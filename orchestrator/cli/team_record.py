@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.cli import user_folders
 from orchestrator.lockfile import holder_pid
 from orchestrator.redact import for_people
 
@@ -38,13 +39,36 @@ class TeamRecord:
         return holder_pid(self.database)
 
 
-def record_dir() -> Path:
-    base = os.environ.get(STATE_ENV) or str(Path.home() / ".local" / "state")
-    return Path(base) / "octy-orchestrate" / "teams"
+def record_dir() -> Path | None:
+    """``$XDG_STATE_HOME/octy-orchestrate/teams``, else ``~/.local/state/…`` (``~`` is $HOME,
+    else the user's home in the password database: a systemd unit without HOME). None
+    where neither tells: HOME unset for a user with no home (a container's arbitrary uid;
+    Path.home() raised RuntimeError there, a traceback in `up`), or relative. A relative
+    XDG_STATE_HOME is ignored, as the XDG specification says: it would name another
+    folder from every working folder."""
+    state = os.environ.get(STATE_ENV, "")
+    if os.path.isabs(state):
+        return Path(state) / "octy-orchestrate" / "teams"
+    base = user_folders.home()
+    return None if base is None else base / ".local" / "state" / "octy-orchestrate" / "teams"
 
 
-def record_path(roster: Path) -> Path:
-    """The record of the team started from ``roster`` (a folder means its agents.yaml).
+NO_PLACE = (
+    "no folder to keep it in: HOME is unset, empty or relative, this user has no home "
+    "directory, and XDG_STATE_HOME is not set; set HOME or XDG_STATE_HOME, the same for "
+    "`up` and every terminal that operates the team"
+)
+
+
+def record_path(roster: Path) -> Path | None:
+    """Where the record of the team started from ``roster`` is (None: see record_dir)."""
+    folder = record_dir()
+    return None if folder is None else folder / _file_name(roster)
+
+
+def _file_name(roster: Path) -> str:
+    """The record's file name for the team started from ``roster`` (a folder means its
+    agents.yaml).
 
     Keyed by the roster's folder, resolved (one folder reached by two paths is one team),
     and its own name, not resolved: an agents.yaml that is a symlink, pointed at a broken
@@ -56,12 +80,15 @@ def record_path(roster: Path) -> Path:
         roster = roster / "agents.yaml"
     where = roster.absolute().parent.resolve() / roster.name
     key = hashlib.sha256(str(where).encode("utf-8", "surrogateescape")).hexdigest()
-    return record_dir() / f"{key[:32]}.json"
+    return f"{key[:32]}.json"
 
 
 def write(roster: Path, database: Path, logs: Path, agents: tuple[str, ...]) -> None:
     """Record the team (best effort: a team runs without it; only the lockout guard is lost)."""
     folder = record_dir()
+    if folder is None:
+        _warn_unrecorded(f"({NO_PLACE})")
+        return
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         st = os.lstat(folder)
@@ -76,27 +103,33 @@ def write(roster: Path, database: Path, logs: Path, agents: tuple[str, ...]) -> 
             "pid": os.getpid(),
             "written_at": time.time(),
         }
-        target = record_path(roster)
+        target = folder / _file_name(roster)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f)
         os.replace(tmp, target)  # rename replaces a planted symlink itself, never follows it
     except OSError as exc:
-        print(
-            for_people(
-                f"octy-orchestrate: warning: could not record the team in {folder} "
-                f"({exc.strerror}); if agents.yaml becomes invalid while it runs, use --db to "
-                "reach it"
-            ),
-            file=sys.stderr,
-        )
+        _warn_unrecorded(f"in {folder} ({exc.strerror})")
+
+
+def _warn_unrecorded(why: str) -> None:
+    print(
+        for_people(
+            f"octy-orchestrate: warning: could not record the team {why}; if agents.yaml "
+            "becomes invalid while it runs, use --db to reach it"
+        ),
+        file=sys.stderr,
+    )
 
 
 def read(roster: Path) -> TeamRecord | None:
     """The team last started from ``roster``, or None."""
+    path = record_path(roster)
+    if path is None:
+        return None
     try:
-        fd = os.open(record_path(roster), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
     with contextlib.suppress(OSError, ValueError), os.fdopen(fd, encoding="utf-8") as f:

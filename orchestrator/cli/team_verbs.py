@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors, safefs
 from orchestrator.agent_meta import LAUNCHING, AgentMeta
-from orchestrator.cli import common, ps_view, team_record
+from orchestrator.cli import common, ps_view, team_record, user_folders
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.held_wait import supervisor_silence
@@ -73,6 +73,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="start without first checking that the model endpoint answers and takes the key "
         "(default: check once)",
+    )
+    p.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="start even if the agents' claude processes (~200 MiB each) would not fit in the "
+        "memory available (default: refuse, and warn above 75%% of it)",
     )
     p.set_defaults(func=cmd_up)
 
@@ -186,8 +192,8 @@ def has_credentials(roster: Roster, environ: dict[str, str]) -> bool:
         return True
     if any(any(spec.env.get(v) for v in CREDENTIAL_VARS) for spec in roster.agents.values()):
         return True
-    config = Path(environ.get("CLAUDE_CONFIG_DIR") or Path.home() / ".claude")
-    return (config / ".credentials.json").exists()
+    config = user_folders.claude_config_dir(environ)
+    return config is not None and (config / ".credentials.json").exists()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -200,6 +206,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             common.EXIT_NOT_FOUND,
             "not_found",
         )
+    user_folders.settle_home()
+    # Before the credentials: they are looked for in that folder.
+    for problem in dict.fromkeys(
+        p
+        for spec in roster.agents.values()
+        if (p := user_folders.claude_folder_problem({**os.environ, **spec.env})) is not None
+    ):
+        print(for_people(f"octy-orchestrate: warning: {problem}"), file=sys.stderr)
     if not has_credentials(roster, dict(os.environ)):
         raise CliFailure(
             "no Claude credentials found: set ANTHROPIC_API_KEY (or log in with `claude` so "
@@ -214,6 +228,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     blocked = sandbox_problems(roster)
     if blocked:
         raise CliFailure("\n".join(blocked), common.EXIT_ERROR, "sandbox_unavailable")
+    _check_memory(roster, args.agents, force=args.no_memory_check)
     pid = holder_pid(roster.database)
     if pid is not None:
         raise CliFailure(
@@ -235,6 +250,28 @@ def cmd_up(args: argparse.Namespace) -> int:
         colour=False if args.no_color else None,
         check_model=not args.no_model_check,
     )
+
+
+def _check_memory(roster: Roster, only: list[str], *, force: bool) -> None:
+    """Refuse to start more claudes than the memory available holds (each ~200 MiB): past
+    it the kernel's OOM killer ends agents, or the supervisor, mid-turn. A warning when
+    they take most of it, or when ``force`` starts them anyway."""
+    from orchestrator import capacity
+
+    fit = capacity.fit(sum(len(layer) for layer in roster.start_layers(only or None)))
+    if not fit.fits and not force:
+        raise CliFailure(
+            f"not enough memory: {fit.describe()}; start fewer agents (`up AGENT…`), free "
+            "memory, or pass --no-memory-check to start them anyway",
+            common.EXIT_ERROR,
+            "not_enough_memory",
+        )
+    if fit.tight:
+        print(
+            f"octy-orchestrate: warning: {fit.describe()}; agents may be killed when memory "
+            "runs out",
+            file=sys.stderr,
+        )
 
 
 def _registered(db: QueuePlace, pid: int) -> bool:

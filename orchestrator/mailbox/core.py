@@ -42,6 +42,7 @@ class MailboxCore:
         self.readonly = readonly
         self._path_text = str(self.path)
         self._clock = clock
+        self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         before = schema.file_identity(self.path)
         if readonly:
@@ -100,6 +101,21 @@ class MailboxCore:
     def now(self) -> float:
         """The clock used for every timestamp (injectable for tests)."""
         return self._clock()
+
+    @contextmanager
+    def lock_wait(self, ms: int) -> Iterator[None]:
+        """Writes in this block wait at most ``ms`` for another connection's write lock
+        (busy_timeout), then raise DatabaseStalled with nothing written: for a caller that
+        must look at something else between tries (`ask` and a Ctrl-C: cli/ask_commit.py).
+        SQLite's busy wait is one C call that neither a signal nor interrupt() ends."""
+        with self._lock:
+            conn = self._writable()
+            conn.execute(f"PRAGMA busy_timeout = {max(0, int(ms))}")
+            try:
+                yield
+            finally:
+                if self._conn is not None:
+                    self._conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
 
     # --- transactions -------------------------------------------------------
 

@@ -19,6 +19,9 @@ from orchestrator import errors, safefs
 BUSY_TIMEOUT_MS: Final = 10_000
 """How long a writer waits for another process's write transaction to finish."""
 
+OPEN_SLICE_MS: Final = 100
+"""One lock wait while opening, between Python's looks at signals (Ctrl-C)."""
+
 CHECKPOINT_PAGES: Final = 10_000
 """WAL pages before the committing connection checkpoints (SQLite's default: 1000).
 
@@ -216,10 +219,12 @@ def connect(
     except sqlite3.Error as exc:
         raise _fail(path, exc) from exc
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        # Opening takes the write lock (_migrate): waited for in short slices, up to
+        # BUSY_TIMEOUT_MS in all, so that a Ctrl-C ends a verb that waits for a lock
+        # another program holds (SQLite's own wait is one C call no signal ends).
+        conn.execute(f"PRAGMA busy_timeout = {OPEN_SLICE_MS}")
         _retry_while_locked(lambda: _set_up(conn, path, synchronous))
-        if busy_timeout_ms != BUSY_TIMEOUT_MS:
-            conn.execute(f"PRAGMA busy_timeout = {max(0, int(busy_timeout_ms))}")
+        conn.execute(f"PRAGMA busy_timeout = {max(0, int(busy_timeout_ms))}")
     except errors.DatabaseError:
         conn.close()
         raise

@@ -22,6 +22,7 @@ from orchestrator.errors import RosterError, RosterErrors
 from orchestrator.roster._build import parse_roster
 from orchestrator.roster._coerce import parse_duration, parse_size
 from orchestrator.roster._limits import (
+    MAX_AGENTS,
     MAX_DEPTH,
     MAX_INTERPOLATION_DEPTH,
     MAX_PROMPT_BYTES,
@@ -87,6 +88,7 @@ __all__ = [
     "AGENT_KEYS",
     "AGENT_NAME_RE",
     "DEFAULT_FILE",
+    "MAX_AGENTS",
     "MAX_DEPTH",
     "MAX_INTERPOLATION_DEPTH",
     "MAX_PROMPT_BYTES",

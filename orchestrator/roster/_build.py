@@ -18,7 +18,13 @@ from orchestrator.roster import _coerce as c
 from orchestrator.roster._budget import budget as budget_setting
 from orchestrator.roster._files import file_path, folder_path
 from orchestrator.roster._interpolate import interpolate_tree
-from orchestrator.roster._limits import MAX_DEPTH, MAX_ERRORS, MAX_LOG_BACKUPS, MAX_ROSTER_BYTES
+from orchestrator.roster._limits import (
+    MAX_AGENTS,
+    MAX_DEPTH,
+    MAX_ERRORS,
+    MAX_LOG_BACKUPS,
+    MAX_ROSTER_BYTES,
+)
 from orchestrator.roster._queue import queue_setting
 from orchestrator.roster._refs import NameRefs, check_names, report_cycles
 from orchestrator.roster._schema import (
@@ -226,6 +232,15 @@ class _Builder:
             )
             c.wrong_type(
                 "a mapping of agent name to settings", raw_agents, self.where("agents", line), hint
+            )
+            return {}
+        if len(raw_agents) > MAX_AGENTS:  # checked first: not 10,000 agents' worth of errors
+            self.report(
+                line,
+                "agents",
+                f"{len(raw_agents)} agents defined; a roster holds at most {MAX_AGENTS} (each "
+                "runs its own claude process, ~200 MiB of memory, and every agent's prompt "
+                "lists the whole team); split it into several teams, each with its own roster",
             )
             return {}
         merged: dict[str, dict[str, Any]] = {}

@@ -20,6 +20,9 @@ MAX_PROMPT_BYTES: Final = 256 * 1024  # ~64k tokens of instructions
 MAX_DEPTH: Final = 32  # nested mappings/lists; a real roster uses 5 (agents.a.env.KEY)
 MAX_INTERPOLATION_DEPTH: Final = 8  # ${A:-${B:-...}} inside defaults
 MAX_ERRORS: Final = 100  # problems listed for one file; the rest are counted
+# Agents in one roster. Each runs a claude process (~200 MiB resident, capacity.py) and
+# every agent's system prompt lists the others: 10,000 agents validated and `up` tried them.
+MAX_AGENTS: Final = 100
 # Numbers a roster may hold. Beyond them a value is a typo, and a harmful one: a size of
 # 10**400 bytes ended the parse in OverflowError (a traceback in `config`, `ps` locked out,
 # the reload dropped); a budget window of 10**400 days became inf and every budget check
@@ -87,6 +90,7 @@ def _size(n: int) -> str:
 
 
 __all__ = [
+    "MAX_AGENTS",
     "MAX_DEPTH",
     "MAX_DURATION_S",
     "MAX_ERRORS",

@@ -11,9 +11,11 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -308,6 +310,98 @@ def test_ask_interrupted_says_where_the_request_is(db: Path, tmp_path: Path) -> 
     assert f"queue show {request.id}" in stderr
     with Mailbox(db) as mb:
         assert mb.get(request.id).status == "pending"
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """``pid`` has ``path`` open: `ask` is opening the queue (which takes its write lock)."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == str(path):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _asker(db: Path, cwd: Path) -> subprocess.Popen[str]:
+    """`ask bob` in a fresh process, with SIGINT handled as from a terminal."""
+    # pytest started by a shell's `cmd &` has SIGINT ignored, and a child inherits that.
+    ignoring = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [str(CLI), "ask", "bob", "locked out?", "--timeout", "60", "--db", str(db)],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignoring)
+
+
+def _wait_opening(asker: subprocess.Popen[str], db: Path) -> None:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not _has_open(asker.pid, db):
+        assert asker.poll() is None, asker.communicate()
+        assert time.monotonic() < deadline, "ask never reached its request"
+        time.sleep(0.01)
+
+
+def test_ctrl_c_while_ask_waits_for_the_write_lock_ends_it_with_nothing_sent(
+    db: Path, tmp_path: Path
+) -> None:
+    """Another program holds the queue's write lock (an sqlite3 shell after BEGIN): `ask`
+    waits for it as it opens the queue. A Ctrl-C then ends it (exit 130) saying nothing was
+    sent, and nothing was: it used to sit out SQLite's 10 s busy timeout (one C call no
+    signal ends) and end silently."""
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        asker = _asker(db, tmp_path)
+        try:
+            _wait_opening(asker, db)
+            asker.send_signal(signal.SIGINT)
+            _, stderr = asker.communicate(timeout=RUN_TIMEOUT_S)
+            assert holder.in_transaction  # still held: the wait did not end by itself
+        finally:
+            if asker.poll() is None:
+                asker.kill()
+                asker.wait()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert asker.returncode == 130
+    assert "Traceback" not in stderr
+    assert "interrupted; nothing was sent" in stderr
+    with Mailbox(db) as mb:
+        assert mb.peek("bob") == []
+        assert mb.list(limit=10) == []
+
+
+def test_ask_waits_out_a_write_lock_held_briefly(db: Path, tmp_path: Path) -> None:
+    """Held for a moment (shorter than the busy timeout), the lock only delays `ask`: its
+    request is written once the lock is free, once, and the answer comes back."""
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    asker = _asker(db, tmp_path)
+    try:
+        _wait_opening(asker, db)
+        holder.execute("ROLLBACK")
+        with Mailbox(db) as mb:
+            assert mb.wait_for_messages("bob", RUN_TIMEOUT_S)
+            [request] = mb.claim("bob", owner="bob-test", lease_s=60)
+            mb.reply(request.id, "bob", "not any more")
+            mb.ack([request.id], owner="bob-test")
+        stdout, stderr = asker.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        holder.close()
+        if asker.poll() is None:
+            asker.kill()
+            asker.wait()
+    assert asker.returncode == 0, stderr
+    assert stdout.strip() == "not any more"
+    with Mailbox(db) as mb:
+        assert [m.kind for m in mb.list(limit=10)].count("request") == 1
 
 
 def test_ask_unknown_recipient_exits_3(run: Run) -> None:

@@ -93,13 +93,13 @@ def test_an_oversized_roster_is_refused_before_parsing(tmp_path: Path) -> None:
         parse_roster("x" * (MAX_ROSTER_BYTES + 1), tmp_path / "agents.yaml", {})
 
 
-def test_a_thousand_errors_are_listed_as_a_hundred_and_a_count(tmp_path: Path) -> None:
-    """A generated file with the same mistake a thousand times: the first 100 problems,
-    then how many more."""
-    body = "agents:\n" + "".join(f"  a{i}:\n    modle: x\n" for i in range(1000))
+def test_hundreds_of_errors_are_listed_as_a_hundred_and_a_count(tmp_path: Path) -> None:
+    """A generated file with the same mistakes on every agent (a typo'd key, no prompt):
+    the first 100 problems, then how many more."""
+    body = "agents:\n" + "".join(f"  a{i}:\n    modle: x\n" for i in range(100))
     found = problems(write(tmp_path, body))
     assert len(found) == 101
-    assert found[-1].endswith("... and 1900 more problem(s)")
+    assert found[-1].endswith("... and 100 more problem(s)")
 
 
 @pytest.mark.timeout(30)
@@ -271,3 +271,19 @@ def test_a_nul_character_anywhere_an_agent_uses_is_a_roster_error(tmp_path: Path
         "agents.a.tools[1]",
     ]
     assert all("contains a NUL character" in e for e in found)
+
+
+def test_a_roster_of_more_agents_than_the_limit_is_one_error(tmp_path: Path) -> None:
+    """10,000 agents validated (and `up` tried to start a claude of ~200 MiB for each): past
+    MAX_AGENTS the roster is refused with one error saying the limit and what to do, not
+    one per agent; at the limit it loads."""
+    from orchestrator.roster import MAX_AGENTS
+
+    for count in (MAX_AGENTS + 1, 10_000):
+        body = "defaults:\n  prompt: hi\nagents:\n" + "".join(f"  a{i}:\n" for i in range(count))
+        [error] = problems(write(tmp_path, body))
+        assert error.startswith(f"{tmp_path / 'agents.yaml'}:3: key 'agents'")
+        assert f"{count} agents defined; a roster holds at most {MAX_AGENTS}" in error
+        assert "split it into several teams" in error
+    body = "defaults:\n  prompt: hi\nagents:\n" + "".join(f"  a{i}:\n" for i in range(MAX_AGENTS))
+    assert len(load_roster(write(tmp_path, body), {}).agents) == MAX_AGENTS

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -152,3 +154,48 @@ def test_each_agent_gets_a_private_cli_temp_folder_removed_with_the_launcher() -
     (a / "claude-settings-x.json").write_text("{}")
     remove_launcher(launcher)
     assert not folder.exists()
+
+
+def test_tmpdir_joins_the_private_folder_only_where_a_socket_path_fits(tmp_path: Path) -> None:
+    """TMPDIR (where the sandbox binds its proxies' sockets) is the agent's private folder,
+    unless a socket's path there would pass the 107 bytes a Unix socket may have (the
+    sandbox would fail, Bash with it) or the roster's `env` sets it."""
+    from orchestrator.launcher import LAUNCHER_PREFIX, private_temp_env
+
+    short = Path(tempfile.mkdtemp(prefix=LAUNCHER_PREFIX))  # as make_launcher's, in /tmp
+    env = private_temp_env(short, "a", {})
+    assert env["TMPDIR"] == env["CLAUDE_CODE_TMPDIR"] == str(short / "tmp" / "a")
+    assert private_temp_env(short, "a", {"TMPDIR": "/mine"}) == {
+        "CLAUDE_CODE_TMPDIR": str(short / "tmp" / "a")
+    }
+    deep = tmp_path / ("d" * 60) / f"{LAUNCHER_PREFIX}x"
+    env = private_temp_env(deep, "a" * 40, {})
+    assert "TMPDIR" not in env
+    assert env["CLAUDE_CODE_TMPDIR"] == str(deep / "tmp" / ("a" * 40))
+    shutil.rmtree(short)
+
+
+def test_only_the_sockets_nobody_listens_on_are_removed(tmp_path: Path) -> None:
+    """As an agent's next claude starts, the sandbox sockets its killed claude left go; a
+    socket still listened on, and anything that is not a socket, stay."""
+    import socket
+
+    from orchestrator.launcher import remove_dead_sockets
+
+    live, dead = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+    try:
+        live.bind(str(tmp_path / "claude-http-live.sock"))
+        live.listen()
+        dead.bind(str(tmp_path / "claude-socks-dead.sock"))
+        dead.close()  # the file stays, as a killed socat's does
+        (tmp_path / "srt-mux-1-0.sock").write_text("not a socket")
+        (tmp_path / "other.sock").write_text("")
+        assert remove_dead_sockets(tmp_path) == ["claude-socks-dead.sock"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "claude-http-live.sock",
+            "other.sock",
+            "srt-mux-1-0.sock",
+        ]
+    finally:
+        live.close()
+        dead.close()

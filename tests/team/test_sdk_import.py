@@ -126,7 +126,7 @@ async def test_ps_and_down_are_answered_while_the_sdk_is_still_importing(
             ps = await anyio.to_thread.run_sync(verb, roster, "ps", "--json")
             assert ps.returncode == 0, ps.stderr
             shown = json.loads(ps.stdout)
-            assert shown["supervisor"] == {"running": True, "pid": os.getpid()}
+            assert shown["supervisor"] == {"running": True, "pid": os.getpid(), "responding": True}
             assert {a["name"]: (a["state"], a["pid"]) for a in shown["agents"]} == {
                 "a": ("stopped", None),
                 "b": ("stopped", None),

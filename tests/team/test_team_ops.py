@@ -281,6 +281,60 @@ def test_invalid_edit_leaves_the_team_running(team: TeamFactory) -> None:
     assert t.agent_pid("a") == pid
 
 
+def test_a_roster_grown_past_the_agent_limit_is_refused_and_the_team_runs_on(
+    team: TeamFactory,
+) -> None:
+    """An edit to more agents than a roster may hold (each a claude of ~200 MiB) is refused
+    as any invalid edit: the watcher and `reload` say the limit, and the running team keeps
+    its last good roster (no claude is started for the new names)."""
+    from orchestrator.roster import MAX_AGENTS
+
+    t = team([{"agent": agent_rule("a"), "text": "still a"}], {"a": {}})
+    t.up()
+    t.wait_ready("a")
+    pid = t.agent_pid("a")
+    t.write_roster({f"a{i}" if i else "a": {} for i in range(MAX_AGENTS + 1)})
+    t.wait_for(lambda: "reload_rejected" in t.output(), what="edit rejected")
+    done = octy(t, "reload", check=False)
+    assert done.returncode == 1
+    assert f"{MAX_AGENTS + 1} agents defined; a roster holds at most {MAX_AGENTS}" in done.stderr
+    assert t.ask("a", "there?") == "still a"
+    assert t.agent_pid("a") == pid
+    assert set(t.states()) == {"supervisor", "a"}
+
+
+def test_an_edit_adding_agents_that_would_not_fit_in_memory_is_refused(
+    team: TeamFactory,
+) -> None:
+    """As `up` does, a reload counts ~200 MiB per claude it would add against the memory
+    available, here the room under a real memory cgroup (a container's limit) the running
+    supervisor is moved into: three more agents do not fit, so the edit is refused (the
+    watcher, then `reload`) and the team runs on with its last good roster."""
+    from memory_cgroup import memory_cgroup
+
+    from orchestrator.capacity import MIB
+
+    t = team([{"agent": agent_rule("a"), "text": "still a"}], {"a": {}})
+    with memory_cgroup() as cgroup:
+        try:
+            t.up()
+            t.wait_ready("a")
+            assert t.proc is not None
+            (cgroup / "cgroup.procs").write_text(str(t.proc.pid))
+            used = int((cgroup / "memory.usage_in_bytes").read_text())
+            (cgroup / "memory.limit_in_bytes").write_text(str(used + 300 * MIB))
+            t.write_roster({name: {} for name in ("a", "b", "c", "d")})
+            t.wait_for(lambda: "reload_rejected" in t.output(), what="edit rejected")
+            done = octy(t, "reload", check=False)
+            assert done.returncode == 1
+            assert "not enough memory for the agents this edit adds: 3 agent(s)" in done.stderr
+            assert "the team runs on unchanged" in done.stderr
+            assert t.ask("a", "there?") == "still a"
+            assert set(t.states()) == {"supervisor", "a"}
+        finally:
+            t.stop()
+
+
 def test_a_secret_in_an_agents_env_never_reaches_the_logs(team: TeamFactory) -> None:
     """An env value under a secret-looking name is redacted from every log line, and
     `config` shows it as ***."""

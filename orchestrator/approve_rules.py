@@ -1,0 +1,134 @@
+"""Whether a tool call matches an ``approve:`` rule, written in the CLI's permission syntax.
+
+Only ``approve:`` rules are read here (``tools:`` and the sandbox go to the CLI as they
+are), so every doubt is settled toward asking: a rule that matches too much costs the
+approver a question, one that misses lets a call run unasked.
+
+- ``Bash(prefix:*)``, ``Bash(exact)``, ``Bash(glob *)``: checked against every command the
+  line runs, normalised (:mod:`orchestrator.bash_commands`), and against the line's parts
+  as written; a prefix or exact rule also matches when its words appear anywhere in the
+  line (``find . -exec git push \\;``). A line that cannot be read with confidence matches.
+- ``Edit(...)`` covers every file-editing tool (Write, Edit, MultiEdit, NotebookEdit), as
+  the CLI's Edit rules do, and so does a rule naming any of them; ``Read(...)`` covers the
+  tools that read files: Read, Grep, Glob (and LS, NotebookRead). A search of a folder
+  matches a rule on any path under it.
+- Paths: a glob from the agent's folder, ``//abs`` absolute, ``~/`` the home folder.
+- ``WebFetch(domain:host)``, ``mcp__server`` (every tool of it), ``mcp__server__tool``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from orchestrator import bash_commands, globs
+from orchestrator.roster._work import RULE_RE
+from orchestrator.roster.work import FILE_TOOLS
+
+READ_TOOLS: tuple[str, ...] = ("Read", "Grep", "Glob", "LS", "NotebookRead")
+_SEARCH_TOOLS = ("Grep", "Glob", "LS")  # they read a whole folder
+
+
+def written_path(tool: str, tool_input: dict[str, Any]) -> str | None:
+    """The path a file tool call writes, if it is one."""
+    if tool not in FILE_TOOLS:
+        return None
+    value = tool_input.get("notebook_path" if tool == "NotebookEdit" else "file_path")
+    return value if isinstance(value, str) else ""
+
+
+def rule_matches(rule: str, tool: str, tool_input: dict[str, Any], folder: Path) -> bool:
+    """Whether a call matches a rule written in the CLI's permission syntax."""
+    parsed = RULE_RE.fullmatch(rule.strip())
+    if parsed is None:
+        return False
+    name, spec = parsed["tool"], parsed["spec"]
+    if not _covers(name, tool):
+        return False
+    if spec is None or spec.strip() in ("", "*"):
+        return True
+    if tool == "Bash":
+        return bash_matches(spec, str(tool_input.get("command", "")))
+    if tool in FILE_TOOLS or tool in READ_TOOLS:
+        return _path_matches(spec, tool, tool_input, folder)
+    if tool == "WebFetch" and spec.startswith("domain:"):
+        host = urlparse(str(tool_input.get("url", ""))).hostname or ""
+        return globs.matches(spec.removeprefix("domain:").lower(), host.lower())
+    return globs.matches(spec, json.dumps(tool_input, sort_keys=True))
+
+
+def _covers(name: str, tool: str) -> bool:
+    if name == tool:
+        return True
+    if name in FILE_TOOLS:  # Edit(...) is every file-editing tool; Write(...) no less
+        return tool in FILE_TOOLS
+    if name == "Read":
+        return tool in READ_TOOLS
+    return (
+        name.startswith("mcp__")
+        and tool.startswith(name.rstrip("*_") + "__")
+        and name.count("__") == 1
+    )
+
+
+def _path_matches(spec: str, tool: str, tool_input: dict[str, Any], folder: Path) -> bool:
+    anchor = os.path.realpath(folder)
+    pattern = globs.absolute_pattern(
+        spec[1:] if spec.startswith("//") else os.path.expanduser(spec), anchor
+    )
+    if tool in FILE_TOOLS:
+        path = written_path(tool, tool_input) or ""
+    elif tool in _SEARCH_TOOLS:  # no path: the agent's folder
+        path = str(tool_input.get("path") or ".")
+    else:
+        path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
+    real = globs.resolve(path, anchor)
+    if globs.matches(pattern, real):
+        return True
+    if tool not in _SEARCH_TOOLS:
+        return False
+    # Searching a folder reads what the rule names under it; Glob's own pattern may
+    # reach elsewhere. A pattern too odd to compare asks.
+    reached = [re.sub(r"[*?]", "?", real.rstrip("/")) + "/**"]
+    if tool == "Glob" and isinstance(tool_input.get("pattern"), str):
+        reached.append(globs.absolute_pattern(globs.normalise(tool_input["pattern"]), real))
+    try:
+        return any(globs.overlap(pattern, r) for r in reached)
+    except (ValueError, RecursionError):
+        return True
+
+
+def bash_matches(spec: str, line: str) -> bool:
+    """Whether a ``Bash(spec)`` rule matches a shell line (see the module's docstring)."""
+    spec = " ".join(spec.split())
+    found = bash_commands.commands(line)
+    if found is bash_commands.UNSURE:
+        return True  # cannot tell what it runs: ask
+    if any(_command_matches(spec, c) for c in [*found, *_parts(line)]):
+        return True
+    words = spec.removesuffix(":*")
+    if "*" in words:
+        return False
+    return f" {words} " in " " + " ".join(bash_commands.words(line)) + " "
+
+
+def _parts(line: str) -> list[str]:
+    """The line split where another command may start, as written (the rule's own
+    quoting, ``Bash(git commit -m "x":*)``, is compared here)."""
+    parts = [line]
+    for sep in ("&&", "||", ";", "|", "&", "\n", "$(", "`"):
+        parts = [p for part in parts for p in part.split(sep)]
+    return [" ".join(p.strip().lstrip("( ").split()) for p in parts if p.strip()]
+
+
+def _command_matches(spec: str, command: str) -> bool:
+    if spec.endswith(":*"):
+        prefix = spec[:-2]
+        return command == prefix or command.startswith(prefix + " ")
+    if "*" in spec:
+        return globs.matches(spec.replace("*", "**"), command)
+    return command == spec
