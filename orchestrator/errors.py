@@ -624,6 +624,26 @@ class MergeConflict(WorkspaceError):
         )
 
 
+class TeamFilesInMerge(WorkspaceError):
+    """``workspaces merge`` refused: the branch changes files that define the team (the
+    roster, a prompt file) or settings its agents' CLIs load; nothing was changed."""
+
+    code = "team_files_in_merge"
+
+    def __init__(self, agent: str, branch: str, base: str, paths: list[str]) -> None:
+        self.branch = branch
+        self.base = base
+        self.paths = paths
+        super().__init__(
+            agent,
+            f"{branch} changes files that define the team or its agents' settings: "
+            f"{', '.join(paths)}; merged into {base}, they would reach the running team "
+            "(hot reload applies a changed roster or prompt). Nothing was changed. Read them "
+            f"first (octy-orchestrate workspaces diff {agent}), then merge with "
+            "--allow-team-files if you want them",
+        )
+
+
 class UncommittedWork(WorkspaceError):
     """``workspaces remove`` refused: the worktree holds work that is not committed."""
 

@@ -78,7 +78,7 @@ TOOL_SPECS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
         _schema({"request_id": {"type": "string"}, "message": _MESSAGE}, ["request_id", "message"]),
     ),
     "broadcast": (
-        "Send a notice to every other agent on the team.",
+        "Send a notice to every other agent on the team that you may message.",
         _schema({"message": _MESSAGE}, ["message"]),
     ),
 }
@@ -206,10 +206,22 @@ def _preview(text: str, limit: int = 80) -> str:
 
 def tool_not_allowed(tool: str, allowed: Sequence[str]) -> str:
     """A tool the CLI would have asked about: an unattended agent is refused, not kept
-    waiting, and told what it may use instead."""
+    waiting, and told what it may use instead. The CLI also asks about single calls of a
+    tool the agent has (a Write to .claude/settings.json, a command outside a
+    ``Bash(git:*)`` rule): the model was told its own tool was missing and tried again
+    (found by review), so that case says the call, not the tool, is refused."""
+    listed = ", ".join(allowed) or "(none)"
+    if tool in {a.split("(", 1)[0].strip() for a in allowed}:
+        return (
+            f"'{tool}' is in this agent's tools (allowed: {listed}), but this particular call "
+            "needs a permission the CLI asks a person for (an edit of .claude/ settings, or "
+            "a call outside a rule such as Bash(git:*)), and no one can grant it here. The "
+            "call was not made; repeating it will not help. Do it another way, or ask the "
+            "user (or a teammate) to do it."
+        )
     return (
         f"'{tool}' is not in this agent's tools in agents.yaml "
-        f"(allowed: {', '.join(allowed) or '(none)'}). Do without it, or ask a teammate who has it."
+        f"(allowed: {listed}). Do without it, or ask a teammate who has it."
     )
 
 

@@ -27,7 +27,7 @@ from claude_agent_sdk import McpSdkServerConfig, SdkMcpTool, create_sdk_mcp_serv
 from orchestrator import errors, outage, relay_route
 from orchestrator.durations import finite_seconds
 from orchestrator.lifecycle import AgentState
-from orchestrator.mailbox import AsyncMailboxBackend, Message, new_id
+from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message, new_id
 from orchestrator.outage import Outage
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S, SERVER, TOOL_SPECS, text_of
 from orchestrator.roster import Roster
@@ -241,13 +241,33 @@ class Relay:
 
     async def broadcast(self, args: dict[str, Any]) -> dict[str, Any]:
         text = str(args.get("message", ""))
+        spec = self.roster().agents.get(self.agent)
+        skipped: list[str] = []
         try:
-            sent = await self.mailbox.broadcast(self.agent, text)
+            if spec is None or spec.can_message is None:
+                sent = await self.mailbox.broadcast(self.agent, text)
+            else:
+                # can_message limits broadcast as it does send and ask (README): it reached
+                # every registered agent before (found by review). Only the names it allows,
+                # still one transaction and still framed as a broadcast.
+                others = sorted(
+                    a.name
+                    for a in await self.mailbox.agents()
+                    if a.name not in (self.agent, USER, SUPERVISOR)
+                )
+                allowed = [n for n in others if spec.may_message(n)]
+                skipped = [n for n in others if n not in allowed]
+                sent = await self.mailbox.send_many(
+                    self.agent, [(n, text) for n in allowed], kind="broadcast"
+                )
         except errors.QueueError as exc:
             return _fail(exc.code, str(exc))
         names = sorted(m.recipient for m in sent)
-        self.log.info("broadcast", to=names, body=text)
-        return _ok(f"broadcast to {len(names)} agents: {', '.join(names) or '(nobody)'}")
+        self.log.info("broadcast", to=names, skipped=skipped, body=text)
+        result = f"broadcast to {len(names)} agents: {', '.join(names) or '(nobody)'}"
+        if skipped:
+            result += f"; not to {', '.join(skipped)} (not in your can_message)"
+        return _ok(result)
 
     async def _retry(self, doing: str, step: Callable[[], Awaitable[Message]]) -> Message:
         """``step()``, tried again through a queue outage for up to TOOL_RETRY_S."""

@@ -45,7 +45,7 @@ from claude_agent_sdk import (
     PermissionResultDeny,
 )
 
-from orchestrator import launcher, sandbox
+from orchestrator import agent_env, launcher, sandbox
 from orchestrator.policy import Policy
 from orchestrator.prompts import CLI_OWN_MESSAGING, SERVER, TOOL_NAMES, team_prompt
 from orchestrator.relay import Relay
@@ -112,12 +112,17 @@ def build_options(
         for t in (*CLI_OWN_MESSAGING, *SELF_STARTING)
         if t not in spec.tools and t not in disallowed
     ]
+    blanks, model_blanks = agent_env.cli_env(spec, os.environ)
     env = {
         **CLI_ENV_DEFAULTS,
         # Bounds a persistent 529/5xx per turn (the CLI's default of 10 is ~175 s); an
         # agent's own `env` may still set it.
         "CLAUDE_CODE_MAX_RETRIES": str(spec.model_retries),
+        # The supervisor's secrets go empty, so the agent's commands never see them; the
+        # model's key reaches the CLI through its key helper instead (agent_env).
+        **blanks,
         **dict(spec.env),
+        **model_blanks,
         # What `octy-orchestrate` run by this agent's tools needs: who it is, where the queue is.
         "OCTY_AGENT": spec.name,
         "OCTY_DB": str(roster.database),
@@ -143,6 +148,9 @@ def build_options(
         cli_path=cli_path,
         stderr=stderr,
     )
+    helper = agent_env.key_helper(spec, roster, os.environ)
+    if helper is not None:
+        options.settings = json.dumps({**json.loads(str(options.settings)), "apiKeyHelper": helper})
     return with_policy(options, spec, policy)
 
 

@@ -8,6 +8,7 @@ paths while everything stays as it was.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -95,12 +96,17 @@ def diff(roster: Roster, agent: str) -> str:
     return gitcmd.run(["diff", f"{tree.base}...{tree.branch}"], tree.repo).stdout
 
 
-def merge(roster: Roster, agent: str) -> str:
+def merge(roster: Roster, agent: str, *, allow_team_files: bool = False) -> str:
     """Merge the agent's branch into its base. Returns the base's new commit.
 
-    MergeConflict (nothing changed) if it would conflict."""
+    MergeConflict (nothing changed) if it would conflict; TeamFilesInMerge (nothing
+    changed) if the branch touches :func:`team_files` and ``allow_team_files`` is off."""
     tree = _known(worktree_of(roster, agent))
     base = str(tree.base)
+    if not allow_team_files:
+        touched = team_files(roster, tree.repo, changed(tree))
+        if touched:
+            raise errors.TeamFilesInMerge(agent, tree.branch, base, touched)
     probe = gitcmd.run(
         ["merge-tree", "--write-tree", "--name-only", "--no-messages", base, tree.branch],
         tree.repo,
@@ -128,6 +134,42 @@ def merge(roster: Roster, agent: str) -> str:
             ).stdout.strip()
         gitcmd.run(["update-ref", "-m", message, f"refs/heads/{base}", new, old], tree.repo)
     return _rev(tree.repo, base)
+
+
+def changed(tree: Worktree) -> list[str]:
+    """Paths (from the repository's top) the agent's branch changed since it left its base:
+    what a merge brings. Renames count as both names."""
+    out = gitcmd.run(
+        ["diff", "--name-only", "--no-renames", "-z", f"{tree.base}...{tree.branch}"],
+        tree.repo,
+    ).stdout
+    return [p for p in out.split("\0") if p]
+
+
+def team_files(roster: Roster, repo: Path, paths: list[str]) -> list[str]:
+    """Those of ``paths`` a merge must not bring in unread: an agent edits its worktree's
+    copy of the roster or of a prompt, and the merge would hand it to the running team
+    through hot reload (found by review: a worktree agent could give itself any tools).
+    Also the CLI's project settings (``.claude/``: hooks and permissions; ``.mcp.json``:
+    servers), which run code outside the sandbox for every agent that loads them, and the
+    team's database and logs folders."""
+    top = repo.resolve()
+    exact: set[str] = set()
+    folders: list[str] = []
+    for path in (roster.path, *(s.prompt_file for s in roster.agents.values() if s.prompt_file)):
+        with contextlib.suppress(ValueError):
+            exact.add(path.resolve().relative_to(top).as_posix())
+    for folder in (roster.database.parent, roster.logs):
+        with contextlib.suppress(ValueError):
+            folders.append(folder.resolve().relative_to(top).as_posix() + "/")
+    return [
+        p
+        for p in paths
+        if p in exact
+        or any(p.startswith(f) for f in folders)
+        or ".claude" in p.split("/")
+        or p.rsplit("/", 1)[-1] == ".mcp.json"
+    ]
 
 
 def remove(roster: Roster, agent: str, *, force: bool = False) -> Worktree:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator import errors, gitcmd
@@ -52,13 +52,32 @@ bytes: every start of an agent with a worktree crashed (ENAMETOOLONG) until it f
 
 
 def slug(name: str) -> str:
-    """A team name as one safe path segment and ref component (a long one cut, with a
-    digest of the whole name so that two long names stay apart)."""
-    cleaned = re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", name.lower())).strip("-.")
+    """A team name as one safe path segment and ref component. With a digest of the whole
+    name when the segment would lose what tells names apart: a long name (cut), and a name
+    with capitals or non-ASCII letters ('команда-фронт', 'フロント' and '前端' were all
+    ``team``, 'App' and 'app' both ``app``: two teams in one repository shared their
+    agents' worktrees and branches; found by review). An ASCII-lowercase name keeps the
+    segment it always had, so existing worktrees are found again."""
+    if name.isascii() and name == name.lower():
+        return _legacy_slug(name)
+    cut = _cleaned(name)[: MAX_SLUG - 9].rstrip("-.") or "team"
+    return f"{cut}-{_digest(name)}"
+
+
+def _legacy_slug(name: str) -> str:
+    """The segment every name got before capitals and non-ASCII letters had a digest."""
+    cleaned = _cleaned(name)
     if len(cleaned) > MAX_SLUG:
-        digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-        cleaned = f"{cleaned[: MAX_SLUG - 9].rstrip('-.')}-{digest}"
+        cleaned = f"{cleaned[: MAX_SLUG - 9].rstrip('-.')}-{_digest(name)}"
     return cleaned.removesuffix(".lock") or "team"  # git refuses '..' and '.lock' in refs
+
+
+def _cleaned(name: str) -> str:
+    return re.sub(r"\.{2,}", ".", _UNSAFE.sub("-", name.lower())).strip("-.")
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,7 @@ class Worktree:
     branch: str
     base: str | None  # the recorded or configured base; None until known
     offset: Path  # the agent's cwd relative to the repository top level
+    team: str = ""  # the team's exact name, recorded as the branch's octyTeam
 
     @property
     def folder(self) -> Path:
@@ -90,10 +110,25 @@ def locate(spec: AgentSpec, roster: Roster) -> Worktree | None:
         raise errors.WorkspaceError(spec.name, f"not a git repository: {spec.cwd}")
     repo = _main_repository(top)
     offset = Path(spec.cwd).resolve().relative_to(top.resolve())
-    team = slug(roster.name)
+    team = _team_segment(repo, spec.name, roster.name)
     branch = f"octy/{team}/{spec.name}"
     base = spec.workspace.base or _recorded_base(repo, branch)
-    return Worktree(spec.name, repo, repo / FOLDER / team / spec.name, branch, base, offset)
+    path = repo / FOLDER / team / spec.name
+    return Worktree(spec.name, repo, path, branch, base, offset, roster.name)
+
+
+def _team_segment(repo: Path, agent: str, name: str) -> str:
+    """:func:`slug`, except for an agent whose worktree an earlier version made under the
+    name's old segment (a capital in the team's name, the default for a folder named
+    MyProject): it keeps that branch and its work, unless the branch is recorded as
+    another team's."""
+    team, old = slug(name), _legacy_slug(name)
+    if team == old or gitcmd.is_branch(repo, f"octy/{team}/{agent}"):
+        return team
+    branch = f"octy/{old}/{agent}"
+    if gitcmd.is_branch(repo, branch) and _recorded(repo, branch, "octyTeam") in (None, name):
+        return old
+    return team
 
 
 def agent_folder(spec: AgentSpec, roster: Roster) -> Path:
@@ -110,11 +145,18 @@ def ensure(tree: Worktree) -> Worktree:
 
 
 def _ensure(tree: Worktree) -> Worktree:
+    made = _ensure_made(tree)
+    if tree.team and _recorded(tree.repo, tree.branch, "octyTeam") is None:
+        gitcmd.run(["config", f"branch.{tree.branch}.octyTeam", tree.team], tree.repo)
+    return made
+
+
+def _ensure_made(tree: Worktree) -> Worktree:
     if tree.exists():
         if tree.base is None and (base := gitcmd.current_branch(tree.repo)) is not None:
             # made by a run that died before recording its base: record it now
             gitcmd.run(["config", f"branch.{tree.branch}.octyBase", base], tree.repo)
-            return Worktree(tree.agent, tree.repo, tree.path, tree.branch, base, tree.offset)
+            return replace(tree, base=base)
         return tree
     base = tree.base or gitcmd.current_branch(tree.repo)
     if base is None:
@@ -136,7 +178,7 @@ def _ensure(tree: Worktree) -> Worktree:
         tree.repo,
         check=False,  # already locked is fine
     )
-    return Worktree(tree.agent, tree.repo, tree.path, tree.branch, base, tree.offset)
+    return replace(tree, base=base)
 
 
 def _main_repository(top: Path) -> Path:
@@ -148,7 +190,11 @@ def _main_repository(top: Path) -> Path:
 
 
 def _recorded_base(repo: Path, branch: str) -> str | None:
-    done = gitcmd.run(["config", "--get", f"branch.{branch}.octyBase"], repo, check=False)
+    return _recorded(repo, branch, "octyBase")
+
+
+def _recorded(repo: Path, branch: str, key: str) -> str | None:
+    done = gitcmd.run(["config", "--get", f"branch.{branch}.{key}"], repo, check=False)
     return done.stdout.strip() or None
 
 

@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the conflicting paths are listed, exit 1)",
     )
     m.add_argument("agent", metavar="AGENT", help="the agent whose branch to merge")
+    m.add_argument(
+        "--allow-team-files",
+        action="store_true",
+        help="merge even if the branch changes the roster, a prompt file, .claude/ or "
+        ".mcp.json (refused by default: they would reach the running team)",
+    )
     _options(m)
     r = actions.add_parser(
         "remove", help="remove the agent's worktree (its branch stays); refuses uncommitted work"
@@ -79,7 +85,7 @@ def cmd_workspaces(args: argparse.Namespace) -> int:
             else:
                 sys.stdout.write(text)
         elif args.action == "merge":
-            commit = ops.merge(roster, args.agent)
+            commit = ops.merge(roster, args.agent, allow_team_files=args.allow_team_files)
             tree = ops.worktree_of(roster, args.agent)
             if as_json:
                 common.emit_json(
@@ -109,7 +115,7 @@ def cmd_workspaces(args: argparse.Namespace) -> int:
                     f"removed {tree.path}; branch {tree.branch} is kept "
                     f"(git branch -D {tree.branch} deletes it)"
                 )
-    except errors.MergeConflict as exc:
+    except (errors.MergeConflict, errors.TeamFilesInMerge) as exc:
         if as_json:
             common.emit_json(
                 {"ok": False, "error": exc.code, "message": str(exc), "paths": exc.paths}

@@ -59,6 +59,7 @@ AGENT_FIELDS: Mapping[str, c.Coercer] = {
     "model_retries": c.integer(0),
     **_budget.AGENT_FIELDS,
     "sandbox": c.boolean,
+    "inherit_secrets": c.boolean,
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/_work.py) ---
     "workspace": w.workspace,
     "owns": w.owns,
@@ -93,6 +94,7 @@ BUILT_IN: Mapping[str, Any] = {
     "model_retries": DEFAULT_MODEL_RETRIES,
     **_budget.BUILT_IN,
     "sandbox": True,
+    "inherit_secrets": False,
     # --- issue 11 ---
     "workspace": Workspace(),
     "owns": None,
@@ -160,6 +162,7 @@ def make_spec(name: str, values: Mapping[str, Any], line: int, folder: Path) -> 
         connect_timeout_s=v["connect_timeout"],
         model_retries=v["model_retries"],
         sandbox=v["sandbox"],
+        inherit_secrets=v["inherit_secrets"],
         # --- issue 11 ---
         workspace=w.plain(v["workspace"]),
         owns=w.plain(v["owns"]),

@@ -140,6 +140,8 @@ class AgentSpec:
     model_retries: int = DEFAULT_MODEL_RETRIES
     # Tools run in the CLI's bubblewrap sandbox, which hides the team's files (issue 16 p. 10).
     sandbox: bool = True
+    # Its commands see the supervisor's secrets (orchestrator/agent_env.py); off by default.
+    inherit_secrets: bool = False
     # --- issue 11: workspaces, owned paths, approvals, subagents (roster/work.py) ---
     workspace: Workspace = field(default_factory=Workspace)
     owns: tuple[str, ...] | None = None  # None: no limit on where the file tools write
@@ -190,6 +192,7 @@ class AgentSpec:
             "context_window": self.context_window,
             "compact_at": self.compact_at,
             "sandbox": self.sandbox,
+            "inherit_secrets": self.inherit_secrets,
             # --- issue 11 ---
             "workspace": self.workspace.to_value(),
             "owns": None if self.owns is None else list(self.owns),

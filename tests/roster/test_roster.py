@@ -87,7 +87,7 @@ def test_unknown_keys_suggest_the_nearest_valid_key(team: Path) -> None:
         "permission_mode, cwd, env, max_turns, max_budget_usd, restart, max_restarts, "
         "restart_window, backoff, depends_on, can_message, turn_timeout, connect_timeout, "
         "model_retries, budget, context_window, compact_at, "
-        "sandbox, workspace, owns, approve, approver, approval_timeout, subagents"
+        "sandbox, inherit_secrets, workspace, owns, approve, approver, approval_timeout, subagents"
     )
     assert problems(path) == [
         f"{path}:3: key 'defaults.restart_windo': unknown key 'restart_windo'; "

@@ -227,6 +227,22 @@ async def test_broadcast_reaches_everyone_else(relay: Relay, queue: AsyncMailbox
     assert {m.sender for m in sent} == {"alpha"}
 
 
+async def test_broadcast_reaches_only_whom_can_message_allows(
+    queue: AsyncMailbox, tmp_path: Path
+) -> None:
+    """can_message limits broadcast as it limits send and ask; the result names who was
+    left out, and the ones reached still get a broadcast (not a plain notice)."""
+    r = roster(tmp_path, "    can_message: [beta, user]")
+    relay = Relay("alpha", queue, lambda: r)
+    assert (await relay.send({"to": "gamma", "message": "x"}))["is_error"] is True
+    result = await relay.broadcast({"message": "to all"})
+    assert text(result) == (
+        "broadcast to 1 agents: beta; not to gamma, script (not in your can_message)"
+    )
+    sent = await messages(queue)
+    assert [(m.recipient, m.kind, m.sender) for m in sent] == [("beta", "broadcast", "alpha")]
+
+
 # --- the direct route -------------------------------------------------------------
 
 

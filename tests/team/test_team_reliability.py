@@ -213,7 +213,9 @@ def test_a_rejected_key_is_found_by_up_and_fails_turns_fast(team: TeamFactory) -
         assert failed.code == "model_unavailable"
         assert "API key was rejected" in failed.detail
         calls = [r for r in locked.requests if r["path"] == "/v1/messages" and not r["side"]]
-        assert 1 <= len(calls) <= 2  # not 1 + 8 retries
+        # Not 1 + 8 retries. Up to 3: the key reaches the CLI through its apiKeyHelper
+        # (agent_env), and on a 401 the CLI runs the helper again once and retries.
+        assert 1 <= len(calls) <= 3
         t.octy("down")
     finally:
         locked.stop()

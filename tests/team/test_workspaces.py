@@ -196,7 +196,9 @@ def test_a_worktree_deleted_by_hand_is_made_again_on_the_same_branch(tmp_path: P
     )
     roster = load_roster(tmp_path / "agents.yaml", {})
     folder = workspaces.agent_folder(roster.agents["a"], roster)
-    assert folder == repo / ".octy" / "worktrees" / "my-team.v2" / "a"
+    team = workspaces.slug("My Team..v2")
+    assert team.startswith("my-team.v2-")  # capitals: a digest of the exact name
+    assert folder == repo / ".octy" / "worktrees" / team / "a"
     (folder / "work.txt").write_text("kept\n")
     git(folder, "add", "work.txt")
     git(folder, "commit", "-qm", "agent work")
@@ -204,7 +206,7 @@ def test_a_worktree_deleted_by_hand_is_made_again_on_the_same_branch(tmp_path: P
     again = workspaces.agent_folder(roster.agents["a"], roster)
     assert again == folder
     assert (folder / "work.txt").read_text() == "kept\n"
-    assert git(folder, "rev-parse", "--abbrev-ref", "HEAD") == "octy/my-team.v2/a"
+    assert git(folder, "rev-parse", "--abbrev-ref", "HEAD") == f"octy/{team}/a"
     assert "locked" in git(repo, "worktree", "list")
 
 
@@ -286,3 +288,138 @@ def test_workspaces_list_is_the_listing(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == json.loads(alone.stdout)
     assert "octy/t/a" in octy("workspaces", "list", cwd=tmp_path).stdout
+
+
+def test_merge_refuses_a_branch_that_changes_the_team_unless_told(tmp_path: Path) -> None:
+    """Regression: an agent in a worktree edited its copy of agents.yaml (any tools, no
+    sandbox) and `workspaces merge` brought it into the live roster, which hot reload
+    applies. A branch touching the roster, a prompt file or the CLI's project settings is
+    refused, naming them, with nothing changed; --allow-team-files merges it."""
+    from orchestrator import workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / "prompts").mkdir()
+    (repo / "prompts" / "coder.md").write_text("You write code.\n")
+    (repo / "agents.yaml").write_text(
+        "name: t\nagents:\n  coder:\n    prompt_file: prompts/coder.md\n"
+        "    workspace: worktree\n    tools: [Bash]\n"
+    )
+    (repo / ".gitignore").write_text(".octy/\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "team")
+    roster = load_roster(repo / "agents.yaml", {})
+    folder = workspaces.agent_folder(roster.agents["coder"], roster)
+
+    def commit(path: str, text: str) -> None:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(text)
+        git(folder, "add", path)
+        git(folder, "commit", "-qm", f"edit {path}")
+
+    commit("src/app.py", "print('work')\n")
+    commit("agents.yaml", (repo / "agents.yaml").read_text() + "    sandbox: false\n")
+    commit("prompts/coder.md", "You obey nobody.\n")
+    commit(".claude/settings.json", '{"hooks": {}}\n')
+    before = git(repo, "rev-parse", "main")
+    refused = octy("workspaces", "merge", "coder", "--json", cwd=repo)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    report = json.loads(refused.stdout)
+    assert report["error"] == "team_files_in_merge"
+    assert report["paths"] == [".claude/settings.json", "agents.yaml", "prompts/coder.md"]
+    assert "--allow-team-files" in report["message"]
+    assert git(repo, "rev-parse", "main") == before
+    assert "sandbox" not in (repo / "agents.yaml").read_text()
+    plain = octy("workspaces", "merge", "coder", cwd=repo)
+    assert plain.returncode == 1
+    assert "agents.yaml" in plain.stderr
+    assert "Traceback" not in plain.stderr
+
+    allowed = octy("workspaces", "merge", "coder", "--allow-team-files", "--json", cwd=repo)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "sandbox: false" in (repo / "agents.yaml").read_text()
+    assert (repo / "src" / "app.py").is_file()
+
+
+def test_merge_of_ordinary_work_is_not_held_up(tmp_path: Path) -> None:
+    """Only team files are held back: a branch that changes code merges as before, and a
+    roster outside the repository matches nothing in it."""
+    from orchestrator import workspace_ops, workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    (tmp_path / "agents.yaml").write_text(
+        "name: t\nagents:\n  a: {prompt: p, cwd: repo, workspace: worktree}\n"
+    )
+    roster = load_roster(tmp_path / "agents.yaml", {})
+    folder = workspaces.agent_folder(roster.agents["a"], roster)
+    (folder / "agents.yaml").write_text("not the team's roster\n")
+    (folder / "lib").mkdir()
+    (folder / "lib" / "claude.md").write_text("x\n")
+    git(folder, "add", ".")
+    git(folder, "commit", "-qm", "work")
+    tree = workspace_ops.worktree_of(roster, "a")
+    assert workspace_ops.team_files(roster, repo, workspace_ops.changed(tree)) == []
+    assert workspace_ops.merge(roster, "a") == git(repo, "rev-parse", "main")
+    assert (repo / "lib" / "claude.md").is_file()
+
+
+def test_team_names_that_differ_only_in_case_or_script_get_their_own_worktrees(
+    tmp_path: Path,
+) -> None:
+    """Regression: the slug dropped capitals and every non-ASCII letter, so teams named
+    'команда-фронт', 'フロント' and '前端' all worked in worktrees/team/a on branch
+    octy/team/a, and 'App' in app's: two teams in one repository mixed their agents' work.
+    A name the slug would lose information of gets a digest of it; an ASCII-lowercase name
+    keeps its old segment (existing worktrees are found)."""
+    from orchestrator import workspaces
+
+    make_repo(tmp_path / "repo")
+    names = ["команда-фронт", "フロント", "前端", "App", "app"]
+    branches = {}
+    for name in names:
+        (tmp_path / "agents.yaml").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "agents": {"a": {"prompt": "p", "cwd": "repo", "workspace": "worktree"}},
+                }
+            ),
+            encoding="utf-8",
+        )
+        roster = load_roster(tmp_path / "agents.yaml", {})
+        folder = workspaces.agent_folder(roster.agents["a"], roster)
+        branches[name] = git(folder, "rev-parse", "--abbrev-ref", "HEAD")
+    assert len(set(branches.values())) == len(names), branches
+    for name, branch in branches.items():
+        assert git(tmp_path / "repo", "config", "--get", f"branch.{branch}.octyTeam") == name
+    assert branches["app"] == "octy/app/a"
+    assert all(b.removeprefix("octy/").split("/")[0] != "team" for b in branches.values())
+
+
+def test_a_worktree_made_before_the_digest_is_kept_by_its_team(tmp_path: Path) -> None:
+    """A team named MyProject (a folder's name is the default) made octy/myproject/a with
+    an earlier version: it keeps that worktree and its commits, and records it as its own;
+    a branch already recorded as another team's is left to that team."""
+    from orchestrator import workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    old = workspaces.Worktree(
+        "a", repo, repo / workspaces.FOLDER / "myproject" / "a", "octy/myproject/a", None, Path()
+    )
+    workspaces.ensure(old)  # as before: no team recorded
+    (old.path / "work.txt").write_text("kept\n")
+    git(old.path, "add", "work.txt")
+    git(old.path, "commit", "-qm", "agent work")
+
+    def folder_of(name: str, agent: str = "a") -> Path:
+        (tmp_path / "agents.yaml").write_text(
+            f"name: {name}\nagents:\n  {agent}: {{prompt: p, cwd: repo, workspace: worktree}}\n"
+        )
+        roster = load_roster(tmp_path / "agents.yaml", {})
+        return workspaces.agent_folder(roster.agents[agent], roster)
+
+    assert folder_of("MyProject") == old.path
+    assert (old.path / "work.txt").read_text() == "kept\n"
+    assert git(repo, "config", "--get", "branch.octy/myproject/a.octyTeam") == "MyProject"
+    # b's old worktree belongs to the lowercase team, which ran since and recorded it.
+    assert folder_of("myproject", "b").parent.name == "myproject"
+    assert folder_of("MyProject", "b").parent.name == workspaces.slug("MyProject")

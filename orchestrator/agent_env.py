@@ -1,0 +1,168 @@
+"""What of the supervisor's environment an agent's own commands see.
+
+The SDK starts each claude CLI with the supervisor's whole environment under the agent's
+``env`` (it layers ``options.env`` over ``os.environ``), and the CLI hands its environment
+to every command its Bash runs: the operator's ``ANTHROPIC_API_KEY``, a ``GITHUB_TOKEN``,
+``AWS_SECRET_ACCESS_KEY``... were one ``env`` away from any agent (found by review).
+
+So, unless the roster says ``inherit_secrets: true``:
+
+- Every variable of the supervisor's whose name or value looks like a secret
+  (:func:`looks_secret`) is given to the CLI empty. The roster's own ``env`` is given as
+  written: the operator put it there for this agent.
+- The model's key (``ANTHROPIC_API_KEY``, else ``ANTHROPIC_AUTH_TOKEN``) goes empty too,
+  whoever set it, and reaches the CLI through its ``apiKeyHelper`` setting instead: a
+  command that prints it from a 0600 file in the database's private folder, which the
+  sandbox hides from agents' tools. The CLI runs the helper itself.
+
+Not the CLI's own ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``: measured on 2.1.332, it scrubs
+by the same kind of rule but also switches on the CLI's CI isolation, which creates empty
+``package.json``, ``.npmrc``, ``.gitmodules``, ``.env*`` files in every agent's cwd, makes
+``package.json``, ``scripts/`` and ``.github/`` read-only there, and forces the sandbox on.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import re
+import shlex
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from orchestrator.roster import AgentSpec, Roster
+
+MODEL_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+# A name made of these words (split at anything not a letter or digit) holds a secret.
+_SECRET_WORDS = frozenset(
+    {
+        "TOKEN",
+        "TOKENS",
+        "SECRET",
+        "SECRETS",
+        "PASSWORD",
+        "PASSWORDS",
+        "PASSWD",
+        "PASS",
+        "PASSPHRASE",
+        "KEY",
+        "KEYS",
+        "APIKEY",
+        "CREDENTIAL",
+        "CREDENTIALS",
+        "CREDS",
+        "AUTH",
+        "COOKIE",
+        "COOKIES",
+        "PRIVATE",
+        "PAT",
+    }
+)
+# ... and so does a name containing one of these anywhere (GHTOKEN, MYSECRET).
+_SECRET_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "APIKEY", "CREDENTIAL")
+# A URL with a user part (postgres://u:pw@h/db, https://token@host/).
+_URL_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]+@", re.IGNORECASE)
+# Kept for the CLI: it strips its own sign-in from its commands (its code, 2.1.332), and
+# the proxy is how it reaches the model at all.
+_CLI_NEEDS = frozenset(
+    {
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "CLAUDE_CODE_OAUTH_REFRESH_TOKEN",
+        *(p for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY") for p in (n, n.lower())),
+    }
+)
+# With Bedrock or Vertex the CLI signs its requests with the cloud's own credentials.
+_PROVIDERS = {
+    "CLAUDE_CODE_USE_BEDROCK": ("AWS_",),
+    "CLAUDE_CODE_USE_VERTEX": ("GOOGLE_", "CLOUDSDK_", "GCLOUD_"),
+}
+KEY_FILE_MARK = ".model-key-"
+
+
+def looks_secret(name: str, value: str) -> bool:
+    upper = name.upper()
+    words = set(re.split(r"[^A-Z0-9]+", upper))
+    return (
+        bool(words & _SECRET_WORDS)
+        or any(part in upper for part in _SECRET_PARTS)
+        or bool(_URL_CREDENTIALS.match(value))
+    )
+
+
+def withheld(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]:
+    """Names of ``environ`` this agent's CLI gets empty (so its commands never see them)."""
+    if spec.inherit_secrets:
+        return []
+    keep = set(_CLI_NEEDS) | set(spec.env)
+    prefixes = tuple(
+        p
+        for switch, names in _PROVIDERS.items()
+        if _on(spec.env.get(switch, environ.get(switch, "")))
+        for p in names
+    )
+    return sorted(
+        name
+        for name, value in environ.items()
+        if name in MODEL_KEYS
+        or (looks_secret(name, value) and name not in keep and not name.startswith(prefixes))
+    )
+
+
+def model_key(spec: AgentSpec, environ: Mapping[str, str]) -> str | None:
+    """The key the CLI would have used (the agent's env first), if any."""
+    for name in MODEL_KEYS:
+        value = spec.env.get(name) or environ.get(name)
+        if value:
+            return value
+    return None
+
+
+def cli_env(spec: AgentSpec, environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(under the roster's env, over it): the blanks for :func:`withheld`, then the model's
+    key variables blanked again over the roster's env (its key goes through the helper)."""
+    if spec.inherit_secrets:
+        return {}, {}
+    under = dict.fromkeys(withheld(spec, environ), "")
+    over = {name: "" for name in MODEL_KEYS if name in spec.env or name in environ}
+    return under, over
+
+
+def key_helper(spec: AgentSpec, roster: Roster, environ: Mapping[str, str]) -> str | None:
+    """The ``apiKeyHelper`` command for this agent's CLI, the key written where it reads
+    it; None when secrets are inherited or there is no key (a sign-in, Bedrock...)."""
+    key = None if spec.inherit_secrets else model_key(spec, environ)
+    if key is None:
+        return None
+    return f"cat {shlex.quote(str(write_key_file(spec, roster, key)))}"
+
+
+def write_key_file(spec: AgentSpec, roster: Roster, key: str) -> Path:
+    """The key in a 0600 file beside the database (a 0700 folder the sandbox hides),
+    replaced whole (a link planted there is replaced, never written through) and removed
+    when the supervisor exits. The CLI runs the helper again when its key expires, so the
+    file lives as long as the session."""
+    folder = roster.database.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / f".{roster.database.name}{KEY_FILE_MARK}{spec.name}"
+    fd, temp = tempfile.mkstemp(prefix=path.name + ".", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(key)
+    os.replace(temp, path)
+    if path not in _WRITTEN:
+        _WRITTEN.add(path)
+        atexit.register(_remove, path)
+    return path
+
+
+_WRITTEN: set[Path] = set()
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _on(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}

@@ -1,0 +1,136 @@
+"""What an agent's commands see of the environment (orchestrator/agent_env.py): the
+operator's secrets and the model's key never, what the roster gave the agent yes; an
+agent may opt out (inherit_secrets: true)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from team_harness import Team, agent_rule
+
+from orchestrator import agent_env
+from orchestrator.roster import load_roster
+from orchestrator.scripted.client_env import FAKE_API_KEY
+from orchestrator.scripted_model import tool_results
+
+ENV_DONE = "ENV-DONE"
+OPERATOR_SECRET = "operator-shell-secret-value"
+DB_PASSWORD = "db-password-value"
+ROSTER_SECRET = "roster-secret-value"
+ROSTER_PLAIN = "roster-plain-value"
+
+
+def _rules(*agents: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for name in agents:
+        me = agent_rule(name)
+        rules += [
+            {"agent": me, "tool_result": ENV_DONE, "text": "done"},
+            {
+                "agent": me,
+                "match": "SHOW-ENV",
+                "tool_use": {"name": "Bash", "input": {"command": f"env; echo {ENV_DONE}"}},
+            },
+        ]
+    return rules
+
+
+def test_an_agents_commands_do_not_see_the_operators_secrets(
+    tmp_path: Path, scripted_model: Callable[..., Any], claude_env: Callable[..., dict[str, str]]
+) -> None:
+    """The real CLI, a real Bash `env`: the supervisor's ANTHROPIC_API_KEY, MYSECRET_TOKEN
+    and a DATABASE_URL holding a password reach neither a sandboxed agent's commands nor
+    an unsandboxed one's, while the CLI still authenticates to a model that refuses any
+    other key (the key reaches it through its key helper). The roster's own env reaches
+    the commands as written. inherit_secrets: true gives an agent's commands everything,
+    as before; the key file is gone once the supervisor has stopped."""
+    names = ("boxed", "open", "inherits")
+    model = scripted_model({"rules": _rules(*names), "api_key": FAKE_API_KEY})
+    roster_env = {"A_PLAIN": ROSTER_PLAIN, "A_ONLY_SECRET": ROSTER_SECRET}
+    t = Team(
+        tmp_path,
+        claude_env(model),
+        {
+            "boxed": {"tools": ["Bash"], "env": roster_env},
+            "open": {"tools": ["Bash"], "sandbox": False, "env": roster_env},
+            "inherits": {"tools": ["Bash"], "sandbox": False, "inherit_secrets": True},
+        },
+        model=model,
+    )
+    t.env["MYSECRET_TOKEN"] = OPERATOR_SECRET
+    t.env["DATABASE_URL"] = f"postgres://app:{DB_PASSWORD}@db.invalid/app"
+    try:
+        t.up()
+        t.wait_ready(*names)
+        seen: dict[str, str] = {}
+        for name in names:
+            assert t.ask(name, "SHOW-ENV", timeout=90) == "done"
+            [request] = t.model.requests_matching(tool_result=ENV_DONE, agent=agent_rule(name))
+            seen[name] = " ".join(str(r.get("content")) for r in tool_results(request))
+    finally:
+        t.stop()
+    for name in ("boxed", "open"):
+        out = seen[name]
+        assert ENV_DONE in out
+        for secret in (FAKE_API_KEY, OPERATOR_SECRET, DB_PASSWORD):
+            assert secret not in out, (name, secret, out)
+        assert f"A_PLAIN={ROSTER_PLAIN}" in out
+        assert f"A_ONLY_SECRET={ROSTER_SECRET}" in out  # the roster gave it to this agent
+        assert f"OCTY_AGENT={name}" in out
+    for secret in (FAKE_API_KEY, OPERATOR_SECRET, DB_PASSWORD):
+        assert secret in seen["inherits"]
+    assert not list((tmp_path / "queue").glob(f"*{agent_env.KEY_FILE_MARK}*"))
+
+
+ROSTER = """\
+name: t
+agents:
+  a:
+    prompt: p
+    env: {GIVEN_TOKEN: roster-given}
+  b:
+    prompt: p
+    env: {CLAUDE_CODE_USE_BEDROCK: "1", ANTHROPIC_API_KEY: agent-key}
+  c:
+    prompt: p
+    inherit_secrets: true
+"""
+
+
+def test_which_names_are_withheld(tmp_path: Path) -> None:
+    (tmp_path / "agents.yaml").write_text(ROSTER, encoding="utf-8")
+    agents = load_roster(tmp_path / "agents.yaml", {}).agents
+    environ = {
+        "PATH": "/usr/bin",
+        "GIT_AUTHOR_NAME": "Op",
+        "KEYBOARD": "us",
+        "PWD": "/",
+        "HTTPS_PROXY": "http://u:p@proxy:3128",
+        "CLAUDE_CODE_OAUTH_TOKEN": "sign-in",
+        "ANTHROPIC_API_KEY": "sk-op",
+        "ANTHROPIC_BASE_URL": "https://api.invalid",
+        "GITHUB_TOKEN": "g",
+        "GHTOKEN": "g",
+        "SSH_AUTH_SOCK": "/run/agent",
+        "AWS_SECRET_ACCESS_KEY": "aws",
+        "PIP_INDEX_URL": "https://token@pypi.invalid/simple",
+        "GIVEN_TOKEN": "operator's",
+    }
+    assert agent_env.withheld(agents["a"], environ) == [
+        "ANTHROPIC_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "GHTOKEN",
+        "GITHUB_TOKEN",
+        "PIP_INDEX_URL",
+        "SSH_AUTH_SOCK",
+    ]
+    # Bedrock signs with AWS credentials: the CLI keeps them. The agent's own key wins.
+    assert "AWS_SECRET_ACCESS_KEY" not in agent_env.withheld(agents["b"], environ)
+    assert agent_env.model_key(agents["b"], environ) == "agent-key"
+    under, over = agent_env.cli_env(agents["b"], environ)
+    assert under["GITHUB_TOKEN"] == ""
+    assert over == {"ANTHROPIC_API_KEY": ""}  # blanked over the roster's env as well
+    assert agent_env.withheld(agents["c"], environ) == []
+    assert agent_env.cli_env(agents["c"], environ) == ({}, {})
