@@ -6,14 +6,17 @@ approver a question, one that misses lets a call run unasked.
 
 - ``Bash(prefix:*)``, ``Bash(exact)``, ``Bash(glob *)``: checked against every command the
   line runs, normalised (:mod:`orchestrator.bash_commands`), and against the line's parts
-  as written; a prefix or exact rule also matches when its words appear anywhere in the
-  line (``find . -exec git push \\;``). A line that cannot be read with confidence matches.
+  as written; a rule also matches when its words (a glob's up to its first ``*``) appear
+  anywhere in the line (``find . -exec git push \\;``). A command holding a word the
+  shell builds (``git $x``) matches a rule whose words agree with it up to that word. A
+  line that cannot be read with confidence matches.
 - ``Edit(...)`` covers every file-editing tool (Write, Edit, MultiEdit, NotebookEdit), as
   the CLI's Edit rules do, and so does a rule naming any of them; ``Read(...)`` covers the
   tools that read files: Read, Grep, Glob (and LS, NotebookRead). A search of a folder
   matches a rule on any path under it.
 - Paths: a glob from the agent's folder, ``//abs`` absolute, ``~/`` the home folder.
-- ``WebFetch(domain:host)``, ``mcp__server`` (every tool of it), ``mcp__server__tool``.
+- ``WebFetch(domain:host)``: the URL's host as the CLI reads it (:mod:`orchestrator.web_host`).
+- ``mcp__server`` (every tool of it), ``mcp__server__tool``.
 """
 
 from __future__ import annotations
@@ -23,9 +26,8 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from orchestrator import bash_commands, globs
+from orchestrator import bash_commands, globs, web_host
 from orchestrator.roster._work import RULE_RE
 from orchestrator.roster.work import FILE_TOOLS
 
@@ -56,8 +58,7 @@ def rule_matches(rule: str, tool: str, tool_input: dict[str, Any], folder: Path)
     if tool in FILE_TOOLS or tool in READ_TOOLS:
         return _path_matches(spec, tool, tool_input, folder)
     if tool == "WebFetch" and spec.startswith("domain:"):
-        host = urlparse(str(tool_input.get("url", ""))).hostname or ""
-        return globs.matches(spec.removeprefix("domain:").lower(), host.lower())
+        return web_host.domain_matches(spec.removeprefix("domain:"), str(tool_input.get("url")))
     return globs.matches(spec, json.dumps(tool_input, sort_keys=True))
 
 
@@ -110,10 +111,25 @@ def bash_matches(spec: str, line: str) -> bool:
         return True  # cannot tell what it runs: ask
     if any(_command_matches(spec, c) for c in [*found, *_parts(line)]):
         return True
-    words = spec.removesuffix(":*")
-    if "*" in words:
-        return False
-    return f" {words} " in " " + " ".join(bash_commands.words(line)) + " "
+    rule = spec.removesuffix(":*").split(" ")
+    if any(bash_commands.UNKNOWN in c and _may_start(rule, c.split(" ")) for c in found):
+        return True
+    # The rule's words anywhere in the line (a glob's up to its first `*`).
+    literal = rule[: next((i for i, w in enumerate(rule) if "*" in w), len(rule))]
+    line_words = bash_commands.words(line)
+    return bool(literal) and any(
+        _may_start(literal, line_words[i:]) for i, w in enumerate(line_words) if w == literal[0]
+    )
+
+
+def _may_start(rule: list[str], words: list[str]) -> bool:
+    """Whether ``words``, some of them built by the shell, may begin with the rule's."""
+    for expected, word in zip(rule, words, strict=False):
+        if bash_commands.UNKNOWN in word or "*" in expected:
+            return True
+        if expected != word:
+            return False
+    return len(words) >= len(rule)
 
 
 def _parts(line: str) -> list[str]:

@@ -2,10 +2,18 @@
 
 A rule such as ``Bash(git push:*)`` must catch the push however it is written: among other
 commands (``make && git push``, ``if …; then git push; fi``, ``{ git push; }``,
-``echo $(git push)``), behind assignments and wrappers (``GIT_SSH_COMMAND=x git push``,
-``time``/``env``/``command``/``nice``/``sudo``/``nohup``/``timeout``/``xargs`` …), inside
-``sh -c``/``bash -c``/``eval`` bodies, as a path (``/usr/bin/git push``), with git's
-global options (``git -C /repo push``) or odd spacing (``git\\tpush``).
+``echo $(git push)``, ``function f { git push; }``), behind assignments and wrappers
+(``GIT_SSH_COMMAND=x git push``, ``time``/``env``/``env -S``/``command``/``nice``/``sudo``/
+``nohup``/``timeout 10``/``xargs`` …), inside ``sh -c``/``bash -o errexit -c``/``eval``
+bodies, as a path (``/usr/bin/git push``), with git's global options
+(``git -C /repo push``) or odd spacing (``git\\tpush``).
+
+A word the shell builds when it runs (``$x``, ``"${IFS}push"``, ``$(echo push)``,
+backticks, ``$'push'``, brace expansion ``{git,push}``) is not read: it carries
+:data:`UNKNOWN`, and a rule matches a command whose known words agree with the rule's up
+to an unknown one (``git $x`` asks for ``Bash(git push:*)``; ``echo $HOME`` does not). So
+does ``git``'s subcommand when the line may define a git alias (``git -c alias.p=push p``)
+or an alias's expansion (``alias p=git``).
 
 :func:`commands` lists each simple command as its words joined by one space, with those
 parts taken off. It errs toward finding too much: an approval asked for nothing costs a
@@ -22,9 +30,13 @@ import shlex
 from typing import Final
 
 UNSURE: Final = None
+UNKNOWN: Final = "\ue000"  # marks a word the shell builds when it runs (a private-use char)
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
 
 _PUNCTUATION = "();<>|&\n"
+_BRACES = re.compile(r"\{[^\s{}]*(,|\.\.)")  # {a,b} and {1..3} (a space ends a brace word)
+# Config a git command may read its aliases from, given on the same line.
+_GIT_CONFIG = re.compile(r"alias\.|include(if)?\.|GIT_CONFIG|\bHOME=|XDG_CONFIG_HOME=", re.I)
 _KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "esac"}
     | {"coproc"}
@@ -49,6 +61,7 @@ _WRAPPERS: Final[dict[str, frozenset[str]]] = {
     "xargs": frozenset({"-I", "-L", "-n", "-P", "-s", "-d", "-E", "-a", "--delimiter"}),
 }
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
+_SHELL_VALUED = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 _GIT_VALUED = frozenset(
     {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix"}
 )
@@ -61,9 +74,12 @@ class _Unsure(Exception):
 def commands(line: str) -> list[str] | None:
     """Each simple command ``line`` runs, normalised; :data:`UNSURE` if it cannot say."""
     try:
-        return _commands(line, 0)
+        found = _commands(line, 0)
     except _Unsure:
         return UNSURE
+    if _GIT_CONFIG.search(line) and any(c.split(" ")[0] == "git" for c in found):
+        found.append(f"git {UNKNOWN}")  # an alias may name any subcommand
+    return found
 
 
 def words(line: str) -> list[str]:
@@ -77,9 +93,37 @@ def words(line: str) -> list[str]:
     return [os.path.basename(w) or w for t in tokens for w in t.split()]
 
 
+def _mark(line: str) -> str:
+    """``line`` with :data:`UNKNOWN` before each expansion outside single quotes."""
+    out: list[str] = []
+    quote = ""
+    i = 0
+    while i < len(line):
+        c, after = line[i], line[i + 1 : i + 2]
+        if quote == "'":
+            quote = "" if c == "'" else quote
+        elif c == "\\":  # an escaped character is literal
+            out.append(line[i : i + 2])
+            i += 2
+            continue
+        elif c == '"':
+            quote = "" if quote else '"'
+        elif c == "'" and not quote:
+            quote = "'"
+        elif (
+            (c == "$" and (after.isalnum() or (after and after in "{('\"@*#?$!-_")))
+            or c == "`"
+            or (c == "{" and not quote and _BRACES.match(line, i))
+        ):
+            out.append(UNKNOWN)
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def _tokens(line: str) -> list[str]:
     # Backslash-newline continues the line; a backtick starts or ends a substitution.
-    text = line.replace("\\\n", "").replace("`", "\n")
+    text = _mark(line.replace("\\\n", "")).replace("`", "\n")
     lexer = shlex.shlex(text, posix=True, punctuation_chars=_PUNCTUATION)
     lexer.whitespace = " \t\r"  # a newline separates commands: it is punctuation here
     lexer.commenters = ""  # `a#b; git push` runs the push: never drop text as a comment
@@ -121,10 +165,20 @@ def _simple(words: list[str], depth: int) -> list[str]:
     words = list(words)
     while words:
         head = words[0]
+        base = os.path.basename(head)
         if head in _KEYWORDS or _ASSIGNMENT.match(head) or head == "$":
             words.pop(0)
-        elif os.path.basename(head) in _WRAPPERS:
-            words = _after_options(words[1:], _WRAPPERS[os.path.basename(head)])
+        elif head == "function":  # `function f { …; }`: the body follows
+            words = words[2:]
+        elif base in _WRAPPERS:
+            if base == "env" and (split := _split_string(words[1:])) is not None:
+                return _commands(split, depth + 1)
+            words = _after_options(words[1:], _WRAPPERS[base])
+            if base == "timeout":
+                words = words[1:]  # its DURATION
+        elif head == "alias":  # `alias p=git`: p runs git and whatever words follow it
+            values = [w.split("=", 1)[1] for w in words[1:] if "=" in w]
+            return [f"{c} {UNKNOWN}" for v in values for c in _commands(v, depth + 1) if c]
         elif head == "eval":
             return _commands(" ".join(words[1:]), depth + 1)
         elif os.path.basename(head) in _SHELLS and (body := _shell_body(words[1:])) is not None:
@@ -134,7 +188,7 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if not words:
         return []
     program = words[0]
-    if "$" in program or "*" in program or "?" in program:
+    if any(c in program for c in ("$", "*", "?", UNKNOWN)):
         raise _Unsure  # the command's name is only known when the shell runs it
     program = os.path.basename(program) or program
     rest = words[1:]
@@ -153,11 +207,33 @@ def _after_options(words: list[str], valued: frozenset[str]) -> list[str]:
     return words[i:]
 
 
-def _shell_body(words: list[str]) -> str | None:
-    """The command string of ``sh -c BODY`` (``bash -lc BODY`` too), else None."""
-    for i, word in enumerate(words):
-        if not word.startswith("-") or word == "--":
-            return None
-        if not word.startswith("--") and "c" in word[1:]:
-            return words[i + 1] if i + 1 < len(words) else ""
+def _split_string(words: list[str]) -> str | None:
+    """The command line of ``env -S 'LINE' [ARG…]`` (``--split-string=LINE``), else None."""
+    i = 0
+    while i < len(words) and words[i].startswith("-") and words[i] not in ("-", "--"):
+        word = words[i]
+        if word in ("-S", "--split-string"):
+            return " ".join(words[i + 1 :])
+        if word.startswith("--split-string="):
+            return " ".join([word.split("=", 1)[1], *words[i + 1 :]])
+        if not word.startswith("--") and "S" in word:
+            return " ".join([word[word.index("S") + 1 :], *words[i + 1 :]])
+        i += 2 if word in _WRAPPERS["env"] else 1
     return None
+
+
+def _shell_body(words: list[str]) -> str | None:
+    """The command string of ``sh -c BODY`` (``bash -lc``, ``bash -o errexit -c``), else
+    None: the first word after the options, when one of them is ``-c``."""
+    command = False
+    i = 0
+    while i < len(words) and len(words[i]) > 1 and words[i][0] in "-+":
+        word = words[i]
+        i += 2 if word in _SHELL_VALUED else 1
+        if word == "--":
+            break
+        if word[0] == "-" and not word.startswith("--") and "c" in word[1:]:
+            command = True
+    if not command:
+        return None
+    return words[i] if i < len(words) else ""

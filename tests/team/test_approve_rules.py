@@ -113,3 +113,105 @@ def test_rules_cover_what_the_clis_rules_cover(
     (tmp_path / "src").mkdir()
     (tmp_path / "secrets").mkdir()
     assert rule_matches(rule, tool, tool_input, tmp_path) is expected
+
+
+# Words the shell builds when it runs (expansions, brace expansion, aliases) are not
+# literal: a command holding one asks for every rule it could match, and only those.
+@pytest.mark.parametrize(
+    "line",
+    [
+        "{git,push} origin main",
+        "x=push; git $x origin main",
+        'x=push; git "$x" origin main',
+        "git ${IFS}push origin main",
+        "git $'push' origin main",
+        "git $(echo push) origin main",
+        "git `echo push` origin main",
+        "git pu{s,}h origin main",
+        "git {push,status} origin main",
+        "$(echo git) push origin main",
+        "git -c alias.p=push p origin main",
+        "git --config-env=alias.p=P p origin main",
+        "GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=alias.p GIT_CONFIG_VALUE_0=push git p origin",
+        'p() { git "$@"; }; p push origin main',
+        "alias p=git\np push origin main",
+        "alias p='git push'\np origin main",
+        "bash -c 'git $0 origin main' push",
+    ],
+)
+def test_words_built_by_the_shell_ask(line: str, tmp_path: Path) -> None:
+    for rule in (PUSH, "Bash(git push *)"):
+        assert rule_matches(rule, "Bash", {"command": line}, tmp_path), (rule, line)
+
+
+# Wrappers the README lists as taken off are taken off for glob rules too.
+@pytest.mark.parametrize(
+    "line",
+    [
+        "timeout 10 git push origin main",
+        "timeout -s KILL --foreground 1m git push origin main",
+        "env -S 'git push origin main'",
+        "env --split-string='git push' origin main",
+        "bash -o errexit -c 'git push origin main'",
+        "bash -e +O extglob -c 'git push origin main'",
+        "function f { git push origin main; }; f",
+        "function f() { git push origin main; }",
+        "echo 'git push origin main' | sh",
+    ],
+)
+def test_glob_rules_see_through_wrappers(line: str, tmp_path: Path) -> None:
+    assert rule_matches("Bash(git push *)", "Bash", {"command": line}, tmp_path), line
+
+
+def test_wrappers_are_normalised() -> None:
+    assert commands("timeout -k 5 10 git push x") == ["git push x"]
+    assert commands("env -S 'git push x'") == ["git push x"]
+    assert commands("bash -o pipefail -c 'git push x'") == ["git push x"]
+    assert commands("function f { git push x; }") == ["git push x"]
+
+
+# Expansions elsewhere do not make unrelated commands ask.
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ls -la",
+        "git status",
+        "pytest -q",
+        "echo $HOME",
+        'echo "${HOME}/x" {a,b}',
+        "git status $x",
+        "git log --format='%H {a,b}'",
+        "cp -r src/{a,b} /tmp",
+        "awk '{print $1, $2}' f",
+        "alias ll='ls -l'",
+        "find . -name '*.py' -exec grep -l x {} +",
+    ],
+)
+def test_expansions_in_other_commands_do_not_ask(line: str, tmp_path: Path) -> None:
+    for rule in (PUSH, "Bash(git push *)", "Bash(npm publish)"):
+        assert not rule_matches(rule, "Bash", {"command": line}, tmp_path), (rule, line)
+
+
+# WebFetch rules read a URL as the CLI (Node's WHATWG URL) does, and ask when Python's
+# reading and that one disagree.
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://example.com\\@evil.com/", True),
+        ("https://example.com./x", True),
+        ("https://EXAMPLE.com:443/a", True),
+        ("https:\\\\example.com/", True),
+        ("https:example.com/x", True),
+        ("https://ex%61mple.com/", True),
+        ("https://\uff45xample.com/", True),
+        ("https://user:pw@example.com/", True),
+        (" https://exam\tple.com/", True),
+        ("https://evil.com/example.com", False),
+        ("https://example.com.evil.com/", False),
+        ("https://evil.com\\@example.com/", True),  # the readings disagree: ask
+        ("https://docs.python.org/3/", False),
+    ],
+)
+def test_webfetch_rule_reads_urls_as_the_cli(url: str, expected: bool, tmp_path: Path) -> None:
+    rule = "WebFetch(domain:example.com)"
+    assert rule_matches(rule, "WebFetch", {"url": url}, tmp_path) is expected
