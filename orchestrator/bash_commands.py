@@ -35,8 +35,12 @@ MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and as
 
 _PUNCTUATION = "();<>|&\n"
 _BRACES = re.compile(r"\{[^\s{}]*(,|\.\.)")  # {a,b} and {1..3} (a space ends a brace word)
-# Config a git command may read its aliases from, given on the same line.
-_GIT_CONFIG = re.compile(r"alias\.|include(if)?\.|GIT_CONFIG|\bHOME=|XDG_CONFIG_HOME=", re.I)
+_CLASS = re.compile(r"\[[^\s\]]+\](?!\+?=)")  # [p]ush, not the subscript of a[0]=x
+# Config given on the same line that may make git run another subcommand than the one
+# written: an alias, a config file to read (aliases), help.autocorrect (`git psuh`).
+_GIT_CONFIG = re.compile(
+    r"alias\.|include(if)?\.|autocorrect|GIT_CONFIG|\bHOME=|XDG_CONFIG_HOME=", re.I
+)
 _KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "esac"}
     | {"coproc"}
@@ -113,12 +117,23 @@ def _mark(line: str) -> str:
         elif (
             (c == "$" and (after.isalnum() or (after and after in "{('\"@*#?$!-_")))
             or c == "`"
-            or (c == "{" and not quote and _BRACES.match(line, i))
+            or (quote == "" and _expands(line, i))
         ):
             out.append(UNKNOWN)
         out.append(c)
         i += 1
     return "".join(out)
+
+
+def _expands(line: str, i: int) -> bool:
+    """Whether unquoted ``line[i]`` starts a brace expansion or a file-name pattern: a
+    file named ``push`` makes ``git pus?``, ``git [p]ush`` or ``git @(push)`` run a push."""
+    c = line[i]
+    if c == "{":
+        return _BRACES.match(line, i) is not None
+    if c == "[":
+        return _CLASS.match(line, i) is not None
+    return c in "*?" or (c in "@+!" and line[i + 1 : i + 2] == "(")
 
 
 def _tokens(line: str) -> list[str]:

@@ -5,11 +5,16 @@ rules the tools that read files, as the CLI's rules do."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orchestrator import web_host
 from orchestrator.approve_rules import rule_matches
 from orchestrator.bash_commands import UNSURE, commands
 
@@ -137,11 +142,27 @@ def test_rules_cover_what_the_clis_rules_cover(
         "alias p=git\np push origin main",
         "alias p='git push'\np origin main",
         "bash -c 'git $0 origin main' push",
+        "git -c help.autocorrect=immediate psuh origin main",
+        "for x in push; do git $x origin main; done",
+        "touch push; git pus? origin main",
+        "touch push; git p* origin main",
+        "touch push; git [p]ush origin main",
+        "shopt -s extglob\ntouch push; git @(push) origin main",
     ],
 )
 def test_words_built_by_the_shell_ask(line: str, tmp_path: Path) -> None:
+    if not re.search("alias[.]|config-env|GIT_CONFIG|autocorrect", line):  # git's own
+        assert "RAN git push " in _bash_runs(line, tmp_path)  # the case is real
     for rule in (PUSH, "Bash(git push *)"):
         assert rule_matches(rule, "Bash", {"command": line}, tmp_path), (rule, line)
+
+
+def _bash_runs(line: str, folder: Path) -> str:
+    """What real bash runs in ``folder`` for ``line``, git a function printing its argv."""
+    fake = 'shopt -s expand_aliases; git() { echo RAN git "$@"; }; export -f git\n'
+    command = ["bash", "-c", fake + line]
+    done = subprocess.run(command, cwd=folder, check=False, capture_output=True, text=True)
+    return done.stdout
 
 
 # Wrappers the README lists as taken off are taken off for glob rules too.
@@ -185,6 +206,11 @@ def test_wrappers_are_normalised() -> None:
         "awk '{print $1, $2}' f",
         "alias ll='ls -l'",
         "find . -name '*.py' -exec grep -l x {} +",
+        "ls *.py && git add src/*.py",
+        "arr[0]=x; [ -f a ] && [[ -n $x ]] && echo ${arr[0]}",
+        "git log -1 --format=%H HEAD~1",
+        "for f in *.py; do wc -l $f; done",
+        "curl -s 'https://x.test/a?b=1' https://x.test/c?d",
     ],
 )
 def test_expansions_in_other_commands_do_not_ask(line: str, tmp_path: Path) -> None:
@@ -215,3 +241,35 @@ def test_expansions_in_other_commands_do_not_ask(line: str, tmp_path: Path) -> N
 def test_webfetch_rule_reads_urls_as_the_cli(url: str, expected: bool, tmp_path: Path) -> None:
     rule = "WebFetch(domain:example.com)"
     assert rule_matches(rule, "WebFetch", {"url": url}, tmp_path) is expected
+
+
+# Node's own reading of each URL, where node is installed (CI has Python only).
+NODE_URLS = [
+    "http://example.com\\@evil.com/",
+    "https://evil.com\\@example.com/",
+    "https://example.com./x",
+    "https:\\\\example.com/",
+    "https:example.com/x",
+    "https:///example.com/",
+    "https://ex%61mple.com/",
+    "https://\uff45xample.com/",
+    "https://a@b@example.com:8080/",
+    " https://exam\tple.com/",
+    "https://example.com#@evil.com",
+    "https://example.com?@evil.com",
+    "http://0x7f.1/",
+    "http://2130706433/",
+    "http://[::1]:80/",
+    "HTTPS://Example.COM",
+    "https://example.com%2e/",
+]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_hosts_are_read_as_node_reads_them() -> None:
+    script = "for (const u of JSON.parse(process.argv[1])) console.log(new URL(u).hostname)"
+    done = subprocess.run(
+        ["node", "-e", script, json.dumps(NODE_URLS)], capture_output=True, text=True, check=True
+    )
+    node = [h.strip("[]") for h in done.stdout.splitlines()]
+    assert [web_host.whatwg_host(u) for u in NODE_URLS] == node
