@@ -6,10 +6,10 @@ approver a question, one that misses lets a call run unasked.
 
 - ``Bash(prefix:*)``, ``Bash(exact)``, ``Bash(glob *)``: checked against every command the
   line runs, normalised (:mod:`orchestrator.bash_commands`), and against the line's parts
-  as written; a rule also matches when its words (a glob's up to its first ``*``) appear
-  anywhere in the line (``find . -exec git push \\;``). A command holding a word the
-  shell builds (``git $x``) matches a rule whose words agree with it up to that word. A
-  line that cannot be read with confidence matches.
+  as written; a rule also matches when its words appear anywhere in the line
+  (``find . -exec git push \\;``; a glob's final ``*`` may cover nothing there). A
+  command holding a word the shell builds (``git $x``) matches a rule whose words agree
+  with it up to that word. A line that cannot be read with confidence matches.
 - ``Edit(...)`` covers every file-editing tool (Write, Edit, MultiEdit, NotebookEdit), as
   the CLI's Edit rules do, and so does a rule naming any of them; ``Read(...)`` covers the
   tools that read files: Read, Grep, Glob (and LS, NotebookRead). A search of a folder
@@ -114,19 +114,25 @@ def bash_matches(spec: str, line: str) -> bool:
     rule = spec.removesuffix(":*").split(" ")
     if any(bash_commands.UNKNOWN in c and _may_start(rule, c.split(" ")) for c in found):
         return True
-    # The rule's words anywhere in the line (a glob's up to its first `*`).
-    literal = rule[: next((i for i, w in enumerate(rule) if "*" in w), len(rule))]
-    line_words = bash_commands.words(line)
-    return bool(literal) and any(
-        _may_start(literal, line_words[i:]) for i, w in enumerate(line_words) if w == literal[0]
+    # The rule's words anywhere in the line (`ssh host git push`; a glob's last `*` may
+    # cover nothing there: `echo git push | sh`).
+    while rule and rule[-1] == "*":
+        rule.pop()
+    words = bash_commands.words(line)
+    return (
+        bool(rule)
+        and "*" not in rule[0]
+        and any(_may_start(rule, words[i:]) for i, w in enumerate(words) if w == rule[0])
     )
 
 
 def _may_start(rule: list[str], words: list[str]) -> bool:
     """Whether ``words``, some of them built by the shell, may begin with the rule's."""
     for expected, word in zip(rule, words, strict=False):
-        if bash_commands.UNKNOWN in word or "*" in expected:
+        if bash_commands.UNKNOWN in word:
             return True
+        if "*" in expected:  # a glob's `*` may cover the rest of the command
+            return word.startswith(expected.split("*", 1)[0])
         if expected != word:
             return False
     return len(words) >= len(rule)
