@@ -122,7 +122,9 @@ def bash_matches(spec: str, line: str) -> bool:
     return (
         bool(rule)
         and "*" not in rule[0]
-        and any(_may_start(rule, words[i:]) for i, w in enumerate(words) if w == rule[0])
+        and any(
+            _may_start(rule, words[i : i + len(rule)]) for i, w in enumerate(words) if w == rule[0]
+        )
     )
 
 

@@ -35,7 +35,8 @@ MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and as
 
 _PUNCTUATION = "();<>|&\n"
 _BRACES = re.compile(r"\{[^\s{}]*(,|\.\.)")  # {a,b} and {1..3} (a space ends a brace word)
-_CLASS = re.compile(r"\[[^\s\]]+\](?!\+?=)")  # [p]ush, not the subscript of a[0]=x
+# [p]ush, not the subscript of a[0]=x; no `[` inside, so `[[[[…` is read in linear time
+_CLASS = re.compile(r"\[[^\s\[\]]+\](?!\+?=)")
 # Config given on the same line that may make git run another subcommand than the one
 # written: an alias, a config file to read (aliases), help.autocorrect (`git psuh`).
 _GIT_CONFIG = re.compile(
