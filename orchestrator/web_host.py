@@ -5,7 +5,7 @@ Python's :func:`urllib.parse.urlparse` reads some strings differently
 (``http://example.com\\@evil.com/`` is example.com to Node, evil.com to Python). This
 reads the host the WHATWG way for what matters here: tabs and newlines dropped, ``\\`` as
 ``/`` and any number of slashes after the scheme for http(s), the last ``@`` ending the
-user part, percent-decoding, IDNA mapping (a fullwidth ``e`` is ``e``), numeric IPv4 forms
+user part, percent-decoding, UTS 46 mapping (a fullwidth ``e`` is ``e``), numeric IPv4 forms
 (``0x7f.1``). The caller asks whenever this reading and Python's disagree.
 """
 
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 from urllib.parse import unquote_to_bytes, urlparse
+
+import idna
 
 from orchestrator import globs
 
@@ -55,9 +57,11 @@ def whatwg_host(url: str) -> str | None:
     host = host.partition(":")[0]
     try:
         host = unquote_to_bytes(host).decode("utf-8")
-        host = host.lower() if host.isascii() else host.encode("idna").decode("ascii").lower()
-    except UnicodeError:
+        if not host.isascii():  # UTS 46 as Node maps it; what it refuses, we ask about
+            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except (UnicodeError, idna.IDNAError):
         return None
+    host = host.lower()
     if _FORBIDDEN.search(host):
         return None
     return _ipv4(host) or host

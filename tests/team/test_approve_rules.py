@@ -269,6 +269,9 @@ NODE_URLS = [
     "http://[::1]:80/",
     "HTTPS://Example.COM",
     "https://example.com%2e/",
+    "https://stra\u00dfe.example/",
+    "https://a\u3002example.com/",
+    "https://EXAMPLE\u00df.com/",
 ]
 
 
