@@ -154,5 +154,7 @@ def _command_matches(spec: str, command: str) -> bool:
         prefix = spec[:-2]
         return command == prefix or command.startswith(prefix + " ")
     if "*" in spec:
-        return globs.matches(spec.replace("*", "**"), command)
+        # As in the CLI, a final ` *` may cover nothing: `Bash(git push *)` is `git push` too.
+        bare = spec.endswith(" *") and _command_matches(spec[:-2], command)
+        return bare or globs.matches(spec.replace("*", "**"), command)
     return command == spec
