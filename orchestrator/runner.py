@@ -220,6 +220,14 @@ class AgentRunner:
                     tg.cancel_scope.cancel()
             if self._session_scope.cancelled_caught:
                 end = SessionEnd(EndReason.STOPPED, "forced")
+        except Exception as exc:
+            # Whatever ended the session from inside (a bug, an input nobody foresaw) ends
+            # it as a failure: the message in hand counts an attempt, so one that crashes
+            # every session it reaches goes to the dead letters at its limit. Released
+            # uncounted, it came back until the crash-loop limit failed the whole agent
+            # and every request queued for it (found by review: a lone surrogate).
+            end = SessionEnd(EndReason.ERROR, repr(exc))
+            raise
         finally:
             send.close()
             receive.close()
