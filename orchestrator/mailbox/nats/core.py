@@ -222,10 +222,27 @@ class NatsCore:
 
     async def _closed(self, message: Message) -> None:
         """After a message left pending/leased: drop its hint and its wait edge."""
-        await self._delete(rec.hint_key(message.recipient, message.id))
+        await self._drop_hint(rec.hint_key(message.recipient, message.id), message.id)
         if message.kind == "request":
             await self._delete(rec.wait_key(message.id))
             await self._replied(message.id)
+
+    async def _drop_hint(self, key: str, message_id: str) -> None:
+        """Remove the hint ``key`` of a message seen closed, unless it is open again by
+        now. A ``queue retry`` may revive the message at any moment: it writes the hint
+        before and after its change, and this reads the message after the delete, so
+        whichever order the two run in, an open message keeps its hint."""
+        await self._delete(key)
+        if await self._open_now(message_id):
+            await rec.put(self.kv, key, b"")
+
+    async def _open_now(self, message_id: str) -> bool:
+        """Whether the stored message is pending or leased (a fresh read)."""
+        found = await rec.get(self.kv, rec.msg_key(message_id))
+        if found is None:
+            return False
+        message = self._readable(rec.msg_key(message_id), found[0])
+        return message is not None and message.status in ("pending", "leased")
 
     async def _all_messages(self) -> list[Message]:
         """Every message, in creation order (ids sort by time)."""
@@ -261,7 +278,7 @@ class NatsCore:
             if message.status in ("pending", "leased"):
                 out.append(message)
             else:  # closed, but its hint outlived a crash: tidy up
-                await self._delete(key)
+                await self._drop_hint(key, message_id)
         return out
 
     # --- registry -------------------------------------------------------------

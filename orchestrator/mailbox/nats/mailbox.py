@@ -210,10 +210,14 @@ class NatsMailbox(NatsConsumeOps):
         try:
             _, after = await self._change(message_id, revive)
         except errors.QueueError:
-            if before.status not in ("pending", "leased"):
-                await self._delete(hint)
+            # Refused: the message is not dead now, maybe because another retry revived
+            # it a moment ago and needs this very hint. Only a message still closed on
+            # a fresh read loses it (``before`` is stale by then).
+            if not await self._open_now(message_id):
+                await self._drop_hint(hint, message_id)
             raise
         assert after is not None
+        await rec.put(self.kv, hint, b"")  # again: a tidy-up may have seen it dead meanwhile
         reply = await self.find_reply(message_id)
         if reply is not None and reply.error is not None:
             await self._delete(rec.reply_key(message_id))

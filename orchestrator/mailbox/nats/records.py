@@ -217,14 +217,23 @@ async def update(
     the key is absent. ``change`` may raise to refuse. A write that fails transiently
     is tried again after a pause, for up to :data:`faults.RETRY_S`: a stream without a
     leader refuses at once (no responders) while reads still answer, so without the
-    pause the loop would spin, and without the bound spin forever without a quorum."""
+    pause the loop would spin, and without the bound spin forever without a quorum.
+
+    A write whose answer was lost may have been stored: the value read next is then
+    this call's own write, which ``change`` would judge as someone else's (a claim
+    finds the message leased, an ack finds it done). That value is taken as the
+    success it is. Each step writes a time to the microsecond (claimed_at, done_at, a
+    lease's end), so another writer's value is never the same bytes."""
     deadline = time.monotonic() + faults.RETRY_S
     pause = 0.05
+    unanswered: tuple[bytes, bytes] | None = None  # (old, new) of a write not answered
     while True:
         current = await get(kv, key)
         if current is None:
             return None, None
         old, revision = current
+        if unanswered is not None and old == unanswered[1]:
+            return unanswered
         new = change(old)
         if new is None:
             return old, None
@@ -233,8 +242,9 @@ async def update(
         except nats.js.errors.KeyWrongLastSequenceError:
             continue  # someone else changed it first: decide again on the new value
         except TRANSIENT:
-            # Maybe written with the answer lost: read again and decide on what is there
-            # (a change already made is then seen as done, or refused as taken).
+            # Maybe written with the answer lost: read again, and find our own write
+            # there (done) or decide again on what is there.
+            unanswered = (old, new)
             if time.monotonic() + pause > deadline:
                 raise
             await asyncio.sleep(pause)
