@@ -275,6 +275,11 @@ class NatsCore:
             message = self._readable(rec.msg_key(message_id), found[0])
             if message is None:
                 continue
+            if rec.hint_key(message.recipient, message.id) != key:
+                # A hint written by another program, pointing at someone else's message:
+                # it gives no right to claim it (said once, left for its writer).
+                self._unreadable(errors.RecordUnreadable(key, "the hint of another's message"))
+                continue
             if message.status in ("pending", "leased"):
                 out.append(message)
             else:  # closed, but its hint outlived a crash: tidy up

@@ -120,8 +120,11 @@ _AGENT_KINDS: Final = {
 }  # fmt: skip
 
 
-def decode_message(data: bytes, key: str = "m.?") -> Message:
-    """The message stored at ``key``; RecordUnreadable if it is not one of ours."""
+def decode_message(data: bytes, key: str) -> Message:
+    """The message stored at ``key`` (``m.<id>``, or the reply ``r.<request id>``);
+    RecordUnreadable if it is not one of ours. A record is also tied to its key: a
+    copy of bob's message put under another id is no message, so the id it carries
+    cannot be acked or answered through a key nobody checked."""
     record = read_record(data, key, _MESSAGE_KINDS)
     if "body" not in record:  # any JSON value: no type to check
         raise errors.RecordUnreadable(key, "no 'body'")
@@ -129,6 +132,10 @@ def decode_message(data: bytes, key: str = "m.?") -> Message:
         raise errors.RecordUnreadable(key, "an unknown kind or status")
     if not safe_id(record["id"]) or record["max_attempts"] < 1:
         raise errors.RecordUnreadable(key, "an impossible id or max_attempts")
+    if key.startswith("m.") and key != msg_key(record["id"]):
+        raise errors.RecordUnreadable(key, f"it holds message {record['id']}, not its key's")
+    if key.startswith("r.") and key != reply_key(str(record["correlation_id"])):
+        raise errors.RecordUnreadable(key, "it answers another request than its key's")
     return make_message(*(record[f] for f in _FIELDS))
 
 
@@ -144,9 +151,13 @@ def decode_edge(data: bytes, key: str = "w.?") -> dict[str, Any]:
     return read_record(data, key, _EDGE_KINDS)
 
 
-def decode_agent(data: bytes, key: str = "a.?") -> AgentInfo:
-    """The registry row stored at ``key``; RecordUnreadable if it is not one of ours."""
+def decode_agent(data: bytes, key: str) -> AgentInfo:
+    """The registry row stored at ``key``; RecordUnreadable if it is not one of ours,
+    or names another agent than its key does (a second "bob" row under ``a.zzz``
+    would get bob every broadcast twice)."""
     record = read_record(data, key, _AGENT_KINDS)
+    if agent_key(record["name"]) != key:
+        raise errors.RecordUnreadable(key, f"it names {record['name']!r}, not its key's agent")
     return AgentInfo(*(record[f] for f in _AGENT_FIELDS))
 
 

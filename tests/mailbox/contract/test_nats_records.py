@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 from natsserver import NatsServer
+from structlog.testing import capture_logs
 
 from orchestrator import errors
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
@@ -55,6 +56,7 @@ GARBAGE = [
     json.dumps({**GOOD, "id": "../x"}).encode(),
     json.dumps({**GOOD, "available_at": float("nan")}).encode(),
     b"[" * 5000 + b"]" * 5000,  # json.loads: RecursionError, not ValueError
+    json.dumps(GOOD).encode(),  # a whole message, but another id than its key's
 ]
 
 
@@ -118,3 +120,67 @@ async def test_garbled_wait_edges_and_replies(config: NatsConfig) -> None:
         await mb.kv.put(rec.reply_key(request.id), b"garbage")
         with pytest.raises(errors.RecordUnreadable):
             await mb.find_reply(request.id)
+
+
+async def test_a_hint_pointing_at_anothers_message_gives_no_claim_on_it(
+    config: NatsConfig,
+) -> None:
+    """Any program with the account can write ``q.carol.<id>`` for bob's message. carol
+    could then claim and ack it (claim never looked at the message's recipient): bob
+    never got it. Now such a hint is passed over, said once, and bob claims his own."""
+    async with NatsMailbox(config) as mb:
+        for name in ("alice", "bob", "carol"):
+            await mb.register(name, "")
+        m = await mb.send("alice", "bob", "for bob only")
+        stray = f"q.carol.{m.id}"
+        await mb.kv.put(stray, b"")
+        with capture_logs() as logs:
+            assert await mb.claim("carol", owner="carol-session") == []
+            assert await mb.peek("carol") == []
+            assert await mb.pending_count("carol") == 0
+            assert not await mb.wait_for_messages("carol", 0.1)
+        said = [e["key"] for e in logs if e["event"] == "queue_record_unreadable"]
+        assert said == [stray]
+        assert [c.id for c in await mb.claim("bob", owner="bob-session")] == [m.id]
+
+
+async def test_a_registry_row_naming_another_agent_than_its_key_is_left_out(
+    config: NatsConfig,
+) -> None:
+    """A row under ``a.zzz`` whose name says "bob" was a second bob: listed twice, and
+    every broadcast wrote bob two copies. Now it is passed over, said once."""
+    async with NatsMailbox(config) as mb:
+        for name in ("alice", "bob"):
+            await mb.register(name, "")
+        row = {
+            "name": "bob",
+            "description": "",
+            "pid": None,
+            "state": "registered",
+            "heartbeat_at": None,
+            "registered_at": 1.0,
+            "meta": {},
+        }
+        await mb.kv.put("a.zzz", json.dumps(row).encode())
+        with capture_logs() as logs:
+            assert [a.name for a in await mb.agents()] == ["alice", "bob"]
+            sent = await mb.broadcast("alice", "hello all")
+        assert [m.recipient for m in sent] == ["bob"]
+        said = [e["key"] for e in logs if e["event"] == "queue_record_unreadable"]
+        assert said == ["a.zzz"]
+
+
+async def test_a_reply_record_answering_another_request_is_no_reply(config: NatsConfig) -> None:
+    """The reply key of one request holding the (well-formed) answer to another is no
+    answer to it: unreadable, not returned as this request's reply."""
+    async with NatsMailbox(config) as mb:
+        for name in ("a", "b"):
+            await mb.register(name, "")
+        first = await mb.request("a", "b", "one")
+        second = await mb.request("a", "b", "two")
+        await mb.reply(first.id, "b", "answer to one")
+        found = await rec.get(mb.kv, rec.reply_key(first.id))
+        assert found is not None
+        await mb.kv.put(rec.reply_key(second.id), found[0])
+        with pytest.raises(errors.RecordUnreadable):
+            await mb.find_reply(second.id)
