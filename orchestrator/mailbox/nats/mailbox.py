@@ -288,11 +288,11 @@ class NatsMailbox(NatsConsumeOps):
                 pruned += 1
         for key, value in (await self._scan("w.")).items():
             try:
-                expired = rec.decode_edge(value, key)["expires_at"] <= now
+                over = rec.decode_edge(value, key)["expires_at"] <= now
             except errors.RecordUnreadable as exc:  # never runs out: swept, as on SQLite
                 self._unreadable(exc)
-                expired = True
-            if expired:
+                over = True
+            if over:
                 await self._delete(key)
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 

@@ -184,3 +184,18 @@ async def test_a_reply_record_answering_another_request_is_no_reply(config: Nats
         await mb.kv.put(rec.reply_key(second.id), found[0])
         with pytest.raises(errors.RecordUnreadable):
             await mb.find_reply(second.id)
+
+
+async def test_a_refused_reuse_of_an_id_writes_no_hint(config: NatsConfig) -> None:
+    """A send under an id another message holds is refused; it used to write its hint
+    first, which then pointed at the other's message (a hint said unreadable since)."""
+    async with NatsMailbox(config) as mb:
+        for name in ("alice", "bob", "carol"):
+            await mb.register(name, "")
+        m = await mb.send("alice", "bob", "bob's")
+        with pytest.raises(errors.MessageIdTaken):
+            await mb.send("alice", "carol", "carol's", message_id=m.id)
+        with pytest.raises(errors.MessageIdTaken):
+            await mb.request("alice", "carol", "carol's", wait_s=60, message_id=m.id)
+        assert await mb._keys("q.") == [rec.hint_key("bob", m.id)]
+        assert await mb._keys("w.") == []
