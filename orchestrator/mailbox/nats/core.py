@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -104,14 +105,29 @@ class NatsCore:
         return self._nc
 
     async def _keys(self, prefix: str) -> list[str]:
-        """The live keys under ``prefix``, sorted: one request (the stream's subjects),
-        no consumer created. Right because :meth:`_delete` leaves no marker."""
+        """The live keys under ``prefix``, sorted: the stream's subjects, no consumer
+        created. Right because :meth:`_delete` leaves no marker. The server answers at
+        most 100,000 subjects a request (measured on nats-server v2.15.1:
+        100,000 of 100,500 keys) and says how many match in ``total``: the rest is asked
+        for by ``offset``, which nats-py's ``stream_info`` does not pass."""
         js = self.nc.jetstream(timeout=self.config.request_timeout_s)
+        subject = f"{js._prefix}.STREAM.INFO.{self._stream}"
         subjects_filter = f"{self._subject_prefix}{prefix}>"
-        info = await retrying(lambda: js.stream_info(self._stream, subjects_filter=subjects_filter))
-        subjects = info.state.subjects or {}
         cut = len(self._subject_prefix)
-        return sorted(subject[cut:] for subject in subjects)
+        keys: set[str] = set()
+        offset = 0
+        while True:
+            ask = json.dumps({"subjects_filter": subjects_filter, "offset": offset}).encode()
+
+            async def page_at(ask: bytes = ask) -> dict[str, Any]:
+                return await js._api_request(subject, ask, timeout=js._timeout)
+
+            info = await retrying(page_at)
+            page = (info.get("state") or {}).get("subjects") or {}
+            keys.update(s[cut:] for s in page)
+            offset += len(page)
+            if not page or offset >= int(info.get("total") or 0):
+                return sorted(keys)
 
     async def _scan(self, prefix: str) -> dict[str, bytes]:
         """Every live key under ``prefix`` with its value. The key list comes from the
