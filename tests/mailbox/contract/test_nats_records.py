@@ -199,3 +199,25 @@ async def test_a_refused_reuse_of_an_id_writes_no_hint(config: NatsConfig) -> No
             await mb.request("alice", "carol", "carol's", wait_s=60, message_id=m.id)
         assert await mb._keys("q.") == [rec.hint_key("bob", m.id)]
         assert await mb._keys("w.") == []
+
+
+async def test_a_garbled_reply_record_stops_no_purge_sweep_or_retry(config: NatsConfig) -> None:
+    """purge and sweep drop a done response's reply key only if it is that response's:
+    a garbled one raised RecordUnreadable out of them (the supervisor's sweep of the
+    whole team); `queue retry` of a failed request raised it after reviving it."""
+    async with NatsMailbox(config) as mb:
+        for name in ("a", "b"):
+            await mb.register(name, "")
+        answered = await mb.request("a", "b", "one")
+        await mb.reply(answered.id, "b", "done")
+        await mb.claim("b", owner="w")
+        await mb.ack([answered.id], owner="w")
+        await mb.kv.put(rec.reply_key(answered.id), b"garbage")
+        await mb.sweep(retention_s=-1)
+        assert await mb.list() == []
+        failed = await mb.request("a", "b", "two")
+        await mb.fail_request(failed.id, "recipient_failed", "crashed")
+        await mb.kv.put(rec.reply_key(failed.id), b"garbage")
+        back = await mb.retry(failed.id)
+        assert back.status == "pending"
+        assert [m.id for m in await mb.claim("b", owner="w")] == [failed.id]
