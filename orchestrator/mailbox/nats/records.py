@@ -8,7 +8,8 @@ replicated cluster. Other keys are either create-only guards or hints:
 - ``m.<id>``            the message (a :class:`Message` as JSON)
 - ``q.<to>.<id>``       hint: the message is open (pending or leased) for ``<to>``;
                         written before ``m.<id>``, removed after it closes, so a
-                        stale hint is skipped and a missing one never happens
+                        stale hint is skipped and a missing one never happens;
+                        one whose message is addressed to another is no claim on it
 - ``r.<request id>``    the one reply: created with ``create`` (fails if it exists)
 - ``a.<name>``          a registered agent (:class:`AgentInfo` as JSON)
 - ``w.<request id>``    a wait-for edge ``{waiter, target, expires_at}``
