@@ -42,6 +42,13 @@ _CLASS = re.compile(r"\[[^\s\[\]]+\](?!\+?=)")
 _GIT_CONFIG = re.compile(
     r"alias\.|include(if)?\.|autocorrect|GIT_CONFIG|\bHOME=|XDG_CONFIG_HOME=", re.I
 )
+# A quoted here-document that cat or tee only copies (no pipe on its line) is data, not
+# commands: `cat > f <<'EOF'`, the `git commit -m "$(cat <<'EOF' …)"` of a commit message.
+# (Bounded gaps keep a hostile line of `(cat (cat …` linear.)
+_DATA_HEREDOC = re.compile(
+    r"(?:^|[;&|(\n]|\$\()[ \t]*(?:cat|tee)\b[^\n|;&]{0,200}?"
+    r"<<-?[ \t]*(?:'(\w+)'|\"(\w+)\"|\\(\w+))[^\n|]{0,200}\n"
+)
 _KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "esac"}
     | {"coproc"}
@@ -78,6 +85,7 @@ class _Unsure(Exception):
 
 def commands(line: str) -> list[str] | None:
     """Each simple command ``line`` runs, normalised; :data:`UNSURE` if it cannot say."""
+    line = _without_data(line)
     try:
         found = _commands(line, 0)
     except _Unsure:
@@ -98,10 +106,25 @@ def words(line: str) -> list[str]:
     return [os.path.basename(w) or w for t in tokens for w in t.split()]
 
 
+def _without_data(line: str) -> str:
+    """``line`` without the bodies (and end lines) of here-documents that are data."""
+    out: list[str] = []
+    pos = 0
+    while (start := _DATA_HEREDOC.search(line, pos)) is not None:
+        end_word = re.escape(next(g for g in start.groups() if g))
+        end = re.compile(rf"^\t*{end_word}$", re.M).search(line, start.end())
+        if end is None:  # never ended: the shell reads it to the end of the line as data
+            break
+        out.append(line[pos : start.end()])
+        pos = end.end()
+    return "".join([*out, line[pos:]])
+
+
 def _mark(line: str) -> str:
     """``line`` with :data:`UNKNOWN` before each expansion outside single quotes."""
     out: list[str] = []
     quote = ""
+    backtick = False  # inside `…`: only the opening one starts a built word
     i = 0
     while i < len(line):
         c, after = line[i], line[i + 1 : i + 2]
@@ -115,10 +138,11 @@ def _mark(line: str) -> str:
             quote = "" if quote else '"'
         elif c == "'" and not quote:
             quote = "'"
-        elif (
-            (c == "$" and (after.isalnum() or (after and after in "{('\"@*#?$!-_")))
-            or c == "`"
-            or (quote == "" and _expands(line, i))
+        elif c == "`":
+            backtick = not backtick
+            out.append(UNKNOWN if backtick else "")
+        elif (c == "$" and (after.isalnum() or (after and after in "{('\"@*#?$!-_"))) or (
+            quote == "" and _expands(line, i)
         ):
             out.append(UNKNOWN)
         out.append(c)

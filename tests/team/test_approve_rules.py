@@ -158,6 +158,11 @@ def test_rules_cover_what_the_clis_rules_cover(
         "touch push; git p* origin main",
         "touch push; git [p]ush origin main",
         "shopt -s extglob\ntouch push; git @(push) origin main",
+        "cat <<'EOF' | bash\ngit push origin main\nEOF",
+        "bash <<'EOF'\nx=push; git $x origin main\nEOF",
+        "cat <<EOF\n$(git push origin main)\nEOF",
+        "cat <<'EOF' >/dev/null; git push origin main\ntext\nEOF",
+        "cat <<'EOF' >/dev/null\ntext\nEOF\ngit push origin main",
     ],
 )
 def test_words_built_by_the_shell_ask(line: str, tmp_path: Path) -> None:
@@ -221,6 +226,11 @@ def test_wrappers_are_normalised() -> None:
         "git log -1 --format=%H HEAD~1",
         "for f in *.py; do wc -l $f; done",
         "curl -s 'https://x.test/a?b=1' https://x.test/c?d",
+        # Here-documents cat only copies are data: a commit message, a file written.
+        "git commit -m \"$(cat <<'EOF'\nFix the `foo` helper\n\n* `bar` renamed; [x] done\n"
+        '{a,b} Why? $HOME\nEOF\n)"',
+        "cat > notes.md <<'EOF'\n`code` first\n$x [x] {a,b}\nEOF",
+        "echo 'Run `make` first'",
     ],
 )
 def test_expansions_in_other_commands_do_not_ask(line: str, tmp_path: Path) -> None:
