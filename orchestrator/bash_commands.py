@@ -98,7 +98,9 @@ def commands(line: str) -> list[str] | None:
 def words(line: str) -> list[str]:
     """Every word of ``line``, quotes removed and split at spaces (``su -c 'git push'``
     gives su, -c, git, push), a path by its base name: where a rule's words may hide in
-    arguments the shell hands to another program (``ssh``, ``su -c``, ``find -exec``)."""
+    arguments the shell hands to another program (``ssh``, ``su -c``, ``find -exec``).
+    Here-documents that are data are left out."""
+    line = _without_data(line)
     try:
         tokens = _tokens(line)
     except _Unsure:

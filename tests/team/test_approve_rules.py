@@ -230,6 +230,7 @@ def test_wrappers_are_normalised() -> None:
         "git commit -m \"$(cat <<'EOF'\nFix the `foo` helper\n\n* `bar` renamed; [x] done\n"
         '{a,b} Why? $HOME\nEOF\n)"',
         "cat > notes.md <<'EOF'\n`code` first\n$x [x] {a,b}\nEOF",
+        "cat > notes.md <<'EOF'\nuse git $VERB or npm $x\nEOF",
         "echo 'Run `make` first'",
     ],
 )
