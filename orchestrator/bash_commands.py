@@ -42,13 +42,17 @@ _CLASS = re.compile(r"\[[^\s\[\]]+\](?!\+?=)")
 _GIT_CONFIG = re.compile(
     r"alias\.|include(if)?\.|autocorrect|GIT_CONFIG|\bHOME=|XDG_CONFIG_HOME=", re.I
 )
-# A quoted here-document that cat or tee only copies (no pipe on its line) is data, not
-# commands: `cat > f <<'EOF'`, the `git commit -m "$(cat <<'EOF' …)"` of a commit message.
-# (Bounded gaps keep a hostile line of `(cat (cat …` linear.)
+# A quoted here-document that cat or tee only copies (no pipe on its line) is data:
+# `cat > f <<'EOF'`, the `git commit -m "$(cat <<'EOF' …)"` of a commit message. Its
+# lines are still read as plain words (a script written there may be run later in the
+# line), with no character the shell would treat as special: a `$HOME`, `[x]` or
+# apostrophe in a commit message makes no command unsure. (Bounded gaps keep a hostile
+# line of `(cat (cat …` linear.)
 _DATA_HEREDOC = re.compile(
     r"(?:^|[;&|(\n]|\$\()[ \t]*(?:cat|tee)\b[^\n|;&]{0,200}?"
     r"<<-?[ \t]*(?:'(\w+)'|\"(\w+)\"|\\(\w+))[^\n|]{0,200}\n"
 )
+_PLAIN = str.maketrans(dict.fromkeys("$`*?[]{}@+!'\"\\", " "))
 _KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "esac"}
     | {"coproc"}
@@ -85,7 +89,7 @@ class _Unsure(Exception):
 
 def commands(line: str) -> list[str] | None:
     """Each simple command ``line`` runs, normalised; :data:`UNSURE` if it cannot say."""
-    line = _without_data(line)
+    line = _data_as_words(line)
     try:
         found = _commands(line, 0)
     except _Unsure:
@@ -99,8 +103,8 @@ def words(line: str) -> list[str]:
     """Every word of ``line``, quotes removed and split at spaces (``su -c 'git push'``
     gives su, -c, git, push), a path by its base name: where a rule's words may hide in
     arguments the shell hands to another program (``ssh``, ``su -c``, ``find -exec``).
-    Here-documents that are data are left out."""
-    line = _without_data(line)
+    Here-documents that are data are plain words."""
+    line = _data_as_words(line)
     try:
         tokens = _tokens(line)
     except _Unsure:
@@ -108,8 +112,8 @@ def words(line: str) -> list[str]:
     return [os.path.basename(w) or w for t in tokens for w in t.split()]
 
 
-def _without_data(line: str) -> str:
-    """``line`` without the bodies (and end lines) of here-documents that are data."""
+def _data_as_words(line: str) -> str:
+    """``line`` with the bodies of here-documents that are data made plain words."""
     out: list[str] = []
     pos = 0
     while (start := _DATA_HEREDOC.search(line, pos)) is not None:
@@ -117,8 +121,8 @@ def _without_data(line: str) -> str:
         end = re.compile(rf"^\t*{end_word}$", re.M).search(line, start.end())
         if end is None:  # never ended: the shell reads it to the end of the line as data
             break
-        out.append(line[pos : start.end()])
-        pos = end.end()
+        out += [line[pos : start.end()], line[start.end() : end.start()].translate(_PLAIN)]
+        pos = end.start()
     return "".join([*out, line[pos:]])
 
 

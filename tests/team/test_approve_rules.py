@@ -163,6 +163,7 @@ def test_rules_cover_what_the_clis_rules_cover(
         "cat <<EOF\n$(git push origin main)\nEOF",
         "cat <<'EOF' >/dev/null; git push origin main\ntext\nEOF",
         "cat <<'EOF' >/dev/null\ntext\nEOF\ngit push origin main",
+        "cat > x.sh <<'EOF'\ngit push origin main\nEOF\nbash x.sh",
     ],
 )
 def test_words_built_by_the_shell_ask(line: str, tmp_path: Path) -> None:
@@ -231,6 +232,7 @@ def test_wrappers_are_normalised() -> None:
         '{a,b} Why? $HOME\nEOF\n)"',
         "cat > notes.md <<'EOF'\n`code` first\n$x [x] {a,b}\nEOF",
         "cat > notes.md <<'EOF'\nuse git $VERB or npm $x\nEOF",
+        "git commit -m \"$(cat <<'EOF'\nDon't ask: the `git` docs say *why*?\nEOF\n)\"",
         "echo 'Run `make` first'",
     ],
 )
