@@ -118,14 +118,24 @@ def bash_matches(spec: str, line: str) -> bool:
     # cover nothing there: `echo git push | sh`).
     while rule and rule[-1] == "*":
         rule.pop()
+    if not rule or "*" in rule[0]:
+        return False
+    # A `*` covers any text, as in the rule; the rule ends at the end of a word.
+    glob = re.compile(".*".join(map(re.escape, " ".join(rule).split("*"))) + "(?= |$)")
     words = bash_commands.words(line)
-    return (
-        bool(rule)
-        and "*" not in rule[0]
-        and any(
-            _may_start(rule, words[i : i + len(rule)]) for i, w in enumerate(words) if w == rule[0]
-        )
+    return any(
+        _found_at(rule, glob, words[i : i + _WINDOW]) for i, w in enumerate(words) if w == rule[0]
     )
+
+
+_WINDOW = 64  # words of the line compared from each place (long lines stay linear)
+
+
+def _found_at(rule: list[str], glob: re.Pattern[str], words: list[str]) -> bool:
+    """Whether the rule's words begin ``words``, or may once the shell builds them."""
+    if any(bash_commands.UNKNOWN in w for w in words) and _may_start(rule, words):
+        return True
+    return glob.match(" ".join(words)) is not None
 
 
 def _may_start(rule: list[str], words: list[str]) -> bool:
