@@ -106,7 +106,9 @@ class Relay:
 
     async def _check_alive(self, to: str, request_id: str = "") -> None:
         state = self.peer_state(to) if self.peer_state else None
-        if state is None:
+        if state in (None, AgentState.STOPPED):
+            # Stopped here may be running under another supervisor of the same team (a
+            # team across machines): the registry, which its holder keeps, says.
             info = await self.mailbox.agent(to)
             state = info.state if info else None
         if state == AgentState.FAILED:
