@@ -27,7 +27,15 @@ from orchestrator.cli import queue_output as out
 from orchestrator.cli.ask_commit import NotSent, request_unless_interrupted
 from orchestrator.held_wait import reply_while_held
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, MailboxBackend, Message, new_id
+from orchestrator.mailbox import (
+    MAX_BODY_BYTES,
+    SUPERVISOR,
+    USER,
+    Mailbox,
+    MailboxBackend,
+    Message,
+    new_id,
+)
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
 from orchestrator.names import name_problem
@@ -89,8 +97,17 @@ def _stdin_text() -> str:
             "usage",
         )
     raw = getattr(stdin, "buffer", None)
+    # At most the limit and a little more: `send TO - < /dev/zero` read until memory ran
+    # out (4 GB in 5 s). A body of the limit's size may come with one trailing newline.
+    most = MAX_BODY_BYTES + 2
     try:
-        text = raw.read().decode("utf-8") if raw is not None else stdin.read()
+        data = raw.read(most) if raw is not None else stdin.read(most)
+        if len(data) >= most:
+            raise errors.InvalidBody(
+                f"standard input is over the {MAX_BODY_BYTES}-byte limit of a body; "
+                "put large payloads in a file and send its path"
+            )
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise common.CliFailure(
             f"standard input is not UTF-8 text (at byte {exc.start}); a body is UTF-8",
