@@ -116,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     REDACTOR.add_from_env(os.environ)
     common.forget_rosters()  # a run reads agents.yaml as it is now (tests run main() often)
     stdout_closed = _hold_standard_fds()
+    _escape_what_cannot_show()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(modules_for(argv))
     bad = next((a for a in argv if _not_utf8(a)), None)
@@ -201,6 +202,20 @@ def _hold_standard_fds() -> bool:
     if sys.stderr is None:  # errors go nowhere then, but a print to it must not fail
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the run
     return sys.stdout is None  # left None: argparse's --help falls back to stderr
+
+
+def _escape_what_cannot_show() -> None:
+    """Characters the terminal's encoding has no bytes for (an ISO-8859-1 or ASCII locale,
+    PYTHONIOENCODING=ascii) are written as backslash escapes, on stdout and stderr alike.
+
+    Strict, the first such print failed after the verb had done its work: `send` sent and
+    ended in UnicodeEncodeError (exit 1: a script retrying sent twice), `inbox --ack` left
+    its messages leased, the `up` console dropped its lines. Every verb prints through
+    these two streams (the console of `up`, `logs -f`), so this holds for all of them."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # None when closed at start
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _not_utf8(arg: str) -> bool:
