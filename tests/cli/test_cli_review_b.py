@@ -3,6 +3,7 @@ encoding, hostile values in the environment and in dates. Each runs the console 
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 from pathlib import Path
@@ -60,3 +61,44 @@ def test_a_body_just_under_the_limit_still_goes_through_stdin(folder: Path) -> N
     assert done.returncode == 0, done.stderr
     with Mailbox(folder / "queue" / "team.db") as mb:
         assert [m.body for m in mb.list()] == [body]
+
+
+BROKEN_ROSTERS = {
+    # PyYAML composes by recursion: plain safe_load ended this in RecursionError.
+    "deep": lambda path: path.write_text("agents: " + "[" * 5000 + "]" * 5000 + "\n"),
+    # Sparse: 1 GiB that takes no disk; plain safe_load read it whole (2 GB resident).
+    "huge": lambda path: os.truncate(path, 1 << 30),
+}
+
+
+@pytest.mark.parametrize("verb", ["logs", "trace"])
+@pytest.mark.parametrize("broken", BROKEN_ROSTERS)
+def test_a_broken_roster_is_read_leniently_within_the_limits(
+    tmp_path: Path, verb: str, broken: str
+) -> None:
+    """Regression (review B.4): `logs` and `trace` re-read a roster that does not validate
+    with plain yaml.safe_load, without the roster's limits on size and depth. Now the same
+    reader as the roster's: the folders fall back to their defaults, with the warning."""
+    roster = tmp_path / "agents.yaml"
+    roster.touch()
+    BROKEN_ROSTERS[broken](roster)
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o700)
+    (logs / "supervisor.jsonl").write_text("")
+    with Mailbox(tmp_path / "queue" / "team.db") as mb:
+        message_id = mb.send("user", "user", "hi").id
+    argv = ["logs"] if verb == "logs" else ["trace", message_id]
+    done = subprocess.run(
+        [str(CLI), *argv],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        preexec_fn=lambda: _address_space(1 << 30),
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "problem(s)" in done.stderr
+    if verb == "logs":  # `trace` goes on to list the roster's problems, and ends with 1
+        assert done.returncode == 0, done.stderr
