@@ -38,7 +38,7 @@ from orchestrator.mailbox import (
 )
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
-from orchestrator.names import name_problem
+from orchestrator.names import MAX_DESCRIPTION_CHARS, name_problem
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S  # the ask tool's default too
 from orchestrator.redact import for_people
 
@@ -469,6 +469,16 @@ def _text_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _description(text: str) -> str:
+    """An argparse type: a description every agent reads, so a short one."""
+    if len(text) > MAX_DESCRIPTION_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"{len(text):,} characters, over the limit of {MAX_DESCRIPTION_CHARS:,}; say "
+            "in a few sentences what NAME handles (details belong in a file it can point to)"
+        )
+    return text
+
+
 def _as(p: argparse.ArgumentParser, default: str | None = USER) -> None:
     # A script an agent runs speaks as that agent by default (see _check_sender).
     default = os.environ.get(common.AGENT_ENV) or default
@@ -495,7 +505,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the name others send to ([a-z0-9][a-z0-9_-]*, at most 63 characters)",
     )
     p.add_argument(
-        "--description", default="", metavar="TEXT", help="what NAME handles (default: empty)"
+        "--description",
+        type=_description,
+        default="",
+        metavar="TEXT",
+        help=f"what NAME handles, at most {MAX_DESCRIPTION_CHARS:,} characters "
+        "(default: empty); every agent's `agents` tool lists it",
     )
     p.add_argument(
         "--pid",

@@ -12,6 +12,7 @@ import pytest
 from cli_runner import CLI, RUN_TIMEOUT_S, octy
 
 from orchestrator.mailbox import MAX_BODY_BYTES, Mailbox
+from orchestrator.names import MAX_DESCRIPTION_CHARS
 
 
 @pytest.fixture
@@ -102,3 +103,17 @@ def test_a_broken_roster_is_read_leniently_within_the_limits(
     assert "problem(s)" in done.stderr
     if verb == "logs":  # `trace` goes on to list the roster's problems, and ends with 1
         assert done.returncode == 0, done.stderr
+
+
+def test_register_refuses_a_description_over_the_limit(folder: Path) -> None:
+    """Regression (review B.5): `register --description` took any length, and every agent's
+    `agents` tool listed it. Over MAX_DESCRIPTION_CHARS it is a usage error; nothing stored."""
+    done = octy(
+        "register", "script", "--description", "x" * (MAX_DESCRIPTION_CHARS + 1), cwd=folder
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"over the limit of {MAX_DESCRIPTION_CHARS:,}" in done.stderr
+    with Mailbox(folder / "queue" / "team.db") as mb:
+        assert mb.agent("script") is None
+    done = octy("register", "script", "--description", "y" * MAX_DESCRIPTION_CHARS, cwd=folder)
+    assert done.returncode == 0, done.stderr
