@@ -117,3 +117,20 @@ def test_register_refuses_a_description_over_the_limit(folder: Path) -> None:
         assert mb.agent("script") is None
     done = octy("register", "script", "--description", "y" * MAX_DESCRIPTION_CHARS, cwd=folder)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "since", ["9999-12-31T23:59:59", "0001-01-01T00:00:00", "0001-01-01T00:00:00+05:00"]
+)
+def test_since_at_the_edge_of_the_calendar_is_a_usage_error_naming_it(
+    folder: Path, since: str
+) -> None:
+    """Regression (review B.6): west of UTC, `logs --since 9999-12-31T23:59:59` ended in an
+    OverflowError traceback; `--since 0001-01-01T00:00:00` said "year 0 is out of range"
+    without naming --since. (TZ as a POSIX rule: no time zone database needed.)"""
+    (folder / "logs").mkdir(mode=0o700)
+    (folder / "logs" / "supervisor.jsonl").write_text("")
+    done = octy("logs", "--since", since, cwd=folder, env={**os.environ, "TZ": "EST+5"})
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"--since {since!r} is out of range" in done.stderr
