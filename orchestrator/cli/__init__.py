@@ -94,7 +94,8 @@ def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentPar
         type=Path,
         default=None,
         metavar="FILE",
-        help="the roster, for any verb (default: ./agents.yaml); also accepted after the verb",
+        help="the roster, for any verb that reads one (default: ./agents.yaml); also accepted "
+        "after the verb (`logs --file`, its -f being --follow)",
     )
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     import importlib

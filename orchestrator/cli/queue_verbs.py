@@ -520,6 +520,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the process that acts as NAME, shown by `ps` (default: the calling shell or "
         "script, i.e. this command's parent; 0 for none)",
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_register)
 
@@ -531,6 +532,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "team's roster (edit agents.yaml instead) and for 'user' and 'supervisor'.",
     )
     p.add_argument("name", metavar="NAME", help="the participant to remove")
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_unregister)
 
@@ -544,6 +546,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="dead if not delivered within S seconds (default: no limit)",
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_send)
 
@@ -564,6 +567,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="dead if not delivered within S seconds (default: no limit)",
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_ask)
 
@@ -581,6 +585,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="wait up to S seconds for a message (default: do not wait)",
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_inbox)
 
@@ -588,6 +593,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("request_id", metavar="REQUEST_ID", help="the request to answer")
     _text_args(p)
     _as(p, default=None)
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_reply)
 
@@ -604,20 +610,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--limit", type=common.count, default=50, metavar="N", help="at most N (default 50)"
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_ls)
 
     p = qs.add_parser("show", help="one message in full, with its replies and causes")
     p.add_argument("id", metavar="ID", help="a message id, as `queue ls` shows")
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_show)
 
     p = qs.add_parser("dead", help="dead letters, with the reason")
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_dead)
 
     p = qs.add_parser("retry", help="put a dead message back to pending")
     p.add_argument("id", metavar="ID", help="a dead message's id, as `queue dead` shows")
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_retry)
 
@@ -631,5 +641,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--yes", action="store_true", help="do not ask (default: ask on a terminal, else refuse)"
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_purge)
