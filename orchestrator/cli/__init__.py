@@ -130,6 +130,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return common.EXIT_USAGE
+    agent = os.environ.get(common.AGENT_ENV, "")
+    if _not_utf8(agent):
+        # The queue verbs speak as this name (and store it): it failed deep in a write.
+        shown = agent.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        print(
+            f"octy-orchestrate: error: ${common.AGENT_ENV} '{shown}' is not valid UTF-8 text; "
+            f"unset it, or set it to the agent's name",
+            file=sys.stderr,
+        )
+        return common.EXIT_USAGE
     args = parser.parse_args(argv)
     if stdout_closed:
         # Every verb reports what it did on stdout: run blind, `send` would send and then

@@ -134,3 +134,26 @@ def test_since_at_the_edge_of_the_calendar_is_a_usage_error_naming_it(
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"--since {since!r} is out of range" in done.stderr
+
+
+@pytest.mark.parametrize("argv", [["send", "a", "hi"], ["register", "script"], ["queue", "ls"]])
+def test_an_agent_name_in_the_environment_that_is_not_utf8_is_a_usage_error(
+    folder: Path, argv: list[str]
+) -> None:
+    """Regression (review B.8): OCTY_AGENT holding bytes that are not UTF-8 ended in a
+    UnicodeEncodeError traceback, deep in the registry's write. Checked as argv is."""
+    env = {**os.environb, b"OCTY_AGENT": b"a\xff"}
+    done = subprocess.run(
+        [str(CLI), *argv],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    assert "$OCTY_AGENT 'a\\xff' is not valid UTF-8 text" in stderr
+    assert _queued(folder) == 0
