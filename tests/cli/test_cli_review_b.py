@@ -157,3 +157,15 @@ def test_an_agent_name_in_the_environment_that_is_not_utf8_is_a_usage_error(
     assert "Traceback" not in stderr
     assert "$OCTY_AGENT 'a\\xff' is not valid UTF-8 text" in stderr
     assert _queued(folder) == 0
+
+
+def test_init_over_a_file_it_cannot_write_names_it(tmp_path: Path) -> None:
+    """Regression (review B.10): `init -f /proc/self/status --force` said only
+    "[Errno 1] Operation not permitted": an error on the open descriptor names no file."""
+    done = octy("init", "-f", "/proc/self/status", "--force", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    # Not permitted as root (the open succeeds, truncating fails), denied as anyone else.
+    assert done.stderr.startswith(
+        "octy-orchestrate: not writing /proc/self/status: it cannot be written ("
+    )
+    assert done.stderr.endswith("); remove it, or write elsewhere with -f\n")
