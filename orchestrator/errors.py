@@ -607,35 +607,45 @@ class WorkspaceError(OrchestratorError):
         super().__init__(f"{agent}: {reason}")
 
 
-class MergeConflict(WorkspaceError):
+class MergeRefused(WorkspaceError):
+    """``workspaces merge`` did nothing because of these paths of ``branch``."""
+
+    def __init__(self, agent: str, branch: str, base: str, paths: list[str], reason: str) -> None:
+        self.branch = branch
+        self.base = base
+        self.paths = paths
+        super().__init__(agent, reason)
+
+
+class MergeConflict(MergeRefused):
     """``workspaces merge`` would conflict: nothing was changed; these paths conflict."""
 
     code = "merge_conflict"
 
     def __init__(self, agent: str, branch: str, base: str, paths: list[str]) -> None:
-        self.branch = branch
-        self.base = base
-        self.paths = paths
         super().__init__(
             agent,
+            branch,
+            base,
+            paths,
             f"merging {branch} into {base} conflicts in: {', '.join(paths) or '(unknown)'}; "
             "nothing was changed. Resolve it in the agent's worktree (merge or rebase "
             f"{base} there), then merge again",
         )
 
 
-class TeamFilesInMerge(WorkspaceError):
+class TeamFilesInMerge(MergeRefused):
     """``workspaces merge`` refused: the branch changes files that define the team (the
     roster, a prompt file) or settings its agents' CLIs load; nothing was changed."""
 
     code = "team_files_in_merge"
 
     def __init__(self, agent: str, branch: str, base: str, paths: list[str]) -> None:
-        self.branch = branch
-        self.base = base
-        self.paths = paths
         super().__init__(
             agent,
+            branch,
+            base,
+            paths,
             f"{branch} changes files that define the team or its agents' settings: "
             f"{', '.join(paths)}; merged into {base}, they would reach the running team "
             "(hot reload applies a changed roster or prompt). Nothing was changed. Read them "

@@ -126,7 +126,15 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             log.error("reload_rejected", errors=[str(e) for e in exc.errors])
             return ReloadResult(False, errors=[str(e) for e in exc.errors])
         sup.watch_fingerprint = seen + fingerprint(watched_paths(path, new)[1:])
-        diff = with_new_rules(diff_rosters(sup.roster, new), sup.roster, new)
+        # Team settings (name, database, logs, log sizes, queue) take effect at the next
+        # `up`: the running team keeps its own. Taken from the file, a restarted agent's
+        # sandbox hid the new folders while the team's database stayed in the old one,
+        # which its shell could then write (speak for anyone, command the supervisor).
+        team_changed = diff_rosters(sup.roster, new).team_changed
+        new = replace(new, **{k: getattr(sup.roster, k) for k in team_changed})
+        diff = with_new_rules(
+            replace(diff_rosters(sup.roster, new), team_changed=team_changed), sup.roster, new
+        )
         room = capacity.fit(len(diff.added))  # as `up` checks: ~200 MiB per claude
         if not room.fits:
             # Started anyway, the OOM killer would end agents (or the supervisor) mid-turn.

@@ -28,11 +28,27 @@ applied by hot reload).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.user_folders import claude_config_dir
 from orchestrator.roster import AgentSpec, Roster
+
+# Folders of the CLI's own (``~/.claude`` or $CLAUDE_CONFIG_DIR) that its sandbox keeps
+# read-only and that the CLI makes itself during an agent's first turn, at the moment its
+# first command is being sandboxed: the transcripts (``projects``), the shell snapshot, the
+# session's env, plugins, backups. A protected path that does not exist yet gets a
+# placeholder file (bubblewrap mounts /dev/null there, making the file on the host) to block
+# its creation; when the CLI makes the folder between the sandbox's look and bubblewrap's
+# mount, the command fails with "bwrap: Can't create file at ~/.claude/projects: Is a
+# directory" (seen under load in CI: the agent's first Bash never ran), and when bubblewrap
+# wins, the transcript's folder is a file. Made before the CLI starts, they are bound
+# read-only as folders and there is nothing to race.
+CLI_RUNTIME_FOLDERS = ("projects", "shell-snapshots", "session-env", "plugins", "backups")
 
 # What the CLI's sandbox needs on Linux (its error names them the same way).
 REQUIRED_PROGRAMS = {"bwrap": "bubblewrap", "socat": "socat"}
@@ -81,6 +97,23 @@ def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
             "filesystem": {"denyRead": hidden, "denyWrite": hidden + frozen},
         }
     return out
+
+
+def prepare_cli_folders(spec: AgentSpec, environ: Mapping[str, str]) -> None:
+    """Make the CLI's runtime folders (:data:`CLI_RUNTIME_FOLDERS`, 0700) in the config
+    folder of a sandboxed agent's CLI started with ``environ``, before it starts. Best
+    effort: a config folder that cannot be made is `up`'s warning already, and the CLI
+    says what it cannot write."""
+    if not sandboxed(spec) or (config := claude_config_dir(environ)) is None:
+        return
+    try:
+        config.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name in CLI_RUNTIME_FOLDERS:
+            # mkdir never follows a link at the name: a link or a file there stays as it is.
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(config / name, 0o700)
+    except OSError:
+        return
 
 
 def missing_programs() -> list[str]:

@@ -127,6 +127,8 @@ def build_options(
         "OCTY_AGENT": spec.name,
         "OCTY_DB": str(roster.database),
     }
+    # The CLI's own folders its sandbox protects, made before it can race to make them.
+    sandbox.prepare_cli_folders(spec, {**os.environ, **env})
     launcher_folder = Path(cli_path).parent if cli_path is not None else None
     # Only in our own private launcher folder (make_launcher's mkdtemp), never beside a
     # CLI binary we were pointed at.

@@ -47,7 +47,9 @@ def claude_config_dir(environ: Mapping[str, str]) -> Path | None:
     """Where the claude CLIs started with ``environ`` keep their login and sessions."""
     if environ.get(CLAUDE_CONFIG_ENV):
         return Path(environ[CLAUDE_CONFIG_ENV])
-    base = home()
+    # An agent's own `env` may set HOME; unset or empty, the CLI finds it as home() does.
+    given = environ.get("HOME", "")
+    base = (Path(given) if Path(given).is_absolute() else None) if given else home()
     return None if base is None else base / ".claude"
 
 

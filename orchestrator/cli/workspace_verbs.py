@@ -115,7 +115,7 @@ def cmd_workspaces(args: argparse.Namespace) -> int:
                     f"removed {tree.path}; branch {tree.branch} is kept "
                     f"(git branch -D {tree.branch} deletes it)"
                 )
-    except (errors.MergeConflict, errors.TeamFilesInMerge) as exc:
+    except errors.MergeRefused as exc:
         if as_json:
             common.emit_json(
                 {"ok": False, "error": exc.code, "message": str(exc), "paths": exc.paths}

@@ -211,6 +211,45 @@ def test_a_prompt_file_added_by_reload_is_read_only_to_running_agents(
 
 
 @pytest.mark.cli
+@pytest.mark.skipif(bool(missing_programs()), reason="the CLI's sandbox needs bubblewrap")
+def test_a_reload_that_moves_the_database_keeps_the_running_ones_hidden(
+    team: Any, tmp_path: Path
+) -> None:
+    """Found by review: a reload that changed `database` and `logs` restarted the agents it
+    changed with a sandbox hiding the new folders, while the team's database stayed in the
+    old one, open to their shell. Team settings take effect at the next `up`: the running
+    team keeps its own, and a restarted agent's shell still cannot see the queue folder."""
+    me = agent_rule("a")
+    look = "test -e queue/team.db && echo DB=SEEN || echo DB=HIDDEN; echo STEP1"
+    t: Team = team(
+        [
+            {"agent": me, "tool_result": r"(DB=\w+)", "text": "{1}"},
+            {
+                "agent": me,
+                "match": "GO-LOOK",
+                "tool_use": {"name": "Bash", "input": {"command": look}},
+            },
+        ],
+        {"a": {"tools": ["Bash"]}},
+    )
+    t.up()
+    t.wait_ready("a")
+    assert (tmp_path / "queue" / "team.db").exists()
+    assert t.ask("a", "GO-LOOK", timeout=120) == "DB=HIDDEN"
+    before = t.agent_pid("a")
+    data = yaml.safe_load(t.roster_path.read_text(encoding="utf-8"))
+    data["database"], data["logs"] = "moved/team.db", "moved-logs"
+    data["agents"]["a"]["description"] = "a, changed so the reload restarts it"
+    t.roster_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    t.wait_for(lambda: t.agent_pid("a") not in (None, before), what="a restarted by the reload")
+    t.wait_ready("a")
+    assert t.ask("a", "GO-LOOK", timeout=120) == "DB=HIDDEN"
+    assert not (tmp_path / "moved").exists()
+    log = (tmp_path / "logs" / "supervisor.jsonl").read_text(encoding="utf-8")
+    assert "reload_partial" in log
+
+
+@pytest.mark.cli
 def test_a_launcher_changed_behind_the_supervisors_back_is_put_back(
     team: Any, tmp_path: Path
 ) -> None:

@@ -92,6 +92,10 @@ def test_the_shell_and_the_sandbox_work_in_the_agents_own_temp_folder(boxed: Tea
     assert private == Path(environ_of(pid)["CLAUDE_CODE_TMPDIR"])
     assert private.parent.parent.name.startswith("octy-")  # <launcher folder>/tmp/a
     assert private.stat().st_mode & 0o777 == 0o700
+    # Made before the CLI started: its first command's sandbox never races the CLI to
+    # make the transcripts' folder (CI: "bwrap: Can't create file at ~/.claude/projects").
+    projects = Path(boxed.env["HOME"]) / ".claude" / "projects"
+    assert projects.is_dir()
     answer = boxed.ask("a", "probe", timeout=120)
     assert f"TMPDIR={private}/" in answer
     [written] = [w.partition("=")[2] for w in answer.split() if w.startswith("MKTEMP=")]
@@ -101,6 +105,8 @@ def test_the_shell_and_the_sandbox_work_in_the_agents_own_temp_folder(boxed: Tea
     assert sandbox_sockets(private)
     assert not {p for p in sandbox_sockets(root) if private not in p.parents}
     assert [p.name for p in root.iterdir()] == [private.parent.parent.name]
+    assert projects.is_dir()
+    assert any(projects.rglob("*.jsonl"))
 
 
 def test_a_killed_claudes_sockets_go_at_its_restart_and_with_the_folder(boxed: Team) -> None:

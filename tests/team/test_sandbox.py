@@ -16,7 +16,13 @@ from cli_runner import octy
 
 from orchestrator.errors import RosterErrors
 from orchestrator.roster import load_roster
-from orchestrator.sandbox import missing_programs, problems, settings
+from orchestrator.sandbox import (
+    CLI_RUNTIME_FOLDERS,
+    missing_programs,
+    prepare_cli_folders,
+    problems,
+    settings,
+)
 
 ROSTER = """\
 name: t
@@ -192,3 +198,32 @@ def test_only_the_sockets_nobody_listens_on_are_removed(tmp_path: Path) -> None:
     finally:
         live.close()
         dead.close()
+
+
+def test_the_clis_runtime_folders_are_made_before_a_sandboxed_agent_starts(
+    tmp_path: Path,
+) -> None:
+    """The CLI's folders its sandbox protects and it makes during the first turn (the
+    transcripts' ``projects`` first) are made, 0700, in the config folder the agent's CLI
+    uses (CLAUDE_CONFIG_DIR, else HOME's .claude): a missing one raced the first command's
+    bubblewrap ("Can't create file at ~/.claude/projects: Is a directory"). A link at a
+    name is left alone; an agent without the sandbox gets nothing."""
+    roster = load_roster(roster_in(tmp_path), {})
+    home = tmp_path / "home"
+    prepare_cli_folders(roster.agents["open"], {"HOME": str(home)})
+    assert not home.exists()
+    prepare_cli_folders(roster.agents["shell"], {"HOME": str(home)})
+    for name in CLI_RUNTIME_FOLDERS:
+        made = home / ".claude" / name
+        assert made.is_dir()
+        assert not made.is_symlink()
+        assert made.stat().st_mode & 0o777 == 0o700
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "projects").symlink_to(tmp_path / "elsewhere")
+    prepare_cli_folders(
+        roster.agents["shell"], {"HOME": str(home), "CLAUDE_CONFIG_DIR": str(config)}
+    )
+    assert (config / "projects").is_symlink()
+    assert not (tmp_path / "elsewhere").exists()
+    assert (config / "session-env").is_dir()
