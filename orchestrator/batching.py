@@ -4,6 +4,7 @@ text cut to what the queue can carry as a reply."""
 from __future__ import annotations
 
 import json
+import re
 
 from orchestrator.approvals import approval_of
 from orchestrator.mailbox import MAX_BODY_BYTES, Message
@@ -37,9 +38,16 @@ def batch_of(claimed: list[Message]) -> list[Message]:
     return batch
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def fit_reply(text: str) -> str:
     """A final text the queue can carry as a reply (a body is at most MAX_BODY_BYTES encoded);
-    a longer one is cut, and says so, rather than crash the session on every attempt."""
+    a longer one is cut, and says so, rather than crash the session on every attempt. A
+    lone surrogate (a model's half emoji, "\\ud83d") becomes U+FFFD, as any UTF-8 reader
+    shows it: the queue refuses it as a body, and the same refusal came on every attempt."""
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
     room = MAX_BODY_BYTES
     size = encoded_size(text)
     if size <= room:

@@ -377,6 +377,13 @@ class RecipientFailed(RequestFailed):
     code = "recipient_failed"
 
 
+class RecipientStopped(RequestFailed):
+    """An ``ask`` refused because its recipient is stopped (not running, by request): it
+    would wait, the asker's turn with it, until someone starts the recipient."""
+
+    code = "recipient_stopped"
+
+
 class RecipientRemoved(RequestFailed):
     """The recipient left the team (removed from agents.yaml) before it answered."""
 

@@ -201,6 +201,14 @@ class _Router:
 
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
         line = json.dumps(event, default=str, ensure_ascii=False)
+        if not line.isascii():
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate (a model's half emoji, "\ud83d", in a tool input): no
+                # UTF-8 file can hold it, and the failed write ended the session on every
+                # redelivery. Escaped, the line is the same JSON.
+                line = json.dumps(event, default=str, ensure_ascii=True)
         with self._lock:
             if self._closed:
                 # shutdown() closed us, but structlog keeps its processors: a late event

@@ -113,6 +113,14 @@ class Relay:
             raise errors.RecipientFailed(
                 request_id, f"'{to}' has failed and is not being restarted"
             )
+        if state == AgentState.STOPPED:
+            # Stopped by the operator (or never started): the ask would wait as long as the
+            # model chose (up to years), and the asker's turn with it (found by review).
+            raise errors.RecipientStopped(
+                request_id,
+                f"'{to}' is stopped (not running) and would answer only once someone starts "
+                "it; send it a notice instead (it waits in its inbox), or ask another agent",
+            )
         if state == AgentState.PAUSED:  # over a budget: refuse now, not after the timeout
             info = await self.mailbox.agent(to)
             budget = info.meta.get("budget") if info else None

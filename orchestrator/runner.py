@@ -224,6 +224,14 @@ class AgentRunner:
                     tg.cancel_scope.cancel()
             if self._session_scope.cancelled_caught:
                 end = SessionEnd(EndReason.STOPPED, "forced")
+        except Exception as exc:
+            # Whatever ended the session from inside (a bug, an input nobody foresaw) ends
+            # it as a failure: the message in hand counts an attempt, so one that crashes
+            # every session it reaches goes to the dead letters at its limit. Released
+            # uncounted, it came back until the crash-loop limit failed the whole agent
+            # and every request queued for it (found by review: a lone surrogate).
+            end = SessionEnd(EndReason.ERROR, repr(exc))
+            raise
         finally:
             send.close()
             receive.close()
@@ -491,7 +499,12 @@ class AgentRunner:
         self._inflight = batch
         fresh = []
         for m in batch:
-            if m.kind == "request" and await self._answered(m.id):
+            try:
+                answered = m.kind == "request" and await self._answered(m.id)
+            except errors.RecordUnreadable as exc:
+                await self._unanswerable(m, exc)
+                continue
+            if answered:
                 self.log.info("already_answered", request_id=m.id)  # redelivery after a crash
                 await self._ack([m.id])
             else:
@@ -567,6 +580,21 @@ class AgentRunner:
             self.log.warning("lease_lost", message_id=exc.message_id)
         except errors.QueueStalled as exc:
             self.log.warning("ack_failed", messages=ids, error=str(exc))
+
+    async def _unanswerable(self, request: Message, exc: errors.RecordUnreadable) -> None:
+        """A request whose reply slot holds a record we cannot read (garbled in a NATS
+        bucket by another program): no answer could ever be stored, and raising here
+        ended the session with the batch given back uncounted, a crash loop. It goes to
+        the dead letters with the reason, for an operator to mend and `queue retry`."""
+        self.log.warning("reply_unreadable", request_id=request.id, key=exc.key, reason=exc.reason)
+        try:
+            await self.mailbox.nack(
+                request.id, owner=self.owner, error=str(exc), dead_code=exc.code
+            )
+        except errors.LeaseLost as lost:
+            self.log.warning("lease_lost", message_id=lost.message_id)
+        except errors.QueueStalled as stalled:
+            self.log.warning("nack_failed", messages=[request.id], error=str(stalled))
 
     async def _answered(self, request_id: str) -> bool:
         """Whether the request has its reply (looked up until the queue answers: a turn

@@ -6,7 +6,6 @@ Records are plain dicts (they also go to a JSON-lines file), typed here as
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -14,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypedDict
 
-from orchestrator.scripted import reading
+from orchestrator.scripted import reading, wire
 
 MESSAGES_PATH = "/v1/messages"
 REDACTED = "<redacted>"
@@ -117,7 +116,7 @@ class Recorder:
             )
             self._records.append(record)
             if self._file is not None:
-                self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+                self._file.write(wire.json_text(record) + "\n")
                 self._file.flush()
             self._changed.notify_all()
         for listener in self.listeners:

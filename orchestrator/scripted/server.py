@@ -319,7 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.model.recorder().add(status=status, **record)
 
     def _send_json(self, status: int, payload: Mapping[str, Any]) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode()
+        data = wire.json_text(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

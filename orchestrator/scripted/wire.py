@@ -172,8 +172,21 @@ def stream_body(
     yield "message_stop", {"type": "message_stop"}
 
 
+def json_text(value: Any) -> str:
+    """JSON as the real API writes it: UTF-8 text, except that a lone surrogate (a script's
+    half emoji, "\\ud83d", which no UTF-8 can hold) is sent as its escape, as the API's own
+    JSON can carry one to the CLI."""
+    text = json.dumps(value, ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(value, ensure_ascii=True)
+    return text
+
+
 def sse(event: str, data: Mapping[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+    return f"event: {event}\ndata: {json_text(data)}\n\n".encode()
 
 
 def structured_text(schema: Mapping[str, Any], filler: str) -> str:

@@ -168,6 +168,19 @@ async def test_ask_to_a_paused_peer_says_until_when(relay: Relay, queue: AsyncMa
     assert await messages(queue, "request") == []
 
 
+async def test_ask_to_a_stopped_peer_is_refused_and_a_send_still_queues(
+    relay: Relay, queue: AsyncMailbox
+) -> None:
+    """Found by review: an ask to a peer the operator stopped was sent, and the asker waited
+    as long as its model chose (86,400 s there), its turn and inbox stalled with it."""
+    await queue.update_agent("beta", state="stopped")
+    result = await relay.ask({"to": "beta", "message": "x", "timeout_s": 86400})
+    assert text(result).startswith("error recipient_stopped: ")
+    assert "'beta' is stopped" in text(result)
+    assert await messages(queue, "request") == []
+    assert not (await relay.send({"to": "beta", "message": "later"})).get("is_error")
+
+
 async def test_a_refused_request_is_a_tool_error(relay: Relay, queue: AsyncMailbox) -> None:
     await queue.request("beta", "alpha", "busy?", wait_s=60)  # beta now waits on alpha
     result = await relay.ask({"to": "beta", "message": "x"})

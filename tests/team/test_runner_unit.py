@@ -372,6 +372,30 @@ async def test_a_process_that_dies_mid_turn_gives_the_message_back_counted(
     assert stored.lease_owner is None
 
 
+async def test_a_crash_inside_the_runner_gives_the_message_back_counted(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: an exception inside the session (there, a lone surrogate the log
+    could not write) released the message in hand uncounted, so it came back on every
+    restart until the crash-loop limit failed the agent and every request queued for it.
+    Now it counts an attempt like a dead process, and reaches the dead letters alone."""
+
+    def broken(text: str) -> str:
+        raise RuntimeError("a bug nobody foresaw")
+
+    monkeypatch.setattr(runner, "fit_reply", broken)
+    ask = await bench.mailbox.request("b", "a", "crash me")
+
+    async def never() -> bool:
+        return False
+
+    with pytest.RaisesGroup(RuntimeError, flatten_subgroups=True, allow_unwrapped=True):
+        await bench.run_until(never)
+    stored = await bench.mailbox.get(ask.id)
+    assert (stored.status, stored.attempts) == ("pending", 1)
+    assert stored.error_detail == "session_died"
+
+
 async def test_a_stop_mid_turn_interrupts_and_gives_the_message_back_uncounted(
     bench: Bench,
 ) -> None:

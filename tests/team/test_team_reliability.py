@@ -257,3 +257,36 @@ def test_a_tool_input_nested_600_deep_is_logged_cut_and_the_turn_goes_on(
         info = mb.agent("a")
         assert info is not None
         assert info.meta.get("restarts", 0) == 0
+
+
+def test_a_lone_surrogate_from_the_model_ends_no_session(team: TeamFactory) -> None:
+    """Found by review: half an emoji ("\\ud83d", valid in the API's JSON) in a tool input
+    crashed the session when its log line was written, and in a final text when the reply
+    was stored; uncounted, it crashed every restart until the agent was failed with every
+    request queued for it. The log line now carries the escape, the relay refuses the body
+    as any invalid one, and the reply holds U+FFFD where the half emoji was."""
+    a = agent_rule("a")
+    t = team(
+        [
+            {"agent": a, "tool_result": "(?s).", "text": "done \ud83d", "times": 1},
+            {
+                "agent": a,
+                "match": "poison",
+                "tool_use": {
+                    "name": "mcp__octy__send",
+                    "input": {"to": "b", "message": "hi \ud83d"},
+                },
+            },
+            {"agent": a, "match": "hello", "text": "a here"},
+            {"agent": agent_rule("b"), "text": "b here"},
+        ],
+        {"a": {}, "b": {}},
+    )
+    t.up()
+    t.wait_ready("a", "b")
+    assert t.ask("a", "poison", timeout=120) == "done \ufffd"
+    assert t.ask("a", "hello", timeout=120) == "a here"
+    [used] = _events(t, "a", "tool_used")
+    assert used["input"]["message"] == "hi \ud83d"  # the line is JSON with the escape
+    assert not _events(t, "a", "session_crashed")
+    assert (t.states()["a"], t.states()["b"]) == ("ready", "ready")

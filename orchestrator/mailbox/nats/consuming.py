@@ -116,7 +116,7 @@ class NatsConsumeOps(NatsSendOps):
                 break
 
             def take(current: Message) -> Message | None:
-                if not claimable(current, now):
+                if not claimable(current, now) or current.recipient != recipient:
                     return None
                 return replace(
                     current,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -104,14 +105,29 @@ class NatsCore:
         return self._nc
 
     async def _keys(self, prefix: str) -> list[str]:
-        """The live keys under ``prefix``, sorted: one request (the stream's subjects),
-        no consumer created. Right because :meth:`_delete` leaves no marker."""
+        """The live keys under ``prefix``, sorted: the stream's subjects, no consumer
+        created. Right because :meth:`_delete` leaves no marker. The server answers at
+        most 100,000 subjects a request (measured on nats-server v2.15.1:
+        100,000 of 100,500 keys) and says how many match in ``total``: the rest is asked
+        for by ``offset``, which nats-py's ``stream_info`` does not pass."""
         js = self.nc.jetstream(timeout=self.config.request_timeout_s)
+        subject = f"{js._prefix}.STREAM.INFO.{self._stream}"
         subjects_filter = f"{self._subject_prefix}{prefix}>"
-        info = await retrying(lambda: js.stream_info(self._stream, subjects_filter=subjects_filter))
-        subjects = info.state.subjects or {}
         cut = len(self._subject_prefix)
-        return sorted(subject[cut:] for subject in subjects)
+        keys: set[str] = set()
+        offset = 0
+        while True:
+            ask = json.dumps({"subjects_filter": subjects_filter, "offset": offset}).encode()
+
+            async def page_at(ask: bytes = ask) -> dict[str, Any]:
+                return await js._api_request(subject, ask, timeout=js._timeout)
+
+            info = await retrying(page_at)
+            page = (info.get("state") or {}).get("subjects") or {}
+            keys.update(s[cut:] for s in page)
+            offset += len(page)
+            if not page or offset >= int(info.get("total") or 0):
+                return sorted(keys)
 
     async def _scan(self, prefix: str) -> dict[str, bytes]:
         """Every live key under ``prefix`` with its value. The key list comes from the
@@ -222,10 +238,27 @@ class NatsCore:
 
     async def _closed(self, message: Message) -> None:
         """After a message left pending/leased: drop its hint and its wait edge."""
-        await self._delete(rec.hint_key(message.recipient, message.id))
+        await self._drop_hint(rec.hint_key(message.recipient, message.id), message.id)
         if message.kind == "request":
             await self._delete(rec.wait_key(message.id))
             await self._replied(message.id)
+
+    async def _drop_hint(self, key: str, message_id: str) -> None:
+        """Remove the hint ``key`` of a message seen closed, unless it is open again by
+        now. A ``queue retry`` may revive the message at any moment: it writes the hint
+        before and after its change, and this reads the message after the delete, so
+        whichever order the two run in, an open message keeps its hint."""
+        await self._delete(key)
+        if await self._open_now(message_id):
+            await rec.put(self.kv, key, b"")
+
+    async def _open_now(self, message_id: str) -> bool:
+        """Whether the stored message is pending or leased (a fresh read)."""
+        found = await rec.get(self.kv, rec.msg_key(message_id))
+        if found is None:
+            return False
+        message = self._readable(rec.msg_key(message_id), found[0])
+        return message is not None and message.status in ("pending", "leased")
 
     async def _all_messages(self) -> list[Message]:
         """Every message, in creation order (ids sort by time)."""
@@ -258,10 +291,15 @@ class NatsCore:
             message = self._readable(rec.msg_key(message_id), found[0])
             if message is None:
                 continue
+            if rec.hint_key(message.recipient, message.id) != key:
+                # A hint written by another program, pointing at someone else's message:
+                # it gives no right to claim it (said once, left for its writer).
+                self._unreadable(errors.RecordUnreadable(key, "the hint of another's message"))
+                continue
             if message.status in ("pending", "leased"):
                 out.append(message)
             else:  # closed, but its hint outlived a crash: tidy up
-                await self._delete(key)
+                await self._drop_hint(key, message_id)
         return out
 
     # --- registry -------------------------------------------------------------

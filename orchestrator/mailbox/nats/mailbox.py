@@ -146,6 +146,16 @@ class NatsMailbox(NatsConsumeOps):
         found = await rec.get(self.kv, rec.reply_key(request_id))
         return None if found is None else rec.decode_message(found[0], rec.reply_key(request_id))
 
+    async def _reply_if_readable(self, request_id: str) -> Message | None:
+        """The request's reply for tending (retry, purge, sweep): one garbled by another
+        program is said once and left where it is (not ours to remove), never an error
+        that stops the team's sweep."""
+        try:
+            return await self.find_reply(request_id)
+        except errors.RecordUnreadable as exc:
+            self._unreadable(exc)
+            return None
+
     async def related(self, message_id: str) -> list[Message]:
         """The message, its reply, and everything caused by it, oldest first."""
         await self._load(message_id)
@@ -210,11 +220,15 @@ class NatsMailbox(NatsConsumeOps):
         try:
             _, after = await self._change(message_id, revive)
         except errors.QueueError:
-            if before.status not in ("pending", "leased"):
-                await self._delete(hint)
+            # Refused: the message is not dead now, maybe because another retry revived
+            # it a moment ago and needs this very hint. Only a message still closed on
+            # a fresh read loses it (``before`` is stale by then).
+            if not await self._open_now(message_id):
+                await self._drop_hint(hint, message_id)
             raise
         assert after is not None
-        reply = await self.find_reply(message_id)
+        await rec.put(self.kv, hint, b"")  # again: a tidy-up may have seen it dead meanwhile
+        reply = await self._reply_if_readable(message_id)
         if reply is not None and reply.error is not None:
             await self._delete(rec.reply_key(message_id))
             await self._delete(rec.msg_key(reply.id))
@@ -226,7 +240,7 @@ class NatsMailbox(NatsConsumeOps):
         await self._delete(rec.msg_key(m.id))
         await self._delete(rec.hint_key(m.recipient, m.id))
         if m.kind == "response" and m.correlation_id is not None:
-            current = await self.find_reply(m.correlation_id)
+            current = await self._reply_if_readable(m.correlation_id)
             if current is not None and current.id == m.id:
                 await self._delete(rec.reply_key(m.correlation_id))
 
@@ -284,11 +298,11 @@ class NatsMailbox(NatsConsumeOps):
                 pruned += 1
         for key, value in (await self._scan("w.")).items():
             try:
-                expired = rec.decode_edge(value, key)["expires_at"] <= now
+                over = rec.decode_edge(value, key)["expires_at"] <= now
             except errors.RecordUnreadable as exc:  # never runs out: swept, as on SQLite
                 self._unreadable(exc)
-                expired = True
-            if expired:
+                over = True
+            if over:
                 await self._delete(key)
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 

@@ -8,7 +8,8 @@ replicated cluster. Other keys are either create-only guards or hints:
 - ``m.<id>``            the message (a :class:`Message` as JSON)
 - ``q.<to>.<id>``       hint: the message is open (pending or leased) for ``<to>``;
                         written before ``m.<id>``, removed after it closes, so a
-                        stale hint is skipped and a missing one never happens
+                        stale hint is skipped and a missing one never happens;
+                        one whose message is addressed to another is no claim on it
 - ``r.<request id>``    the one reply: created with ``create`` (fails if it exists)
 - ``a.<name>``          a registered agent (:class:`AgentInfo` as JSON)
 - ``w.<request id>``    a wait-for edge ``{waiter, target, expires_at}``
@@ -120,8 +121,11 @@ _AGENT_KINDS: Final = {
 }  # fmt: skip
 
 
-def decode_message(data: bytes, key: str = "m.?") -> Message:
-    """The message stored at ``key``; RecordUnreadable if it is not one of ours."""
+def decode_message(data: bytes, key: str) -> Message:
+    """The message stored at ``key`` (``m.<id>``, or the reply ``r.<request id>``);
+    RecordUnreadable if it is not one of ours. A record is also tied to its key: a
+    copy of bob's message put under another id is no message, so the id it carries
+    cannot be acked or answered through a key nobody checked."""
     record = read_record(data, key, _MESSAGE_KINDS)
     if "body" not in record:  # any JSON value: no type to check
         raise errors.RecordUnreadable(key, "no 'body'")
@@ -129,6 +133,10 @@ def decode_message(data: bytes, key: str = "m.?") -> Message:
         raise errors.RecordUnreadable(key, "an unknown kind or status")
     if not safe_id(record["id"]) or record["max_attempts"] < 1:
         raise errors.RecordUnreadable(key, "an impossible id or max_attempts")
+    if key.startswith("m.") and key != msg_key(record["id"]):
+        raise errors.RecordUnreadable(key, f"it holds message {record['id']}, not its key's")
+    if key.startswith("r.") and key != reply_key(str(record["correlation_id"])):
+        raise errors.RecordUnreadable(key, "it answers another request than its key's")
     return make_message(*(record[f] for f in _FIELDS))
 
 
@@ -144,9 +152,13 @@ def decode_edge(data: bytes, key: str = "w.?") -> dict[str, Any]:
     return read_record(data, key, _EDGE_KINDS)
 
 
-def decode_agent(data: bytes, key: str = "a.?") -> AgentInfo:
-    """The registry row stored at ``key``; RecordUnreadable if it is not one of ours."""
+def decode_agent(data: bytes, key: str) -> AgentInfo:
+    """The registry row stored at ``key``; RecordUnreadable if it is not one of ours,
+    or names another agent than its key does (a second "bob" row under ``a.zzz``
+    would get bob every broadcast twice)."""
     record = read_record(data, key, _AGENT_KINDS)
+    if agent_key(record["name"]) != key:
+        raise errors.RecordUnreadable(key, f"it names {record['name']!r}, not its key's agent")
     return AgentInfo(*(record[f] for f in _AGENT_FIELDS))
 
 
@@ -217,14 +229,23 @@ async def update(
     the key is absent. ``change`` may raise to refuse. A write that fails transiently
     is tried again after a pause, for up to :data:`faults.RETRY_S`: a stream without a
     leader refuses at once (no responders) while reads still answer, so without the
-    pause the loop would spin, and without the bound spin forever without a quorum."""
+    pause the loop would spin, and without the bound spin forever without a quorum.
+
+    A write whose answer was lost may have been stored: the value read next is then
+    this call's own write, which ``change`` would judge as someone else's (a claim
+    finds the message leased, an ack finds it done). That value is taken as the
+    success it is. Each step writes a time to the microsecond (claimed_at, done_at, a
+    lease's end), so another writer's value is never the same bytes."""
     deadline = time.monotonic() + faults.RETRY_S
     pause = 0.05
+    unanswered: tuple[bytes, bytes] | None = None  # (old, new) of a write not answered
     while True:
         current = await get(kv, key)
         if current is None:
             return None, None
         old, revision = current
+        if unanswered is not None and old == unanswered[1]:
+            return unanswered
         new = change(old)
         if new is None:
             return old, None
@@ -233,8 +254,9 @@ async def update(
         except nats.js.errors.KeyWrongLastSequenceError:
             continue  # someone else changed it first: decide again on the new value
         except TRANSIENT:
-            # Maybe written with the answer lost: read again and decide on what is there
-            # (a change already made is then seen as done, or refused as taken).
+            # Maybe written with the answer lost: read again, and find our own write
+            # there (done) or decide again on what is there.
+            unanswered = (old, new)
             if time.monotonic() + pause > deadline:
                 raise
             await asyncio.sleep(pause)

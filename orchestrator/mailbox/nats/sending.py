@@ -105,10 +105,16 @@ class NatsSendOps(NatsCore):
             record = rec.encode_message(message)
             self._check_size(len(record))
             hint = rec.hint_key(recipient, mid)
-            if status == "pending":
-                await rec.put(self.kv, hint, b"")
             ours = _Written(message, same_time=message_id is None)
             key = rec.msg_key(mid)
+            if message_id is not None and (found := await rec.get(self.kv, key)) is not None:
+                # Stored already: by this call's earlier try, or another message whose
+                # id was reused; no hint of ours must then point at it (another's).
+                if ours(found[0]):
+                    return ours.stored or message
+                raise errors.MessageIdTaken(message_id)
+            if status == "pending":
+                await rec.put(self.kv, hint, b"")
             if await rec.create(self.kv, key, record, ours=ours, again=message_id is not None):
                 return ours.stored or message
             if message_id is not None:  # its hint may be the other message's: left alone
@@ -232,18 +238,47 @@ class NatsSendOps(NatsCore):
             raise errors.WouldDeadlock(request_id="", detail=f"{sender} -> {sender}")
         now = self.now()
         message_id = new_id() if message_id is None else check_id(message_id)
+        stored = await rec.get(self.kv, rec.msg_key(message_id))
+        if stored is not None:
+            # The id is taken: by this very request (a repeat after a lost answer: the
+            # stored one is returned, its edge left as the first call set it) or by
+            # another, whose edge must not be touched (MessageIdTaken).
+            message = await self._put_new(message_id=message_id, **fields)
+            await self._wake(recipient)
+            return message
         edge = {"waiter": sender, "target": recipient, "expires_at": now + wait_s}
-        await rec.put(self.kv, rec.wait_key(message_id), json.dumps(edge).encode())
+        await self._claim_edge(message_id, edge)
         try:
             cycle = await self._wait_cycle(sender, recipient, now, message_id)
             if cycle is not None:
                 raise errors.WouldDeadlock(request_id="", detail=cycle)
             message = await self._put_new(message_id=message_id, **fields)
         except BaseException:
-            await self._delete(rec.wait_key(message_id))
+            await self._delete(rec.wait_key(message_id))  # the edge is this call's
             raise
         await self._wake(recipient)
         return message
+
+    async def _claim_edge(self, message_id: str, edge: dict[str, Any]) -> None:
+        """Write the wait edge of a request about to be sent, as this call's own. One
+        already there with the same waiter and target is this request's (an earlier try
+        of the same call that stopped before its message): taken over. Another one
+        belongs to another ask in flight under this id: MessageIdTaken, left as it is
+        (a refused call overwrote it, then deleted it: a real deadlock then passed)."""
+        key = rec.wait_key(message_id)
+        value = json.dumps(edge).encode()
+        if await rec.create(self.kv, key, value):
+            return
+        found = await rec.get(self.kv, key)
+        if found is not None:
+            try:
+                held = rec.decode_edge(found[0], key)
+            except errors.RecordUnreadable as exc:
+                self._unreadable(exc)
+                raise errors.MessageIdTaken(message_id) from None
+            if (held["waiter"], held["target"]) != (edge["waiter"], edge["target"]):
+                raise errors.MessageIdTaken(message_id)
+        await rec.put(self.kv, key, value)
 
     async def _wait_cycle(self, sender: str, recipient: str, now: float, own: str) -> str | None:
         """'a -> b -> a' if ``sender`` waiting on ``recipient`` closes a cycle of live

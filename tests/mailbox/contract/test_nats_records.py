@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 from natsserver import NatsServer
+from structlog.testing import capture_logs
 
 from orchestrator import errors
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
@@ -55,6 +56,7 @@ GARBAGE = [
     json.dumps({**GOOD, "id": "../x"}).encode(),
     json.dumps({**GOOD, "available_at": float("nan")}).encode(),
     b"[" * 5000 + b"]" * 5000,  # json.loads: RecursionError, not ValueError
+    json.dumps(GOOD).encode(),  # a whole message, but another id than its key's
 ]
 
 
@@ -118,3 +120,104 @@ async def test_garbled_wait_edges_and_replies(config: NatsConfig) -> None:
         await mb.kv.put(rec.reply_key(request.id), b"garbage")
         with pytest.raises(errors.RecordUnreadable):
             await mb.find_reply(request.id)
+
+
+async def test_a_hint_pointing_at_anothers_message_gives_no_claim_on_it(
+    config: NatsConfig,
+) -> None:
+    """Any program with the account can write ``q.carol.<id>`` for bob's message. carol
+    could then claim and ack it (claim never looked at the message's recipient): bob
+    never got it. Now such a hint is passed over, said once, and bob claims his own."""
+    async with NatsMailbox(config) as mb:
+        for name in ("alice", "bob", "carol"):
+            await mb.register(name, "")
+        m = await mb.send("alice", "bob", "for bob only")
+        stray = f"q.carol.{m.id}"
+        await mb.kv.put(stray, b"")
+        with capture_logs() as logs:
+            assert await mb.claim("carol", owner="carol-session") == []
+            assert await mb.peek("carol") == []
+            assert await mb.pending_count("carol") == 0
+            assert not await mb.wait_for_messages("carol", 0.1)
+        said = [e["key"] for e in logs if e["event"] == "queue_record_unreadable"]
+        assert said == [stray]
+        assert [c.id for c in await mb.claim("bob", owner="bob-session")] == [m.id]
+
+
+async def test_a_registry_row_naming_another_agent_than_its_key_is_left_out(
+    config: NatsConfig,
+) -> None:
+    """A row under ``a.zzz`` whose name says "bob" was a second bob: listed twice, and
+    every broadcast wrote bob two copies. Now it is passed over, said once."""
+    async with NatsMailbox(config) as mb:
+        for name in ("alice", "bob"):
+            await mb.register(name, "")
+        row = {
+            "name": "bob",
+            "description": "",
+            "pid": None,
+            "state": "registered",
+            "heartbeat_at": None,
+            "registered_at": 1.0,
+            "meta": {},
+        }
+        await mb.kv.put("a.zzz", json.dumps(row).encode())
+        with capture_logs() as logs:
+            assert [a.name for a in await mb.agents()] == ["alice", "bob"]
+            sent = await mb.broadcast("alice", "hello all")
+        assert [m.recipient for m in sent] == ["bob"]
+        said = [e["key"] for e in logs if e["event"] == "queue_record_unreadable"]
+        assert said == ["a.zzz"]
+
+
+async def test_a_reply_record_answering_another_request_is_no_reply(config: NatsConfig) -> None:
+    """The reply key of one request holding the (well-formed) answer to another is no
+    answer to it: unreadable, not returned as this request's reply."""
+    async with NatsMailbox(config) as mb:
+        for name in ("a", "b"):
+            await mb.register(name, "")
+        first = await mb.request("a", "b", "one")
+        second = await mb.request("a", "b", "two")
+        await mb.reply(first.id, "b", "answer to one")
+        found = await rec.get(mb.kv, rec.reply_key(first.id))
+        assert found is not None
+        await mb.kv.put(rec.reply_key(second.id), found[0])
+        with pytest.raises(errors.RecordUnreadable):
+            await mb.find_reply(second.id)
+
+
+async def test_a_refused_reuse_of_an_id_writes_no_hint(config: NatsConfig) -> None:
+    """A send under an id another message holds is refused; it used to write its hint
+    first, which then pointed at the other's message (a hint said unreadable since)."""
+    async with NatsMailbox(config) as mb:
+        for name in ("alice", "bob", "carol"):
+            await mb.register(name, "")
+        m = await mb.send("alice", "bob", "bob's")
+        with pytest.raises(errors.MessageIdTaken):
+            await mb.send("alice", "carol", "carol's", message_id=m.id)
+        with pytest.raises(errors.MessageIdTaken):
+            await mb.request("alice", "carol", "carol's", wait_s=60, message_id=m.id)
+        assert await mb._keys("q.") == [rec.hint_key("bob", m.id)]
+        assert await mb._keys("w.") == []
+
+
+async def test_a_garbled_reply_record_stops_no_purge_sweep_or_retry(config: NatsConfig) -> None:
+    """purge and sweep drop a done response's reply key only if it is that response's:
+    a garbled one raised RecordUnreadable out of them (the supervisor's sweep of the
+    whole team); `queue retry` of a failed request raised it after reviving it."""
+    async with NatsMailbox(config) as mb:
+        for name in ("a", "b"):
+            await mb.register(name, "")
+        answered = await mb.request("a", "b", "one")
+        await mb.reply(answered.id, "b", "done")
+        await mb.claim("b", owner="w")
+        await mb.ack([answered.id], owner="w")
+        await mb.kv.put(rec.reply_key(answered.id), b"garbage")
+        await mb.sweep(retention_s=-1)
+        assert await mb.list() == []
+        failed = await mb.request("a", "b", "two")
+        await mb.fail_request(failed.id, "recipient_failed", "crashed")
+        await mb.kv.put(rec.reply_key(failed.id), b"garbage")
+        back = await mb.retry(failed.id)
+        assert back.status == "pending"
+        assert [m.id for m in await mb.claim("b", owner="w")] == [failed.id]

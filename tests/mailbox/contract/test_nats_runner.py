@@ -4,6 +4,7 @@ double of the SDK client, tests/runner_bench.py) rides the outage out as one ses
 from __future__ import annotations
 
 import signal
+import uuid
 from pathlib import Path
 
 import anyio
@@ -16,6 +17,7 @@ from structlog.testing import capture_logs
 from orchestrator import outage
 from orchestrator.lifecycle import EndReason, SessionEnd
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox, faults
+from orchestrator.mailbox.nats import records as rec
 from orchestrator.roster import load_roster
 
 OUTAGE_S = 2.0  # four of the primitives' retry budgets (0.5 s here): each step fails
@@ -91,3 +93,41 @@ async def test_a_session_rides_out_a_server_killed_at_its_reply_and_at_its_claim
             ]
     finally:
         server.stop()
+
+
+async def test_a_request_whose_reply_record_is_garbled_is_dead_lettered_not_a_crash(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """Another program wrote garbage at the reply key ``r.<id>`` of a request (`nats kv
+    put`): no answer can be stored there. The session used to end on RecordUnreadable
+    with the batch given back uncounted: a crash loop, never dead-lettered. Now the
+    request goes to the dead letters naming the key, and the session goes on to the
+    next request."""
+    (tmp_path / "agents.yaml").write_text(
+        yaml.safe_dump({"name": "unit", "agents": {n: {"prompt": n} for n in ("a", "b")}}),
+        encoding="utf-8",
+    )
+    roster = load_roster(tmp_path / "agents.yaml")
+    config = NatsConfig((nats_server.url,), namespace=f"g{uuid.uuid4().hex[:8]}")
+    async with NatsMailbox(config) as mb:
+        for name in ("a", "b"):
+            await mb.register(name, name)
+        garbled = await mb.request("b", "a", "hello?")
+        await mb.kv.put(rec.reply_key(garbled.id), b"garbage")
+        fine = await mb.request("b", "a", "second?")
+        bench = Bench(roster, mb)
+        bench.answer = lambda prompt: said("pong")
+
+        async def answered() -> bool:
+            return await mb.find_reply(fine.id) is not None
+
+        with capture_logs() as logs:
+            end = await bench.run_until(answered)
+        assert end == SessionEnd(EndReason.STOPPED)
+        assert len(bench.clients) == 1
+        dead = await mb.get(garbled.id)
+        assert (dead.status, dead.error) == ("dead", "record_unreadable")
+        assert rec.reply_key(garbled.id) in (dead.error_detail or "")
+        assert [e["key"] for e in logs if e["event"] == "reply_unreadable"] == [
+            rec.reply_key(garbled.id)
+        ]
