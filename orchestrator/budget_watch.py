@@ -64,6 +64,9 @@ class BudgetWatch:
         self._released = anyio.Event()  # set (and replaced) whenever an agent is unblocked
         self._lock = anyio.Lock()
         self._published: dict[str, Any] = {}
+        # Each agent's turn in progress: its requests' tokens so far (the ledger has them
+        # once the turn ends). The team budget's in-turn check counts the others' too.
+        self._in_turn: dict[str, int] = {}
 
     async def open(self, mailbox: AsyncMailboxBackend) -> None:
         self._mailbox = mailbox
@@ -101,10 +104,19 @@ class BudgetWatch:
     def is_blocked(self, name: str) -> bool:
         return name in self.blocked
 
+    def in_turn(self, name: str, tokens: int) -> None:
+        """``name``'s turn in progress has spent ``tokens`` so far (0: no turn)."""
+        if tokens > 0:
+            self._in_turn[name] = tokens
+        else:
+            self._in_turn.pop(name, None)
+
     async def over_with(self, name: str, tokens: int) -> bool:
         """Whether ``tokens`` more (a turn in progress) spend ``name``'s token budget or
-        the team's, one not overridden by ``resume``. Dollars are known only when the
-        turn ends (the CLI prices requests then), so they are checked after it."""
+        the team's, one not overridden by ``resume``; for the team's, the other agents'
+        turns in progress count too (N agents at once would each see only their own).
+        Dollars are known only when the turn ends (the CLI prices requests then), so
+        they are checked after it."""
         roster = self.roster()
         spec = roster.agents.get(name)
         budgets = [(TEAM, roster.budget), (name, spec.budget if spec else None)]
@@ -125,7 +137,10 @@ class BudgetWatch:
             s = self.ledger.standing(scope, budget, now, self.run_started)
             if marks.get(f"override/{name}/{scope}") == s.start:
                 continue
-            if s.spent.tokens + tokens >= budget.tokens:
+            others = 0
+            if scope == TEAM:
+                others = sum(t for n, t in list(self._in_turn.items()) if n != name)
+            if s.spent.tokens + tokens + others >= budget.tokens:
                 return True
         return False
 

@@ -42,6 +42,9 @@ CONTEXT_WINDOWS: tuple[tuple[re.Pattern[str], int], ...] = (
 DEFAULT_WINDOW = 200_000
 COMPACT_TIMEOUT_S = 600.0  # when the agent has no turn_timeout
 REPEAT_GROWTH = 0.1  # of the window, before compacting again after an ineffective compaction
+# After a failed compaction (the summary request refused, no boundary reported): turns to
+# let pass before trying again, doubled for each failure in a row, up to the last.
+RETRY_TURNS = (4, 8, 16, 32, 64)
 _TOO_LONG = re.compile(r"prompt is too long", re.IGNORECASE)
 
 
@@ -106,8 +109,12 @@ class ContextKeeper:
         self.last_result = ""
         self.handover: str | None = None  # set by the supervisor for a fresh session
         # After a compaction that left the context above the threshold (a large system
-        # prompt, say), do not compact after every turn: wait for REPEAT_GROWTH more.
+        # prompt, say), or one that failed, do not compact after every turn (each is a
+        # paid summary request): wait for REPEAT_GROWTH more of the window...
         self._floor = 0
+        # ...or, after a failure, for this many more turns (None: no failure pending).
+        self._retry_in: int | None = None
+        self._failures = 0  # in a row
 
     @property
     def window(self) -> int:
@@ -169,9 +176,13 @@ class ContextKeeper:
             return None
         await self.on_event(RunnerEvent.CONTEXT, self.figures())
         threshold = self.spec().compact_at
-        if threshold is None or self.tokens < max(threshold * self.window, self._floor):
+        if threshold is None or self.tokens < threshold * self.window:
             return None
-        if not may_compact:
+        due = self.tokens >= self._floor
+        if not due and self._retry_in is not None:
+            self._retry_in -= 1
+            due = self._retry_in <= 0
+        if not due or not may_compact:
             return None
         before = self.tokens
         log.info("compacting", agent=self.name, tokens=before, window=self.window)
@@ -190,7 +201,9 @@ class ContextKeeper:
                     failed = (item.result or "compaction failed") if item.is_error else None
                     break
         if scope.cancelled_caught:
-            log.warning("compact_failed", agent=self.name, tokens=before, reason="timeout")
+            log.warning(
+                "compact_failed", agent=self.name, tokens=before, reason="timeout", **self._failed()
+            )
             raise CompactTimeout(f"no answer to /compact within {timeout:g}s")
         if failed or not boundary:
             log.warning(
@@ -198,12 +211,16 @@ class ContextKeeper:
                 agent=self.name,
                 tokens=before,
                 reason=failed or "no compact_boundary reported",
+                **self._failed(),
             )
             return result
         after = boundary.get("post_tokens")
         self.tokens = int(after) if isinstance(after, int) else None
+        self._failures, self._retry_in = 0, None
         if self.tokens is not None and self.tokens >= threshold * self.window:
             self._floor = self.tokens + int(REPEAT_GROWTH * self.window)
+        else:  # below the threshold: compact_at holds again
+            self._floor = 0
         log.info(
             "compacted",
             agent=self.name,
@@ -211,9 +228,25 @@ class ContextKeeper:
             after=self.tokens,
             cli_pre_tokens=boundary.get("pre_tokens"),
             window=self.window,
+            **({"next_at_tokens": self._floor} if self._floor else {}),
         )
         await self.on_event(RunnerEvent.CONTEXT, {**self.figures(), "compacted_from": before})
         return result
+
+    def _failed(self) -> dict[str, Any]:
+        """Back off after a failed compaction; the log fields saying when it tries again."""
+        self._retry_in = RETRY_TURNS[min(self._failures, len(RETRY_TURNS) - 1)]
+        self._failures += 1
+        self._floor = (self.tokens or 0) + int(REPEAT_GROWTH * self.window)
+        return {
+            "failures_in_a_row": self._failures,
+            "retry_after_turns": self._retry_in,
+            "retry_at_tokens": self._floor,
+            "retry": (
+                f"after {self._retry_in} more turns, or once the context reaches "
+                f"{self._floor:,} tokens"
+            ),
+        }
 
     def _handover(self, batch: list[Message]) -> str:
         return handover(self.last_result, batch)

@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from orchestrator import jsontext
+from orchestrator import jsontext, safefs
 from orchestrator.logconfig import SUPERVISOR_LOG
 
 
@@ -109,7 +109,10 @@ class _Open:
 
     @classmethod
     def of(cls, path: Path) -> _Open:
-        handle = path.open("rb")
+        # Not followed if a link, not opened if a FIFO or a device (safefs): a FIFO there hung
+        # `logs` forever, a link to /dev/zero read gigabytes. Refused as UnsafePath, by name.
+        fd = safefs.open_private(path, os.O_RDONLY, "log file")
+        handle = os.fdopen(fd, "rb")
         st = os.fstat(handle.fileno())
         return cls(handle, (st.st_dev, st.st_ino))
 

@@ -101,7 +101,15 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
             f"--since {text!r} is neither a duration (10s, 5m, 1h, 2d) nor an ISO time "
             "(2025-01-31T12:00:00, 2025-01-31 12:00+01:00)"
         ) from None
-    return when.astimezone(UTC) if when.tzinfo is None else when
+    try:
+        # In UTC, as the lines' times: a naive time is local, and its conversion, like a
+        # comparison across zones later, leaves datetime's range at its edges
+        # (9999-12-31T23:59:59 in New York ended in OverflowError, 0001-01-01 in "year 0").
+        return when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(
+            f"--since {text!r} is out of range in UTC; give a time from 0001-01-02 to 9999-12-30"
+        ) from None
 
 
 def merge(streams: Sequence[Iterable[LogLine]]) -> Iterator[LogLine]:

@@ -26,3 +26,17 @@ def name_problem(name: str) -> str | None:
             "with a letter or digit (as in agents.yaml)"
         )
     return None
+
+
+MAX_DESCRIPTION_CHARS = 1000
+"""What a participant handles, in a few sentences. Every agent's `agents` tool lists every
+description: ten registrations of 120 KB made that tool's result too big for any agent."""
+
+
+def clip_description(text: str) -> str:
+    """A description as the `agents` tool shows it: at most MAX_DESCRIPTION_CHARS, saying
+    how much was left out (plain SQL, an older version or a roster may have stored more)."""
+    if len(text) <= MAX_DESCRIPTION_CHARS:
+        return text
+    left_out = len(text) - MAX_DESCRIPTION_CHARS
+    return f"{text[:MAX_DESCRIPTION_CHARS]}… ({left_out:,} characters left out)"

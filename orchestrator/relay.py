@@ -28,6 +28,7 @@ from orchestrator import errors, outage, relay_route
 from orchestrator.durations import finite_seconds
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message, new_id
+from orchestrator.names import clip_description
 from orchestrator.outage import Outage
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S, SERVER, TOOL_SPECS, text_of
 from orchestrator.roster import Roster
@@ -106,7 +107,9 @@ class Relay:
 
     async def _check_alive(self, to: str, request_id: str = "") -> None:
         state = self.peer_state(to) if self.peer_state else None
-        if state is None:
+        if state in (None, AgentState.STOPPED):
+            # Stopped here may be running under another supervisor of the same team (a
+            # team across machines): the registry, which its holder keeps, says.
             info = await self.mailbox.agent(to)
             state = info.state if info else None
         if state == AgentState.FAILED:
@@ -139,7 +142,7 @@ class Relay:
             rows.append(
                 {
                     "name": name,
-                    "description": spec.description,
+                    "description": clip_description(spec.description),
                     "state": info.state if info else "unknown",
                     "you": name == self.agent,
                     # whether the caller may message this agent (its own can_message)
@@ -148,7 +151,13 @@ class Relay:
             )
         for name, info in registry.items():  # scripts that joined with `register`
             if name not in roster.agents and name != "supervisor":
-                rows.append({"name": name, "description": info.description, "state": info.state})
+                rows.append(
+                    {
+                        "name": name,
+                        "description": clip_description(info.description),
+                        "state": info.state,
+                    }
+                )
         return _ok(json.dumps(rows, ensure_ascii=False))
 
     async def send(self, args: dict[str, Any]) -> dict[str, Any]:

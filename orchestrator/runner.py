@@ -89,6 +89,8 @@ class BudgetGate(Protocol):
 
     def is_blocked(self, name: str) -> bool: ...
 
+    def in_turn(self, name: str, tokens: int) -> None: ...  # 0: no turn in progress
+
     async def over_with(self, name: str, tokens: int) -> bool: ...
 
 
@@ -164,7 +166,9 @@ class AgentRunner:
         self._turn_uuid: str | None = None
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
         self.budgets = budgets  # asked during a turn: stop it once over budget
-        self._turn_tokens: dict[str, int] = {}  # this turn's, per model request (message id)
+        # This turn's tokens per model request (message id), by kind: what a turn cut off
+        # before its result (turn_timeout, the CLI's death) is charged.
+        self._turn_tokens: dict[str, dict[str, int]] = {}
         self._over_budget = False
         # The uuids of our queries the CLI has not answered yet, and whether a turn the CLI
         # started by itself is running: its messages are foreign (see _sort).
@@ -512,6 +516,7 @@ class AgentRunner:
         self.relay.turn = turn
         self._turn_over = anyio.Event()
         started = time.monotonic()
+        result: ResultMessage | None = None
         try:
             try:
                 await self._query(client, self.context.framed(frame(fresh)))
@@ -527,10 +532,32 @@ class AgentRunner:
                         attempt=m.attempts,
                     )
             await self.on_event(RunnerEvent.BUSY, {"messages": [m.id for m in fresh]})
-            result, final = await self._collect(client, receive, turn)
+            try:
+                result, final = await self._collect(client, receive, turn)
+            except _TurnTimeout:
+                await self._spent_unfinished("turn_timeout")
+                raise
+            except _SessionDied:
+                await self._spent_unfinished("session_died")
+                raise
         finally:
             self.relay.turn = None
             self._turn_over.set()
+            if result is None:  # charged above, or lost with the session (a forced stop)
+                self._out_of_turn()
+        try:
+            await self._finish(fresh, turn, result, final, started)
+        finally:  # the ledger has the turn now: the tally would count it twice
+            self._out_of_turn()
+
+    def _out_of_turn(self) -> None:
+        self._turn_tokens = {}
+        if self.budgets is not None:
+            self.budgets.in_turn(self.name, 0)
+
+    async def _finish(
+        self, fresh: list[Message], turn: Turn, result: ResultMessage, final: str, started: float
+    ) -> None:
         if self._interrupted:
             await self._spent(result, "interrupted")
             return  # released by run(): the turn did not finish
@@ -644,12 +671,15 @@ class AgentRunner:
         if not item.usage or item.model == "<synthetic>":
             return
         key = item.message_id or f"#{len(self._turn_tokens)}"
-        self._turn_tokens[key] = sum(_count(item.usage, k) for k in TOKEN_KEYS)
-        if self.budgets is None or self._over_budget or self._interrupted:
+        self._turn_tokens[key] = {k: _count(item.usage, k) for k in TOKEN_KEYS}
+        if self.budgets is None:
+            return
+        tokens = sum(sum(t.values()) for t in self._turn_tokens.values())
+        self.budgets.in_turn(self.name, tokens)  # the other agents' checks count it too
+        if self._over_budget or self._interrupted:
             return
         if not any(isinstance(b, ToolUseBlock) for b in item.content):
             return  # an answer, no further request: the turn ends at no more cost
-        tokens = sum(self._turn_tokens.values())
         if not await self.budgets.over_with(self.name, tokens):
             return
         self._over_budget = True
@@ -756,6 +786,28 @@ class AgentRunner:
             RunnerEvent.SPEND, {**usage.fields(), "cause": cause, "totals": self.totals}
         )
         return usage
+
+    async def _spent_unfinished(self, cause: str) -> None:
+        """A turn cut off before its result (``turn_timeout``, the CLI's death): the
+        requests answered so far are charged from the running tally, else each redelivery
+        of the turn would be free. Dollars are unknown: the CLI prices a turn at its
+        result, which never came (``cost_usd`` null in the event, 0 in the ledger)."""
+        tokens = {k: sum(t.get(k, 0) for t in self._turn_tokens.values()) for k in TOKEN_KEYS}
+        if not any(tokens.values()):
+            return
+        usage = TurnUsage(
+            cost_usd=0.0,
+            session_id=self.session_id,
+            session_cost_usd=self._session_cost.total_usd,
+            input_tokens=tokens["input_tokens"],
+            output_tokens=tokens["output_tokens"],
+            cache_read_input_tokens=tokens["cache_read_input_tokens"],
+            cache_creation_input_tokens=tokens["cache_creation_input_tokens"],
+        )
+        self.totals = add_turn(self.totals, usage, turn=False)
+        fields = {**usage.fields(), "cost_usd": None}
+        self.log.warning("spend", cause=cause, requests=len(self._turn_tokens), **fields)
+        await self.on_event(RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals})
 
     async def _stopped_for_budget(
         self, batch: list[Message], result: ResultMessage, took_s: float

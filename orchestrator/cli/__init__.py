@@ -94,7 +94,8 @@ def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentPar
         type=Path,
         default=None,
         metavar="FILE",
-        help="the roster, for any verb (default: ./agents.yaml); also accepted after the verb",
+        help="the roster, for any verb that reads one (default: ./agents.yaml); also accepted "
+        "after the verb (`logs --file`, its -f being --follow)",
     )
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     import importlib
@@ -116,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     REDACTOR.add_from_env(os.environ)
     common.forget_rosters()  # a run reads agents.yaml as it is now (tests run main() often)
     stdout_closed = _hold_standard_fds()
+    _escape_what_cannot_show()
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(modules_for(argv))
     bad = next((a for a in argv if _not_utf8(a)), None)
@@ -125,6 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(
             f"octy-orchestrate: error: argument {shown!r} is not valid UTF-8 text",
+            file=sys.stderr,
+        )
+        return common.EXIT_USAGE
+    agent = os.environ.get(common.AGENT_ENV, "")
+    if _not_utf8(agent):
+        # The queue verbs speak as this name (and store it): it failed deep in a write.
+        shown = agent.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        print(
+            f"octy-orchestrate: error: ${common.AGENT_ENV} '{shown}' is not valid UTF-8 text; "
+            f"unset it, or set it to the agent's name",
             file=sys.stderr,
         )
         return common.EXIT_USAGE
@@ -201,6 +213,20 @@ def _hold_standard_fds() -> bool:
     if sys.stderr is None:  # errors go nowhere then, but a print to it must not fail
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the run
     return sys.stdout is None  # left None: argparse's --help falls back to stderr
+
+
+def _escape_what_cannot_show() -> None:
+    """Characters the terminal's encoding has no bytes for (an ISO-8859-1 or ASCII locale,
+    PYTHONIOENCODING=ascii) are written as backslash escapes, on stdout and stderr alike.
+
+    Strict, the first such print failed after the verb had done its work: `send` sent and
+    ended in UnicodeEncodeError (exit 1: a script retrying sent twice), `inbox --ack` left
+    its messages leased, the `up` console dropped its lines. Every verb prints through
+    these two streams (the console of `up`, `logs -f`), so this holds for all of them."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # None when closed at start
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
 
 
 def _not_utf8(arg: str) -> bool:

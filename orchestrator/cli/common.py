@@ -134,6 +134,19 @@ def add_common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
         )
 
 
+def add_roster(parser: argparse.ArgumentParser) -> None:
+    """``-f/--file FILE`` after the verb, as before it (``octy-orchestrate -f FILE VERB``):
+    the roster whose ``database`` (or ``queue``) the verb uses."""
+    parser.add_argument(
+        "-f",
+        "--file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the roster whose queue to use (default: ./agents.yaml, see --db)",
+    )
+
+
 def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Path:
     """The queue database a verb uses, first found of: ``--db``; the ``database`` of the
     roster named with ``-f``; ``$OCTY_DB`` (set inside an agent's session); the ``database``

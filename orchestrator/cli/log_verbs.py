@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from orchestrator import colour, errors, logview, trace
 from orchestrator.cli import common, team_record
 from orchestrator.cli.common import CliFailure
@@ -19,7 +17,7 @@ from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
 from orchestrator.names import AGENT_NAME_RE
 from orchestrator.redact import for_people
-from orchestrator.roster import load_roster
+from orchestrator.roster import load_plain, load_roster
 
 STOP_GRACE_S = 5.0  # logs -f: longest wait for a stopping supervisor's last lines
 FOLLOW_TAIL = 10  # like `docker logs -f`: some context, not the whole history
@@ -172,10 +170,7 @@ def places_of(file: Path | None) -> Places:
 def _lenient(path: Path) -> Places:
     """``logs`` and ``database`` as plain YAML says, relative to the roster's folder."""
     folder = path.absolute().parent
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        doc = None
+    doc = load_plain(path)  # within the roster's limits on size and depth
     doc = doc if isinstance(doc, dict) else {}
 
     def place(key: str, default: Path) -> Path:

@@ -27,10 +27,18 @@ from orchestrator.cli import queue_output as out
 from orchestrator.cli.ask_commit import NotSent, request_unless_interrupted
 from orchestrator.held_wait import reply_while_held
 from orchestrator.lockfile import holder_pid
-from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, MailboxBackend, Message, new_id
+from orchestrator.mailbox import (
+    MAX_BODY_BYTES,
+    SUPERVISOR,
+    USER,
+    Mailbox,
+    MailboxBackend,
+    Message,
+    new_id,
+)
 from orchestrator.mailbox.model import STATUSES
 from orchestrator.mailbox.opening import open_sync
-from orchestrator.names import name_problem
+from orchestrator.names import MAX_DESCRIPTION_CHARS, name_problem
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S  # the ask tool's default too
 from orchestrator.redact import for_people
 
@@ -89,8 +97,17 @@ def _stdin_text() -> str:
             "usage",
         )
     raw = getattr(stdin, "buffer", None)
+    # At most the limit and a little more: `send TO - < /dev/zero` read until memory ran
+    # out (4 GB in 5 s). A body of the limit's size may come with one trailing newline.
+    most = MAX_BODY_BYTES + 2
     try:
-        text = raw.read().decode("utf-8") if raw is not None else stdin.read()
+        data = raw.read(most) if raw is not None else stdin.read(most)
+        if len(data) >= most:
+            raise errors.InvalidBody(
+                f"standard input is over the {MAX_BODY_BYTES}-byte limit of a body; "
+                "put large payloads in a file and send its path"
+            )
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise common.CliFailure(
             f"standard input is not UTF-8 text (at byte {exc.start}); a body is UTF-8",
@@ -452,6 +469,16 @@ def _text_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _description(text: str) -> str:
+    """An argparse type: a description every agent reads, so a short one."""
+    if len(text) > MAX_DESCRIPTION_CHARS:
+        raise argparse.ArgumentTypeError(
+            f"{len(text):,} characters, over the limit of {MAX_DESCRIPTION_CHARS:,}; say "
+            "in a few sentences what NAME handles (details belong in a file it can point to)"
+        )
+    return text
+
+
 def _as(p: argparse.ArgumentParser, default: str | None = USER) -> None:
     # A script an agent runs speaks as that agent by default (see _check_sender).
     default = os.environ.get(common.AGENT_ENV) or default
@@ -478,7 +505,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the name others send to ([a-z0-9][a-z0-9_-]*, at most 63 characters)",
     )
     p.add_argument(
-        "--description", default="", metavar="TEXT", help="what NAME handles (default: empty)"
+        "--description",
+        type=_description,
+        default="",
+        metavar="TEXT",
+        help=f"what NAME handles, at most {MAX_DESCRIPTION_CHARS:,} characters "
+        "(default: empty); every agent's `agents` tool lists it",
     )
     p.add_argument(
         "--pid",
@@ -488,6 +520,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the process that acts as NAME, shown by `ps` (default: the calling shell or "
         "script, i.e. this command's parent; 0 for none)",
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_register)
 
@@ -499,6 +532,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "team's roster (edit agents.yaml instead) and for 'user' and 'supervisor'.",
     )
     p.add_argument("name", metavar="NAME", help="the participant to remove")
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_unregister)
 
@@ -512,6 +546,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="dead if not delivered within S seconds (default: no limit)",
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_send)
 
@@ -532,6 +567,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="dead if not delivered within S seconds (default: no limit)",
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_ask)
 
@@ -549,6 +585,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="wait up to S seconds for a message (default: do not wait)",
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_inbox)
 
@@ -556,6 +593,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("request_id", metavar="REQUEST_ID", help="the request to answer")
     _text_args(p)
     _as(p, default=None)
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_reply)
 
@@ -572,20 +610,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--limit", type=common.count, default=50, metavar="N", help="at most N (default 50)"
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_ls)
 
     p = qs.add_parser("show", help="one message in full, with its replies and causes")
     p.add_argument("id", metavar="ID", help="a message id, as `queue ls` shows")
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_show)
 
     p = qs.add_parser("dead", help="dead letters, with the reason")
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_dead)
 
     p = qs.add_parser("retry", help="put a dead message back to pending")
     p.add_argument("id", metavar="ID", help="a dead message's id, as `queue dead` shows")
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_retry)
 
@@ -599,5 +641,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--yes", action="store_true", help="do not ask (default: ask on a terminal, else refuse)"
     )
+    common.add_roster(p)
     common.add_common(p)
     p.set_defaults(func=_queue_purge)

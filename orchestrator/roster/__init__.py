@@ -31,6 +31,7 @@ from orchestrator.roster._limits import (
     read_regular_file,
 )
 from orchestrator.roster._schema import AGENT_KEYS, TOP_KEYS
+from orchestrator.roster._yaml import YamlSyntaxError, load_tree
 from orchestrator.roster.diff import RosterDiff, diff_rosters
 from orchestrator.roster.model import (
     AGENT_NAME_RE,
@@ -77,6 +78,18 @@ def load_roster(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     return parse_roster(text, target, environ)
 
 
+def load_plain(path: Path) -> object:
+    """The YAML tree of a roster that may not validate, read within the same limits as
+    :func:`load_roster` (size, depth, no FIFO or device); None when it cannot be read or
+    parsed. For verbs that read a broken roster leniently (``logs``, ``trace``): plain
+    ``yaml.safe_load`` ended a deep file in RecursionError and read a 1 GiB one whole."""
+    try:
+        text = read_regular_file(path, MAX_ROSTER_BYTES).decode("utf-8-sig")
+        return load_tree(text)
+    except (OSError, FileRefused, UnicodeDecodeError, YamlSyntaxError, RecursionError):
+        return None
+
+
 def _refused(exc: FileRefused) -> str:
     return (
         f"{exc.reason}; the roster must be a UTF-8 text file of at most "
@@ -104,6 +117,7 @@ __all__ = [
     "RosterDiff",
     "diff_rosters",
     "is_secret_key",
+    "load_plain",
     "load_roster",
     "parse_duration",
     "parse_roster",

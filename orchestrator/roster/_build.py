@@ -243,8 +243,14 @@ class _Builder:
                 "lists the whole team); split it into several teams, each with its own roster",
             )
             return {}
+        # Names YAML reads as numbers or booleans, each as written: in the dict `1:` and
+        # `true:` had become one agent, reported only as the last one.
+        for value, written, at in raw_agents.non_text_keys:
+            self._valid_name(value, written, at)
         merged: dict[str, dict[str, Any]] = {}
         for name, raw in raw_agents.items():
+            if not isinstance(name, str) and raw_agents.non_text_keys:
+                continue  # reported above
             line = raw_agents.line_of(name)
             if self._valid_name(name, raw_agents.key_text.get(name), line):
                 merged[name] = self._agent(name, raw, line, defaults)

@@ -38,6 +38,9 @@ class YMap(dict[Any, Any]):
         self.line = line
         self.key_lines: dict[Any, int] = {}
         self.key_text: dict[Any, str] = {}  # as written, for keys YAML read as non-text (`on:`)
+        # Every key YAML read as non-text, as (value, as written, line), taken before they
+        # meet in the dict: `1:` and `true:` are one key there (1 == True in Python).
+        self.non_text_keys: list[tuple[Any, str, int]] = []
         self.duplicates: list[Duplicate] = []
 
     def line_of(self, key: Any) -> int:
@@ -137,6 +140,8 @@ def _construct_map(loader: _LineLoader, node: MappingNode) -> Iterator[YMap]:
                 "found a key that is a list or mapping; keys must be plain names",
                 key_node.start_mark,
             )
+        if not isinstance(key, str) and isinstance(key_node, ScalarNode):
+            data.non_text_keys.append((key, str(key_node.value), _line(key_node)))
         typed = (type(key), key)  # 1 and true are equal in Python, not in the file
         if typed in first_seen:
             data.duplicates.append(Duplicate(str(key), _line(key_node), first_seen[typed]))

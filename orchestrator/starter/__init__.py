@@ -89,7 +89,7 @@ def _write_regular(path: Path, text: str, *, private: bool) -> None:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StarterRefused(path, _LINK) from None
-        raise
+        raise StarterRefused(path, f"cannot be written ({exc.strerror})") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise StarterRefused(path, "is not a regular file (a device, a FIFO, a folder)")
@@ -97,8 +97,16 @@ def _write_regular(path: Path, text: str, *, private: bool) -> None:
         os.ftruncate(fd, 0)
         if private:
             os.fchmod(fd, 0o600)  # an existing file (--force) keeps its old mode otherwise
+    except OSError as exc:
+        # Errors on the descriptor name no file (`init -f /proc/self/status --force` said
+        # only "[Errno 1] Operation not permitted"): said with the path.
+        os.close(fd)
+        raise StarterRefused(path, f"cannot be written ({exc.strerror})") from None
     except BaseException:
         os.close(fd)
         raise
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:  # a full disk, a quota
+        raise StarterRefused(path, f"cannot be written ({exc.strerror})") from None

@@ -699,6 +699,20 @@ def test_an_anchor_used_twice_is_interpolated_once(tmp_path: Path) -> None:
     assert agents["a"].env["NOTE"] == agents["b"].env["NOTE"] == "${HOME} is literal"
 
 
+def test_agent_names_equal_in_python_are_each_reported(tmp_path: Path) -> None:
+    """Regression (review B.9): `1:` and `true:` (1 == True, 1 == 1.0 in Python) became one
+    agent in the dict, reported only as 'true' and as "an integer (1)". Each is named."""
+    path = write(tmp_path, "agents:\n  1: {prompt: x}\n  true: {prompt: y}\n  1.0: {prompt: z}\n")
+    assert problems(path) == [
+        f"{path}:2: key 'agents.1': agent name '1' is read by YAML as an integer (1); put "
+        "quotes around it ('1':) or choose a name with letters",
+        f"{path}:3: key 'agents.true': agent name 'true' is read by YAML as a boolean (true); "
+        "put quotes around it ('true':) or choose a name with letters",
+        f"{path}:4: key 'agents.1.0': agent name '1.0' is read by YAML as a number (1); "
+        "put quotes around it ('1.0':) or choose a name with letters",
+    ]
+
+
 def test_agent_names_yaml_reads_as_numbers_or_booleans(tmp_path: Path) -> None:
     """`1:` and `on:` are not text to YAML; the error says to quote them."""
     path = write(tmp_path, "agents:\n  7: {prompt: x}\n  on: {prompt: y}\n  '2': {prompt: z}\n")

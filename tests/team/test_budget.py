@@ -5,20 +5,23 @@ figures and "prompt is too long" error over HTTP."""
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from claude_agent_sdk import ResultMessage
 from cli_runner import octy
 
 from orchestrator.budget import TEAM, Ledger, turn_spend, window
+from orchestrator.budget_watch import BudgetWatch
 from orchestrator.context import too_long as prompt_too_long
 from orchestrator.context import window_for
 from orchestrator.errors import RosterErrors, ScriptError
-from orchestrator.mailbox import Mailbox
+from orchestrator.mailbox import AsyncMailbox, Mailbox
 from orchestrator.roster import parse_roster
 from orchestrator.roster.model import Budget
 from orchestrator.scripted_model import Script, ScriptedModel
@@ -304,3 +307,45 @@ def test_ledger_never_creates_a_database_nor_writes_to_a_replaced_one(tmp_path: 
     ledger.close()
     assert Ledger(db).spent("a", since=0).usd == 0.0
     assert Ledger(tmp_path / "moved.db").spent("a", since=0).usd == 0.0
+
+
+def test_the_team_check_counts_the_other_agents_turns_in_progress(tmp_path: Path) -> None:
+    """A team budget of 50,000 tokens, 10,000 in the ledger: alice's turn at 20,100 is under
+    it alone, over it with bob's and carol's turns in progress; her own in-progress tally
+    is not counted twice, a finished turn (0) is no longer counted, and her own budget
+    never counts the others'."""
+    spec = roster(
+        "budget: {tokens: 50000, per: 1d}\n"
+        "defaults: {prompt: work}\n"
+        "agents:\n"
+        "  alice: {budget: {tokens: 100000, per: 1d}}\n"
+        "  bob: {}\n"
+        "  carol: {}\n",
+        tmp_path,
+    )
+
+    class Idle:
+        def agent_state(self, name: str) -> None:
+            return None
+
+        async def pause_agent(self, name: str) -> None: ...
+
+        async def unpause_agent(self, name: str) -> None: ...
+
+    async def main() -> list[bool]:
+        async with await AsyncMailbox(tmp_path / "team.db").open() as am:
+            watch = BudgetWatch(tmp_path / "team.db", lambda: spec, Idle())
+            await watch.open(am)
+            watch.ledger.record("bob", 0.0, {"input_tokens": 10_000}, time.time())
+            seen = [await watch.over_with("alice", 20_100)]
+            watch.in_turn("alice", 20_100)
+            watch.in_turn("bob", 10_000)
+            seen.append(await watch.over_with("alice", 20_100))
+            watch.in_turn("carol", 10_000)
+            seen.append(await watch.over_with("alice", 20_100))
+            watch.in_turn("carol", 0)  # carol's turn is in the ledger now
+            seen.append(await watch.over_with("alice", 20_100))
+            watch.close()
+            return seen
+
+    assert anyio.run(main) == [False, False, True, False]

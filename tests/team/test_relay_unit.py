@@ -19,6 +19,7 @@ import anyio.lowlevel
 import pytest
 
 from orchestrator.mailbox import AsyncMailbox, Message
+from orchestrator.names import MAX_DESCRIPTION_CHARS
 from orchestrator.prompts import SERVER
 from orchestrator.relay import Relay, Turn
 from orchestrator.relay_route import DirectRoute, install
@@ -469,3 +470,17 @@ def test_the_routes_quick_schema_check_never_accepts_what_jsonschema_refuses() -
         {"type": "array"},
     ):
         assert _Plain.of(other) is None, other
+
+
+async def test_agents_clips_a_long_description_already_stored(
+    relay: Relay, queue: AsyncMailbox
+) -> None:
+    """Regression (review B.5): descriptions of any length reached every agent's `agents`
+    tool (ten of 120 KB made its result too big for the model). The CLI now refuses one over
+    MAX_DESCRIPTION_CHARS; what plain SQL or an older version stored is clipped here."""
+    await queue.register("script", "x" * 120_000, state="ready")
+    rows = {row["name"]: row for row in json.loads(text(await relay.agents({})))}
+    shown = rows["script"]["description"]
+    assert shown.startswith("x" * MAX_DESCRIPTION_CHARS)
+    assert shown.endswith("(119,000 characters left out)")
+    assert rows["beta"]["description"] == "the answerer"

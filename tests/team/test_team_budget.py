@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,16 @@ def log_events(t: Team, event: str) -> list[dict[str, Any]]:
 def status(t: Team, message_id: str) -> str:
     with t.mailbox() as mb:
         return mb.get(message_id).status
+
+
+def spent_tokens(t: Team) -> int:
+    """The team's tokens in the ledger."""
+    with sqlite3.connect(t.db_path) as db:
+        row = db.execute(
+            "SELECT coalesce(sum(input_tokens + output_tokens + cache_read_input_tokens"
+            " + cache_creation_input_tokens), 0) FROM spend"
+        ).fetchone()
+    return int(row[0])
 
 
 def paused(t: Team, *names: str) -> bool:
@@ -239,3 +250,42 @@ def test_dollar_spend_is_per_turn_and_survives_a_restart_of_the_team(team: TeamF
     missing = t.octy("resume", "nosuch", check=False)
     assert missing.returncode == 3
     assert "no agent nosuch in the team" in missing.stderr
+
+
+def test_agents_at_once_stop_near_the_team_token_budget(team: TeamFactory) -> None:
+    """Team budget 50,000 tokens; alice, bob and carol each get a turn of three 20,100-token
+    requests at once. Each agent's in-turn check counts the others' turns in progress, so
+    every turn stops within the README's bound for 3 agents (the crossing request plus one
+    under way per agent: 130,400; measured 120,600). Each saw only its own before, and
+    all ran to the end (180,900). The 2 s before each answer is longer than an interrupt
+    takes to land: the request racing it is cut off, as the bound says."""
+    names = ["alice", "bob", "carol"]
+    usage = {"input_tokens": 20000, "output_tokens": 100}
+    tool = {"name": "mcp__octy__agents", "input": {}}
+    rules: list[dict[str, Any]] = []
+    for name in names:
+        a = agent_rule(name)
+        rules += [
+            {
+                "agent": a,
+                "tool_result": ".",
+                "times": 1,
+                "delay": 2,
+                "tool_use": tool,
+                "usage": usage,
+            },
+            {"agent": a, "tool_result": ".", "text": "finished", "delay": 2, "usage": usage},
+            {"agent": a, "match": "work", "delay": 2, "tool_use": tool, "usage": usage},
+        ]
+    t = team(rules, {n: {} for n in names}, budget={"tokens": 50_000, "per": "1d"})
+    t.up()
+    t.wait_ready(*names)
+    requests = [t.request(n, "work") for n in names]
+    t.wait_for(lambda: paused(t, *names), 90, "everyone paused")
+    assert spent_tokens(t) <= 50_000 + 20_100 * (1 + len(names))
+    with t.mailbox() as mb:
+        for r in requests:
+            with pytest.raises(errors.BudgetExceeded):
+                mb.wait_for_reply(r.id, 30)
+    stopped = {e["agent"] for e in log_events(t, "budget_turn_stopped")}
+    assert stopped == set(names)  # no turn ran to its end

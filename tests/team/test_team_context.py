@@ -225,3 +225,40 @@ def test_a_compaction_gone_silent_restarts_the_session_like_a_hung_turn(
     assert restart["reason"] == "turn_timeout"
     t.wait_for(lambda: t.agent_pid("alice") not in (None, pid), what="a new claude process")
     assert t.ask("alice", "job 2") == "done job 2"
+
+
+def test_a_failed_compaction_backs_off_instead_of_retrying_every_turn(
+    team: TeamFactory,
+) -> None:
+    """The summary request is refused (400) each time: after the first failure the runner
+    lets 4 turns pass before compacting again (the log says so), where it retried after
+    every turn, each a paid summary request."""
+    t = team(
+        [
+            {
+                "agent": agent_rule("alice"),
+                "match": SUMMARY_REQUEST,
+                "error": {"status": 400, "type": "invalid_request_error", "message": "bad"},
+            },
+            {
+                "agent": agent_rule("alice"),
+                "match": r"job \d",
+                "text": "done {0}",
+                "usage": {"input_tokens": 9000},
+            },
+        ],
+        {"alice": {"context_window": 10_000}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    for n in range(1, 6):
+        assert t.ask("alice", f"job {n}") == f"done job {n}"
+    t.wait_for(lambda: len(log_events(t, "compacting")) >= 2, what="the retry")
+    failed = t.wait_for(lambda: log_events(t, "compact_failed"), what="compact_failed")[0]
+    assert (failed["retry_after_turns"], failed["retry_at_tokens"]) == (4, 10_000)
+    assert failed["retry"] == "after 4 more turns, or once the context reaches 10,000 tokens"
+    # The log's order: turn 1, the failed compaction, turns 2-5, then the retry.
+    path = t.folder / "logs" / "supervisor.jsonl"
+    order = [json.loads(line).get("event") for line in path.read_text().splitlines()]
+    steps = [e for e in order if e in ("turn", "compacting")]
+    assert steps[:7] == ["turn", "compacting", "turn", "turn", "turn", "turn", "compacting"]

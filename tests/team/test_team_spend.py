@@ -6,6 +6,7 @@ turn that spends it; no compaction while paused."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 from collections.abc import Callable
@@ -239,3 +240,65 @@ def test_a_turn_interrupted_by_a_stop_is_counted(team: TeamFactory) -> None:
     assert t.wait_exit(60) == 0
     assert spent_tokens(t) >= 30_100
     assert [e["cause"] for e in log_events(t, "spend")] == ["interrupted"]
+
+
+def hung_turn_rules(hang_s: float) -> list[dict[str, Any]]:
+    """A turn whose first request (30,100 tokens, a tool call) is answered and whose
+    second hangs for ``hang_s`` once; redelivered, the turn ends with 11 more tokens."""
+    a = agent_rule("alice")
+    return [
+        {"agent": a, "tool_result": "alice", "text": "late", "delay": hang_s, "times": 1},
+        {
+            "agent": a,
+            "tool_result": "alice",
+            "text": "fine",
+            "usage": {"input_tokens": 10, "output_tokens": 1},
+        },
+        {
+            "agent": a,
+            "match": "slow",
+            "tool_use": {"name": "mcp__octy__agents", "input": {}},
+            "usage": {"input_tokens": 30000, "output_tokens": 100},
+        },
+    ]
+
+
+def test_a_turn_ended_by_turn_timeout_is_counted_and_its_redelivery_too(
+    team: TeamFactory,
+) -> None:
+    """turn_timeout 3s, the second request hangs: the session is restarted and the turn
+    redelivered. Both attempts' tokens are in the ledger (the hung one's were not:
+    30,111 of 60,211 served), the hung one's with cause turn_timeout."""
+    t = team(hung_turn_rules(30), {"alice": {"turn_timeout": "3s"}})
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "slow job", timeout=120) == "fine"
+    assert len(t.model.requests_matching("slow")) == 2
+    # The hung turn's tally has the input tokens its answer streamed and the output
+    # tokens known when the assistant message came (the CLI sends it before the final
+    # count): at least 30,001 of its 30,100, and nothing counted twice.
+    both = 30_001 + 30_111
+    t.wait_for(lambda: spent_tokens(t) >= both, 30, "both attempts in the ledger")
+    assert spent_tokens(t) <= 2 * 30_100 + 11
+    (spend,) = log_events(t, "spend")
+    assert (spend["cause"], spend["input_tokens"]) == ("turn_timeout", 30_000)
+    assert spend["cost_usd"] is None  # the CLI prices a turn at its result: none came
+
+
+def test_a_turn_whose_cli_dies_is_counted(team: TeamFactory) -> None:
+    """The claude process is killed while the second request hangs: the first request's
+    30,100 tokens are in the ledger with cause session_died, and the redelivered turn's."""
+    t = team(hung_turn_rules(120), {"alice": {}})
+    t.up()
+    t.wait_ready("alice")
+    pid = t.agent_pid("alice")
+    assert pid is not None
+    request = t.request("alice", "slow job")
+    t.wait_for(lambda: [r for r in t.model.requests if tool_results(r)], 60, "the second request")
+    os.kill(pid, signal.SIGKILL)
+    mb = t.mailbox()
+    reply = t.wait_for(lambda: mb.find_reply(request.id), 120, "the redelivered turn's reply")
+    assert reply.body == "fine"
+    t.wait_for(lambda: spent_tokens(t) >= 30_001 + 30_111, 30, "both attempts in the ledger")
+    assert spent_tokens(t) <= 2 * 30_100 + 11
+    assert [e["cause"] for e in log_events(t, "spend")] == ["session_died"]
