@@ -18,14 +18,6 @@ from orchestrator.mailbox import Mailbox
 BODY = "café → ✓"
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
-    with Mailbox(tmp_path / "queue" / "team.db") as mb:
-        mb.register("a")
-    return tmp_path
-
-
 def _env(encoding: str) -> dict[str, str]:
     return {**os.environ, "PYTHONIOENCODING": encoding, "NO_COLOR": "1"}
 

@@ -15,14 +15,6 @@ from orchestrator.mailbox import MAX_BODY_BYTES, Mailbox
 from orchestrator.names import MAX_DESCRIPTION_CHARS
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
-    with Mailbox(tmp_path / "queue" / "team.db") as mb:
-        mb.register("a")
-    return tmp_path
-
-
 def _queued(folder: Path) -> int:
     with Mailbox(folder / "queue" / "team.db") as mb:
         return len(mb.list())

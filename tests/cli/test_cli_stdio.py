@@ -28,14 +28,6 @@ def octy_with(redirect: str, *argv: str, cwd: Path) -> subprocess.CompletedProce
     )
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
-    with Mailbox(tmp_path / "queue" / "team.db") as mb:
-        mb.register("a")
-    return tmp_path
-
-
 def _queued(folder: Path) -> list[object]:
     with Mailbox(folder / "queue" / "team.db") as mb:
         return list(mb.list(recipient="a"))
