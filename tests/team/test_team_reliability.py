@@ -289,4 +289,8 @@ def test_a_lone_surrogate_from_the_model_ends_no_session(team: TeamFactory) -> N
     [used] = _events(t, "a", "tool_used")
     assert used["input"]["message"] == "hi \ud83d"  # the line is JSON with the escape
     assert not _events(t, "a", "session_crashed")
-    assert (t.states()["a"], t.states()["b"]) == ("ready", "ready")
+    t.wait_ready("a", "b")  # after its last turn's bookkeeping: never failed, never restarted
+    with t.mailbox() as mb:
+        info = mb.agent("a")
+        assert info is not None
+        assert info.meta.get("restarts", 0) == 0
