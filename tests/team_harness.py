@@ -8,6 +8,7 @@ the way a script would: through the queue database.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -177,6 +178,14 @@ class Team:
             return []
         with self.mailbox() as mb:
             return [a.pid for a in mb.agents() if a.pid and a.name != "supervisor"]
+
+    def log_events(self, event: str, log: str = "supervisor") -> list[dict[str, Any]]:
+        """The events named ``event`` in ``logs/<log>.jsonl`` so far (none if no file yet)."""
+        path = self.folder / "logs" / f"{log}.jsonl"
+        if not path.exists():
+            return []
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [e for e in lines if e.get("event") == event]
 
     def wait_ready(self, *names: str, timeout: float = 90) -> None:
         self.wait_for(

@@ -37,14 +37,6 @@ def ps_agents(t: Team) -> dict[str, dict[str, Any]]:
     return {a["name"]: a for a in json.loads(t.octy("ps", "--json").stdout)["agents"]}
 
 
-def log_events(t: Team, event: str) -> list[dict[str, Any]]:
-    path = t.folder / "logs" / "supervisor.jsonl"
-    if not path.exists():
-        return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [e for e in lines if e.get("event") == event]
-
-
 def status(t: Team, message_id: str) -> str:
     with t.mailbox() as mb:
         return mb.get(message_id).status
@@ -95,9 +87,9 @@ def test_an_agent_over_budget_warns_pauses_refuses_asks_and_resumes_on_command(
     t.up()
     t.wait_ready("alice", "bob")
     assert t.ask("alice", "job 1") == "alice did job 1"
-    assert not log_events(t, "budget_warning")
+    assert not t.log_events("budget_warning")
     assert t.ask("alice", "job 2") == "alice did job 2"
-    warning = t.wait_for(lambda: log_events(t, "budget_warning"), what="budget_warning")[0]
+    warning = t.wait_for(lambda: t.log_events("budget_warning"), what="budget_warning")[0]
     assert warning["agent"] == "alice"
     assert warning["share"] == 0.8
     assert t.states()["alice"] == "ready"
@@ -145,12 +137,12 @@ def test_a_paused_agent_runs_again_when_its_window_rolls_over(team: TeamFactory)
     assert t.ask("alice", "job 1") == "alice did job 1"
     # The turn's spend and the check that pauses alice fall in the same 3 s window (both
     # right after the turn); the pause may be short if the turn ended near its end.
-    exceeded = t.wait_for(lambda: log_events(t, "budget_exceeded"), what="budget_exceeded")
+    exceeded = t.wait_for(lambda: t.log_events("budget_exceeded"), what="budget_exceeded")
     assert "per 3s" in exceeded[0]["detail"]
     with t.mailbox() as mb:
         notice = mb.send(USER, "alice", "job 99 waited")
     t.wait_for(lambda: t.model.requests_matching("job 99 waited"), 30, "window roll-over")
-    resumed = log_events(t, "budget_resumed")
+    resumed = t.log_events("budget_resumed")
     assert resumed
     assert resumed[0]["reason"] == "the budget window rolled over"
     t.wait_for(lambda: status(t, notice.id) == "done", what="notice acked")
@@ -173,7 +165,7 @@ def test_raising_the_budget_in_agents_yaml_resumes_without_a_restart(team: TeamF
         notice = mb.send(USER, "alice", "job 3 waited")
     t.write_roster({"alice": {"budget": {"tokens": 100_000, "per": "1d"}}})
     t.wait_for(lambda: t.model.requests_matching("job 3 waited"), 30, "resumed by reload")
-    assert log_events(t, "budget_resumed")[0]["reason"] == "the budget was raised (reload)"
+    assert t.log_events("budget_resumed")[0]["reason"] == "the budget was raised (reload)"
     assert t.agent_pid("alice") == pid  # the same session: a budget change restarts nothing
     t.wait_for(lambda: status(t, notice.id) == "done", what="notice acked")
     assert ps_agents(t)["alice"]["budget"]["agent"]["tokens_limit"] == 100_000
@@ -193,7 +185,7 @@ def test_a_team_budget_pauses_everyone_and_resume_without_agents_runs_them_all(
     t.wait_ready("alice", "bob")  # 4,000 of 6,000: nobody paused
     assert t.ask("bob", "job 2") == "bob did job 2"
     t.wait_for(lambda: paused(t, "alice", "bob"), what="everyone paused")
-    exceeded = list(log_events(t, "budget_exceeded"))
+    exceeded = list(t.log_events("budget_exceeded"))
     assert {e["agent"] for e in exceeded} == {"alice", "bob"}
     assert all(e["by"] == ["team"] for e in exceeded)
     request = t.request("bob", "job 3")
@@ -231,7 +223,7 @@ def test_dollar_spend_is_per_turn_and_survives_a_restart_of_the_team(team: TeamF
     t.write_roster({"alice": {"budget": {"usd": round(2.5 * cost, 6), "per": "1d"}}})
     t.wait_for(lambda: (ps_agents(t)["alice"].get("budget") or {}).get("agent"), what="reload")
     assert t.ask("alice", "job 2") == "alice did job 2"
-    t.wait_for(lambda: log_events(t, "budget_warning"), what="budget_warning at 2 of 2.5")
+    t.wait_for(lambda: t.log_events("budget_warning"), what="budget_warning at 2 of 2.5")
     assert t.states()["alice"] == "ready"  # a running total would have counted 3 turns
 
     t.signal(signal.SIGTERM)
@@ -241,7 +233,7 @@ def test_dollar_spend_is_per_turn_and_survives_a_restart_of_the_team(team: TeamF
     assert ps_agents(t)["alice"]["budget"]["agent"]["usd"] == pytest.approx(2 * cost, rel=0.01)
     assert t.ask("alice", "job 3") == "alice did job 3"
     t.wait_for(lambda: paused(t, "alice"), what="alice paused after the 3rd turn")
-    assert len(log_events(t, "budget_warning")) == 1  # warned once per window, restart or not
+    assert len(t.log_events("budget_warning")) == 1  # warned once per window, restart or not
 
     t.signal(signal.SIGTERM)  # over budget when the team comes up: paused at once
     assert t.wait_exit() == 0
@@ -287,5 +279,5 @@ def test_agents_at_once_stop_near_the_team_token_budget(team: TeamFactory) -> No
         for r in requests:
             with pytest.raises(errors.BudgetExceeded):
                 mb.wait_for_reply(r.id, 30)
-    stopped = {e["agent"] for e in log_events(t, "budget_turn_stopped")}
+    stopped = {e["agent"] for e in t.log_events("budget_turn_stopped")}
     assert stopped == set(names)  # no turn ran to its end

@@ -18,14 +18,6 @@ TeamFactory = Callable[..., Team]
 SUMMARY_REQUEST = "create a detailed summary of the conversation so far"
 
 
-def log_events(t: Team, event: str) -> list[dict[str, Any]]:
-    path = t.folder / "logs" / "supervisor.jsonl"
-    if not path.exists():
-        return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [e for e in lines if e.get("event") == event]
-
-
 def context_of(t: Team, name: str) -> dict[str, Any]:
     with t.mailbox() as mb:
         info = mb.agent(name)
@@ -74,7 +66,7 @@ def test_past_compact_at_the_runner_has_the_cli_compact_between_turns(team: Team
     assert not t.model.requests_matching(SUMMARY_REQUEST)
 
     assert t.ask("alice", "big job") == "big done"
-    compacted = t.wait_for(lambda: log_events(t, "compacted"), what="compacted")[0]
+    compacted = t.wait_for(lambda: t.log_events("compacted"), what="compacted")[0]
     assert compacted["agent"] == "alice"
     assert compacted["before"] == 8500
     assert isinstance(compacted["after"], int)
@@ -87,7 +79,7 @@ def test_past_compact_at_the_runner_has_the_cli_compact_between_turns(team: Team
     history = json.dumps(conversation(request))
     assert "alice worked on the small and the big job" in history  # the summary...
     assert "small done" not in history  # ...instead of the turns it replaced
-    assert len(log_events(t, "compacted")) == 1  # zebra was small again: no second one
+    assert len(t.log_events("compacted")) == 1  # zebra was small again: no second one
 
 
 def test_compact_at_null_never_compacts(team: TeamFactory) -> None:
@@ -108,7 +100,7 @@ def test_compact_at_null_never_compacts(team: TeamFactory) -> None:
     t.wait_for(lambda: context_of(t, "alice").get("tokens") == 9500, what="context figures")
     assert t.ask("alice", "big job again") == "big done"
     assert not t.model.requests_matching(SUMMARY_REQUEST)
-    assert not log_events(t, "compacting")
+    assert not t.log_events("compacting")
 
 
 def test_a_context_overflow_starts_a_fresh_session_with_a_handover(team: TeamFactory) -> None:
@@ -138,7 +130,7 @@ def test_a_context_overflow_starts_a_fresh_session_with_a_handover(team: TeamFac
     with t.mailbox() as mb:
         reply = mb.wait_for_reply(request.id, 90)
     assert reply.body == "boom handled"
-    reset = log_events(t, "context_reset")
+    reset = t.log_events("context_reset")
     assert [e["agent"] for e in reset] == ["alice"]
     assert "too long" in reset[0]["detail"].lower()
 
@@ -184,12 +176,12 @@ def test_a_compaction_that_cannot_get_below_the_threshold_is_not_repeated_every_
     t.up()
     t.wait_ready("alice")
     assert t.ask("alice", "job 1") == "done"
-    compacted = t.wait_for(lambda: log_events(t, "compacted"), what="compacted")[0]
+    compacted = t.wait_for(lambda: t.log_events("compacted"), what="compacted")[0]
     assert compacted["after"] > 800  # still over the threshold
     for n in (2, 3):
         assert t.ask("alice", f"job {n}") == "done"
     t.wait_for(lambda: context_of(t, "alice").get("tokens") == 900, what="figures")
-    assert len(log_events(t, "compacting")) == 1
+    assert len(t.log_events("compacting")) == 1
 
 
 def test_a_compaction_gone_silent_restarts_the_session_like_a_hung_turn(
@@ -219,9 +211,9 @@ def test_a_compaction_gone_silent_restarts_the_session_like_a_hung_turn(
     t.wait_ready("alice")
     pid = t.agent_pid("alice")
     assert t.ask("alice", "job 1") == "done job 1"
-    failed = t.wait_for(lambda: log_events(t, "compact_failed"), what="compact_failed")[0]
+    failed = t.wait_for(lambda: t.log_events("compact_failed"), what="compact_failed")[0]
     assert failed["reason"] == "timeout"
-    restart = t.wait_for(lambda: log_events(t, "restarting"), what="restart")[0]
+    restart = t.wait_for(lambda: t.log_events("restarting"), what="restart")[0]
     assert restart["reason"] == "turn_timeout"
     t.wait_for(lambda: t.agent_pid("alice") not in (None, pid), what="a new claude process")
     assert t.ask("alice", "job 2") == "done job 2"
@@ -253,8 +245,8 @@ def test_a_failed_compaction_backs_off_instead_of_retrying_every_turn(
     t.wait_ready("alice")
     for n in range(1, 6):
         assert t.ask("alice", f"job {n}") == f"done job {n}"
-    t.wait_for(lambda: len(log_events(t, "compacting")) >= 2, what="the retry")
-    failed = t.wait_for(lambda: log_events(t, "compact_failed"), what="compact_failed")[0]
+    t.wait_for(lambda: len(t.log_events("compacting")) >= 2, what="the retry")
+    failed = t.wait_for(lambda: t.log_events("compact_failed"), what="compact_failed")[0]
     assert (failed["retry_after_turns"], failed["retry_at_tokens"]) == (4, 10_000)
     assert failed["retry"] == "after 4 more turns, or once the context reaches 10,000 tokens"
     # The log's order: turn 1, the failed compaction, turns 2-5, then the retry.

@@ -5,7 +5,6 @@ turn that spends it; no compaction while paused."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -32,14 +31,6 @@ def spent_tokens(t: Team, agent: str = "alice") -> int:
             (agent,),
         ).fetchone()
     return int(row[0])
-
-
-def log_events(t: Team, event: str) -> list[dict[str, Any]]:
-    path = t.folder / "logs" / "supervisor.jsonl"
-    if not path.exists():
-        return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [e for e in lines if e.get("event") == event]
 
 
 def test_the_turn_that_overflows_the_context_is_in_the_ledger(team: TeamFactory) -> None:
@@ -69,7 +60,7 @@ def test_the_turn_that_overflows_the_context_is_in_the_ledger(team: TeamFactory)
     t.wait_ready("alice")
     assert t.ask("alice", "boom please", timeout=120) == "boom handled"
     t.wait_for(lambda: spent_tokens(t) >= 50_108, 30, "the overflowed turn in the ledger")
-    assert [e["cause"] for e in log_events(t, "spend")] == ["context_overflow"]
+    assert [e["cause"] for e in t.log_events("spend")] == ["context_overflow"]
 
 
 def test_a_compaction_between_turns_is_counted(team: TeamFactory) -> None:
@@ -96,9 +87,9 @@ def test_a_compaction_between_turns_is_counted(team: TeamFactory) -> None:
     t.up()
     t.wait_ready("alice")
     assert t.ask("alice", "job 1") == "done"
-    t.wait_for(lambda: log_events(t, "compacted"), 60, "the compaction")
+    t.wait_for(lambda: t.log_events("compacted"), 60, "the compaction")
     t.wait_for(lambda: spent_tokens(t) >= 41_500, 30, "the compaction in the ledger")
-    assert [e["cause"] for e in log_events(t, "spend")] == ["compaction"]
+    assert [e["cause"] for e in t.log_events("spend")] == ["compaction"]
 
 
 def test_no_compaction_while_paused_by_the_budget(team: TeamFactory) -> None:
@@ -124,7 +115,7 @@ def test_no_compaction_while_paused_by_the_budget(team: TeamFactory) -> None:
     # The context figures are published after the pause decision, in the same step.
     t.wait_for(lambda: context_tokens(t) is not None, 30, "the context figures")
     assert not t.model.requests_matching(SUMMARY)
-    assert not log_events(t, "compacting")
+    assert not t.log_events("compacting")
 
 
 def context_tokens(t: Team) -> int | None:
@@ -213,7 +204,7 @@ def test_a_turn_stops_once_over_its_token_budget(team: TeamFactory) -> None:
     t.wait_for(lambda: t.states().get("alice") == "paused", 30, "alice paused")
     # Bound: the request that crossed, and at most the one already under way.
     assert 40_200 <= spent_tokens(t) <= 60_300
-    assert len(log_events(t, "budget_turn_stopped")) == 1
+    assert len(t.log_events("budget_turn_stopped")) == 1
 
 
 def test_a_turn_interrupted_by_a_stop_is_counted(team: TeamFactory) -> None:
@@ -239,7 +230,7 @@ def test_a_turn_interrupted_by_a_stop_is_counted(team: TeamFactory) -> None:
     t.signal(signal.SIGTERM)
     assert t.wait_exit(60) == 0
     assert spent_tokens(t) >= 30_100
-    assert [e["cause"] for e in log_events(t, "spend")] == ["interrupted"]
+    assert [e["cause"] for e in t.log_events("spend")] == ["interrupted"]
 
 
 def hung_turn_rules(hang_s: float) -> list[dict[str, Any]]:
@@ -280,7 +271,7 @@ def test_a_turn_ended_by_turn_timeout_is_counted_and_its_redelivery_too(
     both = 30_001 + 30_111
     t.wait_for(lambda: spent_tokens(t) >= both, 30, "both attempts in the ledger")
     assert spent_tokens(t) <= 2 * 30_100 + 11
-    (spend,) = log_events(t, "spend")
+    (spend,) = t.log_events("spend")
     assert (spend["cause"], spend["input_tokens"]) == ("turn_timeout", 30_000)
     assert spend["cost_usd"] is None  # the CLI prices a turn at its result: none came
 
@@ -301,4 +292,4 @@ def test_a_turn_whose_cli_dies_is_counted(team: TeamFactory) -> None:
     assert reply.body == "fine"
     t.wait_for(lambda: spent_tokens(t) >= 30_001 + 30_111, 30, "both attempts in the ledger")
     assert spent_tokens(t) <= 2 * 30_100 + 11
-    assert [e["cause"] for e in log_events(t, "spend")] == ["session_died"]
+    assert [e["cause"] for e in t.log_events("spend")] == ["session_died"]
