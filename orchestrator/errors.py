@@ -345,6 +345,9 @@ class RequestFailed(QueueError):
     def __init__(self, request_id: str, detail: str = "") -> None:
         self.request_id = request_id
         self.detail = detail
+        if not request_id:  # refused before it was sent: there is no request to name
+            super().__init__(detail or f"the request was not sent ({self.code})")
+            return
         super().__init__(
             f"request '{request_id}' failed ({self.code})" + (f": {detail}" if detail else "")
         )
