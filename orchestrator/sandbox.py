@@ -35,7 +35,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator import git_guard, workspaces
 from orchestrator.cli.user_folders import claude_config_dir
+from orchestrator.errors import OrchestratorError
 from orchestrator.roster import AgentSpec, Roster
 
 # Folders of the CLI's own (``~/.claude`` or $CLAUDE_CONFIG_DIR) that its sandbox keeps
@@ -96,7 +98,20 @@ def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
             "excludedCommands": [],
             "filesystem": {"denyRead": hidden, "denyWrite": hidden + frozen},
         }
+        out["sandbox"]["filesystem"]["denyWrite"] += [
+            _absolute(p) for p in _git_denied(spec, roster)
+        ]
     return out
+
+
+def _git_denied(spec: AgentSpec, roster: Roster) -> list[Path]:
+    """A worktree agent's shared refs and info files (see git_guard); none for another
+    agent, or one whose worktree cannot be found (its start fails with the reason)."""
+    try:
+        tree = workspaces.locate(spec, roster)
+    except OrchestratorError:
+        return []
+    return [] if tree is None else git_guard.denied(tree.repo, tree.branch)
 
 
 def prepare_cli_folders(spec: AgentSpec, environ: Mapping[str, str]) -> None:

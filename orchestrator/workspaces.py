@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator import errors, gitcmd
+from orchestrator import errors, git_guard, gitcmd
 from orchestrator.roster import AgentSpec, Roster
 
 FOLDER = Path(".octy") / "worktrees"
@@ -146,6 +146,7 @@ def ensure(tree: Worktree) -> Worktree:
 
 def _ensure(tree: Worktree) -> Worktree:
     made = _ensure_made(tree)
+    git_guard.prepare(tree.repo)
     if tree.team and _recorded(tree.repo, tree.branch, "octyTeam") is None:
         gitcmd.run(["config", f"branch.{tree.branch}.octyTeam", tree.team], tree.repo)
     return made
@@ -199,8 +200,7 @@ def _recorded(repo: Path, branch: str, key: str) -> str | None:
 
 
 def _exclude(repo: Path) -> None:
-    common = gitcmd.run(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo)
-    exclude = Path(common.stdout.strip()) / "info" / "exclude"
+    exclude = git_guard.common_dir(repo) / "info" / "exclude"
     line = f"/{FOLDER.parts[0]}/"
     existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
     if line not in existing.splitlines():

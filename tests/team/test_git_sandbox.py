@@ -1,0 +1,98 @@
+"""A worktree agent's sandboxed Bash and the repository's shared git folder (review E,
+findings 2 and 6): it commits on its own branch with the usual ``git add -A``, and cannot
+move the base or another branch, plant a replace ref or a graft, or change the
+repository's attributes. Real git, the real CLI sandbox, the scripted model."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from team_harness import Team, agent_rule
+
+TeamFactory = Callable[..., Team]
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.email", "t@example.invalid")
+    git(path, "config", "user.name", "Test")
+    (path / "README").write_text("base\n")
+    git(path, "add", "README")
+    git(path, "commit", "-qm", "base")
+    return path
+
+
+def shell_rules(agent: str) -> list[dict[str, object]]:
+    """``RUN b64:<command>`` runs it in the agent's Bash; the answer is its output."""
+    return [
+        {"agent": agent_rule(agent), "tool_result": r"(?s)(.*)", "text": "OUT<<{1}>>"},
+        {
+            "agent": agent_rule(agent),
+            "match": r"RUN b64:([A-Za-z0-9+/=]+)",
+            "tool_use": {
+                "name": "Bash",
+                "input": {"command": 'eval "$(echo {1} | base64 -d)" 2>&1; echo rc=$?'},
+            },
+        },
+    ]
+
+
+def run(t: Team, agent: str, command: str) -> str:
+    return t.ask(agent, "RUN b64:" + base64.b64encode(command.encode()).decode(), timeout=90)
+
+
+@pytest.mark.cli
+def test_worktree_agent_commits_its_branch_but_cannot_touch_shared_refs(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """`git commit` moves the agent's own branch; `update-ref` of the base,
+    of a branch that is only in packed-refs and of a branch in a folder, `git replace`, a
+    tag and writes to info/attributes and info/grafts are all refused."""
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "branch", "packed")
+    git(repo, "branch", "feat/x")
+    git(repo, "pack-refs", "--all")  # `packed` and `feat/x` have no loose file now
+    base = git(repo, "rev-parse", "main")
+    t = team(shell_rules("a"), {"a": {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}})
+    t.up()
+    t.wait_ready("a")
+
+    out = run(
+        t, "a", "echo work > work.txt && git add work.txt && git commit -qm work && echo DONE"
+    )
+    assert "DONE" in out, out
+    branch = "octy/testteam/a"
+    assert git(repo, "show", "--stat", "--format=", branch).split("|")[0].strip() == "work.txt"
+
+    attempts = {
+        "main": "git update-ref refs/heads/main HEAD",
+        "packed": "git update-ref refs/heads/packed HEAD",
+        "feat": "git update-ref refs/heads/feat/x HEAD",
+        "replace": "git replace -f HEAD~1 HEAD",
+        "tag": "git tag v1",
+        "attributes": "echo '* -diff' >> $(git rev-parse --git-common-dir)/info/attributes",
+        "grafts": "echo $(git rev-parse HEAD) >> $(git rev-parse --git-common-dir)/info/grafts",
+    }
+    for name, command in attempts.items():
+        out = run(t, "a", f"{command} && echo MOVED-{name}")
+        assert f"MOVED-{name}" not in out, out
+
+    for ref in ("main", "packed", "feat/x"):
+        assert git(repo, "rev-parse", ref) == base
+    assert git(repo, "for-each-ref", "refs/replace", "refs/tags") == ""
+    info = repo / ".git" / "info"
+    assert not (info / "grafts").exists()
+    attributes = info / "attributes"
+    assert not attributes.exists() or "-diff" not in attributes.read_text()
+    assert git(repo, "status", "--porcelain") == ""  # the operator's checkout is untouched
