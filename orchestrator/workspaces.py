@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator import errors, git_guard, gitcmd
+from orchestrator import errors, git_exclude, git_guard, gitcmd
 from orchestrator.roster import AgentSpec, Roster
 
 FOLDER = Path(".octy") / "worktrees"
@@ -147,6 +147,7 @@ def ensure(tree: Worktree) -> Worktree:
 def _ensure(tree: Worktree) -> Worktree:
     made = _ensure_made(tree)
     git_guard.prepare(tree.repo)
+    _exclude_placeholders(made)
     if tree.team and _recorded(tree.repo, tree.branch, "octyTeam") is None:
         gitcmd.run(["config", f"branch.{tree.branch}.octyTeam", tree.team], tree.repo)
     return made
@@ -201,10 +202,10 @@ def _recorded(repo: Path, branch: str, key: str) -> str | None:
 
 def _exclude(repo: Path) -> None:
     exclude = git_guard.common_dir(repo) / "info" / "exclude"
-    line = f"/{FOLDER.parts[0]}/"
-    existing = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
-    if line not in existing.splitlines():
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        with exclude.open("a", encoding="utf-8") as f:
-            prefix = "" if existing.endswith("\n") or not existing else "\n"
-            f.write(f"{prefix}# octy-orchestrate: agents' worktrees\n{line}\n")
+    git_exclude.add(exclude, git_exclude.WORKTREES_HEADER, [f"/{FOLDER.parts[0]}/"])
+
+
+def _exclude_placeholders(tree: Worktree) -> None:
+    exclude = git_guard.common_dir(tree.repo) / "info" / "exclude"
+    lines = git_exclude.placeholder_lines(tree.path, tree.offset)
+    git_exclude.add(exclude, git_exclude.PLACEHOLDERS_HEADER, lines)

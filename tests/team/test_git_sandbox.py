@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from team_harness import Team, agent_rule
 
+from orchestrator import git_exclude
+
 TeamFactory = Callable[..., Team]
 
 
@@ -96,3 +98,56 @@ def test_worktree_agent_commits_its_branch_but_cannot_touch_shared_refs(
     attributes = info / "attributes"
     assert not attributes.exists() or "-diff" not in attributes.read_text()
     assert git(repo, "status", "--porcelain") == ""  # the operator's checkout is untouched
+
+
+@pytest.mark.cli
+def test_git_add_all_and_stash_work_in_a_sandboxed_worktree(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """The CLI's sandbox binds /dev/null placeholders (.bashrc, .mcp.json,
+    .claude/settings.json…) in the agent's folder while a command runs; they are in
+    info/exclude, so `git add -A`, `git add .` and `git stash -u` work and commit only the
+    agent's files. A placeholder name the repository tracks is not excluded."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".profile").write_text("tracked\n")
+    git(repo, "add", ".profile")
+    git(repo, "commit", "-qm", "track .profile")
+    t = team(shell_rules("a"), {"a": {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}})
+    t.up()
+    t.wait_ready("a")
+
+    out = run(
+        t,
+        "a",
+        "echo one > one.txt && git add -A && echo two > two.txt && git add . && "
+        "echo keep > keep.txt && git stash -u -q && git stash pop -q && "
+        "git commit -qm work && git status --porcelain && echo DONE",
+    )
+    assert out.endswith("keep.txt\nDONE\nrc=0>>"), out  # only keep.txt is left untracked
+    changed = git(repo, "show", "--name-only", "--format=", "octy/testteam/a")
+    assert changed.split() == ["one.txt", "two.txt"]
+    exclude = (repo / ".git" / "info" / "exclude").read_text().splitlines()
+    assert "/.bashrc" in exclude
+    assert "/.claude/settings.json" in exclude
+    assert "/.profile" not in exclude
+
+
+def test_placeholder_patterns_are_anchored_escaped_and_skip_tracked_names(
+    tmp_path: Path,
+) -> None:
+    """In an agent folder below the top ('sub [1]'), the patterns start from the top and
+    escape glob characters; a folder with a tracked file (.vscode/) is not excluded."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "sub [1]" / ".vscode").mkdir(parents=True)
+    (repo / "sub [1]" / ".vscode" / "settings.json").write_text("{}\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "vscode")
+    lines = git_exclude.placeholder_lines(repo, Path("sub [1]"))
+    assert "/sub\\ \\[1\\]/.bashrc" in lines
+    assert "/sub\\ \\[1\\]/.claude/settings.json" in lines
+    assert not [line for line in lines if ".vscode" in line]
+    assert len(lines) == len(git_exclude.CLI_PLACEHOLDERS) - 1
+    (repo / ".git" / "info" / "exclude").write_text("/sub\\ \\[1\\]/.bashrc\n")
+    (repo / "sub [1]" / ".bashrc").write_text("x\n")
+    (repo / "sub [1]" / ".zshrc").write_text("x\n")
+    assert git(repo, "status", "--porcelain") == '?? "sub [1]/.zshrc"'
