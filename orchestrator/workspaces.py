@@ -21,13 +21,19 @@ worktree when an interactive session ends.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import structlog
+
 from orchestrator import errors, git_exclude, git_guard, gitcmd
 from orchestrator.roster import AgentSpec, Roster
+
+log = structlog.get_logger()
 
 FOLDER = Path(".octy") / "worktrees"
 # Agents of one team start in parallel threads, and git's own lock files (config.lock,
@@ -98,7 +104,9 @@ class Worktree:
         return self.path / self.offset
 
     def exists(self) -> bool:
-        return (self.path / ".git").exists()
+        # A worktree's .git is a file ("gitdir: ..."); a .git folder is a repository of
+        # its own (an agent's `git init` in a plain folder), not this worktree.
+        return (self.path / ".git").is_file()
 
 
 def locate(spec: AgentSpec, roster: Roster) -> Worktree | None:
@@ -167,13 +175,15 @@ def _ensure_made(tree: Worktree) -> Worktree:
         )
     _exclude(tree.repo)
     tree.path.parent.mkdir(parents=True, exist_ok=True)
-    # A worktree folder deleted by hand: git still knows it (locked, so prune keeps it).
-    gitcmd.run(["worktree", "unlock", str(tree.path)], tree.repo, check=False)
-    gitcmd.run(["worktree", "prune"], tree.repo)
+    _move_aside(tree)
+    # A worktree folder deleted by hand: git still has it registered (and locked). Only
+    # that registration is overridden (-f -f), never with a global `git worktree prune`:
+    # it also dropped the user's own worktrees whose disk was not mounted (review E).
+    force = ["-f", "-f"] if _registered(tree) else []
     if gitcmd.is_branch(tree.repo, tree.branch):  # removed earlier, branch kept: reuse it
-        gitcmd.run(["worktree", "add", str(tree.path), tree.branch], tree.repo)
+        gitcmd.run(["worktree", "add", *force, str(tree.path), tree.branch], tree.repo)
     else:
-        gitcmd.run(["worktree", "add", "-b", tree.branch, str(tree.path), base], tree.repo)
+        gitcmd.run(["worktree", "add", *force, "-b", tree.branch, str(tree.path), base], tree.repo)
     gitcmd.run(["config", f"branch.{tree.branch}.octyBase", base], tree.repo)
     gitcmd.run(
         ["worktree", "lock", "--reason", f"octy-orchestrate agent {tree.agent}", str(tree.path)],
@@ -181,6 +191,55 @@ def _ensure_made(tree: Worktree) -> Worktree:
         check=False,  # already locked is fine
     )
     return replace(tree, base=base)
+
+
+def _move_aside(tree: Worktree) -> None:
+    """A folder at the worktree's path that is not a worktree (made again as a plain folder
+    by the agent's next write after a `workspaces remove` or an `rm -rf`, found by review:
+    `git worktree add` refused it and the agent restarted until it failed) is renamed to
+    ``<agent>.orphan-<UTC time>`` beside it, so nothing in it is lost; an empty one is
+    used as it is."""
+    path = tree.path
+    if not os.path.lexists(path) or (
+        path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    ):
+        return
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = path.with_name(f"{path.name}.orphan-{stamp}")
+    n = 1
+    while os.path.lexists(dest):
+        n += 1
+        dest = path.with_name(f"{path.name}.orphan-{stamp}-{n}")
+    os.rename(path, dest)
+    log.warning(
+        "worktree_moved_aside",
+        agent=tree.agent,
+        path=str(path),
+        moved_to=str(dest),
+        reason="the folder was not a git worktree; the worktree is made again on its branch",
+    )
+
+
+def _registered(tree: Worktree) -> bool:
+    """Whether git has a worktree registered at ``tree.path`` (its folder being gone). A
+    WorkspaceError when its branch is checked out in another worktree: forcing the add
+    would check it out twice."""
+    done = gitcmd.run(["worktree", "list", "--porcelain", "-z"], tree.repo, check=False)
+    mine, found = tree.path.resolve(), False
+    for record in done.stdout.split("\0\0"):
+        fields = record.strip("\0").split("\0")
+        where = Path(fields[0].removeprefix("worktree ")) if fields[0] else None
+        if where is None:
+            continue
+        if where.resolve() == mine:
+            found = True
+        elif f"branch refs/heads/{tree.branch}" in fields:
+            raise errors.WorkspaceError(
+                tree.agent,
+                f"its branch {tree.branch} is checked out in {where}: check out another "
+                "branch there, then start the agent again",
+            )
+    return found
 
 
 def _main_repository(top: Path) -> Path:

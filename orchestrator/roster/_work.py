@@ -193,9 +193,17 @@ def check_work(merged: Mapping[str, Mapping[str, Any]], folder: Path, report: c.
                 "an agent cannot approve its own calls; name 'user' or another agent",
             )
         space = values.get("workspace")
-        if isinstance(space, Placed) and space.value.is_worktree:
-            _check_worktree(space, Path(values.get("cwd") or folder), report)
+        cwd = _cwd(values, folder)
+        if isinstance(space, Placed) and space.value.is_worktree and cwd is not None:
+            _check_worktree(space, cwd, report)
     _check_overlaps(merged, folder, report)
+
+
+def _cwd(values: Mapping[str, Any], folder: Path) -> Path | None:
+    """The agent's cwd, or None when it was already reported invalid (a missing folder:
+    the checks that read it crashed with a TypeError instead of one clear error)."""
+    cwd = values.get("cwd")
+    return None if cwd is c.INVALID else Path(cwd or folder)
 
 
 def _check_worktree(space: Placed, cwd: Path, report: c.Report) -> None:
@@ -242,7 +250,10 @@ def _check_overlaps(
         space = plain(values.get("workspace"))
         if not isinstance(patterns, Placed) or (isinstance(space, Workspace) and space.is_worktree):
             continue  # agents in worktrees each write their own copy
-        anchor = os.path.realpath(values.get("cwd") or folder)
+        cwd = _cwd(values, folder)
+        if cwd is None:
+            continue
+        anchor = os.path.realpath(cwd)
         mine = [(p, globs.absolute_pattern(p, anchor)) for p in patterns.value]
         for other, theirs_written, theirs in claimed:
             for written, pattern in mine:

@@ -104,3 +104,21 @@ def test_an_owns_pattern_with_many_any_depth_stars_is_an_error_not_a_hang(
     with pytest.raises(RosterErrors) as info:
         load_roster(path, {})
     assert "overlaps" in str(info.value.errors[0])
+
+
+def test_a_missing_cwd_is_one_error_not_a_traceback(tmp_path: Path) -> None:
+    """Regression: a worktree agent, or one with owns, whose cwd does not exist crashed
+    load_roster with a TypeError (the git and overlap checks read the invalid cwd)."""
+    found = problems(
+        tmp_path,
+        """\
+        agents:
+          a: {prompt: p, cwd: gone, workspace: worktree}
+          b: {prompt: p, cwd: gone, owns: ["src/"]}
+          c: {prompt: p, owns: ["src/"]}
+        """,
+    )
+    assert [line.split(":")[0:2] for line in found] == [
+        ["2", " key 'agents.a.cwd'"],
+        ["3", " key 'agents.b.cwd'"],
+    ]
