@@ -98,20 +98,27 @@ def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
             "excludedCommands": [],
             "filesystem": {"denyRead": hidden, "denyWrite": hidden + frozen},
         }
-        out["sandbox"]["filesystem"]["denyWrite"] += [
-            _absolute(p) for p in _git_denied(spec, roster)
-        ]
+        if (tree := _worktree(spec, roster)) is not None:
+            # The shared refs and info files (git_guard), and the placeholders the agent's
+            # git must ignore (git_exclude). The CLI appends its own GIT_CONFIG_* entries.
+            denied = git_guard.denied(tree.repo, tree.branch)
+            out["sandbox"]["filesystem"]["denyWrite"] += [_absolute(p) for p in denied]
+            if "GIT_CONFIG_COUNT" not in spec.env:
+                out["env"] = {
+                    "GIT_CONFIG_COUNT": "1",
+                    "GIT_CONFIG_KEY_0": "core.excludesFile",
+                    "GIT_CONFIG_VALUE_0": str(workspaces.exclude_file(tree)),
+                }
     return out
 
 
-def _git_denied(spec: AgentSpec, roster: Roster) -> list[Path]:
-    """A worktree agent's shared refs and info files (see git_guard); none for another
-    agent, or one whose worktree cannot be found (its start fails with the reason)."""
+def _worktree(spec: AgentSpec, roster: Roster) -> workspaces.Worktree | None:
+    """The agent's worktree; None for a shared workspace, or when it cannot be found (the
+    agent's start fails with the reason)."""
     try:
-        tree = workspaces.locate(spec, roster)
+        return workspaces.locate(spec, roster)
     except OrchestratorError:
-        return []
-    return [] if tree is None else git_guard.denied(tree.repo, tree.branch)
+        return None
 
 
 def prepare_cli_folders(spec: AgentSpec, environ: Mapping[str, str]) -> None:

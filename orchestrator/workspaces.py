@@ -59,13 +59,18 @@ bytes: every start of an agent with a worktree crashed (ENAMETOOLONG) until it f
 
 def slug(name: str) -> str:
     """A team name as one safe path segment and ref component. With a digest of the whole
-    name when the segment would lose what tells names apart: a long name (cut), and a name
-    with capitals or non-ASCII letters ('команда-фронт', 'フロント' and '前端' were all
-    ``team``, 'App' and 'app' both ``app``: two teams in one repository shared their
-    agents' worktrees and branches; found by review). An ASCII-lowercase name keeps the
-    segment it always had, so existing worktrees are found again."""
-    if name.isascii() and name == name.lower():
-        return _legacy_slug(name)
+    name whenever making it safe changed it: a long name (cut), capitals or non-ASCII
+    letters ('команда-фронт', 'フロント' and '前端' were all ``team``, 'App' and 'app'
+    both ``app``), and spaces or other characters ('my team', 'my/team' and 'my-team'
+    were all ``my-team``): two teams in one repository shared their agents' worktrees
+    and branches (found by two reviews). A name that is already a safe segment keeps it,
+    so existing worktrees are found again."""
+    if _legacy_slug(name) == name:
+        return name
+    return _digested(name)
+
+
+def _digested(name: str) -> str:
     cut = _cleaned(name)[: MAX_SLUG - 9].rstrip("-.") or "team"
     return f"{cut}-{_digest(name)}"
 
@@ -126,12 +131,18 @@ def locate(spec: AgentSpec, roster: Roster) -> Worktree | None:
 
 
 def _team_segment(repo: Path, agent: str, name: str) -> str:
-    """:func:`slug`, except for an agent whose worktree an earlier version made under the
-    name's old segment (a capital in the team's name, the default for a folder named
-    MyProject): it keeps that branch and its work, unless the branch is recorded as
-    another team's."""
+    """:func:`slug`, except where an earlier version made the agent's worktree under
+    another segment. A name that made it safe changed (a capital in the team's name, the
+    default for a folder named MyProject; 'my team') keeps the branch it had without a
+    digest, with its work, unless that branch is recorded as another team's. A name that
+    is already safe gets the digest after all when its plain segment's branch is recorded
+    as another team's (an earlier 'my team' took ``octy/my-team/a``, then came 'my-team')."""
     team, old = slug(name), _legacy_slug(name)
-    if team == old or gitcmd.is_branch(repo, f"octy/{team}/{agent}"):
+    if team == old:
+        if _recorded(repo, f"octy/{team}/{agent}", "octyTeam") in (None, name):
+            return team
+        return _digested(name)
+    if gitcmd.is_branch(repo, f"octy/{team}/{agent}"):
         return team
     branch = f"octy/{old}/{agent}"
     if gitcmd.is_branch(repo, branch) and _recorded(repo, branch, "octyTeam") in (None, name):
@@ -264,7 +275,10 @@ def _exclude(repo: Path) -> None:
     git_exclude.add(exclude, git_exclude.WORKTREES_HEADER, [f"/{FOLDER.parts[0]}/"])
 
 
+def exclude_file(tree: Worktree) -> Path:
+    """The ``core.excludesFile`` of the agent's git (see git_exclude)."""
+    return git_exclude.agent_file(tree.repo, tree.path.parent.name, tree.agent)
+
+
 def _exclude_placeholders(tree: Worktree) -> None:
-    exclude = git_guard.common_dir(tree.repo) / "info" / "exclude"
-    lines = git_exclude.placeholder_lines(tree.path, tree.offset)
-    git_exclude.add(exclude, git_exclude.PLACEHOLDERS_HEADER, lines)
+    git_exclude.write_agent_file(exclude_file(tree), tree.path, tree.offset)

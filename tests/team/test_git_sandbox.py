@@ -105,31 +105,38 @@ def test_git_add_all_and_stash_work_in_a_sandboxed_worktree(
     team: TeamFactory, tmp_path: Path
 ) -> None:
     """The CLI's sandbox binds /dev/null placeholders (.bashrc, .mcp.json,
-    .claude/settings.json…) in the agent's folder while a command runs; they are in
-    info/exclude, so `git add -A`, `git add .` and `git stash -u` work and commit only the
-    agent's files. A placeholder name the repository tracks is not excluded."""
+    .claude/settings.json…) in the agent's folder while a command runs; the agent's git
+    ignores them (its core.excludesFile), so `git add -A`, `git add .` and `git stash -u`
+    work and commit only the agent's files. The user's global ignore rules still apply;
+    a placeholder name the repository tracks is not ignored; the repository's
+    info/exclude (read by the operator's checkout too) is not touched."""
     repo = make_repo(tmp_path / "repo")
     (repo / ".profile").write_text("tracked\n")
     git(repo, "add", ".profile")
     git(repo, "commit", "-qm", "track .profile")
     t = team(shell_rules("a"), {"a": {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}})
+    config = Path(t.env.get("XDG_CONFIG_HOME") or Path(t.env["HOME"]) / ".config")
+    (config / "git").mkdir(parents=True, exist_ok=True)
+    (config / "git" / "ignore").write_text("*.log\n")
     t.up()
     t.wait_ready("a")
 
     out = run(
         t,
         "a",
-        "echo one > one.txt && git add -A && echo two > two.txt && git add . && "
-        "echo keep > keep.txt && git stash -u -q && git stash pop -q && "
+        "echo one > one.txt && echo x > debug.log && git add -A && echo two > two.txt && "
+        "git add . && echo keep > keep.txt && git stash -u -q && git stash pop -q && "
         "git commit -qm work && git status --porcelain && echo DONE",
     )
     assert out.endswith("keep.txt\nDONE\nrc=0>>"), out  # only keep.txt is left untracked
     changed = git(repo, "show", "--name-only", "--format=", "octy/testteam/a")
     assert changed.split() == ["one.txt", "two.txt"]
-    exclude = (repo / ".git" / "info" / "exclude").read_text().splitlines()
-    assert "/.bashrc" in exclude
-    assert "/.claude/settings.json" in exclude
-    assert "/.profile" not in exclude
+    rules = (repo / ".octy" / "excludes" / "testteam" / "a").read_text().splitlines()
+    assert "*.log" in rules
+    assert "/.bashrc" in rules
+    assert "/.claude/settings.json" in rules
+    assert "/.profile" not in rules
+    assert ".bashrc" not in (repo / ".git" / "info" / "exclude").read_text()
 
 
 def test_placeholder_patterns_are_anchored_escaped_and_skip_tracked_names(

@@ -4,6 +4,7 @@ re-registered alone, and the user's own worktrees stay registered."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -154,3 +155,51 @@ def test_a_running_agent_whose_worktree_became_a_plain_folder_restarts_in_a_new_
     assert (orphan / "notes.md").read_text() == "written after the remove\n"
     assert (path / ".git").is_file()
     assert git(path, "symbolic-ref", "--short", "HEAD") == "octy/testteam/a"
+
+
+def folder_for(tmp_path: Path, name: str) -> Path:
+    (tmp_path / "agents.yaml").write_text(
+        json.dumps(
+            {"name": name, "agents": {"a": {"prompt": "p", "cwd": "repo", "workspace": "worktree"}}}
+        ),
+        encoding="utf-8",
+    )
+    roster = load_roster(tmp_path / "agents.yaml", {})
+    return workspaces.agent_folder(roster.agents["a"], roster)
+
+
+def test_team_names_that_clean_to_one_slug_never_share_a_worktree(tmp_path: Path) -> None:
+    """'my team', 'my-team' and 'my/team' all cleaned to ``my-team`` (no digest: ASCII
+    lowercase): the three teams worked in one worktree on one branch. Now a name that
+    cleaning changed gets a digest, and a clean name keeps its plain segment."""
+    repo = make_repo(tmp_path / "repo")
+    folders = {name: folder_for(tmp_path, name) for name in ("my team", "my-team", "my/team")}
+    assert len({f.parent for f in folders.values()}) == 3, folders
+    assert folders["my-team"].parent.name == "my-team"
+    for name, folder in folders.items():
+        branch = git(folder, "symbolic-ref", "--short", "HEAD")
+        assert git(repo, "config", "--get", f"branch.{branch}.octyTeam") == name
+
+
+def test_an_earlier_worktree_keeps_its_segment_and_a_clean_name_then_gets_a_digest(
+    tmp_path: Path,
+) -> None:
+    """An earlier version made ``octy/my-team/a`` for the team 'my team' (recorded as
+    its): 'my team' keeps it with its work; the team 'my-team', whose plain segment that
+    is, gets a digest instead of working in the other team's worktree."""
+    repo = make_repo(tmp_path / "repo")
+    old = workspaces.Worktree(
+        "a",
+        repo,
+        repo / workspaces.FOLDER / "my-team" / "a",
+        "octy/my-team/a",
+        None,
+        Path(),
+        "my team",
+    )
+    workspaces.ensure(old)
+    assert folder_for(tmp_path, "my team") == old.path
+    other = folder_for(tmp_path, "my-team")
+    assert other != old.path
+    assert other.parent.name.startswith("my-team-")
+    assert git(repo, "config", "--get", "branch.octy/my-team/a.octyTeam") == "my team"
