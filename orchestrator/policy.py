@@ -7,7 +7,7 @@ reaches it, while every call, a subagent's included, passes the hook.
 
 - Confinement (:mod:`orchestrator.confine`): the file tools never write the
   team's own files, ``.git``, the install or the launcher; without ``owns``, only
-  in the agent's folder and its temp folder.
+  in the agent's folder and its temp folder, and not what another agent owns.
 - ``owns``: the file tools (Write, Edit, MultiEdit, NotebookEdit) may write
   only paths matching the agent's globs, resolved first (relative to the
   agent's folder, ``..`` and symlinks followed). A denial names the owner.
@@ -51,10 +51,10 @@ def owner_check(
     path: str,
 ) -> str | None:
     """None if ``spec`` may write ``path``; else the reason, naming who owns it."""
-    if spec.owns is None:
-        return None
     anchor = os.path.realpath(folder)
     real = globs.resolve(path, anchor)
+    if spec.owns is None:
+        return _owned_by_another(spec, roster, folder_of, real)
     if any(globs.matches(globs.absolute_pattern(p, anchor), real) for p in spec.owns):
         return None
     owners = []
@@ -72,6 +72,27 @@ def owner_check(
         ):
             owners.append(other.name)
     return prompts.not_owned(real, spec.owns, owners)
+
+
+def _owned_by_another(
+    spec: AgentSpec, roster: Roster, folder_of: Callable[[AgentSpec], Path], real: str
+) -> str | None:
+    """An agent without ``owns`` writes its folder, but not what another agent in a shared
+    workspace owns (review E: an owns-less agent beside one with ``owns`` in the same
+    folder overwrote the owned files, and the roster accepted it; owned paths are the
+    owner's alone). Agents in worktrees each write their own copy."""
+    if spec.workspace.is_worktree:
+        return None
+    owners = [
+        other.name
+        for other in roster.agents.values()
+        if other.name != spec.name and other.owns and not other.workspace.is_worktree
+        if any(
+            globs.matches(globs.absolute_pattern(p, os.path.realpath(folder_of(other))), real)
+            for p in other.owns
+        )
+    ]
+    return prompts.owned_by_others(real, owners) if owners else None
 
 
 class Policy:

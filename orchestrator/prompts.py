@@ -225,6 +225,16 @@ def tool_not_allowed(tool: str, allowed: Sequence[str]) -> str:
     )
 
 
+def owned_by_others(path: str, owners: Sequence[str]) -> str:
+    """A write by an agent without ``owns`` to a path other agents own (issue 11)."""
+    names = ", ".join(repr(o) for o in owners)
+    return (
+        f"{path} is owned by {names}: ask {'it' if len(owners) == 1 else 'them'} to make "
+        f"the change ({TOOL_NAMES[2]}). This agent may write its folder except the paths "
+        "other agents own. The write was not made."
+    )
+
+
 def not_owned(path: str, owns: Sequence[str], owners: Sequence[str]) -> str:
     """A write outside the agent's ``owns`` paths: who to ask instead (issue 11)."""
     who = (

@@ -127,3 +127,28 @@ def test_writes_outside_owns_are_denied_with_the_owner_even_through_tricks(
     assert str(tmp_path / "docs") in answers["src/link/c.md"]  # the resolved path is shown
     assert "nobody owns it" in answers["notes/d.md"]
     assert "owned by" not in answers["src/ok.py"]
+
+
+@pytest.mark.cli
+def test_an_agent_without_owns_cannot_write_what_another_agent_owns(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """Review E: `a` (no owns) and `b` (owns src/) in one folder; a's Write of src/owned.py
+    went through. Now it is denied naming b; a still writes the rest of its folder."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "owned.py").write_text("b's\n")
+    paths = ["src/owned.py", "src/../src/new.py", "notes.txt"]
+    rules = [
+        {"agent": agent_rule("a"), "tool_result": r"(?s)^(.*)$", "text": "RESULT {1}"},
+        *(write_rule("a", p) for p in paths),
+    ]
+    t = team(rules, {"a": {"tools": ["Write"]}, "b": {"tools": ["Write"], "owns": ["src/"]}})
+    t.up()
+    t.wait_ready("a", "b")
+    answers = {p: t.ask("a", f"please write {p}") for p in paths}
+    assert (tmp_path / "src" / "owned.py").read_text() == "b's\n"
+    assert not (tmp_path / "src" / "new.py").exists()
+    for p in ("src/owned.py", "src/../src/new.py"):
+        assert "is owned by 'b': ask it to make the change" in answers[p], answers[p]
+    assert (tmp_path / "notes.txt").read_text() == "new text\n"
+    assert "owned" not in answers["notes.txt"]
