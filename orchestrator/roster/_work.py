@@ -168,7 +168,8 @@ def _subagent(name: Any, raw: Any, where: c.Where) -> Any:
     if c.INVALID in (description, prompt, tools, model):
         return c.INVALID
     text = prompt if isinstance(prompt, str) else prompt.text
-    return Subagent(name, description, text, tools, model)
+    line = raw.line_of("tools") if "tools" in raw else where.line
+    return Subagent(name, description, text, tools, model, line)
 
 
 # --- across agents ---------------------------------------------------------------------
@@ -192,11 +193,34 @@ def check_work(merged: Mapping[str, Mapping[str, Any]], folder: Path, report: c.
                 who.key,
                 "an agent cannot approve its own calls; name 'user' or another agent",
             )
+        _check_subagent_tools(name, values, report)
         space = values.get("workspace")
         cwd = _cwd(values, folder)
         if isinstance(space, Placed) and space.value.is_worktree and cwd is not None:
             _check_worktree(space, cwd, report)
     _check_overlaps(merged, folder, report)
+
+
+def _check_subagent_tools(name: str, values: Mapping[str, Any], report: c.Report) -> None:
+    """A subagent runs in its agent's session, under the agent's tool rules: a tool the
+    agent does not have was refused at every call, with "not in this agent's tools (allowed:
+    …)" although agents.yaml listed it for the subagent (review E). Now a roster error."""
+    tools, subs = values.get("tools"), values.get("subagents")
+    if not isinstance(tools, tuple) or not isinstance(subs, Mapping):
+        return  # invalid already (reported), or none
+    for sub in subs.values():
+        extra = [t for t in sub.tools or () if t not in tools]
+        if extra:
+            them = "it" if len(extra) == 1 else "them"
+            report(
+                sub.tools_line,
+                f"agents.{name}.subagents.{sub.name}.tools",
+                f"subagent '{sub.name}' lists {', '.join(repr(t) for t in extra)}, which its "
+                f"agent '{name}' does not have (tools: {', '.join(tools) or 'none'}); a "
+                "subagent works inside its agent's session and can use only the agent's "
+                f"tools: add {them} to agents.{name}.tools, or take {them} out of the "
+                "subagent's",
+            )
 
 
 def _cwd(values: Mapping[str, Any], folder: Path) -> Path | None:

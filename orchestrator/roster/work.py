@@ -7,7 +7,7 @@ grow there without touching these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 WORKSPACE_TYPES: tuple[str, ...] = ("shared", "worktree")
@@ -43,6 +43,9 @@ class Subagent:
     prompt: str
     tools: tuple[str, ...] | None  # None: the parent agent's tools
     model: str | None
+    # Where its tools were written, for the roster check against its agent's tools. Not
+    # compared: an edit elsewhere in the file shifts it (hot reload).
+    tools_line: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

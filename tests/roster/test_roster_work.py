@@ -122,3 +122,40 @@ def test_a_missing_cwd_is_one_error_not_a_traceback(tmp_path: Path) -> None:
         ["2", " key 'agents.a.cwd'"],
         ["3", " key 'agents.b.cwd'"],
     ]
+
+
+def test_subagent_tools_beyond_its_agents_are_an_error_naming_them(tmp_path: Path) -> None:
+    """Review E: `writer: {tools: [Read, Write, Bash]}` under an agent with `tools: [Read]`
+    was accepted, and every Write or Bash call of the subagent was then refused. A subset
+    (or no `tools`: the agent's own) is fine; a default agent tool counts."""
+    assert problems(
+        tmp_path,
+        """\
+        defaults:
+          tools: [Grep]
+        agents:
+          lead:
+            prompt: p
+            tools: [Read, Grep]
+            subagents:
+              writer:
+                description: writes
+                prompt: p
+                tools: [Read, Write, Bash]
+              reader: {description: reads, prompt: p, tools: [Read]}
+              same: {description: same, prompt: p}
+          other:
+            prompt: p
+            subagents:
+              scout: {description: s, prompt: p, tools: [Grep, Read]}
+        """,
+    ) == [
+        "11: key 'agents.lead.subagents.writer.tools': subagent 'writer' lists 'Write', "
+        "'Bash', which its agent 'lead' does not have (tools: Read, Grep); a subagent works "
+        "inside its agent's session and can use only the agent's tools: add them to "
+        "agents.lead.tools, or take them out of the subagent's",
+        "17: key 'agents.other.subagents.scout.tools': subagent 'scout' lists 'Read', which "
+        "its agent 'other' does not have (tools: Grep); a subagent works inside its agent's "
+        "session and can use only the agent's tools: add it to agents.other.tools, or take "
+        "it out of the subagent's",
+    ]
