@@ -21,6 +21,12 @@ a ``git pack-refs``/``gc`` (which removes loose refs and their empty folders) a 
 teammate's branch would take the agent's own branch folder with it. The cost: agents of
 one repository can still move each other's ``octy/`` branches (``workspaces diff`` shows
 what a merge would bring).
+
+The same placeholder hits a denied branch whose loose file is gone while the team runs
+(deleted, or packed by ``git gc``/``git pack-refs``): during each of the agent's commands
+the CLI binds an empty file at its name, which git outside the sandbox too reads as a
+broken branch ("ignoring broken ref"). Measured; the next start of the agent takes the
+branches as they are then (and removes such a file left behind by a CLI that died).
 """
 
 from __future__ import annotations
@@ -89,6 +95,7 @@ def _unpack_branches(common: Path) -> None:
     docstring). Best effort: a file git made meanwhile wins (O_EXCL)."""
     if (common / "reftable").exists():
         return  # no loose refs in a reftable repository
+    _remove_stale_placeholders(common / "refs" / "heads")
     for ref, sha in _branches(common):
         path = common / ref
         if path.exists():
@@ -98,3 +105,18 @@ def _unpack_branches(common: Path) -> None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "w", encoding="ascii") as f:
                 f.write(f"{sha}\n")
+
+
+def _remove_stale_placeholders(heads: Path) -> None:
+    """Empty files directly in ``refs/heads``: the CLI's placeholder for a denied branch
+    that was gone when a command ran (see the module docstring), left behind if the CLI
+    died during that command. An empty file is never a valid ref, and git reads it as a
+    broken branch ("ignoring broken ref"), hiding the packed one of that name."""
+    with contextlib.suppress(OSError), os.scandir(heads) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if (
+                    entry.is_file(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_size == 0
+                ):
+                    os.unlink(entry.path)

@@ -158,3 +158,31 @@ def test_placeholder_patterns_are_anchored_escaped_and_skip_tracked_names(
     (repo / "sub [1]" / ".bashrc").write_text("x\n")
     (repo / "sub [1]" / ".zshrc").write_text("x\n")
     assert git(repo, "status", "--porcelain") == '?? "sub [1]/.zshrc"'
+
+
+def test_a_placeholder_left_at_a_branch_is_removed_and_packed_branches_made_loose(
+    tmp_path: Path,
+) -> None:
+    """An empty file at refs/heads/<name> (the CLI's placeholder for a denied branch whose
+    loose file was gone, left by a CLI that died mid-command) hides the packed branch:
+    the next start removes it and gives every packed-only branch its loose file."""
+    from orchestrator import git_guard
+
+    repo = make_repo(tmp_path / "repo")
+    base = git(repo, "rev-parse", "main")
+    git(repo, "branch", "feat/x")
+    git(repo, "pack-refs", "--all")
+    heads = repo / ".git" / "refs" / "heads"
+    (heads / "main").write_text("")
+    broken = subprocess.run(
+        ["git", "rev-parse", "-q", "--verify", "main"], cwd=repo, check=False, capture_output=True
+    )
+    assert broken.returncode != 0
+    git_guard.prepare(repo)
+    assert (heads / "main").read_text() == f"{base}\n"
+    assert (heads / "feat" / "x").read_text() == f"{base}\n"
+    assert git(repo, "rev-parse", "main", "feat/x").split() == [base, base]
+    assert [p.name for p in git_guard.denied(repo, "octy/t/a") if p.parent == heads] == [
+        "feat",
+        "main",
+    ]
