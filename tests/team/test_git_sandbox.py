@@ -92,6 +92,25 @@ def test_worktree_agent_commits_its_branch_but_cannot_touch_shared_refs(
 
     for ref in ("main", "packed", "feat/x"):
         assert git(repo, "rev-parse", ref) == base
+
+    # Packed (git gc) and deleted while the team runs: still refused, and the operator's
+    # git never sees a broken branch, during the agent's command or after it.
+    git(repo, "pack-refs", "--all")
+    git(repo, "branch", "-D", "feat/x")
+    out = run(
+        t,
+        "a",
+        "git update-ref refs/heads/main HEAD && echo MOVED-main; "
+        "git update-ref refs/heads/feat/x HEAD && echo MADE-feat; "
+        "echo during; git -C $(git rev-parse --git-common-dir)/.. for-each-ref refs/heads",
+    )
+    assert "MOVED-main" not in out, out
+    assert "MADE-feat" not in out, out
+    after = subprocess.run(
+        ["git", "for-each-ref", "refs/heads"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert "broken" not in after.stderr + out, after.stderr + out
+    assert git(repo, "rev-parse", "main") == base
     assert git(repo, "for-each-ref", "refs/replace", "refs/tags") == ""
     info = repo / ".git" / "info"
     assert not (info / "grafts").exists()
@@ -160,29 +179,21 @@ def test_placeholder_patterns_are_anchored_escaped_and_skip_tracked_names(
     assert git(repo, "status", "--porcelain") == '?? "sub [1]/.zshrc"'
 
 
-def test_a_placeholder_left_at_a_branch_is_removed_and_packed_branches_made_loose(
-    tmp_path: Path,
-) -> None:
-    """An empty file at refs/heads/<name> (the CLI's placeholder for a denied branch whose
-    loose file was gone, left by a CLI that died mid-command) hides the packed branch:
-    the next start removes it and gives every packed-only branch its loose file."""
+def test_each_branch_but_the_agents_is_denied_below_its_name(tmp_path: Path) -> None:
+    """Loose or packed, nested or not: `<branch>/.octy-deny` (see git_guard), never a path
+    under octy/; the shared folders and packed-refs exist before the agent runs."""
     from orchestrator import git_guard
 
     repo = make_repo(tmp_path / "repo")
-    base = git(repo, "rev-parse", "main")
     git(repo, "branch", "feat/x")
+    git(repo, "branch", "octy/t/b")
     git(repo, "pack-refs", "--all")
-    heads = repo / ".git" / "refs" / "heads"
-    (heads / "main").write_text("")
-    broken = subprocess.run(
-        ["git", "rev-parse", "-q", "--verify", "main"], cwd=repo, check=False, capture_output=True
-    )
-    assert broken.returncode != 0
+    git(repo, "branch", "loose")  # after the packing: a loose file
+    (repo / ".git" / "refs" / "replace").mkdir(exist_ok=True)
     git_guard.prepare(repo)
-    assert (heads / "main").read_text() == f"{base}\n"
-    assert (heads / "feat" / "x").read_text() == f"{base}\n"
-    assert git(repo, "rev-parse", "main", "feat/x").split() == [base, base]
-    assert [p.name for p in git_guard.denied(repo, "octy/t/a") if p.parent == heads] == [
-        "feat",
-        "main",
-    ]
+    common = repo / ".git"
+    assert (common / "packed-refs").is_file()
+    assert all((common / f).is_dir() for f in git_guard.SHARED_FOLDERS)
+    heads = common / "refs" / "heads"
+    got = [p for p in git_guard.denied(repo, "octy/t/a") if heads in p.parents]
+    assert got == [heads / b / ".octy-deny" for b in ("feat/x", "loose", "main")]
