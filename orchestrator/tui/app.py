@@ -9,6 +9,8 @@ seconds to acknowledge).
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import threading
 from collections.abc import Callable
 from typing import ClassVar
@@ -25,6 +27,7 @@ from orchestrator.tui.screens import ConfirmScreen, LogScreen, TextScreen, help_
 from orchestrator.tui.widgets import AgentTable, EventPane, FilterInput, TeamLine, cells, duration
 
 REFRESH_S = 1.0
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 _VERBS = {"restart": "Restart", "stop": "Stop", "start": "Start"}
 _MAIN_ONLY = frozenset({"log", "trace", "command", "filter", "help"})
 
@@ -43,6 +46,9 @@ class TopApp(App[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
+        # As htop and k9s: Ctrl-C quits, over every screen and the filter box (Textual's
+        # own ctrl+c only says "press ctrl+q to quit").
+        Binding("ctrl+c", "quit", show=False, priority=True),
         Binding("l", "log", "log"),
         Binding("t", "trace", "trace"),
         Binding("r", "command('restart')", "restart"),
@@ -71,7 +77,20 @@ class TopApp(App[None]):
 
     def on_mount(self) -> None:
         self.query_one(AgentTable).focus()
+        # SIGTERM (kill, timeout, a service manager) and SIGHUP (the terminal closed)
+        # ended Python at once: the terminal stayed in the alternate screen, with mouse
+        # reporting on, the cursor hidden and the tty raw. Quit the way `q` does, which
+        # puts all of it back, and say which signal in the exit status (128 + N).
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            try:
+                loop.add_signal_handler(signum, self._signalled, signum)
+            except (RuntimeError, ValueError):  # not the main thread (a test's app)
+                break
         self._reader()
+
+    def _signalled(self, signum: int) -> None:
+        self.exit(return_code=128 + signum)
 
     def on_resize(self, event: events.Resize) -> None:
         # Runs before App's own handler records the new size: the event's size is the one.
@@ -81,6 +100,9 @@ class TopApp(App[None]):
 
     def on_unmount(self) -> None:
         self._stop.set()
+        # Wake the reader out of its wait: the process ends only when that thread does,
+        # and with `--interval 3600` `q` left it running for up to an hour.
+        self._wake.set()
 
     def refresh_data(self) -> None:
         """Read again now (after a command), not at the next tick."""
@@ -137,7 +159,7 @@ class TopApp(App[None]):
 
     def _show(self, snapshot: Snapshot, events: list[Event]) -> None:
         self.snapshot = snapshot
-        live = snapshot.team.supervisor_pid is not None
+        live = snapshot.team.live
         rows = [a for a in snapshot.agents if not self.only or self.only in a.name]
         self.query_one(TeamLine).show(snapshot.team, snapshot.taken_at)
         self.query_one(AgentTable).show(rows, live)
@@ -253,7 +275,7 @@ class TopApp(App[None]):
 
 def _view(snapshot: Snapshot) -> tuple[object, ...]:
     """What the screen shows of a snapshot, as text: equal views need no redraw."""
-    team, live = snapshot.team, snapshot.team.supervisor_pid is not None
+    team, live = snapshot.team, snapshot.team.live
     rows = tuple((a.name, tuple(c.plain for c in cells(a, live))) for a in snapshot.agents)
     return (
         rows,
@@ -266,9 +288,11 @@ def _view(snapshot: Snapshot) -> tuple[object, ...]:
         team.dead,
         f"{team.cost_usd:.4f}",
         team.roster_warning,
+        team.queue,
     )
 
 
 def run(source: TeamSource, *, refresh_s: float = REFRESH_S) -> int:
-    TopApp(source, refresh_s=refresh_s).run()
-    return 0
+    app = TopApp(source, refresh_s=refresh_s)
+    app.run()
+    return app.return_code or 0

@@ -11,15 +11,17 @@ are documented for any reader in queue/README.md); events come from
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors, logview, trace
+from orchestrator.cli import common
 from orchestrator.cli.budget_verbs import budget_share, context_share
 from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
 from orchestrator.cli.log_verbs import Places, places_of
@@ -27,11 +29,15 @@ from orchestrator.cli.team_verbs import ps_rows
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
-from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
+from orchestrator.mailbox import SUPERVISOR, USER, schema
 from orchestrator.mailbox.model import meta_of, number_column
+from orchestrator.mailbox.opening import QueuePlace, open_sync
 from orchestrator.names import AGENT_NAME_RE, MAX_NAME_LEN
 from orchestrator.redact import for_people
 from orchestrator.tui.procstat import ProcReader
+
+if TYPE_CHECKING:
+    from orchestrator.roster.queue_setting import QueueSetting
 
 EVENT_TAIL = 200  # events shown when `top` starts, like `logs -f` shows the last few
 FIELD_WIDTH = 120
@@ -117,6 +123,13 @@ class TeamStatus:
     dead: int
     cost_usd: float
     roster_warning: str | None  # agents.yaml on disk is invalid (the team runs its last good)
+    queue: str | None = None  # a NATS team's servers and bucket; None: the database's queue
+
+    @property
+    def live(self) -> bool:
+        """Whether the registry's states are current: a supervisor holds the team here,
+        or the team is on NATS, where supervisors elsewhere keep the registry (as `ps`)."""
+        return self.supervisor_pid is not None or self.queue is not None
 
 
 @dataclass(frozen=True)
@@ -146,6 +159,9 @@ class TeamSource:
     roster_warning: str | None = None
     procs: ProcReader = field(default_factory=ProcReader)
     team_name: str | None = None
+    # The roster's `queue: nats://...`: messages and the registry are there, and the
+    # database is only this machine's (the supervisor's lock, the spend ledger).
+    queue: QueueSetting | None = None
     _events: logview.FileFollower | None = None
     _rss: dict[int, int] = field(default_factory=dict)
     _roster_stamp: tuple[int, int] | None = None
@@ -157,9 +173,24 @@ class TeamSource:
         """Find the team as `logs` and `trace` do: the roster named, else ./agents.yaml,
         read leniently when invalid (its warning is kept for the team line)."""
         places, warning = _places(roster)
+        queue = None if database is not None or warning else _nats_queue(roster)
         source = cls(database or places.database, logs or places.logs, roster, warning)
+        source.queue = queue
         source._roster_stamp = source._stamp()
         return source
+
+    @property
+    def place(self) -> QueuePlace:
+        """Where the queue and the registry are, as `ps` and `trace` find them."""
+        return self.database if self.queue is None else self.queue
+
+    def queue_label(self) -> str | None:
+        if self.queue is None:
+            return None
+        from orchestrator.mailbox.nats import NatsConfig  # noqa: PLC0415 - NATS teams only
+
+        config = NatsConfig.from_setting(self.queue)
+        return clean(f"NATS {config.display}#{config.namespace}")
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -185,8 +216,8 @@ class TeamSource:
         self._check_roster()
         now = time.time()
         sup = holder_pid(self.database)
-        rows = ps_rows(self.database)
-        extra = self._registry_and_counts()
+        rows = ps_rows(self.place)
+        extra = self._registry_and_counts() if self.queue is None else self._from_queue()
         agents = []
         for r in rows:
             meta = extra["meta"].get(r["name"], {})
@@ -232,6 +263,7 @@ class TeamSource:
             dead=extra["counts"].get("dead", 0),
             cost_usd=sum(a.cost_usd for a in agents),
             roster_warning=self.roster_warning,
+            queue=self.queue_label(),
         )
         return Snapshot(team, tuple(agents), now)
 
@@ -266,6 +298,27 @@ class TeamSource:
             "counts": counts,
             "claimed": {k: v for k, v in claimed.items() if v is not None},
             "meta": meta,
+            "last_heartbeat": max(beats) if beats else None,
+        }
+
+    def _from_queue(self) -> dict[str, Any]:
+        """What `_registry_and_counts` reads, through the queue's client (a NATS team):
+        the same counts (responses left out), claims and registry."""
+        with open_sync(self.place, readonly=True) as mailbox:
+            messages = mailbox.list(limit=common.MAX_COUNT)
+            registry = mailbox.agents()
+        counts = dict.fromkeys(COUNTED, 0)
+        claimed: dict[str, float] = {}
+        for m in messages:
+            if m.status in counts and m.kind != "response":
+                counts[m.status] += 1
+            if m.status == "leased" and m.claimed_at is not None:
+                claimed[m.id] = m.claimed_at
+        beats = [a.heartbeat_at for a in registry if a.heartbeat_at is not None]
+        return {
+            "counts": counts,
+            "claimed": claimed,
+            "meta": {a.name: a.meta if isinstance(a.meta, dict) else {} for a in registry},
             "last_heartbeat": max(beats) if beats else None,
         }
 
@@ -321,7 +374,7 @@ class TeamSource:
         newest request it received or sent."""
         if row.in_flight:
             return row.in_flight[0]
-        with Mailbox(self.database, readonly=True) as mailbox:
+        with open_sync(self.place, readonly=True, create=False) as mailbox:
             found = [
                 m
                 for m in mailbox.list(recipient=row.name, limit=50)
@@ -331,7 +384,7 @@ class TeamSource:
         return max(found, key=lambda m: m.created_at).id if found else None
 
     def trace_lines(self, message_id: str) -> list[str]:
-        found = trace.load_trace(self.database, message_id, self.logs)
+        found = trace.load_trace(self.place, message_id, self.logs)
         return [clean(line) for line in trace.render_timeline(found, colour=False, width=0)]
 
     def command(self, command: str, agent: str) -> str:
@@ -342,8 +395,12 @@ class TeamSource:
         if refused:
             return f"{command} {shown}: {refused}"
         try:
-            result = send_command(self.database, command, agent=agent, timeout_s=60.0)
+            result = send_command(
+                self.database, command, agent=agent, timeout_s=60.0, queue=self.queue
+            )
         except errors.SupervisorNotRunning:
+            if self.queue is not None:  # commands go to this machine's supervisor
+                return f"{command} {shown}: no supervisor of this team runs on this machine"
             return f"{command} {shown}: no supervisor is running this team (start it with `up`)"
         except errors.OrchestratorError as exc:
             return f"{command} {shown}: {clean(str(exc))}"
@@ -371,6 +428,17 @@ def _places(roster: Path | None) -> tuple[Places, str | None]:
     if text:  # the supervisor, if one runs, keeps the roster it last loaded
         text += "; a running team keeps its last good roster"
     return places, clean(text) or None
+
+
+def _nats_queue(roster: Path | None) -> QueueSetting | None:
+    """The roster's NATS queue, found as `ps` and `trace` find it; None for SQLite (or
+    a roster that cannot say: an invalid one names only its folders)."""
+    with contextlib.redirect_stderr(io.StringIO()):  # _places has said what there is to say
+        try:
+            place = common.resolve_place(argparse.Namespace(db=None, file=roster), roster)
+        except CliFailure:
+            return None
+    return None if isinstance(place, Path) else place
 
 
 def render_event(line: logview.LogLine) -> Event:

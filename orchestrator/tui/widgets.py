@@ -298,6 +298,10 @@ class TeamLine(Static):
         if team.supervisor_pid:
             t.append(f" supervisor {team.supervisor_pid}", style="green")
             t.append(f" up {duration(team.supervisor_uptime_s)}")
+        elif team.queue is not None:
+            # Supervisors on other machines may run it: the registry's states stand, and
+            # this machine has no pids, CPU or memory to show for them.
+            t.append(" no supervisor on this machine", style="yellow")
         else:
             seen = clock(team.last_known_at) if team.last_known_at else "never"
             t.append(" supervisor NOT RUNNING", style="bold red")
@@ -305,6 +309,8 @@ class TeamLine(Static):
         t.append(f" │ queue {team.pending} │ in flight {team.in_flight} │ dead ")
         t.append(str(team.dead), style="bold red" if team.dead else "")
         t.append(f" │ ${team.cost_usd:.4f}")
+        if team.queue is not None:
+            t.append(f" │ {team.queue}")
 
 
 class EventPane(RichLog):
