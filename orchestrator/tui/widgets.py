@@ -320,6 +320,18 @@ class EventPane(RichLog):
         super().__init__(max_lines=KEEP_EVENTS, wrap=False, markup=False, highlight=False, id=id)
         self.kept: list[Event] = []
         self.only = ""
+        self._following = True  # at the newest event; scrolling up to read stops following
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._following = new_value >= self.max_scroll_y
+
+    def on_resize(self) -> None:
+        # A shrink keeps the offset from the top: the newest events fell below the pane
+        # and stayed hidden until the next event (on an idle team, minutes). Following
+        # before, following after, as `logs -f` does. (RichLog's own on_resize runs too.)
+        if self._following:
+            self.scroll_end(animate=False)
 
     def add(self, events: Iterable[Event]) -> None:
         for e in events:

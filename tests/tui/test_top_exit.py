@@ -34,7 +34,8 @@ def top_in_shell(folder: Path) -> Terminal:
     after = "echo rc=$?; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon\\|-\\?echo'; sleep 600"
     env = {**os.environ, "TERM": "xterm-256color", "NO_COLOR": "1"}
     term = Terminal(folder, env, width=100, height=20, command=("sh", "-c", f"{top}; {after}"))
-    term.wait(lambda s: "solo" in s and "AGENT" in s, "the table")
+    # The header, not the row: with an hour between reads, one read is all there is
+    term.wait(lambda s: "AGENT" in s and "queue 0" in s, "the table")
     return term
 
 
