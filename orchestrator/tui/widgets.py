@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input, RichLog, Static
@@ -326,7 +327,7 @@ class EventPane(RichLog):
         super().watch_scroll_y(old_value, new_value)
         self._following = new_value >= self.max_scroll_y
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         # A shrink keeps the offset from the top: the newest events fell below the pane
         # and stayed hidden until the next event (on an idle team, minutes). Following
         # before, following after, as `logs -f` does. (RichLog's own on_resize runs too.)
