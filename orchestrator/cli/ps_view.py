@@ -112,13 +112,17 @@ def memory(rss: int | None) -> str:
 
 def render(header: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool) -> list[str]:
     """Columns two spaces apart; every cell escaped for the terminal; the STATE column
-    coloured when ``colour`` (padding is computed on the plain text)."""
+    coloured when ``colour`` (padding is computed on the plain text, in terminal cells:
+    a wide character such as 漢 takes two, and counting it as one shifted every column
+    after it)."""
+    from rich.cells import cell_len  # only when a table is printed
+
     table = [list(header)] + [[for_people(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    widths = [max(cell_len(row[i]) for row in table) for i in range(len(header))]
     state_col = list(header).index("STATE") if "STATE" in header else -1
     lines = []
     for n, row in enumerate(table):
-        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        cells = [cell + " " * (w - cell_len(cell)) for cell, w in zip(row, widths, strict=True)]
         if colour and n > 0 and state_col >= 0:
             code = _STATE_COLOURS.get(row[state_col].split(" ")[0])  # "blocked (why)"
             if code:

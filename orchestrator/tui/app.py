@@ -36,7 +36,8 @@ class TopApp(App[None]):
     TITLE = "octy-orchestrate top"
     ENABLE_COMMAND_PALETTE = False  # its ^p entry would take a key and footer room
     CSS = """
-    TeamLine { height: auto; }
+    /* each of its lines cut on the right: wrapped, at 20x5 it filled the screen */
+    TeamLine { height: auto; text-wrap: nowrap; text-overflow: clip; }
     /* cut on the right, never wrapped: Textual ignores rich's Text.no_wrap, and a wrapped
        row takes two lines (at 40 columns no row was left on screen) */
     AgentTable { height: auto; max-height: 50%; text-wrap: nowrap; text-overflow: clip; }

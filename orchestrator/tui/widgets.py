@@ -16,6 +16,10 @@ from textual.widgets import Input, RichLog, Static
 from orchestrator.tui.data import AgentRow, Event, TeamStatus, clean
 
 KEEP_EVENTS = 2000  # events the pane holds (and re-filters with `/`)
+# The AGENT column's most cells, the rest cut with "…": a legal 63-character name hid
+# MEM, CPU and CTX at 120 columns, and a 300-character one (plain SQL may write any)
+# pushed every other column of every row off the screen.
+NAME_CELLS = 24
 
 # Known states and their colours; a state the registry holds that is not here (a new
 # one) is shown as it is, uncoloured. NO_COLOR: Textual draws everything monochrome.
@@ -126,9 +130,11 @@ def _cells(row: AgentRow, live: bool) -> list[Text]:
         "-" if row.cpu_pct is None else f"{row.cpu_pct:.0f}",
         size(row.rss_bytes),
     ]
+    name = Text(clean(row.name), style="bold" if live else "dim")
+    name.truncate(NAME_CELLS, overflow="ellipsis")
     return [
         # names and states come from the registry, which any process may write: escaped
-        Text(clean(row.name), style="bold" if live else "dim"),
+        name,
         state_cell(row, live),
         *(Text(v, style="" if live else "dim") for v in plain),
     ]
@@ -218,13 +224,14 @@ class AgentTable(Static, can_focus=True):
         shown = self.names[self._top : self._top + room]
         table = [[Text(label + " ", style="bold") for _, label in COLUMNS]]
         table += [self.cells[n] for n in shown]
-        widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+        # in cells, not characters: 漢 takes two columns of the terminal
+        widths = [max(row[i].cell_len for row in table) for i in range(len(COLUMNS))]
         out = Text(no_wrap=True, overflow="crop", end="")
         for i, row in enumerate(table):
             line = Text(no_wrap=True, end="")
             for cell, width in zip(row, widths, strict=True):
                 line.append_text(cell)
-                line.append(" " * (width - len(cell)))
+                line.append(" " * (width - cell.cell_len))
             if i == 0:
                 line.stylize("reverse")
             elif shown[i - 1] == self.selected():
@@ -273,7 +280,7 @@ class TeamLine(Static):
         return self._failure
 
     def _draw(self) -> None:
-        t = Text(no_wrap=False, end="")
+        t = Text(no_wrap=True, end="")
         team = self._team
         if team is None:
             t.append(" reading the team… ")
@@ -288,8 +295,7 @@ class TeamLine(Static):
         if team is not None and team.roster_warning:
             t.append(f"\n {team.roster_warning}", style="bold yellow")
         if t != self._last:  # uptime changes each second; a new layout only with a new height
-            width = max(1, self.size.width)
-            lines = sum(-(-max(1, part.cell_len) // width) for part in t.split("\n"))
+            lines = t.plain.count("\n") + 1  # each cut on the right (CSS), never wrapped
             self.update(t, layout=lines != self._lines)
             self._last, self._lines = t, lines
 
