@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import math
+import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -54,6 +56,14 @@ REASON_KEYS = ("reason", "model_error")
 COUNTED = ("pending", "leased", "dead")
 COUNTS_SQL = "SELECT " + ", ".join(
     f"(SELECT count(*) FROM messages WHERE status = '{s}' AND kind != 'response')" for s in COUNTED
+)
+# The budgets' ledger (orchestrator/budget.py): a row per turn, kept when the agent's
+# registry row goes (a reload that removes it); read from the rows after the last seen.
+SPEND_LAST_SQL = "SELECT coalesce(max(seq), 0) FROM spend"
+# (Plain SQL may write text or 1e400 in a row: that row is left out, not the agent's sum.)
+SPEND_SINCE_SQL = (
+    "SELECT agent, sum(usd) FROM spend "
+    "WHERE seq > ? AND typeof(usd) = 'real' AND abs(usd) <= 1e308 GROUP BY agent"
 )
 CLAIMED_SQL = (
     f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
@@ -165,6 +175,8 @@ class TeamSource:
     _events: logview.FileFollower | None = None
     _rss: dict[int, int] = field(default_factory=dict)
     _roster_stamp: tuple[int, int] | None = None
+    _spent: dict[str, float] = field(default_factory=dict)  # the ledger's sum per agent
+    _spent_upto: tuple[tuple[int, int] | None, int] = (None, 0)  # (file, last seq) summed
 
     @classmethod
     def resolve(
@@ -218,6 +230,7 @@ class TeamSource:
         sup = holder_pid(self.database)
         rows = ps_rows(self.place)
         extra = self._registry_and_counts() if self.queue is None else self._from_queue()
+        spent = extra["spent"] if self.queue is None else self._local_spend()
         agents = []
         for r in rows:
             meta = extra["meta"].get(r["name"], {})
@@ -238,13 +251,18 @@ class TeamSource:
                     in_flight_age_s=now - min(claimed) if claimed else None,
                     turns=int(r["turns"] or 0),
                     tokens=int(r["tokens"] or 0),
-                    cost_usd=float(r["cost_usd"] or 0.0),
+                    # The registry's total is the agent's whole life, but a reload that
+                    # removes the agent drops it; the ledger keeps every turn of the
+                    # last 35 days or more (on this machine). Both can only fall short:
+                    # the larger is the nearer.
+                    cost_usd=max(float(r["cost_usd"] or 0.0), spent.get(r["name"], 0.0)),
                     cpu_pct=proc.cpu_pct,
                     rss_bytes=self._steady_rss(pid, proc.rss_bytes),
                     budget_share=budget_share(r),
                     context_share=context_share(r),
                 )
             )
+        shown = {a.name for a in agents}
         live = {a.pid for a in agents if a.pid}
         self.procs.forget_except(live)
         self._rss = {p: v for p, v in self._rss.items() if p in live}
@@ -261,7 +279,9 @@ class TeamSource:
             pending=extra["counts"].get("pending", 0),
             in_flight=extra["counts"].get("leased", 0),
             dead=extra["counts"].get("dead", 0),
-            cost_usd=sum(a.cost_usd for a in agents),
+            # and the turns of agents no longer in the registry
+            cost_usd=sum(a.cost_usd for a in agents)
+            + sum(v for k, v in spent.items() if k not in shown),
             roster_warning=self.roster_warning,
             queue=self.queue_label(),
         )
@@ -284,6 +304,7 @@ class TeamSource:
         conn = schema.connect_readonly(self.database.absolute())
         try:
             counts = dict(zip(COUNTED, conn.execute(COUNTS_SQL).fetchone(), strict=True))
+            spent = self._spend(conn)
             claimed = dict(conn.execute(CLAIMED_SQL).fetchall())
             meta, beats = {}, []
             for name, meta_text, beat in conn.execute(
@@ -296,10 +317,42 @@ class TeamSource:
             conn.close()
         return {
             "counts": counts,
+            "spent": spent,
             "claimed": {k: v for k, v in claimed.items() if v is not None},
             "meta": meta,
             "last_heartbeat": max(beats) if beats else None,
         }
+
+    def _spend(self, conn: sqlite3.Connection) -> dict[str, float]:
+        """Each agent's spend in the ledger, summed from the rows added since the last
+        read (a full sum each second would scan every turn of 35 days)."""
+        identity = schema.file_identity(self.database)
+        try:
+            (last,) = conn.execute(SPEND_LAST_SQL).fetchone()
+            seen_file, seen = self._spent_upto
+            if identity != seen_file or int(last) < seen:  # another file, or pruned
+                self._spent, seen = {}, 0
+            if int(last) != seen:
+                for agent, usd in conn.execute(SPEND_SINCE_SQL, (seen,)):
+                    # (a sum of finite rows may still overflow)
+                    if isinstance(agent, str) and isinstance(usd, float) and math.isfinite(usd):
+                        self._spent[agent] = self._spent.get(agent, 0.0) + usd
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            return {}  # no supervisor has counted a turn in this file yet
+        self._spent_upto = (identity, int(last))
+        return dict(self._spent)
+
+    def _local_spend(self) -> dict[str, float]:
+        """A NATS team's ledger: in this machine's database, if a supervisor ran here."""
+        if self.queue is None or not self.database.exists():
+            return {}
+        conn = schema.connect_readonly(self.database.absolute())
+        try:
+            return self._spend(conn)
+        finally:
+            conn.close()
 
     def _from_queue(self) -> dict[str, Any]:
         """What `_registry_and_counts` reads, through the queue's client (a NATS team):
