@@ -318,6 +318,8 @@ class TeamLine(Static):
         t.append(f" │ ${team.cost_usd:.4f}")
         if team.queue is not None:
             t.append(f" │ {team.queue}")
+            if not team.supervisor_pid:
+                t.append(" │ pids, CPU, memory, events and r/s/S: where a supervisor runs")
 
 
 class EventPane(RichLog):

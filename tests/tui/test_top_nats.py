@@ -105,3 +105,21 @@ def test_top_shows_a_nats_team_and_restarts_through_its_queue(
         assert term.dead(), "top did not quit on q"
     finally:
         term.close()
+
+    # Another machine: the same roster, no supervisor and no database there.
+    other = t.folder / "elsewhere"
+    other.mkdir()
+    shutil.copy(t.roster_path, other / "agents.yaml")
+    term = Terminal(other, {**t.env, "TERM": "xterm-256color"}, width=200, height=30)
+    try:
+        screen = term.wait(
+            lambda s: row_of(s, "a")[1:2] == ["ready"] and row_of(s, "b")[1:2] == ["ready"],
+            "the team seen from a machine with no supervisor",
+        )
+        team_line = screen.splitlines()[0]
+        assert "no supervisor on this machine" in team_line
+        assert "│ queue 1 │" in team_line
+        assert row_of(screen, "a")[2] == "-"  # its pid is another machine's
+        assert not (other / "queue").exists()  # nothing created here
+    finally:
+        term.close()
