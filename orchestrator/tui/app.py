@@ -88,6 +88,12 @@ class TopApp(App[None]):
                 loop.add_signal_handler(signum, self._signalled, signum)
             except (RuntimeError, ValueError):  # not the main thread (a test's app)
                 break
+
+    def on_ready(self) -> None:
+        # Read once the first frame is up, not from on_mount: a first read that came back
+        # before the widgets had their own Mount (a busy machine) drew into widgets whose
+        # measured height Textual kept, and with a long --interval the table showed its
+        # header and no row until the next change.
         self._reader()
 
     def _signalled(self, signum: int) -> None:
