@@ -1,10 +1,10 @@
-"""What `top` shows, read the way `ps`, `logs` and `trace` read it: the team's database
-and its log files. No Textual here: the app calls this from its reader thread.
+"""What `top` shows, read the way `ps`, `logs` and `trace` read it: the team's queue
+(its database, or its NATS JetStream server for a roster with `queue: nats://...`) and
+its log files. No Textual here: the app calls this from its reader thread.
 
 Rows come from :func:`orchestrator.cli.team_verbs.ps_rows` (the same figures as `ps`,
-with whatever fields `ps` learns later); the team line adds a few counts read with
-plain SQL on a read-only connection opened as `ps` opens its own (the queue's tables
-are documented for any reader in queue/README.md); events come from
+with whatever fields `ps` learns later); the team line adds counts, claims and the
+spend ledger (:mod:`orchestrator.tui.figures`); events come from
 :class:`orchestrator.logview.FileFollower` (what `logs -f` uses), traces from
 :mod:`orchestrator.trace`.
 """
@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,11 +29,11 @@ from orchestrator.cli.team_verbs import ps_rows
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
-from orchestrator.mailbox import SUPERVISOR, USER, schema
-from orchestrator.mailbox.model import meta_of, number_column
+from orchestrator.mailbox import SUPERVISOR, USER
 from orchestrator.mailbox.opening import QueuePlace, open_sync
 from orchestrator.names import AGENT_NAME_RE, MAX_NAME_LEN
 from orchestrator.redact import for_people
+from orchestrator.tui import figures
 from orchestrator.tui.procstat import ProcReader
 
 if TYPE_CHECKING:
@@ -48,27 +46,6 @@ RSS_STEP = 0.02  # see TeamSource._steady_rss
 # row or the registry meta (blocked on an approval, say), else the model's last trouble
 # (`model_error`). Whatever the supervisor records under these shows up without a change.
 REASON_KEYS = ("reason", "model_error")
-
-
-# The team line's counts, one literal status per count: each is read from that status's
-# partial index (messages_claim, messages_leased, messages_dead), where `status IN (...)
-# GROUP BY status` scanned the whole table, done messages and all, every second.
-COUNTED = ("pending", "leased", "dead")
-COUNTS_SQL = "SELECT " + ", ".join(
-    f"(SELECT count(*) FROM messages WHERE status = '{s}' AND kind != 'response')" for s in COUNTED
-)
-# The budgets' ledger (orchestrator/budget.py): a row per turn, kept when the agent's
-# registry row goes (a reload that removes it); read from the rows after the last seen.
-SPEND_LAST_SQL = "SELECT coalesce(max(seq), 0) FROM spend"
-# (Plain SQL may write text or 1e400 in a row: that row is left out, not the agent's sum.)
-SPEND_SINCE_SQL = (
-    "SELECT agent, sum(usd) FROM spend "
-    "WHERE seq > ? AND typeof(usd) = 'real' AND abs(usd) <= 1e308 GROUP BY agent"
-)
-CLAIMED_SQL = (
-    f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
-    "FROM messages WHERE status = 'leased'"
-)
 
 
 def clean(text: str) -> str:
@@ -175,8 +152,7 @@ class TeamSource:
     _events: logview.FileFollower | None = None
     _rss: dict[int, int] = field(default_factory=dict)
     _roster_stamp: tuple[int, int] | None = None
-    _spent: dict[str, float] = field(default_factory=dict)  # the ledger's sum per agent
-    _spent_upto: tuple[tuple[int, int] | None, int] = (None, 0)  # (file, last seq) summed
+    _ledger: figures.SpendSums = field(default_factory=figures.SpendSums)
 
     @classmethod
     def resolve(
@@ -229,8 +205,12 @@ class TeamSource:
         now = time.time()
         sup = holder_pid(self.database)
         rows = ps_rows(self.place)
-        extra = self._registry_and_counts() if self.queue is None else self._from_queue()
-        spent = extra["spent"] if self.queue is None else self._local_spend()
+        extra = (
+            figures.from_database(self.database, self._ledger)
+            if self.queue is None
+            else figures.from_queue(self.queue, self.database, self._ledger)
+        )
+        spent: dict[str, float] = extra["spent"]
         agents = []
         for r in rows:
             meta = extra["meta"].get(r["name"], {})
@@ -297,83 +277,6 @@ class TeamSource:
         if shown is None or abs(rss - shown) > RSS_STEP * shown:
             self._rss[pid] = shown = rss
         return shown
-
-    def _registry_and_counts(self) -> dict[str, Any]:
-        """What `ps` rows leave out, in one read transaction."""
-        # Read-only, as `ps` opens it: no lock that a writer waits for, no link followed.
-        conn = schema.connect_readonly(self.database.absolute())
-        try:
-            counts = dict(zip(COUNTED, conn.execute(COUNTS_SQL).fetchone(), strict=True))
-            spent = self._spend(conn)
-            claimed = dict(conn.execute(CLAIMED_SQL).fetchall())
-            meta, beats = {}, []
-            for name, meta_text, beat in conn.execute(
-                f"SELECT name, meta, {number_column('heartbeat_at', 'NULL', time=True)} FROM agents"
-            ):
-                meta[name] = meta_of(meta_text) if isinstance(meta_text, str) else {}
-                if beat is not None:
-                    beats.append(float(beat))
-        finally:
-            conn.close()
-        return {
-            "counts": counts,
-            "spent": spent,
-            "claimed": {k: v for k, v in claimed.items() if v is not None},
-            "meta": meta,
-            "last_heartbeat": max(beats) if beats else None,
-        }
-
-    def _spend(self, conn: sqlite3.Connection) -> dict[str, float]:
-        """Each agent's spend in the ledger, summed from the rows added since the last
-        read (a full sum each second would scan every turn of 35 days)."""
-        identity = schema.file_identity(self.database)
-        try:
-            (last,) = conn.execute(SPEND_LAST_SQL).fetchone()
-            seen_file, seen = self._spent_upto
-            if identity != seen_file or int(last) < seen:  # another file, or pruned
-                self._spent, seen = {}, 0
-            if int(last) != seen:
-                for agent, usd in conn.execute(SPEND_SINCE_SQL, (seen,)):
-                    # (a sum of finite rows may still overflow)
-                    if isinstance(agent, str) and isinstance(usd, float) and math.isfinite(usd):
-                        self._spent[agent] = self._spent.get(agent, 0.0) + usd
-        except sqlite3.OperationalError as exc:
-            if "no such table" not in str(exc):
-                raise
-            return {}  # no supervisor has counted a turn in this file yet
-        self._spent_upto = (identity, int(last))
-        return dict(self._spent)
-
-    def _local_spend(self) -> dict[str, float]:
-        """A NATS team's ledger: in this machine's database, if a supervisor ran here."""
-        if self.queue is None or not self.database.exists():
-            return {}
-        conn = schema.connect_readonly(self.database.absolute())
-        try:
-            return self._spend(conn)
-        finally:
-            conn.close()
-
-    def _from_queue(self) -> dict[str, Any]:
-        """What `_registry_and_counts` reads, through the queue's client (a NATS team):
-        the same counts (responses left out), claims and registry."""
-        with open_sync(self.place, readonly=True) as mailbox:
-            messages = mailbox.list(limit=common.MAX_COUNT)
-            registry = mailbox.agents()
-        counts = dict.fromkeys(COUNTED, 0)
-        claimed: dict[str, float] = {}
-        for m in messages:
-            if m.status in counts and m.kind != "response":
-                counts[m.status] += 1
-            if m.status == "leased" and m.claimed_at is not None:
-                claimed[m.id] = m.claimed_at
-        beats = [a.heartbeat_at for a in registry if a.heartbeat_at is not None]
-        return {
-            "counts": counts,
-            "claimed": claimed,
-            "meta": {a.name: a.meta if isinstance(a.meta, dict) else {} for a in registry},
-            "last_heartbeat": max(beats) if beats else None,
-        }
 
     def _name_from_registry(self, extra: Mapping[str, Any]) -> str | None:
         """The team's name as the supervisor recorded it (its log says it too, but a

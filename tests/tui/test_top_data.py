@@ -198,7 +198,7 @@ def test_team_counts_read_the_partial_indexes_not_the_table(tmp_path: Path) -> N
     query plan names an index for each and scans no table (done messages pile up)."""
     import sqlite3
 
-    from orchestrator.tui.data import CLAIMED_SQL, COUNTS_SQL
+    from orchestrator.tui.figures import CLAIMED_SQL, COUNTS_SQL
 
     db = tmp_path / "queue" / "team.db"
     with Mailbox(db):
