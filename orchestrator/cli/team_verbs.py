@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import errors, safefs
-from orchestrator.agent_meta import LAUNCHING, AgentMeta
-from orchestrator.cli import common, ps_view, team_record, user_folders
+from orchestrator import errors
+from orchestrator.agent_meta import AgentMeta
+from orchestrator.cli import common, ps_view, team_record, up_detach, user_folders
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.held_wait import supervisor_silence
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER
-from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync, place_of
+from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync
 from orchestrator.redact import REDACTOR, for_people
 
 # `ps` runs often (scripts poll it): what only `up`, `config` and the control verbs need
@@ -55,31 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "may share one team this way, and an agent another supervisor holds is refused, "
         "naming its host and pid",
     )
-    p.add_argument(
-        "-d", "--detach", action="store_true", help="run in the background; logs in logs/"
-    )
-    p.add_argument(
-        "--grace",
-        type=common.seconds,
-        default=10.0,
-        metavar="S",
-        help="on stop, in-flight turns get S seconds to finish (default 10)",
-    )
-    p.add_argument(
-        "--no-color", action="store_true", help="plain console output (default: colour on a tty)"
-    )
-    p.add_argument(
-        "--no-model-check",
-        action="store_true",
-        help="start without first checking that the model endpoint answers and takes the key "
-        "(default: check once)",
-    )
-    p.add_argument(
-        "--no-memory-check",
-        action="store_true",
-        help="start even if the agents' claude processes (~200 MiB each) would not fit in the "
-        "memory available (default: refuse, and warn above 75%% of it)",
-    )
+    up_detach.add_up_options(p)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser(
@@ -242,7 +218,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     if args.detach:
-        return _detach(args, roster)
+        return up_detach.detach(args, roster)
     return run_foreground(
         roster,
         args.agents or None,
@@ -272,22 +248,6 @@ def _check_memory(roster: Roster, only: list[str], *, force: bool) -> None:
             "runs out",
             file=sys.stderr,
         )
-
-
-def _registered(db: QueuePlace, pid: int) -> bool:
-    """The supervisor wrote its registry row and launches agents: it is past its checks (the
-    model's, and the SDK's import, which it finishes after registering: issue 14.5)."""
-    try:
-        with open_sync(db, readonly=True) as mailbox:
-            info = mailbox.agent(SUPERVISOR)
-    except errors.OrchestratorError:
-        return False
-    return (
-        info is not None
-        and info.pid == pid
-        and info.state == "running"
-        and info.meta.get(LAUNCHING) is True
-    )
 
 
 def run_foreground(
@@ -340,68 +300,6 @@ def run_foreground(
         raise common.failure_from(exc) from None
     finally:
         logconfig.shutdown()
-    return common.EXIT_OK
-
-
-def _detach(args: argparse.Namespace, roster: Roster) -> int:
-    out_path = roster.logs / "supervisor.out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "orchestrator.cli",
-        "up",
-        "-f",
-        str(roster.path),
-        "--no-color",
-        "--grace",
-        str(args.grace),
-        *(["--no-model-check"] if args.no_model_check else []),
-        *args.agents,
-    ]
-    try:  # no link followed, no folder others can write (safefs)
-        safefs.private_folder(roster.logs, "logs folder")
-        fd = safefs.open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "log file")
-    except errors.OrchestratorError as exc:
-        raise common.failure_from(exc) from None
-    import subprocess
-
-    with os.fdopen(fd, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-            cwd=os.getcwd(),
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = out_path.read_text(errors="replace").splitlines()[-10:]
-            raise CliFailure("the supervisor exited at once:\n" + "\n".join(tail))
-        if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
-            break
-        time.sleep(0.05)
-    else:
-        raise CliFailure(
-            f"the supervisor (pid {proc.pid}) did not start within 60 s; see {out_path}"
-        )
-    if args.json:
-        common.emit_json(
-            {
-                "ok": True,
-                "pid": proc.pid,
-                "database": str(roster.database),
-                "logs": str(roster.logs),
-            }
-        )
-    else:
-        print(
-            for_people(
-                f"team '{roster.name}' started in the background (supervisor pid {proc.pid}); "
-                f"`octy-orchestrate ps`, `logs -f`, `down`"
-            )
-        )
     return common.EXIT_OK
 
 
