@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import errors
+from orchestrator import errors, procid
 from orchestrator.agent_meta import AgentMeta
 from orchestrator.cli import common, ps_view, team_record, up_detach, user_folders
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
@@ -315,10 +315,19 @@ def cmd_down(args: argparse.Namespace) -> int:
         else:
             print(for_people(f"no team running ({db}); nothing to stop"))
         return common.EXIT_OK
+    if pid is not None:
+        _refuse_if_frozen(pid, "nothing was sent")
     try:
         send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))
     except (errors.SupervisorNotRunning, errors.SupervisorGone):
         pass  # it stopped between our look and the command: what was asked
+    except errors.RequestTimeout as exc:
+        # The command is queued but not taken: a supervisor that is stopped or writes no
+        # heartbeat acts on SIGTERM no more than on the queue (review F, L2: 72 s, then
+        # "the queue did not take the command"); one that beats on, its queue broken, does.
+        if pid is not None:
+            _refuse_if_frozen(pid, "the command stays queued", place=_queue(args))
+        _terminate_instead(db, pid, exc)
     except errors.QueueError as exc:
         _terminate_instead(db, pid, exc)
     except errors.OrchestratorError as exc:
@@ -337,6 +346,39 @@ def cmd_down(args: argparse.Namespace) -> int:
     else:
         print(f"team stopped (supervisor pid {pid})")
     return common.EXIT_OK
+
+
+def _refuse_if_frozen(pid: int, sent: str, *, place: QueuePlace | None = None) -> None:
+    """Fail at once, saying what to do, when this machine's supervisor ``pid`` cannot act:
+    stopped (seen in /proc), or, given its queue, silent past its heartbeat (its own row:
+    a supervisor still starting has not written one yet)."""
+    if procid.stopped(pid):
+        why = "it is stopped (SIGSTOP, Ctrl-Z or a debugger)"
+        todo = f"resume it with `kill -CONT {pid}` and run `down` again"
+    else:
+        silent = None if place is None else _own_silence(place, pid)
+        if silent is None:
+            return
+        why = f"it has written no heartbeat for {silent:.0f}s (stuck?)"
+        todo = "see logs/supervisor.jsonl"
+    raise CliFailure(
+        f"the supervisor (pid {pid}) is not responding: {why}; {sent}. To stop the team, "
+        f"{todo}, or end it without a graceful stop with `kill -KILL {pid}`",
+        common.EXIT_ERROR,
+        "supervisor_not_responding",
+    )
+
+
+def _own_silence(place: QueuePlace, pid: int) -> float | None:
+    """Seconds the supervisor ``pid`` has written no heartbeat in its row, when too long."""
+    try:
+        with open_sync(place, readonly=True) as mailbox:
+            row = mailbox.agent(SUPERVISOR)
+    except errors.OrchestratorError:
+        return None
+    if row is None or row.pid != pid:
+        return None
+    return supervisor_silence(row.heartbeat_at, time.time())
 
 
 def _terminate_instead(db: Path, pid: int | None, exc: errors.QueueError) -> None:
