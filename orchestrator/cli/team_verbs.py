@@ -509,6 +509,11 @@ def reload_summary(result: dict[str, Any]) -> str:
             f"team settings changed ({', '.join(result['team_changed'])}): "
             "they take effect at the next `up`"
         )
+    earlier = result.get("already_applied")
+    if lines and isinstance(earlier, dict) and isinstance(earlier.get("at"), int | float):
+        # Nothing left to do: the same file was applied a moment ago (by the watcher).
+        at = time.strftime("%H:%M:%S", time.localtime(earlier["at"]))
+        lines.insert(0, f"already applied by {earlier.get('by')} at {at}:")
     return "\n".join(lines) or "no change"
 
 
