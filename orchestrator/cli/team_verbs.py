@@ -556,7 +556,8 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
             )
             started = meta.started_at
             pid = info.pid if running else None
-            stats = ps_view.proc_stats(pid)
+            here = ps_view.runs_here(pid, meta.pid_start, meta.host, local=isinstance(db, Path))
+            stats = ps_view.proc_stats(pid) if here else None
             rows.append(
                 {
                     "name": info.name,
@@ -566,6 +567,10 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
                     "reason": meta.blocked_reason if info.state == "blocked" else None,
                     "external": external,
                     "pid": pid,
+                    # False: the pid is another machine's (or no longer the agent's): no
+                    # CPU or memory is read for it here.
+                    "pid_here": here,
+                    "host": meta.host,
                     "heartbeat_age_s": (
                         round(now - info.heartbeat_at, 1) if info.heartbeat_at else None
                     ),
@@ -649,7 +654,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
             r["state"]
             + (f" ({r['reason']})" if r.get("reason") else "")
             + (f" ({_short(r['model_error'])})" if r["model_error"] else ""),
-            str(r["pid"] or "-"),
+            _pid_cell(r),
             ps_view.duration(r["uptime_s"]),
             "-" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f}",
             ps_view.memory(r["rss_bytes"]),
@@ -689,6 +694,14 @@ def _check_known(db: QueuePlace, names: Sequence[str]) -> list[str]:
             "not_found",
         )
     return known
+
+
+def _pid_cell(row: dict[str, Any]) -> str:
+    """The pid, with the machine it runs on when that is another one."""
+    if not row["pid"]:
+        return "-"
+    host = row.get("host")
+    return f"{row['pid']}@{host}" if host and not row["pid_here"] else str(row["pid"])
 
 
 def _short(text: str, limit: int = 60) -> str:
