@@ -216,7 +216,10 @@ class TeamSource:
             meta = extra["meta"].get(r["name"], {})
             reason = _reason(r, meta)
             claimed = [extra["claimed"][m] for m in r["in_flight"] if m in extra["claimed"]]
-            pid = r["pid"] if sup else None  # no supervisor: its pids are history
+            # No supervisor: its pids are history. A pid `ps` finds is not the agent's
+            # process on this machine (another machine's, on a NATS team; reused since):
+            # neither shown nor sampled, or another process's CPU and memory would be.
+            pid = r["pid"] if sup and r.get("pid_here", True) else None
             proc = self.procs.sample(pid)
             agents.append(
                 AgentRow(

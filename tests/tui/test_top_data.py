@@ -253,3 +253,22 @@ def test_costs_read_the_spend_ledger_as_it_grows(tmp_path: Path) -> None:
     fresh.close()
     snap = source.snapshot()
     assert snap.team.cost_usd == 0.0625
+
+
+def test_a_pid_that_is_not_the_agents_process_here_is_not_sampled(tmp_path: Path) -> None:
+    """The registry's pid names a process of this machine that is not the agent's (its
+    recorded start time differs: a reused pid, or another machine's number): `top`
+    shows no pid and no CPU or memory for it, as `ps` does, instead of that process's."""
+    from orchestrator.lockfile import SupervisorLock
+
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        meta = {"supervised": True, "pid_start": 1, "started_at": time.time()}
+        mb.register("a", pid=os.getpid(), state="ready", meta=meta)
+    lock = SupervisorLock(db)
+    lock.acquire()  # a supervisor holds the team: its agents' pids are live ones
+    try:
+        (row,) = TeamSource(db, tmp_path / "logs").snapshot().agents
+    finally:
+        lock.release()
+    assert (row.pid, row.rss_bytes, row.cpu_pct) == (None, None, None)
