@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -127,13 +128,25 @@ def memory(rss: int | None) -> str:
     return f"{rss / 2**20:.0f}MiB" if rss < 10 * 2**30 else f"{rss / 2**30:.1f}GiB"
 
 
+def cell_len(text: str) -> int:
+    """Terminal cells ``text`` takes: two for a wide (East Asian wide or fullwidth)
+    character, none for a combining mark or a format character, else one. (rich's
+    cell_len, which `top` uses, costs `ps` its start-up: this is the stdlib's view.)"""
+    return sum(
+        0
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
+        else 2
+        if unicodedata.east_asian_width(c) in ("W", "F")
+        else 1
+        for c in text
+    )
+
+
 def render(header: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool) -> list[str]:
     """Columns two spaces apart; every cell escaped for the terminal; the STATE column
     coloured when ``colour`` (padding is computed on the plain text, in terminal cells:
     a wide character such as 漢 takes two, and counting it as one shifted every column
     after it)."""
-    from rich.cells import cell_len  # only when a table is printed
-
     table = [list(header)] + [[for_people(c) for c in row] for row in rows]
     widths = [max(cell_len(row[i]) for row in table) for i in range(len(header))]
     state_col = list(header).index("STATE") if "STATE" in header else -1
