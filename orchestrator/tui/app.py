@@ -10,6 +10,7 @@ seconds to acknowledge).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -97,6 +98,12 @@ class TopApp(App[None]):
         self._reader()
 
     def _signalled(self, signum: int) -> None:
+        if signum == signal.SIGHUP and not _terminal_attached():
+            # The terminal hung up (its window closed): there is nothing to restore, and
+            # Textual's restore waited for ever on its output thread (writes fail with
+            # EIO, and the SIGCONT a hangup also sends restarts its output). top holds
+            # nothing to save (it only reads; commands are the supervisor's): end now.
+            os._exit(128 + signum)
         self.exit(return_code=128 + signum)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -278,6 +285,17 @@ class TopApp(App[None]):
     def action_help(self) -> None:
         title = " octy-orchestrate top: keys and columns (q closes)"
         self.push_screen(TextScreen(title, help_lines(), screen_id="help"))
+
+
+def _terminal_attached() -> bool:
+    """Whether this process still has its terminal: a hangup takes it away, and then
+    /dev/tty cannot be opened (a `kill -HUP` leaves it there)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def _view(snapshot: Snapshot) -> tuple[object, ...]:

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,35 @@ def test_top_ends_at_once_and_restores_the_terminal(tmp_path: Path, how: str) ->
             assert_restored(term, 0)
     finally:
         term.close()
+
+
+def test_top_ends_when_its_terminal_closes(tmp_path: Path) -> None:
+    """The window closed (tmux kill-pane: the terminal hangs up, SIGHUP and SIGCONT):
+    `top` ends, where Textual's restore waited for ever on writes to a terminal that is
+    gone (an hour between reads: nothing else would wake it)."""
+    with Mailbox(tmp_path / "queue" / "team.db") as mb:
+        mb.register("solo", pid=None, state="ready")
+    env = {**os.environ, "TERM": "xterm-256color", "NO_COLOR": "1"}
+    top = (sys.executable, "-m", "orchestrator.cli", "top", "--interval", INTERVAL)
+    term = Terminal(tmp_path, env, width=100, height=20, command=top)
+    pid = 0
+    try:
+        term.wait(lambda s: "AGENT" in s and "queue 0" in s, "the table")
+        pid = term.pane_pid()  # top itself: the window runs it directly
+        term.tmux("kill-pane")
+        deadline = time.monotonic() + 60
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(pid), "top still runs after its terminal closed"
+    finally:
+        if pid and _running(pid):
+            os.kill(pid, signal.SIGKILL)
+        term.close()
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
