@@ -91,6 +91,11 @@ def test_top_shows_a_nats_team_and_restarts_through_its_queue(
         assert old_pid == str(t.agent_pid("a"))
         assert row_of(screen, "a")[7] == "1"  # one turn, from the registry on NATS
 
+        term.keys("t")  # the trace of a's newest request, read from the NATS queue
+        term.wait(lambda s: "trace of" in s and "ping" in s, "a's trace")
+        term.keys("q")
+        term.wait(lambda s: row_of(s, "a") and "trace of" not in s, "back to the table")
+
         term.keys("r")  # the cursor starts on the first row: a
         term.wait(lambda s: "Restart agent 'a'?" in s, "the confirmation")
         term.keys("y")
