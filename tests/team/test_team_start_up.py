@@ -1,0 +1,60 @@
+"""A team still starting up, operated (review F: H1, H2): a reload, `stop` and `down`
+while a claude hangs before its handshake (SIGSTOPped as it launches). Real supervisor,
+real CLI, scripted model."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+from team_harness import Team, agent_rule, stop_claude_as_it_starts
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie (a zombie is gone for our purposes)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def test_a_reload_removing_agents_while_up_starts_the_team_leaves_it_running(
+    team: TeamFactory,
+) -> None:
+    """`up` starts x and z (one layer), then y (depends on x) once x is ready; x's claude
+    hangs before its handshake. A reload removes z (in the layer being waited on) and y
+    (in the layer to come). The start-up looked both up by name afterwards and the whole
+    team died on a KeyError; now it skips them, and x, once its claude goes on, is ready."""
+    agents = {
+        "x": {"connect_timeout": "300s"},  # never reached: the test lets the claude go on
+        "z": {},
+        "y": {"depends_on": ["x"]},
+    }
+    t = team([{"agent": agent_rule("x"), "text": "x is up"}], agents)
+    t.up()
+    stuck = stop_claude_as_it_starts("x", t.env["HOME"])
+    try:
+        t.wait_ready("z")
+        t.write_roster({"x": agents["x"]})
+        t.octy("reload")  # applied when it answers (by it, or by the watcher before it)
+        removed = [e.get("removed") for e in t.log_events("reload")]
+        assert ["z", "y"] in removed or ["y", "z"] in removed, removed
+        # The reload was applied while the start-up still waited for x's layer.
+        assert t.states().get("x") == "starting", t.states()
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    # Both wait_for raise if the supervisor exited meanwhile.
+    t.wait_ready("x")
+    done = t.wait_for(lambda: t.log_events("start_up_done"), what="the start-up over")
+    assert done[0]["started"] == ["x"], done  # z started, then removed
+    assert t.ask("x", "up?") == "x is up"
+    assert set(t.states()) == {"supervisor", "x"}, t.states()
+    assert "Traceback" not in t.output(), t.output()[-3000:]
+
