@@ -58,3 +58,33 @@ def test_a_reload_removing_agents_while_up_starts_the_team_leaves_it_running(
     assert set(t.states()) == {"supervisor", "x"}, t.states()
     assert "Traceback" not in t.output(), t.output()[-3000:]
 
+
+def test_stop_and_down_end_a_session_still_connecting(team: TeamFactory) -> None:
+    """A claude hung before its handshake used to stop only at connect_timeout: `stop a`
+    timed out with `a` left `stopping`, and `down` took the whole shutdown deadline and left
+    `starting` in the registry. A stop during the connect kills that claude (nothing to
+    save yet) and ends the session as stopped, recorded."""
+    t = team(
+        [{"agent": agent_rule("b"), "text": "b is up"}],
+        {"a": {"connect_timeout": "600s"}, "b": {}},
+    )
+    # The SDK gives up on a silent handshake after max(this, 60 s): not the stop's doing.
+    t.env["CLAUDE_CODE_STREAM_CLOSE_TIMEOUT"] = "900000"
+    t.up()
+    first = stop_claude_as_it_starts("a", t.env["HOME"])
+    t.wait_ready("b")
+    assert t.states()["a"] == "starting"
+    done = t.octy("stop", "a", "--timeout", "60")  # far below the connect timeout
+    assert "stopped" in done.stdout, done
+    assert t.states()["a"] == "stopped"
+    t.wait_for(lambda: not alive(first), timeout=30, what="the hung claude killed")
+    assert t.ask("b", "still there?") == "b is up"
+
+    t.octy("start", "a")
+    second = stop_claude_as_it_starts("a", t.env["HOME"], besides=[first])
+    t.wait_for(lambda: t.states().get("a") == "starting", what="a starting again")
+    t.octy("down", "--timeout", "30")
+    assert t.wait_exit(120) == 0
+    assert t.states()["a"] == "stopped", t.states()
+    assert not alive(second)
+    assert "Traceback" not in t.output(), t.output()[-3000:]
