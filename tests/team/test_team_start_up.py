@@ -88,3 +88,22 @@ def test_stop_and_down_end_a_session_still_connecting(team: TeamFactory) -> None
     assert t.states()["a"] == "stopped", t.states()
     assert not alive(second)
     assert "Traceback" not in t.output(), t.output()[-3000:]
+
+
+def test_an_agent_stopped_before_its_layer_began_stays_stopped(team: TeamFactory) -> None:
+    """`stop y` while `up` still waits for what y depends on answered `already stopped`,
+    and then the start-up started y all the same when its layer came."""
+    agents = {"x": {"connect_timeout": "300s"}, "y": {"depends_on": ["x"]}}
+    t = team([{"agent": agent_rule("x"), "text": "x is up"}], agents)
+    t.up()
+    stuck = stop_claude_as_it_starts("x", t.env["HOME"])
+    try:
+        assert "already stopped" in t.octy("stop", "y").stdout
+        assert t.states().get("x") == "starting", t.states()
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    done = t.wait_for(lambda: t.log_events("start_up_done"), what="the start-up over")
+    assert done[0]["started"] == ["x"], done
+    assert t.states()["y"] == "stopped"
+    assert "started" in t.octy("start", "y").stdout  # the operator's start still works
+    t.wait_ready("x", "y")
