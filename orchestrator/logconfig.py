@@ -117,7 +117,9 @@ def _short(value: Any, width: int) -> str:
         if encoded:  # not inside one of JSON's own escapes (a control: \u001b)
             text = _unfinished_escape(text)
         text += "…"
-    return for_people(text)
+    # Half an emoji (a lone surrogate, valid in the model's JSON) as its escape: no
+    # terminal can show it, and an encoder meeting it raises.
+    return for_people(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 # A JSON text's tail that may be an escape cut short: backslashes, then maybe a partial \uXXXX.

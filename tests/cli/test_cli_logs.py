@@ -430,9 +430,11 @@ def test_tool_inputs_show_their_characters_and_are_cut_between_them(team: Team, 
     # Cut to 119 characters and '…': 13 of '{"content": "' and 102 of 'é', then JSON's
     # escape of ESC, whose first four characters would be the last ones kept.
     log.info("tool_used", agent="a", tool="Write", input={"content": "é" * 102 + "\x1b["})
+    log.info("tool_used", agent="a", tool="Write", input={"content": "half \ud83d"})
     code, out, _ = run()
     assert code == 0
-    first, second = out.splitlines()
+    first, second, third = out.splitlines()
+    assert third.endswith('input={"content": "half \\ud83d"}'), third
     assert 'input={"content": "Résumé: 日本語の質問 😀 \\u202e"}' in first, first
     assert "\\u00" not in second
     assert second.endswith('input={"content": "' + "é" * 102 + "…"), second
