@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -137,6 +138,7 @@ def test_an_agent_run_by_a_supervisor_in_another_pid_namespace_shows_no_figures(
         )
         rows = ps_json(here)
         assert rows["alpha"]["rss_bytes"] > 0
+        assert rows["alpha"]["host"] == socket.gethostname()  # recorded with its pid
         beta = rows["beta"]
         assert beta["pid"]
         assert (beta["cpu_percent"], beta["rss_bytes"]) == (None, None)
