@@ -70,21 +70,27 @@ def secret_values(name: str, value: str) -> Iterator[str]:
 
 _PEM = re.compile(
     r"(-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----)"
-    r"[\s\S]{0,65536}?(-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|\Z)"
+    r"[\s\S]*?(-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----|\Z)"
 )
 # Starts on the literal "://" (a scheme before it): a search for a literal is fast. The
 # user part and the password are bounded (unbounded, a 1 MiB body was quadratic).
-_URL_USER = re.compile(r"(?<=[A-Za-z0-9+.\-])://([^\s:/@]{1,256})(:[^\s@/]{1,256})?@")
+_URL_USER = re.compile(r"://([^\s:/@]{1,256})(:[^\s@/]{1,256})?@")
 _AUTH_HEADER = re.compile(
     r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)(\w+\s+)?+([^\s\"'${][^\s\"']{5,})"
 )
 _CURL_USER = re.compile(r"((?:^|\s)(?:-u|--user)[\s=]+[\"']?)([^\s:\"']*:[^\s\"'$][^\s\"']*)")
 # One of the secret words, then the rest of the name, then "=" or ":" (not "==", "::",
 # ":="): where a NAME=value may be. The name's start is found by looking back from here.
+_WORDS = ("token", "secret", "pass", "key", "auth", "cookie", "private", "cred", "pat", "headers")
+# Each word as written in lower case, upper case or capitalised: an IGNORECASE search was
+# several times slower (it cannot skip ahead on a set of first letters).
 _ASSIGN_HINT = re.compile(
-    r"(?i)(?:token|secret|pass|key|auth|cookie|private|cred|pat|headers)[\w.-]{0,64}+"
-    r"([\"']?\s*(?:=(?!=)|:(?![:=]))\s*|(?<=[\w])\s+(?=\S))"
+    "(?:"
+    + "|".join(f"{w}|{w.upper()}|{w.capitalize()}" for w in _WORDS)
+    + r")[\w.-]{0,64}+([\"']?[ \t]*(?:=(?!=)|:(?![:=]))[ \t]*)"
 )
+# --password VALUE: a secret option and its value after a space.
+_OPTION = re.compile(r"--[A-Za-z][\w-]{0,63}([ \t]+)(?=[^\s-])")  # a literal first: fast
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _QUOTED = re.compile(r"([\"'])([^\"'\n]{1,4096})\1")
 _BARE = re.compile(r"[^\s\"'`,;&|<>(){}\[\]]{1,4096}")
@@ -94,7 +100,9 @@ _NOT_VALUES = frozenset(
     | {"true", "false", "undefined", "any", "unknown", "object", "optional", "secretstr"}
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
-# Vendors' token shapes. JWTs: a header and a payload that both begin with {" (eyJ).
+# Vendors' token shapes. JWTs: a header and a payload that both begin with {" (eyJ); the
+# pattern starts only where a run of their characters starts and never backtracks into it
+# (from every "eyJ" of a long run it was quadratic).
 _TOKEN = re.compile(
     r"(sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic keys
     r"|sk-[A-Za-z0-9_\-]{20,}"  # other sk- style keys
@@ -105,9 +113,9 @@ _TOKEN = re.compile(
     r"|AIza[0-9A-Za-z_\-]{30,}"  # Google API keys
     r"|xox[baprs]-[A-Za-z0-9\-]{10,}"  # Slack
     r"|(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key ids
-    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*"  # JWTs
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/\-]{12,}=*)"  # HTTP bearer tokens
+    r"|(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*)"
 )
+_BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{12,}=*")
 
 
 def mask_shapes(text: str) -> str:
@@ -119,14 +127,20 @@ def mask_shapes(text: str) -> str:
     lower = text.lower()
     if "authorization" in lower:
         text = _AUTH_HEADER.sub(rf"\g<1>\g<2>{REDACTED}", text)
-    if "-u" in text:
+    if " -u" in text or "--user" in text:
         text = _CURL_USER.sub(rf"\g<1>{REDACTED}", text)
-    text = _assignments(text)
+    if "--" in text:
+        text = _assignments(text, _OPTION)
+    text = _assignments(text, _ASSIGN_HINT)
+    if "bearer" in lower:
+        text = _BEARER.sub(REDACTED, text)
     return _TOKEN.sub(REDACTED, text)
 
 
 def _url_user(match: re.Match[str]) -> str:
     user, password = match.group(1), match.group(2)
+    if not match.string[match.start() - 1 : match.start()].isalnum():
+        return match.group()  # no scheme before "://"
     if password:  # user:password@ keeps the user
         return f"://{user}:{REDACTED}@"
     # A user part alone is a token for http(s) (https://TOKEN@host) and when long; a short
@@ -137,21 +151,20 @@ def _url_user(match: re.Match[str]) -> str:
     return match.group()
 
 
-def _assignments(text: str) -> str:
+def _assignments(text: str, hints: re.Pattern[str]) -> str:
     """``NAME=value``, ``name: value``, ``"name": "value"``, ``--name value`` with a secret
-    NAME: the value masked, unless it is a reference (``$X``, ``f()``, ``password``)."""
+    NAME: the value masked, unless it is a reference (``$X``, ``f()``, ``password``).
+    ``hints`` ends each match where the value begins, its group 1 where the name ends."""
     out: list[str] = []
     done = 0
-    for hint in _ASSIGN_HINT.finditer(text):
+    for hint in hints.finditer(text):
         start = hint.start()
         if start < done:
             continue  # inside a value just masked
-        while start > done and text[start - 1] in _NAME_CHARS:
+        while start > max(done, hint.start() - 128) and text[start - 1] in _NAME_CHARS:
             start -= 1
         name_end = hint.start(1)
         name = text[start:name_end].rstrip("\"'")
-        if hint.group(1).strip() == "" and not name.startswith("--"):
-            continue  # "NAME value" only for --options
         name = name.strip("-.")
         if not name or not is_secret_name(name) or name.lower().endswith(NOT_SECRET_ENDS):
             continue

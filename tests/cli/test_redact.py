@@ -77,6 +77,19 @@ def test_a_body_near_the_queue_limit_is_redacted_in_linear_time() -> None:
     r = Redactor()
     for body in ("x" * 1_000_000, "a:" * 500_000, "s://" + "u" * 1_000_000):
         assert r.text(body) == body
+    # The shapes of review H1 on near-miss bodies: each pattern starts and ends linearly
+    # ("eyJ" * n was quadratic: each "eyJ" of the run scanned to its end for a ".").
+    for body in (
+        "eyJ" * 300_000,
+        "-----BEGIN RSA PRIVATE KEY-----" * 30_000,
+        "key=key:" * 120_000,
+        'key: "' * 160_000,
+        "--password " * 90_000,
+        "https://" + "a" * 1_000_000 + "@",
+        "Authorization: " * 60_000,
+        " -u a:" * 150_000,
+    ):
+        r.text(body)
 
 
 def test_a_value_nested_deeper_than_the_log_limit_is_cut_not_a_recursion_error() -> None:
