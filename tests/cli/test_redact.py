@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import octy
 
 from orchestrator import agent_env
 from orchestrator.redact import (
@@ -221,3 +223,26 @@ WITHHELD_NAMES = [
     *("DB_PASS", "GITLAB_PAT", "SESSION_COOKIE", "SSH_PRIVATE", "AWS_CREDS", "API_KEYS"),
     *("MYSECRET", "GHTOKEN", "PGPASSWD", "HTTP_AUTH", "ANTHROPIC_API_KEY"),
 ]
+
+
+def test_config_masks_everything_withheld_from_commands(tmp_path: Path) -> None:
+    """Review H2, the real `config` verb: a roster interpolates every variable agent_env
+    withholds into a prompt, and gives each to an agent's env. `config` (YAML and --json)
+    shows none of the values (DB_PASS, GITLAB_PAT, SESSION_COOKIE... were printed)."""
+    environ = {name: f"value-of-{name.lower()}" for name in WITHHELD_NAMES}
+    environ["PIP_INDEX_URL"] = "https://tok3n-in-url@pypi.invalid/simple"
+    names = [*WITHHELD_NAMES, "PIP_INDEX_URL"]
+    prompt = " ".join(f"${{{name}}}" for name in names)
+    env = "".join(f"\n      {name}: ${{{name}}}" for name in names)
+    roster = f"name: t\nagents:\n  plain:\n    prompt: '{prompt}'\n"
+    roster += f"  given:\n    prompt: p\n    env:{env}\n"
+    (tmp_path / "agents.yaml").write_text(roster, encoding="utf-8")
+    spec = load_roster(tmp_path / "agents.yaml", environ).agents["plain"]
+    withheld = agent_env.withheld(spec, environ)
+    assert sorted(withheld) == sorted(names)
+    run_env = {**os.environ, **environ}
+    for argv in (("config",), ("config", "--json")):
+        out = octy(*argv, cwd=tmp_path, env=run_env).stdout
+        assert "given" in out
+        for name in withheld:
+            assert environ[name] not in out, (argv, name)
