@@ -37,7 +37,7 @@ NOT_SECRET_ENDS = ("_id", "_ids", "tokens")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD_SPLIT = re.compile(r"[^A-Z0-9]+")
 # A URL with a user part (postgres://u:pw@h/db, https://token@host/).
-_URL_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]+@", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://([^/@\s:]*)(?::([^/@\s]*))?@", re.I)
 
 
 @functools.lru_cache(maxsize=4096)  # asked for every key of every logged event
@@ -57,7 +57,12 @@ def looks_secret(name: str, value: str) -> bool:
 def secret_values(name: str, value: str) -> Iterator[str]:
     """The strings to mask for a secret variable: its value, and for a headers variable
     (``ANTHROPIC_CUSTOM_HEADERS="x-gw-key: v"``, OTLP's ``k=v,k2=v2``) each header's value,
-    which a log shows without the rest."""
+    which a log shows without the rest. A URL under a harmless name: its password, or its
+    user when it has none (``postgres://app:***@db/prod`` stays readable)."""
+    url = None if is_secret_name(name) else _URL_CREDENTIALS.match(value)
+    if url is not None:
+        yield url.group(2) or url.group(1)
+        return
     yield value
     if name.upper().endswith("HEADERS"):
         for line in re.split(r"[\n,]", value):
