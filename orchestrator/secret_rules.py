@@ -105,20 +105,24 @@ _NOT_VALUES = frozenset(
     | {"true", "false", "undefined", "any", "unknown", "object", "optional", "secretstr"}
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*")
-# Vendors' token shapes. JWTs: a header and a payload that both begin with {" (eyJ); the
-# pattern starts only where a run of their characters starts and never backtracks into it
-# (from every "eyJ" of a long run it was quadratic).
-_TOKEN = re.compile(
-    r"(sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic keys
-    r"|sk-[A-Za-z0-9_\-]{20,}"  # other sk- style keys
-    r"|[sr]k_(?:live|test)_[A-Za-z0-9]{10,}"  # Stripe
-    r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"  # GitHub
-    r"|glpat-[A-Za-z0-9_\-]{16,}"  # GitLab
-    r"|npm_[A-Za-z0-9]{30,}"  # npm
-    r"|AIza[0-9A-Za-z_\-]{30,}"  # Google API keys
-    r"|xox[baprs]-[A-Za-z0-9\-]{10,}"  # Slack
-    r"|(?:AKIA|ASIA)[0-9A-Z]{16}"  # AWS access key ids
-    r"|(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[A-Za-z0-9_\-]*)"
+# Vendors' token shapes, each searched for only when its prefix is in the text (one
+# alternation of them all was the slowest step of a log line: a search on every letter
+# that may start one). JWTs: a header and a payload that both begin with {" (eyJ); the
+# pattern starts only where a run of their characters starts and never backtracks into
+# it (from every "eyJ" of a long run it was quadratic).
+_TOKENS = tuple(
+    (guard, re.compile(pattern))
+    for guard, pattern in (
+        ("sk-", r"sk-ant-[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9_\-]{20,}"),  # Anthropic, OpenAI...
+        ("k_", r"[sr]k_(?:live|test)_[A-Za-z0-9]{10,}"),  # Stripe
+        ("_", r"gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"),  # GitHub
+        ("glpat-", r"glpat-[A-Za-z0-9_\-]{16,}"),  # GitLab
+        ("npm_", r"npm_[A-Za-z0-9]{30,}"),  # npm
+        ("AIza", r"AIza[0-9A-Za-z_\-]{30,}"),  # Google API keys
+        ("xox", r"xox[baprs]-[A-Za-z0-9\-]{10,}"),  # Slack
+        ("IA", r"(?:AKIA|ASIA)[0-9A-Z]{16}"),  # AWS access key ids
+        ("eyJ", r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}+\.eyJ[A-Za-z0-9_\-]{8,}+\.[\w\-]*"),
+    )
 )
 _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/\-]{12,}=*")
 
@@ -139,7 +143,10 @@ def mask_shapes(text: str) -> str:
     text = _assignments(text, _ASSIGN_HINT)
     if "bearer" in lower:
         text = _BEARER.sub(REDACTED, text)
-    return _TOKEN.sub(REDACTED, text)
+    for guard, pattern in _TOKENS:
+        if guard in text:
+            text = pattern.sub(REDACTED, text)
+    return text
 
 
 def _url_user(match: re.Match[str]) -> str:
