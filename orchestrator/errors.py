@@ -658,7 +658,7 @@ class TeamFilesInMerge(MergeRefused):
             paths,
             f"{branch} changes files that define the team or its agents' settings: "
             f"{', '.join(paths)}; merged into {base}, they would reach the running team "
-            "(hot reload applies a changed roster or prompt). Nothing was changed. Read them "
+            "(hot reload applies a changed roster or prompt). Nothing was changed.\nRead them "
             f"first (octy-orchestrate workspaces diff {agent}), then merge with "
             "--allow-team-files if you want them",
         )

@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _options(d)
     m = actions.add_parser(
         "merge",
-        help="merge the agent's branch into its base (on a conflict: nothing changes, "
-        "the conflicting paths are listed, exit 1)",
+        help="merge the agent's branch into its base (on a conflict, or files in the "
+        "way that git does not track there, or replace refs/grafts/info/attributes in the "
+        "repository: nothing changes, the paths are listed, exit 1)",
     )
     m.add_argument("agent", metavar="AGENT", help="the agent whose branch to merge")
     m.add_argument(
@@ -42,10 +43,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _options(m)
     r = actions.add_parser(
-        "remove", help="remove the agent's worktree (its branch stays); refuses uncommitted work"
+        "remove",
+        help="remove the agent's worktree (its branch stays); refuses uncommitted work and "
+        "commits on no branch (unless --force), and an agent its supervisor runs (stop it "
+        "first)",
     )
     r.add_argument("agent", metavar="AGENT", help="the agent whose worktree to remove")
-    r.add_argument("--force", action="store_true", help="remove even with uncommitted work")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="remove even with uncommitted work or commits on no branch (they are lost)",
+    )
     _options(r)
     p.set_defaults(func=cmd_workspaces)
 
