@@ -10,13 +10,17 @@ import os
 import pty
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cli_runner import CLI, octy
+from team_harness import Team
 
 from orchestrator import errors, gitcmd, workspace_ops, workspaces
 from orchestrator.roster import Roster, load_roster
+
+TeamFactory = Callable[..., Team]
 
 
 def git(repo: Path, *args: str) -> str:
@@ -278,6 +282,31 @@ def test_remove_refuses_while_the_supervisor_runs_the_agent(tmp_path: Path) -> N
         assert not worktree(repo, "a").exists()
     finally:
         lock.release()
+
+
+@pytest.mark.cli
+def test_remove_under_a_real_team_waits_for_the_agent_to_stop(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """The same with a real supervisor and the real CLI: refused (even with --force) while
+    the agent runs; removed once `stop a` took effect; `start a` makes it again."""
+    repo = make_repo(tmp_path / "repo")
+    t = team([], {"a": {"cwd": "repo", "workspace": "worktree", "tools": ["Read"]}})
+    t.up()
+    t.wait_ready("a")
+    tree = repo / ".octy" / "worktrees" / "testteam" / "a"
+    assert tree.is_dir()
+    refused = t.octy("workspaces", "remove", "a", "--force", "--json", check=False)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert json.loads(refused.stdout)["error"] == "agent_running"
+    assert tree.is_dir()
+    t.octy("stop", "a")
+    t.wait_for(lambda: t.states().get("a") == "stopped", 60, "a stopped")
+    t.octy("workspaces", "remove", "a")
+    assert not tree.exists()
+    t.octy("start", "a")
+    t.wait_ready("a")
+    assert (tree / ".git").is_file()
 
 
 # --- findings 9 and 11, git's version ------------------------------------------------
