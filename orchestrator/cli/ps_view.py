@@ -9,11 +9,12 @@ process's CPU time over its lifetime, as ``ps(1)`` shows it; ``top`` shows it li
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator import colour
+from orchestrator import colour, procid
 from orchestrator.redact import for_people
 
 # An external participant (registered with `register`, not in the roster) whose heartbeat
@@ -42,6 +43,22 @@ _STATE_COLOURS = {
 class ProcStats:
     cpu_percent: float
     rss_bytes: int
+
+
+def runs_here(pid: int | None, pid_start: int | None, host: str | None, *, local: bool) -> bool:
+    """Whether ``/proc/PID`` of this machine is the agent's process, so that its CPU and
+    memory may be shown. On a NATS team the registry's pid may be another machine's
+    (review G, 5: `ps` showed an unrelated local process's figures): the host, when
+    recorded, must be this one, and the start time recorded with the pid (``pid_start``)
+    must be the process's. Without a start time only a ``local`` team's pid counts (a
+    SQLite team's supervisor runs on this machine: it holds the team's lock here)."""
+    if not pid:
+        return False
+    if host is not None and host != socket.gethostname():
+        return False
+    if pid_start is not None:
+        return procid.start_ticks(pid) == pid_start
+    return local
 
 
 def proc_stats(pid: int | None) -> ProcStats | None:
