@@ -38,18 +38,37 @@ if TYPE_CHECKING:
 _rosters: dict[Path, Roster | errors.OrchestratorError] = {}
 
 
+# The databases found in the roster cache this run (cli/roster_cache.py): a roster is only
+# remembered when it names a SQLite queue, so a hit also answers resolve_place.
+_cached: dict[Path, Path | None] = {}
+
+
 def forget_rosters() -> None:
     _rosters.clear()
+    _cached.clear()
+
+
+def _cached_database(path: Path) -> Path | None:
+    if path not in _cached:
+        from orchestrator.cli import roster_cache
+
+        _cached[path] = roster_cache.lookup(path)
+    return _cached[path]
 
 
 def _load_roster(path: Path) -> Roster:
     if path not in _rosters:
+        from orchestrator.cli import roster_cache
         from orchestrator.roster import load_roster  # the roster loader only when one is read
 
+        environ = roster_cache.ReadRecorder(os.environ)
         try:
-            _rosters[path] = load_roster(path)
+            _rosters[path] = loaded = load_roster(path, environ)
         except errors.OrchestratorError as exc:
             _rosters[path] = exc
+        else:
+            if loaded.queue is None:
+                roster_cache.remember(path, loaded.database, environ.asked)
     found = _rosters[path]
     if isinstance(found, errors.OrchestratorError):
         raise found
@@ -180,6 +199,8 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
     path = roster_file or Path(DEFAULT_ROSTER)
     if roster_file is None and not path.is_file():
         return DEFAULT_DB
+    if (known := _cached_database(path)) is not None:
+        return known
     try:
         return _load_roster(path).database
     except errors.OrchestratorError as exc:
@@ -201,7 +222,7 @@ def resolve_place(args: argparse.Namespace, roster_file: Path | None = None) -> 
     if getattr(args, "db", None) is not None or (roster_file is None and os.environ.get(DB_ENV)):
         return db
     path = roster_file or Path(DEFAULT_ROSTER)
-    if not path.is_file():
+    if not path.is_file() or _cached.get(path) is not None:
         return db
     try:
         roster = _load_roster(path)  # loaded (and checked) once already by resolve_db

@@ -225,6 +225,8 @@ def _ask(args: argparse.Namespace) -> int:
         with _mailbox(args) as mb:
             _check_sender(mb, args.sender)
             supervisor = _supervisor_of(args, mb, args.to)
+            if supervisor is not None:
+                _refuse_unless_answering(mb, args.to)
             # A Ctrl-C between the request's commit and the wait's `try` ended the CLI
             # without saying which request stays queued (seen 1 run in ~6 of the test
             # below): it is held until the request is known, and lands inside the `try`.
@@ -321,6 +323,31 @@ def _reply_to(
             file=sys.stderr,
         )
         raise
+
+
+def _refuse_unless_answering(mb: MailboxBackend, name: str) -> None:
+    """Refuse, before anything is sent, an ask that its running supervisor says cannot be
+    answered: stopped by the operator, failed, or paused by a budget. The CLI waited out
+    its --timeout (120 s by default) where an agent's ask was refused at once. With no
+    supervisor running the request is queued as before: answered once the team is up."""
+    info = mb.agent(name)
+    state = info.state if info is not None else None
+    if state == "stopped":
+        raise errors.RecipientStopped(
+            "",
+            f"{name!r} is stopped (not running) and would answer only once someone starts "
+            f"it: `octy-orchestrate start {name}`, or `send` it a notice (it waits in its inbox)",
+        )
+    if state == "failed":
+        raise errors.RecipientFailed(
+            "",
+            f"{name!r} has failed and is not being restarted (`octy-orchestrate logs {name}` "
+            f"says why; `octy-orchestrate restart {name}` tries again)",
+        )
+    if state == "paused" and info is not None:
+        budget = info.meta.get("budget")
+        detail = budget.get("paused") if isinstance(budget, dict) else None
+        raise errors.BudgetExceeded("", str(detail or f"{name!r} is paused by a budget"))
 
 
 def _supervisor_of(

@@ -161,7 +161,8 @@ def test_a_typo_still_gets_the_full_list_of_verbs(capsys: pytest.CaptureFixture[
 def test_a_run_parses_the_roster_once(
     team: Path, argv: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """resolve_db and resolve_place (and `ps`, which asks both) share one parse per run."""
+    """resolve_db and resolve_place (and `ps`, which asks both) share one parse per run,
+    and a run after it parses again only once the file changed."""
     import orchestrator.roster
 
     parsed: list[Path] = []
@@ -175,5 +176,9 @@ def test_a_run_parses_the_roster_once(
     monkeypatch.chdir(team)
     assert main(list(argv)) == 0
     assert parsed == [Path("agents.yaml")]
+    assert main(list(argv)) == 0  # unchanged: remembered (test_roster_cache.py)
+    assert parsed == [Path("agents.yaml")]
+    roster = team / "agents.yaml"
+    roster.write_text(roster.read_text() + "# edited\n")
     assert main(list(argv)) == 0  # the next run reads the file as it is then
     assert parsed == [Path("agents.yaml")] * 2

@@ -153,6 +153,15 @@ def test_compose_habits_on_a_live_team(team: TeamFactory) -> None:
     stopped = t.octy("stop")  # no agent: all of them
     assert sorted(stopped.stdout.split("\n")[:2]) == ["stop: a stopped", "stop: b stopped"]
     assert {r["state"] for r in rows(t).values()} == {"stopped"}
+    # An ask to a stopped agent is refused at once, as an agent's ask is, not after its
+    # --timeout (it waited the whole 600 s before), and nothing is queued.
+    asked = t.octy("ask", "a", "ping", "--timeout", "600", check=False)
+    assert asked.returncode == 1, asked.stderr
+    assert "'a' is stopped" in asked.stderr
+    assert "octy-orchestrate start a" in asked.stderr
+    assert "request" not in asked.stderr  # refused before anything was sent
+    listing = json.loads(t.octy("queue", "ls", "--json").stdout)
+    assert [m for m in listing["messages"] if m["recipient"] == "a"] == []
     t.octy("start", "a", "b")
     t.wait_ready("a", "b")
     pids = {n: t.agent_pid(n) for n in ("a", "b")}
