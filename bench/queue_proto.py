@@ -35,9 +35,9 @@ if __name__ == "__main__":  # same reason as bench/queue.py (stdlib queue shadow
     sys.path.insert(0, str(_HERE.parent))
 
 from bench.queue_backends import PRODUCER, Claimed, Client, Ours, _OursClient  # noqa: E402
-from orchestrator.mailbox import Mailbox, schema  # noqa: E402
-from orchestrator.mailbox.model import new_id  # noqa: E402
-from orchestrator.mailbox.sending import _INSERT_IF_KNOWN  # noqa: E402
+
+# The mailbox is imported where it is used: bench/queue.py lists these keys (through
+# queue_backends.backends()) and must not break when a prototype's internals move.
 
 _ID_COLUMN = "id             TEXT NOT NULL UNIQUE DEFAULT (lower(hex(randomblob(8)))),"
 _CHECKS = (
@@ -81,6 +81,8 @@ class Variant:
 
 
 def ddl(v: Variant) -> str:
+    from orchestrator.mailbox import schema
+
     text = schema.MIGRATIONS[0]
     if _ID_COLUMN not in text:
         raise SystemExit("the messages table changed; update bench/queue_proto.py")
@@ -95,6 +97,11 @@ def ddl(v: Variant) -> str:
 
 class _ProtoClient:
     def __init__(self, path: Path, queue: str, owner: str, v: Variant) -> None:
+        from orchestrator.mailbox import Mailbox
+        from orchestrator.mailbox.model import new_id
+        from orchestrator.mailbox.sending import _INSERT_IF_KNOWN
+
+        self._new_id, self._insert_sql = new_id, _INSERT_IF_KNOWN
         self._mb = Mailbox(path, synchronous="FULL" if v.synchronous == "FULL" else "NORMAL")
         self._conn = self._mb._connection()
         self._feed = self._mb.feed
@@ -129,7 +136,7 @@ class _ProtoClient:
     def send(self, body: dict[str, Any]) -> None:
         now = time.time()
         q = self._queue
-        values = (new_id(), "notice", PRODUCER, q, None, None, json.dumps(body), "pending")
+        values = (self._new_id(), "notice", PRODUCER, q, None, None, json.dumps(body), "pending")
         values += (0, 5, now, now, None, None, None, None, q, q)
         if self._mm is not None:
             self._sent += 1
@@ -137,7 +144,7 @@ class _ProtoClient:
             return
         self._lock()
         try:
-            self._conn.execute(_INSERT_IF_KNOWN, values)
+            self._conn.execute(self._insert_sql, values)
         finally:
             self._unlock()
         self._feed.ring((q,))
@@ -168,7 +175,7 @@ class _ProtoClient:
                         rows.append(row)
                         slots.append(o)
                         topics.add(row[3])
-                conn.executemany(_INSERT_IF_KNOWN, rows)
+                conn.executemany(self._insert_sql, rows)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -274,6 +281,8 @@ class Proto:
         return root / self.key / "team.db"
 
     def prepare(self, root: Path, queues: list[str]) -> None:
+        from orchestrator.mailbox import Mailbox, schema
+
         path = self._path(root)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         conn = sqlite3.connect(path, isolation_level=None)
