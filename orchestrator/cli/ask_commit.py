@@ -1,5 +1,5 @@
 """`ask` queues its request with Ctrl-C held, so that an interrupt never lands between the
-request's commit and the wait that says where it is (queue_verbs._ask). Held through
+request's commit and the wait that says where it is (ask_verb._ask). Held through
 SQLite's wait for another writer's lock, though, Ctrl-C did nothing for up to the busy
 timeout (10 s): the wait is one C call that no signal ends.
 

@@ -11,168 +11,35 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
-from orchestrator import errors, jsontext, outage
+from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
-from orchestrator.cli.ask_commit import NotSent, request_unless_interrupted
-from orchestrator.held_wait import reply_while_held
-from orchestrator.lockfile import holder_pid
+from orchestrator.cli.ask_verb import _ask
+from orchestrator.cli.queue_common import (
+    INBOX_LEASE_S,
+    PURGEABLE,
+    Handler,
+    _body,
+    _check_participant,
+    _check_sender,
+    _done,
+    _mailbox,
+    _not_the_supervisor,
+    _through_outage,
+    _verb,
+)
 from orchestrator.mailbox import (
-    MAX_BODY_BYTES,
-    SUPERVISOR,
     USER,
-    Mailbox,
-    MailboxBackend,
-    Message,
     new_id,
 )
 from orchestrator.mailbox.model import STATUSES
-from orchestrator.mailbox.opening import open_sync
 from orchestrator.names import MAX_DESCRIPTION_CHARS, name_problem
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S  # the ask tool's default too
 from orchestrator.redact import for_people
-
-Handler = Callable[[argparse.Namespace], int]
-
-INBOX_LEASE_S = 60.0
-PURGEABLE = ("done", "dead")
-
-
-def _verb(fn: Handler) -> Handler:
-    """Queue errors become a message and the exit code a script can branch on."""
-
-    @functools.wraps(fn)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except errors.OrchestratorError as exc:
-            raise common.failure_from(exc) from exc
-
-    return run
-
-
-@contextmanager
-def _mailbox(
-    args: argparse.Namespace, *, create: bool = False, readonly: bool = False
-) -> Iterator[MailboxBackend]:
-    # Only `register` creates a database: a typo'd --db or the wrong folder
-    # should say so, not leave an empty queue behind. Verbs that only look open it
-    # read-only: no write lock to wait for, and a read-only copy can be inspected.
-    with open_sync(common.resolve_place(args), create=create, readonly=readonly) as mb:
-        yield mb
-
-
-def _body(args: argparse.Namespace) -> Any:
-    text: str = _stdin_text() if args.text == "-" else args.text
-    if not args.json_body:
-        return text
-    try:
-        return jsontext.loads(text)
-    except ValueError as exc:
-        raise common.CliFailure(
-            f"--json-body: TEXT is not valid JSON ({exc})", common.EXIT_USAGE, "usage"
-        ) from exc
-
-
-def _stdin_text() -> str:
-    """Standard input as UTF-8 text, one trailing newline dropped; bytes that are not UTF-8
-    are a usage error (a body is JSON text, which is UTF-8)."""
-    # The bytes, decoded here: sys.stdin's own decoding depends on the locale (in the C
-    # locale it smuggles bad bytes through as surrogates that fail later, in a write).
-    stdin = common.standard_input()
-    if stdin is None:  # started with `<&-`
-        raise common.CliFailure(
-            "TEXT is '-' but standard input is closed; pipe the body in, or give it as TEXT",
-            common.EXIT_USAGE,
-            "usage",
-        )
-    raw = getattr(stdin, "buffer", None)
-    # At most the limit and a little more: `send TO - < /dev/zero` read until memory ran
-    # out (4 GB in 5 s). A body of the limit's size may come with one trailing newline.
-    most = MAX_BODY_BYTES + 2
-    try:
-        data = raw.read(most) if raw is not None else stdin.read(most)
-        if len(data) >= most:
-            raise errors.InvalidBody(
-                f"standard input is over the {MAX_BODY_BYTES}-byte limit of a body; "
-                "put large payloads in a file and send its path"
-            )
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-    except UnicodeDecodeError as exc:
-        raise common.CliFailure(
-            f"standard input is not UTF-8 text (at byte {exc.start}); a body is UTF-8",
-            common.EXIT_USAGE,
-            "usage",
-        ) from None
-    return text.removesuffix("\n")
-
-
-def _check_participant(mb: MailboxBackend, name: str) -> None:
-    """``user`` or a registered name; anything else is refused with the known names."""
-    if name == USER:
-        return
-    known = [a.name for a in mb.agents()]
-    if name not in known:
-        raise errors.RecipientUnknown(name, sorted(known))
-
-
-def _not_the_supervisor(name: str, role: str) -> None:
-    """The supervisor's name is its own: messages to it are the control protocol (a stray
-    body was taken as a command with none), and speaking as it (``--as``, a reply to a
-    control request, ``inbox --ack`` taking its commands) would pose as the supervisor or
-    lose an operator's `down`. The verbs operate it."""
-    if name == SUPERVISOR:
-        raise common.CliFailure(
-            f"'{SUPERVISOR}' is reserved ({role}): operate the supervisor with the verbs "
-            "(ps, start, stop, restart, reload, resume, down)",
-            common.EXIT_USAGE,
-            "reserved_name",
-        )
-
-
-def _check_sender(mb: MailboxBackend, name: str) -> None:
-    """``--as`` must name ``user`` or a registered agent: a typo would otherwise speak
-    as a name nobody answers to. Inside an agent's session (a tool the agent runs sees
-    ``OCTY_AGENT``) the CLI speaks only as that agent."""
-    _not_the_supervisor(name, "--as")
-    agent = os.environ.get(common.AGENT_ENV)
-    if agent and name != agent:
-        raise common.CliFailure(
-            f"this command runs inside agent '{agent}''s session: it may speak only as "
-            f"'{agent}', not as '{name}'",
-            common.EXIT_ERROR,
-            "not_allowed",
-        )
-    if name == USER or mb.agent(name) is not None:
-        return
-    known = ", ".join([USER, *sorted(a.name for a in mb.agents())])
-    raise common.CliFailure(
-        f"unknown sender '{name}' (--as); known: {known}. A script joins with "
-        f"`octy-orchestrate register {name}`",
-        common.EXIT_NOT_FOUND,
-        "sender_unknown",
-    )
-
-
-def _done(args: argparse.Namespace, human: str, **doc: Any) -> int:
-    if args.json:
-        common.emit_json({"ok": True, **doc})
-    else:
-        print(human)
-    return common.EXIT_OK
-
-
-# --- participants -------------------------------------------------------------
 
 
 @_verb
@@ -214,154 +81,6 @@ def _send(args: argparse.Namespace) -> int:
         )
     human = for_people(f"sent {msg.id} ({msg.sender} → {msg.recipient})")
     return _done(args, human, message=msg.to_dict())
-
-
-@_verb
-def _ask(args: argparse.Namespace) -> int:
-    _not_the_supervisor(args.to, "as a recipient")
-    body = _body(args)
-    req: Message | None = None
-    try:
-        with _mailbox(args) as mb:
-            _check_sender(mb, args.sender)
-            supervisor = _supervisor_of(args, mb, args.to)
-            if supervisor is not None:
-                _refuse_unless_answering(mb, args.to)
-            # A Ctrl-C between the request's commit and the wait's `try` ended the CLI
-            # without saying which request stays queued (seen 1 run in ~6 of the test
-            # below): it is held until the request is known, and lands inside the `try`.
-            # While the request waits for another program's write lock, a Ctrl-C ends it
-            # unwritten (ask_commit.py).
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            request_id = new_id()  # as send's: the same request whatever the tries
-            try:
-                req = _through_outage(
-                    mb,
-                    lambda: request_unless_interrupted(
-                        mb,
-                        lambda: mb.request(
-                            args.sender,
-                            args.to,
-                            body,
-                            ttl_s=args.ttl,
-                            wait_s=args.timeout,
-                            message_id=request_id,
-                        ),
-                    ),
-                )
-            except BaseException:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-                raise
-            reply = _reply_to(args, mb, req, supervisor, held)
-    except (KeyboardInterrupt, NotSent):
-        if req is not None:
-            raise  # _reply_to said where the request is
-        # Before the request was written (opening the queue, waiting for its lock).
-        print("octy-orchestrate: interrupted; nothing was sent", file=sys.stderr)
-        raise KeyboardInterrupt from None
-    return _done(args, out.body_text(reply.body), request=req.to_dict(), reply=reply.to_dict())
-
-
-def _through_outage(mb: MailboxBackend, write: Callable[[], Message]) -> Message:
-    """On NATS, a write the queue refused for now (a node lost, a leader election longer
-    than the queue's own retries) tried again under the same message id for up to
-    outage.TOOL_RETRY_S, as the agents' tools do, with one line on stderr. On SQLite a
-    refused write is a lock another program keeps past the wait already made (that
-    wait is interruptible: ask_commit.py) or a full disk: said at once, as before."""
-    if isinstance(mb, Mailbox):
-        return write()
-
-    def told(exc: errors.QueueStalled) -> None:
-        print(
-            f"octy-orchestrate: the queue is out of reach ({exc}); trying again for up to "
-            f"{outage.TOOL_RETRY_S:g}s",
-            file=sys.stderr,
-        )
-
-    return outage.retry_blocking(write, told=told, within_s=outage.TOOL_RETRY_S)
-
-
-def _reply_to(
-    args: argparse.Namespace,
-    mb: MailboxBackend,
-    req: Message,
-    supervisor: tuple[Path, int] | None,
-    held: set[int | signal.Signals],
-) -> Message:
-    """The reply to ``req``, queued with SIGINT held (``held``: the mask before), which is
-    let through here, inside the `try` that says where the request is."""
-    try:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        if supervisor is None:
-            return mb.wait_for_reply(req.id, args.timeout)
-        # Its supervisor killed meanwhile: said at once, not at the timeout.
-        db, pid = supervisor
-        found = reply_while_held(mb, req.id, db_path=db, pid=pid, timeout_s=args.timeout)
-        if found is None:
-            import socket  # only when it is gone: 3 ms of every ask's start-up otherwise
-
-            raise errors.SupervisorGone(
-                socket.gethostname(),
-                pid,
-                f"it stopped while {args.to!r} had request {req.id}",
-                "the request stays queued and is answered once the team runs again "
-                f"(`octy-orchestrate up`; see `queue show {req.id}`)",
-            )
-        return found
-    except errors.RequestTimeout as exc:
-        raise common.CliFailure(
-            f"no reply from {args.to} within {args.timeout:g}s; request {req.id} stays "
-            f"queued (see `octy-orchestrate queue show {req.id}`)",
-            common.EXIT_TIMEOUT,
-            exc.code,
-        ) from exc
-    except KeyboardInterrupt:
-        # Ctrl-C ends the wait, not the request: say where its answer will be.
-        print(
-            f"octy-orchestrate: interrupted; request {req.id} stays queued "
-            f"(see `octy-orchestrate queue show {req.id}`)",
-            file=sys.stderr,
-        )
-        raise
-
-
-def _refuse_unless_answering(mb: MailboxBackend, name: str) -> None:
-    """Refuse, before anything is sent, an ask that its running supervisor says cannot be
-    answered: stopped by the operator, failed, or paused by a budget. The CLI waited out
-    its --timeout (120 s by default) where an agent's ask was refused at once. With no
-    supervisor running the request is queued as before: answered once the team is up."""
-    info = mb.agent(name)
-    state = info.state if info is not None else None
-    if state == "stopped":
-        raise errors.RecipientStopped(
-            "",
-            f"{name!r} is stopped (not running) and would answer only once someone starts "
-            f"it: `octy-orchestrate start {name}`, or `send` it a notice (it waits in its inbox)",
-        )
-    if state == "failed":
-        raise errors.RecipientFailed(
-            "",
-            f"{name!r} has failed and is not being restarted (`octy-orchestrate logs {name}` "
-            f"says why; `octy-orchestrate restart {name}` tries again)",
-        )
-    if state == "paused" and info is not None:
-        budget = info.meta.get("budget")
-        detail = budget.get("paused") if isinstance(budget, dict) else None
-        raise errors.BudgetExceeded("", str(detail or f"{name!r} is paused by a budget"))
-
-
-def _supervisor_of(
-    args: argparse.Namespace, mb: MailboxBackend, name: str
-) -> tuple[Path, int] | None:
-    """(database, pid) of the supervisor running ``name`` on this machine's SQLite team,
-    or None: a participant that joined with `register` answers by itself, and on NATS the
-    agent's supervisor may be another machine's (the local lock says nothing of it)."""
-    place = common.resolve_place(args)
-    if not isinstance(place, Path):
-        return None
-    pid = holder_pid(place)
-    info = mb.agent(name) if pid else None
-    return (place, pid) if pid and info is not None and info.meta.get("supervised") else None
 
 
 @_verb
