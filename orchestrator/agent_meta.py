@@ -42,6 +42,7 @@ class AgentMeta:
     started_at: float | None = None  # wall-clock start of the current session
     restarts: int = 0
     pid_start: int | None = None  # the claude process's start time (procid), with its pid
+    host: str | None = None  # the machine that runs it (socket.gethostname()), with its pid
     blocked_reason: str | None = None  # what a blocked agent waits for (an approval)
     model_error: str | None = None
     resume_at: str | None = None

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from orchestrator import globs, sandbox, workspaces
-from orchestrator.cli.team_record import record_dir
+from orchestrator.cli.team_record import state_dir
 from orchestrator.launcher import LAUNCHER_PREFIX, SDK_PACKAGE
 from orchestrator.roster import AgentSpec, Roster
 
@@ -94,9 +94,9 @@ def refusal(
     for install in install_folders():
         if _under(real, install):
             return no("in the Python install or the packages the team runs")
-    records = record_dir()
-    if records is not None and _under(real, _real(records)):
-        return no("in the folder where running teams are recorded")
+    state = state_dir()
+    if state is not None and _under(real, _real(state)):
+        return no("in the folder where octy-orchestrate records which database each team uses")
     if spec.owns is not None:
         return None
     if _under(real, anchor) or in_own_temp:

@@ -232,7 +232,10 @@ async def _run(sup: Team, command: str, agent: Any, body: dict[str, Any]) -> dic
             outcome = await sup.restart_agent(agent)
         return {"ok": True, "command": command, "agent": agent, "result": outcome}
     if command == "reload":
-        return (await sup.reload()).to_reply()
+        from orchestrator.reload import requested_by  # noqa: PLC0415 - the CLI side needs none of it
+
+        with requested_by("reload"):
+            return (await sup.reload()).to_reply()
     grace = body.get("grace_s")
     given: float | None = None
     if isinstance(grace, int | float) and not isinstance(grace, bool):

@@ -57,8 +57,8 @@ _EDGES: dict[AgentState, frozenset[AgentState]] = {
     S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.STOPPING, S.FAILED}),
     # an operator may start a failed agent again (start/restart AGENT, reload)
     S.FAILED: frozenset({S.STARTING, S.STOPPED}),
-    # turn done or interrupted, session closed
-    S.STOPPING: frozenset({S.STOPPED}),
+    # turn done or interrupted, session closed; an operator's restart: the next starts
+    S.STOPPING: frozenset({S.STOPPED, S.BACKOFF}),
     # budget: a finished turn (or another agent's, for a team budget) goes over -> paused;
     # the window rolls over, the budget is raised or `resume` -> ready. A paused session
     # can still die (backoff/failed) or be stopped.
@@ -216,9 +216,15 @@ class Lifecycle:
     # --- asked from outside ---------------------------------------------------------
 
     def start(self) -> None:
-        """An operator, ``up`` or a reload starts the agent (its session task begins)."""
-        if self.state == AgentState.FAILED:
-            self.restarts.clear()  # a fresh start: the restart window begins again
+        """An operator, ``up`` or a reload starts the agent (its session task begins).
+
+        The restart window begins again, whatever the state: an edit (the reload stops
+        and starts the agent), ``stop`` + ``start`` or ``restart`` is how an operator
+        fixes a crash loop, and the failures before it made the first ordinary crash
+        after the fix fail the agent for good (review F, M2). supervisord resets too;
+        only the automatic restarts of one run (restarts.py) count toward the limit."""
+        self.restarts.clear()
+        self.restart_asked = False  # asked before a stop that won: not this run's
         self.want_running = True
 
     def session_starting(self) -> list[AgentState]:
@@ -232,8 +238,20 @@ class Lifecycle:
             return self.move(AgentState.STOPPING)
         return []
 
-    def ask_restart(self) -> None:
+    def ask_restart(self) -> list[AgentState]:
+        """``restart AGENT`` of a live session: it ends, then starts again at once, with
+        a new restart window (see :meth:`start`). ``ps`` shows ``stopping`` at once, as
+        for a stop: it showed ``ready`` and the old pid until the new session was up."""
         self.restart_asked = True
+        self.restarts.clear()
+        if self.state in RUNNING or self.state == AgentState.STARTING:
+            return self.move(AgentState.STOPPING)
+        return []
+
+    def restart_now(self) -> None:
+        """``restart AGENT`` of an agent in its backoff: woken at once (by the caller),
+        with a new restart window (see :meth:`start`)."""
+        self.restarts.clear()
 
     def pause(self) -> list[AgentState]:
         """Over budget: only an idle session is paused (a busy one is, after its turn)."""
@@ -256,7 +274,9 @@ class Lifecycle:
 
     def session_ended(self, end: SessionEnd, policy: RestartPolicy, *, stopping: bool) -> Decision:
         """What follows a session's end. ``stopping``: the whole team is stopping."""
-        if not self.want_running or stopping or self.state == AgentState.STOPPING:
+        if not self.want_running or stopping:
+            return Decision(Action.STOP)
+        if self.state == AgentState.STOPPING and not self.restart_asked:
             return Decision(Action.STOP)
         if end.reason == EndReason.CONTEXT_OVERFLOW:  # a fresh session, not toward failing
             return self._restart(0.0, end.reason, fresh=True)

@@ -14,6 +14,7 @@ import io
 import json
 import logging.handlers
 import os
+import re
 import sys
 import threading
 from collections.abc import MutableMapping
@@ -106,11 +107,31 @@ def render_line(event: MutableMapping[str, Any], *, colour: bool, width: int = 1
 
 
 def _short(value: Any, width: int) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    # The characters as written (ensure_ascii would turn 'é' into six): for_people below
+    # escapes the controls and bidi characters, and the cut counts characters.
+    encoded = not isinstance(value, str)
+    text = json.dumps(value, ensure_ascii=False, default=str) if encoded else value
     text = text.replace("\n", "⏎")
     if width and len(text) > width:
-        text = text[: width - 1] + "…"
-    return for_people(text)
+        text = text[: width - 1]
+        if encoded:  # not inside one of JSON's own escapes (a control: \u001b)
+            text = _unfinished_escape(text)
+        text += "…"
+    # Half an emoji (a lone surrogate, valid in the model's JSON) as its escape: no
+    # terminal can show it, and an encoder meeting it raises.
+    return for_people(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+# A JSON text's tail that may be an escape cut short: backslashes, then maybe a partial \uXXXX.
+_TAIL_ESCAPE = re.compile(r"(\\+)(u[0-9a-fA-F]{0,3})?$")
+
+
+def _unfinished_escape(text: str) -> str:
+    """``text`` without a JSON escape cut short at its end."""
+    tail = _TAIL_ESCAPE.search(text)
+    if tail is None or len(tail.group(1)) % 2 == 0:
+        return text  # escaped backslashes are whole; "u12" after them is text
+    return text[: tail.start() + len(tail.group(1)) - 1]
 
 
 class _Router:

@@ -128,10 +128,11 @@ async def restart_agent(sup: Team[SlotT], name: str) -> str:
         _refuse_while_stopping(sup, "restart", name)
         await _refuse_held_elsewhere(sup, name)
         if slot.runner is not None and slot.want_running:
-            slot.life.ask_restart()
             slot.runner.request_stop(sup.grace_s)
+            await sup.record_moves(slot, slot.life.ask_restart())  # `stopping`, shown at once
             return "restarting"
         if not slot.done.is_set():
+            slot.life.restart_now()
             slot.wake.set()  # in backoff: start now
             return "restarting"
         if not sup.spawn(name):

@@ -46,6 +46,13 @@ def start_ticks(pid: int) -> int | None:
     return _stat_number(pid, 19)  # field 22 overall
 
 
+def stopped(pid: int) -> bool:
+    """The process is stopped (SIGSTOP, Ctrl-Z, a debugger): it acts on nothing, not even
+    SIGTERM, until SIGCONT."""
+    fields = _stat_fields(pid)
+    return fields is not None and bool(fields) and fields[0] in ("T", "t")
+
+
 def is_leftover_cli(pid: int, recorded_start: object, cli_path: str | None) -> str | None:
     """None if ``pid`` is the ``claude`` process recorded (safe to kill its group);
     otherwise why not, for the log."""

@@ -18,7 +18,11 @@ agents layer by layer, each layer once the one before it is ready, as ``up`` doe
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
+import time
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -90,6 +94,10 @@ class ReloadResult:
     changed_not_running: list[str] = field(default_factory=list)  # applied, left stopped
     team_changed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Set when this reload found nothing to do because an earlier one (the watcher's,
+    # typically, a second before the operator's `reload`) applied these same files: that
+    # one's changes above, and who applied them when.
+    earlier: Applied | None = None
 
     def to_reply(self) -> dict[str, Any]:
         """The body of the answer to a ``reload`` command."""
@@ -101,7 +109,7 @@ class ReloadResult:
                 "message": "agents.yaml was not applied; the team runs unchanged:\n"
                 + "\n".join(self.errors),
             }
-        return {
+        reply: dict[str, Any] = {
             "ok": True,
             "command": "reload",
             "changes": {
@@ -112,6 +120,59 @@ class ReloadResult:
             "changed_not_running": self.changed_not_running,
             "team_changed": self.team_changed,
         }
+        if self.earlier is not None:
+            reply["already_applied"] = {"by": self.earlier.by, "at": self.earlier.at}
+        return reply
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A reload that changed the team: the versions of the files it applied, when, by whom."""
+
+    files: Fingerprint
+    at: float  # wall-clock time, as shown to the operator
+    by: str
+    result: ReloadResult
+
+
+# Review F, M3: the watcher polls every second and often applies an edit before the
+# operator's `reload` arrives, which then found nothing to do and printed "no change".
+# Each team's last applied reload, kept beside the team (weakly: it goes with it).
+_last_applied: weakref.WeakKeyDictionary[object, Applied] = weakref.WeakKeyDictionary()
+_WATCHER = "the file watcher or SIGHUP"
+_requested_by: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "reload_requested_by", default=_WATCHER
+)
+
+
+@contextlib.contextmanager
+def requested_by(who: str) -> Iterator[None]:
+    """Reloads run inside this block are told as done by ``who`` (the `reload` command)."""
+    token = _requested_by.set(who)
+    try:
+        yield
+    finally:
+        _requested_by.reset(token)
+
+
+def _remember(sup: object, result: ReloadResult, files: Fingerprint) -> ReloadResult:
+    """Record a reload that changed something; one that found nothing to do for the same
+    files as the last one that did is answered with that one's result."""
+    last = _last_applied.get(sup)
+    nothing = not (result.added or result.removed or result.restarted)
+    if nothing and not result.changed_not_running:
+        # Only the watcher's (or SIGHUP's) changes are told again: the operator who ran
+        # `reload` saw its own answer, and a second `reload` of them is "no change".
+        if (
+            last is not None
+            and last.files == files
+            and last.by == _WATCHER
+            and _requested_by.get() != _WATCHER
+        ):
+            return replace(last.result, team_changed=result.team_changed, earlier=last)
+        return result
+    _last_applied[sup] = Applied(files, time.time(), _requested_by.get(), result)
+    return result
 
 
 async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
@@ -149,7 +210,7 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             sup.roster = new  # the same agents; settings beside them (budgets) may differ
             await sup.budgets.evaluate("reload")
             log.info("reload", change="none")
-            return result
+            return _remember(sup, result, sup.watch_fingerprint)
         if diff.team_changed:
             log.warning(
                 "reload_partial",
@@ -188,7 +249,7 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             restarted=result.restarted,
             left_stopped=result.changed_not_running,
         )
-        return result
+        return _remember(sup, result, sup.watch_fingerprint)
 
 
 def with_new_rules(diff: RosterDiff, old: Roster, new: Roster) -> RosterDiff:
@@ -251,4 +312,13 @@ async def _register_agent(sup: Team[SlotT], name: str) -> None:
     await refusals.attempt(sup, register(), "register_failed", level="error", agent=name)
 
 
-__all__ = ["Fingerprint", "ReloadResult", "Team", "apply_reload", "fingerprint", "watched_paths"]
+__all__ = [
+    "Applied",
+    "Fingerprint",
+    "ReloadResult",
+    "Team",
+    "apply_reload",
+    "fingerprint",
+    "requested_by",
+    "watched_paths",
+]

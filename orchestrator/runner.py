@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -66,6 +66,9 @@ from orchestrator.session_options import (
 from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn
 
 log = structlog.get_logger()
+
+# How a connect ended (AgentRunner._connect_within).
+Connected = Literal["connected", "timed_out", "stopped"]
 
 LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
@@ -186,7 +189,8 @@ class AgentRunner:
     # --- control from the supervisor ------------------------------------------------
 
     def request_stop(self, grace_s: float) -> None:
-        """Stop claiming; let a running turn finish within ``grace_s``, then interrupt it."""
+        """Stop claiming; let a running turn finish within ``grace_s``, then interrupt it.
+        A session still connecting is ended at once (see :meth:`_connect_within`)."""
         self._grace_deadline = min(self._grace_deadline, time.monotonic() + grace_s)
         self._stop.set()
         if self._idle_scope is not None:
@@ -251,6 +255,8 @@ class AgentRunner:
                 self._session_cost.reset()
         await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
         for resume in [self.session_id, None] if self.session_id else [None]:
+            if self._stop.is_set():  # asked before this process was launched: none is
+                return SessionEnd(EndReason.STOPPED, "stopped before connecting")
             options = build_options(
                 self.spec,
                 self.roster(),
@@ -270,7 +276,7 @@ class AgentRunner:
             client = self._new_client(options)
             try:
                 connected = await self._connect_within(
-                    client, self.spec.connect_timeout_s, pid_file
+                    client, self.spec.connect_timeout_s, pid_file, self._stop
                 )
             except ClaudeSDKError as exc:
                 await self._close(client)
@@ -283,7 +289,10 @@ class AgentRunner:
                 return SessionEnd(EndReason.CONNECT_FAILED, str(exc))
             finally:
                 discard_prompt_file(options)  # read by the CLI at start-up; off the disk now
-            if not connected:
+            if connected == "stopped":
+                await self._close(client)
+                return SessionEnd(EndReason.STOPPED, "stopped while connecting")
+            if connected == "timed_out":
                 await self._close(client)
                 return SessionEnd(
                     EndReason.CONNECT_TIMEOUT,
@@ -359,20 +368,24 @@ class AgentRunner:
 
     @staticmethod
     async def _connect_within(
-        client: ClaudeSDKClient, timeout_s: float, pid_file: Path | None
-    ) -> bool:
-        """``client.connect()``; False if it had not completed within ``timeout_s``.
+        client: ClaudeSDKClient, timeout_s: float, pid_file: Path | None, stop: anyio.Event
+    ) -> Connected:
+        """``client.connect()``: "connected", or "timed_out" if it had not completed
+        within ``timeout_s``, or "stopped" if ``stop`` was set first (`stop`, `down`, a
+        restart, a second Ctrl-C: a CLI hung before its handshake used to be waited for
+        until the timeout, found by review F).
 
         A claude process hung before its handshake has nothing to save, so it is
         SIGKILLed first: cancelling connect() instead would run the SDK's graceful
         close, which waits 10 s on a process that does not read its stdin. If the
         kill does not end connect() (no process yet), it is cancelled after 5 s."""
-        timed_out = False
+        outcome: Connected = "connected"
 
         async def watchdog(scope: anyio.CancelScope) -> None:
-            nonlocal timed_out
-            await anyio.sleep(timeout_s)
-            timed_out = True
+            nonlocal outcome
+            with anyio.move_on_after(timeout_s) as waited:
+                await stop.wait()
+            outcome = "timed_out" if waited.cancelled_caught else "stopped"
             pid = read_cli_pid(pid_file)
             if pid is None and pid_file is not None:  # stuck before the launcher wrote it
                 killed = await anyio.to_thread.run_sync(kill_unlaunched, pid_file)
@@ -390,11 +403,11 @@ class AgentRunner:
             except Exception as exc:  # re-raised below, outside the task group (no group)
                 failure = exc
             tg.cancel_scope.cancel()
-        if timed_out:
-            return False  # after the kill, any failure is the timeout's
+        if outcome != "connected":
+            return outcome  # after the kill, any failure is the timeout's (or the stop's)
         if failure is not None:
             raise failure
-        return True
+        return outcome
 
     async def _close(self, client: ClaudeSDKClient) -> None:
         with anyio.CancelScope(shield=True), anyio.move_on_after(15):

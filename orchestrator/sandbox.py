@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.cli.team_record import state_dir
 from orchestrator.cli.user_folders import claude_config_dir
 from orchestrator.roster import AgentSpec, Roster
 
@@ -60,6 +61,14 @@ def hidden_folders(roster: Roster) -> list[Path]:
     return [f.resolve() for f in dict.fromkeys(folders)]
 
 
+def private_folders(roster: Roster) -> list[Path]:
+    """What agents' tools may neither read nor write: :func:`hidden_folders` and the user's
+    octy-orchestrate state folder (team records, roster cache), which name the database
+    the operator's verbs use."""
+    state = state_dir()
+    return hidden_folders(roster) + ([state.absolute()] if state is not None else [])
+
+
 def read_only_files(roster: Roster) -> list[Path]:
     """Files agents may read but not change: what defines the team."""
     files = [roster.path, *(s.prompt_file for s in roster.agents.values() if s.prompt_file)]
@@ -82,7 +91,7 @@ def _absolute(path: Path) -> str:
 def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
     """The ``--settings`` object for one agent's CLI: permission deny rules always, the
     sandbox unless the roster opts the agent out (``sandbox: false``)."""
-    hidden = [_absolute(p) for p in hidden_folders(roster)]
+    hidden = [_absolute(p) for p in private_folders(roster)]
     frozen = [_absolute(p) for p in read_only_files(roster)]
     deny = [f"{tool}({p}/**)" for p in hidden for tool in ("Read", "Edit")]
     deny += [f"Edit({p})" for p in frozen]
@@ -104,7 +113,15 @@ def prepare_cli_folders(spec: AgentSpec, environ: Mapping[str, str]) -> None:
     folder of a sandboxed agent's CLI started with ``environ``, before it starts. Best
     effort: a config folder that cannot be made is `up`'s warning already, and the CLI
     says what it cannot write."""
-    if not sandboxed(spec) or (config := claude_config_dir(environ)) is None:
+    if not sandboxed(spec):
+        return
+    with contextlib.suppress(OSError):
+        # Hidden from the agent (private_folders): a protected folder that does not exist
+        # yet gets a placeholder file from the sandbox, and the team record could no longer
+        # be written.
+        if (state := state_dir()) is not None:
+            state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if (config := claude_config_dir(environ)) is None:
         return
     try:
         config.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -227,21 +227,29 @@ class Supervisor:
 
     async def _start_layers(self) -> None:
         """Start the wanted agents layer by layer (see :meth:`start_in_layers`)."""
-        await self.start_in_layers([n for n, s in self.slots.items() if s.want_running])
+        wanted = [n for n, s in self.slots.items() if s.want_running]
+        started = await self.start_in_layers(wanted, still_wanted=True)
+        # Every layer started (each ready, failed or waited for): what `up` was asked is done.
+        log.info("start_up_done", started=[n for n in self.slots if n in started])
 
-    async def start_in_layers(self, names: list[str]) -> set[str]:
+    async def start_in_layers(self, names: list[str], *, still_wanted: bool = False) -> set[str]:
         """Start ``names`` in ``depends_on`` order: a layer starts once the agents started
         in the layers before it are ready (or failed, or START_WAIT_S passed). Returns the
-        names started. Callers hold the agents' ``ops`` locks (or nobody else can run)."""
+        names started. A reload holds the agents' ``ops`` locks; `up`'s start-up holds
+        none (``still_wanted``: an agent an operator stopped before its layer began is
+        not started), so an agent may be removed or stopped while a layer waits."""
         wanted = set(names)
         started: set[str] = set()
         for layer in self.roster.start_layers():
-            now = [n for n in layer if n in wanted and self.slots[n].done.is_set()]
-            for name in now:
-                if self.spawn(name):
-                    started.add(name)
-            for name in now:
-                slot = self.slots[name]
+            # Looked up afresh per layer, and held as slots across the waits: a reload may
+            # remove an agent meanwhile (its slot deleted), and `up`'s start-up holds no
+            # lock; a KeyError here ended the whole team (found by review).
+            now = [s for n in layer if n in wanted and (s := self.slots.get(n)) is not None]
+            if still_wanted:  # stopped by an operator or a reload since: left stopped
+                now = [s for s in now if s.want_running]
+            now = [s for s in now if self.spawn(s.name)]
+            started.update(s.name for s in now)
+            for slot in now:
                 with anyio.move_on_after(START_WAIT_S):
                     while slot.state not in SETTLED and not slot.done.is_set():
                         if self._stopping.is_set():
@@ -251,9 +259,9 @@ class Supervisor:
 
     def spawn(self, name: str) -> bool:
         """Start the task that runs ``name``'s sessions; False if it cannot start now."""
-        slot = self.slots[name]
-        if self._stopping.is_set() or not slot.done.is_set():
-            return False  # the team is stopping, or a task already runs this agent
+        slot = self.slots.get(name)
+        if slot is None or self._stopping.is_set() or not slot.done.is_set():
+            return False  # removed by a reload, the team is stopping, or a task runs it
         slot.life.start()
         slot.done = anyio.Event()
         assert self._tg is not None

@@ -4,7 +4,8 @@ The queue knows the family (``Mailbox.related``: the message, everything its
 handling caused through ``cause_id``, and their replies) with the times each was
 sent, claimed and finished. The logs add what only the agents saw: the turn a
 delivery started (from ``received`` to that agent's next ``turn``), the tools
-used in it, an asker receiving its answer, requeues.
+used in it, an asker receiving its answer, requeues, and which messages shared a turn
+(their hops belong to each of them: see :mod:`orchestrator.traceturns`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from orchestrator import traceturns
 from orchestrator.logconfig import agent_colour
 from orchestrator.logview import Hole, read_events
 from orchestrator.mailbox import Message
@@ -30,6 +32,8 @@ _IN_QUEUE = frozenset({"sent", "asked", "replied", "broadcast"})
 # The relay's own tools: their effect shows as messages.
 _RELAY_TOOLS = f"mcp__{SERVER}__"
 _ID_KEYS = ("message_id", "request_id")
+# Shared turns inside shared turns, followed this many levels deep (each reads the logs).
+_SHARED_ROUNDS = 8
 # Tie-break for steps stamped the same instant, in the order they can happen.
 _RANK = {"request": 0, "notice": 0, "broadcast": 0, "claimed": 1, "turn_started": 2}
 
@@ -97,22 +101,41 @@ def load_trace(
         message = mailbox.get(message_id)
         if message.kind == "response" and message.correlation_id:
             message_id = message.correlation_id
-        family = mailbox.related(message_id)
-    events: list[Mapping[str, Any]] = []
-    if logs is not None and logs.is_dir():
-        events = read_events(logs, on_hole=on_hole, keep=Relevant(m.id for m in family))
-    return build_trace(message_id, family, events)
+        family = {m.id: m for m in mailbox.related(message_id)}
+        events: list[Mapping[str, Any]] = []
+        stands_for: dict[str, str] = {}
+        for n in range(_SHARED_ROUNDS):  # one more read of the logs per level of them
+            if logs is None or not logs.is_dir():
+                break
+            hole = on_hole if n == 0 else None  # told once
+            events = read_events(logs, on_hole=hole, keep=Relevant(family))
+            hops, found = traceturns.hops_of(mailbox, traceturns.shared_turns(events), family)
+            fresh = [m for m in hops if m.id not in family]
+            stands_for.update(found)
+            if not fresh:
+                break
+            family.update((m.id, m) for m in fresh)
+    ordered = list(family.values())  # oldest first, then the hops of shared turns
+    if stands_for:
+        ordered.sort(key=lambda m: m.created_at)
+    return build_trace(message_id, ordered, events, stands_for=stands_for)
 
 
 def build_trace(
-    root_id: str, family: Iterable[Message], events: Iterable[Mapping[str, Any]]
+    root_id: str,
+    family: Iterable[Message],
+    events: Iterable[Mapping[str, Any]],
+    *,
+    stands_for: Mapping[str, str] | None = None,
 ) -> Trace:
-    """The timeline of ``root_id`` from its family of messages and the log events."""
+    """The timeline of ``root_id`` from its family of messages and the log events.
+    ``stands_for``: a shared turn's first message (outside the family) -> the family's
+    message handled in that turn, so the turn's hops sit one level below it."""
     messages = tuple(family)
     events = list(events)
     by_id = {m.id: m for m in messages}
     root = by_id[root_id]
-    depth = {m.id: _depth(m, by_id, root_id) for m in messages}
+    depth = {m.id: _depth(m, by_id, root_id, stands_for or {}) for m in messages}
     steps = [s for m in messages for s in _queue_steps(m, depth[m.id])]
     steps += _log_steps(events, by_id, depth)
     steps = _name_subagents(steps, events)
@@ -120,13 +143,16 @@ def build_trace(
     return Trace(root, messages, tuple(steps))
 
 
-def _depth(m: Message, by_id: Mapping[str, Message], root_id: str) -> int:
+def _depth(
+    m: Message, by_id: Mapping[str, Message], root_id: str, stands_for: Mapping[str, str]
+) -> int:
     """Causes between ``m`` and the traced message; a reply sits at its request's depth."""
     n = 0
     for _ in range(len(by_id)):  # a bound, should the ids ever form a loop
         if m.id == root_id:
             break
         up = m.correlation_id if m.kind == "response" else m.cause_id
+        up = stands_for.get(up, up) if up is not None and up not in by_id else up
         if up is None or up not in by_id:
             break
         n += m.kind != "response"
@@ -196,16 +222,9 @@ def _log_steps(
                     )
                 )
         elif name in TURN_ENDS and agent in open_turns:
-            steps.append(
-                Step(
-                    at,
-                    "turn" if name == "turn" else name,
-                    agent,
-                    open_turns.pop(agent),
-                    text=_turn_text(e),
-                    depth=d,
-                )
-            )
+            opener = open_turns.pop(agent)
+            kind = "turn" if name == "turn" else name
+            steps.append(Step(at, kind, agent, opener, text=_turn_text(e, opener), depth=d))
         elif name == "tool_used" and agent in open_turns:
             tool = str(e.get("tool", ""))
             if not tool.startswith(_RELAY_TOOLS):
@@ -263,7 +282,21 @@ def _ids(e: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def _turn_text(e: Mapping[str, Any]) -> str:
+def _turn_text(e: Mapping[str, Any], own: str) -> str:
+    text = _usage_text(e)
+    listed = e.get("messages")
+    others = (
+        [i for i in listed if isinstance(i, str) and i != own] if isinstance(listed, list) else []
+    )
+    if not others:
+        return text
+    more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+    # Tokens and cost are the whole turn's: the same figures show in each one's trace.
+    shared = f"shared: handled in one turn with {', '.join(others[:3])}{more}"
+    return f"{text} ({shared})" if text else shared
+
+
+def _usage_text(e: Mapping[str, Any]) -> str:
     if e.get("event") != "turn":
         return _rest(e)
     parts = []

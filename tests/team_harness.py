@@ -208,6 +208,42 @@ class Team:
             return mb.list(limit=10_000, **filters)
 
 
+def stop_claude_as_it_starts(
+    agent: str, home: str, timeout: float = 30, *, besides: Iterable[int] = ()
+) -> int:
+    """SIGSTOP the first process launched for ``agent`` of this test's team (its environment
+    names the agent and the test's own HOME), as soon as it runs the CLI itself: long before
+    a claude process can finish its start-up handshake. Matching the agent name alone
+    stopped other teams' processes on a shared machine. Not earlier, in the launcher's shell
+    (or its setsid/setpriv): stopped before it writes the CLI's pid file, the process cannot
+    be killed at the connect timeout, and the SDK's own close ends it 15 s later, without the
+    complaint this test looks for (seen once in a full run). ``besides``: processes stopped
+    before (a later session's claude is looked for)."""
+    tag = f"OCTY_AGENT={agent}".encode() + b"\0"
+    own = f"HOME={home}".encode() + b"\0"
+    skip = {os.getpid(), *besides}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in skip:
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    environ = f.read()
+                if tag not in environ or own not in environ:
+                    continue
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    program = f.read().split(b"\0", 1)[0]
+                if os.path.basename(program) != b"claude":
+                    continue  # still the launcher (sh, setsid, setpriv): look again
+            except OSError:  # gone already, or not ours
+                continue
+            os.kill(int(entry), signal.SIGSTOP)
+            return int(entry)
+        time.sleep(0.005)
+    raise AssertionError(f"no process for {agent} appeared within {timeout}s")
+
+
 def _kill(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signum)

@@ -9,11 +9,13 @@ process's CPU time over its lifetime, as ``ps(1)`` shows it; ``top`` shows it li
 from __future__ import annotations
 
 import os
+import socket
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator import colour
+from orchestrator import colour, procid
 from orchestrator.redact import for_people
 
 # An external participant (registered with `register`, not in the roster) whose heartbeat
@@ -42,6 +44,22 @@ _STATE_COLOURS = {
 class ProcStats:
     cpu_percent: float
     rss_bytes: int
+
+
+def runs_here(pid: int | None, pid_start: int | None, host: str | None, *, local: bool) -> bool:
+    """Whether ``/proc/PID`` of this machine is the agent's process, so that its CPU and
+    memory may be shown. On a NATS team the registry's pid may be another machine's
+    (review G, 5: `ps` showed an unrelated local process's figures): the host, when
+    recorded, must be this one, and the start time recorded with the pid (``pid_start``)
+    must be the process's. Without a start time only a ``local`` team's pid counts (a
+    SQLite team's supervisor runs on this machine: it holds the team's lock here)."""
+    if not pid:
+        return False
+    if host is not None and host != socket.gethostname():
+        return False
+    if pid_start is not None:
+        return procid.start_ticks(pid) == pid_start
+    return local
 
 
 def proc_stats(pid: int | None) -> ProcStats | None:
@@ -110,15 +128,31 @@ def memory(rss: int | None) -> str:
     return f"{rss / 2**20:.0f}MiB" if rss < 10 * 2**30 else f"{rss / 2**30:.1f}GiB"
 
 
+def cell_len(text: str) -> int:
+    """Terminal cells ``text`` takes: two for a wide (East Asian wide or fullwidth)
+    character, none for a combining mark or a format character, else one. (rich's
+    cell_len, which `top` uses, costs `ps` its start-up: this is the stdlib's view.)"""
+    return sum(
+        0
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf")
+        else 2
+        if unicodedata.east_asian_width(c) in ("W", "F")
+        else 1
+        for c in text
+    )
+
+
 def render(header: Sequence[str], rows: Sequence[Sequence[str]], *, colour: bool) -> list[str]:
     """Columns two spaces apart; every cell escaped for the terminal; the STATE column
-    coloured when ``colour`` (padding is computed on the plain text)."""
+    coloured when ``colour`` (padding is computed on the plain text, in terminal cells:
+    a wide character such as 漢 takes two, and counting it as one shifted every column
+    after it)."""
     table = [list(header)] + [[for_people(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    widths = [max(cell_len(row[i]) for row in table) for i in range(len(header))]
     state_col = list(header).index("STATE") if "STATE" in header else -1
     lines = []
     for n, row in enumerate(table):
-        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        cells = [cell + " " * (w - cell_len(cell)) for cell, w in zip(row, widths, strict=True)]
         if colour and n > 0 and state_col >= 0:
             code = _STATE_COLOURS.get(row[state_col].split(" ")[0])  # "blocked (why)"
             if code:

@@ -14,8 +14,10 @@ A roster that names a NATS queue is not remembered (verbs need its settings).
 Values are never stored, only SHA-256 digests. One small JSON file per roster, 0600
 in a 0700 folder of the user's state folder, written atomically, never through a
 symlink, and not trusted unless this user owns it: another user could otherwise point
-our verbs at their database. Everything here is best effort: a cache that cannot be
-read or written only costs the parse.
+our verbs at their database. Agents run as this user, so the state folder is hidden
+from their tools (sandbox.py, confine.py): an agent that could write an entry could
+send `down`, `ps` and `send` to a database of its choice. Everything here is best
+effort: a cache that cannot be read or written only costs the parse.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from orchestrator import __version__
-from orchestrator.cli.team_record import record_dir
+from orchestrator.cli.team_record import state_dir
 from orchestrator.regularfile import FileRefused, read_regular_file
 
 try:  # the builtin module: hashlib's import starts OpenSSL, a few ms of every run
@@ -77,13 +79,13 @@ class ReadRecorder(Mapping[str, str]):
 
 
 def _entry_path(roster: Path) -> Path | None:
-    folder = record_dir()
+    folder = state_dir()
     if folder is None:
         return None
     if roster.is_dir():
         roster = roster / "agents.yaml"
     where = roster.absolute().parent.resolve() / roster.name
-    return folder.parent / "rosters" / f"{_digest(str(where))[:32]}.json"  # type: ignore[index]
+    return folder / "rosters" / f"{_digest(str(where))[:32]}.json"  # type: ignore[index]
 
 
 def _roster_digest(roster: Path) -> str | None:

@@ -53,6 +53,14 @@ def record_dir() -> Path | None:
     return None if base is None else base / ".local" / "state" / "octy-orchestrate" / "teams"
 
 
+def state_dir() -> Path | None:
+    """The user's octy-orchestrate state folder: the team records (``teams/``) and the
+    roster cache (``rosters/``, cli/roster_cache.py). Both tell the operator's verbs which
+    database to use, so agents may neither read nor write it (sandbox.py, confine.py)."""
+    folder = record_dir()
+    return None if folder is None else folder.parent
+
+
 NO_PLACE = (
     "no folder to keep it in: HOME is unset, empty or relative, this user has no home "
     "directory, and XDG_STATE_HOME is not set; set HOME or XDG_STATE_HOME, the same for "

@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import errors, safefs
-from orchestrator.agent_meta import LAUNCHING, AgentMeta
-from orchestrator.cli import common, ps_view, team_record, user_folders
+from orchestrator import errors, procid
+from orchestrator.agent_meta import AgentMeta
+from orchestrator.cli import common, ps_view, team_record, up_detach, user_folders
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.held_wait import supervisor_silence
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER
-from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync, place_of
+from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync
 from orchestrator.redact import REDACTOR, for_people
 
 # `ps` runs often (scripts poll it): what only `up`, `config` and the control verbs need
@@ -55,31 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "may share one team this way, and an agent another supervisor holds is refused, "
         "naming its host and pid",
     )
-    p.add_argument(
-        "-d", "--detach", action="store_true", help="run in the background; logs in logs/"
-    )
-    p.add_argument(
-        "--grace",
-        type=common.seconds,
-        default=10.0,
-        metavar="S",
-        help="on stop, in-flight turns get S seconds to finish (default 10)",
-    )
-    p.add_argument(
-        "--no-color", action="store_true", help="plain console output (default: colour on a tty)"
-    )
-    p.add_argument(
-        "--no-model-check",
-        action="store_true",
-        help="start without first checking that the model endpoint answers and takes the key "
-        "(default: check once)",
-    )
-    p.add_argument(
-        "--no-memory-check",
-        action="store_true",
-        help="start even if the agents' claude processes (~200 MiB each) would not fit in the "
-        "memory available (default: refuse, and warn above 75%% of it)",
-    )
+    up_detach.add_up_options(p)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser(
@@ -242,7 +218,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     if args.detach:
-        return _detach(args, roster)
+        return up_detach.detach(args, roster)
     return run_foreground(
         roster,
         args.agents or None,
@@ -272,22 +248,6 @@ def _check_memory(roster: Roster, only: list[str], *, force: bool) -> None:
             "runs out",
             file=sys.stderr,
         )
-
-
-def _registered(db: QueuePlace, pid: int) -> bool:
-    """The supervisor wrote its registry row and launches agents: it is past its checks (the
-    model's, and the SDK's import, which it finishes after registering: issue 14.5)."""
-    try:
-        with open_sync(db, readonly=True) as mailbox:
-            info = mailbox.agent(SUPERVISOR)
-    except errors.OrchestratorError:
-        return False
-    return (
-        info is not None
-        and info.pid == pid
-        and info.state == "running"
-        and info.meta.get(LAUNCHING) is True
-    )
 
 
 def run_foreground(
@@ -343,68 +303,6 @@ def run_foreground(
     return common.EXIT_OK
 
 
-def _detach(args: argparse.Namespace, roster: Roster) -> int:
-    out_path = roster.logs / "supervisor.out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "orchestrator.cli",
-        "up",
-        "-f",
-        str(roster.path),
-        "--no-color",
-        "--grace",
-        str(args.grace),
-        *(["--no-model-check"] if args.no_model_check else []),
-        *args.agents,
-    ]
-    try:  # no link followed, no folder others can write (safefs)
-        safefs.private_folder(roster.logs, "logs folder")
-        fd = safefs.open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "log file")
-    except errors.OrchestratorError as exc:
-        raise common.failure_from(exc) from None
-    import subprocess
-
-    with os.fdopen(fd, "ab") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-            cwd=os.getcwd(),
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = out_path.read_text(errors="replace").splitlines()[-10:]
-            raise CliFailure("the supervisor exited at once:\n" + "\n".join(tail))
-        if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
-            break
-        time.sleep(0.05)
-    else:
-        raise CliFailure(
-            f"the supervisor (pid {proc.pid}) did not start within 60 s; see {out_path}"
-        )
-    if args.json:
-        common.emit_json(
-            {
-                "ok": True,
-                "pid": proc.pid,
-                "database": str(roster.database),
-                "logs": str(roster.logs),
-            }
-        )
-    else:
-        print(
-            for_people(
-                f"team '{roster.name}' started in the background (supervisor pid {proc.pid}); "
-                f"`octy-orchestrate ps`, `logs -f`, `down`"
-            )
-        )
-    return common.EXIT_OK
-
-
 def cmd_down(args: argparse.Namespace) -> int:
     from orchestrator.control import send_command
 
@@ -417,10 +315,19 @@ def cmd_down(args: argparse.Namespace) -> int:
         else:
             print(for_people(f"no team running ({db}); nothing to stop"))
         return common.EXIT_OK
+    if pid is not None:
+        _refuse_if_frozen(pid, "nothing was sent")
     try:
         send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))
     except (errors.SupervisorNotRunning, errors.SupervisorGone):
         pass  # it stopped between our look and the command: what was asked
+    except errors.RequestTimeout as exc:
+        # The command is queued but not taken: a supervisor that is stopped or writes no
+        # heartbeat acts on SIGTERM no more than on the queue (review F, L2: 72 s, then
+        # "the queue did not take the command"); one that beats on, its queue broken, does.
+        if pid is not None:
+            _refuse_if_frozen(pid, "the command stays queued", place=_queue(args))
+        _terminate_instead(db, pid, exc)
     except errors.QueueError as exc:
         _terminate_instead(db, pid, exc)
     except errors.OrchestratorError as exc:
@@ -439,6 +346,39 @@ def cmd_down(args: argparse.Namespace) -> int:
     else:
         print(f"team stopped (supervisor pid {pid})")
     return common.EXIT_OK
+
+
+def _refuse_if_frozen(pid: int, sent: str, *, place: QueuePlace | None = None) -> None:
+    """Fail at once, saying what to do, when this machine's supervisor ``pid`` cannot act:
+    stopped (seen in /proc), or, given its queue, silent past its heartbeat (its own row:
+    a supervisor still starting has not written one yet)."""
+    if procid.stopped(pid):
+        why = "it is stopped (SIGSTOP, Ctrl-Z or a debugger)"
+        todo = f"resume it with `kill -CONT {pid}` and run `down` again"
+    else:
+        silent = None if place is None else _own_silence(place, pid)
+        if silent is None:
+            return
+        why = f"it has written no heartbeat for {silent:.0f}s (stuck?)"
+        todo = "see logs/supervisor.jsonl"
+    raise CliFailure(
+        f"the supervisor (pid {pid}) is not responding: {why}; {sent}. To stop the team, "
+        f"{todo}, or end it without a graceful stop with `kill -KILL {pid}`",
+        common.EXIT_ERROR,
+        "supervisor_not_responding",
+    )
+
+
+def _own_silence(place: QueuePlace, pid: int) -> float | None:
+    """Seconds the supervisor ``pid`` has written no heartbeat in its row, when too long."""
+    try:
+        with open_sync(place, readonly=True) as mailbox:
+            row = mailbox.agent(SUPERVISOR)
+    except errors.OrchestratorError:
+        return None
+    if row is None or row.pid != pid:
+        return None
+    return supervisor_silence(row.heartbeat_at, time.time())
 
 
 def _terminate_instead(db: Path, pid: int | None, exc: errors.QueueError) -> None:
@@ -569,6 +509,11 @@ def reload_summary(result: dict[str, Any]) -> str:
             f"team settings changed ({', '.join(result['team_changed'])}): "
             "they take effect at the next `up`"
         )
+    earlier = result.get("already_applied")
+    if lines and isinstance(earlier, dict) and isinstance(earlier.get("at"), int | float):
+        # Nothing left to do: the same file was applied a moment ago (by the watcher).
+        at = time.strftime("%H:%M:%S", time.localtime(earlier["at"]))
+        lines.insert(0, f"already applied by {earlier.get('by')} at {at}:")
     return "\n".join(lines) or "no change"
 
 
@@ -611,7 +556,8 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
             )
             started = meta.started_at
             pid = info.pid if running else None
-            stats = ps_view.proc_stats(pid)
+            here = ps_view.runs_here(pid, meta.pid_start, meta.host, local=isinstance(db, Path))
+            stats = ps_view.proc_stats(pid) if here else None
             rows.append(
                 {
                     "name": info.name,
@@ -621,6 +567,10 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
                     "reason": meta.blocked_reason if info.state == "blocked" else None,
                     "external": external,
                     "pid": pid,
+                    # False: the pid is another machine's (or no longer the agent's): no
+                    # CPU or memory is read for it here.
+                    "pid_here": here,
+                    "host": meta.host,
                     "heartbeat_age_s": (
                         round(now - info.heartbeat_at, 1) if info.heartbeat_at else None
                     ),
@@ -704,7 +654,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
             r["state"]
             + (f" ({r['reason']})" if r.get("reason") else "")
             + (f" ({_short(r['model_error'])})" if r["model_error"] else ""),
-            str(r["pid"] or "-"),
+            _pid_cell(r),
             ps_view.duration(r["uptime_s"]),
             "-" if r["cpu_percent"] is None else f"{r['cpu_percent']:.1f}",
             ps_view.memory(r["rss_bytes"]),
@@ -744,6 +694,14 @@ def _check_known(db: QueuePlace, names: Sequence[str]) -> list[str]:
             "not_found",
         )
     return known
+
+
+def _pid_cell(row: dict[str, Any]) -> str:
+    """The pid, with the machine it runs on when that is another one."""
+    if not row["pid"]:
+        return "-"
+    host = row.get("host")
+    return f"{row['pid']}@{host}" if host and not row["pid_here"] else str(row["pid"])
 
 
 def _short(text: str, limit: int = 60) -> str:

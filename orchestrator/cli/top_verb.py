@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "restarts, pending, the message in flight and its age, turns, tokens, cost, CPU and "
         "memory of its claude process), the team (supervisor, queue depth, dead letters, "
         "total cost) and its events as they happen. Works with no supervisor running (last "
-        "known states, marked) and while agents.yaml is invalid. Press ? for the keys.",
+        "known states, marked) and while agents.yaml is invalid. A team on NATS JetStream "
+        "(`queue: nats://...`) is read from its server; pids, CPU, memory, events and "
+        "restart/stop/start are this machine's. Press ? for the keys.",
     )
     p.add_argument(
         "-f", "--file", type=Path, default=None, help="the roster (default ./agents.yaml)"
@@ -51,7 +53,8 @@ def cmd_top(args: argparse.Namespace) -> int:
     from orchestrator.tui.data import TeamSource
 
     source = TeamSource.resolve(args.file, database=args.db, logs=args.logs)
-    if not source.database.exists():
+    # A NATS team's queue is on its server: this machine may never have run a supervisor.
+    if source.queue is None and not source.database.exists():
         raise CliFailure(
             f"no team database at {source.database}; start the team with `octy-orchestrate up`"
             " (or name it with -f / --db)",

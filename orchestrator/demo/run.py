@@ -31,6 +31,7 @@ from claude_agent_sdk import CanUseToolShadowedWarning
 from orchestrator import errors, logconfig
 from orchestrator.cli import team_record
 from orchestrator.colour import wanted as colour_wanted
+from orchestrator.demo import signals
 from orchestrator.mailbox import USER, AsyncMailbox
 from orchestrator.prompts import text_of
 from orchestrator.roster import Roster, load_roster
@@ -71,6 +72,18 @@ def run_demo(
     keeps running after its answer, until ``octy-orchestrate down`` (or Ctrl-C), so the
     usual verbs can be tried on it from another terminal.
     """
+    with signals.stopped_like_ctrl_c() as again:  # before mkdtemp: none ends us outright
+        return _run(keep=keep, seconds=seconds, console=console, colour=colour, again=again)
+
+
+def _run(
+    *,
+    keep: bool,
+    seconds: float,
+    console: TextIO,
+    colour: bool | None,
+    again: Callable[[], None],
+) -> DemoOutcome:
     started = time.monotonic()
     folder = Path(tempfile.mkdtemp(prefix="octy-demo-"))  # 0700
     outcome = DemoOutcome(folder=folder, kept=keep)
@@ -107,10 +120,12 @@ def run_demo(
                     on_answer = out.keep_running if keep else None
                     anyio.run(_drive, roster, seconds, outcome, on_answer)
             finally:
+                again()  # the supervisor's receiver left the default action behind
                 logconfig.shutdown()
     finally:
         if not keep:
-            shutil.rmtree(folder, ignore_errors=True)
+            with signals.held():  # a second signal must not cut the removal short
+                shutil.rmtree(folder, ignore_errors=True)
         outcome.seconds = time.monotonic() - started
     out.closing(outcome)
     return outcome

@@ -7,6 +7,7 @@ written under ``prompts/`` next to wherever the roster goes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -19,7 +20,8 @@ PROMPTS = ("prompts/lead.md", "prompts/researcher.md")
 
 
 def roster_target(path: Path) -> Path:
-    """Where the roster goes: ``path`` itself, or ``path/agents.yaml`` for a folder."""
+    """Where the roster goes: ``path`` itself, or ``path/agents.yaml`` for a folder (one
+    that is not there yet comes as ``myteam/agents.yaml``: see the CLI's ``-f``)."""
     return path / DEFAULT_FILE if path.is_dir() else path
 
 
@@ -70,14 +72,53 @@ def write_starter(roster_path: Path) -> list[Path]:
                 raise StarterRefused(link, _LINK)
         if path.exists() and not path.is_file():
             raise StarterRefused(path, "is not a regular file (a device, a FIFO, a folder)")
-    written = []
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path != roster_path and path.parent.is_symlink():  # made meanwhile
-            raise StarterRefused(path.parent, _LINK)
-        _write_regular(path, text, private=path == roster_path)
-        written.append(path)
-    return written
+        _check_folders(path.parent)
+    # The roster last: a prompt that cannot be written leaves no roster naming it behind
+    # (which a retry would refuse to overwrite).
+    order = [*(p for p in files if p != roster_path), roster_path]
+    made: list[Path] = []  # files and folders this call created, removed should it fail
+    try:
+        for path in order:
+            _make_folders(path.parent, made)
+            if path != roster_path and path.parent.is_symlink():  # made meanwhile
+                raise StarterRefused(path.parent, _LINK)
+            new = not os.path.lexists(path)
+            _write_regular(path, files[path], private=path == roster_path)
+            if new:
+                made.append(path)
+    except BaseException:
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                path.rmdir() if path.is_dir() else path.unlink()
+        raise
+    return [roster_path, *order[:-1]]
+
+
+def _check_folders(folder: Path) -> None:
+    """StarterRefused if ``folder`` or one of its parents is there but is no folder."""
+    for part in (folder, *folder.parents):
+        if os.path.lexists(part):
+            if not part.is_dir():
+                raise StarterRefused(part, "is a file where init makes a folder")
+            return
+
+
+def _make_folders(folder: Path, made: list[Path]) -> None:
+    missing = []
+    for part in (folder, *folder.parents):
+        if os.path.lexists(part):
+            break
+        missing.append(part)
+    for part in reversed(missing):
+        try:
+            part.mkdir()
+        except FileExistsError:  # made meanwhile by another: as good, if a folder
+            if not part.is_dir():
+                raise StarterRefused(part, "is a file where init makes a folder") from None
+            continue
+        except OSError as exc:
+            raise StarterRefused(part, f"cannot be made ({exc.strerror})") from None
+        made.append(part)
 
 
 def _write_regular(path: Path, text: str, *, private: bool) -> None:

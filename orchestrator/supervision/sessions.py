@@ -8,6 +8,7 @@ database gone from its path ends everything.
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -108,6 +109,8 @@ async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[
         slot.stats["session_id"] = data.get("session_id") or slot.stats.get("session_id")
         pid = data.get("pid")  # its start time tells a later `up` it is still this process
         slot.stats["pid_start"] = procid.start_ticks(pid) if isinstance(pid, int) else None
+        # With the pid: `ps` on another machine of a NATS team shows no figures for it.
+        slot.stats["host"] = socket.gethostname()
         moves = slot.life.on_runner_event(event)
         if moves:
             await sup.record_moves(slot, moves, pid=pid)

@@ -9,6 +9,9 @@ seconds to acknowledge).
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import ClassVar
@@ -25,6 +28,7 @@ from orchestrator.tui.screens import ConfirmScreen, LogScreen, TextScreen, help_
 from orchestrator.tui.widgets import AgentTable, EventPane, FilterInput, TeamLine, cells, duration
 
 REFRESH_S = 1.0
+QUIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 _VERBS = {"restart": "Restart", "stop": "Stop", "start": "Start"}
 _MAIN_ONLY = frozenset({"log", "trace", "command", "filter", "help"})
 
@@ -33,7 +37,8 @@ class TopApp(App[None]):
     TITLE = "octy-orchestrate top"
     ENABLE_COMMAND_PALETTE = False  # its ^p entry would take a key and footer room
     CSS = """
-    TeamLine { height: auto; }
+    /* each of its lines cut on the right: wrapped, at 20x5 it filled the screen */
+    TeamLine { height: auto; text-wrap: nowrap; text-overflow: clip; }
     /* cut on the right, never wrapped: Textual ignores rich's Text.no_wrap, and a wrapped
        row takes two lines (at 40 columns no row was left on screen) */
     AgentTable { height: auto; max-height: 50%; text-wrap: nowrap; text-overflow: clip; }
@@ -43,6 +48,9 @@ class TopApp(App[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit"),
+        # As htop and k9s: Ctrl-C quits, over every screen and the filter box (Textual's
+        # own ctrl+c only says "press ctrl+q to quit").
+        Binding("ctrl+c", "quit", show=False, priority=True),
         Binding("l", "log", "log"),
         Binding("t", "trace", "trace"),
         Binding("r", "command('restart')", "restart"),
@@ -71,7 +79,32 @@ class TopApp(App[None]):
 
     def on_mount(self) -> None:
         self.query_one(AgentTable).focus()
+        # SIGTERM (kill, timeout, a service manager) and SIGHUP (the terminal closed)
+        # ended Python at once: the terminal stayed in the alternate screen, with mouse
+        # reporting on, the cursor hidden and the tty raw. Quit the way `q` does, which
+        # puts all of it back, and say which signal in the exit status (128 + N).
+        loop = asyncio.get_running_loop()
+        for signum in QUIT_SIGNALS:
+            try:
+                loop.add_signal_handler(signum, self._signalled, signum)
+            except (RuntimeError, ValueError):  # not the main thread (a test's app)
+                break
+
+    def on_ready(self) -> None:
+        # Read once the first frame is up, not from on_mount: a first read that came back
+        # before the widgets had their own Mount (a busy machine) drew into widgets whose
+        # measured height Textual kept, and with a long --interval the table showed its
+        # header and no row until the next change.
         self._reader()
+
+    def _signalled(self, signum: int) -> None:
+        if signum == signal.SIGHUP and not _terminal_attached():
+            # The terminal hung up (its window closed): there is nothing to restore, and
+            # Textual's restore waited for ever on its output thread (writes fail with
+            # EIO, and the SIGCONT a hangup also sends restarts its output). top holds
+            # nothing to save (it only reads; commands are the supervisor's): end now.
+            os._exit(128 + signum)
+        self.exit(return_code=128 + signum)
 
     def on_resize(self, event: events.Resize) -> None:
         # Runs before App's own handler records the new size: the event's size is the one.
@@ -81,6 +114,9 @@ class TopApp(App[None]):
 
     def on_unmount(self) -> None:
         self._stop.set()
+        # Wake the reader out of its wait: the process ends only when that thread does,
+        # and with `--interval 3600` `q` left it running for up to an hour.
+        self._wake.set()
 
     def refresh_data(self) -> None:
         """Read again now (after a command), not at the next tick."""
@@ -137,7 +173,7 @@ class TopApp(App[None]):
 
     def _show(self, snapshot: Snapshot, events: list[Event]) -> None:
         self.snapshot = snapshot
-        live = snapshot.team.supervisor_pid is not None
+        live = snapshot.team.live
         rows = [a for a in snapshot.agents if not self.only or self.only in a.name]
         self.query_one(TeamLine).show(snapshot.team, snapshot.taken_at)
         self.query_one(AgentTable).show(rows, live)
@@ -251,9 +287,20 @@ class TopApp(App[None]):
         self.push_screen(TextScreen(title, help_lines(), screen_id="help"))
 
 
+def _terminal_attached() -> bool:
+    """Whether this process still has its terminal: a hangup takes it away, and then
+    /dev/tty cannot be opened (a `kill -HUP` leaves it there)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
 def _view(snapshot: Snapshot) -> tuple[object, ...]:
     """What the screen shows of a snapshot, as text: equal views need no redraw."""
-    team, live = snapshot.team, snapshot.team.supervisor_pid is not None
+    team, live = snapshot.team, snapshot.team.live
     rows = tuple((a.name, tuple(c.plain for c in cells(a, live))) for a in snapshot.agents)
     return (
         rows,
@@ -266,9 +313,11 @@ def _view(snapshot: Snapshot) -> tuple[object, ...]:
         team.dead,
         f"{team.cost_usd:.4f}",
         team.roster_warning,
+        team.queue,
     )
 
 
 def run(source: TeamSource, *, refresh_s: float = REFRESH_S) -> int:
-    TopApp(source, refresh_s=refresh_s).run()
-    return 0
+    app = TopApp(source, refresh_s=refresh_s)
+    app.run()
+    return app.return_code or 0

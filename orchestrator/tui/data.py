@@ -1,25 +1,27 @@
-"""What `top` shows, read the way `ps`, `logs` and `trace` read it: the team's database
-and its log files. No Textual here: the app calls this from its reader thread.
+"""What `top` shows, read the way `ps`, `logs` and `trace` read it: the team's queue
+(its database, or its NATS JetStream server for a roster with `queue: nats://...`) and
+its log files. No Textual here: the app calls this from its reader thread.
 
 Rows come from :func:`orchestrator.cli.team_verbs.ps_rows` (the same figures as `ps`,
-with whatever fields `ps` learns later); the team line adds a few counts read with
-plain SQL on a read-only connection opened as `ps` opens its own (the queue's tables
-are documented for any reader in queue/README.md); events come from
+with whatever fields `ps` learns later); the team line adds counts, claims and the
+spend ledger (:mod:`orchestrator.tui.figures`); events come from
 :class:`orchestrator.logview.FileFollower` (what `logs -f` uses), traces from
 :mod:`orchestrator.trace`.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors, logview, trace
+from orchestrator.cli import common
 from orchestrator.cli.budget_verbs import budget_share, context_share
 from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
 from orchestrator.cli.log_verbs import Places, places_of
@@ -27,11 +29,15 @@ from orchestrator.cli.team_verbs import ps_rows
 from orchestrator.control import send_command
 from orchestrator.lockfile import holder_pid
 from orchestrator.logconfig import SUPERVISOR_LOG, render_line
-from orchestrator.mailbox import SUPERVISOR, USER, Mailbox, schema
-from orchestrator.mailbox.model import meta_of, number_column
+from orchestrator.mailbox import SUPERVISOR, USER
+from orchestrator.mailbox.opening import QueuePlace, open_sync
 from orchestrator.names import AGENT_NAME_RE, MAX_NAME_LEN
 from orchestrator.redact import for_people
+from orchestrator.tui import figures
 from orchestrator.tui.procstat import ProcReader
+
+if TYPE_CHECKING:
+    from orchestrator.roster.queue_setting import QueueSetting
 
 EVENT_TAIL = 200  # events shown when `top` starts, like `logs -f` shows the last few
 FIELD_WIDTH = 120
@@ -40,19 +46,6 @@ RSS_STEP = 0.02  # see TeamSource._steady_rss
 # row or the registry meta (blocked on an approval, say), else the model's last trouble
 # (`model_error`). Whatever the supervisor records under these shows up without a change.
 REASON_KEYS = ("reason", "model_error")
-
-
-# The team line's counts, one literal status per count: each is read from that status's
-# partial index (messages_claim, messages_leased, messages_dead), where `status IN (...)
-# GROUP BY status` scanned the whole table, done messages and all, every second.
-COUNTED = ("pending", "leased", "dead")
-COUNTS_SQL = "SELECT " + ", ".join(
-    f"(SELECT count(*) FROM messages WHERE status = '{s}' AND kind != 'response')" for s in COUNTED
-)
-CLAIMED_SQL = (
-    f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
-    "FROM messages WHERE status = 'leased'"
-)
 
 
 def clean(text: str) -> str:
@@ -117,6 +110,13 @@ class TeamStatus:
     dead: int
     cost_usd: float
     roster_warning: str | None  # agents.yaml on disk is invalid (the team runs its last good)
+    queue: str | None = None  # a NATS team's servers and bucket; None: the database's queue
+
+    @property
+    def live(self) -> bool:
+        """Whether the registry's states are current: a supervisor holds the team here,
+        or the team is on NATS, where supervisors elsewhere keep the registry (as `ps`)."""
+        return self.supervisor_pid is not None or self.queue is not None
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,13 @@ class TeamSource:
     roster_warning: str | None = None
     procs: ProcReader = field(default_factory=ProcReader)
     team_name: str | None = None
+    # The roster's `queue: nats://...`: messages and the registry are there, and the
+    # database is only this machine's (the supervisor's lock, the spend ledger).
+    queue: QueueSetting | None = None
     _events: logview.FileFollower | None = None
     _rss: dict[int, int] = field(default_factory=dict)
     _roster_stamp: tuple[int, int] | None = None
+    _ledger: figures.SpendSums = field(default_factory=figures.SpendSums)
 
     @classmethod
     def resolve(
@@ -157,9 +161,24 @@ class TeamSource:
         """Find the team as `logs` and `trace` do: the roster named, else ./agents.yaml,
         read leniently when invalid (its warning is kept for the team line)."""
         places, warning = _places(roster)
+        queue = None if database is not None or warning else _nats_queue(roster)
         source = cls(database or places.database, logs or places.logs, roster, warning)
+        source.queue = queue
         source._roster_stamp = source._stamp()
         return source
+
+    @property
+    def place(self) -> QueuePlace:
+        """Where the queue and the registry are, as `ps` and `trace` find them."""
+        return self.database if self.queue is None else self.queue
+
+    def queue_label(self) -> str | None:
+        if self.queue is None:
+            return None
+        from orchestrator.mailbox.nats import NatsConfig  # noqa: PLC0415 - NATS teams only
+
+        config = NatsConfig.from_setting(self.queue)
+        return clean(f"NATS {config.display}#{config.namespace}")
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -185,14 +204,22 @@ class TeamSource:
         self._check_roster()
         now = time.time()
         sup = holder_pid(self.database)
-        rows = ps_rows(self.database)
-        extra = self._registry_and_counts()
+        rows = ps_rows(self.place)
+        extra = (
+            figures.from_database(self.database, self._ledger)
+            if self.queue is None
+            else figures.from_queue(self.queue, self.database, self._ledger)
+        )
+        spent: dict[str, float] = extra["spent"]
         agents = []
         for r in rows:
             meta = extra["meta"].get(r["name"], {})
             reason = _reason(r, meta)
             claimed = [extra["claimed"][m] for m in r["in_flight"] if m in extra["claimed"]]
-            pid = r["pid"] if sup else None  # no supervisor: its pids are history
+            # No supervisor: its pids are history. A pid `ps` finds is not the agent's
+            # process on this machine (another machine's, on a NATS team; reused since):
+            # neither shown nor sampled, or another process's CPU and memory would be.
+            pid = r["pid"] if sup and r.get("pid_here", True) else None
             proc = self.procs.sample(pid)
             agents.append(
                 AgentRow(
@@ -207,13 +234,18 @@ class TeamSource:
                     in_flight_age_s=now - min(claimed) if claimed else None,
                     turns=int(r["turns"] or 0),
                     tokens=int(r["tokens"] or 0),
-                    cost_usd=float(r["cost_usd"] or 0.0),
+                    # The registry's total is the agent's whole life, but a reload that
+                    # removes the agent drops it; the ledger keeps every turn of the
+                    # last 35 days or more (on this machine). Both can only fall short:
+                    # the larger is the nearer.
+                    cost_usd=max(float(r["cost_usd"] or 0.0), spent.get(r["name"], 0.0)),
                     cpu_pct=proc.cpu_pct,
                     rss_bytes=self._steady_rss(pid, proc.rss_bytes),
                     budget_share=budget_share(r),
                     context_share=context_share(r),
                 )
             )
+        shown = {a.name for a in agents}
         live = {a.pid for a in agents if a.pid}
         self.procs.forget_except(live)
         self._rss = {p: v for p, v in self._rss.items() if p in live}
@@ -230,8 +262,11 @@ class TeamSource:
             pending=extra["counts"].get("pending", 0),
             in_flight=extra["counts"].get("leased", 0),
             dead=extra["counts"].get("dead", 0),
-            cost_usd=sum(a.cost_usd for a in agents),
+            # and the turns of agents no longer in the registry
+            cost_usd=sum(a.cost_usd for a in agents)
+            + sum(v for k, v in spent.items() if k not in shown),
             roster_warning=self.roster_warning,
+            queue=self.queue_label(),
         )
         return Snapshot(team, tuple(agents), now)
 
@@ -245,29 +280,6 @@ class TeamSource:
         if shown is None or abs(rss - shown) > RSS_STEP * shown:
             self._rss[pid] = shown = rss
         return shown
-
-    def _registry_and_counts(self) -> dict[str, Any]:
-        """What `ps` rows leave out, in one read transaction."""
-        # Read-only, as `ps` opens it: no lock that a writer waits for, no link followed.
-        conn = schema.connect_readonly(self.database.absolute())
-        try:
-            counts = dict(zip(COUNTED, conn.execute(COUNTS_SQL).fetchone(), strict=True))
-            claimed = dict(conn.execute(CLAIMED_SQL).fetchall())
-            meta, beats = {}, []
-            for name, meta_text, beat in conn.execute(
-                f"SELECT name, meta, {number_column('heartbeat_at', 'NULL', time=True)} FROM agents"
-            ):
-                meta[name] = meta_of(meta_text) if isinstance(meta_text, str) else {}
-                if beat is not None:
-                    beats.append(float(beat))
-        finally:
-            conn.close()
-        return {
-            "counts": counts,
-            "claimed": {k: v for k, v in claimed.items() if v is not None},
-            "meta": meta,
-            "last_heartbeat": max(beats) if beats else None,
-        }
 
     def _name_from_registry(self, extra: Mapping[str, Any]) -> str | None:
         """The team's name as the supervisor recorded it (its log says it too, but a
@@ -321,7 +333,7 @@ class TeamSource:
         newest request it received or sent."""
         if row.in_flight:
             return row.in_flight[0]
-        with Mailbox(self.database, readonly=True) as mailbox:
+        with open_sync(self.place, readonly=True, create=False) as mailbox:
             found = [
                 m
                 for m in mailbox.list(recipient=row.name, limit=50)
@@ -331,7 +343,7 @@ class TeamSource:
         return max(found, key=lambda m: m.created_at).id if found else None
 
     def trace_lines(self, message_id: str) -> list[str]:
-        found = trace.load_trace(self.database, message_id, self.logs)
+        found = trace.load_trace(self.place, message_id, self.logs)
         return [clean(line) for line in trace.render_timeline(found, colour=False, width=0)]
 
     def command(self, command: str, agent: str) -> str:
@@ -342,8 +354,12 @@ class TeamSource:
         if refused:
             return f"{command} {shown}: {refused}"
         try:
-            result = send_command(self.database, command, agent=agent, timeout_s=60.0)
+            result = send_command(
+                self.database, command, agent=agent, timeout_s=60.0, queue=self.queue
+            )
         except errors.SupervisorNotRunning:
+            if self.queue is not None:  # commands go to this machine's supervisor
+                return f"{command} {shown}: no supervisor of this team runs on this machine"
             return f"{command} {shown}: no supervisor is running this team (start it with `up`)"
         except errors.OrchestratorError as exc:
             return f"{command} {shown}: {clean(str(exc))}"
@@ -371,6 +387,17 @@ def _places(roster: Path | None) -> tuple[Places, str | None]:
     if text:  # the supervisor, if one runs, keeps the roster it last loaded
         text += "; a running team keeps its last good roster"
     return places, clean(text) or None
+
+
+def _nats_queue(roster: Path | None) -> QueueSetting | None:
+    """The roster's NATS queue, found as `ps` and `trace` find it; None for SQLite (or
+    a roster that cannot say: an invalid one names only its folders)."""
+    with contextlib.redirect_stderr(io.StringIO()):  # _places has said what there is to say
+        try:
+            place = common.resolve_place(argparse.Namespace(db=None, file=roster), roster)
+        except CliFailure:
+            return None
+    return None if isinstance(place, Path) else place
 
 
 def render_event(line: logview.LogLine) -> Event:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input, RichLog, Static
@@ -15,6 +16,10 @@ from textual.widgets import Input, RichLog, Static
 from orchestrator.tui.data import AgentRow, Event, TeamStatus, clean
 
 KEEP_EVENTS = 2000  # events the pane holds (and re-filters with `/`)
+# The AGENT column's most cells, the rest cut with "…": a legal 63-character name hid
+# MEM, CPU and CTX at 120 columns, and a 300-character one (plain SQL may write any)
+# pushed every other column of every row off the screen.
+NAME_CELLS = 24
 
 # Known states and their colours; a state the registry holds that is not here (a new
 # one) is shown as it is, uncoloured. NO_COLOR: Textual draws everything monochrome.
@@ -125,9 +130,11 @@ def _cells(row: AgentRow, live: bool) -> list[Text]:
         "-" if row.cpu_pct is None else f"{row.cpu_pct:.0f}",
         size(row.rss_bytes),
     ]
+    name = Text(clean(row.name), style="bold" if live else "dim")
+    name.truncate(NAME_CELLS, overflow="ellipsis")
     return [
         # names and states come from the registry, which any process may write: escaped
-        Text(clean(row.name), style="bold" if live else "dim"),
+        name,
         state_cell(row, live),
         *(Text(v, style="" if live else "dim") for v in plain),
     ]
@@ -217,13 +224,14 @@ class AgentTable(Static, can_focus=True):
         shown = self.names[self._top : self._top + room]
         table = [[Text(label + " ", style="bold") for _, label in COLUMNS]]
         table += [self.cells[n] for n in shown]
-        widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+        # in cells, not characters: 漢 takes two columns of the terminal
+        widths = [max(row[i].cell_len for row in table) for i in range(len(COLUMNS))]
         out = Text(no_wrap=True, overflow="crop", end="")
         for i, row in enumerate(table):
             line = Text(no_wrap=True, end="")
             for cell, width in zip(row, widths, strict=True):
                 line.append_text(cell)
-                line.append(" " * (width - len(cell)))
+                line.append(" " * (width - cell.cell_len))
             if i == 0:
                 line.stylize("reverse")
             elif shown[i - 1] == self.selected():
@@ -272,7 +280,7 @@ class TeamLine(Static):
         return self._failure
 
     def _draw(self) -> None:
-        t = Text(no_wrap=False, end="")
+        t = Text(no_wrap=True, end="")
         team = self._team
         if team is None:
             t.append(" reading the team… ")
@@ -287,8 +295,7 @@ class TeamLine(Static):
         if team is not None and team.roster_warning:
             t.append(f"\n {team.roster_warning}", style="bold yellow")
         if t != self._last:  # uptime changes each second; a new layout only with a new height
-            width = max(1, self.size.width)
-            lines = sum(-(-max(1, part.cell_len) // width) for part in t.split("\n"))
+            lines = t.plain.count("\n") + 1  # each cut on the right (CSS), never wrapped
             self.update(t, layout=lines != self._lines)
             self._last, self._lines = t, lines
 
@@ -298,6 +305,10 @@ class TeamLine(Static):
         if team.supervisor_pid:
             t.append(f" supervisor {team.supervisor_pid}", style="green")
             t.append(f" up {duration(team.supervisor_uptime_s)}")
+        elif team.queue is not None:
+            # Supervisors on other machines may run it: the registry's states stand, and
+            # this machine has no pids, CPU or memory to show for them.
+            t.append(" no supervisor on this machine", style="yellow")
         else:
             seen = clock(team.last_known_at) if team.last_known_at else "never"
             t.append(" supervisor NOT RUNNING", style="bold red")
@@ -305,6 +316,10 @@ class TeamLine(Static):
         t.append(f" │ queue {team.pending} │ in flight {team.in_flight} │ dead ")
         t.append(str(team.dead), style="bold red" if team.dead else "")
         t.append(f" │ ${team.cost_usd:.4f}")
+        if team.queue is not None:
+            t.append(f" │ {team.queue}")
+            if not team.supervisor_pid:
+                t.append(" │ pids, CPU, memory, events and r/s/S: where a supervisor runs")
 
 
 class EventPane(RichLog):
@@ -314,6 +329,18 @@ class EventPane(RichLog):
         super().__init__(max_lines=KEEP_EVENTS, wrap=False, markup=False, highlight=False, id=id)
         self.kept: list[Event] = []
         self.only = ""
+        self._following = True  # at the newest event; scrolling up to read stops following
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._following = new_value >= self.max_scroll_y
+
+    def on_resize(self, event: events.Resize) -> None:
+        # A shrink keeps the offset from the top: the newest events fell below the pane
+        # and stayed hidden until the next event (on an idle team, minutes). Following
+        # before, following after, as `logs -f` does. (RichLog's own on_resize runs too.)
+        if self._following:
+            self.scroll_end(animate=False)
 
     def add(self, events: Iterable[Event]) -> None:
         for e in events:

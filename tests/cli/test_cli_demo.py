@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -341,3 +342,75 @@ def test_demo_seconds_must_be_positive(capsys: pytest.CaptureFixture[str]) -> No
         main(["demo", "--seconds", "0"])
     assert exited.value.code == 2
     assert "must be more than 0" in capsys.readouterr().err
+
+
+def _demo_until(tmp_path: Path, ready: Callable[[Path, str], bool], signum: int) -> None:
+    """Start `demo`, send ``signum`` once ``ready(tmp, output)`` holds, and check that it
+    ended as Ctrl-C ends it: exit 130, no traceback, no demo folder left behind."""
+    tmp = tmp_path / "tmp"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "demo", "--no-color"],
+        cwd=tmp_path,
+        env=newcomer_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(demo.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while not ready(tmp, "".join(lines)):
+            assert demo.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.002)
+        demo.send_signal(signum)
+        code = demo.wait(RUN_TIMEOUT_S)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    reader.join(RUN_TIMEOUT_S)
+    err = demo.stderr.read() if demo.stderr else ""
+    for pipe in (demo.stdout, demo.stderr):
+        if pipe:
+            pipe.close()
+    assert code == 130, (code, "".join(lines), err)
+    assert "Traceback" not in err
+    assert list(tmp.iterdir()) == [], "".join(lines)
+
+
+def _folder_made(tmp: Path, out: str) -> bool:
+    return any(tmp.glob("octy-demo-*"))
+
+
+def _roster_written(tmp: Path, out: str) -> bool:
+    return any(tmp.glob("octy-demo-*/agents.yaml"))
+
+
+def _banner_shown(tmp: Path, out: str) -> bool:
+    return "starts in" in out
+
+
+def _queue_made(tmp: Path, out: str) -> bool:  # the supervisor's own handlers are in place
+    return any(tmp.glob("octy-demo-*/queue/team.db"))
+
+
+@pytest.mark.parametrize(
+    ("ready", "signum"),
+    [
+        (_folder_made, signal.SIGTERM),
+        (_roster_written, signal.SIGHUP),
+        (_banner_shown, signal.SIGTERM),
+        (_banner_shown, signal.SIGHUP),
+        (_queue_made, signal.SIGTERM),
+    ],
+)
+def test_demo_stopped_by_a_signal_in_its_first_moments_removes_its_folder(
+    tmp_path: Path, ready: Callable[[Path, str], bool], signum: int
+) -> None:
+    """Reviewer G, finding 11: between making its folder and the supervisor taking over
+    the signals, SIGTERM or SIGHUP (a closed terminal) ended Python outright, skipping the
+    removal of /tmp/octy-demo-*. They now stop the demo as Ctrl-C does, at any moment."""
+    _demo_until(tmp_path, ready, signum)

@@ -418,3 +418,23 @@ def test_a_roster_with_errors_still_leads_to_its_logs(
     assert "octy-orchestrate config" in err
     assert main(["logs", "--file", str(team.roster.parent / "missing.yaml")]) == 1
     assert "file not found" in capsys.readouterr().err
+
+
+def test_tool_inputs_show_their_characters_and_are_cut_between_them(team: Team, run: Run) -> None:
+    """A structured field (a tool's input) reads as the agent wrote it, not as \\uXXXX
+    escapes; controls and bidi characters are still escaped; a long one is cut between
+    characters, never inside an escape (reviewer G, finding 7)."""
+    team.configure()
+    text = "Résumé: 日本語の質問 😀 \u202e"
+    log.info("tool_used", agent="a", tool="Write", input={"content": text})
+    # Cut to 119 characters and '…': 13 of '{"content": "' and 102 of 'é', then JSON's
+    # escape of ESC, whose first four characters would be the last ones kept.
+    log.info("tool_used", agent="a", tool="Write", input={"content": "é" * 102 + "\x1b["})
+    log.info("tool_used", agent="a", tool="Write", input={"content": "half \ud83d"})
+    code, out, _ = run()
+    assert code == 0
+    first, second, third = out.splitlines()
+    assert third.endswith('input={"content": "half \\ud83d"}'), third
+    assert 'input={"content": "Résumé: 日本語の質問 😀 \\u202e"}' in first, first
+    assert "\\u00" not in second
+    assert second.endswith('input={"content": "' + "é" * 102 + "…"), second

@@ -156,8 +156,9 @@ def test_init_over_a_file_it_cannot_write_names_it(tmp_path: Path) -> None:
     "[Errno 1] Operation not permitted": an error on the open descriptor names no file."""
     done = octy("init", "-f", "/proc/self/status", "--force", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
-    # Not permitted as root (the open succeeds, truncating fails), denied as anyone else.
+    # The prompts are written first (the roster last, reviewer G.8), and their folder
+    # cannot be made in /proc: the message names that path.
     assert done.stderr.startswith(
-        "octy-orchestrate: not writing /proc/self/status: it cannot be written ("
+        "octy-orchestrate: not writing /proc/self/prompts: it cannot be made ("
     )
     assert done.stderr.endswith("); remove it, or write elsewhere with -f\n")

@@ -328,3 +328,39 @@ def test_reading_only_the_lines_a_trace_needs_changes_nothing(team: Team, scene:
     read = trace.load_trace(team.root / "queue" / "team.db", scene.request.id, logs)
     assert read.to_dict() == whole.to_dict()
     assert any(s.kind == "tool" for s in read.steps)
+
+
+def test_a_shared_turn_that_failed_lends_its_hops_to_both_not_the_retry_after(
+    run: Run, team: Team
+) -> None:
+    """x and y delivered in one turn: its notice to b carries x's id as cause (the first
+    message's). The turn fails; x comes back alone and sends another. y's trace shows the
+    shared turn's notice one level down, and the turn marked shared; not x's later one,
+    which is x's alone (reviewer G, finding 2)."""
+    mb = team.mailbox
+    x = mb.request(USER, "a", {"text": "x?"})
+    y = mb.request(USER, "a", {"text": "y?"})
+    batch = mb.claim("a", owner="a:1", limit=2)
+    for m in batch:
+        log.info("received", agent="a", message_id=m.id, kind=m.kind, attempt=m.attempts)
+    shared = mb.send("a", "b", {"text": "for x and y"}, cause_id=x.id)
+    log.info("sent", agent="a", to="b", message_id=shared.id, body="for x and y")
+    log.warning("turn_failed", agent="a", messages=[x.id, y.id], failure="overloaded")
+    for m in batch:
+        mb.nack(m.id, owner="a:1")
+    again = team.claim("a")
+    assert again.id == x.id
+    later = mb.send("a", "b", {"text": "for x alone"}, cause_id=x.id)
+    team.finish("a", again, "x done", ms=5, tokens=10)
+
+    got = steps(run, y.id)
+    assert [(s["kind"], s["message_id"], s["depth"]) for s in got if s["actor"] == "a"] == [
+        ("claimed", y.id, 0),
+        ("turn_started", y.id, 0),
+        ("notice", shared.id, 1),
+        ("turn_failed", y.id, 0),
+    ]
+    (failed,) = [s for s in got if s["kind"] == "turn_failed"]
+    assert failed["text"] == f"failure=overloaded (shared: handled in one turn with {x.id})"
+    assert later.id not in {s["message_id"] for s in got}
+    assert {s["message_id"] for s in steps(run, x.id)} >= {shared.id, later.id}

@@ -27,3 +27,23 @@ def test_a_huge_budget_is_shown_without_float_noise(limit: float, shown: str) ->
     """Regression: `usd: 1e20` showed $100000000000000000000.0000, and 1e23 digits that
     are not its own."""
     assert _cell(0.012, limit) == shown
+
+
+def test_ps_columns_are_padded_in_terminal_cells() -> None:
+    """Regression: widths by len() made a row whose name holds wide characters (two
+    cells each) push every column after it two cells a character to the right."""
+    from rich.cells import cell_len
+
+    from orchestrator.cli.ps_view import render
+
+    lines = render(
+        ["NAME", "STATE", "PID"],
+        [["漢字漢字", "ready", "12"], ["alpha", "stale", "-"]],
+        colour=False,
+    )
+    starts = {
+        cell_len(line[: line.index(word)])
+        for line, word in zip(lines, ("STATE", "ready", "stale"), strict=True)
+    }
+    assert len(starts) == 1, lines
+    assert lines[1] == "漢字漢字  ready  12"

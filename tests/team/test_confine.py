@@ -16,7 +16,7 @@ import yaml
 from team_harness import Team, agent_rule
 
 from orchestrator import confine
-from orchestrator.cli.team_record import record_dir
+from orchestrator.cli.team_record import record_dir, state_dir
 from orchestrator.roster import load_roster
 from orchestrator.sandbox import missing_programs
 from orchestrator.scripted_model import tool_results
@@ -92,6 +92,7 @@ def test_the_teams_own_files_git_and_the_install_are_refused_even_with_owns(
         Path(sys.prefix) / "lib" / "evil.pth",
         Path(confine.__file__),
         (record_dir() or Path(confine.__file__)) / "x.json",
+        (state_dir() or Path(confine.__file__)) / "rosters" / "x.json",  # the roster cache
     ]:
         assert confine.refusal(spec, tmp_path, None, roster, str(path)) is not None, path
     # Outside its folder is the globs' call once owns is set (policy.owner_check).
@@ -288,3 +289,53 @@ def test_a_launcher_changed_behind_the_supervisors_back_is_put_back(
     assert "launcher_restored" in (tmp_path / "logs" / "supervisor.jsonl").read_text(
         encoding="utf-8"
     )
+
+
+@pytest.mark.cli
+@pytest.mark.skipif(bool(missing_programs()), reason="the CLI's sandbox needs bubblewrap")
+def test_an_agent_working_in_home_cannot_write_the_state_folder(team: Any, tmp_path: Path) -> None:
+    """Review H: an agent whose folder is HOME wrote a roster-cache entry naming a decoy
+    database, and `down` then said "no team running" while the team ran on. The state
+    folder (team records, roster cache) is now refused to its Write tool and hidden from its
+    sandboxed Bash; `down` still stops the team."""
+    home = tmp_path / "home"
+    rosters = home / ".local" / "state" / "octy-orchestrate" / "rosters"
+    me = agent_rule("mole")
+    # Through python, so that the CLI's own reading of the command (its permission rules
+    # see `mkdir DIR`) cannot refuse it first: the sandbox's denyWrite is what holds it.
+    forge = (
+        "python3 -c \"import os; p = os.path.expanduser('~/.local/state/octy-orchestrate/"
+        "rosters'); os.makedirs(p, exist_ok=True); open(p + '/bash.json', 'w').write('{}')\""
+        '; echo "rc=$?"'
+    )
+    t: Team = team(
+        [
+            {"agent": me, "tool_result": "rc=|denied|may not write", "text": "done"},
+            {
+                "agent": me,
+                "match": "GO-FORGE",
+                "tool_use": [
+                    {"name": "Bash", "input": {"command": forge}},
+                    {
+                        "name": "Write",
+                        "input": {"file_path": str(rosters / "write.json"), "content": "{}"},
+                    },
+                ],
+            },
+        ],
+        {"mole": {"tools": ["Bash", "Write", "Read"], "cwd": str(home)}},
+    )
+    t.env.pop("XDG_STATE_HOME", None)
+    t.up()
+    t.wait_ready("mole")
+    assert t.ask("mole", "GO-FORGE", timeout=120) == "done"
+    results = [str(r["content"]) for req in t.model.requests for r in tool_results(req)]
+    assert len(results) == 2, results
+    # The sandbox hides the folder behind an empty tmpfs: the write lands there, not here.
+    assert results[0].startswith("rc="), results
+    assert "denied" in results[1] or "may not write" in results[1], results
+    assert not (rosters / "bash.json").exists()
+    assert not (rosters / "write.json").exists()
+    assert (home / ".local" / "state" / "octy-orchestrate").is_dir()  # no placeholder file
+    assert "stopped" in t.octy("down").stdout
+    assert t.proc.wait(timeout=60) == 0  # a safety net, not a measurement

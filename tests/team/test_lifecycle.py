@@ -36,6 +36,7 @@ LEGAL = {
     (S.FAILED, S.STARTING),
     (S.FAILED, S.STOPPED),
     (S.STOPPING, S.STOPPED),
+    (S.STOPPING, S.BACKOFF),  # an operator's restart: the session closed, the next starts
     *((S.PAUSED, t) for t in (S.READY, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED)),
 }
 
@@ -163,6 +164,37 @@ def test_stop_asked_in_every_state() -> None:
         assert not life.want_running
 
 
+def test_restart_asked_in_every_state() -> None:
+    """`restart AGENT` of a live session: `ps` shows `stopping` at once, as for a stop (it
+    showed `ready` and the old pid until the new session was up, review F, L3), while the
+    agent stays wanted; the session's end then restarts it."""
+    for state in S:
+        life = life_in(state)
+        moves = life.ask_restart()
+        shown_at_once = state in RUNNING or state == S.STARTING
+        assert moves == ([S.STOPPING] if shown_at_once else []), state
+        assert life.want_running
+        if shown_at_once:
+            decision = life.session_ended(SessionEnd(EndReason.STOPPED), policy(), stopping=False)
+            assert decision == type(decision)(Action.RESTART, 0.0, "requested")
+            assert life.state == S.BACKOFF
+
+
+def test_a_start_forgets_a_restart_asked_before_a_stop() -> None:
+    life = life_in(S.READY)
+    life.ask_restart()
+    life.stop_asked()
+    assert life.session_ended(SessionEnd(EndReason.STOPPED), policy(), stopping=False).action == (
+        Action.STOP
+    )
+    for target in life.stop_moves():
+        life.move(target)
+    life.start()
+    life.session_starting()
+    life.on_runner_event(RunnerEvent.READY)
+    assert life.session_ended(EXITED, policy("never"), stopping=False).action == Action.FAIL
+
+
 def test_pause_and_unpause_in_every_state() -> None:
     for state in S:
         assert life_in(state).pause() == ([S.PAUSED] if state == S.READY else []), state
@@ -207,13 +239,63 @@ def test_starting_a_failed_agent_opens_a_new_restart_window() -> None:
     assert life.session_ended(EXITED, p, stopping=False).action == Action.RESTART
 
 
-def test_starting_a_stopped_agent_keeps_its_window() -> None:
-    life = life_in(S.STARTING)
-    life.session_ended(EXITED, policy(), stopping=False)
-    life.stop_moves()
-    life.state = S.STOPPED
+def crash_looping(clock: Clock, p: RestartPolicy) -> Lifecycle:
+    """An agent that failed max_restarts times within the window, now in its backoff."""
+    life = life_in(S.STARTING, clock)
+    for _ in range(p.max_restarts):
+        life.on_runner_event(RunnerEvent.READY)
+        decision = life.session_ended(EXITED, p, stopping=False)
+        assert decision.action == Action.RESTART
+        clock.now += decision.delay_s + 0.5
+        life.session_starting()
+    assert len(life.restarts) == p.max_restarts
+    return life
+
+
+def one_more_crash(life: Lifecycle, clock: Clock, p: RestartPolicy) -> Action:
+    clock.now += 10.0  # well within the window
+    life.on_runner_event(RunnerEvent.READY)
+    return life.session_ended(EXITED, p, stopping=False).action
+
+
+def test_a_start_after_a_stop_opens_a_new_restart_window() -> None:
+    """Review F, M2: a crash loop fixed by an edit (the reload stops and starts the agent)
+    or by `stop` + `start` kept its failures: the first ordinary crash after the fix
+    failed the agent for good. Every start by an operator or a reload forgets them, as
+    supervisord does; only the automatic restarts of one run count toward the limit."""
+    clock, p = Clock(), policy(max_restarts=5, window_s=60.0, initial_s=1.0, max_s=30.0)
+    life = crash_looping(clock, p)
+    life.want_running = False  # stop_asked() (a reload's, or `stop AGENT`)
+    for target in life.stop_moves():
+        life.move(target)
     life.start()
-    assert len(life.restarts) == 1
+    assert not life.restarts
+    life.session_starting()
+    assert one_more_crash(life, clock, p) == Action.RESTART
+
+
+def test_an_operators_restart_opens_a_new_restart_window() -> None:
+    """`restart AGENT`, of a live session or of one in its backoff, forgets the failures."""
+    clock, p = Clock(), policy(max_restarts=5, window_s=60.0, initial_s=1.0, max_s=30.0)
+    live = crash_looping(clock, p)
+    live.on_runner_event(RunnerEvent.READY)
+    live.ask_restart()
+    assert not live.restarts
+    assert live.session_ended(SessionEnd(EndReason.STOPPED), p, stopping=False).action == (
+        Action.RESTART
+    )
+    live.session_starting()
+    assert one_more_crash(live, clock, p) == Action.RESTART
+
+    waiting = crash_looping(clock, p)
+    waiting.on_runner_event(RunnerEvent.READY)
+    assert waiting.session_ended(EXITED, p, stopping=False).action == Action.FAIL  # 6th
+    waiting = crash_looping(clock, p)
+    waiting.move(S.BACKOFF)
+    waiting.restart_now()  # `restart AGENT` in its backoff: woken at once
+    assert not waiting.restarts
+    waiting.session_starting()
+    assert one_more_crash(waiting, clock, p) == Action.RESTART
 
 
 # --- a session's end --------------------------------------------------------------------
@@ -222,9 +304,11 @@ def test_starting_a_stopped_agent_keeps_its_window() -> None:
 def test_a_stop_wins_over_everything() -> None:
     states = [S.STARTING, S.READY, S.BUSY, S.BLOCKED, S.PAUSED]
     for state, reason, how in itertools.product(states, EndReason, ("team", "agent", "stop")):
-        life = life_in(S.STOPPING if how == "stop" else state)
+        life = life_in(state)
         life.want_running = how != "agent"
         life.ask_restart()
+        if how == "stop":  # `stop AGENT` after the restart was asked
+            life.stop_asked()
         decision = life.session_ended(SessionEnd(reason), policy(), stopping=how == "team")
         assert decision.action == Action.STOP, (state, reason, how)
         assert life.restart_count == 0
@@ -250,7 +334,7 @@ def test_context_overflow_restarts_afresh_at_once_not_toward_failing() -> None:
 
 def test_an_operators_restart_is_counted_not_toward_failing() -> None:
     life = life_in(S.BUSY)
-    life.ask_restart()
+    assert life.ask_restart() == [S.STOPPING]  # shown at once (review F, L3)
     decision = life.session_ended(SessionEnd(EndReason.STOPPED), policy("never"), stopping=False)
     assert decision == type(decision)(Action.RESTART, 0.0, "requested")
     assert life.state == S.BACKOFF

@@ -58,20 +58,27 @@ def test_sandbox_is_on_unless_an_agent_opts_out(tmp_path: Path) -> None:
     ]
 
 
-def test_settings_hide_the_database_and_logs_and_freeze_the_roster(tmp_path: Path) -> None:
+def test_settings_hide_the_database_and_logs_and_freeze_the_roster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The CLI settings deny the team's private folders to Bash (sandbox) and to the file
-    tools (permission rules), and make agents.yaml and prompt files read-only."""
+    tools (permission rules), and make agents.yaml and prompt files read-only. The user's
+    state folder is private too: its team records and roster cache name the database the
+    operator's verbs use (an agent writing there sent `down` to a decoy: review H)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     roster = load_roster(roster_in(tmp_path), {})
     queue, logs = str(tmp_path / "queue"), str(tmp_path / "logs")
+    state = str(tmp_path / "state" / "octy-orchestrate")
     frozen = [str(tmp_path / "agents.yaml"), str(tmp_path / "prompts" / "shell.md")]
     got = settings(roster.agents["shell"], roster)
     box = got["sandbox"]
     assert box["enabled"] is True
     assert box["failIfUnavailable"] is True
     assert box["allowUnsandboxedCommands"] is False
-    assert box["filesystem"]["denyRead"] == ["/" + queue, "/" + logs]
-    assert box["filesystem"]["denyWrite"] == ["/" + p for p in (queue, logs, *frozen)]
+    assert box["filesystem"]["denyRead"] == ["/" + queue, "/" + logs, "/" + state]
+    assert box["filesystem"]["denyWrite"] == ["/" + p for p in (queue, logs, state, *frozen)]
     assert f"Read(/{queue}/**)" in got["permissions"]["deny"]
+    assert f"Edit(/{state}/**)" in got["permissions"]["deny"]
     assert f"Edit(/{logs}/**)" in got["permissions"]["deny"]
     assert f"Edit(/{frozen[0]})" in got["permissions"]["deny"]
     opted_out = settings(roster.agents["open"], roster)

@@ -6,14 +6,13 @@ import json
 import os
 import shutil
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_runner import octy
-from team_harness import Team, agent_rule
+from team_harness import Team, agent_rule, stop_claude_as_it_starts
 
 from orchestrator import errors
 
@@ -59,38 +58,6 @@ def test_an_agent_starts_only_once_what_it_depends_on_is_ready(team: TeamFactory
     assert states.index(("base", "ready")) < states.index(("app", "starting")), states
 
 
-def _stop_claude_as_it_starts(agent: str, home: str, timeout: float = 30) -> int:
-    """SIGSTOP the first process launched for ``agent`` of this test's team (its environment
-    names the agent and the test's own HOME), as soon as it runs the CLI itself: long before
-    a claude process can finish its start-up handshake. Matching the agent name alone
-    stopped other teams' processes on a shared machine. Not earlier, in the launcher's shell
-    (or its setsid/setpriv): stopped before it writes the CLI's pid file, the process cannot
-    be killed at the connect timeout, and the SDK's own close ends it 15 s later, without the
-    complaint this test looks for (seen once in a full run)."""
-    tag = f"OCTY_AGENT={agent}".encode() + b"\0"
-    own = f"HOME={home}".encode() + b"\0"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == os.getpid():
-                continue
-            try:
-                with open(f"/proc/{entry}/environ", "rb") as f:
-                    environ = f.read()
-                if tag not in environ or own not in environ:
-                    continue
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    program = f.read().split(b"\0", 1)[0]
-                if os.path.basename(program) != b"claude":
-                    continue  # still the launcher (sh, setsid, setpriv): look again
-            except OSError:  # gone already, or not ours
-                continue
-            os.kill(int(entry), signal.SIGSTOP)
-            return int(entry)
-        time.sleep(0.005)
-    raise AssertionError(f"no process for {agent} appeared within {timeout}s")
-
-
 def test_a_claude_that_never_finishes_starting_is_killed_and_restarted(
     team: TeamFactory,
 ) -> None:
@@ -102,7 +69,7 @@ def test_a_claude_that_never_finishes_starting_is_killed_and_restarted(
         {"a": {"connect_timeout": "3s", "backoff": {"initial": "100ms", "max": "1s"}}},
     )
     t.up()
-    stuck = _stop_claude_as_it_starts("a", t.env["HOME"])
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"])
     t.wait_for(lambda: "connect_timeout" in t.output(), what="the connect timed out")
     t.wait_ready("a")
     assert t.agent_pid("a") != stuck

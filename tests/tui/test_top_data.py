@@ -198,7 +198,7 @@ def test_team_counts_read_the_partial_indexes_not_the_table(tmp_path: Path) -> N
     query plan names an index for each and scans no table (done messages pile up)."""
     import sqlite3
 
-    from orchestrator.tui.data import CLAIMED_SQL, COUNTS_SQL
+    from orchestrator.tui.figures import CLAIMED_SQL, COUNTS_SQL
 
     db = tmp_path / "queue" / "team.db"
     with Mailbox(db):
@@ -215,3 +215,60 @@ def test_team_counts_read_the_partial_indexes_not_the_table(tmp_path: Path) -> N
             assert index in plan
     finally:
         conn.close()
+
+
+def test_costs_read_the_spend_ledger_as_it_grows(tmp_path: Path) -> None:
+    """The ledger is summed from the rows added since the last read (a file of 35 days of
+    turns is not read whole every second), another file at the same path is summed anew,
+    and what plain SQL may write there (text, 1e400) is left out instead of shown."""
+    import sqlite3
+
+    from orchestrator.budget import Ledger
+
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("a", pid=None, state="ready", meta={"cost_usd": 0.5, "supervised": True})
+    ledger = Ledger(db)
+    ledger.record("a", 0.25, {}, time.time())
+    ledger.record("gone", 0.125, {}, time.time())  # an agent no longer in the registry
+    source = TeamSource(db, tmp_path / "logs")
+    snap = source.snapshot()
+    assert [r.cost_usd for r in snap.agents] == [0.5]  # the registry's total is larger
+    assert snap.team.cost_usd == 0.625
+    ledger.record("a", 0.5, {}, time.time())
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("INSERT INTO spend (agent, at, usd) VALUES ('a', 0, 'lots'), ('a', 0, 1e400)")
+    conn.close()
+    snap = source.snapshot()
+    assert [r.cost_usd for r in snap.agents] == [0.75]  # now the ledger's is
+    assert snap.team.cost_usd == 0.875
+    ledger.close()
+
+    db.rename(tmp_path / "old.db")  # a fresh team in the same folder
+    with Mailbox(db) as mb:
+        mb.register("a", pid=None, state="ready", meta={"supervised": True})
+    fresh = Ledger(db)
+    fresh.record("a", 0.0625, {}, time.time())
+    fresh.close()
+    snap = source.snapshot()
+    assert snap.team.cost_usd == 0.0625
+
+
+def test_a_pid_that_is_not_the_agents_process_here_is_not_sampled(tmp_path: Path) -> None:
+    """The registry's pid names a process of this machine that is not the agent's (its
+    recorded start time differs: a reused pid, or another machine's number): `top`
+    shows no pid and no CPU or memory for it, as `ps` does, instead of that process's."""
+    from orchestrator.lockfile import SupervisorLock
+
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        meta = {"supervised": True, "pid_start": 1, "started_at": time.time()}
+        mb.register("a", pid=os.getpid(), state="ready", meta=meta)
+    lock = SupervisorLock(db)
+    lock.acquire()  # a supervisor holds the team: its agents' pids are live ones
+    try:
+        (row,) = TeamSource(db, tmp_path / "logs").snapshot().agents
+    finally:
+        lock.release()
+    assert (row.pid, row.rss_bytes, row.cpu_pct) == (None, None, None)

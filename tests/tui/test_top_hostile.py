@@ -15,6 +15,7 @@ from tmux_screen import Terminal
 
 from orchestrator.mailbox import Mailbox
 from orchestrator.tui.data import clean
+from orchestrator.tui.widgets import NAME_CELLS
 
 pytestmark = [
     pytest.mark.slow,
@@ -48,7 +49,10 @@ def test_hostile_registry_names_are_refused_not_obeyed(tmp_path: Path) -> None:
     env = {**os.environ, "TERM": "xterm-256color", "NO_COLOR": "1"}
     term = Terminal(tmp_path, env, width=160, height=30)
     try:
-        shown = [clean(n) for n in HOSTILE]
+        # escaped, and cut at the AGENT column's 24 cells (the escapes make one longer)
+        shown = [
+            c if len(c := clean(n)) <= NAME_CELLS else c[: NAME_CELLS - 1] + "…" for n in HOSTILE
+        ]
         screen = term.wait(lambda s: all(n in s for n in shown), "every name, escaped")
         first_title = term.title()
         order = [line.split(" ")[0] for line in screen.splitlines()[2:] if line and line[0] != "─"]

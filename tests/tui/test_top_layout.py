@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 from tmux_screen import Terminal
 
 from orchestrator.mailbox import Mailbox
@@ -21,6 +23,8 @@ pytestmark = [
 ]
 
 NAMES = [f"agent-{i:02d}" for i in range(1, 13)]
+ROWS = ("al", "bb", "漢字", "zz")  # how each row of the wide and long names starts
+NAMES_AT_20 = ("alpha", "bbbbb", "zz-xx")
 
 
 def table(screen: str) -> list[str]:
@@ -82,5 +86,50 @@ def test_rows_are_cut_not_wrapped_and_follow_the_height(tmp_path: Path) -> None:
         assert table(screen)[0].split()[-1] == "MEM"
         assert all(line.split()[-1] == "-" for line in table(screen)[1:])  # MEM on its line
         assert not term.dead()
+    finally:
+        term.close()
+
+
+def test_columns_align_in_cells_names_are_capped_and_the_team_line_is_one_line(
+    tmp_path: Path,
+) -> None:
+    """A wide-character name takes two cells a character and the columns after it stay
+    in place; a 300-character name (plain SQL) is cut at 24 cells with `…`, as is a legal
+    63-character one, and MEM stays on a 120-column screen; at 20x5 the team line keeps
+    to one line and an agent's row is still there."""
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("alpha", pid=None, state="ready")
+        mb.register("b" * 63, pid=None, state="ready")
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.executemany(
+            "INSERT INTO agents(name, state, meta) VALUES (?, 'ready', '{}')",
+            [("漢字漢字漢字",), ("zz-" + "x" * 300,)],
+        )
+    conn.close()
+    env = {**os.environ, "TERM": "xterm-256color", "NO_COLOR": "1"}
+    term = Terminal(tmp_path, env, width=120, height=24)
+    try:
+        screen = term.wait(lambda s: "漢字漢字漢字" in s and "zz-xxx" in s, "every row")
+        lines = screen.splitlines()
+        header = next(line for line in lines if line.startswith("AGENT "))
+        assert header.split()[-1] == "MEM"
+        drawn = [line for line in lines if line.split()[:1] and line.split()[0][:2] in ROWS]
+        assert len(drawn) == 4, screen
+        state_at = cell_len(header[: header.index("STATE")])
+        mem_at = cell_len(header[: header.index("MEM")])
+        for line in drawn:
+            cells = line.split()
+            assert cells[0] in ("alpha", "b" * 23 + "…", "漢字漢字漢字", "zz-" + "x" * 20 + "…")
+            # where the second and the last column start, counted in terminal cells
+            assert cell_len(line[: line.index(cells[1], len(cells[0]))]) == state_at, line
+            assert cell_len(line[: line.rindex(cells[-1])]) == mem_at, line
+
+        term.resize(20, 5)
+        screen = term.wait(lambda s: s.splitlines()[2][:5] in NAMES_AT_20, "a row at 20x5")
+        first, second = screen.splitlines()[:2]
+        assert "supervisor" in first  # the team line, cut on the right, on its one line
+        assert second.startswith("AGENT")
     finally:
         term.close()

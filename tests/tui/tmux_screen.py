@@ -7,19 +7,31 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+TOP = (sys.executable, "-m", "orchestrator.cli", "top", "--interval", "0.3")
 
 
 class Terminal:
     """One tmux server of our own (its socket in tmp_path), one window running `top`."""
 
-    def __init__(self, folder: Path, env: dict[str, str], *, width: int, height: int) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        env: dict[str, str],
+        *,
+        width: int,
+        height: int,
+        command: Sequence[str] = (),
+    ) -> None:
+        """``command``: what the window runs instead of `top --interval 0.3` (a shell
+        around `top` that reports how it ended, say)."""
         self.socket = folder / f"tmux-{width}x{height}.sock"
         self.env = env
         self.tmux(
             "new-session", "-d", "-x", str(width), "-y", str(height), "-c", str(folder),
-            "--", sys.executable, "-m", "orchestrator.cli", "top", "--interval", "0.3",
+            "--", *(command or TOP),
         )  # fmt: skip
         self.tmux("set-option", "-g", "remain-on-exit", "on")
 
@@ -58,6 +70,15 @@ class Terminal:
 
     def resize(self, width: int, height: int) -> None:
         self.tmux("resize-window", "-x", str(width), "-y", str(height))
+
+    def flags(self) -> dict[str, str]:
+        """What the terminal is left in: the alternate screen, mouse reporting, cursor."""
+        names = ("alternate_on", "mouse_any_flag", "cursor_flag")
+        shown = self.tmux("display-message", "-p", " ".join(f"#{{{n}}}" for n in names))
+        return dict(zip(names, shown.split(), strict=True))
+
+    def pane_pid(self) -> int:
+        return int(self.tmux("display-message", "-p", "#{pane_pid}"))
 
     def dead(self) -> bool:
         return self.tmux("list-panes", "-F", "#{pane_dead}").strip() == "1"

@@ -1,0 +1,193 @@
+"""`up`'s own options, in one table, and `up -d`: the background supervisor it starts.
+
+The child is `up` again, in the foreground of a new session, with its output in
+``logs/supervisor.out``. Its argv is built from :data:`UP_OPTIONS`, the table that also
+declares the options, so an option cannot reach the parent and miss the child (review F,
+M1: `up -d --no-memory-check` started a child without it, which then refused to start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from orchestrator import errors, safefs
+from orchestrator.agent_meta import LAUNCHING
+from orchestrator.cli import common
+from orchestrator.cli.common import CliFailure
+from orchestrator.lockfile import holder_pid
+from orchestrator.mailbox import SUPERVISOR
+from orchestrator.mailbox.opening import QueuePlace, open_sync, place_of
+from orchestrator.redact import for_people
+
+if TYPE_CHECKING:
+    from orchestrator.roster import Roster
+
+START_WAIT_S = 60.0  # for the child to hold the team and register
+TAIL_LINES = 10  # of the child's own output, shown when it exits at once
+
+
+@dataclass(frozen=True)
+class UpOption:
+    """One option of `up`. ``to_child``: `up -d` passes it on to the background supervisor
+    as given; False only for what the parent does itself (detaching; --no-color, which
+    the child always gets: its output is a file)."""
+
+    flags: tuple[str, ...]
+    to_child: bool
+    settings: Mapping[str, Any]
+
+    @property
+    def dest(self) -> str:
+        return self.flags[-1].lstrip("-").replace("-", "_")
+
+    def argv(self, value: Any) -> list[str]:
+        """How the child is given ``value`` (nothing for a default that needs no word)."""
+        if self.settings.get("action") == "store_true":
+            return [self.flags[-1]] if value else []
+        return [] if value is None else [self.flags[-1], str(value)]
+
+
+UP_OPTIONS: tuple[UpOption, ...] = (
+    UpOption(
+        ("-d", "--detach"),
+        False,
+        {"action": "store_true", "help": "run in the background; logs in logs/"},
+    ),
+    UpOption(
+        ("--grace",),
+        True,
+        {
+            "type": common.seconds,
+            "default": 10.0,
+            "metavar": "S",
+            "help": "on stop, in-flight turns get S seconds to finish (default 10)",
+        },
+    ),
+    UpOption(
+        ("--no-color",),
+        False,
+        {"action": "store_true", "help": "plain console output (default: colour on a tty)"},
+    ),
+    UpOption(
+        ("--no-model-check",),
+        True,
+        {
+            "action": "store_true",
+            "help": "start without first checking that the model endpoint answers and takes "
+            "the key (default: check once)",
+        },
+    ),
+    UpOption(
+        ("--no-memory-check",),
+        True,
+        {
+            "action": "store_true",
+            "help": "start even if the agents' claude processes (~200 MiB each) would not fit "
+            "in the memory available (default: refuse, and warn above 75%% of it)",
+        },
+    ),
+)
+
+
+def add_up_options(parser: argparse.ArgumentParser) -> None:
+    for option in UP_OPTIONS:
+        parser.add_argument(*option.flags, **option.settings)
+
+
+def child_argv(args: argparse.Namespace, roster: Roster) -> list[str]:
+    """The background supervisor's command line: `up` of the same roster, with every
+    option of the table it takes, as the operator gave it, then the agents named."""
+    argv = [sys.executable, "-m", "orchestrator.cli", "up", "-f", str(roster.path), "--no-color"]
+    for option in UP_OPTIONS:
+        if option.to_child:
+            argv += option.argv(getattr(args, option.dest))
+    return [*argv, "--", *args.agents]
+
+
+def detach(args: argparse.Namespace, roster: Roster) -> int:
+    """Start the supervisor in the background; return once it holds the team and has
+    registered, or fail with what it wrote before exiting."""
+    out_path = roster.logs / "supervisor.out"
+    try:  # no link followed, no folder others can write (safefs)
+        safefs.private_folder(roster.logs, "logs folder")
+        fd = safefs.open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "log file")
+    except errors.OrchestratorError as exc:
+        raise common.failure_from(exc) from None
+    import subprocess
+
+    with os.fdopen(fd, "ab") as out:
+        # The file is shared by every run (and by a concurrent `up -d` that loses the race):
+        # only what is written from here on is this child's (review F, L1).
+        start = os.fstat(out.fileno()).st_size
+        proc = subprocess.Popen(
+            child_argv(args, roster),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            cwd=os.getcwd(),
+        )
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CliFailure("the supervisor exited at once:\n" + _written_since(out_path, start))
+        if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
+            break
+        time.sleep(0.05)
+    else:
+        raise CliFailure(
+            f"the supervisor (pid {proc.pid}) did not start within {START_WAIT_S:g} s; "
+            f"see {out_path}"
+        )
+    if args.json:
+        common.emit_json(
+            {
+                "ok": True,
+                "pid": proc.pid,
+                "database": str(roster.database),
+                "logs": str(roster.logs),
+            }
+        )
+    else:
+        print(
+            for_people(
+                f"team '{roster.name}' started in the background (supervisor pid {proc.pid}); "
+                f"`octy-orchestrate ps`, `logs -f`, `down`"
+            )
+        )
+    return common.EXIT_OK
+
+
+def _written_since(path: os.PathLike[str], offset: int) -> str:
+    """The last lines written to ``path`` past ``offset`` (a concurrent `up -d` may have
+    written there too: its lines say which pid they are)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError as exc:
+        return f"(its output in {path} cannot be read: {exc.strerror})"
+    lines = text.splitlines()[-TAIL_LINES:]
+    return "\n".join(lines) if lines else "(it wrote nothing)"
+
+
+def _registered(db: QueuePlace, pid: int) -> bool:
+    """The supervisor wrote its registry row and launches agents: it is past its checks (the
+    model's, and the SDK's import, which it finishes after registering: issue 14.5)."""
+    try:
+        with open_sync(db, readonly=True) as mailbox:
+            info = mailbox.agent(SUPERVISOR)
+    except errors.OrchestratorError:
+        return False
+    return (
+        info is not None
+        and info.pid == pid
+        and info.state == "running"
+        and info.meta.get(LAUNCHING) is True
+    )

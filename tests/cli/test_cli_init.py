@@ -1,0 +1,46 @@
+"""`octy-orchestrate init` where the starter cannot simply be written (reviewer G, 8 and 9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_runner import octy
+
+
+def test_a_file_named_prompts_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """Finding 8: with a file named prompts, init wrote agents.yaml and then failed with
+    "[Errno 17] File exists: 'prompts'"; the retry refused to overwrite agents.yaml. Now
+    nothing is written, the message names prompts and what to do, and a retry works."""
+    (tmp_path / "prompts").write_text("notes\n", encoding="utf-8")
+    for force in ((), ("--force",)):
+        done = octy("init", *force, cwd=tmp_path)
+        assert done.returncode == 1, done
+        assert "Errno" not in done.stderr
+        assert "Traceback" not in done.stderr
+        assert "not writing prompts: it is a file where init makes a folder" in done.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["prompts"]
+        assert (tmp_path / "prompts").read_text(encoding="utf-8") == "notes\n"
+    (tmp_path / "prompts").unlink()
+    octy("init", cwd=tmp_path, check=True)
+    assert (tmp_path / "prompts" / "lead.md").is_file()
+
+
+def test_a_file_in_the_way_of_the_roster_folder_is_refused(tmp_path: Path) -> None:
+    """`-f team/agents.yaml` where team is a file: a clear refusal, nothing written."""
+    (tmp_path / "team").write_text("", encoding="utf-8")
+    done = octy("init", "-f", "team/agents.yaml", cwd=tmp_path)
+    assert done.returncode == 1, done
+    assert "not writing team: it is a file where init makes a folder" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["team"]
+
+
+def test_a_path_ending_in_a_slash_is_a_folder_made_for_the_team(tmp_path: Path) -> None:
+    """Finding 9: `init -f myteam/` wrote a roster file named myteam and prompts/ in the
+    current folder. A trailing slash names a folder: made, with the starter inside."""
+    done = octy("init", "-f", "myteam/", cwd=tmp_path, check=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["myteam"]
+    team = tmp_path / "myteam"
+    assert sorted(p.name for p in team.iterdir()) == ["agents.yaml", "prompts"]
+    assert (team / "prompts" / "lead.md").is_file()
+    assert "wrote myteam/agents.yaml" in done.stdout
+    octy("config", "-f", "myteam/agents.yaml", cwd=tmp_path, check=True)

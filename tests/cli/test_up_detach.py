@@ -1,0 +1,81 @@
+"""`up -d`: the background supervisor gets every option `up` was given, and a child that
+exits at once is reported with its own lines only. Real `octy-orchestrate` processes, the
+real claude CLI against the scripted model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from team_harness import Team
+
+from orchestrator.cli import build_parser
+from orchestrator.cli.up_detach import UP_OPTIONS
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+
+# What the parent itself handles: the roster's path, its own output, --db (unused by `up`).
+PARENT_ONLY = {"-h", "--help", "-f", "--file", "--json", "--db"}
+
+
+def up_parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices["up"]
+
+
+def test_every_option_of_up_is_in_the_table_the_child_is_built_from() -> None:
+    """An option added to `up` outside UP_OPTIONS would reach the parent and not the child."""
+    declared = {flag for option in UP_OPTIONS for flag in option.flags}
+    given = {flag for action in up_parser()._actions for flag in action.option_strings}
+    assert given - PARENT_ONLY == declared
+
+
+def test_up_d_passes_every_option_to_the_background_supervisor(team: TeamFactory) -> None:
+    """Review F, M1: `up -d --no-memory-check` started its child without the flag, and the
+    child then refused for want of memory. The child's argv, read from /proc, carries each
+    option the table forwards (all of them given here), and the agents named."""
+    t = team([{"text": "ok"}], {"a": {}, "b": {}})
+    given = {"--grace": ["--grace", "7.5"]}
+    forwarded = [o for o in UP_OPTIONS if o.to_child]
+    argv: list[str] = []
+    for option in forwarded:
+        argv += given.get(option.flags[-1], [option.flags[-1]])
+    assert {o.flags[-1] for o in forwarded} == {"--grace", "--no-model-check", "--no-memory-check"}
+    started = json.loads(t.octy("up", "-d", "--json", *argv, "a").stdout)
+    child = Path(f"/proc/{started['pid']}/cmdline").read_bytes().decode().split("\0")[:-1]
+    for option in forwarded:
+        flag = option.flags[-1]
+        assert flag in child, (flag, child)
+    assert child[child.index("--grace") + 1] == "7.5"
+    assert child[-2:] == ["--", "a"]
+    t.wait_ready("a")
+    assert t.states()["b"] == "stopped"  # not started: only `a` was named
+    t.octy("down")
+
+
+def test_a_failed_up_d_shows_only_what_its_own_child_wrote(team: TeamFactory) -> None:
+    """Review F, L1: supervisor.out is appended by every run; a failed `up -d` showed its
+    last 10 lines, earlier runs' errors first. Here an earlier run's lines are in the file,
+    and this child fails its model check (a closed port): only its own lines are shown."""
+    t = team([{"text": "ok"}], {"a": {}})
+    logs = t.folder / "logs"
+    logs.mkdir(mode=0o700)
+    earlier = "".join(f"an earlier run's line {i}\n" for i in range(20))
+    (logs / "supervisor.out").write_text(earlier)
+    (logs / "supervisor.out").chmod(0o600)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    done = t.octy("up", "-d", check=False, env={"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{closed}"})
+    assert done.returncode == 1, done.stderr
+    assert "the supervisor exited at once:" in done.stderr
+    assert f"127.0.0.1:{closed}" in done.stderr  # its own reason
+    assert "earlier run" not in done.stderr
+    assert (logs / "supervisor.out").read_text().startswith(earlier)  # nothing lost
