@@ -547,8 +547,10 @@ class PersistQueueBackend:
 def backends(peer_poll_s: float) -> dict[str, Callable[[], Backend]]:
     """Factories by key; a factory, so a spawned worker builds its own."""
     from bench.queue_nats_backends import NatsBackend, NatsClusterBackend  # it imports us
+    from bench.queue_proto import factories as prototypes  # it imports us
 
     return {
+        **prototypes(),
         "ours": Ours,
         "ours-send-many": OursBatchedSends,
         "ours-full": OursFull,

@@ -8,7 +8,8 @@ to every command its Bash runs: the operator's ``ANTHROPIC_API_KEY``, a ``GITHUB
 So, unless the roster says ``inherit_secrets: true``:
 
 - Every variable of the supervisor's whose name or value looks like a secret
-  (:func:`looks_secret`) is given to the CLI empty. The roster's own ``env`` is given as
+  (:func:`orchestrator.secret_rules.looks_secret`, the rule the logs and ``config`` mask
+  by) is given to the CLI empty. The roster's own ``env`` is given as
   written: the operator put it there for this agent.
 - The model's key (``ANTHROPIC_API_KEY``, else ``ANTHROPIC_AUTH_TOKEN``) goes empty too,
   whoever set it, and reaches the CLI through its ``apiKeyHelper`` setting instead: a
@@ -26,77 +27,49 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import re
 import shlex
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.roster import AgentSpec, Roster
+from orchestrator.secret_rules import looks_secret
 
 MODEL_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
-# A name made of these words (split at anything not a letter or digit) holds a secret.
-_SECRET_WORDS = frozenset(
-    {
-        "TOKEN",
-        "TOKENS",
-        "SECRET",
-        "SECRETS",
-        "PASSWORD",
-        "PASSWORDS",
-        "PASSWD",
-        "PASS",
-        "PASSPHRASE",
-        "KEY",
-        "KEYS",
-        "APIKEY",
-        "CREDENTIAL",
-        "CREDENTIALS",
-        "CREDS",
-        "AUTH",
-        "COOKIE",
-        "COOKIES",
-        "PRIVATE",
-        "PAT",
-    }
-)
-# ... and so does a name containing one of these anywhere (GHTOKEN, MYSECRET).
-_SECRET_PARTS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "APIKEY", "CREDENTIAL")
-# A URL with a user part (postgres://u:pw@h/db, https://token@host/).
-_URL_CREDENTIALS = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]+@", re.IGNORECASE)
 # Kept for the CLI: it strips its own sign-in from its commands (its code, 2.1.332), and
-# the proxy is how it reaches the model at all.
-_CLI_NEEDS = frozenset(
+# the proxy is how it reaches the model at all. The endpoint (a URL that may hold a user
+# part), a gateway's headers and OpenTelemetry's are read by the CLI from its environment
+# only: blanked, a gateway team could not reach its model. They are a known gap (its
+# commands see them too: README, "Secrets and agents' commands"); the logs mask them.
+CLI_NEEDS = frozenset(
     {
         "CLAUDE_CODE_OAUTH_TOKEN",
         "CLAUDE_CODE_OAUTH_REFRESH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_CUSTOM_HEADERS",
+        *(f"OTEL_EXPORTER_OTLP{s}_HEADERS" for s in ("", "_METRICS", "_LOGS", "_TRACES")),
         *(p for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY") for p in (n, n.lower())),
     }
 )
-# With Bedrock or Vertex the CLI signs its requests with the cloud's own credentials.
+# The client certificate for mTLS to a gateway (CLAUDE_CODE_CLIENT_CERT, _KEY,
+# _KEY_PASSPHRASE): the CLI presents it itself.
+_CLI_NEEDS_PREFIXES = ("CLAUDE_CODE_CLIENT_",)
+# With Bedrock, Vertex or Foundry the CLI signs its requests with the cloud's own
+# credentials.
 _PROVIDERS = {
     "CLAUDE_CODE_USE_BEDROCK": ("AWS_",),
     "CLAUDE_CODE_USE_VERTEX": ("GOOGLE_", "CLOUDSDK_", "GCLOUD_"),
+    "CLAUDE_CODE_USE_FOUNDRY": ("ANTHROPIC_FOUNDRY_",),
 }
 KEY_FILE_MARK = ".model-key-"
-
-
-def looks_secret(name: str, value: str) -> bool:
-    upper = name.upper()
-    words = set(re.split(r"[^A-Z0-9]+", upper))
-    return (
-        bool(words & _SECRET_WORDS)
-        or any(part in upper for part in _SECRET_PARTS)
-        or bool(_URL_CREDENTIALS.match(value))
-    )
 
 
 def withheld(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]:
     """Names of ``environ`` this agent's CLI gets empty (so its commands never see them)."""
     if spec.inherit_secrets:
         return []
-    keep = set(_CLI_NEEDS) | set(spec.env)
-    prefixes = tuple(
+    keep = set(CLI_NEEDS) | set(spec.env)
+    prefixes = _CLI_NEEDS_PREFIXES + tuple(
         p
         for switch, names in _PROVIDERS.items()
         if _on(spec.env.get(switch, environ.get(switch, "")))

@@ -658,9 +658,118 @@ class TeamFilesInMerge(MergeRefused):
             paths,
             f"{branch} changes files that define the team or its agents' settings: "
             f"{', '.join(paths)}; merged into {base}, they would reach the running team "
-            "(hot reload applies a changed roster or prompt). Nothing was changed. Read them "
+            "(hot reload applies a changed roster or prompt). Nothing was changed.\nRead them "
             f"first (octy-orchestrate workspaces diff {agent}), then merge with "
             "--allow-team-files if you want them",
+        )
+
+
+class UnsafeRepository(MergeRefused):
+    """``workspaces merge``/``diff`` refused: the repository holds what makes git show
+    or merge other objects than the real ones (replace refs, grafts, attributes octy did
+    not write). A worktree agent's shell can write them; nothing was changed."""
+
+    code = "repository_unsafe"
+
+    def __init__(self, agent: str, branch: str, base: str, paths: list[str]) -> None:
+        super().__init__(
+            agent,
+            branch,
+            base,
+            paths,
+            f"the repository holds {', '.join(paths)}; nothing was changed.\n"
+            "Replace refs and grafts make git show other commits than the real ones, and "
+            "info/attributes can hide a diff or change a merge; a worktree agent's shell "
+            "can write them.\nCheck who made them (git for-each-ref refs/replace; read the "
+            "files); delete them (git replace -d ID; rm FILE), then try again",
+        )
+
+
+class UntrackedInTheWay(MergeRefused):
+    """``workspaces merge`` refused: it would write over files that the base's checkout
+    holds untracked or ignored (git overwrites ignored files silently); nothing changed."""
+
+    code = "untracked_in_the_way"
+
+    def __init__(self, agent: str, branch: str, base: str, paths: list[str], checkout: str) -> None:
+        self.checkout = checkout
+        super().__init__(
+            agent,
+            branch,
+            base,
+            paths,
+            f"merging {branch} into {base} would write over files git does not track "
+            f"(untracked or ignored) in {checkout}: {', '.join(paths)}; nothing was "
+            f"changed.\nMove them aside (or commit them to {base} first), or take them out "
+            "of the agent's branch, then merge again",
+        )
+
+
+class OffBranch(MergeRefused):
+    """``workspaces merge`` refused: the agent's worktree is not on its branch and holds
+    commits the branch lacks, which a merge of the branch would leave behind."""
+
+    code = "worktree_off_branch"
+
+    def __init__(
+        self, agent: str, branch: str, base: str, on: str, *, commits: int, ref: str
+    ) -> None:
+        self.on = on
+        self.commits = commits
+        super().__init__(
+            agent,
+            branch,
+            base,
+            [],
+            f"its worktree is on {on}, not on {branch}, with {commits} commit(s) {branch} "
+            f"lacks; merging {branch} would leave them out; nothing was changed.\nIn the "
+            f"worktree: git switch {branch} && git merge {ref} (or cherry-pick them), then "
+            "merge again",
+        )
+
+
+class NothingToMerge(WorkspaceError):
+    """``workspaces merge``: the agent's branch has no commit its base lacks."""
+
+    code = "nothing_to_merge"
+
+    def __init__(self, agent: str, branch: str, base: str) -> None:
+        self.branch = branch
+        self.base = base
+        super().__init__(agent, f"nothing to merge: {branch} has no commit that {base} lacks")
+
+
+class CommitsOnNoBranch(WorkspaceError):
+    """``workspaces remove`` refused: the worktree's HEAD holds commits no branch has,
+    which removing the worktree would make unreachable (gone at the next gc)."""
+
+    code = "commits_on_no_branch"
+
+    def __init__(self, agent: str, path: str, head: str, commits: int) -> None:
+        self.commits = commits
+        super().__init__(
+            agent,
+            f"the worktree's HEAD ({head[:12]}) has {commits} commit(s) on no branch; "
+            "removing the worktree would lose them.\nKeep them first (git -C "
+            f"{path} branch NAME HEAD, or merge them into the agent's branch), or pass "
+            "--force to remove it anyway",
+        )
+
+
+class AgentRunning(WorkspaceError):
+    """``workspaces remove`` refused: the team's supervisor runs the agent, whose next
+    write would make the folder again outside git."""
+
+    code = "agent_running"
+
+    def __init__(self, agent: str, pid: int, state: str | None) -> None:
+        self.pid = pid
+        self.state = state
+        super().__init__(
+            agent,
+            f"the team's supervisor (pid {pid}) runs this agent ({state or 'state unknown'}); "
+            f"its worktree is in use. Stop the agent first (octy-orchestrate stop {agent}), "
+            "then remove it",
         )
 
 

@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from orchestrator.roster import Roster
@@ -91,15 +92,28 @@ def rejected_key(env: Mapping[str, str]) -> str | None:
         return None
     request = urllib.request.Request(Endpoint.of(env).url + "/v1/models?limit=1", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S):
+        with _OPENER.open(request, timeout=HTTP_TIMEOUT_S):
             return None
     except urllib.error.HTTPError as exc:
         if exc.code not in (401, 403):
-            return None
+            return None  # a 3xx among them: not followed, it says nothing about the key
         return f"the API key was rejected (HTTP {exc.code}: {_api_message(exc)})"
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return f"no answer to GET /v1/models ({reason})"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Follows no redirect: urllib's handler copies ``x-api-key`` and ``authorization`` to
+    whatever host the ``Location`` names, another host or plain http (review M3: a gateway
+    answering ``/v1/models`` with a 302 to its SSO page would get the key there). The 3xx
+    then reaches :func:`rejected_key` as an HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def check(roster: Roster, agents: list[str] | None = None) -> list[Problem]:

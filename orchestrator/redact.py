@@ -14,46 +14,36 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-REDACTED = "***"
+from orchestrator.secret_rules import (
+    NOT_SECRET_ENDS,
+    REDACTED,
+    is_secret_name,
+    looks_secret,
+    mask_shapes,
+    secret_values,
+)
+
+__all__ = [  # REDACTED and is_secret_name: callers import them from here
+    "MAX_LOG_DEPTH",
+    "REDACTED",
+    "REDACTOR",
+    "TOO_DEEP",
+    "Redactor",
+    "escape_controls",
+    "for_people",
+    "is_secret_name",
+]
+
 MAX_LOG_DEPTH = 64
 """Containers nested deeper than this are logged as :data:`TOO_DEEP` (the renderer
 recurses too, and nothing a person reads needs more; a roster is at most 32 deep)."""
 TOO_DEEP = "<nested too deep to log>"
 
-# A variable whose name contains one of these words holds a secret: ANTHROPIC_API_KEY,
-# GH_TOKEN, DB_PASSWORD, OAUTH_CLIENT_SECRET, AWS_CREDENTIALS, PGPASSWD... KEY and AUTH
-# count as whole words only (STRIPE_KEY, HTTP_AUTH): as parts of words they name keyboards,
-# keyrings and GIT_AUTHOR_NAME, whose values would otherwise vanish from every screen.
-_SECRET_NAME = re.compile(
-    r"(?i)(token|secret|passw(or)?d|passphrase|credential|api[_-]?key"
-    r"|(^|[^a-z0-9])(key|auth)([^a-z0-9]|$))"
-)
-# Event keys that match the words above but name counts or ids, never secrets.
-_NOT_SECRET_KEYS = ("_id", "_ids", "tokens")
-
-_SECRET_VALUE = re.compile(
-    r"(sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic keys
-    r"|sk-[A-Za-z0-9_\-]{20,}"  # other sk- style keys
-    r"|gh[pousr]_[A-Za-z0-9]{20,}"  # GitHub tokens
-    r"|xox[baprs]-[A-Za-z0-9\-]{10,}"  # Slack tokens
-    r"|AKIA[0-9A-Z]{16}"  # AWS access key ids
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/\-]{12,}=*)"  # HTTP bearer tokens
-)
-# The password of a URL: postgres://user:PASSWORD@host/db keeps everything but it. Every
-# part is bounded: unbounded, a 1 MiB body of letters took quadratic time (each start
-# position scanned to the end), and the supervisor redacts every body it logs.
-_URL_PASSWORD = re.compile(
-    r"(?<![a-zA-Z0-9+.\-])([a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^\s:/@]{0,256}:)([^\s@/]{1,256})(@)"
-)
-
-
-def is_secret_name(name: str) -> bool:
-    """True for names like ANTHROPIC_API_KEY, GH_TOKEN, DB_PASSWORD, HTTP_AUTH."""
-    return bool(_SECRET_NAME.search(name))
+_NOT_SECRET_EXACT = frozenset({"keys"})  # a list of queue keys (the NATS lease sweep)
 
 
 class Redactor:
-    """Replaces known secret values and secret-looking strings (keys, tokens, URL passwords)."""
+    """Replaces known secret values and secret-shaped text (:func:`mask_shapes`)."""
 
     def __init__(self) -> None:
         self._values: set[str] = set()
@@ -70,15 +60,20 @@ class Redactor:
             )
 
     def add_from_env(self, env: Mapping[str, str]) -> None:
-        """Remember the values of variables whose names look secret."""
-        self.add(v for k, v in env.items() if is_secret_name(k) and isinstance(v, str))
+        """Remember the values of variables that look secret: the rule that blanks them
+        for agents' commands (:func:`looks_secret`), so what is withheld is masked too."""
+        self.add(
+            part
+            for k, v in env.items()
+            if isinstance(v, str) and looks_secret(k, v)
+            for part in secret_values(k, v)
+        )
 
     def text(self, value: str) -> str:
         known = self._known
         if known is not None:
             value = known.sub(REDACTED, value)
-        value = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<3>", value)
-        return _SECRET_VALUE.sub(REDACTED, value)
+        return mask_shapes(value)
 
     def value(self, key: str, value: Any, depth: int = 0) -> Any:
         """A JSON-like value under ``key``: strings under a secret-looking key are masked
@@ -88,7 +83,11 @@ class Redactor:
         session's ``log.info("tool_used")``: the session crashed and, the attempt not
         counted, crashed again on every redelivery.)"""
         if isinstance(value, str):
-            if is_secret_name(key) and not key.endswith(_NOT_SECRET_KEYS):
+            if (
+                is_secret_name(key)
+                and not key.endswith(NOT_SECRET_ENDS)
+                and key not in _NOT_SECRET_EXACT
+            ):
                 return REDACTED
             return self.text(value)
         if isinstance(value, dict | list | tuple) and depth >= MAX_LOG_DEPTH:

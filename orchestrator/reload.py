@@ -139,8 +139,9 @@ class Applied:
 # operator's `reload` arrives, which then found nothing to do and printed "no change".
 # Each team's last applied reload, kept beside the team (weakly: it goes with it).
 _last_applied: weakref.WeakKeyDictionary[object, Applied] = weakref.WeakKeyDictionary()
+_WATCHER = "the file watcher or SIGHUP"
 _requested_by: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "reload_requested_by", default="the file watcher or SIGHUP"
+    "reload_requested_by", default=_WATCHER
 )
 
 
@@ -160,7 +161,14 @@ def _remember(sup: object, result: ReloadResult, files: Fingerprint) -> ReloadRe
     last = _last_applied.get(sup)
     nothing = not (result.added or result.removed or result.restarted)
     if nothing and not result.changed_not_running:
-        if last is not None and last.files == files:
+        # Only the watcher's (or SIGHUP's) changes are told again: the operator who ran
+        # `reload` saw its own answer, and a second `reload` of them is "no change".
+        if (
+            last is not None
+            and last.files == files
+            and last.by == _WATCHER
+            and _requested_by.get() != _WATCHER
+        ):
             return replace(last.result, team_changed=result.team_changed, earlier=last)
         return result
     _last_applied[sup] = Applied(files, time.time(), _requested_by.get(), result)

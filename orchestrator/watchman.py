@@ -71,6 +71,9 @@ def start(folder: str, socat: str | None) -> Watchman:
             pass_fds=(read_fd,),
             start_new_session=True,
             cwd="/",  # holds no folder of the team's
+            # Nothing of the supervisor's environment (its model key, every token): the
+            # watchman outlives it and reads none (-I -S); found holding them by review.
+            env={},
         )
     except BaseException:
         os.close(write_fd)

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import errors, gitcmd
+from orchestrator import workspace_checks as checks
 from orchestrator.roster import AgentSpec, Roster
-from orchestrator.workspaces import Worktree, locate
+from orchestrator.workspaces import FOLDER, Worktree, locate
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class Status:
     ahead: int  # commits on the agent's branch that the base lacks
     behind: int  # commits on the base that the agent's branch lacks
     uncommitted: tuple[str, ...]  # paths with changes not committed in the worktree
+    # Where the worktree's HEAD is, when not on its branch: "branch X" or "a detached
+    # HEAD at ID" (None: on its branch, or not made). Commits made there are not on the
+    # branch: `merge` would leave them out and `remove` could lose them.
+    off_branch: str | None = None
+    off_branch_commits: int = 0  # commits at that HEAD the agent's branch lacks
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "uncommitted": list(self.uncommitted)}
@@ -63,6 +69,8 @@ def status(spec: AgentSpec, roster: Roster) -> Status:
             ["rev-list", "--left-right", "--count", f"{tree.base}...{tree.branch}"], tree.repo
         ).stdout.split()
         behind, ahead = int(counts[0]), int(counts[1])
+    head = checks.head_of(tree)
+    off = head is not None and head.commit is not None and not head.on(tree.branch)
     return Status(
         agent=spec.name,
         branch=tree.branch,
@@ -72,6 +80,8 @@ def status(spec: AgentSpec, roster: Roster) -> Status:
         ahead=ahead,
         behind=behind,
         uncommitted=tuple(uncommitted(tree)),
+        off_branch=head.shown() if off and head is not None else None,
+        off_branch_commits=head.lacking if off and head is not None else 0,
     )
 
 
@@ -93,22 +103,42 @@ def uncommitted(tree: Worktree) -> list[str]:
 def diff(roster: Roster, agent: str) -> str:
     """What the agent's branch changed since it left its base (committed work)."""
     tree = _known(worktree_of(roster, agent))
-    return gitcmd.run(["diff", f"{tree.base}...{tree.branch}"], tree.repo).stdout
+    _refuse_tampering(tree)
+    tip = gitcmd.commit_of(tree.repo, tree.branch)
+    base = gitcmd.commit_of(tree.repo, str(tree.base))
+    return gitcmd.run(["diff", f"{base}...{tip}"], tree.repo).stdout
 
 
 def merge(roster: Roster, agent: str, *, allow_team_files: bool = False) -> str:
     """Merge the agent's branch into its base. Returns the base's new commit.
 
-    MergeConflict (nothing changed) if it would conflict; TeamFilesInMerge (nothing
-    changed) if the branch touches :func:`team_files` and ``allow_team_files`` is off."""
+    Refused with nothing changed (a :class:`errors.MergeRefused`) when: the repository
+    holds replace refs, grafts or attributes octy did not write; the worktree holds commits
+    its branch lacks; the branch touches :func:`team_files` and ``allow_team_files`` is
+    off; the merge would conflict; it would write over files the base's checkout does not
+    track. NothingToMerge when the branch has no commit the base lacks.
+
+    The branch and the base are read once, as commit ids, and only those ids are used
+    after: a worktree agent can move its branch, and a check of one commit followed by a
+    merge of another let a roster change in unread (found by review)."""
     tree = _known(worktree_of(roster, agent))
     base = str(tree.base)
+    _refuse_tampering(tree)
+    tip = gitcmd.commit_of(tree.repo, tree.branch)
+    old = gitcmd.commit_of(tree.repo, base)
+    head = checks.head_of(tree)
+    if head is not None and not head.on(tree.branch) and head.lacking:
+        raise errors.OffBranch(
+            agent, tree.branch, base, head.shown(), commits=head.lacking, ref=head.ref()
+        )
+    if _is_ancestor(tree.repo, tip, old):
+        raise errors.NothingToMerge(agent, tree.branch, base)
     if not allow_team_files:
-        touched = team_files(roster, tree.repo, changed(tree))
+        touched = team_files(roster, tree.repo, _changed(tree.repo, old, tip))
         if touched:
             raise errors.TeamFilesInMerge(agent, tree.branch, base, touched)
     probe = gitcmd.run(
-        ["merge-tree", "--write-tree", "--name-only", "--no-messages", base, tree.branch],
+        ["merge-tree", "--write-tree", "--name-only", "--no-messages", old, tip],
         tree.repo,
         check=False,
     )
@@ -116,34 +146,51 @@ def merge(roster: Roster, agent: str, *, allow_team_files: bool = False) -> str:
     if probe.returncode == 1:
         raise errors.MergeConflict(agent, tree.branch, base, [p for p in lines[1:] if p])
     if probe.returncode != 0:
-        raise errors.GitError(["merge-tree", base, tree.branch], probe.returncode, probe.stderr)
+        raise errors.GitError(["merge-tree", old, tip], probe.returncode, probe.stderr)
     checkout = _checked_out(tree.repo, base)
     message = f"Merge {tree.branch} (agent {agent}) into {base}"
     if checkout is not None:
         # The base is someone's checkout: merge there so its files follow the branch. git
-        # refuses (changing nothing) if local edits there would be overwritten.
-        gitcmd.run(["merge", "--no-edit", "-m", message, tree.branch], checkout)
+        # refuses (changing nothing) if local edits there would be overwritten, but it
+        # overwrites ignored files silently: another agent's live worktree under .octy/,
+        # the operator's .env. So what the merge brings is checked against them first.
+        brought = _changed(tree.repo, old, lines[0], since_fork=False)
+        blocked = checks.in_the_way(checkout, brought)
+        if blocked:
+            raise errors.UntrackedInTheWay(agent, tree.branch, base, blocked, str(checkout))
+        if gitcmd.run(["rev-parse", "--verify", "HEAD"], checkout).stdout.strip() != old:
+            raise errors.WorkspaceError(
+                agent, f"{base} moved while merging; nothing was changed: merge again"
+            )
+        gitcmd.run(["merge", "--no-edit", "-m", message, tip], checkout)
     else:
-        old = _rev(tree.repo, base)
-        if _is_ancestor(tree.repo, base, tree.branch):
-            new = _rev(tree.repo, tree.branch)
+        if _is_ancestor(tree.repo, old, tip):
+            new = tip
         else:
             new = gitcmd.run(
-                ["commit-tree", lines[0], "-p", base, "-p", tree.branch, "-m", message],
-                tree.repo,
+                ["commit-tree", lines[0], "-p", old, "-p", tip, "-m", message], tree.repo
             ).stdout.strip()
         gitcmd.run(["update-ref", "-m", message, f"refs/heads/{base}", new, old], tree.repo)
-    return _rev(tree.repo, base)
+    return gitcmd.commit_of(tree.repo, base)
 
 
 def changed(tree: Worktree) -> list[str]:
     """Paths (from the repository's top) the agent's branch changed since it left its base:
     what a merge brings. Renames count as both names."""
-    out = gitcmd.run(
-        ["diff", "--name-only", "--no-renames", "-z", f"{tree.base}...{tree.branch}"],
-        tree.repo,
-    ).stdout
+    return _changed(tree.repo, str(tree.base), tree.branch)
+
+
+def _changed(repo: Path, base: str, tip: str, *, since_fork: bool = True) -> list[str]:
+    """Paths changed from ``base`` (or from where ``tip`` forked from it) to ``tip``."""
+    span = f"{base}...{tip}" if since_fork else f"{base}..{tip}"
+    out = gitcmd.run(["diff", "--name-only", "--no-renames", "-z", span], repo).stdout
     return [p for p in out.split("\0") if p]
+
+
+def _refuse_tampering(tree: Worktree) -> None:
+    found = checks.tampering(tree.repo)
+    if found:
+        raise errors.UnsafeRepository(tree.agent, tree.branch, str(tree.base), found)
 
 
 def team_files(roster: Roster, repo: Path, paths: list[str]) -> list[str]:
@@ -152,7 +199,9 @@ def team_files(roster: Roster, repo: Path, paths: list[str]) -> list[str]:
     through hot reload (found by review: a worktree agent could give itself any tools).
     Also the CLI's project settings (``.claude/``: hooks and permissions; ``.mcp.json``:
     servers), which run code outside the sandbox for every agent that loads them, and the
-    team's database and logs folders."""
+    team's database and logs folders, and anything under ``.octy/``, where the agents'
+    worktrees live (a branch tracking ``.octy/worktrees/t/b/x`` was merged over agent b's
+    uncommitted file)."""
     top = repo.resolve()
     exact: set[str] = set()
     folders: list[str] = []
@@ -166,6 +215,7 @@ def team_files(roster: Roster, repo: Path, paths: list[str]) -> list[str]:
         p
         for p in paths
         if p in exact
+        or p.split("/", 1)[0] == FOLDER.parts[0]  # .octy/: the agents' live worktrees
         or any(p.startswith(f) for f in folders)
         or ".claude" in p.split("/")
         or p.rsplit("/", 1)[-1] == ".mcp.json"
@@ -173,13 +223,18 @@ def team_files(roster: Roster, repo: Path, paths: list[str]) -> list[str]:
 
 
 def remove(roster: Roster, agent: str, *, force: bool = False) -> Worktree:
-    """Remove the agent's worktree (its branch stays). UncommittedWork unless ``force``."""
+    """Remove the agent's worktree (its branch stays). Unless ``force``: UncommittedWork,
+    and CommitsOnNoBranch when its HEAD holds commits no branch has (they would become
+    unreachable, then collected)."""
     tree = worktree_of(roster, agent)
     if not tree.exists():
         raise errors.WorkspaceError(agent, f"has no worktree at {tree.path}")
     dirty = uncommitted(tree)
     if dirty and not force:
         raise errors.UncommittedWork(agent, dirty)
+    head = checks.head_of(tree)
+    if head is not None and head.commit is not None and head.on_no_branch and not force:
+        raise errors.CommitsOnNoBranch(agent, str(tree.path), head.commit, head.on_no_branch)
     gitcmd.run(["worktree", "unlock", str(tree.path)], tree.repo, check=False)
     gitcmd.run(["worktree", "remove", *(["--force"] if force else []), str(tree.path)], tree.repo)
     return tree
@@ -202,10 +257,6 @@ def _checked_out(repo: Path, branch: str) -> Path | None:
         elif line == f"branch refs/heads/{branch}":
             return path
     return None
-
-
-def _rev(repo: Path, ref: str) -> str:
-    return gitcmd.run(["rev-parse", "--verify", f"refs/heads/{ref}"], repo).stdout.strip()
 
 
 def _is_ancestor(repo: Path, a: str, b: str) -> bool:

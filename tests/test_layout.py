@@ -121,7 +121,7 @@ ONE_HOME = {
     "CLI_OWN_MESSAGING": "orchestrator.prompts",
     "TOTAL_KEYS": "orchestrator.agent_meta",
     "text_of": "orchestrator.prompts",
-    "is_secret_name": "orchestrator.redact",
+    "is_secret_name": "orchestrator.secret_rules",
 }
 
 

@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _options(d)
     m = actions.add_parser(
         "merge",
-        help="merge the agent's branch into its base (on a conflict: nothing changes, "
-        "the conflicting paths are listed, exit 1)",
+        help="merge the agent's branch into its base (on a conflict, or files in the "
+        "way that git does not track there, or replace refs/grafts/info/attributes in the "
+        "repository: nothing changes, the paths are listed, exit 1)",
     )
     m.add_argument("agent", metavar="AGENT", help="the agent whose branch to merge")
     m.add_argument(
@@ -42,10 +43,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _options(m)
     r = actions.add_parser(
-        "remove", help="remove the agent's worktree (its branch stays); refuses uncommitted work"
+        "remove",
+        help="remove the agent's worktree (its branch stays); refuses uncommitted work and "
+        "commits on no branch (unless --force), and an agent its supervisor runs (stop it "
+        "first)",
     )
     r.add_argument("agent", metavar="AGENT", help="the agent whose worktree to remove")
-    r.add_argument("--force", action="store_true", help="remove even with uncommitted work")
+    r.add_argument(
+        "--force",
+        action="store_true",
+        help="remove even with uncommitted work or commits on no branch (they are lost)",
+    )
     _options(r)
     p.set_defaults(func=cmd_workspaces)
 
@@ -83,23 +91,11 @@ def cmd_workspaces(args: argparse.Namespace) -> int:
             if as_json:
                 common.emit_json({"ok": True, "agent": args.agent, "diff": text})
             else:
-                sys.stdout.write(text)
+                sys.stdout.write(_for_terminal(text))
         elif args.action == "merge":
-            commit = ops.merge(roster, args.agent, allow_team_files=args.allow_team_files)
-            tree = ops.worktree_of(roster, args.agent)
-            if as_json:
-                common.emit_json(
-                    {
-                        "ok": True,
-                        "agent": args.agent,
-                        "branch": tree.branch,
-                        "base": tree.base,
-                        "commit": commit,
-                    }
-                )
-            else:
-                print(f"merged {tree.branch} into {tree.base} (now {commit[:12]})")
+            _merge(roster, args.agent, allow_team_files=args.allow_team_files, as_json=as_json)
         else:
+            _refuse_while_running(roster, args.agent)
             tree = ops.remove(roster, args.agent, force=args.force)
             if as_json:
                 common.emit_json(
@@ -130,6 +126,76 @@ def cmd_workspaces(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
+def _merge(roster: Roster, agent: str, *, allow_team_files: bool, as_json: bool) -> None:
+    from orchestrator import workspace_ops as ops
+    from orchestrator.redact import for_people
+
+    try:
+        commit = ops.merge(roster, agent, allow_team_files=allow_team_files)
+    except errors.NothingToMerge as exc:  # not a failure: as git's "Already up to date."
+        if as_json:
+            common.emit_json(
+                {
+                    "ok": True,
+                    "agent": agent,
+                    "branch": exc.branch,
+                    "base": exc.base,
+                    "merged": False,
+                    "message": exc.reason,
+                }
+            )
+        else:
+            print(for_people(f"{agent}: {exc.reason}"))
+        return
+    tree = ops.worktree_of(roster, agent)
+    if as_json:
+        common.emit_json(
+            {
+                "ok": True,
+                "agent": agent,
+                "branch": tree.branch,
+                "base": tree.base,
+                "merged": True,
+                "commit": commit,
+            }
+        )
+    else:
+        print(for_people(f"merged {tree.branch} into {tree.base} (now {commit[:12]})"))
+
+
+def _for_terminal(text: str) -> str:
+    """The agent's bytes, with every control but newline and tab made visible when a
+    person's terminal shows them (a diff line could retitle or clear it). A pipe or a
+    file gets git's text unchanged, for `git apply` and other tools."""
+    from orchestrator.redact import escape_controls
+
+    return escape_controls(text, multiline=True) if sys.stdout.isatty() else text
+
+
+def _refuse_while_running(roster: Roster, agent: str) -> None:
+    """AgentRunning while the team's supervisor runs ``agent``: removing the worktree
+    under it made its next write create a plain folder there, and each restart then failed
+    ("already exists") until the agent was marked failed (found by review)."""
+    from orchestrator.lockfile import holder_pid
+    from orchestrator.mailbox.opening import open_sync
+
+    if agent not in roster.agents:
+        return  # worktree_of says so, with the agents
+    pid = holder_pid(roster.database)
+    if pid is None:
+        return
+    state: str | None = None
+    try:
+        place = roster.database if roster.queue is None else roster.queue
+        with open_sync(place, readonly=True, create=False) as mailbox:
+            info = mailbox.agent(agent)
+        state = None if info is None else str(info.state)
+    except errors.OrchestratorError:
+        state = None  # cannot tell: treat it as running
+    if state not in {"stopped", "failed"}:
+        raise errors.AgentRunning(agent, pid, state)
+
+
 def _load(path: Path | None) -> Roster:
     target = path or Path(common.DEFAULT_ROSTER)
     try:
@@ -148,7 +214,7 @@ def _print_table(rows: list[dict[str, object]]) -> None:
     table = [header] + [
         (
             str(r["agent"]),
-            str(r["branch"]),
+            str(r["branch"]) + (" (worktree not on it)" if r.get("off_branch") else ""),
             str(r["base"] or "-"),
             str(r["ahead"]),
             str(r["behind"]),
@@ -159,3 +225,14 @@ def _print_table(rows: list[dict[str, object]]) -> None:
     ]
     for line in ps_view.render(header, table[1:], colour=False):  # cells escaped
         print(line)
+    from orchestrator.redact import escape_controls
+
+    for r in rows:
+        if r.get("off_branch"):
+            # Commits there are on no branch `merge` reads; `remove` could lose them.
+            note = (
+                f"{r['agent']}: its worktree is on {r['off_branch']}, not on {r['branch']} "
+                f"({r['off_branch_commits']} commit(s) {r['branch']} lacks); `workspaces "
+                f"merge {r['agent']}` merges only {r['branch']}"
+            )
+            print(f"note: {escape_controls(note)}")

@@ -30,6 +30,16 @@ inside one unlucky commit. A message costs ~9 WAL pages (send, claim, ack), so
 at 1000 pages one delivery in ~110 waited for a checkpoint: measured p99
 send->claim 2.5-4.2 ms, 1.5-2.0 ms at 10,000, throughput the same or better.
 The WAL grows to ~40 MB between checkpoints; JOURNAL_LIMIT_BYTES trims it after."""
+CHECKPOINT_PAGES_FULL: Final = 1_000
+"""The same with synchronous=FULL (SQLite's default), where every commit fsyncs the WAL.
+
+An fdatasync of a file that grows also commits the file system's journal (the new size
+and blocks); once the WAL restarts after a checkpoint, commits overwrite blocks it
+already has. Measured on a fresh database, one sender: 210 us per append+fdatasync
+against 88-152 us per overwrite; bench/queue_proto.py, at FULL: 2,818 -> 3,627 msg/s
+with one pair and 2,518 -> 3,026 with four (6000 messages), +6-17 % over 20,000
+(docs/benchmarks.md, "Issue 14.3, tenth session"). With NORMAL nothing is fsynced
+per commit and the longer interval keeps checkpoints out of the p99 (above)."""
 JOURNAL_LIMIT_BYTES: Final = 64 * 1024 * 1024
 
 # Timestamps are REAL unix seconds. `now()` in SQL, for plain-SQL writers:
@@ -309,7 +319,8 @@ def _set_up(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
             str(path), f"cannot switch to WAL mode (got {mode!r}); is the folder writable?"
         )
     conn.execute(f"PRAGMA synchronous = {synchronous}")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+    pages = CHECKPOINT_PAGES_FULL if synchronous.upper() == "FULL" else CHECKPOINT_PAGES
+    conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
     conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_LIMIT_BYTES}")
     _migrate(conn, path)
 

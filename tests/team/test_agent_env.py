@@ -134,3 +134,28 @@ def test_which_names_are_withheld(tmp_path: Path) -> None:
     assert over == {"ANTHROPIC_API_KEY": ""}  # blanked over the roster's env as well
     assert agent_env.withheld(agents["c"], environ) == []
     assert agent_env.cli_env(agents["c"], environ) == ({}, {})
+
+
+def test_what_the_cli_needs_to_reach_its_model_is_kept(tmp_path: Path) -> None:
+    """Review M2: with CLAUDE_CODE_USE_FOUNDRY the Foundry key, a base URL with a user
+    part and the mTLS client key were blanked, and the CLI could not authenticate. The
+    gateway's headers are the CLI's too (kept, and a documented gap for commands)."""
+    (tmp_path / "agents.yaml").write_text(
+        "name: t\nagents:\n  a: {prompt: p}\n"
+        "  f: {prompt: p, env: {CLAUDE_CODE_USE_FOUNDRY: '1'}}\n",
+        encoding="utf-8",
+    )
+    agents = load_roster(tmp_path / "agents.yaml", {}).agents
+    environ = {
+        "ANTHROPIC_FOUNDRY_API_KEY": "foundry-key",
+        "ANTHROPIC_FOUNDRY_RESOURCE": "res",
+        "ANTHROPIC_BASE_URL": "https://u:p@gateway.invalid/v1",
+        "ANTHROPIC_CUSTOM_HEADERS": "x-gateway-key: gw-value",
+        "CLAUDE_CODE_CLIENT_CERT": "/etc/c.pem",
+        "CLAUDE_CODE_CLIENT_KEY": "/etc/k.pem",
+        "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE": "pass-phrase",
+        "DB_PASS": "hunter2",
+    }
+    assert agent_env.withheld(agents["f"], environ) == ["DB_PASS"]
+    # Without Foundry switched on its key is an ordinary secret.
+    assert agent_env.withheld(agents["a"], environ) == ["ANTHROPIC_FOUNDRY_API_KEY", "DB_PASS"]
