@@ -43,16 +43,10 @@ SHARED_FILES = ("packed-refs", "HEAD", "index")
 BELOW = ".octy-deny"  # the name below each denied branch (see the module docstring)
 
 
-def common_dir(repo: Path) -> Path:
-    """The repository's shared git folder (``<repo>/.git`` unless moved)."""
-    common = gitcmd.run(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo)
-    return Path(common.stdout.strip())
-
-
 def denied(repo: Path, branch: str) -> list[Path]:
     """The paths of ``repo``'s shared git folder the sandbox of the agent working on
     ``branch`` (``octy/<team>/<agent>``) may not write."""
-    common = common_dir(repo)
+    common = gitcmd.common_dir(repo)
     ours = f"refs/heads/{Path(branch).parts[0]}/"  # "refs/heads/octy/"
     branches = [common / ref / BELOW for ref in _branches(common) if not ref.startswith(ours)]
     if (common / "reftable").exists():
@@ -63,7 +57,7 @@ def denied(repo: Path, branch: str) -> list[Path]:
 def prepare(repo: Path) -> None:
     """Make the shared folders and packed-refs :func:`denied` names exist before the agent
     runs (see SHARED_FOLDERS)."""
-    common = common_dir(repo)
+    common = gitcmd.common_dir(repo)
     for folder in SHARED_FOLDERS:
         (common / folder).mkdir(parents=True, exist_ok=True)
     (common / "packed-refs").touch(exist_ok=True)

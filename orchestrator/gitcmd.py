@@ -134,3 +134,10 @@ def commit_of(repo: Path, branch: str) -> str:
 def branches(repo: Path) -> list[str]:
     done = run(["for-each-ref", "--format=%(refname:short)", "refs/heads"], repo, check=False)
     return done.stdout.split() if done.returncode == 0 else []
+
+
+def common_dir(repo: Path) -> Path:
+    """The repository's shared git folder (``<repo>/.git`` unless moved; a worktree's
+    points there too)."""
+    common = run(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo)
+    return Path(common.stdout.strip())

@@ -24,7 +24,7 @@ def tampering(repo: Path) -> list[str]:
     found = gitcmd.run(
         ["for-each-ref", "--format=%(refname)", "refs/replace/"], repo
     ).stdout.split()
-    info = common_dir(repo) / "info"
+    info = gitcmd.common_dir(repo) / "info"
     if (info / "grafts").exists() or (info / "grafts").is_symlink():
         found.append(str(info / "grafts"))
     attributes = info / "attributes"
@@ -39,11 +39,6 @@ def _has_rules(path: Path) -> bool:
     except OSError:
         return True  # unreadable: it cannot be vouched for
     return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
-
-
-def common_dir(repo: Path) -> Path:
-    out = gitcmd.run(["rev-parse", "--path-format=absolute", "--git-common-dir"], repo)
-    return Path(out.stdout.strip())
 
 
 def in_the_way(checkout: Path, paths: list[str]) -> list[str]:

@@ -271,7 +271,7 @@ def _recorded(repo: Path, branch: str, key: str) -> str | None:
 
 
 def _exclude(repo: Path) -> None:
-    exclude = git_guard.common_dir(repo) / "info" / "exclude"
+    exclude = gitcmd.common_dir(repo) / "info" / "exclude"
     git_exclude.add(exclude, git_exclude.WORKTREES_HEADER, [f"/{FOLDER.parts[0]}/"])
 
 
