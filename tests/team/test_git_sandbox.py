@@ -11,28 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from gitrepo import git, make_repo
 from team_harness import Team, agent_rule
 
 from orchestrator import git_exclude
 
 TeamFactory = Callable[..., Team]
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-def make_repo(path: Path) -> Path:
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "t@example.invalid")
-    git(path, "config", "user.name", "Test")
-    (path / "README").write_text("base\n")
-    git(path, "add", "README")
-    git(path, "commit", "-qm", "base")
-    return path
 
 
 def shell_rules(agent: str) -> list[dict[str, object]]:

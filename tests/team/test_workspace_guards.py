@@ -14,29 +14,13 @@ from pathlib import Path
 
 import pytest
 from cli_runner import CLI, octy
+from gitrepo import git, make_repo
 from team_harness import Team
 
 from orchestrator import errors, gitcmd, workspace_ops, workspaces
 from orchestrator.roster import Roster, load_roster
 
 TeamFactory = Callable[..., Team]
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-def make_repo(repo: Path) -> Path:
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "t@example.invalid")
-    git(repo, "config", "user.name", "Test")
-    (repo / "README").write_text("base\n")
-    git(repo, "add", "README")
-    git(repo, "commit", "-qm", "base")
-    return repo
 
 
 def team_repo(tmp_path: Path, agents: tuple[str, ...] = ("a", "b")) -> tuple[Path, Roster]:

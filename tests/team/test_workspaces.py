@@ -12,29 +12,13 @@ from pathlib import Path
 
 import pytest
 from cli_runner import octy
+from gitrepo import git, make_repo
 from team_harness import Team, agent_rule
 
 from orchestrator.errors import RosterErrors
 from orchestrator.roster import load_roster
 
 TeamFactory = Callable[..., Team]
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-def make_repo(path: Path) -> Path:
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.email", "t@example.invalid")
-    git(path, "config", "user.name", "Test")
-    (path / "README").write_text("base\n")
-    git(path, "add", "README")
-    git(path, "commit", "-qm", "base")
-    return path
 
 
 def problems(folder: Path, text: str) -> list[str]:
