@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -534,6 +535,19 @@ def cmd_config(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
+def _ledger_sums(db: QueuePlace) -> dict[str, float]:
+    """Each agent's spend in the budgets' ledger of a SQLite team (as `top` reads it); none
+    for a NATS team, or a ledger that cannot be read (the registry's totals stand)."""
+    if not isinstance(db, Path):
+        return {}
+    from orchestrator.tui.figures import SpendSums  # no Textual: the data side of `top`
+
+    try:
+        return SpendSums().read_file(db)
+    except (sqlite3.Error, errors.DatabaseError):
+        return {}
+
+
 def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
     now = time.time()
     rows = []
@@ -541,6 +555,7 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
     # (their pids may be reused by now), as `top` shows them. A NATS team's supervisor may
     # run on another machine: there the registry's states stand.
     team_down = isinstance(db, Path) and holder_pid(db) is None
+    spent = _ledger_sums(db)
     with open_sync(db, readonly=True) as mailbox:
         leased = mailbox.list(status="leased", limit=100_000)
         for info in mailbox.agents():
@@ -583,7 +598,9 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
                     "turns": meta.turns,
                     "tokens": meta.tokens,
                     # The agent's total across sessions, and its last turn's (orchestrator.usage).
-                    "cost_usd": round(meta.cost_usd, 6),
+                    # The larger of the registry's and the budgets' ledger's: a reload that
+                    # removes an agent deletes its row, and one that adds it back starts at 0.
+                    "cost_usd": round(max(meta.cost_usd, spent.get(info.name, 0.0)), 6),
                     "last_turn_cost_usd": round(meta.last_turn_cost_usd, 6),
                     "session_id": meta.session_id,
                     **ps_fields(meta),  # spend against budget, context against window
