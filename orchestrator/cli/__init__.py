@@ -91,7 +91,7 @@ def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentPar
         "-f",
         "--file",
         dest="top_file",
-        type=Path,
+        type=common.roster_file,
         default=None,
         metavar="FILE",
         help="the roster, for any verb that reads one (default: ./agents.yaml); also accepted "

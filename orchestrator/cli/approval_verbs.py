@@ -48,7 +48,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _options(p: argparse.ArgumentParser) -> None:
     common.add_common(p)
     p.add_argument(
-        "-f", "--file", type=Path, default=None, help="the roster (default ./agents.yaml)"
+        "-f",
+        "--file",
+        type=common.roster_file,
+        default=None,
+        help="the roster (default ./agents.yaml)",
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
@@ -25,7 +24,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     common.add_common(p)
     p.add_argument(
-        "-f", "--file", type=Path, default=None, help="the roster (default ./agents.yaml)"
+        "-f",
+        "--file",
+        type=common.roster_file,
+        default=None,
+        help="the roster (default ./agents.yaml)",
     )
     p.add_argument("agents", nargs="*", metavar="AGENT", help="agents to resume (default: all)")
     p.add_argument(

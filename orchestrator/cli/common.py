@@ -153,13 +153,22 @@ def add_common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
         )
 
 
+def roster_file(text: str) -> Path:
+    """An argparse type for -f/--file: a path written as a folder (``myteam/``) means its
+    agents.yaml, there or not yet (Path drops the slash: `init -f myteam/` wrote the roster
+    to a file named myteam, prompts/ beside it)."""
+    if text.endswith(("/", os.sep)):
+        return Path(text) / DEFAULT_ROSTER
+    return Path(text)
+
+
 def add_roster(parser: argparse.ArgumentParser) -> None:
     """``-f/--file FILE`` after the verb, as before it (``octy-orchestrate -f FILE VERB``):
     the roster whose ``database`` (or ``queue``) the verb uses."""
     parser.add_argument(
         "-f",
         "--file",
-        type=Path,
+        type=roster_file,
         default=None,
         metavar="FILE",
         help="the roster whose queue to use (default: ./agents.yaml, see --db)",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "-f",
         "--file",
-        type=_roster_file,
+        type=common.roster_file,
         default=None,
         help="where to write the roster (default ./agents.yaml; a folder, or a path ending "
         "in '/' (made if need be), means its agents.yaml)",
@@ -58,14 +57,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--no-color", action="store_true", help="plain console output (default: colour on a tty)"
     )
     p.set_defaults(func=cmd_demo)
-
-
-def _roster_file(text: str) -> Path:
-    """init's -f: a path written as a folder (``myteam/``) is one, there or not yet (Path
-    drops the slash: the roster was written to a file named myteam, prompts/ beside it)."""
-    if text.endswith(("/", os.sep)):
-        return Path(text) / common.DEFAULT_ROSTER
-    return Path(text)
 
 
 def _positive(text: str) -> float:

@@ -26,7 +26,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "restart/stop/start are this machine's. Press ? for the keys.",
     )
     p.add_argument(
-        "-f", "--file", type=Path, default=None, help="the roster (default ./agents.yaml)"
+        "-f",
+        "--file",
+        type=common.roster_file,
+        default=None,
+        help="the roster (default ./agents.yaml)",
     )
     p.add_argument("--db", type=Path, default=None, help="queue database (default: the roster's)")
     p.add_argument(

@@ -44,3 +44,8 @@ def test_a_path_ending_in_a_slash_is_a_folder_made_for_the_team(tmp_path: Path) 
     assert (team / "prompts" / "lead.md").is_file()
     assert "wrote myteam/agents.yaml" in done.stdout
     octy("config", "-f", "myteam/agents.yaml", cwd=tmp_path, check=True)
+    # The same with -f before the verb (the shared top-level option dropped the slash).
+    top = octy("-f", "other/", "init", cwd=tmp_path, check=True)
+    assert "wrote other/agents.yaml" in top.stdout
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["agents.yaml", "prompts"]
+    octy("-f", "other/", "config", cwd=tmp_path, check=True)
