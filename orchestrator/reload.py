@@ -21,7 +21,6 @@ import contextlib
 import contextvars
 import os
 import time
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,6 +54,7 @@ class Team(OperationsTeam[SlotT], Protocol[SlotT]):
     watch_fingerprint: Fingerprint
     mailbox: AsyncMailboxBackend | None
     budgets: BudgetWatch
+    last_reload: Applied | None  # the last reload that changed the team (review F, M3)
 
     def add_slot(self, name: str) -> SlotT: ...
 
@@ -137,8 +137,7 @@ class Applied:
 
 # Review F, M3: the watcher polls every second and often applies an edit before the
 # operator's `reload` arrives, which then found nothing to do and printed "no change".
-# Each team's last applied reload, kept beside the team (weakly: it goes with it).
-_last_applied: weakref.WeakKeyDictionary[object, Applied] = weakref.WeakKeyDictionary()
+# The team keeps its last applied reload (``Team.last_reload``) to answer with it.
 _WATCHER = "the file watcher or SIGHUP"
 _requested_by: contextvars.ContextVar[str] = contextvars.ContextVar(
     "reload_requested_by", default=_WATCHER
@@ -155,10 +154,10 @@ def requested_by(who: str) -> Iterator[None]:
         _requested_by.reset(token)
 
 
-def _remember(sup: object, result: ReloadResult, files: Fingerprint) -> ReloadResult:
+def _remember(sup: Team[SlotT], result: ReloadResult, files: Fingerprint) -> ReloadResult:
     """Record a reload that changed something; one that found nothing to do for the same
     files as the last one that did is answered with that one's result."""
-    last = _last_applied.get(sup)
+    last = sup.last_reload
     nothing = not (result.added or result.removed or result.restarted)
     if nothing and not result.changed_not_running:
         # Only the watcher's (or SIGHUP's) changes are told again: the operator who ran
@@ -171,7 +170,7 @@ def _remember(sup: object, result: ReloadResult, files: Fingerprint) -> ReloadRe
         ):
             return replace(last.result, team_changed=result.team_changed, earlier=last)
         return result
-    _last_applied[sup] = Applied(files, time.time(), _requested_by.get(), result)
+    sup.last_reload = Applied(files, time.time(), _requested_by.get(), result)
     return result
 
 

@@ -30,7 +30,13 @@ from orchestrator.lifecycle import NO_PROCESS, SETTLED, AgentState, Lifecycle
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
 from orchestrator.mailbox.opening import open_queue
-from orchestrator.reload import ReloadResult, apply_reload, fingerprint, watched_paths
+from orchestrator.reload import (
+    Applied,
+    ReloadResult,
+    apply_reload,
+    fingerprint,
+    watched_paths,
+)
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
 from orchestrator.supervision import chores, launch, registry, restarts
@@ -108,6 +114,7 @@ class Supervisor:
         self.watchman: Watchman | None = None  # cleans up if this process dies (launch.py)
         self.reload_lock = anyio.Lock()  # one reload at a time (watcher, `reload`)
         self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
+        self.last_reload: Applied | None = None  # what `reload` tells after the watcher's
         self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
