@@ -555,7 +555,6 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
     # (their pids may be reused by now), as `top` shows them. A NATS team's supervisor may
     # run on another machine: there the registry's states stand.
     team_down = isinstance(db, Path) and holder_pid(db) is None
-    spent = _ledger_sums(db)
     with open_sync(db, readonly=True) as mailbox:
         leased = mailbox.list(status="leased", limit=100_000)
         for info in mailbox.agents():
@@ -598,9 +597,7 @@ def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
                     "turns": meta.turns,
                     "tokens": meta.tokens,
                     # The agent's total across sessions, and its last turn's (orchestrator.usage).
-                    # The larger of the registry's and the budgets' ledger's: a reload that
-                    # removes an agent deletes its row, and one that adds it back starts at 0.
-                    "cost_usd": round(max(meta.cost_usd, spent.get(info.name, 0.0)), 6),
+                    "cost_usd": round(meta.cost_usd, 6),
                     "last_turn_cost_usd": round(meta.last_turn_cost_usd, 6),
                     "session_id": meta.session_id,
                     **ps_fields(meta),  # spend against budget, context against window
@@ -624,6 +621,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
         if args.agents:
             _check_known(place, args.agents)
         rows = ps_rows(place, args.agents)
+        # COST: the larger of the registry's and the budgets' ledger's, as `top` shows it
+        # (a reload that removes an agent deletes its row; added back, it starts at 0).
+        # Here, not in ps_rows: `top` calls that every second and sums its ledger itself.
+        spent = _ledger_sums(place)
+        for row in rows:
+            row["cost_usd"] = round(max(row["cost_usd"], spent.get(row["name"], 0.0)), 6)
         silent = _supervisor_silence(place) if sup else None
     except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
         raise common.failure_from(exc) from None
