@@ -28,6 +28,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,17 @@ import pytest
 from claude_agent_sdk import ClaudeAgentOptions
 
 from orchestrator.scripted_model import Script, ScriptedModel
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the CLIs the tests start, as it does from a terminal. A suite started
+    as a background job (`pytest &` in a script, `setsid … &`) inherits SIGINT ignored, and
+    an ignored signal stays ignored across exec: every CLI a test interrupted with SIGINT
+    ran on (`logs -f` until the test's 60 s limit, its pipes then leaking into the next
+    test's ResourceWarnings). Python's own handler here becomes the default in a child."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 SCRIPTS = Path(__file__).parent / "scripted" / "scripts"
 
