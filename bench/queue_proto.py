@@ -78,6 +78,8 @@ class Variant:
     checkpoint: int = 0  # wal_autocheckpoint pages (0: the mailbox's 10,000)
     combine: bool = False  # flat combining: the gate holder inserts every posted send
     synchronous: str = "NORMAL"
+    page_size: int = 4096
+    retry_us: tuple[int, int] = (0, 0)  # busy_timeout 0; on "locked" sleep uniform(a, b) us, retry
 
 
 def ddl(v: Variant) -> str:
@@ -112,6 +114,8 @@ class _ProtoClient:
         self._queue = queue
         self._owner = owner
         self._v = v
+        if v.retry_us[1]:
+            self._conn.execute("PRAGMA busy_timeout = 0")
         self.combined_by_others = 0
         self._sent = 0
         self._gate = os.open(f"{path}-gate", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -144,10 +148,25 @@ class _ProtoClient:
             return
         self._lock()
         try:
-            self._conn.execute(self._insert_sql, values)
+            self._retrying(lambda: self._conn.execute(self._insert_sql, values))
         finally:
             self._unlock()
         self._feed.ring((q,))
+
+    def _retrying(self, step: Any) -> Any:
+        if not self._v.retry_us[1]:
+            return step()
+        import random
+
+        a, b = self._v.retry_us
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+                self.retries = getattr(self, "retries", 0) + 1
+            time.sleep(random.uniform(a, b) / 1e6)
 
     def _combined_send(self, values: tuple[Any, ...]) -> None:
         """Post the row in this process's slot; whoever holds the gate inserts every
@@ -200,7 +219,7 @@ class _ProtoClient:
             return []
         self._lock()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
             rows = conn.execute(
                 _CLAIM,
                 {
@@ -224,11 +243,13 @@ class _ProtoClient:
         where = "id" if self._v.unique_id else "seq"
         self._lock()
         try:
-            self._conn.execute(
-                f"UPDATE messages SET status = 'done', done_at = ?, lease_expires = NULL "
-                f"WHERE {where} IN (SELECT value FROM json_each(?)) "
-                "AND status = 'leased' AND lease_owner = ?",
-                (time.time(), json.dumps(handles), self._owner),
+            self._retrying(
+                lambda: self._conn.execute(
+                    f"UPDATE messages SET status = 'done', done_at = ?, lease_expires = NULL "
+                    f"WHERE {where} IN (SELECT value FROM json_each(?)) "
+                    "AND status = 'leased' AND lease_owner = ?",
+                    (time.time(), json.dumps(handles), self._owner),
+                )
             )
         finally:
             self._unlock()
@@ -262,6 +283,14 @@ VARIANTS: dict[str, Variant] = {
     "p-ck300": Variant(checkpoint=300),
     "p-comb-ck1000": Variant(combine=True, checkpoint=1000),
     "p-comb-cn": Variant(combine=True, consumer_normal=True),
+    "p-noid-r50": Variant(unique_id=False, retry_us=(20, 80)),
+    "p-noid-r200": Variant(unique_id=False, retry_us=(100, 300)),
+    "p-noid-r500": Variant(unique_id=False, retry_us=(200, 800)),
+    "p-noid-r1000": Variant(unique_id=False, retry_us=(500, 1500)),
+    "p-raw-r200": Variant(retry_us=(100, 300)),
+    "p-raw-1k": Variant(page_size=1024),
+    "p-noid-1k": Variant(unique_id=False, page_size=1024),
+    "p-noid-nochk-1k": Variant(unique_id=False, checks=False, page_size=1024),
 }
 for _k, _v in list(VARIANTS.items()):
     VARIANTS[_k + "-full"] = Variant(**{**_v.__dict__, "synchronous": "FULL"})
@@ -286,6 +315,7 @@ class Proto:
         path = self._path(root)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute(f"PRAGMA page_size = {self.v.page_size}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(ddl(self.v))
         conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION}")
