@@ -166,6 +166,8 @@ def with_policy(
     options.cwd = str(policy.folder())
     tmp = options.env.get("CLAUDE_CODE_TMPDIR")
     policy.temp = Path(tmp) if tmp else None  # the file tools may write there too
+    pid_file = options.env.get(PID_FILE_ENV)
+    policy.pids = Path(pid_file).parent if pid_file else None  # the team's claudes
     options.hooks = policy.hooks()
     if spec.workspace.is_worktree:
         # The CLI's own worktree tools would move the session out of the worktree it was

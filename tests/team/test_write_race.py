@@ -106,23 +106,23 @@ def racer_rules(agent: str, victim: Path) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize("target", ["outside", "git-hooks"])
+@pytest.mark.parametrize("target", ["outside", "git-hooks", "owned"])
 def test_another_agents_symlink_flip_cannot_send_a_write_elsewhere(
     team: Any, tmp_path: Path, victim: Path, target: str
 ) -> None:
     """Two agents share a folder: ``r`` (Bash, sandboxed) flips ``d`` between a folder
-    and a symlink to a place its Bash cannot write and ``w``'s file tools are refused: a
-    folder outside, a repository's ``.git/hooks`` in the shared folder. ``w`` (Write, no
-    Bash) writes into ``d``. No write lands there: the CLI checks its own rules on the
-    path as it is at the write and pins the folder (measured on 2.1.332; this pins it).
+    and a symlink to a place ``w``'s file tools are refused: a folder outside, a
+    repository's ``.git/hooks`` in the shared folder, the folder a third agent owns.
+    ``w`` (Write, no Bash) writes into ``d``. No write may land there.
 
-    Not asserted: a flip to a folder a third agent ``owns`` in the shared folder sent
-    24 of 200 writes there (only the hook knows that rule). The racer's own Bash can
-    write that folder anyway; repeating the owns as the CLI's deny rules closed it but
-    replaced the hook's "owned by 'b': ask it" with the CLI's bare refusal."""
+    Measured before orchestrator/write_hold.py: outside, 1 of 200 in one run of five
+    (the CLI checks its own rules at the write and pins the folder, which catches most);
+    .git/hooks 0 (the CLI guards it); the owned folder 24 of 200 (only the hook knows
+    that rule)."""
     dest = {
         "outside": victim,
         "git-hooks": tmp_path / "repo" / ".git" / "hooks",
+        "owned": tmp_path / "owned",
     }[target]
     dest.mkdir(parents=True, exist_ok=True)
     (tmp_path / "racer.py").write_text(RACER, encoding="utf-8")
