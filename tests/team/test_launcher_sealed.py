@@ -42,9 +42,11 @@ open("racing", "w").close()
 old = tries = written = 0
 end = time.monotonic() + 300
 while time.monotonic() < end and not os.path.exists("stop"):
-    try:
-        with open(os.path.join(folder, "claude"), "wb") as f:
+    try:  # replaced whole (a rename), never seen half-written
+        with open(os.path.join(folder, "claude.new"), "wb") as f:
             f.write(evil)
+        os.chmod(os.path.join(folder, "claude.new"), 0o700)
+        os.replace(os.path.join(folder, "claude.new"), os.path.join(folder, "claude"))
         old += 1
     except OSError:
         pass
@@ -107,7 +109,11 @@ def test_no_agent_can_change_what_the_next_start_executes(team: Any, tmp_path: P
         pid = t.agent_pid("v")
         assert pid
         os.kill(pid, signal.SIGKILL)
-        t.wait_for(lambda old=pid: t.agent_pid("v") not in (None, old), what="v restarted")
+        t.wait_for(
+            lambda old=pid: mark.exists() or t.agent_pid("v") not in (None, old),
+            what="v restarted",
+        )
+        assert not mark.exists()  # the start did not run the agent's script
         t.wait_ready("v")
     (tmp_path / "stop").write_text("", encoding="utf-8")
     with t.mailbox() as mb:
