@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import launcher as launcher_module
 from orchestrator.launcher import (
     LAUNCHER_PREFIX,
     PID_FILE_ENV,
@@ -172,4 +173,32 @@ def test_the_launcher_is_sealed_and_in_no_folder(tmp_path: Path) -> None:
     remove_launcher(launcher)
     with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(fd)  # closed with the folder's removal
+    assert not folder.exists()
+
+
+def test_without_a_sealed_memory_file_the_launcher_on_disk_is_put_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a memory file cannot be executed (vm.memfd_noexec=2, no memfd), the wrapper
+    is written in the private folder as before and put back before each start, never
+    written through a link."""
+    monkeypatch.setattr(launcher_module, "_sealed_script", lambda _text: None)
+    folder = tmp_path / f"{LAUNCHER_PREFIX}disk"
+    launcher = make_launcher(folder)
+    assert launcher == str(folder / "claude")
+    path = Path(launcher)
+    original = path.read_text(encoding="utf-8")
+    assert cli_pid_file(launcher, "alpha") == folder / "pids" / "alpha"
+    assert restore_launcher(launcher) is False
+    path.write_text("#!/bin/sh\necho PWNED\n", encoding="utf-8")
+    assert restore_launcher(launcher) is True
+    assert path.read_text(encoding="utf-8") == original
+    planted = tmp_path / "planted"
+    planted.write_text("#!/bin/sh\necho PWNED\n", encoding="utf-8")
+    path.unlink()
+    path.symlink_to(planted)
+    assert restore_launcher(launcher) is True
+    assert not path.is_symlink()
+    assert planted.read_text(encoding="utf-8") == "#!/bin/sh\necho PWNED\n"
+    remove_launcher(launcher)
     assert not folder.exists()
