@@ -124,14 +124,18 @@ class Reading:
 
 def read(line: str) -> Reading:
     """Each simple command ``line`` runs, normalised, and its unread hand-offs."""
-    line = _data_as_words(line)
+    words = _data_as_words(line)
     try:
-        found = _commands(line, 0)
+        found = _commands(words, 0)
+        # A here-document's data is not run where it is written (running that file later
+        # on the line is a hand-off of its own): hand-offs are read with it left out.
+        blank = _data_as_words(line, blank=True)
+        run = _commands(blank, 0) if blank != line else found
     except _Unsure as exc:
         return Reading(UNSURE, [], exc.why)
-    if _GIT_CONFIG.search(line) and any(c.split(" ")[0] == "git" for c in found):
+    if _GIT_CONFIG.search(words) and any(c.split(" ")[0] == "git" for c in found):
         found.append(f"git {UNKNOWN}")  # an alias may name any subcommand
-    unread = [Unread(*c[1:].split(_OPAQUE)) for c in found if c.startswith(_OPAQUE)]
+    unread = [Unread(*c[1:].split(_OPAQUE)) for c in run if c.startswith(_OPAQUE)]
     return Reading([c for c in found if not c.startswith(_OPAQUE)], unread)
 
 
@@ -154,8 +158,9 @@ def words(line: str) -> list[str]:
     return [os.path.basename(w) or w for t in tokens for w in _WORD_SPLIT.split(t) if w]
 
 
-def _data_as_words(line: str) -> str:
-    """``line`` with the bodies of here-documents that are data made plain words."""
+def _data_as_words(line: str, *, blank: bool = False) -> str:
+    """``line`` with the bodies of here-documents that are data made plain words (or,
+    ``blank``, left out)."""
     out: list[str] = []
     pos = 0
     while (start := _DATA_HEREDOC.search(line, pos)) is not None:
@@ -163,7 +168,8 @@ def _data_as_words(line: str) -> str:
         end = re.compile(rf"^\t*{end_word}$", re.M).search(line, start.end())
         if end is None:  # never ended: the shell reads it to the end of the line as data
             break
-        out += [line[pos : start.end()], line[start.end() : end.start()].translate(_PLAIN)]
+        body = "" if blank else line[start.end() : end.start()].translate(_PLAIN)
+        out += [line[pos : start.end()], body]
         pos = end.start()
     return "".join([*out, line[pos:]])
 
