@@ -95,9 +95,7 @@ def test_a_push_handed_to_an_interpreter_waits_for_the_approver(
     first = t.request("rel", "push py")
     (row,) = _pending(t, 1)
     assert row["input"] == {"command": COMMANDS["py"]}
-    assert row["why"] == (
-        "matches Bash(git push:*): runs code given to python3 -c: cannot be read"
-    )
+    assert row["why"] == ("matches Bash(git push:*): runs code given to python3 -c: cannot be read")
     assert branches() == ""  # asked, not run
     assert octy("approve", row["id"], cwd=tmp_path).returncode == 0
     with t.mailbox() as mb:
