@@ -7,14 +7,19 @@ real bash with a fake `git` on PATH, to show that it does run a push."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from orchestrator import approve_rules
 from orchestrator.approve_rules import rule_matches
+from orchestrator.policy import Policy
+from orchestrator.roster import parse_roster
 
 PUSH = "Bash(git push:*)"
 OTHER = "Bash(npm publish:*)"  # a rule about another command: an unread hand-off asks too
@@ -193,3 +198,41 @@ def test_the_reason_of_other_matches(tmp_path: Path) -> None:
     )
     assert reason(PUSH, "git status") is None
     assert reason("Bash", "python3 -c 1") == "matches Bash"
+
+
+@pytest.mark.parametrize(
+    ("tools", "asked"),
+    [
+        (["Bash"], True),
+        (["Bash", "Bash(python3 -m pytest:*)"], True),
+        (["Bash", "Bash(python3:*)"], False),
+    ],
+)
+def test_the_policy_hook_asks_with_why_unless_tools_allow_the_hand_off(
+    tools: list[str], asked: bool, tmp_path: Path
+) -> None:
+    """The agent's hook passes its `tools` to the rules and the reason to the approver."""
+    roster = parse_roster(
+        f'agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, approve: ["Bash(git push:*)"]}}\n',
+        tmp_path / "agents.yaml",
+        {},
+    )
+    calls: list[tuple[str, str]] = []
+
+    async def decide(
+        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]:
+        calls.append((tool, why))
+        return False, "denied by user: no"
+
+    policy = Policy("a", lambda: roster, lambda: tmp_path, decide)
+    line = "python3 -c \"import os; os.system('git pu' + 'sh')\""
+    data: Any = {"tool_name": "Bash", "tool_input": {"command": line}}
+    out = anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+    if asked:
+        assert calls == [
+            ("Bash", "matches Bash(git push:*): runs code given to python3 -c: cannot be read")
+        ]
+        assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
+    else:
+        assert (calls, out) == ([], {})
