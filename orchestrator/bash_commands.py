@@ -315,7 +315,7 @@ def _assigned(assignment: str, depth: int) -> list[str]:
     name = name.split("[", 1)[0].rstrip("+")
     if name in handoffs.PROGRAM_VARIABLES:
         return _commands(value, depth + 1)
-    if name in handoffs.CODE_VARIABLES:
+    if name in handoffs.CODE_VARIABLES and handoffs.CODE_VARIABLES[name].search(value):
         why = f"gives {name} code to load or run"
         return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
     return []

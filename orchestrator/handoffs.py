@@ -59,9 +59,13 @@ _AWK_RUNS = re.compile(r"\bsystem\s*\(|(?<!\|)\|(?!\|)|@load")
 # A sed script runs a command with its `e` command or the `e` flag of `s///e` (GNU sed).
 _SED_RUNS = re.compile(
     r"(?:^|[;\n{}]|[0-9$/])\s*e(?:\s|;|$)"
-    r"|s(?P<d>[^\\\n])(?:\\.|(?!(?P=d)).)*(?P=d)(?:\\.|(?!(?P=d)).)*(?P=d)[gpiImM0-9w]*e",
+    # one way only to read each character (a backslash pair, or a character that is
+    # neither the delimiter nor a backslash): no backtracking blow-up on `s/\\\\…`
+    r"|s(?P<d>[^\\\n])(?:\\.|(?!(?P=d))[^\\])*(?P=d)(?:\\.|(?!(?P=d))[^\\])*(?P=d)"
+    r"[gpiImM0-9w]*e",
     re.S,
 )
+_LONGEST = 64 * 1024  # a longer sed script is not searched (quadratic at worst): it asks
 _MAKES = frozenset({"make", "gmake", "bmake", "just", "task", "rake", "invoke"})
 _PACKAGE_MANAGERS = frozenset({"npm", "yarn", "pnpm", "bun", "deno"})
 # Their subcommands that run a script of package.json (or code given inline / in a file);
@@ -85,17 +89,29 @@ _GIT_PROGRAM_KEY = re.compile(
     re.I,
 )
 _GIT_HOOKS_KEY = re.compile(r"core\.hookspath|include(if)?\..*|init\.templatedir", re.I)
-_GIT_VALUE_OPTIONS = frozenset({"--upload-pack", "--receive-pack", "--exec", "-u", "-x"})
+_GIT_VALUE_OPTIONS = frozenset({"--upload-pack", "--receive-pack", "--exec"})
+_GIT_SHORT_VALUE = {"-u": "clone", "-x": "rebase"}  # `git clone -u`, `git rebase -x`
 # Variables holding a command the program runs through the shell, or code it loads.
 PROGRAM_VARIABLES: Final = frozenset(
     {"GIT_SSH_COMMAND", "GIT_SSH", "GIT_PAGER", "PAGER", "GIT_EDITOR", "EDITOR", "VISUAL"}
     | {"GIT_SEQUENCE_EDITOR", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS", "MANPAGER"}
     | {"GIT_PROXY_COMMAND", "LESSOPEN", "BROWSER"}
 )
-CODE_VARIABLES: Final = frozenset(
-    {"BASH_ENV", "ENV", "LD_PRELOAD", "LD_AUDIT", "NODE_OPTIONS", "PERL5OPT", "RUBYOPT"}
-    | {"PYTHONSTARTUP", "PROMPT_COMMAND", "GIT_CONFIG_PARAMETERS", "GIT_EXEC_PATH"}
-)
+# Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
+# `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
+CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "BASH_ENV": ".",
+        "LD_PRELOAD": ".",
+        "LD_AUDIT": ".",
+        "GIT_EXEC_PATH": ".",
+        "GIT_CONFIG_PARAMETERS": ".",
+        "PERL5OPT": ".",
+        "RUBYOPT": ".",
+        "NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
+    }.items()
+}
 _SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/", "/nix/", "/opt/")
 
 
@@ -242,7 +258,7 @@ def _sed(args: list[str]) -> Handoff | None:
             scripts.append(word)
             break
         i += 1
-    if any(_SED_RUNS.search(s) for s in scripts):
+    if any(len(s) > _LONGEST or _SED_RUNS.search(s) for s in scripts):
         return Handoff("runs commands from the sed script (its e command or s///e)")
     return None
 
@@ -262,27 +278,31 @@ def _find(args: list[str]) -> Handoff | None:
 def _git(args: list[str]) -> Handoff | None:
     lines: list[str] = []
     why: str | None = None
+    seen: set[str] = set()  # the words before this one (`clone` before `-u`)
     for i, word in enumerate(args):
         value: str | None = None
-        if word in ("-c", "--config-env") and i + 1 < len(args):
-            key, _, value = args[i + 1].partition("=")
+        after = args[i + 1] if i + 1 < len(args) else None
+        if word in ("-c", "--config-env") and after is not None:
+            key, _, value = after.partition("=")
             if _GIT_HOOKS_KEY.fullmatch(key):
                 why = f"gives git {key}, which runs files"
-                continue
-            if not _GIT_PROGRAM_KEY.fullmatch(key):
-                continue
-            value = value.removeprefix("!")
-        elif word in _GIT_VALUE_OPTIONS and i + 1 < len(args):
-            value = args[i + 1]
-        elif word.split("=", 1)[0] in _GIT_VALUE_OPTIONS and "=" in word:
+                value = None
+            elif not _GIT_PROGRAM_KEY.fullmatch(key):
+                value = None
+            else:
+                value = value.removeprefix("!")
+        elif word in _GIT_VALUE_OPTIONS or _GIT_SHORT_VALUE.get(word, "\0") in seen:
+            value = after
+        elif "=" in word and word.split("=", 1)[0] in _GIT_VALUE_OPTIONS:
             value = word.split("=", 1)[1]
-        elif word == "foreach" or (word == "run" and "bisect" in args[:i]):
-            if word == "run":
-                return Handoff(why, tuple(lines), (tuple(args[i + 1 :]),))
+        elif word == "run" and "bisect" in seen:
+            return Handoff(why, tuple(lines), (tuple(args[i + 1 :]),))
+        elif word == "foreach" and "submodule" in seen:
             lines.append(" ".join(a for a in args[i + 1 :] if not a.startswith("-")))
             break
         if value is not None:
             lines.append(value)
+        seen.add(word)
     return Handoff(why, tuple(lines)) if why or lines else None
 
 

@@ -99,6 +99,7 @@ def test_code_handed_to_an_interpreter_asks(line: str, why: str, tmp_path: Path)
         """git rebase --exec 'git pu""sh' main""",
         """git submodule foreach 'git pu""sh'""",
         """git fetch --upload-pack='git pu""sh' origin""",
+        """git clone -u 'git pu""sh' https://example.test/r.git""",
         """find . -maxdepth 0 -exec sh -c 'git pu""sh' \\;""",
         """find . -maxdepth 0 -execdir git pu""sh {} +""",
     ],
@@ -116,6 +117,7 @@ def test_a_command_handed_over_as_text_is_read(line: str, tmp_path: Path) -> Non
     [
         ("git -c core.hooksPath=hook commit -m x", "core.hooksPath"),
         ("LD_PRELOAD=./x.so git status", "LD_PRELOAD"),
+        ("NODE_OPTIONS='--require ./x.js' npx tsc", "NODE_OPTIONS"),
         ("find . -name '*.sh' -exec {} \\;", "found at run time"),
         (".venv/bin/pytest -q", "the file .venv/bin/pytest"),
         ("git bisect run ./script.sh", "the file ./script.sh"),
@@ -150,6 +152,11 @@ def test_code_loaded_another_way_asks(line: str, why: str, tmp_path: Path) -> No
         "git -c color.ui=always log --oneline",
         "GIT_PAGER=cat git log -3",
         "xargs -n1 echo < list.txt",
+        "git add -u src/",
+        "git clean -x ./build",
+        "git log --grep foreach",
+        "ENV=prod python3 -m app",
+        "NODE_OPTIONS=--max-old-space-size=4096 npx tsc",
         "git commit -m \"$(cat <<'EOF'\nDrop the python3 -c helper\nEOF\n)\"",
         "cat > run.sh <<'EOF'\nmake ship\npython3 -c 1\nEOF",  # data: not run here
     ],
