@@ -112,6 +112,12 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
     }.items()
 }
+# Environment managers whose `run` runs a command as its words (`uv run python3 x.py`).
+_RUNNERS = frozenset({"uv", "poetry", "pipenv", "pdm", "hatch", "rye", "conda", "mamba"})
+_RUNNER_VALUED = frozenset(
+    {"--with", "--python", "-p", "--env-file", "--group", "--extra", "-n", "--name", "-e"}
+    | {"--package", "--directory", "--project", "--prefix", "--env"}
+)
 _SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/", "/nix/", "/opt/")
 
 
@@ -129,6 +135,9 @@ def of(head: str, args: list[str]) -> Handoff | None:
     """What the command ``head args…`` (its program as written, quotes removed) hands to
     an interpreter, if anything."""
     name = head.rsplit("/", 1)[-1]
+    if (name in _RUNNERS and args[:1] == ["run"]) or name in ("npx", "bunx", "pnpx"):
+        inner = _after_runner_options(args[1:] if name in _RUNNERS else args)
+        return Handoff(argv=(tuple(inner),)) if inner else None
     family = _family(name)
     if family is not None:
         return _interpreter(name, family, args)
@@ -157,6 +166,16 @@ def of(head: str, args: list[str]) -> Handoff | None:
     return None
 
 
+def _after_runner_options(args: list[str]) -> list[str]:
+    """The command ``uv run``/``poetry run``/``npx`` runs: after its options."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        if args[i] == "--":
+            return args[i + 1 :]
+        i += 2 if args[i] in _RUNNER_VALUED else 1
+    return args[i:]
+
+
 def _family(name: str) -> str | None:
     if _PYTHON.fullmatch(name):
         return "python"
@@ -176,6 +195,7 @@ def _first(args: list[str]) -> str | None:
 
 def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
     letters, valued = _INLINE[family]
+    valued_letters = {v[1] for v in valued if len(v) == 2}  # `-Wdefault`: the rest is a value
     if _informs(args):
         return None
     i = 0
@@ -193,8 +213,12 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             continue
         if family == "python" and word.startswith("-m"):
             return None  # a module named like a program (python3 -m pytest)
-        if not word.startswith("--") and (hit := next((c for c in word[1:] if c in letters), None)):
-            return Handoff(f"runs code given to {name} -{hit}")
+        if not word.startswith("--"):
+            for c in word[1:]:
+                if c in letters:
+                    return Handoff(f"runs code given to {name} -{c}")
+                if c in valued_letters:
+                    break
         i += 1
     if i >= len(args) or args[i] == "-":
         return Handoff(f"runs code {name} reads from its input (a pipe or here-document)")

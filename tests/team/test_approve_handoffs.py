@@ -102,6 +102,7 @@ def test_code_handed_to_an_interpreter_asks(line: str, why: str, tmp_path: Path)
         """git clone -u 'git pu""sh' https://example.test/r.git""",
         """find . -maxdepth 0 -exec sh -c 'git pu""sh' \\;""",
         """find . -maxdepth 0 -execdir git pu""sh {} +""",
+        """uv run sh -c 'git pu""sh'""",
     ],
 )
 def test_a_command_handed_over_as_text_is_read(line: str, tmp_path: Path) -> None:
@@ -121,6 +122,10 @@ def test_a_command_handed_over_as_text_is_read(line: str, tmp_path: Path) -> Non
         ("find . -name '*.sh' -exec {} \\;", "found at run time"),
         (".venv/bin/pytest -q", "the file .venv/bin/pytest"),
         ("git bisect run ./script.sh", "the file ./script.sh"),
+        # the command of an environment manager's `run` or of npx is read in turn
+        ("""uv run --with rich python3 -c "import os; os.system('git pu' 'sh')" """, "python3 -c"),
+        ("conda run -n env python3 deploy.py", "the file deploy.py with python3"),
+        ("""npx --yes node -e 'require("child_process").execSync("git pu"+"sh")'""", "node -e"),
     ],
 )
 def test_code_loaded_another_way_asks(line: str, why: str, tmp_path: Path) -> None:
@@ -134,6 +139,10 @@ def test_code_loaded_another_way_asks(line: str, why: str, tmp_path: Path) -> No
     "line",
     [
         "python3 -m pytest -q tests/x.py",
+        "python3 -Wdefault::DeprecationWarning -m pytest",
+        "uv run pytest -q",
+        "poetry run mypy src",
+        "npx tsc --noEmit",
         "python3 --version",
         "node --version",
         "make --version",
