@@ -164,8 +164,10 @@ def ensure(tree: Worktree) -> Worktree:
 
 
 def _ensure(tree: Worktree) -> Worktree:
+    # First: the team's branch folder must be a link before `worktree add -b` writes
+    # the branch (see git_guard).
+    git_guard.prepare(tree.repo, tree.branch, tree.agent)
     made = _ensure_made(tree)
-    git_guard.prepare(tree.repo)
     _exclude_placeholders(made)
     if tree.team and _recorded(tree.repo, tree.branch, "octyTeam") is None:
         gitcmd.run(["config", f"branch.{tree.branch}.octyTeam", tree.team], tree.repo)
