@@ -77,6 +77,29 @@ def denied(repo: Path, branch: str, mates: Iterable[str] = ()) -> list[Path]:
     return [*shared, *others, *held]
 
 
+def below_top(repo: Path, worktree: Path, branch: str) -> tuple[list[Path], list[Path]]:
+    """``(allowWrite, denyWrite)`` for an agent whose folder is below its worktree's top.
+
+    The CLI's sandbox makes the shared git folder writable only when the agent's folder is
+    a worktree's top (measured on CLI 2.1.332: with ``cwd`` in a subfolder, ``git commit``
+    failed on ``.git/worktrees/<id>/index.lock: Read-only file system``). So what a commit
+    writes is allowed here, no more: the objects, the reflogs, the worktree's own git
+    folder and the team's branch folder (:func:`denied` still holds inside it). Outside a
+    folder it allows, the CLI adds none of its own git rules, so the files there that
+    would make git read elsewhere are denied here: the worktree's ``commondir``,
+    ``gitdir``, ``config.worktree`` and lock, the objects' alternates. Empty lists while
+    the worktree is not made."""
+    done = gitcmd.run(["rev-parse", "--absolute-git-dir"], worktree, check=False)
+    if not worktree.is_dir() or done.returncode != 0:
+        return [], []
+    common, own = gitcmd.common_dir(repo), Path(done.stdout.strip())
+    ours = _linked(common, _team(branch))
+    allow = [common / "objects", common / "logs", own, *([ours] if ours else [])]
+    deny = [own / n for n in ("commondir", "gitdir", "config.worktree", "locked")]
+    deny.append(common / "objects" / "info" / "alternates")
+    return allow, deny
+
+
 def prepare(repo: Path, branch: str, agent: str) -> None:
     """Before the agent's worktree is made: refuse a reftable repository, make the shared
     folders and packed-refs :func:`denied` names exist (see SHARED_FOLDERS), and make the
@@ -88,6 +111,7 @@ def prepare(repo: Path, branch: str, agent: str) -> None:
     for folder in SHARED_FOLDERS:
         (common / folder).mkdir(parents=True, exist_ok=True)
     (common / "packed-refs").touch(exist_ok=True)
+    (common / "logs").mkdir(exist_ok=True)  # allowed to an agent below the top (below_top)
     try:
         _link(common, _team(branch))
     except OSError as exc:

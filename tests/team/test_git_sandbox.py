@@ -243,7 +243,8 @@ def test_refs_heads_is_denied_and_the_teams_folder_is_a_link(tmp_path: Path) -> 
     link = common / "refs" / "heads" / "octy" / "t"
     assert link.is_symlink()
     ours = link.resolve()
-    assert ours.parent == common / "octy-refs" and ours.name.startswith("t.")
+    assert ours.parent == common / "octy-refs"
+    assert ours.name.startswith("t.")
     assert (ours / "loose").is_file()  # moved along
     assert git(repo, "for-each-ref") == before
     assert (common / "packed-refs").is_file()
@@ -269,7 +270,9 @@ def test_a_reftable_repository_gets_no_worktree(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceError, match=r"a: .*reftable format.*git refs migrate"):
         git_guard.prepare(repo, "octy/t/a", "a")
     assert not (repo / ".git" / "refs" / "heads" / "octy").exists()
-    version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
+    version = subprocess.run(
+        ["git", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     if tuple(int(n) for n in version.split()[2].split(".")[:2]) >= (2, 45):
         return  # this git reads reftable: the folder check above is the one that holds
     old = make_repo(tmp_path / "old")
@@ -278,3 +281,45 @@ def test_a_reftable_repository_gets_no_worktree(tmp_path: Path) -> None:
     (old / "sub").mkdir()
     with pytest.raises(GitError, match=r"reftable format.*'workspace: shared'"):
         gitcmd.toplevel(old / "sub")
+
+
+@pytest.mark.cli
+def test_an_agent_below_the_top_commits_and_still_cannot_touch_shared_refs(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """cwd: repo/api. The CLI leaves the worktree's git folders read-only there; the
+    agent is given what a commit writes, and no more: its commit moves its branch, while
+    the base, a new branch, its worktree's commondir and the repository's config and
+    hooks stay out of reach."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "api").mkdir()
+    (repo / "api" / "app.py").write_text("x = 1\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "api")
+    base = git(repo, "rev-parse", "main")
+    t = team(
+        shell_rules("a"), {"a": {"cwd": "repo/api", "workspace": "worktree", "tools": ["Bash"]}}
+    )
+    t.up()
+    t.wait_ready("a")
+    out = run(t, "a", "echo y > new.py && git add -A && git commit -qm work && echo DONE")
+    assert "DONE" in out, out
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/a") == "api/new.py"
+    common = "$(git rev-parse --git-common-dir)"
+    attempts = {
+        "main": "git update-ref refs/heads/main HEAD",
+        "new": "git branch fresh",
+        "commondir": "echo /tmp > $(git rev-parse --git-dir)/commondir",
+        "config": f"echo '[core]' >> {common}/config",
+        "hook": f"echo 'echo hi' > {common}/hooks/post-commit",
+        "alternates": f"echo /tmp > {common}/objects/info/alternates",
+    }
+    for name, command in attempts.items():
+        out = run(t, "a", f"{command} && echo MOVED-{name}")
+        assert f"MOVED-{name}" not in out, out
+    assert git(repo, "rev-parse", "main") == base
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/heads/fresh") == ""
+    assert not (repo / ".git" / "hooks" / "post-commit").exists()
+    alternates = repo / ".git" / "objects" / "info" / "alternates"
+    assert not alternates.exists() or alternates.read_text() == ""
+    assert git(repo, "status", "--porcelain") == ""
