@@ -323,3 +323,55 @@ def test_an_agent_below_the_top_commits_and_still_cannot_touch_shared_refs(
     alternates = repo / ".git" / "objects" / "info" / "alternates"
     assert not alternates.exists() or alternates.read_text() == ""
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_an_agent_added_to_the_roster_changes_its_mates_rules(tmp_path: Path) -> None:
+    """Agents start in parallel, so a mate's branch is denied by its roster name before
+    it exists; adding agent c to the roster changes a's sandbox rules, which is what
+    makes reload restart a (reload.with_new_rules) with c's branch denied."""
+    from orchestrator import workspaces
+    from orchestrator.roster import load_roster
+    from orchestrator.sandbox import settings
+
+    def denied_to_a(*names: str) -> list[str]:
+        (tmp_path / "agents.yaml").write_text(
+            "name: t\nagents:\n"
+            + "".join(
+                f"  {n}:\n    prompt: p\n    tools: [Bash]\n    cwd: repo\n"
+                "    workspace: worktree\n"
+                for n in names
+            )
+        )
+        roster = load_roster(tmp_path / "agents.yaml", {})
+        tree = workspaces.locate(roster.agents["a"], roster)
+        assert tree is not None
+        workspaces.ensure(tree)
+        got: list[str] = settings(roster.agents["a"], roster)["sandbox"]["filesystem"]["denyWrite"]
+        return got
+
+    repo = make_repo(tmp_path / "repo")
+    before = denied_to_a("a", "b")
+    store = (repo / ".git" / "refs" / "heads" / "octy" / "t").resolve()
+    assert f"/{store}/b/.octy-deny" in before
+    assert not [p for p in before if p.startswith(f"/{store}/a")]
+    after = denied_to_a("a", "b", "c")
+    assert sorted(set(after) - set(before)) == [f"/{store}/c/.octy-deny"]
+
+
+def test_a_branch_the_supervisor_did_not_make_is_not_taken_up(tmp_path: Path) -> None:
+    """A team mate's shell can make a branch in the team's folder; one named after an
+    agent added later is refused at that agent's start (no octyBase recorded, which no
+    agent can write) instead of becoming its branch with the commits planted there."""
+    from orchestrator import workspaces
+    from orchestrator.errors import WorkspaceError
+
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "branch", "octy/t/c")  # as a's shell would: a branch with no octyBase
+    tree = workspaces.Worktree(
+        "c", repo, repo / workspaces.FOLDER / "t" / "c", "octy/t/c", None, Path(), "t"
+    )
+    with pytest.raises(WorkspaceError, match=r"c: its branch octy/t/c exists but was not made"):
+        workspaces.ensure(tree)
+    assert not tree.exists()
+    git(repo, "config", "branch.octy/t/c.octyBase", "main")  # the operator keeps it
+    assert workspaces.ensure(tree).exists()
