@@ -263,7 +263,8 @@ def test_a_reftable_repository_gets_no_worktree(tmp_path: Path) -> None:
     git that reads reftable: the folder is there), and a git too old to read it gives the
     same reason instead of 'not a git repository'."""
     from orchestrator import git_guard, gitcmd
-    from orchestrator.errors import GitError, WorkspaceError
+    from orchestrator.errors import GitError, RosterErrors, WorkspaceError
+    from orchestrator.roster import load_roster
 
     repo = make_repo(tmp_path / "repo")
     (repo / ".git" / "reftable").mkdir()
@@ -281,6 +282,11 @@ def test_a_reftable_repository_gets_no_worktree(tmp_path: Path) -> None:
     (old / "sub").mkdir()
     with pytest.raises(GitError, match=r"reftable format.*'workspace: shared'"):
         gitcmd.toplevel(old / "sub")
+    (tmp_path / "agents.yaml").write_text(
+        "name: t\nagents:\n  a: {prompt: p, cwd: old/sub, workspace: worktree}\n"
+    )
+    with pytest.raises(RosterErrors, match=r"agents.a.workspace.*stores its refs in reftable"):
+        load_roster(tmp_path / "agents.yaml", {})
 
 
 @pytest.mark.cli
