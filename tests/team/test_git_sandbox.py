@@ -333,13 +333,15 @@ def test_an_agent_below_the_top_commits_and_still_cannot_touch_shared_refs(
 
 def test_an_agent_added_to_the_roster_changes_its_mates_rules(tmp_path: Path) -> None:
     """Agents start in parallel, so a mate's branch is denied by its roster name before
-    it exists; adding agent c to the roster changes a's sandbox rules, which is what
-    makes reload restart a (reload.with_new_rules) with c's branch denied."""
+    it exists; adding agent c to the roster changes a's and b's sandbox rules, so that
+    reload restarts them (reload.with_new_rules) with c's branch denied."""
     from orchestrator import workspaces
-    from orchestrator.roster import load_roster
+    from orchestrator.reload import with_new_rules
+    from orchestrator.roster import Roster, load_roster
+    from orchestrator.roster.diff import diff_rosters
     from orchestrator.sandbox import settings
 
-    def denied_to_a(*names: str) -> list[str]:
+    def roster_of(*names: str, made: tuple[str, ...] = ("a", "b")) -> Roster:
         (tmp_path / "agents.yaml").write_text(
             "name: t\nagents:\n"
             + "".join(
@@ -349,19 +351,26 @@ def test_an_agent_added_to_the_roster_changes_its_mates_rules(tmp_path: Path) ->
             )
         )
         roster = load_roster(tmp_path / "agents.yaml", {})
-        tree = workspaces.locate(roster.agents["a"], roster)
-        assert tree is not None
-        workspaces.ensure(tree)
+        for name in made:  # c's worktree is made when it starts, after the comparison
+            tree = workspaces.locate(roster.agents[name], roster)
+            assert tree is not None
+            workspaces.ensure(tree)
+        return roster
+
+    def denied_to_a(roster: Roster) -> list[str]:
         got: list[str] = settings(roster.agents["a"], roster)["sandbox"]["filesystem"]["denyWrite"]
         return got
 
     repo = make_repo(tmp_path / "repo")
-    before = denied_to_a("a", "b")
+    old = roster_of("a", "b")
+    before = denied_to_a(old)
     store = (repo / ".git" / "refs" / "heads" / "octy" / "t").resolve()
     assert f"/{store}/b/.octy-deny" in before
     assert not [p for p in before if p.startswith(f"/{store}/a")]
-    after = denied_to_a("a", "b", "c")
-    assert sorted(set(after) - set(before)) == [f"/{store}/c/.octy-deny"]
+    new = roster_of("a", "b", "c")
+    assert sorted(set(denied_to_a(new)) - set(before)) == [f"/{store}/c/.octy-deny"]
+    diff = with_new_rules(diff_rosters(old, new), old, new)
+    assert (diff.added, diff.changed) == (("c",), ("a", "b"))
 
 
 def test_a_branch_the_supervisor_did_not_make_is_not_taken_up(tmp_path: Path) -> None:
