@@ -28,12 +28,14 @@ as "no loose ref"). Other teams' folders under ``octy-refs`` are denied whole. T
 part keeps an agent from planting branches in a folder a team yet to start would adopt.
 
 The team's other agents are named by the roster, so an agent added while the team runs
-changes the others' rules (reload restarts them). Not covered: a branch of another name
-in the team's folder (``octy/<team>/x``, made by an agent), which a later agent named
-``x`` would take up as its own, and the folder of a team that started in the same
-repository after the agent. A reftable repository (``git init --ref-format=reftable``) keeps
-every ref in one set of files: no branch can be protected alone, so no worktree is made
-there (:func:`prepare`).
+changes the others' rules (reload restarts them); a branch an agent made in the team's
+folder under a later agent's name is refused at that agent's start (workspaces: no
+``octyBase``). Not covered: new branches of other names in the team's folder, a stale
+``<mate>.lock`` there (the mate's commits fail naming it), the reflogs, and the folder of
+a team that started in the same repository after the agent.
+
+A reftable repository (``git init --ref-format=reftable``) keeps every ref in one set of
+files: no branch can be protected alone, so no worktree is made there (:func:`prepare`).
 """
 
 from __future__ import annotations
