@@ -96,6 +96,10 @@ def test_a_push_handed_to_an_interpreter_waits_for_the_approver(
     (row,) = _pending(t, 1)
     assert row["input"] == {"command": COMMANDS["py"]}
     assert row["why"] == ("matches Bash(git push:*): runs code given to python3 -c: cannot be read")
+    # The operator's table says why too (its last column).
+    table = octy("approvals", cwd=tmp_path).stdout.splitlines()
+    assert table[0].split()[-1] == "WHY"
+    assert table[1].endswith(row["why"])
     assert branches() == ""  # asked, not run
     assert octy("approve", row["id"], cwd=tmp_path).returncode == 0
     with t.mailbox() as mb:
