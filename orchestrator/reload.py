@@ -252,7 +252,12 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
                     result.changed_not_running.append(name)
             for name in (*diff.added, *diff.changed):
                 await _register_agent(sup, name)
-            dependencies = [n for n in _stopped_dependencies(sup, new, to_start) if n in locked]
+            dependencies = [
+                n
+                for n in _stopped_dependencies(sup, new, to_start)
+                # Run by another supervisor of a shared NATS team: not ours to start.
+                if n in locked and await sup.leases.held_elsewhere(n) is None
+            ]
             result.changed_not_running = [
                 n for n in result.changed_not_running if n not in dependencies
             ]

@@ -390,20 +390,22 @@ class Supervisor:
         return list(self.slots)
 
     async def start_agent(self, name: str) -> str:
-        return self._with_dependencies(name, await operations.start_agent(self, name))
+        return await self._with_dependencies(name, await operations.start_agent(self, name))
 
     async def stop_agent(self, name: str) -> str:
         return await operations.stop_agent(self, name)
 
     async def restart_agent(self, name: str) -> str:
-        return self._with_dependencies(name, await operations.restart_agent(self, name))
+        return await self._with_dependencies(name, await operations.restart_agent(self, name))
 
-    def _with_dependencies(self, name: str, outcome: str) -> str:
+    async def _with_dependencies(self, name: str, outcome: str) -> str:
         """``start``/``restart`` start the agent named, not what it depends on (as docker
         compose's ``restart``); a dependency left stopped or failed is said in the answer,
         not only in the log (supervision/depends.py)."""
-        down = depends.not_running(self, name)
-        if not down or outcome not in ("started", "restarting"):
+        if outcome not in ("started", "restarting"):
+            return outcome
+        down = await depends.not_running(self, name)
+        if not down:
             return outcome
         which = ", ".join(f"{d} ({state})" for d, state in down.items())
         return (

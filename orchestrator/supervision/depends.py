@@ -26,6 +26,7 @@ from typing import Protocol
 import anyio
 import structlog
 
+from orchestrator.agent_leases import AgentLeases
 from orchestrator.lifecycle import RUNNING
 from orchestrator.roster import Roster
 from orchestrator.supervision.slot import Slot
@@ -39,6 +40,7 @@ class Team(Protocol):
     """What waiting for dependencies needs of the supervisor."""
 
     roster: Roster
+    leases: AgentLeases  # which agents are ours to run (agent_leases.py)
 
     @property
     def slots(self) -> dict[str, Slot]: ...
@@ -63,12 +65,16 @@ def dependencies(sup: Team, name: str) -> list[Slot]:
     return [s for d in spec.depends_on if (s := sup.slots.get(d)) is not None]
 
 
-def not_running(sup: Team, name: str) -> dict[str, str]:
-    """What ``name`` depends on that nothing is starting: stopped or failed, by name."""
+async def not_running(sup: Team, name: str) -> dict[str, str]:
+    """What ``name`` depends on that nothing is starting: stopped or failed, by name. An
+    agent another supervisor of a shared NATS team runs is not ours to judge (our slot
+    of it stays `stopped`)."""
     return {
         s.name: s.state.value
         for s in dependencies(sup, name)
-        if s.done.is_set() and s.state not in RUNNING
+        if s.done.is_set()
+        and s.state not in RUNNING
+        and await sup.leases.held_elsewhere(s.name) is None
     }
 
 
@@ -93,7 +99,7 @@ async def wait_for_dependencies(sup: Team, slot: Slot) -> None:
         log.warning(
             "dependency_not_ready", agent=slot.name, dependencies=late, waited_s=START_WAIT_S
         )
-    down = not_running(sup, slot.name)
+    down = await not_running(sup, slot.name)
     if down:
         log.warning(
             "dependency_not_running",

@@ -199,3 +199,36 @@ def test_a_reload_removing_an_agent_others_depend_on_is_refused(team: TeamFactor
     assert "'a'" in done.stderr, done.stderr
     assert {n: t.agent_pid(n) for n in "abc"} == pids
     assert {n: t.states()[n] for n in "abc"} == dict.fromkeys("abc", "ready")
+
+
+def test_restart_waits_for_a_dependency_in_its_backoff_and_stop_ends_the_wait(
+    team: TeamFactory,
+) -> None:
+    """`restart b` while a (which b depends on) waits out a long backoff: b's new session
+    waits for a; `stop b` ends that wait at once; `start b` waits again, until a is up."""
+    agents: dict[str, dict[str, Any]] = {
+        "a": {"backoff": {"initial": "600s", "max": "600s"}},
+        "b": {"depends_on": ["a"]},
+    }
+    t = team(RULES, agents)
+    t.up()
+    t.wait_ready("a", "b")
+    crashed = t.agent_pid("a")
+    assert crashed
+    os.kill(crashed, signal.SIGKILL)
+    t.wait_for(lambda: t.states()["a"] == "backoff", what="a in its backoff")
+    assert "restarting" in t.octy("restart", "b").stdout
+    t.wait_for(
+        lambda: waits_of(t, "b") or len(moves(t, "b", "starting")) > 1,
+        what="b waiting for a, or restarted",
+    )
+    assert len(moves(t, "b", "starting")) == 1  # the first session's only
+    assert t.octy("stop", "b", "--timeout", "30").stdout.strip() == "stop: b stopped"
+    assert t.states()["b"] == "stopped"
+    assert "started" in t.octy("start", "b").stdout
+    t.wait_for(lambda: len(waits_of(t, "b")) == 2, what="b waiting for a again")
+    assert t.states()["b"] == "stopped"
+    t.octy("restart", "a")
+    t.wait_ready("a", "b")
+    assert moves(t, "b", "starting")[-1] > moves(t, "a", "ready")[-1]
+    assert len(moves(t, "b", "starting")) == 2
