@@ -232,3 +232,31 @@ def test_restart_waits_for_a_dependency_in_its_backoff_and_stop_ends_the_wait(
     t.wait_ready("a", "b")
     assert moves(t, "b", "starting")[-1] > moves(t, "a", "ready")[-1]
     assert len(moves(t, "b", "starting")) == 2
+
+
+def test_a_failed_agent_a_reload_restarts_is_waited_for_by_what_depends_on_it(
+    team: TeamFactory,
+) -> None:
+    """a failed (its restart is never); an edit changes a and adds b (depends on a). The
+    reload starts a again, then b: b's layer took a's `failed` (the state a is started
+    from) as settled, and started at once, beside an a still connecting."""
+    t = team(RULES, {"a": {"restart": "never"}})
+    patient(t)
+    t.up()
+    t.wait_ready("a")
+    pid = t.agent_pid("a")
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    t.wait_for(lambda: t.states()["a"] == "failed", what="a failed")
+    t.write_roster(
+        {"a": {"restart": "never", "connect_timeout": "600s"}, "b": {"depends_on": ["a"]}}
+    )
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"], besides=[pid])
+    try:
+        t.wait_for(lambda: t.states().get("a") == "starting", what="a starting again")
+        t.wait_for(lambda: "b" in t.states(), what="b registered")
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("a", "b")
+    assert moves(t, "b", "starting")[0] > moves(t, "a", "ready")[-1]
+    assert t.ask("b", "up?") == "b is up"
