@@ -166,6 +166,12 @@ def test_start_of_an_agent_whose_dependency_is_stopped_says_so(team: TeamFactory
     assert t.states()["a"] == "stopped"
     assert [e["dependencies"] for e in t.log_events("dependency_not_running")] == [{"a": "stopped"}]
     assert t.ask("b", "up?") == "b is up"
+    done = t.octy("restart", "b")
+    said = "restart: b restarting, but what it depends on is not running: a (stopped)"
+    assert said in done.stdout, done
+    t.wait_for(lambda: len(t.log_events("dependency_not_running")) == 2, what="said again")
+    t.wait_ready("b")
+    assert t.states()["a"] == "stopped"
 
 
 def test_a_dependency_that_crashes_and_restarts_leaves_its_dependents_alone(
