@@ -54,6 +54,7 @@ from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.outage import Outage
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
+from orchestrator.prices import estimate
 from orchestrator.prompts import SERVER, frame, text_of
 from orchestrator.relay import Relay, Turn
 from orchestrator.roster import AgentSpec, Roster
@@ -63,7 +64,7 @@ from orchestrator.session_options import (
     discard_prompt_file,
     read_cli_pid,
 )
-from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn
+from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
 
 log = structlog.get_logger()
 
@@ -169,9 +170,12 @@ class AgentRunner:
         self._turn_uuid: str | None = None
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
         self.budgets = budgets  # asked during a turn: stop it once over budget
-        # This turn's tokens per model request (message id), by kind: what a turn cut off
-        # before its result (turn_timeout, the CLI's death) is charged.
-        self._turn_tokens: dict[str, dict[str, int]] = {}
+        # This turn's model requests (message id -> model, usage): what a turn cut off before
+        # its result (turn_timeout, the CLI's death) is charged, in tokens and priced dollars.
+        self._turn_requests: dict[str, tuple[str, dict[str, Any]]] = {}
+        # The CLI's running total when this session was resumed: what it resumes with again
+        # after a death (it saves its total only when it exits cleanly; measured on 2.1.332).
+        self._restored_usd = 0.0
         self._over_budget = False
         # The uuids of our queries the CLI has not answered yet, and whether a turn the CLI
         # started by itself is running: its messages are foreign (see _sort).
@@ -299,6 +303,7 @@ class AgentRunner:
                     f"no connection within {self.spec.connect_timeout_s:g}s",
                 )
             self.pid = read_cli_pid(pid_file)
+            self._restored_usd = self._session_cost.total_usd
             if not relay_route.install(client, SERVER, self.relay.tools()):
                 self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
             self._own_group = self.pid is not None and _is_group_leader(self.pid)
@@ -564,7 +569,7 @@ class AgentRunner:
             self._out_of_turn()
 
     def _out_of_turn(self) -> None:
-        self._turn_tokens = {}
+        self._turn_requests = {}
         if self.budgets is not None:
             self.budgets.in_turn(self.name, 0)
 
@@ -622,7 +627,7 @@ class AgentRunner:
         last_text = ""
         self._unavailable = None
         self._turn_uuid = None
-        self._turn_tokens = {}
+        self._turn_requests = {}
         self._over_budget = False
         while True:
             with anyio.move_on_after(timeout) as scope:
@@ -683,11 +688,11 @@ class AgentRunner:
         otherwise overshoot by all of them."""
         if not item.usage or item.model == "<synthetic>":
             return
-        key = item.message_id or f"#{len(self._turn_tokens)}"
-        self._turn_tokens[key] = {k: _count(item.usage, k) for k in TOKEN_KEYS}
+        key = item.message_id or f"#{len(self._turn_requests)}"
+        self._turn_requests[key] = (item.model, dict(item.usage))
         if self.budgets is None:
             return
-        tokens = sum(sum(t.values()) for t in self._turn_tokens.values())
+        tokens = sum(_count(u, k) for _, u in self._turn_requests.values() for k in TOKEN_KEYS)
         self.budgets.in_turn(self.name, tokens)  # the other agents' checks count it too
         if self._over_budget or self._interrupted:
             return
@@ -696,7 +701,8 @@ class AgentRunner:
         if not await self.budgets.over_with(self.name, tokens):
             return
         self._over_budget = True
-        self.log.warning("budget_turn_stopped", turn_tokens=tokens, requests=len(self._turn_tokens))
+        requests = len(self._turn_requests)
+        self.log.warning("budget_turn_stopped", turn_tokens=tokens, requests=requests)
         try:
             await client.interrupt()
         except ClaudeSDKError as exc:
@@ -803,23 +809,28 @@ class AgentRunner:
     async def _spent_unfinished(self, cause: str) -> None:
         """A turn cut off before its result (``turn_timeout``, the CLI's death): the
         requests answered so far are charged from the running tally, else each redelivery
-        of the turn would be free. Dollars are unknown: the CLI prices a turn at its
-        result, which never came (``cost_usd`` null in the event, 0 in the ledger)."""
-        tokens = {k: sum(t.get(k, 0) for t in self._turn_tokens.values()) for k in TOKEN_KEYS}
-        if not any(tokens.values()):
+        of the turn would be free. The CLI prices a turn only at its result, which never
+        came: the tally is priced here (orchestrator/prices.py) and marked an estimate."""
+        if not self._turn_requests:
             return
-        usage = TurnUsage(
-            cost_usd=0.0,
-            session_id=self.session_id,
-            session_cost_usd=self._session_cost.total_usd,
-            input_tokens=tokens["input_tokens"],
-            output_tokens=tokens["output_tokens"],
-            cache_read_input_tokens=tokens["cache_read_input_tokens"],
-            cache_creation_input_tokens=tokens["cache_creation_input_tokens"],
-        )
+        priced = estimate(self._turn_requests, self.roster().prices)
+        # The CLI's running total when the session is resumed, so that the next turn's
+        # cost (the total's difference) neither counts the cut requests again nor leaves
+        # out what the estimate missed: closed after a turn_timeout, the CLI saves its total
+        # with the cut requests in it; killed, it saves nothing and resumes with the total
+        # it resumed with last (measured on 2.1.332).
+        if cause == "turn_timeout":
+            self._session_cost.total_usd = round(self._session_cost.total_usd + priced.usd, 6)
+        else:
+            self._session_cost.total_usd = self._restored_usd
+        usage = cut_off(self._turn_requests, priced.usd, self.session_id, self._session_cost)
+        if not usage.tokens:
+            return
         self.totals = add_turn(self.totals, usage, turn=False)
-        fields = {**usage.fields(), "cost_usd": None}
-        self.log.warning("spend", cause=cause, requests=len(self._turn_tokens), **fields)
+        fields = {**usage.fields(), "cost_estimated": True}
+        if priced.unknown:  # priced at the highest known rate: roster `prices:` can say better
+            fields["price_unknown"] = list(priced.unknown)
+        self.log.warning("spend", cause=cause, requests=len(self._turn_requests), **fields)
         await self.on_event(RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals})
 
     async def _stopped_for_budget(
