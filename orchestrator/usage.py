@@ -163,6 +163,7 @@ def cut_off(
     """A turn cut off before its result: its requests' tokens as far as the stream had
     counted them (each request's input at its start, its output when its message came),
     and ``usd``, their priced estimate (orchestrator/prices.py)."""
+
     def tally(key: str) -> int:
         return sum(_int(usage, key) for _, usage in requests.values())
 
