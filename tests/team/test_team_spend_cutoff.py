@@ -8,6 +8,7 @@ $20 per million input and output tokens)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -128,6 +129,9 @@ def test_a_killed_turns_dollars_are_estimated_and_the_redelivery_charged_in_full
     )
     assert ledger(t) == [(WARM, 0), (ESTIMATE, 1), (REDELIVERED, 0)]
     assert last_session_total(t) == pytest.approx(REDELIVERED)  # the CLI started again at 0
+    # ps's COST (the registry's total, or the ledger's sum) has the estimate in it
+    ps = {a["name"]: a for a in json.loads(t.octy("ps", "--json").stdout)["agents"]}
+    assert ps["alice"]["cost_usd"] == pytest.approx(WARM + ESTIMATE + REDELIVERED)
 
 
 def test_a_usd_budget_pauses_the_agent_on_a_cut_turns_estimate(team: Any) -> None:
