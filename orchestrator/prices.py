@@ -161,7 +161,7 @@ def request_usd(rates: Rates, usage: Mapping[str, Any]) -> float:
 
 
 def estimate(
-    requests: Mapping[str, tuple[str, Mapping[str, Any]]], overrides: Mapping[str, ModelPrice]
+    requests: Mapping[Any, tuple[str, Mapping[str, Any]]], overrides: Mapping[str, ModelPrice]
 ) -> Priced:
     """Dollars of model requests, each ``(model, usage)``."""
     usd = 0.0

@@ -453,11 +453,7 @@ class AgentRunner:
                     # Not while paused for the budget (a compaction is spend too), nor before
                     # a rewind (the new process resumes before what it would summarise).
                     paused = self.budgets is not None and self.budgets.is_blocked(self.name)
-                    compacted = await self.context.between_turns(
-                        partial(self._query, client),
-                        lambda: self._next_item(receive),
-                        may_compact=not (paused or self._rewind),
-                    )
+                    compacted = await self._between_turns(client, receive, paused)
                     if compacted is not None:
                         await self._spent(compacted, "compaction", turn=False)
             except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
@@ -553,10 +549,10 @@ class AgentRunner:
             try:
                 result, final = await self._collect(client, receive, turn)
             except _TurnTimeout:
-                await self._spent_unfinished("turn_timeout")
+                await self._spent_unfinished("turn_timeout", self._turn_requests)
                 raise
             except _SessionDied:
-                await self._spent_unfinished("session_died")
+                await self._spent_unfinished("session_died", self._turn_requests)
                 raise
         finally:
             self.relay.turn = None
@@ -806,31 +802,61 @@ class AgentRunner:
         )
         return usage
 
-    async def _spent_unfinished(self, cause: str) -> None:
-        """A turn cut off before its result (``turn_timeout``, the CLI's death): the
-        requests answered so far are charged from the running tally, else each redelivery
-        of the turn would be free. The CLI prices a turn only at its result, which never
-        came: the tally is priced here (orchestrator/prices.py) and marked an estimate."""
-        if not self._turn_requests:
+    async def _between_turns(
+        self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], paused: bool
+    ) -> ResultMessage | None:
+        """The context keeper's turn (a compaction's result, if one ran). A compaction cut
+        off by the CLI's death is charged an estimate: the CLI streams no message for its
+        summary request (measured on 2.1.332: status, compact_boundary and the result,
+        whose usage says 0), so its tokens are the conversation it summarises, the context
+        in use, as input. One gone silent is not: the CLI, closed cleanly, saves its total
+        with what it counted of it, and the next turn's figure has that."""
+        started: list[tuple[str, dict[str, Any]]] = []
+
+        async def query(text: str) -> None:
+            started.append((self.context.model or "", {"input_tokens": self.context.tokens or 0}))
+            await self._query(client, text)
+
+        try:
+            return await self.context.between_turns(
+                query, lambda: self._next_item(receive), may_compact=not (paused or self._rewind)
+            )
+        except _SessionDied:
+            await self._spent_unfinished("session_died", dict(enumerate(started)), "compaction")
+            raise
+
+    async def _spent_unfinished(
+        self,
+        cut: str,
+        requests: Mapping[Any, tuple[str, Mapping[str, Any]]],
+        cause: str | None = None,
+    ) -> None:
+        """A turn cut off before its result (``cut``: ``turn_timeout``, or ``session_died``,
+        the CLI's death): the requests answered so far are charged from the running tally,
+        else each redelivery of the turn would be free. The CLI prices a turn only at its
+        result, which never came: the tally is priced here (orchestrator/prices.py) and
+        marked an estimate. ``cause``: the spend's, when not the cut's (a compaction)."""
+        if not requests:
             return
-        priced = estimate(self._turn_requests, self.roster().prices)
+        priced = estimate(requests, self.roster().prices)
         # The CLI's running total when the session is resumed, so that the next turn's
         # cost (the total's difference) neither counts the cut requests again nor leaves
         # out what the estimate missed: closed after a turn_timeout, the CLI saves its total
         # with the cut requests in it; killed, it saves nothing and resumes with the total
         # it resumed with last (measured on 2.1.332).
-        if cause == "turn_timeout":
+        if cut == "turn_timeout":
             self._session_cost.total_usd = round(self._session_cost.total_usd + priced.usd, 6)
         else:
             self._session_cost.total_usd = self._restored_usd
-        usage = cut_off(self._turn_requests, priced.usd, self.session_id, self._session_cost)
+        usage = cut_off(requests, priced.usd, self.session_id, self._session_cost)
         if not usage.tokens:
             return
         self.totals = add_turn(self.totals, usage, turn=False)
-        fields = {**usage.fields(), "cost_estimated": True}
+        fields = {**usage.fields(), "cost_estimated": True, "cut_off": cut}
         if priced.unknown:  # priced at the highest known rate: roster `prices:` can say better
             fields["price_unknown"] = list(priced.unknown)
-        self.log.warning("spend", cause=cause, requests=len(self._turn_requests), **fields)
+        cause = cause or cut
+        self.log.warning("spend", cause=cause, requests=len(requests), **fields)
         await self.on_event(RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals})
 
     async def _stopped_for_budget(

@@ -155,7 +155,7 @@ def add_turn(totals: Mapping[str, Any], usage: TurnUsage, *, turn: bool = True) 
 
 
 def cut_off(
-    requests: Mapping[str, tuple[str, Mapping[str, Any]]],
+    requests: Mapping[Any, tuple[str, Mapping[str, Any]]],
     usd: float,
     session_id: str | None,
     session: SessionCost,

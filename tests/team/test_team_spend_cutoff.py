@@ -190,3 +190,40 @@ def test_a_model_of_unknown_price_is_estimated_at_the_highest_rate_or_the_roster
     (bob,) = t.log_events("spend", "bob")
     assert bob["cost_usd"] == 0.030002
     assert "price_unknown" not in bob
+
+
+def test_a_compaction_cut_off_by_the_clis_death_is_estimated(team: Any) -> None:
+    """The first turn fills the 1,000-token window (900 input tokens): the runner sends
+    /compact, and the CLI is killed while the summary request hangs. The CLI streams no
+    message for that request, so it is charged the conversation it summarises, the
+    context in use, as input at the model's rate (it was not charged at all); the agent
+    runs on."""
+    a = agent_rule("alice")
+    summary = "create a detailed summary of the conversation so far"
+    t = team(
+        [
+            {"agent": a, "match": summary, "text": "<summary>s</summary>", "delay": 120},
+            {
+                "agent": a,
+                "match": "job",
+                "text": "done",
+                "usage": {"input_tokens": 900, "output_tokens": 100},
+            },
+        ],
+        {"alice": {"context_window": 1000}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    pid = t.agent_pid("alice")
+    assert pid is not None
+    assert t.ask("alice", "job 1") == "done"
+    t.wait_for(lambda: t.model.requests_matching(summary), 60, "the summary request")
+    os.kill(pid, signal.SIGKILL)
+    spend = t.wait_for(lambda: t.log_events("spend", "alice"), 60, "the compaction's spend")
+    assert [(e["cause"], e["cut_off"]) for e in spend] == [("compaction", "session_died")]
+    assert (spend[0]["input_tokens"], spend[0]["cost_usd"]) == (900, 0.0036)
+    assert spend[0]["cost_estimated"] is True
+    t.wait_for(lambda: len(ledger(t)) == 2, 30, "the turn and the compaction in the ledger")
+    assert ledger(t)[1] == (0.0036, 1)
+    t.wait_for(lambda: t.states().get("alice") == "ready", 60, "alice restarted")
+    assert t.ask("alice", "job 2") == "done"
