@@ -68,6 +68,20 @@ def ledger(t: Team, agent: str = "alice") -> list[tuple[float, int]]:
         ]
 
 
+def ledger_tokens(t: Team, agent: str = "alice") -> int:
+    with sqlite3.connect(t.db_path) as db:
+        row = db.execute(
+            "SELECT sum(input_tokens + output_tokens + cache_read_input_tokens"
+            " + cache_creation_input_tokens) FROM spend WHERE agent = ?",
+            (agent,),
+        ).fetchone()
+    return int(row[0])
+
+
+# Tokens, once each: the warm-up, the cut turn's tally, the redelivered turn.
+TOKENS = 1010 + 30_001 + 30_111
+
+
 def last_session_total(t: Team) -> float:
     return float(t.log_events("turn", "alice")[-1]["session_cost_usd"])
 
@@ -99,6 +113,7 @@ def test_a_turn_timeouts_dollars_are_estimated_then_the_clis_figure_wins(
     total = last_session_total(t)
     assert total == pytest.approx(WARM + 0.122 + REDELIVERED)
     assert sum(usd for usd, _ in rows) == pytest.approx(total)
+    assert ledger_tokens(t) == TOKENS
 
 
 def test_a_killed_turns_dollars_are_estimated_and_the_redelivery_charged_in_full(
@@ -128,6 +143,7 @@ def test_a_killed_turns_dollars_are_estimated_and_the_redelivery_charged_in_full
         True,
     )
     assert ledger(t) == [(WARM, 0), (ESTIMATE, 1), (REDELIVERED, 0)]
+    assert ledger_tokens(t) == TOKENS
     assert last_session_total(t) == pytest.approx(REDELIVERED)  # the CLI started again at 0
     # ps's COST (the registry's total, or the ledger's sum) has the estimate in it
     ps = {a["name"]: a for a in json.loads(t.octy("ps", "--json").stdout)["agents"]}
