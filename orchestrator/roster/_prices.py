@@ -66,7 +66,7 @@ def _price(value: Any, where: c.Where) -> Any:
         line = value.line_of(key) if hasattr(value, "line_of") else where.line
         sub = replace(where, key=join(where.key, str(key)), line=line)
         if key not in PRICE_KEYS:
-            valid = f"; valid keys: {', '.join(PRICE_KEYS)}"
+            valid = f"; valid keys are {', '.join(PRICE_KEYS)}"
             hint = c.did_you_mean(str(key), PRICE_KEYS) or valid
             parts[str(key)] = sub.error(f"unknown key '{key}'{hint}")
         else:

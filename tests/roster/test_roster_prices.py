@@ -101,3 +101,11 @@ def test_prices_must_be_a_mapping(tmp_path: Path) -> None:
         f"{path}:2: key 'prices': expected a mapping of model names to prices like "
         "{input: 3, output: 15, cache_write: 3.75, cache_read: 0.3}, got an integer (5)"
     ]
+
+
+def test_an_unknown_price_key_lists_the_valid_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, "prices:\n  m: {input: 1, output: 2, web: 3}\n")
+    assert problems(path) == [
+        f"{path}:3: key 'prices.m.web': unknown key 'web'; valid keys are input, output, "
+        "cache_write, cache_read"
+    ]
