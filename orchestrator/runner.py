@@ -443,6 +443,7 @@ class AgentRunner:
         while not self._stop.is_set():
             died = await self._drain(receive)
             if died:
+                await self._after_death()
                 return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
             batch = await self._next_batch()
             if not batch:
@@ -836,8 +837,6 @@ class AgentRunner:
         else each redelivery of the turn would be free. The CLI prices a turn only at its
         result, which never came: the tally is priced here (orchestrator/prices.py) and
         marked an estimate. ``cause``: the spend's, when not the cut's (a compaction)."""
-        if not requests:
-            return
         priced = estimate(requests, self.roster().prices)
         # The CLI's running total when the session is resumed, so that the next turn's
         # cost (the total's difference) neither counts the cut requests again nor leaves
@@ -850,6 +849,8 @@ class AgentRunner:
             self._session_cost.total_usd = self._restored_usd
         usage = cut_off(requests, priced.usd, self.session_id, self._session_cost)
         if not usage.tokens:
+            if cut == "session_died":
+                await self._after_death()
             return
         self.totals = add_turn(self.totals, usage, turn=False)
         fields = {**usage.fields(), "cost_estimated": True, "cut_off": cut}
@@ -858,6 +859,18 @@ class AgentRunner:
         cause = cause or cut
         self.log.warning("spend", cause=cause, requests=len(requests), **fields)
         await self.on_event(RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals})
+
+    async def _after_death(self) -> None:
+        """The CLI died: it saves its running total only when it exits cleanly, and a
+        resumed one continues the total it resumed with (measured on 2.1.332), so the next
+        turn's cost is its difference from that, not from the last total seen (a killed
+        session's next turn was charged less what the session had spent). The supervisor
+        keeps the baseline with the agent's totals: a spend of nothing carries them."""
+        self._session_cost.total_usd = self._restored_usd
+        if float(self.totals.get("session_cost_usd") or 0.0) == self._restored_usd:
+            return
+        self.totals = {**self.totals, "session_cost_usd": self._restored_usd}
+        await self.on_event(RunnerEvent.SPEND, {"cause": "session_died", "totals": self.totals})
 
     async def _stopped_for_budget(
         self, batch: list[Message], result: ResultMessage, took_s: float

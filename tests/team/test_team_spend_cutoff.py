@@ -243,3 +243,43 @@ def test_a_compaction_cut_off_by_the_clis_death_is_estimated(team: Any) -> None:
     assert ledger(t)[1] == (0.0036, 1)
     t.wait_for(lambda: t.states().get("alice") == "ready", 60, "alice restarted")
     assert t.ask("alice", "job 2") == "done"
+
+
+def test_a_session_killed_between_turns_charges_its_next_turn_in_full(team: Any) -> None:
+    """The claude process is killed between two turns. It had saved no running total (it
+    does when it exits cleanly), so the resumed one starts again from the one it resumed
+    with: the next turn is charged its full cost (it was charged less the warm-up's, the
+    difference from the last total seen)."""
+    a = agent_rule("alice")
+    t = team(
+        [
+            {
+                "agent": a,
+                "match": "warm",
+                "text": "warmed",
+                "usage": {"input_tokens": 1000, "output_tokens": 10},
+            },
+            {
+                "agent": a,
+                "match": "big",
+                "text": "big done",
+                "usage": {"input_tokens": 30010, "output_tokens": 101},
+            },
+        ],
+        {"alice": {}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "warm up", timeout=120) == "warmed"
+    pid = t.agent_pid("alice")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    t.wait_for(
+        lambda: t.agent_pid("alice") not in (None, pid) and t.states().get("alice") == "ready",
+        90,
+        "alice restarted",
+    )
+    assert t.ask("alice", "big job", timeout=120) == "big done"
+    t.wait_for(lambda: len(ledger(t)) == 2, 30, "two spend rows")
+    assert ledger(t) == [(WARM, 0), (REDELIVERED, 0)]
+    assert not t.log_events("spend", "alice")  # nothing was cut off: no estimate
