@@ -38,6 +38,16 @@ _NEEDED_REPLY = """(kind = 'response' AND EXISTS (
     SELECT 1 FROM messages AS req WHERE req.id = messages.correlation_id
       AND req.status IN ('pending', 'leased')))"""
 
+# Each status a literal of its own, so each half reads that status's partial index
+# (messages_claim, messages_leased); seq is the rowid.
+_OPEN_SQL = f"""
+SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq IN (
+    SELECT seq FROM messages WHERE status = 'pending' AND kind != 'response'
+    UNION ALL
+    SELECT seq FROM messages WHERE status = 'leased')
+ORDER BY seq
+"""
+
 
 class AdminOps(ConsumeOps):
     def get(self, message_id: str) -> Message:
@@ -160,6 +170,34 @@ class AdminOps(ConsumeOps):
                 (recipient,),
             ).fetchone()
         return int(row[0])
+
+    def open_messages(self) -> list[Message]:
+        """Every message waiting or being handled, oldest first: pending (responses left
+        out: they are never delivered) and leased. What `ps` and `top` show per agent,
+        read from the two statuses' partial indexes, never the done messages."""
+        with self._read() as conn:
+            rows = conn.execute(_OPEN_SQL).fetchall()
+        return [message_from_row(r) for r in rows]
+
+    def status_counts(
+        self, statuses: Sequence[str] = ("pending", "leased", "dead")
+    ) -> dict[str, int]:
+        """How many messages are in each of ``statuses`` (responses left out), every one
+        named a key. One literal status per count, so each reads that status's partial
+        index (messages_claim, messages_leased, messages_dead, messages_done)."""
+        bad = [s for s in statuses if s not in STATUSES]
+        if bad:
+            raise ValueError(f"unknown status {bad[0]!r}; use {', '.join(STATUSES)}")
+        wanted = list(dict.fromkeys(statuses))
+        if not wanted:
+            return {}
+        sql = "SELECT " + ", ".join(
+            f"(SELECT count(*) FROM messages WHERE status = '{s}' AND kind != 'response')"
+            for s in wanted
+        )
+        with self._read() as conn:
+            row = conn.execute(sql).fetchone()
+        return {s: int(n) for s, n in zip(wanted, row, strict=True)}
 
     def list(
         self,

@@ -187,6 +187,28 @@ class NatsMailbox(NatsConsumeOps):
             if m.status == "pending" and m.kind != "response"
         )
 
+    async def open_messages(self) -> list[Message]:
+        """Pending (not responses) and leased messages, oldest first: through the hints,
+        so as many reads as there are open messages, however many are done."""
+        return sorted(
+            (
+                m
+                for m in await self._open_under("q.")
+                if m.status == "leased" or m.kind != "response"
+            ),
+            key=lambda m: m.id,
+        )
+
+    async def status_counts(
+        self, statuses: Sequence[str] = ("pending", "leased", "dead")
+    ) -> dict[str, int]:
+        """Messages per status, responses left out. The first call reads every message;
+        the next ones on this client only what was written since (tally.py)."""
+        bad = [s for s in statuses if s not in STATUSES]
+        if bad:
+            raise ValueError(f"unknown status {bad[0]!r}; use {', '.join(STATUSES)}")
+        return await self._tally.counts(self, list(dict.fromkeys(statuses)))
+
     # --- tending --------------------------------------------------------------
 
     async def retry(self, message_id: str) -> Message:
