@@ -1,6 +1,7 @@
 """What `ps` and one refresh of `top` cost on a NATS team, beside a SQLite one:
 
     .venv/bin/python bench/ps_nats.py [--messages 0,200,2000] [--agents 5] [--calls 10]
+    .venv/bin/python bench/ps_nats.py --busy 20 --pause 1   # refreshes of a working team
 
 For each queue size, a fresh queue of each backend (a SQLite file; a new bucket on a
 ``nats-server`` this program starts on loopback, file storage) holding ``--agents``
@@ -15,6 +16,8 @@ pending, leased and dead, as a working team's queue is. Then, in this process:
 CPU is this process's (user + system, every thread: the NATS client runs in a helper
 thread) per call, median over ``--calls``; ``server`` is the nats-server's CPU per
 call (from /proc), the part another machine pays when the server runs elsewhere.
+``--busy R``: the refreshes are measured while another process sends, claims and acks
+R messages a second to the agents (``--pause 1``: a refresh a second, as `top`'s).
 A program, not a test: nothing here asserts on time. ``PYTHONPATH=/path/to/other/tree``
 runs another version of the code against the same data shape (A/B runs).
 """
@@ -25,6 +28,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -78,6 +82,28 @@ async def fill(mailbox: AsyncMailboxBackend, agents: list[str], n: int) -> None:
         await mailbox.send("user", agents[i % len(agents)], "waiting")
 
 
+async def write_steadily(target: str, agents: list[str], rate: float) -> None:
+    """A working team's traffic, for ``--busy``: ``rate`` messages a second, each sent,
+    claimed and acked (three writes of its record), in turn to the agents. Runs in a
+    process of its own (``--write-to``), so its CPU is not counted as the reader's."""
+    backend, _, where = target.partition(":")
+    mailbox: AsyncMailboxBackend
+    if backend == "sqlite":
+        mailbox = await AsyncMailbox(Path(where)).open()
+    else:
+        url, _, namespace = where.rpartition("#")
+        mailbox = await NatsMailbox(NatsConfig((url,), namespace=namespace)).open()
+    i = 0
+    start = time.monotonic()
+    while True:
+        name = agents[i % len(agents)]
+        await mailbox.send("user", name, {"n": i, "text": "x" * 200})
+        got = await mailbox.claim(name, owner=f"busy-{name}", lease_s=3600)
+        await mailbox.ack([m.id for m in got], owner=f"busy-{name}")
+        i += 1
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+
+
 def server_cpu(pid: int | None) -> float:
     if pid is None:
         return 0.0
@@ -85,14 +111,19 @@ def server_cpu(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(call: Callable[[], Any], calls: int, server_pid: int | None) -> tuple[float, float]:
-    """Median CPU ms of ``call`` in this process, and the server's mean ms per call."""
+def measure(
+    call: Callable[[], Any], calls: int, server_pid: int | None, *, pause: float = 0.0
+) -> tuple[float, float]:
+    """Median CPU ms of ``call`` in this process, and the server's mean ms per call
+    (``pause`` s between calls, as `top` waits between refreshes: with ``--busy`` the
+    server's CPU then includes the writer's traffic, the same for both versions)."""
     samples = []
     s0 = server_cpu(server_pid)
     for _ in range(calls):
         c0 = time.process_time()
         call()
         samples.append((time.process_time() - c0) * 1000)
+        time.sleep(pause)
     return statistics.median(samples), (server_cpu(server_pid) - s0) * 1000 / calls
 
 
@@ -154,7 +185,26 @@ def run(args: argparse.Namespace) -> None:
                     if backend == "nats":
                         source.queue = setting
                     source.snapshot()  # the first refresh: `top` pays it once
-                    top_ms, top_srv = measure(source.snapshot, args.calls, server_pid)
+                    writer = None
+                    if args.busy:
+                        target = (
+                            f"sqlite:{database}"
+                            if backend == "sqlite"
+                            else f"nats:{server.url}#{setting.namespace}"
+                        )
+                        rate = ["--rate", str(args.busy), "--agents", str(args.agents)]
+                        writer = subprocess.Popen(
+                            [sys.executable, __file__, "--write-to", target, *rate]
+                        )
+                        time.sleep(1.0)  # its start-up, then steady traffic
+                    try:
+                        top_ms, top_srv = measure(
+                            source.snapshot, args.calls, server_pid, pause=args.pause
+                        )
+                    finally:
+                        if writer is not None:
+                            writer.terminate()
+                            writer.wait()
                     close = getattr(source, "close", None)
                     if close is not None:
                         close()
@@ -173,7 +223,21 @@ def main() -> int:
     parser.add_argument("--messages", default="0,200,2000", help="queue sizes, comma-separated")
     parser.add_argument("--agents", type=int, default=5)
     parser.add_argument("--calls", type=int, default=10)
-    run(parser.parse_args())
+    parser.add_argument(
+        "--busy",
+        type=float,
+        default=0.0,
+        help="refresh while another process sends, claims and acks this many messages/s",
+    )
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds between refreshes")
+    parser.add_argument("--write-to", help=argparse.SUPPRESS)  # the --busy writer itself
+    parser.add_argument("--rate", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.write_to:
+        names = [f"agent{i}" for i in range(args.agents)]
+        asyncio.run(write_steadily(args.write_to, names, args.rate))
+        return 0
+    run(args)
     return 0
 
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator import errors, logview, trace
 from orchestrator.cli import common
@@ -38,6 +38,7 @@ from orchestrator.tui.procstat import ProcReader
 
 if TYPE_CHECKING:
     from orchestrator.mailbox.backend import MailboxBackend
+    from orchestrator.mailbox.model import AgentInfo, Message
     from orchestrator.roster.queue_setting import QueueSetting
 
 EVENT_TAIL = 200  # events shown when `top` starts, like `logs -f` shows the last few
@@ -211,7 +212,7 @@ class TeamSource:
             rows = ps_rows(self.place)
             extra = figures.from_database(self.database, self._ledger)
         else:
-            mailbox = self._queue_client(self.queue)
+            mailbox = cast("MailboxBackend", ReadOnce(self._queue_client(self.queue)))
             rows = ps_rows(self.queue, mailbox=mailbox)
             extra = figures.from_queue(mailbox, self.database, self._ledger)
         spent: dict[str, float] = extra["spent"]
@@ -393,6 +394,30 @@ class TeamSource:
         if not result.get("ok"):
             return f"{command} {shown}: {clean(str(result.get('message')))}"
         return f"{command} {shown}: ok"
+
+
+class ReadOnce:
+    """A NATS team's queue for one refresh: the registry and the open messages are read
+    once (a request per agent and per open message), though both the rows (``ps_rows``)
+    and the team line (``figures.from_queue``) use them."""
+
+    def __init__(self, mailbox: MailboxBackend) -> None:
+        self._mailbox = mailbox
+        self._agents: list[AgentInfo] | None = None
+        self._open: list[Message] | None = None
+
+    def agents(self) -> list[AgentInfo]:
+        if self._agents is None:
+            self._agents = self._mailbox.agents()
+        return self._agents
+
+    def open_messages(self) -> list[Message]:
+        if self._open is None:
+            self._open = self._mailbox.open_messages()
+        return self._open
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mailbox, name)
 
 
 def _reason(row: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
