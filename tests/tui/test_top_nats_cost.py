@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "mailbox" / "contract"))
 
 from natsserver import NatsServer
 
+from orchestrator import errors
 from orchestrator.cli.team_verbs import ps_rows
 from orchestrator.mailbox.opening import open_sync
 from orchestrator.roster.queue_setting import QueueSetting
@@ -139,3 +141,36 @@ def test_top_follows_changes_made_between_refreshes(
         assert (third.pending, third.in_flight, third.dead) == (2, 1, 0)
     finally:
         source.close()
+
+
+def test_top_says_a_lost_server_at_once_and_reads_again_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """`top` keeps its client: with the server gone a refresh fails at once with the
+    queue's error (the team line's READ FAILED), not after 15 s of retries per read,
+    and the same client reads again once the server is back (it reconnects itself)."""
+    server = NatsServer(tmp_path / "nats").start()
+    source = TeamSource(tmp_path / "team.db", tmp_path / "logs")
+    try:
+        source.queue = team_queue(server, 2)
+        assert source.snapshot().team.pending == 2
+        server.stop()
+        deadline = time.monotonic() + 60
+        client = source._client
+        while client.nc.is_connected:  # type: ignore[union-attr]  # the closed socket seen
+            assert time.monotonic() < deadline, "the client never saw the server go"
+            time.sleep(0.05)
+        with pytest.raises(errors.QueueUnavailable, match="connection to the NATS server is lost"):
+            source.snapshot()
+        server = NatsServer(tmp_path / "nats", port=server.port).start()
+        while True:
+            try:
+                shot = source.snapshot()
+                break
+            except errors.QueueUnavailable:
+                assert time.monotonic() < deadline, "no read after the server came back"
+                time.sleep(0.1)
+        assert (shot.team.pending, shot.team.in_flight, shot.team.dead) == (2, 1, 1)
+    finally:
+        source.close()
+        server.stop()
