@@ -133,3 +133,23 @@ async def test_status_counts_refuses_an_unknown_status(q: Q) -> None:
     with pytest.raises(ValueError, match="unknown status 'lost'"):
         await q.status_counts(("pending", "lost"))
     assert await q.status_counts(()) == {}
+
+
+async def test_status_counts_of_a_long_queue_read_first_by_another_client(
+    opener: Opener, q: Q
+) -> None:
+    """A client that comes to a queue of 80 messages (as `top` comes to a working
+    team's: on NATS its first read is streamed) counts them all, and then follows."""
+    for i in range(80):
+        await q.send("alice", ("bob", "carol")[i % 2], i)
+    for m in await q.claim("bob", owner="w", limit=30):
+        await q.ack([m.id], owner="w")
+    (m,) = await q.claim("carol", owner="w")
+    await q.nack(m.id, owner="w", dead_code="bad")
+    await q.claim("carol", owner="w", limit=3)
+    late = await opener.open()
+    await assert_agrees(late)
+    assert await late.status_counts() == {"pending": 46, "leased": 3, "dead": 1}
+    await q.send("bob", "alice", "one more")
+    await q.purge(statuses=("dead",))
+    await assert_agrees(late)
