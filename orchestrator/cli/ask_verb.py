@@ -29,6 +29,7 @@ from orchestrator.cli.queue_common import (
 from orchestrator.held_wait import reply_while_held
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import (
+    AgentInfo,
     MailboxBackend,
     Message,
     new_id,
@@ -43,9 +44,9 @@ def _ask(args: argparse.Namespace) -> int:
     try:
         with _mailbox(args) as mb:
             _check_sender(mb, args.sender)
-            supervisor = _supervisor_of(args, mb, args.to)
+            supervisor, info = _supervisor_of(args, mb, args.to)
             if supervisor is not None:
-                _refuse_unless_answering(mb, args.to)
+                _refuse_unless_answering(info, args.to)
             # A Ctrl-C between the request's commit and the wait's `try` ended the CLI
             # without saying which request stays queued (seen 1 run in ~6 of the test
             # below): it is held until the request is known, and lands inside the `try`.
@@ -125,12 +126,12 @@ def _reply_to(
         raise
 
 
-def _refuse_unless_answering(mb: MailboxBackend, name: str) -> None:
+def _refuse_unless_answering(info: AgentInfo | None, name: str) -> None:
     """Refuse, before anything is sent, an ask that its running supervisor says cannot be
     answered: stopped by the operator, failed, or paused by a budget. The CLI waited out
     its --timeout (120 s by default) where an agent's ask was refused at once. With no
-    supervisor running the request is queued as before: answered once the team is up."""
-    info = mb.agent(name)
+    supervisor running the request is queued as before: answered once the team is up.
+    ``info``: the registry row :func:`_supervisor_of` read (one read per ask)."""
     state = info.state if info is not None else None
     if state == "stopped":
         raise errors.RecipientStopped(
@@ -152,13 +153,16 @@ def _refuse_unless_answering(mb: MailboxBackend, name: str) -> None:
 
 def _supervisor_of(
     args: argparse.Namespace, mb: MailboxBackend, name: str
-) -> tuple[Path, int] | None:
+) -> tuple[tuple[Path, int] | None, AgentInfo | None]:
     """(database, pid) of the supervisor running ``name`` on this machine's SQLite team,
     or None: a participant that joined with `register` answers by itself, and on NATS the
-    agent's supervisor may be another machine's (the local lock says nothing of it)."""
+    agent's supervisor may be another machine's (the local lock says nothing of it).
+    Second: ``name``'s registry row when it was read (a supervisor holds the lock)."""
     place = common.resolve_place(args)
     if not isinstance(place, Path):
-        return None
+        return None, None
     pid = holder_pid(place)
     info = mb.agent(name) if pid else None
-    return (place, pid) if pid and info is not None and info.meta.get("supervised") else None
+    if pid and info is not None and info.meta.get("supervised"):
+        return (place, pid), info
+    return None, info

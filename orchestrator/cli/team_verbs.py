@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "ps",
         help="agents: state, pid, uptime, CPU, memory, restarts, pending, turns, tokens, cost",
         description="One line per agent, from the team's registry (works without a running "
-        "supervisor: the last known states). CPU%% is the claude process's CPU time over its "
+        "supervisor: the last known states). CPU% is the claude process's CPU time over its "
         "life (as ps(1)); MEM its resident memory. States are coloured on a terminal unless "
         "NO_COLOR is set. A participant that joined with `register` shows the pid it "
         "registered, 'exited' once that process is gone and 'stale' once its heartbeat is "

@@ -52,7 +52,7 @@ def budget(value: Any, where: c.Where) -> Any:
         line = value.line_of(key) if hasattr(value, "line_of") else where.line
         sub = replace(where, key=join(where.key, str(key)), line=line)
         if key not in BUDGET_KEYS:
-            valid = f"; valid keys: {', '.join(BUDGET_KEYS)}"
+            valid = f"; valid keys are {', '.join(BUDGET_KEYS)}"
             hint = c.did_you_mean(str(key), BUDGET_KEYS) or valid
             parts[str(key)] = sub.error(f"unknown key '{key}'{hint}")
         elif key == "usd":

@@ -183,7 +183,7 @@ class _Builder:
             if key in allowed or (allow_extensions and written.startswith("x-")):
                 continue
             hint = c.did_you_mean(written, allowed) or misplaced(key, prefix)
-            hint = hint or f"; valid keys: {', '.join(allowed)}"
+            hint = hint or f"; valid keys are {', '.join(allowed)}"
             self.report(raw.line_of(key), join(prefix, written), f"unknown key '{written}'{hint}")
 
     def _settings(self, raw: YMap, prefix: str) -> dict[str, Any]:

@@ -324,7 +324,7 @@ def backoff(value: Any, where: Where) -> Any:
         line = value.line_of(key) if hasattr(value, "line_of") else where.line
         sub = replace(where, key=join(where.key, str(key)), line=line)
         if key not in keys:
-            hint = did_you_mean(str(key), keys) or "; valid keys: initial, max"
+            hint = did_you_mean(str(key), keys) or "; valid keys are initial, max"
             parts[str(key)] = sub.error(f"unknown key '{key}'{hint}")
         else:
             parts[key] = duration(positive=key == "max")(item, sub)

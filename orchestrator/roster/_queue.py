@@ -43,7 +43,7 @@ def queue_setting(value: Any, where: c.Where, team: str) -> Any:
                     value.line_of(key),
                     join(where.key, str(key)),
                     f"unknown key '{key}'{c.did_you_mean(str(key), QUEUE_KEYS)}; "
-                    f"valid keys: {', '.join(QUEUE_KEYS)}",
+                    f"valid keys are {', '.join(QUEUE_KEYS)}",
                 )
                 return c.INVALID
     else:
@@ -131,7 +131,7 @@ def _tls(value: Any, where: c.Where) -> Any:
     out: dict[str, Any] = {}
     for key in value:
         if key not in TLS_KEYS:
-            return where.error(f"unknown key '{key}' in tls; valid keys: ca, cert, key")
+            return where.error(f"unknown key '{key}' in tls; valid keys are ca, cert, key")
         out[key] = _file(
             value[key], c.Where(join(where.key, key), value.line_of(key), where.report, where.base)
         )

@@ -58,7 +58,7 @@ def workspace(value: Any, where: c.Where) -> Any:
     for key in value:
         if key not in ("type", "base"):
             line = value.line_of(key) if hasattr(value, "line_of") else where.line
-            hint = c.did_you_mean(str(key), ("type", "base")) or "; valid keys: type, base"
+            hint = c.did_you_mean(str(key), ("type", "base")) or "; valid keys are type, base"
             return where.error(f"unknown key '{key}'{hint}", line)
     if kind not in WORKSPACE_TYPES:
         return where.error(f"unknown workspace type {c.describe(kind)}; valid: shared, worktree")
@@ -150,7 +150,7 @@ def _subagent(name: Any, raw: Any, where: c.Where) -> Any:
     for key in raw:
         if key not in _SUBAGENT_KEYS:
             hint = c.did_you_mean(str(key), _SUBAGENT_KEYS) or (
-                f"; valid keys: {', '.join(_SUBAGENT_KEYS)}"
+                f"; valid keys are {', '.join(_SUBAGENT_KEYS)}"
             )
             return where.error(f"unknown key '{key}'{hint}", raw.line_of(key))
 

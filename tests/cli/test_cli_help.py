@@ -61,3 +61,6 @@ def test_help_of_every_verb_through_the_real_command(verb: tuple[str, ...]) -> N
     assert done.stdout.startswith("usage: octy-orchestrate")
     for mark in MARKUP:
         assert mark not in done.stdout, (verb, mark)
+    # argparse %-formats option help, never a parser's description: "%%" there is printed
+    # as is (`ps --help` said "CPU%%").
+    assert "%%" not in done.stdout, verb

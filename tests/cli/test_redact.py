@@ -246,3 +246,24 @@ def test_config_masks_everything_withheld_from_commands(tmp_path: Path) -> None:
         assert "given" in out
         for name in withheld:
             assert environ[name] not in out, (argv, name)
+
+
+@pytest.mark.parametrize(
+    ("roster", "listed"),
+    [
+        ("zzzzzz: 1\nagents:\n  a:\n    prompt: p\n", "valid keys are name, defaults"),
+        ("agents:\n  a:\n    prompt: p\n    budget: {limit: 1}\n", "valid keys are usd, tokens"),
+        ("agents:\n  a:\n    prompt: p\n    backoff: {first: 1}\n", "valid keys are initial, max"),
+        ("agents:\n  a:\n    prompt: p\n    workspace: {kind: x}\n", "valid keys are type, base"),
+    ],
+)
+def test_the_roster_errors_list_of_valid_keys_reaches_the_terminal_whole(
+    tmp_path: Path, roster: str, listed: str
+) -> None:
+    """The masker read "valid keys: name, ..." as a secret `keys` with the value `name`,
+    so `config` told the operator "valid keys: ***, defaults, ..." (its first key masked)."""
+    (tmp_path / "agents.yaml").write_text(roster, encoding="utf-8")
+    done = octy("config", cwd=tmp_path, check=False)
+    assert done.returncode == 1
+    assert listed in done.stderr, done.stderr
+    assert "***" not in done.stderr

@@ -89,7 +89,7 @@ agents:
     assert any(
         p.startswith("budget.per: invalid duration 'weekly'") and "1h, 1d, run" in p for p in found
     )
-    assert "budget.limit: unknown key 'limit'; valid keys: usd, tokens, per" in found
+    assert "budget.limit: unknown key 'limit'; valid keys are usd, tokens, per" in found
     assert (
         "agents.a.budget: a budget needs 'usd', 'tokens' or both (write null for no budget)"
     ) in found

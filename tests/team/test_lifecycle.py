@@ -207,7 +207,7 @@ def test_pause_and_unpause_in_every_state() -> None:
         (S.STOPPED, []),
         (S.FAILED, []),
         (S.STOPPING, [S.STOPPED]),
-        *((s, [S.STOPPING, S.STOPPED]) for s in (S.STARTING, S.BACKOFF, *RUNNING)),
+        *((s, [S.STOPPING, S.STOPPED]) for s in (S.STARTING, S.BACKOFF, *sorted(RUNNING))),
     ],
 )
 def test_stop_moves_are_legal_and_end_stopped(state: AgentState, moves: list[AgentState]) -> None:
