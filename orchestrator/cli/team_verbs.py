@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -564,16 +563,13 @@ def ps_rows(
     # (their pids may be reused by now), as `top` shows them. A NATS team's supervisor may
     # run on another machine: there the registry's states stand.
     team_down = isinstance(db, Path) and holder_pid(db) is None
-    # The open messages only (pending and leased, read through the statuses' indexes or
-    # NATS's hints): `top` reads them every second, and a NATS team's done messages, one
-    # read each, made that cost grow with the queue's history (0.4 s at 2,000 messages).
-    pending: Counter[str] = Counter()
+    # The open messages only (the statuses' indexes, or on NATS the open messages'
+    # hints): `top` reads them every second, and a NATS team's done messages, one read
+    # each, made that cost grow with the queue's history (0.4 s at 2,000 messages).
+    pending = mailbox.pending_counts()
     leased: dict[str, list[str]] = {}
-    for m in reversed(mailbox.open_messages()):  # in flight: newest first, as `ps` had it
-        if m.status == "leased":
-            leased.setdefault(m.recipient, []).append(m.id)
-        elif m.kind != "response":
-            pending[m.recipient] += 1
+    for m in mailbox.list(status="leased", limit=100_000):  # newest first
+        leased.setdefault(m.recipient, []).append(m.id)
     for info in mailbox.agents():
         if info.name in (USER, SUPERVISOR) or (only and info.name not in only):
             continue
@@ -609,7 +605,7 @@ def ps_rows(
                 "cpu_percent": stats.cpu_percent if stats else None,
                 "rss_bytes": stats.rss_bytes if stats else None,
                 "restarts": meta.restarts,
-                "pending": pending[info.name],
+                "pending": pending.get(info.name, 0),
                 "in_flight": leased.get(info.name, []),
                 "turns": meta.turns,
                 "tokens": meta.tokens,

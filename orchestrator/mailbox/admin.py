@@ -38,16 +38,6 @@ _NEEDED_REPLY = """(kind = 'response' AND EXISTS (
     SELECT 1 FROM messages AS req WHERE req.id = messages.correlation_id
       AND req.status IN ('pending', 'leased')))"""
 
-# Each status a literal of its own, so each half reads that status's partial index
-# (messages_claim, messages_leased); seq is the rowid.
-_OPEN_SQL = f"""
-SELECT {MESSAGE_COLUMNS} FROM messages WHERE seq IN (
-    SELECT seq FROM messages WHERE status = 'pending' AND kind != 'response'
-    UNION ALL
-    SELECT seq FROM messages WHERE status = 'leased')
-ORDER BY seq
-"""
-
 
 class AdminOps(ConsumeOps):
     def get(self, message_id: str) -> Message:
@@ -171,13 +161,15 @@ class AdminOps(ConsumeOps):
             ).fetchone()
         return int(row[0])
 
-    def open_messages(self) -> list[Message]:
-        """Every message waiting or being handled, oldest first: pending (responses left
-        out: they are never delivered) and leased. What `ps` and `top` show per agent,
-        read from the two statuses' partial indexes, never the done messages."""
+    def pending_counts(self) -> dict[str, int]:
+        """Messages waiting (pending, not responses) per recipient, recipients with none
+        left out: `ps` per agent, from the claim index alone (no message read)."""
         with self._read() as conn:
-            rows = conn.execute(_OPEN_SQL).fetchall()
-        return [message_from_row(r) for r in rows]
+            rows = conn.execute(
+                "SELECT recipient, count(*) FROM messages "
+                "WHERE status = 'pending' AND kind != 'response' GROUP BY recipient"
+            ).fetchall()
+        return {str(r): int(n) for r, n in rows}
 
     def status_counts(
         self, statuses: Sequence[str] = ("pending", "leased", "dead")

@@ -438,8 +438,8 @@ class AsyncMailbox:
     async def wake_all(self) -> None:
         await self._call(lambda m: m.wake_all())
 
-    async def open_messages(self) -> list[Message]:
-        return await self._call(lambda m: m.open_messages())
+    async def pending_counts(self) -> dict[str, int]:
+        return await self._call(lambda m: m.pending_counts())
 
     async def status_counts(
         self, statuses: Sequence[str] = ("pending", "leased", "dead")

@@ -397,24 +397,25 @@ class TeamSource:
 
 
 class ReadOnce:
-    """A NATS team's queue for one refresh: the registry and the open messages are read
-    once (a request per agent and per open message), though both the rows (``ps_rows``)
-    and the team line (``figures.from_queue``) use them."""
+    """A NATS team's queue for one refresh: the registry and the messages in flight are
+    read once (a request per agent and per open message), though both the rows
+    (``ps_rows``) and the team line (``figures.from_queue``) use them."""
 
     def __init__(self, mailbox: MailboxBackend) -> None:
         self._mailbox = mailbox
         self._agents: list[AgentInfo] | None = None
-        self._open: list[Message] | None = None
+        self._lists: dict[tuple[tuple[str, Any], ...], list[Message]] = {}
 
     def agents(self) -> list[AgentInfo]:
         if self._agents is None:
             self._agents = self._mailbox.agents()
         return self._agents
 
-    def open_messages(self) -> list[Message]:
-        if self._open is None:
-            self._open = self._mailbox.open_messages()
-        return self._open
+    def list(self, **filters: Any) -> list[Message]:
+        key = tuple(sorted(filters.items()))
+        if key not in self._lists:
+            self._lists[key] = self._mailbox.list(**filters)
+        return self._lists[key]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._mailbox, name)

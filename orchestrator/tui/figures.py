@@ -30,6 +30,7 @@ SPEND_SINCE_SQL = (
     "SELECT agent, sum(usd) FROM spend "
     "WHERE seq > ? AND typeof(usd) = 'real' AND abs(usd) <= 1e308 GROUP BY agent"
 )
+LEASED_LIMIT = 100_000  # as ps_rows lists the messages in flight (one read of them: ReadOnce)
 CLAIMED_SQL = (
     f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
     "FROM messages WHERE status = 'leased'"
@@ -65,14 +66,15 @@ def from_database(database: Path, ledger: SpendSums) -> dict[str, Any]:
 def from_queue(mailbox: MailboxBackend, database: Path, ledger: SpendSums) -> dict[str, Any]:
     """The same, through the queue's client (a NATS team), kept open between refreshes:
     counts (responses left out) from the client's tally, which reads only the messages
-    written since the last refresh; claims from the open messages; the registry from the
-    server; the ledger from this machine's database, where a supervisor that ran here
-    keeps it. (Listing every message here cost 0.4 s of CPU a refresh at 2,000.)"""
+    written since the last refresh; claims from the leased messages (through their
+    hints); the registry from the server; the ledger from this machine's database, where
+    a supervisor that ran here keeps it. (Listing every message here cost 0.4 s of CPU
+    a refresh at 2,000.)"""
     counts = mailbox.status_counts(COUNTED)
     claimed = {
         m.id: m.claimed_at
-        for m in mailbox.open_messages()
-        if m.status == "leased" and m.claimed_at is not None
+        for m in mailbox.list(status="leased", limit=LEASED_LIMIT)
+        if m.claimed_at is not None
     }
     registry = mailbox.agents()
     beats = [a.heartbeat_at for a in registry if a.heartbeat_at is not None]

@@ -307,7 +307,7 @@ class NatsCore:
 
     async def _open_under(self, prefix: str) -> list[Message]:
         """The pending and leased messages whose hints are under ``prefix`` ("q." for
-        every recipient's), oldest first (ids sort by time)."""
+        every recipient's), in the hints' order (one recipient's: oldest first)."""
         out = []
         for key in await self._keys(prefix):
             message_id = key.rsplit(".", 1)[1]

@@ -187,17 +187,14 @@ class NatsMailbox(NatsConsumeOps):
             if m.status == "pending" and m.kind != "response"
         )
 
-    async def open_messages(self) -> list[Message]:
-        """Pending (not responses) and leased messages, oldest first: through the hints,
-        so as many reads as there are open messages, however many are done."""
-        return sorted(
-            (
-                m
-                for m in await self._open_under("q.")
-                if m.status == "leased" or m.kind != "response"
-            ),
-            key=lambda m: m.id,
-        )
+    async def pending_counts(self) -> dict[str, int]:
+        """Messages waiting per recipient (not responses), through the hints: as many
+        reads as there are open messages, however many are done."""
+        counts: dict[str, int] = {}
+        for m in await self._open_under("q."):
+            if m.status == "pending" and m.kind != "response":
+                counts[m.recipient] = counts.get(m.recipient, 0) + 1
+        return counts
 
     async def status_counts(
         self, statuses: Sequence[str] = ("pending", "leased", "dead")
@@ -336,12 +333,19 @@ class NatsMailbox(NatsConsumeOps):
         sender: str | None = None,
         limit: int = 100,
     ) -> list[Message]:
-        """Messages matching every filter given, newest first."""
+        """Messages matching every filter given, newest first. The pending or leased
+        ones are read through their hints (`ps` and `top` list the leased ones each
+        refresh): the done messages, most of the bucket, are not read."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        if status in ("pending", "leased"):
+            prefix = "q." if recipient is None else f"q.{rec.token(recipient)}."
+            found = sorted(await self._open_under(prefix), key=lambda m: m.id)
+        else:
+            found = await self._all_messages()
         out = [
             m
-            for m in reversed(await self._all_messages())
+            for m in reversed(found)
             if (status is None or m.status == status)
             and (recipient is None or m.recipient == recipient)
             and (sender is None or m.sender == sender)

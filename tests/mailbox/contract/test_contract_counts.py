@@ -1,7 +1,7 @@
-"""Contract: what `ps` and `top` read of the queue without listing it, ``open_messages``
-(pending and leased) and ``status_counts``, agree with the whole listing after every
-kind of change, made by this client or another one (the NATS client keeps a tally
-between calls: tally.py)."""
+"""Contract: what `ps` and `top` read of the queue each refresh, the pending and leased
+messages (``list`` by those statuses: on NATS through their hints), ``pending_counts``
+and ``status_counts``, agree with the whole listing after every kind of change, made by
+this client or another one (the NATS client keeps a tally between calls: tally.py)."""
 
 from __future__ import annotations
 
@@ -25,38 +25,42 @@ async def listed(q: Q) -> list[Message]:
 
 async def assert_agrees(q: Q) -> None:
     every = await listed(q)
-    want_open = [
-        m.id
-        for m in every
-        if (m.status == "pending" and m.kind != "response") or m.status == "leased"
-    ]
-    assert [m.id for m in await q.open_messages()] == want_open
+    for status in ("pending", "leased"):
+        want = [m for m in reversed(every) if m.status == status]
+        assert await q.list(status=status, limit=1_000_000) == want
+        assert await q.list(status=status, limit=2) == want[:2]
+        for name in ("alice", "bob", "carol"):
+            mine = [m for m in want if m.recipient == name]
+            assert await q.list(status=status, recipient=name) == mine
+            assert await q.list(status=status, sender=name) == [m for m in want if m.sender == name]
+    waiting = Counter(m.recipient for m in every if m.status == "pending" and m.kind != "response")
+    assert await q.pending_counts() == dict(waiting)
     tally = Counter(m.status for m in every if m.kind != "response")
     assert await q.status_counts(STATUSES) == {s: tally[s] for s in STATUSES}
     assert await q.status_counts() == {s: tally[s] for s in ("pending", "leased", "dead")}
 
 
-async def test_open_messages_are_the_pending_and_leased_ones_oldest_first(
-    q: Q, clock: FakeClock
-) -> None:
-    """Done and dead messages and responses are left out; each message is as stored."""
-    assert await q.open_messages() == []
+async def test_pending_and_leased_are_listed_and_counted_as_stored(q: Q, clock: FakeClock) -> None:
+    """Done and dead messages and responses are not among them; each message is as
+    stored, newest first; pending_counts leaves out recipients with none waiting."""
+    assert await q.list(status="leased") == []
+    assert await q.pending_counts() == {}
     done = await q.send("alice", "bob", "done soon")
     await q.ack([m.id for m in await q.claim("bob", owner="w")], owner="w")
     request = await q.request("alice", "bob", "question")
     (held,) = await q.claim("bob", owner="w")
-    await q.reply(request.id, "bob", "answer")  # a response: never open
+    await q.reply(request.id, "bob", "answer")  # a response: never waiting
     doomed = await q.send("alice", "carol", "doomed")
     (d,) = await q.claim("carol", owner="w")
     await q.nack(d.id, owner="w", dead_code="bad")
     clock.advance(1)
     waiting = [await q.send("carol", "bob", i) for i in range(2)]
     later = await q.send("bob", "alice", "later")
-    got = await q.open_messages()
-    assert [m.id for m in got] == [request.id, *(m.id for m in waiting), later.id]
-    assert [m.status for m in got] == ["leased", "pending", "pending", "pending"]
-    assert got[0] == await q.get(held.id)
-    assert {done.id, doomed.id}.isdisjoint(m.id for m in got)
+    assert await q.list(status="leased") == [await q.get(held.id)]
+    pending = await q.list(status="pending")
+    assert [m.id for m in pending] == [later.id, waiting[1].id, waiting[0].id]
+    assert {done.id, doomed.id}.isdisjoint(m.id for m in pending)
+    assert await q.pending_counts() == {"bob": 2, "alice": 1}
     await assert_agrees(q)
 
 
