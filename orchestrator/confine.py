@@ -2,8 +2,9 @@
 
 The CLI runs its file tools outside the sandbox, as the supervisor's user: without a check
 they reach every file that user can write, and several of those run code outside the
-sandbox or speak for the team (found by review): the supervisor's launcher script (run for
-every agent's next start), another agent's worktree, a repository's ``.git/hooks`` (run by
+sandbox or speak for the team (found by review): the supervisor's private folder (its pid
+files, the other agents' temp folders; the launcher it held is now a sealed memory file,
+orchestrator/launcher.py), another agent's worktree, a repository's ``.git/hooks`` (run by
 ``workspaces merge``), the installed packages (``*.pth`` in site-packages, the editable
 sources), the team record. So the policy hook (:mod:`orchestrator.policy`) asks
 :func:`refusal` before every file tool call, resolving the path as the tool would reach it

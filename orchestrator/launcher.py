@@ -8,6 +8,7 @@ processes while the SDK is still being imported in the background (issue 14.5).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -48,7 +49,17 @@ def bundled_cli() -> str | None:
 def make_launcher(folder: Path | None = None) -> str | None:
     """A private wrapper that writes its pid where :func:`cli_pid_file` says, then execs
     the CLI in its own session with a parent-death signal (without them where
-    util-linux's ``setsid``/``setpriv`` are missing). None without a CLI."""
+    util-linux's ``setsid``/``setpriv`` are missing). None without a CLI.
+
+    The wrapper is a sealed in-memory file (:func:`_sealed_script`), started by the path
+    ``/proc/<this pid>/fd/<fd>``: no folder holds it, and nobody, not even a process of
+    this user, can change it (the seals refuse every write, truncation and growth).
+    It was a file in the private folder, beside the agents' temp folders, put back
+    before each start: an agent that rewrote it between that check and the exec ran its
+    code outside the sandbox at the next start (tests/team/test_launcher_sealed.py).
+    ``folder`` (made if missing) holds the pid files, the agents' temp folders and the
+    maker record; only where a sealed memory file cannot be executed (no memfd, or
+    ``vm.memfd_noexec=2``) is the wrapper written there, as before."""
     cli = bundled_cli()
     if cli is None:
         return None
@@ -57,7 +68,6 @@ def make_launcher(folder: Path | None = None) -> str | None:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     Maker.this_process().write(folder)
     (folder / "pids").mkdir(mode=0o700, exist_ok=True)
-    path = folder / "claude"
     # exec keeps one pid throughout: the launcher's $$ is the CLI's pid, and its group's
     # (setsid does not fork: the SDK's child is no group leader). The pid is read from
     # here, not from the SDK's private process object.
@@ -72,12 +82,66 @@ def make_launcher(folder: Path | None = None) -> str | None:
         "fi\n"
         f'exec {chain}"{cli}" "$@"\n'
     )
-    _write_script(path, text)
-    _WRITTEN[str(path)] = text
-    return str(path)
+    fd = _sealed_script(text)
+    if fd is not None:
+        path = f"/proc/{os.getpid()}/fd/{fd}"
+        _LAUNCHERS[path] = _Launcher(folder, fd, text)
+        return path
+    path = str(folder / ON_DISK_NAME)
+    log.warning("launcher_on_disk", launcher=path)
+    _write_script(Path(path), text)
+    _LAUNCHERS[path] = _Launcher(folder, None, text)
+    return path
 
 
-_WRITTEN: dict[str, str] = {}  # launcher path -> the text make_launcher wrote there
+ON_DISK_NAME = "claude"  # the wrapper's name in the folder, where it cannot be sealed
+MFD_EXEC = 0x0010  # linux/memfd.h (6.3+): executable even where vm.memfd_noexec=1
+SEALS = ("F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE")
+
+
+@dataclass(frozen=True)
+class _Launcher:
+    folder: Path  # the private folder: pids/, tmp/, the maker record
+    fd: int | None  # the sealed memory file, or None for a wrapper on disk
+    text: str
+
+
+_LAUNCHERS: dict[str, _Launcher] = {}  # what make_launcher returned -> what it made
+
+
+def _sealed_script(text: str) -> int | None:
+    """``text`` in an executable memory file sealed against any change (an fd kept open,
+    close-on-exec); None where that cannot be made and executed."""
+    if not hasattr(os, "memfd_create") or not all(hasattr(fcntl, s) for s in SEALS):
+        return None
+    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+    try:
+        fd = os.memfd_create("octy-claude-launcher", flags | MFD_EXEC)
+    except OSError:  # EINVAL: a kernel before MFD_EXEC (executable by default there)
+        try:
+            fd = os.memfd_create("octy-claude-launcher", flags)
+        except OSError:
+            return None
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fchmod(fd, 0o500)
+        seals = 0
+        for name in SEALS:
+            seals |= getattr(fcntl, name)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+        if not os.access(f"/proc/self/fd/{fd}", os.X_OK):
+            raise OSError("a memory file is not executable here (vm.memfd_noexec)")
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def launcher_folder(cli_path: str | None) -> Path | None:
+    """The private folder of the launcher :func:`make_launcher` returned as ``cli_path``:
+    None for anything else (a CLI binary we were pointed at)."""
+    made = _LAUNCHERS.get(cli_path) if cli_path is not None else None
+    return made.folder if made is not None else None
 
 
 def _write_script(path: Path, text: str) -> None:
@@ -93,14 +157,12 @@ def _write_script(path: Path, text: str) -> None:
 
 def restore_launcher(path: str | None) -> bool:
     """Put back what :func:`make_launcher` wrote at ``path`` if it was changed (then True),
-    just before a CLI is started through it. The agents' file tools are refused the
-    launcher folder (orchestrator/confine.py), but the user they run as can write it: an
-    agent without the sandbox, or one racing the check with a symlink, would otherwise
-    have its code run outside the sandbox at every agent's next start."""
-    text = _WRITTEN.get(path) if path is not None else None
-    if path is None or text is None:
+    just before a CLI is started through it. Only for a wrapper on disk (no sealed memory
+    file here): that check-then-exec can still be raced by a process of this user."""
+    made = _LAUNCHERS.get(path) if path is not None else None
+    if path is None or made is None or made.fd is not None:
         return False
-    want = text.encode("utf-8")
+    want = made.text.encode("utf-8")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as f:
@@ -116,7 +178,7 @@ def restore_launcher(path: str | None) -> bool:
         same = False
     if not same:
         log.warning("launcher_restored", launcher=path)
-        _write_script(Path(path), text)
+        _write_script(Path(path), made.text)
     return not same
 
 
@@ -187,10 +249,8 @@ def cli_pid_file(cli_path: str | None, agent: str) -> Path | None:
     """Where our launcher writes the pid of ``agent``'s claude process: a folder of the
     supervisor's own (an agent's tools may write to its temp folder, never here). None
     when ``cli_path`` is not our launcher."""
-    if cli_path is None:
-        return None
-    folder = Path(cli_path).parent
-    if not folder.name.startswith(LAUNCHER_PREFIX) or not (folder / "pids").is_dir():
+    folder = launcher_folder(cli_path)
+    if folder is None or not (folder / "pids").is_dir():
         return None
     return folder / "pids" / agent
 
@@ -313,12 +373,18 @@ def remove_dead_sockets(folder: Path) -> list[str]:
 
 
 def remove_launcher(path: str) -> None:
-    """Remove what :func:`make_launcher` wrote, with the agents' private temp folders
-    (:func:`private_tmpdir`) and the pids the launcher wrote (:func:`cli_pid_file`)."""
-    p = Path(path)
-    p.unlink(missing_ok=True)
-    (p.parent / MAKER_FILE).unlink(missing_ok=True)
+    """Remove what :func:`make_launcher` made: the wrapper (its memory file closed), the
+    maker record, the agents' private temp folders (:func:`private_tmpdir`) and the pids
+    the launcher wrote (:func:`cli_pid_file`), then the folder."""
+    made = _LAUNCHERS.pop(path, None)
+    if made is None:
+        return
+    if made.fd is not None:
+        os.close(made.fd)
+    else:
+        Path(path).unlink(missing_ok=True)
+    (made.folder / MAKER_FILE).unlink(missing_ok=True)
     for beside in ("tmp", "pids"):
-        shutil.rmtree(p.parent / beside, ignore_errors=True)
+        shutil.rmtree(made.folder / beside, ignore_errors=True)
     with contextlib.suppress(OSError):
-        p.parent.rmdir()
+        made.folder.rmdir()

@@ -24,14 +24,16 @@ reaches it, while every call, a subagent's included, passes the hook.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
-from orchestrator import confine, globs, prompts, workspaces
+from orchestrator import confine, globs, prompts, workspaces, write_hold
 from orchestrator.approval_wait import Approvals
 from orchestrator.approve_rules import match_reason, written_path
 from orchestrator.errors import OrchestratorError
@@ -39,6 +41,7 @@ from orchestrator.lifecycle import OnEvent
 from orchestrator.mailbox import AsyncMailboxBackend
 from orchestrator.relay import Relay
 from orchestrator.roster import AgentSpec, Roster
+from orchestrator.roster.work import FILE_TOOLS
 
 log = structlog.get_logger()
 
@@ -122,6 +125,7 @@ class Policy:
         self.roster = roster
         self.folder = folder  # the agent's working folder (its worktree, if it has one)
         self.temp: Path | None = None  # its private temp folder (CLAUDE_CODE_TMPDIR), once built
+        self.pids: Path | None = None  # where the launcher writes the team's claudes' pids
         self.decide = decide  # asks the approver; (granted, reason)
         self.on_subagent_call = on_subagent_call
         self.log = log.bind(agent=agent)
@@ -132,9 +136,20 @@ class Policy:
 
     def hooks(self) -> dict[Any, list[HookMatcher]]:
         timeout = self.spec.approval_timeout_s + HOOK_SLACK_S
+        done = HookMatcher(matcher="|".join(sorted(FILE_TOOLS)), hooks=[self.file_tool_done])
         return {
-            "PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use], timeout=timeout)]
+            "PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use], timeout=timeout)],
+            # A file tool's write done (or failed): the team's commands go on (write_hold).
+            "PostToolUse": [done],
+            "PostToolUseFailure": [done],
         }
+
+    async def file_tool_done(
+        self, _data: HookInput, tool_use_id: str | None, _context: HookContext
+    ) -> HookJSONOutput:
+        if tool_use_id:
+            write_hold.TEAM.release(tool_use_id)
+        return {}
 
     async def pre_tool_use(
         self, data: HookInput, tool_use_id: str | None, context: HookContext
@@ -150,7 +165,7 @@ class Policy:
             )
 
     async def _decide(
-        self, data: HookInput, _tool_use_id: str | None, _context: HookContext
+        self, data: HookInput, tool_use_id: str | None, _context: HookContext
     ) -> HookJSONOutput:
         raw: dict[str, Any] = dict(data)
         tool = str(raw.get("tool_name", ""))
@@ -163,14 +178,9 @@ class Policy:
                 self.on_subagent_call(tool, tool_input, subagent)
         spec = self.spec
         path = written_path(tool, tool_input)
-        if path is not None:
-            roster = self.roster()
-            why = confine.refusal(spec, self.folder(), self.temp, roster, path)
-            if why is None:
-                why = owner_check(spec, self.folder(), roster, _folder_of(roster), path)
-            if why is not None:
-                self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
-                return _deny(why)
+        if path is not None and (why := self._write_refusal(spec, path)) is not None:
+            self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
+            return _deny(why)
         why = next(
             (
                 w
@@ -179,18 +189,42 @@ class Policy:
             ),
             None,
         )
-        if why is None:
-            return {}
-        granted, reason = await self.decide(tool, tool_input, subagent, why)
-        if granted:
-            return {
+        out: HookJSONOutput = {}
+        if why is not None:
+            granted, reason = await self.decide(tool, tool_input, subagent, why)
+            if not granted:
+                return _deny(reason)
+            out = {
                 "hookSpecificOutput": {
                     "hookEventName": "PreToolUse",
                     "permissionDecision": "allow",
                     "permissionDecisionReason": reason,
                 }
             }
-        return _deny(reason)
+        if path is not None and tool_use_id:
+            # Checked again with the team's commands held still until the CLI has written
+            # (write_hold): a folder swapped for a symlink after the check above, by
+            # another agent's Bash, would send the write elsewhere.
+            await anyio.to_thread.run_sync(self._hold, tool_use_id)
+            if (why := self._write_refusal(spec, path)) is not None:
+                write_hold.TEAM.release(tool_use_id)
+                self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
+                return _deny(why)
+        return out
+
+    def _write_refusal(self, spec: AgentSpec, path: str) -> str | None:
+        roster = self.roster()
+        why = confine.refusal(spec, self.folder(), self.temp, roster, path)
+        if why is None:
+            why = owner_check(spec, self.folder(), roster, _folder_of(roster), path)
+        return why
+
+    def _hold(self, key: str) -> None:
+        write_hold.TEAM.hold(key, write_hold.team_clis(self.pids))
+        # Released when the CLI reports the call done; this, if it never does.
+        timer = threading.Timer(write_hold.HOLD_MAX_S, write_hold.TEAM.release, (key,))
+        timer.daemon = True
+        timer.start()
 
 
 def _deny(reason: str) -> HookJSONOutput:

@@ -129,10 +129,10 @@ def build_options(
     }
     # The CLI's own folders its sandbox protects, made before it can race to make them.
     sandbox.prepare_cli_folders(spec, {**os.environ, **env})
-    launcher_folder = Path(cli_path).parent if cli_path is not None else None
-    # Only in our own private launcher folder (make_launcher's mkdtemp), never beside a
-    # CLI binary we were pointed at.
-    if launcher_folder is not None and launcher_folder.name.startswith(LAUNCHER_PREFIX):
+    # Only in our own private launcher folder (make_launcher's), never beside a CLI binary
+    # we were pointed at.
+    launcher_folder = launcher.launcher_folder(cli_path)
+    if launcher_folder is not None:
         env.update(launcher.private_temp_env(launcher_folder, spec.name, spec.env))
     # Before every start of a CLI through it (orchestrator/launcher.py says why).
     launcher.restore_launcher(cli_path)
@@ -166,6 +166,8 @@ def with_policy(
     options.cwd = str(policy.folder())
     tmp = options.env.get("CLAUDE_CODE_TMPDIR")
     policy.temp = Path(tmp) if tmp else None  # the file tools may write there too
+    pid_file = options.env.get(PID_FILE_ENV)
+    policy.pids = Path(pid_file).parent if pid_file else None  # the team's claudes
     options.hooks = policy.hooks()
     if spec.workspace.is_worktree:
         # The CLI's own worktree tools would move the session out of the worktree it was

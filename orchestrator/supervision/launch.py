@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import shutil
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Protocol
 
 import anyio
@@ -20,7 +19,7 @@ import structlog
 
 from orchestrator import errors, preflight, watchman
 from orchestrator.agent_meta import LAUNCHING
-from orchestrator.launcher import make_launcher, remove_launcher
+from orchestrator.launcher import launcher_folder, make_launcher, remove_launcher
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
@@ -119,7 +118,7 @@ def write_launcher() -> tuple[str | None, Watchman | None]:
     if path is None:
         return None, None
     try:
-        return path, watchman.start(str(Path(path).parent), shutil.which("socat"))
+        return path, watchman.start(str(launcher_folder(path)), shutil.which("socat"))
     except OSError as exc:  # out of processes or descriptors: the team runs without one
         log.warning("watchman_not_started", error=str(exc))
         return path, None

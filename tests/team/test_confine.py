@@ -5,7 +5,6 @@ by review: Write rewrote the supervisor's launcher and the next start ran it uns
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -152,7 +151,7 @@ def test_a_real_agents_write_tool_cannot_leave_its_folder(team: Any, tmp_path: P
     results = [str(r["content"]) for req in t.model.requests for r in tool_results(req)]
     found = next(m for r in results if (m := re.search(r"STEP1 L=(\S+) T=(\S+)", r)))
     launcher = Path(found[1])
-    assert "PWNED" not in launcher.read_text(encoding="utf-8")
+    assert not launcher.exists()  # the launcher is in no folder (a sealed memory file)
     assert list(outside.iterdir()) == []
     assert not (tmp_path / "repo" / ".git" / "hooks" / "post-merge").exists()
     assert (tmp_path / "inside.txt").read_text(encoding="utf-8").startswith("#!/bin/sh")
@@ -248,47 +247,6 @@ def test_a_reload_that_moves_the_database_keeps_the_running_ones_hidden(
     assert not (tmp_path / "moved").exists()
     log = (tmp_path / "logs" / "supervisor.jsonl").read_text(encoding="utf-8")
     assert "reload_partial" in log
-
-
-@pytest.mark.cli
-def test_a_launcher_changed_behind_the_supervisors_back_is_put_back(
-    team: Any, tmp_path: Path
-) -> None:
-    """What the hook cannot stop (an agent without the sandbox, a symlink raced under a
-    Write) still cannot make the next start run planted code: the supervisor puts its
-    launcher back before every CLI it starts through it."""
-    t: Team = team([{"agent": agent_rule("a"), "text": "a here"}], {"a": {}})
-    assert t.up().pid
-    t.wait_ready("a")
-    tmp = Path(t.env.get("TMPDIR") or "/tmp")
-    mine = f"pid={t.proc.pid if t.proc else 0} "
-    folder = next(
-        p.parent
-        for p in tmp.glob("octy-*/supervisor")
-        if p.read_text(encoding="ascii").startswith(mine)
-    )
-    launcher, marker = folder / "claude", tmp_path / "PWNED"
-    original = launcher.read_text(encoding="utf-8")
-    launcher.write_text(
-        original.replace("#!/bin/sh\n", f"#!/bin/sh\necho pwned > {marker}\n"), encoding="utf-8"
-    )
-    before = t.agent_pid("a")
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "restart", "a"],
-        cwd=t.folder,
-        env=t.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    t.wait_for(lambda: t.states().get("a") == "ready" and t.agent_pid("a") != before)
-    assert not marker.exists()
-    assert launcher.read_text(encoding="utf-8") == original
-    assert "launcher_restored" in (tmp_path / "logs" / "supervisor.jsonl").read_text(
-        encoding="utf-8"
-    )
 
 
 @pytest.mark.cli

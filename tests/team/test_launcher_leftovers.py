@@ -107,7 +107,8 @@ def test_up_removes_only_the_folders_of_supervisors_provably_gone(
     leader, helper = claude_with_a_proxy(processes, tmp_path, stays=False)
     leader.wait(10)  # gone (reaped): its socat lives on in its group
     record_cli(dead, "a", leader.pid)
-    live = make_launcher(tmp / "octy-live")  # made by this process, which lives
+    live_folder = tmp / "octy-live"
+    live = make_launcher(live_folder)  # made by this process, which lives
     assert live is not None
     legacy = made_by_a_dead_process(tmp / "octy-legacy")
     (legacy / MAKER_FILE).unlink()
@@ -121,8 +122,8 @@ def test_up_removes_only_the_folders_of_supervisors_provably_gone(
     assert remove_dead_launchers(str(tmp)) == [str(dead)]
     assert not dead.exists()
     until(lambda: not procid.running(helper), "the dead claude's proxy killed")
-    for kept in (Path(live).parent, legacy, running, target, tmp / "octy-file"):
-        assert (kept / "claude").exists() or kept.is_file(), kept
+    for kept in (live_folder, legacy, running, target, tmp / "octy-file"):
+        assert (kept / "pids").is_dir() or kept.is_file(), kept
     assert (tmp / "octy-link").is_symlink()
     assert remove_dead_launchers(str(tmp)) == []
 
@@ -143,7 +144,7 @@ def test_a_folder_of_another_user_is_left_alone(tmp_path: Path) -> None:
         os.lchown(path, 65534, 65534)
     assert remove_dead_launchers(str(tmp)) == []
     watchman.clean(str(theirs), shutil.which("socat"))
-    assert (theirs / "claude").exists()
+    assert (theirs / "pids").is_dir()
 
 
 def test_the_watchman_follows_no_link(tmp_path: Path) -> None:
@@ -156,14 +157,15 @@ def test_the_watchman_follows_no_link(tmp_path: Path) -> None:
     w.release()
     assert w.proc.returncode == 0
     assert link.is_symlink()
-    assert (target / "claude").exists()
+    assert (target / "pids").is_dir()
 
 
 FAKE_SUPERVISOR = """
 import sys
+from orchestrator.launcher import launcher_folder
 from orchestrator.supervision.launch import write_launcher
 path, w = write_launcher()
-print(path, w.proc.pid, flush=True)
+print(launcher_folder(path), w.proc.pid, flush=True)
 sys.stdin.read()
 """
 
@@ -186,9 +188,9 @@ def test_a_watchman_waits_for_its_claudes_then_cleans_up(
     )
     assert sup.stdout is not None
     assert sup.stdin is not None
-    launcher, pid = sup.stdout.readline().split()
+    made, pid = sup.stdout.readline().split()
     sup.stdout.close()
-    folder, watcher = Path(launcher.decode()).parent, int(pid)
+    folder, watcher = Path(made.decode()), int(pid)
     assert folder.parent == tmp
     claude, helper = claude_with_a_proxy(processes, tmp_path, stays=True)
     record_cli(folder, "a", claude.pid)
@@ -204,7 +206,7 @@ def test_a_watchman_waits_for_its_claudes_then_cleans_up(
         return False
 
     until(waits_on_a_pidfd, "the watchman waiting for the claude")
-    assert (folder / "claude").exists()
+    assert (folder / "pids").is_dir()
     assert procid.running(helper)
     os.kill(claude.pid, signal.SIGKILL)  # the claude only: its socat is left in its group
     claude.wait(10)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import launcher as launcher_module
 from orchestrator.launcher import (
     LAUNCHER_PREFIX,
     PID_FILE_ENV,
@@ -134,34 +135,70 @@ def test_a_launcher_stuck_before_writing_its_pid_is_found_and_killed(tmp_path: P
     remove_launcher(launcher)
 
 
-def test_a_changed_launcher_is_put_back_before_the_next_start(tmp_path: Path) -> None:
-    """Found by review: an agent's Write tool rewrote the launcher and the next start ran
-    its code outside the sandbox. Whatever changed it (rewritten, made writable, replaced
-    by a link), restore_launcher puts the supervisor's text back, without writing through
-    a link; an unchanged launcher is left as it is."""
-    launcher = make_launcher(tmp_path / f"{LAUNCHER_PREFIX}test")
+def _write_refused(path: str, flags: int) -> bool:
+    try:
+        fd = os.open(path, flags)
+    except PermissionError:
+        return True
+    try:
+        os.write(fd, b"#!/bin/sh\necho PWNED\n")
+        os.ftruncate(fd, 0)
+    except PermissionError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_the_launcher_is_sealed_and_in_no_folder(tmp_path: Path) -> None:
+    """Found by review: an agent's Write tool rewrote the launcher (a file in the folder
+    that holds the agents' temp folders) and the next start ran its code outside the
+    sandbox; putting it back before each start left a check-then-exec window. Now it is a
+    sealed memory file: nothing in the folder to write, and the file itself refuses every
+    write, truncation or growth, even opened anew by path as this user."""
+    folder = tmp_path / f"{LAUNCHER_PREFIX}test"
+    launcher = make_launcher(folder)
     assert launcher is not None
+    assert launcher.startswith(f"/proc/{os.getpid()}/fd/")
+    original = Path(launcher).read_bytes()
+    assert b"exec " in original
+    assert sorted(p.name for p in folder.iterdir()) == ["pids", "supervisor"]
+    for flags in (os.O_WRONLY, os.O_RDWR, os.O_WRONLY | os.O_APPEND, os.O_WRONLY | os.O_TRUNC):
+        # A new open of the same file, as this user: refused (0500, not as root), or its
+        # write refused by the seals.
+        assert _write_refused(launcher, flags)
+    assert Path(launcher).read_bytes() == original
+    assert restore_launcher(launcher) is False  # nothing to put back
+    fd = int(launcher.rsplit("/", 1)[1])
+    remove_launcher(launcher)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)  # closed with the folder's removal
+    assert not folder.exists()
+
+
+def test_without_a_sealed_memory_file_the_launcher_on_disk_is_put_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a memory file cannot be executed (vm.memfd_noexec=2, no memfd), the wrapper
+    is written in the private folder as before and put back before each start, never
+    written through a link."""
+    monkeypatch.setattr(launcher_module, "_sealed_script", lambda _text: None)
+    folder = tmp_path / f"{LAUNCHER_PREFIX}disk"
+    launcher = make_launcher(folder)
+    assert launcher == str(folder / "claude")
     path = Path(launcher)
     original = path.read_text(encoding="utf-8")
+    assert cli_pid_file(launcher, "alpha") == folder / "pids" / "alpha"
     assert restore_launcher(launcher) is False
-    inode = path.stat().st_ino
-    assert restore_launcher(launcher) is False
-    assert path.stat().st_ino == inode
-
     path.write_text("#!/bin/sh\necho PWNED\n", encoding="utf-8")
     assert restore_launcher(launcher) is True
     assert path.read_text(encoding="utf-8") == original
-
-    path.chmod(0o777)
-    assert restore_launcher(launcher) is True
-    assert path.stat().st_mode & 0o777 == 0o700
-
     planted = tmp_path / "planted"
     planted.write_text("#!/bin/sh\necho PWNED\n", encoding="utf-8")
     path.unlink()
     path.symlink_to(planted)
     assert restore_launcher(launcher) is True
     assert not path.is_symlink()
-    assert path.read_text(encoding="utf-8") == original
     assert planted.read_text(encoding="utf-8") == "#!/bin/sh\necho PWNED\n"
     remove_launcher(launcher)
+    assert not folder.exists()

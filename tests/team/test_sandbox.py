@@ -143,6 +143,7 @@ def test_each_agent_gets_a_private_cli_temp_folder_removed_with_the_launcher() -
     own 0700 folder in the supervisor's private launcher folder, gone with it."""
     from orchestrator.launcher import (
         LAUNCHER_PREFIX,
+        launcher_folder,
         make_launcher,
         private_tmpdir,
         remove_launcher,
@@ -150,7 +151,8 @@ def test_each_agent_gets_a_private_cli_temp_folder_removed_with_the_launcher() -
 
     launcher = make_launcher()
     assert launcher is not None
-    folder = Path(launcher).parent
+    folder = launcher_folder(launcher)
+    assert folder is not None
     assert folder.name.startswith(LAUNCHER_PREFIX)
     a, b = private_tmpdir(folder, "alpha"), private_tmpdir(folder, "beta")
     assert a != b
