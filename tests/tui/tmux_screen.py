@@ -28,7 +28,10 @@ class Terminal:
         """``command``: what the window runs instead of `top --interval 0.3` (a shell
         around `top` that reports how it ended, say)."""
         self.socket = folder / f"tmux-{width}x{height}.sock"
-        self.env = env
+        # The window's size is the pane's: COLUMNS/LINES from the test's own environment
+        # (pytest-xdist's workers set 80x24) would win over it in Textual and draw `top`
+        # for another screen.
+        self.env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
         self.tmux(
             "new-session", "-d", "-x", str(width), "-y", str(height), "-c", str(folder),
             "--", *(command or TOP),
