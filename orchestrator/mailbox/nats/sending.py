@@ -283,6 +283,8 @@ class NatsSendOps(NatsCore):
     async def _wait_cycle(self, sender: str, recipient: str, now: float, own: str) -> str | None:
         """'a -> b -> a' if ``sender`` waiting on ``recipient`` closes a cycle of live
         edges. Paths never revisit a name, so the walk ends whatever the edges are."""
+        if sender == "user":  # the human blocks on nobody: any terminal answers (SQLite's)
+            return None
         edges: dict[str, set[str]] = {}
         for key in await self._keys("w."):
             found = await rec.get(self.kv, key)
@@ -293,14 +295,16 @@ class NatsSendOps(NatsCore):
             except errors.RecordUnreadable as exc:  # no edge: trusted, it could only refuse
                 self._unreadable(exc)
                 continue
-            if edge["expires_at"] > now:
+            if edge["expires_at"] > now and edge["waiter"] != "user":  # as on SQLite
                 edges.setdefault(edge["waiter"], set()).add(edge["target"])
-        paths = [[recipient]]
+        paths, seen = [[recipient]], {recipient}  # each name once: linear, as on SQLite
         while paths:
             path = paths.pop(0)
             if path[-1] == sender:
                 return " -> ".join([sender, *path])
-            paths.extend([*path, t] for t in sorted(edges.get(path[-1], ())) if t not in path)
+            ahead = [t for t in sorted(edges.get(path[-1], ())) if t not in seen]
+            seen.update(ahead)
+            paths.extend([*path, t] for t in ahead)
         return None
 
     async def broadcast(

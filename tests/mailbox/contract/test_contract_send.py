@@ -182,6 +182,17 @@ async def test_asking_yourself_while_waiting_is_a_deadlock(q: Q) -> None:
         await q.request("alice", "alice", "q", wait_s=5)
 
 
+async def test_the_user_blocks_nobody(q: Q) -> None:
+    """While `ask` from the CLI waits on alice (user -> alice), alice may still ask the
+    human: any terminal answers as `user`, so it is no one blocked waiter (review I)."""
+    await q.request(USER, "alice", "review this", wait_s=30)
+    await q.request("alice", USER, "which branch?", wait_s=30)
+    await q.request("bob", "alice", "q", wait_s=30)  # through alice -> user: no cycle
+    await q.request(USER, "bob", "and you?", wait_s=30)  # bob -> alice -> user: no cycle
+    with pytest.raises(errors.WouldDeadlock):  # agents still refuse their own cycles
+        await q.request("alice", "bob", "q2", wait_s=30)
+
+
 async def test_wait_edge_expires_after_wait_s(q: Q, clock: FakeClock) -> None:
     """Once the waiter's wait_s has passed, it no longer blocks anyone's ask."""
     await q.request("alice", "bob", "q1", wait_s=30)
