@@ -193,6 +193,22 @@ async def test_the_user_blocks_nobody(q: Q) -> None:
         await q.request("alice", "bob", "q2", wait_s=30)
 
 
+async def test_waited_requests_are_those_someone_waits_on(q: Q, clock: FakeClock) -> None:
+    """What `stop` answers: the requests to an agent with a live wait-for edge, not a
+    fire-and-forget one, not one answered, not one whose waiter's wait ran out."""
+    waited = await q.request("alice", "bob", "q1", wait_s=30)
+    cli = await q.request(USER, "bob", "q2", wait_s=30)  # the CLI's ask: someone waits
+    await q.request("carol", "bob", "q3")  # nobody waits
+    answered = await q.request("carol", "bob", "q4", wait_s=30)
+    await q.reply(answered.id, "bob", "done")
+    await q.request("bob", "carol", "q5", wait_s=30)  # bob's own wait is not on bob
+    short = await q.request("dave", "bob", "q6", wait_s=5)
+    assert set(await q.waited_requests("bob")) == {waited.id, cli.id, short.id}
+    clock.advance(6)
+    assert set(await q.waited_requests("bob")) == {waited.id, cli.id}
+    assert await q.waited_requests("nobody") == []
+
+
 async def test_wait_edge_expires_after_wait_s(q: Q, clock: FakeClock) -> None:
     """Once the waiter's wait_s has passed, it no longer blocks anyone's ask."""
     await q.request("alice", "bob", "q1", wait_s=30)
