@@ -7,10 +7,8 @@ death, a SQLite file locked) is tried again for up to ``outage.TOOL_RETRY_S`` un
 the id drawn for it once, so a try whose answer was lost is not stored twice; only
 then does the model read ``queue_unavailable``. Broadcast is not tried again (each of
 its messages has its own id; the queue's own retries ride out an election).
-Failures come back as tool errors with a stable code the model can read:
-``timeout``, ``recipient_unknown``, ``recipient_failed``, ``recipient_removed``,
-``not_allowed``, ``would_deadlock``, ``not_a_request``, ``already_replied``, ``not_found``,
-``budget_exceeded`` (the peer is paused by a budget; the message says until when).
+Failures come back as tool errors with a stable code the model can read: those the
+README's relay section lists (``ask``'s are in its description, prompts.TOOL_SPECS).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ the tools' input come back with their code (review I.5). Real relay, real SQLite
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import anyio
 import pytest
 from test_relay_unit import answer_when_asked, messages, roster, text
 
+from orchestrator import errors
 from orchestrator.mailbox import AsyncMailbox
+from orchestrator.prompts import TOOL_SPECS
 from orchestrator.relay import Relay, Turn
 
 
@@ -98,3 +101,18 @@ async def test_a_name_or_id_no_message_can_have_is_refused_with_its_code(
     assert text(result).startswith(f"error {code}: ")
     text(result).encode("utf-8")  # printable as it is
     assert await messages(queue, "request") == []
+
+
+def test_the_ask_tools_codes_are_the_readmes_and_every_answer_code() -> None:
+    """The model reads codes the ask tool's description did not list (expired,
+    turn_failed, recipient_stopped...) and the README's relay section left some out."""
+    description = TOOL_SPECS["ask"][0]
+    listed = set(re.findall(r"[a-z_]+", description.split("Fails with a code:")[1]))
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    relay = readme.split("## Relay tools")[1].split("\n## ")[0]
+    failures = relay.split("- Failures are tool errors")[1].split("\n- ")[0]
+    documented = set(re.findall(r"`([a-z_]+)`", failures))
+    answers = {cls.code for cls in errors._BY_CODE.values()} - {"request_failed"}
+    assert answers <= listed
+    assert listed <= documented
+    assert {"timeout", "usage", "invalid_body", "queue_unavailable"} <= listed
