@@ -102,7 +102,21 @@ def toplevel(folder: Path) -> Path | None:
     if not folder.is_dir():
         return None
     done = run(["rev-parse", "--show-toplevel"], folder, check=False)
+    if done.returncode != 0 and "refstorage" in done.stderr.lower():
+        # A reftable repository, which this git is too old to read (before 2.45): said as
+        # such, not as "not a git repository".
+        raise GitError(["rev-parse", "--show-toplevel"], done.returncode, reftable_reason(folder))
     return Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+
+
+def reftable_reason(where: Path) -> str:
+    """Why no worktree agent works in a reftable repository (see git_guard)."""
+    return (
+        f"the repository of {where} stores its refs in reftable format, where the sandbox "
+        "cannot keep an agent's shell off the other branches (it could move the base or "
+        "another agent's branch): convert it with `git refs migrate --ref-format=files` "
+        "(git 2.46 or later), or use 'workspace: shared'"
+    )
 
 
 def current_branch(repo: Path) -> str | None:

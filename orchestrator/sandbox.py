@@ -110,7 +110,12 @@ def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
         if (tree := _worktree(spec, roster)) is not None:
             # The shared refs and info files (git_guard), and the placeholders the agent's
             # git must ignore (git_exclude). The CLI appends its own GIT_CONFIG_* entries.
-            denied = git_guard.denied(tree.repo, tree.branch)
+            mates = [n for n, s in roster.agents.items() if s.workspace.is_worktree]
+            denied = git_guard.denied(tree.repo, tree.branch, mates)
+            if tree.offset != Path("."):
+                allow, more = git_guard.below_top(tree.repo, tree.path, tree.branch)
+                out["sandbox"]["filesystem"]["allowWrite"] = [_absolute(p) for p in allow]
+                denied += more
             out["sandbox"]["filesystem"]["denyWrite"] += [_absolute(p) for p in denied]
             if "GIT_CONFIG_COUNT" not in spec.env:
                 out["env"] = {

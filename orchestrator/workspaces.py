@@ -164,8 +164,10 @@ def ensure(tree: Worktree) -> Worktree:
 
 
 def _ensure(tree: Worktree) -> Worktree:
+    # First: the team's branch folder must be a link before `worktree add -b` writes
+    # the branch (see git_guard).
+    git_guard.prepare(tree.repo, tree.branch, tree.agent)
     made = _ensure_made(tree)
-    git_guard.prepare(tree.repo)
     _exclude_placeholders(made)
     if tree.team and _recorded(tree.repo, tree.branch, "octyTeam") is None:
         gitcmd.run(["config", f"branch.{tree.branch}.octyTeam", tree.team], tree.repo)
@@ -192,6 +194,7 @@ def _ensure_made(tree: Worktree) -> Worktree:
     # it also dropped the user's own worktrees whose disk was not mounted (review E).
     force = ["-f", "-f"] if _registered(tree) else []
     if gitcmd.is_branch(tree.repo, tree.branch):  # removed earlier, branch kept: reuse it
+        _check_made_by_us(tree)
         gitcmd.run(["worktree", "add", *force, str(tree.path), tree.branch], tree.repo)
     else:
         gitcmd.run(["worktree", "add", *force, "-b", tree.branch, str(tree.path), base], tree.repo)
@@ -202,6 +205,23 @@ def _ensure_made(tree: Worktree) -> Worktree:
         check=False,  # already locked is fine
     )
     return replace(tree, base=base)
+
+
+def _check_made_by_us(tree: Worktree) -> None:
+    """A branch at the agent's name that we did not make: a team mate's shell can make
+    branches in the team's folder (git_guard), and one named after an agent added later
+    would have been taken up as that agent's, with whatever commits it planted there. We
+    record the base in the git config, which no agent's shell can write."""
+    if _recorded_base(tree.repo, tree.branch) is not None:
+        return
+    raise errors.WorkspaceError(
+        tree.agent,
+        f"its branch {tree.branch} exists but was not made by octy-orchestrate (no "
+        f"branch.{tree.branch}.octyBase in the repository's config): another agent's shell "
+        f"may have made it. Read it (git log {tree.branch}), then delete it (git branch -D "
+        f"{tree.branch}) or, to keep it, record its base (git config "
+        f"branch.{tree.branch}.octyBase BASE), and start the agent again",
+    )
 
 
 def _move_aside(tree: Worktree) -> None:

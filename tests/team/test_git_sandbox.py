@@ -103,6 +103,66 @@ def test_worktree_agent_commits_its_branch_but_cannot_touch_shared_refs(
     assert git(repo, "status", "--porcelain") == ""  # the operator's checkout is untouched
 
 
+def both_rules() -> list[dict[str, object]]:
+    return shell_rules("a") + shell_rules("b")
+
+
+@pytest.mark.cli
+def test_branches_made_later_and_other_agents_branches_are_out_of_reach(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """The whole of refs/heads is read-only for a worktree agent, but for its team's
+    folder (a link into .git/octy-refs/): a branch the operator makes while the agent
+    runs, a new branch, another agent's branch (loose, then packed) cannot be made,
+    moved or deleted from its shell, by git or by writing the file; each agent's own
+    commits still move its own branch."""
+    repo = make_repo(tmp_path / "repo")
+    worktree = {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}
+    t = team(both_rules(), {"a": dict(worktree), "b": dict(worktree)})
+    t.up()
+    t.wait_ready("a")
+    t.wait_ready("b")
+    base = git(repo, "rev-parse", "main")
+    git(repo, "branch", "later")  # made after the agents started
+    git(repo, "branch", "feat/later")
+    commit = "echo {0} > {0}.txt && git add {0}.txt && git commit -qm {0} && echo DONE"
+    assert "DONE" in run(t, "b", commit.format("b1")), "b commits"
+    b_tip = git(repo, "rev-parse", "octy/testteam/b")
+    assert b_tip != base
+
+    def attempts() -> dict[str, str]:
+        return {
+            "later": "git update-ref refs/heads/later HEAD",
+            "feat-later": "git update-ref refs/heads/feat/later HEAD",
+            "later-del": "git branch -D later",
+            "new": "git update-ref refs/heads/brand-new HEAD",
+            "new-dir": "git branch fresh/one",
+            "b": "git update-ref refs/heads/octy/testteam/b HEAD",
+            "b-del": "git branch -D octy/testteam/b",
+            "b-file": "git rev-parse HEAD > $(git rev-parse --git-common-dir)"
+            "/refs/heads/octy/testteam/b",
+            "b-store": "for f in $(git rev-parse --git-common-dir)/octy-refs/*/b; do "
+            "git rev-parse HEAD > $f || exit 1; done",
+        }
+
+    for round_ in ("loose", "packed"):
+        for name, command in attempts().items():
+            out = run(t, "a", f"{command} && echo MOVED-{name}")
+            assert f"MOVED-{name}" not in out, (round_, out)
+        assert git(repo, "rev-parse", "later") == base
+        assert git(repo, "rev-parse", "feat/later") == base
+        assert git(repo, "rev-parse", "octy/testteam/b") == b_tip
+        assert git(repo, "for-each-ref", "--format=%(refname)", "refs/heads/brand-new") == ""
+        assert git(repo, "for-each-ref", "--format=%(refname)", "refs/heads/fresh") == ""
+        git(repo, "pack-refs", "--all")  # then again with every branch packed
+
+    assert "DONE" in run(t, "a", commit.format("a1")), "a commits"
+    assert "DONE" in run(t, "b", commit.format("b2")), "b commits again"
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/a") == "a1.txt"
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/b") == "b2.txt"
+    assert git(repo, "status", "--porcelain") == ""
+
+
 @pytest.mark.cli
 def test_git_add_all_and_stash_work_in_a_sandboxed_worktree(
     team: TeamFactory, tmp_path: Path
@@ -163,21 +223,170 @@ def test_placeholder_patterns_are_anchored_escaped_and_skip_tracked_names(
     assert git(repo, "status", "--porcelain") == '?? "sub [1]/.zshrc"'
 
 
-def test_each_branch_but_the_agents_is_denied_below_its_name(tmp_path: Path) -> None:
-    """Loose or packed, nested or not: `<branch>/.octy-deny` (see git_guard), never a path
-    under octy/; the shared folders and packed-refs exist before the agent runs."""
+def test_refs_heads_is_denied_and_the_teams_folder_is_a_link(tmp_path: Path) -> None:
+    """prepare moves the team's existing folder (loose branches made by an earlier
+    version) into .git/octy-refs/ behind a link, every branch intact; denied names the
+    whole of refs/heads, other teams' folders, and each team mate's branch (loose,
+    packed, or only in the roster) below its name, never the agent's own."""
     from orchestrator import git_guard
 
     repo = make_repo(tmp_path / "repo")
-    git(repo, "branch", "feat/x")
-    git(repo, "branch", "octy/t/b")
+    for branch in ("feat/x", "octy/t/a", "octy/t/b", "octy/u/a"):
+        git(repo, "branch", branch)
     git(repo, "pack-refs", "--all")
-    git(repo, "branch", "loose")  # after the packing: a loose file
-    (repo / ".git" / "refs" / "replace").mkdir(exist_ok=True)
-    git_guard.prepare(repo)
+    git(repo, "branch", "octy/t/loose")  # after the packing: a loose file
+    before = git(repo, "for-each-ref")
+    git_guard.prepare(repo, "octy/u/a", "a")  # another team's folder, made first
+    git_guard.prepare(repo, "octy/t/a", "a")
+    git_guard.prepare(repo, "octy/t/a", "a")  # again: nothing moves
     common = repo / ".git"
+    link = common / "refs" / "heads" / "octy" / "t"
+    assert link.is_symlink()
+    ours = link.resolve()
+    assert ours.parent == common / "octy-refs"
+    assert ours.name.startswith("t.")
+    assert (ours / "loose").is_file()  # moved along
+    assert git(repo, "for-each-ref") == before
     assert (common / "packed-refs").is_file()
     assert all((common / f).is_dir() for f in git_guard.SHARED_FOLDERS)
-    heads = common / "refs" / "heads"
-    got = [p for p in git_guard.denied(repo, "octy/t/a") if heads in p.parents]
-    assert got == [heads / b / ".octy-deny" for b in ("feat/x", "loose", "main")]
+    got = git_guard.denied(repo, "octy/t/a", ["a", "c"])
+    assert common / "refs" / "heads" in got
+    assert (common / "refs" / "heads" / "octy" / "u").resolve() in got
+    assert [p for p in got if ours in p.parents] == [
+        ours / n / ".octy-deny" for n in ("b", "c", "loose")
+    ]
+    assert not [p for p in got if p == ours or "/a/" in str(p.relative_to(common))]
+
+
+def test_a_reftable_repository_gets_no_worktree(tmp_path: Path) -> None:
+    """Its refs are one set of files: no branch can be denied alone. prepare refuses (a
+    git that reads reftable: the folder is there), and a git too old to read it gives the
+    same reason instead of 'not a git repository'."""
+    from orchestrator import git_guard, gitcmd
+    from orchestrator.errors import GitError, RosterErrors, WorkspaceError
+    from orchestrator.roster import load_roster
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".git" / "reftable").mkdir()
+    with pytest.raises(WorkspaceError, match=r"a: .*reftable format.*git refs migrate"):
+        git_guard.prepare(repo, "octy/t/a", "a")
+    assert not (repo / ".git" / "refs" / "heads" / "octy").exists()
+    version = subprocess.run(
+        ["git", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    if tuple(int(n) for n in version.split()[2].split(".")[:2]) >= (2, 45):
+        return  # this git reads reftable: the folder check above is the one that holds
+    old = make_repo(tmp_path / "old")
+    git(old, "config", "core.repositoryformatversion", "1")
+    git(old, "config", "extensions.refStorage", "reftable")
+    (old / "sub").mkdir()
+    with pytest.raises(GitError, match=r"reftable format.*'workspace: shared'"):
+        gitcmd.toplevel(old / "sub")
+    (tmp_path / "agents.yaml").write_text(
+        "name: t\nagents:\n  a: {prompt: p, cwd: old/sub, workspace: worktree}\n"
+    )
+    with pytest.raises(RosterErrors, match=r"agents.a.workspace.*stores its refs in reftable"):
+        load_roster(tmp_path / "agents.yaml", {})
+
+
+@pytest.mark.cli
+def test_an_agent_below_the_top_commits_and_still_cannot_touch_shared_refs(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """cwd: repo/api. The CLI leaves the worktree's git folders read-only there; the
+    agent is given what a commit writes, and no more: its commit moves its branch, while
+    the base, a new branch, its worktree's commondir and the repository's config and
+    hooks stay out of reach."""
+    repo = make_repo(tmp_path / "repo")
+    (repo / "api").mkdir()
+    (repo / "api" / "app.py").write_text("x = 1\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "api")
+    base = git(repo, "rev-parse", "main")
+    t = team(
+        shell_rules("a"), {"a": {"cwd": "repo/api", "workspace": "worktree", "tools": ["Bash"]}}
+    )
+    t.up()
+    t.wait_ready("a")
+    out = run(t, "a", "echo y > new.py && git add -A && git commit -qm work && echo DONE")
+    assert "DONE" in out, out
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/a") == "api/new.py"
+    common = "$(git rev-parse --git-common-dir)"
+    attempts = {
+        "main": "git update-ref refs/heads/main HEAD",
+        "new": "git branch fresh",
+        "commondir": "echo /tmp > $(git rev-parse --git-dir)/commondir",
+        "config": f"echo '[core]' >> {common}/config",
+        "hook": f"echo 'echo hi' > {common}/hooks/post-commit",
+        "alternates": f"echo /tmp > {common}/objects/info/alternates",
+    }
+    for name, command in attempts.items():
+        out = run(t, "a", f"{command} && echo MOVED-{name}")
+        assert f"MOVED-{name}" not in out, out
+    assert git(repo, "rev-parse", "main") == base
+    assert git(repo, "for-each-ref", "--format=%(refname)", "refs/heads/fresh") == ""
+    assert not (repo / ".git" / "hooks" / "post-commit").exists()
+    alternates = repo / ".git" / "objects" / "info" / "alternates"
+    assert not alternates.exists() or alternates.read_text() == ""
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_an_agent_added_to_the_roster_changes_its_mates_rules(tmp_path: Path) -> None:
+    """Agents start in parallel, so a mate's branch is denied by its roster name before
+    it exists; adding agent c to the roster changes a's and b's sandbox rules, so that
+    reload restarts them (reload.with_new_rules) with c's branch denied."""
+    from orchestrator import workspaces
+    from orchestrator.reload import with_new_rules
+    from orchestrator.roster import Roster, load_roster
+    from orchestrator.roster.diff import diff_rosters
+    from orchestrator.sandbox import settings
+
+    def roster_of(*names: str, made: tuple[str, ...] = ("a", "b")) -> Roster:
+        (tmp_path / "agents.yaml").write_text(
+            "name: t\nagents:\n"
+            + "".join(
+                f"  {n}:\n    prompt: p\n    tools: [Bash]\n    cwd: repo\n"
+                "    workspace: worktree\n"
+                for n in names
+            )
+        )
+        roster = load_roster(tmp_path / "agents.yaml", {})
+        for name in made:  # c's worktree is made when it starts, after the comparison
+            tree = workspaces.locate(roster.agents[name], roster)
+            assert tree is not None
+            workspaces.ensure(tree)
+        return roster
+
+    def denied_to_a(roster: Roster) -> list[str]:
+        got: list[str] = settings(roster.agents["a"], roster)["sandbox"]["filesystem"]["denyWrite"]
+        return got
+
+    repo = make_repo(tmp_path / "repo")
+    old = roster_of("a", "b")
+    before = denied_to_a(old)
+    store = (repo / ".git" / "refs" / "heads" / "octy" / "t").resolve()
+    assert f"/{store}/b/.octy-deny" in before
+    assert not [p for p in before if p.startswith(f"/{store}/a")]
+    new = roster_of("a", "b", "c")
+    assert sorted(set(denied_to_a(new)) - set(before)) == [f"/{store}/c/.octy-deny"]
+    diff = with_new_rules(diff_rosters(old, new), old, new)
+    assert (diff.added, diff.changed) == (("c",), ("a", "b"))
+
+
+def test_a_branch_the_supervisor_did_not_make_is_not_taken_up(tmp_path: Path) -> None:
+    """A team mate's shell can make a branch in the team's folder; one named after an
+    agent added later is refused at that agent's start (no octyBase recorded, which no
+    agent can write) instead of becoming its branch with the commits planted there."""
+    from orchestrator import workspaces
+    from orchestrator.errors import WorkspaceError
+
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "branch", "octy/t/c")  # as a's shell would: a branch with no octyBase
+    tree = workspaces.Worktree(
+        "c", repo, repo / workspaces.FOLDER / "t" / "c", "octy/t/c", None, Path(), "t"
+    )
+    with pytest.raises(WorkspaceError, match=r"c: its branch octy/t/c exists but was not made"):
+        workspaces.ensure(tree)
+    assert not tree.exists()
+    git(repo, "config", "branch.octy/t/c.octyBase", "main")  # the operator keeps it
+    assert workspaces.ensure(tree).exists()
