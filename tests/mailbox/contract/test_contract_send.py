@@ -209,6 +209,20 @@ async def test_waited_requests_are_those_someone_waits_on(q: Q, clock: FakeClock
     assert await q.waited_requests("nobody") == []
 
 
+async def test_a_request_made_again_under_its_id_is_waited_on_again(q: Q) -> None:
+    """The relay's ask made again by a replayed turn (its id derived, review I.3): the
+    first wait ended (its edge cleared); the second still counts for the deadlock check."""
+    request_id = new_id()
+    first = await q.request("alice", "bob", "q1", wait_s=30, message_id=request_id)
+    with pytest.raises(errors.RequestTimeout):
+        await q.wait_for_reply(first.id, 0.05)  # the wait ends, its edge with it
+    await q.request("carol", "alice", "free?", wait_s=30)  # alice waits on nobody now
+    again = await q.request("alice", "bob", "q1", wait_s=30, message_id=request_id)
+    assert again.id == first.id
+    with pytest.raises(errors.WouldDeadlock, match="bob -> alice -> bob"):
+        await q.request("bob", "alice", "q2", wait_s=30)
+
+
 async def test_wait_edge_expires_after_wait_s(q: Q, clock: FakeClock) -> None:
     """Once the waiter's wait_s has passed, it no longer blocks anyone's ask."""
     await q.request("alice", "bob", "q1", wait_s=30)
