@@ -207,17 +207,20 @@ class Relay:
             )
 
         try:
-            request = await self._retry("ask", step)
+            await self._retry("ask", step)
         except errors.OrchestratorError as exc:
-            self.log.warning("ask_refused", to=to, code=exc.code, reason=str(exc))
-            return _fail(exc.code, str(exc))
-        self.log.info("asked", to=to, request_id=request.id, body=text, **via)
+            # The same ask, answered before its turn was cut short: that answer, even if
+            # the peer has stopped since (the checks refuse only what would wait).
+            if turn is None or not await self._answered(request_id):
+                self.log.warning("ask_refused", to=to, code=exc.code, reason=str(exc))
+                return _fail(exc.code, str(exc))
+        self.log.info("asked", to=to, request_id=request_id, body=text, **via)
         if turn is not None:
             turn.asks_in_flight += 1
         try:
-            response = await self.mailbox.wait_for_reply(request.id, timeout_s)
+            response = await self.mailbox.wait_for_reply(request_id, timeout_s)
         except errors.RequestFailed as exc:
-            self.log.warning("ask_failed", to=to, request_id=request.id, code=exc.code)
+            self.log.warning("ask_failed", to=to, request_id=request_id, code=exc.code)
             return _fail(exc.code, str(exc))
         finally:
             if turn is not None:
@@ -225,7 +228,7 @@ class Relay:
         answer = text_of(response.body)
         # Logged once the answer is on its way to the CLI: the asker waits for it, not for us.
         log_answered = partial(
-            self.log.info, "answered", by=to, request_id=request.id, body=answer, **via
+            self.log.info, "answered", by=to, request_id=request_id, body=answer, **via
         )
         relay_route.after_result(log_answered)
         return _ok(answer)
@@ -301,6 +304,13 @@ class Relay:
 
     def _cause(self) -> str | None:
         return self.turn.cause_id if self.turn else None
+
+    async def _answered(self, request_id: str) -> bool:
+        """Whether the request stored under ``request_id`` has its answer already."""
+        try:
+            return await self.mailbox.find_reply(request_id) is not None
+        except errors.QueueError:
+            return False
 
     def _ask_id(self, to: str, text: str) -> str:
         """The request id of this ask: drawn afresh outside a turn; in a turn, derived from

@@ -65,7 +65,13 @@ async def test_an_ask_answered_before_the_restart_reads_that_answer_at_once(
         assert text(await session(queue, tmp_path, cause).ask(ask)) == "deployed"
     with anyio.fail_after(10):  # nobody answers a second time: it is read, not asked
         assert text(await session(queue, tmp_path, cause).ask(ask)) == "deployed"
+    await queue.update_agent("beta", state="stopped")  # since: its answer is still the one
+    assert text(await session(queue, tmp_path, cause).ask(ask)) == "deployed"
     assert len(await messages(queue, "request")) == 1
+    other = await queue.send("user", "alpha", "go")  # a new ask to a stopped peer: refused
+    assert text(await session(queue, tmp_path, other).ask(ask)).startswith(
+        "error recipient_stopped:"
+    )
 
 
 async def test_the_same_question_in_a_later_turn_or_twice_in_a_turn_is_a_new_ask(
