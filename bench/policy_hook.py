@@ -33,7 +33,9 @@ from orchestrator.scripted_model import ScriptedModel  # noqa: E402
 from orchestrator.session_options import bundled_cli  # noqa: E402
 
 
-async def no_approval(_tool: str, _input: dict[str, Any], _sub: str | None) -> tuple[bool, str]:
+async def no_approval(
+    _tool: str, _input: dict[str, Any], _sub: str | None, _why: str = ""
+) -> tuple[bool, str]:
     return True, "unused"
 
 

@@ -14,6 +14,7 @@ tenth session".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import mmap
@@ -80,6 +81,13 @@ class Variant:
     synchronous: str = "NORMAL"
     page_size: int = 4096
     retry_us: tuple[int, int] = (0, 0)  # busy_timeout 0; on "locked" sleep uniform(a, b) us, retry
+    # Lock hand-off (eleventh session): every write rings a "released" file after its
+    # commit; a writer refused the lock (busy_timeout 0) sleeps in poll() on an inotify
+    # watch of that file (at most handoff_ms), then tries again. "send": only sends wait
+    # so (claims and acks keep SQLite's busy sleeps, which let batches grow); "all": every write.
+    handoff: str = ""
+    ack_with_claim: bool = False  # an ack waits for the next claim and commits with it
+    handoff_ms: float = 2.0
 
 
 def ddl(v: Variant) -> str:
@@ -116,6 +124,19 @@ class _ProtoClient:
         self._v = v
         if v.retry_us[1]:
             self._conn.execute("PRAGMA busy_timeout = 0")
+        self._released = -1
+        self._inotify = -1
+        if v.handoff:
+            self._released = os.open(f"{path}-released", os.O_WRONLY | os.O_CREAT, 0o600)
+            if v.handoff == "all" or (v.handoff == "send" and owner == "producer"):
+                import ctypes
+
+                libc = ctypes.CDLL(None, use_errno=True)
+                self._inotify = libc.inotify_init1(os.O_NONBLOCK | 0o2000000)
+                libc.inotify_add_watch(self._inotify, f"{path}-released".encode(), 0x2)
+                self._conn.execute("PRAGMA busy_timeout = 0")
+        self.handoff_waits = 0
+        self._deferred: list[Any] = []
         self.combined_by_others = 0
         self._sent = 0
         self._gate = os.open(f"{path}-gate", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -151,9 +172,34 @@ class _ProtoClient:
             self._retrying(lambda: self._conn.execute(self._insert_sql, values))
         finally:
             self._unlock()
+        self._released_ring()
         self._feed.ring((q,))
 
+    def _released_ring(self) -> None:
+        if self._released >= 0:
+            os.pwrite(self._released, b"\0", 0)
+
+    def _handed_off(self, step: Any) -> Any:
+        import select
+
+        fd = self._inotify
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        deadline = time.monotonic() + 10.0
+        while True:
+            with contextlib.suppress(BlockingIOError):
+                os.read(fd, 4096)  # drain: only releases after this count
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            self.handoff_waits += 1
+            poller.poll(self._v.handoff_ms)
+
     def _retrying(self, step: Any) -> Any:
+        if self._inotify >= 0:
+            return self._handed_off(step)
         if not self._v.retry_us[1]:
             return step()
         import random
@@ -216,10 +262,14 @@ class _ProtoClient:
         conn = self._conn
         if not conn.execute(_PROBE, {"r": self._queue, "now": now}).fetchone()[0]:
             self._last = 0
+            self._flush_ack()
             return []
         self._lock()
         try:
             self._retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
+            if self._deferred:
+                self._ack_now(self._deferred)
+                self._deferred = []
             rows = conn.execute(
                 _CLAIM,
                 {
@@ -233,32 +283,53 @@ class _ProtoClient:
             conn.execute("COMMIT")
         finally:
             self._unlock()
+        self._released_ring()
         self._last = len(rows)
         rows.sort()
         if self._v.unique_id:
             return [(r[1], json.loads(r[2])) for r in rows]
         return [(r[0], json.loads(r[2])) for r in rows]
 
-    def ack(self, handles: list[Any]) -> None:
+    def _ack_now(self, handles: list[Any]) -> None:
         where = "id" if self._v.unique_id else "seq"
+        self._conn.execute(
+            f"UPDATE messages SET status = 'done', done_at = ?, lease_expires = NULL "
+            f"WHERE {where} IN (SELECT value FROM json_each(?)) "
+            "AND status = 'leased' AND lease_owner = ?",
+            (time.time(), json.dumps(handles), self._owner),
+        )
+
+    def _flush_ack(self) -> None:
+        if self._deferred:
+            handles, self._deferred = self._deferred, []
+            self._lock()
+            try:
+                self._retrying(lambda: self._ack_now(handles))
+            finally:
+                self._unlock()
+
+    def ack(self, handles: list[Any]) -> None:
+        if self._v.ack_with_claim:
+            self._deferred.extend(handles)
+            return
         self._lock()
         try:
-            self._retrying(
-                lambda: self._conn.execute(
-                    f"UPDATE messages SET status = 'done', done_at = ?, lease_expires = NULL "
-                    f"WHERE {where} IN (SELECT value FROM json_each(?)) "
-                    "AND status = 'leased' AND lease_owner = ?",
-                    (time.time(), json.dumps(handles), self._owner),
-                )
-            )
+            self._retrying(lambda: self._ack_now(handles))
         finally:
             self._unlock()
+        self._released_ring()
 
     def wait(self, timeout_s: float) -> None:
         self._mb.wait_for_messages(self._queue, timeout_s)
 
     def close(self) -> None:
+        self._flush_ack()  # (after the bench's end time: one transaction in a run's hundreds)
         os.close(self._gate)
+        if os.environ.get("PROTO_DEBUG") and self._inotify >= 0:
+            print(f"{self._queue} {self._owner}: {self.handoff_waits} hand-off waits", flush=True)
+        for fd in (self._released, self._inotify):
+            if fd >= 0:
+                os.close(fd)
         if self._mm is not None:
             if os.environ.get("PROTO_DEBUG") and self._sent:
                 print(f"{self._queue}: {self.combined_by_others}/{self._sent} combined", flush=True)
@@ -288,6 +359,11 @@ VARIANTS: dict[str, Variant] = {
     "p-noid-r500": Variant(unique_id=False, retry_us=(200, 800)),
     "p-noid-r1000": Variant(unique_id=False, retry_us=(500, 1500)),
     "p-raw-r200": Variant(retry_us=(100, 300)),
+    "p-raw-handoff": Variant(handoff="send"),
+    "p-raw-handoff-all": Variant(handoff="all"),
+    "p-raw-handoff05": Variant(handoff="send", handoff_ms=0.5),
+    "p-raw-rung": Variant(handoff="ring-only"),
+    "p-raw-ackclaim": Variant(ack_with_claim=True),  # the rings' cost alone: nobody waits on them
     "p-raw-1k": Variant(page_size=1024),
     "p-noid-1k": Variant(unique_id=False, page_size=1024),
     "p-noid-nochk-1k": Variant(unique_id=False, checks=False, page_size=1024),

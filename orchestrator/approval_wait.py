@@ -60,7 +60,7 @@ class Approvals:
         self._marking = anyio.Lock()  # parallel calls: one read-modify-write of the list
 
     async def decide(
-        self, tool: str, tool_input: dict[str, Any], subagent: str | None
+        self, tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
     ) -> tuple[bool, str]:
         approver, timeout_s = self.settings()
         turn = self.turn()
@@ -84,8 +84,11 @@ class Approvals:
                     "cause_id": cause,
                     "timeout_s": timeout_s,
                     **({"input_shortened": True} if shortened else {}),
+                    **({"why": why} if why else {}),
                 },
-                "text": f"'{self.agent}' asks to run {tool} {json.dumps(shown)[:2000]}. "
+                "text": f"'{self.agent}' asks to run {tool} {json.dumps(shown)[:2000]}"
+                + (f" ({why})" if why else "")
+                + ". "
                 + APPROVAL_GRAMMAR,
             }
             try:
@@ -104,6 +107,7 @@ class Approvals:
                 approver=approver,
                 subagent=subagent,
                 cause_id=cause,
+                why=why,
             )
         else:
             self.log.info("approval_resumed", request_id=request.id, tool=tool)

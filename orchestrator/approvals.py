@@ -141,6 +141,7 @@ class Pending:
     subagent: str | None
     age_s: float
     expires_in_s: float
+    why: str = ""  # why the call asks ("matches Bash(git push:*): runs code given to …")
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -170,6 +171,7 @@ def pending(db: Path) -> list[Pending]:
                         fields.get("subagent"),
                         round(now - m.created_at, 1),
                         round(left, 1),
+                        str(fields.get("why") or ""),
                     )
                 )
     return sorted(found, key=lambda p: -p.age_s)

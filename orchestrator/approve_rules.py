@@ -9,7 +9,11 @@ approver a question, one that misses lets a call run unasked.
   as written; a rule also matches when its words appear anywhere in the line
   (``find . -exec git push \\;``; a glob's final ``*`` may cover nothing there). A
   command holding a word the shell builds (``git $x``) matches a rule whose words agree
-  with it up to that word. A line that cannot be read with confidence matches.
+  with it up to that word. A line that cannot be read with confidence matches, and so
+  does a line that hands code to an interpreter in a form that cannot be read
+  (``python3 -c``, a script file, ``make``: :mod:`orchestrator.handoffs`), unless the
+  agent's ``tools`` allow that very command with a ``Bash(...)`` rule of their own
+  (``Bash(python3 -m pytest:*)``): the operator said it runs without a question.
 - ``Edit(...)`` covers every file-editing tool (Write, Edit, MultiEdit, NotebookEdit), as
   the CLI's Edit rules do, and so does a rule naming any of them; ``Read(...)`` covers the
   tools that read files: Read, Grep, Glob (and LS, NotebookRead). A search of a folder
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,23 +48,56 @@ def written_path(tool: str, tool_input: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else ""
 
 
-def rule_matches(rule: str, tool: str, tool_input: dict[str, Any], folder: Path) -> bool:
+def rule_matches(
+    rule: str,
+    tool: str,
+    tool_input: dict[str, Any],
+    folder: Path,
+    allowed: Sequence[str] = (),
+) -> bool:
     """Whether a call matches a rule written in the CLI's permission syntax."""
+    return match_reason(rule, tool, tool_input, folder, allowed) is not None
+
+
+def match_reason(
+    rule: str,
+    tool: str,
+    tool_input: dict[str, Any],
+    folder: Path,
+    allowed: Sequence[str] = (),
+) -> str | None:
+    """Why a call matches ``rule`` (for the approver and the log), or None if it does not.
+    ``allowed``: the agent's ``tools`` (its ``Bash(...)`` rules exempt a hand-off)."""
     parsed = RULE_RE.fullmatch(rule.strip())
     if parsed is None:
-        return False
+        return None
     name, spec = parsed["tool"], parsed["spec"]
     if not _covers(name, tool):
-        return False
+        return None
+    matched = f"matches {rule.strip()}"
     if spec is None or spec.strip() in ("", "*"):
-        return True
+        return matched
     if tool == "Bash":
-        return bash_matches(spec, str(tool_input.get("command", "")))
+        why = bash_reason(spec, str(tool_input.get("command", "")), bash_allowed(allowed))
+        return None if why is None else f"{matched}: {why}"
     if tool in FILE_TOOLS or tool in READ_TOOLS:
-        return _path_matches(spec, tool, tool_input, folder)
-    if tool == "WebFetch" and spec.startswith("domain:"):
-        return web_host.domain_matches(spec.removeprefix("domain:"), str(tool_input.get("url")))
-    return globs.matches(spec, json.dumps(tool_input, sort_keys=True))
+        hit = _path_matches(spec, tool, tool_input, folder)
+    elif tool == "WebFetch" and spec.startswith("domain:"):
+        hit = web_host.domain_matches(spec.removeprefix("domain:"), str(tool_input.get("url")))
+    else:
+        hit = globs.matches(spec, json.dumps(tool_input, sort_keys=True))
+    return matched if hit else None
+
+
+def bash_allowed(tools: Sequence[str]) -> list[str]:
+    """The specs of the ``Bash(...)`` rules among an agent's ``tools`` (a bare ``Bash``
+    allows every command and exempts nothing: that is where asking matters)."""
+    specs = []
+    for rule in tools:
+        parsed = RULE_RE.fullmatch(rule.strip())
+        if parsed and parsed["tool"] == "Bash" and (parsed["spec"] or "").strip() not in ("", "*"):
+            specs.append(" ".join(parsed["spec"].split()))
+    return specs
 
 
 def _covers(name: str, tool: str) -> bool:
@@ -103,12 +141,30 @@ def _path_matches(spec: str, tool: str, tool_input: dict[str, Any], folder: Path
         return True
 
 
-def bash_matches(spec: str, line: str) -> bool:
+def bash_matches(spec: str, line: str, allowed: Sequence[str] = ()) -> bool:
     """Whether a ``Bash(spec)`` rule matches a shell line (see the module's docstring)."""
+    return bash_reason(spec, line, allowed) is not None
+
+
+def bash_reason(spec: str, line: str, allowed: Sequence[str] = ()) -> str | None:
+    """Why a ``Bash(spec)`` rule matches a shell line, or None. ``allowed``: the specs of
+    the agent's own ``Bash(...)`` allow rules, which exempt a hand-off they name."""
     spec = " ".join(spec.split())
-    found = bash_commands.commands(line)
+    reading = bash_commands.read(line)
+    found = reading.commands
     if found is bash_commands.UNSURE:
-        return True  # cannot tell what it runs: ask
+        return f"the line cannot be read with confidence ({reading.why})"  # ask
+    if _literal_match(spec, line, found):
+        return "the command is on the line"
+    for unread in reading.unread:
+        if not any(
+            _command_matches(a, c) for a in allowed for c in (unread.command, unread.written)
+        ):
+            return f"{unread.why}: cannot be read"
+    return None
+
+
+def _literal_match(spec: str, line: str, found: list[str]) -> bool:
     if any(_command_matches(spec, c) for c in [*found, *_parts(line)]):
         return True
     rule = spec.removesuffix(":*").split(" ")

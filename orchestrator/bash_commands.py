@@ -20,6 +20,12 @@ parts taken off. It errs toward finding too much: an approval asked for nothing 
 question, one missed runs a command unasked. A line it cannot read with confidence (an
 open quote, a command name held in a variable, nesting too deep) gives :data:`UNSURE`, and
 every ``Bash(...)`` rule then matches: the call asks.
+
+A command that hands code to an interpreter (``python3 -c``, a script file, ``make``…) is
+read by :mod:`orchestrator.handoffs`: where that code is a shell line or a command
+(``find -exec``, ``git -c core.pager=…``) it is read as one, otherwise :func:`read` lists
+the hand-off as *unread*, with why, and every ``Bash(...)`` rule matches it too (unless
+the agent's own ``tools`` allow that very command: :mod:`orchestrator.approve_rules`).
 """
 
 from __future__ import annotations
@@ -27,10 +33,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from dataclasses import dataclass
 from typing import Final
+
+from orchestrator import handoffs
 
 UNSURE: Final = None
 UNKNOWN: Final = "\ue000"  # marks a word the shell builds when it runs (a private-use char)
+_OPAQUE: Final = "\ue001"  # starts the entry of an unread hand-off among the commands found
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
 
 _PUNCTUATION = "();<>|&\n"
@@ -52,6 +62,7 @@ _DATA_HEREDOC = re.compile(
     r"(?:^|[;&|(\n]|\$\()[ \t]*(?:cat|tee)\b[^\n|;&]{0,200}?"
     r"<<-?[ \t]*(?:'(\w+)'|\"(\w+)\"|\\(\w+))[^\n|]{0,200}\n"
 )
+_WORD_SPLIT = re.compile(r"[\s'\"(),\[\];]+")
 _PLAIN = str.maketrans(dict.fromkeys("$`*?[]{}@+!'\"\\", " "))
 _KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "esac"}
@@ -76,6 +87,7 @@ _WRAPPERS: Final[dict[str, frozenset[str]]] = {
     "doas": frozenset({"-u", "-C"}),
     "xargs": frozenset({"-I", "-L", "-n", "-P", "-s", "-d", "-E", "-a", "--delimiter"}),
 }
+_DECLARES = frozenset({"export", "declare", "typeset", "local", "readonly"})
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 _SHELL_VALUED = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 _GIT_VALUED = frozenset(
@@ -86,17 +98,50 @@ _GIT_VALUED = frozenset(
 class _Unsure(Exception):
     """The line cannot be read with confidence."""
 
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A command that hands code to an interpreter in a form that cannot be read."""
+
+    why: str  # "runs code given to python3 -c"
+    command: str  # the command, normalised as in :func:`commands`
+    written: str  # the same with its program as written (`.venv/bin/pytest -q`)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a line runs: its commands (:data:`UNSURE` if it cannot say, then ``why``),
+    and the hand-offs among them whose code cannot be read."""
+
+    commands: list[str] | None
+    unread: list[Unread]
+    why: str = ""
+
+
+def read(line: str) -> Reading:
+    """Each simple command ``line`` runs, normalised, and its unread hand-offs."""
+    words = _data_as_words(line)
+    try:
+        found = _commands(words, 0)
+        # A here-document's data is not run where it is written (running that file later
+        # on the line is a hand-off of its own): hand-offs are read with it left out.
+        blank = _data_as_words(line, blank=True)
+        run = _commands(blank, 0) if blank != line else found
+    except _Unsure as exc:
+        return Reading(UNSURE, [], exc.why)
+    if _GIT_CONFIG.search(words) and any(c.split(" ")[0] == "git" for c in found):
+        found.append(f"git {UNKNOWN}")  # an alias may name any subcommand
+    unread = [Unread(*c[1:].split(_OPAQUE)) for c in run if c.startswith(_OPAQUE)]
+    return Reading([c for c in found if not c.startswith(_OPAQUE)], unread)
+
 
 def commands(line: str) -> list[str] | None:
     """Each simple command ``line`` runs, normalised; :data:`UNSURE` if it cannot say."""
-    line = _data_as_words(line)
-    try:
-        found = _commands(line, 0)
-    except _Unsure:
-        return UNSURE
-    if _GIT_CONFIG.search(line) and any(c.split(" ")[0] == "git" for c in found):
-        found.append(f"git {UNKNOWN}")  # an alias may name any subcommand
-    return found
+    return read(line).commands
 
 
 def words(line: str) -> list[str]:
@@ -109,11 +154,13 @@ def words(line: str) -> list[str]:
         tokens = _tokens(line)
     except _Unsure:
         tokens = line.split()
-    return [os.path.basename(w) or w for t in tokens for w in t.split()]
+    # Split at quotes and brackets too: `os.system('git push')`, `run(['git','push'])`.
+    return [os.path.basename(w) or w for t in tokens for w in _WORD_SPLIT.split(t) if w]
 
 
-def _data_as_words(line: str) -> str:
-    """``line`` with the bodies of here-documents that are data made plain words."""
+def _data_as_words(line: str, *, blank: bool = False) -> str:
+    """``line`` with the bodies of here-documents that are data made plain words (or,
+    ``blank``, left out)."""
     out: list[str] = []
     pos = 0
     while (start := _DATA_HEREDOC.search(line, pos)) is not None:
@@ -121,7 +168,8 @@ def _data_as_words(line: str) -> str:
         end = re.compile(rf"^\t*{end_word}$", re.M).search(line, start.end())
         if end is None:  # never ended: the shell reads it to the end of the line as data
             break
-        out += [line[pos : start.end()], line[start.end() : end.start()].translate(_PLAIN)]
+        body = "" if blank else line[start.end() : end.start()].translate(_PLAIN)
+        out += [line[pos : start.end()], body]
         pos = end.start()
     return "".join([*out, line[pos:]])
 
@@ -177,12 +225,12 @@ def _tokens(line: str) -> list[str]:
     try:
         return list(lexer)
     except ValueError:  # no closing quotation, an escape at the end
-        raise _Unsure from None
+        raise _Unsure("an open quote or a trailing escape") from None
 
 
 def _commands(line: str, depth: int) -> list[str]:
     if depth > MAX_DEPTH:
-        raise _Unsure
+        raise _Unsure(f"commands nested more than {MAX_DEPTH} deep")
     tokens = _tokens(line)
     found: list[str] = []
     words: list[str] = []
@@ -209,10 +257,14 @@ def _commands(line: str, depth: int) -> list[str]:
 def _simple(words: list[str], depth: int) -> list[str]:
     """One simple command, prefixes taken off: "" if nothing is left to run."""
     words = list(words)
+    extra: list[str] = []  # what the command's assignments hand over
     while words:
         head = words[0]
         base = os.path.basename(head)
-        if head in _KEYWORDS or _ASSIGNMENT.match(head) or head == "$":
+        if _ASSIGNMENT.match(head):
+            extra += _assigned(head, depth)
+            words.pop(0)
+        elif head in _KEYWORDS or head == "$":
             words.pop(0)
         elif head == "function":  # `function f { …; }`: the body follows
             words = words[2:]
@@ -232,15 +284,41 @@ def _simple(words: list[str], depth: int) -> list[str]:
         else:
             break
     if not words:
-        return []
+        return extra
     program = words[0]
     if any(c in program for c in ("$", "*", "?", UNKNOWN)):
-        raise _Unsure  # the command's name is only known when the shell runs it
+        # the command's name is only known when the shell runs it
+        raise _Unsure(f"the program {program.replace(UNKNOWN, '')} is only known at run time")
     program = os.path.basename(program) or program
     rest = words[1:]
     if program == "git":
         rest = _after_options(rest, _GIT_VALUED)
-    return [" ".join([program, *rest])]
+    command = " ".join([program, *rest])
+    if program in _DECLARES:  # `export GIT_PAGER='…'`: the rest of the line uses it
+        extra += [c for w in rest if _ASSIGNMENT.match(w) for c in _assigned(w, depth)]
+    handoff = handoffs.of(words[0], words[1:])
+    if handoff is not None:
+        for body in handoff.lines:
+            extra += _commands(body, depth + 1)
+        for argv in handoff.argv:
+            extra += _simple(list(argv), depth + 1)
+        if handoff.why is not None:
+            written = " ".join(words)
+            extra.append(_OPAQUE + _OPAQUE.join((handoff.why, command, written)))
+    return [command, *extra]
+
+
+def _assigned(assignment: str, depth: int) -> list[str]:
+    """What ``NAME=value`` before a command hands over: ``GIT_SSH_COMMAND='…'`` a shell
+    line the command runs (read), ``LD_PRELOAD=…`` code it loads (unread)."""
+    name, _, value = assignment.partition("=")
+    name = name.split("[", 1)[0].rstrip("+")
+    if name in handoffs.PROGRAM_VARIABLES:
+        return _commands(value, depth + 1)
+    if name in handoffs.CODE_VARIABLES and handoffs.CODE_VARIABLES[name].search(value):
+        why = f"gives {name} code to load or run"
+        return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
+    return []
 
 
 def _after_options(words: list[str], valued: frozenset[str]) -> list[str]:

@@ -17,6 +17,7 @@ budget or ``resume``) is :class:`orchestrator.budget_watch.BudgetWatch`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sqlite3
 import threading
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS spend (
     input_tokens                INTEGER NOT NULL DEFAULT 0,
     output_tokens               INTEGER NOT NULL DEFAULT 0,
     cache_read_input_tokens     INTEGER NOT NULL DEFAULT 0,
-    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0
+    cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0,
+    estimated INTEGER NOT NULL DEFAULT 0  -- 1: usd is the runner's estimate (prices.py)
 );
 CREATE INDEX IF NOT EXISTS spend_at ON spend (at, agent);
 -- per window: warned already (warned/SCOPE) and overrides by `resume` (override/AGENT/SCOPE);
@@ -158,6 +160,12 @@ class Ledger:
         self._lock = threading.Lock()
         with self._tx(write=True) as conn:
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(spend)")}
+            if "estimated" not in columns:  # a database from before estimates
+                with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                    conn.execute(
+                        "ALTER TABLE spend ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0"
+                    )
 
     @contextmanager
     def _tx(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
@@ -173,12 +181,21 @@ class Ledger:
         with self._lock:
             self._conn.close()
 
-    def record(self, agent: str, usd: float, tokens: Mapping[str, int], at: float) -> None:
+    def record(
+        self,
+        agent: str,
+        usd: float,
+        tokens: Mapping[str, int],
+        at: float,
+        *,
+        estimated: bool = False,
+    ) -> None:
+        """One turn's spend; ``estimated``: ``usd`` is priced by the runner, not the CLI."""
         with self._tx(write=True) as conn:
             conn.execute(
-                f"INSERT INTO spend (agent, at, usd, {', '.join(TOKEN_KEYS)}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (agent, at, usd, *(int(tokens.get(k, 0)) for k in TOKEN_KEYS)),
+                f"INSERT INTO spend (agent, at, usd, {', '.join(TOKEN_KEYS)}, estimated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (agent, at, usd, *(int(tokens.get(k, 0)) for k in TOKEN_KEYS), int(estimated)),
             )
 
     def spent(self, agent: str | None, since: float) -> Spent:

@@ -16,6 +16,7 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -148,7 +149,8 @@ class BudgetWatch:
         usd, tokens = turn_spend(data)
         if usd or any(tokens.values()):
             try:
-                await anyio.to_thread.run_sync(self.ledger.record, name, usd, tokens, time.time())
+                record = partial(self.ledger.record, estimated=data.get("cost_estimated") is True)
+                await anyio.to_thread.run_sync(record, name, usd, tokens, time.time())
             except (sqlite3.Error, errors.DatabaseError) as exc:  # the team runs on
                 log.error("spend_not_recorded", agent=name, usd=usd, error=str(exc))
         await self.evaluate("turn")

@@ -206,6 +206,10 @@ class Lifecycle:
         self.restart_count = 0  # every restart, shown by `ps`
         self.restarts: deque[float] = deque()  # clock times of failures, within the window
         self.restart_asked = False  # an operator's restart: the session ends, then restarts
+        # Started (up, a reload, `start`) and its first session not yet launching: its state
+        # is still the one it was started from (stopped, or failed, which counts as settled
+        # for depends_on), so a dependent must not take it as ready (see :attr:`settled`).
+        self.launch_pending = False
         self._clock = clock
         self._jitter = jitter
 
@@ -226,8 +230,17 @@ class Lifecycle:
         self.restarts.clear()
         self.restart_asked = False  # asked before a stop that won: not this run's
         self.want_running = True
+        self.launch_pending = True
+
+    @property
+    def settled(self) -> bool:
+        """For its dependents: this agent's start has come to an end (a live session, or
+        failed); not while a start asked of it has yet to launch a session (a failed agent
+        started again was taken as settled, and its dependents started at once)."""
+        return self.state in SETTLED and not self.launch_pending
 
     def session_starting(self) -> list[AgentState]:
+        self.launch_pending = False
         return self.move(AgentState.STARTING)
 
     def stop_asked(self) -> list[AgentState]:

@@ -13,7 +13,10 @@ reaches it, while every call, a subagent's included, passes the hook.
   agent's folder, ``..`` and symlinks followed). A denial names the owner.
   Bash is not checked: a shell command's writes cannot be known beforehand.
 - ``approve``: a call matching one of the rules (:mod:`orchestrator.approve_rules`)
-  waits for the approver's yes (:mod:`orchestrator.approvals`).
+  waits for the approver's yes (:mod:`orchestrator.approvals`), who is told why it
+  matched ("matches Bash(git push:*): runs code given to python3 -c: cannot be read").
+  The agent's ``tools`` are passed along: a ``Bash(...)`` rule there exempts the
+  interpreter hand-off it names (:mod:`orchestrator.handoffs`).
 - Subagents: the hook sees which subagent made a call (``agent_type`` in the
   hook input); it is logged, and the relay is told for its own logs.
 """
@@ -21,16 +24,16 @@ reaches it, while every call, a subagent's included, passes the hook.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
 from orchestrator import confine, globs, prompts, workspaces
 from orchestrator.approval_wait import Approvals
-from orchestrator.approve_rules import rule_matches, written_path
+from orchestrator.approve_rules import match_reason, written_path
 from orchestrator.errors import OrchestratorError
 from orchestrator.lifecycle import OnEvent
 from orchestrator.mailbox import AsyncMailboxBackend
@@ -39,7 +42,15 @@ from orchestrator.roster import AgentSpec, Roster
 
 log = structlog.get_logger()
 
-Decide = Callable[[str, dict[str, Any], str | None], Awaitable[tuple[bool, str]]]
+
+class Decide(Protocol):
+    """Asks the approver about a call; (granted, reason). ``why``: why the call asks."""
+
+    async def __call__(
+        self, tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]: ...
+
+
 HOOK_SLACK_S = 60.0  # the hook outlives the approval wait it contains
 
 
@@ -160,12 +171,17 @@ class Policy:
             if why is not None:
                 self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
                 return _deny(why)
-        rule = next(
-            (r for r in spec.approve if rule_matches(r, tool, tool_input, self.folder())), None
+        why = next(
+            (
+                w
+                for r in spec.approve
+                if (w := match_reason(r, tool, tool_input, self.folder(), spec.tools))
+            ),
+            None,
         )
-        if rule is None:
+        if why is None:
             return {}
-        granted, reason = await self.decide(tool, tool_input, subagent)
+        granted, reason = await self.decide(tool, tool_input, subagent, why)
         if granted:
             return {
                 "hookSpecificOutput": {

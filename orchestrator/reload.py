@@ -12,7 +12,10 @@ watcher reload and an operator's ``reload`` run one after the other (issue 16,
 A.1): load the file (an invalid file changes nothing); stop removed and changed
 agents, dependents first (an agent whose tool rules change counts as changed: a prompt
 file added or removed changes every agent's read-only list); start added and changed
-agents layer by layer, each layer once the one before it is ready, as ``up`` does.
+agents layer by layer, each layer once the one before it is ready, as ``up`` does;
+what they depend on that is stopped or failed is started too (``docker compose up``
+does), and what is still on its way (connecting, restarting after a crash) is waited
+for (supervision/depends.py).
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class ReloadResult:
     removed: list[str] = field(default_factory=list)
     restarted: list[str] = field(default_factory=list)
     changed_not_running: list[str] = field(default_factory=list)  # applied, left stopped
+    # Stopped or failed agents it started because an added or restarted agent depends on them
+    started: list[str] = field(default_factory=list)
     team_changed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # Set when this reload found nothing to do because an earlier one (the watcher's,
@@ -116,6 +121,7 @@ class ReloadResult:
                 "added": self.added,
                 "removed": self.removed,
                 "restarted": self.restarted,
+                "started": self.started,
             },
             "changed_not_running": self.changed_not_running,
             "team_changed": self.team_changed,
@@ -158,7 +164,7 @@ def _remember(sup: Team[SlotT], result: ReloadResult, files: Fingerprint) -> Rel
     """Record a reload that changed something; one that found nothing to do for the same
     files as the last one that did is answered with that one's result."""
     last = sup.last_reload
-    nothing = not (result.added or result.removed or result.restarted)
+    nothing = not (result.added or result.removed or result.restarted or result.started)
     if nothing and not result.changed_not_running:
         # Only the watcher's (or SIGHUP's) changes are told again: the operator who ran
         # `reload` saw its own answer, and a second `reload` of them is "no change".
@@ -218,10 +224,19 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
                 "take effect at the next `up`; agent changes are applied now",
             )
         touched = [*diff.removed, *diff.changed, *diff.added]
+        # What the agents it may start depend on: started by it when stopped (see below).
+        # Only those stopped now: one that runs (or restarts) is waited for, not held, so
+        # an operator's `restart` of it is not kept waiting by this reload's wait for it.
+        needed = [
+            n
+            for n in new.dependencies([*diff.added, *diff.changed])
+            if n not in touched and (slot := sup.slots.get(n)) is not None and slot.done.is_set()
+        ]
         async with contextlib.AsyncExitStack() as held:
             # Hold each affected agent's operation lock for the whole edit, so an operator's
             # start/stop of one of them waits for the reload instead of racing it.
-            for name in sorted(n for n in touched if n in sup.slots):
+            locked = sorted(n for n in [*touched, *needed] if n in sup.slots)
+            for name in locked:
                 await held.enter_async_context(sup.slots[name].ops)
             was_wanted = {n: sup.slots[n].want_running for n in touched if n in sup.slots}
             await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed])
@@ -237,15 +252,28 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
                     result.changed_not_running.append(name)
             for name in (*diff.added, *diff.changed):
                 await _register_agent(sup, name)
-            started = await sup.start_in_layers(to_start)
+            dependencies = [
+                n
+                for n in _stopped_dependencies(sup, new, to_start)
+                # Run by another supervisor of a shared NATS team: not ours to start.
+                if n in locked and await sup.leases.held_elsewhere(n) is None
+            ]
+            result.changed_not_running = [
+                n for n in result.changed_not_running if n not in dependencies
+            ]
+            started = await sup.start_in_layers([*to_start, *dependencies])
         await sup.budgets.evaluate("reload")  # budgets may have changed with the roster
         result.added = [n for n in new.agents if n in diff.added]
-        result.restarted = [n for n in new.agents if n in diff.changed and n in started]
+        result.restarted = [
+            n for n in new.agents if n in diff.changed and n in started and n not in dependencies
+        ]
+        result.started = [n for n in new.agents if n in dependencies and n in started]
         log.info(
             "reload",
             added=result.added,
             removed=result.removed,
             restarted=result.restarted,
+            started=result.started,
             left_stopped=result.changed_not_running,
         )
         return _remember(sup, result, sup.watch_fingerprint)
@@ -267,6 +295,19 @@ def with_new_rules(diff: RosterDiff, old: Roster, new: Roster) -> RosterDiff:
     unchanged = tuple(n for n in diff.unchanged if n not in stale)
     changed = tuple(n for n in new.agents if n in diff.changed or n in stale)
     return replace(diff, changed=changed, unchanged=unchanged)
+
+
+def _stopped_dependencies(sup: Team[SlotT], new: Roster, to_start: list[str]) -> list[str]:
+    """What the agents a reload starts depend on (directly or not) that nothing runs:
+    stopped (by `stop`, not started by `up AGENT…`, a changed agent left stopped) or
+    failed. The reload starts them first, as ``docker compose up`` starts the
+    dependencies of what it recreates; started blind, a dependent ran beside a dependency
+    that was not there (supervision/depends.py)."""
+    return [
+        n
+        for n in new.dependencies(to_start)
+        if n not in to_start and (slot := sup.slots.get(n)) is not None and slot.done.is_set()
+    ]
 
 
 async def _stop_in_order(sup: Team[SlotT], old: Roster, names: list[str]) -> None:

@@ -54,6 +54,7 @@ from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.outage import Outage
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
+from orchestrator.prices import estimate
 from orchestrator.prompts import SERVER, frame, text_of
 from orchestrator.relay import Relay, Turn
 from orchestrator.roster import AgentSpec, Roster
@@ -63,7 +64,7 @@ from orchestrator.session_options import (
     discard_prompt_file,
     read_cli_pid,
 )
-from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn
+from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
 
 log = structlog.get_logger()
 
@@ -169,9 +170,12 @@ class AgentRunner:
         self._turn_uuid: str | None = None
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
         self.budgets = budgets  # asked during a turn: stop it once over budget
-        # This turn's tokens per model request (message id), by kind: what a turn cut off
-        # before its result (turn_timeout, the CLI's death) is charged.
-        self._turn_tokens: dict[str, dict[str, int]] = {}
+        # This turn's model requests (message id -> model, usage): what a turn cut off before
+        # its result (turn_timeout, the CLI's death) is charged, in tokens and priced dollars.
+        self._turn_requests: dict[str, tuple[str, dict[str, Any]]] = {}
+        # The CLI's running total when this session was resumed: what it resumes with again
+        # after a death (it saves its total only when it exits cleanly; measured on 2.1.332).
+        self._restored_usd = 0.0
         self._over_budget = False
         # The uuids of our queries the CLI has not answered yet, and whether a turn the CLI
         # started by itself is running: its messages are foreign (see _sort).
@@ -299,6 +303,7 @@ class AgentRunner:
                     f"no connection within {self.spec.connect_timeout_s:g}s",
                 )
             self.pid = read_cli_pid(pid_file)
+            self._restored_usd = self._session_cost.total_usd
             if not relay_route.install(client, SERVER, self.relay.tools()):
                 self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
             self._own_group = self.pid is not None and _is_group_leader(self.pid)
@@ -438,6 +443,7 @@ class AgentRunner:
         while not self._stop.is_set():
             died = await self._drain(receive)
             if died:
+                await self._after_death()
                 return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
             batch = await self._next_batch()
             if not batch:
@@ -448,11 +454,7 @@ class AgentRunner:
                     # Not while paused for the budget (a compaction is spend too), nor before
                     # a rewind (the new process resumes before what it would summarise).
                     paused = self.budgets is not None and self.budgets.is_blocked(self.name)
-                    compacted = await self.context.between_turns(
-                        partial(self._query, client),
-                        lambda: self._next_item(receive),
-                        may_compact=not (paused or self._rewind),
-                    )
+                    compacted = await self._between_turns(client, receive, paused)
                     if compacted is not None:
                         await self._spent(compacted, "compaction", turn=False)
             except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
@@ -548,10 +550,10 @@ class AgentRunner:
             try:
                 result, final = await self._collect(client, receive, turn)
             except _TurnTimeout:
-                await self._spent_unfinished("turn_timeout")
+                await self._spent_unfinished("turn_timeout", self._turn_requests)
                 raise
             except _SessionDied:
-                await self._spent_unfinished("session_died")
+                await self._spent_unfinished("session_died", self._turn_requests)
                 raise
         finally:
             self.relay.turn = None
@@ -564,7 +566,7 @@ class AgentRunner:
             self._out_of_turn()
 
     def _out_of_turn(self) -> None:
-        self._turn_tokens = {}
+        self._turn_requests = {}
         if self.budgets is not None:
             self.budgets.in_turn(self.name, 0)
 
@@ -622,7 +624,7 @@ class AgentRunner:
         last_text = ""
         self._unavailable = None
         self._turn_uuid = None
-        self._turn_tokens = {}
+        self._turn_requests = {}
         self._over_budget = False
         while True:
             with anyio.move_on_after(timeout) as scope:
@@ -683,11 +685,11 @@ class AgentRunner:
         otherwise overshoot by all of them."""
         if not item.usage or item.model == "<synthetic>":
             return
-        key = item.message_id or f"#{len(self._turn_tokens)}"
-        self._turn_tokens[key] = {k: _count(item.usage, k) for k in TOKEN_KEYS}
+        key = item.message_id or f"#{len(self._turn_requests)}"
+        self._turn_requests[key] = (item.model, dict(item.usage))
         if self.budgets is None:
             return
-        tokens = sum(sum(t.values()) for t in self._turn_tokens.values())
+        tokens = sum(_count(u, k) for _, u in self._turn_requests.values() for k in TOKEN_KEYS)
         self.budgets.in_turn(self.name, tokens)  # the other agents' checks count it too
         if self._over_budget or self._interrupted:
             return
@@ -696,7 +698,8 @@ class AgentRunner:
         if not await self.budgets.over_with(self.name, tokens):
             return
         self._over_budget = True
-        self.log.warning("budget_turn_stopped", turn_tokens=tokens, requests=len(self._turn_tokens))
+        requests = len(self._turn_requests)
+        self.log.warning("budget_turn_stopped", turn_tokens=tokens, requests=requests)
         try:
             await client.interrupt()
         except ClaudeSDKError as exc:
@@ -800,27 +803,74 @@ class AgentRunner:
         )
         return usage
 
-    async def _spent_unfinished(self, cause: str) -> None:
-        """A turn cut off before its result (``turn_timeout``, the CLI's death): the
-        requests answered so far are charged from the running tally, else each redelivery
-        of the turn would be free. Dollars are unknown: the CLI prices a turn at its
-        result, which never came (``cost_usd`` null in the event, 0 in the ledger)."""
-        tokens = {k: sum(t.get(k, 0) for t in self._turn_tokens.values()) for k in TOKEN_KEYS}
-        if not any(tokens.values()):
+    async def _between_turns(
+        self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], paused: bool
+    ) -> ResultMessage | None:
+        """The context keeper's turn (a compaction's result, if one ran). A compaction cut
+        off by the CLI's death is charged an estimate: the CLI streams no message for its
+        summary request (measured on 2.1.332: status, compact_boundary and the result,
+        whose usage says 0), so its tokens are the conversation it summarises, the context
+        in use, as input. One gone silent is not: the CLI, closed cleanly, saves its total
+        with what it counted of it, and the next turn's figure has that."""
+        started: list[tuple[str, dict[str, Any]]] = []
+
+        async def query(text: str) -> None:
+            started.append((self.context.model or "", {"input_tokens": self.context.tokens or 0}))
+            await self._query(client, text)
+
+        try:
+            return await self.context.between_turns(
+                query, lambda: self._next_item(receive), may_compact=not (paused or self._rewind)
+            )
+        except _SessionDied:
+            await self._spent_unfinished("session_died", dict(enumerate(started)), "compaction")
+            raise
+
+    async def _spent_unfinished(
+        self,
+        cut: str,
+        requests: Mapping[Any, tuple[str, Mapping[str, Any]]],
+        cause: str | None = None,
+    ) -> None:
+        """A turn cut off before its result (``cut``: ``turn_timeout``, or ``session_died``,
+        the CLI's death): the requests answered so far are charged from the running tally,
+        else each redelivery of the turn would be free. The CLI prices a turn only at its
+        result, which never came: the tally is priced here (orchestrator/prices.py) and
+        marked an estimate. ``cause``: the spend's, when not the cut's (a compaction)."""
+        priced = estimate(requests, self.roster().prices)
+        # The CLI's running total when the session is resumed, so that the next turn's
+        # cost (the total's difference) neither counts the cut requests again nor leaves
+        # out what the estimate missed: closed after a turn_timeout, the CLI saves its total
+        # with the cut requests in it; killed, it saves nothing and resumes with the total
+        # it resumed with last (measured on 2.1.332).
+        if cut == "turn_timeout":
+            self._session_cost.total_usd = round(self._session_cost.total_usd + priced.usd, 6)
+        else:
+            self._session_cost.total_usd = self._restored_usd
+        usage = cut_off(requests, priced.usd, self.session_id, self._session_cost)
+        if not usage.tokens:
+            if cut == "session_died":
+                await self._after_death()
             return
-        usage = TurnUsage(
-            cost_usd=0.0,
-            session_id=self.session_id,
-            session_cost_usd=self._session_cost.total_usd,
-            input_tokens=tokens["input_tokens"],
-            output_tokens=tokens["output_tokens"],
-            cache_read_input_tokens=tokens["cache_read_input_tokens"],
-            cache_creation_input_tokens=tokens["cache_creation_input_tokens"],
-        )
         self.totals = add_turn(self.totals, usage, turn=False)
-        fields = {**usage.fields(), "cost_usd": None}
-        self.log.warning("spend", cause=cause, requests=len(self._turn_tokens), **fields)
+        fields = {**usage.fields(), "cost_estimated": True, "cut_off": cut}
+        if priced.unknown:  # priced at the highest known rate: roster `prices:` can say better
+            fields["price_unknown"] = list(priced.unknown)
+        cause = cause or cut
+        self.log.warning("spend", cause=cause, requests=len(requests), **fields)
         await self.on_event(RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals})
+
+    async def _after_death(self) -> None:
+        """The CLI died: it saves its running total only when it exits cleanly, and a
+        resumed one continues the total it resumed with (measured on 2.1.332), so the next
+        turn's cost is its difference from that, not from the last total seen (a killed
+        session's next turn was charged less what the session had spent). The supervisor
+        keeps the baseline with the agent's totals: a spend of nothing carries them."""
+        self._session_cost.total_usd = self._restored_usd
+        if float(self.totals.get("session_cost_usd") or 0.0) == self._restored_usd:
+            return
+        self.totals = {**self.totals, "session_cost_usd": self._restored_usd}
+        await self.on_event(RunnerEvent.SPEND, {"cause": "session_died", "totals": self.totals})
 
     async def _stopped_for_budget(
         self, batch: list[Message], result: ResultMessage, took_s: float

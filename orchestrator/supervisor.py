@@ -26,7 +26,7 @@ from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
 from orchestrator.agent_meta import AgentMeta
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.control import serve_control
-from orchestrator.lifecycle import NO_PROCESS, SETTLED, AgentState, Lifecycle
+from orchestrator.lifecycle import NO_PROCESS, AgentState, Lifecycle
 from orchestrator.lockfile import SupervisorLock
 from orchestrator.mailbox import SUPERVISOR, SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
 from orchestrator.mailbox.opening import open_queue
@@ -39,7 +39,8 @@ from orchestrator.reload import (
 )
 from orchestrator.roster import Roster
 from orchestrator.sdk_import import SdkImport
-from orchestrator.supervision import chores, launch, registry, restarts
+from orchestrator.supervision import chores, depends, launch, registry, restarts
+from orchestrator.supervision.depends import START_WAIT_S
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
 from orchestrator.supervision.slot import Slot
 from orchestrator.watchman import Watchman
@@ -47,7 +48,6 @@ from orchestrator.watchman import Watchman
 log = structlog.get_logger()
 
 DEFAULT_GRACE_S = 10.0
-START_WAIT_S = 120.0  # how long a layer's start waits for its agents before the next layer
 
 
 def hangup_means() -> str | None:
@@ -258,7 +258,7 @@ class Supervisor:
             started.update(s.name for s in now)
             for slot in now:
                 with anyio.move_on_after(START_WAIT_S):
-                    while slot.state not in SETTLED and not slot.done.is_set():
+                    while not slot.life.settled and not slot.done.is_set():
                         if self._stopping.is_set():
                             return started
                         await self._state_changed.wait()
@@ -390,13 +390,28 @@ class Supervisor:
         return list(self.slots)
 
     async def start_agent(self, name: str) -> str:
-        return await operations.start_agent(self, name)
+        return await self._with_dependencies(name, await operations.start_agent(self, name))
 
     async def stop_agent(self, name: str) -> str:
         return await operations.stop_agent(self, name)
 
     async def restart_agent(self, name: str) -> str:
-        return await operations.restart_agent(self, name)
+        return await self._with_dependencies(name, await operations.restart_agent(self, name))
+
+    async def _with_dependencies(self, name: str, outcome: str) -> str:
+        """``start``/``restart`` start the agent named, not what it depends on (as docker
+        compose's ``restart``); a dependency left stopped or failed is said in the answer,
+        not only in the log (supervision/depends.py)."""
+        if outcome not in ("started", "restarting"):
+            return outcome
+        down = await depends.not_running(self, name)
+        if not down:
+            return outcome
+        which = ", ".join(f"{d} ({state})" for d, state in down.items())
+        return (
+            f"{outcome}, but what it depends on is not running: {which}; "
+            f"start it too: octy-orchestrate start {' '.join(down)}"
+        )
 
     async def resume_budgets(self, names: list[str]) -> list[dict[str, Any]]:
         return await self.budgets.resume(names)

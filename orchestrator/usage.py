@@ -154,6 +154,30 @@ def add_turn(totals: Mapping[str, Any], usage: TurnUsage, *, turn: bool = True) 
     return out
 
 
+def cut_off(
+    requests: Mapping[Any, tuple[str, Mapping[str, Any]]],
+    usd: float,
+    session_id: str | None,
+    session: SessionCost,
+) -> TurnUsage:
+    """A turn cut off before its result: its requests' tokens as far as the stream had
+    counted them (each request's input at its start, its output when its message came),
+    and ``usd``, their priced estimate (orchestrator/prices.py)."""
+
+    def tally(key: str) -> int:
+        return sum(_int(usage, key) for _, usage in requests.values())
+
+    return TurnUsage(
+        cost_usd=usd,
+        session_id=session_id,
+        session_cost_usd=session.total_usd,
+        input_tokens=tally("input_tokens"),
+        output_tokens=tally("output_tokens"),
+        cache_read_input_tokens=tally("cache_read_input_tokens"),
+        cache_creation_input_tokens=tally("cache_creation_input_tokens"),
+    )
+
+
 def _baseline(tokens: Mapping[str, Any]) -> dict[str, int]:
     return {k: _int(tokens, k) for k in TOKEN_KEYS}
 

@@ -14,12 +14,13 @@ from orchestrator.cli.common import CliFailure
 from orchestrator.mailbox import USER
 
 _SHOWN = 60  # characters of a call's input in the table
+_WHY_SHOWN = 90  # ... and of why it asks (the rule, and what could not be read)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "approvals",
-        help="tool calls waiting for approval: id, agent, tool, input, age",
+        help="tool calls waiting for approval: id, agent, tool, input, age, why it asks",
         description="Calls matching an agent's `approve:` rules wait for an answer "
         "(approve ID / deny ID); no answer within approval_timeout denies them.",
     )
@@ -73,7 +74,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     if not rows:
         print("no approvals pending")
         return common.EXIT_OK
-    header = ("ID", "AGENT", "APPROVER", "TOOL", "INPUT", "AGE", "EXPIRES IN")
+    header = ("ID", "AGENT", "APPROVER", "TOOL", "INPUT", "AGE", "EXPIRES IN", "WHY")
     table = [header] + [
         (
             r.id,
@@ -83,6 +84,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
             _short(r.input),
             f"{r.age_s:.0f}s",
             f"{r.expires_in_s:.0f}s",
+            _cut(r.why, _WHY_SHOWN) or "-",
         )
         for r in rows
     ]
@@ -119,7 +121,11 @@ def cmd_answer(args: argparse.Namespace) -> int:
 
 
 def _short(value: object) -> str:
-    text = " ".join(json.dumps(value, ensure_ascii=False).split())
+    return _cut(json.dumps(value, ensure_ascii=False), _SHOWN)
+
+
+def _cut(text: str, shown: int) -> str:
+    text = " ".join(text.split())
     # Only printable text reaches the terminal: the input came from the model.
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+    return text if len(text) <= shown else text[: shown - 1] + "…"

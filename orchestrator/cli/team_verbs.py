@@ -27,6 +27,7 @@ from orchestrator.redact import REDACTOR, for_people
 # (structlog and rich through logconfig and control, yaml, the roster's modules) is
 # imported inside those verbs (issue 14: the CLI's start-up).
 if TYPE_CHECKING:
+    from orchestrator.mailbox.backend import MailboxBackend
     from orchestrator.roster import Roster
 
 CREDENTIAL_VARS = (
@@ -548,62 +549,74 @@ def _ledger_sums(db: QueuePlace) -> dict[str, float]:
         return {}
 
 
-def ps_rows(db: QueuePlace, only: Sequence[str] = ()) -> list[dict[str, Any]]:
+def ps_rows(
+    db: QueuePlace, only: Sequence[str] = (), *, mailbox: MailboxBackend | None = None
+) -> list[dict[str, Any]]:
+    """A row per agent of the registry (or of ``only``). ``mailbox``: the queue already
+    open on ``db`` (`top` keeps one between refreshes); else one is opened for the call."""
+    if mailbox is None:
+        with open_sync(db, readonly=True) as opened:
+            return ps_rows(db, only, mailbox=opened)
     now = time.time()
     rows = []
     # No supervisor holds the team: its agents' recorded states are history, not processes
     # (their pids may be reused by now), as `top` shows them. A NATS team's supervisor may
     # run on another machine: there the registry's states stand.
     team_down = isinstance(db, Path) and holder_pid(db) is None
-    with open_sync(db, readonly=True) as mailbox:
-        leased = mailbox.list(status="leased", limit=100_000)
-        for info in mailbox.agents():
-            if info.name in (USER, SUPERVISOR) or (only and info.name not in only):
-                continue
-            meta = AgentMeta.read(info.meta)  # an old or foreign row reads, never crashes
-            # A participant the supervisor does not manage (a script that ran `register`):
-            # its pid is whatever it registered, its liveness its heartbeat.
-            external = not meta.supervised
-            running = external or (
-                not team_down
-                and info.state in ("starting", "ready", "busy", "blocked", "paused", "stopping")
-            )
-            started = meta.started_at
-            pid = info.pid if running else None
-            here = ps_view.runs_here(pid, meta.pid_start, meta.host, local=isinstance(db, Path))
-            stats = ps_view.proc_stats(pid) if here else None
-            rows.append(
-                {
-                    "name": info.name,
-                    "state": ps_view.shown_state(
-                        info.state, info.heartbeat_at, external=external, now=now, pid=pid
-                    ),
-                    "reason": meta.blocked_reason if info.state == "blocked" else None,
-                    "external": external,
-                    "pid": pid,
-                    # False: the pid is another machine's (or no longer the agent's): no
-                    # CPU or memory is read for it here.
-                    "pid_here": here,
-                    "host": meta.host,
-                    "heartbeat_age_s": (
-                        round(now - info.heartbeat_at, 1) if info.heartbeat_at else None
-                    ),
-                    "uptime_s": round(now - started, 1) if running and started else None,
-                    "cpu_percent": stats.cpu_percent if stats else None,
-                    "rss_bytes": stats.rss_bytes if stats else None,
-                    "restarts": meta.restarts,
-                    "pending": mailbox.pending_count(info.name),
-                    "in_flight": [m.id for m in leased if m.recipient == info.name],
-                    "turns": meta.turns,
-                    "tokens": meta.tokens,
-                    # The agent's total across sessions, and its last turn's (orchestrator.usage).
-                    "cost_usd": round(meta.cost_usd, 6),
-                    "last_turn_cost_usd": round(meta.last_turn_cost_usd, 6),
-                    "session_id": meta.session_id,
-                    **ps_fields(meta),  # spend against budget, context against window
-                    "model_error": meta.model_error,  # the model's last trouble
-                }
-            )
+    # The open messages only (the statuses' indexes, or on NATS the open messages'
+    # hints): `top` reads them every second, and a NATS team's done messages, one read
+    # each, made that cost grow with the queue's history (0.4 s at 2,000 messages).
+    pending = mailbox.pending_counts()
+    leased: dict[str, list[str]] = {}
+    for m in mailbox.list(status="leased", limit=100_000):  # newest first
+        leased.setdefault(m.recipient, []).append(m.id)
+    for info in mailbox.agents():
+        if info.name in (USER, SUPERVISOR) or (only and info.name not in only):
+            continue
+        meta = AgentMeta.read(info.meta)  # an old or foreign row reads, never crashes
+        # A participant the supervisor does not manage (a script that ran `register`):
+        # its pid is whatever it registered, its liveness its heartbeat.
+        external = not meta.supervised
+        running = external or (
+            not team_down
+            and info.state in ("starting", "ready", "busy", "blocked", "paused", "stopping")
+        )
+        started = meta.started_at
+        pid = info.pid if running else None
+        here = ps_view.runs_here(pid, meta.pid_start, meta.host, local=isinstance(db, Path))
+        stats = ps_view.proc_stats(pid) if here else None
+        rows.append(
+            {
+                "name": info.name,
+                "state": ps_view.shown_state(
+                    info.state, info.heartbeat_at, external=external, now=now, pid=pid
+                ),
+                "reason": meta.blocked_reason if info.state == "blocked" else None,
+                "external": external,
+                "pid": pid,
+                # False: the pid is another machine's (or no longer the agent's): no
+                # CPU or memory is read for it here.
+                "pid_here": here,
+                "host": meta.host,
+                "heartbeat_age_s": (
+                    round(now - info.heartbeat_at, 1) if info.heartbeat_at else None
+                ),
+                "uptime_s": round(now - started, 1) if running and started else None,
+                "cpu_percent": stats.cpu_percent if stats else None,
+                "rss_bytes": stats.rss_bytes if stats else None,
+                "restarts": meta.restarts,
+                "pending": pending.get(info.name, 0),
+                "in_flight": leased.get(info.name, []),
+                "turns": meta.turns,
+                "tokens": meta.tokens,
+                # The agent's total across sessions, and its last turn's (orchestrator.usage).
+                "cost_usd": round(meta.cost_usd, 6),
+                "last_turn_cost_usd": round(meta.last_turn_cost_usd, 6),
+                "session_id": meta.session_id,
+                **ps_fields(meta),  # spend against budget, context against window
+                "model_error": meta.model_error,  # the model's last trouble
+            }
+        )
     return rows
 
 

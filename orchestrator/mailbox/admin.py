@@ -161,6 +161,36 @@ class AdminOps(ConsumeOps):
             ).fetchone()
         return int(row[0])
 
+    def pending_counts(self) -> dict[str, int]:
+        """Messages waiting (pending, not responses) per recipient, recipients with none
+        left out: `ps` per agent, from the claim index alone (no message read)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT recipient, count(*) FROM messages "
+                "WHERE status = 'pending' AND kind != 'response' GROUP BY recipient"
+            ).fetchall()
+        return {str(r): int(n) for r, n in rows}
+
+    def status_counts(
+        self, statuses: Sequence[str] = ("pending", "leased", "dead")
+    ) -> dict[str, int]:
+        """How many messages are in each of ``statuses`` (responses left out), every one
+        named a key. One literal status per count, so each reads that status's partial
+        index (messages_claim, messages_leased, messages_dead, messages_done)."""
+        bad = [s for s in statuses if s not in STATUSES]
+        if bad:
+            raise ValueError(f"unknown status {bad[0]!r}; use {', '.join(STATUSES)}")
+        wanted = list(dict.fromkeys(statuses))
+        if not wanted:
+            return {}
+        sql = "SELECT " + ", ".join(
+            f"(SELECT count(*) FROM messages WHERE status = '{s}' AND kind != 'response')"
+            for s in wanted
+        )
+        with self._read() as conn:
+            row = conn.execute(sql).fetchone()
+        return {s: int(n) for s, n in zip(wanted, row, strict=True)}
+
     def list(
         self,
         *,

@@ -441,6 +441,14 @@ class AsyncMailbox:
     async def wake_all(self) -> None:
         await self._call(lambda m: m.wake_all())
 
+    async def pending_counts(self) -> dict[str, int]:
+        return await self._call(lambda m: m.pending_counts())
+
+    async def status_counts(
+        self, statuses: Sequence[str] = ("pending", "leased", "dead")
+    ) -> dict[str, int]:
+        return await self._call(lambda m: m.status_counts(statuses))
+
     async def list(
         self,
         *,

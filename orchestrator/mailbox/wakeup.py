@@ -179,6 +179,7 @@ class ChangeFeed:
         }
         self._bell_names[self.bell_path.name] = None
         self._slot_names = {slot: name for name, slot in self._bell_names.items()}
+        self._slots: dict[str, int] = {}  # recipient -> bucket (crc32 per ring cost ~0.5 us)
 
     @property
     def pushed(self) -> bool:
@@ -272,7 +273,10 @@ class ChangeFeed:
         if topics is None:
             self._ring_slot(None)
             return
-        for slot in {bucket(t) for t in topics}:
+        slots = self._slots
+        if len(slots) > 4096:  # names come from callers: keep the memo bounded
+            slots.clear()
+        for slot in {slots[t] if t in slots else slots.setdefault(t, bucket(t)) for t in topics}:
             self._ring_slot(slot)
 
     def _ring_slot(self, slot: int | None) -> None:

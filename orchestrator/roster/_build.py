@@ -25,6 +25,7 @@ from orchestrator.roster._limits import (
     MAX_LOG_BACKUPS,
     MAX_ROSTER_BYTES,
 )
+from orchestrator.roster._prices import prices as prices_setting
 from orchestrator.roster._queue import queue_setting
 from orchestrator.roster._refs import NameRefs, check_names, report_cycles
 from orchestrator.roster._schema import (
@@ -147,6 +148,7 @@ class _Builder:
             5,
         )
         team_budget = get("budget", budget_setting, None)
+        team_prices = get("prices", prices_setting, FrozenDict())
         raw_defaults = tree.get("defaults")
         defaults: dict[str, Any] = {}
         if raw_defaults is not None:
@@ -173,6 +175,7 @@ class _Builder:
             agents=FrozenDict(agents),
             queue=queue,
             budget=team_budget,
+            prices=team_prices,
         )
 
     def _unknown_keys(

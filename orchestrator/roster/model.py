@@ -112,6 +112,24 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class ModelPrice:
+    """``prices:`` for one model: dollars per million tokens (see orchestrator/prices.py)."""
+
+    input: float
+    output: float
+    cache_write: float
+    cache_read: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "output": self.output,
+            "cache_write": self.cache_write,
+            "cache_read": self.cache_read,
+        }
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """One agent, fully resolved: team defaults applied, paths absolute, prompt read."""
 
@@ -223,6 +241,8 @@ class Roster:
     queue: QueueSetting | None = None
     """``queue: nats://...``: the team's queue on NATS JetStream instead of ``database``."""
     budget: Budget | None = None  # team-wide: every agent's spend together
+    # Per model name: what a turn cut off before the CLI priced it costs (orchestrator/prices.py).
+    prices: Mapping[str, ModelPrice] = field(default_factory=FrozenDict)
 
     @property
     def folder(self) -> Path:
@@ -283,6 +303,7 @@ class Roster:
             "log_backups": self.log_backups,
             "defaults": _thaw_defaults(self.defaults),
             "budget": None if self.budget is None else self.budget.to_dict(),
+            **({"prices": {m: p.to_dict() for m, p in self.prices.items()}} if self.prices else {}),
             "agents": {name: spec.to_dict() for name, spec in self.agents.items()},
             **({} if self.queue is None else {"queue": self.queue.to_dict()}),
         }

@@ -9,4 +9,5 @@ async shell around it (start, watch, reload, stop).
 - ``launch``: when agents may launch (model checked, SDK imported, launcher written).
 - ``restarts``: one agent's task: its sessions one after another, restarted or failed.
 - ``sessions``: one session: its runner built and run, its events turned into state.
+- ``depends``: ``depends_on`` after start-up: a start waits for what is on its way.
 """

@@ -20,13 +20,13 @@ from orchestrator.agent_leases import AgentLeases
 from orchestrator.agent_meta import RESUME_AT
 from orchestrator.lifecycle import Action, AgentState, RestartPolicy, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend
-from orchestrator.supervision import launch, refusals, registry, sessions
+from orchestrator.supervision import depends, launch, refusals, registry, sessions
 from orchestrator.supervision.slot import Slot
 
 log = structlog.get_logger()
 
 
-class Team(sessions.Team, launch.Team, Protocol):
+class Team(sessions.Team, launch.Team, depends.Team, Protocol):
     """What an agent's task needs of the supervisor."""
 
     leases: AgentLeases  # which agents are ours to run (agent_leases.py)
@@ -60,12 +60,15 @@ async def supervise(sup: Team, slot: Slot) -> None:
     finally:
         with anyio.CancelScope(shield=True), contextlib.suppress(errors.QueueError):
             await sup.leases.release(slot.name)
+        slot.life.launch_pending = False  # no session launched by this run any more
         slot.done.set()
         sup.notify_changed()
 
 
 async def _sessions(sup: Team, slot: Slot) -> None:
     launchable = await launch.until_launchable(sup, slot)  # no claude before the SDK is there
+    if launchable:  # started by up, a reload or an operator: what it depends on first
+        await depends.wait_for_dependencies(sup, slot)
     while launchable and slot.want_running and not sup.stopping:
         end = await sessions.one_session(sup, slot)
         decision = slot.life.session_ended(
@@ -88,8 +91,9 @@ async def _sessions(sup: Team, slot: Slot) -> None:
             await _context_reset(sup, slot, end)
             continue
         await sup.record_moves(slot, [slot.state])
-        if decision.why == "requested":
+        if decision.why == "requested":  # `restart AGENT`: a start asked, as above
             log.info("restarting", agent=slot.name, reason="requested")
+            await depends.wait_for_dependencies(sup, slot)
             continue
         log.warning(
             "restarting",

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator import errors, logview, trace
 from orchestrator.cli import common
@@ -37,6 +37,8 @@ from orchestrator.tui import figures
 from orchestrator.tui.procstat import ProcReader
 
 if TYPE_CHECKING:
+    from orchestrator.mailbox.backend import MailboxBackend
+    from orchestrator.mailbox.model import AgentInfo, Message
     from orchestrator.roster.queue_setting import QueueSetting
 
 EVENT_TAIL = 200  # events shown when `top` starts, like `logs -f` shows the last few
@@ -153,6 +155,8 @@ class TeamSource:
     _rss: dict[int, int] = field(default_factory=dict)
     _roster_stamp: tuple[int, int] | None = None
     _ledger: figures.SpendSums = field(default_factory=figures.SpendSums)
+    _client: MailboxBackend | None = None  # a NATS team's queue, kept open (_queue_client)
+    _client_stack: contextlib.ExitStack | None = None
 
     @classmethod
     def resolve(
@@ -204,12 +208,13 @@ class TeamSource:
         self._check_roster()
         now = time.time()
         sup = holder_pid(self.database)
-        rows = ps_rows(self.place)
-        extra = (
-            figures.from_database(self.database, self._ledger)
-            if self.queue is None
-            else figures.from_queue(self.queue, self.database, self._ledger)
-        )
+        if self.queue is None:
+            rows = ps_rows(self.place)
+            extra = figures.from_database(self.database, self._ledger)
+        else:
+            mailbox = cast("MailboxBackend", ReadOnce(self._queue_client(self.queue)))
+            rows = ps_rows(self.queue, mailbox=mailbox)
+            extra = figures.from_queue(mailbox, self.database, self._ledger)
         spent: dict[str, float] = extra["spent"]
         agents = []
         for r in rows:
@@ -270,6 +275,25 @@ class TeamSource:
         )
         return Snapshot(team, tuple(agents), now)
 
+    def _queue_client(self, queue: QueueSetting) -> MailboxBackend:
+        """A NATS team's queue, opened at the first refresh and kept: a connection per
+        refresh cost more than the reads, and the client's tally of statuses
+        (``status_counts``) reads only what changed since the last refresh. The client
+        reconnects by itself; while it is cut off a refresh fails at once (READ FAILED
+        on the team line) rather than after each read's 15 s of retries."""
+        if self._client is None:
+            stack = contextlib.ExitStack()
+            self._client = stack.enter_context(open_sync(queue, readonly=True))
+            self._client_stack = stack
+        nc = getattr(self._client, "nc", None)
+        if nc is not None and not nc.is_connected:
+            raise errors.QueueUnavailable(
+                clean(str(self._client.path)),
+                "the connection to the NATS server is lost",
+                "reconnecting by itself",
+            )
+        return self._client
+
     def _steady_rss(self, pid: int | None, rss: int | None) -> int | None:
         """The memory shown moves only when it changes by more than RSS_STEP: a claude
         process's resident size shifts by a few pages every second, and each shift would
@@ -318,6 +342,10 @@ class TeamSource:
         if self._events is not None:
             self._events.close()
             self._events = None
+        stack, self._client, self._client_stack = self._client_stack, None, None
+        if stack is not None:
+            with contextlib.suppress(errors.OrchestratorError):  # a server already gone
+                stack.close()
 
     # --- views on one agent ----------------------------------------------------------
 
@@ -366,6 +394,31 @@ class TeamSource:
         if not result.get("ok"):
             return f"{command} {shown}: {clean(str(result.get('message')))}"
         return f"{command} {shown}: ok"
+
+
+class ReadOnce:
+    """A NATS team's queue for one refresh: the registry and the messages in flight are
+    read once (a request per agent and per open message), though both the rows
+    (``ps_rows``) and the team line (``figures.from_queue``) use them."""
+
+    def __init__(self, mailbox: MailboxBackend) -> None:
+        self._mailbox = mailbox
+        self._agents: list[AgentInfo] | None = None
+        self._lists: dict[tuple[tuple[str, Any], ...], list[Message]] = {}
+
+    def agents(self) -> list[AgentInfo]:
+        if self._agents is None:
+            self._agents = self._mailbox.agents()
+        return self._agents
+
+    def list(self, **filters: Any) -> list[Message]:
+        key = tuple(sorted(filters.items()))
+        if key not in self._lists:
+            self._lists[key] = self._mailbox.list(**filters)
+        return self._lists[key]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._mailbox, name)
 
 
 def _reason(row: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:

@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.cli import common
 from orchestrator.mailbox import schema
+from orchestrator.mailbox.backend import MailboxBackend
 from orchestrator.mailbox.model import meta_of, number_column
-from orchestrator.mailbox.opening import QueuePlace, open_sync
 
 # The team line's counts, one literal status per count: each is read from that status's
 # partial index (messages_claim, messages_leased, messages_dead), where `status IN (...)
@@ -31,6 +30,7 @@ SPEND_SINCE_SQL = (
     "SELECT agent, sum(usd) FROM spend "
     "WHERE seq > ? AND typeof(usd) = 'real' AND abs(usd) <= 1e308 GROUP BY agent"
 )
+LEASED_LIMIT = 100_000  # as ps_rows lists the messages in flight (one read of them: ReadOnce)
 CLAIMED_SQL = (
     f"SELECT id, {number_column('claimed_at', 'NULL', time=True)} "
     "FROM messages WHERE status = 'leased'"
@@ -63,20 +63,20 @@ def from_database(database: Path, ledger: SpendSums) -> dict[str, Any]:
     }
 
 
-def from_queue(place: QueuePlace, database: Path, ledger: SpendSums) -> dict[str, Any]:
-    """The same, through the queue's client (a NATS team): counts (responses left out),
-    claims and registry from the server; the ledger from this machine's database, where
-    a supervisor that ran here keeps it."""
-    with open_sync(place, readonly=True) as mailbox:
-        messages = mailbox.list(limit=common.MAX_COUNT)
-        registry = mailbox.agents()
-    counts = dict.fromkeys(COUNTED, 0)
-    claimed: dict[str, float] = {}
-    for m in messages:
-        if m.status in counts and m.kind != "response":
-            counts[m.status] += 1
-        if m.status == "leased" and m.claimed_at is not None:
-            claimed[m.id] = m.claimed_at
+def from_queue(mailbox: MailboxBackend, database: Path, ledger: SpendSums) -> dict[str, Any]:
+    """The same, through the queue's client (a NATS team), kept open between refreshes:
+    counts (responses left out) from the client's tally, which reads only the messages
+    written since the last refresh; claims from the leased messages (through their
+    hints); the registry from the server; the ledger from this machine's database, where
+    a supervisor that ran here keeps it. (Listing every message here cost 0.4 s of CPU
+    a refresh at 2,000.)"""
+    counts = mailbox.status_counts(COUNTED)
+    claimed = {
+        m.id: m.claimed_at
+        for m in mailbox.list(status="leased", limit=LEASED_LIMIT)
+        if m.claimed_at is not None
+    }
+    registry = mailbox.agents()
     beats = [a.heartbeat_at for a in registry if a.heartbeat_at is not None]
     return {
         "counts": counts,

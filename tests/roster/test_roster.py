@@ -95,7 +95,7 @@ def test_unknown_keys_suggest_the_nearest_valid_key(team: Path) -> None:
         f"{path}:7: key 'agents.coder.modle': unknown key 'modle'; did you mean 'model'?",
         f"{path}:8: key 'agents.coder.colour': unknown key 'colour'; valid keys are {agent_keys}",
         f"{path}:9: key 'teams': unknown key 'teams'; valid keys are name, defaults, database, "
-        "logs, log_max_bytes, log_backups, agents, budget, queue",
+        "logs, log_max_bytes, log_backups, agents, budget, prices, queue",
     ]
 
 

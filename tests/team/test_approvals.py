@@ -16,7 +16,7 @@ import pytest
 from cli_runner import octy
 from team_harness import Team, agent_rule
 
-from orchestrator.policy import rule_matches
+from orchestrator.approve_rules import rule_matches
 
 TeamFactory = Callable[..., Team]
 

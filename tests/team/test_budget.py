@@ -5,6 +5,7 @@ figures and "prompt is too long" error over HTTP."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -146,6 +147,33 @@ def test_ledger_keeps_spend_across_reopening_and_counts_by_window(tmp_path: Path
     assert reopened.marks() == {"warned/a": 10_800.0}
     assert reopened.prune(before=11_000.0) == 1
     reopened.close()
+
+
+def test_a_ledger_from_before_estimates_gains_the_column_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    """A team database written before the ``estimated`` column: opened by this version
+    (and by two at once), the column is added, the old rows count as the CLI's figures,
+    and an estimated row is marked."""
+    db = tmp_path / "team.db"
+    Mailbox(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE spend (seq INTEGER PRIMARY KEY, agent TEXT NOT NULL, at REAL NOT NULL,"
+            " usd REAL NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0,"
+            " output_tokens INTEGER NOT NULL DEFAULT 0,"
+            " cache_read_input_tokens INTEGER NOT NULL DEFAULT 0,"
+            " cache_creation_input_tokens INTEGER NOT NULL DEFAULT 0)"
+        )
+        conn.execute("INSERT INTO spend (agent, at, usd) VALUES ('a', 1.0, 0.5)")
+    first, second = Ledger(db), Ledger(db)
+    first.record("a", 0.25, {"input_tokens": 10}, at=2.0, estimated=True)
+    assert second.spent("a", since=0).usd == pytest.approx(0.75)
+    first.close()
+    second.close()
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT usd, estimated FROM spend ORDER BY seq").fetchall()
+    assert rows == [(0.5, 0), (0.25, 1)]
 
 
 def test_turn_spend_ignores_missing_and_hostile_figures() -> None:

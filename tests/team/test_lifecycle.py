@@ -451,3 +451,21 @@ def test_jitter_spreads_the_delay_below_the_backoff() -> None:
 def test_session_end_failed() -> None:
     assert not SessionEnd(EndReason.STOPPED).failed
     assert all(SessionEnd(r).failed for r in EndReason if r != EndReason.STOPPED)
+
+
+def test_a_failed_agent_started_again_is_not_settled_until_its_session_is_up() -> None:
+    """For its dependents (supervision/depends.py, Supervisor.start_in_layers): a failed
+    agent started again was taken as settled (FAILED is) before its session launched,
+    and what depends on it started at once."""
+    life = Lifecycle("a")
+    life.start()
+    life.session_starting()
+    life.move(S.FAILED)
+    assert life.settled  # given up: nothing to wait for
+    life.start()
+    assert life.state == S.FAILED
+    assert not life.settled  # started again: on its way
+    life.session_starting()
+    assert not life.settled
+    life.on_runner_event(RunnerEvent.READY)
+    assert life.settled

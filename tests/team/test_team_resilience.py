@@ -326,7 +326,12 @@ def test_reload_says_what_it_did_and_starts_in_dependency_order(team: TeamFactor
     order = state_log(t)
     assert order.index(("base", "ready")) < order.index(("app", "starting")), order
     again = t.octy("reload", "--json")
-    assert json.loads(again.stdout)["changes"] == {"added": [], "removed": [], "restarted": []}
+    assert json.loads(again.stdout)["changes"] == {
+        "added": [],
+        "removed": [],
+        "restarted": [],
+        "started": [],
+    }
     assert t.octy("reload").stdout.strip() == "no change"
     assert t.ask("app", "hi") == "app here"
 

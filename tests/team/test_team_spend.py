@@ -275,7 +275,9 @@ def test_a_turn_ended_by_turn_timeout_is_counted_and_its_redelivery_too(
     assert spent_tokens(t) <= 2 * 30_100 + 11
     (spend,) = t.log_events("spend")
     assert (spend["cause"], spend["input_tokens"]) == ("turn_timeout", 30_000)
-    assert spend["cost_usd"] is None  # the CLI prices a turn at its result: none came
+    # The CLI prices a turn at its result, which never came: the tally is priced instead
+    # (test_team_spend_cutoff.py), 30,000 input and 1 output token at opus-5-5's rates.
+    assert (spend["cost_usd"], spend["cost_estimated"]) == (0.12002, True)
 
 
 def test_a_turn_whose_cli_dies_is_counted(team: TeamFactory) -> None:

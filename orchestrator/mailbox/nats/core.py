@@ -38,6 +38,7 @@ from orchestrator.mailbox.model import (
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig, connect, open_bucket
 from orchestrator.mailbox.nats.faults import retrying, type_public_methods
+from orchestrator.mailbox.nats.tally import StatusTally
 from orchestrator.names import RESERVED_NAMES, name_problem
 
 log = structlog.get_logger("octy.queue.nats")
@@ -48,6 +49,7 @@ RECHECK_S: Final = 2.0
 connected; each re-read is a JetStream API call per waiter (20 idle waiters, 30 s
 waits as an agent's: 2.9-3.5 % of a core at 0.5 s, 0.8-1.3 % at 2 s; docs/benchmarks.md)."""
 OUTAGE_RECHECK_S: Final = 0.5  # between the reads of a wait whose queue is out of reach
+_PAST_THE_END: Final = 2**62  # a subject-list offset no stream reaches
 
 
 class NatsCore:
@@ -66,6 +68,7 @@ class NatsCore:
         self._subject_prefix = f"$KV.{config.namespace}."
         self._said_unreadable: set[str] = set()  # garbled records already warned of
         self._local: set[asyncio.Event] = set()
+        self._tally = StatusTally()  # status_counts(), brought up to date at each call
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -128,6 +131,24 @@ class NatsCore:
             offset += len(page)
             if not page or offset >= int(info.get("total") or 0):
                 return sorted(keys)
+
+    async def _count_keys(self, prefix: str) -> tuple[int, int, str]:
+        """How many live keys are under ``prefix``, the stream's last sequence then, and
+        when the stream was made: one request whose answer holds no key (an offset past
+        the end of the subject list: the server counts them, it does not send them)."""
+        js = self.nc.jetstream(timeout=self.config.request_timeout_s)
+        subject = f"{js._prefix}.STREAM.INFO.{self._stream}"
+        ask = json.dumps(
+            {"subjects_filter": f"{self._subject_prefix}{prefix}>", "offset": _PAST_THE_END}
+        ).encode()
+
+        async def count() -> dict[str, Any]:
+            return await js._api_request(subject, ask, timeout=js._timeout)
+
+        info = await retrying(count)
+        state = info.get("state") or {}
+        total, last = int(info.get("total") or 0), int(state.get("last_seq") or 0)
+        return total, last, str(info.get("created") or "")
 
     async def _scan(self, prefix: str) -> dict[str, bytes]:
         """Every live key under ``prefix`` with its value. The key list comes from the
@@ -282,8 +303,13 @@ class NatsCore:
 
     async def _open_for(self, recipient: str) -> list[Message]:
         """The recipient's pending and leased messages (through the hints), oldest first."""
+        return await self._open_under(f"q.{rec.token(recipient)}.")
+
+    async def _open_under(self, prefix: str) -> list[Message]:
+        """The pending and leased messages whose hints are under ``prefix`` ("q." for
+        every recipient's), in the hints' order (one recipient's: oldest first)."""
         out = []
-        for key in await self._keys(f"q.{rec.token(recipient)}."):
+        for key in await self._keys(prefix):
             message_id = key.rsplit(".", 1)[1]
             found = await rec.get(self.kv, rec.msg_key(message_id))
             if found is None:

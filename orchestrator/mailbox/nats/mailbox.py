@@ -200,6 +200,25 @@ class NatsMailbox(NatsConsumeOps):
             if m.status == "pending" and m.kind != "response"
         )
 
+    async def pending_counts(self) -> dict[str, int]:
+        """Messages waiting per recipient (not responses), through the hints: as many
+        reads as there are open messages, however many are done."""
+        counts: dict[str, int] = {}
+        for m in await self._open_under("q."):
+            if m.status == "pending" and m.kind != "response":
+                counts[m.recipient] = counts.get(m.recipient, 0) + 1
+        return counts
+
+    async def status_counts(
+        self, statuses: Sequence[str] = ("pending", "leased", "dead")
+    ) -> dict[str, int]:
+        """Messages per status, responses left out. The first call reads every message;
+        the next ones on this client only what was written since (tally.py)."""
+        bad = [s for s in statuses if s not in STATUSES]
+        if bad:
+            raise ValueError(f"unknown status {bad[0]!r}; use {', '.join(STATUSES)}")
+        return await self._tally.counts(self, list(dict.fromkeys(statuses)))
+
     # --- tending --------------------------------------------------------------
 
     async def retry(self, message_id: str) -> Message:
@@ -327,12 +346,19 @@ class NatsMailbox(NatsConsumeOps):
         sender: str | None = None,
         limit: int = 100,
     ) -> list[Message]:
-        """Messages matching every filter given, newest first."""
+        """Messages matching every filter given, newest first. The pending or leased
+        ones are read through their hints (`ps` and `top` list the leased ones each
+        refresh): the done messages, most of the bucket, are not read."""
         if status is not None and status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        if status in ("pending", "leased"):
+            prefix = "q." if recipient is None else f"q.{rec.token(recipient)}."
+            found = sorted(await self._open_under(prefix), key=lambda m: m.id)
+        else:
+            found = await self._all_messages()
         out = [
             m
-            for m in reversed(await self._all_messages())
+            for m in reversed(found)
             if (status is None or m.status == status)
             and (recipient is None or m.recipient == recipient)
             and (sender is None or m.sender == sender)

@@ -1,0 +1,339 @@
+"""Commands that hand code to an interpreter, for the reading of :mod:`orchestrator.bash_commands`.
+
+An approval rule names a command (``Bash(git push:*)``); a line that hands code to an
+interpreter runs whatever that code says, and the shell line does not show it:
+``python3 -c "import os; os.system('git push')"``, ``perl -e``, ``node -e``, a here-document
+or a pipe into ``python3 -``/``sh``, a script file (``bash deploy.sh``, ``./deploy.sh``,
+``source env.sh``), a recipe the agent may have written (``make``, ``npm run``), an awk
+program calling ``system``, a sed script with its ``e`` command. Such a hand-off is
+*unread*: :func:`of` says why (``runs code given to python3 -c``), and every ``Bash(…)``
+rule then matches, as for a line that cannot be read.
+
+Where the code handed over is itself a shell line or a command, it is read instead:
+``find -exec CMD ;``, ``git -c core.pager='…'``, ``git rebase --exec '…'``,
+``git submodule foreach '…'``, ``GIT_SSH_COMMAND='…' git fetch`` (:class:`Handoff` ``lines``
+and ``argv``).
+
+The line drawn: code *named by the line* (inline, on stdin, a file it names, a recipe or
+package script it names) is unread; a program that loads project files by its own design
+(pytest's conftest.py, git hooks, a build script of cargo or pip) is judged by its name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+_PYTHON = re.compile(r"(python|pypy)(\d+(\.\d+)?)?")
+# Inline-code options (a short option may be in a cluster: `perl -lne`, `python3 -Ic`),
+# the options whose value is the next word, and the options that only inform.
+_INLINE: Final[dict[str, tuple[str, frozenset[str]]]] = {
+    "python": ("c", frozenset({"-W", "-X", "-Q", "--check-hash-based-pycs"})),
+    "perl": ("eE", frozenset({"-I", "-M", "-m", "-C", "-x"})),
+    "ruby": ("e", frozenset({"-I", "-r", "-C", "-E", "--encoding"})),
+    "node": ("ep", frozenset({"-r", "--require", "--import", "--loader", "-C", "--conditions"})),
+    "php": ("rRBE", frozenset({"-c", "-d", "-z", "-t", "-S", "-F"})),
+    "lua": ("e", frozenset({"-l"})),
+    "Rscript": ("e", frozenset()),
+    "pwsh": ("c", frozenset({"-File", "-f"})),
+    "osascript": ("e", frozenset({"-l"})),
+    "tclsh": ("", frozenset()),
+    "expect": ("c", frozenset({"-f"})),
+}
+_FAMILY: Final[dict[str, str]] = {
+    "nodejs": "node",
+    "ts-node": "node",
+    "tsx": "node",
+    "luajit": "lua",
+    "powershell": "pwsh",
+}
+_INLINE_LONG = frozenset({"--eval", "--print", "-Command", "-command", "--command"})
+_INFO = frozenset({"-V", "--version", "-v", "-h", "--help"})  # alone, they only inform
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "fish", "csh", "tcsh"})
+_SHELL_VALUED = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
+_AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
+_AWK_VALUED = frozenset({"-F", "-v", "--assign", "--field-separator"})
+# An awk program runs a command with system() or a pipe (`print | "sh"`, `"cmd" | getline`).
+_AWK_RUNS = re.compile(r"\bsystem\s*\(|(?<!\|)\|(?!\|)|@load")
+# A sed script runs a command with its `e` command or the `e` flag of `s///e` (GNU sed).
+_SED_RUNS = re.compile(
+    r"(?:^|[;\n{}]|[0-9$/])\s*e(?:\s|;|$)"
+    # one way only to read each character (a backslash pair, or a character that is
+    # neither the delimiter nor a backslash): no backtracking blow-up on `s/\\\\…`
+    r"|s(?P<d>[^\\\n])(?:\\.|(?!(?P=d))[^\\])*(?P=d)(?:\\.|(?!(?P=d))[^\\])*(?P=d)"
+    r"[gpiImM0-9w]*e",
+    re.S,
+)
+_LONGEST = 64 * 1024  # a longer sed script is not searched (quadratic at worst): it asks
+_MAKES = frozenset({"make", "gmake", "bmake", "just", "task", "rake", "invoke"})
+_PACKAGE_MANAGERS = frozenset({"npm", "yarn", "pnpm", "bun", "deno"})
+# Their subcommands that run a script of package.json (or code given inline / in a file);
+# yarn and pnpm also run a script named as their first word (`yarn build`).
+_SCRIPT_RUNNERS = frozenset(
+    {"run", "run-script", "rum", "urn", "test", "t", "tst", "start", "stop", "restart"}
+    | {"exec", "x", "dlx", "eval", "task", "it", "install-test", "cit", "explore"}
+)
+_PM_BUILTINS = frozenset(
+    {"install", "i", "add", "remove", "rm", "uninstall", "ci", "info", "view", "list", "ls"}
+    | {"outdated", "audit", "why", "version", "--version", "-v", "help", "--help", "init"}
+    | {"config", "cache", "login", "logout", "whoami", "publish", "pack", "link", "upgrade"}
+    | {"update", "up", "fmt", "lint", "check", "doc", "search", "prune", "dedupe", "set"}
+)
+# git settings and options whose value is a shell command git runs (`sh -c VALUE`).
+_GIT_PROGRAM_KEY = re.compile(
+    r"(core\.(pager|editor|sshcommand|askpass|fsmonitor)|sequence\.editor|pager\..*"
+    r"|diff\.external|diff\..*\.(textconv|command)|filter\..*\.(clean|smudge|process)"
+    r"|credential\.(.*\.)?helper|gpg\.(.*\.)?program|merge\..*\.driver|interactive\.difffilter"
+    r"|uploadpack\.packobjectshook|remote\..*\.(uploadpack|receivepack)|alias\..*)",
+    re.I,
+)
+_GIT_HOOKS_KEY = re.compile(r"core\.hookspath|include(if)?\..*|init\.templatedir", re.I)
+_GIT_VALUE_OPTIONS = frozenset({"--upload-pack", "--receive-pack", "--exec"})
+_GIT_SHORT_VALUE = {"-u": "clone", "-x": "rebase"}  # `git clone -u`, `git rebase -x`
+# Variables holding a command the program runs through the shell, or code it loads.
+PROGRAM_VARIABLES: Final = frozenset(
+    {"GIT_SSH_COMMAND", "GIT_SSH", "GIT_PAGER", "PAGER", "GIT_EDITOR", "EDITOR", "VISUAL"}
+    | {"GIT_SEQUENCE_EDITOR", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS", "MANPAGER"}
+    | {"GIT_PROXY_COMMAND", "LESSOPEN", "BROWSER"}
+)
+# Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
+# `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
+CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "BASH_ENV": ".",
+        "LD_PRELOAD": ".",
+        "LD_AUDIT": ".",
+        "GIT_EXEC_PATH": ".",
+        "GIT_CONFIG_PARAMETERS": ".",
+        "PERL5OPT": ".",
+        "RUBYOPT": ".",
+        "NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
+    }.items()
+}
+# Environment managers whose `run` runs a command as its words (`uv run python3 x.py`).
+_RUNNERS = frozenset({"uv", "poetry", "pipenv", "pdm", "hatch", "rye", "conda", "mamba"})
+_RUNNER_VALUED = frozenset(
+    {"--with", "--python", "-p", "--env-file", "--group", "--extra", "-n", "--name", "-e"}
+    | {"--package", "--directory", "--project", "--prefix", "--env"}
+)
+_SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/", "/nix/", "/opt/")
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What a command hands over: code that cannot be read (``why``), shell lines that
+    can (``lines``), commands given as words (``argv``)."""
+
+    why: str | None = None
+    lines: tuple[str, ...] = ()
+    argv: tuple[tuple[str, ...], ...] = field(default=())
+
+
+def of(head: str, args: list[str]) -> Handoff | None:
+    """What the command ``head args…`` (its program as written, quotes removed) hands to
+    an interpreter, if anything."""
+    name = head.rsplit("/", 1)[-1]
+    if (name in _RUNNERS and args[:1] == ["run"]) or name in ("npx", "bunx", "pnpx"):
+        inner = _after_runner_options(args[1:] if name in _RUNNERS else args)
+        return Handoff(argv=(tuple(inner),)) if inner else None
+    family = _family(name)
+    if family is not None:
+        return _interpreter(name, family, args)
+    if name in _SHELLS:
+        return _shell(name, args)
+    if name in ("source", "."):
+        return Handoff(f"runs the file {_first(args) or '?'} in this shell ({name})")
+    if name in _AWKS or (name == "busybox" and args[:1] == ["awk"]):
+        return _awk(name, args[1:] if name == "busybox" else args)
+    if name == "sed":
+        return _sed(args)
+    if name == "find":
+        return _find(args)
+    if name == "git":
+        return _git(args)
+    if name in _MAKES:
+        if _informs(args):
+            return None
+        return Handoff(f"runs recipes written in {name}'s file")
+    if name in _PACKAGE_MANAGERS:
+        return _package_manager(name, args)
+    if "{}" in head:
+        return Handoff("runs files found at run time as programs")
+    if "/" in head and not head.startswith(_SYSTEM_DIRS):
+        return Handoff(f"runs the file {head}")
+    return None
+
+
+def _after_runner_options(args: list[str]) -> list[str]:
+    """The command ``uv run``/``poetry run``/``npx`` runs: after its options."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        if args[i] == "--":
+            return args[i + 1 :]
+        i += 2 if args[i] in _RUNNER_VALUED else 1
+    return args[i:]
+
+
+def _family(name: str) -> str | None:
+    if _PYTHON.fullmatch(name):
+        return "python"
+    base = re.sub(r"(?<=[a-z])[\d.]+$", "", name)
+    if base in _INLINE:
+        return base
+    return _FAMILY.get(base)
+
+
+def _informs(args: list[str]) -> bool:
+    return bool(args) and all(a in _INFO for a in args)
+
+
+def _first(args: list[str]) -> str | None:
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
+    letters, valued = _INLINE[family]
+    valued_letters = {v[1] for v in valued if len(v) == 2}  # `-Wdefault`: the rest is a value
+    if _informs(args):
+        return None
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            i += 1
+            break
+        if word == "-" or not word.startswith("-"):
+            break
+        if word in _INLINE_LONG or word.split("=", 1)[0] in _INLINE_LONG:
+            return Handoff(f"runs code given to {name} {word.split('=', 1)[0]}")
+        if word in valued:
+            i += 2
+            continue
+        if family == "python" and word.startswith("-m"):
+            return None  # a module named like a program (python3 -m pytest)
+        if not word.startswith("--"):
+            for c in word[1:]:
+                if c in letters:
+                    return Handoff(f"runs code given to {name} -{c}")
+                if c in valued_letters:
+                    break
+        i += 1
+    if i >= len(args) or args[i] == "-":
+        return Handoff(f"runs code {name} reads from its input (a pipe or here-document)")
+    return Handoff(f"runs the file {args[i]} with {name}")
+
+
+def _shell(name: str, args: list[str]) -> Handoff | None:
+    """A shell without ``-c`` (that one is read as a line): a script or its input."""
+    i = 0
+    while i < len(args) and len(args[i]) > 1 and args[i][0] in "-+":
+        if args[i] in ("--version", "--help"):
+            return None
+        if args[i] == "--":
+            i += 1
+            break
+        stdin = args[i][0] == "-" and not args[i].startswith("--") and "s" in args[i]
+        i += 2 if args[i] in _SHELL_VALUED else 1
+        if stdin:
+            i = len(args)
+    if i >= len(args) or args[i] == "-":
+        return Handoff(f"runs commands {name} reads from its input (a pipe or here-document)")
+    return Handoff(f"runs the file {args[i]} with {name}")
+
+
+def _awk(name: str, args: list[str]) -> Handoff | None:
+    programs: list[str] = []
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        word = args[i]
+        if word in ("-f", "--file") or word.startswith("-f"):
+            return Handoff(f"runs the awk program of a file ({name} -f)")
+        if word in ("-e", "--source", "--exec", "-E"):
+            programs.append(args[i + 1] if i + 1 < len(args) else "")
+            i += 2
+            continue
+        if word == "--":
+            i += 1
+            break
+        i += 2 if word in _AWK_VALUED else 1
+    if not programs and i < len(args):
+        programs.append(args[i])
+    if any(_AWK_RUNS.search(p) for p in programs):
+        return Handoff(f"runs commands from the {name} program (system or a pipe)")
+    return None
+
+
+def _sed(args: list[str]) -> Handoff | None:
+    scripts: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word in ("-f", "--file") or word.startswith("--file="):
+            return Handoff("runs the sed script of a file (its e command runs programs)")
+        if word in ("-e", "--expression"):
+            scripts.append(args[i + 1] if i + 1 < len(args) else "")
+            i += 2
+            continue
+        if word.startswith("--expression="):
+            scripts.append(word.split("=", 1)[1])
+        elif not word.startswith("-") and not scripts:
+            scripts.append(word)
+            break
+        i += 1
+    if any(len(s) > _LONGEST or _SED_RUNS.search(s) for s in scripts):
+        return Handoff("runs commands from the sed script (its e command or s///e)")
+    return None
+
+
+def _find(args: list[str]) -> Handoff | None:
+    argv: list[tuple[str, ...]] = []
+    i = 0
+    while i < len(args):
+        if args[i] in ("-exec", "-execdir", "-ok", "-okdir"):
+            end = next((j for j in range(i + 1, len(args)) if args[j] in (";", "+")), len(args))
+            argv.append(tuple(args[i + 1 : end]))
+            i = end
+        i += 1
+    return Handoff(argv=tuple(argv)) if argv else None
+
+
+def _git(args: list[str]) -> Handoff | None:
+    lines: list[str] = []
+    why: str | None = None
+    seen: set[str] = set()  # the words before this one (`clone` before `-u`)
+    for i, word in enumerate(args):
+        value: str | None = None
+        after = args[i + 1] if i + 1 < len(args) else None
+        if word in ("-c", "--config-env") and after is not None:
+            key, _, value = after.partition("=")
+            if _GIT_HOOKS_KEY.fullmatch(key):
+                why = f"gives git {key}, which runs files"
+                value = None
+            elif not _GIT_PROGRAM_KEY.fullmatch(key):
+                value = None
+            else:
+                value = value.removeprefix("!")
+        elif word in _GIT_VALUE_OPTIONS or _GIT_SHORT_VALUE.get(word, "\0") in seen:
+            value = after
+        elif "=" in word and word.split("=", 1)[0] in _GIT_VALUE_OPTIONS:
+            value = word.split("=", 1)[1]
+        elif word == "run" and "bisect" in seen:
+            return Handoff(why, tuple(lines), (tuple(args[i + 1 :]),))
+        elif word == "foreach" and "submodule" in seen:
+            lines.append(" ".join(a for a in args[i + 1 :] if not a.startswith("-")))
+            break
+        if value is not None:
+            lines.append(value)
+        seen.add(word)
+    return Handoff(why, tuple(lines)) if why or lines else None
+
+
+def _package_manager(name: str, args: list[str]) -> Handoff | None:
+    sub = _first(args)
+    if sub is None or sub in _PM_BUILTINS:
+        return None
+    if sub in _SCRIPT_RUNNERS or name in ("yarn", "pnpm", "bun", "deno"):
+        return Handoff(f"runs the package script or code of {name} {sub}")
+    return None

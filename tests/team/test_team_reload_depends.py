@@ -1,0 +1,268 @@
+"""``depends_on`` honoured after start-up (as docker compose has it): a reload or an
+operator's start of an agent whose dependency is not ready. Real supervisor, real
+bundled claude CLI, scripted model; claudes hung before their handshake are SIGSTOPped
+as they launch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from team_harness import Team, agent_rule, stop_claude_as_it_starts
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+
+RULES = [
+    {"agent": agent_rule("a"), "text": "a is up"},
+    {"agent": agent_rule("b"), "text": "b is up"},
+]
+
+
+def moves(t: Team, agent: str, state: str) -> list[int]:
+    """Where in the supervisor's log ``agent`` moved to ``state`` (line indexes)."""
+    return [
+        i
+        for i, e in enumerate(t.log_events("state"))
+        if e.get("agent") == agent and e.get("state") == state
+    ]
+
+
+def waits_of(t: Team, agent: str) -> list[dict[str, Any]]:
+    return [e for e in t.log_events("waiting_for_dependencies") if e.get("agent") == agent]
+
+
+def patient(t: Team) -> None:
+    """The SDK gives up on a silent handshake after max(this, 60 s): not what is tested."""
+    t.env["CLAUDE_CODE_STREAM_CLOSE_TIMEOUT"] = "900000"
+
+
+def test_an_agent_added_by_a_reload_waits_for_a_dependency_still_connecting(
+    team: TeamFactory,
+) -> None:
+    """a's claude hangs before its handshake; a reload adds b (depends on a). b started
+    at once, beside a dependency that was not there; now it waits for a to be ready."""
+    t = team(RULES, {"a": {"connect_timeout": "600s"}})
+    patient(t)
+    t.up()
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"])
+    try:
+        t.write_roster({"a": {"connect_timeout": "600s"}, "b": {"depends_on": ["a"]}})
+        # The watcher applies it (a `reload` would answer only once b is ready).
+        t.wait_for(
+            lambda: waits_of(t, "b") or t.states().get("b") in ("starting", "ready"),
+            what="b waiting for a, or started",
+        )
+        assert waits_of(t, "b")[0]["dependencies"] == ["a"], t.log_events("state")
+        assert t.states()["a"] == "starting"
+        assert t.states()["b"] == "stopped"
+        assert not moves(t, "b", "starting")
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("a", "b")
+    assert moves(t, "b", "starting")[0] > moves(t, "a", "ready")[0]
+    assert t.ask("b", "up?") == "b is up"
+
+
+def test_a_reload_restarting_an_agent_waits_for_a_dependency_in_its_backoff(
+    team: TeamFactory,
+) -> None:
+    """a crashed and waits out a long backoff; an edit of b (depends on a) restarts b,
+    which waits for a instead of starting blind. `restart a` (not held by the reload)
+    ends a's backoff; b starts once a is ready."""
+    agents: dict[str, dict[str, Any]] = {
+        "a": {"backoff": {"initial": "600s", "max": "600s"}},
+        "b": {"depends_on": ["a"]},
+    }
+    t = team(RULES, agents)
+    t.up()
+    t.wait_ready("a", "b")
+    crashed = t.agent_pid("a")
+    assert crashed
+    os.kill(crashed, signal.SIGKILL)
+    t.wait_for(lambda: t.states()["a"] == "backoff", what="a in its backoff")
+    t.write_roster({**agents, "b": {"depends_on": ["a"], "prompt": "You are b. VERSION TWO"}})
+    t.wait_for(
+        lambda: waits_of(t, "b") or len(moves(t, "b", "starting")) > 1,
+        what="b waiting for a, or restarted",
+    )
+    assert waits_of(t, "b")[0]["dependencies"] == ["a"]
+    assert t.states()["b"] == "stopped"
+    done = t.octy("restart", "a")
+    assert "restarting" in done.stdout, done
+    t.wait_ready("a", "b")
+    assert moves(t, "b", "starting")[-1] > moves(t, "a", "ready")[-1]
+    assert t.ask("b", "up?") == "b is up"
+
+
+def test_a_reload_starts_the_stopped_and_failed_agents_what_it_starts_depends_on(
+    team: TeamFactory,
+) -> None:
+    """As `docker compose up` does: b depends on a (stopped by `stop`) and c (failed: its
+    restart is never). An edit of b restarts it, and starts a and c first, saying so."""
+    agents: dict[str, dict[str, Any]] = {
+        "a": {},
+        "c": {"restart": "never"},
+        "b": {"depends_on": ["a", "c"]},
+    }
+    t = team([*RULES, {"agent": agent_rule("c"), "text": "c is up"}], agents)
+    t.up()
+    t.wait_ready("a", "b", "c")
+    t.octy("stop", "a")
+    pid = t.agent_pid("c")
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    t.wait_for(lambda: t.states()["c"] == "failed", what="c failed")
+    t.write_roster({**agents, "b": {"depends_on": ["a", "c"], "prompt": "You are b. V2"}})
+    done = t.octy("reload", "--json")
+    changes = json.loads(done.stdout)
+    if "already_applied" not in changes:  # else the watcher's answer, with the same changes
+        assert changes["changes"]["restarted"] == ["b"], changes
+    assert sorted(changes["changes"]["started"]) == ["a", "c"], changes
+    t.wait_ready("a", "b", "c")
+    assert moves(t, "b", "starting")[-1] > max(
+        moves(t, "a", "ready")[-1], moves(t, "c", "ready")[-1]
+    )
+    assert t.ask("c", "up?") == "c is up"
+
+
+def test_agents_a_reload_adds_start_in_dependency_order(team: TeamFactory) -> None:
+    """A reload adds x and y (y depends on x); x's claude hangs: y waits for x."""
+    t = team(
+        [*RULES, {"agent": agent_rule("y"), "text": "y is up"}],
+        {"a": {}},
+    )
+    patient(t)
+    t.up()
+    t.wait_ready("a")
+    t.write_roster({"a": {}, "y": {"depends_on": ["x"]}, "x": {"connect_timeout": "600s"}})
+    stuck = stop_claude_as_it_starts("x", t.env["HOME"])
+    try:
+        t.wait_for(lambda: t.states().get("x") == "starting", what="x starting")
+        assert t.states()["y"] == "stopped"
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("x", "y")
+    assert moves(t, "y", "starting")[0] > moves(t, "x", "ready")[0]
+    assert t.ask("y", "up?") == "y is up"
+
+
+def test_start_of_an_agent_whose_dependency_is_stopped_says_so(team: TeamFactory) -> None:
+    """`start b` starts b, not a (compose's `restart` starts no dependency either), and
+    says that what b depends on is not running, and how to start it."""
+    t = team(RULES, {"a": {}, "b": {"depends_on": ["a"]}})
+    t.up()
+    t.wait_ready("a", "b")
+    t.octy("stop", "b", "a")
+    done = t.octy("start", "b")
+    assert "start: b started, but what it depends on is not running: a (stopped)" in done.stdout
+    assert "octy-orchestrate start a" in done.stdout, done
+    t.wait_ready("b")
+    assert t.states()["a"] == "stopped"
+    assert [e["dependencies"] for e in t.log_events("dependency_not_running")] == [{"a": "stopped"}]
+    assert t.ask("b", "up?") == "b is up"
+    done = t.octy("restart", "b")
+    said = "restart: b restarting, but what it depends on is not running: a (stopped)"
+    assert said in done.stdout, done
+    t.wait_for(lambda: len(t.log_events("dependency_not_running")) == 2, what="said again")
+    t.wait_ready("b")
+    assert t.states()["a"] == "stopped"
+
+
+def test_a_dependency_that_crashes_and_restarts_leaves_its_dependents_alone(
+    team: TeamFactory,
+) -> None:
+    """As in compose: a crash of a (restarted by its policy) does not restart b."""
+    t = team(RULES, {"a": {}, "b": {"depends_on": ["a"]}})
+    t.up()
+    t.wait_ready("a", "b")
+    b_pid, a_pid = t.agent_pid("b"), t.agent_pid("a")
+    assert a_pid
+    os.kill(a_pid, signal.SIGKILL)
+    t.wait_for(lambda: t.agent_pid("a") not in (None, a_pid), what="a restarted")
+    t.wait_ready("a")
+    assert t.ask("a", "up?") == "a is up"
+    assert t.agent_pid("b") == b_pid
+    assert len(moves(t, "b", "starting")) == 1
+    assert not waits_of(t, "b")
+
+
+def test_a_reload_removing_an_agent_others_depend_on_is_refused(team: TeamFactory) -> None:
+    """Nothing half-applied: the new file is invalid (b depends on a missing a)."""
+    t = team(RULES, {"a": {}, "b": {"depends_on": ["a"]}, "c": {}})
+    t.up()
+    t.wait_ready("a", "b", "c")
+    pids = {n: t.agent_pid(n) for n in "abc"}
+    t.write_roster({"b": {"depends_on": ["a"]}})  # a and c removed
+    done = t.octy("reload", check=False)
+    assert done.returncode == 1, done
+    assert "depends_on" in done.stderr, done.stderr
+    assert "'a'" in done.stderr, done.stderr
+    assert {n: t.agent_pid(n) for n in "abc"} == pids
+    assert {n: t.states()[n] for n in "abc"} == dict.fromkeys("abc", "ready")
+
+
+def test_restart_waits_for_a_dependency_in_its_backoff_and_stop_ends_the_wait(
+    team: TeamFactory,
+) -> None:
+    """`restart b` while a (which b depends on) waits out a long backoff: b's new session
+    waits for a; `stop b` ends that wait at once; `start b` waits again, until a is up."""
+    agents: dict[str, dict[str, Any]] = {
+        "a": {"backoff": {"initial": "600s", "max": "600s"}},
+        "b": {"depends_on": ["a"]},
+    }
+    t = team(RULES, agents)
+    t.up()
+    t.wait_ready("a", "b")
+    crashed = t.agent_pid("a")
+    assert crashed
+    os.kill(crashed, signal.SIGKILL)
+    t.wait_for(lambda: t.states()["a"] == "backoff", what="a in its backoff")
+    assert "restarting" in t.octy("restart", "b").stdout
+    t.wait_for(
+        lambda: waits_of(t, "b") or len(moves(t, "b", "starting")) > 1,
+        what="b waiting for a, or restarted",
+    )
+    assert len(moves(t, "b", "starting")) == 1  # the first session's only
+    assert t.octy("stop", "b", "--timeout", "30").stdout.strip() == "stop: b stopped"
+    assert t.states()["b"] == "stopped"
+    assert "started" in t.octy("start", "b").stdout
+    t.wait_for(lambda: len(waits_of(t, "b")) == 2, what="b waiting for a again")
+    assert t.states()["b"] == "stopped"
+    t.octy("restart", "a")
+    t.wait_ready("a", "b")
+    assert moves(t, "b", "starting")[-1] > moves(t, "a", "ready")[-1]
+    assert len(moves(t, "b", "starting")) == 2
+
+
+def test_a_failed_agent_a_reload_restarts_is_waited_for_by_what_depends_on_it(
+    team: TeamFactory,
+) -> None:
+    """a failed (its restart is never); an edit changes a and adds b (depends on a). The
+    reload starts a again, then b: b's layer took a's `failed` (the state a is started
+    from) as settled, and started at once, beside an a still connecting."""
+    t = team(RULES, {"a": {"restart": "never"}})
+    patient(t)
+    t.up()
+    t.wait_ready("a")
+    pid = t.agent_pid("a")
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    t.wait_for(lambda: t.states()["a"] == "failed", what="a failed")
+    t.write_roster(
+        {"a": {"restart": "never", "connect_timeout": "600s"}, "b": {"depends_on": ["a"]}}
+    )
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"], besides=[pid])
+    try:
+        t.wait_for(lambda: t.states().get("a") == "starting", what="a starting again")
+        t.wait_for(lambda: "b" in t.states(), what="b registered")
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("a", "b")
+    assert moves(t, "b", "starting")[0] > moves(t, "a", "ready")[-1]
+    assert t.ask("b", "up?") == "b is up"
