@@ -575,6 +575,7 @@ _BY_CODE: dict[str, type[RequestFailed]] = {
         RequestFailed,
         RecipientFailed,
         RecipientRemoved,
+        RecipientStopped,
         RequestExpired,
         WouldDeadlock,
         ModelUnavailable,

@@ -99,9 +99,17 @@ class GiveBack:
         ids = [m.id for m in messages]
         try:
             if failed:
-                for message_id in ids:
+                for m in messages:
+                    if m.kind == "request" and m.attempts >= m.max_attempts:
+                        # Its last attempt: the asker reads turn_failed, as for a turn that
+                        # kept failing, not the queue's `expired` (review I.4).
+                        reason = f"its session died on it {m.attempts} times"
+                        self.log.warning("gave_up", message_id=m.id, reason=reason)
+                        detail = f"'{self.name}' could not handle it: {reason}"
+                        await self.mailbox.fail_request(m.id, errors.TurnFailed.code, detail)
+                        continue
                     try:
-                        await self.mailbox.nack(message_id, owner=self.owner, error="session_died")
+                        await self.mailbox.nack(m.id, owner=self.owner, error="session_died")
                     except errors.LeaseLost:
                         continue
             else:

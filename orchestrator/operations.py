@@ -14,12 +14,14 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
+import structlog
 
 from orchestrator import errors
 from orchestrator.lifecycle import AgentState, Lifecycle
 
 if TYPE_CHECKING:
     from orchestrator.agent_leases import AgentLeases
+    from orchestrator.mailbox import AsyncMailboxBackend
     from orchestrator.runner import AgentRunner
 
 
@@ -41,6 +43,8 @@ class AgentSlot(Protocol):
 
 SlotT = TypeVar("SlotT", bound=AgentSlot)
 
+log = structlog.get_logger()
+
 
 class Team(Protocol[SlotT]):
     """What the operations need of the supervisor: typed here (not by importing it) so
@@ -48,6 +52,7 @@ class Team(Protocol[SlotT]):
 
     grace_s: float
     leases: AgentLeases  # which agents this supervisor may run (agent_leases.py)
+    mailbox: AsyncMailboxBackend | None
 
     @property
     def slots(self) -> dict[str, SlotT]: ...
@@ -105,7 +110,41 @@ async def stop_agent(sup: Team[SlotT], name: str, grace_s: float | None = None) 
                 return "already stopped"
             return f"not running ({slot.state.value})"
         await stop_and_wait(sup, name, grace_s)
+        await _answer_waiters(sup, name)
         return "stopped"
+
+
+async def _answer_waiters(sup: Team[SlotT], name: str) -> None:
+    """Answer ``recipient_stopped`` to the requests someone waits on for the agent just
+    stopped (a live wait-for edge: an agent's or the CLI's `ask`), as a new ask to it is
+    refused: the asker waited out its whole timeout, its turn and inbox with it (review
+    I.1). Notices and requests nobody waits on stay queued for the next `start`. A queue
+    that refuses the writes leaves those asks to their timeout: logged, not fatal."""
+    if sup.mailbox is None:
+        return
+    detail = (
+        f"'{name}' was stopped by the operator before it answered; it answers only once "
+        "someone starts it: send it a notice instead (it waits in its inbox), or ask "
+        "another agent"
+    )
+    code = errors.RecipientStopped.code
+    answered = 0
+    try:
+        for request_id in await sup.mailbox.waited_requests(name):
+            try:
+                request = await sup.mailbox.get(request_id)
+                if (request.kind, request.recipient) != ("request", name):
+                    continue  # a plain-SQL writer's edge that names another message
+                if request.status in ("pending", "leased") and await sup.mailbox.fail_request(
+                    request_id, code, detail
+                ):
+                    answered += 1
+            except errors.MessageNotFound:  # an edge left behind a purged request
+                continue
+    except errors.QueueError as exc:
+        log.error("requests_not_failed", agent=name, code=code, error=str(exc))
+    if answered:
+        log.warning("requests_failed", agent=name, requests=answered, code=code)
 
 
 async def start_agent(sup: Team[SlotT], name: str) -> str:

@@ -7,15 +7,16 @@ death, a SQLite file locked) is tried again for up to ``outage.TOOL_RETRY_S`` un
 the id drawn for it once, so a try whose answer was lost is not stored twice; only
 then does the model read ``queue_unavailable``. Broadcast is not tried again (each of
 its messages has its own id; the queue's own retries ride out an election).
-Failures come back as tool errors with a stable code the model can read:
-``timeout``, ``recipient_unknown``, ``recipient_failed``, ``recipient_removed``,
-``not_allowed``, ``would_deadlock``, ``not_a_request``, ``already_replied``, ``not_found``,
-``budget_exceeded`` (the peer is paused by a budget; the message says until when).
+Failures come back as tool errors with a stable code the model can read: those the
+README's relay section lists (``ask``'s are in its description, prompts.TOOL_SPECS).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,7 +29,7 @@ from orchestrator import errors, outage, relay_route
 from orchestrator.durations import finite_seconds
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message, new_id
-from orchestrator.names import clip_description
+from orchestrator.names import AGENT_NAME_RE, clip_description
 from orchestrator.outage import Outage
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S, SERVER, TOOL_SPECS, text_of
 from orchestrator.roster import Roster
@@ -43,6 +44,7 @@ class Turn:
     messages: list[Message]
     replied: set[str] = field(default_factory=set)  # request ids answered with the reply tool
     asks_in_flight: int = 0  # the turn watchdog does not count time spent waiting on a peer
+    asked: Counter[tuple[str, str]] = field(default_factory=Counter)  # (to, text) -> asks made
 
     @property
     def cause_id(self) -> str | None:
@@ -98,6 +100,11 @@ class Relay:
     # --- checks ---------------------------------------------------------------
 
     async def _check_allowed(self, to: str) -> None:
+        if to != USER and not AGENT_NAME_RE.fullmatch(to):
+            # No such name can be registered; a lone surrogate here reached the database's
+            # encoder and came back as a raw codec error with no code (review I.5).
+            known = sorted(a.name for a in await self.mailbox.agents())
+            raise errors.RecipientUnknown(_printable(to), known)
         spec = self.roster().agents.get(self.agent)
         if spec is not None and not spec.may_message(to):
             known = [a.name for a in await self.mailbox.agents()]
@@ -190,7 +197,7 @@ class Relay:
                 "would_deadlock", "you cannot ask yourself: you would wait on your own answer"
             )
         turn = self.turn
-        request_id, cause_id = new_id(), self._cause()
+        request_id, cause_id = self._ask_id(to, text), self._cause()
 
         async def step() -> Message:
             await self._check_allowed(to)
@@ -200,17 +207,20 @@ class Relay:
             )
 
         try:
-            request = await self._retry("ask", step)
+            await self._retry("ask", step)
         except errors.OrchestratorError as exc:
-            self.log.warning("ask_refused", to=to, code=exc.code, reason=str(exc))
-            return _fail(exc.code, str(exc))
-        self.log.info("asked", to=to, request_id=request.id, body=text, **via)
+            # The same ask, answered before its turn was cut short: that answer, even if
+            # the peer has stopped since (the checks refuse only what would wait).
+            if turn is None or not await self._answered(request_id):
+                self.log.warning("ask_refused", to=to, code=exc.code, reason=str(exc))
+                return _fail(exc.code, str(exc))
+        self.log.info("asked", to=to, request_id=request_id, body=text, **via)
         if turn is not None:
             turn.asks_in_flight += 1
         try:
-            response = await self.mailbox.wait_for_reply(request.id, timeout_s)
+            response = await self.mailbox.wait_for_reply(request_id, timeout_s)
         except errors.RequestFailed as exc:
-            self.log.warning("ask_failed", to=to, request_id=request.id, code=exc.code)
+            self.log.warning("ask_failed", to=to, request_id=request_id, code=exc.code)
             return _fail(exc.code, str(exc))
         finally:
             if turn is not None:
@@ -218,13 +228,15 @@ class Relay:
         answer = text_of(response.body)
         # Logged once the answer is on its way to the CLI: the asker waits for it, not for us.
         log_answered = partial(
-            self.log.info, "answered", by=to, request_id=request.id, body=answer, **via
+            self.log.info, "answered", by=to, request_id=request_id, body=answer, **via
         )
         relay_route.after_result(log_answered)
         return _ok(answer)
 
     async def reply(self, args: dict[str, Any]) -> dict[str, Any]:
         request_id, text = str(args.get("request_id", "")), str(args.get("message", ""))
+        if not _ID_RE.fullmatch(request_id):  # no message has such an id (review I.5)
+            return _fail("not_found", str(errors.MessageNotFound(_printable(request_id))))
         tries = 0
 
         async def step() -> Message:
@@ -293,6 +305,28 @@ class Relay:
     def _cause(self) -> str | None:
         return self.turn.cause_id if self.turn else None
 
+    async def _answered(self, request_id: str) -> bool:
+        """Whether the request stored under ``request_id`` has its answer already."""
+        try:
+            return await self.mailbox.find_reply(request_id) is not None
+        except errors.QueueError:
+            return False
+
+    def _ask_id(self, to: str, text: str) -> str:
+        """The request id of this ask: drawn afresh outside a turn; in a turn, derived from
+        what makes it the same ask when the turn is delivered again (the asker's session
+        restarted mid-ask): the turn's cause, the asker, the peer, the question and which
+        such ask of the turn it is. The replayed ask then finds the request it made before
+        (``request(message_id=...)`` returns it) and waits on it, or reads its answer,
+        instead of making the peer do the work twice (review I.3)."""
+        turn = self.turn
+        if turn is None or turn.cause_id is None:
+            return new_id()
+        turn.asked[(to, text)] += 1
+        key = "\0".join((turn.cause_id, self.agent, to, text, str(turn.asked[(to, text)])))
+        digest = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
+        return "".join(_ID_ALPHABET[(digest >> (5 * i)) & 31] for i in range(16))
+
     # --- the MCP server -----------------------------------------------------------
 
     def tools(self) -> list[SdkMcpTool[Any]]:
@@ -304,6 +338,15 @@ class Relay:
 
     def server(self) -> McpSdkServerConfig:
         return create_sdk_mcp_server(SERVER, tools=self.tools())
+
+
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # new_id's, so check_id takes it
+_ID_RE = re.compile(r"[0-9a-z]{1,40}")  # check_id's: every message id there is
+
+
+def _printable(text: str) -> str:
+    """``text`` for an error message, a lone surrogate escaped (it cannot be encoded)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _call_key(tool: str, args: dict[str, Any]) -> str:

@@ -18,6 +18,12 @@ from orchestrator import errors
 from orchestrator.mailbox import Mailbox, MailboxBackend, Message
 from orchestrator.mailbox.schema import BUSY_TIMEOUT_MS
 
+# What ends `ask` as Ctrl-C does: SIGTERM (a `kill`, a service manager) and SIGHUP (its
+# terminal closed) once ran no `finally`, so a `--as NAME` ask's wait-for edge outlived it
+# for its whole --timeout (review I.2). Each is held, as SIGINT is, until the request is
+# known, then raised as KeyboardInterrupt (ask_verb._ask).
+HELD: frozenset[signal.Signals] = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
 # One lock wait between looks at Ctrl-C: what a Ctrl-C may take to end `ask` (SQLite's busy
 # handler sleeps 1, 2, 5… up to 100 ms between its own tries, so this costs no extra wake-up).
 SLICE_MS = 100
@@ -28,8 +34,8 @@ class NotSent(Exception):
 
 
 def request_unless_interrupted(mb: MailboxBackend, write: Callable[[], Message]) -> Message:
-    """``write()`` with SIGINT blocked in this thread: its Message once committed, or
-    NotSent if a SIGINT became pending while it waited for another connection's write
+    """``write()`` with HELD blocked in this thread: its Message once committed, or
+    NotSent if one of them became pending while it waited for another connection's write
     lock (consumed here: the caller says what happened). Past the queue's usual busy
     timeout in all, DatabaseStalled as before. A NATS queue is written as it always is."""
     if not isinstance(mb, Mailbox):
@@ -42,8 +48,9 @@ def request_unless_interrupted(mb: MailboxBackend, write: Callable[[], Message])
         except errors.DatabaseStalled as exc:
             if not _lock_busy(exc):
                 raise  # a full disk: no wait ends that
-            if signal.SIGINT in signal.sigpending():
-                signal.sigtimedwait({signal.SIGINT}, 0)
+            pending = HELD & signal.sigpending()
+            if pending:
+                signal.sigtimedwait(pending, 0)
                 raise NotSent from None
             if time.monotonic() >= deadline:
                 raise

@@ -9,14 +9,16 @@ agent it reports stopped, failed or paused is refused before anything is sent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
-from orchestrator.cli.ask_commit import NotSent, request_unless_interrupted
+from orchestrator.cli.ask_commit import HELD, NotSent, request_unless_interrupted
 from orchestrator.cli.queue_common import (
     _body,
     _check_sender,
@@ -36,8 +38,25 @@ from orchestrator.mailbox import (
 )
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM, SIGHUP: as Ctrl-C (ask_commit.HELD says why)
+
+
 @_verb
 def _ask(args: argparse.Namespace) -> int:
+    # A signal ignored when `ask` started (nohup, a shell's `cmd &` for SIGINT) stays so.
+    taken = [s for s in HELD - {signal.SIGINT} if signal.getsignal(s) == signal.SIG_DFL]
+    if threading.current_thread() is not threading.main_thread():
+        taken = []  # only the main thread sets handlers (`ask` called in-process by a test)
+    before = {s: signal.signal(s, _interrupted) for s in taken}
+    try:
+        return _ask_held(args)
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+def _ask_held(args: argparse.Namespace) -> int:
     _not_the_supervisor(args.to, "as a recipient")
     body = _body(args)
     req: Message | None = None
@@ -52,7 +71,7 @@ def _ask(args: argparse.Namespace) -> int:
             # below): it is held until the request is known, and lands inside the `try`.
             # While the request waits for another program's write lock, a Ctrl-C ends it
             # unwritten (ask_commit.py).
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
             request_id = new_id()  # as send's: the same request whatever the tries
             try:
                 req = _through_outage(
@@ -117,12 +136,14 @@ def _reply_to(
             exc.code,
         ) from exc
     except KeyboardInterrupt:
-        # Ctrl-C ends the wait, not the request: say where its answer will be.
-        print(
-            f"octy-orchestrate: interrupted; request {req.id} stays queued "
-            f"(see `octy-orchestrate queue show {req.id}`)",
-            file=sys.stderr,
-        )
+        # Ctrl-C ends the wait, not the request: say where its answer will be (on a
+        # terminal that is gone, SIGHUP's, the saying fails: the ending does not).
+        with contextlib.suppress(OSError):
+            print(
+                f"octy-orchestrate: interrupted; request {req.id} stays queued "
+                f"(see `octy-orchestrate queue show {req.id}`)",
+                file=sys.stderr,
+            )
         raise
 
 

@@ -414,6 +414,9 @@ class AsyncMailbox:
     async def find_reply(self, request_id: str) -> Message | None:
         return await self._call(lambda m: m.find_reply(request_id))
 
+    async def waited_requests(self, recipient: str) -> list[str]:
+        return await self._call(lambda m: m.waited_requests(recipient))
+
     async def related(self, message_id: str) -> list[Message]:
         return await self._threaded(lambda m: m.related(message_id))
 

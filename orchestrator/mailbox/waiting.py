@@ -105,6 +105,17 @@ class WaitOps(ConsumeOps):
             self._quiet()  # an edge ends no wait
             conn.execute("DELETE FROM waits WHERE request_id = ?", (request_id,))
 
+    def waited_requests(self, recipient: str) -> list[str]:
+        """The ids of the requests to ``recipient`` that someone waits on now (a live
+        wait-for edge), oldest first: what `stop` answers (operations.stop_agent)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT request_id FROM waits WHERE target = ? AND expires_at > ? "
+                "AND typeof(expires_at) IN ('real', 'integer') ORDER BY request_id",
+                (recipient, self.now()),
+            )
+            return [str(r[0]) for r in rows]
+
     def poll_inbox(self, recipient: str) -> tuple[bool, float]:
         """(something is claimable for ``recipient`` now; seconds until the clock alone
         could make something claimable: a delayed message, an expiring lease)."""

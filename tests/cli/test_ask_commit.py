@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import errors
-from orchestrator.cli.ask_commit import NotSent, request_unless_interrupted
+from orchestrator.cli.ask_commit import HELD, NotSent, request_unless_interrupted
 from orchestrator.mailbox import Mailbox
 
 
@@ -70,3 +70,21 @@ def test_a_full_disk_is_not_waited_out(mb: Mailbox) -> None:
     with pytest.raises(errors.DatabaseStalled):
         request_unless_interrupted(mb, stalled)  # type: ignore[arg-type]
     assert calls == [1]
+
+
+def test_a_sigterm_held_while_the_lock_is_taken_ends_the_write_unwritten(mb: Mailbox) -> None:
+    """SIGTERM and SIGHUP end `ask` as Ctrl-C does (review I.2), before its write too."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+    holder = sqlite3.connect(mb.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        with pytest.raises(NotSent):
+            request_unless_interrupted(mb, lambda: mb.request("user", "bob", "hi?", wait_s=5))
+        assert not HELD & signal.sigpending()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        signal.sigtimedwait(HELD, 0)
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    assert mb.list(limit=10) == []

@@ -146,6 +146,19 @@ class NatsMailbox(NatsConsumeOps):
         found = await rec.get(self.kv, rec.reply_key(request_id))
         return None if found is None else rec.decode_message(found[0], rec.reply_key(request_id))
 
+    async def waited_requests(self, recipient: str) -> list[str]:
+        """The ids of the requests to ``recipient`` someone waits on now (live edges)."""
+        now, found = self.now(), []
+        for key, value in (await self._scan("w.")).items():
+            try:
+                edge = rec.decode_edge(value, key)
+            except errors.RecordUnreadable as exc:
+                self._unreadable(exc)
+                continue
+            if edge["target"] == recipient and edge["expires_at"] > now:
+                found.append(key.split(".", 1)[1])
+        return sorted(found)
+
     async def _reply_if_readable(self, request_id: str) -> Message | None:
         """The request's reply for tending (retry, purge, sweep): one garbled by another
         program is said once and left where it is (not ours to remove), never an error

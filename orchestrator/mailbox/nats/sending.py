@@ -240,19 +240,22 @@ class NatsSendOps(NatsCore):
         message_id = new_id() if message_id is None else check_id(message_id)
         stored = await rec.get(self.kv, rec.msg_key(message_id))
         if stored is not None:
-            # The id is taken: by this very request (a repeat after a lost answer: the
-            # stored one is returned, its edge left as the first call set it) or by
-            # another, whose edge must not be touched (MessageIdTaken).
+            # The id is taken: by this very request (a repeat after a lost answer, or the
+            # relay's ask made again by a replayed turn) or by another, whose edge must not
+            # be touched (MessageIdTaken). Still open, it is waited on again: its edge is
+            # set as for a new one (the first wait's may be gone), as SQLite's OR REPLACE.
             message = await self._put_new(message_id=message_id, **fields)
-            await self._wake(recipient)
-            return message
+            if message.status not in ("pending", "leased"):
+                await self._wake(recipient)
+                return message
         edge = {"waiter": sender, "target": recipient, "expires_at": now + wait_s}
         await self._claim_edge(message_id, edge)
         try:
             cycle = await self._wait_cycle(sender, recipient, now, message_id)
             if cycle is not None:
                 raise errors.WouldDeadlock(request_id="", detail=cycle)
-            message = await self._put_new(message_id=message_id, **fields)
+            if stored is None:
+                message = await self._put_new(message_id=message_id, **fields)
         except BaseException:
             await self._delete(rec.wait_key(message_id))  # the edge is this call's
             raise
@@ -283,6 +286,8 @@ class NatsSendOps(NatsCore):
     async def _wait_cycle(self, sender: str, recipient: str, now: float, own: str) -> str | None:
         """'a -> b -> a' if ``sender`` waiting on ``recipient`` closes a cycle of live
         edges. Paths never revisit a name, so the walk ends whatever the edges are."""
+        if sender == "user":  # the human blocks on nobody: any terminal answers (SQLite's)
+            return None
         edges: dict[str, set[str]] = {}
         for key in await self._keys("w."):
             found = await rec.get(self.kv, key)
@@ -293,14 +298,16 @@ class NatsSendOps(NatsCore):
             except errors.RecordUnreadable as exc:  # no edge: trusted, it could only refuse
                 self._unreadable(exc)
                 continue
-            if edge["expires_at"] > now:
+            if edge["expires_at"] > now and edge["waiter"] != "user":  # as on SQLite
                 edges.setdefault(edge["waiter"], set()).add(edge["target"])
-        paths = [[recipient]]
+        paths, seen = [[recipient]], {recipient}  # each name once: linear, as on SQLite
         while paths:
             path = paths.pop(0)
             if path[-1] == sender:
                 return " -> ".join([sender, *path])
-            paths.extend([*path, t] for t in sorted(edges.get(path[-1], ())) if t not in path)
+            ahead = [t for t in sorted(edges.get(path[-1], ())) if t not in seen]
+            seen.update(ahead)
+            paths.extend([*path, t] for t in ahead)
         return None
 
     async def broadcast(

@@ -182,6 +182,47 @@ async def test_asking_yourself_while_waiting_is_a_deadlock(q: Q) -> None:
         await q.request("alice", "alice", "q", wait_s=5)
 
 
+async def test_the_user_blocks_nobody(q: Q) -> None:
+    """While `ask` from the CLI waits on alice (user -> alice), alice may still ask the
+    human: any terminal answers as `user`, so it is no one blocked waiter (review I)."""
+    await q.request(USER, "alice", "review this", wait_s=30)
+    await q.request("alice", USER, "which branch?", wait_s=30)
+    await q.request("bob", "alice", "q", wait_s=30)  # through alice -> user: no cycle
+    await q.request(USER, "bob", "and you?", wait_s=30)  # bob -> alice -> user: no cycle
+    with pytest.raises(errors.WouldDeadlock):  # agents still refuse their own cycles
+        await q.request("alice", "bob", "q2", wait_s=30)
+
+
+async def test_waited_requests_are_those_someone_waits_on(q: Q, clock: FakeClock) -> None:
+    """What `stop` answers: the requests to an agent with a live wait-for edge, not a
+    fire-and-forget one, not one answered, not one whose waiter's wait ran out."""
+    waited = await q.request("alice", "bob", "q1", wait_s=30)
+    cli = await q.request(USER, "bob", "q2", wait_s=30)  # the CLI's ask: someone waits
+    await q.request("carol", "bob", "q3")  # nobody waits
+    answered = await q.request("carol", "bob", "q4", wait_s=30)
+    await q.reply(answered.id, "bob", "done")
+    await q.request("bob", "carol", "q5", wait_s=30)  # bob's own wait is not on bob
+    short = await q.request("dave", "bob", "q6", wait_s=5)
+    assert set(await q.waited_requests("bob")) == {waited.id, cli.id, short.id}
+    clock.advance(6)
+    assert set(await q.waited_requests("bob")) == {waited.id, cli.id}
+    assert await q.waited_requests("nobody") == []
+
+
+async def test_a_request_made_again_under_its_id_is_waited_on_again(q: Q) -> None:
+    """The relay's ask made again by a replayed turn (its id derived, review I.3): the
+    first wait ended (its edge cleared); the second still counts for the deadlock check."""
+    request_id = new_id()
+    first = await q.request("alice", "bob", "q1", wait_s=30, message_id=request_id)
+    with pytest.raises(errors.RequestTimeout):
+        await q.wait_for_reply(first.id, 0.05)  # the wait ends, its edge with it
+    await q.request("carol", "alice", "free?", wait_s=30)  # alice waits on nobody now
+    again = await q.request("alice", "bob", "q1", wait_s=30, message_id=request_id)
+    assert again.id == first.id
+    with pytest.raises(errors.WouldDeadlock, match="bob -> alice -> bob"):
+        await q.request("bob", "alice", "q2", wait_s=30)
+
+
 async def test_wait_edge_expires_after_wait_s(q: Q, clock: FakeClock) -> None:
     """Once the waiter's wait_s has passed, it no longer blocks anyone's ask."""
     await q.request("alice", "bob", "q1", wait_s=30)
