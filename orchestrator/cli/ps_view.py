@@ -122,6 +122,12 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def cost(usd: float, estimated: bool) -> str:
+    """COST of `ps` and `top`: ``~$0.1200`` when part of it is the runner's estimate (a turn
+    cut off before the CLI priced it, charged at the CLI's own prices: prices.py)."""
+    return f"{'~' if estimated else ''}${usd:.4f}"
+
+
 def memory(rss: int | None) -> str:
     if rss is None:
         return "-"
