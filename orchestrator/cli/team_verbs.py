@@ -593,7 +593,11 @@ def ps_rows(
                 "state": ps_view.shown_state(
                     info.state, info.heartbeat_at, external=external, now=now, pid=pid
                 ),
-                "reason": meta.blocked_reason if info.state == "blocked" else None,
+                "reason": (
+                    meta.blocked_reason
+                    if info.state == "blocked"
+                    else ps_view.frozen_reason(pid, stats)
+                ),
                 "external": external,
                 "pid": pid,
                 # False: the pid is another machine's (or no longer the agent's): no
