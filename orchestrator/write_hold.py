@@ -55,11 +55,30 @@ def team_clis(pids_folder: Path | None) -> list[int]:
     return found
 
 
+def _parent(pid: str) -> int | None:
+    """procid.parent, lean: it runs for every process on the machine, twice a Write
+    (half the CPU of a decoded read of the whole line, measured)."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 1024)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        return int(data[data.rindex(b")") + 2 :].split(b" ", 2)[1])
+    except (ValueError, IndexError):
+        return None
+
+
 def _children() -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and (ppid := procid.parent(int(entry.name))) is not None:
-            out.setdefault(ppid, []).append(int(entry.name))
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (ppid := _parent(name)) is not None:
+            out.setdefault(ppid, []).append(int(name))
     return out
 
 
