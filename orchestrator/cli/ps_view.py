@@ -44,6 +44,7 @@ _STATE_COLOURS = {
 class ProcStats:
     cpu_percent: float
     rss_bytes: int
+    stopped: bool = False  # stopped by a signal (SIGSTOP, SIGTSTP) or a tracer: frozen
 
 
 def runs_here(pid: int | None, pid_start: int | None, host: str | None, *, local: bool) -> bool:
@@ -84,7 +85,17 @@ def proc_stats(pid: int | None) -> ProcStats | None:
     ticks = os.sysconf("SC_CLK_TCK")
     elapsed = uptime_s - start / ticks
     cpu = 100.0 * (utime + stime) / ticks / elapsed if elapsed > 0 else 0.0
-    return ProcStats(round(cpu, 1), resident_pages * os.sysconf("SC_PAGE_SIZE"))
+    stopped = fields[0] in ("T", "t")
+    return ProcStats(round(cpu, 1), resident_pages * os.sysconf("SC_PAGE_SIZE"), stopped)
+
+
+def frozen_reason(pid: int | None, stats: ProcStats | None) -> str | None:
+    """What `ps` and `top` say beside the state of an agent whose process is stopped by a
+    signal: its registry state (busy, ready) is what it was when it froze, and nothing
+    else shows why its turn never ends (turn_timeout restarts it, 10 minutes by default)."""
+    if pid and stats is not None and stats.stopped:
+        return f"process stopped by a signal: `kill -CONT {pid}`"
+    return None
 
 
 def shown_state(
@@ -120,6 +131,12 @@ def duration(seconds: float | None) -> str:
         return "-"
     s = int(seconds)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def cost(usd: float, estimated: bool) -> str:
+    """COST of `ps` and `top`: ``~$0.1200`` when part of it is the runner's estimate (a turn
+    cut off before the CLI priced it, charged at the CLI's own prices: prices.py)."""
+    return f"{'~' if estimated else ''}${usd:.4f}"
 
 
 def memory(rss: int | None) -> str:

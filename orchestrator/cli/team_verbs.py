@@ -536,17 +536,19 @@ def cmd_config(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def _ledger_sums(db: QueuePlace) -> dict[str, float]:
-    """Each agent's spend in the budgets' ledger of a SQLite team (as `top` reads it); none
-    for a NATS team, or a ledger that cannot be read (the registry's totals stand)."""
+def _ledger_sums(db: QueuePlace) -> tuple[dict[str, float], dict[str, float]]:
+    """Each agent's spend in the budgets' ledger of a SQLite team (as `top` reads it), and
+    the part of it the runner estimated; none for a NATS team, or a ledger that cannot be
+    read (the registry's totals stand)."""
     if not isinstance(db, Path):
-        return {}
+        return {}, {}
     from orchestrator.tui.figures import SpendSums  # no Textual: the data side of `top`
 
+    sums = SpendSums()
     try:
-        return SpendSums().read_file(db)
+        return sums.read_file(db), sums.estimated
     except (sqlite3.Error, errors.DatabaseError):
-        return {}
+        return {}, {}
 
 
 def ps_rows(
@@ -591,7 +593,11 @@ def ps_rows(
                 "state": ps_view.shown_state(
                     info.state, info.heartbeat_at, external=external, now=now, pid=pid
                 ),
-                "reason": meta.blocked_reason if info.state == "blocked" else None,
+                "reason": (
+                    meta.blocked_reason
+                    if info.state == "blocked"
+                    else ps_view.frozen_reason(pid, stats)
+                ),
                 "external": external,
                 "pid": pid,
                 # False: the pid is another machine's (or no longer the agent's): no
@@ -637,9 +643,11 @@ def cmd_ps(args: argparse.Namespace) -> int:
         # COST: the larger of the registry's and the budgets' ledger's, as `top` shows it
         # (a reload that removes an agent deletes its row; added back, it starts at 0).
         # Here, not in ps_rows: `top` calls that every second and sums its ledger itself.
-        spent = _ledger_sums(place)
+        spent, estimated = _ledger_sums(place)
         for row in rows:
             row["cost_usd"] = round(max(row["cost_usd"], spent.get(row["name"], 0.0)), 6)
+            # the dollars of cut-off turns the runner priced itself (COST shows ~$)
+            row["cost_estimated_usd"] = round(estimated.get(row["name"], 0.0), 6)
         silent = _supervisor_silence(place) if sup else None
     except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
         raise common.failure_from(exc) from None
@@ -696,7 +704,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
             ",".join(r["in_flight"]) or "-",
             str(r["turns"]),
             str(r["tokens"]),
-            f"${r['cost_usd']:.4f}",
+            ps_view.cost(r["cost_usd"], r["cost_estimated_usd"] > 0),
             budget_cell(r),
             context_cell(r),
         )

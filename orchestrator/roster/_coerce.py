@@ -169,17 +169,26 @@ def integer(
     return coerce
 
 
-def positive_number(value: Any, where: Where) -> Any:
-    """A number above zero, or null for "no limit"."""
-    if value is None or _empty_substitution(value):
-        return None
+def finite_number(value: Any) -> float | int | None:
+    """``value`` as a finite number (a ``${VAR}`` read as one), else None: text, a
+    boolean, NaN and the infinities are not numbers here."""
     number = value
     if isinstance(value, Interpolated):
         try:
             number = float(value)
         except ValueError:
-            number = value
+            return None
     if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+        return None
+    return number
+
+
+def positive_number(value: Any, where: Where) -> Any:
+    """A number above zero, or null for "no limit"."""
+    if value is None or _empty_substitution(value):
+        return None
+    number = finite_number(value)
+    if number is None:
         return wrong_type("a number (like 2.5) or null for no limit", value, where)
     if number <= 0:
         return where.error(f"must be greater than 0, got {number:g}; leave it out for no limit")

@@ -4,14 +4,12 @@ only to price a turn cut off before the CLI priced it (orchestrator/prices.py)."
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from orchestrator.redact import escape_controls
 from orchestrator.roster import _coerce as c
-from orchestrator.roster._interpolate import Interpolated
 from orchestrator.roster._yaml import join
 from orchestrator.roster.model import FrozenDict, ModelPrice
 
@@ -85,13 +83,8 @@ def _price(value: Any, where: c.Where) -> Any:
 
 
 def _rate(value: Any, where: c.Where) -> Any:
-    number = value
-    if isinstance(value, Interpolated):
-        try:
-            number = float(value)
-        except ValueError:
-            number = value
-    if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
+    number = c.finite_number(value)
+    if number is None:
         return c.wrong_type("dollars per million tokens, a number like 3 or 0.3", value, where)
     if not 0 <= number <= MAX_PRICE:
         return where.error(

@@ -96,6 +96,7 @@ class AgentRow:
     cpu_pct: float | None
     rss_bytes: int | None
     budget_share: float | None = None  # spend / budget, the nearer of agent and team budgets
+    cost_estimated: bool = False  # COST holds dollars the runner priced (a cut-off turn)
     context_share: float | None = None  # context in use / the model's window
 
 
@@ -248,6 +249,7 @@ class TeamSource:
                     rss_bytes=self._steady_rss(pid, proc.rss_bytes),
                     budget_share=budget_share(r),
                     context_share=context_share(r),
+                    cost_estimated=extra["estimated"].get(r["name"], 0.0) > 0,
                 )
             )
         shown = {a.name for a in agents}

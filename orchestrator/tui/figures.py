@@ -27,8 +27,12 @@ COUNTS_SQL = "SELECT " + ", ".join(
 SPEND_LAST_SQL = "SELECT coalesce(max(seq), 0) FROM spend"
 # (Plain SQL may write text or 1e400 in a row: that row is left out, not the agent's sum.)
 SPEND_SINCE_SQL = (
-    "SELECT agent, sum(usd) FROM spend "
+    "SELECT agent, sum(usd), sum(CASE WHEN estimated = 1 THEN usd ELSE 0.0 END) FROM spend "
     "WHERE seq > ? AND typeof(usd) = 'real' AND abs(usd) <= 1e308 GROUP BY agent"
+)
+# A ledger no supervisor of this version has opened yet has no `estimated` column.
+SPEND_SINCE_OLD_SQL = SPEND_SINCE_SQL.replace(
+    "sum(CASE WHEN estimated = 1 THEN usd ELSE 0.0 END)", "0.0"
 )
 LEASED_LIMIT = 100_000  # as ps_rows lists the messages in flight (one read of them: ReadOnce)
 CLAIMED_SQL = (
@@ -57,6 +61,7 @@ def from_database(database: Path, ledger: SpendSums) -> dict[str, Any]:
     return {
         "counts": counts,
         "spent": spent,
+        "estimated": dict(ledger.estimated),
         "claimed": {k: v for k, v in claimed.items() if v is not None},
         "meta": meta,
         "last_heartbeat": max(beats) if beats else None,
@@ -81,6 +86,7 @@ def from_queue(mailbox: MailboxBackend, database: Path, ledger: SpendSums) -> di
     return {
         "counts": counts,
         "spent": ledger.read_file(database),
+        "estimated": dict(ledger.estimated),
         "claimed": claimed,
         "meta": {a.name: a.meta if isinstance(a.meta, dict) else {} for a in registry},
         "last_heartbeat": max(beats) if beats else None,
@@ -93,6 +99,9 @@ class SpendSums:
     (a full sum each second would scan every turn of 35 days)."""
 
     spent: dict[str, float] = field(default_factory=dict)
+    # the part of each agent's spend the runner priced itself (a turn cut off before the
+    # CLI priced it: prices.py); `ps` and `top` mark such a COST as an estimate
+    estimated: dict[str, float] = field(default_factory=dict)
     upto: tuple[tuple[int, int] | None, int] = (None, 0)  # (the file, its last seq summed)
 
     def read(self, conn: sqlite3.Connection, database: Path) -> dict[str, float]:
@@ -101,18 +110,29 @@ class SpendSums:
             (last,) = conn.execute(SPEND_LAST_SQL).fetchone()
             seen_file, seen = self.upto
             if identity != seen_file or int(last) < seen:  # another file, or emptied
-                self.spent, seen = {}, 0
+                self.spent, self.estimated, seen = {}, {}, 0
             if int(last) != seen:
-                for agent, usd in conn.execute(SPEND_SINCE_SQL, (seen,)):
+                for agent, usd, guessed in self._since(conn, seen):
                     # (a sum of finite rows may still overflow)
                     if isinstance(agent, str) and isinstance(usd, float) and math.isfinite(usd):
                         self.spent[agent] = self.spent.get(agent, 0.0) + usd
+                        if isinstance(guessed, float) and math.isfinite(guessed) and guessed:
+                            self.estimated[agent] = self.estimated.get(agent, 0.0) + guessed
         except sqlite3.OperationalError as exc:
             if "no such table" not in str(exc):
                 raise
             return {}  # no supervisor has counted a turn in this file yet
         self.upto = (identity, int(last))
         return dict(self.spent)
+
+    @staticmethod
+    def _since(conn: sqlite3.Connection, seen: int) -> list[tuple[object, object, object]]:
+        try:
+            return conn.execute(SPEND_SINCE_SQL, (seen,)).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "estimated" not in str(exc):
+                raise
+            return conn.execute(SPEND_SINCE_OLD_SQL, (seen,)).fetchall()
 
     def read_file(self, database: Path) -> dict[str, float]:
         """From a database that may not exist (a NATS team's, on a machine that never

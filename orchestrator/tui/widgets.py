@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input, RichLog, Static
 
+from orchestrator.cli import ps_view
 from orchestrator.tui.data import AgentRow, Event, TeamStatus, clean
 
 KEEP_EVENTS = 2000  # events the pane holds (and re-filters with `/`)
@@ -122,7 +123,7 @@ def _cells(row: AgentRow, live: bool) -> list[Text]:
         f"{flight} {age(row.in_flight_age_s)}" if row.in_flight else "-",
         str(row.turns),
         count(row.tokens),
-        f"${row.cost_usd:.4f}",
+        ps_view.cost(row.cost_usd, row.cost_estimated),
         percent(row.budget_share),
         percent(row.context_share),
         # whole percents: tenths of an idle process's CPU come and go with each 10 ms
