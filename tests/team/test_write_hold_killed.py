@@ -90,7 +90,8 @@ def test_commands_held_by_a_killed_supervisor_go_on(
     tree = write_hold.descendants([cli])
     hold = write_hold.Hold()
     # The hold as the hook makes it, from this process (descendants does not ask whose).
-    hold.hold("w", [cli], folder / write_hold.RECORD if cleaner else None)
+    # No timer of this process's may continue them: only the cleaner under test.
+    hold.hold("w", [cli], folder / write_hold.RECORD if cleaner else None, max_s=3600)
     assert t.proc is not None
     if cleaner == "up":
         watchman = watchman_of(t.proc.pid)
@@ -120,3 +121,4 @@ def test_commands_held_by_a_killed_supervisor_go_on(
         for p in alive:
             with contextlib.suppress(OSError):
                 os.kill(p, signal.SIGKILL)
+        hold.release_all()  # its timer (the processes are gone: start times differ)
