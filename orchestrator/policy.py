@@ -24,7 +24,6 @@ reaches it, while every call, a subagent's included, passes the hook.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -220,11 +219,10 @@ class Policy:
         return why
 
     def _hold(self, key: str) -> None:
-        write_hold.TEAM.hold(key, write_hold.team_clis(self.pids))
-        # Released when the CLI reports the call done; this, if it never does.
-        timer = threading.Timer(write_hold.HOLD_MAX_S, write_hold.TEAM.release, (key,))
-        timer.daemon = True
-        timer.start()
+        # Released when the CLI reports the call done, or after HOLD_MAX_S if it never
+        # does; recorded beside the pid files for the watchman if this process dies first.
+        record = None if self.pids is None else self.pids.parent / write_hold.RECORD
+        write_hold.TEAM.hold(key, write_hold.team_clis(self.pids), record)
 
 
 def _deny(reason: str) -> HookJSONOutput:

@@ -9,7 +9,8 @@ The supervisor starts this script (:func:`start`) when it writes its launcher, i
 session of its own (a terminal's Ctrl-C does not reach it) and holding only the read
 end of a pipe whose write end only the supervisor holds (close-on-exec: no claude or
 socat inherits it). The read returns end-of-file once the supervisor is gone, however it
-died; then the watchman waits for each claude of the folder's ``pids/`` to be gone, kills
+died; then the watchman continues what a write hold had stopped
+(:func:`continue_held`), waits for each claude of the folder's ``pids/`` to be gone, kills
 what their sandboxes left (:func:`orchestrator.procid.kill_orphaned_helpers`: proven, never
 on a pid alone), removes the folder and exits. After a clean stop (the supervisor removed
 the folder itself) it finds nothing and exits.
@@ -134,6 +135,56 @@ def _wait_gone(pid: int) -> None:
         os.close(fd)
 
 
+def _start_ticks(pid: int) -> int | None:
+    """procid.start_ticks, with ``os`` alone."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        text = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    fields = text[text.rfind(b")") + 2 :].split()
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def continue_held(folder_fd: int) -> list[int]:
+    """Continue what the dead supervisor's write hold had stopped (orchestrator/write_hold.py
+    records ``pid start`` lines in ``held``): a sandboxed command in a pid namespace or
+    session of its own may outlive its claude, stopped for ever. Each checked through a
+    pidfd against its recorded start time; the pids continued."""
+    try:
+        fd = os.open("held", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder_fd)
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as f:
+        lines = f.read(1 << 20).splitlines()
+    import signal  # noqa: PLC0415 - only once there is something to continue
+
+    continued = []
+    for line in lines:
+        words = line.split()
+        if len(words) != 2 or not all(w.isdigit() for w in words):
+            continue
+        pid, start = int(words[0]), int(words[1])
+        if not 1 < pid < 2**31:
+            continue
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            continue
+        try:
+            if _start_ticks(pid) == start:
+                signal.pidfd_send_signal(pidfd, signal.SIGCONT)
+                continued.append(pid)
+        except OSError:
+            pass
+        finally:
+            os.close(pidfd)
+    return continued
+
+
 def clean(folder: str, socat: str | None) -> None:
     """What a supervisor that is gone left in ``folder``: its claudes waited for, their
     sandboxes' proxies killed, the folder removed. Nothing if the folder is gone (a clean
@@ -145,6 +196,7 @@ def clean(folder: str, socat: str | None) -> None:
     try:
         if os.fstat(fd).st_uid != os.geteuid():
             return
+        continue_held(fd)  # first: the claudes' exits below may wait on them
         waited: set[int] = set()
         # Again until no new pid: a launcher the supervisor started as it died may write
         # its pid late.

@@ -17,7 +17,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from orchestrator import errors, preflight, watchman
+from orchestrator import errors, preflight, watchman, write_hold
 from orchestrator.agent_meta import LAUNCHING
 from orchestrator.launcher import launcher_folder, make_launcher, remove_launcher
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
@@ -126,7 +126,9 @@ def write_launcher() -> tuple[str | None, Watchman | None]:
 
 def release_launcher(sup: Team) -> None:
     """At the team's end: the launcher folder removed, then the watchman let go (it finds
-    nothing left to do, and exits)."""
+    nothing left to do, and exits). A write hold in progress ends: nothing the team's
+    claudes started stays stopped (orchestrator/write_hold.py)."""
+    write_hold.TEAM.release_all()
     if sup.cli_path:
         remove_launcher(sup.cli_path)
     if sup.watchman is not None:

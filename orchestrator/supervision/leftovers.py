@@ -19,7 +19,7 @@ import structlog
 from orchestrator import procid
 from orchestrator.launcher import LAUNCHER_PREFIX, Maker, bundled_cli
 from orchestrator.mailbox import SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
-from orchestrator.watchman import may_be_cli, recorded_cli_pids
+from orchestrator.watchman import continue_held, may_be_cli, recorded_cli_pids
 
 log = structlog.get_logger()
 
@@ -90,6 +90,7 @@ def remove_dead_launchers(tmp: str | None = None) -> list[str]:
             if maker is None or not maker.gone():
                 continue
             pids = recorded_cli_pids(fd)
+            continue_held(fd)  # what its write hold stopped (orchestrator/write_hold.py)
         finally:
             os.close(fd)
         if any(procid.running(pid) and may_be_cli(pid) for pid in pids):

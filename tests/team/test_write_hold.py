@@ -1,10 +1,16 @@
 """write_hold: what the team's claudes started is stopped while a file tool writes, and
-continued after; only under a process this one started (real processes, real signals)."""
+continued after; only under a process this one started (real processes, real signals).
+What was stopped before stays stopped; overlapping holds, their timers and `down` resume
+nothing another hold needs and leave nothing stopped; a supervisor killed while holding
+leaves nothing stopped either (its watchman continues what it held)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,10 +18,12 @@ import pytest
 
 from orchestrator import write_hold
 
-# A stand-in for a claude: it starts a grandchild that counts in a file, and waits.
+# A stand-in for a claude: it starts two grandchildren that count in files, and waits
+# (it exits when its stdin closes, as a claude does when its supervisor dies).
 CLAUDE = """
 import subprocess, sys
-subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]])
+for count in sys.argv[2:]:
+    subprocess.Popen([sys.executable, "-c", sys.argv[1], count], start_new_session=True)
 sys.stdin.read()
 """
 COUNTER = """
@@ -28,24 +36,29 @@ while True:
     os.replace(sys.argv[1] + ".tmp", sys.argv[1])
 """
 
+Claude = tuple[subprocess.Popen[bytes], list[Path]]
+
+
+def kill_tree(root: int) -> None:
+    for pid in write_hold.descendants([root]):
+        subprocess.run(["kill", "-KILL", str(pid)], check=False)
+
 
 @pytest.fixture
-def claude(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    count = tmp_path / "count"
+def claude(tmp_path: Path) -> Iterator[Claude]:
+    counts = [tmp_path / "count0", tmp_path / "count1"]
     proc = subprocess.Popen(
-        [sys.executable, "-c", CLAUDE, COUNTER, str(count)], stdin=subprocess.PIPE
+        [sys.executable, "-c", CLAUDE, COUNTER, *map(str, counts)], stdin=subprocess.PIPE
     )
-    yield proc, count
-    for pid in write_hold.descendants([proc.pid]):
-        subprocess.run(["kill", "-KILL", str(pid)], check=False)
+    until(lambda: all(read(c) > 0 for c in counts), "the counters running")
+    yield proc, counts
+    kill_tree(proc.pid)
     proc.kill()
     proc.communicate()
 
 
-def until(predicate: Callable[[], object], what: str) -> None:
-    import time
-
-    deadline = time.monotonic() + 30
+def until(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
@@ -58,26 +71,149 @@ def read(count: Path) -> int:
         return 0
 
 
+def counter_pids(proc: subprocess.Popen[bytes]) -> list[int]:
+    """The grandchildren, in the order of their counts (their argv names the file)."""
+    pids = write_hold.descendants([proc.pid])
+    return sorted(pids, key=lambda p: Path(f"/proc/{p}/cmdline").read_bytes())
+
+
+def going_on(count: Path) -> Callable[[], bool]:
+    frozen = read(count)
+    return lambda: read(count) > frozen
+
+
 def test_the_commands_of_the_teams_claudes_stand_still_while_held(
-    tmp_path: Path, claude: tuple[subprocess.Popen[bytes], Path]
+    tmp_path: Path, claude: Claude
 ) -> None:
-    proc, count = claude
+    proc, counts = claude
     pids = tmp_path / "pids"
     pids.mkdir()
     (pids / "a").write_text(f"{proc.pid}\n")
     (pids / "forged").write_text("1\n")  # not a child of this process: ignored
     assert write_hold.team_clis(pids) == [proc.pid]
-    until(lambda: read(count) > 0, "the counter running")
     hold = write_hold.Hold()
-    assert hold.hold("w1", write_hold.team_clis(pids)) == 1
-    assert hold.hold("w2", write_hold.team_clis(pids)) == 1  # a second write, same hold
-    frozen = read(count)
-    [grandchild] = write_hold.descendants([proc.pid])
-    assert write_hold._state(grandchild) == "T"
+    assert hold.hold("w1", write_hold.team_clis(pids)) == 2
+    assert hold.hold("w2", write_hold.team_clis(pids)) == 2  # a second write, same hold
+    frozen = read(counts[0])
+    grandchildren = counter_pids(proc)
+    assert [write_hold._state(p) for p in grandchildren] == ["T", "T"]
     assert write_hold._state(proc.pid) != "T"  # the claude itself writes: never stopped
-    assert read(count) == frozen
+    assert read(counts[0]) == frozen
     hold.release("w1")
-    assert write_hold._state(grandchild) == "T"  # w2 still held
+    assert [write_hold._state(p) for p in grandchildren] == ["T", "T"]  # w2 still held
     hold.release("w2")
-    until(lambda: read(count) > frozen, "the counter going on")
+    until(lambda: read(counts[0]) > frozen, "the counter going on")
     assert hold.held == set()
+
+
+def test_a_process_stopped_before_the_hold_stays_stopped_after(claude: Claude) -> None:
+    """The operator's SIGSTOP (or a shell's Ctrl-Z) is theirs: the release continues only
+    what the hold stopped."""
+    proc, counts = claude
+    theirs, other = counter_pids(proc)
+    os.kill(theirs, signal.SIGSTOP)
+    until(lambda: write_hold._state(theirs) == "T", "the operator's stop")
+    hold = write_hold.Hold()
+    hold.hold("w", [proc.pid])
+    assert write_hold._state(other) == "T"
+    hold.release("w")
+    until(going_on(counts[1]), "the other counter going on")
+    assert write_hold._state(theirs) == "T"
+    frozen = read(counts[0])
+    os.kill(theirs, signal.SIGCONT)
+    until(lambda: read(counts[0]) > frozen, "the operator's own continue")
+
+
+def test_a_timer_resumes_nothing_another_hold_still_needs(claude: Claude) -> None:
+    """A write the CLI never reports done is let go after max_s; another agent's write
+    held meanwhile keeps everything stopped, and a timer firing for a key already released
+    changes nothing."""
+    proc, counts = claude
+    grandchildren = counter_pids(proc)
+    hold = write_hold.Hold()
+    hold.hold("never-reported", [proc.pid], max_s=0.2)
+    hold.hold("other-agent", [proc.pid])
+    until(lambda: hold.held == {"other-agent"}, "the first hold's timer")
+    assert [write_hold._state(p) for p in grandchildren] == ["T", "T"]
+    # A key released by its report, then held again by another: the first's timer is
+    # cancelled, and a stale release of it changes nothing.
+    hold.hold("reported", [proc.pid], max_s=0.2)
+    hold.release("reported")
+    hold.release("reported")
+    hold.release("never-reported")
+    assert hold.held == {"other-agent"}
+    assert [write_hold._state(p) for p in grandchildren] == ["T", "T"]
+    hold.release("other-agent")
+    until(going_on(counts[0]), "the counter going on")
+
+
+def test_release_all_continues_everything_held(claude: Claude) -> None:
+    """`down` / a stop during a hold (supervision.launch.release_launcher) leaves
+    nothing stopped, and no timer left to fire."""
+    from orchestrator.supervision import launch
+
+    class Ended:
+        cli_path = None
+        watchman = None
+
+    proc, counts = claude
+    write_hold.TEAM.hold("a", [proc.pid])
+    write_hold.TEAM.hold("b", [proc.pid])
+    launch.release_launcher(Ended())  # type: ignore[arg-type]
+    assert write_hold.TEAM.held == set()
+    until(going_on(counts[0]), "the counter going on")
+    until(going_on(counts[1]), "the other counter going on")
+    assert write_hold.TEAM._timers == {}
+
+
+# A stand-in supervisor: its watchman started, a claude (the stand-in above) whose
+# commands it holds; it says "held" and waits to be killed.
+SUPERVISOR = """
+import subprocess, sys, time
+from pathlib import Path
+from orchestrator import watchman, write_hold
+folder = Path(sys.argv[1])
+watchman.start(str(folder), None)
+claude = subprocess.Popen([sys.executable, "-c", sys.argv[2], *sys.argv[3:]],
+                          stdin=subprocess.PIPE)
+(folder / "pids").mkdir()
+(folder / "pids" / "a").write_text(f"{claude.pid}\\n")
+while len(write_hold.descendants([claude.pid])) < 2:
+    time.sleep(0.01)
+write_hold.TEAM.hold("w", write_hold.team_clis(folder / "pids"), folder / write_hold.RECORD)
+print("held", *sorted(write_hold.descendants([claude.pid])), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_supervisor_killed_while_holding_leaves_nothing_stopped(tmp_path: Path) -> None:
+    """SIGKILL (or the OOM killer) between the hook's hold and the release: the claude
+    goes with its supervisor, but a sandboxed command in a session (or pid namespace) of
+    its own lives on, and stayed stopped for ever. The watchman continues it."""
+    folder = tmp_path / "octy-test"
+    folder.mkdir(mode=0o700)
+    counts = [tmp_path / "count0", tmp_path / "count1"]
+    sup = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, str(folder), CLAUDE, COUNTER, *map(str, counts)],
+        stdout=subprocess.PIPE,
+    )
+    held: list[int] = []
+    try:
+        assert sup.stdout is not None
+        words = sup.stdout.readline().split()
+        assert words[:1] == [b"held"], words
+        held = [int(w) for w in words[1:]]
+        assert len(held) == 2
+        assert [write_hold._state(p) for p in held] == ["T", "T"]
+        sup.kill()
+        sup.wait()
+        until(lambda: all(write_hold._state(p) not in ("T", "t") for p in held), "continued")
+        until(going_on(counts[0]), "the counter going on")
+        until(lambda: not folder.exists(), "the watchman's cleanup")
+    finally:
+        sup.kill()
+        sup.wait()
+        assert sup.stdout is not None
+        sup.stdout.close()  # (the counters hold it too: not read to its end)
+        for pid in held:
+            subprocess.run(["kill", "-KILL", str(pid)], check=False)

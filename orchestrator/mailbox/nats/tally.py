@@ -21,7 +21,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import nats.errors
 import nats.js.errors
@@ -30,9 +30,30 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from orchestrator.mailbox.nats.faults import retrying
 
 if TYPE_CHECKING:
+    from nats.aio.client import Client
     from nats.js import JetStreamContext
 
-    from orchestrator.mailbox.nats.core import NatsCore
+    from orchestrator.mailbox.model import Message
+    from orchestrator.mailbox.nats.connect import NatsConfig
+
+
+class NatsCore(Protocol):
+    """What the tally reads of the NATS client (``core.NatsCore``, which holds a tally:
+    named here, not imported, so the two modules do not import each other)."""
+
+    config: NatsConfig
+    _stream: str
+    _subject_prefix: str
+
+    @property
+    def nc(self) -> Client: ...
+
+    async def _keys(self, prefix: str) -> list[str]: ...
+
+    async def _count_keys(self, prefix: str) -> tuple[int, int, str]: ...
+
+    def _readable(self, key: str, data: bytes) -> Message | None: ...
+
 
 STREAM_FROM: Final = 64  # message keys from which the first read is streamed
 
