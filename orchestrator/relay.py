@@ -197,7 +197,7 @@ class Relay:
                 "would_deadlock", "you cannot ask yourself: you would wait on your own answer"
             )
         turn = self.turn
-        request_id, cause_id = self._ask_id(to, text), self._cause()
+        request_id, cause_id = await self._ask_id(to, text), self._cause()
 
         async def step() -> Message:
             await self._check_allowed(to)
@@ -312,20 +312,36 @@ class Relay:
         except errors.QueueError:
             return False
 
-    def _ask_id(self, to: str, text: str) -> str:
+    async def _ask_id(self, to: str, text: str) -> str:
         """The request id of this ask: drawn afresh outside a turn; in a turn, derived from
         what makes it the same ask when the turn is delivered again (the asker's session
         restarted mid-ask): the turn's cause, the asker, the peer, the question and which
         such ask of the turn it is. The replayed ask then finds the request it made before
         (``request(message_id=...)`` returns it) and waits on it, or reads its answer,
-        instead of making the peer do the work twice (review I.3)."""
+        instead of making the peer do the work twice (review I.3).
+
+        A request the supervisor or the queue failed (recipient_stopped by `stop`,
+        recipient_failed, turn_failed...) was not answered by the peer: the replayed ask is
+        asked again, under the next id derived, or it read that stale refusal on every
+        replay ('b was stopped') though the peer runs again."""
         turn = self.turn
         if turn is None or turn.cause_id is None:
             return new_id()
         turn.asked[(to, text)] += 1
         key = "\0".join((turn.cause_id, self.agent, to, text, str(turn.asked[(to, text)])))
-        digest = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
-        return "".join(_ID_ALPHABET[(digest >> (5 * i)) & 31] for i in range(16))
+        for again in range(_MAX_ASKED_AGAIN):
+            request_id = _derived_id(f"{key}\0{again}" if again else key)
+            if not await self._failed(request_id):
+                return request_id
+        return new_id()  # pragma: no cover - as many failures as replays of one turn
+
+    async def _failed(self, request_id: str) -> bool:
+        """Whether a request stored under ``request_id`` was answered with an error."""
+        try:
+            reply = await self.mailbox.find_reply(request_id)
+        except errors.QueueError:
+            return False  # the request() after says what is wrong with the queue
+        return reply is not None and reply.error is not None
 
     # --- the MCP server -----------------------------------------------------------
 
@@ -342,6 +358,13 @@ class Relay:
 
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # new_id's, so check_id takes it
 _ID_RE = re.compile(r"[0-9a-z]{1,40}")  # check_id's: every message id there is
+_MAX_ASKED_AGAIN = 64  # a replayed turn's ask made again after that many failed ones: fresh
+
+
+def _derived_id(key: str) -> str:
+    """A message id (new_id's alphabet and length) that is a function of ``key``."""
+    digest = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
+    return "".join(_ID_ALPHABET[(digest >> (5 * i)) & 31] for i in range(16))
 
 
 def _printable(text: str) -> str:

@@ -126,3 +126,41 @@ def test_an_asker_restarted_mid_ask_waits_on_its_first_request(team: TeamFactory
     assert [(m.id, m.status) for m in asks] == [(asked.id, "done")]
     assert len(t.model.requests_matching("expensive question", agent=agent_rule("b"))) == 1
     assert t.agent_pid("a") not in (None, pid)
+
+
+def test_an_ask_replayed_after_its_peer_came_back_asks_again(team: TeamFactory) -> None:
+    """a asks b; `stop b` answers a's ask recipient_stopped; b is started again, then a is
+    restarted before its turn ended, so the turn is given to its next session, which asks
+    the same. That ask is not the one stop answered (it reads that stale refusal, 'b was
+    stopped', on every replay): it is asked again, and b answers it."""
+    t = team(
+        [
+            text_rule("a", "a stuck", tool_result=r"recipient_stopped", delay=600, times=1),
+            text_rule("a", "a got: {1}", tool_result=r"(?s)^(.*)$"),
+            ask_rule("a", r"go", "b", "question", input={"timeout_s": 600}),
+            text_rule("b", "late answer", match="question", delay=600, times=1),
+            text_rule("b", "b's answer", match="question"),
+        ],
+        {"a": {}, "b": {}},
+    )
+    t.up()
+    t.wait_ready("a", "b")
+    r0 = t.request("a", "go")
+    (first,) = t.wait_for(
+        lambda: [m for m in t.messages(sender="a", recipient="b") if m.status == "leased"],
+        what="b holds a's request",
+    )
+    t.octy("stop", "b", timeout=120)
+    with t.mailbox() as mb:
+        assert mb.get(first.id).error == errors.RecipientStopped.code
+    t.wait_for(
+        lambda: t.model.requests_matching(tool_result="recipient_stopped", agent=agent_rule("a")),
+        what="a read recipient_stopped",
+    )
+    t.octy("start", "b")
+    t.wait_ready("b")
+    t.octy("restart", "a", timeout=120)
+    with t.mailbox() as mb:
+        assert text_of(mb.wait_for_reply(r0.id, 120).body) == "a got: b's answer"
+    asks = [m for m in t.messages(sender="a", recipient="b") if m.kind == "request"]
+    assert sorted(m.status for m in asks) == ["dead", "done"], asks

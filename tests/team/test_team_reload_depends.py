@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from team_harness import Team, agent_rule, stop_claude_as_it_starts
 
+from orchestrator.prompts import text_of
+
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
 TeamFactory = Callable[..., Team]
@@ -266,3 +268,41 @@ def test_a_failed_agent_a_reload_restarts_is_waited_for_by_what_depends_on_it(
     t.wait_ready("a", "b")
     assert moves(t, "b", "starting")[0] > moves(t, "a", "ready")[-1]
     assert t.ask("b", "up?") == "b is up"
+
+
+def test_an_agent_waiting_for_its_dependency_is_asked_not_refused(team: TeamFactory) -> None:
+    """A reload adds b (depends on a, whose claude hangs before its handshake): b is
+    started and waits for a. x asks b meanwhile: the ask waits for b's answer, as it
+    waits for an agent still connecting, instead of reading recipient_stopped ('b would
+    answer only once someone starts it': b is started, its session just not launched)."""
+    ask = {"to": "b", "message": "b, are you there?", "timeout_s": 300}
+    t = team(
+        [
+            *RULES,
+            {"agent": agent_rule("x"), "text": "x got: {1}", "tool_result": r"(?s)^(.*)$"},
+            {
+                "agent": agent_rule("x"),
+                "match": "go",
+                "tool_use": {"name": "mcp__octy__ask", "input": ask},
+            },
+        ],
+        {"a": {"connect_timeout": "600s"}, "x": {}},
+    )
+    patient(t)
+    t.up()
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"])
+    try:
+        t.wait_ready("x")
+        t.write_roster({"a": {"connect_timeout": "600s"}, "x": {}, "b": {"depends_on": ["a"]}})
+        t.wait_for(lambda: waits_of(t, "b"), what="b waiting for a")
+        asked = t.request("x", "go")
+        t.wait_for(
+            lambda: t.messages(sender="x", recipient="b") or t.log_events("ask_refused", "x"),
+            what="x's ask of b",
+        )
+        assert not t.log_events("ask_refused", "x"), t.log_events("ask_refused", "x")
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("a", "b")
+    with t.mailbox() as mb:
+        assert text_of(mb.wait_for_reply(asked.id, 120).body) == "x got: b is up"
