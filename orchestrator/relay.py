@@ -13,9 +13,7 @@ README's relay section lists (``ask``'s are in its description, prompts.TOOL_SPE
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from orchestrator import errors, outage, relay_route
 from orchestrator.durations import finite_seconds
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message, new_id
+from orchestrator.mailbox.model import derived_id, is_id
 from orchestrator.names import AGENT_NAME_RE, clip_description
 from orchestrator.outage import Outage
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S, SERVER, TOOL_SPECS, text_of
@@ -235,7 +234,7 @@ class Relay:
 
     async def reply(self, args: dict[str, Any]) -> dict[str, Any]:
         request_id, text = str(args.get("request_id", "")), str(args.get("message", ""))
-        if not _ID_RE.fullmatch(request_id):  # no message has such an id (review I.5)
+        if not is_id(request_id):  # no message has such an id (review I.5)
             return _fail("not_found", str(errors.MessageNotFound(_printable(request_id))))
         tries = 0
 
@@ -330,7 +329,7 @@ class Relay:
         turn.asked[(to, text)] += 1
         key = "\0".join((turn.cause_id, self.agent, to, text, str(turn.asked[(to, text)])))
         for again in range(_MAX_ASKED_AGAIN):
-            request_id = _derived_id(f"{key}\0{again}" if again else key)
+            request_id = derived_id(f"{key}\0{again}" if again else key, near=turn.cause_id)
             if not await self._failed(request_id):
                 return request_id
         return new_id()  # pragma: no cover - as many failures as replays of one turn
@@ -356,15 +355,7 @@ class Relay:
         return create_sdk_mcp_server(SERVER, tools=self.tools())
 
 
-_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # new_id's, so check_id takes it
-_ID_RE = re.compile(r"[0-9a-z]{1,40}")  # check_id's: every message id there is
 _MAX_ASKED_AGAIN = 64  # a replayed turn's ask made again after that many failed ones: fresh
-
-
-def _derived_id(key: str) -> str:
-    """A message id (new_id's alphabet and length) that is a function of ``key``."""
-    digest = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
-    return "".join(_ID_ALPHABET[(digest >> (5 * i)) & 31] for i in range(16))
 
 
 def _printable(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import json
 import os
 import re
@@ -275,15 +276,35 @@ _CROCKFORD: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 # Every 10-bit value as two characters: an id is eight lookups (base64.b32encode
 # is pure Python here and cost a tenth of a send).
 _PAIRS: Final = tuple(a + b for a in _CROCKFORD for b in _CROCKFORD)
+_ID_SHAPE: Final = re.compile(r"[0-9a-z]{1,40}")
+_TIME_CHARS: Final = 10  # new_id's leading characters that hold its millisecond
 _id_lock = threading.Lock()
 _last_ms = -1
 _counter = 0
 
 
+def derived_id(key: str, *, near: str) -> str:
+    """A message id in :func:`new_id`'s alphabet and length that is a function of ``key``
+    (the same ask made again after its turn was delivered again gets the same id). Ids
+    sort by time, and listings rely on it (a NATS bucket's order is its keys'): the id
+    takes the time part (its first 10 characters: 50 of the 48 + 32 bits) of ``near``, an
+    id of the same moment, so it sorts there and not after every id new_id will draw."""
+    digest = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
+    hashed = "".join(_CROCKFORD[(digest >> (5 * i)) & 31] for i in range(16))
+    if len(near) == len(hashed) and is_id(near):
+        return near[:_TIME_CHARS] + hashed[_TIME_CHARS:]
+    return hashed
+
+
+def is_id(text: str) -> bool:
+    """Whether ``text`` could be a message id (what :func:`check_id` accepts)."""
+    return _ID_SHAPE.fullmatch(text) is not None
+
+
 def check_id(message_id: str) -> str:
     """A caller-chosen message id (see ``send(message_id=...)``): made by :func:`new_id`,
     so it is a key on every backend."""
-    if not re.fullmatch(r"[0-9a-z]{1,40}", message_id):
+    if not is_id(message_id):
         raise ValueError(f"message_id must be an id from new_id(), not {message_id!r}")
     return message_id
 

@@ -122,3 +122,23 @@ def test_the_ask_tools_codes_are_the_readmes_and_every_answer_code() -> None:
     assert answers <= listed
     assert listed <= documented
     assert {"timeout", "usage", "invalid_body", "queue_unavailable"} <= listed
+
+
+async def test_an_ask_id_sorts_with_the_ids_of_its_time(
+    queue: AsyncMailbox, tmp_path: Path
+) -> None:
+    """Ids sort by time, and a NATS bucket lists messages in key order (`queue ls`, `queue
+    show`): a derived ask id (a hash alone) sorted after every id ever drawn, so the ask
+    was listed as the newest message for ever."""
+    before = await queue.send("user", "gamma", "earlier")
+    await anyio.sleep(0.005)  # ids of another millisecond
+    cause = await queue.send("user", "alpha", "go")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(answer_when_asked, queue, "beta", "ok")
+        assert (
+            text(await session(queue, tmp_path, cause).ask({"to": "beta", "message": "q"})) == "ok"
+        )
+    await anyio.sleep(0.005)
+    after = await queue.send("user", "gamma", "later")
+    (asked,) = await messages(queue, "request")
+    assert before.id < asked.id < after.id
