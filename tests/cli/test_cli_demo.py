@@ -290,11 +290,7 @@ def test_demo_keep_ignores_real_credentials_and_leaves_the_folder(tmp_path: Path
         if demo.poll() is None:
             demo.kill()
             demo.wait()
-    reader.join(RUN_TIMEOUT_S)
-    err = demo.stderr.read() if demo.stderr else ""
-    for pipe in (demo.stdout, demo.stderr):
-        if pipe:
-            pipe.close()
+    err = _drain(demo, reader)
     done = subprocess.CompletedProcess(demo.args, demo.returncode, "".join(lines), err)
     assert done.returncode == 0, done.stdout + done.stderr
     try:
@@ -371,11 +367,7 @@ def _demo_until(tmp_path: Path, ready: Callable[[Path, str], bool], signum: int)
         if demo.poll() is None:
             demo.kill()
             demo.wait()
-    reader.join(RUN_TIMEOUT_S)
-    err = demo.stderr.read() if demo.stderr else ""
-    for pipe in (demo.stdout, demo.stderr):
-        if pipe:
-            pipe.close()
+    err = _drain(demo, reader)
     assert code == 130, (code, "".join(lines), err)
     assert "Traceback" not in err
     assert list(tmp.iterdir()) == [], "".join(lines)
@@ -414,3 +406,13 @@ def test_demo_stopped_by_a_signal_in_its_first_moments_removes_its_folder(
     the signals, SIGTERM or SIGHUP (a closed terminal) ended Python outright, skipping the
     removal of /tmp/octy-demo-*. They now stop the demo as Ctrl-C does, at any moment."""
     _demo_until(tmp_path, ready, signum)
+
+
+def _drain(demo: subprocess.Popen[str], reader: threading.Thread) -> str:
+    """After the demo ended: its stdout reader done, its stderr read, both pipes closed."""
+    reader.join(RUN_TIMEOUT_S)
+    err = demo.stderr.read() if demo.stderr else ""
+    for pipe in (demo.stdout, demo.stderr):
+        if pipe:
+            pipe.close()
+    return err
