@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -196,7 +196,8 @@ class Relay:
                 "would_deadlock", "you cannot ask yourself: you would wait on your own answer"
             )
         turn = self.turn
-        request_id, cause_id = await self._ask_id(to, text), self._cause()
+        ids, cause_id = self._ask_ids(to, text), self._cause()
+        request_id = next(ids)
 
         async def step() -> Message:
             await self._check_allowed(to)
@@ -205,14 +206,23 @@ class Relay:
                 self.agent, to, text, cause_id=cause_id, wait_s=timeout_s, message_id=request_id
             )
 
-        try:
-            await self._retry("ask", step)
-        except errors.OrchestratorError as exc:
-            # The same ask, answered before its turn was cut short: that answer, even if
-            # the peer has stopped since (the checks refuse only what would wait).
-            if turn is None or not await self._answered(request_id):
-                self.log.warning("ask_refused", to=to, code=exc.code, reason=str(exc))
-                return _fail(exc.code, str(exc))
+        while True:
+            try:
+                request = await self._retry("ask", step)
+            except errors.OrchestratorError as exc:
+                # The same ask, answered before its turn was cut short: that answer, even
+                # if the peer has stopped since (the checks refuse only what would wait).
+                if turn is None or not await self._answered(request_id):
+                    self.log.warning("ask_refused", to=to, code=exc.code, reason=str(exc))
+                    return _fail(exc.code, str(exc))
+                break
+            if request.status != "dead":
+                break
+            # Made by an earlier delivery of this turn and ended unanswered by the peer
+            # (failed by the supervisor: recipient_stopped by `stop`, turn_failed...; or
+            # expired): asked again under the next id, or the replay would read that
+            # stale refusal ('b was stopped') on every delivery though the peer runs again.
+            request_id = next(ids)
         self.log.info("asked", to=to, request_id=request_id, body=text, **via)
         if turn is not None:
             turn.asks_in_flight += 1
@@ -311,36 +321,24 @@ class Relay:
         except errors.QueueError:
             return False
 
-    async def _ask_id(self, to: str, text: str) -> str:
-        """The request id of this ask: drawn afresh outside a turn; in a turn, derived from
-        what makes it the same ask when the turn is delivered again (the asker's session
-        restarted mid-ask): the turn's cause, the asker, the peer, the question and which
-        such ask of the turn it is. The replayed ask then finds the request it made before
-        (``request(message_id=...)`` returns it) and waits on it, or reads its answer,
-        instead of making the peer do the work twice (review I.3).
-
-        A request the supervisor or the queue failed (recipient_stopped by `stop`,
-        recipient_failed, turn_failed...) was not answered by the peer: the replayed ask is
-        asked again, under the next id derived, or it read that stale refusal on every
-        replay ('b was stopped') though the peer runs again."""
+    def _ask_ids(self, to: str, text: str) -> Iterator[str]:
+        """The request ids this ask tries, in order: outside a turn one drawn afresh; in a
+        turn, ids derived from what makes it the same ask when the turn is delivered again
+        (the asker's session restarted mid-ask): the turn's cause, the asker, the peer, the
+        question and which such ask of the turn it is. The replayed ask then finds the
+        request it made before (``request(message_id=...)`` returns it) and waits on it,
+        or reads its answer, instead of making the peer do the work twice (review I.3);
+        the next ids are for an earlier try that ended unanswered (see :meth:`ask`)."""
         turn = self.turn
         if turn is None or turn.cause_id is None:
-            return new_id()
+            yield new_id()
+            return
         turn.asked[(to, text)] += 1
         key = "\0".join((turn.cause_id, self.agent, to, text, str(turn.asked[(to, text)])))
         for again in range(_MAX_ASKED_AGAIN):
-            request_id = derived_id(f"{key}\0{again}" if again else key, near=turn.cause_id)
-            if not await self._failed(request_id):
-                return request_id
-        return new_id()  # pragma: no cover - as many failures as replays of one turn
-
-    async def _failed(self, request_id: str) -> bool:
-        """Whether a request stored under ``request_id`` was answered with an error."""
-        try:
-            reply = await self.mailbox.find_reply(request_id)
-        except errors.QueueError:
-            return False  # the request() after says what is wrong with the queue
-        return reply is not None and reply.error is not None
+            yield derived_id(f"{key}\0{again}" if again else key, near=turn.cause_id)
+        while True:  # as many unanswered tries as replays of one turn: fresh ids
+            yield new_id()
 
     # --- the MCP server -----------------------------------------------------------
 

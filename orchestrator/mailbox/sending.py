@@ -384,11 +384,13 @@ class SendOps(MailboxCore):
             if cycle is not None:
                 raise errors.WouldDeadlock(request_id="", detail=cycle)
             message = self._insert(conn, **fields)
-            conn.execute(  # OR REPLACE: the same request sent again (message_id)
-                "INSERT OR REPLACE INTO waits (request_id, waiter, target, expires_at) "
-                "VALUES (?, ?, ?, ?)",
-                (message.id, sender, recipient, now + wait_s),
-            )
+            if message.status in ("pending", "leased"):  # else stored before, and ended:
+                # no wait on it (as on NATS); OR REPLACE: the same request sent again
+                conn.execute(
+                    "INSERT OR REPLACE INTO waits (request_id, waiter, target, expires_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (message.id, sender, recipient, now + wait_s),
+                )
         return message
 
     @staticmethod

@@ -223,6 +223,18 @@ async def test_a_request_made_again_under_its_id_is_waited_on_again(q: Q) -> Non
         await q.request("bob", "alice", "q2", wait_s=30)
 
 
+async def test_a_request_made_again_after_it_ended_unanswered_is_not_waited_on(q: Q) -> None:
+    """A replayed ask whose first request was failed meanwhile (its peer stopped): the
+    request comes back as it is, dead, for the relay to ask anew, and leaves no wait edge
+    (SQLite wrote one, so the peer's own ask of the asker was refused as a deadlock)."""
+    request_id = new_id()
+    await q.request("alice", "bob", "q1", wait_s=30, message_id=request_id)
+    assert await q.fail_request(request_id, "recipient_stopped", "bob was stopped")
+    again = await q.request("alice", "bob", "q1", wait_s=30, message_id=request_id)
+    assert (again.id, again.status) == (request_id, "dead")
+    await q.request("bob", "alice", "q2", wait_s=30)  # alice waits on nobody
+
+
 async def test_wait_edge_expires_after_wait_s(q: Q, clock: FakeClock) -> None:
     """Once the waiter's wait_s has passed, it no longer blocks anyone's ask."""
     await q.request("alice", "bob", "q1", wait_s=30)
