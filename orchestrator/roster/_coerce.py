@@ -158,6 +158,8 @@ def integer(
         number = value
         if isinstance(value, Interpolated) and re.fullmatch(r"[+-]?\d+", value.strip()):
             number = int(value)
+        elif (exponent := _exponent(value)) is not None and exponent.is_integer():
+            number = int(exponent)  # tokens: 2e6
         if isinstance(number, bool) or not isinstance(number, int):
             return wrong_type(f"a whole number (at least {minimum})", value, where)
         if number < minimum:
@@ -169,10 +171,22 @@ def integer(
     return coerce
 
 
+# YAML 1.1, which PyYAML reads, makes a float of 1.0e9 but text of 1e9 (YAML 1.2 and
+# JSON: a number): a number field takes the text too, rather than say "got a string".
+_EXPONENT = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+")
+
+
+def _exponent(value: Any) -> float | None:
+    """``value`` when it is text like 1e9 or 2.5E-3: the number it writes, else None."""
+    if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        return float(value)
+    return None
+
+
 def finite_number(value: Any) -> float | int | None:
     """``value`` as a finite number (a ``${VAR}`` read as one), else None: text, a
     boolean, NaN and the infinities are not numbers here."""
-    number = value
+    number = _exponent(value) if isinstance(value, str) else value
     if isinstance(value, Interpolated):
         try:
             number = float(value)
