@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 import json
 import os
 import re
@@ -289,6 +288,8 @@ def derived_id(key: str, *, near: str) -> str:
     sort by time, and listings rely on it (a NATS bucket's order is its keys'): the id
     takes the time part (its first 10 characters: 50 of the 48 + 32 bits) of ``near``, an
     id of the same moment, so it sorts there and not after every id new_id will draw."""
+    import hashlib  # noqa: PLC0415 - only the relay's asks: the CLI's start-up (issue 14.1)
+
     digest = int.from_bytes(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
     hashed = "".join(_CROCKFORD[(digest >> (5 * i)) & 31] for i in range(16))
     if len(near) == len(hashed) and is_id(near):
