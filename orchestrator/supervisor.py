@@ -81,8 +81,12 @@ class Supervisor:
         model_check: Future[list[preflight.Problem]] | None = None,
         sdk: SdkImport | None = None,
         freeze_start_up: bool = False,
+        hangup_stops: bool = False,
     ) -> None:
         self.roster = roster
+        # SIGHUP stops this supervisor even with no terminal, where it would reload: the
+        # demo's, which promises SIGHUP ends it as Ctrl-C does (it ran on to its answer).
+        self.hangup_stops = hangup_stops
         self.only = only
         self.grace_s = grace_s
         self.watch_roster = watch_roster
@@ -324,6 +328,8 @@ class Supervisor:
 
     async def _signals(self) -> None:
         hangup = hangup_means()
+        if hangup and self.hangup_stops:
+            hangup = "stop"
         wanted = (signal.SIGINT, signal.SIGTERM) + ((signal.SIGHUP,) if hangup else ())
         with anyio.open_signal_receiver(*wanted) as signals:
             async for signum in signals:

@@ -169,7 +169,7 @@ async def _drive(
     """Run the supervisor; beside it, wait for the team, ask, collect the answer, stop.
     With ``on_answer`` (--keep), an answered team is left running: ``on_answer`` tells the
     person so, and the supervisor runs until `down` or a signal stops it."""
-    supervisor = Supervisor(roster, grace_s=GRACE_S, watch_roster=False)
+    supervisor = Supervisor(roster, grace_s=GRACE_S, watch_roster=False, hangup_stops=True)
     stopping = False
     async with anyio.create_task_group() as tg:
 

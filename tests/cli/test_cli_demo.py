@@ -389,6 +389,10 @@ def _queue_made(tmp: Path, out: str) -> bool:  # the supervisor's own handlers a
     return any(tmp.glob("octy-demo-*/queue/team.db"))
 
 
+def _supervising(tmp: Path, out: str) -> bool:  # the supervisor holds the signals
+    return "agents_launchable" in out
+
+
 @pytest.mark.parametrize(
     ("ready", "signum"),
     [
@@ -397,6 +401,7 @@ def _queue_made(tmp: Path, out: str) -> bool:  # the supervisor's own handlers a
         (_banner_shown, signal.SIGTERM),
         (_banner_shown, signal.SIGHUP),
         (_queue_made, signal.SIGTERM),
+        (_supervising, signal.SIGHUP),
     ],
 )
 def test_demo_stopped_by_a_signal_in_its_first_moments_removes_its_folder(
@@ -404,8 +409,36 @@ def test_demo_stopped_by_a_signal_in_its_first_moments_removes_its_folder(
 ) -> None:
     """Reviewer G, finding 11: between making its folder and the supervisor taking over
     the signals, SIGTERM or SIGHUP (a closed terminal) ended Python outright, skipping the
-    removal of /tmp/octy-demo-*. They now stop the demo as Ctrl-C does, at any moment."""
+    removal of /tmp/octy-demo-*. They now stop the demo as Ctrl-C does, at any moment.
+    SIGHUP once the supervisor runs, with no terminal (as here): it reloaded agents.yaml, as
+    a detached `up` does, and the demo ran on to its answer (exit 0)."""
     _demo_until(tmp_path, ready, signum)
+
+
+def test_interrupted_inside_made_code_still_exits_130(tmp_path: Path) -> None:
+    """CI: `python -m orchestrator.cli demo` stopped in its first moments died by SIGINT
+    (-2), not exit 130, with nothing on stderr. The signal had landed while a dataclass was
+    being made (an exec() of source text, in an import); CPython marks a KeyboardInterrupt
+    escaping such code unhandled and `python -m` then kills itself with SIGINT at exit,
+    whatever main() returned. A verb interrupted there exits 130 as any other."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "from orchestrator.cli import demo_verbs\n"
+        "def interrupted(args):\n"
+        "    exec('raise KeyboardInterrupt')  # as in dataclasses._create_fn\n"
+        "demo_verbs.cmd_demo = interrupted\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "demo"],
+        check=False,
+        cwd=tmp_path,
+        env=newcomer_env(tmp_path, PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert done.stderr == ""
 
 
 def _drain(demo: subprocess.Popen[str], reader: threading.Thread) -> str:
