@@ -70,6 +70,9 @@ def describe(value: Any) -> str:
         return f"a number ({value:g})"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
+        written = _exponent(value)  # 2.5e0, 1e400: numbers, though YAML 1.1 reads text
+        if written is not None:
+            return f"a number ({written:g})" if math.isfinite(written) else "a number too large"
         return f"a string ({shown!r})"
     if isinstance(value, dict):
         return "a mapping"

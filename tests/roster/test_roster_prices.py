@@ -114,7 +114,8 @@ def test_an_unknown_price_key_lists_the_valid_ones(tmp_path: Path) -> None:
 def test_numbers_written_with_an_exponent_are_numbers(tmp_path: Path) -> None:
     """PyYAML (YAML 1.1) reads 1.0e9 as a number but 1e9 as text, and `config` told the
     operator 'got a string ('1e9')': number fields take 1e9 and 2.5E-1, whole-number
-    fields 2e6; anything else written as text is still refused."""
+    fields 2e6; anything else written as text is still refused, and one that is a number
+    but not a fitting one says so (1e400 said 'got a string')."""
     path = write(
         tmp_path,
         """\
@@ -128,13 +129,15 @@ def test_numbers_written_with_an_exponent_are_numbers(tmp_path: Path) -> None:
     assert (roster.budget.usd, roster.budget.tokens) == (100.0, 2_000_000)
     assert roster.prices["m"] == ModelPrice(0.25, 10.0, 0.3125, 0.025)
     path = write(
-        tmp_path, "budget: {usd: x1e2, tokens: 2.5e0}\nprices:\n  m: {input: 1e9, output: 1}\n"
+        tmp_path,
+        "budget: {usd: x1e2, tokens: 2.5e0}\nprices:\n  m: {input: 1e9, output: 1e400}\n",
     )
     assert problems(path) == [
         f"{path}:2: key 'budget.usd': expected a number (like 2.5) or null for no limit, "
         "got a string ('x1e2')",
-        f"{path}:2: key 'budget.tokens': expected a whole number (at least 1), "
-        "got a string ('2.5e0')",
+        f"{path}:2: key 'budget.tokens': expected a whole number (at least 1), got a number (2.5)",
         f"{path}:4: key 'prices.m.input': must be between 0 and 10,000 dollars per million "
         "tokens, got 1e+09",
+        f"{path}:4: key 'prices.m.output': expected dollars per million tokens, a number like "
+        "3 or 0.3, got a number too large",
     ]
