@@ -5,6 +5,7 @@ stay queued. Real processes, real signals, a real SQLite file."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -83,3 +84,41 @@ def test_an_ignored_hangup_stays_ignored(tmp_path: Path) -> None:
             asker.kill()
             asker.wait()
     assert (asker.returncode, out.strip()) == (0, "yes"), err
+
+
+def test_a_signal_held_while_the_request_was_written_still_clears_its_edge(
+    tmp_path: Path,
+) -> None:
+    """The signal that came while the request was being written (held until then) lands
+    the moment it is let through, before the wait whose end clears the wait-for edge
+    began: the edge outlived `ask` for its whole --timeout (1 run in ~10 of the test
+    above, under load). Here the signal is made to come exactly then, every time."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import signal\n"
+        "from orchestrator.cli import ask_verb\n"
+        "written = ask_verb.request_unless_interrupted\n"
+        "def then_a_signal(mb, write):\n"
+        "    message = written(mb, write)\n"
+        "    signal.raise_signal(signal.SIGTERM)  # held: pending until let through\n"
+        "    return message\n"
+        "ask_verb.request_unless_interrupted = then_a_signal\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "q" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("bob", "answers questions")
+        mb.register("alice", "writes code")
+    done = subprocess.run(
+        [str(CLI), "ask", "bob", "slow?", "--timeout", "600", "--db", str(db), "--as", "alice"],
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 130, done.stderr
+    with Mailbox(db) as mb:
+        [request] = mb.peek("bob", limit=1)
+    assert f"request {request.id} stays queued" in done.stderr
+    assert edges(db) == []
