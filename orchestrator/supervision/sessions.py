@@ -52,8 +52,10 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
     # The SDK import imported it (sdk_import.py); launch.until_launchable waited for that.
     from orchestrator.runner import AgentRunner  # noqa: PLC0415 - lazy on purpose
 
-    await sup.record_moves(slot, slot.life.session_starting())
+    # Before the move is recorded: `ps` showed a restarted agent `starting` with the
+    # uptime of the session before.
     slot.started_at = time.time()
+    await sup.record_moves(slot, slot.life.session_starting())
     runner = AgentRunner(
         slot.name,
         sup.mailbox,

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from team_harness import Team, agent_rule
 
+from orchestrator.agent_meta import AgentMeta
 from orchestrator.mailbox import SUPERVISOR
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
@@ -404,3 +405,24 @@ def test_a_frozen_supervisor_is_shown_as_not_responding(team: TeamFactory) -> No
         lambda: json.loads(t.octy("ps", "--json").stdout)["supervisor"]["responding"],
         what="the heartbeat again",
     )
+
+
+def test_a_restarted_agent_is_up_since_its_restart_while_it_starts(team: TeamFactory) -> None:
+    """Found in a walkthrough: right after `restart researcher`, `ps` showed it `starting`
+    with the old session's UPTIME (0m29s); it counts from the restart, as pm2's does."""
+    t = two_agents(team)
+    t.octy("up", "-d")
+    t.wait_ready("a", "b")
+    restarted_at = time.time()
+    t.octy("restart", "b")
+    with t.mailbox() as mb:
+
+        def starting_since() -> float | None:
+            info = mb.agent("b")
+            if info is None or info.state != "starting":
+                return None
+            return AgentMeta.read(info.meta).started_at or 0.0
+
+        since = t.wait_for(starting_since, what="b seen starting again")
+    assert since >= restarted_at
+    t.octy("down")
