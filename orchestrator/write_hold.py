@@ -48,9 +48,14 @@ RECORD = "held"  # in the launcher folder: what is held, for the watchman (see H
 def team_clis(pids_folder: Path | None) -> list[int]:
     """The team's claude processes: the pids the launcher wrote in ``pids_folder`` whose
     parent is this process (a pid file is only a number; the supervisor started these)."""
+    return list(team_agents(pids_folder).values())
+
+
+def team_agents(pids_folder: Path | None) -> dict[str, int]:
+    """:func:`team_clis` by agent (a pid file is named after its agent)."""
     if pids_folder is None:
-        return []
-    found = []
+        return {}
+    found = {}
     with contextlib.suppress(OSError):
         for entry in os.scandir(pids_folder):
             with contextlib.suppress(OSError, ValueError):
@@ -58,7 +63,7 @@ def team_clis(pids_folder: Path | None) -> list[int]:
                 with os.fdopen(fd, "rb") as f:
                     pid = int(f.read(32).strip())
                 if 1 < pid < 2**31 and procid.parent(pid) == os.getpid():
-                    found.append(pid)
+                    found[entry.name] = pid
     return found
 
 
