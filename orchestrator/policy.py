@@ -228,8 +228,12 @@ class Policy:
         clis = write_hold.team_agents(self.pids)
         roster = self.roster()
 
+        known: dict[str, list[str] | None] = {}
+
         def areas(name: str, pid: int) -> list[str] | None:
-            return hold_scope.areas(roster.agents.get(name), pid)
+            if name not in known:  # read once a Write: what a claude was started with
+                known[name] = hold_scope.areas(roster.agents.get(name), pid)
+            return known[name]
 
         held: set[int] = set()
         while True:

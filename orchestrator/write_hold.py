@@ -98,6 +98,9 @@ def _children() -> dict[int, list[int]]:
 
 def descendants(roots: Iterable[int]) -> set[int]:
     """Every process under ``roots`` (not the roots themselves)."""
+    roots = list(roots)
+    if not roots:  # a Write that holds no one scans nothing
+        return set()
     children, found = _children(), set()
     todo = [c for r in roots for c in children.get(r, [])]
     while todo:
