@@ -239,3 +239,85 @@ def test_a_worktrees_git_folders_are_its_areas(tmp_path: Path) -> None:
     found = [real(Path(d)) for d in hold_scope._git_dirs(str(tree / "sub"))]
     assert found == [real(own), real(common)]
     assert [real(Path(d)) for d in hold_scope._git_dirs(str(tmp_path / "repo"))] == [real(common)]
+
+
+# --- the hook's hold: worked out again once the first ones stand still ------------
+
+STAND_IN = """
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+sys.stdin.read()
+"""
+# In c's folder: d flips between a folder and a symlink into y's folder, thousands of
+# times a second (renameat2 RENAME_EXCHANGE: never missing), as test_write_race's racer.
+FLIPPER = """
+import ctypes, os, random, time
+libc = ctypes.CDLL(None, use_errno=True)
+os.symlink(os.path.realpath("../y/e"), "l")
+open("flipping", "w").close()
+while True:
+    libc.renameat2(-100, b"d", -100, b"l", 2)
+    time.sleep(random.uniform(0, 0.001))
+"""
+SLEEPER = "import time; time.sleep(600)"
+
+
+def test_the_hold_takes_in_whoever_the_path_leads_to_while_it_was_being_stopped(
+    tmp_path: Path,
+) -> None:
+    """``w`` writes ``link/x``; ``link`` leads to ``c/d``, which ``c``'s command keeps
+    swapping for a symlink into ``y``'s folder. Whatever the flip was when the hook
+    looked, after its hold ``d`` stands still, and if it is the symlink, ``y``'s
+    commands are stopped too: whoever can change the path as it now resolves is held."""
+    from orchestrator import policy, write_hold
+
+    for name in ("w", "c/d", "y/e", "z", "home", "pids"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / "w" / "link").symlink_to(tmp_path / "c" / "d")
+    roster_file = tmp_path / "agents.yaml"
+    agents = {n: {"prompt": "p", "tools": ["Bash", "Write"], "cwd": n} for n in "wcyz"}
+    roster_file.write_text(json.dumps({"name": "t", "agents": agents}), encoding="utf-8")
+    roster = load_roster(roster_file)
+    settings = json.dumps(SANDBOXED)
+    procs = {}
+    try:
+        for name, child in (("w", SLEEPER), ("c", FLIPPER), ("y", SLEEPER), ("z", SLEEPER)):
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-c", STAND_IN, child, "--settings", settings],
+                cwd=tmp_path / name,
+                env={"HOME": str(tmp_path / "home"), "CLAUDE_CODE_TMPDIR": str(tmp_path / name)},
+                stdin=subprocess.PIPE,
+            )
+            (tmp_path / "pids" / name).write_text(f"{procs[name].pid}\n")
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "c" / "flipping").exists() or not all(
+            write_hold.descendants([p.pid]) for p in procs.values()
+        ):
+            assert time.monotonic() < deadline, "the stand-ins never started"
+            time.sleep(0.01)
+        child = {n: next(iter(write_hold.descendants([p.pid]))) for n, p in procs.items()}
+        hook = policy.Policy("w", lambda: roster, lambda: tmp_path / "w", None)  # type: ignore[arg-type]
+        hook.pids = tmp_path / "pids"
+        seen = {"folder": 0, "symlink": 0}
+        for k in range(40):
+            hook._hold(f"k{k}", "link/x")
+            try:
+                assert write_hold._state(child["c"]) == "T"  # its folder holds c/d
+                if (tmp_path / "c" / "d").is_symlink():
+                    seen["symlink"] += 1
+                    assert write_hold._state(child["y"]) == "T", k
+                else:
+                    seen["folder"] += 1
+                assert write_hold._state(child["w"]) == "T"  # w's folder holds the link
+                assert write_hold._state(child["z"]) != "T"  # z's folder: none on the path
+            finally:
+                write_hold.TEAM.release(f"k{k}")
+        print("FLIP-HOLD", seen)
+        assert seen["symlink"] > 0
+    finally:
+        write_hold.TEAM.release_all()
+        for p in procs.values():
+            for pid in write_hold.descendants([p.pid]):
+                subprocess.run(["kill", "-KILL", str(pid)], check=False)
+            p.kill()
+            p.communicate()
