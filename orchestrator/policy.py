@@ -32,7 +32,7 @@ import anyio
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
-from orchestrator import confine, globs, prompts, workspaces, write_hold
+from orchestrator import confine, globs, hold_scope, prompts, workspaces, write_hold
 from orchestrator.approval_wait import Approvals
 from orchestrator.approve_rules import match_reason, written_path
 from orchestrator.errors import OrchestratorError
@@ -204,7 +204,7 @@ class Policy:
             # Checked again with the team's commands held still until the CLI has written
             # (write_hold): a folder swapped for a symlink after the check above, by
             # another agent's Bash, would send the write elsewhere.
-            await anyio.to_thread.run_sync(self._hold, tool_use_id)
+            await anyio.to_thread.run_sync(self._hold, tool_use_id, path)
             if (why := self._write_refusal(spec, path)) is not None:
                 write_hold.TEAM.release(tool_use_id)
                 self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
@@ -218,11 +218,32 @@ class Policy:
             why = owner_check(spec, self.folder(), roster, _folder_of(roster), path)
         return why
 
-    def _hold(self, key: str) -> None:
+    def _hold(self, key: str, path: str) -> None:
         # Released when the CLI reports the call done, or after HOLD_MAX_S if it never
         # does; recorded beside the pid files for the watchman if this process dies first.
+        # Only the agents whose commands could change a folder on the path (hold_scope);
+        # worked out again once they stand still, until no other could: an agent not held
+        # cannot have moved the path into its reach, but one that ran until held might.
         record = None if self.pids is None else self.pids.parent / write_hold.RECORD
-        write_hold.TEAM.hold(key, write_hold.team_clis(self.pids), record)
+        clis = write_hold.team_agents(self.pids)
+        roster = self.roster()
+
+        known: dict[str, list[str] | None] = {}
+
+        def areas(name: str, pid: int) -> list[str] | None:
+            if name not in known:  # read once a Write: what a claude was started with
+                known[name] = hold_scope.areas(roster.agents.get(name), pid)
+            return known[name]
+
+        held: set[int] = set()
+        while True:
+            more = hold_scope.racers(path, str(self.folder()), clis, areas) - held
+            if held and not more:
+                return
+            held |= more
+            write_hold.TEAM.hold(key, more, record)
+            if not more:
+                return
 
 
 def _deny(reason: str) -> HookJSONOutput:

@@ -1,4 +1,4 @@
-"""Every agent's commands held still while one agent's file tool is checked and writes.
+"""The commands that could race a file tool held still while it is checked and writes.
 
 The policy hook resolves a Write's path and checks it (orchestrator/confine.py); then the
 CLI, which runs its file tools outside the sandbox, writes. Another agent's sandboxed
@@ -8,9 +8,11 @@ folder outside the writer's (the CLI's own check at the write caught the rest), 
 200 in the folder a third agent owns (tests/team/test_write_race.py).
 
 So, from the hook's final check until the CLI reports the call done (``PostToolUse`` or
-``PostToolUseFailure``), the processes the team's claudes started (their sandboxed
-commands, whose pid namespaces keep them under their claude; the sandbox's proxies) are
-stopped (SIGSTOP), waited for until the kernel says they are, and continued after. A
+``PostToolUseFailure``), the processes the claudes started (their sandboxed commands,
+whose pid namespaces keep them under their claude; the sandbox's proxies) are stopped
+(SIGSTOP), waited for until the kernel says they are, and continued after: the claudes of
+the agents whose commands could change a folder on the path (orchestrator/hold_scope.py);
+each write's release continues what no other write still holds. A
 write takes milliseconds; a call the CLI drops without either hook is released after
 :data:`HOLD_MAX_S`. Only processes under a claude the supervisor started itself are
 touched (a pid file names it; its parent must be this process).
@@ -48,9 +50,14 @@ RECORD = "held"  # in the launcher folder: what is held, for the watchman (see H
 def team_clis(pids_folder: Path | None) -> list[int]:
     """The team's claude processes: the pids the launcher wrote in ``pids_folder`` whose
     parent is this process (a pid file is only a number; the supervisor started these)."""
+    return list(team_agents(pids_folder).values())
+
+
+def team_agents(pids_folder: Path | None) -> dict[str, int]:
+    """:func:`team_clis` by agent (a pid file is named after its agent)."""
     if pids_folder is None:
-        return []
-    found = []
+        return {}
+    found = {}
     with contextlib.suppress(OSError):
         for entry in os.scandir(pids_folder):
             with contextlib.suppress(OSError, ValueError):
@@ -58,7 +65,7 @@ def team_clis(pids_folder: Path | None) -> list[int]:
                 with os.fdopen(fd, "rb") as f:
                     pid = int(f.read(32).strip())
                 if 1 < pid < 2**31 and procid.parent(pid) == os.getpid():
-                    found.append(pid)
+                    found[entry.name] = pid
     return found
 
 
@@ -91,6 +98,9 @@ def _children() -> dict[int, list[int]]:
 
 def descendants(roots: Iterable[int]) -> set[int]:
     """Every process under ``roots`` (not the roots themselves)."""
+    roots = list(roots)
+    if not roots:  # a Write that holds no one scans nothing
+        return set()
     children, found = _children(), set()
     todo = [c for r in roots for c in children.get(r, [])]
     while todo:
@@ -142,12 +152,15 @@ def _write_record(record: Path, stopped: dict[int, int | None]) -> None:
 
 
 class Hold:
-    """The team-wide hold: keys (tool use ids) held, and the processes stopped for them."""
+    """The team's hold: keys (tool use ids) held, and the processes stopped for them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._keys: set[str] = set()
         self._stopped: dict[int, int | None] = {}  # pid -> its start time
+        # The keys each stopped pid is held for: a write's release continues what no other
+        # write still needs (holds are scoped: hold_scope), not wait for every write.
+        self._needs: dict[int, set[str]] = {}
         # Stopped before the hold (the operator's SIGSTOP, a shell's Ctrl-Z): not ours to
         # continue at the release.
         self._left: set[int] = set()
@@ -173,7 +186,10 @@ class Hold:
             timer.daemon = True
             self._timers[key] = timer
             for _ in range(ROUNDS):
-                fresh = descendants(clis) - self._stopped.keys() - self._left
+                under = descendants(clis)
+                for pid in under & self._stopped.keys():
+                    self._needs[pid].add(key)
+                fresh = under - self._stopped.keys() - self._left
                 if not fresh:
                     break
                 already = {p for p in fresh if _state(p) in ("T", "t")}
@@ -181,6 +197,7 @@ class Hold:
                 mine = fresh - already
                 for pid in mine:
                     self._stopped[pid] = procid.start_ticks(pid)
+                    self._needs[pid] = {key}
                 if record is not None and mine:
                     _write_record(record, self._stopped)
                     self._records.add(record)
@@ -211,8 +228,9 @@ class Hold:
             self.release(key)
 
     def release(self, key: str) -> None:
-        """``key`` done: once no key is held, everything stopped is continued. A key not
-        held (released already, or its timer after the CLI's report) changes nothing."""
+        """``key`` done: what no other key holds is continued (everything, once no key is
+        held). A key not held (released already, or its timer after the CLI's report)
+        changes nothing."""
         with self._lock:
             if key not in self._keys:
                 return
@@ -222,6 +240,16 @@ class Hold:
                 timer.cancel()
             if not self._keys:
                 self._let_go()
+                return
+            done = [pid for pid, keys in self._needs.items() if keys == {key}]
+            for pid in self._needs:
+                self._needs[pid].discard(key)
+            for pid in done:
+                continue_if_same(pid, self._stopped.pop(pid))
+                del self._needs[pid]
+            if done:  # then the record says what is still held (killed between: harmless)
+                for record in self._records:
+                    _write_record(record, self._stopped)
 
     def release_all(self) -> None:
         """The team's end (`down`, a stop): nothing stays stopped, whatever is held."""
@@ -238,6 +266,7 @@ class Hold:
         for pid, start in self._stopped.items():
             continue_if_same(pid, start)
         self._stopped.clear()
+        self._needs.clear()
         self._left.clear()
         for record in self._records:
             with contextlib.suppress(OSError):
@@ -250,4 +279,4 @@ class Hold:
             return set(self._keys)
 
 
-TEAM = Hold()  # one per supervisor process: every agent's writes hold every agent's commands
+TEAM = Hold()  # one per supervisor process: every agent's writes, each holding whom it must

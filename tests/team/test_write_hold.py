@@ -44,17 +44,26 @@ def kill_tree(root: int) -> None:
         subprocess.run(["kill", "-KILL", str(pid)], check=False)
 
 
-@pytest.fixture
-def claude(tmp_path: Path) -> Iterator[Claude]:
-    counts = [tmp_path / "count0", tmp_path / "count1"]
+def start_claude(counts: list[Path]) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [sys.executable, "-c", CLAUDE, COUNTER, *map(str, counts)], stdin=subprocess.PIPE
     )
     until(lambda: all(read(c) > 0 for c in counts), "the counters running")
-    yield proc, counts
+    return proc
+
+
+def end_claude(proc: subprocess.Popen[bytes]) -> None:
     kill_tree(proc.pid)
     proc.kill()
     proc.communicate()
+
+
+@pytest.fixture
+def claude(tmp_path: Path) -> Iterator[Claude]:
+    counts = [tmp_path / "count0", tmp_path / "count1"]
+    proc = start_claude(counts)
+    yield proc, counts
+    end_claude(proc)
 
 
 def until(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
@@ -145,6 +154,37 @@ def test_a_timer_resumes_nothing_another_hold_still_needs(claude: Claude) -> Non
     assert [write_hold._state(p) for p in grandchildren] == ["T", "T"]
     hold.release("other-agent")
     until(going_on(counts[0]), "the counter going on")
+
+
+def test_a_writes_release_continues_what_no_other_write_holds(
+    tmp_path: Path, claude: Claude
+) -> None:
+    """Holds are scoped (hold_scope): a write that held only ``p``'s commands ends
+    without waiting for another agent's write that holds ``q``'s, and what both hold
+    goes on with the last of them. The record then names only what is still held."""
+    p, p_counts = claude
+    q_counts = [tmp_path / "q0", tmp_path / "q1"]
+    q = start_claude(q_counts)
+    record = tmp_path / write_hold.RECORD
+    try:
+        hold = write_hold.Hold()  # no timer ends these holds during the test
+        hold.hold("p-only", [p.pid], record, max_s=3600)
+        hold.hold("both", [p.pid, q.pid], record, max_s=3600)
+        hold.hold("q-only", [q.pid], record, max_s=3600)
+        assert [write_hold._state(x) for x in counter_pids(q)] == ["T", "T"]
+        hold.release("q-only")  # "both" still holds q
+        assert [write_hold._state(x) for x in counter_pids(q)] == ["T", "T"]
+        hold.release("both")
+        until(going_on(q_counts[0]), "q's counter going on while p is still held")
+        assert [write_hold._state(x) for x in counter_pids(p)] == ["T", "T"]
+        recorded = {int(line.split()[0]) for line in record.read_text().splitlines()}
+        assert recorded == set(counter_pids(p))
+        hold.release("p-only")
+        until(going_on(p_counts[0]), "p's counter going on")
+        assert not record.exists()
+        assert hold.held == set()
+    finally:
+        end_claude(q)
 
 
 def test_release_all_continues_everything_held(claude: Claude) -> None:
