@@ -28,6 +28,17 @@ the CLI's isolation for CI runners, and it also creates empty ``package.json``, 
 ``.bashrc``... in ``$HOME``), makes ``package.json`` and ``.env`` read-only to commands and
 ``scripts/``, ``.github/`` impossible to create, forces the permission mode to ``default``,
 and runs even a ``sandbox: false`` agent's commands under bubblewrap (README).
+
+Measured, not used: the CLI runs each command as ``$CLAUDE_CODE_SHELL_PREFIX '<command>'``
+(inside the sandbox for Bash; a sandboxed command could not read the outer processes'
+``/proc/*/environ``), so a prefix script that unsets these names and execs the CLI's shell
+cleared them from a real Bash ``env`` while the CLI still sent the header. But the CLI also
+runs hooks and stdio MCP servers through the prefix (its code), outside the sandbox; the prefix
+must be one executable path (the CLI quotes all of a prefix before its last `` -`` as
+one word; a stdio MCP server is spawned with the prefix as the program), so it
+would be a file on disk that every agent runs: one an agent could rewrite (an unsandboxed
+one can, as this user) would run its code in the others' hooks, the hole the sealed
+launcher closed (orchestrator/launcher.py).
 """
 
 from __future__ import annotations
