@@ -77,6 +77,8 @@ def test_a_gateways_credentials_and_the_clis_own_scrub(
         },
     }
     t = Team(tmp_path, env, agents, model=model)
+    stray = Path("/tmp/inline-comments-buffer.jsonl")  # the scrub makes it too (measured)
+    stray_before = stray.exists()
     printed: dict[str, str] = {}
     cli_environ: dict[str, bytes] = {}
     try:
@@ -93,6 +95,8 @@ def test_a_gateways_credentials_and_the_clis_own_scrub(
             assert headers.get("x-gateway-key") == HEADER, (name, headers)
     finally:
         t.stop()
+        if not stray_before and stray.exists() and stray.stat().st_size == 0:
+            stray.unlink()
     for name in agents:
         # The CLI held every one of them (so it was the CLI that kept OTEL's from commands).
         for secret in (HEADER, URL_PASSWORD, PASSPHRASE, OTEL):
