@@ -16,10 +16,29 @@ So, unless the roster says ``inherit_secrets: true``:
   command that prints it from a 0600 file in the database's private folder, which the
   sandbox hides from agents' tools. The CLI runs the helper itself.
 
-Not the CLI's own ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``: measured on 2.1.332, it scrubs
-by the same kind of rule but also switches on the CLI's CI isolation, which creates empty
-``package.json``, ``.npmrc``, ``.gitmodules``, ``.env*`` files in every agent's cwd, makes
-``package.json``, ``scripts/`` and ``.github/`` read-only there, and forces the sandbox on.
+Known gap: what the CLI reads from its own environment only and must keep (``CLI_NEEDS``)
+reaches its commands too: a gateway's ``ANTHROPIC_CUSTOM_HEADERS``, a user part in
+``ANTHROPIC_BASE_URL``, the mTLS key's passphrase (tests/team/test_gateway_credentials.py).
+Not ``OTEL_EXPORTER_OTLP_*HEADERS``: the CLI keeps every ``OTEL_*`` from its commands.
+
+Not the CLI's own ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``, though it closes that gap (measured
+on 2.1.332: those variables leave the commands' env, the CLI still sends the header): it is
+the CLI's isolation for CI runners, and it also creates empty ``package.json``, lock files,
+``.npmrc``, ``.gitmodules``, ``.env*`` in every agent's cwd (``.gitconfig``, ``.netrc``,
+``.bashrc``... in ``$HOME``), makes ``package.json`` and ``.env`` read-only to commands and
+``scripts/``, ``.github/`` impossible to create, forces the permission mode to ``default``,
+and runs even a ``sandbox: false`` agent's commands under bubblewrap (README).
+
+Measured, not used: the CLI runs each command as ``$CLAUDE_CODE_SHELL_PREFIX '<command>'``
+(inside the sandbox for Bash; a sandboxed command could not read the outer processes'
+``/proc/*/environ``), so a prefix script that unsets these names and execs the CLI's shell
+cleared them from a real Bash ``env`` while the CLI still sent the header. But the CLI also
+runs hooks and stdio MCP servers through the prefix (its code), outside the sandbox; the prefix
+must be one executable path (the CLI quotes all of a prefix before its last `` -`` as
+one word; a stdio MCP server is spawned with the prefix as the program), so it
+would be a file on disk that every agent runs: one an agent could rewrite (an unsandboxed
+one can, as this user) would run its code in the others' hooks, the hole the sealed
+launcher closed (orchestrator/launcher.py).
 """
 
 from __future__ import annotations
@@ -39,8 +58,10 @@ MODEL_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 # Kept for the CLI: it strips its own sign-in from its commands (its code, 2.1.332), and
 # the proxy is how it reaches the model at all. The endpoint (a URL that may hold a user
 # part), a gateway's headers and OpenTelemetry's are read by the CLI from its environment
-# only: blanked, a gateway team could not reach its model. They are a known gap (its
-# commands see them too: README, "Secrets and agents' commands"); the logs mask them.
+# only: blanked, a gateway team could not reach its model. The endpoint and the gateway's
+# headers are a known gap (its commands see them too: README, "Secrets and agents'
+# commands"); OpenTelemetry's never reach a command (the CLI keeps OTEL_* from them,
+# measured); the logs mask them all.
 CLI_NEEDS = frozenset(
     {
         "CLAUDE_CODE_OAUTH_TOKEN",
@@ -52,7 +73,7 @@ CLI_NEEDS = frozenset(
     }
 )
 # The client certificate for mTLS to a gateway (CLAUDE_CODE_CLIENT_CERT, _KEY,
-# _KEY_PASSPHRASE): the CLI presents it itself.
+# _KEY_PASSPHRASE): the CLI presents it itself. The passphrase is in the known gap too.
 _CLI_NEEDS_PREFIXES = ("CLAUDE_CODE_CLIENT_",)
 # With Bedrock, Vertex or Foundry the CLI signs its requests with the cloud's own
 # credentials.

@@ -8,6 +8,7 @@ and sat on its first request for minutes. The check costs nothing: a TCP connect
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from orchestrator.roster import Roster
 
@@ -90,7 +91,16 @@ def rejected_key(env: Mapping[str, str]) -> str | None:
         headers["authorization"] = f"Bearer {env['ANTHROPIC_AUTH_TOKEN']}"
     else:
         return None
-    request = urllib.request.Request(Endpoint.of(env).url + "/v1/models?limit=1", headers=headers)
+    url = Endpoint.of(env).url
+    parts = urlsplit(url)
+    if parts.username is not None:
+        # A gateway's credential in the URL: urllib would take `user:pw@host` for the host.
+        # The CLI (2.1.332, measured) sends it as Basic credentials beside its key.
+        url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        if "authorization" not in headers:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    request = urllib.request.Request(url + "/v1/models?limit=1", headers=headers)
     try:
         with _OPENER.open(request, timeout=HTTP_TIMEOUT_S):
             return None

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -79,3 +80,26 @@ def test_a_redirect_is_not_followed_with_the_key(
     assert [path for path, _ in endpoint.seen] == ["/v1/models?limit=1"]
     assert KEY in endpoint.seen[0][1]  # the endpoint itself did get the key
     assert elsewhere.seen == []
+
+
+def test_a_user_part_in_the_base_url_goes_as_the_cli_sends_it() -> None:
+    """A gateway's credential in ANTHROPIC_BASE_URL (`http://gw:pw@host`, README: kept for
+    the CLI): urllib took `gw:pw@127.0.0.1` for the host, so `up` refused to start ("no
+    answer to GET /v1/models ([Errno -2] Name or service not known)", found measuring the
+    gateway gap). The bundled CLI 2.1.332 sends it as `Authorization: Basic` beside its
+    key (measured against a recording server); the check now does the same."""
+    endpoint = _serve(_Server(200))
+    user_url = endpoint.url.replace("://", "://gw%40team:p%3Ass@", 1)
+    try:
+        env = {"ANTHROPIC_BASE_URL": user_url, "ANTHROPIC_API_KEY": KEY}
+        assert preflight.unreachable(env) is None
+        reason = preflight.rejected_key(env)
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
+    assert reason is None
+    [(path, headers)] = endpoint.seen
+    assert path == "/v1/models?limit=1"
+    basic = base64.b64encode(b"gw@team:p:ss").decode()
+    assert f"Authorization: Basic {basic}" in headers
+    assert KEY in headers  # its key too
