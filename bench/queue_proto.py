@@ -432,7 +432,9 @@ def factories() -> dict[str, Any]:
     for pages in (300, 1000, 3000):
         out[f"ours-ck{pages}"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}", "NORMAL", p)
         out[f"ours-ck{pages}-full"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}-full", "FULL", p)
-    return out
+    from bench.queue_handoff import factories as handoffs  # it imports queue_backends
+
+    return {**out, **handoffs()}
 
 
 def main(argv: list[str] | None = None) -> int:
