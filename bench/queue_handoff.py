@@ -14,6 +14,9 @@ the retry around its calls:
 
     ours-ofd          producers' sends hand off; consumers keep SQLite's busy sleeps
     ours-ofd-all      claims and acks hand off too
+    ours-ofd-pre      no busy_timeout 0 and no refused try: before each send, F_OFD_GETLK
+                      on the byte; while held, wait as above; then the send as today
+                      (SQLite's busy sleeps still cover a race lost after the wake-up)
     ours-sleeps       producers' sends sleep as SQLite's busy handler does, in Python:
                       counts the refusals and the time asleep the hand-off could save
     ...-full          the same at synchronous=FULL (compare with ours-full)
@@ -100,7 +103,7 @@ class _HandoffClient:
         self._mb = Mailbox(
             path,
             synchronous="FULL" if sync == "FULL" else "NORMAL",
-            busy_timeout_ms=0 if hand_off else 10_000,
+            busy_timeout_ms=0 if hand_off and mode != "pre" else 10_000,
         )
         self._waiter = WriteLockWaiter(path) if hand_off else None
         self._mode = mode
@@ -111,6 +114,11 @@ class _HandoffClient:
     def _retrying(self, step: Callable[[], T]) -> T:
         waiter = self._waiter
         if waiter is None:
+            return step()
+        if self._mode == "pre":  # look first; wait while held; then SQLite's own path
+            if waiter.held():
+                self.refused += 1
+                waiter.wait()
             return step()
         deadline = time.monotonic() + 10.0
         free_in_a_row = 0
@@ -192,6 +200,8 @@ def factories() -> dict[str, Callable[[], Any]]:
     for every, name in ((False, "ours-ofd"), (True, "ours-ofd-all")):
         out[name] = lambda n=name, e=every: OursHandoff(n, "NORMAL", e)
         out[f"{name}-full"] = lambda n=name, e=every: OursHandoff(f"{n}-full", "FULL", e)
+    out["ours-ofd-pre"] = lambda: OursHandoff("ours-ofd-pre", "NORMAL", False, "pre")
+    out["ours-ofd-pre-full"] = lambda: OursHandoff("ours-ofd-pre-full", "FULL", False, "pre")
     out["ours-sleeps"] = lambda: OursHandoff("ours-sleeps", "NORMAL", False, "sleeps")
     out["ours-sleeps-full"] = lambda: OursHandoff("ours-sleeps-full", "FULL", False, "sleeps")
     return out
