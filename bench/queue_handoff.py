@@ -108,6 +108,9 @@ class _HandoffClient:
         self._waiter = WriteLockWaiter(path) if hand_off else None
         self._mode = mode
         self.slept_ns = self.refused = 0
+        # sends over 0.5 ms, split by whether the lock was refused: [count, ns] each
+        self.slow_refused = [0, 0]
+        self.slow_clean = [0, 0]
         self._queue = queue
         self._owner = owner
 
@@ -148,7 +151,14 @@ class _HandoffClient:
                 free_in_a_row += 1
 
     def send(self, body: dict[str, Any]) -> None:
+        refused = self.refused
+        t0 = time.monotonic_ns()
         self._retrying(lambda: self._mb.send(PRODUCER, self._queue, body))
+        took = time.monotonic_ns() - t0
+        if took > 500_000:  # as bench/queue_workers.py's SLOW_SEND_NS
+            slot = self.slow_refused if self.refused != refused else self.slow_clean
+            slot[0] += 1
+            slot[1] += took
 
     def send_many(self, bodies: list[dict[str, Any]]) -> None:
         for b in bodies:
@@ -174,7 +184,9 @@ class _HandoffClient:
                 print(
                     f"{self._queue} {self._owner} {self._mode}: refused {self.refused}, "
                     f"waits {w.waits} ({w.waited_ns / 1e6:.1f} ms), free {w.free}, "
-                    f"slept {self.slept_ns / 1e6:.1f} ms",
+                    f"slept {self.slept_ns / 1e6:.1f} ms; sends > 0.5 ms: refused "
+                    f"{self.slow_refused[0]} ({self.slow_refused[1] / 1e6:.1f} ms), not "
+                    f"{self.slow_clean[0]} ({self.slow_clean[1] / 1e6:.1f} ms)",
                     flush=True,
                 )
             self._waiter.close()
