@@ -432,7 +432,9 @@ def factories() -> dict[str, Any]:
     for pages in (300, 1000, 3000):
         out[f"ours-ck{pages}"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}", "NORMAL", p)
         out[f"ours-ck{pages}-full"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}-full", "FULL", p)
-    return out
+    from bench.queue_handoff import factories as handoffs  # it imports queue_backends
+
+    return {**out, **handoffs()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[tuple[str, int], list[float]] = {}
     try:
         for rep in range(args.repeats):
-            for key in keys:
+            # A, B, B, A, A, B ...: no key always runs first (after the previous 4-pair run)
+            for key in keys if rep % 2 == 0 else keys[::-1]:
                 for pairs in pair_counts:
                     root = base / f"{key}-{pairs}-{rep}"
                     batch = 1 if key.startswith("seed-written") else args.batch
