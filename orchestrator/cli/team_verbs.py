@@ -403,7 +403,7 @@ def _terminate_instead(db: Path, pid: int | None, exc: errors.QueueError) -> Non
     print(f"octy-orchestrate: warning: {shown}", file=sys.stderr)
 
 
-_RUNNING = ("starting", "ready", "busy", "blocked", "paused")
+_RUNNING = ("waiting", "starting", "ready", "busy", "blocked", "paused")
 
 
 def _roster_agents(args: argparse.Namespace) -> list[str]:
