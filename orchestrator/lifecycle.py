@@ -79,7 +79,7 @@ for _source in (S.READY, S.BUSY):
 RUNNING = frozenset({S.READY, S.BUSY, S.BLOCKED, S.PAUSED})
 SETTLED = RUNNING | {S.FAILED}
 # No claude process once here: the registry's pid is cleared with the move.
-NO_PROCESS = frozenset({S.BACKOFF, S.FAILED, S.STOPPED})
+NO_PROCESS = frozenset({S.WAITING, S.BACKOFF, S.FAILED, S.STOPPED})
 
 
 def can_transition(current: AgentState, target: AgentState) -> bool:
