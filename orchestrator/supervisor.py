@@ -321,6 +321,9 @@ class Supervisor:
         """Announce and record the moves the agent's lifecycle made (none: nothing)."""
         for target in moves:
             self.notify_changed()
+            if target == AgentState.WAITING:  # `ps` says what for: its depends_on
+                spec = self.roster.agents.get(slot.name)
+                slot.stats["waiting_for"] = ", ".join(spec.depends_on) if spec else None
             log.info(
                 "state",
                 agent=slot.name,

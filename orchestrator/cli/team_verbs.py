@@ -596,6 +596,8 @@ def ps_rows(
                 "reason": (
                     meta.blocked_reason
                     if info.state == "blocked"
+                    else f"for {meta.waiting_for}"
+                    if info.state == "waiting" and meta.waiting_for
                     else ps_view.frozen_reason(pid, stats)
                 ),
                 "external": external,

@@ -311,10 +311,13 @@ def test_an_agent_waiting_for_its_dependency_is_asked_not_refused(team: TeamFact
         assert text_of(mb.wait_for_reply(asked.id, 120).body) == "x got: b is up"
 
 
+def ps_row(t: Team, agent: str) -> dict[str, Any]:
+    """``agent``'s row as `ps --json` shows it."""
+    return dict(json.loads(t.octy("ps", "--json", agent).stdout)["agents"][0])
+
+
 def ps_state(t: Team, agent: str) -> str:
-    """``agent``'s state as `ps --json` shows it."""
-    listing = json.loads(t.octy("ps", "--json", agent).stdout)
-    return str(listing["agents"][0]["state"])
+    return str(ps_row(t, agent)["state"])
 
 
 def cli_ask_queued(t: Team, to: str) -> subprocess.Popen[str]:
@@ -351,11 +354,14 @@ def test_a_cli_ask_of_an_agent_waiting_for_its_dependency_is_answered_once_it_is
         t.write_roster({"a": {"connect_timeout": "600s"}, "b": {"depends_on": ["a"]}})
         t.wait_for(lambda: waits_of(t, "b"), what="b waiting for a")
         cli = cli_ask_queued(t, "b")
-        assert ps_state(t, "b") == "waiting"
+        row = ps_row(t, "b")
+        assert (row["state"], row["reason"], row["pid"]) == ("waiting", "for a", None), row
+        assert "waiting (for a)" in t.octy("ps", "b").stdout
     finally:
         os.kill(stuck, signal.SIGCONT)
     assert text_of(answered(cli)["reply"]["body"]) == "b is up"
     assert moves(t, "b", "waiting")[0] < moves(t, "b", "starting")[0]
+    assert ps_row(t, "b")["reason"] is None  # ready: nothing to say
 
 
 def test_a_cli_ask_of_an_agent_in_a_later_layer_of_a_reload_is_answered(
