@@ -302,11 +302,13 @@ class Supervisor:
         if slot is None or self._stopping.is_set() or not slot.done.is_set():
             return False  # removed by a reload, the team is stopping, or a task runs it
         slot.done = anyio.Event()  # taken: no second task while the state is written
+        # Before any wait: a `stop` meanwhile (up's layers hold no lock) wins over it.
+        moves = slot.life.start()
         assert self._tg is not None
         try:
             if await self.leases.held_elsewhere(name) is not None:
                 slot.elsewhere = True  # its row is the holder's (its task is refused)
-            await self.record_moves(slot, slot.life.start())
+            await self.record_moves(slot, moves)
         finally:  # whatever happened, the task runs: it sets slot.done at its end
             self._tg.start_soon(restarts.supervise, self, slot)
         return True
