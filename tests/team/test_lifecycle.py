@@ -496,3 +496,13 @@ def test_a_failed_agent_started_again_is_not_settled_until_its_session_is_up() -
     assert not life.settled
     life.on_runner_event(RunnerEvent.READY)
     assert life.settled
+
+
+def test_the_readme_lists_every_state() -> None:
+    """The Supervision section's state list names every state the registry may hold (a
+    new one, `waiting`, is what `ps` shows of an agent on its way)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    listed = readme.split("\nStates: ", 1)[1].split("\n\n", 1)[0]
+    assert [s.value for s in S if f"`{s.value}`" not in listed] == []
