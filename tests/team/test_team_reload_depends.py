@@ -449,3 +449,54 @@ def test_a_stop_of_an_agent_queued_in_a_later_layer_of_up_ends_its_asks(
     t.wait_for(lambda: t.log_events("start_up_done"), what="up's layers done")
     assert t.states()["b"] == "stopped"
     assert not moves(t, "b", "starting")
+
+
+def test_an_agent_in_a_later_layer_of_a_reload_is_asked_not_refused(team: TeamFactory) -> None:
+    """An edit of a and b (b depends on a) restarts both, b in the layer after a's, and
+    a's new claude hangs. x asks b meanwhile: the ask waits for b's answer. b had no task
+    yet, so the relay too read it `stopped` and refused the ask (recipient_stopped)."""
+    ask = {"to": "b", "message": "b, are you there?", "timeout_s": 300}
+    agents: dict[str, dict[str, Any]] = {
+        "a": {"connect_timeout": "600s"},
+        "b": {"depends_on": ["a"]},
+        "x": {},
+    }
+    t = team(
+        [
+            *RULES,
+            {"agent": agent_rule("x"), "text": "x got: {1}", "tool_result": r"(?s)^(.*)$"},
+            {
+                "agent": agent_rule("x"),
+                "match": "go",
+                "tool_use": {"name": "mcp__octy__ask", "input": ask},
+            },
+        ],
+        agents,
+    )
+    patient(t)
+    t.up()
+    t.wait_ready("a", "b", "x")
+    old = t.agent_pid("a")
+    assert old
+    t.write_roster(
+        {
+            **agents,
+            "a": {"connect_timeout": "600s", "prompt": "You are a. V2"},
+            "b": {"depends_on": ["a"], "prompt": "You are b. V2"},
+        }
+    )
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"], besides=[old])
+    try:
+        t.wait_for(lambda: t.states()["a"] == "starting", what="a starting again")
+        assert len(moves(t, "b", "starting")) == 1  # its layer has not begun
+        asked = t.request("x", "go")
+        t.wait_for(
+            lambda: t.messages(sender="x", recipient="b") or t.log_events("ask_refused", "x"),
+            what="x's ask of b",
+        )
+        assert not t.log_events("ask_refused", "x"), t.log_events("ask_refused", "x")
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("a", "b")
+    with t.mailbox() as mb:
+        assert text_of(mb.wait_for_reply(asked.id, 120).body) == "x got: b is up"
