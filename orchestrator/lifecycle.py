@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 class AgentState(enum.StrEnum):
     """Shown by ``ps`` and stored in the agent registry (the values are what users see)."""
 
+    # Started (up, a reload, start/restart AGENT): its session launches once what it
+    # depends on is ready and its layer's turn has come (depends_on). Asks are queued.
+    WAITING = "waiting"
     STARTING = "starting"  # claude process launching / connecting
     READY = "ready"  # connected, idle, waiting for messages
     BUSY = "busy"  # a turn is running
@@ -42,8 +45,11 @@ class AgentState(enum.StrEnum):
 S = AgentState
 
 _EDGES: dict[AgentState, frozenset[AgentState]] = {
-    # a stopped agent is started (up, start AGENT, hot reload)
-    S.STOPPED: frozenset({S.STARTING}),
+    # a stopped agent is started (up, start AGENT, hot reload): it waits for its turn
+    S.STOPPED: frozenset({S.WAITING}),
+    # its dependencies are ready: its session launches; stopped (or the team stopped)
+    # while it waited: its start is abandoned
+    S.WAITING: frozenset({S.STARTING, S.STOPPED}),
     # connect done -> ready; connect failed -> backoff or failed; stop while connecting
     S.STARTING: frozenset({S.READY, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED}),
     # messages claimed -> busy; session died while idle -> backoff/failed; stop requested
@@ -53,10 +59,11 @@ _EDGES: dict[AgentState, frozenset[AgentState]] = {
     # the approval was answered (or timed out) -> busy again; the session died or was
     # stopped while it waited
     S.BLOCKED: frozenset({S.BUSY, S.BACKOFF, S.FAILED, S.STOPPING}),
-    # backoff elapsed -> starting; stop requested while waiting -> stopped
-    S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.STOPPING, S.FAILED}),
+    # backoff elapsed -> starting; stop requested while waiting -> stopped; an operator's
+    # restart whose new session waits for its dependencies -> waiting
+    S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.STOPPING, S.FAILED, S.WAITING}),
     # an operator may start a failed agent again (start/restart AGENT, reload)
-    S.FAILED: frozenset({S.STARTING, S.STOPPED}),
+    S.FAILED: frozenset({S.WAITING, S.STOPPED}),
     # turn done or interrupted, session closed; an operator's restart: the next starts
     S.STOPPING: frozenset({S.STOPPED, S.BACKOFF}),
     # budget: a finished turn (or another agent's, for a team budget) goes over -> paused;
@@ -72,7 +79,7 @@ for _source in (S.READY, S.BUSY):
 RUNNING = frozenset({S.READY, S.BUSY, S.BLOCKED, S.PAUSED})
 SETTLED = RUNNING | {S.FAILED}
 # No claude process once here: the registry's pid is cleared with the move.
-NO_PROCESS = frozenset({S.BACKOFF, S.FAILED, S.STOPPED})
+NO_PROCESS = frozenset({S.WAITING, S.BACKOFF, S.FAILED, S.STOPPED})
 
 
 def can_transition(current: AgentState, target: AgentState) -> bool:
@@ -206,10 +213,6 @@ class Lifecycle:
         self.restart_count = 0  # every restart, shown by `ps`
         self.restarts: deque[float] = deque()  # clock times of failures, within the window
         self.restart_asked = False  # an operator's restart: the session ends, then restarts
-        # Started (up, a reload, `start`) and its first session not yet launching: its state
-        # is still the one it was started from (stopped, or failed, which counts as settled
-        # for depends_on), so a dependent must not take it as ready (see :attr:`settled`).
-        self.launch_pending = False
         self._clock = clock
         self._jitter = jitter
 
@@ -219,8 +222,9 @@ class Lifecycle:
 
     # --- asked from outside ---------------------------------------------------------
 
-    def start(self) -> None:
-        """An operator, ``up`` or a reload starts the agent (its session task begins).
+    def start(self) -> list[AgentState]:
+        """An operator, ``up`` or a reload starts the agent (its session task begins): it
+        is ``waiting`` until its session launches (:meth:`session_starting`).
 
         The restart window begins again, whatever the state: an edit (the reload stops
         and starts the agent), ``stop`` + ``start`` or ``restart`` is how an operator
@@ -230,18 +234,33 @@ class Lifecycle:
         self.restarts.clear()
         self.restart_asked = False  # asked before a stop that won: not this run's
         self.want_running = True
-        self.launch_pending = True
+        return self.queue()
+
+    def queue(self) -> list[AgentState]:
+        """The agent is to be started (by :meth:`start` or, in a later layer of `up` or of
+        a reload, once the layers before it are ready): ``waiting``, shown as such, so that
+        `ps` and whoever asks it see it on its way, not ``stopped`` (a stopped agent's asks
+        are refused) nor its old ``failed`` (taken as settled by its dependents, which then
+        started at once beside it)."""
+        if self.state in (AgentState.STOPPED, AgentState.FAILED):
+            return self.move(AgentState.WAITING)
+        return []
 
     @property
     def settled(self) -> bool:
         """For its dependents: this agent's start has come to an end (a live session, or
-        failed); not while a start asked of it has yet to launch a session (a failed agent
-        started again was taken as settled, and its dependents started at once)."""
-        return self.state in SETTLED and not self.launch_pending
+        failed); not while it waits to launch one (``waiting``)."""
+        return self.state in SETTLED
 
     def session_starting(self) -> list[AgentState]:
-        self.launch_pending = False
         return self.move(AgentState.STARTING)
+
+    def wait_again(self) -> list[AgentState]:
+        """An operator's restart whose new session waits for its dependencies: ``waiting``
+        instead of ``backoff`` (nothing failed)."""
+        if self.state == AgentState.BACKOFF:
+            return self.move(AgentState.WAITING)
+        return []
 
     def stop_asked(self) -> list[AgentState]:
         """``stop AGENT`` (or a reload): ``ps`` shows the stop at once, not when the turn
@@ -315,10 +334,10 @@ class Lifecycle:
 
     def stop_moves(self) -> list[AgentState]:
         """The moves still to make to end up STOPPED (after Action.STOP, or when the
-        session task ends for a stop); FAILED stays FAILED."""
+        session task ends for a stop, or a start is abandoned); FAILED stays FAILED."""
         if self.state in (AgentState.STOPPED, AgentState.FAILED):
             return []
-        if self.state == AgentState.STOPPING:
+        if self.state in (AgentState.STOPPING, AgentState.WAITING):
             return [AgentState.STOPPED]
         return [AgentState.STOPPING, AgentState.STOPPED]
 

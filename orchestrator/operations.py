@@ -64,7 +64,7 @@ class Team(Protocol[SlotT]):
 
     async def record_moves(self, slot: SlotT, moves: list[AgentState], **fields: Any) -> None: ...
 
-    def spawn(self, name: str) -> bool: ...
+    async def spawn(self, name: str) -> bool: ...
 
 
 async def _locked(sup: Team[SlotT], name: str) -> tuple[SlotT, contextlib.AsyncExitStack]:
@@ -106,6 +106,10 @@ async def stop_agent(sup: Team[SlotT], name: str, grace_s: float | None = None) 
     async with held:
         if slot.done.is_set():
             slot.want_running = False
+            if slot.state == AgentState.WAITING:  # queued in a layer of `up`: not started
+                await sup.record_moves(slot, slot.life.stop_moves())
+                await _answer_waiters(sup, name)
+                return "stopped"
             if slot.state == AgentState.STOPPED:
                 return "already stopped"
             return f"not running ({slot.state.value})"
@@ -156,7 +160,7 @@ async def start_agent(sup: Team[SlotT], name: str) -> str:
             if slot.want_running:
                 return "already running"
             await slot.done.wait()  # a stop nobody holds the lock for (shutdown)
-        if not sup.spawn(name):
+        if not await sup.spawn(name):
             raise errors.OperationRefused("start", name, "the team is stopping")
         return "started"
 
@@ -174,7 +178,7 @@ async def restart_agent(sup: Team[SlotT], name: str) -> str:
             slot.life.restart_now()
             slot.wake.set()  # in backoff: start now
             return "restarting"
-        if not sup.spawn(name):
+        if not await sup.spawn(name):
             raise errors.OperationRefused("restart", name, "the team is stopping")
         return "started"
 

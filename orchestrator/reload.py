@@ -239,7 +239,8 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             for name in locked:
                 await held.enter_async_context(sup.slots[name].ops)
             was_wanted = {n: sup.slots[n].want_running for n in touched if n in sup.slots}
-            await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed])
+            restarting = {n for n in diff.changed if was_wanted.get(n, True)}
+            await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed], restarting)
             sup.roster = new
             for name in diff.removed:
                 await _forget_agent(sup, name)
@@ -310,15 +311,26 @@ def _stopped_dependencies(sup: Team[SlotT], new: Roster, to_start: list[str]) ->
     ]
 
 
-async def _stop_in_order(sup: Team[SlotT], old: Roster, names: list[str]) -> None:
+async def _stop_in_order(
+    sup: Team[SlotT], old: Roster, names: list[str], restarting: set[str]
+) -> None:
     """Stop ``names``, dependents before what they depend on (the reverse of start-up);
-    the agents of one layer stop together."""
+    the agents of one layer stop together. Those ``restarting`` are ``waiting`` from their
+    stop on: they were `stopped` while the layers after them stopped and the layers
+    before them started again, and asks of them were refused (recipient_stopped)."""
     wanted = set(names)
+
+    async def stop(name: str) -> None:
+        await stop_and_wait(sup, name)
+        slot = sup.slots[name]
+        if name in restarting and await sup.leases.held_elsewhere(name) is None:
+            await sup.record_moves(slot, slot.life.queue())
+
     for layer in reversed(old.start_layers()):
         async with anyio.create_task_group() as tg:
             for name in layer:
                 if name in wanted:
-                    tg.start_soon(stop_and_wait, sup, name)
+                    tg.start_soon(stop, name)
 
 
 async def _forget_agent(sup: Team[SlotT], name: str) -> None:

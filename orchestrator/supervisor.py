@@ -251,32 +251,66 @@ class Supervisor:
         not started), so an agent may be removed or stopped while a layer waits."""
         wanted = set(names)
         started: set[str] = set()
-        for layer in self.roster.start_layers():
-            # Looked up afresh per layer, and held as slots across the waits: a reload may
-            # remove an agent meanwhile (its slot deleted), and `up`'s start-up holds no
-            # lock; a KeyError here ended the whole team (found by review).
-            now = [s for n in layer if n in wanted and (s := self.slots.get(n)) is not None]
-            if still_wanted:  # stopped by an operator or a reload since: left stopped
-                now = [s for s in now if s.want_running]
-            now = [s for s in now if self.spawn(s.name)]
-            started.update(s.name for s in now)
-            for slot in now:
-                with anyio.move_on_after(START_WAIT_S):
-                    while not slot.life.settled and not slot.done.is_set():
-                        if self._stopping.is_set():
-                            return started
-                        await self._state_changed.wait()
-        return started
+        queued = await self._queue(list(dict.fromkeys(names)), still_wanted)
+        try:
+            for layer in self.roster.start_layers():
+                # Looked up afresh per layer, and held as slots across the waits: a reload
+                # may remove an agent meanwhile (its slot deleted), and `up`'s start-up
+                # holds no lock; a KeyError here ended the whole team (found by review).
+                now = [s for n in layer if n in wanted and (s := self.slots.get(n)) is not None]
+                if still_wanted:  # stopped by an operator or a reload since: left stopped
+                    now = [s for s in now if s.want_running]
+                now = [s for s in now if await self.spawn(s.name)]
+                started.update(s.name for s in now)
+                for slot in now:
+                    with anyio.move_on_after(START_WAIT_S):
+                        while not slot.life.settled and not slot.done.is_set():
+                            if self._stopping.is_set():
+                                return started
+                            await self._state_changed.wait()
+            return started
+        finally:
+            # Queued and not started (the team stops, a reload removed it): not waiting
+            # for anything any more.
+            with anyio.CancelScope(shield=True):
+                for slot in queued:
+                    mine = slot.done.is_set() and self.slots.get(slot.name) is slot
+                    if mine and slot.state == AgentState.WAITING:
+                        await self.record_moves(slot, slot.life.stop_moves())
 
-    def spawn(self, name: str) -> bool:
-        """Start the task that runs ``name``'s sessions; False if it cannot start now."""
+    async def _queue(self, names: list[str], still_wanted: bool) -> list[Slot]:
+        """Show the agents a start in layers is to start as ``waiting`` from now on, not
+        only once their layer's turn comes: they were ``stopped`` meanwhile, and an ask of
+        one from a terminal was refused (recipient_stopped) though it was about to start.
+        An agent another supervisor runs (a shared NATS team) is its row: left alone."""
+        queued = []
+        for name in names:
+            slot = self.slots.get(name)
+            if slot is None or not slot.done.is_set() or (still_wanted and not slot.want_running):
+                continue
+            if await self.leases.held_elsewhere(name) is not None:
+                continue
+            await self.record_moves(slot, slot.life.queue())
+            queued.append(slot)
+        return queued
+
+    async def spawn(self, name: str) -> bool:
+        """Start the task that runs ``name``'s sessions, shown ``waiting`` (recorded
+        before the task can move it on, and before a `start` is answered); False if it
+        cannot start now."""
         slot = self.slots.get(name)
         if slot is None or self._stopping.is_set() or not slot.done.is_set():
             return False  # removed by a reload, the team is stopping, or a task runs it
-        slot.life.start()
-        slot.done = anyio.Event()
+        slot.done = anyio.Event()  # taken: no second task while the state is written
+        # Before any wait: a `stop` meanwhile (up's layers hold no lock) wins over it.
+        moves = slot.life.start()
         assert self._tg is not None
-        self._tg.start_soon(restarts.supervise, self, slot)
+        try:
+            if await self.leases.held_elsewhere(name) is not None:
+                slot.elsewhere = True  # its row is the holder's (its task is refused)
+            await self.record_moves(slot, moves)
+        finally:  # whatever happened, the task runs: it sets slot.done at its end
+            self._tg.start_soon(restarts.supervise, self, slot)
         return True
 
     # --- an agent's state: moved by its lifecycle, announced here, recorded (registry.py) --
@@ -289,6 +323,9 @@ class Supervisor:
         """Announce and record the moves the agent's lifecycle made (none: nothing)."""
         for target in moves:
             self.notify_changed()
+            if target == AgentState.WAITING:  # `ps` says what for: its depends_on
+                spec = self.roster.agents.get(slot.name)
+                slot.stats["waiting_for"] = ", ".join(spec.depends_on) if spec else None
             log.info(
                 "state",
                 agent=slot.name,

@@ -158,6 +158,8 @@ def _refuse_unless_answering(info: AgentInfo | None, name: str) -> None:
     answered: stopped by the operator, failed, or paused by a budget. The CLI waited out
     its --timeout (120 s by default) where an agent's ask was refused at once. With no
     supervisor running the request is queued as before: answered once the team is up.
+    One ``waiting`` (started, its session to launch once its dependencies are up) is
+    asked: its stop answers the ask recipient_stopped (operations.stop_agent).
     ``info``: the registry row :func:`_supervisor_of` read (one read per ask)."""
     state = info.state if info is not None else None
     if state == "stopped":

@@ -30,6 +30,7 @@ _STATE_COLOURS = {
     "busy": "36",  # cyan
     "blocked": "35",  # magenta: waits for a person (an approval)
     "paused": "35",  # by a budget: waits for `resume`
+    "waiting": "33",  # started: waits for its dependencies (depends_on)
     "starting": "33",  # yellow
     "stopping": "33",
     "backoff": "33",

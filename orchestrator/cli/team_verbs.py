@@ -403,7 +403,7 @@ def _terminate_instead(db: Path, pid: int | None, exc: errors.QueueError) -> Non
     print(f"octy-orchestrate: warning: {shown}", file=sys.stderr)
 
 
-_RUNNING = ("starting", "ready", "busy", "blocked", "paused")
+_RUNNING = ("waiting", "starting", "ready", "busy", "blocked", "paused")
 
 
 def _roster_agents(args: argparse.Namespace) -> list[str]:
@@ -596,6 +596,8 @@ def ps_rows(
                 "reason": (
                     meta.blocked_reason
                     if info.state == "blocked"
+                    else f"for {meta.waiting_for}"
+                    if info.state == "waiting" and meta.waiting_for
                     else ps_view.frozen_reason(pid, stats)
                 ),
                 "external": external,

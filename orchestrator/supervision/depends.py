@@ -21,13 +21,13 @@ restarted by its restart policy changes nothing for its dependents (compose neit
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 import structlog
 
 from orchestrator.agent_leases import AgentLeases
-from orchestrator.lifecycle import RUNNING
+from orchestrator.lifecycle import RUNNING, AgentState
 from orchestrator.roster import Roster
 from orchestrator.supervision.slot import Slot
 
@@ -51,9 +51,14 @@ class Team(Protocol):
     @property
     def state_changed(self) -> anyio.Event: ...
 
+    async def record_moves(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None: ...
+
 
 def on_its_way(slot: Slot) -> bool:
-    """Being started (or restarted) and not ready yet: worth waiting for."""
+    """Being started (or restarted) and not ready yet: worth waiting for. One queued in a
+    later layer of `up` or of a reload (``waiting``, no task yet) is on its way too."""
+    if slot.state == AgentState.WAITING:
+        return True
     return not slot.done.is_set() and not slot.life.settled
 
 
@@ -74,6 +79,7 @@ async def not_running(sup: Team, name: str) -> dict[str, str]:
         for s in dependencies(sup, name)
         if s.done.is_set()
         and s.state not in RUNNING
+        and s.state != AgentState.WAITING
         and await sup.leases.held_elsewhere(s.name) is None
     }
 
@@ -84,6 +90,8 @@ async def wait_for_dependencies(sup: Team, slot: Slot) -> None:
     waiting = [s.name for s in dependencies(sup, slot.name) if on_its_way(s)]
     if waiting:
         log.info("waiting_for_dependencies", agent=slot.name, dependencies=waiting)
+        # An operator's restart between sessions is in `backoff`: `waiting` says why.
+        await sup.record_moves(slot, slot.life.wait_again())
     with anyio.move_on_after(START_WAIT_S) as scope:
         while True:
             # A new wake each round, before the checks: a stop (or `restart`) that sets

@@ -43,9 +43,14 @@ async def supervise(sup: Team, slot: Slot) -> None:
             await sup.leases.take(slot.name)
         except errors.AgentHeldElsewhere as exc:  # refused; the other agents run on
             slot.want_running = False
+            slot.elsewhere = True  # its row is the holder's: our `waiting` is not written
+            for target in slot.life.stop_moves():
+                await sup.move_to(slot, target)
             log.error("agent_held_elsewhere", agent=slot.name, error=str(exc))
             return
-        slot.elsewhere = False  # ours again
+        if slot.elsewhere:  # ours again: its row says what it does now
+            slot.elsewhere = False
+            await sup.record_moves(slot, [slot.state])
         await _sessions(sup, slot)
     except Exception as exc:
         # The supervisor's own boundary per agent: a bug here (or an error nobody
@@ -60,7 +65,6 @@ async def supervise(sup: Team, slot: Slot) -> None:
     finally:
         with anyio.CancelScope(shield=True), contextlib.suppress(errors.QueueError):
             await sup.leases.release(slot.name)
-        slot.life.launch_pending = False  # no session launched by this run any more
         slot.done.set()
         sup.notify_changed()
 

@@ -100,17 +100,10 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
 
 
 def _peer_state(sup: Team, name: str) -> str | None:
-    """``name``'s state for an agent's ask. One started (by a reload, `start`) whose
-    first session waits for its dependencies (supervision/depends.py) still shows the
-    state it was started from, stopped or failed: taken as such, the ask was refused
-    (recipient_stopped: 'answers only once someone starts it') though it will answer;
-    it is on its way, as one connecting is."""
+    """``name``'s state for an agent's ask. One started whose session waits for its
+    dependencies or its layer is ``waiting``: its asks are taken, not refused as stopped."""
     slot = sup.slots.get(name)
-    if slot is None:
-        return None
-    if slot.life.launch_pending and slot.want_running and not slot.done.is_set():
-        return AgentState.STARTING.value
-    return slot.state.value
+    return slot.state.value if slot is not None else None
 
 
 async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[str, Any]) -> None:

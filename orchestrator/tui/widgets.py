@@ -27,6 +27,7 @@ NAME_CELLS = 24
 STATE_STYLES = {
     "ready": "green",
     "busy": "bold cyan",
+    "waiting": "yellow",
     "starting": "yellow",
     "stopping": "yellow",
     "backoff": "bold yellow",

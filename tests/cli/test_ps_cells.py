@@ -47,3 +47,15 @@ def test_ps_columns_are_padded_in_terminal_cells() -> None:
     }
     assert len(starts) == 1, lines
     assert lines[1] == "漢字漢字  ready  12"
+
+
+def test_every_agent_state_has_a_colour_in_ps_and_top() -> None:
+    """A state the lifecycle can record is coloured in `ps` and `top` like its kin (a new
+    one, `waiting`, was drawn plain beside the yellow `starting`)."""
+    from orchestrator.cli.ps_view import _STATE_COLOURS
+    from orchestrator.lifecycle import AgentState
+    from orchestrator.tui.widgets import STATE_STYLES
+
+    assert [s.value for s in AgentState if s.value not in _STATE_COLOURS] == []
+    assert [s.value for s in AgentState if s.value not in STATE_STYLES] == []
+    assert _STATE_COLOURS["waiting"] == _STATE_COLOURS["starting"]

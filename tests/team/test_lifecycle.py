@@ -27,13 +27,15 @@ S = AgentState
 
 # The table as the README promises it, written out edge by edge (not read from _EDGES).
 LEGAL = {
-    (S.STOPPED, S.STARTING),
+    (S.STOPPED, S.WAITING),
+    (S.WAITING, S.STARTING),
+    (S.WAITING, S.STOPPED),
     *((S.STARTING, t) for t in (S.READY, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED)),
     *((S.READY, t) for t in (S.BUSY, S.BACKOFF, S.FAILED, S.STOPPING, S.STOPPED, S.PAUSED)),
     *((S.BUSY, t) for t in (S.READY, S.BACKOFF, S.FAILED, S.STOPPING, S.BLOCKED, S.PAUSED)),
     *((S.BLOCKED, t) for t in (S.BUSY, S.BACKOFF, S.FAILED, S.STOPPING)),
-    *((S.BACKOFF, t) for t in (S.STARTING, S.STOPPED, S.STOPPING, S.FAILED)),
-    (S.FAILED, S.STARTING),
+    *((S.BACKOFF, t) for t in (S.STARTING, S.STOPPED, S.STOPPING, S.FAILED, S.WAITING)),
+    (S.FAILED, S.WAITING),
     (S.FAILED, S.STOPPED),
     (S.STOPPING, S.STOPPED),
     (S.STOPPING, S.BACKOFF),  # an operator's restart: the session closed, the next starts
@@ -88,6 +90,7 @@ def test_the_table_has_no_other_edges() -> None:
 def test_values_are_what_users_see() -> None:
     # Written to the registry and logs: renaming a member must not change them.
     assert [s.value for s in S] == [
+        "waiting",
         "starting",
         "ready",
         "busy",
@@ -151,6 +154,29 @@ def test_a_session_from_start_to_stop() -> None:
     assert life.stop_moves() == [S.STOPPED]
 
 
+def test_a_start_waits_shown_as_waiting_until_its_session_launches() -> None:
+    """A start (or a place in a later layer) shows ``waiting``, from stopped or failed,
+    not the state it was started from: `stopped` had its asks refused, and `failed` was
+    taken as settled by its dependents. Its first session moves it on; an operator's
+    restart that waits for its dependencies waits in ``waiting`` too."""
+    for before in (S.STOPPED, S.FAILED):
+        life = life_in(before)
+        assert life.start() == [S.WAITING]
+        assert not life.settled
+        assert life.start() == []  # queued before its layer's turn: already waiting
+        assert life.session_starting() == [S.STARTING]
+    queued = life_in(S.STOPPED)
+    assert queued.queue() == [S.WAITING]
+    assert queued.stop_asked() == []  # nothing to interrupt: its end stops it
+    assert queued.stop_moves() == [S.STOPPED]
+    life = life_in(S.BACKOFF)
+    assert life.wait_again() == [S.WAITING]
+    assert life_in(S.READY).wait_again() == []
+    for state in S:
+        if state not in (S.STOPPED, S.FAILED):
+            assert life_in(state).queue() == [], state
+
+
 # --- asked from outside -----------------------------------------------------------------
 
 
@@ -207,6 +233,7 @@ def test_pause_and_unpause_in_every_state() -> None:
         (S.STOPPED, []),
         (S.FAILED, []),
         (S.STOPPING, [S.STOPPED]),
+        (S.WAITING, [S.STOPPED]),
         *((s, [S.STOPPING, S.STOPPED]) for s in (S.STARTING, S.BACKOFF, *sorted(RUNNING))),
     ],
 )
@@ -463,9 +490,19 @@ def test_a_failed_agent_started_again_is_not_settled_until_its_session_is_up() -
     life.move(S.FAILED)
     assert life.settled  # given up: nothing to wait for
     life.start()
-    assert life.state == S.FAILED
+    assert life.state == S.WAITING  # shown on its way, no longer `failed`
     assert not life.settled  # started again: on its way
     life.session_starting()
     assert not life.settled
     life.on_runner_event(RunnerEvent.READY)
     assert life.settled
+
+
+def test_the_readme_lists_every_state() -> None:
+    """The Supervision section's state list names every state the registry may hold (a
+    new one, `waiting`, is what `ps` shows of an agent on its way)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    listed = readme.split("\nStates: ", 1)[1].split("\n\n", 1)[0]
+    assert [s.value for s in S if f"`{s.value}`" not in listed] == []

@@ -98,6 +98,11 @@ def registry(roster: Roster) -> dict[str, Any]:
         return {a.name: a for a in mb.agents()}
 
 
+def waiting(roster: Roster, *names: str) -> bool:
+    rows = registry(roster)
+    return all(n in rows and rows[n].state == "waiting" for n in names)
+
+
 def supervisor_up(roster: Roster) -> bool:
     row = registry(roster).get(SUPERVISOR)
     return row is not None and row.state == "running"
@@ -111,6 +116,8 @@ async def test_ps_and_down_are_answered_while_the_sdk_is_still_importing(
         async with anyio.create_task_group() as tg:
             tg.start_soon(sup.run)
             await until(lambda: supervisor_up(roster), "the supervisor's registry row")
+            # Started, and waiting for the import to launch them: shown so, not `stopped`.
+            await until(lambda: waiting(roster, "a", "b"), "a and b waiting")
             ps = await anyio.to_thread.run_sync(
                 lambda: octy("-f", str(roster.path), "ps", "--json", cwd=roster.path.parent)
             )
@@ -118,8 +125,8 @@ async def test_ps_and_down_are_answered_while_the_sdk_is_still_importing(
             shown = json.loads(ps.stdout)
             assert shown["supervisor"] == {"running": True, "pid": os.getpid(), "responding": True}
             assert {a["name"]: (a["state"], a["pid"]) for a in shown["agents"]} == {
-                "a": ("stopped", None),
-                "b": ("stopped", None),
+                "a": ("waiting", None),
+                "b": ("waiting", None),
             }
             assert registry(roster)[SUPERVISOR].meta[LAUNCHING] is False  # `up -d` waits on
             down = await anyio.to_thread.run_sync(
@@ -161,10 +168,7 @@ async def test_agents_launch_once_the_import_is_over(roster: Roster, gate: Gate)
     async with anyio.create_task_group() as tg:
         tg.start_soon(sup.run)
         await until(lambda: supervisor_up(roster), "the supervisor's registry row")
-        assert {n: registry(roster)[n].state for n in ("a", "b")} == {
-            "a": "stopped",
-            "b": "stopped",
-        }
+        await until(lambda: waiting(roster, "a", "b"), "a and b waiting for the import")
         gate.open()
         rows = await until(
             lambda: (
@@ -253,5 +257,7 @@ def test_up_freezes_what_start_up_made_before_agents_launch(team: Any) -> None:
     assert len(launchable) == 1
     assert launchable[0]["frozen_objects"] > 10_000  # our modules, the SDK's, mcp's
     assert launchable[0]["sdk_import_s"] > 0
-    order = [e["event"] for e in events if e["event"] in ("agents_launchable", "state")]
-    assert order[0] == "agents_launchable"  # before any agent's first state change
+    # Started agents wait for the import (`waiting`); none launches before it is over.
+    launches = [e for e in events if e["event"] == "state" and e["state"] != "waiting"]
+    order = [e["event"] for e in events if e["event"] == "agents_launchable" or e in launches]
+    assert order[0] == "agents_launchable"  # before any agent's launch

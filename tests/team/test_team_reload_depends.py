@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from team_harness import Team, agent_rule, stop_claude_as_it_starts
 
+from orchestrator import errors
+from orchestrator.mailbox import USER
 from orchestrator.prompts import text_of
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
@@ -62,7 +65,7 @@ def test_an_agent_added_by_a_reload_waits_for_a_dependency_still_connecting(
         )
         assert waits_of(t, "b")[0]["dependencies"] == ["a"], t.log_events("state")
         assert t.states()["a"] == "starting"
-        assert t.states()["b"] == "stopped"
+        assert t.states()["b"] == "waiting"
         assert not moves(t, "b", "starting")
     finally:
         os.kill(stuck, signal.SIGCONT)
@@ -94,7 +97,7 @@ def test_a_reload_restarting_an_agent_waits_for_a_dependency_in_its_backoff(
         what="b waiting for a, or restarted",
     )
     assert waits_of(t, "b")[0]["dependencies"] == ["a"]
-    assert t.states()["b"] == "stopped"
+    assert t.states()["b"] == "waiting"
     done = t.octy("restart", "a")
     assert "restarting" in done.stdout, done
     t.wait_ready("a", "b")
@@ -146,7 +149,7 @@ def test_agents_a_reload_adds_start_in_dependency_order(team: TeamFactory) -> No
     stuck = stop_claude_as_it_starts("x", t.env["HOME"])
     try:
         t.wait_for(lambda: t.states().get("x") == "starting", what="x starting")
-        assert t.states()["y"] == "stopped"
+        assert t.states()["y"] == "waiting"
     finally:
         os.kill(stuck, signal.SIGCONT)
     t.wait_ready("x", "y")
@@ -235,7 +238,7 @@ def test_restart_waits_for_a_dependency_in_its_backoff_and_stop_ends_the_wait(
     assert t.states()["b"] == "stopped"
     assert "started" in t.octy("start", "b").stdout
     t.wait_for(lambda: len(waits_of(t, "b")) == 2, what="b waiting for a again")
-    assert t.states()["b"] == "stopped"
+    assert t.states()["b"] == "waiting"
     t.octy("restart", "a")
     t.wait_ready("a", "b")
     assert moves(t, "b", "starting")[-1] > moves(t, "a", "ready")[-1]
@@ -295,6 +298,197 @@ def test_an_agent_waiting_for_its_dependency_is_asked_not_refused(team: TeamFact
         t.wait_ready("x")
         t.write_roster({"a": {"connect_timeout": "600s"}, "x": {}, "b": {"depends_on": ["a"]}})
         t.wait_for(lambda: waits_of(t, "b"), what="b waiting for a")
+        asked = t.request("x", "go")
+        t.wait_for(
+            lambda: t.messages(sender="x", recipient="b") or t.log_events("ask_refused", "x"),
+            what="x's ask of b",
+        )
+        assert not t.log_events("ask_refused", "x"), t.log_events("ask_refused", "x")
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("a", "b")
+    with t.mailbox() as mb:
+        assert text_of(mb.wait_for_reply(asked.id, 120).body) == "x got: b is up"
+
+
+def ps_row(t: Team, agent: str) -> dict[str, Any]:
+    """``agent``'s row as `ps --json` shows it."""
+    return dict(json.loads(t.octy("ps", "--json", agent).stdout)["agents"][0])
+
+
+def ps_state(t: Team, agent: str) -> str:
+    return str(ps_row(t, agent)["state"])
+
+
+def cli_ask_queued(t: Team, to: str) -> subprocess.Popen[str]:
+    """`octy-orchestrate ask TO up?` started in the background, once its request is in the
+    queue; it must not have been refused (it exits at once then, having sent nothing)."""
+    cli = t.octy_bg("ask", to, "up?", "--timeout", "600", "--json")
+    t.wait_for(
+        lambda: t.messages(sender=USER, recipient=to) or cli.poll() is not None,
+        what=f"the CLI's request to {to}, or its refusal",
+    )
+    assert cli.poll() is None, cli.communicate(timeout=10)
+    return cli
+
+
+def answered(cli: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = cli.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert cli.returncode == 0, err
+    return dict(json.loads(out))
+
+
+def test_a_cli_ask_of_an_agent_waiting_for_its_dependency_is_answered_once_it_is_up(
+    team: TeamFactory,
+) -> None:
+    """A reload adds b (depends on a, whose claude hangs before its handshake): b is
+    `waiting` in `ps`, and `ask b` from a terminal is queued and answered once a and then
+    b are up. It was refused at once (recipient_stopped: 'b is stopped'): the registry
+    showed b as it was before its start, `stopped`."""
+    t = team(RULES, {"a": {"connect_timeout": "600s"}})
+    patient(t)
+    t.up()
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"])
+    try:
+        t.write_roster({"a": {"connect_timeout": "600s"}, "b": {"depends_on": ["a"]}})
+        t.wait_for(lambda: waits_of(t, "b"), what="b waiting for a")
+        cli = cli_ask_queued(t, "b")
+        row = ps_row(t, "b")
+        assert (row["state"], row["reason"], row["pid"]) == ("waiting", "for a", None), row
+        assert "waiting (for a)" in t.octy("ps", "b").stdout
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    assert text_of(answered(cli)["reply"]["body"]) == "b is up"
+    assert moves(t, "b", "waiting")[0] < moves(t, "b", "starting")[0]
+    assert ps_row(t, "b")["reason"] is None  # ready: nothing to say
+
+
+def test_a_cli_ask_of_an_agent_in_a_later_layer_of_a_reload_is_answered(
+    team: TeamFactory,
+) -> None:
+    """An edit of a and b (b depends on a) restarts both; b's layer starts once a is
+    ready, and a's new claude hangs. b is `waiting` meanwhile, not `stopped`: `ask b`
+    from a terminal is queued and answered once b is up (it was refused as stopped)."""
+    agents: dict[str, dict[str, Any]] = {
+        "a": {"connect_timeout": "600s"},
+        "b": {"depends_on": ["a"]},
+    }
+    t = team(RULES, agents)
+    patient(t)
+    t.up()
+    t.wait_ready("a", "b")
+    old = t.agent_pid("a")
+    assert old
+    t.write_roster(
+        {
+            "a": {"connect_timeout": "600s", "prompt": "You are a. V2"},
+            "b": {"depends_on": ["a"], "prompt": "You are b. V2"},
+        }
+    )
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"], besides=[old])
+    try:
+        t.wait_for(lambda: t.states()["a"] == "starting", what="a starting again")
+        assert len(moves(t, "b", "starting")) == 1  # its layer has not begun
+        cli = cli_ask_queued(t, "b")
+        assert ps_state(t, "b") == "waiting"
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    assert text_of(answered(cli)["reply"]["body"]) == "b is up"
+    assert moves(t, "b", "starting")[-1] > moves(t, "a", "ready")[-1]
+
+
+def test_a_stop_during_the_wait_ends_a_waiting_cli_ask_recipient_stopped(
+    team: TeamFactory,
+) -> None:
+    """b waits for a (hung before its handshake) and a terminal's `ask b` waits on b:
+    `stop b` abandons b's start, and the ask reads recipient_stopped at once, as an ask
+    of a running agent stopped does; b stays stopped once a is up."""
+    t = team(RULES, {"a": {"connect_timeout": "600s"}})
+    patient(t)
+    t.up()
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"])
+    try:
+        t.write_roster({"a": {"connect_timeout": "600s"}, "b": {"depends_on": ["a"]}})
+        t.wait_for(lambda: waits_of(t, "b"), what="b waiting for a")
+        cli = cli_ask_queued(t, "b")
+        assert t.octy("stop", "b", "--timeout", "30").stdout.strip() == "stop: b stopped"
+        out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 1, err
+        assert json.loads(out)["error"] == errors.RecipientStopped.code
+        assert "'b' was stopped by the operator" in json.loads(out)["message"], out
+        assert ps_state(t, "b") == "stopped"
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("a")
+    assert not moves(t, "b", "starting")
+    assert t.states()["b"] == "stopped"
+
+
+def test_a_stop_of_an_agent_queued_in_a_later_layer_of_up_ends_its_asks(
+    team: TeamFactory,
+) -> None:
+    """`up` starts b (depends on a) once a is ready; a hangs. b is `waiting`, and a
+    terminal's `ask b` is queued; `stop b` before b's layer: the ask reads
+    recipient_stopped, and b's layer leaves it stopped."""
+    t = team(RULES, {"a": {"connect_timeout": "600s"}, "b": {"depends_on": ["a"]}})
+    patient(t)
+    t.up()
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"])
+    try:
+        t.wait_for(lambda: t.states().get("a") == "starting", what="a starting")
+        cli = cli_ask_queued(t, "b")
+        assert ps_state(t, "b") == "waiting"
+        assert t.octy("stop", "b").stdout.strip() == "stop: b stopped"
+        out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 1, err
+        assert json.loads(out)["error"] == errors.RecipientStopped.code
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("a")
+    t.wait_for(lambda: t.log_events("start_up_done"), what="up's layers done")
+    assert t.states()["b"] == "stopped"
+    assert not moves(t, "b", "starting")
+
+
+def test_an_agent_in_a_later_layer_of_a_reload_is_asked_not_refused(team: TeamFactory) -> None:
+    """An edit of a and b (b depends on a) restarts both, b in the layer after a's, and
+    a's new claude hangs. x asks b meanwhile: the ask waits for b's answer. b had no task
+    yet, so the relay too read it `stopped` and refused the ask (recipient_stopped)."""
+    ask = {"to": "b", "message": "b, are you there?", "timeout_s": 300}
+    agents: dict[str, dict[str, Any]] = {
+        "a": {"connect_timeout": "600s"},
+        "b": {"depends_on": ["a"]},
+        "x": {},
+    }
+    t = team(
+        [
+            *RULES,
+            {"agent": agent_rule("x"), "text": "x got: {1}", "tool_result": r"(?s)^(.*)$"},
+            {
+                "agent": agent_rule("x"),
+                "match": "go",
+                "tool_use": {"name": "mcp__octy__ask", "input": ask},
+            },
+        ],
+        agents,
+    )
+    patient(t)
+    t.up()
+    t.wait_ready("a", "b", "x")
+    old = t.agent_pid("a")
+    assert old
+    t.write_roster(
+        {
+            **agents,
+            "a": {"connect_timeout": "600s", "prompt": "You are a. V2"},
+            "b": {"depends_on": ["a"], "prompt": "You are b. V2"},
+        }
+    )
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"], besides=[old])
+    try:
+        t.wait_for(lambda: t.states()["a"] == "starting", what="a starting again")
+        assert len(moves(t, "b", "starting")) == 1  # its layer has not begun
         asked = t.request("x", "go")
         t.wait_for(
             lambda: t.messages(sender="x", recipient="b") or t.log_events("ask_refused", "x"),

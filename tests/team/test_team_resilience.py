@@ -104,12 +104,14 @@ def test_stop_then_start_while_busy_is_serialised_not_fatal(team: TeamFactory) -
         assert mb.wait_for_reply(request.id, 90).body == "long job done"
     # Serialised: the start waited for the stop to end; one session at a time.
     a_states = [s for who, s in state_log(t) if who == "a"]
-    assert a_states[:7] == [
+    assert a_states[:9] == [
+        "waiting",
         "starting",
         "ready",
         "busy",
         "stopping",
         "stopped",
+        "waiting",
         "starting",
         "ready",
     ], a_states

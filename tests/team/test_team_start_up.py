@@ -92,13 +92,16 @@ def test_stop_and_down_end_a_session_still_connecting(team: TeamFactory) -> None
 
 def test_an_agent_stopped_before_its_layer_began_stays_stopped(team: TeamFactory) -> None:
     """`stop y` while `up` still waits for what y depends on answered `already stopped`,
-    and then the start-up started y all the same when its layer came."""
+    and then the start-up started y all the same when its layer came. y is `waiting`
+    until then: the stop abandons its start."""
     agents = {"x": {"connect_timeout": "300s"}, "y": {"depends_on": ["x"]}}
     t = team([{"agent": agent_rule("x"), "text": "x is up"}], agents)
     t.up()
     stuck = stop_claude_as_it_starts("x", t.env["HOME"])
     try:
-        assert "already stopped" in t.octy("stop", "y").stdout
+        t.wait_for(lambda: t.states().get("x") == "starting", what="x starting")
+        assert t.states()["y"] == "waiting"
+        assert t.octy("stop", "y").stdout.strip() == "stop: y stopped"
         assert t.states().get("x") == "starting", t.states()
     finally:
         os.kill(stuck, signal.SIGCONT)
