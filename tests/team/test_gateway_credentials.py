@@ -50,7 +50,7 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     CLI holds them all (read from /proc) and sends the header. They used to reach every
     agent's Bash `env` too (the CLI reads them from its environment only); now the Bash
     `env` of `boxed` (sandboxed) and `open` (sandbox: false) shows none of them (the
-    supervisor's shell prefix), with the command's own exit status, and `open` cannot
+    supervisor's shell prefix), nor a hook's, with the command's own exit status; `open` cannot
     change the program the prefix runs. `mcp`, whose project has a stdio MCP server, gets
     no prefix (the CLI would spawn the prefix as the server): its server starts and its
     `env` still shows them, as does that of `inherits` (inherit_secrets: true, sandbox:
@@ -89,6 +89,12 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     (folders["mcp"] / ".claude").mkdir()
     (folders["mcp"] / ".claude" / "settings.json").write_text(
         json.dumps({"enableAllProjectMcpServers": True})
+    )
+    # A hook of boxed's project: the CLI runs it outside the sandbox, through the prefix.
+    hook = {"type": "command", "command": f'env > "{tmp_path / "hook-env"}"'}
+    (folders["boxed"] / ".claude").mkdir()
+    (folders["boxed"] / ".claude" / "settings.json").write_text(
+        json.dumps({"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [hook]}]}})
     )
     agents: dict[str, dict[str, Any]] = {
         name: {"tools": ["Bash"], "cwd": str(folders[name])} for name in names
@@ -131,6 +137,10 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
         assert f"OCTY_AGENT={name}" in printed[name]  # the rest of its environment is there
         assert "write=0" in printed[name]
         assert not any((folders[name] / stub).exists() for stub in SCRUB_STUBS)
+    hook_env = (tmp_path / "hook-env").read_text()
+    assert "OCTY_AGENT=boxed" in hook_env
+    for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
+        assert secret not in hook_env, secret
     assert "Text file busy" in printed["open"]  # not a read-only sandbox: the file itself
     # The command's own exit status (its shell ended by SIGTERM), as without the prefix.
     assert printed["boxed"].splitlines()[0] == printed["mcp"].splitlines()[0]
