@@ -16,10 +16,33 @@ So, unless the roster says ``inherit_secrets: true``:
   command that prints it from a 0600 file in the database's private folder, which the
   sandbox hides from agents' tools. The CLI runs the helper itself.
 
-Known gap: what the CLI reads from its own environment only and must keep (``CLI_NEEDS``)
-reaches its commands too: a gateway's ``ANTHROPIC_CUSTOM_HEADERS``, a user part in
-``ANTHROPIC_BASE_URL``, the mTLS key's passphrase (tests/team/test_gateway_credentials.py).
-Not ``OTEL_EXPORTER_OTLP_*HEADERS``: the CLI keeps every ``OTEL_*`` from its commands.
+What the CLI reads from its own environment only and must keep (``CLI_NEEDS``: a gateway's
+``ANTHROPIC_CUSTOM_HEADERS``, a user part in ``ANTHROPIC_BASE_URL``, the mTLS key's
+passphrase, a cloud's credentials) reached its commands too. Now each of its commands, and
+its hooks, runs through a shell prefix (:func:`shell_prefix`) that unsets those names
+first (tests/team/test_gateway_credentials.py). Not ``OTEL_EXPORTER_OTLP_*HEADERS``: the
+CLI keeps every ``OTEL_*`` from its commands itself.
+
+How the CLI uses ``CLAUDE_CODE_SHELL_PREFIX`` (2.1.332, measured): a command, sandboxed or
+not, runs as ``'<head>' <tail> '<command>'`` in its shell (inside the sandbox for Bash),
+where head is the prefix up to its last `` -`` (quoted as one word) and tail the rest,
+unquoted; a hook the same way under ``/bin/sh -c`` (only if the prefix starts with ``/``);
+a stdio MCP server is spawned with the WHOLE prefix as its program, the server's command
+line quoted as its one argument. The prefix must run no file an agent could rewrite (hooks
+and MCP servers run outside the sandbox): a script on disk could be rewritten by an agent
+with ``sandbox: false``, and a sealed memory file like the launcher's
+(``/proc/<supervisor>/fd/<n>``) does not exist inside the sandbox (its own pid namespace
+and ``/proc``), nor can one be inherited (the CLI marks every inherited descriptor
+close-on-exec). So the head is ``/proc/self/exe``: the very shell that runs the command
+(the child it forks resolves the link to its own program), given ``-c :``; the tail then
+unsets the names in that shell and ``eval``s the command there: no file beyond the shell
+the CLI runs anyway, the command's exit status and signals its own. The cost: one start
+of that shell per command.
+
+The price: a stdio MCP server cannot start under such a prefix (its program would be the
+whole string), so an agent whose working folder has a ``.mcp.json`` or whose project
+settings enable plugins gets no prefix, and keeps the gap; as does an agent whose ``env``
+(or the supervisor's) sets ``CLAUDE_CODE_SHELL_PREFIX`` itself: theirs is used as given.
 
 Not the CLI's own ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``, though it closes that gap (measured
 on 2.1.332: those variables leave the commands' env, the CLI still sends the header): it is
@@ -28,27 +51,18 @@ the CLI's isolation for CI runners, and it also creates empty ``package.json``, 
 ``.bashrc``... in ``$HOME``), makes ``package.json`` and ``.env`` read-only to commands and
 ``scripts/``, ``.github/`` impossible to create, forces the permission mode to ``default``,
 and runs even a ``sandbox: false`` agent's commands under bubblewrap (README).
-
-Measured, not used: the CLI runs each command as ``$CLAUDE_CODE_SHELL_PREFIX '<command>'``
-(inside the sandbox for Bash; a sandboxed command could not read the outer processes'
-``/proc/*/environ``), so a prefix script that unsets these names and execs the CLI's shell
-cleared them from a real Bash ``env`` while the CLI still sent the header. But the CLI also
-runs hooks and stdio MCP servers through the prefix (its code), outside the sandbox; the prefix
-must be one executable path (the CLI quotes all of a prefix before its last `` -`` as
-one word; a stdio MCP server is spawned with the prefix as the program), so it
-would be a file on disk that every agent runs: one an agent could rewrite (an unsandboxed
-one can, as this user) would run its code in the others' hooks, the hole the sealed
-launcher closed (orchestrator/launcher.py).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
+import re
 import shlex
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from orchestrator.roster import AgentSpec, Roster
@@ -58,10 +72,10 @@ MODEL_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 # Kept for the CLI: it strips its own sign-in from its commands (its code, 2.1.332), and
 # the proxy is how it reaches the model at all. The endpoint (a URL that may hold a user
 # part), a gateway's headers and OpenTelemetry's are read by the CLI from its environment
-# only: blanked, a gateway team could not reach its model. The endpoint and the gateway's
-# headers are a known gap (its commands see them too: README, "Secrets and agents'
-# commands"); OpenTelemetry's never reach a command (the CLI keeps OTEL_* from them,
-# measured); the logs mask them all.
+# only: blanked, a gateway team could not reach its model. So the shell prefix unsets the
+# secret ones in its commands (prefix_env; README, "Secrets and agents' commands");
+# OpenTelemetry's never reach a command (the CLI keeps OTEL_* from them, measured); the
+# logs mask them all.
 CLI_NEEDS = frozenset(
     {
         "CLAUDE_CODE_OAUTH_TOKEN",
@@ -73,7 +87,7 @@ CLI_NEEDS = frozenset(
     }
 )
 # The client certificate for mTLS to a gateway (CLAUDE_CODE_CLIENT_CERT, _KEY,
-# _KEY_PASSPHRASE): the CLI presents it itself. The passphrase is in the known gap too.
+# _KEY_PASSPHRASE): the CLI presents it itself (the prefix unsets the secret ones in its commands).
 _CLI_NEEDS_PREFIXES = ("CLAUDE_CODE_CLIENT_",)
 # With Bedrock, Vertex or Foundry the CLI signs its requests with the cloud's own
 # credentials.
@@ -83,6 +97,12 @@ _PROVIDERS = {
     "CLAUDE_CODE_USE_FOUNDRY": ("ANTHROPIC_FOUNDRY_",),
 }
 KEY_FILE_MARK = ".model-key-"
+PREFIX_ENV = "CLAUDE_CODE_SHELL_PREFIX"
+# Where a project gives the CLI stdio MCP servers, which no prefix of ours can start.
+MCP_FILE = ".mcp.json"
+PROJECT_SETTINGS = (".claude/settings.json", ".claude/settings.local.json")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # what a shell's `unset` takes
+_PROXIES = frozenset(p for n in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY") for p in (n, n.lower()))
 
 
 def withheld(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]:
@@ -102,6 +122,69 @@ def withheld(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]:
         if name in MODEL_KEYS
         or (looks_secret(name, value) and name not in keep and not name.startswith(prefixes))
     )
+
+
+def kept_from_commands(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]:
+    """Names of ``environ`` that look secret and that this agent's CLI keeps for itself (a
+    gateway's headers, a URL's user part, a key's passphrase, a cloud's credentials): its
+    shell prefix unsets them. Not what the roster's ``env`` gives the agent (its commands
+    see that, as written), nor the proxies (commands reach the network through them), nor
+    a name a shell cannot unset."""
+    if spec.inherit_secrets:
+        return []
+    gone = set(withheld(spec, environ))
+    return sorted(
+        name
+        for name, value in environ.items()
+        if value
+        and name not in gone
+        and name not in spec.env
+        and name not in _PROXIES
+        and _NAME.match(name)
+        and looks_secret(name, value)
+    )
+
+
+def shell_prefix(names: Iterable[str]) -> str:
+    """The ``CLAUDE_CODE_SHELL_PREFIX`` that unsets ``names`` before each command (module
+    docstring): ``'/proc/self/exe' -c :;unset A B;eval '<command>'`` once the CLI has
+    added the command. Tabs, not spaces, between words: the CLI splits the prefix at its
+    last space followed by a dash."""
+    return "/proc/self/exe -c\t:;unset\t" + "\t".join(names) + ";eval"
+
+
+def prefix_env(spec: AgentSpec, environ: Mapping[str, str], cwd: Path) -> dict[str, str]:
+    """``{CLAUDE_CODE_SHELL_PREFIX: ...}`` for this agent's CLI, or nothing: when it keeps
+    no secret from its commands, when a prefix is set already (the roster's or the
+    supervisor's environment: used as given), or when its project may start stdio MCP
+    servers (the prefix would keep them from starting)."""
+    names = kept_from_commands(spec, environ)
+    if not names or PREFIX_ENV in spec.env or PREFIX_ENV in environ or _project_mcp(cwd):
+        return {}
+    return {PREFIX_ENV: shell_prefix(names)}
+
+
+def _project_mcp(cwd: Path) -> bool:
+    """The project in ``cwd`` may give the CLI MCP servers: a non-empty ``.mcp.json``, or
+    project settings that enable plugins (or cannot be read)."""
+    try:
+        if (cwd / MCP_FILE).read_text(encoding="utf-8-sig").strip():
+            return True
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        return True
+    for name in PROJECT_SETTINGS:
+        try:
+            text = (cwd / name).read_text(encoding="utf-8-sig").strip()
+            data = json.loads(text) if text else {}
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return True
+        if not isinstance(data, dict) or data.get("enabledPlugins"):
+            return True
+    return False
 
 
 def model_key(spec: AgentSpec, environ: Mapping[str, str]) -> str | None:

@@ -153,7 +153,11 @@ def build_options(
     helper = agent_env.key_helper(spec, roster, os.environ)
     if helper is not None:
         options.settings = json.dumps({**json.loads(str(options.settings)), "apiKeyHelper": helper})
-    return with_policy(options, spec, policy)
+    options = with_policy(options, spec, policy)
+    # What the CLI keeps for itself (a gateway's headers...) is unset in each of its
+    # commands by a shell prefix (agent_env), decided in the folder it will run in.
+    options.env.update(agent_env.prefix_env(spec, os.environ, Path(options.cwd or spec.cwd)))
+    return options
 
 
 def with_policy(

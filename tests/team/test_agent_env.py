@@ -4,6 +4,10 @@ agent may opt out (inherit_secrets: true)."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -159,3 +163,79 @@ def test_what_the_cli_needs_to_reach_its_model_is_kept(tmp_path: Path) -> None:
     assert agent_env.withheld(agents["f"], environ) == ["DB_PASS"]
     # Without Foundry switched on its key is an ordinary secret.
     assert agent_env.withheld(agents["a"], environ) == ["ANTHROPIC_FOUNDRY_API_KEY", "DB_PASS"]
+
+
+def _as_the_cli_runs(prefix: str, command: str) -> str:
+    """The command line the bundled CLI (2.1.332) runs for ``command`` under ``prefix``:
+    the part before the prefix's last " -" quoted as one word, the rest as written."""
+    at = prefix.rfind(" -")
+    return f"{shlex.quote(prefix[:at])} {prefix[at + 1 :]} {shlex.quote(command)}"
+
+
+def test_the_shell_prefix_unsets_what_the_cli_keeps(tmp_path: Path) -> None:
+    """The CLI keeps a gateway's credentials for itself; the prefix it runs every command
+    through unsets them (names only: what the roster's env gives, and proxies, stay), in
+    the very shell that runs the command: its exit status, signal and stdin are its own."""
+    (tmp_path / "agents.yaml").write_text(
+        "name: t\nagents:\n  a: {prompt: p}\n"
+        "  g: {prompt: p, env: {ANTHROPIC_CUSTOM_HEADERS: 'x-mine: given'}}\n"
+        "  i: {prompt: p, inherit_secrets: true}\n"
+        "  o: {prompt: p, env: {CLAUDE_CODE_SHELL_PREFIX: /opt/mine}}\n",
+        encoding="utf-8",
+    )
+    agents = load_roster(tmp_path / "agents.yaml", {}).agents
+    environ = {
+        "PATH": os.environ["PATH"],
+        "HTTPS_PROXY": "http://u:p@proxy:3128",
+        "ANTHROPIC_BASE_URL": "https://u:p@gateway.invalid/v1",
+        "ANTHROPIC_CUSTOM_HEADERS": "x-gateway-key: gw-value",
+        "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE": "pass-phrase",
+        "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer otel",
+        "DB_PASS": "hunter2",  # blanked for the CLI already: not the prefix's
+        "BAD.NAME_TOKEN": "x",  # no shell can unset it
+    }
+    kept = agent_env.kept_from_commands(agents["a"], environ)
+    assert kept == [
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_CUSTOM_HEADERS",
+        "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ]
+    assert "ANTHROPIC_CUSTOM_HEADERS" not in agent_env.kept_from_commands(agents["g"], environ)
+    assert agent_env.kept_from_commands(agents["i"], environ) == []
+    work = tmp_path / "work"
+    work.mkdir()
+    [(name, prefix)] = agent_env.prefix_env(agents["a"], environ, work).items()
+    assert name == "CLAUDE_CODE_SHELL_PREFIX"
+    assert agent_env.prefix_env(agents["i"], environ, work) == {}
+    assert agent_env.prefix_env(agents["o"], environ, work) == {}  # theirs, as given
+    run_env = {**environ, "KEPT_PLAIN": "plain"}
+    for shell in ("bash", "sh"):  # the Bash tool's shell, and the hooks' /bin/sh
+        line = _as_the_cli_runs(prefix, 'env; read -r line; echo "read=$line"; exit 7')
+        done = subprocess.run(
+            [shell, "-c", line],
+            check=False,
+            env=run_env,
+            input="fed\n",
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 7, done
+        for value in ("gw-value", "u:p@gateway", "pass-phrase", "otel"):
+            assert value not in done.stdout, (shell, value)
+        assert "KEPT_PLAIN=plain" in done.stdout
+        assert "HTTPS_PROXY=http://u:p@proxy:3128" in done.stdout
+        assert "read=fed" in done.stdout
+        killed = subprocess.run(
+            [shell, "-c", _as_the_cli_runs(prefix, "kill -TERM $$")], check=False
+        )
+        assert killed.returncode == -signal.SIGTERM
+    # A project that may start stdio MCP servers gets none: the CLI would spawn the whole
+    # prefix as the server's program.
+    (work / ".mcp.json").write_text('{"mcpServers": {}}', encoding="utf-8")
+    assert agent_env.prefix_env(agents["a"], environ, work) == {}
+    (work / ".mcp.json").write_text("", encoding="utf-8")  # the sandbox's empty stand-in
+    assert agent_env.prefix_env(agents["a"], environ, work) != {}
+    (work / ".claude").mkdir()
+    (work / ".claude/settings.json").write_text('{"enabledPlugins": {"p@m": true}}')
+    assert agent_env.prefix_env(agents["a"], environ, work) == {}

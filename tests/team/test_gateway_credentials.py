@@ -1,11 +1,14 @@
 """What of a gateway's credentials an agent's commands see (README, "Secrets and agents'
-commands", the known gap), measured with the real CLI, a real Bash `env` and the scripted
-model; and why the CLI's own CLAUDE_CODE_SUBPROCESS_ENV_SCRUB is not switched on for
-agents (orchestrator/agent_env.py). Both pin behaviour of the bundled CLI (2.1.332): a
-CLI that changes it fails here, and the README's paragraph is to be measured again."""
+commands"), measured with the real CLI, a real Bash `env` and the scripted model: the
+supervisor's shell prefix unsets them (orchestrator/agent_env.py), except for an agent
+whose project may start stdio MCP servers; and why the CLI's own
+CLAUDE_CODE_SUBPROCESS_ENV_SCRUB is not switched on for agents. Both pin behaviour of the
+bundled CLI (2.1.332): a CLI that changes it fails here, and the README's paragraph is to
+be measured again."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -28,25 +31,37 @@ URL_PASSWORD = "gw-url-password-5150"
 PASSPHRASE = "client-key-passphrase-5150"
 OTEL = "otel-collector-token-5150"
 PACKAGE = '{"name": "theirs"}\n'
-COMMAND = f"env; echo '{{}}' > package.json; echo write=$?; echo {DONE}"
+# The last two: an attempt to change the program the prefix runs (the shell itself), and a
+# signal that ends the command's shell.
+COMMAND = (
+    f"env; echo '{{}}' > package.json; echo write=$?; echo {DONE}; "
+    ": >> /proc/self/exe; echo exe=$?; kill -TERM $$"
+)
+MCP_MARK = "mcp-started"
 # What the CLI's scrub makes in an agent's working folder, measured (there are more).
 SCRUB_STUBS = (".npmrc", ".env", ".env.local", "yarn.lock", "pnpm-lock.yaml", "bunfig.toml")
 
 
-def test_a_gateways_credentials_and_the_clis_own_scrub(
+def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     tmp_path: Path, scripted_model: Callable[..., Any], claude_env: Callable[..., dict[str, str]]
 ) -> None:
     """A team behind a gateway: its header in ANTHROPIC_CUSTOM_HEADERS, a password in
-    ANTHROPIC_BASE_URL, an mTLS key's passphrase, an OpenTelemetry collector's token.
-    `plain` is any agent: the CLI sends the header and its Bash `env` shows the header, the
-    URL's password and the passphrase (the known gap), never OTEL's headers (the CLI keeps
-    every OTEL_* from its commands, though it holds them: read from /proc). `scrubbed`
-    sets CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1 in its roster env: its `env` shows none of
-    them and the CLI still sends the header, but the CLI has put empty package-manager and
-    .env files in its working folder and its commands cannot write the project's own
-    package.json."""
+    ANTHROPIC_BASE_URL, an mTLS key's passphrase, an OpenTelemetry collector's token. Every
+    CLI holds them all (read from /proc) and sends the header. They used to reach every
+    agent's Bash `env` too (the CLI reads them from its environment only); now the Bash
+    `env` of `boxed` (sandboxed) and `open` (sandbox: false) shows none of them (the
+    supervisor's shell prefix), nor a hook's, with the command's own exit status; `open` cannot
+    change the program the prefix runs. `mcp`, whose project has a stdio MCP server, gets
+    no prefix (the CLI would spawn the prefix as the server): its server starts and its
+    `env` still shows them, as does that of `inherits` (inherit_secrets: true, sandbox:
+    false). Never OTEL's headers (the CLI keeps every OTEL_* from its commands).
+    `scrubbed` sets CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1 in its roster env: its `env` shows
+    none of them and the CLI still sends the header, but the CLI has put empty
+    package-manager and .env files in its working folder and its commands cannot write the
+    project's own package.json."""
+    names = ("boxed", "open", "mcp", "inherits", "scrubbed")
     rules: list[dict[str, Any]] = []
-    for name in ("plain", "scrubbed"):
+    for name in names:
         me = agent_rule(name)
         rules += [
             {"agent": me, "tool_result": DONE, "text": "done"},
@@ -64,18 +79,29 @@ def test_a_gateways_credentials_and_the_clis_own_scrub(
         CLAUDE_CODE_CLIENT_KEY_PASSPHRASE=PASSPHRASE,
         OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer {OTEL}",
     )
-    folders = {name: tmp_path / name for name in ("plain", "scrubbed")}
+    folders = {name: tmp_path / name for name in names}
     for folder in folders.values():
         folder.mkdir()
         (folder / "package.json").write_text(PACKAGE)
-    agents = {
-        "plain": {"tools": ["Bash"], "cwd": str(folders["plain"])},
-        "scrubbed": {
-            "tools": ["Bash"],
-            "cwd": str(folders["scrubbed"]),
-            "env": {"CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "1"},
-        },
+    mark = tmp_path / MCP_MARK
+    server = {"command": "/bin/sh", "args": ["-c", f'echo started > "{mark}"; exec cat']}
+    (folders["mcp"] / ".mcp.json").write_text(json.dumps({"mcpServers": {"probe": server}}))
+    (folders["mcp"] / ".claude").mkdir()
+    (folders["mcp"] / ".claude" / "settings.json").write_text(
+        json.dumps({"enableAllProjectMcpServers": True})
+    )
+    # A hook of boxed's project: the CLI runs it outside the sandbox, through the prefix.
+    hook = {"type": "command", "command": f'env > "{tmp_path / "hook-env"}"'}
+    (folders["boxed"] / ".claude").mkdir()
+    (folders["boxed"] / ".claude" / "settings.json").write_text(
+        json.dumps({"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [hook]}]}})
+    )
+    agents: dict[str, dict[str, Any]] = {
+        name: {"tools": ["Bash"], "cwd": str(folders[name])} for name in names
     }
+    agents["open"]["sandbox"] = False
+    agents["inherits"].update(sandbox=False, inherit_secrets=True)
+    agents["scrubbed"]["env"] = {"CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "1"}
     t = Team(tmp_path, env, agents, model=model)
     stray = Path("/tmp/inline-comments-buffer.jsonl")  # the scrub makes it too (measured)
     stray_before = stray.exists()
@@ -103,12 +129,28 @@ def test_a_gateways_credentials_and_the_clis_own_scrub(
             assert secret.encode() in cli_environ[name], (name, secret)
         assert DONE in printed[name]
         assert OTEL not in printed[name]
-    plain = printed["plain"]
-    assert f"ANTHROPIC_CUSTOM_HEADERS=x-gateway-key: {HEADER}" in plain
-    assert URL_PASSWORD in plain
-    assert f"CLAUDE_CODE_CLIENT_KEY_PASSPHRASE={PASSPHRASE}" in plain
-    assert "write=0" in plain
-    assert not any((folders["plain"] / stub).exists() for stub in SCRUB_STUBS)
+        assert "exe=1" in printed[name]  # no command can change its own shell
+    print({name: text.splitlines()[0] for name, text in printed.items()})
+    for name in ("boxed", "open"):
+        for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
+            assert secret not in printed[name], (name, secret)
+        assert f"OCTY_AGENT={name}" in printed[name]  # the rest of its environment is there
+        assert "write=0" in printed[name]
+        assert not any((folders[name] / stub).exists() for stub in SCRUB_STUBS)
+    hook_env = (tmp_path / "hook-env").read_text()
+    assert "OCTY_AGENT=boxed" in hook_env
+    for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
+        assert secret not in hook_env, secret
+    assert "Text file busy" in printed["open"]  # not a read-only sandbox: the file itself
+    # The command's own exit status (its shell ended by SIGTERM), as without the prefix.
+    assert printed["boxed"].splitlines()[0] == printed["mcp"].splitlines()[0]
+    assert printed["open"].splitlines()[0] == printed["inherits"].splitlines()[0]
+    assert printed["open"].startswith("Exit code ")  # 144 as the CLI reports SIGTERM
+    for name in ("mcp", "inherits"):
+        assert f"ANTHROPIC_CUSTOM_HEADERS=x-gateway-key: {HEADER}" in printed[name]
+        assert URL_PASSWORD in printed[name]
+        assert f"CLAUDE_CODE_CLIENT_KEY_PASSPHRASE={PASSPHRASE}" in printed[name]
+    assert mark.read_text() == "started\n"  # mcp's stdio server did start
     scrubbed = printed["scrubbed"]
     for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
         assert secret not in scrubbed, secret
