@@ -276,6 +276,10 @@ class Supervisor:
                 for slot in queued:
                     mine = slot.done.is_set() and self.slots.get(slot.name) is slot
                     if mine and slot.state == AgentState.WAITING:
+                        # Taken meanwhile by another supervisor of a shared NATS team: its
+                        # row is that one's (our `stopped` read as the agent's, pid None).
+                        if await self.leases.held_elsewhere(slot.name) is not None:
+                            slot.elsewhere = True
                         await self.record_moves(slot, slot.life.stop_moves())
 
     async def _queue(self, names: list[str], still_wanted: bool) -> list[Slot]:
