@@ -276,6 +276,10 @@ class Supervisor:
                 for slot in queued:
                     mine = slot.done.is_set() and self.slots.get(slot.name) is slot
                     if mine and slot.state == AgentState.WAITING:
+                        # Taken meanwhile by another supervisor of a shared NATS team: its
+                        # row is that one's (our `stopped` read as the agent's, pid None).
+                        if await self.leases.held_elsewhere(slot.name) is not None:
+                            slot.elsewhere = True
                         await self.record_moves(slot, slot.life.stop_moves())
 
     async def _queue(self, names: list[str], still_wanted: bool) -> list[Slot]:
@@ -291,8 +295,20 @@ class Supervisor:
             if await self.leases.held_elsewhere(name) is not None:
                 continue
             await self.record_moves(slot, slot.life.queue())
+            if slot.state == AgentState.WAITING and slot.stats.get("waiting_for") != (
+                now := self._waiting_for(name)
+            ):
+                # Queued at its stop by a reload (reload.py), with the roster before the
+                # edit: `ps` said `waiting (for a)` of one the edit made wait for c.
+                slot.stats["waiting_for"] = now
+                await registry.record(self, slot)
             queued.append(slot)
         return queued
+
+    def _waiting_for(self, name: str) -> str | None:
+        """What `ps` says a ``waiting`` agent waits for: its depends_on, by name."""
+        spec = self.roster.agents.get(name)
+        return ", ".join(spec.depends_on) if spec else None
 
     async def spawn(self, name: str) -> bool:
         """Start the task that runs ``name``'s sessions, shown ``waiting`` (recorded
@@ -324,8 +340,7 @@ class Supervisor:
         for target in moves:
             self.notify_changed()
             if target == AgentState.WAITING:  # `ps` says what for: its depends_on
-                spec = self.roster.agents.get(slot.name)
-                slot.stats["waiting_for"] = ", ".join(spec.depends_on) if spec else None
+                slot.stats["waiting_for"] = self._waiting_for(slot.name)
             log.info(
                 "state",
                 agent=slot.name,

@@ -500,3 +500,35 @@ def test_an_agent_in_a_later_layer_of_a_reload_is_asked_not_refused(team: TeamFa
     t.wait_ready("a", "b")
     with t.mailbox() as mb:
         assert text_of(mb.wait_for_reply(asked.id, 120).body) == "x got: b is up"
+
+
+def test_a_reload_that_changes_what_an_agent_depends_on_shows_what_it_now_waits_for(
+    team: TeamFactory,
+) -> None:
+    """A reload adds c (its claude hangs before its handshake) and makes b, which
+    depended on a, depend on c: b restarts and waits for c. `ps` said `waiting (for a)`,
+    what b depended on before the edit (b is `waiting` from its stop, written with the
+    roster of then), until c was up."""
+    t = team(RULES, {"a": {}, "b": {"depends_on": ["a"]}})
+    patient(t)
+    t.up()
+    t.wait_ready("a", "b")
+    t.write_roster(
+        {
+            "a": {},
+            "b": {"depends_on": ["c"], "prompt": "You are b. V2"},
+            "c": {"connect_timeout": "600s"},
+        }
+    )
+    stuck = stop_claude_as_it_starts("c", t.env["HOME"])
+    try:
+        t.wait_for(
+            lambda: t.states().get("c") == "starting" and t.states().get("b") == "waiting",
+            what="c starting, b waiting for it",
+        )
+        row = ps_row(t, "b")
+        assert (row["state"], row["reason"]) == ("waiting", "for c"), row
+        assert "waiting (for c)" in t.octy("ps", "b").stdout
+    finally:
+        os.kill(stuck, signal.SIGCONT)
+    t.wait_ready("a", "b", "c")

@@ -4,6 +4,7 @@ claude CLIs against the scripted model, one real nats-server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from natsserver import NatsServer
 from natsteam import ASK_BETA_RULES, MachineTeam
-from team_harness import agent_rule
+from team_harness import agent_rule, stop_claude_as_it_starts
 
 from orchestrator.mailbox import SUPERVISOR, USER
 from orchestrator.mailbox.nats import NatsConfig
@@ -39,7 +40,7 @@ def machines(
     """``machines(n)``: n folders sharing one team on the server (agent leases of 2 s)."""
     made: list[MachineTeam] = []
 
-    def make(n: int) -> list[MachineTeam]:
+    def make(n: int, agents: dict[str, dict[str, Any]] = AGENTS) -> list[MachineTeam]:
         namespace = f"team{uuid.uuid4().hex[:8]}"
         model = scripted_model({"rules": RULES})
         config = NatsConfig((nats_server.url,), namespace=namespace)
@@ -48,7 +49,7 @@ def machines(
             folder = tmp_path / f"machine{i + 1}"
             folder.mkdir()
             env = claude_env(model, home=folder / "home")
-            made.append(MachineTeam(folder, env, AGENTS, model=model, queue=queue, nats=config))
+            made.append(MachineTeam(folder, env, agents, model=model, queue=queue, nats=config))
         return made
 
     yield make
@@ -235,3 +236,72 @@ def test_a_command_for_a_killed_supervisor_is_answered_by_a_live_one(
     m2.wait_for(lambda: m2.states()["beta"] == "ready", timeout=120, what="beta restarted")
     assert m2.proc.poll() is None
     assert (m2.holder("beta") or {}).get("pid") == m2.proc.pid
+
+
+def _beta_queued_on_2_and_run_on_1(
+    machines: Callable[..., list[MachineTeam]],
+) -> tuple[MachineTeam, MachineTeam, int]:
+    """Machine 2's `up beta` starts alpha (its claude hangs: the pid returned, stopped) and
+    queues beta (depends on alpha): `waiting`. Machine 1's `up beta` is refused alpha
+    (machine 2 holds it) and runs beta, ready. (A shared team's agent queued on one
+    machine may be taken by another before its layer begins.)"""
+    agents: dict[str, dict[str, Any]] = {
+        "alpha": {"connect_timeout": "600s"},
+        "beta": {"depends_on": ["alpha"]},
+    }
+    m1, m2 = machines(2, agents)
+    m2.up("beta")
+    stuck = stop_claude_as_it_starts("alpha", m2.env["HOME"])
+    try:
+        m2.wait_for(lambda: m2.states().get("beta") == "waiting", what="beta queued on 2")
+        m1.up("beta")
+        m1.wait_ready("beta", timeout=120)
+        assert m1.proc is not None
+        assert (m1.holder("beta") or {}).get("pid") == m1.proc.pid
+    except BaseException:
+        os.kill(stuck, signal.SIGCONT)
+        raise
+    return m1, m2, stuck
+
+
+def test_a_stop_of_an_agent_queued_here_and_run_elsewhere_leaves_its_row_alone(
+    machines: Callable[..., list[MachineTeam]],
+) -> None:
+    """Beta queued on machine 2 and run by machine 1 (above): `stop beta` on machine 2
+    must not touch beta's row. Its queued beta wrote `stopped` (pid None) over the row
+    machine 1 keeps, answered `stop: beta stopped`, and every asker and `ps` took the
+    running beta for stopped."""
+    m1, m2, stuck = _beta_queued_on_2_and_run_on_1(machines)
+    assert m1.proc is not None
+    try:
+        stopped = m2.cli("stop", "beta")
+        assert "Traceback" not in stopped.stderr, stopped.stderr
+        assert (m1.states()["beta"], bool(m1.agent_pid("beta"))) == ("ready", True)
+        # Refused, naming the supervisor that runs it, as `start` and `restart` are.
+        assert stopped.returncode == 1, stopped
+        assert f"(pid {m1.proc.pid})" in stopped.stderr, stopped
+        m2.signal(signal.SIGTERM)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed with machine 2's stop
+            os.kill(stuck, signal.SIGCONT)
+    assert m2.wait_exit(60) == 0
+    assert m1.states()["beta"] == "ready"
+    assert (m1.holder("beta") or {}).get("pid") == m1.proc.pid
+
+
+def test_a_supervisor_stopping_with_an_agent_queued_here_and_run_elsewhere_leaves_its_row(
+    machines: Callable[..., list[MachineTeam]],
+) -> None:
+    """As above, machine 2 stops (SIGTERM) while its beta is still queued behind the
+    hung alpha: its `up` ending its queued starts wrote `stopped` (pid None) over beta's
+    row, which machine 1 keeps."""
+    m1, m2, stuck = _beta_queued_on_2_and_run_on_1(machines)
+    assert m1.proc is not None
+    try:
+        m2.signal(signal.SIGTERM)
+        assert m2.wait_exit(60) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed with machine 2's stop
+            os.kill(stuck, signal.SIGCONT)
+    assert (m1.states()["beta"], bool(m1.agent_pid("beta"))) == ("ready", True)
+    assert (m1.holder("beta") or {}).get("pid") == m1.proc.pid
