@@ -432,9 +432,10 @@ def factories() -> dict[str, Any]:
     for pages in (300, 1000, 3000):
         out[f"ours-ck{pages}"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}", "NORMAL", p)
         out[f"ours-ck{pages}-full"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}-full", "FULL", p)
+    from bench.queue_checkpoint import factories as checkpoints
     from bench.queue_handoff import factories as handoffs  # it imports queue_backends
 
-    return {**out, **handoffs()}
+    return {**out, **handoffs(), **checkpoints()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -477,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"waits {got['slow_send_share']:.0%}",
                         flush=True,
                     )
+                    if os.environ.get("PROTO_DEBUG"):
+                        print(f"  ^ {key} {pairs}p", flush=True)
                     shutil.rmtree(root, ignore_errors=True)
         print(f"load {os.getloadavg()[0]:.2f} at end")
         for pairs in pair_counts:
