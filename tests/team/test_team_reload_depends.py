@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -364,6 +364,29 @@ def test_a_cli_ask_of_an_agent_waiting_for_its_dependency_is_answered_once_it_is
     assert ps_row(t, "b")["reason"] is None  # ready: nothing to say
 
 
+def reload_with_a_hanging(t: Team, others: Mapping[str, Mapping[str, Any]] | None = None) -> int:
+    """Edit a and b (b depends on a) so that a reload restarts both, a's new claude stopped
+    as it starts: its pid (SIGCONT it when done) once a is starting again and b's layer
+    has not begun."""
+    old = t.agent_pid("a")
+    assert old
+    t.write_roster(
+        {
+            **(others or {}),
+            "a": {"connect_timeout": "600s", "prompt": "You are a. V2"},
+            "b": {"depends_on": ["a"], "prompt": "You are b. V2"},
+        }
+    )
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"], besides=[old])
+    try:
+        t.wait_for(lambda: t.states()["a"] == "starting", what="a starting again")
+        assert len(moves(t, "b", "starting")) == 1  # its layer has not begun
+    except BaseException:
+        os.kill(stuck, signal.SIGCONT)
+        raise
+    return stuck
+
+
 def test_a_cli_ask_of_an_agent_in_a_later_layer_of_a_reload_is_answered(
     team: TeamFactory,
 ) -> None:
@@ -378,18 +401,8 @@ def test_a_cli_ask_of_an_agent_in_a_later_layer_of_a_reload_is_answered(
     patient(t)
     t.up()
     t.wait_ready("a", "b")
-    old = t.agent_pid("a")
-    assert old
-    t.write_roster(
-        {
-            "a": {"connect_timeout": "600s", "prompt": "You are a. V2"},
-            "b": {"depends_on": ["a"], "prompt": "You are b. V2"},
-        }
-    )
-    stuck = stop_claude_as_it_starts("a", t.env["HOME"], besides=[old])
+    stuck = reload_with_a_hanging(t)
     try:
-        t.wait_for(lambda: t.states()["a"] == "starting", what="a starting again")
-        assert len(moves(t, "b", "starting")) == 1  # its layer has not begun
         cli = cli_ask_queued(t, "b")
         assert ps_state(t, "b") == "waiting"
     finally:
@@ -476,19 +489,8 @@ def test_an_agent_in_a_later_layer_of_a_reload_is_asked_not_refused(team: TeamFa
     patient(t)
     t.up()
     t.wait_ready("a", "b", "x")
-    old = t.agent_pid("a")
-    assert old
-    t.write_roster(
-        {
-            **agents,
-            "a": {"connect_timeout": "600s", "prompt": "You are a. V2"},
-            "b": {"depends_on": ["a"], "prompt": "You are b. V2"},
-        }
-    )
-    stuck = stop_claude_as_it_starts("a", t.env["HOME"], besides=[old])
+    stuck = reload_with_a_hanging(t, agents)
     try:
-        t.wait_for(lambda: t.states()["a"] == "starting", what="a starting again")
-        assert len(moves(t, "b", "starting")) == 1  # its layer has not begun
         asked = t.request("x", "go")
         t.wait_for(
             lambda: t.messages(sender="x", recipient="b") or t.log_events("ask_refused", "x"),
