@@ -122,6 +122,9 @@ async def stop_agent(sup: Team[SlotT], name: str, grace_s: float | None = None) 
                 await _answer_waiters(sup, name)
                 return "stopped"
             if slot.state == AgentState.STOPPED:
+                elsewhere = await sup.leases.held_elsewhere(name)
+                if elsewhere is not None:  # a shared NATS team's agent another one runs
+                    raise elsewhere  # said 'already stopped' while it ran there
                 return "already stopped"
             return f"not running ({slot.state.value})"
         await stop_and_wait(sup, name, grace_s)

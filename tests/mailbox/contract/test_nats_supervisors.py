@@ -140,6 +140,12 @@ def test_a_killed_supervisors_agent_runs_elsewhere_and_gets_its_messages(
     assert refused.returncode == 1
     assert "agent 'alpha' already runs under the supervisor on" in refused.stderr
     assert f"(pid {m1.proc.pid})" in refused.stderr
+    # Nor stop it; it said 'stop: alpha already stopped' while alpha ran on machine 1.
+    stop = m2.cli("stop", "alpha")
+    assert stop.returncode == 1, stop.stdout
+    assert "agent 'alpha' already runs under the supervisor on" in stop.stderr
+    assert f"(pid {m1.proc.pid})" in stop.stderr
+    assert m2.states()["alpha"] == "ready"
 
     os.killpg(m1.proc.pid, signal.SIGKILL)  # the machine is gone, its claude with it
     m1.proc.wait(30)
