@@ -464,7 +464,11 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
             except errors.OrchestratorError as exc:
                 raise common.failure_from(exc) from None
             human = f"{args.command}: {name} {result.get('result', 'ok')}"
-            if not result.get("ok"):
+            if not args.agents and result.get("error") == errors.AgentHeldElsewhere.code:
+                # Every agent: on a shared NATS team, one another supervisor runs is not
+                # this one's to start or stop (named, it is refused: exit 1).
+                human = f"{args.command}: {name} left alone: {result.get('message')}"
+            elif not result.get("ok"):
                 code = common.EXIT_NOT_FOUND if result.get("error") == "not_found" else 1
                 failure = failure or CliFailure(
                     str(result.get("message")), code, str(result.get("error"))

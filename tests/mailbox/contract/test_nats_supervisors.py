@@ -146,6 +146,10 @@ def test_a_killed_supervisors_agent_runs_elsewhere_and_gets_its_messages(
     assert "agent 'alpha' already runs under the supervisor on" in stop.stderr
     assert f"(pid {m1.proc.pid})" in stop.stderr
     assert m2.states()["alpha"] == "ready"
+    # Every agent (no name): alpha is machine 1's, left alone, not a failure (exit 1).
+    every = m2.cli("start")
+    assert every.returncode == 0, every.stderr
+    assert "start: alpha left alone: agent 'alpha' already runs under" in every.stdout
 
     os.killpg(m1.proc.pid, signal.SIGKILL)  # the machine is gone, its claude with it
     m1.proc.wait(30)
