@@ -159,7 +159,13 @@ async def test_a_queue_out_of_reach_at_the_ack_or_mid_turn_does_not_end_the_sess
 
     monkeypatch.setattr(bench.mailbox, "extend", extend)
     monkeypatch.setattr(bench.mailbox, "ack", ack)
-    bench.answer = lambda prompt: [] if "slow?" in prompt else said("pong")
+    prompts: list[str] = []
+
+    def answer(prompt: str) -> list[Any]:
+        prompts.append(prompt)
+        return [] if "slow?" in prompt else said("pong")
+
+    bench.answer = answer
     ask = await bench.mailbox.request("b", "a", "slow?")
     later = await bench.mailbox.request("b", "a", "and now?")
 
@@ -176,7 +182,11 @@ async def test_a_queue_out_of_reach_at_the_ack_or_mid_turn_does_not_end_the_sess
     reply = await bench.mailbox.find_reply(ask.id)
     assert reply is not None
     assert reply.body == "slow pong"
-    assert await bench.status(ask) == "leased"  # its ack failed: it comes back, answered
+    # Its ack failed: it comes back once its 0.3 s lease runs out, and is skipped as
+    # answered (acked, no second turn). On a loaded machine that happened before the
+    # stop (CI rehearsal: 'done'); otherwise it is still leased.
+    assert await bench.status(ask) in ("leased", "done")
+    assert sum("slow?" in p for p in prompts) == 1
 
 
 OUTAGE = errors.QueueUnavailable("nats://test", "the server restarting", "")
