@@ -36,12 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import sandbox
+from orchestrator.agent_env import MCP_FILE, PROJECT_SETTINGS
 from orchestrator.roster import AgentSpec
 
 MAX_LINKS = 40  # the kernel's limit on symlinks in one lookup (ELOOP)
 MANAGED_FOLDER = Path("/etc/claude-code")  # the machine's settings, above every other
 MANAGED = (MANAGED_FOLDER / "managed-settings.json", MANAGED_FOLDER / "managed-settings.d")
-PROJECT_SETTINGS = (".claude/settings.json", ".claude/settings.local.json")
 # Settings that make the CLI run a program outside its sandbox, as the user.
 UNSANDBOXED_KEYS = (
     "hooks",
@@ -200,7 +200,7 @@ def areas(spec: AgentSpec | None, pid: int) -> list[str] | None:
         return None
     found += more
     try:
-        if _text(Path(cwd, ".mcp.json")):  # its servers run outside the sandbox
+        if _text(Path(cwd, MCP_FILE)):  # its servers run outside the sandbox
             return None
     except (OSError, ValueError):
         return None

@@ -235,15 +235,14 @@ class Policy:
                 known[name] = hold_scope.areas(roster.agents.get(name), pid)
             return known[name]
 
-        held: set[int] = set()
-        while True:
-            more = hold_scope.racers(path, str(self.folder()), clis, areas) - held
-            if held and not more:
-                return
+        def racers() -> set[int]:
+            return hold_scope.racers(path, str(self.folder()), clis, areas)
+
+        held = racers()
+        write_hold.TEAM.hold(key, held, record)  # the key is held even if no one is
+        while more := racers() - held:
             held |= more
             write_hold.TEAM.hold(key, more, record)
-            if not more:
-                return
 
 
 def _deny(reason: str) -> HookJSONOutput:
