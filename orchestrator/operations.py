@@ -109,16 +109,14 @@ async def stop_agent(sup: Team[SlotT], name: str, grace_s: float | None = None) 
             slot.want_running = False
             if slot.state == AgentState.WAITING:  # queued in a layer of `up`: not started
                 elsewhere = await sup.leases.held_elsewhere(name)
+                await sup.record_moves(slot, slot.life.stop_moves())
                 if elsewhere is not None:
                     # Queued here, and run meanwhile by another supervisor of a shared
                     # NATS team: its row and its askers are that one's. Our queued start
-                    # ends unwritten; the stop is refused, naming the supervisor, as a
-                    # `start` is (it wrote `stopped`, pid None, over the running agent's
-                    # row and answered its askers recipient_stopped).
-                    slot.elsewhere = True
-                    await sup.record_moves(slot, slot.life.stop_moves())
+                    # ends unwritten (registry.record); the stop is refused, naming the
+                    # supervisor, as a `start` is (it wrote `stopped`, pid None, over the
+                    # running agent's row and answered its askers recipient_stopped).
                     raise elsewhere
-                await sup.record_moves(slot, slot.life.stop_moves())
                 await _answer_waiters(sup, name)
                 return "stopped"
             if slot.state == AgentState.STOPPED:
