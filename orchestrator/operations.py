@@ -33,7 +33,6 @@ class AgentSlot(Protocol):
     wake: anyio.Event
     want_running: bool
     life: Lifecycle  # its state and restart history (orchestrator/lifecycle.py)
-    elsewhere: bool  # its registry row is another supervisor's (a shared NATS team)
 
     @property
     def state(self) -> AgentState: ...
@@ -120,9 +119,8 @@ async def stop_agent(sup: Team[SlotT], name: str, grace_s: float | None = None) 
                 await _answer_waiters(sup, name)
                 return "stopped"
             if slot.state == AgentState.STOPPED:
-                elsewhere = await sup.leases.held_elsewhere(name)
-                if elsewhere is not None:  # a shared NATS team's agent another one runs
-                    raise elsewhere  # said 'already stopped' while it ran there
+                # A shared NATS team's agent another one runs: it said 'already stopped'.
+                await _refuse_held_elsewhere(sup, name)
                 return "already stopped"
             return f"not running ({slot.state.value})"
         await stop_and_wait(sup, name, grace_s)
