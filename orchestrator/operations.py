@@ -108,7 +108,7 @@ async def stop_agent(sup: Team[SlotT], name: str, grace_s: float | None = None) 
             slot.want_running = False
             if slot.state == AgentState.WAITING:  # queued in a layer of `up`: not started
                 elsewhere = await sup.leases.held_elsewhere(name)
-                await sup.record_moves(slot, slot.life.stop_moves())
+                await sup.record_moves(slot, slot.life.abandon_start())
                 if elsewhere is not None:
                     # Queued here, and run meanwhile by another supervisor of a shared
                     # NATS team: its row and its askers are that one's. Our queued start

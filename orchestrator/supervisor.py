@@ -278,7 +278,7 @@ class Supervisor:
                     if mine and slot.state == AgentState.WAITING:
                         # Not written on its row if another supervisor of a shared NATS
                         # team took it meanwhile (registry.record).
-                        await self.record_moves(slot, slot.life.stop_moves())
+                        await self.record_moves(slot, slot.life.abandon_start())
 
     async def _queue(self, names: list[str], still_wanted: bool) -> list[Slot]:
         """Show the agents a start in layers is to start as ``waiting`` from now on, not
