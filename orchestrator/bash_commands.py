@@ -30,10 +30,11 @@ the agent's own ``tools`` allow that very command: :mod:`orchestrator.approve_ru
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from orchestrator import handoffs
@@ -41,6 +42,7 @@ from orchestrator import handoffs
 UNSURE: Final = None
 UNKNOWN: Final = "\ue000"  # marks a word the shell builds when it runs (a private-use char)
 _OPAQUE: Final = "\ue001"  # starts the entry of an unread hand-off among the commands found
+_PLACE: Final = "\ue002"  # starts the entry of a folder a command runs git in (cd, git -C)
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
 
 _PUNCTUATION = "();<>|&\n"
@@ -120,6 +122,7 @@ class Reading:
     commands: list[str] | None
     unread: list[Unread]
     why: str = ""
+    places: list[str] = field(default_factory=list)  # folders named by cd/pushd/git -C
 
 
 def read(line: str) -> Reading:
@@ -136,7 +139,8 @@ def read(line: str) -> Reading:
     if _GIT_CONFIG.search(words) and any(c.split(" ")[0] == "git" for c in found):
         found.append(f"git {UNKNOWN}")  # an alias may name any subcommand
     unread = [Unread(*c[1:].split(_OPAQUE)) for c in run if c.startswith(_OPAQUE)]
-    return Reading([c for c in found if not c.startswith(_OPAQUE)], unread)
+    places = [c[1:] for c in found if c.startswith(_PLACE)]
+    return Reading([c for c in found if not c.startswith((_OPAQUE, _PLACE))], unread, "", places)
 
 
 def commands(line: str) -> list[str] | None:
@@ -292,7 +296,14 @@ def _simple(words: list[str], depth: int) -> list[str]:
     program = os.path.basename(program) or program
     rest = words[1:]
     if program == "git":
+        extra += [
+            _PLACE + value
+            for option, value in itertools.pairwise(rest)
+            if option in ("-C", "--git-dir") and UNKNOWN not in value
+        ]
         rest = _after_options(rest, _GIT_VALUED)
+    elif program in ("cd", "pushd") and rest and UNKNOWN not in rest[-1]:
+        extra.append(_PLACE + rest[-1])
     command = " ".join([program, *rest])
     if program in _DECLARES:  # `export GIT_PAGER='…'`: the rest of the line uses it
         extra += [c for w in rest if _ASSIGNMENT.match(w) for c in _assigned(w, depth)]

@@ -166,6 +166,11 @@ def of(head: str, args: list[str]) -> Handoff | None:
     return None
 
 
+def git_program_key(key: str) -> bool:
+    """Whether git runs the value of config ``key`` as a command (``core.pager``...)."""
+    return _GIT_PROGRAM_KEY.fullmatch(key) is not None
+
+
 def _after_runner_options(args: list[str]) -> list[str]:
     """The command ``uv run``/``poetry run``/``npx`` runs: after its options."""
     i = 0

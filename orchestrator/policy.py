@@ -32,7 +32,7 @@ import anyio
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
-from orchestrator import confine, globs, hold_scope, prompts, workspaces, write_hold
+from orchestrator import confine, git_state, globs, hold_scope, prompts, workspaces, write_hold
 from orchestrator.approval_wait import Approvals
 from orchestrator.approve_rules import match_reason, written_path
 from orchestrator.errors import OrchestratorError
@@ -180,14 +180,11 @@ class Policy:
         if path is not None and (why := self._write_refusal(spec, path)) is not None:
             self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
             return _deny(why)
-        why = next(
-            (
-                w
-                for r in spec.approve
-                if (w := match_reason(r, tool, tool_input, self.folder(), spec.tools))
-            ),
-            None,
-        )
+        why = None
+        if spec.approve:  # in a thread: a git line reads git's state with git itself
+            why = await anyio.to_thread.run_sync(
+                self._asks, spec, tool, tool_input, self.folder(), raw.get("cwd")
+            )
         out: HookJSONOutput = {}
         if why is not None:
             granted, reason = await self.decide(tool, tool_input, subagent, why)
@@ -210,6 +207,21 @@ class Policy:
                 self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
                 return _deny(why)
         return out
+
+    def _asks(
+        self, spec: AgentSpec, tool: str, tool_input: dict[str, Any], folder: Path, cwd: Any
+    ) -> str | None:
+        """Why the call matches one of the agent's ``approve`` rules, or None."""
+        # Git's config and hooks where the call runs: read once, and only for git lines.
+        git = git_state.Lookup(
+            cwd if isinstance(cwd, str) and os.path.isdir(cwd) else folder,
+            {**os.environ, **spec.env},
+        )
+        for rule in spec.approve:
+            why = match_reason(rule, tool, tool_input, folder, spec.tools, git=git)
+            if why is not None:
+                return why
+        return None
 
     def _write_refusal(self, spec: AgentSpec, path: str) -> str | None:
         roster = self.roster()
