@@ -33,19 +33,21 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Final
 
-from orchestrator import handoffs
+from orchestrator import handoffs, shell_words
 
 UNSURE: Final = None
 UNKNOWN: Final = "\ue000"  # marks a word the shell builds when it runs (a private-use char)
 _OPAQUE: Final = "\ue001"  # starts the entry of an unread hand-off among the commands found
 _PLACE: Final = "\ue002"  # starts the entry of a folder a command runs git in (cd, git -C)
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
+# A longer line is not read (it asks): reading is linear, but 100k commands `a;a;…` in
+# 200 KB took 2 s. An approval shows this much of a call's input whole (approvals.INPUT_ROOM).
+MAX_LINE: Final = 256 * 1024
 
-_PUNCTUATION = "();<>|&\n"
+_PUNCTUATION = shell_words.PUNCTUATION
 _BRACES = re.compile(r"\{[^\s{}]*(,|\.\.)")  # {a,b} and {1..3} (a space ends a brace word)
 # [p]ush, not the subscript of a[0]=x; no `[` inside, so `[[[[…` is read in linear time
 _CLASS = re.compile(r"\[[^\s\[\]]+\](?!\+?=)")
@@ -127,6 +129,8 @@ class Reading:
 
 def read(line: str) -> Reading:
     """Each simple command ``line`` runs, normalised, and its unread hand-offs."""
+    if len(line) > MAX_LINE:
+        return Reading(UNSURE, [], f"{len(line)} characters, over the {MAX_LINE} read")
     words = _data_as_words(line)
     try:
         found = _commands(words, 0)
@@ -178,6 +182,10 @@ def _data_as_words(line: str, *, blank: bool = False) -> str:
     return "".join([*out, line[pos:]])
 
 
+# What _mark looks at; it copies every other character (in linear time, a run at once).
+_MARK_STOP = re.compile(r"[\\\"'`$*?{\[@+!]")
+
+
 def _mark(line: str) -> str:
     """``line`` with :data:`UNKNOWN` before each expansion outside single quotes."""
     out: list[str] = []
@@ -185,14 +193,24 @@ def _mark(line: str) -> str:
     backtick = False  # inside `…`: only the opening one starts a built word
     i = 0
     while i < len(line):
+        if quote == "'":  # to the closing quote, as it is
+            end = line.find("'", i)
+            end = len(line) - 1 if end < 0 else end
+            out.append(line[i : end + 1])
+            quote, i = "", end + 1
+            continue
+        stop = _MARK_STOP.search(line, i)  # the characters between are copied as they are
+        if stop is None:
+            out.append(line[i:])
+            break
+        out.append(line[i : stop.start()])
+        i = stop.start()
         c, after = line[i], line[i + 1 : i + 2]
-        if quote == "'":
-            quote = "" if c == "'" else quote
-        elif c == "\\":  # an escaped character is literal
+        if c == "\\":  # an escaped character is literal
             out.append(line[i : i + 2])
             i += 2
             continue
-        elif c == '"':
+        if c == '"':
             quote = "" if quote else '"'
         elif c == "'" and not quote:
             quote = "'"
@@ -222,12 +240,10 @@ def _expands(line: str, i: int) -> bool:
 def _tokens(line: str) -> list[str]:
     # Backslash-newline continues the line; a backtick starts or ends a substitution.
     text = _mark(line.replace("\\\n", "")).replace("`", "\n")
-    lexer = shlex.shlex(text, posix=True, punctuation_chars=_PUNCTUATION)
-    lexer.whitespace = " \t\r"  # a newline separates commands: it is punctuation here
-    lexer.commenters = ""  # `a#b; git push` runs the push: never drop text as a comment
-    lexer.whitespace_split = True
+    # As shlex splits it (a newline separates commands: it is an operator here; no
+    # comments: `a#b; git push` runs the push), in linear time.
     try:
-        return list(lexer)
+        return shell_words.split(text)
     except ValueError:  # no closing quotation, an escape at the end
         raise _Unsure("an open quote or a trailing escape") from None
 
