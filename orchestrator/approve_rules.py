@@ -181,11 +181,24 @@ def bash_reason(
             if _literal_match(spec, command, [command]):
                 return f"{why} makes it run {command.replace(bash_commands.UNKNOWN, '…')}"
     for unread in unreads:
-        if not any(
-            _command_matches(a, c) for a in allowed for c in (unread.command, unread.written)
-        ):
-            return f"{unread.why}: cannot be read"
+        if not any(_exempts(a, unread) for a in allowed):
+            return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
     return None
+
+
+def _exempts(spec: str, unread: bash_commands.Unread) -> bool:
+    """Whether the agent's allow rule ``Bash(spec)`` exempts a hand-off: it names the
+    command; and for code on the line (``python3 -c``, a here-document into ``python3 -``,
+    an awk program calling system()), the word that gives it (``Bash(python3 -c:*)``) or
+    the whole command exactly. ``Bash(python3:*)`` allows running python3, not whatever
+    program its inline code runs."""
+    if not any(_command_matches(spec, c) for c in (unread.command, unread.written)):
+        return False
+    if not unread.code:
+        return True  # a file the command runs (a script, a recipe): named by the rule
+    return unread.code in spec.removesuffix(":*").split(" ")[1:] or (
+        "*" not in spec and spec in (unread.command, unread.written)
+    )
 
 
 def _literal_match(spec: str, line: str, found: list[str]) -> bool:

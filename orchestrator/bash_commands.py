@@ -114,6 +114,7 @@ class Unread:
     why: str  # "runs code given to python3 -c"
     command: str  # the command, normalised as in :func:`commands`
     written: str  # the same with its program as written (`.venv/bin/pytest -q`)
+    code: str = ""  # code on the line: the word giving it (handoffs.Handoff.code)
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,9 @@ def _simple(words: list[str], depth: int) -> list[str]:
         elif base in _WRAPPERS:
             if base == "env" and (split := _split_string(words[1:])) is not None:
                 return _commands(split, depth + 1)
+            if base == "xargs":
+                words = _xargs(words[1:])
+                continue
             words = _after_options(words[1:], _WRAPPERS[base])
             if base == "timeout":
                 words = words[1:]  # its DURATION
@@ -331,7 +335,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
             extra += _simple(list(argv), depth + 1)
         if handoff.why is not None:
             written = " ".join(words)
-            extra.append(_OPAQUE + _OPAQUE.join((handoff.why, command, written)))
+            fields = (handoff.why, command, written, handoff.code)
+            extra.append(_OPAQUE + _OPAQUE.join(fields))
     return [command, *extra]
 
 
@@ -356,6 +361,31 @@ def _after_options(words: list[str], valued: frozenset[str]) -> list[str]:
             return words[i + 1 :]
         i += 2 if words[i] in valued else 1
     return words[i:]
+
+
+def _xargs(args: list[str]) -> list[str]:
+    """The command ``xargs ARGS`` runs: with the words it reads from its input at the end
+    (``echo push | xargs git`` pushes), or in place of ``-I R``'s R, unknown."""
+    replace = None
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        word = args[i]
+        if word == "--":
+            i += 1
+            break
+        if word == "-I" and i + 1 < len(args):
+            replace = args[i + 1]
+        elif word.startswith("--replace=") or word in ("-i", "--replace"):
+            replace = word.partition("=")[2] or "{}"
+        elif word.startswith(("-I", "-i")):
+            replace = word[2:]
+        i += 2 if word in _WRAPPERS["xargs"] else 1
+    words = args[i:]
+    if not words:
+        return []  # it runs echo
+    if not replace:
+        return [*words, UNKNOWN + "…"]
+    return [w.replace(replace, UNKNOWN + replace) for w in words]
 
 
 def _split_string(words: list[str]) -> str | None:

@@ -129,6 +129,12 @@ class Handoff:
     why: str | None = None
     lines: tuple[str, ...] = ()
     argv: tuple[tuple[str, ...], ...] = field(default=())
+    # Code on the line or its input (not in a file): the word that gives it (`-c`,
+    # `--eval`, `-`), or INPUT. An allow rule exempts it only if it names that word.
+    code: str = ""
+
+
+INPUT: Final = "<input>"  # code read from a pipe or a here-document, no option giving it
 
 
 def of(head: str, args: list[str]) -> Handoff | None:
@@ -212,7 +218,8 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
         if word == "-" or not word.startswith("-"):
             break
         if word in _INLINE_LONG or word.split("=", 1)[0] in _INLINE_LONG:
-            return Handoff(f"runs code given to {name} {word.split('=', 1)[0]}")
+            option = word.split("=", 1)[0]
+            return Handoff(f"runs code given to {name} {option}", code=option)
         if word in valued:
             i += 2
             continue
@@ -221,12 +228,15 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
         if not word.startswith("--"):
             for c in word[1:]:
                 if c in letters:
-                    return Handoff(f"runs code given to {name} -{c}")
+                    return Handoff(f"runs code given to {name} -{c}", code=word)
                 if c in valued_letters:
                     break
         i += 1
     if i >= len(args) or args[i] == "-":
-        return Handoff(f"runs code {name} reads from its input (a pipe or here-document)")
+        return Handoff(
+            f"runs code {name} reads from its input (a pipe or here-document)",
+            code=args[i] if i < len(args) else INPUT,
+        )
     return Handoff(f"runs the file {args[i]} with {name}")
 
 
@@ -244,7 +254,10 @@ def _shell(name: str, args: list[str]) -> Handoff | None:
         if stdin:
             i = len(args)
     if i >= len(args) or args[i] == "-":
-        return Handoff(f"runs commands {name} reads from its input (a pipe or here-document)")
+        return Handoff(
+            f"runs commands {name} reads from its input (a pipe or here-document)",
+            code=args[i] if i < len(args) else INPUT,
+        )
     return Handoff(f"runs the file {args[i]} with {name}")
 
 
@@ -266,7 +279,7 @@ def _awk(name: str, args: list[str]) -> Handoff | None:
     if not programs and i < len(args):
         programs.append(args[i])
     if any(_AWK_RUNS.search(p) for p in programs):
-        return Handoff(f"runs commands from the {name} program (system or a pipe)")
+        return Handoff(f"runs commands from the {name} program (system or a pipe)", code=INPUT)
     return None
 
 
@@ -288,7 +301,7 @@ def _sed(args: list[str]) -> Handoff | None:
             break
         i += 1
     if any(len(s) > _LONGEST or _SED_RUNS.search(s) for s in scripts):
-        return Handoff("runs commands from the sed script (its e command or s///e)")
+        return Handoff("runs commands from the sed script (its e command or s///e)", code=INPUT)
     return None
 
 
