@@ -44,8 +44,10 @@ _OPAQUE: Final = "\ue001"  # starts the entry of an unread hand-off among the co
 _PLACE: Final = "\ue002"  # starts the entry of a folder a command runs git in (cd, git -C)
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
 # A longer line is not read (it asks): reading is linear, but 100k commands `a;a;…` in
-# 200 KB took 2 s. An approval shows this much of a call's input whole (approvals.INPUT_ROOM).
-MAX_LINE: Final = 256 * 1024
+# 200 KB took 2 s. The CLI cannot run a longer one anyway: it passes the line to bash as
+# one argument, and Linux refuses an argument over 128 KiB (measured, 2.1.332: "Could not
+# start /bin/bash: … exceed the OS exec argument limit (E2BIG)" for a 200 KB line).
+MAX_LINE: Final = 128 * 1024
 
 _PUNCTUATION = shell_words.PUNCTUATION
 _BRACES = re.compile(r"\{[^\s{}]*(,|\.\.)")  # {a,b} and {1..3} (a space ends a brace word)
