@@ -13,7 +13,11 @@ approver a question, one that misses lets a call run unasked.
   does a line that hands code to an interpreter in a form that cannot be read
   (``python3 -c``, a script file, ``make``: :mod:`orchestrator.handoffs`), unless the
   agent's ``tools`` allow that very command with a ``Bash(...)`` rule of their own
-  (``Bash(python3 -m pytest:*)``): the operator said it runs without a question.
+  (``Bash(make:*)``): the operator said it runs without a question. Code on the line
+  (``python3 -c``, a here-document into ``python3 -``) is exempt only by a rule naming
+  the word that gives it (``Bash(python3 -c:*)``, not ``Bash(python3:*)``). With the hook's
+  ``git`` lookup, what git's config and hooks make a git command run is read too
+  (:mod:`orchestrator.git_state`); the agent's rules exempt none of that.
 - ``Edit(...)`` covers every file-editing tool (Write, Edit, MultiEdit, NotebookEdit), as
   the CLI's Edit rules do, and so does a rule naming any of them; ``Read(...)`` covers the
   tools that read files: Read, Grep, Glob (and LS, NotebookRead). A search of a folder

@@ -21,6 +21,7 @@ package script it names) is unread; a program that loads project files by its ow
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Final
@@ -89,6 +90,14 @@ _GIT_PROGRAM_KEY = re.compile(
     re.I,
 )
 _GIT_HOOKS_KEY = re.compile(r"core\.hookspath|include(if)?\..*|init\.templatedir", re.I)
+# Options whose value is a command the program runs (through the shell): tar's
+# `--to-command`, `--checkpoint-action=exec=`, `-I`; rsync's `-e` (measured: they ran a
+# push unasked, the options' values being unread).
+_TAR_PROGRAMS = frozenset(
+    {"--to-command", "--use-compress-program", "-I", "--rsh-command", "--info-script", "-F"}
+    | {"--new-volume-script", "--checkpoint-action"}
+)
+_RSYNC_PROGRAMS = frozenset({"-e", "--rsh"})
 _GIT_VALUE_OPTIONS = frozenset({"--upload-pack", "--receive-pack", "--exec"})
 _GIT_SHORT_VALUE = {"-u": "clone", "-x": "rebase"}  # `git clone -u`, `git rebase -x`
 # Variables holding a command the program runs through the shell, or code it loads.
@@ -157,6 +166,8 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return _sed(args)
     if name == "find":
         return _find(args)
+    if name in ("tar", "gtar", "bsdtar", "rsync"):
+        return _program_options(args, _TAR_PROGRAMS if name != "rsync" else _RSYNC_PROGRAMS)
     if name == "git":
         return _git(args)
     if name in _MAKES:
@@ -315,6 +326,21 @@ def _find(args: list[str]) -> Handoff | None:
             i = end
         i += 1
     return Handoff(argv=tuple(argv)) if argv else None
+
+
+def _program_options(args: list[str], options: frozenset[str]) -> Handoff | None:
+    """The commands given as option values (``--to-command=CMD``, ``-e CMD``)."""
+    lines: list[str] = []
+    for word, after in itertools.pairwise([*args, ""]):
+        name, eq, value = word.partition("=")
+        if name in options:
+            value = value if eq else after
+            if name == "--checkpoint-action":  # exec=CMD; the other actions run nothing
+                if not value.startswith("exec="):
+                    continue
+                value = value.removeprefix("exec=")
+            lines.append(value)
+    return Handoff(lines=tuple(lines)) if lines else None
 
 
 def _git(args: list[str]) -> Handoff | None:

@@ -103,11 +103,15 @@ def test_code_handed_to_an_interpreter_asks(line: str, why: str, tmp_path: Path)
         """find . -maxdepth 0 -exec sh -c 'git pu""sh' \\;""",
         """find . -maxdepth 0 -execdir git pu""sh {} +""",
         """uv run sh -c 'git pu""sh'""",
+        """tar -cf x.tar script.sh && tar -xf x.tar --to-command='git pu""sh'""",
+        """tar --checkpoint=1 --checkpoint-action=exec='git pu""sh' -cf x.tar script.sh""",
+        """tar -I 'git pu""sh' -cf x.tar script.sh""",
+        """rsync -e 'git pu""sh' script.sh localhost:/tmp/x""",
     ],
 )
 def test_a_command_handed_over_as_text_is_read(line: str, tmp_path: Path) -> None:
     """Read, not merely unsure: a rule on another command does not ask."""
-    if "find" in line:
+    if line.startswith(("find", "tar")):
         assert _real_push(line, tmp_path), "the case is real: it pushes"
     assert rule_matches(PUSH, "Bash", {"command": line}, tmp_path), line
     assert not rule_matches(OTHER, "Bash", {"command": line}, tmp_path), line
