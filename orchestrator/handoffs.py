@@ -86,7 +86,9 @@ _GIT_PROGRAM_KEY = re.compile(
     r"(core\.(pager|editor|sshcommand|askpass|fsmonitor)|sequence\.editor|pager\..*"
     r"|diff\.external|diff\..*\.(textconv|command)|filter\..*\.(clean|smudge|process)"
     r"|credential\.(.*\.)?helper|gpg\.(.*\.)?program|merge\..*\.driver|interactive\.difffilter"
-    r"|uploadpack\.packobjectshook|remote\..*\.(uploadpack|receivepack)|alias\..*)",
+    r"|uploadpack\.packobjectshook|remote\..*\.(uploadpack|receivepack)|alias\..*"
+    r"|(difftool|mergetool|browser|man)\..*\.cmd|core\.(gitproxy|alternaterefscommand)"
+    r"|submodule\..*\.update|sendemail\.(sendmailcmd|tocmd|cccmd))",
     re.I,
 )
 _GIT_HOOKS_KEY = re.compile(r"core\.hookspath|include(if)?\..*|init\.templatedir", re.I)

@@ -107,6 +107,9 @@ def test_code_handed_to_an_interpreter_asks(line: str, why: str, tmp_path: Path)
         """tar --checkpoint=1 --checkpoint-action=exec='git pu""sh' -cf x.tar script.sh""",
         """tar -I 'git pu""sh' -cf x.tar script.sh""",
         """rsync -e 'git pu""sh' script.sh localhost:/tmp/x""",
+        """git -c core.gitProxy='git pu""sh' fetch git://example.test/r""",
+        """git -c difftool.x.cmd='git pu""sh' difftool -y --tool=x""",
+        """git -c submodule.m.update='!git pu""sh' submodule update""",
     ],
 )
 def test_a_command_handed_over_as_text_is_read(line: str, tmp_path: Path) -> None:
