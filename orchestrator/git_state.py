@@ -35,6 +35,7 @@ from typing import Final
 from orchestrator import handoffs
 
 TIMEOUT_S: Final = 5.0
+MAX_FOLDERS: Final = 8  # folders whose git state one call reads (cd A; git x; cd B; …)
 # Subcommands that ran no hook with every hook installed (measured, git 2.39), and that
 # only read: the rest may write the index or a ref, or commit, and run a hook.
 READ_ONLY: Final = frozenset(
@@ -76,6 +77,8 @@ class Lookup:
     def at(self, folder: str | None = None) -> State:
         place = os.path.normpath(os.path.join(self.cwd, os.path.expanduser(folder or ".")))
         if place not in self._seen:
+            if len(self._seen) >= MAX_FOLDERS:  # two git processes each: a bound, and ask
+                return State(error=f"git in more than {MAX_FOLDERS} folders on one line")
             self._seen[place] = _read(place, self.env)
         return self._seen[place]
 

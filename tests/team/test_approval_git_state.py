@@ -236,3 +236,18 @@ def test_an_alias_planted_by_one_call_asks_in_the_next(team: TeamFactory, tmp_pa
     with t.mailbox() as mb:
         assert mb.wait_for_reply(asked.id, 90).body.startswith("REFUSED")
     assert _git("for-each-ref", cwd=remote) == ""  # nothing was pushed
+
+
+def test_git_in_too_many_folders_asks(tmp_path: Path) -> None:
+    """Each folder costs two git processes: a line naming more than a few asks."""
+    _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    few = " && ".join(f"git -C /tmp/f{i} status" for i in range(7))
+    assert _decide(tmp_path, home, few, ["Bash"]) == ([], {})
+    many = " && ".join(f"git -C /tmp/f{i} status" for i in range(8))
+    asked, _ = _decide(tmp_path, home, many, ["Bash"])
+    assert asked == [
+        "matches Bash(git push:*): git in more than 8 folders on one line in /tmp/f7: "
+        "what git runs is unknown: cannot be read"
+    ]
