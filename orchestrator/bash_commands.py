@@ -4,7 +4,8 @@ A rule such as ``Bash(git push:*)`` must catch the push however it is written: a
 commands (``make && git push``, ``if …; then git push; fi``, ``{ git push; }``,
 ``echo $(git push)``, ``function f { git push; }``), behind assignments and wrappers
 (``GIT_SSH_COMMAND=x git push``, ``time``/``env``/``env -S``/``command``/``nice``/``sudo``/
-``nohup``/``timeout 10``/``xargs`` …), inside ``sh -c``/``bash -o errexit -c``/``eval``
+``nohup``/``timeout 10``/``xargs`` …; the words ``xargs`` adds from its input are
+unknown), inside ``sh -c``/``bash -o errexit -c``/``eval``
 bodies, as a path (``/usr/bin/git push``), with git's global options
 (``git -C /repo push``) or odd spacing (``git\\tpush``).
 

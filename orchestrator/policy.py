@@ -16,7 +16,9 @@ reaches it, while every call, a subagent's included, passes the hook.
   waits for the approver's yes (:mod:`orchestrator.approvals`), who is told why it
   matched ("matches Bash(git push:*): runs code given to python3 -c: cannot be read").
   The agent's ``tools`` are passed along: a ``Bash(...)`` rule there exempts the
-  interpreter hand-off it names (:mod:`orchestrator.handoffs`).
+  interpreter hand-off it names (:mod:`orchestrator.handoffs`). A git command is read
+  with the git config and hooks of the folder it runs in (:mod:`orchestrator.git_state`,
+  git run in a worker thread, the call's ``cwd`` from the hook input).
 - Subagents: the hook sees which subagent made a call (``agent_type`` in the
   hook input); it is logged, and the relay is told for its own logs.
 """
