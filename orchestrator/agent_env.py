@@ -41,8 +41,10 @@ of that shell per command.
 
 The price: a stdio MCP server cannot start under such a prefix (its program would be the
 whole string), so an agent whose working folder has a ``.mcp.json`` or whose project
-settings enable plugins gets no prefix, and keeps the gap; as does an agent whose ``env``
-(or the supervisor's) sets ``CLAUDE_CODE_SHELL_PREFIX`` itself: theirs is used as given.
+settings enable plugins gets no prefix, and keeps the gap. An agent whose ``env`` (or the
+supervisor's) sets ``CLAUDE_CODE_SHELL_PREFIX`` itself gets ours chained in front of theirs:
+the names unset, then the command run through theirs as the CLI would have run it (measured
+with a wrapper script, for a Bash command and a hook; its MCP servers, if any, as above).
 
 Not the CLI's own ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``, though it closes that gap (measured
 on 2.1.332: those variables leave the commands' env, the CLI still sends the header): it is
@@ -145,23 +147,51 @@ def kept_from_commands(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]
     )
 
 
-def shell_prefix(names: Iterable[str]) -> str:
+def shell_prefix(names: Iterable[str], theirs: str = "") -> str:
     """The ``CLAUDE_CODE_SHELL_PREFIX`` that unsets ``names`` before each command (module
     docstring): ``'/proc/self/exe' -c :;unset A B;eval '<command>'`` once the CLI has
     added the command. Tabs, not spaces, between words: the CLI splits the prefix at its
-    last space followed by a dash."""
-    return "/proc/self/exe -c\t:;unset\t" + "\t".join(names) + ";eval"
+    last space followed by a dash.
+
+    With ``theirs`` (a prefix the roster or the supervisor's environment sets), the names
+    are unset first and then the command runs through theirs as the CLI would run it
+    (:func:`as_the_cli_applies`): ``…;unset A B;__octy_theirs(){ eval '<theirs> "$1"';};
+    __octy_theirs '<command>'``, their program given the command as its one argument."""
+    head = "/proc/self/exe -c\t:;unset\t" + "\t".join(names) + ";"
+    theirs = theirs.strip()
+    if not theirs:
+        return head + "eval"
+    run = _one_word(as_the_cli_applies(theirs, None) + ' "$1"')
+    return head + f"__octy_theirs(){{\teval\t{run};}};__octy_theirs"
+
+
+def as_the_cli_applies(prefix: str, command: str | None) -> str:
+    """The command line the bundled CLI (2.1.332, its code) runs for ``command`` under
+    ``prefix``: the part before the prefix's last " -" quoted as one word, the rest as
+    written, then the command quoted as one word (left off when None); a prefix without
+    " -" is quoted whole."""
+    at = prefix.rfind(" -")
+    line = f"{shlex.quote(prefix[:at])} {prefix[at + 1 :]}" if at > 0 else shlex.quote(prefix)
+    return line if command is None else f"{line} {shlex.quote(command)}"
+
+
+def _one_word(text: str) -> str:
+    """``text`` as one shell word (POSIX sh: the hooks' ``/bin/sh`` too) with no " -" in it,
+    so that the CLI's split at the last " -" stays the one in front of ``-c``."""
+    return shlex.quote(text).replace(" -", "'\\ '-")
 
 
 def prefix_env(spec: AgentSpec, environ: Mapping[str, str], cwd: Path) -> dict[str, str]:
     """``{CLAUDE_CODE_SHELL_PREFIX: ...}`` for this agent's CLI, or nothing: when it keeps
-    no secret from its commands, when a prefix is set already (the roster's or the
-    supervisor's environment: used as given), or when its project may start stdio MCP
-    servers (the prefix would keep them from starting)."""
+    no secret from its commands, or when its project may start stdio MCP servers (the
+    prefix would keep them from starting; a prefix the roster or the supervisor's
+    environment sets is then used as given). A prefix of theirs is chained: ours unsets
+    the names, then the command runs through theirs (:func:`shell_prefix`)."""
     names = kept_from_commands(spec, environ)
-    if not names or PREFIX_ENV in spec.env or PREFIX_ENV in environ or _project_mcp(cwd):
+    if not names or _project_mcp(cwd):
         return {}
-    return {PREFIX_ENV: shell_prefix(names)}
+    theirs = spec.env.get(PREFIX_ENV, environ.get(PREFIX_ENV, ""))
+    return {PREFIX_ENV: shell_prefix(names, theirs)}
 
 
 def _project_mcp(cwd: Path) -> bool:

@@ -54,12 +54,14 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     change the program the prefix runs. `mcp`, whose project has a stdio MCP server, gets
     no prefix (the CLI would spawn the prefix as the server): its server starts and its
     `env` still shows them, as does that of `inherits` (inherit_secrets: true, sandbox:
-    false). Never OTEL's headers (the CLI keeps every OTEL_* from its commands).
+    false). `chained` sets its own CLAUDE_CODE_SHELL_PREFIX (a wrapper script): ours runs
+    in front of it, so its command and its hook see none of them, and theirs still ran.
+    Never OTEL's headers (the CLI keeps every OTEL_* from its commands).
     `scrubbed` sets CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1 in its roster env: its `env` shows
     none of them and the CLI still sends the header, but the CLI has put empty
     package-manager and .env files in its working folder and its commands cannot write the
     project's own package.json."""
-    names = ("boxed", "open", "mcp", "inherits", "scrubbed")
+    names = ("boxed", "open", "mcp", "inherits", "scrubbed", "chained")
     rules: list[dict[str, Any]] = []
     for name in names:
         me = agent_rule(name)
@@ -102,6 +104,17 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     agents["open"]["sandbox"] = False
     agents["inherits"].update(sandbox=False, inherit_secrets=True)
     agents["scrubbed"]["env"] = {"CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "1"}
+    # chained has a prefix of its own, a wrapper script (and a hook that runs through it):
+    # ours runs first, then theirs.
+    wrapper = tmp_path / "wrap.sh"
+    wrapper.write_text('#!/bin/sh\nexport THEIRS_RAN=yes\nexec bash -c "$1"\n')
+    wrapper.chmod(0o755)
+    agents["chained"]["env"] = {"CLAUDE_CODE_SHELL_PREFIX": str(wrapper)}
+    chained_hook = {"type": "command", "command": f'env > "{tmp_path / "hook-env-chained"}"'}
+    (folders["chained"] / ".claude").mkdir()
+    (folders["chained"] / ".claude" / "settings.json").write_text(
+        json.dumps({"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [chained_hook]}]}})
+    )
     t = Team(tmp_path, env, agents, model=model)
     stray = Path("/tmp/inline-comments-buffer.jsonl")  # the scrub makes it too (measured)
     stray_before = stray.exists()
@@ -131,16 +144,21 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
         assert OTEL not in printed[name]
         assert "exe=1" in printed[name]  # no command can change its own shell
     print({name: text.splitlines()[0] for name, text in printed.items()})
-    for name in ("boxed", "open"):
+    for name in ("boxed", "open", "chained"):
         for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
             assert secret not in printed[name], (name, secret)
         assert f"OCTY_AGENT={name}" in printed[name]  # the rest of its environment is there
         assert "write=0" in printed[name]
         assert not any((folders[name] / stub).exists() for stub in SCRUB_STUBS)
-    hook_env = (tmp_path / "hook-env").read_text()
-    assert "OCTY_AGENT=boxed" in hook_env
-    for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
-        assert secret not in hook_env, secret
+    for hook, name in (("hook-env", "boxed"), ("hook-env-chained", "chained")):
+        hook_env = (tmp_path / hook).read_text()
+        assert f"OCTY_AGENT={name}" in hook_env
+        for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
+            assert secret not in hook_env, (name, secret)
+    # chained's own prefix ran too, for its command and its hook, after ours.
+    assert "THEIRS_RAN=yes" in printed["chained"]
+    assert "THEIRS_RAN=yes" in (tmp_path / "hook-env-chained").read_text()
+    assert "THEIRS_RAN" not in printed["boxed"]
     assert "Text file busy" in printed["open"]  # not a read-only sandbox: the file itself
     # The command's own exit status (its shell ended by SIGTERM), as without the prefix.
     assert printed["boxed"].splitlines()[0] == printed["mcp"].splitlines()[0]
