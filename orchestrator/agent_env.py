@@ -71,7 +71,7 @@ from orchestrator.roster import AgentSpec, Roster
 from orchestrator.secret_rules import looks_secret
 
 MODEL_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
-# Kept for the CLI: it strips its own sign-in from its commands (its code, 2.1.332), and
+# Kept for the CLI: it strips its own sign-in from its commands (CLI_STRIPS), and
 # the proxy is how it reaches the model at all. The endpoint (a URL that may hold a user
 # part), a gateway's headers and OpenTelemetry's are read by the CLI from its environment
 # only: blanked, a gateway team could not reach its model. So the shell prefix unsets the
@@ -98,6 +98,10 @@ _PROVIDERS = {
     "CLAUDE_CODE_USE_VERTEX": ("GOOGLE_", "CLOUDSDK_", "GCLOUD_"),
     "CLAUDE_CODE_USE_FOUNDRY": ("ANTHROPIC_FOUNDRY_",),
 }
+# What the CLI keeps from its commands, hooks and MCP servers itself (2.1.332, measured with
+# a real Bash `env` and hook: tests/team/test_gateway_credentials.py): no prefix needed for
+# it. Not its refresh token (CLAUDE_CODE_OAUTH_REFRESH_TOKEN): that one reaches them.
+CLI_STRIPS = frozenset({"CLAUDE_CODE_OAUTH_TOKEN"})
 KEY_FILE_MARK = ".model-key-"
 PREFIX_ENV = "CLAUDE_CODE_SHELL_PREFIX"
 # Where a project gives the CLI stdio MCP servers, which no prefix of ours can start.
@@ -131,7 +135,8 @@ def kept_from_commands(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]
     gateway's headers, a URL's user part, a key's passphrase, a cloud's credentials): its
     shell prefix unsets them. Not what the roster's ``env`` gives the agent (its commands
     see that, as written), nor the proxies (commands reach the network through them), nor
-    a name a shell cannot unset."""
+    what the CLI keeps from its commands itself (``CLI_STRIPS``), nor a name a shell
+    cannot unset."""
     if spec.inherit_secrets:
         return []
     gone = set(withheld(spec, environ))
@@ -142,6 +147,7 @@ def kept_from_commands(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]
         and name not in gone
         and name not in spec.env
         and name not in _PROXIES
+        and name not in CLI_STRIPS
         and _NAME.match(name)
         and looks_secret(name, value)
     )

@@ -255,6 +255,13 @@ def test_the_shell_prefix_unsets_what_the_cli_keeps(tmp_path: Path) -> None:
     ]
     assert "ANTHROPIC_CUSTOM_HEADERS" not in agent_env.kept_from_commands(agents["g"], environ)
     assert agent_env.kept_from_commands(agents["i"], environ) == []
+    # A sign-in token alone needs no prefix: the CLI keeps it from its commands itself;
+    # its refresh token it does not (tests/team/test_gateway_credentials.py measures both).
+    signed_in = {"PATH": "/usr/bin", "CLAUDE_CODE_OAUTH_TOKEN": "sign-in"}
+    assert agent_env.kept_from_commands(agents["a"], signed_in) == []
+    assert agent_env.prefix_env(agents["a"], signed_in, tmp_path) == {}
+    refresh = {**signed_in, "CLAUDE_CODE_OAUTH_REFRESH_TOKEN": "refresh"}
+    assert agent_env.kept_from_commands(agents["a"], refresh) == ["CLAUDE_CODE_OAUTH_REFRESH_TOKEN"]
     work = tmp_path / "work"
     work.mkdir()
     [(name, prefix)] = agent_env.prefix_env(agents["a"], environ, work).items()

@@ -30,6 +30,8 @@ HEADER = "gw-header-value-5150"
 URL_PASSWORD = "gw-url-password-5150"
 PASSPHRASE = "client-key-passphrase-5150"
 OTEL = "otel-collector-token-5150"
+OAUTH = "oauth-sign-in-token-5150"
+REFRESH = "oauth-refresh-token-5150"
 PACKAGE = '{"name": "theirs"}\n'
 # The last two: an attempt to change the program the prefix runs (the shell itself), and a
 # signal that ends the command's shell.
@@ -80,6 +82,8 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
         ANTHROPIC_CUSTOM_HEADERS=f"x-gateway-key: {HEADER}",
         CLAUDE_CODE_CLIENT_KEY_PASSPHRASE=PASSPHRASE,
         OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer {OTEL}",
+        CLAUDE_CODE_OAUTH_TOKEN=OAUTH,
+        CLAUDE_CODE_OAUTH_REFRESH_TOKEN=REFRESH,
     )
     folders = {name: tmp_path / name for name in names}
     for folder in folders.values():
@@ -89,8 +93,15 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     server = {"command": "/bin/sh", "args": ["-c", f'echo started > "{mark}"; exec cat']}
     (folders["mcp"] / ".mcp.json").write_text(json.dumps({"mcpServers": {"probe": server}}))
     (folders["mcp"] / ".claude").mkdir()
+    # mcp's hook runs with no prefix at all: what the CLI itself keeps from hooks.
+    mcp_hook = {"type": "command", "command": f'env > "{tmp_path / "hook-env-mcp"}"'}
     (folders["mcp"] / ".claude" / "settings.json").write_text(
-        json.dumps({"enableAllProjectMcpServers": True})
+        json.dumps(
+            {
+                "enableAllProjectMcpServers": True,
+                "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [mcp_hook]}]},
+            }
+        )
     )
     # A hook of boxed's project: the CLI runs it outside the sandbox, through the prefix.
     hook = {"type": "command", "command": f'env > "{tmp_path / "hook-env"}"'}
@@ -138,7 +149,7 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
             stray.unlink()
     for name in agents:
         # The CLI held every one of them (so it was the CLI that kept OTEL's from commands).
-        for secret in (HEADER, URL_PASSWORD, PASSPHRASE, OTEL):
+        for secret in (HEADER, URL_PASSWORD, PASSPHRASE, OTEL, OAUTH, REFRESH):
             assert secret.encode() in cli_environ[name], (name, secret)
         assert DONE in printed[name]
         assert OTEL not in printed[name]
@@ -177,3 +188,15 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     assert (folders["scrubbed"] / "package.json").read_text() == PACKAGE
     for stub in SCRUB_STUBS:
         assert (folders["scrubbed"] / stub).read_bytes() == b"", stub
+    # The sign-in token: the CLI keeps it from every command and hook itself (mcp and
+    # inherits have no prefix), so the prefix leaves it alone. Not its refresh token: that
+    # reaches them, so the prefix unsets it.
+    no_prefix_hook = (tmp_path / "hook-env-mcp").read_text()
+    assert OAUTH not in no_prefix_hook
+    assert REFRESH in no_prefix_hook
+    for name in agents:
+        assert OAUTH not in printed[name], name
+    for name in ("mcp", "inherits"):
+        assert f"CLAUDE_CODE_OAUTH_REFRESH_TOKEN={REFRESH}" in printed[name]
+    for name in ("boxed", "open", "chained"):
+        assert REFRESH not in printed[name]
