@@ -41,10 +41,23 @@ of that shell per command.
 
 The price: a stdio MCP server cannot start under such a prefix (its program would be the
 whole string), so an agent whose working folder has a ``.mcp.json`` or whose project
-settings enable plugins gets no prefix, and keeps the gap. An agent whose ``env`` (or the
-supervisor's) sets ``CLAUDE_CODE_SHELL_PREFIX`` itself gets ours chained in front of theirs:
-the names unset, then the command run through theirs as the CLI would have run it (measured
-with a wrapper script, for a Bash command and a hook; its MCP servers, if any, as above).
+settings enable plugins gets no prefix. Its sandboxed commands still lose the names: the
+CLI's own sandbox setting ``credentials.envVars`` (``deny``) unsets them in every sandboxed
+command (:func:`sandbox_denied`, given to every sandboxed agent; measured, the CLI still
+sends the header). Its hooks and MCP servers (outside the sandbox), and its commands with
+``sandbox: false``, keep the gap: no prefix serves both (measured in the CLI's code,
+2.1.332: a Bash command runs as ``'<head>' <tail> '<command>'``, or ``'<prefix>'
+'<command>'`` when the prefix has no `` -``; a hook the same under ``/bin/sh -c``, only for
+a prefix starting with ``/``; a stdio MCP server is spawned, with no shell, as the program
+``<prefix>`` given one argument, its command line shell-quoted. So one prefix for both must
+be the whole path of a program that runs its one argument as shell code with the names
+unset: no system program does (a shell needs ``-c``), a script on disk is a file agents
+could rewrite, and a sealed memory file is not seen inside the sandbox).
+
+An agent whose ``env`` (or the supervisor's) sets ``CLAUDE_CODE_SHELL_PREFIX`` itself gets
+ours chained in front of theirs: the names unset, then the command run through theirs as
+the CLI would have run it (measured with a wrapper script, for a Bash command and a hook;
+its MCP servers, if any, as above).
 
 Not the CLI's own ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``, though it closes that gap (measured
 on 2.1.332: those variables leave the commands' env, the CLI still sends the header): it is
@@ -198,6 +211,15 @@ def prefix_env(spec: AgentSpec, environ: Mapping[str, str], cwd: Path) -> dict[s
         return {}
     theirs = spec.env.get(PREFIX_ENV, environ.get(PREFIX_ENV, ""))
     return {PREFIX_ENV: shell_prefix(names, theirs)}
+
+
+def sandbox_denied(spec: AgentSpec, environ: Mapping[str, str]) -> list[dict[str, str]]:
+    """The sandbox's ``credentials.envVars`` entries for this agent's ``--settings``: the
+    names of :func:`kept_from_commands`, each ``deny`` (the CLI unsets them for every
+    sandboxed command, 2.1.332, measured). Sandboxed commands then never see them, prefix
+    or not, which covers the agents whose project starts MCP servers (no prefix); what the
+    sandbox leaves out is hooks and MCP servers (they run outside it)."""
+    return [{"name": name, "mode": "deny"} for name in kept_from_commands(spec, environ)]
 
 
 def _project_mcp(cwd: Path) -> bool:

@@ -54,11 +54,14 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     `env` of `boxed` (sandboxed) and `open` (sandbox: false) shows none of them (the
     supervisor's shell prefix), nor a hook's, with the command's own exit status; `open` cannot
     change the program the prefix runs. `mcp`, whose project has a stdio MCP server, gets
-    no prefix (the CLI would spawn the prefix as the server): its server starts and its
-    `env` still shows them, as does that of `inherits` (inherit_secrets: true, sandbox:
-    false). `chained` sets its own CLAUDE_CODE_SHELL_PREFIX (a wrapper script): ours runs
-    in front of it, so its command and its hook see none of them, and theirs still ran.
-    Never OTEL's headers (the CLI keeps every OTEL_* from its commands).
+    no prefix (the CLI would spawn the prefix as the server): its server starts, its
+    sandboxed `env` shows none of them (the sandbox's credentials.envVars), but its
+    server's and its hook's environment still hold them, as does the `env` of `inherits`
+    (inherit_secrets: true, sandbox: false). `chained` sets its own
+    CLAUDE_CODE_SHELL_PREFIX (a wrapper script): ours runs in front of it, so its command
+    and its hook see none of them, and theirs still ran. Never OTEL's headers (the CLI
+    keeps every OTEL_* from its commands), nor the sign-in token (the CLI keeps it from
+    commands and hooks itself; not its refresh token).
     `scrubbed` sets CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1 in its roster env: its `env` shows
     none of them and the CLI still sends the header, but the CLI has put empty
     package-manager and .env files in its working folder and its commands cannot write the
@@ -90,7 +93,11 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
         folder.mkdir()
         (folder / "package.json").write_text(PACKAGE)
     mark = tmp_path / MCP_MARK
-    server = {"command": "/bin/sh", "args": ["-c", f'echo started > "{mark}"; exec cat']}
+    server_env = tmp_path / "mcp-server-env"
+    server = {
+        "command": "/bin/sh",
+        "args": ["-c", f'env > "{server_env}"; echo started > "{mark}"; exec cat'],
+    }
     (folders["mcp"] / ".mcp.json").write_text(json.dumps({"mcpServers": {"probe": server}}))
     (folders["mcp"] / ".claude").mkdir()
     # mcp's hook runs with no prefix at all: what the CLI itself keeps from hooks.
@@ -175,10 +182,19 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     assert printed["boxed"].splitlines()[0] == printed["mcp"].splitlines()[0]
     assert printed["open"].splitlines()[0] == printed["inherits"].splitlines()[0]
     assert printed["open"].startswith("Exit code ")  # 144 as the CLI reports SIGTERM
-    for name in ("mcp", "inherits"):
-        assert f"ANTHROPIC_CUSTOM_HEADERS=x-gateway-key: {HEADER}" in printed[name]
-        assert URL_PASSWORD in printed[name]
-        assert f"CLAUDE_CODE_CLIENT_KEY_PASSPHRASE={PASSPHRASE}" in printed[name]
+    assert f"ANTHROPIC_CUSTOM_HEADERS=x-gateway-key: {HEADER}" in printed["inherits"]
+    # mcp's commands run in the sandbox, which unsets them (its credentials.envVars), but
+    # its MCP server and its hook run outside it, with no prefix: they still see them.
+    for text in (
+        printed["inherits"],
+        (tmp_path / "hook-env-mcp").read_text(),
+        server_env.read_text(),
+    ):
+        assert URL_PASSWORD in text
+        assert f"CLAUDE_CODE_CLIENT_KEY_PASSPHRASE={PASSPHRASE}" in text
+    for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
+        assert secret not in printed["mcp"], secret
+    assert "OCTY_AGENT=mcp" in printed["mcp"]
     assert mark.read_text() == "started\n"  # mcp's stdio server did start
     scrubbed = printed["scrubbed"]
     for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
@@ -190,13 +206,12 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
         assert (folders["scrubbed"] / stub).read_bytes() == b"", stub
     # The sign-in token: the CLI keeps it from every command and hook itself (mcp and
     # inherits have no prefix), so the prefix leaves it alone. Not its refresh token: that
-    # reaches them, so the prefix unsets it.
+    # reaches them (inherits' commands, mcp's hook), so the prefix and the sandbox unset it.
     no_prefix_hook = (tmp_path / "hook-env-mcp").read_text()
     assert OAUTH not in no_prefix_hook
     assert REFRESH in no_prefix_hook
     for name in agents:
         assert OAUTH not in printed[name], name
-    for name in ("mcp", "inherits"):
-        assert f"CLAUDE_CODE_OAUTH_REFRESH_TOKEN={REFRESH}" in printed[name]
-    for name in ("boxed", "open", "chained"):
+    assert f"CLAUDE_CODE_OAUTH_REFRESH_TOKEN={REFRESH}" in printed["inherits"]
+    for name in ("boxed", "open", "chained", "mcp"):
         assert REFRESH not in printed[name]
