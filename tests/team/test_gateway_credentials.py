@@ -35,8 +35,15 @@ REFRESH = "oauth-refresh-token-5150"
 PACKAGE = '{"name": "theirs"}\n'
 # The last two: an attempt to change the program the prefix runs (the shell itself), and a
 # signal that ends the command's shell.
+# And whether the command can reach its CLI's own inbox (CLAUDE_CODE_MESSAGING_SOCKET, a
+# Unix socket; with CLAUDE_CODE_MESSAGING_TOKEN a process posts into the agent's session).
+INBOX = (
+    'python3 -c "import os, socket; socket.socket(socket.AF_UNIX)'
+    ".connect(os.environ['CLAUDE_CODE_MESSAGING_SOCKET'])\" 2>/dev/null"
+    " && echo inbox=reached || echo inbox=refused"
+)
 COMMAND = (
-    f"env; echo '{{}}' > package.json; echo write=$?; echo {DONE}; "
+    f"env; echo '{{}}' > package.json; echo write=$?; echo {DONE}; {INBOX}; "
     ": >> /proc/self/exe; echo exe=$?; kill -TERM $$"
 )
 MCP_MARK = "mcp-started"
@@ -204,6 +211,16 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     assert (folders["scrubbed"] / "package.json").read_text() == PACKAGE
     for stub in SCRUB_STUBS:
         assert (folders["scrubbed"] / stub).read_bytes() == b"", stub
+    # The CLI's inbox token reaches every command (the CLI sets it for its children), but
+    # a sandboxed command cannot reach the inbox (no Unix sockets in the sandbox): only an
+    # agent with sandbox: false can post into its own session, which it could do anyway
+    # (its CLI's /proc environ holds the token). So it is left alone (README).
+    for name in agents:
+        assert "CLAUDE_CODE_MESSAGING_TOKEN=" in printed[name] or name == "scrubbed", name
+    for name in ("boxed", "mcp", "chained", "scrubbed"):
+        assert "inbox=refused" in printed[name], name
+    for name in ("open", "inherits"):
+        assert "inbox=reached" in printed[name], name
     # The sign-in token: the CLI keeps it from every command and hook itself (mcp and
     # inherits have no prefix), so the prefix leaves it alone. Not its refresh token: that
     # reaches them (inherits' commands, mcp's hook), so the prefix and the sandbox unset it.
