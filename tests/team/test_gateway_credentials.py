@@ -68,7 +68,8 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     CLAUDE_CODE_SHELL_PREFIX (a wrapper script): ours runs in front of it, so its command
     and its hook see none of them, and theirs still ran. Never OTEL's headers (the CLI
     keeps every OTEL_* from its commands), nor the sign-in token (the CLI keeps it from
-    commands and hooks itself; not its refresh token).
+    commands, hooks and MCP servers itself; not its refresh token). Every command holds
+    the CLI's own inbox token, but only the unsandboxed ones can reach the inbox.
     `scrubbed` sets CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1 in its roster env: its `env` shows
     none of them and the CLI still sends the header, but the CLI has put empty
     package-manager and .env files in its working folder and its commands cannot write the
@@ -226,6 +227,7 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     # reaches them (inherits' commands, mcp's hook), so the prefix and the sandbox unset it.
     no_prefix_hook = (tmp_path / "hook-env-mcp").read_text()
     assert OAUTH not in no_prefix_hook
+    assert OAUTH not in server_env.read_text()  # nor the MCP server's
     assert REFRESH in no_prefix_hook
     for name in agents:
         assert OAUTH not in printed[name], name
