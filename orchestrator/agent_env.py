@@ -41,18 +41,21 @@ of that shell per command.
 
 The price: a stdio MCP server cannot start under such a prefix (its program would be the
 whole string), so an agent whose working folder has a ``.mcp.json`` or whose project
-settings enable plugins gets no prefix. Its sandboxed commands still lose the names: the
-CLI's own sandbox setting ``credentials.envVars`` (``deny``) unsets them in every sandboxed
-command (:func:`sandbox_denied`, given to every sandboxed agent; measured, the CLI still
-sends the header). Its hooks and MCP servers (outside the sandbox), and its commands with
-``sandbox: false``, keep the gap: no prefix serves both (measured in the CLI's code,
-2.1.332: a Bash command runs as ``'<head>' <tail> '<command>'``, or ``'<prefix>'
-'<command>'`` when the prefix has no `` -``; a hook the same under ``/bin/sh -c``, only for
-a prefix starting with ``/``; a stdio MCP server is spawned, with no shell, as the program
-``<prefix>`` given one argument, its command line shell-quoted. So one prefix for both must
-be the whole path of a program that runs its one argument as shell code with the names
-unset: no system program does (a shell needs ``-c``), a script on disk is a file agents
-could rewrite, and a sealed memory file is not seen inside the sandbox).
+settings enable plugins gets none of that form. How the CLI uses a prefix (2.1.332, its
+code): a Bash command runs as ``'<head>' <tail> '<command>'``, or ``'<prefix>' '<command>'``
+when the prefix has no `` -``; a hook the same under ``/bin/sh -c``, only for a prefix
+starting with ``/``; a stdio MCP server is spawned, with no shell, as the program
+``<prefix>`` given one argument, its command line shell-quoted. So one prefix for all three
+must be the whole path of a program that runs its one argument as shell code with the
+names unset: no system program does (a shell needs ``-c``), and a script on disk is a file
+agents could rewrite. A sealed memory file does (:func:`sealed_prefix`), the launcher's
+kind, but only where nothing runs in the sandbox (it cannot see ``/proc/<supervisor>``):
+so an agent with ``sandbox: false`` (or no Bash) and MCP servers gets one, the CLI's shell
+pinned (``CLAUDE_CODE_SHELL``) for the program to run commands with. A sandboxed one gets
+no prefix; its sandboxed commands still lose the names, by the CLI's own sandbox setting
+``credentials.envVars`` (``deny``: :func:`sandbox_denied`, given to every sandboxed agent;
+measured, the CLI still sends the header), but its hooks and MCP servers, which run outside
+the sandbox, keep the gap.
 
 An agent whose ``env`` (or the supervisor's) sets ``CLAUDE_CODE_SHELL_PREFIX`` itself gets
 ours chained in front of theirs: the names unset, then the command run through theirs as
@@ -76,6 +79,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -200,17 +204,62 @@ def _one_word(text: str) -> str:
     return shlex.quote(text).replace(" -", "'\\ '-")
 
 
-def prefix_env(spec: AgentSpec, environ: Mapping[str, str], cwd: Path) -> dict[str, str]:
-    """``{CLAUDE_CODE_SHELL_PREFIX: ...}`` for this agent's CLI, or nothing: when it keeps
-    no secret from its commands, or when its project may start stdio MCP servers (the
-    prefix would keep them from starting; a prefix the roster or the supervisor's
-    environment sets is then used as given). A prefix of theirs is chained: ours unsets
-    the names, then the command runs through theirs (:func:`shell_prefix`)."""
+def prefix_env(
+    spec: AgentSpec, environ: Mapping[str, str], cwd: Path, *, sandboxed: bool = True
+) -> dict[str, str]:
+    """``{CLAUDE_CODE_SHELL_PREFIX: ...}`` for this agent's CLI, or nothing when it keeps
+    no secret from its commands. A prefix of theirs is chained: ours unsets the names,
+    then the command runs through theirs (:func:`shell_prefix`).
+
+    When its project may start stdio MCP servers, :func:`shell_prefix` would keep them
+    from starting: then, if none of its commands runs in the sandbox (``sandboxed``
+    false), a sealed program (:func:`sealed_prefix`) with the CLI's shell pinned;
+    else nothing (its sandboxed commands lose the names by :func:`sandbox_denied`), nor
+    when a prefix of theirs is set (used as given)."""
     names = kept_from_commands(spec, environ)
-    if not names or _project_mcp(cwd):
+    if not names:
         return {}
     theirs = spec.env.get(PREFIX_ENV, environ.get(PREFIX_ENV, ""))
-    return {PREFIX_ENV: shell_prefix(names, theirs)}
+    if not _project_mcp(cwd):
+        return {PREFIX_ENV: shell_prefix(names, theirs)}
+    if sandboxed or theirs.strip():
+        return {}
+    return sealed_prefix(names, {**environ, **spec.env})
+
+
+def sealed_prefix(names: Iterable[str], env: Mapping[str, str]) -> dict[str, str]:
+    """For an agent whose commands, hooks and MCP servers all run outside the sandbox:
+    ``CLAUDE_CODE_SHELL_PREFIX`` the path of a sealed in-memory program
+    (``/proc/<supervisor>/fd/<n>``, the launcher's kind: no agent can change it) that
+    unsets ``names`` and runs its one argument with the CLI's shell, pinned by
+    ``CLAUDE_CODE_SHELL``. One path with no `` -`` serves all three: the CLI runs
+    ``'<path>' '<command>'`` for a command and a hook, and spawns ``<path>`` with the
+    server's command line, shell-quoted, as its one argument (2.1.332, its code; measured in
+    tests/team/test_gateway_credentials.py). Nothing where no such program can be made, or
+    no bash or zsh is found."""
+    shell = cli_shell(env)
+    if shell is None:
+        return {}
+    text = f'#!/bin/sh\nunset {" ".join(names)}\nexec {shlex.quote(shell)} -c "$1"\n'
+    from orchestrator.launcher import sealed_program  # noqa: PLC0415 - structlog, lazy
+
+    path = sealed_program(text, "octy-shell-prefix")
+    return {} if path is None else {PREFIX_ENV: path, "CLAUDE_CODE_SHELL": shell}
+
+
+def cli_shell(env: Mapping[str, str]) -> str | None:
+    """The shell the CLI would run its Bash tool's commands with (2.1.332, its code):
+    ``CLAUDE_CODE_SHELL`` or ``SHELL`` when it names an executable bash or zsh, else the
+    bash (or zsh, first when ``SHELL`` is not bash) on ``PATH``."""
+    for given in (env.get("CLAUDE_CODE_SHELL"), env.get("SHELL")):
+        if given and ("bash" in given or "zsh" in given) and os.access(given, os.X_OK):
+            return given
+    order = ("bash", "zsh") if Path(env.get("SHELL", "")).name == "bash" else ("zsh", "bash")
+    for name in order:
+        found = shutil.which(name, path=env.get("PATH"))
+        if found is not None:
+            return found
+    return None
 
 
 def sandbox_denied(spec: AgentSpec, environ: Mapping[str, str]) -> list[dict[str, str]]:

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from team_harness import Team, agent_rule
 
 from orchestrator import agent_env
@@ -298,3 +301,38 @@ def test_the_shell_prefix_unsets_what_the_cli_keeps(tmp_path: Path) -> None:
     (work / ".claude").mkdir()
     (work / ".claude/settings.json").write_text('{"enabledPlugins": {"p@m": true}}')
     assert agent_env.prefix_env(agents["a"], environ, work) == {}
+    # Unless none of its commands runs in the sandbox: then a sealed program of this
+    # process's, the CLI's shell pinned, serves commands, hooks and MCP servers alike.
+    sealed = agent_env.prefix_env(agents["a"], environ, work, sandboxed=False)
+    program = sealed[PREFIX]
+    assert re.fullmatch(rf"/proc/{os.getpid()}/fd/\d+", program)
+    assert sealed["CLAUDE_CODE_SHELL"] == agent_env.cli_shell(environ)
+    with pytest.raises(OSError, match=r"not permitted|denied"):
+        Path(program).write_text("echo mine")  # sealed: nobody can change it
+    # The same names, the same program.
+    assert agent_env.prefix_env(agents["a"], environ, work, sandboxed=False) == sealed
+    for line in (
+        f"{shlex.quote(program)} {shlex.quote('env; exit 7')}",  # a command, a hook
+        f"exec {program} " + shlex.quote(shlex.join(["sh", "-c", "env; exit 7"])),  # MCP
+    ):
+        done = subprocess.run(
+            ["sh", "-c", line], check=False, env=run_env, capture_output=True, text=True
+        )
+        assert done.returncode == 7, done
+        assert "KEPT_PLAIN=plain" in done.stdout
+        for value in ("gw-value", "u:p@gateway", "pass-phrase"):
+            assert value not in done.stdout, value
+    # A prefix of theirs is then used as given.
+    assert agent_env.prefix_env(agents["o"], environ, work, sandboxed=False) == {}
+
+
+def test_the_shell_the_cli_would_run(tmp_path: Path) -> None:
+    """The CLI's choice (2.1.332, its code): CLAUDE_CODE_SHELL or SHELL when an executable
+    bash or zsh, else bash on PATH (zsh first when SHELL is not bash)."""
+    bash = shutil.which("bash")
+    assert bash is not None
+    path = os.environ["PATH"]
+    assert agent_env.cli_shell({"PATH": path, "SHELL": bash}) == bash
+    assert agent_env.cli_shell({"PATH": path, "SHELL": "/bin/fish"}) == bash  # no zsh here
+    assert agent_env.cli_shell({"PATH": path, "CLAUDE_CODE_SHELL": "/nowhere/bash"}) == bash
+    assert agent_env.cli_shell({"PATH": str(tmp_path)}) is None

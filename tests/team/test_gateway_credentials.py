@@ -9,6 +9,7 @@ be measured again."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -64,7 +65,9 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     no prefix (the CLI would spawn the prefix as the server): its server starts, its
     sandboxed `env` shows none of them (the sandbox's credentials.envVars), but its
     server's and its hook's environment still hold them, as does the `env` of `inherits`
-    (inherit_secrets: true, sandbox: false). `chained` sets its own
+    (inherit_secrets: true, sandbox: false). `openmcp` (sandbox: false, an MCP server
+    too) runs everything through a sealed program of the supervisor's: its command, hook
+    and server see none of them, and the server starts. `chained` sets its own
     CLAUDE_CODE_SHELL_PREFIX (a wrapper script): ours runs in front of it, so its command
     and its hook see none of them, and theirs still ran. Never OTEL's headers (the CLI
     keeps every OTEL_* from its commands), nor the sign-in token (the CLI keeps it from
@@ -74,7 +77,7 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     none of them and the CLI still sends the header, but the CLI has put empty
     package-manager and .env files in its working folder and its commands cannot write the
     project's own package.json."""
-    names = ("boxed", "open", "mcp", "inherits", "scrubbed", "chained")
+    names = ("boxed", "open", "mcp", "inherits", "scrubbed", "chained", "openmcp")
     rules: list[dict[str, Any]] = []
     for name in names:
         me = agent_rule(name)
@@ -100,24 +103,24 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     for folder in folders.values():
         folder.mkdir()
         (folder / "package.json").write_text(PACKAGE)
-    mark = tmp_path / MCP_MARK
-    server_env = tmp_path / "mcp-server-env"
-    server = {
-        "command": "/bin/sh",
-        "args": ["-c", f'env > "{server_env}"; echo started > "{mark}"; exec cat'],
-    }
-    (folders["mcp"] / ".mcp.json").write_text(json.dumps({"mcpServers": {"probe": server}}))
-    (folders["mcp"] / ".claude").mkdir()
-    # mcp's hook runs with no prefix at all: what the CLI itself keeps from hooks.
-    mcp_hook = {"type": "command", "command": f'env > "{tmp_path / "hook-env-mcp"}"'}
-    (folders["mcp"] / ".claude" / "settings.json").write_text(
-        json.dumps(
-            {
-                "enableAllProjectMcpServers": True,
-                "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [mcp_hook]}]},
-            }
+    # mcp (sandboxed) and openmcp (sandbox: false) each have a stdio MCP server and a hook.
+    marks = {n: tmp_path / f"{MCP_MARK}-{n}" for n in ("mcp", "openmcp")}
+    server_envs = {n: tmp_path / f"mcp-server-env-{n}" for n in marks}
+    for name, mark in marks.items():
+        command = f'env > "{server_envs[name]}"; echo started > "{mark}"; exec cat'
+        server = {"command": "/bin/sh", "args": ["-c", command]}
+        (folders[name] / ".mcp.json").write_text(json.dumps({"mcpServers": {"probe": server}}))
+        (folders[name] / ".claude").mkdir()
+        mcp_hook = {"type": "command", "command": f'env > "{tmp_path / f"hook-env-{name}"}"'}
+        (folders[name] / ".claude" / "settings.json").write_text(
+            json.dumps(
+                {
+                    "enableAllProjectMcpServers": True,
+                    "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [mcp_hook]}]},
+                }
+            )
         )
-    )
+    server_env = server_envs["mcp"]
     # A hook of boxed's project: the CLI runs it outside the sandbox, through the prefix.
     hook = {"type": "command", "command": f'env > "{tmp_path / "hook-env"}"'}
     (folders["boxed"] / ".claude").mkdir()
@@ -128,6 +131,7 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
         name: {"tools": ["Bash"], "cwd": str(folders[name])} for name in names
     }
     agents["open"]["sandbox"] = False
+    agents["openmcp"]["sandbox"] = False
     agents["inherits"].update(sandbox=False, inherit_secrets=True)
     agents["scrubbed"]["env"] = {"CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "1"}
     # chained has a prefix of its own, a wrapper script (and a hook that runs through it):
@@ -203,7 +207,22 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
     for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
         assert secret not in printed["mcp"], secret
     assert "OCTY_AGENT=mcp" in printed["mcp"]
-    assert mark.read_text() == "started\n"  # mcp's stdio server did start
+    assert marks["mcp"].read_text() == "started\n"  # mcp's stdio server did start
+    # openmcp, unsandboxed, runs everything through a sealed program of the supervisor's
+    # (/proc/<pid>/fd/<n>): its command, its hook and its MCP server see none of them, the
+    # server starts, the command keeps its own exit status.
+    assert marks["openmcp"].read_text() == "started\n"
+    assert re.search(rb"CLAUDE_CODE_SHELL_PREFIX=/proc/\d+/fd/\d+\0", cli_environ["openmcp"])
+    for text in (
+        printed["openmcp"],
+        (tmp_path / "hook-env-openmcp").read_text(),
+        server_envs["openmcp"].read_text(),
+    ):
+        assert "OCTY_AGENT=openmcp" in text
+        for secret in (HEADER, URL_PASSWORD, PASSPHRASE, REFRESH):
+            assert secret not in text, secret
+    assert printed["openmcp"].splitlines()[0] == printed["open"].splitlines()[0]
+    assert "write=0" in printed["openmcp"]
     scrubbed = printed["scrubbed"]
     for secret in (HEADER, URL_PASSWORD, PASSPHRASE):
         assert secret not in scrubbed, secret
@@ -220,7 +239,7 @@ def test_a_gateways_credentials_leave_commands_and_the_clis_own_scrub(
         assert "CLAUDE_CODE_MESSAGING_TOKEN=" in printed[name] or name == "scrubbed", name
     for name in ("boxed", "mcp", "chained", "scrubbed"):
         assert "inbox=refused" in printed[name], name
-    for name in ("open", "inherits"):
+    for name in ("open", "inherits", "openmcp"):
         assert "inbox=reached" in printed[name], name
     # The sign-in token: the CLI keeps it from every command and hook itself (mcp and
     # inherits have no prefix), so the prefix leaves it alone. Not its refresh token: that
