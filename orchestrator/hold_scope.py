@@ -55,10 +55,6 @@ UNSANDBOXED_KEYS = (
 )
 GLOB = "*?[{"
 
-# Each agent's folder as its session was given it (session_options.with_policy): the
-# claude's working folder, which its sandbox makes writable, kept should the CLI move.
-FOLDERS: dict[str, Path] = {}
-
 
 def lookup_dirs(path: str, folder: str) -> set[str] | None:
     """The folders whose entries decide where a write of ``path`` lands; None if that
@@ -168,9 +164,10 @@ def racers(
     return held
 
 
-def areas(spec: AgentSpec | None, pid: int) -> list[str] | None:
+def areas(spec: AgentSpec | None, pid: int, given: Path | None = None) -> list[str] | None:
     """Where the commands of ``spec``'s claude (``pid``) may write; None if anywhere the
-    user may, or unknown."""
+    user may, or unknown. ``given``: the folder its session was given (its supervisor's
+    ``Hold.folders``), which its sandbox makes writable, kept should the CLI move."""
     if spec is None or not sandbox.sandboxed(spec):
         return None
     try:
@@ -190,7 +187,7 @@ def areas(spec: AgentSpec | None, pid: int) -> list[str] | None:
     if not home or not isinstance(box, dict) or box.get("enabled") is not True:
         return None
     found = [cwd, os.path.join(home, ".npm", "_logs")]
-    if (given := FOLDERS.get(spec.name)) is not None:
+    if given is not None:
         found.append(str(given))
     temp = env.get("CLAUDE_CODE_TMPDIR")
     found += [t for t in (temp, env.get("TMPDIR")) if t] + ([] if temp else ["/tmp"])

@@ -17,6 +17,12 @@ write takes milliseconds; a call the CLI drops without either hook is released a
 :data:`HOLD_MAX_S`. Only processes under a claude the supervisor started itself are
 touched (a pid file names it; its parent must be this process).
 
+The claudes themselves go on (the writer's must write, and a held one may be writing too):
+a held agent's claude can start a new command while the hold is on (measured: a Bash
+``touch`` started mid-hold ran at once). So the hold names the agents it covers
+(:meth:`Hold.holding`), and the policy hook's ``PreToolUse`` for their Bash waits until no
+other agent's write holds them (orchestrator/policy.py).
+
 A process already stopped when the hold finds it (the operator's SIGSTOP, a shell's
 Ctrl-Z) is left as it is, and stays stopped after. The pids stopped are written (with
 their start times) to :data:`RECORD` in the launcher folder before they are stopped: a
@@ -152,11 +158,19 @@ def _write_record(record: Path, stopped: dict[int, int | None]) -> None:
 
 
 class Hold:
-    """The team's hold: keys (tool use ids) held, and the processes stopped for them."""
+    """The team's hold: keys (tool use ids) held, and the processes stopped for them. One
+    per supervisor (its ``write_hold``): two teams in one process hold their own."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._keys: set[str] = set()
+        # The agents each key holds, and who writes (the agent, or ``agent/subagent id``):
+        # their new commands wait (:meth:`holding`), the writer's own calls do not.
+        self._covers: dict[str, set[str]] = {}
+        self._writers: dict[str, str] = {}
+        # Each agent's folder as its session was given it (session_options.with_policy):
+        # the claude's working folder, which its sandbox makes writable (hold_scope.areas).
+        self.folders: dict[str, Path] = {}
         self._stopped: dict[int, int | None] = {}  # pid -> its start time
         # The keys each stopped pid is held for: a write's release continues what no other
         # write still needs (holds are scoped: hold_scope), not wait for every write.
@@ -173,13 +187,20 @@ class Hold:
         clis: Iterable[int],
         record: Path | None = None,
         max_s: float = HOLD_MAX_S,
+        *,
+        agents: Iterable[str] = (),
+        writer: str = "",
     ) -> int:
         """Stop what ``clis`` started (again: new ones since) and keep it stopped until
         ``key`` is released, or ``max_s`` has passed; the number of processes held. The
-        pids stopped are written to ``record`` first (what a killed supervisor leaves)."""
+        pids stopped are written to ``record`` first (what a killed supervisor leaves).
+        ``agents`` (those ``clis`` are the claudes of) are :meth:`holding` from now on,
+        but not for the ``writer``'s own calls."""
         clis = list(clis)
         with self._lock:
             self._keys.add(key)
+            self._covers.setdefault(key, set()).update(agents)
+            self._writers.setdefault(key, writer)
             if (old := self._timers.get(key)) is not None:
                 old.cancel()
             timer = threading.Timer(max_s, self._expire, (key, max_s))
@@ -235,6 +256,8 @@ class Hold:
             if key not in self._keys:
                 return
             self._keys.discard(key)
+            self._covers.pop(key, None)
+            self._writers.pop(key, None)
             timer = self._timers.pop(key, None)
             if timer is not None:
                 timer.cancel()
@@ -255,6 +278,8 @@ class Hold:
         """The team's end (`down`, a stop): nothing stays stopped, whatever is held."""
         with self._lock:
             self._keys.clear()
+            self._covers.clear()
+            self._writers.clear()
             for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
@@ -273,10 +298,18 @@ class Hold:
                 record.unlink()
         self._records.clear()
 
+    def holding(self, agent: str, caller: str | None = None) -> bool:
+        """Whether a write holds ``agent``: a command it starts now would run while that
+        write is checked and made. ``caller`` (the agent, or ``agent/subagent id``) is
+        not held by its own writes: it makes its calls one at a time."""
+        caller = agent if caller is None else caller
+        with self._lock:
+            return any(
+                agent in agents and self._writers.get(key) != caller
+                for key, agents in self._covers.items()
+            )
+
     @property
     def held(self) -> set[str]:
         with self._lock:
             return set(self._keys)
-
-
-TEAM = Hold()  # one per supervisor process: every agent's writes, each holding whom it must

@@ -279,6 +279,7 @@ def test_the_hold_takes_in_whoever_the_path_leads_to_while_it_was_being_stopped(
     roster_file.write_text(json.dumps({"name": "t", "agents": agents}), encoding="utf-8")
     roster = load_roster(roster_file)
     settings = json.dumps(SANDBOXED)
+    hook = policy.Policy("w", lambda: roster, lambda: tmp_path / "w", None)  # type: ignore[arg-type]
     procs = {}
     try:
         for name, child in (("w", SLEEPER), ("c", FLIPPER), ("y", SLEEPER), ("z", SLEEPER)):
@@ -296,7 +297,6 @@ def test_the_hold_takes_in_whoever_the_path_leads_to_while_it_was_being_stopped(
             assert time.monotonic() < deadline, "the stand-ins never started"
             time.sleep(0.01)
         child = {n: next(iter(write_hold.descendants([p.pid]))) for n, p in procs.items()}
-        hook = policy.Policy("w", lambda: roster, lambda: tmp_path / "w", None)  # type: ignore[arg-type]
         hook.pids = tmp_path / "pids"
         seen = {"folder": 0, "symlink": 0, "z held": 0}
         for k in range(40):
@@ -314,12 +314,12 @@ def test_the_hold_takes_in_whoever_the_path_leads_to_while_it_was_being_stopped(
                 # must (seen once in a CI rehearsal under load): z is spared, not always.
                 seen["z held"] += write_hold._state(child["z"]) == "T"
             finally:
-                write_hold.TEAM.release(f"k{k}")
+                hook.hold.release(f"k{k}")
         print("FLIP-HOLD", seen)
         assert seen["symlink"] > 0
         assert seen["z held"] < 40
     finally:
-        write_hold.TEAM.release_all()
+        hook.hold.release_all()
         for p in procs.values():
             for pid in write_hold.descendants([p.pid]):
                 subprocess.run(["kill", "-KILL", str(pid)], check=False)
