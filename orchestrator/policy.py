@@ -271,10 +271,12 @@ class Policy:
         folders = self.hold.folders
 
         known: dict[str, list[str] | None] = {}
+        seen: dict[str, Any] = {}  # settings files read for this Write
 
         def areas(name: str, pid: int) -> list[str] | None:
             if name not in known:  # read once a Write: what a claude was started with
-                known[name] = hold_scope.areas(roster.agents.get(name), pid, folders.get(name))
+                spec = roster.agents.get(name)
+                known[name] = hold_scope.areas(spec, pid, folders.get(name), seen)
             return known[name]
 
         def racers() -> set[int]:
