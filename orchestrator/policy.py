@@ -144,19 +144,23 @@ class Policy:
 
     def hooks(self) -> dict[Any, list[HookMatcher]]:
         timeout = self.spec.approval_timeout_s + HOOK_SLACK_S
-        done = HookMatcher(matcher="|".join(sorted(FILE_TOOLS)), hooks=[self.file_tool_done])
+        done = HookMatcher(
+            matcher="|".join(sorted({*FILE_TOOLS, *COMMAND_TOOLS})), hooks=[self.call_done]
+        )
         return {
             "PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use], timeout=timeout)],
-            # A file tool's write done (or failed): the team's commands go on (write_hold).
+            # A file tool's write done (or failed): the team's commands go on; a command's:
+            # no hold needs to look for it any more (write_hold).
             "PostToolUse": [done],
             "PostToolUseFailure": [done],
         }
 
-    async def file_tool_done(
+    async def call_done(
         self, _data: HookInput, tool_use_id: str | None, _context: HookContext
     ) -> HookJSONOutput:
         if tool_use_id:
             self.hold.release(tool_use_id)
+            self.hold.launched(tool_use_id)
         return {}
 
     async def pre_tool_use(
@@ -218,8 +222,11 @@ class Policy:
                 self.hold.release(tool_use_id)
                 self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
                 return _deny(why)
-        if tool in COMMAND_TOOLS and not await self._until_not_held(tool, caller):
-            return _deny(prompts.held_too_long(write_hold.HOLD_MAX_S))
+        if tool in COMMAND_TOOLS:
+            if not await self._until_not_held(tool, caller):
+                return _deny(prompts.held_too_long(write_hold.HOLD_MAX_S))
+            if tool_use_id:  # a hold that begins before the CLI starts it still finds it
+                self.hold.launch(tool_use_id, self.agent)
         return out
 
     async def _until_not_held(self, tool: str, caller: str) -> bool:
@@ -283,7 +290,7 @@ class Policy:
             return hold_scope.racers(path, str(self.folder()), clis, areas)
 
         def hold(pids: set[int]) -> None:
-            agents = [name for name, pid in clis.items() if pid in pids]
+            agents = {name: pid for name, pid in clis.items() if pid in pids}
             self.hold.hold(key, pids, record, agents=agents, writer=caller or self.agent)
 
         held = racers()

@@ -5,6 +5,11 @@ bound. The real-CLI version is test_write_hold_inprocess.py."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +24,9 @@ from orchestrator.roster import Roster, parse_roster
 
 def test_a_hold_holds_the_agents_it_covers_but_not_its_writer() -> None:
     hold = write_hold.Hold()
-    hold.hold("k1", [], agents=["w", "s"], writer="w")
+    hold.hold("k1", [], agents={"w": 1, "s": 2}, writer="w")
     assert (hold.holding("s"), hold.holding("w"), hold.holding("b")) == (True, False, False)
-    hold.hold("k2", [], agents=["w"], writer="s")  # s writes too: its write holds w
+    hold.hold("k2", [], agents={"w": 1}, writer="s")  # s writes too: its write holds w
     assert (hold.holding("s"), hold.holding("w")) == (True, True)
     hold.release("k1")
     assert (hold.holding("s"), hold.holding("w")) == (False, True)
@@ -31,7 +36,7 @@ def test_a_hold_holds_the_agents_it_covers_but_not_its_writer() -> None:
 
 def test_a_hold_that_expires_holds_no_one() -> None:
     hold = write_hold.Hold()
-    hold.hold("k", [], max_s=0.01, agents=["s"], writer="w")
+    hold.hold("k", [], max_s=0.01, agents={"s": 2}, writer="w")
     hold._expire("k", 0.01)  # what its timer does
     assert not hold.holding("s")
 
@@ -60,7 +65,7 @@ BASH: Any = {"tool_name": "Bash", "tool_input": {"command": "touch x"}}
 async def test_a_held_agents_bash_waits_until_the_write_is_done(tmp_path: Path) -> None:
     hold = write_hold.Hold()
     hook = policy(tmp_path, hold)
-    hold.hold("k", [], agents=["s"], writer="w")
+    hold.hold("k", [], agents={"s": 2}, writer="w")
     answer: list[Any] = []
     with structlog.testing.capture_logs() as events:
         async with anyio.create_task_group() as tg:
@@ -80,12 +85,12 @@ async def test_a_held_agents_bash_waits_until_the_write_is_done(tmp_path: Path) 
 async def test_other_tools_and_agents_not_held_do_not_wait(tmp_path: Path) -> None:
     hold = write_hold.Hold()
     hook = policy(tmp_path, hold)
-    hold.hold("k1", [], agents=["s"], writer="w")
+    hold.hold("k1", [], agents={"s": 2}, writer="w")
     read: Any = {"tool_name": "Read", "tool_input": {"file_path": "x"}}
     assert await hook.pre_tool_use(read, "t1", {"signal": None}) == {}
     hold.release("k1")
-    hold.hold("k2", [], agents=["w"], writer="s")  # its own write; and one holding w only
-    hold.hold("k3", [], agents=["w"], writer="w")
+    hold.hold("k2", [], agents={"w": 1}, writer="s")  # its own write; and one holding w only
+    hold.hold("k3", [], agents={"w": 1}, writer="w")
     try:
         with structlog.testing.capture_logs() as events:
             assert await hook.pre_tool_use(BASH, "t2", {"signal": None}) == {}
@@ -102,7 +107,7 @@ async def test_holds_without_end_refuse_the_command(
     monkeypatch.setattr(write_hold, "HOLD_MAX_S", 0.05)
     hold = write_hold.Hold()
     hook = policy(tmp_path, hold)
-    hold.hold("k", [], max_s=600, agents=["s"], writer="w")
+    hold.hold("k", [], max_s=600, agents={"s": 2}, writer="w")
     try:
         out: Any = await hook.pre_tool_use(BASH, "t1", {"signal": None})
     finally:
@@ -117,7 +122,7 @@ async def test_a_subagents_command_waits_for_its_agents_write(tmp_path: Path) ->
     is held back (the agent's own next call is not: its calls come one at a time)."""
     hold = write_hold.Hold()
     hook = policy(tmp_path, hold)
-    hold.hold("k", [], agents=["s"], writer="s")
+    hold.hold("k", [], agents={"s": 2}, writer="s")
     assert not hold.holding("s")
     assert hold.holding("s", "s/sub1")
     sub: Any = {**BASH, "agent_id": "sub1", "agent_type": "helper"}
@@ -126,3 +131,61 @@ async def test_a_subagents_command_waits_for_its_agents_write(tmp_path: Path) ->
     hold.release("k")
     assert waited.cancelled_caught  # still waiting when given up on
     assert await hook.pre_tool_use(sub, "t2", {"signal": None}) == {}
+
+
+# A stand-in claude: starts a command (a counter writing to the file named) per line read.
+STARTER = """
+import subprocess, sys
+for line in sys.stdin:
+    subprocess.Popen([sys.executable, "-c", sys.argv[1], line.strip()])
+"""
+COUNTER = """
+import os, sys
+n = 0
+while True:
+    n += 1
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(str(n))
+    os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+"""
+
+
+def until(check: Any, what: str) -> Any:
+    deadline = time.monotonic() + 30
+    while not (value := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+    return value
+
+
+def test_a_command_started_after_the_hold_looked_is_stopped_only_if_let_through(
+    tmp_path: Path,
+) -> None:
+    """A hold on an agent whose Bash call was let through (:meth:`Hold.launch`) stops the
+    command as the claude starts it; with none let through (or reported done), a new
+    process of the claude is none of the hold's business (it was not a command)."""
+    claude = subprocess.Popen(
+        [sys.executable, "-c", STARTER, COUNTER], stdin=subprocess.PIPE, text=True
+    )
+    assert claude.stdin is not None
+    hold = write_hold.Hold()
+    try:
+        hold.launch("c1", "s")
+        hold.hold("k1", [claude.pid], agents={"s": claude.pid}, writer="w")
+        claude.stdin.write(f"{tmp_path / 'one'}\n")
+        claude.stdin.flush()
+        (pid,) = until(lambda: write_hold.descendants([claude.pid]), "the command")
+        until(lambda: write_hold._state(pid) == "T", "the command stopped")
+        hold.release("k1")
+        until((tmp_path / "one").exists, "the command going on once released")
+        hold.launched("c1")
+        hold.hold("k2", [claude.pid], agents={"s": claude.pid}, writer="w")
+        claude.stdin.write(f"{tmp_path / 'two'}\n")
+        claude.stdin.flush()
+        until((tmp_path / "two").exists, "a process no call started runs on")
+    finally:
+        hold.release_all()
+        for p in write_hold.descendants([claude.pid]):
+            os.kill(p, signal.SIGKILL)
+        claude.kill()
+        claude.communicate()

@@ -199,7 +199,7 @@ def test_release_all_continues_everything_held(claude: Claude) -> None:
 
     proc, counts = claude
     hold = Ended.write_hold
-    hold.hold("a", [proc.pid], agents=["x"], writer="w")
+    hold.hold("a", [proc.pid], agents={"x": proc.pid}, writer="w")
     hold.hold("b", [proc.pid])
     launch.release_launcher(Ended())  # type: ignore[arg-type]
     assert hold.held == set()

@@ -220,3 +220,48 @@ async def test_a_command_started_while_its_agent_is_held_waits_for_the_write(
                 sup.write_hold.release("k1")
             await until(lambda: replied(roster, asked), "s's answer")
             assert started.exists()
+
+
+async def test_a_command_let_through_just_before_a_hold_is_stopped_as_it_starts(
+    tmp_path: Path,
+    environment: Callable[[list[dict[str, Any]]], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``s``'s hook lets its Bash call through; ``w``'s write takes its hold right then,
+    before the CLI has started the command (measured: 80-670 ms from the hook's answer
+    to the command's first process). The command must not run until the write is done:
+    it is stopped as it appears. Before, it ran: the hold had looked already."""
+    environment(rules("s"))
+    roster = write_roster(
+        tmp_path / "team", {"w": {"cwd": "w", "tools": ["Write"]}, "s": {"tools": ["Bash"]}}
+    )
+    started = roster.path.parent / "started"
+    team: list[Supervisor] = []
+    before: set[int] = set()
+    answer = Policy.pre_tool_use
+
+    async def then_hold(self: Policy, data: Any, call: str | None, context: Any) -> Any:
+        out = await answer(self, data, call, context)
+        if self.agent == "s" and dict(data).get("tool_name") == "Bash" and team:
+            before.update(commands_of(team[0], "s"))
+            await anyio.to_thread.run_sync(policy_of(team[0], "w")._hold, "k1", "f")
+        return out
+
+    monkeypatch.setattr(Policy, "pre_tool_use", then_hold)
+    async with running(roster) as (sup,):
+        team.append(sup)
+        asked = request(roster, "s", "GO-TOUCH")
+        try:
+            await until(
+                lambda: (
+                    started.exists()
+                    or any(write_hold._state(p) == "T" for p in commands_of(sup, "s") - before)
+                ),
+                "the command, run or stopped",
+            )
+            print("LAUNCH-HOLD", "ran" if started.exists() else "stopped")
+            assert not started.exists(), "a command let through before a hold ran during it"
+        finally:
+            sup.write_hold.release("k1")
+        await until(lambda: replied(roster, asked), "s's answer")
+        assert started.exists()
