@@ -65,6 +65,7 @@ from orchestrator.session_options import (
     read_cli_pid,
 )
 from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
+from orchestrator.write_hold import Hold
 
 log = structlog.get_logger()
 
@@ -126,6 +127,7 @@ class AgentRunner:
         resume_at: str | None = None,
         hold: Callable[[str], Awaitable[None]] | None = None,
         budgets: BudgetGate | None = None,
+        write_hold: Hold | None = None,
         client: Callable[[ClaudeAgentOptions], ClaudeSDKClient] = ClaudeSDKClient,
     ) -> None:
         self.name = name
@@ -145,7 +147,8 @@ class AgentRunner:
             session_id, float(self.totals.get("session_cost_usd") or 0.0)
         )
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
-        self.policy = for_agent(name, mailbox, roster, self.relay, on_event)  # owns, approvals
+        # owns, approvals; the team's write hold (a runner alone holds with its own)
+        self.policy = for_agent(name, mailbox, roster, self.relay, on_event, hold=write_hold)
         self.pid: int | None = None
         self.log = log.bind(agent=name)
         # The queue out of reach (a NATS outage): each step is tried again, once warned.

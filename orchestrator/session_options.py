@@ -45,7 +45,7 @@ from claude_agent_sdk import (
     PermissionResultDeny,
 )
 
-from orchestrator import agent_env, hold_scope, launcher, sandbox
+from orchestrator import agent_env, launcher, sandbox
 from orchestrator.policy import Policy
 from orchestrator.prompts import CLI_OWN_MESSAGING, SERVER, TOOL_NAMES, team_prompt
 from orchestrator.relay import Relay
@@ -178,7 +178,7 @@ def with_policy(
     if policy is None:
         return options
     options.cwd = str(policy.folder())
-    hold_scope.FOLDERS[spec.name] = Path(options.cwd)  # its commands may write there
+    policy.hold.folders[spec.name] = Path(options.cwd)  # its commands may write there
     tmp = options.env.get("CLAUDE_CODE_TMPDIR")
     policy.temp = Path(tmp) if tmp else None  # the file tools may write there too
     pid_file = options.env.get(PID_FILE_ENV)

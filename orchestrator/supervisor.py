@@ -44,6 +44,7 @@ from orchestrator.supervision.depends import START_WAIT_S
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
 from orchestrator.supervision.slot import Slot
 from orchestrator.watchman import Watchman
+from orchestrator.write_hold import Hold
 
 log = structlog.get_logger()
 
@@ -120,6 +121,8 @@ class Supervisor:
         self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
         self.last_reload: Applied | None = None  # what `reload` tells after the watcher's
         self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
+        # This team's write hold (write_hold): its own, not another's in this process.
+        self.write_hold = Hold()
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
     # --- running --------------------------------------------------------------
