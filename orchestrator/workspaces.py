@@ -207,6 +207,66 @@ def _ensure_made(tree: Worktree) -> Worktree:
     return replace(tree, base=base)
 
 
+def clear_stale_locks(spec: AgentSpec, roster: Roster) -> list[Path]:
+    """Remove the git lock files that would block the agent's commits, as its CLI is
+    about to start: its branch's ``<agent>.lock`` in the team's branch folder and its
+    worktree's ``index.lock`` and ``HEAD.lock``. Returns the paths removed.
+
+    git never breaks a lock: one left by a git killed mid-commit (the agent stopped or
+    restarted, its CLI killed, its commands with it) or planted by a team mate's shell
+    (the team's folder is writable to it, measured) made every later commit of the agent
+    fail ("File exists") until someone deleted it by hand. Here no command of the agent
+    can be running (its CLI is not started yet), and no other agent takes these locks;
+    a git of the operator's on that branch or worktree at this very moment fails instead
+    of writing (its lock is gone when it renames it). The worktree's own git folder is
+    found from the repository's ``worktrees/`` list, never from the ``.git`` file in the
+    worktree, which the agent can rewrite. Nothing else is touched: a mate's lock is
+    cleared at the mate's start, the operator's locks (``.git/index.lock``…) are the
+    operator's."""
+    tree = locate(spec, roster)
+    if tree is None or not tree.exists():
+        return []
+    common = gitcmd.common_dir(tree.repo)
+    found = [common / "refs" / "heads" / f"{tree.branch}.lock"]
+    if (admin := _admin_folder(common, tree)) is not None:
+        found += [admin / "index.lock", admin / "HEAD.lock"]
+    removed = []
+    for path in found:
+        try:
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # left as it is: git names it when it blocks a commit
+    if removed:
+        log.warning(
+            "stale_git_lock_removed",
+            agent=tree.agent,
+            paths=[str(p) for p in removed],
+            reason="left by a git that did not finish (killed?) or by another agent's "
+            "shell; it would block every commit of the agent",
+        )
+    return removed
+
+
+def _admin_folder(common: Path, tree: Worktree) -> Path | None:
+    """``<common>/worktrees/<id>`` of ``tree``: the one whose ``gitdir`` names its
+    ``.git`` file."""
+    mine = (tree.path / ".git").resolve()
+    try:
+        folders = sorted((common / "worktrees").iterdir())
+    except OSError:
+        return None
+    for folder in folders:
+        try:
+            named = (folder / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            continue
+        if named and Path(named).resolve() == mine:
+            return folder
+    return None
+
+
 def _check_made_by_us(tree: Worktree) -> None:
     """A branch at the agent's name that we did not make: a team mate's shell can make
     branches in the team's folder (git_guard), and one named after an agent added later

@@ -390,3 +390,46 @@ def test_a_branch_the_supervisor_did_not_make_is_not_taken_up(tmp_path: Path) ->
     assert not tree.exists()
     git(repo, "config", "branch.octy/t/c.octyBase", "main")  # the operator keeps it
     assert workspaces.ensure(tree).exists()
+
+
+@pytest.mark.cli
+def test_stale_locks_of_an_agents_branch_and_worktree_are_cleared_at_its_start(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """A git killed mid-commit (the agent stopped, its CLI killed) leaves its branch's
+    ``<agent>.lock`` in the team's folder and its worktree's ``index.lock``; a team mate's
+    shell can leave the first too (measured: it may write the team's folder). Each made
+    every later commit of the agent fail ("File exists") until someone deleted it by hand;
+    the supervisor removes them when it starts the agent's CLI, before any of its
+    commands can run. A mate's lock and the operator's locks are left alone."""
+    repo = make_repo(tmp_path / "repo")
+    worktree = {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}
+    t = team(both_rules(), {"a": dict(worktree), "b": dict(worktree)})
+    t.up()
+    t.wait_ready("a", "b")
+    commit = "echo {0} > {0}.txt && git add {0}.txt && git commit -qm {0} && echo DONE"
+    assert "DONE" in run(t, "a", commit.format("a1")), "a commits"
+    common = repo / ".git"
+    # b's shell can plant a's branch lock (the team's folder is writable to it).
+    out = run(t, "b", "touch $(git rev-parse --git-common-dir)/refs/heads/octy/testteam/a.lock")
+    assert "rc=0" in out, out
+    planted = common / "refs" / "heads" / "octy" / "testteam" / "a.lock"
+    assert planted.is_file()
+    assert "File exists" in run(t, "a", commit.format("a2")), "the lock blocks a's commit"
+
+    assert t.octy("stop", "a").returncode == 0
+    admin = next(p for p in (common / "worktrees").iterdir() if p.name.startswith("a"))
+    (admin / "index.lock").write_text("")  # as a git killed while writing the index
+    keep = [common / "refs" / "heads" / "octy" / "testteam" / "b.lock", common / "index.lock"]
+    for path in keep:
+        path.write_text("")
+    assert t.octy("start", "a").returncode == 0
+    t.wait_ready("a")
+    out = run(t, "a", "git add -A && git commit -qm a2 && echo DONE")
+    assert "DONE" in out, out
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/a") == "a2.txt"
+    assert not planted.exists()
+    assert not (admin / "index.lock").exists()
+    assert all(path.exists() for path in keep)  # not a's: left for their owners
+    logs = [p.read_text(errors="replace") for p in (t.folder / "logs").rglob("*") if p.is_file()]
+    assert any("stale_git_lock_removed" in text for text in logs)
