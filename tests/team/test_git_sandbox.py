@@ -139,6 +139,9 @@ def test_branches_made_later_and_other_agents_branches_are_out_of_reach(
             "new-dir": "git branch fresh/one",
             "b": "git update-ref refs/heads/octy/testteam/b HEAD",
             "b-del": "git branch -D octy/testteam/b",
+            "b-rename": "git branch -m octy/testteam/b octy/testteam/bb",
+            "b-packed": 'echo "$(git rev-parse HEAD) refs/heads/octy/testteam/b" >> '
+            "$(git rev-parse --git-common-dir)/packed-refs",
             "b-file": "git rev-parse HEAD > $(git rev-parse --git-common-dir)"
             "/refs/heads/octy/testteam/b",
             "b-store": "for f in $(git rev-parse --git-common-dir)/octy-refs/*/b; do "
@@ -223,11 +226,12 @@ def test_placeholder_patterns_are_anchored_escaped_and_skip_tracked_names(
     assert git(repo, "status", "--porcelain") == '?? "sub [1]/.zshrc"'
 
 
-def test_refs_heads_is_denied_and_the_teams_folder_is_a_link(tmp_path: Path) -> None:
-    """prepare moves the team's existing folder (loose branches made by an earlier
-    version) into .git/octy-refs/ behind a link, every branch intact; denied names the
-    whole of refs/heads, other teams' folders, and each team mate's branch (loose,
-    packed, or only in the roster) below its name, never the agent's own."""
+def test_refs_heads_is_denied_and_the_octy_folder_is_a_link(tmp_path: Path) -> None:
+    """prepare makes refs/heads/octy one link into .git/octy-refs/, moving there the team
+    folders an earlier version made (loose branches), every branch intact; each team's
+    folder holds a .octy-keep. denied names the whole of refs/heads, other teams' folders,
+    each team mate's branch (loose, packed, or only in the roster) below its name and the
+    team's .octy-keep, never the agent's own branch."""
     from orchestrator import git_guard
 
     repo = make_repo(tmp_path / "repo")
@@ -240,22 +244,53 @@ def test_refs_heads_is_denied_and_the_teams_folder_is_a_link(tmp_path: Path) -> 
     git_guard.prepare(repo, "octy/t/a", "a")
     git_guard.prepare(repo, "octy/t/a", "a")  # again: nothing moves
     common = repo / ".git"
-    link = common / "refs" / "heads" / "octy" / "t"
+    link = common / "refs" / "heads" / "octy"
     assert link.is_symlink()
-    ours = link.resolve()
-    assert ours.parent == common / "octy-refs"
-    assert ours.name.startswith("t.")
+    assert link.resolve() == common / "octy-refs"
+    ours = common / "octy-refs" / "t"
+    assert ours.is_dir()
+    assert not ours.is_symlink()
     assert (ours / "loose").is_file()  # moved along
+    assert (ours / ".octy-keep").is_file()
     assert git(repo, "for-each-ref") == before
     assert (common / "packed-refs").is_file()
     assert all((common / f).is_dir() for f in git_guard.SHARED_FOLDERS)
     got = git_guard.denied(repo, "octy/t/a", ["a", "c"])
     assert common / "refs" / "heads" in got
-    assert (common / "refs" / "heads" / "octy" / "u").resolve() in got
+    assert common / "octy-refs" / "u" in got
     assert [p for p in got if ours in p.parents] == [
-        ours / n / ".octy-deny" for n in ("b", "c", "loose")
+        ours / ".octy-keep",
+        *(ours / n / ".octy-deny" for n in ("b", "c", "loose")),
     ]
     assert not [p for p in got if p == ours or "/a/" in str(p.relative_to(common))]
+    git(repo, "branch", "-D", "octy/t/loose")
+    git(repo, "pack-refs", "--all", "--prune")  # empties the folder but for .octy-keep
+    assert ours.is_dir()
+
+
+def test_the_team_links_of_an_earlier_version_move_into_the_store(tmp_path: Path) -> None:
+    """An earlier version linked each team's folder refs/heads/octy/<team> to
+    .git/octy-refs/<team>.<random>: those folders are renamed <team> behind the one link,
+    loose branches and all; a dangling link is dropped."""
+    import os
+
+    from orchestrator import git_guard
+
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "branch", "octy/t/a")
+    git(repo, "branch", "octy/w/a")
+    common = repo / ".git"
+    octy = common / "refs" / "heads" / "octy"
+    (common / "octy-refs").mkdir()
+    os.rename(octy / "t", common / "octy-refs" / "t.0123abcd")
+    os.symlink("../../../octy-refs/t.0123abcd", octy / "t")
+    os.symlink("../../../octy-refs/gone.99", octy / "gone")
+    before = git(repo, "for-each-ref")
+    git_guard.prepare(repo, "octy/w/a", "a")
+    assert octy.is_symlink()
+    assert sorted(p.name for p in (common / "octy-refs").iterdir()) == ["t", "w"]
+    assert (common / "octy-refs" / "t" / "a").is_file()
+    assert git(repo, "for-each-ref") == before
 
 
 def test_a_reftable_repository_gets_no_worktree(tmp_path: Path) -> None:
@@ -365,6 +400,7 @@ def test_an_agent_added_to_the_roster_changes_its_mates_rules(tmp_path: Path) ->
     old = roster_of("a", "b")
     before = denied_to_a(old)
     store = (repo / ".git" / "refs" / "heads" / "octy" / "t").resolve()
+    assert store == repo / ".git" / "octy-refs" / "t"
     assert f"/{store}/b/.octy-deny" in before
     assert not [p for p in before if p.startswith(f"/{store}/a")]
     new = roster_of("a", "b", "c")
@@ -420,6 +456,7 @@ def test_stale_locks_of_an_agents_branch_and_worktree_are_cleared_at_its_start(
     assert t.octy("stop", "a").returncode == 0
     admin = next(p for p in (common / "worktrees").iterdir() if p.name.startswith("a"))
     (admin / "index.lock").write_text("")  # as a git killed while writing the index
+    (admin / "HEAD.lock").write_text("")
     keep = [common / "refs" / "heads" / "octy" / "testteam" / "b.lock", common / "index.lock"]
     for path in keep:
         path.write_text("")
@@ -430,6 +467,41 @@ def test_stale_locks_of_an_agents_branch_and_worktree_are_cleared_at_its_start(
     assert git(repo, "show", "--name-only", "--format=", "octy/testteam/a") == "a2.txt"
     assert not planted.exists()
     assert not (admin / "index.lock").exists()
+    assert not (admin / "HEAD.lock").exists()
     assert all(path.exists() for path in keep)  # not a's: left for their owners
     logs = [p.read_text(errors="replace") for p in (t.folder / "logs").rglob("*") if p.is_file()]
     assert any("stale_git_lock_removed" in text for text in logs)
+
+
+@pytest.mark.cli
+def test_a_team_started_later_in_the_same_repository_keeps_its_branches(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """Measured on CLI 2.1.332: after each command, the CLI's sandbox renames a symbolic
+    link that appeared in a .git folder since its session began
+    (``.<name>.claude-sandbox-quarantine-<hex>``). With one link per team, a team started
+    in the repository while another ran lost its branch folder at the first command of
+    any agent of the first team: its branches were gone from every git. One link for all
+    teams (``refs/heads/octy``), made before the first team's sessions, is never new; a
+    later team's folder is a plain folder behind it. Its branches stay where they are."""
+    from orchestrator import workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    base = git(repo, "rev-parse", "main")
+    t = team(shell_rules("a"), {"a": {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}})
+    t.up()
+    t.wait_ready("a")
+    later = workspaces.Worktree(  # what the later team's supervisor makes for its agent x
+        "x", repo, repo / workspaces.FOLDER / "other" / "x", "octy/other/x", None, Path(), "other"
+    )
+    workspaces.ensure(later)
+    out = run(t, "a", "echo w > w.txt && git add w.txt && git commit -qm w && echo DONE")
+    assert "DONE" in out, out
+    assert "quarantine" not in out, out
+    assert git(repo, "rev-parse", "octy/other/x") == base
+    assert git(repo, "rev-parse", "octy/testteam/a") != base
+    (later.path / "y.txt").write_text("y\n")
+    git(later.path, "add", "y.txt")
+    git(later.path, "commit", "-qm", "y")  # the later team's agent still commits
+    assert git(repo, "show", "--name-only", "--format=", "octy/other/x") == "y.txt"
+    assert not list((repo / ".git" / "refs" / "heads").rglob("*quarantine*"))
