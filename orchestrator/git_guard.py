@@ -41,7 +41,8 @@ changes the others' rules (reload restarts them); a branch an agent made in the 
 folder under a later agent's name is refused at that agent's start (workspaces: no
 ``octyBase``), so is one planted in the folder of a team yet to start. Stale locks of the
 agent's branch are removed at its start (workspaces.clear_stale_locks). Not covered: new
-branches of other names in the team's folder, the reflogs, and the folder of a team that
+branches of other names in the team's folder or in ``octy-refs`` itself (``octy/x``,
+measured), the reflogs, and the folder of a team that
 started in the same repository after the agent, writable to it until its next start: a
 folder made later inside a writable one is writable, and one inside a denied folder stays
 read-only even when allowed (measured, above), so no shape of the rules can protect it.
