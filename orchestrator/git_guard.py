@@ -42,7 +42,8 @@ folder under a later agent's name is refused at that agent's start (workspaces: 
 ``octyBase``), so is one planted in the folder of a team yet to start. Stale locks of the
 agent's branch are removed at its start (workspaces.clear_stale_locks). Not covered: new
 branches of other names in the team's folder or in ``octy-refs`` itself (``octy/x``,
-measured), the reflogs, and the folder of a team that
+measured), the reflogs but the mates' (``.git/logs``: the base's, other teams'), and the
+folder of a team that
 started in the same repository after the agent, writable to it until its next start: a
 folder made later inside a writable one is writable, and one inside a denied folder stays
 read-only even when allowed (measured, above), so no shape of the rules can protect it.
@@ -94,6 +95,9 @@ def denied(repo: Path, branch: str, mates: Iterable[str] = ()) -> list[Path]:
         names = {ref.removeprefix(prefix) for ref in _branches(common, prefix)} | set(mates)
         names.discard(Path(branch).name)
         held += [ours / name / BELOW for name in sorted(names)]
+        # Their reflogs too (a mate's shell rewrote or expired them, measured), the same way.
+        logs = common / "logs" / "refs" / "heads" / Path(branch).parent
+        held += [logs / name / BELOW for name in sorted(names)]
     return [*shared, *others, *held]
 
 

@@ -170,7 +170,7 @@ def _ensure(tree: Worktree) -> Worktree:
     made = _ensure_made(tree)
     _exclude_placeholders(made)
     if tree.team and _recorded(tree.repo, tree.branch, "octyTeam") is None:
-        gitcmd.run(["config", f"branch.{tree.branch}.octyTeam", tree.team], tree.repo)
+        _set_config(tree.repo, f"branch.{tree.branch}.octyTeam", tree.team, tree.agent)
     return made
 
 
@@ -178,7 +178,7 @@ def _ensure_made(tree: Worktree) -> Worktree:
     if tree.exists():
         if tree.base is None and (base := gitcmd.current_branch(tree.repo)) is not None:
             # made by a run that died before recording its base: record it now
-            gitcmd.run(["config", f"branch.{tree.branch}.octyBase", base], tree.repo)
+            _set_config(tree.repo, f"branch.{tree.branch}.octyBase", base, tree.agent)
             return replace(tree, base=base)
         return tree
     base = tree.base or gitcmd.current_branch(tree.repo)
@@ -198,7 +198,7 @@ def _ensure_made(tree: Worktree) -> Worktree:
         gitcmd.run(["worktree", "add", *force, str(tree.path), tree.branch], tree.repo)
     else:
         gitcmd.run(["worktree", "add", *force, "-b", tree.branch, str(tree.path), base], tree.repo)
-    gitcmd.run(["config", f"branch.{tree.branch}.octyBase", base], tree.repo)
+    _set_config(tree.repo, f"branch.{tree.branch}.octyBase", base, tree.agent)
     gitcmd.run(
         ["worktree", "lock", "--reason", f"octy-orchestrate agent {tree.agent}", str(tree.path)],
         tree.repo,
@@ -265,6 +265,39 @@ def _admin_folder(common: Path, tree: Worktree) -> Path | None:
         if named and Path(named).resolve() == mine:
             return folder
     return None
+
+
+CONFIG_WAIT_S = 300.0
+"""How long a start waits for ``.git/config.lock`` to go. While a command of any worktree
+agent of the repository runs, the CLI's sandbox keeps a placeholder file there (it
+protects ``.git/config``; measured on CLI 2.1.332), so every ``git config`` write fails
+("could not lock config file"): an agent added or started while a mate ran a command
+failed its start 6 times in a second and was given up ("failed"), for good."""
+
+
+def _set_config(repo: Path, key: str, value: str, agent: str) -> None:
+    """``git config KEY VALUE``, waiting while the config file is locked (see
+    :data:`CONFIG_WAIT_S`); other failures at once."""
+    deadline = time.monotonic() + CONFIG_WAIT_S
+    delay, told = 0.05, False
+    while True:
+        done = gitcmd.run(["config", key, value], repo, check=False)
+        if done.returncode == 0:
+            return
+        locked = "could not lock config file" in done.stderr
+        if not locked or time.monotonic() >= deadline:
+            raise errors.GitError(["config", key, value], done.returncode, done.stderr.strip())
+        if not told:
+            told = True
+            log.info(
+                "git_config_locked",
+                agent=agent,
+                path=str(gitcmd.common_dir(repo) / "config.lock"),
+                reason="a sandboxed agent's command may be running (the CLI keeps a "
+                "placeholder there meanwhile); waiting for it to end",
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def _check_made_by_us(tree: Worktree) -> None:

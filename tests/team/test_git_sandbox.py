@@ -404,7 +404,11 @@ def test_an_agent_added_to_the_roster_changes_its_mates_rules(tmp_path: Path) ->
     assert f"/{store}/b/.octy-deny" in before
     assert not [p for p in before if p.startswith(f"/{store}/a")]
     new = roster_of("a", "b", "c")
-    assert sorted(set(denied_to_a(new)) - set(before)) == [f"/{store}/c/.octy-deny"]
+    logs = repo / ".git" / "logs" / "refs" / "heads" / "octy" / "t"
+    assert f"/{logs}/b/.octy-deny" in before
+    assert sorted(set(denied_to_a(new)) - set(before)) == sorted(
+        [f"/{store}/c/.octy-deny", f"/{logs}/c/.octy-deny"]
+    )
     diff = with_new_rules(diff_rosters(old, new), old, new)
     assert (diff.added, diff.changed) == (("c",), ("a", "b"))
 
@@ -505,3 +509,55 @@ def test_a_team_started_later_in_the_same_repository_keeps_its_branches(
     git(later.path, "commit", "-qm", "y")  # the later team's agent still commits
     assert git(repo, "show", "--name-only", "--format=", "octy/other/x") == "y.txt"
     assert not list((repo / ".git" / "refs" / "heads").rglob("*quarantine*"))
+
+
+@pytest.mark.cli
+def test_a_mates_reflog_is_out_of_reach_and_a_mate_started_later_logs_its_commits(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """Measured: a worktree agent's shell could append to, expire or delete a team mate's
+    reflog (``.git/logs/refs/heads/octy/<team>/<mate>``), the record of where the mate's
+    branch was. Each mate's reflog is denied below its name, like its branch: a's writes
+    fail while b's and a's own commits are logged. c, in the roster but started while a
+    command of a runs (its reflog denied to a before it exists), gets its worktree, its
+    branch and its reflog."""
+    import threading
+
+    repo = make_repo(tmp_path / "repo")
+    worktree = {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}
+    rules = both_rules() + shell_rules("c")
+    t = team(rules, {"a": dict(worktree), "b": dict(worktree), "c": dict(worktree)})
+    t.up("a", "b")
+    t.wait_ready("a", "b")
+    commit = "echo {0} > {0}.txt && git add {0}.txt && git commit -qm {0} && echo DONE"
+    assert "DONE" in run(t, "b", commit.format("b1")), "b commits"
+    logs = repo / ".git" / "logs" / "refs" / "heads" / "octy" / "testteam"
+    before = (logs / "b").read_text()
+    ref = "refs/heads/octy/testteam/b"
+    attempts = {
+        "append": f"echo junk >> $(git rev-parse --git-common-dir)/logs/{ref}",
+        "expire": f"git reflog expire --expire=now --expire-unreachable=now {ref} && "
+        f'test -z "$(git reflog show {ref})"',
+        "delete": f"rm $(git rev-parse --git-common-dir)/logs/{ref}",
+    }
+    for name, command in attempts.items():
+        out = run(t, "a", f"{command} && echo DONE-{name}")
+        assert f"DONE-{name}" not in out, out
+    assert (logs / "b").read_text() == before
+    assert "DONE" in run(t, "a", commit.format("a1")), "a commits"
+    assert "a1" in (logs / "a").read_text()
+
+    slept: list[str] = []
+    sleeper = threading.Thread(target=lambda: slept.append(run(t, "a", "sleep 12; echo SLEPT")))
+    sleeper.start()
+    try:
+        assert t.octy("start", "c").returncode == 0
+        t.wait_ready("c")
+        assert "DONE" in run(t, "c", commit.format("c1")), "c commits"
+    finally:
+        sleeper.join(120)
+    assert "SLEPT" in slept[0], slept
+    assert "c1" in (logs / "c").read_text()
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/c") == "c1.txt"
+    assert "DONE" in run(t, "b", commit.format("b2")), "b commits again"
+    assert "b2" in (logs / "b").read_text()
