@@ -150,6 +150,27 @@ def _team_segment(repo: Path, agent: str, name: str) -> str:
     return team
 
 
+def prepare_links(roster: Roster) -> None:
+    """Before any agent of the team starts: make the branch link and the team's folder
+    (git_guard.prepare) in the repository of every worktree agent of the roster, whether
+    it starts now or later. Measured on CLI 2.1.332: after each command, a sandboxed
+    CLI renames a symbolic link that appeared in the repository's ``.git`` since its
+    session began, so the link made when a worktree agent first started (``start w``
+    while a shared agent of the team ran in the repository, or agents started in
+    parallel) was moved aside at the shared agent's next command, and the worktree
+    agent's branch with it. A problem here is left for the agent's own start to report."""
+    for spec in roster.agents.values():
+        if not spec.workspace.is_worktree:
+            continue
+        try:
+            tree = locate(spec, roster)
+            if tree is not None:
+                with _repo_lock(tree.repo):
+                    git_guard.prepare(tree.repo, tree.branch, tree.agent)
+        except (errors.OrchestratorError, OSError):
+            continue
+
+
 def agent_folder(spec: AgentSpec, roster: Roster) -> Path:
     """The folder the agent's claude runs in: its cwd, or the same place in its worktree
     (made now if missing)."""

@@ -561,3 +561,33 @@ def test_a_mates_reflog_is_out_of_reach_and_a_mate_started_later_logs_its_commit
     assert git(repo, "show", "--name-only", "--format=", "octy/testteam/c") == "c1.txt"
     assert "DONE" in run(t, "b", commit.format("b2")), "b commits again"
     assert "b2" in (logs / "b").read_text()
+
+
+@pytest.mark.cli
+def test_a_worktree_agent_started_after_a_shared_one_keeps_its_branch(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """Measured on CLI 2.1.332: a sandboxed CLI renames a symbolic link that appeared in
+    the repository's .git since its session began. The branch link was made when the
+    first worktree agent started, so with a shared agent s already running in the
+    repository (``up s``, then ``start w``), s's next command moved it aside: w's branch
+    was gone and its commit failed. The supervisor makes it before any agent starts."""
+    repo = make_repo(tmp_path / "repo")
+    t = team(
+        shell_rules("s") + shell_rules("w"),
+        {
+            "s": {"cwd": "repo", "tools": ["Bash"]},
+            "w": {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]},
+        },
+    )
+    t.up("s")
+    t.wait_ready("s")
+    assert "rc=0" in run(t, "s", "echo hi")
+    assert t.octy("start", "w").returncode == 0
+    t.wait_ready("w")
+    out = run(t, "s", "git status --short >/dev/null; echo ran")
+    assert "quarantine" not in out, out
+    out = run(t, "w", "echo x > x.txt && git add x.txt && git commit -qm x && echo DONE")
+    assert "DONE" in out, out
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/w") == "x.txt"
+    assert not list((repo / ".git" / "refs" / "heads").glob("*quarantine*"))
