@@ -42,7 +42,7 @@ from claude_agent_sdk import (
     ToolUseBlock,
 )
 
-from orchestrator import errors, outage, prompts, relay_route
+from orchestrator import errors, outage, prompts, relay_route, workspaces
 from orchestrator.approvals import approval_of
 from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
 from orchestrator.context import ContextKeeper, SessionOver, too_long
@@ -252,6 +252,12 @@ class AgentRunner:
                 await self._close(client)
         return end
 
+    def _clear_git_locks(self) -> None:
+        """A worktree agent's stale git locks, before its CLI starts (see
+        workspaces.clear_stale_locks); never a reason not to start it."""
+        with contextlib.suppress(errors.OrchestratorError, OSError):
+            workspaces.clear_stale_locks(self.spec, self.roster())
+
     async def _connect(self) -> ClaudeSDKClient | SessionEnd:
         rewind_at = None
         if self._rewind:
@@ -261,6 +267,7 @@ class AgentRunner:
                 self.session_id = None
                 self._session_cost.reset()
         await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
+        await anyio.to_thread.run_sync(self._clear_git_locks)
         for resume in [self.session_id, None] if self.session_id else [None]:
             if self._stop.is_set():  # asked before this process was launched: none is
                 return SessionEnd(EndReason.STOPPED, "stopped before connecting")

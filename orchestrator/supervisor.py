@@ -21,7 +21,7 @@ import anyio.to_thread
 import structlog
 from anyio.abc import TaskGroup
 
-from orchestrator import errors, operations, preflight
+from orchestrator import errors, operations, preflight, workspaces
 from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
 from orchestrator.agent_meta import AgentMeta
 from orchestrator.budget_watch import BudgetWatch
@@ -231,6 +231,8 @@ class Supervisor:
             await mailbox.register(
                 name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta
             )
+        # Before any agent's CLI: a link made in .git while one runs is moved aside by it.
+        await anyio.to_thread.run_sync(workspaces.prepare_links, self.roster)
         log.info(
             "supervisor_started",
             team=self.roster.name,
