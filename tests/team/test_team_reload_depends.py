@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -534,3 +535,40 @@ def test_a_reload_that_changes_what_an_agent_depends_on_shows_what_it_now_waits_
     finally:
         os.kill(stuck, signal.SIGCONT)
     t.wait_ready("a", "b", "c")
+
+
+def test_an_agent_a_reload_adds_is_never_shown_stopped_before_it_starts(
+    team: TeamFactory,
+) -> None:
+    """Every row the supervisor writes for b, which a reload adds, from its first one on,
+    is one a terminal's `ask b` takes (queued, answered once b is up): b was registered
+    `stopped`, marked supervised, and queued as `waiting` a few writes later; an ask in
+    between was refused recipient_stopped. Each write of b's row is recorded by a trigger
+    in the team's own database, so the window is seen whatever the timing."""
+    t = team(RULES, {"a": {}})
+    t.up()
+    t.wait_ready("a")
+    db = sqlite3.connect(t.db_path, timeout=30)
+    try:
+        db.executescript(
+            """
+            CREATE TABLE test_rows_of_b (n INTEGER PRIMARY KEY, state TEXT, meta TEXT);
+            CREATE TRIGGER test_b_inserted AFTER INSERT ON agents WHEN new.name = 'b'
+            BEGIN INSERT INTO test_rows_of_b (state, meta) VALUES (new.state, new.meta); END;
+            CREATE TRIGGER test_b_updated AFTER UPDATE ON agents WHEN new.name = 'b'
+            BEGIN INSERT INTO test_rows_of_b (state, meta) VALUES (new.state, new.meta); END;
+            """
+        )
+        t.write_roster({"a": {}, "b": {"depends_on": ["a"]}})
+        t.wait_ready("a", "b")
+        rows = [
+            (state, bool(json.loads(meta).get("supervised")))
+            for state, meta in db.execute("SELECT state, meta FROM test_rows_of_b ORDER BY n")
+        ]
+    finally:
+        db.close()
+    assert rows, "no row of b was written"
+    refused = [r for r in rows if r[0] in ("stopped", "failed") and r[1]]
+    assert not refused, rows
+    assert rows[0][0] == "waiting", rows
+    assert t.ask("b", "up?") == "b is up"
