@@ -43,6 +43,9 @@ class Slot:
     # Another supervisor took this agent over (a shared NATS team, our lease ran out):
     # its registry row is that supervisor's now, so ours writes nothing more on it.
     elsewhere: bool = False
+    # Queued in a later layer of `up` or of a reload: the agents of the layer being started,
+    # whose start it waits for (what `ps` says it waits for: depends.waits_for).
+    behind: list[Slot] = field(default_factory=list)
 
     @property
     def state(self) -> AgentState:
