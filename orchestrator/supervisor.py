@@ -340,6 +340,7 @@ class Supervisor:
                 slot.stats["waiting_for"] = depends.waits_for(self, slot)
             elif slot.stats.get("waiting_for") is not None:  # waits no more: nothing to say
                 slot.stats["waiting_for"] = None
+            slot.shown_waiting = target == AgentState.WAITING and not slot.elsewhere
             log.info(
                 "state",
                 agent=slot.name,

@@ -98,12 +98,18 @@ async def keep_told(sup: Team, record: Callable[[Slot], Awaitable[None]]) -> Non
     while not sup.stopping:
         changed = sup.state_changed  # before the look: a change during it is seen next
         for slot in list(sup.slots.values()):
-            if slot.state != AgentState.WAITING or slot.elsewhere:
+            if slot.state != AgentState.WAITING or slot.elsewhere or not slot.shown_waiting:
                 continue
             now = waits_for(sup, slot)
-            if slot.stats.get("waiting_for") != now:
-                slot.stats["waiting_for"] = now
-                await record(slot)
+            if slot.stats.get("waiting_for") == now:
+                continue
+            # Queued here and taken meanwhile by another supervisor of a shared NATS team:
+            # its row is that one's (our `waiting` written over it would hide it).
+            held = sup.leases.holds(slot.name)
+            if not held and await sup.leases.held_elsewhere(slot.name) is not None:
+                continue
+            slot.stats["waiting_for"] = now
+            await record(slot)
         await changed.wait()
 
 
