@@ -16,7 +16,9 @@ reaches it, while every call, a subagent's included, passes the hook.
   waits for the approver's yes (:mod:`orchestrator.approvals`), who is told why it
   matched ("matches Bash(git push:*): runs code given to python3 -c: cannot be read").
   The agent's ``tools`` are passed along: a ``Bash(...)`` rule there exempts the
-  interpreter hand-off it names (:mod:`orchestrator.handoffs`).
+  interpreter hand-off it names (:mod:`orchestrator.handoffs`). A git command is read
+  with the git config and hooks of the folder it runs in (:mod:`orchestrator.git_state`,
+  git run in a worker thread, the call's ``cwd`` from the hook input).
 - Subagents: the hook sees which subagent made a call (``agent_type`` in the
   hook input); it is logged, and the relay is told for its own logs.
 """
@@ -32,7 +34,7 @@ import anyio
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
-from orchestrator import confine, globs, hold_scope, prompts, workspaces, write_hold
+from orchestrator import confine, git_state, globs, hold_scope, prompts, workspaces, write_hold
 from orchestrator.approval_wait import Approvals
 from orchestrator.approve_rules import match_reason, written_path
 from orchestrator.errors import OrchestratorError
@@ -180,14 +182,11 @@ class Policy:
         if path is not None and (why := self._write_refusal(spec, path)) is not None:
             self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
             return _deny(why)
-        why = next(
-            (
-                w
-                for r in spec.approve
-                if (w := match_reason(r, tool, tool_input, self.folder(), spec.tools))
-            ),
-            None,
-        )
+        why = None
+        if spec.approve:  # in a thread: a git line reads git's state with git itself
+            why = await anyio.to_thread.run_sync(
+                self._asks, spec, tool, tool_input, self.folder(), raw.get("cwd")
+            )
         out: HookJSONOutput = {}
         if why is not None:
             granted, reason = await self.decide(tool, tool_input, subagent, why)
@@ -210,6 +209,21 @@ class Policy:
                 self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
                 return _deny(why)
         return out
+
+    def _asks(
+        self, spec: AgentSpec, tool: str, tool_input: dict[str, Any], folder: Path, cwd: Any
+    ) -> str | None:
+        """Why the call matches one of the agent's ``approve`` rules, or None."""
+        # Git's config and hooks where the call runs: read once, and only for git lines.
+        git = git_state.Lookup(
+            cwd if isinstance(cwd, str) and os.path.isdir(cwd) else folder,
+            {**os.environ, **spec.env},
+        )
+        for rule in spec.approve:
+            why = match_reason(rule, tool, tool_input, folder, spec.tools, git=git)
+            if why is not None:
+                return why
+        return None
 
     def _write_refusal(self, spec: AgentSpec, path: str) -> str | None:
         roster = self.roster()

@@ -156,7 +156,17 @@ def build_options(
     options = with_policy(options, spec, policy)
     # What the CLI keeps for itself (a gateway's headers...) is unset in each of its
     # commands by a shell prefix (agent_env), decided in the folder it will run in.
-    options.env.update(agent_env.prefix_env(spec, os.environ, Path(options.cwd or spec.cwd)))
+    options.env.update(
+        agent_env.prefix_env(
+            spec, os.environ, Path(options.cwd or spec.cwd), sandboxed=sandbox.sandboxed(spec)
+        )
+    )
+    # And the CLI's sandbox unsets them for sandboxed commands, MCP servers or not.
+    denied = agent_env.sandbox_denied(spec, os.environ) if sandbox.sandboxed(spec) else []
+    if denied:
+        settings = json.loads(str(options.settings))
+        settings["sandbox"]["credentials"] = {"envVars": denied}
+        options.settings = json.dumps(settings)
     return options
 
 

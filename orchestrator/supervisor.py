@@ -281,11 +281,9 @@ class Supervisor:
                     slot.behind = []
                     mine = slot.done.is_set() and self.slots.get(slot.name) is slot
                     if mine and slot.state == AgentState.WAITING:
-                        # Taken meanwhile by another supervisor of a shared NATS team: its
-                        # row is that one's (our `stopped` read as the agent's, pid None).
-                        if await self.leases.held_elsewhere(slot.name) is not None:
-                            slot.elsewhere = True
-                        await self.record_moves(slot, slot.life.stop_moves())
+                        # Not written on its row if another supervisor of a shared NATS
+                        # team took it meanwhile (registry.record).
+                        await self.record_moves(slot, slot.life.abandon_start())
 
     async def _queue(self, names: list[str], still_wanted: bool) -> list[Slot]:
         """Show the agents a start in layers is to start as ``waiting`` from now on, not
@@ -319,8 +317,8 @@ class Supervisor:
         moves = slot.life.start()
         assert self._tg is not None
         try:
-            if await self.leases.held_elsewhere(name) is not None:
-                slot.elsewhere = True  # its row is the holder's (its task is refused)
+            # Run by another supervisor (a shared NATS team): its row is left to that one
+            # (registry.record) and its task is refused the lease.
             await self.record_moves(slot, moves)
         finally:  # whatever happened, the task runs: it sets slot.done at its end
             self._tg.start_soon(restarts.supervise, self, slot)
