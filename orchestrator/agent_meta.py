@@ -44,7 +44,7 @@ class AgentMeta:
     pid_start: int | None = None  # the claude process's start time (procid), with its pid
     host: str | None = None  # the machine that runs it (socket.gethostname()), with its pid
     blocked_reason: str | None = None  # what a blocked agent waits for (an approval)
-    waiting_for: str | None = None  # a waiting agent's dependencies (depends_on), by name
+    waiting_for: str | None = None  # what a waiting agent waits for now (depends.waits_for)
     model_error: str | None = None
     resume_at: str | None = None
     # The agent's totals across turns, sessions and `up`s (orchestrator.usage.TOTAL_KEYS).

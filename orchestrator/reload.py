@@ -242,6 +242,10 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             restarting = {n for n in diff.changed if was_wanted.get(n, True)}
             await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed], restarting)
             sup.roster = new
+            # The added agents first: from the roster's swap, their asks and sends from
+            # agents and terminals are taken (see _register_agent).
+            for name in (*diff.added, *diff.changed):
+                await _register_agent(sup, name, queued=name in diff.added)
             for name in diff.removed:
                 await _forget_agent(sup, name)
             result.removed = list(diff.removed)
@@ -251,8 +255,6 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
                     to_start.append(name)
                 else:  # stopped by the operator, or not started by `up AGENT…`: stays so
                     result.changed_not_running.append(name)
-            for name in (*diff.added, *diff.changed):
-                await _register_agent(sup, name)
             dependencies = [
                 n
                 for n in _stopped_dependencies(sup, new, to_start)
@@ -349,12 +351,18 @@ async def _forget_agent(sup: Team[SlotT], name: str) -> None:
     )
 
 
-async def _register_agent(sup: Team[SlotT], name: str) -> None:
-    """An added or changed agent: its slot and its registry row (description)."""
+async def _register_agent(sup: Team[SlotT], name: str, *, queued: bool) -> None:
+    """An added or changed agent: its slot and its registry row (description). One
+    ``queued`` (added: this reload starts it) is ``waiting`` from its first row on: it was
+    registered ``stopped`` and marked supervised, then queued a few writes later, and a
+    terminal's `ask` in between was refused (recipient_stopped) as of a stopped agent."""
     assert sup.mailbox is not None
     mailbox = sup.mailbox
     slot = sup.add_slot(name)
     spec = sup.roster.agents[name]
+    if await sup.leases.held_elsewhere(name) is not None:
+        return  # a shared NATS team's agent another supervisor runs: its row is that one's
+    moves = slot.life.queue() if queued else []  # in memory; recorded below, with its log
 
     async def register() -> None:
         await mailbox.register(name, spec.description, state=slot.state.value)
@@ -362,6 +370,7 @@ async def _register_agent(sup: Team[SlotT], name: str) -> None:
         await mailbox.update_agent(name, meta={"supervised": True}, heartbeat=False)
 
     await refusals.attempt(sup, register(), "register_failed", level="error", agent=name)
+    await sup.record_moves(slot, moves)
 
 
 __all__ = [

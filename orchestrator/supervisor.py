@@ -159,6 +159,7 @@ class Supervisor:
                         if self.watch_roster:
                             tg.start_soon(chores.watch_roster, self)
                         tg.start_soon(launch.launch_when_imported, self, sdk)
+                        tg.start_soon(depends.keep_told, self, self._record)
                         await self._start_layers()
                         await self._stopping.wait()
                         await self._shutdown()
@@ -267,6 +268,9 @@ class Supervisor:
                     now = [s for s in now if s.want_running]
                 now = [s for s in now if await self.spawn(s.name)]
                 started.update(s.name for s in now)
+                for slot in queued:  # what those still queued wait for (`ps`)
+                    slot.behind = now if slot.done.is_set() else []
+                self.notify_changed()
                 for slot in now:
                     with anyio.move_on_after(START_WAIT_S):
                         while not slot.life.settled and not slot.done.is_set():
@@ -279,6 +283,7 @@ class Supervisor:
             # for anything any more.
             with anyio.CancelScope(shield=True):
                 for slot in queued:
+                    slot.behind = []
                     mine = slot.done.is_set() and self.slots.get(slot.name) is slot
                     if mine and slot.state == AgentState.WAITING:
                         # Not written on its row if another supervisor of a shared NATS
@@ -298,20 +303,12 @@ class Supervisor:
             if await self.leases.held_elsewhere(name) is not None:
                 continue
             await self.record_moves(slot, slot.life.queue())
-            if slot.state == AgentState.WAITING and slot.stats.get("waiting_for") != (
-                now := self._waiting_for(name)
-            ):
-                # Queued at its stop by a reload (reload.py), with the roster before the
-                # edit: `ps` said `waiting (for a)` of one the edit made wait for c.
-                slot.stats["waiting_for"] = now
-                await registry.record(self, slot)
             queued.append(slot)
+        # What they wait for is told from here on (depends.keep_told): one queued at its
+        # stop by a reload, with the roster before the edit, said `waiting (for a)` of
+        # one the edit made wait for c.
+        self.notify_changed()
         return queued
-
-    def _waiting_for(self, name: str) -> str | None:
-        """What `ps` says a ``waiting`` agent waits for: its depends_on, by name."""
-        spec = self.roster.agents.get(name)
-        return ", ".join(spec.depends_on) if spec else None
 
     async def spawn(self, name: str) -> bool:
         """Start the task that runs ``name``'s sessions, shown ``waiting`` (recorded
@@ -342,8 +339,11 @@ class Supervisor:
         """Announce and record the moves the agent's lifecycle made (none: nothing)."""
         for target in moves:
             self.notify_changed()
-            if target == AgentState.WAITING:  # `ps` says what for: its depends_on
-                slot.stats["waiting_for"] = self._waiting_for(slot.name)
+            if target == AgentState.WAITING:  # `ps` says what for (kept up to date)
+                slot.stats["waiting_for"] = depends.waits_for(self, slot)
+            elif slot.stats.get("waiting_for") is not None:  # waits no more: nothing to say
+                slot.stats["waiting_for"] = None
+            slot.shown_waiting = target == AgentState.WAITING and not slot.elsewhere
             log.info(
                 "state",
                 agent=slot.name,
@@ -353,6 +353,9 @@ class Supervisor:
             if target in NO_PROCESS:
                 fields = {**fields, "pid": None}
             await registry.record(self, slot, target, **fields)
+
+    async def _record(self, slot: Slot) -> None:
+        await registry.record(self, slot)
 
     async def _lease_lost(self, name: str, exc: errors.AgentHeldElsewhere) -> None:
         """Another supervisor took ``name`` over (ours ran out while the server was out of

@@ -28,6 +28,7 @@ from orchestrator.redact import REDACTOR, for_people
 # imported inside those verbs (issue 14: the CLI's start-up).
 if TYPE_CHECKING:
     from orchestrator.mailbox.backend import MailboxBackend
+    from orchestrator.mailbox.model import AgentInfo
     from orchestrator.roster import Roster
 
 CREDENTIAL_VARS = (
@@ -422,23 +423,30 @@ def cmd_agent_command(args: argparse.Namespace) -> int:
     from orchestrator.control import send_command
 
     db = db_of(args)
-    if holder_pid(db) is None and isinstance(_queue(args), Path):
-        raise common.failure_from(errors.SupervisorNotRunning(str(db)))
-    with open_sync(_queue(args), readonly=True) as mailbox:
-        rows = {a.name: a for a in mailbox.agents() if a.name not in (USER, SUPERVISOR)}
+    queue = _queue(args)
+    running = holder_pid(db) is not None or not isinstance(queue, Path)
+    rows: dict[str, AgentInfo] = {}
+    if running or db.is_file():  # no team database yet: the roster alone names the team
+        with open_sync(queue, readonly=True) as mailbox:
+            rows = {a.name: a for a in mailbox.agents() if a.name not in (USER, SUPERVISOR)}
     team = [n for n, a in rows.items() if a.meta.get("supervised")]
     # A roster agent whose registry row another process deleted is still the team's (the
     # supervisor writes the row again): the valid roster on disk counts too.
     team += [n for n in _roster_agents(args) if n not in team]
     names = list(dict.fromkeys(args.agents)) or team
     unknown = [n for n in names if n not in team]
-    if unknown:
+    # A name not in the team is said first, supervisor or not: `start nosuch` said "no
+    # supervisor" (exit 5), and once `up` ran, "no agent named 'nosuch'". With no team
+    # known at all (no roster, no registry) only the missing supervisor can be said.
+    if unknown and (running or team):
         raise CliFailure(
-            f"no agent named {common.quoted(unknown)} in the running team; "
-            f"agents: {', '.join(team) or 'none'}",
+            f"no agent named {common.quoted(unknown)} in the {'running ' if running else ''}"
+            f"team; agents: {', '.join(team) or 'none'}",
             common.EXIT_NOT_FOUND,
             "not_found",
         )
+    if not running:
+        raise common.failure_from(errors.SupervisorNotRunning(str(db)))
     results: list[dict[str, Any]] = []
     failure: CliFailure | None = None
     for name in names:

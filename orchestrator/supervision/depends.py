@@ -21,6 +21,7 @@ restarted by its restart policy changes nothing for its dependents (compose neit
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
@@ -51,6 +52,8 @@ class Team(Protocol):
     @property
     def state_changed(self) -> anyio.Event: ...
 
+    launchable: anyio.Event  # set once agents may launch (the SDK imported: launch.py)
+
     async def record_moves(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None: ...
 
 
@@ -68,6 +71,46 @@ def dependencies(sup: Team, name: str) -> list[Slot]:
     if spec is None:
         return []
     return [s for d in spec.depends_on if (s := sup.slots.get(d)) is not None]
+
+
+def waits_for(sup: Team, slot: Slot) -> str | None:
+    """What ``slot``'s ``waiting`` agent waits for now, as `ps` says it (``waiting (for
+    …)``): the agents it depends on that are on their way, by name; queued in a later
+    layer of `up` or of a reload with those ready, its turn after the agents of the layer
+    being started (``its turn after x``); started, the SDK's import (``the SDK import``);
+    None once nothing holds it (its session is launching). Recomputed at every change of
+    an agent's state (:func:`keep_told`): `ps` said `waiting (for a)`, its depends_on as
+    of the move, while a was long ready and it waited for something else."""
+    ahead = [s.name for s in dependencies(sup, slot.name) if on_its_way(s)]
+    if ahead:
+        return ", ".join(ahead)
+    if slot.done.is_set():  # queued: no task yet, its layer's turn to come
+        layer = [s.name for s in slot.behind if not s.life.settled and not s.done.is_set()]
+        return f"its turn after {', '.join(layer)}" if layer else None
+    if not sup.launchable.is_set():
+        return "the SDK import"
+    return None
+
+
+async def keep_told(sup: Team, record: Callable[[Slot], Awaitable[None]]) -> None:
+    """Keep what each ``waiting`` agent waits for (:func:`waits_for`) up to date in its
+    row, through ``record``, at every change of an agent's state, until the team stops."""
+    while not sup.stopping:
+        changed = sup.state_changed  # before the look: a change during it is seen next
+        for slot in list(sup.slots.values()):
+            if slot.state != AgentState.WAITING or slot.elsewhere or not slot.shown_waiting:
+                continue
+            now = waits_for(sup, slot)
+            if slot.stats.get("waiting_for") == now:
+                continue
+            # Queued here and taken meanwhile by another supervisor of a shared NATS team:
+            # its row is that one's (our `waiting` written over it would hide it).
+            held = sup.leases.holds(slot.name)
+            if not held and await sup.leases.held_elsewhere(slot.name) is not None:
+                continue
+            slot.stats["waiting_for"] = now
+            await record(slot)
+        await changed.wait()
 
 
 async def not_running(sup: Team, name: str) -> dict[str, str]:
@@ -129,4 +172,11 @@ async def _first_of(*events: anyio.Event) -> None:
             tg.start_soon(wait, event)
 
 
-__all__ = ["START_WAIT_S", "not_running", "on_its_way", "wait_for_dependencies"]
+__all__ = [
+    "START_WAIT_S",
+    "keep_told",
+    "not_running",
+    "on_its_way",
+    "wait_for_dependencies",
+    "waits_for",
+]

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import structlog
 
 from orchestrator import errors, procid
+from orchestrator.agent_leases import AgentLeases
 from orchestrator.agent_meta import RESUME_AT, TOTAL_KEYS
 from orchestrator.budget_watch import BudgetWatch
 from orchestrator.lifecycle import AgentState, EndReason, RunnerEvent, SessionEnd
@@ -37,6 +38,7 @@ class Team(registry.Team, Protocol):
     """What a session needs of the supervisor, beyond what the registry writes need."""
 
     client: Callable[[Any], Any] | None  # the SDK's ClaudeSDKClient unless a test's double
+    leases: AgentLeases  # which agents this supervisor holds (a shared NATS team)
     budgets: BudgetWatch
     cli_path: str | None
     write_hold: Hold  # the team's (write_hold.py): each of its agents' policies holds with it
@@ -104,9 +106,17 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
 
 def _peer_state(sup: Team, name: str) -> str | None:
     """``name``'s state for an agent's ask. One started whose session waits for its
-    dependencies or its layer is ``waiting``: its asks are taken, not refused as stopped."""
+    dependencies or its layer is ``waiting``: its asks are taken, not refused as stopped.
+    None when the registry says (the relay reads it then): an agent another supervisor of
+    a shared NATS team took over, and one queued here whose lease is not ours yet
+    (queued in a later layer: another machine may run it, and it may have failed there;
+    our `waiting` hid its row, and asks of it were queued for nobody to answer)."""
     slot = sup.slots.get(name)
-    return slot.state.value if slot is not None else None
+    if slot is None or slot.elsewhere:
+        return None
+    if slot.state == AgentState.WAITING and not sup.leases.holds(name):
+        return None
+    return slot.state.value
 
 
 async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[str, Any]) -> None:

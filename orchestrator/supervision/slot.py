@@ -43,6 +43,13 @@ class Slot:
     # Another supervisor took this agent over (a shared NATS team, our lease ran out):
     # its registry row is that supervisor's now, so ours writes nothing more on it.
     elsewhere: bool = False
+    # Queued in a later layer of `up` or of a reload: the agents of the layer being started,
+    # whose start it waits for (what `ps` says it waits for: depends.waits_for).
+    behind: list[Slot] = field(default_factory=list)
+    # Its row says `waiting`, written by us (record_moves): what it waits for may be
+    # rewritten there (depends.keep_told). Not before: a start moves it to waiting in
+    # memory before it learns whether another supervisor of a shared team runs it.
+    shown_waiting: bool = False
 
     @property
     def state(self) -> AgentState:

@@ -124,9 +124,10 @@ async def test_ps_and_down_are_answered_while_the_sdk_is_still_importing(
             assert ps.returncode == 0, ps.stderr
             shown = json.loads(ps.stdout)
             assert shown["supervisor"] == {"running": True, "pid": os.getpid(), "responding": True}
-            assert {a["name"]: (a["state"], a["pid"]) for a in shown["agents"]} == {
-                "a": ("waiting", None),
-                "b": ("waiting", None),
+            # What they wait for is said: the import (it was nothing, `waiting` alone).
+            assert {a["name"]: (a["state"], a["reason"], a["pid"]) for a in shown["agents"]} == {
+                "a": ("waiting", "for the SDK import", None),
+                "b": ("waiting", "for the SDK import", None),
             }
             assert registry(roster)[SUPERVISOR].meta[LAUNCHING] is False  # `up -d` waits on
             down = await anyio.to_thread.run_sync(

@@ -110,6 +110,27 @@ def test_down_with_no_supervisor_running(team: TeamFactory) -> None:
     assert t.octy("restart", "a", check=False).returncode == 5
 
 
+def test_an_unknown_agent_is_said_before_the_missing_supervisor(team: TeamFactory) -> None:
+    """`start nosuch` with no supervisor running said "no supervisor is running" (exit 5)
+    and, once `up` ran, "no agent named 'nosuch'" (exit 3): the name is the more useful
+    error, said first with its own exit code, before any `up` and after `down` alike
+    (the roster on disk, the team's registry). A known agent still reads exit 5."""
+    t = team([{"text": "x"}], {"a": {}})
+    for ran in ("before up", "after down"):
+        for verb in ("start", "stop", "restart"):
+            done = t.octy(verb, "nosuch", check=False)
+            assert done.returncode == 3, (ran, verb, done.stderr)
+            assert "no agent named 'nosuch' in the team; agents: a" in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
+            both = t.octy(verb, "a", "nosuch", "--json", check=False)
+            assert (both.returncode, json.loads(both.stdout)["error"]) == (3, "not_found")
+            assert t.octy(verb, "a", check=False).returncode == 5, (ran, verb)
+        if ran == "before up":
+            t.up()
+            t.wait_ready("a")
+            t.octy("down")
+
+
 def test_down_when_the_queue_cannot_take_the_command_sends_sigterm(team: TeamFactory) -> None:
     """`down` goes through the queue; when it cannot (here a write lock another program
     holds past the busy timeout; a full disk, a damaged file or a NATS server out of

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -534,3 +535,94 @@ def test_a_reload_that_changes_what_an_agent_depends_on_shows_what_it_now_waits_
     finally:
         os.kill(stuck, signal.SIGCONT)
     t.wait_ready("a", "b", "c")
+
+
+def test_an_agent_a_reload_adds_is_never_shown_stopped_before_it_starts(
+    team: TeamFactory,
+) -> None:
+    """Every row the supervisor writes for b, which a reload adds, from its first one on,
+    is one a terminal's `ask b` takes (queued, answered once b is up): b was registered
+    `stopped`, marked supervised, and queued as `waiting` a few writes later; an ask in
+    between was refused recipient_stopped. Each write of b's row is recorded (a trigger in
+    the team's own database), so the window is seen whatever the timing."""
+    t = team(RULES, {"a": {}})
+    t.up()
+    t.wait_ready("a")
+    db = sqlite3.connect(t.db_path, timeout=30)
+    try:
+        rows_written(db, "b")
+        t.write_roster({"a": {}, "b": {"depends_on": ["a"]}})
+        t.wait_ready("a", "b")
+        rows = [
+            (state, bool(json.loads(meta).get("supervised")))
+            for state, meta in db.execute("SELECT state, meta FROM test_rows ORDER BY n")
+        ]
+    finally:
+        db.close()
+    assert rows, "no row of b was written"
+    refused = [r for r in rows if r[0] in ("stopped", "failed") and r[1]]
+    assert not refused, rows
+    assert rows[0][0] == "waiting", rows
+    assert t.ask("b", "up?") == "b is up"
+
+
+def rows_written(db: sqlite3.Connection, *names: str) -> None:
+    """Record every write of ``names``' registry rows in the team's own database (table
+    test_rows: name, state, meta), whatever the timing of the writes."""
+    which = ", ".join(f"'{n}'" for n in names)
+    db.executescript(
+        f"""
+        CREATE TABLE test_rows (n INTEGER PRIMARY KEY, name TEXT, state TEXT, meta TEXT);
+        CREATE TRIGGER test_inserted AFTER INSERT ON agents WHEN new.name IN ({which})
+        BEGIN INSERT INTO test_rows (name, state, meta)
+            VALUES (new.name, new.state, new.meta); END;
+        CREATE TRIGGER test_updated AFTER UPDATE ON agents WHEN new.name IN ({which})
+        BEGIN INSERT INTO test_rows (name, state, meta)
+            VALUES (new.name, new.state, new.meta); END;
+        """
+    )
+
+
+def test_a_waiting_agent_shows_what_it_waits_for_now(team: TeamFactory) -> None:
+    """`up` starts a and x (x's claude hangs before its handshake), then b (depends on a)
+    and c (depends on a and x). Once a is ready, b waits for its layer's turn after x and
+    c for x only: `ps` said `waiting (for a)` and `waiting (for a, x)`, what they depend
+    on as of their move into `waiting`, a long ready. And once an agent's session starts
+    its row no longer says it waits for anything (it said `a` in its meta)."""
+    rules = [
+        *RULES,
+        {"agent": agent_rule("c"), "text": "c is up"},
+        {"agent": agent_rule("x"), "text": "x is up"},
+    ]
+    agents = {
+        "a": {},
+        "x": {"connect_timeout": "600s"},
+        "b": {"depends_on": ["a"]},
+        "c": {"depends_on": ["a", "x"]},
+    }
+    t = team(rules, agents)
+    patient(t)
+    with t.mailbox():  # the team's database, made as `up` makes it, to hold the triggers
+        pass
+    db = sqlite3.connect(t.db_path, timeout=30)
+    try:
+        rows_written(db, "b", "c")
+        t.up()
+        stuck = stop_claude_as_it_starts("x", t.env["HOME"])
+        try:
+            t.wait_ready("a")
+            t.wait_for(lambda: t.states().get("x") == "starting", what="x starting")
+            b, c = ps_row(t, "b"), ps_row(t, "c")
+            assert (b["state"], b["reason"]) == ("waiting", "for its turn after x"), b
+            assert (c["state"], c["reason"]) == ("waiting", "for x"), c
+            assert "waiting (for x)" in t.octy("ps", "c").stdout
+        finally:
+            os.kill(stuck, signal.SIGCONT)
+        t.wait_ready("a", "x", "b", "c")
+        written = list(db.execute("SELECT name, state, meta FROM test_rows ORDER BY n"))
+    finally:
+        db.close()
+    said = [(n, s, json.loads(m).get("waiting_for")) for n, s, m in written]
+    assert ("b", "waiting", "a") in said, said  # while a was on its way
+    assert not [r for r in said if r[1] != "waiting" and r[2] is not None], said
+    assert ps_row(t, "b")["reason"] is None

@@ -40,9 +40,13 @@ def machines(
     """``machines(n)``: n folders sharing one team on the server (agent leases of 2 s)."""
     made: list[MachineTeam] = []
 
-    def make(n: int, agents: dict[str, dict[str, Any]] = AGENTS) -> list[MachineTeam]:
+    def make(
+        n: int,
+        agents: dict[str, dict[str, Any]] = AGENTS,
+        rules: list[dict[str, Any]] | None = None,
+    ) -> list[MachineTeam]:
         namespace = f"team{uuid.uuid4().hex[:8]}"
-        model = scripted_model({"rules": RULES})
+        model = scripted_model({"rules": [*(rules or []), *RULES]})
         config = NatsConfig((nats_server.url,), namespace=namespace)
         queue = {"servers": nats_server.url, "namespace": namespace, "agent_lease": "2s"}
         for i in range(n):
@@ -315,3 +319,50 @@ def test_a_supervisor_stopping_with_an_agent_queued_here_and_run_elsewhere_leave
             os.kill(stuck, signal.SIGCONT)
     assert (m1.states()["beta"], bool(m1.agent_pid("beta"))) == ("ready", True)
     assert (m1.holder("beta") or {}).get("pid") == m1.proc.pid
+
+
+def test_an_agent_queued_here_that_failed_where_it_runs_is_refused_to_this_machines_asks(
+    machines: Callable[..., list[MachineTeam]],
+) -> None:
+    """Machine 2's `up beta gamma` runs gamma, starts alpha (its claude hangs) and queues
+    beta behind it (`waiting`); machine 1 runs beta, which fails there (restart: never).
+    gamma (on machine 2) asks beta: refused at once, recipient_failed, as an ask from
+    machine 1 is. Machine 2's relay took its own `waiting` for the truth and never read
+    the registry that machine 1 keeps: the ask was queued for an agent nobody restarts."""
+    ask = {"to": "beta", "message": "beta, are you there?", "timeout_s": 600}
+    rules: list[dict[str, Any]] = [
+        {"agent": agent_rule("gamma"), "text": "gamma got: {1}", "tool_result": r"(?s)^(.*)$"},
+        {
+            "agent": agent_rule("gamma"),
+            "match": "go",
+            "tool_use": {"name": "mcp__octy__ask", "input": ask},
+        },
+    ]
+    agents: dict[str, dict[str, Any]] = {
+        "alpha": {"connect_timeout": "600s"},
+        "beta": {"depends_on": ["alpha"], "restart": "never"},
+        "gamma": {},
+    }
+    m1, m2 = machines(2, agents, rules)
+    m2.env["CLAUDE_CODE_STREAM_CLOSE_TIMEOUT"] = "900000"  # alpha hangs, not its SDK's wait
+    m2.up("beta", "gamma")
+    stuck = stop_claude_as_it_starts("alpha", m2.env["HOME"])
+    try:
+        m2.wait_for(lambda: m2.states().get("beta") == "waiting", what="beta queued on 2")
+        m2.wait_ready("gamma", timeout=120)
+        m1.up("beta")
+        m1.wait_ready("beta", timeout=120)
+        pid = m1.agent_pid("beta")
+        assert pid
+        os.kill(pid, signal.SIGKILL)
+        m1.wait_for(lambda: m1.states()["beta"] == "failed", what="beta failed on machine 1")
+        assert m2.states()["beta"] == "failed"  # the registry both machines read
+        with m2.mailbox() as mb:
+            asked = mb.request(USER, "gamma", "go")
+            reply = text_of(mb.wait_for_reply(asked.id, 90).body)
+        assert reply.startswith("gamma got: "), reply
+        assert "recipient_failed" in reply, reply
+        assert "'beta' has failed" in reply, reply
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stuck, signal.SIGCONT)
