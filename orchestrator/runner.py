@@ -10,17 +10,14 @@ a redelivered request that already has a reply is not answered twice.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.lowlevel
@@ -45,9 +42,9 @@ from claude_agent_sdk import (
 from orchestrator import errors, outage, prompts, relay_route
 from orchestrator.approvals import approval_of
 from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
+from orchestrator.connect import close, connect_within, is_group_leader
 from orchestrator.context import ContextKeeper, SessionOver, too_long
 from orchestrator.give_back import GiveBack
-from orchestrator.launcher import kill_unlaunched
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
@@ -67,9 +64,6 @@ from orchestrator.session_options import (
 from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
 
 log = structlog.get_logger()
-
-# How a connect ended (AgentRunner._connect_within).
-Connected = Literal["connected", "timed_out", "stopped"]
 
 LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
@@ -194,7 +188,7 @@ class AgentRunner:
 
     def request_stop(self, grace_s: float) -> None:
         """Stop claiming; let a running turn finish within ``grace_s``, then interrupt it.
-        A session still connecting is ended at once (see :meth:`_connect_within`)."""
+        A session still connecting is ended at once (see :func:`connect.connect_within`)."""
         self._grace_deadline = min(self._grace_deadline, time.monotonic() + grace_s)
         self._stop.set()
         if self._idle_scope is not None:
@@ -279,7 +273,7 @@ class AgentRunner:
                 pid_file.unlink(missing_ok=True)  # the last session's: not this process
             client = self._new_client(options)
             try:
-                connected = await self._connect_within(
+                connected = await connect_within(
                     client, self.spec.connect_timeout_s, pid_file, self._stop
                 )
             except ClaudeSDKError as exc:
@@ -306,7 +300,7 @@ class AgentRunner:
             self._restored_usd = self._session_cost.total_usd
             if not relay_route.install(client, SERVER, self.relay.tools()):
                 self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
-            self._own_group = self.pid is not None and _is_group_leader(self.pid)
+            self._own_group = self.pid is not None and is_group_leader(self.pid)
             return client
         return SessionEnd(EndReason.CONNECT_FAILED, "unreachable")
 
@@ -371,57 +365,8 @@ class AgentRunner:
             usage = await self._spent(message, "foreign_turn")
             self.log.warning("foreign_turn", result=(message.result or "")[:300], **usage.fields())
 
-    @staticmethod
-    async def _connect_within(
-        client: ClaudeSDKClient, timeout_s: float, pid_file: Path | None, stop: anyio.Event
-    ) -> Connected:
-        """``client.connect()``: "connected", or "timed_out" if it had not completed
-        within ``timeout_s``, or "stopped" if ``stop`` was set first (`stop`, `down`, a
-        restart, a second Ctrl-C: a CLI hung before its handshake used to be waited for
-        until the timeout, found by review F).
-
-        A claude process hung before its handshake has nothing to save, so it is
-        SIGKILLed first: cancelling connect() instead would run the SDK's graceful
-        close, which waits 10 s on a process that does not read its stdin. If the
-        kill does not end connect() (no process yet), it is cancelled after 5 s."""
-        outcome: Connected = "connected"
-
-        async def watchdog(scope: anyio.CancelScope) -> None:
-            nonlocal outcome
-            with anyio.move_on_after(timeout_s) as waited:
-                await stop.wait()
-            outcome = "timed_out" if waited.cancelled_caught else "stopped"
-            pid = read_cli_pid(pid_file)
-            if pid is None and pid_file is not None:  # stuck before the launcher wrote it
-                killed = await anyio.to_thread.run_sync(kill_unlaunched, pid_file)
-                pid = None if killed else read_cli_pid(pid_file)  # (written meanwhile)
-            if pid is not None:
-                _kill_group(pid) if _is_group_leader(pid) else _kill(pid)
-            await anyio.sleep(5)
-            scope.cancel()
-
-        failure: Exception | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watchdog, tg.cancel_scope)
-            try:
-                await client.connect()
-            except Exception as exc:  # re-raised below, outside the task group (no group)
-                failure = exc
-            tg.cancel_scope.cancel()
-        if outcome != "connected":
-            return outcome  # after the kill, any failure is the timeout's (or the stop's)
-        if failure is not None:
-            raise failure
-        return outcome
-
     async def _close(self, client: ClaudeSDKClient) -> None:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(15):
-            try:
-                await client.disconnect()
-            except (ClaudeSDKError, OSError) as exc:
-                self.log.debug("disconnect_error", error=str(exc))
-        if self.pid and self._own_group:
-            _kill_group(self.pid)
+        await close(client, self.pid, self._own_group, self.log)
 
     async def _pump(
         self, client: ClaudeSDKClient, send: MemoryObjectSendStream[Any], tg: TaskGroup
@@ -951,21 +896,3 @@ def _starts_turn(message: Any) -> bool:
 def _count(usage: Mapping[str, Any], key: str) -> int:
     value = usage.get(key)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _is_group_leader(pid: int) -> bool:
-    try:
-        return os.getpgid(pid) == pid
-    except ProcessLookupError:
-        return False
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _kill_group(pgid: int) -> None:
-    """Kill what is left of the CLI's process group (tools it started), if anything."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
