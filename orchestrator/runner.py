@@ -13,9 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any, Protocol
 
@@ -23,8 +21,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 import structlog
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 from claude_agent_sdk import (
     AssistantMessage,
     ClaudeAgentOptions,
@@ -61,25 +58,22 @@ from orchestrator.session_options import (
     discard_prompt_file,
     read_cli_pid,
 )
+from orchestrator.turn_stream import (
+    Died,
+    Foreign,
+    SessionDied,
+    TurnSorter,
+    TurnTimeout,
+    drain,
+    next_item,
+    pump,
+)
 from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
 
 log = structlog.get_logger()
 
 LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
-
-
-@dataclass(frozen=True)
-class _Died:
-    detail: str
-    exit_code: int | None
-
-
-@dataclass(frozen=True)
-class _Foreign:
-    """Something the CLI said in a turn no query of ours started (see ``_sort``)."""
-
-    message: Any
 
 
 class BudgetGate(Protocol):
@@ -90,16 +84,6 @@ class BudgetGate(Protocol):
     def in_turn(self, name: str, tokens: int) -> None: ...  # 0: no turn in progress
 
     async def over_with(self, name: str, tokens: int) -> bool: ...
-
-
-class _TurnTimeout(Exception):
-    pass
-
-
-class _SessionDied(Exception):
-    def __init__(self, died: _Died) -> None:
-        super().__init__(died.detail)
-        self.died = died
 
 
 class AgentRunner:
@@ -171,12 +155,7 @@ class AgentRunner:
         # after a death (it saves its total only when it exits cleanly; measured on 2.1.332).
         self._restored_usd = 0.0
         self._over_budget = False
-        # The uuids of our queries the CLI has not answered yet, and whether a turn the CLI
-        # started by itself is running: its messages are foreign (see _sort).
-        self._awaiting: list[str] = []
-        self._foreign_open = False
-        self._commands: set[str] = set()  # awaited slash commands: their results list no uuid
-        self._cli_lists_uuids = False  # seen a result list one of our uuids
+        self._turns = TurnSorter()  # ours or foreign: what the CLI says, by turn
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
         self._new_client = client  # the SDK's; tests/team/test_runner_unit.py passes a double
 
@@ -191,6 +170,10 @@ class AgentRunner:
         A session still connecting is ended at once (see :func:`connect.connect_within`)."""
         self._grace_deadline = min(self._grace_deadline, time.monotonic() + grace_s)
         self._stop.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Cut an idle wait short (a stop, the CLI's death)."""
         if self._idle_scope is not None:
             self._idle_scope.cancel()
 
@@ -215,11 +198,11 @@ class AgentRunner:
     async def _run_session(self, client: ClaudeSDKClient) -> SessionEnd:
         send, receive = anyio.create_memory_object_stream[Any](256)
         end = SessionEnd(EndReason.STOPPED)
-        self._awaiting, self._foreign_open = [], False
+        self._turns.new_session()
         try:
             with anyio.CancelScope() as self._session_scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._pump, client, send, tg)
+                    tg.start_soon(pump, client, send, self._turns.sort, self._wake)
                     tg.start_soon(self._keep_leases)
                     tg.start_soon(self._interrupt_after_grace, client)
                     end = await self._serve(client, receive)
@@ -304,59 +287,6 @@ class AgentRunner:
             return client
         return SessionEnd(EndReason.CONNECT_FAILED, "unreachable")
 
-    async def _query(self, client: ClaudeSDKClient, text: str) -> None:
-        """Start a turn, with a uuid of its own: the result that took it in lists it."""
-        uid = str(uuid.uuid4())
-        self._awaiting.append(uid)
-        if text.startswith("/"):
-            self._commands.add(uid)
-
-        async def one() -> AsyncIterator[dict[str, Any]]:
-            yield {
-                "type": "user",
-                "message": {"role": "user", "content": text},
-                "parent_tool_use_id": None,
-                "uuid": uid,
-            }
-
-        try:
-            await client.query(one())
-        except BaseException:
-            self._awaiting.remove(uid)
-            raise
-
-    def _sort(self, message: Any) -> Any:
-        """Mark what belongs to a turn no query of ours started (a background task's
-        report, a scheduled prompt of a newer CLI) as foreign. The CLI runs one turn at a
-        time, so a turn that begins while none of ours is awaited runs to its result before
-        any query written meanwhile: that result is not our message's answer. Called by the
-        pump, in the order the CLI speaks.
-
-        A result that lists the uuids of the prompts it took in (CLI 2.1.332 does) is ours
-        when one of them is ours, whatever came before it: a prompt written while a foreign
-        turn runs may be taken into that turn, or the foreign turn's start may still be in
-        the pipe when we write (seen under load). The rest is marked by the rule above."""
-        if isinstance(message, ResultMessage):
-            taken = [*(message.user_message_uuids or []), message.user_message_uuid]
-            if any(taken):
-                self._foreign_open = False
-                mine = [u for u in self._awaiting if u in taken]
-                for u in mine:
-                    self._awaiting.remove(u)
-                self._cli_lists_uuids = self._cli_lists_uuids or bool(mine)
-                return message if mine else _Foreign(message)
-            if self._cli_lists_uuids and self._awaiting and self._awaiting[0] not in self._commands:
-                # A CLI that lists our uuids lists them on every turn that took one in (a
-                # local command such as /compact lists none): this turn took none of ours.
-                self._foreign_open = False
-                return _Foreign(message)
-        if self._foreign_open or (not self._awaiting and _starts_turn(message)):
-            self._foreign_open = not isinstance(message, ResultMessage)
-            return _Foreign(message)
-        if isinstance(message, ResultMessage) and self._awaiting:
-            self._commands.discard(self._awaiting.pop(0))
-        return message
-
     async def _foreign(self, message: Any) -> None:
         """A foreign turn answers nobody, but it was paid for: its spend is counted."""
         if isinstance(message, AssistantMessage) and message.parent_tool_use_id is None:
@@ -368,25 +298,11 @@ class AgentRunner:
     async def _close(self, client: ClaudeSDKClient) -> None:
         await close(client, self.pid, self._own_group, self.log)
 
-    async def _pump(
-        self, client: ClaudeSDKClient, send: MemoryObjectSendStream[Any], tg: TaskGroup
-    ) -> None:
-        """Read everything the CLI says; tell the serve loop when the process is gone."""
-        died = _Died("claude process ended", None)
-        try:
-            async for message in client.receive_messages():
-                await send.send(self._sort(message))
-        except ClaudeSDKError as exc:
-            died = _Died(str(exc), getattr(exc, "exit_code", None))
-        await send.send(died)
-        if self._idle_scope is not None:
-            self._idle_scope.cancel()
-
     async def _serve(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any]
     ) -> SessionEnd:
         while not self._stop.is_set():
-            died = await self._drain(receive)
+            died = await drain(receive, self._foreign)
             if died:
                 await self._after_death()
                 return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
@@ -404,9 +320,9 @@ class AgentRunner:
                         await self._spent(compacted, "compaction", turn=False)
             except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
                 return SessionEnd(exc.reason, exc.detail, handover=exc.handover)
-            except _SessionDied as exc:
+            except SessionDied as exc:
                 return SessionEnd(EndReason.EXITED, exc.died.detail, exc.died.exit_code)
-            except _TurnTimeout:
+            except TurnTimeout:
                 return SessionEnd(
                     EndReason.TURN_TIMEOUT, f"no output for {self.spec.turn_timeout_s:g}s"
                 )
@@ -479,7 +395,7 @@ class AgentRunner:
         result: ResultMessage | None = None
         try:
             try:
-                await self._query(client, self.context.framed(frame(fresh)))
+                await self._turns.query(client, self.context.framed(frame(fresh)))
             finally:
                 # Bookkeeping after the query is written: the CLI starts while we record it.
                 for m in fresh:
@@ -494,10 +410,10 @@ class AgentRunner:
             await self.on_event(RunnerEvent.BUSY, {"messages": [m.id for m in fresh]})
             try:
                 result, final = await self._collect(client, receive, turn)
-            except _TurnTimeout:
+            except TurnTimeout:
                 await self._spent_unfinished("turn_timeout", self._turn_requests)
                 raise
-            except _SessionDied:
+            except SessionDied:
                 await self._spent_unfinished("session_died", self._turn_requests)
                 raise
         finally:
@@ -577,10 +493,10 @@ class AgentRunner:
             if scope.cancelled_caught:
                 if turn.asks_in_flight:
                     continue  # waiting on a peer is not silence
-                raise _TurnTimeout
-            if isinstance(item, _Died):
-                raise _SessionDied(item)
-            if isinstance(item, _Foreign):
+                raise TurnTimeout
+            if isinstance(item, Died):
+                raise SessionDied(item)
+            if isinstance(item, Foreign):
                 await self._foreign(item.message)
                 continue
             if isinstance(item, AssistantMessage):
@@ -599,28 +515,6 @@ class AgentRunner:
                 await self._model_error(client, ModelError.from_retry(item.data))
             elif isinstance(item, ResultMessage):
                 return item, item.result if item.result is not None else last_text
-
-    async def _next_item(self, receive: MemoryObjectReceiveStream[Any]) -> Any:
-        while True:
-            item = await receive.receive()
-            if isinstance(item, _Died):
-                raise _SessionDied(item)
-            if not isinstance(item, _Foreign):
-                return item
-            await self._foreign(item.message)
-
-    async def _drain(self, receive: MemoryObjectReceiveStream[Any]) -> _Died | None:
-        """What the CLI said between turns (a foreign turn's spend is counted); the death
-        notice if it came."""
-        while True:
-            try:
-                item = receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                return None
-            if isinstance(item, _Died):
-                return item
-            if isinstance(item, _Foreign):
-                await self._foreign(item.message)
 
     async def _watch_budget(self, client: ClaudeSDKClient, item: AssistantMessage) -> None:
         """Add up the turn's model requests as they come (each assistant message carries
@@ -761,13 +655,15 @@ class AgentRunner:
 
         async def query(text: str) -> None:
             started.append((self.context.model or "", {"input_tokens": self.context.tokens or 0}))
-            await self._query(client, text)
+            await self._turns.query(client, text)
 
         try:
             return await self.context.between_turns(
-                query, lambda: self._next_item(receive), may_compact=not (paused or self._rewind)
+                query,
+                lambda: next_item(receive, self._foreign),
+                may_compact=not (paused or self._rewind),
             )
-        except _SessionDied:
+        except SessionDied:
             await self._spent_unfinished("session_died", dict(enumerate(started)), "compaction")
             raise
 
@@ -883,14 +779,6 @@ class AgentRunner:
 
     def _stderr(self, line: str) -> None:
         self.log.info("cli_stderr", line=line.rstrip()[:2000])
-
-
-def _starts_turn(message: Any) -> bool:
-    """The first thing the CLI says in a turn (measured on 2.1.332: ``init`` each turn),
-    or anything only a turn says."""
-    if isinstance(message, SystemMessage):
-        return message.subtype == "init"
-    return isinstance(message, AssistantMessage | ResultMessage)
 
 
 def _count(usage: Mapping[str, Any], key: str) -> int:
