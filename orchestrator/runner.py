@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -48,7 +48,6 @@ from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.outage import Outage
 from orchestrator.policy import for_agent
 from orchestrator.preflight import unreachable
-from orchestrator.prices import estimate
 from orchestrator.prompts import SERVER, frame, text_of
 from orchestrator.relay import Relay, Turn
 from orchestrator.roster import AgentSpec, Roster
@@ -58,6 +57,7 @@ from orchestrator.session_options import (
     discard_prompt_file,
     read_cli_pid,
 )
+from orchestrator.spend import BudgetGate, Spend
 from orchestrator.turn_stream import (
     Died,
     Foreign,
@@ -68,22 +68,11 @@ from orchestrator.turn_stream import (
     next_item,
     pump,
 )
-from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
 
 log = structlog.get_logger()
 
 LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
-
-
-class BudgetGate(Protocol):
-    """What the runner asks the budgets (orchestrator.budget_watch.BudgetWatch)."""
-
-    def is_blocked(self, name: str) -> bool: ...
-
-    def in_turn(self, name: str, tokens: int) -> None: ...  # 0: no turn in progress
-
-    async def over_with(self, name: str, tokens: int) -> bool: ...
 
 
 class AgentRunner:
@@ -114,18 +103,13 @@ class AgentRunner:
         # the supervisor's hook (lifecycle.RunnerEvent); the context keeper's "context" and
         # the approval wait's "blocked"/"unblocked" go through it too
         self.on_event = on_event
-        self.session_id = session_id
-        # The agent's totals across sessions (orchestrator.agent_meta.TOTAL_KEYS), and the running
-        # total of the session it resumes: the CLI's total_cost_usd continues from there.
-        self.totals: dict[str, Any] = dict(totals or {})
-        self.last_usage: TurnUsage | None = None
-        self._session_cost = SessionCost(
-            session_id, float(self.totals.get("session_cost_usd") or 0.0)
-        )
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
         self.policy = for_agent(name, mailbox, roster, self.relay, on_event)  # owns, approvals
         self.pid: int | None = None
         self.log = log.bind(agent=name)
+        self.spend = Spend(
+            name, roster, on_event, self.log, session_id=session_id, totals=totals, budgets=budgets
+        )
         # The queue out of reach (a NATS outage): each step is tried again, once warned.
         self._outage = Outage(self.log)
         self._giving = GiveBack(mailbox, name, owner, self.log, self._outage)  # failed turns
@@ -147,14 +131,6 @@ class AgentRunner:
         self._rewind = False
         self._turn_uuid: str | None = None
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
-        self.budgets = budgets  # asked during a turn: stop it once over budget
-        # This turn's model requests (message id -> model, usage): what a turn cut off before
-        # its result (turn_timeout, the CLI's death) is charged, in tokens and priced dollars.
-        self._turn_requests: dict[str, tuple[str, dict[str, Any]]] = {}
-        # The CLI's running total when this session was resumed: what it resumes with again
-        # after a death (it saves its total only when it exits cleanly; measured on 2.1.332).
-        self._restored_usd = 0.0
-        self._over_budget = False
         self._turns = TurnSorter()  # ours or foreign: what the CLI says, by turn
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
         self._new_client = client  # the SDK's; tests/team/test_runner_unit.py passes a double
@@ -162,6 +138,11 @@ class AgentRunner:
     @property
     def spec(self) -> AgentSpec:
         return self.roster().agents[self.name]
+
+    @property
+    def session_id(self) -> str | None:
+        """The session to resume: the last result's (the spend's baseline is that session's)."""
+        return self.spend.session.session_id
 
     # --- control from the supervisor ------------------------------------------------
 
@@ -232,8 +213,7 @@ class AgentRunner:
             self._rewind = False
             rewind_at = self._resume_at
             if rewind_at is None:  # no good point known: a fresh conversation, not a poisoned one
-                self.session_id = None
-                self._session_cost.reset()
+                self.spend.session.reset()
         await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
         for resume in [self.session_id, None] if self.session_id else [None]:
             if self._stop.is_set():  # asked before this process was launched: none is
@@ -263,8 +243,7 @@ class AgentRunner:
                 await self._close(client)
                 if resume is not None:  # the saved conversation may be gone: start afresh once
                     self.log.warning("resume_failed", session_id=resume, error=str(exc))
-                    self.session_id = None
-                    self._session_cost.reset()
+                    self.spend.session.reset()
                     self._resume_at = None
                     continue
                 return SessionEnd(EndReason.CONNECT_FAILED, str(exc))
@@ -280,7 +259,7 @@ class AgentRunner:
                     f"no connection within {self.spec.connect_timeout_s:g}s",
                 )
             self.pid = read_cli_pid(pid_file)
-            self._restored_usd = self._session_cost.total_usd
+            self.spend.restored_usd = self.spend.session.total_usd
             if not relay_route.install(client, SERVER, self.relay.tools()):
                 self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
             self._own_group = self.pid is not None and is_group_leader(self.pid)
@@ -292,7 +271,7 @@ class AgentRunner:
         if isinstance(message, AssistantMessage) and message.parent_tool_use_id is None:
             self.context.observe(message)
         if isinstance(message, ResultMessage):
-            usage = await self._spent(message, "foreign_turn")
+            usage = await self.spend.spent(message, "foreign_turn")
             self.log.warning("foreign_turn", result=(message.result or "")[:300], **usage.fields())
 
     async def _close(self, client: ClaudeSDKClient) -> None:
@@ -304,7 +283,7 @@ class AgentRunner:
         while not self._stop.is_set():
             died = await drain(receive, self._foreign)
             if died:
-                await self._after_death()
+                await self.spend.after_death()
                 return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
             batch = await self._next_batch()
             if not batch:
@@ -314,10 +293,10 @@ class AgentRunner:
                 if not self._interrupted and not self._stop.is_set():
                     # Not while paused for the budget (a compaction is spend too), nor before
                     # a rewind (the new process resumes before what it would summarise).
-                    paused = self.budgets is not None and self.budgets.is_blocked(self.name)
+                    paused = self.spend.paused()
                     compacted = await self._between_turns(client, receive, paused)
                     if compacted is not None:
-                        await self._spent(compacted, "compaction", turn=False)
+                        await self.spend.spent(compacted, "compaction", turn=False)
             except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
                 return SessionEnd(exc.reason, exc.detail, handover=exc.handover)
             except SessionDied as exc:
@@ -411,36 +390,31 @@ class AgentRunner:
             try:
                 result, final = await self._collect(client, receive, turn)
             except TurnTimeout:
-                await self._spent_unfinished("turn_timeout", self._turn_requests)
+                await self.spend.unfinished("turn_timeout", self.spend.turn_requests)
                 raise
             except SessionDied:
-                await self._spent_unfinished("session_died", self._turn_requests)
+                await self.spend.unfinished("session_died", self.spend.turn_requests)
                 raise
         finally:
             self.relay.turn = None
             self._turn_over.set()
             if result is None:  # charged above, or lost with the session (a forced stop)
-                self._out_of_turn()
+                self.spend.out_of_turn()
         try:
             await self._finish(fresh, turn, result, final, started)
         finally:  # the ledger has the turn now: the tally would count it twice
-            self._out_of_turn()
-
-    def _out_of_turn(self) -> None:
-        self._turn_requests = {}
-        if self.budgets is not None:
-            self.budgets.in_turn(self.name, 0)
+            self.spend.out_of_turn()
 
     async def _finish(
         self, fresh: list[Message], turn: Turn, result: ResultMessage, final: str, started: float
     ) -> None:
         if self._interrupted:
-            await self._spent(result, "interrupted")
+            await self.spend.spent(result, "interrupted")
             return  # released by run(): the turn did not finish
         if too_long(result):  # paid for, though the session ends on it
-            await self._spent(result, "context_overflow")
+            await self.spend.spent(result, "context_overflow")
         self.context.check(result, final, fresh)  # raises ContextOverflow
-        if self._over_budget:
+        if self.spend.over_budget:
             await self._stopped_for_budget(fresh, result, time.monotonic() - started)
             return
         await self._settle(fresh, turn, result, final, time.monotonic() - started)
@@ -485,8 +459,7 @@ class AgentRunner:
         last_text = ""
         self._unavailable = None
         self._turn_uuid = None
-        self._turn_requests = {}
-        self._over_budget = False
+        self.spend.new_turn()
         while True:
             with anyio.move_on_after(timeout) as scope:
                 item = await receive.receive()
@@ -500,7 +473,8 @@ class AgentRunner:
                 await self._foreign(item.message)
                 continue
             if isinstance(item, AssistantMessage):
-                await self._watch_budget(client, item)  # subagents' requests count too
+                # subagents' requests count too
+                await self.spend.watch(client, item, self._interrupted)
             if getattr(item, "parent_tool_use_id", None) is None:
                 self.context.observe(item)
             if isinstance(item, AssistantMessage) and item.parent_tool_use_id is None:
@@ -515,34 +489,6 @@ class AgentRunner:
                 await self._model_error(client, ModelError.from_retry(item.data))
             elif isinstance(item, ResultMessage):
                 return item, item.result if item.result is not None else last_text
-
-    async def _watch_budget(self, client: ClaudeSDKClient, item: AssistantMessage) -> None:
-        """Add up the turn's model requests as they come (each assistant message carries
-        its request's usage; the blocks of one request share it, hence by message id) and
-        interrupt the turn once the agent's or the team's token budget is spent and the
-        model asks for a tool (another request would follow): a turn of many requests would
-        otherwise overshoot by all of them."""
-        if not item.usage or item.model == "<synthetic>":
-            return
-        key = item.message_id or f"#{len(self._turn_requests)}"
-        self._turn_requests[key] = (item.model, dict(item.usage))
-        if self.budgets is None:
-            return
-        tokens = sum(_count(u, k) for _, u in self._turn_requests.values() for k in TOKEN_KEYS)
-        self.budgets.in_turn(self.name, tokens)  # the other agents' checks count it too
-        if self._over_budget or self._interrupted:
-            return
-        if not any(isinstance(b, ToolUseBlock) for b in item.content):
-            return  # an answer, no further request: the turn ends at no more cost
-        if not await self.budgets.over_with(self.name, tokens):
-            return
-        self._over_budget = True
-        requests = len(self._turn_requests)
-        self.log.warning("budget_turn_stopped", turn_tokens=tokens, requests=requests)
-        try:
-            await client.interrupt()
-        except ClaudeSDKError as exc:
-            self.log.warning("interrupt_failed", error=str(exc))
 
     async def _model_error(self, client: ClaudeSDKClient, error: ModelError) -> None:
         """The CLI is retrying a failed API call: say so at once, and cut the turn short
@@ -566,12 +512,12 @@ class AgentRunner:
     async def _settle(
         self, batch: list[Message], turn: Turn, result: ResultMessage, final: str, took_s: float
     ) -> None:
-        usage = self._count(result)  # a failed turn is paid for too
+        usage = self.spend.count(result)  # a failed turn is paid for too
         stats = {
             "messages": [m.id for m in batch],
             "duration_ms": result.duration_ms,
             **usage.fields(),  # this turn's cost_usd, tokens, the session's running total
-            "total_cost_usd": self.totals["cost_usd"],  # the agent's, across sessions
+            "total_cost_usd": self.spend.totals["cost_usd"],  # the agent's, across sessions
             "took_s": round(took_s, 3),
         }
         if result.is_error or self._unavailable:
@@ -592,7 +538,7 @@ class AgentRunner:
             )
             await self.on_event(
                 RunnerEvent.TURN,
-                {**stats, "error": True, "failure": failure, "totals": self.totals},
+                {**stats, "error": True, "failure": failure, "totals": self.spend.totals},
             )
             return
         final = fit_reply(final)
@@ -621,26 +567,8 @@ class AgentRunner:
         self._inflight = []
         self.log.info("turn", **stats)
         await self.on_event(
-            RunnerEvent.TURN, {**stats, "totals": self.totals, "resume_at": self._resume_at}
+            RunnerEvent.TURN, {**stats, "totals": self.spend.totals, "resume_at": self._resume_at}
         )
-
-    def _count(self, result: ResultMessage, *, turn: bool = True) -> TurnUsage:
-        """What ``result`` cost, added to the agent's totals."""
-        self.session_id = result.session_id or self.session_id
-        usage = self._session_cost.turn(result)
-        self.last_usage = usage
-        self.totals = add_turn(self.totals, usage, turn=turn)
-        return usage
-
-    async def _spent(self, result: ResultMessage, cause: str, *, turn: bool = True) -> TurnUsage:
-        """Spend that is not a delivered turn's (a compaction, a turn that overflowed or was
-        interrupted, a foreign turn): counted and sent to the budgets all the same."""
-        usage = self._count(result, turn=turn)
-        self.log.info("spend", cause=cause, **usage.fields())
-        await self.on_event(
-            RunnerEvent.SPEND, {**usage.fields(), "cause": cause, "totals": self.totals}
-        )
-        return usage
 
     async def _between_turns(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], paused: bool
@@ -664,61 +592,15 @@ class AgentRunner:
                 may_compact=not (paused or self._rewind),
             )
         except SessionDied:
-            await self._spent_unfinished("session_died", dict(enumerate(started)), "compaction")
+            await self.spend.unfinished("session_died", dict(enumerate(started)), "compaction")
             raise
-
-    async def _spent_unfinished(
-        self,
-        cut: str,
-        requests: Mapping[Any, tuple[str, Mapping[str, Any]]],
-        cause: str | None = None,
-    ) -> None:
-        """A turn cut off before its result (``cut``: ``turn_timeout``, or ``session_died``,
-        the CLI's death): the requests answered so far are charged from the running tally,
-        else each redelivery of the turn would be free. The CLI prices a turn only at its
-        result, which never came: the tally is priced here (orchestrator/prices.py) and
-        marked an estimate. ``cause``: the spend's, when not the cut's (a compaction)."""
-        priced = estimate(requests, self.roster().prices)
-        # The CLI's running total when the session is resumed, so that the next turn's
-        # cost (the total's difference) neither counts the cut requests again nor leaves
-        # out what the estimate missed: closed after a turn_timeout, the CLI saves its total
-        # with the cut requests in it; killed, it saves nothing and resumes with the total
-        # it resumed with last (measured on 2.1.332).
-        if cut == "turn_timeout":
-            self._session_cost.total_usd = round(self._session_cost.total_usd + priced.usd, 6)
-        else:
-            self._session_cost.total_usd = self._restored_usd
-        usage = cut_off(requests, priced.usd, self.session_id, self._session_cost)
-        if not usage.tokens:
-            if cut == "session_died":
-                await self._after_death()
-            return
-        self.totals = add_turn(self.totals, usage, turn=False)
-        fields = {**usage.fields(), "cost_estimated": True, "cut_off": cut}
-        if priced.unknown:  # priced at the highest known rate: roster `prices:` can say better
-            fields["price_unknown"] = list(priced.unknown)
-        cause = cause or cut
-        self.log.warning("spend", cause=cause, requests=len(requests), **fields)
-        await self.on_event(RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals})
-
-    async def _after_death(self) -> None:
-        """The CLI died: it saves its running total only when it exits cleanly, and a
-        resumed one continues the total it resumed with (measured on 2.1.332), so the next
-        turn's cost is its difference from that, not from the last total seen (a killed
-        session's next turn was charged less what the session had spent). The supervisor
-        keeps the baseline with the agent's totals: a spend of nothing carries them."""
-        self._session_cost.total_usd = self._restored_usd
-        if float(self.totals.get("session_cost_usd") or 0.0) == self._restored_usd:
-            return
-        self.totals = {**self.totals, "session_cost_usd": self._restored_usd}
-        await self.on_event(RunnerEvent.SPEND, {"cause": "session_died", "totals": self.totals})
 
     async def _stopped_for_budget(
         self, batch: list[Message], result: ResultMessage, took_s: float
     ) -> None:
         """The turn was interrupted over budget: its messages go back to the queue
         uncounted, where the paused agent's requests are answered ``budget_exceeded``."""
-        usage = self._count(result)
+        usage = self.spend.count(result)
         stats = {"messages": [m.id for m in batch], **usage.fields(), "took_s": round(took_s, 3)}
         try:
             await self.mailbox.release(self.owner, [m.id for m in batch])
@@ -726,7 +608,7 @@ class AgentRunner:
             self._outage.down("release", exc)
         self._inflight = []
         self.log.warning("turn_stopped_for_budget", **stats)
-        await self.on_event(RunnerEvent.TURN, {**stats, "totals": self.totals})
+        await self.on_event(RunnerEvent.TURN, {**stats, "totals": self.spend.totals})
 
     async def _failure(self, result: ResultMessage, text: str) -> Failure:
         if self._unavailable:
@@ -779,8 +661,3 @@ class AgentRunner:
 
     def _stderr(self, line: str) -> None:
         self.log.info("cli_stderr", line=line.rstrip()[:2000])
-
-
-def _count(usage: Mapping[str, Any], key: str) -> int:
-    value = usage.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
