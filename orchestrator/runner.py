@@ -14,7 +14,6 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 from typing import Any
 
 import anyio
@@ -36,12 +35,12 @@ from claude_agent_sdk import (
     ToolUseBlock,
 )
 
-from orchestrator import errors, outage, prompts, relay_route
-from orchestrator.approvals import approval_of
-from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
+from orchestrator import prompts, relay_route
+from orchestrator.batching import fit_reply
 from orchestrator.connect import close, connect_within, is_group_leader
 from orchestrator.context import ContextKeeper, SessionOver, too_long
 from orchestrator.give_back import GiveBack
+from orchestrator.inbox import Inbox
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.model_errors import Failure, ModelError, classify, no_answer
@@ -71,7 +70,6 @@ from orchestrator.turn_stream import (
 
 log = structlog.get_logger()
 
-LEASE_S = 60.0  # extended while the turn runs
 FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
 
 
@@ -114,10 +112,9 @@ class AgentRunner:
         self._outage = Outage(self.log)
         self._giving = GiveBack(mailbox, name, owner, self.log, self._outage)  # failed turns
         self._stop = anyio.Event()
+        self.inbox = Inbox(mailbox, name, owner, self.log, self._outage, stop=self._stop, hold=hold)
         self._grace_deadline = math.inf
-        self._idle_scope: anyio.CancelScope | None = None
         self._session_scope: anyio.CancelScope | None = None
-        self._inflight: list[Message] = []
         self._interrupted = False
         self._own_group = False  # the CLI leads its own process group (see session_options)
         self._turn_over = anyio.Event()  # a fresh one per turn; set when the turn ends
@@ -130,7 +127,6 @@ class AgentRunner:
         self._resume_at = resume_at
         self._rewind = False
         self._turn_uuid: str | None = None
-        self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
         self._turns = TurnSorter()  # ours or foreign: what the CLI says, by turn
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
         self._new_client = client  # the SDK's; tests/team/test_runner_unit.py passes a double
@@ -151,12 +147,7 @@ class AgentRunner:
         A session still connecting is ended at once (see :func:`connect.connect_within`)."""
         self._grace_deadline = min(self._grace_deadline, time.monotonic() + grace_s)
         self._stop.set()
-        self._wake()
-
-    def _wake(self) -> None:
-        """Cut an idle wait short (a stop, the CLI's death)."""
-        if self._idle_scope is not None:
-            self._idle_scope.cancel()
+        self.inbox.wake()
 
     def force_stop(self) -> None:
         self._stop.set()
@@ -183,8 +174,8 @@ class AgentRunner:
         try:
             with anyio.CancelScope() as self._session_scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(pump, client, send, self._turns.sort, self._wake)
-                    tg.start_soon(self._keep_leases)
+                    tg.start_soon(pump, client, send, self._turns.sort, self.inbox.wake)
+                    tg.start_soon(self.inbox.keep_leases)
                     tg.start_soon(self._interrupt_after_grace, client)
                     end = await self._serve(client, receive)
                     tg.cancel_scope.cancel()
@@ -202,8 +193,8 @@ class AgentRunner:
             send.close()
             receive.close()
             with anyio.CancelScope(shield=True):
-                await self._giving.inflight(self._inflight, failed=end.failed)
-                self._inflight = []
+                await self._giving.inflight(self.inbox.inflight, failed=end.failed)
+                self.inbox.inflight = []
                 await self._close(client)
         return end
 
@@ -285,7 +276,7 @@ class AgentRunner:
             if died:
                 await self.spend.after_death()
                 return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
-            batch = await self._next_batch()
+            batch = await self.inbox.next_batch()
             if not batch:
                 continue
             try:
@@ -311,60 +302,10 @@ class AgentRunner:
                 return SessionEnd(EndReason.REWIND)
         return SessionEnd(EndReason.STOPPED)
 
-    async def _next_batch(self) -> list[Message]:
-        if self.hold is not None:
-            with anyio.CancelScope() as held:  # a stop or the CLI's death cancels it
-                self._idle_scope = held
-                await self.hold(self.name)
-            self._idle_scope = None
-            if self._stop.is_set() or held.cancelled_caught:
-                return []
-        try:
-            claimed = await self.mailbox.claim(
-                self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
-            )
-        except errors.QueueStalled as exc:  # idle: try again soon, as the same session
-            self._outage.down("claim", exc)
-            await self._idle(anyio.sleep(outage.RETRY_S))
-            return []
-        self._outage.up()
-        batch = batch_of(claimed)
-        if len(batch) < len(claimed):  # handed back uncounted, claimed again next turn
-            try:
-                await self.mailbox.release(self.owner, [m.id for m in claimed if m not in batch])
-            except errors.QueueStalled as exc:  # they come back when their lease runs out
-                self._outage.down("release", exc)
-        if batch or self._stop.is_set():
-            return batch
-        try:
-            await self._idle(self.mailbox.wait_for_messages(self.name, 30.0))
-        except errors.QueueStalled as exc:  # still out of reach after its own retries
-            self._outage.down("wait", exc)
-        return []
-
-    async def _idle(self, waiting: Awaitable[Any]) -> None:
-        """Wait while idle; a stop or the CLI's death cuts it short."""
-        with anyio.CancelScope() as self._idle_scope:
-            await waiting
-        self._idle_scope = None
-
     async def _deliver(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], batch: list[Message]
     ) -> None:
-        self._inflight = batch
-        fresh = []
-        for m in batch:
-            try:
-                answered = m.kind == "request" and await self._answered(m.id)
-            except errors.RecordUnreadable as exc:
-                await self._unanswerable(m, exc)
-                continue
-            if answered:
-                self.log.info("already_answered", request_id=m.id)  # redelivery after a crash
-                await self._ack([m.id])
-            else:
-                fresh.append(m)
-        self._inflight = fresh
+        fresh = await self.inbox.unanswered(batch)
         if not fresh:
             return
         turn = Turn(fresh)
@@ -418,39 +359,6 @@ class AgentRunner:
             await self._stopped_for_budget(fresh, result, time.monotonic() - started)
             return
         await self._settle(fresh, turn, result, final, time.monotonic() - started)
-
-    async def _ack(self, ids: list[str]) -> None:
-        """Mark handled messages done. A lease lost meanwhile, or a queue out of reach (a
-        NATS node dying), is logged, not the session's end: the replies are committed, and
-        a message that comes back is skipped as answered (ending the session for it cost
-        a restart, mid-ask for the next turn)."""
-        try:
-            await self.mailbox.ack(ids, owner=self.owner)
-        except errors.LeaseLost as exc:
-            self.log.warning("lease_lost", message_id=exc.message_id)
-        except errors.QueueStalled as exc:
-            self.log.warning("ack_failed", messages=ids, error=str(exc))
-
-    async def _unanswerable(self, request: Message, exc: errors.RecordUnreadable) -> None:
-        """A request whose reply slot holds a record we cannot read (garbled in a NATS
-        bucket by another program): no answer could ever be stored, and raising here
-        ended the session with the batch given back uncounted, a crash loop. It goes to
-        the dead letters with the reason, for an operator to mend and `queue retry`."""
-        self.log.warning("reply_unreadable", request_id=request.id, key=exc.key, reason=exc.reason)
-        try:
-            await self.mailbox.nack(
-                request.id, owner=self.owner, error=str(exc), dead_code=exc.code
-            )
-        except errors.LeaseLost as lost:
-            self.log.warning("lease_lost", message_id=lost.message_id)
-        except errors.QueueStalled as stalled:
-            self.log.warning("nack_failed", messages=[request.id], error=str(stalled))
-
-    async def _answered(self, request_id: str) -> bool:
-        """Whether the request has its reply (looked up until the queue answers: a turn
-        on an answered request would do its work twice)."""
-        found = await self._outage.retry("find_reply", lambda: self.mailbox.find_reply(request_id))
-        return found is not None
 
     async def _collect(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], turn: Turn
@@ -531,7 +439,7 @@ class AgentRunner:
                 **stats,
             )
             await self._giving.failed_turn(batch, failure)
-            self._inflight = []
+            self.inbox.inflight = []
             self._rewind = self._unavailable is not None or result.terminal_reason in (
                 "api_error",
                 "prompt_too_long",
@@ -543,28 +451,7 @@ class AgentRunner:
             return
         final = fit_reply(final)
         self._resume_at = self._turn_uuid or self._resume_at
-        answered = False
-        for m in batch:
-            if m.kind != "request" or m.id in turn.replied:
-                continue
-            body: Any = final
-            if len(batch) > 1 and approval_of(m) is not None:  # batch_of sends them alone
-                body = {"approval": "denied", "reason": "the final text was for other messages"}
-            try:  # the answer is in hand: kept until the queue takes it (the asker waits)
-                await self._outage.retry(
-                    "reply", partial(self.mailbox.reply, m.id, self.name, body)
-                )
-                answered = True
-                self.log.info("replied", request_id=m.id, to=m.sender, body=final)
-            except errors.AlreadyReplied:
-                self.log.info("already_answered", request_id=m.id)
-        if answered:
-            # An asker in this process was woken by the reply and has run its check; the
-            # SDK's write of its tool result takes a lock (one more turn of the loop). Let it
-            # go before our ack and bookkeeping, which are off the asker's path (issue 14.4).
-            await anyio.lowlevel.cancel_shielded_checkpoint()  # not a new cancellation point
-        await self._ack([m.id for m in batch])
-        self._inflight = []
+        await self.inbox.answer(batch, turn.replied, final)
         self.log.info("turn", **stats)
         await self.on_event(
             RunnerEvent.TURN, {**stats, "totals": self.spend.totals, "resume_at": self._resume_at}
@@ -602,11 +489,7 @@ class AgentRunner:
         uncounted, where the paused agent's requests are answered ``budget_exceeded``."""
         usage = self.spend.count(result)
         stats = {"messages": [m.id for m in batch], **usage.fields(), "took_s": round(took_s, 3)}
-        try:
-            await self.mailbox.release(self.owner, [m.id for m in batch])
-        except errors.QueueStalled as exc:  # they come back when their lease runs out
-            self._outage.down("release", exc)
-        self._inflight = []
+        await self.inbox.release(batch)
         self.log.warning("turn_stopped_for_budget", **stats)
         await self.on_event(RunnerEvent.TURN, {**stats, "totals": self.spend.totals})
 
@@ -619,21 +502,6 @@ class AgentRunner:
                 return Failure("unavailable", reason)
         return classify(result, text)
 
-    async def _keep_leases(self) -> None:
-        while True:
-            await anyio.sleep(LEASE_S / 3)
-            if self._inflight:
-                try:
-                    await self.mailbox.extend(
-                        [m.id for m in self._inflight], owner=self.owner, lease_s=LEASE_S
-                    )
-                except errors.LeaseLost as exc:
-                    self.log.warning("lease_lost", message_id=exc.message_id)
-                except errors.QueueStalled as exc:  # tried again at the next round; the
-                    # lease has two more rounds to run. Ending the session would kill the
-                    # turn in flight (an ask's answer with it) for a queue's hiccup.
-                    self.log.warning("extend_failed", error=str(exc))
-
     async def _interrupt_after_grace(self, client: ClaudeSDKClient) -> None:
         await self._stop.wait()
         turn_over = self._turn_over
@@ -642,7 +510,7 @@ class AgentRunner:
         if turn_over.is_set():
             return
         self._interrupted = True
-        self.log.warning("interrupting", messages=[m.id for m in self._inflight])
+        self.log.warning("interrupting", messages=[m.id for m in self.inbox.inflight])
         with anyio.move_on_after(FORCE_AFTER_INTERRUPT_S):
             try:
                 await client.interrupt()
