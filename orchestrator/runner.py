@@ -29,10 +29,7 @@ from claude_agent_sdk import (
     PermissionResultAllow,
     PermissionResultDeny,
     ResultMessage,
-    SystemMessage,
-    TextBlock,
     ToolPermissionContext,
-    ToolUseBlock,
 )
 
 from orchestrator import prompts, relay_route
@@ -43,10 +40,8 @@ from orchestrator.give_back import GiveBack
 from orchestrator.inbox import Inbox
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend, Message
-from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.outage import Outage
 from orchestrator.policy import for_agent
-from orchestrator.preflight import unreachable
 from orchestrator.prompts import SERVER, frame, text_of
 from orchestrator.relay import Relay, Turn
 from orchestrator.roster import AgentSpec, Roster
@@ -57,9 +52,8 @@ from orchestrator.session_options import (
     read_cli_pid,
 )
 from orchestrator.spend import BudgetGate, Spend
+from orchestrator.turn_reader import TurnReader
 from orchestrator.turn_stream import (
-    Died,
-    Foreign,
     SessionDied,
     TurnSorter,
     TurnTimeout,
@@ -120,13 +114,11 @@ class AgentRunner:
         self._turn_over = anyio.Event()  # a fresh one per turn; set when the turn ends
         self._turn_over.set()
         self._cli_env: dict[str, str] = dict(os.environ)  # what the CLI sees (its endpoint)
-        self._unavailable: str | None = None  # why this turn was cut short: the model is out
         # The last entry of the last turn that succeeded, and whether the session must go back
         # there: after an API error the CLI keeps the failed user message and merges it into
         # the next turn (measured), so one poison message would fail every turn after it.
         self._resume_at = resume_at
         self._rewind = False
-        self._turn_uuid: str | None = None
         self._turns = TurnSorter()  # ours or foreign: what the CLI says, by turn
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
         self._new_client = client  # the SDK's; tests/team/test_runner_unit.py passes a double
@@ -309,6 +301,18 @@ class AgentRunner:
         if not fresh:
             return
         turn = Turn(fresh)
+        reader = TurnReader(
+            client,
+            receive,
+            turn,
+            spend=self.spend,
+            context=self.context,
+            foreign=self._foreign,
+            interrupted=lambda: self._interrupted,
+            cli_env=self._cli_env,
+            on_event=self.on_event,
+            log=self.log,
+        )
         self.relay.turn = turn
         self._turn_over = anyio.Event()
         started = time.monotonic()
@@ -329,7 +333,7 @@ class AgentRunner:
                     )
             await self.on_event(RunnerEvent.BUSY, {"messages": [m.id for m in fresh]})
             try:
-                result, final = await self._collect(client, receive, turn)
+                result, final = await reader.collect(self.spec.turn_timeout_s)
             except TurnTimeout:
                 await self.spend.unfinished("turn_timeout", self.spend.turn_requests)
                 raise
@@ -342,12 +346,17 @@ class AgentRunner:
             if result is None:  # charged above, or lost with the session (a forced stop)
                 self.spend.out_of_turn()
         try:
-            await self._finish(fresh, turn, result, final, started)
+            await self._finish(fresh, reader, result, final, started)
         finally:  # the ledger has the turn now: the tally would count it twice
             self.spend.out_of_turn()
 
     async def _finish(
-        self, fresh: list[Message], turn: Turn, result: ResultMessage, final: str, started: float
+        self,
+        fresh: list[Message],
+        reader: TurnReader,
+        result: ResultMessage,
+        final: str,
+        started: float,
     ) -> None:
         if self._interrupted:
             await self.spend.spent(result, "interrupted")
@@ -358,67 +367,15 @@ class AgentRunner:
         if self.spend.over_budget:
             await self._stopped_for_budget(fresh, result, time.monotonic() - started)
             return
-        await self._settle(fresh, turn, result, final, time.monotonic() - started)
-
-    async def _collect(
-        self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], turn: Turn
-    ) -> tuple[ResultMessage, str]:
-        timeout = self.spec.turn_timeout_s or math.inf
-        last_text = ""
-        self._unavailable = None
-        self._turn_uuid = None
-        self.spend.new_turn()
-        while True:
-            with anyio.move_on_after(timeout) as scope:
-                item = await receive.receive()
-            if scope.cancelled_caught:
-                if turn.asks_in_flight:
-                    continue  # waiting on a peer is not silence
-                raise TurnTimeout
-            if isinstance(item, Died):
-                raise SessionDied(item)
-            if isinstance(item, Foreign):
-                await self._foreign(item.message)
-                continue
-            if isinstance(item, AssistantMessage):
-                # subagents' requests count too
-                await self.spend.watch(client, item, self._interrupted)
-            if getattr(item, "parent_tool_use_id", None) is None:
-                self.context.observe(item)
-            if isinstance(item, AssistantMessage) and item.parent_tool_use_id is None:
-                self._turn_uuid = item.uuid or self._turn_uuid
-                texts = [b.text for b in item.content if isinstance(b, TextBlock)]
-                if texts:
-                    last_text = "".join(texts)
-                for block in item.content:
-                    if isinstance(block, ToolUseBlock):
-                        self.log.info("tool_used", tool=block.name, input=block.input)
-            elif isinstance(item, SystemMessage) and item.subtype == "api_retry":
-                await self._model_error(client, ModelError.from_retry(item.data))
-            elif isinstance(item, ResultMessage):
-                return item, item.result if item.result is not None else last_text
-
-    async def _model_error(self, client: ClaudeSDKClient, error: ModelError) -> None:
-        """The CLI is retrying a failed API call: say so at once, and cut the turn short
-        when retrying cannot help (a rejected key, an unknown model, nobody listening)."""
-        self.log.warning("model_error", **error.fields())
-        await self.on_event(RunnerEvent.MODEL_ERROR, {"reason": error.short()})
-        if self._unavailable is not None:
-            return
-        reason = error.unavailable_reason()
-        if reason is None and error.status is None:
-            reason = await anyio.to_thread.run_sync(unreachable, self._cli_env)
-        if reason is None:
-            return  # a 429/5xx/529 or a blip: the CLI's bounded retries (model_retries) go on
-        self._unavailable = reason
-        self.log.warning("model_unavailable", reason=reason)
-        try:
-            await client.interrupt()  # measured: the turn ends within ~0.2 s, mid-backoff too
-        except ClaudeSDKError as exc:
-            self.log.warning("interrupt_failed", error=str(exc))
+        await self._settle(fresh, reader, result, final, time.monotonic() - started)
 
     async def _settle(
-        self, batch: list[Message], turn: Turn, result: ResultMessage, final: str, took_s: float
+        self,
+        batch: list[Message],
+        reader: TurnReader,
+        result: ResultMessage,
+        final: str,
+        took_s: float,
     ) -> None:
         usage = self.spend.count(result)  # a failed turn is paid for too
         stats = {
@@ -428,8 +385,8 @@ class AgentRunner:
             "total_cost_usd": self.spend.totals["cost_usd"],  # the agent's, across sessions
             "took_s": round(took_s, 3),
         }
-        if result.is_error or self._unavailable:
-            failure = await self._failure(result, final)
+        if result.is_error or reader.unavailable:
+            failure = await reader.failure(result, final)
             self.log.warning(
                 "turn_failed",
                 kind=failure.kind,
@@ -440,7 +397,7 @@ class AgentRunner:
             )
             await self._giving.failed_turn(batch, failure)
             self.inbox.inflight = []
-            self._rewind = self._unavailable is not None or result.terminal_reason in (
+            self._rewind = reader.unavailable is not None or result.terminal_reason in (
                 "api_error",
                 "prompt_too_long",
             )
@@ -450,8 +407,8 @@ class AgentRunner:
             )
             return
         final = fit_reply(final)
-        self._resume_at = self._turn_uuid or self._resume_at
-        await self.inbox.answer(batch, turn.replied, final)
+        self._resume_at = reader.uuid or self._resume_at
+        await self.inbox.answer(batch, reader.turn.replied, final)
         self.log.info("turn", **stats)
         await self.on_event(
             RunnerEvent.TURN, {**stats, "totals": self.spend.totals, "resume_at": self._resume_at}
@@ -492,15 +449,6 @@ class AgentRunner:
         await self.inbox.release(batch)
         self.log.warning("turn_stopped_for_budget", **stats)
         await self.on_event(RunnerEvent.TURN, {**stats, "totals": self.spend.totals})
-
-    async def _failure(self, result: ResultMessage, text: str) -> Failure:
-        if self._unavailable:
-            return Failure("unavailable", self._unavailable)
-        if no_answer(result):  # the CLI's retries ran out without any HTTP answer
-            reason = await anyio.to_thread.run_sync(unreachable, self._cli_env)
-            if reason:
-                return Failure("unavailable", reason)
-        return classify(result, text)
 
     async def _interrupt_after_grace(self, client: ClaudeSDKClient) -> None:
         await self._stop.wait()
