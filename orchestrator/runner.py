@@ -1,11 +1,18 @@
-"""One agent's claude session: claim messages, present them as a turn, reply, ack.
+"""One agent's claude session: connect, serve its inbox turn by turn, stop.
 
 A runner lives as long as one claude process. The supervisor
 (:mod:`orchestrator.supervisor`) creates a new runner for each (re)start and
-decides what a :class:`SessionEnd` means. Delivery guarantees kept here:
+decides what a :class:`SessionEnd` means. Delivery guarantees kept by the session:
 a message is acked only after its reply is committed; a session that dies
 nacks what it held (an attempt counted), a stop releases it (not counted);
 a redelivered request that already has a reply is not answered twice.
+
+The runner holds the session's shape (connect or resume, the serve loop, the
+stop's grace and interrupt); its parts have a module each: :mod:`~orchestrator.connect`
+(the CLI process up and down), :mod:`~orchestrator.inbox` (claims, replies, acks),
+:mod:`~orchestrator.turn_stream` and :mod:`~orchestrator.turn_reader` (what the CLI
+says, by turn), :mod:`~orchestrator.turn_end` (what a turn's end means for its
+messages), :mod:`~orchestrator.spend` (costs and the budget watch).
 """
 
 from __future__ import annotations
@@ -33,9 +40,8 @@ from claude_agent_sdk import (
 )
 
 from orchestrator import prompts, relay_route
-from orchestrator.batching import fit_reply
 from orchestrator.connect import close, connect_within, is_group_leader
-from orchestrator.context import ContextKeeper, SessionOver, too_long
+from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.give_back import GiveBack
 from orchestrator.inbox import Inbox
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
@@ -52,6 +58,7 @@ from orchestrator.session_options import (
     read_cli_pid,
 )
 from orchestrator.spend import BudgetGate, Spend
+from orchestrator.turn_end import ResumePoint, TurnEnd
 from orchestrator.turn_reader import TurnReader
 from orchestrator.turn_stream import (
     SessionDied,
@@ -114,13 +121,18 @@ class AgentRunner:
         self._turn_over = anyio.Event()  # a fresh one per turn; set when the turn ends
         self._turn_over.set()
         self._cli_env: dict[str, str] = dict(os.environ)  # what the CLI sees (its endpoint)
-        # The last entry of the last turn that succeeded, and whether the session must go back
-        # there: after an API error the CLI keeps the failed user message and merges it into
-        # the next turn (measured), so one poison message would fail every turn after it.
-        self._resume_at = resume_at
-        self._rewind = False
+        self._resume = ResumePoint(resume_at)  # where a rewind goes back to
         self._turns = TurnSorter()  # ours or foreign: what the CLI says, by turn
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
+        self._ends = TurnEnd(
+            spend=self.spend,
+            inbox=self.inbox,
+            giving=self._giving,
+            context=self.context,
+            resume=self._resume,
+            on_event=on_event,
+            log=self.log,
+        )
         self._new_client = client  # the SDK's; tests/team/test_runner_unit.py passes a double
 
     @property
@@ -157,7 +169,7 @@ class AgentRunner:
             end = await self._run_session(client)
             if end.reason != EndReason.REWIND:
                 return end
-            self.log.info("session_rewound", session_id=self.session_id, at=self._resume_at)
+            self.log.info("session_rewound", session_id=self.session_id, at=self._resume.at)
 
     async def _run_session(self, client: ClaudeSDKClient) -> SessionEnd:
         send, receive = anyio.create_memory_object_stream[Any](256)
@@ -192,9 +204,9 @@ class AgentRunner:
 
     async def _connect(self) -> ClaudeSDKClient | SessionEnd:
         rewind_at = None
-        if self._rewind:
-            self._rewind = False
-            rewind_at = self._resume_at
+        if self._resume.rewind:
+            self._resume.rewind = False
+            rewind_at = self._resume.at
             if rewind_at is None:  # no good point known: a fresh conversation, not a poisoned one
                 self.spend.session.reset()
         await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
@@ -227,7 +239,7 @@ class AgentRunner:
                 if resume is not None:  # the saved conversation may be gone: start afresh once
                     self.log.warning("resume_failed", session_id=resume, error=str(exc))
                     self.spend.session.reset()
-                    self._resume_at = None
+                    self._resume.at = None
                     continue
                 return SessionEnd(EndReason.CONNECT_FAILED, str(exc))
             finally:
@@ -290,7 +302,7 @@ class AgentRunner:
                 )
             if self._interrupted:
                 break
-            if self._rewind:
+            if self._resume.rewind:
                 return SessionEnd(EndReason.REWIND)
         return SessionEnd(EndReason.STOPPED)
 
@@ -346,73 +358,11 @@ class AgentRunner:
             if result is None:  # charged above, or lost with the session (a forced stop)
                 self.spend.out_of_turn()
         try:
-            await self._finish(fresh, reader, result, final, started)
+            await self._ends.finish(
+                fresh, reader, result, final, started=started, interrupted=self._interrupted
+            )
         finally:  # the ledger has the turn now: the tally would count it twice
             self.spend.out_of_turn()
-
-    async def _finish(
-        self,
-        fresh: list[Message],
-        reader: TurnReader,
-        result: ResultMessage,
-        final: str,
-        started: float,
-    ) -> None:
-        if self._interrupted:
-            await self.spend.spent(result, "interrupted")
-            return  # released by run(): the turn did not finish
-        if too_long(result):  # paid for, though the session ends on it
-            await self.spend.spent(result, "context_overflow")
-        self.context.check(result, final, fresh)  # raises ContextOverflow
-        if self.spend.over_budget:
-            await self._stopped_for_budget(fresh, result, time.monotonic() - started)
-            return
-        await self._settle(fresh, reader, result, final, time.monotonic() - started)
-
-    async def _settle(
-        self,
-        batch: list[Message],
-        reader: TurnReader,
-        result: ResultMessage,
-        final: str,
-        took_s: float,
-    ) -> None:
-        usage = self.spend.count(result)  # a failed turn is paid for too
-        stats = {
-            "messages": [m.id for m in batch],
-            "duration_ms": result.duration_ms,
-            **usage.fields(),  # this turn's cost_usd, tokens, the session's running total
-            "total_cost_usd": self.spend.totals["cost_usd"],  # the agent's, across sessions
-            "took_s": round(took_s, 3),
-        }
-        if result.is_error or reader.unavailable:
-            failure = await reader.failure(result, final)
-            self.log.warning(
-                "turn_failed",
-                kind=failure.kind,
-                reason=failure.reason,
-                subtype=result.subtype,
-                status=result.api_error_status,
-                **stats,
-            )
-            await self._giving.failed_turn(batch, failure)
-            self.inbox.inflight = []
-            self._rewind = reader.unavailable is not None or result.terminal_reason in (
-                "api_error",
-                "prompt_too_long",
-            )
-            await self.on_event(
-                RunnerEvent.TURN,
-                {**stats, "error": True, "failure": failure, "totals": self.spend.totals},
-            )
-            return
-        final = fit_reply(final)
-        self._resume_at = reader.uuid or self._resume_at
-        await self.inbox.answer(batch, reader.turn.replied, final)
-        self.log.info("turn", **stats)
-        await self.on_event(
-            RunnerEvent.TURN, {**stats, "totals": self.spend.totals, "resume_at": self._resume_at}
-        )
 
     async def _between_turns(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], paused: bool
@@ -433,22 +383,11 @@ class AgentRunner:
             return await self.context.between_turns(
                 query,
                 lambda: next_item(receive, self._foreign),
-                may_compact=not (paused or self._rewind),
+                may_compact=not (paused or self._resume.rewind),
             )
         except SessionDied:
             await self.spend.unfinished("session_died", dict(enumerate(started)), "compaction")
             raise
-
-    async def _stopped_for_budget(
-        self, batch: list[Message], result: ResultMessage, took_s: float
-    ) -> None:
-        """The turn was interrupted over budget: its messages go back to the queue
-        uncounted, where the paused agent's requests are answered ``budget_exceeded``."""
-        usage = self.spend.count(result)
-        stats = {"messages": [m.id for m in batch], **usage.fields(), "took_s": round(took_s, 3)}
-        await self.inbox.release(batch)
-        self.log.warning("turn_stopped_for_budget", **stats)
-        await self.on_event(RunnerEvent.TURN, {**stats, "totals": self.spend.totals})
 
     async def _interrupt_after_grace(self, client: ClaudeSDKClient) -> None:
         await self._stop.wait()

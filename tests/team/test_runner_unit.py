@@ -19,7 +19,7 @@ from claude_agent_sdk import (
 from runner_bench import Bench, failed, interrupted, said
 from structlog.testing import capture_logs
 
-from orchestrator import batching, errors, give_back, inbox, outage, runner
+from orchestrator import batching, errors, give_back, inbox, outage, turn_end
 from orchestrator.lifecycle import EndReason, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailbox, Message
 from orchestrator.roster import Roster, load_roster
@@ -393,7 +393,7 @@ async def test_a_crash_inside_the_runner_gives_the_message_back_counted(
     def broken(text: str) -> str:
         raise RuntimeError("a bug nobody foresaw")
 
-    monkeypatch.setattr(runner, "fit_reply", broken)
+    monkeypatch.setattr(turn_end, "fit_reply", broken)
     ask = await bench.mailbox.request("b", "a", "crash me")
 
     async def never() -> bool:
