@@ -17,14 +17,12 @@ messages), :mod:`~orchestrator.spend` (costs and the budget watch).
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -58,6 +56,7 @@ from orchestrator.session_options import (
     read_cli_pid,
 )
 from orchestrator.spend import BudgetGate, Spend
+from orchestrator.stopping import Stopping
 from orchestrator.turn_end import ResumePoint, TurnEnd
 from orchestrator.turn_reader import TurnReader
 from orchestrator.turn_stream import (
@@ -70,8 +69,6 @@ from orchestrator.turn_stream import (
 )
 
 log = structlog.get_logger()
-
-FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
 
 
 class AgentRunner:
@@ -112,14 +109,10 @@ class AgentRunner:
         # The queue out of reach (a NATS outage): each step is tried again, once warned.
         self._outage = Outage(self.log)
         self._giving = GiveBack(mailbox, name, owner, self.log, self._outage)  # failed turns
-        self._stop = anyio.Event()
+        self._stopping = Stopping(self.log)
+        self._stop = self._stopping.requested  # set: nothing more is claimed or connected
         self.inbox = Inbox(mailbox, name, owner, self.log, self._outage, stop=self._stop, hold=hold)
-        self._grace_deadline = math.inf
-        self._session_scope: anyio.CancelScope | None = None
-        self._interrupted = False
         self._own_group = False  # the CLI leads its own process group (see session_options)
-        self._turn_over = anyio.Event()  # a fresh one per turn; set when the turn ends
-        self._turn_over.set()
         self._cli_env: dict[str, str] = dict(os.environ)  # what the CLI sees (its endpoint)
         self._resume = ResumePoint(resume_at)  # where a rewind goes back to
         self._turns = TurnSorter()  # ours or foreign: what the CLI says, by turn
@@ -149,14 +142,11 @@ class AgentRunner:
     def request_stop(self, grace_s: float) -> None:
         """Stop claiming; let a running turn finish within ``grace_s``, then interrupt it.
         A session still connecting is ended at once (see :func:`connect.connect_within`)."""
-        self._grace_deadline = min(self._grace_deadline, time.monotonic() + grace_s)
-        self._stop.set()
+        self._stopping.request(grace_s)
         self.inbox.wake()
 
     def force_stop(self) -> None:
-        self._stop.set()
-        if self._session_scope is not None:
-            self._session_scope.cancel()
+        self._stopping.force()
 
     # --- the session ---------------------------------------------------------------------
 
@@ -176,14 +166,16 @@ class AgentRunner:
         end = SessionEnd(EndReason.STOPPED)
         self._turns.new_session()
         try:
-            with anyio.CancelScope() as self._session_scope:
+            with anyio.CancelScope() as self._stopping.session_scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(pump, client, send, self._turns.sort, self.inbox.wake)
                     tg.start_soon(self.inbox.keep_leases)
-                    tg.start_soon(self._interrupt_after_grace, client)
+                    tg.start_soon(
+                        self._stopping.interrupt_after_grace, client, lambda: self.inbox.inflight
+                    )
                     end = await self._serve(client, receive)
                     tg.cancel_scope.cancel()
-            if self._session_scope.cancelled_caught:
+            if self._stopping.session_scope.cancelled_caught:
                 end = SessionEnd(EndReason.STOPPED, "forced")
         except Exception as exc:
             # Whatever ended the session from inside (a bug, an input nobody foresaw) ends
@@ -285,7 +277,7 @@ class AgentRunner:
                 continue
             try:
                 await self._deliver(client, receive, batch)
-                if not self._interrupted and not self._stop.is_set():
+                if not self._stopping.interrupted and not self._stop.is_set():
                     # Not while paused for the budget (a compaction is spend too), nor before
                     # a rewind (the new process resumes before what it would summarise).
                     paused = self.spend.paused()
@@ -300,7 +292,7 @@ class AgentRunner:
                 return SessionEnd(
                     EndReason.TURN_TIMEOUT, f"no output for {self.spec.turn_timeout_s:g}s"
                 )
-            if self._interrupted:
+            if self._stopping.interrupted:
                 break
             if self._resume.rewind:
                 return SessionEnd(EndReason.REWIND)
@@ -320,13 +312,13 @@ class AgentRunner:
             spend=self.spend,
             context=self.context,
             foreign=self._foreign,
-            interrupted=lambda: self._interrupted,
+            interrupted=lambda: self._stopping.interrupted,
             cli_env=self._cli_env,
             on_event=self.on_event,
             log=self.log,
         )
         self.relay.turn = turn
-        self._turn_over = anyio.Event()
+        self._stopping.turn_started()
         started = time.monotonic()
         result: ResultMessage | None = None
         try:
@@ -354,12 +346,17 @@ class AgentRunner:
                 raise
         finally:
             self.relay.turn = None
-            self._turn_over.set()
+            self._stopping.turn_ended()
             if result is None:  # charged above, or lost with the session (a forced stop)
                 self.spend.out_of_turn()
         try:
             await self._ends.finish(
-                fresh, reader, result, final, started=started, interrupted=self._interrupted
+                fresh,
+                reader,
+                result,
+                final,
+                started=started,
+                interrupted=self._stopping.interrupted,
             )
         finally:  # the ledger has the turn now: the tally would count it twice
             self.spend.out_of_turn()
@@ -388,24 +385,6 @@ class AgentRunner:
         except SessionDied:
             await self.spend.unfinished("session_died", dict(enumerate(started)), "compaction")
             raise
-
-    async def _interrupt_after_grace(self, client: ClaudeSDKClient) -> None:
-        await self._stop.wait()
-        turn_over = self._turn_over
-        with anyio.move_on_after(max(0.0, self._grace_deadline - time.monotonic())):
-            await turn_over.wait()
-        if turn_over.is_set():
-            return
-        self._interrupted = True
-        self.log.warning("interrupting", messages=[m.id for m in self.inbox.inflight])
-        with anyio.move_on_after(FORCE_AFTER_INTERRUPT_S):
-            try:
-                await client.interrupt()
-            except ClaudeSDKError as exc:
-                self.log.warning("interrupt_failed", error=str(exc))
-            await turn_over.wait()
-            return
-        self.force_stop()
 
     async def _can_use_tool(
         self, tool_name: str, _input: dict[str, Any], _ctx: ToolPermissionContext
