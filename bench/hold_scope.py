@@ -1,7 +1,8 @@
 """What working out whom a Write holds costs (orchestrator/hold_scope.py): the folders on
 the path, and each agent's writable areas read from its claude in /proc. N stand-in
 claudes (a process started as the supervisor starts one: ``--settings`` on its command
-line, its temp folder and HOME in its environment, a folder of its own as its cwd).
+line, its temp folder (made, as the launcher makes it) and HOME in its environment, a
+folder of its own as its cwd).
 
     python bench/hold_scope.py [--agents 5 20 100] [--calls 200]
 
@@ -36,6 +37,7 @@ def measure(agents: int, calls: int) -> tuple[float, int]:
     names = [f"a{i}" for i in range(agents)]
     for n in names:
         (root / n / "src" / "deep").mkdir(parents=True)
+        (root / "tmp" / n).mkdir(parents=True)  # as the launcher makes each agent's
     text = "agents:\n" + "".join(f"  {n}: {{prompt: p, tools: [Bash], cwd: {n}}}\n" for n in names)
     roster = parse_roster(text, root / "agents.yaml", {})
     procs = {}
@@ -58,14 +60,25 @@ def measure(agents: int, calls: int) -> tuple[float, int]:
                 time.sleep(0.01)
         clis = {n: p.pid for n, p in procs.items()}
 
-        def areas(name: str, pid: int) -> list[str] | None:
-            return hold_scope.areas(roster.agents[name], pid)
+        def write() -> set[int]:
+            """One racers() call as the policy hook makes it (orchestrator/policy.py):
+            settings files read once for the Write (where areas() takes them)."""
+            seen: dict[str, object] = {}
+
+            def areas(name: str, pid: int) -> list[str] | None:
+                # An areas() without ``seen`` too: the bench runs against an earlier tree
+                # for A/B (docs/benchmarks.md).
+                if "seen" in hold_scope.areas.__code__.co_varnames:
+                    return hold_scope.areas(roster.agents[name], pid, None, seen)
+                return hold_scope.areas(roster.agents[name], pid)
+
+            return hold_scope.racers(path, str(root / "a0"), clis, areas)
 
         path = str(root / "a0" / "src" / "deep" / "f.py")
-        held = hold_scope.racers(path, str(root / "a0"), clis, areas)
+        held = write()
         started = time.process_time()
         for _ in range(calls):
-            hold_scope.racers(path, str(root / "a0"), clis, areas)
+            write()
         return (time.process_time() - started) / calls, len(held)
     finally:
         for p in procs.values():

@@ -2,7 +2,12 @@
 tool call: one turn of N sequential Write calls by the real bundled claude CLI against the
 scripted model, with the agent's hook and without.
 
-    python bench/policy_hook.py [--calls 20] [--rounds 5]
+    python bench/policy_hook.py [--calls 20] [--rounds 5] [--bash-kb N | --bash LINE]
+
+``--bash-kb N``: the calls are Bash calls running ``: WORD`` (one word of N KB) under
+``approve: ["Bash(git push:*)"]``, the hook reading each line (the approval rules' cost);
+``--bash LINE``: Bash calls running LINE (in a fresh git repository), e.g. ``git status``
+(the hook then also reads git's config and hooks there).
 
 A program, not a test: it prints the median turn time of each and the difference per call.
 """
@@ -20,6 +25,7 @@ import argparse  # noqa: E402  (after the sys.path fix above)
 import os  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -53,23 +59,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--bash-kb", type=int, default=0)
+    parser.add_argument("--bash", default="")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="octy-bench-"))
     (folder / "src").mkdir()
-    roster = parse_roster(
-        "agents:\n  a: {prompt: p, tools: [Write], owns: [src/]}\n", folder / "agents.yaml", {}
-    )
+    agent = "{prompt: p, tools: [Write], owns: [src/]}"
+    call: dict[str, Any] = {"name": "Write", "input": {"file_path": "src/x.txt", "content": "x"}}
+    result, tool = "(?i)file", "Write"
+    if args.bash_kb or args.bash:
+        agent = '{prompt: p, tools: [Bash], approve: ["Bash(git push:*)"]}'
+        line = (args.bash or ": " + "a" * (args.bash_kb * 1024)) + " && echo ran"
+        call, result, tool = {"name": "Bash", "input": {"command": line}}, "ran", "Bash"
+        subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    roster = parse_roster(f"agents:\n  a: {agent}\n", folder / "agents.yaml", {})
     rules = [
-        {
-            "tool_result": "(?i)file",
-            "times": args.calls - 1,
-            "tool_use": {"name": "Write", "input": {"file_path": "src/x.txt", "content": "x"}},
-        },
-        {"tool_result": "(?i)file", "text": "done"},
-        {
-            "match": "go",
-            "tool_use": {"name": "Write", "input": {"file_path": "src/x.txt", "content": "x"}},
-        },
+        {"tool_result": result, "times": args.calls - 1, "tool_use": call},
+        {"tool_result": result, "text": "done"},
+        {"match": "go", "tool_use": call},
     ]
     policy = Policy("a", lambda: roster, lambda: folder, no_approval)
     inside: list[float] = []
@@ -97,7 +104,7 @@ def main() -> None:
                     cwd=folder,
                     env=env,
                     cli_path=bundled_cli(),
-                    allowed_tools=["Write"],
+                    allowed_tools=[tool],
                     hooks=policy.hooks() if label == "with hook" else None,
                 )
                 times.append(anyio.run(one_turn, options))
@@ -105,11 +112,15 @@ def main() -> None:
     shutil.rmtree(folder, ignore_errors=True)
     base = statistics.median(results["without hook"])
     hooked = statistics.median(results["with hook"])
-    print(f"{args.calls} Write calls in one turn, median of {args.rounds} ({os.cpu_count()} cores)")
+    what = "Write calls"
+    if args.bash_kb or args.bash:
+        what = f"Bash calls of {args.bash_kb} KB" if args.bash_kb else f"`{args.bash}` calls"
+    print(f"{args.calls} {what} in one turn, median of {args.rounds} ({os.cpu_count()} cores)")
     print(f"  without hook: {base * 1000:.0f} ms   with hook: {hooked * 1000:.0f} ms")
     print(
         f"  hook cost per call: {(hooked - base) / args.calls * 1000:.2f} ms "
-        f"(our check itself: median {statistics.median(inside) * 1000:.3f} ms)"
+        f"(our check itself: median {statistics.median(inside) * 1000:.3f} ms "
+        f"over {len(inside)} calls)"
     )
 
 

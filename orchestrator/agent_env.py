@@ -41,8 +41,26 @@ of that shell per command.
 
 The price: a stdio MCP server cannot start under such a prefix (its program would be the
 whole string), so an agent whose working folder has a ``.mcp.json`` or whose project
-settings enable plugins gets no prefix, and keeps the gap; as does an agent whose ``env``
-(or the supervisor's) sets ``CLAUDE_CODE_SHELL_PREFIX`` itself: theirs is used as given.
+settings enable plugins gets none of that form. How the CLI uses a prefix (2.1.332, its
+code): a Bash command runs as ``'<head>' <tail> '<command>'``, or ``'<prefix>' '<command>'``
+when the prefix has no `` -``; a hook the same under ``/bin/sh -c``, only for a prefix
+starting with ``/``; a stdio MCP server is spawned, with no shell, as the program
+``<prefix>`` given one argument, its command line shell-quoted. So one prefix for all three
+must be the whole path of a program that runs its one argument as shell code with the
+names unset: no system program does (a shell needs ``-c``), and a script on disk is a file
+agents could rewrite. A sealed memory file does (:func:`sealed_prefix`), the launcher's
+kind, but only where nothing runs in the sandbox (it cannot see ``/proc/<supervisor>``):
+so an agent with ``sandbox: false`` (or no Bash) and MCP servers gets one, the CLI's shell
+pinned (``CLAUDE_CODE_SHELL``) for the program to run commands with. A sandboxed one gets
+no prefix; its sandboxed commands still lose the names, by the CLI's own sandbox setting
+``credentials.envVars`` (``deny``: :func:`sandbox_denied`, given to every sandboxed agent;
+measured, the CLI still sends the header), but its hooks and MCP servers, which run outside
+the sandbox, keep the gap.
+
+An agent whose ``env`` (or the supervisor's) sets ``CLAUDE_CODE_SHELL_PREFIX`` itself gets
+ours chained in front of theirs: the names unset, then the command run through theirs as
+the CLI would have run it (measured with a wrapper script, for a Bash command and a hook;
+its MCP servers, if any, as above).
 
 Not the CLI's own ``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB``, though it closes that gap (measured
 on 2.1.332: those variables leave the commands' env, the CLI still sends the header): it is
@@ -61,6 +79,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -69,7 +88,7 @@ from orchestrator.roster import AgentSpec, Roster
 from orchestrator.secret_rules import looks_secret
 
 MODEL_KEYS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
-# Kept for the CLI: it strips its own sign-in from its commands (its code, 2.1.332), and
+# Kept for the CLI: it strips its own sign-in from its commands (CLI_STRIPS), and
 # the proxy is how it reaches the model at all. The endpoint (a URL that may hold a user
 # part), a gateway's headers and OpenTelemetry's are read by the CLI from its environment
 # only: blanked, a gateway team could not reach its model. So the shell prefix unsets the
@@ -96,6 +115,10 @@ _PROVIDERS = {
     "CLAUDE_CODE_USE_VERTEX": ("GOOGLE_", "CLOUDSDK_", "GCLOUD_"),
     "CLAUDE_CODE_USE_FOUNDRY": ("ANTHROPIC_FOUNDRY_",),
 }
+# What the CLI keeps from its commands, hooks and MCP servers itself (2.1.332, measured with
+# a real Bash `env` and hook: tests/team/test_gateway_credentials.py): no prefix needed for
+# it. Not its refresh token (CLAUDE_CODE_OAUTH_REFRESH_TOKEN): that one reaches them.
+CLI_STRIPS = frozenset({"CLAUDE_CODE_OAUTH_TOKEN"})
 KEY_FILE_MARK = ".model-key-"
 PREFIX_ENV = "CLAUDE_CODE_SHELL_PREFIX"
 # Where a project gives the CLI stdio MCP servers, which no prefix of ours can start.
@@ -129,7 +152,8 @@ def kept_from_commands(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]
     gateway's headers, a URL's user part, a key's passphrase, a cloud's credentials): its
     shell prefix unsets them. Not what the roster's ``env`` gives the agent (its commands
     see that, as written), nor the proxies (commands reach the network through them), nor
-    a name a shell cannot unset."""
+    what the CLI keeps from its commands itself (``CLI_STRIPS``), nor a name a shell
+    cannot unset."""
     if spec.inherit_secrets:
         return []
     gone = set(withheld(spec, environ))
@@ -140,28 +164,111 @@ def kept_from_commands(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]
         and name not in gone
         and name not in spec.env
         and name not in _PROXIES
+        and name not in CLI_STRIPS
         and _NAME.match(name)
         and looks_secret(name, value)
     )
 
 
-def shell_prefix(names: Iterable[str]) -> str:
+def shell_prefix(names: Iterable[str], theirs: str = "") -> str:
     """The ``CLAUDE_CODE_SHELL_PREFIX`` that unsets ``names`` before each command (module
     docstring): ``'/proc/self/exe' -c :;unset A B;eval '<command>'`` once the CLI has
     added the command. Tabs, not spaces, between words: the CLI splits the prefix at its
-    last space followed by a dash."""
-    return "/proc/self/exe -c\t:;unset\t" + "\t".join(names) + ";eval"
+    last space followed by a dash.
+
+    With ``theirs`` (a prefix the roster or the supervisor's environment sets), the names
+    are unset first and then the command runs through theirs as the CLI would run it
+    (:func:`as_the_cli_applies`): ``…;unset A B;__octy_theirs(){ eval '<theirs> "$1"';};
+    __octy_theirs '<command>'``, their program given the command as its one argument."""
+    head = "/proc/self/exe -c\t:;unset\t" + "\t".join(names) + ";"
+    theirs = theirs.strip()
+    if not theirs:
+        return head + "eval"
+    run = _one_word(as_the_cli_applies(theirs, None) + ' "$1"')
+    return head + f"__octy_theirs(){{\teval\t{run};}};__octy_theirs"
 
 
-def prefix_env(spec: AgentSpec, environ: Mapping[str, str], cwd: Path) -> dict[str, str]:
-    """``{CLAUDE_CODE_SHELL_PREFIX: ...}`` for this agent's CLI, or nothing: when it keeps
-    no secret from its commands, when a prefix is set already (the roster's or the
-    supervisor's environment: used as given), or when its project may start stdio MCP
-    servers (the prefix would keep them from starting)."""
+def as_the_cli_applies(prefix: str, command: str | None) -> str:
+    """The command line the bundled CLI (2.1.332, its code) runs for ``command`` under
+    ``prefix``: the part before the prefix's last " -" quoted as one word, the rest as
+    written, then the command quoted as one word (left off when None); a prefix without
+    " -" is quoted whole."""
+    at = prefix.rfind(" -")
+    line = f"{shlex.quote(prefix[:at])} {prefix[at + 1 :]}" if at > 0 else shlex.quote(prefix)
+    return line if command is None else f"{line} {shlex.quote(command)}"
+
+
+def _one_word(text: str) -> str:
+    """``text`` as one shell word (POSIX sh: the hooks' ``/bin/sh`` too) with no " -" in it,
+    so that the CLI's split at the last " -" stays the one in front of ``-c``."""
+    return shlex.quote(text).replace(" -", "'\\ '-")
+
+
+def prefix_env(
+    spec: AgentSpec, environ: Mapping[str, str], cwd: Path, *, sandboxed: bool = True
+) -> dict[str, str]:
+    """``{CLAUDE_CODE_SHELL_PREFIX: ...}`` for this agent's CLI, or nothing when it keeps
+    no secret from its commands. A prefix of theirs is chained: ours unsets the names,
+    then the command runs through theirs (:func:`shell_prefix`).
+
+    When its project may start stdio MCP servers, :func:`shell_prefix` would keep them
+    from starting: then, if none of its commands runs in the sandbox (``sandboxed``
+    false), a sealed program (:func:`sealed_prefix`) with the CLI's shell pinned;
+    else nothing (its sandboxed commands lose the names by :func:`sandbox_denied`), nor
+    when a prefix of theirs is set (used as given)."""
     names = kept_from_commands(spec, environ)
-    if not names or PREFIX_ENV in spec.env or PREFIX_ENV in environ or _project_mcp(cwd):
+    if not names:
         return {}
-    return {PREFIX_ENV: shell_prefix(names)}
+    theirs = spec.env.get(PREFIX_ENV, environ.get(PREFIX_ENV, ""))
+    if not _project_mcp(cwd):
+        return {PREFIX_ENV: shell_prefix(names, theirs)}
+    if sandboxed or theirs.strip():
+        return {}
+    return sealed_prefix(names, {**environ, **spec.env})
+
+
+def sealed_prefix(names: Iterable[str], env: Mapping[str, str]) -> dict[str, str]:
+    """For an agent whose commands, hooks and MCP servers all run outside the sandbox:
+    ``CLAUDE_CODE_SHELL_PREFIX`` the path of a sealed in-memory program
+    (``/proc/<supervisor>/fd/<n>``, the launcher's kind: no agent can change it) that
+    unsets ``names`` and runs its one argument with the CLI's shell, pinned by
+    ``CLAUDE_CODE_SHELL``. One path with no `` -`` serves all three: the CLI runs
+    ``'<path>' '<command>'`` for a command and a hook, and spawns ``<path>`` with the
+    server's command line, shell-quoted, as its one argument (2.1.332, its code; measured in
+    tests/team/test_gateway_credentials.py). Nothing where no such program can be made, or
+    no bash or zsh is found."""
+    shell = cli_shell(env)
+    if shell is None:
+        return {}
+    text = f'#!/bin/sh\nunset {" ".join(names)}\nexec {shlex.quote(shell)} -c "$1"\n'
+    from orchestrator.launcher import sealed_program  # noqa: PLC0415 - structlog, lazy
+
+    path = sealed_program(text, "octy-shell-prefix")
+    return {} if path is None else {PREFIX_ENV: path, "CLAUDE_CODE_SHELL": shell}
+
+
+def cli_shell(env: Mapping[str, str]) -> str | None:
+    """The shell the CLI would run its Bash tool's commands with (2.1.332, its code):
+    ``CLAUDE_CODE_SHELL`` or ``SHELL`` when it names an executable bash or zsh, else the
+    bash (or zsh, first when ``SHELL`` is not bash) on ``PATH``."""
+    for given in (env.get("CLAUDE_CODE_SHELL"), env.get("SHELL")):
+        if given and ("bash" in given or "zsh" in given) and os.access(given, os.X_OK):
+            return given
+    order = ("bash", "zsh") if Path(env.get("SHELL", "")).name == "bash" else ("zsh", "bash")
+    for name in order:
+        found = shutil.which(name, path=env.get("PATH"))
+        if found is not None:
+            return found
+    return None
+
+
+def sandbox_denied(spec: AgentSpec, environ: Mapping[str, str]) -> list[dict[str, str]]:
+    """The sandbox's ``credentials.envVars`` entries for this agent's ``--settings``: the
+    names of :func:`kept_from_commands`, each ``deny`` (the CLI unsets them for every
+    sandboxed command, 2.1.332, measured). Sandboxed commands then never see them, prefix
+    or not, which covers the agents whose project starts MCP servers (no prefix); what the
+    sandbox leaves out is hooks and MCP servers (they run outside it)."""
+    return [{"name": name, "mode": "deny"} for name in kept_from_commands(spec, environ)]
 
 
 def _project_mcp(cwd: Path) -> bool:

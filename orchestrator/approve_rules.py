@@ -13,7 +13,11 @@ approver a question, one that misses lets a call run unasked.
   does a line that hands code to an interpreter in a form that cannot be read
   (``python3 -c``, a script file, ``make``: :mod:`orchestrator.handoffs`), unless the
   agent's ``tools`` allow that very command with a ``Bash(...)`` rule of their own
-  (``Bash(python3 -m pytest:*)``): the operator said it runs without a question.
+  (``Bash(make:*)``): the operator said it runs without a question. Code on the line
+  (``python3 -c``, a here-document into ``python3 -``) is exempt only by a rule naming
+  the word that gives it (``Bash(python3 -c:*)``, not ``Bash(python3:*)``). With the hook's
+  ``git`` lookup, what git's config and hooks make a git command run is read too
+  (:mod:`orchestrator.git_state`); the agent's rules exempt none of that.
 - ``Edit(...)`` covers every file-editing tool (Write, Edit, MultiEdit, NotebookEdit), as
   the CLI's Edit rules do, and so does a rule naming any of them; ``Read(...)`` covers the
   tools that read files: Read, Grep, Glob (and LS, NotebookRead). A search of a folder
@@ -29,10 +33,11 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import bash_commands, globs, web_host
+from orchestrator import bash_commands, git_state, globs, web_host
 from orchestrator.roster._work import RULE_RE
 from orchestrator.roster.work import FILE_TOOLS
 
@@ -54,9 +59,11 @@ def rule_matches(
     tool_input: dict[str, Any],
     folder: Path,
     allowed: Sequence[str] = (),
+    *,
+    git: git_state.Lookup | None = None,
 ) -> bool:
     """Whether a call matches a rule written in the CLI's permission syntax."""
-    return match_reason(rule, tool, tool_input, folder, allowed) is not None
+    return match_reason(rule, tool, tool_input, folder, allowed, git=git) is not None
 
 
 def match_reason(
@@ -65,9 +72,12 @@ def match_reason(
     tool_input: dict[str, Any],
     folder: Path,
     allowed: Sequence[str] = (),
+    *,
+    git: git_state.Lookup | None = None,
 ) -> str | None:
     """Why a call matches ``rule`` (for the approver and the log), or None if it does not.
-    ``allowed``: the agent's ``tools`` (its ``Bash(...)`` rules exempt a hand-off)."""
+    ``allowed``: the agent's ``tools`` (its ``Bash(...)`` rules exempt a hand-off);
+    ``git``: where to read the git state a git command on the line runs under."""
     parsed = RULE_RE.fullmatch(rule.strip())
     if parsed is None:
         return None
@@ -78,7 +88,7 @@ def match_reason(
     if spec is None or spec.strip() in ("", "*"):
         return matched
     if tool == "Bash":
-        why = bash_reason(spec, str(tool_input.get("command", "")), bash_allowed(allowed))
+        why = bash_reason(spec, str(tool_input.get("command", "")), bash_allowed(allowed), git)
         return None if why is None else f"{matched}: {why}"
     if tool in FILE_TOOLS or tool in READ_TOOLS:
         hit = _path_matches(spec, tool, tool_input, folder)
@@ -146,9 +156,12 @@ def bash_matches(spec: str, line: str, allowed: Sequence[str] = ()) -> bool:
     return bash_reason(spec, line, allowed) is not None
 
 
-def bash_reason(spec: str, line: str, allowed: Sequence[str] = ()) -> str | None:
+def bash_reason(
+    spec: str, line: str, allowed: Sequence[str] = (), git: git_state.Lookup | None = None
+) -> str | None:
     """Why a ``Bash(spec)`` rule matches a shell line, or None. ``allowed``: the specs of
-    the agent's own ``Bash(...)`` allow rules, which exempt a hand-off they name."""
+    the agent's own ``Bash(...)`` allow rules, which exempt a hand-off they name; ``git``:
+    read the git state its git commands run under (:mod:`orchestrator.git_state`)."""
     spec = " ".join(spec.split())
     reading = bash_commands.read(line)
     found = reading.commands
@@ -156,12 +169,40 @@ def bash_reason(spec: str, line: str, allowed: Sequence[str] = ()) -> str | None
         return f"the line cannot be read with confidence ({reading.why})"  # ask
     if _literal_match(spec, line, found):
         return "the command is on the line"
-    for unread in reading.unread:
-        if not any(
-            _command_matches(a, c) for a in allowed for c in (unread.command, unread.written)
-        ):
-            return f"{unread.why}: cannot be read"
+    unreads = list(reading.unread)
+    if git is not None and any(c.split(" ")[0] == "git" for c in found):
+        effects = git_state.effects(found, reading.places, git, bash_commands.UNKNOWN)
+        if effects.unread:  # the agent's tools exempt none of these
+            return f"{effects.unread[0][0]}: cannot be read"
+        runs = list(effects.commands)
+        for text, why in effects.lines:
+            inner = bash_commands.read(text)
+            if inner.commands is bash_commands.UNSURE:
+                return f"{why} runs a line that cannot be read with confidence ({inner.why})"
+            runs += [(c, why) for c in inner.commands]
+            unreads += [replace(u, why=f"{why} {u.why}") for u in inner.unread]
+        for command, why in runs:
+            if _literal_match(spec, command, [command]):
+                return f"{why} makes it run {command.replace(bash_commands.UNKNOWN, '…')}"
+    for unread in unreads:
+        if not any(_exempts(a, unread) for a in allowed):
+            return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
     return None
+
+
+def _exempts(spec: str, unread: bash_commands.Unread) -> bool:
+    """Whether the agent's allow rule ``Bash(spec)`` exempts a hand-off: it names the
+    command; and for code on the line (``python3 -c``, a here-document into ``python3 -``,
+    an awk program calling system()), the word that gives it (``Bash(python3 -c:*)``) or
+    the whole command exactly. ``Bash(python3:*)`` allows running python3, not whatever
+    program its inline code runs."""
+    if not any(_command_matches(spec, c) for c in (unread.command, unread.written)):
+        return False
+    if not unread.code:
+        return True  # a file the command runs (a script, a recipe): named by the rule
+    return unread.code in spec.removesuffix(":*").split(" ")[1:] or (
+        "*" not in spec and spec in (unread.command, unread.written)
+    )
 
 
 def _literal_match(spec: str, line: str, found: list[str]) -> bool:

@@ -4,7 +4,8 @@ A rule such as ``Bash(git push:*)`` must catch the push however it is written: a
 commands (``make && git push``, ``if …; then git push; fi``, ``{ git push; }``,
 ``echo $(git push)``, ``function f { git push; }``), behind assignments and wrappers
 (``GIT_SSH_COMMAND=x git push``, ``time``/``env``/``env -S``/``command``/``nice``/``sudo``/
-``nohup``/``timeout 10``/``xargs`` …), inside ``sh -c``/``bash -o errexit -c``/``eval``
+``nohup``/``timeout 10``/``xargs`` …; the words ``xargs`` adds from its input are
+unknown), inside ``sh -c``/``bash -o errexit -c``/``eval``
 bodies, as a path (``/usr/bin/git push``), with git's global options
 (``git -C /repo push``) or odd spacing (``git\\tpush``).
 
@@ -30,20 +31,26 @@ the agent's own ``tools`` allow that very command: :mod:`orchestrator.approve_ru
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
-import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
-from orchestrator import handoffs
+from orchestrator import handoffs, shell_words
 
 UNSURE: Final = None
 UNKNOWN: Final = "\ue000"  # marks a word the shell builds when it runs (a private-use char)
 _OPAQUE: Final = "\ue001"  # starts the entry of an unread hand-off among the commands found
+_PLACE: Final = "\ue002"  # starts the entry of a folder a command runs git in (cd, git -C)
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
+# A longer line is not read (it asks): reading is linear, but 100k commands `a;a;…` in
+# 200 KB took 2 s. The CLI cannot run a longer one anyway: it passes the line to bash as
+# one argument, and Linux refuses an argument over 128 KiB (measured, 2.1.332: "Could not
+# start /bin/bash: … exceed the OS exec argument limit (E2BIG)" for a 200 KB line).
+MAX_LINE: Final = 128 * 1024
 
-_PUNCTUATION = "();<>|&\n"
+_PUNCTUATION = shell_words.PUNCTUATION
 _BRACES = re.compile(r"\{[^\s{}]*(,|\.\.)")  # {a,b} and {1..3} (a space ends a brace word)
 # [p]ush, not the subscript of a[0]=x; no `[` inside, so `[[[[…` is read in linear time
 _CLASS = re.compile(r"\[[^\s\[\]]+\](?!\+?=)")
@@ -110,6 +117,7 @@ class Unread:
     why: str  # "runs code given to python3 -c"
     command: str  # the command, normalised as in :func:`commands`
     written: str  # the same with its program as written (`.venv/bin/pytest -q`)
+    code: str = ""  # code on the line: the word giving it (handoffs.Handoff.code)
 
 
 @dataclass(frozen=True)
@@ -120,10 +128,13 @@ class Reading:
     commands: list[str] | None
     unread: list[Unread]
     why: str = ""
+    places: list[str] = field(default_factory=list)  # folders named by cd/pushd/git -C
 
 
 def read(line: str) -> Reading:
     """Each simple command ``line`` runs, normalised, and its unread hand-offs."""
+    if len(line) > MAX_LINE:
+        return Reading(UNSURE, [], f"{len(line)} characters, over the {MAX_LINE} read")
     words = _data_as_words(line)
     try:
         found = _commands(words, 0)
@@ -136,7 +147,8 @@ def read(line: str) -> Reading:
     if _GIT_CONFIG.search(words) and any(c.split(" ")[0] == "git" for c in found):
         found.append(f"git {UNKNOWN}")  # an alias may name any subcommand
     unread = [Unread(*c[1:].split(_OPAQUE)) for c in run if c.startswith(_OPAQUE)]
-    return Reading([c for c in found if not c.startswith(_OPAQUE)], unread)
+    places = [c[1:] for c in found if c.startswith(_PLACE)]
+    return Reading([c for c in found if not c.startswith((_OPAQUE, _PLACE))], unread, "", places)
 
 
 def commands(line: str) -> list[str] | None:
@@ -174,6 +186,10 @@ def _data_as_words(line: str, *, blank: bool = False) -> str:
     return "".join([*out, line[pos:]])
 
 
+# What _mark looks at; it copies every other character (in linear time, a run at once).
+_MARK_STOP = re.compile(r"[\\\"'`$*?{\[@+!]")
+
+
 def _mark(line: str) -> str:
     """``line`` with :data:`UNKNOWN` before each expansion outside single quotes."""
     out: list[str] = []
@@ -181,14 +197,24 @@ def _mark(line: str) -> str:
     backtick = False  # inside `…`: only the opening one starts a built word
     i = 0
     while i < len(line):
+        if quote == "'":  # to the closing quote, as it is
+            end = line.find("'", i)
+            end = len(line) - 1 if end < 0 else end
+            out.append(line[i : end + 1])
+            quote, i = "", end + 1
+            continue
+        stop = _MARK_STOP.search(line, i)  # the characters between are copied as they are
+        if stop is None:
+            out.append(line[i:])
+            break
+        out.append(line[i : stop.start()])
+        i = stop.start()
         c, after = line[i], line[i + 1 : i + 2]
-        if quote == "'":
-            quote = "" if c == "'" else quote
-        elif c == "\\":  # an escaped character is literal
+        if c == "\\":  # an escaped character is literal
             out.append(line[i : i + 2])
             i += 2
             continue
-        elif c == '"':
+        if c == '"':
             quote = "" if quote else '"'
         elif c == "'" and not quote:
             quote = "'"
@@ -218,12 +244,10 @@ def _expands(line: str, i: int) -> bool:
 def _tokens(line: str) -> list[str]:
     # Backslash-newline continues the line; a backtick starts or ends a substitution.
     text = _mark(line.replace("\\\n", "")).replace("`", "\n")
-    lexer = shlex.shlex(text, posix=True, punctuation_chars=_PUNCTUATION)
-    lexer.whitespace = " \t\r"  # a newline separates commands: it is punctuation here
-    lexer.commenters = ""  # `a#b; git push` runs the push: never drop text as a comment
-    lexer.whitespace_split = True
+    # As shlex splits it (a newline separates commands: it is an operator here; no
+    # comments: `a#b; git push` runs the push), in linear time.
     try:
-        return list(lexer)
+        return shell_words.split(text)
     except ValueError:  # no closing quotation, an escape at the end
         raise _Unsure("an open quote or a trailing escape") from None
 
@@ -271,6 +295,9 @@ def _simple(words: list[str], depth: int) -> list[str]:
         elif base in _WRAPPERS:
             if base == "env" and (split := _split_string(words[1:])) is not None:
                 return _commands(split, depth + 1)
+            if base == "xargs":
+                words = _xargs(words[1:])
+                continue
             words = _after_options(words[1:], _WRAPPERS[base])
             if base == "timeout":
                 words = words[1:]  # its DURATION
@@ -292,7 +319,14 @@ def _simple(words: list[str], depth: int) -> list[str]:
     program = os.path.basename(program) or program
     rest = words[1:]
     if program == "git":
+        extra += [
+            _PLACE + value
+            for option, value in itertools.pairwise(rest)
+            if option in ("-C", "--git-dir") and UNKNOWN not in value
+        ]
         rest = _after_options(rest, _GIT_VALUED)
+    elif program in ("cd", "pushd") and rest and UNKNOWN not in rest[-1]:
+        extra.append(_PLACE + rest[-1])
     command = " ".join([program, *rest])
     if program in _DECLARES:  # `export GIT_PAGER='…'`: the rest of the line uses it
         extra += [c for w in rest if _ASSIGNMENT.match(w) for c in _assigned(w, depth)]
@@ -304,7 +338,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
             extra += _simple(list(argv), depth + 1)
         if handoff.why is not None:
             written = " ".join(words)
-            extra.append(_OPAQUE + _OPAQUE.join((handoff.why, command, written)))
+            fields = (handoff.why, command, written, handoff.code)
+            extra.append(_OPAQUE + _OPAQUE.join(fields))
     return [command, *extra]
 
 
@@ -329,6 +364,31 @@ def _after_options(words: list[str], valued: frozenset[str]) -> list[str]:
             return words[i + 1 :]
         i += 2 if words[i] in valued else 1
     return words[i:]
+
+
+def _xargs(args: list[str]) -> list[str]:
+    """The command ``xargs ARGS`` runs: with the words it reads from its input at the end
+    (``echo push | xargs git`` pushes), or in place of ``-I R``'s R, unknown."""
+    replace = None
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        word = args[i]
+        if word == "--":
+            i += 1
+            break
+        if word == "-I" and i + 1 < len(args):
+            replace = args[i + 1]
+        elif word.startswith("--replace=") or word in ("-i", "--replace"):
+            replace = word.partition("=")[2] or "{}"
+        elif word.startswith(("-I", "-i")):
+            replace = word[2:]
+        i += 2 if word in _WRAPPERS["xargs"] else 1
+    words = args[i:]
+    if not words:
+        return []  # it runs echo
+    if not replace:
+        return [*words, UNKNOWN + "…"]
+    return [w.replace(replace, UNKNOWN + replace) for w in words]
 
 
 def _split_string(words: list[str]) -> str | None:

@@ -15,24 +15,38 @@ exclusions, and git writes a branch as ``<name>.lock`` in the branch's folder, r
 over ``<name>``: denying branches one by one left every branch made after the agent
 started (and every ``octy/`` branch) open to it. So the whole of ``refs/heads`` is denied
 (no branch can be made, moved or deleted there, loose or packed: a packed one cannot be
-shadowed by a loose file) and the team's own folder ``refs/heads/octy/<team>`` is a
-symbolic link to ``<common>/octy-refs/<team>.<random>``, outside ``refs/heads`` and so
-still writable: git follows it like any folder (measured on git 2.39: commit, branch -d/-m,
-pack-refs, gc, fsck, worktree add). In that folder, each branch of the team's other
-agents is denied by name, as ``<branch>/.octy-deny``, a path below it, because of what
-the CLI does with a denied path (measured): an existing file on the way is bound
+shadowed by a loose file), and ``refs/heads/octy`` is one symbolic link to
+``<common>/octy-refs``, outside ``refs/heads`` and so still writable, where each team has a
+plain folder: git follows the link like any folder (measured on git 2.39: commit, branch
+-d/-m, pack-refs, gc, fsck, worktree add). In the team's folder, each branch of the team's
+other agents is denied by name, as ``<branch>/.octy-deny``, a path below it, because of
+what the CLI does with a denied path (measured): an existing file on the way is bound
 read-only (a loose branch cannot be written, removed or renamed), and where the path is
 missing the CLI binds an empty read-only folder at its first missing part for the length
 of each command (a packed branch: no loose file can shadow it; git reads an empty folder
-as "no loose ref"). Other teams' folders under ``octy-refs`` are denied whole. The random
-part keeps an agent from planting branches in a folder a team yet to start would adopt.
+as "no loose ref"). Other teams' folders under ``octy-refs`` are denied whole.
+
+One link, not one per team (an earlier version): after each command, the CLI's sandbox
+renames a symbolic link that appeared in a ``.git`` folder since its session began to
+``.<name>.claude-sandbox-quarantine-<hex>`` (measured on CLI 2.1.332). A team started in
+the repository while another ran lost its link, so all its branches, at the next command
+of any agent of the running team. The one link is made when the repository's first team
+starts (a sandboxed CLI session already running in the repository would move it aside
+the same way: not measured). A ``git gc`` removes the folders its packing emptied, through
+the link, and the team's agents could not make theirs again (its mates' placeholders stand
+in the way), so each team's folder holds a :data:`KEEP` file, denied to its agents.
 
 The team's other agents are named by the roster, so an agent added while the team runs
 changes the others' rules (reload restarts them); a branch an agent made in the team's
 folder under a later agent's name is refused at that agent's start (workspaces: no
-``octyBase``). Not covered: new branches of other names in the team's folder, a stale
-``<mate>.lock`` there (the mate's commits fail naming it), the reflogs, and the folder of
-a team that started in the same repository after the agent.
+``octyBase``), so is one planted in the folder of a team yet to start. Stale locks of the
+agent's branch are removed at its start (workspaces.clear_stale_locks). Not covered: new
+branches of other names in the team's folder or in ``octy-refs`` itself (``octy/x``,
+measured), the reflogs but the mates' (``.git/logs``: the base's, other teams'), and the
+folder of a team that
+started in the same repository after the agent, writable to it until its next start: a
+folder made later inside a writable one is writable, and one inside a denied folder stays
+read-only even when allowed (measured, above), so no shape of the rules can protect it.
 
 A reftable repository (``git init --ref-format=reftable``) keeps every ref in one set of
 files: no branch can be protected alone, so no worktree is made there (:func:`prepare`).
@@ -40,8 +54,8 @@ files: no branch can be protected alone, so no worktree is made there (:func:`pr
 
 from __future__ import annotations
 
+import errno
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,7 +68,11 @@ from orchestrator import errors, gitcmd
 SHARED_FOLDERS = ("info", "refs/heads", "refs/tags", "refs/remotes", "refs/replace", "refs/notes")
 SHARED_FILES = ("packed-refs", "HEAD", "index")
 BELOW = ".octy-deny"  # the name below each denied branch (see the module docstring)
-STORE = "octy-refs"  # <common>/octy-refs/<team>.<random>: the teams' branch folders
+STORE = "octy-refs"  # <common>/octy-refs/<team>: the teams' branch folders
+# In each team's folder: git skips names that start with a dot, and while it is there the
+# folder is never empty, so git never removes it (a `git gc` removes the folders its
+# packing emptied; the team's agents could not make it again: see the module docstring).
+KEEP = ".octy-keep"
 
 
 def denied(repo: Path, branch: str, mates: Iterable[str] = ()) -> list[Path]:
@@ -68,14 +86,18 @@ def denied(repo: Path, branch: str, mates: Iterable[str] = ()) -> list[Path]:
     if (common / "reftable").exists():
         return [*shared, common / "reftable"]  # prepare refuses these; nothing writable
     ours = _linked(common, _team(branch))
-    store = common / STORE
+    store = (common / STORE).resolve()
     others = sorted(p for p in store.iterdir() if p != ours) if store.is_dir() else []
     held: list[Path] = []
     if ours is not None:
+        held.append(ours / KEEP)
         prefix = f"refs/heads/{Path(branch).parent.as_posix()}/"
         names = {ref.removeprefix(prefix) for ref in _branches(common, prefix)} | set(mates)
         names.discard(Path(branch).name)
-        held = [ours / name / BELOW for name in sorted(names)]
+        held += [ours / name / BELOW for name in sorted(names)]
+        # Their reflogs too (a mate's shell rewrote or expired them, measured), the same way.
+        logs = common / "logs" / "refs" / "heads" / Path(branch).parent
+        held += [logs / name / BELOW for name in sorted(names)]
     return [*shared, *others, *held]
 
 
@@ -104,9 +126,9 @@ def below_top(repo: Path, worktree: Path, branch: str) -> tuple[list[Path], list
 
 def prepare(repo: Path, branch: str, agent: str) -> None:
     """Before the agent's worktree is made: refuse a reftable repository, make the shared
-    folders and packed-refs :func:`denied` names exist (see SHARED_FOLDERS), and make the
-    team's branch folder a link into :data:`STORE` (an existing folder is moved there,
-    with its branches)."""
+    folders and packed-refs :func:`denied` names exist (see SHARED_FOLDERS), make
+    ``refs/heads/octy`` the link into :data:`STORE` (folders and links of earlier versions
+    moved there, with their branches) and the team's folder there, with its :data:`KEEP`."""
     common = gitcmd.common_dir(repo)
     if (common / "reftable").exists():
         raise errors.WorkspaceError(agent, gitcmd.reftable_reason(repo))
@@ -114,16 +136,25 @@ def prepare(repo: Path, branch: str, agent: str) -> None:
         (common / folder).mkdir(parents=True, exist_ok=True)
     (common / "packed-refs").touch(exist_ok=True)
     (common / "logs").mkdir(exist_ok=True)  # allowed to an agent below the top (below_top)
+    ours = common / STORE / _team(branch)
     try:
-        _link(common, _team(branch))
+        _link(common)
+        if ours.is_symlink() or (ours.exists() and not ours.is_dir()):
+            raise FileExistsError(errno.EEXIST, "not a folder", str(ours))
+        ours.mkdir(exist_ok=True)
+        (ours / KEEP).touch(exist_ok=True)
     except OSError as exc:
         raise errors.WorkspaceError(
             agent,
-            f"cannot make {common / 'refs/heads/octy' / _team(branch)} a link into "
-            f"{common / STORE} ({exc.strerror or exc}): its branches could not be kept apart "
-            "from other agents'; fix that path (a branch named octy/<team> is in the way?), "
-            "then start the agent again",
+            f"cannot make {common / 'refs/heads/octy'} a link into {common / STORE} with the "
+            f"team's folder {ours} in it ({exc.strerror or exc}{_named(exc)}): its branches "
+            "could not be kept apart from other agents'; fix that path (a branch named "
+            "octy, or a file in the way?), then start the agent again",
         ) from exc
+
+
+def _named(exc: OSError) -> str:
+    return f": {exc.filename}" if exc.filename else ""
 
 
 def _team(branch: str) -> str:
@@ -132,30 +163,46 @@ def _team(branch: str) -> str:
 
 
 def _linked(common: Path, team: str) -> Path | None:
-    """The team's branch folder in the store, if ``refs/heads/octy/<team>`` links there."""
-    link = common / "refs" / "heads" / "octy" / team
-    if not link.is_symlink():
-        return None
-    target = (link.parent / os.readlink(link)).resolve()
+    """The team's branch folder in the store, if ``refs/heads/octy`` links there."""
+    link = common / "refs" / "heads" / "octy"
     store = (common / STORE).resolve()
-    return target if target.parent == store and target.is_dir() else None
+    if not link.is_symlink() or link.resolve() != store:
+        return None
+    folder = store / team
+    return folder if folder.is_dir() and not folder.is_symlink() else None
 
 
-def _link(common: Path, team: str) -> None:
-    if _linked(common, team) is not None:
-        return
+def _link(common: Path) -> None:
+    """``refs/heads/octy`` as a link to :data:`STORE`. What an earlier version left there
+    moves into the store: a team's folder, a link to a team's ``<team>.<random>`` folder
+    in the store (renamed ``<team>``), a loose branch ``octy/<name>``."""
     octy = common / "refs" / "heads" / "octy"
-    link = octy / team
-    if link.is_symlink():
-        link.unlink()  # dangling or leading elsewhere: made again below
-    octy.mkdir(parents=True, exist_ok=True)
-    (common / STORE).mkdir(exist_ok=True)
-    folder = common / STORE / f"{team}.{secrets.token_hex(8)}"
-    if link.is_dir():
-        os.rename(link, folder)  # made by an earlier version: its loose branches move along
-    else:
-        folder.mkdir()
-    os.symlink(os.path.relpath(folder, octy), link)
+    store = common / STORE
+    store.mkdir(exist_ok=True)
+    if octy.is_symlink():
+        if octy.resolve() == store.resolve():
+            return
+        octy.unlink()  # dangling or leading elsewhere: made again below
+    elif octy.is_dir():
+        for entry in sorted(octy.iterdir()):
+            _adopt(entry, store)
+        octy.rmdir()
+    os.symlink(os.path.relpath(store, octy.parent), octy)
+
+
+def _adopt(entry: Path, store: Path) -> None:
+    dest = store / entry.name
+    if not entry.is_symlink():
+        if os.path.lexists(dest):
+            raise FileExistsError(errno.EEXIST, "already in the store", str(dest))
+        os.rename(entry, dest)
+        return
+    target = entry.resolve()
+    if target.is_dir() and target.parent == store.resolve() and target != dest.resolve():
+        if os.path.lexists(dest):
+            raise FileExistsError(errno.EEXIST, "already in the store", str(dest))
+        os.rename(target, dest)
+    entry.unlink()
 
 
 def _branches(common: Path, prefix: str) -> list[str]:

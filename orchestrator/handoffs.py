@@ -21,6 +21,7 @@ package script it names) is unread; a program that loads project files by its ow
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Final
@@ -85,10 +86,20 @@ _GIT_PROGRAM_KEY = re.compile(
     r"(core\.(pager|editor|sshcommand|askpass|fsmonitor)|sequence\.editor|pager\..*"
     r"|diff\.external|diff\..*\.(textconv|command)|filter\..*\.(clean|smudge|process)"
     r"|credential\.(.*\.)?helper|gpg\.(.*\.)?program|merge\..*\.driver|interactive\.difffilter"
-    r"|uploadpack\.packobjectshook|remote\..*\.(uploadpack|receivepack)|alias\..*)",
+    r"|uploadpack\.packobjectshook|remote\..*\.(uploadpack|receivepack)|alias\..*"
+    r"|(difftool|mergetool|browser|man)\..*\.cmd|core\.(gitproxy|alternaterefscommand)"
+    r"|submodule\..*\.update|sendemail\.(sendmailcmd|tocmd|cccmd))",
     re.I,
 )
 _GIT_HOOKS_KEY = re.compile(r"core\.hookspath|include(if)?\..*|init\.templatedir", re.I)
+# Options whose value is a command the program runs (through the shell): tar's
+# `--to-command`, `--checkpoint-action=exec=`, `-I`; rsync's `-e` (measured: they ran a
+# push unasked, the options' values being unread).
+_TAR_PROGRAMS = frozenset(
+    {"--to-command", "--use-compress-program", "-I", "--rsh-command", "--info-script", "-F"}
+    | {"--new-volume-script", "--checkpoint-action"}
+)
+_RSYNC_PROGRAMS = frozenset({"-e", "--rsh"})
 _GIT_VALUE_OPTIONS = frozenset({"--upload-pack", "--receive-pack", "--exec"})
 _GIT_SHORT_VALUE = {"-u": "clone", "-x": "rebase"}  # `git clone -u`, `git rebase -x`
 # Variables holding a command the program runs through the shell, or code it loads.
@@ -129,6 +140,12 @@ class Handoff:
     why: str | None = None
     lines: tuple[str, ...] = ()
     argv: tuple[tuple[str, ...], ...] = field(default=())
+    # Code on the line or its input (not in a file): the word that gives it (`-c`,
+    # `--eval`, `-`), or INPUT. An allow rule exempts it only if it names that word.
+    code: str = ""
+
+
+INPUT: Final = "<input>"  # code read from a pipe or a here-document, no option giving it
 
 
 def of(head: str, args: list[str]) -> Handoff | None:
@@ -151,6 +168,8 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return _sed(args)
     if name == "find":
         return _find(args)
+    if name in ("tar", "gtar", "bsdtar", "rsync"):
+        return _program_options(args, _TAR_PROGRAMS if name != "rsync" else _RSYNC_PROGRAMS)
     if name == "git":
         return _git(args)
     if name in _MAKES:
@@ -164,6 +183,11 @@ def of(head: str, args: list[str]) -> Handoff | None:
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
         return Handoff(f"runs the file {head}")
     return None
+
+
+def git_program_key(key: str) -> bool:
+    """Whether git runs the value of config ``key`` as a command (``core.pager``...)."""
+    return _GIT_PROGRAM_KEY.fullmatch(key) is not None
 
 
 def _after_runner_options(args: list[str]) -> list[str]:
@@ -207,7 +231,8 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
         if word == "-" or not word.startswith("-"):
             break
         if word in _INLINE_LONG or word.split("=", 1)[0] in _INLINE_LONG:
-            return Handoff(f"runs code given to {name} {word.split('=', 1)[0]}")
+            option = word.split("=", 1)[0]
+            return Handoff(f"runs code given to {name} {option}", code=option)
         if word in valued:
             i += 2
             continue
@@ -216,12 +241,15 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
         if not word.startswith("--"):
             for c in word[1:]:
                 if c in letters:
-                    return Handoff(f"runs code given to {name} -{c}")
+                    return Handoff(f"runs code given to {name} -{c}", code=word)
                 if c in valued_letters:
                     break
         i += 1
     if i >= len(args) or args[i] == "-":
-        return Handoff(f"runs code {name} reads from its input (a pipe or here-document)")
+        return Handoff(
+            f"runs code {name} reads from its input (a pipe or here-document)",
+            code=args[i] if i < len(args) else INPUT,
+        )
     return Handoff(f"runs the file {args[i]} with {name}")
 
 
@@ -239,7 +267,10 @@ def _shell(name: str, args: list[str]) -> Handoff | None:
         if stdin:
             i = len(args)
     if i >= len(args) or args[i] == "-":
-        return Handoff(f"runs commands {name} reads from its input (a pipe or here-document)")
+        return Handoff(
+            f"runs commands {name} reads from its input (a pipe or here-document)",
+            code=args[i] if i < len(args) else INPUT,
+        )
     return Handoff(f"runs the file {args[i]} with {name}")
 
 
@@ -261,7 +292,7 @@ def _awk(name: str, args: list[str]) -> Handoff | None:
     if not programs and i < len(args):
         programs.append(args[i])
     if any(_AWK_RUNS.search(p) for p in programs):
-        return Handoff(f"runs commands from the {name} program (system or a pipe)")
+        return Handoff(f"runs commands from the {name} program (system or a pipe)", code=INPUT)
     return None
 
 
@@ -283,7 +314,7 @@ def _sed(args: list[str]) -> Handoff | None:
             break
         i += 1
     if any(len(s) > _LONGEST or _SED_RUNS.search(s) for s in scripts):
-        return Handoff("runs commands from the sed script (its e command or s///e)")
+        return Handoff("runs commands from the sed script (its e command or s///e)", code=INPUT)
     return None
 
 
@@ -297,6 +328,21 @@ def _find(args: list[str]) -> Handoff | None:
             i = end
         i += 1
     return Handoff(argv=tuple(argv)) if argv else None
+
+
+def _program_options(args: list[str], options: frozenset[str]) -> Handoff | None:
+    """The commands given as option values (``--to-command=CMD``, ``-e CMD``)."""
+    lines: list[str] = []
+    for word, after in itertools.pairwise([*args, ""]):
+        name, eq, value = word.partition("=")
+        if name in options:
+            value = value if eq else after
+            if name == "--checkpoint-action":  # exec=CMD; the other actions run nothing
+                if not value.startswith("exec="):
+                    continue
+                value = value.removeprefix("exec=")
+            lines.append(value)
+    return Handoff(lines=tuple(lines)) if lines else None
 
 
 def _git(args: list[str]) -> Handoff | None:

@@ -55,10 +55,6 @@ UNSANDBOXED_KEYS = (
 )
 GLOB = "*?[{"
 
-# Each agent's folder as its session was given it (session_options.with_policy): the
-# claude's working folder, which its sandbox makes writable, kept should the CLI move.
-FOLDERS: dict[str, Path] = {}
-
 
 def lookup_dirs(path: str, folder: str) -> set[str] | None:
     """The folders whose entries decide where a write of ``path`` lands; None if that
@@ -140,12 +136,19 @@ def _ancestor_ids(dirs: Iterable[str]) -> set[tuple[int, int]]:
     return out
 
 
-def _covers(area: str, dirs: set[str], ids: set[tuple[int, int]]) -> bool:
+def _covers(area: str, missing: list[str], ids: set[tuple[int, int]]) -> bool:
+    """Whether ``area`` is one of the lookup folders or above one. ``ids`` holds every
+    existing one and every folder above them, so a folder that exists covers exactly
+    when its own ids are there: one stat, not a resolve of each of its names (a third
+    of a Write's CPU at 100 agents, measured). One that does not (or cannot be read)
+    can only be, or be above, one of the ``missing`` ones (that the write will make)."""
+    if (i := _ids(area)) is not None:
+        return i in ids
+    if not missing:
+        return False
     real = _real(area)
     prefix = real.rstrip("/") + "/"
-    if any(d == real or d.startswith(prefix) for d in dirs):
-        return True
-    return (i := _ids(real)) is not None and i in ids
+    return any(d == real or d.startswith(prefix) for d in missing)
 
 
 def racers(
@@ -160,22 +163,31 @@ def racers(
     if dirs is None:
         return set(clis.values())
     ids = _ancestor_ids(dirs)
+    missing = [d for d in dirs if _ids(d) is None]
     held = set()
     for name, pid in clis.items():
         found = area_of(name, pid)
-        if found is None or any(_covers(a, dirs, ids) for a in found):
+        if found is None or any(_covers(a, missing, ids) for a in found):
             held.add(pid)
     return held
 
 
-def areas(spec: AgentSpec | None, pid: int) -> list[str] | None:
+def areas(
+    spec: AgentSpec | None,
+    pid: int,
+    given: Path | None = None,
+    seen: dict[str, Any] | None = None,
+) -> list[str] | None:
     """Where the commands of ``spec``'s claude (``pid``) may write; None if anywhere the
-    user may, or unknown."""
+    user may, or unknown. ``given``: the folder its session was given (its supervisor's
+    ``Hold.folders``), which its sandbox makes writable, kept should the CLI move.
+    ``seen``: settings files already read for this Write (agents share the machine's,
+    and those in one folder its project's), filled in."""
     if spec is None or not sandbox.sandboxed(spec):
         return None
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        argv = _proc(pid, "cmdline").split(b"\0")
+        environ = _proc(pid, "environ").split(b"\0")
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return None
@@ -190,31 +202,24 @@ def areas(spec: AgentSpec | None, pid: int) -> list[str] | None:
     if not home or not isinstance(box, dict) or box.get("enabled") is not True:
         return None
     found = [cwd, os.path.join(home, ".npm", "_logs")]
-    if (given := FOLDERS.get(spec.name)) is not None:
+    if given is not None:
         found.append(str(given))
     temp = env.get("CLAUDE_CODE_TMPDIR")
     found += [t for t in (temp, env.get("TMPDIR")) if t] + ([] if temp else ["/tmp"])
-    found += _git_dirs(cwd)
+    seen = {} if seen is None else seen
+    found += _git_dirs(cwd, seen)
     more = _settings_areas(flag, cwd, home, project=False)
     if more is None:
         return None
     found += more
-    try:
-        if _text(Path(cwd, MCP_FILE)):  # its servers run outside the sandbox
-            return None
-    except (OSError, ValueError):
+    # Its project's servers run outside the sandbox: any at all holds it everywhere.
+    if _settings(os.path.join(cwd, MCP_FILE), seen, parse=False) is not _EMPTY:
         return None
-    files = [Path(cwd, p) for p in PROJECT_SETTINGS] + [MANAGED[0]]
-    with contextlib.suppress(OSError):
-        files += sorted(p for p in MANAGED[1].iterdir() if p.suffix == ".json")
+    files = [os.path.join(cwd, p) for p in PROJECT_SETTINGS] + _managed_files(seen)
     for file in files:
-        try:
-            text = _text(file)
-            if not text:
-                continue
-            data = json.loads(text)
-        except (OSError, ValueError):
-            return None
+        data = _settings(file, seen)
+        if data is _EMPTY:
+            continue
         more = _settings_areas(data, cwd, home, project=True)
         if more is None:
             return None
@@ -222,12 +227,52 @@ def areas(spec: AgentSpec | None, pid: int) -> list[str] | None:
     return found
 
 
-def _text(file: Path) -> str:
+def _proc(pid: int, name: str) -> bytes:
+    """``/proc/<pid>/<name>`` whole (plain reads: this runs for every agent, every Write)."""
+    fd = os.open(f"/proc/{pid}/{name}", os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+_EMPTY = object()  # a settings file missing or empty (in ``seen``)
+_BAD = object()  # one that cannot be read or is not JSON
+_MANAGED_KEY = "\0managed"  # the machine's settings files, in ``seen``
+
+
+def _managed_files(seen: dict[str, Any]) -> list[str]:
+    if _MANAGED_KEY not in seen:
+        found = [str(MANAGED[0])]
+        with contextlib.suppress(OSError):
+            found += sorted(e.path for e in os.scandir(MANAGED[1]) if e.name.endswith(".json"))
+        seen[_MANAGED_KEY] = found
+    return list(seen[_MANAGED_KEY])
+
+
+def _settings(file: str, seen: dict[str, Any], *, parse: bool = True) -> Any:
+    """A settings file's content, once per ``seen``: :data:`_EMPTY` if it is missing or
+    empty, :data:`_BAD` if it cannot be read or (``parse``) is not JSON: that holds its
+    agent everywhere (``_settings_areas`` of anything but a dict is None)."""
+    if file not in seen:
+        try:
+            text = _text(file)
+            seen[file] = _EMPTY if not text else json.loads(text) if parse else text
+        except (OSError, ValueError):
+            seen[file] = _BAD
+    return seen[file]
+
+
+def _text(file: str) -> str:
     """A settings file's text; empty if it is missing or empty (the CLI's sandbox leaves an
     empty file at each protected path that did not exist: ``.claude/settings.json``,
     ``.mcp.json``, bound read-only from ``/dev/null``, measured on 2.1.332)."""
     try:
-        return file.read_text(encoding="utf-8-sig").strip()
+        with open(file, encoding="utf-8-sig") as f:
+            return f.read().strip()
     except FileNotFoundError:
         return ""
 
@@ -239,7 +284,7 @@ def _flag_settings(argv: list[bytes], cwd: str) -> dict[str, Any] | None:
             text = argv[i + 1].decode(errors="replace").strip()
             try:
                 if not text.startswith("{"):
-                    text = Path(cwd, text).read_text(encoding="utf-8-sig")
+                    text = _text(os.path.join(cwd, text))
                 data = json.loads(text)
             except (OSError, ValueError):
                 return None
@@ -290,25 +335,41 @@ def _entry_paths(entry: str, cwd: str, home: str) -> list[str]:
     return [os.path.join(cwd, path or "."), os.path.join(cwd, ".claude", path or ".")]
 
 
-def _git_dirs(folder: str) -> list[str]:
+def _git_dirs(folder: str, seen: dict[str, Any] | None = None) -> list[str]:
     """The repository's git folders the CLI's sandbox makes writable to a command in
-    ``folder`` (measured: a worktree's own and the common one)."""
-    d = _real(folder)
-    while True:
-        dot = os.path.join(d, ".git")
-        if os.path.isdir(dot):
-            return [dot]
-        if os.path.isfile(dot):
-            try:
-                text = Path(dot).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                return [d]  # cannot tell where its git folder is: the whole checkout
-            own = os.path.join(d, text.partition("gitdir:")[2].strip())
-            try:
-                common = Path(own, "commondir").read_text(encoding="utf-8").strip()
-            except OSError:
-                return [own]
-            return [own, os.path.join(own, common)]
-        if d == "/":
-            return []
+    ``folder`` (measured: a worktree's own and the common one); ``folder`` as the kernel
+    shows a working folder (``/proc/<pid>/cwd``: resolved, no symlink on it). What each
+    folder on the way up gave is kept in ``seen`` (agents share the folders above)."""
+    seen = {} if seen is None else seen
+    d, walked = folder, []
+    while (key := "\0git:" + d) not in seen:
+        walked.append(key)
+        found = _git_here(d)
+        if found is not None or d == "/":
+            seen[key] = found or []
+            break
         d = os.path.dirname(d)
+    for key in walked:
+        seen[key] = seen["\0git:" + d]
+    return list(seen["\0git:" + d])
+
+
+def _git_here(d: str) -> list[str] | None:
+    """The git folders of a checkout at ``d``; None if there is none there."""
+    dot = os.path.join(d, ".git")
+    if os.path.isdir(dot):
+        return [dot]
+    if not os.path.isfile(dot):
+        return None
+    try:
+        with open(dot, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return [d]  # cannot tell where its git folder is: the whole checkout
+    own = os.path.join(d, text.partition("gitdir:")[2].strip())
+    try:
+        with open(os.path.join(own, "commondir"), encoding="utf-8") as f:
+            common = f.read().strip()
+    except OSError:
+        return [own]
+    return [own, os.path.join(own, common)]

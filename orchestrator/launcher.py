@@ -109,17 +109,17 @@ class _Launcher:
 _LAUNCHERS: dict[str, _Launcher] = {}  # what make_launcher returned -> what it made
 
 
-def _sealed_script(text: str) -> int | None:
+def _sealed_script(text: str, label: str = "octy-claude-launcher") -> int | None:
     """``text`` in an executable memory file sealed against any change (an fd kept open,
     close-on-exec); None where that cannot be made and executed."""
     if not hasattr(os, "memfd_create") or not all(hasattr(fcntl, s) for s in SEALS):
         return None
     flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
-        fd = os.memfd_create("octy-claude-launcher", flags | MFD_EXEC)
+        fd = os.memfd_create(label, flags | MFD_EXEC)
     except OSError:  # EINVAL: a kernel before MFD_EXEC (executable by default there)
         try:
-            fd = os.memfd_create("octy-claude-launcher", flags)
+            fd = os.memfd_create(label, flags)
         except OSError:
             return None
     try:
@@ -135,6 +135,21 @@ def _sealed_script(text: str) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def sealed_program(text: str, label: str) -> str | None:
+    """The path (``/proc/<this pid>/fd/<fd>``) of ``text`` as a sealed executable memory
+    file (:func:`_sealed_script`), kept open for this process's life and made once per
+    text; None where one cannot be made and executed."""
+    if text not in _PROGRAMS:
+        fd = _sealed_script(text, label)
+        if fd is None:
+            return None
+        _PROGRAMS[text] = f"/proc/{os.getpid()}/fd/{fd}"
+    return _PROGRAMS[text]
+
+
+_PROGRAMS: dict[str, str] = {}
 
 
 def launcher_folder(cli_path: str | None) -> Path | None:

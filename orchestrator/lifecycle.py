@@ -332,6 +332,16 @@ class Lifecycle:
         delay = min(policy.max_s, policy.initial_s * 2.0 ** (n - 1))
         return self._restart(self._jitter(delay), end.reason)
 
+    def abandon_start(self) -> list[AgentState]:
+        """A start queued with no session task yet (``waiting`` for its layer of `up` or
+        of a reload) is given up: by a ``stop``, or the layers ending before its turn.
+        Made here, not only recorded: it stayed ``waiting`` in memory while the registry
+        said ``stopped`` (asks of it taken, dependents waiting for it, a later start
+        recording nothing)."""
+        if self.state == AgentState.WAITING:
+            return self.move(AgentState.STOPPED)
+        return []
+
     def stop_moves(self) -> list[AgentState]:
         """The moves still to make to end up STOPPED (after Action.STOP, or when the
         session task ends for a stop, or a start is abandoned); FAILED stays FAILED."""

@@ -33,7 +33,6 @@ class AgentSlot(Protocol):
     wake: anyio.Event
     want_running: bool
     life: Lifecycle  # its state and restart history (orchestrator/lifecycle.py)
-    elsewhere: bool  # its registry row is another supervisor's (a shared NATS team)
 
     @property
     def state(self) -> AgentState: ...
@@ -109,22 +108,19 @@ async def stop_agent(sup: Team[SlotT], name: str, grace_s: float | None = None) 
             slot.want_running = False
             if slot.state == AgentState.WAITING:  # queued in a layer of `up`: not started
                 elsewhere = await sup.leases.held_elsewhere(name)
+                await sup.record_moves(slot, slot.life.abandon_start())
                 if elsewhere is not None:
                     # Queued here, and run meanwhile by another supervisor of a shared
                     # NATS team: its row and its askers are that one's. Our queued start
-                    # ends unwritten; the stop is refused, naming the supervisor, as a
-                    # `start` is (it wrote `stopped`, pid None, over the running agent's
-                    # row and answered its askers recipient_stopped).
-                    slot.elsewhere = True
-                    await sup.record_moves(slot, slot.life.stop_moves())
+                    # ends unwritten (registry.record); the stop is refused, naming the
+                    # supervisor, as a `start` is (it wrote `stopped`, pid None, over the
+                    # running agent's row and answered its askers recipient_stopped).
                     raise elsewhere
-                await sup.record_moves(slot, slot.life.stop_moves())
                 await _answer_waiters(sup, name)
                 return "stopped"
             if slot.state == AgentState.STOPPED:
-                elsewhere = await sup.leases.held_elsewhere(name)
-                if elsewhere is not None:  # a shared NATS team's agent another one runs
-                    raise elsewhere  # said 'already stopped' while it ran there
+                # A shared NATS team's agent another one runs: it said 'already stopped'.
+                await _refuse_held_elsewhere(sup, name)
                 return "already stopped"
             return f"not running ({slot.state.value})"
         await stop_and_wait(sup, name, grace_s)

@@ -16,7 +16,9 @@ reaches it, while every call, a subagent's included, passes the hook.
   waits for the approver's yes (:mod:`orchestrator.approvals`), who is told why it
   matched ("matches Bash(git push:*): runs code given to python3 -c: cannot be read").
   The agent's ``tools`` are passed along: a ``Bash(...)`` rule there exempts the
-  interpreter hand-off it names (:mod:`orchestrator.handoffs`).
+  interpreter hand-off it names (:mod:`orchestrator.handoffs`). A git command is read
+  with the git config and hooks of the folder it runs in (:mod:`orchestrator.git_state`,
+  git run in a worker thread, the call's ``cwd`` from the hook input).
 - Subagents: the hook sees which subagent made a call (``agent_type`` in the
   hook input); it is logged, and the relay is told for its own logs.
 """
@@ -32,7 +34,7 @@ import anyio
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
-from orchestrator import confine, globs, hold_scope, prompts, workspaces, write_hold
+from orchestrator import confine, git_state, globs, hold_scope, prompts, workspaces, write_hold
 from orchestrator.approval_wait import Approvals
 from orchestrator.approve_rules import match_reason, written_path
 from orchestrator.errors import OrchestratorError
@@ -54,6 +56,10 @@ class Decide(Protocol):
 
 
 HOOK_SLACK_S = 60.0  # the hook outlives the approval wait it contains
+# The tools whose calls start commands (the claude's children, which a write hold stops);
+# a subagent's calls pass the same hook.
+COMMAND_TOOLS = ("Bash",)
+HELD_POLL_S = 0.002  # how often a command held back looks whether the write is done
 
 
 def owner_check(
@@ -119,8 +125,11 @@ class Policy:
         decide: Decide,
         *,
         on_subagent_call: Callable[[str, dict[str, Any], str], None] | None = None,
+        hold: write_hold.Hold | None = None,
     ) -> None:
         self.agent = agent
+        # The team's write hold (its supervisor's: write_hold); a hook alone holds its own.
+        self.hold = hold if hold is not None else write_hold.Hold()
         self.roster = roster
         self.folder = folder  # the agent's working folder (its worktree, if it has one)
         self.temp: Path | None = None  # its private temp folder (CLAUDE_CODE_TMPDIR), once built
@@ -135,19 +144,23 @@ class Policy:
 
     def hooks(self) -> dict[Any, list[HookMatcher]]:
         timeout = self.spec.approval_timeout_s + HOOK_SLACK_S
-        done = HookMatcher(matcher="|".join(sorted(FILE_TOOLS)), hooks=[self.file_tool_done])
+        done = HookMatcher(
+            matcher="|".join(sorted({*FILE_TOOLS, *COMMAND_TOOLS})), hooks=[self.call_done]
+        )
         return {
             "PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use], timeout=timeout)],
-            # A file tool's write done (or failed): the team's commands go on (write_hold).
+            # A file tool's write done (or failed): the team's commands go on; a command's:
+            # no hold needs to look for it any more (write_hold).
             "PostToolUse": [done],
             "PostToolUseFailure": [done],
         }
 
-    async def file_tool_done(
+    async def call_done(
         self, _data: HookInput, tool_use_id: str | None, _context: HookContext
     ) -> HookJSONOutput:
         if tool_use_id:
-            write_hold.TEAM.release(tool_use_id)
+            self.hold.release(tool_use_id)
+            self.hold.launched(tool_use_id)
         return {}
 
     async def pre_tool_use(
@@ -171,6 +184,9 @@ class Policy:
         tool_input = raw.get("tool_input") if isinstance(raw.get("tool_input"), dict) else {}
         assert isinstance(tool_input, dict)
         subagent = raw.get("agent_type") if raw.get("agent_id") else None
+        # Who makes the call: the agent, or one of its subagents (each its own loop, whose
+        # calls run beside the agent's).
+        caller = f"{self.agent}/{raw['agent_id']}" if raw.get("agent_id") else self.agent
         if isinstance(subagent, str):
             self.log.info("tool_used", tool=tool, input=tool_input, subagent=subagent)
             if self.on_subagent_call is not None:
@@ -180,14 +196,11 @@ class Policy:
         if path is not None and (why := self._write_refusal(spec, path)) is not None:
             self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
             return _deny(why)
-        why = next(
-            (
-                w
-                for r in spec.approve
-                if (w := match_reason(r, tool, tool_input, self.folder(), spec.tools))
-            ),
-            None,
-        )
+        why = None
+        if spec.approve:  # in a thread: a git line reads git's state with git itself
+            why = await anyio.to_thread.run_sync(
+                self._asks, spec, tool, tool_input, self.folder(), raw.get("cwd")
+            )
         out: HookJSONOutput = {}
         if why is not None:
             granted, reason = await self.decide(tool, tool_input, subagent, why)
@@ -204,12 +217,47 @@ class Policy:
             # Checked again with the team's commands held still until the CLI has written
             # (write_hold): a folder swapped for a symlink after the check above, by
             # another agent's Bash, would send the write elsewhere.
-            await anyio.to_thread.run_sync(self._hold, tool_use_id, path)
+            await anyio.to_thread.run_sync(self._hold, tool_use_id, path, caller)
             if (why := self._write_refusal(spec, path)) is not None:
-                write_hold.TEAM.release(tool_use_id)
+                self.hold.release(tool_use_id)
                 self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
                 return _deny(why)
+        if tool in COMMAND_TOOLS:
+            if not await self._until_not_held(tool, caller):
+                return _deny(prompts.held_too_long(write_hold.HOLD_MAX_S))
+            if tool_use_id:  # a hold that begins before the CLI starts it still finds it
+                self.hold.launch(tool_use_id, self.agent)
         return out
+
+    async def _until_not_held(self, tool: str, caller: str) -> bool:
+        """Wait while another agent's write holds this one (write_hold): its claude is not
+        stopped, so a command it started now would run during that write. Polled, on the
+        loop (a write takes milliseconds; a thread each would take the writers' threads);
+        False if holds went on for :data:`write_hold.HOLD_MAX_S` (writes back to back)."""
+        if not self.hold.holding(self.agent, caller):
+            return True
+        self.log.info("command_waits_for_write", tool=tool)
+        with anyio.move_on_after(write_hold.HOLD_MAX_S):
+            while self.hold.holding(self.agent, caller):  # noqa: ASYNC110 - set from threads
+                await anyio.sleep(HELD_POLL_S)
+            return True
+        self.log.warning("command_held_too_long", tool=tool, after_s=write_hold.HOLD_MAX_S)
+        return False
+
+    def _asks(
+        self, spec: AgentSpec, tool: str, tool_input: dict[str, Any], folder: Path, cwd: Any
+    ) -> str | None:
+        """Why the call matches one of the agent's ``approve`` rules, or None."""
+        # Git's config and hooks where the call runs: read once, and only for git lines.
+        git = git_state.Lookup(
+            cwd if isinstance(cwd, str) and os.path.isdir(cwd) else folder,
+            {**os.environ, **spec.env},
+        )
+        for rule in spec.approve:
+            why = match_reason(rule, tool, tool_input, folder, spec.tools, git=git)
+            if why is not None:
+                return why
+        return None
 
     def _write_refusal(self, spec: AgentSpec, path: str) -> str | None:
         roster = self.roster()
@@ -218,7 +266,7 @@ class Policy:
             why = owner_check(spec, self.folder(), roster, _folder_of(roster), path)
         return why
 
-    def _hold(self, key: str, path: str) -> None:
+    def _hold(self, key: str, path: str, caller: str | None = None) -> None:
         # Released when the CLI reports the call done, or after HOLD_MAX_S if it never
         # does; recorded beside the pid files for the watchman if this process dies first.
         # Only the agents whose commands could change a folder on the path (hold_scope);
@@ -227,22 +275,29 @@ class Policy:
         record = None if self.pids is None else self.pids.parent / write_hold.RECORD
         clis = write_hold.team_agents(self.pids)
         roster = self.roster()
+        folders = self.hold.folders
 
         known: dict[str, list[str] | None] = {}
+        seen: dict[str, Any] = {}  # settings files read for this Write
 
         def areas(name: str, pid: int) -> list[str] | None:
             if name not in known:  # read once a Write: what a claude was started with
-                known[name] = hold_scope.areas(roster.agents.get(name), pid)
+                spec = roster.agents.get(name)
+                known[name] = hold_scope.areas(spec, pid, folders.get(name), seen)
             return known[name]
 
         def racers() -> set[int]:
             return hold_scope.racers(path, str(self.folder()), clis, areas)
 
+        def hold(pids: set[int]) -> None:
+            agents = {name: pid for name, pid in clis.items() if pid in pids}
+            self.hold.hold(key, pids, record, agents=agents, writer=caller or self.agent)
+
         held = racers()
-        write_hold.TEAM.hold(key, held, record)  # the key is held even if no one is
+        hold(held)  # the key is held even if no one is
         while more := racers() - held:
             held |= more
-            write_hold.TEAM.hold(key, more, record)
+            hold(more)
 
 
 def _deny(reason: str) -> HookJSONOutput:
@@ -272,8 +327,11 @@ def for_agent(
     roster: Callable[[], Roster],
     relay: Relay,
     on_event: OnEvent,
+    *,
+    hold: write_hold.Hold | None = None,
 ) -> Policy:
-    """The policy of one agent's session: its folder found (its worktree made) once."""
+    """The policy of one agent's session: its folder found (its worktree made) once;
+    ``hold``: its team's write hold (the supervisor's)."""
     folder: list[Path] = []
 
     def agent_folder() -> Path:
@@ -287,5 +345,10 @@ def for_agent(
 
     approvals = Approvals(agent, mailbox, settings, lambda: relay.turn, on_event)
     return Policy(
-        agent, roster, agent_folder, approvals.decide, on_subagent_call=relay.note_subagent_call
+        agent,
+        roster,
+        agent_folder,
+        approvals.decide,
+        on_subagent_call=relay.note_subagent_call,
+        hold=hold,
     )

@@ -249,3 +249,13 @@ def not_owned(path: str, owns: Sequence[str], owners: Sequence[str]) -> str:
         f"{path} is outside the paths this agent may write (owns: {mine}); {who}. "
         "The write was not made."
     )
+
+
+def held_too_long(after_s: float) -> str:
+    """A command kept back while other agents wrote, for longer than a write may take
+    (orchestrator/write_hold.py): writes back to back covering this agent's folders."""
+    return (
+        f"other agents kept writing files in this agent's folders for {after_s:.0f} s, and "
+        "a command may not start during another agent's write. The command was not run; "
+        "run it again."
+    )

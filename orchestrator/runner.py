@@ -17,6 +17,7 @@ messages), :mod:`~orchestrator.spend` (costs and the budget watch).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -37,7 +38,7 @@ from claude_agent_sdk import (
     ToolPermissionContext,
 )
 
-from orchestrator import prompts, relay_route
+from orchestrator import errors, prompts, relay_route, workspaces
 from orchestrator.connect import close, connect_within, is_group_leader
 from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.give_back import GiveBack
@@ -67,6 +68,7 @@ from orchestrator.turn_stream import (
     next_item,
     pump,
 )
+from orchestrator.write_hold import Hold
 
 log = structlog.get_logger()
 
@@ -89,6 +91,7 @@ class AgentRunner:
         resume_at: str | None = None,
         hold: Callable[[str], Awaitable[None]] | None = None,
         budgets: BudgetGate | None = None,
+        write_hold: Hold | None = None,
         client: Callable[[ClaudeAgentOptions], ClaudeSDKClient] = ClaudeSDKClient,
     ) -> None:
         self.name = name
@@ -100,7 +103,8 @@ class AgentRunner:
         # the approval wait's "blocked"/"unblocked" go through it too
         self.on_event = on_event
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
-        self.policy = for_agent(name, mailbox, roster, self.relay, on_event)  # owns, approvals
+        # owns, approvals; the team's write hold (a runner alone holds with its own)
+        self.policy = for_agent(name, mailbox, roster, self.relay, on_event, hold=write_hold)
         self.pid: int | None = None
         self.log = log.bind(agent=name)
         self.spend = Spend(
@@ -194,6 +198,12 @@ class AgentRunner:
                 await self._close(client)
         return end
 
+    def _clear_git_locks(self) -> None:
+        """A worktree agent's stale git locks, before its CLI starts (see
+        workspaces.clear_stale_locks); never a reason not to start it."""
+        with contextlib.suppress(errors.OrchestratorError, OSError):
+            workspaces.clear_stale_locks(self.spec, self.roster())
+
     async def _connect(self) -> ClaudeSDKClient | SessionEnd:
         rewind_at = None
         if self._resume.rewind:
@@ -202,6 +212,7 @@ class AgentRunner:
             if rewind_at is None:  # no good point known: a fresh conversation, not a poisoned one
                 self.spend.session.reset()
         await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
+        await anyio.to_thread.run_sync(self._clear_git_locks)
         for resume in [self.session_id, None] if self.session_id else [None]:
             if self._stop.is_set():  # asked before this process was launched: none is
                 return SessionEnd(EndReason.STOPPED, "stopped before connecting")

@@ -45,7 +45,7 @@ from claude_agent_sdk import (
     PermissionResultDeny,
 )
 
-from orchestrator import agent_env, hold_scope, launcher, sandbox
+from orchestrator import agent_env, launcher, sandbox
 from orchestrator.policy import Policy
 from orchestrator.prompts import CLI_OWN_MESSAGING, SERVER, TOOL_NAMES, team_prompt
 from orchestrator.relay import Relay
@@ -156,7 +156,17 @@ def build_options(
     options = with_policy(options, spec, policy)
     # What the CLI keeps for itself (a gateway's headers...) is unset in each of its
     # commands by a shell prefix (agent_env), decided in the folder it will run in.
-    options.env.update(agent_env.prefix_env(spec, os.environ, Path(options.cwd or spec.cwd)))
+    options.env.update(
+        agent_env.prefix_env(
+            spec, os.environ, Path(options.cwd or spec.cwd), sandboxed=sandbox.sandboxed(spec)
+        )
+    )
+    # And the CLI's sandbox unsets them for sandboxed commands, MCP servers or not.
+    denied = agent_env.sandbox_denied(spec, os.environ) if sandbox.sandboxed(spec) else []
+    if denied:
+        settings = json.loads(str(options.settings))
+        settings["sandbox"]["credentials"] = {"envVars": denied}
+        options.settings = json.dumps(settings)
     return options
 
 
@@ -168,7 +178,7 @@ def with_policy(
     if policy is None:
         return options
     options.cwd = str(policy.folder())
-    hold_scope.FOLDERS[spec.name] = Path(options.cwd)  # its commands may write there
+    policy.hold.folders[spec.name] = Path(options.cwd)  # its commands may write there
     tmp = options.env.get("CLAUDE_CODE_TMPDIR")
     policy.temp = Path(tmp) if tmp else None  # the file tools may write there too
     pid_file = options.env.get(PID_FILE_ENV)

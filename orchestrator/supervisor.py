@@ -21,7 +21,7 @@ import anyio.to_thread
 import structlog
 from anyio.abc import TaskGroup
 
-from orchestrator import errors, operations, preflight
+from orchestrator import errors, operations, preflight, workspaces
 from orchestrator.agent_leases import AgentLeases, LocalLeases, agent_leases
 from orchestrator.agent_meta import AgentMeta
 from orchestrator.budget_watch import BudgetWatch
@@ -44,6 +44,7 @@ from orchestrator.supervision.depends import START_WAIT_S
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
 from orchestrator.supervision.slot import Slot
 from orchestrator.watchman import Watchman
+from orchestrator.write_hold import Hold
 
 log = structlog.get_logger()
 
@@ -120,6 +121,8 @@ class Supervisor:
         self.watch_fingerprint = fingerprint(watched_paths(roster.path, roster))
         self.last_reload: Applied | None = None  # what `reload` tells after the watcher's
         self.budgets = BudgetWatch(roster.database, lambda: self.roster, self)
+        # This team's write hold (write_hold): its own, not another's in this process.
+        self.write_hold = Hold()
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
 
     # --- running --------------------------------------------------------------
@@ -228,6 +231,8 @@ class Supervisor:
             await mailbox.register(
                 name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta
             )
+        # Before any agent's CLI: a link made in .git while one runs is moved aside by it.
+        await anyio.to_thread.run_sync(workspaces.prepare_links, self.roster)
         log.info(
             "supervisor_started",
             team=self.roster.name,
@@ -276,11 +281,9 @@ class Supervisor:
                 for slot in queued:
                     mine = slot.done.is_set() and self.slots.get(slot.name) is slot
                     if mine and slot.state == AgentState.WAITING:
-                        # Taken meanwhile by another supervisor of a shared NATS team: its
-                        # row is that one's (our `stopped` read as the agent's, pid None).
-                        if await self.leases.held_elsewhere(slot.name) is not None:
-                            slot.elsewhere = True
-                        await self.record_moves(slot, slot.life.stop_moves())
+                        # Not written on its row if another supervisor of a shared NATS
+                        # team took it meanwhile (registry.record).
+                        await self.record_moves(slot, slot.life.abandon_start())
 
     async def _queue(self, names: list[str], still_wanted: bool) -> list[Slot]:
         """Show the agents a start in layers is to start as ``waiting`` from now on, not
@@ -322,8 +325,8 @@ class Supervisor:
         moves = slot.life.start()
         assert self._tg is not None
         try:
-            if await self.leases.held_elsewhere(name) is not None:
-                slot.elsewhere = True  # its row is the holder's (its task is refused)
+            # Run by another supervisor (a shared NATS team): its row is left to that one
+            # (registry.record) and its task is refused the lease.
             await self.record_moves(slot, moves)
         finally:  # whatever happened, the task runs: it sets slot.done at its end
             self._tg.start_soon(restarts.supervise, self, slot)

@@ -150,6 +150,27 @@ def _team_segment(repo: Path, agent: str, name: str) -> str:
     return team
 
 
+def prepare_links(roster: Roster) -> None:
+    """Before any agent of the team starts: make the branch link and the team's folder
+    (git_guard.prepare) in the repository of every worktree agent of the roster, whether
+    it starts now or later. Measured on CLI 2.1.332: after each command, a sandboxed
+    CLI renames a symbolic link that appeared in the repository's ``.git`` since its
+    session began, so the link made when a worktree agent first started (``start w``
+    while a shared agent of the team ran in the repository, or agents started in
+    parallel) was moved aside at the shared agent's next command, and the worktree
+    agent's branch with it. A problem here is left for the agent's own start to report."""
+    for spec in roster.agents.values():
+        if not spec.workspace.is_worktree:
+            continue
+        try:
+            tree = locate(spec, roster)
+            if tree is not None:
+                with _repo_lock(tree.repo):
+                    git_guard.prepare(tree.repo, tree.branch, tree.agent)
+        except (errors.OrchestratorError, OSError):
+            continue
+
+
 def agent_folder(spec: AgentSpec, roster: Roster) -> Path:
     """The folder the agent's claude runs in: its cwd, or the same place in its worktree
     (made now if missing)."""
@@ -170,7 +191,7 @@ def _ensure(tree: Worktree) -> Worktree:
     made = _ensure_made(tree)
     _exclude_placeholders(made)
     if tree.team and _recorded(tree.repo, tree.branch, "octyTeam") is None:
-        gitcmd.run(["config", f"branch.{tree.branch}.octyTeam", tree.team], tree.repo)
+        _set_config(tree.repo, f"branch.{tree.branch}.octyTeam", tree.team, tree.agent)
     return made
 
 
@@ -178,7 +199,7 @@ def _ensure_made(tree: Worktree) -> Worktree:
     if tree.exists():
         if tree.base is None and (base := gitcmd.current_branch(tree.repo)) is not None:
             # made by a run that died before recording its base: record it now
-            gitcmd.run(["config", f"branch.{tree.branch}.octyBase", base], tree.repo)
+            _set_config(tree.repo, f"branch.{tree.branch}.octyBase", base, tree.agent)
             return replace(tree, base=base)
         return tree
     base = tree.base or gitcmd.current_branch(tree.repo)
@@ -198,13 +219,106 @@ def _ensure_made(tree: Worktree) -> Worktree:
         gitcmd.run(["worktree", "add", *force, str(tree.path), tree.branch], tree.repo)
     else:
         gitcmd.run(["worktree", "add", *force, "-b", tree.branch, str(tree.path), base], tree.repo)
-    gitcmd.run(["config", f"branch.{tree.branch}.octyBase", base], tree.repo)
+    _set_config(tree.repo, f"branch.{tree.branch}.octyBase", base, tree.agent)
     gitcmd.run(
         ["worktree", "lock", "--reason", f"octy-orchestrate agent {tree.agent}", str(tree.path)],
         tree.repo,
         check=False,  # already locked is fine
     )
     return replace(tree, base=base)
+
+
+def clear_stale_locks(spec: AgentSpec, roster: Roster) -> list[Path]:
+    """Remove the git lock files that would block the agent's commits, as its CLI is
+    about to start: its branch's ``<agent>.lock`` in the team's branch folder and its
+    worktree's ``index.lock`` and ``HEAD.lock``. Returns the paths removed.
+
+    git never breaks a lock: one left by a git killed mid-commit (the agent stopped or
+    restarted, its CLI killed, its commands with it) or planted by a team mate's shell
+    (the team's folder is writable to it, measured) made every later commit of the agent
+    fail ("File exists") until someone deleted it by hand. Here no command of the agent
+    can be running (its CLI is not started yet), and no other agent takes these locks;
+    a git of the operator's on that branch or worktree at this very moment fails instead
+    of writing (its lock is gone when it renames it). The worktree's own git folder is
+    found from the repository's ``worktrees/`` list, never from the ``.git`` file in the
+    worktree, which the agent can rewrite. Nothing else is touched: a mate's lock is
+    cleared at the mate's start, the operator's locks (``.git/index.lock``…) are the
+    operator's."""
+    tree = locate(spec, roster)
+    if tree is None or not tree.exists():
+        return []
+    common = gitcmd.common_dir(tree.repo)
+    found = [common / "refs" / "heads" / f"{tree.branch}.lock"]
+    if (admin := _admin_folder(common, tree)) is not None:
+        found += [admin / "index.lock", admin / "HEAD.lock"]
+    removed = []
+    for path in found:
+        try:
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # left as it is: git names it when it blocks a commit
+    if removed:
+        log.warning(
+            "stale_git_lock_removed",
+            agent=tree.agent,
+            paths=[str(p) for p in removed],
+            reason="left by a git that did not finish (killed?) or by another agent's "
+            "shell; it would block every commit of the agent",
+        )
+    return removed
+
+
+def _admin_folder(common: Path, tree: Worktree) -> Path | None:
+    """``<common>/worktrees/<id>`` of ``tree``: the one whose ``gitdir`` names its
+    ``.git`` file."""
+    mine = (tree.path / ".git").resolve()
+    try:
+        folders = sorted((common / "worktrees").iterdir())
+    except OSError:
+        return None
+    for folder in folders:
+        try:
+            named = (folder / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            continue
+        if named and Path(named).resolve() == mine:
+            return folder
+    return None
+
+
+CONFIG_WAIT_S = 300.0
+"""How long a start waits for ``.git/config.lock`` to go. While a command of any worktree
+agent of the repository runs, the CLI's sandbox keeps a placeholder file there (it
+protects ``.git/config``; measured on CLI 2.1.332), so every ``git config`` write fails
+("could not lock config file"): an agent added or started while a mate ran a command
+failed its start 6 times in a second and was given up ("failed"), for good."""
+
+
+def _set_config(repo: Path, key: str, value: str, agent: str) -> None:
+    """``git config KEY VALUE``, waiting while the config file is locked (see
+    :data:`CONFIG_WAIT_S`); other failures at once."""
+    deadline = time.monotonic() + CONFIG_WAIT_S
+    delay, told = 0.05, False
+    while True:
+        done = gitcmd.run(["config", key, value], repo, check=False)
+        if done.returncode == 0:
+            return
+        locked = "could not lock config file" in done.stderr
+        if not locked or time.monotonic() >= deadline:
+            raise errors.GitError(["config", key, value], done.returncode, done.stderr.strip())
+        if not told:
+            told = True
+            log.info(
+                "git_config_locked",
+                agent=agent,
+                path=str(gitcmd.common_dir(repo) / "config.lock"),
+                reason="a sandboxed agent's command may be running (the CLI keeps a "
+                "placeholder there meanwhile); waiting for it to end",
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
 
 
 def _check_made_by_us(tree: Worktree) -> None:

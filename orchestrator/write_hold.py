@@ -17,6 +17,15 @@ write takes milliseconds; a call the CLI drops without either hook is released a
 :data:`HOLD_MAX_S`. Only processes under a claude the supervisor started itself are
 touched (a pid file names it; its parent must be this process).
 
+The claudes themselves go on (the writer's must write, and a held one may be writing too):
+a held agent's claude can start a new command while the hold is on (measured: a Bash
+``touch`` started mid-hold ran at once). So the hold names the agents it covers
+(:meth:`Hold.holding`), and the policy hook's ``PreToolUse`` for their Bash waits until no
+other agent's write holds them (orchestrator/policy.py). A call let through just before a
+hold began is started by the CLI later (measured: 80-670 ms after the hook's answer),
+after the hold looked: until it is reported done, a hold on its agent looks for it every
+millisecond (:meth:`Hold.launch`) and stops it as it appears (measured: it ran before).
+
 A process already stopped when the hold finds it (the operator's SIGSTOP, a shell's
 Ctrl-Z) is left as it is, and stays stopped after. The pids stopped are written (with
 their start times) to :data:`RECORD` in the launcher folder before they are stopped: a
@@ -32,7 +41,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import structlog
@@ -44,6 +53,11 @@ log = structlog.get_logger()
 HOLD_MAX_S = 10.0  # a write the CLI never reports done is released after this
 STOP_WAIT_S = 2.0  # how long a stop may take to land (a process in a system call)
 ROUNDS = 5  # rescans: a process may fork as it is stopped
+# A Bash call let through is started by the CLI this much later at most (measured 80-670
+# ms from the hook's answer to its first process, load 11); until then, or until the CLI
+# reports it done, a hold on its agent keeps looking for it (Hold.launch).
+LAUNCH_S = HOLD_MAX_S
+WATCH_S = 0.001  # how often a hold looks for a command being started
 RECORD = "held"  # in the launcher folder: what is held, for the watchman (see Hold.hold)
 
 
@@ -152,11 +166,23 @@ def _write_record(record: Path, stopped: dict[int, int | None]) -> None:
 
 
 class Hold:
-    """The team's hold: keys (tool use ids) held, and the processes stopped for them."""
+    """The team's hold: keys (tool use ids) held, and the processes stopped for them. One
+    per supervisor (its ``write_hold``): two teams in one process hold their own."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._keys: set[str] = set()
+        # The agents each key holds, and who writes (the agent, or ``agent/subagent id``):
+        # their new commands wait (:meth:`holding`), the writer's own calls do not.
+        self._covers: dict[str, dict[str, int]] = {}  # key -> agent -> its claude
+        self._writers: dict[str, str] = {}
+        # Command calls let through and not reported done: call -> (agent, until when
+        # the CLI may still start it); whether a thread looks for them (Hold._watch).
+        self._launches: dict[str, tuple[str, float]] = {}
+        self._watching = False
+        # Each agent's folder as its session was given it (session_options.with_policy):
+        # the claude's working folder, which its sandbox makes writable (hold_scope.areas).
+        self.folders: dict[str, Path] = {}
         self._stopped: dict[int, int | None] = {}  # pid -> its start time
         # The keys each stopped pid is held for: a write's release continues what no other
         # write still needs (holds are scoped: hold_scope), not wait for every write.
@@ -173,40 +199,98 @@ class Hold:
         clis: Iterable[int],
         record: Path | None = None,
         max_s: float = HOLD_MAX_S,
+        *,
+        agents: Mapping[str, int] | None = None,
+        writer: str = "",
     ) -> int:
         """Stop what ``clis`` started (again: new ones since) and keep it stopped until
         ``key`` is released, or ``max_s`` has passed; the number of processes held. The
-        pids stopped are written to ``record`` first (what a killed supervisor leaves)."""
+        pids stopped are written to ``record`` first (what a killed supervisor leaves).
+        ``agents`` (name -> claude, of ``clis``) are :meth:`holding` from now on, but not
+        for the ``writer``'s own calls; a command one of them was let start
+        (:meth:`launch`) is stopped as it appears."""
         clis = list(clis)
         with self._lock:
             self._keys.add(key)
+            self._covers.setdefault(key, {}).update(agents or {})
+            self._writers.setdefault(key, writer)
             if (old := self._timers.get(key)) is not None:
                 old.cancel()
             timer = threading.Timer(max_s, self._expire, (key, max_s))
             timer.daemon = True
             self._timers[key] = timer
-            for _ in range(ROUNDS):
-                under = descendants(clis)
-                for pid in under & self._stopped.keys():
-                    self._needs[pid].add(key)
-                fresh = under - self._stopped.keys() - self._left
-                if not fresh:
-                    break
-                already = {p for p in fresh if _state(p) in ("T", "t")}
-                self._left |= already
-                mine = fresh - already
-                for pid in mine:
-                    self._stopped[pid] = procid.start_ticks(pid)
-                    self._needs[pid] = {key}
-                if record is not None and mine:
-                    _write_record(record, self._stopped)
-                    self._records.add(record)
-                for pid in mine:
-                    with contextlib.suppress(OSError):
-                        os.kill(pid, signal.SIGSTOP)
-                self._until_stopped(mine)
+            if record is not None:
+                self._records.add(record)
+            self._stop_under(clis, {key})
             timer.start()  # counted from the end of the stops, not their start
+            if not self._watching and self._launching_clis():
+                self._watching = True
+                threading.Thread(target=self._watch, name="write-hold-watch", daemon=True).start()
             return len(self._stopped)
+
+    def _stop_under(self, clis: list[int], keys: set[str]) -> None:
+        """Stop what ``clis`` started, for ``keys`` (under the lock)."""
+        for _ in range(ROUNDS):
+            under = descendants(clis)
+            for pid in under & self._stopped.keys():
+                self._needs[pid] |= keys
+            fresh = under - self._stopped.keys() - self._left
+            if not fresh:
+                break
+            already = {p for p in fresh if _state(p) in ("T", "t")}
+            self._left |= already
+            mine = fresh - already
+            for pid in mine:
+                self._stopped[pid] = procid.start_ticks(pid)
+                self._needs[pid] = set(keys)
+            if mine:
+                for record in self._records:
+                    _write_record(record, self._stopped)
+            for pid in mine:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGSTOP)
+            self._until_stopped(mine)
+
+    def launch(self, call: str, agent: str) -> None:
+        """``agent``'s command call ``call`` let through: the CLI starts it later (up to
+        :data:`LAUNCH_S`), maybe after a hold on the agent has looked, so until it is
+        :meth:`launched` holds keep looking for it."""
+        with self._lock:
+            self._launches[call] = (agent, time.monotonic() + LAUNCH_S)
+            if self._keys and not self._watching and self._launching_clis():
+                self._watching = True
+                threading.Thread(target=self._watch, name="write-hold-watch", daemon=True).start()
+
+    def launched(self, call: str) -> None:
+        """The CLI reported ``call`` done (or failed)."""
+        with self._lock:
+            self._launches.pop(call, None)
+
+    def _launching_clis(self) -> dict[int, set[str]]:
+        """The claudes held that are starting a command, each with the keys that hold it
+        (under the lock)."""
+        now = time.monotonic()
+        for call in [c for c, (_, until) in self._launches.items() if until < now]:
+            del self._launches[call]
+        starting = {agent for agent, _ in self._launches.values()}
+        out: dict[int, set[str]] = {}
+        for key, agents in self._covers.items():
+            for agent, cli in agents.items():
+                if agent in starting:
+                    out.setdefault(cli, set()).add(key)
+        return out
+
+    def _watch(self) -> None:
+        """While a hold covers a claude starting a command: stop what it starts."""
+        while True:
+            with self._lock:
+                clis = self._launching_clis()
+                if not clis:
+                    self._watching = False
+                    return
+                for cli, keys in clis.items():
+                    self._stop_under([cli], keys)
+            time.sleep(WATCH_S)
 
     def _until_stopped(self, pids: set[int]) -> None:
         """A stop is delivered, not done, when kill returns: a process running on another
@@ -235,6 +319,8 @@ class Hold:
             if key not in self._keys:
                 return
             self._keys.discard(key)
+            self._covers.pop(key, None)
+            self._writers.pop(key, None)
             timer = self._timers.pop(key, None)
             if timer is not None:
                 timer.cancel()
@@ -255,6 +341,8 @@ class Hold:
         """The team's end (`down`, a stop): nothing stays stopped, whatever is held."""
         with self._lock:
             self._keys.clear()
+            self._covers.clear()
+            self._writers.clear()
             for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
@@ -273,10 +361,18 @@ class Hold:
                 record.unlink()
         self._records.clear()
 
+    def holding(self, agent: str, caller: str | None = None) -> bool:
+        """Whether a write holds ``agent``: a command it starts now would run while that
+        write is checked and made. ``caller`` (the agent, or ``agent/subagent id``) is
+        not held by its own writes: it makes its calls one at a time."""
+        caller = agent if caller is None else caller
+        with self._lock:
+            return any(
+                agent in agents and self._writers.get(key) != caller
+                for key, agents in self._covers.items()
+            )
+
     @property
     def held(self) -> set[str]:
         with self._lock:
             return set(self._keys)
-
-
-TEAM = Hold()  # one per supervisor process: every agent's writes, each holding whom it must

@@ -40,6 +40,7 @@ class Team(refusals.Abandons, Protocol):
     launchable: anyio.Event
     cli_path: str | None
     watchman: Watchman | None
+    write_hold: write_hold.Hold
 
     @property
     def stopping(self) -> bool: ...
@@ -128,7 +129,7 @@ def release_launcher(sup: Team) -> None:
     """At the team's end: the launcher folder removed, then the watchman let go (it finds
     nothing left to do, and exits). A write hold in progress ends: nothing the team's
     claudes started stays stopped (orchestrator/write_hold.py)."""
-    write_hold.TEAM.release_all()
+    sup.write_hold.release_all()
     if sup.cli_path:
         remove_launcher(sup.cli_path)
     if sup.watchman is not None:

@@ -6,6 +6,11 @@ holding the write lock past the busy timeout) is logged and tried again by the
 housekeeping (:mod:`orchestrator.supervision.chores`), never the end of an agent or the
 team. A row deleted under us (``unregister``, SQL) is written again: a roster agent's
 row is the supervisor's to keep.
+
+On a shared NATS team an agent's row is the row of the supervisor that holds its lease
+(:mod:`orchestrator.agent_leases`): :func:`record` writes nothing on a row another
+supervisor keeps, whoever calls it (a ``stopped`` of ours over an agent running there
+made `ps` and every asker take it for stopped).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import anyio
 import structlog
 
 from orchestrator import errors
+from orchestrator.agent_leases import AgentLeases
 from orchestrator.agent_meta import LAUNCHING, MODEL_NOTE, AgentMeta
 from orchestrator.lifecycle import RUNNING, AgentState
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
@@ -35,6 +41,7 @@ class Team(refusals.Abandons, Protocol):
     mailbox: AsyncMailboxBackend | None
     instance: str
     launchable: anyio.Event  # set once agents may launch (shown in the supervisor's row)
+    leases: AgentLeases  # whose each agent's row is (agent_leases.py)
 
     @property
     def slots(self) -> dict[str, Slot]: ...
@@ -55,18 +62,26 @@ async def register_self(sup: Team, mailbox: AsyncMailboxBackend) -> None:
 
 async def record(sup: Team, slot: Slot, state: AgentState | None = None, **fields: Any) -> None:
     """Write an agent's state (``state``, or its current one) to the registry; a write
-    refused is kept in ``slot.unrecorded`` for the housekeeping to write later."""
+    refused is kept in ``slot.unrecorded`` for the housekeeping to write later. Nothing is
+    written on a row another supervisor keeps (:func:`_kept_elsewhere`)."""
     assert sup.mailbox is not None
-    if slot.elsewhere:  # the row is the new holder's (a "stopped" here would be a lie)
-        slot.unrecorded = None
-        return
     meta = AgentMeta.record(
         slot.stats, restarts=slot.life.restart_count, started_at=slot.started_at
     )
     fields = {**(slot.unrecorded or {}), **fields}
+    # Ours without asking (a synchronous answer): one supervisor per team (SQLite: every
+    # agent is ours), or an agent whose lease we hold. Any other is asked of the queue.
+    ours = sup.leases.holds(slot.name)
+    if ours:
+        slot.elsewhere = False
+    kept = False
 
     async def write_state() -> None:
+        nonlocal kept
         assert sup.mailbox is not None
+        if not ours and await _kept_elsewhere(sup, slot):
+            kept = True
+            return
         try:
             await sup.mailbox.update_agent(
                 slot.name, state=(state or slot.state).value, meta=meta, **fields
@@ -79,10 +94,25 @@ async def record(sup: Team, slot: Slot, state: AgentState | None = None, **field
     # A refusal is logged once, until a record goes through.
     event = "state_not_recorded" if slot.unrecorded is None else None
     outcome = await refusals.attempt(sup, write_state(), event, agent=slot.name)
-    if outcome is Outcome.WRITTEN:
-        slot.unrecorded = None
+    if kept or outcome is Outcome.WRITTEN:
+        slot.unrecorded = None  # kept elsewhere: the row is the holder's, nothing is owed
     elif outcome is Outcome.REFUSED:
         slot.unrecorded = {**(slot.unrecorded or {}), **fields}
+
+
+async def _kept_elsewhere(sup: Team, slot: Slot) -> bool:
+    """Another supervisor of a shared NATS team holds the agent's lease: its row is that
+    supervisor's (our ``stopped`` or ``waiting`` on it would be a lie). ``slot.elsewhere``
+    says so from then on, logged once; cleared when the row is free again (the lease ran
+    out or was released: nobody runs the agent, our state is its state)."""
+    holder = await sup.leases.held_elsewhere(slot.name)
+    if holder is None:
+        slot.elsewhere = False
+        return False
+    if not slot.elsewhere:
+        slot.elsewhere = True
+        log.info("row_held_elsewhere", agent=slot.name, host=holder.host, pid=holder.pid)
+    return True
 
 
 async def _reregister(sup: Team, slot: Slot, meta: dict[str, Any], pid: Any) -> None:

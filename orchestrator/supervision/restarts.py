@@ -43,13 +43,11 @@ async def supervise(sup: Team, slot: Slot) -> None:
             await sup.leases.take(slot.name)
         except errors.AgentHeldElsewhere as exc:  # refused; the other agents run on
             slot.want_running = False
-            slot.elsewhere = True  # its row is the holder's: our `waiting` is not written
-            for target in slot.life.stop_moves():
+            for target in slot.life.stop_moves():  # its row is the holder's: not written
                 await sup.move_to(slot, target)
             log.error("agent_held_elsewhere", agent=slot.name, error=str(exc))
             return
-        if slot.elsewhere:  # ours again: its row says what it does now
-            slot.elsewhere = False
+        if slot.elsewhere:  # ours again: its row says what it does now (was left alone)
             await sup.record_moves(slot, [slot.state])
         await _sessions(sup, slot)
     except Exception as exc:

@@ -22,6 +22,7 @@ from orchestrator.budget_watch import BudgetWatch
 from orchestrator.lifecycle import AgentState, EndReason, RunnerEvent, SessionEnd
 from orchestrator.supervision import registry
 from orchestrator.supervision.slot import Slot
+from orchestrator.write_hold import Hold
 
 log = structlog.get_logger()
 
@@ -38,6 +39,7 @@ class Team(registry.Team, Protocol):
     client: Callable[[Any], Any] | None  # the SDK's ClaudeSDKClient unless a test's double
     budgets: BudgetWatch
     cli_path: str | None
+    write_hold: Hold  # the team's (write_hold.py): each of its agents' policies holds with it
 
     @property
     def stopping(self) -> bool: ...
@@ -69,6 +71,7 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
         resume_at=slot.stats.get(RESUME_AT),
         hold=sup.budgets.hold,
         budgets=sup.budgets,
+        write_hold=sup.write_hold,
         **({"client": sup.client} if sup.client is not None else {}),
     )
     runner.context.handover = slot.handover

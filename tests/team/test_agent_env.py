@@ -4,14 +4,18 @@ agent may opt out (inherit_secrets: true)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from team_harness import Team, agent_rule
 
 from orchestrator import agent_env
@@ -19,6 +23,7 @@ from orchestrator.roster import load_roster
 from orchestrator.scripted.client_env import FAKE_API_KEY
 from orchestrator.scripted_model import tool_results
 
+PREFIX = "CLAUDE_CODE_SHELL_PREFIX"
 ENV_DONE = "ENV-DONE"
 OPERATOR_SECRET = "operator-shell-secret-value"
 DB_PASSWORD = "db-password-value"
@@ -172,6 +177,56 @@ def _as_the_cli_runs(prefix: str, command: str) -> str:
     return f"{shlex.quote(prefix[:at])} {prefix[at + 1 :]} {shlex.quote(command)}"
 
 
+def test_a_prefix_of_theirs_runs_after_ours(tmp_path: Path) -> None:
+    """An agent whose roster env (or the supervisor's environment) sets its own
+    CLAUDE_CODE_SHELL_PREFIX gets ours chained in front: the names are unset, then the
+    command runs through theirs as the CLI would run it (a wrapper script given the
+    command as its one argument, or a program and its options before a last " -"), its
+    exit status the command's, in bash (the Bash tool) and sh (hooks). A blank prefix
+    is none."""
+    wrapper = tmp_path / "wrap dir" / "wrap.sh"  # a space in the path, and a quote below
+    wrapper.parent.mkdir()
+    wrapper.write_text('#!/bin/sh\necho "theirs got [$1] K=${K-unset}"\nexec bash -c "$1"\n')
+    wrapper.chmod(0o755)
+    theirs = {
+        "o": str(wrapper),
+        # A program and its options before the last " -", quotes and $ in the rest.
+        "c": """/bin/sh -c 'export OK=1; eval "$0"'""",
+        "b": "  ",
+    }
+    roster = {"name": "t", "agents": {"a": {"prompt": "p"}}}
+    for name, prefix in theirs.items():
+        roster["agents"][name] = {"prompt": "p", "env": {PREFIX: prefix}}
+    (tmp_path / "agents.yaml").write_text(json.dumps(roster), encoding="utf-8")
+    agents = load_roster(tmp_path / "agents.yaml", {}).agents
+    environ = {"PATH": os.environ["PATH"], "ANTHROPIC_CUSTOM_HEADERS": "x-k: gw-value"}
+    work = tmp_path / "work"
+    work.mkdir()
+    prefixes = {n: agent_env.prefix_env(agents[n], environ, work)[PREFIX] for n in "aocb"}
+    assert prefixes["b"] == prefixes["a"]  # a blank prefix is none
+    # The supervisor's environment's prefix is chained as the roster's is.
+    supervisors = {**environ, PREFIX: str(wrapper)}
+    assert agent_env.prefix_env(agents["a"], supervisors, work)[PREFIX] == prefixes["o"]
+    command = 'echo "K=${K-unset} OK=${OK-unset} H=${ANTHROPIC_CUSTOM_HEADERS-unset}"; exit 7'
+    for shell in ("bash", "sh"):
+        for name, ran in (("o", "theirs got [echo"), ("c", "OK=1")):
+            done = subprocess.run(
+                [shell, "-c", _as_the_cli_runs(prefixes[name], command)],
+                check=False,
+                env={**environ, "K": "kept-value"},
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 7, (shell, name, done)
+            assert "gw-value" not in done.stdout
+            assert "H=unset" in done.stdout
+            assert ran in done.stdout, (shell, name, done)
+            assert "K=kept-value" in done.stdout
+    # A project with stdio MCP servers: theirs is used as given.
+    (work / ".mcp.json").write_text('{"mcpServers": {}}', encoding="utf-8")
+    assert agent_env.prefix_env(agents["o"], environ, work) == {}
+
+
 def test_the_shell_prefix_unsets_what_the_cli_keeps(tmp_path: Path) -> None:
     """The CLI keeps a gateway's credentials for itself; the prefix it runs every command
     through unsets them (names only: what the roster's env gives, and proxies, stay), in
@@ -203,12 +258,19 @@ def test_the_shell_prefix_unsets_what_the_cli_keeps(tmp_path: Path) -> None:
     ]
     assert "ANTHROPIC_CUSTOM_HEADERS" not in agent_env.kept_from_commands(agents["g"], environ)
     assert agent_env.kept_from_commands(agents["i"], environ) == []
+    # A sign-in token alone needs no prefix: the CLI keeps it from its commands itself;
+    # its refresh token it does not (tests/team/test_gateway_credentials.py measures both).
+    signed_in = {"PATH": "/usr/bin", "CLAUDE_CODE_OAUTH_TOKEN": "sign-in"}
+    assert agent_env.kept_from_commands(agents["a"], signed_in) == []
+    assert agent_env.prefix_env(agents["a"], signed_in, tmp_path) == {}
+    refresh = {**signed_in, "CLAUDE_CODE_OAUTH_REFRESH_TOKEN": "refresh"}
+    assert agent_env.kept_from_commands(agents["a"], refresh) == ["CLAUDE_CODE_OAUTH_REFRESH_TOKEN"]
     work = tmp_path / "work"
     work.mkdir()
     [(name, prefix)] = agent_env.prefix_env(agents["a"], environ, work).items()
     assert name == "CLAUDE_CODE_SHELL_PREFIX"
     assert agent_env.prefix_env(agents["i"], environ, work) == {}
-    assert agent_env.prefix_env(agents["o"], environ, work) == {}  # theirs, as given
+    assert PREFIX in agent_env.prefix_env(agents["o"], environ, work)  # theirs, chained
     run_env = {**environ, "KEPT_PLAIN": "plain"}
     for shell in ("bash", "sh"):  # the Bash tool's shell, and the hooks' /bin/sh
         line = _as_the_cli_runs(prefix, 'env; read -r line; echo "read=$line"; exit 7')
@@ -239,3 +301,38 @@ def test_the_shell_prefix_unsets_what_the_cli_keeps(tmp_path: Path) -> None:
     (work / ".claude").mkdir()
     (work / ".claude/settings.json").write_text('{"enabledPlugins": {"p@m": true}}')
     assert agent_env.prefix_env(agents["a"], environ, work) == {}
+    # Unless none of its commands runs in the sandbox: then a sealed program of this
+    # process's, the CLI's shell pinned, serves commands, hooks and MCP servers alike.
+    sealed = agent_env.prefix_env(agents["a"], environ, work, sandboxed=False)
+    program = sealed[PREFIX]
+    assert re.fullmatch(rf"/proc/{os.getpid()}/fd/\d+", program)
+    assert sealed["CLAUDE_CODE_SHELL"] == agent_env.cli_shell(environ)
+    with pytest.raises(OSError, match=r"not permitted|denied"):
+        Path(program).write_text("echo mine")  # sealed: nobody can change it
+    # The same names, the same program.
+    assert agent_env.prefix_env(agents["a"], environ, work, sandboxed=False) == sealed
+    for line in (
+        f"{shlex.quote(program)} {shlex.quote('env; exit 7')}",  # a command, a hook
+        f"exec {program} " + shlex.quote(shlex.join(["sh", "-c", "env; exit 7"])),  # MCP
+    ):
+        done = subprocess.run(
+            ["sh", "-c", line], check=False, env=run_env, capture_output=True, text=True
+        )
+        assert done.returncode == 7, done
+        assert "KEPT_PLAIN=plain" in done.stdout
+        for value in ("gw-value", "u:p@gateway", "pass-phrase"):
+            assert value not in done.stdout, value
+    # A prefix of theirs is then used as given.
+    assert agent_env.prefix_env(agents["o"], environ, work, sandboxed=False) == {}
+
+
+def test_the_shell_the_cli_would_run(tmp_path: Path) -> None:
+    """The CLI's choice (2.1.332, its code): CLAUDE_CODE_SHELL or SHELL when an executable
+    bash or zsh, else bash on PATH (zsh first when SHELL is not bash)."""
+    bash = shutil.which("bash")
+    assert bash is not None
+    path = os.environ["PATH"]
+    assert agent_env.cli_shell({"PATH": path, "SHELL": bash}) == bash
+    assert agent_env.cli_shell({"PATH": path, "SHELL": "/bin/fish"}) == bash  # no zsh here
+    assert agent_env.cli_shell({"PATH": path, "CLAUDE_CODE_SHELL": "/nowhere/bash"}) == bash
+    assert agent_env.cli_shell({"PATH": str(tmp_path)}) is None

@@ -130,3 +130,58 @@ def test_a_push_handed_to_an_interpreter_waits_for_the_approver(
     with t.mailbox() as mb:
         texts = [m.body["text"] for m in mb.list(sender="rel") if m.kind == "request"]
     assert all("cannot be read" in text for text in texts)
+
+
+@pytest.mark.cli
+def test_allowing_the_interpreter_does_not_allow_what_its_inline_code_runs(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """`tools: [Bash(python3:*)]` lets python3 run; `python3 -c` code that pushes still
+    asks, and so do the words `xargs` reads from its input (`… | xargs git`)."""
+    remote = tmp_path / "remote.git"
+    repo = tmp_path / "repo"
+    _git("init", "-q", "--bare", str(remote), cwd=tmp_path)
+    _git("init", "-q", str(repo), cwd=tmp_path)
+    _git("commit", "-q", "--allow-empty", "-m", "first", cwd=repo)
+    _git("remote", "add", "origin", str(remote), cwd=repo)
+    lines = {
+        "py": COMMANDS["py"],
+        "xargs": "printf 'push\\n-q\\norigin\\nHEAD:refs/heads/xargs\\n' | xargs git"
+        " && echo PUSHED-xargs",
+    }
+    rules: list[dict[str, Any]] = [
+        {"agent": agent_rule("rel"), "tool_result": r"PUSHED-(\w+)", "text": "done {1}"},
+        {"agent": agent_rule("rel"), "tool_result": r"(?s)^(.+)$", "text": "REFUSED {1}"},
+        *(
+            {
+                "agent": agent_rule("rel"),
+                "match": rf"push {name}\b",
+                "tool_use": {"name": "Bash", "input": {"command": line}},
+            }
+            for name, line in lines.items()
+        ),
+    ]
+    t = team(
+        rules,
+        {
+            "rel": {
+                "tools": ["Bash", "Bash(python3:*)", "Bash(xargs:*)"],
+                "approve": ["Bash(git push:*)"],
+                "cwd": "repo",
+                "sandbox": False,
+            }
+        },
+    )
+    t.up()
+    t.wait_ready("rel")
+    for name, why in (
+        ("py", "runs code given to python3 -c: cannot be read"),
+        ("xargs", "the command is on the line"),
+    ):
+        asked = t.request("rel", f"push {name}")
+        (row,) = _pending(t, 1)
+        assert row["why"] == f"matches Bash(git push:*): {why}"
+        assert octy("deny", row["id"], cwd=tmp_path).returncode == 0
+        with t.mailbox() as mb:
+            assert mb.wait_for_reply(asked.id, 90).body.startswith("REFUSED")
+    assert _git("for-each-ref", cwd=remote) == ""  # nothing was pushed

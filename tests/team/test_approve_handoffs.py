@@ -103,11 +103,18 @@ def test_code_handed_to_an_interpreter_asks(line: str, why: str, tmp_path: Path)
         """find . -maxdepth 0 -exec sh -c 'git pu""sh' \\;""",
         """find . -maxdepth 0 -execdir git pu""sh {} +""",
         """uv run sh -c 'git pu""sh'""",
+        """tar -cf x.tar script.sh && tar -xf x.tar --to-command='git pu""sh'""",
+        """tar --checkpoint=1 --checkpoint-action=exec='git pu""sh' -cf x.tar script.sh""",
+        """tar -I 'git pu""sh' -cf x.tar script.sh""",
+        """rsync -e 'git pu""sh' script.sh localhost:/tmp/x""",
+        """git -c core.gitProxy='git pu""sh' fetch git://example.test/r""",
+        """git -c difftool.x.cmd='git pu""sh' difftool -y --tool=x""",
+        """git -c submodule.m.update='!git pu""sh' submodule update""",
     ],
 )
 def test_a_command_handed_over_as_text_is_read(line: str, tmp_path: Path) -> None:
     """Read, not merely unsure: a rule on another command does not ask."""
-    if "find" in line:
+    if line.startswith(("find", "tar")):
         assert _real_push(line, tmp_path), "the case is real: it pushes"
     assert rule_matches(PUSH, "Bash", {"command": line}, tmp_path), line
     assert not rule_matches(OTHER, "Bash", {"command": line}, tmp_path), line
@@ -176,9 +183,11 @@ def test_everyday_commands_do_not_ask(line: str, tmp_path: Path) -> None:
 
 
 def test_an_allow_rule_in_tools_exempts_the_hand_off_it_names(tmp_path: Path) -> None:
-    """The operator's `tools: [Bash(python3:*)]` says python3 runs without a question: its
-    hand-offs do not ask. A rule's words written in the code still do, and a bare `Bash`
-    or a narrower rule exempts nothing."""
+    """The operator's `tools: [Bash(make:*)]` says make runs without a question: its
+    recipes do not ask. Code on the line is exempt only by a rule naming the word that
+    gives it (`Bash(python3 -c:*)`): `Bash(python3:*)` lets python3 run, not whatever
+    program its inline code runs. A rule's words written in the code still ask, and a
+    bare `Bash` or a narrower rule exempts nothing."""
 
     def asks(line: str, tools: list[str]) -> bool:
         return rule_matches(PUSH, "Bash", {"command": line}, tmp_path, tools)
@@ -187,16 +196,32 @@ def test_an_allow_rule_in_tools_exempts_the_hand_off_it_names(tmp_path: Path) ->
     assert asks(py, [])
     assert asks(py, ["Bash"])
     assert asks(py, ["Bash(python3 -m pytest:*)"])
-    assert not asks(py, ["Bash", "Bash(python3:*)"])
+    assert asks(py, ["Bash", "Bash(python3:*)"])  # the program, not its inline code
+    assert asks(py, ["Bash", "Bash(python3 *)"])
     assert not asks(py, ["Bash(python3 -c:*)"])
-    assert asks("python3 -c \"import os; os.system('git push')\"", ["Bash(python3:*)"])
-    assert asks(f"{py} && make ship", ["Bash(python3:*)"])  # make is not exempt
+    assert not asks("python3 scripts/x.py", ["Bash(python3:*)"])  # a file it names
+    assert asks("python3 -c \"import os; os.system('git push')\"", ["Bash(python3 -c:*)"])
+    assert asks(f"{py} && make ship", ["Bash(python3 -c:*)"])  # make is not exempt
+    perl = """perl -pi -e 'system("git pu"."sh")' f"""
+    assert asks(perl, ["Bash(perl:*)"])
+    assert not asks(perl, ["Bash(perl -pi -e:*)"])
+    heredoc = "python3 - <<'EOF'\nimport os\nos.system('git pu' + 'sh')\nEOF"
+    assert asks(heredoc, ["Bash(python3:*)"])
+    assert not asks(heredoc, ["Bash(python3 -:*)"])
+    assert asks("echo 'git pu''sh' | sh", ["Bash(sh:*)"])
+    assert not asks("cat script.txt | sh", ["Bash(sh)"])  # exactly that command
+    assert asks("""awk 'BEGIN { system("git pu" "sh") }'""", ["Bash(awk:*)"])
     assert not asks("make ship && make test", ["Bash(make:*)"])
     assert not asks(".venv/bin/pytest -q", ["Bash(.venv/bin/pytest:*)"])
     assert asks(".venv/bin/pytest -q; ./deploy.sh", ["Bash(.venv/bin/pytest:*)"])
     assert not asks("./scripts/check.sh --fast", ["Bash(./scripts/check.sh:*)"])
     assert asks("./scripts/check.sh --fast", ["Bash(./scripts/other.sh:*)"])
     assert not asks("bash scripts/check.sh", ["Read", "Bash(bash scripts/check.sh)"])
+    # find and xargs run what they are given: an allow rule on them exempts none of it.
+    assert asks("find . -name '*.py' -exec python3 -c 'import os' {} +", ["Bash(find:*)"])
+    assert asks("find . -name x -exec {} \\;", ["Bash(find:*)"])
+    assert asks("echo push | xargs git", ["Bash(xargs:*)"])
+    assert asks("ls | xargs python3 -c 'import os'", ["Bash(xargs:*)"])
 
 
 def test_the_reason_of_other_matches(tmp_path: Path) -> None:
@@ -221,7 +246,8 @@ def test_the_reason_of_other_matches(tmp_path: Path) -> None:
     [
         (["Bash"], True),
         (["Bash", "Bash(python3 -m pytest:*)"], True),
-        (["Bash", "Bash(python3:*)"], False),
+        (["Bash", "Bash(python3:*)"], True),
+        (["Bash", "Bash(python3 -c:*)"], False),
     ],
 )
 def test_the_policy_hook_asks_with_why_unless_tools_allow_the_hand_off(

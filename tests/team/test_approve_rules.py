@@ -47,6 +47,11 @@ PUSH = "Bash(git push:*)"
         "nohup git push &",
         "timeout 30 git push",
         "echo origin | xargs git push",
+        "echo push | xargs git",  # xargs adds the words it reads
+        "echo push | xargs -n1 -P2 git",
+        "echo push | xargs -I{} git {} origin",
+        "echo push | xargs --replace=@ git @",
+        "echo 'git push' | xargs -I % sh -c %",
         "if true; then git push; fi",
         "while false; do git push; done",
         "true || git push",
@@ -73,7 +78,11 @@ def test_a_push_is_caught_however_it_is_written(line: str, tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     "line",
-    ["git pushy", "git status", "git log --oneline", "echo push", "gitx push", "ls; pwd"],
+    [
+        *("git pushy", "git status", "git log --oneline", "echo push", "gitx push", "ls; pwd"),
+        *("git ls-files | xargs grep -l todo", "git diff --name-only | xargs git add"),
+        *("find . -name '*.py' | xargs -I{} wc -l {}", "ls | xargs", "xargs -a f.txt gcc -I x"),
+    ],
 )
 def test_other_commands_do_not_ask(line: str, tmp_path: Path) -> None:
     assert not rule_matches(PUSH, "Bash", {"command": line}, tmp_path)

@@ -139,6 +139,9 @@ def test_branches_made_later_and_other_agents_branches_are_out_of_reach(
             "new-dir": "git branch fresh/one",
             "b": "git update-ref refs/heads/octy/testteam/b HEAD",
             "b-del": "git branch -D octy/testteam/b",
+            "b-rename": "git branch -m octy/testteam/b octy/testteam/bb",
+            "b-packed": 'echo "$(git rev-parse HEAD) refs/heads/octy/testteam/b" >> '
+            "$(git rev-parse --git-common-dir)/packed-refs",
             "b-file": "git rev-parse HEAD > $(git rev-parse --git-common-dir)"
             "/refs/heads/octy/testteam/b",
             "b-store": "for f in $(git rev-parse --git-common-dir)/octy-refs/*/b; do "
@@ -223,11 +226,12 @@ def test_placeholder_patterns_are_anchored_escaped_and_skip_tracked_names(
     assert git(repo, "status", "--porcelain") == '?? "sub [1]/.zshrc"'
 
 
-def test_refs_heads_is_denied_and_the_teams_folder_is_a_link(tmp_path: Path) -> None:
-    """prepare moves the team's existing folder (loose branches made by an earlier
-    version) into .git/octy-refs/ behind a link, every branch intact; denied names the
-    whole of refs/heads, other teams' folders, and each team mate's branch (loose,
-    packed, or only in the roster) below its name, never the agent's own."""
+def test_refs_heads_is_denied_and_the_octy_folder_is_a_link(tmp_path: Path) -> None:
+    """prepare makes refs/heads/octy one link into .git/octy-refs/, moving there the team
+    folders an earlier version made (loose branches), every branch intact; each team's
+    folder holds a .octy-keep. denied names the whole of refs/heads, other teams' folders,
+    each team mate's branch (loose, packed, or only in the roster) below its name and the
+    team's .octy-keep, never the agent's own branch."""
     from orchestrator import git_guard
 
     repo = make_repo(tmp_path / "repo")
@@ -240,22 +244,53 @@ def test_refs_heads_is_denied_and_the_teams_folder_is_a_link(tmp_path: Path) -> 
     git_guard.prepare(repo, "octy/t/a", "a")
     git_guard.prepare(repo, "octy/t/a", "a")  # again: nothing moves
     common = repo / ".git"
-    link = common / "refs" / "heads" / "octy" / "t"
+    link = common / "refs" / "heads" / "octy"
     assert link.is_symlink()
-    ours = link.resolve()
-    assert ours.parent == common / "octy-refs"
-    assert ours.name.startswith("t.")
+    assert link.resolve() == common / "octy-refs"
+    ours = common / "octy-refs" / "t"
+    assert ours.is_dir()
+    assert not ours.is_symlink()
     assert (ours / "loose").is_file()  # moved along
+    assert (ours / ".octy-keep").is_file()
     assert git(repo, "for-each-ref") == before
     assert (common / "packed-refs").is_file()
     assert all((common / f).is_dir() for f in git_guard.SHARED_FOLDERS)
     got = git_guard.denied(repo, "octy/t/a", ["a", "c"])
     assert common / "refs" / "heads" in got
-    assert (common / "refs" / "heads" / "octy" / "u").resolve() in got
+    assert common / "octy-refs" / "u" in got
     assert [p for p in got if ours in p.parents] == [
-        ours / n / ".octy-deny" for n in ("b", "c", "loose")
+        ours / ".octy-keep",
+        *(ours / n / ".octy-deny" for n in ("b", "c", "loose")),
     ]
     assert not [p for p in got if p == ours or "/a/" in str(p.relative_to(common))]
+    git(repo, "branch", "-D", "octy/t/loose")
+    git(repo, "pack-refs", "--all", "--prune")  # empties the folder but for .octy-keep
+    assert ours.is_dir()
+
+
+def test_the_team_links_of_an_earlier_version_move_into_the_store(tmp_path: Path) -> None:
+    """An earlier version linked each team's folder refs/heads/octy/<team> to
+    .git/octy-refs/<team>.<random>: those folders are renamed <team> behind the one link,
+    loose branches and all; a dangling link is dropped."""
+    import os
+
+    from orchestrator import git_guard
+
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "branch", "octy/t/a")
+    git(repo, "branch", "octy/w/a")
+    common = repo / ".git"
+    octy = common / "refs" / "heads" / "octy"
+    (common / "octy-refs").mkdir()
+    os.rename(octy / "t", common / "octy-refs" / "t.0123abcd")
+    os.symlink("../../../octy-refs/t.0123abcd", octy / "t")
+    os.symlink("../../../octy-refs/gone.99", octy / "gone")
+    before = git(repo, "for-each-ref")
+    git_guard.prepare(repo, "octy/w/a", "a")
+    assert octy.is_symlink()
+    assert sorted(p.name for p in (common / "octy-refs").iterdir()) == ["t", "w"]
+    assert (common / "octy-refs" / "t" / "a").is_file()
+    assert git(repo, "for-each-ref") == before
 
 
 def test_a_reftable_repository_gets_no_worktree(tmp_path: Path) -> None:
@@ -365,10 +400,15 @@ def test_an_agent_added_to_the_roster_changes_its_mates_rules(tmp_path: Path) ->
     old = roster_of("a", "b")
     before = denied_to_a(old)
     store = (repo / ".git" / "refs" / "heads" / "octy" / "t").resolve()
+    assert store == repo / ".git" / "octy-refs" / "t"
     assert f"/{store}/b/.octy-deny" in before
     assert not [p for p in before if p.startswith(f"/{store}/a")]
     new = roster_of("a", "b", "c")
-    assert sorted(set(denied_to_a(new)) - set(before)) == [f"/{store}/c/.octy-deny"]
+    logs = repo / ".git" / "logs" / "refs" / "heads" / "octy" / "t"
+    assert f"/{logs}/b/.octy-deny" in before
+    assert sorted(set(denied_to_a(new)) - set(before)) == sorted(
+        [f"/{store}/c/.octy-deny", f"/{logs}/c/.octy-deny"]
+    )
     diff = with_new_rules(diff_rosters(old, new), old, new)
     assert (diff.added, diff.changed) == (("c",), ("a", "b"))
 
@@ -390,3 +430,164 @@ def test_a_branch_the_supervisor_did_not_make_is_not_taken_up(tmp_path: Path) ->
     assert not tree.exists()
     git(repo, "config", "branch.octy/t/c.octyBase", "main")  # the operator keeps it
     assert workspaces.ensure(tree).exists()
+
+
+@pytest.mark.cli
+def test_stale_locks_of_an_agents_branch_and_worktree_are_cleared_at_its_start(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """A git killed mid-commit (the agent stopped, its CLI killed) leaves its branch's
+    ``<agent>.lock`` in the team's folder and its worktree's ``index.lock``; a team mate's
+    shell can leave the first too (measured: it may write the team's folder). Each made
+    every later commit of the agent fail ("File exists") until someone deleted it by hand;
+    the supervisor removes them when it starts the agent's CLI, before any of its
+    commands can run. A mate's lock and the operator's locks are left alone."""
+    repo = make_repo(tmp_path / "repo")
+    worktree = {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}
+    t = team(both_rules(), {"a": dict(worktree), "b": dict(worktree)})
+    t.up()
+    t.wait_ready("a", "b")
+    commit = "echo {0} > {0}.txt && git add {0}.txt && git commit -qm {0} && echo DONE"
+    assert "DONE" in run(t, "a", commit.format("a1")), "a commits"
+    common = repo / ".git"
+    # b's shell can plant a's branch lock (the team's folder is writable to it).
+    out = run(t, "b", "touch $(git rev-parse --git-common-dir)/refs/heads/octy/testteam/a.lock")
+    assert "rc=0" in out, out
+    planted = common / "refs" / "heads" / "octy" / "testteam" / "a.lock"
+    assert planted.is_file()
+    assert "File exists" in run(t, "a", commit.format("a2")), "the lock blocks a's commit"
+
+    assert t.octy("stop", "a").returncode == 0
+    admin = next(p for p in (common / "worktrees").iterdir() if p.name.startswith("a"))
+    (admin / "index.lock").write_text("")  # as a git killed while writing the index
+    (admin / "HEAD.lock").write_text("")
+    keep = [common / "refs" / "heads" / "octy" / "testteam" / "b.lock", common / "index.lock"]
+    for path in keep:
+        path.write_text("")
+    assert t.octy("start", "a").returncode == 0
+    t.wait_ready("a")
+    out = run(t, "a", "git add -A && git commit -qm a2 && echo DONE")
+    assert "DONE" in out, out
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/a") == "a2.txt"
+    assert not planted.exists()
+    assert not (admin / "index.lock").exists()
+    assert not (admin / "HEAD.lock").exists()
+    assert all(path.exists() for path in keep)  # not a's: left for their owners
+    logs = [p.read_text(errors="replace") for p in (t.folder / "logs").rglob("*") if p.is_file()]
+    assert any("stale_git_lock_removed" in text for text in logs)
+
+
+@pytest.mark.cli
+def test_a_team_started_later_in_the_same_repository_keeps_its_branches(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """Measured on CLI 2.1.332: after each command, the CLI's sandbox renames a symbolic
+    link that appeared in a .git folder since its session began
+    (``.<name>.claude-sandbox-quarantine-<hex>``). With one link per team, a team started
+    in the repository while another ran lost its branch folder at the first command of
+    any agent of the first team: its branches were gone from every git. One link for all
+    teams (``refs/heads/octy``), made before the first team's sessions, is never new; a
+    later team's folder is a plain folder behind it. Its branches stay where they are."""
+    from orchestrator import workspaces
+
+    repo = make_repo(tmp_path / "repo")
+    base = git(repo, "rev-parse", "main")
+    t = team(shell_rules("a"), {"a": {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}})
+    t.up()
+    t.wait_ready("a")
+    later = workspaces.Worktree(  # what the later team's supervisor makes for its agent x
+        "x", repo, repo / workspaces.FOLDER / "other" / "x", "octy/other/x", None, Path(), "other"
+    )
+    workspaces.ensure(later)
+    out = run(t, "a", "echo w > w.txt && git add w.txt && git commit -qm w && echo DONE")
+    assert "DONE" in out, out
+    assert "quarantine" not in out, out
+    assert git(repo, "rev-parse", "octy/other/x") == base
+    assert git(repo, "rev-parse", "octy/testteam/a") != base
+    (later.path / "y.txt").write_text("y\n")
+    git(later.path, "add", "y.txt")
+    git(later.path, "commit", "-qm", "y")  # the later team's agent still commits
+    assert git(repo, "show", "--name-only", "--format=", "octy/other/x") == "y.txt"
+    assert not list((repo / ".git" / "refs" / "heads").rglob("*quarantine*"))
+
+
+@pytest.mark.cli
+def test_a_mates_reflog_is_out_of_reach_and_a_mate_started_later_logs_its_commits(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """Measured: a worktree agent's shell could append to, expire or delete a team mate's
+    reflog (``.git/logs/refs/heads/octy/<team>/<mate>``), the record of where the mate's
+    branch was. Each mate's reflog is denied below its name, like its branch: a's writes
+    fail while b's and a's own commits are logged. c, in the roster but started while a
+    command of a runs (its reflog denied to a before it exists), gets its worktree, its
+    branch and its reflog."""
+    import threading
+
+    repo = make_repo(tmp_path / "repo")
+    worktree = {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}
+    rules = both_rules() + shell_rules("c")
+    t = team(rules, {"a": dict(worktree), "b": dict(worktree), "c": dict(worktree)})
+    t.up("a", "b")
+    t.wait_ready("a", "b")
+    commit = "echo {0} > {0}.txt && git add {0}.txt && git commit -qm {0} && echo DONE"
+    assert "DONE" in run(t, "b", commit.format("b1")), "b commits"
+    logs = repo / ".git" / "logs" / "refs" / "heads" / "octy" / "testteam"
+    before = (logs / "b").read_text()
+    ref = "refs/heads/octy/testteam/b"
+    attempts = {
+        "append": f"echo junk >> $(git rev-parse --git-common-dir)/logs/{ref}",
+        "expire": f"git reflog expire --expire=now --expire-unreachable=now {ref} && "
+        f'test -z "$(git reflog show {ref})"',
+        "delete": f"rm $(git rev-parse --git-common-dir)/logs/{ref}",
+    }
+    for name, command in attempts.items():
+        out = run(t, "a", f"{command} && echo DONE-{name}")
+        assert f"DONE-{name}" not in out, out
+    assert (logs / "b").read_text() == before
+    assert "DONE" in run(t, "a", commit.format("a1")), "a commits"
+    assert "a1" in (logs / "a").read_text()
+
+    slept: list[str] = []
+    sleeper = threading.Thread(target=lambda: slept.append(run(t, "a", "sleep 12; echo SLEPT")))
+    sleeper.start()
+    try:
+        assert t.octy("start", "c").returncode == 0
+        t.wait_ready("c")
+        assert "DONE" in run(t, "c", commit.format("c1")), "c commits"
+    finally:
+        sleeper.join(120)
+    assert "SLEPT" in slept[0], slept
+    assert "c1" in (logs / "c").read_text()
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/c") == "c1.txt"
+    assert "DONE" in run(t, "b", commit.format("b2")), "b commits again"
+    assert "b2" in (logs / "b").read_text()
+
+
+@pytest.mark.cli
+def test_a_worktree_agent_started_after_a_shared_one_keeps_its_branch(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """Measured on CLI 2.1.332: a sandboxed CLI renames a symbolic link that appeared in
+    the repository's .git since its session began. The branch link was made when the
+    first worktree agent started, so with a shared agent s already running in the
+    repository (``up s``, then ``start w``), s's next command moved it aside: w's branch
+    was gone and its commit failed. The supervisor makes it before any agent starts."""
+    repo = make_repo(tmp_path / "repo")
+    t = team(
+        shell_rules("s") + shell_rules("w"),
+        {
+            "s": {"cwd": "repo", "tools": ["Bash"]},
+            "w": {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]},
+        },
+    )
+    t.up("s")
+    t.wait_ready("s")
+    assert "rc=0" in run(t, "s", "echo hi")
+    assert t.octy("start", "w").returncode == 0
+    t.wait_ready("w")
+    out = run(t, "s", "git status --short >/dev/null; echo ran")
+    assert "quarantine" not in out, out
+    out = run(t, "w", "echo x > x.txt && git add x.txt && git commit -qm x && echo DONE")
+    assert "DONE" in out, out
+    assert git(repo, "show", "--name-only", "--format=", "octy/testteam/w") == "x.txt"
+    assert not list((repo / ".git" / "refs" / "heads").glob("*quarantine*"))

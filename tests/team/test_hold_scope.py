@@ -92,6 +92,16 @@ def test_only_agents_whose_areas_hold_a_folder_on_the_path_are_held(tree: Path) 
     )
 
 
+def test_an_area_not_made_yet_holds_the_folders_the_write_makes_in_it(tree: Path) -> None:
+    """An area that does not exist (an ``allowWrite`` folder not made yet) is judged by
+    its path: it covers the folders the write itself makes there, and nothing else."""
+    new = str(tree / "a" / "new")
+    assert hold_scope.racers("a/new/sub/f", real(tree), {"x": 1}, lambda n, p: [new]) == {1}
+    assert hold_scope.racers("a/f", real(tree), {"x": 1}, lambda n, p: [new]) == set()
+    elsewhere = [str(tree / "c" / "new")]
+    assert hold_scope.racers("a/new/f", real(tree), {"x": 1}, lambda n, p: elsewhere) == set()
+
+
 def test_an_area_reached_through_a_symlink_is_still_found(tree: Path) -> None:
     (tree / "c" / "alias").symlink_to(tree / "a")
     held = hold_scope.racers("a/f", real(tree), {"x": 1}, lambda n, p: [str(tree / "c" / "alias")])
@@ -119,8 +129,8 @@ def claude(tmp_path: Path) -> Iterator[Callable[..., int]]:
     line, its temp folder and HOME in its environment, its folder as its cwd."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(settings: object = SANDBOXED, **env: str) -> int:
-        folder = tmp_path / "work"
+    def start(settings: object = SANDBOXED, cwd: Path | None = None, **env: str) -> int:
+        folder = cwd or tmp_path / "work"
         folder.mkdir(exist_ok=True)
         base = {"HOME": str(tmp_path / "home"), "CLAUDE_CODE_TMPDIR": str(tmp_path / "tmp")}
         proc = subprocess.Popen(
@@ -195,6 +205,8 @@ def test_an_agent_without_the_sandbox_or_unknown_is_held_everywhere(
         ('{"sandbox": {"excludedCommands": ["docker"]}}', True),
         ('{"sandbox": {"enabled": false}}', True),
         ("{not json", True),
+        ("null", True),  # JSON, but no settings object: not read as "no file"
+        ("[]", True),
     ],
 )
 def test_the_projects_settings_widen_the_areas_or_hold_everywhere(
@@ -215,6 +227,24 @@ def test_the_projects_settings_widen_the_areas_or_hold_everywhere(
         assert str(tmp_path / "home" / "more") in areas
     if "shared" in text:
         assert any(real(Path(a)) == real(tmp_path / "shared") for a in areas)
+
+
+def test_settings_read_once_per_write_stay_each_folders_own(
+    tmp_path: Path, spec: Callable[..., AgentSpec], claude: Callable[..., int]
+) -> None:
+    """A Write reads each settings file once for all agents (``seen``): an agent whose
+    folder's settings run hooks is held everywhere, one in another folder is not, in
+    either order."""
+    (tmp_path / "work" / ".claude").mkdir(parents=True)
+    (tmp_path / "work" / ".claude" / "settings.json").write_text('{"hooks": {}}')
+    (tmp_path / "other").mkdir()
+    hooked = claude()
+    plain = claude(cwd=tmp_path / "other")
+    for order in ((hooked, plain), (plain, hooked)):
+        seen: dict[str, object] = {}
+        found = {pid: hold_scope.areas(spec(), pid, None, seen) for pid in order}
+        assert found[hooked] is None
+        assert found[plain] is not None
 
 
 def test_a_projects_mcp_servers_hold_it_everywhere(
@@ -279,6 +309,7 @@ def test_the_hold_takes_in_whoever_the_path_leads_to_while_it_was_being_stopped(
     roster_file.write_text(json.dumps({"name": "t", "agents": agents}), encoding="utf-8")
     roster = load_roster(roster_file)
     settings = json.dumps(SANDBOXED)
+    hook = policy.Policy("w", lambda: roster, lambda: tmp_path / "w", None)  # type: ignore[arg-type]
     procs = {}
     try:
         for name, child in (("w", SLEEPER), ("c", FLIPPER), ("y", SLEEPER), ("z", SLEEPER)):
@@ -296,7 +327,6 @@ def test_the_hold_takes_in_whoever_the_path_leads_to_while_it_was_being_stopped(
             assert time.monotonic() < deadline, "the stand-ins never started"
             time.sleep(0.01)
         child = {n: next(iter(write_hold.descendants([p.pid]))) for n, p in procs.items()}
-        hook = policy.Policy("w", lambda: roster, lambda: tmp_path / "w", None)  # type: ignore[arg-type]
         hook.pids = tmp_path / "pids"
         seen = {"folder": 0, "symlink": 0, "z held": 0}
         for k in range(40):
@@ -314,14 +344,29 @@ def test_the_hold_takes_in_whoever_the_path_leads_to_while_it_was_being_stopped(
                 # must (seen once in a CI rehearsal under load): z is spared, not always.
                 seen["z held"] += write_hold._state(child["z"]) == "T"
             finally:
-                write_hold.TEAM.release(f"k{k}")
+                hook.hold.release(f"k{k}")
         print("FLIP-HOLD", seen)
         assert seen["symlink"] > 0
         assert seen["z held"] < 40
     finally:
-        write_hold.TEAM.release_all()
+        hook.hold.release_all()
         for p in procs.values():
             for pid in write_hold.descendants([p.pid]):
                 subprocess.run(["kill", "-KILL", str(pid)], check=False)
             p.kill()
             p.communicate()
+
+
+def test_git_folders_found_once_per_write_stay_each_folders_own(tmp_path: Path) -> None:
+    """What each folder on the way up gave is kept for the Write's other agents: a
+    folder in the repository finds its git folder, one beside it none, in either order."""
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    inside = tmp_path / "repo" / "sub" / "deep"
+    outside = tmp_path / "other" / "deep"
+    for folder in (inside, outside):
+        folder.mkdir(parents=True)
+    want = {str(inside): [str(tmp_path / "repo" / ".git")], str(outside): []}
+    for order in ((inside, outside), (outside, inside)):
+        seen: dict[str, object] = {}
+        for _ in range(2):
+            assert {str(f): hold_scope._git_dirs(str(f), seen) for f in order} == want

@@ -13,12 +13,12 @@ import structlog
 import yaml
 from claude_agent_sdk import ClaudeAgentOptions, CLIConnectionError
 
-from orchestrator import errors
+from orchestrator import errors, operations
 from orchestrator.agent_meta import MODEL_NOTE
 from orchestrator.lifecycle import AgentState, RunnerEvent
 from orchestrator.mailbox import AsyncMailbox, Mailbox
 from orchestrator.roster import Roster, load_roster
-from orchestrator.supervision import registry, sessions
+from orchestrator.supervision import depends, registry, sessions
 from orchestrator.supervision.slot import Slot
 from orchestrator.supervisor import Supervisor
 
@@ -150,3 +150,29 @@ async def test_a_refused_registry_write_after_a_runner_event_does_not_end_the_se
     assert row is not None
     assert row.pid == 4242
     assert row.meta[MODEL_NOTE] == "529"
+
+
+async def test_a_stop_of_a_queued_start_stops_it_in_memory_as_in_the_registry(
+    tmp_path: Path,
+) -> None:
+    """`stop a` while a is queued in a layer of `up` (``waiting``, no session task): the
+    registry said `stopped` and the supervisor's own lifecycle stayed ``waiting``, so an
+    agent's ask of it was taken (its state for peers), a dependent waited for it as on its
+    way, and a later `start a` moved nothing, leaving `ps` saying `stopped` meanwhile."""
+    roster = write_roster(tmp_path, a={})
+    roster.database.parent.mkdir(parents=True, exist_ok=True)
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    async with AsyncMailbox(roster.database) as mailbox:
+        await mailbox.register("a", state="stopped")
+        sup.mailbox = mailbox
+        slot = sup.add_slot("a")
+        await sup.record_moves(slot, slot.life.start())  # queued, as `up`'s layers do
+        queued = await mailbox.agent("a")
+        assert queued is not None
+        assert queued.state == "waiting"
+        assert await operations.stop_agent(sup, "a") == "stopped"
+        row = await mailbox.agent("a")
+        assert row is not None
+        assert (row.state, slot.state) == ("stopped", AgentState.STOPPED)
+        assert not depends.on_its_way(slot)
+        assert slot.life.start() == [AgentState.WAITING]  # a later start is shown

@@ -195,15 +195,18 @@ def test_release_all_continues_everything_held(claude: Claude) -> None:
     class Ended:
         cli_path = None
         watchman = None
+        write_hold = write_hold.Hold()
 
     proc, counts = claude
-    write_hold.TEAM.hold("a", [proc.pid])
-    write_hold.TEAM.hold("b", [proc.pid])
+    hold = Ended.write_hold
+    hold.hold("a", [proc.pid], agents={"x": proc.pid}, writer="w")
+    hold.hold("b", [proc.pid])
     launch.release_launcher(Ended())  # type: ignore[arg-type]
-    assert write_hold.TEAM.held == set()
+    assert hold.held == set()
+    assert not hold.holding("x")
     until(going_on(counts[0]), "the counter going on")
     until(going_on(counts[1]), "the other counter going on")
-    assert write_hold.TEAM._timers == {}
+    assert hold._timers == {}
 
 
 # A stand-in supervisor: its watchman started, a claude (the stand-in above) whose
@@ -220,7 +223,7 @@ claude = subprocess.Popen([sys.executable, "-c", sys.argv[2], *sys.argv[3:]],
 (folder / "pids" / "a").write_text(f"{claude.pid}\\n")
 while len(write_hold.descendants([claude.pid])) < 2:
     time.sleep(0.01)
-write_hold.TEAM.hold("w", write_hold.team_clis(folder / "pids"), folder / write_hold.RECORD)
+write_hold.Hold().hold("w", write_hold.team_clis(folder / "pids"), folder / write_hold.RECORD)
 print("held", *sorted(write_hold.descendants([claude.pid])), flush=True)
 time.sleep(600)
 """

@@ -8,6 +8,7 @@ so a watcher that counts none was never held (no clock involved)."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -155,7 +156,8 @@ def test_a_write_holds_only_the_agents_that_could_race_it(
 
 
 def covers(area: str, path: str) -> bool:
-    return hold_scope._covers(area, {path}, set())
+    """Whether ``area`` holds the folder ``path`` (which exists: a bind)."""
+    return hold_scope._covers(area, [], hold_scope._ancestor_ids({os.path.realpath(path)}))
 
 
 def sandbox_binds(t: Team, tmp_path: Path) -> dict[str, tuple[list[str], list[str]]]:

@@ -1,0 +1,195 @@
+"""What git's configuration and hooks, left by an earlier call, make a git command run.
+
+A line is read as written (:mod:`orchestrator.bash_commands`), but git reads more than the
+line: an earlier call may have written ``alias.st = push`` or ``core.fsmonitor = ./x.sh``
+into ``.git/config`` (or an included file, or the user's global config), or installed a
+hook, and then ``git st`` pushes, ``git status`` runs ``./x.sh``. Measured on git 2.39,
+with no terminal (as the CLI's Bash runs): an alias of the written subcommand runs
+(``!cmd`` as a shell line, else as git's subcommand; one named like a built-in is ignored
+by git), ``help.autocorrect`` runs a mistyped subcommand's nearest match (an alias too),
+``core.fsmonitor`` runs on ``git status``/``git diff``, ``diff.external`` on ``git diff``,
+``core.editor`` on ``git commit``, ``core.sshCommand`` on any ssh remote, an included file
+(``include.path``, ``includeIf``) counts as the config itself, and hooks run on more than
+commit: ``git status`` ran ``post-index-change``, ``git branch x`` ``reference-transaction``
+(``git log``, ``git diff``, ``git show`` ran none). The pager is not run without a terminal.
+
+So, for each git command on a line, the hook reads the effective configuration where the
+command runs (``git config --list``, under a timeout, with the agent's environment) and
+reads it as if it were written on the line: the alias of the subcommand is expanded, a
+key that names a program is read as ``git -c key=value`` would be
+(:func:`orchestrator.handoffs.of`), an autocorrected subcommand is unknown, and installed
+hooks are an unread hand-off for any subcommand but those measured to run none. Not
+``-c`` overrides that neutralise them: an alias or an include cannot be turned off that
+way, and a project's own hooks (``pre-commit``) would silently stop running.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from orchestrator import handoffs
+
+TIMEOUT_S: Final = 5.0
+MAX_FOLDERS: Final = 8  # folders whose git state one call reads (cd A; git x; cd B; …)
+# Subcommands that ran no hook with every hook installed (measured, git 2.39), and that
+# only read: the rest may write the index or a ref, or commit, and run a hook.
+READ_ONLY: Final = frozenset(
+    {"log", "show", "diff", "blame", "grep", "ls-files", "ls-tree", "rev-parse", "rev-list"}
+    | {"cat-file", "describe", "shortlog", "help", "version", "--version", "--help"}
+    | {"show-ref", "for-each-ref", "merge-base", "name-rev", "var", "check-ignore"}
+    | {"count-objects", "diff-tree", "ls-remote", "whatchanged"}
+)
+# Subcommands that write only the index: the hooks they may run (measured: git status ran
+# post-index-change). Any other subcommand may run any hook.
+INDEX_ONLY: Final = frozenset({"status", "add"})
+INDEX_HOOKS: Final = frozenset({"post-index-change"})
+_QUIET = frozenset({"", "0", "false", "off", "no", "show", "never"})  # help.autocorrect
+# Read by git itself (includes are followed by `git config --list`), or handled apart.
+_SKIPPED = ("alias.", "include.", "includeif.", "core.hookspath", "init.templatedir")
+
+
+@dataclass(frozen=True)
+class State:
+    """What git's configuration in one folder makes its commands run."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    programs: list[tuple[str, str]] = field(default_factory=list)  # keys that run a command
+    autocorrect: bool = False
+    known: frozenset[str] = frozenset()  # git's commands, read only when autocorrect is on
+    hooks: tuple[str, ...] = ()  # installed hooks, by name
+    hooks_dir: str = ""
+    error: str | None = None  # the configuration could not be read: everything asks
+
+
+class Lookup:
+    """Reads each folder's state once per tool call (a line may name several git commands)."""
+
+    def __init__(self, cwd: str | Path, env: Mapping[str, str] | None = None) -> None:
+        self.cwd = str(cwd)
+        self.env = dict(os.environ if env is None else env)
+        self._seen: dict[str, State] = {}
+
+    def at(self, folder: str | None = None) -> State:
+        place = os.path.normpath(os.path.join(self.cwd, os.path.expanduser(folder or ".")))
+        if place not in self._seen:
+            if len(self._seen) >= MAX_FOLDERS:  # two git processes each: a bound, and ask
+                return State(error=f"git in more than {MAX_FOLDERS} folders on one line")
+            self._seen[place] = _read(place, self.env)
+        return self._seen[place]
+
+
+def _git(folder: str, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["git", *args],
+        cwd=folder,
+        env={**env, "GIT_TERMINAL_PROMPT": "0"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def _read(folder: str, env: Mapping[str, str]) -> State:
+    if not os.path.isdir(folder):
+        return State()  # the command fails there (or the line makes the folder first)
+    try:
+        listed = _git(folder, env, "config", "-z", "--list")
+        if listed.returncode != 0:
+            why = listed.stderr.decode(errors="replace").strip().splitlines()[:1]
+            return State(error=f"git config failed: {why[0] if why else listed.returncode}")
+        aliases: dict[str, str] = {}
+        programs: list[tuple[str, str]] = []
+        autocorrect = False
+        for entry in listed.stdout.decode(errors="replace").split("\0"):
+            key, _, value = entry.partition("\n")
+            key = key.lower()
+            if key.startswith("alias."):
+                aliases[key[6:]] = value
+            elif key == "help.autocorrect":
+                autocorrect = value.strip().lower() not in _QUIET
+            elif key and not key.startswith(_SKIPPED) and handoffs.git_program_key(key):
+                programs.append((key, value))
+        known: frozenset[str] = frozenset()
+        if autocorrect:
+            listed = _git(folder, env, "--list-cmds=main,others")
+            known = frozenset(listed.stdout.decode(errors="replace").split())
+        hooks_dir, hooks = _hooks(folder, env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return State(error=f"git could not be run: {exc}")
+    return State(aliases, programs, autocorrect, known, hooks, hooks_dir)
+
+
+def _hooks(folder: str, env: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
+    """The hooks folder (core.hooksPath or .git/hooks) and the hooks installed in it."""
+    found = _git(folder, env, "rev-parse", "--git-path", "hooks")
+    if found.returncode != 0:  # not in a repository: no hooks
+        return "", ()
+    where = os.path.join(folder, found.stdout.decode(errors="replace").strip())
+    try:
+        names = sorted(os.listdir(where))
+    except OSError:
+        return where, ()
+    hooks = tuple(
+        n
+        for n in names
+        if not n.endswith(".sample")
+        and os.path.isfile(os.path.join(where, n))
+        and os.access(os.path.join(where, n), os.X_OK)
+    )
+    return where, hooks
+
+
+@dataclass(frozen=True)
+class Effects:
+    """What git's state adds to a line's reading: commands it runs (``why`` each) and
+    hand-offs that cannot be read."""
+
+    commands: list[tuple[str, str]] = field(default_factory=list)  # (command, why)
+    lines: list[tuple[str, str]] = field(default_factory=list)  # (shell line, why)
+    unread: list[tuple[str, str]] = field(default_factory=list)  # (why, git command)
+
+
+def effects(found: list[str], places: list[str], lookup: Lookup, unknown: str) -> Effects:
+    """For each git command in ``found`` (normalised: ``git SUB ARGS``), run in the
+    lookup's folder or one of ``places`` (``cd DIR``, ``git -C DIR``), what its folder's
+    git state makes it run. ``unknown``: the mark of a word known only at run time."""
+    out = Effects()
+    todo = [(c, 0) for c in found if c.split(" ")[0] == "git"]
+    while todo:
+        command, depth = todo.pop()
+        words = command.split(" ")[1:]
+        sub, rest = (words[0], words[1:]) if words else ("", [])
+        for place in [None, *places]:
+            state = lookup.at(place)
+            where = lookup.cwd if place is None else place
+            if state.error is not None:
+                out.unread.append((f"{state.error} in {where}: what git runs is unknown", command))
+                continue
+            if sub in state.aliases and depth < 8:
+                value = state.aliases[sub]
+                why = f"alias.{sub} in git's config ({where})"
+                if value.startswith("!"):
+                    out.lines.append((" ".join([value[1:], *rest]), why))
+                else:  # git reads it as words (quotes aside): `git VALUE ARGS`
+                    expanded = " ".join(["git", *value.split(), *rest])
+                    out.commands.append((expanded, why))
+                    todo.append((expanded, depth + 1))
+            elif state.autocorrect and sub and sub not in state.known:
+                why = f"help.autocorrect in git's config ({where})"
+                out.commands.append((f"git {unknown}", why))
+            for key, value in state.programs:
+                handoff = handoffs.of("git", ["-c", f"{key}={value}"])
+                for line in handoff.lines if handoff else ():
+                    out.lines.append((line, f"{key} in git's config ({where})"))
+            hooks = ", ".join(h for h in state.hooks if sub not in INDEX_ONLY or h in INDEX_HOOKS)
+            if hooks and sub not in READ_ONLY:
+                out.unread.append(
+                    (f"git {sub} may run the hooks {hooks} installed in {state.hooks_dir}", command)
+                )
+    return out

@@ -1,0 +1,163 @@
+"""Whose an agent's registry row is: on a NATS team shared by several supervisors, the
+row of the supervisor that holds the agent's lease. A move recorded by another
+(registry.record, whoever calls it) leaves that row alone. A real Supervisor in this
+process, its real NATS queue and leases; the other supervisor's lease and row are
+written as it writes them, on the same server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+import yaml
+from natsserver import NatsServer
+
+from orchestrator import errors
+from orchestrator.agent_leases import LocalLeases, agent_leases
+from orchestrator.lifecycle import AgentState
+from orchestrator.mailbox import AsyncMailbox
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats.lease import AgentLeases
+from orchestrator.roster import Roster, load_roster
+from orchestrator.supervision import registry
+from orchestrator.supervisor import Supervisor
+
+OTHER = "octy-supervisor:other-machine"
+OTHER_PID = 4242  # the claude the other supervisor runs alpha in (its row says so)
+
+
+def _roster(tmp_path: Path, queue: dict[str, Any] | None) -> Roster:
+    data: dict[str, Any] = {
+        "name": "rows",
+        "agents": {n: {"prompt": f"You are {n}.", "description": n} for n in ("alpha", "beta")},
+    }
+    if queue is not None:
+        data["queue"] = queue
+    (tmp_path / "agents.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return load_roster(tmp_path / "agents.yaml")
+
+
+@pytest.fixture
+def config(nats_server: NatsServer) -> NatsConfig:
+    return NatsConfig((nats_server.url,), namespace=f"rows{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+async def sup(tmp_path: Path, config: NatsConfig) -> AsyncIterator[Supervisor]:
+    """This machine's supervisor on the shared team, its queue and leases opened as
+    `up` opens them (alpha and beta registered, stopped)."""
+    queue = {"servers": config.servers[0], "namespace": config.namespace}
+    roster = _roster(tmp_path, queue)
+    sup = Supervisor(roster, watch_roster=False)
+    async with NatsMailbox(config) as mailbox:
+        sup.mailbox = mailbox
+        sup.leases = agent_leases(mailbox, sup.instance, roster.queue)
+        for name in roster.agents:
+            await mailbox.register(name, name, state="stopped")
+        yield sup
+
+
+@pytest.fixture
+async def other(config: NatsConfig) -> AsyncIterator[AgentLeases]:
+    """Another supervisor of the team, on another machine: it runs alpha (its lease,
+    and alpha's row saying `ready` with its claude's pid)."""
+    async with NatsMailbox(config) as mailbox:
+        leases = AgentLeases(mailbox, OTHER)
+        await leases.take("alpha")
+        await mailbox.update_agent("alpha", state="ready", pid=OTHER_PID)
+        yield leases
+        await leases.release_all()
+
+
+async def _row(sup: Supervisor, name: str) -> tuple[str, int | None]:
+    assert sup.mailbox is not None
+    info = await sup.mailbox.agent(name)
+    assert info is not None
+    return info.state, info.pid
+
+
+async def test_a_move_recorded_for_an_agent_another_supervisor_runs_leaves_its_row(
+    sup: Supervisor, other: AgentLeases
+) -> None:
+    """Alpha queued here (`waiting`), then stopped (`stopped`, pid None), while the other
+    supervisor runs it: neither is written over the row it keeps, whoever records them
+    (every caller used to check the lease first; one that did not wrote over it). The slot
+    says the row is elsewhere, logged once. Once the other releases alpha, the next
+    record writes: nobody runs it, our state is its state."""
+    slot = sup.add_slot("alpha")
+    with structlog.testing.capture_logs() as logs:
+        await sup.record_moves(slot, slot.life.start())  # waiting, as `up` queues it
+        assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+        for target in slot.life.stop_moves():  # as its task ends, refused the lease
+            await sup.move_to(slot, target)
+        await registry.record(sup, slot, pid=None)  # the housekeeping's record
+    assert slot.state == AgentState.STOPPED  # our lifecycle moved; the row did not
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    assert slot.elsewhere
+    assert slot.unrecorded is None  # nothing owed: the row is the holder's
+    said = [e for e in logs if e["event"] == "row_held_elsewhere"]
+    assert [(e["agent"], e["pid"]) for e in said] == [("alpha", os.getpid())]
+
+    beta = sup.add_slot("beta")  # nobody else runs beta: its row is ours, written
+    await sup.record_moves(beta, beta.life.start())
+    assert await _row(sup, "beta") == ("waiting", None)
+
+    await other.release("alpha")  # the other machine stopped alpha
+    await sup.record_moves(slot, slot.life.start())  # queued here again: ours to write
+    assert await _row(sup, "alpha") == ("waiting", None)
+    assert not slot.elsewhere
+
+
+async def test_the_lease_asked_while_the_queue_is_away_is_a_refused_write(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The question "whose row is it?" cannot be asked (the NATS server out of reach):
+    the record is refused as a write would be, logged and kept for the housekeeping,
+    never raised into whoever recorded the move (a session, a stop)."""
+    slot = sup.add_slot("beta")
+    outage = errors.QueueUnavailable("nats://test", "a leader election", "")
+
+    async def away(agent: str) -> errors.AgentHeldElsewhere | None:
+        raise outage
+
+    monkeypatch.setattr(sup.leases, "held_elsewhere", away)
+    with structlog.testing.capture_logs() as logs:
+        await sup.record_moves(slot, slot.life.start())
+    assert [e["agent"] for e in logs if e["event"] == "state_not_recorded"] == ["beta"]
+    assert slot.unrecorded == {"pid": None}  # owed: the housekeeping records it again
+    assert await _row(sup, "beta") == ("stopped", None)
+    monkeypatch.undo()
+    await registry.record(sup, slot)
+    assert slot.unrecorded is None
+    assert await _row(sup, "beta") == ("waiting", None)
+
+
+async def test_one_supervisor_per_team_records_without_asking_whose_row_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite (one supervisor, the lock file): every row is ours, answered at once; a
+    record asks nothing more of the queue than its write (the hop bench/team.py times)."""
+    roster = _roster(tmp_path, None)
+    roster.database.parent.mkdir(parents=True, exist_ok=True)
+    sup = Supervisor(roster, watch_roster=False)
+    assert isinstance(sup.leases, LocalLeases)
+
+    async def asked(agent: str) -> errors.AgentHeldElsewhere | None:
+        raise AssertionError(f"asked whose {agent}'s row is")
+
+    monkeypatch.setattr(sup.leases, "held_elsewhere", asked)
+    async with AsyncMailbox(roster.database) as mailbox:
+        await mailbox.register("alpha", state="stopped")
+        sup.mailbox = mailbox
+        slot = sup.add_slot("alpha")
+        await sup.record_moves(slot, slot.life.start())
+        await sup.record_moves(slot, slot.life.stop_moves())
+        info = await mailbox.agent("alpha")
+    assert info is not None
+    assert info.state == "stopped"
+    assert not slot.elsewhere

@@ -1,0 +1,253 @@
+"""State an earlier call left in git (an alias or a program in `.git/config`, an included
+file, the user's global config, an installed hook) makes a git command that asks for
+nothing run something else: the hook reads git's state where the command runs and asks.
+Each case first runs the planted state with the real git, to show that it does run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from cli_runner import octy
+from team_harness import Team, agent_rule
+
+from orchestrator.policy import Policy
+from orchestrator.roster import parse_roster
+
+TeamFactory = Callable[..., Team]
+MARK = "touch ran-it"  # what the planted state runs, where git runs it
+PUSH = f"{MARK}; git push -q"  # and a push: what the rule asks for
+
+
+def _git(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *argv],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    return done.stdout
+
+
+def _repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    _git("init", "-q", str(repo), cwd=tmp_path)
+    (repo / "a.txt").write_text("a\n")
+    _git("add", "a.txt", cwd=repo)
+    _git("commit", "-qm", "first", cwd=repo)
+    return repo
+
+
+def _hook(folder: Path, name: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(f"#!/bin/sh\n{MARK}\n")
+    (folder / name).chmod(0o755)
+
+
+def _plant(repo: Path, how: str, home: Path) -> None:
+    if how == "alias":
+        _git("config", "alias.st", f"!{PUSH}", cwd=repo)
+    elif how == "include":  # the alias in a file the repo's config includes
+        (repo.parent / "extra.cfg").write_text(f'[alias]\n\tst = "!{PUSH}"\n')
+        _git("config", f"includeIf.gitdir:{repo}/.path", str(repo.parent / "extra.cfg"), cwd=repo)
+    elif how == "global":  # in the global config of the HOME the agent runs with
+        (home / ".gitconfig").write_text(f'[alias]\n\tst = "!{PUSH}"\n')
+    elif how == "autocorrect":
+        _git("config", "alias.stat", f"!{MARK}", cwd=repo)
+        _git("config", "help.autocorrect", "immediate", cwd=repo)
+    elif how == "fsmonitor":
+        (repo / "fsm.sh").write_text(f"#!/bin/sh\n{MARK}\n")
+        (repo / "fsm.sh").chmod(0o755)
+        _git("config", "core.fsmonitor", "./fsm.sh", cwd=repo)
+    elif how == "fsmonitor line":
+        _git("config", "core.fsmonitor", f"sh -c 'gi''t pu''sh; {MARK}'", cwd=repo)
+    elif how == "hook":
+        _hook(repo / ".git" / "hooks", "post-index-change")
+    elif how == "hooksPath":
+        _hook(repo.parent / "hooks", "reference-transaction")
+        _git("config", "core.hooksPath", str(repo.parent / "hooks"), cwd=repo)
+
+
+# (what is planted, the line the agent runs, what the approver reads)
+PLANTED = [
+    ("alias", "git st", "alias.st in git's config ({repo}) makes it run git push -q"),
+    ("include", "git st", "alias.st in git's config ({repo}) makes it run git push -q"),
+    ("global", "git st", "alias.st in git's config ({repo}) makes it run git push -q"),
+    ("autocorrect", "git stta", "help.autocorrect in git's config ({repo}) makes it run git …"),
+    ("fsmonitor", "git status", "core.fsmonitor in git's config ({repo}) runs the file ./fsm.sh"),
+    ("fsmonitor line", "git status", "core.fsmonitor in git's config ({repo}) makes it run git"),
+    ("hook", "git status", "git status may run the hooks post-index-change installed in"),
+    ("hooksPath", "git branch x", "git branch may run the hooks reference-transaction installed"),
+]
+
+
+def _decide(tmp_path: Path, home: Path, line: str, tools: list[str]) -> tuple[list[str], Any]:
+    roster = parse_roster(
+        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, "
+        f'approve: ["Bash(git push:*)"], env: {{HOME: "{home}"}}}}\n',
+        tmp_path / "agents.yaml",
+        {},
+    )
+    asked: list[str] = []
+
+    async def decide(
+        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]:
+        asked.append(why)
+        return False, "denied by user: no"
+
+    policy = Policy("a", lambda: roster, lambda: tmp_path / "repo", decide)
+    data: Any = {
+        "tool_name": "Bash",
+        "tool_input": {"command": line},
+        "cwd": str(tmp_path / "repo"),
+    }
+    return asked, anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+
+
+@pytest.mark.parametrize(("how", "line", "why"), PLANTED)
+def test_git_state_left_by_an_earlier_call_asks(
+    how: str, line: str, why: str, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    assert _decide(tmp_path, home, line, ["Bash"]) == ([], {})  # nothing planted: no question
+    _plant(repo, how, home)
+    # It does run what was planted (the real git, with the agent's HOME, no terminal).
+    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(line, shell=True, cwd=repo, env=env, capture_output=True, check=False)
+    assert (repo / "ran-it").exists()
+    # An allow rule for that very command in the agent's tools exempts none of it.
+    asked, out = _decide(tmp_path, home, line, ["Bash", f"Bash({line}:*)"])
+    assert len(asked) == 1
+    assert asked[0].startswith(f"matches Bash(git push:*): {why.format(repo=repo)}"), asked
+    assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+
+EVERYDAY = [
+    ("credential.helper", "store"),
+    ("core.editor", "vim"),
+    ("core.pager", "less -R"),
+    ("filter.lfs.clean", "git-lfs clean -- %f"),
+    ("filter.lfs.process", "git-lfs filter-process"),
+    ("alias.co", "checkout"),
+]
+
+
+def test_everyday_git_config_asks_for_nothing(tmp_path: Path) -> None:
+    """Config that names programs, but not the rule's, is read as `-c key=value` would be."""
+    repo = _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    for key, value in EVERYDAY:
+        _git("config", key, value, cwd=repo)
+    for line in ("git status", "git log -3", "git diff", "git co -b x", "git show HEAD"):
+        assert _decide(tmp_path, home, line, ["Bash"]) == ([], {}), line
+    # A hook framework's pre-commit hook: status, diff and log run none of it.
+    (repo / ".git" / "hooks" / "pre-commit.sample").write_text("#!/bin/sh\n")
+    _hook(repo / ".git" / "hooks", "pre-commit")
+    for line in ("git status", "git add a.txt", "git log -3", "git diff"):
+        assert _decide(tmp_path, home, line, ["Bash"]) == ([], {}), line
+    asked, _ = _decide(tmp_path, home, "git commit -qm x", ["Bash"])
+    assert asked == [
+        "matches Bash(git push:*): git commit may run the hooks pre-commit installed in "
+        f"{repo}/.git/hooks: cannot be read"
+    ]
+
+
+def test_a_config_that_cannot_be_read_asks(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    with (repo / ".git" / "config").open("a") as config:
+        config.write("[broken\n")
+    asked, _ = _decide(tmp_path, home, "git status", ["Bash"])
+    assert len(asked) == 1
+    assert asked[0].startswith("matches Bash(git push:*): git config failed: "), asked
+
+
+@pytest.mark.cli
+def test_an_alias_planted_by_one_call_asks_in_the_next(team: TeamFactory, tmp_path: Path) -> None:
+    """The real CLI: the model writes `alias.st = push …` into `.git/config` with a shell
+    line that asks for nothing, then runs `git st`: that asks, and denied, nothing lands."""
+    remote = tmp_path / "remote.git"
+    _git("init", "-q", "--bare", str(remote), cwd=tmp_path)
+    repo = tmp_path / "repo"  # its git folder beside it (the CLI itself guards `.git/`)
+    _git("init", "-q", f"--separate-git-dir={tmp_path / 'meta'}", str(repo), cwd=tmp_path)
+    _git("commit", "-q", "--allow-empty", "-m", "first", cwd=repo)
+    _git("remote", "add", "origin", str(remote), cwd=repo)
+    plant = (
+        r"printf '[alias]\n\tst = push -q origin HEAD:refs/heads/planted\n' >> ../meta/config"
+        " && echo PLANTED"
+    )
+    rules: list[dict[str, Any]] = [
+        {"agent": agent_rule("rel"), "tool_result": r"(PLANTED|PUSHED)", "text": "done {1}"},
+        {"agent": agent_rule("rel"), "tool_result": r"(?s)^(.+)$", "text": "REFUSED {1}"},
+        {
+            "agent": agent_rule("rel"),
+            "match": r"plant\b",
+            "tool_use": {"name": "Bash", "input": {"command": plant}},
+        },
+        {
+            "agent": agent_rule("rel"),
+            "match": r"status\b",
+            "tool_use": {"name": "Bash", "input": {"command": "git st && echo PUSHED"}},
+        },
+    ]
+    t = team(
+        rules,
+        {
+            "rel": {
+                "tools": ["Bash"],
+                "approve": ["Bash(git push:*)"],
+                "cwd": "repo",
+                "sandbox": False,
+            }
+        },
+    )
+    t.up()
+    t.wait_ready("rel")
+    planted = t.request("rel", "plant")
+    with t.mailbox() as mb:
+        assert mb.wait_for_reply(planted.id, 90).body == "done PLANTED"  # asked nothing
+    asked = t.request("rel", "status")
+
+    def rows() -> list[dict[str, Any]] | None:
+        out = octy("approvals", "--json", cwd=t.folder)
+        found: list[dict[str, Any]] = json.loads(out.stdout)["approvals"]
+        return found or None
+
+    (row,) = t.wait_for(rows, 90, "the approval of git st")
+    assert row["why"] == (
+        f"matches Bash(git push:*): alias.st in git's config ({repo}) makes it run "
+        "git push -q origin HEAD:refs/heads/planted"
+    )
+    assert octy("deny", row["id"], cwd=tmp_path).returncode == 0
+    with t.mailbox() as mb:
+        assert mb.wait_for_reply(asked.id, 90).body.startswith("REFUSED")
+    assert _git("for-each-ref", cwd=remote) == ""  # nothing was pushed
+
+
+def test_git_in_too_many_folders_asks(tmp_path: Path) -> None:
+    """Each folder costs two git processes: a line naming more than a few asks."""
+    _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    few = " && ".join(f"git -C /tmp/f{i} status" for i in range(7))
+    assert _decide(tmp_path, home, few, ["Bash"]) == ([], {})
+    many = " && ".join(f"git -C /tmp/f{i} status" for i in range(8))
+    asked, _ = _decide(tmp_path, home, many, ["Bash"])
+    assert asked == [
+        "matches Bash(git push:*): git in more than 8 folders on one line in /tmp/f7: "
+        "what git runs is unknown: cannot be read"
+    ]
