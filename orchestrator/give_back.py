@@ -49,7 +49,7 @@ class GiveBack:
                 delay = UNAVAILABLE_DELAY_S * 2 ** max(m.attempts - 1, 0)
                 await self.nack(m, where, delay)
             elif len(batch) > 1:
-                # Whose fault was it? Each is delivered alone next (runner._batch_of).
+                # Whose fault was it? Each is delivered alone next (batching.batch_of).
                 await self.nack(m, f"batch failed: {where}", 0.0)
             elif failure.kind == "deterministic" or m.attempts >= m.max_attempts:
                 await self._fail_for_good(m, failure)

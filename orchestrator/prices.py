@@ -3,7 +3,7 @@
 The CLI prices a turn only when it reports its result; a turn cut off before that
 (``turn_timeout``, the ``claude`` process killed) spent real tokens that no ``usd``
 budget would see. The runner prices them here, from the per-request tally it keeps
-(:mod:`orchestrator.runner`), and marks the figure as an estimate.
+(:mod:`orchestrator.spend`), and marks the figure as an estimate.
 
 The table is the bundled CLI's own (2.1.332, read 2026-11-29 from the baked model
 catalog in ``claude_agent_sdk/_bundled/claude``: ``pricing_tiers`` and each

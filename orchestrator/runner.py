@@ -1,33 +1,32 @@
-"""One agent's claude session: claim messages, present them as a turn, reply, ack.
+"""One agent's claude session: connect, serve its inbox turn by turn, stop.
 
 A runner lives as long as one claude process. The supervisor
 (:mod:`orchestrator.supervisor`) creates a new runner for each (re)start and
-decides what a :class:`SessionEnd` means. Delivery guarantees kept here:
+decides what a :class:`SessionEnd` means. Delivery guarantees kept by the session:
 a message is acked only after its reply is committed; a session that dies
 nacks what it held (an attempt counted), a stop releases it (not counted);
 a redelivered request that already has a reply is not answered twice.
+
+The runner holds the session's shape (connect or resume, the serve loop, the
+stop's grace and interrupt); its parts have a module each: :mod:`~orchestrator.connect`
+(the CLI process up and down), :mod:`~orchestrator.inbox` (claims, replies, acks),
+:mod:`~orchestrator.turn_stream` and :mod:`~orchestrator.turn_reader` (what the CLI
+says, by turn), :mod:`~orchestrator.turn_end` (what a turn's end means for its
+messages), :mod:`~orchestrator.spend` (costs and the budget watch).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import signal
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from functools import partial
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 import structlog
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 from claude_agent_sdk import (
     AssistantMessage,
     ClaudeAgentOptions,
@@ -36,25 +35,18 @@ from claude_agent_sdk import (
     PermissionResultAllow,
     PermissionResultDeny,
     ResultMessage,
-    SystemMessage,
-    TextBlock,
     ToolPermissionContext,
-    ToolUseBlock,
 )
 
-from orchestrator import errors, outage, prompts, relay_route, workspaces
-from orchestrator.approvals import approval_of
-from orchestrator.batching import BATCH_LIMIT, batch_of, fit_reply
-from orchestrator.context import ContextKeeper, SessionOver, too_long
+from orchestrator import errors, prompts, relay_route, workspaces
+from orchestrator.connect import close, connect_within, is_group_leader
+from orchestrator.context import ContextKeeper, SessionOver
 from orchestrator.give_back import GiveBack
-from orchestrator.launcher import kill_unlaunched
+from orchestrator.inbox import Inbox
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend, Message
-from orchestrator.model_errors import Failure, ModelError, classify, no_answer
 from orchestrator.outage import Outage
 from orchestrator.policy import for_agent
-from orchestrator.preflight import unreachable
-from orchestrator.prices import estimate
 from orchestrator.prompts import SERVER, frame, text_of
 from orchestrator.relay import Relay, Turn
 from orchestrator.roster import AgentSpec, Roster
@@ -64,49 +56,21 @@ from orchestrator.session_options import (
     discard_prompt_file,
     read_cli_pid,
 )
-from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
+from orchestrator.spend import BudgetGate, Spend
+from orchestrator.stopping import Stopping
+from orchestrator.turn_end import ResumePoint, TurnEnd
+from orchestrator.turn_reader import TurnReader
+from orchestrator.turn_stream import (
+    SessionDied,
+    TurnSorter,
+    TurnTimeout,
+    drain,
+    next_item,
+    pump,
+)
 from orchestrator.write_hold import Hold
 
 log = structlog.get_logger()
-
-# How a connect ended (AgentRunner._connect_within).
-Connected = Literal["connected", "timed_out", "stopped"]
-
-LEASE_S = 60.0  # extended while the turn runs
-FORCE_AFTER_INTERRUPT_S = 5.0  # after an interrupt, give the CLI this long to end the turn
-
-
-@dataclass(frozen=True)
-class _Died:
-    detail: str
-    exit_code: int | None
-
-
-@dataclass(frozen=True)
-class _Foreign:
-    """Something the CLI said in a turn no query of ours started (see ``_sort``)."""
-
-    message: Any
-
-
-class BudgetGate(Protocol):
-    """What the runner asks the budgets (orchestrator.budget_watch.BudgetWatch)."""
-
-    def is_blocked(self, name: str) -> bool: ...
-
-    def in_turn(self, name: str, tokens: int) -> None: ...  # 0: no turn in progress
-
-    async def over_with(self, name: str, tokens: int) -> bool: ...
-
-
-class _TurnTimeout(Exception):
-    pass
-
-
-class _SessionDied(Exception):
-    def __init__(self, died: _Died) -> None:
-        super().__init__(died.detail)
-        self.died = died
 
 
 class AgentRunner:
@@ -138,75 +102,55 @@ class AgentRunner:
         # the supervisor's hook (lifecycle.RunnerEvent); the context keeper's "context" and
         # the approval wait's "blocked"/"unblocked" go through it too
         self.on_event = on_event
-        self.session_id = session_id
-        # The agent's totals across sessions (orchestrator.agent_meta.TOTAL_KEYS), and the running
-        # total of the session it resumes: the CLI's total_cost_usd continues from there.
-        self.totals: dict[str, Any] = dict(totals or {})
-        self.last_usage: TurnUsage | None = None
-        self._session_cost = SessionCost(
-            session_id, float(self.totals.get("session_cost_usd") or 0.0)
-        )
         self.relay = Relay(name, mailbox, roster, peer_state=peer_state)
         # owns, approvals; the team's write hold (a runner alone holds with its own)
         self.policy = for_agent(name, mailbox, roster, self.relay, on_event, hold=write_hold)
         self.pid: int | None = None
         self.log = log.bind(agent=name)
+        self.spend = Spend(
+            name, roster, on_event, self.log, session_id=session_id, totals=totals, budgets=budgets
+        )
         # The queue out of reach (a NATS outage): each step is tried again, once warned.
         self._outage = Outage(self.log)
         self._giving = GiveBack(mailbox, name, owner, self.log, self._outage)  # failed turns
-        self._stop = anyio.Event()
-        self._grace_deadline = math.inf
-        self._idle_scope: anyio.CancelScope | None = None
-        self._session_scope: anyio.CancelScope | None = None
-        self._inflight: list[Message] = []
-        self._interrupted = False
+        self._stopping = Stopping(self.log)
+        self._stop = self._stopping.requested  # set: nothing more is claimed or connected
+        self.inbox = Inbox(mailbox, name, owner, self.log, self._outage, stop=self._stop, hold=hold)
         self._own_group = False  # the CLI leads its own process group (see session_options)
-        self._turn_over = anyio.Event()  # a fresh one per turn; set when the turn ends
-        self._turn_over.set()
         self._cli_env: dict[str, str] = dict(os.environ)  # what the CLI sees (its endpoint)
-        self._unavailable: str | None = None  # why this turn was cut short: the model is out
-        # The last entry of the last turn that succeeded, and whether the session must go back
-        # there: after an API error the CLI keeps the failed user message and merges it into
-        # the next turn (measured), so one poison message would fail every turn after it.
-        self._resume_at = resume_at
-        self._rewind = False
-        self._turn_uuid: str | None = None
-        self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
-        self.budgets = budgets  # asked during a turn: stop it once over budget
-        # This turn's model requests (message id -> model, usage): what a turn cut off before
-        # its result (turn_timeout, the CLI's death) is charged, in tokens and priced dollars.
-        self._turn_requests: dict[str, tuple[str, dict[str, Any]]] = {}
-        # The CLI's running total when this session was resumed: what it resumes with again
-        # after a death (it saves its total only when it exits cleanly; measured on 2.1.332).
-        self._restored_usd = 0.0
-        self._over_budget = False
-        # The uuids of our queries the CLI has not answered yet, and whether a turn the CLI
-        # started by itself is running: its messages are foreign (see _sort).
-        self._awaiting: list[str] = []
-        self._foreign_open = False
-        self._commands: set[str] = set()  # awaited slash commands: their results list no uuid
-        self._cli_lists_uuids = False  # seen a result list one of our uuids
+        self._resume = ResumePoint(resume_at)  # where a rewind goes back to
+        self._turns = TurnSorter()  # ours or foreign: what the CLI says, by turn
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
+        self._ends = TurnEnd(
+            spend=self.spend,
+            inbox=self.inbox,
+            giving=self._giving,
+            context=self.context,
+            resume=self._resume,
+            on_event=on_event,
+            log=self.log,
+        )
         self._new_client = client  # the SDK's; tests/team/test_runner_unit.py passes a double
 
     @property
     def spec(self) -> AgentSpec:
         return self.roster().agents[self.name]
 
+    @property
+    def session_id(self) -> str | None:
+        """The session to resume: the last result's (the spend's baseline is that session's)."""
+        return self.spend.session.session_id
+
     # --- control from the supervisor ------------------------------------------------
 
     def request_stop(self, grace_s: float) -> None:
         """Stop claiming; let a running turn finish within ``grace_s``, then interrupt it.
-        A session still connecting is ended at once (see :meth:`_connect_within`)."""
-        self._grace_deadline = min(self._grace_deadline, time.monotonic() + grace_s)
-        self._stop.set()
-        if self._idle_scope is not None:
-            self._idle_scope.cancel()
+        A session still connecting is ended at once (see :func:`connect.connect_within`)."""
+        self._stopping.request(grace_s)
+        self.inbox.wake()
 
     def force_stop(self) -> None:
-        self._stop.set()
-        if self._session_scope is not None:
-            self._session_scope.cancel()
+        self._stopping.force()
 
     # --- the session ---------------------------------------------------------------------
 
@@ -219,21 +163,23 @@ class AgentRunner:
             end = await self._run_session(client)
             if end.reason != EndReason.REWIND:
                 return end
-            self.log.info("session_rewound", session_id=self.session_id, at=self._resume_at)
+            self.log.info("session_rewound", session_id=self.session_id, at=self._resume.at)
 
     async def _run_session(self, client: ClaudeSDKClient) -> SessionEnd:
         send, receive = anyio.create_memory_object_stream[Any](256)
         end = SessionEnd(EndReason.STOPPED)
-        self._awaiting, self._foreign_open = [], False
+        self._turns.new_session()
         try:
-            with anyio.CancelScope() as self._session_scope:
+            with anyio.CancelScope() as self._stopping.session_scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._pump, client, send, tg)
-                    tg.start_soon(self._keep_leases)
-                    tg.start_soon(self._interrupt_after_grace, client)
+                    tg.start_soon(pump, client, send, self._turns.sort, self.inbox.wake)
+                    tg.start_soon(self.inbox.keep_leases)
+                    tg.start_soon(
+                        self._stopping.interrupt_after_grace, client, lambda: self.inbox.inflight
+                    )
                     end = await self._serve(client, receive)
                     tg.cancel_scope.cancel()
-            if self._session_scope.cancelled_caught:
+            if self._stopping.session_scope.cancelled_caught:
                 end = SessionEnd(EndReason.STOPPED, "forced")
         except Exception as exc:
             # Whatever ended the session from inside (a bug, an input nobody foresaw) ends
@@ -247,8 +193,8 @@ class AgentRunner:
             send.close()
             receive.close()
             with anyio.CancelScope(shield=True):
-                await self._giving.inflight(self._inflight, failed=end.failed)
-                self._inflight = []
+                await self._giving.inflight(self.inbox.inflight, failed=end.failed)
+                self.inbox.inflight = []
                 await self._close(client)
         return end
 
@@ -260,12 +206,11 @@ class AgentRunner:
 
     async def _connect(self) -> ClaudeSDKClient | SessionEnd:
         rewind_at = None
-        if self._rewind:
-            self._rewind = False
-            rewind_at = self._resume_at
+        if self._resume.rewind:
+            self._resume.rewind = False
+            rewind_at = self._resume.at
             if rewind_at is None:  # no good point known: a fresh conversation, not a poisoned one
-                self.session_id = None
-                self._session_cost.reset()
+                self.spend.session.reset()
         await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
         await anyio.to_thread.run_sync(self._clear_git_locks)
         for resume in [self.session_id, None] if self.session_id else [None]:
@@ -289,16 +234,15 @@ class AgentRunner:
                 pid_file.unlink(missing_ok=True)  # the last session's: not this process
             client = self._new_client(options)
             try:
-                connected = await self._connect_within(
+                connected = await connect_within(
                     client, self.spec.connect_timeout_s, pid_file, self._stop
                 )
             except ClaudeSDKError as exc:
                 await self._close(client)
                 if resume is not None:  # the saved conversation may be gone: start afresh once
                     self.log.warning("resume_failed", session_id=resume, error=str(exc))
-                    self.session_id = None
-                    self._session_cost.reset()
-                    self._resume_at = None
+                    self.spend.session.reset()
+                    self._resume.at = None
                     continue
                 return SessionEnd(EndReason.CONNECT_FAILED, str(exc))
             finally:
@@ -313,238 +257,84 @@ class AgentRunner:
                     f"no connection within {self.spec.connect_timeout_s:g}s",
                 )
             self.pid = read_cli_pid(pid_file)
-            self._restored_usd = self._session_cost.total_usd
+            self.spend.restored_usd = self.spend.session.total_usd
             if not relay_route.install(client, SERVER, self.relay.tools()):
                 self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
-            self._own_group = self.pid is not None and _is_group_leader(self.pid)
+            self._own_group = self.pid is not None and is_group_leader(self.pid)
             return client
         return SessionEnd(EndReason.CONNECT_FAILED, "unreachable")
-
-    async def _query(self, client: ClaudeSDKClient, text: str) -> None:
-        """Start a turn, with a uuid of its own: the result that took it in lists it."""
-        uid = str(uuid.uuid4())
-        self._awaiting.append(uid)
-        if text.startswith("/"):
-            self._commands.add(uid)
-
-        async def one() -> AsyncIterator[dict[str, Any]]:
-            yield {
-                "type": "user",
-                "message": {"role": "user", "content": text},
-                "parent_tool_use_id": None,
-                "uuid": uid,
-            }
-
-        try:
-            await client.query(one())
-        except BaseException:
-            self._awaiting.remove(uid)
-            raise
-
-    def _sort(self, message: Any) -> Any:
-        """Mark what belongs to a turn no query of ours started (a background task's
-        report, a scheduled prompt of a newer CLI) as foreign. The CLI runs one turn at a
-        time, so a turn that begins while none of ours is awaited runs to its result before
-        any query written meanwhile: that result is not our message's answer. Called by the
-        pump, in the order the CLI speaks.
-
-        A result that lists the uuids of the prompts it took in (CLI 2.1.332 does) is ours
-        when one of them is ours, whatever came before it: a prompt written while a foreign
-        turn runs may be taken into that turn, or the foreign turn's start may still be in
-        the pipe when we write (seen under load). The rest is marked by the rule above."""
-        if isinstance(message, ResultMessage):
-            taken = [*(message.user_message_uuids or []), message.user_message_uuid]
-            if any(taken):
-                self._foreign_open = False
-                mine = [u for u in self._awaiting if u in taken]
-                for u in mine:
-                    self._awaiting.remove(u)
-                self._cli_lists_uuids = self._cli_lists_uuids or bool(mine)
-                return message if mine else _Foreign(message)
-            if self._cli_lists_uuids and self._awaiting and self._awaiting[0] not in self._commands:
-                # A CLI that lists our uuids lists them on every turn that took one in (a
-                # local command such as /compact lists none): this turn took none of ours.
-                self._foreign_open = False
-                return _Foreign(message)
-        if self._foreign_open or (not self._awaiting and _starts_turn(message)):
-            self._foreign_open = not isinstance(message, ResultMessage)
-            return _Foreign(message)
-        if isinstance(message, ResultMessage) and self._awaiting:
-            self._commands.discard(self._awaiting.pop(0))
-        return message
 
     async def _foreign(self, message: Any) -> None:
         """A foreign turn answers nobody, but it was paid for: its spend is counted."""
         if isinstance(message, AssistantMessage) and message.parent_tool_use_id is None:
             self.context.observe(message)
         if isinstance(message, ResultMessage):
-            usage = await self._spent(message, "foreign_turn")
+            usage = await self.spend.spent(message, "foreign_turn")
             self.log.warning("foreign_turn", result=(message.result or "")[:300], **usage.fields())
 
-    @staticmethod
-    async def _connect_within(
-        client: ClaudeSDKClient, timeout_s: float, pid_file: Path | None, stop: anyio.Event
-    ) -> Connected:
-        """``client.connect()``: "connected", or "timed_out" if it had not completed
-        within ``timeout_s``, or "stopped" if ``stop`` was set first (`stop`, `down`, a
-        restart, a second Ctrl-C: a CLI hung before its handshake used to be waited for
-        until the timeout, found by review F).
-
-        A claude process hung before its handshake has nothing to save, so it is
-        SIGKILLed first: cancelling connect() instead would run the SDK's graceful
-        close, which waits 10 s on a process that does not read its stdin. If the
-        kill does not end connect() (no process yet), it is cancelled after 5 s."""
-        outcome: Connected = "connected"
-
-        async def watchdog(scope: anyio.CancelScope) -> None:
-            nonlocal outcome
-            with anyio.move_on_after(timeout_s) as waited:
-                await stop.wait()
-            outcome = "timed_out" if waited.cancelled_caught else "stopped"
-            pid = read_cli_pid(pid_file)
-            if pid is None and pid_file is not None:  # stuck before the launcher wrote it
-                killed = await anyio.to_thread.run_sync(kill_unlaunched, pid_file)
-                pid = None if killed else read_cli_pid(pid_file)  # (written meanwhile)
-            if pid is not None:
-                _kill_group(pid) if _is_group_leader(pid) else _kill(pid)
-            await anyio.sleep(5)
-            scope.cancel()
-
-        failure: Exception | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watchdog, tg.cancel_scope)
-            try:
-                await client.connect()
-            except Exception as exc:  # re-raised below, outside the task group (no group)
-                failure = exc
-            tg.cancel_scope.cancel()
-        if outcome != "connected":
-            return outcome  # after the kill, any failure is the timeout's (or the stop's)
-        if failure is not None:
-            raise failure
-        return outcome
-
     async def _close(self, client: ClaudeSDKClient) -> None:
-        with anyio.CancelScope(shield=True), anyio.move_on_after(15):
-            try:
-                await client.disconnect()
-            except (ClaudeSDKError, OSError) as exc:
-                self.log.debug("disconnect_error", error=str(exc))
-        if self.pid and self._own_group:
-            _kill_group(self.pid)
-
-    async def _pump(
-        self, client: ClaudeSDKClient, send: MemoryObjectSendStream[Any], tg: TaskGroup
-    ) -> None:
-        """Read everything the CLI says; tell the serve loop when the process is gone."""
-        died = _Died("claude process ended", None)
-        try:
-            async for message in client.receive_messages():
-                await send.send(self._sort(message))
-        except ClaudeSDKError as exc:
-            died = _Died(str(exc), getattr(exc, "exit_code", None))
-        await send.send(died)
-        if self._idle_scope is not None:
-            self._idle_scope.cancel()
+        await close(client, self.pid, self._own_group, self.log)
 
     async def _serve(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any]
     ) -> SessionEnd:
         while not self._stop.is_set():
-            died = await self._drain(receive)
+            died = await drain(receive, self._foreign)
             if died:
-                await self._after_death()
+                await self.spend.after_death()
                 return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
-            batch = await self._next_batch()
+            batch = await self.inbox.next_batch()
             if not batch:
                 continue
             try:
                 await self._deliver(client, receive, batch)
-                if not self._interrupted and not self._stop.is_set():
+                if not self._stopping.interrupted and not self._stop.is_set():
                     # Not while paused for the budget (a compaction is spend too), nor before
                     # a rewind (the new process resumes before what it would summarise).
-                    paused = self.budgets is not None and self.budgets.is_blocked(self.name)
+                    paused = self.spend.paused()
                     compacted = await self._between_turns(client, receive, paused)
                     if compacted is not None:
-                        await self._spent(compacted, "compaction", turn=False)
+                        await self.spend.spent(compacted, "compaction", turn=False)
             except SessionOver as exc:  # context.py: an overflow, a compaction gone silent
                 return SessionEnd(exc.reason, exc.detail, handover=exc.handover)
-            except _SessionDied as exc:
+            except SessionDied as exc:
                 return SessionEnd(EndReason.EXITED, exc.died.detail, exc.died.exit_code)
-            except _TurnTimeout:
+            except TurnTimeout:
                 return SessionEnd(
                     EndReason.TURN_TIMEOUT, f"no output for {self.spec.turn_timeout_s:g}s"
                 )
-            if self._interrupted:
+            if self._stopping.interrupted:
                 break
-            if self._rewind:
+            if self._resume.rewind:
                 return SessionEnd(EndReason.REWIND)
         return SessionEnd(EndReason.STOPPED)
-
-    async def _next_batch(self) -> list[Message]:
-        if self.hold is not None:
-            with anyio.CancelScope() as held:  # a stop or the CLI's death cancels it
-                self._idle_scope = held
-                await self.hold(self.name)
-            self._idle_scope = None
-            if self._stop.is_set() or held.cancelled_caught:
-                return []
-        try:
-            claimed = await self.mailbox.claim(
-                self.name, owner=self.owner, lease_s=LEASE_S, limit=BATCH_LIMIT
-            )
-        except errors.QueueStalled as exc:  # idle: try again soon, as the same session
-            self._outage.down("claim", exc)
-            await self._idle(anyio.sleep(outage.RETRY_S))
-            return []
-        self._outage.up()
-        batch = batch_of(claimed)
-        if len(batch) < len(claimed):  # handed back uncounted, claimed again next turn
-            try:
-                await self.mailbox.release(self.owner, [m.id for m in claimed if m not in batch])
-            except errors.QueueStalled as exc:  # they come back when their lease runs out
-                self._outage.down("release", exc)
-        if batch or self._stop.is_set():
-            return batch
-        try:
-            await self._idle(self.mailbox.wait_for_messages(self.name, 30.0))
-        except errors.QueueStalled as exc:  # still out of reach after its own retries
-            self._outage.down("wait", exc)
-        return []
-
-    async def _idle(self, waiting: Awaitable[Any]) -> None:
-        """Wait while idle; a stop or the CLI's death cuts it short."""
-        with anyio.CancelScope() as self._idle_scope:
-            await waiting
-        self._idle_scope = None
 
     async def _deliver(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], batch: list[Message]
     ) -> None:
-        self._inflight = batch
-        fresh = []
-        for m in batch:
-            try:
-                answered = m.kind == "request" and await self._answered(m.id)
-            except errors.RecordUnreadable as exc:
-                await self._unanswerable(m, exc)
-                continue
-            if answered:
-                self.log.info("already_answered", request_id=m.id)  # redelivery after a crash
-                await self._ack([m.id])
-            else:
-                fresh.append(m)
-        self._inflight = fresh
+        fresh = await self.inbox.unanswered(batch)
         if not fresh:
             return
         turn = Turn(fresh)
+        reader = TurnReader(
+            client,
+            receive,
+            turn,
+            spend=self.spend,
+            context=self.context,
+            foreign=self._foreign,
+            interrupted=lambda: self._stopping.interrupted,
+            cli_env=self._cli_env,
+            on_event=self.on_event,
+            log=self.log,
+        )
         self.relay.turn = turn
-        self._turn_over = anyio.Event()
+        self._stopping.turn_started()
         started = time.monotonic()
         result: ResultMessage | None = None
         try:
             try:
-                await self._query(client, self.context.framed(frame(fresh)))
+                await self._turns.query(client, self.context.framed(frame(fresh)))
             finally:
                 # Bookkeeping after the query is written: the CLI starts while we record it.
                 for m in fresh:
@@ -558,260 +348,29 @@ class AgentRunner:
                     )
             await self.on_event(RunnerEvent.BUSY, {"messages": [m.id for m in fresh]})
             try:
-                result, final = await self._collect(client, receive, turn)
-            except _TurnTimeout:
-                await self._spent_unfinished("turn_timeout", self._turn_requests)
+                result, final = await reader.collect(self.spec.turn_timeout_s)
+            except TurnTimeout:
+                await self.spend.unfinished("turn_timeout", self.spend.turn_requests)
                 raise
-            except _SessionDied:
-                await self._spent_unfinished("session_died", self._turn_requests)
+            except SessionDied:
+                await self.spend.unfinished("session_died", self.spend.turn_requests)
                 raise
         finally:
             self.relay.turn = None
-            self._turn_over.set()
+            self._stopping.turn_ended()
             if result is None:  # charged above, or lost with the session (a forced stop)
-                self._out_of_turn()
+                self.spend.out_of_turn()
         try:
-            await self._finish(fresh, turn, result, final, started)
+            await self._ends.finish(
+                fresh,
+                reader,
+                result,
+                final,
+                started=started,
+                interrupted=self._stopping.interrupted,
+            )
         finally:  # the ledger has the turn now: the tally would count it twice
-            self._out_of_turn()
-
-    def _out_of_turn(self) -> None:
-        self._turn_requests = {}
-        if self.budgets is not None:
-            self.budgets.in_turn(self.name, 0)
-
-    async def _finish(
-        self, fresh: list[Message], turn: Turn, result: ResultMessage, final: str, started: float
-    ) -> None:
-        if self._interrupted:
-            await self._spent(result, "interrupted")
-            return  # released by run(): the turn did not finish
-        if too_long(result):  # paid for, though the session ends on it
-            await self._spent(result, "context_overflow")
-        self.context.check(result, final, fresh)  # raises ContextOverflow
-        if self._over_budget:
-            await self._stopped_for_budget(fresh, result, time.monotonic() - started)
-            return
-        await self._settle(fresh, turn, result, final, time.monotonic() - started)
-
-    async def _ack(self, ids: list[str]) -> None:
-        """Mark handled messages done. A lease lost meanwhile, or a queue out of reach (a
-        NATS node dying), is logged, not the session's end: the replies are committed, and
-        a message that comes back is skipped as answered (ending the session for it cost
-        a restart, mid-ask for the next turn)."""
-        try:
-            await self.mailbox.ack(ids, owner=self.owner)
-        except errors.LeaseLost as exc:
-            self.log.warning("lease_lost", message_id=exc.message_id)
-        except errors.QueueStalled as exc:
-            self.log.warning("ack_failed", messages=ids, error=str(exc))
-
-    async def _unanswerable(self, request: Message, exc: errors.RecordUnreadable) -> None:
-        """A request whose reply slot holds a record we cannot read (garbled in a NATS
-        bucket by another program): no answer could ever be stored, and raising here
-        ended the session with the batch given back uncounted, a crash loop. It goes to
-        the dead letters with the reason, for an operator to mend and `queue retry`."""
-        self.log.warning("reply_unreadable", request_id=request.id, key=exc.key, reason=exc.reason)
-        try:
-            await self.mailbox.nack(
-                request.id, owner=self.owner, error=str(exc), dead_code=exc.code
-            )
-        except errors.LeaseLost as lost:
-            self.log.warning("lease_lost", message_id=lost.message_id)
-        except errors.QueueStalled as stalled:
-            self.log.warning("nack_failed", messages=[request.id], error=str(stalled))
-
-    async def _answered(self, request_id: str) -> bool:
-        """Whether the request has its reply (looked up until the queue answers: a turn
-        on an answered request would do its work twice)."""
-        found = await self._outage.retry("find_reply", lambda: self.mailbox.find_reply(request_id))
-        return found is not None
-
-    async def _collect(
-        self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], turn: Turn
-    ) -> tuple[ResultMessage, str]:
-        timeout = self.spec.turn_timeout_s or math.inf
-        last_text = ""
-        self._unavailable = None
-        self._turn_uuid = None
-        self._turn_requests = {}
-        self._over_budget = False
-        while True:
-            with anyio.move_on_after(timeout) as scope:
-                item = await receive.receive()
-            if scope.cancelled_caught:
-                if turn.asks_in_flight:
-                    continue  # waiting on a peer is not silence
-                raise _TurnTimeout
-            if isinstance(item, _Died):
-                raise _SessionDied(item)
-            if isinstance(item, _Foreign):
-                await self._foreign(item.message)
-                continue
-            if isinstance(item, AssistantMessage):
-                await self._watch_budget(client, item)  # subagents' requests count too
-            if getattr(item, "parent_tool_use_id", None) is None:
-                self.context.observe(item)
-            if isinstance(item, AssistantMessage) and item.parent_tool_use_id is None:
-                self._turn_uuid = item.uuid or self._turn_uuid
-                texts = [b.text for b in item.content if isinstance(b, TextBlock)]
-                if texts:
-                    last_text = "".join(texts)
-                for block in item.content:
-                    if isinstance(block, ToolUseBlock):
-                        self.log.info("tool_used", tool=block.name, input=block.input)
-            elif isinstance(item, SystemMessage) and item.subtype == "api_retry":
-                await self._model_error(client, ModelError.from_retry(item.data))
-            elif isinstance(item, ResultMessage):
-                return item, item.result if item.result is not None else last_text
-
-    async def _next_item(self, receive: MemoryObjectReceiveStream[Any]) -> Any:
-        while True:
-            item = await receive.receive()
-            if isinstance(item, _Died):
-                raise _SessionDied(item)
-            if not isinstance(item, _Foreign):
-                return item
-            await self._foreign(item.message)
-
-    async def _drain(self, receive: MemoryObjectReceiveStream[Any]) -> _Died | None:
-        """What the CLI said between turns (a foreign turn's spend is counted); the death
-        notice if it came."""
-        while True:
-            try:
-                item = receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                return None
-            if isinstance(item, _Died):
-                return item
-            if isinstance(item, _Foreign):
-                await self._foreign(item.message)
-
-    async def _watch_budget(self, client: ClaudeSDKClient, item: AssistantMessage) -> None:
-        """Add up the turn's model requests as they come (each assistant message carries
-        its request's usage; the blocks of one request share it, hence by message id) and
-        interrupt the turn once the agent's or the team's token budget is spent and the
-        model asks for a tool (another request would follow): a turn of many requests would
-        otherwise overshoot by all of them."""
-        if not item.usage or item.model == "<synthetic>":
-            return
-        key = item.message_id or f"#{len(self._turn_requests)}"
-        self._turn_requests[key] = (item.model, dict(item.usage))
-        if self.budgets is None:
-            return
-        tokens = sum(_count(u, k) for _, u in self._turn_requests.values() for k in TOKEN_KEYS)
-        self.budgets.in_turn(self.name, tokens)  # the other agents' checks count it too
-        if self._over_budget or self._interrupted:
-            return
-        if not any(isinstance(b, ToolUseBlock) for b in item.content):
-            return  # an answer, no further request: the turn ends at no more cost
-        if not await self.budgets.over_with(self.name, tokens):
-            return
-        self._over_budget = True
-        requests = len(self._turn_requests)
-        self.log.warning("budget_turn_stopped", turn_tokens=tokens, requests=requests)
-        try:
-            await client.interrupt()
-        except ClaudeSDKError as exc:
-            self.log.warning("interrupt_failed", error=str(exc))
-
-    async def _model_error(self, client: ClaudeSDKClient, error: ModelError) -> None:
-        """The CLI is retrying a failed API call: say so at once, and cut the turn short
-        when retrying cannot help (a rejected key, an unknown model, nobody listening)."""
-        self.log.warning("model_error", **error.fields())
-        await self.on_event(RunnerEvent.MODEL_ERROR, {"reason": error.short()})
-        if self._unavailable is not None:
-            return
-        reason = error.unavailable_reason()
-        if reason is None and error.status is None:
-            reason = await anyio.to_thread.run_sync(unreachable, self._cli_env)
-        if reason is None:
-            return  # a 429/5xx/529 or a blip: the CLI's bounded retries (model_retries) go on
-        self._unavailable = reason
-        self.log.warning("model_unavailable", reason=reason)
-        try:
-            await client.interrupt()  # measured: the turn ends within ~0.2 s, mid-backoff too
-        except ClaudeSDKError as exc:
-            self.log.warning("interrupt_failed", error=str(exc))
-
-    async def _settle(
-        self, batch: list[Message], turn: Turn, result: ResultMessage, final: str, took_s: float
-    ) -> None:
-        usage = self._count(result)  # a failed turn is paid for too
-        stats = {
-            "messages": [m.id for m in batch],
-            "duration_ms": result.duration_ms,
-            **usage.fields(),  # this turn's cost_usd, tokens, the session's running total
-            "total_cost_usd": self.totals["cost_usd"],  # the agent's, across sessions
-            "took_s": round(took_s, 3),
-        }
-        if result.is_error or self._unavailable:
-            failure = await self._failure(result, final)
-            self.log.warning(
-                "turn_failed",
-                kind=failure.kind,
-                reason=failure.reason,
-                subtype=result.subtype,
-                status=result.api_error_status,
-                **stats,
-            )
-            await self._giving.failed_turn(batch, failure)
-            self._inflight = []
-            self._rewind = self._unavailable is not None or result.terminal_reason in (
-                "api_error",
-                "prompt_too_long",
-            )
-            await self.on_event(
-                RunnerEvent.TURN,
-                {**stats, "error": True, "failure": failure, "totals": self.totals},
-            )
-            return
-        final = fit_reply(final)
-        self._resume_at = self._turn_uuid or self._resume_at
-        answered = False
-        for m in batch:
-            if m.kind != "request" or m.id in turn.replied:
-                continue
-            body: Any = final
-            if len(batch) > 1 and approval_of(m) is not None:  # batch_of sends them alone
-                body = {"approval": "denied", "reason": "the final text was for other messages"}
-            try:  # the answer is in hand: kept until the queue takes it (the asker waits)
-                await self._outage.retry(
-                    "reply", partial(self.mailbox.reply, m.id, self.name, body)
-                )
-                answered = True
-                self.log.info("replied", request_id=m.id, to=m.sender, body=final)
-            except errors.AlreadyReplied:
-                self.log.info("already_answered", request_id=m.id)
-        if answered:
-            # An asker in this process was woken by the reply and has run its check; the
-            # SDK's write of its tool result takes a lock (one more turn of the loop). Let it
-            # go before our ack and bookkeeping, which are off the asker's path (issue 14.4).
-            await anyio.lowlevel.cancel_shielded_checkpoint()  # not a new cancellation point
-        await self._ack([m.id for m in batch])
-        self._inflight = []
-        self.log.info("turn", **stats)
-        await self.on_event(
-            RunnerEvent.TURN, {**stats, "totals": self.totals, "resume_at": self._resume_at}
-        )
-
-    def _count(self, result: ResultMessage, *, turn: bool = True) -> TurnUsage:
-        """What ``result`` cost, added to the agent's totals."""
-        self.session_id = result.session_id or self.session_id
-        usage = self._session_cost.turn(result)
-        self.last_usage = usage
-        self.totals = add_turn(self.totals, usage, turn=turn)
-        return usage
-
-    async def _spent(self, result: ResultMessage, cause: str, *, turn: bool = True) -> TurnUsage:
-        """Spend that is not a delivered turn's (a compaction, a turn that overflowed or was
-        interrupted, a foreign turn): counted and sent to the budgets all the same."""
-        usage = self._count(result, turn=turn)
-        self.log.info("spend", cause=cause, **usage.fields())
-        await self.on_event(
-            RunnerEvent.SPEND, {**usage.fields(), "cause": cause, "totals": self.totals}
-        )
-        return usage
+            self.spend.out_of_turn()
 
     async def _between_turns(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any], paused: bool
@@ -826,118 +385,17 @@ class AgentRunner:
 
         async def query(text: str) -> None:
             started.append((self.context.model or "", {"input_tokens": self.context.tokens or 0}))
-            await self._query(client, text)
+            await self._turns.query(client, text)
 
         try:
             return await self.context.between_turns(
-                query, lambda: self._next_item(receive), may_compact=not (paused or self._rewind)
+                query,
+                lambda: next_item(receive, self._foreign),
+                may_compact=not (paused or self._resume.rewind),
             )
-        except _SessionDied:
-            await self._spent_unfinished("session_died", dict(enumerate(started)), "compaction")
+        except SessionDied:
+            await self.spend.unfinished("session_died", dict(enumerate(started)), "compaction")
             raise
-
-    async def _spent_unfinished(
-        self,
-        cut: str,
-        requests: Mapping[Any, tuple[str, Mapping[str, Any]]],
-        cause: str | None = None,
-    ) -> None:
-        """A turn cut off before its result (``cut``: ``turn_timeout``, or ``session_died``,
-        the CLI's death): the requests answered so far are charged from the running tally,
-        else each redelivery of the turn would be free. The CLI prices a turn only at its
-        result, which never came: the tally is priced here (orchestrator/prices.py) and
-        marked an estimate. ``cause``: the spend's, when not the cut's (a compaction)."""
-        priced = estimate(requests, self.roster().prices)
-        # The CLI's running total when the session is resumed, so that the next turn's
-        # cost (the total's difference) neither counts the cut requests again nor leaves
-        # out what the estimate missed: closed after a turn_timeout, the CLI saves its total
-        # with the cut requests in it; killed, it saves nothing and resumes with the total
-        # it resumed with last (measured on 2.1.332).
-        if cut == "turn_timeout":
-            self._session_cost.total_usd = round(self._session_cost.total_usd + priced.usd, 6)
-        else:
-            self._session_cost.total_usd = self._restored_usd
-        usage = cut_off(requests, priced.usd, self.session_id, self._session_cost)
-        if not usage.tokens:
-            if cut == "session_died":
-                await self._after_death()
-            return
-        self.totals = add_turn(self.totals, usage, turn=False)
-        fields = {**usage.fields(), "cost_estimated": True, "cut_off": cut}
-        if priced.unknown:  # priced at the highest known rate: roster `prices:` can say better
-            fields["price_unknown"] = list(priced.unknown)
-        cause = cause or cut
-        self.log.warning("spend", cause=cause, requests=len(requests), **fields)
-        await self.on_event(RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals})
-
-    async def _after_death(self) -> None:
-        """The CLI died: it saves its running total only when it exits cleanly, and a
-        resumed one continues the total it resumed with (measured on 2.1.332), so the next
-        turn's cost is its difference from that, not from the last total seen (a killed
-        session's next turn was charged less what the session had spent). The supervisor
-        keeps the baseline with the agent's totals: a spend of nothing carries them."""
-        self._session_cost.total_usd = self._restored_usd
-        if float(self.totals.get("session_cost_usd") or 0.0) == self._restored_usd:
-            return
-        self.totals = {**self.totals, "session_cost_usd": self._restored_usd}
-        await self.on_event(RunnerEvent.SPEND, {"cause": "session_died", "totals": self.totals})
-
-    async def _stopped_for_budget(
-        self, batch: list[Message], result: ResultMessage, took_s: float
-    ) -> None:
-        """The turn was interrupted over budget: its messages go back to the queue
-        uncounted, where the paused agent's requests are answered ``budget_exceeded``."""
-        usage = self._count(result)
-        stats = {"messages": [m.id for m in batch], **usage.fields(), "took_s": round(took_s, 3)}
-        try:
-            await self.mailbox.release(self.owner, [m.id for m in batch])
-        except errors.QueueStalled as exc:  # they come back when their lease runs out
-            self._outage.down("release", exc)
-        self._inflight = []
-        self.log.warning("turn_stopped_for_budget", **stats)
-        await self.on_event(RunnerEvent.TURN, {**stats, "totals": self.totals})
-
-    async def _failure(self, result: ResultMessage, text: str) -> Failure:
-        if self._unavailable:
-            return Failure("unavailable", self._unavailable)
-        if no_answer(result):  # the CLI's retries ran out without any HTTP answer
-            reason = await anyio.to_thread.run_sync(unreachable, self._cli_env)
-            if reason:
-                return Failure("unavailable", reason)
-        return classify(result, text)
-
-    async def _keep_leases(self) -> None:
-        while True:
-            await anyio.sleep(LEASE_S / 3)
-            if self._inflight:
-                try:
-                    await self.mailbox.extend(
-                        [m.id for m in self._inflight], owner=self.owner, lease_s=LEASE_S
-                    )
-                except errors.LeaseLost as exc:
-                    self.log.warning("lease_lost", message_id=exc.message_id)
-                except errors.QueueStalled as exc:  # tried again at the next round; the
-                    # lease has two more rounds to run. Ending the session would kill the
-                    # turn in flight (an ask's answer with it) for a queue's hiccup.
-                    self.log.warning("extend_failed", error=str(exc))
-
-    async def _interrupt_after_grace(self, client: ClaudeSDKClient) -> None:
-        await self._stop.wait()
-        turn_over = self._turn_over
-        with anyio.move_on_after(max(0.0, self._grace_deadline - time.monotonic())):
-            await turn_over.wait()
-        if turn_over.is_set():
-            return
-        self._interrupted = True
-        self.log.warning("interrupting", messages=[m.id for m in self._inflight])
-        with anyio.move_on_after(FORCE_AFTER_INTERRUPT_S):
-            try:
-                await client.interrupt()
-            except ClaudeSDKError as exc:
-                self.log.warning("interrupt_failed", error=str(exc))
-            await turn_over.wait()
-            return
-        self.force_stop()
 
     async def _can_use_tool(
         self, tool_name: str, _input: dict[str, Any], _ctx: ToolPermissionContext
@@ -948,34 +406,3 @@ class AgentRunner:
 
     def _stderr(self, line: str) -> None:
         self.log.info("cli_stderr", line=line.rstrip()[:2000])
-
-
-def _starts_turn(message: Any) -> bool:
-    """The first thing the CLI says in a turn (measured on 2.1.332: ``init`` each turn),
-    or anything only a turn says."""
-    if isinstance(message, SystemMessage):
-        return message.subtype == "init"
-    return isinstance(message, AssistantMessage | ResultMessage)
-
-
-def _count(usage: Mapping[str, Any], key: str) -> int:
-    value = usage.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _is_group_leader(pid: int) -> bool:
-    try:
-        return os.getpgid(pid) == pid
-    except ProcessLookupError:
-        return False
-
-
-def _kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _kill_group(pgid: int) -> None:
-    """Kill what is left of the CLI's process group (tools it started), if anything."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)

@@ -19,7 +19,7 @@ from claude_agent_sdk import (
 from runner_bench import Bench, failed, interrupted, said
 from structlog.testing import capture_logs
 
-from orchestrator import batching, errors, give_back, outage, runner
+from orchestrator import batching, errors, give_back, inbox, outage, turn_end
 from orchestrator.lifecycle import EndReason, RunnerEvent, SessionEnd
 from orchestrator.mailbox import AsyncMailbox, Message
 from orchestrator.roster import Roster, load_roster
@@ -141,7 +141,7 @@ async def test_a_queue_out_of_reach_at_the_ack_or_mid_turn_does_not_end_the_sess
     the reply is committed, and the next message is served by the same session; the
     unacked one comes back later and is skipped as answered. Both used to crash the
     session (seen in the cluster fault test's logs: "lost during ack")."""
-    monkeypatch.setattr(runner, "LEASE_S", 0.3)  # an extension every 0.1 s
+    monkeypatch.setattr(inbox, "LEASE_S", 0.3)  # an extension every 0.1 s
     outage = errors.QueueUnavailable("nats://test", "a leader election", "")
     tries = {"extend": 0, "ack": 0}
     real_ack = bench.mailbox.ack
@@ -393,7 +393,7 @@ async def test_a_crash_inside_the_runner_gives_the_message_back_counted(
     def broken(text: str) -> str:
         raise RuntimeError("a bug nobody foresaw")
 
-    monkeypatch.setattr(runner, "fit_reply", broken)
+    monkeypatch.setattr(turn_end, "fit_reply", broken)
     ask = await bench.mailbox.request("b", "a", "crash me")
 
     async def never() -> bool:

@@ -1,0 +1,180 @@
+"""What one agent's session spends: each turn's cost added to the agent's totals, the
+estimate charged for a turn cut off before its result, and the token budget watched
+while a turn runs (interrupting it once spent).
+
+The figures themselves are :mod:`orchestrator.usage`'s; the budgets are
+:class:`orchestrator.budget_watch.BudgetWatch`'s, asked through :class:`BudgetGate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeSDKClient,
+    ClaudeSDKError,
+    ResultMessage,
+    ToolUseBlock,
+)
+
+from orchestrator.lifecycle import OnEvent, RunnerEvent
+from orchestrator.prices import estimate
+from orchestrator.roster import Roster
+from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
+
+
+class BudgetGate(Protocol):
+    """What the runner asks the budgets (orchestrator.budget_watch.BudgetWatch)."""
+
+    def is_blocked(self, name: str) -> bool: ...
+
+    def in_turn(self, name: str, tokens: int) -> None: ...  # 0: no turn in progress
+
+    async def over_with(self, name: str, tokens: int) -> bool: ...
+
+
+class Spend:
+    """One runner's spend: its agent's totals, the session's running total, and the
+    model requests of the turn in progress."""
+
+    def __init__(
+        self,
+        name: str,
+        roster: Callable[[], Roster],
+        on_event: OnEvent,
+        log: Any,
+        *,
+        session_id: str | None,
+        totals: Mapping[str, Any] | None,
+        budgets: BudgetGate | None,
+    ) -> None:
+        self.name = name
+        self.roster = roster
+        self.on_event = on_event
+        self.log = log
+        self.budgets = budgets  # asked during a turn: stop it once over budget
+        # The agent's totals across sessions (orchestrator.agent_meta.TOTAL_KEYS), and the running
+        # total of the session it resumes: the CLI's total_cost_usd continues from there.
+        self.totals: dict[str, Any] = dict(totals or {})
+        self.last_usage: TurnUsage | None = None
+        self.session = SessionCost(session_id, float(self.totals.get("session_cost_usd") or 0.0))
+        # This turn's model requests (message id -> model, usage): what a turn cut off before
+        # its result (turn_timeout, the CLI's death) is charged, in tokens and priced dollars.
+        self.turn_requests: dict[str, tuple[str, dict[str, Any]]] = {}
+        # The CLI's running total when this session was resumed: what it resumes with again
+        # after a death (it saves its total only when it exits cleanly; measured on 2.1.332).
+        self.restored_usd = 0.0
+        self.over_budget = False
+
+    def paused(self) -> bool:
+        """Whether the agent is paused for its budget (a compaction is spend too)."""
+        return self.budgets is not None and self.budgets.is_blocked(self.name)
+
+    def new_turn(self) -> None:
+        self.turn_requests = {}
+        self.over_budget = False
+
+    def out_of_turn(self) -> None:
+        self.turn_requests = {}
+        if self.budgets is not None:
+            self.budgets.in_turn(self.name, 0)
+
+    def count(self, result: ResultMessage, *, turn: bool = True) -> TurnUsage:
+        """What ``result`` cost, added to the agent's totals."""
+        usage = self.session.turn(result)
+        self.last_usage = usage
+        self.totals = add_turn(self.totals, usage, turn=turn)
+        return usage
+
+    async def spent(self, result: ResultMessage, cause: str, *, turn: bool = True) -> TurnUsage:
+        """Spend that is not a delivered turn's (a compaction, a turn that overflowed or was
+        interrupted, a foreign turn): counted and sent to the budgets all the same."""
+        usage = self.count(result, turn=turn)
+        self.log.info("spend", cause=cause, **usage.fields())
+        await self.on_event(
+            RunnerEvent.SPEND, {**usage.fields(), "cause": cause, "totals": self.totals}
+        )
+        return usage
+
+    async def unfinished(
+        self,
+        cut: str,
+        requests: Mapping[Any, tuple[str, Mapping[str, Any]]],
+        cause: str | None = None,
+    ) -> None:
+        """A turn cut off before its result (``cut``: ``turn_timeout``, or ``session_died``,
+        the CLI's death): the requests answered so far are charged from the running tally,
+        else each redelivery of the turn would be free. The CLI prices a turn only at its
+        result, which never came: the tally is priced here (orchestrator/prices.py) and
+        marked an estimate. ``cause``: the spend's, when not the cut's (a compaction)."""
+        priced = estimate(requests, self.roster().prices)
+        # The CLI's running total when the session is resumed, so that the next turn's
+        # cost (the total's difference) neither counts the cut requests again nor leaves
+        # out what the estimate missed: closed after a turn_timeout, the CLI saves its total
+        # with the cut requests in it; killed, it saves nothing and resumes with the total
+        # it resumed with last (measured on 2.1.332).
+        if cut == "turn_timeout":
+            self.session.total_usd = round(self.session.total_usd + priced.usd, 6)
+        else:
+            self.session.total_usd = self.restored_usd
+        usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
+        if not usage.tokens:
+            if cut == "session_died":
+                await self.after_death()
+            return
+        self.totals = add_turn(self.totals, usage, turn=False)
+        fields = {**usage.fields(), "cost_estimated": True, "cut_off": cut}
+        if priced.unknown:  # priced at the highest known rate: roster `prices:` can say better
+            fields["price_unknown"] = list(priced.unknown)
+        cause = cause or cut
+        self.log.warning("spend", cause=cause, requests=len(requests), **fields)
+        await self.on_event(RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals})
+
+    async def after_death(self) -> None:
+        """The CLI died: it saves its running total only when it exits cleanly, and a
+        resumed one continues the total it resumed with (measured on 2.1.332), so the next
+        turn's cost is its difference from that, not from the last total seen (a killed
+        session's next turn was charged less what the session had spent). The supervisor
+        keeps the baseline with the agent's totals: a spend of nothing carries them."""
+        self.session.total_usd = self.restored_usd
+        if float(self.totals.get("session_cost_usd") or 0.0) == self.restored_usd:
+            return
+        self.totals = {**self.totals, "session_cost_usd": self.restored_usd}
+        await self.on_event(RunnerEvent.SPEND, {"cause": "session_died", "totals": self.totals})
+
+    async def watch(
+        self, client: ClaudeSDKClient, item: AssistantMessage, interrupted: bool
+    ) -> None:
+        """Add up the turn's model requests as they come (each assistant message carries
+        its request's usage; the blocks of one request share it, hence by message id) and
+        interrupt the turn once the agent's or the team's token budget is spent and the
+        model asks for a tool (another request would follow): a turn of many requests would
+        otherwise overshoot by all of them. ``interrupted``: the turn already was."""
+        if not item.usage or item.model == "<synthetic>":
+            return
+        key = item.message_id or f"#{len(self.turn_requests)}"
+        self.turn_requests[key] = (item.model, dict(item.usage))
+        if self.budgets is None:
+            return
+        tokens = sum(_count(u, k) for _, u in self.turn_requests.values() for k in TOKEN_KEYS)
+        self.budgets.in_turn(self.name, tokens)  # the other agents' checks count it too
+        if self.over_budget or interrupted:
+            return
+        if not any(isinstance(b, ToolUseBlock) for b in item.content):
+            return  # an answer, no further request: the turn ends at no more cost
+        if not await self.budgets.over_with(self.name, tokens):
+            return
+        self.over_budget = True
+        requests = len(self.turn_requests)
+        self.log.warning("budget_turn_stopped", turn_tokens=tokens, requests=requests)
+        try:
+            await client.interrupt()
+        except ClaudeSDKError as exc:
+            self.log.warning("interrupt_failed", error=str(exc))
+
+
+def _count(usage: Mapping[str, Any], key: str) -> int:
+    value = usage.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
