@@ -21,6 +21,7 @@ import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -216,6 +217,9 @@ class AgentRunner:
         for resume in [self.session_id, None] if self.session_id else [None]:
             if self._stop.is_set():  # asked before this process was launched: none is
                 return SessionEnd(EndReason.STOPPED, "stopped before connecting")
+            # Not the last CLI's (a rewind connects again): a failed connect closed with
+            # its pid killed that process group again, or whoever had its pid since.
+            self.pid, self._own_group = None, False
             options = build_options(
                 self.spec,
                 self.roster(),
@@ -238,6 +242,7 @@ class AgentRunner:
                     client, self.spec.connect_timeout_s, pid_file, self._stop
                 )
             except ClaudeSDKError as exc:
+                self._note_pid(pid_file)
                 await self._close(client)
                 if resume is not None:  # the saved conversation may be gone: start afresh once
                     self.log.warning("resume_failed", session_id=resume, error=str(exc))
@@ -247,6 +252,7 @@ class AgentRunner:
                 return SessionEnd(EndReason.CONNECT_FAILED, str(exc))
             finally:
                 discard_prompt_file(options)  # read by the CLI at start-up; off the disk now
+            self._note_pid(pid_file)
             if connected == "stopped":
                 await self._close(client)
                 return SessionEnd(EndReason.STOPPED, "stopped while connecting")
@@ -256,11 +262,9 @@ class AgentRunner:
                     EndReason.CONNECT_TIMEOUT,
                     f"no connection within {self.spec.connect_timeout_s:g}s",
                 )
-            self.pid = read_cli_pid(pid_file)
             self.spend.restored_usd = self.spend.session.total_usd
             if not relay_route.install(client, SERVER, self.relay.tools()):
                 self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
-            self._own_group = self.pid is not None and is_group_leader(self.pid)
             return client
         return SessionEnd(EndReason.CONNECT_FAILED, "unreachable")
 
@@ -271,6 +275,12 @@ class AgentRunner:
         if isinstance(message, ResultMessage):
             usage = await self.spend.spent(message, "foreign_turn")
             self.log.warning("foreign_turn", result=(message.result or "")[:300], **usage.fields())
+
+    def _note_pid(self, pid_file: Path | None) -> None:
+        """This connect's CLI, as its launcher wrote it: the process :meth:`_close` kills
+        the group of (if it leads one, see session_options)."""
+        self.pid = read_cli_pid(pid_file)
+        self._own_group = self.pid is not None and is_group_leader(self.pid)
 
     async def _close(self, client: ClaudeSDKClient) -> None:
         await close(client, self.pid, self._own_group, self.log)

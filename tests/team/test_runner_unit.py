@@ -5,7 +5,8 @@ are the end-to-end tier (test_team_reliability.py, test_team_resilience.py...)."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -456,6 +457,34 @@ async def test_a_connection_refused_ends_the_session(bench: Bench) -> None:
     end = await bench.run_until(never)
     assert end == SessionEnd(EndReason.CONNECT_FAILED, "no claude here")
     assert bench.events == []
+
+
+@pytest.fixture
+def group_leader() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process leading its own process group (as a claude CLI does)."""
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+async def test_a_failed_connect_kills_no_group_of_an_earlier_cli(
+    bench: Bench, group_leader: subprocess.Popen[bytes]
+) -> None:
+    """A rewind connects again in the same runner: a connect that failed then closed
+    with the previous CLI's pid and killed that process group again, or whoever had its
+    pid since. Here a live group leader has the pid the last session's CLI had."""
+    r = bench.runner()
+    r.pid, r._own_group = group_leader.pid, True  # as the session before the rewind left them
+    bench.connect_error = CLIConnectionError("no claude here")
+
+    async def never() -> bool:
+        return False
+
+    end = await bench.run_until(never, runner_=r)
+    assert end.reason == EndReason.CONNECT_FAILED
+    assert group_leader.poll() is None, "a process group that was not this connect's was killed"
+    assert r.pid is None
 
 
 def load_roster_with(bench: Bench, **agent: Any) -> Roster:
