@@ -20,12 +20,14 @@ worktree when an interactive session ends.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
 import re
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -352,11 +354,23 @@ protects ``.git/config``; measured on CLI 2.1.332), so every ``git config`` writ
 failed its start 6 times in a second and was given up ("failed"), for good."""
 
 
+GIVE_UP: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
+    "octy_workspace_give_up", default=None
+)
+"""Set by an agent's runner around the thread that makes its folder (anyio's threads run
+in a copy of the caller's context): true once the agent is asked to stop, which ends the
+config wait (:func:`_set_config`). Measured before it: ``octy stop`` (and ``down``) of an
+agent whose start waited for ``.git/config.lock`` did not return for the whole
+:data:`CONFIG_WAIT_S`, the thread being no task a stop could cancel."""
+
+
 def _set_config(repo: Path, key: str, value: str, agent: str) -> None:
     """``git config KEY VALUE``, waiting while the config file is locked (see
-    :data:`CONFIG_WAIT_S`); other failures at once."""
+    :data:`CONFIG_WAIT_S`) unless the agent is asked to stop (:data:`GIVE_UP`); other
+    failures at once."""
     deadline = time.monotonic() + CONFIG_WAIT_S
     delay, told = 0.05, False
+    give_up = GIVE_UP.get()
     while True:
         done = gitcmd.run(["config", key, value], repo, check=False)
         if done.returncode == 0:
@@ -364,6 +378,10 @@ def _set_config(repo: Path, key: str, value: str, agent: str) -> None:
         locked = "could not lock config file" in done.stderr
         if not locked or time.monotonic() >= deadline:
             raise errors.GitError(["config", key, value], done.returncode, done.stderr.strip())
+        if give_up is not None and give_up():
+            raise errors.WorkspaceError(
+                agent, f"stopped while waiting for {gitcmd.common_dir(repo) / 'config.lock'}"
+            )
         if not told:
             told = True
             log.info(
