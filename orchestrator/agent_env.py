@@ -170,6 +170,16 @@ def kept_from_commands(spec: AgentSpec, environ: Mapping[str, str]) -> list[str]
     )
 
 
+def commands_env(spec: AgentSpec, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment this agent's commands see, for a program the supervisor runs on
+    their behalf (the approvals hook's git, orchestrator/git_state.py): ``environ`` with
+    the roster's ``env`` over it, less what the CLI gets empty (:func:`withheld`), what its
+    commands are kept from (:func:`kept_from_commands`) and what the CLI strips itself. The
+    gateway's secrets stayed in that git's environment (and any program it runs) before."""
+    gone = {*withheld(spec, environ), *kept_from_commands(spec, environ), *CLI_STRIPS}
+    return {k: v for k, v in {**environ, **spec.env}.items() if k not in gone}
+
+
 def shell_prefix(names: Iterable[str], theirs: str = "") -> str:
     """The ``CLAUDE_CODE_SHELL_PREFIX`` that unsets ``names`` before each command (module
     docstring): ``'/proc/self/exe' -c :;unset A B;eval '<command>'`` once the CLI has

@@ -153,6 +153,16 @@ def prepare(repo: Path, branch: str, agent: str) -> None:
         ) from exc
 
 
+def team_folder(common: Path, branch: str) -> Path | None:
+    """The folder git keeps ``branch``'s loose ref in, relative to ``common``
+    (``octy-refs/<team>``), when ``refs/heads/octy`` is our link into the store; None
+    otherwise. Relative: the store and the team's folder are writable to worktree agents,
+    so whoever opens it walks down from ``common`` following no link."""
+    if _linked(common, _team(branch)) is None:
+        return None
+    return Path(STORE) / _team(branch)
+
+
 def _named(exc: OSError) -> str:
     return f": {exc.filename}" if exc.filename else ""
 

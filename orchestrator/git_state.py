@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from orchestrator import handoffs
+from orchestrator import gitcmd, handoffs
 
 TIMEOUT_S: Final = 5.0
 MAX_FOLDERS: Final = 8  # folders whose git state one call reads (cd A; git x; cd B; …)
@@ -84,8 +84,13 @@ class Lookup:
 
 
 def _git(folder: str, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
+    # By its absolute path (gitcmd.find_git): ``folder`` is the agent's to write, and an
+    # empty PATH entry would run a ``git`` planted there, as the supervisor.
+    binary = gitcmd.find_git(env.get("PATH", os.defpath))
+    if binary is None:
+        raise FileNotFoundError("no git program on PATH (its absolute folders)")
     return subprocess.run(
-        ["git", *args],
+        [binary, *args],
         cwd=folder,
         env={**env, "GIT_TERMINAL_PROMPT": "0"},
         stdin=subprocess.DEVNULL,

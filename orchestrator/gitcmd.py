@@ -37,9 +37,21 @@ _CHECKED: dict[str, tuple[int, ...]] = {}
 _CHECKED_GUARD = threading.Lock()
 
 
+def find_git(path: str | None = None) -> str | None:
+    """The git program on ``path`` (default: ``$PATH``), looked for in its absolute folders
+    only: an empty or relative entry (``PATH=/usr/bin:``, ``.``) names the folder a git
+    runs in, and those are folders agents write (a repository, a worktree, a folder on a
+    command line): a ``git`` planted there ran, outside every sandbox, with the
+    supervisor's environment (measured with the approvals hook's git, before this)."""
+    path = os.environ.get("PATH", os.defpath) if path is None else path
+    folders = [d for d in path.split(os.pathsep) if os.path.isabs(d)]
+    return shutil.which("git", path=os.pathsep.join(folders)) if folders else None
+
+
 def git_binary() -> str:
-    """The git on PATH, checked once per binary to be at least :data:`MINIMUM`."""
-    found = shutil.which("git")
+    """The git on PATH (:func:`find_git`), checked once per binary to be at least
+    :data:`MINIMUM`."""
+    found = find_git()
     if found is None:
         raise GitError(["git"], None, "the git program is not installed (apt-get install git)")
     with _CHECKED_GUARD:

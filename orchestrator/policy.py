@@ -34,7 +34,16 @@ import anyio
 import structlog
 from claude_agent_sdk import HookContext, HookInput, HookJSONOutput, HookMatcher
 
-from orchestrator import confine, git_state, globs, hold_scope, prompts, workspaces, write_hold
+from orchestrator import (
+    agent_env,
+    confine,
+    git_state,
+    globs,
+    hold_scope,
+    prompts,
+    workspaces,
+    write_hold,
+)
 from orchestrator.approval_wait import Approvals
 from orchestrator.approve_rules import match_reason, written_path
 from orchestrator.errors import OrchestratorError
@@ -251,7 +260,7 @@ class Policy:
         # Git's config and hooks where the call runs: read once, and only for git lines.
         git = git_state.Lookup(
             cwd if isinstance(cwd, str) and os.path.isdir(cwd) else folder,
-            {**os.environ, **spec.env},
+            agent_env.commands_env(spec, os.environ),  # no gateway secret in git's
         )
         for rule in spec.approve:
             why = match_reason(rule, tool, tool_input, folder, spec.tools, git=git)

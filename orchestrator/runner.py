@@ -212,7 +212,17 @@ class AgentRunner:
             rewind_at = self._resume.at
             if rewind_at is None:  # no good point known: a fresh conversation, not a poisoned one
                 self.spend.session.reset()
-        await anyio.to_thread.run_sync(self.policy.folder)  # a worktree checkout may be slow
+        # A worktree checkout may be slow, and its git config waits out a lock: a stop
+        # asked meanwhile ends that wait (workspaces.GIVE_UP).
+        give_up = workspaces.GIVE_UP.set(self._stop.is_set)
+        try:
+            await anyio.to_thread.run_sync(self.policy.folder)
+        except errors.WorkspaceError:
+            if self._stop.is_set():
+                return SessionEnd(EndReason.STOPPED, "stopped before connecting")
+            raise
+        finally:
+            workspaces.GIVE_UP.reset(give_up)
         await anyio.to_thread.run_sync(self._clear_git_locks)
         for resume in [self.session_id, None] if self.session_id else [None]:
             if self._stop.is_set():  # asked before this process was launched: none is

@@ -20,11 +20,14 @@ worktree when an interactive session ends.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
 import re
+import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -243,22 +246,41 @@ def clear_stale_locks(spec: AgentSpec, roster: Roster) -> list[Path]:
     found from the repository's ``worktrees/`` list, never from the ``.git`` file in the
     worktree, which the agent can rewrite. Nothing else is touched: a mate's lock is
     cleared at the mate's start, the operator's locks (``.git/index.lock``…) are the
-    operator's."""
+    operator's.
+
+    The folders on the way (``octy-refs/<team>``, ``worktrees/<id>``) and the ``gitdir``
+    files read are writable to worktree agents: each is opened from the repository's git
+    folder without following a symbolic link, and a ``gitdir`` that is not a regular file
+    is skipped (a link there sent the removal into any folder its target named, a FIFO
+    blocked the agent's start for good; measured before this)."""
     tree = locate(spec, roster)
     if tree is None or not tree.exists():
         return []
+    return _clear_locks(tree)
+
+
+def _clear_locks(tree: Worktree) -> list[Path]:
     common = gitcmd.common_dir(tree.repo)
-    found = [common / "refs" / "heads" / f"{tree.branch}.lock"]
+    found: list[tuple[Path, str]] = []  # (folder under common, lock name)
+    if (team := git_guard.team_folder(common, tree.branch)) is not None:
+        found.append((team, f"{Path(tree.branch).name}.lock"))
     if (admin := _admin_folder(common, tree)) is not None:
-        found += [admin / "index.lock", admin / "HEAD.lock"]
+        found += [(admin, "index.lock"), (admin, "HEAD.lock")]
     removed = []
-    for path in found:
+    for folder, name in found:
         try:
-            if path.is_file() or path.is_symlink():
-                path.unlink()
-                removed.append(path)
+            fd = _open_below(common, folder)
+        except OSError:
+            continue  # not a folder of ours any more: nothing followed
+        try:
+            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                os.unlink(name, dir_fd=fd)
+                removed.append(common / folder / name)
         except OSError:
             continue  # left as it is: git names it when it blocks a commit
+        finally:
+            os.close(fd)
     if removed:
         log.warning(
             "stale_git_lock_removed",
@@ -270,21 +292,57 @@ def clear_stale_locks(spec: AgentSpec, roster: Roster) -> list[Path]:
     return removed
 
 
-def _admin_folder(common: Path, tree: Worktree) -> Path | None:
-    """``<common>/worktrees/<id>`` of ``tree``: the one whose ``gitdir`` names its
-    ``.git`` file."""
-    mine = (tree.path / ".git").resolve()
+def _open_below(common: Path, relative: Path) -> int:
+    """A descriptor of the folder ``common/relative``, each part of ``relative`` opened
+    without following a symbolic link (OSError if one is a link or not a folder)."""
+    fd = os.open(common, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        folders = sorted((common / "worktrees").iterdir())
+        for part in relative.parts:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_below(common: Path, relative: Path, limit: int = 4096) -> str | None:
+    """The start of the regular file ``common/relative`` (no link followed, a FIFO or a
+    device never opened for reading), or None."""
+    try:
+        folder = _open_below(common, relative.parent)
     except OSError:
         return None
-    for folder in folders:
-        try:
-            named = (folder / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
-        except OSError:
-            continue
-        if named and Path(named).resolve() == mine:
-            return folder
+    try:
+        fd = os.open(relative.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        return None
+    finally:
+        os.close(folder)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _admin_folder(common: Path, tree: Worktree) -> Path | None:
+    """``worktrees/<id>`` (relative to ``common``) of ``tree``: the one whose ``gitdir``
+    names its ``.git`` file. git writes there the real path of the worktree's ``.git``;
+    the ``.git`` itself (the agent's to rewrite or swap for a link) is not resolved."""
+    mine = Path(os.path.realpath(tree.path)) / ".git"
+    try:
+        folders = sorted(p.name for p in (common / "worktrees").iterdir())
+    except OSError:
+        return None
+    for name in folders:
+        named = _read_below(common, Path("worktrees") / name / "gitdir")
+        if named and Path(named.strip()) == mine:
+            return Path("worktrees") / name
     return None
 
 
@@ -296,11 +354,23 @@ protects ``.git/config``; measured on CLI 2.1.332), so every ``git config`` writ
 failed its start 6 times in a second and was given up ("failed"), for good."""
 
 
+GIVE_UP: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
+    "octy_workspace_give_up", default=None
+)
+"""Set by an agent's runner around the thread that makes its folder (anyio's threads run
+in a copy of the caller's context): true once the agent is asked to stop, which ends the
+config wait (:func:`_set_config`). Measured before it: ``octy stop`` (and ``down``) of an
+agent whose start waited for ``.git/config.lock`` did not return for the whole
+:data:`CONFIG_WAIT_S`, the thread being no task a stop could cancel."""
+
+
 def _set_config(repo: Path, key: str, value: str, agent: str) -> None:
     """``git config KEY VALUE``, waiting while the config file is locked (see
-    :data:`CONFIG_WAIT_S`); other failures at once."""
+    :data:`CONFIG_WAIT_S`) unless the agent is asked to stop (:data:`GIVE_UP`); other
+    failures at once."""
     deadline = time.monotonic() + CONFIG_WAIT_S
     delay, told = 0.05, False
+    give_up = GIVE_UP.get()
     while True:
         done = gitcmd.run(["config", key, value], repo, check=False)
         if done.returncode == 0:
@@ -308,6 +378,10 @@ def _set_config(repo: Path, key: str, value: str, agent: str) -> None:
         locked = "could not lock config file" in done.stderr
         if not locked or time.monotonic() >= deadline:
             raise errors.GitError(["config", key, value], done.returncode, done.stderr.strip())
+        if give_up is not None and give_up():
+            raise errors.WorkspaceError(
+                agent, f"stopped while waiting for {gitcmd.common_dir(repo) / 'config.lock'}"
+            )
         if not told:
             told = True
             log.info(

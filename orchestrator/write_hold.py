@@ -175,6 +175,7 @@ class Hold:
         # The agents each key holds, and who writes (the agent, or ``agent/subagent id``):
         # their new commands wait (:meth:`holding`), the writer's own calls do not.
         self._covers: dict[str, dict[str, int]] = {}  # key -> agent -> its claude
+        self._born: dict[int, int | None] = {}  # each claude covered -> its start time
         self._writers: dict[str, str] = {}
         # Command calls let through and not reported done: call -> (agent, until when
         # the CLI may still start it); whether a thread looks for them (Hold._watch).
@@ -213,6 +214,8 @@ class Hold:
         with self._lock:
             self._keys.add(key)
             self._covers.setdefault(key, {}).update(agents or {})
+            for cli in (agents or {}).values():  # who it is now (the watch checks, Hold._watch)
+                self._born[cli] = procid.start_ticks(cli)  # a live claude of ours: its pid now
             self._writers.setdefault(key, writer)
             if (old := self._timers.get(key)) is not None:
                 old.cancel()
@@ -278,19 +281,34 @@ class Hold:
             for agent, cli in agents.items():
                 if agent in starting:
                     out.setdefault(cli, set()).add(key)
+        # A claude that ended (its agent stopped or restarted while held) is not looked
+        # under: nothing of it is left to start a command, and its pid, reused, would be
+        # another process's (another team's claude: its commands stopped for a write
+        # that is not its). Its agent's new claude waits at the hook (Hold.holding).
+        for cli in list(out):
+            if self._born.get(cli) is None or procid.start_ticks(cli) != self._born[cli]:
+                del out[cli]
         return out
 
     def _watch(self) -> None:
-        """While a hold covers a claude starting a command: stop what it starts."""
-        while True:
+        """While a hold covers a claude starting a command: stop what it starts. Ends with
+        the holds or the launches, and on an error (logged): a thread that died with
+        ``_watching`` still set would have kept every later hold from watching."""
+        try:
+            while True:
+                with self._lock:
+                    clis = self._launching_clis()
+                    if not clis:
+                        self._watching = False
+                        return
+                    for cli, keys in clis.items():
+                        self._stop_under([cli], keys)
+                time.sleep(WATCH_S)
+        except BaseException as exc:
             with self._lock:
-                clis = self._launching_clis()
-                if not clis:
-                    self._watching = False
-                    return
-                for cli, keys in clis.items():
-                    self._stop_under([cli], keys)
-            time.sleep(WATCH_S)
+                self._watching = False
+            log.error("write_hold_watch_failed", error=repr(exc))
+            raise
 
     def _until_stopped(self, pids: set[int]) -> None:
         """A stop is delivered, not done, when kill returns: a process running on another
@@ -321,6 +339,7 @@ class Hold:
             self._keys.discard(key)
             self._covers.pop(key, None)
             self._writers.pop(key, None)
+            self._forget_born()
             timer = self._timers.pop(key, None)
             if timer is not None:
                 timer.cancel()
@@ -343,6 +362,7 @@ class Hold:
             self._keys.clear()
             self._covers.clear()
             self._writers.clear()
+            self._born.clear()
             for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
@@ -360,6 +380,12 @@ class Hold:
             with contextlib.suppress(OSError):
                 record.unlink()
         self._records.clear()
+
+    def _forget_born(self) -> None:
+        """Drop the start times of claudes no key covers (under the lock)."""
+        covered = {cli for agents in self._covers.values() for cli in agents.values()}
+        for cli in [c for c in self._born if c not in covered]:
+            del self._born[cli]
 
     def holding(self, agent: str, caller: str | None = None) -> bool:
         """Whether a write holds ``agent``: a command it starts now would run while that

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -251,3 +252,50 @@ def test_git_in_too_many_folders_asks(tmp_path: Path) -> None:
         "matches Bash(git push:*): git in more than 8 folders on one line in /tmp/f7: "
         "what git runs is unknown: cannot be read"
     ]
+
+
+def test_the_hooks_git_is_no_program_planted_where_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook runs git in a folder the agent names (``cd X && git status``), outside
+    every sandbox. With an empty PATH entry (``PATH=/usr/bin:``, a common slip) a ``git``
+    the agent's shell put in X ran instead of git, as the supervisor (measured: before
+    this it ran and saw the supervisor's secrets)."""
+    _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    planted = tmp_path / "elsewhere"
+    planted.mkdir()
+    ran = tmp_path / "planted-git-ran"
+    (planted / "git").write_text(f"#!/bin/sh\nenv > {ran}\n")
+    (planted / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", ":" + os.environ["PATH"])
+    asked, _ = _decide(tmp_path, home, f"cd {planted} && git status", ["Bash"])
+    assert not ran.exists()
+    assert asked == []  # not a repository there: git's real answer, nothing to ask
+    asked, _ = _decide(tmp_path, home, "git push", ["Bash"])  # the hook still asks
+    assert len(asked) == 1
+    assert asked[0].startswith("matches Bash(git push:*)"), asked
+
+
+def test_the_hooks_git_runs_without_the_gateway_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The git the hook runs gets the environment the agent's commands get: the secrets
+    its CLI keeps from them (a gateway's token) were in it, and so in anything git runs."""
+    _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "git-env"
+    real = shutil.which("git")
+    (bin_dir / "git").write_text(f'#!/bin/sh\nenv >> {seen}\nexec {real} "$@"\n')
+    (bin_dir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("ACME_GATEWAY_TOKEN", "gw-s3cr3t-value-123456")
+    asked, _ = _decide(tmp_path, home, "git status", ["Bash"])
+    assert asked == []
+    text = seen.read_text()
+    assert f"HOME={home}" in text  # it is the hook's git, with the agent's env
+    assert "gw-s3cr3t-value-123456" not in text

@@ -591,3 +591,28 @@ def test_a_worktree_agent_started_after_a_shared_one_keeps_its_branch(
     assert "DONE" in out, out
     assert git(repo, "show", "--name-only", "--format=", "octy/testteam/w") == "x.txt"
     assert not list((repo / ".git" / "refs" / "heads").glob("*quarantine*"))
+
+
+@pytest.mark.cli
+def test_a_start_waiting_for_the_config_lock_is_stopped_at_once(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """An agent's start waits (up to 300 s) while ``.git/config.lock`` is there (the CLI's
+    placeholder while a mate's command runs). Measured before: ``octy stop`` of that agent
+    did not return (60 s here, and not before the wait's end), its thread being no task a
+    stop could cancel; `down` the same. Now the stop ends the wait."""
+    repo = make_repo(tmp_path / "repo")
+    worktree = {"cwd": "repo", "workspace": "worktree", "tools": ["Bash"]}
+    t = team(both_rules(), {"a": dict(worktree), "b": dict(worktree)})
+    t.up("a")
+    t.wait_ready("a")
+    lock = repo / ".git" / "config.lock"
+    lock.write_text("")  # as the CLI's placeholder
+    assert t.octy("start", "b").returncode == 0
+    t.wait_for(lambda: t.log_events("git_config_locked"), what="b's start waiting for the lock")
+    done = t.octy("stop", "b", timeout=60)  # a deadlock guard: the stop ends the wait
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert t.states()["b"] == "stopped"
+    lock.unlink()
+    assert t.octy("start", "b").returncode == 0
+    t.wait_ready("b")  # the next start makes it

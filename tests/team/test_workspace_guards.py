@@ -364,3 +364,24 @@ def test_a_git_older_than_2_38_is_a_clear_error(tmp_path: Path) -> None:
     assert "2.38 or later" in done.stderr
     assert "Traceback" not in done.stderr
     assert gitcmd.git_binary() == real  # this process's git (2.38+) still passes
+
+
+def test_a_relative_path_entry_runs_no_git_planted_in_a_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PATH=.:/usr/bin`` (or an empty entry): the supervisor's git was looked up as
+    ``./git``, then run in the repository, where an agent's shell can put a ``git`` of
+    its own (measured on main: it ran, as the supervisor, outside every sandbox)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    ran = tmp_path / "planted-ran"
+    planted = repo / "git"
+    planted.write_text(f'#!/bin/sh\ntouch {ran}\necho "git version 2.99.0"\n')
+    planted.chmod(0o755)
+    monkeypatch.chdir(repo)
+    for path in (f".{os.pathsep}{os.environ['PATH']}", f"{os.pathsep}{os.environ['PATH']}"):
+        monkeypatch.setenv("PATH", path)
+        assert Path(gitcmd.git_binary()).is_absolute()
+        gitcmd.run(["init", "-q"], repo)
+        assert not ran.exists(), path
+        assert (repo / ".git").is_dir()

@@ -260,3 +260,28 @@ def test_a_supervisor_killed_while_holding_leaves_nothing_stopped(tmp_path: Path
         sup.stdout.close()  # (the counters hold it too: not read to its end)
         for pid in held:
             subprocess.run(["kill", "-KILL", str(pid)], check=False)
+
+
+def test_the_watch_for_commands_leaves_a_claude_that_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hold covers an agent whose command was let through just before it (Hold.launch):
+    the watch looks under its claude every millisecond. When that claude ends (the agent
+    stopped or restarted mid-hold) the watch went on looking under its pid, for as long as
+    the launch window, stopping whatever process got the pid next (another team's claude
+    in this process). Now it leaves a claude that is not the one it was given."""
+    monkeypatch.setattr(write_hold, "LAUNCH_S", 3600.0)  # only the claude's end ends it
+    proc = subprocess.Popen(["sleep", "600"])
+    hold = write_hold.Hold()
+    try:
+        hold.hold("w", [proc.pid], None, 3600.0, agents={"x": proc.pid}, writer="y")
+        hold.launch("call-1", "x")
+        assert hold._watching
+        proc.kill()
+        proc.wait()  # reaped: the pid is free for the next process
+        until(lambda: not hold._watching, "the watch to leave the ended claude")
+    finally:
+        hold.release_all()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
