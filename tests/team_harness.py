@@ -33,6 +33,25 @@ def agent_rule(agent: str) -> str:
     return f"You are the agent '{agent}'"
 
 
+def release_agent(team: Any, rules: list[dict[str, Any]], tools: Iterable[str] = ("Bash",)) -> Team:
+    """A running team of one agent, `rel`, in `repo` outside the sandbox, whose
+    `git push` asks first (the approvals tests' set-up); ``team`` is the fixture."""
+    t: Team = team(
+        rules,
+        {
+            "rel": {
+                "tools": list(tools),
+                "approve": ["Bash(git push:*)"],
+                "cwd": "repo",
+                "sandbox": False,
+            }
+        },
+    )
+    t.up()
+    t.wait_ready("rel")
+    return t
+
+
 class Team:
     def __init__(
         self,

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from cli_runner import octy
-from team_harness import Team, agent_rule
+from team_harness import Team, agent_rule, release_agent
 
 from orchestrator.policy import Policy
 from orchestrator.roster import parse_roster
@@ -205,19 +205,7 @@ def test_an_alias_planted_by_one_call_asks_in_the_next(team: TeamFactory, tmp_pa
             "tool_use": {"name": "Bash", "input": {"command": "git st && echo PUSHED"}},
         },
     ]
-    t = team(
-        rules,
-        {
-            "rel": {
-                "tools": ["Bash"],
-                "approve": ["Bash(git push:*)"],
-                "cwd": "repo",
-                "sandbox": False,
-            }
-        },
-    )
-    t.up()
-    t.wait_ready("rel")
+    t = release_agent(team, rules)
     planted = t.request("rel", "plant")
     with t.mailbox() as mb:
         assert mb.wait_for_reply(planted.id, 90).body == "done PLANTED"  # asked nothing

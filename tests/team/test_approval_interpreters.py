@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cli_runner import octy
-from team_harness import Team, agent_rule
+from team_harness import Team, agent_rule, release_agent
 
 TeamFactory = Callable[..., Team]
 
@@ -37,6 +37,22 @@ def _git(*argv: str, cwd: Path) -> str:
         text=True,
     )
     return done.stdout
+
+
+def _push_rules(lines: dict[str, str]) -> list[dict[str, Any]]:
+    """`rel` runs line NAME when asked "push NAME", and says what came of it."""
+    return [
+        {"agent": agent_rule("rel"), "tool_result": r"PUSHED-(\w+)", "text": "done {1}"},
+        {"agent": agent_rule("rel"), "tool_result": r"(?s)^(.+)$", "text": "REFUSED {1}"},
+        *(
+            {
+                "agent": agent_rule("rel"),
+                "match": rf"push {name}\b",
+                "tool_use": {"name": "Bash", "input": {"command": line}},
+            }
+            for name, line in lines.items()
+        ),
+    ]
 
 
 def _pending(t: Team, n: int) -> list[dict[str, Any]]:
@@ -66,31 +82,7 @@ def test_a_push_handed_to_an_interpreter_waits_for_the_approver(
     def branches() -> str:
         return _git("for-each-ref", "--format=%(refname)", cwd=remote)
 
-    rules: list[dict[str, Any]] = [
-        {"agent": agent_rule("rel"), "tool_result": r"PUSHED-(\w+)", "text": "done {1}"},
-        {"agent": agent_rule("rel"), "tool_result": r"(?s)^(.+)$", "text": "REFUSED {1}"},
-        *(
-            {
-                "agent": agent_rule("rel"),
-                "match": rf"push {name}\b",
-                "tool_use": {"name": "Bash", "input": {"command": command}},
-            }
-            for name, command in COMMANDS.items()
-        ),
-    ]
-    t = team(
-        rules,
-        {
-            "rel": {
-                "tools": ["Bash"],
-                "approve": ["Bash(git push:*)"],
-                "cwd": "repo",
-                "sandbox": False,
-            }
-        },
-    )
-    t.up()
-    t.wait_ready("rel")
+    t = release_agent(team, _push_rules(COMMANDS))
 
     first = t.request("rel", "push py")
     (row,) = _pending(t, 1)
@@ -149,31 +141,7 @@ def test_allowing_the_interpreter_does_not_allow_what_its_inline_code_runs(
         "xargs": "printf 'push\\n-q\\norigin\\nHEAD:refs/heads/xargs\\n' | xargs git"
         " && echo PUSHED-xargs",
     }
-    rules: list[dict[str, Any]] = [
-        {"agent": agent_rule("rel"), "tool_result": r"PUSHED-(\w+)", "text": "done {1}"},
-        {"agent": agent_rule("rel"), "tool_result": r"(?s)^(.+)$", "text": "REFUSED {1}"},
-        *(
-            {
-                "agent": agent_rule("rel"),
-                "match": rf"push {name}\b",
-                "tool_use": {"name": "Bash", "input": {"command": line}},
-            }
-            for name, line in lines.items()
-        ),
-    ]
-    t = team(
-        rules,
-        {
-            "rel": {
-                "tools": ["Bash", "Bash(python3:*)", "Bash(xargs:*)"],
-                "approve": ["Bash(git push:*)"],
-                "cwd": "repo",
-                "sandbox": False,
-            }
-        },
-    )
-    t.up()
-    t.wait_ready("rel")
+    t = release_agent(team, _push_rules(lines), ("Bash", "Bash(python3:*)", "Bash(xargs:*)"))
     for name, why in (
         ("py", "runs code given to python3 -c: cannot be read"),
         ("xargs", "the command is on the line"),
