@@ -131,15 +131,22 @@ async def _reregister(sup: Team, slot: Slot, meta: dict[str, Any], pid: Any) -> 
 async def write(sup: Team, slot: Slot, **fields: Any) -> bool:
     """Write ``fields`` of an agent's row beside its state (a new pid, its context, the
     model's note): False if refused, which is logged, never raised into the session that
-    reported them (it used to end it: session_crashed, a restart)."""
+    reported them (it used to end it: session_crashed, a restart). On a row another
+    supervisor holds nothing is written (:func:`_kept_elsewhere`), and nothing is owed:
+    True."""
     assert sup.mailbox is not None
+    holder: errors.AgentHeldElsewhere | None = None
+
+    async def write_fields() -> None:
+        nonlocal holder
+        assert sup.mailbox is not None
+        holder = await sup.leases.write_row(sup.mailbox, slot.name, **fields)
+
     outcome = await refusals.attempt(
-        sup,
-        sup.mailbox.update_agent(slot.name, **fields),
-        "state_not_recorded",
-        agent=slot.name,
-        fields=sorted(fields),
+        sup, write_fields(), "state_not_recorded", agent=slot.name, fields=sorted(fields)
     )
+    if outcome is Outcome.WRITTEN:
+        _kept_elsewhere(slot, holder)
     return outcome is Outcome.WRITTEN
 
 

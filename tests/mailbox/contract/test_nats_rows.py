@@ -218,3 +218,38 @@ async def test_a_record_whose_lease_moves_before_its_write_leaves_the_new_holder
     assert slot.unrecorded is None  # nothing owed: not retried forever
     said = [e for e in logs if e["event"] == "row_held_elsewhere"]
     assert [e["agent"] for e in said] == ["alpha"]
+
+
+async def test_a_field_written_beside_the_state_leaves_the_row_of_an_agent_taken_over(
+    sup: Supervisor, config: NatsConfig
+) -> None:
+    """Our session of alpha reports a new pid (a rewind) after the other supervisor took
+    alpha over (ours ran out while this machine was cut off; the renewal that would
+    tell us has not come yet): the pid is not written over the other's row, refused
+    as a record is (row_held_elsewhere, once), and nothing is owed."""
+    slot = sup.add_slot("alpha")
+    await sup.leases.take("alpha")
+    await sup.record_moves(slot, slot.life.start())
+    async with NatsMailbox(config) as mailbox:
+        found = await mailbox.kv.get("l.alpha")
+        assert found.value is not None
+        record = json.loads(found.value)
+        record["expires_at"] = 0.0  # ours ran out
+        await mailbox.kv.put("l.alpha", json.dumps(record).encode())
+        leases = AgentLeases(mailbox, OTHER)
+        await leases.take("alpha")
+        await mailbox.update_agent("alpha", state="ready", pid=OTHER_PID)
+        try:
+            assert sup.leases.holds("alpha")  # not told yet
+            with structlog.testing.capture_logs() as logs:
+                assert await registry.write(sup, slot, pid=777)
+                await registry.write(sup, slot, meta={"context": {"used": 1}})
+            assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+            info = await mailbox.agent("alpha")
+            assert info is not None
+            assert "context" not in info.meta
+        finally:
+            await leases.release_all()
+    assert slot.elsewhere
+    said = [e for e in logs if e["event"] == "row_held_elsewhere"]
+    assert [e["agent"] for e in said] == ["alpha"]
