@@ -10,7 +10,7 @@ same few methods either way.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
@@ -41,6 +41,15 @@ class AgentLeases(Protocol):
 
     def holds(self, agent: str) -> bool:
         """This supervisor runs ``agent`` (holds its lease)."""
+        ...
+
+    async def write_row(
+        self, mailbox: AsyncMailboxBackend, agent: str, **fields: Any
+    ) -> errors.AgentHeldElsewhere | None:
+        """``mailbox.update_agent(agent, **fields)`` unless another supervisor holds the
+        agent (then nothing is written and the holder is returned), checked in the same
+        conditional write on NATS: a lease taken between the check and the write refuses
+        it. RecipientUnknown if the row is absent."""
         ...
 
     async def supervisor_gone(self, host: str, pid: int, sent_at: float) -> str | None:
@@ -81,6 +90,12 @@ class LocalLeases:
 
     def holds(self, agent: str) -> bool:
         return True
+
+    async def write_row(
+        self, mailbox: AsyncMailboxBackend, agent: str, **fields: Any
+    ) -> errors.AgentHeldElsewhere | None:
+        await mailbox.update_agent(agent, **fields)  # every row is ours: nothing asked
+        return None
 
     async def supervisor_gone(self, host: str, pid: int, sent_at: float) -> str | None:
         # We hold the team's lock: no other supervisor of this database runs.

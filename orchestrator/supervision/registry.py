@@ -63,33 +63,28 @@ async def register_self(sup: Team, mailbox: AsyncMailboxBackend) -> None:
 async def record(sup: Team, slot: Slot, state: AgentState | None = None, **fields: Any) -> None:
     """Write an agent's state (``state``, or its current one) to the registry; a write
     refused is kept in ``slot.unrecorded`` for the housekeeping to write later. Nothing is
-    written on a row another supervisor keeps (:func:`_kept_elsewhere`)."""
+    written on a row another supervisor keeps (:func:`_kept_elsewhere`), asked in the
+    same conditional write (``leases.write_row``; SQLite: one supervisor, nothing asked)."""
     assert sup.mailbox is not None
     meta = AgentMeta.record(
         slot.stats, restarts=slot.life.restart_count, started_at=slot.started_at
     )
     fields = {**(slot.unrecorded or {}), **fields}
-    # Ours without asking (a synchronous answer): one supervisor per team (SQLite: every
-    # agent is ours), or an agent whose lease we hold. Any other is asked of the queue.
-    ours = sup.leases.holds(slot.name)
-    if ours:
-        slot.elsewhere = False
     kept = False
 
     async def write_state() -> None:
         nonlocal kept
         assert sup.mailbox is not None
-        if not ours and await _kept_elsewhere(sup, slot):
-            kept = True
-            return
         try:
-            await sup.mailbox.update_agent(
-                slot.name, state=(state or slot.state).value, meta=meta, **fields
+            holder = await sup.leases.write_row(
+                sup.mailbox, slot.name, state=(state or slot.state).value, meta=meta, **fields
             )
         except errors.RecipientUnknown:
             # Its row was deleted under us (`unregister`, SQL): the registry row of a
             # roster agent is the supervisor's to keep, so it is written again.
             await _reregister(sup, slot, meta, fields.get("pid"))
+            return
+        kept = _kept_elsewhere(slot, holder)
 
     # A refusal is logged once, until a record goes through.
     event = "state_not_recorded" if slot.unrecorded is None else None
@@ -100,12 +95,13 @@ async def record(sup: Team, slot: Slot, state: AgentState | None = None, **field
         slot.unrecorded = {**(slot.unrecorded or {}), **fields}
 
 
-async def _kept_elsewhere(sup: Team, slot: Slot) -> bool:
-    """Another supervisor of a shared NATS team holds the agent's lease: its row is that
-    supervisor's (our ``stopped`` or ``waiting`` on it would be a lie). ``slot.elsewhere``
-    says so from then on, logged once; cleared when the row is free again (the lease ran
-    out or was released: nobody runs the agent, our state is its state)."""
-    holder = await sup.leases.held_elsewhere(slot.name)
+def _kept_elsewhere(slot: Slot, holder: errors.AgentHeldElsewhere | None) -> bool:
+    """Another supervisor of a shared NATS team holds the agent's lease (``holder``, the
+    answer of the write, which asks it in the same conditional write: a lease taken
+    between the question and the write refuses the write): its row is that supervisor's
+    (our ``stopped`` or ``waiting`` on it would be a lie). ``slot.elsewhere`` says so from
+    then on, logged once; cleared when the row is free again (the lease ran out or was
+    released: nobody runs the agent, our state is its state)."""
     if holder is None:
         slot.elsewhere = False
         return False
@@ -135,15 +131,22 @@ async def _reregister(sup: Team, slot: Slot, meta: dict[str, Any], pid: Any) -> 
 async def write(sup: Team, slot: Slot, **fields: Any) -> bool:
     """Write ``fields`` of an agent's row beside its state (a new pid, its context, the
     model's note): False if refused, which is logged, never raised into the session that
-    reported them (it used to end it: session_crashed, a restart)."""
+    reported them (it used to end it: session_crashed, a restart). On a row another
+    supervisor holds nothing is written (:func:`_kept_elsewhere`), and nothing is owed:
+    True."""
     assert sup.mailbox is not None
+    holder: errors.AgentHeldElsewhere | None = None
+
+    async def write_fields() -> None:
+        nonlocal holder
+        assert sup.mailbox is not None
+        holder = await sup.leases.write_row(sup.mailbox, slot.name, **fields)
+
     outcome = await refusals.attempt(
-        sup,
-        sup.mailbox.update_agent(slot.name, **fields),
-        "state_not_recorded",
-        agent=slot.name,
-        fields=sorted(fields),
+        sup, write_fields(), "state_not_recorded", agent=slot.name, fields=sorted(fields)
     )
+    if outcome is Outcome.WRITTEN:
+        _kept_elsewhere(slot, holder)
     return outcome is Outcome.WRITTEN
 
 

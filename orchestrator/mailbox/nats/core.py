@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 import nats.errors
@@ -396,8 +396,11 @@ class NatsCore:
         pid: int | Keep | None = KEEP,
         meta: dict[str, Any] | None = None,
         heartbeat: bool = True,
+        guard: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Change some fields (see ``Mailbox.update_agent``); RecipientUnknown if absent."""
+        """Change some fields (see ``Mailbox.update_agent``); RecipientUnknown if absent.
+        ``guard`` (the lease's check, lease.AgentLeases.write_row) is asked after each read
+        of the row and may raise to refuse: see :func:`records.update`."""
         now = self.now()
 
         def step(old: bytes) -> bytes:
@@ -416,8 +419,10 @@ class NatsCore:
                 )
             )
 
-        old, _ = await rec.update(self.kv, rec.agent_key(name), step)
+        old, _ = await rec.update(self.kv, rec.agent_key(name), step, guard=guard)
         if old is None:
+            if guard is not None:  # a row held elsewhere is not ours to write again either
+                await guard()
             raise errors.RecipientUnknown(name, await self._known_names())
 
     async def unregister(self, name: str, *, force: bool = False) -> bool:

@@ -19,7 +19,7 @@ import json
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import nats.errors
 import nats.js.errors
@@ -31,6 +31,9 @@ from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig
 from orchestrator.mailbox.nats.faults import retrying, type_public_methods
 from orchestrator.mailbox.nats.mailbox import NatsMailbox
+
+if TYPE_CHECKING:
+    from orchestrator.mailbox.backend import AsyncMailboxBackend
 
 log = structlog.get_logger("octy.queue.nats")
 
@@ -237,7 +240,38 @@ class AgentLeases:
                     "agent_taken_over", agent=agent, host=previous["host"], pid=previous["pid"]
                 )
         self.held.add(agent)
+        await self._claim_row(agent)
         await self._recover(agent)
+
+    async def _claim_row(self, agent: str) -> None:
+        """Write the agent's row again as it is (a new revision, same bytes): a write of
+        it by the supervisor that held it before, checked against the lease it had
+        (:meth:`write_row`) but not written yet, is conditional on the revision it read,
+        so it now fails, asks the lease again and is refused. One that landed before
+        this is the last of the old holder's: this supervisor's own writes follow."""
+        await rec.update(self.mailbox.kv, rec.agent_key(agent), lambda old: old)
+
+    async def write_row(
+        self, mailbox: AsyncMailboxBackend, agent: str, **fields: Any
+    ) -> errors.AgentHeldElsewhere | None:
+        """Write ``fields`` of ``agent``'s row (``update_agent``) unless another
+        supervisor holds its lease: then nothing is written and the holder is returned.
+        The lease is asked after each read of the row and the write is conditional on
+        that read's revision, so a lease taken in between (:meth:`take` writes the row
+        too) refuses the write instead of letting it land on the new holder's row.
+        RecipientUnknown if the row is absent and nobody else holds the agent."""
+
+        async def guard() -> None:
+            holder = await self.held_elsewhere(agent)
+            if holder is not None:
+                raise holder
+
+        assert isinstance(mailbox, NatsMailbox)  # the queue these leases are kept on
+        try:
+            await mailbox.update_agent(agent, guard=guard, **fields)
+        except errors.AgentHeldElsewhere as exc:
+            return exc
+        return None
 
     async def _recover(self, agent: str) -> None:
         mine = f"{self.holder}:"

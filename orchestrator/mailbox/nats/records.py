@@ -27,7 +27,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import nats.js.errors
@@ -222,7 +222,11 @@ async def put(kv: KeyValue, key: str, value: bytes) -> None:
 
 
 async def update(
-    kv: KeyValue, key: str, change: Callable[[bytes], bytes | None]
+    kv: KeyValue,
+    key: str,
+    change: Callable[[bytes], bytes | None],
+    *,
+    guard: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[bytes | None, bytes | None]:
     """Compare-and-set loop: read, ``change(old)`` -> new value (None: leave it), write
     if nobody wrote in between, else read again. Returns (old, new); (None, None) if
@@ -235,7 +239,12 @@ async def update(
     this call's own write, which ``change`` would judge as someone else's (a claim
     finds the message leased, an ack finds it done). That value is taken as the
     success it is. Each step writes a time to the microsecond (claimed_at, done_at, a
-    lease's end), so another writer's value is never the same bytes."""
+    lease's end), so another writer's value is never the same bytes.
+
+    ``guard``: asked after each read, before ``change``; it raises to refuse. What it
+    checks elsewhere (another key) holds for the write as long as whoever changes that
+    key then writes this one too (lease.AgentLeases.take): the write, conditional on
+    the revision read before the guard, then fails and the guard is asked again."""
     deadline = time.monotonic() + faults.RETRY_S
     pause = 0.05
     unanswered: tuple[bytes, bytes] | None = None  # (old, new) of a write not answered
@@ -246,6 +255,8 @@ async def update(
         old, revision = current
         if unanswered is not None and old == unanswered[1]:
             return unanswered
+        if guard is not None:
+            await guard()
         new = change(old)
         if new is None:
             return old, None

@@ -6,6 +6,7 @@ written as it writes them, on the same server."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -161,3 +162,94 @@ async def test_one_supervisor_per_team_records_without_asking_whose_row_it_is(
     assert info is not None
     assert info.state == "stopped"
     assert not slot.elsewhere
+
+
+@pytest.mark.parametrize("holder_writes", [False, True])
+async def test_a_record_whose_lease_moves_before_its_write_leaves_the_new_holders_row(
+    sup: Supervisor, config: NatsConfig, monkeypatch: pytest.MonkeyPatch, holder_writes: bool
+) -> None:
+    """Alpha ours (its lease held here), its `stopped` recorded: the lease is asked, then
+    the row written, two steps. The other supervisor takes alpha exactly in between
+    (the hook runs as our write of alpha's row is about to reach the server; ours ran out,
+    say, while this machine was away), and writes its row too (``holder_writes``) or not
+    yet. Our write never lands on its row: the lease moved, the row is the other's. The
+    refusal is no error: logged once as row_held_elsewhere, nothing owed."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = sup.add_slot("alpha")
+    await sup.leases.take("alpha")
+    await sup.record_moves(slot, slot.life.start())
+    assert await _row(sup, "alpha") == ("waiting", None)
+    kv = sup.mailbox.kv
+    real_update = kv.update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.alpha" and not taken:
+            other = NatsMailbox(config)
+            await other.open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            # Ours ran out: the other supervisor takes it over as `take` does.
+            found = await other.kv.get("l.alpha")
+            assert found.value is not None
+            record = json.loads(found.value)
+            record["expires_at"] = 0.0
+            await other.kv.put("l.alpha", json.dumps(record).encode())
+            await leases.take("alpha")
+            if holder_writes:
+                await other.update_agent("alpha", state="ready", pid=OTHER_PID)
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", other_takes_it_first)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            for target in slot.life.stop_moves():
+                await sup.move_to(slot, target, pid=None)
+            await registry.record(sup, slot, pid=None)  # the housekeeping's, later
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+    assert taken, "the hook never ran: no write of alpha's row"
+    assert await _row(sup, "alpha") == (
+        ("ready", OTHER_PID) if holder_writes else ("waiting", None)
+    )
+    assert slot.elsewhere
+    assert slot.unrecorded is None  # nothing owed: not retried forever
+    said = [e for e in logs if e["event"] == "row_held_elsewhere"]
+    assert [e["agent"] for e in said] == ["alpha"]
+
+
+async def test_a_field_written_beside_the_state_leaves_the_row_of_an_agent_taken_over(
+    sup: Supervisor, config: NatsConfig
+) -> None:
+    """Our session of alpha reports a new pid (a rewind) after the other supervisor took
+    alpha over (ours ran out while this machine was cut off; the renewal that would
+    tell us has not come yet): the pid is not written over the other's row, refused
+    as a record is (row_held_elsewhere, once), and nothing is owed."""
+    slot = sup.add_slot("alpha")
+    await sup.leases.take("alpha")
+    await sup.record_moves(slot, slot.life.start())
+    async with NatsMailbox(config) as mailbox:
+        found = await mailbox.kv.get("l.alpha")
+        assert found.value is not None
+        record = json.loads(found.value)
+        record["expires_at"] = 0.0  # ours ran out
+        await mailbox.kv.put("l.alpha", json.dumps(record).encode())
+        leases = AgentLeases(mailbox, OTHER)
+        await leases.take("alpha")
+        await mailbox.update_agent("alpha", state="ready", pid=OTHER_PID)
+        try:
+            assert sup.leases.holds("alpha")  # not told yet
+            with structlog.testing.capture_logs() as logs:
+                assert await registry.write(sup, slot, pid=777)
+                await registry.write(sup, slot, meta={"context": {"used": 1}})
+            assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+            info = await mailbox.agent("alpha")
+            assert info is not None
+            assert "context" not in info.meta
+        finally:
+            await leases.release_all()
+    assert slot.elsewhere
+    said = [e for e in logs if e["event"] == "row_held_elsewhere"]
+    assert [e["agent"] for e in said] == ["alpha"]
