@@ -9,6 +9,7 @@ return while it waits (real processes, real signals)."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import threading
@@ -134,4 +135,31 @@ async def test_a_release_during_the_watchs_scan_continues_what_the_scan_stops(
         assert hold.held == set()
     finally:
         gate.opened.set()
+        hold.release_all()
+
+
+async def test_writes_released_on_the_loop_while_the_watch_scans_leave_nothing_stopped(
+    claude: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes one after another (each held in a thread, released on the loop) while the
+    watch scans every millisecond and the claude starts commands: a release's continuing
+    left to the scan under way is never lost."""
+    monkeypatch.setattr(write_hold, "LAUNCH_S", 3600.0)
+    hold = write_hold.Hold()
+    pids = [command(claude)]
+    try:
+        for n in range(30):
+            key = f"w{n}"
+            agents = {"x": claude.pid}
+            await anyio.to_thread.run_sync(
+                functools.partial(hold.hold, key, [claude.pid], agents=agents, writer="y")
+            )
+            hold.launch(f"call-{n}", "x")  # the watch looks under the claude
+            if n % 5 == 0:
+                pids.append(await anyio.to_thread.run_sync(command, claude))
+            hold.release(key)
+        assert hold.held == set()
+        until(lambda: not hold._watching, "the watch to end with the holds")
+        until(lambda: all(write_hold._state(p) == "S" for p in pids), "the commands continued")
+    finally:
         hold.release_all()
