@@ -167,10 +167,20 @@ def _write_record(record: Path, stopped: dict[int, int | None]) -> None:
 
 class Hold:
     """The team's hold: keys (tool use ids) held, and the processes stopped for them. One
-    per supervisor (its ``write_hold``): two teams in one process hold their own."""
+    per supervisor (its ``write_hold``): two teams in one process hold their own.
+
+    Two locks. ``_state`` guards what the event loop reads and changes (the keys, whom
+    they cover, the launches): taken only for dict updates, never across a ``/proc`` scan,
+    a stop or a wait. ``_work`` guards what is stopped (``_stopped``, ``_needs``, ``_left``,
+    the records): taken by the stopping threads (:meth:`hold`, the watch) for their scans
+    and waits. The loop-side calls (:meth:`holding`, :meth:`launch`, :meth:`launched`,
+    :meth:`release`) never wait for ``_work``: a release that finds it taken leaves its
+    continuing to whoever holds it (:meth:`_work_done`), measured: the watch's scans and a
+    slow stop's 2 s wait had stalled every agent's session on the loop."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._state = threading.Lock()
+        self._work = threading.Lock()
         self._keys: set[str] = set()
         # The agents each key holds, and who writes (the agent, or ``agent/subagent id``):
         # their new commands wait (:meth:`holding`), the writer's own calls do not.
@@ -181,6 +191,8 @@ class Hold:
         # the CLI may still start it); whether a thread looks for them (Hold._watch).
         self._launches: dict[str, tuple[str, float]] = {}
         self._watching = False
+        # A release's continuing not done yet: ``_work`` was taken (Hold._work_done).
+        self._unsettled = False
         # Each agent's folder as its session was given it (session_options.with_policy):
         # the claude's working folder, which its sandbox makes writable (hold_scope.areas).
         self.folders: dict[str, Path] = {}
@@ -209,30 +221,37 @@ class Hold:
         pids stopped are written to ``record`` first (what a killed supervisor leaves).
         ``agents`` (name -> claude, of ``clis``) are :meth:`holding` from now on, but not
         for the ``writer``'s own calls; a command one of them was let start
-        (:meth:`launch`) is stopped as it appears."""
+        (:meth:`launch`) is stopped as it appears. Blocks (a thread's call, not the loop's)."""
         clis = list(clis)
-        with self._lock:
+        # who each claude is now (the watch checks, Hold._watch): a live claude of ours
+        born = {cli: procid.start_ticks(cli) for cli in (agents or {}).values()}
+        timer = threading.Timer(max_s, self._expire, (key, max_s))
+        timer.daemon = True
+        with self._state:  # held from now on: the agents' new commands wait (holding)
             self._keys.add(key)
             self._covers.setdefault(key, {}).update(agents or {})
-            for cli in (agents or {}).values():  # who it is now (the watch checks, Hold._watch)
-                self._born[cli] = procid.start_ticks(cli)  # a live claude of ours: its pid now
+            self._born.update(born)
             self._writers.setdefault(key, writer)
             if (old := self._timers.get(key)) is not None:
                 old.cancel()
-            timer = threading.Timer(max_s, self._expire, (key, max_s))
-            timer.daemon = True
             self._timers[key] = timer
+        self._work.acquire()
+        try:
             if record is not None:
                 self._records.add(record)
             self._stop_under(clis, {key})
-            timer.start()  # counted from the end of the stops, not their start
-            if not self._watching and self._launching_clis():
+            held = len(self._stopped)
+        finally:
+            self._work_done()
+        timer.start()  # counted from the end of the stops, not their start
+        with self._state:
+            if self._launching_clis() and not self._watching:
                 self._watching = True
                 threading.Thread(target=self._watch, name="write-hold-watch", daemon=True).start()
-            return len(self._stopped)
+        return held
 
     def _stop_under(self, clis: list[int], keys: set[str]) -> None:
-        """Stop what ``clis`` started, for ``keys`` (under the lock)."""
+        """Stop what ``clis`` started, for ``keys`` (under ``_work``)."""
         for _ in range(ROUNDS):
             under = descendants(clis)
             for pid in under & self._stopped.keys():
@@ -258,7 +277,7 @@ class Hold:
         """``agent``'s command call ``call`` let through: the CLI starts it later (up to
         :data:`LAUNCH_S`), maybe after a hold on the agent has looked, so until it is
         :meth:`launched` holds keep looking for it."""
-        with self._lock:
+        with self._state:
             self._launches[call] = (agent, time.monotonic() + LAUNCH_S)
             if self._keys and not self._watching and self._launching_clis():
                 self._watching = True
@@ -266,12 +285,12 @@ class Hold:
 
     def launched(self, call: str) -> None:
         """The CLI reported ``call`` done (or failed)."""
-        with self._lock:
+        with self._state:
             self._launches.pop(call, None)
 
     def _launching_clis(self) -> dict[int, set[str]]:
         """The claudes held that are starting a command, each with the keys that hold it
-        (under the lock)."""
+        (under ``_state``)."""
         now = time.monotonic()
         for call in [c for c, (_, until) in self._launches.items() if until < now]:
             del self._launches[call]
@@ -296,16 +315,22 @@ class Hold:
         ``_watching`` still set would have kept every later hold from watching."""
         try:
             while True:
-                with self._lock:
-                    clis = self._launching_clis()
-                    if not clis:
-                        self._watching = False
-                        return
+                self._work.acquire()
+                try:
+                    # looked at under _work: a key released since is continued after
+                    # this scan (Hold._work_done), what it stops included
+                    with self._state:
+                        clis = self._launching_clis()
+                        if not clis:
+                            self._watching = False
+                            return
                     for cli, keys in clis.items():
                         self._stop_under([cli], keys)
+                finally:
+                    self._work_done()
                 time.sleep(WATCH_S)
         except BaseException as exc:
-            with self._lock:
+            with self._state:
                 self._watching = False
             log.error("write_hold_watch_failed", error=repr(exc))
             raise
@@ -323,7 +348,7 @@ class Hold:
             log.warning("write_hold_not_stopped", pids=sorted(waiting))
 
     def _expire(self, key: str, after_s: float) -> None:
-        with self._lock:
+        with self._state:
             held = key in self._keys
         if held:
             log.warning("write_hold_expired", key=key, after_s=after_s)
@@ -332,8 +357,9 @@ class Hold:
     def release(self, key: str) -> None:
         """``key`` done: what no other key holds is continued (everything, once no key is
         held). A key not held (released already, or its timer after the CLI's report)
-        changes nothing."""
-        with self._lock:
+        changes nothing. Never waits for a scan or a stop: if one is under way, it
+        continues what this release lets go as it ends (:meth:`_work_done`)."""
+        with self._state:
             if key not in self._keys:
                 return
             self._keys.discard(key)
@@ -341,36 +367,65 @@ class Hold:
             self._writers.pop(key, None)
             self._forget_born()
             timer = self._timers.pop(key, None)
-            if timer is not None:
-                timer.cancel()
-            if not self._keys:
-                self._let_go()
-                return
-            done = [pid for pid, keys in self._needs.items() if keys == {key}]
-            for pid in self._needs:
-                self._needs[pid].discard(key)
-            for pid in done:
-                continue_if_same(pid, self._stopped.pop(pid))
-                del self._needs[pid]
-            if done:  # then the record says what is still held (killed between: harmless)
-                for record in self._records:
-                    _write_record(record, self._stopped)
+            self._unsettled = True
+        if timer is not None:
+            timer.cancel()
+        if self._work.acquire(blocking=False):
+            self._settle()
+            self._work_done()
 
     def release_all(self) -> None:
-        """The team's end (`down`, a stop): nothing stays stopped, whatever is held."""
-        with self._lock:
+        """The team's end (`down`, a stop): nothing stays stopped, whatever is held. Waits
+        for a scan under way (the end must not leave what it stops)."""
+        with self._state:
             self._keys.clear()
             self._covers.clear()
             self._writers.clear()
             self._born.clear()
-            for timer in self._timers.values():
-                timer.cancel()
+            timers = list(self._timers.values())
             self._timers.clear()
+            self._unsettled = True
+        for timer in timers:
+            timer.cancel()
+        self._work.acquire()
+        self._settle()
+        self._work_done()
+
+    def _work_done(self) -> None:
+        """Let ``_work`` go; then do a release's continuing left while it was taken (a
+        release that finds ``_work`` taken marks it, and the one holding it looks after
+        letting go: either it sees the mark, or the release finds ``_work`` free)."""
+        while True:
+            self._work.release()
+            with self._state:
+                unsettled = self._unsettled
+            if not unsettled or not self._work.acquire(blocking=False):
+                return
+            self._settle()
+
+    def _settle(self) -> None:
+        """Continue what no key holds any more (under ``_work``)."""
+        with self._state:
+            self._unsettled = False
+            keys = set(self._keys)
+        if not keys:
             self._let_go()
+            return
+        done = []
+        for pid, needs in self._needs.items():
+            needs.intersection_update(keys)
+            if not needs:
+                done.append(pid)
+        for pid in done:
+            continue_if_same(pid, self._stopped.pop(pid))
+            del self._needs[pid]
+        if done:  # then the record says what is still held (killed between: harmless)
+            for record in self._records:
+                _write_record(record, self._stopped)
 
     def _let_go(self) -> None:
-        """Continue what was stopped, then remove the record (in this order, under the
-        lock: killed between the two, the watchman continues them again, harmlessly)."""
+        """Continue what was stopped, then remove the record (in this order, under
+        ``_work``: killed between the two, the watchman continues them again, harmlessly)."""
         for pid, start in self._stopped.items():
             continue_if_same(pid, start)
         self._stopped.clear()
@@ -382,7 +437,7 @@ class Hold:
         self._records.clear()
 
     def _forget_born(self) -> None:
-        """Drop the start times of claudes no key covers (under the lock)."""
+        """Drop the start times of claudes no key covers (under ``_state``)."""
         covered = {cli for agents in self._covers.values() for cli in agents.values()}
         for cli in [c for c in self._born if c not in covered]:
             del self._born[cli]
@@ -392,7 +447,7 @@ class Hold:
         write is checked and made. ``caller`` (the agent, or ``agent/subagent id``) is
         not held by its own writes: it makes its calls one at a time."""
         caller = agent if caller is None else caller
-        with self._lock:
+        with self._state:
             return any(
                 agent in agents and self._writers.get(key) != caller
                 for key, agents in self._covers.items()
@@ -400,5 +455,5 @@ class Hold:
 
     @property
     def held(self) -> set[str]:
-        with self._lock:
+        with self._state:
             return set(self._keys)

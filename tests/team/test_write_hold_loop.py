@@ -1,0 +1,165 @@
+"""The write hold never stalls the supervisor's event loop (orchestrator/write_hold.py).
+
+The hold's stopping threads (a Write's hold, the watch for commands let through) scan
+/proc and wait for stops to land; the loop-side calls (the policy hook's ``holding``,
+``launch``, ``launched``, ``release``) took the same lock, so every agent's session, `ps`
+and the control commands stood still for a whole scan, or up to a slow stop's 2 s wait.
+Here a scan is made to wait inside, until the test lets it go; the loop-side calls must
+return while it waits (real processes, real signals)."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import anyio
+import pytest
+
+from orchestrator import write_hold
+
+real_descendants = write_hold.descendants
+GIVE_UP_S = 5.0  # a scan no one lets go goes on after this (the old code: the test fails)
+
+# A stand-in for a claude: it starts a `sleep` for each line it reads (its commands).
+CLAUDE = """
+import subprocess, sys
+for line in sys.stdin:
+    subprocess.Popen(["sleep", "600"])
+"""
+
+
+class Gate:
+    """``write_hold.descendants`` that, while shut, waits inside the scan (inside the
+    hold's lock) until the test opens it."""
+
+    def __init__(self) -> None:
+        self.inside = threading.Event()
+        self.opened = threading.Event()
+        self.opened_in_time: bool | None = None  # whether the test opened it (not gave up)
+
+    def __call__(self, roots: Iterable[int]) -> set[int]:
+        roots = list(roots)
+        if not self.inside.is_set():
+            self.inside.set()
+            self.opened_in_time = self.opened.wait(GIVE_UP_S)
+        return real_descendants(roots)
+
+
+@pytest.fixture
+def claude() -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen([sys.executable, "-c", CLAUDE], stdin=subprocess.PIPE, text=True)
+    yield proc
+    for pid in real_descendants([proc.pid]):
+        subprocess.run(["kill", "-KILL", str(pid)], check=False)
+    proc.kill()
+    proc.communicate()
+
+
+def command(proc: subprocess.Popen[str]) -> int:
+    """Have the claude start a command; its pid."""
+    before = real_descendants([proc.pid])
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    until(lambda: real_descendants([proc.pid]) - before, "the command started")
+    (pid,) = real_descendants([proc.pid]) - before
+    return pid
+
+
+def until(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+async def test_the_loop_side_calls_return_while_a_holds_scan_waits(
+    claude: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Write's hold (a thread) scanning: the loop's calls do not wait for its scan, and
+    the agents it covers are held from its start (their new commands wait)."""
+    held = command(claude)
+    hold = write_hold.Hold()
+    hold.hold("earlier", [], agents={"z": 1}, writer="y")  # another write, held before
+    gate = Gate()
+    monkeypatch.setattr(write_hold, "descendants", gate)
+    writer = threading.Thread(
+        target=hold.hold, args=("w", [claude.pid]), kwargs={"agents": {"x": claude.pid}}
+    )
+    writer.start()
+    try:
+        await anyio.to_thread.run_sync(gate.inside.wait)
+        # on the loop, while the scan waits inside
+        assert hold.holding("x")
+        hold.launch("call-1", "x")
+        hold.launched("call-1")
+        hold.release("earlier")
+        assert not hold.holding("z")
+        gate.opened.set()
+        await anyio.to_thread.run_sync(writer.join)
+        assert gate.opened_in_time, "a loop-side call waited for the scan"
+        assert write_hold._state(held) == "T"  # the hold itself still holds
+    finally:
+        gate.opened.set()
+        writer.join()
+        hold.release_all()
+    until(lambda: write_hold._state(held) == "S", "the command continued")
+
+
+async def test_a_release_during_the_watchs_scan_continues_what_the_scan_stops(
+    claude: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch for a command let through (Hold.launch) scanning: the loop's release does
+    not wait for it; what that scan stops after the release is continued as it ends."""
+    monkeypatch.setattr(write_hold, "LAUNCH_S", 3600.0)
+    hold = write_hold.Hold()
+    hold.hold("w", [claude.pid], None, 3600.0, agents={"x": claude.pid}, writer="y")
+    gate = Gate()
+    monkeypatch.setattr(write_hold, "descendants", gate)
+    try:
+        hold.launch("call-1", "x")  # the watch starts, and waits inside its first scan
+        await anyio.to_thread.run_sync(gate.inside.wait)
+        assert hold.holding("x")
+        hold.release("w")  # the write done, on the loop, mid-scan
+        assert not hold.holding("x")
+        late = command(claude)  # the command let through, started as the scan looks
+        gate.opened.set()
+        until(lambda: not hold._watching, "the watch to end with the hold")
+        assert gate.opened_in_time, "the release waited for the watch's scan"
+        # the scan looked for the write released during it: what it stopped is continued
+        until(lambda: write_hold._state(late) == "S", "the late command continued")
+        assert hold.held == set()
+    finally:
+        gate.opened.set()
+        hold.release_all()
+
+
+async def test_writes_released_on_the_loop_while_the_watch_scans_leave_nothing_stopped(
+    claude: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes one after another (each held in a thread, released on the loop) while the
+    watch scans every millisecond and the claude starts commands: a release's continuing
+    left to the scan under way is never lost."""
+    monkeypatch.setattr(write_hold, "LAUNCH_S", 3600.0)
+    hold = write_hold.Hold()
+    pids = [command(claude)]
+    try:
+        for n in range(30):
+            key = f"w{n}"
+            agents = {"x": claude.pid}
+            await anyio.to_thread.run_sync(
+                functools.partial(hold.hold, key, [claude.pid], agents=agents, writer="y")
+            )
+            hold.launch(f"call-{n}", "x")  # the watch looks under the claude
+            if n % 5 == 0:
+                pids.append(await anyio.to_thread.run_sync(command, claude))
+            hold.release(key)
+        assert hold.held == set()
+        until(lambda: not hold._watching, "the watch to end with the holds")
+        until(lambda: all(write_hold._state(p) == "S" for p in pids), "the commands continued")
+    finally:
+        hold.release_all()
