@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import structlog
 import yaml
@@ -25,7 +26,8 @@ from orchestrator.mailbox import AsyncMailbox
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.mailbox.nats.lease import AgentLeases
 from orchestrator.roster import Roster, load_roster
-from orchestrator.supervision import registry
+from orchestrator.supervision import depends, registry
+from orchestrator.supervision.slot import Slot
 from orchestrator.supervisor import Supervisor
 
 OTHER = "octy-supervisor:other-machine"
@@ -253,3 +255,40 @@ async def test_a_field_written_beside_the_state_leaves_the_row_of_an_agent_taken
     assert slot.elsewhere
     said = [e for e in logs if e["event"] == "row_held_elsewhere"]
     assert [e["agent"] for e in said] == ["alpha"]
+
+
+async def test_what_a_waiting_agent_waits_for_is_not_told_into_the_team_while_nats_is_away(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keep_told (depends.py) rewrites a `waiting` row's reason at each change. With the
+    NATS server out of reach, "whose row is it?" cannot be asked: the rewrite is a refused
+    write (logged, owed to the housekeeping), as every record is, never an error raised
+    into the supervisor's task group, which would end the whole team."""
+    slot = sup.add_slot("beta")
+    await sup.record_moves(slot, slot.life.start())  # queued here: `waiting`, ours
+    assert slot.shown_waiting
+    outage = errors.QueueUnavailable("nats://test", "a leader election", "")
+
+    async def away(agent: str) -> errors.AgentHeldElsewhere | None:
+        raise outage
+
+    monkeypatch.setattr(sup.leases, "held_elsewhere", away)
+    before = slot.stats["waiting_for"]
+    alpha = sup.add_slot("alpha")  # queued behind alpha's start, now under way
+    alpha.done = anyio.Event()
+    slot.behind = [alpha]
+    assert depends.waits_for(sup, slot) != before  # its row is to say so
+    told = anyio.Event()
+
+    async def record(told_slot: Slot) -> None:  # the supervisor's, then seen
+        await registry.record(sup, told_slot)
+        told.set()
+
+    with structlog.testing.capture_logs() as logs, anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(depends.keep_told, sup, record)
+            await told.wait()  # its reason's rewrite, refused
+            sup.stop()
+    assert slot.unrecorded == {}  # owed: the housekeeping records it again
+    assert [e["agent"] for e in logs if e["event"] == "state_not_recorded"] == ["beta"]
+    assert await _row(sup, "beta") == ("waiting", None)
