@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import nats.errors
 import pytest
 import structlog
 import yaml
@@ -292,3 +293,34 @@ async def test_what_a_waiting_agent_waits_for_is_not_told_into_the_team_while_na
     assert slot.unrecorded == {}  # owed: the housekeeping records it again
     assert [e["agent"] for e in logs if e["event"] == "state_not_recorded"] == ["beta"]
     assert await _row(sup, "beta") == ("waiting", None)
+
+
+async def test_a_take_whose_row_rewrite_is_refused_at_once_still_moves_the_rows_revision(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A take rewrites the agent's row as it is (a new revision, same bytes), so that a
+    write of the old holder, conditional on the revision it read with the lease still
+    its, fails. The first try meets a stream without a leader (no responders: refused
+    at once, not stored); the row read again is the same bytes, which the update loop
+    took for its own write landed with the answer lost. The take must still leave the
+    row at a new revision."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    kv = sup.mailbox.kv
+    before = await kv.get("a.alpha")
+    real_update = kv.update
+    refused: list[str] = []
+
+    async def no_leader_once(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.alpha" and not refused:
+            refused.append(key)
+            raise nats.errors.NoRespondersError
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", no_leader_once)
+    await sup.leases.take("alpha")
+    assert refused == ["a.alpha"]
+    after = await kv.get("a.alpha")
+    assert after.value == before.value
+    assert after.revision is not None
+    assert before.revision is not None
+    assert after.revision > before.revision, "the old holder's pending write would land"
