@@ -324,3 +324,25 @@ async def test_a_take_whose_row_rewrite_is_refused_at_once_still_moves_the_rows_
     assert after.revision is not None
     assert before.revision is not None
     assert after.revision > before.revision, "the old holder's pending write would land"
+
+
+async def test_agents_queued_by_a_start_in_layers_while_nats_is_away_are_queued(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` (and a reload) shows the agents it will start as `waiting` first, each unless
+    another supervisor runs it. That question unanswerable (the NATS server out of reach)
+    must not raise out of `up`'s start-up, which runs in the supervisor's task group (the
+    team ended): the agent is queued, its row's write refused and owed, as any record."""
+    outage = errors.QueueUnavailable("nats://test", "a leader election", "")
+
+    async def away(agent: str) -> errors.AgentHeldElsewhere | None:
+        raise outage
+
+    slot = sup.add_slot("beta")
+    monkeypatch.setattr(sup.leases, "held_elsewhere", away)
+    with structlog.testing.capture_logs() as logs:
+        queued = await sup._queue(["beta"], still_wanted=False)
+    assert queued == [slot]
+    assert slot.state == AgentState.WAITING
+    assert [e["agent"] for e in logs if e["event"] == "state_not_recorded"] == ["beta"]
+    assert slot.unrecorded is not None  # owed: the housekeeping records it again
