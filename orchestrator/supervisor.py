@@ -300,7 +300,13 @@ class Supervisor:
             slot = self.slots.get(name)
             if slot is None or not slot.done.is_set() or (still_wanted and not slot.want_running):
                 continue
-            if await self.leases.held_elsewhere(name) is not None:
+            try:
+                elsewhere = await self.leases.held_elsewhere(name) is not None
+            except errors.QueueError:
+                # The server out of reach: queued, its row's write refused and owed like
+                # any record (which asks the lease again); raised here, it ended the team.
+                elsewhere = False
+            if elsewhere:
                 continue
             await self.record_moves(slot, slot.life.queue())
             queued.append(slot)

@@ -237,13 +237,21 @@ class Hold:
             self._timers[key] = timer
         self._work.acquire()
         try:
-            if record is not None:
-                self._records.add(record)
-            self._stop_under(clis, {key})
+            # Released meanwhile (its CLI's report, its timer, the team's end), before we
+            # took _work: that release settled already, and what we stopped now would be
+            # held for a key nobody releases (its timer cancelled). A release from here
+            # on finds _work taken and leaves its continuing to us (Hold._work_done).
+            with self._state:
+                live = key in self._keys
+            if live:
+                if record is not None:
+                    self._records.add(record)
+                self._stop_under(clis, {key})
             held = len(self._stopped)
         finally:
             self._work_done()
-        timer.start()  # counted from the end of the stops, not their start
+        if live:
+            timer.start()  # counted from the end of the stops, not their start
         with self._state:
             if self._launching_clis() and not self._watching:
                 self._watching = True

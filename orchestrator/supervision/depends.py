@@ -104,10 +104,10 @@ async def keep_told(sup: Team, record: Callable[[Slot], Awaitable[None]]) -> Non
             if slot.stats.get("waiting_for") == now:
                 continue
             # Queued here and taken meanwhile by another supervisor of a shared NATS team:
-            # its row is that one's (our `waiting` written over it would hide it).
-            held = sup.leases.holds(slot.name)
-            if not held and await sup.leases.held_elsewhere(slot.name) is not None:
-                continue
+            # its row is that one's. The record asks so in its own conditional write
+            # (registry.record: nothing written, slot.elsewhere set), and a question the
+            # queue cannot answer is a refused write there, owed to the housekeeping:
+            # asked here first, a NATS outage raised into the task group ended the team.
             slot.stats["waiting_for"] = now
             await record(slot)
         await changed.wait()

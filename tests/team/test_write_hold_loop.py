@@ -163,3 +163,44 @@ async def test_writes_released_on_the_loop_while_the_watch_scans_leave_nothing_s
         until(lambda: all(write_hold._state(p) == "S" for p in pids), "the commands continued")
     finally:
         hold.release_all()
+
+
+class ReleasedFirst:
+    """``Hold._work`` whose first blocking take lets ``release`` run just before it: a
+    write's release (its CLI's report, its timer, the team's end) arriving between the
+    hold marking its key and the hold's stops."""
+
+    def __init__(self, lock: threading.Lock, release: Callable[[], None]) -> None:
+        self.lock = lock
+        self.release_first: Callable[[], None] | None = release
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if blocking and self.release_first is not None:
+            release, self.release_first = self.release_first, None
+            release()
+        return self.lock.acquire(blocking)
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+@pytest.mark.parametrize("how", ["release", "release_all"])
+async def test_a_release_before_the_holds_stops_leaves_nothing_stopped(
+    claude: subprocess.Popen[str], how: str
+) -> None:
+    """The key released (or every hold ended) after the hold marked it but before it
+    took the stopping lock: the hold's stops came after the release had settled, so
+    what they stopped was held for a key nobody would release (its timer was cancelled
+    by the release): stopped until some other write's release, or for ever."""
+    cmd = command(claude)
+    hold = write_hold.Hold()
+    end = functools.partial(hold.release, "w") if how == "release" else hold.release_all
+    hold._work = ReleasedFirst(hold._work, end)  # type: ignore[assignment]
+    try:
+        await anyio.to_thread.run_sync(
+            functools.partial(hold.hold, "w", [claude.pid], agents={"x": claude.pid})
+        )
+        assert hold.held == set()
+        assert write_hold._state(cmd) == "S", "a released write's hold stopped the command"
+    finally:
+        hold.release_all()

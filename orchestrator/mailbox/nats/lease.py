@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,6 +28,7 @@ import structlog
 
 from orchestrator import errors, procid
 from orchestrator.mailbox.model import SUPERVISOR_OWNER_PREFIX
+from orchestrator.mailbox.nats import faults
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig
 from orchestrator.mailbox.nats.faults import retrying, type_public_methods
@@ -248,8 +250,32 @@ class AgentLeases:
         it by the supervisor that held it before, checked against the lease it had
         (:meth:`write_row`) but not written yet, is conditional on the revision it read,
         so it now fails, asks the lease again and is refused. One that landed before
-        this is the last of the old holder's: this supervisor's own writes follow."""
-        await rec.update(self.mailbox.kv, rec.agent_key(agent), lambda old: old)
+        this is the last of the old holder's: this supervisor's own writes follow.
+
+        Done when the revision moved, whoever moved it; not with ``rec.update``, which
+        takes a row read back the same bytes after a failed write for its own write
+        landed (the answer lost): here that is also a write refused unstored (a stream
+        without a leader says no responders at once), and the revision stays."""
+        key = rec.agent_key(agent)
+        deadline = time.monotonic() + faults.RETRY_S
+        pause = 0.05
+        first: int | None = None
+        while (current := await rec.get(self.mailbox.kv, key)) is not None:
+            value, revision = current
+            if first is None:
+                first = revision
+            elif revision != first:
+                return  # a new revision: ours landed (the answer lost), or another's
+            try:
+                await self.mailbox.kv.update(key, value, last=revision)
+                return
+            except nats.js.errors.KeyWrongLastSequenceError:
+                return  # written since it was read: the revision moved all the same
+            except faults.TRANSIENT:
+                if time.monotonic() + pause > deadline:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     async def write_row(
         self, mailbox: AsyncMailboxBackend, agent: str, **fields: Any

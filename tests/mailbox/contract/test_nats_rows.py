@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
+import nats.errors
 import pytest
 import structlog
 import yaml
@@ -25,7 +27,8 @@ from orchestrator.mailbox import AsyncMailbox
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.mailbox.nats.lease import AgentLeases
 from orchestrator.roster import Roster, load_roster
-from orchestrator.supervision import registry
+from orchestrator.supervision import depends, registry
+from orchestrator.supervision.slot import Slot
 from orchestrator.supervisor import Supervisor
 
 OTHER = "octy-supervisor:other-machine"
@@ -253,3 +256,93 @@ async def test_a_field_written_beside_the_state_leaves_the_row_of_an_agent_taken
     assert slot.elsewhere
     said = [e for e in logs if e["event"] == "row_held_elsewhere"]
     assert [e["agent"] for e in said] == ["alpha"]
+
+
+async def test_what_a_waiting_agent_waits_for_is_not_told_into_the_team_while_nats_is_away(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keep_told (depends.py) rewrites a `waiting` row's reason at each change. With the
+    NATS server out of reach, "whose row is it?" cannot be asked: the rewrite is a refused
+    write (logged, owed to the housekeeping), as every record is, never an error raised
+    into the supervisor's task group, which would end the whole team."""
+    slot = sup.add_slot("beta")
+    await sup.record_moves(slot, slot.life.start())  # queued here: `waiting`, ours
+    assert slot.shown_waiting
+    outage = errors.QueueUnavailable("nats://test", "a leader election", "")
+
+    async def away(agent: str) -> errors.AgentHeldElsewhere | None:
+        raise outage
+
+    monkeypatch.setattr(sup.leases, "held_elsewhere", away)
+    before = slot.stats["waiting_for"]
+    alpha = sup.add_slot("alpha")  # queued behind alpha's start, now under way
+    alpha.done = anyio.Event()
+    slot.behind = [alpha]
+    assert depends.waits_for(sup, slot) != before  # its row is to say so
+    told = anyio.Event()
+
+    async def record(told_slot: Slot) -> None:  # the supervisor's, then seen
+        await registry.record(sup, told_slot)
+        told.set()
+
+    with structlog.testing.capture_logs() as logs, anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(depends.keep_told, sup, record)
+            await told.wait()  # its reason's rewrite, refused
+            sup.stop()
+    assert slot.unrecorded == {}  # owed: the housekeeping records it again
+    assert [e["agent"] for e in logs if e["event"] == "state_not_recorded"] == ["beta"]
+    assert await _row(sup, "beta") == ("waiting", None)
+
+
+async def test_a_take_whose_row_rewrite_is_refused_at_once_still_moves_the_rows_revision(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A take rewrites the agent's row as it is (a new revision, same bytes), so that a
+    write of the old holder, conditional on the revision it read with the lease still
+    its, fails. The first try meets a stream without a leader (no responders: refused
+    at once, not stored); the row read again is the same bytes, which the update loop
+    took for its own write landed with the answer lost. The take must still leave the
+    row at a new revision."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    kv = sup.mailbox.kv
+    before = await kv.get("a.alpha")
+    real_update = kv.update
+    refused: list[str] = []
+
+    async def no_leader_once(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.alpha" and not refused:
+            refused.append(key)
+            raise nats.errors.NoRespondersError
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", no_leader_once)
+    await sup.leases.take("alpha")
+    assert refused == ["a.alpha"]
+    after = await kv.get("a.alpha")
+    assert after.value == before.value
+    assert after.revision is not None
+    assert before.revision is not None
+    assert after.revision > before.revision, "the old holder's pending write would land"
+
+
+async def test_agents_queued_by_a_start_in_layers_while_nats_is_away_are_queued(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` (and a reload) shows the agents it will start as `waiting` first, each unless
+    another supervisor runs it. That question unanswerable (the NATS server out of reach)
+    must not raise out of `up`'s start-up, which runs in the supervisor's task group (the
+    team ended): the agent is queued, its row's write refused and owed, as any record."""
+    outage = errors.QueueUnavailable("nats://test", "a leader election", "")
+
+    async def away(agent: str) -> errors.AgentHeldElsewhere | None:
+        raise outage
+
+    slot = sup.add_slot("beta")
+    monkeypatch.setattr(sup.leases, "held_elsewhere", away)
+    with structlog.testing.capture_logs() as logs:
+        queued = await sup._queue(["beta"], still_wanted=False)
+    assert queued == [slot]
+    assert slot.state == AgentState.WAITING
+    assert [e["agent"] for e in logs if e["event"] == "state_not_recorded"] == ["beta"]
+    assert slot.unrecorded is not None  # owed: the housekeeping records it again
