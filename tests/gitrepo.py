@@ -14,6 +14,19 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
+def git_run(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """``git ARGV`` in ``cwd`` as a test author (name and email given), its output as is."""
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *argv],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    ).stdout
+
+
 def make_repo(path: Path) -> Path:
     path.mkdir()
     git(path, "init", "-q", "-b", "main")

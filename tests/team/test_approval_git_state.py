@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 from cli_runner import octy
+from gitrepo import git_run as _git
 from team_harness import Team, agent_rule, release_agent
 
 from orchestrator.policy import Policy
@@ -24,19 +25,6 @@ from orchestrator.roster import parse_roster
 TeamFactory = Callable[..., Team]
 MARK = "touch ran-it"  # what the planted state runs, where git runs it
 PUSH = f"{MARK}; git push -q"  # and a push: what the rule asks for
-
-
-def _git(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *argv],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    return done.stdout
 
 
 def _repo(tmp_path: Path) -> Path:

@@ -6,13 +6,13 @@ approved, it lands; denied, nothing is pushed."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_runner import octy
+from gitrepo import git_run as _git
 from team_harness import Team, agent_rule, release_agent
 
 TeamFactory = Callable[..., Team]
@@ -26,17 +26,6 @@ COMMANDS = {
     "perl": """perl -e 'system("git", "pu"."sh", "-q", "origin", "HEAD:refs/heads/perl")"""
     """ == 0 and print "PUSHED-perl\\n"'""",
 }
-
-
-def _git(*argv: str, cwd: Path) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *argv],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout
 
 
 def _push_rules(lines: dict[str, str]) -> list[dict[str, Any]]:
