@@ -20,7 +20,7 @@ import structlog
 import yaml
 from natsserver import NatsServer
 
-from orchestrator import errors
+from orchestrator import errors, reload
 from orchestrator.agent_leases import LocalLeases, agent_leases
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import AsyncMailbox
@@ -346,3 +346,24 @@ async def test_agents_queued_by_a_start_in_layers_while_nats_is_away_are_queued(
     assert slot.state == AgentState.WAITING
     assert [e["agent"] for e in logs if e["event"] == "state_not_recorded"] == ["beta"]
     assert slot.unrecorded is not None  # owed: the housekeeping records it again
+
+
+async def test_a_reload_stopping_agents_while_nats_is_away_queues_them_again(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload stops the changed agents layer by layer and shows those it restarts as
+    `waiting` from their stop on, each unless another supervisor runs it. With that
+    question unanswerable (the server out of reach) it raised out of the reload, which
+    ended half done: the stopped agents were never queued again. Now they are queued,
+    their rows' writes refused and owed like any record; a removed agent's row too."""
+    outage = errors.QueueUnavailable("nats://test", "a leader election", "")
+
+    async def away(agent: str) -> errors.AgentHeldElsewhere | None:
+        raise outage
+
+    beta = sup.add_slot("beta")
+    monkeypatch.setattr(sup.leases, "held_elsewhere", away)
+    await reload._stop_in_order(sup, sup.roster, ["beta"], {"beta"})
+    assert beta.state == AgentState.WAITING
+    await reload._register_agent(sup, "alpha", queued=True)
+    assert sup.slots["alpha"].state == AgentState.WAITING
