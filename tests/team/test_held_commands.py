@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 import structlog
+from counting import COUNTER
 
 from orchestrator import prompts, write_hold
 from orchestrator.policy import Policy
@@ -138,15 +139,6 @@ STARTER = """
 import subprocess, sys
 for line in sys.stdin:
     subprocess.Popen([sys.executable, "-c", sys.argv[1], line.strip()])
-"""
-COUNTER = """
-import os, sys
-n = 0
-while True:
-    n += 1
-    with open(sys.argv[1] + ".tmp", "w") as f:
-        f.write(str(n))
-    os.replace(sys.argv[1] + ".tmp", sys.argv[1])
 """
 
 

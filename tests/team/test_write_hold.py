@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from counting import COUNTER
 
 from orchestrator import write_hold
 
@@ -25,15 +26,6 @@ import subprocess, sys
 for count in sys.argv[2:]:
     subprocess.Popen([sys.executable, "-c", sys.argv[1], count], start_new_session=True)
 sys.stdin.read()
-"""
-COUNTER = """
-import os, sys
-n = 0
-while True:
-    n += 1
-    with open(sys.argv[1] + ".tmp", "w") as f:
-        f.write(str(n))
-    os.replace(sys.argv[1] + ".tmp", sys.argv[1])
 """
 
 Claude = tuple[subprocess.Popen[bytes], list[Path]]
