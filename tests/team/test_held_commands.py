@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import anyio
 import pytest
 import structlog
 from counting import COUNTER
+from polling import until
 
 from orchestrator import prompts, write_hold
 from orchestrator.policy import Policy
@@ -140,14 +140,6 @@ import subprocess, sys
 for line in sys.stdin:
     subprocess.Popen([sys.executable, "-c", sys.argv[1], line.strip()])
 """
-
-
-def until(check: Any, what: str) -> Any:
-    deadline = time.monotonic() + 30
-    while not (value := check()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.005)
-    return value
 
 
 def test_a_command_started_after_the_hold_looked_is_stopped_only_if_let_through(

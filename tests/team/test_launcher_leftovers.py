@@ -10,11 +10,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from polling import until
 
 from orchestrator import procid, watchman
 from orchestrator.launcher import MAKER_FILE, Maker, make_launcher, remove_launcher
@@ -23,14 +23,6 @@ from orchestrator.supervision.leftovers import remove_dead_launchers
 MAKE_AND_EXIT = "import sys, pathlib; from orchestrator.launcher import make_launcher; " + (
     "make_launcher(pathlib.Path(sys.argv[1]))"
 )
-
-
-def until(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def made_by_a_dead_process(folder: Path) -> Path:

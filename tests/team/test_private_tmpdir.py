@@ -11,11 +11,11 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from polling import until
 from team_harness import Team, agent_rule
 
 from orchestrator import procid
@@ -68,16 +68,6 @@ def sandbox_sockets(folder: Path) -> set[Path]:
         for p in folder.rglob("*.sock")
         if p.name.startswith(("claude-http-", "claude-socks-", "srt-mux-")) and p.is_socket()
     }
-
-
-def until(predicate: Callable[[], object], what: str, timeout: float = 60) -> object:
-    """Wait for a condition after the supervisor is gone (Team.wait_for stops at once)."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def test_the_shell_and_the_sandbox_work_in_the_agents_own_temp_folder(boxed: Team) -> None:

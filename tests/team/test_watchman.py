@@ -8,11 +8,11 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from polling import until
 from team_harness import Team, agent_rule
 
 from orchestrator import procid
@@ -71,15 +71,6 @@ def watchman_of(supervisor: int) -> int | None:
 
 def gone(pid: int | None) -> bool:
     return pid is not None and not procid.running(pid)
-
-
-def until(predicate: Callable[[], object], what: str, timeout: float = 60) -> None:
-    """Wait for a condition after the supervisor is gone (Team.wait_for stops at once)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

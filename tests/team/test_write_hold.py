@@ -10,12 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from counting import COUNTER
+from polling import until
 
 from orchestrator import write_hold
 
@@ -56,13 +56,6 @@ def claude(tmp_path: Path) -> Iterator[Claude]:
     proc = start_claude(counts)
     yield proc, counts
     end_claude(proc)
-
-
-def until(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def read(count: Path) -> int:

@@ -13,11 +13,11 @@ import functools
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 import anyio
 import pytest
+from polling import until
 
 from orchestrator import write_hold
 
@@ -68,13 +68,6 @@ def command(proc: subprocess.Popen[str]) -> int:
     until(lambda: real_descendants([proc.pid]) - before, "the command started")
     (pid,) = real_descendants([proc.pid]) - before
     return pid
-
-
-def until(predicate: Callable[[], object], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 async def test_the_loop_side_calls_return_while_a_holds_scan_waits(
