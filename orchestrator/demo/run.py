@@ -85,12 +85,16 @@ def _run(
     again: Callable[[], None],
 ) -> DemoOutcome:
     started = time.monotonic()
-    folder = Path(tempfile.mkdtemp(prefix="octy-demo-"))  # 0700
-    outcome = DemoOutcome(folder=folder, kept=keep)
     if colour is None:
         colour = colour_wanted(console)
     out = _Printer(console, colour)
+    folder: Path | None = None
     try:
+        # Made and named at once: a signal landing in between (or before the `try`) ended
+        # the demo with its folder left in /tmp (the CI's _folder_made-15, twice).
+        with signals.held():
+            folder = Path(tempfile.mkdtemp(prefix="octy-demo-"))  # 0700
+        outcome = DemoOutcome(folder=folder, kept=keep)
         roster_path = folder / "agents.yaml"
         roster_path.write_text(_bundled("team.yaml"), encoding="utf-8")
         script = folder / "script.yaml"
@@ -123,10 +127,10 @@ def _run(
                 again()  # the supervisor's receiver left the default action behind
                 logconfig.shutdown()
     finally:
-        if not keep:
+        if not keep and folder is not None:
             with signals.held():  # a second signal must not cut the removal short
                 shutil.rmtree(folder, ignore_errors=True)
-        outcome.seconds = time.monotonic() - started
+    outcome.seconds = time.monotonic() - started
     out.closing(outcome)
     return outcome
 

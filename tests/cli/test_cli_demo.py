@@ -415,6 +415,35 @@ def test_demo_stopped_by_a_signal_in_its_first_moments_removes_its_folder(
     _demo_until(tmp_path, ready, signum)
 
 
+def test_a_signal_as_the_demo_folder_is_made_leaves_no_folder(tmp_path: Path) -> None:
+    """CI (twice): SIGTERM as the demo's folder had just been made: exit 130 but the folder
+    stayed in /tmp; the KeyboardInterrupt left before the folder was named and its removal
+    armed. Here the signal lands inside mkdtemp, right after the folder exists, each time."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import os, signal, tempfile\n"
+        "made = tempfile.mkdtemp\n"
+        "def mkdtemp(*args, **kwargs):\n"
+        "    folder = made(*args, **kwargs)\n"
+        "    if kwargs.get('prefix') == 'octy-demo-':\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return folder\n"
+        "tempfile.mkdtemp = mkdtemp\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "demo", "--no-color"],
+        check=False,
+        cwd=tmp_path,
+        env=newcomer_env(tmp_path, PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert list((tmp_path / "tmp").glob("octy-demo-*")) == []
+
+
 def test_interrupted_inside_made_code_still_exits_130(tmp_path: Path) -> None:
     """CI: `python -m orchestrator.cli demo` stopped in its first moments died by SIGINT
     (-2), not exit 130, with nothing on stderr. The signal had landed while a dataclass was
