@@ -427,8 +427,29 @@ class OursCheckpoint(Ours):
         return _OursCheckpointClient(self._path(root), queue, owner, self.sync, self.pages)
 
 
+class OursPages(Ours):
+    """The real Mailbox on a database made with another page size."""
+
+    throughput_only = True
+
+    def __init__(self, key: str, page_size: int) -> None:
+        self.key, self.label, self.page_size = key, key, page_size
+
+    def prepare(self, root: Path, queues: list[str]) -> None:
+        path = self._path(root)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute(f"PRAGMA page_size = {self.page_size}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.close()
+        os.chmod(path, 0o600)
+        super().prepare(root, queues)
+
+
 def factories() -> dict[str, Any]:
     out: dict[str, Any] = {k: (lambda k=k: Proto(k)) for k in VARIANTS}
+    for size in (1024, 2048):
+        out[f"ours-{size // 1024}k"] = lambda s=size: OursPages(f"ours-{s // 1024}k", s)
     for pages in (300, 1000, 3000):
         out[f"ours-ck{pages}"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}", "NORMAL", p)
         out[f"ours-ck{pages}-full"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}-full", "FULL", p)
