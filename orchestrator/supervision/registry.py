@@ -172,6 +172,11 @@ async def heartbeats(sup: Team) -> None:
     for slot in list(sup.slots.values()):
         if slot.state in RUNNING and not slot.elsewhere:
             try:
-                await sup.mailbox.update_agent(slot.name, heartbeat=True)
+                # Asked of the lease in the same conditional write as every field of the
+                # row: a supervisor that lost the agent and has not noticed yet beat the
+                # new holder's heart. While our lease surely runs it costs no question.
+                holder = await sup.leases.write_row(sup.mailbox, slot.name, heartbeat=True)
             except errors.RecipientUnknown:
                 await record(sup, slot)
+            else:
+                _kept_elsewhere(slot, holder)

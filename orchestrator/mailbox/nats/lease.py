@@ -117,22 +117,45 @@ class AgentLeases:
         self.lease_s = lease_s
         self.renew_every_s = lease_s / 3 if renew_every_s is None else renew_every_s
         self.held: set[str] = set()
+        self._ours_until: dict[str, float] = {}  # the end of our last lease write answered
         self._swept = False  # stale presences looked for (at the first announce)
 
     @property
     def config(self) -> NatsConfig:
         return self.mailbox.config
 
-    def _value(self, agent: str) -> bytes:
+    def _value(self, agent: str, expires_at: float) -> bytes:
         return json.dumps(
             {
                 "agent": agent,
                 "holder": self.holder,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "expires_at": self.mailbox.now() + self.lease_s,
+                "expires_at": expires_at,
             }
         ).encode()
+
+    def _surely_ours(self, agent: str) -> bool:
+        """We hold ``agent`` and our last lease write the server answered runs for at
+        least another ``lease_s / 3``: its lease is ours without asking the server.
+
+        Safe because a lease is taken from its holder only once it ran out: :meth:`take`
+        refuses a live one (``expires_at`` after the taker's now), and our renewal wrote
+        that ``expires_at`` itself. Until then no other supervisor holds the agent, so no
+        take rewrote its row, and a write conditional on the row's revision read after
+        this answer lands on a row that is still ours. The margin (a third of the lease,
+        5 s by default) covers the time a write takes to reach the server after the
+        answer and clocks a little apart (leases compare wall clocks: NTP, as
+        :meth:`NatsCore.now` says). Past it, the lease is read as before. A renewal lost
+        (the server away) leaves the memory at the last one answered: the safe side.
+        Outside the protocol (a lease deleted by hand, `nats kv del`) the next renewal
+        finds the agent taken, as it always did."""
+        until = self._ours_until.get(agent)
+        return (
+            agent in self.held
+            and until is not None
+            and self.mailbox.now() < until - self.lease_s / 3
+        )
 
     async def announce(self) -> None:
         """Write (or renew) this supervisor's presence: it expires ``lease_s`` after, as
@@ -211,7 +234,11 @@ class AgentLeases:
         )
 
     async def held_elsewhere(self, agent: str) -> errors.AgentHeldElsewhere | None:
-        """Why this supervisor may not touch ``agent`` now (a live lease of another)."""
+        """Why this supervisor may not touch ``agent`` now (a live lease of another).
+        Not asked of the server while our own lease on it surely runs (:meth:`_surely_ours`):
+        a record or heartbeat of an agent running here costs its row's read and write."""
+        if self._surely_ours(agent):
+            return None
         record = await holder_of(self.mailbox, agent)
         if record is None or record["holder"] == self.holder:
             return None
@@ -222,7 +249,8 @@ class AgentLeases:
         Messages to it still leased by a dead supervisor's session are requeued: the
         lease says that no other supervisor runs this agent any more."""
         key = lease_key(agent)
-        if not await rec.create(self.mailbox.kv, key, self._value(agent)):
+        until = self.mailbox.now() + self.lease_s
+        if not await rec.create(self.mailbox.kv, key, self._value(agent, until)):
 
             def step(old: bytes) -> bytes:
                 record = parse_record(old)
@@ -230,7 +258,7 @@ class AgentLeases:
                     log.warning("agent_lease_unreadable", agent=agent, key=key)
                 elif record["holder"] != self.holder and record["expires_at"] > self.mailbox.now():
                     raise refused(self.mailbox, agent, record)
-                return self._value(agent)
+                return self._value(agent, until)
 
             old, new = await rec.update(self.mailbox.kv, key, step)
             if new is None:  # released in between: take it afresh
@@ -242,6 +270,7 @@ class AgentLeases:
                     "agent_taken_over", agent=agent, host=previous["host"], pid=previous["pid"]
                 )
         self.held.add(agent)
+        self._ours_until[agent] = until
         await self._claim_row(agent)
         await self._recover(agent)
 
@@ -310,6 +339,7 @@ class AgentLeases:
     async def release(self, agent: str) -> None:
         """Give ``agent`` up (it stopped): delete its lease if it is still ours."""
         self.held.discard(agent)
+        self._ours_until.pop(agent, None)
         found = await rec.get(self.mailbox.kv, lease_key(agent))
         record = parse_record(found[0]) if found is not None else None
         if found is None or record is None or record["holder"] != self.holder:
@@ -339,23 +369,32 @@ class AgentLeases:
                     await self._renew(agent)
                 except errors.AgentHeldElsewhere as exc:
                     self.held.discard(agent)
+                    self._ours_until.pop(agent, None)
                     log.error("agent_lease_lost", agent=agent, host=exc.host, pid=exc.pid)
                     await lost(agent, exc)
                 except (errors.QueueError, nats.errors.Error) as exc:  # away: next round
                     log.warning("agent_lease_renew_failed", agent=agent, error=str(exc))
 
     async def _renew(self, agent: str) -> None:
+        until = self.mailbox.now() + self.lease_s
+
         def step(old: bytes) -> bytes:
             record = parse_record(old)
             if record is None:  # garbled under us: still ours, written again
                 log.warning("agent_lease_unreadable", agent=agent, key=lease_key(agent))
             elif record["holder"] != self.holder:
                 raise refused(self.mailbox, agent, record)
-            return self._value(agent)
+            return self._value(agent, until)
 
         _, new = await rec.update(self.mailbox.kv, lease_key(agent), step)
-        if new is None and agent in self.held:  # deleted under us (a purge): take it again
-            await rec.create(self.mailbox.kv, lease_key(agent), self._value(agent))
+        if (
+            new is None  # deleted under us (a purge): take it again
+            and agent in self.held
+            and not await rec.create(self.mailbox.kv, lease_key(agent), self._value(agent, until))
+        ):
+            return  # taken meanwhile: the next renewal finds whose it is
+        if agent in self.held:
+            self._ours_until[agent] = until
 
 
 type_public_methods(AgentLeases)  # nats-py's errors never escape: QueueUnavailable

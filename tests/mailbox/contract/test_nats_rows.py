@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -76,6 +77,17 @@ async def other(config: NatsConfig) -> AsyncIterator[AgentLeases]:
         await mailbox.update_agent("alpha", state="ready", pid=OTHER_PID)
         yield leases
         await leases.release_all()
+
+
+def _ours_ran_out(sup: Supervisor, *others: NatsMailbox) -> None:
+    """Our lease's end has passed, as our clock tells it and the other supervisors'
+    (``others``) too: wall clocks in step, as a team's must be. Our side then asks the
+    lease again instead of taking it for ours (lease.AgentLeases._surely_ours)."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    assert isinstance(sup.leases, AgentLeases)
+    later = sup.leases.lease_s + 1.0
+    for mailbox in (sup.mailbox, *others):
+        mailbox._clock = lambda: time.time() + later
 
 
 async def _row(sup: Supervisor, name: str) -> tuple[str, int | None]:
@@ -198,6 +210,7 @@ async def test_a_record_whose_lease_moves_before_its_write_leaves_the_new_holder
             record = json.loads(found.value)
             record["expires_at"] = 0.0
             await other.kv.put("l.alpha", json.dumps(record).encode())
+            _ours_ran_out(sup, other)
             await leases.take("alpha")
             if holder_writes:
                 await other.update_agent("alpha", state="ready", pid=OTHER_PID)
@@ -239,6 +252,7 @@ async def test_a_field_written_beside_the_state_leaves_the_row_of_an_agent_taken
         record = json.loads(found.value)
         record["expires_at"] = 0.0  # ours ran out
         await mailbox.kv.put("l.alpha", json.dumps(record).encode())
+        _ours_ran_out(sup, mailbox)
         leases = AgentLeases(mailbox, OTHER)
         await leases.take("alpha")
         await mailbox.update_agent("alpha", state="ready", pid=OTHER_PID)
@@ -367,3 +381,99 @@ async def test_a_reload_stopping_agents_while_nats_is_away_queues_them_again(
     assert beta.state == AgentState.WAITING
     await reload._register_agent(sup, "alpha", queued=True)
     assert sup.slots["alpha"].state == AgentState.WAITING
+
+
+def _count_requests(sup: Supervisor, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The requests our side sends the server from now on, one round trip each, by the
+    key each is about: a KV write's subject ends with its key, a read names it in its
+    payload (``last_by_subj``)."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    nc = sup.mailbox.nc
+    real_request = nc.request
+    sent: list[str] = []
+
+    async def counted(subject: str, payload: bytes = b"", *args: Any, **kwargs: Any) -> Any:
+        about = subject
+        if "MSG.GET" in subject:
+            about = json.loads(payload).get("last_by_subj", subject)
+        sent.append(about.rsplit(".", 2)[-2] + "." + about.rsplit(".", 1)[-1])
+        return await real_request(subject, payload, *args, **kwargs)
+
+    monkeypatch.setattr(nc, "request", counted)
+    return sent
+
+
+async def _running_here(sup: Supervisor, name: str) -> Slot:
+    """``name`` held and running here (`ready`), its row saying so."""
+    slot = sup.add_slot(name)
+    await sup.leases.take(name)
+    await sup.record_moves(slot, slot.life.start())
+    await sup.record_moves(slot, slot.life.session_starting())
+    await sup.record_moves(slot, slot.life.move(AgentState.READY))
+    assert await _row(sup, name) == ("ready", None)
+    return slot
+
+
+async def test_a_heartbeat_after_the_agent_was_taken_over_leaves_the_new_holders_row(
+    sup: Supervisor, config: NatsConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alpha runs here; our lease runs out (this machine cut off) and the other supervisor
+    takes alpha over exactly between our heartbeat's read of alpha's row and its write
+    (the hook), and writes its row. Our heartbeat, not told yet (its renewal has not
+    come), must not bump the new holder's heartbeat_at: it is asked of the lease in the
+    row's conditional write, as every field is, and the slot says the row is elsewhere."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = await _running_here(sup, "alpha")
+    kv = sup.mailbox.kv
+    real_update = kv.update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.alpha" and not taken:
+            other = await NatsMailbox(config).open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            _ours_ran_out(sup, other)
+            await leases.take("alpha")
+            await other.update_agent("alpha", state="ready", pid=OTHER_PID)
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", other_takes_it_first)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await registry.heartbeats(sup)
+            assert taken, "the hook never ran: no write of alpha's row"
+            theirs = await taken[0].mailbox.kv.get("a.alpha")
+            await registry.heartbeats(sup)  # told by now: alpha's row is not beaten again
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+    now = await sup.mailbox.kv.get("a.alpha")
+    assert now.revision == theirs.revision, "our heartbeat landed on the new holder's row"
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    assert slot.elsewhere
+    said = [e for e in logs if e["event"] == "row_held_elsewhere"]
+    assert [e["agent"] for e in said] == ["alpha"]
+
+
+async def test_a_record_or_heartbeat_of_an_agent_held_here_reads_no_lease(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While our own renewal of alpha's lease surely runs, nobody else can take alpha
+    (a live lease is not taken), so a record, a field's write and a heartbeat of alpha
+    are its row's read and conditional write: two round trips, the lease not read (it
+    was read once more before). Once our lease's end is near (no renewal answered), the
+    lease is asked again."""
+    assert sup.mailbox is not None
+    slot = await _running_here(sup, "alpha")
+    await registry.register_self(sup, sup.mailbox)
+    sent = _count_requests(sup, monkeypatch)
+    await registry.record(sup, slot)
+    await registry.write(sup, slot, meta={"context": {"used": 1}})
+    await registry.heartbeats(sup)  # the supervisor's row, then alpha's
+    assert sent == [*["a.alpha"] * 4, "a.supervisor", "a.supervisor", "a.alpha", "a.alpha"]
+    sent.clear()
+    _ours_ran_out(sup)  # our renewal did not come: the lease is read again
+    await registry.record(sup, slot)
+    assert sent == ["a.alpha", "l.alpha", "a.alpha"]
