@@ -71,13 +71,24 @@ async def record(sup: Team, slot: Slot, state: AgentState | None = None, **field
     )
     fields = {**(slot.unrecorded or {}), **fields}
     kept = False
+    asked_in = slot.state
+
+    def still() -> bool:
+        # Stale once the agent moved on: a `waiting` (keep_told's reason) tried again
+        # after its start recorded `starting` put `waiting` back until the next move.
+        return slot.state == asked_in
 
     async def write_state() -> None:
         nonlocal kept
         assert sup.mailbox is not None
         try:
             holder = await sup.leases.write_row(
-                sup.mailbox, slot.name, state=(state or slot.state).value, meta=meta, **fields
+                sup.mailbox,
+                slot.name,
+                still=still,
+                state=(state or slot.state).value,
+                meta=meta,
+                **fields,
             )
         except errors.RecipientUnknown:
             # Its row was deleted under us (`unregister`, SQL): the registry row of a

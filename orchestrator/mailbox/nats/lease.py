@@ -99,6 +99,10 @@ def refused(mailbox: NatsMailbox, agent: str, record: dict[str, Any]) -> errors.
 LostCallback = Callable[[str, errors.AgentHeldElsewhere], Awaitable[None]]
 
 
+class _Stale(Exception):  # not an error: a write that lost, on purpose
+    """A row's write asked for a state the agent has left since (write_row's ``still``)."""
+
+
 class AgentLeases:
     """The agent leases of one supervisor (``holder``: its instance name)."""
 
@@ -307,16 +311,29 @@ class AgentLeases:
                 pause = min(pause * 2, 1.0)
 
     async def write_row(
-        self, mailbox: AsyncMailboxBackend, agent: str, **fields: Any
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        *,
+        still: Callable[[], bool] | None = None,
+        **fields: Any,
     ) -> errors.AgentHeldElsewhere | None:
         """Write ``fields`` of ``agent``'s row (``update_agent``) unless another
         supervisor holds its lease: then nothing is written and the holder is returned.
         The lease is asked after each read of the row and the write is conditional on
         that read's revision, so a lease taken in between (:meth:`take` writes the row
         too) refuses the write instead of letting it land on the new holder's row.
-        RecipientUnknown if the row is absent and nobody else holds the agent."""
+        RecipientUnknown if the row is absent and nobody else holds the agent.
+
+        ``still``: asked after each read too; False: the write is stale (the agent
+        moved on since it was asked, and the move's own write follows or went first),
+        nothing is written and None returned. A write tried again after a newer one
+        landed (its first try met that one's revision, or no leader) would put an old
+        state back until the next move."""
 
         async def guard() -> None:
+            if still is not None and not still():
+                raise _Stale
             holder = await self.held_elsewhere(agent)
             if holder is not None:
                 raise holder
@@ -326,6 +343,8 @@ class AgentLeases:
             await mailbox.update_agent(agent, guard=guard, **fields)
         except errors.AgentHeldElsewhere as exc:
             return exc
+        except _Stale:
+            log.debug("row_write_stale", agent=agent)
         return None
 
     async def _recover(self, agent: str) -> None:

@@ -477,3 +477,37 @@ async def test_a_record_or_heartbeat_of_an_agent_held_here_reads_no_lease(
     _ours_ran_out(sup)  # our renewal did not come: the lease is read again
     await registry.record(sup, slot)
     assert sent == ["a.alpha", "l.alpha", "a.alpha"]
+
+
+async def test_a_waiting_write_tried_again_after_the_start_recorded_starting_loses(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beta queued here (`waiting`); keep_told rewrites its reason (a record of its
+    current state, `waiting`). Exactly between that write's read of the row and its
+    write (the hook), beta's start takes its lease and records `starting`. The waiting
+    write, conditional on the revision it read, fails and is tried again: it must lose
+    (the agent moved on, its own write went first), not put `waiting` back over
+    `starting` until the next move."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = sup.add_slot("beta")
+    await sup.record_moves(slot, slot.life.start())
+    assert await _row(sup, "beta") == ("waiting", None)
+    kv = sup.mailbox.kv
+    real_update = kv.update
+    started: list[str] = []
+
+    async def start_first(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.beta" and not started:
+            started.append(key)
+            await sup.leases.take("beta")  # as the start's task does, then its move
+            await sup.record_moves(slot, slot.life.session_starting())
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", start_first)
+    slot.stats["waiting_for"] = "alpha"  # what keep_told tells: beta's reason changed
+    await registry.record(sup, slot)  # keep_told's write, slot.state `waiting` then
+    assert started, "the hook never ran: no write of beta's row"
+    assert slot.state == AgentState.STARTING
+    assert await _row(sup, "beta") == ("starting", None)
+    assert slot.unrecorded is None  # nothing owed: the newer write said it all
+    await sup.leases.release("beta")
