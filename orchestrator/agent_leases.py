@@ -60,6 +60,21 @@ class AgentLeases(Protocol):
         try of the write): stale, nothing written, None returned."""
         ...
 
+    async def register_row(
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        description: str,
+        *,
+        pid: int | None,
+        state: str,
+        meta: dict[str, Any],
+    ) -> errors.AgentHeldElsewhere | None:
+        """``mailbox.register(...)`` of a row deleted under us, unless another supervisor
+        holds the agent (then nothing is written and the holder is returned), checked in
+        the same conditional write on NATS, as :meth:`write_row`."""
+        ...
+
     async def supervisor_gone(self, host: str, pid: int, sent_at: float) -> str | None:
         """Why the supervisor on ``host`` with ``pid`` is known not to run any more, or
         None while it may (alive, or too soon to tell for a command sent at ``sent_at``)."""
@@ -111,6 +126,19 @@ class LocalLeases:
         # one is owed to the housekeeping, which writes the state then).
         if still is None or still():
             await mailbox.update_agent(agent, **fields)
+        return None
+
+    async def register_row(
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        description: str,
+        *,
+        pid: int | None,
+        state: str,
+        meta: dict[str, Any],
+    ) -> errors.AgentHeldElsewhere | None:
+        await mailbox.register(agent, description, pid=pid, state=state, meta=meta)
         return None
 
     async def supervisor_gone(self, host: str, pid: int, sent_at: float) -> str | None:

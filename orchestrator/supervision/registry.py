@@ -129,13 +129,18 @@ async def _reregister(sup: Team, slot: Slot, meta: dict[str, Any], pid: Any) -> 
         return  # removed by a reload: gone from the registry on purpose
     if not isinstance(pid, int):
         pid = slot.runner.pid if slot.runner is not None else None
-    await sup.mailbox.register(
+    # Asked of the lease in the create's own conditional write: another supervisor that
+    # took the agent since our record found the row gone keeps the row (its own).
+    holder = await sup.leases.register_row(
+        sup.mailbox,
         slot.name,
         spec.description,
         pid=pid,
         state=slot.state.value,
         meta={**meta, "supervised": True},
     )
+    if _kept_elsewhere(slot, holder):
+        return
     log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
 
 

@@ -283,7 +283,10 @@ class AgentLeases:
         it by the supervisor that held it before, checked against the lease it had
         (:meth:`write_row`) but not written yet, is conditional on the revision it read,
         so it now fails, asks the lease again and is refused. One that landed before
-        this is the last of the old holder's: this supervisor's own writes follow.
+        this is the last of the old holder's: this supervisor's own writes follow. A row
+        absent (deleted) gets a delete marker instead: it stays absent, and the old
+        holder's create of it again (:meth:`register_row`), conditional on the revision
+        it found absent, fails the same way.
 
         Done when the revision moved, whoever moved it; not with ``rec.update``, which
         takes a row read back the same bytes after a failed write for its own write
@@ -293,14 +296,17 @@ class AgentLeases:
         deadline = time.monotonic() + faults.RETRY_S
         pause = 0.05
         first: int | None = None
-        while (current := await rec.get(self.mailbox.kv, key)) is not None:
-            value, revision = current
+        while True:
+            value, revision = await rec.last_entry(self.mailbox.kv, key)
             if first is None:
                 first = revision
             elif revision != first:
                 return  # a new revision: ours landed (the answer lost), or another's
             try:
-                await self.mailbox.kv.update(key, value, last=revision)
+                if value is None:
+                    await rec.mark_deleted(self.mailbox.kv, key, revision)
+                else:
+                    await self.mailbox.kv.update(key, value, last=revision)
                 return
             except nats.js.errors.KeyWrongLastSequenceError:
                 return  # written since it was read: the revision moved all the same
@@ -345,6 +351,36 @@ class AgentLeases:
             return exc
         except _Stale:
             log.debug("row_write_stale", agent=agent)
+        return None
+
+    async def register_row(
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        description: str,
+        *,
+        pid: int | None,
+        state: str,
+        meta: dict[str, Any],
+    ) -> errors.AgentHeldElsewhere | None:
+        """Register ``agent``'s row again (its row was deleted under us) unless another
+        supervisor holds its lease: then nothing is written and the holder is returned.
+        As :meth:`write_row`: the lease asked after each read of the row, the create
+        conditional on the revision that read found (a take in between marks the absent
+        row, so the create fails and asks again)."""
+
+        async def guard() -> None:
+            holder = await self.held_elsewhere(agent)
+            if holder is not None:
+                raise holder
+
+        assert isinstance(mailbox, NatsMailbox)
+        try:
+            await mailbox.register_guarded(
+                agent, description, pid=pid, state=state, meta=meta, guard=guard
+            )
+        except errors.AgentHeldElsewhere as exc:
+            return exc
         return None
 
     async def _recover(self, agent: str) -> None:

@@ -511,3 +511,60 @@ async def test_a_waiting_write_tried_again_after_the_start_recorded_starting_los
     assert await _row(sup, "beta") == ("starting", None)
     assert slot.unrecorded is None  # nothing owed: the newer write said it all
     await sup.leases.release("beta")
+
+
+@pytest.mark.parametrize("holder_writes", [False, True])
+async def test_a_row_registered_again_after_its_deletion_leaves_an_agent_taken_over(
+    sup: Supervisor, config: NatsConfig, monkeypatch: pytest.MonkeyPatch, holder_writes: bool
+) -> None:
+    """Alpha runs here; its row is deleted under us (`unregister`, a purge by hand): our
+    next record finds it gone and registers it again. Exactly between that create's
+    check of the lease and its write (the hook, on the write reaching the server), our
+    lease runs out and the other supervisor takes alpha over, and registers its row too
+    (``holder_writes``) or not yet. Our row must not land: not created over the absent
+    row (the take marks it, the create was conditional on the revision it found), nor
+    written over the other's. The slot says the row is elsewhere, nothing owed."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = await _running_here(sup, "alpha")
+    assert await sup.mailbox.unregister("alpha", force=True)
+    kv = sup.mailbox.kv
+    real_update = kv._update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        if key == "a.alpha" and not taken:
+            other = await NatsMailbox(config).open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            _ours_ran_out(sup, other)
+            await leases.take("alpha")
+            if holder_writes:
+                await other.register("alpha", "theirs", pid=OTHER_PID, state="ready")
+        return await real_update(key, value, *args, **kwargs)
+
+    monkeypatch.setattr(kv, "_update", other_takes_it_first)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await registry.record(sup, slot)
+        assert taken, "the hook never ran: no write of alpha's row"
+        theirs = await taken[0].mailbox.agent("alpha")
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+    assert slot.elsewhere
+    assert slot.unrecorded is None
+    assert [e["event"] for e in logs if e["event"] == "reregistered"] == []
+    ours = await sup.mailbox.agent("alpha")
+    if holder_writes:
+        assert ours is not None
+        assert (ours.description, ours.state, ours.pid) == ("theirs", "ready", OTHER_PID)
+    else:
+        assert ours is None, "our row landed on an agent the other supervisor holds"
+        # The take's marker reads absent: listed nowhere, and the row is registered over it.
+        assert [a.name for a in await sup.mailbox.agents()] == ["beta"]
+        assert theirs is None
+        await sup.mailbox.register("alpha", "again", state="stopped")
+        assert await _row(sup, "alpha") == ("stopped", None)
+        return
+    assert theirs == ours
