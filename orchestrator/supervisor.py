@@ -294,21 +294,22 @@ class Supervisor:
         """Show the agents a start in layers is to start as ``waiting`` from now on, not
         only once their layer's turn comes: they were ``stopped`` meanwhile, and an ask of
         one from a terminal was refused (recipient_stopped) though it was about to start.
-        An agent another supervisor runs (a shared NATS team) is its row: left alone."""
+        An agent another supervisor runs (a shared NATS team) is its row: left alone, and
+        not queued here. Whose it is, is asked once, in the record's own conditional write
+        (it was asked before it too: twice); the server out of reach, the write is refused
+        and owed like any record and the agent queued (raised, it ended the team)."""
         queued = []
         for name in names:
             slot = self.slots.get(name)
             if slot is None or not slot.done.is_set() or (still_wanted and not slot.want_running):
                 continue
-            try:
-                elsewhere = await self.leases.held_elsewhere(name) is not None
-            except errors.QueueError:
-                # The server out of reach: queued, its row's write refused and owed like
-                # any record (which asks the lease again); raised here, it ended the team.
-                elsewhere = False
-            if elsewhere:
+            if await self.record_moves(slot, slot.life.queue()) is not None:
+                # Nothing written: the row is the other's. Ours goes back to `stopped`,
+                # in memory (as an agent run elsewhere stays here), unwritten.
+                slot.life.abandon_start()
+                slot.shown_waiting = False
+                slot.stats["waiting_for"] = None
                 continue
-            await self.record_moves(slot, slot.life.queue())
             queued.append(slot)
         # What they wait for is told from here on (depends.keep_told): one queued at its
         # stop by a reload, with the roster before the edit, said `waiting (for a)` of
@@ -341,8 +342,13 @@ class Supervisor:
         """Move the agent's lifecycle to ``target``, announced and recorded."""
         await self.record_moves(slot, slot.life.move(target), **fields)
 
-    async def record_moves(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None:
-        """Announce and record the moves the agent's lifecycle made (none: nothing)."""
+    async def record_moves(
+        self, slot: Slot, moves: list[AgentState], **fields: Any
+    ) -> errors.AgentHeldElsewhere | None:
+        """Announce and record the moves the agent's lifecycle made (none: nothing). The
+        supervisor that keeps the row, found by the last record's write (a shared NATS
+        team), or None."""
+        holder = None
         for target in moves:
             self.notify_changed()
             if target == AgentState.WAITING:  # `ps` says what for (kept up to date)
@@ -358,7 +364,8 @@ class Supervisor:
             )
             if target in NO_PROCESS:
                 fields = {**fields, "pid": None}
-            await registry.record(self, slot, target, **fields)
+            holder = await registry.record(self, slot, target, **fields)
+        return holder
 
     async def _record(self, slot: Slot) -> None:
         await registry.record(self, slot)

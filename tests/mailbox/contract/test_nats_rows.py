@@ -21,7 +21,7 @@ import structlog
 import yaml
 from natsserver import NatsServer
 
-from orchestrator import errors, reload
+from orchestrator import errors, operations, reload
 from orchestrator.agent_leases import LocalLeases, agent_leases
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import AsyncMailbox
@@ -568,3 +568,52 @@ async def test_a_row_registered_again_after_its_deletion_leaves_an_agent_taken_o
         assert await _row(sup, "alpha") == ("stopped", None)
         return
     assert theirs == ours
+
+
+async def test_queueing_and_unqueueing_an_agent_asks_whose_it_is_once(
+    sup: Supervisor, other: AgentLeases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up`'s (and a reload's) queueing of an agent, and a `stop` of one still queued,
+    ask whose the agent is in the record's own conditional write: once (they asked
+    before it too). Beta is free: queued (`waiting`, row read, lease read, row written),
+    then stopped while queued, the same three. Alpha, run by the other supervisor: not
+    queued, its row left alone, the lease asked once; its `stop` is refused naming the
+    other supervisor, also after one question."""
+    sent = _count_requests(sup, monkeypatch)
+    beta = sup.add_slot("beta")
+    assert await sup._queue(["beta"], still_wanted=False) == [beta]
+    assert beta.state == AgentState.WAITING
+    assert sent == ["a.beta", "l.beta", "a.beta"]
+    assert await _row(sup, "beta") == ("waiting", None)
+    sent.clear()
+    assert await operations.stop_agent(sup, "beta") == "stopped"
+    assert [s for s in sent if s.endswith(".beta")] == ["a.beta", "l.beta", "a.beta"]
+    assert await _row(sup, "beta") == ("stopped", None)
+
+    alpha = sup.add_slot("alpha")
+    sent.clear()
+    assert await sup._queue(["alpha"], still_wanted=False) == []
+    assert sent == ["a.alpha", "l.alpha"]
+    assert alpha.state == AgentState.STOPPED  # not queued here: the other runs it
+    assert not alpha.shown_waiting
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    alpha.life.queue()  # as if queued before the other took it: a `stop` is refused
+    sent.clear()
+    with pytest.raises(errors.AgentHeldElsewhere):
+        await operations.stop_agent(sup, "alpha")
+    assert [s for s in sent if s.endswith(".alpha")] == ["a.alpha", "l.alpha"]
+    assert alpha.state == AgentState.STOPPED
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+
+
+async def test_a_reload_queues_an_agent_it_stopped_asking_whose_it_is_once(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload stops a changed agent and shows it `waiting` for its restart: whose it
+    is, is asked in that record's own write, once (it was asked before it too)."""
+    beta = sup.add_slot("beta")
+    sent = _count_requests(sup, monkeypatch)
+    await reload._stop_in_order(sup, sup.roster, ["beta"], {"beta"})
+    assert beta.state == AgentState.WAITING
+    assert [s for s in sent if s == "l.beta"] == ["l.beta"]
+    assert await _row(sup, "beta") == ("waiting", None)
