@@ -99,6 +99,8 @@ async def record(
             # roster agent is the supervisor's to keep, so it is written again.
             kept = await _reregister(sup, slot, meta, fields.get("pid"))
             return
+        if holder is None and not still():
+            return  # stale (nothing asked, nothing written): whose the row is, unknown
         kept = holder if _kept_elsewhere(slot, holder) else None
 
     # A refusal is logged once, until a record goes through.
