@@ -145,12 +145,13 @@ class AgentLeases:
 
         Safe because a lease is taken from its holder only once it ran out: :meth:`take`
         refuses a live one (``expires_at`` after the taker's now), and our renewal wrote
-        that ``expires_at`` itself. Until then no other supervisor holds the agent, so no
-        take rewrote its row, and a write conditional on the row's revision read after
-        this answer lands on a row that is still ours. The margin (a third of the lease,
-        5 s by default) covers the time a write takes to reach the server after the
-        answer and clocks a little apart (leases compare wall clocks: NTP, as
-        :meth:`NatsCore.now` says). Past it, the lease is read as before. A renewal lost
+        that ``expires_at`` itself. So no take happened before this answer, and none
+        before the read of the row that came before it (:func:`records.update` asks the
+        guard after each read): the row read is still ours, and the write, conditional
+        on that read's revision, fails if a take rewrites the row before it lands (a
+        late write is refused as with a lease read). The margin (a third of the lease,
+        5 s by default) is for wall clocks a little apart: leases compare them (NTP, as
+        :meth:`NatsCore.now` says). Past it the lease is read as before. A renewal lost
         (the server away) leaves the memory at the last one answered: the safe side.
         Outside the protocol (a lease deleted by hand, `nats kv del`) the next renewal
         finds the agent taken, as it always did."""
