@@ -229,9 +229,14 @@ class Supervisor:
             )
             slot.model_note = known.model_error
             self.slots[name] = slot
-            await mailbox.register(
-                name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta
+            # Asked of the lease again in the row's own conditional write: another
+            # supervisor that took the agent since the question keeps its row.
+            holder = await self.leases.register_row(
+                mailbox, name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta
             )
+            if holder is not None:
+                slot.elsewhere = True
+                log.info("row_held_elsewhere", agent=name, host=holder.host, pid=holder.pid)
         # Before any agent's CLI: a link made in .git while one runs is moved aside by it.
         await anyio.to_thread.run_sync(workspaces.prepare_links, self.roster)
         log.info(

@@ -617,3 +617,39 @@ async def test_a_reload_queues_an_agent_it_stopped_asking_whose_it_is_once(
     assert beta.state == AgentState.WAITING
     assert [s for s in sent if s == "l.beta"] == ["l.beta"]
     assert await _row(sup, "beta") == ("waiting", None)
+
+
+async def test_up_registering_its_agents_leaves_the_row_of_one_taken_over_meanwhile(
+    sup: Supervisor, config: NatsConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` asks whose each agent is, then writes the rows of its own as `stopped`.
+    Exactly between the question and alpha's write (the hook), the other supervisor
+    takes alpha and writes its row: our `stopped` must not land on it (it is asked of
+    the lease again in the row's own conditional write), and our slot of alpha says the
+    row is elsewhere. Beta, nobody else's, is registered as before."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    kv = sup.mailbox.kv
+    real_update = kv._update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        if key == "a.alpha" and not taken:
+            other = await NatsMailbox(config).open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            await leases.take("alpha")
+            await other.update_agent("alpha", state="ready", pid=OTHER_PID)
+        return await real_update(key, value, *args, **kwargs)
+
+    monkeypatch.setattr(kv, "_update", other_takes_it_first)
+    try:
+        await sup._prepare(sup.mailbox)
+        assert taken, "the hook never ran: no write of alpha's row"
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    assert sup.slots["alpha"].elsewhere
+    assert await _row(sup, "beta") == ("stopped", None)
+    assert not sup.slots["beta"].elsewhere
