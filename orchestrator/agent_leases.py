@@ -17,6 +17,8 @@ import anyio
 from orchestrator import errors
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from orchestrator.mailbox.backend import AsyncMailboxBackend
     from orchestrator.mailbox.nats.lease import LostCallback
     from orchestrator.roster.queue_setting import QueueSetting
@@ -44,12 +46,33 @@ class AgentLeases(Protocol):
         ...
 
     async def write_row(
-        self, mailbox: AsyncMailboxBackend, agent: str, **fields: Any
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        *,
+        still: Callable[[], bool] | None = None,
+        **fields: Any,
     ) -> errors.AgentHeldElsewhere | None:
         """``mailbox.update_agent(agent, **fields)`` unless another supervisor holds the
         agent (then nothing is written and the holder is returned), checked in the same
         conditional write on NATS: a lease taken between the check and the write refuses
-        it. RecipientUnknown if the row is absent."""
+        it. RecipientUnknown if the row is absent. ``still()`` False (asked before each
+        try of the write): stale, nothing written, None returned."""
+        ...
+
+    async def register_row(
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        description: str,
+        *,
+        pid: int | None,
+        state: str,
+        meta: dict[str, Any],
+    ) -> errors.AgentHeldElsewhere | None:
+        """``mailbox.register(...)`` of a row deleted under us, unless another supervisor
+        holds the agent (then nothing is written and the holder is returned), checked in
+        the same conditional write on NATS, as :meth:`write_row`."""
         ...
 
     async def supervisor_gone(self, host: str, pid: int, sent_at: float) -> str | None:
@@ -92,9 +115,30 @@ class LocalLeases:
         return True
 
     async def write_row(
-        self, mailbox: AsyncMailboxBackend, agent: str, **fields: Any
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        *,
+        still: Callable[[], bool] | None = None,
+        **fields: Any,
     ) -> errors.AgentHeldElsewhere | None:
-        await mailbox.update_agent(agent, **fields)  # every row is ours: nothing asked
+        # Every row is ours: nothing asked. One write, never tried again here (a refused
+        # one is owed to the housekeeping, which writes the state then).
+        if still is None or still():
+            await mailbox.update_agent(agent, **fields)
+        return None
+
+    async def register_row(
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        description: str,
+        *,
+        pid: int | None,
+        state: str,
+        meta: dict[str, Any],
+    ) -> errors.AgentHeldElsewhere | None:
+        await mailbox.register(agent, description, pid=pid, state=state, meta=meta)
         return None
 
     async def supervisor_gone(self, host: str, pid: int, sent_at: float) -> str | None:

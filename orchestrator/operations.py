@@ -62,7 +62,9 @@ class Team(Protocol[SlotT]):
 
     def request_stop(self, slot: SlotT, grace_s: float) -> None: ...
 
-    async def record_moves(self, slot: SlotT, moves: list[AgentState], **fields: Any) -> None: ...
+    async def record_moves(
+        self, slot: SlotT, moves: list[AgentState], **fields: Any
+    ) -> errors.AgentHeldElsewhere | None: ...
 
     async def spawn(self, name: str) -> bool: ...
 
@@ -107,8 +109,8 @@ async def stop_agent(sup: Team[SlotT], name: str, grace_s: float | None = None) 
         if slot.done.is_set():
             slot.want_running = False
             if slot.state == AgentState.WAITING:  # queued in a layer of `up`: not started
-                elsewhere = await sup.leases.held_elsewhere(name)
-                await sup.record_moves(slot, slot.life.abandon_start())
+                # Whose it is: asked once, in the record's own conditional write.
+                elsewhere = await sup.record_moves(slot, slot.life.abandon_start())
                 if elsewhere is not None:
                     # Queued here, and run meanwhile by another supervisor of a shared
                     # NATS team: its row and its askers are that one's. Our queued start

@@ -325,8 +325,10 @@ async def _stop_in_order(
     async def stop(name: str) -> None:
         await stop_and_wait(sup, name)
         slot = sup.slots[name]
-        if name in restarting and await _ours_to_move(sup, name):
-            await sup.record_moves(slot, slot.life.queue())
+        # Whose it is, asked once: in the record's own conditional write. Another
+        # supervisor's (a shared NATS team): nothing written, not queued here.
+        if name in restarting and await sup.record_moves(slot, slot.life.queue()):
+            slot.life.abandon_start()  # in memory: the row is the other's
 
     for layer in reversed(old.start_layers()):
         async with anyio.create_task_group() as tg:

@@ -229,9 +229,14 @@ class Supervisor:
             )
             slot.model_note = known.model_error
             self.slots[name] = slot
-            await mailbox.register(
-                name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta
+            # Asked of the lease again in the row's own conditional write: another
+            # supervisor that took the agent since the question keeps its row.
+            holder = await self.leases.register_row(
+                mailbox, name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta
             )
+            if holder is not None:
+                slot.elsewhere = True
+                log.info("row_held_elsewhere", agent=name, host=holder.host, pid=holder.pid)
         # Before any agent's CLI: a link made in .git while one runs is moved aside by it.
         await anyio.to_thread.run_sync(workspaces.prepare_links, self.roster)
         log.info(
@@ -294,21 +299,22 @@ class Supervisor:
         """Show the agents a start in layers is to start as ``waiting`` from now on, not
         only once their layer's turn comes: they were ``stopped`` meanwhile, and an ask of
         one from a terminal was refused (recipient_stopped) though it was about to start.
-        An agent another supervisor runs (a shared NATS team) is its row: left alone."""
+        An agent another supervisor runs (a shared NATS team) is its row: left alone, and
+        not queued here. Whose it is, is asked once, in the record's own conditional write
+        (it was asked before it too: twice); the server out of reach, the write is refused
+        and owed like any record and the agent queued (raised, it ended the team)."""
         queued = []
         for name in names:
             slot = self.slots.get(name)
             if slot is None or not slot.done.is_set() or (still_wanted and not slot.want_running):
                 continue
-            try:
-                elsewhere = await self.leases.held_elsewhere(name) is not None
-            except errors.QueueError:
-                # The server out of reach: queued, its row's write refused and owed like
-                # any record (which asks the lease again); raised here, it ended the team.
-                elsewhere = False
-            if elsewhere:
+            if await self.record_moves(slot, slot.life.queue()) is not None:
+                # Nothing written: the row is the other's. Ours goes back to `stopped`,
+                # in memory (as an agent run elsewhere stays here), unwritten.
+                slot.life.abandon_start()
+                slot.shown_waiting = False
+                slot.stats["waiting_for"] = None
                 continue
-            await self.record_moves(slot, slot.life.queue())
             queued.append(slot)
         # What they wait for is told from here on (depends.keep_told): one queued at its
         # stop by a reload, with the roster before the edit, said `waiting (for a)` of
@@ -341,8 +347,13 @@ class Supervisor:
         """Move the agent's lifecycle to ``target``, announced and recorded."""
         await self.record_moves(slot, slot.life.move(target), **fields)
 
-    async def record_moves(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None:
-        """Announce and record the moves the agent's lifecycle made (none: nothing)."""
+    async def record_moves(
+        self, slot: Slot, moves: list[AgentState], **fields: Any
+    ) -> errors.AgentHeldElsewhere | None:
+        """Announce and record the moves the agent's lifecycle made (none: nothing). The
+        supervisor that keeps the row, found by the last record's write (a shared NATS
+        team), or None."""
+        holder = None
         for target in moves:
             self.notify_changed()
             if target == AgentState.WAITING:  # `ps` says what for (kept up to date)
@@ -358,7 +369,8 @@ class Supervisor:
             )
             if target in NO_PROCESS:
                 fields = {**fields, "pid": None}
-            await registry.record(self, slot, target, **fields)
+            holder = await registry.record(self, slot, target, **fields)
+        return holder
 
     async def _record(self, slot: Slot) -> None:
         await registry.record(self, slot)

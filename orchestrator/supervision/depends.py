@@ -28,6 +28,7 @@ import anyio
 import structlog
 
 from orchestrator.agent_leases import AgentLeases
+from orchestrator.errors import AgentHeldElsewhere
 from orchestrator.lifecycle import RUNNING, AgentState
 from orchestrator.roster import Roster
 from orchestrator.supervision.slot import Slot
@@ -54,7 +55,9 @@ class Team(Protocol):
 
     launchable: anyio.Event  # set once agents may launch (the SDK imported: launch.py)
 
-    async def record_moves(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None: ...
+    async def record_moves(
+        self, slot: Slot, moves: list[AgentState], **fields: Any
+    ) -> AgentHeldElsewhere | None: ...
 
 
 def on_its_way(slot: Slot) -> bool:

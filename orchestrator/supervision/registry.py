@@ -60,31 +60,48 @@ async def register_self(sup: Team, mailbox: AsyncMailboxBackend) -> None:
     )
 
 
-async def record(sup: Team, slot: Slot, state: AgentState | None = None, **fields: Any) -> None:
+async def record(
+    sup: Team, slot: Slot, state: AgentState | None = None, **fields: Any
+) -> errors.AgentHeldElsewhere | None:
     """Write an agent's state (``state``, or its current one) to the registry; a write
     refused is kept in ``slot.unrecorded`` for the housekeeping to write later. Nothing is
     written on a row another supervisor keeps (:func:`_kept_elsewhere`), asked in the
-    same conditional write (``leases.write_row``; SQLite: one supervisor, nothing asked)."""
+    same conditional write (``leases.write_row``; SQLite: one supervisor, nothing asked):
+    that supervisor is returned (None: written, or refused, or stale), so a caller that
+    must know whose the agent is asks the server once, not once more before."""
     assert sup.mailbox is not None
     meta = AgentMeta.record(
         slot.stats, restarts=slot.life.restart_count, started_at=slot.started_at
     )
     fields = {**(slot.unrecorded or {}), **fields}
-    kept = False
+    kept: errors.AgentHeldElsewhere | None = None
+    asked_in = slot.state
+
+    def still() -> bool:
+        # Stale once the agent moved on: a `waiting` (keep_told's reason) tried again
+        # after its start recorded `starting` put `waiting` back until the next move.
+        return slot.state == asked_in
 
     async def write_state() -> None:
         nonlocal kept
         assert sup.mailbox is not None
         try:
             holder = await sup.leases.write_row(
-                sup.mailbox, slot.name, state=(state or slot.state).value, meta=meta, **fields
+                sup.mailbox,
+                slot.name,
+                still=still,
+                state=(state or slot.state).value,
+                meta=meta,
+                **fields,
             )
         except errors.RecipientUnknown:
             # Its row was deleted under us (`unregister`, SQL): the registry row of a
             # roster agent is the supervisor's to keep, so it is written again.
-            await _reregister(sup, slot, meta, fields.get("pid"))
+            kept = await _reregister(sup, slot, meta, fields.get("pid"))
             return
-        kept = _kept_elsewhere(slot, holder)
+        if holder is None and not still():
+            return  # stale (nothing asked, nothing written): whose the row is, unknown
+        kept = holder if _kept_elsewhere(slot, holder) else None
 
     # A refusal is logged once, until a record goes through.
     event = "state_not_recorded" if slot.unrecorded is None else None
@@ -93,6 +110,7 @@ async def record(sup: Team, slot: Slot, state: AgentState | None = None, **field
         slot.unrecorded = None  # kept elsewhere: the row is the holder's, nothing is owed
     elif outcome is Outcome.REFUSED:
         slot.unrecorded = {**(slot.unrecorded or {}), **fields}
+    return kept
 
 
 def _kept_elsewhere(slot: Slot, holder: errors.AgentHeldElsewhere | None) -> bool:
@@ -111,21 +129,29 @@ def _kept_elsewhere(slot: Slot, holder: errors.AgentHeldElsewhere | None) -> boo
     return True
 
 
-async def _reregister(sup: Team, slot: Slot, meta: dict[str, Any], pid: Any) -> None:
+async def _reregister(
+    sup: Team, slot: Slot, meta: dict[str, Any], pid: Any
+) -> errors.AgentHeldElsewhere | None:
     assert sup.mailbox is not None
     spec = sup.roster.agents.get(slot.name)
     if spec is None or sup.slots.get(slot.name) is not slot:
-        return  # removed by a reload: gone from the registry on purpose
+        return None  # removed by a reload: gone from the registry on purpose
     if not isinstance(pid, int):
         pid = slot.runner.pid if slot.runner is not None else None
-    await sup.mailbox.register(
+    # Asked of the lease in the create's own conditional write: another supervisor that
+    # took the agent since our record found the row gone keeps the row (its own).
+    holder = await sup.leases.register_row(
+        sup.mailbox,
         slot.name,
         spec.description,
         pid=pid,
         state=slot.state.value,
         meta={**meta, "supervised": True},
     )
+    if _kept_elsewhere(slot, holder):
+        return holder
     log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
+    return None
 
 
 async def write(sup: Team, slot: Slot, **fields: Any) -> bool:
@@ -172,6 +198,11 @@ async def heartbeats(sup: Team) -> None:
     for slot in list(sup.slots.values()):
         if slot.state in RUNNING and not slot.elsewhere:
             try:
-                await sup.mailbox.update_agent(slot.name, heartbeat=True)
+                # Asked of the lease in the same conditional write as every field of the
+                # row: a supervisor that lost the agent and has not noticed yet beat the
+                # new holder's heart. While our lease surely runs it costs no question.
+                holder = await sup.leases.write_row(sup.mailbox, slot.name, heartbeat=True)
             except errors.RecipientUnknown:
                 await record(sup, slot)
+            else:
+                _kept_elsewhere(slot, holder)

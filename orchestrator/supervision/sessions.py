@@ -46,7 +46,9 @@ class Team(registry.Team, Protocol):
     @property
     def stopping(self) -> bool: ...
 
-    async def record_moves(self, slot: Slot, moves: list[AgentState], **fields: Any) -> None: ...
+    async def record_moves(
+        self, slot: Slot, moves: list[AgentState], **fields: Any
+    ) -> errors.AgentHeldElsewhere | None: ...
 
 
 async def one_session(sup: Team, slot: Slot) -> SessionEnd:

@@ -109,10 +109,12 @@ class NatsCore:
 
     async def _keys(self, prefix: str) -> list[str]:
         """The live keys under ``prefix``, sorted: the stream's subjects, no consumer
-        created. Right because :meth:`_delete` leaves no marker. The server answers at
-        most 100,000 subjects a request (measured on nats-server v2.15.1:
-        100,000 of 100,500 keys) and says how many match in ``total``: the rest is asked
-        for by ``offset``, which nats-py's ``stream_info`` does not pass."""
+        created. Right because :meth:`_delete` leaves no marker (the one exception, a
+        take's marker on an absent registry row, records.mark_deleted, is listed until
+        the row is written again: ``a.`` keys are read each, and it reads absent). The
+        server answers at most 100,000 subjects a request (measured on nats-server
+        v2.15.1: 100,000 of 100,500 keys) and says how many match in ``total``: the rest
+        is asked for by ``offset``, which nats-py's ``stream_info`` does not pass."""
         js = self.nc.jetstream(timeout=self.config.request_timeout_s)
         subject = f"{js._prefix}.STREAM.INFO.{self._stream}"
         subjects_filter = f"{self._subject_prefix}{prefix}>"
@@ -347,6 +349,25 @@ class NatsCore:
             raise errors.InvalidName(str(name), problem)
         return await self._upsert(name, description, pid=pid, state=state, meta=meta)
 
+    async def register_guarded(
+        self,
+        name: str,
+        description: str,
+        *,
+        pid: int | None,
+        state: str,
+        meta: dict[str, Any] | None,
+        guard: Callable[[], Awaitable[None]],
+    ) -> AgentInfo:
+        """:meth:`register`, ``guard`` (the lease's check, lease.AgentLeases.register_row)
+        asked after each read of the row, the create or update conditional on that read:
+        a row written again after it was deleted lands only if the lease still allows it
+        (a take marks an absent row, :meth:`lease.AgentLeases._claim_row`)."""
+        problem = name_problem(name) if isinstance(name, str) else "a name is a string"
+        if problem is not None:
+            raise errors.InvalidName(str(name), problem)
+        return await self._upsert(name, description, pid=pid, state=state, meta=meta, guard=guard)
+
     async def register_supervisor(self, pid: int, meta: dict[str, Any]) -> AgentInfo:
         """The supervisor's own row (state ``running``): for the supervisor only."""
         return await self._upsert(
@@ -361,12 +382,17 @@ class NatsCore:
         pid: int | None,
         state: str,
         meta: dict[str, Any] | None,
+        guard: Callable[[], Awaitable[None]] | None = None,
     ) -> AgentInfo:
         if meta is not None:
             encode_meta(meta)
         now = self.now()
         fresh = AgentInfo(name, description, pid, state, now, now, meta or {})
-        if await rec.create(self.kv, rec.agent_key(name), rec.encode_agent(fresh)):
+        key, encoded = rec.agent_key(name), rec.encode_agent(fresh)
+        if guard is None:
+            if await rec.create(self.kv, key, encoded):
+                return fresh
+        elif await rec.create_guarded(self.kv, key, encoded, guard):
             return fresh
 
         def step(old: bytes) -> bytes:
@@ -383,10 +409,12 @@ class NatsCore:
                 )
             )
 
-        _, new = await rec.update(self.kv, rec.agent_key(name), step)
+        _, new = await rec.update(self.kv, key, step, guard=guard)
         if new is None:  # unregistered in between: register afresh
-            return await self._upsert(name, description, pid=pid, state=state, meta=meta)
-        return rec.decode_agent(new, rec.agent_key(name))
+            return await self._upsert(
+                name, description, pid=pid, state=state, meta=meta, guard=guard
+            )
+        return rec.decode_agent(new, key)
 
     async def update_agent(
         self,

@@ -99,6 +99,10 @@ def refused(mailbox: NatsMailbox, agent: str, record: dict[str, Any]) -> errors.
 LostCallback = Callable[[str, errors.AgentHeldElsewhere], Awaitable[None]]
 
 
+class _Stale(Exception):  # not an error: a write that lost, on purpose
+    """A row's write asked for a state the agent has left since (write_row's ``still``)."""
+
+
 class AgentLeases:
     """The agent leases of one supervisor (``holder``: its instance name)."""
 
@@ -117,22 +121,46 @@ class AgentLeases:
         self.lease_s = lease_s
         self.renew_every_s = lease_s / 3 if renew_every_s is None else renew_every_s
         self.held: set[str] = set()
+        self._ours_until: dict[str, float] = {}  # the end of our last lease write answered
         self._swept = False  # stale presences looked for (at the first announce)
 
     @property
     def config(self) -> NatsConfig:
         return self.mailbox.config
 
-    def _value(self, agent: str) -> bytes:
+    def _value(self, agent: str, expires_at: float) -> bytes:
         return json.dumps(
             {
                 "agent": agent,
                 "holder": self.holder,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
-                "expires_at": self.mailbox.now() + self.lease_s,
+                "expires_at": expires_at,
             }
         ).encode()
+
+    def _surely_ours(self, agent: str) -> bool:
+        """We hold ``agent`` and our last lease write the server answered runs for at
+        least another ``lease_s / 3``: its lease is ours without asking the server.
+
+        Safe because a lease is taken from its holder only once it ran out: :meth:`take`
+        refuses a live one (``expires_at`` after the taker's now), and our renewal wrote
+        that ``expires_at`` itself. So no take happened before this answer, and none
+        before the read of the row that came before it (:func:`records.update` asks the
+        guard after each read): the row read is still ours, and the write, conditional
+        on that read's revision, fails if a take rewrites the row before it lands (a
+        late write is refused as with a lease read). The margin (a third of the lease,
+        5 s by default) is for wall clocks a little apart: leases compare them (NTP, as
+        :meth:`NatsCore.now` says). Past it the lease is read as before. A renewal lost
+        (the server away) leaves the memory at the last one answered: the safe side.
+        Outside the protocol (a lease deleted by hand, `nats kv del`) the next renewal
+        finds the agent taken, as it always did."""
+        until = self._ours_until.get(agent)
+        return (
+            agent in self.held
+            and until is not None
+            and self.mailbox.now() < until - self.lease_s / 3
+        )
 
     async def announce(self) -> None:
         """Write (or renew) this supervisor's presence: it expires ``lease_s`` after, as
@@ -211,7 +239,11 @@ class AgentLeases:
         )
 
     async def held_elsewhere(self, agent: str) -> errors.AgentHeldElsewhere | None:
-        """Why this supervisor may not touch ``agent`` now (a live lease of another)."""
+        """Why this supervisor may not touch ``agent`` now (a live lease of another).
+        Not asked of the server while our own lease on it surely runs (:meth:`_surely_ours`):
+        a record or heartbeat of an agent running here costs its row's read and write."""
+        if self._surely_ours(agent):
+            return None
         record = await holder_of(self.mailbox, agent)
         if record is None or record["holder"] == self.holder:
             return None
@@ -222,7 +254,8 @@ class AgentLeases:
         Messages to it still leased by a dead supervisor's session are requeued: the
         lease says that no other supervisor runs this agent any more."""
         key = lease_key(agent)
-        if not await rec.create(self.mailbox.kv, key, self._value(agent)):
+        until = self.mailbox.now() + self.lease_s
+        if not await rec.create(self.mailbox.kv, key, self._value(agent, until)):
 
             def step(old: bytes) -> bytes:
                 record = parse_record(old)
@@ -230,7 +263,7 @@ class AgentLeases:
                     log.warning("agent_lease_unreadable", agent=agent, key=key)
                 elif record["holder"] != self.holder and record["expires_at"] > self.mailbox.now():
                     raise refused(self.mailbox, agent, record)
-                return self._value(agent)
+                return self._value(agent, until)
 
             old, new = await rec.update(self.mailbox.kv, key, step)
             if new is None:  # released in between: take it afresh
@@ -242,6 +275,7 @@ class AgentLeases:
                     "agent_taken_over", agent=agent, host=previous["host"], pid=previous["pid"]
                 )
         self.held.add(agent)
+        self._ours_until[agent] = until
         await self._claim_row(agent)
         await self._recover(agent)
 
@@ -250,7 +284,10 @@ class AgentLeases:
         it by the supervisor that held it before, checked against the lease it had
         (:meth:`write_row`) but not written yet, is conditional on the revision it read,
         so it now fails, asks the lease again and is refused. One that landed before
-        this is the last of the old holder's: this supervisor's own writes follow.
+        this is the last of the old holder's: this supervisor's own writes follow. A row
+        absent (deleted) gets a delete marker instead: it stays absent, and the old
+        holder's create of it again (:meth:`register_row`), conditional on the revision
+        it found absent, fails the same way.
 
         Done when the revision moved, whoever moved it; not with ``rec.update``, which
         takes a row read back the same bytes after a failed write for its own write
@@ -260,14 +297,17 @@ class AgentLeases:
         deadline = time.monotonic() + faults.RETRY_S
         pause = 0.05
         first: int | None = None
-        while (current := await rec.get(self.mailbox.kv, key)) is not None:
-            value, revision = current
+        while True:
+            value, revision = await rec.last_entry(self.mailbox.kv, key)
             if first is None:
                 first = revision
             elif revision != first:
                 return  # a new revision: ours landed (the answer lost), or another's
             try:
-                await self.mailbox.kv.update(key, value, last=revision)
+                if value is None:
+                    await rec.mark_deleted(self.mailbox.kv, key, revision)
+                else:
+                    await self.mailbox.kv.update(key, value, last=revision)
                 return
             except nats.js.errors.KeyWrongLastSequenceError:
                 return  # written since it was read: the revision moved all the same
@@ -278,16 +318,29 @@ class AgentLeases:
                 pause = min(pause * 2, 1.0)
 
     async def write_row(
-        self, mailbox: AsyncMailboxBackend, agent: str, **fields: Any
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        *,
+        still: Callable[[], bool] | None = None,
+        **fields: Any,
     ) -> errors.AgentHeldElsewhere | None:
         """Write ``fields`` of ``agent``'s row (``update_agent``) unless another
         supervisor holds its lease: then nothing is written and the holder is returned.
         The lease is asked after each read of the row and the write is conditional on
         that read's revision, so a lease taken in between (:meth:`take` writes the row
         too) refuses the write instead of letting it land on the new holder's row.
-        RecipientUnknown if the row is absent and nobody else holds the agent."""
+        RecipientUnknown if the row is absent and nobody else holds the agent.
+
+        ``still``: asked after each read too; False: the write is stale (the agent
+        moved on since it was asked, and the move's own write follows or went first),
+        nothing is written and None returned. A write tried again after a newer one
+        landed (its first try met that one's revision, or no leader) would put an old
+        state back until the next move."""
 
         async def guard() -> None:
+            if still is not None and not still():
+                raise _Stale
             holder = await self.held_elsewhere(agent)
             if holder is not None:
                 raise holder
@@ -295,6 +348,38 @@ class AgentLeases:
         assert isinstance(mailbox, NatsMailbox)  # the queue these leases are kept on
         try:
             await mailbox.update_agent(agent, guard=guard, **fields)
+        except errors.AgentHeldElsewhere as exc:
+            return exc
+        except _Stale:
+            log.debug("row_write_stale", agent=agent)
+        return None
+
+    async def register_row(
+        self,
+        mailbox: AsyncMailboxBackend,
+        agent: str,
+        description: str,
+        *,
+        pid: int | None,
+        state: str,
+        meta: dict[str, Any],
+    ) -> errors.AgentHeldElsewhere | None:
+        """Register ``agent``'s row again (its row was deleted under us) unless another
+        supervisor holds its lease: then nothing is written and the holder is returned.
+        As :meth:`write_row`: the lease asked after each read of the row, the create
+        conditional on the revision that read found (a take in between marks the absent
+        row, so the create fails and asks again)."""
+
+        async def guard() -> None:
+            holder = await self.held_elsewhere(agent)
+            if holder is not None:
+                raise holder
+
+        assert isinstance(mailbox, NatsMailbox)
+        try:
+            await mailbox.register_guarded(
+                agent, description, pid=pid, state=state, meta=meta, guard=guard
+            )
         except errors.AgentHeldElsewhere as exc:
             return exc
         return None
@@ -310,6 +395,7 @@ class AgentLeases:
     async def release(self, agent: str) -> None:
         """Give ``agent`` up (it stopped): delete its lease if it is still ours."""
         self.held.discard(agent)
+        self._ours_until.pop(agent, None)
         found = await rec.get(self.mailbox.kv, lease_key(agent))
         record = parse_record(found[0]) if found is not None else None
         if found is None or record is None or record["holder"] != self.holder:
@@ -339,23 +425,32 @@ class AgentLeases:
                     await self._renew(agent)
                 except errors.AgentHeldElsewhere as exc:
                     self.held.discard(agent)
+                    self._ours_until.pop(agent, None)
                     log.error("agent_lease_lost", agent=agent, host=exc.host, pid=exc.pid)
                     await lost(agent, exc)
                 except (errors.QueueError, nats.errors.Error) as exc:  # away: next round
                     log.warning("agent_lease_renew_failed", agent=agent, error=str(exc))
 
     async def _renew(self, agent: str) -> None:
+        until = self.mailbox.now() + self.lease_s
+
         def step(old: bytes) -> bytes:
             record = parse_record(old)
             if record is None:  # garbled under us: still ours, written again
                 log.warning("agent_lease_unreadable", agent=agent, key=lease_key(agent))
             elif record["holder"] != self.holder:
                 raise refused(self.mailbox, agent, record)
-            return self._value(agent)
+            return self._value(agent, until)
 
         _, new = await rec.update(self.mailbox.kv, lease_key(agent), step)
-        if new is None and agent in self.held:  # deleted under us (a purge): take it again
-            await rec.create(self.mailbox.kv, lease_key(agent), self._value(agent))
+        if (
+            new is None  # deleted under us (a purge): take it again
+            and agent in self.held
+            and not await rec.create(self.mailbox.kv, lease_key(agent), self._value(agent, until))
+        ):
+            return  # taken meanwhile: the next renewal finds whose it is
+        if agent in self.held:
+            self._ours_until[agent] = until
 
 
 type_public_methods(AgentLeases)  # nats-py's errors never escape: QueueUnavailable

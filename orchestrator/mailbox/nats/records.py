@@ -173,6 +173,68 @@ async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
     return entry.value, entry.revision
 
 
+async def last_entry(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
+    """(value, revision) of the key's last entry: value None for a delete marker (its
+    revision) or nothing at all (revision 0, a key never written or purged). A write
+    conditional on that revision fails if anything was written there since, a marker
+    included (:func:`mark_deleted`)."""
+    try:
+        entry = await retrying(lambda: kv.get(key))
+    except nats.js.errors.KeyNotFoundError:
+        return None, 0
+    except nats.js.errors.KeyDeletedError as exc:
+        return None, int(exc.entry.revision or 0) if exc.entry is not None else 0
+    if entry.value is None or entry.revision is None:
+        return None, int(entry.revision or 0)
+    return entry.value, entry.revision
+
+
+async def mark_deleted(kv: KeyValue, key: str, last: int) -> None:
+    """Write a delete marker on an absent key, conditional on its last revision being
+    ``last`` (KeyWrongLastSequenceError if not): the key reads absent still, and its
+    revision moved, so a create conditional on the old one (:func:`create_guarded`)
+    fails. Listed by the stream's subjects until the key is written or purged: whoever
+    lists keys reads each (core._scan skips it)."""
+    headers = {"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(last)}
+    try:
+        await kv._js.publish(f"{kv._pre}{key}", b"", headers=headers)
+    except nats.js.errors.APIError as exc:
+        if exc.err_code in (10071, 10164):  # as nats-py's own update tells it
+            raise nats.js.errors.KeyWrongLastSequenceError(description=exc.description) from None
+        raise
+
+
+async def create_guarded(
+    kv: KeyValue, key: str, value: bytes, guard: Callable[[], Awaitable[None]]
+) -> bool:
+    """Write ``key`` only if it is absent, ``guard`` asked after the read that found it
+    so (it raises to refuse) and the write conditional on that read's revision: whoever
+    changes what the guard checks and then writes this key (even a marker only,
+    :func:`mark_deleted`) makes the write fail, and the guard is asked again. False if a
+    value is there. A write whose answer was lost is found by its bytes, as in
+    :func:`create`."""
+    deadline = time.monotonic() + faults.RETRY_S
+    pause = 0.05
+    sent = False
+    while True:
+        found, revision = await last_entry(kv, key)
+        if found is not None:
+            return sent and found == value
+        await guard()
+        try:
+            await kv.update(key, value, last=revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            continue  # written since the read (a row, or a take's marker): read again
+        except TRANSIENT:
+            sent = True
+            if time.monotonic() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            continue
+        return True
+
+
 async def create(
     kv: KeyValue,
     key: str,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import structlog
 import yaml
 from natsserver import NatsServer
 
-from orchestrator import errors, reload
+from orchestrator import errors, operations, reload
 from orchestrator.agent_leases import LocalLeases, agent_leases
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import AsyncMailbox
@@ -76,6 +77,17 @@ async def other(config: NatsConfig) -> AsyncIterator[AgentLeases]:
         await mailbox.update_agent("alpha", state="ready", pid=OTHER_PID)
         yield leases
         await leases.release_all()
+
+
+def _ours_ran_out(sup: Supervisor, *others: NatsMailbox) -> None:
+    """Our lease's end has passed, as our clock tells it and the other supervisors'
+    (``others``) too: wall clocks in step, as a team's must be. Our side then asks the
+    lease again instead of taking it for ours (lease.AgentLeases._surely_ours)."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    assert isinstance(sup.leases, AgentLeases)
+    later = sup.leases.lease_s + 1.0
+    for mailbox in (sup.mailbox, *others):
+        mailbox._clock = lambda: time.time() + later
 
 
 async def _row(sup: Supervisor, name: str) -> tuple[str, int | None]:
@@ -198,6 +210,7 @@ async def test_a_record_whose_lease_moves_before_its_write_leaves_the_new_holder
             record = json.loads(found.value)
             record["expires_at"] = 0.0
             await other.kv.put("l.alpha", json.dumps(record).encode())
+            _ours_ran_out(sup, other)
             await leases.take("alpha")
             if holder_writes:
                 await other.update_agent("alpha", state="ready", pid=OTHER_PID)
@@ -239,6 +252,7 @@ async def test_a_field_written_beside_the_state_leaves_the_row_of_an_agent_taken
         record = json.loads(found.value)
         record["expires_at"] = 0.0  # ours ran out
         await mailbox.kv.put("l.alpha", json.dumps(record).encode())
+        _ours_ran_out(sup, mailbox)
         leases = AgentLeases(mailbox, OTHER)
         await leases.take("alpha")
         await mailbox.update_agent("alpha", state="ready", pid=OTHER_PID)
@@ -367,3 +381,275 @@ async def test_a_reload_stopping_agents_while_nats_is_away_queues_them_again(
     assert beta.state == AgentState.WAITING
     await reload._register_agent(sup, "alpha", queued=True)
     assert sup.slots["alpha"].state == AgentState.WAITING
+
+
+def _count_requests(sup: Supervisor, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The requests our side sends the server from now on, one round trip each, by the
+    key each is about: a KV write's subject ends with its key, a read names it in its
+    payload (``last_by_subj``)."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    nc = sup.mailbox.nc
+    real_request = nc.request
+    sent: list[str] = []
+
+    async def counted(subject: str, payload: bytes = b"", *args: Any, **kwargs: Any) -> Any:
+        about = subject
+        if "MSG.GET" in subject:
+            about = json.loads(payload).get("last_by_subj", subject)
+        sent.append(about.rsplit(".", 2)[-2] + "." + about.rsplit(".", 1)[-1])
+        return await real_request(subject, payload, *args, **kwargs)
+
+    monkeypatch.setattr(nc, "request", counted)
+    return sent
+
+
+async def _running_here(sup: Supervisor, name: str) -> Slot:
+    """``name`` held and running here (`ready`), its row saying so."""
+    slot = sup.add_slot(name)
+    await sup.leases.take(name)
+    await sup.record_moves(slot, slot.life.start())
+    await sup.record_moves(slot, slot.life.session_starting())
+    await sup.record_moves(slot, slot.life.move(AgentState.READY))
+    assert await _row(sup, name) == ("ready", None)
+    return slot
+
+
+async def test_a_heartbeat_after_the_agent_was_taken_over_leaves_the_new_holders_row(
+    sup: Supervisor, config: NatsConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alpha runs here; our lease runs out (this machine cut off) and the other supervisor
+    takes alpha over exactly between our heartbeat's read of alpha's row and its write
+    (the hook), and writes its row. Our heartbeat, not told yet (its renewal has not
+    come), must not bump the new holder's heartbeat_at: it is asked of the lease in the
+    row's conditional write, as every field is, and the slot says the row is elsewhere."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = await _running_here(sup, "alpha")
+    kv = sup.mailbox.kv
+    real_update = kv.update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.alpha" and not taken:
+            other = await NatsMailbox(config).open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            _ours_ran_out(sup, other)
+            await leases.take("alpha")
+            await other.update_agent("alpha", state="ready", pid=OTHER_PID)
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", other_takes_it_first)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await registry.heartbeats(sup)
+            assert taken, "the hook never ran: no write of alpha's row"
+            theirs = await taken[0].mailbox.kv.get("a.alpha")
+            await registry.heartbeats(sup)  # told by now: alpha's row is not beaten again
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+    now = await sup.mailbox.kv.get("a.alpha")
+    assert now.revision == theirs.revision, "our heartbeat landed on the new holder's row"
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    assert slot.elsewhere
+    said = [e for e in logs if e["event"] == "row_held_elsewhere"]
+    assert [e["agent"] for e in said] == ["alpha"]
+
+
+async def test_a_record_or_heartbeat_of_an_agent_held_here_reads_no_lease(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While our own renewal of alpha's lease surely runs, nobody else can take alpha
+    (a live lease is not taken), so a record, a field's write and a heartbeat of alpha
+    are its row's read and conditional write: two round trips, the lease not read (it
+    was read once more before). Once our lease's end is near (no renewal answered), the
+    lease is asked again."""
+    assert sup.mailbox is not None
+    slot = await _running_here(sup, "alpha")
+    await registry.register_self(sup, sup.mailbox)
+    sent = _count_requests(sup, monkeypatch)
+    await registry.record(sup, slot)
+    await registry.write(sup, slot, meta={"context": {"used": 1}})
+    await registry.heartbeats(sup)  # the supervisor's row, then alpha's
+    assert sent == [*["a.alpha"] * 4, "a.supervisor", "a.supervisor", "a.alpha", "a.alpha"]
+    sent.clear()
+    _ours_ran_out(sup)  # our renewal did not come: the lease is read again
+    await registry.record(sup, slot)
+    assert sent == ["a.alpha", "l.alpha", "a.alpha"]
+
+
+async def test_a_waiting_write_tried_again_after_the_start_recorded_starting_loses(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beta queued here (`waiting`); keep_told rewrites its reason (a record of its
+    current state, `waiting`). Exactly between that write's read of the row and its
+    write (the hook), beta's start takes its lease and records `starting`. The waiting
+    write, conditional on the revision it read, fails and is tried again: it must lose
+    (the agent moved on, its own write went first), not put `waiting` back over
+    `starting` until the next move."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = sup.add_slot("beta")
+    await sup.record_moves(slot, slot.life.start())
+    assert await _row(sup, "beta") == ("waiting", None)
+    kv = sup.mailbox.kv
+    real_update = kv.update
+    started: list[str] = []
+
+    async def start_first(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.beta" and not started:
+            started.append(key)
+            await sup.leases.take("beta")  # as the start's task does, then its move
+            await sup.record_moves(slot, slot.life.session_starting())
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", start_first)
+    slot.stats["waiting_for"] = "alpha"  # what keep_told tells: beta's reason changed
+    await registry.record(sup, slot)  # keep_told's write, slot.state `waiting` then
+    assert started, "the hook never ran: no write of beta's row"
+    assert slot.state == AgentState.STARTING
+    assert await _row(sup, "beta") == ("starting", None)
+    assert slot.unrecorded is None  # nothing owed: the newer write said it all
+    await sup.leases.release("beta")
+
+
+@pytest.mark.parametrize("holder_writes", [False, True])
+async def test_a_row_registered_again_after_its_deletion_leaves_an_agent_taken_over(
+    sup: Supervisor, config: NatsConfig, monkeypatch: pytest.MonkeyPatch, holder_writes: bool
+) -> None:
+    """Alpha runs here; its row is deleted under us (`unregister`, a purge by hand): our
+    next record finds it gone and registers it again. Exactly between that create's
+    check of the lease and its write (the hook, on the write reaching the server), our
+    lease runs out and the other supervisor takes alpha over, and registers its row too
+    (``holder_writes``) or not yet. Our row must not land: not created over the absent
+    row (the take marks it, the create was conditional on the revision it found), nor
+    written over the other's. The slot says the row is elsewhere, nothing owed."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = await _running_here(sup, "alpha")
+    assert await sup.mailbox.unregister("alpha", force=True)
+    kv = sup.mailbox.kv
+    real_update = kv._update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        if key == "a.alpha" and not taken:
+            other = await NatsMailbox(config).open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            _ours_ran_out(sup, other)
+            await leases.take("alpha")
+            if holder_writes:
+                await other.register("alpha", "theirs", pid=OTHER_PID, state="ready")
+        return await real_update(key, value, *args, **kwargs)
+
+    monkeypatch.setattr(kv, "_update", other_takes_it_first)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await registry.record(sup, slot)
+        assert taken, "the hook never ran: no write of alpha's row"
+        theirs = await taken[0].mailbox.agent("alpha")
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+    assert slot.elsewhere
+    assert slot.unrecorded is None
+    assert [e["event"] for e in logs if e["event"] == "reregistered"] == []
+    ours = await sup.mailbox.agent("alpha")
+    if holder_writes:
+        assert ours is not None
+        assert (ours.description, ours.state, ours.pid) == ("theirs", "ready", OTHER_PID)
+    else:
+        assert ours is None, "our row landed on an agent the other supervisor holds"
+        # The take's marker reads absent: listed nowhere, and the row is registered over it.
+        assert [a.name for a in await sup.mailbox.agents()] == ["beta"]
+        assert theirs is None
+        await sup.mailbox.register("alpha", "again", state="stopped")
+        assert await _row(sup, "alpha") == ("stopped", None)
+        return
+    assert theirs == ours
+
+
+async def test_queueing_and_unqueueing_an_agent_asks_whose_it_is_once(
+    sup: Supervisor, other: AgentLeases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up`'s (and a reload's) queueing of an agent, and a `stop` of one still queued,
+    ask whose the agent is in the record's own conditional write: once (they asked
+    before it too). Beta is free: queued (`waiting`, row read, lease read, row written),
+    then stopped while queued, the same three. Alpha, run by the other supervisor: not
+    queued, its row left alone, the lease asked once; its `stop` is refused naming the
+    other supervisor, also after one question."""
+    sent = _count_requests(sup, monkeypatch)
+    beta = sup.add_slot("beta")
+    assert await sup._queue(["beta"], still_wanted=False) == [beta]
+    assert beta.state == AgentState.WAITING
+    assert sent == ["a.beta", "l.beta", "a.beta"]
+    assert await _row(sup, "beta") == ("waiting", None)
+    sent.clear()
+    assert await operations.stop_agent(sup, "beta") == "stopped"
+    assert [s for s in sent if s.endswith(".beta")] == ["a.beta", "l.beta", "a.beta"]
+    assert await _row(sup, "beta") == ("stopped", None)
+
+    alpha = sup.add_slot("alpha")
+    sent.clear()
+    assert await sup._queue(["alpha"], still_wanted=False) == []
+    assert sent == ["a.alpha", "l.alpha"]
+    assert alpha.state == AgentState.STOPPED  # not queued here: the other runs it
+    assert not alpha.shown_waiting
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    alpha.life.queue()  # as if queued before the other took it: a `stop` is refused
+    sent.clear()
+    with pytest.raises(errors.AgentHeldElsewhere):
+        await operations.stop_agent(sup, "alpha")
+    assert [s for s in sent if s.endswith(".alpha")] == ["a.alpha", "l.alpha"]
+    assert alpha.state == AgentState.STOPPED
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+
+
+async def test_a_reload_queues_an_agent_it_stopped_asking_whose_it_is_once(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload stops a changed agent and shows it `waiting` for its restart: whose it
+    is, is asked in that record's own write, once (it was asked before it too)."""
+    beta = sup.add_slot("beta")
+    sent = _count_requests(sup, monkeypatch)
+    await reload._stop_in_order(sup, sup.roster, ["beta"], {"beta"})
+    assert beta.state == AgentState.WAITING
+    assert [s for s in sent if s == "l.beta"] == ["l.beta"]
+    assert await _row(sup, "beta") == ("waiting", None)
+
+
+async def test_up_registering_its_agents_leaves_the_row_of_one_taken_over_meanwhile(
+    sup: Supervisor, config: NatsConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`up` asks whose each agent is, then writes the rows of its own as `stopped`.
+    Exactly between the question and alpha's write (the hook), the other supervisor
+    takes alpha and writes its row: our `stopped` must not land on it (it is asked of
+    the lease again in the row's own conditional write), and our slot of alpha says the
+    row is elsewhere. Beta, nobody else's, is registered as before."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    kv = sup.mailbox.kv
+    real_update = kv._update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        if key == "a.alpha" and not taken:
+            other = await NatsMailbox(config).open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            await leases.take("alpha")
+            await other.update_agent("alpha", state="ready", pid=OTHER_PID)
+        return await real_update(key, value, *args, **kwargs)
+
+    monkeypatch.setattr(kv, "_update", other_takes_it_first)
+    try:
+        await sup._prepare(sup.mailbox)
+        assert taken, "the hook never ran: no write of alpha's row"
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    assert sup.slots["alpha"].elsewhere
+    assert await _row(sup, "beta") == ("stopped", None)
+    assert not sup.slots["beta"].elsewhere
