@@ -25,14 +25,15 @@ way, and a project's own hooks (``pre-commit``) would silently stop running.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from orchestrator import gitcmd, handoffs
+from orchestrator import bash_commands, gitcmd, handoffs
 
 TIMEOUT_S: Final = 5.0
 MAX_FOLDERS: Final = 8  # folders whose git state one call reads (cd A; git x; cd B; …)
@@ -72,15 +73,28 @@ class Lookup:
     def __init__(self, cwd: str | Path, env: Mapping[str, str] | None = None) -> None:
         self.cwd = str(cwd)
         self.env = dict(os.environ if env is None else env)
-        self._seen: dict[str, State] = {}
+        self._seen: dict[tuple[str, tuple[tuple[str, str], ...]], State] = {}
 
-    def at(self, folder: str | None = None) -> State:
-        place = os.path.normpath(os.path.join(self.cwd, os.path.expanduser(folder or ".")))
-        if place not in self._seen:
+    def at(self, folder: str | None = None, settings: Mapping[str, str] | None = None) -> State:
+        """The state git reads in ``folder`` (from the call's folder; ``~`` the agent's
+        HOME), with ``settings`` (``GIT_DIR``…) added to the agent's environment."""
+        place = self.where(folder or ".")
+        key = (place, tuple(sorted((settings or {}).items())))
+        if key not in self._seen:
             if len(self._seen) >= MAX_FOLDERS:  # two git processes each: a bound, and ask
                 return State(error=f"git in more than {MAX_FOLDERS} folders on one line")
-            self._seen[place] = _read(place, self.env)
-        return self._seen[place]
+            self._seen[key] = _read(place, {**self.env, **(settings or {})})
+        return self._seen[key]
+
+    def where(self, folder: str) -> str:
+        """``folder`` made absolute: from the call's folder, ``~`` and ``~/…`` the HOME of
+        the agent's commands (the supervisor's own is another), ``~user`` that user's."""
+        if folder == "~" or folder.startswith("~/"):
+            home = self.env.get("HOME") or os.path.expanduser("~")
+            folder = home + folder[1:]
+        elif folder.startswith("~"):
+            folder = os.path.expanduser(folder)
+        return os.path.normpath(os.path.join(self.cwd, folder))
 
 
 def _git(folder: str, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -160,19 +174,84 @@ class Effects:
     unread: list[tuple[str, str]] = field(default_factory=list)  # (why, git command)
 
 
-def effects(found: list[str], places: list[str], lookup: Lookup, unknown: str) -> Effects:
+def folders(places: Sequence[tuple[str, str]]) -> list[str]:
+    """Every folder (from the call's) a git command may run in, given the line's ``cd``
+    (``"cd"``) and ``git -C``/``env -C`` (``"at"``) places in order: each one from the
+    call's folder and from where the ``cd``s before it led (``cd a && cd b && git st``
+    runs in a/b; ``(cd a); cd b`` in b), so a place is never missed, at worst read twice."""
+    found: list[str] = []
+    here = "."
+    for kind, folder in places:
+        for place in (folder, os.path.join(here, folder)):
+            if os.path.normpath(place) not in found:
+                found.append(os.path.normpath(place))
+        if folder.startswith("~"):  # quoted ("~/x") it is a folder named ~ right here
+            found.append(os.path.join(".", folder))
+        if kind == "cd":
+            here = os.path.join(here, folder)
+    return found
+
+
+def run_time(
+    places: Sequence[tuple[str, str]], settings: Sequence[tuple[str, str]], unknown: str
+) -> str | None:
+    """Why where git runs, or what it reads there, is known only when the line runs (a
+    folder or a ``GIT_DIR`` the shell builds), or None."""
+    for kind, folder in places:
+        if unknown in folder:
+            named = f"{'cd' if kind == 'cd' else 'git -C'} {_shown(folder, unknown)}"
+            return f"git may run in a folder known only at run time ({named})"
+    literal = {name for name, value in settings if unknown not in value}
+    for name, value in settings:  # `export GIT_DIR` of a GIT_DIR set on the line is known
+        if unknown not in value or (value == bash_commands.EXPORTED and name in literal):
+            continue
+        shown = _shown(value.replace(bash_commands.EXPORTED, "…"), unknown)
+        return f"git may run with {name} known only at run time ({name}={shown})"
+    return None
+
+
+def _shown(word: str, unknown: str) -> str:
+    """A word the shell builds, as the approver reads it (``$d``, ``$(…)``, ```…```)."""
+    shown = word.replace(unknown, "") or "`…`"
+    return shown + "(…)" if shown.endswith("$") else shown
+
+
+def variants(settings: Sequence[tuple[str, str]], unknown: str) -> list[dict[str, str]]:
+    """The environments git may run with: the agent's, each setting the line makes, and
+    all of them together (one command may get several: ``export A=…; B=… git x``)."""
+    literal = [(n, v) for n, v in dict.fromkeys(settings) if unknown not in v]
+    out: list[dict[str, str]] = [{}, *({n: v} for n, v in literal)]
+    if len(literal) > 1:
+        out.append(dict(literal))
+    return out
+
+
+def effects(
+    found: list[str],
+    places: Sequence[tuple[str, str]],
+    lookup: Lookup,
+    unknown: str,
+    settings: Sequence[tuple[str, str]] = (),
+) -> Effects:
     """For each git command in ``found`` (normalised: ``git SUB ARGS``), run in the
-    lookup's folder or one of ``places`` (``cd DIR``, ``git -C DIR``), what its folder's
-    git state makes it run. ``unknown``: the mark of a word known only at run time."""
+    lookup's folder or one of ``places`` (``cd DIR``, ``git -C DIR``), with the git
+    ``settings`` the line makes (``GIT_DIR=…``), what its folder's git state makes it
+    run. ``unknown``: the mark of a word known only at run time: a folder or a setting
+    holding one is unread (its git state cannot be read before the line runs)."""
     out = Effects()
     todo = [(c, 0) for c in found if c.split(" ")[0] == "git"]
+    if todo and (why := run_time(places, settings, unknown)) is not None:
+        out.unread.append((why, todo[0][0]))
+        return out
+    where_all = folders(places)
+    envs = variants(settings, unknown)
     while todo:
         command, depth = todo.pop()
         words = command.split(" ")[1:]
         sub, rest = (words[0], words[1:]) if words else ("", [])
-        for place in [None, *places]:
-            state = lookup.at(place)
-            where = lookup.cwd if place is None else place
+        for place, extra in itertools.product([".", *where_all], envs):
+            state = lookup.at(place, extra)
+            where = ", ".join([lookup.where(place), *(f"{k}={v}" for k, v in extra.items())])
             if state.error is not None:
                 out.unread.append((f"{state.error} in {where}: what git runs is unknown", command))
                 continue
