@@ -52,6 +52,11 @@ GIT_SETTINGS: Final = re.compile(
     r"|HOME|XDG_CONFIG_HOME"
 )
 EXPORTED: Final = UNKNOWN + "(exported, set elsewhere)"  # `export GIT_DIR` with no value
+# `cd "$(git rev-parse --show-toplevel)"`, an everyday move to the top of the repository
+# the shell is in: git_state asks git where that is (the one folder built at run time that
+# is read, not asked about).
+TOPLEVEL: Final = "\ue004"
+_TOPLEVEL_WORD: Final = UNKNOWN + "$(git rev-parse --show-toplevel)"
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
 # A longer line is not read (it asks): reading is linear, but 100k commands `a;a;…` in
 # 200 KB took 2 s. The CLI cannot run a longer one anyway: it passes the line to bash as
@@ -300,9 +305,26 @@ def _commands(line: str, depth: int) -> list[str]:
             words = []
             continue
         if "$(" in token:  # a substitution inside double quotes runs too
-            found += _commands(token.split("$(", 1)[1], depth + 1)
+            for inner in _substitutions(token):
+                found += _commands(inner, depth + 1)
         words.append(token)
     return found + _simple(words, depth)
+
+
+def _substitutions(token: str) -> list[str]:
+    """The commands of each ``$(…)`` in a word (``"$(git rev-parse --show-toplevel)/src"``
+    runs only ``git rev-parse …``; the ``/src`` after it is no command). An unclosed
+    one runs to the end of the word. Nested ones are read with their outer one."""
+    found = []
+    start = token.find("$(")
+    while start >= 0:
+        depth, i = 1, start + 2
+        while i < len(token) and depth:
+            depth += {"(": 1, ")": -1}.get(token[i], 0)
+            i += 1
+        found.append(token[start + 2 : i - 1 if depth == 0 else i])
+        start = token.find("$(", i)
+    return found
 
 
 def _simple(words: list[str], depth: int) -> list[str]:
@@ -413,6 +435,9 @@ def _cd_target(program: str, args: list[str]) -> str:
     target = rest[0]
     if target == "-" or (program == "pushd" and target[:1] in "+-"):
         return UNKNOWN + target
+    after = target.removeprefix(_TOPLEVEL_WORD)
+    if after != target and after[:1] in ("", "/") and UNKNOWN not in after:
+        return TOPLEVEL + after
     return target
 
 

@@ -74,6 +74,7 @@ class Lookup:
         self.cwd = str(cwd)
         self.env = dict(os.environ if env is None else env)
         self._seen: dict[tuple[str, tuple[tuple[str, str], ...]], State] = {}
+        self._tops: dict[str, str | None] = {}
 
     def at(self, folder: str | None = None, settings: Mapping[str, str] | None = None) -> State:
         """The state git reads in ``folder`` (from the call's folder; ``~`` the agent's
@@ -85,6 +86,19 @@ class Lookup:
                 return State(error=f"git in more than {MAX_FOLDERS} folders on one line")
             self._seen[key] = _read(place, {**self.env, **(settings or {})})
         return self._seen[key]
+
+    def toplevel(self, folder: str) -> str | None:
+        """The top of the repository ``folder`` is in (``git rev-parse --show-toplevel``,
+        as the agent's shell would get it), or None (not in one: ``cd ""`` stays)."""
+        place = self.where(folder)
+        if place not in self._tops:
+            try:
+                found = _git(place, self.env, "rev-parse", "--show-toplevel")
+                top = found.stdout.decode(errors="replace").strip()
+                self._tops[place] = top if found.returncode == 0 and top else None
+            except (OSError, subprocess.SubprocessError, ValueError):
+                self._tops[place] = None
+        return self._tops[place]
 
     def where(self, folder: str) -> str:
         """``folder`` made absolute: from the call's folder, ``~`` and ``~/…`` the HOME of
@@ -174,22 +188,40 @@ class Effects:
     unread: list[tuple[str, str]] = field(default_factory=list)  # (why, git command)
 
 
-def folders(places: Sequence[tuple[str, str]]) -> list[str]:
+def folders(places: Sequence[tuple[str, str]], lookup: Lookup | None = None) -> list[str]:
     """Every folder (from the call's) a git command may run in, given the line's ``cd``
-    (``"cd"``) and ``git -C``/``env -C`` (``"at"``) places in order: each one from the
-    call's folder and from where the ``cd``s before it led (``cd a && cd b && git st``
-    runs in a/b; ``(cd a); cd b`` in b), so a place is never missed, at worst read twice."""
+    (``"cd"``) and ``git -C``/``env -C`` (``"at"``) places in order. Any ``cd`` may
+    have failed or run in a subshell (``cd a; cd nothere; cd c`` runs in a/c, ``(cd b)``
+    moves no one), so each place is taken from every folder the ``cd``s before it may
+    have led to: a place is never missed, and many ``cd``s make many folders (past
+    :data:`MAX_FOLDERS` the call asks). ``~`` is the agent's HOME, and a folder named
+    ``~`` here (``cd "~/x"``)."""
     found: list[str] = []
-    here = "."
-    for kind, folder in places:
-        for place in (folder, os.path.join(here, folder)):
-            if os.path.normpath(place) not in found:
-                found.append(os.path.normpath(place))
-        if folder.startswith("~"):  # quoted ("~/x") it is a folder named ~ right here
-            found.append(os.path.join(".", folder))
+    heres = ["."]
+    for kind, written in places:
+        reached: list[str] = []
+        for here in heres:
+            folder = written
+            if written.startswith(bash_commands.TOPLEVEL):  # the top of the repository here
+                top = lookup.toplevel(here) if lookup is not None else None
+                folder = (top or here) + written[1:]
+            if folder.startswith("~"):  # the HOME's, made absolute: then `cd other` from it
+                reached.append(lookup.where(folder) if lookup is not None else folder)
+            reached.append(_joined(here, folder))
+        reached = list(dict.fromkeys(reached))
+        found += [r for r in reached if r not in found]
         if kind == "cd":
-            here = os.path.join(here, folder)
+            heres = list(dict.fromkeys([*heres, *reached]))
+        if len(found) > MAX_FOLDERS:  # the lookup asks past this: no need to go on
+            break
     return found
+
+
+def _joined(here: str, folder: str) -> str:
+    """``folder`` from ``here``, normalised, but never read as ``~`` (the HOME) when it is
+    a folder named ``~``."""
+    joined = os.path.normpath(os.path.join(here, folder))
+    return "./" + joined if joined.startswith("~") else joined
 
 
 def run_time(
@@ -243,7 +275,7 @@ def effects(
     if todo and (why := run_time(places, settings, unknown)) is not None:
         out.unread.append((why, todo[0][0]))
         return out
-    where_all = folders(places)
+    where_all = folders(places, lookup)
     envs = variants(settings, unknown)
     while todo:
         command, depth = todo.pop()

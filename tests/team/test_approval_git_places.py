@@ -79,6 +79,7 @@ def place(tmp_path: Path) -> tuple[Path, Path, Path]:
     home = tmp_path / "home"
     home.mkdir()
     repo = _repo(tmp_path / "repo")
+    (repo / "sub").mkdir()
     other = _repo(home / "other", PUSH)
     return repo, home, other
 
@@ -116,6 +117,9 @@ LITERAL = [
     ("cd ~ && cd other && git st", "{other}", ""),
     ("cd ../home && cd other && git st", "{other}", ""),
     ("git -C ../home -C other st", "{other}", ""),
+    ("cd ../home; cd nothere; cd other && git st", "{other}", ""),  # a cd that fails
+    ("cd ../home; (cd x); cd other && git st", "{other}", ""),  # a cd in a subshell
+    ('cd sub && cd "$(git rev-parse --show-toplevel)/../home/other" && git st', "{other}", ""),
     ("git --git-dir={other}/.git st", "{other}/.git", ""),
     ("env -C {other} git st", "{other}", ""),
     ("env --chdir={other} git st", "{other}", ""),
@@ -188,6 +192,10 @@ def test_everyday_lines_still_ask_for_nothing(
     _, home, _ = place
     (tmp_path / "repo" / "src").mkdir()
     for line in (
+        'cd "$(git rev-parse --show-toplevel)" && git status',
+        'ls "$(git rev-parse --show-toplevel)/src"',  # `/src`: no command (it asked)
+        'cd src && cd "$(git rev-parse --show-toplevel)/src" && git diff',
+        "cd src && ls && cd .. && cd src && ls && cd .. && git status",
         "cd src && git status",
         "cd src && cd .. && git diff",
         "GIT_DIR=.git git log -1",
