@@ -22,6 +22,11 @@ question, one missed runs a command unasked. A line it cannot read with confiden
 open quote, a command name held in a variable, nesting too deep) gives :data:`UNSURE`, and
 every ``Bash(...)`` rule then matches: the call asks.
 
+For :mod:`orchestrator.git_state`, :func:`read` also lists where git commands may run
+(``cd DIR``, ``git -C DIR``…) and the variables set on the line that move git
+(``GIT_DIR=…``, ``export GIT_CONFIG_GLOBAL=…``), as written: a part the shell builds
+carries :data:`UNKNOWN`.
+
 A command that hands code to an interpreter (``python3 -c``, a script file, ``make``…) is
 read by :mod:`orchestrator.handoffs`: where that code is a shell line or a command
 (``find -exec``, ``git -c core.pager=…``) it is read as one, otherwise :func:`read` lists

@@ -18,7 +18,13 @@ command runs (``git config --list``, under a timeout, with the agent's environme
 reads it as if it were written on the line: the alias of the subcommand is expanded, a
 key that names a program is read as ``git -c key=value`` would be
 (:func:`orchestrator.handoffs.of`), an autocorrected subcommand is unknown, and installed
-hooks are an unread hand-off for any subcommand but those measured to run none. Not
+hooks are an unread hand-off for any subcommand but those measured to run none.
+
+Where the command runs is what the line says: the call's folder, the folders of ``cd``,
+``pushd``, ``git -C``, ``--git-dir``, ``env -C`` (:func:`folders`), with the ``GIT_DIR``,
+``GIT_CONFIG_GLOBAL``… the line sets (:func:`variants`). A folder or a setting the shell
+builds when it runs (``cd "$d"``, ``GIT_DIR=$x``) cannot be read beforehand: the command
+is an unread hand-off (:func:`run_time`), the approver told why. Not
 ``-c`` overrides that neutralise them: an alias or an include cannot be turned off that
 way, and a project's own hooks (``pre-commit``) would silently stop running.
 """
