@@ -36,32 +36,18 @@ the agent's own ``tools`` allow that very command: :mod:`orchestrator.approve_ru
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from orchestrator import handoffs, shell_words
+from orchestrator import git_places, handoffs, shell_words
 
 UNSURE: Final = None
-UNKNOWN: Final = "\ue000"  # marks a word the shell builds when it runs (a private-use char)
+UNKNOWN: Final = shell_words.UNKNOWN  # marks a word the shell builds when it runs
 _OPAQUE: Final = "\ue001"  # starts the entry of an unread hand-off among the commands found
 _PLACE: Final = "\ue002"  # starts the entry of a folder a command runs git in (cd, git -C)
 _SETTING: Final = "\ue003"  # starts the entry of a variable set on the line that moves git
-# Variables that change where git finds its repository or its config (set before a command,
-# exported, or assigned on an earlier line): git's state is read with them set, or, when
-# their value is built at run time, the call asks (GIT_EXEC_PATH is an unread hand-off).
-GIT_SETTINGS: Final = re.compile(
-    r"GIT_(DIR|WORK_TREE|COMMON_DIR|CONFIG\w*|CEILING_DIRECTORIES|DISCOVERY_ACROSS_FILESYSTEM)"
-    r"|HOME|XDG_CONFIG_HOME"
-)
-EXPORTED: Final = UNKNOWN + "(exported, set elsewhere)"  # `export GIT_DIR` with no value
-# `cd "$(git rev-parse --show-toplevel)"`, an everyday move to the top of the repository
-# the shell is in: git_state asks git where that is (the one folder built at run time that
-# is read, not asked about).
-TOPLEVEL: Final = "\ue004"
-_TOPLEVEL_WORD: Final = UNKNOWN + "$(git rev-parse --show-toplevel)"
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
 # A longer line is not read (it asks): reading is linear, but 100k commands `a;a;…` in
 # 200 KB took 2 s. The CLI cannot run a longer one anyway: it passes the line to bash as
@@ -172,15 +158,12 @@ def read(line: str) -> Reading:
     unread = [Unread(*c[1:].split(_OPAQUE)) for c in run if c.startswith(_OPAQUE)]
     places = [(c[1:3], c[4:]) for c in found if c.startswith(_PLACE)]
     if "CDPATH" in line:  # `cd x` may then go to any folder CDPATH names
-        places = [(k, UNKNOWN + "CDPATH " + d if _searched(k, d) else d) for k, d in places]
+        places = [
+            (k, UNKNOWN + "CDPATH " + d if git_places.searched(k, d) else d) for k, d in places
+        ]
     settings = [_pair(c[1:]) for c in found if c.startswith(_SETTING)]
     kept = [c for c in found if not c.startswith((_OPAQUE, _PLACE, _SETTING))]
     return Reading(kept, unread, "", places, settings)
-
-
-def _searched(kind: str, folder: str) -> bool:
-    """Whether ``cd FOLDER`` looks FOLDER up in CDPATH (a relative name not ./ or ../)."""
-    return kind == "cd" and not folder.startswith(("/", "./", "../", "~")) and folder != ".."
 
 
 def _pair(assignment: str) -> tuple[str, str]:
@@ -353,7 +336,9 @@ def _simple(words: list[str], depth: int) -> list[str]:
                 words = _xargs(words[1:])
                 continue
             if base == "env":  # `env -C DIR git …` runs git there
-                extra += [_PLACE + "at " + d for d in _option_values(words[1:], "-C", "--chdir")]
+                extra += [
+                    _PLACE + "at " + d for d in git_places.option_values(words[1:], "-C", "--chdir")
+                ]
             words = _after_options(words[1:], _WRAPPERS[base])
             if base == "timeout":
                 words = words[1:]  # its DURATION
@@ -375,16 +360,16 @@ def _simple(words: list[str], depth: int) -> list[str]:
     program = os.path.basename(program) or program
     rest = words[1:]
     if program == "git":
-        extra += [_PLACE + "at " + d for d in _git_folders(rest)]
+        extra += [_PLACE + "at " + d for d in git_places.git_folders(rest, _GIT_VALUED)]
         rest = _after_options(rest, _GIT_VALUED)
     elif program in ("cd", "pushd"):
-        extra.append(_PLACE + "cd " + _cd_target(program, rest))
+        extra.append(_PLACE + "cd " + git_places.cd_target(program, rest))
     command = " ".join([program, *rest])
     if program in _DECLARES:  # `export GIT_PAGER='…'`: the rest of the line uses it
         extra += [c for w in rest if _ASSIGNMENT.match(w) for c in _assigned(w, depth)]
     if program in _DECLARES or program in _SETS:  # `export GIT_DIR`, `read GIT_DIR`
-        value = EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
-        extra += [_SETTING + f"{w}={value}" for w in rest if GIT_SETTINGS.fullmatch(w)]
+        value = git_places.EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
+        extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
     handoff = handoffs.of(words[0], words[1:])
     if handoff is not None:
         for body in handoff.lines:
@@ -403,7 +388,7 @@ def _assigned(assignment: str, depth: int) -> list[str]:
     line the command runs (read), ``LD_PRELOAD=…`` code it loads (unread)."""
     name, _, value = assignment.partition("=")
     name = name.split("[", 1)[0].rstrip("+")
-    if GIT_SETTINGS.fullmatch(name):  # read by git_state: the git state git then reads
+    if git_places.GIT_SETTINGS.fullmatch(name):  # read by git_state: the git state git then reads
         return [_SETTING + f"{name}={value}"]
     if name in handoffs.PROGRAM_VARIABLES:
         return _commands(value, depth + 1)
@@ -411,54 +396,6 @@ def _assigned(assignment: str, depth: int) -> list[str]:
         why = f"gives {name} code to load or run"
         return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
     return []
-
-
-def _git_folders(args: list[str]) -> list[str]:
-    """The folders git's global options run it in: ``-C DIR`` (each one from the one
-    before), ``--git-dir DIR``/``--git-dir=DIR`` (from there)."""
-    found: list[str] = []
-    at = ""
-    i = 0
-    while i < len(args) and args[i].startswith("-"):
-        word, after = args[i], args[i + 1] if i + 1 < len(args) else ""
-        if word == "-C":
-            at = os.path.join(at, after)
-            found.append(at)
-        elif word == "--git-dir" or word.startswith("--git-dir="):
-            found.append(os.path.join(at, word.partition("=")[2] if "=" in word else after))
-        i += 2 if word in _GIT_VALUED else 1
-    return found
-
-
-def _cd_target(program: str, args: list[str]) -> str:
-    """Where ``cd ARGS``/``pushd ARGS`` moves the shell; UNKNOWN marks what only the
-    shell knows: ``cd -`` (the folder before), ``pushd`` alone or ``pushd +1`` (the
-    folder stack), a relative folder when the line sets CDPATH."""
-    rest = _after_options(args, frozenset())
-    if not rest:
-        return "~" if program == "cd" else UNKNOWN + "(the folder stack)"
-    target = rest[0]
-    if target == "-" or (program == "pushd" and target[:1] in "+-"):
-        return UNKNOWN + target
-    after = target.removeprefix(_TOPLEVEL_WORD)
-    if after != target and after[:1] in ("", "/") and UNKNOWN not in after:
-        return TOPLEVEL + after
-    return target
-
-
-def _option_values(words: list[str], short: str, long: str) -> list[str]:
-    """The values of option ``short``/``long`` among a wrapper's leading options."""
-    found = []
-    for word, after in itertools.pairwise([*words, ""]):
-        if not word.startswith("-") or word == "--":
-            break
-        if word in (short, long):
-            found.append(after)
-        elif word.startswith(long + "="):
-            found.append(word.partition("=")[2])
-        elif word.startswith(short) and not word.startswith("--") and len(word) > len(short):
-            found.append(word[len(short) :])
-    return found
 
 
 def _after_options(words: list[str], valued: frozenset[str]) -> list[str]:

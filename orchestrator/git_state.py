@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from orchestrator import bash_commands, gitcmd, handoffs
+from orchestrator import git_places, gitcmd, handoffs
 
 TIMEOUT_S: Final = 5.0
-MAX_FOLDERS: Final = 8  # folders whose git state one call reads (cd A; git x; cd B; …)
+MAX_FOLDERS: Final = git_places.MAX_FOLDERS
 # Subcommands that ran no hook with every hook installed (measured, git 2.39), and that
 # only read: the rest may write the index or a ref, or commit, and run a hook.
 READ_ONLY: Final = frozenset(
@@ -194,76 +194,6 @@ class Effects:
     unread: list[tuple[str, str]] = field(default_factory=list)  # (why, git command)
 
 
-def folders(places: Sequence[tuple[str, str]], lookup: Lookup | None = None) -> list[str]:
-    """Every folder (from the call's) a git command may run in, given the line's ``cd``
-    (``"cd"``) and ``git -C``/``env -C`` (``"at"``) places in order. Any ``cd`` may
-    have failed or run in a subshell (``cd a; cd nothere; cd c`` runs in a/c, ``(cd b)``
-    moves no one), so each place is taken from every folder the ``cd``s before it may
-    have led to: a place is never missed, and many ``cd``s make many folders (past
-    :data:`MAX_FOLDERS` the call asks). ``~`` is the agent's HOME, and a folder named
-    ``~`` here (``cd "~/x"``)."""
-    found: list[str] = []
-    heres = ["."]
-    for kind, written in places:
-        reached: list[str] = []
-        for here in heres:
-            folder = written
-            if written.startswith(bash_commands.TOPLEVEL):  # the top of the repository here
-                top = lookup.toplevel(here) if lookup is not None else None
-                folder = (top or here) + written[1:]
-            if folder.startswith("~"):  # the HOME's, made absolute: then `cd other` from it
-                reached.append(lookup.where(folder) if lookup is not None else folder)
-            reached.append(_joined(here, folder))
-        reached = list(dict.fromkeys(reached))
-        found += [r for r in reached if r not in found]
-        if kind == "cd":
-            heres = list(dict.fromkeys([*heres, *reached]))
-        if len(found) > MAX_FOLDERS:  # the lookup asks past this: no need to go on
-            break
-    return found
-
-
-def _joined(here: str, folder: str) -> str:
-    """``folder`` from ``here``, normalised, but never read as ``~`` (the HOME) when it is
-    a folder named ``~``."""
-    joined = os.path.normpath(os.path.join(here, folder))
-    return "./" + joined if joined.startswith("~") else joined
-
-
-def run_time(
-    places: Sequence[tuple[str, str]], settings: Sequence[tuple[str, str]], unknown: str
-) -> str | None:
-    """Why where git runs, or what it reads there, is known only when the line runs (a
-    folder or a ``GIT_DIR`` the shell builds), or None."""
-    for kind, folder in places:
-        if unknown in folder:
-            named = f"{'cd' if kind == 'cd' else 'git -C'} {_shown(folder, unknown)}"
-            return f"git may run in a folder known only at run time ({named})"
-    literal = {name for name, value in settings if unknown not in value}
-    for name, value in settings:  # `export GIT_DIR` of a GIT_DIR set on the line is known
-        if unknown not in value or (value == bash_commands.EXPORTED and name in literal):
-            continue
-        shown = _shown(value.replace(bash_commands.EXPORTED, "…"), unknown)
-        return f"git may run with {name} known only at run time ({name}={shown})"
-    return None
-
-
-def _shown(word: str, unknown: str) -> str:
-    """A word the shell builds, as the approver reads it (``$d``, ``$(…)``, ```…```)."""
-    shown = word.replace(unknown, "") or "`…`"
-    return shown + "(…)" if shown.endswith("$") else shown
-
-
-def variants(settings: Sequence[tuple[str, str]], unknown: str) -> list[dict[str, str]]:
-    """The environments git may run with: the agent's, each setting the line makes, and
-    all of them together (one command may get several: ``export A=…; B=… git x``)."""
-    literal = [(n, v) for n, v in dict.fromkeys(settings) if unknown not in v]
-    out: list[dict[str, str]] = [{}, *({n: v} for n, v in literal)]
-    if len(literal) > 1:
-        out.append(dict(literal))
-    return out
-
-
 def effects(
     found: list[str],
     places: Sequence[tuple[str, str]],
@@ -278,11 +208,11 @@ def effects(
     holding one is unread (its git state cannot be read before the line runs)."""
     out = Effects()
     todo = [(c, 0) for c in found if c.split(" ")[0] == "git"]
-    if todo and (why := run_time(places, settings, unknown)) is not None:
+    if todo and (why := git_places.run_time(places, settings, unknown)) is not None:
         out.unread.append((why, todo[0][0]))
         return out
-    where_all = folders(places, lookup)
-    envs = variants(settings, unknown)
+    where_all = git_places.folders(places, lookup)
+    envs = git_places.variants(settings, unknown)
     while todo:
         command, depth = todo.pop()
         words = command.split(" ")[1:]
