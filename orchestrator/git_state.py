@@ -159,7 +159,7 @@ def _read(folder: str, env: Mapping[str, str]) -> State:
             listed = _git(folder, env, "--list-cmds=main,others")
             known = frozenset(listed.stdout.decode(errors="replace").split())
         hooks_dir, hooks = _hooks(folder, env)
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:  # ValueError: a NUL
         return State(error=f"git could not be run: {exc}")
     return State(aliases, programs, autocorrect, known, hooks, hooks_dir)
 
@@ -222,7 +222,7 @@ def effects(
             where = ", ".join([lookup.where(place), *(f"{k}={v}" for k, v in extra.items())])
             if state.error is not None:
                 out.unread.append((f"{state.error} in {where}: what git runs is unknown", command))
-                continue
+                return out  # it asks: no more git to run (a line of 10k `GIT_DIR=…` stays cheap)
             if sub in state.aliases and depth < 8:
                 value = state.aliases[sub]
                 why = f"alias.{sub} in git's config ({where})"

@@ -204,3 +204,20 @@ def test_everyday_lines_still_ask_for_nothing(
         "git status && echo $HOME",
     ):
         assert _decide(tmp_path, home, line) == [], line
+
+
+def test_hostile_settings_ask_rather_than_break_the_hook(
+    place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A NUL in a setting (no environment can hold it) and thousands of settings or `cd`s
+    (two git processes each) ask, saying why, instead of failing the check (a refusal)
+    or running git thousands of times."""
+    _, home, _ = place
+    for line, why in (
+        ("GIT_DIR=a\0b git status", "git could not be run: embedded null byte"),
+        (" ".join(f"GIT_DIR=x{i}" for i in range(3000)) + " git st", "git in more than 8"),
+        ("; ".join(f"cd d{i}" for i in range(3000)) + "; git st", "git in more than 8"),
+    ):
+        (asked,) = _decide(tmp_path, home, line)
+        assert asked.startswith(f"matches {RULE}: {why}"), asked
+        assert asked.endswith(": what git runs is unknown: cannot be read"), asked
