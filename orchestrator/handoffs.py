@@ -140,7 +140,12 @@ _VIMS = frozenset({"vim", "vi", "nvim", "view", "vimdiff", "gvim", "ex", "gview"
 _VIM_SCRIPTS = frozenset({"-S", "-u", "-U"})  # a file of editor commands (`-u NONE`: none)
 _MOVES = re.compile(r"\+*(\d*[gGpP%F]?|[/?&].*)", re.S)  # less `+12`, `+G`, `+/word`
 _VIM_MOVES = re.compile(r"\+(\d*|/.*)", re.S)  # vim `+12`, `+/word` (`+G` is the Ex `:G`)
-_SSH_OPTIONS = frozenset("BbcDEeFIiJLlmOopQRSWw")  # ssh's options taking a value
+# The options taking a value, of ssh, scp and sftp (scp's -p preserves times; ssh's is a port)
+_SSH_VALUED: Final = {
+    "ssh": frozenset("BbcDEeFIiJLlmOopQRSWw"),
+    "scp": frozenset("cDFiJloPSX"),
+    "sftp": frozenset("BbcDFiJloPRSsX"),
+}
 # ssh -o keys whose value is a command: run here (ProxyCommand, LocalCommand,
 # KnownHostsCommand) or on the host (RemoteCommand); the host's command is read too.
 _SSH_COMMANDS = re.compile(
@@ -395,31 +400,45 @@ def _less(args: list[str]) -> Handoff | None:
 
 
 def _ssh(name: str, args: list[str]) -> Handoff | None:
-    """The commands ssh runs: ``-o ProxyCommand=…`` (here), scp's ``-S PROGRAM``, and the
-    command given after the host (there: read as a line, as ``sh -c`` is)."""
+    """The commands ssh runs: ``-o ProxyCommand=…`` (here), scp's and sftp's ``-S PROGRAM``
+    and ``-D PROGRAM``, and the
+    command given after the host (there: read as a line, as ``sh -c`` is). ssh reads
+    options before the host and again after it (``ssh h -o ProxyCommand=… cmd``); scp and
+    sftp anywhere (glibc's getopt)."""
     lines: list[str] = []
     argv: list[tuple[str, ...]] = []
-    i = 0
+    i = _ssh_options(name, args, 0, lines, argv)
+    if name != "ssh":
+        while i < len(args):
+            i = _ssh_options(name, args, i + 1, lines, argv)
+    elif i < len(args):  # the host, its options, then its command
+        i = _ssh_options(name, args, i + 1, lines, argv)
+        if i < len(args):
+            lines.append(" ".join(args[i:]))
+    return Handoff(lines=tuple(lines), argv=tuple(argv)) if lines or argv else None
+
+
+def _ssh_options(
+    name: str, args: list[str], i: int, lines: list[str], argv: list[tuple[str, ...]]
+) -> int:
+    """Reads the options from ``args[i]`` into ``lines``/``argv``; where they end."""
     while i < len(args) and args[i].startswith("-") and len(args[i]) > 1:
         word = args[i]
         if word == "--":
-            i += 1
-            break
+            return i + 1
         letters = word[1:]
         for j, c in enumerate(letters):
-            if c in _SSH_OPTIONS:
+            if c in _SSH_VALUED[name]:
                 value = letters[j + 1 :] or (args[i + 1] if i + 1 < len(args) else "")
                 if not letters[j + 1 :]:
                     i += 1
                 if c == "o" and (found := _SSH_COMMANDS.fullmatch(value.strip())):
                     lines.append(found[2])
-                elif c == "S" and name != "ssh":
+                elif c in "SD" and name != "ssh":  # a program run instead of ssh / sftp-server
                     argv.append((value,))
                 break
         i += 1
-    if name == "ssh" and len(args) > i + 1:  # the host, then its command
-        lines.append(" ".join(args[i + 1 :]))
-    return Handoff(lines=tuple(lines), argv=tuple(argv)) if lines or argv else None
+    return i
 
 
 def _program_options(args: list[str], options: frozenset[str]) -> Handoff | None:

@@ -80,6 +80,12 @@ LINES = [
         True,
         "runs code given to python3 -c",
     ),
+    (  # ssh reads options after the host too
+        'ssh -o BatchMode=yes h -o ProxyCommand=\'python3 -c "open(\\"ran-it\\", \\"w\\")"\'',
+        True,
+        "runs code given to python3 -c",
+    ),
+    ("scp -p -o ProxyCommand='python3 -c 1' a h:b", False, "runs code given to python3 -c"),
     (
         "ssh -p 22 host 'python3 -c \"import os; os.system(1)\"'",
         False,
