@@ -122,6 +122,10 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "RUBYOPT": ".",
         "NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
         "LESS": r"(^|\s)\+",  # less's options: `+CMD` as on its line (below)
+        "VIMINIT": ".",  # Ex commands vim runs first
+        "EXINIT": ".",
+        "MAKEFLAGS": r"eval|(^|\s)-\w*E",  # make's options: `--eval` as on its line
+        "GNUMAKEFLAGS": r"eval|(^|\s)-\w*E",
     }.items()
 }
 # Environment managers whose `run` runs a command as its words (`uv run python3 x.py`).
@@ -376,9 +380,12 @@ def _make(name: str, args: list[str]) -> Handoff:
 def _vim(name: str, args: list[str]) -> Handoff | None:
     """Editor commands on the line (``-c CMD``, ``--cmd CMD``, ``+CMD``), or a file of
     them (``-S FILE``, ``-u FILE``)."""
+    ex_mode = name == "ex" or any(w in ("-e", "-E") or w.startswith("-es") for w in args)
     for word, after in itertools.pairwise([*args, ""]):
         if word == "--":
             break
+        if word == "-s" and not ex_mode and after:  # typed keys (`:!CMD<CR>`), not silence
+            return Handoff(f"runs the keys typed from the file {after} ({name} -s)")
         if word in ("-c", "--cmd") or (word.startswith("-c") and len(word) > 2):
             return Handoff(f"runs the editor commands given to {name} {word[:5]}", code=word)
         if word.startswith("+") and not _VIM_MOVES.fullmatch(word):

@@ -65,6 +65,12 @@ LINES = [
     ("vim -c 'terminal touch ran-it' f", None, "runs the editor commands given to vim -c"),
     ("less +'!touch ran-it' f", False, "runs the commands given to less as +CMD"),
     ("LESS='+!touch ran-it' less f", False, "gives LESS code to load or run"),
+    ("VIMINIT='!touch ran-it' vim -c 'q!' f", True, "gives VIMINIT code to load or run"),
+    (
+        "MAKEFLAGS='--eval=$(shell touch ran-it)' make -s -f /dev/null",
+        True,
+        "gives MAKEFLAGS code to load or run",
+    ),
     (
         "make -s --eval='$(shell touch ran-it)' -f /dev/null",
         True,
@@ -115,6 +121,12 @@ def test_a_rule_naming_the_option_exempts_it(tmp_path: Path) -> None:
     ):
         assert _decide(tmp_path, line, [*BROAD, rule]) == [], line
         assert len(_decide(tmp_path, line, BROAD)) == 1, line
+    # A file of editor commands or typed keys is exempt by a rule on the program, as a
+    # script file is; with none it asks.
+    for line in ("vim -s keys.txt f", "vim -S session.vim"):
+        assert _decide(tmp_path, line, BROAD) == [], line
+        (asked,) = _decide(tmp_path, line, ["Bash"])
+        assert "(vim -s)" in asked or "(vim -S)" in asked, asked
 
 
 def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
