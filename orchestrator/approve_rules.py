@@ -171,7 +171,9 @@ def bash_reason(
         return "the command is on the line"
     unreads = list(reading.unread)
     if git is not None and any(c.split(" ")[0] == "git" for c in found):
-        effects = git_state.effects(found, reading.places, git, bash_commands.UNKNOWN)
+        effects = git_state.effects(
+            found, reading.places, git, bash_commands.UNKNOWN, reading.settings
+        )
         if effects.unread:  # the agent's tools exempt none of these
             return f"{effects.unread[0][0]}: cannot be read"
         runs = list(effects.commands)

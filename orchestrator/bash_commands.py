@@ -22,6 +22,11 @@ question, one missed runs a command unasked. A line it cannot read with confiden
 open quote, a command name held in a variable, nesting too deep) gives :data:`UNSURE`, and
 every ``Bash(...)`` rule then matches: the call asks.
 
+For :mod:`orchestrator.git_state`, :func:`read` also lists where git commands may run
+(``cd DIR``, ``git -C DIR``…) and the variables set on the line that move git
+(``GIT_DIR=…``, ``export GIT_CONFIG_GLOBAL=…``), as written: a part the shell builds
+carries :data:`UNKNOWN`.
+
 A command that hands code to an interpreter (``python3 -c``, a script file, ``make``…) is
 read by :mod:`orchestrator.handoffs`: where that code is a shell line or a command
 (``find -exec``, ``git -c core.pager=…``) it is read as one, otherwise :func:`read` lists
@@ -31,18 +36,18 @@ the agent's own ``tools`` allow that very command: :mod:`orchestrator.approve_ru
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from orchestrator import handoffs, shell_words
+from orchestrator import git_places, handoffs, shell_words
 
 UNSURE: Final = None
-UNKNOWN: Final = "\ue000"  # marks a word the shell builds when it runs (a private-use char)
+UNKNOWN: Final = shell_words.UNKNOWN  # marks a word the shell builds when it runs
 _OPAQUE: Final = "\ue001"  # starts the entry of an unread hand-off among the commands found
 _PLACE: Final = "\ue002"  # starts the entry of a folder a command runs git in (cd, git -C)
+_SETTING: Final = "\ue003"  # starts the entry of a variable set on the line that moves git
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
 # A longer line is not read (it asks): reading is linear, but 100k commands `a;a;…` in
 # 200 KB took 2 s. The CLI cannot run a longer one anyway: it passes the line to bash as
@@ -95,6 +100,7 @@ _WRAPPERS: Final[dict[str, frozenset[str]]] = {
     "xargs": frozenset({"-I", "-L", "-n", "-P", "-s", "-d", "-E", "-a", "--delimiter"}),
 }
 _DECLARES = frozenset({"export", "declare", "typeset", "local", "readonly"})
+_SETS = frozenset({"read", "printf", "mapfile", "readarray", "getopts"})  # name variables
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 _SHELL_VALUED = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 _GIT_VALUED = frozenset(
@@ -128,7 +134,10 @@ class Reading:
     commands: list[str] | None
     unread: list[Unread]
     why: str = ""
-    places: list[str] = field(default_factory=list)  # folders named by cd/pushd/git -C
+    # Where git commands may run: ("cd", DIR) moves the shell (cd, pushd), ("at", DIR) one
+    # command (git -C, --git-dir, env -C); DIR as written, UNKNOWN marking a built part.
+    places: list[tuple[str, str]] = field(default_factory=list)
+    settings: list[tuple[str, str]] = field(default_factory=list)  # (GIT_DIR, value)…
 
 
 def read(line: str) -> Reading:
@@ -147,8 +156,19 @@ def read(line: str) -> Reading:
     if _GIT_CONFIG.search(words) and any(c.split(" ")[0] == "git" for c in found):
         found.append(f"git {UNKNOWN}")  # an alias may name any subcommand
     unread = [Unread(*c[1:].split(_OPAQUE)) for c in run if c.startswith(_OPAQUE)]
-    places = [c[1:] for c in found if c.startswith(_PLACE)]
-    return Reading([c for c in found if not c.startswith((_OPAQUE, _PLACE))], unread, "", places)
+    places = [(c[1:3], c[4:]) for c in found if c.startswith(_PLACE)]
+    if "CDPATH" in line:  # `cd x` may then go to any folder CDPATH names
+        places = [
+            (k, UNKNOWN + "CDPATH " + d if git_places.searched(k, d) else d) for k, d in places
+        ]
+    settings = [_pair(c[1:]) for c in found if c.startswith(_SETTING)]
+    kept = [c for c in found if not c.startswith((_OPAQUE, _PLACE, _SETTING))]
+    return Reading(kept, unread, "", places, settings)
+
+
+def _pair(assignment: str) -> tuple[str, str]:
+    name, _, value = assignment.partition("=")
+    return name, value
 
 
 def commands(line: str) -> list[str] | None:
@@ -273,9 +293,26 @@ def _commands(line: str, depth: int) -> list[str]:
             words = []
             continue
         if "$(" in token:  # a substitution inside double quotes runs too
-            found += _commands(token.split("$(", 1)[1], depth + 1)
+            for inner in _substitutions(token):
+                found += _commands(inner, depth + 1)
         words.append(token)
     return found + _simple(words, depth)
+
+
+def _substitutions(token: str) -> list[str]:
+    """The commands of each ``$(…)`` in a word (``"$(git rev-parse --show-toplevel)/src"``
+    runs only ``git rev-parse …``; the ``/src`` after it is no command). An unclosed
+    one runs to the end of the word. Nested ones are read with their outer one."""
+    found = []
+    start = token.find("$(")
+    while start >= 0:
+        depth, i = 1, start + 2
+        while i < len(token) and depth:
+            depth += {"(": 1, ")": -1}.get(token[i], 0)
+            i += 1
+        found.append(token[start + 2 : i - 1 if depth == 0 else i])
+        start = token.find("$(", i)
+    return found
 
 
 def _simple(words: list[str], depth: int) -> list[str]:
@@ -298,6 +335,10 @@ def _simple(words: list[str], depth: int) -> list[str]:
             if base == "xargs":
                 words = _xargs(words[1:])
                 continue
+            if base == "env":  # `env -C DIR git …` runs git there
+                extra += [
+                    _PLACE + "at " + d for d in git_places.option_values(words[1:], "-C", "--chdir")
+                ]
             words = _after_options(words[1:], _WRAPPERS[base])
             if base == "timeout":
                 words = words[1:]  # its DURATION
@@ -319,17 +360,16 @@ def _simple(words: list[str], depth: int) -> list[str]:
     program = os.path.basename(program) or program
     rest = words[1:]
     if program == "git":
-        extra += [
-            _PLACE + value
-            for option, value in itertools.pairwise(rest)
-            if option in ("-C", "--git-dir") and UNKNOWN not in value
-        ]
+        extra += [_PLACE + "at " + d for d in git_places.git_folders(rest, _GIT_VALUED)]
         rest = _after_options(rest, _GIT_VALUED)
-    elif program in ("cd", "pushd") and rest and UNKNOWN not in rest[-1]:
-        extra.append(_PLACE + rest[-1])
+    elif program in ("cd", "pushd"):
+        extra.append(_PLACE + "cd " + git_places.cd_target(program, rest))
     command = " ".join([program, *rest])
     if program in _DECLARES:  # `export GIT_PAGER='…'`: the rest of the line uses it
         extra += [c for w in rest if _ASSIGNMENT.match(w) for c in _assigned(w, depth)]
+    if program in _DECLARES or program in _SETS:  # `export GIT_DIR`, `read GIT_DIR`
+        value = git_places.EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
+        extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
     handoff = handoffs.of(words[0], words[1:])
     if handoff is not None:
         for body in handoff.lines:
@@ -348,6 +388,8 @@ def _assigned(assignment: str, depth: int) -> list[str]:
     line the command runs (read), ``LD_PRELOAD=…`` code it loads (unread)."""
     name, _, value = assignment.partition("=")
     name = name.split("[", 1)[0].rstrip("+")
+    if git_places.GIT_SETTINGS.fullmatch(name):  # read by git_state: the git state git then reads
+        return [_SETTING + f"{name}={value}"]
     if name in handoffs.PROGRAM_VARIABLES:
         return _commands(value, depth + 1)
     if name in handoffs.CODE_VARIABLES and handoffs.CODE_VARIABLES[name].search(value):

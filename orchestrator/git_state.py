@@ -18,24 +18,31 @@ command runs (``git config --list``, under a timeout, with the agent's environme
 reads it as if it were written on the line: the alias of the subcommand is expanded, a
 key that names a program is read as ``git -c key=value`` would be
 (:func:`orchestrator.handoffs.of`), an autocorrected subcommand is unknown, and installed
-hooks are an unread hand-off for any subcommand but those measured to run none. Not
+hooks are an unread hand-off for any subcommand but those measured to run none.
+
+Where the command runs is what the line says: the call's folder, the folders of ``cd``,
+``pushd``, ``git -C``, ``--git-dir``, ``env -C`` (:func:`folders`), with the ``GIT_DIR``,
+``GIT_CONFIG_GLOBAL``… the line sets (:func:`variants`). A folder or a setting the shell
+builds when it runs (``cd "$d"``, ``GIT_DIR=$x``) cannot be read beforehand: the command
+is an unread hand-off (:func:`run_time`), the approver told why. Not
 ``-c`` overrides that neutralise them: an alias or an include cannot be turned off that
 way, and a project's own hooks (``pre-commit``) would silently stop running.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from orchestrator import gitcmd, handoffs
+from orchestrator import git_places, gitcmd, handoffs
 
 TIMEOUT_S: Final = 5.0
-MAX_FOLDERS: Final = 8  # folders whose git state one call reads (cd A; git x; cd B; …)
+MAX_FOLDERS: Final = git_places.MAX_FOLDERS
 # Subcommands that ran no hook with every hook installed (measured, git 2.39), and that
 # only read: the rest may write the index or a ref, or commit, and run a hook.
 READ_ONLY: Final = frozenset(
@@ -72,15 +79,42 @@ class Lookup:
     def __init__(self, cwd: str | Path, env: Mapping[str, str] | None = None) -> None:
         self.cwd = str(cwd)
         self.env = dict(os.environ if env is None else env)
-        self._seen: dict[str, State] = {}
+        self._seen: dict[tuple[str, tuple[tuple[str, str], ...]], State] = {}
+        self._tops: dict[str, str | None] = {}
 
-    def at(self, folder: str | None = None) -> State:
-        place = os.path.normpath(os.path.join(self.cwd, os.path.expanduser(folder or ".")))
-        if place not in self._seen:
+    def at(self, folder: str | None = None, settings: Mapping[str, str] | None = None) -> State:
+        """The state git reads in ``folder`` (from the call's folder; ``~`` the agent's
+        HOME), with ``settings`` (``GIT_DIR``…) added to the agent's environment."""
+        place = self.where(folder or ".")
+        key = (place, tuple(sorted((settings or {}).items())))
+        if key not in self._seen:
             if len(self._seen) >= MAX_FOLDERS:  # two git processes each: a bound, and ask
                 return State(error=f"git in more than {MAX_FOLDERS} folders on one line")
-            self._seen[place] = _read(place, self.env)
-        return self._seen[place]
+            self._seen[key] = _read(place, {**self.env, **(settings or {})})
+        return self._seen[key]
+
+    def toplevel(self, folder: str) -> str | None:
+        """The top of the repository ``folder`` is in (``git rev-parse --show-toplevel``,
+        as the agent's shell would get it), or None (not in one: ``cd ""`` stays)."""
+        place = self.where(folder)
+        if place not in self._tops:
+            try:
+                found = _git(place, self.env, "rev-parse", "--show-toplevel")
+                top = found.stdout.decode(errors="replace").strip()
+                self._tops[place] = top if found.returncode == 0 and top else None
+            except (OSError, subprocess.SubprocessError, ValueError):
+                self._tops[place] = None
+        return self._tops[place]
+
+    def where(self, folder: str) -> str:
+        """``folder`` made absolute: from the call's folder, ``~`` and ``~/…`` the HOME of
+        the agent's commands (the supervisor's own is another), ``~user`` that user's."""
+        if folder == "~" or folder.startswith("~/"):
+            home = self.env.get("HOME") or os.path.expanduser("~")
+            folder = home + folder[1:]
+        elif folder.startswith("~"):
+            folder = os.path.expanduser(folder)
+        return os.path.normpath(os.path.join(self.cwd, folder))
 
 
 def _git(folder: str, env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -125,7 +159,7 @@ def _read(folder: str, env: Mapping[str, str]) -> State:
             listed = _git(folder, env, "--list-cmds=main,others")
             known = frozenset(listed.stdout.decode(errors="replace").split())
         hooks_dir, hooks = _hooks(folder, env)
-    except (OSError, subprocess.SubprocessError) as exc:
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:  # ValueError: a NUL
         return State(error=f"git could not be run: {exc}")
     return State(aliases, programs, autocorrect, known, hooks, hooks_dir)
 
@@ -160,22 +194,35 @@ class Effects:
     unread: list[tuple[str, str]] = field(default_factory=list)  # (why, git command)
 
 
-def effects(found: list[str], places: list[str], lookup: Lookup, unknown: str) -> Effects:
+def effects(
+    found: list[str],
+    places: Sequence[tuple[str, str]],
+    lookup: Lookup,
+    unknown: str,
+    settings: Sequence[tuple[str, str]] = (),
+) -> Effects:
     """For each git command in ``found`` (normalised: ``git SUB ARGS``), run in the
-    lookup's folder or one of ``places`` (``cd DIR``, ``git -C DIR``), what its folder's
-    git state makes it run. ``unknown``: the mark of a word known only at run time."""
+    lookup's folder or one of ``places`` (``cd DIR``, ``git -C DIR``), with the git
+    ``settings`` the line makes (``GIT_DIR=…``), what its folder's git state makes it
+    run. ``unknown``: the mark of a word known only at run time: a folder or a setting
+    holding one is unread (its git state cannot be read before the line runs)."""
     out = Effects()
     todo = [(c, 0) for c in found if c.split(" ")[0] == "git"]
+    if todo and (why := git_places.run_time(places, settings, unknown)) is not None:
+        out.unread.append((why, todo[0][0]))
+        return out
+    where_all = git_places.folders(places, lookup)
+    envs = git_places.variants(settings, unknown)
     while todo:
         command, depth = todo.pop()
         words = command.split(" ")[1:]
         sub, rest = (words[0], words[1:]) if words else ("", [])
-        for place in [None, *places]:
-            state = lookup.at(place)
-            where = lookup.cwd if place is None else place
+        for place, extra in itertools.product([".", *where_all], envs):
+            state = lookup.at(place, extra)
+            where = ", ".join([lookup.where(place), *(f"{k}={v}" for k, v in extra.items())])
             if state.error is not None:
                 out.unread.append((f"{state.error} in {where}: what git runs is unknown", command))
-                continue
+                return out  # it asks: no more git to run (a line of 10k `GIT_DIR=…` stays cheap)
             if sub in state.aliases and depth < 8:
                 value = state.aliases[sub]
                 why = f"alias.{sub} in git's config ({where})"

@@ -106,7 +106,7 @@ _GIT_SHORT_VALUE = {"-u": "clone", "-x": "rebase"}  # `git clone -u`, `git rebas
 PROGRAM_VARIABLES: Final = frozenset(
     {"GIT_SSH_COMMAND", "GIT_SSH", "GIT_PAGER", "PAGER", "GIT_EDITOR", "EDITOR", "VISUAL"}
     | {"GIT_SEQUENCE_EDITOR", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS", "MANPAGER"}
-    | {"GIT_PROXY_COMMAND", "LESSOPEN", "BROWSER"}
+    | {"GIT_PROXY_COMMAND", "LESSOPEN", "LESSCLOSE", "BROWSER"}
 )
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
@@ -121,6 +121,11 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "PERL5OPT": ".",
         "RUBYOPT": ".",
         "NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
+        "LESS": r"(^|\s)\+",  # less's options: `+CMD` as on its line (below)
+        "VIMINIT": ".",  # Ex commands vim runs first
+        "EXINIT": ".",
+        "MAKEFLAGS": r"eval|(^|\s)-\w*E",  # make's options: `--eval` as on its line
+        "GNUMAKEFLAGS": r"eval|(^|\s)-\w*E",
     }.items()
 }
 # Environment managers whose `run` runs a command as its words (`uv run python3 x.py`).
@@ -130,6 +135,26 @@ _RUNNER_VALUED = frozenset(
     | {"--package", "--directory", "--project", "--prefix", "--env"}
 )
 _SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/", "/nix/", "/opt/")
+# Programs whose options run commands (measured: `vim -es -c '!CMD'`, `vim +'!CMD'` and
+# `make --eval='$(shell CMD)'` ran CMD without a terminal; `less +'!CMD'` ran nothing
+# there, yet asks: with a terminal it runs). An editor command (`-c`, `--cmd`, `+CMD`) is
+# code on the line: Ex commands run programs in many ways (`!`, `:terminal`, `system()`,
+# `:py`, `:lua`), so any asks but a line number or a search (`+12`, `+/word`).
+_VIMS = frozenset({"vim", "vi", "nvim", "view", "vimdiff", "gvim", "ex", "gview", "evim"})
+_VIM_SCRIPTS = frozenset({"-S", "-u", "-U"})  # a file of editor commands (`-u NONE`: none)
+_MOVES = re.compile(r"\+*(\d*[gGpP%F]?|[/?&].*)", re.S)  # less `+12`, `+G`, `+/word`
+_VIM_MOVES = re.compile(r"\+(\d*|/.*)", re.S)  # vim `+12`, `+/word` (`+G` is the Ex `:G`)
+# The options taking a value, of ssh, scp and sftp (scp's -p preserves times; ssh's is a port)
+_SSH_VALUED: Final = {
+    "ssh": frozenset("BbcDEeFIiJLlmOopQRSWw"),
+    "scp": frozenset("cDFiJloPSX"),
+    "sftp": frozenset("BbcDFiJloPRSsX"),
+}
+# ssh -o keys whose value is a command: run here (ProxyCommand, LocalCommand,
+# KnownHostsCommand) or on the host (RemoteCommand); the host's command is read too.
+_SSH_COMMANDS = re.compile(
+    r"(proxycommand|localcommand|knownhostscommand|remotecommand)\s*[= ]\s*(.*)", re.I | re.S
+)
 
 
 @dataclass(frozen=True)
@@ -175,7 +200,13 @@ def of(head: str, args: list[str]) -> Handoff | None:
     if name in _MAKES:
         if _informs(args):
             return None
-        return Handoff(f"runs recipes written in {name}'s file")
+        return _make(name, args)
+    if name in _VIMS:
+        return _vim(name, args)
+    if name == "less":
+        return _less(args)
+    if name in ("ssh", "scp", "sftp"):
+        return _ssh(name, args)
     if name in _PACKAGE_MANAGERS:
         return _package_manager(name, args)
     if "{}" in head:
@@ -328,6 +359,93 @@ def _find(args: list[str]) -> Handoff | None:
             i = end
         i += 1
     return Handoff(argv=tuple(argv)) if argv else None
+
+
+def _make(name: str, args: list[str]) -> Handoff:
+    """A recipe file (a rule naming the program exempts it), or make code on the line:
+    ``--eval=TEXT``/``-E TEXT``, or a makefile read from the input (``-f -``)."""
+    for word, after in itertools.pairwise([*args, ""]):
+        if word == "--":
+            break
+        option, eq, value = word.partition("=")
+        if name in ("make", "gmake") and (option == "--eval" or word == "-E"):
+            return Handoff(f"runs make code given to {name} {option}", code=option)
+        if (word in ("-f", "--file", "--makefile") and after in ("-", "/dev/stdin")) or (
+            option in ("--file", "--makefile") and eq and value in ("-", "/dev/stdin")
+        ):
+            return Handoff(f"runs a makefile {name} reads from its input", code=word)
+    return Handoff(f"runs recipes written in {name}'s file")
+
+
+def _vim(name: str, args: list[str]) -> Handoff | None:
+    """Editor commands on the line (``-c CMD``, ``--cmd CMD``, ``+CMD``), or a file of
+    them (``-S FILE``, ``-u FILE``)."""
+    ex_mode = name == "ex" or any(w in ("-e", "-E") or w.startswith("-es") for w in args)
+    for word, after in itertools.pairwise([*args, ""]):
+        if word == "--":
+            break
+        if word == "-s" and not ex_mode and after:  # typed keys (`:!CMD<CR>`), not silence
+            return Handoff(f"runs the keys typed from the file {after} ({name} -s)")
+        if word in ("-c", "--cmd") or (word.startswith("-c") and len(word) > 2):
+            return Handoff(f"runs the editor commands given to {name} {word[:5]}", code=word)
+        if word.startswith("+") and not _VIM_MOVES.fullmatch(word):
+            return Handoff(f"runs the editor commands given to {name} as {word[:1]}CMD", code=word)
+        if word in _VIM_SCRIPTS and after not in ("NONE", "NORC", "DEFAULTS", ""):
+            return Handoff(f"runs the editor commands of the file {after} ({name} {word})")
+    return None
+
+
+def _less(args: list[str]) -> Handoff | None:
+    """``less +CMD``: a command run at the start (``+!CMD`` a shell command, ``+|`` a
+    pipe, ``+v`` the editor); a line number or a search (``+G``, ``+/word``) runs none."""
+    for word in args:
+        if word == "--":
+            break
+        if word.startswith("+") and not _MOVES.fullmatch(word):
+            return Handoff(f"runs the commands given to less as {word[:1]}CMD", code=word)
+    return None
+
+
+def _ssh(name: str, args: list[str]) -> Handoff | None:
+    """The commands ssh runs: ``-o ProxyCommand=…`` (here), scp's and sftp's ``-S PROGRAM``
+    and ``-D PROGRAM``, and the
+    command given after the host (there: read as a line, as ``sh -c`` is). ssh reads
+    options before the host and again after it (``ssh h -o ProxyCommand=… cmd``); scp and
+    sftp anywhere (glibc's getopt)."""
+    lines: list[str] = []
+    argv: list[tuple[str, ...]] = []
+    i = _ssh_options(name, args, 0, lines, argv)
+    if name != "ssh":
+        while i < len(args):
+            i = _ssh_options(name, args, i + 1, lines, argv)
+    elif i < len(args):  # the host, its options, then its command
+        i = _ssh_options(name, args, i + 1, lines, argv)
+        if i < len(args):
+            lines.append(" ".join(args[i:]))
+    return Handoff(lines=tuple(lines), argv=tuple(argv)) if lines or argv else None
+
+
+def _ssh_options(
+    name: str, args: list[str], i: int, lines: list[str], argv: list[tuple[str, ...]]
+) -> int:
+    """Reads the options from ``args[i]`` into ``lines``/``argv``; where they end."""
+    while i < len(args) and args[i].startswith("-") and len(args[i]) > 1:
+        word = args[i]
+        if word == "--":
+            return i + 1
+        letters = word[1:]
+        for j, c in enumerate(letters):
+            if c in _SSH_VALUED[name]:
+                value = letters[j + 1 :] or (args[i + 1] if i + 1 < len(args) else "")
+                if not letters[j + 1 :]:
+                    i += 1
+                if c == "o" and (found := _SSH_COMMANDS.fullmatch(value.strip())):
+                    lines.append(found[2])
+                elif c in "SD" and name != "ssh":  # a program run instead of ssh / sftp-server
+                    argv.append((value,))
+                break
+        i += 1
+    return i
 
 
 def _program_options(args: list[str], options: frozenset[str]) -> Handoff | None:

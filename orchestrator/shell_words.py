@@ -15,6 +15,7 @@ import re
 from typing import Final
 
 PUNCTUATION: Final = "();<>|&\n"
+UNKNOWN: Final = "\ue000"  # marks a word the shell builds when it runs (a private-use char)
 _WHITESPACE: Final = " \t\r"
 _ENDS: Final = _WHITESPACE + PUNCTUATION
 _PLAIN = re.compile(r"[^ \t\r();<>|&\n'\"\\]+")

@@ -1,0 +1,223 @@
+"""Where a git command runs, and with which repository and config, decides what git's state
+makes it run (tests/team/test_approval_git_state.py). The line may say so only at run
+time (``cd "$d"``, ``cd $(mktemp -d)``, ``git -C "$d"``, ``GIT_DIR=$x``): then the hook
+cannot read that state and asks, saying why. Where the line says it literally (``cd ~``,
+``cd a && cd b``, ``--git-dir=X``, ``env -C X``, ``export GIT_DIR=X``,
+``GIT_CONFIG_GLOBAL=F``) the state there is read. Each line is first run for real, with
+the agent's HOME, to show that it does run what was planted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from gitrepo import git_run as _git
+
+from orchestrator.policy import Policy
+from orchestrator.roster import parse_roster
+
+MARK = "touch ran-it"  # what the planted alias runs, where git runs it
+PUSH = f"{MARK}; git push -q"
+RULE = "Bash(git push:*)"
+
+
+def _repo(path: Path, alias: str | None = None) -> Path:
+    _git("init", "-q", str(path), cwd=path.parent)
+    _git("commit", "-q", "--allow-empty", "-m", "first", cwd=path)
+    if alias is not None:
+        _git("config", "alias.st", f"!{alias}", cwd=path)
+    return path
+
+
+def _decide(tmp_path: Path, home: Path, line: str, *, rule: str = RULE) -> list[str]:
+    """What the agent's hook asks the approver about ``line`` (its own tools allow
+    ``git st``: that exempts none of git's state)."""
+    roster = parse_roster(
+        f"agents:\n  a: {{prompt: p, tools: {json.dumps(['Bash', 'Bash(git st:*)'])}, "
+        f'approve: ["{rule}"], env: {{HOME: "{home}"}}}}\n',
+        tmp_path / "agents.yaml",
+        {},
+    )
+    asked: list[str] = []
+
+    async def decide(
+        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]:
+        asked.append(why)
+        return False, "denied by user: no"
+
+    policy = Policy("a", lambda: roster, lambda: tmp_path / "repo", decide)
+    data: Any = {
+        "tool_name": "Bash",
+        "tool_input": {"command": line},
+        "cwd": str(tmp_path / "repo"),
+    }
+    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+    return asked
+
+
+def _runs_planted(line: str, cwd: Path, home: Path, **env: str) -> bool:
+    """Whether ``line``, run by bash with the agent's HOME, runs the planted alias."""
+    for found in (*cwd.parent.rglob("ran-it"), *home.rglob("ran-it")):
+        found.unlink()
+    full = {**os.environ, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", **env}
+    subprocess.run(
+        ["bash", "-c", line], cwd=cwd, env=full, capture_output=True, check=False, timeout=30
+    )
+    return any(cwd.parent.rglob("ran-it")) or any(home.rglob("ran-it"))
+
+
+@pytest.fixture
+def place(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The call's folder (a clean repository), the agent's HOME, and a repository in it
+    whose alias `st` runs the mark and a push."""
+    home = tmp_path / "home"
+    home.mkdir()
+    repo = _repo(tmp_path / "repo")
+    (repo / "sub").mkdir()
+    other = _repo(home / "other", PUSH)
+    return repo, home, other
+
+
+# (the line, what the approver reads after "git may run in a folder known only at run time")
+BUILT = [
+    ('d={other}; cd "$d" && git st', "cd $d"),
+    ("cd $(echo {other}) && git st", "cd $(…)"),
+    ("cd `echo {other}` && git st", "cd `…`"),
+    ('cd "$HOME/other" && git st', "cd $HOME/other"),
+    ("cd {home}/oth* && git st", "cd {home}/oth*"),
+    ('d={other}; git -C "$d" st', "git -C $d"),
+    ("d={other}; pushd $d >/dev/null && git st", "cd $d"),
+    ("cd - && git st", "cd -"),  # OLDPWD (the agent's shell may hold any)
+    ("CDPATH={home}; cd other && git st", "cd CDPATH other"),
+]
+
+
+@pytest.mark.parametrize(("line", "why"), BUILT)
+def test_git_in_a_folder_built_at_run_time_asks(
+    line: str, why: str, place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    repo, home, other = place
+    line = line.format(other=other, home=home)
+    assert _runs_planted(line, repo, home, OLDPWD=str(other))
+    assert _decide(tmp_path, home, line) == [
+        f"matches {RULE}: git may run in a folder known only at run time "
+        f"({why.format(home=home)}): cannot be read"
+    ]
+
+
+# (the line, the folder whose state is read, a setting git runs with there)
+LITERAL = [
+    ("cd ~/other && git st", "{other}", ""),
+    ("cd ~ && cd other && git st", "{other}", ""),
+    ("cd ../home && cd other && git st", "{other}", ""),
+    ("git -C ../home -C other st", "{other}", ""),
+    ("cd ../home; cd nothere; cd other && git st", "{other}", ""),  # a cd that fails
+    ("cd ../home; (cd x); cd other && git st", "{other}", ""),  # a cd in a subshell
+    ('cd sub && cd "$(git rev-parse --show-toplevel)/../home/other" && git st', "{other}", ""),
+    ("git --git-dir={other}/.git st", "{other}/.git", ""),
+    ("env -C {other} git st", "{other}", ""),
+    ("env --chdir={other} git st", "{other}", ""),
+    ("export GIT_DIR={other}/.git; git st", "{repo}", ", GIT_DIR={other}/.git"),
+    ("env GIT_DIR={other}/.git git st", "{repo}", ", GIT_DIR={other}/.git"),
+    ("GIT_DIR={other}/.git\ngit st", "{repo}", ", GIT_DIR={other}/.git"),
+]
+
+
+@pytest.mark.parametrize(("line", "folder", "setting"), LITERAL)
+def test_git_in_a_folder_the_line_names_reads_the_state_there(
+    line: str, folder: str, setting: str, place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Followed before this only as `cd X`, `pushd X`, `git -C X`, `--git-dir X` each
+    from the call's folder, with `~` the supervisor's HOME."""
+    repo, home, other = place
+    line = line.format(other=other)
+    # `GIT_DIR=…` on a line of its own reaches git when GIT_DIR was exported already.
+    exported = {"GIT_DIR": str(repo / ".git")} if line.startswith("GIT_DIR=") else {}
+    assert _runs_planted(line, repo, home, **exported)
+    where = folder.format(other=other, repo=repo) + setting.format(other=other)
+    assert _decide(tmp_path, home, line) == [
+        f"matches {RULE}: alias.st in git's config ({where}) makes it run git push -q"
+    ]
+
+
+def test_a_config_file_named_on_the_line_is_read(
+    place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """`GIT_CONFIG_GLOBAL=F git st`: the alias in F runs. It asked for a rule on git
+    before (an alias may name any subcommand), never for a rule on what the alias runs."""
+    repo, home, _ = place
+    config = tmp_path / "extra.cfg"
+    config.write_text(f'[alias]\n\tst = "!{MARK}"\n')
+    line = f"GIT_CONFIG_GLOBAL={config} git st"
+    assert _runs_planted(line, repo, home)
+    assert _decide(tmp_path, home, line, rule="Bash(touch:*)") == [
+        f"matches Bash(touch:*): alias.st in git's config ({repo}, GIT_CONFIG_GLOBAL={config}) "
+        f"makes it run {MARK}"
+    ]
+    assert _decide(tmp_path, home, "git st", rule="Bash(touch:*)") == []
+
+
+SETTINGS = [
+    ('GIT_DIR="$x" git st', "GIT_DIR=$x"),
+    ("export GIT_DIR=$(mktemp -d); git st", "GIT_DIR=$(…)"),
+    ("env GIT_CONFIG_GLOBAL=$f git st", "GIT_CONFIG_GLOBAL=$f"),
+    ("read GIT_DIR <<< x; export GIT_DIR; git st", "GIT_DIR=(set by read)"),
+    ("export GIT_DIR; git st", "GIT_DIR=…"),
+]
+
+
+@pytest.mark.parametrize(("line", "why"), SETTINGS)
+def test_a_git_setting_built_at_run_time_asks(
+    line: str, why: str, place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """(Under a rule on what an alias may run: a `GIT_CONFIG*` on the line asked already
+    for every rule on git.)"""
+    _, home, _ = place
+    assert _decide(tmp_path, home, line, rule="Bash(touch:*)") == [
+        f"matches Bash(touch:*): git may run with {why.partition('=')[0]} known only at run time "
+        f"({why}): cannot be read"
+    ]
+
+
+def test_everyday_lines_still_ask_for_nothing(
+    place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """Folders the line names literally, and run-time folders on lines without git."""
+    _, home, _ = place
+    (tmp_path / "repo" / "src").mkdir()
+    for line in (
+        'cd "$(git rev-parse --show-toplevel)" && git status',
+        'ls "$(git rev-parse --show-toplevel)/src"',  # `/src`: no command (it asked)
+        'cd src && cd "$(git rev-parse --show-toplevel)/src" && git diff',
+        "cd src && ls && cd .. && cd src && ls && cd .. && git status",
+        "cd src && git status",
+        "cd src && cd .. && git diff",
+        "GIT_DIR=.git git log -1",
+        'cd "$(mktemp -d)" && ls',
+        "export GIT_DIR=.git; export GIT_DIR; git status",
+        "git status && echo $HOME",
+    ):
+        assert _decide(tmp_path, home, line) == [], line
+
+
+def test_hostile_settings_ask_rather_than_break_the_hook(
+    place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A NUL in a setting (no environment can hold it) and thousands of settings or `cd`s
+    (two git processes each) ask, saying why, instead of failing the check (a refusal)
+    or running git thousands of times."""
+    _, home, _ = place
+    for line, why in (
+        ("GIT_DIR=a\0b git status", "git could not be run: embedded null byte"),
+        (" ".join(f"GIT_DIR=x{i}" for i in range(3000)) + " git st", "git in more than 8"),
+        ("; ".join(f"cd d{i}" for i in range(3000)) + "; git st", "git in more than 8"),
+    ):
+        (asked,) = _decide(tmp_path, home, line)
+        assert asked.startswith(f"matches {RULE}: {why}"), asked
+        assert asked.endswith(": what git runs is unknown: cannot be read"), asked

@@ -1,0 +1,158 @@
+"""Programs whose options run other commands: under an agent's broad allow rule
+(`Bash(vim:*)`, `Bash(make:*)`, `Bash(ssh:*)`) the command an option gives is code on the
+line, and asks (`approve: ["Bash(git push:*)"]`) unless a rule names that option
+(`Bash(vim -c:*)`), as `python3 -c` under `Bash(python3:*)` does. The real hook; each
+line that runs its command without a terminal is first run for real to show it does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from orchestrator.policy import Policy
+from orchestrator.roster import parse_roster
+
+BROAD = ["Bash", "Bash(vim:*)", "Bash(less:*)", "Bash(make:*)", "Bash(ssh:*)"]
+RULE = "Bash(git push:*)"
+
+
+def _decide(folder: Path, line: str, tools: list[str]) -> list[str]:
+    roster = parse_roster(
+        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, approve: [{json.dumps(RULE)}]}}\n",
+        folder / "agents.yaml",
+        {},
+    )
+    asked: list[str] = []
+
+    async def decide(
+        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]:
+        asked.append(why)
+        return False, "denied by user: no"
+
+    policy = Policy("a", lambda: roster, lambda: folder, decide)
+    data: Any = {"tool_name": "Bash", "tool_input": {"command": line}, "cwd": str(folder)}
+    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+    return asked
+
+
+def _runs(line: str, folder: Path) -> bool:
+    """Whether bash, with no terminal (as the CLI's Bash), runs the line's `touch ran-it`."""
+    (folder / "ran-it").unlink(missing_ok=True)
+    env = {**os.environ, "HOME": str(folder)}
+    subprocess.run(
+        ["bash", "-c", line],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    return (folder / "ran-it").exists()
+
+
+# (the line, whether it runs the command with no terminal, why it asks, the exempting rule)
+LINES = [
+    ("vim -es -c '!touch ran-it' -c 'q!' f", True, "runs the editor commands given to vim -c"),
+    ("vim -es +'!touch ran-it' +'q!' f", True, "runs the editor commands given to vim as +CMD"),
+    ("vim -c 'terminal touch ran-it' f", None, "runs the editor commands given to vim -c"),
+    ("less +'!touch ran-it' f", False, "runs the commands given to less as +CMD"),
+    ("LESS='+!touch ran-it' less f", False, "gives LESS code to load or run"),
+    ("VIMINIT='!touch ran-it' vim -c 'q!' f", True, "gives VIMINIT code to load or run"),
+    (
+        "MAKEFLAGS='--eval=$(shell touch ran-it)' make -s -f /dev/null",
+        True,
+        "gives MAKEFLAGS code to load or run",
+    ),
+    (
+        "make -s --eval='$(shell touch ran-it)' -f /dev/null",
+        True,
+        "runs make code given to make --eval",
+    ),
+    (
+        r"printf 'x:\n\ttouch ran-it\n' | make -s -f - x",
+        True,
+        "runs a makefile make reads from its input",
+    ),
+    (
+        'ssh -o BatchMode=yes -o ProxyCommand=\'python3 -c "open(\\"ran-it\\", \\"w\\")"\' h',
+        True,
+        "runs code given to python3 -c",
+    ),
+    (  # ssh reads options after the host too
+        'ssh -o BatchMode=yes h -o ProxyCommand=\'python3 -c "open(\\"ran-it\\", \\"w\\")"\'',
+        True,
+        "runs code given to python3 -c",
+    ),
+    ("scp -p -o ProxyCommand='python3 -c 1' a h:b", False, "runs code given to python3 -c"),
+    (
+        "ssh -p 22 host 'python3 -c \"import os; os.system(1)\"'",
+        False,
+        "runs code given to python3 -c",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "runs", "why"), LINES)
+def test_a_command_given_to_an_option_asks_under_a_broad_rule(
+    line: str, runs: bool | None, why: str, tmp_path: Path
+) -> None:
+    (tmp_path / "f").write_text("text\n")
+    # less without a terminal acts as cat (measured: `+!CMD` ran nothing); it asks anyway.
+    # (None: not run here; the terminal vim opens waits for its user.)
+    if runs is not None:
+        assert _runs(line, tmp_path) is runs
+    assert _decide(tmp_path, line, BROAD) == [f"matches {RULE}: {why}: cannot be read"]
+
+
+def test_a_rule_naming_the_option_exempts_it(tmp_path: Path) -> None:
+    """As `Bash(python3 -c:*)`: the operator said this very option may run."""
+    for line, rule in (
+        ("vim -es -c 'set nu' -c 'q!' f", "Bash(vim -es -c:*)"),
+        ("make --eval 'x:=1' all", "Bash(make --eval:*)"),
+        ("vim +only f", "Bash(vim +only:*)"),  # `+CMD`: a rule naming that very word
+    ):
+        assert _decide(tmp_path, line, [*BROAD, rule]) == [], line
+        assert len(_decide(tmp_path, line, BROAD)) == 1, line
+    # A file of editor commands or typed keys is exempt by a rule on the program, as a
+    # script file is; with none it asks.
+    for line in ("vim -s keys.txt f", "vim -S session.vim"):
+        assert _decide(tmp_path, line, BROAD) == [], line
+        (asked,) = _decide(tmp_path, line, ["Bash"])
+        assert "(vim -s)" in asked or "(vim -S)" in asked, asked
+
+
+def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
+    for line in (
+        "vim +12 f",
+        "vim +/needle f",
+        "vim -u NONE f",
+        "less +G log.txt",
+        "less -R +/error log.txt",
+        "make -j4 test",
+        "make -C sub all",
+        "ssh host uptime",
+        "ssh -i key -p 2222 host 'cd /srv && ls'",
+        "scp -o ConnectTimeout=5 a host:b",
+    ):
+        assert _decide(tmp_path, line, BROAD) == [], line
+
+
+def test_what_was_read_already_still_asks(tmp_path: Path) -> None:
+    """find -exec, git -c alias.x=!…, awk system(), sed's e were read before this."""
+    for line, why in (
+        (r"find . -exec python3 -c 1 \;", "runs code given to python3 -c: cannot be read"),
+        ("git -c alias.x='!python3 -c 1' x", "the command is on the line"),
+        ("awk 'BEGIN { system(\"x\") }'", "runs commands from the awk program (system or a pipe)"),
+        ("sed -n '1e x' f", "runs commands from the sed script (its e command or s///e)"),
+    ):
+        tools = [*BROAD, "Bash(find:*)", "Bash(git:*)", "Bash(awk:*)", "Bash(sed:*)"]
+        (asked,) = _decide(tmp_path, line, tools)
+        assert asked.startswith(f"matches {RULE}: {why}"), asked
