@@ -78,9 +78,12 @@ def waits_for(sup: Team, slot: Slot) -> str | None:
     …)``): the agents it depends on that are on their way, by name; queued in a later
     layer of `up` or of a reload with those ready, its turn after the agents of the layer
     being started (``its turn after x``); started, the SDK's import (``the SDK import``);
+    added by a reload that still stops the agents it changes (``the reload that adds it``);
     None once nothing holds it (its session is launching). Recomputed at every change of
     an agent's state (:func:`keep_told`): `ps` said `waiting (for a)`, its depends_on as
     of the move, while a was long ready and it waited for something else."""
+    if slot.name not in sup.roster.agents:  # added by a reload still stopping agents
+        return "the reload that adds it"
     ahead = [s.name for s in dependencies(sup, slot.name) if on_its_way(s)]
     if ahead:
         return ", ".join(ahead)
@@ -142,7 +145,10 @@ async def wait_for_dependencies(sup: Team, slot: Slot) -> None:
             slot.wake = anyio.Event()
             if not slot.want_running or sup.stopping:
                 return
-            if not any(on_its_way(s) for s in dependencies(sup, slot.name)):
+            # One a reload adds is known (and may be started by an operator) while the
+            # reload stops the agents it changes; its roster entry comes after those.
+            added = slot.name in sup.roster.agents
+            if added and not any(on_its_way(s) for s in dependencies(sup, slot.name)):
                 break
             await _first_of(sup.state_changed, slot.wake)
     if scope.cancelled_caught:
