@@ -23,6 +23,7 @@ from orchestrator.mailbox import AsyncMailboxBackend, Message
 from orchestrator.outage import Outage
 
 LEASE_S = 60.0  # extended while the turn runs
+IDLE_WAIT_S = 30.0  # an idle wait for new messages, before the next claim
 
 
 class Inbox:
@@ -49,19 +50,29 @@ class Inbox:
         self.hold = hold  # awaited before each claim: a paused agent (budget) claims nothing
         self.inflight: list[Message] = []
         self._idle_scope: anyio.CancelScope | None = None
+        # A wake that found no wait to cut short (it came mid-claim): the next wait is
+        # none. The CLI's death told while the claim was in the queue was lost, and the
+        # idle wait after it ran its IDLE_WAIT_S before the session saw the death: the
+        # restart came up to 30 s late (a stop has its own flag, checked after the claim).
+        self._woken = False
 
     def wake(self) -> None:
-        """Cut an idle wait short (a stop, the CLI's death)."""
+        """Cut an idle wait short (a stop, the CLI's death), or the next one if none runs."""
         if self._idle_scope is not None:
             self._idle_scope.cancel()
+        else:
+            self._woken = True
 
     async def next_batch(self) -> list[Message]:
         if self.hold is not None:
             with anyio.CancelScope() as held:  # a stop or the CLI's death cancels it
                 self._idle_scope = held
+                if self._woken:
+                    held.cancel()
                 await self.hold(self.name)
             self._idle_scope = None
             if self.stop.is_set() or held.cancelled_caught:
+                self._woken = False
                 return []
         try:
             claimed = await self.mailbox.claim(
@@ -69,7 +80,7 @@ class Inbox:
             )
         except errors.QueueStalled as exc:  # idle: try again soon, as the same session
             self.outage.down("claim", exc)
-            await self._idle(anyio.sleep(outage.RETRY_S))
+            await self._idle(partial(anyio.sleep, outage.RETRY_S))
             return []
         self.outage.up()
         batch = batch_of(claimed)
@@ -78,16 +89,22 @@ class Inbox:
         if batch or self.stop.is_set():
             return batch
         try:
-            await self._idle(self.mailbox.wait_for_messages(self.name, 30.0))
+            await self._idle(partial(self.mailbox.wait_for_messages, self.name, IDLE_WAIT_S))
         except errors.QueueStalled as exc:  # still out of reach after its own retries
             self.outage.down("wait", exc)
         return []
 
-    async def _idle(self, waiting: Awaitable[Any]) -> None:
-        """Wait while idle; a stop or the CLI's death cuts it short."""
-        with anyio.CancelScope() as self._idle_scope:
-            await waiting
-        self._idle_scope = None
+    async def _idle(self, waiting: Callable[[], Awaitable[Any]]) -> None:
+        """Wait while idle; a stop or the CLI's death cuts it short, or skips it when it
+        came before the wait began (during the claim)."""
+        if self._woken:
+            self._woken = False
+            return
+        try:
+            with anyio.CancelScope() as self._idle_scope:
+                await waiting()
+        finally:
+            self._idle_scope = None
 
     async def unanswered(self, batch: list[Message]) -> list[Message]:
         """The messages of ``batch`` to deliver (now in hand): a request already answered

@@ -215,10 +215,22 @@ class Lifecycle:
         self.restart_asked = False  # an operator's restart: the session ends, then restarts
         self._clock = clock
         self._jitter = jitter
+        self._waiting_since = 0.0  # clock time of its move into ``waiting``
 
     def move(self, target: AgentState) -> list[AgentState]:
+        before = self.state
         self.state = transition(self.name, self.state, target)
+        if target == AgentState.WAITING and before != AgentState.WAITING:
+            self._waiting_since = self._clock()
         return [target]
+
+    def waited_s(self) -> float:
+        """How long it has been ``waiting`` (queued in a layer, then for its dependencies):
+        what its start waits for its dependencies is counted from there, once (0 when not
+        waiting)."""
+        if self.state != AgentState.WAITING:
+            return 0.0
+        return max(0.0, self._clock() - self._waiting_since)
 
     # --- asked from outside ---------------------------------------------------------
 

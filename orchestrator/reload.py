@@ -36,7 +36,7 @@ import structlog
 from orchestrator import capacity, errors, sandbox
 from orchestrator.operations import SlotT, stop_and_wait
 from orchestrator.operations import Team as OperationsTeam
-from orchestrator.roster import Roster, RosterDiff, diff_rosters, load_roster
+from orchestrator.roster import AgentSpec, Roster, RosterDiff, diff_rosters, load_roster
 from orchestrator.supervision import refusals
 from orchestrator.supervision.restarts import fail_requests
 
@@ -238,14 +238,20 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             locked = sorted(n for n in [*touched, *needed] if n in sup.slots)
             for name in locked:
                 await held.enter_async_context(sup.slots[name].ops)
-            was_wanted = {n: sup.slots[n].want_running for n in touched if n in sup.slots}
+            was_wanted = {n: sup.slots[n].want_running for n in diff.changed if n in sup.slots}
+            # The added agents are known from now on, `waiting`: their asks and sends from
+            # agents and terminals are taken (see _register_agent). Registered after the
+            # changed agents' stops, an ask or send to one was refused as unknown for as
+            # long as those took (up to their grace period, a turn finishing). Their locks
+            # are not held: an operator's `stop` of one while the reload waits for its
+            # start goes through (a `start` meanwhile waits for its roster entry: depends).
+            for name in diff.added:
+                await _register_agent(sup, name, new.agents[name], queued=True)
             restarting = {n for n in diff.changed if was_wanted.get(n, True)}
             await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed], restarting)
             sup.roster = new
-            # The added agents first: from the roster's swap, their asks and sends from
-            # agents and terminals are taken (see _register_agent).
-            for name in (*diff.added, *diff.changed):
-                await _register_agent(sup, name, queued=name in diff.added)
+            for name in diff.changed:
+                await _register_agent(sup, name, new.agents[name], queued=False)
             for name in diff.removed:
                 await _forget_agent(sup, name)
             result.removed = list(diff.removed)
@@ -365,7 +371,7 @@ async def _forget_agent(sup: Team[SlotT], name: str) -> None:
     )
 
 
-async def _register_agent(sup: Team[SlotT], name: str, *, queued: bool) -> None:
+async def _register_agent(sup: Team[SlotT], name: str, spec: AgentSpec, *, queued: bool) -> None:
     """An added or changed agent: its slot and its registry row (description). One
     ``queued`` (added: this reload starts it) is ``waiting`` from its first row on: it was
     registered ``stopped`` and marked supervised, then queued a few writes later, and a
@@ -373,7 +379,6 @@ async def _register_agent(sup: Team[SlotT], name: str, *, queued: bool) -> None:
     assert sup.mailbox is not None
     mailbox = sup.mailbox
     slot = sup.add_slot(name)
-    spec = sup.roster.agents[name]
     if not await _ours_to_move(sup, name):
         return  # a shared NATS team's agent another supervisor runs: its row is that one's
     moves = slot.life.queue() if queued else []  # in memory; recorded below, with its log

@@ -2,8 +2,9 @@
 
 The request is written with Ctrl-C held until it is known (ask_commit.py), so an
 interrupted ask always says whether, and which, request stays queued. Asking an agent
-of this machine's running supervisor, the wait watches that supervisor too, and an
-agent it reports stopped, failed or paused is refused before anything is sent.
+of a running team (this machine's supervisor on SQLite, any supervisor of a NATS team),
+an agent it reports stopped, failed or paused is refused before anything is sent; on
+SQLite the wait watches that supervisor too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from orchestrator import errors
@@ -28,9 +30,10 @@ from orchestrator.cli.queue_common import (
     _through_outage,
     _verb,
 )
-from orchestrator.held_wait import reply_while_held
+from orchestrator.held_wait import reply_while_held, supervisor_silence
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import (
+    SUPERVISOR,
     AgentInfo,
     MailboxBackend,
     Message,
@@ -63,8 +66,8 @@ def _ask_held(args: argparse.Namespace) -> int:
     try:
         with _mailbox(args) as mb:
             _check_sender(mb, args.sender)
-            supervisor, info = _supervisor_of(args, mb, args.to)
-            if supervisor is not None:
+            supervisor, info, supervised = _supervisor_of(args, mb, args.to)
+            if supervised:
                 _refuse_unless_answering(info, args.to)
             # A Ctrl-C between the request's commit and the wait's `try` ended the CLI
             # without saying which request stays queued (seen 1 run in ~6 of the test
@@ -182,16 +185,36 @@ def _refuse_unless_answering(info: AgentInfo | None, name: str) -> None:
 
 def _supervisor_of(
     args: argparse.Namespace, mb: MailboxBackend, name: str
-) -> tuple[tuple[Path, int] | None, AgentInfo | None]:
+) -> tuple[tuple[Path, int] | None, AgentInfo | None, bool]:
     """(database, pid) of the supervisor running ``name`` on this machine's SQLite team,
     or None: a participant that joined with `register` answers by itself, and on NATS the
     agent's supervisor may be another machine's (the local lock says nothing of it).
-    Second: ``name``'s registry row when it was read (a supervisor holds the lock)."""
+    Second: ``name``'s registry row when it was read. Third: a running supervisor keeps
+    that row (its state is the team's word on ``name``, refused by
+    :func:`_refuse_unless_answering` when it cannot answer): on SQLite the lock's holder;
+    on NATS a supervisor row that says `running` with a recent heartbeat. On NATS an ask
+    of a stopped or failed agent waited out its --timeout where SQLite's was refused at
+    once; with no supervisor running (the team down) it is queued, as on SQLite."""
     place = common.resolve_place(args)
     if not isinstance(place, Path):
-        return None, None
+        info = mb.agent(name)
+        if info is None or not info.meta.get("supervised"):
+            return None, info, False
+        return None, info, _team_runs(mb)
     pid = holder_pid(place)
     info = mb.agent(name) if pid else None
     if pid and info is not None and info.meta.get("supervised"):
-        return (place, pid), info
-    return None, info
+        return (place, pid), info, True
+    return None, info, False
+
+
+def _team_runs(mb: MailboxBackend) -> bool:
+    """A supervisor of this NATS team runs: its row says so, and its heartbeat is recent
+    (a supervisor killed without its clean stop leaves `running`, and its heartbeat
+    stops). Several supervisors share the row: the clean stop of one says `stopped`
+    until another writes it again, and an ask then waits as before (never refused
+    wrongly)."""
+    row = mb.agent(SUPERVISOR)
+    if row is None or row.state != "running":
+        return False
+    return supervisor_silence(row.heartbeat_at, time.time()) is None

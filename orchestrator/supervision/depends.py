@@ -81,11 +81,14 @@ def waits_for(sup: Team, slot: Slot) -> str | None:
     …)``): the agents it depends on that are on their way, by name; queued in a later
     layer of `up` or of a reload with those ready, its turn after the agents of the layer
     being started (``its turn after x``); started, the SDK's import (``the SDK import``);
+    added by a reload that still stops the agents it changes (``the reload that adds it``);
     None once nothing holds it (its session is launching). Recomputed at every change of
     an agent's state (:func:`keep_told`): `ps` said `waiting (for a)`, its depends_on as
     of the move, while a was long ready and it waited for something else."""
+    if slot.name not in sup.roster.agents:  # added by a reload still stopping agents
+        return "the reload that adds it"
     ahead = [s.name for s in dependencies(sup, slot.name) if on_its_way(s)]
-    if ahead:
+    if ahead and slot.life.waited_s() < START_WAIT_S:  # past that, not waited for any more
         return ", ".join(ahead)
     if slot.done.is_set():  # queued: no task yet, its layer's turn to come
         layer = [s.name for s in slot.behind if not s.life.settled and not s.done.is_set()]
@@ -132,20 +135,28 @@ async def not_running(sup: Team, name: str) -> dict[str, str]:
 
 async def wait_for_dependencies(sup: Team, slot: Slot) -> None:
     """Wait until every dependency of ``slot``'s agent that is on its way is ready (or
-    failed), at most START_WAIT_S; then it starts, as `up` starts a layer."""
+    failed), at most START_WAIT_S since it became ``waiting``; then it starts, as `up`
+    starts a layer. Counted once: queued in a later layer of `up` or of a reload, it has
+    waited already, while the layer before it was waited for (up to START_WAIT_S): it
+    waited as much again once started, `ps` saying `waiting (for a)` all along."""
     waiting = [s.name for s in dependencies(sup, slot.name) if on_its_way(s)]
     if waiting:
-        log.info("waiting_for_dependencies", agent=slot.name, dependencies=waiting)
         # An operator's restart between sessions is in `backoff`: `waiting` says why.
         await sup.record_moves(slot, slot.life.wait_again())
-    with anyio.move_on_after(START_WAIT_S) as scope:
+    left = START_WAIT_S - slot.life.waited_s()
+    if waiting and left > 0:
+        log.info("waiting_for_dependencies", agent=slot.name, dependencies=waiting)
+    with anyio.move_on_after(max(left, 0.0)) as scope:
         while True:
             # A new wake each round, before the checks: a stop (or `restart`) that sets
             # it after them ends this round's wait; one before them is seen by them.
             slot.wake = anyio.Event()
             if not slot.want_running or sup.stopping:
                 return
-            if not any(on_its_way(s) for s in dependencies(sup, slot.name)):
+            # One a reload adds is known (and may be started by an operator) while the
+            # reload stops the agents it changes; its roster entry comes after those.
+            added = slot.name in sup.roster.agents
+            if added and not any(on_its_way(s) for s in dependencies(sup, slot.name)):
                 break
             await _first_of(sup.state_changed, slot.wake)
     if scope.cancelled_caught:

@@ -506,3 +506,26 @@ def test_the_readme_lists_every_state() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     listed = readme.split("\nStates: ", 1)[1].split("\n\n", 1)[0]
     assert [s.value for s in S if f"`{s.value}`" not in listed] == []
+
+
+def test_what_a_start_has_waited_is_counted_from_its_move_into_waiting() -> None:
+    """For the dependency time-out (supervision/depends.py): queued in a later layer, an
+    agent has waited already when its start comes; a second wait of START_WAIT_S began
+    there. The count runs from its move into `waiting`, through its start, and begins
+    again with an operator's restart that waits (backoff -> waiting)."""
+    clock = Clock()
+    life = life_in(S.STOPPED, clock)
+    assert life.waited_s() == 0.0
+    life.queue()
+    clock.now += 100.0
+    life.start()  # its layer's turn: still waiting, the 100 s counted
+    assert life.waited_s() == 100.0
+    life.session_starting()
+    assert life.waited_s() == 0.0  # launched: not waiting
+    life.on_runner_event(RunnerEvent.READY)
+    life.ask_restart()
+    life.session_ended(SessionEnd(EndReason.STOPPED), policy(), stopping=False)
+    clock.now += 5.0
+    life.wait_again()
+    clock.now += 1.0
+    assert life.waited_s() == 1.0

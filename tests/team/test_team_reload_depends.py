@@ -626,3 +626,38 @@ def test_a_waiting_agent_shows_what_it_waits_for_now(team: TeamFactory) -> None:
     assert ("b", "waiting", "a") in said, said  # while a was on its way
     assert not [r for r in said if r[1] != "waiting" and r[2] is not None], said
     assert ps_row(t, "b")["reason"] is None
+
+
+def test_an_agent_a_reload_adds_is_known_while_the_changed_agents_stop(
+    team: TeamFactory,
+) -> None:
+    """An edit changes a (busy in a long turn: its stop waits out the grace period) and
+    adds b. b was registered only once a had stopped: for up to the grace period a
+    terminal's `ask b` (and any send to it) was refused as unknown. b is known, `waiting`,
+    before a's stop begins; the ask is queued and answered once b is up. An operator's
+    stop and start of b meanwhile start it once its roster entry is there (not before:
+    its session would have no settings)."""
+    rules = [
+        {"agent": agent_rule("a"), "match": "LONG-TURN", "text": "done", "delay": 600},
+        *RULES,
+    ]
+    t = team(rules, {"a": {}})
+    t.up(extra=["--grace", "600"])
+    t.wait_ready("a")
+    t.request("a", "LONG-TURN")
+    t.wait_for(lambda: t.states().get("a") == "busy", what="a busy in its long turn")
+    t.write_roster({"a": {"prompt": "You are a, edited."}, "b": {}})
+    t.wait_for(lambda: t.states().get("a") == "stopping", what="a stopping for the reload")
+    assert t.states().get("b") == "waiting", t.states()
+    assert ps_row(t, "b")["reason"] == "for the reload that adds it"
+    # An operator's stop and start of b meanwhile: its start waits for its roster entry.
+    assert t.octy("stop", "b").stdout.strip() == "stop: b stopped"
+    assert t.octy("start", "b").stdout.strip() == "start: b started"
+    cli = cli_ask_queued(t, "b")
+    pid = t.agent_pid("a")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # its turn ends: the reload goes on without the grace
+    assert text_of(answered(cli)["reply"]["body"]) == "b is up"
+    assert moves(t, "b", "starting")[0] > moves(t, "a", "stopped")[0]
+    assert not t.log_events("session_crashed")
+    t.octy("down", "--timeout", "0")  # a took its long turn again: not waited for

@@ -3,6 +3,9 @@ against the scripted model, agents asking each other through the NATS server."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 from natsserver import NatsServer
 from natsteam import ASK_BETA_RULES, NatsTeam
+from team_harness import agent_rule
 
 from orchestrator.mailbox import Mailbox
 from orchestrator.mailbox.nats import NatsConfig
@@ -65,3 +69,33 @@ def test_agents_ask_each_other_through_jetstream(nats_team: Callable[..., NatsTe
     assert t.proc.returncode == 0
     assert t.holder("alpha") is None
     assert t.holder("beta") is None
+
+
+def test_a_terminal_ask_of_a_stopped_or_failed_agent_is_refused_at_once_on_nats(
+    nats_team: Callable[..., NatsTeam],
+) -> None:
+    """As on SQLite: `ask` of an agent the running team reports stopped or failed is
+    refused before anything is sent (recipient_stopped, recipient_failed, exit 1); it
+    waited out its --timeout (exit 4, the request left queued). With the team down, the
+    ask is queued for its next `up`, as on SQLite."""
+    t = nats_team(
+        [{"agent": agent_rule("alpha"), "text": "alpha here"}],
+        {"alpha": {}, "beta": {}, "gamma": {"restart": "never"}},
+    )
+    t.up()
+    t.wait_ready("alpha", "beta", "gamma", timeout=120)
+    assert t.cli("stop", "beta").returncode == 0
+    gamma = t.agent_pid("gamma")
+    assert gamma is not None
+    os.kill(gamma, signal.SIGKILL)
+    t.wait_for(lambda: t.states().get("gamma") == "failed", what="gamma failed")
+    for name, code in (("beta", "recipient_stopped"), ("gamma", "recipient_failed")):
+        done = t.cli("ask", name, "there?", "--timeout", "60", "--json")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert json.loads(done.stdout)["error"] == code
+        assert t.messages(recipient=name) == []  # nothing was sent
+    assert t.cli("ask", "alpha", "there?", "--timeout", "60").stdout.strip() == "alpha here"
+    assert t.cli("down").returncode == 0
+    done = t.cli("ask", "beta", "for later", "--timeout", "0.5", "--json")
+    assert done.returncode == 4, done.stdout + done.stderr  # queued: answered after `up`
+    assert [m.body for m in t.messages(recipient="beta")] == ["for later"]
