@@ -379,7 +379,7 @@ async def test_a_reload_stopping_agents_while_nats_is_away_queues_them_again(
     monkeypatch.setattr(sup.leases, "held_elsewhere", away)
     await reload._stop_in_order(sup, sup.roster, ["beta"], {"beta"})
     assert beta.state == AgentState.WAITING
-    await reload._register_agent(sup, "alpha", queued=True)
+    await reload._register_agent(sup, "alpha", sup.roster.agents["alpha"], queued=True)
     assert sup.slots["alpha"].state == AgentState.WAITING
 
 
