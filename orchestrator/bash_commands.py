@@ -41,7 +41,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from orchestrator import git_places, handoffs, shell_words
+from orchestrator import command_runners, git_places, handoffs, shell_words
 
 UNSURE: Final = None
 UNKNOWN: Final = shell_words.UNKNOWN  # marks a word the shell builds when it runs
@@ -84,7 +84,7 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")
 # Wrappers that run the rest of their words as a command, with their options that take
 # a value as the next word (a value attached, ``-n5``, is one word and simply skipped).
 _WRAPPERS: Final[dict[str, frozenset[str]]] = {
-    "time": frozenset(),
+    "time": frozenset({"-o", "--output", "-f", "--format"}),  # GNU time; bash's takes -p
     "busybox": frozenset(),
     "nohup": frozenset(),
     "builtin": frozenset(),
@@ -95,10 +95,32 @@ _WRAPPERS: Final[dict[str, frozenset[str]]] = {
     "ionice": frozenset({"-c", "-n", "-p", "-P", "-u"}),
     "stdbuf": frozenset({"-i", "-o", "-e"}),
     "timeout": frozenset({"-s", "--signal", "-k", "--kill-after"}),
-    "sudo": frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R"}),
+    "sudo": frozenset(
+        {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R", "--user", "--group"}
+        | {"--close-from", "--chdir", "--host", "--prompt", "--role", "--type", "--chroot"}
+        | {"--other-user", "--command-timeout"}
+    ),
     "doas": frozenset({"-u", "-C"}),
-    "xargs": frozenset({"-I", "-L", "-n", "-P", "-s", "-d", "-E", "-a", "--delimiter"}),
+    "xargs": frozenset(
+        {"-I", "-L", "-n", "-P", "-s", "-d", "-E", "-a", "--delimiter", "--max-args"}
+        | {"--max-lines", "--max-procs", "--max-chars", "--arg-file", "--process-slot-var"}
+    ),
+    "setsid": frozenset(),
+    "chroot": frozenset({"--userspec", "--groups"}),  # then NEWROOT, then the command
+    "unshare": frozenset(
+        {"-S", "--setuid", "-G", "--setgid", "-R", "--root", "-w", "--wd", "--map-user"}
+        | {"--map-group", "--map-users", "--map-groups", "--propagation", "--setgroups"}
+        | {"--monotonic", "--boottime"}
+    ),
+    "systemd-run": frozenset(
+        {"-u", "--unit", "-p", "--property", "--description", "--slice", "-E", "--setenv"}
+        | {"-H", "--host", "-M", "--machine", "--uid", "--gid", "--nice", "--service-type"}
+        | {"--working-directory", "--path-property", "--socket-property", "--timer-property"}
+        | {"--on-active", "--on-boot", "--on-startup", "--on-unit-active", "--on-calendar"}
+        | {"--on-unit-inactive", "--expand-environment"}
+    ),
 }
+_OPERAND: Final = frozenset({"timeout", "chroot"})  # a word before the command: DURATION, NEWROOT
 _DECLARES = frozenset({"export", "declare", "typeset", "local", "readonly"})
 _SETS = frozenset({"read", "printf", "mapfile", "readarray", "getopts"})  # name variables
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
@@ -340,8 +362,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
                     _PLACE + "at " + d for d in git_places.option_values(words[1:], "-C", "--chdir")
                 ]
             words = _after_options(words[1:], _WRAPPERS[base])
-            if base == "timeout":
-                words = words[1:]  # its DURATION
+            if base in _OPERAND:
+                words = words[1:]  # timeout's DURATION, chroot's NEWROOT
         elif head == "alias":  # `alias p=git`: p runs git and whatever words follow it
             values = [w.split("=", 1)[1] for w in words[1:] if "=" in w]
             return [f"{c} {UNKNOWN}" for v in values for c in _commands(v, depth + 1) if c]
@@ -370,7 +392,7 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if program in _DECLARES or program in _SETS:  # `export GIT_DIR`, `read GIT_DIR`
         value = git_places.EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
         extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
-    handoff = handoffs.of(words[0], words[1:])
+    handoff = handoffs.of(words[0], words[1:]) or command_runners.of(program, words[1:])
     if handoff is not None:
         for body in handoff.lines:
             extra += _commands(body, depth + 1)
@@ -404,8 +426,19 @@ def _after_options(words: list[str], valued: frozenset[str]) -> list[str]:
     while i < len(words) and words[i].startswith("-") and words[i] != "-":
         if words[i] == "--":
             return words[i + 1 :]
-        i += 2 if words[i] in valued else 1
+        i += 2 if words[i] in valued or _value_next(words[i], valued) else 1
     return words[i:]
+
+
+def _value_next(word: str, valued: frozenset[str]) -> bool:
+    """Whether a cluster of short options (``sudo -iu USER``) ends with one taking the
+    next word as its value (``-n5``: the value is attached)."""
+    if word.startswith("--"):
+        return False
+    for j, c in enumerate(word[1:], 1):
+        if f"-{c}" in valued:
+            return j == len(word) - 1
+    return False
 
 
 def _xargs(args: list[str]) -> list[str]:

@@ -1,0 +1,165 @@
+"""Programs that run their arguments as a command (`watch`, `script -c`, `su -c`,
+`runuser`, `flock`, `setsid`, `chroot`, `unshare`, `parallel`, `trap`…): under an agent's
+broad allow rule on the program (`Bash(watch:*)`) the command it runs is read as a
+command, so `python3 -c` code there asks (`approve: ["Bash(git push:*)"]`), as it does
+alone. The real hook; each line that runs its command without a terminal is first run for
+real (bash, no terminal) to show it does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from orchestrator.policy import Policy
+from orchestrator.roster import parse_roster
+
+RULE = "Bash(git push:*)"
+PROGRAMS = ("watch", "script", "su", "runuser", "flock", "setsid", "chroot", "unshare")
+BROAD = [
+    "Bash",
+    *(f"Bash({p}:*)" for p in PROGRAMS),
+    *(f"Bash({p}:*)" for p in ("systemd-run", "sudo", "xargs", "time", "parallel", "trap")),
+    "Bash(echo:*)",
+]
+ROOT = os.geteuid() == 0  # su, runuser, chroot run their command for root only
+# Code that leaves a file behind: as one shell word, and as a quoted line of a shell.
+CODE = """python3 -c 'open("ran-it","w")'"""
+LINE = r"""'python3 -c "open(\"ran-it\",\"w\")"'"""
+PY = "runs code given to python3 -c"
+
+
+def _decide(folder: Path, line: str, tools: list[str]) -> list[str]:
+    roster = parse_roster(
+        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, approve: [{json.dumps(RULE)}]}}\n",
+        folder / "agents.yaml",
+        {},
+    )
+    asked: list[str] = []
+
+    async def decide(
+        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]:
+        asked.append(why)
+        return False, "denied by user: no"
+
+    policy = Policy("a", lambda: roster, lambda: folder, decide)
+    data: Any = {"tool_name": "Bash", "tool_input": {"command": line}, "cwd": str(folder)}
+    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+    return asked
+
+
+def _runs(line: str, folder: Path) -> bool:
+    """Whether bash, with no terminal (as the CLI's Bash), leaves `ran-it` behind."""
+    (folder / "ran-it").unlink(missing_ok=True)
+    env = {**os.environ, "HOME": str(folder)}
+    subprocess.run(
+        ["bash", "-c", line],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    return (folder / "ran-it").exists()
+
+
+# (the line, whether it runs the code with no terminal (None: not run here), why it asks)
+LINES = [
+    (f"watch -g -n 0.1 {LINE[:-2]};import time;print(time.time())\"'", True, PY),
+    (f"watch -x -e {CODE[:-1]};exit(1)'", True, PY),
+    (f"script -qc {LINE} /dev/null", True, PY),
+    (f"script --command {LINE} /dev/null", True, PY),
+    (f"su -c {LINE}", ROOT, PY),
+    (f"su root -c {LINE}", ROOT, PY),  # su reads its options after the user too
+    (f"runuser -u root -- {CODE}", ROOT, PY),
+    (f"runuser root -c {LINE}", ROOT, PY),
+    (f"flock lockf -c {LINE}", True, PY),
+    (f"flock -w 5 lockf {CODE}", True, PY),
+    (f"setsid -w {CODE}", True, PY),
+    (f"chroot --skip-chdir / {CODE}", ROOT, PY),
+    (f"unshare --propagation private {CODE}", True, PY),
+    (f"systemd-run --user --unit x {CODE}", None, PY),
+    (f"sudo -iu root {CODE}", None, PY),  # a cluster ending with -u: the user follows
+    (f"sudo --user root {CODE}", None, PY),
+    (f"echo x | xargs --max-args 1 {CODE}", True, PY),
+    (f"/usr/bin/time -o timings {CODE}", True, PY),
+    (f"trap {LINE} EXIT", True, PY),
+    (f"parallel -j2 {LINE} ::: a", None, PY),
+    (f"parallel ::: {LINE}", None, PY),  # with no command, each input is one
+    (
+        f"echo {LINE} | su",
+        ROOT,
+        "runs commands the shell of su reads from its input",
+    ),
+    (
+        f"echo {LINE} | script -q /dev/null",
+        True,
+        "runs commands the shell of script reads from its input",
+    ),
+    (
+        f"su -s /usr/bin/python3 -c {CODE[10:]} root",
+        ROOT,
+        "runs code with the shell /usr/bin/python3 of su -s",
+    ),
+    ("echo x | parallel", None, "runs the commands parallel reads from its input or a file"),
+    (
+        "parallel --ssh x echo ::: a",
+        None,
+        "gives parallel the option --ssh, which may run programs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "runs", "why"), LINES)
+def test_the_command_a_program_runs_is_read_as_one(
+    line: str, runs: bool | None, why: str, tmp_path: Path
+) -> None:
+    if runs is not None:
+        assert _runs(line, tmp_path) is runs
+    assert _decide(tmp_path, line, BROAD) == [f"matches {RULE}: {why}: cannot be read"]
+
+
+def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
+    for line in (
+        "watch -n 5 git status",
+        "flock /tmp/x.lock git status",
+        "flock -x 9",
+        "script -qc 'ls -la' /dev/null",
+        "su -c 'ls' root",
+        "runuser -u nobody -- ls",
+        "setsid -f sleep 1",
+        "chroot / ls",
+        "sudo -iu root ls",
+        "trap 'rm -f \"$tmp\"' EXIT",
+        "parallel -j4 gzip ::: a b",
+        "echo a | xargs --max-args 1 ls",
+    ):
+        assert _decide(tmp_path, line, BROAD) == [], line
+
+
+def test_what_was_read_already_still_asks(tmp_path: Path) -> None:
+    """sudo, timeout, nice, nohup, stdbuf, doas, time, xargs, env -S (and env -C with -S)
+    were read before this: what they run asks."""
+    for line in (
+        f"sudo -D /tmp {CODE}",
+        f"sudo -i {CODE}",
+        f"timeout -k 5 10 {CODE}",
+        f"nice -n 5 {CODE}",
+        f"nohup {CODE}",
+        f"stdbuf -oL {CODE}",
+        f"doas -u root {CODE}",
+        f"time -p {CODE}",
+        f"echo x | xargs -0 -r {CODE}",
+        f"env -S {LINE}",
+        f"env -C . -S {LINE}",
+    ):
+        assert _decide(tmp_path, line, [*BROAD, "Bash(env:*)", "Bash(nice:*)"]) == [
+            f"matches {RULE}: {PY}: cannot be read"
+        ], line
