@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from orchestrator import shell_words
+
 _PYTHON = re.compile(r"(python|pypy)(\d+(\.\d+)?)?")
 # Inline-code options (a short option may be in a cluster: `perl -lne`, `python3 -Ic`),
 # the options whose value is the next word, and the options that only inform.
@@ -68,6 +70,12 @@ _SED_RUNS = re.compile(
 )
 _LONGEST = 64 * 1024  # a longer sed script is not searched (quadratic at worst): it asks
 _MAKES = frozenset({"make", "gmake", "bmake", "just", "task", "rake", "invoke"})
+# A variable given to make on its line (`make CC=clang`): its value is code when make
+# runs it at once (`X!=CMD`), when it holds a make reference (`$(shell CMD)`, `$(eval …)`)
+# or a word the shell builds (that may hold one), or shell code a recipe using it runs
+# (`CC='gcc; CMD'`: measured, ran CMD), or a program given inline code (`CC='python3 -c …'`).
+_MAKE_ASSIGNMENT = re.compile(r"([^\s:#=!?+-][^\s:#=!?+]*)\s*(:::?=|::?=|[!?+]?=)(.*)", re.S)
+_MAKE_CODE = re.compile(r"[$;&|<>`()\n" + shell_words.UNKNOWN + "]")
 _PACKAGE_MANAGERS = frozenset({"npm", "yarn", "pnpm", "bun", "deno"})
 # Their subcommands that run a script of package.json (or code given inline / in a file);
 # yarn and pnpm also run a script named as their first word (`yarn build`).
@@ -363,7 +371,12 @@ def _find(args: list[str]) -> Handoff | None:
 
 def _make(name: str, args: list[str]) -> Handoff:
     """A recipe file (a rule naming the program exempts it), or make code on the line:
-    ``--eval=TEXT``/``-E TEXT``, or a makefile read from the input (``-f -``)."""
+    ``--eval=TEXT``/``-E TEXT``, a makefile read from the input (``-f -``), or a
+    variable holding code (``CC='$(shell CMD)'``; an exact rule on the command exempts it)."""
+    if name in ("make", "gmake", "bmake"):
+        for word in args:
+            if (code := _make_variable_code(word)) is not None:
+                return Handoff(f"gives {name} {code} in the variable {word}", code=word)
     for word, after in itertools.pairwise([*args, ""]):
         if word == "--":
             break
@@ -375,6 +388,22 @@ def _make(name: str, args: list[str]) -> Handoff:
         ):
             return Handoff(f"runs a makefile {name} reads from its input", code=word)
     return Handoff(f"runs recipes written in {name}'s file")
+
+
+def _make_variable_code(word: str) -> str | None:
+    """What code the variable ``word`` given to make holds (``X!=CMD``: a command it runs
+    at once), or None for a plain value (``CC=clang``, ``CFLAGS=-O2 -g``, ``DESTDIR=./out``)."""
+    found = _MAKE_ASSIGNMENT.fullmatch(word)
+    if found is None:
+        return None
+    _, operator, value = found.groups()
+    if operator == "!=":
+        return "a command to run"
+    if _MAKE_CODE.search(value):
+        return "code"
+    inner = value.split()
+    handoff = of(inner[0], inner[1:]) if inner else None
+    return "code" if handoff is not None and handoff.code else None
 
 
 def _vim(name: str, args: list[str]) -> Handoff | None:
@@ -414,21 +443,34 @@ def _ssh(name: str, args: list[str]) -> Handoff | None:
     sftp anywhere (glibc's getopt)."""
     lines: list[str] = []
     argv: list[tuple[str, ...]] = []
-    i = _ssh_options(name, args, 0, lines, argv)
+    configs: list[str] = []
+    i = _ssh_options(name, args, 0, lines, argv, configs=configs)
     if name != "ssh":
         while i < len(args):
-            i = _ssh_options(name, args, i + 1, lines, argv)
+            i = _ssh_options(name, args, i + 1, lines, argv, configs=configs)
     elif i < len(args):  # the host, its options, then its command
-        i = _ssh_options(name, args, i + 1, lines, argv)
+        i = _ssh_options(name, args, i + 1, lines, argv, configs=configs)
         if i < len(args):
             lines.append(" ".join(args[i:]))
-    return Handoff(lines=tuple(lines), argv=tuple(argv)) if lines or argv else None
+    # A config file may hold ProxyCommand/LocalCommand/Match exec (measured: `ssh -F FILE
+    # h` ran its ProxyCommand); ssh's own ~/.ssh/config is read by design, as a conftest.
+    why = f"runs the commands the ssh config {configs[0]} may give ({name} -F)" if configs else None
+    if why or lines or argv:
+        return Handoff(why, tuple(lines), tuple(argv), code="-F" if why else "")
+    return None
 
 
 def _ssh_options(
-    name: str, args: list[str], i: int, lines: list[str], argv: list[tuple[str, ...]]
+    name: str,
+    args: list[str],
+    i: int,
+    lines: list[str],
+    argv: list[tuple[str, ...]],
+    *,
+    configs: list[str],
 ) -> int:
-    """Reads the options from ``args[i]`` into ``lines``/``argv``; where they end."""
+    """Reads the options from ``args[i]`` into ``lines``/``argv``/``configs`` (``-F``
+    files); where they end."""
     while i < len(args) and args[i].startswith("-") and len(args[i]) > 1:
         word = args[i]
         if word == "--":
@@ -443,6 +485,8 @@ def _ssh_options(
                     lines.append(found[2])
                 elif c in "SD" and name != "ssh":  # a program run instead of ssh / sftp-server
                     argv.append((value,))
+                elif c == "F" and value not in ("none", "/dev/null"):  # ssh: none reads none
+                    configs.append(value)
                 break
         i += 1
     return i
