@@ -5,7 +5,7 @@ CMD`` / ``flock FILE CMD…``, ``parallel CMD ::: ARGS``, ``trap CMD SIGNAL``: t
 is read as one (the rules of that command apply; ``Bash(watch:*)`` does not allow what
 it runs). Where the command comes from the program's input (``echo CMD | su``, ``script``
 or ``parallel`` with no command) it is a hand-off that cannot be read (code on the line,
-:data:`orchestrator.handoffs.INPUT`). Plain wrappers whose command follows their options
+:data:`orchestrator.handoff_types.INPUT`). Plain wrappers whose command follows their options
 (``sudo``, ``nice``, ``setsid``, ``chroot``…) are read by :mod:`orchestrator.bash_commands`.
 """
 
@@ -15,7 +15,7 @@ import re
 from typing import Final
 
 from orchestrator import shell_words
-from orchestrator.handoffs import INPUT, Handoff
+from orchestrator.handoff_types import INPUT, Handoff
 
 _UNKNOWN: Final = shell_words.UNKNOWN
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})

@@ -13,10 +13,8 @@ from orchestrator import shell_words
 UNKNOWN: Final = shell_words.UNKNOWN
 
 _BRACES = re.compile(r"\{[^\s{}]*(,|\.\.)")  # {a,b} and {1..3} (a space ends a brace word)
-
 # [p]ush, not the subscript of a[0]=x; no `[` inside, so `[[[[…` is read in linear time
 _CLASS = re.compile(r"\[[^\s\[\]]+\](?!\+?=)")
-
 # A quoted here-document that cat or tee only copies (no pipe on its line) is data:
 # `cat > f <<'EOF'`, the `git commit -m "$(cat <<'EOF' …)"` of a commit message. Its
 # lines are still read as plain words (a script written there may be run later in the
@@ -27,7 +25,6 @@ _DATA_HEREDOC = re.compile(
     r"(?:^|[;&|(\n]|\$\()[ \t]*(?:cat|tee)\b[^\n|;&]{0,200}?"
     r"<<-?[ \t]*(?:'(\w+)'|\"(\w+)\"|\\(\w+))[^\n|]{0,200}\n"
 )
-
 _PLAIN = str.maketrans(dict.fromkeys("$`*?[]{}@+!'\"\\", " "))
 
 
