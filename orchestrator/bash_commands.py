@@ -237,10 +237,13 @@ def _simple(words: list[str], depth: int) -> list[str]:
             if base == "xargs":
                 words = command_wrappers.xargs(words[1:])
                 continue
-            if base == "env":  # `env -C DIR git …` runs git there
+            if base in command_wrappers.CHDIR:  # `env -C DIR git …` runs git there
                 extra += [
-                    _PLACE + "at " + d for d in git_places.option_values(words[1:], "-C", "--chdir")
+                    _PLACE + "at " + d
+                    for d in git_places.option_values(words[1:], *command_wrappers.CHDIR[base])
                 ]
+            if command_wrappers.elsewhere(base, words[1:]):  # `sudo -i`: the user's home
+                extra.append(_PLACE + "at " + UNKNOWN + " ".join([base, *words[1:2]]))
             words = command_wrappers.after_options(words[1:], command_wrappers.WRAPPERS[base])
             if base in command_wrappers.OPERAND:
                 words = words[1:]  # timeout's DURATION, chroot's NEWROOT

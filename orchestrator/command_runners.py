@@ -137,7 +137,7 @@ def _su(name: str, args: list[str]) -> Handoff | None:
     POSIX shell (``-s /usr/bin/python3 -c CODE``) runs code that is not a shell line."""
     lines: list[str] = []
     shell = ""
-    user_mode = False
+    user_mode = login = False
     positional: list[str] = []
     i = 0
     while i < len(args):
@@ -159,6 +159,7 @@ def _su(name: str, args: list[str]) -> Handoff | None:
                 value = args[i] if i < len(args) else ""
                 i += 1
         else:
+            login = login or word in ("-", "-l", "--login")
             if not word.startswith("-") or word == "-":
                 positional.append(word)
                 if user_mode and word != "-":  # runuser -u USER CMD…: the command begins
@@ -176,6 +177,9 @@ def _su(name: str, args: list[str]) -> Handoff | None:
     if user_mode:
         argv = [w for w in positional if w != "-"]
         return Handoff(argv=(tuple(argv),)) if argv else None
+    if lines and login:  # a login shell starts in the user's home, known at run time
+        home = _UNKNOWN + "~" + next((w for w in positional if w != "-"), "root")
+        return Handoff(lines=tuple(f"cd {home}; {line}" for line in lines))
     if lines:
         return Handoff(lines=tuple(lines))
     return Handoff(f"runs commands the shell of {name} reads from its input", code=INPUT)

@@ -53,6 +53,13 @@ WRAPPERS: Final[dict[str, frozenset[str]]] = {
     ),
 }
 OPERAND: Final = frozenset({"timeout", "chroot"})  # a word before the command: DURATION, NEWROOT
+# Options that run the command in another folder (its short and long name).
+CHDIR: Final = {
+    "env": ("-C", "--chdir"),
+    "sudo": ("-D", "--chdir"),
+    "unshare": ("-w", "--wd"),
+    "systemd-run": ("--working-directory", "--working-directory"),
+}
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 _SHELL_VALUED = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 
@@ -133,3 +140,16 @@ def shell_body(words: list[str]) -> str | None:
     if not command:
         return None
     return words[i] if i < len(words) else ""
+
+
+def elsewhere(name: str, words: list[str]) -> bool:
+    """Whether wrapper ``name`` runs its command in a folder known only at run time: the
+    home of ``sudo -i``'s login shell, the new root of ``chroot`` (but ``--skip-chdir``)."""
+    if name not in ("sudo", "chroot"):
+        return False
+    options = words[: len(words) - len(after_options(words, WRAPPERS[name]))]
+    if name == "chroot":
+        return "--skip-chdir" not in options
+    return "--login" in options or any(
+        w[:1] == "-" and w[1:2] != "-" and "i" in w[1:].split("u", 1)[0] for w in options
+    )

@@ -163,3 +163,30 @@ def test_what_was_read_already_still_asks(tmp_path: Path) -> None:
         assert _decide(tmp_path, line, [*BROAD, "Bash(env:*)", "Bash(nice:*)"]) == [
             f"matches {RULE}: {PY}: cannot be read"
         ], line
+
+
+def test_git_runs_where_the_wrapper_takes_it(tmp_path: Path) -> None:
+    """`sudo -D DIR`, `unshare --wd DIR`, `systemd-run --working-directory DIR` run git in
+    DIR: its config is read there, as for `env -C DIR` (an alias there runs code); a login
+    shell (`sudo -i`, `su - USER -c`) or `chroot` starts in a folder known only at run time."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    alias = """!python3 -c 'open("ran-it","w")'"""
+    subprocess.run(["git", "-C", str(repo), "config", "alias.st", alias], check=True)
+    in_repo = f"alias.st in git's config ({repo}) runs code given to python3 -c: cannot be read"
+    _runs(f"unshare --wd {repo} git st", tmp_path)
+    assert (repo / "ran-it").exists()  # the alias of repo's config ran
+    for line, why in (
+        (f"unshare --wd {repo} git st", in_repo),
+        (f"sudo -D {repo} git st", in_repo),
+        (f"sudo --chdir={repo} git st", in_repo),
+        (f"systemd-run --working-directory {repo} git st", in_repo),
+        ("sudo -i git st", "git may run in a folder known only at run time (git -C sudo -i)"),
+        ("chroot / git st", "git may run in a folder known only at run time (git -C chroot /)"),
+        ("su - root -c 'git st'", "git may run in a folder known only at run time (cd ~root)"),
+    ):
+        asked = _decide(tmp_path, line, BROAD)
+        assert len(asked) == 1, (line, asked)
+        assert why in asked[0], (line, asked)
+    for line in ("chroot --skip-chdir / git st", "sudo -u root git st", "su -c 'git st'"):
+        assert _decide(tmp_path, line, BROAD) == [], line
