@@ -219,6 +219,8 @@ def _substitutions(token: str) -> list[str]:
 
 def _simple(words: list[str], depth: int) -> list[str]:
     """One simple command, prefixes taken off: "" if nothing is left to run."""
+    if depth > MAX_DEPTH:  # `find -exec find -exec …`: a command's command read as words
+        raise _Unsure(f"commands nested more than {MAX_DEPTH} deep")
     words = list(words)
     extra: list[str] = []  # what the command's assignments hand over
     while words:

@@ -190,3 +190,12 @@ def test_git_runs_where_the_wrapper_takes_it(tmp_path: Path) -> None:
         assert why in asked[0], (line, asked)
     for line in ("chroot --skip-chdir / git st", "sudo -u root git st", "su -c 'git st'"):
         assert _decide(tmp_path, line, BROAD) == [], line
+
+
+def test_commands_nested_as_words_ask_without_a_crash(tmp_path: Path) -> None:
+    """`find . -exec find . -exec …`, `flock f flock f …` (a command given as words, read
+    as a command): past 8 deep the line asks; before, 3000 deep overflowed Python's stack
+    (RecursionError in the hook)."""
+    for line in ("find . -exec " * 3000, "flock f " * 3000, "watch " * 3000):
+        (asked,) = _decide(tmp_path, line, BROAD)
+        assert "commands nested more than 8 deep" in asked, asked
