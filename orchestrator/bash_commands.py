@@ -41,7 +41,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from orchestrator import git_places, handoffs, shell_words
+from orchestrator import (
+    command_runners,
+    command_wrappers,
+    git_places,
+    handoffs,
+    shell_marks,
+    shell_words,
+)
 
 UNSURE: Final = None
 UNKNOWN: Final = shell_words.UNKNOWN  # marks a word the shell builds when it runs
@@ -56,53 +63,19 @@ MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and as
 MAX_LINE: Final = 128 * 1024
 
 _PUNCTUATION = shell_words.PUNCTUATION
-_BRACES = re.compile(r"\{[^\s{}]*(,|\.\.)")  # {a,b} and {1..3} (a space ends a brace word)
-# [p]ush, not the subscript of a[0]=x; no `[` inside, so `[[[[…` is read in linear time
-_CLASS = re.compile(r"\[[^\s\[\]]+\](?!\+?=)")
 # Config given on the same line that may make git run another subcommand than the one
 # written: an alias, a config file to read (aliases), help.autocorrect (`git psuh`).
 _GIT_CONFIG = re.compile(
     r"alias\.|include(if)?\.|autocorrect|GIT_CONFIG|\bHOME=|XDG_CONFIG_HOME=", re.I
 )
-# A quoted here-document that cat or tee only copies (no pipe on its line) is data:
-# `cat > f <<'EOF'`, the `git commit -m "$(cat <<'EOF' …)"` of a commit message. Its
-# lines are still read as plain words (a script written there may be run later in the
-# line), with no character the shell would treat as special: a `$HOME`, `[x]` or
-# apostrophe in a commit message makes no command unsure. (Bounded gaps keep a hostile
-# line of `(cat (cat …` linear.)
-_DATA_HEREDOC = re.compile(
-    r"(?:^|[;&|(\n]|\$\()[ \t]*(?:cat|tee)\b[^\n|;&]{0,200}?"
-    r"<<-?[ \t]*(?:'(\w+)'|\"(\w+)\"|\\(\w+))[^\n|]{0,200}\n"
-)
 _WORD_SPLIT = re.compile(r"[\s'\"(),\[\];]+")
-_PLAIN = str.maketrans(dict.fromkeys("$`*?[]{}@+!'\"\\", " "))
 _KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}", "esac"}
     | {"coproc"}
 )
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")
-# Wrappers that run the rest of their words as a command, with their options that take
-# a value as the next word (a value attached, ``-n5``, is one word and simply skipped).
-_WRAPPERS: Final[dict[str, frozenset[str]]] = {
-    "time": frozenset(),
-    "busybox": frozenset(),
-    "nohup": frozenset(),
-    "builtin": frozenset(),
-    "command": frozenset(),
-    "exec": frozenset({"-a"}),
-    "env": frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}),
-    "nice": frozenset({"-n", "--adjustment"}),
-    "ionice": frozenset({"-c", "-n", "-p", "-P", "-u"}),
-    "stdbuf": frozenset({"-i", "-o", "-e"}),
-    "timeout": frozenset({"-s", "--signal", "-k", "--kill-after"}),
-    "sudo": frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R"}),
-    "doas": frozenset({"-u", "-C"}),
-    "xargs": frozenset({"-I", "-L", "-n", "-P", "-s", "-d", "-E", "-a", "--delimiter"}),
-}
 _DECLARES = frozenset({"export", "declare", "typeset", "local", "readonly"})
 _SETS = frozenset({"read", "printf", "mapfile", "readarray", "getopts"})  # name variables
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
-_SHELL_VALUED = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 _GIT_VALUED = frozenset(
     {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix"}
 )
@@ -144,12 +117,12 @@ def read(line: str) -> Reading:
     """Each simple command ``line`` runs, normalised, and its unread hand-offs."""
     if len(line) > MAX_LINE:
         return Reading(UNSURE, [], f"{len(line)} characters, over the {MAX_LINE} read")
-    words = _data_as_words(line)
+    words = shell_marks.data_as_words(line)
     try:
         found = _commands(words, 0)
         # A here-document's data is not run where it is written (running that file later
         # on the line is a hand-off of its own): hand-offs are read with it left out.
-        blank = _data_as_words(line, blank=True)
+        blank = shell_marks.data_as_words(line, blank=True)
         run = _commands(blank, 0) if blank != line else found
     except _Unsure as exc:
         return Reading(UNSURE, [], exc.why)
@@ -181,7 +154,7 @@ def words(line: str) -> list[str]:
     gives su, -c, git, push), a path by its base name: where a rule's words may hide in
     arguments the shell hands to another program (``ssh``, ``su -c``, ``find -exec``).
     Here-documents that are data are plain words."""
-    line = _data_as_words(line)
+    line = shell_marks.data_as_words(line)
     try:
         tokens = _tokens(line)
     except _Unsure:
@@ -190,80 +163,9 @@ def words(line: str) -> list[str]:
     return [os.path.basename(w) or w for t in tokens for w in _WORD_SPLIT.split(t) if w]
 
 
-def _data_as_words(line: str, *, blank: bool = False) -> str:
-    """``line`` with the bodies of here-documents that are data made plain words (or,
-    ``blank``, left out)."""
-    out: list[str] = []
-    pos = 0
-    while (start := _DATA_HEREDOC.search(line, pos)) is not None:
-        end_word = re.escape(next(g for g in start.groups() if g))
-        end = re.compile(rf"^\t*{end_word}$", re.M).search(line, start.end())
-        if end is None:  # never ended: the shell reads it to the end of the line as data
-            break
-        body = "" if blank else line[start.end() : end.start()].translate(_PLAIN)
-        out += [line[pos : start.end()], body]
-        pos = end.start()
-    return "".join([*out, line[pos:]])
-
-
-# What _mark looks at; it copies every other character (in linear time, a run at once).
-_MARK_STOP = re.compile(r"[\\\"'`$*?{\[@+!]")
-
-
-def _mark(line: str) -> str:
-    """``line`` with :data:`UNKNOWN` before each expansion outside single quotes."""
-    out: list[str] = []
-    quote = ""
-    backtick = False  # inside `…`: only the opening one starts a built word
-    i = 0
-    while i < len(line):
-        if quote == "'":  # to the closing quote, as it is
-            end = line.find("'", i)
-            end = len(line) - 1 if end < 0 else end
-            out.append(line[i : end + 1])
-            quote, i = "", end + 1
-            continue
-        stop = _MARK_STOP.search(line, i)  # the characters between are copied as they are
-        if stop is None:
-            out.append(line[i:])
-            break
-        out.append(line[i : stop.start()])
-        i = stop.start()
-        c, after = line[i], line[i + 1 : i + 2]
-        if c == "\\":  # an escaped character is literal
-            out.append(line[i : i + 2])
-            i += 2
-            continue
-        if c == '"':
-            quote = "" if quote else '"'
-        elif c == "'" and not quote:
-            quote = "'"
-        elif c == "`":
-            backtick = not backtick
-            out.append(UNKNOWN if backtick else "")
-        elif (c == "$" and (after.isalnum() or (after and after in "{('\"@*#?$!-_"))) or (
-            quote == "" and _expands(line, i)
-        ):
-            out.append(UNKNOWN)
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def _expands(line: str, i: int) -> bool:
-    """Whether unquoted ``line[i]`` starts a brace expansion or a file-name pattern: a
-    file named ``push`` makes ``git pus?``, ``git [p]ush`` or ``git @(push)`` run a push."""
-    c = line[i]
-    if c == "{":
-        return _BRACES.match(line, i) is not None
-    if c == "[":
-        return _CLASS.match(line, i) is not None
-    return c in "*?" or (c in "@+!" and line[i + 1 : i + 2] == "(")
-
-
 def _tokens(line: str) -> list[str]:
     # Backslash-newline continues the line; a backtick starts or ends a substitution.
-    text = _mark(line.replace("\\\n", "")).replace("`", "\n")
+    text = shell_marks.mark(line.replace("\\\n", "")).replace("`", "\n")
     # As shlex splits it (a newline separates commands: it is an operator here; no
     # comments: `a#b; git push` runs the push), in linear time.
     try:
@@ -317,6 +219,8 @@ def _substitutions(token: str) -> list[str]:
 
 def _simple(words: list[str], depth: int) -> list[str]:
     """One simple command, prefixes taken off: "" if nothing is left to run."""
+    if depth > MAX_DEPTH:  # `find -exec find -exec …`: a command's command read as words
+        raise _Unsure(f"commands nested more than {MAX_DEPTH} deep")
     words = list(words)
     extra: list[str] = []  # what the command's assignments hand over
     while words:
@@ -329,25 +233,31 @@ def _simple(words: list[str], depth: int) -> list[str]:
             words.pop(0)
         elif head == "function":  # `function f { …; }`: the body follows
             words = words[2:]
-        elif base in _WRAPPERS:
-            if base == "env" and (split := _split_string(words[1:])) is not None:
+        elif base in command_wrappers.WRAPPERS:
+            if base == "env" and (split := command_wrappers.split_string(words[1:])) is not None:
                 return _commands(split, depth + 1)
             if base == "xargs":
-                words = _xargs(words[1:])
+                words = command_wrappers.xargs(words[1:])
                 continue
-            if base == "env":  # `env -C DIR git …` runs git there
+            if base in command_wrappers.CHDIR:  # `env -C DIR git …` runs git there
                 extra += [
-                    _PLACE + "at " + d for d in git_places.option_values(words[1:], "-C", "--chdir")
+                    _PLACE + "at " + d
+                    for d in git_places.option_values(words[1:], *command_wrappers.CHDIR[base])
                 ]
-            words = _after_options(words[1:], _WRAPPERS[base])
-            if base == "timeout":
-                words = words[1:]  # its DURATION
+            if command_wrappers.elsewhere(base, words[1:]):  # `sudo -i`: the user's home
+                extra.append(_PLACE + "at " + UNKNOWN + " ".join([base, *words[1:2]]))
+            words = command_wrappers.after_options(words[1:], command_wrappers.WRAPPERS[base])
+            if base in command_wrappers.OPERAND:
+                words = words[1:]  # timeout's DURATION, chroot's NEWROOT
         elif head == "alias":  # `alias p=git`: p runs git and whatever words follow it
             values = [w.split("=", 1)[1] for w in words[1:] if "=" in w]
             return [f"{c} {UNKNOWN}" for v in values for c in _commands(v, depth + 1) if c]
         elif head == "eval":
             return _commands(" ".join(words[1:]), depth + 1)
-        elif os.path.basename(head) in _SHELLS and (body := _shell_body(words[1:])) is not None:
+        elif (
+            os.path.basename(head) in command_wrappers.SHELLS
+            and (body := command_wrappers.shell_body(words[1:])) is not None
+        ):
             return _commands(body, depth + 1)
         else:
             break
@@ -361,7 +271,7 @@ def _simple(words: list[str], depth: int) -> list[str]:
     rest = words[1:]
     if program == "git":
         extra += [_PLACE + "at " + d for d in git_places.git_folders(rest, _GIT_VALUED)]
-        rest = _after_options(rest, _GIT_VALUED)
+        rest = command_wrappers.after_options(rest, _GIT_VALUED)
     elif program in ("cd", "pushd"):
         extra.append(_PLACE + "cd " + git_places.cd_target(program, rest))
     command = " ".join([program, *rest])
@@ -370,7 +280,7 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if program in _DECLARES or program in _SETS:  # `export GIT_DIR`, `read GIT_DIR`
         value = git_places.EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
         extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
-    handoff = handoffs.of(words[0], words[1:])
+    handoff = handoffs.of(words[0], words[1:]) or command_runners.of(program, words[1:])
     if handoff is not None:
         for body in handoff.lines:
             extra += _commands(body, depth + 1)
@@ -396,70 +306,3 @@ def _assigned(assignment: str, depth: int) -> list[str]:
         why = f"gives {name} code to load or run"
         return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
     return []
-
-
-def _after_options(words: list[str], valued: frozenset[str]) -> list[str]:
-    """``words`` from the first one that is not an option (or after ``--``)."""
-    i = 0
-    while i < len(words) and words[i].startswith("-") and words[i] != "-":
-        if words[i] == "--":
-            return words[i + 1 :]
-        i += 2 if words[i] in valued else 1
-    return words[i:]
-
-
-def _xargs(args: list[str]) -> list[str]:
-    """The command ``xargs ARGS`` runs: with the words it reads from its input at the end
-    (``echo push | xargs git`` pushes), or in place of ``-I R``'s R, unknown."""
-    replace = None
-    i = 0
-    while i < len(args) and args[i].startswith("-") and args[i] != "-":
-        word = args[i]
-        if word == "--":
-            i += 1
-            break
-        if word == "-I" and i + 1 < len(args):
-            replace = args[i + 1]
-        elif word.startswith("--replace=") or word in ("-i", "--replace"):
-            replace = word.partition("=")[2] or "{}"
-        elif word.startswith(("-I", "-i")):
-            replace = word[2:]
-        i += 2 if word in _WRAPPERS["xargs"] else 1
-    words = args[i:]
-    if not words:
-        return []  # it runs echo
-    if not replace:
-        return [*words, UNKNOWN + "…"]
-    return [w.replace(replace, UNKNOWN + replace) for w in words]
-
-
-def _split_string(words: list[str]) -> str | None:
-    """The command line of ``env -S 'LINE' [ARG…]`` (``--split-string=LINE``), else None."""
-    i = 0
-    while i < len(words) and words[i].startswith("-") and words[i] not in ("-", "--"):
-        word = words[i]
-        if word in ("-S", "--split-string"):
-            return " ".join(words[i + 1 :])
-        if word.startswith("--split-string="):
-            return " ".join([word.split("=", 1)[1], *words[i + 1 :]])
-        if not word.startswith("--") and "S" in word:
-            return " ".join([word[word.index("S") + 1 :], *words[i + 1 :]])
-        i += 2 if word in _WRAPPERS["env"] else 1
-    return None
-
-
-def _shell_body(words: list[str]) -> str | None:
-    """The command string of ``sh -c BODY`` (``bash -lc``, ``bash -o errexit -c``), else
-    None: the first word after the options, when one of them is ``-c``."""
-    command = False
-    i = 0
-    while i < len(words) and len(words[i]) > 1 and words[i][0] in "-+":
-        word = words[i]
-        i += 2 if word in _SHELL_VALUED else 1
-        if word == "--":
-            break
-        if word[0] == "-" and not word.startswith("--") and "c" in word[1:]:
-            command = True
-    if not command:
-        return None
-    return words[i] if i < len(words) else ""

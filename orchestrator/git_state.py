@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from orchestrator import git_places, gitcmd, handoffs
+from orchestrator import git_places, gitcmd, handoffs, option_commands
 
 TIMEOUT_S: Final = 5.0
 MAX_FOLDERS: Final = git_places.MAX_FOLDERS
@@ -152,7 +152,7 @@ def _read(folder: str, env: Mapping[str, str]) -> State:
                 aliases[key[6:]] = value
             elif key == "help.autocorrect":
                 autocorrect = value.strip().lower() not in _QUIET
-            elif key and not key.startswith(_SKIPPED) and handoffs.git_program_key(key):
+            elif key and not key.startswith(_SKIPPED) and option_commands.git_program_key(key):
                 programs.append((key, value))
         known: frozenset[str] = frozenset()
         if autocorrect:

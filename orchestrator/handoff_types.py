@@ -1,0 +1,24 @@
+"""What a command hands to an interpreter (:class:`Handoff`), shared by
+:mod:`orchestrator.handoffs`, :mod:`orchestrator.option_commands` and
+:mod:`orchestrator.command_runners`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """What a command hands over: code that cannot be read (``why``), shell lines that
+    can (``lines``), commands given as words (``argv``)."""
+
+    why: str | None = None
+    lines: tuple[str, ...] = ()
+    argv: tuple[tuple[str, ...], ...] = field(default=())
+    # Code on the line or its input (not in a file): the word that gives it (`-c`,
+    # `--eval`, `-`), or INPUT. An allow rule exempts it only if it names that word.
+    code: str = ""
+
+
+INPUT: Final = "<input>"  # code read from a pipe or a here-document, no option giving it

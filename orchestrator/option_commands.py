@@ -1,0 +1,268 @@
+"""Programs whose options or program text give them commands to run, for
+:mod:`orchestrator.handoffs`.
+
+An awk program calling ``system()`` or piping to a command, a sed script with its ``e``
+command, ``find -exec CMD ;``,
+``git -c core.pager=…``/``--exec``/``submodule foreach``, ``tar --to-command=…``, ``rsync
+-e …``, ``ssh -o ProxyCommand=…`` (and the command ``ssh HOST CMD`` runs there), ``scp -S``,
+``ssh -F FILE``, ``vim -c``/``+CMD``/``-S FILE``, ``less +CMD``: a command given as a value
+is read as a line or a command (:class:`Handoff` ``lines``/``argv``), editor commands and
+config files are unread hand-offs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Final
+
+from orchestrator.handoff_types import INPUT, Handoff
+
+AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
+_AWK_VALUED = frozenset({"-F", "-v", "--assign", "--field-separator"})
+# An awk program runs a command with system() or a pipe (`print | "sh"`, `"cmd" | getline`).
+_AWK_RUNS = re.compile(r"\bsystem\s*\(|(?<!\|)\|(?!\|)|@load")
+# A sed script runs a command with its `e` command or the `e` flag of `s///e` (GNU sed).
+_SED_RUNS = re.compile(
+    r"(?:^|[;\n{}]|[0-9$/])\s*e(?:\s|;|$)"
+    # one way only to read each character (a backslash pair, or a character that is
+    # neither the delimiter nor a backslash): no backtracking blow-up on `s/\\\\…`
+    r"|s(?P<d>[^\\\n])(?:\\.|(?!(?P=d))[^\\])*(?P=d)(?:\\.|(?!(?P=d))[^\\])*(?P=d)"
+    r"[gpiImM0-9w]*e",
+    re.S,
+)
+_LONGEST = 64 * 1024  # a longer sed script is not searched (quadratic at worst): it asks
+# git settings and options whose value is a shell command git runs (`sh -c VALUE`).
+_GIT_PROGRAM_KEY = re.compile(
+    r"(core\.(pager|editor|sshcommand|askpass|fsmonitor)|sequence\.editor|pager\..*"
+    r"|diff\.external|diff\..*\.(textconv|command)|filter\..*\.(clean|smudge|process)"
+    r"|credential\.(.*\.)?helper|gpg\.(.*\.)?program|merge\..*\.driver|interactive\.difffilter"
+    r"|uploadpack\.packobjectshook|remote\..*\.(uploadpack|receivepack)|alias\..*"
+    r"|(difftool|mergetool|browser|man)\..*\.cmd|core\.(gitproxy|alternaterefscommand)"
+    r"|submodule\..*\.update|sendemail\.(sendmailcmd|tocmd|cccmd))",
+    re.I,
+)
+_GIT_HOOKS_KEY = re.compile(r"core\.hookspath|include(if)?\..*|init\.templatedir", re.I)
+# Options whose value is a command the program runs (through the shell): tar's
+# `--to-command`, `--checkpoint-action=exec=`, `-I`; rsync's `-e` (measured: they ran a
+# push unasked, the options' values being unread).
+TAR_PROGRAMS = frozenset(
+    {"--to-command", "--use-compress-program", "-I", "--rsh-command", "--info-script", "-F"}
+    | {"--new-volume-script", "--checkpoint-action"}
+)
+RSYNC_PROGRAMS = frozenset({"-e", "--rsh"})
+_GIT_VALUE_OPTIONS = frozenset({"--upload-pack", "--receive-pack", "--exec"})
+_GIT_SHORT_VALUE = {"-u": "clone", "-x": "rebase"}  # `git clone -u`, `git rebase -x`
+# Programs whose options run commands (measured: `vim -es -c '!CMD'`, `vim +'!CMD'` and
+# `make --eval='$(shell CMD)'` ran CMD without a terminal; `less +'!CMD'` ran nothing
+# there, yet asks: with a terminal it runs). An editor command (`-c`, `--cmd`, `+CMD`) is
+# code on the line: Ex commands run programs in many ways (`!`, `:terminal`, `system()`,
+# `:py`, `:lua`), so any asks but a line number or a search (`+12`, `+/word`).
+VIMS = frozenset({"vim", "vi", "nvim", "view", "vimdiff", "gvim", "ex", "gview", "evim"})
+_VIM_SCRIPTS = frozenset({"-S", "-u", "-U"})  # a file of editor commands (`-u NONE`: none)
+_MOVES = re.compile(r"\+*(\d*[gGpP%F]?|[/?&].*)", re.S)  # less `+12`, `+G`, `+/word`
+_VIM_MOVES = re.compile(r"\+(\d*|/.*)", re.S)  # vim `+12`, `+/word` (`+G` is the Ex `:G`)
+# The options taking a value, of ssh, scp and sftp (scp's -p preserves times; ssh's is a port)
+_SSH_VALUED: Final = {
+    "ssh": frozenset("BbcDEeFIiJLlmOopQRSWw"),
+    "scp": frozenset("cDFiJloPSX"),
+    "sftp": frozenset("BbcDFiJloPRSsX"),
+}
+# ssh -o keys whose value is a command: run here (ProxyCommand, LocalCommand,
+# KnownHostsCommand) or on the host (RemoteCommand); the host's command is read too.
+_SSH_COMMANDS = re.compile(
+    r"(proxycommand|localcommand|knownhostscommand|remotecommand)\s*[= ]\s*(.*)", re.I | re.S
+)
+
+
+def awk(name: str, args: list[str]) -> Handoff | None:
+    programs: list[str] = []
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        word = args[i]
+        if word in ("-f", "--file") or word.startswith("-f"):
+            return Handoff(f"runs the awk program of a file ({name} -f)")
+        if word in ("-e", "--source", "--exec", "-E"):
+            programs.append(args[i + 1] if i + 1 < len(args) else "")
+            i += 2
+            continue
+        if word == "--":
+            i += 1
+            break
+        i += 2 if word in _AWK_VALUED else 1
+    if not programs and i < len(args):
+        programs.append(args[i])
+    if any(_AWK_RUNS.search(p) for p in programs):
+        return Handoff(f"runs commands from the {name} program (system or a pipe)", code=INPUT)
+    return None
+
+
+def sed(args: list[str]) -> Handoff | None:
+    scripts: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word in ("-f", "--file") or word.startswith("--file="):
+            return Handoff("runs the sed script of a file (its e command runs programs)")
+        if word in ("-e", "--expression"):
+            scripts.append(args[i + 1] if i + 1 < len(args) else "")
+            i += 2
+            continue
+        if word.startswith("--expression="):
+            scripts.append(word.split("=", 1)[1])
+        elif not word.startswith("-") and not scripts:
+            scripts.append(word)
+            break
+        i += 1
+    if any(len(s) > _LONGEST or _SED_RUNS.search(s) for s in scripts):
+        return Handoff("runs commands from the sed script (its e command or s///e)", code=INPUT)
+    return None
+
+
+def find(args: list[str]) -> Handoff | None:
+    argv: list[tuple[str, ...]] = []
+    i = 0
+    while i < len(args):
+        if args[i] in ("-exec", "-execdir", "-ok", "-okdir"):
+            end = next((j for j in range(i + 1, len(args)) if args[j] in (";", "+")), len(args))
+            argv.append(tuple(args[i + 1 : end]))
+            i = end
+        i += 1
+    return Handoff(argv=tuple(argv)) if argv else None
+
+
+def git_program_key(key: str) -> bool:
+    """Whether git runs the value of config ``key`` as a command (``core.pager``...)."""
+    return _GIT_PROGRAM_KEY.fullmatch(key) is not None
+
+
+def vim(name: str, args: list[str]) -> Handoff | None:
+    """Editor commands on the line (``-c CMD``, ``--cmd CMD``, ``+CMD``), or a file of
+    them (``-S FILE``, ``-u FILE``)."""
+    ex_mode = name == "ex" or any(w in ("-e", "-E") or w.startswith("-es") for w in args)
+    for word, after in itertools.pairwise([*args, ""]):
+        if word == "--":
+            break
+        if word == "-s" and not ex_mode and after:  # typed keys (`:!CMD<CR>`), not silence
+            return Handoff(f"runs the keys typed from the file {after} ({name} -s)")
+        if word in ("-c", "--cmd") or (word.startswith("-c") and len(word) > 2):
+            return Handoff(f"runs the editor commands given to {name} {word[:5]}", code=word)
+        if word.startswith("+") and not _VIM_MOVES.fullmatch(word):
+            return Handoff(f"runs the editor commands given to {name} as {word[:1]}CMD", code=word)
+        if word in _VIM_SCRIPTS and after not in ("NONE", "NORC", "DEFAULTS", ""):
+            return Handoff(f"runs the editor commands of the file {after} ({name} {word})")
+    return None
+
+
+def less(args: list[str]) -> Handoff | None:
+    """``less +CMD``: a command run at the start (``+!CMD`` a shell command, ``+|`` a
+    pipe, ``+v`` the editor); a line number or a search (``+G``, ``+/word``) runs none."""
+    for word in args:
+        if word == "--":
+            break
+        if word.startswith("+") and not _MOVES.fullmatch(word):
+            return Handoff(f"runs the commands given to less as {word[:1]}CMD", code=word)
+    return None
+
+
+def ssh(name: str, args: list[str]) -> Handoff | None:
+    """The commands ssh runs: ``-o ProxyCommand=…`` (here), scp's and sftp's ``-S PROGRAM``
+    and ``-D PROGRAM``, and the
+    command given after the host (there: read as a line, as ``sh -c`` is). ssh reads
+    options before the host and again after it (``ssh h -o ProxyCommand=… cmd``); scp and
+    sftp anywhere (glibc's getopt)."""
+    lines: list[str] = []
+    argv: list[tuple[str, ...]] = []
+    configs: list[str] = []
+    i = _ssh_options(name, args, 0, lines, argv, configs=configs)
+    if name != "ssh":
+        while i < len(args):
+            i = _ssh_options(name, args, i + 1, lines, argv, configs=configs)
+    elif i < len(args):  # the host, its options, then its command
+        i = _ssh_options(name, args, i + 1, lines, argv, configs=configs)
+        if i < len(args):
+            lines.append(" ".join(args[i:]))
+    # A config file may hold ProxyCommand/LocalCommand/Match exec (measured: `ssh -F FILE
+    # h` ran its ProxyCommand); ssh's own ~/.ssh/config is read by design, as a conftest.
+    why = f"runs the commands the ssh config {configs[0]} may give ({name} -F)" if configs else None
+    if why or lines or argv:
+        return Handoff(why, tuple(lines), tuple(argv), code="-F" if why else "")
+    return None
+
+
+def _ssh_options(
+    name: str,
+    args: list[str],
+    i: int,
+    lines: list[str],
+    argv: list[tuple[str, ...]],
+    *,
+    configs: list[str],
+) -> int:
+    """Reads the options from ``args[i]`` into ``lines``/``argv``/``configs`` (``-F``
+    files); where they end."""
+    while i < len(args) and args[i].startswith("-") and len(args[i]) > 1:
+        word = args[i]
+        if word == "--":
+            return i + 1
+        letters = word[1:]
+        for j, c in enumerate(letters):
+            if c in _SSH_VALUED[name]:
+                value = letters[j + 1 :] or (args[i + 1] if i + 1 < len(args) else "")
+                if not letters[j + 1 :]:
+                    i += 1
+                if c == "o" and (found := _SSH_COMMANDS.fullmatch(value.strip())):
+                    lines.append(found[2])
+                elif c in "SD" and name != "ssh":  # a program run instead of ssh / sftp-server
+                    argv.append((value,))
+                elif c == "F" and value not in ("none", "/dev/null"):  # ssh: none reads none
+                    configs.append(value)
+                break
+        i += 1
+    return i
+
+
+def program_options(args: list[str], options: frozenset[str]) -> Handoff | None:
+    """The commands given as option values (``--to-command=CMD``, ``-e CMD``)."""
+    lines: list[str] = []
+    for word, after in itertools.pairwise([*args, ""]):
+        name, eq, value = word.partition("=")
+        if name in options:
+            value = value if eq else after
+            if name == "--checkpoint-action":  # exec=CMD; the other actions run nothing
+                if not value.startswith("exec="):
+                    continue
+                value = value.removeprefix("exec=")
+            lines.append(value)
+    return Handoff(lines=tuple(lines)) if lines else None
+
+
+def git(args: list[str]) -> Handoff | None:
+    lines: list[str] = []
+    why: str | None = None
+    seen: set[str] = set()  # the words before this one (`clone` before `-u`)
+    for i, word in enumerate(args):
+        value: str | None = None
+        after = args[i + 1] if i + 1 < len(args) else None
+        if word in ("-c", "--config-env") and after is not None:
+            key, _, value = after.partition("=")
+            if _GIT_HOOKS_KEY.fullmatch(key):
+                why = f"gives git {key}, which runs files"
+                value = None
+            elif not _GIT_PROGRAM_KEY.fullmatch(key):
+                value = None
+            else:
+                value = value.removeprefix("!")
+        elif word in _GIT_VALUE_OPTIONS or _GIT_SHORT_VALUE.get(word, "\0") in seen:
+            value = after
+        elif "=" in word and word.split("=", 1)[0] in _GIT_VALUE_OPTIONS:
+            value = word.split("=", 1)[1]
+        elif word == "run" and "bisect" in seen:
+            return Handoff(why, tuple(lines), (tuple(args[i + 1 :]),))
+        elif word == "foreach" and "submodule" in seen:
+            lines.append(" ".join(a for a in args[i + 1 :] if not a.startswith("-")))
+            break
+        if value is not None:
+            lines.append(value)
+        seen.add(word)
+    return Handoff(why, tuple(lines)) if why or lines else None

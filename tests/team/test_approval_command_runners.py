@@ -1,0 +1,201 @@
+"""Programs that run their arguments as a command (`watch`, `script -c`, `su -c`,
+`runuser`, `flock`, `setsid`, `chroot`, `unshare`, `parallel`, `trap`…): under an agent's
+broad allow rule on the program (`Bash(watch:*)`) the command it runs is read as a
+command, so `python3 -c` code there asks (`approve: ["Bash(git push:*)"]`), as it does
+alone. The real hook; each line that runs its command without a terminal is first run for
+real (bash, no terminal) to show it does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from orchestrator.policy import Policy
+from orchestrator.roster import parse_roster
+
+RULE = "Bash(git push:*)"
+PROGRAMS = ("watch", "script", "su", "runuser", "flock", "setsid", "chroot", "unshare")
+BROAD = [
+    "Bash",
+    *(f"Bash({p}:*)" for p in PROGRAMS),
+    *(f"Bash({p}:*)" for p in ("systemd-run", "sudo", "xargs", "time", "parallel", "trap")),
+    "Bash(echo:*)",
+]
+ROOT = os.geteuid() == 0  # su, runuser, chroot run their command for root only
+# Code that leaves a file behind: as one shell word, and as a quoted line of a shell.
+CODE = """python3 -c 'open("ran-it","w")'"""
+LINE = r"""'python3 -c "open(\"ran-it\",\"w\")"'"""
+PY = "runs code given to python3 -c"
+
+
+def _decide(folder: Path, line: str, tools: list[str]) -> list[str]:
+    roster = parse_roster(
+        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, approve: [{json.dumps(RULE)}]}}\n",
+        folder / "agents.yaml",
+        {},
+    )
+    asked: list[str] = []
+
+    async def decide(
+        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]:
+        asked.append(why)
+        return False, "denied by user: no"
+
+    policy = Policy("a", lambda: roster, lambda: folder, decide)
+    data: Any = {"tool_name": "Bash", "tool_input": {"command": line}, "cwd": str(folder)}
+    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+    return asked
+
+
+def _runs(line: str, folder: Path) -> bool:
+    """Whether bash, with no terminal (as the CLI's Bash), leaves `ran-it` behind."""
+    (folder / "ran-it").unlink(missing_ok=True)
+    env = {**os.environ, "HOME": str(folder)}
+    subprocess.run(
+        ["bash", "-c", line],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    return (folder / "ran-it").exists()
+
+
+# (the line, whether it runs the code with no terminal (None: not run here), why it asks)
+LINES = [
+    (f"watch -g -n 0.1 {LINE[:-2]};import time;print(time.time())\"'", True, PY),
+    (f"watch -x -e {CODE[:-1]};exit(1)'", True, PY),
+    (f"script -qc {LINE} /dev/null", True, PY),
+    (f"script --command {LINE} /dev/null", True, PY),
+    (f"su -c {LINE}", ROOT, PY),
+    (f"su root -c {LINE}", ROOT, PY),  # su reads its options after the user too
+    (f"runuser -u root -- {CODE}", ROOT, PY),
+    (f"runuser root -c {LINE}", ROOT, PY),
+    (f"flock lockf -c {LINE}", True, PY),
+    (f"flock -w 5 lockf {CODE}", True, PY),
+    (f"setsid -w {CODE}", True, PY),
+    (f"chroot --skip-chdir / {CODE}", ROOT, PY),
+    (f"unshare --propagation private {CODE}", True, PY),
+    (f"systemd-run --user --unit x {CODE}", None, PY),
+    (f"sudo -iu root {CODE}", None, PY),  # a cluster ending with -u: the user follows
+    (f"sudo --user root {CODE}", None, PY),
+    (f"echo x | xargs --max-args 1 {CODE}", True, PY),
+    (f"/usr/bin/time -o timings {CODE}", True, PY),
+    (f"trap {LINE} EXIT", True, PY),
+    (f"parallel -j2 {LINE} ::: a", None, PY),
+    (f"parallel ::: {LINE}", None, PY),  # with no command, each input is one
+    (
+        f"echo {LINE} | su",
+        ROOT,
+        "runs commands the shell of su reads from its input",
+    ),
+    (  # ran by hand; not here: at its input's end script may stop its shell before it reads
+        f"echo {LINE} | script -q /dev/null",
+        None,
+        "runs commands the shell of script reads from its input",
+    ),
+    (
+        f"su -s /usr/bin/python3 -c {CODE[10:]} root",
+        ROOT,
+        "runs code with the shell /usr/bin/python3 of su -s",
+    ),
+    ("echo x | parallel", None, "runs the commands parallel reads from its input or a file"),
+    (
+        "parallel --ssh x echo ::: a",
+        None,
+        "gives parallel the option --ssh, which may run programs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "runs", "why"), LINES)
+def test_the_command_a_program_runs_is_read_as_one(
+    line: str, runs: bool | None, why: str, tmp_path: Path
+) -> None:
+    if runs is not None:
+        assert _runs(line, tmp_path) is runs
+    assert _decide(tmp_path, line, BROAD) == [f"matches {RULE}: {why}: cannot be read"]
+
+
+def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
+    for line in (
+        "watch -n 5 git status",
+        "flock /tmp/x.lock git status",
+        "flock -x 9",
+        "script -qc 'ls -la' /dev/null",
+        "su -c 'ls' root",
+        "runuser -u nobody -- ls",
+        "setsid -f sleep 1",
+        "chroot / ls",
+        "sudo -iu root ls",
+        "trap 'rm -f \"$tmp\"' EXIT",
+        "parallel -j4 gzip ::: a b",
+        "echo a | xargs --max-args 1 ls",
+    ):
+        assert _decide(tmp_path, line, BROAD) == [], line
+
+
+def test_what_was_read_already_still_asks(tmp_path: Path) -> None:
+    """sudo, timeout, nice, nohup, stdbuf, doas, time, xargs, env -S (and env -C with -S)
+    were read before this: what they run asks."""
+    for line in (
+        f"sudo -D /tmp {CODE}",
+        f"sudo -i {CODE}",
+        f"timeout -k 5 10 {CODE}",
+        f"nice -n 5 {CODE}",
+        f"nohup {CODE}",
+        f"stdbuf -oL {CODE}",
+        f"doas -u root {CODE}",
+        f"time -p {CODE}",
+        f"echo x | xargs -0 -r {CODE}",
+        f"env -S {LINE}",
+        f"env -C . -S {LINE}",
+    ):
+        assert _decide(tmp_path, line, [*BROAD, "Bash(env:*)", "Bash(nice:*)"]) == [
+            f"matches {RULE}: {PY}: cannot be read"
+        ], line
+
+
+def test_git_runs_where_the_wrapper_takes_it(tmp_path: Path) -> None:
+    """`sudo -D DIR`, `unshare --wd DIR`, `systemd-run --working-directory DIR` run git in
+    DIR: its config is read there, as for `env -C DIR` (an alias there runs code); a login
+    shell (`sudo -i`, `su - USER -c`) or `chroot` starts in a folder known only at run time."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    alias = """!python3 -c 'open("ran-it","w")'"""
+    subprocess.run(["git", "-C", str(repo), "config", "alias.st", alias], check=True)
+    in_repo = f"alias.st in git's config ({repo}) runs code given to python3 -c: cannot be read"
+    _runs(f"unshare --wd {repo} git st", tmp_path)
+    assert (repo / "ran-it").exists()  # the alias of repo's config ran
+    for line, why in (
+        (f"unshare --wd {repo} git st", in_repo),
+        (f"sudo -D {repo} git st", in_repo),
+        (f"sudo --chdir={repo} git st", in_repo),
+        (f"systemd-run --working-directory {repo} git st", in_repo),
+        ("sudo -i git st", "git may run in a folder known only at run time (git -C sudo -i)"),
+        ("chroot / git st", "git may run in a folder known only at run time (git -C chroot /)"),
+        ("su - root -c 'git st'", "git may run in a folder known only at run time (cd ~root)"),
+    ):
+        asked = _decide(tmp_path, line, BROAD)
+        assert len(asked) == 1, (line, asked)
+        assert why in asked[0], (line, asked)
+    for line in ("chroot --skip-chdir / git st", "sudo -u root git st", "su -c 'git st'"):
+        assert _decide(tmp_path, line, BROAD) == [], line
+
+
+def test_commands_nested_as_words_ask_without_a_crash(tmp_path: Path) -> None:
+    """`find . -exec find . -exec …`, `flock f flock f …` (a command given as words, read
+    as a command): past 8 deep the line asks; before, 3000 deep overflowed Python's stack
+    (RecursionError in the hook)."""
+    for line in ("find . -exec " * 3000, "flock f " * 3000, "watch " * 3000):
+        (asked,) = _decide(tmp_path, line, BROAD)
+        assert "commands nested more than 8 deep" in asked, asked

@@ -1,0 +1,105 @@
+"""Code given to make or ssh through a variable or a file: `make VAR=VALUE` whose value
+holds code (`$(shell …)`, `X!=CMD`, shell code a recipe runs) and `ssh -F FILE` (its
+ProxyCommand) ask under `Bash(make:*)`/`Bash(ssh:*)` (`approve: ["Bash(git push:*)"]`)
+unless a rule names them; everyday `make CC=clang` does not. The real hook; each line is
+first run for real (bash, no terminal) to show it runs its command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from orchestrator.policy import Policy
+from orchestrator.roster import parse_roster
+
+RULE = "Bash(git push:*)"
+BROAD = ["Bash", "Bash(make:*)", "Bash(ssh:*)", "Bash(scp:*)"]
+
+
+def _decide(folder: Path, line: str, tools: list[str]) -> list[str]:
+    roster = parse_roster(
+        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, approve: [{json.dumps(RULE)}]}}\n",
+        folder / "agents.yaml",
+        {},
+    )
+    asked: list[str] = []
+
+    async def decide(
+        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]:
+        asked.append(why)
+        return False, "denied by user: no"
+
+    policy = Policy("a", lambda: roster, lambda: folder, decide)
+    data: Any = {"tool_name": "Bash", "tool_input": {"command": line}, "cwd": str(folder)}
+    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+    return asked
+
+
+def _runs(line: str, folder: Path) -> bool:
+    """Whether bash, with no terminal (as the CLI's Bash), leaves `ran-it` behind."""
+    (folder / "ran-it").unlink(missing_ok=True)
+    env = {**os.environ, "HOME": str(folder)}
+    subprocess.run(
+        ["bash", "-c", line],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    return (folder / "ran-it").exists()
+
+
+# A variable given to make holding code: make runs `X!=CMD` at once, `$(shell CMD)` where
+# the variable is used, a recipe using `$(CC)` runs its shell code.
+MAKE_LINES = [
+    ("make -s -f /dev/null 'X!=touch ran-it'", "gives make a command to run in the variable"),
+    ("make -s -f mk CC='$(shell touch ran-it)'", "gives make code in the variable"),
+    ("make -s -f mk CC='touch ran-it;'", "gives make code in the variable"),
+    ("make -s -f mk CC=\"$(printf '%s' '$(shell touch ran-it)')\"", "gives make code"),
+]
+
+
+@pytest.mark.parametrize(("line", "why"), MAKE_LINES)
+def test_a_make_variable_holding_code_asks(line: str, why: str, tmp_path: Path) -> None:
+    (tmp_path / "mk").write_text("all:\n\t@$(CC) --version >/dev/null 2>&1 || true\n")
+    assert _runs(line, tmp_path)
+    (asked,) = _decide(tmp_path, line, BROAD)
+    assert asked.startswith(f"matches {RULE}: {why}"), asked
+    # A rule that is exactly the command (its quotes taken off, as the shell does) exempts it.
+    exact = line.replace("'", "") if "printf" not in line else None
+    if exact is not None:
+        assert _decide(tmp_path, line, [*BROAD, f"Bash({exact})"]) == [], exact
+
+
+def test_an_ssh_config_file_asks_unless_a_rule_names_it(tmp_path: Path) -> None:
+    """`-F FILE`: its ProxyCommand, LocalCommand or `Match exec` run here."""
+    (tmp_path / "cfg").write_text(f"ProxyCommand touch {tmp_path / 'ran-it'}\n")
+    for line in ("ssh -F cfg -o BatchMode=yes h", "scp -F cfg -o BatchMode=yes a h:b"):
+        assert _runs(line, tmp_path), line
+        program = line.split(" ")[0]
+        why = f"runs the commands the ssh config cfg may give ({program} -F)"
+        assert _decide(tmp_path, line, BROAD) == [f"matches {RULE}: {why}: cannot be read"]
+        assert _decide(tmp_path, line, [*BROAD, f"Bash({program} -F:*)"]) == [], line
+    assert _decide(tmp_path, "GIT_SSH_COMMAND='ssh -F cfg' git fetch", BROAD)
+
+
+def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
+    for line in (
+        "make -j4 test",
+        "make CC=clang",
+        "make CFLAGS='-O2 -g' all",
+        "make PREFIX=/usr/local install",
+        "make DESTDIR=./out V=1 install",
+        "ssh -F /dev/null host uptime",
+        "ssh -F none host uptime",
+    ):
+        assert _decide(tmp_path, line, BROAD) == [], line
