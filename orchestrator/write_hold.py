@@ -125,6 +125,77 @@ def descendants(roots: Iterable[int]) -> set[int]:
     return found
 
 
+class Processes:
+    """The machine's processes by parent, kept for the watch (Hold._watch), which looks
+    every millisecond: measured, a whole /proc scan each look took half a core for as
+    long as a hold covered a claude starting a command. Here /proc is listed only when
+    a process was started or reaped since the last look, and a parent is read once: again
+    only when the process it had ends (its children are given to another)."""
+
+    def __init__(self) -> None:
+        self._last: bytes | None = None
+        self._parents: dict[int, int] = {}  # pid -> its parent
+        try:  # read again from its start at each look (a system call, not three)
+            self._loadavg: int | None = os.open("/proc/loadavg", os.O_RDONLY)
+        except OSError:
+            self._loadavg = None  # then every look lists /proc
+
+    def close(self) -> None:
+        if self._loadavg is not None:
+            os.close(self._loadavg)
+            self._loadavg = None
+
+    def _tasks(self) -> bytes | None:
+        """How many processes and threads there are, and the pid the kernel gave last, in
+        this pid namespace (the end of /proc/loadavg; a sandbox's processes count here
+        too): unchanged since a look, none was started or reaped in between (pids wrap
+        only after ``pid_max`` more)."""
+        if self._loadavg is None:
+            return None
+        try:
+            return os.pread(self._loadavg, 256, 0).rsplit(b"/", 1)[1]
+        except (OSError, IndexError):
+            return None
+
+    def changed(self) -> bool:
+        """Whether a process may have started or ended since the last call (then
+        brought up to date). The first call reads every process."""
+        tasks = self._tasks()  # before the listing: one started after changes it again
+        if tasks is not None and tasks == self._last:
+            return False
+        self._last = tasks
+        try:
+            pids = {int(n) for n in os.listdir("/proc") if n.isdigit()}
+        except OSError:
+            pids = set()
+        gone = self._parents.keys() - pids
+        for pid in gone:
+            del self._parents[pid]
+        read = pids - self._parents.keys()
+        if gone:
+            read |= {pid for pid, parent in self._parents.items() if parent in gone}
+        for pid in read:
+            if (parent := _parent(str(pid))) is not None:
+                self._parents[pid] = parent
+            else:
+                self._parents.pop(pid, None)
+        return True
+
+    def under(self, root: int) -> set[int]:
+        """Every process under ``root`` as of the last :meth:`changed`."""
+        children: dict[int, list[int]] = {}
+        for pid, parent in self._parents.items():
+            children.setdefault(parent, []).append(pid)
+        found: set[int] = set()
+        todo = list(children.get(root, []))
+        while todo:
+            pid = todo.pop()
+            if pid not in found:
+                found.add(pid)
+                todo += children.get(pid, [])
+        return found
+
+
 def _state(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -296,9 +367,9 @@ class Hold:
         with self._state:
             self._launches.pop(call, None)
 
-    def _launching_clis(self) -> dict[int, set[str]]:
+    def _launching_clis(self, checked: bool = True) -> dict[int, set[str]]:
         """The claudes held that are starting a command, each with the keys that hold it
-        (under ``_state``)."""
+        (under ``_state``); ``checked``: only those still the claude the hold saw."""
         now = time.monotonic()
         for call in [c for c, (_, until) in self._launches.items() if until < now]:
             del self._launches[call]
@@ -312,7 +383,7 @@ class Hold:
         # under: nothing of it is left to start a command, and its pid, reused, would be
         # another process's (another team's claude: its commands stopped for a write
         # that is not its). Its agent's new claude waits at the hook (Hold.holding).
-        for cli in list(out):
+        for cli in list(out) if checked else []:
             if self._born.get(cli) is None or procid.start_ticks(cli) != self._born[cli]:
                 del out[cli]
         return out
@@ -321,6 +392,7 @@ class Hold:
         """While a hold covers a claude starting a command: stop what it starts. Ends with
         the holds or the launches, and on an error (logged): a thread that died with
         ``_watching`` still set would have kept every later hold from watching."""
+        processes = Processes()
         try:
             while True:
                 self._work.acquire()
@@ -328,12 +400,22 @@ class Hold:
                     # looked at under _work: a key released since is continued after
                     # this scan (Hold._work_done), what it stops included
                     with self._state:
-                        clis = self._launching_clis()
+                        clis = self._launching_clis(checked=False)
                         if not clis:
                             self._watching = False
                             return
-                    for cli, keys in clis.items():
-                        self._stop_under([cli], keys)
+                    # What the holds found is stopped (Hold.hold): only a process
+                    # started since is looked for, and stopped with a whole scan. (A
+                    # claude that ended, or its pid reused: a change, so the check is here.)
+                    if processes.changed():
+                        with self._state:
+                            clis = self._launching_clis()
+                            if not clis:
+                                self._watching = False
+                                return
+                        for cli, keys in clis.items():
+                            if processes.under(cli) - self._stopped.keys() - self._left:
+                                self._stop_under([cli], keys)
                 finally:
                     self._work_done()
                 time.sleep(WATCH_S)
@@ -342,6 +424,8 @@ class Hold:
                 self._watching = False
             log.error("write_hold_watch_failed", error=repr(exc))
             raise
+        finally:
+            processes.close()
 
     def _until_stopped(self, pids: set[int]) -> None:
         """A stop is delivered, not done, when kill returns: a process running on another

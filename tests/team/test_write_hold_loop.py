@@ -114,12 +114,14 @@ async def test_a_release_during_the_watchs_scan_continues_what_the_scan_stops(
     gate = Gate()
     monkeypatch.setattr(write_hold, "descendants", gate)
     try:
-        hold.launch("call-1", "x")  # the watch starts, and waits inside its first scan
+        hold.launch("call-1", "x")  # the watch starts
+        # the command let through: the watch sees a new process, and its scan to stop
+        # it waits inside
+        late = await anyio.to_thread.run_sync(command, claude)
         await anyio.to_thread.run_sync(gate.inside.wait)
         assert hold.holding("x")
         hold.release("w")  # the write done, on the loop, mid-scan
         assert not hold.holding("x")
-        late = command(claude)  # the command let through, started as the scan looks
         gate.opened.set()
         until(lambda: not hold._watching, "the watch to end with the hold")
         assert gate.opened_in_time, "the release waited for the watch's scan"
