@@ -467,8 +467,11 @@ class Hold:
             self._work_done()
 
     def release_all(self) -> None:
-        """The team's end (`down`, a stop): nothing stays stopped, whatever is held. Waits
-        for a scan under way (the end must not leave what it stops)."""
+        """The team's end (`down`, a stop): nothing stays stopped, whatever is held. Never
+        waits (the team's end runs on the loop, which other teams' agents share; measured:
+        it waited for a scan, or up to a slow stop's 2 s): a scan or stop under way
+        continues what it stops as it ends (:meth:`_work_done`), and a thread that is not
+        a daemon waits for it, so the process does not exit with them stopped."""
         with self._state:
             self._keys.clear()
             self._covers.clear()
@@ -479,6 +482,15 @@ class Hold:
             self._unsettled = True
         for timer in timers:
             timer.cancel()
+        if self._work.acquire(blocking=False):
+            self._settle()
+            self._work_done()
+        else:
+            threading.Thread(target=self._settled, name="write-hold-end").start()
+
+    def _settled(self) -> None:
+        """Wait for the scan under way, then continue what is not held (it has, unless a
+        hold began since)."""
         self._work.acquire()
         self._settle()
         self._work_done()

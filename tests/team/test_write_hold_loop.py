@@ -199,3 +199,33 @@ async def test_a_release_before_the_holds_stops_leaves_nothing_stopped(
         assert write_hold._state(cmd) == "S", "a released write's hold stopped the command"
     finally:
         hold.release_all()
+
+
+async def test_the_teams_end_does_not_wait_for_a_holds_scan(
+    claude: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The team's end (``release_all``, run on the loop by release_launcher) while a
+    Write's hold scans or waits for a slow stop: it returns without waiting for the scan
+    (measured before: it waited, up to a slow stop's 2 s, with every other team's agents
+    on the loop standing still); what the scan stops is continued as it ends."""
+    held = command(claude)
+    hold = write_hold.Hold()
+    gate = Gate()
+    monkeypatch.setattr(write_hold, "descendants", gate)
+    writer = threading.Thread(
+        target=hold.hold, args=("w", [claude.pid]), kwargs={"agents": {"x": claude.pid}}
+    )
+    writer.start()
+    try:
+        await anyio.to_thread.run_sync(gate.inside.wait)
+        hold.release_all()  # on the loop, while the scan waits inside
+        assert hold.held == set()
+        assert not hold.holding("x")
+        gate.opened.set()
+        await anyio.to_thread.run_sync(writer.join)
+        assert gate.opened_in_time, "the team's end waited for the hold's scan"
+        until(lambda: write_hold._state(held) == "S", "the command continued")
+    finally:
+        gate.opened.set()
+        writer.join()
+        hold.release_all()
