@@ -329,10 +329,11 @@ class Hold:
                 threading.Thread(target=self._watch, name="write-hold-watch", daemon=True).start()
         return held
 
-    def _stop_under(self, clis: list[int], keys: set[str]) -> None:
-        """Stop what ``clis`` started, for ``keys`` (under ``_work``)."""
+    def _stop_under(self, clis: list[int], keys: set[str], first: set[int] | None = None) -> None:
+        """Stop what ``clis`` started, for ``keys`` (under ``_work``); ``first``: what is
+        under them, known already (stopped before a whole scan looks for the rest)."""
         for _ in range(ROUNDS):
-            under = descendants(clis)
+            under, first = (descendants(clis) if first is None else first), None
             for pid in under & self._stopped.keys():
                 self._needs[pid] |= keys
             fresh = under - self._stopped.keys() - self._left
@@ -405,8 +406,9 @@ class Hold:
                             self._watching = False
                             return
                     # What the holds found is stopped (Hold.hold): only a process
-                    # started since is looked for, and stopped with a whole scan. (A
-                    # claude that ended, or its pid reused: a change, so the check is here.)
+                    # started since is looked for; stopped at once, then whole scans
+                    # look for what it started meanwhile. (A claude that ended, or its
+                    # pid reused: a change, so the check is here.)
                     if processes.changed():
                         with self._state:
                             clis = self._launching_clis()
@@ -414,8 +416,9 @@ class Hold:
                                 self._watching = False
                                 return
                         for cli, keys in clis.items():
-                            if processes.under(cli) - self._stopped.keys() - self._left:
-                                self._stop_under([cli], keys)
+                            under = processes.under(cli)
+                            if under - self._stopped.keys() - self._left:
+                                self._stop_under([cli], keys, under)
                 finally:
                     self._work_done()
                 time.sleep(WATCH_S)
