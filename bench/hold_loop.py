@@ -9,7 +9,9 @@ for a command let through (``launch``) scans /proc every millisecond for ``--wat
 while the loop ticks and calls ``launch``/``launched``/``holding``, beside the same
 time held with no command let through: the CPU time this process spent in each.
 
-    python bench/hold_loop.py [--slow-s 3] [--watch-s 3]
+    python bench/hold_loop.py [--slow-s 3] [--watch-s 3] [--others N] [--no-slow]
+
+(``--others``: that many more processes on the machine, each a ``sleep``.)
 
 A program, not a test: it prints the loop's largest gap between ticks, beside how long
 the hold's stops took. Needs a C compiler (cc) for the slow process.
@@ -142,8 +144,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--slow-s", type=int, default=3)
     parser.add_argument("--watch-s", type=float, default=3.0)
+    parser.add_argument("--others", type=int, default=0, help="sleeping processes to add")
+    parser.add_argument("--no-slow", action="store_true", help="only the watch")
     args = parser.parse_args()
-    if shutil.which("cc"):
+    others = [subprocess.Popen(["sleep", "600"]) for _ in range(args.others)]
+    try:
+        run(args)
+    finally:
+        for proc in others:
+            proc.kill()
+            proc.wait()
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.no_slow:
+        pass
+    elif shutil.which("cc"):
         with tempfile.TemporaryDirectory() as d:
             claude = subprocess.Popen(["sh", "-c", f"{build(Path(d))} {args.slow_s}; true"])
             try:
