@@ -18,7 +18,7 @@ import structlog
 from counting import COUNTER
 from polling import until
 
-from orchestrator import prompts, write_hold
+from orchestrator import hold_procs, prompts, write_hold
 from orchestrator.policy import Policy
 from orchestrator.roster import Roster, parse_roster
 
@@ -159,7 +159,7 @@ def test_a_command_started_after_the_hold_looked_is_stopped_only_if_let_through(
         claude.stdin.write(f"{tmp_path / 'one'}\n")
         claude.stdin.flush()
         (pid,) = until(lambda: write_hold.descendants([claude.pid]), "the command")
-        until(lambda: write_hold._state(pid) == "T", "the command stopped")
+        until(lambda: hold_procs.run_state(pid) == "T", "the command stopped")
         hold.release("k1")
         until((tmp_path / "one").exists, "the command going on once released")
         hold.launched("c1")

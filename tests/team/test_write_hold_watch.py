@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from polling import until
 
-from orchestrator import write_hold
+from orchestrator import hold_procs, hold_stops, hold_watch, write_hold
 
 # A stand-in for a claude: it starts a `sleep` for each line it reads (its commands).
 CLAUDE = """
@@ -67,7 +67,7 @@ def test_the_watch_reads_a_process_not_the_claudes_once_not_at_every_look(
         reads[0] += in_watch() and str(path) == stat
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(write_hold, "LAUNCH_S", 3600.0)
+    monkeypatch.setattr(hold_watch, "LAUNCH_S", 3600.0)
     monkeypatch.setattr(time, "sleep", sleep)
     monkeypatch.setattr(os, "open", opened)
     hold = write_hold.Hold()
@@ -79,9 +79,9 @@ def test_the_watch_reads_a_process_not_the_claudes_once_not_at_every_look(
         claude.stdin.write("go\n")  # the command let through, started after the hold
         claude.stdin.flush()
         (late,) = until(lambda: write_hold.descendants([claude.pid]), "the command")
-        until(lambda: write_hold._state(late) == "T", "the watch stopping the command")
+        until(lambda: hold_procs.run_state(late) == "T", "the watch stopping the command")
     finally:
         hold.release_all()
     # once as the watch begins, then by the whole scans that stop the command
-    assert reads[0] <= 1 + write_hold.ROUNDS, (reads[0], looks[0])
-    until(lambda: write_hold._state(late) == "S", "the command continued")
+    assert reads[0] <= 1 + hold_stops.ROUNDS, (reads[0], looks[0])
+    until(lambda: hold_procs.run_state(late) == "S", "the command continued")
