@@ -214,10 +214,12 @@ class Policy:
                 self._asks, spec, tool, tool_input, self.folder(), raw.get("cwd")
             )
         out: HookJSONOutput = {}
+        approved = False
         if why is not None:
             granted, reason = await self.decide(tool, tool_input, subagent, why)
             if not granted:
                 return _deny(reason)
+            approved = True
             out = {
                 "hookSpecificOutput": {
                     "hookEventName": "PreToolUse",
@@ -239,7 +241,7 @@ class Policy:
             # still answer (the CLI gives up on the hook after its timeout): refused, the
             # approval given would be lost, and the agent asks it again.
             bound = write_hold.HOLD_MAX_S
-            if why is not None:
+            if approved:
                 bound = max(bound, self._hook_left(started))
             if not await self._until_not_held(tool, caller, bound):
                 return _deny(prompts.held_too_long(bound))
