@@ -6,9 +6,12 @@ only when the child is done (the hold waits up to STOP_WAIT_S for it). A Write's
 in a thread, as the policy hook runs it; meanwhile on the loop a task ticks every 10 ms
 and asks ``holding`` each tick, as a held agent's Bash does at the hook. Then the watch
 for a command let through (``launch``) scans /proc every millisecond for ``--watch-s``
-while the loop ticks and calls ``launch``/``launched``/``holding``.
+while the loop ticks and calls ``launch``/``launched``/``holding``, beside the same
+time held with no command let through: the CPU time this process spent in each.
 
-    python bench/hold_loop.py [--slow-s 3] [--watch-s 3]
+    python bench/hold_loop.py [--slow-s 3] [--watch-s 3] [--others N] [--no-slow]
+
+(``--others``: that many more processes on the machine, each a ``sleep``.)
 
 A program, not a test: it prints the loop's largest gap between ticks, beside how long
 the hold's stops took. Needs a C compiler (cc) for the slow process.
@@ -26,6 +29,7 @@ sys.path.insert(0, str(_HERE.parent))
 import argparse  # noqa: E402  (after the sys.path fix above)
 import contextlib  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
@@ -97,27 +101,42 @@ async def slow_stop(claude: subprocess.Popen[bytes]) -> None:
     )
 
 
-async def watch(claude: subprocess.Popen[bytes], watch_s: float) -> None:
+def cpu_s() -> float:
+    """This process's CPU time so far (user + system, every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def watch(claude: subprocess.Popen[bytes], watch_s: float, launching: bool) -> None:
+    """``watch_s`` of a hold on the claude, with a command let through (the watch looks
+    for it every millisecond) or none (no watch): the loop's largest gap, and the CPU
+    time this process spent in that time (the loop's ticks and calls, and the watch)."""
     await anyio.sleep(0.2)
     hold = write_hold.Hold()
     stop = anyio.Event()
     try:
         hold.hold("w", [claude.pid], None, 3600, agents={"x": claude.pid}, writer="y")
-        hold.launch("c0", "x")  # the watch scans every millisecond from now
+        cpu = cpu_s()
+        if launching:
+            hold.launch("c0", "x")  # the watch looks every millisecond from now
         result = [0.0]
 
         async def tick() -> None:
-            result[0] = await ticking(stop, hold, "x", True)
+            result[0] = await ticking(stop, hold, "x", launching)
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(tick)
             await anyio.sleep(watch_s)
             stop.set()
+        cpu = cpu_s() - cpu
     finally:
         hold.release_all()
+    what = "a command let through (watched)" if launching else "no command let through"
     print(
-        f"watch: {watch_s:.0f} s of 1 ms /proc scans; loop's largest gap "
-        f"{result[0] * 1000:.1f} ms (ticks every 10 ms)"
+        f"held {watch_s:.0f} s, {what}: CPU {cpu:.2f} s ({cpu / watch_s:.0%} of a core); "
+        f"loop's largest gap {result[0] * 1000:.1f} ms (ticks every 10 ms); "
+        f"processes on the machine {sum(n.isdigit() for n in os.listdir('/proc'))}; "
+        f"load {os.getloadavg()[0]:.2f}"
     )
 
 
@@ -125,8 +144,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--slow-s", type=int, default=3)
     parser.add_argument("--watch-s", type=float, default=3.0)
+    parser.add_argument("--others", type=int, default=0, help="sleeping processes to add")
+    parser.add_argument("--no-slow", action="store_true", help="only the watch")
     args = parser.parse_args()
-    if shutil.which("cc"):
+    others = [subprocess.Popen(["sleep", "600"]) for _ in range(args.others)]
+    try:
+        run(args)
+    finally:
+        for proc in others:
+            proc.kill()
+            proc.wait()
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.no_slow:
+        pass
+    elif shutil.which("cc"):
         with tempfile.TemporaryDirectory() as d:
             claude = subprocess.Popen(["sh", "-c", f"{build(Path(d))} {args.slow_s}; true"])
             try:
@@ -137,7 +170,8 @@ def main() -> None:
         print("slow stop: no C compiler (cc), skipped")
     claude = subprocess.Popen(["sh", "-c", "sleep 600 & wait"])
     try:
-        anyio.run(watch, claude, args.watch_s)
+        anyio.run(watch, claude, args.watch_s, False)
+        anyio.run(watch, claude, args.watch_s, True)
     finally:
         end(claude)
 

@@ -26,6 +26,7 @@ reaches it, while every call, a subagent's included, passes the hook.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -69,6 +70,7 @@ HOOK_SLACK_S = 60.0  # the hook outlives the approval wait it contains
 # a subagent's calls pass the same hook.
 COMMAND_TOOLS = ("Bash",)
 HELD_POLL_S = 0.002  # how often a command held back looks whether the write is done
+HOOK_MARGIN_S = 5.0  # a hook's answer is sent this long before the CLI gives up on it
 
 
 def owner_check(
@@ -188,6 +190,7 @@ class Policy:
     async def _decide(
         self, data: HookInput, tool_use_id: str | None, _context: HookContext
     ) -> HookJSONOutput:
+        started = time.monotonic()
         raw: dict[str, Any] = dict(data)
         tool = str(raw.get("tool_name", ""))
         tool_input = raw.get("tool_input") if isinstance(raw.get("tool_input"), dict) else {}
@@ -211,10 +214,12 @@ class Policy:
                 self._asks, spec, tool, tool_input, self.folder(), raw.get("cwd")
             )
         out: HookJSONOutput = {}
+        approved = False
         if why is not None:
             granted, reason = await self.decide(tool, tool_input, subagent, why)
             if not granted:
                 return _deny(reason)
+            approved = True
             out = {
                 "hookSpecificOutput": {
                     "hookEventName": "PreToolUse",
@@ -232,25 +237,38 @@ class Policy:
                 self.log.warning("write_denied", tool=tool, path=path, subagent=subagent)
                 return _deny(why)
         if tool in COMMAND_TOOLS:
-            if not await self._until_not_held(tool, caller):
-                return _deny(prompts.held_too_long(write_hold.HOLD_MAX_S))
+            # A command a person approved waits out the writes as long as its hook may
+            # still answer (the CLI gives up on the hook after its timeout): refused, the
+            # approval given would be lost, and the agent asks it again.
+            bound = write_hold.HOLD_MAX_S
+            if approved:
+                bound = max(bound, self._hook_left(started))
+            if not await self._until_not_held(tool, caller, bound):
+                return _deny(prompts.held_too_long(bound))
             if tool_use_id:  # a hold that begins before the CLI starts it still finds it
                 self.hold.launch(tool_use_id, self.agent)
         return out
 
-    async def _until_not_held(self, tool: str, caller: str) -> bool:
+    def _hook_left(self, started: float) -> float:
+        """How long the PreToolUse hook begun at ``started`` may still take before the CLI
+        stops waiting for it (:meth:`hooks`), less a margin for its answer to arrive."""
+        timeout = self.spec.approval_timeout_s + HOOK_SLACK_S
+        return timeout - HOOK_MARGIN_S - (time.monotonic() - started)
+
+    async def _until_not_held(self, tool: str, caller: str, bound_s: float) -> bool:
         """Wait while another agent's write holds this one (write_hold): its claude is not
         stopped, so a command it started now would run during that write. Polled, on the
         loop (a write takes milliseconds; a thread each would take the writers' threads);
-        False if holds went on for :data:`write_hold.HOLD_MAX_S` (writes back to back)."""
+        False if holds went on for ``bound_s`` (writes back to back). Cancelled with the
+        agent's session (a stop, `down`)."""
         if not self.hold.holding(self.agent, caller):
             return True
         self.log.info("command_waits_for_write", tool=tool)
-        with anyio.move_on_after(write_hold.HOLD_MAX_S):
+        with anyio.move_on_after(bound_s):
             while self.hold.holding(self.agent, caller):  # noqa: ASYNC110 - set from threads
                 await anyio.sleep(HELD_POLL_S)
             return True
-        self.log.warning("command_held_too_long", tool=tool, after_s=write_hold.HOLD_MAX_S)
+        self.log.warning("command_held_too_long", tool=tool, after_s=bound_s)
         return False
 
     def _asks(

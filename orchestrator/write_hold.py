@@ -36,175 +36,29 @@ continues from the record. `down` ends every hold (:meth:`Hold.release_all`).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import threading
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import structlog
 
 from orchestrator import procid
+from orchestrator.hold_procs import descendants, team_agents, team_clis
+from orchestrator.hold_watch import LaunchWatch
+
+__all__ = ["HOLD_MAX_S", "RECORD", "Hold", "descendants", "team_agents", "team_clis"]
 
 log = structlog.get_logger()
 
 HOLD_MAX_S = 10.0  # a write the CLI never reports done is released after this
-STOP_WAIT_S = 2.0  # how long a stop may take to land (a process in a system call)
-ROUNDS = 5  # rescans: a process may fork as it is stopped
-# A Bash call let through is started by the CLI this much later at most (measured 80-670
-# ms from the hook's answer to its first process, load 11); until then, or until the CLI
-# reports it done, a hold on its agent keeps looking for it (Hold.launch).
-LAUNCH_S = HOLD_MAX_S
-WATCH_S = 0.001  # how often a hold looks for a command being started
 RECORD = "held"  # in the launcher folder: what is held, for the watchman (see Hold.hold)
 
 
-def team_clis(pids_folder: Path | None) -> list[int]:
-    """The team's claude processes: the pids the launcher wrote in ``pids_folder`` whose
-    parent is this process (a pid file is only a number; the supervisor started these)."""
-    return list(team_agents(pids_folder).values())
-
-
-def team_agents(pids_folder: Path | None) -> dict[str, int]:
-    """:func:`team_clis` by agent (a pid file is named after its agent)."""
-    if pids_folder is None:
-        return {}
-    found = {}
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(pids_folder):
-            with contextlib.suppress(OSError, ValueError):
-                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                with os.fdopen(fd, "rb") as f:
-                    pid = int(f.read(32).strip())
-                if 1 < pid < 2**31 and procid.parent(pid) == os.getpid():
-                    found[entry.name] = pid
-    return found
-
-
-def _parent(pid: str) -> int | None:
-    """procid.parent, lean: it runs for every process on the machine, twice a Write
-    (half the CPU of a decoded read of the whole line, measured)."""
-    try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 1024)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    try:
-        return int(data[data.rindex(b")") + 2 :].split(b" ", 2)[1])
-    except (ValueError, IndexError):
-        return None
-
-
-def _children() -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit() and (ppid := _parent(name)) is not None:
-            out.setdefault(ppid, []).append(int(name))
-    return out
-
-
-def descendants(roots: Iterable[int]) -> set[int]:
-    """Every process under ``roots`` (not the roots themselves)."""
-    roots = list(roots)
-    if not roots:  # a Write that holds no one scans nothing
-        return set()
-    children, found = _children(), set()
-    todo = [c for r in roots for c in children.get(r, [])]
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.add(pid)
-            todo += children.get(pid, [])
-    return found
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0].decode()
-    except (OSError, IndexError):
-        return "X"
-
-
-def continue_if_same(pid: int, start: int | None) -> None:
-    """SIGCONT ``pid`` if it is still the process that started at ``start`` (checked
-    through a pidfd: the pid cannot be reused between the check and the signal)."""
-    if start is None:
-        return
-    try:
-        fd = os.pidfd_open(pid)
-    except OSError:
-        return
-    try:
-        if procid.start_ticks(pid) == start:
-            signal.pidfd_send_signal(fd, signal.SIGCONT)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_record(record: Path, stopped: dict[int, int | None]) -> None:
-    """``pid start`` a line, for the watchman to continue if this process dies holding
-    them (orchestrator/watchman.py): written whole (a rename) before the stops."""
-    text = "".join(f"{pid} {start}\n" for pid, start in stopped.items() if start is not None)
-    tmp = record.with_name(record.name + ".tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, record)
-    except OSError as exc:  # the hold still holds; only a killed supervisor's cleanup misses it
-        log.warning("write_hold_not_recorded", path=str(record), error=str(exc))
-
-
-class Hold:
+class Hold(LaunchWatch):
     """The team's hold: keys (tool use ids) held, and the processes stopped for them. One
-    per supervisor (its ``write_hold``): two teams in one process hold their own.
-
-    Two locks. ``_state`` guards what the event loop reads and changes (the keys, whom
-    they cover, the launches): taken only for dict updates, never across a ``/proc`` scan,
-    a stop or a wait. ``_work`` guards what is stopped (``_stopped``, ``_needs``, ``_left``,
-    the records): taken by the stopping threads (:meth:`hold`, the watch) for their scans
-    and waits. The loop-side calls (:meth:`holding`, :meth:`launch`, :meth:`launched`,
-    :meth:`release`) never wait for ``_work``: a release that finds it taken leaves its
-    continuing to whoever holds it (:meth:`_work_done`), measured: the watch's scans and a
-    slow stop's 2 s wait had stalled every agent's session on the loop."""
-
-    def __init__(self) -> None:
-        self._state = threading.Lock()
-        self._work = threading.Lock()
-        self._keys: set[str] = set()
-        # The agents each key holds, and who writes (the agent, or ``agent/subagent id``):
-        # their new commands wait (:meth:`holding`), the writer's own calls do not.
-        self._covers: dict[str, dict[str, int]] = {}  # key -> agent -> its claude
-        self._born: dict[int, int | None] = {}  # each claude covered -> its start time
-        self._writers: dict[str, str] = {}
-        # Command calls let through and not reported done: call -> (agent, until when
-        # the CLI may still start it); whether a thread looks for them (Hold._watch).
-        self._launches: dict[str, tuple[str, float]] = {}
-        self._watching = False
-        # A release's continuing not done yet: ``_work`` was taken (Hold._work_done).
-        self._unsettled = False
-        # Each agent's folder as its session was given it (session_options.with_policy):
-        # the claude's working folder, which its sandbox makes writable (hold_scope.areas).
-        self.folders: dict[str, Path] = {}
-        self._stopped: dict[int, int | None] = {}  # pid -> its start time
-        # The keys each stopped pid is held for: a write's release continues what no other
-        # write still needs (holds are scoped: hold_scope), not wait for every write.
-        self._needs: dict[int, set[str]] = {}
-        # Stopped before the hold (the operator's SIGSTOP, a shell's Ctrl-Z): not ours to
-        # continue at the release.
-        self._left: set[int] = set()
-        self._timers: dict[str, threading.Timer] = {}
-        self._records: set[Path] = set()
+    per supervisor (its ``write_hold``): two teams in one process hold their own. What is
+    stopped and continued: orchestrator/hold_stops.py; the launch watch:
+    orchestrator/hold_watch.py; /proc: orchestrator/hold_procs.py."""
 
     def hold(
         self,
@@ -258,103 +112,6 @@ class Hold:
                 threading.Thread(target=self._watch, name="write-hold-watch", daemon=True).start()
         return held
 
-    def _stop_under(self, clis: list[int], keys: set[str]) -> None:
-        """Stop what ``clis`` started, for ``keys`` (under ``_work``)."""
-        for _ in range(ROUNDS):
-            under = descendants(clis)
-            for pid in under & self._stopped.keys():
-                self._needs[pid] |= keys
-            fresh = under - self._stopped.keys() - self._left
-            if not fresh:
-                break
-            already = {p for p in fresh if _state(p) in ("T", "t")}
-            self._left |= already
-            mine = fresh - already
-            for pid in mine:
-                self._stopped[pid] = procid.start_ticks(pid)
-                self._needs[pid] = set(keys)
-            if mine:
-                for record in self._records:
-                    _write_record(record, self._stopped)
-            for pid in mine:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGSTOP)
-            self._until_stopped(mine)
-
-    def launch(self, call: str, agent: str) -> None:
-        """``agent``'s command call ``call`` let through: the CLI starts it later (up to
-        :data:`LAUNCH_S`), maybe after a hold on the agent has looked, so until it is
-        :meth:`launched` holds keep looking for it."""
-        with self._state:
-            self._launches[call] = (agent, time.monotonic() + LAUNCH_S)
-            if self._keys and not self._watching and self._launching_clis():
-                self._watching = True
-                threading.Thread(target=self._watch, name="write-hold-watch", daemon=True).start()
-
-    def launched(self, call: str) -> None:
-        """The CLI reported ``call`` done (or failed)."""
-        with self._state:
-            self._launches.pop(call, None)
-
-    def _launching_clis(self) -> dict[int, set[str]]:
-        """The claudes held that are starting a command, each with the keys that hold it
-        (under ``_state``)."""
-        now = time.monotonic()
-        for call in [c for c, (_, until) in self._launches.items() if until < now]:
-            del self._launches[call]
-        starting = {agent for agent, _ in self._launches.values()}
-        out: dict[int, set[str]] = {}
-        for key, agents in self._covers.items():
-            for agent, cli in agents.items():
-                if agent in starting:
-                    out.setdefault(cli, set()).add(key)
-        # A claude that ended (its agent stopped or restarted while held) is not looked
-        # under: nothing of it is left to start a command, and its pid, reused, would be
-        # another process's (another team's claude: its commands stopped for a write
-        # that is not its). Its agent's new claude waits at the hook (Hold.holding).
-        for cli in list(out):
-            if self._born.get(cli) is None or procid.start_ticks(cli) != self._born[cli]:
-                del out[cli]
-        return out
-
-    def _watch(self) -> None:
-        """While a hold covers a claude starting a command: stop what it starts. Ends with
-        the holds or the launches, and on an error (logged): a thread that died with
-        ``_watching`` still set would have kept every later hold from watching."""
-        try:
-            while True:
-                self._work.acquire()
-                try:
-                    # looked at under _work: a key released since is continued after
-                    # this scan (Hold._work_done), what it stops included
-                    with self._state:
-                        clis = self._launching_clis()
-                        if not clis:
-                            self._watching = False
-                            return
-                    for cli, keys in clis.items():
-                        self._stop_under([cli], keys)
-                finally:
-                    self._work_done()
-                time.sleep(WATCH_S)
-        except BaseException as exc:
-            with self._state:
-                self._watching = False
-            log.error("write_hold_watch_failed", error=repr(exc))
-            raise
-
-    def _until_stopped(self, pids: set[int]) -> None:
-        """A stop is delivered, not done, when kill returns: a process running on another
-        core goes on for a moment. Wait until the kernel shows each stopped (or gone)."""
-        deadline = time.monotonic() + STOP_WAIT_S
-        waiting = set(pids)
-        while waiting and time.monotonic() < deadline:
-            waiting = {p for p in waiting if _state(p) not in ("T", "t", "Z", "X")}
-            if waiting:
-                time.sleep(0.0005)
-        if waiting:
-            log.warning("write_hold_not_stopped", pids=sorted(waiting))
-
     def _expire(self, key: str, after_s: float) -> None:
         with self._state:
             held = key in self._keys
@@ -383,8 +140,11 @@ class Hold:
             self._work_done()
 
     def release_all(self) -> None:
-        """The team's end (`down`, a stop): nothing stays stopped, whatever is held. Waits
-        for a scan under way (the end must not leave what it stops)."""
+        """The team's end (`down`, a stop): nothing stays stopped, whatever is held. Never
+        waits (the team's end runs on the loop, which other teams' agents share; measured:
+        it waited for a scan, or up to a slow stop's 2 s): a scan or stop under way
+        continues what it stops as it ends (:meth:`_work_done`), and a thread that is not
+        a daemon waits for it, so the process does not exit with them stopped."""
         with self._state:
             self._keys.clear()
             self._covers.clear()
@@ -395,54 +155,11 @@ class Hold:
             self._unsettled = True
         for timer in timers:
             timer.cancel()
-        self._work.acquire()
-        self._settle()
-        self._work_done()
-
-    def _work_done(self) -> None:
-        """Let ``_work`` go; then do a release's continuing left while it was taken (a
-        release that finds ``_work`` taken marks it, and the one holding it looks after
-        letting go: either it sees the mark, or the release finds ``_work`` free)."""
-        while True:
-            self._work.release()
-            with self._state:
-                unsettled = self._unsettled
-            if not unsettled or not self._work.acquire(blocking=False):
-                return
+        if self._work.acquire(blocking=False):
             self._settle()
-
-    def _settle(self) -> None:
-        """Continue what no key holds any more (under ``_work``)."""
-        with self._state:
-            self._unsettled = False
-            keys = set(self._keys)
-        if not keys:
-            self._let_go()
-            return
-        done = []
-        for pid, needs in self._needs.items():
-            needs.intersection_update(keys)
-            if not needs:
-                done.append(pid)
-        for pid in done:
-            continue_if_same(pid, self._stopped.pop(pid))
-            del self._needs[pid]
-        if done:  # then the record says what is still held (killed between: harmless)
-            for record in self._records:
-                _write_record(record, self._stopped)
-
-    def _let_go(self) -> None:
-        """Continue what was stopped, then remove the record (in this order, under
-        ``_work``: killed between the two, the watchman continues them again, harmlessly)."""
-        for pid, start in self._stopped.items():
-            continue_if_same(pid, start)
-        self._stopped.clear()
-        self._needs.clear()
-        self._left.clear()
-        for record in self._records:
-            with contextlib.suppress(OSError):
-                record.unlink()
-        self._records.clear()
+            self._work_done()
+        else:
+            threading.Thread(target=self._settled, name="write-hold-end").start()
 
     def _forget_born(self) -> None:
         """Drop the start times of claudes no key covers (under ``_state``)."""

@@ -18,7 +18,7 @@ import structlog
 from counting import COUNTER
 from polling import until
 
-from orchestrator import prompts, write_hold
+from orchestrator import hold_procs, prompts, write_hold
 from orchestrator.policy import Policy
 from orchestrator.roster import Roster, parse_roster
 
@@ -159,7 +159,7 @@ def test_a_command_started_after_the_hold_looked_is_stopped_only_if_let_through(
         claude.stdin.write(f"{tmp_path / 'one'}\n")
         claude.stdin.flush()
         (pid,) = until(lambda: write_hold.descendants([claude.pid]), "the command")
-        until(lambda: write_hold._state(pid) == "T", "the command stopped")
+        until(lambda: hold_procs.run_state(pid) == "T", "the command stopped")
         hold.release("k1")
         until((tmp_path / "one").exists, "the command going on once released")
         hold.launched("c1")
@@ -173,3 +173,54 @@ def test_a_command_started_after_the_hold_looked_is_stopped_only_if_let_through(
             os.kill(p, signal.SIGKILL)
         claude.kill()
         claude.communicate()
+
+
+def approving_roster(tmp_path: Path) -> Roster:
+    text = (
+        "agents:\n"
+        '  s: {prompt: p, tools: [Bash, Write, Read], cwd: s, approve: ["Bash(touch:*)"]}\n'
+        "  w: {prompt: p, tools: [Bash, Write, Read], cwd: w}\n"
+    )
+    for n in ("w", "s"):
+        (tmp_path / n).mkdir()
+    return parse_roster(text, tmp_path / "agents.yaml", {})
+
+
+async def test_a_command_a_person_approved_waits_out_the_writes_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command the human approved, then held by writes for longer than a command
+    waits (writes back to back): it waits on, as long as its hook may still answer, and
+    runs when the writes are done; refused, the approval given was thrown away and the
+    agent had to ask, and the human to approve, again."""
+    monkeypatch.setattr(write_hold, "HOLD_MAX_S", 0.0)  # any wait is too long for others
+    hold = write_hold.Hold()
+    team = approving_roster(tmp_path)
+    asked: list[str] = []
+
+    async def approver(tool: str, *_args: Any) -> tuple[bool, str]:
+        asked.append(tool)
+        return True, "approved by the operator"
+
+    hook = Policy("s", lambda: team, lambda: tmp_path / "s", approver, hold=hold)
+    hold.hold("k", [], max_s=600, agents={"s": 2}, writer="w")
+    answer: list[Any] = []
+    try:
+        with structlog.testing.capture_logs() as events:
+            async with anyio.create_task_group() as tg:
+
+                async def ask() -> None:
+                    answer.append(await hook.pre_tool_use(BASH, "t1", {"signal": None}))
+
+                tg.start_soon(ask)
+                with anyio.fail_after(30):
+                    while not [e for e in events if e["event"] == "command_waits_for_write"]:  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                    await anyio.sleep(0.05)  # past the bound a command not approved has
+                assert answer == []  # still waiting, not refused
+                hold.release("k")
+    finally:
+        hold.release_all()
+    assert asked == ["Bash"]
+    assert answer[0]["hookSpecificOutput"]["permissionDecision"] == "allow"
+    assert [e for e in events if e["event"] == "command_held_too_long"] == []

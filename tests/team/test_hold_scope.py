@@ -299,7 +299,7 @@ def test_the_hold_takes_in_whoever_the_path_leads_to_while_it_was_being_stopped(
     swapping for a symlink into ``y``'s folder. Whatever the flip was when the hook
     looked, after its hold ``d`` stands still, and if it is the symlink, ``y``'s
     commands are stopped too: whoever can change the path as it now resolves is held."""
-    from orchestrator import policy, write_hold
+    from orchestrator import hold_procs, policy, write_hold
 
     for name in ("w", "c/d", "y/e", "z", "home", "pids"):
         (tmp_path / name).mkdir(parents=True)
@@ -332,17 +332,17 @@ def test_the_hold_takes_in_whoever_the_path_leads_to_while_it_was_being_stopped(
         for k in range(40):
             hook._hold(f"k{k}", "link/x")
             try:
-                assert write_hold._state(child["c"]) == "T"  # its folder holds c/d
+                assert hold_procs.run_state(child["c"]) == "T"  # its folder holds c/d
                 if (tmp_path / "c" / "d").is_symlink():
                     seen["symlink"] += 1
-                    assert write_hold._state(child["y"]) == "T", k
+                    assert hold_procs.run_state(child["y"]) == "T", k
                 else:
                     seen["folder"] += 1
-                assert write_hold._state(child["w"]) == "T"  # w's folder holds the link
+                assert hold_procs.run_state(child["w"]) == "T"  # w's folder holds the link
                 # z's folder has none of the path, but a hook that looked mid-swap (c/d
                 # gone for an instant) cannot work the path out and holds everyone, as it
                 # must (seen once in a CI rehearsal under load): z is spared, not always.
-                seen["z held"] += write_hold._state(child["z"]) == "T"
+                seen["z held"] += hold_procs.run_state(child["z"]) == "T"
             finally:
                 hook.hold.release(f"k{k}")
         print("FLIP-HOLD", seen)

@@ -17,7 +17,7 @@ import pytest
 from counting import COUNTER
 from polling import until
 
-from orchestrator import write_hold
+from orchestrator import hold_procs, hold_watch, write_hold
 
 # A stand-in for a claude: it starts two grandchildren that count in files, and waits
 # (it exits when its stdin closes, as a claude does when its supervisor dies).
@@ -90,11 +90,11 @@ def test_the_commands_of_the_teams_claudes_stand_still_while_held(
     assert hold.hold("w2", write_hold.team_clis(pids)) == 2  # a second write, same hold
     frozen = read(counts[0])
     grandchildren = counter_pids(proc)
-    assert [write_hold._state(p) for p in grandchildren] == ["T", "T"]
-    assert write_hold._state(proc.pid) != "T"  # the claude itself writes: never stopped
+    assert [hold_procs.run_state(p) for p in grandchildren] == ["T", "T"]
+    assert hold_procs.run_state(proc.pid) != "T"  # the claude itself writes: never stopped
     assert read(counts[0]) == frozen
     hold.release("w1")
-    assert [write_hold._state(p) for p in grandchildren] == ["T", "T"]  # w2 still held
+    assert [hold_procs.run_state(p) for p in grandchildren] == ["T", "T"]  # w2 still held
     hold.release("w2")
     until(lambda: read(counts[0]) > frozen, "the counter going on")
     assert hold.held == set()
@@ -106,13 +106,13 @@ def test_a_process_stopped_before_the_hold_stays_stopped_after(claude: Claude) -
     proc, counts = claude
     theirs, other = counter_pids(proc)
     os.kill(theirs, signal.SIGSTOP)
-    until(lambda: write_hold._state(theirs) == "T", "the operator's stop")
+    until(lambda: hold_procs.run_state(theirs) == "T", "the operator's stop")
     hold = write_hold.Hold()
     hold.hold("w", [proc.pid])
-    assert write_hold._state(other) == "T"
+    assert hold_procs.run_state(other) == "T"
     hold.release("w")
     until(going_on(counts[1]), "the other counter going on")
-    assert write_hold._state(theirs) == "T"
+    assert hold_procs.run_state(theirs) == "T"
     frozen = read(counts[0])
     os.kill(theirs, signal.SIGCONT)
     until(lambda: read(counts[0]) > frozen, "the operator's own continue")
@@ -128,7 +128,7 @@ def test_a_timer_resumes_nothing_another_hold_still_needs(claude: Claude) -> Non
     hold.hold("never-reported", [proc.pid], max_s=0.2)
     hold.hold("other-agent", [proc.pid])
     until(lambda: hold.held == {"other-agent"}, "the first hold's timer")
-    assert [write_hold._state(p) for p in grandchildren] == ["T", "T"]
+    assert [hold_procs.run_state(p) for p in grandchildren] == ["T", "T"]
     # A key released by its report, then held again by another: the first's timer is
     # cancelled, and a stale release of it changes nothing.
     hold.hold("reported", [proc.pid], max_s=0.2)
@@ -136,7 +136,7 @@ def test_a_timer_resumes_nothing_another_hold_still_needs(claude: Claude) -> Non
     hold.release("reported")
     hold.release("never-reported")
     assert hold.held == {"other-agent"}
-    assert [write_hold._state(p) for p in grandchildren] == ["T", "T"]
+    assert [hold_procs.run_state(p) for p in grandchildren] == ["T", "T"]
     hold.release("other-agent")
     until(going_on(counts[0]), "the counter going on")
 
@@ -156,12 +156,12 @@ def test_a_writes_release_continues_what_no_other_write_holds(
         hold.hold("p-only", [p.pid], record, max_s=3600)
         hold.hold("both", [p.pid, q.pid], record, max_s=3600)
         hold.hold("q-only", [q.pid], record, max_s=3600)
-        assert [write_hold._state(x) for x in counter_pids(q)] == ["T", "T"]
+        assert [hold_procs.run_state(x) for x in counter_pids(q)] == ["T", "T"]
         hold.release("q-only")  # "both" still holds q
-        assert [write_hold._state(x) for x in counter_pids(q)] == ["T", "T"]
+        assert [hold_procs.run_state(x) for x in counter_pids(q)] == ["T", "T"]
         hold.release("both")
         until(going_on(q_counts[0]), "q's counter going on while p is still held")
-        assert [write_hold._state(x) for x in counter_pids(p)] == ["T", "T"]
+        assert [hold_procs.run_state(x) for x in counter_pids(p)] == ["T", "T"]
         recorded = {int(line.split()[0]) for line in record.read_text().splitlines()}
         assert recorded == set(counter_pids(p))
         hold.release("p-only")
@@ -232,10 +232,10 @@ def test_a_supervisor_killed_while_holding_leaves_nothing_stopped(tmp_path: Path
         assert words[:1] == [b"held"], words
         held = [int(w) for w in words[1:]]
         assert len(held) == 2
-        assert [write_hold._state(p) for p in held] == ["T", "T"]
+        assert [hold_procs.run_state(p) for p in held] == ["T", "T"]
         sup.kill()
         sup.wait()
-        until(lambda: all(write_hold._state(p) not in ("T", "t") for p in held), "continued")
+        until(lambda: all(hold_procs.run_state(p) not in ("T", "t") for p in held), "continued")
         until(going_on(counts[0]), "the counter going on")
         until(lambda: not folder.exists(), "the watchman's cleanup")
     finally:
@@ -255,7 +255,7 @@ def test_the_watch_for_commands_leaves_a_claude_that_ended(
     stopped or restarted mid-hold) the watch went on looking under its pid, for as long as
     the launch window, stopping whatever process got the pid next (another team's claude
     in this process). Now it leaves a claude that is not the one it was given."""
-    monkeypatch.setattr(write_hold, "LAUNCH_S", 3600.0)  # only the claude's end ends it
+    monkeypatch.setattr(hold_watch, "LAUNCH_S", 3600.0)  # only the claude's end ends it
     proc = subprocess.Popen(["sleep", "600"])
     hold = write_hold.Hold()
     try:

@@ -18,7 +18,7 @@ import structlog
 import yaml
 from team_harness import agent_rule
 
-from orchestrator import write_hold
+from orchestrator import hold_procs, write_hold
 from orchestrator.mailbox import USER, Mailbox
 from orchestrator.policy import Policy
 from orchestrator.roster import Roster, load_roster
@@ -143,7 +143,7 @@ def commands_of(sup: Supervisor, name: str) -> set[int]:
 
 def stopped(pids: set[int]) -> bool:
     """Every one of ``pids`` still there stopped (one ended meanwhile is not running)."""
-    seen = [write_hold._state(p) for p in pids]
+    seen = [hold_procs.run_state(p) for p in pids]
     return "T" in seen and all(s in ("T", "t", "Z", "X") for s in seen)
 
 
@@ -255,7 +255,7 @@ async def test_a_command_let_through_just_before_a_hold_is_stopped_as_it_starts(
             await until(
                 lambda: (
                     started.exists()
-                    or any(write_hold._state(p) == "T" for p in commands_of(sup, "s") - before)
+                    or any(hold_procs.run_state(p) == "T" for p in commands_of(sup, "s") - before)
                 ),
                 "the command, run or stopped",
             )

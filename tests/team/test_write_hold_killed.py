@@ -16,7 +16,7 @@ import pytest
 from team_harness import Team, agent_rule
 from test_watchman import launcher_folder, until, watchman_of
 
-from orchestrator import procid, write_hold
+from orchestrator import hold_procs, procid, write_hold
 from orchestrator.sandbox import missing_programs
 from orchestrator.supervision import leftovers
 
@@ -104,7 +104,7 @@ def test_commands_held_by_a_killed_supervisor_go_on(
         assert folder.exists()
         assert str(folder) in leftovers.remove_dead_launchers(own_tmpdir)
     until(lambda: not folder.exists(), "the watchman's cleanup")
-    alive = {p: write_hold._state(p) for p in tree if procid.running(p)}
+    alive = {p: hold_procs.run_state(p) for p in tree if procid.running(p)}
     stopped = sorted(p for p, s in alive.items() if s in ("T", "t"))
     names = [
         os.path.basename(Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0]) for p in stopped

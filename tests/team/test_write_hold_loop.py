@@ -19,9 +19,9 @@ import anyio
 import pytest
 from polling import until
 
-from orchestrator import write_hold
+from orchestrator import hold_procs, hold_stops, hold_watch, write_hold
 
-real_descendants = write_hold.descendants
+real_descendants = hold_stops.descendants
 GIVE_UP_S = 5.0  # a scan no one lets go goes on after this (the old code: the test fails)
 
 # A stand-in for a claude: it starts a `sleep` for each line it reads (its commands).
@@ -79,7 +79,7 @@ async def test_the_loop_side_calls_return_while_a_holds_scan_waits(
     hold = write_hold.Hold()
     hold.hold("earlier", [], agents={"z": 1}, writer="y")  # another write, held before
     gate = Gate()
-    monkeypatch.setattr(write_hold, "descendants", gate)
+    monkeypatch.setattr(hold_stops, "descendants", gate)
     writer = threading.Thread(
         target=hold.hold, args=("w", [claude.pid]), kwargs={"agents": {"x": claude.pid}}
     )
@@ -95,12 +95,12 @@ async def test_the_loop_side_calls_return_while_a_holds_scan_waits(
         gate.opened.set()
         await anyio.to_thread.run_sync(writer.join)
         assert gate.opened_in_time, "a loop-side call waited for the scan"
-        assert write_hold._state(held) == "T"  # the hold itself still holds
+        assert hold_procs.run_state(held) == "T"  # the hold itself still holds
     finally:
         gate.opened.set()
         writer.join()
         hold.release_all()
-    until(lambda: write_hold._state(held) == "S", "the command continued")
+    until(lambda: hold_procs.run_state(held) == "S", "the command continued")
 
 
 async def test_a_release_during_the_watchs_scan_continues_what_the_scan_stops(
@@ -108,23 +108,25 @@ async def test_a_release_during_the_watchs_scan_continues_what_the_scan_stops(
 ) -> None:
     """The watch for a command let through (Hold.launch) scanning: the loop's release does
     not wait for it; what that scan stops after the release is continued as it ends."""
-    monkeypatch.setattr(write_hold, "LAUNCH_S", 3600.0)
+    monkeypatch.setattr(hold_watch, "LAUNCH_S", 3600.0)
     hold = write_hold.Hold()
     hold.hold("w", [claude.pid], None, 3600.0, agents={"x": claude.pid}, writer="y")
     gate = Gate()
-    monkeypatch.setattr(write_hold, "descendants", gate)
+    monkeypatch.setattr(hold_stops, "descendants", gate)
     try:
-        hold.launch("call-1", "x")  # the watch starts, and waits inside its first scan
+        hold.launch("call-1", "x")  # the watch starts
+        # the command let through: the watch sees a new process, and its scan to stop
+        # it waits inside
+        late = await anyio.to_thread.run_sync(command, claude)
         await anyio.to_thread.run_sync(gate.inside.wait)
         assert hold.holding("x")
         hold.release("w")  # the write done, on the loop, mid-scan
         assert not hold.holding("x")
-        late = command(claude)  # the command let through, started as the scan looks
         gate.opened.set()
         until(lambda: not hold._watching, "the watch to end with the hold")
         assert gate.opened_in_time, "the release waited for the watch's scan"
         # the scan looked for the write released during it: what it stopped is continued
-        until(lambda: write_hold._state(late) == "S", "the late command continued")
+        until(lambda: hold_procs.run_state(late) == "S", "the late command continued")
         assert hold.held == set()
     finally:
         gate.opened.set()
@@ -137,7 +139,7 @@ async def test_writes_released_on_the_loop_while_the_watch_scans_leave_nothing_s
     """Writes one after another (each held in a thread, released on the loop) while the
     watch scans every millisecond and the claude starts commands: a release's continuing
     left to the scan under way is never lost."""
-    monkeypatch.setattr(write_hold, "LAUNCH_S", 3600.0)
+    monkeypatch.setattr(hold_watch, "LAUNCH_S", 3600.0)
     hold = write_hold.Hold()
     pids = [command(claude)]
     try:
@@ -153,7 +155,7 @@ async def test_writes_released_on_the_loop_while_the_watch_scans_leave_nothing_s
             hold.release(key)
         assert hold.held == set()
         until(lambda: not hold._watching, "the watch to end with the holds")
-        until(lambda: all(write_hold._state(p) == "S" for p in pids), "the commands continued")
+        until(lambda: all(hold_procs.run_state(p) == "S" for p in pids), "the commands continued")
     finally:
         hold.release_all()
 
@@ -194,6 +196,36 @@ async def test_a_release_before_the_holds_stops_leaves_nothing_stopped(
             functools.partial(hold.hold, "w", [claude.pid], agents={"x": claude.pid})
         )
         assert hold.held == set()
-        assert write_hold._state(cmd) == "S", "a released write's hold stopped the command"
+        assert hold_procs.run_state(cmd) == "S", "a released write's hold stopped the command"
     finally:
+        hold.release_all()
+
+
+async def test_the_teams_end_does_not_wait_for_a_holds_scan(
+    claude: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The team's end (``release_all``, run on the loop by release_launcher) while a
+    Write's hold scans or waits for a slow stop: it returns without waiting for the scan
+    (measured before: it waited, up to a slow stop's 2 s, with every other team's agents
+    on the loop standing still); what the scan stops is continued as it ends."""
+    held = command(claude)
+    hold = write_hold.Hold()
+    gate = Gate()
+    monkeypatch.setattr(hold_stops, "descendants", gate)
+    writer = threading.Thread(
+        target=hold.hold, args=("w", [claude.pid]), kwargs={"agents": {"x": claude.pid}}
+    )
+    writer.start()
+    try:
+        await anyio.to_thread.run_sync(gate.inside.wait)
+        hold.release_all()  # on the loop, while the scan waits inside
+        assert hold.held == set()
+        assert not hold.holding("x")
+        gate.opened.set()
+        await anyio.to_thread.run_sync(writer.join)
+        assert gate.opened_in_time, "the team's end waited for the hold's scan"
+        until(lambda: hold_procs.run_state(held) == "S", "the command continued")
+    finally:
+        gate.opened.set()
+        writer.join()
         hold.release_all()

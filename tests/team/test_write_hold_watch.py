@@ -1,0 +1,87 @@
+"""The watch for a command let through (orchestrator/write_hold.py, ``Hold.launch``)
+looks every millisecond while a hold covers a claude starting one: it must stop the
+command as it appears, and cost little while nothing starts. Measured before: each look
+read every process's /proc/<pid>/stat, half a core for as long as the hold lasted
+(bench/hold_loop.py). Here the work is counted, not timed: how often the watch reads a
+process that has nothing to do with the claude, against how many times it looked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from polling import until
+
+from orchestrator import hold_procs, hold_stops, hold_watch, write_hold
+
+# A stand-in for a claude: it starts a `sleep` for each line it reads (its commands).
+CLAUDE = """
+import subprocess, sys
+for line in sys.stdin:
+    subprocess.Popen(["sleep", "600"])
+"""
+LOOKS = 200  # the watch's looks counted before the claude starts its command
+
+
+@pytest.fixture
+def claude() -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen([sys.executable, "-c", CLAUDE], stdin=subprocess.PIPE, text=True)
+    yield proc
+    for pid in write_hold.descendants([proc.pid]):
+        subprocess.run(["kill", "-KILL", str(pid)], check=False)
+    proc.kill()
+    proc.communicate()
+
+
+@pytest.fixture
+def bystander() -> Iterator[int]:
+    """A process of the machine's, not the claude's."""
+    proc = subprocess.Popen(["sleep", "600"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def in_watch() -> bool:
+    return threading.current_thread().name == "write-hold-watch"
+
+
+def test_the_watch_reads_a_process_not_the_claudes_once_not_at_every_look(
+    claude: subprocess.Popen[str], bystander: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looks, reads = [0], [0]
+    real_sleep, real_open = time.sleep, os.open
+    stat = f"/proc/{bystander}/stat"
+
+    def sleep(s: float) -> None:
+        looks[0] += in_watch()
+        real_sleep(s)
+
+    def opened(path: Any, *args: Any, **kwargs: Any) -> int:
+        reads[0] += in_watch() and str(path) == stat
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(hold_watch, "LAUNCH_S", 3600.0)
+    monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setattr(os, "open", opened)
+    hold = write_hold.Hold()
+    try:
+        hold.hold("w", [claude.pid], None, 3600.0, agents={"x": claude.pid}, writer="y")
+        hold.launch("call-1", "x")  # the watch looks every millisecond from now
+        until(lambda: looks[0] >= LOOKS, f"{LOOKS} looks of the watch")
+        assert claude.stdin is not None
+        claude.stdin.write("go\n")  # the command let through, started after the hold
+        claude.stdin.flush()
+        (late,) = until(lambda: write_hold.descendants([claude.pid]), "the command")
+        until(lambda: hold_procs.run_state(late) == "T", "the watch stopping the command")
+    finally:
+        hold.release_all()
+    # once as the watch begins, then by the whole scans that stop the command
+    assert reads[0] <= 1 + hold_stops.ROUNDS, (reads[0], looks[0])
+    until(lambda: hold_procs.run_state(late) == "S", "the command continued")
