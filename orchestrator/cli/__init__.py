@@ -78,6 +78,33 @@ def modules_for(argv: Sequence[str]) -> tuple[str, ...]:
     return _VERB_MODULES
 
 
+class _VerbParser(argparse.ArgumentParser):
+    """A verb's parser: options and operands in any order, as compose takes them (`ps a
+    --json b`, `logs a -n 5 b`: argparse alone refused the operand after the option), and an
+    option it does not know refused by the verb, with the verb's usage (it was the top
+    parser's, `usage: octy-orchestrate [-h] [--version] [-f FILE] VERB ...`, which does not
+    say what `ps` takes)."""
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing or self._subparsers is not None:
+            # The intermixed parse's own passes, and `queue`, `workspaces`: their verb's
+            # parser does this.
+            parsed, extras = super().parse_known_args(args, namespace)
+        else:
+            self._intermixing = True
+            try:
+                parsed, extras = self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._intermixing = False
+        if extras and not self._intermixing:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="octy-orchestrate",
@@ -97,7 +124,7 @@ def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentPar
         help="the roster, for any verb that reads one (default: ./agents.yaml); also accepted "
         "after the verb (`logs --file`, its -f being --follow)",
     )
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_VerbParser)
     import importlib
 
     for name in modules:
