@@ -136,7 +136,10 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise CliFailure("the supervisor exited at once:\n" + _written_since(out_path, start))
+            raise CliFailure(
+                "the supervisor exited at once:\n"
+                + _written_since(out_path, start, proc.returncode)
+            )
         if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
             break
         time.sleep(0.05)
@@ -164,9 +167,12 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
     return common.EXIT_OK
 
 
-def _written_since(path: os.PathLike[str], offset: int) -> str:
+def _written_since(path: os.PathLike[str], offset: int, returncode: int) -> str:
     """The last lines written to ``path`` past ``offset`` (a concurrent `up -d` may have
-    written there too: its lines say which pid they are)."""
+    written there too: its lines say which pid they are); with none, how it ended, and
+    whether its file system is full (measured: on a full disk the child's one line, "No
+    space left on device", could not be written either, and `up -d` said only "(it wrote
+    nothing)")."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
@@ -174,7 +180,34 @@ def _written_since(path: os.PathLike[str], offset: int) -> str:
     except OSError as exc:
         return f"(its output in {path} cannot be read: {exc.strerror})"
     lines = text.splitlines()[-TAIL_LINES:]
-    return "\n".join(lines) if lines else "(it wrote nothing)"
+    if lines:
+        return "\n".join(lines)
+    ended = f"exit status {returncode}" if returncode >= 0 else _signal_name(-returncode)
+    folder = os.path.dirname(path)
+    if _full(folder):
+        return (
+            f"(it wrote nothing, {ended}: the file system holding {folder} is full, so "
+            f"nothing it said could be kept; free some space there and run up again)"
+        )
+    return f"(it wrote nothing, {ended})"
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return f"killed by {signal.Signals(number).name}"
+    except ValueError:
+        return f"killed by signal {number}"
+
+
+def _full(folder: str) -> bool:
+    """No block left that this user may write (root may use the reserved ones)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bfree == 0 or (os.geteuid() != 0 and st.f_bavail == 0)
 
 
 def _registered(db: QueuePlace, pid: int) -> bool:

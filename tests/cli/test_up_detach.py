@@ -79,3 +79,48 @@ def test_a_failed_up_d_shows_only_what_its_own_child_wrote(team: TeamFactory) ->
     assert f"127.0.0.1:{closed}" in done.stderr  # its own reason
     assert "earlier run" not in done.stderr
     assert (logs / "supervisor.out").read_text().startswith(earlier)  # nothing lost
+
+
+def test_a_child_that_could_not_write_on_a_full_disk_is_said_to_be(tmp_path: Path) -> None:
+    """Found walking the README: on a full file system the child's one line (`No space left
+    on device`) could not be written to supervisor.out either, and `up -d` said only "the
+    supervisor exited at once: (it wrote nothing)". Now it gives the child's exit status and
+    that the logs' file system is full. A real full tmpfs, in a private mount namespace."""
+    import os
+    import subprocess
+
+    from cli_runner import CLI, RUN_TIMEOUT_S
+
+    probe = subprocess.run(
+        ["unshare", "-rm", "true"], capture_output=True, timeout=RUN_TIMEOUT_S, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip("no unprivileged mount namespace here (unshare -rm)")
+    team = tmp_path / "team"
+    team.mkdir()
+    script = (
+        f'mount -t tmpfs -o size=64k tmpfs "{team}" && cd "{team}" && '
+        "printf 'agents:\\n  a:\\n    prompt: A.\\n' > agents.yaml && "
+        "(dd if=/dev/zero of=filler bs=4k count=64 2>/dev/null; true) && "
+        f'exec "{CLI}" up -d --no-model-check --no-memory-check'
+    )
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "ANTHROPIC_API_KEY": "test",
+        "NO_COLOR": "1",
+    }
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 1, done
+    assert "the supervisor exited at once:" in done.stderr
+    assert "exit status 1" in done.stderr
+    assert f"the file system holding {team}/logs is full" in done.stderr
+    assert "Traceback" not in done.stderr
