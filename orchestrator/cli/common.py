@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from orchestrator import errors
+from orchestrator import colour, errors
 from orchestrator.durations import finite_seconds
 from orchestrator.redact import for_people
 
@@ -151,6 +151,35 @@ def add_common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
             help="queue database (default: $OCTY_DB, else the one agents.yaml names, "
             "else queue/team.db)",
         )
+
+
+def add_colour(p: argparse.ArgumentParser) -> None:
+    """--color / --no-color, for every verb that colours what it prints (logs, trace, ps)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--color",
+        "--colour",
+        dest="colour",
+        action="store_const",
+        const=True,
+        default=None,
+        help="colour even when not writing to a terminal",
+    )
+    group.add_argument(
+        "--no-color",
+        "--no-colour",
+        dest="colour",
+        action="store_const",
+        const=False,
+        help="never colour (as NO_COLOR in the environment does on a terminal)",
+    )
+
+
+def colour_wanted(args: argparse.Namespace, stream: TextIO) -> bool:
+    """What --color / --no-color say, else colour.wanted (a terminal, NO_COLOR unset)."""
+    if args.colour is not None:
+        return bool(args.colour)
+    return colour.wanted(stream)
 
 
 def roster_file(text: str) -> Path:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import colour, errors, logview, trace
+from orchestrator import errors, logview, trace
 from orchestrator.cli import common, team_record
 from orchestrator.cli.common import CliFailure
 from orchestrator.lockfile import holder_pid
@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--full", action="store_true", help="bodies and other fields whole (default: shortened)"
     )
-    _colour_opts(p)
+    common.add_colour(p)
     _place_opts(p, short_file=False)
     p.set_defaults(func=cmd_logs)
 
@@ -83,30 +83,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--mermaid", action="store_true", help="print a mermaid sequenceDiagram")
     p.add_argument("--full", action="store_true", help="message texts whole")
     common.add_common(p)
-    _colour_opts(p)
+    common.add_colour(p)
     _place_opts(p, short_file=True)
     p.set_defaults(func=cmd_trace)
-
-
-def _colour_opts(p: argparse.ArgumentParser) -> None:
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "--color",
-        "--colour",
-        dest="colour",
-        action="store_const",
-        const=True,
-        default=None,
-        help="colour even when not writing to a terminal",
-    )
-    group.add_argument(
-        "--no-color",
-        "--no-colour",
-        dest="colour",
-        action="store_const",
-        const=False,
-        help="never colour (as NO_COLOR in the environment does on a terminal)",
-    )
 
 
 def _place_opts(p: argparse.ArgumentParser, *, short_file: bool) -> None:
@@ -188,9 +167,7 @@ def _lenient(path: Path) -> Places:
 
 
 def _colour(args: argparse.Namespace) -> bool:
-    if args.colour is not None:
-        return bool(args.colour)
-    return colour.wanted(sys.stdout)
+    return common.colour_wanted(args, sys.stdout)
 
 
 # --- logs -----------------------------------------------------------------------------
