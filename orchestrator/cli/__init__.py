@@ -135,7 +135,22 @@ def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentPar
                 raise
             continue
         module.register(sub)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """A verb registered without a description shows its one-line help at the top of its
+    --help, as `start` does (`send --help`, `queue ls --help`, `approve --help` began with
+    the usage and a bare list of options)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, verb in action.choices.items():
+                said = helps.get(name)
+                if verb.description is None and said:
+                    verb.description = said[0].upper() + said[1:] + "."
+                _describe(verb)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
