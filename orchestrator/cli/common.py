@@ -185,7 +185,14 @@ def colour_wanted(args: argparse.Namespace, stream: TextIO) -> bool:
 def roster_file(text: str) -> Path:
     """An argparse type for -f/--file: a path written as a folder (``myteam/``) means its
     agents.yaml, there or not yet (Path drops the slash: `init -f myteam/` wrote the roster
-    to a file named myteam, prompts/ beside it)."""
+    to a file named myteam, prompts/ beside it). An empty one is refused: Path('') is '.',
+    so `down -f "$ROSTER"` with ROSTER unset stopped the team of the current folder, and
+    `init --force -f "$ROSTER"` overwrote its agents.yaml."""
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "an empty path; name the roster (like team/agents.yaml), or leave -f out for "
+            "./agents.yaml"
+        )
     if text.endswith(("/", os.sep)):
         return Path(text) / DEFAULT_ROSTER
     return Path(text)

@@ -93,7 +93,7 @@ def _place_opts(p: argparse.ArgumentParser, *, short_file: bool) -> None:
     also = "" if short_file else "; long form only, -f is --follow"
     p.add_argument(
         *names,
-        type=Path,
+        type=common.roster_file,
         default=None,
         dest="file",
         help=f"the roster (default ./agents.yaml{also})",

@@ -139,7 +139,7 @@ def _roster_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-f",
         "--file",
-        type=Path,
+        type=common.roster_file,
         default=None,
         help="the roster (default: ./agents.yaml; also accepted before the verb)",
     )

@@ -76,7 +76,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-f",
         "--file",
-        type=Path,
+        type=common.roster_file,
         default=argparse.SUPPRESS,
         help="the roster (default ./agents.yaml)",
     )
