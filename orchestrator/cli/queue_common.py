@@ -100,12 +100,20 @@ def _stdin_text() -> str:
 
 
 def _check_participant(mb: MailboxBackend, name: str) -> None:
-    """``user`` or a registered name; anything else is refused with the known names."""
+    """``user`` or a registered name; anything else is refused with the names there are.
+    Said as what it is (`inbox nosuch` read "unknown recipient 'nosuch'; known agents: lead,
+    researcher, supervisor": no message was being sent, and the supervisor is no one's to
+    read or unregister)."""
     if name == USER:
         return
     known = [a.name for a in mb.agents()]
     if name not in known:
-        raise errors.RecipientUnknown(name, sorted(known))
+        names = ", ".join(sorted(n for n in known if n != SUPERVISOR)) or "none registered"
+        raise common.CliFailure(
+            f"no participant named {name!r} in the team (participants: {names}; and user)",
+            common.EXIT_NOT_FOUND,
+            errors.RecipientUnknown.code,
+        )
 
 
 def _not_the_supervisor(name: str, role: str) -> None:

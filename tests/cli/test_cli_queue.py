@@ -717,3 +717,21 @@ def test_every_verb_finds_the_queue_from_inside_an_agents_session(tmp_path: Path
     missing = cli("ps", "-f", "nowhere.yaml", cwd=elsewhere, env=env)
     assert missing.returncode == 1
     assert "nowhere.yaml" in missing.stderr
+
+
+def test_inbox_of_an_unknown_name_says_no_participant_not_recipient(db: Path) -> None:
+    """Walking the README: `inbox nosuch` said "unknown recipient 'nosuch'; known agents:
+    alice, bob, supervisor" (nothing was sent, and the supervisor's inbox is not one to
+    read), and a name holding a newline split the one-line error in two."""
+    with Mailbox(db) as mb:
+        mb.register_supervisor(4242, {})
+    proc = cli("inbox", "nosuch", "--db", str(db), cwd=db.parent)
+    assert proc.returncode == 3
+    assert proc.stderr == (
+        "octy-orchestrate: no participant named 'nosuch' in the team "
+        "(participants: alice, bob; and user)\n"
+    )
+    proc = cli("inbox", "x\ny", "--db", str(db), cwd=db.parent)
+    assert proc.returncode == 3
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "'x\\ny'" in proc.stderr
