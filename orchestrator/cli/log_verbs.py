@@ -340,7 +340,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         found = trace.load_trace(place, args.id, logs, on_hole=_hole)
     except errors.MessageNotFound:
         raise CliFailure(
-            f"no message with id '{args.id}' in {db} (ids are listed by `queue ls`)",
+            f"no message with id {args.id!r} in {db} (ids are listed by `queue ls`)",
             common.EXIT_NOT_FOUND,
             "not_found",
         ) from None

@@ -23,6 +23,7 @@ from orchestrator.mailbox import (
     Message,
 )
 from orchestrator.mailbox.opening import open_sync
+from orchestrator.names import name_problem
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -146,9 +147,10 @@ def _check_sender(mb: MailboxBackend, name: str) -> None:
     if name == USER or mb.agent(name) is not None:
         return
     known = ", ".join([USER, *sorted(a.name for a in mb.agents())])
+    # Quoted as Python does: a newline in it kept the one-line error on two lines.
+    join = "" if name_problem(name) else f". A script joins with `octy-orchestrate register {name}`"
     raise common.CliFailure(
-        f"unknown sender '{name}' (--as); known: {known}. A script joins with "
-        f"`octy-orchestrate register {name}`",
+        f"unknown sender {name!r} (--as); known: {known}{join}",
         common.EXIT_NOT_FOUND,
         "sender_unknown",
     )
