@@ -191,7 +191,14 @@ def _queue_purge(args: argparse.Namespace) -> int:
 def _confirm(question: str) -> bool:
     if common.standard_input(terminal=True) is None:  # closed (`<&-`) or a pipe
         return False
-    answer = input(f"{question} [y/N] ")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:  # Ctrl-D: no answer is a no (it ended in a traceback)
+        print()  # ends the question's line, as Enter would have
+        return False
+    except KeyboardInterrupt:
+        print()  # so the shell's prompt starts a line of its own
+        raise
     return answer.strip().lower() in {"y", "yes"}
 
 
