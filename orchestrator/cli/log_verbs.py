@@ -212,11 +212,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
             # Nothing existed when we started: whatever appears from now on is new, even
             # lines written before our first read (a busy machine), so none is cut by the tail.
             tail = None
+        idle = present and not args.forever and holder_pid(places.database) is None
         done = None if args.forever else _team_stopped(places.database)
         for batch in logview.follow(
             chosen, since=since, tail=tail, on_gap=_gap, on_hole=_hole, done=done
         ):
             _write(batch, args.json, colour, width)
+            if idle:
+                # After the history (the first batch, read without error): it waits for a
+                # team to start and then stop. Said, not a silent terminal after the last
+                # lines (`compose logs -f` ends at once with nothing running).
+                sys.stdout.flush()
+                print(
+                    "octy-orchestrate: no team is running; following until one starts and "
+                    "stops (Ctrl-C stops)",
+                    file=sys.stderr,
+                )
+                idle = False
     except BrokenPipeError:  # `logs | head`: the reader left, which is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
