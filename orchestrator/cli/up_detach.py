@@ -9,6 +9,7 @@ M1: `up -d --no-memory-check` started a child without it, which then refused to 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -26,10 +27,13 @@ from orchestrator.mailbox.opening import QueuePlace, open_sync, place_of
 from orchestrator.redact import for_people
 
 if TYPE_CHECKING:
+    import subprocess
+
     from orchestrator.roster import Roster
 
 START_WAIT_S = 60.0  # for the child to hold the team and register
 TAIL_LINES = 10  # of the child's own output, shown when it exits at once
+STOP_SLACK_S = 30.0  # beyond --grace, for a supervisor stopped at Ctrl-C to exit
 
 
 @dataclass(frozen=True)
@@ -134,20 +138,33 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
             cwd=os.getcwd(),
         )
     deadline = time.monotonic() + START_WAIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise CliFailure(
+                    "the supervisor exited at once:\n"
+                    + _written_since(out_path, start, proc.returncode)
+                )
+            if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
+                break
+            time.sleep(0.05)
+        else:
             raise CliFailure(
-                "the supervisor exited at once:\n"
-                + _written_since(out_path, start, proc.returncode)
+                f"the supervisor (pid {proc.pid}) did not start within {START_WAIT_S:g} s; "
+                f"see {out_path}"
             )
-        if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
-            break
-        time.sleep(0.05)
-    else:
-        raise CliFailure(
-            f"the supervisor (pid {proc.pid}) did not start within {START_WAIT_S:g} s; "
-            f"see {out_path}"
+    except KeyboardInterrupt:
+        # Ctrl-C while it starts means "not this": it left the supervisor starting in the
+        # background, unsaid (exit 130, and the team came up anyway). It is stopped as
+        # `down` would (SIGTERM: its grace for turns), and waited for; a second Ctrl-C
+        # leaves it to finish stopping.
+        print(
+            f"octy-orchestrate: interrupted: stopping the supervisor it was starting "
+            f"(pid {proc.pid})",
+            file=sys.stderr,
         )
+        _stop(proc, args.grace)
+        raise
     if args.json:
         common.emit_json(
             {
@@ -165,6 +182,23 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
             )
         )
     return common.EXIT_OK
+
+
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    import signal
+    import subprocess
+
+    proc.terminate()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGCONT)  # one stopped (kill -STOP) would never act on it
+    try:
+        proc.wait(timeout=grace + STOP_SLACK_S)
+    except subprocess.TimeoutExpired:
+        print(
+            f"octy-orchestrate: the supervisor (pid {proc.pid}) is still stopping; "
+            f"`octy-orchestrate ps` shows it",
+            file=sys.stderr,
+        )
 
 
 def _written_since(path: os.PathLike[str], offset: int, returncode: int) -> str:

@@ -124,3 +124,44 @@ def test_a_child_that_could_not_write_on_a_full_disk_is_said_to_be(tmp_path: Pat
     assert "exit status 1" in done.stderr
     assert f"the file system holding {team}/logs is full" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_while_up_d_waits_stops_the_supervisor_it_started(team: TeamFactory) -> None:
+    """Walking the README: Ctrl-C while `up -d` waited for its supervisor exited 130 with
+    nothing said, and the supervisor went on starting in the background: the team came up
+    although the operator had cancelled. Now it is stopped, and `up -d` says so. The model
+    endpoint here takes connections and never answers, so the child is held in its model
+    check, before it could register, when SIGINT comes."""
+    import os
+    import signal
+
+    from cli_runner import octy_bg
+    from polling import until
+
+    from orchestrator import procid
+
+    t = team([{"text": "ok"}], {"a": {}})
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        parent = octy_bg("up", "-d", cwd=t.folder, env={**t.env, "ANTHROPIC_BASE_URL": url})
+
+        def child() -> int | None:
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    try:
+                        stat = (entry / "stat").read_text()
+                    except OSError:
+                        continue
+                    if int(stat.rpartition(")")[2].split()[1]) == parent.pid:
+                        return int(entry.name)
+            return None
+
+        pid = until(child, "up -d to start its supervisor")
+        os.kill(parent.pid, signal.SIGINT)
+        _, err = parent.communicate(timeout=120)
+    assert parent.returncode == 130, err
+    assert f"interrupted: stopping the supervisor it was starting (pid {pid})" in err
+    assert "Traceback" not in err
+    assert not procid.running(pid)
