@@ -177,12 +177,16 @@ def _queue_retry(args: argparse.Namespace) -> int:
 @_verb
 def _queue_purge(args: argparse.Namespace) -> int:
     statuses = tuple(args.status or PURGEABLE)
-    if not args.yes and not _confirm(f"delete every {' and '.join(statuses)} message?"):
-        raise common.CliFailure(
-            f"not purging: pass --yes to delete {' and '.join(statuses)} messages",
-            common.EXIT_USAGE,
-            "usage",
-        )
+    if not args.yes:
+        asked = common.standard_input(terminal=True) is not None
+        if not _confirm(f"delete every {' and '.join(statuses)} message?"):
+            # A person who answered no is not told to pass --yes (as if never asked).
+            why = (
+                "answered no; nothing was deleted"
+                if asked
+                else f"pass --yes to delete {' and '.join(statuses)} messages"
+            )
+            raise common.CliFailure(f"not purging: {why}", common.EXIT_USAGE, "usage")
     with _mailbox(args) as mb:
         n = mb.purge(statuses=statuses)
     return _done(args, f"purged {n} message{'s' * (n != 1)} ({', '.join(statuses)})", purged=n)
