@@ -78,6 +78,33 @@ def modules_for(argv: Sequence[str]) -> tuple[str, ...]:
     return _VERB_MODULES
 
 
+class _VerbParser(argparse.ArgumentParser):
+    """A verb's parser: options and operands in any order, as compose takes them (`ps a
+    --json b`, `logs a -n 5 b`: argparse alone refused the operand after the option), and an
+    option it does not know refused by the verb, with the verb's usage (it was the top
+    parser's, `usage: octy-orchestrate [-h] [--version] [-f FILE] VERB ...`, which does not
+    say what `ps` takes)."""
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing or self._subparsers is not None:
+            # The intermixed parse's own passes, and `queue`, `workspaces`: their verb's
+            # parser does this.
+            parsed, extras = super().parse_known_args(args, namespace)
+        else:
+            self._intermixing = True
+            try:
+                parsed, extras = self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._intermixing = False
+        if extras and not self._intermixing:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="octy-orchestrate",
@@ -97,7 +124,7 @@ def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentPar
         help="the roster, for any verb that reads one (default: ./agents.yaml); also accepted "
         "after the verb (`logs --file`, its -f being --follow)",
     )
-    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_VerbParser)
     import importlib
 
     for name in modules:
@@ -108,7 +135,22 @@ def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentPar
                 raise
             continue
         module.register(sub)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """A verb registered without a description shows its one-line help at the top of its
+    --help, as `start` does (`send --help`, `queue ls --help`, `approve --help` began with
+    the usage and a bare list of options)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, verb in action.choices.items():
+                said = helps.get(name)
+                if verb.description is None and said:
+                    verb.description = said[0].upper() + said[1:] + "."
+                _describe(verb)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

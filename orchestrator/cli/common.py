@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from orchestrator import errors
+from orchestrator import colour, errors
 from orchestrator.durations import finite_seconds
 from orchestrator.redact import for_people
 
@@ -153,10 +153,46 @@ def add_common(parser: argparse.ArgumentParser, *, db: bool = True) -> None:
         )
 
 
+def add_colour(p: argparse.ArgumentParser) -> None:
+    """--color / --no-color, for every verb that colours what it prints (logs, trace, ps)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--color",
+        "--colour",
+        dest="colour",
+        action="store_const",
+        const=True,
+        default=None,
+        help="colour even when not writing to a terminal",
+    )
+    group.add_argument(
+        "--no-color",
+        "--no-colour",
+        dest="colour",
+        action="store_const",
+        const=False,
+        help="never colour (as NO_COLOR in the environment does on a terminal)",
+    )
+
+
+def colour_wanted(args: argparse.Namespace, stream: TextIO) -> bool:
+    """What --color / --no-color say, else colour.wanted (a terminal, NO_COLOR unset)."""
+    if args.colour is not None:
+        return bool(args.colour)
+    return colour.wanted(stream)
+
+
 def roster_file(text: str) -> Path:
     """An argparse type for -f/--file: a path written as a folder (``myteam/``) means its
     agents.yaml, there or not yet (Path drops the slash: `init -f myteam/` wrote the roster
-    to a file named myteam, prompts/ beside it)."""
+    to a file named myteam, prompts/ beside it). An empty one is refused: Path('') is '.',
+    so `down -f "$ROSTER"` with ROSTER unset stopped the team of the current folder, and
+    `init --force -f "$ROSTER"` overwrote its agents.yaml."""
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "an empty path; name the roster (like team/agents.yaml), or leave -f out for "
+            "./agents.yaml"
+        )
     if text.endswith(("/", os.sep)):
         return Path(text) / DEFAULT_ROSTER
     return Path(text)

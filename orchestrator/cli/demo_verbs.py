@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -89,8 +90,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     try:
         written = write_starter(target)
     except StarterRefused as exc:
+        # "Remove it" only when something is in the way: a folder that cannot be made on a
+        # read-only file system is not there to remove (it said so).
+        fix = "remove it, or write elsewhere" if os.path.lexists(exc.path) else "write elsewhere"
         raise CliFailure(
-            f"not writing {exc.path}: it {exc.reason}; remove it, or write elsewhere with -f",
+            f"not writing {exc.path}: it {exc.reason}; {fix} with -f",
             common.EXIT_ERROR,
             "refused",
         ) from None

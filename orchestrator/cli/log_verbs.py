@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import colour, errors, logview, trace
+from orchestrator import errors, logview, trace
 from orchestrator.cli import common, team_record
 from orchestrator.cli.common import CliFailure
 from orchestrator.lockfile import holder_pid
@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--full", action="store_true", help="bodies and other fields whole (default: shortened)"
     )
-    _colour_opts(p)
+    common.add_colour(p)
     _place_opts(p, short_file=False)
     p.set_defaults(func=cmd_logs)
 
@@ -83,30 +83,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--mermaid", action="store_true", help="print a mermaid sequenceDiagram")
     p.add_argument("--full", action="store_true", help="message texts whole")
     common.add_common(p)
-    _colour_opts(p)
+    common.add_colour(p)
     _place_opts(p, short_file=True)
     p.set_defaults(func=cmd_trace)
-
-
-def _colour_opts(p: argparse.ArgumentParser) -> None:
-    group = p.add_mutually_exclusive_group()
-    group.add_argument(
-        "--color",
-        "--colour",
-        dest="colour",
-        action="store_const",
-        const=True,
-        default=None,
-        help="colour even when not writing to a terminal",
-    )
-    group.add_argument(
-        "--no-color",
-        "--no-colour",
-        dest="colour",
-        action="store_const",
-        const=False,
-        help="never colour (as NO_COLOR in the environment does on a terminal)",
-    )
 
 
 def _place_opts(p: argparse.ArgumentParser, *, short_file: bool) -> None:
@@ -114,7 +93,7 @@ def _place_opts(p: argparse.ArgumentParser, *, short_file: bool) -> None:
     also = "" if short_file else "; long form only, -f is --follow"
     p.add_argument(
         *names,
-        type=Path,
+        type=common.roster_file,
         default=None,
         dest="file",
         help=f"the roster (default ./agents.yaml{also})",
@@ -188,9 +167,7 @@ def _lenient(path: Path) -> Places:
 
 
 def _colour(args: argparse.Namespace) -> bool:
-    if args.colour is not None:
-        return bool(args.colour)
-    return colour.wanted(sys.stdout)
+    return common.colour_wanted(args, sys.stdout)
 
 
 # --- logs -----------------------------------------------------------------------------
@@ -235,11 +212,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
             # Nothing existed when we started: whatever appears from now on is new, even
             # lines written before our first read (a busy machine), so none is cut by the tail.
             tail = None
+        idle = present and not args.forever and holder_pid(places.database) is None
         done = None if args.forever else _team_stopped(places.database)
         for batch in logview.follow(
             chosen, since=since, tail=tail, on_gap=_gap, on_hole=_hole, done=done
         ):
             _write(batch, args.json, colour, width)
+            if idle:
+                # After the history (the first batch, read without error): it waits for a
+                # team to start and then stop. Said, not a silent terminal after the last
+                # lines (`compose logs -f` ends at once with nothing running).
+                sys.stdout.flush()
+                print(
+                    "octy-orchestrate: no team is running; following until one starts and "
+                    "stops (Ctrl-C stops)",
+                    file=sys.stderr,
+                )
+                idle = False
     except BrokenPipeError:  # `logs | head`: the reader left, which is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
@@ -363,7 +352,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         found = trace.load_trace(place, args.id, logs, on_hole=_hole)
     except errors.MessageNotFound:
         raise CliFailure(
-            f"no message with id '{args.id}' in {db} (ids are listed by `queue ls`)",
+            f"no message with id {args.id!r} in {db} (ids are listed by `queue ls`)",
             common.EXIT_NOT_FOUND,
             "not_found",
         ) from None

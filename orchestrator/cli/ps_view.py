@@ -13,9 +13,8 @@ import socket
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from orchestrator import colour, procid
+from orchestrator import procid
 from orchestrator.redact import for_people
 
 # An external participant (registered with `register`, not in the roster) whose heartbeat
@@ -121,10 +120,6 @@ def _alive(pid: int) -> bool:
     except (PermissionError, OverflowError):  # another user's process; a bogus number
         return True
     return True
-
-
-def use_colour(stream: Any) -> bool:
-    return colour.wanted(stream)
 
 
 def duration(seconds: float | None) -> str:

@@ -23,6 +23,7 @@ from orchestrator.mailbox import (
     Message,
 )
 from orchestrator.mailbox.opening import open_sync
+from orchestrator.names import name_problem
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -100,12 +101,20 @@ def _stdin_text() -> str:
 
 
 def _check_participant(mb: MailboxBackend, name: str) -> None:
-    """``user`` or a registered name; anything else is refused with the known names."""
+    """``user`` or a registered name; anything else is refused with the names there are.
+    Said as what it is (`inbox nosuch` read "unknown recipient 'nosuch'; known agents: lead,
+    researcher, supervisor": no message was being sent, and the supervisor is no one's to
+    read or unregister)."""
     if name == USER:
         return
     known = [a.name for a in mb.agents()]
     if name not in known:
-        raise errors.RecipientUnknown(name, sorted(known))
+        names = ", ".join(sorted(n for n in known if n != SUPERVISOR)) or "none registered"
+        raise common.CliFailure(
+            f"no participant named {name!r} in the team (participants: {names}; and user)",
+            common.EXIT_NOT_FOUND,
+            errors.RecipientUnknown.code,
+        )
 
 
 def _not_the_supervisor(name: str, role: str) -> None:
@@ -138,9 +147,10 @@ def _check_sender(mb: MailboxBackend, name: str) -> None:
     if name == USER or mb.agent(name) is not None:
         return
     known = ", ".join([USER, *sorted(a.name for a in mb.agents())])
+    # Quoted as Python does: a newline in it kept the one-line error on two lines.
+    join = "" if name_problem(name) else f". A script joins with `octy-orchestrate register {name}`"
     raise common.CliFailure(
-        f"unknown sender '{name}' (--as); known: {known}. A script joins with "
-        f"`octy-orchestrate register {name}`",
+        f"unknown sender {name!r} (--as); known: {known}{join}",
         common.EXIT_NOT_FOUND,
         "sender_unknown",
     )

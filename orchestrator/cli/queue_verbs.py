@@ -177,12 +177,16 @@ def _queue_retry(args: argparse.Namespace) -> int:
 @_verb
 def _queue_purge(args: argparse.Namespace) -> int:
     statuses = tuple(args.status or PURGEABLE)
-    if not args.yes and not _confirm(f"delete every {' and '.join(statuses)} message?"):
-        raise common.CliFailure(
-            f"not purging: pass --yes to delete {' and '.join(statuses)} messages",
-            common.EXIT_USAGE,
-            "usage",
-        )
+    if not args.yes:
+        asked = common.standard_input(terminal=True) is not None
+        if not _confirm(f"delete every {' and '.join(statuses)} message?"):
+            # A person who answered no is not told to pass --yes (as if never asked).
+            why = (
+                "answered no; nothing was deleted"
+                if asked
+                else f"pass --yes to delete {' and '.join(statuses)} messages"
+            )
+            raise common.CliFailure(f"not purging: {why}", common.EXIT_USAGE, "usage")
     with _mailbox(args) as mb:
         n = mb.purge(statuses=statuses)
     return _done(args, f"purged {n} message{'s' * (n != 1)} ({', '.join(statuses)})", purged=n)
@@ -191,7 +195,14 @@ def _queue_purge(args: argparse.Namespace) -> int:
 def _confirm(question: str) -> bool:
     if common.standard_input(terminal=True) is None:  # closed (`<&-`) or a pipe
         return False
-    answer = input(f"{question} [y/N] ")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:  # Ctrl-D: no answer is a no (it ended in a traceback)
+        print()  # ends the question's line, as Enter would have
+        return False
+    except KeyboardInterrupt:
+        print()  # so the shell's prompt starts a line of its own
+        raise
     return answer.strip().lower() in {"y", "yes"}
 
 
@@ -282,7 +293,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_common(p)
     p.set_defaults(func=_unregister)
 
-    p = subparsers.add_parser("send", help="send a notice (fire and forget)")
+    p = subparsers.add_parser(
+        "send",
+        help="send a notice (fire and forget)",
+        description="Send TEXT to TO as a notice: nothing waits for an answer (`ask` does). "
+        "Prints the message's id, for `trace ID` and `queue show ID`. An unknown recipient is "
+        "exit 3; the reserved 'supervisor' (operated by the verbs) and a body the queue "
+        "refuses are exit 2.",
+    )
     p.add_argument("to", metavar="TO", help="the recipient: an agent, a registered name, user")
     _text_args(p)
     _as(p)
@@ -318,7 +336,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_ask)
 
     p = subparsers.add_parser(
-        "inbox", help="show NAME's next messages (peek); --ack takes delivery"
+        "inbox",
+        help="show NAME's next messages (peek); --ack takes delivery",
+        description="Show the messages waiting for NAME, oldest first. Without --ack this is "
+        "a peek: they stay queued for NAME. With --ack they are taken (claimed, printed, then "
+        "acknowledged: NAME does not get them again) and a registered participant's heartbeat "
+        "is refreshed. --wait S waits up to S seconds for the first one; none is not an error "
+        "(exit 0, `(no messages)`).",
     )
     p.add_argument("name", metavar="NAME", help="whose inbox: an agent or a registered name")
     p.add_argument("--ack", action="store_true", help="claim, print, then ack (they are consumed)")
@@ -335,7 +359,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_common(p)
     p.set_defaults(func=_inbox)
 
-    p = subparsers.add_parser("reply", help="answer a request (for scripts acting as an agent)")
+    p = subparsers.add_parser(
+        "reply",
+        help="answer a request (for scripts acting as an agent)",
+        description="Answer the request REQUEST_ID (as `inbox` or `queue ls` shows it) with "
+        "TEXT, as the one it was asked of unless --as says otherwise; its asker's `ask` "
+        "returns with it. An id that is not a request is refused.",
+    )
     p.add_argument("request_id", metavar="REQUEST_ID", help="the request to answer")
     _text_args(p)
     _as(p, default=None)
@@ -343,7 +373,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_common(p)
     p.set_defaults(func=_reply)
 
-    q = subparsers.add_parser("queue", help="inspect and repair the queue")
+    q = subparsers.add_parser(
+        "queue",
+        help="inspect and repair the queue",
+        description="Inspect and repair the team's queue: list messages, show one with its "
+        "replies, list the dead letters, retry one, purge what is finished.",
+    )
     qs = q.add_subparsers(dest="queue_verb", metavar="ls|show|dead|retry|purge")
     q.set_defaults(func=_queue_help(q))
 

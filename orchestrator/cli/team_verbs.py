@@ -83,11 +83,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="One line per agent, from the team's registry (works without a running "
         "supervisor: the last known states). CPU% is the claude process's CPU time over its "
         "life (as ps(1)); MEM its resident memory. States are coloured on a terminal unless "
-        "NO_COLOR is set. A participant that joined with `register` shows the pid it "
+        "NO_COLOR is set or --no-color given (--color: also into a pipe, as `watch -c`). A "
+        "participant that joined with `register` shows the pid it "
         "registered, 'exited' once that process is gone and 'stale' once its heartbeat is "
         f"older than {ps_view.STALE_AFTER_S:g}s.",
     )
     _roster_opt(p)
+    common.add_colour(p)
     p.add_argument(
         "agents", nargs="*", metavar="AGENT", help="only these agents (default: every one)"
     )
@@ -137,7 +139,7 @@ def _roster_opt(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-f",
         "--file",
-        type=Path,
+        type=common.roster_file,
         default=None,
         help="the roster (default: ./agents.yaml; also accepted before the verb)",
     )
@@ -724,7 +726,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    for line in ps_view.render(header, table, colour=ps_view.use_colour(sys.stdout)):
+    for line in ps_view.render(header, table, colour=common.colour_wanted(args, sys.stdout)):
         print(line)
     return common.EXIT_OK
 

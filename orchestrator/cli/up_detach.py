@@ -9,6 +9,7 @@ M1: `up -d --no-memory-check` started a child without it, which then refused to 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -26,10 +27,13 @@ from orchestrator.mailbox.opening import QueuePlace, open_sync, place_of
 from orchestrator.redact import for_people
 
 if TYPE_CHECKING:
+    import subprocess
+
     from orchestrator.roster import Roster
 
 START_WAIT_S = 60.0  # for the child to hold the team and register
 TAIL_LINES = 10  # of the child's own output, shown when it exits at once
+STOP_SLACK_S = 30.0  # beyond --grace, for a supervisor stopped at Ctrl-C to exit
 
 
 @dataclass(frozen=True)
@@ -134,17 +138,33 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
             cwd=os.getcwd(),
         )
     deadline = time.monotonic() + START_WAIT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise CliFailure("the supervisor exited at once:\n" + _written_since(out_path, start))
-        if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
-            break
-        time.sleep(0.05)
-    else:
-        raise CliFailure(
-            f"the supervisor (pid {proc.pid}) did not start within {START_WAIT_S:g} s; "
-            f"see {out_path}"
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise CliFailure(
+                    "the supervisor exited at once:\n"
+                    + _written_since(out_path, start, proc.returncode)
+                )
+            if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
+                break
+            time.sleep(0.05)
+        else:
+            raise CliFailure(
+                f"the supervisor (pid {proc.pid}) did not start within {START_WAIT_S:g} s; "
+                f"see {out_path}"
+            )
+    except KeyboardInterrupt:
+        # Ctrl-C while it starts means "not this": it left the supervisor starting in the
+        # background, unsaid (exit 130, and the team came up anyway). It is stopped as
+        # `down` would (SIGTERM: its grace for turns), and waited for; a second Ctrl-C
+        # leaves it to finish stopping.
+        print(
+            f"octy-orchestrate: interrupted: stopping the supervisor it was starting "
+            f"(pid {proc.pid})",
+            file=sys.stderr,
         )
+        _stop(proc, args.grace)
+        raise
     if args.json:
         common.emit_json(
             {
@@ -164,9 +184,29 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
     return common.EXIT_OK
 
 
-def _written_since(path: os.PathLike[str], offset: int) -> str:
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+    import signal
+    import subprocess
+
+    proc.terminate()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGCONT)  # one stopped (kill -STOP) would never act on it
+    try:
+        proc.wait(timeout=grace + STOP_SLACK_S)
+    except subprocess.TimeoutExpired:
+        print(
+            f"octy-orchestrate: the supervisor (pid {proc.pid}) is still stopping; "
+            f"`octy-orchestrate ps` shows it",
+            file=sys.stderr,
+        )
+
+
+def _written_since(path: os.PathLike[str], offset: int, returncode: int) -> str:
     """The last lines written to ``path`` past ``offset`` (a concurrent `up -d` may have
-    written there too: its lines say which pid they are)."""
+    written there too: its lines say which pid they are); with none, how it ended, and
+    whether its file system is full (measured: on a full disk the child's one line, "No
+    space left on device", could not be written either, and `up -d` said only "(it wrote
+    nothing)")."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
@@ -174,7 +214,34 @@ def _written_since(path: os.PathLike[str], offset: int) -> str:
     except OSError as exc:
         return f"(its output in {path} cannot be read: {exc.strerror})"
     lines = text.splitlines()[-TAIL_LINES:]
-    return "\n".join(lines) if lines else "(it wrote nothing)"
+    if lines:
+        return "\n".join(lines)
+    ended = f"exit status {returncode}" if returncode >= 0 else _signal_name(-returncode)
+    folder = os.path.dirname(path)
+    if _full(folder):
+        return (
+            f"(it wrote nothing, {ended}: the file system holding {folder} is full, so "
+            f"nothing it said could be kept; free some space there and run up again)"
+        )
+    return f"(it wrote nothing, {ended})"
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return f"killed by {signal.Signals(number).name}"
+    except ValueError:
+        return f"killed by signal {number}"
+
+
+def _full(folder: str) -> bool:
+    """No block left that this user may write (root may use the reserved ones)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bfree == 0 or (os.geteuid() != 0 and st.f_bavail == 0)
 
 
 def _registered(db: QueuePlace, pid: int) -> bool:

@@ -24,7 +24,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     # `workspaces list` is what the verb's one-line help says and what `git worktree
     # list` taught everyone to type: the same as no action.
-    _options(actions.add_parser("list", aliases=["ls"], help="list them (the default)"))
+    _options(
+        actions.add_parser(
+            "list",
+            aliases=["ls"],
+            help="list them (the default)",
+            description="List the agents' worktrees: branch, base, commits ahead and behind, "
+            "uncommitted files (what `workspaces` alone prints).",
+        )
+    )
     d = actions.add_parser("diff", help="what the agent's branch changed since its base")
     d.add_argument("agent", metavar="AGENT", help="the agent whose worktree to diff")
     _options(d)
@@ -68,7 +76,7 @@ def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-f",
         "--file",
-        type=Path,
+        type=common.roster_file,
         default=argparse.SUPPRESS,
         help="the roster (default ./agents.yaml)",
     )

@@ -80,3 +80,30 @@ def test_each_queue_verb_uses_the_roster_named_after_it(folder: Path) -> None:
     assert agents == {"a"}
     assert ("notice", "script", "pending") in messages
     assert _rows(folder, "queue/team.db") == ({"a"}, [])
+
+
+def test_an_empty_roster_path_is_refused_on_every_verb(tmp_path: Path) -> None:
+    """Walking the README: `-f ''` (a script's `-f "$ROSTER"` with ROSTER unset) was '.',
+    so ./agents.yaml: `down -f "$ROSTER"` would stop the team of the current folder and
+    `init --force -f "$ROSTER"` overwrite its roster. Now a usage error on every verb,
+    before anything is read or written."""
+    (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    before = (tmp_path / "agents.yaml").read_bytes()
+    for argv in (
+        ("-f", "", "ps"),
+        ("ps", "-f", ""),
+        ("down", "-f", ""),
+        ("config", "--file", ""),
+        ("logs", "--file", ""),
+        ("workspaces", "-f", ""),
+        ("init", "--force", "-f", ""),
+        ("send", "-f", "", "a", "hi"),
+        ("top", "-f", ""),
+    ):
+        done = octy(*argv, cwd=tmp_path)
+        assert done.returncode == 2, (argv, done.stdout, done.stderr)
+        assert "-f/--file: an empty path" in done.stderr or "--file: an empty path" in (
+            done.stderr
+        ), (argv, done.stderr)
+    assert (tmp_path / "agents.yaml").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["agents.yaml"]

@@ -64,3 +64,35 @@ def test_help_of_every_verb_through_the_real_command(verb: tuple[str, ...]) -> N
     # argparse %-formats option help, never a parser's description: "%%" there is printed
     # as is (`ps --help` said "CPU%%").
     assert "%%" not in done.stdout, verb
+
+
+def test_every_verb_says_what_it_does_at_the_top_of_its_help(tmp_path: Path) -> None:
+    """Walking the README: `send --help`, `inbox --help`, `reply --help`, `queue ls --help`,
+    `approve --help` and `workspaces diff --help` began with the usage and went straight to
+    the options, where every other verb says what it does. Through the real command."""
+    verbs = [
+        ("send",),
+        ("ask",),
+        ("inbox",),
+        ("reply",),
+        ("queue",),
+        ("queue", "ls"),
+        ("queue", "show"),
+        ("queue", "dead"),
+        ("queue", "retry"),
+        ("queue", "purge"),
+        ("workspaces", "list"),
+        ("workspaces", "diff"),
+        ("workspaces", "merge"),
+        ("workspaces", "remove"),
+        ("approve",),
+        ("deny",),
+    ]
+    for verb in verbs:
+        done = octy(*verb, "--help", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        # usage (one or more lines), a blank line, then a sentence, not an argument list.
+        after_usage = done.stdout.split("\n\n", 1)[1]
+        first = after_usage.lstrip("\n").splitlines()[0]
+        assert not first.endswith(":"), (verb, done.stdout)  # "positional arguments:"
+        assert first[0].isupper(), (verb, first)

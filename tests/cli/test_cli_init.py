@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cli_runner import octy
 
 
@@ -49,3 +50,34 @@ def test_a_path_ending_in_a_slash_is_a_folder_made_for_the_team(tmp_path: Path) 
     assert "wrote other/agents.yaml" in top.stdout
     assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["agents.yaml", "prompts"]
     octy("-f", "other/", "config", cwd=tmp_path, check=True)
+
+
+def test_a_read_only_folder_is_not_told_to_remove_what_is_not_there(tmp_path: Path) -> None:
+    """Found walking the README: `init` on a read-only file system said "not writing
+    prompts: it cannot be made (Read-only file system); remove it, or write elsewhere with
+    -f", and there is no prompts to remove. A real read-only bind mount, in a private mount
+    namespace."""
+    import subprocess
+
+    from cli_runner import CLI, RUN_TIMEOUT_S
+
+    probe = subprocess.run(
+        ["unshare", "-rm", "true"], capture_output=True, timeout=RUN_TIMEOUT_S, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip("no unprivileged mount namespace here (unshare -rm)")
+    team = tmp_path / "team"
+    team.mkdir()
+    script = f'mount --bind -o ro "{team}" "{team}" && cd "{team}" && exec "{CLI}" init'
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 1, done
+    assert "not writing prompts: it cannot be made (Read-only file system)" in done.stderr
+    assert "remove it" not in done.stderr
+    assert "write elsewhere with -f" in done.stderr
+    assert list(team.iterdir()) == []

@@ -438,3 +438,31 @@ def test_tool_inputs_show_their_characters_and_are_cut_between_them(team: Team, 
     assert 'input={"content": "Résumé: 日本語の質問 😀 \\u202e"}' in first, first
     assert "\\u00" not in second
     assert second.endswith('input={"content": "' + "é" * 102 + "…"), second
+
+
+def test_following_with_no_team_running_says_it_waits_for_one(team: Team) -> None:
+    """Walking the README: `logs -f` with logs on disk and no team running printed the last
+    lines and then sat silent, waiting for a team to start (documented, but a person who
+    knows `compose logs -f` takes a silent terminal for a hang). After the history it says
+    so on stderr."""
+    team.configure()
+    team.emit(1)
+    logconfig.shutdown()
+    proc = octy_bg("logs", "-f", cwd=team.roster.parent)
+    said: queue.Queue[str] = queue.Queue()
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        assert "seq=0" in proc.stdout.readline()
+        threading.Thread(target=lambda: said.put(proc.stderr.readline()), daemon=True).start()
+        try:
+            line = said.get(timeout=WAIT_S)  # a safety net, not a measurement
+        except queue.Empty:
+            line = ""
+    finally:
+        proc.kill()
+        proc.communicate(timeout=WAIT_S)
+    assert line == (
+        "octy-orchestrate: no team is running; following until one starts and stops "
+        "(Ctrl-C stops)\n"
+    )

@@ -717,3 +717,34 @@ def test_every_verb_finds_the_queue_from_inside_an_agents_session(tmp_path: Path
     missing = cli("ps", "-f", "nowhere.yaml", cwd=elsewhere, env=env)
     assert missing.returncode == 1
     assert "nowhere.yaml" in missing.stderr
+
+
+def test_inbox_of_an_unknown_name_says_no_participant_not_recipient(db: Path) -> None:
+    """Walking the README: `inbox nosuch` said "unknown recipient 'nosuch'; known agents:
+    alice, bob, supervisor" (nothing was sent, and the supervisor's inbox is not one to
+    read), and a name holding a newline split the one-line error in two."""
+    with Mailbox(db) as mb:
+        mb.register_supervisor(4242, {})
+    proc = cli("inbox", "nosuch", "--db", str(db), cwd=db.parent)
+    assert proc.returncode == 3
+    assert proc.stderr == (
+        "octy-orchestrate: no participant named 'nosuch' in the team "
+        "(participants: alice, bob; and user)\n"
+    )
+    proc = cli("inbox", "x\ny", "--db", str(db), cwd=db.parent)
+    assert proc.returncode == 3
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "'x\\ny'" in proc.stderr
+
+
+def test_a_newline_in_a_trace_id_or_an_as_name_keeps_the_error_on_one_line(db: Path) -> None:
+    """Walking the README ("an error is one line on stderr"): `trace 'a<newline>b'` and
+    `send bob hi --as 'a<newline>b'` printed their error over two lines, the second
+    starting with what the caller typed. Quoted as Python does now; no `register` hint for
+    a name `register` would refuse."""
+    for argv in (("trace", "a\nb"), ("send", "bob", "hi", "--as", "a\nb")):
+        proc = cli(*argv, "--db", str(db), cwd=db.parent)
+        assert proc.returncode == 3, proc.stderr
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert "'a\\nb'" in proc.stderr
+        assert "register" not in proc.stderr

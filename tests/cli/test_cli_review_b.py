@@ -161,4 +161,4 @@ def test_init_over_a_file_it_cannot_write_names_it(tmp_path: Path) -> None:
     assert done.stderr.startswith(
         "octy-orchestrate: not writing /proc/self/prompts: it cannot be made ("
     )
-    assert done.stderr.endswith("); remove it, or write elsewhere with -f\n")
+    assert done.stderr.endswith("); write elsewhere with -f\n")  # nothing there to remove

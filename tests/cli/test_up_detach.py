@@ -79,3 +79,89 @@ def test_a_failed_up_d_shows_only_what_its_own_child_wrote(team: TeamFactory) ->
     assert f"127.0.0.1:{closed}" in done.stderr  # its own reason
     assert "earlier run" not in done.stderr
     assert (logs / "supervisor.out").read_text().startswith(earlier)  # nothing lost
+
+
+def test_a_child_that_could_not_write_on_a_full_disk_is_said_to_be(tmp_path: Path) -> None:
+    """Found walking the README: on a full file system the child's one line (`No space left
+    on device`) could not be written to supervisor.out either, and `up -d` said only "the
+    supervisor exited at once: (it wrote nothing)". Now it gives the child's exit status and
+    that the logs' file system is full. A real full tmpfs, in a private mount namespace."""
+    import os
+    import subprocess
+
+    from cli_runner import CLI, RUN_TIMEOUT_S
+
+    probe = subprocess.run(
+        ["unshare", "-rm", "true"], capture_output=True, timeout=RUN_TIMEOUT_S, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip("no unprivileged mount namespace here (unshare -rm)")
+    team = tmp_path / "team"
+    team.mkdir()
+    script = (
+        f'mount -t tmpfs -o size=64k tmpfs "{team}" && cd "{team}" && '
+        "printf 'agents:\\n  a:\\n    prompt: A.\\n' > agents.yaml && "
+        "(dd if=/dev/zero of=filler bs=4k count=64 2>/dev/null; true) && "
+        f'exec "{CLI}" up -d --no-model-check --no-memory-check'
+    )
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path / "home"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "ANTHROPIC_API_KEY": "test",
+        "NO_COLOR": "1",
+    }
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 1, done
+    assert "the supervisor exited at once:" in done.stderr
+    assert "exit status 1" in done.stderr
+    assert f"the file system holding {team}/logs is full" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_while_up_d_waits_stops_the_supervisor_it_started(team: TeamFactory) -> None:
+    """Walking the README: Ctrl-C while `up -d` waited for its supervisor exited 130 with
+    nothing said, and the supervisor went on starting in the background: the team came up
+    although the operator had cancelled. Now it is stopped, and `up -d` says so. The model
+    endpoint here takes connections and never answers, so the child is held in its model
+    check, before it could register, when SIGINT comes."""
+    import os
+    import signal
+
+    from cli_runner import octy_bg
+    from polling import until
+
+    from orchestrator import procid
+
+    t = team([{"text": "ok"}], {"a": {}})
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        parent = octy_bg("up", "-d", cwd=t.folder, env={**t.env, "ANTHROPIC_BASE_URL": url})
+
+        def child() -> int | None:
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    try:
+                        stat = (entry / "stat").read_text()
+                    except OSError:
+                        continue
+                    if int(stat.rpartition(")")[2].split()[1]) == parent.pid:
+                        return int(entry.name)
+            return None
+
+        pid = until(child, "up -d to start its supervisor")
+        os.kill(parent.pid, signal.SIGINT)
+        _, err = parent.communicate(timeout=120)
+    assert parent.returncode == 130, err
+    assert f"interrupted: stopping the supervisor it was starting (pid {pid})" in err
+    assert "Traceback" not in err
+    assert not procid.running(pid)

@@ -290,7 +290,11 @@ def test_an_agent_working_in_home_cannot_write_the_state_folder(team: Any, tmp_p
     results = [str(r["content"]) for req in t.model.requests for r in tool_results(req)]
     assert len(results) == 2, results
     # The sandbox hides the folder behind an empty tmpfs: the write lands there, not here.
-    assert results[0].startswith("rc="), results
+    # Its last line: on a loaded machine (5 runs in 5 beside two busy loops, none without)
+    # the CLI's sandboxed bash first says "/bin/bash: HOME/.bashrc: Permission denied"
+    # twice (the agent's folder is HOME, whose .bashrc the sandbox keeps from it), then
+    # runs the command; the CLI's doing, not the supervisor's.
+    assert results[0].splitlines()[-1].startswith("rc="), results
     assert "denied" in results[1] or "may not write" in results[1], results
     assert not (rosters / "bash.json").exists()
     assert not (rosters / "write.json").exists()

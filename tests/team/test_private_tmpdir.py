@@ -124,6 +124,10 @@ def test_a_killed_claudes_sockets_go_at_its_restart_and_with_the_folder(boxed: T
     assert boxed.proc is not None
     os.kill(boxed.proc.pid, signal.SIGKILL)
     boxed.proc.wait(30)
-    until(lambda: not private.exists(), "the watchman to remove the launcher folder")
+    # The launcher folder itself, not `private` inside it: rmtree removes the deepest first,
+    # and a scan of TMPDIR while it is still removing the rest met a folder gone mid-scan
+    # (FileNotFoundError, 1 run in 4 beside two busy loops).
+    launcher = private.parent.parent
+    until(lambda: not launcher.exists(), "the watchman to remove the launcher folder")
     until(lambda: not procid.running(second), "the claude to die with its supervisor")
     assert not sandbox_sockets(Path(boxed.env["TMPDIR"]))
