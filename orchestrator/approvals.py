@@ -31,6 +31,7 @@ from typing import Any
 
 from orchestrator import errors
 from orchestrator.mailbox import USER, Mailbox, Message
+from orchestrator.redact import escape_controls
 
 GRANTED, DENIED = "granted", "denied"
 # The first word only, and only these two: "OK, I checked: deny" and "Allow me to explain
@@ -187,10 +188,10 @@ def answer(
         except errors.MessageNotFound:
             raise errors.ApprovalNotFound(
                 request_id,
-                f"no message '{request_id}'; `octy-orchestrate approvals` lists the pending ones",
+                f"no message {request_id!r}; `octy-orchestrate approvals` lists the pending ones",
             ) from None
         if approval_of(request) is None:
-            raise errors.ApprovalNotFound(request_id, f"'{request_id}' is not an approval request")
+            raise errors.ApprovalNotFound(request_id, f"{request_id!r} is not an approval request")
         if sender not in (USER, request.recipient):
             raise errors.ApprovalNotFound(
                 request_id,
@@ -204,7 +205,7 @@ def answer(
             return mb.reply(request_id, sender, body)
         except errors.AlreadyReplied:
             earlier = mb.find_reply(request_id)
-            said = answer_of(earlier)[1] if earlier else "answered"
+            said = escape_controls(answer_of(earlier)[1] if earlier else "answered")
             raise errors.ApprovalNotFound(
-                request_id, f"approval '{request_id}' was already answered ({said})"
+                request_id, f"approval {request_id!r} was already answered ({said})"
             ) from None

@@ -236,7 +236,7 @@ class RecipientUnknown(QueueError):
         self.recipient = recipient
         self.known = known
         names = ", ".join(known) or "(none registered)"
-        super().__init__(f"unknown recipient '{recipient}'; known agents: {names}")
+        super().__init__(f"unknown recipient {recipient!r}; known agents: {names}")
 
 
 class NotAllowed(QueueError):
@@ -286,7 +286,7 @@ class MessageNotFound(QueueError):
 
     def __init__(self, message_id: str) -> None:
         self.message_id = message_id
-        super().__init__(f"no message with id '{message_id}'")
+        super().__init__(f"no message with id {message_id!r}")
 
 
 class NotARequest(QueueError):
@@ -298,7 +298,7 @@ class NotARequest(QueueError):
         self.message_id = message_id
         self.kind = kind
         super().__init__(
-            f"message '{message_id}' is a {kind}, not a request: only requests take a reply"
+            f"message {message_id!r} is a {kind}, not a request: only requests take a reply"
         )
 
 

@@ -43,7 +43,7 @@ def worktree_of(roster: Roster, agent: str) -> Worktree:
     spec = roster.agents.get(agent)
     if spec is None:
         raise errors.WorkspaceError(
-            agent, f"no agent '{agent}' in {roster.path.name}; agents: {', '.join(roster.agents)}"
+            agent, f"no agent {agent!r} in {roster.path.name}; agents: {', '.join(roster.agents)}"
         )
     tree = locate(spec, roster)
     if tree is None:

@@ -748,3 +748,28 @@ def test_a_newline_in_a_trace_id_or_an_as_name_keeps_the_error_on_one_line(db: P
         assert len(proc.stderr.splitlines()) == 1, proc.stderr
         assert "'a\\nb'" in proc.stderr
         assert "register" not in proc.stderr
+
+
+def test_names_ids_and_reasons_with_newlines_keep_each_error_on_one_line(db: Path) -> None:
+    """Walking the README (walk5): `send 'x<newline>y' hi`, `queue show 'a<newline>b'`,
+    `approve 'a<newline>b'` and `approve ID` of an approval denied with a reason holding
+    a newline and an escape printed their one-line error over two lines, the second
+    starting with what somebody else typed. Quoted as Python does now."""
+    with Mailbox(db) as mb:
+        request = mb.send("bob", USER, {"approval": {"tool": "Bash"}}, kind="request")
+    cases = [
+        (("send", "x\ny", "hi"), "'x\\ny'"),
+        (("queue", "show", "a\nb"), "'a\\nb'"),
+        (("approve", "a\nb"), "'a\\nb'"),
+    ]
+    for argv, quoted in cases:
+        proc = cli(*argv, "--db", str(db), cwd=db.parent)
+        assert proc.returncode != 0, (argv, proc.stderr)
+        assert len(proc.stderr.splitlines()) == 1, (argv, proc.stderr)
+        assert quoted in proc.stderr, (argv, proc.stderr)
+    denied = cli("deny", request.id, "--reason", "no\n\x1b[31mway", "--db", str(db), cwd=db.parent)
+    assert denied.returncode == 0, denied.stderr
+    again = cli("approve", request.id, "--db", str(db), cwd=db.parent)
+    assert again.returncode == 3, again.stderr
+    assert len(again.stderr.splitlines()) == 1, again.stderr
+    assert "no\\n\\x1b[31mway" in again.stderr
