@@ -9,12 +9,13 @@ and write whatever it points at.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
 
 from orchestrator import safefs
-from orchestrator.errors import SupervisorAlreadyRunning, UnsafePath
+from orchestrator.errors import SupervisorAlreadyRunning, SupervisorError, UnsafePath
 
 
 def lock_path(db_path: Path) -> Path:
@@ -37,8 +38,15 @@ class SupervisorLock:
             raise SupervisorAlreadyRunning(
                 str(self.db_path), holder_pid(self.db_path) or 0
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk, a quota: say which file, not just errno
+            os.close(fd)  # drops the flock: nothing of this start is left holding it
+            full = " (the disk is full: free some space)" if exc.errno == errno.ENOSPC else ""
+            raise SupervisorError(
+                f"cannot write the supervisor's pid to {self.path}: {exc.strerror}{full}"
+            ) from None
         self._fd = fd
 
     def release(self) -> None:

@@ -9,6 +9,7 @@ import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from team_harness import Team
@@ -81,11 +82,9 @@ def test_a_failed_up_d_shows_only_what_its_own_child_wrote(team: TeamFactory) ->
     assert (logs / "supervisor.out").read_text().startswith(earlier)  # nothing lost
 
 
-def test_a_child_that_could_not_write_on_a_full_disk_is_said_to_be(tmp_path: Path) -> None:
-    """Found walking the README: on a full file system the child's one line (`No space left
-    on device`) could not be written to supervisor.out either, and `up -d` said only "the
-    supervisor exited at once: (it wrote nothing)". Now it gives the child's exit status and
-    that the logs' file system is full. A real full tmpfs, in a private mount namespace."""
+def _up_on_a_full_disk(tmp_path: Path, *up_args: str) -> tuple[Path, Any]:
+    """`up ARGS` in a team folder on a real full tmpfs, in a private mount namespace
+    (skipped where unprivileged mount namespaces are not allowed)."""
     import os
     import subprocess
 
@@ -102,7 +101,7 @@ def test_a_child_that_could_not_write_on_a_full_disk_is_said_to_be(tmp_path: Pat
         f'mount -t tmpfs -o size=64k tmpfs "{team}" && cd "{team}" && '
         "printf 'agents:\\n  a:\\n    prompt: A.\\n' > agents.yaml && "
         "(dd if=/dev/zero of=filler bs=4k count=64 2>/dev/null; true) && "
-        f'exec "{CLI}" up -d --no-model-check --no-memory-check'
+        f'exec "{CLI}" up {" ".join(up_args)} --no-model-check --no-memory-check'
     )
     env = {
         **os.environ,
@@ -119,10 +118,32 @@ def test_a_child_that_could_not_write_on_a_full_disk_is_said_to_be(tmp_path: Pat
         timeout=RUN_TIMEOUT_S,
         check=False,
     )
+    return team, done
+
+
+def test_a_child_that_could_not_write_on_a_full_disk_is_said_to_be(tmp_path: Path) -> None:
+    """Found walking the README: on a full file system the child's one line (`No space left
+    on device`) could not be written to supervisor.out either, and `up -d` said only "the
+    supervisor exited at once: (it wrote nothing)". Now it gives the child's exit status and
+    that the logs' file system is full. A real full tmpfs, in a private mount namespace."""
+    team, done = _up_on_a_full_disk(tmp_path, "-d")
     assert done.returncode == 1, done
     assert "the supervisor exited at once:" in done.stderr
     assert "exit status 1" in done.stderr
     assert f"the file system holding {team}/logs is full" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_up_on_a_full_disk_names_the_file_it_could_not_write(tmp_path: Path) -> None:
+    """Found walking the README (walk5): a foreground `up` on a full file system said only
+    `[Errno 28] No space left on device`: writing its pid into the supervisor's lock file
+    failed. Now it names that file and says the disk is full."""
+    team, done = _up_on_a_full_disk(tmp_path)
+    assert done.returncode != 0, done
+    assert "cannot write the supervisor's pid to" in done.stderr, done.stderr
+    assert f"{team}/queue/team.db.supervisor" in done.stderr
+    assert "the disk is full" in done.stderr
+    assert "Errno" not in done.stderr
     assert "Traceback" not in done.stderr
 
 
