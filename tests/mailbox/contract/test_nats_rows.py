@@ -653,3 +653,41 @@ async def test_up_registering_its_agents_leaves_the_row_of_one_taken_over_meanwh
     assert sup.slots["alpha"].elsewhere
     assert await _row(sup, "beta") == ("stopped", None)
     assert not sup.slots["beta"].elsewhere
+
+
+async def test_a_reload_registering_an_agent_leaves_the_row_of_one_taken_over_meanwhile(
+    sup: Supervisor, config: NatsConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload asks whose an added (or changed) agent is, then registers its row and
+    marks it supervised. Exactly between the question and alpha's write (the hook), the
+    other supervisor takes alpha and writes its row: our `waiting` (queued: the reload
+    starts it) must not land on it, nor our supervised mark, and our slot of alpha says
+    the row is elsewhere (as `up`'s registration and the re-register do)."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    kv = sup.mailbox.kv
+    real_update = kv._update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        if key == "a.alpha" and not taken:
+            other = await NatsMailbox(config).open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            await leases.take("alpha")
+            await other.update_agent("alpha", state="ready", pid=OTHER_PID)
+        return await real_update(key, value, *args, **kwargs)
+
+    monkeypatch.setattr(kv, "_update", other_takes_it_first)
+    try:
+        await reload._register_agent(sup, "alpha", queued=True)
+        assert taken, "the hook never ran: no write of alpha's row"
+        info = await sup.mailbox.agent("alpha")
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+    assert info is not None
+    assert (info.state, info.pid) == ("ready", OTHER_PID)
+    assert "supervised" not in info.meta
+    assert sup.slots["alpha"].elsewhere
+    assert sup.slots["alpha"].state == AgentState.WAITING  # our lifecycle: queued
