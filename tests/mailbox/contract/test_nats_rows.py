@@ -691,3 +691,40 @@ async def test_a_reload_registering_an_agent_leaves_the_row_of_one_taken_over_me
     assert "supervised" not in info.meta
     assert sup.slots["alpha"].elsewhere
     assert sup.slots["alpha"].state == AgentState.WAITING  # our lifecycle: queued
+
+
+async def test_the_pid_of_a_ready_write_that_lost_to_a_newer_move_is_still_written(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alpha runs here and its session becomes `ready` with its claude's pid. Exactly
+    between that write's read of the row and its write (the hook), an operator pauses
+    alpha, recorded first (`paused`, no pid: a pause keeps the process). The ready
+    write fails, reads again and loses as stale: its state rightly, but the pid went
+    with it, so the row said `paused`, pid None for a live process (`ps`, and a later
+    `up` that kills a stale claude by the row's pid, found none). The pid is owed
+    now, written by the housekeeping's next record."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = sup.add_slot("alpha")
+    await sup.leases.take("alpha")
+    await sup.record_moves(slot, slot.life.start())
+    await sup.record_moves(slot, slot.life.session_starting())
+    assert await _row(sup, "alpha") == ("starting", None)
+    kv = sup.mailbox.kv
+    real_update = kv.update
+    paused: list[str] = []
+
+    async def pause_first(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.alpha" and not paused:
+            paused.append(key)
+            await sup.record_moves(slot, slot.life.pause())  # the operator's `pause`
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", pause_first)
+    await sup.record_moves(slot, slot.life.move(AgentState.READY), pid=OTHER_PID)
+    assert paused, "the hook never ran: no write of alpha's row"
+    assert slot.state == AgentState.PAUSED
+    assert slot.unrecorded == {"pid": OTHER_PID}
+    await registry.record(sup, slot)  # the housekeeping's record of what is owed
+    assert await _row(sup, "alpha") == ("paused", OTHER_PID)
+    assert slot.unrecorded is None
+    await sup.leases.release("alpha")
