@@ -212,7 +212,7 @@ def effects(
         out.unread.append((why, todo[0][0]))
         return out
     where_all = git_places.folders(places, lookup)
-    envs = git_places.variants(settings, unknown)
+    envs = git_places.with_homes(git_places.variants(settings, unknown), lookup.where)
     while todo:
         command, depth = todo.pop()
         words = command.split(" ")[1:]
