@@ -173,12 +173,16 @@ def with_homes(envs: list[dict[str, str]], where: Callable[[str], str]) -> list[
     ``~/x`` taken as a folder named ``~`` here, the HOME's alias unread), not in quotes
     (``GIT_DIR="~/x"``), which the words no longer tell: both are read, as ``cd``'s."""
     out = list(envs)
+    seen = {tuple(sorted(env.items())) for env in envs}  # a set: 3000 settings stay linear
     for env in envs:
         homed = {
             name: ":".join(where(p) if p.startswith("~") else p for p in value.split(":"))
+            if "~" in value
+            else value
             for name, value in env.items()
         }
-        if homed != env and homed not in out:
+        if (key := tuple(sorted(homed.items()))) not in seen:
+            seen.add(key)
             out.append(homed)
     return out
 
