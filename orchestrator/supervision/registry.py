@@ -84,7 +84,7 @@ async def record(
         return slot.state == asked_in
 
     async def write_state() -> None:
-        nonlocal kept
+        nonlocal kept, stale
         assert sup.mailbox is not None
         try:
             holder = await sup.leases.write_row(
@@ -101,7 +101,6 @@ async def record(
             kept = await _reregister(sup, slot, meta, fields.get("pid"))
             return
         if holder is None and not still():
-            nonlocal stale
             stale = True  # nothing asked, nothing written: whose the row is, unknown
             return
         kept = holder if _kept_elsewhere(slot, holder) else None
@@ -120,7 +119,8 @@ async def record(
     elif outcome is Outcome.WRITTEN:
         # What was owed and is written now; not what a record that lost meanwhile (stale,
         # above) owed since this one read slot.unrecorded.
-        left = {k: v for k, v in (slot.unrecorded or {}).items() if k not in fields}
+        owed = (slot.unrecorded or {}).items()
+        left = {k: v for k, v in owed if k not in fields or fields[k] != v}
         slot.unrecorded = left or None
     elif outcome is Outcome.REFUSED:
         slot.unrecorded = {**(slot.unrecorded or {}), **fields}

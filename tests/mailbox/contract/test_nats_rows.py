@@ -728,3 +728,31 @@ async def test_the_pid_of_a_ready_write_that_lost_to_a_newer_move_is_still_writt
     assert await _row(sup, "alpha") == ("paused", OTHER_PID)
     assert slot.unrecorded is None
     await sup.leases.release("alpha")
+
+
+async def test_a_record_written_leaves_owed_what_another_owed_during_its_write(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a record's read of `slot.unrecorded` and the end of its write (the hook),
+    a record that lost or was refused meanwhile owes a pid: the first record's success
+    cleared it all (it wrote no pid), so the pid was never written."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = await _running_here(sup, "alpha")
+    kv = sup.mailbox.kv
+    real_update = kv.update
+    owed: list[str] = []
+
+    async def owe_meanwhile(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.alpha" and not owed:
+            owed.append(key)
+            slot.unrecorded = {"pid": OTHER_PID}  # as registry.record does, owing it
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", owe_meanwhile)
+    await registry.record(sup, slot)
+    assert owed, "the hook never ran: no write of alpha's row"
+    assert slot.unrecorded == {"pid": OTHER_PID}
+    await registry.record(sup, slot)  # the housekeeping's
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    assert slot.unrecorded is None
+    await sup.leases.release("alpha")
