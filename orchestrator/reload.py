@@ -396,8 +396,8 @@ async def _register_agent(sup: Team[SlotT], name: str, spec: AgentSpec, *, queue
                 mailbox, name, meta={"supervised": True}, heartbeat=False
             )
         if holder is not None and not slot.elsewhere:
-            slot.elsewhere = True
             log.info("row_held_elsewhere", agent=name, host=holder.host, pid=holder.pid)
+        slot.elsewhere = holder is not None  # written: the row is ours (nobody else runs it)
 
     await refusals.attempt(sup, register(), "register_failed", level="error", agent=name)
     await sup.record_moves(slot, moves)

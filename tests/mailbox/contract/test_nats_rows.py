@@ -756,3 +756,16 @@ async def test_a_record_written_leaves_owed_what_another_owed_during_its_write(
     assert await _row(sup, "alpha") == ("ready", OTHER_PID)
     assert slot.unrecorded is None
     await sup.leases.release("alpha")
+
+
+async def test_a_reload_registering_an_agent_nobody_runs_now_takes_its_row_back(
+    sup: Supervisor,
+) -> None:
+    """Beta was run by another supervisor (our slot said its row is elsewhere); that one
+    released it, and a reload changes beta: its row is registered by us now, so the slot
+    says so (it stayed `elsewhere`, and what reads it, a model note, was left unwritten)."""
+    slot = sup.add_slot("beta")
+    slot.elsewhere = True
+    await reload._register_agent(sup, "beta", queued=False)
+    assert not slot.elsewhere
+    assert await _row(sup, "beta") == ("stopped", None)
