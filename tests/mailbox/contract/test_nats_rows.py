@@ -679,7 +679,7 @@ async def test_a_reload_registering_an_agent_leaves_the_row_of_one_taken_over_me
 
     monkeypatch.setattr(kv, "_update", other_takes_it_first)
     try:
-        await reload._register_agent(sup, "alpha", queued=True)
+        await reload._register_agent(sup, "alpha", sup.roster.agents["alpha"], queued=True)
         assert taken, "the hook never ran: no write of alpha's row"
         info = await sup.mailbox.agent("alpha")
     finally:
@@ -766,6 +766,6 @@ async def test_a_reload_registering_an_agent_nobody_runs_now_takes_its_row_back(
     says so (it stayed `elsewhere`, and what reads it, a model note, was left unwritten)."""
     slot = sup.add_slot("beta")
     slot.elsewhere = True
-    await reload._register_agent(sup, "beta", queued=False)
+    await reload._register_agent(sup, "beta", sup.roster.agents["beta"], queued=False)
     assert not slot.elsewhere
     assert await _row(sup, "beta") == ("stopped", None)
