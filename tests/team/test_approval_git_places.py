@@ -276,3 +276,30 @@ def test_a_git_setting_from_the_home_by_tilde_is_read_there(
             f"matches {RULE}: alias.st in git's config ({repo}, GIT_DIR={other}/.git) "
             "makes it run git push -q"
         ], line
+
+
+def test_git_run_by_an_alias_is_read_where_the_alias_runs_it(
+    place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A `!` alias's line was read for the rule's command, but the git it runs again was
+    not: `alias.st = !git st2` (st2 pushing) or `!cd OTHER && git st` (OTHER's st
+    pushing) ran the push unasked. Its git commands are read in turn, in its folder."""
+    repo, home, other = place
+    chain = _repo(tmp_path / "chain", "git st2")
+    _git("config", "alias.st2", f"!{PUSH}", cwd=chain)
+    line = f"git -C {chain} st"
+    assert _runs_planted(line, repo, home)
+    assert _decide(tmp_path, home, line) == [
+        f"matches {RULE}: alias.st in git's config ({chain}): alias.st2 in git's config "
+        f"({chain}) makes it run git push -q"
+    ]
+    # The `cd` may fail (git st then runs st here again, a loop): read until it asks.
+    moving = _repo(tmp_path / "moving", f"cd {other} && git st")
+    line = f"cd {moving} && git st"
+    assert _runs_planted(line, repo, home)
+    (asked,) = _decide(tmp_path, home, line)
+    assert asked.startswith(f"matches {RULE}: alias.st in git's config ({moving}): "), asked
+    # An alias that runs itself (git would loop) asks once the reading goes deep enough.
+    looping = _repo(tmp_path / "looping", "git st")
+    (asked,) = _decide(tmp_path, home, f"git -C {looping} st")
+    assert asked.endswith("runs git through more than 4 aliases: cannot be read"), asked
