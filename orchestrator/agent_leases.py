@@ -68,9 +68,10 @@ class AgentLeases(Protocol):
         *,
         pid: int | None,
         state: str,
-        meta: dict[str, Any],
+        meta: dict[str, Any] | None,
     ) -> errors.AgentHeldElsewhere | None:
-        """``mailbox.register(...)`` of a row deleted under us, unless another supervisor
+        """``mailbox.register(...)`` (``meta`` None: the row's kept) of a row deleted
+        under us, or of an agent a reload adds or changes, unless another supervisor
         holds the agent (then nothing is written and the holder is returned), checked in
         the same conditional write on NATS, as :meth:`write_row`."""
         ...
@@ -136,7 +137,7 @@ class LocalLeases:
         *,
         pid: int | None,
         state: str,
-        meta: dict[str, Any],
+        meta: dict[str, Any] | None,
     ) -> errors.AgentHeldElsewhere | None:
         await mailbox.register(agent, description, pid=pid, state=state, meta=meta)
         return None

@@ -171,24 +171,54 @@ def bash_reason(
         return "the command is on the line"
     unreads = list(reading.unread)
     if git is not None and any(c.split(" ")[0] == "git" for c in found):
-        effects = git_state.effects(
-            found, reading.places, git, bash_commands.UNKNOWN, reading.settings
-        )
-        if effects.unread:  # the agent's tools exempt none of these
-            return f"{effects.unread[0][0]}: cannot be read"
-        runs = list(effects.commands)
-        for text, why in effects.lines:
-            inner = bash_commands.read(text)
-            if inner.commands is bash_commands.UNSURE:
-                return f"{why} runs a line that cannot be read with confidence ({inner.why})"
-            runs += [(c, why) for c in inner.commands]
-            unreads += [replace(u, why=f"{why} {u.why}") for u in inner.unread]
-        for command, why in runs:
-            if _literal_match(spec, command, [command]):
-                return f"{why} makes it run {command.replace(bash_commands.UNKNOWN, '…')}"
+        asked = _git_runs(spec, reading, git, unreads, 0)
+        if asked is not None:
+            return asked
     for unread in unreads:
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
+    return None
+
+
+_GIT_DEPTH = 4  # `!` aliases whose lines run git again, read (deeper: it asks)
+
+
+def _git_runs(
+    spec: str,
+    reading: bash_commands.Reading,
+    git: git_state.Lookup,
+    unreads: list[bash_commands.Unread],
+    depth: int,
+) -> str | None:
+    """Why what git's state makes the line's git commands run matches ``spec`` (its
+    hand-offs added to ``unreads``), or None. A `!` alias's line is read as a line, and
+    its own git commands in turn, in the alias's folder (`alias.st = !git st2`, or `!cd
+    ../a && git st`: st2's alias or a's ran unread)."""
+    assert reading.commands is not None
+    effects = git_state.effects(
+        reading.commands, reading.places, git, bash_commands.UNKNOWN, reading.settings
+    )
+    if effects.unread:  # the agent's tools exempt none of these
+        return f"{effects.unread[0][0]}: cannot be read"
+    runs = list(effects.commands)
+    again: list[tuple[bash_commands.Reading, str, str]] = []  # lines that run git
+    for (text, why), folder in zip(effects.lines, effects.line_folders, strict=True):
+        inner = bash_commands.read(text)
+        if inner.commands is bash_commands.UNSURE:
+            return f"{why} runs a line that cannot be read with confidence ({inner.why})"
+        runs += [(c, why) for c in inner.commands]
+        unreads += [replace(u, why=f"{why} {u.why}") for u in inner.unread]
+        if any(c.split(" ")[0] == "git" for c in inner.commands):
+            again.append((inner, why, folder))
+    for command, why in runs:
+        if _literal_match(spec, command, [command]):
+            return f"{why} makes it run {command.replace(bash_commands.UNKNOWN, '…')}"
+    for inner, why, folder in again:
+        if depth >= _GIT_DEPTH:
+            return f"{why} runs git through more than {_GIT_DEPTH} aliases: cannot be read"
+        asked = _git_runs(spec, inner, git.from_folder(folder), unreads, depth + 1)
+        if asked is not None:
+            return f"{why}: {asked}"
     return None
 
 

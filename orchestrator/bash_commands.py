@@ -271,6 +271,7 @@ def _simple(words: list[str], depth: int) -> list[str]:
     rest = words[1:]
     if program == "git":
         extra += [_PLACE + "at " + d for d in git_places.git_folders(rest, _GIT_VALUED)]
+        extra += [e for w in _leading_options(rest, _GIT_VALUED) if (e := _exec_path(w))]
         rest = command_wrappers.after_options(rest, _GIT_VALUED)
     elif program in ("cd", "pushd"):
         extra.append(_PLACE + "cd " + git_places.cd_target(program, rest))
@@ -306,3 +307,17 @@ def _assigned(assignment: str, depth: int) -> list[str]:
         why = f"gives {name} code to load or run"
         return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
     return []
+
+
+def _leading_options(words: list[str], valued: frozenset[str]) -> list[str]:
+    """The options before a command's first word that is not one (``git -C x st``)."""
+    return words[: len(words) - len(command_wrappers.after_options(words, valued))]
+
+
+def _exec_path(word: str) -> str:
+    """``git --exec-path=DIR``: git runs ``DIR/git-SUBCOMMAND`` before any alias or
+    builtin it lacks, as with GIT_EXEC_PATH=DIR (unread); alone, it prints the path."""
+    if not word.startswith("--exec-path=") or not word.partition("=")[2]:
+        return ""
+    why = "gives git --exec-path programs to run"
+    return _OPAQUE + _OPAQUE.join((why, word, word))

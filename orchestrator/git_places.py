@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol
 
 from orchestrator.shell_words import UNKNOWN
@@ -135,17 +135,24 @@ def _joined(here: str, folder: str) -> str:
     return "./" + joined if joined.startswith("~") else joined
 
 
+# `~-` (OLDPWD, as `cd -`), `~+` (PWD), `~N`/`~+N`/`~-N` (the folder stack): the shell's
+# state, not a folder named so (`cd ~-` ran git in OLDPWD while its state there was unread).
+_SHELL_TILDE: Final = re.compile(r"~([+-]\d*|\d+)(/|$)")
+
+
 def run_time(
     places: Sequence[tuple[str, str]], settings: Sequence[tuple[str, str]], unknown: str
 ) -> str | None:
     """Why where git runs, or what it reads there, is known only when the line runs (a
     folder or a ``GIT_DIR`` the shell builds), or None."""
     for kind, folder in places:
-        if unknown in folder:
+        if unknown in folder or _SHELL_TILDE.match(folder):
             named = f"{'cd' if kind == 'cd' else 'git -C'} {_shown(folder, unknown)}"
             return f"git may run in a folder known only at run time ({named})"
     literal = {name for name, value in settings if unknown not in value}
     for name, value in settings:  # `export GIT_DIR` of a GIT_DIR set on the line is known
+        if _SHELL_TILDE.match(value):  # `GIT_DIR=~-/.git`: expanded as in a folder
+            return f"git may run with {name} known only at run time ({name}={value})"
         if unknown not in value or (value == EXPORTED and name in literal):
             continue
         shown = _shown(value.replace(EXPORTED, "…"), unknown)
@@ -157,6 +164,27 @@ def _shown(word: str, unknown: str) -> str:
     """A word the shell builds, as the approver reads it (``$d``, ``$(…)``, ```…```)."""
     shown = word.replace(unknown, "") or "`…`"
     return shown + "(…)" if shown.endswith("$") else shown
+
+
+def with_homes(envs: list[dict[str, str]], where: Callable[[str], str]) -> list[dict[str, str]]:
+    """``envs`` and each with its ``~``, ``~/…``, ``~user`` (first in a value, or after a
+    ``:``) made absolute by ``where`` (the agent's HOME): the shell expands them in an
+    assignment (``GIT_DIR=~/x git st``, ``env GIT_DIR=~/x``, ``export``; git was run with
+    ``~/x`` taken as a folder named ``~`` here, the HOME's alias unread), not in quotes
+    (``GIT_DIR="~/x"``), which the words no longer tell: both are read, as ``cd``'s."""
+    out = list(envs)
+    seen = {tuple(sorted(env.items())) for env in envs}  # a set: 3000 settings stay linear
+    for env in envs:
+        homed = {
+            name: ":".join(where(p) if p.startswith("~") else p for p in value.split(":"))
+            if "~" in value
+            else value
+            for name, value in env.items()
+        }
+        if (key := tuple(sorted(homed.items()))) not in seen:
+            seen.add(key)
+            out.append(homed)
+    return out
 
 
 def variants(settings: Sequence[tuple[str, str]], unknown: str) -> list[dict[str, str]]:

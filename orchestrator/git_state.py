@@ -93,6 +93,13 @@ class Lookup:
             self._seen[key] = _read(place, {**self.env, **(settings or {})})
         return self._seen[key]
 
+    def from_folder(self, folder: str) -> Lookup:
+        """The same lookup for commands run in ``folder`` (a `!` alias's line): its reads
+        shared, and so their bound (:data:`MAX_FOLDERS` a call)."""
+        other = Lookup(folder, self.env)
+        other._seen, other._tops = self._seen, self._tops
+        return other
+
     def toplevel(self, folder: str) -> str | None:
         """The top of the repository ``folder`` is in (``git rev-parse --show-toplevel``,
         as the agent's shell would get it), or None (not in one: ``cd ""`` stays)."""
@@ -191,6 +198,9 @@ class Effects:
 
     commands: list[tuple[str, str]] = field(default_factory=list)  # (command, why)
     lines: list[tuple[str, str]] = field(default_factory=list)  # (shell line, why)
+    # The folder each of ``lines`` runs in (its repository's top: a `!` alias's): the git
+    # commands in it are read there in turn (approve_rules).
+    line_folders: list[str] = field(default_factory=list)
     unread: list[tuple[str, str]] = field(default_factory=list)  # (why, git command)
 
 
@@ -212,7 +222,7 @@ def effects(
         out.unread.append((why, todo[0][0]))
         return out
     where_all = git_places.folders(places, lookup)
-    envs = git_places.variants(settings, unknown)
+    envs = git_places.with_homes(git_places.variants(settings, unknown), lookup.where)
     while todo:
         command, depth = todo.pop()
         words = command.split(" ")[1:]
@@ -228,6 +238,7 @@ def effects(
                 why = f"alias.{sub} in git's config ({where})"
                 if value.startswith("!"):
                     out.lines.append((" ".join([value[1:], *rest]), why))
+                    out.line_folders.append(lookup.toplevel(place) or lookup.where(place))
                 else:  # git reads it as words (quotes aside): `git VALUE ARGS`
                     expanded = " ".join(["git", *value.split(), *rest])
                     out.commands.append((expanded, why))
@@ -239,6 +250,7 @@ def effects(
                 handoff = handoffs.of("git", ["-c", f"{key}={value}"])
                 for line in handoff.lines if handoff else ():
                     out.lines.append((line, f"{key} in git's config ({where})"))
+                    out.line_folders.append(lookup.where(place))
             hooks = ", ".join(h for h in state.hooks if sub not in INDEX_ONLY or h in INDEX_HOOKS)
             if hooks and sub not in READ_ONLY:
                 out.unread.append(

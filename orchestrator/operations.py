@@ -33,6 +33,7 @@ class AgentSlot(Protocol):
     wake: anyio.Event
     want_running: bool
     life: Lifecycle  # its state and restart history (orchestrator/lifecycle.py)
+    elsewhere: bool  # its row kept by another supervisor of a shared NATS team
 
     @property
     def state(self) -> AgentState: ...

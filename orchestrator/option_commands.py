@@ -145,13 +145,30 @@ def vim(name: str, args: list[str]) -> Handoff | None:
             break
         if word == "-s" and not ex_mode and after:  # typed keys (`:!CMD<CR>`), not silence
             return Handoff(f"runs the keys typed from the file {after} ({name} -s)")
-        if word in ("-c", "--cmd") or (word.startswith("-c") and len(word) > 2):
+        if word in ("-c", "--cmd") or (word.startswith("-c") and len(word) > 2) or _vim_c(word):
             return Handoff(f"runs the editor commands given to {name} {word[:5]}", code=word)
         if word.startswith("+") and not _VIM_MOVES.fullmatch(word):
             return Handoff(f"runs the editor commands given to {name} as {word[:1]}CMD", code=word)
         if word in _VIM_SCRIPTS and after not in ("NONE", "NORC", "DEFAULTS", ""):
             return Handoff(f"runs the editor commands of the file {after} ({name} {word})")
     return None
+
+
+def _vim_c(word: str) -> bool:
+    """A word of vim's short options ending in ``c``, whose command is the next word or
+    the rest (measured: `vim -esNc '!CMD'` and `vim -Nc '!CMD'` ran CMD; they asked for
+    nothing): the letters before it take no value (``-u FILE``, ``-T term``… would)."""
+    if not re.fullmatch(r"-[A-Za-z]+c.*", word, re.S):
+        return False
+    for letter in word[1:]:
+        if letter == "c":
+            return True
+        if letter in _VIM_VALUED:
+            return False
+    return False
+
+
+_VIM_VALUED: Final = frozenset("tqiTwWuUSVdr")  # vim's short options that take a value
 
 
 def less(args: list[str]) -> Handoff | None:

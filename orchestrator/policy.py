@@ -159,7 +159,13 @@ class Policy:
             matcher="|".join(sorted({*FILE_TOOLS, *COMMAND_TOOLS})), hooks=[self.call_done]
         )
         return {
-            "PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use], timeout=timeout)],
+            # on_failure "block": a callback that fails (raises, times out, answers what the
+            # CLI rejects) blocks the call; the CLI's default let it run (measured).
+            "PreToolUse": [
+                HookMatcher(
+                    matcher=None, hooks=[self.pre_tool_use], timeout=timeout, on_failure="block"
+                )
+            ],
             # A file tool's write done (or failed): the team's commands go on; a command's:
             # no hold needs to look for it any more (write_hold).
             "PostToolUse": [done],
@@ -185,6 +191,12 @@ class Policy:
             return _deny(
                 f"the call was not checked ({exc}), so it was not made; try again "
                 "later or ask the user"
+            )
+        except Exception as exc:  # a bug in the check: fail closed all the same, said
+            self.log.exception("policy_crashed", tool=dict(data).get("tool_name"), error=repr(exc))
+            return _deny(
+                f"the call was not checked (an error in the check: {type(exc).__name__}), so "
+                "it was not made; ask the user"
             )
 
     async def _decide(

@@ -384,9 +384,20 @@ async def _register_agent(sup: Team[SlotT], name: str, spec: AgentSpec, *, queue
     moves = slot.life.queue() if queued else []  # in memory; recorded below, with its log
 
     async def register() -> None:
-        await mailbox.register(name, spec.description, state=slot.state.value)
-        # supervised: `unregister` refuses this row while the team runs (as at `up`)
-        await mailbox.update_agent(name, meta={"supervised": True}, heartbeat=False)
+        # Asked of the lease again in each write's own conditional write: another
+        # supervisor that took the agent since the question above keeps its row (our
+        # `stopped`/`waiting` and pid None landed on it, as up's registration did).
+        holder = await sup.leases.register_row(
+            mailbox, name, spec.description, pid=None, state=slot.state.value, meta=None
+        )
+        if holder is None:
+            # supervised: `unregister` refuses this row while the team runs (as at `up`)
+            holder = await sup.leases.write_row(
+                mailbox, name, meta={"supervised": True}, heartbeat=False
+            )
+        if holder is not None and not slot.elsewhere:
+            log.info("row_held_elsewhere", agent=name, host=holder.host, pid=holder.pid)
+        slot.elsewhere = holder is not None  # written: the row is ours (nobody else runs it)
 
     await refusals.attempt(sup, register(), "register_failed", level="error", agent=name)
     await sup.record_moves(slot, moves)

@@ -75,6 +75,7 @@ async def record(
     )
     fields = {**(slot.unrecorded or {}), **fields}
     kept: errors.AgentHeldElsewhere | None = None
+    stale = False
     asked_in = slot.state
 
     def still() -> bool:
@@ -83,7 +84,7 @@ async def record(
         return slot.state == asked_in
 
     async def write_state() -> None:
-        nonlocal kept
+        nonlocal kept, stale
         assert sup.mailbox is not None
         try:
             holder = await sup.leases.write_row(
@@ -100,14 +101,27 @@ async def record(
             kept = await _reregister(sup, slot, meta, fields.get("pid"))
             return
         if holder is None and not still():
-            return  # stale (nothing asked, nothing written): whose the row is, unknown
+            stale = True  # nothing asked, nothing written: whose the row is, unknown
+            return
         kept = holder if _kept_elsewhere(slot, holder) else None
 
     # A refusal is logged once, until a record goes through.
     event = "state_not_recorded" if slot.unrecorded is None else None
     outcome = await refusals.attempt(sup, write_state(), event, agent=slot.name)
-    if kept or outcome is Outcome.WRITTEN:
+    if stale:
+        # Only the state is stale: the newer move's record writes its own, but not these
+        # fields (a `ready`'s pid lost to a `pause` recorded first left `paused`, pid None
+        # for a live process). Owed, under whatever was owed since (newer).
+        if fields:
+            slot.unrecorded = {**fields, **(slot.unrecorded or {})}
+    elif kept:
         slot.unrecorded = None  # kept elsewhere: the row is the holder's, nothing is owed
+    elif outcome is Outcome.WRITTEN:
+        # What was owed and is written now; not what a record that lost meanwhile (stale,
+        # above) owed since this one read slot.unrecorded.
+        owed = (slot.unrecorded or {}).items()
+        left = {k: v for k, v in owed if k not in fields or fields[k] != v}
+        slot.unrecorded = left or None
     elif outcome is Outcome.REFUSED:
         slot.unrecorded = {**(slot.unrecorded or {}), **fields}
     return kept

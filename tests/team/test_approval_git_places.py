@@ -94,6 +94,8 @@ BUILT = [
     ('d={other}; git -C "$d" st', "git -C $d"),
     ("d={other}; pushd $d >/dev/null && git st", "cd $d"),
     ("cd - && git st", "cd -"),  # OLDPWD (the agent's shell may hold any)
+    ("cd ~- && git st", "cd ~-"),  # OLDPWD again, by tilde (read as a folder named ~-)
+    ("git -C ~- st", "git -C ~-"),
     ("CDPATH={home}; cd other && git st", "cd CDPATH other"),
 ]
 
@@ -221,3 +223,83 @@ def test_hostile_settings_ask_rather_than_break_the_hook(
         (asked,) = _decide(tmp_path, home, line)
         assert asked.startswith(f"matches {RULE}: {why}"), asked
         assert asked.endswith(": what git runs is unknown: cannot be read"), asked
+
+
+def test_a_trap_runs_its_line_when_the_shell_ends_and_it_is_read(
+    place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """`trap 'LINE' EXIT` runs LINE as the shell ends, in the folder it ended in: the
+    line was never read (neither `git st` after the `cd`, nor a script it runs)."""
+    repo, home, other = place
+    line = f"trap 'git st' EXIT; cd {other}"
+    assert _runs_planted(line, repo, home)
+    assert _decide(tmp_path, home, line) == [
+        f"matches {RULE}: alias.st in git's config ({other}) makes it run git push -q"
+    ]
+    (asked,) = _decide(tmp_path, home, "trap -- './push.sh' INT EXIT")
+    assert asked == f"matches {RULE}: runs the file ./push.sh: cannot be read", asked
+    assert _decide(tmp_path, home, "trap - EXIT; trap -p; trap -l") == []
+
+
+def test_git_exec_path_on_the_line_asks_as_git_exec_path_does(
+    place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """`git --exec-path=DIR st` runs DIR/git-st (a program git finds there before any
+    alias), as GIT_EXEC_PATH=DIR does, which asked; the option asked for nothing."""
+    repo, home, _ = place
+    programs = tmp_path / "programs"
+    programs.mkdir()
+    (programs / "git-st").write_text(f"#!/bin/sh\n{MARK}\n")
+    (programs / "git-st").chmod(0o755)
+    line = f"git --exec-path={programs} st"
+    assert _runs_planted(line, repo, home)
+    (asked,) = _decide(tmp_path, home, line)
+    assert asked.startswith(f"matches {RULE}: gives git --exec-path"), asked
+    assert asked.endswith(": cannot be read"), asked
+    assert _decide(tmp_path, home, "git --exec-path") == []  # prints it, runs nothing
+
+
+def test_a_git_setting_from_the_home_by_tilde_is_read_there(
+    place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """`GIT_DIR=~/other/.git git st`: the shell expands `~` in an assignment (and in
+    env's and export's), so git reads the HOME's repository and its alias ran unasked:
+    the setting was read as a folder named `~` in the call's folder."""
+    repo, home, other = place
+    for line in (
+        "GIT_DIR=~/other/.git git st",
+        "env GIT_DIR=~/other/.git git st",
+        "export GIT_DIR=~/other/.git; git st",
+    ):
+        assert _runs_planted(line, repo, home), line
+        assert _decide(tmp_path, home, line) == [
+            f"matches {RULE}: alias.st in git's config ({repo}, GIT_DIR={other}/.git) "
+            "makes it run git push -q"
+        ], line
+
+
+def test_git_run_by_an_alias_is_read_where_the_alias_runs_it(
+    place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A `!` alias's line was read for the rule's command, but the git it runs again was
+    not: `alias.st = !git st2` (st2 pushing) or `!cd OTHER && git st` (OTHER's st
+    pushing) ran the push unasked. Its git commands are read in turn, in its folder."""
+    repo, home, other = place
+    chain = _repo(tmp_path / "chain", "git st2")
+    _git("config", "alias.st2", f"!{PUSH}", cwd=chain)
+    line = f"git -C {chain} st"
+    assert _runs_planted(line, repo, home)
+    assert _decide(tmp_path, home, line) == [
+        f"matches {RULE}: alias.st in git's config ({chain}): alias.st2 in git's config "
+        f"({chain}) makes it run git push -q"
+    ]
+    # The `cd` may fail (git st then runs st here again, a loop): read until it asks.
+    moving = _repo(tmp_path / "moving", f"cd {other} && git st")
+    line = f"cd {moving} && git st"
+    assert _runs_planted(line, repo, home)
+    (asked,) = _decide(tmp_path, home, line)
+    assert asked.startswith(f"matches {RULE}: alias.st in git's config ({moving}): "), asked
+    # An alias that runs itself (git would loop) asks once the reading goes deep enough.
+    looping = _repo(tmp_path / "looping", "git st")
+    (asked,) = _decide(tmp_path, home, f"git -C {looping} st")
+    assert asked.endswith("runs git through more than 4 aliases: cannot be read"), asked

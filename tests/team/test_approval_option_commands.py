@@ -63,6 +63,9 @@ LINES = [
     ("vim -es -c '!touch ran-it' -c 'q!' f", True, "runs the editor commands given to vim -c"),
     ("vim -es +'!touch ran-it' +'q!' f", True, "runs the editor commands given to vim as +CMD"),
     ("vim -c 'terminal touch ran-it' f", None, "runs the editor commands given to vim -c"),
+    # short options run together (vim reads them letter by letter): they asked for nothing
+    ("vim -esNc '!touch ran-it' -c 'q!' f", True, "runs the editor commands given to vim -esNc"),
+    ("vim -es -Nc '!touch ran-it' -c 'q!' f", True, "runs the editor commands given to vim -Nc"),
     ("less +'!touch ran-it' f", False, "runs the commands given to less as +CMD"),
     ("LESS='+!touch ran-it' less f", False, "gives LESS code to load or run"),
     ("VIMINIT='!touch ran-it' vim -c 'q!' f", True, "gives VIMINIT code to load or run"),
@@ -134,6 +137,8 @@ def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
         "vim +12 f",
         "vim +/needle f",
         "vim -u NONE f",
+        "vim -Nu NONE f",
+        "vim -T xterm -n f",
         "less +G log.txt",
         "less -R +/error log.txt",
         "make -j4 test",

@@ -362,7 +362,7 @@ class AgentLeases:
         *,
         pid: int | None,
         state: str,
-        meta: dict[str, Any],
+        meta: dict[str, Any] | None,
     ) -> errors.AgentHeldElsewhere | None:
         """Register ``agent``'s row again (its row was deleted under us) unless another
         supervisor holds its lease: then nothing is written and the holder is returned.

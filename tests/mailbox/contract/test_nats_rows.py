@@ -653,3 +653,119 @@ async def test_up_registering_its_agents_leaves_the_row_of_one_taken_over_meanwh
     assert sup.slots["alpha"].elsewhere
     assert await _row(sup, "beta") == ("stopped", None)
     assert not sup.slots["beta"].elsewhere
+
+
+async def test_a_reload_registering_an_agent_leaves_the_row_of_one_taken_over_meanwhile(
+    sup: Supervisor, config: NatsConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload asks whose an added (or changed) agent is, then registers its row and
+    marks it supervised. Exactly between the question and alpha's write (the hook), the
+    other supervisor takes alpha and writes its row: our `waiting` (queued: the reload
+    starts it) must not land on it, nor our supervised mark, and our slot of alpha says
+    the row is elsewhere (as `up`'s registration and the re-register do)."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    kv = sup.mailbox.kv
+    real_update = kv._update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        if key == "a.alpha" and not taken:
+            other = await NatsMailbox(config).open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            await leases.take("alpha")
+            await other.update_agent("alpha", state="ready", pid=OTHER_PID)
+        return await real_update(key, value, *args, **kwargs)
+
+    monkeypatch.setattr(kv, "_update", other_takes_it_first)
+    try:
+        await reload._register_agent(sup, "alpha", sup.roster.agents["alpha"], queued=True)
+        assert taken, "the hook never ran: no write of alpha's row"
+        info = await sup.mailbox.agent("alpha")
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+    assert info is not None
+    assert (info.state, info.pid) == ("ready", OTHER_PID)
+    assert "supervised" not in info.meta
+    assert sup.slots["alpha"].elsewhere
+    assert sup.slots["alpha"].state == AgentState.WAITING  # our lifecycle: queued
+
+
+async def test_the_pid_of_a_ready_write_that_lost_to_a_newer_move_is_still_written(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alpha runs here and its session becomes `ready` with its claude's pid. Exactly
+    between that write's read of the row and its write (the hook), an operator pauses
+    alpha, recorded first (`paused`, no pid: a pause keeps the process). The ready
+    write fails, reads again and loses as stale: its state rightly, but the pid went
+    with it, so the row said `paused`, pid None for a live process (`ps`, and a later
+    `up` that kills a stale claude by the row's pid, found none). The pid is owed
+    now, written by the housekeeping's next record."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = sup.add_slot("alpha")
+    await sup.leases.take("alpha")
+    await sup.record_moves(slot, slot.life.start())
+    await sup.record_moves(slot, slot.life.session_starting())
+    assert await _row(sup, "alpha") == ("starting", None)
+    kv = sup.mailbox.kv
+    real_update = kv.update
+    paused: list[str] = []
+
+    async def pause_first(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.alpha" and not paused:
+            paused.append(key)
+            await sup.record_moves(slot, slot.life.pause())  # the operator's `pause`
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", pause_first)
+    await sup.record_moves(slot, slot.life.move(AgentState.READY), pid=OTHER_PID)
+    assert paused, "the hook never ran: no write of alpha's row"
+    assert slot.state == AgentState.PAUSED
+    assert slot.unrecorded == {"pid": OTHER_PID}
+    await registry.record(sup, slot)  # the housekeeping's record of what is owed
+    assert await _row(sup, "alpha") == ("paused", OTHER_PID)
+    assert slot.unrecorded is None
+    await sup.leases.release("alpha")
+
+
+async def test_a_record_written_leaves_owed_what_another_owed_during_its_write(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a record's read of `slot.unrecorded` and the end of its write (the hook),
+    a record that lost or was refused meanwhile owes a pid: the first record's success
+    cleared it all (it wrote no pid), so the pid was never written."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    slot = await _running_here(sup, "alpha")
+    kv = sup.mailbox.kv
+    real_update = kv.update
+    owed: list[str] = []
+
+    async def owe_meanwhile(key: str, value: bytes, last: int | None = None) -> int:
+        if key == "a.alpha" and not owed:
+            owed.append(key)
+            slot.unrecorded = {"pid": OTHER_PID}  # as registry.record does, owing it
+        return await real_update(key, value, last=last)
+
+    monkeypatch.setattr(kv, "update", owe_meanwhile)
+    await registry.record(sup, slot)
+    assert owed, "the hook never ran: no write of alpha's row"
+    assert slot.unrecorded == {"pid": OTHER_PID}
+    await registry.record(sup, slot)  # the housekeeping's
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    assert slot.unrecorded is None
+    await sup.leases.release("alpha")
+
+
+async def test_a_reload_registering_an_agent_nobody_runs_now_takes_its_row_back(
+    sup: Supervisor,
+) -> None:
+    """Beta was run by another supervisor (our slot said its row is elsewhere); that one
+    released it, and a reload changes beta: its row is registered by us now, so the slot
+    says so (it stayed `elsewhere`, and what reads it, a model note, was left unwritten)."""
+    slot = sup.add_slot("beta")
+    slot.elsewhere = True
+    await reload._register_agent(sup, "beta", sup.roster.agents["beta"], queued=False)
+    assert not slot.elsewhere
+    assert await _row(sup, "beta") == ("stopped", None)
