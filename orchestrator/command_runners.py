@@ -58,11 +58,34 @@ def held(name: str, args: list[str]) -> Handoff | None:
     if name == "dbus-run-session" and any(a.startswith("--dbus-daemon") for a in args):
         return Handoff("gives dbus-run-session a program (--dbus-daemon)", code="--dbus-daemon")
     option = command_wrappers.unknown(name, args)
+    if not option and name in _SHELL_IF_NONE and _shell_reads_input(name, args):
+        return Handoff(f"runs commands the shell of {name} reads from its input", code=INPUT)
     if option:
         word = option.split(" ", 1)[0]
         why = f"gives {name} the option {option}, unknown here (the command may follow it)"
         return Handoff(why, code=word)
     return None
+
+
+# Wrappers that start a shell when given no command (sudo and doas with -s or -i).
+_SHELL_IF_NONE = frozenset({"sudo", "doas", "fakeroot", "firejail", "nsenter", "unshare"})
+_SHELL_IF_NONE |= frozenset({"chroot"})
+
+
+def _shell_reads_input(name: str, args: list[str]) -> bool:
+    """Whether wrapper ``name`` given ``args`` runs a shell reading its input."""
+    rest = command_wrappers.after_options(args, command_wrappers.WRAPPERS[name])
+    options = args[: len(args) - len(rest)]
+    if rest[: 2 if name == "chroot" else 1] or "--" in options:
+        return not rest[1:] if name == "chroot" and "--" not in options else False
+    if any(w in ("-h", "--help", "-V", "--version", "-l", "--list", "-k", "-v") for w in options):
+        return False
+    if name in ("sudo", "doas"):
+        return any(
+            w in ("--shell", "--login") or (w[1:2] != "-" and ("s" in w or "i" in w))
+            for w in options
+        )
+    return True
 
 
 def _sudo_edits(args: list[str]) -> bool:
