@@ -82,7 +82,8 @@ def _shell_reads_input(name: str, args: list[str]) -> bool:
         return False
     if name in ("sudo", "doas"):
         return any(
-            w in ("--shell", "--login") or (w[1:2] != "-" and ("s" in w or "i" in w))
+            w in ("--shell", "--login")
+            or (w[:1] == "-" and w[1:2] != "-" and ("s" in w or "i" in w))
             for w in options
         )
     return True

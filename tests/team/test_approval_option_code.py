@@ -128,6 +128,7 @@ def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
         "make CC=clang all",
         "sudo -u root ls",
         "sudo -l",
+        "sudo -u sid",  # a user name holding s and i is no -s or -i
         "chroot / ls",
         "script -qc 'ls' /dev/null",
     ):
