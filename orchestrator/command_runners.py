@@ -363,7 +363,7 @@ def _ip(name: str, args: list[str]) -> Handoff | None:
         if word in _IP_VALUED:
             i += 1
     rest = args[i:]
-    netns = len(rest) >= 2 and len(rest[0]) >= 4 and "netns".startswith(rest[0])
+    netns = len(rest) >= 2 and len(rest[0]) >= 3 and "netns".startswith(rest[0])  # ip net e
     if netns and rest[1] and "exec".startswith(rest[1]):
         command = rest[2:] if every else rest[3:]
         return Handoff(argv=(tuple(command),)) if command else None

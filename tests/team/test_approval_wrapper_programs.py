@@ -106,6 +106,7 @@ LINES = [
     (f"nsenter -t 1 -u {CODE}", None, PY),  # needs a namespace one may enter
     (f"ip netns exec ns {CODE}", None, PY),  # needs a named network namespace
     (f"ip -all netns exec {CODE}", None, PY),
+    (f"ip net e ns {CODE}", None, PY),  # ip reads its words by prefix
     (f"strace -f -o /dev/null {CODE}", _installed("strace"), PY),
     (f"ltrace -o /dev/null {CODE}", None, PY),
     (f"valgrind --tool=none -q {CODE}", None, PY),  # slow under valgrind: ran by hand
