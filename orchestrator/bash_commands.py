@@ -234,6 +234,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
         elif head == "function":  # `function f { …; }`: the body follows
             words = words[2:]
         elif base in command_wrappers.WRAPPERS:
+            if command_runners.held(base, words[1:]) is not None:
+                break  # judged as a program, asking why (command_runners.of)
             if base == "env" and (split := command_wrappers.split_string(words[1:])) is not None:
                 return _commands(split, depth + 1)
             if base == "xargs":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from orchestrator import shell_words
+from orchestrator import command_wrappers, shell_words
 from orchestrator.handoff_types import INPUT, Handoff
 
 _UNKNOWN: Final = shell_words.UNKNOWN
@@ -49,8 +49,72 @@ _PARALLEL_SEPARATORS = frozenset({":::", "::::", ":::+", "::::+"})
 _REPLACEMENT = re.compile(r"\{[^{}\s]*\}")  # {} {.} {/} {#} {1}: parallel's replacement strings
 
 
+def held(name: str, args: list[str]) -> Handoff | None:
+    """Why wrapper ``name`` is not read past to its command (it asks): an option it does
+    not know (its value may be the next word: the command would not be where it seems),
+    ``sudo -e`` (it runs an editor), ``dbus-run-session --dbus-daemon=PROGRAM``."""
+    if name == "sudo" and _sudo_edits(args):
+        return Handoff("runs the editor of sudo -e (VISUAL, EDITOR)", code="-e")
+    if name == "dbus-run-session" and any(a.startswith("--dbus-daemon") for a in args):
+        return Handoff("gives dbus-run-session a program (--dbus-daemon)", code="--dbus-daemon")
+    option = command_wrappers.unknown(name, args)
+    if not option and name in _SHELL_IF_NONE and _shell_reads_input(name, args):
+        return Handoff(f"runs commands the shell of {name} reads from its input", code=INPUT)
+    if option:
+        word = option.split(" ", 1)[0]
+        why = f"gives {name} the option {option}, unknown here (the command may follow it)"
+        return Handoff(why, code=word)
+    return None
+
+
+# Wrappers that start a shell when given no command (sudo and doas with -s or -i).
+_SHELL_IF_NONE = frozenset({"sudo", "doas", "fakeroot", "firejail", "nsenter", "unshare"})
+_SHELL_IF_NONE |= frozenset({"chroot"})
+
+
+def _shell_reads_input(name: str, args: list[str]) -> bool:
+    """Whether wrapper ``name`` given ``args`` runs a shell reading its input."""
+    rest = command_wrappers.after_options(args, command_wrappers.WRAPPERS[name])
+    options = args[: len(args) - len(rest)]
+    if rest[: 2 if name == "chroot" else 1] or "--" in options:
+        return not rest[1:] if name == "chroot" and "--" not in options else False
+    if any(w in ("-h", "--help", "-V", "--version", "-l", "--list", "-k", "-v") for w in options):
+        return False
+    if name in ("sudo", "doas"):
+        return any(
+            w in ("--shell", "--login")
+            or (w[:1] == "-" and w[1:2] != "-" and ("s" in w or "i" in w))
+            for w in options
+        )
+    return True
+
+
+def _sudo_edits(args: list[str]) -> bool:
+    options = args[: len(args) - len(command_wrappers.after_options(args, _SUDO_VALUED))]
+    return "--edit" in options or any(
+        w[:1] == "-" and w[1:2] != "-" and "e" in _letters(w, _SUDO_VALUED) for w in options
+    )
+
+
+_SUDO_VALUED: Final = command_wrappers.WRAPPERS["sudo"]
+
+
+def _letters(word: str, valued: frozenset[str]) -> str:
+    """The option letters of a short cluster, up to the first taking a value."""
+    for j, c in enumerate(word[1:], 1):
+        if f"-{c}" in valued:
+            return word[1 : j + 1]
+    return word[1:]
+
+
 def of(name: str, args: list[str]) -> Handoff | None:
     """The command ``name args…`` runs as a command, if it is one of these programs."""
+    if name in command_wrappers.WRAPPERS:  # a wrapper not read past (held)
+        return held(name, args)
+    if name in _NEWER:
+        return _NEWER[name](name, args)
+    if name in _TMUX_CHAINED:  # `tmux a \; send-keys …`: the line splits at `\;`
+        return _tmux("tmux", [name, *args])
     if name == "watch":
         return _watch(args)
     if name == "script":
@@ -234,3 +298,225 @@ def _parallel(name: str, args: list[str]) -> Handoff | None:
     if inputs and not any(a.startswith("::::") for a in args[end:]):  # no file of inputs
         return Handoff(lines=tuple(w for w in inputs if w not in _PARALLEL_SEPARATORS))
     return Handoff(f"runs the commands {name} reads from its input or a file", code=INPUT)
+
+
+def _sudoedit(name: str, args: list[str]) -> Handoff | None:
+    if any(a in ("-h", "--help", "-V", "--version") for a in args[:1]):
+        return None
+    return Handoff("runs the editor of sudoedit (VISUAL, EDITOR)", code=name)
+
+
+def _entr(name: str, args: list[str]) -> Handoff | None:
+    """entr [-acdnprsz] UTILITY [ARG…]: with -s UTILITY is a line for $SHELL -c."""
+    i = 0
+    shell = False
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        word = args[i]
+        i += 1
+        if word == "--":
+            break
+        if word.startswith("--") or any(c not in "acdnprsz" for c in word[1:]):
+            return Handoff(f"gives entr the option {word}, unknown here", code=word)
+        shell = shell or "s" in word
+    rest = args[i:]
+    if not rest:
+        return None
+    return Handoff(lines=(" ".join(rest),)) if shell else Handoff(argv=(tuple(rest),))
+
+
+def _sg(name: str, args: list[str]) -> Handoff | None:
+    """shadow's sg [-] GROUP [[-c] COMMAND]: /bin/sh -c COMMAND; with none a shell reads
+    its input."""
+    rest = [a for a in args[:1] if a != "-"] + args[1:] if args[:1] == ["-"] else list(args)
+    if rest[:1] in (["-h"], ["--help"]) or not rest:
+        return None
+    rest = rest[1:]
+    if rest[:1] == ["-c"]:
+        rest = rest[1:]
+    if rest:
+        return Handoff(lines=(" ".join(rest),))
+    return Handoff(f"runs commands the shell of {name} reads from its input", code=INPUT)
+
+
+def _at(name: str, args: list[str]) -> Handoff | None:
+    """at/batch run the commands they read from their input or ``-f FILE`` (later)."""
+    if name == "at" and any(a in ("-l", "-r", "-d", "-c", "-V", "--help") for a in args):
+        return None  # list, remove, print jobs
+    return Handoff(f"runs the commands {name} reads from its input or a file", code=INPUT)
+
+
+_IP_VALUED = frozenset({"-n", "-netns", "-b", "-batch", "-rc", "-rcvbuf", "-l", "-loops"})
+_IP_VALUED |= frozenset({"-f", "-family"})
+
+
+def _ip(name: str, args: list[str]) -> Handoff | None:
+    """iproute2: ``ip [OPTIONS] netns exec NAME CMD…`` (``ip -all netns exec CMD…``);
+    ``ip -batch FILE`` runs ip commands of a file (netns exec among them)."""
+    i = 0
+    every = False
+    while i < len(args) and args[i].startswith("-"):
+        word = args[i]
+        i += 1
+        if word in ("-b", "-batch", "-ba", "-bat", "-batc"):
+            return Handoff(f"runs the ip commands of a file or its input ({name} {word})")
+        every = every or word in ("-a", "-all")
+        if word in _IP_VALUED:
+            i += 1
+    rest = args[i:]
+    netns = len(rest) >= 2 and len(rest[0]) >= 3 and "netns".startswith(rest[0])  # ip net e
+    if netns and rest[1] and "exec".startswith(rest[1]):
+        command = rest[2:] if every else rest[3:]
+        return Handoff(argv=(tuple(command),)) if command else None
+    return None
+
+
+_GDB_CODE = frozenset({"-ex", "-iex", "-x", "-ix", "-eval-command", "-init-eval-command"})
+_GDB_CODE |= frozenset({"-command", "-init-command", "-p", "-python"})
+
+
+def _gdb(name: str, args: list[str]) -> Handoff | None:
+    """gdb commands on the line (``-ex CMD``, ``-x FILE``; ``shell``, ``python`` run
+    anything) ask; ``--args PROG ARG…`` is read as a command (``run`` runs it)."""
+    for i, word in enumerate(args):
+        option = "-" + word.lstrip("-").split("=", 1)[0] if word.startswith("-") else ""
+        if option == "-args":
+            return Handoff(argv=(tuple(args[i + 1 :]),)) if args[i + 1 :] else None
+        if option in _GDB_CODE - {"-p"}:
+            return Handoff(f"runs the gdb commands given to {name} {word}", code=word)
+    return None
+
+
+_TMUX_QUIET = frozenset(
+    {"ls", "list-sessions", "kill-session", "kill-server", "has-session", "has"}
+    | {"attach", "attach-session", "a", "at", "list-windows", "lsw", "list-panes", "lsp"}
+    | {"kill-window", "killw", "kill-pane", "killp", "detach", "detach-client"}
+    | {"capture-pane", "capturep", "-V"}
+)
+_TMUX_NEW = {  # the commands running a shell command, their options taking a value
+    "new-session": "cefFnstxy",
+    "new": "cefFnstxy",
+    "new-window": "cenFt",
+    "neww": "cenFt",
+    "split-window": "celFt",
+    "splitw": "celFt",
+    "respawn-pane": "ce",
+    "respawnp": "ce",
+    "respawn-window": "ce",
+    "respawnw": "ce",
+}
+
+
+def _tmux(name: str, args: list[str]) -> Handoff | None:
+    """tmux: the shell command of ``new-session``/``new-window``/``split-window`` is read
+    as a line; any other command that may run programs (``send-keys`` types keys into a
+    shell, ``run-shell``, ``if-shell``, ``source-file``, ``-f FILE``…) asks."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        word = args[i]
+        i += 1
+        if word == "--":
+            break
+        found = _short_value(word, "cfLST")
+        if found and found[0] in "cf":
+            return Handoff(f"gives tmux -{found[0]}, which runs commands", code=word)
+        if found and not found[1]:
+            i += 1
+    rest = args[i:]
+    if not rest or (rest[0] in _TMUX_QUIET and ";" not in rest and "\\;" not in rest):
+        return None
+    command = rest[0]
+    if command not in _TMUX_NEW or any(w in (";", "\\;") for w in rest):
+        return Handoff(f"gives tmux the command {command}, which may run programs", code=command)
+    j = 1
+    while j < len(rest) and rest[j].startswith("-") and rest[j] != "-":
+        word = rest[j]
+        j += 1
+        if word == "--":
+            break
+        found = _short_value(word, _TMUX_NEW[command])
+        if found and not found[1]:
+            j += 1
+    line = rest[j:]
+    return Handoff(lines=(" ".join(line),)) if line else None
+
+
+_SCREEN_VALUED = frozenset("ehpSTt")
+
+
+def _screen(name: str, args: list[str]) -> Handoff | None:
+    """GNU screen [OPTIONS] [CMD ARG…]; ``-X CMD`` (screen commands: ``stuff``, ``exec``),
+    ``-c FILE`` (a screenrc) and ``-s SHELL`` ask."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-":
+        word = args[i]
+        i += 1
+        if word == "--":
+            break
+        if word in ("-X", "-c", "-s", "-Logfile") or word.startswith(("-X", "-c", "-s")):
+            return Handoff(f"gives screen {word}, which runs commands", code=word)
+        if word in ("-r", "-x", "-R", "-RR", "-D", "-d", "-ls", "-list", "-wipe", "-v"):
+            return None  # attach, detach, list: no command given
+        found = _short_value(word, _SCREEN_VALUED)
+        if found and not found[1]:
+            i += 1
+    rest = args[i:]
+    return Handoff(argv=(tuple(rest),)) if rest else None
+
+
+_BWRAP_TWO = frozenset(
+    {"--bind", "--ro-bind", "--dev-bind", "--bind-try", "--ro-bind-try", "--dev-bind-try"}
+    | {"--symlink", "--setenv", "--chmod", "--file", "--bind-data", "--ro-bind-data"}
+    | {"--overlay-src", "--tmp-overlay", "--ro-overlay"}
+)
+_BWRAP_ONE = frozenset(
+    {"--argv0", "--uid", "--gid", "--hostname", "--chdir", "--unsetenv", "--lock-file"}
+    | {"--sync-fd", "--remount-ro", "--proc", "--dev", "--tmpfs", "--mqueue", "--dir"}
+    | {"--seccomp", "--add-seccomp-fd", "--info-fd", "--json-status-fd", "--userns"}
+    | {"--userns2", "--pidns", "--cap-add", "--cap-drop", "--exec-label", "--file-label"}
+    | {"--block-fd", "--userns-block-fd", "--perms", "--size", "--disable-userns"}
+)
+_BWRAP_FLAGS = frozenset(
+    {"--unshare-all", "--unshare-user", "--unshare-user-try", "--unshare-ipc"}
+    | {"--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup"}
+    | {"--unshare-cgroup-try", "--share-net", "--die-with-parent", "--as-pid-1"}
+    | {"--new-session", "--clearenv", "--assert-userns-disabled", "--level-prefix"}
+)
+
+
+def _bwrap(name: str, args: list[str]) -> Handoff | None:
+    """bubblewrap [OPTIONS] CMD…; ``--args FD`` reads more options (the command, maybe)
+    from a descriptor, and an unknown option asks."""
+    i = 0
+    while i < len(args) and args[i].startswith("--"):
+        word = args[i]
+        i += 1
+        if word == "--":
+            break
+        if word in _BWRAP_TWO:
+            i += 2
+        elif word in _BWRAP_ONE:
+            i += 1
+        elif word in ("--help", "--version"):
+            return None
+        elif word not in _BWRAP_FLAGS:
+            return Handoff(f"gives bwrap the option {word}, unknown here", code=word)
+    rest = args[i:]
+    return Handoff(argv=(tuple(rest),)) if rest else None
+
+
+_TMUX_CHAINED = frozenset(
+    {"send-keys", "send", "run-shell", "if-shell", "source-file", "pipe-pane", "pipep"}
+    | {"display-popup", "popup", *_TMUX_NEW}
+)
+_NEWER: Final = {
+    "sudoedit": _sudoedit,
+    "entr": _entr,
+    "sg": _sg,
+    "at": _at,
+    "batch": _at,
+    "ip": _ip,
+    "gdb": _gdb,
+    "tmux": _tmux,
+    "screen": _screen,
+    "bwrap": _bwrap,
+}

@@ -51,8 +51,31 @@ WRAPPERS: Final[dict[str, frozenset[str]]] = {
         | {"--on-active", "--on-boot", "--on-startup", "--on-unit-active", "--on-calendar"}
         | {"--on-unit-inactive", "--expand-environment"}
     ),
+    # Programs that run a command given as words, after their options (measured: each ran
+    # `python3 -c` code unasked under `Bash(PROG:*)` while read by its name).
+    "taskset": frozenset(),  # then MASK (or with -c a CPU list), then the command
+    "chrt": frozenset({"-T", "--sched-runtime", "-P", "--sched-period", "-D", "--sched-deadline"}),
+    "prlimit": frozenset({"-p", "--pid", "-o", "--output"}),
+    "nsenter": frozenset({"-t", "--target", "-S", "--setuid", "-G", "--setgid"}),
+    "strace": frozenset(
+        {"-a", "-b", "-e", "-E", "-I", "-o", "-O", "-p", "-P", "-s", "-S", "-u", "-X", "-U"}
+        | {"--trace", "--signal", "--status", "--abbrev", "--raw", "--read", "--write"}
+        | {"--fault", "--inject", "--kvm", "--output", "--columns", "--summary-columns"}
+        | {"--string-limit", "--attach", "--trace-path", "--user", "--env", "--summary-sort-by"}
+    ),
+    "ltrace": frozenset({"-a", "-A", "-D", "-e", "-F", "-l", "-n", "-o", "-p", "-s", "-u", "-w"})
+    | frozenset({"-x", "--output", "--library", "--config", "--align", "--indent"}),
+    "valgrind": frozenset(),  # its options are --name=value
+    "fakeroot": frozenset({"-l", "--lib", "--faked", "-s", "-i", "-b"}),
+    "firejail": frozenset(),  # its options are --name or --name=value
+    "xvfb-run": frozenset(
+        {"-e", "-f", "-n", "-p", "-s", "-w", "--error-file", "--auth-file", "--server-num"}
+        | {"--xauth-protocol", "--server-args", "--wait"}
+    ),
+    "dbus-run-session": frozenset(),  # --config-file=FILE
+    "ssh-agent": frozenset({"-a", "-E", "-O", "-P", "-t"}),
 }
-OPERAND: Final = frozenset({"timeout", "chroot"})  # a word before the command: DURATION, NEWROOT
+OPERAND: Final = frozenset({"timeout", "chroot", "taskset", "chrt"})  # DURATION, NEWROOT, MASK…
 # Options that run the command in another folder (its short and long name).
 CHDIR: Final = {
     "env": ("-C", "--chdir"),
@@ -153,3 +176,121 @@ def elsewhere(name: str, words: list[str]) -> bool:
     return "--login" in options or any(
         w[:1] == "-" and w[1:2] != "-" and "i" in w[1:].split("u", 1)[0] for w in options
     )
+
+
+# The options each wrapper takes that take no value as the next word (with WRAPPERS, all
+# it knows): an option neither names may take the next word as its value, and then the
+# command is not where it seems (`sudo --new-option X CMD`): the line asks (unknown()).
+# `--name=value` never takes the next word. OPTIONAL: short options whose value, if any,
+# is attached (`-n1024`, `-m/path`): the rest of the word.
+_HELP = frozenset({"-h", "--help", "-V", "--version"})
+FLAGS: Final[dict[str, frozenset[str]]] = {
+    "time": frozenset({"-p", "--portability", "-a", "--append", "-v", "--verbose", "-q"})
+    | frozenset({"--quiet", "--help", "-V", "--version"}),
+    "busybox": frozenset({"--list", "--list-full", "--help"}),
+    "nohup": frozenset({"--help", "--version"}),
+    "builtin": frozenset(),
+    "command": frozenset({"-p", "-v", "-V"}),
+    "exec": frozenset({"-c", "-l"}),
+    "env": frozenset({"-i", "--ignore-environment", "-0", "--null", "-v", "--debug"})
+    | frozenset({"--default-signal", "--ignore-signal", "--block-signal", "--help"})
+    | frozenset({"--list-signal-handling", "--version"}),
+    "nice": frozenset({"--help", "--version"}),
+    "ionice": frozenset({"-t", "--ignore", "--class", "--classdata", "--pid", "--pgid"})
+    | frozenset({"--uid"})
+    | _HELP,
+    "stdbuf": frozenset({"--input", "--output", "--error", "--help", "--version"}),
+    "timeout": frozenset({"--preserve-status", "-p", "--foreground", "-f", "-v", "--verbose"})
+    | frozenset({"--help", "--version"}),
+    "sudo": frozenset("-" + c for c in "ABbEHiKknPSsVvl")
+    | frozenset({"--askpass", "--bell", "--background", "--preserve-env", "--set-home"})
+    | frozenset({"--login", "--remove-timestamp", "--reset-timestamp", "--list"})
+    | frozenset({"--non-interactive", "--preserve-groups", "--stdin", "--shell"})
+    | frozenset({"--version", "--validate", "--help"}),
+    "doas": frozenset({"-n", "-s", "-L"}),
+    "xargs": frozenset({"-0", "--null", "-r", "--no-run-if-empty", "-t", "--verbose", "-p"})
+    | frozenset({"--interactive", "-x", "--exit", "-o", "--open-tty", "--replace", "--eof"})
+    | frozenset({"--help", "--version", "--show-limits"}),
+    "setsid": frozenset({"-c", "--ctty", "-f", "--fork", "-w", "--wait"}) | _HELP,
+    "chroot": frozenset({"--skip-chdir", "--help", "--version"}),
+    "unshare": frozenset("-" + c for c in "muinpUCTfrchV")
+    | frozenset({"--mount", "--uts", "--ipc", "--net", "--pid", "--user", "--cgroup", "--time"})
+    | frozenset({"--fork", "--map-root-user", "--map-current-user", "--kill-child"})
+    | frozenset({"--mount-proc", "--keep-caps", "--map-auto", "--help", "--version"}),
+    "systemd-run": frozenset({"--user", "--system", "--scope", "-r", "--remain-after-exit"})
+    | frozenset({"--send-sighup", "-t", "--pty", "-P", "--pipe", "-G", "--collect", "-q"})
+    | frozenset({"--quiet", "--wait", "--no-block", "--no-ask-password", "-S", "--shell"})
+    | frozenset({"--same-dir", "-d", "--on-clock-change", "--on-timezone-change"})
+    | frozenset({"--help", "--version", "--no-pager", "-v", "--verbose"}),
+    "taskset": frozenset({"-a", "--all-tasks", "-c", "--cpu-list", "-p", "--pid"}) | _HELP,
+    "chrt": frozenset("-" + c for c in "abdefiomprRv")
+    | frozenset({"--all-tasks", "--batch", "--deadline", "--ext", "--fifo", "--idle"})
+    | frozenset({"--other", "--rr", "--reset-on-fork", "--max", "--pid", "--verbose"})
+    | _HELP,
+    "prlimit": frozenset({"--noheadings", "--raw", "--verbose"}) | _HELP,
+    "nsenter": frozenset({"-a", "--all", "-F", "--no-fork", "--preserve-credentials", "-Z"})
+    | frozenset({"--follow-context", "-e", "--env", "-c", "--join-cgroup", "--mount", "--uts"})
+    | frozenset({"--ipc", "--net", "--pid", "--user", "--cgroup", "--time", "--root", "--wd"})
+    | _HELP,
+    "strace": frozenset("-" + c for c in "cCdDfFhiknqrtTvVwxyYzZ")
+    | frozenset({"--follow-forks", "--output-separately", "--summary-only", "--summary"})
+    | frozenset({"--syscall-number", "--seccomp-bpf", "--no-abbrev", "--quiet", "--verbose"})
+    | frozenset({"--timestamps", "--relative-timestamps", "--syscall-times", "--decode-fds"})
+    | frozenset({"--stack-trace", "--successful-only", "--failed-only", "--debug"})
+    | frozenset({"--daemonize", "--instruction-pointer", "--help", "--version"}),
+    "ltrace": frozenset("-" + c for c in "bcCfhiLrStTV")
+    | frozenset({"--demangle", "--help", "--version"}),
+    "valgrind": frozenset({"-q", "--quiet", "-v", "--verbose", "-d", "--help-debug"})
+    | frozenset({"--help-dyn-options"})
+    | _HELP,
+    "fakeroot": frozenset({"-u", "--unknown-is-real", "-v", "--version", "-h", "--help"}),
+    "firejail": frozenset({"--noprofile", "--quiet", "--private", "--noroot", "--seccomp"})
+    | frozenset({"--nonewprivs", "--nogroups", "--nosound", "--novideo", "--no3d", "--nodvd"})
+    | frozenset({"--notv", "--nou2f", "--private-dev", "--private-tmp", "--caps", "--x11"})
+    | frozenset({"--ipc-namespace", "--machine-id", "--disable-mnt", "--debug", "--help"})
+    | frozenset({"--version", "--deterministic-shutdown", "--allusers", "--writable-var"}),
+    "xvfb-run": frozenset({"-a", "--auto-servernum", "-d", "--auto-display", "-l"})
+    | frozenset({"--listen-tcp", "-h", "--help"}),
+    "dbus-run-session": frozenset({"--help", "--version"}),
+    "ssh-agent": frozenset({"-c", "-s", "-D", "-d", "-k", "-T"}),
+}
+OPTIONAL: Final[dict[str, str]] = {  # the letters taking an attached value only
+    "xargs": "iel",
+    "prlimit": "cdefilmnqrstuvxy",
+    "nsenter": "muinpUCTrw",
+    "unshare": "muinpUCT",
+    "sudo": "h",
+}
+
+
+def unknown(name: str, words: list[str]) -> str:
+    """The first option before wrapper ``name``'s command that it does not know ("" if
+    none): its value may be the next word, which would then be no command."""
+    valued = WRAPPERS[name]
+    known = FLAGS.get(name, frozenset())
+    i = 0
+    while i < len(words) and words[i].startswith("-") and words[i] != "-":
+        word = words[i]
+        if word == "--":
+            return ""
+        i += 1
+        if word.startswith("--"):
+            option, eq, _ = word.partition("=")
+            if eq:
+                continue  # the value is attached: nothing else taken
+            if option in valued:
+                i += 1
+            elif option not in known:
+                return option
+            continue
+        if name == "nice" and word[1:].isdigit():  # nice -10 CMD
+            continue
+        for j, c in enumerate(word[1:], 1):
+            if f"-{c}" in valued:
+                i += j == len(word) - 1
+                break
+            if c in OPTIONAL.get(name, ""):
+                break
+            if f"-{c}" not in known:
+                return word if len(word) == 2 else f"-{c} (in {word})"
+    return ""

@@ -99,6 +99,7 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "EXINIT": ".",
         "MAKEFLAGS": r"eval|(^|\s)-\w*E",  # make's options: `--eval` as on its line
         "GNUMAKEFLAGS": r"eval|(^|\s)-\w*E",
+        "SHELL": ".",  # the shell `sudo -s`, `script`, `screen`… start (a program)
     }.items()
 }
 # Environment managers whose `run` runs a command as its words (`uv run python3 x.py`).
@@ -145,6 +146,11 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return option_commands.vim(name, args)
     if name == "less":
         return option_commands.less(args)
+    if name in ("emacs", "emacsclient"):
+        return option_commands.emacs(name, args)
+    if name in ("zip", "man"):
+        options = option_commands.ZIP_PROGRAMS if name == "zip" else option_commands.MAN_PROGRAMS
+        return option_commands.program_options(args, options)
     if name in ("ssh", "scp", "sftp"):
         return option_commands.ssh(name, args)
     if name in _PACKAGE_MANAGERS:
@@ -270,6 +276,8 @@ def _make_variable_code(word: str) -> str | None:
     _, operator, value = found.groups()
     if operator == "!=":
         return "a command to run"
+    if found[1] in ("SHELL", "MAKESHELL"):  # the program running every recipe line
+        return "a shell to run recipes with"
     if _MAKE_CODE.search(value):
         return "code"
     inner = value.split()

@@ -51,6 +51,15 @@ TAR_PROGRAMS = frozenset(
     | {"--new-volume-script", "--checkpoint-action"}
 )
 RSYNC_PROGRAMS = frozenset({"-e", "--rsh"})
+# zip's test command (`-TT CMD`, run with the archive's name: measured, it ran CMD) and
+# man's pager (`-P PROG`, as MANPAGER): shell lines.
+ZIP_PROGRAMS = frozenset({"-TT", "--unzip-command"})
+MAN_PROGRAMS = frozenset({"-P", "--pager"})
+# emacs options giving Lisp to run (`--eval '(shell-command …)'`) or a file of it.
+_EMACS_CODE = frozenset(
+    {"--eval", "-eval", "--execute", "-execute", "-l", "--load", "-load", "-f", "--funcall"}
+    | {"-funcall", "--script", "-script", "-x", "-e"}
+)
 _GIT_VALUE_OPTIONS = frozenset({"--upload-pack", "--receive-pack", "--exec"})
 _GIT_SHORT_VALUE = {"-u": "clone", "-x": "rebase"}  # `git clone -u`, `git rebase -x`
 # Programs whose options run commands (measured: `vim -es -c '!CMD'`, `vim +'!CMD'` and
@@ -149,6 +158,8 @@ def vim(name: str, args: list[str]) -> Handoff | None:
             return Handoff(f"runs the editor commands given to {name} {word[:5]}", code=word)
         if word.startswith("+") and not _VIM_MOVES.fullmatch(word):
             return Handoff(f"runs the editor commands given to {name} as {word[:1]}CMD", code=word)
+        if word == "-l" and name == "nvim":  # nvim -l SCRIPT.lua: Lua run (vim's -l: lisp)
+            return Handoff(f"runs the Lua script {after or '?'} (nvim -l)", code=word)
         if word in _VIM_SCRIPTS and after not in ("NONE", "NORC", "DEFAULTS", ""):
             return Handoff(f"runs the editor commands of the file {after} ({name} {word})")
     return None
@@ -169,6 +180,18 @@ def _vim_c(word: str) -> bool:
 
 
 _VIM_VALUED: Final = frozenset("tqiTwWuUSVdr")  # vim's short options that take a value
+
+
+def emacs(name: str, args: list[str]) -> Handoff | None:
+    """Lisp given on the line (``--eval EXPR``, ``-f FUNC``) or a file of it (``-l FILE``,
+    ``--script FILE``): it runs programs (``shell-command``, ``call-process``)."""
+    for word in args:
+        if word == "--":
+            break
+        option = word.split("=", 1)[0]
+        if option in _EMACS_CODE and (name == "emacs" or option in ("-e", "--eval")):
+            return Handoff(f"runs the Lisp given to {name} {option}", code=option)
+    return None
 
 
 def less(args: list[str]) -> Handoff | None:

@@ -1,0 +1,135 @@
+"""Code given in options and variables: `nvim -l FILE`, `emacs --eval`/`-l`, `zip
+-TT CMD`, `man -P PROG`, `SHELL=` before what starts a shell (`script`, `sudo -s`, `make
+SHELL=`), and a wrapper given no command (`sudo -s`, `chroot DIR`, `fakeroot`: a shell
+reading its input). Under broad rules on the program they ask (`approve: ["Bash(git
+push:*)"]`) unless a rule names the option; a command given to `zip -TT`/`man -P` is read
+as a line. The real hook; lines whose program is installed are first run for real (bash,
+no terminal) to show they run the code."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from orchestrator.policy import Policy
+from orchestrator.roster import parse_roster
+
+RULE = "Bash(git push:*)"
+PROGRAMS = ["nvim", "emacs", "emacsclient", "zip", "man", "script", "make", "sudo", "chroot"]
+BROAD = ["Bash", *(f"Bash({p}:*)" for p in [*PROGRAMS, "fakeroot", "echo"])]
+ROOT = os.geteuid() == 0
+CODE = """python3 -c 'open("ran-it","w")'"""
+LINE = r"""'python3 -c "open(\"ran-it\",\"w\")"'"""
+PY = "runs code given to python3 -c"
+INPUT = "runs commands the shell of {} reads from its input"
+
+
+def _decide(folder: Path, line: str, tools: list[str]) -> list[str]:
+    roster = parse_roster(
+        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, approve: [{json.dumps(RULE)}]}}\n",
+        folder / "agents.yaml",
+        {},
+    )
+    asked: list[str] = []
+
+    async def decide(
+        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]:
+        asked.append(why)
+        return False, "denied by user: no"
+
+    policy = Policy("a", lambda: roster, lambda: folder, decide)
+    data: Any = {"tool_name": "Bash", "tool_input": {"command": line}, "cwd": str(folder)}
+    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+    return asked
+
+
+def _runs(line: str, folder: Path) -> bool:
+    """Whether bash, with no terminal (as the CLI's Bash), leaves `ran-it` behind."""
+    (folder / "ran-it").unlink(missing_ok=True)
+    env = {**os.environ, "HOME": str(folder)}
+    subprocess.run(
+        ["bash", "-c", line],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    return (folder / "ran-it").exists()
+
+
+def _here(program: str, also: bool = True) -> bool | None:
+    return True if also and shutil.which(program) else None
+
+
+# (the line, whether to run it for real (None: the hook's answer only), why it asks)
+LINES = [
+    ("nvim -l x.lua", None, "runs the Lua script x.lua (nvim -l)"),
+    ("emacs --batch --eval '(shell-command \"x\")'", None, "runs the Lisp given to emacs --eval"),
+    ("emacs --batch -l x.el", None, "runs the Lisp given to emacs -l"),
+    ("emacsclient --eval '(x)'", None, "runs the Lisp given to emacsclient --eval"),
+    (f"zip -q -T -TT {LINE[:-1]} #' z.zip f", _here("zip"), PY),
+    (f"zip -q -T --unzip-command {LINE[:-1]} #' z.zip f", _here("zip"), PY),
+    (f"man -P {LINE[:-1]} #' ls", None, PY),  # no manual pages here to page
+    (
+        "SHELL=/usr/bin/python3 script -q -c 'open' /dev/null",
+        None,
+        "gives SHELL code to load or run",
+    ),
+    ("SHELL=/usr/bin/python3 sudo -s", None, "gives SHELL code to load or run"),
+    (
+        "make -s -f mk SHELL=/usr/bin/python3 .SHELLFLAGS=-c x",
+        _here("make"),
+        "gives make a shell to run recipes with in the variable SHELL=/usr/bin/python3",
+    ),
+    (f"echo {LINE} | sudo -s", None, INPUT.format("sudo")),
+    (f"echo {LINE} | chroot --skip-chdir /", _here("chroot", ROOT), INPUT.format("chroot")),
+    (f"echo {LINE} | fakeroot", _here("fakeroot"), INPUT.format("fakeroot")),
+]
+
+
+@pytest.mark.parametrize(("line", "runs", "why"), LINES)
+def test_code_in_an_option_asks_under_a_broad_rule(
+    line: str, runs: bool | None, why: str, tmp_path: Path
+) -> None:
+    (tmp_path / "f").write_text("text\n")
+    (tmp_path / "mk").write_text("x:\n\topen('ran-it', 'w')\n")
+    if runs is not None:
+        assert _runs(line, tmp_path) is runs
+    assert _decide(tmp_path, line, BROAD) == [f"matches {RULE}: {why}: cannot be read"]
+
+
+def test_a_rule_naming_the_option_exempts_it(tmp_path: Path) -> None:
+    for line, rule in (
+        ("emacs --batch --eval '(x)'", "Bash(emacs --batch --eval:*)"),
+        ("nvim -l x.lua", "Bash(nvim -l:*)"),
+    ):
+        assert _decide(tmp_path, line, [*BROAD, rule]) == [], line
+
+
+def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
+    for line in (
+        "nvim README.md",
+        "emacs README.md",
+        "zip -r out.zip src",
+        "zip -T out.zip f",
+        "man ls",
+        "man -k socket",
+        "make -j4 test",
+        "make CC=clang all",
+        "sudo -u root ls",
+        "sudo -l",
+        "sudo -u sid",  # a user name holding s and i is no -s or -i
+        "chroot / ls",
+        "script -qc 'ls' /dev/null",
+    ):
+        assert _decide(tmp_path, line, BROAD) == [], line
