@@ -6,56 +6,14 @@ first run for real (bash, no terminal) to show it runs its command."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
+from approval_lines import RULE
+from approval_lines import decide as _decide
+from approval_lines import runs as _runs
 
-from orchestrator.policy import Policy
-from orchestrator.roster import parse_roster
-
-RULE = "Bash(git push:*)"
 BROAD = ["Bash", "Bash(make:*)", "Bash(ssh:*)", "Bash(scp:*)"]
-
-
-def _decide(folder: Path, line: str, tools: list[str]) -> list[str]:
-    roster = parse_roster(
-        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, approve: [{json.dumps(RULE)}]}}\n",
-        folder / "agents.yaml",
-        {},
-    )
-    asked: list[str] = []
-
-    async def decide(
-        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
-    ) -> tuple[bool, str]:
-        asked.append(why)
-        return False, "denied by user: no"
-
-    policy = Policy("a", lambda: roster, lambda: folder, decide)
-    data: Any = {"tool_name": "Bash", "tool_input": {"command": line}, "cwd": str(folder)}
-    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
-    return asked
-
-
-def _runs(line: str, folder: Path) -> bool:
-    """Whether bash, with no terminal (as the CLI's Bash), leaves `ran-it` behind."""
-    (folder / "ran-it").unlink(missing_ok=True)
-    env = {**os.environ, "HOME": str(folder)}
-    subprocess.run(
-        ["bash", "-c", line],
-        cwd=folder,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        check=False,
-        timeout=60,
-    )
-    return (folder / "ran-it").exists()
 
 
 # A variable given to make holding code: make runs `X!=CMD` at once, `$(shell CMD)` where

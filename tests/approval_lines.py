@@ -1,0 +1,57 @@
+"""The approval hook's answer to one Bash line, and whether bash really runs the line's
+code: shared by the tests of what the hook reads in a line (wrappers, runners, options,
+code in options, make and ssh files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from orchestrator.policy import Policy
+from orchestrator.roster import parse_roster
+
+RULE = "Bash(git push:*)"
+"""The agent's one auto-approve rule: git state the hook reads is in play."""
+
+
+def decide(folder: Path, line: str, tools: list[str]) -> list[str]:
+    """Why the real hook asks for ``line`` (agent ``a`` with ``tools`` and RULE, working
+    in ``folder``): one reason per ask, none when it lets the line run."""
+    roster = parse_roster(
+        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, approve: [{json.dumps(RULE)}]}}\n",
+        folder / "agents.yaml",
+        {},
+    )
+    asked: list[str] = []
+
+    async def ask(
+        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
+    ) -> tuple[bool, str]:
+        asked.append(why)
+        return False, "denied by user: no"
+
+    policy = Policy("a", lambda: roster, lambda: folder, ask)
+    data: Any = {"tool_name": "Bash", "tool_input": {"command": line}, "cwd": str(folder)}
+    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+    return asked
+
+
+def runs(line: str, folder: Path) -> bool:
+    """Whether bash, with no terminal (as the CLI's Bash), leaves `ran-it` behind."""
+    (folder / "ran-it").unlink(missing_ok=True)
+    env = {**os.environ, "HOME": str(folder)}
+    subprocess.run(
+        ["bash", "-c", line],
+        cwd=folder,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    return (folder / "ran-it").exists()
