@@ -6,11 +6,12 @@ written as it writes them, on the same server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,49 @@ async def _row(sup: Supervisor, name: str) -> tuple[str, int | None]:
     info = await sup.mailbox.agent(name)
     assert info is not None
     return info.state, info.pid
+
+
+@contextlib.asynccontextmanager
+async def _taken_at_our_write(
+    sup: Supervisor,
+    config: NatsConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    then: Callable[[NatsMailbox], Awaitable[Any]] | None,
+    *,
+    ours_ran_out: bool = False,
+) -> AsyncIterator[list[AgentLeases]]:
+    """Exactly as our first write of alpha's row reaches the server (a hook on the KV's
+    write), the other supervisor takes alpha (our lease run out first with
+    ``ours_ran_out``) and does ``then`` with its queue (writes its row), before our write
+    goes on. Yields the other's leases (empty: the hook never ran); released at the end."""
+    assert isinstance(sup.mailbox, NatsMailbox)
+    kv = sup.mailbox.kv
+    real_update = kv._update
+    taken: list[AgentLeases] = []
+
+    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
+        if key == "a.alpha" and not taken:
+            other = await NatsMailbox(config).open()
+            leases = AgentLeases(other, OTHER)
+            taken.append(leases)
+            if ours_ran_out:
+                _ours_ran_out(sup, other)
+            await leases.take("alpha")
+            if then is not None:
+                await then(other)
+        return await real_update(key, value, *args, **kwargs)
+
+    monkeypatch.setattr(kv, "_update", other_takes_it_first)
+    try:
+        yield taken
+    finally:
+        for leases in taken:
+            await leases.release_all()
+            await leases.mailbox.aclose()
+
+
+async def _writes_ready(other: NatsMailbox) -> None:
+    await other.update_agent("alpha", state="ready", pid=OTHER_PID)
 
 
 async def test_a_move_recorded_for_an_agent_another_supervisor_runs_leaves_its_row(
@@ -527,31 +571,16 @@ async def test_a_row_registered_again_after_its_deletion_leaves_an_agent_taken_o
     assert isinstance(sup.mailbox, NatsMailbox)
     slot = await _running_here(sup, "alpha")
     assert await sup.mailbox.unregister("alpha", force=True)
-    kv = sup.mailbox.kv
-    real_update = kv._update
-    taken: list[AgentLeases] = []
 
-    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
-        if key == "a.alpha" and not taken:
-            other = await NatsMailbox(config).open()
-            leases = AgentLeases(other, OTHER)
-            taken.append(leases)
-            _ours_ran_out(sup, other)
-            await leases.take("alpha")
-            if holder_writes:
-                await other.register("alpha", "theirs", pid=OTHER_PID, state="ready")
-        return await real_update(key, value, *args, **kwargs)
+    async def registers(other: NatsMailbox) -> None:
+        await other.register("alpha", "theirs", pid=OTHER_PID, state="ready")
 
-    monkeypatch.setattr(kv, "_update", other_takes_it_first)
-    try:
+    then = registers if holder_writes else None
+    async with _taken_at_our_write(sup, config, monkeypatch, then, ours_ran_out=True) as taken:
         with structlog.testing.capture_logs() as logs:
             await registry.record(sup, slot)
         assert taken, "the hook never ran: no write of alpha's row"
         theirs = await taken[0].mailbox.agent("alpha")
-    finally:
-        for leases in taken:
-            await leases.release_all()
-            await leases.mailbox.aclose()
     assert slot.elsewhere
     assert slot.unrecorded is None
     assert [e["event"] for e in logs if e["event"] == "reregistered"] == []
@@ -628,27 +657,9 @@ async def test_up_registering_its_agents_leaves_the_row_of_one_taken_over_meanwh
     the lease again in the row's own conditional write), and our slot of alpha says the
     row is elsewhere. Beta, nobody else's, is registered as before."""
     assert isinstance(sup.mailbox, NatsMailbox)
-    kv = sup.mailbox.kv
-    real_update = kv._update
-    taken: list[AgentLeases] = []
-
-    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
-        if key == "a.alpha" and not taken:
-            other = await NatsMailbox(config).open()
-            leases = AgentLeases(other, OTHER)
-            taken.append(leases)
-            await leases.take("alpha")
-            await other.update_agent("alpha", state="ready", pid=OTHER_PID)
-        return await real_update(key, value, *args, **kwargs)
-
-    monkeypatch.setattr(kv, "_update", other_takes_it_first)
-    try:
+    async with _taken_at_our_write(sup, config, monkeypatch, _writes_ready) as taken:
         await sup._prepare(sup.mailbox)
         assert taken, "the hook never ran: no write of alpha's row"
-    finally:
-        for leases in taken:
-            await leases.release_all()
-            await leases.mailbox.aclose()
     assert await _row(sup, "alpha") == ("ready", OTHER_PID)
     assert sup.slots["alpha"].elsewhere
     assert await _row(sup, "beta") == ("stopped", None)
@@ -664,28 +675,10 @@ async def test_a_reload_registering_an_agent_leaves_the_row_of_one_taken_over_me
     starts it) must not land on it, nor our supervised mark, and our slot of alpha says
     the row is elsewhere (as `up`'s registration and the re-register do)."""
     assert isinstance(sup.mailbox, NatsMailbox)
-    kv = sup.mailbox.kv
-    real_update = kv._update
-    taken: list[AgentLeases] = []
-
-    async def other_takes_it_first(key: str, value: bytes, *args: Any, **kwargs: Any) -> int:
-        if key == "a.alpha" and not taken:
-            other = await NatsMailbox(config).open()
-            leases = AgentLeases(other, OTHER)
-            taken.append(leases)
-            await leases.take("alpha")
-            await other.update_agent("alpha", state="ready", pid=OTHER_PID)
-        return await real_update(key, value, *args, **kwargs)
-
-    monkeypatch.setattr(kv, "_update", other_takes_it_first)
-    try:
+    async with _taken_at_our_write(sup, config, monkeypatch, _writes_ready) as taken:
         await reload._register_agent(sup, "alpha", sup.roster.agents["alpha"], queued=True)
         assert taken, "the hook never ran: no write of alpha's row"
         info = await sup.mailbox.agent("alpha")
-    finally:
-        for leases in taken:
-            await leases.release_all()
-            await leases.mailbox.aclose()
     assert info is not None
     assert (info.state, info.pid) == ("ready", OTHER_PID)
     assert "supervised" not in info.meta
