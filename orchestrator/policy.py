@@ -159,7 +159,14 @@ class Policy:
             matcher="|".join(sorted({*FILE_TOOLS, *COMMAND_TOOLS})), hooks=[self.call_done]
         )
         return {
-            "PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use], timeout=timeout)],
+            # on_failure "block": a callback that fails anyway (raises, answers nothing the
+            # CLI takes) blocks the call; unset, the CLI takes it as no decision and runs
+            # the call (measured with the bundled CLI: tests/team/test_policy_hook_failure.py).
+            "PreToolUse": [
+                HookMatcher(
+                    matcher=None, hooks=[self.pre_tool_use], timeout=timeout, on_failure="block"
+                )
+            ],
             # A file tool's write done (or failed): the team's commands go on; a command's:
             # no hold needs to look for it any more (write_hold).
             "PostToolUse": [done],
@@ -179,9 +186,9 @@ class Policy:
     ) -> HookJSONOutput:
         try:
             return await self._decide(data, tool_use_id, context)
-        except (OrchestratorError, OSError, ValueError) as exc:
+        except Exception as exc:  # a bug too (KeyError, TypeError…): the CLI ran the call
             # Fail closed: a check that could not be made must not let the call through.
-            self.log.error("policy_failed", tool=dict(data).get("tool_name"), error=str(exc))
+            self.log.error("policy_failed", tool=dict(data).get("tool_name"), error=repr(exc))
             return _deny(
                 f"the call was not checked ({exc}), so it was not made; try again "
                 "later or ask the user"
