@@ -34,6 +34,7 @@ import anyio.to_thread
 import structlog
 
 from orchestrator import capacity, errors, sandbox
+from orchestrator.lifecycle import AgentState
 from orchestrator.operations import SlotT, stop_and_wait
 from orchestrator.operations import Team as OperationsTeam
 from orchestrator.roster import AgentSpec, Roster, RosterDiff, diff_rosters, load_roster
@@ -247,6 +248,9 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             # start goes through (a `start` meanwhile waits for its roster entry: depends).
             for name in diff.added:
                 await _register_agent(sup, name, new.agents[name], queued=True)
+            # Ended before its start in layers (`down` cancels it meanwhile): the added
+            # agents stayed `waiting` for good, asks of them queued (found by review6).
+            held.push_async_callback(_give_up_added, sup, diff.added)
             restarting = {n for n in diff.changed if was_wanted.get(n, True)}
             await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed], restarting)
             sup.roster = new
@@ -255,7 +259,9 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             for name in diff.removed:
                 await _forget_agent(sup, name)
             result.removed = list(diff.removed)
-            to_start = list(diff.added)
+            # Not one an operator stopped meanwhile (its lock is not held): `stop b`
+            # answered `b stopped`, and this start queued it again (found by review6).
+            to_start = [n for n in diff.added if _still_queued(sup, n)]
             for name in diff.changed:
                 if was_wanted.get(name, True):
                     to_start.append(name)
@@ -341,6 +347,28 @@ async def _stop_in_order(
             for name in layer:
                 if name in wanted:
                     tg.start_soon(stop, name)
+
+
+def _still_queued(sup: Team[SlotT], name: str) -> bool:
+    """An agent this reload added is still its to start: `waiting`, with no session task
+    (or one an operator's `start` began, which the start in layers leaves alone)."""
+    slot = sup.slots.get(name)
+    return slot is not None and (slot.state == AgentState.WAITING or not slot.done.is_set())
+
+
+async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...]) -> None:
+    """At the reload's end, its added agents still queued with no session task (the start
+    in layers gives up those it queued; this, those it never reached): ``stopped``. Shielded:
+    run as a `down` cancels the reload."""
+    with anyio.CancelScope(shield=True):
+        for name in added:
+            slot = sup.slots.get(name)
+            if slot is None or not slot.done.is_set() or slot.state != AgentState.WAITING:
+                continue
+            try:
+                await sup.record_moves(slot, slot.life.abandon_start())
+            except Exception:  # the cause of the reload's end is what is raised
+                log.exception("reload_give_up_failed", agent=name)
 
 
 async def _ours_to_move(sup: Team[SlotT], name: str) -> bool:

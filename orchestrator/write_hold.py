@@ -37,7 +37,7 @@ continues from the record. `down` ends every hold (:meth:`Hold.release_all`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import structlog
@@ -139,12 +139,16 @@ class Hold(LaunchWatch):
             self._settle()
             self._work_done()
 
-    def release_all(self) -> None:
+    def release_all(self, then: Callable[[], None] | None = None) -> None:
         """The team's end (`down`, a stop): nothing stays stopped, whatever is held. Never
         waits (the team's end runs on the loop, which other teams' agents share; measured:
         it waited for a scan, or up to a slow stop's 2 s): a scan or stop under way
         continues what it stops as it ends (:meth:`_work_done`), and a thread that is not
-        a daemon waits for it, so the process does not exit with them stopped."""
+        a daemon waits for it, so the process does not exit with them stopped. ``then``
+        runs once that is done (here, or in that thread): the launcher folder's removal,
+        which takes the record a watchman continues from if this process is killed
+        meanwhile (found by review6: removed at once, a SIGKILL during the stop left
+        what it stopped stopped)."""
         with self._state:
             self._keys.clear()
             self._covers.clear()
@@ -158,8 +162,18 @@ class Hold(LaunchWatch):
         if self._work.acquire(blocking=False):
             self._settle()
             self._work_done()
+            if then is not None:
+                then()
         else:
-            threading.Thread(target=self._settled, name="write-hold-end").start()
+            threading.Thread(target=self._end, args=(then,), name="write-hold-end").start()
+
+    def _end(self, then: Callable[[], None] | None) -> None:
+        self._settled()
+        if then is not None:
+            try:
+                then()
+            except Exception:  # a thread's: said, not raised into nowhere
+                log.exception("write_hold_end_failed")
 
     def _forget_born(self) -> None:
         """Drop the start times of claudes no key covers (under ``_state``)."""

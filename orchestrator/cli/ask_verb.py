@@ -214,7 +214,10 @@ def _team_runs(mb: MailboxBackend) -> bool:
     stops). Several supervisors share the row: the clean stop of one says `stopped`
     until another writes it again, and an ask then waits as before (never refused
     wrongly)."""
-    row = mb.agent(SUPERVISOR)
+    try:
+        row = mb.agent(SUPERVISOR)
+    except errors.RecordUnreadable:  # garbled in the bucket: says nothing of a running team
+        return False  # the ask waits as before (it failed, record_unreadable: review6)
     if row is None or row.state != "running":
         return False
     return supervisor_silence(row.heartbeat_at, time.time()) is None

@@ -126,14 +126,22 @@ def write_launcher() -> tuple[str | None, Watchman | None]:
 
 
 def release_launcher(sup: Team) -> None:
-    """At the team's end: the launcher folder removed, then the watchman let go (it finds
+    """At the team's end, once what a write hold stopped is continued: the launcher folder
+    removed, then the watchman let go (it finds
     nothing left to do, and exits). A write hold in progress ends: nothing the team's
     claudes started stays stopped (orchestrator/write_hold.py)."""
-    sup.write_hold.release_all()
-    if sup.cli_path:
-        remove_launcher(sup.cli_path)
-    if sup.watchman is not None:
-        sup.watchman.release()
+    cli_path, watchman = sup.cli_path, sup.watchman
+
+    def end() -> None:
+        if cli_path:
+            remove_launcher(cli_path)
+        if watchman is not None:
+            watchman.release()
+
+    # After what a stop under way stops is continued: the folder holds its record, which
+    # the watchman continues from if this process is killed first (the folder gone, a
+    # SIGKILL then left them stopped for good).
+    sup.write_hold.release_all(then=end)
 
 
 async def until_launchable(sup: Team, slot: Slot) -> bool:

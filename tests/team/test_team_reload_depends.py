@@ -661,3 +661,52 @@ def test_an_agent_a_reload_adds_is_known_while_the_changed_agents_stop(
     assert moves(t, "b", "starting")[0] > moves(t, "a", "stopped")[0]
     assert not t.log_events("session_crashed")
     t.octy("down", "--timeout", "0")  # a took its long turn again: not waited for
+
+
+def _reload_adding_b_while_a_stops(t: Team) -> None:
+    """a busy in a long turn (its stop waits out the 600 s grace); an edit changes a and
+    adds b: the reload has registered b `waiting` and waits for a's stop."""
+    t.up(extra=["--grace", "600"])
+    t.wait_ready("a")
+    t.request("a", "LONG-TURN")
+    t.wait_for(lambda: t.states().get("a") == "busy", what="a busy in its long turn")
+    t.write_roster({"a": {"prompt": "You are a, edited."}, "b": {}})
+    t.wait_for(lambda: t.states().get("a") == "stopping", what="a stopping for the reload")
+    assert t.states().get("b") == "waiting", t.states()
+
+
+LONG_TURN = [
+    {"agent": agent_rule("a"), "match": "LONG-TURN", "text": "done", "delay": 600},
+    *RULES,
+]
+
+
+def test_an_operator_stop_of_an_agent_a_reload_adds_is_kept(team: TeamFactory) -> None:
+    """`stop b` while the reload that adds b waits for a's stop answered `b stopped`;
+    the reload then started b all the same (its start queued b again): the operator's
+    stop was undone without a word. b stays stopped; a restarts."""
+    t = team(LONG_TURN, {"a": {}})
+    _reload_adding_b_while_a_stops(t)
+    assert t.octy("stop", "b").stdout.strip() == "stop: b stopped"
+    pid = t.agent_pid("a")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # its turn ends: the reload goes on without the grace
+    (done,) = t.wait_for(lambda: t.log_events("reload"), what="the reload's end")
+    assert done["added"] == ["b"], done
+    assert done["restarted"] == ["a"], done
+    assert t.states().get("b") == "stopped", t.states()
+    assert not moves(t, "b", "starting"), t.log_events("state")
+    assert not t.log_events("session_crashed")
+    t.octy("down", "--timeout", "0")
+
+
+def test_down_during_a_reload_leaves_no_added_agent_waiting(team: TeamFactory) -> None:
+    """`down` while the reload that adds b waits for a's stop: the reload ends before
+    its start in layers (which gives up what it queued). b, registered `waiting` before
+    a's stop, stayed `waiting` in the registry after the team was down: asks of it were
+    queued for an agent no one would start, and `ps` said it was on its way."""
+    t = team(LONG_TURN, {"a": {}})
+    _reload_adding_b_while_a_stops(t)
+    t.octy("down", "--timeout", "0")
+    t.wait_exit()
+    assert t.states().get("b") != "waiting", t.states()

@@ -14,12 +14,15 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import anyio
 import pytest
 from polling import until
 
 from orchestrator import hold_procs, hold_stops, hold_watch, write_hold
+from orchestrator.launcher import LAUNCHER_PREFIX, make_launcher
+from orchestrator.supervision import launch
 
 real_descendants = hold_stops.descendants
 GIVE_UP_S = 5.0  # a scan no one lets go goes on after this (the old code: the test fails)
@@ -225,6 +228,47 @@ async def test_the_teams_end_does_not_wait_for_a_holds_scan(
         await anyio.to_thread.run_sync(writer.join)
         assert gate.opened_in_time, "the team's end waited for the hold's scan"
         until(lambda: hold_procs.run_state(held) == "S", "the command continued")
+    finally:
+        gate.opened.set()
+        writer.join()
+        hold.release_all()
+
+
+async def test_the_launcher_folder_stays_until_what_the_teams_end_continues_is(
+    claude: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The team's end (release_launcher) while a Write's hold scans: the launcher folder
+    holds the hold's record, from which the watchman continues what a killed supervisor
+    stopped. It was removed at once, before the scan stopped the command: a SIGKILL then
+    left the command stopped for good. It stays until the command is continued."""
+    launcher = make_launcher(tmp_path / f"{LAUNCHER_PREFIX}end")
+    if launcher is None:
+        pytest.skip("no bundled claude CLI")
+    folder = tmp_path / f"{LAUNCHER_PREFIX}end"
+    held = command(claude)
+
+    class Ended:
+        cli_path = launcher
+        watchman = None
+        write_hold = write_hold.Hold()
+
+    hold = Ended.write_hold
+    gate = Gate()
+    monkeypatch.setattr(hold_stops, "descendants", gate)
+    writer = threading.Thread(
+        target=hold.hold,
+        args=("w", [claude.pid], folder / write_hold.RECORD),
+        kwargs={"agents": {"x": claude.pid}},
+    )
+    writer.start()
+    try:
+        await anyio.to_thread.run_sync(gate.inside.wait)
+        launch.release_launcher(Ended())  # type: ignore[arg-type]
+        assert folder.is_dir(), "the record's folder went while the hold's scan went on"
+        gate.opened.set()
+        await anyio.to_thread.run_sync(writer.join)
+        until(lambda: not folder.exists(), "the launcher folder removed")
+        assert hold_procs.run_state(held) == "S", "the team's end left the command stopped"
     finally:
         gate.opened.set()
         writer.join()

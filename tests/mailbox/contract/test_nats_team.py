@@ -11,13 +11,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from natsserver import NatsServer
 from natsteam import ASK_BETA_RULES, NatsTeam
 from team_harness import agent_rule
 
-from orchestrator.mailbox import Mailbox
-from orchestrator.mailbox.nats import NatsConfig
+from orchestrator.mailbox import SUPERVISOR, Mailbox
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats.records import agent_key
 
 pytestmark = [pytest.mark.cli]
 
@@ -99,3 +101,25 @@ def test_a_terminal_ask_of_a_stopped_or_failed_agent_is_refused_at_once_on_nats(
     done = t.cli("ask", "beta", "for later", "--timeout", "0.5", "--json")
     assert done.returncode == 4, done.stdout + done.stderr  # queued: answered after `up`
     assert [m.body for m in t.messages(recipient="beta")] == ["for later"]
+
+
+def test_a_garbled_supervisor_row_does_not_end_a_terminal_ask_on_nats(
+    nats_team: Callable[..., NatsTeam],
+) -> None:
+    """The `supervisor` row garbled in the bucket (`nats kv put` by hand, a script, any
+    participant with the bucket's credentials): `ask` read it to tell whether the team
+    runs, and every ask of a supervised agent failed (the record unreadable) where it was
+    queued before. Unreadable says nothing of a running team: the ask is queued."""
+    t = nats_team([{"agent": agent_rule("alpha"), "text": "alpha here"}], {"alpha": {}})
+
+    async def garble() -> None:
+        async with NatsMailbox(t.nats) as mb:
+            await mb.register_supervisor(1, {})
+            await mb.register("alpha", "", state="stopped")
+            await mb.update_agent("alpha", meta={"supervised": True}, heartbeat=False)
+            await mb.kv.put(agent_key(SUPERVISOR), b"not a row")
+
+    anyio.run(garble)
+    done = t.cli("ask", "alpha", "for later", "--timeout", "0.5", "--json")
+    assert done.returncode == 4, done.stdout + done.stderr  # queued: answered after `up`
+    assert [m.body for m in t.messages(recipient="alpha")] == ["for later"]
