@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from orchestrator.mailbox.model import AgentInfo
     from orchestrator.roster import Roster
 
+DOWN_ACK_S = 30.0  # for the supervisor to take `down`'s request
 CREDENTIAL_VARS = (
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_AUTH_TOKEN",
@@ -309,8 +310,6 @@ def run_foreground(
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from orchestrator.control import send_command
-
     db = db_of(args)
     pid = holder_pid(db)
     if pid is None and isinstance(_queue(args), Path):  # NATS: the supervisor may be elsewhere
@@ -322,8 +321,39 @@ def cmd_down(args: argparse.Namespace) -> int:
         return common.EXIT_OK
     if pid is not None:
         _refuse_if_frozen(pid, "nothing was sent")
+    who = "the supervisor" if pid is None else f"the supervisor (pid {pid})"
     try:
-        send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))
+        _stop_team(args, db, pid)
+    except KeyboardInterrupt:
+        # Ctrl-C ended `down` (130) without a word, though the stop was under way: a person
+        # took the team for still running, or for stopped. What was sent stands.
+        print(
+            f"octy-orchestrate: interrupted: {who} "
+            + (
+                "was asked to stop the team and is stopping it"
+                if args.stop_asked
+                else f"is asked to stop the team: it does if it takes the request within "
+                f"{DOWN_ACK_S:g} s"
+            )
+            + "; `octy-orchestrate ps` shows whether it still runs",
+            file=sys.stderr,
+        )
+        raise
+    if args.json:
+        common.emit_json({"ok": True, "stopped": pid, "running": False})
+    else:
+        print(f"team stopped (supervisor pid {pid})")
+    return common.EXIT_OK
+
+
+def _stop_team(args: argparse.Namespace, db: Path, pid: int | None) -> None:
+    """Ask the supervisor to stop (SIGTERM when the queue cannot carry it) and wait for it
+    to exit; ``args.stop_asked`` once the request was taken or SIGTERM sent."""
+    from orchestrator.control import send_command
+
+    args.stop_asked = False
+    try:
+        send_command(db, "down", grace_s=args.timeout, timeout_s=DOWN_ACK_S, queue=_queue(args))
     except (errors.SupervisorNotRunning, errors.SupervisorGone):
         pass  # it stopped between our look and the command: what was asked
     except errors.RequestTimeout as exc:
@@ -337,6 +367,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         _terminate_instead(db, pid, exc)
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
+    args.stop_asked = True
     deadline = time.monotonic() + args.timeout + 40
     while holder_pid(db) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -346,11 +377,6 @@ def cmd_down(args: argparse.Namespace) -> int:
             common.EXIT_TIMEOUT,
             "timeout",
         )
-    if args.json:
-        common.emit_json({"ok": True, "stopped": pid, "running": False})
-    else:
-        print(f"team stopped (supervisor pid {pid})")
-    return common.EXIT_OK
 
 
 def _refuse_if_frozen(pid: int, sent: str, *, place: QueuePlace | None = None) -> None:
