@@ -362,9 +362,9 @@ def _stop_team(args: argparse.Namespace, db: Path, pid: int | None) -> None:
         # "the queue did not take the command"); one that beats on, its queue broken, does.
         if pid is not None:
             _refuse_if_frozen(pid, "the command stays queued", place=_queue(args))
-        _terminate_instead(db, pid, exc)
+        _terminate_instead(args, db, pid, exc)
     except errors.QueueError as exc:
-        _terminate_instead(db, pid, exc)
+        _terminate_instead(args, db, pid, exc)
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
     args.stop_asked = True
@@ -412,7 +412,9 @@ def _own_silence(place: QueuePlace, pid: int) -> float | None:
     return supervisor_silence(row.heartbeat_at, time.time())
 
 
-def _terminate_instead(db: Path, pid: int | None, exc: errors.QueueError) -> None:
+def _terminate_instead(
+    args: argparse.Namespace, db: Path, pid: int | None, exc: errors.QueueError
+) -> None:
     """The queue cannot carry the command (a full disk, a write lock held, a NATS server
     out of reach, a damaged file): SIGTERM to this machine's supervisor does the same
     stop (with the grace `up` was given), so `down` never depends on the queue."""
@@ -427,6 +429,7 @@ def _terminate_instead(db: Path, pid: int | None, exc: errors.QueueError) -> Non
         raise CliFailure(
             f"{exc}; and SIGTERM to the supervisor (pid {pid}) failed: {kill_error.strerror}"
         ) from None
+    args.stop_asked = True  # before the note: a Ctrl-C as it is read says so
     note = f"the queue did not take the command ({exc}); sent SIGTERM to pid {pid} instead"
     shown = common.clip_lines(for_people(note, multiline=True))
     print(f"octy-orchestrate: warning: {shown}", file=sys.stderr)
