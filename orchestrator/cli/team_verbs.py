@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ from orchestrator.redact import REDACTOR, for_people
 # (structlog and rich through logconfig and control, yaml, the roster's modules) is
 # imported inside those verbs (issue 14: the CLI's start-up).
 if TYPE_CHECKING:
+    import threading
+
     from orchestrator.mailbox.backend import MailboxBackend
     from orchestrator.mailbox.model import AgentInfo
     from orchestrator.roster import Roster
@@ -273,7 +276,10 @@ def run_foreground(
     wanted = [n for layer in roster.start_layers(only) for n in layer]
     model_check = preflight.start_check(roster, wanted) if check_model else None
 
+    import threading
+
     import anyio
+    import anyio.lowlevel
 
     from orchestrator import logconfig
     from orchestrator.supervisor import Supervisor
@@ -301,12 +307,66 @@ def run_foreground(
             model_check=model_check,
             freeze_start_up=True,
         )
-        anyio.run(supervisor.run)
+        reader_left = threading.Event()
+
+        async def supervise() -> None:
+            if console is None:
+                _stop_when_the_reader_leaves(
+                    anyio.lowlevel.current_token(), supervisor.stop, reader_left
+                )
+            await supervisor.run()
+
+        anyio.run(supervise)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
         raise common.failure_from(exc) from None
     finally:
         logconfig.shutdown()
-    return common.EXIT_OK
+    return 128 + signal.SIGPIPE if reader_left.is_set() else common.EXIT_OK
+
+
+def _stop_when_the_reader_leaves(
+    token: Any, stop: Callable[[], None], left: threading.Event
+) -> None:
+    """`up | head -3`: once the pipe's reader left, the team is stopped as `down` stops it,
+    and `up` ends 141 as every verb does there. It ran on unseen (its console writes
+    failing quietly), the pipeline hanging until Ctrl-C; an idle team wrote nothing that
+    could fail. A pipe's (or socket's) writing end reports its reader's leaving to poll()
+    at once, not at the next write; a terminal or a file is not watched."""
+    import select
+    import stat
+    import threading
+
+    import anyio.from_thread
+
+    try:
+        kind = os.fstat(sys.stdout.fileno()).st_mode
+    except (OSError, ValueError):
+        return
+    if not (stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind)):
+        return
+    fd = sys.stdout.fileno()
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, 0)  # no event asked: POLLERR and POLLHUP are always reported
+        while True:
+            events = [e for _, e in poller.poll()]
+            if any(e & select.POLLNVAL for e in events):
+                return  # the descriptor is gone: nothing left to watch
+            if any(e & (select.POLLERR | select.POLLHUP) for e in events):
+                break
+        left.set()
+        with contextlib.suppress(OSError, ValueError):  # stderr in the same pipe (2>&1)
+            print(
+                "octy-orchestrate: standard output's reader left (the pipe was closed); "
+                "stopping the team as `down` does",
+                file=sys.stderr,
+                flush=True,
+            )
+        with contextlib.suppress(RuntimeError):  # the run ended meanwhile
+            anyio.from_thread.run_sync(stop, token=token)
+
+    threading.Thread(target=watch, name="stdout-reader", daemon=True).start()
 
 
 def cmd_down(args: argparse.Namespace) -> int:
