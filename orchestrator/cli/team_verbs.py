@@ -330,8 +330,8 @@ def _stop_when_the_reader_leaves(
     """`up | head -3`: once the pipe's reader left, the team is stopped as `down` stops it,
     and `up` ends 141 as every verb does there. It ran on unseen (its console writes
     failing quietly), the pipeline hanging until Ctrl-C; an idle team wrote nothing that
-    could fail. A pipe's (or socket's) writing end reports its reader's leaving to poll()
-    at once, not at the next write; a terminal or a file is not watched."""
+    could fail. A pipe's writing end reports its reader's leaving to poll()
+    at once, not at the next write; a terminal, a file or a socket is not watched."""
     import select
     import stat
     import threading
@@ -342,8 +342,8 @@ def _stop_when_the_reader_leaves(
         kind = os.fstat(sys.stdout.fileno()).st_mode
     except (OSError, ValueError):
         return
-    if not (stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind)):
-        return
+    if not stat.S_ISFIFO(kind):
+        return  # a socket (journald's stream) going away is a logger's restart, not `head`
     fd = sys.stdout.fileno()
 
     def watch() -> None:
