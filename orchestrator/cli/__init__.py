@@ -83,26 +83,61 @@ class _VerbParser(argparse.ArgumentParser):
     --json b`, `logs a -n 5 b`: argparse alone refused the operand after the option), and an
     option it does not know refused by the verb, with the verb's usage (it was the top
     parser's, `usage: octy-orchestrate [-h] [--version] [-f FILE] VERB ...`, which does not
-    say what `ps` takes)."""
-
-    _intermixing = False
+    say what `ps` takes). After `--` every word is an operand, as before and as git takes it:
+    the stdlib's parse_known_intermixed_args (3.11) dropped the `--` between its two passes,
+    so `send -- bob -x` read -x as an option and `queue show -- -m1` had no ID."""
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        if self._intermixing or self._subparsers is not None:
-            # The intermixed parse's own passes, and `queue`, `workspaces`: their verb's
-            # parser does this.
+        if self._subparsers is not None:
+            # `queue`, `workspaces`: their verb's parser does this.
             parsed, extras = super().parse_known_args(args, namespace)
         else:
-            self._intermixing = True
-            try:
-                parsed, extras = self.parse_known_intermixed_args(args, namespace)
-            finally:
-                self._intermixing = False
-        if extras and not self._intermixing:
+            parsed, extras = self._parse_intermixed(
+                list(sys.argv[1:] if args is None else args), namespace
+            )
+        if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed, extras
+
+    def _parse_intermixed(
+        self, args: list[str], namespace: argparse.Namespace | None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """The stdlib's two passes (options with the operands set aside, then the operands),
+        with the words after the first `--` kept out of the first and given, behind their
+        `--`, to the second."""
+        after: list[str] = []
+        if "--" in args:
+            cut = args.index("--")
+            args, after = args[:cut], args[cut:]
+        operands = self._get_positional_actions()
+        options = self._get_optional_actions()
+        saved_usage = self.usage
+        saved = [(a, a.nargs, a.default, a.required) for a in operands + options]
+        saved_groups = [(g, g.required) for g in self._mutually_exclusive_groups]
+        try:
+            if self.usage is None:
+                self.usage = self.format_usage()[len("usage: ") :]  # with the operands
+            for action in operands:
+                action.nargs = action.default = argparse.SUPPRESS
+            namespace, rest = super().parse_known_args(args, namespace)
+            for action in operands:
+                action.nargs, action.default = next(s[1:3] for s in saved if s[0] is action)
+                if getattr(namespace, action.dest, None) == []:
+                    delattr(namespace, action.dest)
+            # The options were read: none is missing in the second pass.
+            for action in options:
+                action.required = False
+            for group, _ in saved_groups:
+                group.required = False
+            return super().parse_known_args(rest + after, namespace)
+        finally:
+            self.usage = saved_usage
+            for action, nargs, default, required in saved:
+                action.nargs, action.default, action.required = nargs, default, required
+            for group, required in saved_groups:
+                group.required = required
 
 
 def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentParser:

@@ -190,7 +190,7 @@ def roster_file(text: str) -> Path:
     `init --force -f "$ROSTER"` overwrote its agents.yaml."""
     if not text:
         raise argparse.ArgumentTypeError(
-            "an empty path; name the roster (like team/agents.yaml), or leave -f out for "
+            "an empty path; name the roster (like team/agents.yaml), or leave the option out for "
             "./agents.yaml"
         )
     if text.endswith(("/", os.sep)):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -189,49 +188,47 @@ def cmd_logs(args: argparse.Namespace) -> int:
         if s not in present and present:
             print(for_people(f"octy-orchestrate: no logs for {s.name} yet"), file=sys.stderr)
     colour, width = _colour(args), 0 if args.full else FIELD_WIDTH
-    try:
-        if not args.follow:
-            if not present:
-                raise CliFailure(_no_logs(folder, chosen), common.EXIT_NOT_FOUND, "not_found")
-            _write(
-                logview.read_history(present, since=since, tail=args.tail, on_hole=_hole),
-                args.json,
-                colour,
-                width,
-            )
-            return common.EXIT_OK
+    # `logs | head`: the reader left; main() ends as every verb does there (141, as git
+    # and compose, killed by SIGPIPE): this ended 0, alone.
+    if not args.follow:
         if not present:
+            raise CliFailure(_no_logs(folder, chosen), common.EXIT_NOT_FOUND, "not_found")
+        _write(
+            logview.read_history(present, since=since, tail=args.tail, on_hole=_hole),
+            args.json,
+            colour,
+            width,
+        )
+        return common.EXIT_OK
+    if not present:
+        print(
+            for_people(
+                f"octy-orchestrate: {_no_logs(folder, chosen)}; waiting for them (Ctrl-C stops)"
+            ),
+            file=sys.stderr,
+        )
+    tail = FOLLOW_TAIL if args.tail is None else args.tail
+    if not present and args.tail is None:
+        # Nothing existed when we started: whatever appears from now on is new, even
+        # lines written before our first read (a busy machine), so none is cut by the tail.
+        tail = None
+    idle = present and not args.forever and holder_pid(places.database) is None
+    done = None if args.forever else _team_stopped(places.database)
+    for batch in logview.follow(
+        chosen, since=since, tail=tail, on_gap=_gap, on_hole=_hole, done=done
+    ):
+        _write(batch, args.json, colour, width)
+        if idle:
+            # After the history (the first batch, read without error): it waits for a
+            # team to start and then stop. Said, not a silent terminal after the last
+            # lines (`compose logs -f` ends at once with nothing running).
+            sys.stdout.flush()
             print(
-                for_people(
-                    f"octy-orchestrate: {_no_logs(folder, chosen)}; waiting for them (Ctrl-C stops)"
-                ),
+                "octy-orchestrate: no team is running; following until one starts and "
+                "stops (Ctrl-C stops)",
                 file=sys.stderr,
             )
-        tail = FOLLOW_TAIL if args.tail is None else args.tail
-        if not present and args.tail is None:
-            # Nothing existed when we started: whatever appears from now on is new, even
-            # lines written before our first read (a busy machine), so none is cut by the tail.
-            tail = None
-        idle = present and not args.forever and holder_pid(places.database) is None
-        done = None if args.forever else _team_stopped(places.database)
-        for batch in logview.follow(
-            chosen, since=since, tail=tail, on_gap=_gap, on_hole=_hole, done=done
-        ):
-            _write(batch, args.json, colour, width)
-            if idle:
-                # After the history (the first batch, read without error): it waits for a
-                # team to start and then stop. Said, not a silent terminal after the last
-                # lines (`compose logs -f` ends at once with nothing running).
-                sys.stdout.flush()
-                print(
-                    "octy-orchestrate: no team is running; following until one starts and "
-                    "stops (Ctrl-C stops)",
-                    file=sys.stderr,
-                )
-                idle = False
-    except BrokenPipeError:  # `logs | head`: the reader left, which is not an error
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is quiet
+            idle = False
     return common.EXIT_OK
 
 

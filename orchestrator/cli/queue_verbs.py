@@ -193,16 +193,20 @@ def _queue_purge(args: argparse.Namespace) -> int:
 
 
 def _confirm(question: str) -> bool:
-    if common.standard_input(terminal=True) is None:  # closed (`<&-`) or a pipe
+    stdin = common.standard_input(terminal=True)
+    if stdin is None:  # closed (`<&-`) or a pipe
         return False
+    # On stderr, as rm -i asks: input() asked on stdout, into `purge --json | jq`'s pipe,
+    # unseen by the person it waited for, and before the JSON document.
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
     try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:  # Ctrl-D: no answer is a no (it ended in a traceback)
-        print()  # ends the question's line, as Enter would have
-        return False
+        answer = stdin.readline()
     except KeyboardInterrupt:
-        print()  # so the shell's prompt starts a line of its own
+        print(file=sys.stderr)  # so the shell's prompt starts a line of its own
         raise
+    if not answer:  # Ctrl-D: no answer is a no (it ended in a traceback)
+        print(file=sys.stderr)  # ends the question's line, as Enter would have
+        return False
     return answer.strip().lower() in {"y", "yes"}
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +28,13 @@ from orchestrator.redact import REDACTOR, for_people
 # (structlog and rich through logconfig and control, yaml, the roster's modules) is
 # imported inside those verbs (issue 14: the CLI's start-up).
 if TYPE_CHECKING:
+    import threading
+
     from orchestrator.mailbox.backend import MailboxBackend
     from orchestrator.mailbox.model import AgentInfo
     from orchestrator.roster import Roster
 
+DOWN_ACK_S = 30.0  # for the supervisor to take `down`'s request
 CREDENTIAL_VARS = (
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_AUTH_TOKEN",
@@ -272,7 +276,10 @@ def run_foreground(
     wanted = [n for layer in roster.start_layers(only) for n in layer]
     model_check = preflight.start_check(roster, wanted) if check_model else None
 
+    import threading
+
     import anyio
+    import anyio.lowlevel
 
     from orchestrator import logconfig
     from orchestrator.supervisor import Supervisor
@@ -300,17 +307,69 @@ def run_foreground(
             model_check=model_check,
             freeze_start_up=True,
         )
-        anyio.run(supervisor.run)
+        reader_left = threading.Event()
+
+        async def supervise() -> None:
+            if console is None:
+                _stop_when_the_reader_leaves(
+                    anyio.lowlevel.current_token(), supervisor.stop, reader_left
+                )
+            await supervisor.run()
+
+        anyio.run(supervise)
     except errors.OrchestratorError as exc:  # a database it cannot use, a second supervisor...
         raise common.failure_from(exc) from None
     finally:
         logconfig.shutdown()
-    return common.EXIT_OK
+    return 128 + signal.SIGPIPE if reader_left.is_set() else common.EXIT_OK
+
+
+def _stop_when_the_reader_leaves(
+    token: Any, stop: Callable[[], None], left: threading.Event
+) -> None:
+    """`up | head -3`: once the pipe's reader left, the team is stopped as `down` stops it,
+    and `up` ends 141 as every verb does there. It ran on unseen (its console writes
+    failing quietly), the pipeline hanging until Ctrl-C; an idle team wrote nothing that
+    could fail. A pipe's writing end reports its reader's leaving to poll()
+    at once, not at the next write; a terminal, a file or a socket is not watched."""
+    import select
+    import stat
+    import threading
+
+    import anyio.from_thread
+
+    try:
+        kind = os.fstat(sys.stdout.fileno()).st_mode
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISFIFO(kind):
+        return  # a socket (journald's stream) going away is a logger's restart, not `head`
+    fd = sys.stdout.fileno()
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, 0)  # no event asked: POLLERR and POLLHUP are always reported
+        while True:
+            events = [e for _, e in poller.poll()]
+            if any(e & select.POLLNVAL for e in events):
+                return  # the descriptor is gone: nothing left to watch
+            if any(e & (select.POLLERR | select.POLLHUP) for e in events):
+                break
+        left.set()
+        with contextlib.suppress(OSError, ValueError):  # stderr in the same pipe (2>&1)
+            print(
+                "octy-orchestrate: standard output's reader left (the pipe was closed); "
+                "stopping the team as `down` does",
+                file=sys.stderr,
+                flush=True,
+            )
+        with contextlib.suppress(RuntimeError):  # the run ended meanwhile
+            anyio.from_thread.run_sync(stop, token=token)
+
+    threading.Thread(target=watch, name="stdout-reader", daemon=True).start()
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from orchestrator.control import send_command
-
     db = db_of(args)
     pid = holder_pid(db)
     if pid is None and isinstance(_queue(args), Path):  # NATS: the supervisor may be elsewhere
@@ -322,8 +381,39 @@ def cmd_down(args: argparse.Namespace) -> int:
         return common.EXIT_OK
     if pid is not None:
         _refuse_if_frozen(pid, "nothing was sent")
+    who = "the supervisor" if pid is None else f"the supervisor (pid {pid})"
     try:
-        send_command(db, "down", grace_s=args.timeout, timeout_s=30.0, queue=_queue(args))
+        _stop_team(args, db, pid)
+    except KeyboardInterrupt:
+        # Ctrl-C ended `down` (130) without a word, though the stop was under way: a person
+        # took the team for still running, or for stopped. What was sent stands.
+        print(
+            f"octy-orchestrate: interrupted: {who} "
+            + (
+                "was asked to stop the team and is stopping it"
+                if args.stop_asked
+                else f"is asked to stop the team: it does if it takes the request within "
+                f"{DOWN_ACK_S:g} s"
+            )
+            + "; `octy-orchestrate ps` shows whether it still runs",
+            file=sys.stderr,
+        )
+        raise
+    if args.json:
+        common.emit_json({"ok": True, "stopped": pid, "running": False})
+    else:
+        print(f"team stopped (supervisor pid {pid})")
+    return common.EXIT_OK
+
+
+def _stop_team(args: argparse.Namespace, db: Path, pid: int | None) -> None:
+    """Ask the supervisor to stop (SIGTERM when the queue cannot carry it) and wait for it
+    to exit; ``args.stop_asked`` once the request was taken or SIGTERM sent."""
+    from orchestrator.control import send_command
+
+    args.stop_asked = False
+    try:
+        send_command(db, "down", grace_s=args.timeout, timeout_s=DOWN_ACK_S, queue=_queue(args))
     except (errors.SupervisorNotRunning, errors.SupervisorGone):
         pass  # it stopped between our look and the command: what was asked
     except errors.RequestTimeout as exc:
@@ -332,11 +422,12 @@ def cmd_down(args: argparse.Namespace) -> int:
         # "the queue did not take the command"); one that beats on, its queue broken, does.
         if pid is not None:
             _refuse_if_frozen(pid, "the command stays queued", place=_queue(args))
-        _terminate_instead(db, pid, exc)
+        _terminate_instead(args, db, pid, exc)
     except errors.QueueError as exc:
-        _terminate_instead(db, pid, exc)
+        _terminate_instead(args, db, pid, exc)
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
+    args.stop_asked = True
     deadline = time.monotonic() + args.timeout + 40
     while holder_pid(db) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -346,11 +437,6 @@ def cmd_down(args: argparse.Namespace) -> int:
             common.EXIT_TIMEOUT,
             "timeout",
         )
-    if args.json:
-        common.emit_json({"ok": True, "stopped": pid, "running": False})
-    else:
-        print(f"team stopped (supervisor pid {pid})")
-    return common.EXIT_OK
 
 
 def _refuse_if_frozen(pid: int, sent: str, *, place: QueuePlace | None = None) -> None:
@@ -386,7 +472,9 @@ def _own_silence(place: QueuePlace, pid: int) -> float | None:
     return supervisor_silence(row.heartbeat_at, time.time())
 
 
-def _terminate_instead(db: Path, pid: int | None, exc: errors.QueueError) -> None:
+def _terminate_instead(
+    args: argparse.Namespace, db: Path, pid: int | None, exc: errors.QueueError
+) -> None:
     """The queue cannot carry the command (a full disk, a write lock held, a NATS server
     out of reach, a damaged file): SIGTERM to this machine's supervisor does the same
     stop (with the grace `up` was given), so `down` never depends on the queue."""
@@ -401,6 +489,7 @@ def _terminate_instead(db: Path, pid: int | None, exc: errors.QueueError) -> Non
         raise CliFailure(
             f"{exc}; and SIGTERM to the supervisor (pid {pid}) failed: {kill_error.strerror}"
         ) from None
+    args.stop_asked = True  # before the note: a Ctrl-C as it is read says so
     note = f"the queue did not take the command ({exc}); sent SIGTERM to pid {pid} instead"
     shown = common.clip_lines(for_people(note, multiline=True))
     print(f"octy-orchestrate: warning: {shown}", file=sys.stderr)

@@ -55,3 +55,24 @@ def test_an_unknown_option_of_a_queue_verb_names_queue_and_the_verb(folder: Path
     assert done.returncode == 2
     assert done.stderr.startswith("usage: octy-orchestrate queue ls "), done.stderr
     assert "octy-orchestrate queue ls: error: unrecognized arguments: --bogus" in done.stderr
+
+
+def test_after_a_double_dash_every_word_is_an_operand(folder: Path) -> None:
+    """Regression (352e769): `send -- b -x` sent '-x' to b before intermixed parsing, then
+    was a usage error ('required: TEXT'): the stdlib's intermixed parse lost the `--` between
+    its two passes, so '-x' was read as an option. POSIX and git: after `--`, operands."""
+    done = octy("send", "--", "b", "-x", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    with Mailbox(folder / "queue" / "team.db") as mb:
+        message = mb.get(done.stdout.split()[1])
+    assert (message.recipient, message.body) == ("b", "-x")
+
+
+def test_a_double_dash_before_an_id_that_looks_like_an_option(folder: Path) -> None:
+    """`queue show -- -m1` looks the id up (not found, exit 3); it was a usage error, 2."""
+    done = octy("queue", "show", "--", "-m1", cwd=folder)
+    assert done.returncode == 3, done.stderr
+    done = octy("logs", "--bogus", "--", "-a", cwd=folder)
+    assert done.returncode == 2
+    assert "unrecognized arguments: --bogus" in done.stderr
+    assert "-a" not in done.stderr.splitlines()[-1].split("--bogus")[1]

@@ -107,3 +107,12 @@ def test_an_empty_roster_path_is_refused_on_every_verb(tmp_path: Path) -> None:
         ), (argv, done.stderr)
     assert (tmp_path / "agents.yaml").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["agents.yaml"]
+
+
+def test_an_empty_file_for_logs_is_not_told_to_leave_out_its_follow(tmp_path: Path) -> None:
+    """`logs --file ''` said 'leave -f out for ./agents.yaml': logs' -f is --follow."""
+    done = octy("logs", "--file", "", cwd=tmp_path)
+    assert done.returncode == 2
+    last = done.stderr.splitlines()[-1]
+    assert last.endswith("or leave the option out for ./agents.yaml"), last
+    assert "-f out" not in last

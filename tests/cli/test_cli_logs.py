@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -466,3 +467,21 @@ def test_following_with_no_team_running_says_it_waits_for_one(team: Team) -> Non
         "octy-orchestrate: no team is running; following until one starts and stops "
         "(Ctrl-C stops)\n"
     )
+
+
+def test_logs_into_head_ends_as_every_verb_does(team: Team) -> None:
+    """`logs | head -1` ends as git and compose end in a pipe whose reader left (SIGPIPE:
+    141 to the shell), as `ps`, `queue ls` and the rest did: logs alone exited 0, so a
+    script with `set -o pipefail` could not tell that nothing past the first line was read."""
+    from cli_runner import CLI
+
+    team.configure()
+    team.emit(3000)
+    logconfig.shutdown()
+    script = f'"{CLI}" logs --file "{team.roster}" | head -1; echo "status ${{PIPESTATUS[0]}}" >&2'
+    done = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=WAIT_S, check=False
+    )
+    assert len(done.stdout.splitlines()) == 1
+    assert done.stderr.splitlines()[-1] == "status 141", done.stderr
+    assert "Traceback" not in done.stderr

@@ -3,6 +3,7 @@ an EOFError traceback). The console script on a real pty."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
@@ -86,3 +87,28 @@ def test_a_no_at_the_purge_question_is_not_told_to_pass_yes(tmp_path: Path) -> N
     assert b"--yes" not in rest  # what follows the question
     with Mailbox(db) as mb:
         assert mb.get(sent).status == "done"
+
+
+def test_the_question_is_asked_on_stderr_not_into_stdouts_pipe(tmp_path: Path) -> None:
+    """`queue purge --json | jq` on a terminal: input() wrote the question to stdout, into
+    the pipe, where the person never saw it (purge waited, unexplained) and jq met
+    'delete every ... [y/N] ' before the JSON document. Asked on stderr, as rm -i asks."""
+    db, _ = _queue(tmp_path)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(CLI), "queue", "purge", "--json", "--db", str(db)],
+        cwd=db.parent,
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    try:
+        os.write(leader, b"y\n")  # typed ahead: the terminal keeps it for the read
+        out, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
+        shown = _read_rest(leader)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0, (out, shown)
+    assert json.loads(out)["purged"] == 1
+    assert b"delete every done and dead message? [y/N] " in shown
