@@ -190,7 +190,9 @@ def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
 
     proc.terminate()
     with contextlib.suppress(ProcessLookupError):
-        os.kill(proc.pid, signal.SIGCONT)  # one stopped (kill -STOP) would never act on it
+        # One stopped (kill -STOP) would never act on it. Through the Popen, not os.kill: a
+        # child already reaped is not signalled, so its pid, maybe another's now, is not.
+        proc.send_signal(signal.SIGCONT)
     try:
         proc.wait(timeout=grace + STOP_SLACK_S)
     except subprocess.TimeoutExpired:
