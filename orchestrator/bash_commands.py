@@ -56,6 +56,9 @@ _OPAQUE: Final = "\ue001"  # starts the entry of an unread hand-off among the co
 _PLACE: Final = "\ue002"  # starts the entry of a folder a command runs git in (cd, git -C)
 _SETTING: Final = "\ue003"  # starts the entry of a variable set on the line that moves git
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
+# Wrappers (`sudo`, `env`, `timeout 1`…) read past before one command: more ask. Each is
+# read from a copy of the words after it: `sudo ` * 20000 (100 KB) took 5 s unbounded.
+MAX_WRAPPERS: Final = 32
 # A longer line is not read (it asks): reading is linear, but 100k commands `a;a;…` in
 # 200 KB took 2 s. The CLI cannot run a longer one anyway: it passes the line to bash as
 # one argument, and Linux refuses an argument over 128 KiB (measured, 2.1.332: "Could not
@@ -221,19 +224,27 @@ def _simple(words: list[str], depth: int) -> list[str]:
     """One simple command, prefixes taken off: "" if nothing is left to run."""
     if depth > MAX_DEPTH:  # `find -exec find -exec …`: a command's command read as words
         raise _Unsure(f"commands nested more than {MAX_DEPTH} deep")
-    words = list(words)
     extra: list[str] = []  # what the command's assignments hand over
-    while words:
-        head = words[0]
+    i = 0  # the words before i are read past: walked, not popped (linear in the words)
+    wrappers = 0
+    while i < len(words):
+        head = words[i]
         base = os.path.basename(head)
         if _ASSIGNMENT.match(head):
             extra += _assigned(head, depth)
-            words.pop(0)
+            i += 1
         elif head in _KEYWORDS or head == "$":
-            words.pop(0)
+            i += 1
         elif head == "function":  # `function f { …; }`: the body follows
-            words = words[2:]
+            i += 2
         elif base in command_wrappers.WRAPPERS:
+            # Each wrapper's options are read from the words after it (a copy): bounded,
+            # so that `sudo sudo …` (20,000 of them: 5 s) stays linear in the line.
+            wrappers += 1
+            if wrappers > MAX_WRAPPERS:
+                raise _Unsure(f"more than {MAX_WRAPPERS} wrappers before a command")
+            words = words[i:]
+            i = 0
             if command_runners.held(base, words[1:]) is not None:
                 break  # judged as a program, asking why (command_runners.of)
             if base == "env" and (split := command_wrappers.split_string(words[1:])) is not None:
@@ -252,17 +263,18 @@ def _simple(words: list[str], depth: int) -> list[str]:
             if base in command_wrappers.OPERAND:
                 words = words[1:]  # timeout's DURATION, chroot's NEWROOT
         elif head == "alias":  # `alias p=git`: p runs git and whatever words follow it
-            values = [w.split("=", 1)[1] for w in words[1:] if "=" in w]
+            values = [w.split("=", 1)[1] for w in words[i + 1 :] if "=" in w]
             return [f"{c} {UNKNOWN}" for v in values for c in _commands(v, depth + 1) if c]
         elif head == "eval":
-            return _commands(" ".join(words[1:]), depth + 1)
+            return _commands(" ".join(words[i + 1 :]), depth + 1)
         elif (
             os.path.basename(head) in command_wrappers.SHELLS
-            and (body := command_wrappers.shell_body(words[1:])) is not None
+            and (body := command_wrappers.shell_body(words[i + 1 :])) is not None
         ):
             return _commands(body, depth + 1)
         else:
             break
+    words = words[i:]
     if not words:
         return extra
     program = words[0]

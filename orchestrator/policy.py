@@ -205,8 +205,11 @@ class Policy:
         started = time.monotonic()
         raw: dict[str, Any] = dict(data)
         tool = str(raw.get("tool_name", ""))
-        tool_input = raw.get("tool_input") if isinstance(raw.get("tool_input"), dict) else {}
-        assert isinstance(tool_input, dict)
+        if (why := malformed(tool, raw.get("tool_input"))) is not None:
+            # Read as text, `{"command": 5}` would be judged as the line `5`: fail closed.
+            self.log.warning("call_malformed", tool=tool, why=why)
+            return _deny(why)
+        tool_input: dict[str, Any] = raw["tool_input"]
         subagent = raw.get("agent_type") if raw.get("agent_id") else None
         # Who makes the call: the agent, or one of its subagents (each its own loop, whose
         # calls run beside the agent's).
@@ -337,6 +340,48 @@ class Policy:
         while more := racers() - held:
             held |= more
             hold(more)
+
+
+# The fields of a call's input the hook reads its decisions from, by tool: each must be
+# text (a string); the first of each tool must be given.
+_READ_FIELDS: dict[str, tuple[str, ...]] = {
+    "Bash": ("command",),
+    **{tool: ("file_path",) for tool in FILE_TOOLS if tool != "NotebookEdit"},
+    "NotebookEdit": ("notebook_path",),
+    "Read": ("file_path",),
+    "NotebookRead": ("notebook_path",),
+    "WebFetch": ("url",),
+}
+_MAYBE_FIELDS: dict[str, tuple[str, ...]] = {  # read when given
+    "Grep": ("path",),
+    "Glob": ("path", "pattern"),
+    "LS": ("path",),
+}
+
+
+def malformed(tool: str, tool_input: Any) -> str | None:
+    """Why a call's input is not of the form the hook reads (``Bash`` with a ``command``
+    that is no string, a file tool's path a number…), for the model; None if it is."""
+    if not isinstance(tool_input, dict):
+        return f"the {tool} call was refused: its input is {_kind(tool_input)}, not an object"
+    needed = _READ_FIELDS.get(tool, ())
+    for i, name in enumerate(needed + _MAYBE_FIELDS.get(tool, ())):
+        if name not in tool_input:
+            if i == 0 and needed:
+                return f"the {tool} call was refused: it has no {name}"
+            continue
+        if not isinstance(tool_input[name], str):
+            kind = _kind(tool_input[name])
+            return f"the {tool} call was refused: its {name} is {kind}, not text"
+    return None
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind, as said to the model."""
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = {int: "a number", float: "a number", list: "a list", dict: "an object", str: "text"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 
 def _deny(reason: str) -> HookJSONOutput:

@@ -1,0 +1,65 @@
+"""A long line of wrappers is read in work linear in its length (``'sudo ' * 20000``,
+100 KB, took 5 s: each wrapper's options were read from a fresh copy of the words after
+it), and a command behind more wrappers than are read asks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from approval_lines import decide
+
+from orchestrator import bash_commands, command_runners, command_wrappers
+from orchestrator.bash_commands import MAX_WRAPPERS, UNSURE
+
+
+def _copied(monkeypatch: pytest.MonkeyPatch, line: str) -> int:
+    """Words handed to the wrapper readers while reading ``line`` (each is handed a copy
+    of the words after its wrapper): a count of work done, not of time."""
+    total = 0
+
+    def counted(call: Callable[..., Any]) -> Callable[..., Any]:
+        def inner(*args: Any) -> Any:
+            nonlocal total
+            total += sum(len(a) for a in args if isinstance(a, list))
+            return call(*args)
+
+        return inner
+
+    monkeypatch.setattr(command_runners, "held", counted(command_runners.held))
+    monkeypatch.setattr(command_wrappers, "after_options", counted(command_wrappers.after_options))
+    bash_commands.read(line)
+    monkeypatch.undo()
+    return total
+
+
+@pytest.mark.parametrize("unit", ["sudo ", "xargs ", "env ", "timeout 1 ", "nice -n 5 "])
+def test_wrappers_are_read_in_linear_work(unit: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The words handed on grow with the line's length, not with its square (some
+    readers hand theirs on again: a few per wrapper)."""
+    for n in (500, 5000):
+        words = len((unit * n).split())
+        assert _copied(monkeypatch, unit * n) <= 8 * MAX_WRAPPERS * words, (unit, n)
+
+
+def test_a_command_behind_too_many_wrappers_asks(tmp_path: Path) -> None:
+    assert bash_commands.commands("sudo " * MAX_WRAPPERS + "ls") == ["ls"]
+    assert bash_commands.commands("sudo " * (MAX_WRAPPERS + 1) + "ls") is UNSURE
+    assert decide(tmp_path, "sudo " * MAX_WRAPPERS + "ls", []) == []
+    asked = decide(tmp_path, "env " * (MAX_WRAPPERS + 1) + "ls", [])
+    assert asked == [
+        "matches Bash(git push:*): the line cannot be read with confidence "
+        f"(more than {MAX_WRAPPERS} wrappers before a command)"
+    ]
+    asked = decide(tmp_path, "sudo " * 20_000, [])  # 100 KB: read, under MAX_LINE
+    assert len(asked) == 1
+    assert f"more than {MAX_WRAPPERS} wrappers" in asked[0]
+
+
+def test_keywords_and_assignments_are_walked_past() -> None:
+    """Read past by an index (they were popped off the front of the list one by one)."""
+    assert bash_commands.commands("! " * 40_000 + "git push") == ["git push"]
+    assert bash_commands.commands("A=1 " * 20_000 + "git push") == ["git push"]
+    assert bash_commands.commands("function f " * 100 + "{ git push; }") == ["git push"]
