@@ -250,7 +250,7 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
                 await _register_agent(sup, name, new.agents[name], queued=True)
             # Ended before its start in layers (`down` cancels it meanwhile): the added
             # agents stayed `waiting` for good, asks of them queued (found by review6).
-            held.push_async_callback(_give_up_added, sup, diff.added)
+            held.push_async_callback(_give_up_added, sup, diff.added, new)
             restarting = {n for n in diff.changed if was_wanted.get(n, True)}
             await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed], restarting)
             sup.roster = new
@@ -356,11 +356,23 @@ def _still_queued(sup: Team[SlotT], name: str) -> bool:
     return slot is not None and (slot.state == AgentState.WAITING or not slot.done.is_set())
 
 
-async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...]) -> None:
+async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...], new: Roster) -> None:
     """At the reload's end, its added agents still queued with no session task (the start
     in layers gives up those it queued; this, those it never reached): ``stopped``. Shielded:
-    run as a `down` cancels the reload."""
+    run as a `down` cancels the reload.
+
+    A reload that failed before its roster swap (an error in a stop, say) also stops the
+    added agents an operator's `start` began meanwhile: their tasks wait for a roster
+    entry that will not come (supervision/depends.py), and waited on, `waiting (for the
+    reload that adds it)`, until the team's end (found by review)."""
     with anyio.CancelScope(shield=True):
+        if sup.roster is not new:
+            for name in added:
+                slot = sup.slots.get(name)
+                if slot is not None and not slot.done.is_set() and name not in sup.roster.agents:
+                    log.warning("reload_failed_start_ended", agent=name)
+                    sup.request_stop(slot, 0.0)  # ends its wait; its task records `stopped`
+                    await slot.done.wait()
         for name in added:
             slot = sup.slots.get(name)
             if slot is None or not slot.done.is_set() or slot.state != AgentState.WAITING:
