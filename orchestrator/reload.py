@@ -366,7 +366,8 @@ async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...], new: Roster) 
     entry that will not come (supervision/depends.py), and waited on, `waiting (for the
     reload that adds it)`, until the team's end (found by review)."""
     with anyio.CancelScope(shield=True):
-        if sup.roster is not new:
+        failed = sup.roster is not new
+        if failed:
             for name in added:
                 slot = sup.slots.get(name)
                 if slot is not None and not slot.done.is_set() and name not in sup.roster.agents:
@@ -381,6 +382,31 @@ async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...], new: Roster) 
                 await sup.record_moves(slot, slot.life.abandon_start())
             except Exception:  # the cause of the reload's end is what is raised
                 log.exception("reload_give_up_failed", agent=name)
+        if failed and not sup.stopping:
+            # Not in the running roster: kept, a later `start` of one waited again for
+            # its entry (then launched without one). Gone, as before the reload; the next
+            # reload of the file adds it again.
+            for name in added:
+                try:
+                    await _forget_unadded(sup, name)
+                except Exception:
+                    log.exception("reload_give_up_failed", agent=name)
+
+
+async def _forget_unadded(sup: Team[SlotT], name: str) -> None:
+    """An agent a failed reload added, stopped: out of the registry, its askers answered."""
+    slot = sup.slots.get(name)
+    if slot is None or name in sup.roster.agents:
+        return
+    async with slot.ops:  # not under an operator's start or stop of it
+        if sup.slots.get(name) is not slot or not slot.done.is_set():
+            return
+        if slot.elsewhere or not await _ours_to_move(sup, name):
+            del sup.slots[name]  # another supervisor's row (a shared NATS team): left alone
+            return
+        await _forget_agent(
+            sup, name, f"the reload that added '{name}' failed before it started it"
+        )
 
 
 async def _ours_to_move(sup: Team[SlotT], name: str) -> bool:
@@ -395,8 +421,9 @@ async def _ours_to_move(sup: Team[SlotT], name: str) -> bool:
         return True
 
 
-async def _forget_agent(sup: Team[SlotT], name: str) -> None:
-    """A removed agent (already stopped): out of the registry, its askers answered."""
+async def _forget_agent(sup: Team[SlotT], name: str, why: str | None = None) -> None:
+    """A removed agent (already stopped): out of the registry, its askers answered (told
+    ``why``, by default that it was removed from the roster)."""
     assert sup.mailbox is not None
     del sup.slots[name]
     # force: the row is supervised (refused to others while the team runs); from now on
@@ -407,7 +434,7 @@ async def _forget_agent(sup: Team[SlotT], name: str) -> None:
         sup,
         name,
         errors.RecipientRemoved.code,
-        f"'{name}' was removed from {sup.roster.path.name} before it answered",
+        why or f"'{name}' was removed from {sup.roster.path.name} before it answered",
     )
 
 

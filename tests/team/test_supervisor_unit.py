@@ -185,16 +185,19 @@ async def test_a_reload_that_fails_before_its_roster_swap_ends_the_start_of_an_a
     lock, and an operator's `start b` meanwhile waits for b's roster entry. The reload then
     failed before its roster swap (here a stop that errors): the entry never came, and b's
     task waited on for it, `ps` saying `waiting (for the reload that adds it)`. The
-    reload's failure ends that wait: b is stopped, its task over."""
+    reload's failure ends that wait: b is stopped, its task over, and gone as before the
+    reload (kept, a later `start b` waited again for the entry)."""
     from orchestrator import reload
 
     roster = write_roster(tmp_path, a={"restart": "never"})
     sup = Supervisor(roster, watch_roster=False, client=Unreachable)
     answers: list[str] = []
+    slots: list[Slot] = []
 
     async def failing_stop(team: Any, old: Roster, names: list[str], restarting: Any) -> None:
         answers.append(await team.start_agent("b"))  # an operator's `start b` meanwhile
         slot = team.slots["b"]
+        slots.append(slot)
         while slot.stats.get("waiting_for") is None and not slot.done.is_set():
             await team.state_changed.wait()  # b's task is in its wait for its entry
         raise RuntimeError("a stop that errors")
@@ -206,15 +209,16 @@ async def test_a_reload_that_fails_before_its_roster_swap_ends_the_start_of_an_a
         write_roster(tmp_path, a={"restart": "never"}, b={})
         with pytest.raises(RuntimeError, match="a stop that errors"):
             await sup.reload()
-        slot = sup.slots["b"]
+        [slot] = slots
         with anyio.move_on_after(30) as guard:  # a guard against a hang, not a measure
             await slot.done.wait()
+        assert "b" not in sup.slots
+        with pytest.raises(errors.AgentNotFound):
+            await sup.start_agent("b")
         sup.stop()
     assert answers == ["started"]
     assert not guard.cancelled_caught, f"b's start waits on: {slot.stats.get('waiting_for')}"
     assert slot.state == AgentState.STOPPED
     assert Unreachable.connects == 1  # a's only: b never launched without its entry
     with Mailbox(sup.roster.database) as mb:
-        row = mb.agent("b")
-    assert row is not None
-    assert row.state == "stopped"
+        assert mb.agent("b") is None
