@@ -67,10 +67,14 @@ class Inbox:
         if self.hold is not None:
             with anyio.CancelScope() as held:  # a stop or the CLI's death cancels it
                 self._idle_scope = held
-                if self._woken:
-                    held.cancel()
-                await self.hold(self.name)
-            self._idle_scope = None
+                try:
+                    if self._woken:
+                        held.cancel()
+                    await self.hold(self.name)
+                finally:
+                    # Also when the hold raised: left set, the next wake (the CLI's
+                    # death) cancelled this dead scope and was lost.
+                    self._idle_scope = None
             if self.stop.is_set() or held.cancelled_caught:
                 self._woken = False
                 return []

@@ -250,7 +250,7 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
                 await _register_agent(sup, name, new.agents[name], queued=True)
             # Ended before its start in layers (`down` cancels it meanwhile): the added
             # agents stayed `waiting` for good, asks of them queued (found by review6).
-            held.push_async_callback(_give_up_added, sup, diff.added)
+            held.push_async_callback(_give_up_added, sup, diff.added, new)
             restarting = {n for n in diff.changed if was_wanted.get(n, True)}
             await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed], restarting)
             sup.roster = new
@@ -356,11 +356,24 @@ def _still_queued(sup: Team[SlotT], name: str) -> bool:
     return slot is not None and (slot.state == AgentState.WAITING or not slot.done.is_set())
 
 
-async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...]) -> None:
+async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...], new: Roster) -> None:
     """At the reload's end, its added agents still queued with no session task (the start
     in layers gives up those it queued; this, those it never reached): ``stopped``. Shielded:
-    run as a `down` cancels the reload."""
+    run as a `down` cancels the reload.
+
+    A reload that failed before its roster swap (an error in a stop, say) also stops the
+    added agents an operator's `start` began meanwhile: their tasks wait for a roster
+    entry that will not come (supervision/depends.py), and waited on, `waiting (for the
+    reload that adds it)`, until the team's end (found by review)."""
     with anyio.CancelScope(shield=True):
+        failed = sup.roster is not new
+        if failed:
+            for name in added:
+                slot = sup.slots.get(name)
+                if slot is not None and not slot.done.is_set() and name not in sup.roster.agents:
+                    log.warning("reload_failed_start_ended", agent=name)
+                    sup.request_stop(slot, 0.0)  # ends its wait; its task records `stopped`
+                    await slot.done.wait()
         for name in added:
             slot = sup.slots.get(name)
             if slot is None or not slot.done.is_set() or slot.state != AgentState.WAITING:
@@ -369,6 +382,31 @@ async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...]) -> None:
                 await sup.record_moves(slot, slot.life.abandon_start())
             except Exception:  # the cause of the reload's end is what is raised
                 log.exception("reload_give_up_failed", agent=name)
+        if failed and not sup.stopping:
+            # Not in the running roster: kept, a later `start` of one waited again for
+            # its entry (then launched without one). Gone, as before the reload; the next
+            # reload of the file adds it again.
+            for name in added:
+                try:
+                    await _forget_unadded(sup, name)
+                except Exception:
+                    log.exception("reload_give_up_failed", agent=name)
+
+
+async def _forget_unadded(sup: Team[SlotT], name: str) -> None:
+    """An agent a failed reload added, stopped: out of the registry, its askers answered."""
+    slot = sup.slots.get(name)
+    if slot is None or name in sup.roster.agents:
+        return
+    async with slot.ops:  # not under an operator's start or stop of it
+        if sup.slots.get(name) is not slot or not slot.done.is_set():
+            return
+        if slot.elsewhere or not await _ours_to_move(sup, name):
+            del sup.slots[name]  # another supervisor's row (a shared NATS team): left alone
+            return
+        await _forget_agent(
+            sup, name, f"the reload that added '{name}' failed before it started it"
+        )
 
 
 async def _ours_to_move(sup: Team[SlotT], name: str) -> bool:
@@ -383,8 +421,9 @@ async def _ours_to_move(sup: Team[SlotT], name: str) -> bool:
         return True
 
 
-async def _forget_agent(sup: Team[SlotT], name: str) -> None:
-    """A removed agent (already stopped): out of the registry, its askers answered."""
+async def _forget_agent(sup: Team[SlotT], name: str, why: str | None = None) -> None:
+    """A removed agent (already stopped): out of the registry, its askers answered (told
+    ``why``, by default that it was removed from the roster)."""
     assert sup.mailbox is not None
     del sup.slots[name]
     # force: the row is supervised (refused to others while the team runs); from now on
@@ -395,7 +434,7 @@ async def _forget_agent(sup: Team[SlotT], name: str) -> None:
         sup,
         name,
         errors.RecipientRemoved.code,
-        f"'{name}' was removed from {sup.roster.path.name} before it answered",
+        why or f"'{name}' was removed from {sup.roster.path.name} before it answered",
     )
 
 

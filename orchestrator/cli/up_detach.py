@@ -28,6 +28,7 @@ from orchestrator.redact import for_people
 
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
 
     from orchestrator.roster import Roster
 
@@ -125,51 +126,65 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
         raise common.failure_from(exc) from None
     import subprocess
 
-    with os.fdopen(fd, "ab") as out:
-        # The file is shared by every run (and by a concurrent `up -d` that loses the race):
-        # only what is written from here on is this child's (review F, L1).
-        start = os.fstat(out.fileno()).st_size
-        proc = subprocess.Popen(
-            child_argv(args, roster),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-            cwd=os.getcwd(),
-        )
-    deadline = time.monotonic() + START_WAIT_S
+    proc: subprocess.Popen[bytes] | None = None
     try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise CliFailure(
-                    "the supervisor exited at once:\n"
-                    + _written_since(out_path, start, proc.returncode)
-                )
-            if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
-                break
-            time.sleep(0.05)
-        else:
-            raise CliFailure(
-                f"the supervisor (pid {proc.pid}) did not start within {START_WAIT_S:g} s; "
-                f"see {out_path}"
+        with os.fdopen(fd, "ab") as out:
+            # The file is shared by every run (and by a concurrent `up -d` that loses the
+            # race): only what is written from here on is this child's (review F, L1).
+            start = os.fstat(out.fileno()).st_size
+            proc = subprocess.Popen(
+                child_argv(args, roster),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                cwd=os.getcwd(),
             )
+        _wait_until_registered(proc, roster, out_path, start)
+        _say_started(args, roster, proc.pid)
     except KeyboardInterrupt:
         # Ctrl-C while it starts means "not this": it left the supervisor starting in the
         # background, unsaid (exit 130, and the team came up anyway). It is stopped as
         # `down` would (SIGTERM: its grace for turns), and waited for; a second Ctrl-C
-        # leaves it to finish stopping.
-        print(
-            f"octy-orchestrate: interrupted: stopping the supervisor it was starting "
-            f"(pid {proc.pid})",
-            file=sys.stderr,
-        )
-        _stop(proc, args.grace)
+        # leaves it to finish stopping. Anywhere once the child runs: before the wait
+        # began, or once it registered and before that was said, it went on unsaid too.
+        if proc is not None:
+            print(
+                f"octy-orchestrate: interrupted: stopping the supervisor it was starting "
+                f"(pid {proc.pid})",
+                file=sys.stderr,
+            )
+            _stop(proc, args.grace)
         raise
+    return common.EXIT_OK
+
+
+def _wait_until_registered(
+    proc: subprocess.Popen[bytes], roster: Roster, out_path: Path, start: int
+) -> None:
+    """Until the child holds the team and has registered; a CliFailure with what it wrote
+    if it exits first, or if it is not there within START_WAIT_S."""
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CliFailure(
+                "the supervisor exited at once:\n"
+                + _written_since(out_path, start, proc.returncode)
+            )
+        if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
+            return
+        time.sleep(0.05)
+    raise CliFailure(
+        f"the supervisor (pid {proc.pid}) did not start within {START_WAIT_S:g} s; see {out_path}"
+    )
+
+
+def _say_started(args: argparse.Namespace, roster: Roster, pid: int) -> None:
     if args.json:
         common.emit_json(
             {
                 "ok": True,
-                "pid": proc.pid,
+                "pid": pid,
                 "database": str(roster.database),
                 "logs": str(roster.logs),
             }
@@ -177,11 +192,10 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
     else:
         print(
             for_people(
-                f"team '{roster.name}' started in the background (supervisor pid {proc.pid}); "
+                f"team '{roster.name}' started in the background (supervisor pid {pid}); "
                 f"`octy-orchestrate ps`, `logs -f`, `down`"
             )
         )
-    return common.EXIT_OK
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:

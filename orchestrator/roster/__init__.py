@@ -29,6 +29,7 @@ from orchestrator.roster._limits import (
     MAX_ROSTER_BYTES,
     FileRefused,
     read_regular_file,
+    shown_path,
 )
 from orchestrator.roster._schema import AGENT_KEYS, TOP_KEYS
 from orchestrator.roster._yaml import YamlSyntaxError, load_tree
@@ -57,7 +58,7 @@ def load_roster(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     target = Path(path)
     if target.is_dir():
         target = target / DEFAULT_FILE
-    shown = os.fspath(target)
+    shown = shown_path(target)
     try:
         data = read_regular_file(target, MAX_ROSTER_BYTES)
         text = data.decode("utf-8-sig")  # a BOM from some editors is not YAML

@@ -24,6 +24,7 @@ from orchestrator.roster._limits import (
     MAX_ERRORS,
     MAX_LOG_BACKUPS,
     MAX_ROSTER_BYTES,
+    shown_path,
 )
 from orchestrator.roster._prices import prices as prices_setting
 from orchestrator.roster._queue import queue_setting
@@ -355,7 +356,7 @@ def parse_roster(
     Raises RosterErrors listing every problem found, each with file, line, key and fix.
     """
     absolute = Path(os.path.abspath(path))
-    builder = _Builder(os.fspath(path), absolute, os.environ if environ is None else environ)
+    builder = _Builder(shown_path(path), absolute, os.environ if environ is None else environ)
     if len(text) > MAX_ROSTER_BYTES:
         builder.report(None, "", f"the roster is over the limit of {MAX_ROSTER_BYTES // 1024} KiB")
         raise builder.fail()

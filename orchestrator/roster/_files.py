@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.roster._coerce import INVALID, Where, wrong_type
-from orchestrator.roster._limits import MAX_PROMPT_BYTES, FileRefused, read_regular_file
+from orchestrator.roster._limits import (
+    MAX_PROMPT_BYTES,
+    FileRefused,
+    read_regular_file,
+    shown_path,
+)
 
 
 @dataclass(frozen=True)
@@ -46,11 +51,13 @@ def prompt_file(value: Any, where: Where) -> Any:
         return INVALID
     if not path.exists():
         return where.error(
-            f"prompt file not found: {path}{_relative_note(value, where)}; "
+            f"prompt file not found: {shown_path(path)}{_relative_note(value, where)}; "
             "create it or fix the path"
         )
     if path.is_dir():
-        return where.error(f"prompt file {path} is a folder; give the path of a text file")
+        return where.error(
+            f"prompt file {shown_path(path)} is a folder; give the path of a text file"
+        )
     try:
         text = read_regular_file(path, MAX_PROMPT_BYTES).decode("utf-8")
     except FileRefused as exc:
@@ -59,11 +66,13 @@ def prompt_file(value: Any, where: Where) -> Any:
             f"most {MAX_PROMPT_BYTES // 1024} KiB"
         )
     except UnicodeDecodeError:
-        return where.error(f"prompt file {path} is not UTF-8 text")
+        return where.error(f"prompt file {shown_path(path)} is not UTF-8 text")
     except OSError as exc:
-        return where.error(f"cannot read prompt file {path}: {exc.strerror}")
+        return where.error(f"cannot read prompt file {shown_path(path)}: {exc.strerror}")
     if not text.strip():
-        return where.error(f"prompt file {path} is empty; write the agent's instructions in it")
+        return where.error(
+            f"prompt file {shown_path(path)} is empty; write the agent's instructions in it"
+        )
     return PromptSource(path, text)
 
 
@@ -74,11 +83,11 @@ def existing_directory(value: Any, where: Where) -> Any:
         return INVALID
     if not path.exists():
         return where.error(
-            f"working directory does not exist: {path}{_relative_note(value, where)}; "
+            f"working directory does not exist: {shown_path(path)}{_relative_note(value, where)}; "
             "create it or fix the path"
         )
     if not path.is_dir():
-        return where.error(f"working directory {path} is a file, not a folder")
+        return where.error(f"working directory {shown_path(path)} is a file, not a folder")
     return path
 
 
@@ -86,7 +95,9 @@ def folder_path(value: Any, where: Where) -> Any:
     """``logs``: created at start-up if missing, but it cannot be an existing file."""
     path = _resolve(value, where)
     if path is not INVALID and path.exists() and not path.is_dir():
-        return where.error(f"{path} is a file; 'logs' names the folder the logs are written to")
+        return where.error(
+            f"{shown_path(path)} is a file; 'logs' names the folder the logs are written to"
+        )
     return path
 
 
@@ -95,6 +106,7 @@ def file_path(value: Any, where: Where) -> Any:
     path = _resolve(value, where)
     if path is not INVALID and path.is_dir():
         return where.error(
-            f"{path} is a folder; 'database' names the queue's database file, like queue/team.db"
+            f"{shown_path(path)} is a folder; 'database' names the queue's database file, "
+            "like queue/team.db"
         )
     return path

@@ -10,6 +10,7 @@ recursion limit (issue 16, A.3 and A.5).
 
 from __future__ import annotations
 
+import os
 from typing import Final
 
 from orchestrator.regularfile import FileRefused, read_regular_file
@@ -47,3 +48,12 @@ __all__ = [
     "FileRefused",
     "read_regular_file",
 ]
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as an error shows it: as given when it is a plain path, else quoted as
+    Python's repr (empty, spaces at its ends, a newline or another unprintable character):
+    `-f '  '` said "  : file not found", the path unseen."""
+    text = os.fspath(path)
+    plain = text != "" and text == text.strip() and text.isprintable()
+    return text if plain else repr(text)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from orchestrator.roster import _coerce as c
+from orchestrator.roster._limits import shown_path
 from orchestrator.roster._yaml import YList, YMap, join
 from orchestrator.roster.queue_setting import QueueSetting, default_namespace
 
@@ -119,7 +120,7 @@ def _file(value: Any, where: c.Where) -> Any:
     path = Path(value).expanduser()
     path = path if path.is_absolute() else where.base / path
     if not path.is_file():
-        return where.error(f"file not found: {path}")
+        return where.error(f"file not found: {shown_path(path)}")
     return path
 
 

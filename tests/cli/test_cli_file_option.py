@@ -116,3 +116,10 @@ def test_an_empty_file_for_logs_is_not_told_to_leave_out_its_follow(tmp_path: Pa
     last = done.stderr.splitlines()[-1]
     assert last.endswith("or leave the option out for ./agents.yaml"), last
     assert "-f out" not in last
+
+
+def test_a_roster_path_of_spaces_is_quoted_in_its_error(tmp_path: Path) -> None:
+    """Review: `ps -f '  '` said `octy-orchestrate:   : file not found`, the path unseen."""
+    done = octy("ps", "-f", "  ", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "octy-orchestrate: '  ': file not found;" in done.stderr, done.stderr

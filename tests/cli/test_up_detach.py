@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -185,4 +186,88 @@ def test_ctrl_c_while_up_d_waits_stops_the_supervisor_it_started(team: TeamFacto
     assert parent.returncode == 130, err
     assert f"interrupted: stopping the supervisor it was starting (pid {pid})" in err
     assert "Traceback" not in err
+    assert not procid.running(pid)
+
+
+def _detach_in_process(
+    t: Team, monkeypatch: pytest.MonkeyPatch, ctrl_c_at: str, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    """`up -d` run here (its child a real supervisor), with a real SIGINT sent to this
+    process from inside ``ctrl_c_at`` of up_detach (``time`` for the wait's deadline,
+    taken right after the child started; ``for_people`` for the line said once it
+    registered): the KeyboardInterrupt lands in that window. Returns the child's pid and
+    what was written to stderr."""
+    import signal
+    import subprocess
+
+    from orchestrator.cli import up_detach
+    from orchestrator.roster import load_roster
+
+    for key, value in t.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(t.folder)
+    children: list[int] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> Any:
+        proc = real_popen(*args, **kwargs)
+        children.append(proc.pid)
+        return proc
+
+    def ctrl_c() -> None:
+        signal.raise_signal(signal.SIGINT)  # raised as KeyboardInterrupt in this window
+
+    class Time:
+        first = True
+
+        @staticmethod
+        def monotonic() -> float:
+            if Time.first:
+                Time.first = False
+                ctrl_c()
+            return time.monotonic()
+
+        sleep = staticmethod(time.sleep)
+
+    real_for_people = up_detach.for_people
+
+    def for_people(text: str) -> str:
+        ctrl_c()
+        return real_for_people(text)
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    if ctrl_c_at == "time":
+        monkeypatch.setattr(up_detach, "time", Time)
+    else:
+        monkeypatch.setattr(up_detach, "for_people", for_people)
+    args = build_parser().parse_args(["up", "-d"])
+    with pytest.raises(KeyboardInterrupt):
+        up_detach.detach(args, load_roster(t.folder / "agents.yaml"))
+    (pid,) = children
+    return pid, capsys.readouterr().err
+
+
+def test_ctrl_c_as_up_d_starts_its_wait_stops_the_supervisor(
+    team: TeamFactory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review: a Ctrl-C between the child's start and the start of the wait exited 130
+    with nothing said, the supervisor starting on in the background."""
+    from orchestrator import procid
+
+    t = team([{"text": "ok"}], {"a": {}})
+    pid, err = _detach_in_process(t, monkeypatch, "time", capsys)
+    assert f"interrupted: stopping the supervisor it was starting (pid {pid})" in err
+    assert not procid.running(pid)
+
+
+def test_ctrl_c_right_after_the_supervisor_registered_stops_it(
+    team: TeamFactory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review: a Ctrl-C once the child had registered, before `up -d` said so, exited 130
+    with nothing said, and the team stayed up."""
+    from orchestrator import procid
+
+    t = team([{"text": "ok"}], {"a": {}})
+    pid, err = _detach_in_process(t, monkeypatch, "for_people", capsys)
+    assert f"interrupted: stopping the supervisor it was starting (pid {pid})" in err
     assert not procid.running(pid)

@@ -769,3 +769,30 @@ def test_a_byte_order_mark_is_not_an_error(tmp_path: Path) -> None:
     path = tmp_path / "agents.yaml"
     path.write_bytes(b"\xef\xbb\xbfagents:\n  a: {prompt: x}\n")
     assert list(load_roster(path, {}).agents) == ["a"]
+
+
+def test_paths_that_are_not_plain_are_quoted_in_file_errors(tmp_path: Path) -> None:
+    """Review: paths in the roster's file errors were shown as given, so a path with a
+    space at its end, or a newline, could not be told from the message around it. A path
+    that is not plain is shown as Python's repr; a plain one as it is."""
+    path = write(
+        tmp_path,
+        """\
+        agents:
+          coder:
+            prompt_file: "notes.md "
+            cwd: "a\\nb"
+        """,
+    )
+    assert problems(path) == [
+        f"{path}:3: key 'agents.coder.prompt_file': prompt file not found: "
+        f"{str(tmp_path / 'notes.md ')!r} (relative paths start from {tmp_path}); "
+        "create it or fix the path",
+        f"{path}:4: key 'agents.coder.cwd': working directory does not exist: "
+        f"{str(tmp_path / 'a') + chr(10) + 'b'!r} (relative paths start from {tmp_path}); "
+        "create it or fix the path",
+    ]
+    with pytest.raises(RosterErrors) as info:
+        load_roster(tmp_path / " spaced.yaml ")
+    [error] = info.value.errors
+    assert str(error).startswith(f"{str(tmp_path / ' spaced.yaml ')!r}: file not found;")

@@ -493,3 +493,34 @@ def load_roster_with(bench: Bench, **agent: Any) -> Roster:
     data["agents"]["a"].update(agent)
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return load_roster(path)
+
+
+async def test_a_wake_after_a_budget_hold_that_raised_is_not_lost(bench: Bench) -> None:
+    """The budget's ``hold`` raised (a queue error reading the spend, say): the inbox kept
+    the hold's finished cancel scope as its idle wait, and the next wake (the CLI's death,
+    a stop) cancelled that dead scope instead of the next wait: the wake was lost, and the
+    next hold (or idle wait) ran its full length before the session saw the death."""
+    calls: list[str] = []
+
+    async def hold(name: str) -> None:
+        calls.append(name)
+        if len(calls) == 1:
+            raise RuntimeError("spend unreadable")
+        await anyio.sleep_forever()  # paused: only a wake ends it
+
+    box = inbox.Inbox(
+        bench.mailbox,
+        "a",
+        "owner-1",
+        None,
+        outage.Outage(None),
+        stop=anyio.Event(),
+        hold=hold,
+    )
+    with pytest.raises(RuntimeError, match="spend unreadable"):
+        await box.next_batch()
+    box.wake()  # the CLI died: the next wait is to be cut short
+    with anyio.move_on_after(20) as guard:  # a guard against a hang, not a measure
+        assert await box.next_batch() == []
+    assert not guard.cancelled_caught, "the wake was lost: the hold ran on"
+    assert calls == ["a", "a"]

@@ -176,3 +176,49 @@ async def test_a_stop_of_a_queued_start_stops_it_in_memory_as_in_the_registry(
         assert (row.state, slot.state) == ("stopped", AgentState.STOPPED)
         assert not depends.on_its_way(slot)
         assert slot.life.start() == [AgentState.WAITING]  # a later start is shown
+
+
+async def test_a_reload_that_fails_before_its_roster_swap_ends_the_start_of_an_agent_it_adds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit adds b; b is registered `waiting` before the changed agents stop, without its
+    lock, and an operator's `start b` meanwhile waits for b's roster entry. The reload then
+    failed before its roster swap (here a stop that errors): the entry never came, and b's
+    task waited on for it, `ps` saying `waiting (for the reload that adds it)`. The
+    reload's failure ends that wait: b is stopped, its task over, and gone as before the
+    reload (kept, a later `start b` waited again for the entry)."""
+    from orchestrator import reload
+
+    roster = write_roster(tmp_path, a={"restart": "never"})
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    answers: list[str] = []
+    slots: list[Slot] = []
+
+    async def failing_stop(team: Any, old: Roster, names: list[str], restarting: Any) -> None:
+        answers.append(await team.start_agent("b"))  # an operator's `start b` meanwhile
+        slot = team.slots["b"]
+        slots.append(slot)
+        while slot.stats.get("waiting_for") is None and not slot.done.is_set():
+            await team.state_changed.wait()  # b's task is in its wait for its entry
+        raise RuntimeError("a stop that errors")
+
+    monkeypatch.setattr(reload, "_stop_in_order", failing_stop)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sup.run)
+        await until_task_ends(sup, "a")  # a failed (unreachable, restart never): no change
+        write_roster(tmp_path, a={"restart": "never"}, b={})
+        with pytest.raises(RuntimeError, match="a stop that errors"):
+            await sup.reload()
+        [slot] = slots
+        with anyio.move_on_after(30) as guard:  # a guard against a hang, not a measure
+            await slot.done.wait()
+        assert "b" not in sup.slots
+        with pytest.raises(errors.AgentNotFound):
+            await sup.start_agent("b")
+        sup.stop()
+    assert answers == ["started"]
+    assert not guard.cancelled_caught, f"b's start waits on: {slot.stats.get('waiting_for')}"
+    assert slot.state == AgentState.STOPPED
+    assert Unreachable.connects == 1  # a's only: b never launched without its entry
+    with Mailbox(sup.roster.database) as mb:
+        assert mb.agent("b") is None
