@@ -246,11 +246,14 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             # long as those took (up to their grace period, a turn finishing). Their locks
             # are not held: an operator's `stop` of one while the reload waits for its
             # start goes through (a `start` meanwhile waits for its roster entry: depends).
+            # Ended before its start in layers (`down` cancels it meanwhile): the added
+            # agents stayed `waiting` for good, asks of them queued (found by review6). Set
+            # up before their registration: one that raised (or a `down` meanwhile) left
+            # those registered before it `waiting` for good (found by review8); one not
+            # registered yet has no slot, and is passed over.
+            held.push_async_callback(_give_up_added, sup, diff.added, new)
             for name in diff.added:
                 await _register_agent(sup, name, new.agents[name], queued=True)
-            # Ended before its start in layers (`down` cancels it meanwhile): the added
-            # agents stayed `waiting` for good, asks of them queued (found by review6).
-            held.push_async_callback(_give_up_added, sup, diff.added, new)
             restarting = {n for n in diff.changed if was_wanted.get(n, True)}
             await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed], restarting)
             sup.roster = new
