@@ -43,7 +43,7 @@ from orchestrator.supervision.restarts import fail_requests
 
 if TYPE_CHECKING:
     from orchestrator.budget_watch import BudgetWatch
-    from orchestrator.mailbox import AsyncMailboxBackend
+    from orchestrator.mailbox import AgentInfo, AsyncMailboxBackend
 
 log = structlog.get_logger()
 
@@ -246,11 +246,19 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             # long as those took (up to their grace period, a turn finishing). Their locks
             # are not held: an operator's `stop` of one while the reload waits for its
             # start goes through (a `start` meanwhile waits for its roster entry: depends).
-            for name in diff.added:
-                await _register_agent(sup, name, new.agents[name], queued=True)
             # Ended before its start in layers (`down` cancels it meanwhile): the added
-            # agents stayed `waiting` for good, asks of them queued (found by review6).
-            held.push_async_callback(_give_up_added, sup, diff.added, new)
+            # agents stayed `waiting` for good, asks of them queued (found by review6). Set
+            # up before their registration: one that raised (or a `down` meanwhile) left
+            # those registered before it `waiting` for good (found by review8); one not
+            # registered yet has no slot, and is passed over.
+            # A row already under an added name (a participant's `register`), as it was:
+            # given back if the reload fails before its swap (found by review8).
+            rows_before: dict[str, AgentInfo] = {}
+            held.push_async_callback(_give_up_added, sup, diff.added, new, rows_before)
+            for name in diff.added:
+                if (row := await _row_of(sup, name)) is not None:
+                    rows_before[name] = row
+                await _register_agent(sup, name, new.agents[name], queued=True)
             restarting = {n for n in diff.changed if was_wanted.get(n, True)}
             await _stop_in_order(sup, sup.roster, [*diff.removed, *diff.changed], restarting)
             sup.roster = new
@@ -356,7 +364,9 @@ def _still_queued(sup: Team[SlotT], name: str) -> bool:
     return slot is not None and (slot.state == AgentState.WAITING or not slot.done.is_set())
 
 
-async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...], new: Roster) -> None:
+async def _give_up_added(
+    sup: Team[SlotT], added: tuple[str, ...], new: Roster, rows_before: dict[str, AgentInfo]
+) -> None:
     """At the reload's end, its added agents still queued with no session task (the start
     in layers gives up those it queued; this, those it never reached): ``stopped``. Shielded:
     run as a `down` cancels the reload.
@@ -388,13 +398,24 @@ async def _give_up_added(sup: Team[SlotT], added: tuple[str, ...], new: Roster) 
             # reload of the file adds it again.
             for name in added:
                 try:
-                    await _forget_unadded(sup, name)
+                    await _forget_unadded(sup, name, rows_before.get(name))
                 except Exception:
                     log.exception("reload_give_up_failed", agent=name)
 
 
-async def _forget_unadded(sup: Team[SlotT], name: str) -> None:
-    """An agent a failed reload added, stopped: out of the registry, its askers answered."""
+async def _row_of(sup: Team[SlotT], name: str) -> AgentInfo | None:
+    """``name``'s registry row; None if there is none, or the queue cannot say."""
+    assert sup.mailbox is not None
+    try:
+        return await sup.mailbox.agent(name)
+    except errors.QueueError:
+        return None
+
+
+async def _forget_unadded(sup: Team[SlotT], name: str, before: AgentInfo | None) -> None:
+    """An agent a failed reload added, stopped: out of the registry, its askers answered;
+    or, where a row was there ``before`` (a participant's `register`), that row given back
+    as it was (its asks stay its own to answer)."""
     slot = sup.slots.get(name)
     if slot is None or name in sup.roster.agents:
         return
@@ -403,6 +424,14 @@ async def _forget_unadded(sup: Team[SlotT], name: str) -> None:
             return
         if slot.elsewhere or not await _ours_to_move(sup, name):
             del sup.slots[name]  # another supervisor's row (a shared NATS team): left alone
+            return
+        if before is not None:
+            assert sup.mailbox is not None
+            del sup.slots[name]
+            give_back = sup.mailbox.register(
+                name, before.description, pid=before.pid, state=before.state, meta=before.meta
+            )
+            await refusals.attempt(sup, give_back, "register_failed", level="error", agent=name)
             return
         await _forget_agent(
             sup, name, f"the reload that added '{name}' failed before it started it"

@@ -222,3 +222,77 @@ async def test_a_reload_that_fails_before_its_roster_swap_ends_the_start_of_an_a
     assert Unreachable.connects == 1  # a's only: b never launched without its entry
     with Mailbox(sup.roster.database) as mb:
         assert mb.agent("b") is None
+
+
+async def test_a_reload_that_fails_while_it_registers_the_agents_it_adds_forgets_those_it_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An edit adds b and c; b is registered `waiting`, then c's registration raises (the
+    same place a `down` cancels the reload). The reload's cleanup was set up only after
+    every added agent was registered: b stayed `waiting` for good, in the supervisor and
+    in its row, a reload that never came (found by review8). It is forgotten as the other
+    added agents of a failed reload are."""
+    from orchestrator import reload
+
+    roster = write_roster(tmp_path, a={"restart": "never"})
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    register = reload._register_agent
+
+    async def failing_register(team: Any, name: str, spec: Any, *, queued: bool) -> None:
+        if name == "c":
+            raise RuntimeError("a registration that errors")
+        await register(team, name, spec, queued=queued)
+
+    monkeypatch.setattr(reload, "_register_agent", failing_register)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sup.run)
+        await until_task_ends(sup, "a")
+        write_roster(tmp_path, a={"restart": "never"}, b={}, c={})
+        with pytest.raises(RuntimeError, match="a registration that errors"):
+            await sup.reload()
+        assert sorted(sup.slots) == ["a"]
+        with pytest.raises(errors.AgentNotFound):
+            await sup.start_agent("b")
+        sup.stop()
+    with Mailbox(sup.roster.database) as mb:
+        assert mb.agent("b") is None
+
+
+async def test_a_failed_reload_gives_back_the_row_a_participant_had_under_a_name_it_adds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A participant joined as b (`register b`); an edit adds an agent b, which takes b's
+    row over (supervised, `waiting`), and the reload fails before its roster swap. Its
+    cleanup unregistered b, the participant's row with it: gone, which it was not before
+    the reload (found by review8). The row is given back as it was, and an ask of b stays
+    b's to answer."""
+    from orchestrator import reload
+
+    roster = write_roster(tmp_path, a={"restart": "never"})
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+
+    async def failing_stop(team: Any, old: Roster, names: list[str], restarting: Any) -> None:
+        raise RuntimeError("a stop that errors")
+
+    monkeypatch.setattr(reload, "_stop_in_order", failing_stop)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sup.run)
+        await until_task_ends(sup, "a")
+        with Mailbox(sup.roster.database) as mb:
+            mb.register("b", "a terminal", pid=None, meta={"kind": "terminal"})
+            before = mb.agent("b")
+        write_roster(tmp_path, a={"restart": "never"}, b={})
+        with pytest.raises(RuntimeError, match="a stop that errors"):
+            await sup.reload()
+        assert sorted(sup.slots) == ["a"]
+        sup.stop()
+    with Mailbox(sup.roster.database) as mb:
+        after = mb.agent("b")
+    assert before is not None
+    assert after is not None
+    assert (after.description, after.pid, after.state, after.meta) == (
+        before.description,
+        before.pid,
+        before.state,
+        before.meta,
+    )
