@@ -25,11 +25,27 @@ _SU_VALUED = frozenset(
     {"-c", "--command", "--session-command", "-g", "--group", "-G", "--supp-group"}
     | {"-s", "--shell", "-w", "--whitelist-environment", "-u", "--user"}
 )
+_SU_FLAGS = frozenset({"--preserve-environment", "--login", "--fast", "--pty"})
+_SU_FLAGS |= frozenset({"--help", "--version"})
+_SU_LETTERS = "mplfPhV"  # su's short options taking no value
 _SCRIPT_VALUED = frozenset("cEBIOTmo")  # script's short options taking a value
 _SCRIPT_LONG = frozenset(
     {"--echo", "--log-io", "--log-in", "--log-out", "--log-timing", "--logging-format"}
     | {"--output-limit"}
 )
+_SCRIPT_FLAGS = frozenset({"--append", "--return", "--flush", "--force", "--quiet", "--timing"})
+_SCRIPT_LETTERS = "aefqhV"  # and -t[FILE], its value attached only
+# The options each runner knows (procps watch 4.0, util-linux flock, script, su and
+# runuser 2.38: their --help and man pages); any other option without an attached
+# `=value` may take the next word, so the command would not be where it is read: the
+# line asks (:func:`_unknown`), as for a wrapper (command_wrappers.unknown).
+_WATCH_FLAGS = frozenset({"--beep", "--color", "--differences", "--errexit", "--chgexit"})
+_WATCH_FLAGS |= frozenset({"--precise", "--no-title", "--no-wrap", "--exec"})
+_WATCH_FLAGS |= frozenset({"--help", "--version"})
+_WATCH_LETTERS = "bceghptwxv"  # and -d[permanent], its value attached only
+_FLOCK_FLAGS = frozenset({"--shared", "--exclusive", "--unlock", "--nonblock", "--nb"})
+_FLOCK_FLAGS |= frozenset({"--close", "--no-fork", "--verbose", "--help", "--version"})
+_FLOCK_LETTERS = "sexnoFuhV"
 # GNU parallel's options that only shape how it runs the command (the value ones take
 # the next word). Any other option may run programs (--ssh, --filter, --compress-program,
 # --profile, -S hosts…): the line asks unless a rule names that option.
@@ -60,11 +76,32 @@ def held(name: str, args: list[str]) -> Handoff | None:
     option = command_wrappers.unknown(name, args)
     if not option and name in _SHELL_IF_NONE and _shell_reads_input(name, args):
         return Handoff(f"runs commands the shell of {name} reads from its input", code=INPUT)
-    if option:
-        word = option.split(" ", 1)[0]
-        why = f"gives {name} the option {option}, unknown here (the command may follow it)"
-        return Handoff(why, code=word)
-    return None
+    return _unknown(name, option) if option else None
+
+
+def _unknown(name: str, option: str) -> Handoff:
+    """The line asks: ``name`` is given ``option`` it does not know here (its value may be
+    the next word); exempt by a rule naming the option as written (``Bash(sudo
+    --new-option:*)``; in a cluster, ``-Z (in -nZ)``, the cluster: ``Bash(flock -nZ:*)``)."""
+    why = f"gives {name} the option {option}, unknown here (the command may follow it)"
+    word = option.split(" ", 1)[0]
+    if option.endswith(")") and " (in " in option:
+        word = option.rsplit(" (in ", 1)[1][:-1]
+    return Handoff(why, code=word)
+
+
+def _letter_unknown(word: str, letters: str, valued: frozenset[str] | str, optional: str) -> str:
+    """In a cluster of short options (``-qc``): the first letter that is neither in
+    ``letters`` (no value) nor before a value (``valued``: the rest of the word or the
+    next word; ``optional``: the rest of the word only), as for a wrapper ("" if none)."""
+    if word[:1] != "-" or word[:2] == "--":
+        return ""
+    for c in word[1:]:
+        if c in valued or f"-{c}" in valued or c in optional:
+            return ""
+        if c not in letters:
+            return word if len(word) == 2 else f"-{c} (in {word})"
+    return ""
 
 
 # Wrappers that start a shell when given no command (sudo and doas with -s or -i).
@@ -151,15 +188,21 @@ def _watch(args: list[str]) -> Handoff | None:
         i += 1
         if word == "--":
             break
-        if word in ("--exec", "--interval", "--equexit"):
-            exec_ = exec_ or word == "--exec"
-            i += word != "--exec"
+        if word.startswith("--"):
+            option, eq, _ = word.partition("=")
+            if option in ("--interval", "--equexit"):
+                i += not eq
+            elif option in _WATCH_FLAGS:
+                exec_ = exec_ or option == "--exec"
+            elif not eq:
+                return _unknown("watch", option)
             continue
-        if not word.startswith("--"):
-            exec_ = exec_ or "x" in word.split("n", 1)[0].split("q", 1)[0]
-            found = _short_value(word, "nq")
-            if found is not None and not found[1]:
-                i += 1
+        if unknown := _letter_unknown(word, _WATCH_LETTERS, "nq", "d"):
+            return _unknown("watch", unknown)
+        exec_ = exec_ or "x" in word.split("n", 1)[0].split("q", 1)[0].split("d", 1)[0]
+        found = _short_value(word, "nq")
+        if found is not None and not found[1]:
+            i += 1
     rest = args[i:]
     if not rest:
         return None
@@ -183,6 +226,10 @@ def _script(args: list[str]) -> Handoff | None:
             return None
         elif option in _SCRIPT_LONG:
             i += not eq
+        elif word.startswith("--") and option not in _SCRIPT_FLAGS and not eq:
+            return _unknown("script", option)
+        elif unknown := _letter_unknown(word, _SCRIPT_LETTERS, _SCRIPT_VALUED, "t"):
+            return _unknown("script", unknown)
         elif word.startswith("-") and (found := _short_value(word, _SCRIPT_VALUED)):
             letter, attached = found
             if not attached:
@@ -213,6 +260,10 @@ def _su(name: str, args: list[str]) -> Handoff | None:
         option, eq, value = word.partition("=")
         if word in ("-h", "--help", "-V", "--version"):
             return None
+        if option.startswith("--") and not eq and option not in _SU_VALUED | _SU_FLAGS:
+            return _unknown(name, option)
+        if unknown := _letter_unknown(word, _SU_LETTERS, _SU_VALUED, ""):
+            return _unknown(name, unknown)
         if option.startswith("--") and option in _SU_VALUED:
             if not eq:
                 value = args[i] if i < len(args) else ""
@@ -258,8 +309,18 @@ def _flock(args: list[str]) -> Handoff | None:
         i += 1
         if word == "--":
             break
+        option, eq, _ = word.partition("=")
+        if option in ("--timeout", "--wait", "--conflict-exit-code"):
+            i += not eq
+            continue
+        if word.startswith("--"):
+            if option not in _FLOCK_FLAGS and not eq:
+                return _unknown("flock", option)
+            continue
+        if unknown := _letter_unknown(word, _FLOCK_LETTERS, "wE", ""):
+            return _unknown("flock", unknown)
         found = _short_value(word, "wE")
-        if word in ("--timeout", "--wait", "--conflict-exit-code") or (found and not found[1]):
+        if found and not found[1]:
             i += 1
     rest = args[i + 1 :]
     if rest[:1] in (["-c"], ["--command"]):
