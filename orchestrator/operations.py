@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 class AgentSlot(Protocol):
     """What an operation reads and sets of one agent's slot (the supervisor's ``Slot``)."""
 
+    name: str
     ops: anyio.Lock
     done: anyio.Event
     wake: anyio.Event

@@ -38,7 +38,7 @@ from orchestrator.lifecycle import AgentState
 from orchestrator.operations import SlotT, stop_and_wait
 from orchestrator.operations import Team as OperationsTeam
 from orchestrator.roster import AgentSpec, Roster, RosterDiff, diff_rosters, load_roster
-from orchestrator.supervision import refusals
+from orchestrator.supervision import refusals, registry
 from orchestrator.supervision.restarts import fail_requests
 
 if TYPE_CHECKING:
@@ -491,9 +491,7 @@ async def _register_agent(sup: Team[SlotT], name: str, spec: AgentSpec, *, queue
             holder = await sup.leases.write_row(
                 mailbox, name, meta={"supervised": True}, heartbeat=False
             )
-        if holder is not None and not slot.elsewhere:
-            log.info("row_held_elsewhere", agent=name, host=holder.host, pid=holder.pid)
-        slot.elsewhere = holder is not None  # written: the row is ours (nobody else runs it)
+        registry.kept_elsewhere(slot, holder)  # None: written, the row is ours
 
     await refusals.attempt(sup, register(), "register_failed", level="error", agent=name)
     await sup.record_moves(slot, moves)

@@ -234,9 +234,7 @@ class Supervisor:
             holder = await self.leases.register_row(
                 mailbox, name, spec.description, pid=None, state=AgentState.STOPPED.value, meta=meta
             )
-            if holder is not None:
-                slot.elsewhere = True
-                log.info("row_held_elsewhere", agent=name, host=holder.host, pid=holder.pid)
+            registry.kept_elsewhere(slot, holder)
         # Before any agent's CLI: a link made in .git while one runs is moved aside by it.
         await anyio.to_thread.run_sync(workspaces.prepare_links, self.roster)
         log.info(

@@ -65,7 +65,7 @@ async def record(
 ) -> errors.AgentHeldElsewhere | None:
     """Write an agent's state (``state``, or its current one) to the registry; a write
     refused is kept in ``slot.unrecorded`` for the housekeeping to write later. Nothing is
-    written on a row another supervisor keeps (:func:`_kept_elsewhere`), asked in the
+    written on a row another supervisor keeps (:func:`kept_elsewhere`), asked in the
     same conditional write (``leases.write_row``; SQLite: one supervisor, nothing asked):
     that supervisor is returned (None: written, or refused, or stale), so a caller that
     must know whose the agent is asks the server once, not once more before."""
@@ -103,7 +103,7 @@ async def record(
         if holder is None and not still():
             stale = True  # nothing asked, nothing written: whose the row is, unknown
             return
-        kept = holder if _kept_elsewhere(slot, holder) else None
+        kept = holder if kept_elsewhere(slot, holder) else None
 
     # A refusal is logged once, until a record goes through.
     event = "state_not_recorded" if slot.unrecorded is None else None
@@ -127,7 +127,14 @@ async def record(
     return kept
 
 
-def _kept_elsewhere(slot: Slot, holder: errors.AgentHeldElsewhere | None) -> bool:
+class RowSlot(Protocol):
+    """What :func:`kept_elsewhere` reads and sets of a slot (a reload's too)."""
+
+    name: str
+    elsewhere: bool
+
+
+def kept_elsewhere(slot: RowSlot, holder: errors.AgentHeldElsewhere | None) -> bool:
     """Another supervisor of a shared NATS team holds the agent's lease (``holder``, the
     answer of the write, which asks it in the same conditional write: a lease taken
     between the question and the write refuses the write): its row is that supervisor's
@@ -162,7 +169,7 @@ async def _reregister(
         state=slot.state.value,
         meta={**meta, "supervised": True},
     )
-    if _kept_elsewhere(slot, holder):
+    if kept_elsewhere(slot, holder):
         return holder
     log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
     return None
@@ -172,7 +179,7 @@ async def write(sup: Team, slot: Slot, **fields: Any) -> bool:
     """Write ``fields`` of an agent's row beside its state (a new pid, its context, the
     model's note): False if refused, which is logged, never raised into the session that
     reported them (it used to end it: session_crashed, a restart). On a row another
-    supervisor holds nothing is written (:func:`_kept_elsewhere`), and nothing is owed:
+    supervisor holds nothing is written (:func:`kept_elsewhere`), and nothing is owed:
     True."""
     assert sup.mailbox is not None
     holder: errors.AgentHeldElsewhere | None = None
@@ -186,7 +193,7 @@ async def write(sup: Team, slot: Slot, **fields: Any) -> bool:
         sup, write_fields(), "state_not_recorded", agent=slot.name, fields=sorted(fields)
     )
     if outcome is Outcome.WRITTEN:
-        _kept_elsewhere(slot, holder)
+        kept_elsewhere(slot, holder)
     return outcome is Outcome.WRITTEN
 
 
@@ -219,4 +226,4 @@ async def heartbeats(sup: Team) -> None:
             except errors.RecipientUnknown:
                 await record(sup, slot)
             else:
-                _kept_elsewhere(slot, holder)
+                kept_elsewhere(slot, holder)

@@ -20,6 +20,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import nats.errors
@@ -249,6 +250,13 @@ class AgentLeases:
             return None
         return refused(self.mailbox, agent, record)
 
+    async def _refuse_held(self, agent: str) -> None:
+        """The guard of :meth:`write_row` and :meth:`register_row`: raise the holder if
+        another supervisor holds ``agent``."""
+        holder = await self.held_elsewhere(agent)
+        if holder is not None:
+            raise holder
+
     async def take(self, agent: str) -> None:
         """Hold ``agent``'s lease or raise AgentHeldElsewhere naming the live holder.
         Messages to it still leased by a dead supervisor's session are requeued: the
@@ -341,9 +349,7 @@ class AgentLeases:
         async def guard() -> None:
             if still is not None and not still():
                 raise _Stale
-            holder = await self.held_elsewhere(agent)
-            if holder is not None:
-                raise holder
+            await self._refuse_held(agent)
 
         assert isinstance(mailbox, NatsMailbox)  # the queue these leases are kept on
         try:
@@ -370,15 +376,15 @@ class AgentLeases:
         conditional on the revision that read found (a take in between marks the absent
         row, so the create fails and asks again)."""
 
-        async def guard() -> None:
-            holder = await self.held_elsewhere(agent)
-            if holder is not None:
-                raise holder
-
         assert isinstance(mailbox, NatsMailbox)
         try:
             await mailbox.register_guarded(
-                agent, description, pid=pid, state=state, meta=meta, guard=guard
+                agent,
+                description,
+                pid=pid,
+                state=state,
+                meta=meta,
+                guard=partial(self._refuse_held, agent),
             )
         except errors.AgentHeldElsewhere as exc:
             return exc
