@@ -65,3 +65,11 @@ def runs(line: str, folder: Path) -> bool:
         timeout=120,
     )
     return (folder / "ran-it").exists()
+
+
+def asks_unread(folder: Path, line: str, ran: bool | None, why: str, tools: list[str]) -> None:
+    """``line`` run by bash runs its code when ``ran`` says so (None: not run here), and the
+    hook, the agent holding ``tools`` and RULE, asks once: ``why``, cannot be read."""
+    if ran is not None:
+        assert runs(line, folder) is ran
+    assert decide(folder, line, tools) == [f"matches {RULE}: {why}: cannot be read"]
