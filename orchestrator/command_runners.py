@@ -18,7 +18,6 @@ from orchestrator import command_wrappers, shell_words
 from orchestrator.handoff_types import INPUT, Handoff
 
 _UNKNOWN: Final = shell_words.UNKNOWN
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 # su and runuser (util-linux): the options taking a value; -c/--command and
 # --session-command give the shell a command line; options may follow the user name.
 _SU_VALUED = frozenset(
@@ -287,7 +286,7 @@ def _su(name: str, args: list[str]) -> Handoff | None:
             shell = value
         elif option in ("-u", "--user") and name == "runuser":
             user_mode = True
-    if shell and shell.rsplit("/", 1)[-1] not in _SHELLS and (lines or positional):
+    if shell and shell.rsplit("/", 1)[-1] not in command_wrappers.SHELLS and (lines or positional):
         return Handoff(f"runs code with the shell {shell} of {name} -s", code="-s")
     if user_mode:
         argv = [w for w in positional if w != "-"]

@@ -19,11 +19,16 @@ RULE = "Bash(git push:*)"
 """The agent's one auto-approve rule: git state the hook reads is in play."""
 
 
-def decide(folder: Path, line: str, tools: list[str]) -> list[str]:
-    """Why the real hook asks for ``line`` (agent ``a`` with ``tools`` and RULE, working
-    in ``folder``): one reason per ask, none when it lets the line run."""
+def answer(
+    folder: Path, line: str, tools: list[str], *, rule: str = RULE, home: Path | None = None
+) -> tuple[list[str], Any]:
+    """Why the real hook asks for ``line`` (agent ``a`` with ``tools``, ``rule`` and, if
+    given, ``home`` as its HOME, working in ``folder``): one reason per ask, none when it
+    lets the line run; and the hook's own answer."""
+    env = "" if home is None else f", env: {{HOME: {json.dumps(str(home))}}}"
     roster = parse_roster(
-        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, approve: [{json.dumps(RULE)}]}}\n",
+        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, "
+        f"approve: [{json.dumps(rule)}]{env}}}\n",
         folder / "agents.yaml",
         {},
     )
@@ -37,8 +42,13 @@ def decide(folder: Path, line: str, tools: list[str]) -> list[str]:
 
     policy = Policy("a", lambda: roster, lambda: folder, ask)
     data: Any = {"tool_name": "Bash", "tool_input": {"command": line}, "cwd": str(folder)}
-    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
-    return asked
+    return asked, anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+
+
+def decide(folder: Path, line: str, tools: list[str]) -> list[str]:
+    """Why the real hook asks for ``line`` (agent ``a`` with ``tools`` and RULE, working
+    in ``folder``): one reason per ask, none when it lets the line run."""
+    return answer(folder, line, tools)[0]
 
 
 def runs(line: str, folder: Path) -> bool:
@@ -55,3 +65,11 @@ def runs(line: str, folder: Path) -> bool:
         timeout=120,
     )
     return (folder / "ran-it").exists()
+
+
+def asks_unread(folder: Path, line: str, ran: bool | None, why: str, tools: list[str]) -> None:
+    """``line`` run by bash runs its code when ``ran`` says so (None: not run here), and the
+    hook, the agent holding ``tools`` and RULE, asks once: ``why``, cannot be read."""
+    if ran is not None:
+        assert runs(line, folder) is ran
+    assert decide(folder, line, tools) == [f"matches {RULE}: {why}: cannot be read"]

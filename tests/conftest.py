@@ -38,6 +38,9 @@ from claude_agent_sdk import ClaudeAgentOptions
 
 from orchestrator.scripted_model import Script, ScriptedModel
 
+# Its helpers assert for the tests that call them: pytest shows what differed there too.
+pytest.register_assert_rewrite("approval_lines")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Ctrl-C reaches the CLIs the tests start, as it does from a terminal. A suite started

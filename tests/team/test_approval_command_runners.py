@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from approval_lines import RULE
+from approval_lines import RULE, asks_unread
 from approval_lines import decide as _decide
 from approval_lines import runs as _runs
 
@@ -81,9 +81,7 @@ LINES = [
 def test_the_command_a_program_runs_is_read_as_one(
     line: str, runs: bool | None, why: str, tmp_path: Path
 ) -> None:
-    if runs is not None:
-        assert _runs(line, tmp_path) is runs
-    assert _decide(tmp_path, line, BROAD) == [f"matches {RULE}: {why}: cannot be read"]
+    asks_unread(tmp_path, line, runs, why, BROAD)
 
 
 def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:

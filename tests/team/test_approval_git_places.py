@@ -8,22 +8,16 @@ the agent's HOME, to show that it does run what was planted."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
+from approval_lines import RULE, answer
 from gitrepo import git_run as _git
-
-from orchestrator.policy import Policy
-from orchestrator.roster import parse_roster
 
 MARK = "touch ran-it"  # what the planted alias runs, where git runs it
 PUSH = f"{MARK}; git push -q"
-RULE = "Bash(git push:*)"
 
 
 def _repo(path: Path, alias: str | None = None) -> Path:
@@ -37,28 +31,8 @@ def _repo(path: Path, alias: str | None = None) -> Path:
 def _decide(tmp_path: Path, home: Path, line: str, *, rule: str = RULE) -> list[str]:
     """What the agent's hook asks the approver about ``line`` (its own tools allow
     ``git st``: that exempts none of git's state)."""
-    roster = parse_roster(
-        f"agents:\n  a: {{prompt: p, tools: {json.dumps(['Bash', 'Bash(git st:*)'])}, "
-        f'approve: ["{rule}"], env: {{HOME: "{home}"}}}}\n',
-        tmp_path / "agents.yaml",
-        {},
-    )
-    asked: list[str] = []
-
-    async def decide(
-        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
-    ) -> tuple[bool, str]:
-        asked.append(why)
-        return False, "denied by user: no"
-
-    policy = Policy("a", lambda: roster, lambda: tmp_path / "repo", decide)
-    data: Any = {
-        "tool_name": "Bash",
-        "tool_input": {"command": line},
-        "cwd": str(tmp_path / "repo"),
-    }
-    anyio.run(policy.pre_tool_use, data, None, {"signal": None})
-    return asked
+    tools = ["Bash", "Bash(git st:*)"]
+    return answer(tmp_path / "repo", line, tools, rule=rule, home=home)[0]
 
 
 def _runs_planted(line: str, cwd: Path, home: Path, **env: str) -> bool:

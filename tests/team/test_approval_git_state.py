@@ -13,14 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
+from approval_lines import answer
 from cli_runner import octy
 from gitrepo import git_run as _git
 from team_harness import Team, agent_rule, release_agent
-
-from orchestrator.policy import Policy
-from orchestrator.roster import parse_roster
 
 TeamFactory = Callable[..., Team]
 MARK = "touch ran-it"  # what the planted state runs, where git runs it
@@ -80,27 +77,7 @@ PLANTED = [
 
 
 def _decide(tmp_path: Path, home: Path, line: str, tools: list[str]) -> tuple[list[str], Any]:
-    roster = parse_roster(
-        f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, "
-        f'approve: ["Bash(git push:*)"], env: {{HOME: "{home}"}}}}\n',
-        tmp_path / "agents.yaml",
-        {},
-    )
-    asked: list[str] = []
-
-    async def decide(
-        tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
-    ) -> tuple[bool, str]:
-        asked.append(why)
-        return False, "denied by user: no"
-
-    policy = Policy("a", lambda: roster, lambda: tmp_path / "repo", decide)
-    data: Any = {
-        "tool_name": "Bash",
-        "tool_input": {"command": line},
-        "cwd": str(tmp_path / "repo"),
-    }
-    return asked, anyio.run(policy.pre_tool_use, data, None, {"signal": None})
+    return answer(tmp_path / "repo", line, tools, home=home)
 
 
 @pytest.mark.parametrize(("how", "line", "why"), PLANTED)

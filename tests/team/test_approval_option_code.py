@@ -13,9 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from approval_lines import RULE
+from approval_lines import asks_unread
 from approval_lines import decide as _decide
-from approval_lines import runs as _runs
 
 PROGRAMS = ["nvim", "emacs", "emacsclient", "zip", "man", "script", "make", "sudo", "chroot"]
 BROAD = ["Bash", *(f"Bash({p}:*)" for p in [*PROGRAMS, "fakeroot", "echo"])]
@@ -62,9 +61,7 @@ def test_code_in_an_option_asks_under_a_broad_rule(
 ) -> None:
     (tmp_path / "f").write_text("text\n")
     (tmp_path / "mk").write_text("x:\n\topen('ran-it', 'w')\n")
-    if runs is not None:
-        assert _runs(line, tmp_path) is runs
-    assert _decide(tmp_path, line, BROAD) == [f"matches {RULE}: {why}: cannot be read"]
+    asks_unread(tmp_path, line, runs, why, BROAD)
 
 
 def test_a_rule_naming_the_option_exempts_it(tmp_path: Path) -> None:
