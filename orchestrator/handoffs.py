@@ -280,9 +280,14 @@ def _make_variable_code(word: str) -> str | None:
         return "a shell to run recipes with"
     if _MAKE_CODE.search(value):
         return "code"
-    inner = value.split()
-    handoff = of(inner[0], inner[1:]) if inner else None
-    return "code" if handoff is not None and handoff.code else None
+    # A recipe runs the value as a command line: read it as one, wrappers and `sh -c`
+    # included (`CC='env perl -e …'` hid the code when only its first word was read).
+    from orchestrator import bash_commands  # noqa: PLC0415 - bash_commands imports this module
+
+    reading = bash_commands.read(value)
+    if reading.commands is None or any(u.code for u in reading.unread):
+        return "code"
+    return None
 
 
 def _package_manager(name: str, args: list[str]) -> Handoff | None:

@@ -61,3 +61,21 @@ def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
         "ssh -F none host uptime",
     ):
         assert _decide(tmp_path, line, BROAD) == [], line
+
+
+# A program given inline code behind a wrapper, in a make variable's value: the value was
+# read as one command, so the wrapper hid the code (measured: the recipe `$(CC) x.c` ran
+# the perl below, under Bash(make:*), unasked). The value is now read as a command line.
+WRAPPED_LINES = [
+    "make -s -f mk CC='env perl -e \"mkdir q{ran-it}\"'",
+    "make -s -f mk CC='nice -n 5 perl -e \"mkdir q{ran-it}\"'",
+    'make -s -f mk CC=\'sh -c "perl -e \\"mkdir q{ran-it}\\""\'',
+]
+
+
+@pytest.mark.parametrize("line", WRAPPED_LINES)
+def test_inline_code_behind_a_wrapper_in_a_make_variable_asks(line: str, tmp_path: Path) -> None:
+    (tmp_path / "mk").write_text("all:\n\t@$(CC) x.c\n")
+    assert _runs(line, tmp_path)
+    (asked,) = _decide(tmp_path, line, BROAD)
+    assert asked.startswith(f"matches {RULE}: gives make code in the variable CC="), asked
