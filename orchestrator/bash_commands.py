@@ -335,3 +335,12 @@ def _exec_path(word: str) -> str:
         return ""
     why = "gives git --exec-path programs to run"
     return _OPAQUE + _OPAQUE.join((why, word, word))
+
+
+def gives_code(line: str) -> bool:
+    """Whether ``line`` hands inline code to an interpreter anywhere, or cannot be read."""
+    reading = read(line)
+    return reading.commands is None or any(u.code for u in reading.unread)
+
+
+handoffs.line_gives_code = gives_code  # a make variable's value is such a line

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from typing import Final
 
 from orchestrator import option_commands, shell_words
@@ -62,6 +63,16 @@ _MAKES = frozenset({"make", "gmake", "bmake", "just", "task", "rake", "invoke"})
 # (`CC='gcc; CMD'`: measured, ran CMD), or a program given inline code (`CC='python3 -c …'`).
 _MAKE_ASSIGNMENT = re.compile(r"([^\s:#=!?+-][^\s:#=!?+]*)\s*(:::?=|::?=|[!?+]?=)(.*)", re.S)
 _MAKE_CODE = re.compile(r"[$;&|<>`()\n" + shell_words.UNKNOWN + "]")
+
+
+# Whether a shell line hands inline code to an interpreter anywhere (wrappers and `sh -c`
+# included) or cannot be read: bash_commands.gives_code, set by that module (the one line
+# reader), which imports this one. Until then every line counts as code (it asks).
+def _every_line_gives_code(line: str) -> bool:
+    return True
+
+
+line_gives_code: Callable[[str], bool] = _every_line_gives_code
 _PACKAGE_MANAGERS = frozenset({"npm", "yarn", "pnpm", "bun", "deno"})
 # Their subcommands that run a script of package.json (or code given inline / in a file);
 # yarn and pnpm also run a script named as their first word (`yarn build`).
@@ -282,12 +293,7 @@ def _make_variable_code(word: str) -> str | None:
         return "code"
     # A recipe runs the value as a command line: read it as one, wrappers and `sh -c`
     # included (`CC='env perl -e …'` hid the code when only its first word was read).
-    from orchestrator import bash_commands  # noqa: PLC0415 - bash_commands imports this module
-
-    reading = bash_commands.read(value)
-    if reading.commands is None or any(u.code for u in reading.unread):
-        return "code"
-    return None
+    return "code" if line_gives_code(value) else None
 
 
 def _package_manager(name: str, args: list[str]) -> Handoff | None:
