@@ -159,7 +159,7 @@ def words(line: str) -> list[str]:
     Here-documents that are data are plain words."""
     line = shell_marks.data_as_words(line)
     try:
-        tokens = _tokens(line)
+        tokens = [t for t in _tokens(line) if t != shell_marks.SEMICOLON]
     except _Unsure:
         tokens = line.split()
     # Split at quotes and brackets too: `os.system('git push')`, `run(['git','push'])`.
@@ -184,9 +184,15 @@ def _commands(line: str, depth: int) -> list[str]:
     found: list[str] = []
     words: list[str] = []
     skip_next = False
+    chain = False  # the words are a tmux command after a `\\;` (`tmux new \\; run CMD`)
     for token in tokens:
         if skip_next:  # a redirection's target
             skip_next = False
+            continue
+        if token == shell_marks.SEMICOLON:  # `\\;`: split here too (find -exec … \\; CMD)
+            tmux = chain or any(os.path.basename(w) == "tmux" for w in words)
+            found += _simple(_chained(words, chain), depth)
+            words, chain = [], tmux
             continue
         if token and all(c in _PUNCTUATION for c in token):
             if ("<" in token or ">" in token) and "(" not in token and ")" not in token:
@@ -194,14 +200,20 @@ def _commands(line: str, depth: int) -> list[str]:
                     words.pop()  # the descriptor of `2>&1`
                 skip_next = True
                 continue
-            found += _simple(words, depth)  # ; && || | & newline ( ) $( <(
-            words = []
+            found += _simple(_chained(words, chain), depth)  # ; && || | & newline ( ) $( <(
+            words, chain = [], False
             continue
         if "$(" in token:  # a substitution inside double quotes runs too
             for inner in _substitutions(token):
                 found += _commands(inner, depth + 1)
         words.append(token)
-    return found + _simple(words, depth)
+    return found + _simple(_chained(words, chain), depth)
+
+
+def _chained(words: list[str], chain: bool) -> list[str]:
+    """A command after tmux's `\\;` is tmux's (its `if`, `run` no shell keyword or program):
+    read as ``tmux WORDS``, by tmux's names, aliases and prefixes."""
+    return ["tmux", *words] if chain and words else words
 
 
 def _substitutions(token: str) -> list[str]:

@@ -446,30 +446,128 @@ def _gdb(name: str, args: list[str]) -> Handoff | None:
     return None
 
 
+# tmux 3.3a's commands (`tmux list-commands`), with their aliases. tmux runs the command an
+# alias names, a name names, or else a unique prefix of a name (cmd_find: `run` is
+# run-shell's alias, `ru` and `run-s` prefixes of it; `r` is ambiguous and runs nothing).
+_TMUX_ALIASES: Final = {
+    "attach": "attach-session",
+    "bind": "bind-key",
+    "breakp": "break-pane",
+    "capturep": "capture-pane",
+    "clearhist": "clear-history",
+    "clearphist": "clear-prompt-history",
+    "confirm": "confirm-before",
+    "deleteb": "delete-buffer",
+    "detach": "detach-client",
+    "menu": "display-menu",
+    "display": "display-message",
+    "popup": "display-popup",
+    "displayp": "display-panes",
+    "findw": "find-window",
+    "has": "has-session",
+    "if": "if-shell",
+    "joinp": "join-pane",
+    "killp": "kill-pane",
+    "killw": "kill-window",
+    "lastp": "last-pane",
+    "last": "last-window",
+    "linkw": "link-window",
+    "lsb": "list-buffers",
+    "lsc": "list-clients",
+    "lscm": "list-commands",
+    "lsk": "list-keys",
+    "lsp": "list-panes",
+    "ls": "list-sessions",
+    "lsw": "list-windows",
+    "loadb": "load-buffer",
+    "lockc": "lock-client",
+    "lock": "lock-server",
+    "locks": "lock-session",
+    "movep": "move-pane",
+    "movew": "move-window",
+    "new": "new-session",
+    "neww": "new-window",
+    "nextl": "next-layout",
+    "next": "next-window",
+    "pasteb": "paste-buffer",
+    "pipep": "pipe-pane",
+    "prevl": "previous-layout",
+    "prev": "previous-window",
+    "refresh": "refresh-client",
+    "rename": "rename-session",
+    "renamew": "rename-window",
+    "resizep": "resize-pane",
+    "resizew": "resize-window",
+    "respawnp": "respawn-pane",
+    "respawnw": "respawn-window",
+    "rotatew": "rotate-window",
+    "run": "run-shell",
+    "saveb": "save-buffer",
+    "selectl": "select-layout",
+    "selectp": "select-pane",
+    "selectw": "select-window",
+    "send": "send-keys",
+    "setb": "set-buffer",
+    "setenv": "set-environment",
+    "set": "set-option",
+    "setw": "set-window-option",
+    "showb": "show-buffer",
+    "showenv": "show-environment",
+    "showmsgs": "show-messages",
+    "show": "show-options",
+    "showphist": "show-prompt-history",
+    "showw": "show-window-options",
+    "source": "source-file",
+    "splitw": "split-window",
+    "start": "start-server",
+    "suspendc": "suspend-client",
+    "swapp": "swap-pane",
+    "swapw": "swap-window",
+    "switchc": "switch-client",
+    "unbind": "unbind-key",
+    "unlinkw": "unlink-window",
+    "wait": "wait-for",
+}
+_TMUX_NAMES: Final = tuple(
+    sorted(
+        {*_TMUX_ALIASES.values()}
+        | {"choose-buffer", "choose-client", "choose-tree", "clock-mode", "command-prompt"}
+        | {"copy-mode", "customize-mode", "kill-server", "kill-session", "send-prefix"}
+        | {"server-access", "set-hook", "show-hooks"}
+    )
+)
+
+
+def tmux_command(word: str) -> str | None:
+    """The tmux command ``word`` names, as tmux finds it (an alias, a name, a unique
+    prefix of a name), or None (unknown or ambiguous: tmux runs nothing)."""
+    if word in _TMUX_ALIASES:
+        return _TMUX_ALIASES[word]
+    if word in _TMUX_NAMES:
+        return word
+    found = [n for n in _TMUX_NAMES if n.startswith(word)] if word else []
+    return found[0] if len(found) == 1 else None
+
+
 _TMUX_QUIET = frozenset(
-    {"ls", "list-sessions", "kill-session", "kill-server", "has-session", "has"}
-    | {"attach", "attach-session", "a", "at", "list-windows", "lsw", "list-panes", "lsp"}
-    | {"kill-window", "killw", "kill-pane", "killp", "detach", "detach-client"}
-    | {"capture-pane", "capturep", "-V"}
+    {"list-sessions", "kill-session", "kill-server", "has-session", "attach-session"}
+    | {"list-windows", "list-panes", "kill-window", "kill-pane", "detach-client"}
+    | {"capture-pane"}
 )
 _TMUX_NEW = {  # the commands running a shell command, their options taking a value
     "new-session": "cefFnstxy",
-    "new": "cefFnstxy",
     "new-window": "cenFt",
-    "neww": "cenFt",
     "split-window": "celFt",
-    "splitw": "celFt",
     "respawn-pane": "ce",
-    "respawnp": "ce",
     "respawn-window": "ce",
-    "respawnw": "ce",
 }
 
 
 def _tmux(name: str, args: list[str]) -> Handoff | None:
     """tmux: the shell command of ``new-session``/``new-window``/``split-window`` is read
     as a line; any other command that may run programs (``send-keys`` types keys into a
-    shell, ``run-shell``, ``if-shell``, ``source-file``, ``-f FILE``…) asks."""
+    shell, ``run-shell``, ``if-shell``, ``source-file``, ``-f FILE``…) asks. A command is
+    known by its alias or a unique prefix too (``run``, ``ru``: run-shell)."""
     i = 0
     while i < len(args) and args[i].startswith("-") and args[i] != "-":
         word = args[i]
@@ -482,11 +580,16 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
         if found and not found[1]:
             i += 1
     rest = args[i:]
-    if not rest or (rest[0] in _TMUX_QUIET and ";" not in rest and "\\;" not in rest):
+    if not rest:
         return None
-    command = rest[0]
-    if command not in _TMUX_NEW or any(w in (";", "\\;") for w in rest):
-        return Handoff(f"gives tmux the command {command}, which may run programs", code=command)
+    written = rest[0]
+    command = tmux_command(written)
+    chained = any(w in (";", "\\;") for w in rest)
+    if command in _TMUX_QUIET and not chained:
+        return None
+    if command not in _TMUX_NEW or chained:
+        shown = written if command in (None, written) else f"{written} ({command})"
+        return Handoff(f"gives tmux the command {shown}, which may run programs", code=written)
     j = 1
     while j < len(rest) and rest[j].startswith("-") and rest[j] != "-":
         word = rest[j]
@@ -566,7 +669,7 @@ def _bwrap(name: str, args: list[str]) -> Handoff | None:
 
 _TMUX_CHAINED = frozenset(
     {"send-keys", "send", "run-shell", "if-shell", "source-file", "pipe-pane", "pipep"}
-    | {"display-popup", "popup", *_TMUX_NEW}
+    | {"display-popup", "popup", "new", "neww", "splitw", "respawnp", "respawnw", *_TMUX_NEW}
 )
 _NEWER: Final = {
     "sudoedit": _sudoedit,
