@@ -79,9 +79,7 @@ _KEYWORDS = frozenset(
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")
 _DECLARES = frozenset({"export", "declare", "typeset", "local", "readonly"})
 _SETS = frozenset({"read", "printf", "mapfile", "readarray", "getopts"})  # name variables
-_GIT_VALUED = frozenset(
-    {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix"}
-)
+_GIT_VALUED = git_places.GIT_VALUED
 
 
 class _Unsure(Exception):
