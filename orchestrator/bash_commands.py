@@ -267,8 +267,10 @@ def _simple(words: list[str], depth: int) -> list[str]:
                     _PLACE + "at " + d
                     for d in git_places.option_values(words[1:], *command_wrappers.CHDIR[base])
                 ]
-            if command_wrappers.elsewhere(base, words[1:]):  # `sudo -i`: the user's home
-                extra.append(_PLACE + "at " + UNKNOWN + " ".join([base, *words[1:2]]))
+            if base == "nsenter":  # `nsenter -w/DIR git …` runs git there
+                extra += [_PLACE + "at " + d for d in command_wrappers.nsenter_folders(words[1:])]
+            if shown := command_wrappers.elsewhere(base, words[1:]):  # `sudo -i`: its home
+                extra.append(_PLACE + "at " + UNKNOWN + shown)
             words = command_wrappers.after_options(words[1:], command_wrappers.WRAPPERS[base])
             if base in command_wrappers.OPERAND:
                 words = words[1:]  # timeout's DURATION, chroot's NEWROOT
@@ -307,6 +309,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
         extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
     handoff = handoffs.of(words[0], words[1:]) or command_runners.of(program, words[1:])
     if handoff is not None:
+        if handoff.folder:  # where its lines and commands run (`tmux new -c DIR`)
+            extra.append(_PLACE + "cd " + handoff.folder)
         for body in handoff.lines:
             extra += _commands(body, depth + 1)
         for argv in handoff.argv:

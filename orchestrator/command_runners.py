@@ -11,6 +11,7 @@ or ``parallel`` with no command) it is a hand-off that cannot be read (code on t
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Final
 
@@ -437,10 +438,15 @@ _GDB_CODE |= frozenset({"-command", "-init-command", "-p", "-python"})
 def _gdb(name: str, args: list[str]) -> Handoff | None:
     """gdb commands on the line (``-ex CMD``, ``-x FILE``; ``shell``, ``python`` run
     anything) ask; ``--args PROG ARG…`` is read as a command (``run`` runs it)."""
+    folder = ""  # --cd DIR: where gdb, and the program it runs, work
     for i, word in enumerate(args):
         option = "-" + word.lstrip("-").split("=", 1)[0] if word.startswith("-") else ""
+        if option == "-cd":
+            after = args[i + 1] if i + 1 < len(args) else ""
+            folder = word.partition("=")[2] if "=" in word else after
         if option == "-args":
-            return Handoff(argv=(tuple(args[i + 1 :]),)) if args[i + 1 :] else None
+            command = args[i + 1 :]
+            return Handoff(argv=(tuple(command),), folder=folder) if command else None
         if option in _GDB_CODE - {"-p"}:
             return Handoff(f"runs the gdb commands given to {name} {word}", code=word)
     return None
@@ -552,7 +558,7 @@ def tmux_command(word: str) -> str | None:
 _TMUX_QUIET = frozenset(
     {"list-sessions", "kill-session", "kill-server", "has-session", "attach-session"}
     | {"list-windows", "list-panes", "kill-window", "kill-pane", "detach-client"}
-    | {"capture-pane"}
+    | {"capture-pane", "wait-for"}
 )
 _TMUX_NEW = {  # the commands running a shell command, their options taking a value
     "new-session": "cefFnstxy",
@@ -591,6 +597,9 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
         shown = written if command in (None, written) else f"{written} ({command})"
         return Handoff(f"gives tmux the command {shown}, which may run programs", code=written)
     j = 1
+    # The shell command runs in the client's folder (measured: `neww`, `splitw` too, the
+    # server started elsewhere), or -c DIR's; a respawned pane in its own (run time).
+    folder = _UNKNOWN + "(the pane's folder)" if command.startswith("respawn") else ""
     while j < len(rest) and rest[j].startswith("-") and rest[j] != "-":
         word = rest[j]
         j += 1
@@ -599,8 +608,12 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
         found = _short_value(word, _TMUX_NEW[command])
         if found and not found[1]:
             j += 1
+        if found and found[0] == "c":
+            folder = found[1] or (rest[j - 1] if j - 1 < len(rest) and j > 1 else "")
+            if "#" in folder:  # a tmux format (`#{pane_current_path}`): known at run time
+                folder = _UNKNOWN + folder
     line = rest[j:]
-    return Handoff(lines=(" ".join(line),)) if line else None
+    return Handoff(lines=(" ".join(line),), folder=folder) if line else None
 
 
 _SCREEN_VALUED = frozenset("ehpSTt")
@@ -631,6 +644,9 @@ _BWRAP_TWO = frozenset(
     | {"--symlink", "--setenv", "--chmod", "--file", "--bind-data", "--ro-bind-data"}
     | {"--overlay-src", "--tmp-overlay", "--ro-overlay"}
 )
+_BWRAP_BINDS = frozenset(
+    {"--bind", "--ro-bind", "--dev-bind", "--bind-try", "--ro-bind-try", "--dev-bind-try"}
+)
 _BWRAP_ONE = frozenset(
     {"--argv0", "--uid", "--gid", "--hostname", "--chdir", "--unsetenv", "--lock-file"}
     | {"--sync-fd", "--remount-ro", "--proc", "--dev", "--tmpfs", "--mqueue", "--dir"}
@@ -650,21 +666,33 @@ def _bwrap(name: str, args: list[str]) -> Handoff | None:
     """bubblewrap [OPTIONS] CMD…; ``--args FD`` reads more options (the command, maybe)
     from a descriptor, and an unknown option asks."""
     i = 0
+    folder = ""
+    remapped = ""  # an option making a path inside show other files than outside
     while i < len(args) and args[i].startswith("--"):
         word = args[i]
         i += 1
         if word == "--":
             break
         if word in _BWRAP_TWO:
+            source, dest = [*args[i : i + 2], "", ""][:2]
+            if word not in _BWRAP_BINDS or os.path.normpath(source) != os.path.normpath(dest):
+                remapped = remapped or f"bwrap {word} {source} {dest}"
             i += 2
         elif word in _BWRAP_ONE:
+            if word == "--chdir":
+                folder = args[i] if i < len(args) else ""
             i += 1
         elif word in ("--help", "--version"):
             return None
         elif word not in _BWRAP_FLAGS:
             return Handoff(f"gives bwrap the option {word}, unknown here", code=word)
     rest = args[i:]
-    return Handoff(argv=(tuple(rest),)) if rest else None
+    # Its command runs in --chdir DIR, or here; a bind of another folder (measured:
+    # `bwrap --dev-bind / / --bind /etc "$PWD" ls` listed /etc) makes git's files there
+    # other than here: known only at run time.
+    if remapped:
+        folder = _UNKNOWN + remapped
+    return Handoff(argv=(tuple(rest),), folder=folder) if rest else None
 
 
 _TMUX_CHAINED = frozenset(

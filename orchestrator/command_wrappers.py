@@ -56,7 +56,7 @@ WRAPPERS: Final[dict[str, frozenset[str]]] = {
     "taskset": frozenset(),  # then MASK (or with -c a CPU list), then the command
     "chrt": frozenset({"-T", "--sched-runtime", "-P", "--sched-period", "-D", "--sched-deadline"}),
     "prlimit": frozenset({"-p", "--pid", "-o", "--output"}),
-    "nsenter": frozenset({"-t", "--target", "-S", "--setuid", "-G", "--setgid"}),
+    "nsenter": frozenset({"-t", "--target", "-S", "--setuid", "-G", "--setgid", "-W"}),
     "strace": frozenset(
         {"-a", "-b", "-e", "-E", "-I", "-o", "-O", "-p", "-P", "-s", "-S", "-u", "-X", "-U"}
         | {"--trace", "--signal", "--status", "--abbrev", "--raw", "--read", "--write"}
@@ -165,17 +165,70 @@ def shell_body(words: list[str]) -> str | None:
     return words[i] if i < len(words) else ""
 
 
-def elsewhere(name: str, words: list[str]) -> bool:
-    """Whether wrapper ``name`` runs its command in a folder known only at run time: the
-    home of ``sudo -i``'s login shell, the new root of ``chroot`` (but ``--skip-chdir``)."""
-    if name not in ("sudo", "chroot"):
-        return False
+def elsewhere(name: str, words: list[str]) -> str:
+    """How wrapper ``name`` runs its command in a folder known only at run time ("" if it
+    does not): the home of ``sudo -i``'s login shell, the new root of ``chroot`` (but
+    ``--skip-chdir``) or ``unshare -R``; ``nsenter`` entering a mount namespace or a root
+    (``-m``, ``-a``, ``-r``: measured, ``nsenter -t PID -m pwd`` printed ``/``) or taking
+    the folder of its target (``-w``, ``--wd`` with no folder)."""
+    if name not in ("sudo", "chroot", "nsenter", "unshare"):
+        return ""
     options = words[: len(words) - len(after_options(words, WRAPPERS[name]))]
+    shown = " ".join([name, *words[:1]])
     if name == "chroot":
-        return "--skip-chdir" not in options
-    return "--login" in options or any(
-        w[:1] == "-" and w[1:2] != "-" and "i" in w[1:].split("u", 1)[0] for w in options
+        return "" if "--skip-chdir" in options else shown
+    if name == "unshare":
+        rooted = any(w in ("-R", "--root") or w.startswith("--root=") for w in options)
+        return shown if rooted or any(_short(name, w, "R") for w in options) else ""
+    if name == "nsenter":
+        for word in options:
+            option = word.partition("=")[0]
+            if option in ("--mount", "--all", "--root") or (
+                option in ("--wd", "--wdns") and "=" not in word
+            ):
+                return f"nsenter {word}"
+            if _short(name, word, "mar") or word == "-w":
+                return f"nsenter {word}"
+        return ""
+    return (
+        shown
+        if "--login" in options
+        or any(w[:1] == "-" and w[1:2] != "-" and "i" in w[1:].split("u", 1)[0] for w in options)
+        else ""
     )
+
+
+def _short(name: str, word: str, letters: str) -> bool:
+    """Whether a cluster of nsenter's or unshare's short options holds one of ``letters``
+    as an option (the letters after one taking an attached value are that value)."""
+    if word[:1] != "-" or word[1:2] == "-":
+        return False
+    for c in word[1:]:
+        if c in letters:
+            return True
+        if c in OPTIONAL.get(name, "") or f"-{c}" in WRAPPERS[name]:
+            return False
+    return False
+
+
+def nsenter_folders(words: list[str]) -> list[str]:
+    """The working folders nsenter's options give its command: ``-wDIR``, ``--wd=DIR``
+    (measured: ``nsenter -w/tmp/d pwd`` printed ``/tmp/d``), ``-W DIR``, ``--wdns=DIR``."""
+    options = words[: len(words) - len(after_options(words, WRAPPERS["nsenter"]))]
+    found = []
+    for word, after in zip(options, [*options[1:], ""], strict=True):
+        option, eq, value = word.partition("=")
+        if option in ("--wd", "--wdns") and eq:
+            found.append(value)
+        elif word[:1] == "-" and word[1:2] != "-":
+            for j, c in enumerate(word[1:], 1):
+                if c in "wW":
+                    value = word[j + 1 :] or (after if c == "W" else "")
+                    found += [value] if value else []
+                    break
+                if c in OPTIONAL["nsenter"] or f"-{c}" in WRAPPERS["nsenter"]:
+                    break
+    return found
 
 
 # The options each wrapper takes that take no value as the next word (with WRAPPERS, all
@@ -231,6 +284,7 @@ FLAGS: Final[dict[str, frozenset[str]]] = {
     "nsenter": frozenset({"-a", "--all", "-F", "--no-fork", "--preserve-credentials", "-Z"})
     | frozenset({"--follow-context", "-e", "--env", "-c", "--join-cgroup", "--mount", "--uts"})
     | frozenset({"--ipc", "--net", "--pid", "--user", "--cgroup", "--time", "--root", "--wd"})
+    | frozenset({"--wdns"})
     | _HELP,
     "strace": frozenset("-" + c for c in "cCdDfFhiknqrtTvVwxyYzZ")
     | frozenset({"--follow-forks", "--output-separately", "--summary-only", "--summary"})
