@@ -37,7 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import bash_commands, git_state, globs, web_host
+from orchestrator import bash_commands, git_state, globs, program_configs, web_host
 from orchestrator.roster._work import RULE_RE
 from orchestrator.roster.work import FILE_TOOLS
 
@@ -174,6 +174,13 @@ def bash_reason(
         asked = _git_runs(spec, reading, git, unreads, 0)
         if asked is not None:
             return asked
+    if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
+        home = git.where("~")
+        unreads += [
+            bash_commands.Unread(why, c, c, program_configs.CODE)
+            for c in found
+            for why in program_configs.loaded(c, home, git.env)[:1]
+        ]
     for unread in unreads:
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"

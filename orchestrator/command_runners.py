@@ -569,11 +569,8 @@ _TMUX_NEW = {  # the commands running a shell command, their options taking a va
 }
 
 
-def _tmux(name: str, args: list[str]) -> Handoff | None:
-    """tmux: the shell command of ``new-session``/``new-window``/``split-window`` is read
-    as a line; any other command that may run programs (``send-keys`` types keys into a
-    shell, ``run-shell``, ``if-shell``, ``source-file``, ``-f FILE``…) asks. A command is
-    known by its alias or a unique prefix too (``run``, ``ru``: run-shell)."""
+def _tmux_command(args: list[str]) -> tuple[list[str], str | None]:
+    """tmux's words after its own options, or ([], why) for an option that runs commands."""
     i = 0
     while i < len(args) and args[i].startswith("-") and args[i] != "-":
         word = args[i]
@@ -582,10 +579,30 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
             break
         found = _short_value(word, "cfLST")
         if found and found[0] in "cf":
-            return Handoff(f"gives tmux -{found[0]}, which runs commands", code=word)
+            return [], word
         if found and not found[1]:
             i += 1
-    rest = args[i:]
+    return args[i:], None
+
+
+def tmux_quiet(args: list[str]) -> bool:
+    """Whether ``tmux ARGS`` starts no server (nor reads its config): no command, or one
+    that only lists, kills, attaches (``ls``, ``kill-server``, ``has``…)."""
+    rest, option = _tmux_command(args)
+    return option is None and (not rest or tmux_command(rest[0]) in _TMUX_QUIET)
+
+
+def _tmux(name: str, args: list[str]) -> Handoff | None:
+    """tmux: the shell command of ``new-session``/``new-window``/``split-window`` is read
+    as a line; any other command that may run programs (``send-keys`` types keys into a
+    shell, ``run-shell``, ``if-shell``, ``source-file``, ``-f FILE``…) asks. A command is
+    known by its alias or a unique prefix too (``run``, ``ru``: run-shell)."""
+    rest, option = _tmux_command(args)
+    if option is not None:
+        letter = _short_value(option, "cf")
+        return Handoff(
+            f"gives tmux -{letter[0] if letter else ''}, which runs commands", code=option
+        )
     if not rest:
         return None
     written = rest[0]
