@@ -109,13 +109,16 @@ _SHELL_IF_NONE = frozenset({"sudo", "doas", "fakeroot", "firejail", "nsenter", "
 _SHELL_IF_NONE |= frozenset({"chroot"})
 
 
+_INFORM = command_wrappers.HELP | {"-l", "--list", "-k", "-v"}  # list, forget: no shell
+
+
 def _shell_reads_input(name: str, args: list[str]) -> bool:
     """Whether wrapper ``name`` given ``args`` runs a shell reading its input."""
     rest = command_wrappers.after_options(args, command_wrappers.WRAPPERS[name])
     options = args[: len(args) - len(rest)]
     if rest[: 2 if name == "chroot" else 1] or "--" in options:
         return not rest[1:] if name == "chroot" and "--" not in options else False
-    if any(w in ("-h", "--help", "-V", "--version", "-l", "--list", "-k", "-v") for w in options):
+    if any(w in _INFORM for w in options):
         return False
     if name in ("sudo", "doas"):
         return any(
@@ -222,7 +225,7 @@ def _script(args: list[str]) -> Handoff | None:
         if option == "--command":
             lines.append(value if eq else (args[i] if i < len(args) else ""))
             i += not eq
-        elif word in ("-h", "--help", "-V", "--version"):
+        elif word in command_wrappers.HELP:
             return None
         elif option in _SCRIPT_LONG:
             i += not eq
@@ -258,7 +261,7 @@ def _su(name: str, args: list[str]) -> Handoff | None:
             positional += args[i:]
             break
         option, eq, value = word.partition("=")
-        if word in ("-h", "--help", "-V", "--version"):
+        if word in command_wrappers.HELP:
             return None
         if option.startswith("--") and not eq and option not in _SU_VALUED | _SU_FLAGS:
             return _unknown(name, option)
@@ -362,7 +365,7 @@ def _parallel(name: str, args: list[str]) -> Handoff | None:
 
 
 def _sudoedit(name: str, args: list[str]) -> Handoff | None:
-    if any(a in ("-h", "--help", "-V", "--version") for a in args[:1]):
+    if any(a in command_wrappers.HELP for a in args[:1]):
         return None
     return Handoff("runs the editor of sudoedit (VISUAL, EDITOR)", code=name)
 

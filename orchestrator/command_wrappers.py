@@ -236,7 +236,7 @@ def nsenter_folders(words: list[str]) -> list[str]:
 # command is not where it seems (`sudo --new-option X CMD`): the line asks (unknown()).
 # `--name=value` never takes the next word. OPTIONAL: short options whose value, if any,
 # is attached (`-n1024`, `-m/path`): the rest of the word.
-_HELP = frozenset({"-h", "--help", "-V", "--version"})
+HELP: Final = frozenset({"-h", "--help", "-V", "--version"})  # options that only inform
 FLAGS: Final[dict[str, frozenset[str]]] = {
     "time": frozenset({"-p", "--portability", "-a", "--append", "-v", "--verbose", "-q"})
     | frozenset({"--quiet", "--help", "-V", "--version"}),
@@ -251,7 +251,7 @@ FLAGS: Final[dict[str, frozenset[str]]] = {
     "nice": frozenset({"--help", "--version"}),
     "ionice": frozenset({"-t", "--ignore", "--class", "--classdata", "--pid", "--pgid"})
     | frozenset({"--uid"})
-    | _HELP,
+    | HELP,
     "stdbuf": frozenset({"--input", "--output", "--error", "--help", "--version"}),
     "timeout": frozenset({"--preserve-status", "-p", "--foreground", "-f", "-v", "--verbose"})
     | frozenset({"--help", "--version"}),
@@ -264,7 +264,7 @@ FLAGS: Final[dict[str, frozenset[str]]] = {
     "xargs": frozenset({"-0", "--null", "-r", "--no-run-if-empty", "-t", "--verbose", "-p"})
     | frozenset({"--interactive", "-x", "--exit", "-o", "--open-tty", "--replace", "--eof"})
     | frozenset({"--help", "--version", "--show-limits"}),
-    "setsid": frozenset({"-c", "--ctty", "-f", "--fork", "-w", "--wait"}) | _HELP,
+    "setsid": frozenset({"-c", "--ctty", "-f", "--fork", "-w", "--wait"}) | HELP,
     "chroot": frozenset({"--skip-chdir", "--help", "--version"}),
     "unshare": frozenset("-" + c for c in "muinpUCTfrchV")
     | frozenset({"--mount", "--uts", "--ipc", "--net", "--pid", "--user", "--cgroup", "--time"})
@@ -275,17 +275,17 @@ FLAGS: Final[dict[str, frozenset[str]]] = {
     | frozenset({"--quiet", "--wait", "--no-block", "--no-ask-password", "-S", "--shell"})
     | frozenset({"--same-dir", "-d", "--on-clock-change", "--on-timezone-change"})
     | frozenset({"--help", "--version", "--no-pager", "-v", "--verbose"}),
-    "taskset": frozenset({"-a", "--all-tasks", "-c", "--cpu-list", "-p", "--pid"}) | _HELP,
+    "taskset": frozenset({"-a", "--all-tasks", "-c", "--cpu-list", "-p", "--pid"}) | HELP,
     "chrt": frozenset("-" + c for c in "abdefiomprRv")
     | frozenset({"--all-tasks", "--batch", "--deadline", "--ext", "--fifo", "--idle"})
     | frozenset({"--other", "--rr", "--reset-on-fork", "--max", "--pid", "--verbose"})
-    | _HELP,
-    "prlimit": frozenset({"--noheadings", "--raw", "--verbose"}) | _HELP,
+    | HELP,
+    "prlimit": frozenset({"--noheadings", "--raw", "--verbose"}) | HELP,
     "nsenter": frozenset({"-a", "--all", "-F", "--no-fork", "--preserve-credentials", "-Z"})
     | frozenset({"--follow-context", "-e", "--env", "-c", "--join-cgroup", "--mount", "--uts"})
     | frozenset({"--ipc", "--net", "--pid", "--user", "--cgroup", "--time", "--root", "--wd"})
     | frozenset({"--wdns"})
-    | _HELP,
+    | HELP,
     "strace": frozenset("-" + c for c in "cCdDfFhiknqrtTvVwxyYzZ")
     | frozenset({"--follow-forks", "--output-separately", "--summary-only", "--summary"})
     | frozenset({"--syscall-number", "--seccomp-bpf", "--no-abbrev", "--quiet", "--verbose"})
@@ -296,7 +296,7 @@ FLAGS: Final[dict[str, frozenset[str]]] = {
     | frozenset({"--demangle", "--help", "--version"}),
     "valgrind": frozenset({"-q", "--quiet", "-v", "--verbose", "-d", "--help-debug"})
     | frozenset({"--help-dyn-options"})
-    | _HELP,
+    | HELP,
     "fakeroot": frozenset({"-u", "--unknown-is-real", "-v", "--version", "-h", "--help"}),
     "firejail": frozenset({"--noprofile", "--quiet", "--private", "--noroot", "--seccomp"})
     | frozenset({"--nonewprivs", "--nogroups", "--nosound", "--novideo", "--no3d", "--nodvd"})
