@@ -600,6 +600,8 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
     as a line; any other command that may run programs (``send-keys`` types keys into a
     shell, ``run-shell``, ``if-shell``, ``source-file``, ``-f FILE``…) asks. A command is
     known by its alias or a unique prefix too (``run``, ``ru``: run-shell)."""
+    if any("#(" in word for word in args):  # a format's `#(CMD)` runs CMD (measured: -c, -n)
+        return Handoff("gives tmux a format running a command, #(…)", code="#(")
     rest, option = _tmux_command(args)
     if option is not None:
         letter = _short_value(option, "cf")

@@ -159,8 +159,9 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return option_commands.less(args)
     if name in ("emacs", "emacsclient"):
         return option_commands.emacs(name, args)
-    if name == "zip":
-        return option_commands.program_options(args, option_commands.ZIP_PROGRAMS)
+    if name in ("zip", "split"):
+        options = option_commands.ZIP_PROGRAMS if name == "zip" else option_commands.SPLIT_PROGRAMS
+        return option_commands.program_options(args, options)
     if name == "man":
         return option_commands.man(args)
     if name in ("ssh", "scp", "sftp"):

@@ -54,6 +54,8 @@ RSYNC_PROGRAMS = frozenset({"-e", "--rsh"})
 # zip's test command (`-TT CMD`, run with the archive's name: measured, it ran CMD): a
 # shell line.
 ZIP_PROGRAMS = frozenset({"-TT", "--unzip-command"})
+# coreutils split's `--filter=CMD`: each piece is written to `$SHELL -c CMD` (measured).
+SPLIT_PROGRAMS = frozenset({"--filter"})
 # emacs options giving Lisp to run (`--eval '(shell-command …)'`) or a file of it.
 _EMACS_CODE = frozenset(
     {"--eval", "-eval", "--execute", "-execute", "-l", "--load", "-load", "-f", "--funcall"}

@@ -11,8 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from approval_lines import asks_unread
+from approval_lines import asks_unread, runs
 from approval_lines import decide as _decide
+from polling import until
 
 BROAD = ["Bash", "Bash(tmux:*)"]
 RUN = "gives tmux the command {} (run-shell), which may run programs"
@@ -56,3 +57,25 @@ def test_quiet_commands_by_prefix_ask_for_nothing(tmp_path: Path) -> None:
         "echo \\; ';'",
     ):
         assert _decide(tmp_path, line, BROAD) == [], line
+
+
+def test_a_tmux_format_running_a_command_asks(tmp_path: Path) -> None:
+    """`#(CMD)` in a format (here the working folder of `-c`) runs CMD, in the server
+    (measured: `-c` and `-n`); it asked for nothing when read as new-session's."""
+    socket = f"appr8-{tmp_path.name}"
+    line = f"tmux -L {socket} new -d -c '#(touch {tmp_path}/ran-it)' 'sleep 5'"
+    try:
+        if shutil.which("tmux"):
+            runs(line, tmp_path)  # the job runs apart from the client: waited for
+            until((tmp_path / "ran-it").exists, "the format's command")
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+    why = "gives tmux a format running a command, #(…)"
+    assert _decide(tmp_path, line, BROAD) == [f"matches Bash(git push:*): {why}: cannot be read"]
+
+
+def test_a_split_filter_is_read_as_a_line(tmp_path: Path) -> None:
+    """coreutils `split --filter=CMD` writes each piece to a shell running CMD (measured)."""
+    (tmp_path / "f").write_text("a\n")
+    line = """split --filter='python3 -c "open(\\"ran-it\\",\\"w\\")"; cat >/dev/null' f"""
+    asks_unread(tmp_path, line, True, "runs code given to python3 -c", ["Bash", "Bash(split:*)"])
