@@ -141,7 +141,7 @@ def test_git_in_a_working_folder_a_program_is_given_reads_the_state_there(
     line: str, place: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     repo, home, other = place
-    socket = f"appr8-{tmp_path.name}"
+    socket = f"appr8-{os.getpid()}-{tmp_path.name}"  # no server of an earlier run
     line = line.format(other=other, socket=socket)
     program = line.split(" ")[0]
     try:

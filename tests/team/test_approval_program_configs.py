@@ -7,6 +7,7 @@ exactly the command. The real hook; each line whose program is here is first run
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -36,7 +37,7 @@ CONFIGS = [
 def test_a_config_file_in_the_home_asks(
     name: str, text: str, line: str, program: str, tmp_path: Path
 ) -> None:
-    socket = f"appr8-{tmp_path.name}"
+    socket = f"appr8-{os.getpid()}-{tmp_path.name}"  # no server of an earlier run
     line = line.format(socket=socket)
     tools = [*BROAD, f"Bash({line.split(' >')[0]}:*)"]  # the program's rule, and more
     assert answer(tmp_path, line, tools, home=tmp_path)[0] == []  # no file: nothing asked
