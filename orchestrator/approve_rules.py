@@ -187,16 +187,42 @@ def bash_reason(
         if asked is not None:
             return asked
     if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
-        home = git.where("~")
-        unreads += [
-            bash_commands.Unread(why, c, c, program_configs.CODE)
-            for c in found
-            for why in program_configs.loaded(c, home, git.env)[:1]
-        ]
+        unreads += _configs(reading, found, git)
     for unread in unreads:
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
     return None
+
+
+def _configs(
+    reading: bash_commands.Reading, found: list[str], git: git_state.Lookup
+) -> list[bash_commands.Unread]:
+    """The config files in its HOME a command of the line runs (program_configs): the
+    agent's HOME, and each the line sets (``HOME=/x gdb``, ``export HOME=…``); one the
+    shell builds (``HOME=$x``) is known only at run time."""
+    homes = [git.where("~")]
+    built = ""
+    for name, value in reading.settings:
+        if name != "HOME":
+            continue
+        if bash_commands.UNKNOWN in value:
+            built = built or value.replace(bash_commands.UNKNOWN, "")
+        else:
+            homes.append(git.where(value or "."))
+    out = []
+    for command in found:
+        if built and program_configs.reads(command):
+            why = f"{command.split(' ')[0]} reads its config in a HOME known only at run time"
+            out.append(
+                bash_commands.Unread(
+                    f"{why} (HOME={built})", command, command, program_configs.CODE
+                )
+            )
+            continue
+        for home in dict.fromkeys(homes):
+            for why in program_configs.loaded(command, home, git.env)[:1]:
+                out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
+    return out
 
 
 _GIT_DEPTH = 4  # `!` aliases whose lines run git again, read (deeper: it asks)

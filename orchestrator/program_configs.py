@@ -61,22 +61,31 @@ def _program(name: str) -> str:
     return name
 
 
-def loaded(command: str, home: str, env: Mapping[str, str]) -> list[str]:
-    """Why ``command`` (normalised: ``gdb -batch x``) runs what a config file says, for
-    each of its files that exists (``home``: the HOME of the agent's commands)."""
+def reads(command: str) -> bool:
+    """Whether ``command`` (normalised: ``gdb -batch x``) reads a config file of its HOME."""
     words = command.split(" ")
     program = _program(words[0])
     if program not in _FILES:
-        return []
+        return False
     args = words[1:]
     options = {a.partition("=")[0] for a in args if a.startswith("-")}
-    if options & _NONE[program] or (program == "tmux" and command_runners.tmux_quiet(args)):
+    return not (
+        options & _NONE[program] or (program == "tmux" and command_runners.tmux_quiet(args))
+    )
+
+
+def loaded(command: str, home: str, env: Mapping[str, str]) -> list[str]:
+    """Why ``command`` runs what a config file says, for each of its files that exists
+    (``home``: the HOME it runs with)."""
+    if not reads(command):
         return []
+    name = command.split(" ", 1)[0]
+    program = _program(name)
     xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     found = []
     for pattern in _FILES[program]:
         path = pattern.replace("$XDG", xdg, 1) if pattern.startswith("$XDG") else pattern
         path = home + path[1:] if path.startswith("~") else path
         if os.path.isfile(path):
-            found.append(f"{words[0]} runs the commands of its config file {path}")
+            found.append(f"{name} runs the commands of its config file {path}")
     return found

@@ -63,3 +63,23 @@ def test_options_that_read_no_config_ask_for_nothing(tmp_path: Path) -> None:
         (tmp_path / name).write_text("\n")
     for line in ("gdb -nx -batch", "tmux ls", "tmux kill-server", "vim -e x", "ex x", "man -w ls"):
         assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [], line
+
+
+def test_a_home_set_on_the_line_is_read_there(tmp_path: Path) -> None:
+    """`HOME=DIR gdb`: gdb reads DIR's .gdbinit (measured); a HOME the shell builds is
+    known only at run time."""
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / ".gdbinit").write_text("shell touch ran-it\n")
+    line = "HOME=h gdb -batch"
+    if shutil.which("gdb"):
+        assert runs(line, tmp_path)
+    why = f"gdb runs the commands of its config file {tmp_path / 'h' / '.gdbinit'}"
+    assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
+        f"matches {RULE}: {why}: cannot be read"
+    ]
+    (asked,) = answer(tmp_path, "d=h; HOME=$d gdb -batch", BROAD, home=tmp_path)[0]
+    assert asked == (
+        f"matches {RULE}: gdb reads its config in a HOME known only at run time (HOME=$d): "
+        "cannot be read"
+    )
+    assert answer(tmp_path, "HOME=$d ls", BROAD, home=tmp_path)[0] == []
