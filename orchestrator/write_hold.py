@@ -36,15 +36,15 @@ continues from the record. `down` ends every hold (:meth:`Hold.release_all`).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import structlog
 
-from orchestrator import procid
 from orchestrator.hold_procs import descendants, team_agents, team_clis
-from orchestrator.hold_watch import LaunchWatch
+from orchestrator.hold_watch import LaunchWatch, ended, open_claudes
 
 __all__ = ["HOLD_MAX_S", "RECORD", "Hold", "descendants", "team_agents", "team_clis"]
 
@@ -77,14 +77,20 @@ class Hold(LaunchWatch):
         for the ``writer``'s own calls; a command one of them was let start
         (:meth:`launch`) is stopped as it appears. Blocks (a thread's call, not the loop's)."""
         clis = list(clis)
-        # who each claude is now (the watch checks, Hold._watch): a live claude of ours
-        born = {cli: procid.start_ticks(cli) for cli in (agents or {}).values()}
+        # each claude as it is now, for the watch (hold_watch.open_claudes)
+        alive = open_claudes((agents or {}).values())
         timer = threading.Timer(max_s, self._expire, (key, max_s))
         timer.daemon = True
         with self._state:  # held from now on: the agents' new commands wait (holding)
             self._keys.add(key)
             self._covers.setdefault(key, {}).update(agents or {})
-            self._born.update(born)
+            for cli, fd in alive.items():
+                if (old_fd := self._alive.get(cli)) is not None and not ended([old_fd]):
+                    os.close(fd)  # held already, by another key's hold
+                    continue
+                if old_fd is not None:
+                    os.close(old_fd)
+                self._alive[cli] = fd
             self._writers.setdefault(key, writer)
             if (old := self._timers.get(key)) is not None:
                 old.cancel()
@@ -130,7 +136,7 @@ class Hold(LaunchWatch):
             self._keys.discard(key)
             self._covers.pop(key, None)
             self._writers.pop(key, None)
-            self._forget_born()
+            self._forget_claudes()
             timer = self._timers.pop(key, None)
             self._unsettled = True
         if timer is not None:
@@ -153,7 +159,9 @@ class Hold(LaunchWatch):
             self._keys.clear()
             self._covers.clear()
             self._writers.clear()
-            self._born.clear()
+            for fd in self._alive.values():
+                os.close(fd)
+            self._alive.clear()
             timers = list(self._timers.values())
             self._timers.clear()
             self._unsettled = True
@@ -175,11 +183,11 @@ class Hold(LaunchWatch):
             except Exception:  # a thread's: said, not raised into nowhere
                 log.exception("write_hold_end_failed")
 
-    def _forget_born(self) -> None:
-        """Drop the start times of claudes no key covers (under ``_state``)."""
+    def _forget_claudes(self) -> None:
+        """Close the pidfds of claudes no key covers (under ``_state``)."""
         covered = {cli for agents in self._covers.values() for cli in agents.values()}
-        for cli in [c for c in self._born if c not in covered]:
-            del self._born[cli]
+        for cli in [c for c in self._alive if c not in covered]:
+            os.close(self._alive.pop(cli))
 
     def holding(self, agent: str, caller: str | None = None) -> bool:
         """Whether a write holds ``agent``: a command it starts now would run while that
