@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -33,6 +34,12 @@ log = structlog.get_logger()
 
 USED_META = "approvals_used"  # the agent's meta key: grants already acted on, newest last
 USED_KEPT = 200  # only a redelivered turn's calls look here: the recent ones are enough
+# When (time.monotonic()) the PreToolUse hook asking must have answered: the CLI gives up on
+# it then (measured: it cancels the callback at the matcher's timeout to the millisecond,
+# and the model reads "PreToolUse hook did not respond before its timeout (host client may
+# be unreachable)"), which left the request pending for a late `approve` to grant into
+# nothing. Set by the policy hook (orchestrator/policy.py) for the call it decides.
+HOOK_DEADLINE: ContextVar[float | None] = ContextVar("hook_deadline", default=None)
 
 
 class Approvals:
@@ -155,6 +162,10 @@ class Approvals:
         if reply is not None:
             return answer_of(reply, request)
         left = request.created_at + timeout_s - time.time()
+        deadline = HOOK_DEADLINE.get()
+        cut = deadline is not None and deadline - time.monotonic() < left
+        if deadline is not None and cut:
+            left = deadline - time.monotonic()
         self._waiting += 1
         if self._waiting == 1:
             await self.on_event(
@@ -177,6 +188,11 @@ class Approvals:
             if self._waiting == 0:
                 await self.on_event(RunnerEvent.UNBLOCKED, {"request_id": request.id})
         why = f"no answer from the approver within {timeout_s:g}s: denied"
+        if cut:  # the hook must answer now: the request ends too, not left for a late yes
+            why = (
+                f"not approved in time: no answer from the approver before this call's "
+                f"check had to answer ({timeout_s:g}s approval_timeout): denied"
+            )
         if not await self.mailbox.fail_request(request.id, errors.RequestTimeout.code, why):
             late = await self.mailbox.find_reply(request.id)  # answered just now
             if late is not None:
