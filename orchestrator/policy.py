@@ -45,7 +45,7 @@ from orchestrator import (
     workspaces,
     write_hold,
 )
-from orchestrator.approval_wait import HOOK_DEADLINE, Approvals
+from orchestrator.approval_wait import HOOK_DEADLINE, TAKEN, Approvals
 from orchestrator.approve_rules import match_reason, written_path
 from orchestrator.errors import OrchestratorError
 from orchestrator.lifecycle import OnEvent
@@ -261,6 +261,8 @@ class Policy:
             if approved:
                 bound = max(bound, self._hook_left(started))
             if not await self._until_not_held(tool, caller, bound):
+                if approved and (taken := TAKEN.get()) is not None and await taken():
+                    return _deny(prompts.held_too_long_approved(bound))
                 return _deny(prompts.held_too_long(bound))
             if tool_use_id:  # a hold that begins before the CLI starts it still finds it
                 self.hold.launch(tool_use_id, self.agent)

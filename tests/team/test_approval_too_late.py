@@ -16,12 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from claude_agent_sdk import ClaudeSDKClient, ResultMessage
 from cli_runner import octy
 from polling import until
 
-from orchestrator import approvals, errors, policy
+from orchestrator import approvals, errors, policy, write_hold
 from orchestrator.approval_wait import Approvals
 from orchestrator.mailbox import USER, AsyncMailbox, Mailbox
 from orchestrator.policy import Policy
@@ -106,3 +107,59 @@ def test_an_approve_after_the_time_ran_out_says_it_came_too_late(tmp_path: Path)
         assert reply.error == errors.RequestTimeout.code
     again = octy("approve", asked.id, "--db", str(db), cwd=tmp_path)
     assert (again.returncode, "came too late" in again.stderr) == (3, True), again
+
+
+BASH: Any = {"tool_name": "Bash", "tool_input": {"command": "touch x"}}
+
+
+async def test_an_approved_command_held_until_its_hook_must_answer_keeps_its_approval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Approved, then kept back by other agents' writes (back to back) until its hook had
+    to answer (approval_timeout + 55 s from the call; here the CLI's 60 s are 1 s and the
+    margin 0.5 s): refused, as it must be, but the approval stands, and the same call
+    again runs on it without asking. Before, its use had been recorded: the approval was
+    thrown away, and the agent asked, and the operator had to approve, again."""
+    monkeypatch.setattr(policy, "HOOK_SLACK_S", 1.0)
+    monkeypatch.setattr(policy, "HOOK_MARGIN_S", 0.5)
+    monkeypatch.setattr(write_hold, "HOLD_MAX_S", 0.0)
+    (tmp_path / "s").mkdir()
+    roster = parse_roster(
+        'agents:\n  s: {prompt: p, tools: [Bash], cwd: s, approve: ["Bash(touch:*)"], '
+        "approval_timeout: 2s}\n",
+        tmp_path / "agents.yaml",
+        {},
+    )
+    db = tmp_path / "team.db"
+    hold = write_hold.Hold()
+
+    async def on_event(*_args: Any) -> None:
+        pass
+
+    def asked() -> list[Any]:
+        with Mailbox(db) as mb:
+            return [m for m in mb.list(sender="s", limit=10) if m.kind == "request"]
+
+    async def operator_approves() -> None:
+        while not (rows := await anyio.to_thread.run_sync(asked)):  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+        await anyio.to_thread.run_sync(lambda: approvals.answer(db, rows[0].id, granted=True))
+
+    async with await AsyncMailbox(db).open() as mailbox:
+        await mailbox.register("s")  # its row records the grants used
+        waits = Approvals("s", mailbox, lambda: (USER, 2.0), lambda: None, on_event)
+        hook = Policy("s", lambda: roster, lambda: tmp_path / "s", waits.decide, hold=hold)
+        hold.hold("k", [], max_s=600, agents={"s": 2}, writer="w")  # writes back to back
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(operator_approves)
+                refused = await hook.pre_tool_use(BASH, "t1", {"signal": None})
+        finally:
+            hold.release_all()
+        said = refused["hookSpecificOutput"]["permissionDecisionReason"]
+        assert refused["hookSpecificOutput"]["permissionDecision"] == "deny"
+        assert "approval stands" in said, said
+        with anyio.fail_after(30):  # a guard, not a measure: asking again would wait 2 s
+            again = await hook.pre_tool_use(BASH, "t2", {"signal": None})
+    assert again["hookSpecificOutput"]["permissionDecision"] == "allow", again
+    assert len(asked()) == 1, "the same call asked the operator again"
