@@ -251,6 +251,17 @@ def not_owned(path: str, owns: Sequence[str], owners: Sequence[str]) -> str:
     )
 
 
+def held_too_long_approved(after_s: float) -> str:
+    """:func:`held_too_long` for a command the approver allowed: kept back until its check
+    had to answer (the CLI gives up on it then), its approval left for the same call."""
+    return (
+        f"the command was approved, but other agents kept writing files in this agent's "
+        f"folders for {after_s:.0f} s, until its check had to answer, and a command may not "
+        "start during another agent's write. The command was not run; the approval stands: "
+        "make the same call again to run it."
+    )
+
+
 def held_too_long(after_s: float) -> str:
     """A command kept back while other agents wrote, for longer than a write may take
     (orchestrator/write_hold.py): writes back to back covering this agent's folders."""
