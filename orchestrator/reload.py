@@ -348,7 +348,7 @@ async def _stop_in_order(
         # Whose it is, asked once: in the record's own conditional write. Another
         # supervisor's (a shared NATS team): nothing written, not queued here.
         if name in restarting and await sup.record_moves(slot, slot.life.queue()):
-            slot.life.abandon_start()  # in memory: the row is the other's
+            slot.unqueue()  # in memory: the row is the other's
 
     for layer in reversed(old.start_layers()):
         async with anyio.create_task_group() as tg:

@@ -364,8 +364,14 @@ async def test_asks_of_an_agent_a_failed_reload_added_have_their_own_code(
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sup.run)
-        await until_task_ends(sup, "a")
-        await until_task_ends(sup, "gone")
+        # Both failed (unreachable, restart never), in whichever order, their tasks over.
+        while sorted(n for n, s in sup.slots.items() if s.state == AgentState.FAILED) != [
+            "a",
+            "gone",
+        ]:
+            await sup.state_changed.wait()
+        for slot in sup.slots.values():
+            await slot.done.wait()
         with Mailbox(sup.roster.database) as mb:
             for_gone = mb.request("user", "gone", "still there?", wait_s=60)
         write_roster(tmp_path, a={"restart": "never"})  # gone removed: recipient_removed
@@ -384,3 +390,47 @@ async def test_asks_of_an_agent_a_failed_reload_added_have_their_own_code(
     assert not_added.value.code == "recipient_not_added"
     assert "the reload that added 'b' failed before it started it" in str(not_added.value)
     assert removed.value.code == "recipient_removed"
+
+
+async def test_a_reloads_queue_refused_by_the_rows_holder_leaves_no_waiting_for_behind(
+    tmp_path: Path,
+) -> None:
+    """A reload stops changed agent b and queues it again; on a shared NATS team another
+    supervisor has taken b meanwhile, and the queue's record is refused. The reload undid
+    only the lifecycle (`stopped` in memory): what the record had said b waited for (a,
+    on its way) stayed in its stats, and the next record of b once the row is ours again
+    wrote `stopped` with `waiting_for: a` in its meta. Undone as up's layers undo it
+    (Slot.unqueue). The holder here is a lease double; the rows are real SQLite rows."""
+    from orchestrator import reload
+    from orchestrator.agent_leases import LocalLeases
+    from orchestrator.mailbox import AsyncMailbox
+
+    class HeldForB(LocalLeases):
+        held = True
+
+        async def write_row(self, mailbox: Any, agent: str, **fields: Any) -> Any:
+            if agent == "b" and self.held:
+                return errors.AgentHeldElsewhere("b", "other", "elsewhere", 99, 30.0)
+            return await super().write_row(mailbox, agent, **fields)
+
+    roster = write_roster(tmp_path, a={}, b={"depends_on": ["a"]})
+    roster.database.parent.mkdir(parents=True, exist_ok=True)
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    leases = HeldForB()
+    sup.leases = leases
+    async with AsyncMailbox(roster.database) as mailbox:
+        await mailbox.register("a", state="stopped")
+        await mailbox.register("b", state="stopped")
+        sup.mailbox = mailbox
+        a = sup.add_slot("a")
+        a.life.queue()  # on its way: what b waits for
+        b = sup.add_slot("b")
+        await reload._stop_in_order(sup, roster, ["b"], {"b"})
+        assert b.state == AgentState.STOPPED
+        leases.held = False  # the other let b go: its row is ours again
+        await registry.record(sup, b)
+        row = await mailbox.agent("b")
+    assert row is not None
+    assert row.state == "stopped"
+    assert row.meta.get("waiting_for") is None, row.meta
+    assert not b.shown_waiting
