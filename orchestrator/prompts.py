@@ -58,8 +58,9 @@ TOOL_SPECS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
     "ask": (
         "Ask another agent a question and wait for its answer, which is returned. "
         "Fails with a code: timeout, recipient_unknown, not_allowed, would_deadlock, "
-        "recipient_stopped, recipient_failed, recipient_removed, budget_exceeded, "
-        "model_unavailable, turn_failed, expired, invalid_body, usage, queue_unavailable.",
+        "recipient_stopped, recipient_failed, recipient_removed, recipient_not_added, "
+        "budget_exceeded, model_unavailable, turn_failed, expired, invalid_body, usage, "
+        "queue_unavailable.",
         _schema(
             {
                 "to": _TO,
