@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from functools import partial
 from typing import Any
 
 import anyio
@@ -33,6 +35,16 @@ log = structlog.get_logger()
 
 USED_META = "approvals_used"  # the agent's meta key: grants already acted on, newest last
 USED_KEPT = 200  # only a redelivered turn's calls look here: the recent ones are enough
+# When (time.monotonic()) the PreToolUse hook asking must have answered: the CLI gives up on
+# it then (measured: it cancels the callback at the matcher's timeout to the millisecond,
+# and the model reads "PreToolUse hook did not respond before its timeout (host client may
+# be unreachable)"), which left the request pending for a late `approve` to grant into
+# nothing. Set by the policy hook (orchestrator/policy.py) for the call it decides.
+HOOK_DEADLINE: ContextVar[float | None] = ContextVar("hook_deadline", default=None)
+# The grant the hook call took (its use recorded), as the means to give it back: the policy
+# hook refuses an approved command that other agents' writes held until the hook had to
+# answer, and the approval then stands for the same call made again (True: given back).
+TAKEN: ContextVar[Callable[[], Awaitable[bool]] | None] = ContextVar("approval_taken", default=None)
 
 
 class Approvals:
@@ -62,6 +74,7 @@ class Approvals:
     async def decide(
         self, tool: str, tool_input: dict[str, Any], subagent: str | None, why: str = ""
     ) -> tuple[bool, str]:
+        TAKEN.set(None)
         approver, timeout_s = self.settings()
         turn = self.turn()
         cause = turn.cause_id if turn else None
@@ -116,6 +129,7 @@ class Approvals:
         if granted:
             try:
                 await self._mark_used(request.id)
+                TAKEN.set(partial(self._give_back, request.id))
             except errors.OrchestratorError as exc:
                 # Not recorded: a restart could run the call twice on this one grant, so it
                 # does not run now; the grant stays unused for the next try to take.
@@ -148,6 +162,25 @@ class Approvals:
             ids = [*ids[-(USED_KEPT - 1) :], request_id]
             await self.mailbox.update_agent(self.agent, meta={USED_META: ids}, heartbeat=False)
 
+    async def _give_back(self, request_id: str) -> bool:
+        """The grant ``request_id`` was not acted on after all: its use is struck out, so
+        the same call again runs on it. False if the queue could not be written (the
+        grant then stays used: the call asks again)."""
+        try:
+            async with self._marking:
+                ids = _used_ids(await self.mailbox.agent(self.agent))
+                if request_id in ids:
+                    kept = [i for i in ids if i != request_id]
+                    await self.mailbox.update_agent(
+                        self.agent, meta={USED_META: kept}, heartbeat=False
+                    )
+        except errors.OrchestratorError as exc:
+            self.log.warning("approval_not_kept", request_id=request_id, error=str(exc))
+            return False
+        self._used.discard(request_id)
+        self.log.info("approval_kept", request_id=request_id)
+        return True
+
     async def _wait(
         self, request: Message, timeout_s: float, turn: Turn | None
     ) -> tuple[bool, str]:
@@ -155,6 +188,10 @@ class Approvals:
         if reply is not None:
             return answer_of(reply, request)
         left = request.created_at + timeout_s - time.time()
+        deadline = HOOK_DEADLINE.get()
+        cut = deadline is not None and deadline - time.monotonic() < left
+        if deadline is not None and cut:
+            left = deadline - time.monotonic()
         self._waiting += 1
         if self._waiting == 1:
             await self.on_event(
@@ -177,6 +214,11 @@ class Approvals:
             if self._waiting == 0:
                 await self.on_event(RunnerEvent.UNBLOCKED, {"request_id": request.id})
         why = f"no answer from the approver within {timeout_s:g}s: denied"
+        if cut:  # the hook must answer now: the request ends too, not left for a late yes
+            why = (
+                f"not approved in time: no answer from the approver before this call's "
+                f"check had to answer ({timeout_s:g}s approval_timeout): denied"
+            )
         if not await self.mailbox.fail_request(request.id, errors.RequestTimeout.code, why):
             late = await self.mailbox.find_reply(request.id)  # answered just now
             if late is not None:

@@ -23,6 +23,7 @@ on it yet: a grant is used once (the agent's side records each use in the queue)
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -190,13 +191,25 @@ def answer(
                 request_id,
                 f"no message {request_id!r}; `octy-orchestrate approvals` lists the pending ones",
             ) from None
-        if approval_of(request) is None:
+        fields = approval_of(request)
+        if fields is None:
             raise errors.ApprovalNotFound(request_id, f"{request_id!r} is not an approval request")
         if sender not in (USER, request.recipient):
             raise errors.ApprovalNotFound(
                 request_id,
                 f"'{sender}' cannot answer approval '{request_id}': it asks "
                 f"'{request.recipient}' (or the user)",
+            )
+        timeout_s = _seconds(fields.get("timeout_s"))
+        late = bool(timeout_s) and time.time() >= request.created_at + timeout_s
+        if late and mb.find_reply(request_id) is None:
+            # Its time ran out unanswered (the agent's wait was cut short: the CLI gave up on
+            # its hook, or the supervisor was stopped): a late yes would be used by nobody,
+            # or by a redelivered call long after. It ends here, as the agent's wait would.
+            mb.fail_request(
+                request_id,
+                errors.RequestTimeout.code,
+                f"no answer from the approver within {timeout_s:g}s: denied",
             )
         body: dict[str, Any] = {"approval": GRANTED if granted else DENIED}
         if reason:
@@ -206,6 +219,30 @@ def answer(
         except errors.AlreadyReplied:
             earlier = mb.find_reply(request_id)
             said = escape_controls(answer_of(earlier)[1] if earlier else "answered")
+            if earlier is not None and earlier.error == errors.RequestTimeout.code:
+                raise errors.ApprovalNotFound(
+                    request_id,
+                    f"approval {request_id!r} came too late: its {timeout_s:g}s "
+                    f"approval_timeout ran out at {_utc(request.created_at + timeout_s)}, "
+                    f"and the agent was told it was not approved ({said}); nothing ran. "
+                    "The agent asks again if it still needs to",
+                ) from None
             raise errors.ApprovalNotFound(
                 request_id, f"approval {request_id!r} was already answered ({said})"
             ) from None
+
+
+def _seconds(value: Any) -> float:
+    """A request's ``timeout_s`` (any row: a foreign or hand-edited one may hold anything)."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _utc(when: float) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
+    except (OverflowError, OSError, ValueError):
+        return "a time that cannot be shown"

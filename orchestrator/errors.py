@@ -393,6 +393,13 @@ class RecipientRemoved(RequestFailed):
     code = "recipient_removed"
 
 
+class RecipientNotAdded(RequestFailed):
+    """The recipient was being added by a reload of agents.yaml that failed before it
+    started it: it is not in the team (the next reload of the file adds it again)."""
+
+    code = "recipient_not_added"
+
+
 class RequestExpired(RequestFailed):
     """The request passed its TTL or its max attempts and went to the dead letters."""
 
@@ -574,6 +581,7 @@ _BY_CODE: dict[str, type[RequestFailed]] = {
     for cls in (
         RequestFailed,
         RecipientFailed,
+        RecipientNotAdded,
         RecipientRemoved,
         RecipientStopped,
         RequestExpired,

@@ -76,7 +76,9 @@ class Stops:
         # The agents each key holds, and who writes (the agent, or ``agent/subagent id``):
         # their new commands wait (:meth:`holding`), the writer's own calls do not.
         self._covers: dict[str, dict[str, int]] = {}  # key -> agent -> its claude
-        self._born: dict[int, int | None] = {}  # each claude covered -> its start time
+        # Each claude covered -> a pidfd of it (hold_watch.open_claudes): readable once it
+        # has ended, zombie or not, and never another process's, whatever its pid becomes.
+        self._alive: dict[int, int] = {}
         self._writers: dict[str, str] = {}
         # Command calls let through and not reported done: call -> (agent, until when
         # the CLI may still start it); whether a thread looks for them (Hold._watch).

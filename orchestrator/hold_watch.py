@@ -8,8 +8,10 @@ taken half a core for as long as the hold lasted (docs/benchmarks.md)."""
 from __future__ import annotations
 
 import os
+import select
 import threading
 import time
+from collections.abc import Iterable
 
 import structlog
 
@@ -24,6 +26,40 @@ log = structlog.get_logger()
 # write may be held: write_hold.HOLD_MAX_S).
 LAUNCH_S = 10.0
 WATCH_S = 0.001  # how often a hold looks for a command being started
+
+
+def open_claudes(clis: Iterable[int]) -> dict[int, int]:
+    """A pidfd of each claude in ``clis`` that is still the process its pid named as the
+    hold began (its start time the same after the pidfd's opening as before); none for a
+    claude gone or replaced."""
+    out: dict[int, int] = {}
+    for cli in clis:
+        start = procid.start_ticks(cli)
+        try:
+            fd = os.pidfd_open(cli)
+        except OSError:
+            continue
+        if start is None or procid.start_ticks(cli) != start:
+            os.close(fd)
+            continue
+        out[cli] = fd
+    return out
+
+
+def ended(pidfds: Iterable[int]) -> set[int]:
+    """The pidfds of ``pidfds`` whose process has ended (a pidfd polls ready from its exit
+    on, before its reaping): one system call, no wait. poll, not select: a supervisor's
+    descriptors may number past select's 1024."""
+    fds = list(pidfds)
+    if not fds:
+        return set()
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    try:
+        return {fd for fd, _ in poller.poll(0)}
+    except OSError:  # not expected of a pidfd; as if ended (the watch stops looking)
+        return set(fds)
 
 
 class Processes:
@@ -115,9 +151,9 @@ class LaunchWatch(Stops):
         with self._state:
             self._launches.pop(call, None)
 
-    def _launching_clis(self, checked: bool = True) -> dict[int, set[str]]:
+    def _launching_clis(self) -> dict[int, set[str]]:
         """The claudes held that are starting a command, each with the keys that hold it
-        (under ``_state``); ``checked``: only those still the claude the hold saw."""
+        (under ``_state``), but those that ended."""
         now = time.monotonic()
         for call in [c for c, (_, until) in self._launches.items() if until < now]:
             del self._launches[call]
@@ -131,8 +167,13 @@ class LaunchWatch(Stops):
         # under: nothing of it is left to start a command, and its pid, reused, would be
         # another process's (another team's claude: its commands stopped for a write
         # that is not its). Its agent's new claude waits at the hook (Hold.holding).
-        for cli in list(out) if checked else []:
-            if self._born.get(cli) is None or procid.start_ticks(cli) != self._born[cli]:
+        # Seen through its pidfd at each look, as it dies: not at its reaping, nor only
+        # when a look sees /proc change (a zombie keeps its start time, and an exit alone
+        # changes nothing in /proc/loadavg).
+        fds = {cli: self._alive.get(cli) for cli in out}
+        gone = ended(fd for fd in fds.values() if fd is not None)
+        for cli, fd in fds.items():
+            if fd is None or fd in gone:
                 del out[cli]
         return out
 
@@ -148,20 +189,14 @@ class LaunchWatch(Stops):
                     # looked at under _work: a key released since is continued after
                     # this scan (Hold._work_done), what it stops included
                     with self._state:
-                        clis = self._launching_clis(checked=False)
+                        clis = self._launching_clis()
                         if not clis:
                             self._watching = False
                             return
                     # What the holds found is stopped (Hold.hold): only a process
                     # started since is looked for; stopped at once, then whole scans
-                    # look for what it started meanwhile. (A claude that ended, or its
-                    # pid reused: a change, so the check is here.)
+                    # look for what it started meanwhile.
                     if processes.changed():
-                        with self._state:
-                            clis = self._launching_clis()
-                            if not clis:
-                                self._watching = False
-                                return
                         for cli, keys in clis.items():
                             under = processes.under(cli)
                             if under - self._stopped.keys() - self._left:

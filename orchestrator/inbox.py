@@ -65,17 +65,10 @@ class Inbox:
 
     async def next_batch(self) -> list[Message]:
         if self.hold is not None:
-            with anyio.CancelScope() as held:  # a stop or the CLI's death cancels it
-                self._idle_scope = held
-                try:
-                    if self._woken:
-                        held.cancel()
-                    await self.hold(self.name)
-                finally:
-                    # Also when the hold raised: left set, the next wake (the CLI's
-                    # death) cancelled this dead scope and was lost.
-                    self._idle_scope = None
-            if self.stop.is_set() or held.cancelled_caught:
+            # Called even after a wake (then cut short at its first wait): it is the
+            # budget's look at the agent, not a wait of the inbox's own.
+            cut = await self._cut_short(partial(self.hold, self.name), woken_skips=False)
+            if self.stop.is_set() or cut:
                 self._woken = False
                 return []
         try:
@@ -101,14 +94,27 @@ class Inbox:
     async def _idle(self, waiting: Callable[[], Awaitable[Any]]) -> None:
         """Wait while idle; a stop or the CLI's death cuts it short, or skips it when it
         came before the wait began (during the claim)."""
-        if self._woken:
+        await self._cut_short(waiting, woken_skips=True)
+
+    async def _cut_short(self, waiting: Callable[[], Awaitable[Any]], *, woken_skips: bool) -> bool:
+        """Run ``waiting`` where a wake (a stop, the CLI's death) cancels it; True if one
+        did. A wake that came before (it found no wait to cancel) skips it if
+        ``woken_skips`` (an idle wait: not even called), else it runs in a scope cancelled
+        already (the budget hold: called, cut short at its first wait)."""
+        if self._woken and woken_skips:
             self._woken = False
-            return
-        try:
-            with anyio.CancelScope() as self._idle_scope:
+            return True
+        with anyio.CancelScope() as scope:
+            self._idle_scope = scope
+            try:
+                if self._woken:
+                    scope.cancel()
                 await waiting()
-        finally:
-            self._idle_scope = None
+            finally:
+                # Also when it raised: left set, the next wake (the CLI's death)
+                # cancelled this dead scope and was lost.
+                self._idle_scope = None
+        return scope.cancelled_caught
 
     async def unanswered(self, batch: list[Message]) -> list[Message]:
         """The messages of ``batch`` to deliver (now in hand): a request already answered

@@ -42,6 +42,8 @@ class AgentSlot(Protocol):
     @property
     def runner(self) -> AgentRunner | None: ...
 
+    def unqueue(self) -> None: ...  # a queued start the row's holder refused, undone
+
 
 SlotT = TypeVar("SlotT", bound=AgentSlot)
 

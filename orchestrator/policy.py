@@ -45,7 +45,7 @@ from orchestrator import (
     workspaces,
     write_hold,
 )
-from orchestrator.approval_wait import Approvals
+from orchestrator.approval_wait import HOOK_DEADLINE, TAKEN, Approvals
 from orchestrator.approve_rules import PATH_FIELDS, SEARCH_TOOLS, match_reason, written_path
 from orchestrator.errors import OrchestratorError
 from orchestrator.lifecycle import OnEvent
@@ -203,6 +203,8 @@ class Policy:
         self, data: HookInput, tool_use_id: str | None, _context: HookContext
     ) -> HookJSONOutput:
         started = time.monotonic()
+        # The approval wait inside ends in time for this hook to answer (approval_wait)
+        HOOK_DEADLINE.set(started + self.spec.approval_timeout_s + HOOK_SLACK_S - HOOK_MARGIN_S)
         raw: dict[str, Any] = dict(data)
         tool = str(raw.get("tool_name", ""))
         if (why := malformed(tool, raw.get("tool_input"))) is not None:
@@ -259,6 +261,8 @@ class Policy:
             if approved:
                 bound = max(bound, self._hook_left(started))
             if not await self._until_not_held(tool, caller, bound):
+                if approved and (taken := TAKEN.get()) is not None and await taken():
+                    return _deny(prompts.held_too_long_approved(bound))
                 return _deny(prompts.held_too_long(bound))
             if tool_use_id:  # a hold that begins before the CLI starts it still finds it
                 self.hold.launch(tool_use_id, self.agent)

@@ -58,8 +58,9 @@ TOOL_SPECS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
     "ask": (
         "Ask another agent a question and wait for its answer, which is returned. "
         "Fails with a code: timeout, recipient_unknown, not_allowed, would_deadlock, "
-        "recipient_stopped, recipient_failed, recipient_removed, budget_exceeded, "
-        "model_unavailable, turn_failed, expired, invalid_body, usage, queue_unavailable.",
+        "recipient_stopped, recipient_failed, recipient_removed, recipient_not_added, "
+        "budget_exceeded, model_unavailable, turn_failed, expired, invalid_body, usage, "
+        "queue_unavailable.",
         _schema(
             {
                 "to": _TO,
@@ -248,6 +249,17 @@ def not_owned(path: str, owns: Sequence[str], owners: Sequence[str]) -> str:
     return (
         f"{path} is outside the paths this agent may write (owns: {mine}); {who}. "
         "The write was not made."
+    )
+
+
+def held_too_long_approved(after_s: float) -> str:
+    """:func:`held_too_long` for a command the approver allowed: kept back until its check
+    had to answer (the CLI gives up on it then), its approval left for the same call."""
+    return (
+        f"the command was approved, but other agents kept writing files in this agent's "
+        f"folders for {after_s:.0f} s, until its check had to answer, and a command may not "
+        "start during another agent's write. The command was not run; the approval stands: "
+        "make the same call again to run it."
     )
 
 

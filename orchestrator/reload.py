@@ -348,7 +348,7 @@ async def _stop_in_order(
         # Whose it is, asked once: in the record's own conditional write. Another
         # supervisor's (a shared NATS team): nothing written, not queued here.
         if name in restarting and await sup.record_moves(slot, slot.life.queue()):
-            slot.life.abandon_start()  # in memory: the row is the other's
+            slot.unqueue()  # in memory: the row is the other's
 
     for layer in reversed(old.start_layers()):
         async with anyio.create_task_group() as tg:
@@ -392,13 +392,19 @@ async def _give_up_added(
                 await sup.record_moves(slot, slot.life.abandon_start())
             except Exception:  # the cause of the reload's end is what is raised
                 log.exception("reload_give_up_failed", agent=name)
-        if failed and not sup.stopping:
+        if failed:
             # Not in the running roster: kept, a later `start` of one waited again for
             # its entry (then launched without one). Gone, as before the reload; the next
-            # reload of the file adds it again.
+            # reload of the file adds it again. A `down` that ended the reload keeps it
+            # `stopped` (its asks queued: the file the next `up` reads has it), but a
+            # participant's row it took over is given back all the same: kept, the
+            # participant's row was gone after the `down` (found by the last session).
             for name in added:
+                before = rows_before.get(name)
+                if sup.stopping and before is None:
+                    continue
                 try:
-                    await _forget_unadded(sup, name, rows_before.get(name))
+                    await _forget_unadded(sup, name, before)
                 except Exception:
                     log.exception("reload_give_up_failed", agent=name)
 
@@ -434,7 +440,11 @@ async def _forget_unadded(sup: Team[SlotT], name: str, before: AgentInfo | None)
             await refusals.attempt(sup, give_back, "register_failed", level="error", agent=name)
             return
         await _forget_agent(
-            sup, name, f"the reload that added '{name}' failed before it started it"
+            sup,
+            name,
+            f"the reload that added '{name}' failed before it started it; "
+            f"it is not in the team (a reload of {sup.roster.path.name} adds it again)",
+            errors.RecipientNotAdded.code,
         )
 
 
@@ -450,9 +460,14 @@ async def _ours_to_move(sup: Team[SlotT], name: str) -> bool:
         return True
 
 
-async def _forget_agent(sup: Team[SlotT], name: str, why: str | None = None) -> None:
-    """A removed agent (already stopped): out of the registry, its askers answered (told
-    ``why``, by default that it was removed from the roster)."""
+async def _forget_agent(
+    sup: Team[SlotT],
+    name: str,
+    why: str | None = None,
+    code: str = errors.RecipientRemoved.code,
+) -> None:
+    """A removed agent (already stopped): out of the registry, its askers answered
+    ``code`` (told ``why``, by default that it was removed from the roster)."""
     assert sup.mailbox is not None
     del sup.slots[name]
     # force: the row is supervised (refused to others while the team runs); from now on
@@ -462,7 +477,7 @@ async def _forget_agent(sup: Team[SlotT], name: str, why: str | None = None) -> 
     await fail_requests(
         sup,
         name,
-        errors.RecipientRemoved.code,
+        code,
         why or f"'{name}' was removed from {sup.roster.path.name} before it answered",
     )
 

@@ -309,9 +309,7 @@ class Supervisor:
             if await self.record_moves(slot, slot.life.queue()) is not None:
                 # Nothing written: the row is the other's. Ours goes back to `stopped`,
                 # in memory (as an agent run elsewhere stays here), unwritten.
-                slot.life.abandon_start()
-                slot.shown_waiting = False
-                slot.stats["waiting_for"] = None
+                slot.unqueue()
                 continue
             queued.append(slot)
         # What they wait for is told from here on (depends.keep_told): one queued at its

@@ -54,12 +54,14 @@ def decide(folder: Path, line: str, tools: list[str]) -> list[str]:
 def runs(line: str, folder: Path) -> bool:
     """Whether bash, with no terminal (as the CLI's Bash), leaves `ran-it` behind.
 
-    SHELL is set as a user's login sets it: make runs the shells of `X!=CMD` and of
-    MAKEFLAGS' `--eval` as `$(SHELL)` before its own default applies, so with SHELL unset
-    (CI's machine: measured, `make -f /dev/null 'X!=touch ran-it'` ran nothing) the code
-    the hook asks about would not run here."""
+    SHELL and TERM are set as a user's login sets them, whatever the test runner has:
+    make runs the shells of `X!=CMD` and of MAKEFLAGS' `--eval` as `$(SHELL)` before its
+    own default applies, and watch and vim stop at once with no terminal type, so with
+    either unset (CI's machine had no SHELL; measured under `env -i`: `make -f /dev/null
+    'X!=touch ran-it'`, `watch -g …`, `VIMINIT=… vim` ran nothing) the code the hook asks
+    about would not run here."""
     (folder / "ran-it").unlink(missing_ok=True)
-    env = {**os.environ, "HOME": str(folder), "SHELL": "/bin/bash"}
+    env = {**os.environ, "HOME": str(folder), "SHELL": "/bin/bash", "TERM": "xterm"}
     subprocess.run(
         ["bash", "-c", line],
         cwd=folder,

@@ -28,6 +28,7 @@ from orchestrator.cli.queue_common import (
     _mailbox,
     _not_the_supervisor,
     _through_outage,
+    _to_a_participant,
     _verb,
 )
 from orchestrator.held_wait import reply_while_held, supervisor_silence
@@ -77,20 +78,21 @@ def _ask_held(args: argparse.Namespace) -> int:
             held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
             request_id = new_id()  # as send's: the same request whatever the tries
             try:
-                req = _through_outage(
-                    mb,
-                    lambda: request_unless_interrupted(
+                with _to_a_participant():
+                    req = _through_outage(
                         mb,
-                        lambda: mb.request(
-                            args.sender,
-                            args.to,
-                            body,
-                            ttl_s=args.ttl,
-                            wait_s=args.timeout,
-                            message_id=request_id,
+                        lambda: request_unless_interrupted(
+                            mb,
+                            lambda: mb.request(
+                                args.sender,
+                                args.to,
+                                body,
+                                ttl_s=args.ttl,
+                                wait_s=args.timeout,
+                                message_id=request_id,
+                            ),
                         ),
-                    ),
-                )
+                    )
             except BaseException:
                 signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 raise

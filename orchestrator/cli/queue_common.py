@@ -117,6 +117,19 @@ def _check_participant(mb: MailboxBackend, name: str) -> None:
         )
 
 
+@contextmanager
+def _to_a_participant() -> Iterator[None]:
+    """A send's or an ask's RecipientUnknown naming only those a message can go to: the
+    supervisor's row is in the registry, and listed there (`send nosuch hi` read "known
+    agents: user, a, supervisor") though a message to it is refused
+    (:func:`_not_the_supervisor`)."""
+    try:
+        yield
+    except errors.RecipientUnknown as exc:
+        known = [n for n in exc.known if n != SUPERVISOR]
+        raise errors.RecipientUnknown(exc.recipient, known) from None
+
+
 def _not_the_supervisor(name: str, role: str) -> None:
     """The supervisor's name is its own: messages to it are the control protocol (a stray
     body was taken as a command with none), and speaking as it (``--as``, a reply to a

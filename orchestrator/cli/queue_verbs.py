@@ -30,6 +30,7 @@ from orchestrator.cli.queue_common import (
     _mailbox,
     _not_the_supervisor,
     _through_outage,
+    _to_a_participant,
     _verb,
 )
 from orchestrator.mailbox import (
@@ -76,9 +77,11 @@ def _send(args: argparse.Namespace) -> int:
     message_id = new_id()  # one id for every try: a retry after a lost answer is stored once
     with _mailbox(args) as mb:
         _check_sender(mb, args.sender)
-        msg = _through_outage(
-            mb, lambda: mb.send(args.sender, args.to, body, ttl_s=args.ttl, message_id=message_id)
-        )
+        with _to_a_participant():
+            msg = _through_outage(
+                mb,
+                lambda: mb.send(args.sender, args.to, body, ttl_s=args.ttl, message_id=message_id),
+            )
     human = for_people(f"sent {msg.id} ({msg.sender} → {msg.recipient})")
     return _done(args, human, message=msg.to_dict())
 

@@ -10,6 +10,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -182,6 +183,10 @@ def has_credentials(roster: Roster, environ: dict[str, str]) -> bool:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    # `up -d` starts its child with Ctrl-C blocked (up_detach.detach holds it across the
+    # fork), and a blocked signal stays blocked across exec: lifted here, or the
+    # supervisor would never see a SIGINT (its forced stop).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     roster = load(args)
     unknown = [a for a in args.agents if a not in roster.agents]
     if unknown:
@@ -382,8 +387,9 @@ def cmd_down(args: argparse.Namespace) -> int:
     if pid is not None:
         _refuse_if_frozen(pid, "nothing was sent")
     who = "the supervisor" if pid is None else f"the supervisor (pid {pid})"
+    progress = _DownProgress()
     try:
-        _stop_team(args, db, pid)
+        _stop_team(args, db, pid, progress)
     except KeyboardInterrupt:
         # Ctrl-C ended `down` (130) without a word, though the stop was under way: a person
         # took the team for still running, or for stopped. What was sent stands.
@@ -391,7 +397,7 @@ def cmd_down(args: argparse.Namespace) -> int:
             f"octy-orchestrate: interrupted: {who} "
             + (
                 "was asked to stop the team and is stopping it"
-                if args.stop_asked
+                if progress.stop_asked
                 else f"is asked to stop the team: it does if it takes the request within "
                 f"{DOWN_ACK_S:g} s"
             )
@@ -406,12 +412,22 @@ def cmd_down(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def _stop_team(args: argparse.Namespace, db: Path, pid: int | None) -> None:
+@dataclass
+class _DownProgress:
+    """How far a `down` got, for what a Ctrl-C that ends it says: ``stop_asked`` once the
+    supervisor took the request or was sent SIGTERM (it stops the team whatever `down`
+    does next)."""
+
+    stop_asked: bool = False
+
+
+def _stop_team(
+    args: argparse.Namespace, db: Path, pid: int | None, progress: _DownProgress
+) -> None:
     """Ask the supervisor to stop (SIGTERM when the queue cannot carry it) and wait for it
-    to exit; ``args.stop_asked`` once the request was taken or SIGTERM sent."""
+    to exit, saying in ``progress`` when the stop was asked."""
     from orchestrator.control import send_command
 
-    args.stop_asked = False
     try:
         send_command(db, "down", grace_s=args.timeout, timeout_s=DOWN_ACK_S, queue=_queue(args))
     except (errors.SupervisorNotRunning, errors.SupervisorGone):
@@ -422,12 +438,12 @@ def _stop_team(args: argparse.Namespace, db: Path, pid: int | None) -> None:
         # "the queue did not take the command"); one that beats on, its queue broken, does.
         if pid is not None:
             _refuse_if_frozen(pid, "the command stays queued", place=_queue(args))
-        _terminate_instead(args, db, pid, exc)
+        _terminate_instead(db, pid, exc, progress)
     except errors.QueueError as exc:
-        _terminate_instead(args, db, pid, exc)
+        _terminate_instead(db, pid, exc, progress)
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
-    args.stop_asked = True
+    progress.stop_asked = True
     deadline = time.monotonic() + args.timeout + 40
     while holder_pid(db) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -473,7 +489,7 @@ def _own_silence(place: QueuePlace, pid: int) -> float | None:
 
 
 def _terminate_instead(
-    args: argparse.Namespace, db: Path, pid: int | None, exc: errors.QueueError
+    db: Path, pid: int | None, exc: errors.QueueError, progress: _DownProgress
 ) -> None:
     """The queue cannot carry the command (a full disk, a write lock held, a NATS server
     out of reach, a damaged file): SIGTERM to this machine's supervisor does the same
@@ -489,7 +505,7 @@ def _terminate_instead(
         raise CliFailure(
             f"{exc}; and SIGTERM to the supervisor (pid {pid}) failed: {kill_error.strerror}"
         ) from None
-    args.stop_asked = True  # before the note: a Ctrl-C as it is read says so
+    progress.stop_asked = True  # before the note: a Ctrl-C as it is read says so
     note = f"the queue did not take the command ({exc}); sent SIGTERM to pid {pid} instead"
     shown = common.clip_lines(for_people(note, multiline=True))
     print(f"octy-orchestrate: warning: {shown}", file=sys.stderr)

@@ -62,7 +62,11 @@ UP_OPTIONS: tuple[UpOption, ...] = (
     UpOption(
         ("-d", "--detach"),
         False,
-        {"action": "store_true", "help": "run in the background; logs in logs/"},
+        {
+            "action": "store_true",
+            "help": "run in the background; logs in logs/ (a supervisor not up within 60 s, "
+            "or a Ctrl-C meanwhile, is stopped)",
+        },
     ),
     UpOption(
         ("--grace",),
@@ -124,6 +128,7 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
         fd = safefs.open_private(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, "log file")
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
+    import signal
     import subprocess
 
     proc: subprocess.Popen[bytes] | None = None
@@ -132,15 +137,41 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
             # The file is shared by every run (and by a concurrent `up -d` that loses the
             # race): only what is written from here on is this child's (review F, L1).
             start = os.fstat(out.fileno()).st_size
-            proc = subprocess.Popen(
-                child_argv(args, roster),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                start_new_session=True,
-                cwd=os.getcwd(),
-            )
-        _wait_until_registered(proc, roster, out_path, start)
+            # Ctrl-C is held from before the fork until the child is `proc`: landed inside
+            # Popen once the child ran, its KeyboardInterrupt left that child starting in
+            # the background, unsaid (proc still None). pthread_sigmask runs the Python
+            # handlers of what is pending as it returns: an interrupt from before the
+            # block lands before the fork, one held lands here once ``proc`` is set. The
+            # child inherits the block; `up` lifts it as it starts (cmd_up). The mask is
+            # this thread's: `up -d` runs no other here (measured: one task in /proc), so a
+            # SIGINT to the process has no unblocked thread to land in meanwhile.
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                proc = subprocess.Popen(
+                    child_argv(args, roster),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    start_new_session=True,
+                    cwd=os.getcwd(),
+                )
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        try:
+            _wait_until_registered(proc, roster, out_path, start)
+        except _NotRegistered:
+            # Left running, it went on starting unsaid: the team came up later, or never,
+            # behind a failed `up -d` (a second `up` then found it "already running").
+            # As with Ctrl-C: stopped as `down` would, and said (docker compose and pm2
+            # report a start that did not come up as failed).
+            stopped = _stop(proc, args.grace)
+            raise CliFailure(
+                f"the supervisor (pid {proc.pid}) did not register within "
+                f"{START_WAIT_S:g} s; "
+                + ("it was stopped" if stopped else "it was asked to stop and is still stopping")
+                + f". What it wrote ({out_path}):\n"
+                + _written_since(out_path, start, proc.returncode)
+            ) from None
         _say_started(args, roster, proc.pid)
     except KeyboardInterrupt:
         # Ctrl-C while it starts means "not this": it left the supervisor starting in the
@@ -163,7 +194,7 @@ def _wait_until_registered(
     proc: subprocess.Popen[bytes], roster: Roster, out_path: Path, start: int
 ) -> None:
     """Until the child holds the team and has registered; a CliFailure with what it wrote
-    if it exits first, or if it is not there within START_WAIT_S."""
+    if it exits first; _NotRegistered if it is not there within START_WAIT_S."""
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -174,9 +205,11 @@ def _wait_until_registered(
         if holder_pid(roster.database) == proc.pid and _registered(place_of(roster), proc.pid):
             return
         time.sleep(0.05)
-    raise CliFailure(
-        f"the supervisor (pid {proc.pid}) did not start within {START_WAIT_S:g} s; see {out_path}"
-    )
+    raise _NotRegistered
+
+
+class _NotRegistered(Exception):
+    """The child runs and has not registered within START_WAIT_S."""
 
 
 def _say_started(args: argparse.Namespace, roster: Roster, pid: int) -> None:
@@ -198,7 +231,8 @@ def _say_started(args: argparse.Namespace, roster: Roster, pid: int) -> None:
         )
 
 
-def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
+def _stop(proc: subprocess.Popen[bytes], grace: float) -> bool:
+    """SIGTERM, as `down`; True once it exited, False if it is still stopping (said)."""
     import signal
     import subprocess
 
@@ -215,6 +249,8 @@ def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
             f"`octy-orchestrate ps` shows it",
             file=sys.stderr,
         )
+        return False
+    return True
 
 
 def _written_since(path: os.PathLike[str], offset: int, returncode: int) -> str:

@@ -55,6 +55,16 @@ class Slot:
     def state(self) -> AgentState:
         return self.life.state
 
+    def unqueue(self) -> None:
+        """Undo a queued start whose record another supervisor's row refused (a shared
+        NATS team): back to ``stopped`` in memory, unwritten, with nothing of the
+        ``waiting`` the record made left behind. Only the lifecycle was undone by a
+        reload's stop (the refusal in up's layers undid all three): what it said it
+        waited for stayed in ``stats``, the meta of the slot's next record."""
+        self.life.abandon_start()
+        self.shown_waiting = False
+        self.stats["waiting_for"] = None
+
     @property
     def want_running(self) -> bool:
         return self.life.want_running

@@ -773,3 +773,19 @@ def test_names_ids_and_reasons_with_newlines_keep_each_error_on_one_line(db: Pat
     assert again.returncode == 3, again.stderr
     assert len(again.stderr.splitlines()) == 1, again.stderr
     assert "no\\n\\x1b[31mway" in again.stderr
+
+
+def test_send_or_ask_to_an_unknown_name_lists_only_names_a_message_can_go_to(db: Path) -> None:
+    """Left open by the last session: `send nosuch hi` read "unknown recipient 'nosuch';
+    known agents: user, alice, bob, supervisor", and a send to the supervisor is refused.
+    The supervisor's row is one a running team writes (here written as it does)."""
+    with Mailbox(db) as mb:
+        mb.register_supervisor(4242, {})
+    for verb in ("send", "ask"):
+        proc = cli(verb, "nosuch", "hi", "--db", str(db), cwd=db.parent)
+        assert proc.returncode == 3, proc.stderr
+        assert proc.stderr == (
+            "octy-orchestrate: unknown recipient 'nosuch'; known agents: user, alice, bob\n"
+        )
+        as_json = cli(verb, "nosuch", "hi", "--json", "--db", str(db), cwd=db.parent)
+        assert json.loads(as_json.stdout)["error"] == "recipient_unknown"

@@ -57,6 +57,11 @@ def test_up_d_passes_every_option_to_the_background_supervisor(team: TeamFactory
         assert flag in child, (flag, child)
     assert child[child.index("--grace") + 1] == "7.5"
     assert child[-2:] == ["--", "a"]
+    # `up -d` holds Ctrl-C blocked across its fork; the child lifted the block it inherits
+    # (a supervisor with SIGINT blocked never sees it).
+    status = Path(f"/proc/{started['pid']}/status").read_text()
+    [blocked] = [line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")]
+    assert not int(blocked, 16) & (1 << (2 - 1)), status  # SIGINT is signal 2
     t.wait_ready("a")
     assert t.states()["b"] == "stopped"  # not started: only `a` was named
     t.octy("down")
@@ -193,9 +198,10 @@ def _detach_in_process(
     t: Team, monkeypatch: pytest.MonkeyPatch, ctrl_c_at: str, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str]:
     """`up -d` run here (its child a real supervisor), with a real SIGINT sent to this
-    process from inside ``ctrl_c_at`` of up_detach (``time`` for the wait's deadline,
-    taken right after the child started; ``for_people`` for the line said once it
-    registered): the KeyboardInterrupt lands in that window. Returns the child's pid and
+    process from inside ``ctrl_c_at`` of up_detach (``popen`` once the child is forked,
+    before Popen returns; ``time`` for the wait's deadline, taken right after the child
+    started; ``for_people`` for the line said once it registered): the KeyboardInterrupt
+    lands in that window. Returns the child's pid and
     what was written to stderr."""
     import signal
     import subprocess
@@ -212,6 +218,8 @@ def _detach_in_process(
     def popen(*args: Any, **kwargs: Any) -> Any:
         proc = real_popen(*args, **kwargs)
         children.append(proc.pid)
+        if ctrl_c_at == "popen":  # after the fork, before Popen returns
+            ctrl_c()
         return proc
 
     def ctrl_c() -> None:
@@ -238,7 +246,7 @@ def _detach_in_process(
     monkeypatch.setattr(subprocess, "Popen", popen)
     if ctrl_c_at == "time":
         monkeypatch.setattr(up_detach, "time", Time)
-    else:
+    elif ctrl_c_at == "for_people":
         monkeypatch.setattr(up_detach, "for_people", for_people)
     args = build_parser().parse_args(["up", "-d"])
     with pytest.raises(KeyboardInterrupt):
@@ -271,3 +279,64 @@ def test_ctrl_c_right_after_the_supervisor_registered_stops_it(
     pid, err = _detach_in_process(t, monkeypatch, "for_people", capsys)
     assert f"interrupted: stopping the supervisor it was starting (pid {pid})" in err
     assert not procid.running(pid)
+
+
+def test_ctrl_c_inside_popen_after_the_fork_stops_the_supervisor(
+    team: TeamFactory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Left open by the last session: a Ctrl-C landing inside `subprocess.Popen` once the
+    child was forked, before Popen returned, raised with no `proc` to stop: exit 130,
+    nothing said, the supervisor starting on in the background. SIGINT is now held (blocked)
+    across the Popen and lands once the child is known."""
+    from orchestrator import procid
+
+    t = team([{"text": "ok"}], {"a": {}})
+    pid, err = _detach_in_process(t, monkeypatch, "popen", capsys)
+    assert f"interrupted: stopping the supervisor it was starting (pid {pid})" in err
+    assert not procid.running(pid)
+
+
+def test_a_supervisor_that_does_not_register_in_time_is_stopped_and_said(
+    team: TeamFactory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Left open by the last session: `up -d` that gave up waiting for its supervisor to
+    register said "did not start ... see supervisor.out" and left it running: the team
+    came up later behind a failed `up -d`, or a second `up` found it "already running".
+    Now it is stopped, as `down` would, and said, with what it wrote. The child is held in
+    its model check (an endpoint that takes connections and never answers), the wait
+    shortened to a second."""
+    import subprocess
+
+    from orchestrator import procid
+    from orchestrator.cli import up_detach
+    from orchestrator.cli.common import CliFailure
+    from orchestrator.roster import load_roster
+
+    t = team([{"text": "ok"}], {"a": {}})
+    children: list[int] = []
+    real_popen = subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> Any:
+        proc = real_popen(*args, **kwargs)
+        children.append(proc.pid)
+        return proc
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        for key, value in t.env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.chdir(t.folder)
+        monkeypatch.setattr(subprocess, "Popen", popen)
+        monkeypatch.setattr(up_detach, "START_WAIT_S", 1.0)
+        args = build_parser().parse_args(["up", "-d"])
+        with pytest.raises(CliFailure) as failed:
+            up_detach.detach(args, load_roster(t.folder / "agents.yaml"))
+    (pid,) = children
+    assert f"the supervisor (pid {pid}) did not register within 1 s; it was stopped" in str(
+        failed.value
+    )
+    assert str(t.folder / "logs" / "supervisor.out") in str(failed.value)
+    assert not procid.running(pid)
+    assert "Traceback" not in capsys.readouterr().err

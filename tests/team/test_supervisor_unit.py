@@ -296,3 +296,141 @@ async def test_a_failed_reload_gives_back_the_row_a_participant_had_under_a_name
         before.state,
         before.meta,
     )
+
+
+async def test_a_down_that_ends_a_reload_gives_back_the_row_a_participant_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A participant joined as b; an edit adds an agent b, which takes b's row over, and a
+    `down` ends the reload while it stops a changed agent (a turn finishing in its grace).
+    Review8's give-back ran only for a reload that failed with the team running: after the
+    `down` b's row was the reload's (`stopped`, supervised, pid None), the participant's
+    gone. Given back as it was, as a failed reload's."""
+    from orchestrator import reload
+
+    roster = write_roster(tmp_path, a={"restart": "never"})
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    stopping = anyio.Event()
+
+    async def slow_stop(team: Any, old: Roster, names: list[str], restarting: Any) -> None:
+        stopping.set()
+        await anyio.sleep_forever()  # ended by the `down`
+
+    monkeypatch.setattr(reload, "_stop_in_order", slow_stop)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sup.run)
+        await until_task_ends(sup, "a")
+        with Mailbox(sup.roster.database) as mb:
+            mb.register("b", "a terminal", pid=None, meta={"kind": "terminal"})
+            before = mb.agent("b")
+        write_roster(tmp_path, a={"restart": "never"}, b={})
+        assert sup._tg is not None
+        sup._tg.start_soon(sup.reload)  # as the watcher or `reload` runs it: in the team
+        await stopping.wait()
+        with Mailbox(sup.roster.database) as mb:
+            taken = mb.agent("b")
+        assert taken is not None
+        assert taken.meta.get("supervised") is True  # the reload's now
+        sup.stop()  # `down`
+    with Mailbox(sup.roster.database) as mb:
+        after = mb.agent("b")
+    assert before is not None
+    assert after is not None
+    assert (after.description, after.pid, after.state, after.meta) == (
+        before.description,
+        before.pid,
+        before.state,
+        before.meta,
+    )
+
+
+async def test_asks_of_an_agent_a_failed_reload_added_have_their_own_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ask of b, which an edit adds, is queued while the reload stops a changed agent;
+    the reload fails. Its asker was answered `recipient_removed`, as if b had been taken
+    out of agents.yaml (it is in the file). Now `recipient_not_added`; a removed agent's
+    askers keep `recipient_removed`."""
+    from orchestrator import reload
+
+    roster = write_roster(tmp_path, a={"restart": "never"}, gone={"restart": "never"})
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    asked: list[str] = []
+
+    async def failing_stop(team: Any, old: Roster, names: list[str], restarting: Any) -> None:
+        with Mailbox(team.roster.database) as mb:
+            asked.append(mb.request("user", "b", "are you there?", wait_s=60).id)
+        raise RuntimeError("a stop that errors")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sup.run)
+        # Both failed (unreachable, restart never), in whichever order, their tasks over.
+        while sorted(n for n, s in sup.slots.items() if s.state == AgentState.FAILED) != [
+            "a",
+            "gone",
+        ]:
+            await sup.state_changed.wait()
+        for slot in sup.slots.values():
+            await slot.done.wait()
+        with Mailbox(sup.roster.database) as mb:
+            for_gone = mb.request("user", "gone", "still there?", wait_s=60)
+        write_roster(tmp_path, a={"restart": "never"})  # gone removed: recipient_removed
+        await sup.reload()
+        monkeypatch.setattr(reload, "_stop_in_order", failing_stop)
+        write_roster(tmp_path, a={"restart": "never"}, b={})
+        with pytest.raises(RuntimeError, match="a stop that errors"):
+            await sup.reload()
+        sup.stop()
+    [for_b] = asked
+    with Mailbox(sup.roster.database) as mb:
+        with pytest.raises(errors.RecipientNotAdded) as not_added:
+            mb.wait_for_reply(for_b, 0)
+        with pytest.raises(errors.RecipientRemoved) as removed:
+            mb.wait_for_reply(for_gone.id, 0)
+    assert not_added.value.code == "recipient_not_added"
+    assert "the reload that added 'b' failed before it started it" in str(not_added.value)
+    assert removed.value.code == "recipient_removed"
+
+
+async def test_a_reloads_queue_refused_by_the_rows_holder_leaves_no_waiting_for_behind(
+    tmp_path: Path,
+) -> None:
+    """A reload stops changed agent b and queues it again; on a shared NATS team another
+    supervisor has taken b meanwhile, and the queue's record is refused. The reload undid
+    only the lifecycle (`stopped` in memory): what the record had said b waited for (a,
+    on its way) stayed in its stats, and the next record of b once the row is ours again
+    wrote `stopped` with `waiting_for: a` in its meta. Undone as up's layers undo it
+    (Slot.unqueue). The holder here is a lease double; the rows are real SQLite rows."""
+    from orchestrator import reload
+    from orchestrator.agent_leases import LocalLeases
+    from orchestrator.mailbox import AsyncMailbox
+
+    class HeldForB(LocalLeases):
+        held = True
+
+        async def write_row(self, mailbox: Any, agent: str, **fields: Any) -> Any:
+            if agent == "b" and self.held:
+                return errors.AgentHeldElsewhere("b", "other", "elsewhere", 99, 30.0)
+            return await super().write_row(mailbox, agent, **fields)
+
+    roster = write_roster(tmp_path, a={}, b={"depends_on": ["a"]})
+    roster.database.parent.mkdir(parents=True, exist_ok=True)
+    sup = Supervisor(roster, watch_roster=False, client=Unreachable)
+    leases = HeldForB()
+    sup.leases = leases
+    async with AsyncMailbox(roster.database) as mailbox:
+        await mailbox.register("a", state="stopped")
+        await mailbox.register("b", state="stopped")
+        sup.mailbox = mailbox
+        a = sup.add_slot("a")
+        a.life.queue()  # on its way: what b waits for
+        b = sup.add_slot("b")
+        await reload._stop_in_order(sup, roster, ["b"], {"b"})
+        assert b.state == AgentState.STOPPED
+        leases.held = False  # the other let b go: its row is ours again
+        await registry.record(sup, b)
+        row = await mailbox.agent("b")
+    assert row is not None
+    assert row.state == "stopped"
+    assert row.meta.get("waiting_for") is None, row.meta
+    assert not b.shown_waiting
