@@ -17,6 +17,7 @@ import re
 from typing import Final
 
 from orchestrator.handoff_types import INPUT, Handoff
+from orchestrator.shell_words import UNKNOWN
 
 AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
 _AWK_VALUED = frozenset({"-F", "-v", "--assign", "--field-separator"})
@@ -140,15 +141,21 @@ def sed(args: list[str]) -> Handoff | None:
 
 
 def find(args: list[str]) -> Handoff | None:
+    """``-exec CMD ;`` and the like; ``-execdir``/``-okdir`` run CMD in each found file's
+    folder (measured: `find . -name m -execdir git st \\;` ran the alias of a repository
+    below), a folder known only at run time."""
     argv: list[tuple[str, ...]] = []
+    folder = ""
     i = 0
     while i < len(args):
         if args[i] in ("-exec", "-execdir", "-ok", "-okdir"):
+            if args[i].endswith("dir"):
+                folder = UNKNOWN + f"(each folder of find {args[i]})"
             end = next((j for j in range(i + 1, len(args)) if args[j] in (";", "+")), len(args))
             argv.append(tuple(args[i + 1 : end]))
             i = end
         i += 1
-    return Handoff(argv=tuple(argv)) if argv else None
+    return Handoff(argv=tuple(argv), folder=folder) if argv else None
 
 
 def git_program_key(key: str) -> bool:

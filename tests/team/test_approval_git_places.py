@@ -184,6 +184,21 @@ def test_git_in_a_working_folder_known_at_run_time_asks(
     ]
 
 
+def test_git_run_by_find_execdir_asks(place: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """`-execdir` runs its command in each found file's folder: a repository below, with
+    its own alias, is known only when find runs (measured: the alias ran, unasked)."""
+    repo, home, _ = place
+    below = _repo(repo / "below", PUSH)
+    (below / "m").write_text("")
+    line = "find . -name m -execdir git st \\;"
+    assert _runs_planted(line, repo, home)
+    assert _decide(tmp_path, home, line) == [
+        f"matches {RULE}: git may run in a folder known only at run time "
+        "(cd (each folder of find -execdir)): cannot be read"
+    ]
+    assert _decide(tmp_path, home, "find . -name m -exec git st \\;") == []
+
+
 def test_a_config_file_named_on_the_line_is_read(
     place: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
