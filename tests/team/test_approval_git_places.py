@@ -132,7 +132,7 @@ WORKING_FOLDERS = [
     "nsenter -W {other} git st",
     "bwrap --dev-bind / / --chdir {other} git st",
     "gdb -q -batch --cd={other} -ex run --args git st",
-    "tmux -L {socket} new -d -c {other} 'git st; tmux -L {socket} wait -S w' \\; wait w",
+    "tmux -S {socket} new -d -c {other} 'git st; tmux -S {socket} wait -S w' \\; wait w",
 ]
 
 
@@ -141,7 +141,7 @@ def test_git_in_a_working_folder_a_program_is_given_reads_the_state_there(
     line: str, place: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     repo, home, other = place
-    socket = f"appr8-{os.getpid()}-{tmp_path.name}"  # no server of an earlier run
+    socket = str(tmp_path / "tmux.sock")  # a server of its own, its socket in the test's folder
     line = line.format(other=other, socket=socket)
     program = line.split(" ")[0]
     try:
@@ -149,7 +149,7 @@ def test_git_in_a_working_folder_a_program_is_given_reads_the_state_there(
             assert _runs_planted(line, repo, home)
     finally:
         if program == "tmux":
-            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+            subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
     asked = _decide(tmp_path, home, line)
     if program == "gdb":  # `-ex run` is gdb code on the line: asked about first
         assert asked == [f"matches {RULE}: runs the gdb commands given to gdb -ex: cannot be read"]

@@ -7,7 +7,6 @@ exactly the command. The real hook; each line whose program is here is first run
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,7 +25,7 @@ def _man_here() -> bool:
 # (the config file, what it says (HOME is the folder), the line, which program must be here)
 CONFIGS = [
     (".gdbinit", "shell touch ran-it", "gdb -batch", "gdb"),
-    (".tmux.conf", "run-shell 'touch ran-it'", "tmux -L {socket} new -d", "tmux"),
+    (".tmux.conf", "run-shell 'touch ran-it'", "tmux -S {socket} new -d", "tmux"),
     (".screenrc", "screen sh -c 'touch {home}/ran-it'", "screen -D -m true", "screen"),
     (".vimrc", "call writefile([], '{home}/ran-it')", "vim x >/dev/null 2>&1", "vim"),
     (".manpath", "DEFINE troff touch {home}/ran-it", "man -t ls", "man"),
@@ -37,7 +36,7 @@ CONFIGS = [
 def test_a_config_file_in_the_home_asks(
     name: str, text: str, line: str, program: str, tmp_path: Path
 ) -> None:
-    socket = f"appr8-{os.getpid()}-{tmp_path.name}"  # no server of an earlier run
+    socket = str(tmp_path / "tmux.sock")  # a server of its own, its socket in the test's folder
     line = line.format(socket=socket)
     tools = [*BROAD, f"Bash({line.split(' >')[0]}:*)"]  # the program's rule, and more
     assert answer(tmp_path, line, tools, home=tmp_path)[0] == []  # no file: nothing asked
@@ -48,7 +47,7 @@ def test_a_config_file_in_the_home_asks(
             assert runs(line, tmp_path)
     finally:
         if program == "tmux":
-            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+            subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
     why = f"{program} runs the commands of its config file {tmp_path / name}"
     assert answer(tmp_path, line, tools, home=tmp_path)[0] == [
         f"matches {RULE}: {why}: cannot be read"

@@ -6,7 +6,6 @@ terminal, a server of its own) to show it runs its command."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,12 +30,12 @@ CHAINED = [
 
 @pytest.mark.parametrize(("chained", "why"), CHAINED)
 def test_a_tmux_command_by_its_alias_or_prefix_asks(chained: str, why: str, tmp_path: Path) -> None:
-    socket = f"appr8-{os.getpid()}-{tmp_path.name}"  # no server of an earlier run
-    line = f"tmux -L {socket} new -d {chained}"
+    socket = str(tmp_path / "tmux.sock")  # a server of its own, its socket in the test's folder
+    line = f"tmux -S {socket} new -d {chained}"
     try:
         asks_unread(tmp_path, line, True if shutil.which("tmux") else None, why, BROAD)
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
     # A rule naming the command as written exempts it, as `Bash(tmux send-keys:*)` does.
     name = chained.split()[1]
     assert _decide(tmp_path, line, [*BROAD, f"Bash(tmux {name}:*)"]) == []
