@@ -37,19 +37,31 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import bash_commands, git_state, globs, web_host
+from orchestrator import bash_commands, git_state, globs, program_configs, web_host
 from orchestrator.roster._work import RULE_RE
 from orchestrator.roster.work import FILE_TOOLS
 
 READ_TOOLS: tuple[str, ...] = ("Read", "Grep", "Glob", "LS", "NotebookRead")
-_SEARCH_TOOLS = ("Grep", "Glob", "LS")  # they read a whole folder
+SEARCH_TOOLS = ("Grep", "Glob", "LS")  # they read a whole folder
+# The one table of the fields naming the path a file tool writes or reads, by tool: the
+# first is its path (a search tool's, when not given, is the agent's folder), the rest
+# are read too (Glob's pattern). The hook checks each is text (policy.malformed).
+PATH_FIELDS: dict[str, tuple[str, ...]] = {
+    **{tool: ("file_path",) for tool in FILE_TOOLS if tool != "NotebookEdit"},
+    "NotebookEdit": ("notebook_path",),
+    "Read": ("file_path",),
+    "NotebookRead": ("notebook_path",),
+    "Grep": ("path",),
+    "Glob": ("path", "pattern"),
+    "LS": ("path",),
+}
 
 
 def written_path(tool: str, tool_input: dict[str, Any]) -> str | None:
     """The path a file tool call writes, if it is one."""
     if tool not in FILE_TOOLS:
         return None
-    value = tool_input.get("notebook_path" if tool == "NotebookEdit" else "file_path")
+    value = tool_input.get(PATH_FIELDS[tool][0])
     return value if isinstance(value, str) else ""
 
 
@@ -131,14 +143,14 @@ def _path_matches(spec: str, tool: str, tool_input: dict[str, Any], folder: Path
     )
     if tool in FILE_TOOLS:
         path = written_path(tool, tool_input) or ""
-    elif tool in _SEARCH_TOOLS:  # no path: the agent's folder
+    elif tool in SEARCH_TOOLS:  # no path: the agent's folder
         path = str(tool_input.get("path") or ".")
     else:
-        path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
+        path = str(tool_input.get(PATH_FIELDS[tool][0]) or "")
     real = globs.resolve(path, anchor)
     if globs.matches(pattern, real):
         return True
-    if tool not in _SEARCH_TOOLS:
+    if tool not in SEARCH_TOOLS:
         return False
     # Searching a folder reads what the rule names under it; Glob's own pattern may
     # reach elsewhere. A pattern too odd to compare asks.
@@ -174,10 +186,43 @@ def bash_reason(
         asked = _git_runs(spec, reading, git, unreads, 0)
         if asked is not None:
             return asked
+    if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
+        unreads += _configs(reading, found, git)
     for unread in unreads:
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
     return None
+
+
+def _configs(
+    reading: bash_commands.Reading, found: list[str], git: git_state.Lookup
+) -> list[bash_commands.Unread]:
+    """The config files in its HOME a command of the line runs (program_configs): the
+    agent's HOME, and each the line sets (``HOME=/x gdb``, ``export HOME=…``); one the
+    shell builds (``HOME=$x``) is known only at run time."""
+    homes = [git.where("~")]
+    built = ""
+    for name, value in reading.settings:
+        if name != "HOME":
+            continue
+        if bash_commands.UNKNOWN in value:
+            built = built or value.replace(bash_commands.UNKNOWN, "")
+        else:
+            homes.append(git.where(value or "."))
+    out = []
+    for command in found:
+        if built and program_configs.reads(command):
+            why = f"{command.split(' ')[0]} reads its config in a HOME known only at run time"
+            out.append(
+                bash_commands.Unread(
+                    f"{why} (HOME={built})", command, command, program_configs.CODE
+                )
+            )
+            continue
+        for home in dict.fromkeys(homes):
+            for why in program_configs.loaded(command, home, git.env)[:1]:
+                out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
+    return out
 
 
 _GIT_DEPTH = 4  # `!` aliases whose lines run git again, read (deeper: it asks)

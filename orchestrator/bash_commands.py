@@ -79,9 +79,7 @@ _KEYWORDS = frozenset(
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")
 _DECLARES = frozenset({"export", "declare", "typeset", "local", "readonly"})
 _SETS = frozenset({"read", "printf", "mapfile", "readarray", "getopts"})  # name variables
-_GIT_VALUED = frozenset(
-    {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix"}
-)
+_GIT_VALUED = git_places.GIT_VALUED
 
 
 class _Unsure(Exception):
@@ -159,7 +157,7 @@ def words(line: str) -> list[str]:
     Here-documents that are data are plain words."""
     line = shell_marks.data_as_words(line)
     try:
-        tokens = _tokens(line)
+        tokens = [t for t in _tokens(line) if t != shell_marks.SEMICOLON]
     except _Unsure:
         tokens = line.split()
     # Split at quotes and brackets too: `os.system('git push')`, `run(['git','push'])`.
@@ -184,9 +182,15 @@ def _commands(line: str, depth: int) -> list[str]:
     found: list[str] = []
     words: list[str] = []
     skip_next = False
+    chain = False  # the words are a tmux command after a `\\;` (`tmux new \\; run CMD`)
     for token in tokens:
         if skip_next:  # a redirection's target
             skip_next = False
+            continue
+        if token == shell_marks.SEMICOLON:  # `\\;`: split here too (find -exec … \\; CMD)
+            tmux = chain or any(os.path.basename(w) == "tmux" for w in words)
+            found += _simple(_chained(words, chain), depth)
+            words, chain = [], tmux
             continue
         if token and all(c in _PUNCTUATION for c in token):
             if ("<" in token or ">" in token) and "(" not in token and ")" not in token:
@@ -194,14 +198,20 @@ def _commands(line: str, depth: int) -> list[str]:
                     words.pop()  # the descriptor of `2>&1`
                 skip_next = True
                 continue
-            found += _simple(words, depth)  # ; && || | & newline ( ) $( <(
-            words = []
+            found += _simple(_chained(words, chain), depth)  # ; && || | & newline ( ) $( <(
+            words, chain = [], False
             continue
         if "$(" in token:  # a substitution inside double quotes runs too
             for inner in _substitutions(token):
                 found += _commands(inner, depth + 1)
         words.append(token)
-    return found + _simple(words, depth)
+    return found + _simple(_chained(words, chain), depth)
+
+
+def _chained(words: list[str], chain: bool) -> list[str]:
+    """A command after tmux's `\\;` is tmux's (its `if`, `run` no shell keyword or program):
+    read as ``tmux WORDS``, by tmux's names, aliases and prefixes."""
+    return ["tmux", *words] if chain and words else words
 
 
 def _substitutions(token: str) -> list[str]:
@@ -257,8 +267,10 @@ def _simple(words: list[str], depth: int) -> list[str]:
                     _PLACE + "at " + d
                     for d in git_places.option_values(words[1:], *command_wrappers.CHDIR[base])
                 ]
-            if command_wrappers.elsewhere(base, words[1:]):  # `sudo -i`: the user's home
-                extra.append(_PLACE + "at " + UNKNOWN + " ".join([base, *words[1:2]]))
+            if base == "nsenter":  # `nsenter -w/DIR git …` runs git there
+                extra += [_PLACE + "at " + d for d in command_wrappers.nsenter_folders(words[1:])]
+            if shown := command_wrappers.elsewhere(base, words[1:]):  # `sudo -i`: its home
+                extra.append(_PLACE + "at " + UNKNOWN + shown)
             words = command_wrappers.after_options(words[1:], command_wrappers.WRAPPERS[base])
             if base in command_wrappers.OPERAND:
                 words = words[1:]  # timeout's DURATION, chroot's NEWROOT
@@ -297,6 +309,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
         extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
     handoff = handoffs.of(words[0], words[1:]) or command_runners.of(program, words[1:])
     if handoff is not None:
+        if handoff.folder:  # where its lines and commands run (`tmux new -c DIR`)
+            extra.append(_PLACE + "cd " + handoff.folder)
         for body in handoff.lines:
             extra += _commands(body, depth + 1)
         for argv in handoff.argv:

@@ -11,6 +11,7 @@ or ``parallel`` with no command) it is a hand-off that cannot be read (code on t
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Final
 
@@ -108,13 +109,16 @@ _SHELL_IF_NONE = frozenset({"sudo", "doas", "fakeroot", "firejail", "nsenter", "
 _SHELL_IF_NONE |= frozenset({"chroot"})
 
 
+_INFORM = command_wrappers.HELP | {"-l", "--list", "-k", "-v"}  # list, forget: no shell
+
+
 def _shell_reads_input(name: str, args: list[str]) -> bool:
     """Whether wrapper ``name`` given ``args`` runs a shell reading its input."""
     rest = command_wrappers.after_options(args, command_wrappers.WRAPPERS[name])
     options = args[: len(args) - len(rest)]
     if rest[: 2 if name == "chroot" else 1] or "--" in options:
         return not rest[1:] if name == "chroot" and "--" not in options else False
-    if any(w in ("-h", "--help", "-V", "--version", "-l", "--list", "-k", "-v") for w in options):
+    if any(w in _INFORM for w in options):
         return False
     if name in ("sudo", "doas"):
         return any(
@@ -221,7 +225,7 @@ def _script(args: list[str]) -> Handoff | None:
         if option == "--command":
             lines.append(value if eq else (args[i] if i < len(args) else ""))
             i += not eq
-        elif word in ("-h", "--help", "-V", "--version"):
+        elif word in command_wrappers.HELP:
             return None
         elif option in _SCRIPT_LONG:
             i += not eq
@@ -257,7 +261,7 @@ def _su(name: str, args: list[str]) -> Handoff | None:
             positional += args[i:]
             break
         option, eq, value = word.partition("=")
-        if word in ("-h", "--help", "-V", "--version"):
+        if word in command_wrappers.HELP:
             return None
         if option.startswith("--") and not eq and option not in _SU_VALUED | _SU_FLAGS:
             return _unknown(name, option)
@@ -361,7 +365,7 @@ def _parallel(name: str, args: list[str]) -> Handoff | None:
 
 
 def _sudoedit(name: str, args: list[str]) -> Handoff | None:
-    if any(a in ("-h", "--help", "-V", "--version") for a in args[:1]):
+    if any(a in command_wrappers.HELP for a in args[:1]):
         return None
     return Handoff("runs the editor of sudoedit (VISUAL, EDITOR)", code=name)
 
@@ -437,39 +441,139 @@ _GDB_CODE |= frozenset({"-command", "-init-command", "-p", "-python"})
 def _gdb(name: str, args: list[str]) -> Handoff | None:
     """gdb commands on the line (``-ex CMD``, ``-x FILE``; ``shell``, ``python`` run
     anything) ask; ``--args PROG ARG…`` is read as a command (``run`` runs it)."""
+    folder = ""  # --cd DIR: where gdb, and the program it runs, work
     for i, word in enumerate(args):
         option = "-" + word.lstrip("-").split("=", 1)[0] if word.startswith("-") else ""
+        if option == "-cd":
+            after = args[i + 1] if i + 1 < len(args) else ""
+            folder = word.partition("=")[2] if "=" in word else after
         if option == "-args":
-            return Handoff(argv=(tuple(args[i + 1 :]),)) if args[i + 1 :] else None
+            command = args[i + 1 :]
+            return Handoff(argv=(tuple(command),), folder=folder) if command else None
         if option in _GDB_CODE - {"-p"}:
             return Handoff(f"runs the gdb commands given to {name} {word}", code=word)
     return None
 
 
+# tmux 3.3a's commands (`tmux list-commands`), with their aliases. tmux runs the command an
+# alias names, a name names, or else a unique prefix of a name (cmd_find: `run` is
+# run-shell's alias, `ru` and `run-s` prefixes of it; `r` is ambiguous and runs nothing).
+_TMUX_ALIASES: Final = {
+    "attach": "attach-session",
+    "bind": "bind-key",
+    "breakp": "break-pane",
+    "capturep": "capture-pane",
+    "clearhist": "clear-history",
+    "clearphist": "clear-prompt-history",
+    "confirm": "confirm-before",
+    "deleteb": "delete-buffer",
+    "detach": "detach-client",
+    "menu": "display-menu",
+    "display": "display-message",
+    "popup": "display-popup",
+    "displayp": "display-panes",
+    "findw": "find-window",
+    "has": "has-session",
+    "if": "if-shell",
+    "joinp": "join-pane",
+    "killp": "kill-pane",
+    "killw": "kill-window",
+    "lastp": "last-pane",
+    "last": "last-window",
+    "linkw": "link-window",
+    "lsb": "list-buffers",
+    "lsc": "list-clients",
+    "lscm": "list-commands",
+    "lsk": "list-keys",
+    "lsp": "list-panes",
+    "ls": "list-sessions",
+    "lsw": "list-windows",
+    "loadb": "load-buffer",
+    "lockc": "lock-client",
+    "lock": "lock-server",
+    "locks": "lock-session",
+    "movep": "move-pane",
+    "movew": "move-window",
+    "new": "new-session",
+    "neww": "new-window",
+    "nextl": "next-layout",
+    "next": "next-window",
+    "pasteb": "paste-buffer",
+    "pipep": "pipe-pane",
+    "prevl": "previous-layout",
+    "prev": "previous-window",
+    "refresh": "refresh-client",
+    "rename": "rename-session",
+    "renamew": "rename-window",
+    "resizep": "resize-pane",
+    "resizew": "resize-window",
+    "respawnp": "respawn-pane",
+    "respawnw": "respawn-window",
+    "rotatew": "rotate-window",
+    "run": "run-shell",
+    "saveb": "save-buffer",
+    "selectl": "select-layout",
+    "selectp": "select-pane",
+    "selectw": "select-window",
+    "send": "send-keys",
+    "setb": "set-buffer",
+    "setenv": "set-environment",
+    "set": "set-option",
+    "setw": "set-window-option",
+    "showb": "show-buffer",
+    "showenv": "show-environment",
+    "showmsgs": "show-messages",
+    "show": "show-options",
+    "showphist": "show-prompt-history",
+    "showw": "show-window-options",
+    "source": "source-file",
+    "splitw": "split-window",
+    "start": "start-server",
+    "suspendc": "suspend-client",
+    "swapp": "swap-pane",
+    "swapw": "swap-window",
+    "switchc": "switch-client",
+    "unbind": "unbind-key",
+    "unlinkw": "unlink-window",
+    "wait": "wait-for",
+}
+_TMUX_NAMES: Final = tuple(
+    sorted(
+        {*_TMUX_ALIASES.values()}
+        | {"choose-buffer", "choose-client", "choose-tree", "clock-mode", "command-prompt"}
+        | {"copy-mode", "customize-mode", "kill-server", "kill-session", "send-prefix"}
+        | {"server-access", "set-hook", "show-hooks"}
+    )
+)
+
+
+def tmux_command(word: str) -> str | None:
+    """The tmux command ``word`` names, as tmux finds it (an alias, a name, a unique
+    prefix of a name), or None (unknown or ambiguous: tmux runs nothing)."""
+    if word in _TMUX_ALIASES:
+        return _TMUX_ALIASES[word]
+    if word in _TMUX_NAMES:
+        return word
+    found = [n for n in _TMUX_NAMES if n.startswith(word)] if word else []
+    return found[0] if len(found) == 1 else None
+
+
 _TMUX_QUIET = frozenset(
-    {"ls", "list-sessions", "kill-session", "kill-server", "has-session", "has"}
-    | {"attach", "attach-session", "a", "at", "list-windows", "lsw", "list-panes", "lsp"}
-    | {"kill-window", "killw", "kill-pane", "killp", "detach", "detach-client"}
-    | {"capture-pane", "capturep", "-V"}
+    {"list-sessions", "kill-session", "kill-server", "has-session", "attach-session"}
+    | {"list-windows", "list-panes", "kill-window", "kill-pane", "detach-client"}
+    | {"capture-pane", "wait-for"}
 )
 _TMUX_NEW = {  # the commands running a shell command, their options taking a value
     "new-session": "cefFnstxy",
-    "new": "cefFnstxy",
     "new-window": "cenFt",
-    "neww": "cenFt",
     "split-window": "celFt",
-    "splitw": "celFt",
     "respawn-pane": "ce",
-    "respawnp": "ce",
     "respawn-window": "ce",
-    "respawnw": "ce",
 }
 
 
-def _tmux(name: str, args: list[str]) -> Handoff | None:
-    """tmux: the shell command of ``new-session``/``new-window``/``split-window`` is read
-    as a line; any other command that may run programs (``send-keys`` types keys into a
-    shell, ``run-shell``, ``if-shell``, ``source-file``, ``-f FILE``…) asks."""
+def _tmux_command(args: list[str]) -> tuple[list[str], str | None]:
+    """tmux's words after its own options, or ([], why) for an option that runs commands."""
     i = 0
     while i < len(args) and args[i].startswith("-") and args[i] != "-":
         word = args[i]
@@ -478,16 +582,46 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
             break
         found = _short_value(word, "cfLST")
         if found and found[0] in "cf":
-            return Handoff(f"gives tmux -{found[0]}, which runs commands", code=word)
+            return [], word
         if found and not found[1]:
             i += 1
-    rest = args[i:]
-    if not rest or (rest[0] in _TMUX_QUIET and ";" not in rest and "\\;" not in rest):
+    return args[i:], None
+
+
+def tmux_quiet(args: list[str]) -> bool:
+    """Whether ``tmux ARGS`` starts no server (nor reads its config): no command, or one
+    that only lists, kills, attaches (``ls``, ``kill-server``, ``has``…)."""
+    rest, option = _tmux_command(args)
+    return option is None and (not rest or tmux_command(rest[0]) in _TMUX_QUIET)
+
+
+def _tmux(name: str, args: list[str]) -> Handoff | None:
+    """tmux: the shell command of ``new-session``/``new-window``/``split-window`` is read
+    as a line; any other command that may run programs (``send-keys`` types keys into a
+    shell, ``run-shell``, ``if-shell``, ``source-file``, ``-f FILE``…) asks. A command is
+    known by its alias or a unique prefix too (``run``, ``ru``: run-shell)."""
+    if any("#(" in word for word in args):  # a format's `#(CMD)` runs CMD (measured: -c, -n)
+        return Handoff("gives tmux a format running a command, #(…)", code="#(")
+    rest, option = _tmux_command(args)
+    if option is not None:
+        letter = _short_value(option, "cf")
+        return Handoff(
+            f"gives tmux -{letter[0] if letter else ''}, which runs commands", code=option
+        )
+    if not rest:
         return None
-    command = rest[0]
-    if command not in _TMUX_NEW or any(w in (";", "\\;") for w in rest):
-        return Handoff(f"gives tmux the command {command}, which may run programs", code=command)
+    written = rest[0]
+    command = tmux_command(written)
+    chained = any(w in (";", "\\;") for w in rest)
+    if command in _TMUX_QUIET and not chained:
+        return None
+    if command not in _TMUX_NEW or chained:
+        shown = written if command in (None, written) else f"{written} ({command})"
+        return Handoff(f"gives tmux the command {shown}, which may run programs", code=written)
     j = 1
+    # The shell command runs in the client's folder (measured: `neww`, `splitw` too, the
+    # server started elsewhere), or -c DIR's; a respawned pane in its own (run time).
+    folder = _UNKNOWN + "(the pane's folder)" if command.startswith("respawn") else ""
     while j < len(rest) and rest[j].startswith("-") and rest[j] != "-":
         word = rest[j]
         j += 1
@@ -496,8 +630,12 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
         found = _short_value(word, _TMUX_NEW[command])
         if found and not found[1]:
             j += 1
+        if found and found[0] == "c":
+            folder = found[1] or (rest[j - 1] if j - 1 < len(rest) and j > 1 else "")
+            if "#" in folder:  # a tmux format (`#{pane_current_path}`): known at run time
+                folder = _UNKNOWN + folder
     line = rest[j:]
-    return Handoff(lines=(" ".join(line),)) if line else None
+    return Handoff(lines=(" ".join(line),), folder=folder) if line else None
 
 
 _SCREEN_VALUED = frozenset("ehpSTt")
@@ -528,6 +666,9 @@ _BWRAP_TWO = frozenset(
     | {"--symlink", "--setenv", "--chmod", "--file", "--bind-data", "--ro-bind-data"}
     | {"--overlay-src", "--tmp-overlay", "--ro-overlay"}
 )
+_BWRAP_BINDS = frozenset(
+    {"--bind", "--ro-bind", "--dev-bind", "--bind-try", "--ro-bind-try", "--dev-bind-try"}
+)
 _BWRAP_ONE = frozenset(
     {"--argv0", "--uid", "--gid", "--hostname", "--chdir", "--unsetenv", "--lock-file"}
     | {"--sync-fd", "--remount-ro", "--proc", "--dev", "--tmpfs", "--mqueue", "--dir"}
@@ -547,26 +688,38 @@ def _bwrap(name: str, args: list[str]) -> Handoff | None:
     """bubblewrap [OPTIONS] CMD…; ``--args FD`` reads more options (the command, maybe)
     from a descriptor, and an unknown option asks."""
     i = 0
+    folder = ""
+    remapped = ""  # an option making a path inside show other files than outside
     while i < len(args) and args[i].startswith("--"):
         word = args[i]
         i += 1
         if word == "--":
             break
         if word in _BWRAP_TWO:
+            source, dest = [*args[i : i + 2], "", ""][:2]
+            if word not in _BWRAP_BINDS or os.path.normpath(source) != os.path.normpath(dest):
+                remapped = remapped or f"bwrap {word} {source} {dest}"
             i += 2
         elif word in _BWRAP_ONE:
+            if word == "--chdir":
+                folder = args[i] if i < len(args) else ""
             i += 1
         elif word in ("--help", "--version"):
             return None
         elif word not in _BWRAP_FLAGS:
             return Handoff(f"gives bwrap the option {word}, unknown here", code=word)
     rest = args[i:]
-    return Handoff(argv=(tuple(rest),)) if rest else None
+    # Its command runs in --chdir DIR, or here; a bind of another folder (measured:
+    # `bwrap --dev-bind / / --bind /etc "$PWD" ls` listed /etc) makes git's files there
+    # other than here: known only at run time.
+    if remapped:
+        folder = _UNKNOWN + remapped
+    return Handoff(argv=(tuple(rest),), folder=folder) if rest else None
 
 
 _TMUX_CHAINED = frozenset(
     {"send-keys", "send", "run-shell", "if-shell", "source-file", "pipe-pane", "pipep"}
-    | {"display-popup", "popup", *_TMUX_NEW}
+    | {"display-popup", "popup", "new", "neww", "splitw", "respawnp", "respawnw", *_TMUX_NEW}
 )
 _NEWER: Final = {
     "sudoedit": _sudoedit,

@@ -56,7 +56,7 @@ WRAPPERS: Final[dict[str, frozenset[str]]] = {
     "taskset": frozenset(),  # then MASK (or with -c a CPU list), then the command
     "chrt": frozenset({"-T", "--sched-runtime", "-P", "--sched-period", "-D", "--sched-deadline"}),
     "prlimit": frozenset({"-p", "--pid", "-o", "--output"}),
-    "nsenter": frozenset({"-t", "--target", "-S", "--setuid", "-G", "--setgid"}),
+    "nsenter": frozenset({"-t", "--target", "-S", "--setuid", "-G", "--setgid", "-W"}),
     "strace": frozenset(
         {"-a", "-b", "-e", "-E", "-I", "-o", "-O", "-p", "-P", "-s", "-S", "-u", "-X", "-U"}
         | {"--trace", "--signal", "--status", "--abbrev", "--raw", "--read", "--write"}
@@ -165,17 +165,70 @@ def shell_body(words: list[str]) -> str | None:
     return words[i] if i < len(words) else ""
 
 
-def elsewhere(name: str, words: list[str]) -> bool:
-    """Whether wrapper ``name`` runs its command in a folder known only at run time: the
-    home of ``sudo -i``'s login shell, the new root of ``chroot`` (but ``--skip-chdir``)."""
-    if name not in ("sudo", "chroot"):
-        return False
+def elsewhere(name: str, words: list[str]) -> str:
+    """How wrapper ``name`` runs its command in a folder known only at run time ("" if it
+    does not): the home of ``sudo -i``'s login shell, the new root of ``chroot`` (but
+    ``--skip-chdir``) or ``unshare -R``; ``nsenter`` entering a mount namespace or a root
+    (``-m``, ``-a``, ``-r``: measured, ``nsenter -t PID -m pwd`` printed ``/``) or taking
+    the folder of its target (``-w``, ``--wd`` with no folder)."""
+    if name not in ("sudo", "chroot", "nsenter", "unshare"):
+        return ""
     options = words[: len(words) - len(after_options(words, WRAPPERS[name]))]
+    shown = " ".join([name, *words[:1]])
     if name == "chroot":
-        return "--skip-chdir" not in options
-    return "--login" in options or any(
-        w[:1] == "-" and w[1:2] != "-" and "i" in w[1:].split("u", 1)[0] for w in options
+        return "" if "--skip-chdir" in options else shown
+    if name == "unshare":
+        rooted = any(w in ("-R", "--root") or w.startswith("--root=") for w in options)
+        return shown if rooted or any(_short(name, w, "R") for w in options) else ""
+    if name == "nsenter":
+        for word in options:
+            option = word.partition("=")[0]
+            if option in ("--mount", "--all", "--root") or (
+                option in ("--wd", "--wdns") and "=" not in word
+            ):
+                return f"nsenter {word}"
+            if _short(name, word, "mar") or word == "-w":
+                return f"nsenter {word}"
+        return ""
+    return (
+        shown
+        if "--login" in options
+        or any(w[:1] == "-" and w[1:2] != "-" and "i" in w[1:].split("u", 1)[0] for w in options)
+        else ""
     )
+
+
+def _short(name: str, word: str, letters: str) -> bool:
+    """Whether a cluster of nsenter's or unshare's short options holds one of ``letters``
+    as an option (the letters after one taking an attached value are that value)."""
+    if word[:1] != "-" or word[1:2] == "-":
+        return False
+    for c in word[1:]:
+        if c in letters:
+            return True
+        if c in OPTIONAL.get(name, "") or f"-{c}" in WRAPPERS[name]:
+            return False
+    return False
+
+
+def nsenter_folders(words: list[str]) -> list[str]:
+    """The working folders nsenter's options give its command: ``-wDIR``, ``--wd=DIR``
+    (measured: ``nsenter -w/tmp/d pwd`` printed ``/tmp/d``), ``-W DIR``, ``--wdns=DIR``."""
+    options = words[: len(words) - len(after_options(words, WRAPPERS["nsenter"]))]
+    found = []
+    for word, after in zip(options, [*options[1:], ""], strict=True):
+        option, eq, value = word.partition("=")
+        if option in ("--wd", "--wdns") and eq:
+            found.append(value)
+        elif word[:1] == "-" and word[1:2] != "-":
+            for j, c in enumerate(word[1:], 1):
+                if c in "wW":
+                    value = word[j + 1 :] or (after if c == "W" else "")
+                    found += [value] if value else []
+                    break
+                if c in OPTIONAL["nsenter"] or f"-{c}" in WRAPPERS["nsenter"]:
+                    break
+    return found
 
 
 # The options each wrapper takes that take no value as the next word (with WRAPPERS, all
@@ -183,7 +236,7 @@ def elsewhere(name: str, words: list[str]) -> bool:
 # command is not where it seems (`sudo --new-option X CMD`): the line asks (unknown()).
 # `--name=value` never takes the next word. OPTIONAL: short options whose value, if any,
 # is attached (`-n1024`, `-m/path`): the rest of the word.
-_HELP = frozenset({"-h", "--help", "-V", "--version"})
+HELP: Final = frozenset({"-h", "--help", "-V", "--version"})  # options that only inform
 FLAGS: Final[dict[str, frozenset[str]]] = {
     "time": frozenset({"-p", "--portability", "-a", "--append", "-v", "--verbose", "-q"})
     | frozenset({"--quiet", "--help", "-V", "--version"}),
@@ -198,7 +251,7 @@ FLAGS: Final[dict[str, frozenset[str]]] = {
     "nice": frozenset({"--help", "--version"}),
     "ionice": frozenset({"-t", "--ignore", "--class", "--classdata", "--pid", "--pgid"})
     | frozenset({"--uid"})
-    | _HELP,
+    | HELP,
     "stdbuf": frozenset({"--input", "--output", "--error", "--help", "--version"}),
     "timeout": frozenset({"--preserve-status", "-p", "--foreground", "-f", "-v", "--verbose"})
     | frozenset({"--help", "--version"}),
@@ -211,7 +264,7 @@ FLAGS: Final[dict[str, frozenset[str]]] = {
     "xargs": frozenset({"-0", "--null", "-r", "--no-run-if-empty", "-t", "--verbose", "-p"})
     | frozenset({"--interactive", "-x", "--exit", "-o", "--open-tty", "--replace", "--eof"})
     | frozenset({"--help", "--version", "--show-limits"}),
-    "setsid": frozenset({"-c", "--ctty", "-f", "--fork", "-w", "--wait"}) | _HELP,
+    "setsid": frozenset({"-c", "--ctty", "-f", "--fork", "-w", "--wait"}) | HELP,
     "chroot": frozenset({"--skip-chdir", "--help", "--version"}),
     "unshare": frozenset("-" + c for c in "muinpUCTfrchV")
     | frozenset({"--mount", "--uts", "--ipc", "--net", "--pid", "--user", "--cgroup", "--time"})
@@ -222,16 +275,17 @@ FLAGS: Final[dict[str, frozenset[str]]] = {
     | frozenset({"--quiet", "--wait", "--no-block", "--no-ask-password", "-S", "--shell"})
     | frozenset({"--same-dir", "-d", "--on-clock-change", "--on-timezone-change"})
     | frozenset({"--help", "--version", "--no-pager", "-v", "--verbose"}),
-    "taskset": frozenset({"-a", "--all-tasks", "-c", "--cpu-list", "-p", "--pid"}) | _HELP,
+    "taskset": frozenset({"-a", "--all-tasks", "-c", "--cpu-list", "-p", "--pid"}) | HELP,
     "chrt": frozenset("-" + c for c in "abdefiomprRv")
     | frozenset({"--all-tasks", "--batch", "--deadline", "--ext", "--fifo", "--idle"})
     | frozenset({"--other", "--rr", "--reset-on-fork", "--max", "--pid", "--verbose"})
-    | _HELP,
-    "prlimit": frozenset({"--noheadings", "--raw", "--verbose"}) | _HELP,
+    | HELP,
+    "prlimit": frozenset({"--noheadings", "--raw", "--verbose"}) | HELP,
     "nsenter": frozenset({"-a", "--all", "-F", "--no-fork", "--preserve-credentials", "-Z"})
     | frozenset({"--follow-context", "-e", "--env", "-c", "--join-cgroup", "--mount", "--uts"})
     | frozenset({"--ipc", "--net", "--pid", "--user", "--cgroup", "--time", "--root", "--wd"})
-    | _HELP,
+    | frozenset({"--wdns"})
+    | HELP,
     "strace": frozenset("-" + c for c in "cCdDfFhiknqrtTvVwxyYzZ")
     | frozenset({"--follow-forks", "--output-separately", "--summary-only", "--summary"})
     | frozenset({"--syscall-number", "--seccomp-bpf", "--no-abbrev", "--quiet", "--verbose"})
@@ -242,7 +296,7 @@ FLAGS: Final[dict[str, frozenset[str]]] = {
     | frozenset({"--demangle", "--help", "--version"}),
     "valgrind": frozenset({"-q", "--quiet", "-v", "--verbose", "-d", "--help-debug"})
     | frozenset({"--help-dyn-options"})
-    | _HELP,
+    | HELP,
     "fakeroot": frozenset({"-u", "--unknown-is-real", "-v", "--version", "-h", "--help"}),
     "firejail": frozenset({"--noprofile", "--quiet", "--private", "--noroot", "--seccomp"})
     | frozenset({"--nonewprivs", "--nogroups", "--nosound", "--novideo", "--no3d", "--nodvd"})

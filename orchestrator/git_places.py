@@ -20,6 +20,10 @@ from typing import Final, Protocol
 
 from orchestrator.shell_words import UNKNOWN
 
+# git's own options taking the next word as their value (`git -C DIR SUB`).
+GIT_VALUED: Final = frozenset(
+    {"-C", "-c", "--git-dir", "--work-tree", "--namespace", "--config-env", "--super-prefix"}
+)
 MAX_FOLDERS: Final = 8  # folders whose git state one call reads (cd A; git x; cd B; …)
 # Variables that change where git finds its repository or its config (set before a command,
 # exported, or assigned on an earlier line): git's state is read with them set, or, when

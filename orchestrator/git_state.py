@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from orchestrator import git_places, gitcmd, handoffs, option_commands
+from orchestrator import command_wrappers, git_places, gitcmd, handoffs, option_commands
 
 TIMEOUT_S: Final = 5.0
 MAX_FOLDERS: Final = git_places.MAX_FOLDERS
@@ -217,16 +218,20 @@ def effects(
     run. ``unknown``: the mark of a word known only at run time: a folder or a setting
     holding one is unread (its git state cannot be read before the line runs)."""
     out = Effects()
-    todo = [(c, 0) for c in found if c.split(" ")[0] == "git"]
+    # Each git command's words after `git`, and how many aliases deep it is.
+    todo = [(c.split(" ")[1:], 0) for c in found if c.split(" ")[0] == "git"]
     if todo and (why := git_places.run_time(places, settings, unknown)) is not None:
-        out.unread.append((why, todo[0][0]))
+        out.unread.append((why, " ".join(["git", *todo[0][0]])))
         return out
     where_all = git_places.folders(places, lookup)
     envs = git_places.with_homes(git_places.variants(settings, unknown), lookup.where)
     while todo:
-        command, depth = todo.pop()
-        words = command.split(" ")[1:]
+        words, depth = todo.pop()
+        command = " ".join(["git", *words])
         sub, rest = (words[0], words[1:]) if words else ("", [])
+        if depth:  # an alias's words: git's own options may come before its subcommand
+            after = command_wrappers.after_options(words, git_places.GIT_VALUED)
+            sub, rest = (after[0], after[1:]) if after else ("", [])
         for place, extra in itertools.product([".", *where_all], envs):
             state = lookup.at(place, extra)
             where = ", ".join([lookup.where(place), *(f"{k}={v}" for k, v in extra.items())])
@@ -239,10 +244,21 @@ def effects(
                 if value.startswith("!"):
                     out.lines.append((" ".join([value[1:], *rest]), why))
                     out.line_folders.append(lookup.toplevel(place) or lookup.where(place))
-                else:  # git reads it as words (quotes aside): `git VALUE ARGS`
-                    expanded = " ".join(["git", *value.split(), *rest])
-                    out.commands.append((expanded, why))
-                    todo.append((expanded, depth + 1))
+                elif (split := split_cmdline(value)) is not None:  # else git runs nothing
+                    # git reads it as words, its quotes taken off: `git VALUE ARGS`, its
+                    # own options read as on the line (`-c diff.external=CMD diff` runs CMD)
+                    expanded = ["git", *split, *rest]
+                    out.commands.append((" ".join(expanded), why))
+                    todo.append((expanded[1:], depth + 1))
+                    handoff = handoffs.of("git", expanded[1:])
+                    given = [*handoff.lines, *map(shlex.join, handoff.argv)] if handoff else []
+                    for line in given:
+                        out.lines.append((line, why))
+                        out.line_folders.append(lookup.where(place))
+                    if handoff is not None and handoff.why is not None:
+                        out.unread.append((f"{why} {handoff.why}", command))
+                    if any(w.startswith("--exec-path=") for w in split):
+                        out.unread.append((f"{why} gives git --exec-path programs", command))
             elif state.autocorrect and sub and sub not in state.known:
                 why = f"help.autocorrect in git's config ({where})"
                 out.commands.append((f"git {unknown}", why))
@@ -257,3 +273,39 @@ def effects(
                     (f"git {sub} may run the hooks {hooks} installed in {state.hooks_dir}", command)
                 )
     return out
+
+
+_GIT_SPACE: Final = " \t\n\r"  # git's isspace
+
+
+def split_cmdline(value: str) -> list[str] | None:
+    """The words of a git alias's value as git splits them (alias.c ``split_cmdline``):
+    at spaces outside quotes, ``'…'`` and ``"…"`` taken off, a backslash escaping the next
+    character outside single quotes; None where git refuses it (an unclosed quote, a
+    trailing backslash: measured, `git u` with `alias.u = -c "x diff` ran nothing)."""
+    words: list[str] = []
+    word: list[str] = []
+    quoted = ""
+    i = 0
+    while i < len(value):
+        c = value[i]
+        if not quoted and c in _GIT_SPACE:
+            words.append("".join(word))
+            word = []
+            while i + 1 < len(value) and value[i + 1] in _GIT_SPACE:
+                i += 1
+        elif not quoted and c in "'\"":
+            quoted = c
+        elif c == quoted:
+            quoted = ""
+        else:
+            if c == "\\" and quoted != "'":
+                i += 1
+                if i >= len(value):
+                    return None
+                c = value[i]
+            word.append(c)
+        i += 1
+    if quoted:
+        return None
+    return [*words, "".join(word)]

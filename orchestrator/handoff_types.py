@@ -19,6 +19,9 @@ class Handoff:
     # Code on the line or its input (not in a file): the word that gives it (`-c`,
     # `--eval`, `-`), or INPUT. An allow rule exempts it only if it names that word.
     code: str = ""
+    # The folder its lines and commands run in, when the command names one (`tmux new -c
+    # DIR`, `bwrap --chdir DIR`), as written: UNKNOWN marks one known only at run time.
+    folder: str = ""
 
 
 INPUT: Final = "<input>"  # code read from a pipe or a here-document, no option giving it

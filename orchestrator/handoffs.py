@@ -153,15 +153,17 @@ def of(head: str, args: list[str]) -> Handoff | None:
         if _informs(args):
             return None
         return _make(name, args)
-    if name in option_commands.VIMS:
+    if option_commands.is_vim(name):
         return option_commands.vim(name, args)
     if name == "less":
         return option_commands.less(args)
     if name in ("emacs", "emacsclient"):
         return option_commands.emacs(name, args)
-    if name in ("zip", "man"):
-        options = option_commands.ZIP_PROGRAMS if name == "zip" else option_commands.MAN_PROGRAMS
+    if name in ("zip", "split"):
+        options = option_commands.ZIP_PROGRAMS if name == "zip" else option_commands.SPLIT_PROGRAMS
         return option_commands.program_options(args, options)
+    if name == "man":
+        return option_commands.man(args)
     if name in ("ssh", "scp", "sftp"):
         return option_commands.ssh(name, args)
     if name in _PACKAGE_MANAGERS:

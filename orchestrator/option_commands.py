@@ -17,6 +17,7 @@ import re
 from typing import Final
 
 from orchestrator.handoff_types import INPUT, Handoff
+from orchestrator.shell_words import UNKNOWN
 
 AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
 _AWK_VALUED = frozenset({"-F", "-v", "--assign", "--field-separator"})
@@ -51,10 +52,11 @@ TAR_PROGRAMS = frozenset(
     | {"--new-volume-script", "--checkpoint-action"}
 )
 RSYNC_PROGRAMS = frozenset({"-e", "--rsh"})
-# zip's test command (`-TT CMD`, run with the archive's name: measured, it ran CMD) and
-# man's pager (`-P PROG`, as MANPAGER): shell lines.
+# zip's test command (`-TT CMD`, run with the archive's name: measured, it ran CMD): a
+# shell line.
 ZIP_PROGRAMS = frozenset({"-TT", "--unzip-command"})
-MAN_PROGRAMS = frozenset({"-P", "--pager"})
+# coreutils split's `--filter=CMD`: each piece is written to `$SHELL -c CMD` (measured).
+SPLIT_PROGRAMS = frozenset({"--filter"})
 # emacs options giving Lisp to run (`--eval '(shell-command …)'`) or a file of it.
 _EMACS_CODE = frozenset(
     {"--eval", "-eval", "--execute", "-execute", "-l", "--load", "-load", "-f", "--funcall"}
@@ -68,6 +70,16 @@ _GIT_SHORT_VALUE = {"-u": "clone", "-x": "rebase"}  # `git clone -u`, `git rebas
 # code on the line: Ex commands run programs in many ways (`!`, `:terminal`, `system()`,
 # `:py`, `:lua`), so any asks but a line number or a search (`+12`, `+/word`).
 VIMS = frozenset({"vim", "vi", "nvim", "view", "vimdiff", "gvim", "ex", "gview", "evim"})
+# vim under other names: restricted (`rvim`: measured, it ran `-c 'call writefile(…)'`
+# and `redir`, not `!` or `py3`), or a build's own (`vim.basic`, `vim.tiny`).
+_RESTRICTED = frozenset({"rvim", "rview", "rgvim", "rgview"})
+
+
+def is_vim(name: str) -> bool:
+    """Whether ``name`` is vim's (``vim``, ``nvim``, ``rvim``, ``vim.basic``…)."""
+    return name in VIMS or name in _RESTRICTED or ("." in name and name.partition(".")[0] in VIMS)
+
+
 _VIM_SCRIPTS = frozenset({"-S", "-u", "-U"})  # a file of editor commands (`-u NONE`: none)
 _MOVES = re.compile(r"\+*(\d*[gGpP%F]?|[/?&].*)", re.S)  # less `+12`, `+G`, `+/word`
 _VIM_MOVES = re.compile(r"\+(\d*|/.*)", re.S)  # vim `+12`, `+/word` (`+G` is the Ex `:G`)
@@ -129,15 +141,21 @@ def sed(args: list[str]) -> Handoff | None:
 
 
 def find(args: list[str]) -> Handoff | None:
+    """``-exec CMD ;`` and the like; ``-execdir``/``-okdir`` run CMD in each found file's
+    folder (measured: `find . -name m -execdir git st \\;` ran the alias of a repository
+    below), a folder known only at run time."""
     argv: list[tuple[str, ...]] = []
+    folder = ""
     i = 0
     while i < len(args):
         if args[i] in ("-exec", "-execdir", "-ok", "-okdir"):
+            if args[i].endswith("dir"):
+                folder = UNKNOWN + f"(each folder of find {args[i]})"
             end = next((j for j in range(i + 1, len(args)) if args[j] in (";", "+")), len(args))
             argv.append(tuple(args[i + 1 : end]))
             i = end
         i += 1
-    return Handoff(argv=tuple(argv)) if argv else None
+    return Handoff(argv=tuple(argv), folder=folder) if argv else None
 
 
 def git_program_key(key: str) -> bool:
@@ -260,6 +278,48 @@ def _ssh_options(
                 break
         i += 1
     return i
+
+
+def man(args: list[str]) -> Handoff | None:
+    """man-db: its pager (``-P PROG``, ``--pager=PROG``) and browser (``-HPROG``,
+    ``--html=PROG``: measured, ``man -H'CMD' ls`` ran CMD with no terminal) are shell
+    lines; a config file (``-C FILE``: measured, its ``DEFINE troff CMD`` ran on ``man -t``)
+    cannot be read, as ``ssh -F`` (exempt by a rule naming ``-C``)."""
+    lines: list[str] = []
+    config = ""
+    for word, after in itertools.pairwise([*args, ""]):
+        if word == "--":
+            break
+        option, eq, value = word.partition("=")
+        if word.startswith("--"):
+            if option in ("--pager", "--html", "--config-file") and (eq or option != "--html"):
+                value = value if eq else after
+                if option == "--config-file":
+                    config = config or value
+                else:
+                    lines.append(value)
+            continue
+        if word[:1] != "-":
+            continue
+        for j, c in enumerate(word[1:], 1):
+            if c in "PCH":  # -H takes an attached value only (`man -H ls`: a browser's)
+                value = word[j + 1 :] or (after if c != "H" else "")
+                if c == "C":
+                    config = config or value
+                elif value:
+                    lines.append(value)
+                break
+            if c in _MAN_VALUED:
+                break
+    why = None
+    if config and config not in ("/dev/null",):
+        why = f"runs the commands the man config {config} may give (man -C)"
+    if why or lines:
+        return Handoff(why, tuple(lines), code="-C" if why else "")
+    return None
+
+
+_MAN_VALUED: Final = frozenset("ELMmRSsepr")  # man's short options taking a value
 
 
 def program_options(args: list[str], options: frozenset[str]) -> Handoff | None:

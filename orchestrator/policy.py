@@ -46,7 +46,7 @@ from orchestrator import (
     write_hold,
 )
 from orchestrator.approval_wait import HOOK_DEADLINE, TAKEN, Approvals
-from orchestrator.approve_rules import match_reason, written_path
+from orchestrator.approve_rules import PATH_FIELDS, SEARCH_TOOLS, match_reason, written_path
 from orchestrator.errors import OrchestratorError
 from orchestrator.lifecycle import OnEvent
 from orchestrator.mailbox import AsyncMailboxBackend
@@ -347,19 +347,12 @@ class Policy:
 
 
 # The fields of a call's input the hook reads its decisions from, by tool: each must be
-# text (a string); the first of each tool must be given.
+# text (a string); the first of each tool must be given, but a search tool's path
+# (approve_rules.PATH_FIELDS, the one table of the file tools' paths).
 _READ_FIELDS: dict[str, tuple[str, ...]] = {
     "Bash": ("command",),
-    **{tool: ("file_path",) for tool in FILE_TOOLS if tool != "NotebookEdit"},
-    "NotebookEdit": ("notebook_path",),
-    "Read": ("file_path",),
-    "NotebookRead": ("notebook_path",),
+    **PATH_FIELDS,
     "WebFetch": ("url",),
-}
-_MAYBE_FIELDS: dict[str, tuple[str, ...]] = {  # read when given
-    "Grep": ("path",),
-    "Glob": ("path", "pattern"),
-    "LS": ("path",),
 }
 
 
@@ -368,10 +361,9 @@ def malformed(tool: str, tool_input: Any) -> str | None:
     that is no string, a file tool's path a number…), for the model; None if it is."""
     if not isinstance(tool_input, dict):
         return f"the {tool} call was refused: its input is {_kind(tool_input)}, not an object"
-    needed = _READ_FIELDS.get(tool, ())
-    for i, name in enumerate(needed + _MAYBE_FIELDS.get(tool, ())):
+    for i, name in enumerate(_READ_FIELDS.get(tool, ())):
         if name not in tool_input:
-            if i == 0 and needed:
+            if i == 0 and tool not in SEARCH_TOOLS:
                 return f"the {tool} call was refused: it has no {name}"
             continue
         if not isinstance(tool_input[name], str):

@@ -11,6 +11,10 @@ from typing import Final
 from orchestrator import shell_words
 
 UNKNOWN: Final = shell_words.UNKNOWN
+# A `;` written as a word (`\\;`, `';'`, `";"`) is no operator: tmux chains its commands with
+# it (`tmux new \\; run CMD`), find ends `-exec` with it. :func:`mark` gives it as this word.
+SEMICOLON: Final = ";\ue005"
+_WORD_END = frozenset(" \t\n;&|<>()")
 
 _BRACES = re.compile(r"\{[^\s{}]*(,|\.\.)")  # {a,b} and {1..3} (a space ends a brace word)
 # [p]ush, not the subscript of a[0]=x; no `[` inside, so `[[[[…` is read in linear time
@@ -70,7 +74,13 @@ def mark(line: str) -> str:
         c, after = line[i], line[i + 1 : i + 2]
         if c == "\\":  # an escaped character is literal
             out.append(line[i : i + 2])
+            if after == ";" and not quote and _alone(line, i, 2):
+                out.append(SEMICOLON[1])
             i += 2
+            continue
+        if c in "'\"" and not quote and line[i + 1 : i + 3] == ";" + c and _alone(line, i, 3):
+            out.append(line[i : i + 3] + SEMICOLON[1])
+            i += 3
             continue
         if c == '"':
             quote = "" if quote else '"'
@@ -86,6 +96,12 @@ def mark(line: str) -> str:
         out.append(c)
         i += 1
     return "".join(out)
+
+
+def _alone(line: str, i: int, length: int) -> bool:
+    """Whether ``line[i : i + length]`` is a word of its own (spaces or operators around)."""
+    before = line[i - 1 : i] or " "
+    return before in _WORD_END and (line[i + length : i + length + 1] or " ") in _WORD_END
 
 
 def _expands(line: str, i: int) -> bool:

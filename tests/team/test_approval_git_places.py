@@ -9,6 +9,7 @@ the agent's HOME, to show that it does run what was planted."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -120,6 +121,82 @@ def test_git_in_a_folder_the_line_names_reads_the_state_there(
     assert _decide(tmp_path, home, line) == [
         f"matches {RULE}: alias.st in git's config ({where}) makes it run git push -q"
     ]
+
+
+# Programs that run their command in a folder they are given (measured: `nsenter
+# -w/DIR pwd` printed DIR; `tmux new -c DIR` ran its command there, and `neww` without
+# -c in the client's folder): git's state is read there, as for `env -C DIR`.
+WORKING_FOLDERS = [
+    "nsenter -w{other} git st",
+    "nsenter --wd={other} git st",
+    "nsenter -W {other} git st",
+    "bwrap --dev-bind / / --chdir {other} git st",
+    "gdb -q -batch --cd={other} -ex run --args git st",
+    "tmux -S {socket} new -d -c {other} 'git st; tmux -S {socket} wait -S w' \\; wait w",
+]
+
+
+@pytest.mark.parametrize("line", WORKING_FOLDERS)
+def test_git_in_a_working_folder_a_program_is_given_reads_the_state_there(
+    line: str, place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    repo, home, other = place
+    socket = str(tmp_path / "tmux.sock")  # a server of its own, its socket in the test's folder
+    line = line.format(other=other, socket=socket)
+    program = line.split(" ")[0]
+    try:
+        if shutil.which(program):
+            assert _runs_planted(line, repo, home)
+    finally:
+        if program == "tmux":
+            subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
+    asked = _decide(tmp_path, home, line)
+    if program == "gdb":  # `-ex run` is gdb code on the line: asked about first
+        assert asked == [f"matches {RULE}: runs the gdb commands given to gdb -ex: cannot be read"]
+        line = line.replace(" -ex run", "")
+        asked = _decide(tmp_path, home, line)
+    assert asked == [f"matches {RULE}: alias.st in git's config ({other}) makes it run git push -q"]
+
+
+# (the line, what the approver reads after "git may run in a folder known only at run time")
+RUN_TIME_FOLDERS = [
+    # a bind shows another folder's files here (run for real: it runs other's alias)
+    ("bwrap --dev-bind / / --bind {other} {repo} git st", "cd bwrap --bind {other} {repo}"),
+    ("nsenter -t 1 -m git st", "git -C nsenter -m"),  # `/` of PID 1's mount namespace
+    ("nsenter -t 1 -w git st", "git -C nsenter -w"),  # the folder PID 1 works in
+    ("tmux respawnp -k 'git st'", "cd (the pane's folder)"),
+    ("tmux new -d -c '#{{pane_current_path}}' 'git st'", "cd #{{pane_current_path}}"),
+    ("tmux new -d -c \"$d\" 'git st'", "cd $d"),
+]
+
+
+@pytest.mark.parametrize(("line", "why"), RUN_TIME_FOLDERS)
+def test_git_in_a_working_folder_known_at_run_time_asks(
+    line: str, why: str, place: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    repo, home, other = place
+    line = line.format(other=other, repo=repo)
+    if line.startswith("bwrap") and shutil.which("bwrap"):
+        assert _runs_planted(line, repo, home)
+    assert _decide(tmp_path, home, line) == [
+        f"matches {RULE}: git may run in a folder known only at run time "
+        f"({why.format(other=other, repo=repo)}): cannot be read"
+    ]
+
+
+def test_git_run_by_find_execdir_asks(place: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """`-execdir` runs its command in each found file's folder: a repository below, with
+    its own alias, is known only when find runs (measured: the alias ran, unasked)."""
+    repo, home, _ = place
+    below = _repo(repo / "below", PUSH)
+    (below / "m").write_text("")
+    line = "find . -name m -execdir git st \\;"
+    assert _runs_planted(line, repo, home)
+    assert _decide(tmp_path, home, line) == [
+        f"matches {RULE}: git may run in a folder known only at run time "
+        "(cd (each folder of find -execdir)): cannot be read"
+    ]
+    assert _decide(tmp_path, home, "find . -name m -exec git st \\;") == []
 
 
 def test_a_config_file_named_on_the_line_is_read(

@@ -100,6 +100,48 @@ def test_git_state_left_by_an_earlier_call_asks(
     assert out["hookSpecificOutput"]["permissionDecision"] == "deny"
 
 
+# An alias that is no `!` line: git splits it at spaces outside quotes and reads its own
+# options in it, `-c KEY=VALUE` among them (measured, git 2.39: `alias.d = -c
+# "diff.external=sh ./x.sh" diff` ran x.sh on `git d`; `-C DIR` there makes git refuse it).
+# (the alias, why the hook asks)
+ALIAS_OPTIONS = [
+    ('-c "diff.external=sh ./x.sh" diff', "runs the file ./x.sh with sh"),
+    ("-c diff.external=./x.sh diff", "runs the file ./x.sh"),
+    ("'-c' 'diff.external=sh ./x.sh' diff a.txt", "runs the file ./x.sh with sh"),
+]
+
+
+@pytest.mark.parametrize(("alias", "why"), ALIAS_OPTIONS)
+def test_git_options_in_an_alias_are_read_as_git_splits_it(
+    alias: str, why: str, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    (repo / "x.sh").write_text(f"#!/bin/sh\n{MARK}\n")
+    (repo / "x.sh").chmod(0o755)
+    (repo / "a.txt").write_text("changed\n")
+    _git("config", "alias.d", alias, cwd=repo)
+    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "d"], cwd=repo, env=env, capture_output=True, check=False)
+    assert (repo / "ran-it").exists()
+    asked, _ = _decide(tmp_path, home, "git d", ["Bash", "Bash(git d:*)"])
+    assert asked == [
+        f"matches Bash(git push:*): alias.d in git's config ({repo}) {why}: cannot be read"
+    ]
+
+
+def test_an_alias_git_cannot_split_runs_nothing_and_asks_nothing(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    _git("config", "alias.d", '-c "diff.external=sh ./x.sh diff', cwd=repo)
+    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    ran = subprocess.run(["git", "d"], cwd=repo, env=env, capture_output=True, check=False)
+    assert b"unclosed quote" in ran.stderr
+    assert _decide(tmp_path, home, "git d", ["Bash"]) == ([], {})
+
+
 EVERYDAY = [
     ("credential.helper", "store"),
     ("core.editor", "vim"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from approval_lines import asks_unread
 from approval_lines import decide as _decide
 
 PROGRAMS = ["nvim", "emacs", "emacsclient", "zip", "man", "script", "make", "sudo", "chroot"]
+PROGRAMS += ["rvim", "vim.basic"]
 BROAD = ["Bash", *(f"Bash({p}:*)" for p in [*PROGRAMS, "fakeroot", "echo"])]
 ROOT = os.geteuid() == 0
 CODE = """python3 -c 'open("ran-it","w")'"""
@@ -64,6 +66,54 @@ def test_code_in_an_option_asks_under_a_broad_rule(
     asks_unread(tmp_path, line, runs, why, BROAD)
 
 
+def _man_html() -> bool | None:
+    """Whether man can write HTML here (groff's post-grohtml), and has a page to write."""
+    return _here("post-grohtml", _here("man") is not None and _man_page())
+
+
+def _man_page() -> bool:
+    found = subprocess.run(["man", "-w", "ls"], capture_output=True, check=False)
+    return found.returncode == 0
+
+
+# man's browser (`-H` takes an attached value only) runs through the shell, the HTML
+# file's name appended (measured with groff's HTML device: `man -H'CMD' ls` ran CMD with
+# no terminal); vim under other names (`rvim` is restricted: measured, it ran `-c 'call
+# writefile(…)'`, not `!`) reads `-c` as vim does. They asked for nothing before.
+OTHER_LINES = [
+    (f"man -H{LINE[:-1]} #' ls", _man_html(), PY),
+    (f"man --html={LINE[:-1]} #' ls", _man_html(), PY),
+    (
+        "rvim -es -c 'call writefile([], \"ran-it\")' -c qa",
+        _here("rvim"),
+        "runs the editor commands given to rvim -c",
+    ),
+    (
+        "vim.basic -es -c 'call writefile([], \"ran-it\")' -c qa",
+        _here("vim.basic"),
+        "runs the editor commands given to vim.basic -c",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "runs", "why"), OTHER_LINES)
+def test_a_man_browser_and_vim_by_other_names_ask(
+    line: str, runs: bool | None, why: str, tmp_path: Path
+) -> None:
+    asks_unread(tmp_path, line, runs, why, BROAD)
+
+
+def test_a_man_config_file_asks_unless_a_rule_names_it(tmp_path: Path) -> None:
+    """`man -C FILE`: its `DEFINE troff CMD` ran on `man -t` (measured), as ~/.manpath's."""
+    (tmp_path / "cfg").write_text(f"DEFINE troff touch {tmp_path / 'ran-it'}\n")
+    line = "man -C cfg -t ls"
+    runs = True if _here("man") and _man_page() else None
+    why = "runs the commands the man config cfg may give (man -C)"
+    asks_unread(tmp_path, line, runs, why, BROAD)
+    assert _decide(tmp_path, line, [*BROAD, "Bash(man -C:*)"]) == []
+    assert _decide(tmp_path, "man -C /dev/null ls", BROAD) == []
+
+
 def test_a_rule_naming_the_option_exempts_it(tmp_path: Path) -> None:
     for line, rule in (
         ("emacs --batch --eval '(x)'", "Bash(emacs --batch --eval:*)"),
@@ -80,6 +130,8 @@ def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
         "zip -T out.zip f",
         "man ls",
         "man -k socket",
+        "man -H ls",  # no browser given: `ls` is the page
+        "man -s 1 ls",
         "make -j4 test",
         "make CC=clang all",
         "sudo -u root ls",

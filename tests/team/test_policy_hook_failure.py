@@ -13,6 +13,7 @@ from claude_agent_sdk import ClaudeSDKClient, ResultMessage
 
 from orchestrator.policy import Policy
 from orchestrator.roster import parse_roster
+from orchestrator.scripted.recording import tool_results
 
 pytestmark = [pytest.mark.cli]
 
@@ -82,7 +83,7 @@ async def test_a_hook_callback_that_fails_blocks_the_call(
 ) -> None:
     """Whatever fails in the callback itself (here: the whole of it, before any of its own
     handling), the matcher says so to the CLI: the call is blocked."""
-    called, work, _ = await _touch_with_broken(
+    called, work, model = await _touch_with_broken(
         scripted_model,
         claude_options,
         tmp_path,
@@ -93,3 +94,8 @@ async def test_a_hook_callback_that_fails_blocks_the_call(
     )
     assert called == ["Bash"], "the hook never ran"
     assert not (work / "ran-it").exists()
+    # The model heard of the refusal (as its sibling's did), as an error of the hook's.
+    (told,) = [tool_results(r) for r in model.requests_matching(tool_result=r"(?s).")]
+    assert [r["is_error"] for r in told] == [True], told
+    assert "hook error" in told[0]["content"], told
+    assert "blocking" in told[0]["content"], told

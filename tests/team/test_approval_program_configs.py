@@ -1,0 +1,84 @@
+"""A program's own config file in its HOME runs commands when the program starts
+(`~/.gdbinit`, `~/.tmux.conf`, `~/.screenrc`, `~/.vimrc`, `~/.manpath`): a file an earlier
+call may have written. Where it exists, the program asks under `Bash(PROG:*)`
+(`approve: ["Bash(git push:*)"]`), as `ssh -F FILE` does, unless the agent's own rule is
+exactly the command. The real hook; each line whose program is here is first run for real
+(bash, no terminal, the folder its HOME) to show it runs the file's command."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from approval_lines import RULE, answer, runs
+
+BROAD = ["Bash", "Bash(gdb:*)", "Bash(tmux:*)", "Bash(screen:*)", "Bash(vim:*)", "Bash(man:*)"]
+
+
+def _man_here() -> bool:
+    found = subprocess.run(["man", "-w", "ls"], capture_output=True, check=False)
+    return shutil.which("man") is not None and found.returncode == 0
+
+
+# (the config file, what it says (HOME is the folder), the line, which program must be here)
+CONFIGS = [
+    (".gdbinit", "shell touch ran-it", "gdb -batch", "gdb"),
+    (".tmux.conf", "run-shell 'touch ran-it'", "tmux -S {socket} new -d", "tmux"),
+    (".screenrc", "screen sh -c 'touch {home}/ran-it'", "screen -D -m true", "screen"),
+    (".vimrc", "call writefile([], '{home}/ran-it')", "vim x >/dev/null 2>&1", "vim"),
+    (".manpath", "DEFINE troff touch {home}/ran-it", "man -t ls", "man"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "line", "program"), CONFIGS)
+def test_a_config_file_in_the_home_asks(
+    name: str, text: str, line: str, program: str, tmp_path: Path
+) -> None:
+    socket = str(tmp_path / "tmux.sock")  # a server of its own, its socket in the test's folder
+    line = line.format(socket=socket)
+    tools = [*BROAD, f"Bash({line.split(' >')[0]}:*)"]  # the program's rule, and more
+    assert answer(tmp_path, line, tools, home=tmp_path)[0] == []  # no file: nothing asked
+    (tmp_path / name).write_text(text.format(home=tmp_path) + "\n")
+    here = shutil.which(program) is not None and (program != "man" or _man_here())
+    try:
+        if here:
+            assert runs(line, tmp_path)
+    finally:
+        if program == "tmux":
+            subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
+    why = f"{program} runs the commands of its config file {tmp_path / name}"
+    assert answer(tmp_path, line, tools, home=tmp_path)[0] == [
+        f"matches {RULE}: {why}: cannot be read"
+    ]
+    # The agent's own rule that is exactly the command (its output sent away) exempts it.
+    exact = f"Bash({line.split(' >')[0]})"
+    assert answer(tmp_path, line, [*BROAD, exact], home=tmp_path)[0] == []
+
+
+def test_options_that_read_no_config_ask_for_nothing(tmp_path: Path) -> None:
+    for name in (".gdbinit", ".tmux.conf", ".vimrc", ".manpath"):
+        (tmp_path / name).write_text("\n")
+    for line in ("gdb -nx -batch", "tmux ls", "tmux kill-server", "vim -e x", "ex x", "man -w ls"):
+        assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [], line
+
+
+def test_a_home_set_on_the_line_is_read_there(tmp_path: Path) -> None:
+    """`HOME=DIR gdb`: gdb reads DIR's .gdbinit (measured); a HOME the shell builds is
+    known only at run time."""
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / ".gdbinit").write_text("shell touch ran-it\n")
+    line = "HOME=h gdb -batch"
+    if shutil.which("gdb"):
+        assert runs(line, tmp_path)
+    why = f"gdb runs the commands of its config file {tmp_path / 'h' / '.gdbinit'}"
+    assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
+        f"matches {RULE}: {why}: cannot be read"
+    ]
+    (asked,) = answer(tmp_path, "d=h; HOME=$d gdb -batch", BROAD, home=tmp_path)[0]
+    assert asked == (
+        f"matches {RULE}: gdb reads its config in a HOME known only at run time (HOME=$d): "
+        "cannot be read"
+    )
+    assert answer(tmp_path, "HOME=$d ls", BROAD, home=tmp_path)[0] == []

@@ -1,0 +1,75 @@
+"""tmux commands named by an alias or a unique prefix (`run` is run-shell, `ru` and
+`run-s` prefixes of it), and those chained after `\\;` (`tmux new -d \\; if …`): read as
+tmux reads them (its 3.3a `list-commands`), so they ask under `Bash(tmux:*)` (`approve:
+["Bash(git push:*)"]`) as the full names do. Each line is first run for real (bash, no
+terminal, a server of its own) to show it runs its command."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from approval_lines import asks_unread
+from approval_lines import decide as _decide
+
+BROAD = ["Bash", "Bash(tmux:*)"]
+RUN = "gives tmux the command {} (run-shell), which may run programs"
+# (the commands after `tmux -L SOCKET new -d`, why the line asks)
+CHAINED = [
+    ("\\; run 'touch ran-it'", RUN.format("run")),
+    ("\\; ru 'touch ran-it'", RUN.format("ru")),
+    ("';' run-s 'touch ran-it'", RUN.format("run-s")),
+    (
+        "\\; if true 'run \"touch ran-it\"'",
+        "gives tmux the command if (if-shell), which may run programs",
+    ),
+]
+
+
+@pytest.mark.parametrize(("chained", "why"), CHAINED)
+def test_a_tmux_command_by_its_alias_or_prefix_asks(chained: str, why: str, tmp_path: Path) -> None:
+    socket = str(tmp_path / "tmux.sock")  # a server of its own, its socket in the test's folder
+    line = f"tmux -S {socket} new -d {chained}"
+    try:
+        asks_unread(tmp_path, line, True if shutil.which("tmux") else None, why, BROAD)
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
+    # A rule naming the command as written exempts it, as `Bash(tmux send-keys:*)` does.
+    name = chained.split()[1]
+    assert _decide(tmp_path, line, [*BROAD, f"Bash(tmux {name}:*)"]) == []
+
+
+def test_a_shell_command_of_a_new_window_by_its_alias_is_read(tmp_path: Path) -> None:
+    for line in ("tmux new -d \\; neww 'git push'", "tmux new-s -d 'git push'"):
+        (asked,) = _decide(tmp_path, line, BROAD)
+        assert asked == "matches Bash(git push:*): the command is on the line", line
+
+
+def test_quiet_commands_by_prefix_ask_for_nothing(tmp_path: Path) -> None:
+    for line in (
+        "tmux kill-ses -t w",
+        "tmux has -t w",
+        "tmux new -d -s w \\; ls",
+        "find . -name '*.o' -exec rm {} \\;",
+        "echo \\; ';'",
+    ):
+        assert _decide(tmp_path, line, BROAD) == [], line
+
+
+def test_a_tmux_format_running_a_command_asks(tmp_path: Path) -> None:
+    """`#(CMD)` in a format (here the working folder of `-c`) runs CMD, later, as a job of
+    the server (measured by hand: `-c` and `-n`; not run here, as for `new-session -d`
+    elsewhere: the job is the server's to start); it asked for nothing when read as
+    new-session's line only."""
+    line = f"tmux -L appr8 new -d -c '#(touch {tmp_path}/ran-it)' 'sleep 5'"
+    why = "gives tmux a format running a command, #(…)"
+    assert _decide(tmp_path, line, BROAD) == [f"matches Bash(git push:*): {why}: cannot be read"]
+
+
+def test_a_split_filter_is_read_as_a_line(tmp_path: Path) -> None:
+    """coreutils `split --filter=CMD` writes each piece to a shell running CMD (measured)."""
+    (tmp_path / "f").write_text("a\n")
+    line = """split --filter='python3 -c "open(\\"ran-it\\",\\"w\\")"; cat >/dev/null' f"""
+    asks_unread(tmp_path, line, True, "runs code given to python3 -c", ["Bash", "Bash(split:*)"])
