@@ -348,9 +348,9 @@ class Supervisor:
     async def record_moves(
         self, slot: Slot, moves: list[AgentState], **fields: Any
     ) -> errors.AgentHeldElsewhere | None:
-        """Announce and record the moves the agent's lifecycle made (none: nothing). The
+        """Record and announce the moves the agent's lifecycle made (none: nothing). The
         supervisor that keeps the row, found by the last record's write (a shared NATS
-        team), or None."""
+        team), or None; a move not written there is not logged as a ``state``."""
         holder = None
         for target in moves:
             self.notify_changed()
@@ -359,15 +359,16 @@ class Supervisor:
             elif slot.stats.get("waiting_for") is not None:  # waits no more: nothing to say
                 slot.stats["waiting_for"] = None
             slot.shown_waiting = target == AgentState.WAITING and not slot.elsewhere
-            log.info(
-                "state",
-                agent=slot.name,
-                state=target.value,
-                **{k: v for k, v in fields.items() if v},
-            )
+            said = {k: v for k, v in fields.items() if v}
             if target in NO_PROCESS:
                 fields = {**fields, "pid": None}
             holder = await registry.record(self, slot, target, **fields)
+            # Said once recorded (or owed): on a row another supervisor of a shared NATS
+            # team keeps nothing was written, and the row says that one's state.
+            if holder is None:
+                log.info("state", agent=slot.name, state=target.value, **said)
+            else:
+                log.debug("state_not_written", agent=slot.name, state=target.value)
         return holder
 
     async def _record(self, slot: Slot) -> None:

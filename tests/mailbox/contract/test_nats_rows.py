@@ -635,6 +635,25 @@ async def test_queueing_and_unqueueing_an_agent_asks_whose_it_is_once(
     assert await _row(sup, "alpha") == ("ready", OTHER_PID)
 
 
+async def test_the_log_says_only_the_states_written_on_an_agent_run_elsewhere(
+    sup: Supervisor, other: AgentLeases
+) -> None:
+    """`up`'s queueing of alpha, run by the other supervisor, writes nothing (its row is
+    the other's) and takes the queueing back: the log said `state waiting` for alpha all
+    the same, a change its row never showed. A `stop` of alpha queued before the other
+    took it is refused: it said `state stopped`. Beta, ours, is said as written."""
+    alpha, beta = sup.add_slot("alpha"), sup.add_slot("beta")
+    with structlog.testing.capture_logs() as logs:
+        assert await sup._queue(["alpha", "beta"], still_wanted=False) == [beta]
+        alpha.life.queue()  # as if queued before the other took it
+        with pytest.raises(errors.AgentHeldElsewhere):
+            await operations.stop_agent(sup, "alpha")
+    said = [(e["agent"], e["state"]) for e in logs if e["event"] == "state"]
+    assert said == [("beta", "waiting")]
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    assert await _row(sup, "beta") == ("waiting", None)
+
+
 async def test_a_reload_queues_an_agent_it_stopped_asking_whose_it_is_once(
     sup: Supervisor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
