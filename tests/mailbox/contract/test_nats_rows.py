@@ -27,6 +27,7 @@ from orchestrator.agent_leases import LocalLeases, agent_leases
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import AsyncMailbox
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.lease import AgentLeases
 from orchestrator.roster import Roster, load_roster
 from orchestrator.supervision import depends, registry
@@ -171,6 +172,33 @@ async def test_a_move_recorded_for_an_agent_another_supervisor_runs_leaves_its_r
     await sup.record_moves(slot, slot.life.start())  # queued here again: ours to write
     assert await _row(sup, "alpha") == ("waiting", None)
     assert not slot.elsewhere
+
+
+async def test_an_agent_taken_with_its_row_deleted_gets_its_row_written_again(
+    sup: Supervisor,
+) -> None:
+    """Alpha's row deleted (`unregister`, a reload), then alpha taken here: the take
+    marks the absent row (a delete marker). Its start's record registers the row again,
+    a create conditional on the revision read: nats-py reads a marker as "not found",
+    revision 0, so the create was refused for ever and, reading again, spun (5,591
+    writes in 5 s): the start hung, burning the supervisor's CPU and the server's. A
+    take over a marker moves the revision too (the old holder's create then fails)."""
+    assert sup.mailbox is not None
+    assert isinstance(sup.mailbox, NatsMailbox)
+    assert await sup.mailbox.unregister("alpha", force=True)
+    slot = sup.add_slot("alpha")
+    await sup.leases.take("alpha")
+    _, marked = await rec.last_entry(sup.mailbox.kv, "a.alpha")
+    await sup.leases.release("alpha")
+    await sup.leases.take("alpha")  # taken again, the row still absent: marked again
+    value, again = await rec.last_entry(sup.mailbox.kv, "a.alpha")
+    assert value is None
+    assert again > marked > 0
+    assert [a.name for a in await sup.mailbox.agents()] == ["beta"]  # no row listed
+    with anyio.fail_after(30):
+        await sup.record_moves(slot, slot.life.start())  # `waiting`: the row written
+    assert await _row(sup, "alpha") == ("waiting", None)
+    assert [a.name for a in await sup.mailbox.agents()] == ["alpha", "beta"]
 
 
 async def test_the_lease_asked_while_the_queue_is_away_is_a_refused_write(
