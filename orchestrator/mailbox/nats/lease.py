@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -29,7 +28,6 @@ import structlog
 
 from orchestrator import errors, procid
 from orchestrator.mailbox.model import SUPERVISOR_OWNER_PREFIX
-from orchestrator.mailbox.nats import faults
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig
 from orchestrator.mailbox.nats.faults import retrying, type_public_methods
@@ -302,10 +300,10 @@ class AgentLeases:
         landed (the answer lost): here that is also a write refused unstored (a stream
         without a leader says no responders at once), and the revision stays."""
         key = rec.agent_key(agent)
-        deadline = time.monotonic() + faults.RETRY_S
-        pause = 0.05
         first: int | None = None
-        while True:
+
+        async def once() -> None:
+            nonlocal first
             value, revision = await rec.last_entry(self.mailbox.kv, key)
             if first is None:
                 first = revision
@@ -316,14 +314,10 @@ class AgentLeases:
                     await rec.mark_deleted(self.mailbox.kv, key, revision)
                 else:
                     await self.mailbox.kv.update(key, value, last=revision)
-                return
             except nats.js.errors.KeyWrongLastSequenceError:
                 return  # written since it was read: the revision moved all the same
-            except faults.TRANSIENT:
-                if time.monotonic() + pause > deadline:
-                    raise
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
+
+        await retrying(once)  # a transient failure: read again, and write unless it moved
 
     async def write_row(
         self,
