@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import nats.errors
@@ -76,13 +78,46 @@ def parse_record(data: bytes | None) -> dict[str, Any] | None:
         return None
 
 
+@functools.cache
+def pid_space() -> str | None:
+    """Which processes a pid names here: this boot of this kernel, this PID namespace
+    (a container's, or the host's). Two records with the same one name the same
+    processes; the hostname alone does not say so (containers, `unshare`)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def gone_here(record: dict[str, Any]) -> bool:
+    """The supervisor of a lease ``record`` is provably dead: it ran among this process's
+    pids (:func:`pid_space`) and its pid runs no process now, or another one (its start
+    time differs). A supervisor SIGKILLed and run again on its machine took ``agent_lease``
+    (15 s) to be let run its agents: each was refused as held elsewhere and left stopped,
+    `ps` showing the dead one's `ready`. Records without the fields (an older version)
+    prove nothing: their lease runs out as before."""
+    space = record.get("pid_space")
+    if not isinstance(space, str) or space != pid_space():
+        return False
+    pid, ticks = record["pid"], record.get("start_ticks")
+    if pid <= 0 or not procid.running(pid):
+        return True
+    return isinstance(ticks, int) and procid.start_ticks(pid) != ticks
+
+
+def live(mailbox: NatsMailbox, record: dict[str, Any]) -> bool:
+    """A lease ``record`` that holds its agent: not run out, its supervisor not known dead."""
+    return record["expires_at"] > mailbox.now() and not gone_here(record)
+
+
 async def holder_of(mailbox: NatsMailbox, agent: str) -> dict[str, Any] | None:
     """The live lease's record on ``agent`` (holder, host, pid, expires_at), or None."""
     found = await rec.get(mailbox.kv, lease_key(agent))
     record = parse_record(found[0]) if found is not None else None
     if found is not None and record is None:
         log.warning("agent_lease_unreadable", agent=agent, key=lease_key(agent))
-    return record if record is not None and record["expires_at"] > mailbox.now() else None
+    return record if record is not None and live(mailbox, record) else None
 
 
 def refused(mailbox: NatsMailbox, agent: str, record: dict[str, Any]) -> errors.AgentHeldElsewhere:
@@ -134,6 +169,8 @@ class AgentLeases:
                 "holder": self.holder,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
+                "start_ticks": procid.start_ticks(os.getpid()),
+                "pid_space": pid_space(),
                 "expires_at": expires_at,
             }
         ).encode()
@@ -267,7 +304,7 @@ class AgentLeases:
                 record = parse_record(old)
                 if record is None:  # not a lease: nobody holds the agent
                     log.warning("agent_lease_unreadable", agent=agent, key=key)
-                elif record["holder"] != self.holder and record["expires_at"] > self.mailbox.now():
+                elif record["holder"] != self.holder and live(self.mailbox, record):
                     raise refused(self.mailbox, agent, record)
                 return self._value(agent, until)
 
@@ -278,7 +315,11 @@ class AgentLeases:
             previous = parse_record(old)
             if previous is not None and previous["holder"] != self.holder:
                 log.info(
-                    "agent_taken_over", agent=agent, host=previous["host"], pid=previous["pid"]
+                    "agent_taken_over",
+                    agent=agent,
+                    host=previous["host"],
+                    pid=previous["pid"],
+                    reason="its process is gone" if gone_here(previous) else "its lease ran out",
                 )
         self.held.add(agent)
         self._ours_until[agent] = until
