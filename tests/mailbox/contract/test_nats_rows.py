@@ -201,6 +201,32 @@ async def test_an_agent_taken_with_its_row_deleted_gets_its_row_written_again(
     assert [a.name for a in await sup.mailbox.agents()] == ["alpha", "beta"]
 
 
+async def test_a_reload_removing_an_agent_another_supervisor_runs_leaves_it_its_work(
+    sup: Supervisor, other: AgentLeases
+) -> None:
+    """The two machines' rosters differ: this one's edit removes alpha, which the other
+    supervisor runs (its roster keeps it). Our reload forgot alpha as if it were ours:
+    it unregistered alpha's row (the other's) and answered every request alpha was
+    working on or had queued `recipient_removed`, though alpha runs on and would answer
+    them. Now our slot goes, the row and alpha's requests are the other's."""
+    assert sup.mailbox is not None
+    for name in sup.roster.agents:
+        sup.add_slot(name)
+    working = await sup.mailbox.request("beta", "alpha", "claimed by the other's alpha")
+    claimed = await other.mailbox.claim("alpha", owner=f"{OTHER}:alpha", lease_s=60)
+    assert [m.id for m in claimed] == [working.id]
+    queued = await sup.mailbox.request("beta", "alpha", "queued for it")
+    data = yaml.safe_load(sup.roster.path.read_text(encoding="utf-8"))
+    del data["agents"]["alpha"]
+    sup.roster.path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = await reload.apply_reload(sup)
+    assert result.ok, result.errors
+    assert "alpha" not in sup.slots
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    statuses = {m.id: m.status for m in await sup.mailbox.list(recipient="alpha")}
+    assert statuses == {working.id: "leased", queued.id: "pending"}
+
+
 async def test_the_lease_asked_while_the_queue_is_away_is_a_refused_write(
     sup: Supervisor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
