@@ -8,7 +8,9 @@ one) when the supervisor starts the agent, renewed every ``lease_s / 3`` by one 
 for all the agents it holds, deleted when the agent stops. A second supervisor
 starting the same agent is refused with the holder's host and pid; one that died
 (SIGKILL, a lost machine) stops renewing, and its leases run out ``lease_s`` after
-the last renewal: then another supervisor may start its agents.
+the last renewal: then another supervisor may start its agents. One whose process is
+known gone (:func:`gone_here`: it ran among this machine's pids) holds nothing at once:
+a supervisor killed and run again on its machine runs its agents again.
 """
 
 from __future__ import annotations
@@ -179,9 +181,10 @@ class AgentLeases:
         """We hold ``agent`` and our last lease write the server answered runs for at
         least another ``lease_s / 3``: its lease is ours without asking the server.
 
-        Safe because a lease is taken from its holder only once it ran out: :meth:`take`
-        refuses a live one (``expires_at`` after the taker's now), and our renewal wrote
-        that ``expires_at`` itself. So no take happened before this answer, and none
+        Safe because a lease is taken from its holder only once it ran out (or its
+        process is gone, :func:`gone_here`: not ours, we run): :meth:`take` refuses a
+        live one (``expires_at`` after the taker's now), and our renewal wrote that
+        ``expires_at`` itself. So no take happened before this answer, and none
         before the read of the row that came before it (:func:`records.update` asks the
         guard after each read): the row read is still ours, and the write, conditional
         on that read's revision, fails if a take rewrites the row before it lands (a
