@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 from natsserver import NatsServer
+from structlog.testing import capture_logs
 
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.mailbox.nats.tally import STREAM_FROM
@@ -58,3 +59,26 @@ async def test_the_tally_reads_what_changed_and_streams_its_first_read(
         assert await reader.status_counts() == {"pending": n - 1, "leased": 0, "dead": 0}
         assert reader._tally.reads == n + 1  # the one record written (twice) since
         assert published[0] - before == quiet + 1
+
+
+@pytest.mark.parametrize("n", [6, STREAM_FROM + 6], ids=["read", "streamed"])
+async def test_a_deleted_message_key_is_counted_nowhere_and_not_warned_of(
+    nats_server: NatsServer, n: int
+) -> None:
+    """A message key deleted with `nats kv del` (as the README says to, for a garbled
+    record), or by an older version (before deletes purged their subject), leaves a
+    delete marker: the tally read it as a garbled record, each process warning
+    `queue_record_unreadable` ("not JSON") once per key: every `ps` and `top`, for
+    every such key. Both first reads: one record a request, and streamed."""
+    config = NatsConfig((nats_server.url,), namespace=f"tally{uuid.uuid4().hex[:8]}")
+    async with NatsMailbox(config) as writer:
+        await writer.register("bob")
+        ids = [(await writer.send("alice", "bob", i)).id for i in range(n)]
+        for message_id in ids[:3]:
+            await writer.kv.delete(f"m.{message_id}")
+    async with NatsMailbox(config) as reader:
+        with capture_logs() as logs:
+            counts = await reader.status_counts()
+            again = await reader.status_counts()
+    assert counts == again == {"pending": n - 3, "leased": 0, "dead": 0}
+    assert [e for e in logs if e["event"] == "queue_record_unreadable"] == []
