@@ -1,6 +1,7 @@
 """The NATS client's tally of statuses (nats/tally.py), counted in records read and
 requests sent, never in time: a second call reads only what was written since, and the
-first read of a long queue is streamed, not a request per message."""
+first read of a long queue is streamed, not a request per message. Delete markers left
+under message and edge keys are no records to it, and a sweep purges them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from natsserver import NatsServer
 from structlog.testing import capture_logs
 
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats.lease import AgentLeases
 from orchestrator.mailbox.nats.tally import STREAM_FROM
 
 
@@ -82,3 +84,29 @@ async def test_a_deleted_message_key_is_counted_nowhere_and_not_warned_of(
             again = await reader.status_counts()
     assert counts == again == {"pending": n - 3, "leased": 0, "dead": 0}
     assert [e for e in logs if e["event"] == "queue_record_unreadable"] == []
+
+
+async def test_a_sweep_purges_the_delete_markers_under_message_and_edge_keys(
+    nats_server: NatsServer,
+) -> None:
+    """Markers under message and wait-edge keys (`nats kv del`, an older version's
+    deletes) stay in the stream's subject list: every listing (`queue ls`, a sweep, a
+    purge, an ask's deadlock walk) read each one again, for good. A sweep purges them;
+    the live records and a take's mark on a registry row (which guards the row) stay."""
+    config = NatsConfig((nats_server.url,), namespace=f"tally{uuid.uuid4().hex[:8]}")
+    async with NatsMailbox(config) as mb:
+        await mb.register("bob")
+        kept, deleted = [(await mb.send("alice", "bob", i)).id for i in range(2)]
+        await mb.kv.delete(f"m.{deleted}")
+        await mb.kv.put("w.0abc", b"{}")
+        await mb.kv.delete("w.0abc")
+        await mb.register("carol")
+        await mb.unregister("carol")
+        await AgentLeases(mb, "octy-supervisor:here").take("carol")  # marks a.carol
+        assert await mb._keys("m.") == sorted([f"m.{kept}", f"m.{deleted}"])
+        assert await mb._keys("w.") == ["w.0abc"]
+        await mb.sweep()
+        assert await mb._keys("m.") == [f"m.{kept}"]
+        assert await mb._keys("w.") == []
+        assert await mb._keys("a.") == ["a.bob", "a.carol"]
+        assert [m.id for m in await mb.list()] == [kept]
