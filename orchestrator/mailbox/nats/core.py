@@ -76,10 +76,21 @@ class NatsCore:
         """Connect and open (or create) the team's bucket; QueueUnavailable if not."""
         self._nc = await connect(self.config, reconnected=self._reconnected)
         try:
-            self._kv = await open_bucket(self._nc, self.config)
+            self._kv, copies = await open_bucket(self._nc, self.config)
         except BaseException:
             await self._nc.close()
             raise
+        if copies is not None and copies != self.config.replicas:
+            # Made before with other `replicas:` (an edit since, or another machine's
+            # roster): the servers keep what it was made with, whatever the roster says.
+            log.warning(
+                "queue_replicas_differ",
+                bucket=self.config.namespace,
+                replicas=copies,
+                roster_replicas=self.config.replicas,
+                fix=f"nats stream edit KV_{self.config.namespace} --replicas "
+                f"{self.config.replicas}, or set replicas: {copies} in agents.yaml",
+            )
         return self
 
     async def aclose(self) -> None:
