@@ -360,11 +360,18 @@ class Supervisor:
                 slot.stats["waiting_for"] = None
             slot.shown_waiting = target == AgentState.WAITING and not slot.elsewhere
             said = {k: v for k, v in fields.items() if v}
+            # One supervisor per team (SQLite): every row is ours, said as the move is
+            # made (the log's order is the moves' order). A shared NATS team: said once
+            # recorded (or owed), not on a row another supervisor keeps: nothing was
+            # written there, and the row says that one's state.
+            every_row_ours = self.leases.exclusive
+            if every_row_ours:
+                log.info("state", agent=slot.name, state=target.value, **said)
             if target in NO_PROCESS:
                 fields = {**fields, "pid": None}
             holder = await registry.record(self, slot, target, **fields)
-            # Said once recorded (or owed): on a row another supervisor of a shared NATS
-            # team keeps nothing was written, and the row says that one's state.
+            if every_row_ours:
+                continue
             if holder is None:
                 log.info("state", agent=slot.name, state=target.value, **said)
             else:
