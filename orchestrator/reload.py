@@ -469,7 +469,13 @@ async def _forget_agent(
     """A removed agent (already stopped): out of the registry, its askers answered
     ``code`` (told ``why``, by default that it was removed from the roster)."""
     assert sup.mailbox is not None
-    del sup.slots[name]
+    slot = sup.slots.pop(name)
+    if slot.elsewhere or not await _ours_to_move(sup, name):
+        # Run by another supervisor of a shared NATS team, whose roster keeps it (the
+        # two differ): its row and its requests are that one's (they were unregistered
+        # and failed `recipient_removed` under the agent working on them).
+        log.warning("removed_agent_runs_elsewhere", agent=name)
+        return
     # force: the row is supervised (refused to others while the team runs); from now on
     # a send to it is refused.
     unregister = sup.mailbox.unregister(name, force=True)

@@ -346,9 +346,9 @@ class Supervisor:
     async def record_moves(
         self, slot: Slot, moves: list[AgentState], **fields: Any
     ) -> errors.AgentHeldElsewhere | None:
-        """Announce and record the moves the agent's lifecycle made (none: nothing). The
+        """Record and announce the moves the agent's lifecycle made (none: nothing). The
         supervisor that keeps the row, found by the last record's write (a shared NATS
-        team), or None."""
+        team), or None; a move not written there is not logged as a ``state``."""
         holder = None
         for target in moves:
             self.notify_changed()
@@ -357,15 +357,23 @@ class Supervisor:
             elif slot.stats.get("waiting_for") is not None:  # waits no more: nothing to say
                 slot.stats["waiting_for"] = None
             slot.shown_waiting = target == AgentState.WAITING and not slot.elsewhere
-            log.info(
-                "state",
-                agent=slot.name,
-                state=target.value,
-                **{k: v for k, v in fields.items() if v},
-            )
+            said = {k: v for k, v in fields.items() if v}
+            # One supervisor per team (SQLite): every row is ours, said as the move is
+            # made (the log's order is the moves' order). A shared NATS team: said once
+            # recorded (or owed), not on a row another supervisor keeps: nothing was
+            # written there, and the row says that one's state.
+            every_row_ours = self.leases.exclusive
+            if every_row_ours:
+                log.info("state", agent=slot.name, state=target.value, **said)
             if target in NO_PROCESS:
                 fields = {**fields, "pid": None}
             holder = await registry.record(self, slot, target, **fields)
+            if every_row_ours:
+                continue
+            if holder is None:
+                log.info("state", agent=slot.name, state=target.value, **said)
+            else:
+                log.debug("state_not_written", agent=slot.name, state=target.value)
         return holder
 
     async def _record(self, slot: Slot) -> None:

@@ -168,13 +168,16 @@ def _is_refusal(exc: BaseException) -> bool:
     return isinstance(exc, nats.errors.AuthorizationError) or "authoriz" in str(exc).lower()
 
 
-async def open_bucket(client: Client, config: NatsConfig) -> KeyValue:
+async def open_bucket(client: Client, config: NatsConfig) -> tuple[KeyValue, int | None]:
     """The team's key-value bucket, created on first use (file storage, one value kept
-    per key: the queue's state, not its history)."""
+    per key: the queue's state, not its history), and how many copies of it the servers
+    keep if it was there already (None: made now, with the roster's ``replicas``). Read
+    as nats-py's ``key_value`` reads it, in the same one request."""
     js = client.jetstream(timeout=config.request_timeout_s)
+    stream = f"KV_{config.namespace}"
     try:
-        return await js.key_value(config.namespace)
-    except nats.js.errors.BucketNotFoundError:
+        info = await js.stream_info(stream)
+    except nats.js.errors.NotFoundError:
         pass
     except (
         nats.errors.NoRespondersError,
@@ -182,8 +185,23 @@ async def open_bucket(client: Client, config: NatsConfig) -> KeyValue:
         nats.errors.TimeoutError,
     ) as exc:
         raise _no_jetstream(config) from exc
+    else:
+        if (info.config.max_msgs_per_subject or 0) < 1:
+            raise errors.QueueUnavailable(
+                config.display,
+                f"the stream {stream} is no key-value bucket",
+                f"use another `namespace:`, or remove that stream (`nats stream rm {stream}`)",
+            )
+        kv = KeyValue(
+            name=config.namespace,
+            stream=stream,
+            pre=f"$KV.{config.namespace}.",
+            js=js,
+            direct=bool(info.config.allow_direct),
+        )
+        return kv, info.config.num_replicas
     try:
-        return await js.create_key_value(
+        made = await js.create_key_value(
             KeyValueConfig(
                 bucket=config.namespace,
                 history=1,
@@ -192,6 +210,7 @@ async def open_bucket(client: Client, config: NatsConfig) -> KeyValue:
                 description="octy-orchestrate team queue",
             )
         )
+        return made, None
     except (
         nats.errors.NoRespondersError,
         nats.js.errors.ServiceUnavailableError,

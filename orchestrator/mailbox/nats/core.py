@@ -76,10 +76,21 @@ class NatsCore:
         """Connect and open (or create) the team's bucket; QueueUnavailable if not."""
         self._nc = await connect(self.config, reconnected=self._reconnected)
         try:
-            self._kv = await open_bucket(self._nc, self.config)
+            self._kv, copies = await open_bucket(self._nc, self.config)
         except BaseException:
             await self._nc.close()
             raise
+        if copies is not None and copies != self.config.replicas:
+            # Made before with other `replicas:` (an edit since, or another machine's
+            # roster): the servers keep what it was made with, whatever the roster says.
+            log.warning(
+                "queue_replicas_differ",
+                bucket=self.config.namespace,
+                replicas=copies,
+                roster_replicas=self.config.replicas,
+                fix=f"nats stream edit KV_{self.config.namespace} --replicas "
+                f"{self.config.replicas}, or set replicas: {copies} in agents.yaml",
+            )
         return self
 
     async def aclose(self) -> None:
@@ -152,16 +163,19 @@ class NatsCore:
         total, last = int(info.get("total") or 0), int(state.get("last_seq") or 0)
         return total, last, str(info.get("created") or "")
 
-    async def _scan(self, prefix: str) -> dict[str, bytes]:
+    async def _scan(self, prefix: str, *, gone: list[str] | None = None) -> dict[str, bytes]:
         """Every live key under ``prefix`` with its value. The key list comes from the
         stream's subjects (one request), the values one get each: nats-py's watcher could
         end its initial pass before the values just written arrived (seen: agents() empty
-        right after three register() calls in the contract suite)."""
+        right after three register() calls in the contract suite). A key listed that reads
+        absent (a delete marker, or removed since) is passed over, and added to ``gone``."""
         found: dict[str, bytes] = {}
         for key in await self._keys(prefix):
             entry = await rec.get(self.kv, key)
             if entry is not None:
                 found[key] = entry[0]
+            elif gone is not None:
+                gone.append(key)
         return found
 
     async def _delete(self, key: str) -> None:
@@ -283,9 +297,9 @@ class NatsCore:
         message = self._readable(rec.msg_key(message_id), found[0])
         return message is not None and message.status in ("pending", "leased")
 
-    async def _all_messages(self) -> list[Message]:
-        """Every message, in creation order (ids sort by time)."""
-        values = await self._scan("m.")
+    async def _all_messages(self, *, gone: list[str] | None = None) -> list[Message]:
+        """Every message, in creation order (ids sort by time); ``gone``: see :meth:`_scan`."""
+        values = await self._scan("m.", gone=gone)
         return [m for k, v in sorted(values.items()) if (m := self._readable(k, v)) is not None]
 
     def _readable(self, key: str, data: bytes) -> Message | None:

@@ -8,19 +8,22 @@ one) when the supervisor starts the agent, renewed every ``lease_s / 3`` by one 
 for all the agents it holds, deleted when the agent stops. A second supervisor
 starting the same agent is refused with the holder's host and pid; one that died
 (SIGKILL, a lost machine) stops renewing, and its leases run out ``lease_s`` after
-the last renewal: then another supervisor may start its agents.
+the last renewal: then another supervisor may start its agents. One whose process is
+known gone (:func:`gone_here`: it ran among this machine's pids) holds nothing at once:
+a supervisor killed and run again on its machine runs its agents again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import nats.errors
@@ -29,7 +32,6 @@ import structlog
 
 from orchestrator import errors, procid
 from orchestrator.mailbox.model import SUPERVISOR_OWNER_PREFIX
-from orchestrator.mailbox.nats import faults
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig
 from orchestrator.mailbox.nats.faults import retrying, type_public_methods
@@ -78,13 +80,46 @@ def parse_record(data: bytes | None) -> dict[str, Any] | None:
         return None
 
 
+@functools.cache
+def pid_space() -> str | None:
+    """Which processes a pid names here: this boot of this kernel, this PID namespace
+    (a container's, or the host's). Two records with the same one name the same
+    processes; the hostname alone does not say so (containers, `unshare`)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def gone_here(record: dict[str, Any]) -> bool:
+    """The supervisor of a lease ``record`` is provably dead: it ran among this process's
+    pids (:func:`pid_space`) and its pid runs no process now, or another one (its start
+    time differs). A supervisor SIGKILLed and run again on its machine took ``agent_lease``
+    (15 s) to be let run its agents: each was refused as held elsewhere and left stopped,
+    `ps` showing the dead one's `ready`. Records without the fields (an older version)
+    prove nothing: their lease runs out as before."""
+    space = record.get("pid_space")
+    if not isinstance(space, str) or space != pid_space():
+        return False
+    pid, ticks = record["pid"], record.get("start_ticks")
+    if pid <= 0 or not procid.running(pid):
+        return True
+    return isinstance(ticks, int) and procid.start_ticks(pid) != ticks
+
+
+def live(mailbox: NatsMailbox, record: dict[str, Any]) -> bool:
+    """A lease ``record`` that holds its agent: not run out, its supervisor not known dead."""
+    return record["expires_at"] > mailbox.now() and not gone_here(record)
+
+
 async def holder_of(mailbox: NatsMailbox, agent: str) -> dict[str, Any] | None:
     """The live lease's record on ``agent`` (holder, host, pid, expires_at), or None."""
     found = await rec.get(mailbox.kv, lease_key(agent))
     record = parse_record(found[0]) if found is not None else None
     if found is not None and record is None:
         log.warning("agent_lease_unreadable", agent=agent, key=lease_key(agent))
-    return record if record is not None and record["expires_at"] > mailbox.now() else None
+    return record if record is not None and live(mailbox, record) else None
 
 
 def refused(mailbox: NatsMailbox, agent: str, record: dict[str, Any]) -> errors.AgentHeldElsewhere:
@@ -136,6 +171,8 @@ class AgentLeases:
                 "holder": self.holder,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
+                "start_ticks": procid.start_ticks(os.getpid()),
+                "pid_space": pid_space(),
                 "expires_at": expires_at,
             }
         ).encode()
@@ -144,9 +181,10 @@ class AgentLeases:
         """We hold ``agent`` and our last lease write the server answered runs for at
         least another ``lease_s / 3``: its lease is ours without asking the server.
 
-        Safe because a lease is taken from its holder only once it ran out: :meth:`take`
-        refuses a live one (``expires_at`` after the taker's now), and our renewal wrote
-        that ``expires_at`` itself. So no take happened before this answer, and none
+        Safe because a lease is taken from its holder only once it ran out (or its
+        process is gone, :func:`gone_here`: not ours, we run): :meth:`take` refuses a
+        live one (``expires_at`` after the taker's now), and our renewal wrote that
+        ``expires_at`` itself. So no take happened before this answer, and none
         before the read of the row that came before it (:func:`records.update` asks the
         guard after each read): the row read is still ours, and the write, conditional
         on that read's revision, fails if a take rewrites the row before it lands (a
@@ -269,7 +307,7 @@ class AgentLeases:
                 record = parse_record(old)
                 if record is None:  # not a lease: nobody holds the agent
                     log.warning("agent_lease_unreadable", agent=agent, key=key)
-                elif record["holder"] != self.holder and record["expires_at"] > self.mailbox.now():
+                elif record["holder"] != self.holder and live(self.mailbox, record):
                     raise refused(self.mailbox, agent, record)
                 return self._value(agent, until)
 
@@ -280,7 +318,11 @@ class AgentLeases:
             previous = parse_record(old)
             if previous is not None and previous["holder"] != self.holder:
                 log.info(
-                    "agent_taken_over", agent=agent, host=previous["host"], pid=previous["pid"]
+                    "agent_taken_over",
+                    agent=agent,
+                    host=previous["host"],
+                    pid=previous["pid"],
+                    reason="its process is gone" if gone_here(previous) else "its lease ran out",
                 )
         self.held.add(agent)
         self._ours_until[agent] = until
@@ -302,10 +344,10 @@ class AgentLeases:
         landed (the answer lost): here that is also a write refused unstored (a stream
         without a leader says no responders at once), and the revision stays."""
         key = rec.agent_key(agent)
-        deadline = time.monotonic() + faults.RETRY_S
-        pause = 0.05
         first: int | None = None
-        while True:
+
+        async def once() -> None:
+            nonlocal first
             value, revision = await rec.last_entry(self.mailbox.kv, key)
             if first is None:
                 first = revision
@@ -316,14 +358,10 @@ class AgentLeases:
                     await rec.mark_deleted(self.mailbox.kv, key, revision)
                 else:
                     await self.mailbox.kv.update(key, value, last=revision)
-                return
             except nats.js.errors.KeyWrongLastSequenceError:
                 return  # written since it was read: the revision moved all the same
-            except faults.TRANSIENT:
-                if time.monotonic() + pause > deadline:
-                    raise
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 1.0)
+
+        await retrying(once)  # a transient failure: read again, and write unless it moved
 
     async def write_row(
         self,

@@ -306,10 +306,13 @@ class NatsMailbox(NatsConsumeOps):
     async def sweep(self, *, retention_s: float = 86400.0) -> SweepResult:
         """Housekeeping: expired leases back to pending (dead when attempts are used
         up), undelivered messages past their TTL dead ('expired'), done messages older
-        than ``retention_s`` deleted, stale wait edges dropped. Any client, any time."""
+        than ``retention_s`` deleted, stale wait edges dropped. Any client, any time.
+        Delete markers under message and edge keys (``nats kv del``, an older version's
+        deletes) are purged: every listing read each of them again, for good."""
         now = self.now()
         requeued = expired = dead = pruned = 0
-        messages = await self._all_messages()
+        markers: list[str] = []
+        messages = await self._all_messages(gone=markers)
         needed = self._needed_replies(messages)
         for m in messages:
             if settle(m, now).changed:
@@ -328,7 +331,7 @@ class NatsMailbox(NatsConsumeOps):
             ):
                 await self._drop(m)
                 pruned += 1
-        for key, value in (await self._scan("w.")).items():
+        for key, value in (await self._scan("w.", gone=markers)).items():
             try:
                 over = rec.decode_edge(value, key)["expires_at"] <= now
             except errors.RecordUnreadable as exc:  # never runs out: swept, as on SQLite
@@ -336,6 +339,8 @@ class NatsMailbox(NatsConsumeOps):
                 over = True
             if over:
                 await self._delete(key)
+        for key in markers:  # read absent: a marker, or removed since (purged again)
+            await self._delete(key)
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 
     async def list(

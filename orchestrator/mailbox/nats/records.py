@@ -21,12 +21,10 @@ marker left), so the stream's subject list is the list of live keys (core.py).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import math
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -35,7 +33,6 @@ from nats.js.kv import KeyValue
 
 from orchestrator import errors, jsontext
 from orchestrator.mailbox.model import KINDS, STATUSES, AgentInfo, Message, make_message
-from orchestrator.mailbox.nats import faults
 from orchestrator.mailbox.nats.faults import TRANSIENT, retrying
 
 _SAFE: Final = re.compile(r"^[A-Za-z0-9-]{1,200}$")
@@ -180,10 +177,13 @@ async def last_entry(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
     included (:func:`mark_deleted`)."""
     try:
         entry = await retrying(lambda: kv.get(key))
-    except nats.js.errors.KeyNotFoundError:
-        return None, 0
-    except nats.js.errors.KeyDeletedError as exc:
-        return None, int(exc.entry.revision or 0) if exc.entry is not None else 0
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError) as exc:
+        # nats-py's get raises KeyNotFoundError for a delete marker too (its
+        # KeyDeletedError turned into one), the marker's entry attached: read as
+        # revision 0, a create conditional on it failed for ever and the guarded
+        # create, reading it again, spun (5,591 writes in 5 s after a take).
+        marker = exc.entry
+        return None, int(marker.revision or 0) if marker is not None else 0
     if entry.value is None or entry.revision is None:
         return None, int(entry.revision or 0)
     return entry.value, entry.revision
@@ -213,26 +213,25 @@ async def create_guarded(
     :func:`mark_deleted`) makes the write fail, and the guard is asked again. False if a
     value is there. A write whose answer was lost is found by its bytes, as in
     :func:`create`."""
-    deadline = time.monotonic() + faults.RETRY_S
-    pause = 0.05
     sent = False
-    while True:
-        found, revision = await last_entry(kv, key)
-        if found is not None:
-            return sent and found == value
-        await guard()
-        try:
-            await kv.update(key, value, last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            continue  # written since the read (a row, or a take's marker): read again
-        except TRANSIENT:
-            sent = True
-            if time.monotonic() + pause > deadline:
+
+    async def once() -> bool:
+        nonlocal sent
+        while True:
+            found, revision = await last_entry(kv, key)
+            if found is not None:
+                return sent and found == value
+            await guard()
+            try:
+                await kv.update(key, value, last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue  # written since the read (a row, or a take's marker): read again
+            except TRANSIENT:
+                sent = True  # maybe stored with the answer lost: the next read tells
                 raise
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 1.0)
-            continue
-        return True
+            return True
+
+    return await retrying(once)
 
 
 async def create(
@@ -258,8 +257,9 @@ async def create(
     ``again``: this call repeats an earlier one that failed without saying whether it
     wrote (a caller's retry with the same message id), so ``ours`` is asked at once."""
     retried = again
-    deadline = time.monotonic() + faults.RETRY_S
-    while True:
+
+    async def once() -> bool:
+        nonlocal retried
         try:
             await kv.create(key, value)
         except nats.js.errors.KeyWrongLastSequenceError:
@@ -270,12 +270,11 @@ async def create(
                 return found[0] == value or (ours is not None and ours(found[0]))
             return False
         except TRANSIENT:
-            if time.monotonic() > deadline:
-                raise
             retried = True
-            await asyncio.sleep(0.2)
-            continue
+            raise
         return True
+
+    return await retrying(once)
 
 
 async def put(kv: KeyValue, key: str, value: bytes) -> None:
@@ -307,32 +306,31 @@ async def update(
     checks elsewhere (another key) holds for the write as long as whoever changes that
     key then writes this one too (lease.AgentLeases.take): the write, conditional on
     the revision read before the guard, then fails and the guard is asked again."""
-    deadline = time.monotonic() + faults.RETRY_S
-    pause = 0.05
     unanswered: tuple[bytes, bytes] | None = None  # (old, new) of a write not answered
-    while True:
-        current = await get(kv, key)
-        if current is None:
-            return None, None
-        old, revision = current
-        if unanswered is not None and old == unanswered[1]:
-            return unanswered
-        if guard is not None:
-            await guard()
-        new = change(old)
-        if new is None:
-            return old, None
-        try:
-            await kv.update(key, new, last=revision)
-        except nats.js.errors.KeyWrongLastSequenceError:
-            continue  # someone else changed it first: decide again on the new value
-        except TRANSIENT:
-            # Maybe written with the answer lost: read again, and find our own write
-            # there (done) or decide again on what is there.
-            unanswered = (old, new)
-            if time.monotonic() + pause > deadline:
+
+    async def once() -> tuple[bytes | None, bytes | None]:
+        nonlocal unanswered
+        while True:
+            current = await get(kv, key)
+            if current is None:
+                return None, None
+            old, revision = current
+            if unanswered is not None and old == unanswered[1]:
+                return unanswered
+            if guard is not None:
+                await guard()
+            new = change(old)
+            if new is None:
+                return old, None
+            try:
+                await kv.update(key, new, last=revision)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue  # someone else changed it first: decide again on the new value
+            except TRANSIENT:
+                # Maybe written with the answer lost: read again, and find our own write
+                # there (done) or decide again on what is there.
+                unanswered = (old, new)
                 raise
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 1.0)
-            continue
-        return old, new
+            return old, new
+
+    return await retrying(once)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -98,17 +98,29 @@ class StatusTally:
                 self.seen = max(self.seen, last)
                 break
             seq = int(raw.seq or start)
-            fresh += self._note(core, raw.subject or "", seq, raw.data or b"", last)
+            fresh += self._note(core, raw.subject or "", seq, raw.data, last, headers=raw.headers)
         if len(self.known) - fresh != total:
             # Keys went (or a key written before the count changed again after it, which
             # looks the same): the key list says which of ours are gone.
             live = set(await core._keys("m."))
             self.known = {k: v for k, v in self.known.items() if k in live}
 
-    def _note(self, core: NatsCore, subject: str, seq: int, data: bytes, last: int) -> int:
-        """Keep one record's status; 1 if its key is new and written after ``last``."""
+    def _note(
+        self,
+        core: NatsCore,
+        subject: str,
+        seq: int,
+        data: bytes | None,
+        last: int,
+        *,
+        headers: Mapping[str, str] | None,
+    ) -> int:
+        """Keep one record's status; 1 if its key is new and written after ``last``. A
+        delete marker (``nats kv del``, an older version's delete) is no message, and no
+        garbled one either: counted nowhere, unsaid (each `ps` warned of each one)."""
         key = subject[len(core._subject_prefix) :]
-        message = core._readable(key, data)
+        marker = (headers or {}).get("KV-Operation") in ("DEL", "PURGE")
+        message = None if marker else core._readable(key, data or b"")
         fresh = int(key not in self.known and seq > last)
         self.known[key] = (
             seq,
@@ -138,7 +150,9 @@ class StatusTally:
             while True:
                 msg = await sub.next_msg(timeout=core.config.request_timeout_s)
                 meta = msg.metadata
-                fresh += self._note(core, msg.subject, meta.sequence.stream, msg.data, last)
+                fresh += self._note(
+                    core, msg.subject, meta.sequence.stream, msg.data, last, headers=msg.headers
+                )
                 if not meta.num_pending:
                     return fresh
         except nats.errors.Error:  # a timeout (keys removed meanwhile), a lost server

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import nats
 import nats.errors
 import pytest
 from natsserver import NatsServer, free_port
@@ -227,3 +228,36 @@ async def test_an_id_drawn_twice_is_drawn_again(
         second = await mb.send("user", "bob", 2)
         assert (first.id, second.id) == ("0000000000000001", "0000000000000002")
         assert (await mb.get(first.id)).body == 1
+
+
+async def test_a_bucket_kept_in_other_copies_than_the_roster_says_is_said(
+    nats_server: NatsServer,
+) -> None:
+    """The bucket was made with one copy; the roster now says `replicas: 3` (edited
+    since, or another machine's roster differs). The servers keep what the bucket was
+    made with: `replicas:` was passed over in silence, and the operator believed the
+    team survived a node's loss. Said at open, with both numbers and the fix; the team
+    runs on its bucket as it is. A stream under the name that is no bucket is a clear
+    error, not nats-py's."""
+    namespace = f"copies{free_port()}"
+    async with NatsMailbox(NatsConfig((nats_server.url,), namespace=namespace)) as made:
+        await made.register("bob")
+    with capture_logs() as logs:
+        async with NatsMailbox(NatsConfig((nats_server.url,), namespace=namespace)) as same:
+            assert [a.name for a in await same.agents()] == ["bob"]
+    assert [e for e in logs if e["event"] == "queue_replicas_differ"] == []
+    three = NatsConfig((nats_server.url,), namespace=namespace, replicas=3)
+    with capture_logs() as logs:
+        async with NatsMailbox(three) as other:
+            assert [a.name for a in await other.agents()] == ["bob"]
+    said = [e for e in logs if e["event"] == "queue_replicas_differ"]
+    assert [(e["replicas"], e["roster_replicas"]) for e in said] == [(1, 3)]
+    assert f"KV_{namespace} --replicas 3" in said[0]["fix"]
+
+    client = await nats.connect(nats_server.url)
+    try:
+        await client.jetstream().add_stream(name="KV_plain", subjects=["plain.>"])
+    finally:
+        await client.close()
+    with pytest.raises(errors.QueueUnavailable, match="KV_plain is no key-value bucket"):
+        await NatsMailbox(NatsConfig((nats_server.url,), namespace="plain")).open()

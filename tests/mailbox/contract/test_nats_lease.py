@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 from natsserver import NatsServer
+from structlog.testing import capture_logs
 
 from orchestrator import errors
 from orchestrator.mailbox import SUPERVISOR_OWNER_PREFIX
@@ -35,7 +36,8 @@ from orchestrator.mailbox.nats.lease import AgentLeases
 
 async def main():
     mb = await NatsMailbox(NatsConfig((sys.argv[1],), namespace=sys.argv[2])).open()
-    leases = AgentLeases(mb, "octy-supervisor:other-machine", lease_s=1.0)
+    lease_s = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
+    leases = AgentLeases(mb, "octy-supervisor:other-machine", lease_s=lease_s)
     await leases.take("alpha")
     await leases.take("beta")
     print("held", flush=True)
@@ -124,6 +126,56 @@ async def test_a_dead_supervisors_agents_are_free_after_their_lease(config: Nats
             record = await holder_of(mb, "alpha")
             assert record is not None
             assert record["holder"] == "sup-b"
+            await leases.release_all()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await proc.aclose()
+
+
+async def test_a_killed_supervisors_agents_are_free_at_once_on_its_own_machine(
+    config: NatsConfig,
+) -> None:
+    """A supervisor SIGKILLed and run again on its machine (`up` after a crash): its
+    leases named a process gone from this machine's pids, yet the new supervisor was
+    refused every agent until they ran out (15 s by default, 60 s here), each left
+    stopped and `ps` showing the dead one's `ready`. Taken at once now. A holder frozen
+    (SIGSTOP) is alive: refused. A record naming another machine's (or container's)
+    pids, or one from an older version without them, proves nothing: refused."""
+    proc = await anyio.open_process(
+        [sys.executable, "-c", HOLDER, config.servers[0], config.namespace, "60"]
+    )
+    try:
+        assert proc.stdout is not None
+        out = b""
+        with anyio.fail_after(60):
+            while b"\n" not in out:
+                out += await proc.stdout.receive()
+        async with NatsMailbox(config) as mb:
+            leases = AgentLeases(mb, "sup-b")
+            proc.send_signal(signal.SIGSTOP)
+            with pytest.raises(errors.AgentHeldElsewhere) as info:
+                await leases.take("alpha")
+            assert info.value.pid == proc.pid
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            with capture_logs() as logs:
+                await leases.take("alpha")
+            assert leases.holds("alpha")
+            record = await holder_of(mb, "alpha")
+            assert record is not None
+            assert record["holder"] == "sup-b"
+            said = [e for e in logs if e["event"] == "agent_taken_over"]
+            assert [(e["pid"], e["reason"]) for e in said] == [(proc.pid, "its process is gone")]
+
+            dead = {"holder": "x", "host": socket.gethostname(), "pid": NO_PID + 1}
+            until = mb.now() + 60
+            elsewhere = {**dead, "pid_space": "another-boot/pid:[1]", "expires_at": until}
+            for lease in (elsewhere, {**dead, "expires_at": until}):
+                await rec.put(mb.kv, lease_key("beta"), json.dumps(lease).encode())
+                with pytest.raises(errors.AgentHeldElsewhere):
+                    await leases.take("beta")
             await leases.release_all()
     finally:
         if proc.returncode is None:

@@ -27,6 +27,7 @@ from orchestrator.agent_leases import LocalLeases, agent_leases
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import AsyncMailbox
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.lease import AgentLeases
 from orchestrator.roster import Roster, load_roster
 from orchestrator.supervision import depends, registry
@@ -171,6 +172,59 @@ async def test_a_move_recorded_for_an_agent_another_supervisor_runs_leaves_its_r
     await sup.record_moves(slot, slot.life.start())  # queued here again: ours to write
     assert await _row(sup, "alpha") == ("waiting", None)
     assert not slot.elsewhere
+
+
+async def test_an_agent_taken_with_its_row_deleted_gets_its_row_written_again(
+    sup: Supervisor,
+) -> None:
+    """Alpha's row deleted (`unregister`, a reload), then alpha taken here: the take
+    marks the absent row (a delete marker). Its start's record registers the row again,
+    a create conditional on the revision read: nats-py reads a marker as "not found",
+    revision 0, so the create was refused for ever and, reading again, spun (5,591
+    writes in 5 s): the start hung, burning the supervisor's CPU and the server's. A
+    take over a marker moves the revision too (the old holder's create then fails)."""
+    assert sup.mailbox is not None
+    assert isinstance(sup.mailbox, NatsMailbox)
+    assert await sup.mailbox.unregister("alpha", force=True)
+    slot = sup.add_slot("alpha")
+    await sup.leases.take("alpha")
+    _, marked = await rec.last_entry(sup.mailbox.kv, "a.alpha")
+    await sup.leases.release("alpha")
+    await sup.leases.take("alpha")  # taken again, the row still absent: marked again
+    value, again = await rec.last_entry(sup.mailbox.kv, "a.alpha")
+    assert value is None
+    assert again > marked > 0
+    assert [a.name for a in await sup.mailbox.agents()] == ["beta"]  # no row listed
+    with anyio.fail_after(30):
+        await sup.record_moves(slot, slot.life.start())  # `waiting`: the row written
+    assert await _row(sup, "alpha") == ("waiting", None)
+    assert [a.name for a in await sup.mailbox.agents()] == ["alpha", "beta"]
+
+
+async def test_a_reload_removing_an_agent_another_supervisor_runs_leaves_it_its_work(
+    sup: Supervisor, other: AgentLeases
+) -> None:
+    """The two machines' rosters differ: this one's edit removes alpha, which the other
+    supervisor runs (its roster keeps it). Our reload forgot alpha as if it were ours:
+    it unregistered alpha's row (the other's) and answered every request alpha was
+    working on or had queued `recipient_removed`, though alpha runs on and would answer
+    them. Now our slot goes, the row and alpha's requests are the other's."""
+    assert sup.mailbox is not None
+    for name in sup.roster.agents:
+        sup.add_slot(name)
+    working = await sup.mailbox.request("beta", "alpha", "claimed by the other's alpha")
+    claimed = await other.mailbox.claim("alpha", owner=f"{OTHER}:alpha", lease_s=60)
+    assert [m.id for m in claimed] == [working.id]
+    queued = await sup.mailbox.request("beta", "alpha", "queued for it")
+    data = yaml.safe_load(sup.roster.path.read_text(encoding="utf-8"))
+    del data["agents"]["alpha"]
+    sup.roster.path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = await reload.apply_reload(sup)
+    assert result.ok, result.errors
+    assert "alpha" not in sup.slots
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    statuses = {m.id: m.status for m in await sup.mailbox.list(recipient="alpha")}
+    assert statuses == {working.id: "leased", queued.id: "pending"}
 
 
 async def test_the_lease_asked_while_the_queue_is_away_is_a_refused_write(
@@ -633,6 +687,25 @@ async def test_queueing_and_unqueueing_an_agent_asks_whose_it_is_once(
     assert [s for s in sent if s.endswith(".alpha")] == ["a.alpha", "l.alpha"]
     assert alpha.state == AgentState.STOPPED
     assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+
+
+async def test_the_log_says_only_the_states_written_on_an_agent_run_elsewhere(
+    sup: Supervisor, other: AgentLeases
+) -> None:
+    """`up`'s queueing of alpha, run by the other supervisor, writes nothing (its row is
+    the other's) and takes the queueing back: the log said `state waiting` for alpha all
+    the same, a change its row never showed. A `stop` of alpha queued before the other
+    took it is refused: it said `state stopped`. Beta, ours, is said as written."""
+    alpha, beta = sup.add_slot("alpha"), sup.add_slot("beta")
+    with structlog.testing.capture_logs() as logs:
+        assert await sup._queue(["alpha", "beta"], still_wanted=False) == [beta]
+        alpha.life.queue()  # as if queued before the other took it
+        with pytest.raises(errors.AgentHeldElsewhere):
+            await operations.stop_agent(sup, "alpha")
+    said = [(e["agent"], e["state"]) for e in logs if e["event"] == "state"]
+    assert said == [("beta", "waiting")]
+    assert await _row(sup, "alpha") == ("ready", OTHER_PID)
+    assert await _row(sup, "beta") == ("waiting", None)
 
 
 async def test_a_reload_queues_an_agent_it_stopped_asking_whose_it_is_once(

@@ -20,6 +20,7 @@ from natsserver import NatsServer
 from natsteam import ASK_BETA_RULES, MachineTeam
 from team_harness import agent_rule, stop_claude_as_it_starts
 
+from orchestrator import procid
 from orchestrator.mailbox import SUPERVISOR, USER
 from orchestrator.mailbox.nats import NatsConfig
 from orchestrator.relay import text_of
@@ -37,18 +38,20 @@ AGENTS: dict[str, dict[str, Any]] = {"alpha": {}, "beta": {}, "gamma": {}}
 def machines(
     tmp_path: Path, nats_server: NatsServer, scripted_model: Any, claude_env: Any
 ) -> Iterator[Callable[[int], list[MachineTeam]]]:
-    """``machines(n)``: n folders sharing one team on the server (agent leases of 2 s)."""
+    """``machines(n)``: n folders sharing one team on the server (agent leases of 2 s,
+    or ``lease``)."""
     made: list[MachineTeam] = []
 
     def make(
         n: int,
         agents: dict[str, dict[str, Any]] = AGENTS,
         rules: list[dict[str, Any]] | None = None,
+        lease: str = "2s",
     ) -> list[MachineTeam]:
         namespace = f"team{uuid.uuid4().hex[:8]}"
         model = scripted_model({"rules": [*(rules or []), *RULES]})
         config = NatsConfig((nats_server.url,), namespace=namespace)
-        queue = {"servers": nats_server.url, "namespace": namespace, "agent_lease": "2s"}
+        queue = {"servers": nats_server.url, "namespace": namespace, "agent_lease": lease}
         for i in range(n):
             folder = tmp_path / f"machine{i + 1}"
             folder.mkdir()
@@ -169,6 +172,41 @@ def test_a_killed_supervisors_agent_runs_elsewhere_and_gets_its_messages(
     assert [m.status for m in m2.messages(status="pending")] == []
 
 
+def test_a_supervisor_killed_and_run_again_on_its_machine_runs_its_agents_at_once(
+    machines: Callable[..., list[MachineTeam]],
+) -> None:
+    """`up`, SIGKILL (supervisor and claudes), `up` again at once: the dead supervisor's
+    leases (60 s here, 15 s by default) named a process gone from this machine, yet the
+    new one was refused every agent (`agent_held_elsewhere`), left them stopped for good
+    and `ps` showed the dead one's `ready` (measured: no agent held 30 s after, with the
+    default lease). Now each is taken over at once and runs again."""
+    (m1,) = machines(1, lease="60s")
+    m1.up()
+    m1.wait_ready("alpha", "beta", "gamma", timeout=120)
+    assert m1.proc is not None
+    dead = {name: m1.agent_pid(name) for name in AGENTS}
+    os.killpg(m1.proc.pid, signal.SIGKILL)
+    m1.proc.wait(30)
+    m1.up()
+    new = m1.proc.pid
+
+    def running_again() -> bool:
+        states = m1.states()
+        return all(
+            (m1.holder(n) or {}).get("pid") == new
+            and states.get(n) == "ready"
+            and m1.agent_pid(n) not in (None, dead[n])
+            for n in AGENTS
+        )
+
+    m1.wait_for(running_again, timeout=120, what="every agent run again")
+    assert m1.log_events("agent_held_elsewhere") == []
+    over = m1.log_events("agent_taken_over")
+    assert sorted(e["agent"] for e in over) == sorted(AGENTS)
+    assert {e["reason"] for e in over} == {"its process is gone"}
+    assert _ask(m1, "gamma", "hello")[1] == "GAMMA-ok"
+
+
 def test_a_supervisor_that_lost_its_lease_leaves_the_new_holders_row_alone(
     machines: Callable[[int], list[MachineTeam]],
 ) -> None:
@@ -179,6 +217,8 @@ def test_a_supervisor_that_lost_its_lease_leaves_the_new_holders_row_alone(
     again, and leaves machine 2's lease alone. The request sent meanwhile is answered
     by machine 2's alpha."""
     m1, m2 = _alpha_on_1_beta_on_2(machines)
+    ours = m1.agent_pid("alpha")
+    assert ours is not None
     os.kill(m1.proc.pid, signal.SIGSTOP)  # the supervisor only: its claude stays
     try:
         m2.wait_for(lambda: m2.holder("alpha") is None, what="alpha's lease runs out")
@@ -196,13 +236,13 @@ def test_a_supervisor_that_lost_its_lease_leaves_the_new_holders_row_alone(
     finally:
         os.kill(m1.proc.pid, signal.SIGCONT)
     m1.wait_for(
-        lambda: (
-            "agent_taken_elsewhere" in m1.output()
-            and re.search(r"alpha +\| state state=stopped", m1.output())
-        ),
+        lambda: "agent_taken_elsewhere" in m1.output() and not procid.running(ours),
         timeout=60,
         what="machine 1 stops its alpha",
     )
+    # Its moves written nowhere (the row is machine 2's): none said as a `state`.
+    after = m1.output().split("agent_taken_elsewhere", 1)[1]
+    assert not re.search(r"alpha +\| state ", after), after
     assert m2.states()["alpha"] == "ready"
     assert m2.agent_pid("alpha") == new_pid
     with m1.mailbox() as mb:

@@ -1,6 +1,7 @@
 """The NATS client's tally of statuses (nats/tally.py), counted in records read and
 requests sent, never in time: a second call reads only what was written since, and the
-first read of a long queue is streamed, not a request per message."""
+first read of a long queue is streamed, not a request per message. Delete markers left
+under message and edge keys are no records to it, and a sweep purges them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 from natsserver import NatsServer
+from structlog.testing import capture_logs
 
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats.lease import AgentLeases
 from orchestrator.mailbox.nats.tally import STREAM_FROM
 
 
@@ -58,3 +61,52 @@ async def test_the_tally_reads_what_changed_and_streams_its_first_read(
         assert await reader.status_counts() == {"pending": n - 1, "leased": 0, "dead": 0}
         assert reader._tally.reads == n + 1  # the one record written (twice) since
         assert published[0] - before == quiet + 1
+
+
+@pytest.mark.parametrize("n", [6, STREAM_FROM + 6], ids=["read", "streamed"])
+async def test_a_deleted_message_key_is_counted_nowhere_and_not_warned_of(
+    nats_server: NatsServer, n: int
+) -> None:
+    """A message key deleted with `nats kv del` (as the README says to, for a garbled
+    record), or by an older version (before deletes purged their subject), leaves a
+    delete marker: the tally read it as a garbled record, each process warning
+    `queue_record_unreadable` ("not JSON") once per key: every `ps` and `top`, for
+    every such key. Both first reads: one record a request, and streamed."""
+    config = NatsConfig((nats_server.url,), namespace=f"tally{uuid.uuid4().hex[:8]}")
+    async with NatsMailbox(config) as writer:
+        await writer.register("bob")
+        ids = [(await writer.send("alice", "bob", i)).id for i in range(n)]
+        for message_id in ids[:3]:
+            await writer.kv.delete(f"m.{message_id}")
+    async with NatsMailbox(config) as reader:
+        with capture_logs() as logs:
+            counts = await reader.status_counts()
+            again = await reader.status_counts()
+    assert counts == again == {"pending": n - 3, "leased": 0, "dead": 0}
+    assert [e for e in logs if e["event"] == "queue_record_unreadable"] == []
+
+
+async def test_a_sweep_purges_the_delete_markers_under_message_and_edge_keys(
+    nats_server: NatsServer,
+) -> None:
+    """Markers under message and wait-edge keys (`nats kv del`, an older version's
+    deletes) stay in the stream's subject list: every listing (`queue ls`, a sweep, a
+    purge, an ask's deadlock walk) read each one again, for good. A sweep purges them;
+    the live records and a take's mark on a registry row (which guards the row) stay."""
+    config = NatsConfig((nats_server.url,), namespace=f"tally{uuid.uuid4().hex[:8]}")
+    async with NatsMailbox(config) as mb:
+        await mb.register("bob")
+        kept, deleted = [(await mb.send("alice", "bob", i)).id for i in range(2)]
+        await mb.kv.delete(f"m.{deleted}")
+        await mb.kv.put("w.0abc", b"{}")
+        await mb.kv.delete("w.0abc")
+        await mb.register("carol")
+        await mb.unregister("carol")
+        await AgentLeases(mb, "octy-supervisor:here").take("carol")  # marks a.carol
+        assert await mb._keys("m.") == sorted([f"m.{kept}", f"m.{deleted}"])
+        assert await mb._keys("w.") == ["w.0abc"]
+        await mb.sweep()
+        assert await mb._keys("m.") == [f"m.{kept}"]
+        assert await mb._keys("w.") == []
+        assert await mb._keys("a.") == ["a.bob", "a.carol"]
+        assert [m.id for m in await mb.list()] == [kept]
