@@ -312,9 +312,14 @@ def clip_lines(text: str, width: int = MAX_ERROR_LINE) -> str:
 
 
 def report_failure(args: argparse.Namespace, failure: CliFailure) -> None:
-    if getattr(args, "json", False):
-        emit_json({"ok": False, "error": failure.code, "message": failure.message})
-    else:
-        # Messages quote names and paths that others chose: escaped, secrets masked, clipped.
-        shown = clip_lines(for_people(failure.message, multiline=True))
-        print(f"octy-orchestrate: {shown}", file=sys.stderr)
+    try:
+        if getattr(args, "json", False):
+            emit_json({"ok": False, "error": failure.code, "message": failure.message})
+        else:
+            # Messages quote names and paths that others chose: escaped, secrets masked, clipped.
+            shown = clip_lines(for_people(failure.message, multiline=True))
+            print(f"octy-orchestrate: {shown}", file=sys.stderr)
+    except (OSError, ValueError):
+        # Where it goes cannot take it (`2>/dev/full`): there is nowhere else to say it, and
+        # the exit status still must (it ended 1, the status of an escaped OSError, not 3).
+        pass
