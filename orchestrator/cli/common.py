@@ -311,6 +311,23 @@ def clip_lines(text: str, width: int = MAX_ERROR_LINE) -> str:
     return "\n".join(clip(line) for line in text.split("\n"))
 
 
+def refuse_undecodable_folder(roster: Path) -> None:
+    """Refuse a team whose folder's path is not UTF-8 (a byte such as 0xff in a folder's
+    name): the queue records the team's paths as text, and `up` there ended in a traceback
+    (UnicodeEncodeError registering the supervisor); `up -d` handed the path to its
+    background supervisor, which refused it as an argument."""
+    where = str(roster.absolute())
+    try:
+        where.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CliFailure(
+            f"the roster's path {where} is not valid UTF-8 text: the queue and the logs "
+            "record the team's paths as text; rename its folder",
+            EXIT_USAGE,
+            "invalid_path",
+        ) from None
+
+
 def report_failure(args: argparse.Namespace, failure: CliFailure) -> None:
     try:
         if getattr(args, "json", False):

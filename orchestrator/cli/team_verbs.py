@@ -188,6 +188,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     # supervisor would never see a SIGINT (its forced stop).
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     roster = load(args)
+    common.refuse_undecodable_folder(roster.path)
     unknown = [a for a in args.agents if a not in roster.agents]
     if unknown:
         raise CliFailure(
