@@ -198,6 +198,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "not_found",
         )
     user_folders.settle_home()
+    user_folders.settle_path()
     # Before the credentials: they are looked for in that folder.
     for problem in dict.fromkeys(
         p
