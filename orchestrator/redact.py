@@ -114,8 +114,12 @@ REDACTOR = Redactor()
 # emoji sequences and Persian script need them; one-line text (names, ids) escapes them.
 _INVISIBLE = "\u200b\u200e\u200f\u061c\u2060\ufeff"
 _BIDI = "\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}]")
-_CONTROL_AND_LINES = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}\u200c\u200d]")
+# A byte of a file name that is not UTF-8 (a folder named `w6\xffteam`) reaches text as a
+# lone surrogate (Python's surrogateescape): shown as the byte, `\xff`, as the CLI's own
+# argument check shows it, not as `\udcff`.
+_UNDECODED = "\udc80-\udcff"
+_CONTROL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}{_UNDECODED}]")
+_CONTROL_AND_LINES = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}{_INVISIBLE}\u200c\u200d{_UNDECODED}]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -124,6 +128,8 @@ def _visible(match: re.Match[str]) -> str:
     if char in _NAMED:
         return _NAMED[char]
     code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # the undecodable byte it stands for
+        code -= 0xDC00
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 

@@ -189,6 +189,13 @@ def _describe(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        _settle_standard_streams()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # Whatever a person reads is redacted (see orchestrator.redact): secrets in this
     # environment are known values from the start.
     REDACTOR.add_from_env(os.environ)
@@ -264,11 +271,75 @@ def main(argv: Sequence[str] | None = None) -> int:
         common.report_failure(args, untranslated)
         return untranslated.exit_code
     except OSError as exc:
+        if _stdout_unwritable() or _stdout_full(exc):
+            # `>/dev/full`, a full disk under the file stdout goes to (cron's, a unit's): the
+            # verb did its work and only its report failed. Said on stderr, not as a file
+            # error (`[Errno 28] No space left on device` named no file), and never as JSON
+            # on the stdout that fails.
+            why = exc.strerror or str(exc)
+            print(
+                f"octy-orchestrate: error: cannot write to standard output ({why}): "
+                "the verb ran, only what it printed is lost (`logs` shows what the team did)",
+                file=sys.stderr,
+            )
+            return common.EXIT_ERROR
         # A file a verb met and no check foresaw (a name too long for the file system, a
         # folder turned unreadable): one line that says which, not a traceback.
         common.report_failure(args, common.CliFailure(str(exc), common.EXIT_ERROR, "os_error"))
         return common.EXIT_ERROR
     return code
+
+
+def _stdout_unwritable() -> bool:
+    """Whether standard output refuses what is waiting for it (tried once more here)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        return True
+    return False
+
+
+def _stdout_full(exc: OSError) -> bool:
+    """Whether ``exc`` is a write to standard output that found its device full.
+
+    Unbuffered (PYTHONUNBUFFERED=1, as units for Python services often set) the failed
+    print has dropped its text, so trying again proves nothing: a disk-full error that
+    names no file, while stdout is `/dev/full` or a file on a file system with no block
+    left, is taken as stdout's."""
+    import errno
+    import stat
+
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or exc.filename is not None:
+        return False
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd)
+        if stat.S_ISCHR(mode.st_mode):
+            return os.major(mode.st_rdev) == 1 and os.minor(mode.st_rdev) == 7  # /dev/full
+        return stat.S_ISREG(mode.st_mode) and os.fstatvfs(fd).f_bfree == 0
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _settle_standard_streams() -> None:
+    """Flush stdout and stderr now; one that cannot take its text is pointed at /dev/null.
+
+    The interpreter flushes them again as it ends, and a failure there (stdout or stderr
+    sent to `/dev/full`, a full disk under a cron job's output file) printed `Exception
+    ignored in: <_io.TextIOWrapper name='<stdout>'> OSError: [Errno 28] …` and replaced the
+    verb's exit status by 120: `logs nosuch 2>/dev/full` ended 120, not 3."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                held = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(held, stream.fileno())
+                os.close(held)
+            except (OSError, ValueError):  # no descriptor behind it: nothing left to save
+                pass
 
 
 def _hold_standard_fds() -> bool:

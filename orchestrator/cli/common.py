@@ -311,10 +311,32 @@ def clip_lines(text: str, width: int = MAX_ERROR_LINE) -> str:
     return "\n".join(clip(line) for line in text.split("\n"))
 
 
+def refuse_undecodable_folder(roster: Path) -> None:
+    """Refuse a team whose folder's path is not UTF-8 (a byte such as 0xff in a folder's
+    name): the queue records the team's paths as text, and `up` there ended in a traceback
+    (UnicodeEncodeError registering the supervisor); `up -d` handed the path to its
+    background supervisor, which refused it as an argument."""
+    where = str(roster.absolute())
+    try:
+        where.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CliFailure(
+            f"the roster's path {where} is not valid UTF-8 text: the queue and the logs "
+            "record the team's paths as text; rename its folder",
+            EXIT_USAGE,
+            "invalid_path",
+        ) from None
+
+
 def report_failure(args: argparse.Namespace, failure: CliFailure) -> None:
-    if getattr(args, "json", False):
-        emit_json({"ok": False, "error": failure.code, "message": failure.message})
-    else:
-        # Messages quote names and paths that others chose: escaped, secrets masked, clipped.
-        shown = clip_lines(for_people(failure.message, multiline=True))
-        print(f"octy-orchestrate: {shown}", file=sys.stderr)
+    try:
+        if getattr(args, "json", False):
+            emit_json({"ok": False, "error": failure.code, "message": failure.message})
+        else:
+            # Messages quote names and paths that others chose: escaped, secrets masked, clipped.
+            shown = clip_lines(for_people(failure.message, multiline=True))
+            print(f"octy-orchestrate: {shown}", file=sys.stderr)
+    except (OSError, ValueError):
+        # Where it goes cannot take it (`2>/dev/full`): there is nowhere else to say it, and
+        # the exit status still must (it ended 1, the status of an escaped OSError, not 3).
+        pass

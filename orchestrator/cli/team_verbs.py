@@ -185,9 +185,10 @@ def has_credentials(roster: Roster, environ: dict[str, str]) -> bool:
 def cmd_up(args: argparse.Namespace) -> int:
     # `up -d` starts its child with Ctrl-C blocked (up_detach.detach holds it across the
     # fork), and a blocked signal stays blocked across exec: lifted here, or the
-    # supervisor would never see a SIGINT (its forced stop).
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # supervisor would never see a SIGINT (its forced stop). SIGTERM too (held with it).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     roster = load(args)
+    common.refuse_undecodable_folder(roster.path)
     unknown = [a for a in args.agents if a not in roster.agents]
     if unknown:
         raise CliFailure(
@@ -197,6 +198,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             "not_found",
         )
     user_folders.settle_home()
+    user_folders.settle_path()
     # Before the credentials: they are looked for in that folder.
     for problem in dict.fromkeys(
         p

@@ -4,6 +4,7 @@ verb runs, so the other verbs start as fast as before."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -68,6 +69,16 @@ def cmd_top(args: argparse.Namespace) -> int:
     if common.standard_input(terminal=True) is None or not sys.stdout.isatty():
         raise CliFailure(
             "top needs a terminal (use `ps --json` or `logs -f` in scripts)",
+            common.EXIT_USAGE,
+            "usage",
+        )
+    if os.environ.get("TERM") == "dumb":
+        # Textual draws whatever TERM says; a dumb terminal (Emacs's shell, an editor's
+        # output pane) printed its screen as a stream of raw escape sequences.
+        raise CliFailure(
+            "top draws a screen, and TERM=dumb is a terminal that cannot show one; run it "
+            "in a terminal emulator (or set TERM to its type, such as xterm-256color), or use "
+            "`ps` and `logs -f`",
             common.EXIT_USAGE,
             "usage",
         )

@@ -132,20 +132,23 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
     import subprocess
 
     proc: subprocess.Popen[bytes] | None = None
+    # SIGTERM (`timeout 30 octy-orchestrate up -d` in a cron job, a `kill`) cancels as
+    # Ctrl-C does: it ended `up -d` with 143, unsaid, and the team came up anyway.
+    previous = signal.signal(signal.SIGTERM, _cancel)
     try:
         with os.fdopen(fd, "ab") as out:
             # The file is shared by every run (and by a concurrent `up -d` that loses the
             # race): only what is written from here on is this child's (review F, L1).
             start = os.fstat(out.fileno()).st_size
-            # Ctrl-C is held from before the fork until the child is `proc`: landed inside
-            # Popen once the child ran, its KeyboardInterrupt left that child starting in
-            # the background, unsaid (proc still None). pthread_sigmask runs the Python
+            # Ctrl-C (SIGTERM too) is held from before the fork until the child is `proc`:
+            # landed inside Popen once the child ran, its KeyboardInterrupt left that child
+            # starting in the background, unsaid (proc still None). pthread_sigmask runs the Python
             # handlers of what is pending as it returns: an interrupt from before the
             # block lands before the fork, one held lands here once ``proc`` is set. The
             # child inherits the block; `up` lifts it as it starts (cmd_up). The mask is
             # this thread's: `up -d` runs no other here (measured: one task in /proc), so a
             # SIGINT to the process has no unblocked thread to land in meanwhile.
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, _CANCELLING)
             try:
                 proc = subprocess.Popen(
                     child_argv(args, roster),
@@ -173,21 +176,41 @@ def detach(args: argparse.Namespace, roster: Roster) -> int:
                 + _written_since(out_path, start, proc.returncode)
             ) from None
         _say_started(args, roster, proc.pid)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated) as cancelled:
         # Ctrl-C while it starts means "not this": it left the supervisor starting in the
         # background, unsaid (exit 130, and the team came up anyway). It is stopped as
         # `down` would (SIGTERM: its grace for turns), and waited for; a second Ctrl-C
         # leaves it to finish stopping. Anywhere once the child runs: before the wait
         # began, or once it registered and before that was said, it went on unsaid too.
+        # A second SIGTERM ends `up -d` at once, as a second Ctrl-C does; the supervisor
+        # has had its own and goes on stopping.
+        signal.signal(signal.SIGTERM, previous)
         if proc is not None:
+            how = "terminated (SIGTERM)" if isinstance(cancelled, _Terminated) else "interrupted"
             print(
-                f"octy-orchestrate: interrupted: stopping the supervisor it was starting "
+                f"octy-orchestrate: {how}: stopping the supervisor it was starting "
                 f"(pid {proc.pid})",
                 file=sys.stderr,
             )
             _stop(proc, args.grace)
+        if isinstance(cancelled, _Terminated):
+            return 128 + signal.SIGTERM
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return common.EXIT_OK
+
+
+# What cancels `up -d` while it starts its supervisor, held across the fork (above).
+_CANCELLING = {2, 15}  # SIGINT, SIGTERM
+
+
+class _Terminated(Exception):
+    """SIGTERM came while `up -d` started its supervisor."""
+
+
+def _cancel(_signum: int, _frame: object) -> None:
+    raise _Terminated
 
 
 def _wait_until_registered(

@@ -43,6 +43,23 @@ def settle_home() -> None:
         os.environ["HOME"] = str(found)
 
 
+def settle_path() -> None:
+    """PATH set for the supervisor and its claudes to the system's standard one (POSIX
+    ``confstr CS_PATH``, ``/bin:/usr/bin``, as a shell uses) where it was unset or empty
+    (`env -i HOME=… octy-orchestrate up`, a bare exec from a service manager).
+
+    Python's shutil.which searches that default by itself, so `up`'s sandbox check found
+    bwrap; the claude CLI searches no default: every agent with a tool refused to start
+    ("sandbox required but unavailable: … bubblewrap (bwrap) not installed") and the team
+    crash-looped to `failed` after `up -d` had said it started."""
+    if not os.environ.get("PATH"):
+        try:
+            standard = os.confstr("CS_PATH") or os.defpath
+        except (ValueError, OSError):
+            standard = os.defpath
+        os.environ["PATH"] = standard
+
+
 def claude_config_dir(environ: Mapping[str, str]) -> Path | None:
     """Where the claude CLIs started with ``environ`` keep their login and sessions."""
     if environ.get(CLAUDE_CONFIG_ENV):

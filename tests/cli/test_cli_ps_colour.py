@@ -12,10 +12,11 @@ from pathlib import Path
 from cli_runner import CLI, RUN_TIMEOUT_S, octy
 
 
-def _on_a_terminal(*argv: str, cwd: Path) -> tuple[int, bytes]:
-    """Run the CLI with its stdout and stderr on a pty; its exit code and what it printed."""
+def _on_a_terminal(*argv: str, cwd: Path, term: str = "xterm") -> tuple[int, bytes]:
+    """Run the CLI with its stdout and stderr on a pty of type ``term``; its exit code and
+    what it printed."""
     leader, follower = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"TERM": term}
     proc = subprocess.Popen(
         [str(CLI), *argv],
         cwd=cwd,
@@ -46,6 +47,19 @@ def test_ps_colours_its_states_on_a_terminal_unless_told_not_to(folder: Path) ->
     assert code == 0, out
     assert b"\x1b[" not in out
     assert b"registered" in out
+
+
+def test_a_dumb_terminal_gets_no_escape_sequences(folder: Path) -> None:
+    """Regression: with TERM=dumb (Emacs's shell, an editor's output pane: escape sequences
+    shown as they are) `ps` wrote `^[[33mstarting^[[39m`; git and systemctl write no colour
+    there. `--color` still asks for it."""
+    code, out = _on_a_terminal("ps", cwd=folder, term="dumb")
+    assert code == 0, out
+    assert b"registered" in out
+    assert b"\x1b" not in out
+    code, out = _on_a_terminal("ps", "--color", cwd=folder, term="dumb")
+    assert code == 0, out
+    assert b"\x1b[32mregistered" in out
 
 
 def test_ps_color_colours_into_a_pipe(folder: Path) -> None:

@@ -16,15 +16,22 @@ CLI = Path(sys.executable).parent / "octy-orchestrate"
 RUN_TIMEOUT_S = 60  # safety net for a wedged subprocess, not a measurement
 
 
-def octy_with(redirect: str, *argv: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    """Run the CLI through sh, which applies ``redirect`` (``>&-``, ``<&-``) first."""
+def octy_with(
+    redirect: str, *argv: str, cwd: Path, unbuffered: bool | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the CLI through sh, which applies ``redirect`` (``>&-``, ``<&-``) first;
+    ``unbuffered``: PYTHONUNBUFFERED set (True) or unset (False), else as in this process."""
+    env = {**os.environ, "NO_COLOR": "1"}
+    if unbuffered is not None:
+        env.pop("PYTHONUNBUFFERED", None)
+        env.update({"PYTHONUNBUFFERED": "1"} if unbuffered else {})
     return subprocess.run(
         ["sh", "-c", f'exec "$0" "$@" {redirect}', str(CLI), *argv],
         cwd=cwd,
         capture_output=True,  # the shell's `>&-` then closes the pipe given as stdout
         timeout=RUN_TIMEOUT_S,
         check=False,
-        env={**os.environ, "NO_COLOR": "1"},
+        env=env,
     )
 
 
@@ -102,3 +109,48 @@ def test_a_closed_stdin_leaves_no_file_on_descriptor_zero(folder: Path) -> None:
         check=False,
     )
     assert probe.stderr.decode().strip() == "/dev/null", probe.stderr
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+@pytest.mark.parametrize("argv", [("send", "a", "hi"), ("ps",), ("ps", "--json"), ("config",)])
+def test_stdout_that_cannot_be_written_is_one_line_and_exit_1(
+    folder: Path, argv: tuple[str, ...], unbuffered: bool
+) -> None:
+    """Regression: with stdout on a full disk (`>/dev/full`, a cron job's output file on a
+    full /var) a verb printed `octy-orchestrate: [Errno 28] No space left on device`, then
+    the interpreter's own `Exception ignored in: <_io.TextIOWrapper name='<stdout>'…>` and
+    `OSError: …`, and ended 120. Now: one line that says it is standard output and that the
+    verb ran (a `send` is sent once: a script must not retry it blindly), exit 1. Buffered,
+    the text waits to be written again; unbuffered (PYTHONUNBUFFERED=1, as many units set)
+    it is gone after the first failure: both are told."""
+    done = octy_with(">/dev/full", *argv, cwd=folder, unbuffered=unbuffered)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "cannot write to standard output (No space left on device)" in lines[0]
+    assert "the verb ran" in lines[0]
+    assert len(_queued(folder)) == (1 if argv[0] == "send" else 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(("logs", "nosuch"), 3), (("ps", "--bogus"), 2), (("send", "nosuch", "hi"), 3)],
+)
+def test_stderr_that_cannot_be_written_keeps_the_exit_status(
+    folder: Path, argv: tuple[str, ...], code: int
+) -> None:
+    """Regression: with stderr on a full disk (`2>/dev/full`) the error could not be said,
+    and its exit status was lost too: 1 or 120 (the interpreter's failed last flush) in
+    place of 3 (not found) or 2 (usage). A script or unit reads the status: it is kept."""
+    done = octy_with("2>/dev/full", *argv, cwd=folder)
+    assert done.returncode == code, done.stdout
+
+
+def test_json_error_with_stdout_that_cannot_be_written_keeps_the_exit_status(
+    folder: Path,
+) -> None:
+    """`--json` says an error on stdout: when that fails too, the status still says it."""
+    done = octy_with(">/dev/full", "logs", "--json", "nosuch", cwd=folder)
+    assert done.returncode == 3, done.stderr
+    assert b"Traceback" not in done.stderr
+    assert b"Exception ignored" not in done.stderr

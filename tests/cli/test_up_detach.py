@@ -153,12 +153,17 @@ def test_up_on_a_full_disk_names_the_file_it_could_not_write(tmp_path: Path) -> 
     assert "Traceback" not in done.stderr
 
 
-def test_ctrl_c_while_up_d_waits_stops_the_supervisor_it_started(team: TeamFactory) -> None:
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_up_d_waits_stops_the_supervisor_it_started(
+    team: TeamFactory, how: str
+) -> None:
     """Walking the README: Ctrl-C while `up -d` waited for its supervisor exited 130 with
     nothing said, and the supervisor went on starting in the background: the team came up
     although the operator had cancelled. Now it is stopped, and `up -d` says so. The model
     endpoint here takes connections and never answers, so the child is held in its model
-    check, before it could register, when SIGINT comes."""
+    check, before it could register, when SIGINT comes. SIGTERM (`timeout 30 … up -d` in a
+    cron job, a `kill`) cancels the same way: it ended `up -d` with 143, unsaid, and the
+    team came up anyway."""
     import os
     import signal
 
@@ -186,10 +191,11 @@ def test_ctrl_c_while_up_d_waits_stops_the_supervisor_it_started(team: TeamFacto
             return None
 
         pid = until(child, "up -d to start its supervisor")
-        os.kill(parent.pid, signal.SIGINT)
+        os.kill(parent.pid, signal.Signals[how])
         _, err = parent.communicate(timeout=120)
-    assert parent.returncode == 130, err
-    assert f"interrupted: stopping the supervisor it was starting (pid {pid})" in err
+    assert parent.returncode == 128 + signal.Signals[how], err
+    said = "interrupted" if how == "SIGINT" else "terminated (SIGTERM)"
+    assert f"{said}: stopping the supervisor it was starting (pid {pid})" in err
     assert "Traceback" not in err
     assert not procid.running(pid)
 

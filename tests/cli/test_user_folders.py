@@ -135,3 +135,21 @@ def test_up_gives_its_claudes_the_home_it_records_the_team_in(
     monkeypatch.setenv("HOME", "/somewhere/else")
     user_folders.settle_home()
     assert os.environ["HOME"] == "/somewhere/else"
+
+
+def test_up_gives_its_claudes_the_standard_path_when_none_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PATH unset or empty: the system's standard one (CS_PATH), as a shell uses; a PATH
+    set stays."""
+    for unset in ("", None):
+        if unset is None:
+            monkeypatch.delenv("PATH")
+        else:
+            monkeypatch.setenv("PATH", unset)
+        user_folders.settle_path()
+        assert os.environ["PATH"] == os.confstr("CS_PATH")
+        assert shutil.which("sh") is not None
+    monkeypatch.setenv("PATH", "/somewhere/else")
+    user_folders.settle_path()
+    assert os.environ["PATH"] == "/somewhere/else"

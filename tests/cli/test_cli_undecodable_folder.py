@@ -1,0 +1,66 @@
+"""A team folder whose name is not UTF-8 (a byte such as 0xff, as a file copied from an
+old Latin-1 system has): `up` refuses it in one line, and paths in messages show the byte
+as `\\xff`, never as Python's stand-in `\\udcff`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cli_runner import octy
+
+from orchestrator.redact import escape_controls, for_people
+
+
+@pytest.fixture
+def odd_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / os.fsdecode(b"team\xffdir")
+    folder.mkdir()
+    (folder / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    return folder
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "ANTHROPIC_API_KEY": "test",
+        "LANG": "C",
+    }
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_up_in_a_folder_whose_name_is_not_utf8_is_refused_in_one_line(
+    tmp_path: Path, odd_folder: Path, detach: bool
+) -> None:
+    """Regression: `up` there ended in a traceback (UnicodeEncodeError: surrogates not
+    allowed, registering the supervisor, its queue already made); `up -d` said 'the
+    supervisor exited at once' with the background supervisor's usage error about its own
+    -f argument. Now: exit 2 naming the path and what to do; no queue is made."""
+    done = octy(
+        "up", *(["-d"] if detach else []), "--no-model-check", cwd=odd_folder, env=_env(tmp_path)
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "team\\xffdir/agents.yaml is not valid UTF-8 text" in lines[0]
+    assert "rename its folder" in lines[0]
+    assert not (odd_folder / "queue").exists()
+    assert not (odd_folder / "logs").exists()
+
+
+def test_a_verb_names_such_a_path_with_the_byte_it_holds(tmp_path: Path, odd_folder: Path) -> None:
+    """Regression: `ps` there said `no team database at /…/team\\udcffdir/queue/team.db`."""
+    done = octy("ps", cwd=odd_folder, env=_env(tmp_path))
+    assert done.returncode == 3, done.stderr
+    assert "team\\xffdir/queue/team.db" in done.stderr
+    assert "udcff" not in done.stderr
+
+
+def test_undecodable_bytes_show_as_the_bytes() -> None:
+    text = os.fsdecode(b"a\x80b\xffc")
+    assert escape_controls(text) == "a\\x80b\\xffc"
+    assert escape_controls(text, multiline=True) == "a\\x80b\\xffc"
+    assert for_people(text + "\n\u00e9") == "a\\x80b\\xffc\\n\u00e9"
