@@ -10,10 +10,12 @@ against every backend; a new backend passes it unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+from orchestrator import errors
 from orchestrator.mailbox.model import AgentInfo, Keep, Message, SweepResult
 
 
@@ -236,3 +238,22 @@ class AsyncMailboxBackend(Protocol):
         sender: str | None = None,
         limit: int = 100,
     ) -> list[Message]: ...
+
+
+DIED_HOLDING: Final = "its supervisor ended with the message in hand"
+
+
+async def requeue_counted(
+    mailbox: AsyncMailboxBackend, owner: str, messages: Iterable[Message]
+) -> int:
+    """A dead supervisor's claims back to the queue with their attempt counted, as a dying
+    session's are: pending again, or dead with ``max_attempts`` once they are used up (a
+    message on which the supervisor dies every time ends dead). ``release`` would not count
+    it. A claim that changed since it was listed is left as it is. How many went back."""
+    given = 0
+    for m in messages:
+        if m.status == "leased" and m.lease_owner == owner:
+            with contextlib.suppress(errors.LeaseLost):
+                await mailbox.nack(m.id, owner=owner, error=DIED_HOLDING)
+                given += 1
+    return given

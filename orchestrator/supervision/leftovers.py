@@ -19,25 +19,23 @@ import structlog
 from orchestrator import procid
 from orchestrator.launcher import LAUNCHER_PREFIX, Maker, bundled_cli
 from orchestrator.mailbox import SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
+from orchestrator.mailbox.backend import requeue_counted
 from orchestrator.watchman import continue_held, may_be_cli, recorded_cli_pids
 
 log = structlog.get_logger()
 
 
 async def recover_leases(mailbox: AsyncMailboxBackend, instance: str) -> None:
-    """Leases held by a dead supervisor's sessions can never be acked: requeue them now.
+    """Leases held by a dead supervisor's sessions can never be acked: requeue them now,
+    the attempt counted (as when a session dies, or the lease runs out before this `up`).
 
     Only those (the caller holds the team's lock, so no other supervisor lives); a live
     external consumer's lease is its own, and runs out by itself if it died. (A shared
     NATS team: per agent, as its lease is taken, agent_leases.py.)"""
     leased = await mailbox.list(status="leased", limit=100_000)
-    for owner in {m.lease_owner for m in leased}:
-        if (
-            owner
-            and owner.startswith(SUPERVISOR_OWNER_PREFIX)
-            and not owner.startswith(f"{instance}:")
-        ):
-            n = await mailbox.release(owner)
+    for owner in sorted({m.lease_owner or "" for m in leased}):
+        if owner.startswith(SUPERVISOR_OWNER_PREFIX) and not owner.startswith(f"{instance}:"):
+            n = await requeue_counted(mailbox, owner, leased)
             log.info("recovered_leases", owner=owner, messages=n)
 
 

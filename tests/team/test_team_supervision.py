@@ -227,6 +227,10 @@ def test_supervisor_sigkill_then_up_again_loses_nothing(team: TeamFactory) -> No
         assert mb.wait_for_reply(second.id, 90).body == "answered"
     assert len(replies_to(t, first.id)) == 1
     assert len(replies_to(t, second.id)) == 1
+    with t.mailbox() as mb:
+        # The delivery the kill cut short counts, as a dying session's does: a message the
+        # supervisor dies on every time ends dead after its max attempts.
+        assert (mb.get(first.id).attempts, mb.get(second.id).attempts) == (2, 1)
     after = t.model.requests_matching("second")
     assert "remember KIWI" in str(after[-1]["body"]["messages"]), "conversation resumed"
 

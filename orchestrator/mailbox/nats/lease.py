@@ -31,6 +31,7 @@ import nats.js.errors
 import structlog
 
 from orchestrator import errors, procid
+from orchestrator.mailbox.backend import requeue_counted
 from orchestrator.mailbox.model import SUPERVISOR_OWNER_PREFIX
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import NatsConfig
@@ -433,7 +434,7 @@ class AgentLeases:
         for m in await self.mailbox.list(status="leased", recipient=agent, limit=100_000):
             owner = m.lease_owner or ""
             if owner.startswith(SUPERVISOR_OWNER_PREFIX) and not owner.startswith(mine):
-                n = await self.mailbox.release(owner, [m.id])
+                n = await requeue_counted(self.mailbox, owner, [m])
                 log.info("recovered_leases", agent=agent, owner=owner, messages=n)
 
     async def release(self, agent: str) -> None:

@@ -7,7 +7,9 @@ import pytest
 from mailbox_workers.support import FakeClock
 
 from orchestrator import errors
-from orchestrator.mailbox import AsyncMailboxBackend
+from orchestrator.mailbox import SUPERVISOR_OWNER_PREFIX, AsyncMailboxBackend
+from orchestrator.mailbox.backend import DIED_HOLDING
+from orchestrator.supervision.leftovers import recover_leases
 
 Q = AsyncMailboxBackend
 
@@ -273,3 +275,24 @@ async def test_release_of_some_ids_hands_back_only_those(q: Q) -> None:
         (sent[1].id, "leased", 1),
         (sent[2].id, "leased", 1),
     ]
+
+
+async def test_a_dead_supervisors_claims_go_back_with_the_attempt_counted(q: Q) -> None:
+    """`up` after a supervisor died holding messages: each goes back pending with its
+    attempt counted, as a dying session's does, or dead with max_attempts when that was its
+    last (before, the attempt was taken back: a message the supervisor died on every time
+    came back for ever); a consumer's lease that is no supervisor's is left alone."""
+    dead = f"{SUPERVISOR_OWNER_PREFIX}999-dead:bob:x"
+    again = await q.send("alice", "bob", "again")
+    last = await q.send("alice", "bob", "last", max_attempts=1)
+    script = await q.send("alice", "bob", "script's")
+    assert len(await q.claim("bob", owner=dead, limit=2)) == 2
+    assert len(await q.claim("bob", owner="a-script", limit=1)) == 1
+    await recover_leases(q, f"{SUPERVISOR_OWNER_PREFIX}1-live")
+    back = await q.get(again.id)
+    assert (back.status, back.attempts, back.lease_owner) == ("pending", 1, None)
+    gone = await q.get(last.id)
+    assert (gone.status, gone.error, gone.error_detail) == ("dead", "max_attempts", DIED_HOLDING)
+    assert (await q.get(script.id)).status == "leased"
+    (next_try,) = await q.claim("bob", owner="bob-2")
+    assert (next_try.id, next_try.attempts) == (again.id, 2)
