@@ -200,7 +200,7 @@ def answer(
                 f"'{sender}' cannot answer approval '{request_id}': it asks "
                 f"'{request.recipient}' (or the user)",
             )
-        timeout_s = _seconds(fields.get("timeout_s"))
+        timeout_s = timeout_of(fields.get("timeout_s"))
         late = bool(timeout_s) and time.time() >= request.created_at + timeout_s
         if late and mb.find_reply(request_id) is None:
             # Its time ran out unanswered (the agent's wait was cut short: the CLI gave up on
@@ -232,7 +232,7 @@ def answer(
             ) from None
 
 
-def _seconds(value: Any) -> float:
+def timeout_of(value: Any) -> float:
     """A request's ``timeout_s`` (any row: a foreign or hand-edited one may hold anything)."""
     try:
         seconds = float(value)

@@ -22,7 +22,7 @@ from claude_agent_sdk import ClaudeSDKClient, ResultMessage
 from cli_runner import octy
 from polling import until
 
-from orchestrator import approvals, errors, policy, write_hold
+from orchestrator import approval_wait, approvals, errors, policy, write_hold
 from orchestrator.approval_wait import Approvals
 from orchestrator.mailbox import USER, AsyncMailbox, Mailbox
 from orchestrator.policy import Policy
@@ -163,3 +163,42 @@ async def test_an_approved_command_held_until_its_hook_must_answer_keeps_its_app
             again = await hook.pre_tool_use(BASH, "t2", {"signal": None})
     assert again["hookSpecificOutput"]["permissionDecision"] == "allow", again
     assert len(asked()) == 1, "the same call asked the operator again"
+
+
+async def test_a_grant_given_after_the_time_ran_out_is_not_used_by_the_call_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor was stopped while a call waited for approval, so nobody ended the
+    request at its approval_timeout; the operator answered past it with `reply ID
+    approve` (the way a script or an approver answers; on a NATS team the only one, as
+    `approve` reads a SQLite file), which checks no time. The turn, redelivered, makes
+    the same call: it is denied, saying the answer came too late, as README promises
+    ("no late grant is used"). Before, the late grant ran the command. (The slack for a
+    grant `approve` checked in time and wrote just after, 5 s, is none here.)"""
+    monkeypatch.setattr(approval_wait, "LATE_SLACK_S", 0.0)
+    db = tmp_path / "team.db"
+    tool_input = {"command": "touch x"}
+    with Mailbox(db) as mb:
+        mb.register("a")
+        body = {
+            "approval": {
+                "key": approvals.key_of("a", "Bash", tool_input, None),
+                "agent": "a",
+                "tool": "Bash",
+                "input": tool_input,
+                "timeout_s": 0.2,
+            },
+            "text": "'a' asks to run Bash",
+        }
+        asked = mb.request("a", USER, body)
+    until(lambda: approvals.pending(db) == [], "the approval's time to run out")
+    octy("reply", asked.id, "approve", "--db", str(db), cwd=tmp_path, check=True)
+
+    async def on_event(*_args: Any) -> None:
+        pass
+
+    async with await AsyncMailbox(db).open() as mailbox:
+        waits = Approvals("a", mailbox, lambda: (USER, 0.2), lambda: None, on_event)
+        granted, reason = await waits.decide("Bash", tool_input, None)
+    assert not granted, reason
+    assert "too late" in reason, reason
