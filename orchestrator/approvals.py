@@ -220,12 +220,21 @@ def answer(
             earlier = mb.find_reply(request_id)
             said = escape_controls(answer_of(earlier)[1] if earlier else "answered")
             if earlier is not None and earlier.error == errors.RequestTimeout.code:
+                ran_out = request.created_at + timeout_s
+                # The agent's wait may end before the approval_timeout: its check had to
+                # answer first (approval_wait.HOOK_DEADLINE). Said as it was, not as a
+                # time still to come.
+                when = (
+                    f"its wait ended at {_utc(earlier.created_at)}, before its "
+                    f"{timeout_s:g}s approval_timeout ran out"
+                    if earlier.created_at < ran_out
+                    else f"its {timeout_s:g}s approval_timeout ran out at {_utc(ran_out)}"
+                )
                 raise errors.ApprovalNotFound(
                     request_id,
-                    f"approval {request_id!r} came too late: its {timeout_s:g}s "
-                    f"approval_timeout ran out at {_utc(request.created_at + timeout_s)}, "
-                    f"and the agent was told it was not approved ({said}); nothing ran. "
-                    "The agent asks again if it still needs to",
+                    f"approval {request_id!r} came too late: {when}, and the agent was told "
+                    f"it was not approved ({said}); nothing ran. The agent asks again if it "
+                    "still needs to",
                 ) from None
             raise errors.ApprovalNotFound(
                 request_id, f"approval {request_id!r} was already answered ({said})"

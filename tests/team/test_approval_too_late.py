@@ -202,3 +202,19 @@ async def test_a_grant_given_after_the_time_ran_out_is_not_used_by_the_call_made
         granted, reason = await waits.decide("Bash", tool_input, None)
     assert not granted, reason
     assert "too late" in reason, reason
+
+
+def test_a_late_approve_of_a_wait_its_hook_cut_short_says_when_it_ended(tmp_path: Path) -> None:
+    """The agent's wait ended before the request's approval_timeout (its check had to
+    answer first: the request is answered `timeout` then). `approve` says the wait ended
+    then; before, it said the approval_timeout "ran out at" a time still to come."""
+    db = tmp_path / "team.db"
+    with Mailbox(db) as mb:
+        body = {"approval": {"key": "k", "agent": "a", "tool": "Bash", "timeout_s": 3600}}
+        asked = mb.request("a", USER, {**body, "text": "'a' asks to run Bash"})
+        why = "not approved in time: no answer before this call's check had to answer"
+        assert mb.fail_request(asked.id, errors.RequestTimeout.code, why)
+    late = octy("approve", asked.id, "--db", str(db), cwd=tmp_path)
+    assert late.returncode == 3, late
+    assert "came too late: its wait ended at" in late.stderr, late.stderr
+    assert "before its 3600s approval_timeout ran out" in late.stderr, late.stderr
