@@ -218,3 +218,69 @@ def test_a_late_approve_of_a_wait_its_hook_cut_short_says_when_it_ended(tmp_path
     assert late.returncode == 3, late
     assert "came too late: its wait ended at" in late.stderr, late.stderr
     assert "before its 3600s approval_timeout ran out" in late.stderr, late.stderr
+
+
+@pytest.mark.cli
+async def test_an_approval_given_near_the_hooks_end_keeps_it_when_writes_hold_the_command(
+    scripted_model: Any, claude_options: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Approved with less of its hook's time left than a write may hold a command (10 s;
+    here the CLI's 60 s are 2 s, the margin 1 s, so 2 s is left after a prompt approval),
+    then kept back by other agents' writes: it is refused before the CLI gives up on the
+    hook, its approval standing. Before, the command waited the 10 s a write may take,
+    past the hook's time: the CLI cancelled the hook (the model read that it did not
+    respond), and the grant, its use recorded, was lost."""
+    monkeypatch.setattr(policy, "HOOK_SLACK_S", 2.0)
+    monkeypatch.setattr(policy, "HOOK_MARGIN_S", 1.0)
+    model = scripted_model(
+        [
+            {"tool_result": r"(?s).", "text": "done"},
+            {"match": "GO", "tool_use": {"name": "Bash", "input": {"command": "touch ran-it"}}},
+        ]
+    )
+    roster = parse_roster(
+        'agents:\n  a: {prompt: p, tools: [Bash], approve: ["Bash(touch:*)"], '
+        "approval_timeout: 1s}\n",
+        tmp_path / "agents.yaml",
+        {},
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    db = tmp_path / "team.db"
+    hold = write_hold.Hold()
+
+    async def on_event(*_args: Any) -> None:
+        pass
+
+    def asked() -> list[Any]:
+        with Mailbox(db) as mb:
+            return [m for m in mb.list(sender="a", limit=10) if m.kind == "request"]
+
+    async def operator_approves() -> None:
+        while not (rows := await anyio.to_thread.run_sync(asked)):  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+        await anyio.to_thread.run_sync(lambda: approvals.answer(db, rows[0].id, granted=True))
+
+    async with await AsyncMailbox(db).open() as mailbox:
+        await mailbox.register("a")  # its row records the grants used
+        waits = Approvals("a", mailbox, lambda: (USER, 1.0), lambda: None, on_event)
+        hook = Policy("a", lambda: roster, lambda: work, waits.decide, hold=hold)
+        options = claude_options(model, cwd=work, hooks=hook.hooks(), allowed_tools=["Bash"])
+        hold.hold("k", [], max_s=600, agents={"a": 2}, writer="w")  # writes back to back
+        try:
+            async with anyio.create_task_group() as tg, ClaudeSDKClient(options) as client:
+                tg.start_soon(operator_approves)
+                await client.query("GO")
+                async for message in client.receive_response():
+                    if isinstance(message, ResultMessage):
+                        break
+        finally:
+            hold.release_all()
+        row = await mailbox.agent("a")
+    (results,) = [tool_results(r) for r in model.requests_matching(tool_result=r"(?s).")]
+    said = str(results[0]["content"])
+    assert "approval stands" in said, said
+    assert not (work / "ran-it").exists()
+    (request,) = asked()
+    assert row is not None
+    assert request.id not in row.meta.get(approval_wait.USED_META, []), "the grant was lost"
