@@ -190,6 +190,10 @@ class Approvals:
             if (why := _too_late(reply, request)) is not None:
                 return False, why
             return answer_of(reply, request)
+        # The request's own timeout, as `approvals` and `approve` read it: one resumed
+        # after a reload changed approval_timeout (its agent restarted) ends when it does.
+        fields = approval_of(request)
+        timeout_s = (timeout_of(fields.get("timeout_s")) if fields else 0.0) or timeout_s
         left = request.created_at + timeout_s - time.time()
         deadline = HOOK_DEADLINE.get()
         cut = deadline is not None and deadline - time.monotonic() < left

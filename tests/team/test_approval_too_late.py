@@ -284,3 +284,42 @@ async def test_an_approval_given_near_the_hooks_end_keeps_it_when_writes_hold_th
     (request,) = asked()
     assert row is not None
     assert request.id not in row.meta.get(approval_wait.USED_META, []), "the grant was lost"
+
+
+async def test_a_resumed_wait_ends_when_its_request_does(tmp_path: Path) -> None:
+    """A call redelivered after its agent's restart resumes the approval it asked (same
+    agent, tool, input, cause), asked with an approval_timeout the roster has changed
+    since (a reload restarted the agent). The wait ends when the request's own timeout
+    does, as `approvals` (which stops listing it) and `approve` (which says it came too
+    late) read it. Before, it waited the roster's new timeout (an hour here), blocked,
+    on a request the operator could no longer see or answer."""
+    db = tmp_path / "team.db"
+    tool_input = {"command": "touch x"}
+    with Mailbox(db) as mb:
+        mb.register("a")
+        body = {
+            "approval": {
+                "key": approvals.key_of("a", "Bash", tool_input, None),
+                "agent": "a",
+                "tool": "Bash",
+                "input": tool_input,
+                "timeout_s": 0.5,
+            },
+            "text": "'a' asks to run Bash",
+        }
+        asked = mb.request("a", USER, body)
+
+    async def on_event(*_args: Any) -> None:
+        pass
+
+    async with await AsyncMailbox(db).open() as mailbox:
+        waits = Approvals("a", mailbox, lambda: (USER, 3600.0), lambda: None, on_event)
+        with anyio.fail_after(60):  # a guard, not a measure: before, it waited an hour
+            granted, reason = await waits.decide("Bash", tool_input, None)
+    assert not granted, reason
+    assert "within 0.5s" in reason, reason
+    assert approvals.pending(db) == []
+    with Mailbox(db) as mb:
+        reply = mb.find_reply(asked.id)
+        assert reply is not None
+        assert reply.error == errors.RequestTimeout.code
