@@ -12,6 +12,7 @@ long after."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,7 @@ async def test_an_approval_given_near_the_hooks_end_keeps_it_when_writes_hold_th
     (results,) = [tool_results(r) for r in model.requests_matching(tool_result=r"(?s).")]
     said = str(results[0]["content"])
     assert "approval stands" in said, said
+    assert re.search(r"for \d\.\d s, until its check had to answer", said), said  # not "0 s"
     assert not (work / "ran-it").exists()
     (request,) = asked()
     assert row is not None
