@@ -126,10 +126,20 @@ def _json(value: Any) -> str:
         return repr(value)
 
 
+# Fields of a call's input that change nothing it does: a label the model writes anew at
+# each try. A grant is for the call's effect, so the same call labelled otherwise is the
+# same call (the approval kept for an approved command held by writes, a redelivered turn).
+LABELS: dict[str, frozenset[str]] = {"Bash": frozenset({"description"})}
+
+
 def key_of(agent: str, tool: str, tool_input: dict[str, Any], cause_id: str | None) -> str:
+    """What makes two calls the same call for a grant (the approval's ``key``): the agent,
+    the tool, the whole input but its labels (:data:`LABELS`), and the turn's cause."""
     import hashlib  # noqa: PLC0415 - lazy: everyday CLI verbs import prompts, prompts this
 
-    raw = json.dumps([agent, tool, tool_input, cause_id], sort_keys=True, default=str)
+    labels = LABELS.get(tool, frozenset())
+    acting = {k: v for k, v in tool_input.items() if k not in labels}
+    raw = json.dumps([agent, tool, acting, cause_id], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 

@@ -325,3 +325,60 @@ async def test_a_resumed_wait_ends_when_its_request_does(tmp_path: Path) -> None
         reply = mb.find_reply(asked.id)
         assert reply is not None
         assert reply.error == errors.RequestTimeout.code
+
+
+async def test_an_approval_kept_is_used_by_the_same_command_described_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal of an approved command held too long asks the model to make the same
+    call again; a model writes the Bash call's `description` (a label shown to people,
+    which runs nothing) anew each time. The same command under another description runs
+    on the approval kept. Before, it was another call: the operator was asked again and
+    the approval kept went unused."""
+    monkeypatch.setattr(policy, "HOOK_SLACK_S", 1.0)
+    monkeypatch.setattr(policy, "HOOK_MARGIN_S", 0.5)
+    (tmp_path / "s").mkdir()
+    roster = parse_roster(
+        'agents:\n  s: {prompt: p, tools: [Bash], cwd: s, approve: ["Bash(touch:*)"], '
+        "approval_timeout: 2s}\n",
+        tmp_path / "agents.yaml",
+        {},
+    )
+    db = tmp_path / "team.db"
+    hold = write_hold.Hold()
+
+    async def on_event(*_args: Any) -> None:
+        pass
+
+    def asked() -> list[Any]:
+        with Mailbox(db) as mb:
+            return [m for m in mb.list(sender="s", limit=10) if m.kind == "request"]
+
+    async def operator_approves() -> None:
+        while not (rows := await anyio.to_thread.run_sync(asked)):  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+        await anyio.to_thread.run_sync(lambda: approvals.answer(db, rows[0].id, granted=True))
+
+    def call(description: str) -> Any:
+        return {
+            "tool_name": "Bash",
+            "tool_input": {"command": "touch x", "description": description},
+        }
+
+    async with await AsyncMailbox(db).open() as mailbox:
+        await mailbox.register("s")
+        waits = Approvals("s", mailbox, lambda: (USER, 2.0), lambda: None, on_event)
+        hook = Policy("s", lambda: roster, lambda: tmp_path / "s", waits.decide, hold=hold)
+        hold.hold("k", [], max_s=600, agents={"s": 2}, writer="w")  # writes back to back
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(operator_approves)
+                refused = await hook.pre_tool_use(call("Create file x"), "t1", {"signal": None})
+        finally:
+            hold.release_all()
+        said = refused["hookSpecificOutput"]["permissionDecisionReason"]
+        assert "approval stands" in said, said
+        with anyio.fail_after(30):  # a guard, not a measure: asking again would wait 2 s
+            again = await hook.pre_tool_use(call("Touch the file x"), "t2", {"signal": None})
+    assert again["hookSpecificOutput"]["permissionDecision"] == "allow", again
+    assert len(asked()) == 1, "the same command asked the operator again"
