@@ -25,7 +25,7 @@ import anyio
 import structlog
 
 from orchestrator import errors
-from orchestrator.approvals import answer_of, approval_of, key_of, shown_input
+from orchestrator.approvals import answer_of, approval_of, key_of, shown_input, timeout_of
 from orchestrator.lifecycle import OnEvent, RunnerEvent
 from orchestrator.mailbox import AgentInfo, AsyncMailboxBackend, Message
 from orchestrator.prompts import APPROVAL_GRAMMAR
@@ -35,6 +35,7 @@ log = structlog.get_logger()
 
 USED_META = "approvals_used"  # the agent's meta key: grants already acted on, newest last
 USED_KEPT = 200  # only a redelivered turn's calls look here: the recent ones are enough
+LATE_SLACK_S = 5.0  # a grant written this long past its approval_timeout still counts
 # When (time.monotonic()) the PreToolUse hook asking must have answered: the CLI gives up on
 # it then (measured: it cancels the callback at the matcher's timeout to the millisecond,
 # and the model reads "PreToolUse hook did not respond before its timeout (host client may
@@ -186,7 +187,13 @@ class Approvals:
     ) -> tuple[bool, str]:
         reply = await self.mailbox.find_reply(request.id)
         if reply is not None:
+            if (why := _too_late(reply, request)) is not None:
+                return False, why
             return answer_of(reply, request)
+        # The request's own timeout, as `approvals` and `approve` read it: one resumed
+        # after a reload changed approval_timeout (its agent restarted) ends when it does.
+        fields = approval_of(request)
+        timeout_s = (timeout_of(fields.get("timeout_s")) if fields else 0.0) or timeout_s
         left = request.created_at + timeout_s - time.time()
         deadline = HOOK_DEADLINE.get()
         cut = deadline is not None and deadline - time.monotonic() < left
@@ -224,6 +231,27 @@ class Approvals:
             if late is not None:
                 return answer_of(late, request)
         return False, why
+
+
+def _too_late(reply: Message, request: Message) -> str | None:
+    """Why a grant found already given (no session waited for it: the supervisor was
+    stopped) is not used: it was given after the request's own approval_timeout ran out.
+    `approve` refuses such a grant ("came too late"), but a `reply ID approve`, an
+    approver agent's reply or a NATS team's answer is written whatever the time; the
+    redelivered call is denied all the same, as the agent's wait would have. LATE_SLACK_S
+    covers the write of a grant `approve` checked in time."""
+    fields = approval_of(request)
+    timeout_s = timeout_of(fields.get("timeout_s")) if fields is not None else 0.0
+    if not timeout_s or reply.error or not answer_of(reply, request)[0]:
+        return None
+    ran_out = request.created_at + timeout_s
+    if reply.created_at <= ran_out + LATE_SLACK_S:
+        return None
+    return (
+        f"not approved in time: approval {request.id} was granted by {reply.sender} "
+        f"{reply.created_at - ran_out:.0f}s after its {timeout_s:g}s approval_timeout ran "
+        "out, too late to be used: denied (the same call again asks afresh)"
+    )
 
 
 def _used_ids(info: AgentInfo | None) -> list[str]:

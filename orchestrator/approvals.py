@@ -126,10 +126,20 @@ def _json(value: Any) -> str:
         return repr(value)
 
 
+# Fields of a call's input that change nothing it does: a label the model writes anew at
+# each try. A grant is for the call's effect, so the same call labelled otherwise is the
+# same call (the approval kept for an approved command held by writes, a redelivered turn).
+LABELS: dict[str, frozenset[str]] = {"Bash": frozenset({"description"})}
+
+
 def key_of(agent: str, tool: str, tool_input: dict[str, Any], cause_id: str | None) -> str:
+    """What makes two calls the same call for a grant (the approval's ``key``): the agent,
+    the tool, the whole input but its labels (:data:`LABELS`), and the turn's cause."""
     import hashlib  # noqa: PLC0415 - lazy: everyday CLI verbs import prompts, prompts this
 
-    raw = json.dumps([agent, tool, tool_input, cause_id], sort_keys=True, default=str)
+    labels = LABELS.get(tool, frozenset())
+    acting = {k: v for k, v in tool_input.items() if k not in labels}
+    raw = json.dumps([agent, tool, acting, cause_id], sort_keys=True, default=str)
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
@@ -200,7 +210,7 @@ def answer(
                 f"'{sender}' cannot answer approval '{request_id}': it asks "
                 f"'{request.recipient}' (or the user)",
             )
-        timeout_s = _seconds(fields.get("timeout_s"))
+        timeout_s = timeout_of(fields.get("timeout_s"))
         late = bool(timeout_s) and time.time() >= request.created_at + timeout_s
         if late and mb.find_reply(request_id) is None:
             # Its time ran out unanswered (the agent's wait was cut short: the CLI gave up on
@@ -220,19 +230,28 @@ def answer(
             earlier = mb.find_reply(request_id)
             said = escape_controls(answer_of(earlier)[1] if earlier else "answered")
             if earlier is not None and earlier.error == errors.RequestTimeout.code:
+                ran_out = request.created_at + timeout_s
+                # The agent's wait may end before the approval_timeout: its check had to
+                # answer first (approval_wait.HOOK_DEADLINE). Said as it was, not as a
+                # time still to come.
+                when = (
+                    f"its wait ended at {_utc(earlier.created_at)}, before its "
+                    f"{timeout_s:g}s approval_timeout ran out"
+                    if earlier.created_at < ran_out
+                    else f"its {timeout_s:g}s approval_timeout ran out at {_utc(ran_out)}"
+                )
                 raise errors.ApprovalNotFound(
                     request_id,
-                    f"approval {request_id!r} came too late: its {timeout_s:g}s "
-                    f"approval_timeout ran out at {_utc(request.created_at + timeout_s)}, "
-                    f"and the agent was told it was not approved ({said}); nothing ran. "
-                    "The agent asks again if it still needs to",
+                    f"approval {request_id!r} came too late: {when}, and the agent was told "
+                    f"it was not approved ({said}); nothing ran. The agent asks again if it "
+                    "still needs to",
                 ) from None
             raise errors.ApprovalNotFound(
                 request_id, f"approval {request_id!r} was already answered ({said})"
             ) from None
 
 
-def _seconds(value: Any) -> float:
+def timeout_of(value: Any) -> float:
     """A request's ``timeout_s`` (any row: a foreign or hand-edited one may hold anything)."""
     try:
         seconds = float(value)

@@ -255,11 +255,13 @@ class Policy:
                 return _deny(why)
         if tool in COMMAND_TOOLS:
             # A command a person approved waits out the writes as long as its hook may
-            # still answer (the CLI gives up on the hook after its timeout): refused, the
-            # approval given would be lost, and the agent asks it again.
+            # still answer (the CLI gives up on the hook after its timeout), no longer:
+            # past it the CLI cancels the hook, and the approval, its use recorded, was
+            # lost. That may be less than a write may take (an approval given near the
+            # hook's end): refused then, the approval kept.
             bound = write_hold.HOLD_MAX_S
             if approved:
-                bound = max(bound, self._hook_left(started))
+                bound = max(0.0, self._hook_left(started))
             if not await self._until_not_held(tool, caller, bound):
                 if approved and (taken := TAKEN.get()) is not None and await taken():
                     return _deny(prompts.held_too_long_approved(bound))

@@ -255,9 +255,11 @@ def not_owned(path: str, owns: Sequence[str], owners: Sequence[str]) -> str:
 def held_too_long_approved(after_s: float) -> str:
     """:func:`held_too_long` for a command the approver allowed: kept back until its check
     had to answer (the CLI gives up on it then), its approval left for the same call."""
+    # Under a second when the approval came near the check's end (policy: no longer)
+    held = f"{after_s:.1f}" if after_s < 10 else f"{after_s:.0f}"
     return (
         f"the command was approved, but other agents kept writing files in this agent's "
-        f"folders for {after_s:.0f} s, until its check had to answer, and a command may not "
+        f"folders for {held} s, until its check had to answer, and a command may not "
         "start during another agent's write. The command was not run; the approval stands: "
         "make the same call again to run it."
     )
