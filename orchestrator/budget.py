@@ -102,7 +102,9 @@ class Standing:
     def share(self) -> float:
         shares = [0.0]
         if self.budget.usd:
-            shares.append(self.spent.usd / self.budget.usd)
+            # To the micro-dollar: a sum of REALs misses by a rounding error (ten turns of
+            # $0.10 add up to 0.9999999999999999), which kept an agent from pausing at $1.
+            shares.append(round(self.spent.usd, 6) / self.budget.usd)
         if self.budget.tokens:
             shares.append(self.spent.tokens / self.budget.tokens)
         return max(shares)
