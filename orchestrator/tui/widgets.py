@@ -98,7 +98,10 @@ def count(n: int) -> str:
 
 
 def percent(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:.0f}"
+    """Whole percents; past 9,999 % (figures from a hostile registry row) ``>9999``."""
+    if share is None:
+        return "-"
+    return ">9999" if share * 100 >= 9999.5 else f"{share * 100:.0f}"
 
 
 def state_cell(row: AgentRow, live: bool) -> Text:
