@@ -381,8 +381,8 @@ def test_the_team_check_counts_the_other_agents_turns_in_progress(tmp_path: Path
 
 def test_a_budget_spent_to_the_cent_in_many_turns_is_spent(tmp_path: Path) -> None:
     """Ten turns of $0.10 against $1.00: SQLite's sum of REALs is 0.9999999999999999, and the
-    agent was not paused at its exact boundary while `ps` said `$1.0000 of $1.0000`. Dollars
-    are compared to the micro-dollar (the ledger's figures are rounded so too)."""
+    agent was not paused at its exact boundary while `ps` said `$1.0000 of $1.0000`. A sum
+    within a rounding error of the limit has reached it."""
     db = tmp_path / "team.db"
     Mailbox(db).close()
     ledger = Ledger(db)
@@ -395,5 +395,8 @@ def test_a_budget_spent_to_the_cent_in_many_turns_is_spent(tmp_path: Path) -> No
     assert spent.over
     assert spent.share == 1.0
     under = ledger.standing("b", Budget(usd=0.7, tokens=None, per="1h", per_s=3600.0), 10_100.0, 0)
-    assert not under.over  # $0.69999: a micro-dollar short is not spent
+    assert not under.over  # $0.69999: a thousandth of a cent short is not spent
+    tiny = Budget(usd=1e-9, tokens=None, per="1h", per_s=3600.0)
+    ledger.record("c", 4e-7, {}, at=10_000.0)  # a budget below a micro-dollar holds too
+    assert ledger.standing("c", tiny, 10_100.0, 0).over
     ledger.close()
