@@ -428,7 +428,21 @@ def _reason(row: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
         for found in (row.get(key), meta.get(key)):
             if found:
                 return clean(str(found))
+    if row.get("state") == "paused":  # by a budget: whose (budget_watch.py's figures)
+        return _paused_by(meta.get("budget"))
     return None
+
+
+_PAUSED_BY = {"agent": "budget", "team": "team budget"}
+
+
+def _paused_by(budget: object) -> str | None:
+    """``budget``, ``team budget`` or both: which budgets pause the agent."""
+    by = budget.get("paused_by") if isinstance(budget, Mapping) else None
+    if not isinstance(by, list):
+        return None
+    names = [_PAUSED_BY[b] for b in _PAUSED_BY if b in by]
+    return ", ".join(names) or None
 
 
 def _places(roster: Path | None) -> tuple[Places, str | None]:

@@ -1,7 +1,8 @@
 """`top` shows spend and context as they were recorded, in a real terminal (tmux) over a
 real team (real claude CLI, scripted model whose rules set the usage): BUD%, CTX% and
-COST match `ps --json` and the ledger; a request whose body holds terminal escapes is
-drawn as text; the team going down and a tiny terminal leave `top` running."""
+COST match `ps --json` and the ledger, and the state says why (`paused (budget)`); a
+request whose body holds terminal escapes is drawn as text; the team going down and a
+tiny terminal leave `top` running."""
 
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def test_top_shows_spend_and_context_as_recorded(team: TeamFactory) -> None:
         title = term.title()
         screen = term.wait(lambda s: row_of(s, "alice")[1:2] == ["paused"], "alice paused")
         row = row_of(screen, "alice")
+        assert row[2] == "(budget)"  # why, beside the state
+        del row[2]
         assert row[COLUMNS.index("COST")] == f"${ledger:.4f}"
         assert row[COLUMNS.index("COST") + 1] == "120"  # BUD%: 12,000 of 10,000 tokens
         assert row[COLUMNS.index("COST") + 2] == "39"  # CTX%: 3,900 of 10,000

@@ -326,3 +326,38 @@ def test_budget_and_context_figures_written_by_plain_sql_are_not_trusted(
     ctx = [h for _, h in COLUMNS].index("CTX%")
     assert drawn["a3"][ctx] == ">9999"  # 10**30 tokens in a window of 1: not 31 digits
     assert drawn["ok"][ctx] == "20"
+
+
+def test_a_paused_row_says_which_budget_pauses_it(tmp_path: Path) -> None:
+    """`paused` alone did not say why: the row now says `(budget)`, `(team budget)` or both,
+    from the registry's `budget.paused_by`; anything else there says nothing."""
+    import json
+    import sqlite3
+
+    db = tmp_path / "queue" / "team.db"
+    paused_by = {
+        "own": ["agent"],
+        "team": ["team"],
+        "both": ["team", "agent"],
+        "odd": "agent",
+        "junk": [1, "x\x1b[2J"],
+    }
+    with Mailbox(db) as mb:
+        for name in paused_by:
+            mb.register(name, pid=None, state="paused")
+        mb.register("idle", pid=None, state="ready", meta={"budget": {"paused_by": ["agent"]}})
+    conn = sqlite3.connect(db)
+    with conn:
+        for name, by in paused_by.items():
+            meta = json.dumps({"budget": {"paused_by": by}})
+            conn.execute("UPDATE agents SET meta = ? WHERE name = ?", (meta, name))
+    conn.close()
+    snap = TeamSource(db, tmp_path / "logs").snapshot()
+    assert {r.name: r.reason for r in snap.agents} == {
+        "own": "budget",
+        "team": "team budget",
+        "both": "budget, team budget",
+        "odd": None,
+        "junk": None,
+        "idle": None,
+    }
