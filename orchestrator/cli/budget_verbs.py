@@ -111,6 +111,19 @@ def context_share(row: dict[str, Any]) -> float | None:
     return None if figures is None else figures[0] / figures[1]
 
 
+_PAUSED_BY = {"agent": "budget", "team": "team budget"}
+
+
+def paused_reason(budget: object) -> str | None:
+    """``budget``, ``team budget`` or both: which budgets pause the agent, from its
+    registry meta's ``budget`` document (``paused_by``), for beside a ``paused`` state."""
+    by = budget.get("paused_by") if isinstance(budget, dict) else None
+    if not isinstance(by, list):
+        return None
+    names = [_PAUSED_BY[b] for b in _PAUSED_BY if b in by]
+    return ", ".join(names) or None
+
+
 # The registry's meta is JSON that any process may write (plain SQL): its budget and
 # context documents are read field by field, and a figure that is not a finite number of
 # zero or more is not shown (a text `share` ended `ps` with a traceback and blanked `top`).

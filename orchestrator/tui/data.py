@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator import errors, logview, trace
 from orchestrator.cli import common
-from orchestrator.cli.budget_verbs import budget_share, context_share
+from orchestrator.cli.budget_verbs import budget_share, context_share, paused_reason
 from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
 from orchestrator.cli.log_verbs import Places, places_of
 from orchestrator.cli.team_verbs import ps_rows
@@ -429,20 +429,8 @@ def _reason(row: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
             if found:
                 return clean(str(found))
     if row.get("state") == "paused":  # by a budget: whose (budget_watch.py's figures)
-        return _paused_by(meta.get("budget"))
+        return paused_reason(meta.get("budget"))
     return None
-
-
-_PAUSED_BY = {"agent": "budget", "team": "team budget"}
-
-
-def _paused_by(budget: object) -> str | None:
-    """``budget``, ``team budget`` or both: which budgets pause the agent."""
-    by = budget.get("paused_by") if isinstance(budget, Mapping) else None
-    if not isinstance(by, list):
-        return None
-    names = [_PAUSED_BY[b] for b in _PAUSED_BY if b in by]
-    return ", ".join(names) or None
 
 
 def _places(roster: Path | None) -> tuple[Places, str | None]:
