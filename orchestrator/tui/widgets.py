@@ -315,12 +315,15 @@ class TeamLine(Static):
             # this machine has no pids, CPU or memory to show for them.
             t.append(" no supervisor on this machine", style="yellow")
         else:
-            seen = clock(team.last_known_at) if team.last_known_at else "never"
             t.append(" supervisor NOT RUNNING", style="bold red")
-            t.append(f" - last known states, as of {seen}")
         t.append(f" │ queue {team.pending} │ in flight {team.in_flight} │ dead ")
         t.append(str(team.dead), style="bold red" if team.dead else "")
         t.append(f" │ ${team.cost_usd:.4f}")
+        if not team.supervisor_pid and team.queue is None:
+            # After the figures: its date and time before them pushed the team's cost off
+            # a 100-column line, just when the team had gone down.
+            seen = clock(team.last_known_at) if team.last_known_at else "never"
+            t.append(f" │ last known states, as of {seen}")
         if team.queue is not None:
             t.append(f" │ {team.queue}")
             if not team.supervisor_pid:

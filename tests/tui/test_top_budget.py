@@ -66,7 +66,8 @@ def test_top_shows_spend_and_context_as_recorded(team: TeamFactory) -> None:
         assert term.title() == title  # never retitled
 
         t.stop()  # the team goes down under it
-        term.wait(lambda s: "supervisor NOT RUNNING" in s, "the team line says so")
+        screen = term.wait(lambda s: "supervisor NOT RUNNING" in s, "the team line says so")
+        assert f"${ledger:.4f}" in screen.splitlines()[0][:100]  # its cost on 100 columns
         term.resize(20, 5)
         term.wait(lambda s: "alice" in s, "a row at 20x5")
         term.resize(120, 30)

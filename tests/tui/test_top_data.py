@@ -88,6 +88,7 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
         assert "NOT RUNNING" in line
         assert "last known states, as of 20" in line
         assert "queue 1" in line
+        assert line.index("$") < line.index("last known")  # the cost is not cut off first
 
 
 def test_other_verbs_do_not_import_textual() -> None:
