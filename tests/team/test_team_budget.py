@@ -328,6 +328,10 @@ def test_a_gateway_models_turns_are_priced_at_the_rosters_rates_or_the_highest(
     with sqlite3.connect(t.db_path) as db:
         rows = dict(db.execute("SELECT agent, sum(usd) FROM spend GROUP BY agent").fetchall())
     assert rows == pytest.approx({"gw": priced, "unk": priced, "son": 0.399})
+    with sqlite3.connect(t.db_path) as db:
+        guessed = db.execute("SELECT DISTINCT agent FROM spend WHERE estimated = 1").fetchall()
+    assert guessed == [("unk",)]  # a guess at the highest rate: `ps` shows ~$
+    assert f"~${priced:.4f}" in t.octy("ps").stdout
 
     assert t.ask("gw", "job 2") == "did job 2"  # $3.99 of $3: paused after it
     t.wait_for(lambda: paused(t, "gw"), what="gw paused")
