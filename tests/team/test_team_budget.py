@@ -325,8 +325,13 @@ def test_a_gateway_models_turns_are_priced_at_the_rosters_rates_or_the_highest(
     assert turns["unk"]["cost_usd"] == pytest.approx(priced)
     assert turns["unk"]["price_unknown"] == ["gw-unknown"]
     assert turns["son"]["cost_usd"] == pytest.approx(0.399)  # the CLI's: $3/$15
-    with sqlite3.connect(t.db_path) as db:
-        rows = dict(db.execute("SELECT agent, sum(usd) FROM spend GROUP BY agent").fetchall())
+
+    def ledger() -> dict[str, float]:
+        with sqlite3.connect(t.db_path) as db:
+            return dict(db.execute("SELECT agent, sum(usd) FROM spend GROUP BY agent").fetchall())
+
+    # (the `turn` event is logged before the supervisor writes the ledger's row)
+    rows = t.wait_for(lambda: r if len(r := ledger()) == 3 else None, what="3 agents' rows")
     assert rows == pytest.approx({"gw": priced, "unk": priced, "son": 0.399})
     with sqlite3.connect(t.db_path) as db:
         guessed = db.execute("SELECT DISTINCT agent FROM spend WHERE estimated = 1").fetchall()
