@@ -54,7 +54,11 @@ def test_top_shows_spend_and_context_as_recorded(team: TeamFactory) -> None:
     term = Terminal(t.folder, env, width=120, height=30)
     try:
         title = term.title()
-        screen = term.wait(lambda s: row_of(s, "alice")[1:2] == ["paused"], "alice paused")
+        # the whole row (a frame drawn before the layout settled may be cut short)
+        screen = term.wait(
+            lambda s: (r := row_of(s, "alice"))[1:2] == ["paused"] and len(r) >= 15,
+            "alice paused, her whole row",
+        )
         row = row_of(screen, "alice")
         assert row[2] == "(budget)"  # why, beside the state
         del row[2]
