@@ -102,7 +102,10 @@ class Standing:
     def share(self) -> float:
         shares = [0.0]
         if self.budget.usd:
-            shares.append(self.spent.usd / self.budget.usd)
+            # To nine places: a sum of REALs misses by a rounding error (ten turns of $0.10
+            # add up to 0.9999999999999999, eight to 0.7999999999999999), which kept an
+            # agent from pausing at exactly $1 and from warning at exactly 80 %.
+            shares.append(round(self.spent.usd / self.budget.usd, 9))
         if self.budget.tokens:
             shares.append(self.spent.tokens / self.budget.tokens)
         return max(shares)

@@ -149,7 +149,10 @@ class BudgetWatch:
         usd, tokens = turn_spend(data)
         if usd or any(tokens.values()):
             try:
-                record = partial(self.ledger.record, estimated=data.get("cost_estimated") is True)
+                # priced by the runner: a cut-off turn's tally, or a model of unknown price
+                # at the highest known rate (spend.py): `ps` and `top` show it as `~$`
+                guessed = data.get("cost_estimated") is True or bool(data.get("price_unknown"))
+                record = partial(self.ledger.record, estimated=guessed)
                 await anyio.to_thread.run_sync(record, name, usd, tokens, time.time())
             except (sqlite3.Error, errors.DatabaseError) as exc:  # the team runs on
                 log.error("spend_not_recorded", agent=name, usd=usd, error=str(exc))

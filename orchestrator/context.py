@@ -29,6 +29,7 @@ from claude_agent_sdk import AssistantMessage, ResultMessage, SystemMessage
 
 from orchestrator.lifecycle import EndReason, OnEvent, RunnerEvent
 from orchestrator.mailbox import Message
+from orchestrator.prices import known_to_cli
 from orchestrator.prompts import handover
 from orchestrator.roster import AgentSpec
 
@@ -118,9 +119,12 @@ class ContextKeeper:
 
     @property
     def window(self) -> int:
-        return window_for(
-            self.spec().model or self.model, self.spec().context_window, self.reported_window
-        )
+        model = self.model or self.spec().model
+        # For a model outside its catalog (a gateway's name) the CLI reports 1,000,000, a
+        # guess (measured on 2.1.332): a 200,000-token model would never compact. Such a
+        # model has the default window, or `context_window:`.
+        reported = self.reported_window if model and known_to_cli(model) else None
+        return window_for(self.spec().model or self.model, self.spec().context_window, reported)
 
     def observe(self, item: Any) -> None:
         """Called with every top-level message of a turn."""

@@ -128,6 +128,11 @@ def rates_for(model: str, overrides: Mapping[str, ModelPrice]) -> Rates | None:
     return CLI_PRICES.get(dated) or CLI_PRICES.get(match.group("name"))
 
 
+def known_to_cli(model: str) -> bool:
+    """Whether the CLI's catalog knows ``model`` (its own figures for it are not guesses)."""
+    return rates_for(model, {}) is not None
+
+
 def highest(overrides: Mapping[str, ModelPrice]) -> Rates:
     """The highest known rate of each kind: what a model of unknown price is charged."""
     known = [*CLI_PRICES.values(), *(Rates.of(p) for p in overrides.values())]

@@ -9,6 +9,7 @@ The figures themselves are :mod:`orchestrator.usage`'s; the budgets are
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from claude_agent_sdk import (
@@ -20,7 +21,7 @@ from claude_agent_sdk import (
 )
 
 from orchestrator.lifecycle import OnEvent, RunnerEvent
-from orchestrator.prices import estimate
+from orchestrator.prices import estimate, highest, known_to_cli, rates_for, request_usd
 from orchestrator.roster import Roster
 from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
 
@@ -83,10 +84,28 @@ class Spend:
 
     def count(self, result: ResultMessage, *, turn: bool = True) -> TurnUsage:
         """What ``result`` cost, added to the agent's totals."""
-        usage = self.session.turn(result)
+        usage = self._priced(self.session.turn(result), result)
         self.last_usage = usage
         self.totals = add_turn(self.totals, usage, turn=turn)
         return usage
+
+    def _priced(self, usage: TurnUsage, result: ResultMessage) -> TurnUsage:
+        """The CLI prices a model outside its catalog (a gateway's name) at a default rate
+        ($4 and $20 per million, measured on 2.1.332) and knows nothing of the roster's
+        ``prices:``: a usd budget on a $15/$75 model was spent 3.75 times over. A session
+        of one such model (or one the roster prices) has its turns priced here instead,
+        from their tokens: at the roster's rates, else at the highest known rate (as an
+        estimate is). A session of several models keeps the CLI's figure."""
+        models = [m for m in (result.model_usage or {}) if m != "<synthetic>"]
+        if len(models) != 1:
+            return usage
+        (model,) = models
+        prices = self.roster().prices
+        if model not in prices and known_to_cli(model):
+            return usage
+        rates = rates_for(model, prices)
+        cost = round(request_usd(rates or highest(prices), usage.fields()), 6)
+        return replace(usage, cost_usd=cost, price_unknown=() if rates else (model,))
 
     async def spent(self, result: ResultMessage, cause: str, *, turn: bool = True) -> TurnUsage:
         """Spend that is not a delivered turn's (a compaction, a turn that overflowed or was

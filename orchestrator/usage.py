@@ -41,6 +41,9 @@ class TurnUsage:
     # The CLI's running token totals for the session (from model_usage): the next turn's
     # baseline, kept across restarts with the totals.
     session_tokens: dict[str, int] | None = None
+    # A model the CLI does not price and `prices:` does not name, priced at the highest
+    # known rate (orchestrator/spend.py): the `turn` event says which.
+    price_unknown: tuple[str, ...] = ()
 
     @property
     def tokens(self) -> int:
@@ -54,6 +57,10 @@ class TurnUsage:
     def fields(self) -> dict[str, Any]:
         out = asdict(self)
         del out["session_tokens"]  # a baseline, not this turn's figures
+        if out["price_unknown"]:
+            out["price_unknown"] = list(out["price_unknown"])  # as the `spend` event says it
+        else:
+            del out["price_unknown"]
         return out
 
 
@@ -107,7 +114,10 @@ class SessionCost:
             session_id=self.session_id,
             session_cost_usd=round(total, 6),
             session_tokens=dict(baseline),
-            **tokens,
+            input_tokens=tokens["input_tokens"],
+            output_tokens=tokens["output_tokens"],
+            cache_read_input_tokens=tokens["cache_read_input_tokens"],
+            cache_creation_input_tokens=tokens["cache_creation_input_tokens"],
         )
 
 

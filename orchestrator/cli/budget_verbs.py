@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
@@ -73,50 +74,85 @@ def ps_fields(meta: AgentMeta) -> dict[str, Any]:
 
 def budget_cell(row: dict[str, Any]) -> str:
     """``$0.0120/$0.0100 (120%)``, ``team 85%`` or ``-``."""
-    budget = row.get("budget") or {}
     cells = []
-    for key in ("agent", "team"):
-        figures = budget.get(key)
-        if not isinstance(figures, dict):
-            continue
+    for key, figures in _figures(row):
         parts = []
-        if figures.get("usd_limit"):
-            parts.append(f"${_usd(figures.get('usd', 0))}/${_usd(figures['usd_limit'])}")
-        if figures.get("tokens_limit"):
-            parts.append(f"{_k(figures.get('tokens', 0))}/{_k(figures['tokens_limit'])} tok")
-        share = f"{float(figures.get('share') or 0) * 100:.0f}%"
+        usd, usd_limit = _number(figures.get("usd")), _number(figures.get("usd_limit"))
+        if usd_limit:
+            parts.append(f"${_usd(usd or 0.0)}/${_usd(usd_limit)}")
+        tokens, tokens_limit = _number(figures.get("tokens")), _number(figures.get("tokens_limit"))
+        if tokens_limit:
+            parts.append(f"{_k(tokens or 0)}/{_k(tokens_limit)} tok")
+        share = _number(figures.get("share"))
+        shown = "?" if share is None else f"{share * 100:.0f}%"
         prefix = "team " if key == "team" else ""
-        cells.append(f"{prefix}{' '.join(parts)} ({share})")
+        cells.append(f"{prefix}{' '.join(parts)} ({shown})")
     return "; ".join(cells) or "-"
 
 
 def context_cell(row: dict[str, Any]) -> str:
     """``41k/200k (20%)`` or ``-``."""
-    context = row.get("context") or {}
-    tokens, window = context.get("tokens"), context.get("window")
-    if not isinstance(tokens, int) or not isinstance(window, int) or window <= 0:
+    figures = _context(row)
+    if figures is None:
         return "-"
+    tokens, window = figures
     return f"{_k(tokens)}/{_k(window)} ({tokens / window * 100:.0f}%)"
 
 
 def budget_share(row: dict[str, Any]) -> float | None:
     """The larger share spent of the agent's and the team's budgets, or None without one."""
-    budget = row.get("budget") or {}
-    shares = [
-        float(f.get("share") or 0)
-        for f in (budget.get("agent"), budget.get("team"))
-        if isinstance(f, dict)
-    ]
+    shares = [s for _, f in _figures(row) if (s := _number(f.get("share"))) is not None]
     return max(shares) if shares else None
 
 
 def context_share(row: dict[str, Any]) -> float | None:
     """Context in use against the window, or None before the first turn."""
-    context = row.get("context") or {}
-    tokens, window = context.get("tokens"), context.get("window")
-    if not isinstance(tokens, int) or not isinstance(window, int) or window <= 0:
+    figures = _context(row)
+    return None if figures is None else figures[0] / figures[1]
+
+
+_PAUSED_BY = {"agent": "budget", "team": "team budget"}
+
+
+def paused_reason(budget: object) -> str | None:
+    """``budget``, ``team budget`` or both: which budgets pause the agent, from its
+    registry meta's ``budget`` document (``paused_by``), for beside a ``paused`` state."""
+    by = budget.get("paused_by") if isinstance(budget, dict) else None
+    if not isinstance(by, list):
         return None
-    return tokens / window
+    names = [_PAUSED_BY[b] for b in _PAUSED_BY if b in by]
+    return ", ".join(names) or None
+
+
+# The registry's meta is JSON that any process may write (plain SQL): its budget and
+# context documents are read field by field, and a figure that is not a finite number of
+# zero or more is not shown (a text `share` ended `ps` with a traceback and blanked `top`).
+
+
+def _figures(row: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    budget = row.get("budget")
+    if not isinstance(budget, dict):
+        return []
+    return [(k, f) for k in ("agent", "team") if isinstance(f := budget.get(k), dict)]
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    value = float(x) if not isinstance(x, int) or abs(x) < 1e300 else 1e300
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _context(row: dict[str, Any]) -> tuple[int, int] | None:
+    context = row.get("context")
+    if not isinstance(context, dict):
+        return None
+    tokens, window = context.get("tokens"), context.get("window")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (tokens, window)):
+        return None
+    assert isinstance(tokens, int)
+    assert isinstance(window, int)
+    return (tokens, window) if window > 0 and tokens >= 0 else None
 
 
 def _usd(x: Any) -> str:

@@ -98,7 +98,10 @@ def count(n: int) -> str:
 
 
 def percent(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:.0f}"
+    """Whole percents; past 9,999 % (figures from a hostile registry row) ``>9999``."""
+    if share is None:
+        return "-"
+    return ">9999" if share * 100 >= 9999.5 else f"{share * 100:.0f}"
 
 
 def state_cell(row: AgentRow, live: bool) -> Text:
@@ -312,12 +315,15 @@ class TeamLine(Static):
             # this machine has no pids, CPU or memory to show for them.
             t.append(" no supervisor on this machine", style="yellow")
         else:
-            seen = clock(team.last_known_at) if team.last_known_at else "never"
             t.append(" supervisor NOT RUNNING", style="bold red")
-            t.append(f" - last known states, as of {seen}")
         t.append(f" │ queue {team.pending} │ in flight {team.in_flight} │ dead ")
         t.append(str(team.dead), style="bold red" if team.dead else "")
         t.append(f" │ ${team.cost_usd:.4f}")
+        if not team.supervisor_pid and team.queue is None:
+            # After the figures: its date and time before them pushed the team's cost off
+            # a 100-column line, just when the team had gone down.
+            seen = clock(team.last_known_at) if team.last_known_at else "never"
+            t.append(f" │ last known states, as of {seen}")
         if team.queue is not None:
             t.append(f" │ {team.queue}")
             if not team.supervisor_pid:

@@ -377,3 +377,33 @@ def test_the_team_check_counts_the_other_agents_turns_in_progress(tmp_path: Path
             return seen
 
     assert anyio.run(main) == [False, False, True, False]
+
+
+def test_a_budget_spent_to_the_cent_in_many_turns_is_spent(tmp_path: Path) -> None:
+    """Ten turns of $0.10 against $1.00: SQLite's sum of REALs is 0.9999999999999999, and the
+    agent was not paused at its exact boundary while `ps` said `$1.0000 of $1.0000` (nor
+    warned at eight). A share within a rounding error of a threshold has reached it."""
+    db = tmp_path / "team.db"
+    Mailbox(db).close()
+    ledger = Ledger(db)
+    for i in range(10):
+        ledger.record("a", 0.1, {}, at=10_000.0 + i)
+    ledger.record("b", 0.3, {}, at=10_000.0)
+    ledger.record("b", 0.39999, {}, at=10_001.0)
+    assert ledger.spent("a", since=0).usd != 1.0  # the float sum this is about
+    spent = ledger.standing("a", HOUR, now=10_100.0, run_started=0.0)
+    assert spent.over
+    assert spent.share == 1.0
+    ledger.record("w", 0.1, {}, at=10_000.0)
+    for i in range(7):
+        ledger.record("w", 0.1, {}, at=10_001.0 + i)
+    assert ledger.spent("w", since=0).usd != 0.8
+    eight = ledger.standing("w", HOUR, now=10_100.0, run_started=0.0)
+    assert eight.warn  # 80 %, exactly
+    assert not eight.over
+    under = ledger.standing("b", Budget(usd=0.7, tokens=None, per="1h", per_s=3600.0), 10_100.0, 0)
+    assert not under.over  # $0.69999: a thousandth of a cent short is not spent
+    tiny = Budget(usd=1e-9, tokens=None, per="1h", per_s=3600.0)
+    ledger.record("c", 4e-7, {}, at=10_000.0)  # a budget below a micro-dollar holds too
+    assert ledger.standing("c", tiny, 10_100.0, 0).over
+    ledger.close()

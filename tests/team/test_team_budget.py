@@ -282,3 +282,67 @@ def test_agents_at_once_stop_near_the_team_token_budget(team: TeamFactory) -> No
                 mb.wait_for_reply(r.id, 30)
     stopped = {e["agent"] for e in t.log_events("budget_turn_stopped")}
     assert stopped == set(names)  # no turn ran to its end
+
+
+def test_a_gateway_models_turns_are_priced_at_the_rosters_rates_or_the_highest(
+    team: TeamFactory,
+) -> None:
+    """The CLI prices a model outside its catalog at $4/$20 per million and never reads
+    `prices:`: a $3 budget on a $15/$75 gateway model would have let $11.25 through. A
+    session of such a model is priced from its tokens: at `prices:` (gw), else at the
+    highest known rate, said in the `turn` event (unk); a catalog model keeps the CLI's
+    figure (son). gw's second turn pauses it, its third ask is refused."""
+    usage = {
+        "input_tokens": 100_000,
+        "output_tokens": 1000,
+        "cache_read_input_tokens": 30_000,  # 150,000 in all: under compact_at of 200,000
+        "cache_creation_input_tokens": 20_000,
+    }
+    t = team(
+        [
+            {"agent": agent_rule(n), "match": r"job \d+", "text": "did {0}", "usage": usage}
+            for n in ("gw", "unk", "son")
+        ],
+        {
+            "gw": {"model": "gw-priced", "budget": {"usd": 3, "per": "1d"}},
+            "unk": {"model": "gw-unknown"},
+            "son": {"model": "claude-sonnet-4-5"},
+        },
+        prices={"gw-priced": {"input": 15, "output": 75, "cache_write": 18.75, "cache_read": 1.5}},
+    )
+    t.up()
+    t.wait_ready("gw", "unk", "son")
+    # 100,000 x $15 + 1,000 x $75 + 30,000 x $1.50 + 20,000 x $18.75, per million
+    priced = 1.5 + 0.075 + 0.045 + 0.375
+    for name in ("gw", "unk", "son"):
+        assert t.ask(name, "job 1") == "did job 1"
+    turns = {
+        n: t.wait_for(lambda n=n: t.log_events("turn", n), what="turn")[0]
+        for n in ("gw", "unk", "son")
+    }
+    assert turns["gw"]["cost_usd"] == pytest.approx(priced)
+    assert "price_unknown" not in turns["gw"]
+    assert turns["unk"]["cost_usd"] == pytest.approx(priced)
+    assert turns["unk"]["price_unknown"] == ["gw-unknown"]
+    assert turns["son"]["cost_usd"] == pytest.approx(0.399)  # the CLI's: $3/$15
+
+    def ledger() -> dict[str, float]:
+        with sqlite3.connect(t.db_path) as db:
+            return dict(db.execute("SELECT agent, sum(usd) FROM spend GROUP BY agent").fetchall())
+
+    # (the `turn` event is logged before the supervisor writes the ledger's row)
+    rows = t.wait_for(lambda: r if len(r := ledger()) == 3 else None, what="3 agents' rows")
+    assert rows == pytest.approx({"gw": priced, "unk": priced, "son": 0.399})
+    with sqlite3.connect(t.db_path) as db:
+        guessed = db.execute("SELECT DISTINCT agent FROM spend WHERE estimated = 1").fetchall()
+    assert guessed == [("unk",)]  # a guess at the highest rate: `ps` shows ~$
+    assert f"~${priced:.4f}" in t.octy("ps").stdout
+
+    assert t.ask("gw", "job 2") == "did job 2"  # $3.99 of $3: paused after it
+    t.wait_for(lambda: paused(t, "gw"), what="gw paused")
+    with t.mailbox() as mb:
+        request = mb.request(USER, "gw", "job 3")
+        with pytest.raises(errors.BudgetExceeded) as refused:
+            mb.wait_for_reply(request.id, 30)
+    assert "$3.9900 of $3.0000" in str(refused.value)
+    assert ps_agents(t)["gw"]["cost_usd"] == pytest.approx(2 * priced)

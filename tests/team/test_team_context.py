@@ -254,3 +254,48 @@ def test_a_failed_compaction_backs_off_instead_of_retrying_every_turn(
     order = [json.loads(line).get("event") for line in path.read_text().splitlines()]
     steps = [e for e in order if e in ("turn", "compacting")]
     assert steps[:7] == ["turn", "compacting", "turn", "turn", "turn", "turn", "compacting"]
+
+
+def test_a_model_the_cli_does_not_know_is_given_the_default_window_not_the_clis_guess(
+    team: TeamFactory,
+) -> None:
+    """For a model name outside its catalog (a gateway's) the CLI reports a 1,000,000-token
+    window, a guess: at 170,000 tokens of a 200,000-token model the agent showed 17 % and
+    never compacted, until the model refused the prompt. The window is now the default
+    (200,000) unless `context_window:` says otherwise; a catalog model keeps the CLI's
+    figure (claude-opus-5-5: 1,000,000)."""
+    rules: list[dict[str, Any]] = []
+    for name in ("gw", "big", "opus"):
+        rules += [
+            {
+                "agent": agent_rule(name),
+                "match": SUMMARY_REQUEST,
+                "text": "<summary>the big job</summary>",
+            },
+            {
+                "agent": agent_rule(name),
+                "match": "big job",
+                "text": "big done",
+                "usage": {"input_tokens": 170_000, "output_tokens": 10},
+            },
+        ]
+    t = team(
+        rules,
+        {
+            "gw": {"model": "my-gateway/sonnet"},
+            "big": {"model": "my-gateway/sonnet", "context_window": 1_000_000},
+            "opus": {"model": "claude-opus-5-5"},
+        },
+    )
+    t.up()
+    t.wait_ready("gw", "big", "opus")
+    for name in ("gw", "big", "opus"):
+        assert t.ask(name, "big job") == "big done"
+    compacted = t.wait_for(lambda: t.log_events("compacted", "gw"), what="gw compacted")[0]
+    assert compacted["before"] == 170_000
+    t.wait_for(lambda: context_of(t, "big").get("tokens") == 170_000, what="big's figures")
+    t.wait_for(lambda: context_of(t, "opus").get("tokens") == 170_000, what="opus's figures")
+    assert context_of(t, "big")["window"] == 1_000_000
+    assert context_of(t, "opus")["window"] == 1_000_000
+    assert not t.log_events("compacting", "big")
+    assert not t.log_events("compacting", "opus")

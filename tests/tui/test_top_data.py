@@ -14,7 +14,7 @@ from orchestrator.mailbox import Mailbox
 from orchestrator.tui.app import TopApp
 from orchestrator.tui.data import TeamSource, clean
 from orchestrator.tui.procstat import ProcReader
-from orchestrator.tui.widgets import COLUMNS, AgentTable, TeamLine
+from orchestrator.tui.widgets import COLUMNS, AgentTable, TeamLine, cells
 
 
 def test_clean_shows_control_characters_as_text() -> None:
@@ -88,6 +88,7 @@ async def test_any_state_and_reason_of_the_registry_is_shown(tmp_path: Path) -> 
         assert "NOT RUNNING" in line
         assert "last known states, as of 20" in line
         assert "queue 1" in line
+        assert line.index("$") < line.index("last known")  # the cost is not cut off first
 
 
 def test_other_verbs_do_not_import_textual() -> None:
@@ -272,3 +273,92 @@ def test_a_pid_that_is_not_the_agents_process_here_is_not_sampled(tmp_path: Path
     finally:
         lock.release()
     assert (row.pid, row.rss_bytes, row.cpu_pct) == (None, None, None)
+
+
+def test_budget_and_context_figures_written_by_plain_sql_are_not_trusted(
+    tmp_path: Path,
+) -> None:
+    """The registry's `budget` and `context` documents are JSON any process may write: a
+    share or a spend that is text, a list, a budget that is not a document. `ps` ended
+    with a ValueError traceback and `top` showed nothing but `READ FAILED` for the whole
+    team, for one agent's row; now the bad figures show as `-` and the rest as written."""
+    import json
+    import sqlite3
+
+    db = tmp_path / "queue" / "team.db"
+    good = {
+        "agent": {"usd": 0.5, "usd_limit": 1.0, "tokens": 0, "tokens_limit": None, "share": 0.5},
+        "team": None,
+    }
+    hostile = {
+        "a1": {"budget": {"agent": {"share": "x", "usd": "y", "usd_limit": 5}}},
+        "a2": {"budget": {"agent": {"share": "inf", "tokens": "z", "tokens_limit": 10}}},
+        "a3": {"budget": ["x"], "context": {"tokens": 10**30, "window": 1}},
+        "a4": {"budget": {"agent": {"share": [1], "usd_limit": "5"}}},
+        "a5": {"budget": {"team": "nope", "agent": {"share": None, "usd_limit": 1e300}}},
+        "a6": {"context": {"tokens": 5, "window": True}},
+        "ok": {"budget": good, "context": {"tokens": 41_000, "window": 200_000}},
+    }
+    with Mailbox(db) as mb:
+        for name in hostile:
+            mb.register(name, pid=None, state="ready")
+    conn = sqlite3.connect(db)
+    with conn:
+        for name, meta in hostile.items():
+            conn.execute("UPDATE agents SET meta = ? WHERE name = ?", (json.dumps(meta), name))
+    conn.close()
+
+    done = octy("ps", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()[2:]}
+    assert sorted(rows) == sorted(hostile)
+    assert "$0.5000/$1.0000 (50%)" in rows["ok"]
+    assert "41k/200k (20%)" in rows["ok"]
+    assert "y" not in rows["a1"].split()
+
+    snap = TeamSource(db, tmp_path / "logs").snapshot()
+    shares = {r.name: (r.budget_share, r.context_share) for r in snap.agents}
+    assert shares["ok"] == (0.5, 41_000 / 200_000)
+    for name in ("a1", "a2", "a4", "a5"):
+        assert shares[name][0] is None, name
+    assert shares["a6"][1] is None  # a window of `true` is not one token
+    drawn = {r.name: [c.plain.strip() for c in cells(r, live=False)] for r in snap.agents}
+    ctx = [h for _, h in COLUMNS].index("CTX%")
+    assert drawn["a3"][ctx] == ">9999"  # 10**30 tokens in a window of 1: not 31 digits
+    assert drawn["ok"][ctx] == "20"
+
+
+def test_a_paused_row_says_which_budget_pauses_it(tmp_path: Path) -> None:
+    """`paused` alone did not say why: the row now says `(budget)`, `(team budget)` or both,
+    from the registry's `budget.paused_by`; anything else there says nothing."""
+    import json
+    import sqlite3
+
+    db = tmp_path / "queue" / "team.db"
+    paused_by = {
+        "own": ["agent"],
+        "team": ["team"],
+        "both": ["team", "agent"],
+        "odd": "agent",
+        "junk": [1, "x\x1b[2J"],
+    }
+    with Mailbox(db) as mb:
+        for name in paused_by:
+            mb.register(name, pid=None, state="paused")
+        mb.register("idle", pid=None, state="ready", meta={"budget": {"paused_by": ["agent"]}})
+    conn = sqlite3.connect(db)
+    with conn:
+        for name, by in paused_by.items():
+            meta = json.dumps({"budget": {"paused_by": by}})
+            conn.execute("UPDATE agents SET meta = ? WHERE name = ?", (meta, name))
+    conn.close()
+    snap = TeamSource(db, tmp_path / "logs").snapshot()
+    assert {r.name: r.reason for r in snap.agents} == {
+        "own": "budget",
+        "team": "team budget",
+        "both": "budget, team budget",
+        "odd": None,
+        "junk": None,
+        "idle": None,
+    }
