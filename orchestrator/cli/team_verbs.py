@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import errors, procid
 from orchestrator.agent_meta import AgentMeta
 from orchestrator.cli import common, ps_view, team_record, up_detach, user_folders
-from orchestrator.cli.budget_verbs import budget_cell, context_cell, ps_fields
+from orchestrator.cli.budget_verbs import budget_cell, context_cell, paused_reason, ps_fields
 from orchestrator.cli.common import CliFailure
 from orchestrator.held_wait import supervisor_silence
 from orchestrator.lockfile import holder_pid
@@ -719,6 +719,8 @@ def ps_rows(
                     if info.state == "blocked"
                     else f"for {meta.waiting_for}"
                     if info.state == "waiting" and meta.waiting_for
+                    else paused_reason(meta.budget)
+                    if info.state == "paused"
                     else ps_view.frozen_reason(pid, stats)
                 ),
                 "external": external,

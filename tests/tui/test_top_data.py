@@ -362,3 +362,9 @@ def test_a_paused_row_says_which_budget_pauses_it(tmp_path: Path) -> None:
         "junk": None,
         "idle": None,
     }
+    # `ps` says the same beside the state (it said a bare `paused`).
+    done = octy("ps", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert {r["name"]: r["reason"] for r in json.loads(done.stdout)["agents"]} == {
+        r.name: r.reason for r in snap.agents
+    }
