@@ -27,12 +27,15 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors
-from orchestrator.mailbox import USER, Mailbox, Message
+from orchestrator.mailbox import USER, Message
+from orchestrator.mailbox.opening import open_sync
 from orchestrator.redact import escape_controls
+
+if TYPE_CHECKING:
+    from orchestrator.mailbox.opening import QueuePlace
 
 GRANTED, DENIED = "granted", "denied"
 # The first word only, and only these two: "OK, I checked: deny" and "Allow me to explain
@@ -159,12 +162,13 @@ class Pending:
         return dict(self.__dict__)
 
 
-def pending(db: Path) -> list[Pending]:
+def pending(place: QueuePlace) -> list[Pending]:
     """Approvals nobody has answered yet, oldest first (past their timeout: left out,
-    their agent denies them)."""
+    their agent denies them). ``place``: the team's SQLite file, or its NATS queue."""
     now = time.time()
     found = []
-    with Mailbox(db, readonly=True) as mb:  # a read verb: no write lock, no migration
+    # A read verb: on SQLite no write lock, no migration, no file made.
+    with open_sync(place, readonly=True, create=False) as mb:
         for status in ("pending", "leased"):
             for m in mb.list(status=status, limit=100_000):
                 fields = approval_of(m)
@@ -190,10 +194,11 @@ def pending(db: Path) -> list[Pending]:
 
 
 def answer(
-    db: Path, request_id: str, *, granted: bool, reason: str = "", sender: str = USER
+    place: QueuePlace, request_id: str, *, granted: bool, reason: str = "", sender: str = USER
 ) -> Message:
-    """Grant or deny one pending approval (as ``sender``)."""
-    with Mailbox(db, create=False) as mb:
+    """Grant or deny one pending approval (as ``sender``), in the team's SQLite file or
+    on its NATS queue (``place``)."""
+    with open_sync(place, create=False) as mb:
         try:
             request = mb.get(request_id)
         except errors.MessageNotFound:

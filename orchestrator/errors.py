@@ -239,6 +239,21 @@ class RecipientUnknown(QueueError):
         super().__init__(f"unknown recipient {recipient!r}; known agents: {names}")
 
 
+class ReservedRecipient(QueueError):
+    """A message addressed to the supervisor's row: it is in the registry, but messages
+    to it are the control protocol, which the verbs speak, not the agents' tools."""
+
+    code = "reserved_name"
+
+    def __init__(self, recipient: str, participants: list[str]) -> None:
+        self.recipient = recipient
+        self.participants = participants
+        super().__init__(
+            f"'{recipient}' is not a participant (it runs the team and reads no messages); "
+            "message the user or an agent: " + (", ".join(participants) or "(none registered)")
+        )
+
+
 class NotAllowed(QueueError):
     """The sender may not message this recipient (``can_message``)."""
 

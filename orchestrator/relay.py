@@ -98,18 +98,37 @@ class Relay:
 
     # --- checks ---------------------------------------------------------------
 
+    async def _participants(self) -> list[str]:
+        """The names a message can go to, as an unknown recipient's error lists them: the
+        user and the registry's names but the supervisor's row (a message to it is refused:
+        its messages are the control protocol), as the CLI's `send` lists them."""
+        names = sorted(a.name for a in await self.mailbox.agents() if a.name != SUPERVISOR)
+        return [USER, *names]
+
     async def _check_allowed(self, to: str) -> None:
         if to != USER and not AGENT_NAME_RE.fullmatch(to):
             # No such name can be registered; a lone surrogate here reached the database's
             # encoder and came back as a raw codec error with no code (review I.5).
-            known = sorted(a.name for a in await self.mailbox.agents())
-            raise errors.RecipientUnknown(_printable(to), known)
+            raise errors.RecipientUnknown(_printable(to), await self._participants())
+        if to == SUPERVISOR:
+            # Its row is registered, so the queue took the message: "sent to supervisor",
+            # read by nobody but the control loop (an unknown command), as the CLI refuses.
+            raise errors.ReservedRecipient(to, await self._participants())
         spec = self.roster().agents.get(self.agent)
         if spec is not None and not spec.may_message(to):
-            known = [a.name for a in await self.mailbox.agents()]
+            known = await self._participants()
             if to not in known:  # the more precise error: no such agent at all
-                raise errors.RecipientUnknown(to, sorted(known))
+                raise errors.RecipientUnknown(to, known)
             raise errors.NotAllowed(self.agent, to, list(spec.can_message or ()))
+
+    async def _to_a_participant(self, step: Callable[[], Awaitable[Message]]) -> Message:
+        """``step()``, whose RecipientUnknown from the queue (the name is not registered)
+        names only participants: the queue's list has the supervisor's row too."""
+        try:
+            return await step()
+        except errors.RecipientUnknown as exc:
+            known = [n for n in exc.known if n != SUPERVISOR]
+            raise errors.RecipientUnknown(exc.recipient, known) from None
 
     async def _check_alive(self, to: str, request_id: str = "") -> None:
         state = self.peer_state(to) if self.peer_state else None
@@ -173,8 +192,10 @@ class Relay:
 
         async def step() -> Message:
             await self._check_allowed(to)
-            return await self.mailbox.send(
-                self.agent, to, text, cause_id=cause_id, message_id=message_id
+            return await self._to_a_participant(
+                lambda: self.mailbox.send(
+                    self.agent, to, text, cause_id=cause_id, message_id=message_id
+                )
             )
 
         try:
@@ -202,8 +223,10 @@ class Relay:
         async def step() -> Message:
             await self._check_allowed(to)
             await self._check_alive(to)
-            return await self.mailbox.request(
-                self.agent, to, text, cause_id=cause_id, wait_s=timeout_s, message_id=request_id
+            return await self._to_a_participant(
+                lambda: self.mailbox.request(
+                    self.agent, to, text, cause_id=cause_id, wait_s=timeout_s, message_id=request_id
+                )
             )
 
         while True:

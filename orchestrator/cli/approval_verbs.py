@@ -1,5 +1,6 @@
 """``approvals``, ``approve ID``, ``deny ID [--reason]``: answer agents' approval requests
-(issue 11). They need only the queue database, not a running supervisor."""
+(issue 11). They need only the team's queue (its SQLite database, or the NATS queue its
+roster names), not a running supervisor."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import errors
 from orchestrator.cli import common, ps_view
 from orchestrator.cli.common import CliFailure
 from orchestrator.mailbox import USER
+
+if TYPE_CHECKING:
+    from orchestrator.mailbox.opening import QueuePlace
 
 _SHOWN = 60  # characters of a call's input in the table
 _WHY_SHOWN = 90  # ... and of why it asks (the rule, and what could not be read)
@@ -22,7 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "approvals",
         help="tool calls waiting for approval: id, agent, tool, input, age, why it asks",
         description="Calls matching an agent's `approve:` rules wait for an answer "
-        "(approve ID / deny ID); no answer within approval_timeout denies them.",
+        "(approve ID / deny ID); no answer within approval_timeout denies them. "
+        "They read the team's queue: its database, or the NATS queue its roster names.",
     )
     _options(p)
     p.set_defaults(func=cmd_approvals)
@@ -57,17 +63,23 @@ def _options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _db(args: argparse.Namespace) -> Path:
-    db = common.resolve_db(args, args.file)
-    if not db.exists():
-        raise CliFailure(f"no team database at {db}", common.EXIT_NOT_FOUND, "not_found")
-    return db
+def _place(args: argparse.Namespace) -> QueuePlace:
+    """The team's queue, found as the queue verbs find it: a roster with ``queue:`` (NATS)
+    gives that queue (before, these verbs read only the SQLite file: "no team database"
+    on a NATS team, or no such request in a stray local one)."""
+    place = common.resolve_place(args, args.file)
+    if isinstance(place, Path) and not place.exists():
+        raise CliFailure(f"no team database at {place}", common.EXIT_NOT_FOUND, "not_found")
+    return place
 
 
 def cmd_approvals(args: argparse.Namespace) -> int:
     from orchestrator.approvals import pending
 
-    rows = pending(_db(args))
+    try:
+        rows = pending(_place(args))
+    except errors.OrchestratorError as exc:  # the NATS server out of reach, say
+        raise common.failure_from(exc) from None
     if args.json:
         common.emit_json({"ok": True, "approvals": [r.to_dict() for r in rows]})
         return common.EXIT_OK
@@ -106,7 +118,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
         )
     try:
         reply = answer(
-            _db(args), args.id, granted=args.granted, reason=args.reason, sender=own or sender
+            _place(args), args.id, granted=args.granted, reason=args.reason, sender=own or sender
         )
     except errors.ApprovalNotFound as exc:
         raise CliFailure(str(exc), common.EXIT_NOT_FOUND, exc.code) from None

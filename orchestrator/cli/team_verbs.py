@@ -233,6 +233,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         check_queue(roster)
     except errors.OrchestratorError as exc:
         raise common.failure_from(exc) from None
+    # So that verbs still reach this team if agents.yaml is later edited into an invalid
+    # state. Here, before `up -d` detaches: its child's warning that the team could not be
+    # recorded (HOME a file, say) reached only logs/supervisor.out, never the terminal.
+    # The child (this verb again) writes it once more, with its own pid.
+    team_record.write(roster.path, roster.database, roster.logs, tuple(roster.agents))
     if args.detach:
         return up_detach.detach(args, roster)
     return run_foreground(
@@ -303,8 +308,6 @@ def run_foreground(
         raise common.failure_from(exc) from None
     for spec in roster.agents.values():
         logconfig.REDACTOR.add_from_env(dict(spec.env))
-    # So that verbs still reach this team if agents.yaml is later edited into an invalid state.
-    team_record.write(roster.path, roster.database, roster.logs, tuple(roster.agents))
     try:
         supervisor = Supervisor(
             roster,

@@ -88,6 +88,24 @@ def test_a_failed_up_d_shows_only_what_its_own_child_wrote(team: TeamFactory) ->
     assert (logs / "supervisor.out").read_text().startswith(earlier)  # nothing lost
 
 
+def test_up_d_shows_that_the_team_could_not_be_recorded(team: TeamFactory) -> None:
+    """README: when the user's team list cannot be written, `up` warns. `up -d` did not:
+    its child's warning reached only logs/supervisor.out. Here the list's folder is under
+    a file (XDG_STATE_HOME names one, as a HOME that is a file does)."""
+    t = team([{"text": "ok"}], {"a": {}})
+    state = t.folder / "state-is-a-file"
+    state.write_text("")
+    done = t.octy("up", "-d", env={"XDG_STATE_HOME": str(state)})
+    said = [line for line in done.stderr.splitlines() if "could not record the team" in line]
+    assert len(said) == 1, done.stderr
+    assert said[0].startswith(f"octy-orchestrate: warning: could not record the team in {state}/")
+    assert "(Not a directory)" in said[0]
+    assert "started in the background" in done.stdout
+    # The supervisor itself could not either, and its log says so as before.
+    assert "could not record the team" in (t.folder / "logs" / "supervisor.out").read_text()
+    t.octy("down")
+
+
 def _up_on_a_full_disk(tmp_path: Path, *up_args: str) -> tuple[Path, Any]:
     """`up ARGS` in a team folder on a real full tmpfs, in a private mount namespace
     (skipped where unprivileged mount namespaces are not allowed)."""

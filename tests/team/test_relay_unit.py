@@ -484,3 +484,33 @@ async def test_agents_clips_a_long_description_already_stored(
     assert shown.startswith("x" * MAX_DESCRIPTION_CHARS)
     assert shown.endswith("(119,000 characters left out)")
     assert rows["beta"]["description"] == "the answerer"
+
+
+async def test_an_unknown_recipient_lists_only_names_a_message_can_go_to(
+    queue: AsyncMailbox, tmp_path: Path
+) -> None:
+    """The tools' unknown-recipient error listed `supervisor` (its row, written by a running
+    team, is in the registry), and a send to it was taken: "sent to supervisor", read by
+    nobody but the control loop. As the CLI's `send` since 9c094c2: only participants
+    listed, and the supervisor refused. With can_message, `user` outside it is not
+    allowed, not unknown (the list left the user out)."""
+    await queue.register_supervisor(4242, {})
+    relay = Relay("alpha", queue, lambda: roster(tmp_path))
+    participants = "user, alpha, beta, gamma, script"
+    for tool in (relay.send, relay.ask):
+        for to in ("nosuch", "Bad Name"):
+            said = text(await tool({"to": to, "message": "x"}))
+            assert said == f"error recipient_unknown: unknown recipient {to!r}; known agents: " + (
+                participants
+            )
+        refused = await tool({"to": "supervisor", "message": "x"})
+        assert refused.get("is_error") is True
+        assert text(refused) == (
+            "error reserved_name: 'supervisor' is not a participant (it runs the team and "
+            f"reads no messages); message the user or an agent: {participants}"
+        )
+    assert await messages(queue) == []
+    limited = Relay("alpha", queue, lambda: roster(tmp_path, "    can_message: [beta]"))
+    assert text(await limited.send({"to": "user", "message": "x"})).startswith(
+        "error not_allowed: 'alpha' may not message 'user'"
+    )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from natsserver import NatsServer, free_port
 
+from orchestrator import errors
 from orchestrator.cli import main
 from orchestrator.mailbox import USER
 from orchestrator.mailbox.nats import NatsConfig
@@ -130,3 +131,68 @@ def test_a_roster_named_with_f_gives_its_nats_queue_to_every_verb(
     assert code == 0
     assert sent["message"]["id"] in json.dumps(listed)
     assert not list(tmp_path.rglob("*.db"))
+
+
+def _approval(mb: Any, timeout_s: float) -> Any:
+    """An approval request as an agent's hook makes it (approval_wait.py): bob asks user."""
+    fields = {"key": "k", "agent": "bob", "tool": "Bash", "input": {"command": "touch x"}}
+    body = {"approval": {**fields, "timeout_s": timeout_s}, "text": "'bob' asks to run Bash"}
+    return mb.request("bob", USER, body)
+
+
+def test_approvals_approve_and_deny_answer_on_the_nats_queue(
+    team: NatsConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`approvals`, `approve ID` and `deny ID` read and answer the team's JetStream queue.
+    Before, they read only the SQLite file: "no team database at queue/team.db", or, with
+    a stray local database there, no such request (`reply ID approve` was the only way)."""
+    from orchestrator.mailbox import Mailbox
+
+    (tmp_path / "queue").mkdir()
+    with Mailbox(tmp_path / "queue" / "team.db"):  # a stray local database: not the team's
+        pass
+    with BlockingNatsMailbox(team) as mb:
+        mb.register("bob")
+        first, second = _approval(mb, 600), _approval(mb, 600)
+    code, listed = run_json(capsys, "approvals")
+    assert code == 0, listed
+    assert sorted((a["id"], a["agent"], a["tool"]) for a in listed["approvals"]) == sorted(
+        [(first.id, "bob", "Bash"), (second.id, "bob", "Bash")]
+    )
+    code, said = run_json(capsys, "approve", first.id)
+    assert (code, said["answer"]) == (0, "approved"), said
+    code, said = run_json(capsys, "deny", second.id, "--reason", "not today")
+    assert (code, said["answer"]) == (0, "denied"), said
+    with BlockingNatsMailbox(team) as mb:
+        granted, denied = mb.find_reply(first.id), mb.find_reply(second.id)
+    assert granted is not None
+    assert granted.body == {"approval": "granted"}
+    assert denied is not None
+    assert denied.body == {"approval": "denied", "reason": "not today"}
+    assert run_json(capsys, "approvals")[1]["approvals"] == []
+    code, again = run_json(capsys, "approve", first.id)
+    assert (code, again["error"]) == (3, "not_found"), again
+    assert "already answered" in again["message"]
+    code, nosuch = run_json(capsys, "deny", "no-such-id")
+    assert (code, nosuch["error"]) == (3, "not_found"), nosuch
+
+
+def test_an_approve_on_nats_after_the_time_ran_out_says_it_came_too_late(
+    team: NatsConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The approval_timeout holds on NATS as on SQLite: past it, `approvals` leaves the
+    request out and `approve` refuses, saying it came too late, and ends the request."""
+    with BlockingNatsMailbox(team) as mb:
+        mb.register("bob")
+        asked = _approval(mb, 0.001)  # its time has run out by the time the verbs look
+    assert run_json(capsys, "approvals")[1]["approvals"] == []
+    assert main(["approve", asked.id]) == 3
+    err = capsys.readouterr().err
+    assert "came too late" in err, err
+    assert "no answer from the approver within 0.001s: denied" in err
+    with BlockingNatsMailbox(team) as mb:
+        reply = mb.find_reply(asked.id)
+    assert reply is not None
+    assert reply.error == errors.RequestTimeout.code
+    assert main(["approve", asked.id]) == 3
+    assert "came too late" in capsys.readouterr().err
