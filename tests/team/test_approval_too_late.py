@@ -124,46 +124,7 @@ async def test_an_approved_command_held_until_its_hook_must_answer_keeps_its_app
     monkeypatch.setattr(policy, "HOOK_SLACK_S", 1.0)
     monkeypatch.setattr(policy, "HOOK_MARGIN_S", 0.5)
     monkeypatch.setattr(write_hold, "HOLD_MAX_S", 0.0)
-    (tmp_path / "s").mkdir()
-    roster = parse_roster(
-        'agents:\n  s: {prompt: p, tools: [Bash], cwd: s, approve: ["Bash(touch:*)"], '
-        "approval_timeout: 2s}\n",
-        tmp_path / "agents.yaml",
-        {},
-    )
-    db = tmp_path / "team.db"
-    hold = write_hold.Hold()
-
-    async def on_event(*_args: Any) -> None:
-        pass
-
-    def asked() -> list[Any]:
-        with Mailbox(db) as mb:
-            return [m for m in mb.list(sender="s", limit=10) if m.kind == "request"]
-
-    async def operator_approves() -> None:
-        while not (rows := await anyio.to_thread.run_sync(asked)):  # noqa: ASYNC110
-            await anyio.sleep(0.01)
-        await anyio.to_thread.run_sync(lambda: approvals.answer(db, rows[0].id, granted=True))
-
-    async with await AsyncMailbox(db).open() as mailbox:
-        await mailbox.register("s")  # its row records the grants used
-        waits = Approvals("s", mailbox, lambda: (USER, 2.0), lambda: None, on_event)
-        hook = Policy("s", lambda: roster, lambda: tmp_path / "s", waits.decide, hold=hold)
-        hold.hold("k", [], max_s=600, agents={"s": 2}, writer="w")  # writes back to back
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(operator_approves)
-                refused = await hook.pre_tool_use(BASH, "t1", {"signal": None})
-        finally:
-            hold.release_all()
-        said = refused["hookSpecificOutput"]["permissionDecisionReason"]
-        assert refused["hookSpecificOutput"]["permissionDecision"] == "deny"
-        assert "approval stands" in said, said
-        with anyio.fail_after(30):  # a guard, not a measure: asking again would wait 2 s
-            again = await hook.pre_tool_use(BASH, "t2", {"signal": None})
-    assert again["hookSpecificOutput"]["permissionDecision"] == "allow", again
-    assert len(asked()) == 1, "the same call asked the operator again"
+    await _held_then_called_again(tmp_path, BASH, BASH)
 
 
 async def test_a_grant_given_after_the_time_ran_out_is_not_used_by_the_call_made_again(
@@ -337,6 +298,21 @@ async def test_an_approval_kept_is_used_by_the_same_command_described_anew(
     the approval kept went unused."""
     monkeypatch.setattr(policy, "HOOK_SLACK_S", 1.0)
     monkeypatch.setattr(policy, "HOOK_MARGIN_S", 0.5)
+
+    def call(description: str) -> Any:
+        return {
+            "tool_name": "Bash",
+            "tool_input": {"command": "touch x", "description": description},
+        }
+
+    await _held_then_called_again(tmp_path, call("Create file x"), call("Touch the file x"))
+
+
+async def _held_then_called_again(tmp_path: Path, first: Any, second: Any) -> None:
+    """Agent `s` (Bash(touch:*) to approve, approval_timeout 2 s) makes the call ``first``
+    while other agents' writes hold it back to back; the operator approves; the hook,
+    which must answer by then, refuses it saying the approval stands. ``second``, made
+    next, runs on that approval, and the operator was asked once."""
     (tmp_path / "s").mkdir()
     roster = parse_roster(
         'agents:\n  s: {prompt: p, tools: [Bash], cwd: s, approve: ["Bash(touch:*)"], '
@@ -359,26 +335,21 @@ async def test_an_approval_kept_is_used_by_the_same_command_described_anew(
             await anyio.sleep(0.01)
         await anyio.to_thread.run_sync(lambda: approvals.answer(db, rows[0].id, granted=True))
 
-    def call(description: str) -> Any:
-        return {
-            "tool_name": "Bash",
-            "tool_input": {"command": "touch x", "description": description},
-        }
-
     async with await AsyncMailbox(db).open() as mailbox:
-        await mailbox.register("s")
+        await mailbox.register("s")  # its row records the grants used
         waits = Approvals("s", mailbox, lambda: (USER, 2.0), lambda: None, on_event)
         hook = Policy("s", lambda: roster, lambda: tmp_path / "s", waits.decide, hold=hold)
         hold.hold("k", [], max_s=600, agents={"s": 2}, writer="w")  # writes back to back
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(operator_approves)
-                refused = await hook.pre_tool_use(call("Create file x"), "t1", {"signal": None})
+                refused = await hook.pre_tool_use(first, "t1", {"signal": None})
         finally:
             hold.release_all()
         said = refused["hookSpecificOutput"]["permissionDecisionReason"]
+        assert refused["hookSpecificOutput"]["permissionDecision"] == "deny"
         assert "approval stands" in said, said
         with anyio.fail_after(30):  # a guard, not a measure: asking again would wait 2 s
-            again = await hook.pre_tool_use(call("Touch the file x"), "t2", {"signal": None})
+            again = await hook.pre_tool_use(second, "t2", {"signal": None})
     assert again["hookSpecificOutput"]["permissionDecision"] == "allow", again
     assert len(asked()) == 1, "the same command asked the operator again"
