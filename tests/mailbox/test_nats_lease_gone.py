@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,9 @@ HOLDER = (
     "import json, os, time\\n"
     "from orchestrator import procid\\n"
     "from orchestrator.mailbox.nats import lease\\n"
-    "print(json.dumps({'holder': 'x', 'host': 'h', 'pid': os.getpid(), 'expires_at': 1e12,"
+    "import socket\\n"
+    "print(json.dumps({'holder': 'x', 'host': socket.gethostname(), 'pid': os.getpid(),"
+    " 'expires_at': 1e12,"
     " 'start_ticks': procid.start_ticks(os.getpid()), 'pid_space': lease.pid_space()}),"
     " flush=True)\\n"
     "time.sleep(60)\\n"
@@ -88,7 +91,9 @@ ticks=$(cut -d' ' -f22 /proc/$holder/stat)
 setpriv --reuid=65533 --regid=65533 --clear-groups "$PYTHON" -c "
 import json, os
 from orchestrator.mailbox.nats import lease
-record = {'pid': $holder, 'start_ticks': $ticks, 'pid_space': lease.pid_space()}
+import socket
+record = {'pid': $holder, 'start_ticks': $ticks, 'pid_space': lease.pid_space(),
+          'host': socket.gethostname()}
 print(json.dumps({'shown': os.path.exists('/proc/$holder'), 'space': record['pid_space'],
                   'gone': lease.gone_here(record)}))"
 kill $holder
@@ -140,9 +145,32 @@ def test_a_lease_record_no_supervisor_writes_frees_nothing(fields: dict[str, obj
     space with a pid no process can have (huge: OverflowError from a signal), or fields
     of other types, neither crashes nor frees the agent. (A start time that is no
     whole number proves no other process has the pid: our parent is alive.)"""
-    record = {"holder": "x", "host": "h", "expires_at": 1e12, "pid_space": lease.pid_space()}
+    record = {
+        "holder": "x",
+        "host": socket.gethostname(),
+        "expires_at": 1e12,
+        "pid_space": lease.pid_space(),
+    }
     record.update(fields)
     if record["pid"] == "self":  # named here: the ids are the same in every xdist worker
         record["pid"] = os.getppid()
     assert record["pid_space"] is not None
     assert lease.gone_here(record) is False
+
+
+def test_a_dead_pid_under_another_host_name_proves_nothing() -> None:
+    """A machine cloned from a running one's snapshot shares its boot id and namespace
+    ids, but its pids went their own way: a pid gone here may be the clone's live
+    supervisor. A record with another host name proves nothing; with ours, the same
+    dead pid frees the lease."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    record = {
+        "holder": "x",
+        "pid": ended.pid,
+        "expires_at": 1e12,
+        "start_ticks": 1,
+        "pid_space": lease.pid_space(),
+    }
+    assert lease.gone_here({**record, "host": socket.gethostname()}) is True
+    assert lease.gone_here({**record, "host": f"clone-of-{socket.gethostname()}"}) is False

@@ -115,16 +115,22 @@ def _exists(pid: int) -> bool:
 
 def gone_here(record: dict[str, Any]) -> bool:
     """The supervisor of a lease ``record`` is provably dead: it ran among this process's
-    pids (:func:`pid_space`) and its pid names no process now, or a zombie, or another
-    one (its start time differs). A supervisor SIGKILLed and run again on its machine
-    took ``agent_lease`` (15 s) to be let run its agents: each was refused as held
-    elsewhere and left stopped, `ps` showing the dead one's `ready`. Records without the
-    fields (an older version), or with fields no supervisor writes, prove nothing: their
-    lease runs out as before. A process ``/proc`` does not show (another user's under
-    ``hidepid``) is alive: only its absence from the kernel's pids proves a death."""
+    pids (:func:`pid_space`, under this host name) and its pid names no process now, or
+    a zombie, or another one (its start time differs). A supervisor SIGKILLed and run
+    again on its machine took ``agent_lease`` (15 s) to be let run its agents: each was
+    refused as held elsewhere and left stopped, `ps` showing the dead one's `ready`.
+    Records without the fields (an older version), or with fields no supervisor writes,
+    prove nothing: their lease runs out as before. A process ``/proc`` does not show
+    (another user's under ``hidepid``) is alive: only its absence from the kernel's pids
+    proves a death."""
     space, pid, ticks = record.get("pid_space"), record["pid"], record.get("start_ticks")
     here = pid_space()
     if here is None or not isinstance(space, str) or space != here:
+        return False
+    if record.get("host") != socket.gethostname():
+        # The same boot and namespace yet another name: a machine cloned from a running
+        # one's snapshot (its boot id and namespaces copied), whose pids went their own
+        # way since: a pid absent here may run its supervisor there.
         return False
     if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < PID_LIMIT:
         return False
