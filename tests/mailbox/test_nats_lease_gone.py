@@ -58,7 +58,7 @@ def _unshare(*flags: str) -> list[str]:
     if shutil.which("unshare") is None:
         pytest.skip("no unshare here")
     user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
-    command = ["unshare", *user, *flags]
+    command = ["unshare", *user, "--kill-child", *flags]
     probe = subprocess.run([*command, "true"], capture_output=True, check=False)
     if probe.returncode != 0:
         pytest.skip(f"no new namespaces here: {probe.stderr.decode(errors='replace')}")
@@ -86,7 +86,9 @@ HIDDEN = """
 mount -o remount,hidepid=2 /proc || exit 3
 setpriv --reuid=65534 --regid=65534 --clear-groups sleep 60 &
 holder=$!
-while [ ! -e /proc/$holder/stat ] || [ "$(readlink /proc/$holder/exe)" != "$SLEEP" ]; do :; done
+while [ ! -e /proc/$holder/stat ] || [ "$(readlink /proc/$holder/exe)" != "$SLEEP" ]; do
+  sleep 0.01
+done
 ticks=$(cut -d' ' -f22 /proc/$holder/stat)
 setpriv --reuid=65533 --regid=65533 --clear-groups "$PYTHON" -c "
 import json, os

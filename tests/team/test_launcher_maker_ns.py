@@ -57,7 +57,7 @@ def test_a_live_maker_where_proc_shows_another_namespace_is_not_gone(tmp_path: P
     if shutil.which("unshare") is None:
         pytest.skip("no unshare here")
     user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
-    command = ["unshare", *user, "--pid", "--fork", "--mount-proc"]
+    command = ["unshare", *user, "--kill-child", "--pid", "--fork", "--mount-proc"]
     if subprocess.run([*command, "true"], capture_output=True, check=False).returncode:
         pytest.skip("no new PID namespaces here")
     done = subprocess.run(
