@@ -254,7 +254,12 @@ def _boot_id() -> str:
 
 
 def _pid_namespace() -> str:
+    """Our PID namespace; "unknown" where ``/proc`` shows another one's pids (``unshare
+    --pid --fork`` without ``--mount-proc``: ``/proc/self`` is not our pid): its
+    ``/proc/PID`` is another process, whose end read a live maker as gone."""
     try:
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return "unknown"
         return os.readlink("/proc/self/ns/pid")
     except OSError:
         return "unknown"

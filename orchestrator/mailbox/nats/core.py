@@ -178,11 +178,15 @@ class NatsCore:
                 gone.append(key)
         return found
 
-    async def _delete(self, key: str) -> None:
+    async def _delete(self, key: str, *, upto: int | None = None) -> None:
         """Remove a key for good: purge its subject from the stream (a KV delete or
-        purge would leave a marker, which :meth:`_keys` would still list)."""
+        purge would leave a marker, which :meth:`_keys` would still list). ``upto``: only
+        its entries to that revision, included (a marker read: a record written there
+        since stays)."""
         js = self.nc.jetstream(timeout=self.config.request_timeout_s)
-        await retrying(lambda: js.purge_stream(self._stream, subject=self._subject_prefix + key))
+        seq = None if upto is None else upto + 1
+        subject = self._subject_prefix + key
+        await retrying(lambda: js.purge_stream(self._stream, seq=seq, subject=subject))
 
     # --- wake-ups -------------------------------------------------------------
 

@@ -81,32 +81,68 @@ def parse_record(data: bytes | None) -> dict[str, Any] | None:
         return None
 
 
+PID_LIMIT: Final = 1 << 22
+"""No pid is above it on Linux (``PID_MAX_LIMIT``): a record naming one names no process."""
+
+
 @functools.cache
 def pid_space() -> str | None:
     """Which processes a pid names here: this boot of this kernel, this PID namespace
     (a container's, or the host's). Two records with the same one name the same
-    processes; the hostname alone does not say so (containers, `unshare`)."""
+    processes; the hostname alone does not say so (containers, `unshare`). None where
+    ``/proc`` shows another namespace's pids (``unshare --pid --fork`` without
+    ``--mount-proc``: ``/proc/self`` is not our pid): its ``/proc/PID`` is another
+    process, or none, and a live supervisor there was read as gone."""
     try:
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return None
         boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
         return f"{boot}/{os.readlink('/proc/self/ns/pid')}"
     except (OSError, UnicodeDecodeError):
         return None
 
 
+def _exists(pid: int) -> bool:
+    """A process (or a zombie) has ``pid`` in our PID namespace, whoever's it is: asked
+    of the kernel (signal 0), not of ``/proc``, where ``hidepid`` hides other users'."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: there, another user's
+        return True
+    return True
+
+
 def gone_here(record: dict[str, Any]) -> bool:
     """The supervisor of a lease ``record`` is provably dead: it ran among this process's
-    pids (:func:`pid_space`) and its pid runs no process now, or another one (its start
-    time differs). A supervisor SIGKILLed and run again on its machine took ``agent_lease``
-    (15 s) to be let run its agents: each was refused as held elsewhere and left stopped,
-    `ps` showing the dead one's `ready`. Records without the fields (an older version)
-    prove nothing: their lease runs out as before."""
-    space = record.get("pid_space")
-    if not isinstance(space, str) or space != pid_space():
+    pids (:func:`pid_space`, under this host name) and its pid names no process now, or
+    a zombie, or another one (its start time differs). A supervisor SIGKILLed and run
+    again on its machine took ``agent_lease`` (15 s) to be let run its agents: each was
+    refused as held elsewhere and left stopped, `ps` showing the dead one's `ready`.
+    Records without the fields (an older version), or with fields no supervisor writes,
+    prove nothing: their lease runs out as before. A process ``/proc`` does not show
+    (another user's under ``hidepid``) is alive: only its absence from the kernel's pids
+    proves a death."""
+    space, pid, ticks = record.get("pid_space"), record["pid"], record.get("start_ticks")
+    here = pid_space()
+    if here is None or not isinstance(space, str) or space != here:
         return False
-    pid, ticks = record["pid"], record.get("start_ticks")
-    if pid <= 0 or not procid.running(pid):
+    if record.get("host") != socket.gethostname():
+        # The same boot and namespace yet another name: a machine cloned from a running
+        # one's snapshot (its boot id and namespaces copied), whose pids went their own
+        # way since: a pid absent here may run its supervisor there.
+        return False
+    if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < PID_LIMIT:
+        return False
+    if not _exists(pid):
         return True
-    return isinstance(ticks, int) and procid.start_ticks(pid) != ticks
+    seen = procid.start_ticks(pid)
+    if seen is None:  # hidden (hidepid), or gone this instant: proves nothing
+        return False
+    if not procid.running(pid):  # a zombie: dead, its parent yet to reap it
+        return True
+    return isinstance(ticks, int) and not isinstance(ticks, bool) and seen != ticks
 
 
 def live(mailbox: NatsMailbox, record: dict[str, Any]) -> bool:

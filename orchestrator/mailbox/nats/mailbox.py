@@ -339,8 +339,12 @@ class NatsMailbox(NatsConsumeOps):
                 over = True
             if over:
                 await self._delete(key)
-        for key in markers:  # read absent: a marker, or removed since (purged again)
-            await self._delete(key)
+        for key in markers:  # read absent: a marker, or removed since
+            # Up to the marker only: a record written there since (an ask made again
+            # under its id writes its edge over the marker) was purged with it.
+            last, revision = await rec.last_entry(self.kv, key)
+            if last is None and revision:
+                await self._delete(key, upto=revision)
         return SweepResult(requeued=requeued, expired=expired, dead=dead, pruned=pruned)
 
     async def list(

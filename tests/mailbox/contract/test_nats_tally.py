@@ -5,6 +5,7 @@ under message and edge keys are no records to it, and a sweep purges them."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from typing import Any
@@ -15,6 +16,7 @@ from natsserver import NatsServer
 from structlog.testing import capture_logs
 
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.lease import AgentLeases
 from orchestrator.mailbox.nats.tally import STREAM_FROM
 
@@ -110,3 +112,32 @@ async def test_a_sweep_purges_the_delete_markers_under_message_and_edge_keys(
         assert await mb._keys("w.") == []
         assert await mb._keys("a.") == ["a.bob", "a.carol"]
         assert [m.id for m in await mb.list()] == [kept]
+
+
+async def test_a_sweep_leaves_a_record_written_over_a_marker_it_read(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ask made again under its id (a replayed turn) writes its wait edge over the
+    marker a delete left there. A sweep in another process that read the marker just
+    before purged the subject whole: the ask's live edge with it, and with it the
+    deadlock walk's sight of that wait. Purged only up to the marker read now."""
+    config = NatsConfig((nats_server.url,), namespace=f"tally{uuid.uuid4().hex[:8]}")
+    edge = json.dumps({"waiter": "alice", "target": "bob", "expires_at": 4e9}).encode()
+    async with NatsMailbox(config) as asker, NatsMailbox(config) as sweeper:
+        await asker.kv.put("w.0abc", edge)
+        await asker.kv.delete("w.0abc")
+        scan = sweeper._scan
+
+        async def scan_then_ask(prefix: str, **kwargs: Any) -> dict[str, bytes]:
+            found = await scan(prefix, **kwargs)
+            if prefix == "w.":  # the marker read absent; the ask writes its edge now
+                assert await rec.create(asker.kv, "w.0abc", edge)
+            return found
+
+        monkeypatch.setattr(sweeper, "_scan", scan_then_ask)
+        await sweeper.sweep()
+        assert await rec.get(asker.kv, "w.0abc") is not None
+        await asker.kv.delete("w.0abc")
+        monkeypatch.setattr(sweeper, "_scan", scan)
+        await sweeper.sweep()  # a marker alone is still purged
+        assert await asker._keys("w.") == []
