@@ -209,7 +209,9 @@ class Supervisor:
 
     async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
         await registry.register_self(self, mailbox)
-        if self.leases.exclusive:  # a shared NATS team: per agent as taken (agent_leases.py)
+        # The team is ours alone (the lock file): every dead supervisor's claims are free
+        # now. A shared NATS team frees them per agent, as its lease is taken (agent_leases.py).
+        if self.leases.exclusive:
             await recover_leases(mailbox, self.instance)
         # `up AGENT…` starts those agents and what they depend on.
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
