@@ -8,15 +8,20 @@ Exit codes mean something (see :mod:`orchestrator.cli.common`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import __version__, errors
 from orchestrator.cli import common
 from orchestrator.redact import REDACTOR
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 # Verb modules, in the order their verbs appear in --help.
 _VERB_MODULES = (
@@ -78,7 +83,16 @@ def modules_for(argv: Sequence[str]) -> tuple[str, ...]:
     return _VERB_MODULES
 
 
-class _VerbParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        """A usage error or help that cannot be written (stderr on a full disk) is dropped,
+        as Python 3.11.4 and later drop it, so the exit status (2 for usage) is kept: on
+        3.11.2, Debian 12's, the write raised and the verb ended 1 (measured)."""
+        with contextlib.suppress(AttributeError, OSError):
+            super()._print_message(message, file)
+
+
+class _VerbParser(_Parser):
     """A verb's parser: options and operands in any order, as compose takes them (`ps a
     --json b`, `logs a -n 5 b`: argparse alone refused the operand after the option), and an
     option it does not know refused by the verb, with the verb's usage (it was the top
@@ -141,7 +155,7 @@ class _VerbParser(argparse.ArgumentParser):
 
 
 def build_parser(modules: Sequence[str] = _VERB_MODULES) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="octy-orchestrate",
         description="Run a team of Claude Code agents: supervision, a durable queue, "
         "peer-to-peer ask/reply.",
