@@ -588,6 +588,21 @@ def _tmux_command(args: list[str]) -> tuple[list[str], str | None]:
     return args[i:], None
 
 
+def _tmux_parts(words: list[str]) -> list[list[str]]:
+    """tmux's commands in its words as tmux splits them (cmd_parse_from_arguments): a word
+    ending in `;` ends a command, the rest of it a word of that command (measured: `tmux
+    new -d sleep\\; run CMD` and `'sleep 1;' run CMD` ran CMD); one ending in `\\;` is a
+    word ending in a plain `;` (kept as written here). Empty commands are none."""
+    parts: list[list[str]] = [[]]
+    for word in words:
+        if word.endswith(";") and not word.endswith("\\;"):
+            parts[-1] += [word[:-1]] if word[:-1] else []
+            parts.append([])
+        else:
+            parts[-1].append(word)
+    return [part for part in parts if part]
+
+
 def tmux_quiet(args: list[str]) -> bool:
     """Whether ``tmux ARGS`` starts no server (nor reads its config): no command, or one
     that only lists, kills, attaches (``ls``, ``kill-server``, ``has``…)."""
@@ -610,6 +625,12 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
         )
     if not rest:
         return None
+    parts = _tmux_parts(rest)
+    if len(parts) > 1:  # `run\;`, 'sleep 1;': each command read as `tmux WORDS`
+        return Handoff(argv=tuple(("tmux", *part) for part in parts))
+    if not parts:
+        return None
+    rest = [w[:-2] + ";" if w.endswith("\\;") and w != "\\;" else w for w in parts[0]]
     written = rest[0]
     command = tmux_command(written)
     chained = any(w in (";", "\\;") for w in rest)
