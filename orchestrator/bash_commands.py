@@ -155,13 +155,18 @@ def words(line: str) -> list[str]:
     gives su, -c, git, push), a path by its base name: where a rule's words may hide in
     arguments the shell hands to another program (``ssh``, ``su -c``, ``find -exec``).
     Here-documents that are data are plain words."""
+    return [os.path.basename(w) or w for w in path_words(line)]
+
+
+def path_words(line: str) -> list[str]:
+    """Every word of ``line`` as :func:`words` gives it, a path whole (``~/.vim/p.vim``)."""
     line = shell_marks.data_as_words(line)
     try:
         tokens = [t for t in _tokens(line) if t != shell_marks.SEMICOLON]
     except _Unsure:
         tokens = line.split()
     # Split at quotes and brackets too: `os.system('git push')`, `run(['git','push'])`.
-    return [os.path.basename(w) or w for t in tokens for w in _WORD_SPLIT.split(t) if w]
+    return [w for t in tokens for w in _WORD_SPLIT.split(t) if w]
 
 
 def _tokens(line: str) -> list[str]:
