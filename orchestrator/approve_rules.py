@@ -218,8 +218,9 @@ def _configs(
         else:
             xdgs.append(git.where(value) if value else "")
     words = bash_commands.path_words(line)
+    named: dict[str, str] = {}  # by program (a hostile line has many commands, many words)
     out = []
-    for command in found:
+    for command in dict.fromkeys(found):
         if built and program_configs.reads_any(command):
             place = "a HOME" if built.startswith("HOME=") else "a folder"
             why = f"{command.split(' ')[0]} reads its config in {place} known only at run time"
@@ -227,8 +228,11 @@ def _configs(
                 bash_commands.Unread(f"{why} ({built})", command, command, program_configs.CODE)
             )
             continue
-        if named := program_configs.named(command, words):
-            why = f"{command.split(' ')[0]} reads a config file the line may write ({named})"
+        program = command.split(" ")[0]
+        if program not in named and program_configs.reads_any(command):
+            named[program] = program_configs.named(command, words)
+        if named.get(program) and program_configs.reads_any(command):
+            why = f"{program} reads a config file the line may write ({named[program]})"
             out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
             continue
         for home, xdg in itertools.product(dict.fromkeys(homes), dict.fromkeys(xdgs)):
