@@ -120,7 +120,7 @@ class Lookup:
         if folder == "~" or folder.startswith("~/"):
             home = self.env.get("HOME") or os.path.expanduser("~")
             folder = home + folder[1:]
-        elif folder.startswith("~"):
+        elif folder.startswith("~") and "\0" not in folder:  # a NUL: no user (pwd raised)
             folder = os.path.expanduser(folder)
         return os.path.normpath(os.path.join(self.cwd, folder))
 
