@@ -436,6 +436,8 @@ def _ip(name: str, args: list[str]) -> Handoff | None:
 
 _GDB_CODE = frozenset({"-ex", "-iex", "-x", "-ix", "-eval-command", "-init-eval-command"})
 _GDB_CODE |= frozenset({"-command", "-init-command", "-p", "-python"})
+# gdb 11+'s early init ones (measured, gdb 13: `-eiex 'shell CMD'`, `-eix FILE` ran CMD)
+_GDB_CODE |= frozenset({"-eiex", "-eix", "-early-init-eval-command", "-early-init-command"})
 
 
 def _gdb(name: str, args: list[str]) -> Handoff | None:
@@ -673,6 +675,8 @@ def _screen(name: str, args: list[str]) -> Handoff | None:
             break
         if word in ("-X", "-c", "-s", "-Logfile") or word.startswith(("-X", "-c", "-s")):
             return Handoff(f"gives screen {word}, which runs commands", code=word)
+        if word in ("-D", "-d") and any(w[:1] == "-" and "m" in w[1:] for w in args):
+            continue  # `-d -m`, `-D -m`: start detached (measured: `-D -m -c f` ran f's)
         if word in ("-r", "-x", "-R", "-RR", "-D", "-d", "-ls", "-list", "-wipe", "-v"):
             return None  # attach, detach, list: no command given
         found = _short_value(word, _SCREEN_VALUED)

@@ -169,3 +169,52 @@ def test_a_line_naming_no_config_file_asks_nothing(tmp_path: Path) -> None:
     (tmp_path / "s").mkdir()
     for line in ("vim plugin.vim", "vim src/x.vim", "cd s && gdb -batch", "tmux ls"):
         assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [], line
+
+
+# Commands or files of them given by an option or a variable (measured here, each ran its
+# command, unasked before: gdb 13's early init options; `screen -D -m` was read as
+# attaching, its `-c FILE` unread; SCREENRC, SYSSCREENRC, VIMRUNTIME were no code).
+# (the line, a file it reads and what that says ("": none), why it asks)
+GIVEN = [
+    ("gdb -batch -eiex 'shell touch ran-it'", "", "", "runs the gdb commands given to gdb -eiex"),
+    ("gdb -batch -eix f", "f", "shell touch ran-it", "runs the gdb commands given to gdb -eix"),
+    (
+        "screen -D -m -c f",
+        "f",
+        "screen sh -c 'touch {home}/ran-it'",
+        "gives screen -c, which runs commands",
+    ),
+    (
+        "SCREENRC=f screen -D -m true",
+        "f",
+        "screen sh -c 'touch {home}/ran-it'",
+        "gives SCREENRC code to load or run",
+    ),
+    (
+        "SYSSCREENRC=f screen -D -m true",
+        "f",
+        "screen sh -c 'touch {home}/ran-it'",
+        "gives SYSSCREENRC code to load or run",
+    ),
+    (
+        "VIMRUNTIME=r vim x >/dev/null 2>&1",
+        "r/plugin/p.vim",
+        "call writefile([], '{home}/ran-it')",
+        "gives VIMRUNTIME code to load or run",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "name", "text", "why"), GIVEN)
+def test_commands_given_by_an_option_or_a_variable_ask(
+    line: str, name: str, text: str, why: str, tmp_path: Path
+) -> None:
+    if name:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text.format(home=tmp_path) + "\n")
+    program = next(w for w in line.split(" ") if "=" not in w)  # after `VAR=f`
+    if shutil.which(program):
+        assert runs(line, tmp_path)
+    assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
+        f"matches {RULE}: {why}: cannot be read"
+    ]
