@@ -200,13 +200,14 @@ def _configs(
 ) -> list[bash_commands.Unread]:
     """The config files in its HOME a command of the line runs (program_configs): the
     agent's HOME, and each the line sets (``HOME=/x gdb``, ``export HOME=…``, and
-    ``XDG_CONFIG_HOME``); one the shell builds (``HOME=$x``), or a relative one after a
-    ``cd`` (``cd s; HOME=h gdb``: ``s/h``), is known only at run time. A line naming a
+    ``XDG_CONFIG_HOME``); one the shell builds (``HOME=$x``), or a relative one on a line
+    that moves (``cd s; HOME=h gdb``, ``env -C s HOME=h gdb``: ``s/h``), is known only at
+    run time. A line naming a
     config file of the program it runs may write it first (``echo … >~/.gdbinit; gdb``)."""
     homes = [git.where("~")]
     xdgs = [git.env.get("XDG_CONFIG_HOME") or ""]
     built = ""
-    moved = any(kind == "cd" for kind, _ in reading.places)
+    moved = bool(reading.places)  # `cd s`, `env -C s` (measured: both read s/h/.gdbinit)
     for name, value in reading.settings:
         if name not in ("HOME", "XDG_CONFIG_HOME"):
             continue

@@ -140,6 +140,11 @@ MADE = [
         "gdb reads its config in a HOME known only at run time (HOME=h)",
         ("s/h/.gdbinit", ""),
     ),
+    (
+        "env -C s HOME=h gdb -batch",
+        "gdb reads its config in a HOME known only at run time (HOME=h)",
+        ("s/h/.gdbinit", ""),
+    ),
 ]
 
 
