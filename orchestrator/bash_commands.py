@@ -192,8 +192,15 @@ def _commands(line: str, depth: int) -> list[str]:
         if skip_next:  # a redirection's target
             skip_next = False
             continue
-        if token == shell_marks.SEMICOLON:  # `\\;`: split here too (find -exec … \\; CMD)
-            tmux = chain or any(os.path.basename(w) == "tmux" for w in words)
+        tmux = chain or any(os.path.basename(w) == "tmux" for w in words)
+        # `\\;` splits here too (find -exec … \\; CMD); so does a word of `;|&` ending in `;`
+        # after tmux's words, `';;'`, `\\;\\;`, `'|;'` (tmux ends its command at a word
+        # ending in `;`: measured, `tmux new -d ';;' run CMD` ran CMD; unquoted, such a
+        # word is a syntax error of bash's but `;;` in a `case`).
+        bare = token.replace(shell_marks.SEMICOLON[1], "")
+        if token == shell_marks.SEMICOLON or (
+            tmux and bare != ";" and bare.endswith(";") and not bare.strip(";|&")
+        ):
             found += _simple(_chained(words, chain), depth)
             words, chain = [], tmux
             continue

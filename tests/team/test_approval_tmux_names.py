@@ -27,6 +27,11 @@ CHAINED = [
     ),
     # tmux ends a command at any word ending in `;` (not `\\;`): bash gives `sleep;`.
     ("sleep\\; run 'touch ran-it'", RUN.format("run")),
+    # A word of `;|&` ending in `;` is no operator of bash's here (the shell gives tmux
+    # `;;`, `|;`): it was split as one, and `run` read as a program of that name.
+    ("';;' run 'touch ran-it'", RUN.format("run")),
+    ("\\;\\; run 'touch ran-it'", RUN.format("run")),
+    ("'|;' run 'touch ran-it'", RUN.format("run")),
 ]
 
 
