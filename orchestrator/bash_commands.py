@@ -188,11 +188,12 @@ def _commands(line: str, depth: int) -> list[str]:
     words: list[str] = []
     skip_next = False
     chain = False  # the words are a tmux command after a `\\;` (`tmux new \\; run CMD`)
+    named_tmux = False  # one of the words is tmux
     for token in tokens:
         if skip_next:  # a redirection's target
             skip_next = False
             continue
-        tmux = chain or any(os.path.basename(w) == "tmux" for w in words)
+        tmux = chain or named_tmux  # kept as words are added: a long line stays linear
         # `\\;` splits here too (find -exec … \\; CMD); so does a word of `;|&` ending in `;`
         # after tmux's words, `';;'`, `\\;\\;`, `'|;'` (tmux ends its command at a word
         # ending in `;`: measured, `tmux new -d ';;' run CMD` ran CMD; unquoted, such a
@@ -202,7 +203,7 @@ def _commands(line: str, depth: int) -> list[str]:
             tmux and bare != ";" and bare.endswith(";") and not bare.strip(";|&")
         ):
             found += _simple(_chained(words, chain), depth)
-            words, chain = [], tmux
+            words, chain, named_tmux = [], tmux, False
             continue
         if token and all(c in _PUNCTUATION for c in token):
             if ("<" in token or ">" in token) and "(" not in token and ")" not in token:
@@ -211,12 +212,13 @@ def _commands(line: str, depth: int) -> list[str]:
                 skip_next = True
                 continue
             found += _simple(_chained(words, chain), depth)  # ; && || | & newline ( ) $( <(
-            words, chain = [], False
+            words, chain, named_tmux = [], False, False
             continue
         if "$(" in token:  # a substitution inside double quotes runs too
             for inner in _substitutions(token):
                 found += _commands(inner, depth + 1)
         words.append(token)
+        named_tmux = named_tmux or os.path.basename(token) == "tmux"
     return found + _simple(_chained(words, chain), depth)
 
 
