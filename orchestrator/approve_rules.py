@@ -29,6 +29,7 @@ approver a question, one that misses lets a call run unasked.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -187,7 +188,7 @@ def bash_reason(
         if asked is not None:
             return asked
     if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
-        unreads += _configs(reading, found, git)
+        unreads += _configs(reading, found, git, line)
     for unread in unreads:
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
@@ -195,34 +196,52 @@ def bash_reason(
 
 
 def _configs(
-    reading: bash_commands.Reading, found: list[str], git: git_state.Lookup
+    reading: bash_commands.Reading, found: list[str], git: git_state.Lookup, line: str
 ) -> list[bash_commands.Unread]:
     """The config files in its HOME a command of the line runs (program_configs): the
-    agent's HOME, and each the line sets (``HOME=/x gdb``, ``export HOME=…``); one the
-    shell builds (``HOME=$x``) is known only at run time."""
+    agent's HOME, and each the line sets (``HOME=/x gdb``, ``export HOME=…``, and
+    ``XDG_CONFIG_HOME``); one the shell builds (``HOME=$x``), or a relative one on a line
+    that moves (``cd s; HOME=h gdb``, ``env -C s HOME=h gdb``: ``s/h``), is known only at
+    run time. A line naming a
+    config file of the program it runs may write it first (``echo … >~/.gdbinit; gdb``)."""
     homes = [git.where("~")]
+    xdgs = [git.env.get("XDG_CONFIG_HOME") or ""]
     built = ""
+    moved = bool(reading.places)  # `cd s`, `env -C s` (measured: both read s/h/.gdbinit)
     for name, value in reading.settings:
-        if name != "HOME":
+        if name not in ("HOME", "XDG_CONFIG_HOME"):
             continue
-        if bash_commands.UNKNOWN in value:
-            built = built or value.replace(bash_commands.UNKNOWN, "")
-        else:
+        relative = not value.startswith(("/", "~"))
+        if bash_commands.UNKNOWN in value or (moved and relative):
+            built = built or f"{name}={value.replace(bash_commands.UNKNOWN, '')}"
+        elif name == "HOME":
             homes.append(git.where(value or "."))
+        else:
+            xdgs.append(git.where(value) if value else "")
+    words = bash_commands.path_words(line)
+    named: dict[str, str] = {}  # by program (a hostile line has many commands, many words)
     out = []
-    for command in found:
-        if built and program_configs.reads(command):
-            why = f"{command.split(' ')[0]} reads its config in a HOME known only at run time"
+    for command in dict.fromkeys(found):
+        if built and program_configs.reads_any(command):
+            place = "a HOME" if built.startswith("HOME=") else "a folder"
+            why = f"{command.split(' ')[0]} reads its config in {place} known only at run time"
             out.append(
-                bash_commands.Unread(
-                    f"{why} (HOME={built})", command, command, program_configs.CODE
-                )
+                bash_commands.Unread(f"{why} ({built})", command, command, program_configs.CODE)
             )
             continue
-        for home in dict.fromkeys(homes):
-            for why in program_configs.loaded(command, home, git.env)[:1]:
+        program = command.split(" ")[0]
+        if program not in named and program_configs.reads_any(command):
+            named[program] = program_configs.named(command, words)
+        if named.get(program) and program_configs.reads_any(command):
+            why = f"{program} reads a config file the line may write ({named[program]})"
+            out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
+            continue
+        for home, xdg in itertools.product(dict.fromkeys(homes), dict.fromkeys(xdgs)):
+            env = {**git.env, "XDG_CONFIG_HOME": xdg}
+            for why in program_configs.loaded(command, home, env)[:1]:
                 out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
-    return out
+                break
+    return list(dict.fromkeys(out))
 
 
 _GIT_DEPTH = 4  # `!` aliases whose lines run git again, read (deeper: it asks)

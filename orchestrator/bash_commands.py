@@ -155,13 +155,18 @@ def words(line: str) -> list[str]:
     gives su, -c, git, push), a path by its base name: where a rule's words may hide in
     arguments the shell hands to another program (``ssh``, ``su -c``, ``find -exec``).
     Here-documents that are data are plain words."""
+    return [os.path.basename(w) or w for w in path_words(line)]
+
+
+def path_words(line: str) -> list[str]:
+    """Every word of ``line`` as :func:`words` gives it, a path whole (``~/.vim/p.vim``)."""
     line = shell_marks.data_as_words(line)
     try:
         tokens = [t for t in _tokens(line) if t != shell_marks.SEMICOLON]
     except _Unsure:
         tokens = line.split()
     # Split at quotes and brackets too: `os.system('git push')`, `run(['git','push'])`.
-    return [os.path.basename(w) or w for t in tokens for w in _WORD_SPLIT.split(t) if w]
+    return [w for t in tokens for w in _WORD_SPLIT.split(t) if w]
 
 
 def _tokens(line: str) -> list[str]:
@@ -183,14 +188,22 @@ def _commands(line: str, depth: int) -> list[str]:
     words: list[str] = []
     skip_next = False
     chain = False  # the words are a tmux command after a `\\;` (`tmux new \\; run CMD`)
+    named_tmux = False  # one of the words is tmux
     for token in tokens:
         if skip_next:  # a redirection's target
             skip_next = False
             continue
-        if token == shell_marks.SEMICOLON:  # `\\;`: split here too (find -exec … \\; CMD)
-            tmux = chain or any(os.path.basename(w) == "tmux" for w in words)
+        tmux = chain or named_tmux  # kept as words are added: a long line stays linear
+        # `\\;` splits here too (find -exec … \\; CMD); so does a word of `;|&` ending in `;`
+        # after tmux's words, `';;'`, `\\;\\;`, `'|;'` (tmux ends its command at a word
+        # ending in `;`: measured, `tmux new -d ';;' run CMD` ran CMD; unquoted, such a
+        # word is a syntax error of bash's but `;;` in a `case`).
+        bare = token.replace(shell_marks.SEMICOLON[1], "")
+        if token == shell_marks.SEMICOLON or (
+            tmux and bare != ";" and bare.endswith(";") and not bare.strip(";|&")
+        ):
             found += _simple(_chained(words, chain), depth)
-            words, chain = [], tmux
+            words, chain, named_tmux = [], tmux, False
             continue
         if token and all(c in _PUNCTUATION for c in token):
             if ("<" in token or ">" in token) and "(" not in token and ")" not in token:
@@ -199,12 +212,13 @@ def _commands(line: str, depth: int) -> list[str]:
                 skip_next = True
                 continue
             found += _simple(_chained(words, chain), depth)  # ; && || | & newline ( ) $( <(
-            words, chain = [], False
+            words, chain, named_tmux = [], False, False
             continue
         if "$(" in token:  # a substitution inside double quotes runs too
             for inner in _substitutions(token):
                 found += _commands(inner, depth + 1)
         words.append(token)
+        named_tmux = named_tmux or os.path.basename(token) == "tmux"
     return found + _simple(_chained(words, chain), depth)
 
 

@@ -436,6 +436,8 @@ def _ip(name: str, args: list[str]) -> Handoff | None:
 
 _GDB_CODE = frozenset({"-ex", "-iex", "-x", "-ix", "-eval-command", "-init-eval-command"})
 _GDB_CODE |= frozenset({"-command", "-init-command", "-p", "-python"})
+# gdb 11+'s early init ones (measured, gdb 13: `-eiex 'shell CMD'`, `-eix FILE` ran CMD)
+_GDB_CODE |= frozenset({"-eiex", "-eix", "-early-init-eval-command", "-early-init-command"})
 
 
 def _gdb(name: str, args: list[str]) -> Handoff | None:
@@ -588,6 +590,21 @@ def _tmux_command(args: list[str]) -> tuple[list[str], str | None]:
     return args[i:], None
 
 
+def _tmux_parts(words: list[str]) -> list[list[str]]:
+    """tmux's commands in its words as tmux splits them (cmd_parse_from_arguments): a word
+    ending in `;` ends a command, the rest of it a word of that command (measured: `tmux
+    new -d sleep\\; run CMD` and `'sleep 1;' run CMD` ran CMD); one ending in `\\;` is a
+    word ending in a plain `;` (kept as written here). Empty commands are none."""
+    parts: list[list[str]] = [[]]
+    for word in words:
+        if word.endswith(";") and not word.endswith("\\;"):
+            parts[-1] += [word[:-1]] if word[:-1] else []
+            parts.append([])
+        else:
+            parts[-1].append(word)
+    return [part for part in parts if part]
+
+
 def tmux_quiet(args: list[str]) -> bool:
     """Whether ``tmux ARGS`` starts no server (nor reads its config): no command, or one
     that only lists, kills, attaches (``ls``, ``kill-server``, ``has``…)."""
@@ -610,6 +627,12 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
         )
     if not rest:
         return None
+    parts = _tmux_parts(rest)
+    if len(parts) > 1:  # `run\;`, 'sleep 1;': each command read as `tmux WORDS`
+        return Handoff(argv=tuple(("tmux", *part) for part in parts))
+    if not parts:
+        return None
+    rest = [w[:-2] + ";" if w.endswith("\\;") and w != "\\;" else w for w in parts[0]]
     written = rest[0]
     command = tmux_command(written)
     chained = any(w in (";", "\\;") for w in rest)
@@ -652,6 +675,8 @@ def _screen(name: str, args: list[str]) -> Handoff | None:
             break
         if word in ("-X", "-c", "-s", "-Logfile") or word.startswith(("-X", "-c", "-s")):
             return Handoff(f"gives screen {word}, which runs commands", code=word)
+        if word in ("-D", "-d") and any(w[:1] == "-" and "m" in w[1:] for w in args):
+            continue  # `-d -m`, `-D -m`: start detached (measured: `-D -m -c f` ran f's)
         if word in ("-r", "-x", "-R", "-RR", "-D", "-d", "-ls", "-list", "-wipe", "-v"):
             return None  # attach, detach, list: no command given
         found = _short_value(word, _SCREEN_VALUED)

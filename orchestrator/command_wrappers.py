@@ -7,6 +7,7 @@ given as the next word too); ``sh -c BODY`` gives its body, read as a line.
 
 from __future__ import annotations
 
+import itertools
 from typing import Final
 
 from orchestrator import shell_words
@@ -216,7 +217,7 @@ def nsenter_folders(words: list[str]) -> list[str]:
     (measured: ``nsenter -w/tmp/d pwd`` printed ``/tmp/d``), ``-W DIR``, ``--wdns=DIR``."""
     options = words[: len(words) - len(after_options(words, WRAPPERS["nsenter"]))]
     found = []
-    for word, after in zip(options, [*options[1:], ""], strict=True):
+    for word, after in itertools.pairwise([*options, ""]):  # none: no pair (zip raised)
         option, eq, value = word.partition("=")
         if option in ("--wd", "--wdns") and eq:
             found.append(value)

@@ -120,7 +120,7 @@ class Lookup:
         if folder == "~" or folder.startswith("~/"):
             home = self.env.get("HOME") or os.path.expanduser("~")
             folder = home + folder[1:]
-        elif folder.startswith("~"):
+        elif folder.startswith("~") and "\0" not in folder:  # a NUL: no user (pwd raised)
             folder = os.path.expanduser(folder)
         return os.path.normpath(os.path.join(self.cwd, folder))
 
@@ -160,7 +160,9 @@ def _read(folder: str, env: Mapping[str, str]) -> State:
                 aliases[key[6:]] = value
             elif key == "help.autocorrect":
                 autocorrect = value.strip().lower() not in _QUIET
-            elif key and not key.startswith(_SKIPPED) and option_commands.git_program_key(key):
+            elif (
+                key and not key.startswith(_SKIPPED) and option_commands.git_config_runs(key, value)
+            ):
                 programs.append((key, value))
         known: frozenset[str] = frozenset()
         if autocorrect:
@@ -267,6 +269,8 @@ def effects(
                 for line in handoff.lines if handoff else ():
                     out.lines.append((line, f"{key} in git's config ({where})"))
                     out.line_folders.append(lookup.where(place))
+                if handoff is not None and handoff.why is not None:  # an ext:: URL
+                    out.unread.append((f"{key} in git's config ({where}) {handoff.why}", command))
             hooks = ", ".join(h for h in state.hooks if sub not in INDEX_ONLY or h in INDEX_HOOKS)
             if hooks and sub not in READ_ONLY:
                 out.unread.append(

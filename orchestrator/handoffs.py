@@ -108,6 +108,12 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "LESS": r"(^|\s)\+",  # less's options: `+CMD` as on its line (below)
         "VIMINIT": ".",  # Ex commands vim runs first
         "EXINIT": ".",
+        # Files of commands or code a program loads (measured: `SCREENRC=f screen -D -m`,
+        # `SYSSCREENRC=f …` ran f's `screen CMD`, `VIMRUNTIME=r vim` r/plugin/'s code).
+        "SCREENRC": ".",
+        "SYSSCREENRC": ".",
+        "VIMRUNTIME": ".",
+        "VIM": ".",  # where vim finds VIMRUNTIME (vim's own `$VIM/vimfiles`, plugins too)
         "MAKEFLAGS": r"eval|(^|\s)-\w*E",  # make's options: `--eval` as on its line
         "GNUMAKEFLAGS": r"eval|(^|\s)-\w*E",
         "SHELL": ".",  # the shell `sudo -s`, `script`, `screen`… start (a program)

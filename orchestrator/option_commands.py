@@ -158,9 +158,33 @@ def find(args: list[str]) -> Handoff | None:
     return Handoff(argv=tuple(argv), folder=folder) if argv else None
 
 
+def _ext_url(word: str) -> bool:
+    """Whether ``word`` gives git an ``ext::CMD`` URL (git runs CMD: measured, `git -c
+    protocol.ext.allow=always ls-remote 'ext::sh x.sh'` ran x.sh), as a URL, a config
+    value (``remote.o.url=ext::…``) or a URL rewrite (``url.ext::….insteadOf``), or lets
+    git run one (``protocol.ext.allow``, ``protocol.allow``: a URL of the repository's
+    config then runs)."""
+    lowered = word.lower()
+    return (
+        lowered.startswith("ext::")
+        or "=ext::" in lowered
+        or "url.ext::" in lowered
+        or (_PROTOCOL_ALLOW.match(lowered) is not None and not lowered.endswith("=never"))
+    )
+
+
+_PROTOCOL_ALLOW: Final = re.compile(r"protocol\.(ext\.)?allow=")
+
+
 def git_program_key(key: str) -> bool:
     """Whether git runs the value of config ``key`` as a command (``core.pager``...)."""
     return _GIT_PROGRAM_KEY.fullmatch(key) is not None
+
+
+def git_config_runs(key: str, value: str) -> bool:
+    """Whether config ``key`` set to ``value`` makes git run a command: a program key, or
+    an ``ext::`` URL (or its rewrite, or the setting allowing them)."""
+    return git_program_key(key) or _ext_url(f"{key}={value}")
 
 
 def vim(name: str, args: list[str]) -> Handoff | None:
@@ -340,11 +364,24 @@ def program_options(args: list[str], options: frozenset[str]) -> Handoff | None:
 def git(args: list[str]) -> Handoff | None:
     lines: list[str] = []
     why: str | None = None
+    code = ""
     seen: set[str] = set()  # the words before this one (`clone` before `-u`)
-    for i, word in enumerate(args):
+    for i, written in enumerate(args):
         value: str | None = None
-        after = args[i + 1] if i + 1 < len(args) else None
-        if word in ("-c", "--config-env") and after is not None:
+        word, after = written, args[i + 1] if i + 1 < len(args) else None
+        if word.startswith("--config-env="):  # `--config-env=KEY=VAR`, as `--config-env KEY=VAR`
+            word, after = "--config-env", word.partition("=")[2]
+        # Code on the line, exempt only by a rule naming the word giving it (`-c`, …).
+        if not code and (
+            _ext_url(word) or (word in ("-c", "--config-env") and _ext_url(after or ""))
+        ):
+            why, code = "gives git an ext:: URL, whose command git runs", word
+        if word == "--config-env" and after is not None:  # the value is in variable VAR
+            key, _, variable = after.partition("=")
+            if not code and (_GIT_HOOKS_KEY.fullmatch(key) or _GIT_PROGRAM_KEY.fullmatch(key)):
+                why = f"gives git {key} from the variable {variable} (--config-env)"
+                code = word
+        elif word == "-c" and after is not None:
             key, _, value = after.partition("=")
             if _GIT_HOOKS_KEY.fullmatch(key):
                 why = f"gives git {key}, which runs files"
@@ -358,11 +395,11 @@ def git(args: list[str]) -> Handoff | None:
         elif "=" in word and word.split("=", 1)[0] in _GIT_VALUE_OPTIONS:
             value = word.split("=", 1)[1]
         elif word == "run" and "bisect" in seen:
-            return Handoff(why, tuple(lines), (tuple(args[i + 1 :]),))
+            return Handoff(why, tuple(lines), (tuple(args[i + 1 :]),), code=code)
         elif word == "foreach" and "submodule" in seen:
             lines.append(" ".join(a for a in args[i + 1 :] if not a.startswith("-")))
             break
         if value is not None:
             lines.append(value)
         seen.add(word)
-    return Handoff(why, tuple(lines)) if why or lines else None
+    return Handoff(why, tuple(lines), code=code) if why or lines else None

@@ -20,7 +20,9 @@ Not installed here, so from their manuals: emacs (``~/.emacs``, ``~/.emacs.d/ini
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 from collections.abc import Mapping
 from typing import Final
 
@@ -28,7 +30,8 @@ from orchestrator import command_runners, option_commands
 
 # Where each program looks, `~` its HOME and `$XDG/` its XDG_CONFIG_HOME (or ~/.config/).
 _FILES: Final[dict[str, tuple[str, ...]]] = {
-    "gdb": ("~/.gdbinit", "$XDG/gdb/gdbinit"),
+    # gdb 11+ reads an early init file too (measured, gdb 13: `~/.gdbearlyinit` ran).
+    "gdb": ("~/.gdbinit", "$XDG/gdb/gdbinit", "~/.gdbearlyinit", "$XDG/gdb/gdbearlyinit"),
     "tmux": ("~/.tmux.conf", "$XDG/tmux/tmux.conf", "~/.config/tmux/tmux.conf"),
     "screen": ("~/.screenrc",),
     "vim": ("~/.vimrc", "~/.vim/vimrc", "~/.exrc", "$XDG/vim/vimrc"),
@@ -52,6 +55,26 @@ _NONE: Final[dict[str, frozenset[str]]] = {
     "man": frozenset({"-C", "--config-file", "-w", "--where", "--path", "-k", "-f"})
     | frozenset({"--version", "--help", "-h", "-V"}),
 }
+# Folders of files a program runs whatever its options but these (vim's plugins: measured,
+# `~/.vim/plugin/p.vim`, `ftdetect/`, `ftplugin/`, `after/plugin/`, `pack/*/start/` ran
+# with `vim x`, `vim -es`, `ex`, `vim -u NORC`; not with `--noplugin`, `--clean`, `-u NONE`
+# or `-u DEFAULTS`): any file there may run, so the folder being there asks.
+_FOLDERS: Final[dict[str, tuple[str, ...]]] = {
+    "vim": ("~/.vim", "$XDG/vim"),
+    "nvim": ("$XDG/nvim", "~/.local/share/nvim/site"),
+}
+_NO_PLUGINS: Final = frozenset({"--noplugin", "--clean", "--version", "--help", "-h"})
+# What a word naming a program's config file holds (a line writing one before running it:
+# `echo … >~/.gdbinit; gdb -batch`).
+_NAMES: Final[dict[str, re.Pattern[str]]] = {
+    "gdb": re.compile(r"gdb(early)?init"),
+    "tmux": re.compile(r"tmux\.conf"),
+    "screen": re.compile(r"screenrc"),
+    "vim": re.compile(r"vimrc|exrc|(^|/)\.vim(/|$)|(^|/)vim/"),  # ~/.vim/plugin/p.vim
+    "nvim": re.compile(r"(^|/)nvim/"),
+    "emacs": re.compile(r"(^|/)\.emacs|(^|/)emacs/|init\.el"),
+    "man": re.compile(r"manpath"),
+}
 CODE: Final = "its config file"  # Unread.code: no rule's word (it holds a space)
 
 
@@ -74,18 +97,50 @@ def reads(command: str) -> bool:
     )
 
 
+def _runtime(name: str) -> str:
+    """Whose plugins ``name`` loads (``ex`` and ``rvim`` vim's, as ``vim.basic``)."""
+    return "nvim" if name == "nvim" else "vim" if option_commands.is_vim(name) else name
+
+
+def _plugins(command: str) -> bool:
+    """Whether ``command`` (normalised) is vim's or nvim's loading its plugins."""
+    words = command.split(" ")
+    if _runtime(words[0]) not in _FOLDERS:
+        return False
+    bare = {"-u NONE", "-u DEFAULTS"} & {" ".join(p) for p in itertools.pairwise(words)}
+    return not (bare or _NO_PLUGINS & {w.partition("=")[0] for w in words[1:]})
+
+
+def reads_any(command: str) -> bool:
+    """Whether ``command`` reads a config file or a plugin of its HOME."""
+    return reads(command) or _plugins(command)
+
+
+def named(command: str, words: list[str]) -> str:
+    """A word of the line naming a config file ``command`` reads ("" if none): the line may
+    write it before the command runs."""
+    if not reads_any(command):
+        return ""
+    name = command.split(" ", 1)[0]
+    marks = [_NAMES[p] for p in dict.fromkeys([_program(name), _runtime(name)]) if p in _NAMES]
+    return next((w for w in words if any(m.search(w) for m in marks)), "")
+
+
 def loaded(command: str, home: str, env: Mapping[str, str]) -> list[str]:
     """Why ``command`` runs what a config file says, for each of its files that exists
-    (``home``: the HOME it runs with)."""
-    if not reads(command):
-        return []
+    (``home``: the HOME it runs with). Anything there counts, a FIFO or a symbolic link
+    to nothing too (the program may read it, or the line make it): not read, so a huge
+    file or a FIFO costs nothing."""
     name = command.split(" ", 1)[0]
     program = _program(name)
     xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    files = _FILES[program] if reads(command) else ()
+    patterns = [*files, *(_FOLDERS[_runtime(name)] if _plugins(command) else ())]
     found = []
-    for pattern in _FILES[program]:
+    for pattern in patterns:
         path = pattern.replace("$XDG", xdg, 1) if pattern.startswith("$XDG") else pattern
         path = home + path[1:] if path.startswith("~") else path
-        if os.path.isfile(path):
-            found.append(f"{name} runs the commands of its config file {path}")
+        if os.path.lexists(path):
+            kind = "its config file" if pattern in files else "the plugins of"
+            found.append(f"{name} runs the commands of {kind} {path}")
     return found

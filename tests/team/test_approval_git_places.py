@@ -354,3 +354,19 @@ def test_git_run_by_an_alias_is_read_where_the_alias_runs_it(
     looping = _repo(tmp_path / "looping", "git st")
     (asked,) = _decide(tmp_path, home, f"git -C {looping} st")
     assert asked.endswith("runs git through more than 4 aliases: cannot be read"), asked
+
+
+def test_odd_lines_are_answered_not_raised_on(tmp_path: Path) -> None:
+    """The hook answers each line, raising on none (a raise refuses the call): `nsenter`
+    with no option (its folder options were read by a zip() that raised on none) and a
+    `~` holding a NUL in a HOME or XDG_CONFIG_HOME (`pwd` raised on it), found by
+    feeding the reader random pieces of lines."""
+    (tmp_path / "repo").mkdir()
+    for line in (
+        "nsenter git status",
+        "nsenter ls",
+        "HOME=~\0a gdb -batch",
+        "XDG_CONFIG_HOME=~\0a gdb -batch",
+    ):
+        asked, out = answer(tmp_path / "repo", line, ["Bash"], home=tmp_path)
+        assert (asked, out) == ([], {}), line

@@ -294,3 +294,59 @@ def test_the_hooks_git_runs_without_the_gateway_secrets(
     text = seen.read_text()
     assert f"HOME={home}" in text  # it is the hook's git, with the agent's env
     assert "gw-s3cr3t-value-123456" not in text
+
+
+# git's ext:: transport runs its URL's command (measured, git 2.39, each ran x.sh unasked
+# under Bash(git:*)): given on the line, by --config-env from a variable, or by the
+# repository's config. (the setup `git config` pairs, the line, why the hook asks)
+EXT = "gives git an ext:: URL, whose command git runs"
+EXT_LINES = [
+    ([], "git -c protocol.ext.allow=always ls-remote 'ext::sh ./x.sh'", EXT),
+    ([], "git -c protocol.allow=always ls-remote 'ext::sh ./x.sh'", EXT),
+    (
+        [],
+        "XX='sh ./x.sh' git --config-env=diff.external=XX diff",
+        "gives git diff.external from the variable XX (--config-env)",
+    ),
+    (
+        [],
+        "XX='sh ./x.sh' git --config-env diff.external=XX diff",
+        "gives git diff.external from the variable XX (--config-env)",
+    ),
+    (
+        [("remote.o.url", "ext::sh ./x.sh"), ("protocol.ext.allow", "always")],
+        "git fetch o",
+        "remote.o.url in git's config ({repo}) " + EXT,
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "line", "why"), EXT_LINES)
+def test_an_ext_url_or_a_config_env_program_asks(
+    config: list[tuple[str, str]], line: str, why: str, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    (repo / "x.sh").write_text(f"{MARK}\n")
+    (repo / "a.txt").write_text("changed\n")
+    for key, value in config:
+        _git("config", key, value, cwd=repo)
+    env = {**os.environ, "HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(line, shell=True, cwd=repo, env=env, capture_output=True, check=False)
+    assert (repo / "ran-it").exists()
+    (asked,), _ = _decide(tmp_path, home, line, ["Bash", "Bash(git:*)"])
+    assert asked == f"matches Bash(git push:*): {why.format(repo=repo)}: cannot be read"
+
+
+def test_everyday_protocol_settings_ask_nothing(tmp_path: Path) -> None:
+    _repo(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    for line in (
+        "git -c protocol.version=2 -c protocol.file.allow=always status",
+        "git -c protocol.ext.allow=never status",
+        "git commit -qm 'use ext:: here' --allow-empty",
+        "GIT_PAGER=cat git --config-env=user.name=USER log -1",
+    ):
+        assert _decide(tmp_path, home, line, ["Bash", "Bash(git:*)"]) == ([], {}), line

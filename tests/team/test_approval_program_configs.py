@@ -25,6 +25,9 @@ def _man_here() -> bool:
 # (the config file, what it says (HOME is the folder), the line, which program must be here)
 CONFIGS = [
     (".gdbinit", "shell touch ran-it", "gdb -batch", "gdb"),
+    # gdb 11+'s early init files (measured, gdb 13: each ran; they asked for nothing)
+    (".gdbearlyinit", "shell touch ran-it", "gdb -batch", "gdb"),
+    (".config/gdb/gdbearlyinit", "shell touch ran-it", "gdb -batch", "gdb"),
     (".tmux.conf", "run-shell 'touch ran-it'", "tmux -S {socket} new -d", "tmux"),
     (".screenrc", "screen sh -c 'touch {home}/ran-it'", "screen -D -m true", "screen"),
     (".vimrc", "call writefile([], '{home}/ran-it')", "vim x >/dev/null 2>&1", "vim"),
@@ -40,6 +43,7 @@ def test_a_config_file_in_the_home_asks(
     line = line.format(socket=socket)
     tools = [*BROAD, f"Bash({line.split(' >')[0]}:*)"]  # the program's rule, and more
     assert answer(tmp_path, line, tools, home=tmp_path)[0] == []  # no file: nothing asked
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / name).write_text(text.format(home=tmp_path) + "\n")
     here = shutil.which(program) is not None and (program != "man" or _man_here())
     try:
@@ -82,3 +86,140 @@ def test_a_home_set_on_the_line_is_read_there(tmp_path: Path) -> None:
         "cannot be read"
     )
     assert answer(tmp_path, "HOME=$d ls", BROAD, home=tmp_path)[0] == []
+
+
+# vim's plugins (`~/.vim/plugin/…`) run whatever the mode: measured, with no terminal,
+# each of these ran `~/.vim/plugin/p.vim`'s writefile() (they asked for nothing; `-e`,
+# `-es` and `ex` read no vimrc, but load plugins).
+PLUGIN_LINES = [
+    ("vim x >/dev/null 2>&1", "vim"),
+    ("vim -es x </dev/null >/dev/null 2>&1", "vim"),
+    ("ex x </dev/null >/dev/null 2>&1", "ex"),
+    ("vim -u NORC x >/dev/null 2>&1", "vim"),
+]
+
+
+@pytest.mark.parametrize(("line", "name"), PLUGIN_LINES)
+def test_vim_plugins_in_the_home_ask(line: str, name: str, tmp_path: Path) -> None:
+    plugin = tmp_path / ".vim" / "plugin" / "p.vim"
+    plugin.parent.mkdir(parents=True)
+    plugin.write_text(f"call writefile([], '{tmp_path}/ran-it')\n")
+    if shutil.which("vim"):
+        assert runs(line, tmp_path)
+    why = f"{name} runs the commands of the plugins of {tmp_path / '.vim'}"
+    assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
+        f"matches {RULE}: {why}: cannot be read"
+    ]
+    for quiet in ("vim --noplugin x", "vim --clean x", "vim -u NONE x", "vim -u DEFAULTS x"):
+        if shutil.which("vim"):
+            assert not runs(quiet + " >/dev/null 2>&1", tmp_path), quiet
+        assert answer(tmp_path, quiet, BROAD, home=tmp_path)[0] == [], quiet
+
+
+# A config file the line itself makes (or fills) before the program runs, or one in a
+# folder only the line names (measured: each ran the file's `shell` command; they asked
+# for nothing). (the line, what the hook says, made first: (path, a file or a link))
+MADE = [
+    (
+        "echo 'shell touch ran-it' >~/.gdbinit; gdb -batch",
+        "gdb reads a config file the line may write (~/.gdbinit)",
+        None,
+    ),
+    (
+        "echo 'shell touch ran-it' >x; gdb -batch",
+        "gdb runs the commands of its config file {home}/.gdbinit",
+        (".gdbinit", "x"),  # a symbolic link to nothing: filled by the line
+    ),
+    (
+        "XDG_CONFIG_HOME=x gdb -batch",
+        "gdb runs the commands of its config file {home}/x/gdb/gdbinit",
+        ("x/gdb/gdbinit", ""),
+    ),
+    (
+        "cd s && HOME=h gdb -batch",
+        "gdb reads its config in a HOME known only at run time (HOME=h)",
+        ("s/h/.gdbinit", ""),
+    ),
+    (
+        "env -C s HOME=h gdb -batch",
+        "gdb reads its config in a HOME known only at run time (HOME=h)",
+        ("s/h/.gdbinit", ""),
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "why", "made"), MADE)
+def test_a_config_the_line_makes_or_places_asks(
+    line: str, why: str, made: tuple[str, str] | None, tmp_path: Path
+) -> None:
+    if made is not None:
+        path = tmp_path / made[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if made[1]:
+            path.symlink_to(made[1])
+        else:
+            path.write_text(f"shell touch {tmp_path}/ran-it\n")
+    if shutil.which("gdb"):
+        assert runs(line, tmp_path)
+        (tmp_path / ".gdbinit").unlink(missing_ok=True)  # as it was before the line ran
+        if made is not None and made[1]:
+            (tmp_path / made[0]).symlink_to(made[1])
+            (tmp_path / made[1]).unlink()
+    assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
+        f"matches {RULE}: {why.format(home=tmp_path)}: cannot be read"
+    ]
+
+
+def test_a_line_naming_no_config_file_asks_nothing(tmp_path: Path) -> None:
+    (tmp_path / "s").mkdir()
+    for line in ("vim plugin.vim", "vim src/x.vim", "cd s && gdb -batch", "tmux ls"):
+        assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [], line
+
+
+# Commands or files of them given by an option or a variable (measured here, each ran its
+# command, unasked before: gdb 13's early init options; `screen -D -m` was read as
+# attaching, its `-c FILE` unread; SCREENRC, SYSSCREENRC, VIMRUNTIME were no code).
+# (the line, a file it reads and what that says ("": none), why it asks)
+GIVEN = [
+    ("gdb -batch -eiex 'shell touch ran-it'", "", "", "runs the gdb commands given to gdb -eiex"),
+    ("gdb -batch -eix f", "f", "shell touch ran-it", "runs the gdb commands given to gdb -eix"),
+    (
+        "screen -D -m -c f",
+        "f",
+        "screen sh -c 'touch {home}/ran-it'",
+        "gives screen -c, which runs commands",
+    ),
+    (
+        "SCREENRC=f screen -D -m true",
+        "f",
+        "screen sh -c 'touch {home}/ran-it'",
+        "gives SCREENRC code to load or run",
+    ),
+    (
+        "SYSSCREENRC=f screen -D -m true",
+        "f",
+        "screen sh -c 'touch {home}/ran-it'",
+        "gives SYSSCREENRC code to load or run",
+    ),
+    (
+        "VIMRUNTIME=r vim x >/dev/null 2>&1",
+        "r/plugin/p.vim",
+        "call writefile([], '{home}/ran-it')",
+        "gives VIMRUNTIME code to load or run",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "name", "text", "why"), GIVEN)
+def test_commands_given_by_an_option_or_a_variable_ask(
+    line: str, name: str, text: str, why: str, tmp_path: Path
+) -> None:
+    if name:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text.format(home=tmp_path) + "\n")
+    program = next(w for w in line.split(" ") if "=" not in w)  # after `VAR=f`
+    if shutil.which(program):
+        assert runs(line, tmp_path)
+    assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
+        f"matches {RULE}: {why}: cannot be read"
+    ]

@@ -25,6 +25,13 @@ CHAINED = [
         "\\; if true 'run \"touch ran-it\"'",
         "gives tmux the command if (if-shell), which may run programs",
     ),
+    # tmux ends a command at any word ending in `;` (not `\\;`): bash gives `sleep;`.
+    ("sleep\\; run 'touch ran-it'", RUN.format("run")),
+    # A word of `;|&` ending in `;` is no operator of bash's here (the shell gives tmux
+    # `;;`, `|;`): it was split as one, and `run` read as a program of that name.
+    ("';;' run 'touch ran-it'", RUN.format("run")),
+    ("\\;\\; run 'touch ran-it'", RUN.format("run")),
+    ("'|;' run 'touch ran-it'", RUN.format("run")),
 ]
 
 
@@ -73,3 +80,20 @@ def test_a_split_filter_is_read_as_a_line(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("a\n")
     line = """split --filter='python3 -c "open(\\"ran-it\\",\\"w\\")"; cat >/dev/null' f"""
     asks_unread(tmp_path, line, True, "runs code given to python3 -c", ["Bash", "Bash(split:*)"])
+
+
+def test_a_word_ending_in_a_semicolon_ends_a_tmux_command(tmp_path: Path) -> None:
+    """tmux splits its arguments at a word ending in `;` (cmd_parse_from_arguments), so
+    `'sleep 1;' run CMD` is new-session's `sleep 1`, then run-shell CMD (measured: it ran
+    CMD; it asked for nothing, read as new-session's line `sleep 1; run CMD`). A word
+    ending in `\\;` is a plain `;` to tmux: `'a\\;'` splits nothing (measured)."""
+    socket = str(tmp_path / "tmux.sock")
+    line = f"tmux -S {socket} new -d 'sleep 1;' ru 'touch ran-it'"
+    try:
+        asks_unread(tmp_path, line, True if shutil.which("tmux") else None, RUN.format("ru"), BROAD)
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
+    (asked,) = _decide(tmp_path, "tmux new -d 'sleep 1;' neww 'git push'", BROAD)
+    assert asked == "matches Bash(git push:*): the command is on the line"
+    for quiet in ("tmux new -d -s w 'sleep 9\\;'", "tmux new -d -s w 'sleep 9;'", "tmux ls\\;"):
+        assert _decide(tmp_path, quiet, BROAD) == [], quiet
