@@ -61,17 +61,29 @@ class Spend:
         # total of the session it resumes: the CLI's total_cost_usd continues from there.
         self.totals: dict[str, Any] = dict(totals or {})
         self.last_usage: TurnUsage | None = None
-        self.session = SessionCost(session_id, float(self.totals.get("session_cost_usd") or 0.0))
+        tokens = self.totals.get("session_tokens")
+        self.session = SessionCost(
+            session_id,
+            float(self.totals.get("session_cost_usd") or 0.0),
+            tokens if isinstance(tokens, Mapping) else None,
+        )
         # This turn's model requests (message id -> model, usage): what a turn cut off before
         # its result (turn_timeout, the CLI's death) is charged, in tokens and priced dollars.
         self.turn_requests: dict[str, tuple[str, dict[str, Any]]] = {}
         # The CLI's running total when this session was resumed: what it resumes with again
         # after a death (it saves its total only when it exits cleanly; measured on 2.1.332).
         self.restored_usd = 0.0
+        self.restored_tokens: dict[str, int] | None = None  # its running tokens, the same
         self.over_budget = False
         # The session's per-model running figures at its last result (_per_model): the
         # baseline of the next turn's parts. None: not known (resumed, or a cut-off turn).
         self.models: dict[str, dict[str, Any]] | None = None if session_id else {}
+
+    def connected(self) -> None:
+        """A CLI runs the session: what it resumed with is what it resumes with again
+        after a death (it saves its running figures only when it exits cleanly)."""
+        self.restored_usd = self.session.total_usd
+        self.restored_tokens = _copy(self.session.tokens)
 
     def paused(self) -> bool:
         """Whether the agent is paused for its budget (a compaction is spend too)."""
@@ -165,17 +177,27 @@ class Spend:
         # out what the estimate missed: closed after a turn_timeout, the CLI saves its total
         # with the cut requests in it; killed, it saves nothing and resumes with the total
         # it resumed with last (measured on 2.1.332).
+        # Its running tokens the same way (the baseline of the next turn's, kept with the
+        # totals: the next session's runner starts from them): with the cut tally in them
+        # after a turn_timeout, else the tally was counted again in the next turn (measured:
+        # the cut 30,100-token request in the ledger twice).
         if cut == "turn_timeout":
             self.session.total_usd = round(self.session.total_usd + priced.usd, 6)
+            usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
+            if self.session.tokens is not None:
+                self.session.tokens = {
+                    k: n + int(getattr(usage, k)) for k, n in self.session.tokens.items()
+                }
         else:
             self.session.total_usd = self.restored_usd
+            self.session.tokens = _copy(self.restored_tokens)
+            usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
         self.models = None  # what the CLI saved of its per-model figures: not known
-        usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
         if not usage.tokens:
             if cut == "session_died":
                 await self.after_death()
             return
-        self.totals = add_turn(self.totals, usage, turn=False)
+        self.totals = _with_baseline(add_turn(self.totals, usage, turn=False), self.session)
         fields = {**usage.fields(), "cost_estimated": True, "cut_off": cut}
         if priced.unknown:  # priced at the highest known rate: roster `prices:` can say better
             fields["price_unknown"] = list(priced.unknown)
@@ -190,10 +212,14 @@ class Spend:
         session's next turn was charged less what the session had spent). The supervisor
         keeps the baseline with the agent's totals: a spend of nothing carries them."""
         self.session.total_usd = self.restored_usd
+        self.session.tokens = _copy(self.restored_tokens)  # its running tokens, the same
         self.models = None  # the figures it resumes with: not known
-        if float(self.totals.get("session_cost_usd") or 0.0) == self.restored_usd:
+        totals = _with_baseline(
+            {**self.totals, "session_cost_usd": self.restored_usd}, self.session
+        )
+        if totals == self.totals:
             return
-        self.totals = {**self.totals, "session_cost_usd": self.restored_usd}
+        self.totals = totals
         await self.on_event(RunnerEvent.SPEND, {"cause": "session_died", "totals": self.totals})
 
     async def watch(
@@ -250,6 +276,18 @@ def _per_model(model_usage: Mapping[str, Any] | None) -> dict[str, dict[str, Any
             cost = 0.0
         part["cost"] = float(cost) if math.isfinite(cost) and cost > 0 else 0.0
         out[str(model)] = part
+    return out
+
+
+def _copy(tokens: Mapping[str, int] | None) -> dict[str, int] | None:
+    return None if tokens is None else dict(tokens)
+
+
+def _with_baseline(totals: dict[str, Any], session: SessionCost) -> dict[str, Any]:
+    """``totals`` with ``session``'s running tokens as the next turn's baseline."""
+    out = {k: v for k, v in totals.items() if k != "session_tokens"}
+    if session.tokens is not None:
+        out["session_tokens"] = dict(session.tokens)
     return out
 
 
