@@ -77,7 +77,10 @@ class Spend:
         self.over_budget = False
         # The session's per-model running figures at its last result (_per_model): the
         # baseline of the next turn's parts. None: not known (resumed, or a cut-off turn).
-        self.models: dict[str, dict[str, Any]] | None = None if session_id else {}
+        # Kept with the totals: a new runner (a restart, a reload) resumes with them.
+        self.models: dict[str, dict[str, Any]] | None = (
+            _models(self.totals.get("session_models")) if session_id else {}
+        )
 
     def connected(self) -> None:
         """A CLI runs the session: what it resumed with is what it resumes with again
@@ -107,7 +110,7 @@ class Spend:
         usage = self._priced(self.session.turn(result), result, before)
         self.models = _per_model(result.model_usage)
         self.last_usage = usage
-        self.totals = add_turn(self.totals, usage, turn=turn)
+        self.totals = {**add_turn(self.totals, usage, turn=turn), "session_models": self.models}
         return usage
 
     def _priced(
@@ -279,16 +282,32 @@ def _per_model(model_usage: Mapping[str, Any] | None) -> dict[str, dict[str, Any
     return out
 
 
+def _models(raw: Any) -> dict[str, dict[str, Any]] | None:
+    """Per-model figures kept with the totals (a registry row: any JSON), or None."""
+    if not isinstance(raw, Mapping):
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for model, figures in raw.items():
+        if not isinstance(figures, Mapping):
+            return None
+        part: dict[str, Any] = {k: _count(figures, k) for k in TOKEN_KEYS}
+        cost = figures.get("cost")
+        if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost):
+            return None
+        part["cost"] = float(cost)
+        out[str(model)] = part
+    return out
+
+
 def _copy(tokens: Mapping[str, int] | None) -> dict[str, int] | None:
     return None if tokens is None else dict(tokens)
 
 
 def _with_baseline(totals: dict[str, Any], session: SessionCost) -> dict[str, Any]:
-    """``totals`` with ``session``'s running tokens as the next turn's baseline."""
-    out = {k: v for k, v in totals.items() if k != "session_tokens"}
-    if session.tokens is not None:
-        out["session_tokens"] = dict(session.tokens)
-    return out
+    """``totals`` with ``session``'s running tokens as the next turn's baseline, and no
+    per-model one (what the CLI saved of it is not known). None, not left out: the
+    supervisor updates its copy of the totals with these."""
+    return {**totals, "session_tokens": _copy(session.tokens), "session_models": None}
 
 
 def _count(usage: Mapping[str, Any], key: str) -> int:

@@ -418,3 +418,29 @@ def test_a_gateway_lead_with_a_subagent_on_a_catalog_model_is_priced_per_model(
     row = ps_agents(t)["lead"]
     assert row["cost_usd"] == pytest.approx(total)
     assert row["budget"]["agent"]["usd"] == pytest.approx(total)
+
+
+def test_a_model_switched_by_reload_is_priced_at_its_own_rate(team: TeamFactory) -> None:
+    """A reload that moves an agent from a catalog model to a gateway model restarts it,
+    resuming the session: the CLI's model_usage then holds both models, and the runner
+    that took over did not know the per-model figures before its first turn, so that
+    turn kept the CLI's $4/$20 for a $15/$75 model (measured: $0.42 for $1.575). They
+    are kept with the agent's totals, as the session's token baseline is."""
+    usage = {"input_tokens": 100_000, "output_tokens": 1000}
+    rules = [{"agent": agent_rule("alice"), "match": r"job \d+", "text": "did {0}", "usage": usage}]
+    t = team(rules, {"alice": {"model": "claude-haiku-4-5"}})
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "did job 1"
+    t.wait_for(lambda: t.log_events("turn", "alice"), what="the first turn")
+    prices = {"gw-priced": {"input": 15, "output": 75}}
+    t.write_roster({"alice": {"model": "gw-priced"}}, prices=prices)
+    t.wait_for(lambda: t.log_events("reload"), what="the reload")
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 2") == "did job 2"
+    turns = t.wait_for(
+        lambda: e if len(e := t.log_events("turn", "alice")) == 2 else None, what="2 turns"
+    )
+    assert turns[0]["session_id"] == turns[1]["session_id"]  # the session resumed
+    assert turns[1]["cost_usd"] == pytest.approx((100_000 * 15 + 1000 * 75) / 1e6)
+    assert turns[0]["cost_usd"] == pytest.approx((100_000 * 1 + 1000 * 5) / 1e6)  # haiku's
