@@ -26,6 +26,7 @@ TOTAL_KEYS: Final = (
     "session_id",
     "session_cost_usd",
     "session_tokens",
+    "session_models",
     "turns",
     "input_tokens",
     "output_tokens",
@@ -51,6 +52,7 @@ class AgentMeta:
     session_id: str | None = None
     session_cost_usd: float = 0.0
     session_tokens: dict[str, Any] | None = None  # the CLI's running token totals (usage.py)
+    session_models: dict[str, Any] | None = None  # and per model, with its dollars (spend.py)
     turns: int = 0
     input_tokens: int = 0
     output_tokens: int = 0

@@ -272,7 +272,7 @@ class AgentRunner:
                     EndReason.CONNECT_TIMEOUT,
                     f"no connection within {self.spec.connect_timeout_s:g}s",
                 )
-            self.spend.restored_usd = self.spend.session.total_usd
+            self.spend.connected()
             if not relay_route.install(client, SERVER, self.relay.tools()):
                 self.log.warning("relay_direct_route_unavailable")  # the SDK's route: slower
             return client

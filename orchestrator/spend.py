@@ -8,6 +8,7 @@ The figures themselves are :mod:`orchestrator.usage`'s; the budgets are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -60,14 +61,32 @@ class Spend:
         # total of the session it resumes: the CLI's total_cost_usd continues from there.
         self.totals: dict[str, Any] = dict(totals or {})
         self.last_usage: TurnUsage | None = None
-        self.session = SessionCost(session_id, float(self.totals.get("session_cost_usd") or 0.0))
+        tokens = self.totals.get("session_tokens")
+        self.session = SessionCost(
+            session_id,
+            float(self.totals.get("session_cost_usd") or 0.0),
+            tokens if isinstance(tokens, Mapping) else None,
+        )
         # This turn's model requests (message id -> model, usage): what a turn cut off before
         # its result (turn_timeout, the CLI's death) is charged, in tokens and priced dollars.
         self.turn_requests: dict[str, tuple[str, dict[str, Any]]] = {}
         # The CLI's running total when this session was resumed: what it resumes with again
         # after a death (it saves its total only when it exits cleanly; measured on 2.1.332).
         self.restored_usd = 0.0
+        self.restored_tokens: dict[str, int] | None = None  # its running tokens, the same
         self.over_budget = False
+        # The session's per-model running figures at its last result (_per_model): the
+        # baseline of the next turn's parts. None: not known (resumed, or a cut-off turn).
+        # Kept with the totals: a new runner (a restart, a reload) resumes with them.
+        self.models: dict[str, dict[str, Any]] | None = (
+            _models(self.totals.get("session_models")) if session_id else {}
+        )
+
+    def connected(self) -> None:
+        """A CLI runs the session: what it resumed with is what it resumes with again
+        after a death (it saves its running figures only when it exits cleanly)."""
+        self.restored_usd = self.session.total_usd
+        self.restored_tokens = _copy(self.session.tokens)
 
     def paused(self) -> bool:
         """Whether the agent is paused for its budget (a compaction is spend too)."""
@@ -84,28 +103,55 @@ class Spend:
 
     def count(self, result: ResultMessage, *, turn: bool = True) -> TurnUsage:
         """What ``result`` cost, added to the agent's totals."""
-        usage = self._priced(self.session.turn(result), result)
+        # The per-model figures before this turn: none yet in a new session (the CLI
+        # counts from 0), unknown in one resumed before any result was seen here.
+        same = bool(result.session_id) and result.session_id == self.session.session_id
+        before = self.models if same else {}
+        usage = self._priced(self.session.turn(result), result, before)
+        self.models = _per_model(result.model_usage)
         self.last_usage = usage
-        self.totals = add_turn(self.totals, usage, turn=turn)
+        self.totals = {**add_turn(self.totals, usage, turn=turn), "session_models": self.models}
         return usage
 
-    def _priced(self, usage: TurnUsage, result: ResultMessage) -> TurnUsage:
+    def _priced(
+        self, usage: TurnUsage, result: ResultMessage, before: Mapping[str, Any] | None
+    ) -> TurnUsage:
         """The CLI prices a model outside its catalog (a gateway's name) at a default rate
         ($4 and $20 per million, measured on 2.1.332) and knows nothing of the roster's
-        ``prices:``: a usd budget on a $15/$75 model was spent 3.75 times over. A session
-        of one such model (or one the roster prices) has its turns priced here instead,
-        from their tokens: at the roster's rates, else at the highest known rate (as an
-        estimate is). A session of several models keeps the CLI's figure."""
-        models = [m for m in (result.model_usage or {}) if m != "<synthetic>"]
-        if len(models) != 1:
-            return usage
-        (model,) = models
+        ``prices:``: a usd budget on a $15/$75 model was spent 3.75 times over. Such a
+        model's part of a turn (or a part the roster prices) is priced here instead, from
+        its tokens: at the roster's rates, else at the highest known rate (as an estimate
+        is). The other models' parts keep the CLI's figure.
+
+        A session of one model: the turn's tokens, priced. Of several (a subagent on
+        another model; model_usage holds every model the session has used, so this is
+        every turn after the first such subagent): each model's part is the difference of
+        its running figures (tokens and the CLI's ``costUSD``) since ``before``, the last
+        result's; the CLI's figure for the repriced parts is swapped for ours. Measured
+        before: a $15/$75 lead with a haiku subagent was charged at $4/$20 on every turn.
+        ``before`` None (resumed from another process's totals): the CLI's figure."""
+        figures = _per_model(result.model_usage)
         prices = self.roster().prices
-        if model not in prices and known_to_cli(model):
+        repriced = [m for m in figures if m in prices or not known_to_cli(m)]
+        if not repriced:
             return usage
-        rates = rates_for(model, prices)
-        cost = round(request_usd(rates or highest(prices), usage.fields()), 6)
-        return replace(usage, cost_usd=cost, price_unknown=() if rates else (model,))
+        if len(figures) == 1:
+            rates = rates_for(repriced[0], prices)
+            cost = round(request_usd(rates or highest(prices), usage.fields()), 6)
+            return replace(usage, cost_usd=cost, price_unknown=() if rates else (repriced[0],))
+        if before is None:
+            return usage
+        usd, unknown = usage.cost_usd, []
+        for model in repriced:
+            now, then = figures[model], before.get(model) or {}
+            part = {k: now.get(k, 0) - then.get(k, 0) for k in (*TOKEN_KEYS, "cost")}
+            if any(v < 0 for v in part.values()):  # counting started afresh: unknown
+                return usage
+            rates = rates_for(model, prices)
+            if rates is None and any(part[k] for k in TOKEN_KEYS):
+                unknown.append(model)
+            usd += request_usd(rates or highest(prices), part) - part["cost"]
+        return replace(usage, cost_usd=round(max(usd, 0.0), 6), price_unknown=tuple(unknown))
 
     async def spent(self, result: ResultMessage, cause: str, *, turn: bool = True) -> TurnUsage:
         """Spend that is not a delivered turn's (a compaction, a turn that overflowed or was
@@ -134,16 +180,27 @@ class Spend:
         # out what the estimate missed: closed after a turn_timeout, the CLI saves its total
         # with the cut requests in it; killed, it saves nothing and resumes with the total
         # it resumed with last (measured on 2.1.332).
+        # Its running tokens the same way (the baseline of the next turn's, kept with the
+        # totals: the next session's runner starts from them): with the cut tally in them
+        # after a turn_timeout, else the tally was counted again in the next turn (measured:
+        # the cut 30,100-token request in the ledger twice).
         if cut == "turn_timeout":
             self.session.total_usd = round(self.session.total_usd + priced.usd, 6)
+            usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
+            if self.session.tokens is not None:
+                self.session.tokens = {
+                    k: n + int(getattr(usage, k)) for k, n in self.session.tokens.items()
+                }
         else:
             self.session.total_usd = self.restored_usd
-        usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
+            self.session.tokens = _copy(self.restored_tokens)
+            usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
+        self.models = None  # what the CLI saved of its per-model figures: not known
         if not usage.tokens:
             if cut == "session_died":
                 await self.after_death()
             return
-        self.totals = add_turn(self.totals, usage, turn=False)
+        self.totals = _with_baseline(add_turn(self.totals, usage, turn=False), self.session)
         fields = {**usage.fields(), "cost_estimated": True, "cut_off": cut}
         if priced.unknown:  # priced at the highest known rate: roster `prices:` can say better
             fields["price_unknown"] = list(priced.unknown)
@@ -158,9 +215,14 @@ class Spend:
         session's next turn was charged less what the session had spent). The supervisor
         keeps the baseline with the agent's totals: a spend of nothing carries them."""
         self.session.total_usd = self.restored_usd
-        if float(self.totals.get("session_cost_usd") or 0.0) == self.restored_usd:
+        self.session.tokens = _copy(self.restored_tokens)  # its running tokens, the same
+        self.models = None  # the figures it resumes with: not known
+        totals = _with_baseline(
+            {**self.totals, "session_cost_usd": self.restored_usd}, self.session
+        )
+        if totals == self.totals:
             return
-        self.totals = {**self.totals, "session_cost_usd": self.restored_usd}
+        self.totals = totals
         await self.on_event(RunnerEvent.SPEND, {"cause": "session_died", "totals": self.totals})
 
     async def watch(
@@ -192,6 +254,60 @@ class Spend:
             await client.interrupt()
         except ClaudeSDKError as exc:
             self.log.warning("interrupt_failed", error=str(exc))
+
+
+_MODEL_USAGE = {
+    "inputTokens": "input_tokens",
+    "outputTokens": "output_tokens",
+    "cacheReadInputTokens": "cache_read_input_tokens",
+    "cacheCreationInputTokens": "cache_creation_input_tokens",
+}
+
+
+def _per_model(model_usage: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """model_usage's running figures per model (``<synthetic>`` left out): its tokens as
+    the API names them, and ``cost``, the CLI's dollars for that model."""
+    out: dict[str, dict[str, Any]] = {}
+    for model, figures in (model_usage or {}).items():
+        if model == "<synthetic>" or not isinstance(figures, Mapping):
+            continue
+        part: dict[str, Any] = {
+            ours: _count(figures, theirs) for theirs, ours in _MODEL_USAGE.items()
+        }
+        cost = figures.get("costUSD")
+        if isinstance(cost, bool) or not isinstance(cost, int | float):
+            cost = 0.0
+        part["cost"] = float(cost) if math.isfinite(cost) and cost > 0 else 0.0
+        out[str(model)] = part
+    return out
+
+
+def _models(raw: Any) -> dict[str, dict[str, Any]] | None:
+    """Per-model figures kept with the totals (a registry row: any JSON), or None."""
+    if not isinstance(raw, Mapping):
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for model, figures in raw.items():
+        if not isinstance(figures, Mapping):
+            return None
+        part: dict[str, Any] = {k: _count(figures, k) for k in TOKEN_KEYS}
+        cost = figures.get("cost")
+        if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost):
+            return None
+        part["cost"] = float(cost)
+        out[str(model)] = part
+    return out
+
+
+def _copy(tokens: Mapping[str, int] | None) -> dict[str, int] | None:
+    return None if tokens is None else dict(tokens)
+
+
+def _with_baseline(totals: dict[str, Any], session: SessionCost) -> dict[str, Any]:
+    """``totals`` with ``session``'s running tokens as the next turn's baseline, and no
+    per-model one (what the CLI saved of it is not known). None, not left out: the
+    supervisor updates its copy of the totals with these."""
+    return {**totals, "session_tokens": _copy(session.tokens), "session_models": None}
 
 
 def _count(usage: Mapping[str, Any], key: str) -> int:

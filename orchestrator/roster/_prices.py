@@ -1,6 +1,7 @@
 """The team-wide ``prices:`` key: dollars per million tokens per model name, for models the
 bundled CLI does not know (a gateway's names, a newer model) or priced otherwise. Read
-only to price a turn cut off before the CLI priced it (orchestrator/prices.py)."""
+to price a turn cut off before the CLI priced it (orchestrator/prices.py) and each turn's
+part spent on such a model (orchestrator/spend.py)."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ TOP_KEYS = (
     "log_backups",
     "agents",
     "budget",  # team-wide, see _budget.py
-    "prices",  # per model, for a turn cut off before the CLI priced it, see _prices.py
+    "prices",  # per model: what the CLI does not price (or prices otherwise), see _prices.py
     "queue",  # NATS JetStream instead of the SQLite database, see queue_setting.py
 )
 

@@ -346,3 +346,101 @@ def test_a_gateway_models_turns_are_priced_at_the_rosters_rates_or_the_highest(
             mb.wait_for_reply(request.id, 30)
     assert "$3.9900 of $3.0000" in str(refused.value)
     assert ps_agents(t)["gw"]["cost_usd"] == pytest.approx(2 * priced)
+
+
+def test_a_gateway_lead_with_a_subagent_on_a_catalog_model_is_priced_per_model(
+    team: TeamFactory,
+) -> None:
+    """A session of several models (here a haiku subagent of a $15/$75 gateway lead) kept
+    the CLI's figure, which prices the gateway model at $4/$20: and model_usage holds every
+    model the session used, so every later turn too (measured: $0.945 and $0.42 for $3.255
+    and $1.575). Each model's part is priced on its own: the lead's at `prices:`, the
+    subagent's at the CLI's; the turn events, the ledger, ps and the budget agree."""
+    lead = agent_rule("lead")
+    usage = {"input_tokens": 100_000, "output_tokens": 1000}
+    t = team(
+        [
+            {"match": "SCOUTJOB", "text": "scout done", "usage": usage},
+            {"agent": lead, "tool_result": "scout done", "text": "lead done", "usage": usage},
+            {
+                "agent": lead,
+                "match": "go",
+                "tool_use": {
+                    "name": "Agent",
+                    "input": {
+                        "subagent_type": "scout",
+                        "description": "look",
+                        "prompt": "SCOUTJOB",
+                    },
+                },
+                "usage": usage,
+            },
+            {"agent": lead, "match": r"job \d+", "text": "did {0}", "usage": usage},
+        ],
+        {
+            "lead": {
+                "model": "gw-priced",
+                "tools": ["Read"],
+                "budget": {"usd": 4.83, "per": "1d"},
+                "subagents": {
+                    "scout": {
+                        "description": "finds",
+                        "prompt": "You scout.",
+                        "tools": ["Read"],
+                        "model": "claude-haiku-4-5",
+                    }
+                },
+            }
+        },
+        prices={"gw-priced": {"input": 15, "output": 75}},
+    )
+    t.up()
+    t.wait_ready("lead")
+    lead_request = 100_000 * 15 / 1e6 + 1000 * 75 / 1e6  # $1.575
+    scout_request = 100_000 * 1 / 1e6 + 1000 * 5 / 1e6  # $0.105, haiku 4.5's $1/$5
+    assert t.ask("lead", "go") == "lead done"
+    assert t.ask("lead", "job 2") == "did job 2"  # $4.83 of $4.83: paused after it
+    turns = t.wait_for(
+        lambda: e if len(e := t.log_events("turn", "lead")) == 2 else None, what="2 turns"
+    )
+    assert [e["cost_usd"] for e in turns] == pytest.approx(
+        [2 * lead_request + scout_request, lead_request]
+    )
+    assert not [e for e in turns if "price_unknown" in e]
+    total = 3 * lead_request + scout_request
+    with sqlite3.connect(t.db_path) as db:
+        ledger = t.wait_for(
+            lambda: r if len(r := db.execute("SELECT usd FROM spend").fetchall()) == 2 else None,
+            what="the ledger's rows",
+        )
+    assert sum(u for (u,) in ledger) == pytest.approx(total)
+    t.wait_for(lambda: paused(t, "lead"), what="lead paused")
+    row = ps_agents(t)["lead"]
+    assert row["cost_usd"] == pytest.approx(total)
+    assert row["budget"]["agent"]["usd"] == pytest.approx(total)
+
+
+def test_a_model_switched_by_reload_is_priced_at_its_own_rate(team: TeamFactory) -> None:
+    """A reload that moves an agent from a catalog model to a gateway model restarts it,
+    resuming the session: the CLI's model_usage then holds both models, and the runner
+    that took over did not know the per-model figures before its first turn, so that
+    turn kept the CLI's $4/$20 for a $15/$75 model (measured: $0.42 for $1.575). They
+    are kept with the agent's totals, as the session's token baseline is."""
+    usage = {"input_tokens": 100_000, "output_tokens": 1000}
+    rules = [{"agent": agent_rule("alice"), "match": r"job \d+", "text": "did {0}", "usage": usage}]
+    t = team(rules, {"alice": {"model": "claude-haiku-4-5"}})
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "did job 1"
+    t.wait_for(lambda: t.log_events("turn", "alice"), what="the first turn")
+    prices = {"gw-priced": {"input": 15, "output": 75}}
+    t.write_roster({"alice": {"model": "gw-priced"}}, prices=prices)
+    t.wait_for(lambda: t.log_events("reload"), what="the reload")
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 2") == "did job 2"
+    turns = t.wait_for(
+        lambda: e if len(e := t.log_events("turn", "alice")) == 2 else None, what="2 turns"
+    )
+    assert turns[0]["session_id"] == turns[1]["session_id"]  # the session resumed
+    assert turns[1]["cost_usd"] == pytest.approx((100_000 * 15 + 1000 * 75) / 1e6)
+    assert turns[0]["cost_usd"] == pytest.approx((100_000 * 1 + 1000 * 5) / 1e6)  # haiku's

@@ -297,3 +297,57 @@ def test_a_turn_whose_cli_dies_is_counted(team: TeamFactory) -> None:
     t.wait_for(lambda: spent_tokens(t) >= 30_001 + 30_111, 30, "both attempts in the ledger")
     assert spent_tokens(t) <= 2 * 30_100 + 11
     assert [e["cause"] for e in t.log_events("spend")] == ["session_died"]
+
+
+def test_a_session_resumed_by_a_new_supervisor_counts_its_subagents(team: TeamFactory) -> None:
+    """The session's running per-model totals (the baseline of a turn's tokens) were kept
+    with the agent's totals but not read back: after a restart of the supervisor, the
+    resumed session's first turn counted its own usage only, without its subagent's
+    100,000-token request (measured: 200,000 input tokens of 300,000); and since a gateway
+    model's turns are priced from their tokens, $3.15 of $4.725."""
+    lead = agent_rule("lead")
+    usage = {"input_tokens": 100_000, "output_tokens": 1000}
+    t = team(
+        [
+            {"match": "SCOUTJOB", "text": "scout done", "usage": usage},
+            {"agent": lead, "tool_result": "scout done", "text": "lead done", "usage": usage},
+            {
+                "agent": lead,
+                "match": "go",
+                "tool_use": {
+                    "name": "Agent",
+                    "input": {
+                        "subagent_type": "scout",
+                        "description": "look",
+                        "prompt": "SCOUTJOB",
+                    },
+                },
+                "usage": usage,
+            },
+            {"agent": lead, "match": "first", "text": "first done", "usage": usage},
+        ],
+        {
+            "lead": {
+                "model": "gw-priced",
+                "tools": ["Read"],
+                "subagents": {
+                    "scout": {"description": "finds", "prompt": "You scout.", "tools": ["Read"]}
+                },
+            }
+        },
+        prices={"gw-priced": {"input": 15, "output": 75}},
+    )
+    t.up()
+    t.wait_ready("lead")
+    assert t.ask("lead", "first") == "first done"
+    t.wait_for(lambda: spent_tokens(t, "lead") == 101_000, 30, "the first turn's row")
+    t.signal(signal.SIGTERM)
+    assert t.wait_exit() == 0
+    t.up()
+    t.wait_ready("lead")
+    assert t.ask("lead", "go") == "lead done"
+    t.wait_for(lambda: spent_tokens(t, "lead") > 101_000, 30, "the second turn's row")
+    assert spent_tokens(t, "lead") == 4 * 101_000
+    first, second = t.log_events("turn", "lead")
+    assert second["session_id"] == first["session_id"]  # resumed, not started afresh
+    assert second["cost_usd"] == pytest.approx(3 * (100_000 * 15 + 1000 * 75) / 1e6)
