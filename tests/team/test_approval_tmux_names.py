@@ -39,6 +39,12 @@ CHAINED = [
 def test_a_tmux_command_by_its_alias_or_prefix_asks(chained: str, why: str, tmp_path: Path) -> None:
     socket = str(tmp_path / "tmux.sock")  # a server of its own, its socket in the test's folder
     line = f"tmux -S {socket} new -d {chained}"
+    if shutil.which("tmux"):
+        # A session that outlives the line's: `new -d sleep` and `new -d |` end at once, and
+        # the server, left with no session, could exit before it ran `run` (two of these
+        # failed once under load).
+        keep = ["tmux", "-S", socket, "new", "-d", "-s", "keep", "sleep", "300"]
+        subprocess.run(keep, cwd=tmp_path, capture_output=True, check=True)
     try:
         asks_unread(tmp_path, line, True if shutil.which("tmux") else None, why, BROAD)
     finally:
