@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +67,8 @@ async def test_a_wait_the_cli_would_cut_short_ends_first_denied_and_not_left_pen
     work.mkdir()
     db = tmp_path / "team.db"
 
-    async def on_event(*_args: Any) -> None:
-        pass
-
     async with await AsyncMailbox(db).open() as mailbox:
-        waits = Approvals("a", mailbox, lambda: (USER, 3.0), lambda: None, on_event)
+        waits = Approvals("a", mailbox, lambda: (USER, 3.0), lambda: None, _no_event)
         hook = Policy("a", lambda: roster, lambda: work, waits.decide)
         options = claude_options(model, cwd=work, hooks=hook.hooks(), allowed_tools=["Bash"])
         async with ClaudeSDKClient(options) as client:
@@ -156,11 +154,8 @@ async def test_a_grant_given_after_the_time_ran_out_is_not_used_by_the_call_made
     until(lambda: approvals.pending(db) == [], "the approval's time to run out")
     octy("reply", asked.id, "approve", "--db", str(db), cwd=tmp_path, check=True)
 
-    async def on_event(*_args: Any) -> None:
-        pass
-
     async with await AsyncMailbox(db).open() as mailbox:
-        waits = Approvals("a", mailbox, lambda: (USER, 0.2), lambda: None, on_event)
+        waits = Approvals("a", mailbox, lambda: (USER, 0.2), lambda: None, _no_event)
         granted, reason = await waits.decide("Bash", tool_input, None)
     assert not granted, reason
     assert "too late" in reason, reason
@@ -211,21 +206,11 @@ async def test_an_approval_given_near_the_hooks_end_keeps_it_when_writes_hold_th
     db = tmp_path / "team.db"
     hold = write_hold.Hold()
 
-    async def on_event(*_args: Any) -> None:
-        pass
-
-    def asked() -> list[Any]:
-        with Mailbox(db) as mb:
-            return [m for m in mb.list(sender="a", limit=10) if m.kind == "request"]
-
-    async def operator_approves() -> None:
-        while not (rows := await anyio.to_thread.run_sync(asked)):  # noqa: ASYNC110
-            await anyio.sleep(0.01)
-        await anyio.to_thread.run_sync(lambda: approvals.answer(db, rows[0].id, granted=True))
+    asked, operator_approves = _operator(db, "a")
 
     async with await AsyncMailbox(db).open() as mailbox:
         await mailbox.register("a")  # its row records the grants used
-        waits = Approvals("a", mailbox, lambda: (USER, 1.0), lambda: None, on_event)
+        waits = Approvals("a", mailbox, lambda: (USER, 1.0), lambda: None, _no_event)
         hook = Policy("a", lambda: roster, lambda: work, waits.decide, hold=hold)
         options = claude_options(model, cwd=work, hooks=hook.hooks(), allowed_tools=["Bash"])
         hold.hold("k", [], max_s=600, agents={"a": 2}, writer="w")  # writes back to back
@@ -272,11 +257,8 @@ async def test_a_resumed_wait_ends_when_its_request_does(tmp_path: Path) -> None
         }
         asked = mb.request("a", USER, body)
 
-    async def on_event(*_args: Any) -> None:
-        pass
-
     async with await AsyncMailbox(db).open() as mailbox:
-        waits = Approvals("a", mailbox, lambda: (USER, 3600.0), lambda: None, on_event)
+        waits = Approvals("a", mailbox, lambda: (USER, 3600.0), lambda: None, _no_event)
         with anyio.fail_after(60):  # a guard, not a measure: before, it waited an hour
             granted, reason = await waits.decide("Bash", tool_input, None)
     assert not granted, reason
@@ -323,21 +305,11 @@ async def _held_then_called_again(tmp_path: Path, first: Any, second: Any) -> No
     db = tmp_path / "team.db"
     hold = write_hold.Hold()
 
-    async def on_event(*_args: Any) -> None:
-        pass
-
-    def asked() -> list[Any]:
-        with Mailbox(db) as mb:
-            return [m for m in mb.list(sender="s", limit=10) if m.kind == "request"]
-
-    async def operator_approves() -> None:
-        while not (rows := await anyio.to_thread.run_sync(asked)):  # noqa: ASYNC110
-            await anyio.sleep(0.01)
-        await anyio.to_thread.run_sync(lambda: approvals.answer(db, rows[0].id, granted=True))
+    asked, operator_approves = _operator(db, "s")
 
     async with await AsyncMailbox(db).open() as mailbox:
         await mailbox.register("s")  # its row records the grants used
-        waits = Approvals("s", mailbox, lambda: (USER, 2.0), lambda: None, on_event)
+        waits = Approvals("s", mailbox, lambda: (USER, 2.0), lambda: None, _no_event)
         hook = Policy("s", lambda: roster, lambda: tmp_path / "s", waits.decide, hold=hold)
         hold.hold("k", [], max_s=600, agents={"s": 2}, writer="w")  # writes back to back
         try:
@@ -353,3 +325,25 @@ async def _held_then_called_again(tmp_path: Path, first: Any, second: Any) -> No
             again = await hook.pre_tool_use(second, "t2", {"signal": None})
     assert again["hookSpecificOutput"]["permissionDecision"] == "allow", again
     assert len(asked()) == 1, "the same command asked the operator again"
+
+
+async def _no_event(*_args: Any) -> None:
+    pass
+
+
+def _operator(
+    db: Path, agent: str
+) -> tuple[Callable[[], list[Any]], Callable[[], Awaitable[None]]]:
+    """What the operator sees (``agent``'s approval requests in ``db``), and the operator
+    approving the first as soon as it is there."""
+
+    def asked() -> list[Any]:
+        with Mailbox(db) as mb:
+            return [m for m in mb.list(sender=agent, limit=10) if m.kind == "request"]
+
+    async def operator_approves() -> None:
+        while not (rows := await anyio.to_thread.run_sync(asked)):  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+        await anyio.to_thread.run_sync(lambda: approvals.answer(db, rows[0].id, granted=True))
+
+    return asked, operator_approves
