@@ -33,6 +33,25 @@ def agent_rule(agent: str) -> str:
     return f"You are the agent '{agent}'"
 
 
+def scout_rules(usage: dict[str, int]) -> list[dict[str, Any]]:
+    """Scripted-model rules for `lead` sending its subagent `scout` (SCOUTJOB) when told
+    "go", and both turns answered, each with ``usage``."""
+    lead = agent_rule("lead")
+    return [
+        {"match": "SCOUTJOB", "text": "scout done", "usage": usage},
+        {"agent": lead, "tool_result": "scout done", "text": "lead done", "usage": usage},
+        {
+            "agent": lead,
+            "match": "go",
+            "tool_use": {
+                "name": "Agent",
+                "input": {"subagent_type": "scout", "description": "look", "prompt": "SCOUTJOB"},
+            },
+            "usage": usage,
+        },
+    ]
+
+
 def release_agent(team: Any, rules: list[dict[str, Any]], tools: Iterable[str] = ("Bash",)) -> Team:
     """A running team of one agent, `rel`, in `repo` outside the sandbox, whose
     `git push` asks first (the approvals tests' set-up); ``team`` is the fixture."""

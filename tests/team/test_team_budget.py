@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from team_harness import Team, agent_rule
+from team_harness import Team, agent_rule, scout_rules
 
 from orchestrator import errors
 from orchestrator.mailbox import USER
@@ -360,21 +360,7 @@ def test_a_gateway_lead_with_a_subagent_on_a_catalog_model_is_priced_per_model(
     usage = {"input_tokens": 100_000, "output_tokens": 1000}
     t = team(
         [
-            {"match": "SCOUTJOB", "text": "scout done", "usage": usage},
-            {"agent": lead, "tool_result": "scout done", "text": "lead done", "usage": usage},
-            {
-                "agent": lead,
-                "match": "go",
-                "tool_use": {
-                    "name": "Agent",
-                    "input": {
-                        "subagent_type": "scout",
-                        "description": "look",
-                        "prompt": "SCOUTJOB",
-                    },
-                },
-                "usage": usage,
-            },
+            *scout_rules(usage),
             {"agent": lead, "match": r"job \d+", "text": "did {0}", "usage": usage},
         ],
         {

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from team_harness import Team, agent_rule
+from team_harness import Team, agent_rule, scout_rules
 
 from orchestrator import errors
 from orchestrator.scripted_model import tool_results
@@ -309,21 +309,7 @@ def test_a_session_resumed_by_a_new_supervisor_counts_its_subagents(team: TeamFa
     usage = {"input_tokens": 100_000, "output_tokens": 1000}
     t = team(
         [
-            {"match": "SCOUTJOB", "text": "scout done", "usage": usage},
-            {"agent": lead, "tool_result": "scout done", "text": "lead done", "usage": usage},
-            {
-                "agent": lead,
-                "match": "go",
-                "tool_use": {
-                    "name": "Agent",
-                    "input": {
-                        "subagent_type": "scout",
-                        "description": "look",
-                        "prompt": "SCOUTJOB",
-                    },
-                },
-                "usage": usage,
-            },
+            *scout_rules(usage),
             {"agent": lead, "match": "first", "text": "first done", "usage": usage},
         ],
         {
