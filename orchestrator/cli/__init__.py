@@ -14,7 +14,7 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from orchestrator import __version__, errors
 from orchestrator.cli import common
@@ -203,10 +203,39 @@ def _describe(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    entered = sys.stderr
     try:
         return _main(argv)
     finally:
+        if isinstance(sys.stderr, _Unfailing):
+            sys.stderr = entered if entered is not None else sys.stderr.stream
         _settle_standard_streams()
+
+
+class _Unfailing:
+    """Standard error whose writes never fail the verb: what cannot be said there (`2>`
+    a full disk or `/dev/full`) is dropped, as argparse's usage is (``_Parser``).
+
+    A warning or an error line that could not be written raised OSError from wherever it
+    was printed: `ps 2>/dev/full` with agents.yaml invalid (its one-line warning) ended 1
+    and listed nothing, `send` sent nothing, and `send a hi >&- 2>/dev/full` ended 1, not
+    2 (measured). The verb's work and its exit status do not depend on stderr."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except (OSError, ValueError):
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # fileno, isatty, encoding...: the stream's
+        return getattr(self.stream, name)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -216,6 +245,7 @@ def _main(argv: Sequence[str] | None) -> int:
     common.forget_rosters()  # a run reads agents.yaml as it is now (tests run main() often)
     stdout_closed = _hold_standard_fds()
     _escape_what_cannot_show()
+    sys.stderr = cast("TextIO", _Unfailing(sys.stderr))
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(modules_for(argv))
     bad = next((a for a in argv if _not_utf8(a)), None)

@@ -249,11 +249,36 @@ async def requeue_counted(
     """A dead supervisor's claims back to the queue with their attempt counted, as a dying
     session's are: pending again, or dead with ``max_attempts`` once they are used up (a
     message on which the supervisor dies every time ends dead). ``release`` would not count
-    it. A claim that changed since it was listed is left as it is. How many went back."""
+    it. A claim that changed since it was listed is left as it is. How many went back.
+
+    A request on its last attempt is answered ``turn_failed`` (its asker reads why), as a
+    dying session's is (give_back.inflight, review I.4), not left to read the queue's
+    ``expired``."""
     given = 0
     for m in messages:
         if m.status == "leased" and m.lease_owner == owner:
+            last = m.kind == "request" and m.attempts >= m.max_attempts
+            if last and await _fail_last_attempt(mailbox, owner, m):
+                given += 1
+                continue
             with contextlib.suppress(errors.LeaseLost):
                 await mailbox.nack(m.id, owner=owner, error=DIED_HOLDING)
                 given += 1
     return given
+
+
+async def _fail_last_attempt(mailbox: AsyncMailboxBackend, owner: str, m: Message) -> bool:
+    """End request ``m``, still ``owner``'s claim, with a turn_failed answer to its asker.
+    False: it changed meanwhile, or it was answered already (its session replied, then
+    the supervisor died before the ack): then the nack ends it, its reply stands."""
+    try:
+        now = await mailbox.get(m.id)
+    except errors.MessageNotFound:
+        return False
+    if now.status != "leased" or now.lease_owner != owner:
+        return False
+    detail = (
+        f"'{m.recipient}' could not handle it: {DIED_HOLDING} "
+        f"(attempt {m.attempts} of {m.max_attempts})"
+    )
+    return await mailbox.fail_request(m.id, errors.TurnFailed.code, detail)

@@ -154,3 +154,39 @@ def test_json_error_with_stdout_that_cannot_be_written_keeps_the_exit_status(
     assert done.returncode == 3, done.stderr
     assert b"Traceback" not in done.stderr
     assert b"Exception ignored" not in done.stderr
+
+
+@pytest.mark.parametrize("argv", [("send", "a", "hi"), ("logs", "nosuch")])
+def test_a_closed_stdout_with_stderr_that_cannot_be_written_is_still_exit_2(
+    folder: Path, argv: tuple[str, ...]
+) -> None:
+    """Regression: `>&- 2>/dev/full`: the refusal's line could not be written, its OSError
+    escaped and the run ended 1, not 2 (usage). Nothing is sent either way."""
+    done = octy_with(">&- 2>/dev/full", *argv, cwd=folder)
+    assert done.returncode == 2
+    assert _queued(folder) == []
+
+
+def test_a_warning_that_cannot_be_written_does_not_fail_the_verb(
+    folder: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: a warning on stderr (agents.yaml turned invalid: the team's record is
+    used, and said so in one line) raised OSError with `2>/dev/full`: `ps` ended 1 and
+    listed nothing, `send` ended 1 and sent nothing. Now the line is dropped, the verb runs."""
+    from orchestrator.cli import team_record
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    team_record.write(folder / "agents.yaml", folder / "queue" / "team.db", folder / "logs", ("a",))
+    (folder / "agents.yaml").write_text("agents: [\n", encoding="utf-8")
+    for argv, shown in ((("ps",), b"registered"), (("send", "a", "hi"), b"sent ")):
+        done = subprocess.run(
+            ["sh", "-c", 'exec "$0" "$@" 2>/dev/full', str(CLI), *argv],
+            cwd=folder,
+            capture_output=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert done.returncode == 0, argv
+        assert shown in done.stdout, done.stdout
+    assert len(_queued(folder)) == 1

@@ -296,3 +296,27 @@ async def test_a_dead_supervisors_claims_go_back_with_the_attempt_counted(q: Q) 
     assert (await q.get(script.id)).status == "leased"
     (next_try,) = await q.claim("bob", owner="bob-2")
     assert (next_try.id, next_try.attempts) == (again.id, 2)
+
+
+async def test_a_request_a_dead_supervisor_held_on_its_last_attempt_answers_its_asker(
+    q: Q,
+) -> None:
+    """Its asker reads turn_failed and why, as when a session dies on a request's last
+    attempt (give_back.inflight, review I.4); before, the request went dead with the
+    queue's `max_attempts` and the asker read `expired`, as for a request never delivered.
+    One already answered (the session replied, then the supervisor died) keeps its reply."""
+    dead = f"{SUPERVISOR_OWNER_PREFIX}999-dead:bob:x"
+    asked = await q.request("alice", "bob", "last", max_attempts=1)
+    answered = await q.request("alice", "bob", "replied", max_attempts=1)
+    assert len(await q.claim("bob", owner=dead, limit=2)) == 2
+    await q.reply(answered.id, "bob", "done")
+    await recover_leases(q, f"{SUPERVISOR_OWNER_PREFIX}1-live")
+    failed = await q.find_reply(asked.id)
+    assert failed is not None
+    assert failed.error == errors.TurnFailed.code
+    assert DIED_HOLDING in (failed.error_detail or "")
+    assert (await q.get(asked.id)).status == "dead"
+    kept = await q.find_reply(answered.id)
+    assert kept is not None
+    assert (kept.error, kept.body) == (None, "done")
+    assert (await q.get(answered.id)).status == "dead"
