@@ -204,6 +204,12 @@ def vim(name: str, args: list[str]) -> Handoff | None:
             return Handoff(f"runs the Lua script {after or '?'} (nvim -l)", code=word)
         if word in _VIM_SCRIPTS and after not in ("NONE", "NORC", "DEFAULTS", ""):
             return Handoff(f"runs the editor commands of the file {after} ({name} {word})")
+    if ex_mode and not any(w in ("--version", "-h", "--help") for w in args):
+        # Ex mode reads its commands from its input (measured, vim 9: `echo '!CMD' | vim
+        # -es`, `vim -e <x.ex`, `ex -s f <<<'!CMD'` ran CMD, with -u NONE and --clean too).
+        return Handoff(
+            f"runs the editor commands {name} reads from its input (Ex mode)", code=INPUT
+        )
     return None
 
 

@@ -12,7 +12,8 @@ import pytest
 from approval_lines import RULE, asks_unread
 from approval_lines import decide as _decide
 
-BROAD = ["Bash", "Bash(vim:*)", "Bash(less:*)", "Bash(make:*)", "Bash(ssh:*)"]
+BROAD = ["Bash", "Bash(vim:*)", "Bash(ex:*)", "Bash(less:*)", "Bash(make:*)", "Bash(ssh:*)"]
+BROAD += ["Bash(gdb:*)"]
 
 # (the line, whether it runs the command with no terminal, why it asks, the exempting rule)
 LINES = [
@@ -22,6 +23,33 @@ LINES = [
     # short options run together (vim reads them letter by letter): they asked for nothing
     ("vim -esNc '!touch ran-it' -c 'q!' f", True, "runs the editor commands given to vim -esNc"),
     ("vim -es -Nc '!touch ran-it' -c 'q!' f", True, "runs the editor commands given to vim -Nc"),
+    # Ex mode and gdb without -batch read their commands from their input (they asked
+    # for nothing: `echo '!git push' | vim -es` ran the push under `Bash` alone)
+    (
+        "echo '!touch ran-it' | vim -es",
+        True,
+        "runs the editor commands vim reads from its input (Ex mode)",
+    ),
+    (
+        "vim -u NONE -e f <<< '!touch ran-it'",
+        True,
+        "runs the editor commands vim reads from its input (Ex mode)",
+    ),
+    (
+        "ex -s f <<< '!touch ran-it'",
+        True,
+        "runs the editor commands ex reads from its input (Ex mode)",
+    ),
+    (
+        r"printf 'shell touch ran-it\n' | gdb -q -nx",
+        True,
+        "runs the gdb commands gdb reads from its input",
+    ),
+    (
+        r"printf 'shell touch ran-it\n' | gdb -nx --args true",
+        True,
+        "runs the gdb commands gdb reads from its input",
+    ),
     ("less +'!touch ran-it' f", False, "runs the commands given to less as +CMD"),
     ("LESS='+!touch ran-it' less f", False, "gives LESS code to load or run"),
     ("VIMINIT='!touch ran-it' vim -c 'q!' f", True, "gives VIMINIT code to load or run"),
@@ -93,6 +121,9 @@ def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
         "vim -u NONE f",
         "vim -Nu NONE f",
         "vim -T xterm -n f",
+        "vim --version",
+        "gdb -batch -nx f",
+        "gdb --batch-silent --args ls -l",
         "less +G log.txt",
         "less -R +/error log.txt",
         "make -j4 test",
