@@ -595,12 +595,26 @@ def _tmux_command(args: list[str]) -> tuple[list[str], str | None]:
         i += 1
         if word == "--":
             break
+        if _tmux_control(word):
+            return [], word
         found = _short_value(word, "cfLST")
         if found and found[0] in "cf":
             return [], word
         if found and not found[1]:
             i += 1
     return args[i:], None
+
+
+def _tmux_control(word: str) -> bool:
+    """Whether tmux's option word ``word`` holds ``-C``: control mode, which runs the tmux
+    commands it reads from its input (measured, tmux 3.3a: `echo 'run-shell CMD' | tmux -C
+    attach` and `| tmux -C new`, `| tmux -C ls` ran CMD)."""
+    for letter in word[1:] if not word.startswith("--") else "":
+        if letter == "C":
+            return True
+        if letter in "cfLST":  # the rest is its value
+            return False
+    return False
 
 
 def _tmux_parts(words: list[str]) -> list[list[str]]:
@@ -633,6 +647,8 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
     if any("#(" in word for word in args):  # a format's `#(CMD)` runs CMD (measured: -c, -n)
         return Handoff("gives tmux a format running a command, #(…)", code="#(")
     rest, option = _tmux_command(args)
+    if option is not None and _tmux_control(option):
+        return Handoff(f"runs the tmux commands {name} {option} reads from its input", code=INPUT)
     if option is not None:
         letter = _short_value(option, "cf")
         return Handoff(
