@@ -16,7 +16,7 @@ import itertools
 import re
 from typing import Final
 
-from orchestrator.handoff_types import INPUT, Handoff
+from orchestrator.handoff_types import INPUT, INPUT_IF_FED, Handoff
 from orchestrator.shell_words import UNKNOWN
 
 AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
@@ -210,6 +210,12 @@ def vim(name: str, args: list[str]) -> Handoff | None:
         return Handoff(
             f"runs the editor commands {name} reads from its input (Ex mode)", code=INPUT
         )
+    if not any(w in ("--version", "-h", "--help") for w in args):
+        # With no terminal, vim reads typed keys from its input (measured, vim 9: `printf
+        # ':!CMD\n:qa!\n' | vim f` ran CMD): asked where the line gives one (vim reading
+        # an empty input exits; the CLI's Bash has no terminal).
+        why = f"runs the keys {name} reads from its input (no terminal)"
+        return Handoff(why, code=INPUT_IF_FED)
     return None
 
 

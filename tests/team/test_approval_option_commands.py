@@ -50,6 +50,12 @@ LINES = [
         True,
         "runs the gdb commands gdb reads from its input",
     ),
+    # with no terminal vim reads typed keys from its input: asked where the line gives one
+    (
+        r"printf ':!touch ran-it\n:qa!\n' | vim f",
+        True,
+        "runs the keys vim reads from its input (no terminal)",
+    ),
     ("less +'!touch ran-it' f", False, "runs the commands given to less as +CMD"),
     ("LESS='+!touch ran-it' less f", False, "gives LESS code to load or run"),
     ("VIMINIT='!touch ran-it' vim -c 'q!' f", True, "gives VIMINIT code to load or run"),
@@ -121,7 +127,9 @@ def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
         "vim -u NONE f",
         "vim -Nu NONE f",
         "vim -T xterm -n f",
-        "vim --version",
+        "vim --version | head -1",
+        "vim f",
+        "diff <(ls a) <(ls b); vim f",
         "gdb -batch -nx f",
         "gdb --batch-silent --args ls -l",
         "less +G log.txt",
