@@ -415,3 +415,38 @@ def git(args: list[str]) -> Handoff | None:
             lines.append(value)
         seen.add(word)
     return Handoff(why, tuple(lines), code=code) if why or lines else None
+
+
+_SQLITE_VALUED: Final = frozenset({"-cmd", "-init", "-separator", "-newline", "-nullvalue"})
+_SQLITE_VALUED_MORE: Final = frozenset({"-vfs", "-maxsize", "-mmap", "-pagecache", "-heap"})
+
+
+def sqlite3(name: str, args: list[str]) -> Handoff | None:
+    """sqlite3 runs dot-commands (``.shell CMD``, ``.system CMD``) and SQL given after the
+    database, to ``-cmd``, or read from its input (measured, 3.40: `echo '.shell CMD' |
+    sqlite3` ran CMD; it asked for nothing); ``load_extension()`` loads code."""
+    i = 0
+    while i < len(args):
+        word, after = args[i], args[i + 1] if i + 1 < len(args) else ""
+        option = "-" + word.lstrip("-")
+        if option == "-cmd" and _sqlite_code(after):
+            return Handoff(f"runs the commands given to {name} -cmd", code=word)
+        if option == "-init":
+            return Handoff(f"runs the commands of the file {after or '?'} ({name} -init)")
+        if word.startswith("-") and word != "-":
+            i += 2 if option in _SQLITE_VALUED | _SQLITE_VALUED_MORE else 1
+            continue
+        break
+    rest = args[i + 1 :]  # after the database
+    found = next((w for w in rest if _sqlite_code(w)), None)
+    if found is not None:
+        return Handoff(f"runs the commands given to {name} on its line", code=found)
+    if rest:
+        return None  # SQL given: the input is not read
+    return Handoff(f"runs the commands {name} reads from its input", code=INPUT_IF_FED)
+
+
+def _sqlite_code(word: str) -> bool:
+    """A dot-command (any: `.shell`, `.system`, `.once |CMD`, `.read`…) or SQL loading an
+    extension."""
+    return word.lstrip().startswith(".") or "load_extension" in word.lower()

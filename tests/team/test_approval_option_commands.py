@@ -6,6 +6,7 @@ line that runs its command without a terminal is first run for real to show it d
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,28 @@ def test_what_was_read_already_still_asks(tmp_path: Path) -> None:
         tools = [*BROAD, "Bash(find:*)", "Bash(git:*)", "Bash(awk:*)", "Bash(sed:*)"]
         (asked,) = _decide(tmp_path, line, tools)
         assert asked.startswith(f"matches {RULE}: {why}"), asked
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("echo '.shell touch ran-it' | sqlite3", "runs the commands sqlite3 reads from its input"),
+        (
+            "sqlite3 :memory: '.shell touch ran-it'",
+            "runs the commands given to sqlite3 on its line",
+        ),
+        (
+            "sqlite3 -cmd '.shell touch ran-it' :memory: 'select 1'",
+            "runs the commands given to sqlite3 -cmd",
+        ),
+        ("echo '!touch ran-it' | ed", "runs the commands ed reads from its input"),
+    ],
+)
+def test_sqlite3_and_ed_commands_ask(line: str, why: str, tmp_path: Path) -> None:
+    """sqlite3's dot-commands (`.shell CMD`) and ed's `!CMD` run programs (measured: each
+    line ran CMD; they asked for nothing, even under `Bash` alone)."""
+    program = "ed" if "ed" in line.split() else "sqlite3"
+    tools = ["Bash", "Bash(sqlite3:*)", "Bash(ed:*)"]
+    asks_unread(tmp_path, line, True if shutil.which(program) else None, why, tools)
+    for quiet in ("sqlite3 db 'select 1'", "sqlite3 -json db 'select 1'", "sqlite3 db", "ed f"):
+        assert _decide(tmp_path, quiet, tools) == [], quiet
