@@ -80,7 +80,6 @@ def is_vim(name: str) -> bool:
     return name in VIMS or name in _RESTRICTED or ("." in name and name.partition(".")[0] in VIMS)
 
 
-_VIM_SCRIPTS = frozenset({"-S", "-u", "-U"})  # a file of editor commands (`-u NONE`: none)
 _MOVES = re.compile(r"\+*(\d*[gGpP%F]?|[/?&].*)", re.S)  # less `+12`, `+G`, `+/word`
 _VIM_MOVES = re.compile(r"\+(\d*|/.*)", re.S)  # vim `+12`, `+/word` (`+G` is the Ex `:G`)
 # The options taking a value, of ssh, scp and sftp (scp's -p preserves times; ssh's is a port)
@@ -202,8 +201,9 @@ def vim(name: str, args: list[str]) -> Handoff | None:
             return Handoff(f"runs the editor commands given to {name} as {word[:1]}CMD", code=word)
         if word == "-l" and name == "nvim":  # nvim -l SCRIPT.lua: Lua run (vim's -l: lisp)
             return Handoff(f"runs the Lua script {after or '?'} (nvim -l)", code=word)
-        if word in _VIM_SCRIPTS and after not in ("NONE", "NORC", "DEFAULTS", ""):
-            return Handoff(f"runs the editor commands of the file {after} ({name} {word})")
+        script = _vim_script(word, after)
+        if script is not None:
+            return Handoff(f"runs the editor commands of the file {script} ({name} {word})")
     if ex_mode and not any(w in ("--version", "-h", "--help") for w in args):
         # Ex mode reads its commands from its input (measured, vim 9: `echo '!CMD' | vim
         # -es`, `vim -e <x.ex`, `ex -s f <<<'!CMD'` ran CMD, with -u NONE and --clean too).
@@ -231,6 +231,24 @@ def _vim_c(word: str) -> bool:
         if letter in _VIM_VALUED:
             return False
     return False
+
+
+def _vim_script(word: str, after: str) -> str | None:
+    """The file of editor commands a word of vim's short options gives (measured, vim 9:
+    `vim -NS x.vim`, `-Nu x.vim`, and `vim -S` alone or before an option, which loads
+    Session.vim, ran the file; they asked for nothing): ``-S``/``-u``/``-U`` last in a
+    cluster (its file the next word) or before an attached value."""
+    if not re.fullmatch(r"-[A-Za-z]+.*", word, re.S) or word.startswith("--"):
+        return None
+    for k, letter in enumerate(word[1:], 1):
+        if letter in "SuU":
+            value = word[k + 1 :] or after
+            if letter == "S" and (not value or value.startswith("-")):
+                return "Session.vim"
+            return None if value in ("NONE", "NORC", "DEFAULTS", "") else value
+        if letter in _VIM_VALUED:
+            return None
+    return None
 
 
 _VIM_VALUED: Final = frozenset("tqiTwWuUSVdr")  # vim's short options that take a value

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from approval_lines import RULE, asks_unread
+from approval_lines import RULE, asks_unread, runs
 from approval_lines import decide as _decide
 
 BROAD = ["Bash", "Bash(vim:*)", "Bash(ex:*)", "Bash(less:*)", "Bash(make:*)", "Bash(ssh:*)"]
@@ -180,3 +180,23 @@ def test_sqlite3_and_ed_commands_ask(line: str, why: str, tmp_path: Path) -> Non
     asks_unread(tmp_path, line, True if shutil.which(program) else None, why, tools)
     for quiet in ("sqlite3 db 'select 1'", "sqlite3 -json db 'select 1'", "sqlite3 db", "ed f"):
         assert _decide(tmp_path, quiet, tools) == [], quiet
+
+
+def test_a_vim_script_in_an_option_cluster_asks(tmp_path: Path) -> None:
+    """`vim -NS FILE`, `-Nu FILE` and `-S` with no file (Session.vim) run a file of editor
+    commands (measured: each ran its file's writefile(); they asked for nothing); exempt by
+    a rule on vim, as `vim -S FILE` is."""
+    for name in ("x.vim", "Session.vim"):
+        (tmp_path / name).write_text(f"call writefile([], '{tmp_path}/ran-it')\nqa!\n")
+    for line, file, option in (
+        ("vim -NS x.vim", "x.vim", "-NS"),
+        ("vim -Nu x.vim f", "x.vim", "-Nu"),
+        ("vim -S", "Session.vim", "-S"),
+        ("vim -S -n", "Session.vim", "-S"),
+    ):
+        if shutil.which("vim"):
+            assert runs(line + " >/dev/null 2>&1", tmp_path), line
+        why = f"runs the editor commands of the file {file} (vim {option}): cannot be read"
+        assert _decide(tmp_path, line, ["Bash"]) == [f"matches {RULE}: {why}"], line
+        assert _decide(tmp_path, line, BROAD) == [], line
+    assert _decide(tmp_path, "vim -Nu NONE f", ["Bash"]) == []
