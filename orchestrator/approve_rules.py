@@ -188,7 +188,7 @@ def bash_reason(
         if asked is not None:
             return asked
     if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
-        unreads += _configs(reading, found, git, line)
+        unreads = _configs(reading, found, git, line) + unreads  # said first: more to fix
     for unread in unreads:
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"

@@ -49,6 +49,7 @@ from orchestrator import (
     shell_marks,
     shell_words,
 )
+from orchestrator.handoff_types import INPUT_IF_FED
 
 UNSURE: Final = None
 UNKNOWN: Final = shell_words.UNKNOWN  # marks a word the shell builds when it runs
@@ -66,6 +67,9 @@ MAX_WRAPPERS: Final = 32
 MAX_LINE: Final = 128 * 1024
 
 _PUNCTUATION = shell_words.PUNCTUATION
+# A line that may give a command an input: a pipe or a redirection of it (`<`, `<<`,
+# `<<<`, `<&`; `exec <f`, `{ …; } <f` too), anywhere, quoted or not (it errs toward asking).
+_FEEDS = re.compile(r"\||<(?!\()")
 # Config given on the same line that may make git run another subcommand than the one
 # written: an alias, a config file to read (aliases), help.autocorrect (`git psuh`).
 _GIT_CONFIG = re.compile(
@@ -130,6 +134,8 @@ def read(line: str) -> Reading:
     if _GIT_CONFIG.search(words) and any(c.split(" ")[0] == "git" for c in found):
         found.append(f"git {UNKNOWN}")  # an alias may name any subcommand
     unread = [Unread(*c[1:].split(_OPAQUE)) for c in run if c.startswith(_OPAQUE)]
+    if not _FEEDS.search(line):  # keys vim would read: the line gives no input to read
+        unread = [u for u in unread if u.code != INPUT_IF_FED]
     places = [(c[1:3], c[4:]) for c in found if c.startswith(_PLACE)]
     if "CDPATH" in line:  # `cd x` may then go to any folder CDPATH names
         places = [

@@ -11,6 +11,7 @@ or ``parallel`` with no command) it is a hand-off that cannot be read (code on t
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from typing import Final
@@ -440,10 +441,19 @@ _GDB_CODE |= frozenset({"-command", "-init-command", "-p", "-python"})
 _GDB_CODE |= frozenset({"-eiex", "-eix", "-early-init-eval-command", "-early-init-command"})
 
 
+_GDB_NO_INPUT = frozenset({"batch", "batch-silent", "version", "help", "configuration"})
+
+
 def _gdb(name: str, args: list[str]) -> Handoff | None:
     """gdb commands on the line (``-ex CMD``, ``-x FILE``; ``shell``, ``python`` run
-    anything) ask; ``--args PROG ARG…`` is read as a command (``run`` runs it)."""
+    anything) ask; ``--args PROG ARG…`` is read as a command (``run`` runs it). Without
+    ``-batch`` gdb reads commands from its input when it is no terminal (measured, gdb 13:
+    ``echo 'shell CMD' | gdb -q -nx`` and ``… | gdb --args true`` ran CMD; ``-batch`` ran
+    none): code on the input, as ``… | sh``."""
     folder = ""  # --cd DIR: where gdb, and the program it runs, work
+    own = itertools.takewhile(lambda w: w.lstrip("-") != "args", args)  # not PROG's
+    batch = any(w.lstrip("-") in _GDB_NO_INPUT for w in own)
+    reads = None if batch else f"runs the gdb commands {name} reads from its input"
     for i, word in enumerate(args):
         option = "-" + word.lstrip("-").split("=", 1)[0] if word.startswith("-") else ""
         if option == "-cd":
@@ -451,10 +461,13 @@ def _gdb(name: str, args: list[str]) -> Handoff | None:
             folder = word.partition("=")[2] if "=" in word else after
         if option == "-args":
             command = args[i + 1 :]
-            return Handoff(argv=(tuple(command),), folder=folder) if command else None
+            code = INPUT if reads else ""
+            return Handoff(
+                reads, argv=(tuple(command),) if command else (), code=code, folder=folder
+            )
         if option in _GDB_CODE - {"-p"}:
             return Handoff(f"runs the gdb commands given to {name} {word}", code=word)
-    return None
+    return Handoff(reads, code=INPUT) if reads else None
 
 
 # tmux 3.3a's commands (`tmux list-commands`), with their aliases. tmux runs the command an
@@ -582,12 +595,26 @@ def _tmux_command(args: list[str]) -> tuple[list[str], str | None]:
         i += 1
         if word == "--":
             break
+        if _tmux_control(word):
+            return [], word
         found = _short_value(word, "cfLST")
         if found and found[0] in "cf":
             return [], word
         if found and not found[1]:
             i += 1
     return args[i:], None
+
+
+def _tmux_control(word: str) -> bool:
+    """Whether tmux's option word ``word`` holds ``-C``: control mode, which runs the tmux
+    commands it reads from its input (measured, tmux 3.3a: `echo 'run-shell CMD' | tmux -C
+    attach` and `| tmux -C new`, `| tmux -C ls` ran CMD)."""
+    for letter in word[1:] if not word.startswith("--") else "":
+        if letter == "C":
+            return True
+        if letter in "cfLST":  # the rest is its value
+            return False
+    return False
 
 
 def _tmux_parts(words: list[str]) -> list[list[str]]:
@@ -620,6 +647,8 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
     if any("#(" in word for word in args):  # a format's `#(CMD)` runs CMD (measured: -c, -n)
         return Handoff("gives tmux a format running a command, #(…)", code="#(")
     rest, option = _tmux_command(args)
+    if option is not None and _tmux_control(option):
+        return Handoff(f"runs the tmux commands {name} {option} reads from its input", code=INPUT)
     if option is not None:
         letter = _short_value(option, "cf")
         return Handoff(

@@ -25,3 +25,6 @@ class Handoff:
 
 
 INPUT: Final = "<input>"  # code read from a pipe or a here-document, no option giving it
+# Code read from the input only when the line gives the command one (a pipe, `<`, `<<`,
+# `<<<`): typed keys vim reads with no terminal. Asks as INPUT does, where the line has any.
+INPUT_IF_FED: Final = "<input if the line gives one>"

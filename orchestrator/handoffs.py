@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Final
 
 from orchestrator import option_commands, shell_words
-from orchestrator.handoff_types import INPUT, Handoff
+from orchestrator.handoff_types import INPUT, INPUT_IF_FED, Handoff
 
 _PYTHON = re.compile(r"(python|pypy)(\d+(\.\d+)?)?")
 # Inline-code options (a short option may be in a cluster: `perl -lne`, `python3 -Ic`),
@@ -163,6 +163,12 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return option_commands.vim(name, args)
     if name == "less":
         return option_commands.less(args)
+    if name in ("sqlite3", "sqlite"):
+        return option_commands.sqlite3(name, args)
+    if name == "ed" and not any(a in ("--version", "--help", "-V", "-h") for a in args):
+        # ed runs `!CMD` from the commands it reads from its input (measured: `echo
+        # '!CMD' | ed` ran CMD; it asked for nothing); `red` refuses `!`.
+        return Handoff(f"runs the commands {name} reads from its input", code=INPUT_IF_FED)
     if name in ("emacs", "emacsclient"):
         return option_commands.emacs(name, args)
     if name in ("zip", "split"):

@@ -16,7 +16,7 @@ import itertools
 import re
 from typing import Final
 
-from orchestrator.handoff_types import INPUT, Handoff
+from orchestrator.handoff_types import INPUT, INPUT_IF_FED, Handoff
 from orchestrator.shell_words import UNKNOWN
 
 AWKS = frozenset({"awk", "gawk", "mawk", "nawk"})
@@ -80,7 +80,6 @@ def is_vim(name: str) -> bool:
     return name in VIMS or name in _RESTRICTED or ("." in name and name.partition(".")[0] in VIMS)
 
 
-_VIM_SCRIPTS = frozenset({"-S", "-u", "-U"})  # a file of editor commands (`-u NONE`: none)
 _MOVES = re.compile(r"\+*(\d*[gGpP%F]?|[/?&].*)", re.S)  # less `+12`, `+G`, `+/word`
 _VIM_MOVES = re.compile(r"\+(\d*|/.*)", re.S)  # vim `+12`, `+/word` (`+G` is the Ex `:G`)
 # The options taking a value, of ssh, scp and sftp (scp's -p preserves times; ssh's is a port)
@@ -202,8 +201,21 @@ def vim(name: str, args: list[str]) -> Handoff | None:
             return Handoff(f"runs the editor commands given to {name} as {word[:1]}CMD", code=word)
         if word == "-l" and name == "nvim":  # nvim -l SCRIPT.lua: Lua run (vim's -l: lisp)
             return Handoff(f"runs the Lua script {after or '?'} (nvim -l)", code=word)
-        if word in _VIM_SCRIPTS and after not in ("NONE", "NORC", "DEFAULTS", ""):
-            return Handoff(f"runs the editor commands of the file {after} ({name} {word})")
+        script = _vim_script(word, after)
+        if script is not None:
+            return Handoff(f"runs the editor commands of the file {script} ({name} {word})")
+    if ex_mode and not any(w in ("--version", "-h", "--help") for w in args):
+        # Ex mode reads its commands from its input (measured, vim 9: `echo '!CMD' | vim
+        # -es`, `vim -e <x.ex`, `ex -s f <<<'!CMD'` ran CMD, with -u NONE and --clean too).
+        return Handoff(
+            f"runs the editor commands {name} reads from its input (Ex mode)", code=INPUT
+        )
+    if not any(w in ("--version", "-h", "--help") for w in args):
+        # With no terminal, vim reads typed keys from its input (measured, vim 9: `printf
+        # ':!CMD\n:qa!\n' | vim f` ran CMD): asked where the line gives one (vim reading
+        # an empty input exits; the CLI's Bash has no terminal).
+        why = f"runs the keys {name} reads from its input (no terminal)"
+        return Handoff(why, code=INPUT_IF_FED)
     return None
 
 
@@ -219,6 +231,24 @@ def _vim_c(word: str) -> bool:
         if letter in _VIM_VALUED:
             return False
     return False
+
+
+def _vim_script(word: str, after: str) -> str | None:
+    """The file of editor commands a word of vim's short options gives (measured, vim 9:
+    `vim -NS x.vim`, `-Nu x.vim`, and `vim -S` alone or before an option, which loads
+    Session.vim, ran the file; they asked for nothing): ``-S``/``-u``/``-U`` last in a
+    cluster (its file the next word) or before an attached value."""
+    if not re.fullmatch(r"-[A-Za-z]+.*", word, re.S) or word.startswith("--"):
+        return None
+    for k, letter in enumerate(word[1:], 1):
+        if letter in "SuU":
+            value = word[k + 1 :] or after
+            if letter == "S" and (not value or value.startswith("-")):
+                return "Session.vim"
+            return None if value in ("NONE", "NORC", "DEFAULTS", "") else value
+        if letter in _VIM_VALUED:
+            return None
+    return None
 
 
 _VIM_VALUED: Final = frozenset("tqiTwWuUSVdr")  # vim's short options that take a value
@@ -403,3 +433,38 @@ def git(args: list[str]) -> Handoff | None:
             lines.append(value)
         seen.add(word)
     return Handoff(why, tuple(lines), code=code) if why or lines else None
+
+
+_SQLITE_VALUED: Final = frozenset({"-cmd", "-init", "-separator", "-newline", "-nullvalue"})
+_SQLITE_VALUED_MORE: Final = frozenset({"-vfs", "-maxsize", "-mmap", "-pagecache", "-heap"})
+
+
+def sqlite3(name: str, args: list[str]) -> Handoff | None:
+    """sqlite3 runs dot-commands (``.shell CMD``, ``.system CMD``) and SQL given after the
+    database, to ``-cmd``, or read from its input (measured, 3.40: `echo '.shell CMD' |
+    sqlite3` ran CMD; it asked for nothing); ``load_extension()`` loads code."""
+    i = 0
+    while i < len(args):
+        word, after = args[i], args[i + 1] if i + 1 < len(args) else ""
+        option = "-" + word.lstrip("-")
+        if option == "-cmd" and _sqlite_code(after):
+            return Handoff(f"runs the commands given to {name} -cmd", code=word)
+        if option == "-init":
+            return Handoff(f"runs the commands of the file {after or '?'} ({name} -init)")
+        if word.startswith("-") and word != "-":
+            i += 2 if option in _SQLITE_VALUED | _SQLITE_VALUED_MORE else 1
+            continue
+        break
+    rest = args[i + 1 :]  # after the database
+    found = next((w for w in rest if _sqlite_code(w)), None)
+    if found is not None:
+        return Handoff(f"runs the commands given to {name} on its line", code=found)
+    if rest:
+        return None  # SQL given: the input is not read
+    return Handoff(f"runs the commands {name} reads from its input", code=INPUT_IF_FED)
+
+
+def _sqlite_code(word: str) -> bool:
+    """A dot-command (any: `.shell`, `.system`, `.once |CMD`, `.read`…) or SQL loading an
+    extension."""
+    return word.lstrip().startswith(".") or "load_extension" in word.lower()

@@ -64,8 +64,14 @@ def test_a_config_file_in_the_home_asks(
 def test_options_that_read_no_config_ask_for_nothing(tmp_path: Path) -> None:
     for name in (".gdbinit", ".tmux.conf", ".vimrc", ".manpath"):
         (tmp_path / name).write_text("\n")
-    for line in ("gdb -nx -batch", "tmux ls", "tmux kill-server", "vim -e x", "ex x", "man -w ls"):
+    for line in ("gdb -nx -batch", "tmux ls", "tmux kill-server", "man -w ls"):
         assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [], line
+    # Ex mode reads no vimrc; it asks for the commands it reads from its input only.
+    for line, name in (("vim -e x", "vim"), ("ex x", "ex")):
+        why = f"{name} reads from its input (Ex mode)"
+        assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
+            f"matches {RULE}: runs the editor commands {why}: cannot be read"
+        ], line
 
 
 def test_a_home_set_on_the_line_is_read_there(tmp_path: Path) -> None:

@@ -103,3 +103,26 @@ def test_a_word_ending_in_a_semicolon_ends_a_tmux_command(tmp_path: Path) -> Non
     assert asked == "matches Bash(git push:*): the command is on the line"
     for quiet in ("tmux new -d -s w 'sleep 9\\;'", "tmux new -d -s w 'sleep 9;'", "tmux ls\\;"):
         assert _decide(tmp_path, quiet, BROAD) == [], quiet
+
+
+def test_control_mode_asks_for_the_commands_on_its_input(tmp_path: Path) -> None:
+    """`tmux -C` (control mode; `-CC`, `-vC` too) runs the tmux commands it reads from its
+    input (measured: `printf 'run-shell CMD' | tmux -C attach` ran CMD; it asked for
+    nothing, `attach` being quiet). A `-C` that is a value (`-LC`, `-S C`) is none."""
+    socket = str(tmp_path / "tmux.sock")
+    line = f"printf 'run-shell \"touch {tmp_path}/ran-it\"\\n' | tmux -S {socket} -C attach"
+    # run-shell may end just after the client: waited for (up to 10 s) before the check
+    line += " -t keep >/dev/null; for i in $(seq 100); do [ -e ran-it ] && break; sleep .1; done"
+    if shutil.which("tmux"):  # its own session, so that there is one to attach to
+        keep = ["tmux", "-S", socket, "new", "-d", "-s", "keep", "sleep", "300"]
+        subprocess.run(keep, cwd=tmp_path, capture_output=True, check=True)
+    try:
+        why = "runs the tmux commands tmux -C reads from its input"
+        asks_unread(tmp_path, line, True if shutil.which("tmux") else None, why, BROAD)
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
+    for option in ("-CC", "-vC"):
+        (asked,) = _decide(tmp_path, f"tmux {option} new", BROAD)
+        assert f"tmux {option} reads from its input" in asked, asked
+    for quiet in ("tmux -LC ls", "tmux -S C ls", "tmux -2u ls"):
+        assert _decide(tmp_path, quiet, BROAD) == [], quiet

@@ -134,7 +134,7 @@ def test_everyday_uses_ask_for_nothing(tmp_path: Path) -> None:
         "strace -f -e trace=file -o /tmp/t ls",
         "strace -c ls",
         "valgrind --leak-check=full ls",
-        "gdb --args ls -l",
+        "gdb -batch --args ls -l",  # without -batch gdb reads commands from its input
         "gdb -batch ./a.out core",
         "fakeroot -- ls",
         "bwrap --ro-bind / / --unshare-net ls",
