@@ -12,6 +12,7 @@ from typing import Any
 
 from orchestrator import errors
 from orchestrator.mailbox import AsyncMailboxBackend, Message
+from orchestrator.mailbox.backend import requeue_counted
 from orchestrator.model_errors import Failure
 from orchestrator.outage import Outage
 
@@ -103,15 +104,10 @@ class GiveBack:
                     if m.kind == "request" and m.attempts >= m.max_attempts:
                         # Its last attempt: the asker reads turn_failed, as for a turn that
                         # kept failing, not the queue's `expired` (review I.4).
-                        reason = f"its session died on it {m.attempts} times"
-                        self.log.warning("gave_up", message_id=m.id, reason=reason)
-                        detail = f"'{self.name}' could not handle it: {reason}"
-                        await self.mailbox.fail_request(m.id, errors.TurnFailed.code, detail)
-                        continue
-                    try:
-                        await self.mailbox.nack(m.id, owner=self.owner, error="session_died")
-                    except errors.LeaseLost:
-                        continue
+                        self.log.warning("gave_up", message_id=m.id, reason=_died_on(m))
+                await requeue_counted(
+                    self.mailbox, self.owner, messages, error="session_died", why=_died_on
+                )
             else:
                 await self.mailbox.release(self.owner)
         except errors.QueueStalled as exc:
@@ -120,3 +116,7 @@ class GiveBack:
             self.log.warning("requeue_failed", messages=ids, error=str(exc))
             return
         self.log.info("requeued", messages=ids, counted_attempt=failed)
+
+
+def _died_on(m: Message) -> str:
+    return f"its session died on it {m.attempts} times"

@@ -243,8 +243,17 @@ class AsyncMailboxBackend(Protocol):
 DIED_HOLDING: Final = "its supervisor ended with the message in hand"
 
 
+def _died_holding(m: Message) -> str:
+    return f"{DIED_HOLDING} (attempt {m.attempts} of {m.max_attempts})"
+
+
 async def requeue_counted(
-    mailbox: AsyncMailboxBackend, owner: str, messages: Iterable[Message]
+    mailbox: AsyncMailboxBackend,
+    owner: str,
+    messages: Iterable[Message],
+    *,
+    error: str = DIED_HOLDING,
+    why: Callable[[Message], str] = _died_holding,
 ) -> int:
     """A dead supervisor's claims back to the queue with their attempt counted, as a dying
     session's are: pending again, or dead with ``max_attempts`` once they are used up (a
@@ -253,21 +262,25 @@ async def requeue_counted(
 
     A request on its last attempt is answered ``turn_failed`` (its asker reads why), as a
     dying session's is (give_back.inflight, review I.4), not left to read the queue's
-    ``expired``."""
+    ``expired``. ``error``: the detail a message given back keeps; ``why``: what the asker
+    of a request on its last attempt reads (a killed supervisor's by default; a dead
+    session's, give_back.inflight)."""
     given = 0
     for m in messages:
         if m.status == "leased" and m.lease_owner == owner:
             last = m.kind == "request" and m.attempts >= m.max_attempts
-            if last and await _fail_last_attempt(mailbox, owner, m):
+            if last and await _fail_last_attempt(mailbox, owner, m, why(m)):
                 given += 1
                 continue
             with contextlib.suppress(errors.LeaseLost):
-                await mailbox.nack(m.id, owner=owner, error=DIED_HOLDING)
+                await mailbox.nack(m.id, owner=owner, error=error)
                 given += 1
     return given
 
 
-async def _fail_last_attempt(mailbox: AsyncMailboxBackend, owner: str, m: Message) -> bool:
+async def _fail_last_attempt(
+    mailbox: AsyncMailboxBackend, owner: str, m: Message, why: str
+) -> bool:
     """End request ``m``, still ``owner``'s claim, with a turn_failed answer to its asker.
     False: it changed meanwhile, or it was answered already (its session replied, then
     the supervisor died before the ack): then the nack ends it, its reply stands."""
@@ -277,8 +290,5 @@ async def _fail_last_attempt(mailbox: AsyncMailboxBackend, owner: str, m: Messag
         return False
     if now.status != "leased" or now.lease_owner != owner:
         return False
-    detail = (
-        f"'{m.recipient}' could not handle it: {DIED_HOLDING} "
-        f"(attempt {m.attempts} of {m.max_attempts})"
-    )
+    detail = f"'{m.recipient}' could not handle it: {why}"
     return await mailbox.fail_request(m.id, errors.TurnFailed.code, detail)
