@@ -446,6 +446,114 @@ class OursPages(Ours):
         super().prepare(root, queues)
 
 
+class OursSharded(Ours):
+    """The real Mailbox, one database file per inbox: the pairs share no write lock."""
+
+    throughput_only = True
+
+    def __init__(self, key: str, sync: str) -> None:
+        self.key, self.label, self.sync = key, key, sync
+
+    def _file(self, root: Path, queue: str) -> Path:
+        return root / self.key / f"{queue}.db"
+
+    def prepare(self, root: Path, queues: list[str]) -> None:
+        from orchestrator.mailbox import Mailbox
+
+        for q in queues:
+            with Mailbox(self._file(root, q)) as mb:
+                mb.register(PRODUCER, "bench producer")
+                mb.register(q, "bench consumer")
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return _OursClient(self._file(root, queue), queue, owner, self.sync)
+
+    def describe(self, root: Path) -> dict[str, str]:
+        return {"version": "-", "synchronous": self.sync, "wait": "-", "batching": "-"}
+
+
+def _short_busy_handler(conn: sqlite3.Connection, steps_us: tuple[int, ...]) -> Any:
+    """Replace SQLite's busy sleeps (1, 2, 5 ... ms) on ``conn`` by ``steps_us`` (0: a
+    sched_yield), the last step repeated, for 5 s in all. The ``sqlite3 *`` is read from
+    CPython 3.11's connection object (the first field after its header), checked by asking
+    it for its file name. Returns the C callback, which must outlive the connection."""
+    import ctypes
+
+    lib = ctypes.CDLL("libsqlite3.so.0")
+    proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+    total_us = 5_000_000
+
+    def handler(_arg: Any, count: int) -> int:
+        done = sum(steps_us[:count]) + max(0, count - len(steps_us)) * steps_us[-1]
+        if done > total_us:
+            return 0  # SQLITE_BUSY to the caller, as busy_timeout would
+        step = steps_us[min(count, len(steps_us) - 1)]
+        if step:
+            time.sleep(step / 1e6)
+        else:
+            os.sched_yield()
+        return 1
+
+    callback = proto(handler)
+    db = ctypes.c_void_p.from_address(id(conn) + 16).value
+    lib.sqlite3_db_filename.restype = ctypes.c_char_p
+    lib.sqlite3_db_filename.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    if not lib.sqlite3_db_filename(db, b"main"):
+        raise SystemExit("not a sqlite3 handle: another CPython layout")
+    lib.sqlite3_busy_handler.argtypes = [ctypes.c_void_p, proto, ctypes.c_void_p]
+    if lib.sqlite3_busy_handler(db, callback, None) != 0:
+        raise SystemExit("sqlite3_busy_handler refused")
+    return callback
+
+
+class _OursSpinClient(_OursClient):
+    def __init__(self, path: Path, queue: str, owner: str, steps: tuple[int, ...]) -> None:
+        super().__init__(path, queue, owner)
+        self._busy = _short_busy_handler(self._mb._connection(), steps)
+
+
+class OursSpin(Ours):
+    """The real Mailbox, its connections' busy handler replaced by short sleeps."""
+
+    throughput_only = True
+
+    def __init__(self, key: str, steps: tuple[int, ...]) -> None:
+        self.key, self.label, self.steps = key, key, steps
+
+    def _path(self, root: Path) -> Path:
+        return root / self.key / "team.db"
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return _OursSpinClient(self._path(root), queue, owner, self.steps)
+
+
+class SeedShardedNormal:
+    """The seed as written (NORMAL), one database file per inbox."""
+
+    batches = False
+    send_batch = 1
+    throughput_only = True
+
+    def __init__(self) -> None:
+        from bench.queue_backends import SeedWrittenNormal
+
+        self.key = self.label = "seed-sharded-normal"
+        self._seed = SeedWrittenNormal()
+
+    def _root(self, root: Path, queue: str) -> Path:
+        return root / queue
+
+    def prepare(self, root: Path, queues: list[str]) -> None:
+        for q in queues:
+            self._seed.prepare(self._root(root, q), [q])
+
+    def open(self, root: Path, queue: str, owner: str) -> Client:
+        return self._seed.open(self._root(root, queue), queue, owner)
+
+    def describe(self, root: Path) -> dict[str, str]:
+        return {"version": "-", "synchronous": "NORMAL", "wait": "-", "batching": "-"}
+
+
 def factories() -> dict[str, Any]:
     out: dict[str, Any] = {k: (lambda k=k: Proto(k)) for k in VARIANTS}
     for size in (1024, 2048):
@@ -453,6 +561,15 @@ def factories() -> dict[str, Any]:
     for pages in (300, 1000, 3000):
         out[f"ours-ck{pages}"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}", "NORMAL", p)
         out[f"ours-ck{pages}-full"] = lambda p=pages: OursCheckpoint(f"ours-ck{p}-full", "FULL", p)
+    for name, steps in {
+        "yield": (0, 0, 0, 0, 20, 50, 100, 200, 500, 1000),
+        "50us": (50, 50, 50, 100, 100, 200, 500, 1000),
+        "20us": (20,),
+    }.items():
+        out[f"ours-spin{name}"] = lambda n=name, st=steps: OursSpin(f"ours-spin{n}", st)
+    out["seed-sharded-normal"] = SeedShardedNormal
+    out["ours-sharded"] = lambda: OursSharded("ours-sharded", "NORMAL")
+    out["ours-sharded-full"] = lambda: OursSharded("ours-sharded-full", "FULL")
     from bench.queue_checkpoint import factories as checkpoints
     from bench.queue_handoff import factories as handoffs  # it imports queue_backends
 
@@ -482,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
             for key in keys if rep % 2 == 0 else keys[::-1]:
                 for pairs in pair_counts:
                     root = base / f"{key}-{pairs}-{rep}"
-                    batch = 1 if key.startswith("seed-written") else args.batch
+                    batch = 1 if key.startswith(("seed-written", "seed-sharded")) else args.batch
                     got = throughput(
                         Target(key, 0.1, str(root), ""),
                         pairs=pairs,
