@@ -102,6 +102,9 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "LD_AUDIT": ".",
         "GIT_EXEC_PATH": ".",
         "GIT_CONFIG_PARAMETERS": ".",
+        # hooks `git clone`/`git init` copy into the new repository (measured:
+        # `GIT_TEMPLATE_DIR=t git clone` ran t/hooks/post-checkout)
+        "GIT_TEMPLATE_DIR": ".",
         "PERL5OPT": ".",
         "RUBYOPT": ".",
         "NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
