@@ -221,6 +221,7 @@ def _configs(
     words = bash_commands.path_words(line)
     named: dict[str, str] = {}  # by program (a hostile line has many commands, many words)
     out = []
+    written: str | None = None  # a word by which the line may write a config (once a line)
     for command in dict.fromkeys(found):
         if built and program_configs.reads_any(command):
             place = "a HOME" if built.startswith("HOME=") else "a folder"
@@ -236,6 +237,17 @@ def _configs(
             why = f"{program} reads a config file the line may write ({named[program]})"
             out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
             continue
+        if program_configs.reads_any(command):
+            if written is None:
+                folders = [".", *(d for _, d in reading.places)]
+                written = program_configs.written_home(
+                    found, words, folders, git.where, homes, xdgs, bash_commands.UNKNOWN
+                )
+            if written:
+                shown = written.replace(bash_commands.UNKNOWN, "")
+                why = f"{program} reads its config where the line may write ({shown})"
+                out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
+                continue
         for home, xdg in itertools.product(dict.fromkeys(homes), dict.fromkeys(xdgs)):
             env = {**git.env, "XDG_CONFIG_HOME": xdg}
             for why in program_configs.loaded(command, home, env)[:1]:

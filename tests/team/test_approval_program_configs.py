@@ -229,3 +229,81 @@ def test_commands_given_by_an_option_or_a_variable_ask(
     assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
         f"matches {RULE}: {why}: cannot be read"
     ]
+
+
+# A line that writes a config file without naming it, where the program reads it: into a
+# HOME (or a folder holding one, or a dot-entry of it, or XDG_CONFIG_HOME), or from a
+# folder the line moves to there, or an archive keeping absolute names (measured, the call
+# in `work/`, its HOME the folder above: each ran `dots/.gdbinit`'s command, asked nothing
+# before). (the line, the word the approver reads: `{home}` the HOME)
+WRITTEN = [
+    ("cp -r dots/. ~; gdb -batch", "~"),
+    ("cp -r dots/. ..; gdb -batch", ".."),
+    ("tar x -C ~ -f t.tar; gdb -batch", "~"),
+    ("cd ~ && tar xf work/t.tar; gdb -batch", "{home}"),
+    ("env -C ~ tar xf work/t.tar; gdb -batch", "{home}"),
+    ("tar xPf abs.tar; gdb -batch", "tar xPf"),
+    ("mv dots/* dots/.* ~ 2>/dev/null; gdb -batch", "dots/*"),
+    ("git clone -q dotsrepo ~/.config/gdb; gdb -batch", "~/.config/gdb"),
+    ("unzip -qo z.zip -d ~; gdb -batch", "~"),
+    ("rsync -a dots/ ~/; gdb -batch", "~/"),
+]
+
+
+def _dots(home: Path) -> Path:
+    """`home/work/dots/` holding a `.gdbinit` and `gdb/gdbinit`, in archives and a
+    repository too; the call's folder `home/work`."""
+    work = home / "work"
+    (work / "dots" / "gdb").mkdir(parents=True)
+    text = f"shell touch {home}/ran-it\n"
+    (work / "dots" / ".gdbinit").write_text(text)
+    (work / "dotsrepo").mkdir()
+    (work / "dotsrepo" / "gdbinit").write_text(text)
+    (work / "dots" / "gdb" / "gdbinit").write_text(text)
+    subprocess.run(["tar", "cf", "../t.tar", ".gdbinit"], cwd=work / "dots", check=True)
+    home_init = home / ".gdbinit"
+    home_init.write_text(text)  # an archive naming it absolutely, then gone
+    subprocess.run(["tar", "cPf", "abs.tar", str(home_init)], cwd=work, check=True)
+    home_init.unlink()
+    if shutil.which("zip"):
+        subprocess.run(["zip", "-q", "../z.zip", ".gdbinit"], cwd=work / "dots", check=True)
+    who = ["-c", "user.name=a", "-c", "user.email=a@b"]
+    for args in (["init", "-q"], ["add", "."], [*who, "commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=work / "dotsrepo", check=True)
+    return work
+
+
+@pytest.mark.parametrize(("line", "word"), WRITTEN)
+def test_a_line_writing_where_a_program_reads_its_config_asks(
+    line: str, word: str, tmp_path: Path
+) -> None:
+    work = _dots(tmp_path)
+    program = line.split(" ", 1)[0] if not line.startswith(("cd", "env")) else "tar"
+    if shutil.which("gdb") and shutil.which(program):
+        assert runs(f"cd work && {line}", tmp_path)
+    why = f"gdb reads its config where the line may write ({word.format(home=tmp_path)})"
+    assert answer(work, line, BROAD, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
+    exact = f"Bash({line.rsplit('; ', 1)[-1]})"  # a rule that is exactly the command exempts it
+    assert answer(work, line, [*BROAD, exact], home=tmp_path)[0] == []
+
+
+def test_writing_elsewhere_before_a_program_reading_its_config_asks_nothing(
+    tmp_path: Path,
+) -> None:
+    """Writes outside the HOME's dot-entries and XDG_CONFIG_HOME, reading commands, and
+    extractions into the call's folder (not the HOME) leave the config as it was."""
+    work = _dots(tmp_path)
+    for line in (
+        "tar xf t.tar; gdb -batch",
+        "cp a b && vim b",
+        "cp x ~/project/y; vim x",
+        "cd ~/project && cp a b && vim b",
+        "cat a > out.txt; vim out.txt",
+        "ls ~; echo hi >/dev/null; gdb -batch",
+        "sed -i s/a/b/ f && vim f",
+        "cpio -id --no-absolute-filenames < a.cpio; gdb -batch",
+        "git commit -qam x 2>/dev/null; tmux new -d",
+    ):
+        assert answer(work, line, BROAD, home=tmp_path)[0] == [], line
+    if shutil.which("gdb"):
+        assert not runs("cd work && tar xf t.tar; gdb -batch", tmp_path)
