@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pwd
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -202,7 +203,8 @@ def _configs(
     agent's HOME, and each the line sets (``HOME=/x gdb``, ``export HOME=…``, and
     ``XDG_CONFIG_HOME``); one the shell builds (``HOME=$x``), or a relative one on a line
     that moves (``cd s; HOME=h gdb``, ``env -C s HOME=h gdb``: ``s/h``), is known only at
-    run time. A line naming a
+    run time. A wrapper's target user's (``sudo``, ``su -c``: ``~root``) is read, as is
+    the passwd entry's home for a HOME unset (``env -i``). A line naming a
     config file of the program it runs may write it first (``echo … >~/.gdbinit; gdb``)."""
     homes = [git.where("~")]
     xdgs = [git.env.get("XDG_CONFIG_HOME") or ""]
@@ -212,10 +214,13 @@ def _configs(
         if name not in ("HOME", "XDG_CONFIG_HOME"):
             continue
         relative = not value.startswith(("/", "~"))
-        if bash_commands.UNKNOWN in value or (moved and relative):
+        user = value.split("/", 1)[0]  # `sudo -u bob`: ~bob, not known here if no bob
+        # (a NUL no shell passes: pwd raises on it; read as a folder so named, as before)
+        unknown_user = user[1:2] not in ("", "/") and "\0" not in user and _no_user(user)
+        if bash_commands.UNKNOWN in value or (moved and relative) or unknown_user:
             built = built or f"{name}={value.replace(bash_commands.UNKNOWN, '')}"
-        elif name == "HOME":
-            homes.append(git.where(value or "."))
+        elif name == "HOME":  # unset or empty (`env -i`): tmux reads the passwd entry's
+            homes += [git.where(value or "."), *([] if value else [_passwd_home()])]
         else:
             xdgs.append(git.where(value) if value else "")
     words = bash_commands.path_words(line)
@@ -254,6 +259,19 @@ def _configs(
                 out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
                 break
     return list(dict.fromkeys(out))
+
+
+def _no_user(tilde: str) -> bool:
+    """Whether ``~user`` names no user here (its home then known only at run time)."""
+    return os.path.expanduser(tilde) == tilde
+
+
+def _passwd_home() -> str:
+    """The home of the agent's user in the passwd file (the supervisor's user)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:  # no entry: nothing read there
+        return "/nonexistent"
 
 
 _GIT_DEPTH = 4  # `!` aliases whose lines run git again, read (deeper: it asks)

@@ -156,6 +156,8 @@ _READERS: Final = frozenset(
     # the shell's own words read as commands (`for i in $(seq 9)`, `case $x in a)`)
     | {"for", "select", "case", "esac", "in", "break", "continue", "return", "shift", "wait"}
     | {":", "seq", "while", "until", "do", "done"}
+    # runners, read as the command they run (`su -c 'cp …'` is read as `cp …` too)
+    | {"su", "runuser", "watch", "flock", "setsid", "trap", "parallel", "entr", "sg"}
 )
 _REDIRECTS: Final = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 

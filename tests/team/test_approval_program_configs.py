@@ -7,12 +7,16 @@ exactly the command. The real hook; each line whose program is here is first run
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from approval_lines import RULE, answer, runs
+
+from orchestrator import bash_commands
 
 BROAD = ["Bash", "Bash(gdb:*)", "Bash(tmux:*)", "Bash(screen:*)", "Bash(vim:*)", "Bash(man:*)"]
 
@@ -307,3 +311,50 @@ def test_writing_elsewhere_before_a_program_reading_its_config_asks_nothing(
         assert answer(work, line, BROAD, home=tmp_path)[0] == [], line
     if shutil.which("gdb"):
         assert not runs("cd work && tar xf t.tar; gdb -batch", tmp_path)
+
+
+# Wrappers and runners that give their command another HOME, whose config files it reads
+# (measured with strace, HOME the test's folder: `su -c 'gdb -batch'`, `runuser -u root --
+# gdb -batch` looked for root's `~/.config/gdb/gdbinit`, `env -i tmux new -d` for root's
+# `~/.tmux.conf` (tmux falls back to the passwd entry), `su -m -c` for the caller's; the
+# hook read the caller's only). (the line, the HOME the line's reading gives its command)
+HOMES = [
+    ("sudo gdb -batch", "~root"),
+    ("sudo -u bob gdb -batch", "~bob"),
+    ("sudo -iu bob gdb -batch", "~bob"),
+    ("sudo --user=bob gdb -batch", "~bob"),
+    ("doas -u bob gdb -batch", "~bob"),
+    ("su -c 'gdb -batch'", "~root"),
+    ("su - bob -c 'gdb -batch'", "~bob"),
+    ("runuser -u bob -- gdb -batch", "~bob"),
+    ("env -i PATH=/usr/bin tmux new -d", ""),
+    ("env -u HOME tmux new -d", ""),
+    ("unset HOME; tmux new -d", ""),
+]
+
+
+@pytest.mark.parametrize(("line", "home"), HOMES)
+def test_a_wrapper_giving_another_home_is_read_there(line: str, home: str) -> None:
+    assert ("HOME", home) in bash_commands.read(line).settings
+
+
+def test_su_and_runuser_give_the_target_users_home(tmp_path: Path) -> None:
+    """Measured for real where it can be (root, util-linux): su and runuser set HOME to the
+    target's passwd entry, `su -m` keeps the caller's; the hook reads those homes."""
+    root_home = pwd.getpwuid(0).pw_dir
+    for line, expected in (
+        ("su -c 'echo $HOME >home-was'", root_home),
+        ("runuser -u root -- sh -c 'echo $HOME >home-was'", root_home),
+        ("su -m -c 'echo $HOME >home-was'", str(tmp_path)),
+    ):
+        if os.getuid() == 0 and shutil.which(line.split(" ", 1)[0]):
+            env = {**os.environ, "HOME": str(tmp_path)}
+            subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, check=True)
+            assert (tmp_path / "home-was").read_text().strip() == expected, line
+    assert ("HOME", "~root") not in bash_commands.read("su -m -c 'gdb -batch'").settings
+    # a target user with no passwd entry: its HOME is known only at run time
+    line = "sudo -u nosuchuser-appr9 gdb -batch"
+    why = "gdb reads its config in a HOME known only at run time (HOME=~nosuchuser-appr9)"
+    assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
+        f"matches {RULE}: {why}: cannot be read"
+    ]
