@@ -182,6 +182,13 @@ def git_program_key(key: str) -> bool:
     return _GIT_PROGRAM_KEY.fullmatch(key) is not None
 
 
+def git_ext_allowed(key: str, value: str) -> bool:
+    """Whether config ``key`` = ``value`` lets git run ``ext::`` URLs (but never)."""
+    return _PROTOCOL_ALLOW.match(
+        f"{key}={value}".lower()
+    ) is not None and not value.lower().endswith("never")
+
+
 def git_config_runs(key: str, value: str) -> bool:
     """Whether config ``key`` set to ``value`` makes git run a command: a program key, or
     an ``ext::`` URL (or its rewrite, or the setting allowing them)."""

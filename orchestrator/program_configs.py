@@ -221,7 +221,7 @@ def written_home(  # noqa: PLR0917 (the line's reading, then the places it may r
     at_home = moved_to_unknown or any(_reaches(b, homes, xdgs) for b in bases)
     for command in found:
         program, *args = command.split(" ")
-        if program in _READERS or reads_any(command):
+        if program in _READERS or _runtime(program) in _FILES:  # `tmux ls` writes nothing
             continue
         if at_home:  # it may write where it runs (`tar xf t.tar`, `unzip z.zip`)
             folder = next(f for f in folders if unknown in f or _reaches(where(f), homes, xdgs))
