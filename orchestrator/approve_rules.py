@@ -188,6 +188,7 @@ def bash_reason(
         asked = _git_runs(spec, reading, git, unreads, 0)
         if asked is not None:
             return asked
+        unreads = _git_written(reading, found, git, line) + unreads
     if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
         unreads = _configs(reading, found, git, line) + unreads  # said first: more to fix
     for unread in unreads:
@@ -259,6 +260,31 @@ def _configs(
                 out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
                 break
     return list(dict.fromkeys(out))
+
+
+def _git_written(
+    reading: bash_commands.Reading, found: list[str], git: git_state.Lookup, line: str
+) -> list[bash_commands.Unread]:
+    """A line that may write git's config or hooks (``cp x .git/config``, ``tar xf t.tar``
+    over the repository, ``cp x ~/.gitconfig``) before its git command runs: read before
+    the line, git's state tells nothing (measured: `cp evil .git/config; git st` ran the
+    alias evil holds, unasked)."""
+    unknown = bash_commands.UNKNOWN
+    if ">" not in line and all(c.split(" ")[0] == "git" or " " not in c for c in found):
+        return []  # no other command with words, no redirection: nothing written there
+    folders = [".", *(d for _, d in reading.places if unknown not in d)]
+    settings = [(n, v) for n, v in reading.settings if v and unknown not in v]
+    homes = [git.where("~"), *(git.where(v) for n, v in settings if n == "HOME")]
+    git_dirs = [os.path.join(top, ".git") for f in folders if (top := git.toplevel(f))]
+    git_dirs += [git.where(v) for n, v in settings if n == "GIT_DIR"]
+    written = program_configs.written_git(
+        found, bash_commands.path_words(line), git.where, homes, git_dirs
+    )
+    if not written:
+        return []
+    command = next(c for c in found if c.split(" ")[0] == "git")
+    why = f"git reads its config where the line may write ({written})"
+    return [bash_commands.Unread(why, command, command, program_configs.CODE)]
 
 
 def _no_user(tilde: str) -> bool:

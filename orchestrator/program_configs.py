@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from orchestrator import command_runners, option_commands
+from orchestrator import command_runners, option_commands, shell_words
 
 # Where each program looks, `~` its HOME and `$XDG/` its XDG_CONFIG_HOME (or ~/.config/).
 _FILES: Final[dict[str, tuple[str, ...]]] = {
@@ -155,7 +155,8 @@ _READERS: Final = frozenset(
     | {"dirname", "id", "whoami", "uname", "du", "df", "less", "more", "jq", "tree", "exit"}
     # the shell's own words read as commands (`for i in $(seq 9)`, `case $x in a)`)
     | {"for", "select", "case", "esac", "in", "break", "continue", "return", "shift", "wait"}
-    | {":", "seq", "while", "until", "do", "done"}
+    | {":", "seq", "while", "until", "do", "done", "export", "declare", "typeset", "local"}
+    | {"readonly", "set", "unset", "alias", "shopt", "umask", "ulimit", "hash"}
     # runners, read as the command they run (`su -c 'cp …'` is read as `cp …` too)
     | {"su", "runuser", "watch", "flock", "setsid", "trap", "parallel", "entr", "sg"}
 )
@@ -235,5 +236,67 @@ def written_home(  # noqa: PLR0917 (the line's reading, then the places it may r
                     return value
     for word, target in itertools.pairwise(words):
         if (word in _REDIRECTS or word.endswith(">")) and reaches(target, bases):
+            return target
+    return ""
+
+
+_EXTRACTORS: Final = frozenset({"unzip", "cpio", "7z", "7za", "bsdtar", "rsync"})
+_TARS: Final = frozenset({"tar", "gtar", "bsdtar"})
+
+
+def _recursive(program: str, args: list[str]) -> bool:
+    """Whether the command may write a whole tree (a `.git/config` in it): a recursive
+    copy, an archive's extraction, rsync."""
+    if program in _EXTRACTORS:
+        return True
+    if program in _TARS:
+        first = args[0] if args else ""
+        return "x" in first.lstrip("-") or any(a in ("-x", "--extract", "--get") for a in args)
+    short = [a for a in args if a[:1] == "-" and a[1:2] != "-"]
+    recursive = any(a in ("--recursive", "--archive") for a in args)
+    return program == "cp" and (recursive or any(c in "rRa" for a in short for c in a[1:]))
+
+
+def written_git(
+    found: list[str],
+    words: list[str],
+    where: Callable[[str], str],
+    homes: list[str],
+    git_dirs: list[str],
+) -> str:
+    """A word of the line by which another command may write git's config or hooks before
+    the line's git command runs ("" if none): a path through a ``.git`` folder (``cp x
+    .git/config``), the HOME's dot-entries (``cp x ~/.gitconfig``), a tree written over a
+    repository's (``cp -r tpl/. .``, ``tar xf t.tar`` in it). git's state is read before
+    the line runs. Words the shell builds are not guessed here: ``sed -i … "$f"; git add``
+    is everyday."""
+    homes = [os.path.normpath(h) for h in homes if h]
+    xdgs = [os.path.join(h, ".config") for h in homes]
+
+    def reaches(word: str) -> bool:
+        path = where(word)
+        return ".git" in path.split("/") or _reaches(path, homes, xdgs)
+
+    def over_a_repository(word: str) -> bool:
+        path = where(word).rstrip("/") + "/"
+        return any(g.startswith(path) or g + "/" == path for g in git_dirs)
+
+    for command in found:
+        program, *args = command.split(" ")
+        if program in _READERS or _runtime(program) in _FILES or program == "git":
+            continue
+        values = [v for a in args for v in (a.partition("=")[2], "" if a[:1] == "-" else a) if v]
+        literal = [v for v in values if shell_words.UNKNOWN not in v]
+        if found_word := next((v for v in literal if reaches(v)), ""):
+            return found_word
+        if _recursive(program, args):
+            if found_word := next((v for v in literal if over_a_repository(v)), ""):
+                return found_word
+            given = {"-C", "--directory", "-d"} & {a.partition("=")[0] for a in args}
+            if program != "cp" and not given and over_a_repository("."):
+                return f"{program} in {where('.')}"
+    for word, target in itertools.pairwise(words):
+        redirect = word in _REDIRECTS or word.endswith(">")
+        if redirect and shell_words.UNKNOWN not in target and reaches(target):
             return target
     return ""
