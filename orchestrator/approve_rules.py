@@ -275,8 +275,11 @@ def _git_written(
     folders = [".", *(d for _, d in reading.places if unknown not in d)]
     settings = [(n, v) for n, v in reading.settings if v and unknown not in v]
     homes = [git.where("~"), *(git.where(v) for n, v in settings if n == "HOME")]
-    git_dirs = [os.path.join(top, ".git") for f in folders if (top := git.toplevel(f))]
-    git_dirs += [git.where(v) for n, v in settings if n == "GIT_DIR"]
+
+    def git_dirs() -> list[str]:
+        dirs = [os.path.join(top, ".git") for f in folders if (top := git.toplevel(f))]
+        return dirs + [git.where(v) for n, v in settings if n == "GIT_DIR"]
+
     written = program_configs.written_git(
         found, bash_commands.path_words(line), git.where, homes, git_dirs
     )

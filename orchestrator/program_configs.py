@@ -262,12 +262,13 @@ def written_git(
     words: list[str],
     where: Callable[[str], str],
     homes: list[str],
-    git_dirs: list[str],
+    git_dirs: Callable[[], list[str]],
 ) -> str:
     """A word of the line by which another command may write git's config or hooks before
     the line's git command runs ("" if none): a path through a ``.git`` folder (``cp x
     .git/config``), the HOME's dot-entries (``cp x ~/.gitconfig``), a tree written over a
-    repository's (``cp -r tpl/. .``, ``tar xf t.tar`` in it). git's state is read before
+    repository's (``cp -r tpl/. .``, ``tar xf t.tar`` in it; ``git_dirs``: its ``.git``
+    folders, asked of git only then). git's state is read before
     the line runs. Words the shell builds are not guessed here: ``sed -i … "$f"; git add``
     is everyday."""
     homes = [os.path.normpath(h) for h in homes if h]
@@ -279,7 +280,7 @@ def written_git(
 
     def over_a_repository(word: str) -> bool:
         path = where(word).rstrip("/") + "/"
-        return any(g.startswith(path) or g + "/" == path for g in git_dirs)
+        return any(g.startswith(path) or g + "/" == path for g in git_dirs())
 
     for command in found:
         program, *args = command.split(" ")
