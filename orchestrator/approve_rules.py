@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pwd
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -187,6 +188,7 @@ def bash_reason(
         asked = _git_runs(spec, reading, git, unreads, 0)
         if asked is not None:
             return asked
+        unreads = _git_written(reading, found, git, line) + unreads
     if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
         unreads = _configs(reading, found, git, line) + unreads  # said first: more to fix
     for unread in unreads:
@@ -202,7 +204,8 @@ def _configs(
     agent's HOME, and each the line sets (``HOME=/x gdb``, ``export HOME=…``, and
     ``XDG_CONFIG_HOME``); one the shell builds (``HOME=$x``), or a relative one on a line
     that moves (``cd s; HOME=h gdb``, ``env -C s HOME=h gdb``: ``s/h``), is known only at
-    run time. A line naming a
+    run time. A wrapper's target user's (``sudo``, ``su -c``: ``~root``) is read, as is
+    the passwd entry's home for a HOME unset (``env -i``). A line naming a
     config file of the program it runs may write it first (``echo … >~/.gdbinit; gdb``)."""
     homes = [git.where("~")]
     xdgs = [git.env.get("XDG_CONFIG_HOME") or ""]
@@ -212,15 +215,19 @@ def _configs(
         if name not in ("HOME", "XDG_CONFIG_HOME"):
             continue
         relative = not value.startswith(("/", "~"))
-        if bash_commands.UNKNOWN in value or (moved and relative):
+        user = value.split("/", 1)[0]  # `sudo -u bob`: ~bob, not known here if no bob
+        # (a NUL no shell passes: pwd raises on it; read as a folder so named, as before)
+        unknown_user = user[1:2] not in ("", "/") and "\0" not in user and _no_user(user)
+        if bash_commands.UNKNOWN in value or (moved and relative) or unknown_user:
             built = built or f"{name}={value.replace(bash_commands.UNKNOWN, '')}"
-        elif name == "HOME":
-            homes.append(git.where(value or "."))
+        elif name == "HOME":  # unset or empty (`env -i`): tmux reads the passwd entry's
+            homes += [git.where(value or "."), *([] if value else [_passwd_home()])]
         else:
             xdgs.append(git.where(value) if value else "")
     words = bash_commands.path_words(line)
     named: dict[str, str] = {}  # by program (a hostile line has many commands, many words)
     out = []
+    written: str | None = None  # a word by which the line may write a config (once a line)
     for command in dict.fromkeys(found):
         if built and program_configs.reads_any(command):
             place = "a HOME" if built.startswith("HOME=") else "a folder"
@@ -236,12 +243,64 @@ def _configs(
             why = f"{program} reads a config file the line may write ({named[program]})"
             out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
             continue
+        if program_configs.reads_any(command):
+            if written is None:
+                folders = [".", *(d for _, d in reading.places)]
+                written = program_configs.written_home(
+                    found, words, folders, git.where, homes, xdgs, bash_commands.UNKNOWN
+                )
+            if written:
+                shown = written.replace(bash_commands.UNKNOWN, "")
+                why = f"{program} reads its config where the line may write ({shown})"
+                out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
+                continue
         for home, xdg in itertools.product(dict.fromkeys(homes), dict.fromkeys(xdgs)):
             env = {**git.env, "XDG_CONFIG_HOME": xdg}
             for why in program_configs.loaded(command, home, env)[:1]:
                 out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
                 break
     return list(dict.fromkeys(out))
+
+
+def _git_written(
+    reading: bash_commands.Reading, found: list[str], git: git_state.Lookup, line: str
+) -> list[bash_commands.Unread]:
+    """A line that may write git's config or hooks (``cp x .git/config``, ``tar xf t.tar``
+    over the repository, ``cp x ~/.gitconfig``) before its git command runs: read before
+    the line, git's state tells nothing (measured: `cp evil .git/config; git st` ran the
+    alias evil holds, unasked)."""
+    unknown = bash_commands.UNKNOWN
+    if ">" not in line and all(c.split(" ")[0] == "git" or " " not in c for c in found):
+        return []  # no other command with words, no redirection: nothing written there
+    folders = [".", *(d for _, d in reading.places if unknown not in d)]
+    settings = [(n, v) for n, v in reading.settings if v and unknown not in v]
+    homes = [git.where("~"), *(git.where(v) for n, v in settings if n == "HOME")]
+
+    def git_dirs() -> list[str]:
+        dirs = [os.path.join(top, ".git") for f in folders if (top := git.toplevel(f))]
+        return dirs + [git.where(v) for n, v in settings if n == "GIT_DIR"]
+
+    written = program_configs.written_git(
+        found, bash_commands.path_words(line), git.where, homes, git_dirs
+    )
+    if not written:
+        return []
+    command = next(c for c in found if c.split(" ")[0] == "git")
+    why = f"git reads its config where the line may write ({written})"
+    return [bash_commands.Unread(why, command, command, program_configs.CODE)]
+
+
+def _no_user(tilde: str) -> bool:
+    """Whether ``~user`` names no user here (its home then known only at run time)."""
+    return os.path.expanduser(tilde) == tilde
+
+
+def _passwd_home() -> str:
+    """The home of the agent's user in the passwd file (the supervisor's user)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:  # no entry: nothing read there
+        return "/nonexistent"
 
 
 _GIT_DEPTH = 4  # `!` aliases whose lines run git again, read (deeper: it asks)

@@ -289,6 +289,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
                 ]
             if base == "nsenter":  # `nsenter -w/DIR git …` runs git there
                 extra += [_PLACE + "at " + d for d in command_wrappers.nsenter_folders(words[1:])]
+            if (home := command_wrappers.home_of(base, words[1:])) is not None:
+                extra.append(_SETTING + f"HOME={home}")  # `sudo gdb` reads root's ~/.gdbinit
             if shown := command_wrappers.elsewhere(base, words[1:]):  # `sudo -i`: its home
                 extra.append(_PLACE + "at " + UNKNOWN + shown)
             words = command_wrappers.after_options(words[1:], command_wrappers.WRAPPERS[base])
@@ -327,7 +329,12 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if program in _DECLARES or program in _SETS:  # `export GIT_DIR`, `read GIT_DIR`
         value = git_places.EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
         extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
+    if program == "unset" and "HOME" in rest:  # tmux then reads the passwd entry's home
+        extra.append(_SETTING + "HOME=")
     handoff = handoffs.of(words[0], words[1:]) or command_runners.of(program, words[1:])
+    home = command_wrappers.home_of(program, words[1:]) if handoff is not None else None
+    if program in ("su", "runuser") and home is not None:  # `su -c 'gdb'`: root's HOME
+        extra.append(_SETTING + f"HOME={home}")
     if handoff is not None:
         if handoff.folder:  # where its lines and commands run (`tmux new -c DIR`)
             extra.append(_PLACE + "cd " + handoff.folder)

@@ -349,3 +349,83 @@ def unknown(name: str, words: list[str]) -> str:
             if f"-{c}" not in known:
                 return word if len(word) == 2 else f"-{c} (in {word})"
     return ""
+
+
+def home_of(name: str, words: list[str]) -> str | None:
+    """The HOME the command of wrapper or runner ``name`` (its words ``words``) reads its
+    config in, when it is not the caller's: ``~USER`` (``sudo``, ``doas``: the target's;
+    ``su``, ``runuser`` but ``-m``/``-p``/``--preserve-environment``: measured, ``su -c``
+    and ``runuser -u root --`` printed root's HOME), ``""`` for a HOME unset (``env -i``,
+    ``env -u HOME``: tmux then reads the caller's passwd entry's home, measured with
+    strace), None when it keeps the caller's. ``#UID`` users are left to the shell."""
+    options = words[: len(words) - len(after_options(words, WRAPPERS.get(name, frozenset())))]
+    if name == "env":
+        cleared = any(
+            w in ("-i", "--ignore-environment", "-", "--unset=HOME", "-uHOME")
+            or (w[:1] == "-" and w[1:2] != "-" and "i" in w[1:].split("u", 1)[0])
+            for w in options
+        )
+        unset = any(a == "HOME" and w in ("-u", "--unset") for w, a in itertools.pairwise(options))
+        return "" if cleared or unset else None
+    if name in ("sudo", "doas"):
+        users = [
+            a
+            for w, a in itertools.pairwise(options)
+            if w == "--user" or (w[:1] == "-" and w[1:2] != "-" and w.endswith("u"))
+        ]
+        users += [w.partition("=")[2] for w in options if w.startswith("--user=")]
+        users += [
+            w[w.index("u") + 1 :]
+            for w in options
+            if w[:1] == "-" and w[1:2] != "-" and "u" in w[1:-1]
+        ]
+        user = next((u for u in reversed(users) if u), "root")
+        return "~" + user if not user.startswith("#") else "~" + shell_words.UNKNOWN + user
+    if name in ("su", "runuser"):
+        return _su_home(name, words)
+    return None
+
+
+_SU_VALUED: Final = frozenset(
+    {"-c", "--command", "--session-command", "-g", "--group", "-G", "--supp-group"}
+    | {"-s", "--shell", "-w", "--whitelist-environment", "-u", "--user"}
+)
+
+
+def _su_home(name: str, words: list[str]) -> str | None:
+    """``su [-] [USER] -c …``, ``runuser -u USER CMD``: the target's HOME, but with
+    ``-m``/``-p``/``--preserve-environment`` (a login, ``-``/``-l``, resets it anyway)."""
+    user, keep, login = "", False, False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word == "--":
+            break
+        option = word.partition("=")[0]
+        if option in _SU_VALUED:
+            value = word.partition("=")[2] if "=" in word else (words[i] if i < len(words) else "")
+            i += 0 if "=" in word else 1
+            if option in ("-u", "--user"):
+                user = value
+            continue
+        if word in ("-", "-l", "--login"):
+            login = True
+        elif word == "--preserve-environment":
+            keep = True
+        elif word[:1] == "-" and word[1:2] != "-":
+            letters = word[1:]
+            keep = keep or any(c in "mp" for c in letters.split("c", 1)[0])
+            login = login or "l" in letters.split("c", 1)[0]
+            if any(f"-{c}" in _SU_VALUED for c in letters[-1:]) and letters[-1] in "csgGwu":
+                taken = words[i] if i < len(words) else ""
+                i += 1
+                if letters[-1] == "u":
+                    user = taken
+        elif not word.startswith("-"):
+            user = user or word
+            if name == "runuser":  # its command begins
+                break
+    if keep and not login:
+        return None
+    return "~" + (user or "root")

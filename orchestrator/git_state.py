@@ -56,6 +56,18 @@ READ_ONLY: Final = frozenset(
 # post-index-change). Any other subcommand may run any hook.
 INDEX_ONLY: Final = frozenset({"status", "add"})
 INDEX_HOOKS: Final = frozenset({"post-index-change"})
+# Subcommands that use no remote's URL (an ext:: URL runs a command only where git
+# connects to one: fetch, pull, push, clone, ls-remote, submodule…; in a partial clone any
+# may fetch). With protocol.ext.allow set, every other subcommand asks.
+OFFLINE: Final = (
+    (READ_ONLY - {"ls-remote"})
+    | INDEX_ONLY
+    | {"commit", "branch", "checkout", "switch", "restore", "reset", "stash", "tag", "rm"}
+    | {"mv", "merge", "rebase", "cherry-pick", "revert", "config", "notes", "worktree"}
+    | {"clean", "apply", "am", "format-patch", "reflog", "fsck", "init", "bisect", "range-diff"}
+)
+# Subcommands that make a repository from the template folder (`submodule` clones).
+TEMPLATED: Final = frozenset({"clone", "init", "submodule"})
 _QUIET = frozenset({"", "0", "false", "off", "no", "show", "never"})  # help.autocorrect
 # Read by git itself (includes are followed by `git config --list`), or handled apart.
 _SKIPPED = ("alias.", "include.", "includeif.", "core.hookspath", "init.templatedir")
@@ -71,6 +83,14 @@ class State:
     known: frozenset[str] = frozenset()  # git's commands, read only when autocorrect is on
     hooks: tuple[str, ...] = ()  # installed hooks, by name
     hooks_dir: str = ""
+    # hooks of the template folder (init.templateDir, GIT_TEMPLATE_DIR) a new repository
+    # gets: `git clone` runs its post-checkout (measured), `git init`'s run later
+    template_hooks: tuple[str, ...] = ()
+    template_dir: str = ""
+    # protocol.ext.allow/protocol.allow (but never): an ext:: URL git finds outside its
+    # config (`.gitmodules`, `.git/remotes/NAME`: measured, `git fetch o` ran one) runs
+    ext_allowed: str = ""
+    partial: bool = False  # a partial clone: any command may fetch missing objects
     error: str | None = None  # the configuration could not be read: everything asks
 
 
@@ -153,11 +173,19 @@ def _read(folder: str, env: Mapping[str, str]) -> State:
         aliases: dict[str, str] = {}
         programs: list[tuple[str, str]] = []
         autocorrect = False
+        template = env.get("GIT_TEMPLATE_DIR") or ""
+        allowed, partial = "", False
         for entry in listed.stdout.decode(errors="replace").split("\0"):
             key, _, value = entry.partition("\n")
             key = key.lower()
             if key.startswith("alias."):
                 aliases[key[6:]] = value
+            elif option_commands.git_ext_allowed(key, value):
+                allowed = f"{key}={value}"
+            elif key == "extensions.partialclone" or key.endswith(".promisor"):
+                partial = True
+            elif key == "init.templatedir" and "GIT_TEMPLATE_DIR" not in env:
+                template = value  # the last one wins, as in git
             elif key == "help.autocorrect":
                 autocorrect = value.strip().lower() not in _QUIET
             elif (
@@ -171,7 +199,23 @@ def _read(folder: str, env: Mapping[str, str]) -> State:
         hooks_dir, hooks = _hooks(folder, env)
     except (OSError, subprocess.SubprocessError, ValueError) as exc:  # ValueError: a NUL
         return State(error=f"git could not be run: {exc}")
-    return State(aliases, programs, autocorrect, known, hooks, hooks_dir)
+    if template.startswith("~"):  # a path: git expands `~` and `~user`
+        home = env.get("HOME") or os.path.expanduser("~")
+        template = home + template[1:] if template[1:2] in ("", "/") else template
+        template = os.path.expanduser(template)
+    templates = os.path.join(folder, template, "hooks") if template else ""
+    return State(
+        aliases,
+        programs,
+        autocorrect,
+        known,
+        hooks,
+        hooks_dir,
+        _installed(templates),
+        templates,
+        allowed,
+        partial,
+    )
 
 
 def _hooks(folder: str, env: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
@@ -180,18 +224,22 @@ def _hooks(folder: str, env: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
     if found.returncode != 0:  # not in a repository: no hooks
         return "", ()
     where = os.path.join(folder, found.stdout.decode(errors="replace").strip())
+    return where, _installed(where)
+
+
+def _installed(where: str) -> tuple[str, ...]:
+    """The hooks installed in the folder ``where`` (executable, not ``.sample``)."""
     try:
-        names = sorted(os.listdir(where))
-    except OSError:
-        return where, ()
-    hooks = tuple(
+        names = sorted(os.listdir(where)) if where else []
+    except (OSError, ValueError):
+        return ()
+    return tuple(
         n
         for n in names
         if not n.endswith(".sample")
         and os.path.isfile(os.path.join(where, n))
         and os.access(os.path.join(where, n), os.X_OK)
     )
-    return where, hooks
 
 
 @dataclass(frozen=True)
@@ -271,6 +319,13 @@ def effects(
                     out.line_folders.append(lookup.where(place))
                 if handoff is not None and handoff.why is not None:  # an ext:: URL
                     out.unread.append((f"{key} in git's config ({where}) {handoff.why}", command))
+            if state.ext_allowed and (sub not in OFFLINE or state.partial):
+                why = f"{state.ext_allowed} in git's config ({where}) lets git {sub or '…'} run"
+                out.unread.append((f"{why} an ext:: URL's command", command))
+            if state.template_hooks and sub in TEMPLATED:
+                hooks = ", ".join(state.template_hooks)
+                why = f"git {sub} may install and run the hooks {hooks} of {state.template_dir}"
+                out.unread.append((why, command))
             hooks = ", ".join(h for h in state.hooks if sub not in INDEX_ONLY or h in INDEX_HOOKS)
             if hooks and sub not in READ_ONLY:
                 out.unread.append(

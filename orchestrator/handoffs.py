@@ -102,6 +102,12 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "LD_AUDIT": ".",
         "GIT_EXEC_PATH": ".",
         "GIT_CONFIG_PARAMETERS": ".",
+        # hooks `git clone`/`git init` copy into the new repository (measured:
+        # `GIT_TEMPLATE_DIR=t git clone` ran t/hooks/post-checkout)
+        "GIT_TEMPLATE_DIR": ".",
+        # lets git run ext:: URLs, of a file outside its config too (measured:
+        # `GIT_ALLOW_PROTOCOL=ext git fetch o` ran the ext:: URL of `.git/remotes/o`)
+        "GIT_ALLOW_PROTOCOL": r"(^|:)\s*ext\s*(:|$)",
         "PERL5OPT": ".",
         "RUBYOPT": ".",
         "NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",

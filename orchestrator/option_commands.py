@@ -62,6 +62,8 @@ _EMACS_CODE = frozenset(
     {"--eval", "-eval", "--execute", "-execute", "-l", "--load", "-load", "-f", "--funcall"}
     | {"-funcall", "--script", "-script", "-x", "-e"}
 )
+# git's subcommands taking `--template DIR` (its hooks copied into the new repository).
+_TEMPLATED: Final = frozenset({"clone", "init"})
 _GIT_VALUE_OPTIONS = frozenset({"--upload-pack", "--receive-pack", "--exec"})
 _GIT_SHORT_VALUE = {"-u": "clone", "-x": "rebase"}  # `git clone -u`, `git rebase -x`
 # Programs whose options run commands (measured: `vim -es -c '!CMD'`, `vim +'!CMD'` and
@@ -178,6 +180,13 @@ _PROTOCOL_ALLOW: Final = re.compile(r"protocol\.(ext\.)?allow=")
 def git_program_key(key: str) -> bool:
     """Whether git runs the value of config ``key`` as a command (``core.pager``...)."""
     return _GIT_PROGRAM_KEY.fullmatch(key) is not None
+
+
+def git_ext_allowed(key: str, value: str) -> bool:
+    """Whether config ``key`` = ``value`` lets git run ``ext::`` URLs (but never)."""
+    return _PROTOCOL_ALLOW.match(
+        f"{key}={value}".lower()
+    ) is not None and not value.lower().endswith("never")
 
 
 def git_config_runs(key: str, value: str) -> bool:
@@ -414,7 +423,11 @@ def git(args: list[str]) -> Handoff | None:
         elif word == "-c" and after is not None:
             key, _, value = after.partition("=")
             if _GIT_HOOKS_KEY.fullmatch(key):
+                # code on the line: `Bash(git commit:*)` allows committing, not running the
+                # files of a hooks folder the line names (measured: `git -c
+                # init.templateDir=t clone` ran t/hooks/post-checkout, exempt by that rule)
                 why = f"gives git {key}, which runs files"
+                code = code or word
                 value = None
             elif not _GIT_PROGRAM_KEY.fullmatch(key):
                 value = None
@@ -424,6 +437,10 @@ def git(args: list[str]) -> Handoff | None:
             value = after
         elif "=" in word and word.split("=", 1)[0] in _GIT_VALUE_OPTIONS:
             value = word.split("=", 1)[1]
+        elif (word == "--template" or word.startswith("--template=")) and seen & _TEMPLATED:
+            # its hooks are copied into the new repository: clone runs post-checkout
+            why = f"gives git {word.partition('=')[0]} a folder whose hooks git installs and runs"
+            code = code or word
         elif word == "run" and "bisect" in seen:
             return Handoff(why, tuple(lines), (tuple(args[i + 1 :]),), code=code)
         elif word == "foreach" and "submodule" in seen:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
-from orchestrator import command_runners, option_commands
+from orchestrator import command_runners, option_commands, shell_words
 
 # Where each program looks, `~` its HOME and `$XDG/` its XDG_CONFIG_HOME (or ~/.config/).
 _FILES: Final[dict[str, tuple[str, ...]]] = {
@@ -144,3 +144,160 @@ def loaded(command: str, home: str, env: Mapping[str, str]) -> list[str]:
             kind = "its config file" if pattern in files else "the plugins of"
             found.append(f"{name} runs the commands of {kind} {path}")
     return found
+
+
+# Programs that write no file (but through a redirection, read apart): a line running one
+# of them before a program reading its config leaves that config as it was.
+_READERS: Final = frozenset(
+    {"ls", "cat", "head", "tail", "grep", "egrep", "fgrep", "rg", "echo", "printf", "pwd"}
+    | {"true", "false", "test", "[", "[[", "cd", "pushd", "popd", "wc", "diff", "cmp"}
+    | {"stat", "file", "which", "type", "date", "sleep", "realpath", "readlink", "basename"}
+    | {"dirname", "id", "whoami", "uname", "du", "df", "less", "more", "jq", "tree", "exit"}
+    # the shell's own words read as commands (`for i in $(seq 9)`, `case $x in a)`)
+    | {"for", "select", "case", "esac", "in", "break", "continue", "return", "shift", "wait"}
+    | {":", "seq", "while", "until", "do", "done", "export", "declare", "typeset", "local"}
+    | {"readonly", "set", "unset", "alias", "shopt", "umask", "ulimit", "hash"}
+    # runners, read as the command they run (`su -c 'cp …'` is read as `cp …` too)
+    | {"su", "runuser", "watch", "flock", "setsid", "trap", "parallel", "entr", "sg"}
+)
+_REDIRECTS: Final = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
+
+
+def _reaches(path: str, homes: list[str], xdgs: list[str]) -> bool:
+    """Whether writing at ``path`` (absolute) may place a config file a program reads: it
+    is a HOME, an XDG_CONFIG_HOME or a folder holding one, or a dot-entry of a HOME
+    (``~/.gdbinit``, ``~/.config/…``, ``~/.vim/…``), or under an XDG_CONFIG_HOME."""
+    for top in [*homes, *xdgs]:
+        if path == top or top.startswith(path.rstrip("/") + "/"):
+            return True
+        inside = os.path.relpath(path, top)
+        outside = inside == ".." or inside.startswith("../")
+        if not outside and (top in xdgs or inside.startswith(".")):
+            return True
+    return False
+
+
+def _anywhere(program: str, args: list[str]) -> str:
+    """An archive extraction that keeps absolute member names ("" if not): tar's ``-P``
+    (measured: `tar xPf t.tar` wrote `/…/h/.gdbinit`; `tar xf` strips the `/`), and cpio's
+    extraction, which keeps them unless `--no-absolute-filenames` (its manual; no cpio here)."""
+    if program in ("tar", "gtar", "bsdtar"):
+        first = args[0] if args else ""
+        for arg in args:
+            cluster = arg[1:] if arg.startswith("-") and not arg.startswith("--") else ""
+            if arg == "--absolute-names" or "P" in cluster or (arg is first and "P" in arg):
+                return f"{program} {arg}"
+    extracts = any(a == "--extract" or (a[:2] != "--" and a[:1] == "-" and "i" in a) for a in args)
+    if program == "cpio" and extracts and "--no-absolute-filenames" not in args:
+        return f"{program} -i"
+    return ""
+
+
+def written_home(  # noqa: PLR0917 (the line's reading, then the places it may reach)
+    found: list[str],
+    words: list[str],
+    folders: list[str],
+    where: Callable[[str], str],
+    homes: list[str],
+    xdgs: list[str],
+    unknown: str,
+) -> str:
+    """A word of the line by which another command may write where a program reads its
+    config ("" if none): ``cp -r dots/. ~``, ``tar x -C ~ -f t.tar``, ``rsync -a d/ ~/``,
+    a redirection there, or any writing command run in such a folder (``cd ~ && tar xf
+    t.tar``; ``folders``: the call's and those the line moves to). A word or a folder the
+    shell builds may be one. ``where``: a word made absolute (``~`` a HOME)."""
+    homes = [os.path.normpath(h) for h in homes if h]
+    xdgs = [os.path.normpath(x) for x in xdgs if x] or [os.path.join(h, ".config") for h in homes]
+
+    def reaches(word: str, bases: list[str]) -> bool:
+        if unknown in word:
+            return True
+        if word.startswith("~") or os.path.isabs(word):
+            return _reaches(where(word), homes, xdgs)
+        return any(_reaches(os.path.normpath(os.path.join(b, word)), homes, xdgs) for b in bases)
+
+    bases = [where(f) for f in folders if unknown not in f]
+    moved_to_unknown = any(unknown in f for f in folders)
+    at_home = moved_to_unknown or any(_reaches(b, homes, xdgs) for b in bases)
+    for command in found:
+        program, *args = command.split(" ")
+        if program in _READERS or _runtime(program) in _FILES:  # `tmux ls` writes nothing
+            continue
+        if at_home:  # it may write where it runs (`tar xf t.tar`, `unzip z.zip`)
+            folder = next(f for f in folders if unknown in f or _reaches(where(f), homes, xdgs))
+            return folder if unknown in folder else where(folder)
+        if anywhere := _anywhere(program, args):
+            return anywhere
+        for arg in args:
+            # `-C ~`, `--directory=~`, `of=~/x` (dd)
+            for value in dict.fromkeys([arg.partition("=")[2], "" if arg[:1] == "-" else arg]):
+                if value and reaches(value, bases):
+                    return value
+    for word, target in itertools.pairwise(words):
+        if (word in _REDIRECTS or word.endswith(">")) and reaches(target, bases):
+            return target
+    return ""
+
+
+_EXTRACTORS: Final = frozenset({"unzip", "cpio", "7z", "7za", "bsdtar", "rsync"})
+_TARS: Final = frozenset({"tar", "gtar", "bsdtar"})
+
+
+def _recursive(program: str, args: list[str]) -> bool:
+    """Whether the command may write a whole tree (a `.git/config` in it): a recursive
+    copy, an archive's extraction, rsync."""
+    if program in _EXTRACTORS:
+        return True
+    if program in _TARS:
+        first = args[0] if args else ""
+        return "x" in first.lstrip("-") or any(a in ("-x", "--extract", "--get") for a in args)
+    short = [a for a in args if a[:1] == "-" and a[1:2] != "-"]
+    recursive = any(a in ("--recursive", "--archive") for a in args)
+    return program == "cp" and (recursive or any(c in "rRa" for a in short for c in a[1:]))
+
+
+def written_git(
+    found: list[str],
+    words: list[str],
+    where: Callable[[str], str],
+    homes: list[str],
+    git_dirs: Callable[[], list[str]],
+) -> str:
+    """A word of the line by which another command may write git's config or hooks before
+    the line's git command runs ("" if none): a path through a ``.git`` folder (``cp x
+    .git/config``), the HOME's dot-entries (``cp x ~/.gitconfig``), a tree written over a
+    repository's (``cp -r tpl/. .``, ``tar xf t.tar`` in it; ``git_dirs``: its ``.git``
+    folders, asked of git only then). git's state is read before
+    the line runs. Words the shell builds are not guessed here: ``sed -i … "$f"; git add``
+    is everyday."""
+    homes = [os.path.normpath(h) for h in homes if h]
+    xdgs = [os.path.join(h, ".config") for h in homes]
+
+    def reaches(word: str) -> bool:
+        path = where(word)
+        return ".git" in path.split("/") or _reaches(path, homes, xdgs)
+
+    def over_a_repository(word: str) -> bool:
+        path = where(word).rstrip("/") + "/"
+        return any(g.startswith(path) or g + "/" == path for g in git_dirs())
+
+    for command in found:
+        program, *args = command.split(" ")
+        if program in _READERS or _runtime(program) in _FILES or program == "git":
+            continue
+        values = [v for a in args for v in (a.partition("=")[2], "" if a[:1] == "-" else a) if v]
+        literal = [v for v in values if shell_words.UNKNOWN not in v]
+        if found_word := next((v for v in literal if reaches(v)), ""):
+            return found_word
+        if _recursive(program, args):
+            if found_word := next((v for v in literal if over_a_repository(v)), ""):
+                return found_word
+            given = {"-C", "--directory", "-d"} & {a.partition("=")[0] for a in args}
+            if program != "cp" and not given and over_a_repository("."):
+                return f"{program} in {where('.')}"
+    for word, target in itertools.pairwise(words):
+        redirect = word in _REDIRECTS or word.endswith(">")
+        if redirect and shell_words.UNKNOWN not in target and reaches(target):
+            return target
+    return ""

@@ -49,7 +49,7 @@ def data_as_words(line: str, *, blank: bool = False) -> str:
 
 
 # What mark looks at; it copies every other character (in linear time, a run at once).
-_MARK_STOP = re.compile(r"[\\\"'`$*?{\[@+!]")
+_MARK_STOP = re.compile(r"[\\\"'`$*?{\[@+!;]")
 
 
 def mark(line: str) -> str:
@@ -81,6 +81,12 @@ def mark(line: str) -> str:
         if c in "'\"" and not quote and line[i + 1 : i + 3] == ";" + c and _alone(line, i, 3):
             out.append(line[i : i + 3] + SEMICOLON[1])
             i += 3
+            continue
+        if c == ";" and not quote and after == ";":
+            # `;;` (a `case` item's end: elsewhere a syntax error of bash's) is the shell's,
+            # two `;`: no word ending in `;` that chains tmux's commands (`';;'` is one)
+            out.append("; ;")
+            i += 2
             continue
         if c == '"':
             quote = "" if quote else '"'

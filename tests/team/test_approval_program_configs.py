@@ -7,12 +7,16 @@ exactly the command. The real hook; each line whose program is here is first run
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from approval_lines import RULE, answer, runs
+
+from orchestrator import bash_commands
 
 BROAD = ["Bash", "Bash(gdb:*)", "Bash(tmux:*)", "Bash(screen:*)", "Bash(vim:*)", "Bash(man:*)"]
 
@@ -226,6 +230,131 @@ def test_commands_given_by_an_option_or_a_variable_ask(
     program = next(w for w in line.split(" ") if "=" not in w)  # after `VAR=f`
     if shutil.which(program):
         assert runs(line, tmp_path)
+    assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
+        f"matches {RULE}: {why}: cannot be read"
+    ]
+
+
+# A line that writes a config file without naming it, where the program reads it: into a
+# HOME (or a folder holding one, or a dot-entry of it, or XDG_CONFIG_HOME), or from a
+# folder the line moves to there, or an archive keeping absolute names (measured, the call
+# in `work/`, its HOME the folder above: each ran `dots/.gdbinit`'s command, asked nothing
+# before). (the line, the word the approver reads: `{home}` the HOME)
+WRITTEN = [
+    ("cp -r dots/. ~; gdb -batch", "~"),
+    ("cp -r dots/. ..; gdb -batch", ".."),
+    ("tar x -C ~ -f t.tar; gdb -batch", "~"),
+    ("cd ~ && tar xf work/t.tar; gdb -batch", "{home}"),
+    ("env -C ~ tar xf work/t.tar; gdb -batch", "{home}"),
+    ("tar xPf abs.tar; gdb -batch", "tar xPf"),
+    ("mv dots/* dots/.* ~ 2>/dev/null; gdb -batch", "dots/*"),
+    ("git clone -q dotsrepo ~/.config/gdb; gdb -batch", "~/.config/gdb"),
+    ("unzip -qo z.zip -d ~; gdb -batch", "~"),
+    ("rsync -a dots/ ~/; gdb -batch", "~/"),
+]
+
+
+def _dots(home: Path) -> Path:
+    """`home/work/dots/` holding a `.gdbinit` and `gdb/gdbinit`, in archives and a
+    repository too; the call's folder `home/work`."""
+    work = home / "work"
+    (work / "dots" / "gdb").mkdir(parents=True)
+    text = f"shell touch {home}/ran-it\n"
+    (work / "dots" / ".gdbinit").write_text(text)
+    (work / "dotsrepo").mkdir()
+    (work / "dotsrepo" / "gdbinit").write_text(text)
+    (work / "dots" / "gdb" / "gdbinit").write_text(text)
+    subprocess.run(["tar", "cf", "../t.tar", ".gdbinit"], cwd=work / "dots", check=True)
+    home_init = home / ".gdbinit"
+    home_init.write_text(text)  # an archive naming it absolutely, then gone
+    subprocess.run(["tar", "cPf", "abs.tar", str(home_init)], cwd=work, check=True)
+    home_init.unlink()
+    if shutil.which("zip"):
+        subprocess.run(["zip", "-q", "../z.zip", ".gdbinit"], cwd=work / "dots", check=True)
+    who = ["-c", "user.name=a", "-c", "user.email=a@b"]
+    for args in (["init", "-q"], ["add", "."], [*who, "commit", "-qm", "x"]):
+        subprocess.run(["git", *args], cwd=work / "dotsrepo", check=True)
+    return work
+
+
+@pytest.mark.parametrize(("line", "word"), WRITTEN)
+def test_a_line_writing_where_a_program_reads_its_config_asks(
+    line: str, word: str, tmp_path: Path
+) -> None:
+    work = _dots(tmp_path)
+    program = line.split(" ", 1)[0] if not line.startswith(("cd", "env")) else "tar"
+    if shutil.which("gdb") and shutil.which(program):
+        assert runs(f"cd work && {line}", tmp_path)
+    why = f"gdb reads its config where the line may write ({word.format(home=tmp_path)})"
+    assert answer(work, line, BROAD, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
+    exact = f"Bash({line.rsplit('; ', 1)[-1]})"  # a rule that is exactly the command exempts it
+    assert answer(work, line, [*BROAD, exact], home=tmp_path)[0] == []
+
+
+def test_writing_elsewhere_before_a_program_reading_its_config_asks_nothing(
+    tmp_path: Path,
+) -> None:
+    """Writes outside the HOME's dot-entries and XDG_CONFIG_HOME, reading commands, and
+    extractions into the call's folder (not the HOME) leave the config as it was."""
+    work = _dots(tmp_path)
+    for line in (
+        "tar xf t.tar; gdb -batch",
+        "cp a b && vim b",
+        "cp x ~/project/y; vim x",
+        "cd ~/project && cp a b && vim b",
+        "cat a > out.txt; vim out.txt",
+        "ls ~; echo hi >/dev/null; gdb -batch",
+        "sed -i s/a/b/ f && vim f",
+        "cpio -id --no-absolute-filenames < a.cpio; gdb -batch",
+        "git commit -qam x 2>/dev/null; tmux new -d",
+    ):
+        assert answer(work, line, BROAD, home=tmp_path)[0] == [], line
+    if shutil.which("gdb"):
+        assert not runs("cd work && tar xf t.tar; gdb -batch", tmp_path)
+
+
+# Wrappers and runners that give their command another HOME, whose config files it reads
+# (measured with strace, HOME the test's folder: `su -c 'gdb -batch'`, `runuser -u root --
+# gdb -batch` looked for root's `~/.config/gdb/gdbinit`, `env -i tmux new -d` for root's
+# `~/.tmux.conf` (tmux falls back to the passwd entry), `su -m -c` for the caller's; the
+# hook read the caller's only). (the line, the HOME the line's reading gives its command)
+HOMES = [
+    ("sudo gdb -batch", "~root"),
+    ("sudo -u bob gdb -batch", "~bob"),
+    ("sudo -iu bob gdb -batch", "~bob"),
+    ("sudo --user=bob gdb -batch", "~bob"),
+    ("doas -u bob gdb -batch", "~bob"),
+    ("su -c 'gdb -batch'", "~root"),
+    ("su - bob -c 'gdb -batch'", "~bob"),
+    ("runuser -u bob -- gdb -batch", "~bob"),
+    ("env -i PATH=/usr/bin tmux new -d", ""),
+    ("env -u HOME tmux new -d", ""),
+    ("unset HOME; tmux new -d", ""),
+]
+
+
+@pytest.mark.parametrize(("line", "home"), HOMES)
+def test_a_wrapper_giving_another_home_is_read_there(line: str, home: str) -> None:
+    assert ("HOME", home) in bash_commands.read(line).settings
+
+
+def test_su_and_runuser_give_the_target_users_home(tmp_path: Path) -> None:
+    """Measured for real where it can be (root, util-linux): su and runuser set HOME to the
+    target's passwd entry, `su -m` keeps the caller's; the hook reads those homes."""
+    root_home = pwd.getpwuid(0).pw_dir
+    for line, expected in (
+        ("su -c 'echo $HOME >home-was'", root_home),
+        ("runuser -u root -- sh -c 'echo $HOME >home-was'", root_home),
+        ("su -m -c 'echo $HOME >home-was'", str(tmp_path)),
+    ):
+        if os.getuid() == 0 and shutil.which(line.split(" ", 1)[0]):
+            env = {**os.environ, "HOME": str(tmp_path)}
+            subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, check=True)
+            assert (tmp_path / "home-was").read_text().strip() == expected, line
+    assert ("HOME", "~root") not in bash_commands.read("su -m -c 'gdb -batch'").settings
+    # a target user with no passwd entry: its HOME is known only at run time
+    line = "sudo -u nosuchuser-appr9 gdb -batch"
+    why = "gdb reads its config in a HOME known only at run time (HOME=~nosuchuser-appr9)"
     assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
         f"matches {RULE}: {why}: cannot be read"
     ]

@@ -126,3 +126,20 @@ def test_control_mode_asks_for_the_commands_on_its_input(tmp_path: Path) -> None
         assert f"tmux {option} reads from its input" in asked, asked
     for quiet in ("tmux -LC ls", "tmux -S C ls", "tmux -2u ls"):
         assert _decide(tmp_path, quiet, BROAD) == [], quiet
+
+
+def test_a_case_items_end_is_the_shells_not_a_tmux_chain(tmp_path: Path) -> None:
+    """`;;` unquoted ends a `case` item (elsewhere bash refuses it): `tmux ls;; esac` was
+    read as tmux's `;` chain, `esac` a tmux command unknown here, and asked. Quoted, `';;'`
+    is tmux's word and still chains (`tmux new -d ';;' run CMD` asks, above)."""
+    socket = tmp_path / "s"
+    for line in (
+        f"x=a; case $x in a) tmux -S {socket} ls;; esac",
+        f"case $x in a) tmux -S {socket} ls ;; b) tmux -S {socket} ls;;& esac",
+    ):
+        ran = subprocess.run(["bash", "-n", "-c", line], capture_output=True, check=False)
+        assert ran.returncode == 0, line  # bash reads it: a case, no syntax error
+        assert _decide(tmp_path, line, BROAD) == [], line
+    chained = f"case $x in a) tmux -S {socket} new -d ';;' run 'touch x';; esac"
+    (asked,) = _decide(tmp_path, chained, BROAD)
+    assert "run-shell" in asked, asked

@@ -1,0 +1,70 @@
+"""A line that writes git's config (or hooks) and then runs git: git's state is read
+before the line runs, so the alias the line installs was unread (measured, git 2.39: each
+line below ran the alias `st` of the config it wrote, and asked for nothing under
+`approve: ["Bash(git push:*)"]`). Now it asks: `git reads its config where the line may
+write (WORD)`, exempt only by a rule that is exactly the git command. The real hook; each
+line is first run for real (bash, no terminal, the test's folder its HOME)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from approval_lines import RULE, answer, runs
+from gitrepo import git_run as _git
+
+TOOLS = ["Bash", "Bash(git st:*)"]
+
+
+def _repo(tmp_path: Path) -> Path:
+    """`r`, a repository, holding `evil` (a git config whose alias `st` leaves `ran-it`),
+    `t.tar` (evil as `.git/config`) and `tpl/` (a tree whose `.git/config` is evil)."""
+    repo = tmp_path / "r"
+    _git("init", "-q", str(repo), cwd=tmp_path)
+    text = f"[core]\n\trepositoryformatversion = 0\n[alias]\n\tst = !touch {tmp_path}/ran-it\n"
+    (repo / "evil").write_text(text)
+    _git("-C", str(repo), "config", "core.bare", "false", cwd=tmp_path)
+    (repo / "tpl" / ".git").mkdir(parents=True)
+    (repo / "tpl" / ".git" / "config").write_text(text)
+    return repo
+
+
+# (the line, the word the approver reads: `{repo}` the repository's folder)
+WRITTEN = [
+    ("cp evil .git/config; git st", ".git/config"),
+    ("cat evil > .git/config; git st", ".git/config"),
+    ("cp evil ~/.gitconfig; git st", "~/.gitconfig"),
+    ("cp -r tpl/. .; git st", "."),
+    ("tar xf t.tar; git st", "tar in {repo}"),
+]
+
+
+@pytest.mark.parametrize(("line", "word"), WRITTEN)
+def test_a_line_writing_gits_config_before_git_asks(line: str, word: str, tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    transform = ["--transform", "s,evil,.git/config,"]  # the archive: evil as .git/config
+    subprocess.run(["tar", "cf", "t.tar", *transform, "evil"], cwd=repo, check=True)
+    config = (repo / ".git" / "config").read_text()
+    assert runs(f"cd r && {line}", tmp_path)
+    (repo / ".git" / "config").write_text(config)  # as it was before the line ran
+    (tmp_path / ".gitconfig").unlink(missing_ok=True)
+    why = f"git reads its config where the line may write ({word.format(repo=repo)})"
+    assert answer(repo, line, TOOLS, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
+    assert answer(repo, line, [*TOOLS, "Bash(git st)"], home=tmp_path)[0] == []
+
+
+def test_everyday_writes_before_git_ask_nothing(tmp_path: Path) -> None:
+    """Writes that reach no `.git`, no HOME dot-entry, no tree over the repository; words
+    the shell builds are not guessed (`sed -i … "$f"; git add -A` is everyday)."""
+    repo = _repo(tmp_path)
+    for line in (
+        "cp a b && git add b",
+        'sed -i s/a/b/ "$f"; git add -A',
+        "cp src/x.py . && git add x.py",
+        "cp -r src dst && git add dst",
+        "tar xf t.tar -C out; git status",
+        "echo x > out.txt; git add out.txt",
+        "git commit -m x 2>&1 | tail -3",
+    ):
+        assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
