@@ -52,11 +52,40 @@ async def housekeeping(sup: Team) -> None:
         if time.monotonic() < next_sweep:
             continue
         next_sweep = time.monotonic() + SWEEP_EVERY_S
+        await _chore(sup, failing, "queue_store", lambda: check_store(sup))
         await _chore(sup, failing, "sweep", lambda: _sweep(sup))
         await _chore(sup, failing, "heartbeat", lambda: registry.heartbeats(sup))
         for slot in list(sup.slots.values()):
             if slot.unrecorded is not None:
                 await registry.record(sup, slot)
+
+
+async def check_store(sup: Team) -> None:
+    """A NATS server that lost the team's bucket (restarted without its store) is given
+    it back, empty, as `up` makes it, and the team goes on: said once (warning
+    `queue_store_lost`, and `ps` until the next `up`), then this supervisor's rows (its
+    own, every agent's it keeps) and presence written again; its agents' leases are
+    taken again at their next renewal. What was only on the lost server is gone for
+    good: messages, replies, other machines' rows (their supervisors write them again
+    as they notice). Nothing to do on SQLite."""
+    assert sup.mailbox is not None
+    how = await sup.mailbox.check_store()
+    if how is None:
+        return
+    sup.queue_lost = {"at": time.time(), "how": how}
+    log.warning(
+        "queue_store_lost",
+        how=how,
+        lost="every message, reply and wait that was only on the lost server: "
+        "send again what must still be done; an ask waiting for a lost request "
+        "ends with not_found",
+        kept="agents keep running; rows, presence and leases are written again",
+    )
+    await registry.register_self(sup, sup.mailbox)
+    await sup.leases.announce()
+    for slot in list(sup.slots.values()):
+        if not slot.elsewhere:
+            await registry.record(sup, slot, lost=True)
 
 
 async def _sweep(sup: Team) -> None:
