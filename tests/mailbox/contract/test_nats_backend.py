@@ -19,6 +19,8 @@ from orchestrator import errors
 from orchestrator.mailbox import Message
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox, core, faults
 from orchestrator.mailbox.nats import sending as nats_sending
+from orchestrator.mailbox.opening import open_queue
+from orchestrator.roster import load_roster
 
 
 async def test_unreachable_server_is_a_clear_error() -> None:
@@ -265,3 +267,29 @@ async def test_a_bucket_kept_in_other_copies_than_the_roster_says_is_said(
         await client.close()
     with pytest.raises(errors.QueueUnavailable, match="KV_plain is no key-value bucket"):
         await NatsMailbox(NatsConfig((nats_server.url,), namespace="plain")).open()
+
+
+async def test_the_supervisor_says_its_bucket_differs_once_as_it_opens_it(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The queue opened for the supervisor (with its holder) says
+    `queue_replicas_differ` once, with both numbers and the fix; opened for a verb it
+    says nothing (`ps` shows it instead: test_nats_cli.py)."""
+    namespace = f"copies{free_port()}"
+    async with NatsMailbox(NatsConfig((nats_server.url,), namespace=namespace)):
+        pass  # made with one copy
+    (tmp_path / "agents.yaml").write_text(
+        f"name: t\nqueue:\n  servers: {nats_server.url}\n  namespace: {namespace}\n"
+        "  replicas: 3\nagents:\n  bob:\n    prompt: answers\n"
+    )
+    roster = load_roster(tmp_path / "agents.yaml")
+    with capture_logs() as logs:
+        async with open_queue(roster):
+            pass
+    assert [e for e in logs if e["event"] == "queue_replicas_differ"] == []
+    with capture_logs() as logs:
+        async with open_queue(roster, holder="octy-supervisor:test"):
+            pass
+    said = [e for e in logs if e["event"] == "queue_replicas_differ"]
+    assert [(e["replicas"], e["roster_replicas"]) for e in said] == [(1, 3)]
+    assert f"KV_{namespace} --replicas 3" in said[0]["fix"]
