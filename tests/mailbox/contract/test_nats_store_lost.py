@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from natsserver import NatsServer
 from natsteam import ASK_BETA_RULES, NatsTeam
+from team_harness import agent_rule
 
 from orchestrator.mailbox.nats import NatsConfig
 
@@ -135,5 +136,50 @@ def test_a_server_restarted_without_its_store_is_given_the_bucket_again(
         assert len(t.log_events("queue_store_lost")) == 2
         assert all(_alive(pid) for pid in pids.values() if pid is not None)
         assert t.proc.poll() is None
+    finally:
+        t.stop()
+
+
+def test_a_turn_in_flight_when_the_store_is_lost_does_not_end_the_session(
+    tmp_path: Path, own_server: NatsServer, scripted_model: Any, claude_env: Any
+) -> None:
+    """beta is mid-turn (the model answers after a pause) when the server loses its
+    store. Measured before: the reply found no request (MessageNotFound), the session
+    crashed (`session_crashed`) and beta's claude was started again. Now the answer is
+    dropped with one warning naming the request, and the same session goes on."""
+    namespace = f"team{uuid.uuid4().hex[:8]}"
+    rules = [
+        {"agent": agent_rule("beta"), "match": "slow", "text": "SLOW-DONE", "delay": 6},
+        {"agent": agent_rule("beta"), "text": "QUICK-DONE"},
+    ]
+    model = scripted_model({"rules": rules})
+    folder = tmp_path / "team"
+    folder.mkdir()
+    t = NatsTeam(
+        folder,
+        claude_env(model),
+        {"beta": {}},
+        model=model,
+        queue={"servers": own_server.url, "namespace": namespace},
+        nats=NatsConfig((own_server.url,), namespace=namespace),
+    )
+    try:
+        t.up()
+        t.wait_ready("beta", timeout=120)
+        pid = t.agent_pid("beta")
+        lost = t.request("beta", "slow one")
+        model.wait_for_request("slow one", timeout=60)  # the turn is in flight
+        _restart_without_store(own_server)
+        t.wait_for(
+            lambda: t.log_events("request_gone", log="beta"), timeout=90, what="request_gone"
+        )
+        (gone,) = t.log_events("request_gone", log="beta")
+        assert gone["request_id"] == lost.id
+        t.wait_for(lambda: t.log_events("queue_store_lost"), timeout=90, what="the loss said")
+        t.wait_for(lambda: t.states().get("beta") == "ready", timeout=60, what="beta ready")
+        assert t.ask("beta", "quick one", timeout=120) == "QUICK-DONE"
+        assert t.agent_pid("beta") == pid
+        assert t.log_events("session_crashed", log="beta") == []
+        assert t.log_events("restarting", log="beta") == []
     finally:
         t.stop()
