@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,23 @@ def test_a_server_restarted_without_its_store_is_given_the_bucket_again(
             "alpha heard: BETA-France"
         )
         pids = {name: t.agent_pid(name) for name in ("alpha", "beta")}
+
+        # Killed and started again WITH its store: an outage, no loss. The chore fails
+        # while the server is away and goes through once it is back, saying nothing lost.
+        own_server.stop(signal.SIGKILL)
+        t.wait_for(
+            lambda: any(e["chore"] == "queue_store" for e in t.log_events("chore_failed")),
+            timeout=90,
+            what="the store check failing while the server is away",
+        )
+        own_server.start()
+        t.wait_for(
+            lambda: any(e["chore"] == "queue_store" for e in t.log_events("chore_recovered")),
+            timeout=90,
+            what="the store check through again",
+        )
+        assert t.log_events("queue_store_lost") == []
+
         lost_request = t.request("beta", "never answered: the server forgets it")
         assert lost_request.status == "pending"
 
