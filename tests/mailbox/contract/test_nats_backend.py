@@ -293,3 +293,29 @@ async def test_the_supervisor_says_its_bucket_differs_once_as_it_opens_it(
     said = [e for e in logs if e["event"] == "queue_replicas_differ"]
     assert [(e["replicas"], e["roster_replicas"]) for e in said] == [(1, 3)]
     assert f"KV_{namespace} --replicas 3" in said[0]["fix"]
+
+
+async def test_a_wait_that_loses_the_queue_says_so_once(nats_server: NatsServer) -> None:
+    """The bucket gone under a wait (as after a server restarted without its store):
+    each of the wait's reads fails, two a second, until its deadline. It logged
+    `wait_retrying` at each (measured: ~4 lines a second from a team's waits, for
+    as long as it lasted); now once per wait, and the wait still ends with the error."""
+    namespace = f"wait{free_port()}"
+    async with NatsMailbox(NatsConfig((nats_server.url,), namespace=namespace)) as mb:
+        await mb.register("bob")
+        await mb.nc.jetstream().delete_stream(f"KV_{namespace}")
+        reads = 0
+        real_poll = mb._poll_inbox
+
+        async def counted(recipient: str) -> tuple[bool | None, float]:
+            nonlocal reads
+            reads += 1
+            return await real_poll(recipient)
+
+        mb._poll_inbox = counted  # type: ignore[method-assign]
+        with capture_logs() as logs, pytest.raises(errors.QueueUnavailable):
+            await mb.wait_for_messages("bob", 3.0)
+    assert reads >= 2  # read again through the outage
+    said = [e for e in logs if e["event"] == "wait_retrying"]
+    assert len(said) == 1
+    assert "stream not found" in said[0]["error"]
