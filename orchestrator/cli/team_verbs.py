@@ -822,9 +822,11 @@ def cmd_ps(args: argparse.Namespace) -> int:
         )
     if lost is not None:
         at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lost["at"]))
-        print(
-            f"queue: LOST at {at}: {lost['how']}; what was only on that server "
-            "(messages, replies) is gone: send again what must still be done"
+        print(  # `how` is read from the bucket: anyone with the account can write it
+            for_people(
+                f"queue: LOST at {at}: {lost['how']}; what was only on that server "
+                "(messages, replies) is gone: send again what must still be done"
+            )
         )
     header = (
         "AGENT",
@@ -887,7 +889,7 @@ def _queue_lost(row: AgentInfo | None) -> dict[str, Any] | None:
         return None
     if not math.isfinite(at):
         return None
-    return {"at": at, "how": how}
+    return {"at": at, "how": how[:300]}
 
 
 def _check_known(db: QueuePlace, names: Sequence[str]) -> list[str]:

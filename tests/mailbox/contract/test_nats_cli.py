@@ -238,3 +238,25 @@ def test_a_bucket_in_other_copies_is_shown_by_ps_not_said_by_every_verb(
     roster.write_text(text)  # agreeing again: nothing to show
     shown = octy("ps", cwd=tmp_path, env=env, check=True)
     assert "replicas" not in shown.stdout + shown.stderr
+
+
+def test_ps_shows_a_lost_bucket_from_the_supervisor_row_and_escapes_it(
+    team: NatsConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The supervisor's row says when the server lost the bucket (chores.check_store):
+    `ps` shows it; the row is anyone's to write (the team's account), so a terminal
+    escape in it is shown escaped, and a row saying something else there shows nothing."""
+    with BlockingNatsMailbox(team) as mb:
+        mb.register_supervisor(1, {"queue_lost": {"at": 1e9, "how": "gone\x1b[2J"}})
+    assert main(["ps"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("queue: LOST at ")]
+    assert "\x1b" not in line
+    assert "gone" in line
+    assert main(["ps", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["supervisor"]["queue_lost"]["at"] == 1e9
+    for odd in ("yesterday", {"at": "1e9", "how": "x"}, {"at": True, "how": "x"}):
+        with BlockingNatsMailbox(team) as mb:
+            mb.register_supervisor(1, {"queue_lost": odd})
+        assert main(["ps"]) == 0
+        assert "queue: LOST" not in capsys.readouterr().out
