@@ -124,7 +124,10 @@ class NatsCore:
             return "the server has no bucket any more (restarted without its store?): made again"
         if made != self._made:
             self._made = made
-            return "the bucket was made again since it was opened (by another client)"
+            return (
+                "the bucket was lost and made again by another client since it was opened "
+                "(a server restarted without its store?)"
+            )
         return None
 
     async def aclose(self) -> None:
