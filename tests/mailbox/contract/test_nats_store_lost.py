@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from natsserver import NatsServer
-from natsteam import ASK_BETA_RULES, NatsTeam
+from natsteam import ASK_BETA_RULES, MachineTeam, NatsTeam
 from team_harness import agent_rule
 
 from orchestrator.mailbox.nats import NatsConfig
@@ -66,7 +66,7 @@ def test_a_server_restarted_without_its_store_is_given_the_bucket_again(
         claude_env(model),
         {"alpha": {}, "beta": {}, "gamma": {}},
         model=model,
-        queue={"servers": own_server.url, "namespace": namespace},
+        queue={"servers": own_server.url, "namespace": namespace, "agent_lease": "6s"},
         nats=NatsConfig((own_server.url,), namespace=namespace),
     )
     try:
@@ -107,7 +107,8 @@ def test_a_server_restarted_without_its_store_is_given_the_bucket_again(
         assert "only on the lost server" in said[0]["lost"]
 
         # The team went on: same processes, its rows written again (a stopped agent's
-        # too, which no heartbeat writes), an ask answered through the new bucket.
+        # too, which no heartbeat writes: one agent_lease later, when every supervisor
+        # has taken its leases again), an ask answered through the new bucket.
         t.wait_for(
             lambda: (
                 _rows(t)
@@ -201,3 +202,62 @@ def test_a_turn_in_flight_when_the_store_is_lost_does_not_end_the_session(
         assert t.log_events("restarting", log="beta") == []
     finally:
         t.stop()
+
+
+def test_two_machines_each_say_the_loss_once_and_keep_their_agents(
+    tmp_path: Path, own_server: NatsServer, scripted_model: Any, claude_env: Any
+) -> None:
+    """alpha runs on one machine, beta on another, one bucket. The server loses its
+    store: whichever supervisor looks first makes the bucket, the other finds it made
+    again (its creation time); each says so once, writes its rows and takes its
+    agents' leases again, and alpha asks beta across machines as before."""
+    namespace = f"team{uuid.uuid4().hex[:8]}"
+    model = scripted_model({"rules": ASK_BETA_RULES})
+    config = NatsConfig((own_server.url,), namespace=namespace)
+    queue = {"servers": own_server.url, "namespace": namespace, "agent_lease": "6s"}
+    teams = []
+    for i in range(2):
+        folder = tmp_path / f"machine{i + 1}"
+        folder.mkdir()
+        env = claude_env(model, home=folder / "home")
+        agents: dict[str, dict[str, Any]] = {"alpha": {}, "beta": {}}
+        teams.append(MachineTeam(folder, env, agents, model=model, queue=queue, nats=config))
+    m1, m2 = teams
+    try:
+        m1.up("alpha")
+        m1.wait_ready("alpha", timeout=120)
+        m2.up("beta")
+        m2.wait_ready("beta", timeout=120)
+        assert m1.ask("alpha", "what is the capital of France", timeout=120) == (
+            "alpha heard: BETA-France"
+        )
+        pids = {"alpha": m1.agent_pid("alpha"), "beta": m2.agent_pid("beta")}
+        _restart_without_store(own_server)
+        for t in teams:
+            t.wait_for(lambda t=t: t.log_events("queue_store_lost"), timeout=90, what="said")
+        for t, agent in ((m1, "alpha"), (m2, "beta")):
+            assert t.proc is not None
+
+            def held(t: MachineTeam = t, agent: str = agent) -> bool:
+                holder = t.holder(agent)
+                return holder is not None and holder["pid"] == t.proc.pid  # type: ignore[union-attr]
+
+            t.wait_for(held, timeout=60, what=f"{agent}'s lease taken again")
+        m1.wait_for(
+            lambda: _rows(m1).get("alpha") == "ready" and _rows(m1).get("beta") == "ready",
+            timeout=60,
+            what="both rows written again",
+        )
+        assert m1.ask("alpha", "what is the capital of Spain", timeout=120) == (
+            "alpha heard: BETA-Spain"
+        )
+        assert {"alpha": m1.agent_pid("alpha"), "beta": m2.agent_pid("beta")} == pids
+        for t in teams:
+            assert len(t.log_events("queue_store_lost")) == 1
+            for event in ("agent_lease_lost", "agent_taken_elsewhere", "session_crashed"):
+                assert t.log_events(event) == [], event
+            assert t.proc is not None
+            assert t.proc.poll() is None
+    finally:
+        for t in reversed(teams):
+            t.stop()
