@@ -21,6 +21,8 @@ RESUME_AT: Final = "resume_at"  # the end of the agent's last good turn (a messa
 MODEL_NOTE: Final = "model_error"  # the model's last trouble, shown by `ps`
 # The supervisor's own row: the SDK is imported and agents launch (`up -d` waits for it).
 LAUNCHING: Final = "launching"
+# The supervisor's row: when and how the NATS server lost the team's bucket, for `ps`.
+QUEUE_LOST: Final = "queue_lost"
 # The keys of an agent's totals (they survive restarts and `up`; orchestrator.usage).
 TOTAL_KEYS: Final = (
     "session_id",

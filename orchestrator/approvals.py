@@ -194,10 +194,19 @@ def pending(place: QueuePlace) -> list[Pending]:
 
 
 def answer(
-    place: QueuePlace, request_id: str, *, granted: bool, reason: str = "", sender: str = USER
+    place: QueuePlace,
+    request_id: str,
+    *,
+    granted: bool,
+    reason: str = "",
+    sender: str = USER,
+    retried: bool = False,
 ) -> Message:
     """Grant or deny one pending approval (as ``sender``), in the team's SQLite file or
-    on its NATS queue (``place``)."""
+    on its NATS queue (``place``). ``retried``: an earlier try of this same answer
+    failed mid-way (the queue out of reach), so the same answer (granted or not, reason)
+    by the same sender found there is that try's own write, returned as this one's; else
+    any answer there is ApprovalNotFound saying what it was."""
     with open_sync(place, create=False) as mb:
         try:
             request = mb.get(request_id)
@@ -233,6 +242,17 @@ def answer(
             return mb.reply(request_id, sender, body)
         except errors.AlreadyReplied:
             earlier = mb.find_reply(request_id)
+            if (
+                retried
+                and earlier is not None
+                and earlier.error is None
+                and earlier.sender == sender
+                and earlier.body == body
+            ):
+                # Tried again after the queue failed mid-try (cmd_answer): the very answer
+                # asked for, by the same participant, is this verb's own write whose
+                # confirmation was lost. Done, as asked: not "already answered".
+                return earlier
             said = escape_controls(answer_of(earlier)[1] if earlier else "answered")
             if earlier is not None and earlier.error == errors.RequestTimeout.code:
                 ran_out = request.created_at + timeout_s

@@ -152,6 +152,16 @@ class Inbox:
                 self.log.info("replied", request_id=m.id, to=m.sender, body=final)
             except errors.AlreadyReplied:
                 self.log.info("already_answered", request_id=m.id)
+            except errors.MessageNotFound:
+                # Gone from the queue while the turn ran: lost with a NATS server's store
+                # (chores.check_store), or removed by hand. Nobody can read an answer to
+                # it; ending the session for it cost a restart of the agent.
+                self.log.warning(
+                    "request_gone",
+                    request_id=m.id,
+                    reason="no longer in the queue (lost with the server's store, or "
+                    "removed): its answer is dropped",
+                )
         if answered:
             # An asker in this process was woken by the reply and has run its check; the
             # SDK's write of its tool result takes a lock (one more turn of the loop). Let it

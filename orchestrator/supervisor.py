@@ -124,6 +124,7 @@ class Supervisor:
         # This team's write hold (write_hold): its own, not another's in this process.
         self.write_hold = Hold()
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
+        self.queue_lost: dict[str, Any] | None = None  # the NATS bucket lost (chores.py)
 
     # --- running --------------------------------------------------------------
 

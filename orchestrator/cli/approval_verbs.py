@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import errors
+from orchestrator import errors, outage
 from orchestrator.cli import common, ps_view
 from orchestrator.cli.common import CliFailure
 from orchestrator.mailbox import USER
 
 if TYPE_CHECKING:
+    from orchestrator.mailbox import Message
     from orchestrator.mailbox.opening import QueuePlace
 
 _SHOWN = 60  # characters of a call's input in the table
@@ -116,10 +118,25 @@ def cmd_answer(args: argparse.Namespace) -> int:
             common.EXIT_USAGE,
             "not_allowed",
         )
-    try:
-        reply = answer(
-            _place(args), args.id, granted=args.granted, reason=args.reason, sender=own or sender
+    place, who = _place(args), own or sender
+    tries = 0
+
+    def once() -> Message:
+        nonlocal tries
+        tries += 1
+        return answer(
+            place, args.id, granted=args.granted, reason=args.reason, sender=who, retried=tries > 1
         )
+
+    try:
+        if isinstance(place, Path):  # SQLite: a refusal is said at once, as before
+            reply = once()
+        else:
+            # NATS: through a short outage (a restart, an election), as `send` does: the
+            # answer is written only if absent and a try after a failed one finds its own
+            # (answer(retried=)), so trying again never answers twice nor reads as
+            # "already answered".
+            reply = outage.retry_blocking(once, told=_told, within_s=outage.TOOL_RETRY_S)
     except errors.ApprovalNotFound as exc:
         raise CliFailure(str(exc), common.EXIT_NOT_FOUND, exc.code) from None
     except errors.OrchestratorError as exc:
@@ -130,6 +147,14 @@ def cmd_answer(args: argparse.Namespace) -> int:
     else:
         print(f"{word} {args.id}")
     return common.EXIT_OK
+
+
+def _told(exc: errors.QueueStalled) -> None:
+    print(
+        f"octy-orchestrate: the queue is out of reach ({exc}); trying again for up to "
+        f"{outage.TOOL_RETRY_S:g}s",
+        file=sys.stderr,
+    )
 
 
 def _short(value: object) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sqlite3
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import errors, procid
-from orchestrator.agent_meta import AgentMeta
+from orchestrator.agent_meta import QUEUE_LOST, AgentMeta
 from orchestrator.cli import common, ps_view, team_record, up_detach, user_folders
 from orchestrator.cli.budget_verbs import budget_cell, context_cell, paused_reason, ps_fields
 from orchestrator.cli.common import CliFailure
@@ -776,7 +777,14 @@ def cmd_ps(args: argparse.Namespace) -> int:
             row["cost_usd"] = round(max(row["cost_usd"], spent.get(row["name"], 0.0)), 6)
             # the dollars of cut-off turns the runner priced itself (COST shows ~$)
             row["cost_estimated_usd"] = round(estimated.get(row["name"], 0.0), 6)
-        silent = _supervisor_silence(place) if sup else None
+        # A NATS team's supervisor row says too when the server lost the team's bucket.
+        sup_row, replicas = None, None
+        if sup or not isinstance(place, Path):
+            sup_row, replicas = _supervisor_row(place)
+        silent = None
+        if sup_row is not None and sup:
+            silent = supervisor_silence(sup_row.heartbeat_at, time.time())
+        lost = _queue_lost(sup_row)
     except errors.OrchestratorError as exc:  # a file that is no queue, a link, a newer schema
         raise common.failure_from(exc) from None
     if args.json:
@@ -787,7 +795,12 @@ def cmd_ps(args: argparse.Namespace) -> int:
         }
         if silent is not None:
             supervisor["silent_s"] = round(silent, 1)
-        common.emit_json({"supervisor": supervisor, "agents": rows})
+        if lost is not None:
+            supervisor["queue_lost"] = lost
+        shown: dict[str, Any] = {"supervisor": supervisor, "agents": rows}
+        if replicas is not None:
+            shown["queue_replicas_differ"] = replicas
+        common.emit_json(shown)
         return common.EXIT_OK
     if sup and silent is not None:
         # A SIGSTOPped supervisor still holds its lock: its agents' rows looked live and
@@ -800,6 +813,20 @@ def cmd_ps(args: argparse.Namespace) -> int:
         print(
             "supervisor: "
             + (f"pid {sup}" if sup else "not running (states below are the last known)")
+        )
+    if replicas is not None:
+        print(
+            f"queue: bucket {replicas['bucket']} kept in {replicas['replicas']} "
+            f"cop{'y' if replicas['replicas'] == 1 else 'ies'}, agents.yaml says replicas: "
+            f"{replicas['roster_replicas']} (fix: {replicas['fix']})"
+        )
+    if lost is not None:
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lost["at"]))
+        print(  # `how` is read from the bucket: anyone with the account can write it
+            for_people(
+                f"queue: LOST at {at}: {lost['how']}; what was only on that server "
+                "(messages, replies) is gone: send again what must still be done"
+            )
         )
     header = (
         "AGENT",
@@ -843,11 +870,26 @@ def cmd_ps(args: argparse.Namespace) -> int:
     return common.EXIT_OK
 
 
-def _supervisor_silence(db: QueuePlace) -> float | None:
-    """Seconds the running supervisor has been silent (no heartbeat), when too long."""
+def _supervisor_row(db: QueuePlace) -> tuple[AgentInfo | None, dict[str, Any] | None]:
+    """The supervisor's row, and on NATS the bucket's copies when the roster's
+    ``replicas:`` says otherwise (NatsCore.open)."""
     with open_sync(db, readonly=True) as mailbox:
-        row = mailbox.agent(SUPERVISOR)
-    return None if row is None else supervisor_silence(row.heartbeat_at, time.time())
+        return mailbox.agent(SUPERVISOR), getattr(mailbox, "replicas_differ", None)
+
+
+def _queue_lost(row: AgentInfo | None) -> dict[str, Any] | None:
+    """When and how the NATS server lost the team's bucket, as the supervisor that made
+    it again wrote it in its row (until its next `up`); None if it did not, or the row
+    says something else there (anyone with the account can write it)."""
+    lost = row.meta.get(QUEUE_LOST) if row is not None else None
+    if not isinstance(lost, dict):
+        return None
+    at, how = lost.get("at"), lost.get("how")
+    if isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(how, str):
+        return None
+    if not math.isfinite(at):
+        return None
+    return {"at": at, "how": how[:300]}
 
 
 def _check_known(db: QueuePlace, names: Sequence[str]) -> list[str]:

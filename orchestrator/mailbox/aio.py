@@ -142,6 +142,10 @@ class AsyncMailbox:
             if mb is not None and not self._closed:
                 mb.check_file()
 
+    async def check_store(self) -> str | None:
+        """Nothing to make again: a file replaced under us is :meth:`check_file`'s."""
+        return None
+
     async def _opened(self) -> Mailbox:
         if self._mb is not None and not self._closed:
             return self._mb

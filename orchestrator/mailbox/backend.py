@@ -133,6 +133,11 @@ class AsyncMailboxBackend(Protocol):
     def check_file(self) -> None:
         """Raise DatabaseReplaced if the store was swapped under the open client."""
 
+    async def check_store(self) -> str | None:
+        """A NATS server that lost the team's bucket: made again (empty), and what
+        happened returned, to be said once; None while it is the bucket opened (always on
+        SQLite, whose file :meth:`check_file` watches)."""
+
     async def register(
         self,
         name: str,

@@ -87,4 +87,12 @@ async def open_queue(
             # The supervisor's local file still holds what is per machine: the budget
             # ledger (spend) lives in the roster's `database`, created here as usual.
             await anyio.to_thread.run_sync(_create_local, roster.database)
+            if nats_mailbox.replicas_differ is not None:
+                # Said once per start, by the supervisor (its log; `up`'s terminal), and
+                # shown by `ps` while it lasts: not by every verb that opens the queue.
+                import structlog  # noqa: PLC0415 - a NATS supervisor's only
+
+                structlog.get_logger().warning(
+                    "queue_replicas_differ", **nats_mailbox.replicas_differ
+                )
         yield nats_mailbox

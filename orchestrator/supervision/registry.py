@@ -23,7 +23,7 @@ import structlog
 
 from orchestrator import errors
 from orchestrator.agent_leases import AgentLeases
-from orchestrator.agent_meta import LAUNCHING, MODEL_NOTE, AgentMeta
+from orchestrator.agent_meta import LAUNCHING, MODEL_NOTE, QUEUE_LOST, AgentMeta
 from orchestrator.lifecycle import RUNNING, AgentState
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend
 from orchestrator.roster import Roster
@@ -42,6 +42,8 @@ class Team(refusals.Abandons, Protocol):
     instance: str
     launchable: anyio.Event  # set once agents may launch (shown in the supervisor's row)
     leases: AgentLeases  # whose each agent's row is (agent_leases.py)
+    # The last time the NATS server lost the team's bucket (chores.check_store), for `ps`.
+    queue_lost: dict[str, Any] | None
 
     @property
     def slots(self) -> dict[str, Slot]: ...
@@ -56,19 +58,22 @@ async def register_self(sup: Team, mailbox: AsyncMailboxBackend) -> None:
             "roster": str(sup.roster.path),
             "team": sup.roster.name,  # `top`'s team line, once the log has rotated
             LAUNCHING: sup.launchable.is_set(),
+            **({QUEUE_LOST: sup.queue_lost} if sup.queue_lost else {}),
         },
     )
 
 
 async def record(
-    sup: Team, slot: Slot, state: AgentState | None = None, **fields: Any
+    sup: Team, slot: Slot, state: AgentState | None = None, *, lost: bool = False, **fields: Any
 ) -> errors.AgentHeldElsewhere | None:
     """Write an agent's state (``state``, or its current one) to the registry; a write
     refused is kept in ``slot.unrecorded`` for the housekeeping to write later. Nothing is
     written on a row another supervisor keeps (:func:`kept_elsewhere`), asked in the
     same conditional write (``leases.write_row``; SQLite: one supervisor, nothing asked):
     that supervisor is returned (None: written, or refused, or stale), so a caller that
-    must know whose the agent is asks the server once, not once more before."""
+    must know whose the agent is asks the server once, not once more before. ``lost``:
+    the row is known gone with the whole bucket (chores.check_store said so): written
+    again without a `reregistered` line per agent."""
     assert sup.mailbox is not None
     meta = AgentMeta.record(
         slot.stats, restarts=slot.life.restart_count, started_at=slot.started_at
@@ -98,7 +103,7 @@ async def record(
         except errors.RecipientUnknown:
             # Its row was deleted under us (`unregister`, SQL): the registry row of a
             # roster agent is the supervisor's to keep, so it is written again.
-            kept = await _reregister(sup, slot, meta, fields.get("pid"))
+            kept = await _reregister(sup, slot, meta, fields.get("pid"), said=lost)
             return
         if holder is None and not still():
             stale = True  # nothing asked, nothing written: whose the row is, unknown
@@ -151,7 +156,7 @@ def kept_elsewhere(slot: RowSlot, holder: errors.AgentHeldElsewhere | None) -> b
 
 
 async def _reregister(
-    sup: Team, slot: Slot, meta: dict[str, Any], pid: Any
+    sup: Team, slot: Slot, meta: dict[str, Any], pid: Any, *, said: bool = False
 ) -> errors.AgentHeldElsewhere | None:
     assert sup.mailbox is not None
     spec = sup.roster.agents.get(slot.name)
@@ -171,7 +176,8 @@ async def _reregister(
     )
     if kept_elsewhere(slot, holder):
         return holder
-    log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
+    if not said:
+        log.warning("reregistered", agent=slot.name, reason="its registry row was deleted")
     return None
 
 

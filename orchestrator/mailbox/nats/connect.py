@@ -168,11 +168,36 @@ def _is_refusal(exc: BaseException) -> bool:
     return isinstance(exc, nats.errors.AuthorizationError) or "authoriz" in str(exc).lower()
 
 
-async def open_bucket(client: Client, config: NatsConfig) -> tuple[KeyValue, int | None]:
+@dataclass(frozen=True)
+class Bucket:
+    """The team's bucket as opened: the client's handle on it, how many copies the
+    servers keep if it was there already (None: made now, with the roster's
+    ``replicas``), and when its stream was made (a bucket lost and made again, by us or
+    anyone, has another: core.NatsCore.check_store)."""
+
+    kv: KeyValue
+    copies: int | None
+    made: object
+
+
+async def bucket_made(client: Client, config: NatsConfig) -> object:
+    """When the bucket's stream was made (the server's ``created``); NotFoundError if
+    there is no such stream."""
+    js = client.jetstream(timeout=config.request_timeout_s)
+    return (await js.stream_info(f"KV_{config.namespace}")).created
+
+
+def is_stream_missing(exc: BaseException) -> bool:
+    """The server's word that the bucket's stream does not exist (JetStream's 10059
+    "stream not found"): a server restarted without its store, or the bucket removed.
+    Not a timeout or a leader election (those are retried: faults.TRANSIENT)."""
+    return isinstance(exc, nats.js.errors.NotFoundError) and exc.err_code == 10059
+
+
+async def open_bucket(client: Client, config: NatsConfig) -> Bucket:
     """The team's key-value bucket, created on first use (file storage, one value kept
-    per key: the queue's state, not its history), and how many copies of it the servers
-    keep if it was there already (None: made now, with the roster's ``replicas``). Read
-    as nats-py's ``key_value`` reads it, in the same one request."""
+    per key: the queue's state, not its history). Read as nats-py's ``key_value`` reads
+    it, in the same one request."""
     js = client.jetstream(timeout=config.request_timeout_s)
     stream = f"KV_{config.namespace}"
     try:
@@ -199,7 +224,7 @@ async def open_bucket(client: Client, config: NatsConfig) -> tuple[KeyValue, int
             js=js,
             direct=bool(info.config.allow_direct),
         )
-        return kv, info.config.num_replicas
+        return Bucket(kv, info.config.num_replicas, info.created)
     try:
         made = await js.create_key_value(
             KeyValueConfig(
@@ -210,7 +235,7 @@ async def open_bucket(client: Client, config: NatsConfig) -> tuple[KeyValue, int
                 description="octy-orchestrate team queue",
             )
         )
-        return made, None
+        return Bucket(made, None, await bucket_made(client, config))
     except (
         nats.errors.NoRespondersError,
         nats.js.errors.ServiceUnavailableError,

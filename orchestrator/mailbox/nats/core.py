@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 import nats.errors
+import nats.js.errors
 import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -36,7 +37,13 @@ from orchestrator.mailbox.model import (
     encode_meta,
 )
 from orchestrator.mailbox.nats import records as rec
-from orchestrator.mailbox.nats.connect import NatsConfig, connect, open_bucket
+from orchestrator.mailbox.nats.connect import (
+    NatsConfig,
+    bucket_made,
+    connect,
+    is_stream_missing,
+    open_bucket,
+)
 from orchestrator.mailbox.nats.faults import retrying, type_public_methods
 from orchestrator.mailbox.nats.tally import StatusTally
 from orchestrator.names import RESERVED_NAMES, name_problem
@@ -69,6 +76,9 @@ class NatsCore:
         self._said_unreadable: set[str] = set()  # garbled records already warned of
         self._local: set[asyncio.Event] = set()
         self._tally = StatusTally()  # status_counts(), brought up to date at each call
+        self._made: object = None  # when the bucket's stream was made (check_store)
+        # The bucket's copies and the roster's `replicas:` when they differ (open()).
+        self.replicas_differ: dict[str, Any] | None = None
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -76,22 +86,49 @@ class NatsCore:
         """Connect and open (or create) the team's bucket; QueueUnavailable if not."""
         self._nc = await connect(self.config, reconnected=self._reconnected)
         try:
-            self._kv, copies = await open_bucket(self._nc, self.config)
+            bucket = await open_bucket(self._nc, self.config)
         except BaseException:
             await self._nc.close()
             raise
+        self._kv, copies, self._made = bucket.kv, bucket.copies, bucket.made
         if copies is not None and copies != self.config.replicas:
             # Made before with other `replicas:` (an edit since, or another machine's
             # roster): the servers keep what it was made with, whatever the roster says.
-            log.warning(
-                "queue_replicas_differ",
-                bucket=self.config.namespace,
-                replicas=copies,
-                roster_replicas=self.config.replicas,
-                fix=f"nats stream edit KV_{self.config.namespace} --replicas "
+            # Kept, not logged: said by the supervisor as it starts and shown by `ps`,
+            # not on every verb's stderr (a script's `send` printed it each time).
+            self.replicas_differ = {
+                "bucket": self.config.namespace,
+                "replicas": copies,
+                "roster_replicas": self.config.replicas,
+                "fix": f"nats stream edit KV_{self.config.namespace} --replicas "
                 f"{self.config.replicas}, or set replicas: {copies} in agents.yaml",
-            )
+            }
         return self
+
+    async def check_store(self) -> str | None:
+        """Whether the server still has the bucket this client opened. A server restarted
+        without its store (its JetStream folder wiped, a fresh server on the same
+        address) answers every read "stream not found" and every write no responders,
+        for ever: the bucket is made again here, empty, as ``up`` makes it, and what was
+        only on the lost server is gone. Also found: a bucket made again by another
+        client since (any CLI verb opening the queue makes a missing bucket), told by
+        its stream's creation time. Returns what happened, to be said once (None: the
+        same bucket); QueueUnavailable while the server is out of reach."""
+        try:
+            made = await retrying(lambda: bucket_made(self.nc, self.config))
+        except nats.js.errors.NotFoundError as exc:
+            if not is_stream_missing(exc):
+                raise
+            bucket = await open_bucket(self.nc, self.config)  # there again if another made it
+            self._kv, self._made = bucket.kv, bucket.made
+            return "the server has no bucket any more (restarted without its store?): made again"
+        if made != self._made:
+            self._made = made
+            return (
+                "the bucket was lost and made again by another client since it was opened "
+                "(a server restarted without its store?)"
+            )
+        return None
 
     async def aclose(self) -> None:
         if self._nc is not None and not self._nc.is_closed:
@@ -212,6 +249,7 @@ class NatsCore:
         sub = await self.nc.subscribe(subject, cb=ring)
         self._local.add(bell)
         deadline = time.monotonic() + timeout_s
+        said = False  # wait_retrying: once per wait, not at every read (2 a second)
         try:
             while True:
                 bell.clear()
@@ -223,7 +261,9 @@ class NatsCore:
                     # goes on until its deadline; only then is the outage the answer.
                     if time.monotonic() + OUTAGE_RECHECK_S >= deadline:
                         raise
-                    log.warning("wait_retrying", subject=subject, error=str(exc) or repr(exc))
+                    if not said:
+                        said = True
+                        log.warning("wait_retrying", subject=subject, error=str(exc) or repr(exc))
                     await asyncio.sleep(OUTAGE_RECHECK_S)
                     continue
                 if result is not None:

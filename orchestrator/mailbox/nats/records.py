@@ -21,6 +21,7 @@ marker left), so the stream's subject list is the list of live keys (core.py).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
@@ -204,6 +205,12 @@ async def mark_deleted(kv: KeyValue, key: str, last: int) -> None:
         raise
 
 
+CONFLICT_TRIES: Final = 10
+"""Writes a guarded create tries, each refused as written since its read, before it
+gives up (:func:`create_guarded`); the pauses between come to ~2 s in all."""
+CONFLICT_PAUSE_S: Final = 0.02
+
+
 async def create_guarded(
     kv: KeyValue, key: str, value: bytes, guard: Callable[[], Awaitable[None]]
 ) -> bool:
@@ -212,11 +219,21 @@ async def create_guarded(
     changes what the guard checks and then writes this key (even a marker only,
     :func:`mark_deleted`) makes the write fail, and the guard is asked again. False if a
     value is there. A write whose answer was lost is found by its bytes, as in
-    :func:`create`."""
+    :func:`create`.
+
+    A write refused as written since the read ("wrong last sequence") reads again, at
+    once the first time (a take's marker, a row another wrote: the next read settles
+    it), then after a pause doubling from :data:`CONFLICT_PAUSE_S`, and at most
+    :data:`CONFLICT_TRIES` times in all: a conflict that never ends (a revision read
+    that the server's check never agrees with: once a delete marker read as revision
+    0, 5,591 writes in 5 s) is the error QueueUnavailable saying so, not a spin. Not
+    faults.retrying: that one paces outages by time and lets the error through at the
+    end; this counts refusals of a server that answers."""
     sent = False
+    conflicts = 0
 
     async def once() -> bool:
-        nonlocal sent
+        nonlocal sent, conflicts
         while True:
             found, revision = await last_entry(kv, key)
             if found is not None:
@@ -225,7 +242,19 @@ async def create_guarded(
             try:
                 await kv.update(key, value, last=revision)
             except nats.js.errors.KeyWrongLastSequenceError:
-                continue  # written since the read (a row, or a take's marker): read again
+                # Written since the read (a row, or a take's marker): read again.
+                conflicts += 1
+                if conflicts >= CONFLICT_TRIES:
+                    raise errors.QueueUnavailable(
+                        f"bucket {kv._name}",
+                        f"the create of {key} was refused {conflicts} times in a row as "
+                        "written since it was read (wrong last sequence)",
+                        f"something keeps writing {key}, or the server disagrees with "
+                        "its revision: see `nats kv history` of it",
+                    ) from None
+                if conflicts > 1:
+                    await asyncio.sleep(min(CONFLICT_PAUSE_S * 2 ** (conflicts - 2), 0.5))
+                continue
             except TRANSIENT:
                 sent = True  # maybe stored with the answer lost: the next read tells
                 raise

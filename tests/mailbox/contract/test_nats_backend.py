@@ -19,6 +19,8 @@ from orchestrator import errors
 from orchestrator.mailbox import Message
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox, core, faults
 from orchestrator.mailbox.nats import sending as nats_sending
+from orchestrator.mailbox.opening import open_queue
+from orchestrator.roster import load_roster
 
 
 async def test_unreachable_server_is_a_clear_error() -> None:
@@ -242,17 +244,21 @@ async def test_a_bucket_kept_in_other_copies_than_the_roster_says_is_said(
     namespace = f"copies{free_port()}"
     async with NatsMailbox(NatsConfig((nats_server.url,), namespace=namespace)) as made:
         await made.register("bob")
-    with capture_logs() as logs:
-        async with NatsMailbox(NatsConfig((nats_server.url,), namespace=namespace)) as same:
-            assert [a.name for a in await same.agents()] == ["bob"]
-    assert [e for e in logs if e["event"] == "queue_replicas_differ"] == []
+        assert made.replicas_differ is None
+    async with NatsMailbox(NatsConfig((nats_server.url,), namespace=namespace)) as same:
+        assert [a.name for a in await same.agents()] == ["bob"]
+        assert same.replicas_differ is None
     three = NatsConfig((nats_server.url,), namespace=namespace, replicas=3)
     with capture_logs() as logs:
         async with NatsMailbox(three) as other:
             assert [a.name for a in await other.agents()] == ["bob"]
-    said = [e for e in logs if e["event"] == "queue_replicas_differ"]
-    assert [(e["replicas"], e["roster_replicas"]) for e in said] == [(1, 3)]
-    assert f"KV_{namespace} --replicas 3" in said[0]["fix"]
+            said = other.replicas_differ
+    # Kept for whoever says it (the supervisor as it starts, `ps`), not logged at every
+    # open: each CLI verb printed it on stderr (test_nats_cli.py).
+    assert [e for e in logs if e["event"] == "queue_replicas_differ"] == []
+    assert said is not None
+    assert (said["replicas"], said["roster_replicas"]) == (1, 3)
+    assert f"KV_{namespace} --replicas 3" in said["fix"]
 
     client = await nats.connect(nats_server.url)
     try:
@@ -261,3 +267,55 @@ async def test_a_bucket_kept_in_other_copies_than_the_roster_says_is_said(
         await client.close()
     with pytest.raises(errors.QueueUnavailable, match="KV_plain is no key-value bucket"):
         await NatsMailbox(NatsConfig((nats_server.url,), namespace="plain")).open()
+
+
+async def test_the_supervisor_says_its_bucket_differs_once_as_it_opens_it(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """The queue opened for the supervisor (with its holder) says
+    `queue_replicas_differ` once, with both numbers and the fix; opened for a verb it
+    says nothing (`ps` shows it instead: test_nats_cli.py)."""
+    namespace = f"copies{free_port()}"
+    async with NatsMailbox(NatsConfig((nats_server.url,), namespace=namespace)):
+        pass  # made with one copy
+    (tmp_path / "agents.yaml").write_text(
+        f"name: t\nqueue:\n  servers: {nats_server.url}\n  namespace: {namespace}\n"
+        "  replicas: 3\nagents:\n  bob:\n    prompt: answers\n"
+    )
+    roster = load_roster(tmp_path / "agents.yaml")
+    with capture_logs() as logs:
+        async with open_queue(roster):
+            pass
+    assert [e for e in logs if e["event"] == "queue_replicas_differ"] == []
+    with capture_logs() as logs:
+        async with open_queue(roster, holder="octy-supervisor:test"):
+            pass
+    said = [e for e in logs if e["event"] == "queue_replicas_differ"]
+    assert [(e["replicas"], e["roster_replicas"]) for e in said] == [(1, 3)]
+    assert f"KV_{namespace} --replicas 3" in said[0]["fix"]
+
+
+async def test_a_wait_that_loses_the_queue_says_so_once(nats_server: NatsServer) -> None:
+    """The bucket gone under a wait (as after a server restarted without its store):
+    each of the wait's reads fails, two a second, until its deadline. It logged
+    `wait_retrying` at each (measured: ~4 lines a second from a team's waits, for
+    as long as it lasted); now once per wait, and the wait still ends with the error."""
+    namespace = f"wait{free_port()}"
+    async with NatsMailbox(NatsConfig((nats_server.url,), namespace=namespace)) as mb:
+        await mb.register("bob")
+        await mb.nc.jetstream().delete_stream(f"KV_{namespace}")
+        reads = 0
+        real_poll = mb._poll_inbox
+
+        async def counted(recipient: str) -> tuple[bool | None, float]:
+            nonlocal reads
+            reads += 1
+            return await real_poll(recipient)
+
+        mb._poll_inbox = counted  # type: ignore[method-assign]
+        with capture_logs() as logs, pytest.raises(errors.QueueUnavailable):
+            await mb.wait_for_messages("bob", 3.0)
+    assert reads >= 2  # read again through the outage
+    said = [e for e in logs if e["event"] == "wait_retrying"]
+    assert len(said) == 1
+    assert "stream not found" in said[0]["error"]

@@ -4,12 +4,14 @@ inbox, queue ls/show/dead/retry, trace and ps read and write the JetStream queue
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_runner import octy
 from natsserver import NatsServer, free_port
 
 from orchestrator import errors
@@ -196,3 +198,65 @@ def test_an_approve_on_nats_after_the_time_ran_out_says_it_came_too_late(
     assert reply.error == errors.RequestTimeout.code
     assert main(["approve", asked.id]) == 3
     assert "came too late" in capsys.readouterr().err
+
+
+def test_a_bucket_in_other_copies_is_shown_by_ps_not_said_by_every_verb(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """The bucket made with one copy, the roster edited to `replicas: 3` since. Measured
+    before: `queue ls`, `send`, `inbox` each printed the `queue_replicas_differ` warning
+    on stderr, and `ps` twice (it opens the queue twice), into every script's output for
+    as long as the two disagreed. As `docker compose ps` or k9s show what differs in
+    their listing, not in every command: `ps` shows it (a `queue:` line, and
+    `queue_replicas_differ` in --json) while it lasts, the supervisor says it as it
+    starts, and the other verbs say nothing of it."""
+    namespace = f"cli{uuid.uuid4().hex[:8]}"
+    roster = tmp_path / "agents.yaml"
+    text = (
+        f"name: t\nqueue:\n  servers: {nats_server.url}\n  namespace: {namespace}\n"
+        "agents:\n  bob:\n    prompt: answers\n"
+    )
+    roster.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "OCTY_DB"}
+    assert octy("register", "bob", cwd=tmp_path, env=env, check=True).stderr == ""
+    three = f"namespace: {namespace}\n  replicas: 3\n"
+    roster.write_text(text.replace(f"namespace: {namespace}\n", three))
+    for argv in (("queue", "ls"), ("send", "bob", "hi"), ("inbox", "bob")):
+        done = octy(*argv, cwd=tmp_path, env=env, check=True)
+        assert "replicas" not in done.stderr + done.stdout, (argv, done.stderr)
+    shown = octy("ps", cwd=tmp_path, env=env, check=True)
+    assert "replicas" not in shown.stderr
+    lines = [line for line in shown.stdout.splitlines() if "replicas" in line]
+    assert lines == [
+        f"queue: bucket {namespace} kept in 1 copy, agents.yaml says replicas: 3 "
+        f"(fix: nats stream edit KV_{namespace} --replicas 3, or set replicas: 1 in "
+        "agents.yaml)"
+    ]
+    as_json = json.loads(octy("ps", "--json", cwd=tmp_path, env=env, check=True).stdout)
+    assert as_json["queue_replicas_differ"]["replicas"] == 1
+    assert as_json["queue_replicas_differ"]["roster_replicas"] == 3
+    roster.write_text(text)  # agreeing again: nothing to show
+    shown = octy("ps", cwd=tmp_path, env=env, check=True)
+    assert "replicas" not in shown.stdout + shown.stderr
+
+
+def test_ps_shows_a_lost_bucket_from_the_supervisor_row_and_escapes_it(
+    team: NatsConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The supervisor's row says when the server lost the bucket (chores.check_store):
+    `ps` shows it; the row is anyone's to write (the team's account), so a terminal
+    escape in it is shown escaped, and a row saying something else there shows nothing."""
+    with BlockingNatsMailbox(team) as mb:
+        mb.register_supervisor(1, {"queue_lost": {"at": 1e9, "how": "gone\x1b[2J"}})
+    assert main(["ps"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("queue: LOST at ")]
+    assert "\x1b" not in line
+    assert "gone" in line
+    assert main(["ps", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["supervisor"]["queue_lost"]["at"] == 1e9
+    for odd in ("yesterday", {"at": "1e9", "how": "x"}, {"at": True, "how": "x"}):
+        with BlockingNatsMailbox(team) as mb:
+            mb.register_supervisor(1, {"queue_lost": odd})
+        assert main(["ps"]) == 0
+        assert "queue: LOST" not in capsys.readouterr().out

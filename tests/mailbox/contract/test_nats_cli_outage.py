@@ -116,3 +116,53 @@ def test_a_cli_write_whose_answer_was_lost_is_tried_again_and_stored_once(
     else:  # asked once; nobody answers bob's inbox here, so the ask times out
         assert printed["error"] == "timeout"
         assert stored[0].id in printed["message"]
+
+
+def test_an_approve_whose_answer_was_lost_is_tried_again_and_is_its_own_success(
+    team: NatsConfig,
+    proxy: ProxyThread,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`approve ID` wrote the answer, the confirmation was lost and the queue stayed out
+    of reach past its own retries. Measured before: exit queue_unavailable at once, and
+    `approve ID` run again once the queue was back said "already answered (approved by
+    user)", exit 3: the operator could not tell whether the call would run. Now the
+    verb tries again (one line on stderr), finds its own answer: exit 0, answered once.
+    Another run of `approve` or `deny` by hand still says it was answered already."""
+    assert main(["register", "bob"]) == 0
+    with BlockingNatsMailbox(team) as mb:
+        asked = mb.request(
+            "bob", "user", {"approval": {"key": "k1", "tool": "Bash", "timeout_s": 600}}
+        )
+    capsys.readouterr()
+    stderr = Stderr("the queue is out of reach")
+    monkeypatch.setattr("sys.stderr", stderr)
+    proxy.cutter.cut_after_publish_to(f"$KV.{team.namespace}.r.")
+    codes: list[int] = []
+    worker = threading.Thread(
+        target=lambda: codes.append(main(["approve", asked.id, "--json"])), daemon=True
+    )
+    worker.start()
+    while not stderr.seen.is_set() and worker.is_alive():
+        stderr.seen.wait(0.05)
+    proxy.call(proxy.cutter.release())
+    worker.join(60)
+    assert not worker.is_alive()
+    assert codes == [0], stderr.getvalue()
+    assert stderr.seen.is_set()
+    printed = json.loads(capsys.readouterr().out)
+    with BlockingNatsMailbox(team) as mb:
+        reply = mb.find_reply(asked.id)
+        answers = [m for m in mb.list(recipient="bob") if m.kind == "response"]
+    assert reply is not None
+    assert (reply.sender, reply.body) == ("user", {"approval": "granted"})
+    assert [m.id for m in answers] == [reply.id] == [printed["reply_id"]]
+
+    for verb in ("approve", "deny"):  # run again by hand: answered already, as before
+        stderr.seek(0)
+        stderr.truncate()
+        assert main([verb, asked.id]) == 3
+        assert "already answered (approved by user)" in stderr.getvalue()
+    with BlockingNatsMailbox(team) as mb:
+        assert [m.id for m in mb.list(recipient="bob") if m.kind == "response"] == [reply.id]

@@ -132,6 +132,9 @@ def test_asks_keep_going_while_a_node_dies_and_comes_back(
         wrong = [a for a in asker.answers if a[2] != f"alpha heard: BETA-{a[1]}"]
         assert not wrong, (wrong, _trouble(teams))
         assert not _tool_errors(teams)  # e.g. queue_unavailable during the election
+        # A node's death and an election are no lost store: the bucket is never made
+        # again (chores.check_store goes by "stream not found" and the creation time).
+        assert [e for t in teams for e in t.log_events("queue_store_lost")] == []
         # One listing per look: two (leased, then pending) missed a message that went
         # from pending to leased in between (a redelivery after an ack lost in the
         # election, skipped as answered), and the final read then found it leased.

@@ -13,6 +13,7 @@ import nats.errors
 import pytest
 from natsserver import NatsServer
 
+from orchestrator import errors
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox, faults
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.lease import AgentLeases
@@ -110,3 +111,73 @@ async def test_each_conditional_write_gives_up_after_the_one_budget(
         assert len(taken) >= 2  # tried again after a pause, not given up at once
     assert await rec.get(mailbox.kv, "a.alpha") is None
     assert await rec.get(mailbox.kv, "a.beta") == (b"1", 1)
+
+
+class _Spun(Exception):
+    """The guarded create went on past any bound (the test stops it)."""
+
+
+def _counted_updates(
+    mailbox: NatsMailbox, monkeypatch: pytest.MonkeyPatch, before: Any = None
+) -> list[int]:
+    """Every conditional write of the bucket counted (its ``last``); ``before(key)``
+    runs ahead of each, on the real server. Past 200 writes the test stops a spin."""
+    kv = mailbox.kv
+    real_update = kv.update
+    lasts: list[int] = []
+
+    async def update(key: str, value: bytes, last: int | None = None, **kw: Any) -> Any:
+        lasts.append(int(last or 0))
+        if len(lasts) > 200:
+            raise _Spun
+        if before is not None:
+            await before(key)
+        return await real_update(key, value, last=last, **kw)
+
+    monkeypatch.setattr(kv, "update", update)
+    return lasts
+
+
+async def test_a_contended_guarded_create_still_succeeds(
+    mailbox: NatsMailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer moves the key between each of our reads and writes three times
+    (a take's delete marker each time: the key stays absent): each write is refused
+    by the server as written since its read, read again, and the fourth lands."""
+    moved = 0
+
+    async def another_writer(key: str) -> None:
+        nonlocal moved
+        if moved < 3:
+            moved += 1
+            _, last = await rec.last_entry(mailbox.kv, key)
+            await rec.mark_deleted(mailbox.kv, key, last)
+
+    lasts = _counted_updates(mailbox, monkeypatch, another_writer)
+    assert await rec.create_guarded(mailbox.kv, "a.alpha", b"row", _no_guard)
+    assert len(lasts) == 4
+    assert lasts == sorted(lasts)  # each try read the revision the last marker left
+    assert (await rec.get(mailbox.kv, "a.alpha"))[0] == b"row"  # type: ignore[index]
+
+
+async def test_a_guarded_create_that_is_always_refused_ends_with_a_clear_error(
+    mailbox: NatsMailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revision read that the server's check never agrees with (as when a delete
+    marker was read as revision 0: 5,591 writes in 5 s): every write refused as
+    written since its read. It used to read and write again at once, for ever; it now
+    stops after CONFLICT_TRIES writes with QueueUnavailable naming the key."""
+    _, last = await rec.last_entry(mailbox.kv, "a.alpha")
+    await rec.mark_deleted(mailbox.kv, "a.alpha", last)  # absent, at a revision > 0
+    real_last_entry = rec.last_entry
+
+    async def stale(kv: Any, key: str) -> tuple[bytes | None, int]:
+        found, _ = await real_last_entry(kv, key)
+        return found, 0  # the marker's revision never seen
+
+    monkeypatch.setattr(rec, "last_entry", stale)
+    lasts = _counted_updates(mailbox, monkeypatch)
+    with pytest.raises(errors.QueueUnavailable, match=r"create of a\.alpha was refused 10 times"):
+        await rec.create_guarded(mailbox.kv, "a.alpha", b"row", _no_guard)
+    assert len(lasts) == rec.CONFLICT_TRIES
+    assert await rec.get(mailbox.kv, "a.alpha") is None
