@@ -22,7 +22,14 @@ from claude_agent_sdk import (
 )
 
 from orchestrator.lifecycle import OnEvent, RunnerEvent
-from orchestrator.prices import estimate, highest, known_to_cli, rates_for, request_usd
+from orchestrator.prices import (
+    US_INFERENCE,
+    estimate,
+    highest,
+    known_to_cli,
+    rates_for,
+    request_usd,
+)
 from orchestrator.roster import Roster
 from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
 
@@ -136,9 +143,11 @@ class Spend:
         if not repriced:
             return usage
         if len(figures) == 1:
-            rates = rates_for(repriced[0], prices)
-            cost = round(request_usd(rates or highest(prices), usage.fields()), 6)
-            return replace(usage, cost_usd=cost, price_unknown=() if rates else (repriced[0],))
+            model = repriced[0]
+            rates = rates_for(model, prices)
+            turn = {**usage.fields(), **self._split(model, figures, before, result)}
+            cost = round(self._geo(model, result) * request_usd(rates or highest(prices), turn), 6)
+            return replace(usage, cost_usd=cost, price_unknown=() if rates else (model,))
         if before is None:
             return usage
         usd, unknown = usage.cost_usd, []
@@ -150,8 +159,48 @@ class Spend:
             rates = rates_for(model, prices)
             if rates is None and any(part[k] for k in TOKEN_KEYS):
                 unknown.append(model)
-            usd += request_usd(rates or highest(prices), part) - part["cost"]
+            part.update(self._split(model, figures, before, result))
+            priced = self._geo(model, result) * request_usd(rates or highest(prices), part)
+            usd += priced - part["cost"]
         return replace(usage, cost_usd=round(max(usd, 0.0), 6), price_unknown=tuple(unknown))
+
+    @staticmethod
+    def _split(
+        model: str,
+        figures: Mapping[str, Mapping[str, Any]],
+        before: Mapping[str, Any] | None,
+        result: ResultMessage,
+    ) -> dict[str, Any]:
+        """The part of ``model``'s cache writes this turn kept for 1 hour, as the API says it
+        (``cache_creation``): the difference of the CLI's running per-model figure
+        (``cacheCreationEphemeral1hInputTokens``) since ``before``; ``before`` unknown, the
+        turn's own ``usage`` split (measured on 2.1.332: both carry it). 1-hour writes cost
+        more than 5-minute ones (2x input against 1.25x): priced as 5-minute, a team that
+        caches for an hour was charged 62.5 % of their cost."""
+        now = int(figures[model].get(HOUR, 0))
+        if before is not None:
+            then = int((before.get(model) or {}).get(HOUR, 0))
+            hour = now - then if now >= then else now
+        else:
+            split = (result.usage or {}).get("cache_creation")
+            hour = _count(split, "ephemeral_1h_input_tokens") if isinstance(split, Mapping) else 0
+        return {"cache_creation": {"ephemeral_1h_input_tokens": max(hour, 0)}}
+
+    def _geo(self, model: str, result: ResultMessage) -> float:
+        """The multiplier for where ``model``'s requests were served: the CLI charges a
+        request served in the US (``inference_geo: us``) 1.1 times, per request (measured on
+        2.1.332). Each request's place is in its assistant message (the turn's tally); its
+        share of the model's tokens served there is charged so. A part with no request in
+        the tally (a compaction, a foreign turn): the place the result's ``usage`` says (the
+        turn's last request's)."""
+        mine = [u for m, u in self.turn_requests.values() if m == model]
+        weights = [(sum(_count(u, k) for k in TOKEN_KEYS), u.get("inference_geo")) for u in mine]
+        total = sum(w for w, _ in weights)
+        if total:
+            share = sum(w for w, geo in weights if geo == "us") / total
+        else:
+            share = 1.0 if (result.usage or {}).get("inference_geo") == "us" else 0.0
+        return 1 + (US_INFERENCE - 1) * share
 
     async def spent(self, result: ResultMessage, cause: str, *, turn: bool = True) -> TurnUsage:
         """Spend that is not a delivered turn's (a compaction, a turn that overflowed or was
@@ -262,6 +311,9 @@ _MODEL_USAGE = {
     "cacheReadInputTokens": "cache_read_input_tokens",
     "cacheCreationInputTokens": "cache_creation_input_tokens",
 }
+# Of the cache writes, those kept for 1 hour (model_usage's running figure, per model).
+HOUR = "cache_creation_1h_input_tokens"
+_MODEL_USAGE_HOUR = "cacheCreationEphemeral1hInputTokens"
 
 
 def _per_model(model_usage: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -274,6 +326,7 @@ def _per_model(model_usage: Mapping[str, Any] | None) -> dict[str, dict[str, Any
         part: dict[str, Any] = {
             ours: _count(figures, theirs) for theirs, ours in _MODEL_USAGE.items()
         }
+        part[HOUR] = _count(figures, _MODEL_USAGE_HOUR)
         cost = figures.get("costUSD")
         if isinstance(cost, bool) or not isinstance(cost, int | float):
             cost = 0.0
@@ -290,7 +343,7 @@ def _models(raw: Any) -> dict[str, dict[str, Any]] | None:
     for model, figures in raw.items():
         if not isinstance(figures, Mapping):
             return None
-        part: dict[str, Any] = {k: _count(figures, k) for k in TOKEN_KEYS}
+        part: dict[str, Any] = {k: _count(figures, k) for k in (*TOKEN_KEYS, HOUR)}
         cost = figures.get("cost")
         if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost):
             return None
