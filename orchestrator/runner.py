@@ -197,6 +197,7 @@ class AgentRunner:
                 await self._giving.inflight(self.inbox.inflight, failed=end.failed)
                 self.inbox.inflight = []
                 await self._close(client)
+                self.spend.closed()
         return end
 
     def _clear_git_locks(self) -> None:

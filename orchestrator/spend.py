@@ -31,7 +31,14 @@ from orchestrator.prices import (
     request_usd,
 )
 from orchestrator.roster import Roster
-from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
+from orchestrator.usage import (
+    TOKEN_KEYS,
+    SessionCost,
+    TurnUsage,
+    add_turn,
+    cut_off,
+    session_tokens,
+)
 
 
 class BudgetGate(Protocol):
@@ -68,10 +75,22 @@ class Spend:
         # total of the session it resumes: the CLI's total_cost_usd continues from there.
         self.totals: dict[str, Any] = dict(totals or {})
         self.last_usage: TurnUsage | None = None
-        tokens = self.totals.get("session_tokens")
+        # The CLI of the session's last run was never closed (its supervisor was killed, and
+        # the CLI with it by its parent-death signal): it saved nothing, and resumed it
+        # continues the figures it resumed with, not the last ones seen. Measured: its next
+        # turn was charged nothing (one turn since that resume) or the session's earlier
+        # spend again (two or more: the total fell below the last seen, read as counted
+        # afresh).
+        killed = bool(session_id) and self.totals.get("session_live") is True
+        usd, tokens = self.totals.get("session_cost_usd"), self.totals.get("session_tokens")
+        if killed:
+            usd, tokens = (
+                self.totals.get("session_resumed_usd"),
+                self.totals.get("session_resumed_tokens"),
+            )
         self.session = SessionCost(
             session_id,
-            float(self.totals.get("session_cost_usd") or 0.0),
+            _usd(usd),
             tokens if isinstance(tokens, Mapping) else None,
         )
         # This turn's model requests (message id -> model, usage): what a turn cut off before
@@ -86,14 +105,42 @@ class Spend:
         # baseline of the next turn's parts. None: not known (resumed, or a cut-off turn).
         # Kept with the totals: a new runner (a restart, a reload) resumes with them.
         self.models: dict[str, dict[str, Any]] | None = (
-            _models(self.totals.get("session_models")) if session_id else {}
+            None if killed else _models(self.totals.get("session_models")) if session_id else {}
         )
+        # The last figures seen, for the first result to tell which the CLI resumed with:
+        # killed at the very moment its supervisor died, a CLI may still save them (seen
+        # once in six runs on a loaded machine; its stdin closes as the signal comes).
+        self.last_seen: tuple[float, dict[str, int] | None, Any] | None = None
+        if killed:  # the baseline it resumes with (the next turn's figures move it on)
+            seen = self.totals.get("session_tokens")
+            self.last_seen = (
+                _usd(self.totals.get("session_cost_usd")),
+                _baseline(seen) if isinstance(seen, Mapping) else None,
+                self.totals.get("session_models"),
+            )
+            self.totals = _with_baseline(
+                {**self.totals, "session_cost_usd": self.session.total_usd}, self.session
+            )
 
     def connected(self) -> None:
         """A CLI runs the session: what it resumed with is what it resumes with again
         after a death (it saves its running figures only when it exits cleanly)."""
         self.restored_usd = self.session.total_usd
         self.restored_tokens = _copy(self.session.tokens)
+        # Kept with the totals (the next turn's event carries them to the registry): should
+        # the supervisor be killed with this CLI, the next `up` starts from these.
+        self.totals = {
+            **self.totals,
+            "session_live": True,
+            "session_resumed_usd": self.restored_usd,
+            "session_resumed_tokens": _copy(self.restored_tokens),
+        }
+
+    def closed(self) -> None:
+        """The CLI was closed (it saves its running figures as it exits) or has died
+        (:meth:`after_death` took the figures it resumes with): the totals' session figures
+        are what the next CLI resumes with."""
+        self.totals = {**self.totals, "session_live": False}
 
     def paused(self) -> bool:
         """Whether the agent is paused for its budget (a compaction is spend too)."""
@@ -113,12 +160,39 @@ class Spend:
         # The per-model figures before this turn: none yet in a new session (the CLI
         # counts from 0), unknown in one resumed before any result was seen here.
         same = bool(result.session_id) and result.session_id == self.session.session_id
+        if same and self.last_seen is not None:
+            self._resumed_with(result)
+        self.last_seen = None
         before = self.models if same else {}
         usage = self._priced(self.session.turn(result), result, before)
         self.models = _per_model(result.model_usage)
         self.last_usage = usage
         self.totals = {**add_turn(self.totals, usage, turn=turn), "session_models": self.models}
         return usage
+
+    def _resumed_with(self, result: ResultMessage) -> None:
+        """The first result after a resume of a killed CLI's session: if its running tokens
+        are the last seen plus exactly this turn's own usage, the CLI had saved those after
+        all, and they are the baseline (else the figures it resumed with stay). A turn with
+        subagents (its own usage leaves them out) cannot tell: it keeps the resumed ones."""
+        assert self.last_seen is not None
+        usd, tokens, models = self.last_seen
+        running = session_tokens(result.model_usage)
+        own = result.usage or {}
+        if tokens is None or not running or tokens == self.session.tokens:
+            return
+        if any(running.get(k, 0) - tokens[k] != _count(own, k) for k in TOKEN_KEYS):
+            return
+        self.log.info("resumed_with_last_seen", session_cost_usd=usd)
+        self.session.total_usd = usd
+        self.session.tokens = dict(tokens)
+        self.models = _models(models)
+        self.restored_usd, self.restored_tokens = usd, dict(tokens)
+        self.totals = {
+            **self.totals,
+            "session_resumed_usd": usd,
+            "session_resumed_tokens": dict(tokens),
+        }
 
     def _priced(
         self, usage: TurnUsage, result: ResultMessage, before: Mapping[str, Any] | None
@@ -350,6 +424,17 @@ def _models(raw: Any) -> dict[str, dict[str, Any]] | None:
         part["cost"] = float(cost)
         out[str(model)] = part
     return out
+
+
+def _baseline(tokens: Mapping[str, Any]) -> dict[str, int]:
+    return {k: _count(tokens, k) for k in TOKEN_KEYS}
+
+
+def _usd(value: Any) -> float:
+    """A running total kept with the totals (a registry row: any JSON), or 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return float(value)
 
 
 def _copy(tokens: Mapping[str, int] | None) -> dict[str, int] | None:

@@ -96,6 +96,9 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
         end = SessionEnd(EndReason.ERROR, repr(exc))
     finally:
         slot.runner = None
+        # The totals as the session left them (its CLI closed: spend.Spend.closed), for the
+        # end's record and the next session.
+        slot.stats.update({k: v for k, v in runner.spend.totals.items() if k in TOTAL_KEYS})
     log.info(
         "session_ended",
         agent=slot.name,
