@@ -30,6 +30,7 @@ TOTAL_KEYS: Final = (
     "session_live",
     "session_resumed_usd",
     "session_resumed_tokens",
+    "turn_tally",
     "turns",
     "input_tokens",
     "output_tokens",
@@ -61,6 +62,9 @@ class AgentMeta:
     session_live: bool = False
     session_resumed_usd: float = 0.0
     session_resumed_tokens: dict[str, Any] | None = None
+    # The model requests of the turn under way (spend.py): charged by the next `up` if the
+    # supervisor dies before it counts them.
+    turn_tally: dict[str, Any] | None = None
     turns: int = 0
     input_tokens: int = 0
     output_tokens: int = 0

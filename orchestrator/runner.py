@@ -161,6 +161,7 @@ class AgentRunner:
             if isinstance(client, SessionEnd):
                 return client
             await self.on_event(RunnerEvent.READY, {"pid": self.pid, "session_id": self.session_id})
+            await self.spend.charge_carried()  # a turn the last supervisor died in
             end = await self._run_session(client)
             if end.reason != EndReason.REWIND:
                 return end

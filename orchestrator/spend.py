@@ -121,6 +121,12 @@ class Spend:
             self.totals = _with_baseline(
                 {**self.totals, "session_cost_usd": self.session.total_usd}, self.session
             )
+        # The requests of a turn its supervisor died in (kept in the registry as they came,
+        # watch; every way a turn is counted or dropped clears them first): charged once
+        # this session's CLI runs (charge_carried). Measured before: a turn's answered
+        # 30,100 tokens never reached the ledger; its redelivery did.
+        self.carried = _carried(self.totals.get("turn_tally"))
+        self.totals["turn_tally"] = None  # every event's totals say the ledger has the tally
 
     def connected(self) -> None:
         """A CLI runs the session: what it resumed with is what it resumes with again
@@ -135,6 +141,13 @@ class Spend:
             "session_resumed_usd": self.restored_usd,
             "session_resumed_tokens": _copy(self.restored_tokens),
         }
+
+    async def charge_carried(self) -> None:
+        """Charge the turn the last supervisor died in (its CLI killed with it), as a turn
+        cut off by the CLI's death is: an estimate of its answered requests."""
+        carried, self.carried = self.carried, {}
+        if carried:
+            await self.unfinished("session_died", carried, "supervisor_died")
 
     def closed(self) -> None:
         """The CLI was closed (it saves its running figures as it exits) or has died
@@ -359,7 +372,10 @@ class Spend:
         if not item.usage or item.model == "<synthetic>":
             return
         key = item.message_id or f"#{len(self.turn_requests)}"
-        self.turn_requests[key] = (item.model, dict(item.usage))
+        entry = (item.model, dict(item.usage))
+        if self.turn_requests.get(key) != entry:
+            self.turn_requests[key] = entry
+            await self.on_event(RunnerEvent.TALLY, {"tally": _tally(self.turn_requests)})
         if self.budgets is None:
             return
         tokens = sum(_count(u, k) for _, u in self.turn_requests.values() for k in TOKEN_KEYS)
@@ -423,6 +439,30 @@ def _models(raw: Any) -> dict[str, dict[str, Any]] | None:
             return None
         part["cost"] = float(cost)
         out[str(model)] = part
+    return out
+
+
+# What the registry keeps of a request's usage (the figures prices.request_usd reads).
+_TALLY_USAGE = (*TOKEN_KEYS, "cache_creation", "inference_geo")
+
+
+def _tally(requests: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """A turn's requests as the registry keeps them (JSON)."""
+    return {
+        key: {"model": model, "usage": {k: usage[k] for k in _TALLY_USAGE if k in usage}}
+        for key, (model, usage) in requests.items()
+    }
+
+
+def _carried(raw: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """A tally read back from the registry (any JSON): its well-formed requests."""
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for key, item in (raw if isinstance(raw, Mapping) else {}).items():
+        if not isinstance(item, Mapping):
+            continue
+        model, usage = item.get("model"), item.get("usage")
+        if isinstance(model, str) and isinstance(usage, Mapping):
+            out[str(key)] = (model, dict(usage))
     return out
 
 

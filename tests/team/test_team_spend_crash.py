@@ -11,6 +11,9 @@ from collections.abc import Callable
 import pytest
 from team_harness import Team, agent_rule
 from test_team_ops import agents_by_name
+from test_team_spend import hung_turn_rules, spent_tokens
+
+from orchestrator.scripted_model import tool_results
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
@@ -36,6 +39,10 @@ def test_a_supervisor_killed_then_up_again_charges_each_turn_once(
     t.wait_ready("a")
     for i in range(turns_before_kill):
         assert t.ask("a", f"r{i}") == "done"
+    # Killed between turns: the last turn's figures are in the registry (the reply goes
+    # out before the turn is recorded).
+    done = 2 + turns_before_kill
+    t.wait_for(lambda: agents_by_name(t)["a"]["turns"] == done, 30, "the turns recorded")
     cli_pid = t.agent_pid("a")
     t.signal(signal.SIGKILL)
     t.wait_exit(10)
@@ -61,3 +68,37 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_turn_under_way_when_the_supervisor_is_killed_is_charged_by_the_next_up(
+    team: TeamFactory,
+) -> None:
+    """The turn's first request (30,100 tokens) is answered, the second hangs, the
+    supervisor is killed: the next `up` charges the first (an estimate, cause
+    supervisor_died; 30,001 tokens as the stream had counted them) and the redelivered
+    turn (30,111). Before: only the redelivery was
+    in the ledger; each supervisor killed mid-turn spent unseen by the budgets."""
+    t = team(hung_turn_rules(120), {"alice": {}})
+    t.up()
+    t.wait_ready("alice")
+    cli_pid = t.agent_pid("alice")
+    request = t.request("alice", "slow job")
+    t.wait_for(lambda: [r for r in t.model.requests if tool_results(r)], 60, "the 2nd request")
+    t.signal(signal.SIGKILL)
+    t.wait_exit(10)
+    t.proc = None
+    t.wait_for(lambda: cli_pid is None or not _alive(cli_pid), 30, "the orphaned claude gone")
+    assert spent_tokens(t) == 0
+    t.up()
+    with t.mailbox() as mb:
+        assert mb.wait_for_reply(request.id, 120).body == "fine"
+    # The first request as far as the stream had counted it (its output at its message).
+    t.wait_for(lambda: spent_tokens(t) >= 30_001 + 30_111, 30, "both attempts in the ledger")
+    assert spent_tokens(t) <= 30_100 + 30_111
+    (spend,) = t.log_events("spend")
+    assert (spend["cause"], spend["cut_off"], spend["cost_estimated"]) == (
+        "supervisor_died",
+        "session_died",
+        True,
+    )
+    assert spend["input_tokens"] == 30_000
