@@ -373,11 +373,17 @@ class Spend:
             return
         key = item.message_id or f"#{len(self.turn_requests)}"
         entry = (item.model, dict(item.usage))
-        if self.turn_requests.get(key) != entry:
-            self.turn_requests[key] = entry
+        changed = self.turn_requests.get(key) != entry
+        self.turn_requests[key] = entry
+        if self.budgets is not None:
+            await self._check(client, item, interrupted)
+        if changed:  # after the check: keeping it must never delay an interrupt
             await self.on_event(RunnerEvent.TALLY, {"tally": _tally(self.turn_requests)})
-        if self.budgets is None:
-            return
+
+    async def _check(
+        self, client: ClaudeSDKClient, item: AssistantMessage, interrupted: bool
+    ) -> None:
+        assert self.budgets is not None
         tokens = sum(_count(u, k) for _, u in self.turn_requests.values() for k in TOKEN_KEYS)
         self.budgets.in_turn(self.name, tokens)  # the other agents' checks count it too
         if self.over_budget or interrupted:
