@@ -29,6 +29,10 @@ TOTAL_KEYS: Final = (
     "session_cost_usd",
     "session_tokens",
     "session_models",
+    "session_live",
+    "session_resumed_usd",
+    "session_resumed_tokens",
+    "turn_tally",
     "turns",
     "input_tokens",
     "output_tokens",
@@ -55,6 +59,14 @@ class AgentMeta:
     session_cost_usd: float = 0.0
     session_tokens: dict[str, Any] | None = None  # the CLI's running token totals (usage.py)
     session_models: dict[str, Any] | None = None  # and per model, with its dollars (spend.py)
+    # A CLI runs the session and has not been closed: killed with its supervisor, it saves
+    # nothing, and resumed it continues the figures it resumed with, these (spend.py).
+    session_live: bool = False
+    session_resumed_usd: float = 0.0
+    session_resumed_tokens: dict[str, Any] | None = None
+    # The model requests of the turn under way (spend.py): charged by the next `up` if the
+    # supervisor dies before it counts them.
+    turn_tally: dict[str, Any] | None = None
     turns: int = 0
     input_tokens: int = 0
     output_tokens: int = 0

@@ -109,6 +109,10 @@ class RunnerEvent(enum.StrEnum):
     # Spend outside a delivered turn's end (a compaction, an overflowed or interrupted turn,
     # a turn the CLI started by itself): its figures, {"cause"}, {"totals"}; moves nothing
     SPEND = "spend"
+    # A turn's model requests answered so far ({"tally"}; None once the turn is counted):
+    # kept in the registry, so that a supervisor killed mid-turn has them charged by the
+    # next `up` (orchestrator/spend.py); moves nothing
+    TALLY = "tally"
 
 
 # The runner's hook into the supervisor (and into what the runner hands it: context,

@@ -46,8 +46,7 @@ class Rates:
 
     @classmethod
     def of(cls, price: ModelPrice) -> Rates:
-        write = price.cache_write  # the roster's one cache-write rate serves both durations
-        return cls(price.input, price.output, write, write, price.cache_read)
+        return cls(price.input, price.output, price.cache_write, price.hour_write, price.cache_read)
 
 
 def _tier(rates: tuple[float, float, float, float, float], long: Rates | None = None) -> Rates:

@@ -161,6 +161,7 @@ class AgentRunner:
             if isinstance(client, SessionEnd):
                 return client
             await self.on_event(RunnerEvent.READY, {"pid": self.pid, "session_id": self.session_id})
+            await self.spend.charge_carried()  # a turn the last supervisor died in
             end = await self._run_session(client)
             if end.reason != EndReason.REWIND:
                 return end
@@ -197,6 +198,7 @@ class AgentRunner:
                 await self._giving.inflight(self.inbox.inflight, failed=end.failed)
                 self.inbox.inflight = []
                 await self._close(client)
+                self.spend.closed()
         return end
 
     def _clear_git_locks(self) -> None:

@@ -30,6 +30,10 @@ Script format (YAML, or a dict of the same shape)::
       - match: "big"
         text: "ok"
         usage: {input_tokens: 150000, cache_read_input_tokens: 20000}  # API usage fields
+      - match: "cached"          # of the cache write, 400 kept for 1 hour; served in the US
+        text: "ok"
+        usage: {cache_creation_input_tokens: 1000, cache_creation_1h_input_tokens: 400,
+                inference_geo: us}
       - error: prompt_too_long   # the API's 400 "prompt is too long: ..." (see scripted/usage.py)
     default: {text: "..."}       # when no rule matches (has a built-in default)
     side_reply: "Scripted session"  # text for side requests (below)

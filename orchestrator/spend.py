@@ -22,9 +22,23 @@ from claude_agent_sdk import (
 )
 
 from orchestrator.lifecycle import OnEvent, RunnerEvent
-from orchestrator.prices import estimate, highest, known_to_cli, rates_for, request_usd
+from orchestrator.prices import (
+    US_INFERENCE,
+    estimate,
+    highest,
+    known_to_cli,
+    rates_for,
+    request_usd,
+)
 from orchestrator.roster import Roster
-from orchestrator.usage import TOKEN_KEYS, SessionCost, TurnUsage, add_turn, cut_off
+from orchestrator.usage import (
+    TOKEN_KEYS,
+    SessionCost,
+    TurnUsage,
+    add_turn,
+    cut_off,
+    session_tokens,
+)
 
 
 class BudgetGate(Protocol):
@@ -61,10 +75,22 @@ class Spend:
         # total of the session it resumes: the CLI's total_cost_usd continues from there.
         self.totals: dict[str, Any] = dict(totals or {})
         self.last_usage: TurnUsage | None = None
-        tokens = self.totals.get("session_tokens")
+        # The CLI of the session's last run was never closed (its supervisor was killed, and
+        # the CLI with it by its parent-death signal): it saved nothing, and resumed it
+        # continues the figures it resumed with, not the last ones seen. Measured: its next
+        # turn was charged nothing (one turn since that resume) or the session's earlier
+        # spend again (two or more: the total fell below the last seen, read as counted
+        # afresh).
+        killed = bool(session_id) and self.totals.get("session_live") is True
+        usd, tokens = self.totals.get("session_cost_usd"), self.totals.get("session_tokens")
+        if killed:
+            usd, tokens = (
+                self.totals.get("session_resumed_usd"),
+                self.totals.get("session_resumed_tokens"),
+            )
         self.session = SessionCost(
             session_id,
-            float(self.totals.get("session_cost_usd") or 0.0),
+            _usd(usd),
             tokens if isinstance(tokens, Mapping) else None,
         )
         # This turn's model requests (message id -> model, usage): what a turn cut off before
@@ -79,14 +105,55 @@ class Spend:
         # baseline of the next turn's parts. None: not known (resumed, or a cut-off turn).
         # Kept with the totals: a new runner (a restart, a reload) resumes with them.
         self.models: dict[str, dict[str, Any]] | None = (
-            _models(self.totals.get("session_models")) if session_id else {}
+            None if killed else _models(self.totals.get("session_models")) if session_id else {}
         )
+        # The last figures seen, for the first result to tell which the CLI resumed with:
+        # killed at the very moment its supervisor died, a CLI may still save them (seen
+        # once in six runs on a loaded machine; its stdin closes as the signal comes).
+        self.last_seen: tuple[float, dict[str, int] | None, Any] | None = None
+        if killed:  # the baseline it resumes with (the next turn's figures move it on)
+            seen = self.totals.get("session_tokens")
+            self.last_seen = (
+                _usd(self.totals.get("session_cost_usd")),
+                _baseline(seen) if isinstance(seen, Mapping) else None,
+                self.totals.get("session_models"),
+            )
+            self.totals = _with_baseline(
+                {**self.totals, "session_cost_usd": self.session.total_usd}, self.session
+            )
+        # The requests of a turn its supervisor died in (kept in the registry as they came,
+        # watch; every way a turn is counted or dropped clears them first): charged once
+        # this session's CLI runs (charge_carried). Measured before: a turn's answered
+        # 30,100 tokens never reached the ledger; its redelivery did.
+        self.carried = _carried(self.totals.get("turn_tally"))
+        self.totals["turn_tally"] = None  # every event's totals say the ledger has the tally
 
     def connected(self) -> None:
         """A CLI runs the session: what it resumed with is what it resumes with again
         after a death (it saves its running figures only when it exits cleanly)."""
         self.restored_usd = self.session.total_usd
         self.restored_tokens = _copy(self.session.tokens)
+        # Kept with the totals (the next turn's event carries them to the registry): should
+        # the supervisor be killed with this CLI, the next `up` starts from these.
+        self.totals = {
+            **self.totals,
+            "session_live": True,
+            "session_resumed_usd": self.restored_usd,
+            "session_resumed_tokens": _copy(self.restored_tokens),
+        }
+
+    async def charge_carried(self) -> None:
+        """Charge the turn the last supervisor died in (its CLI killed with it), as a turn
+        cut off by the CLI's death is: an estimate of its answered requests."""
+        carried, self.carried = self.carried, {}
+        if carried:
+            await self.unfinished("session_died", carried, "supervisor_died")
+
+    def closed(self) -> None:
+        """The CLI was closed (it saves its running figures as it exits) or has died
+        (:meth:`after_death` took the figures it resumes with): the totals' session figures
+        are what the next CLI resumes with."""
+        self.totals = {**self.totals, "session_live": False}
 
     def paused(self) -> bool:
         """Whether the agent is paused for its budget (a compaction is spend too)."""
@@ -106,12 +173,39 @@ class Spend:
         # The per-model figures before this turn: none yet in a new session (the CLI
         # counts from 0), unknown in one resumed before any result was seen here.
         same = bool(result.session_id) and result.session_id == self.session.session_id
+        if same and self.last_seen is not None:
+            self._resumed_with(result)
+        self.last_seen = None
         before = self.models if same else {}
         usage = self._priced(self.session.turn(result), result, before)
         self.models = _per_model(result.model_usage)
         self.last_usage = usage
         self.totals = {**add_turn(self.totals, usage, turn=turn), "session_models": self.models}
         return usage
+
+    def _resumed_with(self, result: ResultMessage) -> None:
+        """The first result after a resume of a killed CLI's session: if its running tokens
+        are the last seen plus exactly this turn's own usage, the CLI had saved those after
+        all, and they are the baseline (else the figures it resumed with stay). A turn with
+        subagents (its own usage leaves them out) cannot tell: it keeps the resumed ones."""
+        assert self.last_seen is not None
+        usd, tokens, models = self.last_seen
+        running = session_tokens(result.model_usage)
+        own = result.usage or {}
+        if tokens is None or not running or tokens == self.session.tokens:
+            return
+        if any(running.get(k, 0) - tokens[k] != _count(own, k) for k in TOKEN_KEYS):
+            return
+        self.log.info("resumed_with_last_seen", session_cost_usd=usd)
+        self.session.total_usd = usd
+        self.session.tokens = dict(tokens)
+        self.models = _models(models)
+        self.restored_usd, self.restored_tokens = usd, dict(tokens)
+        self.totals = {
+            **self.totals,
+            "session_resumed_usd": usd,
+            "session_resumed_tokens": dict(tokens),
+        }
 
     def _priced(
         self, usage: TurnUsage, result: ResultMessage, before: Mapping[str, Any] | None
@@ -136,9 +230,11 @@ class Spend:
         if not repriced:
             return usage
         if len(figures) == 1:
-            rates = rates_for(repriced[0], prices)
-            cost = round(request_usd(rates or highest(prices), usage.fields()), 6)
-            return replace(usage, cost_usd=cost, price_unknown=() if rates else (repriced[0],))
+            model = repriced[0]
+            rates = rates_for(model, prices)
+            turn = {**usage.fields(), **self._split(model, figures, before, result)}
+            cost = round(self._geo(model, result) * request_usd(rates or highest(prices), turn), 6)
+            return replace(usage, cost_usd=cost, price_unknown=() if rates else (model,))
         if before is None:
             return usage
         usd, unknown = usage.cost_usd, []
@@ -150,8 +246,48 @@ class Spend:
             rates = rates_for(model, prices)
             if rates is None and any(part[k] for k in TOKEN_KEYS):
                 unknown.append(model)
-            usd += request_usd(rates or highest(prices), part) - part["cost"]
+            part.update(self._split(model, figures, before, result))
+            priced = self._geo(model, result) * request_usd(rates or highest(prices), part)
+            usd += priced - part["cost"]
         return replace(usage, cost_usd=round(max(usd, 0.0), 6), price_unknown=tuple(unknown))
+
+    @staticmethod
+    def _split(
+        model: str,
+        figures: Mapping[str, Mapping[str, Any]],
+        before: Mapping[str, Any] | None,
+        result: ResultMessage,
+    ) -> dict[str, Any]:
+        """The part of ``model``'s cache writes this turn kept for 1 hour, as the API says it
+        (``cache_creation``): the difference of the CLI's running per-model figure
+        (``cacheCreationEphemeral1hInputTokens``) since ``before``; ``before`` unknown, the
+        turn's own ``usage`` split (measured on 2.1.332: both carry it). 1-hour writes cost
+        more than 5-minute ones (2x input against 1.25x): priced as 5-minute, a team that
+        caches for an hour was charged 62.5 % of their cost."""
+        now = int(figures[model].get(HOUR, 0))
+        if before is not None:
+            then = int((before.get(model) or {}).get(HOUR, 0))
+            hour = now - then if now >= then else now
+        else:
+            split = (result.usage or {}).get("cache_creation")
+            hour = _count(split, "ephemeral_1h_input_tokens") if isinstance(split, Mapping) else 0
+        return {"cache_creation": {"ephemeral_1h_input_tokens": max(hour, 0)}}
+
+    def _geo(self, model: str, result: ResultMessage) -> float:
+        """The multiplier for where ``model``'s requests were served: the CLI charges a
+        request served in the US (``inference_geo: us``) 1.1 times, per request (measured on
+        2.1.332). Each request's place is in its assistant message (the turn's tally); its
+        share of the model's tokens served there is charged so. A part with no request in
+        the tally (a compaction, a foreign turn): the place the result's ``usage`` says (the
+        turn's last request's)."""
+        mine = [u for m, u in self.turn_requests.values() if m == model]
+        weights = [(sum(_count(u, k) for k in TOKEN_KEYS), u.get("inference_geo")) for u in mine]
+        total = sum(w for w, _ in weights)
+        if total:
+            share = sum(w for w, geo in weights if geo == "us") / total
+        else:
+            share = 1.0 if (result.usage or {}).get("inference_geo") == "us" else 0.0
+        return 1 + (US_INFERENCE - 1) * share
 
     async def spent(self, result: ResultMessage, cause: str, *, turn: bool = True) -> TurnUsage:
         """Spend that is not a delivered turn's (a compaction, a turn that overflowed or was
@@ -236,9 +372,18 @@ class Spend:
         if not item.usage or item.model == "<synthetic>":
             return
         key = item.message_id or f"#{len(self.turn_requests)}"
-        self.turn_requests[key] = (item.model, dict(item.usage))
-        if self.budgets is None:
-            return
+        entry = (item.model, dict(item.usage))
+        changed = self.turn_requests.get(key) != entry
+        self.turn_requests[key] = entry
+        if self.budgets is not None:
+            await self._check(client, item, interrupted)
+        if changed:  # after the check: keeping it must never delay an interrupt
+            await self.on_event(RunnerEvent.TALLY, {"tally": _tally(self.turn_requests)})
+
+    async def _check(
+        self, client: ClaudeSDKClient, item: AssistantMessage, interrupted: bool
+    ) -> None:
+        assert self.budgets is not None
         tokens = sum(_count(u, k) for _, u in self.turn_requests.values() for k in TOKEN_KEYS)
         self.budgets.in_turn(self.name, tokens)  # the other agents' checks count it too
         if self.over_budget or interrupted:
@@ -262,6 +407,9 @@ _MODEL_USAGE = {
     "cacheReadInputTokens": "cache_read_input_tokens",
     "cacheCreationInputTokens": "cache_creation_input_tokens",
 }
+# Of the cache writes, those kept for 1 hour (model_usage's running figure, per model).
+HOUR = "cache_creation_1h_input_tokens"
+_MODEL_USAGE_HOUR = "cacheCreationEphemeral1hInputTokens"
 
 
 def _per_model(model_usage: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -274,6 +422,7 @@ def _per_model(model_usage: Mapping[str, Any] | None) -> dict[str, dict[str, Any
         part: dict[str, Any] = {
             ours: _count(figures, theirs) for theirs, ours in _MODEL_USAGE.items()
         }
+        part[HOUR] = _count(figures, _MODEL_USAGE_HOUR)
         cost = figures.get("costUSD")
         if isinstance(cost, bool) or not isinstance(cost, int | float):
             cost = 0.0
@@ -290,13 +439,48 @@ def _models(raw: Any) -> dict[str, dict[str, Any]] | None:
     for model, figures in raw.items():
         if not isinstance(figures, Mapping):
             return None
-        part: dict[str, Any] = {k: _count(figures, k) for k in TOKEN_KEYS}
+        part: dict[str, Any] = {k: _count(figures, k) for k in (*TOKEN_KEYS, HOUR)}
         cost = figures.get("cost")
         if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost):
             return None
         part["cost"] = float(cost)
         out[str(model)] = part
     return out
+
+
+# What the registry keeps of a request's usage (the figures prices.request_usd reads).
+_TALLY_USAGE = (*TOKEN_KEYS, "cache_creation", "inference_geo")
+
+
+def _tally(requests: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """A turn's requests as the registry keeps them (JSON)."""
+    return {
+        key: {"model": model, "usage": {k: usage[k] for k in _TALLY_USAGE if k in usage}}
+        for key, (model, usage) in requests.items()
+    }
+
+
+def _carried(raw: Any) -> dict[str, tuple[str, dict[str, Any]]]:
+    """A tally read back from the registry (any JSON): its well-formed requests."""
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for key, item in (raw if isinstance(raw, Mapping) else {}).items():
+        if not isinstance(item, Mapping):
+            continue
+        model, usage = item.get("model"), item.get("usage")
+        if isinstance(model, str) and isinstance(usage, Mapping):
+            out[str(key)] = (model, dict(usage))
+    return out
+
+
+def _baseline(tokens: Mapping[str, Any]) -> dict[str, int]:
+    return {k: _count(tokens, k) for k in TOKEN_KEYS}
+
+
+def _usd(value: Any) -> float:
+    """A running total kept with the totals (a registry row: any JSON), or 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return float(value)
 
 
 def _copy(tokens: Mapping[str, int] | None) -> dict[str, int] | None:

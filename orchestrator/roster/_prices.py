@@ -14,18 +14,20 @@ from orchestrator.roster import _coerce as c
 from orchestrator.roster._yaml import join
 from orchestrator.roster.model import FrozenDict, ModelPrice
 
-PRICE_KEYS = ("input", "output", "cache_write", "cache_read")
+PRICE_KEYS = ("input", "output", "cache_write", "cache_write_1h", "cache_read")
 MAX_PRICE = 10_000.0  # dollars per million tokens; the CLI's own catalog schema caps at 1e4
 MAX_MODELS = 200
 MAX_NAME = 200
-# Left out, the cache rates follow the API's usual ratios to the input rate.
+# Left out, the cache rates follow the API's usual ratios to the input rate (a 1-hour
+# cache write, left out, is twice the input rate: orchestrator.roster.model.ModelPrice).
 CACHE_WRITE_RATIO = 1.25
 CACHE_READ_RATIO = 0.1
 _EXAMPLE = "{input: 3, output: 15, cache_write: 3.75, cache_read: 0.3}"
 
 
 def prices(value: Any, where: c.Where) -> Any:
-    """``{MODEL: {input, output, cache_write, cache_read}}``; null or {} means none."""
+    """``{MODEL: {input, output, cache_write, cache_write_1h, cache_read}}``; null or {}
+    means none."""
     if value is None:
         return FrozenDict()
     if not isinstance(value, Mapping):
@@ -80,6 +82,7 @@ def _price(value: Any, where: c.Where) -> Any:
         output=parts["output"],
         cache_write=parts.get("cache_write", round(parts["input"] * CACHE_WRITE_RATIO, 6)),
         cache_read=parts.get("cache_read", round(parts["input"] * CACHE_READ_RATIO, 6)),
+        cache_write_1h=parts.get("cache_write_1h"),
     )
 
 

@@ -117,14 +117,23 @@ class ModelPrice:
 
     input: float
     output: float
-    cache_write: float
+    cache_write: float  # 5-minute cache writes
     cache_read: float
+    cache_write_1h: float | None = None  # 1-hour cache writes; None: 2 x input (the API's)
+
+    @property
+    def hour_write(self) -> float:
+        """The 1-hour cache-write rate: as written, else twice the input rate."""
+        if self.cache_write_1h is not None:
+            return self.cache_write_1h
+        return round(self.input * 2, 6)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "input": self.input,
             "output": self.output,
             "cache_write": self.cache_write,
+            "cache_write_1h": self.hour_write,
             "cache_read": self.cache_read,
         }
 

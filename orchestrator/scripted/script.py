@@ -42,6 +42,10 @@ _USAGE_KEYS = (
     "cache_read_input_tokens",
     "cache_creation_input_tokens",
 )
+# Beyond the token counts: how much of the cache write is kept for 1 hour (the API's
+# ``cache_creation`` split) and where the request was served (``inference_geo``); the CLI
+# prices both (1-hour writes at their own rate, US inference at 1.1 times).
+_USAGE_EXTRA_KEYS = ("cache_creation_1h_input_tokens", "inference_geo")
 _RULE_KEYS = ("name", "agent", "model", "match", "tool_result", "side", "times", *_ANSWER_KEYS)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -67,6 +71,21 @@ class Usage:
     output_tokens: int | None = None
     cache_read_input_tokens: int = 0  # a request's context = input + cache read + cache write
     cache_creation_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int | None = None  # of the cache write; None: no split
+    inference_geo: str | None = None
+
+    def api_extras(self) -> dict[str, Any]:
+        """The usage fields besides the counts, as the API reports them (none unless scripted)."""
+        out: dict[str, Any] = {}
+        if self.cache_creation_1h_input_tokens is not None:
+            hour = self.cache_creation_1h_input_tokens
+            out["cache_creation"] = {
+                "ephemeral_5m_input_tokens": self.cache_creation_input_tokens - hour,
+                "ephemeral_1h_input_tokens": hour,
+            }
+        if self.inference_geo is not None:
+            out["inference_geo"] = self.inference_geo
+        return out
 
 
 @dataclass(frozen=True)
@@ -283,17 +302,32 @@ def _usage(raw: Any, source: str, rule: str) -> Usage:
         return Usage()
     if not isinstance(raw, Mapping):
         raise ScriptError(source, rule, "usage", "must be a mapping of token counts")
-    _check_keys(raw, _USAGE_KEYS, source, rule)
-    for key in _USAGE_KEYS:
+    _check_keys(raw, (*_USAGE_KEYS, *_USAGE_EXTRA_KEYS), source, rule)
+    for key in (*_USAGE_KEYS, "cache_creation_1h_input_tokens"):
         value = raw.get(key)
         bad = not isinstance(value, int) or isinstance(value, bool) or value < 0
         if value is not None and bad:
             raise ScriptError(source, rule, "usage", f"'{key}' must be a whole number >= 0")
+    written = raw.get("cache_creation_input_tokens") or 0
+    hour = raw.get("cache_creation_1h_input_tokens")
+    if hour is not None and hour > written:
+        raise ScriptError(
+            source,
+            rule,
+            "usage",
+            "'cache_creation_1h_input_tokens' is part of 'cache_creation_input_tokens'"
+            f" and cannot exceed it ({hour} > {written})",
+        )
+    geo = raw.get("inference_geo")
+    if geo is not None and not isinstance(geo, str):
+        raise ScriptError(source, rule, "usage", "'inference_geo' must be a string like us")
     return Usage(
         raw.get("input_tokens"),
         raw.get("output_tokens"),
         raw.get("cache_read_input_tokens") or 0,
-        raw.get("cache_creation_input_tokens") or 0,
+        written,
+        hour,
+        geo,
     )
 
 

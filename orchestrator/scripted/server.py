@@ -266,6 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
             input_tokens = wire.estimate_tokens(body.get("messages", []))
         output_tokens = answer.usage.output_tokens
         cache = (answer.usage.cache_read_input_tokens, answer.usage.cache_creation_input_tokens)
+        extras = answer.usage.api_extras()
         if error is not None or not body.get("stream"):
             if self._wait(answer.delay):
                 return
@@ -274,11 +275,14 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 blocks = wire.blocks_for(answer)
                 self._send_json(
-                    200, wire.message(model_name, blocks, input_tokens, output_tokens, cache)
+                    200,
+                    wire.message(
+                        model_name, blocks, input_tokens, output_tokens, cache, extras=extras
+                    ),
                 )
             return
         self._begin_stream()
-        for event, data in wire.stream_head(model_name, input_tokens, cache):
+        for event, data in wire.stream_head(model_name, input_tokens, cache, extras):
             self.wfile.write(wire.sse(event, data))
         self.wfile.flush()
         # Time to first token: the stream is open and idle for `delay` seconds.

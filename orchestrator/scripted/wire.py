@@ -64,12 +64,15 @@ def estimate_tokens(value: Any) -> int:
     return max(1, len(text) // 4)
 
 
-def _usage(input_tokens: int, output_tokens: int, cache: tuple[int, int]) -> dict[str, int]:
+def _usage(
+    input_tokens: int, output_tokens: int, cache: tuple[int, int], extras: Mapping[str, Any]
+) -> dict[str, Any]:
     return {
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cache_creation_input_tokens": cache[1],
         "cache_read_input_tokens": cache[0],
+        **extras,
     }
 
 
@@ -79,6 +82,8 @@ def message(
     input_tokens: int,
     output_tokens: int | None = None,
     cache: tuple[int, int] = (0, 0),  # (cache read, cache write) input tokens
+    *,
+    extras: Mapping[str, Any] | None = None,  # cache_creation split, inference_geo
 ) -> dict[str, Any]:
     """A complete (non-streamed) Messages API response."""
     content = [b.as_json() for b in blocks]
@@ -92,7 +97,7 @@ def message(
         "content": content,
         "stop_reason": stop_reason(blocks),
         "stop_sequence": None,
-        "usage": _usage(input_tokens, output_tokens, cache),
+        "usage": _usage(input_tokens, output_tokens, cache, extras or {}),
     }
 
 
@@ -117,7 +122,10 @@ def _pieces(text: str, size: int) -> list[str]:
 
 
 def stream_head(
-    model: str, input_tokens: int, cache: tuple[int, int] = (0, 0)
+    model: str,
+    input_tokens: int,
+    cache: tuple[int, int] = (0, 0),
+    extras: Mapping[str, Any] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """What the service sends at once: ``message_start`` and a ``ping``."""
     start: dict[str, Any] = {
@@ -128,7 +136,7 @@ def stream_head(
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(input_tokens, 1, cache),
+        "usage": _usage(input_tokens, 1, cache, extras or {}),
     }
     yield "message_start", {"type": "message_start", "message": start}
     yield "ping", {"type": "ping"}

@@ -96,6 +96,9 @@ async def one_session(sup: Team, slot: Slot) -> SessionEnd:
         end = SessionEnd(EndReason.ERROR, repr(exc))
     finally:
         slot.runner = None
+        # The totals as the session left them (its CLI closed: spend.Spend.closed), for the
+        # end's record and the next session.
+        slot.stats.update({k: v for k, v in runner.spend.totals.items() if k in TOTAL_KEYS})
     log.info(
         "session_ended",
         agent=slot.name,
@@ -121,6 +124,16 @@ def _peer_state(sup: Team, name: str) -> str | None:
     return slot.state.value
 
 
+async def _tally_counted(sup: Team, slot: Slot) -> None:
+    """The turn's requests are about to reach the ledger: off the registry first (a
+    supervisor killed between the two loses them rather than charging them twice)."""
+    if slot.stats.get("turn_tally") is None:
+        return
+    slot.stats["turn_tally"] = None
+    if not slot.elsewhere:
+        await registry.write(sup, slot, meta={"turn_tally": None}, heartbeat=False)
+
+
 async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[str, Any]) -> None:
     """What a runner's event means: the state's move is the lifecycle's (a pair it does
     not know moves nothing); what goes with it (stats, notes, budgets) is here."""
@@ -143,12 +156,18 @@ async def on_runner_event(sup: Team, slot: Slot, event: RunnerEvent, data: dict[
     elif event == RunnerEvent.CONTEXT:  # context in use against the window (context.py)
         if not slot.elsewhere:  # refused: the next turn's figures replace these anyway
             await registry.write(sup, slot, meta={"context": data}, heartbeat=False)
+    elif event == RunnerEvent.TALLY:  # the turn's requests so far (spend.py)
+        slot.stats["turn_tally"] = data["tally"]
+        if not slot.elsewhere:
+            await registry.write(sup, slot, meta={"turn_tally": data["tally"]}, heartbeat=False)
     elif event == RunnerEvent.SPEND:  # counted like a turn's; the state does not move
+        await _tally_counted(sup, slot)
         slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
         await sup.budgets.after_turn(slot.name, data)
     elif event == RunnerEvent.MODEL_ERROR:
         await registry.note_model(sup, slot, str(data.get("reason") or ""))
     elif event == RunnerEvent.TURN:
+        await _tally_counted(sup, slot)
         # The runner keeps the totals (orchestrator.usage); the state's record persists them.
         slot.stats.update({k: v for k, v in data["totals"].items() if k in TOTAL_KEYS})
         if data.get("resume_at"):

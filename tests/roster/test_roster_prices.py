@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import RosterErrors
+from orchestrator.prices import Rates, request_usd
 from orchestrator.roster import load_roster
 from orchestrator.roster.model import ModelPrice
 
@@ -47,8 +48,29 @@ def test_prices_per_model_with_the_usual_cache_ratios_by_default(tmp_path: Path)
         "input": 3.0,
         "output": 15.0,
         "cache_write": 3.75,
+        "cache_write_1h": 6.0,
         "cache_read": 0.3,
     }
+
+
+def test_a_1_hour_cache_write_rate_defaults_to_twice_the_input_rate(tmp_path: Path) -> None:
+    """The API charges 1-hour cache writes 2x input (5-minute ones 1.25x): left out,
+    `cache_write_1h` follows that ratio, not the 5-minute rate; written, it is kept."""
+    path = write(
+        tmp_path,
+        """\
+        prices:
+          gw/a: {input: 15, output: 75}
+          gw/b: {input: 3, output: 15, cache_write: 4, cache_write_1h: 7}
+        """,
+    )
+    prices = load_roster(path, {}).prices
+    assert (prices["gw/a"].cache_write, prices["gw/a"].hour_write) == (18.75, 30.0)
+    assert (prices["gw/b"].cache_write, prices["gw/b"].hour_write) == (4.0, 7.0)
+    rates = Rates.of(prices["gw/a"])
+    split = {"cache_creation": {"ephemeral_1h_input_tokens": 400_000}}
+    usage = {"cache_creation_input_tokens": 1_000_000, **split}
+    assert request_usd(rates, usage) == pytest.approx(600_000 * 18.75 / 1e6 + 400_000 * 30 / 1e6)
 
 
 def test_no_prices_means_the_clis_table(tmp_path: Path) -> None:
@@ -107,7 +129,7 @@ def test_an_unknown_price_key_lists_the_valid_ones(tmp_path: Path) -> None:
     path = write(tmp_path, "prices:\n  m: {input: 1, output: 2, web: 3}\n")
     assert problems(path) == [
         f"{path}:3: key 'prices.m.web': unknown key 'web'; valid keys are input, output, "
-        "cache_write, cache_read"
+        "cache_write, cache_write_1h, cache_read"
     ]
 
 

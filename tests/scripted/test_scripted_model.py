@@ -154,6 +154,27 @@ def test_usage_figures_are_reported_as_scripted(scripted_model: Any) -> None:
     assert seen["message_delta"]["usage"]["output_tokens"] == 56
 
 
+def test_the_cache_write_split_and_inference_geo_are_reported_as_scripted(
+    scripted_model: Any,
+) -> None:
+    """`cache_creation_1h_input_tokens` and `inference_geo` become the API's `cache_creation`
+    split and `inference_geo`, streamed or not (the CLI prices both); unscripted, neither."""
+    usage = {
+        "input_tokens": 10,
+        "cache_creation_input_tokens": 1000,
+        "cache_creation_1h_input_tokens": 400,
+        "inference_geo": "us",
+    }
+    model = scripted_model([{"match": "split", "text": "ok", "usage": usage}])
+    split = {"ephemeral_5m_input_tokens": 600, "ephemeral_1h_input_tokens": 400}
+    plain = answer(model, "split")["usage"]
+    assert (plain["cache_creation"], plain["inference_geo"]) == (split, "us")
+    _, _, raw = call(model, "/v1/messages", ask("split", stream=True))
+    start = dict(events(raw))["message_start"]["message"]["usage"]
+    assert (start["cache_creation"], start["inference_geo"]) == (split, "us")
+    assert not {"cache_creation", "inference_geo"} & set(answer(model, "other")["usage"])
+
+
 def test_tool_use_answer_has_unique_ids_and_filled_input(scripted_model: Any) -> None:
     """Tool calls get fresh toolu_ ids and the match's groups in their input (stop: tool_use)."""
     model = scripted_model(
@@ -388,6 +409,11 @@ def test_a_side_rule_answers_only_side_requests(scripted_model: Any) -> None:
         ({"default": {"delay": -1, "text": "x"}}, "default key 'delay'"),
         ({"default": {"text": "x", "usage": {"input_tokens": -1}}}, "default key 'usage'"),
         ({"default": {"text": "x", "usage": {"tokens": 1}}}, "key 'tokens': unknown key"),
+        (
+            {"default": {"text": "x", "usage": {"cache_creation_1h_input_tokens": 1}}},
+            "cannot exceed it (1 > 0)",
+        ),
+        ({"default": {"text": "x", "usage": {"inference_geo": 1}}}, "'inference_geo' must be"),
     ],
 )
 def test_script_mistakes_are_script_errors_naming_rule_and_key(
