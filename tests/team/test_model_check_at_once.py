@@ -160,3 +160,30 @@ def test_an_endpoint_that_never_finishes_its_answer_is_given_up_at_the_deadline(
     assert by_agent[("a0",)].startswith("no answer within 1s (the model check's limit")
     assert "--no-model-check" in by_agent[("a0",)]
     assert "the API key was rejected (HTTP 401" in by_agent[("a1",)]
+
+
+def test_up_d_with_six_silent_endpoints_says_why_instead_of_timing_out(team: Any) -> None:
+    """Six agents, each on its own endpoint that takes the connection and never answers
+    (a socket that listens and never reads): asked one after the other (10 s each), the
+    check outlasted `up -d`'s 60 s wait for registration, and `up -d` said the supervisor
+    "did not register within 60 s", not why. Asked at once: exit 1, each agent named with
+    its endpoint's reason, nothing started."""
+    names = [f"a{i}" for i in range(6)]
+    silent = [socket.create_server(("127.0.0.1", 0), backlog=8) for _ in names]
+    ports = [s.getsockname()[1] for s in silent]
+    try:
+        agents = {
+            n: {"env": {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}}
+            for n, port in zip(names, ports, strict=True)
+        }
+        t = team([{"text": "ok"}], agents)
+        done = t.octy("up", "-d", check=False, env={"ANTHROPIC_API_KEY": "test"})
+    finally:
+        for s in silent:
+            s.close()
+    assert done.returncode == 1, done
+    assert "did not register" not in done.stderr
+    assert "the model cannot be used" in done.stderr
+    for n, port in zip(names, ports, strict=True):
+        line = f"  {n}: http://127.0.0.1:{port}: no answer to GET /v1/models"
+        assert line in done.stderr, done.stderr
