@@ -142,9 +142,7 @@ class BudgetWatch:
         if not any(b is not None and b.tokens for _, b in budgets):
             return False
         try:
-            over, by_others = await anyio.to_thread.run_sync(
-                self._over_with, name, tokens, budgets
-            )
+            over, by_others = await anyio.to_thread.run_sync(self._over_with, name, tokens, budgets)
         except (sqlite3.Error, errors.OrchestratorError) as exc:  # the turn runs on
             log.error("budget_check_failed", cause="turn", error=str(exc))
             return False
