@@ -74,7 +74,10 @@ class BudgetWatch:
         # its message again, began a new turn and crossed again: a request more per stop,
         # past the bound the README gives (measured: 140,507 tokens against 130,400, under
         # load; 1 in 15 runs of test_agents_at_once_stop_near_the_team_token_budget).
-        self._after_others: set[str] = set()
+        # Agent -> the others' turns it waits for: their names, with how many turns each
+        # had ended then (only those turns: a busy team always has some turn in progress).
+        self._after_others: dict[str, dict[str, int]] = {}
+        self._turns_ended: dict[str, int] = {}
 
     async def open(self, mailbox: AsyncMailboxBackend) -> None:
         self._mailbox = mailbox
@@ -111,11 +114,12 @@ class BudgetWatch:
             await self._released.wait()
 
     def _waits_on_others(self, name: str) -> bool:
-        if name not in self._after_others:
+        turns = self._after_others.get(name)
+        if turns is None:
             return False
-        if any(n != name for n in self._in_turn):
+        if any(self._turns_ended.get(n, 0) == ended for n, ended in turns.items()):
             return True
-        self._after_others.discard(name)  # their turns are in the ledger, evaluated
+        del self._after_others[name]  # their turns are in the ledger, evaluated
         return False
 
     def is_blocked(self, name: str) -> bool:
@@ -125,10 +129,12 @@ class BudgetWatch:
         """``name``'s turn in progress has spent ``tokens`` so far (0: no turn)."""
         if tokens > 0:
             self._in_turn[name] = tokens
-        elif self._in_turn.pop(name, None) is not None and self._after_others:
-            # Its turn is recorded and evaluated by now (after_turn runs before this): an
-            # agent held for it may look again.
-            self._wake()
+        elif self._in_turn.pop(name, None) is not None:
+            self._turns_ended[name] = self._turns_ended.get(name, 0) + 1
+            if self._after_others:
+                # Its turn is recorded and evaluated by now (after_turn runs before this):
+                # an agent held for it may look again.
+                self._wake()
 
     async def over_with(self, name: str, tokens: int) -> bool:
         """Whether ``tokens`` more (a turn in progress) spend ``name``'s token budget or
@@ -147,7 +153,9 @@ class BudgetWatch:
             log.error("budget_check_failed", cause="turn", error=str(exc))
             return False
         if by_others:
-            self._after_others.add(name)
+            self._after_others[name] = {
+                n: self._turns_ended.get(n, 0) for n in self._in_turn if n != name
+            }
         return over
 
     def _over_with(

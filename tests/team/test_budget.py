@@ -386,8 +386,9 @@ def test_an_agent_stopped_by_the_others_turns_claims_nothing_until_they_end(
     turn, stopped for the team's 50,000 tokens by alice's and bob's turns in progress
     (the ledger alone under it), went back to the queue, carol claimed it again at once
     and crossed again: one request more per stop (140,507 tokens, 1 run in 15 under
-    load). She is held now until both turns have ended (recorded and evaluated by then);
-    an agent over with the ledger alone is not held by this (pausing is evaluate's)."""
+    load). She is held now until both turns have ended (recorded and evaluated by then),
+    those turns only (a busy team always has some turn in progress); an agent over with
+    the ledger alone is not held by this (pausing is evaluate's)."""
     spec = roster(
         "budget: {tokens: 50000, per: 1d}\n"
         "defaults: {prompt: work}\n"
@@ -429,9 +430,12 @@ def test_an_agent_stopped_by_the_others_turns_claims_nothing_until_they_end(
                 watch.in_turn("alice", 0)
                 await anyio.wait_all_tasks_blocked()
                 seen.append(free.is_set())  # bob's turn still in progress
+                watch.in_turn("alice", 5_000)  # a new turn of hers: not waited for
                 watch.in_turn("bob", 0)
                 await anyio.wait_all_tasks_blocked()
                 seen.append(free.is_set())
+                tg.cancel_scope.cancel()  # a carol still held fails above, never hangs
+            watch.in_turn("alice", 0)
             watch.ledger.record("alice", 0.0, {"input_tokens": 45_000}, time.time())
             watch.in_turn("bob", 20_100)
             seen.append(await watch.over_with("alice", 20_100))  # over with the ledger
