@@ -15,8 +15,8 @@ import socket
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from concurrent.futures import Future
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -26,6 +26,14 @@ from orchestrator.roster import Roster
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 CONNECT_TIMEOUT_S = 3.0
 HTTP_TIMEOUT_S = 10.0
+# The whole check, every endpoint at once, ends within this: `up -d` waits 60 s for its
+# supervisor to register, which it does after the check. One after the other, an endpoint
+# that takes the connection and never answers cost HTTP_TIMEOUT_S each (3 took 30.0 s,
+# measured: 6 made `up -d` time out), and one that answers a byte at a time never ended
+# (urllib's timeout is per read). Above CONNECT + HTTP, so a lone slow endpoint still
+# gets its own reason.
+CHECK_DEADLINE_S = 15.0
+CHECKS_AT_ONCE = 16  # endpoints checked at the same time (a roster has up to 100 agents)
 API_VERSION = "2023-06-01"
 
 
@@ -127,7 +135,9 @@ _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 def check(roster: Roster, agents: list[str] | None = None) -> list[Problem]:
-    """Check each distinct endpoint and key the agents would use, once."""
+    """Check each distinct endpoint and key the agents would use, once, all at the same
+    time; one with no verdict within CHECK_DEADLINE_S of the start is a problem."""
+    deadline_s = CHECK_DEADLINE_S
     groups: dict[tuple[str, str, str], list[str]] = {}
     envs: dict[tuple[str, str, str], dict[str, str]] = {}
     for name, spec in roster.agents.items():
@@ -141,12 +151,56 @@ def check(roster: Roster, agents: list[str] | None = None) -> list[Problem]:
         )
         groups.setdefault(key, []).append(name)
         envs[key] = env
+    keys = list(groups)
+    verdicts = _at_once([_verdict(envs[key]) for key in keys], deadline_s)
     problems = []
-    for key, names in groups.items():
-        reason = unreachable(envs[key]) or rejected_key(envs[key])
+    for key, verdict in zip(keys, verdicts, strict=True):
+        if verdict is None:  # no verdict in time (still connecting, or answering slowly)
+            reason: str | None = (
+                f"no answer within {deadline_s:g}s (the model check's limit, all endpoints "
+                "checked at once); --no-model-check skips the check"
+            )
+        else:
+            reason = verdict.result()
         if reason:
-            problems.append(Problem(tuple(names), key[0], reason))
+            problems.append(Problem(tuple(groups[key]), key[0], reason))
     return problems
+
+
+def _verdict(env: Mapping[str, str]) -> Callable[[], str | None]:
+    return lambda: unreachable(env) or rejected_key(env)
+
+
+def _at_once(
+    calls: list[Callable[[], str | None]], deadline_s: float
+) -> list[Future[str | None] | None]:
+    """Run ``calls`` in up to CHECKS_AT_ONCE daemon threads; each call's finished future,
+    or None for one not finished ``deadline_s`` from now (its thread is left to end on its
+    own: daemon, it holds no exit up, and it writes nothing but its own future)."""
+    futures: list[Future[str | None]] = [Future() for _ in calls]
+    todo = iter(zip(calls, futures, strict=True))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                item = next(todo, None)
+            if item is None:
+                return
+            call, future = item
+            if not future.set_running_or_notify_cancel():
+                continue  # past the deadline before it began
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to whoever reads the result
+                future.set_exception(exc)
+
+    for _ in range(min(len(calls), CHECKS_AT_ONCE)):
+        threading.Thread(target=work, name="octy-model-check", daemon=True).start()
+    done, late = wait(futures, timeout=deadline_s)
+    for future in late:
+        future.cancel()  # one not begun is not begun now
+    return [f if f in done else None for f in futures]
 
 
 def start_check(roster: Roster, agents: list[str] | None = None) -> Future[list[Problem]]:

@@ -141,6 +141,17 @@ def escape_controls(text: str, *, multiline: bool = False) -> str:
     return pattern.sub(_visible, text)
 
 
+_UNDECODED_ONLY = re.compile(f"[{_UNDECODED}]")
+
+
+def undecoded_shown(text: str) -> str:
+    """``text`` with each byte of a file name that was not UTF-8 (a lone surrogate) shown
+    as ``\\xff``, as :func:`escape_controls` shows it, and nothing else changed (a prompt
+    keeps its lines): for text a serializer escapes on its own, JSON and YAML wrote
+    ``\\udcff``, and a strict JSON reader refuses a lone surrogate."""
+    return _UNDECODED_ONLY.sub(_visible, text)
+
+
 def for_people(text: str, *, multiline: bool = False) -> str:
     """The one filter for text a person reads: secrets redacted, controls escaped."""
     return escape_controls(REDACTOR.text(text), multiline=multiline)

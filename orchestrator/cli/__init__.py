@@ -349,7 +349,8 @@ def _stdout_full(exc: OSError) -> bool:
     Unbuffered (PYTHONUNBUFFERED=1, as units for Python services often set) the failed
     print has dropped its text, so trying again proves nothing: a disk-full error that
     names no file, while stdout is `/dev/full` or a file on a file system with no block
-    left, is taken as stdout's."""
+    left (common.no_room: a user's disk is full with root's reserved blocks still free,
+    and ext4 is, for root too, with f_bfree above 0), is taken as stdout's."""
     import errno
     import stat
 
@@ -360,7 +361,7 @@ def _stdout_full(exc: OSError) -> bool:
         mode = os.fstat(fd)
         if stat.S_ISCHR(mode.st_mode):
             return os.major(mode.st_rdev) == 1 and os.minor(mode.st_rdev) == 7  # /dev/full
-        return stat.S_ISREG(mode.st_mode) and os.fstatvfs(fd).f_bfree == 0
+        return stat.S_ISREG(mode.st_mode) and common.no_room(os.fstatvfs(fd))
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -110,6 +110,7 @@ def cmd_approvals(args: argparse.Namespace) -> int:
 def cmd_answer(args: argparse.Namespace) -> int:
     from orchestrator.approvals import answer
 
+    common.message_id(args.id, "approvals")
     sender = args.sender or USER
     own = os.environ.get(common.AGENT_ENV)
     if own and sender != own:  # run by an agent's tools: it speaks as itself only

@@ -114,6 +114,35 @@ def seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def no_room(st: os.statvfs_result) -> bool:
+    """Whether a file system (its ``statvfs``) has no block left that a write may take.
+
+    ``f_bavail``, not ``f_bfree``: ext4 counts in ``f_bfree`` the blocks it keeps for
+    root (5% by default) and, beside them, ~2% that no file write may take at all. Filled
+    by a user, an 8 MiB ext4 with 25% reserved showed f_bfree 2211, f_bavail 0; filled on
+    by root, f_bfree 164, f_bavail 0 (measured): ``f_bfree == 0`` never came true, for
+    anyone. A root that still has reserved blocks to write is taken as full too: the
+    question is asked after a write failed with ENOSPC."""
+    return st.f_bavail == 0
+
+
+def message_id(text: str, lists: str = "queue ls") -> str:
+    """An id a person typed (`approve ID`, `reply ID`, `queue show ID`, `trace ID`): one that
+    no message can have (empty, a space, a capital, 41 characters) is a usage error, exit 2,
+    as argparse's refusals; it was "no message ''" with exit 3, as if looked up and not
+    found. ``lists``: the verb that lists such ids."""
+    from orchestrator.mailbox.model import is_id
+
+    if not is_id(text):
+        raise CliFailure(
+            f"{text!r} is not a message id (1 to 40 lowercase letters and digits, "
+            f"as `octy-orchestrate {lists}` shows them)",
+            EXIT_USAGE,
+            "usage",
+        )
+    return text
+
+
 def standard_input(*, terminal: bool = False) -> TextIO | None:
     """Standard input if there is one to use, else None: closed when the run started
     (``<&-``: Python leaves ``sys.stdin`` None, and descriptor 0 is held on /dev/null,

@@ -341,6 +341,7 @@ def _write(lines: Iterable[logview.LogLine], raw: bool, colour: bool, width: int
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
+    common.message_id(args.id)
     places = places_of(args.file)
     db: Path = args.db or places.database
     logs: Path = args.logs or places.logs

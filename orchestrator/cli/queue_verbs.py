@@ -127,6 +127,7 @@ def _inbox(args: argparse.Namespace) -> int:
 
 @_verb
 def _reply(args: argparse.Namespace) -> int:
+    common.message_id(args.request_id, "inbox")
     body = _body(args)
     with _mailbox(args) as mb:
         # Reply as the one who was asked unless told otherwise.
@@ -151,6 +152,7 @@ def _queue_ls(args: argparse.Namespace) -> int:
 
 @_verb
 def _queue_show(args: argparse.Namespace) -> int:
+    common.message_id(args.id)
     with _mailbox(args, readonly=True) as mb:
         msg = mb.get(args.id)
         related = [m for m in mb.related(args.id) if m.id != msg.id]
@@ -171,6 +173,7 @@ def _queue_dead(args: argparse.Namespace) -> int:
 
 @_verb
 def _queue_retry(args: argparse.Namespace) -> int:
+    common.message_id(args.id, "queue dead")
     with _mailbox(args) as mb:
         msg = mb.retry(args.id)
     human = for_people(f"requeued {msg.id} for {msg.recipient} (pending)")

@@ -24,7 +24,7 @@ from orchestrator.held_wait import supervisor_silence
 from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import SUPERVISOR, USER
 from orchestrator.mailbox.opening import QueuePlace, check_queue, open_sync
-from orchestrator.redact import REDACTOR, for_people
+from orchestrator.redact import REDACTOR, for_people, undecoded_shown
 
 # `ps` runs often (scripts poll it): what only `up`, `config` and the control verbs need
 # (structlog and rich through logconfig and control, yaml, the roster's modules) is
@@ -650,7 +650,10 @@ def cmd_config(args: argparse.Namespace) -> int:
     # token interpolated into a prompt, a password in a URL): the logs' redaction applies.
     for spec in roster.agents.values():
         REDACTOR.add_from_env(dict(spec.env))
-    data = REDACTOR.value("config", roster.to_dict())
+    # A team folder named with a byte that is not UTF-8 (`w\xffteam`) is in every path:
+    # shown as that byte, `\xff`, as every other message shows it (YAML wrote
+    # "w\uDCFFteam", JSON "w\udcffteam"). `up` refuses such a folder (exit 2).
+    data = _undecoded_shown(REDACTOR.value("config", roster.to_dict()))
     if args.json:
         common.emit_json(data)
     else:
@@ -659,6 +662,18 @@ def cmd_config(args: argparse.Namespace) -> int:
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         sys.stdout.write(for_people(text, multiline=True))  # YAML lets bidi controls through
     return common.EXIT_OK
+
+
+def _undecoded_shown(value: Any) -> Any:
+    """``value`` (the resolved roster: bounded in depth by the roster's limits) with every
+    string's undecodable bytes shown as `\xff` (redact.undecoded_shown)."""
+    if isinstance(value, str):
+        return undecoded_shown(value)
+    if isinstance(value, dict):
+        return {_undecoded_shown(k): _undecoded_shown(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_undecoded_shown(v) for v in value]
+    return value
 
 
 def _ledger_sums(db: QueuePlace) -> tuple[dict[str, float], dict[str, float]]:

@@ -311,12 +311,12 @@ def _signal_name(number: int) -> str:
 
 
 def _full(folder: str) -> bool:
-    """No block left that this user may write (root may use the reserved ones)."""
+    """No block left that a write may take (common.no_room)."""
     try:
         st = os.statvfs(folder)
     except OSError:
         return False
-    return st.f_bfree == 0 or (os.geteuid() != 0 and st.f_bavail == 0)
+    return common.no_room(st)
 
 
 def _registered(db: QueuePlace, pid: int) -> bool:

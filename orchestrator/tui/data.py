@@ -114,6 +114,7 @@ class TeamStatus:
     cost_usd: float
     roster_warning: str | None  # agents.yaml on disk is invalid (the team runs its last good)
     queue: str | None = None  # a NATS team's servers and bucket; None: the database's queue
+    cost_estimated: bool = False  # part of cost_usd is the runner's estimate (`~$`)
 
     @property
     def live(self) -> bool:
@@ -272,6 +273,9 @@ class TeamSource:
             # and the turns of agents no longer in the registry
             cost_usd=sum(a.cost_usd for a in agents)
             + sum(v for k, v in spent.items() if k not in shown),
+            # an agent's estimate, or one of an agent no longer in the registry, is in it
+            cost_estimated=any(a.cost_estimated for a in agents)
+            or any(v > 0 for k, v in extra["estimated"].items() if k not in shown),
             roster_warning=self.roster_warning,
             queue=self.queue_label(),
         )

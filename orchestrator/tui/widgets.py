@@ -318,7 +318,7 @@ class TeamLine(Static):
             t.append(" supervisor NOT RUNNING", style="bold red")
         t.append(f" │ queue {team.pending} │ in flight {team.in_flight} │ dead ")
         t.append(str(team.dead), style="bold red" if team.dead else "")
-        t.append(f" │ ${team.cost_usd:.4f}")
+        t.append(f" │ {ps_view.cost(team.cost_usd, team.cost_estimated)}")  # ~$: in part guessed
         if not team.supervisor_pid and team.queue is None:
             # After the figures: its date and time before them pushed the team's cost off
             # a 100-column line, just when the team had gone down.

@@ -4,6 +4,7 @@ as `\\xff`, never as Python's stand-in `\\udcff`."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -64,3 +65,25 @@ def test_undecodable_bytes_show_as_the_bytes() -> None:
     assert escape_controls(text) == "a\\x80b\\xffc"
     assert escape_controls(text, multiline=True) == "a\\x80b\\xffc"
     assert for_people(text + "\n\u00e9") == "a\\x80b\\xffc\\n\u00e9"
+
+
+def test_config_shows_such_a_path_with_the_byte_it_holds(tmp_path: Path, odd_folder: Path) -> None:
+    """Left open by the last session: `config` there printed `name: "team\\uDCFFdir"` and
+    every path with it (YAML's escape of Python's stand-in), `--json` "team\\udcffdir" (a
+    lone surrogate, which strict JSON readers refuse). Shown now as the byte, `\\xff`, as
+    every other message shows it; the rest of the text (a prompt's lines) is unchanged."""
+    (odd_folder / "agents.yaml").write_text(
+        'agents:\n  a:\n    prompt: "line one\\nline two é"\n', encoding="utf-8"
+    )
+    done = octy("config", cwd=odd_folder, env=_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "name: team\\xffdir\n" in done.stdout
+    assert "team\\xffdir/queue/team.db" in done.stdout
+    assert "udcff" not in done.stdout.lower()
+    as_json = octy("config", "--json", cwd=odd_folder, env=_env(tmp_path))
+    assert as_json.returncode == 0, as_json.stderr
+    assert "udcff" not in as_json.stdout.lower()
+    data = json.loads(as_json.stdout)
+    assert data["name"] == "team\\xffdir"
+    assert data["agents"]["a"]["cwd"].endswith("/team\\xffdir")
+    assert data["agents"]["a"]["prompt"] == "line one\nline two é"

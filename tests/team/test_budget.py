@@ -379,6 +379,75 @@ def test_the_team_check_counts_the_other_agents_turns_in_progress(tmp_path: Path
     assert anyio.run(main) == [False, False, True, False]
 
 
+def test_an_agent_stopped_by_the_others_turns_claims_nothing_until_they_end(
+    tmp_path: Path,
+) -> None:
+    """Found making test_agents_at_once_stop_near_the_team_token_budget robust: carol's
+    turn, stopped for the team's 50,000 tokens by alice's and bob's turns in progress
+    (the ledger alone under it), went back to the queue, carol claimed it again at once
+    and crossed again: one request more per stop (140,507 tokens, 1 run in 15 under
+    load). She is held now until both turns have ended (recorded and evaluated by then),
+    those turns only (a busy team always has some turn in progress); an agent over with
+    the ledger alone is not held by this (pausing is evaluate's)."""
+    spec = roster(
+        "budget: {tokens: 50000, per: 1d}\n"
+        "defaults: {prompt: work}\n"
+        "agents:\n"
+        "  alice: {}\n"
+        "  bob: {}\n"
+        "  carol: {}\n",
+        tmp_path,
+    )
+
+    class Idle:
+        def agent_state(self, name: str) -> None:
+            return None
+
+        async def pause_agent(self, name: str) -> None: ...
+
+        async def unpause_agent(self, name: str) -> None: ...
+
+    async def main() -> list[object]:
+        seen: list[object] = []
+        async with await AsyncMailbox(tmp_path / "team.db").open() as am:
+            watch = BudgetWatch(tmp_path / "team.db", lambda: spec, Idle())
+            await watch.open(am)
+            free = anyio.Event()
+
+            async def claim() -> None:
+                await watch.hold("carol")
+                free.set()
+
+            watch.in_turn("alice", 20_100)
+            watch.in_turn("bob", 20_100)
+            watch.in_turn("carol", 20_100)
+            seen.append(await watch.over_with("carol", 20_100))  # over with theirs only
+            watch.in_turn("carol", 0)  # her turn stopped, in the ledger
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(claim)
+                await anyio.wait_all_tasks_blocked()
+                seen.append(free.is_set())
+                watch.in_turn("alice", 0)
+                await anyio.wait_all_tasks_blocked()
+                seen.append(free.is_set())  # bob's turn still in progress
+                watch.in_turn("alice", 5_000)  # a new turn of hers: not waited for
+                watch.in_turn("bob", 0)
+                await anyio.wait_all_tasks_blocked()
+                seen.append(free.is_set())
+                tg.cancel_scope.cancel()  # a carol still held fails above, never hangs
+            watch.in_turn("alice", 0)
+            watch.ledger.record("alice", 0.0, {"input_tokens": 45_000}, time.time())
+            watch.in_turn("bob", 20_100)
+            seen.append(await watch.over_with("alice", 20_100))  # over with the ledger
+            with anyio.fail_after(5):  # a safety net, not a measurement
+                await watch.hold("alice")
+            seen.append("alice not held")
+            watch.close()
+        return seen
+
+    assert anyio.run(main) == [True, False, False, True, True, "alice not held"]
+
+
 def test_a_budget_spent_to_the_cent_in_many_turns_is_spent(tmp_path: Path) -> None:
     """Ten turns of $0.10 against $1.00: SQLite's sum of REALs is 0.9999999999999999, and the
     agent was not paused at its exact boundary while `ps` said `$1.0000 of $1.0000` (nor

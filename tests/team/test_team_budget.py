@@ -248,10 +248,15 @@ def test_agents_at_once_stop_near_the_team_token_budget(team: TeamFactory) -> No
     """Team budget 50,000 tokens; alice, bob and carol each get a turn of three 20,100-token
     requests at once. Each agent's in-turn check counts the others' turns in progress, so
     every turn stops within the README's bound for 3 agents (the crossing request plus one
-    under way per agent: 130,400; measured 120,600). Each saw only its own before, and
+    under way per agent: 130,400; measured 100,500). Each saw only its own before, and
     all ran to the end (180,900). The 4 s before each answer is longer than an interrupt
     takes to land, even beside the whole suite (with 2 s, one full run at load 7 let a
-    seventh request finish: 140,507): the request racing it is cut off, as the bound says."""
+    seventh request finish: 140,507): the request racing it is cut off, as the bound says.
+    The same 140,507 came back with 4 s, 1 run in 15 beside 6 busy loops: a turn stopped
+    by the others' turns in progress went back to the queue, its agent took it again at
+    once and crossed again (every run had 4 or 5 turns in the ledger, 120,412-120,600
+    tokens). Held until those turns end, each agent has one turn: 15 of 15 runs passed
+    under the same load, 80,400-100,500 tokens."""
     names = ["alice", "bob", "carol"]
     usage = {"input_tokens": 20000, "output_tokens": 100}
     tool = {"name": "mcp__octy__agents", "input": {}}

@@ -368,3 +368,41 @@ def test_a_paused_row_says_which_budget_pauses_it(tmp_path: Path) -> None:
     assert {r["name"]: r["reason"] for r in json.loads(done.stdout)["agents"]} == {
         r.name: r.reason for r in snap.agents
     }
+
+
+def test_the_team_line_marks_its_cost_an_estimate_when_part_of_it_is(tmp_path: Path) -> None:
+    """Left open by the last session: an agent's COST read `~$` when some of it was the
+    runner's estimate (a cut-off turn, a model of unknown price at the highest rate), but
+    the team line's total, which holds it, read `$` as if every cent were the CLI's. Now
+    `~$` there too: from an agent in the table, and from one the registry no longer has."""
+    from rich.text import Text
+
+    from orchestrator.budget import Ledger
+
+    def team_cost(source: TeamSource) -> str:
+        line = Text()
+        TeamLine._team_text(line, source.snapshot().team)
+        return next(w for w in line.plain.split() if "$" in w)
+
+    db = tmp_path / "queue" / "team.db"
+    with Mailbox(db) as mb:
+        mb.register("a", pid=None, state="ready", meta={"supervised": True})
+    ledger = Ledger(db)
+    ledger.record("a", 0.25, {}, time.time())
+    source = TeamSource(db, tmp_path / "logs")
+    assert team_cost(source) == "$0.2500"
+    ledger.record("gone", 0.125, {}, time.time(), estimated=True)  # not in the registry
+    assert team_cost(source) == "~$0.3750"
+    ledger.close()
+
+    db.rename(tmp_path / "old.db")  # a fresh team: the estimate is an agent's in the table
+    with Mailbox(db) as mb:
+        mb.register("a", pid=None, state="ready", meta={"supervised": True})
+    fresh = Ledger(db)
+    fresh.record("a", 0.5, {}, time.time())
+    assert team_cost(source) == "$0.5000"
+    fresh.record("a", 0.0625, {}, time.time(), estimated=True)
+    snap = source.snapshot()
+    assert [r.cost_estimated for r in snap.agents] == [True]
+    assert team_cost(source) == "~$0.5625"
+    fresh.close()
