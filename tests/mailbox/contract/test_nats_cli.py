@@ -175,8 +175,10 @@ def test_approvals_approve_and_deny_answer_on_the_nats_queue(
     code, again = run_json(capsys, "approve", first.id)
     assert (code, again["error"]) == (3, "not_found"), again
     assert "already answered" in again["message"]
-    code, nosuch = run_json(capsys, "deny", "no-such-id")
+    code, nosuch = run_json(capsys, "deny", "nosuchid0")
     assert (code, nosuch["error"]) == (3, "not_found"), nosuch
+    code, malformed = run_json(capsys, "deny", "no-such-id")
+    assert (code, malformed["error"]) == (2, "usage"), malformed
 
 
 def test_an_approve_on_nats_after_the_time_ran_out_says_it_came_too_late(
