@@ -125,8 +125,11 @@ class Spend:
         # watch; every way a turn is counted or dropped clears them first): charged once
         # this session's CLI runs (charge_carried). Measured before: a turn's answered
         # 30,100 tokens never reached the ledger; its redelivery did.
+        # Kept with the totals until charged: a session that ends before its CLI runs (a
+        # connect that failed or timed out, a stop while connecting) hands the totals back
+        # to the next one with the tally still in them. Cleared there, the tally was lost
+        # (found by review: a killed turn's 30,001 tokens never charged).
         self.carried = _carried(self.totals.get("turn_tally"))
-        self.totals["turn_tally"] = None  # every event's totals say the ledger has the tally
 
     def connected(self) -> None:
         """A CLI runs the session: what it resumed with is what it resumes with again
@@ -146,6 +149,8 @@ class Spend:
         """Charge the turn the last supervisor died in (its CLI killed with it), as a turn
         cut off by the CLI's death is: an estimate of its answered requests."""
         carried, self.carried = self.carried, {}
+        # every event's totals from now on say the ledger has the tally
+        self.totals["turn_tally"] = None
         if carried:
             await self.unfinished("session_died", carried, "supervisor_died")
 
