@@ -35,7 +35,13 @@ log = structlog.get_logger()
 
 CHECK_EVERY_S = 0.5  # roll-over checks, and answering requests sent to a paused agent
 KEEP_SPEND_S = 35 * 86400.0  # turns older than this (or two of the longest window) are pruned
-_NOTHING: dict[str, Any] = {"agent": None, "team": None, "paused_by": None, "paused": None}
+_NOTHING: dict[str, Any] = {
+    "agent": None,
+    "team": None,
+    "paused_by": None,
+    "paused": None,
+    "held_for": None,
+}
 
 
 class Team(Protocol):
@@ -114,13 +120,15 @@ class BudgetWatch:
             await self._released.wait()
 
     def _waits_on_others(self, name: str) -> bool:
-        turns = self._after_others.get(name)
-        if turns is None:
-            return False
-        if any(self._turns_ended.get(n, 0) == ended for n, ended in turns.items()):
+        if self._held_for(name):
             return True
-        del self._after_others[name]  # their turns are in the ledger, evaluated
+        self._after_others.pop(name, None)  # their turns are in the ledger, evaluated
         return False
+
+    def _held_for(self, name: str) -> list[str]:
+        """The agents whose turns in progress ``name`` is held for (none: not held)."""
+        turns = self._after_others.get(name) or {}
+        return sorted(n for n, ended in turns.items() if self._turns_ended.get(n, 0) == ended)
 
     def is_blocked(self, name: str) -> bool:
         return name in self.blocked
@@ -156,6 +164,8 @@ class BudgetWatch:
             self._after_others[name] = {
                 n: self._turns_ended.get(n, 0) for n in self._in_turn if n != name
             }
+            # Shown (`ps`: `ready (held for …)`) by the next evaluation (this turn's end, or
+            # the half-second check), not here: nothing may delay the interrupt.
         return over
 
     def _over_with(
@@ -354,6 +364,8 @@ class BudgetWatch:
             "team": team.figures() if team else None,
             "paused_by": [s.figures()["scope"] for s in over] if over else None,
             "paused": paused_detail(name, over) if over else None,
+            # held (hold) for these agents' turns in progress, the team budget's
+            "held_for": self._held_for(name) or None,
         }
         if name == SUPERVISOR:
             figures = dict(figures["team"] or {})
