@@ -195,7 +195,7 @@ class BudgetWatch:
                 # at the highest known rate (spend.py): `ps` and `top` show it as `~$`
                 guessed = data.get("cost_estimated") is True or bool(data.get("price_unknown"))
                 record = partial(self.ledger.record, estimated=guessed)
-                await anyio.to_thread.run_sync(record, name, usd, tokens, time.time())
+                await anyio.to_thread.run_sync(record, name, usd, tokens, _spent_at(data))
             except (sqlite3.Error, errors.DatabaseError) as exc:  # the team runs on
                 log.error("spend_not_recorded", agent=name, usd=usd, error=str(exc))
         await self.evaluate("turn")
@@ -376,6 +376,17 @@ class BudgetWatch:
             await self.mailbox.update_agent(name, meta={"budget": figures}, heartbeat=False)
         if figures in (_NOTHING, {}):  # a budget removed: cleared once, then nothing to watch
             del self._published[name]
+
+
+def _spent_at(data: dict[str, Any]) -> float:
+    """When a turn's spend was spent: now, or the moment a turn the last supervisor died in
+    was (``spent_at``, spend.py): charged by the next `up`, a day later, it was counted in
+    that day's window, against a budget it was not spent in (found by review)."""
+    now = time.time()
+    at = data.get("spent_at")
+    if isinstance(at, bool) or not isinstance(at, int | float) or not 0 < at <= now:
+        return now
+    return float(at)
 
 
 def paused_detail(name: str, over: list[Standing]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import time
 from collections.abc import Callable
 
 import pytest
@@ -34,7 +35,8 @@ def test_a_killed_turn_is_charged_after_a_session_that_never_connected(
     (connect_timeout 1ms; restart: never; the request fails with it): the tally must
     survive it, and the `up` after that (the agent runs) charges it. Before: that
     session's totals carried the tally's "charged" (None) back to the registry, and the
-    turn's 30,001 tokens were never charged."""
+    turn's 30,001 tokens were never charged. And it is in the ledger at the time it was
+    spent, not at the time of the `up` that charged it."""
     t = team(hung_turn_rules(120), {"alice": {}})
     t.up()
     t.wait_ready("alice")
@@ -46,6 +48,7 @@ def test_a_killed_turn_is_charged_after_a_session_that_never_connected(
     t.wait_exit(10)
     t.proc = None
     t.wait_for(lambda: cli_pid is None or not _alive(cli_pid), 30, "the orphaned claude gone")
+    killed_by = time.time()
     t.write_roster({"alice": {"connect_timeout": "1ms", "restart": "never"}})
     t.up()
     t.wait_for(lambda: t.states().get("alice") == "failed", 60, "alice failed to connect")
@@ -62,3 +65,8 @@ def test_a_killed_turn_is_charged_after_a_session_that_never_connected(
     (spend,) = t.log_events("spend")
     assert spend["cause"] == "supervisor_died"
     assert _tally(t) is None
+    # In the ledger at the moment it was spent, before the kill: charged at the `up` that
+    # found it, it fell in that moment's budget window (a day later: the next day's).
+    with sqlite3.connect(t.db_path) as db:
+        (at,) = db.execute("SELECT at FROM spend WHERE estimated = 1").fetchone()
+    assert at < killed_by
