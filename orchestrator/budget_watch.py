@@ -35,7 +35,13 @@ log = structlog.get_logger()
 
 CHECK_EVERY_S = 0.5  # roll-over checks, and answering requests sent to a paused agent
 KEEP_SPEND_S = 35 * 86400.0  # turns older than this (or two of the longest window) are pruned
-_NOTHING: dict[str, Any] = {"agent": None, "team": None, "paused_by": None, "paused": None}
+_NOTHING: dict[str, Any] = {
+    "agent": None,
+    "team": None,
+    "paused_by": None,
+    "paused": None,
+    "held_for": None,
+}
 
 
 class Team(Protocol):
@@ -114,13 +120,15 @@ class BudgetWatch:
             await self._released.wait()
 
     def _waits_on_others(self, name: str) -> bool:
-        turns = self._after_others.get(name)
-        if turns is None:
-            return False
-        if any(self._turns_ended.get(n, 0) == ended for n, ended in turns.items()):
+        if self._held_for(name):
             return True
-        del self._after_others[name]  # their turns are in the ledger, evaluated
+        self._after_others.pop(name, None)  # their turns are in the ledger, evaluated
         return False
+
+    def _held_for(self, name: str) -> list[str]:
+        """The agents whose turns in progress ``name`` is held for (none: not held)."""
+        turns = self._after_others.get(name) or {}
+        return sorted(n for n, ended in turns.items() if self._turns_ended.get(n, 0) == ended)
 
     def is_blocked(self, name: str) -> bool:
         return name in self.blocked
@@ -156,6 +164,8 @@ class BudgetWatch:
             self._after_others[name] = {
                 n: self._turns_ended.get(n, 0) for n in self._in_turn if n != name
             }
+            # Shown (`ps`: `ready (held for …)`) by the next evaluation (this turn's end, or
+            # the half-second check), not here: nothing may delay the interrupt.
         return over
 
     def _over_with(
@@ -185,7 +195,7 @@ class BudgetWatch:
                 # at the highest known rate (spend.py): `ps` and `top` show it as `~$`
                 guessed = data.get("cost_estimated") is True or bool(data.get("price_unknown"))
                 record = partial(self.ledger.record, estimated=guessed)
-                await anyio.to_thread.run_sync(record, name, usd, tokens, time.time())
+                await anyio.to_thread.run_sync(record, name, usd, tokens, _spent_at(data))
             except (sqlite3.Error, errors.DatabaseError) as exc:  # the team runs on
                 log.error("spend_not_recorded", agent=name, usd=usd, error=str(exc))
         await self.evaluate("turn")
@@ -354,6 +364,8 @@ class BudgetWatch:
             "team": team.figures() if team else None,
             "paused_by": [s.figures()["scope"] for s in over] if over else None,
             "paused": paused_detail(name, over) if over else None,
+            # held (hold) for these agents' turns in progress, the team budget's
+            "held_for": self._held_for(name) or None,
         }
         if name == SUPERVISOR:
             figures = dict(figures["team"] or {})
@@ -364,6 +376,17 @@ class BudgetWatch:
             await self.mailbox.update_agent(name, meta={"budget": figures}, heartbeat=False)
         if figures in (_NOTHING, {}):  # a budget removed: cleared once, then nothing to watch
             del self._published[name]
+
+
+def _spent_at(data: dict[str, Any]) -> float:
+    """When a turn's spend was spent: now, or the moment a turn the last supervisor died in
+    was (``spent_at``, spend.py): charged by the next `up`, a day later, it was counted in
+    that day's window, against a budget it was not spent in (found by review)."""
+    now = time.time()
+    at = data.get("spent_at")
+    if isinstance(at, bool) or not isinstance(at, int | float) or not 0 < at <= now:
+        return now
+    return float(at)
 
 
 def paused_detail(name: str, over: list[Standing]) -> str:

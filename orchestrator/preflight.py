@@ -9,6 +9,7 @@ and sat on its first request for minutes. The check costs nothing: a TCP connect
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import socket
@@ -119,6 +120,11 @@ def rejected_key(env: Mapping[str, str]) -> str | None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return f"no answer to GET /v1/models ({reason})"
+    except http.client.HTTPException as exc:
+        # not an OSError: more than 100 headers, a status line that is not HTTP (an SSH
+        # port, a TLS port spoken to in plain http); it raised out of the check and `up`
+        # ended with a traceback (found by review)
+        return f"no HTTP answer to GET /v1/models ({type(exc).__name__}: {exc})"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -161,9 +167,12 @@ def check(roster: Roster, agents: list[str] | None = None) -> list[Problem]:
                 "checked at once); --no-model-check skips the check"
             )
         else:
-            reason = verdict.result()
+            try:
+                reason = verdict.result()
+            except Exception as exc:  # anything a hostile answer raises: that agent's problem
+                reason = f"the check failed ({type(exc).__name__}: {exc})"
         if reason:
-            problems.append(Problem(tuple(groups[key]), key[0], reason))
+            problems.append(Problem(tuple(groups[key]), key[0], _shown(reason)))
     return problems
 
 
@@ -218,6 +227,16 @@ def start_check(roster: Roster, agents: list[str] | None = None) -> Future[list[
 
     threading.Thread(target=run, name="octy-model-check", daemon=True).start()
     return future
+
+
+def _shown(reason: str) -> str:
+    """A reason as a terminal shows it: an endpoint's reason phrase, error message or
+    non-HTTP status line is its own text (`\x1b[2J` cleared the screen of `up`), escaped
+    and cut to one short line."""
+    from orchestrator.redact import escape_controls  # noqa: PLC0415 - only with a problem
+
+    text = escape_controls(reason)
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _proxied(endpoint: Endpoint, env: Mapping[str, str]) -> bool:

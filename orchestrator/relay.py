@@ -27,7 +27,7 @@ from orchestrator import errors, outage, relay_route
 from orchestrator.durations import finite_seconds
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend, Message, new_id
-from orchestrator.mailbox.model import derived_id, is_id
+from orchestrator.mailbox.model import derived_id, is_address
 from orchestrator.names import AGENT_NAME_RE, clip_description
 from orchestrator.outage import Outage
 from orchestrator.prompts import DEFAULT_ASK_TIMEOUT_S, SERVER, TOOL_SPECS, text_of
@@ -267,7 +267,7 @@ class Relay:
 
     async def reply(self, args: dict[str, Any]) -> dict[str, Any]:
         request_id, text = str(args.get("request_id", "")), str(args.get("message", ""))
-        if not is_id(request_id):  # no message has such an id (review I.5)
+        if not is_address(request_id):  # no message has such an id (review I.5)
             return _fail("not_found", str(errors.MessageNotFound(_printable(request_id))))
         tries = 0
 

@@ -9,6 +9,7 @@ The figures themselves are :mod:`orchestrator.usage`'s; the budgets are
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -125,8 +126,12 @@ class Spend:
         # watch; every way a turn is counted or dropped clears them first): charged once
         # this session's CLI runs (charge_carried). Measured before: a turn's answered
         # 30,100 tokens never reached the ledger; its redelivery did.
+        # Kept with the totals until charged: a session that ends before its CLI runs (a
+        # connect that failed or timed out, a stop while connecting) hands the totals back
+        # to the next one with the tally still in them. Cleared there, the tally was lost
+        # (found by review: a killed turn's 30,001 tokens never charged).
         self.carried = _carried(self.totals.get("turn_tally"))
-        self.totals["turn_tally"] = None  # every event's totals say the ledger has the tally
+        self.carried_at = _carried_at(self.totals.get("turn_tally"))
 
     def connected(self) -> None:
         """A CLI runs the session: what it resumed with is what it resumes with again
@@ -146,8 +151,10 @@ class Spend:
         """Charge the turn the last supervisor died in (its CLI killed with it), as a turn
         cut off by the CLI's death is: an estimate of its answered requests."""
         carried, self.carried = self.carried, {}
+        # every event's totals from now on say the ledger has the tally
+        self.totals["turn_tally"] = None
         if carried:
-            await self.unfinished("session_died", carried, "supervisor_died")
+            await self.unfinished("session_died", carried, "supervisor_died", self.carried_at)
 
     def closed(self) -> None:
         """The CLI was closed (it saves its running figures as it exits) or has died
@@ -304,12 +311,15 @@ class Spend:
         cut: str,
         requests: Mapping[Any, tuple[str, Mapping[str, Any]]],
         cause: str | None = None,
+        spent_at: float | None = None,
     ) -> None:
         """A turn cut off before its result (``cut``: ``turn_timeout``, or ``session_died``,
         the CLI's death): the requests answered so far are charged from the running tally,
         else each redelivery of the turn would be free. The CLI prices a turn only at its
         result, which never came: the tally is priced here (orchestrator/prices.py) and
-        marked an estimate. ``cause``: the spend's, when not the cut's (a compaction)."""
+        marked an estimate. ``cause``: the spend's, when not the cut's (a compaction).
+        ``spent_at``: when it was spent, if not now (a turn the last supervisor died in:
+        the budget window it belongs to is that moment's, not the next `up`'s)."""
         priced = estimate(requests, self.roster().prices)
         # The CLI's running total when the session is resumed, so that the next turn's
         # cost (the total's difference) neither counts the cut requests again nor leaves
@@ -342,7 +352,10 @@ class Spend:
             fields["price_unknown"] = list(priced.unknown)
         cause = cause or cut
         self.log.warning("spend", cause=cause, requests=len(requests), **fields)
-        await self.on_event(RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals})
+        at = {} if spent_at is None else {"spent_at": spent_at}
+        await self.on_event(
+            RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals, **at}
+        )
 
     async def after_death(self) -> None:
         """The CLI died: it saves its running total only when it exits cleanly, and a
@@ -452,12 +465,27 @@ def _models(raw: Any) -> dict[str, dict[str, Any]] | None:
 _TALLY_USAGE = (*TOKEN_KEYS, "cache_creation", "inference_geo")
 
 
+# In a kept tally, beside the requests (message ids, `msg_…`): when the last one came.
+_TALLY_AT = "@at"
+
+
 def _tally(requests: Mapping[str, tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
-    """A turn's requests as the registry keeps them (JSON)."""
+    """A turn's requests as the registry keeps them (JSON), with when the last came."""
     return {
-        key: {"model": model, "usage": {k: usage[k] for k in _TALLY_USAGE if k in usage}}
-        for key, (model, usage) in requests.items()
+        **{
+            key: {"model": model, "usage": {k: usage[k] for k in _TALLY_USAGE if k in usage}}
+            for key, (model, usage) in requests.items()
+        },
+        _TALLY_AT: time.time(),
     }
+
+
+def _carried_at(raw: Any) -> float | None:
+    """When a kept tally's last request came (any JSON: None unless a time not ahead)."""
+    at = raw.get(_TALLY_AT) if isinstance(raw, Mapping) else None
+    if isinstance(at, bool) or not isinstance(at, int | float) or not math.isfinite(at):
+        return None
+    return float(at) if 0 < at <= time.time() else None
 
 
 def _carried(raw: Any) -> dict[str, tuple[str, dict[str, Any]]]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli.common import CliFailure
+from orchestrator.names import AGENT_NAME_RE
 
 if TYPE_CHECKING:
     from orchestrator.agent_meta import AgentMeta
@@ -122,6 +123,23 @@ def paused_reason(budget: object) -> str | None:
         return None
     names = [_PAUSED_BY[b] for b in _PAUSED_BY if b in by]
     return ", ".join(names) or None
+
+
+def held_reason(budget: object) -> str | None:
+    """``held for bob's turn (team budget)``: an agent whose turn was stopped for the team
+    budget by the others' turns in progress claims nothing until those end (budget_watch
+    .hold), while its state stays ``ready``; from its registry meta's ``budget`` document
+    (``held_for``), for beside a ``ready`` state."""
+    held = budget.get("held_for") if isinstance(budget, dict) else None
+    if not isinstance(held, list):
+        return None
+    # any process may write the registry: only names an agent can have are shown
+    names = [n for n in held if isinstance(n, str) and AGENT_NAME_RE.fullmatch(n)]
+    if not names:
+        return None
+    shown = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+    turns = "turn" if len(names) == 1 else "turns"
+    return f"held for {shown}'s {turns} (team budget)"
 
 
 # The registry's meta is JSON that any process may write (plain SQL): its budget and

@@ -128,14 +128,15 @@ def no_room(st: os.statvfs_result) -> bool:
 
 def message_id(text: str, lists: str = "queue ls") -> str:
     """An id a person typed (`approve ID`, `reply ID`, `queue show ID`, `trace ID`): one that
-    no message can have (empty, a space, a capital, 41 characters) is a usage error, exit 2,
-    as argparse's refusals; it was "no message ''" with exit 3, as if looked up and not
-    found. ``lists``: the verb that lists such ids."""
-    from orchestrator.mailbox.model import is_id
+    no message can have (empty, a space, a control character, 129 characters) is a usage
+    error, exit 2, as argparse's refusals; it was "no message ''" with exit 3, as if looked
+    up and not found. Any other is looked up: a plain-SQL writer may choose its message's
+    id (queue/README.md), a UUID or `Job_42`. ``lists``: the verb that lists such ids."""
+    from orchestrator.mailbox.model import is_address
 
-    if not is_id(text):
+    if not is_address(text):
         raise CliFailure(
-            f"{text!r} is not a message id (1 to 40 lowercase letters and digits, "
+            f"{text!r} is not a message id (1 to 128 letters, digits, '-' and '_', "
             f"as `octy-orchestrate {lists}` shows them)",
             EXIT_USAGE,
             "usage",

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import errors, procid
 from orchestrator.agent_meta import QUEUE_LOST, AgentMeta
 from orchestrator.cli import common, ps_view, team_record, up_detach, user_folders
-from orchestrator.cli.budget_verbs import budget_cell, context_cell, paused_reason, ps_fields
+from orchestrator.cli.budget_verbs import (
+    budget_cell,
+    context_cell,
+    held_reason,
+    paused_reason,
+    ps_fields,
+)
 from orchestrator.cli.common import CliFailure
 from orchestrator.held_wait import supervisor_silence
 from orchestrator.lockfile import holder_pid
@@ -741,6 +747,7 @@ def ps_rows(
                     else paused_reason(meta.budget)
                     if info.state == "paused"
                     else ps_view.frozen_reason(pid, stats)
+                    or (held_reason(meta.budget) if info.state == "ready" else None)
                 ),
                 "external": external,
                 "pid": pid,

@@ -302,6 +302,17 @@ def is_id(text: str) -> bool:
     return _ID_SHAPE.fullmatch(text) is not None
 
 
+# An id looked up (`queue show ID`, the agents' `reply` tool): new_id's, or one a plain-SQL
+# writer chose (queue/README.md: the column is TEXT; a UUID, `job-42`), in the characters
+# every backend's keys take. Looked up only: the library still makes new_id's shape.
+_ADDRESS_SHAPE: Final = re.compile(r"[0-9A-Za-z_-]{1,128}")
+
+
+def is_address(text: str) -> bool:
+    """Whether ``text`` could be the id of a stored message (any writer's)."""
+    return _ADDRESS_SHAPE.fullmatch(text) is not None
+
+
 def check_id(message_id: str) -> str:
     """A caller-chosen message id (see ``send(message_id=...)``): made by :func:`new_id`,
     so it is a key on every backend."""

@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator import errors, logview, trace
 from orchestrator.cli import common
-from orchestrator.cli.budget_verbs import budget_share, context_share, paused_reason
+from orchestrator.cli.budget_verbs import (
+    budget_share,
+    context_share,
+    held_reason,
+    paused_reason,
+)
 from orchestrator.cli.common import DEFAULT_ROSTER, CliFailure
 from orchestrator.cli.log_verbs import Places, places_of
 from orchestrator.cli.team_verbs import ps_rows
@@ -434,6 +439,8 @@ def _reason(row: Mapping[str, Any], meta: Mapping[str, Any]) -> str | None:
                 return clean(str(found))
     if row.get("state") == "paused":  # by a budget: whose (budget_watch.py's figures)
         return paused_reason(meta.get("budget"))
+    if row.get("state") == "ready":  # held for the others' turns (budget_watch.hold)
+        return held_reason(meta.get("budget"))
     return None
 
 

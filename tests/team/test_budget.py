@@ -476,3 +476,67 @@ def test_a_budget_spent_to_the_cent_in_many_turns_is_spent(tmp_path: Path) -> No
     ledger.record("c", 4e-7, {}, at=10_000.0)  # a budget below a micro-dollar holds too
     assert ledger.standing("c", tiny, 10_100.0, 0).over
     ledger.close()
+
+
+def test_an_agent_held_for_the_others_turns_says_so_in_ps(tmp_path: Path) -> None:
+    """Found by review: carol, held (hold) for alice's and bob's turns in progress, claimed
+    nothing while `ps` said `ready` and nothing else; a turn of theirs may run for its
+    whole turn_timeout. The registry's budget document names them (`held_for`), `ps` shows
+    `held for alice, bob's turns (team budget)` beside `ready`, and once those turns have
+    ended the next evaluation clears it."""
+    from orchestrator.cli.team_verbs import ps_rows
+
+    spec = roster(
+        "budget: {tokens: 50000, per: 1d}\n"
+        "defaults: {prompt: work}\n"
+        "agents:\n"
+        "  alice: {}\n"
+        "  bob: {}\n"
+        "  carol: {}\n",
+        tmp_path,
+    )
+    db = tmp_path / "team.db"
+
+    class Idle:
+        def agent_state(self, name: str) -> None:
+            return None
+
+        async def pause_agent(self, name: str) -> None: ...
+
+        async def unpause_agent(self, name: str) -> None: ...
+
+    def carol() -> tuple[str, object]:
+        (row,) = ps_rows(db, ["carol"])
+        return row["state"], row["reason"]
+
+    async def main() -> list[object]:
+        seen: list[object] = []
+        async with await AsyncMailbox(db).open() as am:
+            for name in ("alice", "bob", "carol"):
+                await am.register(name, state="ready", meta={"supervised": True})
+            watch = BudgetWatch(db, lambda: spec, Idle())
+            await watch.open(am)
+            for name in ("alice", "bob", "carol"):
+                watch.in_turn(name, 20_100)
+            assert await watch.over_with("carol", 20_100)  # over with theirs only
+            watch.in_turn("carol", 0)  # her turn stopped, in the ledger
+            await watch.evaluate("turn")
+            seen.append(await anyio.to_thread.run_sync(carol))
+            watch.in_turn("alice", 0)
+            await watch.evaluate("window")
+            seen.append(await anyio.to_thread.run_sync(carol))
+            watch.in_turn("bob", 0)
+            await watch.evaluate("window")
+            seen.append(await anyio.to_thread.run_sync(carol))
+            watch.close()
+        return seen
+
+    from orchestrator.tui.data import _reason  # top's reason column
+
+    held = {"budget": {"held_for": ["bob", "x y", 3]}}  # any process may write the registry
+    assert _reason({"state": "ready"}, held) == "held for bob's turn (team budget)"
+    assert anyio.run(main) == [
+        ("ready", "held for alice, bob's turns (team budget)"),
+        ("ready", "held for bob's turn (team budget)"),
+        ("ready", None),
+    ]

@@ -514,3 +514,28 @@ async def test_an_unknown_recipient_lists_only_names_a_message_can_go_to(
     assert text(await limited.send({"to": "user", "message": "x"})).startswith(
         "error not_allowed: 'alpha' may not message 'user'"
     )
+
+
+async def test_an_agent_replies_to_a_plain_sql_request_with_its_own_id(
+    relay: Relay, queue: AsyncMailbox, tmp_path: Path
+) -> None:
+    """Found by review: queue/README.md's plain-SQL writers may set a message's id (the
+    column is TEXT; a UUID is the usual choice, to know it before the insert). An agent
+    handed such a request could not answer it: the `reply` tool refused the id as one no
+    message can have ("not_found"), and the asker waited out its timeout."""
+    uuid = "9b2f6c1e-4c1a-4f7e-9d1e-2A6F3B7C8D90"
+    with sqlite3.connect(tmp_path / "team.db") as db:
+        db.execute(
+            "INSERT INTO messages (id, kind, sender, recipient, body)"
+            " VALUES (?, 'request', 'script', 'alpha', '\"ping\"')",
+            (uuid,),
+        )
+    mine = await queue.get(uuid)
+    relay.turn = Turn([mine])
+    assert "is_error" not in await relay.reply({"request_id": uuid, "message": "pong"})
+    answer = await queue.find_reply(uuid)
+    assert answer is not None
+    assert answer.body == "pong"
+    for bad in ("", "a b", "x" * 129, "a\x1b[31m"):  # still none any writer's id is
+        refused = await relay.reply({"request_id": bad, "message": "x"})
+        assert text(refused).startswith("error not_found:")
