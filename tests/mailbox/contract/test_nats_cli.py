@@ -177,7 +177,7 @@ def test_approvals_approve_and_deny_answer_on_the_nats_queue(
     assert "already answered" in again["message"]
     code, nosuch = run_json(capsys, "deny", "nosuchid0")
     assert (code, nosuch["error"]) == (3, "not_found"), nosuch
-    code, malformed = run_json(capsys, "deny", "no-such-id")
+    code, malformed = run_json(capsys, "deny", "no such id")
     assert (code, malformed["error"]) == (2, "usage"), malformed
 
 
