@@ -281,7 +281,7 @@ def _git_written(
         return dirs + [git.where(v) for n, v in settings if n == "GIT_DIR"]
 
     written = program_configs.written_git(
-        found, bash_commands.path_words(line), git.where, homes, git_dirs
+        found, bash_commands.path_words(line), git.where, homes, git_dirs, folders[1:]
     )
     if not written:
         return []

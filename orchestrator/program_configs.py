@@ -257,12 +257,13 @@ def _recursive(program: str, args: list[str]) -> bool:
     return program == "cp" and (recursive or any(c in "rRa" for a in short for c in a[1:]))
 
 
-def written_git(
+def written_git(  # noqa: PLR0917 (the line's reading, then the places it may reach)
     found: list[str],
     words: list[str],
     where: Callable[[str], str],
     homes: list[str],
     git_dirs: Callable[[], list[str]],
+    moves: list[str],
 ) -> str:
     """A word of the line by which another command may write git's config or hooks before
     the line's git command runs ("" if none): a path through a ``.git`` folder (``cp x
@@ -270,13 +271,37 @@ def written_git(
     repository's (``cp -r tpl/. .``, ``tar xf t.tar`` in it; ``git_dirs``: its ``.git``
     folders, asked of git only then). git's state is read before
     the line runs. Words the shell builds are not guessed here: ``sed -i … "$f"; git add``
-    is everyday."""
+    is everyday. ``moves``: the folders the line moves to (``cd .git``, ``env -C ~``), as
+    written: a writing command run in one inside a ``.git`` or at a HOME's dot-entries
+    writes there (measured: `cd .git && cp ../evil config && cd .. && git st` and `cd ~ &&
+    cp r/evil .gitconfig; cd r; git st` ran the alias evil holds, unasked)."""
     homes = [os.path.normpath(h) for h in homes if h]
     xdgs = [os.path.join(h, ".config") for h in homes]
 
     def reaches(word: str) -> bool:
         path = where(word)
         return ".git" in path.split("/") or _reaches(path, homes, xdgs)
+
+    def holds_a_home(path: str) -> bool:  # a HOME or a folder above it (`cd ..`)
+        return any(h == path or h.startswith(path.rstrip("/") + "/") for h in homes)
+
+    # Inside a `.git` (as written too: `cd r; cd .git` is read as two moves from the call's
+    # folder) or a HOME's dot-entry: any write there may be git's. At a HOME (or above it),
+    # a word through a dot-entry (`cd ~ && cp x .gitconfig`) or a tree written there.
+    into = next(
+        (
+            m
+            for m in moves
+            if ".git" in m.split("/")
+            or (reaches(m) and not holds_a_home(os.path.normpath(where(m))))
+        ),
+        None,
+    )
+    above = [p for m in moves if holds_a_home(p := os.path.normpath(where(m)))]
+
+    def reached(word: str) -> bool:  # from the call's folder, or one the line moves to
+        relative = not word.startswith(("/", "~"))
+        return reaches(word) or (relative and any(reaches(os.path.join(a, word)) for a in above))
 
     def over_a_repository(word: str) -> bool:
         path = where(word).rstrip("/") + "/"
@@ -286,10 +311,14 @@ def written_git(
         program, *args = command.split(" ")
         if program in _READERS or _runtime(program) in _FILES or program == "git":
             continue
+        if into is not None:  # it may write where it runs (`cp ../evil config`)
+            return f"{program} in {where(into)}"
         values = [v for a in args for v in (a.partition("=")[2], "" if a[:1] == "-" else a) if v]
         literal = [v for v in values if shell_words.UNKNOWN not in v]
-        if found_word := next((v for v in literal if reaches(v)), ""):
+        if found_word := next((v for v in literal if reached(v)), ""):
             return found_word
+        if _recursive(program, args) and above:  # `cd ~ && tar xf t.tar`
+            return f"{program} in {above[0]}"
         if _recursive(program, args):
             if found_word := next((v for v in literal if over_a_repository(v)), ""):
                 return found_word
@@ -298,6 +327,8 @@ def written_git(
                 return f"{program} in {where('.')}"
     for word, target in itertools.pairwise(words):
         redirect = word in _REDIRECTS or word.endswith(">")
-        if redirect and shell_words.UNKNOWN not in target and reaches(target):
+        if redirect and shell_words.UNKNOWN not in target and reached(target):
             return target
+        if redirect and into is not None and not target.startswith(("/", "~", "&")):
+            return f"{target} in {where(into)}"  # `cd .git && cat x > config`
     return ""

@@ -68,3 +68,42 @@ def test_everyday_writes_before_git_ask_nothing(tmp_path: Path) -> None:
         "git commit -m x 2>&1 | tail -3",
     ):
         assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
+
+
+# A line that moves into the `.git` folder (or the HOME) and writes there by a relative
+# word: each ran the alias `st` of the config it wrote, unasked (measured, git 2.39).
+# (the line, the word the approver reads: `{git}` the repository's .git folder)
+MOVED = [
+    ("cd .git && cp ../evil config && cd .. && git st", "cp in {git}"),
+    ("cd .git && cat ../evil > config; cd ..; git st", "config in {git}"),
+    ("pushd .git && cp ../evil config && popd && git st", "cp in {git}"),
+    ("(cd .git; cp ../evil config); git st", "cp in {git}"),
+    ("env -C .git cp ../evil config; git st", "cp in {git}"),
+    ("cd ~ && cp r/evil .gitconfig; cd r; git st", ".gitconfig"),
+    ("cd .. && cp r/evil .gitconfig; cd r; git st", ".gitconfig"),
+]
+
+
+@pytest.mark.parametrize(("line", "word"), MOVED)
+def test_a_line_writing_where_it_moved_before_git_asks(
+    line: str, word: str, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path)
+    config = (repo / ".git" / "config").read_text()
+    assert runs(f"cd r && {line}", tmp_path)
+    (repo / ".git" / "config").write_text(config)
+    (tmp_path / ".gitconfig").unlink(missing_ok=True)
+    why = f"git reads its config where the line may write ({word.format(git=repo / '.git')})"
+    assert answer(repo, line, TOOLS, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
+
+
+def test_everyday_moves_before_git_ask_nothing(tmp_path: Path) -> None:
+    """A move elsewhere, or into `.git` only to read, asks nothing."""
+    repo = _repo(tmp_path)
+    (repo / "src").mkdir()
+    for line in (
+        "cd src && cp a b && cd .. && git add -A",
+        "cd .git && cat config; cd ..; git status",
+        "cd src && echo x > out.txt 2>&1; git status",
+    ):
+        assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
