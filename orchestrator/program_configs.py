@@ -303,6 +303,12 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
         relative = not word.startswith(("/", "~"))
         return reaches(word) or (relative and any(reaches(os.path.join(a, word)) for a in above))
 
+    runs_at = [os.path.normpath(where(m)) for m in moves]
+
+    def made_there(path: str, *, below: bool = False) -> bool:  # a folder the line moves to
+        top = path.rstrip("/") + "/"  # (or one above it, where git may find its `.git`)
+        return any(f.startswith(top) or (f == path and not below) for f in runs_at)
+
     def over_a_repository(word: str) -> bool:
         path = where(word).rstrip("/") + "/"
         return any(g.startswith(path) or g + "/" == path for g in git_dirs())
@@ -319,10 +325,19 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
             return found_word
         if _recursive(program, args) and above:  # `cd ~ && tar xf t.tar`
             return f"{program} in {above[0]}"
+        given = {"-C", "--directory", "-d"} & {a.partition("=")[0] for a in args}
+        if (_recursive(program, args) or program in ("mv", "ln")) and moves:
+            # a tree written where the line then runs git: its own `.git` (measured: `cp
+            # -r ../e q && cd q && git st`, `mv`, `ln -s`, `git -C q st`, `tar xf e.tar &&
+            # cd e && git st` ran the alias of e's config, unasked: q was no repository)
+            if found_word := next((v for v in literal if made_there(where(v))), ""):
+                return found_word
+            call = where(".")
+            if program not in ("cp", "mv", "ln") and not given and made_there(call, below=True):
+                return f"{program} in {call}"
         if _recursive(program, args):
             if found_word := next((v for v in literal if over_a_repository(v)), ""):
                 return found_word
-            given = {"-C", "--directory", "-d"} & {a.partition("=")[0] for a in args}
             if program != "cp" and not given and over_a_repository("."):
                 return f"{program} in {where('.')}"
     for word, target in itertools.pairwise(words):

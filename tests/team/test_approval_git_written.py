@@ -107,3 +107,44 @@ def test_everyday_moves_before_git_ask_nothing(tmp_path: Path) -> None:
         "cd src && echo x > out.txt 2>&1; git status",
     ):
         assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
+
+
+# A line that makes a repository where it then runs git (copied, moved, linked or
+# extracted there): git's state was read there before the line ran, no repository yet;
+# each ran the alias `st` of `e`'s config, unasked (measured, git 2.39).
+MADE = [
+    ("cp -r ../e q && cd q && git st", "q"),
+    ("cp -r ../e q && git -C q st", "q"),
+    ("mv ../e q && cd q && git st", "q"),
+    ("ln -s ../e q && cd q && git st", "q"),
+    ("tar xf ../e.tar && cd e && git st", "tar in {w}"),
+]
+
+
+@pytest.mark.parametrize(("line", "word"), MADE)
+def test_a_line_making_a_repository_where_git_runs_asks(
+    line: str, word: str, tmp_path: Path
+) -> None:
+    e = tmp_path / "e"  # a repository whose config holds the alias
+    _git("init", "-q", str(e), cwd=tmp_path)
+    _git("config", "alias.st", f"!touch {tmp_path}/ran-it", cwd=e)
+    subprocess.run(["tar", "cf", "e.tar", "e"], cwd=tmp_path, check=True)
+    w = tmp_path / "w"  # the call's folder: no repository
+    for folder in (w, tmp_path / "run" / "w"):
+        folder.mkdir(parents=True)
+    (tmp_path / "run" / "e").symlink_to(e)  # the line run there, e left as it was
+    (tmp_path / "run" / "e.tar").symlink_to(tmp_path / "e.tar")
+    assert runs(f"cd run/w && {line}", tmp_path)
+    why = f"git reads its config where the line may write ({word.format(w=w)})"
+    assert answer(w, line, TOOLS, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
+
+
+def test_everyday_trees_before_git_elsewhere_ask_nothing(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    (repo / "src").mkdir()
+    for line in (
+        "cp -r src/. out && git add -A",
+        "cd src && git status && cd .. && mv a b",
+        "mv a.txt src/b.txt && cd src && git add b.txt",
+    ):
+        assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
