@@ -350,6 +350,9 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if program in _DECLARES or program in _SETS:  # `export GIT_DIR`, `read GIT_DIR`
         value = git_places.EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
         extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
+    if program in _SETS:  # `read GIT_ALLOW_PROTOCOL <<< ext`, `printf -v LD_PRELOAD …`
+        named = [w for w in rest if w in handoffs.CODE_VARIABLES or w in handoffs.PROGRAM_VARIABLES]
+        extra += [c for w in named for c in _assigned(f"{w}={UNKNOWN}(set by {program})", depth)]
     if program == "unset" and "HOME" in rest:  # tmux then reads the passwd entry's home
         extra.append(_SETTING + "HOME=")
     handoff = handoffs.of(words[0], words[1:]) or command_runners.of(program, words[1:])
@@ -379,7 +382,10 @@ def _assigned(assignment: str, depth: int) -> list[str]:
         return [_SETTING + f"{name}={value}"]
     if name in handoffs.PROGRAM_VARIABLES:
         return _commands(value, depth + 1)
-    if name in handoffs.CODE_VARIABLES and handoffs.CODE_VARIABLES[name].search(value):
+    # a value the shell builds may be code too (measured: `p=ext; GIT_ALLOW_PROTOCOL=$p
+    # git fetch o` ran the ext:: URL of .git/remotes/o, unasked)
+    code = handoffs.CODE_VARIABLES.get(name)
+    if code is not None and (UNKNOWN in value or code.search(value)):
         why = f"gives {name} code to load or run"
         return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
     return []
