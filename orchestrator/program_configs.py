@@ -240,7 +240,10 @@ def written_home(  # noqa: PLR0917 (the line's reading, then the places it may r
     return ""
 
 
-_EXTRACTORS: Final = frozenset({"unzip", "cpio", "7z", "7za", "bsdtar", "rsync"})
+# (patch writes the files its patch names: measured, `patch -p1 < e.patch; git st` wrote
+# .git/config and ran the alias it holds, unasked)
+_EXTRACTORS: Final = frozenset({"unzip", "cpio", "7z", "7za", "bsdtar", "rsync", "patch"})
+_HOME_VARIABLE = re.compile(shell_words.UNKNOWN + r"\$(HOME|\{HOME\})(?=/)")
 _TARS: Final = frozenset({"tar", "gtar", "bsdtar"})
 
 
@@ -323,6 +326,8 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
         literal = [v for v in values if shell_words.UNKNOWN not in v]
         if found_word := next((v for v in literal if reached(v)), ""):
             return found_word
+        if found_word := next((v for v in values if _built_git_path(v, reaches)), ""):
+            return found_word.replace(shell_words.UNKNOWN, "")
         if _recursive(program, args) and above:  # `cd ~ && tar xf t.tar`
             return f"{program} in {above[0]}"
         given = {"-C", "--directory", "-d"} & {a.partition("=")[0] for a in args}
@@ -344,6 +349,22 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
         redirect = word in _REDIRECTS or word.endswith(">")
         if redirect and shell_words.UNKNOWN not in target and reached(target):
             return target
+        if redirect and _built_git_path(target, reaches):
+            return target.replace(shell_words.UNKNOWN, "")
         if redirect and into is not None and not target.startswith(("/", "~", "&")):
             return f"{target} in {where(into)}"  # `cd .git && cat x > config`
     return ""
+
+
+def _built_git_path(word: str, reaches: Callable[[str], bool]) -> bool:
+    """Whether a word the shell builds writes into a ``.git`` folder or a HOME's dot-entry
+    all the same (measured: `cp evil $PWD/.git/config; git st` and `cp evil
+    "$(pwd)/.git/config"` ran the alias, unasked): a ``.git`` written in its literal part,
+    or ``$HOME/`` before a literal rest (``sed -i "$f"`` is not guessed)."""
+    if shell_words.UNKNOWN not in word:
+        return False
+    if ".git" in word.split("/")[1:]:
+        return True
+    home = _HOME_VARIABLE.match(word)
+    rest = word[home.end() :] if home else ""
+    return home is not None and shell_words.UNKNOWN not in rest and reaches("~" + rest)

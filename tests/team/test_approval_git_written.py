@@ -148,3 +148,41 @@ def test_everyday_trees_before_git_elsewhere_ask_nothing(tmp_path: Path) -> None
         "mv a.txt src/b.txt && cd src && git add b.txt",
     ):
         assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
+
+
+# A patch naming .git/config, and words the shell builds around a literal `.git` or after
+# `$HOME/`: each ran the alias `st` of the config written, unasked (measured, git 2.39).
+OTHER_WRITERS = [
+    ("patch -p1 < e.patch; git st", "patch in {repo}"),
+    ("patch -p1 -i e.patch; git st", "patch in {repo}"),
+    ("cp evil $PWD/.git/config; git st", "$PWD/.git/config"),
+    ('cp evil "$(pwd)/.git/config"; git st', "$(pwd)/.git/config"),
+    ("cat evil > ${PWD}/.git/config; git st", "${PWD}/.git/config"),
+    ('cp evil "$HOME/.gitconfig"; git st', "$HOME/.gitconfig"),
+]
+
+
+@pytest.mark.parametrize(("line", "word"), OTHER_WRITERS)
+def test_other_writers_of_gits_config_ask(line: str, word: str, tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    config = (repo / ".git" / "config").read_text()
+    (tmp_path / "old").write_text(config)
+    evil = (repo / "evil").read_text()
+    (tmp_path / "new").write_text(config + evil[evil.index("[alias]") :])
+    diff = subprocess.run(
+        ["diff", "-u", "old", "new"], cwd=tmp_path, capture_output=True, check=False
+    )
+    body = diff.stdout.decode().splitlines()[2:]
+    patch = ["--- a/.git/config", "+++ b/.git/config", *body, ""]
+    (repo / "e.patch").write_text("\n".join(patch))
+    assert runs(f"cd r && {line}", tmp_path)
+    (repo / ".git" / "config").write_text(config)
+    (tmp_path / ".gitconfig").unlink(missing_ok=True)
+    why = f"git reads its config where the line may write ({word.replace('{repo}', str(repo))})"
+    assert answer(repo, line, TOOLS, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
+
+
+def test_built_words_elsewhere_ask_nothing(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    for line in ("cp a $d/x; git add -A", "echo x > $OUT/log.txt; git status", "patch -p1 < p"):
+        assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
