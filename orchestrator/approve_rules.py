@@ -291,6 +291,7 @@ def _git_written(
     folders = [".", *(d for _, d in reading.places if unknown not in d)]
     settings = [(n, v) for n, v in reading.settings if v and unknown not in v]
     homes = [git.where("~"), *(git.where(v) for n, v in settings if n == "HOME")]
+    xdgs = [git.where(x)] if (x := git.env.get("XDG_CONFIG_HOME")) else []
 
     def git_dirs() -> list[str]:
         dirs = [os.path.join(top, ".git") for f in folders if (top := git.toplevel(f))]
@@ -298,6 +299,8 @@ def _git_written(
 
     written = program_configs.written_git(
         found, bash_commands.path_words(line), git.where, homes, git_dirs, folders[1:]
+    ) or program_configs.written_git(  # an XDG_CONFIG_HOME of the agent's, outside its HOME
+        found, bash_commands.path_words(line), git.where, xdgs, list, [], xdg=True
     )
     if not written:
         return []

@@ -267,6 +267,8 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
     homes: list[str],
     git_dirs: Callable[[], list[str]],
     moves: list[str],
+    *,
+    xdg: bool = False,
 ) -> str:
     """A word of the line by which another command may write git's config or hooks before
     the line's git command runs ("" if none): a path through a ``.git`` folder (``cp x
@@ -277,9 +279,13 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
     is everyday. ``moves``: the folders the line moves to (``cd .git``, ``env -C ~``), as
     written: a writing command run in one inside a ``.git`` or at a HOME's dot-entries
     writes there (measured: `cd .git && cp ../evil config && cd .. && git st` and `cd ~ &&
-    cp r/evil .gitconfig; cd r; git st` ran the alias evil holds, unasked)."""
+    cp r/evil .gitconfig; cd r; git st` ran the alias evil holds, unasked). ``xdg``:
+    ``homes`` are XDG_CONFIG_HOMEs (git reads ``git/config`` there: measured, `cp evil
+    $XDG_CONFIG_HOME/git/config; git st` ran the alias, unasked, that folder outside the
+    HOME)."""
     homes = [os.path.normpath(h) for h in homes if h]
-    xdgs = [os.path.join(h, ".config") for h in homes]
+    xdgs = homes if xdg else [os.path.join(h, ".config") for h in homes]
+    homes = [] if xdg else homes
 
     def reaches(word: str) -> bool:
         path = where(word)

@@ -186,3 +186,20 @@ def test_built_words_elsewhere_ask_nothing(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     for line in ("cp a $d/x; git add -A", "echo x > $OUT/log.txt; git status", "patch -p1 < p"):
         assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
+
+
+def test_writing_the_agents_xdg_config_home_before_git_asks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git reads `$XDG_CONFIG_HOME/git/config`: one outside the HOME was not looked at
+    (measured: the line below ran the alias `st` it wrote, unasked)."""
+    repo = _repo(tmp_path)
+    xdg = tmp_path / "xdg"
+    (xdg / "git").mkdir(parents=True)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))  # the agent's, as the supervisor's
+    line = f"cp evil {xdg}/git/config; git st"
+    assert runs(f"cd r && {line}", tmp_path)
+    (xdg / "git" / "config").unlink()
+    why = f"git reads its config where the line may write ({xdg}/git/config)"
+    assert answer(repo, line, TOOLS, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
+    assert answer(repo, f"cp evil {tmp_path}/out; git st", TOOLS, home=tmp_path)[0] == []
