@@ -298,7 +298,13 @@ def _git_written(
         return dirs + [git.where(v) for n, v in settings if n == "GIT_DIR"]
 
     written = program_configs.written_git(
-        found, bash_commands.path_words(line), git.where, homes, git_dirs, folders[1:]
+        found,
+        bash_commands.path_words(line),
+        git.where,
+        homes,
+        git_dirs,
+        folders[1:],
+        hooks=git.hooks_dirs(),
     ) or program_configs.written_git(  # an XDG_CONFIG_HOME of the agent's, outside its HOME
         found, bash_commands.path_words(line), git.where, xdgs, list, [], xdg=True
     )

@@ -269,6 +269,7 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
     moves: list[str],
     *,
     xdg: bool = False,
+    hooks: list[str] | None = None,
 ) -> str:
     """A word of the line by which another command may write git's config or hooks before
     the line's git command runs ("" if none): a path through a ``.git`` folder (``cp x
@@ -282,14 +283,17 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
     cp r/evil .gitconfig; cd r; git st` ran the alias evil holds, unasked). ``xdg``:
     ``homes`` are XDG_CONFIG_HOMEs (git reads ``git/config`` there: measured, `cp evil
     $XDG_CONFIG_HOME/git/config; git st` ran the alias, unasked, that folder outside the
-    HOME)."""
+    HOME). ``hooks``: git's hooks folders (a ``core.hooksPath`` outside ``.git``: measured,
+    `cp hk .githooks/pre-commit && git commit` ran hk, unasked)."""
+    hooks = [os.path.normpath(h) for h in hooks or []]
     homes = [os.path.normpath(h) for h in homes if h]
     xdgs = homes if xdg else [os.path.join(h, ".config") for h in homes]
     homes = [] if xdg else homes
 
     def reaches(word: str) -> bool:
         path = where(word)
-        return ".git" in path.split("/") or _reaches(path, homes, xdgs)
+        hooked = any(path == h or path.startswith(h + "/") for h in hooks)
+        return hooked or ".git" in path.split("/") or _reaches(path, homes, xdgs)
 
     def holds_a_home(path: str) -> bool:  # a HOME or a folder above it (`cd ..`)
         return any(h == path or h.startswith(path.rstrip("/") + "/") for h in homes)

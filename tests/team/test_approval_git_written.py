@@ -203,3 +203,29 @@ def test_writing_the_agents_xdg_config_home_before_git_asks(
     why = f"git reads its config where the line may write ({xdg}/git/config)"
     assert answer(repo, line, TOOLS, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
     assert answer(repo, f"cp evil {tmp_path}/out; git st", TOOLS, home=tmp_path)[0] == []
+
+
+@pytest.mark.parametrize(
+    ("line", "word"),
+    [
+        ("cp hk .githooks/pre-commit && git st", ".githooks/pre-commit"),
+        ("cd .githooks && cp ../hk pre-commit && cd .. && git st", "cp in {repo}/.githooks"),
+    ],
+)
+def test_writing_a_hooks_path_folder_before_git_asks(line: str, word: str, tmp_path: Path) -> None:
+    """A `core.hooksPath` outside `.git` (husky's `.husky`, `.githooks`): a hook written
+    there ran at the git command after it (measured: `cp hk .githooks/pre-commit && git
+    commit` ran hk, unasked; here `st` is `commit`, the alias that runs it)."""
+    repo = _repo(tmp_path)
+    _git("config", "core.hooksPath", ".githooks", cwd=repo)
+    _git("config", "alias.st", "commit -q --allow-empty -m x", cwd=repo)
+    for key, value in (("user.name", "a"), ("user.email", "a@b.c")):
+        _git("config", key, value, cwd=repo)
+    (repo / ".githooks").mkdir()
+    (repo / "hk").write_text(f"#!/bin/sh\ntouch {tmp_path}/ran-it\n")
+    (repo / "hk").chmod(0o755)
+    assert runs(f"cd r && {line}", tmp_path)
+    (repo / ".githooks" / "pre-commit").unlink()
+    why = f"git reads its config where the line may write ({word.replace('{repo}', str(repo))})"
+    assert answer(repo, line, TOOLS, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
+    assert answer(repo, "cp hk src/x && git st", TOOLS, home=tmp_path)[0] == []
