@@ -243,6 +243,9 @@ def written_home(  # noqa: PLR0917 (the line's reading, then the places it may r
 # (patch writes the files its patch names: measured, `patch -p1 < e.patch; git st` wrote
 # .git/config and ran the alias it holds, unasked)
 _EXTRACTORS: Final = frozenset({"unzip", "cpio", "7z", "7za", "bsdtar", "rsync", "patch"})
+_GIT_NAMED = re.compile(
+    r"(^|[/\s'\"(=])\.git([/\s'\")]|$)|--(absolute-)?git-(dir|common-dir|path)\b"
+)
 _HOME_VARIABLE = re.compile(shell_words.UNKNOWN + r"\$(HOME|\{HOME\})(?=/)")
 _TARS: Final = frozenset({"tar", "gtar", "bsdtar"})
 
@@ -338,6 +341,11 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
             return found_word
         if found_word := next((v for v in values if _built_git_path(v, reaches)), ""):
             return found_word.replace(shell_words.UNKNOWN, "")
+        # (the words of a `$(…)` are split at its blanks here: `$(printf .git)/config`)
+        joined = " ".join(args)
+        built = joined.find(shell_words.UNKNOWN)
+        if built >= 0 and _GIT_NAMED.search(joined, built):
+            return joined[built:].replace(shell_words.UNKNOWN, "")
         if _recursive(program, args) and above:  # `cd ~ && tar xf t.tar`
             return f"{program} in {above[0]}"
         given = {"-C", "--directory", "-d"} & {a.partition("=")[0] for a in args}
@@ -355,12 +363,16 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
                 return found_word
             if program != "cp" and not given and over_a_repository("."):
                 return f"{program} in {where('.')}"
-    for word, target in itertools.pairwise(words):
+    for i, (word, target) in enumerate(itertools.pairwise(words)):
         redirect = word in _REDIRECTS or word.endswith(">")
         if redirect and shell_words.UNKNOWN not in target and reached(target):
             return target
         if redirect and _built_git_path(target, reaches):
             return target.replace(shell_words.UNKNOWN, "")
+        if redirect and shell_words.UNKNOWN in target:  # `> "$(git rev-parse --git-dir)/x"`,
+            after = " ".join(words[i + 2 : i + 8])  # its words split at its blanks here
+            if _GIT_NAMED.search(after):
+                return "a word the shell builds, naming git's folder"
         if redirect and into is not None and not target.startswith(("/", "~", "&")):
             return f"{target} in {where(into)}"  # `cd .git && cat x > config`
     return ""
@@ -369,11 +381,12 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
 def _built_git_path(word: str, reaches: Callable[[str], bool]) -> bool:
     """Whether a word the shell builds writes into a ``.git`` folder or a HOME's dot-entry
     all the same (measured: `cp evil $PWD/.git/config; git st` and `cp evil
-    "$(pwd)/.git/config"` ran the alias, unasked): a ``.git`` written in its literal part,
-    or ``$HOME/`` before a literal rest (``sed -i "$f"`` is not guessed)."""
+    "$(pwd)/.git/config"` ran the alias, unasked): a ``.git`` or git's folder named in it
+    (``$(printf .git)/config``, ``$(git rev-parse --git-dir)/config``), or ``$HOME/``
+    before a literal rest (``sed -i "$f"`` is not guessed)."""
     if shell_words.UNKNOWN not in word:
         return False
-    if ".git" in word.split("/")[1:]:
+    if _GIT_NAMED.search(word):  # `$PWD/.git/config`, `$(git rev-parse --git-dir)/hooks`
         return True
     home = _HOME_VARIABLE.match(word)
     rest = word[home.end() :] if home else ""

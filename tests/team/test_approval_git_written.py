@@ -159,6 +159,12 @@ OTHER_WRITERS = [
     ('cp evil "$(pwd)/.git/config"; git st', "$(pwd)/.git/config"),
     ("cat evil > ${PWD}/.git/config; git st", "${PWD}/.git/config"),
     ('cp evil "$HOME/.gitconfig"; git st', "$HOME/.gitconfig"),
+    ("cp evil $(printf .git)/config; git st", "$(printf .git)/config"),
+    ('cp evil "$(git rev-parse --git-dir)/config"; git st', "$(git rev-parse --git-dir)/config"),
+    (
+        'cat evil > "$(git rev-parse --git-dir)/config"; git st',
+        "a word the shell builds, naming git's folder",
+    ),
 ]
 
 
@@ -184,7 +190,13 @@ def test_other_writers_of_gits_config_ask(line: str, word: str, tmp_path: Path) 
 
 def test_built_words_elsewhere_ask_nothing(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
-    for line in ("cp a $d/x; git add -A", "echo x > $OUT/log.txt; git status", "patch -p1 < p"):
+    for line in (
+        "cp a $d/x; git add -A",
+        "echo x > $OUT/log.txt; git status",
+        "patch -p1 < p",
+        'cp a "$(git rev-parse --show-toplevel)/b"; git add -A',
+        "sed -i 's/[.]git$//' \"$f\"; git add -A",
+    ):
         assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
 
 
