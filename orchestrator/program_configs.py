@@ -329,6 +329,9 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
         path = where(word).rstrip("/") + "/"
         return any(g.startswith(path) or g + "/" == path for g in git_dirs())
 
+    # a word of the line naming git's folder, which a word the shell builds may then be
+    # (measured: `d=.git; cp evil $d/config; git st` ran the alias, unasked)
+    names_git = any(_GIT_NAMED.search(w) for w in words)
     for command in found:
         program, *args = command.split(" ")
         if program in _READERS or _runtime(program) in _FILES or program == "git":
@@ -346,6 +349,8 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
         built = joined.find(shell_words.UNKNOWN)
         if built >= 0 and _GIT_NAMED.search(joined, built):
             return joined[built:].replace(shell_words.UNKNOWN, "")
+        if built >= 0 and names_git:  # `d=.git; cp evil $d/config`, `f=.git/config; sed -i`
+            return "a word the shell builds, the line naming git's folder"
         if _recursive(program, args) and above:  # `cd ~ && tar xf t.tar`
             return f"{program} in {above[0]}"
         given = {"-C", "--directory", "-d"} & {a.partition("=")[0] for a in args}

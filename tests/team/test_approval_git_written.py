@@ -165,6 +165,11 @@ OTHER_WRITERS = [
         'cat evil > "$(git rev-parse --git-dir)/config"; git st',
         "a word the shell builds, naming git's folder",
     ),
+    ("d=.git; cp evil $d/config; git st", "a word the shell builds, the line naming git's folder"),
+    (
+        "f=.git/config; sed -i '$r evil' \"$f\"; git st",
+        "a word the shell builds, the line naming git's folder",
+    ),
 ]
 
 
@@ -196,6 +201,7 @@ def test_built_words_elsewhere_ask_nothing(tmp_path: Path) -> None:
         "patch -p1 < p",
         'cp a "$(git rev-parse --show-toplevel)/b"; git add -A',
         "sed -i 's/[.]git$//' \"$f\"; git add -A",
+        'for f in *.py; do sed -i s/a/b/ "$f"; done; git add -A',
     ):
         assert answer(repo, line, TOOLS, home=tmp_path)[0] == [], line
 
