@@ -39,7 +39,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator import bash_commands, git_state, globs, program_configs, web_host
+from orchestrator import (
+    bash_commands,
+    command_wrappers,
+    git_places,
+    git_state,
+    globs,
+    option_commands,
+    program_configs,
+    web_host,
+)
 from orchestrator.roster._work import RULE_RE
 from orchestrator.roster.work import FILE_TOOLS
 
@@ -270,18 +279,34 @@ def _git_written(
     the line, git's state tells nothing (measured: `cp evil .git/config; git st` ran the
     alias evil holds, unasked)."""
     unknown = bash_commands.UNKNOWN
+    gits = [c for c in found if c.split(" ")[0] == "git"]
+    for command in gits:  # `git config core.fsmonitor ./x.sh; git status`
+        rest = command_wrappers.after_options(command.split(" ")[1:], git_places.GIT_VALUED)
+        setting = option_commands.git_config_set(rest[1:]) if rest[:1] == ["config"] else ""
+        if setting and (other := next((c for c in gits if c != command), None)):
+            why = f"git reads its config where the line may write ({setting})"
+            return [bash_commands.Unread(why, other, other, program_configs.CODE)]
     if ">" not in line and all(c.split(" ")[0] == "git" or " " not in c for c in found):
         return []  # no other command with words, no redirection: nothing written there
     folders = [".", *(d for _, d in reading.places if unknown not in d)]
     settings = [(n, v) for n, v in reading.settings if v and unknown not in v]
     homes = [git.where("~"), *(git.where(v) for n, v in settings if n == "HOME")]
+    xdgs = [git.where(x)] if (x := git.env.get("XDG_CONFIG_HOME")) else []
 
     def git_dirs() -> list[str]:
         dirs = [os.path.join(top, ".git") for f in folders if (top := git.toplevel(f))]
         return dirs + [git.where(v) for n, v in settings if n == "GIT_DIR"]
 
     written = program_configs.written_git(
-        found, bash_commands.path_words(line), git.where, homes, git_dirs
+        found,
+        bash_commands.path_words(line),
+        git.where,
+        homes,
+        git_dirs,
+        folders[1:],
+        hooks=git.hooks_dirs(),
+    ) or program_configs.written_git(  # an XDG_CONFIG_HOME of the agent's, outside its HOME
+        found, bash_commands.path_words(line), git.where, xdgs, list, [], xdg=True
     )
     if not written:
         return []

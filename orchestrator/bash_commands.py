@@ -36,6 +36,7 @@ the agent's own ``tools`` allow that very command: :mod:`orchestrator.approve_ru
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from dataclasses import dataclass, field
@@ -192,6 +193,7 @@ def _commands(line: str, depth: int) -> list[str]:
     tokens = _tokens(line)
     found: list[str] = []
     words: list[str] = []
+    cuts: list[int] = []  # after these words a built one may end tmux's command
     skip_next = False
     chain = False  # the words are a tmux command after a `\\;` (`tmux new \\; run CMD`)
     named_tmux = False  # one of the words is tmux
@@ -208,8 +210,8 @@ def _commands(line: str, depth: int) -> list[str]:
         if token == shell_marks.SEMICOLON or (
             tmux and bare != ";" and bare.endswith(";") and not bare.strip(";|&")
         ):
-            found += _simple(_chained(words, chain), depth)
-            words, chain, named_tmux = [], tmux, False
+            found += _simple(_chained(words, chain), depth) + _cut(words, cuts, depth)
+            words, cuts, chain, named_tmux = [], [], tmux, False
             continue
         if token and all(c in _PUNCTUATION for c in token):
             if ("<" in token or ">" in token) and "(" not in token and ")" not in token:
@@ -217,15 +219,34 @@ def _commands(line: str, depth: int) -> list[str]:
                     words.pop()  # the descriptor of `2>&1`
                 skip_next = True
                 continue
-            found += _simple(_chained(words, chain), depth)  # ; && || | & newline ( ) $( <(
-            words, chain, named_tmux = [], False, False
+            found += _simple(_chained(words, chain), depth) + _cut(words, cuts, depth)
+            words, cuts, chain, named_tmux = [], [], False, False  # ; && || | & newline ( $(
             continue
         if "$(" in token:  # a substitution inside double quotes runs too
             for inner in _substitutions(token):
                 found += _commands(inner, depth + 1)
         words.append(token)
+        if tmux and _MAY_END_TMUX.search(token):  # `tmux new -d x $s run CMD`, s=';'
+            cuts.append(len(words))
         named_tmux = named_tmux or os.path.basename(token) == "tmux"
-    return found + _simple(_chained(words, chain), depth)
+    return found + _simple(_chained(words, chain), depth) + _cut(words, cuts, depth)
+
+
+# A word the shell builds whose end is built too (`$s`, `"${u:-;}"`, `$(cmd)`, `a*`): it
+# may end in `;`, ending tmux's command (measured, tmux 3.3a: `s=';'; tmux new -d x $s run
+# CMD` and `tmux new -d x ${u:-;} run CMD` ran CMD, unasked: read as new-session's line).
+_MAY_END_TMUX = re.compile(UNKNOWN + r".*([$][\w@*#?$!-]+|[}\])*?'\"]|;)$", re.S)
+
+
+def _cut(words: list[str], cuts: list[int], depth: int) -> list[str]:
+    """The tmux commands that begin after each built word of ``cuts`` if it ends in `;`
+    (each up to the next such word), read besides the command as written. One whose first
+    word is an option is none: tmux refuses the whole line (nothing runs)."""
+    found = []
+    for start, end in itertools.pairwise([*cuts, len(words)]):
+        if start < len(words) and not words[start].startswith("-"):
+            found += _simple(["tmux", *words[start:end]], depth)
+    return found
 
 
 def _chained(words: list[str], chain: bool) -> list[str]:
@@ -329,6 +350,9 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if program in _DECLARES or program in _SETS:  # `export GIT_DIR`, `read GIT_DIR`
         value = git_places.EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
         extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
+    if program in _SETS:  # `read GIT_ALLOW_PROTOCOL <<< ext`, `printf -v LD_PRELOAD …`
+        named = [w for w in rest if w in handoffs.CODE_VARIABLES or w in handoffs.PROGRAM_VARIABLES]
+        extra += [c for w in named for c in _assigned(f"{w}={UNKNOWN}(set by {program})", depth)]
     if program == "unset" and "HOME" in rest:  # tmux then reads the passwd entry's home
         extra.append(_SETTING + "HOME=")
     handoff = handoffs.of(words[0], words[1:]) or command_runners.of(program, words[1:])
@@ -358,7 +382,10 @@ def _assigned(assignment: str, depth: int) -> list[str]:
         return [_SETTING + f"{name}={value}"]
     if name in handoffs.PROGRAM_VARIABLES:
         return _commands(value, depth + 1)
-    if name in handoffs.CODE_VARIABLES and handoffs.CODE_VARIABLES[name].search(value):
+    # a value the shell builds may be code too (measured: `p=ext; GIT_ALLOW_PROTOCOL=$p
+    # git fetch o` ran the ext:: URL of .git/remotes/o, unasked)
+    code = handoffs.CODE_VARIABLES.get(name)
+    if code is not None and (UNKNOWN in value or code.search(value)):
         why = f"gives {name} code to load or run"
         return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
     return []

@@ -167,6 +167,8 @@ def run_time(
 def _shown(word: str, unknown: str) -> str:
     """A word the shell builds, as the approver reads it (``$d``, ``$(…)``, ```…```)."""
     shown = word.replace(unknown, "") or "`…`"
+    if (start := shown.find("$(")) >= 0:  # a substitution is one word: its commands apart
+        shown = shown[: start + 1]
     return shown + "(…)" if shown.endswith("$") else shown
 
 

@@ -114,6 +114,10 @@ class Lookup:
             self._seen[key] = _read(place, {**self.env, **(settings or {})})
         return self._seen[key]
 
+    def hooks_dirs(self) -> list[str]:
+        """The hooks folders of the states read so far (``core.hooksPath``'s, if set)."""
+        return list(dict.fromkeys(s.hooks_dir for s in self._seen.values() if s.hooks_dir))
+
     def from_folder(self, folder: str) -> Lookup:
         """The same lookup for commands run in ``folder`` (a `!` alias's line): its reads
         shared, and so their bound (:data:`MAX_FOLDERS` a call)."""

@@ -189,6 +189,46 @@ def git_ext_allowed(key: str, value: str) -> bool:
     ) is not None and not value.lower().endswith("never")
 
 
+# `git config`'s options taking a value, and its forms that write nothing (as options or,
+# git 2.46+, as subcommands: `git config set KEY VALUE` writes).
+_CONFIG_VALUED: Final = frozenset(
+    {"-f", "--file", "--blob", "--type", "--default", "--comment", "--value", "--url"}
+)
+_CONFIG_READS: Final = frozenset(
+    {"--get", "--get-all", "--get-regexp", "--get-urlmatch", "-l", "--list", "--unset"}
+    | {"--unset-all", "--remove-section", "--rename-section", "-e", "--edit", "--get-color"}
+    | {"--get-colorbool", "get", "list", "unset", "remove-section", "rename-section", "edit"}
+    | {"get-color", "get-colorbool"}
+)
+
+
+def git_config_set(args: list[str]) -> str:
+    """The ``KEY=VALUE`` a ``git config`` (``args``: its words after ``config``) writes
+    that makes git run a command or read code ("" if none): a program key, a hooks folder,
+    an include, an alias, an ``ext::`` URL or the setting allowing them (measured, git
+    2.39: `git config core.fsmonitor ./x.sh; git status` and `git config --add
+    protocol.ext.allow always; git fetch o` ran x.sh, unasked: git's state is read before
+    the line runs)."""
+    words: list[str] = []
+    skip = False
+    for word in args:
+        if skip:
+            skip = False
+        elif word in _CONFIG_READS:
+            return ""
+        elif word in _CONFIG_VALUED:
+            skip = True
+        elif not word.startswith("-") or word == "-":
+            words.append(word)
+    if words[:1] == ["set"]:
+        words = words[1:]
+    if len(words) < 2:  # `git config KEY`: reads it
+        return ""
+    key, value = words[0], words[1]
+    runs = git_config_runs(key, value) or git_ext_allowed(key.lower(), value)
+    return f"{key}={value}" if runs or _GIT_HOOKS_KEY.fullmatch(key) else ""
+
+
 def git_config_runs(key: str, value: str) -> bool:
     """Whether config ``key`` set to ``value`` makes git run a command: a program key, or
     an ``ext::`` URL (or its rewrite, or the setting allowing them)."""

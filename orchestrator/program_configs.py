@@ -240,7 +240,13 @@ def written_home(  # noqa: PLR0917 (the line's reading, then the places it may r
     return ""
 
 
-_EXTRACTORS: Final = frozenset({"unzip", "cpio", "7z", "7za", "bsdtar", "rsync"})
+# (patch writes the files its patch names: measured, `patch -p1 < e.patch; git st` wrote
+# .git/config and ran the alias it holds, unasked)
+_EXTRACTORS: Final = frozenset({"unzip", "cpio", "7z", "7za", "bsdtar", "rsync", "patch"})
+_GIT_NAMED = re.compile(
+    r"(^|[/\s'\"(=])\.git([/\s'\")]|$)|--(absolute-)?git-(dir|common-dir|path)\b"
+)
+_HOME_VARIABLE = re.compile(shell_words.UNKNOWN + r"\$(HOME|\{HOME\})(?=/)")
 _TARS: Final = frozenset({"tar", "gtar", "bsdtar"})
 
 
@@ -257,12 +263,16 @@ def _recursive(program: str, args: list[str]) -> bool:
     return program == "cp" and (recursive or any(c in "rRa" for a in short for c in a[1:]))
 
 
-def written_git(
+def written_git(  # noqa: PLR0917 (the line's reading, then the places it may reach)
     found: list[str],
     words: list[str],
     where: Callable[[str], str],
     homes: list[str],
     git_dirs: Callable[[], list[str]],
+    moves: list[str],
+    *,
+    xdg: bool = False,
+    hooks: list[str] | None = None,
 ) -> str:
     """A word of the line by which another command may write git's config or hooks before
     the line's git command runs ("" if none): a path through a ``.git`` folder (``cp x
@@ -270,34 +280,119 @@ def written_git(
     repository's (``cp -r tpl/. .``, ``tar xf t.tar`` in it; ``git_dirs``: its ``.git``
     folders, asked of git only then). git's state is read before
     the line runs. Words the shell builds are not guessed here: ``sed -i … "$f"; git add``
-    is everyday."""
+    is everyday. ``moves``: the folders the line moves to (``cd .git``, ``env -C ~``), as
+    written: a writing command run in one inside a ``.git`` or at a HOME's dot-entries
+    writes there (measured: `cd .git && cp ../evil config && cd .. && git st` and `cd ~ &&
+    cp r/evil .gitconfig; cd r; git st` ran the alias evil holds, unasked). ``xdg``:
+    ``homes`` are XDG_CONFIG_HOMEs (git reads ``git/config`` there: measured, `cp evil
+    $XDG_CONFIG_HOME/git/config; git st` ran the alias, unasked, that folder outside the
+    HOME). ``hooks``: git's hooks folders (a ``core.hooksPath`` outside ``.git``: measured,
+    `cp hk .githooks/pre-commit && git commit` ran hk, unasked)."""
+    hooks = [os.path.normpath(h) for h in hooks or []]
     homes = [os.path.normpath(h) for h in homes if h]
-    xdgs = [os.path.join(h, ".config") for h in homes]
+    xdgs = homes if xdg else [os.path.join(h, ".config") for h in homes]
+    homes = [] if xdg else homes
 
     def reaches(word: str) -> bool:
         path = where(word)
-        return ".git" in path.split("/") or _reaches(path, homes, xdgs)
+        hooked = any(path == h or path.startswith(h + "/") for h in hooks)
+        return hooked or ".git" in path.split("/") or _reaches(path, homes, xdgs)
+
+    def holds_a_home(path: str) -> bool:  # a HOME or a folder above it (`cd ..`)
+        return any(h == path or h.startswith(path.rstrip("/") + "/") for h in homes)
+
+    # Inside a `.git` (as written too: `cd r; cd .git` is read as two moves from the call's
+    # folder) or a HOME's dot-entry: any write there may be git's. At a HOME (or above it),
+    # a word through a dot-entry (`cd ~ && cp x .gitconfig`) or a tree written there.
+    into = next(
+        (
+            m
+            for m in moves
+            if ".git" in m.split("/")
+            or (reaches(m) and not holds_a_home(os.path.normpath(where(m))))
+        ),
+        None,
+    )
+    above = [p for m in moves if holds_a_home(p := os.path.normpath(where(m)))]
+
+    def reached(word: str) -> bool:  # from the call's folder, or one the line moves to
+        relative = not word.startswith(("/", "~"))
+        return reaches(word) or (relative and any(reaches(os.path.join(a, word)) for a in above))
+
+    runs_at = [os.path.normpath(where(m)) for m in moves]
+
+    def made_there(path: str, *, below: bool = False) -> bool:  # a folder the line moves to
+        top = path.rstrip("/") + "/"  # (or one above it, where git may find its `.git`)
+        return any(f.startswith(top) or (f == path and not below) for f in runs_at)
 
     def over_a_repository(word: str) -> bool:
         path = where(word).rstrip("/") + "/"
         return any(g.startswith(path) or g + "/" == path for g in git_dirs())
 
+    # a word of the line naming git's folder, which a word the shell builds may then be
+    # (measured: `d=.git; cp evil $d/config; git st` ran the alias, unasked)
+    names_git = any(_GIT_NAMED.search(w) for w in words)
     for command in found:
         program, *args = command.split(" ")
         if program in _READERS or _runtime(program) in _FILES or program == "git":
             continue
+        if into is not None:  # it may write where it runs (`cp ../evil config`)
+            return f"{program} in {where(into)}"
         values = [v for a in args for v in (a.partition("=")[2], "" if a[:1] == "-" else a) if v]
         literal = [v for v in values if shell_words.UNKNOWN not in v]
-        if found_word := next((v for v in literal if reaches(v)), ""):
+        if found_word := next((v for v in literal if reached(v)), ""):
             return found_word
+        if found_word := next((v for v in values if _built_git_path(v, reaches)), ""):
+            return found_word.replace(shell_words.UNKNOWN, "")
+        # (the words of a `$(…)` are split at its blanks here: `$(printf .git)/config`)
+        joined = " ".join(args)
+        built = joined.find(shell_words.UNKNOWN)
+        if built >= 0 and _GIT_NAMED.search(joined, built):
+            return joined[built:].replace(shell_words.UNKNOWN, "")
+        if built >= 0 and names_git:  # `d=.git; cp evil $d/config`, `f=.git/config; sed -i`
+            return "a word the shell builds, the line naming git's folder"
+        if _recursive(program, args) and above:  # `cd ~ && tar xf t.tar`
+            return f"{program} in {above[0]}"
+        given = {"-C", "--directory", "-d"} & {a.partition("=")[0] for a in args}
+        if (_recursive(program, args) or program in ("mv", "ln")) and moves:
+            # a tree written where the line then runs git: its own `.git` (measured: `cp
+            # -r ../e q && cd q && git st`, `mv`, `ln -s`, `git -C q st`, `tar xf e.tar &&
+            # cd e && git st` ran the alias of e's config, unasked: q was no repository)
+            if found_word := next((v for v in literal if made_there(where(v))), ""):
+                return found_word
+            call = where(".")
+            if program not in ("cp", "mv", "ln") and not given and made_there(call, below=True):
+                return f"{program} in {call}"
         if _recursive(program, args):
             if found_word := next((v for v in literal if over_a_repository(v)), ""):
                 return found_word
-            given = {"-C", "--directory", "-d"} & {a.partition("=")[0] for a in args}
             if program != "cp" and not given and over_a_repository("."):
                 return f"{program} in {where('.')}"
-    for word, target in itertools.pairwise(words):
+    for i, (word, target) in enumerate(itertools.pairwise(words)):
         redirect = word in _REDIRECTS or word.endswith(">")
-        if redirect and shell_words.UNKNOWN not in target and reaches(target):
+        if redirect and shell_words.UNKNOWN not in target and reached(target):
             return target
+        if redirect and _built_git_path(target, reaches):
+            return target.replace(shell_words.UNKNOWN, "")
+        if redirect and shell_words.UNKNOWN in target:  # `> "$(git rev-parse --git-dir)/x"`,
+            after = " ".join(words[i + 2 : i + 8])  # its words split at its blanks here
+            if _GIT_NAMED.search(after):
+                return "a word the shell builds, naming git's folder"
+        if redirect and into is not None and not target.startswith(("/", "~", "&")):
+            return f"{target} in {where(into)}"  # `cd .git && cat x > config`
     return ""
+
+
+def _built_git_path(word: str, reaches: Callable[[str], bool]) -> bool:
+    """Whether a word the shell builds writes into a ``.git`` folder or a HOME's dot-entry
+    all the same (measured: `cp evil $PWD/.git/config; git st` and `cp evil
+    "$(pwd)/.git/config"` ran the alias, unasked): a ``.git`` or git's folder named in it
+    (``$(printf .git)/config``, ``$(git rev-parse --git-dir)/config``), or ``$HOME/``
+    before a literal rest (``sed -i "$f"`` is not guessed)."""
+    if shell_words.UNKNOWN not in word:
+        return False
+    if _GIT_NAMED.search(word):  # `$PWD/.git/config`, `$(git rev-parse --git-dir)/hooks`
+        return True
+    home = _HOME_VARIABLE.match(word)
+    rest = word[home.end() :] if home else ""
+    return home is not None and shell_words.UNKNOWN not in rest and reaches("~" + rest)

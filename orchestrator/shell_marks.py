@@ -57,6 +57,8 @@ def mark(line: str) -> str:
     out: list[str] = []
     quote = ""
     backtick = False  # inside `…`: only the opening one starts a built word
+    unclosed = False  # a `${` found no `}` to the end: none after it is scanned again
+    split_to = 0  # the end of a `${…}` or `$(…)` split as before
     i = 0
     while i < len(line):
         if quote == "'":  # to the closing quote, as it is
@@ -88,6 +90,19 @@ def mark(line: str) -> str:
             out.append("; ;")
             i += 2
             continue
+        region = after in ("{", "(") and line[i + 2 : i + 3] != "(" and i >= split_to
+        if c == "$" and region and not unclosed:
+            # `${…}`, `$(…)`: one word, as bash reads it (`${u:-;}` gives tmux its `;`;
+            # `tmux new -d x $(true) \\; run CMD` runs CMD): the reader's split keeps it
+            # as written, the commands of a `$(…)` read from it (bash_commands). One
+            # holding a `…` or a `case` (whose `)` would end it here) is split as before.
+            end = _closing(line, i + 2, dquoted=quote == '"')
+            unclosed = end < 0
+            if end > 0 and "`" not in line[i:end] and not _CASE.search(line, i, end):
+                out += [UNKNOWN, _verbatim(line[i : end + 1], dquoted=quote == '"')]
+                i = end + 1
+                continue
+            split_to = end  # those inside it, split too (in linear time)
         if c == '"':
             quote = "" if quote else '"'
         elif c == "'" and not quote:
@@ -102,6 +117,47 @@ def mark(line: str) -> str:
         out.append(c)
         i += 1
     return "".join(out)
+
+
+_IN_BRACES = re.compile(r"[^\\'\"`{}()]+")  # what _closing steps over at once
+_SPECIAL = re.compile(r"[^\w\ue000]")
+_CASE = re.compile(r"\b(case|esac)\b")
+_IN_DQUOTES = re.compile(r'(["\\])')
+
+
+def _closing(line: str, i: int, *, dquoted: bool) -> int:
+    """Where the ``}`` (or ``)``) closing the ``${`` (``$(``) before ``i`` is (-1: none):
+    nested ones counted, quoted and escaped characters skipped, as bash reads it (a
+    ``case`` item's ``)`` inside ``$(…)`` ends it early here: read as before, split)."""
+    close = "}" if line[i - 1] == "{" else ")"
+    opening = "{" if close == "}" else "("
+    depth, inner = 1, ""  # inner: the double quote open inside
+    while i < len(line):
+        if (plain := _IN_BRACES.match(line, i)) is not None:
+            i = plain.end()
+            continue
+        c = line[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            inner = "" if inner else '"'
+        elif c in "'`" and not inner and (c == "`" or close == ")" or not dquoted):
+            end = line.find(c, i + 1)
+            if end < 0:
+                return -1
+            i = end
+        elif not inner and c in (opening, close):
+            depth += 1 if c == opening else -1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def _verbatim(inside: str, *, dquoted: bool) -> str:
+    """``inside`` escaped so that the reader's split keeps it as it is, in one word."""
+    return _IN_DQUOTES.sub(r"\\\1", inside) if dquoted else _SPECIAL.sub(r"\\\g<0>", inside)
 
 
 def _alone(line: str, i: int, length: int) -> bool:

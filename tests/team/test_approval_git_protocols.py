@@ -75,3 +75,59 @@ def test_git_allow_protocol_ext_on_the_line_asks(tmp_path: Path) -> None:
     assert answer(repo, line, TOOLS, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
     everyday = "GIT_ALLOW_PROTOCOL=https:ssh git fetch o"
     assert answer(repo, everyday, TOOLS, home=tmp_path)[0] == []
+
+
+# GIT_ALLOW_PROTOCOL given `ext` by the shell, or set by a builtin naming it: each ran the
+# ext:: URL of .git/remotes/o, unasked (measured, git 2.39).
+BUILT = [
+    "p=ext; GIT_ALLOW_PROTOCOL=$p git fetch o",
+    "read GIT_ALLOW_PROTOCOL <<< ext; export GIT_ALLOW_PROTOCOL; git fetch o",
+    "printf -v GIT_ALLOW_PROTOCOL ext; export GIT_ALLOW_PROTOCOL; git fetch o",
+]
+
+
+@pytest.mark.parametrize("line", BUILT)
+def test_git_allow_protocol_built_on_the_line_asks(line: str, tmp_path: Path) -> None:
+    repo = _repo(tmp_path, "")
+    assert runs(f"cd r && {line}", tmp_path)
+    why = "gives GIT_ALLOW_PROTOCOL code to load or run"
+    assert answer(repo, line, TOOLS, home=tmp_path)[0] == [f"matches {RULE}: {why}: cannot be read"]
+
+
+# `git config` writing a key that runs a command, then git on the same line: git's state
+# is read before the line runs; each ran x.sh, unasked (measured, git 2.39).
+CONFIGURED = [
+    ("git config --add protocol.ext.allow always; git fetch o", "protocol.ext.allow=always"),
+    ("git config core.fsmonitor ./x.sh; git status", "core.fsmonitor=./x.sh"),
+    ("git config --global core.fsmonitor ./x.sh; git status", "core.fsmonitor=./x.sh"),
+    (
+        "git config core.hooksPath h; mkdir h; cp x.sh h/post-index-change; git add x.sh",
+        "core.hooksPath=h",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "setting"), CONFIGURED)
+def test_git_config_writing_a_command_before_git_asks(
+    line: str, setting: str, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path, "")
+    config = (repo / ".git" / "config").read_text()
+    assert runs(f"cd r && {line}", tmp_path)
+    (repo / ".git" / "config").write_text(config)  # as it was before the line ran
+    (tmp_path / ".gitconfig").unlink(missing_ok=True)
+    why = f"git reads its config where the line may write ({setting})"
+    assert answer(repo, line, [*TOOLS, "Bash(git:*)"], home=tmp_path)[0] == [
+        f"matches {RULE}: {why}: cannot be read"
+    ]
+
+
+def test_everyday_git_config_before_git_asks_nothing(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, "")
+    for line in (
+        "git config user.email a@b.c && git commit -qm x",
+        "git config --get core.fsmonitor; git status",
+        "git config core.autocrlf false && git add -A",
+        "git config core.fsmonitor ./x.sh",
+    ):
+        assert answer(repo, line, [*TOOLS, "Bash(git:*)"], home=tmp_path)[0] == [], line

@@ -4,6 +4,7 @@ it), and a command behind more wrappers than are read asks."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from orchestrator import (
     command_wrappers,
     git_state,
     program_configs,
+    shell_marks,
 )
 from orchestrator.bash_commands import MAX_WRAPPERS, UNSURE
 
@@ -113,3 +115,24 @@ def test_a_long_command_is_searched_for_tmux_in_linear_work(
     bash_commands.read("echo " + "a " * 4000)
     monkeypatch.undo()
     assert 0 < calls <= 4 * 4000
+
+
+@pytest.mark.parametrize("unit", ["${", "$(", "$(`a` ", "$(case ", "${a;b} ", "${'", "$(${ "])
+def test_substitutions_are_scanned_in_linear_work(
+    unit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each `${`/`$(` seeks its end (where its word ends, as bash reads it): one never
+    closed, or split (a `case`, a `…`), is not sought again from each opening inside."""
+    steps = 0
+    plain = shell_marks._IN_BRACES  # its steps: the work counted
+
+    class Counted:
+        def match(self, line: str, i: int) -> re.Match[str] | None:
+            nonlocal steps
+            steps += 1
+            return plain.match(line, i)
+
+    monkeypatch.setattr(shell_marks, "_IN_BRACES", Counted())
+    bash_commands.read("echo " + unit * 4000)
+    monkeypatch.undo()
+    assert 0 < steps <= 4 * 4000, steps

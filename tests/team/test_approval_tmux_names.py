@@ -143,3 +143,56 @@ def test_a_case_items_end_is_the_shells_not_a_tmux_chain(tmp_path: Path) -> None
     chained = f"case $x in a) tmux -S {socket} new -d ';;' run 'touch x';; esac"
     (asked,) = _decide(tmp_path, chained, BROAD)
     assert "run-shell" in asked, asked
+
+
+# A word the shell builds may end in `;` (tmux then ends its command there): each ran CMD
+# with no terminal, unasked (measured, tmux 3.3a): `${u:-;}` was split at its `;` as an
+# operator of the shell's (bash reads a `${…}` as one word), `$s` read as new-session's line.
+BUILT = [
+    "tmux -S {s} new -d 'sleep 300' ${{u:-;}} run 'touch ran-it'",
+    "tmux -S {s} new -d 'sleep 300' ${{u:-;;}} run 'touch ran-it'",  # asked before `;;`
+    "tmux -S {s} new -d 'sleep 300' \"${{u:-;}}\" run 'touch ran-it'",
+    "s=';'; tmux -S {s} new -d 'sleep 300' $s run 'touch ran-it'",
+    "tmux -S {s} new -d 'sleep 300' $(echo ';') run 'touch ran-it'",
+    # a `$(…)` ended tmux's words: the `\\;` after it was read as the shell's, `run` a program
+    "tmux -S {s} new -d 'sleep 300' $(true) \\; run 'touch ran-it'",
+]
+
+
+@pytest.mark.parametrize("built", BUILT)
+def test_a_built_word_may_end_a_tmux_command(built: str, tmp_path: Path) -> None:
+    socket = str(tmp_path / "tmux.sock")
+    line = built.format(s=socket)
+    try:
+        asks_unread(
+            tmp_path, line, True if shutil.which("tmux") else None, RUN.format("run"), BROAD
+        )
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True, check=False)
+
+
+def test_built_words_of_quiet_tmux_commands_ask_nothing(tmp_path: Path) -> None:
+    """After a built word, words beginning with an option are no tmux command (tmux
+    refuses the whole line, measured: `tmux new -d x \\; -c y run CMD` ran nothing); nor
+    is a `${…}`'s inside split as the shell's operators."""
+    for quiet in (
+        'tmux kill-session -t "$S"',
+        'tmux capture-pane -p -t "$S" -S -50',
+        "tmux has -t ${S:-main} 2>/dev/null",
+        'tmux new -d -s "$S" -c "$d" -x 200',
+        'echo "${x:-a;b}" ${y:-c | d}; tmux ls',
+    ):
+        assert _decide(tmp_path, quiet, BROAD) == [], quiet
+
+
+def test_a_substitution_is_read_inside_its_word(tmp_path: Path) -> None:
+    """A `${…}` or `$(…)` is one word (its commands still read); one holding a `case`
+    (whose `)` is not its end) or a `…` is split as before, its commands read too."""
+    for line in (
+        "echo ${u:-$(git push; ls)} x",
+        'echo "$(echo "a;b") $(git push)"',
+        "echo $(case x in a) git push;; esac)",
+        "echo ${b:-`git push`}",
+    ):
+        (asked,) = _decide(tmp_path, line, BROAD)
+        assert asked == "matches Bash(git push:*): the command is on the line", line
