@@ -911,6 +911,10 @@ def _queue_lost(row: AgentInfo | None) -> dict[str, Any] | None:
         return None
     if not math.isfinite(at):
         return None
+    try:  # finite but past the platform's time_t (1e20: OverflowError; 1e17: OSError)
+        time.localtime(at)
+    except (OverflowError, OSError, ValueError):
+        return None
     return {"at": at, "how": how[:300]}
 
 

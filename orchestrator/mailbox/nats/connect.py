@@ -178,6 +178,7 @@ class Bucket:
     kv: KeyValue
     copies: int | None
     made: object
+    last_seq: int = 0  # the stream's last sequence as opened (check_store)
 
 
 async def bucket_made(client: Client, config: NatsConfig) -> object:
@@ -185,6 +186,14 @@ async def bucket_made(client: Client, config: NatsConfig) -> object:
     there is no such stream."""
     js = client.jetstream(timeout=config.request_timeout_s)
     return (await js.stream_info(f"KV_{config.namespace}")).created
+
+
+async def bucket_mark(client: Client, config: NatsConfig) -> tuple[object, int]:
+    """When the bucket's stream was made, and its last sequence (which never goes down
+    while the stream lives: a purge keeps it); NotFoundError if there is no such stream."""
+    js = client.jetstream(timeout=config.request_timeout_s)
+    info = await js.stream_info(f"KV_{config.namespace}")
+    return info.created, int(info.state.last_seq or 0)
 
 
 def is_stream_missing(exc: BaseException) -> bool:
@@ -224,7 +233,7 @@ async def open_bucket(client: Client, config: NatsConfig) -> Bucket:
             js=js,
             direct=bool(info.config.allow_direct),
         )
-        return Bucket(kv, info.config.num_replicas, info.created)
+        return Bucket(kv, info.config.num_replicas, info.created, int(info.state.last_seq or 0))
     try:
         made = await js.create_key_value(
             KeyValueConfig(

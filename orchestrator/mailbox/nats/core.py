@@ -39,7 +39,7 @@ from orchestrator.mailbox.model import (
 from orchestrator.mailbox.nats import records as rec
 from orchestrator.mailbox.nats.connect import (
     NatsConfig,
-    bucket_made,
+    bucket_mark,
     connect,
     is_stream_missing,
     open_bucket,
@@ -57,6 +57,10 @@ connected; each re-read is a JetStream API call per waiter (20 idle waiters, 30 
 waits as an agent's: 2.9-3.5 % of a core at 0.5 s, 0.8-1.3 % at 2 s; docs/benchmarks.md)."""
 OUTAGE_RECHECK_S: Final = 0.5  # between the reads of a wait whose queue is out of reach
 _PAST_THE_END: Final = 2**62  # a subject-list offset no stream reaches
+
+
+LOST_RECHECK_S: Final = 1.0
+"""check_store's pause before it believes a bucket's sequence went back."""
 
 
 class NatsCore:
@@ -77,6 +81,7 @@ class NatsCore:
         self._local: set[asyncio.Event] = set()
         self._tally = StatusTally()  # status_counts(), brought up to date at each call
         self._made: object = None  # when the bucket's stream was made (check_store)
+        self._last_seq = 0  # its last sequence when last seen (check_store)
         # The bucket's copies and the roster's `replicas:` when they differ (open()).
         self.replicas_differ: dict[str, Any] | None = None
 
@@ -91,6 +96,7 @@ class NatsCore:
             await self._nc.close()
             raise
         self._kv, copies, self._made = bucket.kv, bucket.copies, bucket.made
+        self._last_seq = bucket.last_seq
         if copies is not None and copies != self.config.replicas:
             # Made before with other `replicas:` (an edit since, or another machine's
             # roster): the servers keep what it was made with, whatever the roster says.
@@ -112,21 +118,42 @@ class NatsCore:
         for ever: the bucket is made again here, empty, as ``up`` makes it, and what was
         only on the lost server is gone. Also found: a bucket made again by another
         client since (any CLI verb opening the queue makes a missing bucket), told by
-        its stream's creation time. Returns what happened, to be said once (None: the
+        its stream's creation time; and a stream emptied under the same creation time (a
+        cluster node that hosted an R1 bucket restarted without its store), told by its
+        last sequence going back. Returns what happened, to be said once (None: the
         same bucket); QueueUnavailable while the server is out of reach."""
         try:
-            made = await retrying(lambda: bucket_made(self.nc, self.config))
+            made, last = await retrying(lambda: bucket_mark(self.nc, self.config))
         except nats.js.errors.NotFoundError as exc:
             if not is_stream_missing(exc):
                 raise
             bucket = await open_bucket(self.nc, self.config)  # there again if another made it
-            self._kv, self._made = bucket.kv, bucket.made
+            self._kv, self._made, self._last_seq = bucket.kv, bucket.made, bucket.last_seq
             return "the server has no bucket any more (restarted without its store?): made again"
+        seen, self._last_seq = self._last_seq, last
         if made != self._made:
             self._made = made
             return (
                 "the bucket was lost and made again by another client since it was opened "
                 "(a server restarted without its store?)"
+            )
+        if last < seen:
+            # Same stream, same creation time, but its sequence went back: a cluster
+            # node that hosted it (replicas: 1) restarted without its store, and the
+            # cluster made the stream again there, empty (measured on nats-server
+            # 2.15.1). A live stream's last sequence never goes down (a purge keeps it).
+            # Read again after a pause first: a leader just elected that has not yet
+            # applied all it holds is not a loss.
+            await asyncio.sleep(LOST_RECHECK_S)
+            again, last = await retrying(lambda: bucket_mark(self.nc, self.config))
+            if again != made or last >= seen:
+                self._last_seq = max(last, seen)  # made again meanwhile: the next round says
+                return None
+            self._last_seq = last
+            return (
+                f"the server kept the bucket but lost what was in it (its last sequence "
+                f"went from {seen} back to {last}: a cluster node restarted without its "
+                "store?)"
             )
         return None
 

@@ -262,3 +262,19 @@ def test_ps_shows_a_lost_bucket_from_the_supervisor_row_and_escapes_it(
             mb.register_supervisor(1, {"queue_lost": odd})
         assert main(["ps"]) == 0
         assert "queue: LOST" not in capsys.readouterr().out
+
+
+def test_ps_shows_a_lost_bucket_at_a_time_no_clock_can_show_without_a_traceback(
+    team: NatsConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The row's `at` is anyone's to write: a finite number past what the platform's
+    time_t holds (1e20: OverflowError; 1e17: OSError EOVERFLOW) made `ps` end in a
+    traceback. Such a time is no time: nothing is shown, as for any other odd value,
+    and `ps --json` does not show it either."""
+    for odd in (1e20, -1e20, 1e17):
+        with BlockingNatsMailbox(team) as mb:
+            mb.register_supervisor(1, {"queue_lost": {"at": odd, "how": "x"}})
+        assert main(["ps"]) == 0
+        assert "queue: LOST" not in capsys.readouterr().out
+        assert main(["ps", "--json"]) == 0
+        assert "queue_lost" not in json.loads(capsys.readouterr().out)["supervisor"]
