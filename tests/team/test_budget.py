@@ -337,6 +337,17 @@ def test_ledger_never_creates_a_database_nor_writes_to_a_replaced_one(tmp_path: 
     assert Ledger(tmp_path / "moved.db").spent("a", since=0).usd == 0.0
 
 
+class _Idle:
+    """The supervisor side of BudgetWatch when no agent runs: nothing to pause."""
+
+    def agent_state(self, name: str) -> None:
+        return None
+
+    async def pause_agent(self, name: str) -> None: ...
+
+    async def unpause_agent(self, name: str) -> None: ...
+
+
 def test_the_team_check_counts_the_other_agents_turns_in_progress(tmp_path: Path) -> None:
     """A team budget of 50,000 tokens, 10,000 in the ledger: alice's turn at 20,100 is under
     it alone, over it with bob's and carol's turns in progress; her own in-progress tally
@@ -352,17 +363,9 @@ def test_the_team_check_counts_the_other_agents_turns_in_progress(tmp_path: Path
         tmp_path,
     )
 
-    class Idle:
-        def agent_state(self, name: str) -> None:
-            return None
-
-        async def pause_agent(self, name: str) -> None: ...
-
-        async def unpause_agent(self, name: str) -> None: ...
-
     async def main() -> list[bool]:
         async with await AsyncMailbox(tmp_path / "team.db").open() as am:
-            watch = BudgetWatch(tmp_path / "team.db", lambda: spec, Idle())
+            watch = BudgetWatch(tmp_path / "team.db", lambda: spec, _Idle())
             await watch.open(am)
             watch.ledger.record("bob", 0.0, {"input_tokens": 10_000}, time.time())
             seen = [await watch.over_with("alice", 20_100)]
@@ -399,18 +402,10 @@ def test_an_agent_stopped_by_the_others_turns_claims_nothing_until_they_end(
         tmp_path,
     )
 
-    class Idle:
-        def agent_state(self, name: str) -> None:
-            return None
-
-        async def pause_agent(self, name: str) -> None: ...
-
-        async def unpause_agent(self, name: str) -> None: ...
-
     async def main() -> list[object]:
         seen: list[object] = []
         async with await AsyncMailbox(tmp_path / "team.db").open() as am:
-            watch = BudgetWatch(tmp_path / "team.db", lambda: spec, Idle())
+            watch = BudgetWatch(tmp_path / "team.db", lambda: spec, _Idle())
             await watch.open(am)
             free = anyio.Event()
 
@@ -497,14 +492,6 @@ def test_an_agent_held_for_the_others_turns_says_so_in_ps(tmp_path: Path) -> Non
     )
     db = tmp_path / "team.db"
 
-    class Idle:
-        def agent_state(self, name: str) -> None:
-            return None
-
-        async def pause_agent(self, name: str) -> None: ...
-
-        async def unpause_agent(self, name: str) -> None: ...
-
     def carol() -> tuple[str, object]:
         (row,) = ps_rows(db, ["carol"])
         return row["state"], row["reason"]
@@ -514,7 +501,7 @@ def test_an_agent_held_for_the_others_turns_says_so_in_ps(tmp_path: Path) -> Non
         async with await AsyncMailbox(db).open() as am:
             for name in ("alice", "bob", "carol"):
                 await am.register(name, state="ready", meta={"supervised": True})
-            watch = BudgetWatch(db, lambda: spec, Idle())
+            watch = BudgetWatch(db, lambda: spec, _Idle())
             await watch.open(am)
             for name in ("alice", "bob", "carol"):
                 watch.in_turn(name, 20_100)
