@@ -14,12 +14,20 @@ from pathlib import Path
 
 import pytest
 from mailbox_workers.support import FakeClock
-from natsserver import NatsServer
+from natsserver import NatsCluster, NatsServer
 
 from orchestrator.mailbox import AsyncMailbox, AsyncMailboxBackend
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 
 BACKENDS = ("sqlite", "nats")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """A three-node JetStream cluster of real nats-servers, for one test."""
+    c = NatsCluster(tmp_path / "cluster").start()
+    yield c
+    c.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import signal
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +46,6 @@ def _tool_errors(teams: list[MachineTeam]) -> list[str]:
         for line in path.read_text(errors="replace").splitlines()
         if '"ask_refused"' in line or '"ask_failed"' in line
     ]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    c = NatsCluster(tmp_path / "cluster").start()
-    yield c
-    c.stop()
 
 
 class Asker(threading.Thread):

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -20,13 +19,6 @@ from orchestrator import errors
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 
 pytestmark = [pytest.mark.slow]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    c = NatsCluster(tmp_path / "cluster").start()
-    yield c
-    c.stop()
 
 
 def _config(cluster: NatsCluster) -> NatsConfig:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import anyio
 import pytest
@@ -23,13 +21,6 @@ from orchestrator import errors
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 
 pytestmark = [pytest.mark.slow]
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
-    c = NatsCluster(tmp_path / "cluster").start()
-    yield c
-    c.stop()
 
 
 async def test_a_node_that_lost_the_r1_bucket_it_hosted_is_noticed(
