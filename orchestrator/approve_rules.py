@@ -227,7 +227,8 @@ def _configs(
         user = value.split("/", 1)[0]  # `sudo -u bob`: ~bob, not known here if no bob
         # (a NUL no shell passes: pwd raises on it; read as a folder so named, as before)
         unknown_user = user[1:2] not in ("", "/") and "\0" not in user and _no_user(user)
-        if bash_commands.UNKNOWN in value or (moved and relative) or unknown_user:
+        through = git_places.descriptor(value)  # `exec 3<h; HOME=/dev/fd/3 gdb`
+        if bash_commands.UNKNOWN in value or (moved and relative) or unknown_user or through:
             built = built or f"{name}={value.replace(bash_commands.UNKNOWN, '')}"
         elif name == "HOME":  # unset or empty (`env -i`): tmux reads the passwd entry's
             homes += [git.where(value or "."), *([] if value else [_passwd_home()])]
