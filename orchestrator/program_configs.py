@@ -160,6 +160,7 @@ _READERS: Final = frozenset(
     # runners, read as the command they run (`su -c 'cp …'` is read as `cp …` too)
     | {"su", "runuser", "watch", "flock", "setsid", "trap", "parallel", "entr", "sg"}
 )
+READERS: Final = _READERS  # (approve_rules: these run no command of their words unread)
 _REDIRECTS: Final = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 
 
