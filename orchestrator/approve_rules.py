@@ -193,6 +193,9 @@ def bash_reason(
     if _literal_match(spec, line, found):
         return "the command is on the line"
     unreads = list(reading.unread)
+    if git is not None and (inner := _embedded(found)):  # `setpriv git st`: git's state
+        found = list(dict.fromkeys([*found, *inner.values()]))
+        reading = replace(reading, commands=found)
     if git is not None and any(c.split(" ")[0] == "git" for c in found):
         asked = _git_runs(spec, reading, git, unreads, 0)
         if asked is not None:
@@ -204,6 +207,27 @@ def bash_reason(
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
     return None
+
+
+def _embedded(found: list[str]) -> dict[str, str]:
+    """The git or config-reading command (``git st``, ``gdb -batch``) each command of
+    ``found`` not read as one may run from its words: a program the hook does not know as
+    a wrapper may be one (measured: `setpriv git st`, `unbuffer git st`, `numactl -C 0 git
+    st`, `setarch x86_64 git st` ran the push alias st names, unasked, and `setpriv gdb
+    -batch` ran ~/.gdbinit's shell command; read by their first word, git's state and
+    gdb's config were never read). From its first such word: asking only when git's state
+    or the config there makes it ask (read as well: the outer one may write too)."""
+    out = {}
+    for command in found:
+        words = command.split(" ")
+        if words[0] in ("git", *program_configs.READERS) or program_configs.reads_any(command):
+            continue
+        for i in range(1, len(words)):
+            inner = " ".join([os.path.basename(words[i]), *words[i + 1 :]])
+            if inner.startswith("git ") or inner == "git" or program_configs.reads_any(inner):
+                out[command] = inner
+                break
+    return out
 
 
 def _configs(
@@ -227,7 +251,8 @@ def _configs(
         user = value.split("/", 1)[0]  # `sudo -u bob`: ~bob, not known here if no bob
         # (a NUL no shell passes: pwd raises on it; read as a folder so named, as before)
         unknown_user = user[1:2] not in ("", "/") and "\0" not in user and _no_user(user)
-        if bash_commands.UNKNOWN in value or (moved and relative) or unknown_user:
+        through = git_places.descriptor(value)  # `exec 3<h; HOME=/dev/fd/3 gdb`
+        if bash_commands.UNKNOWN in value or (moved and relative) or unknown_user or through:
             built = built or f"{name}={value.replace(bash_commands.UNKNOWN, '')}"
         elif name == "HOME":  # unset or empty (`env -i`): tmux reads the passwd entry's
             homes += [git.where(value or "."), *([] if value else [_passwd_home()])]

@@ -312,6 +312,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
                 extra += [_PLACE + "at " + d for d in command_wrappers.nsenter_folders(words[1:])]
             if (home := command_wrappers.home_of(base, words[1:])) is not None:
                 extra.append(_SETTING + f"HOME={home}")  # `sudo gdb` reads root's ~/.gdbinit
+            if rooted := command_wrappers.new_root(base, words[1:]):  # its HOME: under it
+                extra.append(_SETTING + f"HOME={UNKNOWN}{rooted}")
             if shown := command_wrappers.elsewhere(base, words[1:]):  # `sudo -i`: its home
                 extra.append(_PLACE + "at " + UNKNOWN + shown)
             words = command_wrappers.after_options(words[1:], command_wrappers.WRAPPERS[base])

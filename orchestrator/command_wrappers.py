@@ -199,6 +199,21 @@ def elsewhere(name: str, words: list[str]) -> str:
     )
 
 
+def new_root(name: str, words: list[str]) -> str:
+    """How wrapper ``name`` runs its command under another root ("" if it does not):
+    ``chroot NEWROOT`` (``--skip-chdir`` too), ``unshare -R``, ``nsenter`` entering a mount
+    namespace or a root. Its HOME is then a folder of that root (measured: `chroot R gdb
+    -batch` ran `R/$HOME/.gdbinit`'s shell command)."""
+    if name not in ("chroot", "unshare", "nsenter"):
+        return ""
+    if name == "chroot":
+        new = after_options(words, WRAPPERS[name])[:1]
+        return "" if new and new[0].strip("/") == "" else " ".join([name, *new])  # `/`: same
+    shown = elsewhere(name, words)
+    working = shown.startswith(("nsenter -w", "nsenter --wd"))  # its folder only
+    return shown if name == "unshare" or not working else ""
+
+
 def _short(name: str, word: str, letters: str) -> bool:
     """Whether a cluster of nsenter's or unshare's short options holds one of ``letters``
     as an option (the letters after one taking an attached value are that value)."""

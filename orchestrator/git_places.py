@@ -150,18 +150,48 @@ def run_time(
     """Why where git runs, or what it reads there, is known only when the line runs (a
     folder or a ``GIT_DIR`` the shell builds), or None."""
     for kind, folder in places:
-        if unknown in folder or _SHELL_TILDE.match(folder):
+        if unknown in folder or _SHELL_TILDE.match(folder) or descriptor(folder):
             named = f"{'cd' if kind == 'cd' else 'git -C'} {_shown(folder, unknown)}"
             return f"git may run in a folder known only at run time ({named})"
     literal = {name for name, value in settings if unknown not in value}
     for name, value in settings:  # `export GIT_DIR` of a GIT_DIR set on the line is known
         if _SHELL_TILDE.match(value):  # `GIT_DIR=~-/.git`: expanded as in a folder
             return f"git may run with {name} known only at run time ({name}={value})"
+        if descriptor(value):  # `GIT_DIR=/dev/fd/3`, `HOME=/proc/9/cwd`
+            return f"git may run with {name} known only at run time ({name}={value})"
         if unknown not in value or (value == EXPORTED and name in literal):
             continue
         shown = _shown(value.replace(EXPORTED, "…"), unknown)
         return f"git may run with {name} known only at run time ({name}={shown})"
     return None
+
+
+# A folder reached through a file descriptor or another process (`exec 3<.git; cd
+# /dev/fd/3`, `/proc/PID/cwd`): its folder is the one the shell opened, known only at run
+# time (measured: `exec 3<../r; cd /dev/fd/3; git st`, `git -C /dev/fd/3 st`, `GIT_DIR=
+# /dev/fd/3 git st` ran r's alias, unasked; the hook read its own descriptor 3). A line
+# moving to /dev or /proc, then on by a relative folder (`cd /dev; cd fd/3`), is one too.
+_DESCRIPTOR_PARTS: Final = frozenset({"dev", "proc", "fd", "cwd"})
+# A path written through one (`>> /dev/fd/3/config`): something below the descriptor.
+_THROUGH_DESCRIPTOR: Final = re.compile(
+    r"^/(dev/fd/[^/]+|dev/std(in|out|err)|proc/[^/]+(/task/[^/]+)?/(fd/[^/]+|cwd|root))/."
+)
+
+
+def descriptor(folder: str) -> bool:
+    """Whether ``folder`` may pass through a file descriptor's or a process's folder."""
+    return bool(_DESCRIPTOR_PARTS & parts(folder))
+
+
+def parts(folder: str) -> set[str]:
+    """The names of the folders ``folder`` passes through (``/dev/fd/3``: dev, fd, 3)."""
+    return set(os.path.normpath(folder).split("/"))
+
+
+def through_descriptor(path: str) -> bool:
+    """Whether absolute ``path`` names a file below a file descriptor's folder or another
+    process's (``/dev/fd/3/config``): where it is, only the line's shell knows."""
+    return _THROUGH_DESCRIPTOR.match(os.path.normpath(path)) is not None
 
 
 def _shown(word: str, unknown: str) -> str:

@@ -455,6 +455,13 @@ def git(args: list[str]) -> Handoff | None:
             _ext_url(word) or (word in ("-c", "--config-env") and _ext_url(after or ""))
         ):
             why, code = "gives git an ext:: URL, whose command git runs", word
+        if word in ("-c", "--config-env") and UNKNOWN in (after or "").partition("=")[0]:
+            # a key the shell builds may be one that runs code (measured: `git -c "$(echo
+            # core.fsmonitor=./x.sh)" status` and `git -c "$kv" status` ran x.sh, unasked)
+            why = f"gives git a config key known only at run time ({word})"
+            code = code or word
+            seen.add(word)
+            continue
         if word == "--config-env" and after is not None:  # the value is in variable VAR
             key, _, variable = after.partition("=")
             if not code and (_GIT_HOOKS_KEY.fullmatch(key) or _GIT_PROGRAM_KEY.fullmatch(key)):

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from orchestrator import command_runners, option_commands, shell_words
+from orchestrator import command_runners, git_places, option_commands, shell_words
 
 # Where each program looks, `~` its HOME and `$XDG/` its XDG_CONFIG_HOME (or ~/.config/).
 _FILES: Final[dict[str, tuple[str, ...]]] = {
@@ -160,6 +160,7 @@ _READERS: Final = frozenset(
     # runners, read as the command they run (`su -c 'cp …'` is read as `cp …` too)
     | {"su", "runuser", "watch", "flock", "setsid", "trap", "parallel", "entr", "sg"}
 )
+READERS: Final = _READERS  # (approve_rules: these run no command of their words unread)
 _REDIRECTS: Final = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 
 
@@ -167,6 +168,8 @@ def _reaches(path: str, homes: list[str], xdgs: list[str]) -> bool:
     """Whether writing at ``path`` (absolute) may place a config file a program reads: it
     is a HOME, an XDG_CONFIG_HOME or a folder holding one, or a dot-entry of a HOME
     (``~/.gdbinit``, ``~/.config/…``, ``~/.vim/…``), or under an XDG_CONFIG_HOME."""
+    if git_places.through_descriptor(path):  # `exec 3<~; cp x /dev/fd/3/.gdbinit`
+        return True
     for top in [*homes, *xdgs]:
         if path == top or top.startswith(path.rstrip("/") + "/"):
             return True
@@ -296,7 +299,8 @@ def written_git(  # noqa: PLR0917 (the line's reading, then the places it may re
     def reaches(word: str) -> bool:
         path = where(word)
         hooked = any(path == h or path.startswith(h + "/") for h in hooks)
-        return hooked or ".git" in path.split("/") or _reaches(path, homes, xdgs)
+        through = git_places.through_descriptor(path)  # `exec 3<.git; cp x /dev/fd/3/config`
+        return hooked or through or ".git" in path.split("/") or _reaches(path, homes, xdgs)
 
     def holds_a_home(path: str) -> bool:  # a HOME or a folder above it (`cd ..`)
         return any(h == path or h.startswith(path.rstrip("/") + "/") for h in homes)
