@@ -75,7 +75,12 @@ def test_top_shows_spend_and_context_as_recorded(team: TeamFactory) -> None:
         term.resize(20, 5)
         term.wait(lambda s: "alice" in s, "a row at 20x5")
         term.resize(120, 30)
-        screen = term.wait(lambda s: row_of(s, "alice")[1:2] == ["stopped"], "back at 120x30")
+        screen = term.wait(  # her whole row again: a frame of the resize may be cut short
+            lambda s: (
+                (r := row_of(s, "alice"))[1:2] == ["stopped"] and len(r) > COLUMNS.index("COST")
+            ),
+            "back at 120x30, her whole row",
+        )
         assert row_of(screen, "alice")[COLUMNS.index("COST")] == f"${ledger:.4f}"
     finally:
         term.close()
