@@ -91,6 +91,9 @@ PROGRAM_VARIABLES: Final = frozenset(
     {"GIT_SSH_COMMAND", "GIT_SSH", "GIT_PAGER", "PAGER", "GIT_EDITOR", "EDITOR", "VISUAL"}
     | {"GIT_SEQUENCE_EDITOR", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS", "MANPAGER"}
     | {"GIT_PROXY_COMMAND", "LESSOPEN", "LESSCLOSE", "BROWSER"}
+    # the line an interactive bash runs before each prompt: the shell of a new tmux window
+    # or screen (measured: `PROMPT_COMMAND='git push …' tmux new -d` pushed, unasked before)
+    | {"PROMPT_COMMAND"}
 )
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
