@@ -387,7 +387,8 @@ def _assigned(assignment: str, depth: int) -> list[str]:
     # a value the shell builds may be code too (measured: `p=ext; GIT_ALLOW_PROTOCOL=$p
     # git fetch o` ran the ext:: URL of .git/remotes/o, unasked)
     code = handoffs.CODE_VARIABLES.get(name)
-    if code is not None and (UNKNOWN in value or code.search(value)):
+    flags = name in ("MAKEFLAGS", "GNUMAKEFLAGS") and handoffs.make_flags_code(value)
+    if code is not None and (UNKNOWN in value or code.search(value) or flags):
         why = f"gives {name} code to load or run"
         return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
     return []

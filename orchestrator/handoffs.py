@@ -319,6 +319,15 @@ def _make_variable_code(word: str) -> str | None:
     return "code" if line_gives_code(value) else None
 
 
+def make_flags_code(value: str) -> bool:
+    """Whether MAKEFLAGS' (or GNUMAKEFLAGS') ``value`` gives make a variable holding code:
+    make reads its words as given on its line, a ``\\ `` kept in a word (measured, GNU
+    make 4.3: `MAKEFLAGS='X!=touch\\ x'` ran it, `'SHELL=./x.sh'` ran every recipe with
+    x.sh, both also after a `--`)."""
+    words = re.split(r"(?<!\\)\s+", value.strip())
+    return any(_make_variable_code(re.sub(r"\\(\s)", r"\1", w)) for w in words)
+
+
 def _package_manager(name: str, args: list[str]) -> Handoff | None:
     sub = _first(args)
     if sub is None or sub in _PM_BUILTINS:
