@@ -94,6 +94,11 @@ PROGRAM_VARIABLES: Final = frozenset(
     # the line an interactive bash runs before each prompt: the shell of a new tmux window
     # or screen (measured: `PROMPT_COMMAND='git push …' tmux new -d` pushed, unasked before)
     | {"PROMPT_COMMAND"}
+    # the program cargo runs each rustc through, or as rustc (measured: `RUSTC_WRAPPER=./x.sh
+    # cargo build` ran x.sh, unasked before), and the shell npm runs its scripts with
+    | {"RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER", "RUSTC"}
+    | {"CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER", "CARGO_BUILD_RUSTC", "RUSTDOC"}
+    | {"CARGO_BUILD_RUSTDOC", "npm_config_script_shell", "NPM_CONFIG_SCRIPT_SHELL"}
 )
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
@@ -164,6 +169,10 @@ def of(head: str, args: list[str]) -> Handoff | None:
         )
     if name == "git":
         return option_commands.git(args)
+    if name == "cargo" and (option := _cargo_config(args)):
+        # a config given on the line may name programs cargo runs (measured: `cargo build
+        # --config 'build.rustc-wrapper="./x.sh"'` ran x.sh, unasked before), as `ssh -F`
+        return Handoff(f"gives cargo {option}, which may name programs to run", code=option)
     if name in _MAKES:
         if _informs(args):
             return None
@@ -317,6 +326,16 @@ def _make_variable_code(word: str) -> str | None:
     # A recipe runs the value as a command line: read it as one, wrappers and `sh -c`
     # included (`CC='env perl -e …'` hid the code when only its first word was read).
     return "code" if line_gives_code(value) else None
+
+
+def _cargo_config(args: list[str]) -> str:
+    """cargo's ``--config KEY=VALUE``/``--config FILE`` before a ``--`` ("" if none)."""
+    for word in args:
+        if word == "--":
+            return ""
+        if word == "--config" or word.startswith("--config="):
+            return "--config"
+    return ""
 
 
 def make_flags_code(value: str) -> bool:
