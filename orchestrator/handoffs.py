@@ -119,6 +119,10 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "PERL5OPT": ".",
         "RUBYOPT": ".",
         "NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
+        # npm's node-options, NODE_OPTIONS for its scripts (measured: `npm_config_node_options=
+        # '--require ./r.js' npm test` ran r.js, unasked before)
+        "npm_config_node_options": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
+        "NPM_CONFIG_NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
         "LESS": r"(^|\s)\+",  # less's options: `+CMD` as on its line (below)
         "VIMINIT": ".",  # Ex commands vim runs first
         "EXINIT": ".",
@@ -347,7 +351,29 @@ def make_flags_code(value: str) -> bool:
     return any(_make_variable_code(re.sub(r"\\(\s)", r"\1", w)) for w in words)
 
 
+def _npm_options(name: str, args: list[str]) -> str:
+    """npm's (and pnpm's) option word naming a program or code its scripts run ("" if
+    none; as written, so that a rule naming it, `Bash(npm test --script-shell=x:*)`, exempts it):
+    ``--script-shell`` (measured: `npm test --script-shell=./x.sh` ran x.sh, as `npm
+    install`'s lifecycle scripts would) and a ``--node-options`` that loads a file."""
+    if name not in ("npm", "pnpm"):
+        return ""
+    for word, after in itertools.pairwise([*args, ""]):
+        if word == "--":
+            return ""
+        option, eq, value = word.partition("=")
+        if option == "--script-shell":
+            return word
+        node = CODE_VARIABLES["NODE_OPTIONS"]
+        if option == "--node-options" and node.search(value if eq else after):
+            return word
+    return ""
+
+
 def _package_manager(name: str, args: list[str]) -> Handoff | None:
+    if word := _npm_options(name, args):
+        option = word.partition("=")[0]
+        return Handoff(f"gives {name} {option}, naming code its scripts run", code=word)
     sub = _first(args)
     if sub is None or sub in _PM_BUILTINS:
         return None

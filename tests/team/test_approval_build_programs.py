@@ -98,3 +98,44 @@ def test_a_named_program_or_a_rule_naming_the_option_asks_nothing(tmp_path: Path
     why = "runs the file ./w: cannot be read"
     for line in ("export RUSTC_WRAPPER=./w; cargo build", "RUSTC=./w cargo build"):
         assert answer(tmp_path, line, TOOLS)[0] == [f"matches {RULE}: {why}"], line
+
+
+NPM = [
+    ("npm test --script-shell=./x.sh", "gives npm --script-shell, naming code its scripts run"),
+    (
+        "npm test --node-options='--require ./r.js'",
+        "gives npm --node-options, naming code its scripts run",
+    ),
+    (
+        "npm_config_node_options='--require ./r.js' npm test",
+        "gives npm_config_node_options code to load or run",
+    ),
+]
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+@pytest.mark.parametrize(("line", "why"), NPM)
+def test_npms_options_naming_code_ask(line: str, why: str, tmp_path: Path) -> None:
+    remote, repo = _repo(tmp_path)
+    (repo / "package.json").write_text('{"name": "k", "scripts": {"test": "node -e 1"}}\n')
+    (repo / "r.js").write_text('require("child_process").execSync("./x.sh true")\n')
+    home = tmp_path / "home"
+    home.mkdir()
+    assert runs(line, repo)
+    assert _pushed(remote, repo)
+    assert answer(repo, line, TOOLS, home=home)[0] == [f"matches {RULE}: {why}: cannot be read"]
+    # exempt by a rule that is exactly the command, quotes taken off
+    if line.startswith("npm "):
+        exact = f"Bash({line.replace(chr(39), '')})"
+        assert answer(repo, line, [*TOOLS, exact], home=home)[0] == []
+    assert answer(repo, "npm test --script-shell ./x.sh", TOOLS, home=home)[0] != []
+
+
+def test_everyday_npm_lines_ask_nothing_more(tmp_path: Path) -> None:
+    for line in (
+        "npm test",
+        "npm test -- --script-shell=x",  # the script's own words
+        "npm_config_node_options=--max-old-space-size=4096 npm test",
+        "npm test --node-options=--max-old-space-size=4096",
+    ):
+        assert answer(tmp_path, line, TOOLS)[0] == [], line
