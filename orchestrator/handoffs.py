@@ -314,6 +314,18 @@ def _make(name: str, args: list[str]) -> Handoff:
     return Handoff(f"runs recipes written in {name}'s file")
 
 
+def _shell_flags_run(value: str) -> bool:
+    """Whether make's ``.SHELLFLAGS`` value, the words before each recipe line on the
+    shell's line, names something it runs: a word not an option (`./x.sh`, or `-c
+    ./x.sh`; measured, `make .SHELLFLAGS=./x.sh` ran x.sh for each recipe line), but the
+    value of ``-o``/``+o``; ``-ec``, ``-o pipefail -c`` ask nothing."""
+    words = value.split()
+    return any(
+        not w.startswith(("-", "+")) and (i == 0 or words[i - 1] not in ("-o", "+o", "-O", "+O"))
+        for i, w in enumerate(words)
+    )
+
+
 def _make_variable_code(word: str) -> str | None:
     """What code the variable ``word`` given to make holds (``X!=CMD``: a command it runs
     at once), or None for a plain value (``CC=clang``, ``CFLAGS=-O2 -g``, ``DESTDIR=./out``)."""
@@ -325,6 +337,8 @@ def _make_variable_code(word: str) -> str | None:
         return "a command to run"
     if found[1] in ("SHELL", "MAKESHELL"):  # the program running every recipe line
         return "a shell to run recipes with"
+    if found[1] == ".SHELLFLAGS" and _shell_flags_run(value):
+        return "a file or command for the recipes' shell to run"
     if _MAKE_CODE.search(value):
         return "code"
     # A recipe runs the value as a command line: read it as one, wrappers and `sh -c`

@@ -72,3 +72,28 @@ def test_a_shell_in_makeflags_runs_the_recipes(tmp_path: Path) -> None:
         "MAKEFLAGS=-s make test",
     ):
         assert answer(tmp_path, line, TOOLS, home=home)[0] == [], line
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_shellflags_naming_a_file_runs_it_and_asks(tmp_path: Path) -> None:
+    """``.SHELLFLAGS`` are the words before each recipe line on the shell's line: a file
+    there is a script the shell runs (measured, GNU make 4.3)."""
+    remote, repo, home = tmp_path / "remote.git", tmp_path / "repo", tmp_path / "home"
+    home.mkdir()
+    _git(tmp_path, "init", "-q", "--bare", str(remote))
+    _git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "x")
+    _git(repo, "remote", "add", "origin", str(remote))
+    (repo / "Makefile").write_text("all:\n\t@echo hi\n")
+    (repo / "x.sh").write_text("git push -q origin main && touch ran-it\n")
+    line = "make .SHELLFLAGS=./x.sh"
+    assert runs(line, repo)
+    assert _git(remote, "rev-parse", "main") == _git(repo, "rev-parse", "main")  # it pushed
+    why = "gives make a file or command for the recipes' shell to run in the variable"
+    for asked in (line, "make '.SHELLFLAGS=-c ./x.sh'"):
+        written = asked.replace("'", "")
+        assert answer(repo, asked, TOOLS, home=home)[0] == [
+            f"matches {RULE}: {why} {written.split(' ', 1)[1]}: cannot be read"
+        ], asked
+    for line in ("make .SHELLFLAGS=-ec", "make '.SHELLFLAGS=-o pipefail -c' test"):
+        assert answer(repo, line, TOOLS, home=home)[0] == [], line
