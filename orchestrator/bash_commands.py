@@ -382,7 +382,7 @@ def _assigned(assignment: str, depth: int) -> list[str]:
     name = name.split("[", 1)[0].rstrip("+")
     if git_places.GIT_SETTINGS.fullmatch(name):  # read by git_state: the git state git then reads
         return [_SETTING + f"{name}={value}"]
-    if name in handoffs.PROGRAM_VARIABLES:
+    if name in handoffs.PROGRAM_VARIABLES or handoffs.CARGO_PROGRAMS.fullmatch(name):
         return _commands(value, depth + 1)
     # a value the shell builds may be code too (measured: `p=ext; GIT_ALLOW_PROTOCOL=$p
     # git fetch o` ran the ext:: URL of .git/remotes/o, unasked)

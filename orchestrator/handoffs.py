@@ -100,6 +100,9 @@ PROGRAM_VARIABLES: Final = frozenset(
     | {"CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER", "CARGO_BUILD_RUSTC", "RUSTDOC"}
     | {"CARGO_BUILD_RUSTDOC", "npm_config_script_shell", "NPM_CONFIG_SCRIPT_SHELL"}
 )
+# cargo's per-target runner and linker (`CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER=./x.sh
+# cargo run` ran x.sh, unasked before): each read as a command, as PROGRAM_VARIABLES are.
+CARGO_PROGRAMS: Final = re.compile(r"CARGO_TARGET_\w+_(RUNNER|LINKER)")
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
 CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
@@ -135,6 +138,12 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "MAKEFLAGS": r"eval|(^|\s)-\w*E",  # make's options: `--eval` as on its line
         "GNUMAKEFLAGS": r"eval|(^|\s)-\w*E",
         "SHELL": ".",  # the shell `sudo -s`, `script`, `screen`… start (a program)
+        # rustc's flags naming the linker it runs (measured: `RUSTFLAGS='-C linker=./x.sh'
+        # cargo build` ran x.sh, unasked before)
+        "RUSTFLAGS": r"link",
+        "CARGO_ENCODED_RUSTFLAGS": r"link",
+        "CARGO_BUILD_RUSTFLAGS": r"link",
+        "RUSTDOCFLAGS": r"link",
     }.items()
 }
 # Environment managers whose `run` runs a command as its words (`uv run python3 x.py`).

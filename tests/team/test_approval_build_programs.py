@@ -9,6 +9,7 @@ The real hook; each line is first run for real (bash, no terminal) to show it pu
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,6 +48,15 @@ def _pushed(remote: Path, repo: Path) -> bool:
 
 CARGO = [
     ("RUSTC_WRAPPER=./x.sh cargo build -q --offline", "runs the file ./x.sh"),
+    # rustc runs the linker its flags name; cargo run the target's runner
+    (
+        "RUSTFLAGS='-C linker=./x.sh' cargo build -q --offline",
+        "gives RUSTFLAGS code to load or run",
+    ),
+    (
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER=./x.sh cargo run -q --offline",
+        "runs the file ./x.sh",
+    ),
     (
         "cargo build -q --offline --config 'build.rustc-wrapper=\"./x.sh\"'",
         "gives cargo --config, which may name programs to run",
@@ -57,6 +67,8 @@ CARGO = [
 @pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")
 @pytest.mark.parametrize(("line", "why"), CARGO)
 def test_a_program_cargo_runs_asks(line: str, why: str, tmp_path: Path) -> None:
+    if "X86_64" in line and platform.machine() != "x86_64":
+        pytest.skip("the runner named is an x86_64 target's")
     remote, repo = _repo(tmp_path)
     (repo / "Cargo.toml").write_text('[package]\nname = "k"\nversion = "0.1.0"\n')
     (repo / "src").mkdir()
@@ -89,6 +101,8 @@ def test_npms_script_shell_asks(tmp_path: Path) -> None:
 def test_a_named_program_or_a_rule_naming_the_option_asks_nothing(tmp_path: Path) -> None:
     for line in (
         "RUSTC_WRAPPER=sccache cargo build",
+        "RUSTFLAGS='-D warnings' cargo build",
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=clang cargo build",
         "cargo build --release",
         "cargo run -- --config x",  # the program's own words
     ):
