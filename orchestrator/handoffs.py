@@ -159,6 +159,9 @@ def of(head: str, args: list[str]) -> Handoff | None:
     """What the command ``head args…`` (its program as written, quotes removed) hands to
     an interpreter, if anything."""
     name = head.rsplit("/", 1)[-1]
+    npm_exec = name == "npm" and args[:1] in (["exec"], ["x"])
+    if (name == "npx" or npm_exec) and (call := _npx_call(args[1:] if npm_exec else args)):
+        return Handoff(lines=(call,))  # `npx -c LINE` runs LINE in a shell (measured)
     if (name in _RUNNERS and args[:1] == ["run"]) or name in ("npx", "bunx", "pnpx"):
         inner = _after_runner_options(args[1:] if name in _RUNNERS else args)
         return Handoff(argv=(tuple(inner),)) if inner else None
@@ -216,6 +219,21 @@ def of(head: str, args: list[str]) -> Handoff | None:
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
         return Handoff(f"runs the file {head}")
     return None
+
+
+def _npx_call(args: list[str]) -> str:
+    """The shell line of ``npx``'s (``npm exec``'s) ``-c LINE``/``--call[=]LINE`` ("" if
+    none; measured: `npx -c 'touch x'`, `npx --call=…`, `npm exec -c …` ran it, read as a
+    program named by the whole line before, unasked under ``Bash(npx:*)``)."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        word, after = args[i], args[i + 1] if i + 1 < len(args) else ""
+        if word in ("-c", "--call"):
+            return after or " "
+        if word.startswith("--call="):
+            return word.partition("=")[2] or " "
+        i += 2 if word in ("-p", "--package", "-w", "--workspace") else 1
+    return ""
 
 
 def _after_runner_options(args: list[str]) -> list[str]:

@@ -153,3 +153,19 @@ def test_everyday_npm_lines_ask_nothing_more(tmp_path: Path) -> None:
         "npm test --node-options=--max-old-space-size=4096",
     ):
         assert answer(tmp_path, line, TOOLS)[0] == [], line
+
+
+NPX = ["npx -c '{}'", "npx --call='{}'", "npm exec -c '{}'", "npx -p cowsay -c '{}'"]
+
+
+@pytest.mark.skipif(shutil.which("npx") is None, reason="npx is not installed")
+@pytest.mark.parametrize("form", NPX)
+def test_npxs_call_is_read_as_a_shell_line(form: str, tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text('{"name": "k"}\n')
+    if "cowsay" not in form:  # (no package to fetch here: read only)
+        assert runs(form.format("touch ran-it"), tmp_path)
+    code = 'python3 -c "import os; os.system(1)"'
+    why = "runs code given to python3 -c: cannot be read"
+    tools = [*TOOLS, "Bash(npx:*)", "Bash(npm exec:*)"]
+    assert answer(tmp_path, form.format(code), tools)[0] == [f"matches {RULE}: {why}"]
+    assert answer(tmp_path, form.format("eslint ."), tools)[0] == []
