@@ -411,6 +411,12 @@ def _npm_options(name: str, args: list[str]) -> str:
     return ""
 
 
+_PM_EXECS = frozenset(
+    {("npm", "exec"), ("npm", "x"), ("pnpm", "exec"), ("pnpm", "dlx"), ("yarn", "exec")}
+    | {("yarn", "dlx"), ("bun", "x")}
+)
+
+
 def _package_manager(name: str, args: list[str]) -> Handoff | None:
     if word := _npm_options(name, args):
         option = word.partition("=")[0]
@@ -419,5 +425,13 @@ def _package_manager(name: str, args: list[str]) -> Handoff | None:
     if sub is None or sub in _PM_BUILTINS:
         return None
     if sub in _SCRIPT_RUNNERS or name in ("yarn", "pnpm", "bun", "deno"):
-        return Handoff(f"runs the package script or code of {name} {sub}")
+        why = f"runs the package script or code of {name} {sub}"
+        # the command of `npm exec`/`x` (and pnpm's, yarn's `exec`/`dlx`, `bun x`) is read
+        # as npx's is, a rule on them exempting it no more than `Bash(npx:*)` does
+        # (measured: `npm exec -- python3 -c …` ran its code, asked nothing under
+        # `Bash(npm exec:*)`)
+        if (name, sub) in _PM_EXECS:
+            inner = _after_runner_options(args[args.index(sub) + 1 :])
+            return Handoff(why, argv=(tuple(inner),) if inner else ())
+        return Handoff(why)
     return None

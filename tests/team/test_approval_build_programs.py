@@ -169,3 +169,23 @@ def test_npxs_call_is_read_as_a_shell_line(form: str, tmp_path: Path) -> None:
     tools = [*TOOLS, "Bash(npx:*)", "Bash(npm exec:*)"]
     assert answer(tmp_path, form.format(code), tools)[0] == [f"matches {RULE}: {why}"]
     assert answer(tmp_path, form.format("eslint ."), tools)[0] == []
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+def test_the_command_of_npm_exec_is_read(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text('{"name": "k"}\n')
+    assert runs('npm exec -- python3 -c \'open("ran-it", "w")\'', tmp_path)
+    tools = [*TOOLS, "Bash(npm exec:*)", "Bash(npm x:*)", "Bash(pnpm exec:*)", "Bash(bun x:*)"]
+    why = f"matches {RULE}: runs code given to python3 -c: cannot be read"
+    for line in (
+        "npm exec -- python3 -c 'import os; os.system(1)'",
+        "npm x python3 -c 'import os; os.system(1)'",
+        "pnpm exec python3 -c 'import os; os.system(1)'",
+        "bun x python3 -c 'import os; os.system(1)'",
+    ):
+        assert answer(tmp_path, line, tools)[0] == [why], line
+    assert answer(tmp_path, "npm exec -- eslint .", tools)[0] == []
+    # with no rule on it, the package's code asks as before
+    assert answer(tmp_path, "npm exec -- eslint .", TOOLS)[0] == [
+        f"matches {RULE}: runs the package script or code of npm exec: cannot be read"
+    ]
