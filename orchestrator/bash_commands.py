@@ -382,12 +382,13 @@ def _assigned(assignment: str, depth: int) -> list[str]:
     name = name.split("[", 1)[0].rstrip("+")
     if git_places.GIT_SETTINGS.fullmatch(name):  # read by git_state: the git state git then reads
         return [_SETTING + f"{name}={value}"]
-    if name in handoffs.PROGRAM_VARIABLES:
+    if name in handoffs.PROGRAM_VARIABLES or handoffs.CARGO_PROGRAMS.fullmatch(name):
         return _commands(value, depth + 1)
     # a value the shell builds may be code too (measured: `p=ext; GIT_ALLOW_PROTOCOL=$p
     # git fetch o` ran the ext:: URL of .git/remotes/o, unasked)
     code = handoffs.CODE_VARIABLES.get(name)
-    if code is not None and (UNKNOWN in value or code.search(value)):
+    flags = name in ("MAKEFLAGS", "GNUMAKEFLAGS") and handoffs.make_flags_code(value)
+    if code is not None and (UNKNOWN in value or code.search(value) or flags):
         why = f"gives {name} code to load or run"
         return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
     return []

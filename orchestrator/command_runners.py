@@ -639,6 +639,30 @@ def tmux_quiet(args: list[str]) -> bool:
     return option is None and (not rest or tmux_command(rest[0]) in _TMUX_QUIET)
 
 
+def tmux_shell(args: list[str]) -> bool:
+    """Whether ``tmux ARGS`` opens a window with no command: its default shell, a login
+    one, interactive (it runs ``~/.bash_profile``, ``~/.bashrc``…: measured)."""
+    rest, option = _tmux_command(args)
+    for part in _tmux_parts(rest) if option is None else []:
+        command = tmux_command(part[0])
+        if command in _TMUX_NEW:
+            j = 1
+            while j < len(part) and part[j].startswith("-") and part[j] != "-":
+                found = _short_value(part[j], _TMUX_NEW[command])
+                j += 2 if part[j] != "--" and found and not found[1] else 1
+                if part[j - 1] == "--":
+                    break
+            if j >= len(part):
+                return True
+    return False
+
+
+def screen_shell(args: list[str]) -> bool:
+    """Whether ``screen ARGS`` (one that starts a session) gives it no command: its
+    default shell, interactive (measured: `screen -D -m` ran ``~/.bashrc``)."""
+    return _screen("screen", args) is None
+
+
 def _tmux(name: str, args: list[str]) -> Handoff | None:
     """tmux: the shell command of ``new-session``/``new-window``/``split-window`` is read
     as a line; any other command that may run programs (``send-keys`` types keys into a

@@ -91,7 +91,18 @@ PROGRAM_VARIABLES: Final = frozenset(
     {"GIT_SSH_COMMAND", "GIT_SSH", "GIT_PAGER", "PAGER", "GIT_EDITOR", "EDITOR", "VISUAL"}
     | {"GIT_SEQUENCE_EDITOR", "GIT_EXTERNAL_DIFF", "GIT_ASKPASS", "SSH_ASKPASS", "MANPAGER"}
     | {"GIT_PROXY_COMMAND", "LESSOPEN", "LESSCLOSE", "BROWSER"}
+    # the line an interactive bash runs before each prompt: the shell of a new tmux window
+    # or screen (measured: `PROMPT_COMMAND='git push …' tmux new -d` pushed, unasked before)
+    | {"PROMPT_COMMAND"}
+    # the program cargo runs each rustc through, or as rustc (measured: `RUSTC_WRAPPER=./x.sh
+    # cargo build` ran x.sh, unasked before), and the shell npm runs its scripts with
+    | {"RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER", "RUSTC"}
+    | {"CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER", "CARGO_BUILD_RUSTC", "RUSTDOC"}
+    | {"CARGO_BUILD_RUSTDOC", "npm_config_script_shell", "NPM_CONFIG_SCRIPT_SHELL"}
 )
+# cargo's per-target runner and linker (`CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER=./x.sh
+# cargo run` ran x.sh, unasked before): each read as a command, as PROGRAM_VARIABLES are.
+CARGO_PROGRAMS: Final = re.compile(r"CARGO_TARGET_\w+_(RUNNER|LINKER)")
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
 CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
@@ -111,6 +122,10 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "PERL5OPT": ".",
         "RUBYOPT": ".",
         "NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
+        # npm's node-options, NODE_OPTIONS for its scripts (measured: `npm_config_node_options=
+        # '--require ./r.js' npm test` ran r.js, unasked before)
+        "npm_config_node_options": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
+        "NPM_CONFIG_NODE_OPTIONS": r"(^|\s)(-r|--require|--import|--(experimental-)?loader)\b",
         "LESS": r"(^|\s)\+",  # less's options: `+CMD` as on its line (below)
         "VIMINIT": ".",  # Ex commands vim runs first
         "EXINIT": ".",
@@ -123,6 +138,12 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "MAKEFLAGS": r"eval|(^|\s)-\w*E",  # make's options: `--eval` as on its line
         "GNUMAKEFLAGS": r"eval|(^|\s)-\w*E",
         "SHELL": ".",  # the shell `sudo -s`, `script`, `screen`… start (a program)
+        # rustc's flags naming the linker it runs (measured: `RUSTFLAGS='-C linker=./x.sh'
+        # cargo build` ran x.sh, unasked before)
+        "RUSTFLAGS": r"link",
+        "CARGO_ENCODED_RUSTFLAGS": r"link",
+        "CARGO_BUILD_RUSTFLAGS": r"link",
+        "RUSTDOCFLAGS": r"link",
     }.items()
 }
 # Environment managers whose `run` runs a command as its words (`uv run python3 x.py`).
@@ -138,6 +159,9 @@ def of(head: str, args: list[str]) -> Handoff | None:
     """What the command ``head args…`` (its program as written, quotes removed) hands to
     an interpreter, if anything."""
     name = head.rsplit("/", 1)[-1]
+    npm_exec = name == "npm" and args[:1] in (["exec"], ["x"])
+    if (name == "npx" or npm_exec) and (call := _npx_call(args[1:] if npm_exec else args)):
+        return Handoff(lines=(call,))  # `npx -c LINE` runs LINE in a shell (measured)
     if (name in _RUNNERS and args[:1] == ["run"]) or name in ("npx", "bunx", "pnpx"):
         inner = _after_runner_options(args[1:] if name in _RUNNERS else args)
         return Handoff(argv=(tuple(inner),)) if inner else None
@@ -161,6 +185,10 @@ def of(head: str, args: list[str]) -> Handoff | None:
         )
     if name == "git":
         return option_commands.git(args)
+    if name == "cargo" and (option := _cargo_config(args)):
+        # a config given on the line may name programs cargo runs (measured: `cargo build
+        # --config 'build.rustc-wrapper="./x.sh"'` ran x.sh, unasked before), as `ssh -F`
+        return Handoff(f"gives cargo {option}, which may name programs to run", code=option)
     if name in _MAKES:
         if _informs(args):
             return None
@@ -191,6 +219,21 @@ def of(head: str, args: list[str]) -> Handoff | None:
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
         return Handoff(f"runs the file {head}")
     return None
+
+
+def _npx_call(args: list[str]) -> str:
+    """The shell line of ``npx``'s (``npm exec``'s) ``-c LINE``/``--call[=]LINE`` ("" if
+    none; measured: `npx -c 'touch x'`, `npx --call=…`, `npm exec -c …` ran it, read as a
+    program named by the whole line before, unasked under ``Bash(npx:*)``)."""
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "--":
+        word, after = args[i], args[i + 1] if i + 1 < len(args) else ""
+        if word in ("-c", "--call"):
+            return after or " "
+        if word.startswith("--call="):
+            return word.partition("=")[2] or " "
+        i += 2 if word in ("-p", "--package", "-w", "--workspace") else 1
+    return ""
 
 
 def _after_runner_options(args: list[str]) -> list[str]:
@@ -298,6 +341,18 @@ def _make(name: str, args: list[str]) -> Handoff:
     return Handoff(f"runs recipes written in {name}'s file")
 
 
+def _shell_flags_run(value: str) -> bool:
+    """Whether make's ``.SHELLFLAGS`` value, the words before each recipe line on the
+    shell's line, names something it runs: a word not an option (`./x.sh`, or `-c
+    ./x.sh`; measured, `make .SHELLFLAGS=./x.sh` ran x.sh for each recipe line), but the
+    value of ``-o``/``+o``; ``-ec``, ``-o pipefail -c`` ask nothing."""
+    words = value.split()
+    return any(
+        not w.startswith(("-", "+")) and (i == 0 or words[i - 1] not in ("-o", "+o", "-O", "+O"))
+        for i, w in enumerate(words)
+    )
+
+
 def _make_variable_code(word: str) -> str | None:
     """What code the variable ``word`` given to make holds (``X!=CMD``: a command it runs
     at once), or None for a plain value (``CC=clang``, ``CFLAGS=-O2 -g``, ``DESTDIR=./out``)."""
@@ -309,6 +364,8 @@ def _make_variable_code(word: str) -> str | None:
         return "a command to run"
     if found[1] in ("SHELL", "MAKESHELL"):  # the program running every recipe line
         return "a shell to run recipes with"
+    if found[1] == ".SHELLFLAGS" and _shell_flags_run(value):
+        return "a file or command for the recipes' shell to run"
     if _MAKE_CODE.search(value):
         return "code"
     # A recipe runs the value as a command line: read it as one, wrappers and `sh -c`
@@ -316,10 +373,65 @@ def _make_variable_code(word: str) -> str | None:
     return "code" if line_gives_code(value) else None
 
 
+def _cargo_config(args: list[str]) -> str:
+    """cargo's ``--config KEY=VALUE``/``--config FILE`` before a ``--`` ("" if none)."""
+    for word in args:
+        if word == "--":
+            return ""
+        if word == "--config" or word.startswith("--config="):
+            return "--config"
+    return ""
+
+
+def make_flags_code(value: str) -> bool:
+    """Whether MAKEFLAGS' (or GNUMAKEFLAGS') ``value`` gives make a variable holding code:
+    make reads its words as given on its line, a ``\\ `` kept in a word (measured, GNU
+    make 4.3: `MAKEFLAGS='X!=touch\\ x'` ran it, `'SHELL=./x.sh'` ran every recipe with
+    x.sh, both also after a `--`)."""
+    words = re.split(r"(?<!\\)\s+", value.strip())
+    return any(_make_variable_code(re.sub(r"\\(\s)", r"\1", w)) for w in words)
+
+
+def _npm_options(name: str, args: list[str]) -> str:
+    """npm's (and pnpm's) option word naming a program or code its scripts run ("" if
+    none; as written, so that a rule naming it, `Bash(npm test --script-shell=x:*)`, exempts it):
+    ``--script-shell`` (measured: `npm test --script-shell=./x.sh` ran x.sh, as `npm
+    install`'s lifecycle scripts would) and a ``--node-options`` that loads a file."""
+    if name not in ("npm", "pnpm"):
+        return ""
+    for word, after in itertools.pairwise([*args, ""]):
+        if word == "--":
+            return ""
+        option, eq, value = word.partition("=")
+        if option == "--script-shell":
+            return word
+        node = CODE_VARIABLES["NODE_OPTIONS"]
+        if option == "--node-options" and node.search(value if eq else after):
+            return word
+    return ""
+
+
+_PM_EXECS = frozenset(
+    {("npm", "exec"), ("npm", "x"), ("pnpm", "exec"), ("pnpm", "dlx"), ("yarn", "exec")}
+    | {("yarn", "dlx"), ("bun", "x")}
+)
+
+
 def _package_manager(name: str, args: list[str]) -> Handoff | None:
+    if word := _npm_options(name, args):
+        option = word.partition("=")[0]
+        return Handoff(f"gives {name} {option}, naming code its scripts run", code=word)
     sub = _first(args)
     if sub is None or sub in _PM_BUILTINS:
         return None
     if sub in _SCRIPT_RUNNERS or name in ("yarn", "pnpm", "bun", "deno"):
-        return Handoff(f"runs the package script or code of {name} {sub}")
+        why = f"runs the package script or code of {name} {sub}"
+        # the command of `npm exec`/`x` (and pnpm's, yarn's `exec`/`dlx`, `bun x`) is read
+        # as npx's is, a rule on them exempting it no more than `Bash(npx:*)` does
+        # (measured: `npm exec -- python3 -c …` ran its code, asked nothing under
+        # `Bash(npm exec:*)`)
+        if (name, sub) in _PM_EXECS:
+            inner = _after_runner_options(args[args.index(sub) + 1 :])
+            return Handoff(why, argv=(tuple(inner),) if inner else ())
+        return Handoff(why)
     return None

@@ -75,6 +75,11 @@ _NAMES: Final[dict[str, re.Pattern[str]]] = {
     "emacs": re.compile(r"(^|/)\.emacs|(^|/)emacs/|init\.el"),
     "man": re.compile(r"manpath"),
 }
+# The startup files of the interactive shell a program opens with no command given
+# (`tmux new -d`'s window: a login bash, measured to run `~/.bash_profile`; `screen -D -m`'s
+# ran `~/.bashrc`): a file an earlier call may have written, asking as `~/.tmux.conf` does.
+_SHELL_FILES: Final = ("~/.bashrc", "~/.bash_profile", "~/.bash_login", "~/.profile")
+_SHELL_NAMES: Final = re.compile(r"bashrc|bash_profile|bash_login|(^|/)\.profile$")
 CODE: Final = "its config file"  # Unread.code: no rule's word (it holds a space)
 
 
@@ -95,6 +100,14 @@ def reads(command: str) -> bool:
     return not (
         options & _NONE[program] or (program == "tmux" and command_runners.tmux_quiet(args))
     )
+
+
+def _shell(command: str) -> bool:
+    """Whether ``command`` (normalised) opens an interactive shell (``tmux new -d``)."""
+    words = command.split(" ")
+    if words[0] == "tmux":
+        return reads(command) and command_runners.tmux_shell(words[1:])
+    return words[0] == "screen" and reads(command) and command_runners.screen_shell(words[1:])
 
 
 def _runtime(name: str) -> str:
@@ -123,6 +136,7 @@ def named(command: str, words: list[str]) -> str:
         return ""
     name = command.split(" ", 1)[0]
     marks = [_NAMES[p] for p in dict.fromkeys([_program(name), _runtime(name)]) if p in _NAMES]
+    marks += [_SHELL_NAMES] if _shell(command) else []
     return next((w for w in words if any(m.search(w) for m in marks)), "")
 
 
@@ -135,13 +149,15 @@ def loaded(command: str, home: str, env: Mapping[str, str]) -> list[str]:
     program = _program(name)
     xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
     files = _FILES[program] if reads(command) else ()
-    patterns = [*files, *(_FOLDERS[_runtime(name)] if _plugins(command) else ())]
+    shell = _SHELL_FILES if _shell(command) else ()
+    patterns = [*files, *shell, *(_FOLDERS[_runtime(name)] if _plugins(command) else ())]
     found = []
     for pattern in patterns:
         path = pattern.replace("$XDG", xdg, 1) if pattern.startswith("$XDG") else pattern
         path = home + path[1:] if path.startswith("~") else path
         if os.path.lexists(path):
             kind = "its config file" if pattern in files else "the plugins of"
+            kind = "the startup file of its shell" if pattern in shell else kind
             found.append(f"{name} runs the commands of {kind} {path}")
     return found
 

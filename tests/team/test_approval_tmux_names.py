@@ -15,6 +15,16 @@ from approval_lines import asks_unread
 from approval_lines import decide as _decide
 
 BROAD = ["Bash", "Bash(tmux:*)"]
+
+
+@pytest.fixture(autouse=True)
+def _a_bare_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent's HOME holds no startup file of a shell: `tmux new -d` opens one, which
+    would run a `~/.bashrc` (asked apart: test_approval_shell_startup), and the runner's
+    own HOME may hold one."""
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+
+
 RUN = "gives tmux the command {} (run-shell), which may run programs"
 # (the commands after `tmux -L SOCKET new -d`, why the line asks)
 CHAINED = [
