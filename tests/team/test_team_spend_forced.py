@@ -1,0 +1,61 @@
+"""Spend of a turn cut by a forced stop: the agent's claude SIGSTOPped mid-turn (its second
+model request hangs), `restart` (`up --grace 1`): the grace, the interrupt and its wait run out,
+the session is cancelled and the CLI's process group killed (real claude CLI, scripted
+model)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+from team_harness import Team, agent_rule
+from test_team_spend import hung_turn_rules, spent_tokens
+
+from orchestrator.scripted_model import tool_results
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+
+
+def test_a_turn_cut_by_a_forced_stop_is_charged_once(team: TeamFactory) -> None:
+    """A first turn (1,010 tokens) sets the session's figures; the second turn's first
+    request (30,100 tokens) is answered, the second hangs and the CLI is SIGSTOPped; the
+    restart forces the session to end. The cut request is charged (an estimate, 30,001
+    tokens as the stream counted them), the redelivered turn its own figure, nothing twice.
+    Before: the tally was dropped with the session, only the redelivery was in the ledger."""
+    first = {"agent": agent_rule("alice"), "match": "hello", "text": "hi"}
+    first["usage"] = {"input_tokens": 1000, "output_tokens": 10}
+    t = team([first, *hung_turn_rules(120)], {"alice": {}})
+    t.up(extra=["--grace", "1"])  # what a restart gives a turn in progress
+    t.wait_ready("alice")
+    assert t.ask("alice", "hello") == "hi"
+    t.wait_for(lambda: spent_tokens(t) == 1010, 30, "the first turn in the ledger")
+    cli_pid = t.agent_pid("alice")
+    assert cli_pid
+    request = t.request("alice", "slow job")
+    t.wait_for(lambda: [r for r in t.model.requests if tool_results(r)], 60, "the 2nd request")
+    os.kill(cli_pid, signal.SIGSTOP)
+    try:
+        t.octy("restart", "alice")
+        t.wait_for(lambda: t.agent_pid("alice") not in (None, cli_pid), 90, "a new session")
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed by the forced stop
+            os.kill(cli_pid, signal.SIGCONT)
+    with t.mailbox() as mb:
+        assert mb.wait_for_reply(request.id, 120).body == "fine"
+    turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == 2 and e, 30, "turns")
+    assert turns[0]["session_id"] == turns[1]["session_id"]  # resumed, not afresh
+    # The resumed CLI continued from the first turn's figures (the cut requests not in
+    # them): the redelivered turn is charged its own cost, not the first turn's again.
+    assert turns[1]["cost_usd"] == pytest.approx(
+        turns[1]["session_cost_usd"] - turns[0]["session_cost_usd"]
+    )
+    assert (turns[1]["input_tokens"], turns[1]["output_tokens"]) == (30_010, 101)
+    t.wait_for(lambda: spent_tokens(t) >= 1010 + 30_001 + 30_111, 30, "all in the ledger")
+    assert spent_tokens(t) <= 1010 + 30_100 + 30_111
+    (spend,) = t.log_events("spend")
+    assert (spend["cut_off"], spend["cost_estimated"]) == ("forced", True)
