@@ -21,8 +21,10 @@ pytestmark = [pytest.mark.cli, pytest.mark.slow]
 TeamFactory = Callable[..., Team]
 
 
-def test_a_turn_cut_by_a_forced_stop_is_charged_once(team: TeamFactory) -> None:
-    """A first turn (1,010 tokens) sets the session's figures; the second turn's first
+@pytest.mark.parametrize("resumed", [False, True])
+def test_a_turn_cut_by_a_forced_stop_is_charged_once(team: TeamFactory, resumed: bool) -> None:
+    """A first turn (1,010 tokens) sets the session's figures (``resumed``: then a clean
+    restart and another such turn, the cut turn's CLI a resumed one); the second turn's first
     request (30,100 tokens) is answered, the second hangs and the CLI is SIGSTOPped; the
     restart forces the session to end. The cut request is charged (an estimate, 30,001
     tokens as the stream counted them), the redelivered turn its own figure, nothing twice.
@@ -33,7 +35,13 @@ def test_a_turn_cut_by_a_forced_stop_is_charged_once(team: TeamFactory) -> None:
     t.up(extra=["--grace", "1"])  # what a restart gives a turn in progress
     t.wait_ready("alice")
     assert t.ask("alice", "hello") == "hi"
-    t.wait_for(lambda: spent_tokens(t) == 1010, 30, "the first turn in the ledger")
+    if resumed:
+        old = t.agent_pid("alice")
+        t.octy("restart", "alice")
+        t.wait_for(lambda: t.agent_pid("alice") not in (None, old), 90, "a resumed session")
+        assert t.ask("alice", "hello") == "hi"
+    before = 1010 * (1 + resumed)
+    t.wait_for(lambda: spent_tokens(t) == before, 30, "the first turns in the ledger")
     cli_pid = t.agent_pid("alice")
     assert cli_pid
     request = t.request("alice", "slow job")
@@ -47,15 +55,17 @@ def test_a_turn_cut_by_a_forced_stop_is_charged_once(team: TeamFactory) -> None:
             os.kill(cli_pid, signal.SIGCONT)
     with t.mailbox() as mb:
         assert mb.wait_for_reply(request.id, 120).body == "fine"
-    turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == 2 and e, 30, "turns")
+    done = 2 + resumed
+    turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == done and e, 30, "turns")
+    turns = turns[-2:]  # the last before the cut, the redelivery
     assert turns[0]["session_id"] == turns[1]["session_id"]  # resumed, not afresh
-    # The resumed CLI continued from the first turn's figures (the cut requests not in
-    # them): the redelivered turn is charged its own cost, not the first turn's again.
+    # The resumed CLI continued from the last result's figures (the cut requests not in
+    # them): the redelivered turn is charged its own cost, nothing of the earlier turns again.
     assert turns[1]["cost_usd"] == pytest.approx(
         turns[1]["session_cost_usd"] - turns[0]["session_cost_usd"]
     )
     assert (turns[1]["input_tokens"], turns[1]["output_tokens"]) == (30_010, 101)
-    t.wait_for(lambda: spent_tokens(t) >= 1010 + 30_001 + 30_111, 30, "all in the ledger")
-    assert spent_tokens(t) <= 1010 + 30_100 + 30_111
+    t.wait_for(lambda: spent_tokens(t) >= before + 30_001 + 30_111, 30, "all in the ledger")
+    assert spent_tokens(t) <= before + 30_100 + 30_111
     (spend,) = t.log_events("spend")
     assert (spend["cut_off"], spend["cost_estimated"]) == ("forced", True)
