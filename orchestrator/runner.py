@@ -200,9 +200,9 @@ class AgentRunner:
             with anyio.CancelScope(shield=True):
                 await self._giving.inflight(self.inbox.inflight, failed=end.failed)
                 self.inbox.inflight = []
-                await self._close(client)
+                saved = await self._close(client)
                 if end.detail == "forced":  # a turn cut: its answered requests, charged
-                    await self.spend.forced(self._cut)
+                    await self.spend.forced(self._cut, saved=saved)
                 self._cut = {}
                 self.spend.closed()
         return end
@@ -300,8 +300,13 @@ class AgentRunner:
         self.pid = read_cli_pid(pid_file)
         self._own_group = self.pid is not None and is_group_leader(self.pid)
 
-    async def _close(self, client: ClaudeSDKClient) -> None:
+    async def _close(self, client: ClaudeSDKClient) -> bool:
+        """Close the CLI; whether it exited by itself (at its stdin's end: it saved its
+        running figures) rather than killed by a signal (it saved nothing)."""
+        process = getattr(getattr(client, "_transport", None), "_process", None)
         await close(client, self.pid, self._own_group, self.log)
+        code = getattr(process, "returncode", None)
+        return isinstance(code, int) and code >= 0
 
     async def _serve(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any]

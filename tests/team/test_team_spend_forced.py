@@ -69,3 +69,32 @@ def test_a_turn_cut_by_a_forced_stop_is_charged_once(team: TeamFactory, resumed:
     assert spent_tokens(t) <= before + 30_100 + 30_111
     (spend,) = t.log_events("spend")
     assert (spend["cut_off"], spend["cost_estimated"]) == ("forced", True)
+
+
+def test_a_turn_cut_by_forcing_a_live_cli_is_charged_once(team: TeamFactory) -> None:
+    """The same cut turn, its claude alive: a stop, then a second Ctrl-C forces it. The CLI
+    exits at its stdin's end and saves its figures with the cut request in them (measured:
+    the redelivered turn's running figures counted it again, 60,010 input tokens), so the
+    next turn is taken less the estimate: over the two, the cut request once. Before the
+    fix: the tally dropped; charged without moving the baseline: 91,222 tokens."""
+    first = {"agent": agent_rule("alice"), "match": "hello", "text": "hi"}
+    first["usage"] = {"input_tokens": 1000, "output_tokens": 10}
+    t = team([first, *hung_turn_rules(120)], {"alice": {}})
+    t.up(extra=["--grace", "30"])
+    t.wait_ready("alice")
+    assert t.ask("alice", "hello") == "hi"
+    request = t.request("alice", "slow job")
+    t.wait_for(lambda: [r for r in t.model.requests if tool_results(r)], 60, "the 2nd request")
+    t.signal(signal.SIGTERM)
+    t.wait_for(lambda: t.log_events("stopping"), 30, "the stop under way")
+    t.signal(signal.SIGINT)  # the second: forced
+    assert t.wait_exit(60) == 0
+    t.proc = None
+    (spend,) = t.log_events("spend")
+    assert (spend["cause"], spend["cut_off"], spend["cost_estimated"]) == ("forced", "forced", True)
+    t.up()
+    with t.mailbox() as mb:
+        assert mb.wait_for_reply(request.id, 120).body == "fine"
+    t.wait_for(lambda: len(t.log_events("turn", "alice")) == 2, 30, "the redelivery counted")
+    t.wait_for(lambda: spent_tokens(t) >= 1010 + 30_001 + 30_111, 30, "all in the ledger")
+    assert spent_tokens(t) <= 1010 + 30_100 + 30_111
