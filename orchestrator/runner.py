@@ -121,6 +121,9 @@ class AgentRunner:
         self._cli_env: dict[str, str] = dict(os.environ)  # what the CLI sees (its endpoint)
         self._resume = ResumePoint(resume_at)  # where a rewind goes back to
         self._turns = TurnSorter()  # ours or foreign: what the CLI says, by turn
+        # The requests of a turn cut before its result and not charged (a forced stop
+        # charges them as the session ends, once its CLI is killed).
+        self._cut: dict[str, tuple[str, dict[str, Any]]] = {}
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
         self._ends = TurnEnd(
             spend=self.spend,
@@ -197,7 +200,10 @@ class AgentRunner:
             with anyio.CancelScope(shield=True):
                 await self._giving.inflight(self.inbox.inflight, failed=end.failed)
                 self.inbox.inflight = []
-                await self._close(client)
+                saved = await self._close(client)
+                if end.detail == "forced":  # a turn cut: its answered requests, charged
+                    await self.spend.forced(self._cut, saved=saved)
+                self._cut = {}
                 self.spend.closed()
         return end
 
@@ -294,8 +300,13 @@ class AgentRunner:
         self.pid = read_cli_pid(pid_file)
         self._own_group = self.pid is not None and is_group_leader(self.pid)
 
-    async def _close(self, client: ClaudeSDKClient) -> None:
+    async def _close(self, client: ClaudeSDKClient) -> bool:
+        """Close the CLI; whether it exited by itself (at its stdin's end: it saved its
+        running figures) rather than killed by a signal (it saved nothing)."""
+        process = getattr(getattr(client, "_transport", None), "_process", None)
         await close(client, self.pid, self._own_group, self.log)
+        code = getattr(process, "returncode", None)
+        return isinstance(code, int) and code >= 0
 
     async def _serve(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any]
@@ -337,6 +348,8 @@ class AgentRunner:
         fresh = await self.inbox.unanswered(batch)
         if not fresh:
             return
+        self._cut = {}
+        charged = False  # the cut turn's requests, by unfinished below
         turn = Turn(fresh)
         reader = TurnReader(
             client,
@@ -372,15 +385,19 @@ class AgentRunner:
             try:
                 result, final = await reader.collect(self.spec.turn_timeout_s)
             except TurnTimeout:
+                charged = True
                 await self.spend.unfinished("turn_timeout", self.spend.turn_requests)
                 raise
             except SessionDied:
+                charged = True
                 await self.spend.unfinished("session_died", self.spend.turn_requests)
                 raise
         finally:
             self.relay.turn = None
             self._stopping.turn_ended()
-            if result is None:  # charged above, or lost with the session (a forced stop)
+            if result is None:  # charged above, or charged as the session ends (forced)
+                if not charged:
+                    self._cut = dict(self.spend.turn_requests)
                 self.spend.out_of_turn()
         try:
             await self._ends.finish(

@@ -156,6 +156,31 @@ class Spend:
         if carried:
             await self.unfinished("session_died", carried, "supervisor_died", self.carried_at)
 
+    async def forced(
+        self, requests: Mapping[str, tuple[str, dict[str, Any]]], *, saved: bool
+    ) -> None:
+        """A turn cut by a forced stop (a stop whose grace and interrupt ran out: the
+        session cancelled, the CLI's process group killed): its answered requests are
+        charged, an estimate, as a turn cut by the CLI's death is. Dropped with the
+        session, they never reached the ledger (found by review: a SIGSTOPped CLI and a
+        restart, the cut 30,100 tokens not charged; only the redelivery was).
+
+        The baseline of the next turn stays the last seen figures (as after any close):
+        measured on 2.1.332 (the CLI SIGSTOPped, its group killed after the grace), the
+        resumed session continued from the figures of the last result, the cut requests
+        not in them, so they are charged here once. Kept ``session_live`` (the figures it
+        resumed with as the baseline), the redelivered turn was charged the session's
+        earlier spend again.
+
+        ``saved``: the CLI exited by itself as its stdin closed (a live one forced, e.g.
+        a second Ctrl-C): measured, it saved its figures with the cut request in them, as
+        after a turn_timeout, so the baseline moves on by the estimate (else the
+        redelivered turn counted the cut request again: 60,010 input tokens).
+        """
+        self.turn_requests = {}
+        if requests:
+            await self.unfinished("forced", requests, saved=saved)
+
     def closed(self) -> None:
         """The CLI was closed (it saves its running figures as it exits) or has died
         (:meth:`after_death` took the figures it resumes with): the totals' session figures
@@ -312,6 +337,8 @@ class Spend:
         requests: Mapping[Any, tuple[str, Mapping[str, Any]]],
         cause: str | None = None,
         spent_at: float | None = None,
+        *,
+        saved: bool = False,
     ) -> None:
         """A turn cut off before its result (``cut``: ``turn_timeout``, or ``session_died``,
         the CLI's death): the requests answered so far are charged from the running tally,
@@ -330,7 +357,9 @@ class Spend:
         # totals: the next session's runner starts from them): with the cut tally in them
         # after a turn_timeout, else the tally was counted again in the next turn (measured:
         # the cut 30,100-token request in the ledger twice).
-        if cut == "turn_timeout":
+        if cut == "forced" and not saved:  # the baseline stays the last seen (forced)
+            usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
+        elif cut in ("turn_timeout", "forced"):  # closed: it saved them
             self.session.total_usd = round(self.session.total_usd + priced.usd, 6)
             usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
             if self.session.tokens is not None:
