@@ -80,3 +80,25 @@ def asks_unread(folder: Path, line: str, ran: bool | None, why: str, tools: list
     if ran is not None:
         assert runs(line, folder) is ran
     assert decide(folder, line, tools) == [f"matches {RULE}: {why}: cannot be read"]
+
+
+def git(folder: Path, *args: str) -> str:
+    """Run git in ``folder`` as a fresh user would (its own HOME, a fixed identity)."""
+    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a"}
+    env |= {"GIT_COMMITTER_EMAIL": "a@x", "PATH": "/usr/bin:/bin", "HOME": str(folder)}
+    done = subprocess.run(
+        ["git", *args], cwd=folder, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def pushable(tmp_path: Path) -> tuple[Path, Path]:
+    """A bare remote and a repository with one commit whose `origin` it is: a `git push`
+    that really runs shows as the two heads being equal."""
+    remote, repo = tmp_path / "remote.git", tmp_path / "repo"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    git(repo, "commit", "-q", "--allow-empty", "-m", "x")
+    git(repo, "remote", "add", "origin", str(remote))
+    return remote, repo

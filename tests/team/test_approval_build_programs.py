@@ -11,39 +11,24 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from approval_lines import RULE, answer, runs
+from approval_lines import RULE, answer, git, pushable, runs
 
 TOOLS = ["Bash", "Bash(cargo:*)", "Bash(npm test:*)", "Bash(export:*)"]
 WRAPPER = '#!/bin/sh\ngit push -q origin main && touch ran-it\nexec "$@"\n'
 
 
-def _git(folder: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a"}
-    env |= {"GIT_COMMITTER_EMAIL": "a@x", "PATH": "/usr/bin:/bin", "HOME": str(folder)}
-    done = subprocess.run(
-        ["git", *args], cwd=folder, env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 def _repo(tmp_path: Path) -> tuple[Path, Path]:
-    remote, repo = tmp_path / "remote.git", tmp_path / "repo"
-    _git(tmp_path, "init", "-q", "--bare", str(remote))
-    _git(tmp_path, "init", "-q", "-b", "main", str(repo))
-    _git(repo, "commit", "-q", "--allow-empty", "-m", "x")
-    _git(repo, "remote", "add", "origin", str(remote))
+    remote, repo = pushable(tmp_path)
     (repo / "x.sh").write_text(WRAPPER)
     (repo / "x.sh").chmod(0o755)
     return remote, repo
 
 
 def _pushed(remote: Path, repo: Path) -> bool:
-    return _git(remote, "rev-parse", "main") == _git(repo, "rev-parse", "main")
+    return git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")
 
 
 CARGO = [

@@ -7,36 +7,21 @@ real hook; the line is first run for real (bash, no terminal) to show it pushes.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from approval_lines import RULE, answer, runs
+from approval_lines import RULE, answer, git, pushable, runs
 
 TOOLS = ["Bash", "Bash(make:*)", "Bash(export:*)"]
 
 
-def _git(folder: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a"}
-    env |= {"GIT_COMMITTER_EMAIL": "a@x", "PATH": "/usr/bin:/bin", "HOME": str(folder)}
-    done = subprocess.run(
-        ["git", *args], cwd=folder, env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_a_command_in_makeflags_pushes_and_asks(tmp_path: Path) -> None:
-    remote, repo, home = tmp_path / "remote.git", tmp_path / "repo", tmp_path / "home"
+    (remote, repo), home = pushable(tmp_path), tmp_path / "home"
     home.mkdir()
-    _git(tmp_path, "init", "-q", "--bare", str(remote))
-    _git(tmp_path, "init", "-q", "-b", "main", str(repo))
-    _git(repo, "commit", "-q", "--allow-empty", "-m", "x")
-    _git(repo, "remote", "add", "origin", str(remote))
     line = "MAKEFLAGS='X!=git\\ push\\ -q\\ origin\\ main;touch\\ ran-it' make -f /dev/null"
     assert runs(line, repo)
-    assert _git(remote, "rev-parse", "main") == _git(repo, "rev-parse", "main")  # it pushed
+    assert git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")  # it pushed
     why = "gives MAKEFLAGS code to load or run"
     assert answer(repo, line, TOOLS, home=home)[0] == [f"matches {RULE}: {why}: cannot be read"]
 
@@ -78,17 +63,13 @@ def test_a_shell_in_makeflags_runs_the_recipes(tmp_path: Path) -> None:
 def test_shellflags_naming_a_file_runs_it_and_asks(tmp_path: Path) -> None:
     """``.SHELLFLAGS`` are the words before each recipe line on the shell's line: a file
     there is a script the shell runs (measured, GNU make 4.3)."""
-    remote, repo, home = tmp_path / "remote.git", tmp_path / "repo", tmp_path / "home"
+    (remote, repo), home = pushable(tmp_path), tmp_path / "home"
     home.mkdir()
-    _git(tmp_path, "init", "-q", "--bare", str(remote))
-    _git(tmp_path, "init", "-q", "-b", "main", str(repo))
-    _git(repo, "commit", "-q", "--allow-empty", "-m", "x")
-    _git(repo, "remote", "add", "origin", str(remote))
     (repo / "Makefile").write_text("all:\n\t@echo hi\n")
     (repo / "x.sh").write_text("git push -q origin main && touch ran-it\n")
     line = "make .SHELLFLAGS=./x.sh"
     assert runs(line, repo)
-    assert _git(remote, "rev-parse", "main") == _git(repo, "rev-parse", "main")  # it pushed
+    assert git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")  # it pushed
     why = "gives make a file or command for the recipes' shell to run in the variable"
     for asked in (line, "make '.SHELLFLAGS=-c ./x.sh'"):
         written = asked.replace("'", "")

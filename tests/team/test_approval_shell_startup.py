@@ -12,30 +12,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from approval_lines import RULE, answer, runs
+from approval_lines import RULE, answer, git, pushable, runs
 
 TOOLS = ["Bash", "Bash(tmux:*)", "Bash(screen:*)", "Bash(export:*)"]
 PUSHED = "matches Bash(git push:*): the command is on the line"
 
 
-def _git(folder: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "a"}
-    env |= {"GIT_COMMITTER_EMAIL": "a@x", "PATH": "/usr/bin:/bin", "HOME": str(folder)}
-    done = subprocess.run(
-        ["git", *args], cwd=folder, env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_prompt_command_pushes_from_a_new_tmux_window(tmp_path: Path) -> None:
-    remote, repo, home = tmp_path / "remote.git", tmp_path / "repo", tmp_path / "home"
+    (remote, repo), home = pushable(tmp_path), tmp_path / "home"
     home.mkdir()
-    _git(tmp_path, "init", "-q", "--bare", str(remote))
-    _git(tmp_path, "init", "-q", "-b", "main", str(repo))
-    _git(repo, "commit", "-q", "--allow-empty", "-m", "x")
-    _git(repo, "remote", "add", "origin", str(remote))
     socket = tmp_path / "s"
     line = f"PROMPT_COMMAND='git push -q origin main; touch ran-it; exit' tmux -S {socket} new -d"
     # the window's shell starts in the call's folder; its first prompt comes after startup
@@ -44,7 +30,7 @@ def test_prompt_command_pushes_from_a_new_tmux_window(tmp_path: Path) -> None:
         assert runs(line + wait, repo)
     finally:
         subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True, check=False)
-    assert _git(remote, "rev-parse", "main") == _git(repo, "rev-parse", "main")  # it pushed
+    assert git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")  # it pushed
     assert answer(repo, line, TOOLS, home=home)[0] == [PUSHED]
 
 
@@ -78,11 +64,7 @@ def test_the_startup_file_of_a_new_windows_shell_asks(name: str, line: str, tmp_
     program = line.split(" ", maxsplit=1)[0]
     if shutil.which(program) is None:
         pytest.skip(f"{program} is not installed")
-    remote, repo = tmp_path / "remote.git", tmp_path / "repo"
-    _git(tmp_path, "init", "-q", "--bare", str(remote))
-    _git(tmp_path, "init", "-q", "-b", "main", str(repo))
-    _git(repo, "commit", "-q", "--allow-empty", "-m", "x")
-    _git(repo, "remote", "add", "origin", str(remote))
+    remote, repo = pushable(tmp_path)
     socket = tmp_path / "s"
     line = line.format(socket=socket)
     tools = [*TOOLS, f"Bash({line}:*)"]
@@ -94,7 +76,7 @@ def test_the_startup_file_of_a_new_windows_shell_asks(name: str, line: str, tmp_
         assert runs(line + wait, repo)  # with HOME the repository
     finally:
         subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True, check=False)
-    assert _git(remote, "rev-parse", "main") == _git(repo, "rev-parse", "main")  # it pushed
+    assert git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")  # it pushed
     why = f"{program} runs the commands of the startup file of its shell {repo / name}"
     assert answer(repo, line, tools, home=repo)[0] == [f"matches {RULE}: {why}: cannot be read"]
     # given a command, the shell tmux runs it with is not interactive: it reads no file
