@@ -88,6 +88,7 @@ class Variant:
     handoff: str = ""
     ack_with_claim: bool = False  # an ack waits for the next claim and commits with it
     handoff_ms: float = 2.0
+    sharded: bool = False  # a database file per inbox: the pairs share no write lock
 
 
 def ddl(v: Variant) -> str:
@@ -368,6 +369,8 @@ VARIANTS: dict[str, Variant] = {
     "p-noid-1k": Variant(unique_id=False, page_size=1024),
     "p-noid-nochk-1k": Variant(unique_id=False, checks=False, page_size=1024),
 }
+for _k in ("p-raw", "p-noid", "p-noid-nochk"):
+    VARIANTS[_k + "-sharded"] = Variant(**{**VARIANTS[_k].__dict__, "sharded": True})
 for _k, _v in list(VARIANTS.items()):
     VARIANTS[_k + "-full"] = Variant(**{**_v.__dict__, "synchronous": "FULL"})
 
@@ -382,13 +385,16 @@ class Proto:
         self.label = key
         self.v = VARIANTS[key]
 
-    def _path(self, root: Path) -> Path:
-        return root / self.key / "team.db"
+    def _path(self, root: Path, queue: str = "") -> Path:
+        return root / self.key / (f"{queue}.db" if self.v.sharded else "team.db")
 
     def prepare(self, root: Path, queues: list[str]) -> None:
+        for path in {self._path(root, q) for q in queues}:
+            self._prepare_file(path, queues)
+
+    def _prepare_file(self, path: Path, queues: list[str]) -> None:
         from orchestrator.mailbox import Mailbox, schema
 
-        path = self._path(root)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute(f"PRAGMA page_size = {self.v.page_size}")
@@ -403,7 +409,7 @@ class Proto:
                 mb.register(q, "bench consumer")
 
     def open(self, root: Path, queue: str, owner: str) -> Client:
-        return _ProtoClient(self._path(root), queue, owner, self.v)
+        return _ProtoClient(self._path(root, queue), queue, owner, self.v)
 
     def describe(self, root: Path) -> dict[str, str]:
         return {"version": "-", "synchronous": self.v.synchronous, "wait": "-", "batching": "-"}
