@@ -253,8 +253,22 @@ class BudgetWatch:
         """Override the budgets that pause ``names`` (every paused agent if empty) until
         their windows roll over. Says, per agent, what it overrode."""
         results = []
-        for name in names or sorted(self.blocked):
+        held = {n: who for n in self._after_others if (who := self._held_for(n))}
+        for name in names or sorted({*self.blocked, *held}):
             over = self.blocked.get(name)
+            if not over and name in held:
+                # `ps` shows it `ready (held for bob's turn (team budget))`: "not paused by
+                # a budget" said nothing of that. Nothing to override (the hold is no
+                # budget: it keeps the team's overshoot bounded) and nothing failed.
+                results.append(
+                    {
+                        "agent": name,
+                        "resumed": False,
+                        "held_for": held[name],
+                        "message": f"'{name}' is not paused by a budget: {_held(held[name])}",
+                    }
+                )
+                continue
             if not over:
                 results.append(
                     {
@@ -276,6 +290,8 @@ class BudgetWatch:
                 f"resumed '{name}': overriding {' and '.join(overrides)}; spending is still "
                 "counted, and the override ends when that window rolls over"
             )
+            if name in held:
+                message += f"; and {_held(held[name])}"
             log.warning("budget_override", agent=name, overrides=overrides)
             results.append(
                 {
@@ -405,3 +421,14 @@ def _budgets(roster: Roster) -> list[Budget]:
 
 def _has_budget(roster: Roster) -> bool:
     return bool(_budgets(roster))
+
+
+def _held(others: list[str]) -> str:
+    """What `resume` says of an agent held for ``others``' turns in progress (hold)."""
+    one = len(others) == 1
+    return (
+        f"it is held for {', '.join(others)}'s {'turn' if one else 'turns'} in progress "
+        f"(team budget): it claims nothing until {'that turn has' if one else 'those have'} "
+        "ended and been counted, then runs on its own (or is paused, if the team budget is "
+        "spent; `resume` overrides that)"
+    )

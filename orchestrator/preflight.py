@@ -9,11 +9,13 @@ and sat on its first request for minutes. The check costs nothing: a TCP connect
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -90,9 +92,11 @@ def unreachable(env: Mapping[str, str], timeout_s: float = CONNECT_TIMEOUT_S) ->
         return f"cannot connect to {endpoint.host}:{endpoint.port} ({exc.strerror or exc})"
 
 
-def rejected_key(env: Mapping[str, str]) -> str | None:
+def rejected_key(env: Mapping[str, str], exchange: Exchange | None = None) -> str | None:
     """Why the endpoint refuses the key in ``env`` (HTTP 401/403 on ``GET /v1/models``), or
-    None: accepted, no key to check (a ``claude`` login), or an answer that says nothing."""
+    None: accepted, no key to check (a ``claude`` login), or an answer that says nothing.
+    ``exchange``: the check's, whose deadline cuts the connection (else HTTP_TIMEOUT_S per
+    read)."""
     headers = {"anthropic-version": API_VERSION}
     if env.get("ANTHROPIC_API_KEY"):
         headers["x-api-key"] = env["ANTHROPIC_API_KEY"]
@@ -110,8 +114,10 @@ def rejected_key(env: Mapping[str, str]) -> str | None:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     request = urllib.request.Request(url + "/v1/models?limit=1", headers=headers)
+    opener = _OPENER if exchange is None else exchange.opener
+    timeout_s = HTTP_TIMEOUT_S if exchange is None else exchange.left(HTTP_TIMEOUT_S)
     try:
-        with _OPENER.open(request, timeout=HTTP_TIMEOUT_S):
+        with opener.open(request, timeout=timeout_s):
             return None
     except urllib.error.HTTPError as exc:
         if exc.code not in (401, 403):
@@ -140,6 +146,107 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirect)
 
 
+class Exchange:
+    """The connections of one check, cut at its deadline. urllib's timeout is per read: an
+    endpoint that sends a byte every few seconds, never finishing, kept its check's thread
+    reading for the supervisor's whole life (one per endpoint per `up`), after the check
+    had given it up. Each connection is made through :meth:`connect`, which keeps a
+    duplicate of its socket; :meth:`cut` shuts those down (both ways: whatever reads or
+    writes, the TLS handshake included, ends at once), and refuses connections after it.
+    Timeouts are also no longer than the time left, so a silent endpoint ends by itself."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline  # time.monotonic()
+        self._lock = threading.Lock()
+        self._cut = False
+        self._watched: dict[int, list[socket.socket]] = {}  # thread id -> duplicates
+        self.opener = urllib.request.build_opener(
+            _NoRedirect, _WatchedHTTP(self), _WatchedHTTPS(self)
+        )
+
+    def left(self, most: float) -> float:
+        """``most`` seconds, or less: what is left before the deadline (a little, at the
+        least: a timeout of 0 would make a socket non-blocking)."""
+        return max(0.01, min(most, self.deadline - time.monotonic()))
+
+    def connect(
+        self,
+        address: tuple[str, int],
+        timeout: float | None = None,
+        source_address: tuple[str, int] | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> socket.socket:
+        """socket.create_connection, watched until this thread's :meth:`release`."""
+        if self._cut:
+            raise TimeoutError("past the model check's deadline")
+        most = CONNECT_TIMEOUT_S if timeout is None else timeout
+        sock = socket.create_connection(address, self.left(most), source_address)
+        # A duplicate: shutting it down ends the connection, read through whatever object
+        # (the TLS socket that wraps this one takes its descriptor, leaving it empty).
+        watched = sock.dup()
+        with self._lock:
+            cut = self._cut
+            if not cut:
+                self._watched.setdefault(threading.get_ident(), []).append(watched)
+        if cut:
+            _shut(watched)
+            watched.close()
+        return sock
+
+    def cut(self) -> None:
+        """End every connection still open, at once; make no more."""
+        with self._lock:
+            self._cut = True
+            watched = [s for socks in self._watched.values() for s in socks]
+        for sock in watched:
+            _shut(sock)  # the thread that reads it closes it (release)
+
+    def release(self) -> None:
+        """Close this thread's duplicates: its exchange is over (a duplicate left open
+        would hold the connection open after urllib closed its own socket)."""
+        with self._lock:
+            mine = self._watched.pop(threading.get_ident(), [])
+        for sock in mine:
+            sock.close()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by its peer, or not connected
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, exchange: Exchange) -> None:
+        super().__init__()
+        self.exchange = exchange
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_connection(http.client.HTTPConnection, self.exchange), req)
+
+
+class _WatchedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, exchange: Exchange) -> None:
+        super().__init__()
+        self.exchange = exchange
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_connection(http.client.HTTPSConnection, self.exchange), req)
+
+
+def _connection(
+    kind: type[http.client.HTTPConnection], exchange: Exchange
+) -> Callable[..., http.client.HTTPConnection]:
+    """``kind`` whose sockets (a proxy's tunnel too) are made by ``exchange``."""
+
+    def make(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = kind(*args, **kwargs)
+        conn._create_connection = exchange.connect  # type: ignore[attr-defined]
+        return conn
+
+    return make
+
+
 def check(roster: Roster, agents: list[str] | None = None) -> list[Problem]:
     """Check each distinct endpoint and key the agents would use, once, all at the same
     time; one with no verdict within CHECK_DEADLINE_S of the start is a problem."""
@@ -158,7 +265,11 @@ def check(roster: Roster, agents: list[str] | None = None) -> list[Problem]:
         groups.setdefault(key, []).append(name)
         envs[key] = env
     keys = list(groups)
-    verdicts = _at_once([_verdict(envs[key]) for key in keys], deadline_s)
+    exchange = Exchange(time.monotonic() + deadline_s)
+    try:
+        verdicts = _at_once([_verdict(envs[key], exchange) for key in keys], deadline_s)
+    finally:
+        exchange.cut()  # the late ones' threads end now, not when their endpoint stops
     problems = []
     for key, verdict in zip(keys, verdicts, strict=True):
         if verdict is None:  # no verdict in time (still connecting, or answering slowly)
@@ -176,16 +287,23 @@ def check(roster: Roster, agents: list[str] | None = None) -> list[Problem]:
     return problems
 
 
-def _verdict(env: Mapping[str, str]) -> Callable[[], str | None]:
-    return lambda: unreachable(env) or rejected_key(env)
+def _verdict(env: Mapping[str, str], exchange: Exchange) -> Callable[[], str | None]:
+    def verdict() -> str | None:
+        try:
+            return unreachable(env, exchange.left(CONNECT_TIMEOUT_S)) or rejected_key(env, exchange)
+        finally:
+            exchange.release()
+
+    return verdict
 
 
 def _at_once(
     calls: list[Callable[[], str | None]], deadline_s: float
 ) -> list[Future[str | None] | None]:
     """Run ``calls`` in up to CHECKS_AT_ONCE daemon threads; each call's finished future,
-    or None for one not finished ``deadline_s`` from now (its thread is left to end on its
-    own: daemon, it holds no exit up, and it writes nothing but its own future)."""
+    or None for one not finished ``deadline_s`` from now (its thread ends once the check
+    cuts its connection, Exchange.cut; daemon, it holds no exit up, and it writes nothing
+    but its own future)."""
     futures: list[Future[str | None]] = [Future() for _ in calls]
     todo = iter(zip(calls, futures, strict=True))
     lock = threading.Lock()

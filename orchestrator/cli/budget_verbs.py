@@ -20,9 +20,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "resume",
         help="run agents paused by a budget again, overriding it until its window rolls over",
         description="An agent over its budget (or the team's) is paused: it claims nothing "
-        "and asks to it fail with budget_exceeded. `resume` overrides the budgets it is over "
+        "and requests to it fail with budget_exceeded. `resume` overrides the budgets it is over "
         "until their window rolls over (for per: run, until the next `up`) and says which; "
-        "spending is still counted. Without AGENT: every paused agent.",
+        "spending is still counted. Without AGENT: every paused agent. An agent `ps` shows "
+        "`ready (held for bob's turn (team budget))` is not paused: its turn was stopped "
+        "because of the others' turns in progress; `resume` says so (exit 0, nothing "
+        "overridden): it runs on its own once those turns have ended and been counted.",
     )
     common.add_common(p)
     p.add_argument(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from orchestrator import colour, errors
 from orchestrator.durations import finite_seconds
-from orchestrator.redact import for_people
+from orchestrator.redact import for_people, undecoded_shown
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -341,21 +341,33 @@ def clip_lines(text: str, width: int = MAX_ERROR_LINE) -> str:
     return "\n".join(clip(line) for line in text.split("\n"))
 
 
-def refuse_undecodable_folder(roster: Path) -> None:
-    """Refuse a team whose folder's path is not UTF-8 (a byte such as 0xff in a folder's
-    name): the queue records the team's paths as text, and `up` there ended in a traceback
-    (UnicodeEncodeError registering the supervisor); `up -d` handed the path to its
-    background supervisor, which refused it as an argument."""
+def undecodable_folder(
+    roster: Path, *, what: str = "the roster's path", fix: str = "rename its folder"
+) -> str | None:
+    """Why a team cannot live where ``roster`` is, or None: its folder's path is not UTF-8
+    (a byte such as 0xff in a folder's name). The queue records the team's paths as text,
+    and `up` there ended in a traceback (UnicodeEncodeError registering the supervisor);
+    `up -d` handed the path to its background supervisor, which refused it as an
+    argument. One rule for every verb that judges a roster (`up`, `config`, `demo`'s
+    own): `config` called such a roster valid while `up` refused it."""
     where = str(roster.absolute())
     try:
         where.encode("utf-8")
     except UnicodeEncodeError:
-        raise CliFailure(
-            f"the roster's path {where} is not valid UTF-8 text: the queue and the logs "
-            "record the team's paths as text; rename its folder",
-            EXIT_USAGE,
-            "invalid_path",
-        ) from None
+        # The byte shown as `\xff`, in --json too (a lone surrogate there is refused by
+        # strict JSON readers).
+        return (
+            f"{what} {undecoded_shown(where)} is not valid UTF-8 text: the queue and the logs "
+            f"record the team's paths as text; {fix}"
+        )
+    return None
+
+
+def refuse_undecodable_folder(roster: Path) -> None:
+    """`up`'s refusal of :func:`undecodable_folder`: a usage error (exit 2)."""
+    problem = undecodable_folder(roster)
+    if problem is not None:
+        raise CliFailure(problem, EXIT_USAGE, "invalid_path")
 
 
 def report_failure(args: argparse.Namespace, failure: CliFailure) -> None:

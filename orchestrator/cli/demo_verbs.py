@@ -113,6 +113,18 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
+    # The demo's team lives in a folder made under TMPDIR: `up`'s rule for a team's folder
+    # applies (common.undecodable_folder). A TMPDIR named with a byte that is not UTF-8
+    # ended the demo in a traceback (UnicodeEncodeError registering its supervisor).
+    problem = common.undecodable_folder(
+        Path(tempfile.gettempdir()),
+        what="the temporary folder",
+        fix="set TMPDIR to a folder whose path is UTF-8 text",
+    )
+    if problem is not None:
+        raise CliFailure(problem, common.EXIT_USAGE, "invalid_path")
     from orchestrator.demo import run_demo
 
     outcome = run_demo(

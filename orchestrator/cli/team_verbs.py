@@ -140,7 +140,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="validate agents.yaml and print it resolved (exit 1 on errors)",
         description="Validate agents.yaml and print it with defaults and ${VAR} applied. "
         "Secrets are masked: env values whose names look secret, known secret values, "
-        "key- and token-shaped strings, passwords in URLs. Exit 1 with every error.",
+        "key- and token-shaped strings, passwords in URLs. Exit 1 with every error, a "
+        "folder path that is not UTF-8 text among them (`up` refuses it).",
     )
     _roster_opt(p)
     p.set_defaults(func=cmd_config)
@@ -157,18 +158,25 @@ def _roster_opt(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load(args: argparse.Namespace) -> Roster:
+def load(args: argparse.Namespace, also: str | None = None) -> Roster:
+    """The roster ``args`` name, or every problem in it; ``also``: one more problem, found
+    outside the file (it fails the load by itself too)."""
     from orchestrator.roster import load_roster
 
     path = args.file or Path(common.DEFAULT_ROSTER)
+    found = [also] if also else []
     try:
-        return load_roster(path)
+        roster = load_roster(path)
     except errors.RosterErrors as exc:
+        count = len(found) + len(exc.errors)
         raise CliFailure(
-            f"{len(exc.errors)} problem(s) in {path}:\n" + str(exc),
+            f"{count} problem(s) in {path}:\n" + "\n".join([*found, str(exc)]),
             common.EXIT_ERROR,
             exc.code,
         ) from None
+    if found:
+        raise CliFailure(found[0], common.EXIT_ERROR, "invalid_path")
+    return roster
 
 
 def db_of(args: argparse.Namespace) -> Path:
@@ -651,14 +659,16 @@ def reload_summary(result: dict[str, Any]) -> str:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    roster = load(args)
+    # `up`'s rule for the folder (common.undecodable_folder): such a roster was "valid"
+    # here and refused there. One of config's errors (exit 1), listed with the file's own.
+    roster = load(args, also=common.undecodable_folder(args.file or Path(common.DEFAULT_ROSTER)))
     # Secret-named env values are masked by to_dict(); a secret can still hide elsewhere (a
     # token interpolated into a prompt, a password in a URL): the logs' redaction applies.
     for spec in roster.agents.values():
         REDACTOR.add_from_env(dict(spec.env))
-    # A team folder named with a byte that is not UTF-8 (`w\xffteam`) is in every path:
-    # shown as that byte, `\xff`, as every other message shows it (YAML wrote
-    # "w\uDCFFteam", JSON "w\udcffteam"). `up` refuses such a folder (exit 2).
+    # A value with a byte that is not UTF-8 (`${VAR}` from such an environment value) is
+    # shown as that byte, `\xff`, as every other message shows it (YAML wrote "w\uDCFFv",
+    # JSON "w\udcffv", a lone surrogate strict JSON readers refuse).
     data = _undecoded_shown(REDACTOR.value("config", roster.to_dict()))
     if args.json:
         common.emit_json(data)

@@ -67,23 +67,68 @@ def test_undecodable_bytes_show_as_the_bytes() -> None:
     assert for_people(text + "\n\u00e9") == "a\\x80b\\xffc\\n\u00e9"
 
 
-def test_config_shows_such_a_path_with_the_byte_it_holds(tmp_path: Path, odd_folder: Path) -> None:
-    """Left open by the last session: `config` there printed `name: "team\\uDCFFdir"` and
-    every path with it (YAML's escape of Python's stand-in), `--json` "team\\udcffdir" (a
-    lone surrogate, which strict JSON readers refuse). Shown now as the byte, `\\xff`, as
-    every other message shows it; the rest of the text (a prompt's lines) is unchanged."""
-    (odd_folder / "agents.yaml").write_text(
-        'agents:\n  a:\n    prompt: "line one\\nline two é"\n', encoding="utf-8"
-    )
+def test_config_refuses_such_a_folder_as_up_does(tmp_path: Path, odd_folder: Path) -> None:
+    """Regression: `config` there printed the roster resolved and ended 0 (`valid`) while
+    `up` refused it (exit 2). One rule now: `config` says what `up` says, as one of its
+    errors (exit 1, as every problem it finds), beside the file's own problems; `--json`
+    shows the byte as `\\xff` too (a lone surrogate is refused by strict JSON readers)."""
+    up = octy("up", "--no-model-check", cwd=odd_folder, env=_env(tmp_path))
     done = octy("config", cwd=odd_folder, env=_env(tmp_path))
-    assert done.returncode == 0, done.stderr
-    assert "name: team\\xffdir\n" in done.stdout
-    assert "team\\xffdir/queue/team.db" in done.stdout
-    assert "udcff" not in done.stdout.lower()
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert done.stderr.strip() == up.stderr.strip()
     as_json = octy("config", "--json", cwd=odd_folder, env=_env(tmp_path))
+    assert as_json.returncode == 1, as_json
+    data = json.loads(as_json.stdout)
+    assert data["ok"] is False
+    assert data["error"] == "invalid_path"
+    assert "team\\xffdir/agents.yaml is not valid UTF-8 text" in data["message"]
+    assert "rename its folder" in data["message"]
+    (odd_folder / "agents.yaml").write_text(
+        "agents:\n  a:\n    prompt: A.\n    bogus: 1\n", encoding="utf-8"
+    )
+    both = octy("config", cwd=odd_folder, env=_env(tmp_path))
+    assert both.returncode == 1, both
+    assert "2 problem(s) in agents.yaml" in both.stderr
+    assert "is not valid UTF-8 text" in both.stderr
+    assert "unknown key 'bogus'" in both.stderr
+
+
+def test_demo_refuses_a_temporary_folder_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    """Regression: `demo` with TMPDIR so named ended in a traceback (UnicodeEncodeError
+    registering its supervisor, the team's folder being made there). Now: `up`'s rule and
+    words, naming TMPDIR, exit 2, before anything starts."""
+    odd_tmp = tmp_path / os.fsdecode(b"tmp\xffdir")
+    odd_tmp.mkdir()
+    done = octy("demo", cwd=tmp_path, env={**_env(tmp_path), "TMPDIR": str(odd_tmp)})
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "the temporary folder " in line
+    assert "tmp\\xffdir is not valid UTF-8 text" in line
+    assert "set TMPDIR to a folder whose path is UTF-8 text" in line
+    assert list(odd_tmp.iterdir()) == []
+
+
+def test_config_shows_a_value_with_such_a_byte_as_the_byte(tmp_path: Path) -> None:
+    """Left open by an earlier session: `config` printed a `${VAR}` value holding a byte
+    that is not UTF-8 as `"v\\uDCFF"` (YAML's escape of Python's stand-in), `--json` as
+    `"v\\udcff"` (a lone surrogate, which strict JSON readers refuse). Shown now as the
+    byte, `\\xff`, as every other message shows it; the rest of the text (a prompt's lines)
+    is unchanged."""
+    (tmp_path / "agents.yaml").write_text(
+        'agents:\n  a:\n    prompt: "line one\\nline two é"\n    env:\n      ODD: ${ODD}\n',
+        encoding="utf-8",
+    )
+    env = {**_env(tmp_path), "ODD": os.fsdecode(b"v\xffw")}
+    done = octy("config", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "ODD: v\\xffw\n" in done.stdout
+    assert "udcff" not in done.stdout.lower()
+    as_json = octy("config", "--json", cwd=tmp_path, env=env)
     assert as_json.returncode == 0, as_json.stderr
     assert "udcff" not in as_json.stdout.lower()
     data = json.loads(as_json.stdout)
-    assert data["name"] == "team\\xffdir"
-    assert data["agents"]["a"]["cwd"].endswith("/team\\xffdir")
+    assert data["agents"]["a"]["env"]["ODD"] == "v\\xffw"
     assert data["agents"]["a"]["prompt"] == "line one\nline two é"

@@ -527,3 +527,85 @@ def test_an_agent_held_for_the_others_turns_says_so_in_ps(tmp_path: Path) -> Non
         ("ready", "held for bob's turn (team budget)"),
         ("ready", None),
     ]
+
+
+def test_resume_on_an_agent_held_for_the_others_turns_says_it_is_held(tmp_path: Path) -> None:
+    """Regression: `resume carol`, with `ps` showing carol `ready (held for alice, bob's
+    turns (team budget))`, said "'carol' is not paused by a budget; nothing to override",
+    and `resume` without a name "no agent is paused by a budget": nothing of why she claims
+    nothing, nor until when. Now both say she is held for those turns, until they have
+    ended and been counted (exit 0: nothing failed); the hold stays (it is no budget to
+    override: it keeps the team's overshoot bounded). An agent neither paused nor held
+    is told so as before."""
+    spec = roster(
+        "budget: {tokens: 50000, per: 1d}\n"
+        "defaults: {prompt: work}\n"
+        "agents:\n"
+        "  alice: {}\n"
+        "  bob: {}\n"
+        "  carol: {}\n",
+        tmp_path,
+    )
+
+    async def main() -> list[object]:
+        seen: list[object] = []
+        async with await AsyncMailbox(tmp_path / "team.db").open() as am:
+            watch = BudgetWatch(tmp_path / "team.db", lambda: spec, _Idle())
+            await watch.open(am)
+            for name in ("alice", "bob", "carol"):
+                watch.in_turn(name, 20_100)
+            assert await watch.over_with("carol", 20_100)  # over with theirs only
+            watch.in_turn("carol", 0)  # her turn stopped, in the ledger
+            await watch.evaluate("turn")
+            seen.append(await watch.resume(["carol"]))
+            seen.append(await watch.resume([]))
+            seen.append(await watch.resume(["alice"]))
+            free = anyio.Event()
+
+            async def claim() -> None:
+                await watch.hold("carol")
+                free.set()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(claim)
+                await anyio.wait_all_tasks_blocked()
+                seen.append(free.is_set())  # still held after `resume`
+                tg.cancel_scope.cancel()
+            watch.in_turn("alice", 0)
+            seen.append([r["message"] for r in await watch.resume(["carol"])])
+            watch.in_turn("bob", 0)
+            seen.append(await watch.resume(["carol"]))
+            watch.close()
+        return seen
+
+    held_both = (
+        "'carol' is not paused by a budget: it is held for alice, bob's turns in progress "
+        "(team budget): it claims nothing until those have ended and been counted, then "
+        "runs on its own (or is paused, if the team budget is spent; `resume` overrides that)"
+    )
+    held_bob = (
+        "'carol' is not paused by a budget: it is held for bob's turn in progress (team "
+        "budget): it claims nothing until that turn has ended and been counted, then runs "
+        "on its own (or is paused, if the team budget is spent; `resume` overrides that)"
+    )
+    carol = {"agent": "carol", "resumed": False, "held_for": ["alice", "bob"]}
+    assert anyio.run(main) == [
+        [{**carol, "message": held_both}],
+        [{**carol, "message": held_both}],
+        [
+            {
+                "agent": "alice",
+                "resumed": False,
+                "message": "'alice' is not paused by a budget; nothing to override",
+            }
+        ],
+        False,
+        [held_bob],
+        [
+            {
+                "agent": "carol",
+                "resumed": False,
+                "message": "'carol' is not paused by a budget; nothing to override",
+            }
+        ],
+    ]

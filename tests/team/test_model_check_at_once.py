@@ -21,6 +21,7 @@ from orchestrator import preflight
 from orchestrator.roster import Roster, load_roster
 
 SAFETY_S = 60  # a safety net for a wedged thread, not a measurement
+GRACE_S = 5  # for a thread told to end to end (it reads a cut socket): not a measurement
 
 
 @pytest.fixture(autouse=True)
@@ -99,9 +100,13 @@ def test_every_endpoint_is_asked_at_the_same_time(tmp_path: Path) -> None:
         assert "the API key was rejected (HTTP 401: bad key)" in p.reason, p
 
 
-def _trickling_endpoint(stop: threading.Event, sent: list[int]) -> socket.socket:
-    """Answers every request with a status line, then a header one byte at a time until
-    ``stop``: each read gets a byte, so no per-read timeout ever fires."""
+def _trickling_endpoint(
+    stop: threading.Event,
+    sent: list[int],
+    opening: bytes = b"HTTP/1.1 401 Unauthorized\r\nX-Slow: ",
+) -> socket.socket:
+    """Answers every request with ``opening`` (a status line), then one byte at a time
+    until ``stop`` (of a header): each read gets a byte, so no per-read timeout fires."""
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
@@ -116,7 +121,7 @@ def _trickling_endpoint(stop: threading.Event, sent: list[int]) -> socket.socket
         with conn:
             try:
                 conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nX-Slow: ")
+                conn.sendall(opening)
                 while not stop.wait(0.05):
                     conn.sendall(b"z")
                     sent.append(1)
@@ -160,6 +165,53 @@ def test_an_endpoint_that_never_finishes_its_answer_is_given_up_at_the_deadline(
     assert by_agent[("a0",)].startswith("no answer within 1s (the model check's limit")
     assert "--no-model-check" in by_agent[("a0",)]
     assert "the API key was rejected (HTTP 401" in by_agent[("a1",)]
+
+
+# A TLS record header (handshake, TLS 1.2, 16,384 bytes to come): the client's handshake
+# waits for the whole record, which comes a byte at a time.
+TLS_RECORD_OPENING = b"\x16\x03\x03\x40\x00"
+
+
+def test_no_check_thread_outlives_the_check_of_a_trickling_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: an endpoint that sends a byte every moment and never finishes kept its
+    check's thread reading after the check had given it up, for as long as the endpoint
+    kept sending: one thread per such endpoint per `up`, for the supervisor's whole life.
+    Now the check cuts its connections when it gives up: once it has returned, every
+    thread it began ends while the endpoints are still sending, the one trickling an
+    answer over HTTP as the one trickling its TLS handshake."""
+    stop = threading.Event()
+    sent: list[int] = []
+    plain = _trickling_endpoint(stop, sent)
+    tls = _trickling_endpoint(stop, sent, TLS_RECORD_OPENING)
+    (tmp_path / "agents.yaml").write_text(
+        "agents:\n"
+        "  a0:\n    prompt: A.\n    env:\n"
+        f"      ANTHROPIC_BASE_URL: http://127.0.0.1:{plain.getsockname()[1]}\n"
+        "  a1:\n    prompt: A.\n    env:\n"
+        f"      ANTHROPIC_BASE_URL: https://127.0.0.1:{tls.getsockname()[1]}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(preflight, "CHECK_DEADLINE_S", 1.0, raising=False)
+    before = set(threading.enumerate())
+    try:
+        problems = preflight.check(load_roster(tmp_path / "agents.yaml"))
+        begun = [t for t in threading.enumerate() if t not in before and "model-check" in t.name]
+        for thread in begun:
+            thread.join(GRACE_S)
+        outlived = [t for t in begun if t.is_alive()]
+        still_sending = not stop.is_set() and len(sent) > 0
+    finally:
+        stop.set()
+        plain.close()
+        tls.close()
+    assert outlived == []
+    assert still_sending
+    by_agent = {p.agents: p.reason for p in problems}
+    assert by_agent[("a0",)].startswith("no answer within 1s (the model check's limit")
+    # its own timeout (no longer than the time left) may end the handshake first
+    assert by_agent[("a1",)].startswith("no answer"), by_agent
 
 
 def test_up_d_with_six_silent_endpoints_says_why_instead_of_timing_out(team: Any) -> None:
