@@ -85,7 +85,7 @@ class NatsConsumeOps(NatsSendOps):
     not to claim (claim), nothing to hand back (release): what the same operation says
     of a message already gone at its first read. Its MessageNotFound escaped the ack of
     a session that had just replied; the session crashed and its agent's claude was
-    started again (3 of 13 loaded runs of the two-machine store-loss test)."""
+    started again (3 of 15 loaded runs of the two-machine store-loss test)."""
 
     async def _settle_one(self, message_id: str, now: float) -> Settled | None:
         """Compare-and-set the clock's effect on one message; None if nothing changed."""

@@ -5,7 +5,7 @@ There alpha replied, its ack checked the lease (read before the loss), then the 
 restarted without its store; the ack's compare-and-set read the message again and found
 nothing (a read of a missing stream says "key not found"), MessageNotFound escaped the
 ack, the session crashed (`session_crashed`) and alpha's claude was started again: 3 of
-13 runs under load. The store is lost here at that exact moment, deterministically: the
+15 runs under load. The store is lost here at that exact moment, deterministically: the
 bucket's stream is deleted right after the operation's first read, as a server restarted
 without its store leaves it. A message gone between the check and the change is a lease
 lost (ack, extend), a message not to claim (claim) or nothing to hand back (release), as
