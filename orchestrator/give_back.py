@@ -69,10 +69,21 @@ class GiveBack:
             await self.nack(m, detail, 0.0, dead_code=code)
 
     async def _fail_request(self, m: Message, code: str, detail: str) -> None:
-        """Answer the asker with why (tried until the queue takes it; written only once)."""
-        await self.outage.retry(
-            "fail_request", lambda: self.mailbox.fail_request(m.id, code, detail)
-        )
+        """Answer the asker with why (tried until the queue takes it; written only once).
+        A request gone from the queue meanwhile (lost with a NATS server's store, or
+        purged) has nobody to answer: said, as a reply dropped is (inbox.answer), not
+        raised into the session, which it ended (a restart of the agent)."""
+        try:
+            await self.outage.retry(
+                "fail_request", lambda: self.mailbox.fail_request(m.id, code, detail)
+            )
+        except errors.MessageNotFound:
+            self.log.warning(
+                "request_gone",
+                request_id=m.id,
+                reason="no longer in the queue (lost with the server's store, or "
+                "removed): its failure is not answered",
+            )
 
     async def nack(
         self, m: Message, error: str, delay_s: float, dead_code: str | None = None

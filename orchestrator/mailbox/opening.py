@@ -3,6 +3,7 @@ roster has ``queue: nats://...``. The one place that chooses a backend."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -49,11 +50,14 @@ def check_queue(roster: Roster) -> None:
 
 @contextmanager
 def open_sync(
-    place: QueuePlace, *, readonly: bool = False, create: bool = True
+    place: QueuePlace, *, readonly: bool = False, create: bool = True, quiet: bool = False
 ) -> Iterator[MailboxBackend]:
     """The synchronous client the CLI verbs use, for either backend. (``readonly`` and
     ``create`` are SQLite's: a NATS bucket is created on first use, and JetStream
-    permissions, not the client, decide who may write.)"""
+    permissions, not the client, decide who may write.) A NATS bucket made here is said
+    in one line on stderr (:func:`made_bucket_note`), unless ``quiet`` (`top`'s screen):
+    a verb met a server that lost the team's store, or a `namespace:` naming no team,
+    and showed an empty queue as the team's."""
     if isinstance(place, Path):
         with Mailbox(place, create=create, readonly=readonly) as mailbox:
             yield mailbox
@@ -61,8 +65,20 @@ def open_sync(
     from orchestrator.mailbox.nats import NatsConfig  # noqa: PLC0415 - only NATS teams load nats-py
     from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox  # noqa: PLC0415
 
-    with BlockingNatsMailbox(NatsConfig.from_setting(place)) as blocking:
+    config = NatsConfig.from_setting(place)
+    with BlockingNatsMailbox(config) as blocking:
+        if blocking.made_bucket and not quiet:
+            print(made_bucket_note(config.namespace, config.display), file=sys.stderr)
         yield cast(MailboxBackend, blocking)
+
+
+def made_bucket_note(namespace: str, servers: str) -> str:
+    """What a CLI verb says when it found no NATS bucket and made it."""
+    return (
+        f"octy-orchestrate: no bucket '{namespace}' on {servers}: made it, empty (a new "
+        "team; else the server restarted without its store, and what was queued is lost, "
+        "or `namespace:` in agents.yaml names another team)"
+    )
 
 
 @asynccontextmanager

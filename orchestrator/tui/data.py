@@ -294,7 +294,7 @@ class TeamSource:
         on the team line) rather than after each read's 15 s of retries."""
         if self._client is None:
             stack = contextlib.ExitStack()
-            self._client = stack.enter_context(open_sync(queue, readonly=True))
+            self._client = stack.enter_context(open_sync(queue, readonly=True, quiet=True))
             self._client_stack = stack
         nc = getattr(self._client, "nc", None)
         if nc is not None and not nc.is_connected:
@@ -372,7 +372,7 @@ class TeamSource:
         newest request it received or sent."""
         if row.in_flight:
             return row.in_flight[0]
-        with open_sync(self.place, readonly=True, create=False) as mailbox:
+        with open_sync(self.place, readonly=True, create=False, quiet=True) as mailbox:
             found = [
                 m
                 for m in mailbox.list(recipient=row.name, limit=50)

@@ -77,6 +77,16 @@ def claimable(m: Message, now: float) -> bool:
 
 
 class NatsConsumeOps(NatsSendOps):
+    """Each operation reads a message, then changes it by compare-and-set, which reads it
+    again: on SQLite the two are one transaction, here a message can be gone in between.
+    Purged by `queue purge`, or lost with the server's store: a server
+    restarted without it answers a read of the missing bucket "key not found", and so
+    does the bucket made again, empty. Such a message is a lease lost (ack, extend), one
+    not to claim (claim), nothing to hand back (release): what the same operation says
+    of a message already gone at its first read. Its MessageNotFound escaped the ack of
+    a session that had just replied; the session crashed and its agent's claude was
+    started again (3 of 15 loaded runs of the two-machine store-loss test)."""
+
     async def _settle_one(self, message_id: str, now: float) -> Settled | None:
         """Compare-and-set the clock's effect on one message; None if nothing changed."""
         outcome: list[Settled] = []
@@ -105,8 +115,11 @@ class NatsConsumeOps(NatsSendOps):
         candidates = []
         for m in await self._open_for(recipient):
             s = settle(m, now)
-            if s.changed and await self._settle_one(m.id, now) is None:
-                continue  # someone else moved it first; skip it this round
+            try:
+                if s.changed and await self._settle_one(m.id, now) is None:
+                    continue  # someone else moved it first; skip it this round
+            except errors.MessageNotFound:
+                continue  # gone since the listing (see NatsConsumeOps)
             if claimable(s.message, now):
                 candidates.append(s.message)
         candidates.sort(key=lambda m: (m.available_at, m.id))
@@ -127,7 +140,10 @@ class NatsConsumeOps(NatsSendOps):
                     claimed_at=now,
                 )
 
-            _, after = await self._change(m.id, take)
+            try:
+                _, after = await self._change(m.id, take)
+            except errors.MessageNotFound:
+                continue  # gone since the listing (see NatsConsumeOps)
             if after is not None:
                 got.append(after)
         return got
@@ -154,7 +170,10 @@ class NatsConsumeOps(NatsSendOps):
                     raise errors.LeaseLost(message_id, owner)  # lost since the check
                 return replace(m, **changes)  # type: ignore[arg-type]
 
-            _, after = await self._change(message_id, step)
+            try:
+                _, after = await self._change(message_id, step)
+            except errors.MessageNotFound:
+                raise errors.LeaseLost(message_id, owner) from None  # gone since the check
             assert after is not None
             out.append(after)
         return out
@@ -247,7 +266,10 @@ class NatsConsumeOps(NatsSendOps):
                     lease_expires=None,
                 )
 
-            _, after = await self._change(m.id, step)
+            try:
+                _, after = await self._change(m.id, step)
+            except errors.MessageNotFound:
+                continue  # gone since it was read (see NatsConsumeOps): nothing to hand back
             if after is not None:
                 count += 1
                 await self._wake(after.recipient)

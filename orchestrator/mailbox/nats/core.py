@@ -84,6 +84,9 @@ class NatsCore:
         self._last_seq = 0  # its last sequence when last seen (check_store)
         # The bucket's copies and the roster's `replicas:` when they differ (open()).
         self.replicas_differ: dict[str, Any] | None = None
+        # open() found no bucket and made it, empty: said by the CLI verb that opened it
+        # (opening.open_sync), as the supervisor says a bucket lost under it.
+        self.made_bucket = False
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -96,6 +99,7 @@ class NatsCore:
             await self._nc.close()
             raise
         self._kv, copies, self._made = bucket.kv, bucket.copies, bucket.made
+        self.made_bucket = copies is None
         self._last_seq = bucket.last_seq
         if copies is not None and copies != self.config.replicas:
             # Made before with other `replicas:` (an edit since, or another machine's

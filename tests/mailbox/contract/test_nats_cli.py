@@ -220,7 +220,8 @@ def test_a_bucket_in_other_copies_is_shown_by_ps_not_said_by_every_verb(
     )
     roster.write_text(text)
     env = {k: v for k, v in os.environ.items() if k != "OCTY_DB"}
-    assert octy("register", "bob", cwd=tmp_path, env=env, check=True).stderr == ""
+    registered = octy("register", "bob", cwd=tmp_path, env=env, check=True)
+    assert "replicas" not in registered.stderr  # the bucket made: said, not its copies
     three = f"namespace: {namespace}\n  replicas: 3\n"
     roster.write_text(text.replace(f"namespace: {namespace}\n", three))
     for argv in (("queue", "ls"), ("send", "bob", "hi"), ("inbox", "bob")):
@@ -278,3 +279,21 @@ def test_ps_shows_a_lost_bucket_at_a_time_no_clock_can_show_without_a_traceback(
         assert "queue: LOST" not in capsys.readouterr().out
         assert main(["ps", "--json"]) == 0
         assert "queue_lost" not in json.loads(capsys.readouterr().out)["supervisor"]
+
+
+def test_a_verb_that_makes_the_bucket_says_so_once_on_stderr(
+    team: NatsConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No bucket on the server (a new team, a server restarted without its store, a
+    `namespace:` naming no team): the verb makes it, empty, as before, and says so in
+    one line. It used to say nothing: `queue ls` showed an empty queue as if the team's
+    were empty. The next verb finds the bucket and says nothing."""
+    assert main(["queue", "ls"]) == 0
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1, said
+    assert f"no bucket '{team.namespace}'" in said[0]
+    assert "made it, empty" in said[0]
+    assert "restarted without its store" in said[0]
+    assert main(["register", "bob"]) == 0
+    assert main(["queue", "ls"]) == 0
+    assert capsys.readouterr().err == ""

@@ -1,0 +1,141 @@
+"""A server that loses its store between an operation's read and its write: the moment a
+session met in a loaded run of test_nats_store_lost.py's two-machine test.
+
+There alpha replied, its ack checked the lease (read before the loss), then the server
+restarted without its store; the ack's compare-and-set read the message again and found
+nothing (a read of a missing stream says "key not found"), MessageNotFound escaped the
+ack, the session crashed (`session_crashed`) and alpha's claude was started again: 3 of
+15 runs under load. The store is lost here at that exact moment, deterministically: the
+bucket's stream is deleted right after the operation's first read, as a server restarted
+without its store leaves it. A message gone between the check and the change is a lease
+lost (ack, extend), a message not to claim (claim) or nothing to hand back (release), as
+on SQLite, where the two are one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+import structlog
+from natsserver import NatsServer
+from structlog.testing import capture_logs
+
+from orchestrator import errors
+from orchestrator.give_back import GiveBack
+from orchestrator.inbox import Inbox
+from orchestrator.mailbox import Message
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.model_errors import Failure
+from orchestrator.outage import Outage
+
+
+@pytest.fixture
+async def mb(nats_server: NatsServer) -> AsyncIterator[NatsMailbox]:
+    config = NatsConfig((nats_server.url,), namespace=f"t{uuid.uuid4().hex[:8]}")
+    async with NatsMailbox(config) as opened:
+        for name in ("alice", "bob"):
+            await opened.register(name)
+        yield opened
+
+
+async def _lose_the_store(mb: NatsMailbox) -> None:
+    """What a server restarted without its JetStream folder has: no bucket."""
+    await mb.nc.jetstream().delete_stream(f"KV_{mb.config.namespace}")
+
+
+def _lost_after(mb: NatsMailbox, name: str) -> None:
+    """The store is lost right after ``mb.<name>`` (a read) answers, once."""
+    read: Callable[..., Awaitable[Any]] = getattr(mb, name)
+    done = False
+
+    async def then_lost(*args: Any, **kwargs: Any) -> Any:
+        nonlocal done
+        result = await read(*args, **kwargs)
+        if not done:
+            done = True
+            await _lose_the_store(mb)
+        return result
+
+    setattr(mb, name, then_lost)
+
+
+async def _claimed(mb: NatsMailbox, kind: str = "request") -> Message:
+    if kind == "request":
+        sent = await mb.request("alice", "bob", "capital of France?")
+    else:
+        sent = await mb.send("alice", "bob", "fyi")
+    (claimed,) = await mb.claim("bob", owner="bob-1", lease_s=60)
+    assert claimed.id == sent.id
+    return claimed
+
+
+async def test_an_ack_whose_message_goes_with_the_store_after_its_check_is_a_lost_lease(
+    mb: NatsMailbox,
+) -> None:
+    m = await _claimed(mb)
+    _lost_after(mb, "_held")
+    with pytest.raises(errors.LeaseLost) as lost:
+        await mb.ack([m.id], owner="bob-1")
+    assert lost.value.message_id == m.id
+
+
+async def test_an_extend_whose_message_goes_with_the_store_after_its_check_is_a_lost_lease(
+    mb: NatsMailbox,
+) -> None:
+    m = await _claimed(mb, "send")
+    _lost_after(mb, "_held")
+    with pytest.raises(errors.LeaseLost):
+        await mb.extend([m.id], owner="bob-1", lease_s=60)
+
+
+async def test_a_claim_whose_message_goes_with_the_store_after_the_listing_takes_nothing(
+    mb: NatsMailbox,
+) -> None:
+    await mb.send("alice", "bob", "fyi")
+    _lost_after(mb, "_open_for")
+    assert await mb.claim("bob", owner="bob-1") == []
+
+
+async def test_a_release_whose_message_goes_with_the_store_after_its_read_hands_back_nothing(
+    mb: NatsMailbox,
+) -> None:
+    m = await _claimed(mb, "send")
+    _lost_after(mb, "_load")
+    assert await mb.release("bob-1", [m.id]) == 0
+
+
+async def test_the_session_answers_and_goes_on_when_the_store_goes_before_its_ack(
+    mb: NatsMailbox,
+) -> None:
+    """The runner's side of the two-machine failure: the reply is stored, the ack finds
+    the message gone with the store. Logged as a lost lease, nothing raised into the
+    session (which would end it, and restart the agent's claude)."""
+    m = await _claimed(mb)
+    with capture_logs() as logs:
+        log: Any = structlog.get_logger()
+        inbox = Inbox(mb, "bob", "bob-1", log, Outage(log), stop=anyio.Event(), hold=None)
+        inbox.inflight = [m]
+        _lost_after(mb, "_held")
+        await inbox.answer([m], set(), "Paris")
+    assert inbox.inflight == []
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["lease_lost"]
+    assert [e["message_id"] for e in logs if e["event"] == "lease_lost"] == [m.id]
+
+
+async def test_a_failed_turn_whose_request_went_with_the_store_is_said_not_raised(
+    mb: NatsMailbox,
+) -> None:
+    """The turn failed for good while the store was lost: its asker cannot be answered
+    (the request is gone). Said once (`request_gone`), not raised into the session."""
+    m = await _claimed(mb)
+    await _lose_the_store(mb)
+    with capture_logs() as logs:
+        log: Any = structlog.get_logger()
+        giving = GiveBack(mb, "bob", "bob-1", log, Outage(log))
+        await giving.failed_turn([m], Failure("deterministic", "the model refused"))
+    gone = [e for e in logs if e["event"] == "request_gone"]
+    assert [e["request_id"] for e in gone] == [m.id]
