@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from orchestrator import option_commands, shell_words
+from orchestrator import load_paths, option_commands, shell_words
 from orchestrator.handoff_types import INPUT, INPUT_IF_FED, Handoff
 
 _PYTHON = re.compile(r"(python|pypy)(\d+(\.\d+)?)?")
@@ -105,6 +105,7 @@ PROGRAM_VARIABLES: Final = frozenset(
 CARGO_PROGRAMS: Final = re.compile(r"CARGO_TARGET_\w+_(RUNNER|LINKER)")
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
+_NEVER: Final = r"(?!)"  # a pattern matching no value: a check of _CODE_CHECKS reads it
 CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
     name: re.compile(pattern)
     for name, pattern in {
@@ -144,7 +145,26 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "CARGO_ENCODED_RUSTFLAGS": r"link",
         "CARGO_BUILD_RUSTFLAGS": r"link",
         "RUSTDOCFLAGS": r"link",
+        # Modules, files and libraries a program loads from a place the variable names
+        # (orchestrator/load_paths.py: each measured to run a planted file, unasked)
+        "PYTEST_PLUGINS": ".",
+        "PYTEST_ADDOPTS": _NEVER,  # its words: load_paths.pytest_options_load
+        "PYTHONWARNINGS": _NEVER,  # a dotted category: load_paths.warnings_import
+        "PYTHONSTARTUP": ".",
+        "LD_LIBRARY_PATH": load_paths.LIBRARY_FOLDERS,
+        "GCONV_PATH": load_paths.LIBRARY_FOLDERS,
+        "MAKEFILES": ".",
+        # A prompt's command substitution, in the interactive shell of a new tmux window
+        # or screen (measured: `PS0='$(CMD)' tmux new -d \; send-keys true Enter` ran CMD;
+        # an octal escape builds one: `PS1='\044(CMD)'` ran CMD in `bash -i`; a backquote is
+        # read as a newline here)
+        **dict.fromkeys(("PS0", "PS1", "PS2", "PS4"), r"\$\(|`|\\[0-7]|\n"),
     }.items()
+}
+# Variables whose value is read further than by a pattern (make's words, pytest's options).
+_CODE_CHECKS: Final[dict[str, Callable[[str], bool]]] = {
+    "PYTEST_ADDOPTS": load_paths.pytest_options_load,
+    "PYTHONWARNINGS": load_paths.warnings_import,
 }
 # Environment managers whose `run` runs a command as its words (`uv run python3 x.py`).
 _RUNNERS = frozenset({"uv", "poetry", "pipenv", "pdm", "hatch", "rye", "conda", "mamba"})
@@ -366,6 +386,8 @@ def _make_variable_code(word: str) -> str | None:
         return "a shell to run recipes with"
     if found[1] == ".SHELLFLAGS" and _shell_flags_run(value):
         return "a file or command for the recipes' shell to run"
+    if found[1] == ".SHELLFLAGS" and load_paths.startup_flags(value):
+        return "startup files for the recipes' shell to run"
     if _MAKE_CODE.search(value):
         return "code"
     # A recipe runs the value as a command line: read it as one, wrappers and `sh -c`
@@ -381,6 +403,20 @@ def _cargo_config(args: list[str]) -> str:
         if word == "--config" or word.startswith("--config="):
             return "--config"
     return ""
+
+
+def variable_code(name: str, value: str) -> bool:
+    """Whether the variable ``name`` set to ``value`` (before a command, or exported) names
+    code a program loads or runs (:data:`CODE_VARIABLES`): a value the shell builds may."""
+    code = CODE_VARIABLES.get(name)
+    if code is None:
+        return False
+    if shell_words.UNKNOWN in value or code.search(value):
+        return True
+    if name in ("MAKEFLAGS", "GNUMAKEFLAGS"):
+        return make_flags_code(value)
+    check = _CODE_CHECKS.get(name)
+    return check is not None and check(value)
 
 
 def make_flags_code(value: str) -> bool:
