@@ -329,7 +329,8 @@ def effects(
                 if handoff is not None and handoff.why is not None:  # an ext:: URL
                     out.unread.append((f"{key} in git's config ({where}) {handoff.why}", command))
             if state.ext_allowed and (sub not in OFFLINE or state.partial):
-                origin = "" if " " in state.ext_allowed else f" in git's config ({where})"
+                env = state.ext_allowed.startswith("GIT_ALLOW_PROTOCOL=")  # said where
+                origin = "" if env else f" in git's config ({where})"
                 why = f"{state.ext_allowed}{origin} lets git {sub or '…'} run"
                 out.unread.append((f"{why} an ext:: URL's command", command))
             if state.template_hooks and sub in TEMPLATED:

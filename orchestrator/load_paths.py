@@ -109,7 +109,9 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     """The file the folder variable ``name`` (:data:`PLANTED`) set to ``value`` makes a
     program load, looked up from each of ``bases`` (the call's folder and those the line
     moves to: a relative entry is read from each), or None."""
-    entries = value.split(":") if name == "PYTHONPATH" else [value]
+    if not value:  # unset in effect (measured: `PYTHONPATH= python3` imported none)
+        return None
+    entries = value.split(":") if name == "PYTHONPATH" else [value]  # `:`: the current folder
     for entry in dict.fromkeys(entries):
         fixed = entry.startswith(("/", "~"))  # `~/x`: the agent's HOME, as the shell expands it
         for base in ["."] if fixed else bases:

@@ -87,7 +87,15 @@ def test_pythonpath_holding_sitecustomize_asks(tmp_path: Path) -> None:
     planted = tmp_path / "sitecustomize.py"
     why = f"PYTHONPATH=src:. loads {planted}, which Python runs at start"
     _asks(tmp_path, "PYTHONPATH=src:. pytest -q", tools, why)
+    for line, value in (
+        ("export PYTHONPATH=.; pytest", "."),
+        ("env PYTHONPATH=. make test", "."),
+        ("PYTHONPATH=: pytest", ":"),  # an empty entry is the current folder
+    ):
+        why = f"PYTHONPATH={value} loads {planted}, which Python runs at start"
+        _asks(tmp_path, line, [*tools, "Bash(make:*)"], why)
     _silent(tmp_path, "PYTHONPATH=src pytest -q", tools)
+    _silent(tmp_path, "PYTHONPATH= pytest -q", tools)
     # from a folder the line moves to, and a usercustomize (a system Python's user site)
     (tmp_path / "sub").mkdir()
     planted.rename(tmp_path / "sub" / "usercustomize.py")
