@@ -234,6 +234,8 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return option_commands.ssh(name, args)
     if name in _PACKAGE_MANAGERS:
         return _package_manager(name, args)
+    if name in ("pytest", "py.test") and (option := load_paths.pytest_loading(args)):
+        return _pytest_import(option)
     if "{}" in head:
         return Handoff("runs files found at run time as programs")
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
@@ -303,6 +305,10 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             i += 2
             continue
         if family == "python" and word.startswith("-m"):
+            module = word[2:] or (args[i + 1] if i + 1 < len(args) else "")
+            rest = args[i + (1 if word[2:] else 2) :]
+            if module == "pytest" and (option := load_paths.pytest_loading(rest)):
+                return _pytest_import(option)
             return None  # a module named like a program (python3 -m pytest)
         if not word.startswith("--"):
             for c in word[1:]:
@@ -317,6 +323,12 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             code=args[i] if i < len(args) else INPUT,
         )
     return Handoff(f"runs the file {args[i]} with {name}")
+
+
+def _pytest_import(option: str) -> Handoff:
+    """pytest given a module to import on its line (``-p mod``: a plugin), which an earlier
+    call may have planted: code on the line, exempt by a rule naming the option word."""
+    return Handoff(f"gives pytest {option}, a module to import", code=option)
 
 
 def _shell(name: str, args: list[str]) -> Handoff | None:

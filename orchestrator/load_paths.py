@@ -22,6 +22,8 @@ CLI's Bash; each ran the planted file, unasked under a rule on the program befor
 - ``make .SHELLFLAGS=-lc`` (dash: ``~/.profile``), ``SHELL=/bin/bash .SHELLFLAGS=-ic``
   (``~/.bashrc``), ``ENV=f make .SHELLFLAGS=-ic`` (dash: f) ran the startup file of each
   recipe's shell (:func:`startup_flags`); ``-ec`` none.
+- pytest's own ``-p mod``/``-W …::mod.W`` (:func:`pytest_loading`): ``python3 -m pytest -p
+  mod`` ran ./mod.py (``-m`` puts the call's folder on the path): code in an option.
 - ``PYTHONSTARTUP=s.py``: only an interactive Python runs it (``echo … | python3 -i``
   ran s.py; ``python3 -c``, ``python3 x.py`` did not): it asks whenever set, as rare.
 """
@@ -48,7 +50,9 @@ _SYSTEM: Final = r"(?!/(usr|lib|lib32|lib64|libx32|opt|nix)(/|[:;]|$))"
 LIBRARY_FOLDERS: Final = rf"^(?=.){_SYSTEM}|[:;]{_SYSTEM}|\.\."
 # A warning filter (`action:message:category:module:lineno`, comma-separated) whose
 # category is a dotted name: Python imports its module to find the class.
-_DOTTED = re.compile(r"(^|,)[^:,]*:[^:,]*:\s*(?!(builtins|warnings)\.)[A-Za-z_][\w]*\.")
+# (pytest's own classes excepted: `-W ignore::pytest.PytestUnraisableExceptionWarning` is
+# everyday, and pytest is imported already)
+_DOTTED = re.compile(r"(^|,)[^:,]*:[^:,]*:\s*(?!(builtins|warnings|_?pytest)\.)[A-Za-z_]\w*\.")
 _PYTEST_VALUED = frozenset("kmrncopW")  # pytest's short options that take a value
 
 
@@ -65,14 +69,24 @@ def pytest_options_load(value: str) -> bool:
         words = shlex.split(value)
     except ValueError:
         return True  # unsure: it asks
+    return bool(pytest_loading(words, configs=True))
+
+
+def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
+    """The option word of pytest's ``words`` that makes it import a module named there
+    (``-p mod``, ``-qp mod``, ``-W ignore::mod.W``; with ``configs``, also a config file or
+    an ini override), or "". On pytest's own line (measured: ``python3 -m pytest -p mod``
+    ran ./mod.py; ``pytest -p mod`` a mod of PYTHONPATH), exempt by a rule naming it."""
     for i, word in enumerate(words):
+        if word == "--":
+            return ""
         after = words[i + 1] if i + 1 < len(words) else ""
         if word.startswith("--"):
             option, eq, given = word.partition("=")
-            if option in ("--config-file", "--override-ini", "--inifile"):
-                return True
+            if configs and option in ("--config-file", "--override-ini", "--inifile"):
+                return word
             if option == "--pythonwarnings" and warnings_import(given if eq else after):
-                return True
+                return word
             continue
         if not word.startswith("-") or word == "-":
             continue
@@ -80,14 +94,14 @@ def pytest_options_load(value: str) -> bool:
             if letter not in _PYTEST_VALUED:
                 continue
             given = word[j + 1 :].lstrip("=") or after
-            if letter in "co":
-                return True
+            if configs and letter in "co":
+                return word
             if letter == "p" and not given.startswith("no:"):
-                return True
+                return word
             if letter == "W" and warnings_import(given):
-                return True
+                return word
             break  # the rest of the word (or the next one) is the option's value
-    return False
+    return ""
 
 
 def startup_flags(value: str) -> bool:

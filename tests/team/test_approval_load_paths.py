@@ -6,7 +6,8 @@ a config (``CARGO_HOME=x``: ``x/config.toml``), a library (``LD_LIBRARY_PATH=./x
 (``PS0='$(CMD)'`` in a tmux window's shell). A rule on the program (``Bash(pytest:*)``)
 allowed each unasked; each asks now, everyday values (``PYTHONPATH=src``, ``-p
 no:cacheprovider``, ``.SHELLFLAGS=-ec``) ask nothing. So does ``GIT_ALLOW_PROTOCOL=ext`` in
-the roster's ``env`` (it reaches the agent's shell). Each line is first run for real (bash,
+the roster's ``env`` (it reaches the agent's shell), and pytest's own ``-p mod`` (code in an
+option, exempt by a rule naming it). Each line is first run for real (bash,
 no terminal) to show it runs the planted file; then the real hook."""
 
 from __future__ import annotations
@@ -73,6 +74,29 @@ def test_pytest_plugin_variables_asks(tmp_path: Path) -> None:
         "PYTEST_ADDOPTS='-q -p no:cacheprovider --tb=short' pytest",
         "PYTEST_ADDOPTS='-W error::DeprecationWarning -rA' pytest",
         "PYTHONWARNINGS=error::DeprecationWarning python3 -m pytest -q",
+    ):
+        _silent(tmp_path, line, tools)
+
+
+def test_pytest_given_a_module_on_its_line_asks(tmp_path: Path) -> None:
+    """As code in options (`cargo --config`, `make SHELL=`): a rule on pytest allows running
+    it, not a module the line names for it to import; a rule naming the option exempts it."""
+    (tmp_path / "mod.py").write_text(MARK + "class W(Warning):\n    pass\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    line = "python3 -m pytest -q -p mod test_a.py"  # -m puts the call's folder on the path
+    assert runs(_with_pytest(line.replace("python3", sys.executable)), tmp_path)
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3 -m pytest:*)", "Bash(.venv/bin/pytest:*)"]
+    why = "gives pytest -p, a module to import"
+    _asks(tmp_path, line, tools, why)
+    _asks(tmp_path, "pytest -p mod", tools, why)
+    _asks(tmp_path, ".venv/bin/pytest -qp mod", tools, "gives pytest -qp, a module to import")
+    _asks(tmp_path, "pytest -W ignore::mod.W", tools, "gives pytest -W, a module to import")
+    _silent(tmp_path, "pytest -p mod", [*tools, "Bash(pytest -p:*)"])
+    for line in (
+        "pytest -q -p no:cacheprovider tests/",
+        "python3 -m pytest -x -p no:randomly",
+        "pytest -W ignore::pytest.PytestUnraisableExceptionWarning -W error::UserWarning",
+        "pytest -c /dev/null -o addopts= -k 'p or q' -m slow",
     ):
         _silent(tmp_path, line, tools)
 
@@ -186,6 +210,9 @@ def test_library_paths_ask(tmp_path: Path) -> None:
     line = "LD_LIBRARY_PATH=./x git --version"
     assert runs(line, tmp_path)
     _asks(tmp_path, line, tools, "gives LD_LIBRARY_PATH code to load or run")
+    line = "LD_PRELOAD=./x/libpcre2-8.so.0 git --version"  # asked already: the same file
+    assert runs(line, tmp_path)
+    _asks(tmp_path, line, tools, "gives LD_PRELOAD code to load or run")
     (tmp_path / "g").mkdir()
     subprocess.run([*build[:4], str(tmp_path / "g" / "pwn.so"), str(source)], check=True)
     (tmp_path / "g" / "gconv-modules").write_text("module PWN// INTERNAL pwn 2\n")
