@@ -151,6 +151,10 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "PYTEST_ADDOPTS": _NEVER,  # its words: load_paths.pytest_options_load
         "PYTHONWARNINGS": _NEVER,  # a dotted category: load_paths.warnings_import
         "PYTHONSTARTUP": ".",
+        # Python's own library (`encodings` runs at start) and the user site, whose .pth
+        # files run their `import` lines (measured with /usr/bin/python3: each ran)
+        "PYTHONHOME": load_paths.LIBRARY_FOLDERS,
+        "PYTHONUSERBASE": load_paths.LIBRARY_FOLDERS,
         "LD_LIBRARY_PATH": load_paths.LIBRARY_FOLDERS,
         "GCONV_PATH": load_paths.LIBRARY_FOLDERS,
         "MAKEFILES": ".",

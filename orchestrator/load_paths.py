@@ -24,6 +24,9 @@ CLI's Bash; each ran the planted file, unasked under a rule on the program befor
   recipe's shell (:func:`startup_flags`); ``-ec`` none.
 - pytest's own ``-p mod``/``-W …::mod.W`` (:func:`pytest_loading`): ``python3 -m pytest -p
   mod`` ran ./mod.py (``-m`` puts the call's folder on the path): code in an option.
+- ``PYTHONHOME=./x python3`` ran ``x/lib/python3.11/encodings/__init__.py``, and
+  ``PYTHONUSERBASE=./u`` the ``import`` line of a ``.pth`` file of its site-packages (a
+  system Python: a venv's has no user site).
 - ``PYTHONSTARTUP=s.py``: only an interactive Python runs it (``echo … | python3 -i``
   ran s.py; ``python3 -c``, ``python3 x.py`` did not): it asks whenever set, as rare.
 """

@@ -253,6 +253,27 @@ def test_prompt_code_asks(tmp_path: Path) -> None:
     assert answer(work, "PS1='\\u@\\h:\\w\\$ ' tmux new -d", tools, home=home)[0] == []
 
 
+def test_python_home_and_user_base_ask(tmp_path: Path) -> None:
+    """Python's library (``encodings`` is imported at start) and the user site's ``.pth``
+    files (their ``import`` lines run; a venv's Python has no user site)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = tmp_path / "u" / "lib" / version / "site-packages"
+    site.mkdir(parents=True)
+    (site / "a.pth").write_text("import os; " + MARK)
+    (tmp_path / "x" / "lib" / version / "encodings").mkdir(parents=True)
+    marker = 'import _io; _io.open("ran-it", "w").close()\n'  # no builtins yet
+    (tmp_path / "x" / "lib" / version / "encodings" / "__init__.py").write_text(marker)
+    python = Path(sys.base_prefix) / "bin" / "python3"  # not a venv's
+    if python.exists():
+        assert runs(f"PYTHONUSERBASE=./u {python} -c pass", tmp_path)
+        assert runs(f"PYTHONHOME=./x {python} -c pass", tmp_path)
+    tools = ["Bash", "Bash(python3:*)", "Bash(pytest:*)"]
+    for line in ("PYTHONUSERBASE=./u pytest", "PYTHONHOME=./x python3 -m json.tool f"):
+        name = line.split("=")[0]
+        _asks(tmp_path, line, tools, f"gives {name} code to load or run")
+    _silent(tmp_path, "PYTHONHOME=/usr python3 -m json.tool f", tools)
+
+
 def test_pythonstartup_asks(tmp_path: Path) -> None:
     """Only an interactive Python runs it (measured), yet setting it is rare: it asks."""
     (tmp_path / "s.py").write_text(MARK)
