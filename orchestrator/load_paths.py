@@ -56,6 +56,8 @@ LIBRARY_FOLDERS: Final = rf"^(?=.){_SYSTEM}|[:;]{_SYSTEM}|\.\."
 # (pytest's own classes excepted: `-W ignore::pytest.PytestUnraisableExceptionWarning` is
 # everyday, and pytest is imported already)
 _DOTTED = re.compile(r"(^|,)[^:,]*:[^:,]*:\s*(?!(builtins|warnings|_?pytest)\.)[A-Za-z_]\w*\.")
+MAX_ENTRIES: Final = 64  # folders of one PYTHONPATH looked into (a longer one asks)
+TOO_MANY: Final = f"more than {MAX_ENTRIES} folders"
 _PYTEST_VALUED = frozenset("kmrncopW")  # pytest's short options that take a value
 
 
@@ -129,6 +131,8 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     if not value:  # unset in effect (measured: `PYTHONPATH= python3` imported none)
         return None
     entries = value.split(":") if name == "PYTHONPATH" else [value]  # `:`: the current folder
+    if len(set(entries)) > MAX_ENTRIES:  # each read from each folder: bounded, and it asks
+        return TOO_MANY
     for entry in dict.fromkeys(entries):
         fixed = entry.startswith(("/", "~"))  # `~/x`: the agent's HOME, as the shell expands it
         for base in ["."] if fixed else bases:
@@ -145,6 +149,9 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
 
 
 def why_planted(name: str, value: str, path: str) -> str:
+    """What the approver reads: the file found, or that the folders were too many."""
+    if path == TOO_MANY:
+        return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
     return f"{name}={value} loads {path}, which {_WHAT[name]}"
 
 

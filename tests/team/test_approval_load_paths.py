@@ -130,6 +130,9 @@ def test_pythonpath_holding_sitecustomize_asks(tmp_path: Path) -> None:
     _asks(tmp_path, "cp x sitecustomize.py; PYTHONPATH=. pytest", tools, why)
     why = "PYTHONPATH names a folder known only at run time (PYTHONPATH=$d) to load code from"
     _asks(tmp_path, "PYTHONPATH=$d pytest", tools, why)
+    many = ":".join(f"d{i}" for i in range(65))  # a hostile line stays cheap: it asks
+    why = f"PYTHONPATH={many} names more than 64 folders to load code from, not looked into"
+    _asks(tmp_path, f"PYTHONPATH={many} pytest", tools, why)
 
 
 @pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")
