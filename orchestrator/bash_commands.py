@@ -382,6 +382,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
             written = " ".join(words)
             fields = (handoff.why, command, written, handoff.code)
             extra.append(_OPAQUE + _OPAQUE.join(fields))
+    # make's command-line variables are in each recipe's environment, as if set before it
+    extra += [c for w in handoffs.make_exports(program, rest) for c in _assigned(w, depth)]
     return [command, *extra]
 
 

@@ -377,6 +377,21 @@ def _make(name: str, args: list[str]) -> Handoff:
     return Handoff(f"runs recipes written in {name}'s file")
 
 
+def make_exports(name: str, args: list[str]) -> list[str]:
+    """The variables make given ``args`` puts in each recipe's environment, as
+    ``NAME=value``: those of its command line (measured, GNU make 4.3: `make
+    LD_PRELOAD=./x.so test`, `make GIT_SSH_COMMAND='CMD' test`, `make PYTHONPATH=p test`
+    each reached the recipe's git or python, which ran x.so, CMD, p/sitecustomize.py)."""
+    if name not in ("make", "gmake", "bmake"):
+        return []
+    out = []
+    for word in itertools.takewhile(lambda w: w != "--", args):
+        found = _MAKE_ASSIGNMENT.fullmatch(word)
+        if found and re.fullmatch(r"[A-Za-z_]\w*", found[1]) and found[2] != "!=":
+            out.append(f"{found[1]}={found[3]}")
+    return out
+
+
 def _shell_flags_run(value: str) -> bool:
     """Whether make's ``.SHELLFLAGS`` value, the words before each recipe line on the
     shell's line, names something it runs: a word not an option (`./x.sh`, or `-c

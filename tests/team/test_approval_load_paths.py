@@ -185,6 +185,31 @@ def test_makefiles_and_shell_flags_ask(tmp_path: Path) -> None:
         _silent(tmp_path, line, tools)
 
 
+def test_make_command_line_variables_reach_the_recipes(tmp_path: Path) -> None:
+    """make puts its command line's variables in each recipe's environment: read as if
+    set before the recipe's command (they were read as make's own only)."""
+    tools = ["Bash", "Bash(make:*)"]
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "sitecustomize.py").write_text(MARK)
+    (tmp_path / "Makefile").write_text(
+        "test:\n\t@python3 -c pass\nfetch:\n\t@git ls-remote ssh://h/r >/dev/null 2>&1 || true\n"
+    )
+    assert runs("make PYTHONPATH=p test", tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'sitecustomize.py'}, which Python runs at start"
+    _asks(tmp_path, "make PYTHONPATH=p test", tools, why)
+    assert runs("make GIT_SSH_COMMAND='touch ran-it; false' fetch", tmp_path)
+    line = "make GIT_SSH_COMMAND='git push -q' fetch"
+    asked = answer(tmp_path, line, tools, home=_home(tmp_path))[0]
+    assert asked == [f"matches {RULE}: the command is on the line"]
+    for line, name in (
+        ("make LD_PRELOAD=./x.so test", "LD_PRELOAD"),
+        ("make -j2 BASH_ENV=./x test", "BASH_ENV"),
+    ):
+        _asks(tmp_path, line, tools, f"gives {name} code to load or run")
+    for line in ("make -j4 V=1 CC=clang PREFIX=/usr/local CFLAGS='-O2 -g' test", "make test"):
+        _silent(tmp_path, line, tools)
+
+
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 def test_library_paths_ask(tmp_path: Path) -> None:
     """A library of the allowed program's, planted: its constructor runs (`git --version`
