@@ -374,6 +374,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if handoff is not None:
         if handoff.folder:  # where its lines and commands run (`tmux new -c DIR`)
             extra.append(_PLACE + "cd " + handoff.folder)
+        for setting in handoff.environment:  # `tmux new -e PROMPT_COMMAND=…`
+            extra += _assigned(setting, depth) if "=" in setting else []
         for body in handoff.lines:
             extra += _commands(body, depth + 1)
         for argv in handoff.argv:

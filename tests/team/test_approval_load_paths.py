@@ -278,6 +278,19 @@ def test_prompt_code_asks(tmp_path: Path) -> None:
         line = f"{name}={value} tmux new -d"
         _asks(work, line, tools, f"gives {name} code to load or run", home)
     _asks(work, "export PS0='$(x)'; tmux new -d", tools, "gives PS0 code to load or run", home)
+    # a variable tmux's own -e sets for the window (new, neww, splitw, respawn…)
+    line = f"tmux -S {socket} new -d -e 'PROMPT_COMMAND=touch ran-it; exit'"
+    try:
+        assert runs(line + wait, work)
+    finally:
+        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True, check=False)
+    line = "tmux new -d -e 'PROMPT_COMMAND=git push -q'"
+    assert answer(work, line, tools, home=home)[0] == [
+        f"matches {RULE}: the command is on the line"
+    ]
+    for line in ("tmux new -d -e BASH_ENV=./x 'sleep 1'", "tmux new -d \\; neww -d -eBASH_ENV=x"):
+        _asks(work, line, tools, "gives BASH_ENV code to load or run", home)
+    assert answer(work, "tmux new -d -e LANG=C.UTF-8 'sleep 1'", tools, home=home)[0] == []
     assert answer(work, "PS1='\\u@\\h:\\w\\$ ' tmux new -d", tools, home=home)[0] == []
 
 
