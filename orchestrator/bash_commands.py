@@ -303,7 +303,7 @@ def _simple(words: list[str], depth: int) -> list[str]:
             if command_runners.held(base, words[1:]) is not None:
                 break  # judged as a program, asking why (command_runners.of)
             if base == "env" and (split := command_wrappers.split_string(words[1:])) is not None:
-                return _commands(split, depth + 1)
+                return extra + _commands(split, depth + 1)
             if base == "xargs":
                 words = command_wrappers.xargs(words[1:])
                 continue
@@ -314,6 +314,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
                 ]
             if base == "nsenter":  # `nsenter -w/DIR git …` runs git there
                 extra += [_PLACE + "at " + d for d in command_wrappers.nsenter_folders(words[1:])]
+            for setting in command_wrappers.set_variables(base, words[1:]):  # strace -E
+                extra += _assigned(setting, depth)
             if (home := command_wrappers.home_of(base, words[1:])) is not None:
                 extra.append(_SETTING + f"HOME={home}")  # `sudo gdb` reads root's ~/.gdbinit
             if rooted := command_wrappers.new_root(base, words[1:]):  # its HOME: under it
@@ -325,14 +327,16 @@ def _simple(words: list[str], depth: int) -> list[str]:
                 words = words[1:]  # timeout's DURATION, chroot's NEWROOT
         elif head == "alias":  # `alias p=git`: p runs git and whatever words follow it
             values = [w.split("=", 1)[1] for w in words[i + 1 :] if "=" in w]
-            return [f"{c} {UNKNOWN}" for v in values for c in _commands(v, depth + 1) if c]
+            return extra + [f"{c} {UNKNOWN}" for v in values for c in _commands(v, depth + 1) if c]
         elif head == "eval":
-            return _commands(" ".join(words[i + 1 :]), depth + 1)
+            return extra + _commands(" ".join(words[i + 1 :]), depth + 1)
         elif (
             os.path.basename(head) in command_wrappers.SHELLS
             and (body := command_wrappers.shell_body(words[i + 1 :])) is not None
         ):
-            return _commands(body, depth + 1)
+            # what was read before it (`LD_PRELOAD=./x.so bash -c …`, `env -C DIR sh -c …`)
+            # holds for the body: measured, `BASH_ENV=./x bash -c true` ran x, unasked
+            return extra + _commands(body, depth + 1)
         else:
             break
     words = words[i:]

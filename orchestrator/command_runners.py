@@ -777,6 +777,7 @@ def _bwrap(name: str, args: list[str]) -> Handoff | None:
     i = 0
     folder = ""
     remapped = ""  # an option making a path inside show other files than outside
+    environment = []  # --setenv VAR VALUE (measured: `--setenv BASH_ENV ./x bash -c true` ran x)
     while i < len(args) and args[i].startswith("--"):
         word = args[i]
         i += 1
@@ -784,6 +785,8 @@ def _bwrap(name: str, args: list[str]) -> Handoff | None:
             break
         if word in _BWRAP_TWO:
             source, dest = [*args[i : i + 2], "", ""][:2]
+            if word == "--setenv":
+                environment.append(f"{source}={dest}")
             if word not in _BWRAP_BINDS or os.path.normpath(source) != os.path.normpath(dest):
                 remapped = remapped or f"bwrap {word} {source} {dest}"
             i += 2
@@ -801,7 +804,9 @@ def _bwrap(name: str, args: list[str]) -> Handoff | None:
     # other than here: known only at run time.
     if remapped:
         folder = _UNKNOWN + remapped
-    return Handoff(argv=(tuple(rest),), folder=folder) if rest else None
+    if not rest:
+        return None
+    return Handoff(argv=(tuple(rest),), folder=folder, environment=tuple(environment))
 
 
 _TMUX_CHAINED = frozenset(

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from approval_lines import RULE, answer, runs
+from approval_lines import RULE, answer, git, pushable, runs
 from gitrepo import git_run
 
 MARK = 'open("ran-it", "w").close()\n'
@@ -347,3 +347,31 @@ def test_git_allow_protocol_in_the_roster_env_asks(tmp_path: Path) -> None:
     everyday = {"GIT_ALLOW_PROTOCOL": "https:ssh"}
     assert answer(repo, "git fetch o", tools, home=tmp_path, variables=everyday)[0] == []
     assert answer(repo, "git status", tools, home=tmp_path, variables=ext)[0] == []
+
+
+def test_what_is_read_before_a_shell_body_holds_for_it(tmp_path: Path) -> None:
+    """Assignments and wrappers before `sh -c`, `eval`, `env -S` were dropped once the
+    body was read: `BASH_ENV=./x bash -c true` ran x, `env -C r bash -c 'git st'` r's
+    alias, each unasked (with no allow rule at all)."""
+    (tmp_path / "x").write_text("touch ran-it\n")
+    assert runs("BASH_ENV=./x bash -c true", tmp_path)
+    for line, name in (
+        ("BASH_ENV=./x bash -c true", "BASH_ENV"),
+        ("LD_PRELOAD=./x.so eval true", "LD_PRELOAD"),
+        ("LD_PRELOAD=./x.so env -S true", "LD_PRELOAD"),
+        ("strace -o /dev/null -E BASH_ENV=./x bash -c true", "BASH_ENV"),
+        ("bwrap --dev-bind / / --setenv BASH_ENV ./x bash -c true", "BASH_ENV"),
+    ):
+        _asks(tmp_path, line, ["Bash"], f"gives {name} code to load or run")
+    line = "GIT_SSH_COMMAND='git push -q' sh -c 'git fetch'"
+    assert answer(tmp_path, line, ["Bash"], home=_home(tmp_path))[0] == [
+        f"matches {RULE}: the command is on the line"
+    ]
+    _silent(tmp_path, "LANG=C bash -c 'ls'", ["Bash"])
+    remote, repo = pushable(tmp_path)
+    git(repo, "config", "alias.st", "push -q origin main")
+    line = "env -C repo bash -c 'git st'"
+    runs(line, tmp_path)  # bash with no terminal; what shows is the push
+    assert git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")  # it pushed
+    why = f"alias.st in git's config ({repo}) makes it run git push -q origin main"
+    assert answer(tmp_path, line, ["Bash"], home=_home(tmp_path))[0] == [f"matches {RULE}: {why}"]
