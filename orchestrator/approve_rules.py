@@ -312,9 +312,11 @@ def _loads(
     bases = [".", *git_places.folders(reading.places, git)]
     words = bash_commands.path_words(line)
     out = []
-    for name, value in dict.fromkeys(reading.loads):
-        assignment = f"{name}={value}"
+    for name, written in dict.fromkeys(reading.loads):
+        assignment = f"{name}={written}"
         shown = assignment.replace(unknown, "")
+        # `PYTHONPATH=$PYTHONPATH:$PWD/src`: the agent's own value, and the shell's folder
+        value = load_paths.resolved(name, written, git.env.get(name, ""), unknown)
         if unknown in value or git_places.descriptor(value):
             why = f"{name} names a folder known only at run time ({shown}) to load code from"
         elif moved is not None and any(not e.startswith(("/", "~")) for e in value.split(":")):
@@ -322,7 +324,7 @@ def _loads(
         elif file := load_paths.named(name, words):
             why = f"{shown}: the line may write a file it loads ({file})"
         elif path := load_paths.planted(name, value, bases, git.where):
-            why = load_paths.why_planted(name, value, path)
+            why = load_paths.why_planted(name, written.replace(unknown, ""), path)
         else:
             continue
         out.append(bash_commands.Unread(why, assignment, assignment))

@@ -148,6 +148,18 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     return None
 
 
+def resolved(name: str, value: str, inherited: str, unknown: str) -> str:
+    """``value`` with the parts the shell builds that are known here put in: the variable's
+    own inherited value (``$PYTHONPATH``, ``${PYTHONPATH}``: the agent's environment's) and
+    the shell's folder (``$PWD``, ``${PWD}``, ``$(pwd)``: ``.``, the folder the command runs
+    in). Other built parts stay unknown (``PYTHONPATH=$d`` asks)."""
+    for own in (f"${name}", f"${{{name}}}"):
+        value = value.replace(unknown + own, inherited)
+    for here in ("$PWD", "${PWD}", "$(pwd)", "`pwd`"):
+        value = value.replace(unknown + here, ".")
+    return value
+
+
 def why_planted(name: str, value: str, path: str) -> str:
     """What the approver reads: the file found, or that the folders were too many."""
     if path == TOO_MANY:

@@ -130,6 +130,19 @@ def test_pythonpath_holding_sitecustomize_asks(tmp_path: Path) -> None:
     _asks(tmp_path, "cp x sitecustomize.py; PYTHONPATH=. pytest", tools, why)
     why = "PYTHONPATH names a folder known only at run time (PYTHONPATH=$d) to load code from"
     _asks(tmp_path, "PYTHONPATH=$d pytest", tools, why)
+    # the inherited value and the shell's folder are known: read, not asked about
+    (tmp_path / "sub" / "usercustomize.py").rename(planted)
+    inherited = {"PYTHONPATH": "/nonexistent"}
+    for line, asks in (
+        ('PYTHONPATH="$PWD/src" pytest', False),
+        ("PYTHONPATH=$PYTHONPATH:${PWD}/src pytest", False),
+        ("PYTHONPATH=$(pwd) pytest", True),
+        ("export PYTHONPATH=${PYTHONPATH}:.; pytest", True),
+    ):
+        home = _home(tmp_path)
+        asked = answer(tmp_path, line, tools, home=home, variables=inherited)[0]
+        assert bool(asked) is asks, line
+        assert all(f"loads {planted}, which Python runs at start" in a for a in asked), line
     many = ":".join(f"d{i}" for i in range(65))  # a hostile line stays cheap: it asks
     why = f"PYTHONPATH={many} names more than 64 folders to load code from, not looked into"
     _asks(tmp_path, f"PYTHONPATH={many} pytest", tools, why)
