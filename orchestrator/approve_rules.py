@@ -45,6 +45,7 @@ from orchestrator import (
     git_places,
     git_state,
     globs,
+    load_paths,
     option_commands,
     program_configs,
     web_host,
@@ -203,6 +204,8 @@ def bash_reason(
         unreads = _git_written(reading, found, git, line) + unreads
     if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
         unreads = _configs(reading, found, git, line) + unreads  # said first: more to fix
+    if git is not None and reading.loads:  # `PYTHONPATH=. pytest`: ./sitecustomize.py
+        unreads = _loads(reading, git, line) + unreads
     for unread in unreads:
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
@@ -294,6 +297,38 @@ def _configs(
                 out.append(bash_commands.Unread(why, command, command, program_configs.CODE))
                 break
     return list(dict.fromkeys(out))
+
+
+def _loads(
+    reading: bash_commands.Reading, git: git_state.Lookup, line: str
+) -> list[bash_commands.Unread]:
+    """The files a folder variable the line sets makes a program load (load_paths:
+    ``PYTHONPATH=. pytest`` runs ./sitecustomize.py, ``CARGO_HOME=x`` reads x/config.toml),
+    looked up where the call runs and from each folder the line moves to; a value or a
+    folder the shell builds, or a line naming such a file (it may write it first), asks.
+    Exempt by a rule naming the assignment (``Bash(PYTHONPATH=.:*)``), as ``LD_PRELOAD=``."""
+    unknown = bash_commands.UNKNOWN
+    moved = git_places.run_time(reading.places, [], unknown)
+    bases = [".", *git_places.folders(reading.places, git)]
+    words = bash_commands.path_words(line)
+    out = []
+    for name, written in dict.fromkeys(reading.loads):
+        assignment = f"{name}={written}"
+        shown = assignment.replace(unknown, "")
+        # `PYTHONPATH=$PYTHONPATH:$PWD/src`: the agent's own value, and the shell's folder
+        value = load_paths.resolved(name, written, git.env.get(name, ""), unknown)
+        if unknown in value or git_places.descriptor(value):
+            why = f"{name} names a folder known only at run time ({shown}) to load code from"
+        elif moved is not None and any(not e.startswith(("/", "~")) for e in value.split(":")):
+            why = f"{shown}: {moved.replace('git may run', 'it may be read')}"
+        elif file := load_paths.named(name, words):
+            why = f"{shown}: the line may write a file it loads ({file})"
+        elif path := load_paths.planted(name, value, bases, git.where):
+            why = load_paths.why_planted(name, written.replace(unknown, ""), path)
+        else:
+            continue
+        out.append(bash_commands.Unread(why, assignment, assignment))
+    return out
 
 
 def _git_written(

@@ -47,6 +47,7 @@ from orchestrator import (
     command_wrappers,
     git_places,
     handoffs,
+    load_paths,
     shell_marks,
     shell_words,
 )
@@ -57,6 +58,7 @@ UNKNOWN: Final = shell_words.UNKNOWN  # marks a word the shell builds when it ru
 _OPAQUE: Final = "\ue001"  # starts the entry of an unread hand-off among the commands found
 _PLACE: Final = "\ue002"  # starts the entry of a folder a command runs git in (cd, git -C)
 _SETTING: Final = "\ue003"  # starts the entry of a variable set on the line that moves git
+_LOAD: Final = "\ue006"  # starts the entry of a variable naming a folder code is loaded from
 MAX_DEPTH: Final = 8  # sh -c "eval '…'" nesting read before giving up (and asking)
 # Wrappers (`sudo`, `env`, `timeout 1`…) read past before one command: more ask. Each is
 # read from a copy of the words after it: `sudo ` * 20000 (100 KB) took 5 s unbounded.
@@ -117,6 +119,7 @@ class Reading:
     # command (git -C, --git-dir, env -C); DIR as written, UNKNOWN marking a built part.
     places: list[tuple[str, str]] = field(default_factory=list)
     settings: list[tuple[str, str]] = field(default_factory=list)  # (GIT_DIR, value)…
+    loads: list[tuple[str, str]] = field(default_factory=list)  # (PYTHONPATH, value)…
 
 
 def read(line: str) -> Reading:
@@ -143,8 +146,9 @@ def read(line: str) -> Reading:
             (k, UNKNOWN + "CDPATH " + d if git_places.searched(k, d) else d) for k, d in places
         ]
     settings = [_pair(c[1:]) for c in found if c.startswith(_SETTING)]
-    kept = [c for c in found if not c.startswith((_OPAQUE, _PLACE, _SETTING))]
-    return Reading(kept, unread, "", places, settings)
+    loads = [_pair(c[1:]) for c in found if c.startswith(_LOAD)]
+    kept = [c for c in found if not c.startswith((_OPAQUE, _PLACE, _SETTING, _LOAD))]
+    return Reading(kept, unread, "", places, settings, loads)
 
 
 def _pair(assignment: str) -> tuple[str, str]:
@@ -299,7 +303,7 @@ def _simple(words: list[str], depth: int) -> list[str]:
             if command_runners.held(base, words[1:]) is not None:
                 break  # judged as a program, asking why (command_runners.of)
             if base == "env" and (split := command_wrappers.split_string(words[1:])) is not None:
-                return _commands(split, depth + 1)
+                return extra + _commands(split, depth + 1)
             if base == "xargs":
                 words = command_wrappers.xargs(words[1:])
                 continue
@@ -310,6 +314,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
                 ]
             if base == "nsenter":  # `nsenter -w/DIR git …` runs git there
                 extra += [_PLACE + "at " + d for d in command_wrappers.nsenter_folders(words[1:])]
+            for setting in command_wrappers.set_variables(base, words[1:]):  # strace -E
+                extra += _assigned(setting, depth)
             if (home := command_wrappers.home_of(base, words[1:])) is not None:
                 extra.append(_SETTING + f"HOME={home}")  # `sudo gdb` reads root's ~/.gdbinit
             if rooted := command_wrappers.new_root(base, words[1:]):  # its HOME: under it
@@ -321,14 +327,16 @@ def _simple(words: list[str], depth: int) -> list[str]:
                 words = words[1:]  # timeout's DURATION, chroot's NEWROOT
         elif head == "alias":  # `alias p=git`: p runs git and whatever words follow it
             values = [w.split("=", 1)[1] for w in words[i + 1 :] if "=" in w]
-            return [f"{c} {UNKNOWN}" for v in values for c in _commands(v, depth + 1) if c]
+            return extra + [f"{c} {UNKNOWN}" for v in values for c in _commands(v, depth + 1) if c]
         elif head == "eval":
-            return _commands(" ".join(words[i + 1 :]), depth + 1)
+            return extra + _commands(" ".join(words[i + 1 :]), depth + 1)
         elif (
             os.path.basename(head) in command_wrappers.SHELLS
             and (body := command_wrappers.shell_body(words[i + 1 :])) is not None
         ):
-            return _commands(body, depth + 1)
+            # what was read before it (`LD_PRELOAD=./x.so bash -c …`, `env -C DIR sh -c …`)
+            # holds for the body: measured, `BASH_ENV=./x bash -c true` ran x, unasked
+            return extra + _commands(body, depth + 1)
         else:
             break
     words = words[i:]
@@ -353,7 +361,13 @@ def _simple(words: list[str], depth: int) -> list[str]:
         value = git_places.EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
         extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
     if program in _SETS:  # `read GIT_ALLOW_PROTOCOL <<< ext`, `printf -v LD_PRELOAD …`
-        named = [w for w in rest if w in handoffs.CODE_VARIABLES or w in handoffs.PROGRAM_VARIABLES]
+        named = [
+            w
+            for w in rest
+            if w in handoffs.CODE_VARIABLES
+            or w in handoffs.PROGRAM_VARIABLES
+            or w in load_paths.PLANTED
+        ]
         extra += [c for w in named for c in _assigned(f"{w}={UNKNOWN}(set by {program})", depth)]
     if program == "unset" and "HOME" in rest:  # tmux then reads the passwd entry's home
         extra.append(_SETTING + "HOME=")
@@ -364,6 +378,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if handoff is not None:
         if handoff.folder:  # where its lines and commands run (`tmux new -c DIR`)
             extra.append(_PLACE + "cd " + handoff.folder)
+        for setting in handoff.environment:  # `tmux new -e PROMPT_COMMAND=…`
+            extra += _assigned(setting, depth) if "=" in setting else []
         for body in handoff.lines:
             extra += _commands(body, depth + 1)
         for argv in handoff.argv:
@@ -372,6 +388,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
             written = " ".join(words)
             fields = (handoff.why, command, written, handoff.code)
             extra.append(_OPAQUE + _OPAQUE.join(fields))
+    # make's command-line variables are in each recipe's environment, as if set before it
+    extra += [c for w in handoffs.make_exports(program, rest) for c in _assigned(w, depth)]
     return [command, *extra]
 
 
@@ -384,11 +402,11 @@ def _assigned(assignment: str, depth: int) -> list[str]:
         return [_SETTING + f"{name}={value}"]
     if name in handoffs.PROGRAM_VARIABLES or handoffs.CARGO_PROGRAMS.fullmatch(name):
         return _commands(value, depth + 1)
+    if name in load_paths.PLANTED:  # `PYTHONPATH=.`: read where the call runs (approve_rules)
+        return [_LOAD + f"{name}={value}"]
     # a value the shell builds may be code too (measured: `p=ext; GIT_ALLOW_PROTOCOL=$p
     # git fetch o` ran the ext:: URL of .git/remotes/o, unasked)
-    code = handoffs.CODE_VARIABLES.get(name)
-    flags = name in ("MAKEFLAGS", "GNUMAKEFLAGS") and handoffs.make_flags_code(value)
-    if code is not None and (UNKNOWN in value or code.search(value) or flags):
+    if handoffs.variable_code(name, value):
         why = f"gives {name} code to load or run"
         return [_OPAQUE + _OPAQUE.join((why, assignment, assignment))]
     return []

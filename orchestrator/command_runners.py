@@ -698,6 +698,9 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
     # The shell command runs in the client's folder (measured: `neww`, `splitw` too, the
     # server started elsewhere), or -c DIR's; a respawned pane in its own (run time).
     folder = _UNKNOWN + "(the pane's folder)" if command.startswith("respawn") else ""
+    # `-e NAME=VALUE` sets a variable for the window's shell (measured: `tmux new -d -e
+    # 'PROMPT_COMMAND=CMD'` and `-e BASH_ENV=./x 'sleep 1'` ran CMD and x, unasked)
+    environment: list[str] = []
     while j < len(rest) and rest[j].startswith("-") and rest[j] != "-":
         word = rest[j]
         j += 1
@@ -706,12 +709,18 @@ def _tmux(name: str, args: list[str]) -> Handoff | None:
         found = _short_value(word, _TMUX_NEW[command])
         if found and not found[1]:
             j += 1
+        value = (found[1] or (rest[j - 1] if j - 1 < len(rest) and j > 1 else "")) if found else ""
         if found and found[0] == "c":
-            folder = found[1] or (rest[j - 1] if j - 1 < len(rest) and j > 1 else "")
+            folder = value
             if "#" in folder:  # a tmux format (`#{pane_current_path}`): known at run time
                 folder = _UNKNOWN + folder
+        if found and found[0] == "e":
+            environment.append(value)
     line = rest[j:]
-    return Handoff(lines=(" ".join(line),), folder=folder) if line else None
+    if not line and not environment:
+        return None
+    lines = (" ".join(line),) if line else ()
+    return Handoff(lines=lines, folder=folder, environment=tuple(environment))
 
 
 _SCREEN_VALUED = frozenset("ehpSTt")
@@ -768,6 +777,7 @@ def _bwrap(name: str, args: list[str]) -> Handoff | None:
     i = 0
     folder = ""
     remapped = ""  # an option making a path inside show other files than outside
+    environment = []  # --setenv VAR VALUE (measured: `--setenv BASH_ENV ./x bash -c true` ran x)
     while i < len(args) and args[i].startswith("--"):
         word = args[i]
         i += 1
@@ -775,6 +785,8 @@ def _bwrap(name: str, args: list[str]) -> Handoff | None:
             break
         if word in _BWRAP_TWO:
             source, dest = [*args[i : i + 2], "", ""][:2]
+            if word == "--setenv":
+                environment.append(f"{source}={dest}")
             if word not in _BWRAP_BINDS or os.path.normpath(source) != os.path.normpath(dest):
                 remapped = remapped or f"bwrap {word} {source} {dest}"
             i += 2
@@ -792,7 +804,9 @@ def _bwrap(name: str, args: list[str]) -> Handoff | None:
     # other than here: known only at run time.
     if remapped:
         folder = _UNKNOWN + remapped
-    return Handoff(argv=(tuple(rest),), folder=folder) if rest else None
+    if not rest:
+        return None
+    return Handoff(argv=(tuple(rest),), folder=folder, environment=tuple(environment))
 
 
 _TMUX_CHAINED = frozenset(

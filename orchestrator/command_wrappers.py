@@ -88,6 +88,36 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 _SHELL_VALUED = frozenset({"-o", "+o", "-O", "+O", "--rcfile", "--init-file"})
 
 
+# Options setting a variable for the command, `NAME=VALUE` (measured: `strace -o /dev/null
+# -E BASH_ENV=./x bash -c true` ran x; systemd-run's and firejail's from their manuals).
+SETENV: Final = {
+    "strace": frozenset({"-E", "--env"}),
+    "systemd-run": frozenset({"-E", "--setenv"}),
+    "firejail": frozenset({"--env"}),
+}
+
+
+def set_variables(name: str, args: list[str]) -> list[str]:
+    """The ``NAME=VALUE`` settings the wrapper ``name``'s options give its command."""
+    options = SETENV.get(name)
+    if options is None:
+        return []
+    found = []
+    i = 0
+    while i < len(args) and args[i].startswith("-") and args[i] != "-" and args[i] != "--":
+        word, after = args[i], args[i + 1] if i + 1 < len(args) else ""
+        option, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        short = word[:2] if not word.startswith("--") else ""
+        if option in options and eq:
+            found.append(value)  # --env=NAME=VALUE
+        elif word in options:
+            found.append(after)  # -E NAME=VALUE, --setenv NAME=VALUE
+        elif short in options and len(word) > 2:
+            found.append(word[2:])  # -ENAME=VALUE
+        i += 2 if word in WRAPPERS[name] or _value_next(word, WRAPPERS[name]) else 1
+    return [f for f in found if "=" in f]
+
+
 def after_options(words: list[str], valued: frozenset[str]) -> list[str]:
     """``words`` from the first one that is not an option (or after ``--``)."""
     i = 0

@@ -196,6 +196,11 @@ def _read(folder: str, env: Mapping[str, str]) -> State:
                 key and not key.startswith(_SKIPPED) and option_commands.git_config_runs(key, value)
             ):
                 programs.append((key, value))
+        # GIT_ALLOW_PROTOCOL in the agent's environment (the roster's `env` reaches its
+        # shell) lets git run ext:: URLs as protocol.ext.allow does, over the config
+        protocols = env.get("GIT_ALLOW_PROTOCOL") or ""
+        if handoffs.CODE_VARIABLES["GIT_ALLOW_PROTOCOL"].search(protocols):
+            allowed = f"GIT_ALLOW_PROTOCOL={protocols} in the agent's environment"
         known: frozenset[str] = frozenset()
         if autocorrect:
             listed = _git(folder, env, "--list-cmds=main,others")
@@ -324,7 +329,9 @@ def effects(
                 if handoff is not None and handoff.why is not None:  # an ext:: URL
                     out.unread.append((f"{key} in git's config ({where}) {handoff.why}", command))
             if state.ext_allowed and (sub not in OFFLINE or state.partial):
-                why = f"{state.ext_allowed} in git's config ({where}) lets git {sub or '…'} run"
+                env = state.ext_allowed.startswith("GIT_ALLOW_PROTOCOL=")  # said where
+                origin = "" if env else f" in git's config ({where})"
+                why = f"{state.ext_allowed}{origin} lets git {sub or '…'} run"
                 out.unread.append((f"{why} an ext:: URL's command", command))
             if state.template_hooks and sub in TEMPLATED:
                 hooks = ", ".join(state.template_hooks)

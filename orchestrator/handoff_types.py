@@ -22,6 +22,8 @@ class Handoff:
     # The folder its lines and commands run in, when the command names one (`tmux new -c
     # DIR`, `bwrap --chdir DIR`), as written: UNKNOWN marks one known only at run time.
     folder: str = ""
+    # Variables it sets for what it runs (`tmux new -e NAME=VALUE`), read as set before it.
+    environment: tuple[str, ...] = ()
 
 
 INPUT: Final = "<input>"  # code read from a pipe or a here-document, no option giving it

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from orchestrator import option_commands, shell_words
+from orchestrator import load_paths, option_commands, shell_words
 from orchestrator.handoff_types import INPUT, INPUT_IF_FED, Handoff
 
 _PYTHON = re.compile(r"(python|pypy)(\d+(\.\d+)?)?")
@@ -105,6 +105,7 @@ PROGRAM_VARIABLES: Final = frozenset(
 CARGO_PROGRAMS: Final = re.compile(r"CARGO_TARGET_\w+_(RUNNER|LINKER)")
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
+_NEVER: Final = r"(?!)"  # a pattern matching no value: a check of _CODE_CHECKS reads it
 CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
     name: re.compile(pattern)
     for name, pattern in {
@@ -144,7 +145,30 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "CARGO_ENCODED_RUSTFLAGS": r"link",
         "CARGO_BUILD_RUSTFLAGS": r"link",
         "RUSTDOCFLAGS": r"link",
+        # Modules, files and libraries a program loads from a place the variable names
+        # (orchestrator/load_paths.py: each measured to run a planted file, unasked)
+        "PYTEST_PLUGINS": ".",
+        "PYTEST_ADDOPTS": _NEVER,  # its words: load_paths.pytest_options_load
+        "PYTHONWARNINGS": _NEVER,  # a dotted category: load_paths.warnings_import
+        "PYTHONSTARTUP": ".",
+        # Python's own library (`encodings` runs at start) and the user site, whose .pth
+        # files run their `import` lines (measured with /usr/bin/python3: each ran)
+        "PYTHONHOME": load_paths.LIBRARY_FOLDERS,
+        "PYTHONUSERBASE": load_paths.LIBRARY_FOLDERS,
+        "LD_LIBRARY_PATH": load_paths.LIBRARY_FOLDERS,
+        "GCONV_PATH": load_paths.LIBRARY_FOLDERS,
+        "MAKEFILES": ".",
+        # A prompt's command substitution, in the interactive shell of a new tmux window
+        # or screen (measured: `PS0='$(CMD)' tmux new -d \; send-keys true Enter` ran CMD;
+        # an octal escape builds one: `PS1='\044(CMD)'` ran CMD in `bash -i`; a backquote is
+        # read as a newline here)
+        **dict.fromkeys(("PS0", "PS1", "PS2", "PS4"), r"\$\(|`|\\[0-7]|\n"),
     }.items()
+}
+# Variables whose value is read further than by a pattern (make's words, pytest's options).
+_CODE_CHECKS: Final[dict[str, Callable[[str], bool]]] = {
+    "PYTEST_ADDOPTS": load_paths.pytest_options_load,
+    "PYTHONWARNINGS": load_paths.warnings_import,
 }
 # Environment managers whose `run` runs a command as its words (`uv run python3 x.py`).
 _RUNNERS = frozenset({"uv", "poetry", "pipenv", "pdm", "hatch", "rye", "conda", "mamba"})
@@ -214,6 +238,8 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return option_commands.ssh(name, args)
     if name in _PACKAGE_MANAGERS:
         return _package_manager(name, args)
+    if name in ("pytest", "py.test") and (option := load_paths.pytest_loading(args)):
+        return _pytest_import(option)
     if "{}" in head:
         return Handoff("runs files found at run time as programs")
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
@@ -283,6 +309,10 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             i += 2
             continue
         if family == "python" and word.startswith("-m"):
+            module = word[2:] or (args[i + 1] if i + 1 < len(args) else "")
+            rest = args[i + (1 if word[2:] else 2) :]
+            if module == "pytest" and (option := load_paths.pytest_loading(rest)):
+                return _pytest_import(option)
             return None  # a module named like a program (python3 -m pytest)
         if not word.startswith("--"):
             for c in word[1:]:
@@ -297,6 +327,12 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             code=args[i] if i < len(args) else INPUT,
         )
     return Handoff(f"runs the file {args[i]} with {name}")
+
+
+def _pytest_import(option: str) -> Handoff:
+    """pytest given a module to import on its line (``-p mod``: a plugin), which an earlier
+    call may have planted: code on the line, exempt by a rule naming the option word."""
+    return Handoff(f"gives pytest {option}, a module to import", code=option)
 
 
 def _shell(name: str, args: list[str]) -> Handoff | None:
@@ -341,6 +377,21 @@ def _make(name: str, args: list[str]) -> Handoff:
     return Handoff(f"runs recipes written in {name}'s file")
 
 
+def make_exports(name: str, args: list[str]) -> list[str]:
+    """The variables make given ``args`` puts in each recipe's environment, as
+    ``NAME=value``: those of its command line (measured, GNU make 4.3: `make
+    LD_PRELOAD=./x.so test`, `make GIT_SSH_COMMAND='CMD' test`, `make PYTHONPATH=p test`
+    each reached the recipe's git or python, which ran x.so, CMD, p/sitecustomize.py)."""
+    if name not in ("make", "gmake", "bmake"):
+        return []
+    out = []
+    for word in itertools.takewhile(lambda w: w != "--", args):
+        found = _MAKE_ASSIGNMENT.fullmatch(word)
+        if found and re.fullmatch(r"[A-Za-z_]\w*", found[1]) and found[2] != "!=":
+            out.append(f"{found[1]}={found[3]}")
+    return out
+
+
 def _shell_flags_run(value: str) -> bool:
     """Whether make's ``.SHELLFLAGS`` value, the words before each recipe line on the
     shell's line, names something it runs: a word not an option (`./x.sh`, or `-c
@@ -366,6 +417,8 @@ def _make_variable_code(word: str) -> str | None:
         return "a shell to run recipes with"
     if found[1] == ".SHELLFLAGS" and _shell_flags_run(value):
         return "a file or command for the recipes' shell to run"
+    if found[1] == ".SHELLFLAGS" and load_paths.startup_flags(value):
+        return "startup files for the recipes' shell to run"
     if _MAKE_CODE.search(value):
         return "code"
     # A recipe runs the value as a command line: read it as one, wrappers and `sh -c`
@@ -381,6 +434,20 @@ def _cargo_config(args: list[str]) -> str:
         if word == "--config" or word.startswith("--config="):
             return "--config"
     return ""
+
+
+def variable_code(name: str, value: str) -> bool:
+    """Whether the variable ``name`` set to ``value`` (before a command, or exported) names
+    code a program loads or runs (:data:`CODE_VARIABLES`): a value the shell builds may."""
+    code = CODE_VARIABLES.get(name)
+    if code is None:
+        return False
+    if shell_words.UNKNOWN in value or code.search(value):
+        return True
+    if name in ("MAKEFLAGS", "GNUMAKEFLAGS"):
+        return make_flags_code(value)
+    check = _CODE_CHECKS.get(name)
+    return check is not None and check(value)
 
 
 def make_flags_code(value: str) -> bool:

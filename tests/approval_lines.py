@@ -20,12 +20,20 @@ RULE = "Bash(git push:*)"
 
 
 def answer(
-    folder: Path, line: str, tools: list[str], *, rule: str = RULE, home: Path | None = None
+    folder: Path,
+    line: str,
+    tools: list[str],
+    *,
+    rule: str = RULE,
+    home: Path | None = None,
+    variables: dict[str, str] | None = None,
 ) -> tuple[list[str], Any]:
     """Why the real hook asks for ``line`` (agent ``a`` with ``tools``, ``rule`` and, if
-    given, ``home`` as its HOME, working in ``folder``): one reason per ask, none when it
-    lets the line run; and the hook's own answer."""
-    env = "" if home is None else f", env: {{HOME: {json.dumps(str(home))}}}"
+    given, ``home`` as its HOME and ``variables`` in its roster ``env``, working in
+    ``folder``): one reason per ask, none when it lets the line run; and the hook's own
+    answer."""
+    given = {**({} if home is None else {"HOME": str(home)}), **(variables or {})}
+    env = f", env: {json.dumps(given)}" if given else ""
     roster = parse_roster(
         f"agents:\n  a: {{prompt: p, tools: {json.dumps(tools)}, "
         f"approve: [{json.dumps(rule)}]{env}}}\n",

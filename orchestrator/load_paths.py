@@ -1,0 +1,179 @@
+"""Variables that make a program load code from a place the line names, for the reading of
+:mod:`orchestrator.bash_commands` and :mod:`orchestrator.approve_rules`.
+
+A rule such as ``Bash(pytest:*)`` allows running pytest, not a module an earlier call
+planted and the line then names through a variable. Measured (bash with no terminal, as the
+CLI's Bash; each ran the planted file, unasked under a rule on the program before):
+
+- ``PYTHONPATH=p pytest`` and ``PYTHONPATH=p python3 -c pass`` ran ``p/sitecustomize.py``
+  (Python's ``site`` imports it at start; ``python3 -I``/``-S`` did not). A venv's Python
+  ignores ``usercustomize`` (no user site), a system one imports it: both are looked up.
+  ``PYTHONPATH=src pytest`` with no such file is everyday and asks nothing. Read at call
+  time, where the call runs, as git's config is (:data:`PLANTED`).
+- ``CARGO_HOME=../x cargo build`` ran the ``build.rustc-wrapper`` of ``../x/config.toml``.
+- ``PYTEST_PLUGINS=mod pytest`` and ``PYTEST_ADDOPTS='-p mod' pytest`` imported ``mod``
+  from ``PYTHONPATH`` (and ``python3 -m pytest -p mod`` from the call's folder);
+  ``PYTEST_ADDOPTS='-W ignore::mod.W'`` and ``PYTHONWARNINGS=ignore::mod.W`` imported
+  ``mod`` to find the warning's class (:func:`pytest_options_load`, :func:`warnings_import`).
+- ``LD_LIBRARY_PATH=./x git --version`` ran the constructor of ``./x/libpcre2-8.so.0``,
+  ``GCONV_PATH=./g iconv -f PWN`` the ``gconv_init`` of a module ``./g/gconv-modules``
+  names: a folder outside the system's asks (:data:`LIBRARY_FOLDERS`).
+- ``MAKEFILES=./x.mk make`` ran the ``$(shell …)`` of x.mk.
+- ``make .SHELLFLAGS=-lc`` (dash: ``~/.profile``), ``SHELL=/bin/bash .SHELLFLAGS=-ic``
+  (``~/.bashrc``), ``ENV=f make .SHELLFLAGS=-ic`` (dash: f) ran the startup file of each
+  recipe's shell (:func:`startup_flags`); ``-ec`` none.
+- pytest's own ``-p mod``/``-W …::mod.W`` (:func:`pytest_loading`): ``python3 -m pytest -p
+  mod`` ran ./mod.py (``-m`` puts the call's folder on the path): code in an option.
+- ``PYTHONHOME=./x python3`` ran ``x/lib/python3.11/encodings/__init__.py``, and
+  ``PYTHONUSERBASE=./u`` the ``import`` line of a ``.pth`` file of its site-packages (a
+  system Python: a venv's has no user site).
+- ``PYTHONSTARTUP=s.py``: only an interactive Python runs it (``echo … | python3 -i``
+  ran s.py; ``python3 -c``, ``python3 x.py`` did not): it asks whenever set, as rare.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from typing import Final
+
+# A folder variable and the names of the files a program loads from it (a name's stem for
+# PYTHONPATH: `sitecustomize.py`, `.pyc`, a package folder, an extension module).
+PLANTED: Final[dict[str, tuple[str, ...]]] = {
+    "PYTHONPATH": ("sitecustomize", "usercustomize"),
+    "CARGO_HOME": ("config.toml", "config"),
+}
+_STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
+_WHAT: Final = {"PYTHONPATH": "Python runs at start", "CARGO_HOME": "may name programs cargo runs"}
+# A search path with an entry outside the system's folders (an empty one is the current
+# folder; `..` may leave them): the dynamic loader's, iconv's.
+_SYSTEM: Final = r"(?!/(usr|lib|lib32|lib64|libx32|opt|nix)(/|[:;]|$))"
+LIBRARY_FOLDERS: Final = rf"^(?=.){_SYSTEM}|[:;]{_SYSTEM}|\.\."
+# A warning filter (`action:message:category:module:lineno`, comma-separated) whose
+# category is a dotted name: Python imports its module to find the class.
+# (pytest's own classes excepted: `-W ignore::pytest.PytestUnraisableExceptionWarning` is
+# everyday, and pytest is imported already)
+_DOTTED = re.compile(r"(^|,)[^:,]*:[^:,]*:\s*(?!(builtins|warnings|_?pytest)\.)[A-Za-z_]\w*\.")
+MAX_ENTRIES: Final = 64  # folders of one PYTHONPATH looked into (a longer one asks)
+TOO_MANY: Final = f"more than {MAX_ENTRIES} folders"
+_PYTEST_VALUED = frozenset("kmrncopW")  # pytest's short options that take a value
+
+
+def warnings_import(value: str) -> bool:
+    """Whether a ``PYTHONWARNINGS`` value (or a ``-W`` filter) names a dotted category."""
+    return _DOTTED.search(value) is not None
+
+
+def pytest_options_load(value: str) -> bool:
+    """Whether ``PYTEST_ADDOPTS``' words load code: ``-p NAME`` but ``-p no:NAME`` (a
+    plugin to import), a ``-W`` filter naming a dotted category, ``-c``/``--config-file``
+    (a config whose ``addopts`` may), ``-o``/``--override-ini`` (its ``pythonpath``…)."""
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        return True  # unsure: it asks
+    return bool(pytest_loading(words, configs=True))
+
+
+def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
+    """The option word of pytest's ``words`` that makes it import a module named there
+    (``-p mod``, ``-qp mod``, ``-W ignore::mod.W``; with ``configs``, also a config file or
+    an ini override), or "". On pytest's own line (measured: ``python3 -m pytest -p mod``
+    ran ./mod.py; ``pytest -p mod`` a mod of PYTHONPATH), exempt by a rule naming it."""
+    for i, word in enumerate(words):
+        if word == "--":
+            return ""
+        after = words[i + 1] if i + 1 < len(words) else ""
+        if word.startswith("--"):
+            option, eq, given = word.partition("=")
+            if configs and option in ("--config-file", "--override-ini", "--inifile"):
+                return word
+            if option == "--pythonwarnings" and warnings_import(given if eq else after):
+                return word
+            continue
+        if not word.startswith("-") or word == "-":
+            continue
+        for j, letter in enumerate(word[1:], start=1):
+            if letter not in _PYTEST_VALUED:
+                continue
+            given = word[j + 1 :].lstrip("=") or after
+            if configs and letter in "co":
+                return word
+            if letter == "p" and not given.startswith("no:"):
+                return word
+            if letter == "W" and warnings_import(given):
+                return word
+            break  # the rest of the word (or the next one) is the option's value
+    return ""
+
+
+def startup_flags(value: str) -> bool:
+    """Whether make's ``.SHELLFLAGS`` make each recipe's shell read a startup file: an
+    interactive (``-i``) or login (``-l``, ``--login``) shell, in a cluster too (``-ic``),
+    but the value of ``-o``/``-O``."""
+    words = value.split()
+    for i, word in enumerate(words):
+        if i and words[i - 1] in ("-o", "+o", "-O", "+O"):
+            continue
+        if word in ("--login", "-login") or (
+            word.startswith("-") and not word.startswith("--") and set(word[1:]) & {"i", "l"}
+        ):
+            return True
+    return False
+
+
+def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], str]) -> str | None:
+    """The file the folder variable ``name`` (:data:`PLANTED`) set to ``value`` makes a
+    program load, looked up from each of ``bases`` (the call's folder and those the line
+    moves to: a relative entry is read from each), or None."""
+    if not value:  # unset in effect (measured: `PYTHONPATH= python3` imported none)
+        return None
+    entries = value.split(":") if name == "PYTHONPATH" else [value]  # `:`: the current folder
+    if len(set(entries)) > MAX_ENTRIES:  # each read from each folder: bounded, and it asks
+        return TOO_MANY
+    for entry in dict.fromkeys(entries):
+        fixed = entry.startswith(("/", "~"))  # `~/x`: the agent's HOME, as the shell expands it
+        for base in ["."] if fixed else bases:
+            folder = where(entry if fixed else os.path.join(base, entry or "."))
+            try:
+                names = sorted(os.listdir(folder))
+            except (OSError, ValueError):  # no folder there (a NUL: none either)
+                continue
+            for found in names:
+                key = found.split(".")[0] if name in _STEMS else found
+                if key in PLANTED[name]:
+                    return os.path.join(folder, found)
+    return None
+
+
+def resolved(name: str, value: str, inherited: str, unknown: str) -> str:
+    """``value`` with the parts the shell builds that are known here put in: the variable's
+    own inherited value (``$PYTHONPATH``, ``${PYTHONPATH}``: the agent's environment's) and
+    the shell's folder (``$PWD``, ``${PWD}``, ``$(pwd)``: ``.``, the folder the command runs
+    in). Other built parts stay unknown (``PYTHONPATH=$d`` asks)."""
+    for own in (f"${name}", f"${{{name}}}"):
+        value = value.replace(unknown + own, inherited)
+    for here in ("$PWD", "${PWD}", "$(pwd)", "`pwd`"):
+        value = value.replace(unknown + here, ".")
+    return value
+
+
+def why_planted(name: str, value: str, path: str) -> str:
+    """What the approver reads: the file found, or that the folders were too many."""
+    if path == TOO_MANY:
+        return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
+    return f"{name}={value} loads {path}, which {_WHAT[name]}"
+
+
+def named(name: str, words: Sequence[str]) -> str:
+    """A word of the line naming a file the folder variable ``name`` makes a program load
+    (``echo … > sitecustomize.py; PYTHONPATH=. pytest``: it may write it first), or ""."""
+    for word in words:
+        base = os.path.basename(word)
+        if name in _STEMS and base.split(".")[0] in PLANTED[name]:
+            return word
+        if name == "CARGO_HOME" and (base == "config.toml" or (base == "config" and "/" in word)):
+            return word
+    return ""

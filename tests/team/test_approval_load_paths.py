@@ -1,0 +1,390 @@
+"""A variable set on the line can make an allowed program load code an earlier call planted:
+a module (``PYTEST_PLUGINS=mod pytest``, ``PYTEST_ADDOPTS='-p mod'``, a warning filter's
+dotted category, ``PYTHONPATH=.`` with a ``sitecustomize.py``), a makefile (``MAKEFILES=``),
+a config (``CARGO_HOME=x``: ``x/config.toml``), a library (``LD_LIBRARY_PATH=./x``,
+``GCONV_PATH=./g``), a startup file (make's ``.SHELLFLAGS=-lc``) or a prompt's command
+(``PS0='$(CMD)'`` in a tmux window's shell). A rule on the program (``Bash(pytest:*)``)
+allowed each unasked; each asks now, everyday values (``PYTHONPATH=src``, ``-p
+no:cacheprovider``, ``.SHELLFLAGS=-ec``) ask nothing. So does ``GIT_ALLOW_PROTOCOL=ext`` in
+the roster's ``env`` (it reaches the agent's shell), and pytest's own ``-p mod`` (code in an
+option, exempt by a rule naming it). Each line is first run for real (bash,
+no terminal) to show it runs the planted file; then the real hook."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from approval_lines import RULE, answer, git, pushable, runs
+from gitrepo import git_run
+
+MARK = 'open("ran-it", "w").close()\n'
+
+
+def _home(folder: Path) -> Path:
+    """A HOME of the agent's holding no startup file (the call's folder holds it)."""
+    (folder / "home").mkdir(exist_ok=True)
+    return folder / "home"
+
+
+def _asks(folder: Path, line: str, tools: list[str], why: str, home: Path | None = None) -> None:
+    asked = answer(folder, line, tools, home=home or _home(folder))[0]
+    assert asked == [f"matches {RULE}: {why}: cannot be read"], line
+
+
+def _silent(folder: Path, line: str, tools: list[str]) -> None:
+    assert answer(folder, line, tools, home=_home(folder))[0] == [], line
+
+
+def _with_pytest(line: str) -> str:
+    """``line`` run with this venv's pytest first on PATH (as the agent's would be), its
+    installed plugins not loaded (they took seconds; the planted one still is)."""
+    bin_folder = Path(sys.executable).parent
+    return f'export PATH="{bin_folder}:$PATH" PYTEST_DISABLE_PLUGIN_AUTOLOAD=1; {line}'
+
+
+def test_pytest_plugin_variables_asks(tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "mod.py").write_text(MARK + "class W(Warning):\n    pass\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    for line in (
+        "PYTHONPATH=p PYTEST_PLUGINS=mod pytest -q test_a.py",
+        "PYTHONPATH=p PYTEST_ADDOPTS='-q -p mod' pytest test_a.py",
+    ):
+        assert runs(_with_pytest(line), tmp_path), line
+        name = line.split(" ")[1].split("=")[0]
+        _asks(tmp_path, line, tools, f"gives {name} code to load or run")
+    line = "PYTHONPATH=p PYTHONWARNINGS=ignore::mod.W python3 -c pass"
+    assert runs(line, tmp_path)  # the module of the warning's class is imported
+    _asks(tmp_path, line, tools, "gives PYTHONWARNINGS code to load or run")
+    for line in (
+        "PYTEST_ADDOPTS='-W ignore::mod.W' pytest",
+        "PYTEST_ADDOPTS='-qp mod' pytest",
+        "PYTEST_ADDOPTS='-c x.ini' pytest",
+        "export PYTEST_PLUGINS=mod; pytest",
+    ):
+        name = line.removeprefix("export ").split("=")[0]
+        _asks(tmp_path, line, tools, f"gives {name} code to load or run")
+    for line in (  # everyday: disabling a plugin, a builtin warning class
+        "PYTEST_ADDOPTS='-q -p no:cacheprovider --tb=short' pytest",
+        "PYTEST_ADDOPTS='-W error::DeprecationWarning -rA' pytest",
+        "PYTHONWARNINGS=error::DeprecationWarning python3 -m pytest -q",
+    ):
+        _silent(tmp_path, line, tools)
+
+
+def test_pytest_given_a_module_on_its_line_asks(tmp_path: Path) -> None:
+    """As code in options (`cargo --config`, `make SHELL=`): a rule on pytest allows running
+    it, not a module the line names for it to import; a rule naming the option exempts it."""
+    (tmp_path / "mod.py").write_text(MARK + "class W(Warning):\n    pass\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    line = "python3 -m pytest -q -p mod test_a.py"  # -m puts the call's folder on the path
+    assert runs(_with_pytest(line.replace("python3", sys.executable)), tmp_path)
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3 -m pytest:*)", "Bash(.venv/bin/pytest:*)"]
+    why = "gives pytest -p, a module to import"
+    _asks(tmp_path, line, tools, why)
+    _asks(tmp_path, "pytest -p mod", tools, why)
+    _asks(tmp_path, ".venv/bin/pytest -qp mod", tools, "gives pytest -qp, a module to import")
+    _asks(tmp_path, "pytest -W ignore::mod.W", tools, "gives pytest -W, a module to import")
+    _silent(tmp_path, "pytest -p mod", [*tools, "Bash(pytest -p:*)"])
+    for line in (
+        "pytest -q -p no:cacheprovider tests/",
+        "python3 -m pytest -x -p no:randomly",
+        "pytest -W ignore::pytest.PytestUnraisableExceptionWarning -W error::UserWarning",
+        "pytest -c /dev/null -o addopts= -k 'p or q' -m slow",
+    ):
+        _silent(tmp_path, line, tools)
+
+
+def test_pythonpath_holding_sitecustomize_asks(tmp_path: Path) -> None:
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    (tmp_path / "src").mkdir()
+    _silent(tmp_path, "PYTHONPATH=src:. pytest -q", tools)  # nothing planted: everyday
+    (tmp_path / "sitecustomize.py").write_text(MARK)
+    assert runs("PYTHONPATH=. python3 -c pass", tmp_path)
+    assert not runs("python3 -c pass", tmp_path)  # only through PYTHONPATH
+    planted = tmp_path / "sitecustomize.py"
+    why = f"PYTHONPATH=src:. loads {planted}, which Python runs at start"
+    _asks(tmp_path, "PYTHONPATH=src:. pytest -q", tools, why)
+    for line, value in (
+        ("export PYTHONPATH=.; pytest", "."),
+        ("env PYTHONPATH=. make test", "."),
+        ("PYTHONPATH=: pytest", ":"),  # an empty entry is the current folder
+    ):
+        why = f"PYTHONPATH={value} loads {planted}, which Python runs at start"
+        _asks(tmp_path, line, [*tools, "Bash(make:*)"], why)
+    _silent(tmp_path, "PYTHONPATH=src pytest -q", tools)
+    _silent(tmp_path, "PYTHONPATH= pytest -q", tools)
+    # from a folder the line moves to, and a usercustomize (a system Python's user site)
+    (tmp_path / "sub").mkdir()
+    planted.rename(tmp_path / "sub" / "usercustomize.py")
+    why = f"PYTHONPATH=. loads {tmp_path / 'sub' / 'usercustomize.py'}, which Python runs at start"
+    _asks(tmp_path, "cd sub && PYTHONPATH=. pytest", tools, why)
+    # a line that may write one first, and a value the shell builds
+    why = "PYTHONPATH=.: the line may write a file it loads (sitecustomize.py)"
+    _asks(tmp_path, "cp x sitecustomize.py; PYTHONPATH=. pytest", tools, why)
+    why = "PYTHONPATH names a folder known only at run time (PYTHONPATH=$d) to load code from"
+    _asks(tmp_path, "PYTHONPATH=$d pytest", tools, why)
+    # the inherited value and the shell's folder are known: read, not asked about
+    (tmp_path / "sub" / "usercustomize.py").rename(planted)
+    inherited = {"PYTHONPATH": "/nonexistent"}
+    for line, asks in (
+        ('PYTHONPATH="$PWD/src" pytest', False),
+        ("PYTHONPATH=$PYTHONPATH:${PWD}/src pytest", False),
+        ("PYTHONPATH=$(pwd) pytest", True),
+        ("export PYTHONPATH=${PYTHONPATH}:.; pytest", True),
+    ):
+        home = _home(tmp_path)
+        asked = answer(tmp_path, line, tools, home=home, variables=inherited)[0]
+        assert bool(asked) is asks, line
+        assert all(f"loads {planted}, which Python runs at start" in a for a in asked), line
+    many = ":".join(f"d{i}" for i in range(65))  # a hostile line stays cheap: it asks
+    why = f"PYTHONPATH={many} names more than 64 folders to load code from, not looked into"
+    _asks(tmp_path, f"PYTHONPATH={many} pytest", tools, why)
+
+
+@pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")
+def test_cargo_home_config_asks(tmp_path: Path) -> None:
+    tools = ["Bash", "Bash(cargo:*)"]
+    crate = tmp_path / "c"
+    (crate / "src").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text(
+        '[package]\nname = "c"\nversion = "0.1.0"\nedition = "2021"\n'
+    )
+    (crate / "src" / "main.rs").write_text("fn main() {}\n")
+    home = tmp_path / "x"
+    home.mkdir()
+    line = "cd c && CARGO_HOME=../x cargo build -q --offline"
+    _silent(tmp_path, line, tools)  # no config there
+    wrapper = tmp_path / "w.sh"
+    wrapper.write_text(f'#!/bin/sh\ntouch {tmp_path}/ran-it\nexec "$@"\n')
+    wrapper.chmod(0o755)
+    (home / "config.toml").write_text(f'[build]\nrustc-wrapper = "{wrapper}"\n')
+    real = shutil.which("cargo")  # its toolchain: HOME is the test's folder
+    env = f'RUSTUP_HOME="{os.environ.get("RUSTUP_HOME", Path.home() / ".rustup")}"'
+    assert runs(f"{env}; export RUSTUP_HOME; {line.replace('cargo', str(real), 1)}", tmp_path)
+    why = f"CARGO_HOME=../x loads {home / 'config.toml'}, which may name programs cargo runs"
+    _asks(tmp_path, line, tools, why)
+
+
+def test_makefiles_and_shell_flags_ask(tmp_path: Path) -> None:
+    tools = ["Bash", "Bash(make:*)"]
+    (tmp_path / "Makefile").write_text("all:\n\t@true; true\n")
+    (tmp_path / "x.mk").write_text("$(shell touch ran-it)\n")
+    assert runs("MAKEFILES=./x.mk make", tmp_path)
+    _asks(tmp_path, "MAKEFILES=./x.mk make", tools, "gives MAKEFILES code to load or run")
+    # a login (or interactive) recipe shell reads the HOME's startup file: dash's ~/.profile
+    (tmp_path / ".profile").write_text("touch ran-it\n")
+    assert runs("make .SHELLFLAGS=-lc", tmp_path)
+    assert not runs("make .SHELLFLAGS=-ec", tmp_path)
+    for flags in ("-lc", "-ic", "'--login -c'", "'-e -i -c'"):
+        line = f"make .SHELLFLAGS={flags}"
+        shown = flags.strip("'")
+        why = "gives make startup files for the recipes' shell to run in the variable "
+        why += f".SHELLFLAGS={shown}"
+        _asks(tmp_path, line, tools, why)
+    _asks(
+        tmp_path,
+        "MAKEFLAGS=.SHELLFLAGS=-ic make",
+        tools,
+        "gives MAKEFLAGS code to load or run",
+    )
+    for line in ("make .SHELLFLAGS=-ec", "make '.SHELLFLAGS=-o pipefail -c'", "make -j4 test"):
+        _silent(tmp_path, line, tools)
+
+
+def test_make_command_line_variables_reach_the_recipes(tmp_path: Path) -> None:
+    """make puts its command line's variables in each recipe's environment: read as if
+    set before the recipe's command (they were read as make's own only)."""
+    tools = ["Bash", "Bash(make:*)"]
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "sitecustomize.py").write_text(MARK)
+    (tmp_path / "Makefile").write_text(
+        "test:\n\t@python3 -c pass\nfetch:\n\t@git ls-remote ssh://h/r >/dev/null 2>&1 || true\n"
+    )
+    assert runs("make PYTHONPATH=p test", tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'sitecustomize.py'}, which Python runs at start"
+    _asks(tmp_path, "make PYTHONPATH=p test", tools, why)
+    assert runs("make GIT_SSH_COMMAND='touch ran-it; false' fetch", tmp_path)
+    line = "make GIT_SSH_COMMAND='git push -q' fetch"
+    asked = answer(tmp_path, line, tools, home=_home(tmp_path))[0]
+    assert asked == [f"matches {RULE}: the command is on the line"]
+    for line, name in (
+        ("make LD_PRELOAD=./x.so test", "LD_PRELOAD"),
+        ("make -j2 BASH_ENV=./x test", "BASH_ENV"),
+    ):
+        _asks(tmp_path, line, tools, f"gives {name} code to load or run")
+    for line in ("make -j4 V=1 CC=clang PREFIX=/usr/local CFLAGS='-O2 -g' test", "make test"):
+        _silent(tmp_path, line, tools)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_library_paths_ask(tmp_path: Path) -> None:
+    """A library of the allowed program's, planted: its constructor runs (`git --version`
+    links libpcre2-8, whose real copy the planted one loads); an iconv module likewise."""
+    real = subprocess.run(
+        ["sh", "-c", "ldd \"$(command -v git)\" | grep -o '/[^ ]*libpcre2-8.so.0'"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if not real:
+        pytest.skip("git does not link libpcre2-8 here")
+    tools = ["Bash", "Bash(git:*)", "Bash(iconv:*)"]
+    source = tmp_path / "m.c"
+    source.write_text(
+        "#include <fcntl.h>\n#include <unistd.h>\n"
+        "__attribute__((constructor)) static void m(void) "
+        '{ close(open("ran-it", O_CREAT | O_WRONLY, 0600)); }\n'
+        'int gconv_init(void *s) { close(open("ran-it", O_CREAT | O_WRONLY, 0600)); return 1; }\n'
+        "int gconv(void) { return 1; }\n"
+    )
+    (tmp_path / "x").mkdir()
+    library = tmp_path / "x" / "libpcre2-8.so.0"
+    build = ["gcc", "-shared", "-fPIC", "-o", str(library), str(source)]
+    subprocess.run([*build, "-Wl,-soname,libpcre2-8.so.0", real], check=True)
+    line = "LD_LIBRARY_PATH=./x git --version"
+    assert runs(line, tmp_path)
+    _asks(tmp_path, line, tools, "gives LD_LIBRARY_PATH code to load or run")
+    line = "LD_PRELOAD=./x/libpcre2-8.so.0 git --version"  # asked already: the same file
+    assert runs(line, tmp_path)
+    _asks(tmp_path, line, tools, "gives LD_PRELOAD code to load or run")
+    (tmp_path / "g").mkdir()
+    subprocess.run([*build[:4], str(tmp_path / "g" / "pwn.so"), str(source)], check=True)
+    (tmp_path / "g" / "gconv-modules").write_text("module PWN// INTERNAL pwn 2\n")
+    line = "GCONV_PATH=./g iconv -f PWN -t UTF-8 </dev/null"
+    assert runs(line, tmp_path)
+    _asks(tmp_path, line, tools, "gives GCONV_PATH code to load or run")
+    for line in (
+        "LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu git --version",
+        "LD_LIBRARY_PATH= git --version",
+    ):
+        _silent(tmp_path, line, tools)
+    for line in ("LD_LIBRARY_PATH=/usr/lib: git status", "LD_LIBRARY_PATH=/usr/../tmp git status"):
+        _asks(tmp_path, line, tools, "gives LD_LIBRARY_PATH code to load or run")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+def test_prompt_code_asks(tmp_path: Path) -> None:
+    """PS0 runs after the window's shell reads a command: keys typed by `send-keys`,
+    which a rule naming it allows (measured: the PS1 of the environment did not run in
+    tmux's login shell here, Debian's /etc/bash.bashrc setting its own; a shell that keeps
+    it runs its substitutions, an octal escape building one)."""
+    work, home = tmp_path / "w", _home(tmp_path)  # apart: a line writing above a HOME asks
+    work.mkdir()
+    socket = tmp_path / "s"
+    tools = ["Bash", "Bash(tmux:*)", "Bash(tmux send-keys:*)", "Bash(export:*)"]
+    line = f"PS0='$(touch ran-it)' tmux -S {socket} new -d \\; send-keys true Enter"
+    wait = "; for i in $(seq 100); do [ -e ran-it ] && break; sleep 0.1; done"
+    try:
+        assert runs(line + wait, work)
+    finally:
+        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True, check=False)
+    _asks(work, line, tools, "gives PS0 code to load or run", home)
+    assert runs("echo true | PS1='\\044(touch ran-it)' bash --norc -i", tmp_path)
+    for name, value in (("PS1", "'\\044(touch x)'"), ("PS1", "'`touch x`'"), ("PS2", "$p")):
+        line = f"{name}={value} tmux new -d"
+        _asks(work, line, tools, f"gives {name} code to load or run", home)
+    _asks(work, "export PS0='$(x)'; tmux new -d", tools, "gives PS0 code to load or run", home)
+    # a variable tmux's own -e sets for the window (new, neww, splitw, respawn…)
+    line = f"tmux -S {socket} new -d -e 'PROMPT_COMMAND=touch ran-it; exit'"
+    try:
+        assert runs(line + wait, work)
+    finally:
+        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True, check=False)
+    line = "tmux new -d -e 'PROMPT_COMMAND=git push -q'"
+    assert answer(work, line, tools, home=home)[0] == [
+        f"matches {RULE}: the command is on the line"
+    ]
+    for line in ("tmux new -d -e BASH_ENV=./x 'sleep 1'", "tmux new -d \\; neww -d -eBASH_ENV=x"):
+        _asks(work, line, tools, "gives BASH_ENV code to load or run", home)
+    assert answer(work, "tmux new -d -e LANG=C.UTF-8 'sleep 1'", tools, home=home)[0] == []
+    assert answer(work, "PS1='\\u@\\h:\\w\\$ ' tmux new -d", tools, home=home)[0] == []
+
+
+def test_python_home_and_user_base_ask(tmp_path: Path) -> None:
+    """Python's library (``encodings`` is imported at start) and the user site's ``.pth``
+    files (their ``import`` lines run; a venv's Python has no user site)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = tmp_path / "u" / "lib" / version / "site-packages"
+    site.mkdir(parents=True)
+    (site / "a.pth").write_text("import os; " + MARK)
+    (tmp_path / "x" / "lib" / version / "encodings").mkdir(parents=True)
+    marker = 'import _io; _io.open("ran-it", "w").close()\n'  # no builtins yet
+    (tmp_path / "x" / "lib" / version / "encodings" / "__init__.py").write_text(marker)
+    python = Path(sys.base_prefix) / "bin" / "python3"  # not a venv's
+    if python.exists():
+        assert runs(f"PYTHONUSERBASE=./u {python} -c pass", tmp_path)
+        assert runs(f"PYTHONHOME=./x {python} -c pass", tmp_path)
+    tools = ["Bash", "Bash(python3:*)", "Bash(pytest:*)"]
+    for line in ("PYTHONUSERBASE=./u pytest", "PYTHONHOME=./x python3 -m json.tool f"):
+        name = line.split("=")[0]
+        _asks(tmp_path, line, tools, f"gives {name} code to load or run")
+    _silent(tmp_path, "PYTHONHOME=/usr python3 -m json.tool f", tools)
+
+
+def test_pythonstartup_asks(tmp_path: Path) -> None:
+    """Only an interactive Python runs it (measured), yet setting it is rare: it asks."""
+    (tmp_path / "s.py").write_text(MARK)
+    assert runs("echo pass | PYTHONSTARTUP=s.py python3 -i", tmp_path)
+    assert not runs("PYTHONSTARTUP=s.py python3 -c pass", tmp_path)
+    tools = ["Bash", "Bash(python3:*)", "Bash(python3 -i)"]
+    line = "PYTHONSTARTUP=s.py python3 -i"
+    _asks(tmp_path, line, tools, "gives PYTHONSTARTUP code to load or run")
+
+
+def test_git_allow_protocol_in_the_roster_env_asks(tmp_path: Path) -> None:
+    """The roster's `env` reaches the agent's shell: `GIT_ALLOW_PROTOCOL=ext` there lets
+    `git fetch o` run the ext:: URL of `.git/remotes/o` (measured below)."""
+    repo = tmp_path / "r"
+    git_run("init", "-q", str(repo), cwd=tmp_path)
+    (repo / "x.sh").write_text(f"#!/bin/sh\ntouch {tmp_path}/ran-it\nexit 1\n")
+    (repo / "x.sh").chmod(0o755)
+    (repo / ".git" / "remotes").mkdir()
+    (repo / ".git" / "remotes" / "o").write_text("URL: ext::sh x.sh\nPull: refs/heads/*:o/*\n")
+    env = {**os.environ, "HOME": str(tmp_path), "GIT_ALLOW_PROTOCOL": "ext"}
+    subprocess.run(
+        ["bash", "-c", "git fetch o"], cwd=repo, env=env, capture_output=True, check=False
+    )
+    assert (tmp_path / "ran-it").exists()
+    tools = ["Bash", "Bash(git fetch:*)"]
+    ext = {"GIT_ALLOW_PROTOCOL": "ext"}
+    asked = answer(repo, "git fetch o", tools, home=tmp_path, variables=ext)[0]
+    why = "GIT_ALLOW_PROTOCOL=ext in the agent's environment lets git fetch run an ext:: URL's"
+    assert asked == [f"matches {RULE}: {why} command: cannot be read"]
+    everyday = {"GIT_ALLOW_PROTOCOL": "https:ssh"}
+    assert answer(repo, "git fetch o", tools, home=tmp_path, variables=everyday)[0] == []
+    assert answer(repo, "git status", tools, home=tmp_path, variables=ext)[0] == []
+
+
+def test_what_is_read_before_a_shell_body_holds_for_it(tmp_path: Path) -> None:
+    """Assignments and wrappers before `sh -c`, `eval`, `env -S` were dropped once the
+    body was read: `BASH_ENV=./x bash -c true` ran x, `env -C r bash -c 'git st'` r's
+    alias, each unasked (with no allow rule at all)."""
+    (tmp_path / "x").write_text("touch ran-it\n")
+    assert runs("BASH_ENV=./x bash -c true", tmp_path)
+    for line, name in (
+        ("BASH_ENV=./x bash -c true", "BASH_ENV"),
+        ("LD_PRELOAD=./x.so eval true", "LD_PRELOAD"),
+        ("LD_PRELOAD=./x.so env -S true", "LD_PRELOAD"),
+        ("strace -o /dev/null -E BASH_ENV=./x bash -c true", "BASH_ENV"),
+        ("bwrap --dev-bind / / --setenv BASH_ENV ./x bash -c true", "BASH_ENV"),
+    ):
+        _asks(tmp_path, line, ["Bash"], f"gives {name} code to load or run")
+    line = "GIT_SSH_COMMAND='git push -q' sh -c 'git fetch'"
+    assert answer(tmp_path, line, ["Bash"], home=_home(tmp_path))[0] == [
+        f"matches {RULE}: the command is on the line"
+    ]
+    _silent(tmp_path, "LANG=C bash -c 'ls'", ["Bash"])
+    remote, repo = pushable(tmp_path)
+    git(repo, "config", "alias.st", "push -q origin main")
+    line = "env -C repo bash -c 'git st'"
+    runs(line, tmp_path)  # bash with no terminal; what shows is the push
+    assert git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")  # it pushed
+    why = f"alias.st in git's config ({repo}) makes it run git push -q origin main"
+    assert answer(tmp_path, line, ["Bash"], home=_home(tmp_path))[0] == [f"matches {RULE}: {why}"]
