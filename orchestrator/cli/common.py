@@ -363,6 +363,47 @@ def undecodable_folder(
     return None
 
 
+def undecodable_paths(roster: Roster) -> list[str]:
+    """Why the team cannot run with the paths ``roster`` names, beyond its folder's own
+    (:func:`undecodable_folder`: nothing more is said then): a ``database`` path that is
+    not UTF-8 (from a ``${VAR}``: `up` ended in a traceback, UnicodeEncodeError opening
+    the budget ledger, its queue already made), or agents' working folder whose real path
+    is not (a ``cwd`` from a ``${VAR}``, or the team's folder reached through a symlink:
+    the claude CLI, which runs where a folder really is, said `Can't access working
+    directory` and the agent restarted until it failed, measured). `config` called both
+    valid, and `up` started them."""
+    if undecodable_folder(roster.path) is not None:
+        return []
+    problems = []
+    database = str(roster.database)
+    if not is_utf8(database):
+        problems.append(
+            f"the database path {undecoded_shown(database)} is not valid UTF-8 text: the "
+            "queue records the team's paths as text; set 'database' to a path that is"
+        )
+    unusable: dict[Path, list[str]] = {}  # a working folder -> its agents
+    for name, spec in roster.agents.items():
+        if not is_utf8(os.path.realpath(spec.cwd)):
+            unusable.setdefault(spec.cwd, []).append(name)
+    for cwd, names in unusable.items():
+        real = os.path.realpath(cwd)
+        via = "" if real == str(cwd) else f" (really {undecoded_shown(real)})"
+        problems.append(
+            f"the working folder {undecoded_shown(str(cwd))}{via} of {', '.join(names)} is "
+            "not valid UTF-8 text: the claude CLI cannot start there; set 'cwd' to a folder "
+            "whose real path is UTF-8 text, or move the team to one"
+        )
+    return problems
+
+
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def refuse_undecodable_folder(roster: Path) -> None:
     """`up`'s refusal of :func:`undecodable_folder`: a usage error (exit 2)."""
     problem = undecodable_folder(roster)
