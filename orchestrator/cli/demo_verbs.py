@@ -79,6 +79,20 @@ def cmd_init(args: argparse.Namespace) -> int:
     )
 
     target = roster_target(args.file or Path(common.DEFAULT_ROSTER))
+    # `config` and `up` refuse a team there (common.undecodable_folder, and the real path
+    # its agents would run in): init wrote one and said to check and start it (review).
+    problem = common.undecodable_folder(
+        target, fix="rename its folder, or write the team elsewhere with -f"
+    )
+    real = os.path.realpath(target.absolute().parent)
+    if problem is None and not common.is_utf8(real):
+        problem = (
+            f"the roster's folder {target.absolute().parent} is really "
+            f"{undecoded_shown(real)}, which is not valid UTF-8 text: the claude CLI cannot "
+            "start the team's agents there; write the team elsewhere with -f"
+        )
+    if problem is not None:
+        raise CliFailure(problem, common.EXIT_USAGE, "invalid_path")
     existing = existing_files(target)
     if existing and not args.force:
         names = ", ".join(str(p) for p in existing)

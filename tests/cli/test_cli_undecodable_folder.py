@@ -216,3 +216,28 @@ def test_demo_refuses_a_temporary_folder_that_is_really_not_utf8(tmp_path: Path)
     assert line.startswith(f"octy-orchestrate: the temporary folder {link} is really "), line
     assert line.endswith("set TMPDIR to a folder whose real path is UTF-8 text"), line
     assert list(real.iterdir()) == []
+
+
+def test_init_refuses_a_folder_where_config_and_up_refuse_a_team(
+    tmp_path: Path, odd_folder: Path
+) -> None:
+    """Regression (review): `init` in a folder named with a byte that is not UTF-8 (or
+    through a symlink to one) wrote a starter team and said to check it with `config` and
+    start it with `up`, which both refuse it. Now it refuses first (exit 2), writing
+    nothing."""
+    (odd_folder / "agents.yaml").unlink()
+    done = octy("init", cwd=odd_folder, env=_env(tmp_path))
+    assert done.returncode == 2, done
+    (line,) = done.stderr.strip().splitlines()
+    assert "team\\xffdir/agents.yaml is not valid UTF-8 text" in line
+    assert line.endswith("rename its folder, or write the team elsewhere with -f"), line
+    link = tmp_path / "link"
+    link.symlink_to(odd_folder)
+    done = octy("init", "-f", "link/agents.yaml", cwd=tmp_path, env=_env(tmp_path))
+    assert done.returncode == 2, done
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"octy-orchestrate: the roster's folder {link} is really "), line
+    assert line.endswith(
+        "the claude CLI cannot start the team's agents there; write the team elsewhere with -f"
+    ), line
+    assert list(odd_folder.iterdir()) == []
