@@ -381,15 +381,23 @@ def undecodable_paths(roster: Roster) -> list[str]:
             f"the database path {undecoded_shown(database)} is not valid UTF-8 text: the "
             "queue records the team's paths as text; set 'database' to a path that is"
         )
+    return problems + unusable_working_folders(roster)
+
+
+def unusable_working_folders(roster: Roster, names: Sequence[str] | None = None) -> list[str]:
+    """The agents among ``names`` (default all) whose working folder's real path is not
+    UTF-8 text, one line per folder: the claude CLI cannot start there (`reload` adding
+    one: it restarted until it failed, measured)."""
     unusable: dict[Path, list[str]] = {}  # a working folder -> its agents
     for name, spec in roster.agents.items():
-        if not is_utf8(os.path.realpath(spec.cwd)):
+        if (names is None or name in names) and not is_utf8(os.path.realpath(spec.cwd)):
             unusable.setdefault(spec.cwd, []).append(name)
-    for cwd, names in unusable.items():
+    problems = []
+    for cwd, agents in unusable.items():
         real = os.path.realpath(cwd)
         via = "" if real == str(cwd) else f" (really {undecoded_shown(real)})"
         problems.append(
-            f"the working folder {undecoded_shown(str(cwd))}{via} of {', '.join(names)} is "
+            f"the working folder {undecoded_shown(str(cwd))}{via} of {', '.join(agents)} is "
             "not valid UTF-8 text: the claude CLI cannot start there; set 'cwd' to a folder "
             "whose real path is UTF-8 text, or move the team to one"
         )
