@@ -374,6 +374,17 @@ def undecodable_paths(roster: Roster) -> list[str]:
     valid, and `up` started them."""
     if undecodable_folder(roster.path) is not None:
         return []
+    # only for the verbs that load a roster (not on every verb's start path)
+    from orchestrator import sandbox
+
+    real = os.path.realpath(roster.folder)
+    if not is_utf8(real):  # reached through a symlink: what is in it is named by its real path
+        return [
+            f"the team's folder {undecoded_shown(str(roster.folder))} is really "
+            f"{undecoded_shown(real)}, which is not valid UTF-8 text: the claude CLI cannot "
+            "start its agents there, nor their sandbox name what it hides there; move the team "
+            "to a folder whose real path is UTF-8 text"
+        ]
     problems = []
     database = str(roster.database)
     if not is_utf8(database):
@@ -381,6 +392,20 @@ def undecodable_paths(roster: Roster) -> list[str]:
             f"the database path {undecoded_shown(database)} is not valid UTF-8 text: the "
             "queue records the team's paths as text; set 'database' to a path that is"
         )
+    # What the agents' tools may not touch, as their sandbox and permission rules name it
+    # (real paths, in JSON): a `logs: ${VAR}` folder so named was neither hidden nor
+    # read-only, a sandboxed Bash listed it and wrote a file into it (measured; the same
+    # rules hid a UTF-8 one).
+    hidden = sandbox.private_folders(roster)
+    said = [] if is_utf8(database) else [roster.database.parent.resolve()]
+    for path in dict.fromkeys([*hidden, *sandbox.read_only_files(roster)]):
+        if not is_utf8(str(path)) and path not in said:
+            what = "hide" if path in hidden else "keep read-only"
+            problems.append(
+                f"{undecoded_shown(str(path))} is not valid UTF-8 text: the agents' sandbox "
+                f"and permission rules cannot name it, to {what} it; give the team paths "
+                "(and real paths) that are UTF-8 text"
+            )
     return problems + unusable_working_folders(roster)
 
 

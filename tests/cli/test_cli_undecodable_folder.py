@@ -174,33 +174,77 @@ def test_agents_whose_folder_is_really_not_utf8_are_refused(tmp_path: Path) -> N
     real.mkdir()
     link = tmp_path / "team"
     link.symlink_to(real)
-    (link / "agents.yaml").write_text(
-        "agents:\n  a:\n    prompt: A.\n  b:\n    prompt: B.\n  c:\n    prompt: C.\n"
-        "    cwd: ${WD}\n",
+    (link / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "agents.yaml").write_text(
+        "agents:\n  b:\n    prompt: B.\n  c:\n    prompt: C.\n    cwd: ${WD}\n"
+        "  d:\n    prompt: D.\n    cwd: ${WD}\n",
         encoding="utf-8",
     )
     env = {**_env(tmp_path), "WD": str(real)}
     roster = str(link / "agents.yaml")  # from outside: a cwd in it is its real path
-    config = octy("config", "--json", "-f", roster, cwd=tmp_path, env=env)
-    assert config.returncode == 1, config
-    data = json.loads(config.stdout)
-    assert data["error"] == "invalid_path"
-    assert data["message"].splitlines() == [
-        f"2 problem(s) in {roster}:",
-        f"the working folder {link} (really {tmp_path}/real\\xffteam) of a, b is not valid "
-        "UTF-8 text: the claude CLI cannot start there; set 'cwd' to a folder whose real "
-        "path is UTF-8 text, or move the team to one",
-        f"the working folder {tmp_path}/real\\xffteam of c is not valid UTF-8 text: the "
-        "claude CLI cannot start there; set 'cwd' to a folder whose real path is UTF-8 "
-        "text, or move the team to one",
-    ]
-    said = octy("config", "-f", roster, cwd=tmp_path, env=env)
-    up = octy("up", "--no-model-check", "-f", roster, cwd=tmp_path, env=env, timeout=60)
-    assert up.returncode == 1, up
-    assert "Traceback" not in up.stderr
-    assert up.stderr == said.stderr
-    assert len(up.stderr.strip().splitlines()) == 3
+    expected = {
+        roster: [
+            f"the team's folder {link} is really {tmp_path}/real\\xffteam, which is not valid "
+            "UTF-8 text: the claude CLI cannot start its agents there, nor their sandbox name "
+            "what it hides there; move the team to a folder whose real path is UTF-8 text"
+        ],
+        str(plain / "agents.yaml"): [
+            f"the working folder {tmp_path}/real\\xffteam of c, d is not valid UTF-8 text: the "
+            "claude CLI cannot start there; set 'cwd' to a folder whose real path is UTF-8 "
+            "text, or move the team to one"
+        ],
+    }
+    for path, lines in expected.items():
+        config = octy("config", "--json", "-f", path, cwd=tmp_path, env=env)
+        assert config.returncode == 1, config
+        data = json.loads(config.stdout)
+        assert data["error"] == "invalid_path"
+        assert data["message"].splitlines() == [f"1 problem(s) in {path}:", *lines]
+        said = octy("config", "-f", path, cwd=tmp_path, env=env)
+        up = octy("up", "--no-model-check", "-f", path, cwd=tmp_path, env=env, timeout=60)
+        assert up.returncode == 1, up
+        assert "Traceback" not in up.stderr
+        assert up.stderr == said.stderr
+        assert len(up.stderr.strip().splitlines()) == 2
     assert sorted(p.name for p in real.iterdir()) == ["agents.yaml"]
+    assert sorted(p.name for p in plain.iterdir()) == ["agents.yaml"]
+
+
+def test_logs_or_state_folders_the_sandbox_cannot_name_are_refused(tmp_path: Path) -> None:
+    """Regression (review): `logs: ${QD}/logs` with QD naming a folder with a byte that is
+    not UTF-8: `up` started the team, and the agents' sandbox rules named the folder in
+    JSON as `q\\udcffdir`, which is no path: an agent's sandboxed Bash listed the real
+    logs folder and wrote a file into it (a UTF-8 one is hidden: measured with the real
+    CLI sandbox). The same for the state folder under such a HOME (team records). Now
+    `config` and `up` refuse them, exit 1."""
+    odd = tmp_path / os.fsdecode(b"q\xffdir")
+    odd.mkdir()
+    team = tmp_path / "team"
+    team.mkdir()
+    (team / "agents.yaml").write_text(
+        "logs: ${QD}/logs\nagents:\n  a:\n    prompt: A.\n", encoding="utf-8"
+    )
+    env = {**_env(tmp_path), "QD": str(odd)}
+    for verb in (("config", "--json"), ("up", "--json", "--no-model-check")):
+        done = octy(*verb, cwd=team, env=env, timeout=60)
+        assert done.returncode == 1, done
+        assert json.loads(done.stdout)["message"].splitlines()[1:] == [
+            f"{tmp_path}/q\\xffdir/logs is not valid UTF-8 text: the agents' sandbox and "
+            "permission rules cannot name it, to hide it; give the team paths (and real "
+            "paths) that are UTF-8 text"
+        ]
+    assert list(odd.iterdir()) == []
+    (team / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    home = {**_env(tmp_path), "HOME": str(odd)}
+    done = octy("config", "--json", cwd=team, env=home)
+    assert done.returncode == 1, done
+    assert json.loads(done.stdout)["message"].splitlines()[1:] == [
+        f"{tmp_path}/q\\xffdir/.local/state/octy-orchestrate is not valid UTF-8 text: the "
+        "agents' sandbox and permission rules cannot name it, to hide it; give the team "
+        "paths (and real paths) that are UTF-8 text"
+    ]
 
 
 def test_demo_refuses_a_temporary_folder_that_is_really_not_utf8(tmp_path: Path) -> None:
