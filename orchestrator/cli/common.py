@@ -370,8 +370,9 @@ def undecodable_paths(roster: Roster) -> list[str]:
     the budget ledger, its queue already made), or agents' working folder whose real path
     is not (a ``cwd`` from a ``${VAR}``, or the team's folder reached through a symlink:
     the claude CLI, which runs where a folder really is, said `Can't access working
-    directory` and the agent restarted until it failed, measured). `config` called both
-    valid, and `up` started them."""
+    directory` and the agent restarted until it failed, measured), or what the agents'
+    sandbox hides or keeps read-only (its rules could not name it: a sandboxed Bash wrote
+    into such a `logs` folder, measured). `config` called them valid, `up` started them."""
     if undecodable_folder(roster.path) is not None:
         return []
     # only for the verbs that load a roster (not on every verb's start path)
@@ -426,6 +427,23 @@ def unusable_working_folders(roster: Roster, names: Sequence[str] | None = None)
             "not valid UTF-8 text: the claude CLI cannot start there; set 'cwd' to a folder "
             "whose real path is UTF-8 text, or move the team to one"
         )
+    return problems
+
+
+def unusable_for_agents(roster: Roster, names: Sequence[str]) -> list[str]:
+    """What `reload` refuses in the agents ``names`` it would start: a working folder
+    (:func:`unusable_working_folders`), or a prompt file, whose real path is not UTF-8
+    text (the sandbox could not keep that file read-only: the agent could rewrite its
+    own instructions, which the watched file would then reload)."""
+    problems = unusable_working_folders(roster, names)
+    for name in names:
+        source = roster.agents[name].prompt_file if name in roster.agents else None
+        if source is not None and not is_utf8(real := str(source.resolve())):
+            problems.append(
+                f"the prompt file of {name}, {undecoded_shown(real)}, is not valid UTF-8 text: "
+                "the agents' sandbox and permission rules cannot name it, to keep it "
+                "read-only; give it a path (and real path) that is UTF-8 text"
+            )
     return problems
 
 

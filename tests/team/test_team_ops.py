@@ -290,6 +290,21 @@ def test_an_edit_adding_an_agent_whose_folder_is_really_not_utf8_is_refused(
         f"{t.roster_path}: the working folder {t.folder}/lnk (really {tmp_path}/real\\xffdir) "
         "of b is not valid UTF-8 text: the claude CLI cannot start there" in message
     ), message
+    # a prompt file whose real path is such: the sandbox could not keep it read-only
+    (real / "c.md").write_text("You are c.", encoding="utf-8")
+    (t.folder / "c.md").symlink_to(real / "c.md")
+    data = yaml.safe_load(t.roster_path.read_text(encoding="utf-8"))  # a, b refused
+    data["agents"].pop("b")
+    data["agents"]["c"] = {"prompt_file": "c.md"}
+    t.roster_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    t.wait_for(lambda: t.output().count("reload_rejected") >= 3, what="second edit rejected")
+    done = t.octy("reload", "--json", check=False)
+    assert done.returncode == 1
+    message = json.loads(done.stdout)["message"]
+    assert (
+        f"{t.roster_path}: the prompt file of c, {tmp_path}/real\\xffdir/c.md, is not valid "
+        "UTF-8 text" in message
+    ), message
     assert t.ask("a", "there?") == "still a"
     assert t.agent_pid("a") == pid
     assert set(t.states()) == {"supervisor", "a"}
