@@ -224,6 +224,10 @@ class BudgetWatch:
     async def _evaluate(self, cause: str) -> None:
         async with self._lock:
             roster = self.roster()
+            for name in [n for n in self._after_others if n not in roster.agents]:
+                # Removed from the roster while held: `resume` listed it as held, "then
+                # runs on its own" (found by review); added again, it starts unheld.
+                del self._after_others[name]
             if not (_has_budget(roster) or self.blocked or self._published):
                 return  # the common case: no budget anywhere, nothing to read or clear
             now = time.time()
@@ -293,14 +297,15 @@ class BudgetWatch:
             if name in held:
                 message += f"; and {_held(held[name])}"
             log.warning("budget_override", agent=name, overrides=overrides)
-            results.append(
-                {
-                    "agent": name,
-                    "resumed": True,
-                    "message": message,
-                    "overrides": [s.figures() for s in over],
-                }
-            )
+            entry: dict[str, Any] = {
+                "agent": name,
+                "resumed": True,
+                "message": message,
+                "overrides": [s.figures() for s in over],
+            }
+            if name in held:  # still held after the override: --json says so too
+                entry["held_for"] = held[name]
+            results.append(entry)
         await self.evaluate("resume")
         return results
 

@@ -34,6 +34,7 @@ import anyio.to_thread
 import structlog
 
 from orchestrator import capacity, errors, sandbox
+from orchestrator.cli.common import unusable_for_agents
 from orchestrator.lifecycle import AgentState
 from orchestrator.operations import SlotT, stop_and_wait
 from orchestrator.operations import Team as OperationsTeam
@@ -211,6 +212,15 @@ async def apply_reload(sup: Team[SlotT]) -> ReloadResult:
             )
             log.error("reload_rejected", errors=[problem])
             return ReloadResult(False, errors=[problem])
+        unusable = await anyio.to_thread.run_sync(
+            unusable_for_agents, new, [*diff.added, *diff.changed]
+        )
+        if unusable:
+            # As `up` refuses them (cli/common.undecodable_paths): started, such an agent
+            # restarted until it failed, or could rewrite its prompt (found by review).
+            problems = [f"{path}: {p}" for p in unusable]
+            log.error("reload_rejected", errors=problems)
+            return ReloadResult(False, errors=problems)
         result = ReloadResult(True, team_changed=list(diff.team_changed))
         if diff.empty:
             sup.roster = new  # the same agents; settings beside them (budgets) may differ

@@ -363,6 +363,98 @@ def undecodable_folder(
     return None
 
 
+def undecodable_paths(roster: Roster) -> list[str]:
+    """Why the team cannot run with the paths ``roster`` names, beyond its folder's own
+    (:func:`undecodable_folder`: nothing more is said then): a ``database`` path that is
+    not UTF-8 (from a ``${VAR}``: `up` ended in a traceback, UnicodeEncodeError opening
+    the budget ledger, its queue already made), or agents' working folder whose real path
+    is not (a ``cwd`` from a ``${VAR}``, or the team's folder reached through a symlink:
+    the claude CLI, which runs where a folder really is, said `Can't access working
+    directory` and the agent restarted until it failed, measured), or what the agents'
+    sandbox hides or keeps read-only (its rules could not name it: a sandboxed Bash wrote
+    into such a `logs` folder, measured). `config` called them valid, `up` started them."""
+    if undecodable_folder(roster.path) is not None:
+        return []
+    # only for the verbs that load a roster (not on every verb's start path)
+    from orchestrator import sandbox
+
+    real = os.path.realpath(roster.folder)
+    if not is_utf8(real):  # reached through a symlink: what is in it is named by its real path
+        return [
+            f"the team's folder {undecoded_shown(str(roster.folder))} is really "
+            f"{undecoded_shown(real)}, which is not valid UTF-8 text: the claude CLI cannot "
+            "start its agents there, nor their sandbox name what it hides there; move the team "
+            "to a folder whose real path is UTF-8 text"
+        ]
+    problems = []
+    database = str(roster.database)
+    if not is_utf8(database):
+        problems.append(
+            f"the database path {undecoded_shown(database)} is not valid UTF-8 text: the "
+            "queue records the team's paths as text; set 'database' to a path that is"
+        )
+    # What the agents' tools may not touch, as their sandbox and permission rules name it
+    # (real paths, in JSON): a `logs: ${VAR}` folder so named was neither hidden nor
+    # read-only, a sandboxed Bash listed it and wrote a file into it (measured; the same
+    # rules hid a UTF-8 one).
+    hidden = sandbox.private_folders(roster)
+    said = [] if is_utf8(database) else [roster.database.parent.resolve()]
+    for path in dict.fromkeys([*hidden, *sandbox.read_only_files(roster)]):
+        if not is_utf8(str(path)) and path not in said:
+            what = "hide" if path in hidden else "keep read-only"
+            problems.append(
+                f"{undecoded_shown(str(path))} is not valid UTF-8 text: the agents' sandbox "
+                f"and permission rules cannot name it, to {what} it; give the team paths "
+                "(and real paths) that are UTF-8 text"
+            )
+    return problems + unusable_working_folders(roster)
+
+
+def unusable_working_folders(roster: Roster, names: Sequence[str] | None = None) -> list[str]:
+    """The agents among ``names`` (default all) whose working folder's real path is not
+    UTF-8 text, one line per folder: the claude CLI cannot start there (`reload` adding
+    one: it restarted until it failed, measured)."""
+    unusable: dict[Path, list[str]] = {}  # a working folder -> its agents
+    for name, spec in roster.agents.items():
+        if (names is None or name in names) and not is_utf8(os.path.realpath(spec.cwd)):
+            unusable.setdefault(spec.cwd, []).append(name)
+    problems = []
+    for cwd, agents in unusable.items():
+        real = os.path.realpath(cwd)
+        via = "" if real == str(cwd) else f" (really {undecoded_shown(real)})"
+        problems.append(
+            f"the working folder {undecoded_shown(str(cwd))}{via} of {', '.join(agents)} is "
+            "not valid UTF-8 text: the claude CLI cannot start there; set 'cwd' to a folder "
+            "whose real path is UTF-8 text, or move the team to one"
+        )
+    return problems
+
+
+def unusable_for_agents(roster: Roster, names: Sequence[str]) -> list[str]:
+    """What `reload` refuses in the agents ``names`` it would start: a working folder
+    (:func:`unusable_working_folders`), or a prompt file, whose real path is not UTF-8
+    text (the sandbox could not keep that file read-only: the agent could rewrite its
+    own instructions, which the watched file would then reload)."""
+    problems = unusable_working_folders(roster, names)
+    for name in names:
+        source = roster.agents[name].prompt_file if name in roster.agents else None
+        if source is not None and not is_utf8(real := str(source.resolve())):
+            problems.append(
+                f"the prompt file of {name}, {undecoded_shown(real)}, is not valid UTF-8 text: "
+                "the agents' sandbox and permission rules cannot name it, to keep it "
+                "read-only; give it a path (and real path) that is UTF-8 text"
+            )
+    return problems
+
+
+def is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def refuse_undecodable_folder(roster: Path) -> None:
     """`up`'s refusal of :func:`undecodable_folder`: a usage error (exit 2)."""
     problem = undecodable_folder(roster)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from orchestrator.cli import common
 from orchestrator.cli.common import CliFailure
-from orchestrator.redact import for_people
+from orchestrator.redact import for_people, undecoded_shown
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,6 +79,20 @@ def cmd_init(args: argparse.Namespace) -> int:
     )
 
     target = roster_target(args.file or Path(common.DEFAULT_ROSTER))
+    # `config` and `up` refuse a team there (common.undecodable_folder, and the real path
+    # its agents would run in): init wrote one and said to check and start it (review).
+    problem = common.undecodable_folder(
+        target, fix="rename its folder, or write the team elsewhere with -f"
+    )
+    real = os.path.realpath(target.absolute().parent)
+    if problem is None and not common.is_utf8(real):
+        problem = (
+            f"the roster's folder {target.absolute().parent} is really "
+            f"{undecoded_shown(real)}, which is not valid UTF-8 text: the claude CLI cannot "
+            "start the team's agents there; write the team elsewhere with -f"
+        )
+    if problem is not None:
+        raise CliFailure(problem, common.EXIT_USAGE, "invalid_path")
     existing = existing_files(target)
     if existing and not args.force:
         names = ", ".join(str(p) for p in existing)
@@ -118,11 +132,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The demo's team lives in a folder made under TMPDIR: `up`'s rule for a team's folder
     # applies (common.undecodable_folder). A TMPDIR named with a byte that is not UTF-8
     # ended the demo in a traceback (UnicodeEncodeError registering its supervisor).
+    temporary = tempfile.gettempdir()
     problem = common.undecodable_folder(
-        Path(tempfile.gettempdir()),
+        Path(temporary),
         what="the temporary folder",
         fix="set TMPDIR to a folder whose path is UTF-8 text",
     )
+    real = os.path.realpath(temporary)
+    if problem is None and not common.is_utf8(real):
+        # A TMPDIR that is a symlink to such a folder passed, and every agent failed to
+        # start: the claude CLI runs where its folder really is (`Can't access working
+        # directory`, measured).
+        problem = (
+            f"the temporary folder {temporary} is really {undecoded_shown(real)}, which is "
+            "not valid UTF-8 text: the claude CLI cannot start the demo's agents there; set "
+            "TMPDIR to a folder whose real path is UTF-8 text"
+        )
     if problem is not None:
         raise CliFailure(problem, common.EXIT_USAGE, "invalid_path")
     from orchestrator.demo import run_demo

@@ -176,6 +176,15 @@ def load(args: argparse.Namespace, also: str | None = None) -> Roster:
         ) from None
     if found:
         raise CliFailure(found[0], common.EXIT_ERROR, "invalid_path")
+    paths = common.undecodable_paths(roster)
+    if paths:
+        # Settings of the file (a `${VAR}` in `database` or `cwd`), or the folder's real
+        # path: one of the file's problems, exit 1, in `config` as in `up`.
+        raise CliFailure(
+            f"{len(paths)} problem(s) in {path}:\n" + "\n".join(paths),
+            common.EXIT_ERROR,
+            "invalid_path",
+        )
     return roster
 
 

@@ -132,3 +132,156 @@ def test_config_shows_a_value_with_such_a_byte_as_the_byte(tmp_path: Path) -> No
     data = json.loads(as_json.stdout)
     assert data["agents"]["a"]["env"]["ODD"] == "v\\xffw"
     assert data["agents"]["a"]["prompt"] == "line one\nline two é"
+
+
+def test_a_database_path_that_is_not_utf8_is_one_of_the_rosters_problems(tmp_path: Path) -> None:
+    """Regression (review of the folder rule): `database: ${QD}/team.db` with QD naming
+    a folder with a byte that is not UTF-8 passed the folder rule; `up` ended in a
+    traceback (UnicodeEncodeError opening the budget ledger, the queue already made there)
+    and `config` called the roster valid. Now both: exit 1, that problem in one line."""
+    odd = tmp_path / os.fsdecode(b"q\xffdir")
+    odd.mkdir()
+    team = tmp_path / "team"
+    team.mkdir()
+    (team / "agents.yaml").write_text(
+        "database: ${QD}/team.db\nagents:\n  a:\n    prompt: A.\n", encoding="utf-8"
+    )
+    env = {**_env(tmp_path), "QD": str(odd)}
+    up = octy("up", "--no-model-check", cwd=team, env=env)
+    assert up.returncode == 1, up
+    assert "Traceback" not in up.stderr
+    assert up.stderr.strip().splitlines()[1:] == [
+        f"the database path {tmp_path}/q\\xffdir/team.db is not valid UTF-8 text: the queue "
+        "records the team's paths as text; set 'database' to a path that is"
+    ]
+    assert list(odd.iterdir()) == []
+    assert not (team / "logs").exists()
+    config = octy("config", "--json", cwd=team, env=env)
+    assert config.returncode == 1, config
+    data = json.loads(config.stdout)
+    assert data["error"] == "invalid_path"
+    assert "q\\xffdir/team.db is not valid UTF-8 text" in data["message"]
+
+
+def test_agents_whose_folder_is_really_not_utf8_are_refused(tmp_path: Path) -> None:
+    """Regression (review of the folder rule): a team folder reached through a symlink to
+    a folder named with such a byte passed `up`'s rule (its path is text), and so did a
+    `cwd: ${WD}` naming one; the claude CLI, which runs where a folder really is, said
+    `Can't access working directory` and the agents restarted until they failed, while
+    `config` called it valid. Now `config` and `up` name the folder (and what it really
+    is) and its agents, exit 1, before anything starts."""
+    real = tmp_path / os.fsdecode(b"real\xffteam")
+    real.mkdir()
+    link = tmp_path / "team"
+    link.symlink_to(real)
+    (link / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "agents.yaml").write_text(
+        "agents:\n  b:\n    prompt: B.\n  c:\n    prompt: C.\n    cwd: ${WD}\n"
+        "  d:\n    prompt: D.\n    cwd: ${WD}\n",
+        encoding="utf-8",
+    )
+    env = {**_env(tmp_path), "WD": str(real)}
+    roster = str(link / "agents.yaml")  # from outside: a cwd in it is its real path
+    expected = {
+        roster: [
+            f"the team's folder {link} is really {tmp_path}/real\\xffteam, which is not valid "
+            "UTF-8 text: the claude CLI cannot start its agents there, nor their sandbox name "
+            "what it hides there; move the team to a folder whose real path is UTF-8 text"
+        ],
+        str(plain / "agents.yaml"): [
+            f"the working folder {tmp_path}/real\\xffteam of c, d is not valid UTF-8 text: the "
+            "claude CLI cannot start there; set 'cwd' to a folder whose real path is UTF-8 "
+            "text, or move the team to one"
+        ],
+    }
+    for path, lines in expected.items():
+        config = octy("config", "--json", "-f", path, cwd=tmp_path, env=env)
+        assert config.returncode == 1, config
+        data = json.loads(config.stdout)
+        assert data["error"] == "invalid_path"
+        assert data["message"].splitlines() == [f"1 problem(s) in {path}:", *lines]
+        said = octy("config", "-f", path, cwd=tmp_path, env=env)
+        up = octy("up", "--no-model-check", "-f", path, cwd=tmp_path, env=env, timeout=60)
+        assert up.returncode == 1, up
+        assert "Traceback" not in up.stderr
+        assert up.stderr == said.stderr
+        assert len(up.stderr.strip().splitlines()) == 2
+    assert sorted(p.name for p in real.iterdir()) == ["agents.yaml"]
+    assert sorted(p.name for p in plain.iterdir()) == ["agents.yaml"]
+
+
+def test_logs_or_state_folders_the_sandbox_cannot_name_are_refused(tmp_path: Path) -> None:
+    """Regression (review): `logs: ${QD}/logs` with QD naming a folder with a byte that is
+    not UTF-8: `up` started the team, and the agents' sandbox rules named the folder in
+    JSON as `q\\udcffdir`, which is no path: an agent's sandboxed Bash listed the real
+    logs folder and wrote a file into it (a UTF-8 one is hidden: measured with the real
+    CLI sandbox). The same for the state folder under such a HOME (team records). Now
+    `config` and `up` refuse them, exit 1."""
+    odd = tmp_path / os.fsdecode(b"q\xffdir")
+    odd.mkdir()
+    team = tmp_path / "team"
+    team.mkdir()
+    (team / "agents.yaml").write_text(
+        "logs: ${QD}/logs\nagents:\n  a:\n    prompt: A.\n", encoding="utf-8"
+    )
+    env = {**_env(tmp_path), "QD": str(odd)}
+    for verb in (("config", "--json"), ("up", "--json", "--no-model-check")):
+        done = octy(*verb, cwd=team, env=env, timeout=60)
+        assert done.returncode == 1, done
+        assert json.loads(done.stdout)["message"].splitlines()[1:] == [
+            f"{tmp_path}/q\\xffdir/logs is not valid UTF-8 text: the agents' sandbox and "
+            "permission rules cannot name it, to hide it; give the team paths (and real "
+            "paths) that are UTF-8 text"
+        ]
+    assert list(odd.iterdir()) == []
+    (team / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    home = {**_env(tmp_path), "HOME": str(odd)}
+    done = octy("config", "--json", cwd=team, env=home)
+    assert done.returncode == 1, done
+    assert json.loads(done.stdout)["message"].splitlines()[1:] == [
+        f"{tmp_path}/q\\xffdir/.local/state/octy-orchestrate is not valid UTF-8 text: the "
+        "agents' sandbox and permission rules cannot name it, to hide it; give the team "
+        "paths (and real paths) that are UTF-8 text"
+    ]
+
+
+def test_demo_refuses_a_temporary_folder_that_is_really_not_utf8(tmp_path: Path) -> None:
+    """Regression (review): TMPDIR a symlink to a folder so named passed the demo's rule;
+    every agent then failed to start (`Can't access working directory`), exit 1."""
+    real = tmp_path / os.fsdecode(b"tmp\xffdir")
+    real.mkdir()
+    link = tmp_path / "tmp"
+    link.symlink_to(real)
+    done = octy("demo", cwd=tmp_path, env={**_env(tmp_path), "TMPDIR": str(link)})
+    assert done.returncode == 2, done
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"octy-orchestrate: the temporary folder {link} is really "), line
+    assert line.endswith("set TMPDIR to a folder whose real path is UTF-8 text"), line
+    assert list(real.iterdir()) == []
+
+
+def test_init_refuses_a_folder_where_config_and_up_refuse_a_team(
+    tmp_path: Path, odd_folder: Path
+) -> None:
+    """Regression (review): `init` in a folder named with a byte that is not UTF-8 (or
+    through a symlink to one) wrote a starter team and said to check it with `config` and
+    start it with `up`, which both refuse it. Now it refuses first (exit 2), writing
+    nothing."""
+    (odd_folder / "agents.yaml").unlink()
+    done = octy("init", cwd=odd_folder, env=_env(tmp_path))
+    assert done.returncode == 2, done
+    (line,) = done.stderr.strip().splitlines()
+    assert "team\\xffdir/agents.yaml is not valid UTF-8 text" in line
+    assert line.endswith("rename its folder, or write the team elsewhere with -f"), line
+    link = tmp_path / "link"
+    link.symlink_to(odd_folder)
+    done = octy("init", "-f", "link/agents.yaml", cwd=tmp_path, env=_env(tmp_path))
+    assert done.returncode == 2, done
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"octy-orchestrate: the roster's folder {link} is really "), line
+    assert line.endswith(
+        "the claude CLI cannot start the team's agents there; write the team elsewhere with -f"
+    ), line
+    assert list(odd_folder.iterdir()) == []

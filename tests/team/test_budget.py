@@ -609,3 +609,83 @@ def test_resume_on_an_agent_held_for_the_others_turns_says_it_is_held(tmp_path: 
             }
         ],
     ]
+
+
+def test_resume_says_nothing_of_a_held_agent_removed_from_the_roster(tmp_path: Path) -> None:
+    """Regression (review of the held `resume`): carol held for alice's and bob's turns,
+    then removed from the roster by a reload while they went on: `resume` without a name
+    still listed her, 'held for alice, bob's turns …, then runs on its own', an agent no
+    longer in the team (a named `resume carol` is refused as unknown). A held agent still
+    in the team is listed as before."""
+    text = (
+        "budget: {tokens: 50000, per: 1d}\n"
+        "defaults: {prompt: work}\n"
+        "agents:\n"
+        "  alice: {}\n"
+        "  bob: {}\n"
+        "  carol: {}\n"
+        "  dave: {}\n"
+    )
+    specs = [roster(text, tmp_path)]
+
+    async def main() -> list[object]:
+        seen: list[object] = []
+        async with await AsyncMailbox(tmp_path / "team.db").open() as am:
+            watch = BudgetWatch(tmp_path / "team.db", lambda: specs[-1], _Idle())
+            await watch.open(am)
+            for name in ("alice", "bob"):
+                watch.in_turn(name, 20_100)
+            for name in ("carol", "dave"):
+                watch.in_turn(name, 20_100)
+                assert await watch.over_with(name, 20_100)  # over with theirs only
+                watch.in_turn(name, 0)
+            await watch.evaluate("turn")
+            seen.append([r["agent"] for r in await watch.resume([])])
+            specs.append(roster(text.replace("  carol: {}\n", ""), tmp_path))
+            await watch.evaluate("reload")
+            seen.append([(r["agent"], r.get("held_for")) for r in await watch.resume([])])
+            watch.close()
+        return seen
+
+    assert anyio.run(main) == [["carol", "dave"], [("dave", ["alice", "bob"])]]
+
+
+def test_resume_of_a_held_agent_paused_meanwhile_says_it_is_held_in_json_too(
+    tmp_path: Path,
+) -> None:
+    """Regression (review): carol held for bob's turn, then the team budget spent (all
+    paused): `resume carol` overrode it and its message added that she is still held,
+    but its `--json` entry had no `held_for`, which the README gives for a held agent: a
+    script reading it took her for free to run. Now the entry has it there too."""
+    spec = roster(
+        "budget: {tokens: 50000, per: 1d}\n"
+        "defaults: {prompt: work}\n"
+        "agents:\n"
+        "  alice: {}\n"
+        "  bob: {}\n"
+        "  carol: {}\n",
+        tmp_path,
+    )
+
+    async def main() -> dict[str, Any]:
+        async with await AsyncMailbox(tmp_path / "team.db").open() as am:
+            watch = BudgetWatch(tmp_path / "team.db", lambda: spec, _Idle())
+            await watch.open(am)
+            watch.in_turn("bob", 30_000)
+            watch.in_turn("carol", 30_000)
+            assert await watch.over_with("carol", 30_000)  # over with bob's
+            watch.in_turn("carol", 0)
+            await watch.after_turn("alice", {"input_tokens": 60_000})
+            assert watch.is_blocked("carol")
+            (entry,) = await watch.resume(["carol"])
+            watch.close()
+        return entry
+
+    entry = anyio.run(main)
+    assert entry["resumed"] is True
+    assert entry["held_for"] == ["bob"]
+    assert entry["message"].endswith(
+        "; and it is held for bob's turn in progress (team budget): it claims nothing until "
+        "that turn has ended and been counted, then runs on its own (or is paused, if the "
+        "team budget is spent; `resume` overrides that)"
+    )

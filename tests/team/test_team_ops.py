@@ -267,6 +267,49 @@ def test_invalid_edit_leaves_the_team_running(team: TeamFactory) -> None:
     assert t.agent_pid("a") == pid
 
 
+def test_an_edit_adding_an_agent_whose_folder_is_really_not_utf8_is_refused(
+    team: TeamFactory, tmp_path: Path
+) -> None:
+    """Regression (review): an edit adding an agent whose `cwd` is a symlink to a folder
+    named with a byte that is not UTF-8 was applied, and the agent restarted until it
+    failed (the claude CLI: `Can't access working directory`). Refused now, as `up`
+    refuses such a roster: `reload` exits 1 naming the folder, the team runs on."""
+    t = team([{"agent": agent_rule("a"), "text": "still a"}], {"a": {}})
+    real = tmp_path / os.fsdecode(b"real\xffdir")
+    real.mkdir()
+    (t.folder / "lnk").symlink_to(real)
+    t.up()
+    t.wait_ready("a")
+    pid = t.agent_pid("a")
+    t.write_roster({"a": {}, "b": {"cwd": "lnk"}})
+    t.wait_for(lambda: "reload_rejected" in t.output(), what="edit rejected")
+    done = t.octy("reload", "--json", check=False)
+    assert done.returncode == 1
+    message = json.loads(done.stdout)["message"]
+    assert (
+        f"{t.roster_path}: the working folder {t.folder}/lnk (really {tmp_path}/real\\xffdir) "
+        "of b is not valid UTF-8 text: the claude CLI cannot start there" in message
+    ), message
+    # a prompt file whose real path is such: the sandbox could not keep it read-only
+    (real / "c.md").write_text("You are c.", encoding="utf-8")
+    (t.folder / "c.md").symlink_to(real / "c.md")
+    data = yaml.safe_load(t.roster_path.read_text(encoding="utf-8"))  # a, b refused
+    data["agents"].pop("b")
+    data["agents"]["c"] = {"prompt_file": "c.md"}
+    t.roster_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    t.wait_for(lambda: t.output().count("reload_rejected") >= 3, what="second edit rejected")
+    done = t.octy("reload", "--json", check=False)
+    assert done.returncode == 1
+    message = json.loads(done.stdout)["message"]
+    assert (
+        f"{t.roster_path}: the prompt file of c, {tmp_path}/real\\xffdir/c.md, is not valid "
+        "UTF-8 text" in message
+    ), message
+    assert t.ask("a", "there?") == "still a"
+    assert t.agent_pid("a") == pid
+    assert set(t.states()) == {"supervisor", "a"}
+
+
 def test_a_roster_grown_past_the_agent_limit_is_refused_and_the_team_runs_on(
     team: TeamFactory,
 ) -> None:
