@@ -201,19 +201,18 @@ class Exchange:
 
     def cut(self) -> None:
         """End every connection still open, at once; make no more."""
-        with self._lock:
-            self._cut = True
-            watched = [s for socks in self._watched.values() for s in socks]
-        for sock in watched:
-            _shut(sock)  # the thread that reads it closes it (release)
+        with self._lock:  # (held: release() cannot close a duplicate under the shutdown,
+            self._cut = True  # whose descriptor number another open could then reuse)
+            for socks in self._watched.values():
+                for sock in socks:
+                    _shut(sock)  # the thread that reads it closes it (release)
 
     def release(self) -> None:
         """Close this thread's duplicates: its exchange is over (a duplicate left open
         would hold the connection open after urllib closed its own socket)."""
         with self._lock:
-            mine = self._watched.pop(threading.get_ident(), [])
-        for sock in mine:
-            sock.close()
+            for sock in self._watched.pop(threading.get_ident(), []):
+                sock.close()
 
 
 def _shut(sock: socket.socket) -> None:
