@@ -314,7 +314,7 @@ class AgentRunner:
         while not self._stop.is_set():
             died = await drain(receive, self._foreign)
             if died:
-                await self.spend.after_death()
+                await self.spend.after_death(saved=died.saved)
                 return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
             batch = await self.inbox.next_batch()
             if not batch:
@@ -388,9 +388,10 @@ class AgentRunner:
                 charged = True
                 await self.spend.unfinished("turn_timeout", self.spend.turn_requests)
                 raise
-            except SessionDied:
+            except SessionDied as exc:
                 charged = True
-                await self.spend.unfinished("session_died", self.spend.turn_requests)
+                requests = self.spend.turn_requests
+                await self.spend.unfinished("session_died", requests, saved=exc.died.saved)
                 raise
         finally:
             self.relay.turn = None
@@ -432,8 +433,9 @@ class AgentRunner:
                 lambda: next_item(receive, self._foreign),
                 may_compact=not (paused or self._resume.rewind),
             )
-        except SessionDied:
-            await self.spend.unfinished("session_died", dict(enumerate(started)), "compaction")
+        except SessionDied as exc:
+            cut = dict(enumerate(started))
+            await self.spend.unfinished("session_died", cut, "compaction", saved=exc.died.saved)
             raise
 
     async def _can_use_tool(

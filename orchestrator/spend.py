@@ -346,7 +346,9 @@ class Spend:
         result, which never came: the tally is priced here (orchestrator/prices.py) and
         marked an estimate. ``cause``: the spend's, when not the cut's (a compaction).
         ``spent_at``: when it was spent, if not now (a turn the last supervisor died in:
-        the budget window it belongs to is that moment's, not the next `up`'s)."""
+        the budget window it belongs to is that moment's, not the next `up`'s).
+        ``saved``: the CLI exited by itself (forced: at its stdin's end; died: by its
+        SIGTERM handler) and saved its running figures."""
         priced = estimate(requests, self.roster().prices)
         # The CLI's running total when the session is resumed, so that the next turn's
         # cost (the total's difference) neither counts the cut requests again nor leaves
@@ -357,9 +359,14 @@ class Spend:
         # totals: the next session's runner starts from them): with the cut tally in them
         # after a turn_timeout, else the tally was counted again in the next turn (measured:
         # the cut 30,100-token request in the ledger twice).
-        if cut == "forced" and not saved:  # the baseline stays the last seen (forced)
+        # A CLI that exited by itself as it died (``saved``: SIGTERM, its handler exits 143)
+        # saved its figures as a closed one does: the cut turn's requests in them; not a
+        # compaction's summary request, of which it streams nothing (its figures are the
+        # last seen, as when forced).
+        kept = (cut == "forced" and not saved) or (saved and cause == "compaction")
+        if kept:  # the baseline stays the last seen
             usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
-        elif cut in ("turn_timeout", "forced"):  # closed: it saved them
+        elif cut == "turn_timeout" or saved:  # closed: it saved them
             self.session.total_usd = round(self.session.total_usd + priced.usd, 6)
             usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
             if self.session.tokens is not None:
@@ -373,7 +380,7 @@ class Spend:
         self.models = None  # what the CLI saved of its per-model figures: not known
         if not usage.tokens:
             if cut == "session_died":
-                await self.after_death()
+                await self.after_death(saved=saved)
             return
         self.totals = _with_baseline(add_turn(self.totals, usage, turn=False), self.session)
         fields = {**usage.fields(), "cost_estimated": True, "cut_off": cut}
@@ -386,12 +393,19 @@ class Spend:
             RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals, **at}
         )
 
-    async def after_death(self) -> None:
+    async def after_death(self, *, saved: bool = False) -> None:
         """The CLI died: it saves its running total only when it exits cleanly, and a
         resumed one continues the total it resumed with (measured on 2.1.332), so the next
         turn's cost is its difference from that, not from the last total seen (a killed
         session's next turn was charged less what the session had spent). The supervisor
-        keeps the baseline with the agent's totals: a spend of nothing carries them."""
+        keeps the baseline with the agent's totals: a spend of nothing carries them.
+
+        ``saved``: it exited by itself (ended by SIGTERM, its handler exits 143): it saved
+        its running figures, the last seen, and resumed it continues from them (measured
+        on 2.1.332). Put back to the figures it had resumed with, the next turn was charged
+        the session's earlier turns again ($0.18 for a $0.06 turn)."""
+        if saved:
+            return
         self.session.total_usd = self.restored_usd
         self.session.tokens = _copy(self.restored_tokens)  # its running tokens, the same
         self.models = None  # the figures it resumes with: not known
