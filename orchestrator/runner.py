@@ -124,6 +124,9 @@ class AgentRunner:
         # The requests of a turn cut before its result and not charged (a forced stop
         # charges them as the session ends, once its CLI is killed).
         self._cut: dict[str, tuple[str, dict[str, Any]]] = {}
+        # The same for a compaction in progress (its summary request, estimated from the
+        # context in use): a forced stop charges it as the session ends.
+        self._compacting: list[tuple[str, dict[str, Any]]] = []
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
         self._ends = TurnEnd(
             spend=self.spend,
@@ -203,7 +206,10 @@ class AgentRunner:
                 saved = await self._close(client)
                 if end.detail == "forced":  # a turn cut: its answered requests, charged
                     await self.spend.forced(self._cut, saved=saved)
+                    cut = dict(enumerate(self._compacting))
+                    await self.spend.forced(cut, saved=saved, cause="compaction")
                 self._cut = {}
+                self._compacting = []
                 self.spend.closed()
         return end
 
@@ -425,18 +431,29 @@ class AgentRunner:
 
         async def query(text: str) -> None:
             started.append((self.context.model or "", {"input_tokens": self.context.tokens or 0}))
+            # A stop waits for it as for a turn: the grace, an interrupt, then the force.
+            # It did not: a restart of an agent whose summary request hung (its claude
+            # stuck or SIGSTOPped) waited out the compaction's timeout (turn_timeout, 10
+            # minutes by default), whatever its --grace, and then charged nothing of it.
+            self._stopping.turn_started()
+            self._compacting = started  # charged by a forced stop (see _run_session)
             await self._turns.query(client, text)
 
         try:
-            return await self.context.between_turns(
+            result = await self.context.between_turns(
                 query,
                 lambda: next_item(receive, self._foreign),
                 may_compact=not (paused or self._resume.rewind),
             )
         except SessionDied as exc:
+            self._compacting = []
             cut = dict(enumerate(started))
             await self.spend.unfinished("session_died", cut, "compaction", saved=exc.died.saved)
             raise
+        finally:
+            self._stopping.turn_ended()
+        self._compacting = []
+        return result
 
     async def _can_use_tool(
         self, tool_name: str, _input: dict[str, Any], _ctx: ToolPermissionContext
