@@ -87,3 +87,39 @@ def test_a_claude_ended_by_sigterm_is_charged_once(team: TeamFactory, signum: in
         t.wait_for(lambda: spent_tokens(t) > 44_000 + 60_211, 30, "all in the ledger")
     # In dollars: the CLI's own running figure for the session, every turn once.
     assert _spent_usd(t) == pytest.approx(turns[-1]["session_cost_usd"])
+
+
+def test_a_compaction_cut_by_sigterm_is_charged_once(team: TeamFactory) -> None:
+    """The first turn (11,000 tokens, $0.06) fills the 12,000-token window; the summary
+    request of the /compact that follows hangs and the CLI gets SIGTERM: it exits 143 and
+    saves its figures, the summary request not in them (it streams nothing of it). The
+    request is charged its estimate (the context in use, 10,000 input tokens, $0.04), the
+    next turn its own $0.06, from the figures the CLI saved."""
+    a = agent_rule("alice")
+    summary = "create a detailed summary of the conversation so far"
+    t = team(
+        [
+            {"agent": a, "match": summary, "text": "<summary>s</summary>", "delay": 120},
+            {"agent": a, "match": "job", "text": "done", "usage": QUICK},
+        ],
+        {"alice": {"context_window": 12_000}},
+    )
+    t.up()
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "done"
+    t.wait_for(lambda: t.model.requests_matching(summary), 60, "the summary request")
+    _terminate(t, signal.SIGTERM)
+    (spend,) = t.wait_for(lambda: t.log_events("spend", "alice"), 30, "the compaction's spend")
+    assert (spend["cause"], spend["cut_off"], spend["cost_estimated"]) == (
+        "compaction",
+        "session_died",
+        True,
+    )
+    assert (spend["input_tokens"], spend["cost_usd"]) == (10_000, 0.04)
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 2") == "done"
+    turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == 2 and e, 30, "turns")
+
+    assert [e["cost_usd"] for e in turns] == [0.06, 0.06]
+    t.wait_for(lambda: spent_tokens(t) >= 32_000, 30, "the second turn in the ledger")
+    assert spent_tokens(t) == 11_000 + 10_000 + 11_000
