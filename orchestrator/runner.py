@@ -431,14 +431,15 @@ class AgentRunner:
 
         async def query(text: str) -> None:
             started.append((self.context.model or "", {"input_tokens": self.context.tokens or 0}))
-            # A stop waits for it as for a turn: the grace, an interrupt, then the force.
-            # It did not: a restart of an agent whose summary request hung (its claude
-            # stuck or SIGSTOPped) waited out the compaction's timeout (turn_timeout, 10
-            # minutes by default), whatever its --grace, and then charged nothing of it.
-            self._stopping.turn_started()
             self._compacting = started  # charged by a forced stop (see _run_session)
             await self._turns.query(client, text)
 
+        # A stop waits for a compaction as for a turn: the grace, an interrupt, then the
+        # force (from here, not from the /compact: a stop asked in between would not wait).
+        # It did not: a restart of an agent whose summary request hung (its claude stuck or
+        # SIGSTOPped) waited out the compaction's timeout (turn_timeout, 10 minutes by
+        # default), whatever its --grace, and then charged nothing of it.
+        self._stopping.turn_started()
         try:
             result = await self.context.between_turns(
                 query,
