@@ -124,6 +124,9 @@ class AgentRunner:
         # The requests of a turn cut before its result and not charged (a forced stop
         # charges them as the session ends, once its CLI is killed).
         self._cut: dict[str, tuple[str, dict[str, Any]]] = {}
+        # The same for a compaction in progress (its summary request, estimated from the
+        # context in use): a forced stop charges it as the session ends.
+        self._compacting: list[tuple[str, dict[str, Any]]] = []
         self.context = ContextKeeper(name, lambda: self.spec, on_event)
         self._ends = TurnEnd(
             spend=self.spend,
@@ -203,7 +206,10 @@ class AgentRunner:
                 saved = await self._close(client)
                 if end.detail == "forced":  # a turn cut: its answered requests, charged
                     await self.spend.forced(self._cut, saved=saved)
+                    cut = dict(enumerate(self._compacting))
+                    await self.spend.forced(cut, saved=saved, cause="compaction")
                 self._cut = {}
+                self._compacting = []
                 self.spend.closed()
         return end
 
@@ -314,7 +320,7 @@ class AgentRunner:
         while not self._stop.is_set():
             died = await drain(receive, self._foreign)
             if died:
-                await self.spend.after_death()
+                await self.spend.after_death(saved=died.saved)
                 return SessionEnd(EndReason.EXITED, died.detail, died.exit_code)
             batch = await self.inbox.next_batch()
             if not batch:
@@ -388,9 +394,10 @@ class AgentRunner:
                 charged = True
                 await self.spend.unfinished("turn_timeout", self.spend.turn_requests)
                 raise
-            except SessionDied:
+            except SessionDied as exc:
                 charged = True
-                await self.spend.unfinished("session_died", self.spend.turn_requests)
+                requests = self.spend.turn_requests
+                await self.spend.unfinished("session_died", requests, saved=exc.died.saved)
                 raise
         finally:
             self.relay.turn = None
@@ -424,17 +431,30 @@ class AgentRunner:
 
         async def query(text: str) -> None:
             started.append((self.context.model or "", {"input_tokens": self.context.tokens or 0}))
+            self._compacting = started  # charged by a forced stop (see _run_session)
             await self._turns.query(client, text)
 
+        # A stop waits for a compaction as for a turn: the grace, an interrupt, then the
+        # force (from here, not from the /compact: a stop asked in between would not wait).
+        # It did not: a restart of an agent whose summary request hung (its claude stuck or
+        # SIGSTOPped) waited out the compaction's timeout (turn_timeout, 10 minutes by
+        # default), whatever its --grace, and then charged nothing of it.
+        self._stopping.turn_started()
         try:
-            return await self.context.between_turns(
+            result = await self.context.between_turns(
                 query,
                 lambda: next_item(receive, self._foreign),
                 may_compact=not (paused or self._resume.rewind),
             )
-        except SessionDied:
-            await self.spend.unfinished("session_died", dict(enumerate(started)), "compaction")
+        except SessionDied as exc:
+            self._compacting = []
+            cut = dict(enumerate(started))
+            await self.spend.unfinished("session_died", cut, "compaction", saved=exc.died.saved)
             raise
+        finally:
+            self._stopping.turn_ended()
+        self._compacting = []
+        return result
 
     async def _can_use_tool(
         self, tool_name: str, _input: dict[str, Any], _ctx: ToolPermissionContext

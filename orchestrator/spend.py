@@ -157,7 +157,11 @@ class Spend:
             await self.unfinished("session_died", carried, "supervisor_died", self.carried_at)
 
     async def forced(
-        self, requests: Mapping[str, tuple[str, dict[str, Any]]], *, saved: bool
+        self,
+        requests: Mapping[Any, tuple[str, dict[str, Any]]],
+        *,
+        saved: bool,
+        cause: str | None = None,
     ) -> None:
         """A turn cut by a forced stop (a stop whose grace and interrupt ran out: the
         session cancelled, the CLI's process group killed): its answered requests are
@@ -165,21 +169,27 @@ class Spend:
         session, they never reached the ledger (found by review: a SIGSTOPped CLI and a
         restart, the cut 30,100 tokens not charged; only the redelivery was).
 
-        The baseline of the next turn stays the last seen figures (as after any close):
-        measured on 2.1.332 (the CLI SIGSTOPped, its group killed after the grace), the
-        resumed session continued from the figures of the last result, the cut requests
-        not in them, so they are charged here once. Kept ``session_live`` (the figures it
-        resumed with as the baseline), the redelivered turn was charged the session's
-        earlier spend again.
+        The baseline of the next turn is the figures the CLI had resumed with, as after
+        any death: measured on 2.1.332 (the CLI SIGSTOPped, its group killed after the
+        grace), it saved nothing, and resumed it continued from those ($0.0042 and then
+        $0.12626 for a $0.12206 turn), not from the last result's. Kept at the last seen
+        figures, the redelivered turn was charged less that CLI's earlier turns ($0.11786),
+        and a turn after a cut compaction nothing.
 
         ``saved``: the CLI exited by itself as its stdin closed (a live one forced, e.g.
         a second Ctrl-C): measured, it saved its figures with the cut request in them, as
         after a turn_timeout, so the baseline moves on by the estimate (else the
         redelivered turn counted the cut request again: 60,010 input tokens).
+
+        ``cause`` ``compaction``: a compaction's summary request (the context in use, as
+        input), of which the CLI streams nothing: its figures, saved or not, are the last
+        seen, and the baseline stays.
         """
         self.turn_requests = {}
         if requests:
-            await self.unfinished("forced", requests, saved=saved)
+            await self.unfinished("forced", requests, cause, saved=saved)
+        elif not saved:  # killed: it resumes with the figures it had resumed with
+            await self.after_death()
 
     def closed(self) -> None:
         """The CLI was closed (it saves its running figures as it exits) or has died
@@ -346,7 +356,9 @@ class Spend:
         result, which never came: the tally is priced here (orchestrator/prices.py) and
         marked an estimate. ``cause``: the spend's, when not the cut's (a compaction).
         ``spent_at``: when it was spent, if not now (a turn the last supervisor died in:
-        the budget window it belongs to is that moment's, not the next `up`'s)."""
+        the budget window it belongs to is that moment's, not the next `up`'s).
+        ``saved``: the CLI exited by itself (forced: at its stdin's end; died: by its
+        SIGTERM handler) and saved its running figures."""
         priced = estimate(requests, self.roster().prices)
         # The CLI's running total when the session is resumed, so that the next turn's
         # cost (the total's difference) neither counts the cut requests again nor leaves
@@ -357,9 +369,16 @@ class Spend:
         # totals: the next session's runner starts from them): with the cut tally in them
         # after a turn_timeout, else the tally was counted again in the next turn (measured:
         # the cut 30,100-token request in the ledger twice).
-        if cut == "forced" and not saved:  # the baseline stays the last seen (forced)
+        # A CLI that exited by itself as it died (``saved``: SIGTERM, its handler exits 143)
+        # or was forced (at its stdin's end) saved its figures as a closed one does: the
+        # cut turn's requests in them; not a compaction's summary request, of which it
+        # streams nothing (its figures are the last seen). One killed by a forced stop
+        # saved nothing, as one killed otherwise (measured on 2.1.332: resumed, it
+        # continued from the figures it had resumed with).
+        restored = not saved and cut != "turn_timeout"
+        if saved and cause == "compaction":  # the baseline stays the last seen
             usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
-        elif cut in ("turn_timeout", "forced"):  # closed: it saved them
+        elif not restored:  # closed: it saved them
             self.session.total_usd = round(self.session.total_usd + priced.usd, 6)
             usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
             if self.session.tokens is not None:
@@ -372,7 +391,7 @@ class Spend:
             usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
         self.models = None  # what the CLI saved of its per-model figures: not known
         if not usage.tokens:
-            if cut == "session_died":
+            if restored:
                 await self.after_death()
             return
         self.totals = _with_baseline(add_turn(self.totals, usage, turn=False), self.session)
@@ -386,12 +405,19 @@ class Spend:
             RunnerEvent.SPEND, {**fields, "cause": cause, "totals": self.totals, **at}
         )
 
-    async def after_death(self) -> None:
+    async def after_death(self, *, saved: bool = False) -> None:
         """The CLI died: it saves its running total only when it exits cleanly, and a
         resumed one continues the total it resumed with (measured on 2.1.332), so the next
         turn's cost is its difference from that, not from the last total seen (a killed
         session's next turn was charged less what the session had spent). The supervisor
-        keeps the baseline with the agent's totals: a spend of nothing carries them."""
+        keeps the baseline with the agent's totals: a spend of nothing carries them.
+
+        ``saved``: it exited by itself (ended by SIGTERM, its handler exits 143): it saved
+        its running figures, the last seen, and resumed it continues from them (measured
+        on 2.1.332). Put back to the figures it had resumed with, the next turn was charged
+        the session's earlier turns again ($0.18 for a $0.06 turn)."""
+        if saved:
+            return
         self.session.total_usd = self.restored_usd
         self.session.tokens = _copy(self.restored_tokens)  # its running tokens, the same
         self.models = None  # the figures it resumes with: not known

@@ -29,6 +29,15 @@ class Died:
     detail: str
     exit_code: int | None
 
+    @property
+    def saved(self) -> bool:
+        """Whether the CLI exited by itself (an exit code, not killed by a signal): it ran
+        its shutdown and saved its running figures, the cut requests in them. Measured on
+        2.1.332: ended by SIGTERM, its handler exits 143 and writes them (the transcript's
+        ``cost-state``), and resumed it continues from them; killed (SIGKILL, -9), it
+        saves nothing. Unknown (None): read as saving nothing, as before."""
+        return isinstance(self.exit_code, int) and self.exit_code >= 0
+
 
 @dataclass(frozen=True)
 class Foreign:
@@ -137,10 +146,21 @@ async def pump(
     try:
         async for message in client.receive_messages():
             await send.send(sort(message))
+        # Ended without an error: the SDK saw it exit 0 (e.g. by its SIGINT handler,
+        # measured on 2.1.332), which saved its figures; the code says so (Died.saved).
+        died = Died("claude process ended", _exit_code(client))
     except ClaudeSDKError as exc:
         died = Died(str(exc), getattr(exc, "exit_code", None))
     await send.send(died)
     ended()
+
+
+def _exit_code(client: ClaudeSDKClient) -> int | None:
+    """The CLI's exit code, if it has exited (the SDK's process, private: None if not
+    found)."""
+    process = getattr(getattr(client, "_transport", None), "_process", None)
+    code = getattr(process, "returncode", None)
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 async def next_item(receive: MemoryObjectReceiveStream[Any], foreign: OnForeign) -> Any:

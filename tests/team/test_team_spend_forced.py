@@ -59,11 +59,12 @@ def test_a_turn_cut_by_a_forced_stop_is_charged_once(team: TeamFactory, resumed:
     turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == done and e, 30, "turns")
     turns = turns[-2:]  # the last before the cut, the redelivery
     assert turns[0]["session_id"] == turns[1]["session_id"]  # resumed, not afresh
-    # The resumed CLI continued from the last result's figures (the cut requests not in
-    # them): the redelivered turn is charged its own cost, nothing of the earlier turns again.
-    assert turns[1]["cost_usd"] == pytest.approx(
-        turns[1]["session_cost_usd"] - turns[0]["session_cost_usd"]
-    )
+    # The killed CLI saved nothing: resumed, it continued from the figures it had resumed
+    # with (0, or the first turn's after the clean restart), not the last result's. The
+    # redelivered turn is charged its own cost: neither the earlier turns again nor less
+    # them (it was $0.11786, the last result's figures taken as the baseline).
+    assert turns[1]["session_cost_usd"] == pytest.approx(0.0042 * resumed + 0.12206)
+    assert turns[1]["cost_usd"] == pytest.approx(0.12206)
     assert (turns[1]["input_tokens"], turns[1]["output_tokens"]) == (30_010, 101)
     t.wait_for(lambda: spent_tokens(t) >= before + 30_001 + 30_111, 30, "all in the ledger")
     assert spent_tokens(t) <= before + 30_100 + 30_111

@@ -1,0 +1,71 @@
+"""A compaction cut by a forced stop: the agent's claude SIGSTOPped while its summary
+request hangs, `restart` (`up --grace 1`) (real claude CLI, scripted model)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+from team_harness import Team, agent_rule
+from test_team_spend import spent_tokens
+
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
+
+TeamFactory = Callable[..., Team]
+SUMMARY = "create a detailed summary of the conversation so far"
+
+
+def test_a_compaction_cut_by_a_forced_stop_is_charged(team: TeamFactory) -> None:
+    """The first turn (1,000 tokens, $0.0056) fills the 1,000-token window: the runner
+    sends /compact, the summary request hangs, the CLI is SIGSTOPped, `restart` (grace
+    1s). The stop waits for the compaction as for a turn (the grace, an interrupt, then
+    the force): it waited out the compaction's timeout (turn_timeout, 10 minutes), its
+    --grace ignored, and charged nothing of it. The summary request is charged as one cut
+    by the CLI's death is (the context in use as input: 900 tokens, $0.0036, an estimate);
+    the killed CLI saved nothing (resumed, it continued from the figures it had resumed
+    with: $0.0056 after the next turn), so that turn is charged its own $0.0056 (it was
+    charged nothing: the last result's figures taken as the baseline)."""
+    a = agent_rule("alice")
+    t = team(
+        [
+            {"agent": a, "match": SUMMARY, "text": "<summary>s</summary>", "delay": 120},
+            {
+                "agent": a,
+                "match": "job",
+                "text": "done",
+                "usage": {"input_tokens": 900, "output_tokens": 100},
+            },
+        ],
+        {"alice": {"context_window": 1000}},
+    )
+    t.up(extra=["--grace", "1"])  # what a restart gives a turn (a compaction) in progress
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 1") == "done"
+    t.wait_for(lambda: t.model.requests_matching(SUMMARY), 60, "the summary request")
+    cli_pid = t.agent_pid("alice")
+    assert cli_pid
+    os.kill(cli_pid, signal.SIGSTOP)
+    try:
+        t.octy("restart", "alice")
+        t.wait_for(lambda: t.agent_pid("alice") not in (None, cli_pid), 90, "a new session")
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed by the forced stop
+            os.kill(cli_pid, signal.SIGCONT)
+    ended = [(e["reason"], e["detail"]) for e in t.log_events("session_ended", "alice")]
+    assert ended == [("stopped", "forced")]
+    (spend,) = t.log_events("spend", "alice")
+    assert (spend["cause"], spend["cut_off"], spend["cost_estimated"]) == (
+        "compaction",
+        "forced",
+        True,
+    )
+    assert (spend["input_tokens"], spend["cost_usd"]) == (900, 0.0036)
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 2") == "done"
+    turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == 2 and e, 30, "turns")
+    assert [e["cost_usd"] for e in turns] == [0.0056, 0.0056]
+    t.wait_for(lambda: spent_tokens(t) >= 2_900, 30, "the second turn in the ledger")
+    assert spent_tokens(t) == 1_000 + 900 + 1_000
