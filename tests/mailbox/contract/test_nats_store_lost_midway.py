@@ -139,3 +139,24 @@ async def test_a_failed_turn_whose_request_went_with_the_store_is_said_not_raise
         await giving.failed_turn([m], Failure("deterministic", "the model refused"))
     gone = [e for e in logs if e["event"] == "request_gone"]
     assert [e["request_id"] for e in gone] == [m.id]
+
+
+async def test_a_dead_sessions_last_attempt_gone_with_the_store_is_said_not_raised(
+    mb: NatsMailbox,
+) -> None:
+    """A session died holding a request on its last attempt: its asker is answered
+    turn_failed after a check that the claim is still the session's. The store went
+    between the check and the answer: the request is gone, nothing to give back. Its
+    MessageNotFound escaped the session's cleanup (the runner's `finally`), skipping
+    the close of its claude process, and ended in `session_crashed`."""
+    sent = await mb.request("alice", "bob", "capital of France?", max_attempts=1)
+    (m,) = await mb.claim("bob", owner="bob-1", lease_s=60)
+    assert (m.id, m.attempts) == (sent.id, 1)
+    _lost_after(mb, "get")
+    with capture_logs() as logs:
+        log: Any = structlog.get_logger()
+        giving = GiveBack(mb, "bob", "bob-1", log, Outage(log))
+        await giving.inflight([m], failed=True)
+    said = [(e["event"], e.get("message_id")) for e in logs if e["log_level"] == "warning"]
+    assert ("lease_lost", m.id) in said
+    assert "requeued" not in [e["event"] for e in logs]
