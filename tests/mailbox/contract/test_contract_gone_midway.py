@@ -1,0 +1,72 @@
+"""A message gone between the supervisor's listing and its write: answered by its agent
+and removed by `queue purge` from another terminal (either backend), or lost with a
+NATS server's store. What the supervisor does for the others it listed goes on; the one
+gone is said once (`request_gone`), not raised: on SQLite as on NATS, since the listing
+and each write are separate transactions on both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import Opener
+from structlog.testing import capture_logs
+
+from orchestrator import errors
+from orchestrator.mailbox import AsyncMailboxBackend
+from orchestrator.supervision import restarts
+
+
+class _Team:
+    """What answering an agent's waiting requests needs (restarts.Answering)."""
+
+    def __init__(self, mailbox: AsyncMailboxBackend) -> None:
+        self.mailbox = mailbox
+        self.abandoned: list[BaseException] = []
+
+    def abandon(self, exc: BaseException) -> None:
+        self.abandoned.append(exc)
+
+
+def _answered_and_purged_after_list(q: AsyncMailboxBackend, other: AsyncMailboxBackend) -> None:
+    """Right after ``q.list`` first answers, bob's oldest request is claimed, answered
+    and acked by bob, then purged by `queue purge` (another client, another terminal)."""
+    listing = q.list
+    done = False
+
+    async def then_gone(*args: Any, **kwargs: Any) -> Any:
+        nonlocal done
+        found = await listing(*args, **kwargs)
+        if not done:
+            done = True
+            (m,) = await other.claim("bob", owner="bob-1")
+            await other.reply(m.id, "bob", "done already")
+            await other.ack([m.id], owner="bob-1")
+            assert await other.purge(statuses=("done",)) == 2  # the request and its reply
+        return found
+
+    setattr(q, "list", then_gone)  # noqa: B010 - on this client only
+
+
+async def test_a_stop_fails_the_requests_after_one_purged_since_the_listing(
+    q: AsyncMailboxBackend, opener: Opener
+) -> None:
+    """`stop bob` answers every request waiting for bob (recipient_stopped). The first
+    listed was answered and purged meanwhile: its MessageNotFound ended the loop, logged
+    as `requests_not_failed`, and the second's asker waited out its whole timeout."""
+    first = await q.request("alice", "bob", "one")
+    second = await q.request("carol", "bob", "two")
+    _answered_and_purged_after_list(q, await opener.open())
+    with capture_logs() as logs:
+        await restarts.fail_requests(
+            _Team(q), "bob", errors.RecipientStopped.code, "'bob' was stopped"
+        )
+    reply = await q.find_reply(second.id)
+    assert reply is not None
+    assert reply.error == errors.RecipientStopped.code
+    gone = [e["request_id"] for e in logs if e["event"] == "request_gone"]
+    assert gone == [first.id]
+    assert "requests_not_failed" not in [e["event"] for e in logs]
+    with pytest.raises(errors.MessageNotFound):
+        await q.get(first.id)
