@@ -7,6 +7,7 @@ and each write are separate transactions on both.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from conftest import Opener
 from structlog.testing import capture_logs
 
 from orchestrator import errors
-from orchestrator.mailbox import AsyncMailboxBackend
+from orchestrator.budget_watch import BudgetWatch
+from orchestrator.mailbox import AsyncMailboxBackend, Mailbox
+from orchestrator.roster import parse_roster
 from orchestrator.supervision import restarts
 
 
@@ -27,6 +30,17 @@ class _Team:
 
     def abandon(self, exc: BaseException) -> None:
         self.abandoned.append(exc)
+
+
+class _Idle:
+    """The supervisor side of BudgetWatch: no agent runs here, nothing to pause."""
+
+    def agent_state(self, name: str) -> None:
+        return None
+
+    async def pause_agent(self, name: str) -> None: ...
+
+    async def unpause_agent(self, name: str) -> None: ...
 
 
 def _answered_and_purged_after_list(q: AsyncMailboxBackend, other: AsyncMailboxBackend) -> None:
@@ -70,3 +84,29 @@ async def test_a_stop_fails_the_requests_after_one_purged_since_the_listing(
     assert "requests_not_failed" not in [e["event"] for e in logs]
     with pytest.raises(errors.MessageNotFound):
         await q.get(first.id)
+
+
+async def test_a_budget_pause_refuses_the_requests_after_one_purged_since_the_listing(
+    q: AsyncMailboxBackend, opener: Opener, tmp_path: Path
+) -> None:
+    """A paused agent's queued requests are refused at once (budget_exceeded). One
+    answered and purged since the listing raised out of the refusals: the budget check
+    that paused the agent stopped there (`budget_check_failed`), and the requests after
+    it waited for the next check."""
+    first = await q.request("alice", "bob", "one")
+    second = await q.request("carol", "bob", "two")
+    _answered_and_purged_after_list(q, await opener.open())
+    spec = parse_roster("defaults: {prompt: work}\nagents:\n  bob: {}\n", tmp_path / "a.yaml")
+    Mailbox(tmp_path / "spend.db").close()  # the ledger's file, made as the queue's is
+    watch = BudgetWatch(tmp_path / "spend.db", lambda: spec, _Idle())
+    await watch.open(q)
+    try:
+        with capture_logs() as logs:
+            await watch._refuse_requests("bob", [])
+    finally:
+        watch.close()
+    reply = await q.find_reply(second.id)
+    assert reply is not None
+    assert reply.error == errors.BudgetExceeded.code
+    gone = [e["request_id"] for e in logs if e["event"] == "request_gone"]
+    assert gone == [first.id]
