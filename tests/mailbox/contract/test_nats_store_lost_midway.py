@@ -14,6 +14,7 @@ on SQLite, where the two are one transaction.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -24,10 +25,10 @@ import structlog
 from natsserver import NatsServer
 from structlog.testing import capture_logs
 
-from orchestrator import errors
+from orchestrator import control, errors
 from orchestrator.give_back import GiveBack
 from orchestrator.inbox import Inbox
-from orchestrator.mailbox import Message
+from orchestrator.mailbox import SUPERVISOR, USER, Message
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.model_errors import Failure
 from orchestrator.outage import Outage
@@ -160,3 +161,20 @@ async def test_a_dead_sessions_last_attempt_gone_with_the_store_is_said_not_rais
     said = [(e["event"], e.get("message_id")) for e in logs if e["log_level"] == "warning"]
     assert ("lease_lost", m.id) in said
     assert "requeued" not in [e["event"] for e in logs]
+
+
+async def test_a_commands_request_gone_with_the_store_is_said_once_not_retried(
+    mb: NatsMailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command (`stop bob` from a terminal) was claimed and run; the store went before
+    its answer. The reply's MessageNotFound was taken for a refusal and tried again 60
+    times, a second apart, then `command_reply_failed`; now said once, and given up."""
+    monkeypatch.setattr(control, "CONTROL_RETRY_S", 0.0)  # the old retries, without the wait
+    await mb.register_supervisor(os.getpid(), {})
+    await mb.request(USER, SUPERVISOR, {"command": "stop", "agent": "bob"})
+    (m,) = await mb.claim(SUPERVISOR, owner="sup-1", lease_s=300)
+    await _lose_the_store(mb)
+    with capture_logs() as logs:
+        await control._answer(mb, "sup-1", m, {"ok": True})
+    said = [e["event"] for e in logs]
+    assert said == ["request_gone"]
