@@ -372,9 +372,7 @@ class BudgetWatch:
                 continue
             try:
                 if await self.mailbox.fail_request(m.id, errors.BudgetExceeded.code, detail):
-                    log.info(
-                        "request_refused", agent=name, request_id=m.id, code="budget_exceeded"
-                    )
+                    log.info("request_refused", agent=name, request_id=m.id, code="budget_exceeded")
             except errors.MessageNotFound:
                 # Gone since the listing (answered and purged, or lost with a NATS
                 # server's store): nobody waits on it. It stopped the refusals (the
