@@ -178,3 +178,39 @@ async def test_a_commands_request_gone_with_the_store_is_said_once_not_retried(
         await control._answer(mb, "sup-1", m, {"ok": True})
     said = [e["event"] for e in logs]
     assert said == ["request_gone"]
+
+
+async def test_a_sweep_passes_over_a_message_purged_since_its_listing(
+    nats_server: NatsServer,
+) -> None:
+    """The supervisor's sweep lists every message, then settles each one whose lease ran
+    out: one acked by its (late) consumer and purged by `queue purge` in between is
+    passed over, as a claim passes it. Its MessageNotFound ended the sweep (the messages
+    after it left for the next round, `chore_failed` said). On SQLite the sweep is one
+    transaction: the same purge lands before or after it."""
+    now = [1_700_000_000.0]
+    config = NatsConfig((nats_server.url,), namespace=f"t{uuid.uuid4().hex[:8]}")
+    async with NatsMailbox(config, clock=lambda: now[0]) as mb:
+        for name in ("alice", "bob"):
+            await mb.register(name)
+        first = await mb.send("alice", "bob", "one")
+        second = await mb.send("alice", "bob", "two")
+        claimed = await mb.claim("bob", owner="bob-1", lease_s=10, limit=2)
+        assert [m.id for m in claimed] == [first.id, second.id]
+        now[0] += 20  # both leases ran out, nobody swept yet
+        listing = mb._all_messages
+        done = False
+
+        async def then_purged(*args: Any, **kwargs: Any) -> list[Message]:
+            nonlocal done
+            found = await listing(*args, **kwargs)
+            if not done:
+                done = True
+                await mb.ack([first.id], owner="bob-1")  # late, but still its lease
+                assert await mb.purge(statuses=("done",)) == 1
+            return found
+
+        setattr(mb, "_all_messages", then_purged)  # noqa: B010
+        swept = await mb.sweep()
+        assert swept.requeued == 1
+        assert (await mb.get(second.id)).status == "pending"
