@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -32,6 +33,8 @@ from orchestrator.mailbox import SUPERVISOR, USER, Message
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.model_errors import Failure
 from orchestrator.outage import Outage
+from orchestrator.relay import Relay
+from orchestrator.roster._build import parse_roster
 
 
 @pytest.fixture
@@ -214,3 +217,21 @@ async def test_a_sweep_passes_over_a_message_purged_since_its_listing(
         swept = await mb.sweep()
         assert swept.requeued == 1
         assert (await mb.get(second.id)).status == "pending"
+
+
+async def test_an_ask_whose_request_goes_with_the_store_while_waited_on_says_not_found(
+    mb: NatsMailbox, tmp_path: Path
+) -> None:
+    """alice asks bob with the relay's `ask`; the store goes right after the request is
+    written, while alice waits: the tool answers `not_found`, said once in the log. It
+    raised MessageNotFound out of the tool (read by the model as a bare "no message with
+    id", nothing logged)."""
+    text = "agents:\n  alice:\n    prompt: a\n  bob:\n    prompt: b\n"
+    roster = parse_roster(text, tmp_path / "agents.yaml", environ={})
+    relay = Relay("alice", mb, lambda: roster, peer_state=lambda _name: "ready")
+    _lost_after(mb, "request")
+    with capture_logs() as logs, anyio.fail_after(30):
+        out = await relay.ask({"to": "bob", "message": "capital of France?", "timeout_s": 20})
+    assert out.get("is_error") is True
+    assert out["content"][0]["text"].startswith("error not_found: ")
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["request_gone"]
