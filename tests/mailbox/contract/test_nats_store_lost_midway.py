@@ -27,6 +27,7 @@ from natsserver import NatsServer
 from structlog.testing import capture_logs
 
 from orchestrator import control, errors
+from orchestrator.approval_wait import Approvals
 from orchestrator.give_back import GiveBack
 from orchestrator.inbox import Inbox
 from orchestrator.mailbox import SUPERVISOR, USER, Message
@@ -234,4 +235,23 @@ async def test_an_ask_whose_request_goes_with_the_store_while_waited_on_says_not
         out = await relay.ask({"to": "bob", "message": "capital of France?", "timeout_s": 20})
     assert out.get("is_error") is True
     assert out["content"][0]["text"].startswith("error not_found: ")
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["request_gone"]
+
+
+async def test_an_approval_whose_request_goes_with_the_store_while_waited_on_is_denied(
+    mb: NatsMailbox,
+) -> None:
+    """bob's call waits for alice's approval; the store goes right after the request is
+    written. Denied, with why, said once (`request_gone`); its MessageNotFound came out of
+    the check, which the hook turned into `policy_failed` (an error in the check)."""
+
+    async def on_event(_event: object, _data: object) -> None:
+        return None
+
+    approvals = Approvals("bob", mb, lambda: ("alice", 20.0), lambda: None, on_event)
+    _lost_after(mb, "request")
+    with capture_logs() as logs, anyio.fail_after(30):
+        granted, reason = await approvals.decide("Bash", {"command": "ls"}, None)
+    assert not granted
+    assert "no longer in the queue" in reason
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["request_gone"]
