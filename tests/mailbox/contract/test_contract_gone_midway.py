@@ -10,13 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+import structlog
 from conftest import Opener
 from structlog.testing import capture_logs
 
 from orchestrator import errors
 from orchestrator.budget_watch import BudgetWatch
+from orchestrator.give_back import GiveBack
+from orchestrator.inbox import Inbox
 from orchestrator.mailbox import AsyncMailboxBackend, Mailbox
+from orchestrator.model_errors import Failure
+from orchestrator.outage import Outage
 from orchestrator.roster import parse_roster
 from orchestrator.supervision import restarts
 
@@ -110,3 +116,37 @@ async def test_a_budget_pause_refuses_the_requests_after_one_purged_since_the_li
     assert reply.error == errors.BudgetExceeded.code
     gone = [e["request_id"] for e in logs if e["event"] == "request_gone"]
     assert gone == [first.id]
+
+
+async def test_a_claim_ended_and_purged_before_its_answer_is_the_same_on_both_backends(
+    q: AsyncMailboxBackend, opener: Opener
+) -> None:
+    """`queue purge` deletes done and dead messages only, so a claim is purged before its
+    ack only once it ended meanwhile: here bob's request is failed by the supervisor
+    (`stop bob`: recipient_stopped, dead) and purged from another terminal while bob's
+    turn runs. The turn's answer is dropped (`request_gone`), the ack is a lost lease
+    (`lease_lost`), nothing raised into the session; a nack, an extend and a release of
+    it say the same on either backend. On SQLite a nack of it raised MessageNotFound
+    (NATS: LeaseLost), which a failed turn's give-back raised into the session."""
+    asked = await q.request("alice", "bob", "one")
+    (m,) = await q.claim("bob", owner="bob-1")
+    other = await opener.open()
+    assert await other.fail_request(asked.id, errors.RecipientStopped.code, "stopped")
+    assert await other.purge() == 2  # the request and its error reply
+    with capture_logs() as logs:
+        log: Any = structlog.get_logger()
+        inbox = Inbox(q, "bob", "bob-1", log, Outage(log), stop=anyio.Event(), hold=None)
+        inbox.inflight = [m]
+        await inbox.answer([m], set(), "done")
+    assert inbox.inflight == []
+    said = [(e["event"], e.get("request_id") or e.get("message_id")) for e in logs]
+    assert said == [("request_gone", m.id), ("lease_lost", m.id)]
+    with capture_logs() as logs:  # the turn failed (retried later): its give-back
+        giving = GiveBack(q, "bob", "bob-1", log, Outage(log))
+        await giving.failed_turn([m], Failure("transient", "overloaded"))
+    assert [(e["event"], e.get("message_id")) for e in logs] == [("lease_lost", m.id)]
+    with pytest.raises(errors.LeaseLost):
+        await q.nack(m.id, owner="bob-1")
+    with pytest.raises(errors.LeaseLost):
+        await q.extend([m.id], owner="bob-1", lease_s=60)
+    assert await q.release("bob-1", [m.id]) == 0
