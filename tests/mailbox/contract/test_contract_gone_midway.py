@@ -150,3 +150,36 @@ async def test_a_claim_ended_and_purged_before_its_answer_is_the_same_on_both_ba
     with pytest.raises(errors.LeaseLost):
         await q.extend([m.id], owner="bob-1", lease_s=60)
     assert await q.release("bob-1", [m.id]) == 0
+
+
+async def test_a_batch_whose_one_request_went_acks_and_extends_the_others(
+    q: AsyncMailboxBackend, opener: Opener, clock: Any
+) -> None:
+    """bob holds two requests in one turn; one is failed by the supervisor and purged
+    meanwhile. An ack or an extension is all or nothing on either backend: the gone one
+    made it refuse the other too, left leased, its lease run out and its request
+    delivered again. Now the gone one is said once (`lease_lost`), the other is
+    extended and acked."""
+    first = await q.request("alice", "bob", "one")
+    second = await q.request("carol", "bob", "two")
+    batch = await q.claim("bob", owner="bob-1", limit=2)
+    assert [m.id for m in batch] == [first.id, second.id]
+    other = await opener.open()
+    assert await other.fail_request(first.id, errors.RecipientStopped.code, "stopped")
+    assert await other.purge() == 2
+    with capture_logs() as logs:
+        log: Any = structlog.get_logger()
+        inbox = Inbox(q, "bob", "bob-1", log, Outage(log), stop=anyio.Event(), hold=None)
+        inbox.inflight = batch
+        clock.advance(10)
+        await inbox.extend_leases()
+        await inbox.extend_leases()  # the next round: said once
+        extended = await q.get(second.id)
+        await inbox.answer(batch, set(), "done")
+    assert extended.lease_expires == clock.now + 60
+    assert (await q.get(second.id)).status == "done"
+    said = [(e["event"], e.get("request_id") or e.get("message_id")) for e in logs]
+    assert [s for s in said if s[0] != "replied"] == [
+        ("lease_lost", first.id),
+        ("request_gone", first.id),
+    ]
