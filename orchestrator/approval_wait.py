@@ -126,7 +126,18 @@ class Approvals:
         else:
             self.log.info("approval_resumed", request_id=request.id, tool=tool)
         self._used.add(request.id)
-        granted, reason = await self._wait(request, timeout_s, turn)
+        try:
+            granted, reason = await self._wait(request, timeout_s, turn)
+        except errors.MessageNotFound:
+            # Gone while waited on (lost with a NATS server's store, or ended and purged
+            # meanwhile): no answer can come. It came out of the hook as an error in the
+            # check (`policy_failed`), the reason a bare "no message with id".
+            self.log.warning("request_gone", request_id=request.id, tool=tool)
+            granted, reason = (
+                False,
+                f"no approval: the approval request {request.id} is no longer in the queue "
+                "(its NATS server lost its store, or it was removed); try again",
+            )
         if granted:
             try:
                 await self._mark_used(request.id)

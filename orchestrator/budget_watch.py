@@ -373,10 +373,16 @@ class BudgetWatch:
         their timeouts. Notices stay queued for when it runs again."""
         detail = paused_detail(name, over)
         for m in await self.mailbox.list(status="pending", recipient=name, limit=100_000):
-            if m.kind == "request" and await self.mailbox.fail_request(
-                m.id, errors.BudgetExceeded.code, detail
-            ):
-                log.info("request_refused", agent=name, request_id=m.id, code="budget_exceeded")
+            if m.kind != "request":
+                continue
+            try:
+                if await self.mailbox.fail_request(m.id, errors.BudgetExceeded.code, detail):
+                    log.info("request_refused", agent=name, request_id=m.id, code="budget_exceeded")
+            except errors.MessageNotFound:
+                # Gone since the listing (answered and purged, or lost with a NATS
+                # server's store): nobody waits on it. It stopped the refusals (the
+                # requests after it waited a check more) and the budget check with them.
+                log.warning("request_gone", agent=name, request_id=m.id)
 
     async def _publish(self, name: str, own: Standing | None, team: Standing | None) -> None:
         over = self.blocked.get(name)

@@ -205,6 +205,16 @@ async def _answer(
             return
         except errors.DatabaseReplaced:
             return  # nothing more is written; the supervisor is stopping
+        except errors.MessageNotFound:
+            # Gone from the queue since it was claimed (lost with a NATS server's store,
+            # or removed): nobody can read an answer to it. Tried again, it was retried
+            # for a minute and ended in command_reply_failed.
+            log.warning(
+                "request_gone",
+                message_id=message.id,
+                reason="no longer in the queue: the command's answer is dropped",
+            )
+            return
         except errors.QueueError as exc:
             if attempt == 0:
                 log.warning("command_reply_retrying", message_id=message.id, error=str(exc))

@@ -109,6 +109,7 @@ class GiveBack:
         if not messages:
             return
         ids = [m.id for m in messages]
+        lost: list[str] = []
         try:
             if failed:
                 for m in messages:
@@ -117,7 +118,12 @@ class GiveBack:
                         # kept failing, not the queue's `expired` (review I.4).
                         self.log.warning("gave_up", message_id=m.id, reason=_died_on(m))
                 await requeue_counted(
-                    self.mailbox, self.owner, messages, error="session_died", why=_died_on
+                    self.mailbox,
+                    self.owner,
+                    messages,
+                    error="session_died",
+                    why=_died_on,
+                    lost=lost,
                 )
             else:
                 await self.mailbox.release(self.owner)
@@ -126,7 +132,12 @@ class GiveBack:
             # Nothing is lost: the leases run out and the messages are delivered again.
             self.log.warning("requeue_failed", messages=ids, error=str(exc))
             return
-        self.log.info("requeued", messages=ids, counted_attempt=failed)
+        for message_id in lost:  # moved or gone since the claim: not ours to give back
+            self.log.warning("lease_lost", message_id=message_id)
+        if lost:
+            ids = [i for i in ids if i not in lost]
+        if ids:
+            self.log.info("requeued", messages=ids, counted_attempt=failed)
 
 
 def _died_on(m: Message) -> str:

@@ -55,6 +55,7 @@ class Inbox:
         # idle wait after it ran its IDLE_WAIT_S before the session saw the death: the
         # restart came up to 30 s late (a stop has its own flag, checked after the claim).
         self._woken = False
+        self._lost: set[str] = set()  # messages in hand whose lease was lost (said once)
 
     def wake(self) -> None:
         """Cut an idle wait short (a stop, the CLI's death), or the next one if none runs."""
@@ -186,12 +187,33 @@ class Inbox:
         NATS node dying), is logged, not the session's end: the replies are committed, and
         a message that comes back is skipped as answered (ending the session for it cost
         a restart, mid-ask for the next turn)."""
+        held = [i for i in ids if i not in self._lost]  # said already: not acked again
+        self._lost.difference_update(ids)
         try:
-            await self.mailbox.ack(ids, owner=self.owner)
-        except errors.LeaseLost as exc:
-            self.log.warning("lease_lost", message_id=exc.message_id)
+            await self._each_held(held, lambda left: self.mailbox.ack(left, owner=self.owner))
         except errors.QueueStalled as exc:
             self.log.warning("ack_failed", messages=ids, error=str(exc))
+
+    async def _each_held(
+        self, ids: list[str], step: Callable[[list[str]], Awaitable[None]]
+    ) -> list[str]:
+        """``step(ids)`` (an ack, an extension: all or nothing on either backend) on the
+        ids still held: each one whose lease is lost (gone from the queue, purged or lost
+        with a NATS store, or taken by another) is said once and left out, and the rest
+        tried again. One such message in a batch left the others unacked (then
+        redelivered, a notice handled twice) and their leases unextended. The ids lost."""
+        left, lost = list(dict.fromkeys(ids)), []
+        while left:
+            try:
+                await step(left)
+                break
+            except errors.LeaseLost as exc:
+                self.log.warning("lease_lost", message_id=exc.message_id)
+                if exc.message_id not in left:
+                    break  # not one of ours: nothing to leave out
+                left.remove(exc.message_id)
+                lost.append(exc.message_id)
+        return lost
 
     async def _unanswerable(self, request: Message, exc: errors.RecordUnreadable) -> None:
         """A request whose reply slot holds a record we cannot read (garbled in a NATS
@@ -214,16 +236,23 @@ class Inbox:
         found = await self.outage.retry("find_reply", lambda: self.mailbox.find_reply(request_id))
         return found is not None
 
+    async def extend_leases(self) -> None:
+        """Push the leases of the messages in hand on; one whose lease is lost is said
+        once and not extended or acked again, the others extended all the same."""
+        in_hand = [m.id for m in self.inflight]
+        self._lost.intersection_update(in_hand)
+        lost = await self._each_held(
+            [i for i in in_hand if i not in self._lost],
+            lambda held: self.mailbox.extend(held, owner=self.owner, lease_s=LEASE_S),
+        )
+        self._lost.update(lost)
+
     async def keep_leases(self) -> None:
         while True:
             await anyio.sleep(LEASE_S / 3)
             if self.inflight:
                 try:
-                    await self.mailbox.extend(
-                        [m.id for m in self.inflight], owner=self.owner, lease_s=LEASE_S
-                    )
-                except errors.LeaseLost as exc:
-                    self.log.warning("lease_lost", message_id=exc.message_id)
+                    await self.extend_leases()
                 except errors.QueueStalled as exc:  # tried again at the next round; the
                     # lease has two more rounds to run. Ending the session would kill the
                     # turn in flight (an ask's answer with it) for a queue's hiccup.

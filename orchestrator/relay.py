@@ -254,6 +254,22 @@ class Relay:
         except errors.RequestFailed as exc:
             self.log.warning("ask_failed", to=to, request_id=request_id, code=exc.code)
             return _fail(exc.code, str(exc))
+        except errors.MessageNotFound as exc:
+            # Gone while waited on: lost with a NATS server's store, or ended and purged
+            # before this wait read its end. It came out of the tool as a bare "no
+            # message with id" (no code, nothing logged).
+            self.log.warning(
+                "request_gone",
+                to=to,
+                request_id=request_id,
+                reason="no longer in the queue while waited on: its answer cannot come",
+            )
+            return _fail(
+                exc.code,
+                f"your question to '{to}' is no longer in the queue (its NATS server lost "
+                "its store, or it was removed): no answer can come; ask again if it still "
+                "matters",
+            )
         finally:
             if turn is not None:
                 turn.asks_in_flight -= 1

@@ -10,7 +10,6 @@ against every backend; a new backend passes it unchanged.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -259,6 +258,7 @@ async def requeue_counted(
     *,
     error: str = DIED_HOLDING,
     why: Callable[[Message], str] = _died_holding,
+    lost: list[str] | None = None,
 ) -> int:
     """A dead supervisor's claims back to the queue with their attempt counted, as a dying
     session's are: pending again, or dead with ``max_attempts`` once they are used up (a
@@ -269,17 +269,25 @@ async def requeue_counted(
     dying session's is (give_back.inflight, review I.4), not left to read the queue's
     ``expired``. ``error``: the detail a message given back keeps; ``why``: what the asker
     of a request on its last attempt reads (a killed supervisor's by default; a dead
-    session's, give_back.inflight)."""
+    session's, give_back.inflight). ``lost``: gets the ids of the claims not given back
+    because they changed or went since they were listed (their lease lost; a message
+    gone from the queue, purged or lost with a NATS server's store)."""
     given = 0
     for m in messages:
         if m.status == "leased" and m.lease_owner == owner:
             last = m.kind == "request" and m.attempts >= m.max_attempts
-            if last and await _fail_last_attempt(mailbox, owner, m, why(m)):
-                given += 1
-                continue
-            with contextlib.suppress(errors.LeaseLost):
+            try:
+                if last and await _fail_last_attempt(mailbox, owner, m, why(m)):
+                    given += 1
+                    continue
                 await mailbox.nack(m.id, owner=owner, error=error)
                 given += 1
+            except (errors.LeaseLost, errors.MessageNotFound):
+                # Gone between the check and the answer (on NATS the two are separate
+                # reads): nothing to give back. Its MessageNotFound escaped a dying
+                # session's cleanup, which then left its claude process unclosed.
+                if lost is not None:
+                    lost.append(m.id)
     return given
 
 

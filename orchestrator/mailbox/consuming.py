@@ -212,11 +212,14 @@ class ConsumeOps(MailboxCore):
         """Give a message back: pending again after ``delay_s``, or dead with error
         ``max_attempts`` when its attempts are used up. ``error`` is kept as detail.
         ``dead_code``: dead now with that error code, attempts left or not (a failure
-        that would only repeat, and be paid for again)."""
+        that would only repeat, and be paid for again). LeaseLost if the message is not
+        leased by ``owner`` (any more), or not in the queue (ended and purged since its
+        claim), as ack and extend say and NATS's nack: MessageNotFound escaped a failed
+        turn's give-back into its session."""
         now = self.now()
         with self._write() as conn:
-            message = self._fetch_by_id(conn, message_id)
-            if message.status != "leased" or message.lease_owner != owner:
+            message = self._fetch(conn, "id = ?", (message_id,))
+            if message is None or message.status != "leased" or message.lease_owner != owner:
                 raise errors.LeaseLost(message_id, owner)
             self._touch(message.recipient)
             if dead_code is not None or message.attempts >= message.max_attempts:

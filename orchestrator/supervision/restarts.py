@@ -140,8 +140,16 @@ async def fail_requests(sup: Answering, name: str, code: str, detail: str) -> No
         nonlocal answered
         for status in ("pending", "leased"):
             for m in await mailbox.list(status=status, recipient=name, limit=100_000):
-                if m.kind == "request" and await mailbox.fail_request(m.id, code, detail):
-                    answered += 1
+                if m.kind != "request":
+                    continue
+                try:
+                    if await mailbox.fail_request(m.id, code, detail):
+                        answered += 1
+                except errors.MessageNotFound:
+                    # Gone since the listing (answered and purged by `queue purge`, or lost
+                    # with a NATS server's store): nobody waits on it. It stopped the loop,
+                    # and the requests after it waited out their askers' timeouts.
+                    log.warning("request_gone", agent=name, request_id=m.id)
 
     await refusals.attempt(
         sup, answer(), "requests_not_failed", level="error", agent=name, code=code

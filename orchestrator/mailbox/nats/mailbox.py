@@ -316,7 +316,12 @@ class NatsMailbox(NatsConsumeOps):
         needed = self._needed_replies(messages)
         for m in messages:
             if settle(m, now).changed:
-                done = await self._settle_one(m.id, now)
+                try:
+                    done = await self._settle_one(m.id, now)
+                except errors.MessageNotFound:
+                    # Gone since the listing (acked and purged meanwhile, or lost with the
+                    # store): nothing to settle. It ended the whole sweep (chore_failed).
+                    continue
                 if done is not None:
                     requeued += done.requeued
                     dead += done.dead

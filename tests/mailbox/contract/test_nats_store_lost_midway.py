@@ -14,8 +14,10 @@ on SQLite, where the two are one transaction.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -24,13 +26,16 @@ import structlog
 from natsserver import NatsServer
 from structlog.testing import capture_logs
 
-from orchestrator import errors
+from orchestrator import control, errors
+from orchestrator.approval_wait import Approvals
 from orchestrator.give_back import GiveBack
 from orchestrator.inbox import Inbox
-from orchestrator.mailbox import Message
+from orchestrator.mailbox import SUPERVISOR, USER, Message
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.model_errors import Failure
 from orchestrator.outage import Outage
+from orchestrator.relay import Relay
+from orchestrator.roster._build import parse_roster
 
 
 @pytest.fixture
@@ -139,3 +144,114 @@ async def test_a_failed_turn_whose_request_went_with_the_store_is_said_not_raise
         await giving.failed_turn([m], Failure("deterministic", "the model refused"))
     gone = [e for e in logs if e["event"] == "request_gone"]
     assert [e["request_id"] for e in gone] == [m.id]
+
+
+async def test_a_dead_sessions_last_attempt_gone_with_the_store_is_said_not_raised(
+    mb: NatsMailbox,
+) -> None:
+    """A session died holding a request on its last attempt: its asker is answered
+    turn_failed after a check that the claim is still the session's. The store went
+    between the check and the answer: the request is gone, nothing to give back. Its
+    MessageNotFound escaped the session's cleanup (the runner's `finally`), skipping
+    the close of its claude process, and ended in `session_crashed`."""
+    sent = await mb.request("alice", "bob", "capital of France?", max_attempts=1)
+    (m,) = await mb.claim("bob", owner="bob-1", lease_s=60)
+    assert (m.id, m.attempts) == (sent.id, 1)
+    _lost_after(mb, "get")
+    with capture_logs() as logs:
+        log: Any = structlog.get_logger()
+        giving = GiveBack(mb, "bob", "bob-1", log, Outage(log))
+        await giving.inflight([m], failed=True)
+    said = [(e["event"], e.get("message_id")) for e in logs if e["log_level"] == "warning"]
+    assert ("lease_lost", m.id) in said
+    assert "requeued" not in [e["event"] for e in logs]
+
+
+async def test_a_commands_request_gone_with_the_store_is_said_once_not_retried(
+    mb: NatsMailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command (`stop bob` from a terminal) was claimed and run; the store went before
+    its answer. The reply's MessageNotFound was taken for a refusal and tried again 60
+    times, a second apart, then `command_reply_failed`; now said once, and given up."""
+    monkeypatch.setattr(control, "CONTROL_RETRY_S", 0.0)  # the old retries, without the wait
+    await mb.register_supervisor(os.getpid(), {})
+    await mb.request(USER, SUPERVISOR, {"command": "stop", "agent": "bob"})
+    (m,) = await mb.claim(SUPERVISOR, owner="sup-1", lease_s=300)
+    await _lose_the_store(mb)
+    with capture_logs() as logs:
+        await control._answer(mb, "sup-1", m, {"ok": True})
+    said = [e["event"] for e in logs]
+    assert said == ["request_gone"]
+
+
+async def test_a_sweep_passes_over_a_message_purged_since_its_listing(
+    nats_server: NatsServer,
+) -> None:
+    """The supervisor's sweep lists every message, then settles each one whose lease ran
+    out: one acked by its (late) consumer and purged by `queue purge` in between is
+    passed over, as a claim passes it. Its MessageNotFound ended the sweep (the messages
+    after it left for the next round, `chore_failed` said). On SQLite the sweep is one
+    transaction: the same purge lands before or after it."""
+    now = [1_700_000_000.0]
+    config = NatsConfig((nats_server.url,), namespace=f"t{uuid.uuid4().hex[:8]}")
+    async with NatsMailbox(config, clock=lambda: now[0]) as mb:
+        for name in ("alice", "bob"):
+            await mb.register(name)
+        first = await mb.send("alice", "bob", "one")
+        second = await mb.send("alice", "bob", "two")
+        claimed = await mb.claim("bob", owner="bob-1", lease_s=10, limit=2)
+        assert [m.id for m in claimed] == [first.id, second.id]
+        now[0] += 20  # both leases ran out, nobody swept yet
+        listing = mb._all_messages
+        done = False
+
+        async def then_purged(*args: Any, **kwargs: Any) -> list[Message]:
+            nonlocal done
+            found = await listing(*args, **kwargs)
+            if not done:
+                done = True
+                await mb.ack([first.id], owner="bob-1")  # late, but still its lease
+                assert await mb.purge(statuses=("done",)) == 1
+            return found
+
+        setattr(mb, "_all_messages", then_purged)  # noqa: B010
+        swept = await mb.sweep()
+        assert swept.requeued == 1
+        assert (await mb.get(second.id)).status == "pending"
+
+
+async def test_an_ask_whose_request_goes_with_the_store_while_waited_on_says_not_found(
+    mb: NatsMailbox, tmp_path: Path
+) -> None:
+    """alice asks bob with the relay's `ask`; the store goes right after the request is
+    written, while alice waits: the tool answers `not_found`, said once in the log. It
+    raised MessageNotFound out of the tool (read by the model as a bare "no message with
+    id", nothing logged)."""
+    text = "agents:\n  alice:\n    prompt: a\n  bob:\n    prompt: b\n"
+    roster = parse_roster(text, tmp_path / "agents.yaml", environ={})
+    relay = Relay("alice", mb, lambda: roster, peer_state=lambda _name: "ready")
+    _lost_after(mb, "request")
+    with capture_logs() as logs, anyio.fail_after(30):
+        out = await relay.ask({"to": "bob", "message": "capital of France?", "timeout_s": 20})
+    assert out.get("is_error") is True
+    assert out["content"][0]["text"].startswith("error not_found: ")
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["request_gone"]
+
+
+async def test_an_approval_whose_request_goes_with_the_store_while_waited_on_is_denied(
+    mb: NatsMailbox,
+) -> None:
+    """bob's call waits for alice's approval; the store goes right after the request is
+    written. Denied, with why, said once (`request_gone`); its MessageNotFound came out of
+    the check, which the hook turned into `policy_failed` (an error in the check)."""
+
+    async def on_event(_event: object, _data: object) -> None:
+        return None
+
+    approvals = Approvals("bob", mb, lambda: ("alice", 20.0), lambda: None, on_event)
+    _lost_after(mb, "request")
+    with capture_logs() as logs, anyio.fail_after(30):
+        granted, reason = await approvals.decide("Bash", {"command": "ls"}, None)
+    assert not granted
+    assert "no longer in the queue" in reason
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["request_gone"]
