@@ -201,16 +201,18 @@ class AgentRunner:
             send.close()
             receive.close()
             with anyio.CancelScope(shield=True):
-                await self._giving.inflight(self.inbox.inflight, failed=end.failed)
-                self.inbox.inflight = []
-                saved = await self._close(client)
-                if end.detail == "forced":  # a turn cut: its answered requests, charged
-                    await self.spend.forced(self._cut, saved=saved)
-                    cut = dict(enumerate(self._compacting))
-                    await self.spend.forced(cut, saved=saved, cause="compaction")
-                self._cut = {}
-                self._compacting = []
-                self.spend.closed()
+                try:
+                    await self._giving.inflight(self.inbox.inflight, failed=end.failed)
+                finally:  # an error out of the give-back must not leave this CLI running,
+                    self.inbox.inflight = []  # nor its spend uncounted
+                    saved = await self._close(client)
+                    if end.detail == "forced":  # a turn cut: its answered requests, charged
+                        await self.spend.forced(self._cut, saved=saved)
+                        cut = dict(enumerate(self._compacting))
+                        await self.spend.forced(cut, saved=saved, cause="compaction")
+                    self._cut = {}
+                    self._compacting = []
+                    self.spend.closed()
         return end
 
     def _clear_git_locks(self) -> None:

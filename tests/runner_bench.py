@@ -82,6 +82,7 @@ class FakeClaude:
         self.options = options
         self.bench = bench
         self._send, self._receive = anyio.create_memory_object_stream[Any](100)
+        self.disconnects = 0
 
     async def connect(self) -> None:
         if self.bench.connect_error is not None:
@@ -110,6 +111,7 @@ class FakeClaude:
         self.bench.poke()
 
     async def disconnect(self) -> None:
+        self.disconnects += 1
         self._send.close()
         self._receive.close()
 

@@ -289,6 +289,28 @@ async def test_a_dead_session_that_cannot_give_its_messages_back_still_ends_clea
     assert [e["event"] for e in logs if e["event"] == "requeue_failed"] == ["requeue_failed"]
 
 
+async def test_a_give_back_that_raises_still_closes_the_claude(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: a session's end gives its messages back, then closes its CLI, in one
+    block; an error out of the give-back (one nobody foresaw: a record it cannot read)
+    skipped the close, leaving that claude running beside the one its restart starts."""
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a give-back bug nobody foresaw")
+
+    monkeypatch.setattr(give_back.GiveBack, "inflight", broken)
+    bench.answer = lambda prompt: [ProcessError("boom", exit_code=3)]
+    await bench.mailbox.send("b", "a", "doomed")
+
+    async def never() -> bool:
+        return False
+
+    with pytest.RaisesGroup(RuntimeError, flatten_subgroups=True, allow_unwrapped=True):
+        await bench.run_until(never)
+    assert [c.disconnects for c in bench.clients] == [1]
+
+
 async def test_a_poison_message_fails_alone_and_the_batch_goes_through(bench: Bench) -> None:
     def answer(prompt: str) -> list[Any]:
         if "poison" in prompt:
