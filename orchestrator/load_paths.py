@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -46,6 +47,15 @@ PLANTED: Final[dict[str, tuple[str, ...]]] = {
     "CARGO_HOME": ("config.toml", "config"),
 }
 _STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
+# Modules a PYTHONPATH folder shadows: its entries come before the standard library and the
+# site-packages (measured: `PYTHONPATH=p pytest` ran p/argparse.py and p/pluggy.py,
+# `PYTHONPATH=p python3 -m json.tool` p/encodings/__init__.py, each unasked): Python's own
+# and those of pytest (the program the variable is mostly set for).
+SHADOWED: Final = frozenset(sys.stdlib_module_names) | frozenset(
+    {"pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py", "exceptiongroup", "tomli"}
+)
+_IMPORTED: Final = re.compile(r"[^.]+(\.[^.]*)*\.(py|pyc|pyw|so)")  # a module's file
+_INITS: Final = ("__init__.py", "__init__.pyc")  # a package (not a namespace: passed over)
 _WHAT: Final = {"PYTHONPATH": "Python runs at start", "CARGO_HOME": "may name programs cargo runs"}
 # A search path with an entry outside the system's folders (an empty one is the current
 # folder; `..` may leave them): the dynamic loader's, iconv's.
@@ -90,6 +100,8 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
             option, eq, given = word.partition("=")
             if configs and option in ("--config-file", "--override-ini", "--inifile"):
                 return word
+            if option == "--override-ini" and _ini_imports(given if eq else after):
+                return word
             if option == "--pythonwarnings" and warnings_import(given if eq else after):
                 return word
             continue
@@ -101,12 +113,21 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
             given = word[j + 1 :].lstrip("=") or after
             if configs and letter in "co":
                 return word
+            if letter == "o" and _ini_imports(given):
+                return word
             if letter == "p" and not given.startswith("no:"):
                 return word
             if letter == "W" and warnings_import(given):
                 return word
             break  # the rest of the word (or the next one) is the option's value
     return ""
+
+
+def _ini_imports(value: str) -> bool:
+    """Whether pytest's ``-o NAME=VALUE`` sets a warning filter naming a dotted category
+    (measured: ``pytest -o filterwarnings=ignore::mod.W`` imported ./mod.py, unasked)."""
+    key, _, given = value.partition("=")
+    return key.strip() == "filterwarnings" and warnings_import(given)
 
 
 def startup_flags(value: str) -> bool:
@@ -139,13 +160,30 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
             folder = where(entry if fixed else os.path.join(base, entry or "."))
             try:
                 names = sorted(os.listdir(folder))
+            except NotADirectoryError:  # a zip archive: Python imports from it (measured)
+                if name == "PYTHONPATH":
+                    return folder
+                continue
             except (OSError, ValueError):  # no folder there (a NUL: none either)
                 continue
             for found in names:
                 key = found.split(".")[0] if name in _STEMS else found
-                if key in PLANTED[name]:
+                if key in PLANTED[name] or (name == "PYTHONPATH" and _shadows(folder, found)):
                     return os.path.join(folder, found)
     return None
+
+
+def _shadows(folder: str, found: str) -> bool:
+    """Whether ``found`` in the PYTHONPATH folder ``folder`` is a module (a file, an
+    extension, a package) named as one of :data:`SHADOWED`, imported in its place."""
+    stem = found.split(".", maxsplit=1)[0]
+    if stem not in SHADOWED:
+        return False
+    if _IMPORTED.fullmatch(found):
+        return True
+    return "." not in found and any(
+        os.path.exists(os.path.join(folder, found, init)) for init in _INITS
+    )
 
 
 def resolved(name: str, value: str, inherited: str, unknown: str) -> str:
@@ -164,6 +202,12 @@ def why_planted(name: str, value: str, path: str) -> str:
     """What the approver reads: the file found, or that the folders were too many."""
     if path == TOO_MANY:
         return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
+    folder, found = os.path.split(path)
+    stem = found.split(".")[0]
+    if name == "PYTHONPATH" and stem not in PLANTED[name]:
+        if _shadows(folder, found):
+            return f"{name}={value} loads {path}, which Python imports in place of its {stem}"
+        return f"{name}={value} names the file {path}, a zip archive Python imports from"
     return f"{name}={value} loads {path}, which {_WHAT[name]}"
 
 
@@ -174,6 +218,8 @@ def named(name: str, words: Sequence[str]) -> str:
         base = os.path.basename(word)
         if name in _STEMS and base.split(".")[0] in PLANTED[name]:
             return word
+        if name == "PYTHONPATH" and base.split(".")[0] in SHADOWED and _IMPORTED.fullmatch(base):
+            return word  # `cp x argparse.py`
         if name == "CARGO_HOME" and (base == "config.toml" or (base == "config" and "/" in word)):
             return word
     return ""

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -388,3 +389,55 @@ def test_what_is_read_before_a_shell_body_holds_for_it(tmp_path: Path) -> None:
     assert git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")  # it pushed
     why = f"alias.st in git's config ({repo}) makes it run git push -q origin main"
     assert answer(tmp_path, line, ["Bash"], home=_home(tmp_path))[0] == [f"matches {RULE}: {why}"]
+
+
+def test_pythonpath_shadowing_a_module_asks(tmp_path: Path) -> None:
+    """A PYTHONPATH entry comes before the standard library and pytest's own modules: a
+    module named as one of them is imported in its place; a zip archive as the entry is
+    imported from (each ran unasked: only a sitecustomize was looked for)."""
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    (tmp_path / "p" / "encodings").mkdir(parents=True)
+    (tmp_path / "p" / "mod").mkdir()  # a project's own package: everyday
+    (tmp_path / "p" / "mod" / "__init__.py").write_text("")
+    (tmp_path / "p" / "json").mkdir()  # no __init__: a namespace, passed over
+    (tmp_path / "p" / "argparse.md").write_text("")
+    _silent(tmp_path, "PYTHONPATH=p pytest -q", tools)
+    planted = tmp_path / "p" / "encodings" / "__init__.py"
+    planted.write_text('import _io; _io.open("ran-it", "w").close()\n')
+    assert runs("PYTHONPATH=p python3 -c pass", tmp_path)
+    why = f"PYTHONPATH=p loads {planted.parent}, which Python imports in place of its encodings"
+    _asks(tmp_path, "PYTHONPATH=p python3 -m json.tool f", tools, why)
+    planted.unlink()
+    (tmp_path / "p" / "pluggy.py").write_text(MARK)
+    assert runs(_with_pytest("PYTHONPATH=p pytest -q test_a.py"), tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'pluggy.py'}, which Python imports in place of"
+    _asks(tmp_path, "PYTHONPATH=p pytest -q", tools, why + " its pluggy")
+    (tmp_path / "p" / "pluggy.py").unlink()
+    why = "PYTHONPATH=p: the line may write a file it loads (p/argparse.py)"
+    _asks(tmp_path, "cp x p/argparse.py; PYTHONPATH=p pytest", tools, why)
+    with zipfile.ZipFile(tmp_path / "lib.txt", "w") as archive:
+        archive.writestr("sitecustomize.py", MARK)
+    assert runs("PYTHONPATH=lib.txt python3 -c pass", tmp_path)
+    why = f"PYTHONPATH=p:lib.txt names the file {tmp_path / 'lib.txt'}, a zip archive Python"
+    _asks(tmp_path, "PYTHONPATH=p:lib.txt pytest -q", tools, why + " imports from")
+
+
+def test_pytest_ini_override_naming_a_warning_module_asks(tmp_path: Path) -> None:
+    """`-o filterwarnings=…::mod.W` imports mod to find the class, as `-W` does."""
+    (tmp_path / "mod.py").write_text(MARK + "class W(Warning):\n    pass\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    line = "python3 -m pytest -q -o filterwarnings=ignore::mod.W test_a.py"
+    assert runs(_with_pytest(line.replace("python3", sys.executable)), tmp_path)
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3 -m pytest:*)"]
+    _asks(tmp_path, line, tools, "gives pytest -o, a module to import")
+    line = "pytest --override-ini filterwarnings=error::mod.W"
+    _asks(tmp_path, line, tools, "gives pytest --override-ini, a module to import")
+    _asks(
+        tmp_path,
+        "pytest -qofilterwarnings=ignore::mod.W",
+        tools,
+        "gives pytest -qofilterwarnings=ignore::mod.W, a module to import",
+    )
+    for line in ("pytest -o filterwarnings=error::DeprecationWarning", "pytest -o addopts= -q"):
+        _silent(tmp_path, line, tools)
