@@ -195,7 +195,16 @@ def resolved(name: str, value: str, inherited: str, unknown: str) -> str:
         value = value.replace(unknown + own, inherited)
     for here in ("$PWD", "${PWD}", "$(pwd)", "`pwd`"):
         value = value.replace(unknown + here, ".")
-    return value
+    # the shell's tilde prefixes at an entry's start: `~+` its folder, `~-` the one it left
+    # (measured: `PYTHONPATH=~+ pytest` ran ./sitecustomize.py; `~+` was read as a user's)
+    entries = value.split(":")
+    for i, entry in enumerate(entries):
+        prefix = entry.split("/", 1)[0]
+        if prefix == "~+":
+            entries[i] = "." + entry[2:]
+        elif prefix == "~-" or (prefix[:2] in ("~+", "~-") and prefix[2:].isdigit()):
+            entries[i] = unknown + entry  # `~-`, `~+1`, `~-2`: the directory stack's
+    return ":".join(entries)
 
 
 def why_planted(name: str, value: str, path: str) -> str:

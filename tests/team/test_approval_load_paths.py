@@ -441,3 +441,39 @@ def test_pytest_ini_override_naming_a_warning_module_asks(tmp_path: Path) -> Non
     )
     for line in ("pytest -o filterwarnings=error::DeprecationWarning", "pytest -o addopts= -q"):
         _silent(tmp_path, line, tools)
+
+
+def test_variables_set_past_an_assignment_ask(tmp_path: Path) -> None:
+    """Ways the shell sets an exported variable other than `NAME=value`, each of which ran
+    x unasked with no allow rule: a loop's variable, `${NAME:=…}`, a name `export` gets
+    from a brace or a parameter expansion, a name reference's target; and `~+` (the
+    shell's folder) in a PYTHONPATH, read as a user's HOME."""
+    (tmp_path / "x").write_text("touch ran-it\n")
+    why = "gives BASH_ENV code to load or run"
+    for line, asked in (
+        ("export BASH_ENV; for BASH_ENV in ./x; do bash -c true; done", why),
+        ("export BASH_ENV; : ${BASH_ENV:=./x}; bash -c true", why),
+        ("export BASH_ENV; : ${BASH_ENV=./x}; bash -c true", why),
+        ("declare -n r=BASH_ENV; export r=./x; bash -c true", why),
+        ("export {BASH_ENV,X}=./x; bash -c true", ""),
+        ("n=BASH_ENV; export $n=./x; bash -c true", ""),
+    ):
+        assert runs(line, tmp_path), line
+        reasons = answer(tmp_path, line, ["Bash"], home=_home(tmp_path))[0]
+        if asked:
+            assert reasons == [f"matches {RULE}: {why}: cannot be read"], line
+        else:
+            assert len(reasons) == 1, line
+            assert "cannot be read with confidence" in reasons[0], line
+    for line in (
+        'export PATH="$HOME/bin:$PATH"; for f in *.py; do echo $f; done',
+        "declare -A m=([a]=1); local -a a=(1 2); export -n X; echo ${X:=1} ${Y=2}",
+    ):
+        _silent(tmp_path, line, ["Bash"])
+    (tmp_path / "sitecustomize.py").write_text(MARK)
+    tools = ["Bash", "Bash(python3:*)"]
+    assert runs("PYTHONPATH=~+ python3 -c pass", tmp_path)
+    why = f"PYTHONPATH=~+ loads {tmp_path / 'sitecustomize.py'}, which Python runs at start"
+    _asks(tmp_path, "PYTHONPATH=~+ python3 -m json.tool f", tools, why)
+    why = "PYTHONPATH names a folder known only at run time (PYTHONPATH=~-) to load code from"
+    _asks(tmp_path, "cd sub; PYTHONPATH=~- python3 -m json.tool f", tools, why)
