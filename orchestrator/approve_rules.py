@@ -314,18 +314,25 @@ def _loads(
     out = []
     for name, written in dict.fromkeys(reading.loads):
         assignment = f"{name}={written}"
-        shown = assignment.replace(unknown, "")
+        shown = name if " -m " in name else assignment.replace(unknown, "")
         # `PYTHONPATH=$PYTHONPATH:$PWD/src`: the agent's own value, and the shell's folder
         value = load_paths.resolved(name, written, git.env.get(name, ""), unknown)
+        file: str | None = ""
         if unknown in value or git_places.descriptor(value):
             why = f"{name} names a folder known only at run time ({shown}) to load code from"
         elif moved is not None and any(not e.startswith(("/", "~")) for e in value.split(":")):
             why = f"{shown}: {moved.replace('git may run', 'it may be read')}"
         elif file := load_paths.named(name, words):
             why = f"{shown}: the line may write a file it loads ({file})"
-        elif path := load_paths.planted(name, value, bases, git.where):
-            why = load_paths.why_planted(name, written.replace(unknown, ""), path)
+        elif file := load_paths.planted(name, value, bases, git.where):
+            why = load_paths.why_planted(name, written.replace(unknown, ""), file)
         else:
+            continue
+        if " -m " in name:  # `python3 -m mod`: ./mod.py is exempt by a rule naming it, as a
+            # script is (`Bash(python3 -m mod:*)`); another module shadowed (./json) is not
+            module = name.partition(" -m ")[2].split(".")[0]
+            own = os.path.basename(file or "").split(".")[0] == module
+            out.append(bash_commands.Unread(why, name, name, "-m" if own else file or why))
             continue
         out.append(bash_commands.Unread(why, assignment, assignment))
     return out

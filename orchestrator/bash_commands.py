@@ -388,6 +388,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if handoff is not None:
         if handoff.folder:  # where its lines and commands run (`tmux new -c DIR`)
             extra.append(_PLACE + "cd " + handoff.folder)
+        if handoff.module:  # `python3 -m mod`: ./mod.py, looked up where the call runs
+            extra.append(_LOAD + f"{program} -m {handoff.module}=.")
         for setting in handoff.environment:  # `tmux new -e PROMPT_COMMAND=…`
             extra += _assigned(setting, depth) if "=" in setting else []
         for body in handoff.lines:

@@ -313,7 +313,11 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             rest = args[i + (1 if word[2:] else 2) :]
             if module == "pytest" and (option := load_paths.pytest_loading(rest)):
                 return _pytest_import(option)
-            return None  # a module named like a program (python3 -m pytest)
+            # a module named like a program (python3 -m pytest), from the call's folder
+            # first (measured: `python3 -m mod`, `python3 -m json.tool` ran ./mod.py,
+            # ./json/__init__.py, unasked), but with -I/-P (an isolated or safe path)
+            isolated = any(set(w[1:]) & {"I", "P"} for w in args[:i] if not w.startswith("--"))
+            return None if isolated or not module else Handoff(module=module)
         if not word.startswith("--"):
             for c in word[1:]:
                 if c in letters:

@@ -154,12 +154,13 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     entries = value.split(":") if name == "PYTHONPATH" else [value]  # `:`: the current folder
     if len(set(entries)) > MAX_ENTRIES:  # each read from each folder: bounded, and it asks
         return TOO_MANY
+    module = name.partition(" -m ")[2].split(".")[0]  # `python3 -m mod`'s folder: `.`
     for entry in dict.fromkeys(entries):
         fixed = entry.startswith(("/", "~"))  # `~/x`: the agent's HOME, as the shell expands it
         for base in ["."] if fixed else bases:
             folder = where(entry if fixed else os.path.join(base, entry or "."))
             try:
-                names = sorted(os.listdir(folder))
+                names = sorted(os.listdir(folder), key=lambda n: (n.split(".")[0] != module, n))
             except NotADirectoryError:  # a zip archive: Python imports from it (measured)
                 if name == "PYTHONPATH":
                     return folder
@@ -167,17 +168,22 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
             except (OSError, ValueError):  # no folder there (a NUL: none either)
                 continue
             for found in names:
+                if module:
+                    if _shadows(folder, found, module):
+                        return os.path.join(folder, found)
+                    continue
                 key = found.split(".")[0] if name in _STEMS else found
                 if key in PLANTED[name] or (name == "PYTHONPATH" and _shadows(folder, found)):
                     return os.path.join(folder, found)
     return None
 
 
-def _shadows(folder: str, found: str) -> bool:
+def _shadows(folder: str, found: str, module: str = "") -> bool:
     """Whether ``found`` in the PYTHONPATH folder ``folder`` is a module (a file, an
-    extension, a package) named as one of :data:`SHADOWED`, imported in its place."""
+    extension, a package) named as one of :data:`SHADOWED` (or ``module``), imported in
+    its place."""
     stem = found.split(".", maxsplit=1)[0]
-    if stem not in SHADOWED:
+    if stem not in SHADOWED and stem != module:
         return False
     if _IMPORTED.fullmatch(found):
         return True
@@ -213,6 +219,8 @@ def why_planted(name: str, value: str, path: str) -> str:
         return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
     folder, found = os.path.split(path)
     stem = found.split(".")[0]
+    if " -m " in name:
+        return f"{name} runs with the call's folder first on its path: {path} is its {stem}"
     if name == "PYTHONPATH" and stem not in PLANTED[name]:
         if _shadows(folder, found):
             return f"{name}={value} loads {path}, which Python imports in place of its {stem}"
@@ -227,7 +235,12 @@ def named(name: str, words: Sequence[str]) -> str:
         base = os.path.basename(word)
         if name in _STEMS and base.split(".")[0] in PLANTED[name]:
             return word
-        if name == "PYTHONPATH" and base.split(".")[0] in SHADOWED and _IMPORTED.fullmatch(base):
+        module = name.partition(" -m ")[2].split(".")[0]
+        if (
+            (name == "PYTHONPATH" or module)
+            and base.split(".")[0] in SHADOWED | {module}
+            and _IMPORTED.fullmatch(base)
+        ):
             return word  # `cp x argparse.py`
         if name == "CARGO_HOME" and (base == "config.toml" or (base == "config" and "/" in word)):
             return word
