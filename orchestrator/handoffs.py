@@ -151,6 +151,10 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "PYTEST_ADDOPTS": _NEVER,  # its words: load_paths.pytest_options_load
         "PYTHONWARNINGS": _NEVER,  # a dotted category: load_paths.warnings_import
         "PYTHONSTARTUP": ".",
+        # the bytecode Python runs in place of each module's source, the library's too
+        # (measured: `PYTHONPYCACHEPREFIX=./c pytest` ran a planted argparse .pyc): any
+        # folder of it is the agent's to write, so it asks whenever set
+        "PYTHONPYCACHEPREFIX": ".",
         # Python's own library (`encodings` runs at start) and the user site, whose .pth
         # files run their `import` lines (measured with /usr/bin/python3: each ran)
         "PYTHONHOME": load_paths.LIBRARY_FOLDERS,
@@ -302,6 +306,8 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             break
         if word == "-" or not word.startswith("-"):
             break
+        if family == "python" and (option := _cache_prefix(word, args[i + 1 : i + 2])):
+            return Handoff(f"gives {name} {option} pycache_prefix, bytecode to run", code=option)
         if word in _INLINE_LONG or word.split("=", 1)[0] in _INLINE_LONG:
             option = word.split("=", 1)[0]
             return Handoff(f"runs code given to {name} {option}", code=option)
@@ -331,6 +337,20 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             code=args[i] if i < len(args) else INPUT,
         )
     return Handoff(f"runs the file {args[i]} with {name}")
+
+
+def _cache_prefix(word: str, after: list[str]) -> str:
+    """The option word giving Python ``-X pycache_prefix=DIR`` (``-X`` or a cluster ending
+    in it), or "": Python runs the bytecode it finds there for the source it imports,
+    the standard library's too (measured: `python3 -X pycache_prefix=./c -m argparse` ran
+    a planted c/…/argparse.cpython-311.pyc whose header matched the source's)."""
+    if word.startswith("--") or "X" not in word[1:]:
+        return ""
+    option, _, given = word.partition("X")
+    if option.strip("-").strip("bBdEhiIOPqsSuvVR") or not option.startswith("-"):
+        return ""  # `X` is a value here (`-Wdefault::X`), not the option
+    value = given or (after[0] if after else "")
+    return option + "X" if value.split("=", 1)[0] == "pycache_prefix" else ""
 
 
 def _pytest_import(option: str) -> Handoff:

@@ -505,3 +505,35 @@ def test_python_m_with_a_module_planted_in_the_call_folder_asks(tmp_path: Path) 
     _silent(tmp_path, "cp x pytest.py; python3 -m pytest -q", tools)  # the rule names it
     why = "python3 -m mod: it may be read in a folder known only at run time (cd $d)"
     _asks(tmp_path, 'cd "$d" && python3 -m mod', tools, why)
+
+
+def test_pycache_prefix_asks(tmp_path: Path) -> None:
+    """Python runs the bytecode of a pycache prefix in place of a module's source when
+    its header matches the source's time and size: a planted one for argparse ran under
+    Bash(pytest:*) and Bash(python3:*), unasked (PYTHONPYCACHEPREFIX, -X pycache_prefix)."""
+    import argparse
+    from importlib import _bootstrap_external
+
+    source = Path(argparse.__file__)
+    stat = source.stat()
+    code = compile(MARK + source.read_text(), str(source), "exec")
+    tag = sys.implementation.cache_tag
+    planted = tmp_path / "c" / f"{str(source.with_suffix('')).lstrip('/')}.{tag}.pyc"
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(
+        _bootstrap_external._code_to_timestamp_pyc(code, stat.st_mtime, stat.st_size)  # type: ignore[attr-defined]
+    )
+    python = sys.executable
+    assert runs(f"{python} -X pycache_prefix=./c -m argparse", tmp_path)
+    assert runs(f"PYTHONPYCACHEPREFIX=./c {python} -m argparse", tmp_path)
+    assert not runs(f"{python} -m argparse", tmp_path)
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    why = "gives PYTHONPYCACHEPREFIX code to load or run"
+    _asks(tmp_path, "PYTHONPYCACHEPREFIX=./c pytest -q", tools, why)
+    for line, option in (
+        ("python3 -X pycache_prefix=./c -m pytest", "-X"),
+        ("python3 -IXpycache_prefix=c t.py", "-IX"),
+    ):
+        _asks(tmp_path, line, tools, f"gives python3 {option} pycache_prefix, bytecode to run")
+    for line in ("python3 -X importtime -m json.tool f", "python3 -W default::X -m json.tool f"):
+        _silent(tmp_path, line, tools)
