@@ -310,9 +310,16 @@ def _loads(
     unknown = bash_commands.UNKNOWN
     moved = git_places.run_time(reading.places, [], unknown)
     bases = [".", *git_places.folders(reading.places, git)]
-    words = bash_commands.path_words(line)
+    loads = list(dict.fromkeys(reading.loads))
+    if len(loads) * len(bases) > load_paths.MAX_LOOKUPS:  # each read from each folder:
+        # bounded (measured: 1,000 `python3 -m mN; cd fN` took 20 s), and it asks
+        name, written = loads[0]
+        first = name if " -m " in name else f"{name}={written}"
+        why = f"{first} and {len(loads) - 1} more {load_paths.TOO_MANY_PLACES}"
+        return [bash_commands.Unread(why.replace(bash_commands.UNKNOWN, ""), name, name, name)]
+    words = load_paths.word_index(bash_commands.path_words(line))
     out = []
-    for name, written in dict.fromkeys(reading.loads):
+    for name, written in loads:
         assignment = f"{name}={written}"
         shown = name if " -m " in name else assignment.replace(unknown, "")
         # `PYTHONPATH=$PYTHONPATH:$PWD/src`: the agent's own value, and the shell's folder

@@ -54,6 +54,7 @@ _STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
 SHADOWED: Final = frozenset(sys.stdlib_module_names) | frozenset(
     {"pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py", "exceptiongroup", "tomli"}
 )
+_SHADOWED_SORTED: Final = tuple(sorted(SHADOWED))
 _IMPORTED: Final = re.compile(r"[^.]+(\.[^.]*)*\.(py|pyc|pyw|so)")  # a module's file
 _INITS: Final = ("__init__.py", "__init__.pyc")  # a package (not a namespace: passed over)
 _WHAT: Final = {"PYTHONPATH": "Python runs at start", "CARGO_HOME": "may name programs cargo runs"}
@@ -68,6 +69,10 @@ LIBRARY_FOLDERS: Final = rf"^(?=.){_SYSTEM}|[:;]{_SYSTEM}|\.\."
 _DOTTED = re.compile(r"(^|,)[^:,]*:[^:,]*:\s*(?!(builtins|warnings|_?pytest)\.)[A-Za-z_]\w*\.")
 MAX_ENTRIES: Final = 64  # folders of one PYTHONPATH looked into (a longer one asks)
 TOO_MANY: Final = f"more than {MAX_ENTRIES} folders"
+# Variables (and `python3 -m`) times the folders the line moves to, looked into for one
+# line: a hostile line of 1,000 each took 20 s; a longer one asks.
+MAX_LOOKUPS: Final = 256
+TOO_MANY_PLACES: Final = f"name code to load from more than {MAX_LOOKUPS} places, not looked into"
 _PYTEST_VALUED = frozenset("kmrncopW")  # pytest's short options that take a value
 
 
@@ -228,20 +233,37 @@ def why_planted(name: str, value: str, path: str) -> str:
     return f"{name}={value} loads {path}, which {_WHAT[name]}"
 
 
-def named(name: str, words: Sequence[str]) -> str:
-    """A word of the line naming a file the folder variable ``name`` makes a program load
-    (``echo … > sitecustomize.py; PYTHONPATH=. pytest``: it may write it first), or ""."""
+def word_index(words: Sequence[str]) -> dict[str, str]:
+    """The line's words by what :func:`named` looks for, read once for the line (read
+    for each variable, 250 of them and 25,000 words took 19 s): ``stem:NAME`` (a word
+    whose file name has that stem), ``module:NAME`` (a module's file), ``config``."""
+    index: dict[str, str] = {}
     for word in words:
         base = os.path.basename(word)
-        if name in _STEMS and base.split(".")[0] in PLANTED[name]:
-            return word
-        module = name.partition(" -m ")[2].split(".")[0]
-        if (
-            (name == "PYTHONPATH" or module)
-            and base.split(".")[0] in SHADOWED | {module}
-            and _IMPORTED.fullmatch(base)
-        ):
-            return word  # `cp x argparse.py`
-        if name == "CARGO_HOME" and (base == "config.toml" or (base == "config" and "/" in word)):
-            return word
+        stem = base.split(".", maxsplit=1)[0]
+        index.setdefault("stem:" + stem, word)
+        if _IMPORTED.fullmatch(base):
+            index.setdefault("module:" + stem, word)
+        if base == "config.toml" or (base == "config" and "/" in word):
+            index.setdefault("config", word)
+    return index
+
+
+def named(name: str, index: dict[str, str]) -> str:
+    """A word of the line naming a file the folder variable ``name`` makes a program load
+    (``echo … > sitecustomize.py; PYTHONPATH=. pytest``: it may write it first), or "";
+    ``index`` is the line's :func:`word_index`."""
+    module = name.partition(" -m ")[2].split(".")[0]
+    if name == "CARGO_HOME":
+        return index.get("config", "")
+    if name in _STEMS:
+        for stem in PLANTED[name]:
+            if "stem:" + stem in index:
+                return index["stem:" + stem]
+    if module and "module:" + module in index:
+        return index["module:" + module]
+    if name == "PYTHONPATH" or module:  # `cp x argparse.py`
+        for stem in _SHADOWED_SORTED:
+            if "module:" + stem in index:
+                return index["module:" + stem]
     return ""

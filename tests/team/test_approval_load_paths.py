@@ -23,6 +23,8 @@ import pytest
 from approval_lines import RULE, answer, git, pushable, runs
 from gitrepo import git_run
 
+from orchestrator import load_paths
+
 MARK = 'open("ran-it", "w").close()\n'
 
 
@@ -537,3 +539,13 @@ def test_pycache_prefix_asks(tmp_path: Path) -> None:
         _asks(tmp_path, line, tools, f"gives python3 {option} pycache_prefix, bytecode to run")
     for line in ("python3 -X importtime -m json.tool f", "python3 -W default::X -m json.tool f"):
         _silent(tmp_path, line, tools)
+
+
+def test_many_load_paths_on_one_line_ask(tmp_path: Path) -> None:
+    """Each variable (and `python3 -m`) is looked up from each folder the line moves to:
+    a hostile line of 1,000 `python3 -m mN; cd fN` took 20 s; past 256 lookups it asks."""
+    tools = ["Bash", "Bash(python3:*)", "Bash(cd:*)"]
+    line = "".join(f"python3 -m m{i}; cd f{i % 4}; " for i in range(100))
+    why = f"python3 -m m0 and 99 more {load_paths.TOO_MANY_PLACES}"
+    _asks(tmp_path, line, tools, why)
+    _silent(tmp_path, "python3 -m m0; cd f0; python3 -m m1; PYTHONPATH=src python3 -m m2", tools)
