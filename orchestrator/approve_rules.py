@@ -331,6 +331,8 @@ def _loads(
             why = f"{shown}: {moved.replace('git may run', 'it may be read')}"
         elif file := load_paths.named(name, words):
             why = f"{shown}: the line may write a file it loads ({file})"
+        elif file := load_paths.made(name, value, words, lambda e: _exists(git, bases, e)):
+            why = f"{shown}: the line may make the folder it loads from ({file})"
         elif file := load_paths.planted(name, value, bases, git.where):
             why = load_paths.why_planted(name, written.replace(unknown, ""), file)
         else:
@@ -343,6 +345,13 @@ def _loads(
             continue
         out.append(bash_commands.Unread(why, assignment, assignment))
     return out
+
+
+def _exists(git: git_state.Lookup, bases: list[str], entry: str) -> bool:
+    """Whether the folder ``entry`` of a load path is there now, from any of ``bases``."""
+    if entry.startswith(("/", "~")):
+        return os.path.lexists(git.where(entry))
+    return any(os.path.lexists(git.where(os.path.join(b, entry))) for b in bases)
 
 
 def _git_written(

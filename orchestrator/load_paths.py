@@ -246,7 +246,20 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
             index.setdefault("module:" + stem, word)
         if base == "config.toml" or (base == "config" and "/" in word):
             index.setdefault("config", word)
+        index.setdefault("path:" + os.path.normpath(word), word)
     return index
+
+
+def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], bool]) -> str:
+    """A folder of ``value`` that is not there yet and that the line names elsewhere: it
+    may make it from one holding such a file (measured: ``ln -s s l; PYTHONPATH=l pytest``
+    and ``cp -r s q; PYTHONPATH=q pytest`` ran s/sitecustomize.py, unasked), or ""."""
+    entries = value.split(":") if name == "PYTHONPATH" else [value]
+    for entry in dict.fromkeys(e for e in entries if e):
+        word = index.get("path:" + os.path.normpath(entry))
+        if word is not None and not exists(entry):
+            return word
+    return ""
 
 
 def named(name: str, index: dict[str, str]) -> str:

@@ -549,3 +549,21 @@ def test_many_load_paths_on_one_line_ask(tmp_path: Path) -> None:
     why = f"python3 -m m0 and 99 more {load_paths.TOO_MANY_PLACES}"
     _asks(tmp_path, line, tools, why)
     _silent(tmp_path, "python3 -m m0; cd f0; python3 -m m1; PYTHONPATH=src python3 -m m2", tools)
+
+
+def test_a_load_folder_the_line_makes_asks(tmp_path: Path) -> None:
+    """A PYTHONPATH folder not there yet, which the line makes from one holding a
+    sitecustomize (a link, a copy): looked up before the line runs, it held nothing."""
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)", "Bash(ln:*)", "Bash(cp:*)"]
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "sitecustomize.py").write_text(MARK)
+    for line, made in (
+        ("ln -s s l; PYTHONPATH=l python3 -m json.tool f", "l"),
+        ("cp -r s q/ && PYTHONPATH=src:./q pytest -q", "q/"),
+    ):
+        why = f"PYTHONPATH={line.split('PYTHONPATH=')[1].split(' ')[0]}: the line may make"
+        _asks(tmp_path, line, tools, f"{why} the folder it loads from ({made})")
+        assert runs(line.replace("pytest -q", "python3 -c pass"), tmp_path), line
+    (tmp_path / "src").mkdir()
+    _silent(tmp_path, "PYTHONPATH=src pytest -q src", tools)  # there already: read as it is
+    _silent(tmp_path, "PYTHONPATH=build pytest -q", tools)  # not there, not named
