@@ -402,6 +402,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
             extra.append(_OPAQUE + _OPAQUE.join(fields))
     # make's command-line variables are in each recipe's environment, as if set before it
     extra += [c for w in handoffs.make_exports(program, rest) for c in _assigned(w, depth)]
+    if folder := handoffs.make_folder(program, rest):  # `make -C sub`: its recipes run there
+        extra.append(_PLACE + "at " + folder)
     return [command, *extra]
 
 

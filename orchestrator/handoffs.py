@@ -22,6 +22,7 @@ package script it names) is unread; a program that loads project files by its ow
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Callable
 from typing import Final
@@ -399,6 +400,26 @@ def _make(name: str, args: list[str]) -> Handoff:
         ):
             return Handoff(f"runs a makefile {name} reads from its input", code=word)
     return Handoff(f"runs recipes written in {name}'s file")
+
+
+def make_folder(name: str, args: list[str]) -> str:
+    """The folder make given ``args`` runs its recipes in (``-C DIR``, ``--directory``,
+    each from the one before; anywhere before ``--``), or "" (measured: ``make -C sub
+    PYTHONPATH=. test`` ran sub/sitecustomize.py, unasked: it was looked up here only)."""
+    if name not in ("make", "gmake"):
+        return ""
+    folder = ""
+    for word, after in itertools.pairwise([*itertools.takewhile(lambda w: w != "--", args), ""]):
+        if word in ("-C", "--directory"):
+            value = after
+        elif word.startswith("--directory="):
+            value = word.partition("=")[2]
+        elif word.startswith("-C"):
+            value = word[2:]
+        else:
+            continue
+        folder = os.path.join(folder, value) if value else folder
+    return folder
 
 
 def make_exports(name: str, args: list[str]) -> list[str]:

@@ -567,3 +567,23 @@ def test_a_load_folder_the_line_makes_asks(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     _silent(tmp_path, "PYTHONPATH=src pytest -q src", tools)  # there already: read as it is
     _silent(tmp_path, "PYTHONPATH=build pytest -q", tools)  # not there, not named
+
+
+def test_make_directory_is_where_its_variables_are_read(tmp_path: Path) -> None:
+    """`make -C sub PYTHONPATH=.` runs its recipes in sub: `.` is sub there (it ran
+    sub/sitecustomize.py unasked under Bash(make:*), looked up in the call's folder)."""
+    tools = ["Bash", "Bash(make:*)"]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "Makefile").write_text("test:\n\t@python3 -c pass\n")
+    _silent(tmp_path, "make -C sub PYTHONPATH=. test", tools)  # nothing planted
+    planted = tmp_path / "sub" / "sitecustomize.py"
+    planted.write_text(f'open("{tmp_path}/ran-it", "w").close()\n')
+    assert runs("make -C sub PYTHONPATH=. test", tmp_path)
+    why = f"PYTHONPATH=. loads {planted}, which Python runs at start"
+    for line in (
+        "make -C sub PYTHONPATH=. test",
+        "make --directory=sub PYTHONPATH=. test",
+        "make test -Csub PYTHONPATH=.",
+        "make -C / -C tmp/.. -C " + str(tmp_path) + " -C sub PYTHONPATH=. test",
+    ):
+        _asks(tmp_path, line, tools, why)
