@@ -325,6 +325,12 @@ def _loads(
         # `PYTHONPATH=$PYTHONPATH:$PWD/src`: the agent's own value, and the shell's folder
         value = load_paths.resolved(name, written, git.env.get(name, ""), unknown)
         file: str | None = ""
+        if name == "HOME":  # its user site, when known (a built HOME asks for git already)
+            known = unknown not in value and moved is None
+            if known and (file := load_paths.user_site(value, bases, git.where)):
+                why = f"HOME={shown.partition('=')[2]} holds {file}, which Python runs at start"
+                out.append(bash_commands.Unread(why, assignment, assignment))
+            continue
         if unknown in value or git_places.descriptor(value):
             why = f"{name} names a folder known only at run time ({shown}) to load code from"
         elif moved is not None and any(not e.startswith(("/", "~")) for e in value.split(":")):

@@ -436,7 +436,10 @@ def _assigned(assignment: str, depth: int) -> list[str]:
     name, _, value = assignment.partition("=")
     name = name.split("[", 1)[0].rstrip("+")
     if git_places.GIT_SETTINGS.fullmatch(name):  # read by git_state: the git state git then reads
-        return [_SETTING + f"{name}={value}"]
+        # HOME holds Python's user site too (`HOME=./h python3`: h/.local/…/x.pth)
+        return [_SETTING + f"{name}={value}"] + (
+            [_LOAD + f"HOME={value}"] if name == "HOME" else []
+        )
     if name in handoffs.PROGRAM_VARIABLES or handoffs.CARGO_PROGRAMS.fullmatch(name):
         return _commands(value, depth + 1)
     if name in load_paths.PLANTED:  # `PYTHONPATH=.`: read where the call runs (approve_rules)

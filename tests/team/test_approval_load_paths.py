@@ -587,3 +587,21 @@ def test_make_directory_is_where_its_variables_are_read(tmp_path: Path) -> None:
         "make -C / -C tmp/.. -C " + str(tmp_path) + " -C sub PYTHONPATH=. test",
     ):
         _asks(tmp_path, line, tools, why)
+
+
+def test_home_set_on_the_line_holding_a_user_site_asks(tmp_path: Path) -> None:
+    """`HOME=./h python3`: Python's user site is under it, whose `.pth` files' `import`
+    lines run (a Python not a venv's), as `PYTHONUSERBASE=./h/.local` asked already."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    tools = ["Bash", "Bash(python3:*)", "Bash(git status:*)"]
+    site = tmp_path / "h" / ".local" / "lib" / version / "site-packages"
+    site.mkdir(parents=True)
+    _silent(tmp_path, "HOME=./h python3 -m json.tool f", tools)  # an empty user site
+    (site / "a.pth").write_text("import os; " + MARK)
+    python = Path(sys.base_prefix) / "bin" / "python3"  # not a venv's
+    if python.exists():
+        assert runs(f"HOME=./h {python} -c pass", tmp_path)
+    why = f"HOME=./h holds {site / 'a.pth'}, which Python runs at start"
+    _asks(tmp_path, "HOME=./h python3 -m json.tool f", tools, why)
+    _asks(tmp_path, "cd h && HOME=. python3 -m json.tool f", tools, why.replace("./h", "."))
+    _silent(tmp_path, "HOME=/nonexistent python3 -m json.tool f", tools)
