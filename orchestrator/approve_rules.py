@@ -343,11 +343,14 @@ def _loads(
             why = load_paths.why_planted(name, written.replace(unknown, ""), file)
         else:
             continue
-        if " -m " in name:  # `python3 -m mod`: ./mod.py is exempt by a rule naming it, as a
-            # script is (`Bash(python3 -m mod:*)`); another module shadowed (./json) is not
+        if " -m " in name:  # `python3 -m mod`: ./mod.py is exempt by a rule on the command,
+            # as `python3 mod.py` is (`Bash(python3:*)`); one named as a library's module
+            # (./json for `-m json.tool`, ./pytest.py) by a rule naming `python3 -m`; another
+            # module shadowed (./json for `-m pytest`) by none: the rule names running mod
             module = name.partition(" -m ")[2].split(".")[0]
             own = os.path.basename(file or "").split(".")[0] == module
-            out.append(bash_commands.Unread(why, name, name, "-m" if own else file or why))
+            code = ("-m" if module in load_paths.SHADOWED else "") if own else file or why
+            out.append(bash_commands.Unread(why, name, name, code))
             continue
         out.append(bash_commands.Unread(why, assignment, assignment))
     return out

@@ -315,15 +315,16 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
         if word in valued:
             i += 2
             continue
-        if family == "python" and word.startswith("-m"):
-            module = word[2:] or (args[i + 1] if i + 1 < len(args) else "")
-            rest = args[i + (1 if word[2:] else 2) :]
+        if family == "python" and (j := _module_option(word)):  # -m, -um, -bmNAME
+            module = word[j + 1 :] or (args[i + 1] if i + 1 < len(args) else "")
+            rest = args[i + (1 if word[j + 1 :] else 2) :]
             if module == "pytest" and (option := load_paths.pytest_loading(rest)):
                 return _pytest_import(option)
             # a module named like a program (python3 -m pytest), from the call's folder
             # first (measured: `python3 -m mod`, `python3 -m json.tool` ran ./mod.py,
             # ./json/__init__.py, unasked), but with -I/-P (an isolated or safe path)
-            isolated = any(set(w[1:]) & {"I", "P"} for w in args[:i] if not w.startswith("--"))
+            before = [*args[:i], word[:j]]
+            isolated = any(set(w[1:]) & {"I", "P"} for w in before if not w.startswith("--"))
             return None if isolated or not module else Handoff(module=module)
         if not word.startswith("--"):
             for c in word[1:]:
@@ -338,6 +339,19 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             code=args[i] if i < len(args) else INPUT,
         )
     return Handoff(f"runs the file {args[i]} with {name}")
+
+
+def _module_option(word: str) -> int:
+    """Where ``-m`` is in Python's short option word (``-m``, ``-um``, ``-bmNAME``: after
+    options taking no value), or 0."""
+    if word.startswith("--") or not word.startswith("-"):
+        return 0
+    for j, letter in enumerate(word[1:], start=1):
+        if letter == "m":
+            return j
+        if letter in "cWXQ":  # code or a value follows
+            return 0
+    return 0
 
 
 def _cache_prefix(word: str, after: list[str]) -> str:

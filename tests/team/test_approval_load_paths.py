@@ -482,9 +482,10 @@ def test_variables_set_past_an_assignment_ask(tmp_path: Path) -> None:
 
 
 def test_python_m_with_a_module_planted_in_the_call_folder_asks(tmp_path: Path) -> None:
-    """`python3 -m NAME` puts the call's folder first on the path: ./NAME.py, or a module
-    there named as one it imports, runs (`python3 x.py` asked; this ran unasked under
-    Bash(python3:*)). A rule naming `python3 -m NAME` exempts it; -I/-P do not look there."""
+    """`python3 -m NAME` puts the call's folder first on the path: ./NAME.py runs, as
+    `python3 NAME.py` would (exempt by a rule on the command, Bash(python3:*) too), and so
+    does a module there named as one it imports (./json/ for `-m json.tool`; it ran
+    unasked under Bash(python3:*)), which no rule on the command names. -I/-P do not."""
     tools = ["Bash", "Bash(python3:*)", "Bash(python3 -m pytest:*)"]
     (tmp_path / "tests").mkdir()
     _silent(tmp_path, "python3 -m json.tool f", tools)  # nothing named so: everyday
@@ -494,19 +495,20 @@ def test_python_m_with_a_module_planted_in_the_call_folder_asks(tmp_path: Path) 
     assert not runs("python3 -I -m json.tool /dev/null", tmp_path)
     why = f"python3 -m json.tool runs with the call's folder first on its path: {tmp_path}/json"
     _asks(tmp_path, "python3 -m json.tool f", tools, why + " is its json")
+    _asks(tmp_path, "python3 -um json.tool f", tools, why + " is its json")
     _silent(tmp_path, "python3 -Im json.tool f", tools)
     (tmp_path / "json" / "__init__.py").unlink()
     (tmp_path / "mod.py").write_text(MARK)
     assert runs("python3 -m mod", tmp_path)
     why = f"python3 -m mod runs with the call's folder first on its path: {tmp_path}/mod.py"
-    _asks(tmp_path, "python3 -m mod", tools, why + " is its mod")
-    _silent(tmp_path, "python3 -m mod", [*tools, "Bash(python3 -m mod)"])
+    _asks(tmp_path, "python3 -m mod", ["Bash", "Bash(python3 -m pytest:*)"], why + " is its mod")
+    _silent(tmp_path, "python3 -m mod", tools)  # as `python3 mod.py`: the rule's to run
     _silent(tmp_path, "python3 -m pytest -q tests", tools)
     why = "python3 -m pytest: the line may write a file it loads (json.py)"
     _asks(tmp_path, "cp x json.py; python3 -m pytest -q", tools, why)
     _silent(tmp_path, "cp x pytest.py; python3 -m pytest -q", tools)  # the rule names it
-    why = "python3 -m mod: it may be read in a folder known only at run time (cd $d)"
-    _asks(tmp_path, 'cd "$d" && python3 -m mod', tools, why)
+    why = "python3 -m json.tool: it may be read in a folder known only at run time (cd $d)"
+    _asks(tmp_path, 'cd "$d" && python3 -m json.tool', tools, why)
 
 
 def test_pycache_prefix_asks(tmp_path: Path) -> None:
