@@ -107,6 +107,8 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
                 return word
             if option == "--override-ini" and _ini_imports(given if eq else after):
                 return word
+            if option == "--pdbcls":  # `mod:Class`, imported once a test fails under --pdb
+                return word  # (measured: `python3 -m pytest --pdb --pdbcls=mod:C` ran ./mod.py)
             if option == "--pythonwarnings" and warnings_import(given if eq else after):
                 return word
             continue

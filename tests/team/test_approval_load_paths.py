@@ -607,3 +607,22 @@ def test_home_set_on_the_line_holding_a_user_site_asks(tmp_path: Path) -> None:
     _asks(tmp_path, "HOME=./h python3 -m json.tool f", tools, why)
     _asks(tmp_path, "cd h && HOME=. python3 -m json.tool f", tools, why.replace("./h", "."))
     _silent(tmp_path, "HOME=/nonexistent python3 -m json.tool f", tools)
+
+
+def test_pytest_debugger_class_asks(tmp_path: Path) -> None:
+    """`--pdbcls=mod:Class` imports mod when a test fails under `--pdb` (measured: ./mod.py
+    ran under Bash(python3 -m pytest:*), unasked), as `-p mod` does."""
+    (tmp_path / "mod.py").write_text(MARK + "import pdb\nclass C(pdb.Pdb):\n    pass\n")
+    (tmp_path / "test_b.py").write_text("def test_b():\n    assert 0\n")
+    line = "python3 -m pytest -q -p no:cacheprovider --pdb --pdbcls=mod:C test_b.py"
+    assert runs(_with_pytest(line.replace("python3", sys.executable) + " </dev/null"), tmp_path)
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3 -m pytest:*)"]
+    why = "gives pytest --pdbcls=mod:C, a module to import"
+    _asks(tmp_path, line, tools, why)
+    _asks(
+        tmp_path,
+        "PYTEST_ADDOPTS='--pdbcls mod:C' pytest",
+        tools,
+        "gives PYTEST_ADDOPTS code to load or run",
+    )
+    _silent(tmp_path, "pytest -q --pdb -x", tools)
