@@ -204,8 +204,12 @@ def bash_reason(
         unreads = _git_written(reading, found, git, line) + unreads
     if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
         unreads = _configs(reading, found, git, line) + unreads  # said first: more to fix
-    if git is not None and reading.loads:  # `PYTHONPATH=. pytest`: ./sitecustomize.py
-        unreads = _loads(reading, git, line) + unreads
+    # the agent's own (the roster's `env` reaches its shell: `PYTHONPATH: .` there ran a
+    # planted ./sitecustomize.py at each `pytest`, unasked), as GIT_ALLOW_PROTOCOL's
+    inherited = [(n, git.env[n]) for n in load_paths.PLANTED if git is not None and git.env.get(n)]
+    if git is not None and found and (reading.loads or inherited):
+        # `PYTHONPATH=. pytest`: ./sitecustomize.py
+        unreads = _loads(reading, git, line, inherited) + unreads
     for unread in unreads:
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
@@ -300,7 +304,10 @@ def _configs(
 
 
 def _loads(
-    reading: bash_commands.Reading, git: git_state.Lookup, line: str
+    reading: bash_commands.Reading,
+    git: git_state.Lookup,
+    line: str,
+    inherited: list[tuple[str, str]],
 ) -> list[bash_commands.Unread]:
     """The files a folder variable the line sets makes a program load (load_paths:
     ``PYTHONPATH=. pytest`` runs ./sitecustomize.py, ``CARGO_HOME=x`` reads x/config.toml),
@@ -310,7 +317,7 @@ def _loads(
     unknown = bash_commands.UNKNOWN
     moved = git_places.run_time(reading.places, [], unknown)
     bases = [".", *git_places.folders(reading.places, git)]
-    loads = list(dict.fromkeys(reading.loads))
+    loads = list(dict.fromkeys([*reading.loads, *inherited]))
     if len(loads) * len(bases) > load_paths.MAX_LOOKUPS:  # each read from each folder:
         # bounded (measured: 1,000 `python3 -m mN; cd fN` took 20 s), and it asks
         name, written = loads[0]
@@ -318,6 +325,7 @@ def _loads(
         why = f"{first} and {len(loads) - 1} more {load_paths.TOO_MANY_PLACES}"
         return [bash_commands.Unread(why.replace(bash_commands.UNKNOWN, ""), name, name, name)]
     words = load_paths.word_index(bash_commands.path_words(line))
+    from_env = set(inherited) - set(reading.loads)
     out = []
     for name, written in loads:
         assignment = f"{name}={written}"
@@ -343,6 +351,8 @@ def _loads(
             why = load_paths.why_planted(name, written.replace(unknown, ""), file)
         else:
             continue
+        if (name, written) in from_env:
+            why = f"the agent's environment's {why}"
         if " -m " in name:  # `python3 -m mod`: ./mod.py is exempt by a rule on the command,
             # as `python3 mod.py` is (`Bash(python3:*)`); one named as a library's module
             # (./json for `-m json.tool`, ./pytest.py) by a rule naming `python3 -m`; another

@@ -626,3 +626,20 @@ def test_pytest_debugger_class_asks(tmp_path: Path) -> None:
         "gives PYTEST_ADDOPTS code to load or run",
     )
     _silent(tmp_path, "pytest -q --pdb -x", tools)
+
+
+def test_pythonpath_in_the_roster_env_asks(tmp_path: Path) -> None:
+    """The roster's `env` reaches the agent's shell: `PYTHONPATH: .` there makes each
+    `pytest` run a planted ./sitecustomize.py (unasked: only the line's were read)."""
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    env = {"PYTHONPATH": "."}
+    home = _home(tmp_path)
+    assert answer(tmp_path, "pytest -q", tools, home=home, variables=env)[0] == []
+    (tmp_path / "sitecustomize.py").write_text(MARK)
+    assert runs(_with_pytest("export PYTHONPATH=.; pytest -q test_a.py"), tmp_path)
+    why = f"the agent's environment's PYTHONPATH=. loads {tmp_path / 'sitecustomize.py'}"
+    asked = answer(tmp_path, "pytest -q", tools, home=home, variables=env)[0]
+    assert asked == [f"matches {RULE}: {why}, which Python runs at start: cannot be read"]
+    everyday = {"PYTHONPATH": "src"}
+    assert answer(tmp_path, "pytest -q", tools, home=home, variables=everyday)[0] == []
