@@ -204,8 +204,12 @@ def bash_reason(
         unreads = _git_written(reading, found, git, line) + unreads
     if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
         unreads = _configs(reading, found, git, line) + unreads  # said first: more to fix
-    if git is not None and reading.loads:  # `PYTHONPATH=. pytest`: ./sitecustomize.py
-        unreads = _loads(reading, git, line) + unreads
+    # the agent's own (the roster's `env` reaches its shell: `PYTHONPATH: .` there ran a
+    # planted ./sitecustomize.py at each `pytest`, unasked), as GIT_ALLOW_PROTOCOL's
+    inherited = [(n, git.env[n]) for n in load_paths.PLANTED if git is not None and git.env.get(n)]
+    if git is not None and found and (reading.loads or inherited):
+        # `PYTHONPATH=. pytest`: ./sitecustomize.py
+        unreads = _loads(reading, git, line, inherited) + unreads
     for unread in unreads:
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
@@ -300,7 +304,10 @@ def _configs(
 
 
 def _loads(
-    reading: bash_commands.Reading, git: git_state.Lookup, line: str
+    reading: bash_commands.Reading,
+    git: git_state.Lookup,
+    line: str,
+    inherited: list[tuple[str, str]],
 ) -> list[bash_commands.Unread]:
     """The files a folder variable the line sets makes a program load (load_paths:
     ``PYTHONPATH=. pytest`` runs ./sitecustomize.py, ``CARGO_HOME=x`` reads x/config.toml),
@@ -310,25 +317,60 @@ def _loads(
     unknown = bash_commands.UNKNOWN
     moved = git_places.run_time(reading.places, [], unknown)
     bases = [".", *git_places.folders(reading.places, git)]
-    words = bash_commands.path_words(line)
+    loads = list(dict.fromkeys([*reading.loads, *inherited]))
+    if len(loads) * len(bases) > load_paths.MAX_LOOKUPS:  # each read from each folder:
+        # bounded (measured: 1,000 `python3 -m mN; cd fN` took 20 s), and it asks
+        name, written = loads[0]
+        first = name if " -m " in name else f"{name}={written}"
+        why = f"{first} and {len(loads) - 1} more {load_paths.TOO_MANY_PLACES}"
+        return [bash_commands.Unread(why.replace(bash_commands.UNKNOWN, ""), name, name, name)]
+    words = load_paths.word_index(bash_commands.path_words(line))
+    from_env = set(inherited) - set(reading.loads)
     out = []
-    for name, written in dict.fromkeys(reading.loads):
+    for name, written in loads:
         assignment = f"{name}={written}"
-        shown = assignment.replace(unknown, "")
+        shown = name if " -m " in name else assignment.replace(unknown, "")
         # `PYTHONPATH=$PYTHONPATH:$PWD/src`: the agent's own value, and the shell's folder
         value = load_paths.resolved(name, written, git.env.get(name, ""), unknown)
+        file: str | None = ""
+        if name == "HOME":  # its user site, when known (a built HOME asks for git already)
+            known = unknown not in value and moved is None
+            if known and (file := load_paths.user_site(value, bases, git.where)):
+                why = f"HOME={shown.partition('=')[2]} holds {file}, which Python runs at start"
+                out.append(bash_commands.Unread(why, assignment, assignment))
+            continue
         if unknown in value or git_places.descriptor(value):
             why = f"{name} names a folder known only at run time ({shown}) to load code from"
         elif moved is not None and any(not e.startswith(("/", "~")) for e in value.split(":")):
             why = f"{shown}: {moved.replace('git may run', 'it may be read')}"
         elif file := load_paths.named(name, words):
             why = f"{shown}: the line may write a file it loads ({file})"
-        elif path := load_paths.planted(name, value, bases, git.where):
-            why = load_paths.why_planted(name, written.replace(unknown, ""), path)
+        elif file := load_paths.made(name, value, words, lambda e: _exists(git, bases, e)):
+            why = f"{shown}: the line may make the folder it loads from ({file})"
+        elif file := load_paths.planted(name, value, bases, git.where):
+            why = load_paths.why_planted(name, written.replace(unknown, ""), file)
         else:
+            continue
+        if (name, written) in from_env:
+            why = f"the agent's environment's {why}"
+        if " -m " in name:  # `python3 -m mod`: ./mod.py is exempt by a rule on the command,
+            # as `python3 mod.py` is (`Bash(python3:*)`); one named as a library's module
+            # (./json for `-m json.tool`, ./pytest.py) by a rule naming `python3 -m`; another
+            # module shadowed (./json for `-m pytest`) by none: the rule names running mod
+            module = name.partition(" -m ")[2].split(".")[0]
+            own = os.path.basename(file or "").split(".")[0] == module
+            code = ("-m" if module in load_paths.SHADOWED else "") if own else file or why
+            out.append(bash_commands.Unread(why, name, name, code))
             continue
         out.append(bash_commands.Unread(why, assignment, assignment))
     return out
+
+
+def _exists(git: git_state.Lookup, bases: list[str], entry: str) -> bool:
+    """Whether the folder ``entry`` of a load path is there now, from any of ``bases``."""
+    if entry.startswith(("/", "~")):
+        return os.path.lexists(git.where(entry))
+    return any(os.path.lexists(git.where(os.path.join(b, entry))) for b in bases)
 
 
 def _git_written(

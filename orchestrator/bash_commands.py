@@ -85,6 +85,10 @@ _KEYWORDS = frozenset(
 )
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=")
 _DECLARES = frozenset({"export", "declare", "typeset", "local", "readonly"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# `${NAME:=word}`, `${NAME=word}`: the expansion assigns NAME (an exported one reaches the
+# commands after it: measured, `export BASH_ENV; : ${BASH_ENV:=./x}; bash -c true` ran x)
+_DEFAULTED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?=")
 _SETS = frozenset({"read", "printf", "mapfile", "readarray", "getopts"})  # name variables
 _GIT_VALUED = git_places.GIT_VALUED
 
@@ -226,6 +230,8 @@ def _commands(line: str, depth: int) -> list[str]:
             found += _simple(_chained(words, chain), depth) + _cut(words, cuts, depth)
             words, cuts, chain, named_tmux = [], [], False, False  # ; && || | & newline ( $(
             continue
+        for name in _DEFAULTED.findall(token):  # `: ${BASH_ENV:=./x}` assigns it
+            found += _assigned(f"{name}={UNKNOWN}(set by ${{{name}:=…}})", depth)
         if "$(" in token:  # a substitution inside double quotes runs too
             for inner in _substitutions(token):
                 found += _commands(inner, depth + 1)
@@ -356,7 +362,11 @@ def _simple(words: list[str], depth: int) -> list[str]:
         extra.append(_PLACE + "cd " + git_places.cd_target(program, rest))
     command = " ".join([program, *rest])
     if program in _DECLARES:  # `export GIT_PAGER='…'`: the rest of the line uses it
+        extra += _declared(program, rest, depth)
         extra += [c for w in rest if _ASSIGNMENT.match(w) for c in _assigned(w, depth)]
+    if program in ("for", "select") and rest and _NAME.fullmatch(rest[0]):
+        # `export BASH_ENV; for BASH_ENV in ./x; do bash -c true; done` ran x, unasked
+        extra += _assigned(f"{rest[0]}={UNKNOWN}(set by {program})", depth)
     if program in _DECLARES or program in _SETS:  # `export GIT_DIR`, `read GIT_DIR`
         value = git_places.EXPORTED if program in _DECLARES else f"{UNKNOWN}(set by {program})"
         extra += [_SETTING + f"{w}={value}" for w in rest if git_places.GIT_SETTINGS.fullmatch(w)]
@@ -378,6 +388,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
     if handoff is not None:
         if handoff.folder:  # where its lines and commands run (`tmux new -c DIR`)
             extra.append(_PLACE + "cd " + handoff.folder)
+        if handoff.module:  # `python3 -m mod`: ./mod.py, looked up where the call runs
+            extra.append(_LOAD + f"{program} -m {handoff.module}=.")
         for setting in handoff.environment:  # `tmux new -e PROMPT_COMMAND=…`
             extra += _assigned(setting, depth) if "=" in setting else []
         for body in handoff.lines:
@@ -390,7 +402,32 @@ def _simple(words: list[str], depth: int) -> list[str]:
             extra.append(_OPAQUE + _OPAQUE.join(fields))
     # make's command-line variables are in each recipe's environment, as if set before it
     extra += [c for w in handoffs.make_exports(program, rest) for c in _assigned(w, depth)]
+    if folder := handoffs.make_folder(program, rest):  # `make -C sub`: its recipes run there
+        extra.append(_PLACE + "at " + folder)
     return [command, *extra]
+
+
+def _declared(program: str, rest: list[str], depth: int) -> list[str]:
+    """What ``export``/``declare`` given ``rest`` set that its assignments as written do
+    not show: a name the shell builds (measured: ``export {BASH_ENV,X}=./x``, ``n=BASH_ENV;
+    export $n=./x`` then ``bash -c true`` ran x, unasked), and a name reference's target
+    (``declare -n r=BASH_ENV; export r=./x`` ran x): set to a value known at run time."""
+    options = [w for w in rest if w.startswith("-") and "=" not in w]
+    reference = program != "export" and any("n" in w[1:] for w in options)  # export -n: no
+    out: list[str] = []
+    for word in rest:
+        name, eq, value = word.partition("=")
+        if word.startswith(("-", "+")) and not eq:
+            continue
+        if eq and not _NAME.fullmatch(name.split("[", 1)[0].rstrip("+")):
+            shown = word.replace(UNKNOWN, "")
+            raise _Unsure(f"{program} {shown} names a variable only known at run time")
+        if reference:
+            if not eq or not _NAME.fullmatch(value):  # `declare -n r; r=BASH_ENV`, `r=$n`
+                shown = word.replace(UNKNOWN, "")
+                raise _Unsure(f"the name reference {shown} is set at run time")
+            out += _assigned(f"{value}={UNKNOWN}(set through {name})", depth)
+    return out
 
 
 def _assigned(assignment: str, depth: int) -> list[str]:
@@ -399,7 +436,10 @@ def _assigned(assignment: str, depth: int) -> list[str]:
     name, _, value = assignment.partition("=")
     name = name.split("[", 1)[0].rstrip("+")
     if git_places.GIT_SETTINGS.fullmatch(name):  # read by git_state: the git state git then reads
-        return [_SETTING + f"{name}={value}"]
+        # HOME holds Python's user site too (`HOME=./h python3`: h/.local/…/x.pth)
+        return [_SETTING + f"{name}={value}"] + (
+            [_LOAD + f"HOME={value}"] if name == "HOME" else []
+        )
     if name in handoffs.PROGRAM_VARIABLES or handoffs.CARGO_PROGRAMS.fullmatch(name):
         return _commands(value, depth + 1)
     if name in load_paths.PLANTED:  # `PYTHONPATH=.`: read where the call runs (approve_rules)

@@ -24,6 +24,9 @@ class Handoff:
     folder: str = ""
     # Variables it sets for what it runs (`tmux new -e NAME=VALUE`), read as set before it.
     environment: tuple[str, ...] = ()
+    # A module Python runs with the call's folder first on its path (`python3 -m mod`):
+    # one of that folder named as it, or as a module it imports, runs (load_paths).
+    module: str = ""
 
 
 INPUT: Final = "<input>"  # code read from a pipe or a here-document, no option giving it

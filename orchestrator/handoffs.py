@@ -22,6 +22,7 @@ package script it names) is unread; a program that loads project files by its ow
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Callable
 from typing import Final
@@ -151,6 +152,10 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "PYTEST_ADDOPTS": _NEVER,  # its words: load_paths.pytest_options_load
         "PYTHONWARNINGS": _NEVER,  # a dotted category: load_paths.warnings_import
         "PYTHONSTARTUP": ".",
+        # the bytecode Python runs in place of each module's source, the library's too
+        # (measured: `PYTHONPYCACHEPREFIX=./c pytest` ran a planted argparse .pyc): any
+        # folder of it is the agent's to write, so it asks whenever set
+        "PYTHONPYCACHEPREFIX": ".",
         # Python's own library (`encodings` runs at start) and the user site, whose .pth
         # files run their `import` lines (measured with /usr/bin/python3: each ran)
         "PYTHONHOME": load_paths.LIBRARY_FOLDERS,
@@ -302,18 +307,25 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             break
         if word == "-" or not word.startswith("-"):
             break
+        if family == "python" and (option := _cache_prefix(word, args[i + 1 : i + 2])):
+            return Handoff(f"gives {name} {option} pycache_prefix, bytecode to run", code=option)
         if word in _INLINE_LONG or word.split("=", 1)[0] in _INLINE_LONG:
             option = word.split("=", 1)[0]
             return Handoff(f"runs code given to {name} {option}", code=option)
         if word in valued:
             i += 2
             continue
-        if family == "python" and word.startswith("-m"):
-            module = word[2:] or (args[i + 1] if i + 1 < len(args) else "")
-            rest = args[i + (1 if word[2:] else 2) :]
+        if family == "python" and (j := _module_option(word)):  # -m, -um, -bmNAME
+            module = word[j + 1 :] or (args[i + 1] if i + 1 < len(args) else "")
+            rest = args[i + (1 if word[j + 1 :] else 2) :]
             if module == "pytest" and (option := load_paths.pytest_loading(rest)):
                 return _pytest_import(option)
-            return None  # a module named like a program (python3 -m pytest)
+            # a module named like a program (python3 -m pytest), from the call's folder
+            # first (measured: `python3 -m mod`, `python3 -m json.tool` ran ./mod.py,
+            # ./json/__init__.py, unasked), but with -I/-P (an isolated or safe path)
+            before = [*args[:i], word[:j]]
+            isolated = any(set(w[1:]) & {"I", "P"} for w in before if not w.startswith("--"))
+            return None if isolated or not module else Handoff(module=module)
         if not word.startswith("--"):
             for c in word[1:]:
                 if c in letters:
@@ -327,6 +339,33 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             code=args[i] if i < len(args) else INPUT,
         )
     return Handoff(f"runs the file {args[i]} with {name}")
+
+
+def _module_option(word: str) -> int:
+    """Where ``-m`` is in Python's short option word (``-m``, ``-um``, ``-bmNAME``: after
+    options taking no value), or 0."""
+    if word.startswith("--") or not word.startswith("-"):
+        return 0
+    for j, letter in enumerate(word[1:], start=1):
+        if letter == "m":
+            return j
+        if letter in "cWXQ":  # code or a value follows
+            return 0
+    return 0
+
+
+def _cache_prefix(word: str, after: list[str]) -> str:
+    """The option word giving Python ``-X pycache_prefix=DIR`` (``-X`` or a cluster ending
+    in it), or "": Python runs the bytecode it finds there for the source it imports,
+    the standard library's too (measured: `python3 -X pycache_prefix=./c -m argparse` ran
+    a planted c/…/argparse.cpython-311.pyc whose header matched the source's)."""
+    if word.startswith("--") or "X" not in word[1:]:
+        return ""
+    option, _, given = word.partition("X")
+    if option.strip("-").strip("bBdEhiIOPqsSuvVR") or not option.startswith("-"):
+        return ""  # `X` is a value here (`-Wdefault::X`), not the option
+    value = given or (after[0] if after else "")
+    return option + "X" if value.split("=", 1)[0] == "pycache_prefix" else ""
 
 
 def _pytest_import(option: str) -> Handoff:
@@ -375,6 +414,26 @@ def _make(name: str, args: list[str]) -> Handoff:
         ):
             return Handoff(f"runs a makefile {name} reads from its input", code=word)
     return Handoff(f"runs recipes written in {name}'s file")
+
+
+def make_folder(name: str, args: list[str]) -> str:
+    """The folder make given ``args`` runs its recipes in (``-C DIR``, ``--directory``,
+    each from the one before; anywhere before ``--``), or "" (measured: ``make -C sub
+    PYTHONPATH=. test`` ran sub/sitecustomize.py, unasked: it was looked up here only)."""
+    if name not in ("make", "gmake"):
+        return ""
+    folder = ""
+    for word, after in itertools.pairwise([*itertools.takewhile(lambda w: w != "--", args), ""]):
+        if word in ("-C", "--directory"):
+            value = after
+        elif word.startswith("--directory="):
+            value = word.partition("=")[2]
+        elif word.startswith("-C"):
+            value = word[2:]
+        else:
+            continue
+        folder = os.path.join(folder, value) if value else folder
+    return folder
 
 
 def make_exports(name: str, args: list[str]) -> list[str]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -46,6 +47,16 @@ PLANTED: Final[dict[str, tuple[str, ...]]] = {
     "CARGO_HOME": ("config.toml", "config"),
 }
 _STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
+# Modules a PYTHONPATH folder shadows: its entries come before the standard library and the
+# site-packages (measured: `PYTHONPATH=p pytest` ran p/argparse.py and p/pluggy.py,
+# `PYTHONPATH=p python3 -m json.tool` p/encodings/__init__.py, each unasked): Python's own
+# and those of pytest (the program the variable is mostly set for).
+SHADOWED: Final = frozenset(sys.stdlib_module_names) | frozenset(
+    {"pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py", "exceptiongroup", "tomli"}
+)
+_SHADOWED_SORTED: Final = tuple(sorted(SHADOWED))
+_IMPORTED: Final = re.compile(r"[^.]+(\.[^.]*)*\.(py|pyc|pyw|so)")  # a module's file
+_INITS: Final = ("__init__.py", "__init__.pyc")  # a package (not a namespace: passed over)
 _WHAT: Final = {"PYTHONPATH": "Python runs at start", "CARGO_HOME": "may name programs cargo runs"}
 # A search path with an entry outside the system's folders (an empty one is the current
 # folder; `..` may leave them): the dynamic loader's, iconv's.
@@ -58,6 +69,10 @@ LIBRARY_FOLDERS: Final = rf"^(?=.){_SYSTEM}|[:;]{_SYSTEM}|\.\."
 _DOTTED = re.compile(r"(^|,)[^:,]*:[^:,]*:\s*(?!(builtins|warnings|_?pytest)\.)[A-Za-z_]\w*\.")
 MAX_ENTRIES: Final = 64  # folders of one PYTHONPATH looked into (a longer one asks)
 TOO_MANY: Final = f"more than {MAX_ENTRIES} folders"
+# Variables (and `python3 -m`) times the folders the line moves to, looked into for one
+# line: a hostile line of 1,000 each took 20 s; a longer one asks.
+MAX_LOOKUPS: Final = 256
+TOO_MANY_PLACES: Final = f"name code to load from more than {MAX_LOOKUPS} places, not looked into"
 _PYTEST_VALUED = frozenset("kmrncopW")  # pytest's short options that take a value
 
 
@@ -90,6 +105,10 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
             option, eq, given = word.partition("=")
             if configs and option in ("--config-file", "--override-ini", "--inifile"):
                 return word
+            if option == "--override-ini" and _ini_imports(given if eq else after):
+                return word
+            if option == "--pdbcls":  # `mod:Class`, imported once a test fails under --pdb
+                return word  # (measured: `python3 -m pytest --pdb --pdbcls=mod:C` ran ./mod.py)
             if option == "--pythonwarnings" and warnings_import(given if eq else after):
                 return word
             continue
@@ -101,12 +120,21 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
             given = word[j + 1 :].lstrip("=") or after
             if configs and letter in "co":
                 return word
+            if letter == "o" and _ini_imports(given):
+                return word
             if letter == "p" and not given.startswith("no:"):
                 return word
             if letter == "W" and warnings_import(given):
                 return word
             break  # the rest of the word (or the next one) is the option's value
     return ""
+
+
+def _ini_imports(value: str) -> bool:
+    """Whether pytest's ``-o NAME=VALUE`` sets a warning filter naming a dotted category
+    (measured: ``pytest -o filterwarnings=ignore::mod.W`` imported ./mod.py, unasked)."""
+    key, _, given = value.partition("=")
+    return key.strip() == "filterwarnings" and warnings_import(given)
 
 
 def startup_flags(value: str) -> bool:
@@ -133,19 +161,67 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     entries = value.split(":") if name == "PYTHONPATH" else [value]  # `:`: the current folder
     if len(set(entries)) > MAX_ENTRIES:  # each read from each folder: bounded, and it asks
         return TOO_MANY
+    module = name.partition(" -m ")[2].split(".")[0]  # `python3 -m mod`'s folder: `.`
     for entry in dict.fromkeys(entries):
         fixed = entry.startswith(("/", "~"))  # `~/x`: the agent's HOME, as the shell expands it
         for base in ["."] if fixed else bases:
             folder = where(entry if fixed else os.path.join(base, entry or "."))
             try:
-                names = sorted(os.listdir(folder))
+                names = sorted(os.listdir(folder), key=lambda n: (n.split(".")[0] != module, n))
+            except NotADirectoryError:  # a zip archive: Python imports from it (measured)
+                if name == "PYTHONPATH":
+                    return folder
+                continue
             except (OSError, ValueError):  # no folder there (a NUL: none either)
                 continue
             for found in names:
+                if module:
+                    if _shadows(folder, found, module):
+                        return os.path.join(folder, found)
+                    continue
                 key = found.split(".")[0] if name in _STEMS else found
-                if key in PLANTED[name]:
+                if key in PLANTED[name] or (name == "PYTHONPATH" and _shadows(folder, found)):
                     return os.path.join(folder, found)
     return None
+
+
+def _shadows(folder: str, found: str, module: str = "") -> bool:
+    """Whether ``found`` in the PYTHONPATH folder ``folder`` is a module (a file, an
+    extension, a package) named as one of :data:`SHADOWED` (or ``module``), imported in
+    its place."""
+    stem = found.split(".", maxsplit=1)[0]
+    if stem not in SHADOWED and stem != module:
+        return False
+    if _IMPORTED.fullmatch(found):
+        return True
+    return "." not in found and any(
+        os.path.exists(os.path.join(folder, found, init)) for init in _INITS
+    )
+
+
+def user_site(home: str, bases: Sequence[str], where: Callable[[str], str]) -> str:
+    """A ``.pth`` file or a ``usercustomize`` module of Python's user site under ``home``
+    (``.local/lib/pythonX.Y/site-packages``), looked up from each of ``bases``, or "".
+    Measured: ``HOME=./h /usr/bin/python3 -m json.tool`` ran the ``import`` line of
+    ``h/.local/lib/python3.11/site-packages/a.pth``, unasked (a venv's Python has no user
+    site; ``PYTHONUSERBASE=./h/.local`` asked already)."""
+    fixed = home.startswith(("/", "~"))
+    for base in ["."] if fixed else bases:
+        lib = os.path.join(where(home if fixed else os.path.join(base, home)), ".local", "lib")
+        try:
+            versions = sorted(n for n in os.listdir(lib) if n.startswith("python"))
+        except (OSError, ValueError):
+            continue
+        for version in versions[:MAX_ENTRIES]:
+            site = os.path.join(lib, version, "site-packages")
+            try:
+                names = sorted(os.listdir(site))
+            except (OSError, ValueError):
+                continue
+            for found in names:
+                if found.endswith(".pth") or found.split(".", maxsplit=1)[0] == "usercustomize":
+                    return os.path.join(site, found)
+    return ""
 
 
 def resolved(name: str, value: str, inherited: str, unknown: str) -> str:
@@ -157,23 +233,77 @@ def resolved(name: str, value: str, inherited: str, unknown: str) -> str:
         value = value.replace(unknown + own, inherited)
     for here in ("$PWD", "${PWD}", "$(pwd)", "`pwd`"):
         value = value.replace(unknown + here, ".")
-    return value
+    # the shell's tilde prefixes at an entry's start: `~+` its folder, `~-` the one it left
+    # (measured: `PYTHONPATH=~+ pytest` ran ./sitecustomize.py; `~+` was read as a user's)
+    entries = value.split(":")
+    for i, entry in enumerate(entries):
+        prefix = entry.split("/", 1)[0]
+        if prefix == "~+":
+            entries[i] = "." + entry[2:]
+        elif prefix == "~-" or (prefix[:2] in ("~+", "~-") and prefix[2:].isdigit()):
+            entries[i] = unknown + entry  # `~-`, `~+1`, `~-2`: the directory stack's
+    return ":".join(entries)
 
 
 def why_planted(name: str, value: str, path: str) -> str:
     """What the approver reads: the file found, or that the folders were too many."""
     if path == TOO_MANY:
         return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
+    folder, found = os.path.split(path)
+    stem = found.split(".")[0]
+    if " -m " in name:
+        return f"{name} runs with the call's folder first on its path: {path} is its {stem}"
+    if name == "PYTHONPATH" and stem not in PLANTED[name]:
+        if _shadows(folder, found):
+            return f"{name}={value} loads {path}, which Python imports in place of its {stem}"
+        return f"{name}={value} names the file {path}, a zip archive Python imports from"
     return f"{name}={value} loads {path}, which {_WHAT[name]}"
 
 
-def named(name: str, words: Sequence[str]) -> str:
-    """A word of the line naming a file the folder variable ``name`` makes a program load
-    (``echo … > sitecustomize.py; PYTHONPATH=. pytest``: it may write it first), or ""."""
+def word_index(words: Sequence[str]) -> dict[str, str]:
+    """The line's words by what :func:`named` looks for, read once for the line (read
+    for each variable, 250 of them and 25,000 words took 19 s): ``stem:NAME`` (a word
+    whose file name has that stem), ``module:NAME`` (a module's file), ``config``."""
+    index: dict[str, str] = {}
     for word in words:
         base = os.path.basename(word)
-        if name in _STEMS and base.split(".")[0] in PLANTED[name]:
+        stem = base.split(".", maxsplit=1)[0]
+        index.setdefault("stem:" + stem, word)
+        if _IMPORTED.fullmatch(base):
+            index.setdefault("module:" + stem, word)
+        if base == "config.toml" or (base == "config" and "/" in word):
+            index.setdefault("config", word)
+        index.setdefault("path:" + os.path.normpath(word), word)
+    return index
+
+
+def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], bool]) -> str:
+    """A folder of ``value`` that is not there yet and that the line names elsewhere: it
+    may make it from one holding such a file (measured: ``ln -s s l; PYTHONPATH=l pytest``
+    and ``cp -r s q; PYTHONPATH=q pytest`` ran s/sitecustomize.py, unasked), or ""."""
+    entries = value.split(":") if name == "PYTHONPATH" else [value]
+    for entry in dict.fromkeys(e for e in entries if e):
+        word = index.get("path:" + os.path.normpath(entry))
+        if word is not None and not exists(entry):
             return word
-        if name == "CARGO_HOME" and (base == "config.toml" or (base == "config" and "/" in word)):
-            return word
+    return ""
+
+
+def named(name: str, index: dict[str, str]) -> str:
+    """A word of the line naming a file the folder variable ``name`` makes a program load
+    (``echo … > sitecustomize.py; PYTHONPATH=. pytest``: it may write it first), or "";
+    ``index`` is the line's :func:`word_index`."""
+    module = name.partition(" -m ")[2].split(".")[0]
+    if name == "CARGO_HOME":
+        return index.get("config", "")
+    if name in _STEMS:
+        for stem in PLANTED[name]:
+            if "stem:" + stem in index:
+                return index["stem:" + stem]
+    if module and "module:" + module in index:
+        return index["module:" + module]
+    if name == "PYTHONPATH" or module:  # `cp x argparse.py`
+        for stem in _SHADOWED_SORTED:
+            if "module:" + stem in index:
+                return index["module:" + stem]
     return ""

@@ -16,11 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 from approval_lines import RULE, answer, git, pushable, runs
 from gitrepo import git_run
+
+from orchestrator import load_paths
 
 MARK = 'open("ran-it", "w").close()\n'
 
@@ -388,3 +391,255 @@ def test_what_is_read_before_a_shell_body_holds_for_it(tmp_path: Path) -> None:
     assert git(remote, "rev-parse", "main") == git(repo, "rev-parse", "main")  # it pushed
     why = f"alias.st in git's config ({repo}) makes it run git push -q origin main"
     assert answer(tmp_path, line, ["Bash"], home=_home(tmp_path))[0] == [f"matches {RULE}: {why}"]
+
+
+def test_pythonpath_shadowing_a_module_asks(tmp_path: Path) -> None:
+    """A PYTHONPATH entry comes before the standard library and pytest's own modules: a
+    module named as one of them is imported in its place; a zip archive as the entry is
+    imported from (each ran unasked: only a sitecustomize was looked for)."""
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    (tmp_path / "p" / "encodings").mkdir(parents=True)
+    (tmp_path / "p" / "mod").mkdir()  # a project's own package: everyday
+    (tmp_path / "p" / "mod" / "__init__.py").write_text("")
+    (tmp_path / "p" / "json").mkdir()  # no __init__: a namespace, passed over
+    (tmp_path / "p" / "argparse.md").write_text("")
+    _silent(tmp_path, "PYTHONPATH=p pytest -q", tools)
+    planted = tmp_path / "p" / "encodings" / "__init__.py"
+    planted.write_text('import _io; _io.open("ran-it", "w").close()\n')
+    assert runs("PYTHONPATH=p python3 -c pass", tmp_path)
+    why = f"PYTHONPATH=p loads {planted.parent}, which Python imports in place of its encodings"
+    _asks(tmp_path, "PYTHONPATH=p python3 -m json.tool f", tools, why)
+    planted.unlink()
+    (tmp_path / "p" / "pluggy.py").write_text(MARK)
+    assert runs(_with_pytest("PYTHONPATH=p pytest -q test_a.py"), tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'pluggy.py'}, which Python imports in place of"
+    _asks(tmp_path, "PYTHONPATH=p pytest -q", tools, why + " its pluggy")
+    (tmp_path / "p" / "pluggy.py").unlink()
+    why = "PYTHONPATH=p: the line may write a file it loads (p/argparse.py)"
+    _asks(tmp_path, "cp x p/argparse.py; PYTHONPATH=p pytest", tools, why)
+    with zipfile.ZipFile(tmp_path / "lib.txt", "w") as archive:
+        archive.writestr("sitecustomize.py", MARK)
+    assert runs("PYTHONPATH=lib.txt python3 -c pass", tmp_path)
+    why = f"PYTHONPATH=p:lib.txt names the file {tmp_path / 'lib.txt'}, a zip archive Python"
+    _asks(tmp_path, "PYTHONPATH=p:lib.txt pytest -q", tools, why + " imports from")
+
+
+def test_pytest_ini_override_naming_a_warning_module_asks(tmp_path: Path) -> None:
+    """`-o filterwarnings=…::mod.W` imports mod to find the class, as `-W` does."""
+    (tmp_path / "mod.py").write_text(MARK + "class W(Warning):\n    pass\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    line = "python3 -m pytest -q -o filterwarnings=ignore::mod.W test_a.py"
+    assert runs(_with_pytest(line.replace("python3", sys.executable)), tmp_path)
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3 -m pytest:*)"]
+    _asks(tmp_path, line, tools, "gives pytest -o, a module to import")
+    line = "pytest --override-ini filterwarnings=error::mod.W"
+    _asks(tmp_path, line, tools, "gives pytest --override-ini, a module to import")
+    _asks(
+        tmp_path,
+        "pytest -qofilterwarnings=ignore::mod.W",
+        tools,
+        "gives pytest -qofilterwarnings=ignore::mod.W, a module to import",
+    )
+    for line in ("pytest -o filterwarnings=error::DeprecationWarning", "pytest -o addopts= -q"):
+        _silent(tmp_path, line, tools)
+
+
+def test_variables_set_past_an_assignment_ask(tmp_path: Path) -> None:
+    """Ways the shell sets an exported variable other than `NAME=value`, each of which ran
+    x unasked with no allow rule: a loop's variable, `${NAME:=…}`, a name `export` gets
+    from a brace or a parameter expansion, a name reference's target; and `~+` (the
+    shell's folder) in a PYTHONPATH, read as a user's HOME."""
+    (tmp_path / "x").write_text("touch ran-it\n")
+    why = "gives BASH_ENV code to load or run"
+    for line, asked in (
+        ("export BASH_ENV; for BASH_ENV in ./x; do bash -c true; done", why),
+        ("export BASH_ENV; : ${BASH_ENV:=./x}; bash -c true", why),
+        ("export BASH_ENV; : ${BASH_ENV=./x}; bash -c true", why),
+        ("declare -n r=BASH_ENV; export r=./x; bash -c true", why),
+        ("export {BASH_ENV,X}=./x; bash -c true", ""),
+        ("n=BASH_ENV; export $n=./x; bash -c true", ""),
+    ):
+        assert runs(line, tmp_path), line
+        reasons = answer(tmp_path, line, ["Bash"], home=_home(tmp_path))[0]
+        if asked:
+            assert reasons == [f"matches {RULE}: {why}: cannot be read"], line
+        else:
+            assert len(reasons) == 1, line
+            assert "cannot be read with confidence" in reasons[0], line
+    for line in (
+        'export PATH="$HOME/bin:$PATH"; for f in *.py; do echo $f; done',
+        "declare -A m=([a]=1); local -a a=(1 2); export -n X; echo ${X:=1} ${Y=2}",
+    ):
+        _silent(tmp_path, line, ["Bash"])
+    (tmp_path / "sitecustomize.py").write_text(MARK)
+    tools = ["Bash", "Bash(python3:*)"]
+    assert runs("PYTHONPATH=~+ python3 -c pass", tmp_path)
+    why = f"PYTHONPATH=~+ loads {tmp_path / 'sitecustomize.py'}, which Python runs at start"
+    _asks(tmp_path, "PYTHONPATH=~+ python3 -m json.tool f", tools, why)
+    why = "PYTHONPATH names a folder known only at run time (PYTHONPATH=~-) to load code from"
+    _asks(tmp_path, "cd sub; PYTHONPATH=~- python3 -m json.tool f", tools, why)
+
+
+def test_python_m_with_a_module_planted_in_the_call_folder_asks(tmp_path: Path) -> None:
+    """`python3 -m NAME` puts the call's folder first on the path: ./NAME.py runs, as
+    `python3 NAME.py` would (exempt by a rule on the command, Bash(python3:*) too), and so
+    does a module there named as one it imports (./json/ for `-m json.tool`; it ran
+    unasked under Bash(python3:*)), which no rule on the command names. -I/-P do not."""
+    tools = ["Bash", "Bash(python3:*)", "Bash(python3 -m pytest:*)"]
+    (tmp_path / "tests").mkdir()
+    _silent(tmp_path, "python3 -m json.tool f", tools)  # nothing named so: everyday
+    (tmp_path / "json").mkdir()
+    (tmp_path / "json" / "__init__.py").write_text(MARK)
+    assert runs("python3 -m json.tool /dev/null", tmp_path)
+    assert not runs("python3 -I -m json.tool /dev/null", tmp_path)
+    why = f"python3 -m json.tool runs with the call's folder first on its path: {tmp_path}/json"
+    _asks(tmp_path, "python3 -m json.tool f", tools, why + " is its json")
+    _asks(tmp_path, "python3 -um json.tool f", tools, why + " is its json")
+    _silent(tmp_path, "python3 -Im json.tool f", tools)
+    (tmp_path / "json" / "__init__.py").unlink()
+    (tmp_path / "mod.py").write_text(MARK)
+    assert runs("python3 -m mod", tmp_path)
+    why = f"python3 -m mod runs with the call's folder first on its path: {tmp_path}/mod.py"
+    _asks(tmp_path, "python3 -m mod", ["Bash", "Bash(python3 -m pytest:*)"], why + " is its mod")
+    _silent(tmp_path, "python3 -m mod", tools)  # as `python3 mod.py`: the rule's to run
+    _silent(tmp_path, "python3 -m pytest -q tests", tools)
+    why = "python3 -m pytest: the line may write a file it loads (json.py)"
+    _asks(tmp_path, "cp x json.py; python3 -m pytest -q", tools, why)
+    _silent(tmp_path, "cp x pytest.py; python3 -m pytest -q", tools)  # the rule names it
+    why = "python3 -m json.tool: it may be read in a folder known only at run time (cd $d)"
+    _asks(tmp_path, 'cd "$d" && python3 -m json.tool', tools, why)
+
+
+def test_pycache_prefix_asks(tmp_path: Path) -> None:
+    """Python runs the bytecode of a pycache prefix in place of a module's source when
+    its header matches the source's time and size: a planted one for argparse ran under
+    Bash(pytest:*) and Bash(python3:*), unasked (PYTHONPYCACHEPREFIX, -X pycache_prefix)."""
+    import argparse
+    from importlib import _bootstrap_external
+
+    source = Path(argparse.__file__)
+    stat = source.stat()
+    code = compile(MARK + source.read_text(), str(source), "exec")
+    tag = sys.implementation.cache_tag
+    planted = tmp_path / "c" / f"{str(source.with_suffix('')).lstrip('/')}.{tag}.pyc"
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(
+        _bootstrap_external._code_to_timestamp_pyc(code, stat.st_mtime, stat.st_size)  # type: ignore[attr-defined]
+    )
+    python = sys.executable
+    assert runs(f"{python} -X pycache_prefix=./c -m argparse", tmp_path)
+    assert runs(f"PYTHONPYCACHEPREFIX=./c {python} -m argparse", tmp_path)
+    assert not runs(f"{python} -m argparse", tmp_path)
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    why = "gives PYTHONPYCACHEPREFIX code to load or run"
+    _asks(tmp_path, "PYTHONPYCACHEPREFIX=./c pytest -q", tools, why)
+    for line, option in (
+        ("python3 -X pycache_prefix=./c -m pytest", "-X"),
+        ("python3 -IXpycache_prefix=c t.py", "-IX"),
+    ):
+        _asks(tmp_path, line, tools, f"gives python3 {option} pycache_prefix, bytecode to run")
+    for line in ("python3 -X importtime -m json.tool f", "python3 -W default::X -m json.tool f"):
+        _silent(tmp_path, line, tools)
+
+
+def test_many_load_paths_on_one_line_ask(tmp_path: Path) -> None:
+    """Each variable (and `python3 -m`) is looked up from each folder the line moves to:
+    a hostile line of 1,000 `python3 -m mN; cd fN` took 20 s; past 256 lookups it asks."""
+    tools = ["Bash", "Bash(python3:*)", "Bash(cd:*)"]
+    line = "".join(f"python3 -m m{i}; cd f{i % 4}; " for i in range(100))
+    why = f"python3 -m m0 and 99 more {load_paths.TOO_MANY_PLACES}"
+    _asks(tmp_path, line, tools, why)
+    _silent(tmp_path, "python3 -m m0; cd f0; python3 -m m1; PYTHONPATH=src python3 -m m2", tools)
+
+
+def test_a_load_folder_the_line_makes_asks(tmp_path: Path) -> None:
+    """A PYTHONPATH folder not there yet, which the line makes from one holding a
+    sitecustomize (a link, a copy): looked up before the line runs, it held nothing."""
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)", "Bash(ln:*)", "Bash(cp:*)"]
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "sitecustomize.py").write_text(MARK)
+    for line, made in (
+        ("ln -s s l; PYTHONPATH=l python3 -m json.tool f", "l"),
+        ("cp -r s q/ && PYTHONPATH=src:./q pytest -q", "q/"),
+    ):
+        why = f"PYTHONPATH={line.split('PYTHONPATH=')[1].split(' ')[0]}: the line may make"
+        _asks(tmp_path, line, tools, f"{why} the folder it loads from ({made})")
+        assert runs(line.replace("pytest -q", "python3 -c pass"), tmp_path), line
+    (tmp_path / "src").mkdir()
+    _silent(tmp_path, "PYTHONPATH=src pytest -q src", tools)  # there already: read as it is
+    _silent(tmp_path, "PYTHONPATH=build pytest -q", tools)  # not there, not named
+
+
+def test_make_directory_is_where_its_variables_are_read(tmp_path: Path) -> None:
+    """`make -C sub PYTHONPATH=.` runs its recipes in sub: `.` is sub there (it ran
+    sub/sitecustomize.py unasked under Bash(make:*), looked up in the call's folder)."""
+    tools = ["Bash", "Bash(make:*)"]
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "Makefile").write_text("test:\n\t@python3 -c pass\n")
+    _silent(tmp_path, "make -C sub PYTHONPATH=. test", tools)  # nothing planted
+    planted = tmp_path / "sub" / "sitecustomize.py"
+    planted.write_text(f'open("{tmp_path}/ran-it", "w").close()\n')
+    assert runs("make -C sub PYTHONPATH=. test", tmp_path)
+    why = f"PYTHONPATH=. loads {planted}, which Python runs at start"
+    for line in (
+        "make -C sub PYTHONPATH=. test",
+        "make --directory=sub PYTHONPATH=. test",
+        "make test -Csub PYTHONPATH=.",
+        "make -C / -C tmp/.. -C " + str(tmp_path) + " -C sub PYTHONPATH=. test",
+    ):
+        _asks(tmp_path, line, tools, why)
+
+
+def test_home_set_on_the_line_holding_a_user_site_asks(tmp_path: Path) -> None:
+    """`HOME=./h python3`: Python's user site is under it, whose `.pth` files' `import`
+    lines run (a Python not a venv's), as `PYTHONUSERBASE=./h/.local` asked already."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    tools = ["Bash", "Bash(python3:*)", "Bash(git status:*)"]
+    site = tmp_path / "h" / ".local" / "lib" / version / "site-packages"
+    site.mkdir(parents=True)
+    _silent(tmp_path, "HOME=./h python3 -m json.tool f", tools)  # an empty user site
+    (site / "a.pth").write_text("import os; " + MARK)
+    python = Path(sys.base_prefix) / "bin" / "python3"  # not a venv's
+    if python.exists():
+        assert runs(f"HOME=./h {python} -c pass", tmp_path)
+    why = f"HOME=./h holds {site / 'a.pth'}, which Python runs at start"
+    _asks(tmp_path, "HOME=./h python3 -m json.tool f", tools, why)
+    _asks(tmp_path, "cd h && HOME=. python3 -m json.tool f", tools, why.replace("./h", "."))
+    _silent(tmp_path, "HOME=/nonexistent python3 -m json.tool f", tools)
+
+
+def test_pytest_debugger_class_asks(tmp_path: Path) -> None:
+    """`--pdbcls=mod:Class` imports mod when a test fails under `--pdb` (measured: ./mod.py
+    ran under Bash(python3 -m pytest:*), unasked), as `-p mod` does."""
+    (tmp_path / "mod.py").write_text(MARK + "import pdb\nclass C(pdb.Pdb):\n    pass\n")
+    (tmp_path / "test_b.py").write_text("def test_b():\n    assert 0\n")
+    line = "python3 -m pytest -q -p no:cacheprovider --pdb --pdbcls=mod:C test_b.py"
+    assert runs(_with_pytest(line.replace("python3", sys.executable) + " </dev/null"), tmp_path)
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3 -m pytest:*)"]
+    why = "gives pytest --pdbcls=mod:C, a module to import"
+    _asks(tmp_path, line, tools, why)
+    _asks(
+        tmp_path,
+        "PYTEST_ADDOPTS='--pdbcls mod:C' pytest",
+        tools,
+        "gives PYTEST_ADDOPTS code to load or run",
+    )
+    _silent(tmp_path, "pytest -q --pdb -x", tools)
+
+
+def test_pythonpath_in_the_roster_env_asks(tmp_path: Path) -> None:
+    """The roster's `env` reaches the agent's shell: `PYTHONPATH: .` there makes each
+    `pytest` run a planted ./sitecustomize.py (unasked: only the line's were read)."""
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    env = {"PYTHONPATH": "."}
+    home = _home(tmp_path)
+    assert answer(tmp_path, "pytest -q", tools, home=home, variables=env)[0] == []
+    (tmp_path / "sitecustomize.py").write_text(MARK)
+    assert runs(_with_pytest("export PYTHONPATH=.; pytest -q test_a.py"), tmp_path)
+    why = f"the agent's environment's PYTHONPATH=. loads {tmp_path / 'sitecustomize.py'}"
+    asked = answer(tmp_path, "pytest -q", tools, home=home, variables=env)[0]
+    assert asked == [f"matches {RULE}: {why}, which Python runs at start: cannot be read"]
+    everyday = {"PYTHONPATH": "src"}
+    assert answer(tmp_path, "pytest -q", tools, home=home, variables=everyday)[0] == []
