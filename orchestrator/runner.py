@@ -205,11 +205,25 @@ class AgentRunner:
                     await self._giving.inflight(self.inbox.inflight, failed=end.failed)
                 finally:  # an error out of the give-back must not leave this CLI running,
                     self.inbox.inflight = []  # nor its spend uncounted
-                    saved = await self._close(client)
+                    code = await self._close(client)
+                    saved = isinstance(code, int) and code >= 0
                     if end.detail == "forced":  # a turn cut: its answered requests, charged
                         await self.spend.forced(self._cut, saved=saved)
                         cut = dict(enumerate(self._compacting))
                         await self.spend.forced(cut, saved=saved, cause="compaction")
+                    elif isinstance(code, int) and code < 0:
+                        # Killed by the close (stuck: it did not exit at its stdin's end,
+                        # nor at the SDK's SIGTERM): it saved nothing, as any CLI killed,
+                        # whatever this session's end assumed (a turn_timeout: that it
+                        # closed cleanly, the cut turn in its figures). Measured on
+                        # 2.1.332 (SIGSTOPped, turn_timeout): resumed, it continued from
+                        # the figures it had resumed with, below the baseline kept, read
+                        # as counted afresh: the redelivered turn charged the session's
+                        # earlier turns again ($0.18206 for a $0.12206 turn).
+                        await self.spend.after_death()
+                        if self._compacting:  # timed out: a summary request it never saved
+                            cut = dict(enumerate(self._compacting))
+                            await self.spend.unfinished("turn_timeout", cut, "compaction")
                     self._cut = {}
                     self._compacting = []
                     self.spend.closed()
@@ -308,13 +322,14 @@ class AgentRunner:
         self.pid = read_cli_pid(pid_file)
         self._own_group = self.pid is not None and is_group_leader(self.pid)
 
-    async def _close(self, client: ClaudeSDKClient) -> bool:
-        """Close the CLI; whether it exited by itself (at its stdin's end: it saved its
-        running figures) rather than killed by a signal (it saved nothing)."""
+    async def _close(self, client: ClaudeSDKClient) -> int | None:
+        """Close the CLI; its exit code: one (>= 0) if it exited by itself (at its stdin's
+        end: it saved its running figures), a signal's (< 0) if killed (it saved nothing),
+        None if not known."""
         process = getattr(getattr(client, "_transport", None), "_process", None)
         await close(client, self.pid, self._own_group, self.log)
         code = getattr(process, "returncode", None)
-        return isinstance(code, int) and code >= 0
+        return code if isinstance(code, int) and not isinstance(code, bool) else None
 
     async def _serve(
         self, client: ClaudeSDKClient, receive: MemoryObjectReceiveStream[Any]
@@ -394,7 +409,8 @@ class AgentRunner:
                 result, final = await reader.collect(self.spec.turn_timeout_s)
             except TurnTimeout:
                 charged = True
-                await self.spend.unfinished("turn_timeout", self.spend.turn_requests)
+                # closed, it saves them (else _run_session puts the baseline back)
+                await self.spend.unfinished("turn_timeout", self.spend.turn_requests, saved=True)
                 raise
             except SessionDied as exc:
                 charged = True

@@ -357,8 +357,8 @@ class Spend:
         marked an estimate. ``cause``: the spend's, when not the cut's (a compaction).
         ``spent_at``: when it was spent, if not now (a turn the last supervisor died in:
         the budget window it belongs to is that moment's, not the next `up`'s).
-        ``saved``: the CLI exited by itself (forced: at its stdin's end; died: by its
-        SIGTERM handler) and saved its running figures."""
+        ``saved``: the CLI exited by itself (forced, or closed after a turn_timeout: at
+        its stdin's end; died: by its SIGTERM handler) and saved its running figures."""
         priced = estimate(requests, self.roster().prices)
         # The CLI's running total when the session is resumed, so that the next turn's
         # cost (the total's difference) neither counts the cut requests again nor leaves
@@ -375,7 +375,7 @@ class Spend:
         # streams nothing (its figures are the last seen). One killed by a forced stop
         # saved nothing, as one killed otherwise (measured on 2.1.332: resumed, it
         # continued from the figures it had resumed with).
-        restored = not saved and cut != "turn_timeout"
+        restored = not saved
         if saved and cause == "compaction":  # the baseline stays the last seen
             usage = cut_off(requests, priced.usd, self.session.session_id, self.session)
         elif not restored:  # closed: it saved them
