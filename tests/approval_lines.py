@@ -4,9 +4,12 @@ code in options, make and ssh files)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +71,32 @@ def runs(line: str, folder: Path) -> bool:
     either unset (CI's machine had no SHELL; measured under `env -i`: `make -f /dev/null
     'X!=touch ran-it'`, `watch -g …`, `VIMINIT=… vim` ran nothing) the code the hook asks
     about would not run here."""
-    (folder / "ran-it").unlink(missing_ok=True)
+    marker = folder / "ran-it"
+    marker.unlink(missing_ok=True)
     env = {**os.environ, "HOME": str(folder), "SHELL": "/bin/bash", "TERM": "xterm"}
-    subprocess.run(
+    null = subprocess.DEVNULL
+    proc = subprocess.Popen(
         ["bash", "-c", line],
         cwd=folder,
         env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        check=False,
-        timeout=120,
+        stdin=null,
+        stdout=null,
+        stderr=null,
+        start_new_session=True,
     )
-    return (folder / "ran-it").exists()
+    # Done once the code ran, whatever the program does after: a tmux client whose
+    # server ran `run 'touch ran-it'`, then ended with its session's failed shell, hung
+    # for good under load (the full suite at load 5-7: `new -d \;\; run …`).
+    deadline = time.monotonic() + 120
+    try:
+        while proc.poll() is None and time.monotonic() < deadline and not marker.exists():
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return marker.exists()
 
 
 def asks_unread(folder: Path, line: str, ran: bool | None, why: str, tools: list[str]) -> None:
