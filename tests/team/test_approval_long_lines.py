@@ -22,6 +22,7 @@ from orchestrator import (
     shell_marks,
 )
 from orchestrator.bash_commands import MAX_WRAPPERS, UNSURE
+from orchestrator.load_paths import MAX_LOOKUPS
 
 
 def _copied(monkeypatch: pytest.MonkeyPatch, line: str) -> int:
@@ -167,3 +168,14 @@ def test_a_command_naming_many_config_readers_is_read_as_running_one() -> None:
     command = "setpriv " + "gdb -nx " * 40 + "x"
     taken = "gdb -nx " * (40 - approve_rules._MAX_EMBEDDED) + "x"  # the 17th on
     assert approve_rules._embedded([command]) == {command: taken}
+
+
+def test_env_files_are_read_a_bounded_number_of_times(tmp_path: Path) -> None:
+    """`dotenv -f eN run x; …` reads each env file named once, up to the load paths'
+    bound; more asks without reading (as many load paths on one line do)."""
+    lookup = git_state.Lookup(tmp_path, {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    same = "dotenv run x; " * 5000  # one file: read once, not there, asks nothing
+    assert approve_rules.bash_reason("git push:*", same, [], lookup) is None
+    line = " ".join(f"dotenv -f e{i} run x;" for i in range(300))
+    why = approve_rules.bash_reason("git push:*", line, [], lookup)
+    assert why == f"dotenv run names env files in more than {MAX_LOOKUPS} places: cannot be read"

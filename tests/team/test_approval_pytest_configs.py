@@ -136,3 +136,29 @@ def test_perl_library_path_shadowing_a_module_asks(tmp_path: Path) -> None:
             tools,
             f"{name}=l loads {planted}, which Perl loads in place of its strict",
         )
+
+
+def test_dotenv_run_with_an_env_file_setting_a_loading_variable_asks(tmp_path: Path) -> None:
+    """`dotenv run CMD` (python-dotenv) sets CMD's variables from .env, as `set -a; .
+    ./.env` (which asks) would: BASH_ENV or PYTHONPATH there ran a planted file unasked
+    under `Bash(dotenv run:*)`; an everyday .env (DEBUG=1), or none, asks nothing."""
+    tools = ["Bash", "Bash(dotenv run:*)", "Bash(python3 -m dotenv run:*)"]
+    (tmp_path / "x").write_text("touch ran-it\n")
+    (tmp_path / "e").write_text("export BASH_ENV=./x\n")
+    _silent(tmp_path, "dotenv run -- bash -c true", tools)  # no .env
+    if shutil.which("dotenv"):  # the machine's python-dotenv (not a dependency here)
+        assert runs("dotenv -f e run bash -c true", tmp_path)
+    for line, file in (
+        ("dotenv -f e run bash -c true", "e"),
+        ("python3 -m dotenv --file=e run -- bash -c true", "e"),
+    ):
+        why = f"dotenv run sets BASH_ENV from {file}, which may make a program load code"
+        _asks(tmp_path, line, tools, why)
+    why = "dotenv run sets variables from .env, which the line may write first"
+    _asks(tmp_path, "cp e .env; dotenv run -- bash -c true", tools, why)
+    (tmp_path / ".env").write_text("DEBUG=1\nDATABASE_URL=sqlite:///db\n")
+    _silent(tmp_path, "dotenv run -- bash -c true", tools)
+    (tmp_path / ".env").write_text("DEBUG=1\nPYTHONPATH=p\n")
+    why = "dotenv run sets PYTHONPATH from .env, which may make a program load code"
+    _asks(tmp_path, "dotenv run -- pytest -q", tools, why)
+    _silent(tmp_path, "dotenv list", tools)
