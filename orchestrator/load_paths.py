@@ -58,6 +58,14 @@ SHADOWED: Final = frozenset(sys.stdlib_module_names) | frozenset(
     # pytest's highlighter of a failure's source (measured: `PYTHONPATH=p pytest` with a
     # failing test ran p/pygments/__init__.py, unasked)
     | {"pygments"}
+    # imported at every start by a `.pth` line of the site-packages: setuptools'
+    # distutils-precedence.pth (measured: `PYTHONPATH=p mypy --version` ran
+    # p/_distutils_hack/__init__.py, unasked), virtualenv's _virtualenv.pth likewise
+    | {"_distutils_hack", "_virtualenv"}
+    # those of the Python tools an agent runs under a rule (measured: `PYTHONPATH=p mypy
+    # x.py` ran p/typing_extensions.py, p/mypy_extensions.py, p/pathspec.py, and
+    # `PYTHONPATH=p pip --version` p/pip/__init__.py, each unasked)
+    | {"typing_extensions", "mypy_extensions", "pathspec", "mypy", "pip"}
 )
 # Perl's modules its own scripts use (`shasum`, `json_pp`, `prove` are Perl: measured,
 # `PERL5LIB=l shasum x`, `PERLLIB=l json_pp` ran a planted l/strict.pm, unasked): a PERL5LIB

@@ -162,3 +162,29 @@ def test_dotenv_run_with_an_env_file_setting_a_loading_variable_asks(tmp_path: P
     why = "dotenv run sets PYTHONPATH from .env, which may make a program load code"
     _asks(tmp_path, "dotenv run -- pytest -q", tools, why)
     _silent(tmp_path, "dotenv list", tools)
+
+
+def test_pythonpath_shadowing_a_python_tools_module_asks(tmp_path: Path) -> None:
+    """Past the standard library and pytest's: setuptools' distutils-precedence.pth
+    imports `_distutils_hack` at every start, mypy imports typing_extensions (each ran
+    from a PYTHONPATH folder unasked under `Bash(mypy:*)`)."""
+    import sysconfig
+
+    tools = ["Bash", "Bash(mypy:*)", "Bash(pip:*)"]
+    bin_folder = Path(sys.executable).parent
+    (tmp_path / "x.py").write_text("x = 1\n")
+    for module, command in (
+        ("typing_extensions", "mypy x.py"),
+        ("_distutils_hack", "mypy --version"),
+        ("pip", "pip --version"),
+    ):
+        planted = tmp_path / "p" / module / "__init__.py"
+        planted.parent.mkdir(parents=True)
+        planted.write_text(MARK)
+        line = f"PYTHONPATH=p {command}"
+        shim = Path(sysconfig.get_paths()["purelib"]) / "distutils-precedence.pth"
+        if module != "_distutils_hack" or shim.exists():  # setuptools' (not always there)
+            assert runs(f'export PATH="{bin_folder}:$PATH"; {line}', tmp_path), line
+        why = f"PYTHONPATH=p loads {planted.parent}, which Python imports in place of its {module}"
+        _asks(tmp_path, line, tools, why)
+        shutil.rmtree(tmp_path / "p")
