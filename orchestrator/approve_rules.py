@@ -37,7 +37,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from orchestrator import (
     bash_commands,
@@ -45,6 +45,7 @@ from orchestrator import (
     git_places,
     git_state,
     globs,
+    handoffs,
     load_paths,
     option_commands,
     program_configs,
@@ -204,6 +205,8 @@ def bash_reason(
         unreads = _git_written(reading, found, git, line) + unreads
     if git is not None:  # a program's own config file in its HOME (~/.gdbinit)
         unreads = _configs(reading, found, git, line) + unreads  # said first: more to fix
+    if git is not None:  # `dotenv run -- CMD`: the variables of its .env
+        unreads = _env_files(reading, found, git, line) + unreads
     # the agent's own (the roster's `env` reaches its shell: `PYTHONPATH: .` there ran a
     # planted ./sitecustomize.py at each `pytest`, unasked), as GIT_ALLOW_PROTOCOL's
     inherited = [(n, git.env[n]) for n in load_paths.PLANTED if git is not None and git.env.get(n)]
@@ -214,6 +217,9 @@ def bash_reason(
         if not any(_exempts(a, unread) for a in allowed):
             return f"{unread.why.replace(bash_commands.UNKNOWN, '')}: cannot be read"
     return None
+
+
+_MAX_EMBEDDED: Final = 16  # words of one command read as a config reader it may run
 
 
 def _embedded(found: list[str]) -> dict[str, str]:
@@ -229,9 +235,17 @@ def _embedded(found: list[str]) -> dict[str, str]:
         words = command.split(" ")
         if words[0] in ("git", *program_configs.READERS) or program_configs.reads_any(command):
             continue
+        tried = 0
         for i in range(1, len(words)):
-            inner = " ".join([os.path.basename(words[i]), *words[i + 1 :]])
-            if inner.startswith("git ") or inner == "git" or program_configs.reads_any(inner):
+            # only a word naming git or a config reader is read as one: each such reading
+            # copies the words after it (measured: `pytest -c /dev/null …` of 100 KB, 16,000
+            # words each read so, took 7 s); past _MAX_EMBEDDED, the next is taken as it
+            name = os.path.basename(words[i])
+            if name != "git" and not program_configs.may_read(name):
+                continue
+            inner = " ".join([name, *words[i + 1 :]])
+            tried += 1
+            if name == "git" or tried > _MAX_EMBEDDED or program_configs.reads_any(inner):
                 out[command] = inner
                 break
     return out
@@ -363,6 +377,103 @@ def _loads(
             out.append(bash_commands.Unread(why, name, name, code))
             continue
         out.append(bash_commands.Unread(why, assignment, assignment))
+    return out
+
+
+# Variables whose value makes a program load or run code (a line setting one is read:
+# handoffs, load_paths, git_places): set from an env file, unread.
+_WATCHED: Final = (
+    frozenset(handoffs.CODE_VARIABLES)
+    | handoffs.PROGRAM_VARIABLES
+    | frozenset(load_paths.PLANTED)
+    | {"HOME", "XDG_CONFIG_HOME", "PYTHONHOME", "PYTHONUSERBASE", "ZDOTDIR", "ENV"}
+)
+_ENV_NAME: Final = re.compile(r"^\s*(?:export\s+)?([A-Za-z_]\w*)\s*=", re.MULTILINE)
+_ENV_CODE: Final = "its env file"  # Unread.code: no rule's word
+_ENV_VALUED: Final = frozenset({"-f", "--file", "-q", "--quote", "-e", "--export"})
+
+
+def _env_file(words: list[str]) -> str:
+    """The env file python-dotenv's ``dotenv [-f F] run CMD`` (``python3 -m dotenv``) sets
+    its command's variables from (``.env`` by default), or "" for another command."""
+    if words[0] == "dotenv":
+        rest = words[1:]
+    elif words[0].startswith("python") and words[1:3] == ["-m", "dotenv"]:
+        rest = words[3:]
+    else:
+        return ""
+    file = ".env"
+    i = 0
+    while i < len(rest):
+        word = rest[i]
+        option, eq, given = word.partition("=")
+        if word == "run":
+            return file
+        if option in _ENV_VALUED:
+            value = given if eq else rest[i + 1] if i + 1 < len(rest) else ""
+            file = value if option in ("-f", "--file") else file
+            i += 1 if eq else 2
+            continue
+        if word.startswith("-f") and len(word) > 2:
+            file = word[2:]
+        elif not word.startswith("-"):
+            return ""  # `dotenv list`, `get`, `set`: nothing run
+        i += 1
+    return ""
+
+
+def _env_files(
+    reading: bash_commands.Reading, found: list[str], git: git_state.Lookup, line: str
+) -> list[bash_commands.Unread]:
+    """The env file ``dotenv run`` reads before running its command, as ``set -a; .
+    ./.env`` (which asks) would: one setting a variable of :data:`_WATCHED` (measured:
+    `dotenv run -- python3 -c pass` with PYTHONPATH=p in .env ran p/sitecustomize.py, and
+    BASH_ENV=./x with `bash -c true` ran x, unasked under `Bash(dotenv run:*)`), or one
+    not there that the line names (it may write it first), asks."""
+    bases = [".", *git_places.folders(reading.places, git)]
+    out = []
+    counts: dict[str, int] | None = None  # the line's words by file name, read once
+    files = 0
+    done: set[str] = set()
+    for command in found:
+        file = _env_file(command.split(" "))
+        if not file or file in done:
+            continue
+        done.add(file)
+        files += 1
+        if files * len(bases) > load_paths.MAX_LOOKUPS:  # bounded, as load paths are
+            why = f"dotenv run names env files in more than {load_paths.MAX_LOOKUPS} places"
+            out.append(bash_commands.Unread(why, command, command, _ENV_CODE))
+            break
+        names: list[str] = []
+        seen = False
+        for base in ["."] if file.startswith(("/", "~")) else bases:
+            path = git.where(file if file.startswith(("/", "~")) else os.path.join(base, file))
+            try:
+                with open(path, "rb") as f:
+                    text = f.read(1 << 20).decode("utf-8", "replace")
+            except (OSError, ValueError):
+                continue
+            seen = True
+            names += [n for n in _ENV_NAME.findall(text) if n in _WATCHED or n.startswith("GIT_")]
+        if counts is None:
+            counts = {}
+            for word in bash_commands.path_words(line):
+                key = os.path.basename(word)
+                counts[key] = counts.get(key, 0) + 1
+        named = counts.get(os.path.basename(file), 0)
+        if names:
+            why = f"dotenv run sets {names[0]} from {file}, which may make a program load code"
+        elif not seen and named > (0 if file == ".env" else 1):
+            why = f"dotenv run sets variables from {file}, which the line may write first"
+        elif bash_commands.UNKNOWN in file:
+            why = f"dotenv run sets variables from a file known only at run time ({file})"
+        else:
+            continue
+        # a rule on `dotenv run` allows running it, not what its file sets: exempt only
+        # by the whole command exactly (the code word holds a space: no rule's word)
+        why = why.replace(bash_commands.UNKNOWN, "")
+        out.append(bash_commands.Unread(why, command, command, _ENV_CODE))
     return out
 
 

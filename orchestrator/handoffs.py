@@ -370,7 +370,14 @@ def _cache_prefix(word: str, after: list[str]) -> str:
 
 def _pytest_import(option: str) -> Handoff:
     """pytest given a module to import on its line (``-p mod``: a plugin), which an earlier
-    call may have planted: code on the line, exempt by a rule naming the option word."""
+    call may have planted: code on the line, exempt by a rule naming the option word. A
+    config (``-c x.ini``: its ``addopts``) or ``--confcutdir`` (conftest.py files above the
+    rootdir) names code to load."""
+    head = option.partition("=")[0]
+    if head in ("--config-file", "--inifile", "--confcutdir") or (
+        not head.startswith("--") and head.lstrip("-").rstrip("c") != head.lstrip("-")
+    ):
+        return Handoff(f"gives pytest {option}, which names code to load", code=option)
     return Handoff(f"gives pytest {option}, a module to import", code=option)
 
 

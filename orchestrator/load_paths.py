@@ -45,6 +45,8 @@ from typing import Final
 PLANTED: Final[dict[str, tuple[str, ...]]] = {
     "PYTHONPATH": ("sitecustomize", "usercustomize"),
     "CARGO_HOME": ("config.toml", "config"),
+    "PERL5LIB": (),  # a module shadowing one of PERL_SHADOWED
+    "PERLLIB": (),
 }
 _STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
 # Modules a PYTHONPATH folder shadows: its entries come before the standard library and the
@@ -53,11 +55,35 @@ _STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
 # and those of pytest (the program the variable is mostly set for).
 SHADOWED: Final = frozenset(sys.stdlib_module_names) | frozenset(
     {"pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py", "exceptiongroup", "tomli"}
+    # pytest's highlighter of a failure's source (measured: `PYTHONPATH=p pytest` with a
+    # failing test ran p/pygments/__init__.py, unasked)
+    | {"pygments"}
+    # imported at every start by a `.pth` line of the site-packages: setuptools'
+    # distutils-precedence.pth (measured: `PYTHONPATH=p mypy --version` ran
+    # p/_distutils_hack/__init__.py, unasked), virtualenv's _virtualenv.pth likewise
+    | {"_distutils_hack", "_virtualenv"}
+    # those of the Python tools an agent runs under a rule (measured: `PYTHONPATH=p mypy
+    # x.py` ran p/typing_extensions.py, p/mypy_extensions.py, p/pathspec.py, and
+    # `PYTHONPATH=p pip --version` p/pip/__init__.py, each unasked)
+    | {"typing_extensions", "mypy_extensions", "pathspec", "mypy", "pip"}
 )
+# Perl's modules its own scripts use (`shasum`, `json_pp`, `prove` are Perl: measured,
+# `PERL5LIB=l shasum x`, `PERLLIB=l json_pp` ran a planted l/strict.pm, unasked): a PERL5LIB
+# folder holding one shadows the system's, as PYTHONPATH's do Python's (`Getopt/Long.pm`: a
+# folder named as the first part).
+PERL_SHADOWED: Final = frozenset(
+    {"strict", "warnings", "vars", "lib", "utf8", "feature", "constant", "overload", "parent"}
+    | {"base", "integer", "bytes", "open", "locale", "bigint", "Carp", "Exporter", "Config"}
+    | {"Getopt", "Digest", "File", "IO", "Scalar", "List", "POSIX", "Fcntl", "Encode", "JSON"}
+    | {"Text", "Time", "Cwd", "Data", "Storable", "Term", "Pod", "Symbol", "SelectSaver"}
+    | {"XSLoader", "DynaLoader", "Errno", "Tie", "Sys", "Test", "Test2", "TAP", "App", "MIME"}
+)
+_PERL: Final = frozenset({"PERL5LIB", "PERLLIB"})
 _SHADOWED_SORTED: Final = tuple(sorted(SHADOWED))
 _IMPORTED: Final = re.compile(r"[^.]+(\.[^.]*)*\.(py|pyc|pyw|so)")  # a module's file
 _INITS: Final = ("__init__.py", "__init__.pyc")  # a package (not a namespace: passed over)
 _WHAT: Final = {"PYTHONPATH": "Python runs at start", "CARGO_HOME": "may name programs cargo runs"}
+_LISTS: Final = frozenset({"PYTHONPATH"}) | _PERL  # `:`-separated folders
 # A search path with an entry outside the system's folders (an empty one is the current
 # folder; `..` may leave them): the dynamic loader's, iconv's.
 _SYSTEM: Final = r"(?!/(usr|lib|lib32|lib64|libx32|opt|nix)(/|[:;]|$))"
@@ -105,8 +131,12 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
             option, eq, given = word.partition("=")
             if configs and option in ("--config-file", "--override-ini", "--inifile"):
                 return word
+            if option in ("--config-file", "--inifile") and _config(given if eq else after):
+                return word
             if option == "--override-ini" and _ini_imports(given if eq else after):
                 return word
+            if option == "--confcutdir":  # conftest.py files above the rootdir (measured:
+                return word  # `pytest --confcutdir=/ sub/test_b.py` ran ./conftest.py)
             if option == "--pdbcls":  # `mod:Class`, imported once a test fails under --pdb
                 return word  # (measured: `python3 -m pytest --pdb --pdbcls=mod:C` ran ./mod.py)
             if option == "--pythonwarnings" and warnings_import(given if eq else after):
@@ -122,6 +152,8 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
                 return word
             if letter == "o" and _ini_imports(given):
                 return word
+            if letter == "c" and _config(given):
+                return word
             if letter == "p" and not given.startswith("no:"):
                 return word
             if letter == "W" and warnings_import(given):
@@ -130,10 +162,20 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
     return ""
 
 
+def _config(path: str) -> bool:
+    """Whether pytest's ``-c PATH`` names a config that may load code: its ``addopts``
+    (measured: ``pytest -c x.ini`` with ``addopts = -p mod`` ran ./mod.py, unasked);
+    ``-c /dev/null`` (no config at all) is everyday."""
+    return path != "/dev/null"
+
+
 def _ini_imports(value: str) -> bool:
     """Whether pytest's ``-o NAME=VALUE`` sets a warning filter naming a dotted category
-    (measured: ``pytest -o filterwarnings=ignore::mod.W`` imported ./mod.py, unasked)."""
+    (measured: ``pytest -o filterwarnings=ignore::mod.W`` imported ./mod.py, unasked) or
+    ``addopts`` that load code (``python3 -m pytest -o addopts=-pmod`` ran ./mod.py)."""
     key, _, given = value.partition("=")
+    if key.strip() == "addopts":
+        return pytest_options_load(given)
     return key.strip() == "filterwarnings" and warnings_import(given)
 
 
@@ -158,7 +200,7 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     moves to: a relative entry is read from each), or None."""
     if not value:  # unset in effect (measured: `PYTHONPATH= python3` imported none)
         return None
-    entries = value.split(":") if name == "PYTHONPATH" else [value]  # `:`: the current folder
+    entries = value.split(":") if name in _LISTS else [value]  # `:`: the current folder
     if len(set(entries)) > MAX_ENTRIES:  # each read from each folder: bounded, and it asks
         return TOO_MANY
     module = name.partition(" -m ")[2].split(".")[0]  # `python3 -m mod`'s folder: `.`
@@ -175,6 +217,10 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
             except (OSError, ValueError):  # no folder there (a NUL: none either)
                 continue
             for found in names:
+                if name in _PERL:
+                    if found.removesuffix(".pm") in PERL_SHADOWED:
+                        return os.path.join(folder, found)
+                    continue
                 if module:
                     if _shadows(folder, found, module):
                         return os.path.join(folder, found)
@@ -251,6 +297,8 @@ def why_planted(name: str, value: str, path: str) -> str:
         return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
     folder, found = os.path.split(path)
     stem = found.split(".")[0]
+    if name in _PERL:
+        return f"{name}={value} loads {path}, which Perl loads in place of its {stem}"
     if " -m " in name:
         return f"{name} runs with the call's folder first on its path: {path} is its {stem}"
     if name == "PYTHONPATH" and stem not in PLANTED[name]:
@@ -277,14 +325,21 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
     return index
 
 
+# Programs that may replace a folder that is there (measured: `rm -rf q; cp -r s q;
+# PYTHONPATH=q pytest` and `rm -rf q && mv s q && …` ran s/sitecustomize.py with q there
+# before, unasked): a line naming one and the folder asks whether or not it is there now.
+_MAKERS: Final = ("rm", "rmdir", "mv", "cp", "ln", "rsync", "install", "tar", "unzip", "git")
+
+
 def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], bool]) -> str:
     """A folder of ``value`` that is not there yet and that the line names elsewhere: it
     may make it from one holding such a file (measured: ``ln -s s l; PYTHONPATH=l pytest``
     and ``cp -r s q; PYTHONPATH=q pytest`` ran s/sitecustomize.py, unasked), or ""."""
-    entries = value.split(":") if name == "PYTHONPATH" else [value]
+    entries = value.split(":") if name in _LISTS else [value]
+    moves = any("stem:" + program in index for program in _MAKERS)
     for entry in dict.fromkeys(e for e in entries if e):
         word = index.get("path:" + os.path.normpath(entry))
-        if word is not None and not exists(entry):
+        if word is not None and (moves or not exists(entry)):
             return word
     return ""
 

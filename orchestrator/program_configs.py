@@ -124,6 +124,12 @@ def _plugins(command: str) -> bool:
     return not (bare or _NO_PLUGINS & {w.partition("=")[0] for w in words[1:]})
 
 
+def may_read(name: str) -> bool:
+    """Whether the program ``name`` is one that reads a config file or plugins of its HOME
+    with some options (``gdb``, ``vim``, ``ex``…): :func:`reads_any` of no other is true."""
+    return _program(name) in _FILES or _runtime(name) in _FOLDERS
+
+
 def reads_any(command: str) -> bool:
     """Whether ``command`` reads a config file or a plugin of its HOME."""
     return reads(command) or _plugins(command)

@@ -1,0 +1,190 @@
+"""Code an allowed program loads from a place its own line (or a folder the line replaces)
+names, measured past appr10/rev13c: pytest's config named on its line (``-c x.ini``: its
+``addopts = -p mod``), an ini override whose ``addopts`` loads a plugin, ``--confcutdir``
+reaching a conftest.py above the rootdir, a PYTHONPATH folder that is there but which the
+line removes and makes again, ``pygments`` (pytest imports it to show a failure), and
+PERL5LIB/PERLLIB shadowing a module Perl's own scripts use (``shasum``, ``json_pp``). Each
+line is first run for real (bash, no terminal) to show it runs the planted file; then the
+real hook, which let each run unasked under a rule on the program before."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from approval_lines import RULE, answer, runs
+
+MARK = 'open("ran-it", "w").close()\n'
+PERL_MARK = "open(my $f, '>', 'ran-it'); close $f; 1;\n"
+TOOLS = ["Bash", "Bash(pytest:*)", "Bash(python3 -m pytest:*)", "Bash(python3:*)"]
+
+
+def _home(folder: Path) -> Path:
+    (folder / "home").mkdir(exist_ok=True)
+    return folder / "home"
+
+
+def _asks(folder: Path, line: str, tools: list[str], why: str) -> None:
+    asked = answer(folder, line, tools, home=_home(folder))[0]
+    assert asked == [f"matches {RULE}: {why}: cannot be read"], line
+
+
+def _silent(folder: Path, line: str, tools: list[str]) -> None:
+    assert answer(folder, line, tools, home=_home(folder))[0] == [], line
+
+
+def _with_pytest(line: str) -> str:
+    """``line`` with this venv's pytest first on PATH, its installed plugins not loaded."""
+    bin_folder = Path(sys.executable).parent
+    return f'export PATH="{bin_folder}:$PATH" PYTEST_DISABLE_PLUGIN_AUTOLOAD=1; {line}'
+
+
+def test_pytest_config_or_ini_override_loading_a_plugin_asks(tmp_path: Path) -> None:
+    """`pytest -c x.ini` reads x.ini's `addopts` (`-p mod`), `-o addopts=-pmod` is `-p mod`:
+    each ran ./mod.py unasked; as `PYTEST_ADDOPTS='-c x.ini'` asks, the line's own does."""
+    (tmp_path / "mod.py").write_text(MARK)
+    (tmp_path / "x.ini").write_text("[pytest]\naddopts = -p mod\npythonpath = .\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    for line, why in (
+        ("pytest -q -c x.ini test_a.py", "gives pytest -c, which names code to load"),
+        (
+            "pytest -q --config-file=x.ini test_a.py",
+            "gives pytest --config-file=x.ini, which names code to load",
+        ),
+        ("python3 -m pytest -q -o addopts=-pmod test_a.py", "gives pytest -o, a module to import"),
+        (
+            "pytest -q --override-ini='addopts=-p mod' -o pythonpath=. test_a.py",
+            "gives pytest --override-ini=addopts=-p mod, a module to import",
+        ),
+    ):
+        assert runs(_with_pytest(line.replace("python3", sys.executable)), tmp_path), line
+        _asks(tmp_path, line, TOOLS, why)
+    _silent(tmp_path, "pytest -q -c x.ini", [*TOOLS, "Bash(pytest -q -c x.ini)"])
+    for line in (  # everyday: no config, an empty addopts, options that load nothing
+        "pytest -c /dev/null -q",
+        "pytest -o addopts= -q",
+        "pytest -o 'addopts=-q --tb=short -p no:cacheprovider'",
+        "pytest -o pythonpath=src -q",
+        "pytest --rootdir=. -q",
+    ):
+        _silent(tmp_path, line, TOOLS)
+
+
+def test_pytest_conftest_above_the_rootdir_asks(tmp_path: Path) -> None:
+    """`--confcutdir=/` makes pytest load conftest.py files above the ini's folder, which
+    it stops at by default (measured: ./conftest.py ran for sub/test_b.py with it only)."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "sub" / "test_b.py").write_text("def test_b():\n    pass\n")
+    (tmp_path / "conftest.py").write_text(MARK)
+    assert not runs(_with_pytest("pytest -q sub/test_b.py"), tmp_path)
+    line = "pytest -q --confcutdir=/ sub/test_b.py"
+    assert runs(_with_pytest(line), tmp_path)
+    _asks(tmp_path, line, TOOLS, "gives pytest --confcutdir=/, which names code to load")
+
+
+@pytest.mark.parametrize(
+    "first", ["rm -rf q; cp -r s q", "rm -rf q && mv s q", "rm -r q; ln -s s q"]
+)
+def test_a_load_folder_the_line_replaces_asks(tmp_path: Path, first: str) -> None:
+    """A PYTHONPATH folder that is there, empty, when the hook reads the line, which the
+    line removes and makes again from one holding a sitecustomize (ran unasked: only a
+    folder not there yet was taken as made by the line)."""
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "sitecustomize.py").write_text(MARK)
+    (tmp_path / "q").mkdir()
+    line = f"{first}; PYTHONPATH=q python3 -c pass"
+    why = "PYTHONPATH=q: the line may make the folder it loads from (q)"
+    _asks(tmp_path, line, TOOLS, why)
+    assert runs(line, tmp_path)
+
+
+def test_pythonpath_shadowing_pytests_highlighter_asks(tmp_path: Path) -> None:
+    """pytest imports pygments to show a failing test's source: ran p/pygments unasked."""
+    pytest.importorskip("pygments")
+    (tmp_path / "p" / "pygments").mkdir(parents=True)
+    (tmp_path / "p" / "pygments" / "__init__.py").write_text(MARK)
+    (tmp_path / "test_a.py").write_text("def test_a():\n    assert 0\n")
+    line = "PYTHONPATH=p pytest -q test_a.py"
+    assert runs(_with_pytest(line), tmp_path)
+    planted = tmp_path / "p" / "pygments"
+    why = f"PYTHONPATH=p loads {planted}, which Python imports in place of its pygments"
+    _asks(tmp_path, line, TOOLS, why)
+
+
+@pytest.mark.skipif(shutil.which("shasum") is None, reason="no shasum (a Perl script)")
+def test_perl_library_path_shadowing_a_module_asks(tmp_path: Path) -> None:
+    """PERL5LIB/PERLLIB come before Perl's own library: `strict.pm` there ran for
+    `shasum`, a Perl script a rule allows as a reader; a project's own modules (`lib/My/`)
+    are everyday."""
+    (tmp_path / "l").mkdir()
+    (tmp_path / "l" / "My").mkdir()
+    (tmp_path / "x").write_text("a")
+    tools = ["Bash", "Bash(shasum:*)", "Bash(prove:*)"]
+    _silent(tmp_path, "PERL5LIB=l shasum x", tools)
+    _silent(tmp_path, "PERL5LIB=l:lib prove -l t", tools)
+    (tmp_path / "l" / "strict.pm").write_text(PERL_MARK)
+    for name in ("PERL5LIB", "PERLLIB"):
+        line = f"{name}=l shasum x"
+        assert runs(line, tmp_path), line
+        planted = tmp_path / "l" / "strict.pm"
+        _asks(
+            tmp_path,
+            line,
+            tools,
+            f"{name}=l loads {planted}, which Perl loads in place of its strict",
+        )
+
+
+def test_dotenv_run_with_an_env_file_setting_a_loading_variable_asks(tmp_path: Path) -> None:
+    """`dotenv run CMD` (python-dotenv) sets CMD's variables from .env, as `set -a; .
+    ./.env` (which asks) would: BASH_ENV or PYTHONPATH there ran a planted file unasked
+    under `Bash(dotenv run:*)`; an everyday .env (DEBUG=1), or none, asks nothing."""
+    tools = ["Bash", "Bash(dotenv run:*)", "Bash(python3 -m dotenv run:*)"]
+    (tmp_path / "x").write_text("touch ran-it\n")
+    (tmp_path / "e").write_text("export BASH_ENV=./x\n")
+    _silent(tmp_path, "dotenv run -- bash -c true", tools)  # no .env
+    if shutil.which("dotenv"):  # the machine's python-dotenv (not a dependency here)
+        assert runs("dotenv -f e run bash -c true", tmp_path)
+    for line, file in (
+        ("dotenv -f e run bash -c true", "e"),
+        ("python3 -m dotenv --file=e run -- bash -c true", "e"),
+    ):
+        why = f"dotenv run sets BASH_ENV from {file}, which may make a program load code"
+        _asks(tmp_path, line, tools, why)
+    why = "dotenv run sets variables from .env, which the line may write first"
+    _asks(tmp_path, "cp e .env; dotenv run -- bash -c true", tools, why)
+    (tmp_path / ".env").write_text("DEBUG=1\nDATABASE_URL=sqlite:///db\n")
+    _silent(tmp_path, "dotenv run -- bash -c true", tools)
+    (tmp_path / ".env").write_text("DEBUG=1\nPYTHONPATH=p\n")
+    why = "dotenv run sets PYTHONPATH from .env, which may make a program load code"
+    _asks(tmp_path, "dotenv run -- pytest -q", tools, why)
+    _silent(tmp_path, "dotenv list", tools)
+
+
+def test_pythonpath_shadowing_a_python_tools_module_asks(tmp_path: Path) -> None:
+    """Past the standard library and pytest's: setuptools' distutils-precedence.pth
+    imports `_distutils_hack` at every start, mypy imports typing_extensions (each ran
+    from a PYTHONPATH folder unasked under `Bash(mypy:*)`)."""
+    import sysconfig
+
+    tools = ["Bash", "Bash(mypy:*)", "Bash(pip:*)"]
+    bin_folder = Path(sys.executable).parent
+    (tmp_path / "x.py").write_text("x = 1\n")
+    for module, command in (
+        ("typing_extensions", "mypy x.py"),
+        ("_distutils_hack", "mypy --version"),
+        ("pip", "pip --version"),
+    ):
+        planted = tmp_path / "p" / module / "__init__.py"
+        planted.parent.mkdir(parents=True)
+        planted.write_text(MARK)
+        line = f"PYTHONPATH=p {command}"
+        shim = Path(sysconfig.get_paths()["purelib"]) / "distutils-precedence.pth"
+        if module != "_distutils_hack" or shim.exists():  # setuptools' (not always there)
+            assert runs(f'export PATH="{bin_folder}:$PATH"; {line}', tmp_path), line
+        why = f"PYTHONPATH=p loads {planted.parent}, which Python imports in place of its {module}"
+        _asks(tmp_path, line, tools, why)
+        shutil.rmtree(tmp_path / "p")
