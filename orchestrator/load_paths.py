@@ -328,7 +328,11 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
 # Programs that may replace a folder that is there (measured: `rm -rf q; cp -r s q;
 # PYTHONPATH=q pytest` and `rm -rf q && mv s q && …` ran s/sitecustomize.py with q there
 # before, unasked): a line naming one and the folder asks whether or not it is there now.
-_MAKERS: Final = ("rm", "rmdir", "mv", "cp", "ln", "rsync", "install", "tar", "unzip", "git")
+# Not `install` and `git`: as words they are mostly `pip install -e .` and `git status`
+# (`python3 -m pytest . && git status` asked), and what they write into a folder is the
+# project's files, as the agent's Write tool writes them. Not the current folder itself:
+# the shell's own folder is not replaced by a line that names `.`.
+_MAKERS: Final = ("rm", "rmdir", "mv", "cp", "ln", "rsync", "tar", "unzip")
 
 
 def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], bool]) -> str:
@@ -339,7 +343,9 @@ def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], b
     moves = any("stem:" + program in index for program in _MAKERS)
     for entry in dict.fromkeys(e for e in entries if e):
         word = index.get("path:" + os.path.normpath(entry))
-        if word is not None and (moves or not exists(entry)):
+        if word is None:
+            continue
+        if not exists(entry) or (moves and os.path.normpath(entry) != "."):
             return word
     return ""
 

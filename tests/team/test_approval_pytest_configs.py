@@ -101,6 +101,24 @@ def test_a_load_folder_the_line_replaces_asks(tmp_path: Path, first: str) -> Non
     assert runs(line, tmp_path)
 
 
+def test_everyday_lines_naming_the_folder_they_load_from_ask_nothing(tmp_path: Path) -> None:
+    """The check above took `install` and `git` anywhere on the line for programs that
+    replace a folder, and the current folder for one they may replace: `python3 -m pytest .
+    && git status` and `python3 -m pip install -e .` asked (found at the merge)."""
+    project, home = tmp_path / "project", tmp_path / "home"  # (a HOME in the project is
+    (project / "src").mkdir(parents=True)  # written by `pytest .`: git's config asks)
+    home.mkdir()
+    tools = [*TOOLS, "Bash(pip:*)", "Bash(git status:*)", "Bash(make:*)"]
+    for line in (
+        "python3 -m pip install -e .",
+        "python3 -m pytest . && git status",
+        "git stash; python3 -m pytest .",
+        "make install && python3 -m pytest .",
+        "pip install -e src && PYTHONPATH=src pytest -q",
+    ):
+        assert answer(project, line, tools, home=home)[0] == [], line
+
+
 def test_pythonpath_shadowing_pytests_highlighter_asks(tmp_path: Path) -> None:
     """pytest imports pygments to show a failing test's source: ran p/pygments unasked."""
     pytest.importorskip("pygments")
