@@ -33,6 +33,27 @@ def spent_tokens(t: Team, agent: str = "alice") -> int:
     return int(row[0])
 
 
+def compaction_charged_then_next_turn(
+    t: Team, cut_off: str, *, tokens: int, usd: float, turn_usd: float, turn_tokens: int
+) -> None:
+    """alice's cut compaction is charged once, an estimate (``cut_off``: what cut it), and
+    her next turn only its own cost: the ledger holds each request once."""
+    (spend,) = t.wait_for(lambda: t.log_events("spend", "alice"), 30, "the compaction's spend")
+    assert (spend["cause"], spend["cut_off"], spend["cost_estimated"]) == (
+        "compaction",
+        cut_off,
+        True,
+    )
+    assert (spend["input_tokens"], spend["cost_usd"]) == (tokens, usd)
+    t.wait_ready("alice")
+    assert t.ask("alice", "job 2") == "done"
+    turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == 2 and e, 30, "turns")
+    assert [e["cost_usd"] for e in turns] == [turn_usd, turn_usd]
+    total = turn_tokens + tokens + turn_tokens
+    t.wait_for(lambda: spent_tokens(t) >= total, 30, "the second turn in the ledger")
+    assert spent_tokens(t) == total
+
+
 def test_the_turn_that_overflows_the_context_is_in_the_ledger(team: TeamFactory) -> None:
     """A 50,000-token request, then "prompt is too long": the fresh session answers, and
     the overflowed turn's 50,100 tokens are counted (they were not: 8 tokens were)."""

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from team_harness import Team, agent_rule
-from test_team_spend import spent_tokens
+from test_team_spend import compaction_charged_then_next_turn
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
@@ -56,16 +56,6 @@ def test_a_compaction_cut_by_a_forced_stop_is_charged(team: TeamFactory) -> None
             os.kill(cli_pid, signal.SIGCONT)
     ended = [(e["reason"], e["detail"]) for e in t.log_events("session_ended", "alice")]
     assert ended == [("stopped", "forced")]
-    (spend,) = t.log_events("spend", "alice")
-    assert (spend["cause"], spend["cut_off"], spend["cost_estimated"]) == (
-        "compaction",
-        "forced",
-        True,
+    compaction_charged_then_next_turn(
+        t, "forced", tokens=900, usd=0.0036, turn_usd=0.0056, turn_tokens=1_000
     )
-    assert (spend["input_tokens"], spend["cost_usd"]) == (900, 0.0036)
-    t.wait_ready("alice")
-    assert t.ask("alice", "job 2") == "done"
-    turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == 2 and e, 30, "turns")
-    assert [e["cost_usd"] for e in turns] == [0.0056, 0.0056]
-    t.wait_for(lambda: spent_tokens(t) >= 2_900, 30, "the second turn in the ledger")
-    assert spent_tokens(t) == 1_000 + 900 + 1_000

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 from team_harness import Team, agent_rule
-from test_team_spend import hung_turn_rules, spent_tokens
+from test_team_spend import compaction_charged_then_next_turn, hung_turn_rules, spent_tokens
 
 from orchestrator.scripted_model import tool_results
 
@@ -109,17 +109,6 @@ def test_a_compaction_cut_by_sigterm_is_charged_once(team: TeamFactory) -> None:
     assert t.ask("alice", "job 1") == "done"
     t.wait_for(lambda: t.model.requests_matching(summary), 60, "the summary request")
     _terminate(t, signal.SIGTERM)
-    (spend,) = t.wait_for(lambda: t.log_events("spend", "alice"), 30, "the compaction's spend")
-    assert (spend["cause"], spend["cut_off"], spend["cost_estimated"]) == (
-        "compaction",
-        "session_died",
-        True,
+    compaction_charged_then_next_turn(
+        t, "session_died", tokens=10_000, usd=0.04, turn_usd=0.06, turn_tokens=11_000
     )
-    assert (spend["input_tokens"], spend["cost_usd"]) == (10_000, 0.04)
-    t.wait_ready("alice")
-    assert t.ask("alice", "job 2") == "done"
-    turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == 2 and e, 30, "turns")
-
-    assert [e["cost_usd"] for e in turns] == [0.06, 0.06]
-    t.wait_for(lambda: spent_tokens(t) >= 32_000, 30, "the second turn in the ledger")
-    assert spent_tokens(t) == 11_000 + 10_000 + 11_000

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from team_harness import Team, agent_rule
-from test_team_spend import hung_turn_rules, spent_tokens
+from test_team_spend import compaction_charged_then_next_turn, hung_turn_rules, spent_tokens
 from test_team_spend_sigterm import QUICK, _spent_usd
 
 from orchestrator.scripted_model import tool_results
@@ -102,16 +102,6 @@ def test_a_compaction_timed_out_whose_claude_is_killed_is_charged(team: TeamFact
     finally:
         with contextlib.suppress(ProcessLookupError):  # killed by the close
             os.kill(pid, signal.SIGCONT)
-    (spend,) = t.wait_for(lambda: t.log_events("spend", "alice"), 30, "the compaction's spend")
-    assert (spend["cause"], spend["cut_off"], spend["cost_estimated"]) == (
-        "compaction",
-        "turn_timeout",
-        True,
+    compaction_charged_then_next_turn(
+        t, "turn_timeout", tokens=900, usd=0.0036, turn_usd=0.0056, turn_tokens=1_000
     )
-    assert (spend["input_tokens"], spend["cost_usd"]) == (900, 0.0036)
-    t.wait_ready("alice")
-    assert t.ask("alice", "job 2") == "done"
-    turns = t.wait_for(lambda: len(e := t.log_events("turn", "alice")) == 2 and e, 30, "turns")
-    assert [e["cost_usd"] for e in turns] == [0.0056, 0.0056]
-    t.wait_for(lambda: spent_tokens(t) >= 2_900, 30, "the second turn in the ledger")
-    assert spent_tokens(t) == 1_000 + 900 + 1_000
