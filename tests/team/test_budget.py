@@ -337,6 +337,17 @@ def test_ledger_never_creates_a_database_nor_writes_to_a_replaced_one(tmp_path: 
     assert Ledger(tmp_path / "moved.db").spent("a", since=0).usd == 0.0
 
 
+# alice, bob and carol under a team budget of 50,000 tokens a day
+_THREE_UNDER_50K_TOKENS = (
+    "budget: {tokens: 50000, per: 1d}\n"
+    "defaults: {prompt: work}\n"
+    "agents:\n"
+    "  alice: {}\n"
+    "  bob: {}\n"
+    "  carol: {}\n"
+)
+
+
 class _Idle:
     """The supervisor side of BudgetWatch when no agent runs: nothing to pause."""
 
@@ -392,15 +403,7 @@ def test_an_agent_stopped_by_the_others_turns_claims_nothing_until_they_end(
     load). She is held now until both turns have ended (recorded and evaluated by then),
     those turns only (a busy team always has some turn in progress); an agent over with
     the ledger alone is not held by this (pausing is evaluate's)."""
-    spec = roster(
-        "budget: {tokens: 50000, per: 1d}\n"
-        "defaults: {prompt: work}\n"
-        "agents:\n"
-        "  alice: {}\n"
-        "  bob: {}\n"
-        "  carol: {}\n",
-        tmp_path,
-    )
+    spec = roster(_THREE_UNDER_50K_TOKENS, tmp_path)
 
     async def main() -> list[object]:
         seen: list[object] = []
@@ -481,15 +484,7 @@ def test_an_agent_held_for_the_others_turns_says_so_in_ps(tmp_path: Path) -> Non
     ended the next evaluation clears it."""
     from orchestrator.cli.team_verbs import ps_rows
 
-    spec = roster(
-        "budget: {tokens: 50000, per: 1d}\n"
-        "defaults: {prompt: work}\n"
-        "agents:\n"
-        "  alice: {}\n"
-        "  bob: {}\n"
-        "  carol: {}\n",
-        tmp_path,
-    )
+    spec = roster(_THREE_UNDER_50K_TOKENS, tmp_path)
     db = tmp_path / "team.db"
 
     def carol() -> tuple[str, object]:
@@ -537,15 +532,7 @@ def test_resume_on_an_agent_held_for_the_others_turns_says_it_is_held(tmp_path: 
     ended and been counted (exit 0: nothing failed); the hold stays (it is no budget to
     override: it keeps the team's overshoot bounded). An agent neither paused nor held
     is told so as before."""
-    spec = roster(
-        "budget: {tokens: 50000, per: 1d}\n"
-        "defaults: {prompt: work}\n"
-        "agents:\n"
-        "  alice: {}\n"
-        "  bob: {}\n"
-        "  carol: {}\n",
-        tmp_path,
-    )
+    spec = roster(_THREE_UNDER_50K_TOKENS, tmp_path)
 
     async def main() -> list[object]:
         seen: list[object] = []
@@ -657,15 +644,7 @@ def test_resume_of_a_held_agent_paused_meanwhile_says_it_is_held_in_json_too(
     paused): `resume carol` overrode it and its message added that she is still held,
     but its `--json` entry had no `held_for`, which the README gives for a held agent: a
     script reading it took her for free to run. Now the entry has it there too."""
-    spec = roster(
-        "budget: {tokens: 50000, per: 1d}\n"
-        "defaults: {prompt: work}\n"
-        "agents:\n"
-        "  alice: {}\n"
-        "  bob: {}\n"
-        "  carol: {}\n",
-        tmp_path,
-    )
+    spec = roster(_THREE_UNDER_50K_TOKENS, tmp_path)
 
     async def main() -> dict[str, Any]:
         async with await AsyncMailbox(tmp_path / "team.db").open() as am:
