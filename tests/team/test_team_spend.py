@@ -5,10 +5,11 @@ turn that spends it; no compaction while paused."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -254,6 +255,36 @@ def test_a_turn_interrupted_by_a_stop_is_counted(team: TeamFactory) -> None:
     assert t.wait_exit(60) == 0
     assert spent_tokens(t) >= 30_100
     assert [e["cause"] for e in t.log_events("spend")] == ["interrupted"]
+
+
+def hung_compaction_rules(usage: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """alice's turns ("job …": ``usage``, by default 1,000 tokens, 900 in, 100 out, which
+    fill a 1,000-token window) and a /compact whose summary request hangs for 120 s."""
+    a = agent_rule("alice")
+    return [
+        {"agent": a, "match": SUMMARY, "text": "<summary>s</summary>", "delay": 120},
+        {
+            "agent": a,
+            "match": "job",
+            "text": "done",
+            "usage": usage or {"input_tokens": 900, "output_tokens": 100},
+        },
+    ]
+
+
+@contextlib.contextmanager
+def cli_stopped(t: Team) -> Iterator[int]:
+    """alice's claude SIGSTOPped (its pid given) until, after the block, the supervisor has
+    replaced it with a new session; let go (SIGCONT) if it is still there."""
+    pid = t.agent_pid("alice")
+    assert pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+        t.wait_for(lambda: t.agent_pid("alice") not in (None, pid), 90, "a new session")
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed by the close or the stop
+            os.kill(pid, signal.SIGCONT)
 
 
 def hung_turn_rules(hang_s: float) -> list[dict[str, Any]]:

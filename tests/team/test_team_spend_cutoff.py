@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from team_harness import Team, agent_rule
+from test_team_spend import SUMMARY, hung_compaction_rules
 
 from orchestrator import errors
 from orchestrator.scripted_model import tool_results
@@ -217,18 +218,8 @@ def test_a_compaction_cut_off_by_the_clis_death_is_estimated(team: Any) -> None:
     message for that request, so it is charged the conversation it summarises, the
     context in use, as input at the model's rate (it was not charged at all); the agent
     runs on."""
-    a = agent_rule("alice")
-    summary = "create a detailed summary of the conversation so far"
     t = team(
-        [
-            {"agent": a, "match": summary, "text": "<summary>s</summary>", "delay": 120},
-            {
-                "agent": a,
-                "match": "job",
-                "text": "done",
-                "usage": {"input_tokens": 900, "output_tokens": 100},
-            },
-        ],
+        hung_compaction_rules(),
         {"alice": {"context_window": 1000}},
     )
     t.up()
@@ -236,7 +227,7 @@ def test_a_compaction_cut_off_by_the_clis_death_is_estimated(team: Any) -> None:
     pid = t.agent_pid("alice")
     assert pid is not None
     assert t.ask("alice", "job 1") == "done"
-    t.wait_for(lambda: t.model.requests_matching(summary), 60, "the summary request")
+    t.wait_for(lambda: t.model.requests_matching(SUMMARY), 60, "the summary request")
     os.kill(pid, signal.SIGKILL)
     spend = t.wait_for(lambda: t.log_events("spend", "alice"), 60, "the compaction's spend")
     assert [(e["cause"], e["cut_off"]) for e in spend] == [("compaction", "session_died")]

@@ -5,14 +5,12 @@ model)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 from collections.abc import Callable
 
 import pytest
 from team_harness import Team, agent_rule
-from test_team_spend import hung_turn_rules, spent_tokens
+from test_team_spend import cli_stopped, hung_turn_rules, spent_tokens
 
 from orchestrator.scripted_model import tool_results
 
@@ -42,17 +40,10 @@ def test_a_turn_cut_by_a_forced_stop_is_charged_once(team: TeamFactory, resumed:
         assert t.ask("alice", "hello") == "hi"
     before = 1010 * (1 + resumed)
     t.wait_for(lambda: spent_tokens(t) == before, 30, "the first turns in the ledger")
-    cli_pid = t.agent_pid("alice")
-    assert cli_pid
     request = t.request("alice", "slow job")
     t.wait_for(lambda: [r for r in t.model.requests if tool_results(r)], 60, "the 2nd request")
-    os.kill(cli_pid, signal.SIGSTOP)
-    try:
+    with cli_stopped(t):
         t.octy("restart", "alice")
-        t.wait_for(lambda: t.agent_pid("alice") not in (None, cli_pid), 90, "a new session")
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # killed by the forced stop
-            os.kill(cli_pid, signal.SIGCONT)
     with t.mailbox() as mb:
         assert mb.wait_for_reply(request.id, 120).body == "fine"
     done = 2 + resumed

@@ -3,19 +3,20 @@ request hangs, `restart` (`up --grace 1`) (real claude CLI, scripted model)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import Callable
 
 import pytest
-from team_harness import Team, agent_rule
-from test_team_spend import compaction_charged_then_next_turn
+from team_harness import Team
+from test_team_spend import (
+    SUMMARY,
+    cli_stopped,
+    compaction_charged_then_next_turn,
+    hung_compaction_rules,
+)
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
 TeamFactory = Callable[..., Team]
-SUMMARY = "create a detailed summary of the conversation so far"
 
 
 def test_a_compaction_cut_by_a_forced_stop_is_charged(team: TeamFactory) -> None:
@@ -28,32 +29,16 @@ def test_a_compaction_cut_by_a_forced_stop_is_charged(team: TeamFactory) -> None
     the killed CLI saved nothing (resumed, it continued from the figures it had resumed
     with: $0.0056 after the next turn), so that turn is charged its own $0.0056 (it was
     charged nothing: the last result's figures taken as the baseline)."""
-    a = agent_rule("alice")
     t = team(
-        [
-            {"agent": a, "match": SUMMARY, "text": "<summary>s</summary>", "delay": 120},
-            {
-                "agent": a,
-                "match": "job",
-                "text": "done",
-                "usage": {"input_tokens": 900, "output_tokens": 100},
-            },
-        ],
+        hung_compaction_rules(),
         {"alice": {"context_window": 1000}},
     )
     t.up(extra=["--grace", "1"])  # what a restart gives a turn (a compaction) in progress
     t.wait_ready("alice")
     assert t.ask("alice", "job 1") == "done"
     t.wait_for(lambda: t.model.requests_matching(SUMMARY), 60, "the summary request")
-    cli_pid = t.agent_pid("alice")
-    assert cli_pid
-    os.kill(cli_pid, signal.SIGSTOP)
-    try:
+    with cli_stopped(t):
         t.octy("restart", "alice")
-        t.wait_for(lambda: t.agent_pid("alice") not in (None, cli_pid), 90, "a new session")
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # killed by the forced stop
-            os.kill(cli_pid, signal.SIGCONT)
     ended = [(e["reason"], e["detail"]) for e in t.log_events("session_ended", "alice")]
     assert ended == [("stopped", "forced")]
     compaction_charged_then_next_turn(

@@ -11,7 +11,13 @@ from collections.abc import Callable
 
 import pytest
 from team_harness import Team, agent_rule
-from test_team_spend import compaction_charged_then_next_turn, hung_turn_rules, spent_tokens
+from test_team_spend import (
+    SUMMARY,
+    compaction_charged_then_next_turn,
+    hung_compaction_rules,
+    hung_turn_rules,
+    spent_tokens,
+)
 
 from orchestrator.scripted_model import tool_results
 
@@ -95,19 +101,14 @@ def test_a_compaction_cut_by_sigterm_is_charged_once(team: TeamFactory) -> None:
     saves its figures, the summary request not in them (it streams nothing of it). The
     request is charged its estimate (the context in use, 10,000 input tokens, $0.04), the
     next turn its own $0.06, from the figures the CLI saved."""
-    a = agent_rule("alice")
-    summary = "create a detailed summary of the conversation so far"
     t = team(
-        [
-            {"agent": a, "match": summary, "text": "<summary>s</summary>", "delay": 120},
-            {"agent": a, "match": "job", "text": "done", "usage": QUICK},
-        ],
+        hung_compaction_rules(QUICK),
         {"alice": {"context_window": 12_000}},
     )
     t.up()
     t.wait_ready("alice")
     assert t.ask("alice", "job 1") == "done"
-    t.wait_for(lambda: t.model.requests_matching(summary), 60, "the summary request")
+    t.wait_for(lambda: t.model.requests_matching(SUMMARY), 60, "the summary request")
     _terminate(t, signal.SIGTERM)
     compaction_charged_then_next_turn(
         t, "session_died", tokens=10_000, usd=0.04, turn_usd=0.06, turn_tokens=11_000

@@ -3,14 +3,18 @@ so the close kills it (real claude CLI, scripted model)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import Callable
 
 import pytest
 from team_harness import Team, agent_rule
-from test_team_spend import compaction_charged_then_next_turn, hung_turn_rules, spent_tokens
+from test_team_spend import (
+    SUMMARY,
+    cli_stopped,
+    compaction_charged_then_next_turn,
+    hung_compaction_rules,
+    hung_turn_rules,
+    spent_tokens,
+)
 from test_team_spend_sigterm import QUICK, _spent_usd
 
 from orchestrator.scripted_model import tool_results
@@ -45,14 +49,8 @@ def test_a_turn_timeout_whose_claude_is_killed_charges_once(team: TeamFactory) -
     assert t.ask("alice", "quick one") == "done"
     request = t.request("alice", "slow job")
     t.wait_for(lambda: [r for r in t.model.requests if tool_results(r)], 60, "the 2nd request")
-    pid = t.agent_pid("alice")
-    assert pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        t.wait_for(lambda: t.agent_pid("alice") not in (None, pid), 90, "a new session")
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # killed by the close
-            os.kill(pid, signal.SIGCONT)
+    with cli_stopped(t):
+        pass  # the turn_timeout ends the session; the close kills the stuck CLI
     with t.mailbox() as mb:
         assert mb.wait_for_reply(request.id, 120).body == "fine"
     ended = [(e["reason"], e["exit_code"]) for e in t.log_events("session_ended", "alice")]
@@ -76,32 +74,16 @@ def test_a_compaction_timed_out_whose_claude_is_killed_is_charged(team: TeamFact
     tokens, $0.0036, an estimate): it was charged nothing (a CLI closed cleanly counts
     it in the figures it saves; a killed one saves none). The next turn, from the figures
     the CLI had resumed with: its own $0.0056."""
-    a = agent_rule("alice")
-    summary = "create a detailed summary of the conversation so far"
     t = team(
-        [
-            {"agent": a, "match": summary, "text": "<summary>s</summary>", "delay": 120},
-            {
-                "agent": a,
-                "match": "job",
-                "text": "done",
-                "usage": {"input_tokens": 900, "output_tokens": 100},
-            },
-        ],
+        hung_compaction_rules(),
         {"alice": {"context_window": 1000, "turn_timeout": "3s"}},
     )
     t.up()
     t.wait_ready("alice")
     assert t.ask("alice", "job 1") == "done"
-    t.wait_for(lambda: t.model.requests_matching(summary), 60, "the summary request")
-    pid = t.agent_pid("alice")
-    assert pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        t.wait_for(lambda: t.agent_pid("alice") not in (None, pid), 90, "a new session")
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # killed by the close
-            os.kill(pid, signal.SIGCONT)
+    t.wait_for(lambda: t.model.requests_matching(SUMMARY), 60, "the summary request")
+    with cli_stopped(t):
+        pass  # the turn_timeout ends the session; the close kills the stuck CLI
     compaction_charged_then_next_turn(
         t, "turn_timeout", tokens=900, usd=0.0036, turn_usd=0.0056, turn_tokens=1_000
     )
