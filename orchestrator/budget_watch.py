@@ -26,6 +26,7 @@ import structlog
 
 from orchestrator import errors
 from orchestrator.budget import TEAM, Ledger, Standing, turn_spend
+from orchestrator.give_back import fail_waiting
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend, schema
 from orchestrator.roster import Roster
@@ -372,17 +373,9 @@ class BudgetWatch:
         """Answer requests queued for a paused agent at once: askers must not wait out
         their timeouts. Notices stay queued for when it runs again."""
         detail = paused_detail(name, over)
-        for m in await self.mailbox.list(status="pending", recipient=name, limit=100_000):
-            if m.kind != "request":
-                continue
-            try:
-                if await self.mailbox.fail_request(m.id, errors.BudgetExceeded.code, detail):
-                    log.info("request_refused", agent=name, request_id=m.id, code="budget_exceeded")
-            except errors.MessageNotFound:
-                # Gone since the listing (answered and purged, or lost with a NATS
-                # server's store): nobody waits on it. It stopped the refusals (the
-                # requests after it waited a check more) and the budget check with them.
-                log.warning("request_gone", agent=name, request_id=m.id)
+        code = errors.BudgetExceeded.code
+        for request_id in await fail_waiting(self.mailbox, name, code, detail, log):
+            log.info("request_refused", agent=name, request_id=request_id, code=code)
 
     async def _publish(self, name: str, own: Standing | None, team: Standing | None) -> None:
         over = self.blocked.get(name)

@@ -18,6 +18,7 @@ import structlog
 from orchestrator import errors
 from orchestrator.agent_leases import AgentLeases
 from orchestrator.agent_meta import RESUME_AT
+from orchestrator.give_back import fail_waiting
 from orchestrator.lifecycle import Action, AgentState, RestartPolicy, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend
 from orchestrator.supervision import depends, launch, refusals, registry, sessions
@@ -138,18 +139,8 @@ async def fail_requests(sup: Answering, name: str, code: str, detail: str) -> No
 
     async def answer() -> None:
         nonlocal answered
-        for status in ("pending", "leased"):
-            for m in await mailbox.list(status=status, recipient=name, limit=100_000):
-                if m.kind != "request":
-                    continue
-                try:
-                    if await mailbox.fail_request(m.id, code, detail):
-                        answered += 1
-                except errors.MessageNotFound:
-                    # Gone since the listing (answered and purged by `queue purge`, or lost
-                    # with a NATS server's store): nobody waits on it. It stopped the loop,
-                    # and the requests after it waited out their askers' timeouts.
-                    log.warning("request_gone", agent=name, request_id=m.id)
+        statuses = ("pending", "leased")
+        answered = len(await fail_waiting(mailbox, name, code, detail, log, statuses=statuses))
 
     await refusals.attempt(
         sup, answer(), "requests_not_failed", level="error", agent=name, code=code
