@@ -266,6 +266,7 @@ async def _resume(sup: Team, body: dict[str, Any]) -> dict[str, Any]:
         return {
             "ok": False,
             "error": "not_found",
-            "message": f"no agent {', '.join(unknown)} in the team; agents: {', '.join(known)}",
+            "message": f"no agent named {', '.join(repr(n) for n in unknown)} in the running "
+            f"team; agents: {', '.join(known)}",  # as restart and stop say it
         }
     return {"ok": True, "command": "resume", "agents": await sup.resume_budgets(names)}

@@ -241,7 +241,7 @@ def test_dollar_spend_is_per_turn_and_survives_a_restart_of_the_team(team: TeamF
     t.wait_for(lambda: paused(t, "alice"), what="still paused after a second restart")
     missing = t.octy("resume", "nosuch", check=False)
     assert missing.returncode == 3
-    assert "no agent nosuch in the team" in missing.stderr
+    assert "no agent named 'nosuch' in the running team" in missing.stderr
 
 
 def test_agents_at_once_stop_near_the_team_token_budget(team: TeamFactory) -> None:
