@@ -26,9 +26,9 @@ import structlog
 
 from orchestrator import errors
 from orchestrator.budget import TEAM, Ledger, Standing, turn_spend
-from orchestrator.give_back import fail_waiting
 from orchestrator.lifecycle import AgentState
 from orchestrator.mailbox import SUPERVISOR, AsyncMailboxBackend, schema
+from orchestrator.mailbox.backend import fail_waiting
 from orchestrator.roster import Roster
 from orchestrator.roster.model import Budget
 

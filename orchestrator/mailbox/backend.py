@@ -305,3 +305,30 @@ async def _fail_last_attempt(
         return False
     detail = f"'{m.recipient}' could not handle it: {why}"
     return await mailbox.fail_request(m.id, errors.TurnFailed.code, detail)
+
+
+async def fail_waiting(
+    mailbox: AsyncMailboxBackend,
+    name: str,
+    code: str,
+    detail: str,
+    log: Any,
+    *,
+    statuses: tuple[str, ...] = ("pending",),
+) -> list[str]:
+    """Answer each request waiting for ``name`` (in ``statuses``) with the error ``code``,
+    so its askers stop waiting now (notices stay queued); the ids answered. One gone since
+    the listing (answered and purged by `queue purge`, or lost with a NATS server's store)
+    has nobody waiting on it: said once (``request_gone``), the rest answered (it ended the
+    loop, and the requests after it waited out their askers' timeouts)."""
+    answered = []
+    for status in statuses:
+        for m in await mailbox.list(status=status, recipient=name, limit=100_000):
+            if m.kind != "request":
+                continue
+            try:
+                if await mailbox.fail_request(m.id, code, detail):
+                    answered.append(m.id)
+            except errors.MessageNotFound:
+                log.warning("request_gone", agent=name, request_id=m.id)
+    return answered

@@ -18,9 +18,9 @@ import structlog
 from orchestrator import errors
 from orchestrator.agent_leases import AgentLeases
 from orchestrator.agent_meta import RESUME_AT
-from orchestrator.give_back import fail_waiting
 from orchestrator.lifecycle import Action, AgentState, RestartPolicy, SessionEnd
 from orchestrator.mailbox import AsyncMailboxBackend
+from orchestrator.mailbox.backend import fail_waiting
 from orchestrator.supervision import depends, launch, refusals, registry, sessions
 from orchestrator.supervision.slot import Slot
 
