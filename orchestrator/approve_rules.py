@@ -373,7 +373,7 @@ def _loads(
             # module shadowed (./json for `-m pytest`) by none: the rule names running mod
             module = name.partition(" -m ")[2].split(".")[0]
             own = os.path.basename(file or "").split(".")[0] == module
-            code = ("-m" if module in load_paths.SHADOWED else "") if own else file or why
+            code = ("-m" if module in load_paths.shadowed() else "") if own else file or why
             out.append(bash_commands.Unread(why, name, name, code))
             continue
         out.append(bash_commands.Unread(why, assignment, assignment))

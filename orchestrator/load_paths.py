@@ -33,6 +33,7 @@ CLI's Bash; each ran the planted file, unasked under a rule on the program befor
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -50,23 +51,54 @@ PLANTED: Final[dict[str, tuple[str, ...]]] = {
 }
 _STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
 # Modules a PYTHONPATH folder shadows: its entries come before the standard library and the
-# site-packages (measured: `PYTHONPATH=p pytest` ran p/argparse.py and p/pluggy.py,
-# `PYTHONPATH=p python3 -m json.tool` p/encodings/__init__.py, each unasked): Python's own
-# and those of pytest (the program the variable is mostly set for).
-SHADOWED: Final = frozenset(sys.stdlib_module_names) | frozenset(
+# site-packages (measured: `PYTHONPATH=p pytest` ran p/argparse.py, p/pluggy.py and, with
+# plugins autoloaded, p/pytest_timeout.py; `PYTHONPATH=p python3 -m json.tool`
+# p/encodings/__init__.py; `PYTHONPATH=p mypy --version` p/_distutils_hack/__init__.py,
+# each unasked): any top-level module of Python's own or of a distribution installed
+# (:func:`shadowed`), once the interpreter would import it from another folder. The hook's
+# Python stands for the agent's; pytest's and its plugins' are named too, as the hook's
+# own install need not hold them (pytest is the program the variable is mostly set for).
+_TOOLS: Final = frozenset(
     {"pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py", "exceptiongroup", "tomli"}
-    # pytest's highlighter of a failure's source (measured: `PYTHONPATH=p pytest` with a
-    # failing test ran p/pygments/__init__.py, unasked)
-    | {"pygments"}
-    # imported at every start by a `.pth` line of the site-packages: setuptools'
-    # distutils-precedence.pth (measured: `PYTHONPATH=p mypy --version` ran
-    # p/_distutils_hack/__init__.py, unasked), virtualenv's _virtualenv.pth likewise
-    | {"_distutils_hack", "_virtualenv"}
-    # those of the Python tools an agent runs under a rule (measured: `PYTHONPATH=p mypy
-    # x.py` ran p/typing_extensions.py, p/mypy_extensions.py, p/pathspec.py, and
-    # `PYTHONPATH=p pip --version` p/pip/__init__.py, each unasked)
-    | {"typing_extensions", "mypy_extensions", "pathspec", "mypy", "pip"}
+    | {"pygments", "_distutils_hack", "_virtualenv", "setuptools", "pkg_resources", "pip"}
+    | {"typing_extensions", "mypy_extensions", "pathspec", "mypy"}
 )
+
+
+@functools.cache
+def shadowed() -> frozenset[str]:
+    """The top-level module names a PYTHONPATH folder may shadow: the standard library's,
+    pytest's, and those of every distribution installed in the hook's Python (read once:
+    importing importlib.metadata and reading them took ~0.1 s, off the CLI's start path)."""
+    import importlib.metadata  # noqa: PLC0415  (only when a load path is read)
+
+    try:
+        installed = frozenset(importlib.metadata.packages_distributions())
+    except Exception:  # a broken dist-info: the names above still hold
+        installed = frozenset()
+    return frozenset(sys.stdlib_module_names) | _TOOLS | installed
+
+
+@functools.cache
+def _home_of(module: str) -> str:
+    """The folder the interpreter imports the top-level ``module`` from (the hook's
+    Python's path, the current folder left out: it is the supervisor's, not the line's),
+    or "" (a builtin, or none found)."""
+    from importlib.machinery import PathFinder  # noqa: PLC0415
+
+    here = os.getcwd()
+    path = [e for e in sys.path if e and os.path.isabs(e) and e != here]
+    try:
+        spec = PathFinder.find_spec(module, path)
+    except (ImportError, ValueError, OSError):
+        return ""
+    if spec is None:
+        return ""
+    places = list(spec.submodule_search_locations or [])  # a package: its folder's parent
+    origin = places[0] if places else spec.origin
+    return os.path.realpath(os.path.dirname(origin)) if origin else ""
+
+
 # Perl's modules its own scripts use (`shasum`, `json_pp`, `prove` are Perl: measured,
 # `PERL5LIB=l shasum x`, `PERLLIB=l json_pp` ran a planted l/strict.pm, unasked): a PERL5LIB
 # folder holding one shadows the system's, as PYTHONPATH's do Python's (`Getopt/Long.pm`: a
@@ -79,7 +111,6 @@ PERL_SHADOWED: Final = frozenset(
     | {"XSLoader", "DynaLoader", "Errno", "Tie", "Sys", "Test", "Test2", "TAP", "App", "MIME"}
 )
 _PERL: Final = frozenset({"PERL5LIB", "PERLLIB"})
-_SHADOWED_SORTED: Final = tuple(sorted(SHADOWED))
 _IMPORTED: Final = re.compile(r"[^.]+(\.[^.]*)*\.(py|pyc|pyw|so)")  # a module's file
 _INITS: Final = ("__init__.py", "__init__.pyc")  # a package (not a namespace: passed over)
 _WHAT: Final = {"PYTHONPATH": "Python runs at start", "CARGO_HOME": "may name programs cargo runs"}
@@ -233,16 +264,17 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
 
 def _shadows(folder: str, found: str, module: str = "") -> bool:
     """Whether ``found`` in the PYTHONPATH folder ``folder`` is a module (a file, an
-    extension, a package) named as one of :data:`SHADOWED` (or ``module``), imported in
-    its place."""
+    extension, a package) named as one of :func:`shadowed` (or ``module``) and imported in
+    its place: a folder the agent can write (a relative one is the line's), and not the
+    one the interpreter imports it from anyway (``PYTHONPATH=.venv/lib/…/site-packages``)."""
     stem = found.split(".", maxsplit=1)[0]
-    if stem not in SHADOWED and stem != module:
+    if stem != module and (stem not in shadowed() or not os.access(folder, os.W_OK)):
         return False
-    if _IMPORTED.fullmatch(found):
-        return True
-    return "." not in found and any(
-        os.path.exists(os.path.join(folder, found, init)) for init in _INITS
-    )
+    if not _IMPORTED.fullmatch(found) and not (
+        "." not in found and any(os.path.exists(os.path.join(folder, found, i)) for i in _INITS)
+    ):
+        return False
+    return stem == module or _home_of(stem) != os.path.realpath(folder)
 
 
 def user_site(home: str, bases: Sequence[str], where: Callable[[str], str]) -> str:
@@ -319,6 +351,8 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
         index.setdefault("stem:" + stem, word)
         if _IMPORTED.fullmatch(base):
             index.setdefault("module:" + stem, word)
+        if base in _INITS:  # `p/argparse/__init__.py`: a package so named
+            index.setdefault("module:" + os.path.basename(os.path.dirname(word)), word)
         if base == "config.toml" or (base == "config" and "/" in word):
             index.setdefault("config", word)
         index.setdefault("path:" + os.path.normpath(word), word)
@@ -364,7 +398,8 @@ def named(name: str, index: dict[str, str]) -> str:
     if module and "module:" + module in index:
         return index["module:" + module]
     if name == "PYTHONPATH" or module:  # `cp x argparse.py`
-        for stem in _SHADOWED_SORTED:
-            if "module:" + stem in index:
-                return index["module:" + stem]
+        names = shadowed()
+        for key, word in index.items():
+            if key.startswith("module:") and key[7:] in names:
+                return word
     return ""

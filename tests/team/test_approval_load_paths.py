@@ -643,3 +643,36 @@ def test_pythonpath_in_the_roster_env_asks(tmp_path: Path) -> None:
     assert asked == [f"matches {RULE}: {why}, which Python runs at start: cannot be read"]
     everyday = {"PYTHONPATH": "src"}
     assert answer(tmp_path, "pytest -q", tools, home=home, variables=everyday)[0] == []
+
+
+def test_pythonpath_shadowing_an_installed_module_asks(tmp_path: Path) -> None:
+    """Any top-level module installed for Python is shadowed by one of a PYTHONPATH folder,
+    not only the names once listed: pytest imports its autoloaded plugins (measured below:
+    p/pytest_timeout.py ran under Bash(pytest:*), unasked). The folder the interpreter
+    imports a module from anyway (its site-packages) shadows nothing."""
+    pytest.importorskip("pytest_timeout")
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    planted = tmp_path / "p" / "pytest_timeout.py"
+    planted.parent.mkdir()
+    planted.write_text(MARK)
+    bin_folder = Path(sys.executable).parent
+    line = "PYTHONPATH=p pytest -q -p no:cacheprovider test_a.py"
+    assert runs(f'export PATH="{bin_folder}:$PATH"; {line}', tmp_path)
+    why = f"PYTHONPATH=p loads {planted}, which Python imports in place of its pytest_timeout"
+    _asks(tmp_path, line, tools, why)
+    planted.unlink()
+    (tmp_path / "p" / "xdist").mkdir()  # a package, written by the line
+    why = "PYTHONPATH=p: the line may write a file it loads (p/xdist/__init__.py)"
+    _asks(tmp_path, "touch p/xdist/__init__.py; PYTHONPATH=p pytest", tools, why)
+    (tmp_path / "p" / "xdist" / "__init__.py").write_text(MARK)
+    why = f"PYTHONPATH=src:p loads {tmp_path / 'p' / 'xdist'}, which Python imports in place of"
+    _asks(tmp_path, "PYTHONPATH=src:p pytest", tools, why + " its xdist")
+    site = Path(pytest_timeout_file()).parent  # its own folder: nothing in its place
+    _silent(tmp_path, f"PYTHONPATH={site} pytest -q", tools)
+
+
+def pytest_timeout_file() -> str:
+    import pytest_timeout
+
+    return str(pytest_timeout.__file__)
