@@ -343,7 +343,8 @@ def why_planted(name: str, value: str, path: str) -> str:
 def word_index(words: Sequence[str]) -> dict[str, str]:
     """The line's words by what :func:`named` looks for, read once for the line (read
     for each variable, 250 of them and 25,000 words took 19 s): ``stem:NAME`` (a word
-    whose file name has that stem), ``module:NAME`` (a module's file), ``config``."""
+    whose file name has that stem), ``module:NAME`` (a Python module's file or package),
+    ``path:PATH`` (each word, normalised), ``config``."""
     index: dict[str, str] = {}
     for word in words:
         base = os.path.basename(word)
@@ -384,13 +385,15 @@ def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], b
     return ""
 
 
-def named(name: str, index: dict[str, str]) -> str:
+def named(name: str, index: dict[str, str], value: str = "") -> str:
     """A word of the line naming a file the folder variable ``name`` makes a program load
     (``echo … > sitecustomize.py; PYTHONPATH=. pytest``: it may write it first), or "";
-    ``index`` is the line's :func:`word_index`."""
+    ``index`` is the line's :func:`word_index`, ``value`` the variable's."""
     module = name.partition(" -m ")[2].split(".")[0]
     if name == "CARGO_HOME":
         return index.get("config", "")
+    if name in _PERL:  # `echo … > l/strict.pm; PERL5LIB=l shasum x`: as planted() reads
+        return _perl_named(value, index)
     if name in _STEMS:
         for stem in PLANTED[name]:
             if "stem:" + stem in index:
@@ -401,5 +404,27 @@ def named(name: str, index: dict[str, str]) -> str:
         names = shadowed()
         for key, word in index.items():
             if key.startswith("module:") and key[7:] in names:
+                return word
+    return ""
+
+
+def _perl_named(value: str, index: dict[str, str]) -> str:
+    """A ``.pm`` word of the line under a folder of the PERL5LIB ``value`` whose first part
+    there (``strict.pm``, ``Getopt/…``) is one of :data:`PERL_SHADOWED`, or "": the line
+    may write it before Perl reads the folder (measured: ``echo … > l/strict.pm && PERL5LIB=l
+    shasum x`` ran it, unasked). ``lib/My/Mod.pm`` under ``lib`` is a project's own."""
+    entries = [os.path.normpath(e) for e in dict.fromkeys(value.split(":"))]
+    for key, word in index.items():
+        if not (key.startswith("path:") and key.endswith(".pm")):
+            continue
+        path = key[5:]
+        for entry in entries:
+            if entry == "." and not path.startswith("/"):
+                rest = path
+            elif path.startswith(entry.rstrip("/") + "/"):
+                rest = path[len(entry.rstrip("/")) + 1 :]
+            else:
+                continue
+            if rest.split("/")[0].removesuffix(".pm") in PERL_SHADOWED:
                 return word
     return ""

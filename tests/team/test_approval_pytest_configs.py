@@ -156,6 +156,24 @@ def test_perl_library_path_shadowing_a_module_asks(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.skipif(shutil.which("shasum") is None, reason="no shasum (a Perl script)")
+def test_perl_library_module_the_line_writes_asks(tmp_path: Path) -> None:
+    """A PERL5LIB folder that is there, into which the line writes a module named as one of
+    Perl's own before the allowed Perl script runs: read before the line, the folder held
+    nothing (measured: it ran the written l/strict.pm under Bash(shasum:*), unasked), as a
+    PYTHONPATH line writing its sitecustomize.py asks."""
+    (tmp_path / "l").mkdir()
+    (tmp_path / "x").write_text("a")
+    tools = ["Bash", "Bash(shasum:*)", "Bash(echo:*)", "Bash(cp:*)", "Bash(prove:*)"]
+    line = """echo 'open(F, ">ran-it"); close F; 1;' > l/strict.pm && PERL5LIB=l shasum x"""
+    assert runs(line, tmp_path)
+    (tmp_path / "l" / "strict.pm").unlink()  # as before the line
+    _asks(tmp_path, line, tools, "PERL5LIB=l: the line may write a file it loads (l/strict.pm)")
+    line = "cp m.pm l/Getopt/Long.pm; PERLLIB=l shasum x"
+    _asks(tmp_path, line, tools, "PERLLIB=l: the line may write a file it loads (l/Getopt/Long.pm)")
+    _silent(tmp_path, "cp m.pm lib/My/Mod.pm && PERL5LIB=lib prove -r t", tools)
+
+
 def test_dotenv_run_with_an_env_file_setting_a_loading_variable_asks(tmp_path: Path) -> None:
     """`dotenv run CMD` (python-dotenv) sets CMD's variables from .env, as `set -a; .
     ./.env` (which asks) would: BASH_ENV or PYTHONPATH there ran a planted file unasked
