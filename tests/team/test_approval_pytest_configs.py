@@ -200,6 +200,37 @@ def test_dotenv_run_with_an_env_file_setting_a_loading_variable_asks(tmp_path: P
     _silent(tmp_path, "dotenv list", tools)
 
 
+def test_dotenv_run_with_an_env_file_known_only_at_run_time_asks(tmp_path: Path) -> None:
+    """An env file named through a substitution (`-f "$(…)"`, backquotes) or a `.env` read
+    after a `cd` into a folder known only at run time cannot be read here: each ran x
+    through the BASH_ENV it set, unasked under `Bash(dotenv run:*)` (a substitution's
+    space split `-f`'s value, and the folder moved to was not looked at)."""
+    tools = ["Bash", "Bash(dotenv run:*)", "Bash(dotenv:*)", "Bash(cd:*)"]
+    (tmp_path / "x").write_text("touch ran-it\n")
+    (tmp_path / "e").write_text("export BASH_ENV=./x\n")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / ".env").write_text("export BASH_ENV=./x\n")
+    (tmp_path / "d" / "x").write_text("touch ../ran-it\n")
+    why = "dotenv run sets variables from a file known only at run time"
+    for line, shown in (
+        ('dotenv -f "$(echo e)" run bash -c true', "$(echo e)"),
+        ("dotenv -f `echo e` run bash -c true", "a substitution"),
+        ('F=e; dotenv -f "$F" run bash -c true', "$F"),
+        ("dotenv -f <(cat e) run bash -c true", "a substitution"),
+    ):
+        if shutil.which("dotenv") and "<(" not in line:  # the machine's python-dotenv
+            assert runs(line, tmp_path), line
+        _asks(tmp_path, line, tools, f"{why} ({shown})")
+    line = 'd=d; cd "$d" && dotenv run bash -c true'
+    if shutil.which("dotenv"):
+        assert runs(line, tmp_path), line
+    why = "dotenv run sets variables from .env: it may be read in a folder known only at run"
+    _asks(tmp_path, line, tools, f"{why} time (cd $d)")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / ".env").write_text("DEBUG=1\n")
+    _silent(tmp_path, "cd s && dotenv run -- make", tools)  # read there: nothing to run
+
+
 def test_pythonpath_shadowing_a_python_tools_module_asks(tmp_path: Path) -> None:
     """Past the standard library and pytest's: setuptools' distutils-precedence.pth
     imports `_distutils_hack` at every start, mypy imports typing_extensions (each ran
