@@ -107,6 +107,10 @@ CARGO_PROGRAMS: Final = re.compile(r"CARGO_TARGET_\w+_(RUNNER|LINKER)")
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
 _NEVER: Final = r"(?!)"  # a pattern matching no value: a check of _CODE_CHECKS reads it
+_JVM_CODE: Final = (
+    r"(?i)agent|class|path|loader|manager|module|(^|\s)@|flags|optionsfile|onerror"
+    r"|onoutofmemory|jvmci|-jar\b"
+)
 CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
     name: re.compile(pattern)
     for name, pattern in {
@@ -163,6 +167,12 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "LD_LIBRARY_PATH": load_paths.LIBRARY_FOLDERS,
         "GCONV_PATH": load_paths.LIBRARY_FOLDERS,
         "MAKEFILES": ".",
+        # A JVM's options (every JVM reads the first two, javac's too; the `java` launcher
+        # the third): an agent's jar whose premain runs first (measured: `JAVA_TOOL_OPTIONS=
+        # -javaagent:a.jar javac A.java` ran it, unasked), a native agent or library, a
+        # class or path to load from, an options file, a command run on a crash or an OOM
+        # (`-Xmx2g`, `-Dfile.encoding=UTF-8` are everyday)
+        **dict.fromkeys(("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"), _JVM_CODE),
         # A prompt's command substitution, in the interactive shell of a new tmux window
         # or screen (measured: `PS0='$(CMD)' tmux new -d \; send-keys true Enter` ran CMD;
         # an octal escape builds one: `PS1='\044(CMD)'` ran CMD in `bash -i`; a backquote is

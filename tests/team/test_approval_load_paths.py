@@ -676,3 +676,35 @@ def pytest_timeout_file() -> str:
     import pytest_timeout
 
     return str(pytest_timeout.__file__)
+
+
+@pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK")
+def test_java_options_loading_an_agent_ask(tmp_path: Path) -> None:
+    """Every JVM reads JAVA_TOOL_OPTIONS and _JAVA_OPTIONS, the `java` launcher
+    JDK_JAVA_OPTIONS: `-javaagent:a.jar` there runs a.jar's premain first (measured: under
+    Bash(javac:*) and Bash(java -version), each ran it, unasked); `-Xmx2g` or a plain
+    property is everyday."""
+    agent = tmp_path / "Agent.java"
+    agent.write_text(
+        "public class Agent { public static void premain(String a) throws Exception"
+        ' { new java.io.File("ran-it").createNewFile(); } }\n'
+    )
+    subprocess.run(["javac", "-d", str(tmp_path), str(agent)], check=True)
+    with zipfile.ZipFile(tmp_path / "a.jar", "w") as jar:
+        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nPremain-Class: Agent\n")
+        jar.write(tmp_path / "Agent.class", "Agent.class")
+    (tmp_path / "A.java").write_text("class A {}\n")
+    tools = ["Bash", "Bash(javac:*)", "Bash(java -version)"]
+    for line in (
+        "JAVA_TOOL_OPTIONS=-javaagent:a.jar javac A.java",
+        "export _JAVA_OPTIONS='-Xmx1g -javaagent:a.jar'; javac A.java",
+        "JDK_JAVA_OPTIONS=-javaagent:a.jar java -version",
+    ):
+        assert runs(line, tmp_path), line
+        name = line.removeprefix("export ").split("=")[0]
+        _asks(tmp_path, line, tools, f"gives {name} code to load or run")
+    for line in (
+        "JAVA_TOOL_OPTIONS=-Dfile.encoding=UTF-8 javac A.java",
+        "_JAVA_OPTIONS='-Xmx2g -Xss4m -Duser.language=en' javac A.java",
+    ):
+        _silent(tmp_path, line, tools)
