@@ -255,6 +255,8 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return _package_manager(name, args)
     if name in ("pytest", "py.test") and (option := load_paths.pytest_loading(args)):
         return _pytest_import(option)
+    if name == "mypy" and (option := load_paths.mypy_config(args)):
+        return _mypy_config(option)
     if "{}" in head:
         return Handoff("runs files found at run time as programs")
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
@@ -330,6 +332,8 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             rest = args[i + (1 if word[j + 1 :] else 2) :]
             if module == "pytest" and (option := load_paths.pytest_loading(rest)):
                 return _pytest_import(option)
+            if module == "mypy" and (option := load_paths.mypy_config(rest)):
+                return _mypy_config(option)
             # a module named like a program (python3 -m pytest), from the call's folder
             # first (measured: `python3 -m mod`, `python3 -m json.tool` ran ./mod.py,
             # ./json/__init__.py, unasked), but with -I/-P (an isolated or safe path)
@@ -389,6 +393,13 @@ def _pytest_import(option: str) -> Handoff:
     ):
         return Handoff(f"gives pytest {option}, which names code to load", code=option)
     return Handoff(f"gives pytest {option}, a module to import", code=option)
+
+
+def _mypy_config(option: str) -> Handoff:
+    """mypy given a config on its line, whose ``plugins`` it imports (measured: ``mypy
+    --config-file x.ini`` ran x.ini's ``plugins = ./evil.py``, unasked under
+    ``Bash(mypy:*)``): code named on the line, exempt by a rule naming the option word."""
+    return Handoff(f"gives mypy {option}, a config whose plugins it imports", code=option)
 
 
 def _shell(name: str, args: list[str]) -> Handoff | None:

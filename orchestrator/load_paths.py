@@ -193,6 +193,21 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
     return ""
 
 
+def mypy_config(words: Sequence[str]) -> str:
+    """The option word of mypy's ``words`` naming a config file (``--config-file X``, one
+    of its abbreviations argparse takes: ``--config X``), whose ``plugins`` it imports, or
+    "" (none, ``--config-file=``: no config, or ``/dev/null``)."""
+    for i, word in enumerate(words):
+        if word == "--":
+            return ""
+        option, eq, given = word.partition("=")
+        if len(option) >= 5 and "--config-file".startswith(option):
+            value = given if eq else words[i + 1] if i + 1 < len(words) else ""
+            if value not in ("", "/dev/null"):
+                return word
+    return ""
+
+
 def _config(path: str) -> bool:
     """Whether pytest's ``-c PATH`` names a config that may load code: its ``addopts``
     (measured: ``pytest -c x.ini`` with ``addopts = -p mod`` ran ./mod.py, unasked);

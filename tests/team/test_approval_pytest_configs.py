@@ -255,3 +255,26 @@ def test_pythonpath_shadowing_a_python_tools_module_asks(tmp_path: Path) -> None
         why = f"PYTHONPATH=p loads {planted.parent}, which Python imports in place of its {module}"
         _asks(tmp_path, line, tools, why)
         shutil.rmtree(tmp_path / "p")
+
+
+def test_mypy_config_named_on_its_line_asks(tmp_path: Path) -> None:
+    """mypy imports the plugins its config names: one given on the line (`--config-file
+    x.ini`, argparse's `--config` too) ran x.ini's `plugins = ./evil.py` under
+    Bash(mypy:*), unasked, as pytest's `-c x.ini` asks; a run on the project's own config
+    is a rule on mypy's."""
+    (tmp_path / "evil.py").write_text(MARK + "def plugin(version):\n    return None\n")
+    (tmp_path / "x.ini").write_text("[mypy]\nplugins = ./evil.py\n")
+    (tmp_path / "x.py").write_text("x = 1\n")
+    bin_folder = Path(sys.executable).parent
+    line = "mypy --config-file x.ini x.py"
+    assert runs(f'export PATH="{bin_folder}:$PATH"; {line}', tmp_path)
+    tools = ["Bash", "Bash(mypy:*)", "Bash(python3 -m mypy:*)", "Bash(.venv/bin/mypy:*)"]
+    for line, option in (
+        ("mypy --config-file x.ini x.py", "--config-file"),
+        ("python3 -m mypy --config-file=x.ini src", "--config-file=x.ini"),
+        (".venv/bin/mypy --config x.ini .", "--config"),
+    ):
+        _asks(tmp_path, line, tools, f"gives mypy {option}, a config whose plugins it imports")
+    _silent(tmp_path, "mypy --config-file x.ini x.py", [*tools, "Bash(mypy --config-file:*)"])
+    for line in ("mypy --strict src", "python3 -m mypy --config-file= --color-output x.py"):
+        _silent(tmp_path, line, tools)
