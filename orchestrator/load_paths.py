@@ -65,6 +65,15 @@ _TOOLS: Final = frozenset(
 )
 
 
+# A project's own folders, which some distributions install at the top level by mistake
+# (a `tests` package): a tool imports none of them, only the project's own code does (its
+# tests, which a rule on pytest runs), so a folder so named is not one in its place.
+_PROJECT_NAMES: Final = frozenset(
+    {"tests", "testing", "test_utils", "conftest", "docs", "doc", "examples", "example"}
+    | {"scripts", "benchmarks", "bench", "src", "build", "tools", "utils", "samples"}
+)
+
+
 @functools.cache
 def shadowed() -> frozenset[str]:
     """The top-level module names a PYTHONPATH folder may shadow: the standard library's,
@@ -73,7 +82,7 @@ def shadowed() -> frozenset[str]:
     import importlib.metadata  # noqa: PLC0415  (only when a load path is read)
 
     try:
-        installed = frozenset(importlib.metadata.packages_distributions())
+        installed = frozenset(importlib.metadata.packages_distributions()) - _PROJECT_NAMES
     except Exception:  # a broken dist-info: the names above still hold
         installed = frozenset()
     return frozenset(sys.stdlib_module_names) | _TOOLS | installed
@@ -86,9 +95,9 @@ def _home_of(module: str) -> str:
     or "" (a builtin, or none found)."""
     from importlib.machinery import PathFinder  # noqa: PLC0415
 
-    here = os.getcwd()
-    path = [e for e in sys.path if e and os.path.isabs(e) and e != here]
     try:
+        here = os.getcwd()
+        path = [e for e in sys.path if e and os.path.isabs(e) and e != here]
         spec = PathFinder.find_spec(module, path)
     except (ImportError, ValueError, OSError):
         return ""

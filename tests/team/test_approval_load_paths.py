@@ -708,3 +708,35 @@ def test_java_options_loading_an_agent_ask(tmp_path: Path) -> None:
         "_JAVA_OPTIONS='-Xmx2g -Xss4m -Duser.language=en' javac A.java",
     ):
         _silent(tmp_path, line, tools)
+
+
+def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A distribution installing a top-level `tests` package (sdists do) made every
+    `PYTHONPATH=. pytest` of a project with a tests/ package ask: only the project's own
+    code imports such a name. Its real modules are still looked for (a distribution
+    installed now, read as the hook reads them)."""
+    site = tmp_path / "site"
+    (site / "stray-1.0.dist-info").mkdir(parents=True)
+    (site / "stray-1.0.dist-info" / "METADATA").write_text("Name: stray\nVersion: 1.0\n")
+    (site / "stray-1.0.dist-info" / "top_level.txt").write_text("tests\nstraymod\n")
+    (site / "tests").mkdir()
+    (site / "tests" / "__init__.py").write_text("")
+    (site / "straymod.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    load_paths.shadowed.cache_clear()
+    load_paths._home_of.cache_clear()
+    try:
+        work = tmp_path / "w"
+        (work / "tests").mkdir(parents=True)
+        (work / "tests" / "__init__.py").write_text("")
+        tools = ["Bash", "Bash(pytest:*)", "Bash(python3 -m pytest:*)"]
+        _silent(work, "PYTHONPATH=. pytest -q tests", tools)
+        _silent(work, "python3 -m pytest -q tests", tools)
+        (work / "straymod.py").write_text(MARK)
+        why = f"PYTHONPATH=. loads {work / 'straymod.py'}, which Python imports in place of"
+        _asks(work, "PYTHONPATH=. pytest -q tests", tools, why + " its straymod")
+    finally:
+        load_paths.shadowed.cache_clear()
+        load_paths._home_of.cache_clear()
