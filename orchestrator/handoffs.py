@@ -173,6 +173,11 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         # class or path to load from, an options file, a command run on a crash or an OOM
         # (`-Xmx2g`, `-Dfile.encoding=UTF-8` are everyday)
         **dict.fromkeys(("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"), _JVM_CODE),
+        # GNU tar's options, read as its line's (measured: `TAR_OPTIONS='--checkpoint=1
+        # --checkpoint-action=exec=CMD' tar tf t.tar` ran CMD, unasked): those naming a
+        # command (option_commands.TAR_PROGRAMS; long ones by any prefix tar takes, `-I`/`-F`
+        # in a cluster)
+        "TAR_OPTIONS": r"(^|\s)--(to-|use-|checkpoint-a|rsh|info|new-v)|(^|\s)-[^-\s]*[IF]",
         # A prompt's command substitution, in the interactive shell of a new tmux window
         # or screen (measured: `PS0='$(CMD)' tmux new -d \; send-keys true Enter` ran CMD;
         # an octal escape builds one: `PS1='\044(CMD)'` ran CMD in `bash -i`; a backquote is

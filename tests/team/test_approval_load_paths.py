@@ -740,3 +740,31 @@ def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
     finally:
         load_paths.shadowed.cache_clear()
         load_paths._home_of.cache_clear()
+
+
+def test_tar_options_giving_a_command_ask(tmp_path: Path) -> None:
+    """GNU tar takes options from TAR_OPTIONS as from its line: a command there
+    (`--checkpoint-action=exec=…`, `--to-command=…`) ran under Bash(tar:*) while only
+    listing an archive, unasked, and `git push` hidden there too (on the line, tar's
+    command options are read as a line)."""
+    (tmp_path / "f").write_text("a")
+    subprocess.run(["tar", "cf", "t.tar", "f"], cwd=tmp_path, check=True)
+    tools = ["Bash", "Bash(tar:*)"]
+    why = "gives TAR_OPTIONS code to load or run"
+    for line in (
+        "TAR_OPTIONS='--checkpoint=1 --checkpoint-action=exec=touch\\ ran-it' tar tf t.tar",
+        "export TAR_OPTIONS='--to-command=touch\\ ran-it'; tar xf t.tar",
+    ):
+        assert runs(line, tmp_path), line
+        _asks(tmp_path, line, tools, why)
+    for line in (
+        "TAR_OPTIONS='--checkpoint=1 --checkpoint-act=exec=git\\ push' tar tf t.tar",
+        "TAR_OPTIONS='-vI git\\ push' tar tf t.tar.zst",
+        "TAR_OPTIONS=--use-compress-program=./z tar tf t.tar",
+    ):
+        _asks(tmp_path, line, tools, why)
+    for line in (
+        "TAR_OPTIONS=--no-same-owner tar xf t.tar",
+        "TAR_OPTIONS='-v --wildcards' tar tf t.tar",
+    ):
+        _silent(tmp_path, line, tools)
