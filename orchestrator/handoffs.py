@@ -178,6 +178,9 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         # command (option_commands.TAR_PROGRAMS; long ones by any prefix tar takes, `-I`/`-F`
         # in a cluster)
         "TAR_OPTIONS": r"(^|\s)--(to-|use-|checkpoint-a|rsh|info|new-v)|(^|\s)-[^-\s]*[IF]",
+        # wget's config file in place of ~/.wgetrc: its `use_askpass` command runs first
+        # (measured: `WGETRC=./w wget URL` ran it, unasked under Bash(wget:*))
+        "WGETRC": ".",
         # A prompt's command substitution, in the interactive shell of a new tmux window
         # or screen (measured: `PS0='$(CMD)' tmux new -d \; send-keys true Enter` ran CMD;
         # an octal escape builds one: `PS1='\044(CMD)'` ran CMD in `bash -i`; a backquote is
@@ -254,6 +257,8 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return option_commands.program_options(args, options)
     if name == "man":
         return option_commands.man(args)
+    if name == "wget":
+        return option_commands.wget(args)
     if name in ("ssh", "scp", "sftp"):
         return option_commands.ssh(name, args)
     if name in _PACKAGE_MANAGERS:
