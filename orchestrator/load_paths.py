@@ -380,7 +380,17 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
             index.setdefault("module:" + os.path.basename(os.path.dirname(word)), word)
         if base == "config.toml" or (base == "config" and "/" in word):
             index.setdefault("config", word)
-        index.setdefault("path:" + os.path.normpath(word), word)
+        path = os.path.normpath(word)
+        index.setdefault("path:" + path, word)
+        if base.endswith(".pm"):  # `l/strict.pm`, `l/Getopt/Long.pm`: by the folder above
+            parts = path.split("/")  # which it shadows one of Perl's own
+            for i, part in enumerate(parts):
+                if part.removesuffix(".pm") in PERL_SHADOWED:
+                    index.setdefault("perl:" + ("/".join(parts[:i]) or "."), word)
+    # the first module word named as one a PYTHONPATH folder shadows (once for the line)
+    names = shadowed()
+    first = (w for k, w in index.items() if k.startswith("module:") and k[7:] in names)
+    index["shadowing"] = next(first, "")
     return index
 
 
@@ -425,10 +435,7 @@ def named(name: str, index: dict[str, str], value: str = "") -> str:
     if module and "module:" + module in index:
         return index["module:" + module]
     if name == "PYTHONPATH" or module:  # `cp x argparse.py`
-        names = shadowed()
-        for key, word in index.items():
-            if key.startswith("module:") and key[7:] in names:
-                return word
+        return index.get("shadowing", "")
     return ""
 
 
@@ -437,18 +444,7 @@ def _perl_named(value: str, index: dict[str, str]) -> str:
     there (``strict.pm``, ``Getopt/…``) is one of :data:`PERL_SHADOWED`, or "": the line
     may write it before Perl reads the folder (measured: ``echo … > l/strict.pm && PERL5LIB=l
     shasum x`` ran it, unasked). ``lib/My/Mod.pm`` under ``lib`` is a project's own."""
-    entries = [os.path.normpath(e) for e in dict.fromkeys(value.split(":"))]
-    for key, word in index.items():
-        if not (key.startswith("path:") and key.endswith(".pm")):
-            continue
-        path = key[5:]
-        for entry in entries:
-            if entry == "." and not path.startswith("/"):
-                rest = path
-            elif path.startswith(entry.rstrip("/") + "/"):
-                rest = path[len(entry.rstrip("/")) + 1 :]
-            else:
-                continue
-            if rest.split("/")[0].removesuffix(".pm") in PERL_SHADOWED:
-                return word
+    for entry in dict.fromkeys(value.split(":")):
+        if word := index.get("perl:" + os.path.normpath(entry)):
+            return word
     return ""
