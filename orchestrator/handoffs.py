@@ -107,10 +107,18 @@ CARGO_PROGRAMS: Final = re.compile(r"CARGO_TARGET_\w+_(RUNNER|LINKER)")
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
 _NEVER: Final = r"(?!)"  # a pattern matching no value: a check of _CODE_CHECKS reads it
+# The JDK's tools, each running a JVM that takes `-J<option>` (measured: `javac
+# -J-javaagent:a.jar A.java` ran a.jar's premain, unasked under Bash(javac:*)).
+_JDK_TOOLS: Final = frozenset(
+    {"javac", "jar", "javadoc", "javap", "jshell", "jlink", "jdeps", "jdeprscan", "jmod"}
+    | {"keytool", "jarsigner", "jcmd", "jps", "jstat", "jmap", "jstack", "jinfo", "jdb"}
+    | {"jconsole", "jhsdb", "jfr", "jpackage", "serialver", "jwebserver", "rmiregistry"}
+)
 _JVM_CODE: Final = (
     r"(?i)agent|class|path|loader|manager|module|(^|\s)@|flags|optionsfile|onerror"
     r"|onoutofmemory|jvmci|-jar\b"
 )
+_JVM: Final = re.compile(_JVM_CODE)
 CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
     name: re.compile(pattern)
     for name, pattern in {
@@ -267,6 +275,8 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return _pytest_import(option)
     if name == "mypy" and (option := load_paths.mypy_config(args)):
         return _mypy_config(option)
+    if name in _JDK_TOOLS and (option := _jvm_option(args)):  # `javac -J-javaagent:a.jar`
+        return Handoff(f"gives {name} {option}, code for its JVM to load", code=option)
     if "{}" in head:
         return Handoff("runs files found at run time as programs")
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
@@ -403,6 +413,12 @@ def _pytest_import(option: str) -> Handoff:
     ):
         return Handoff(f"gives pytest {option}, which names code to load", code=option)
     return Handoff(f"gives pytest {option}, a module to import", code=option)
+
+
+def _jvm_option(args: list[str]) -> str:
+    """The ``-J<option>`` word of a JDK tool's ``args`` giving its JVM code to load (as
+    JAVA_TOOL_OPTIONS would: :data:`_JVM_CODE`), or "" (``-J-Xmx1g`` is everyday)."""
+    return next((a for a in args if a.startswith("-J") and _JVM.search(a[2:])), "")
 
 
 def _mypy_config(option: str) -> Handoff:

@@ -706,8 +706,13 @@ def test_java_options_loading_an_agent_ask(tmp_path: Path) -> None:
     for line in (
         "JAVA_TOOL_OPTIONS=-Dfile.encoding=UTF-8 javac A.java",
         "_JAVA_OPTIONS='-Xmx2g -Xss4m -Duser.language=en' javac A.java",
+        "javac -J-Xmx1g -d out A.java",
     ):
         _silent(tmp_path, line, tools)
+    # a JDK tool's -J gives its JVM the same options (measured: ran under Bash(javac:*))
+    line = "javac -J-javaagent:a.jar A.java"
+    assert runs(line, tmp_path)
+    _asks(tmp_path, line, tools, "gives javac -J-javaagent:a.jar, code for its JVM to load")
 
 
 def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
