@@ -271,28 +271,39 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
                 continue
             except (OSError, ValueError):  # no folder there (a NUL: none either)
                 continue
+            mine = not fixed or _agents(folder)  # a relative one is the line's
             for found in names:
                 if name in _PERL:
                     if found.removesuffix(".pm") in PERL_SHADOWED:
                         return os.path.join(folder, found)
                     continue
                 if module:
-                    if _shadows(folder, found, module):
+                    if _shadows(folder, found, module, mine=mine):
                         return os.path.join(folder, found)
                     continue
                 key = found.split(".")[0] if name in _STEMS else found
-                if key in PLANTED[name] or (name == "PYTHONPATH" and _shadows(folder, found)):
+                shadows = name == "PYTHONPATH" and _shadows(folder, found, mine=mine)
+                if key in PLANTED[name] or shadows:
                     return os.path.join(folder, found)
     return None
 
 
-def _shadows(folder: str, found: str, module: str = "") -> bool:
+def _agents(folder: str) -> bool:
+    """Whether the agent may have written in ``folder``: it can, or owns it (a folder it
+    made read-only after planting a module there is its own all the same)."""
+    try:
+        return os.access(folder, os.W_OK) or os.stat(folder).st_uid == os.geteuid()
+    except (OSError, ValueError):
+        return False
+
+
+def _shadows(folder: str, found: str, module: str = "", *, mine: bool = True) -> bool:
     """Whether ``found`` in the PYTHONPATH folder ``folder`` is a module (a file, an
     extension, a package) named as one of :func:`shadowed` (or ``module``) and imported in
-    its place: a folder the agent can write (a relative one is the line's), and not the
-    one the interpreter imports it from anyway (``PYTHONPATH=.venv/lib/…/site-packages``)."""
+    its place: in a folder that is ``mine`` (the agent's: relative, or one it can write),
+    not the one the interpreter imports it from anyway (``PYTHONPATH=.venv/lib/…``)."""
     stem = found.split(".", maxsplit=1)[0]
-    if stem != module and (stem not in shadowed() or not os.access(folder, os.W_OK)):
+    if stem != module and (stem not in shadowed() or not mine):
         return False
     if not _IMPORTED.fullmatch(found) and not (
         "." not in found and any(os.path.exists(os.path.join(folder, found, i)) for i in _INITS)

@@ -773,3 +773,21 @@ def test_tar_options_giving_a_command_ask(tmp_path: Path) -> None:
         "TAR_OPTIONS='-v --wildcards' tar tf t.tar",
     ):
         _silent(tmp_path, line, tools)
+
+
+def test_pythonpath_read_only_folder_of_the_agents_asks(tmp_path: Path) -> None:
+    """A module planted in a folder the agent then made read-only shadows all the same: a
+    relative folder is the line's, an absolute one the agent owns its own (measured:
+    json.tool ran p/argparse.py; an agent not root was not asked, its folder unwritable)."""
+    tools = ["Bash", "Bash(python3:*)", "Bash(pytest:*)"]
+    planted = tmp_path / "p" / "argparse.py"
+    planted.parent.mkdir()
+    planted.write_text(MARK)
+    planted.parent.chmod(0o555)
+    try:
+        assert runs("PYTHONPATH=p python3 -m json.tool /dev/null", tmp_path)
+        for value in ("p", str(planted.parent)):
+            why = f"PYTHONPATH={value} loads {planted}, which Python imports in place of"
+            _asks(tmp_path, f"PYTHONPATH={value} pytest -q", tools, why + " its argparse")
+    finally:
+        planted.parent.chmod(0o755)
