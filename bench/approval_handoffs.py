@@ -11,11 +11,15 @@ snippets to inspect data, builds.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
+from orchestrator import git_state
 from orchestrator.approve_rules import bash_reason
 
 RULE = "git push:*"
@@ -135,6 +139,24 @@ CORPUS: tuple[str, ...] = (
     "pip install requests",
     "pip list | grep -i pytest",
     "uv run pytest",
+    # `python3 -m …` (the module is looked up from the call's folder first: load_paths)
+    "python3 -m pip install -e .",
+    "python3 -m pip install -e '.[dev]'",
+    "python3 -m pip install -r requirements.txt",
+    "python3 -m pytest -q",
+    "python3 -m pytest . && git status",
+    "python3 -m pytest -x tests/test_app.py::test_parse",
+    "python -m venv .venv && .venv/bin/pip install -e .",
+    "python3 -m mypy src",
+    "python3 -m ruff check .",
+    "python3 -m json.tool data.json",
+    "python3 -m build",
+    "python3 -m unittest discover -s tests",
+    "python3 -m coverage run -m pytest && python3 -m coverage report",
+    "uv run python -m pytest -q",
+    "PYTHONPATH=src python3 -m pytest -q",
+    "PYTHONPATH=src:. pytest -q tests/",
+    "PYTHONPATH=$PWD/src python3 -m app --help",
     "docker build -t app .",
     "docker compose up -d",
     # running the project and small snippets
@@ -181,28 +203,74 @@ CORPUS: tuple[str, ...] = (
 )
 
 
+def project(folder: Path) -> None:
+    """A small Python project as an agent works in: a git repository with a src layout,
+    tests, a venv, data files (what the load-path and config checks read)."""
+    for name, text in (
+        ("pyproject.toml", '[project]\nname = "app"\nversion = "0.1"\n'),
+        ("requirements.txt", "requests\n"),
+        ("data.json", "{}\n"),
+        ("src/app/__init__.py", ""),
+        ("src/app/__main__.py", "print('app')\n"),
+        ("src/app/models.py", ""),
+        ("tests/__init__.py", ""),
+        ("tests/conftest.py", ""),
+        ("tests/test_app.py", "def test_parse():\n    pass\n"),
+    ):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(folder / ".venv")], check=True
+    )
+
+
 def main(verbose: bool) -> None:
     asks: Counter[str] = Counter()
-    with tempfile.TemporaryDirectory() as folder:
-        del folder  # the Bash rules do not read the folder
+    spent: list[tuple[float, str]] = []
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name) / "project"
+        project(folder)
+        (Path(name) / "home").mkdir()  # the agent's HOME, beside it (one holding it asks)
+        env = {**os.environ, "HOME": str(Path(name) / "home")}
         for line in CORPUS:
             for tools, label in (([], "tools: [Bash]"), (ALLOWED, "with allow rules")):
-                why = bash_reason(RULE, line, tools)
-                if why is None:
-                    continue
-                kind = "hand-off" if why.endswith(HANDOFF) else "other"
-                asks[f"{label}: {kind}"] += 1
-                if verbose and not tools:
-                    print(f"  {kind:8} {line.splitlines()[0][:70]!r:74} {why}")
+                # the Bash rules alone, then as the hook reads them in a project folder
+                # (git's state, load paths, configs: what the line reads there)
+                for where in ("", " (in a project)"):
+                    git = git_state.Lookup(folder, env) if where else None
+                    why = bash_reason(RULE, line, tools, git=git)
+                    if where:  # the best of 3 (a first read fills caches: once a process)
+                        took = []
+                        for _ in range(3):
+                            started = time.perf_counter()
+                            bash_reason(RULE, line, tools, git=git_state.Lookup(folder, env))
+                            took.append(time.perf_counter() - started)
+                        spent.append((min(took), line))
+                    if why is None:
+                        continue
+                    kind = "hand-off" if why.endswith(HANDOFF) else "other"
+                    asks[f"{label}{where}: {kind}"] += 1
+                    if verbose and (not tools or where):
+                        shown = f"{kind}{'*' if where else ''}"
+                        print(f"  {shown:9} {line.splitlines()[0][:70]!r:74} {why}")
     total = len(CORPUS)
-    print(f"{total} lines under approve: [Bash({RULE})]")
+    print(f"{total} lines under approve: [Bash({RULE})] (-v: * read in a project folder)")
     for label in ("tools: [Bash]", "with allow rules"):
-        other, handoff = asks[f"{label}: other"], asks[f"{label}: hand-off"]
-        print(
-            f"  {label:17} ask before: {other} ({other / total:.1%}); "
-            f"now: {other + handoff} ({(other + handoff) / total:.1%}), "
-            f"{handoff} more from hand-offs"
-        )
+        for where in ("", " (in a project)"):
+            other, handoff = asks[f"{label}{where}: other"], asks[f"{label}{where}: hand-off"]
+            print(
+                f"  {label + where:33} ask before: {other} ({other / total:.1%}); "
+                f"now: {other + handoff} ({(other + handoff) / total:.1%}), "
+                f"{handoff} more from hand-offs"
+            )
+    spent.sort()
+    median, (worst, slow) = spent[len(spent) // 2][0] * 1000, spent[-1]
+    print(
+        f"  hook time a line in the project: median {median:.3f} ms, mean "
+        f"{sum(t for t, _ in spent) / len(spent) * 1000:.3f} ms, slowest "
+        f"{worst * 1000:.1f} ms ({slow.splitlines()[0][:40]!r})"
+    )
     print(f"  allow rules: {', '.join(ALLOWED)}")
 
 

@@ -357,7 +357,7 @@ def _loads(
             why = f"{name} names a folder known only at run time ({shown}) to load code from"
         elif moved is not None and any(not e.startswith(("/", "~")) for e in value.split(":")):
             why = f"{shown}: {moved.replace('git may run', 'it may be read')}"
-        elif file := load_paths.named(name, words):
+        elif file := load_paths.named(name, words, value):
             why = f"{shown}: the line may write a file it loads ({file})"
         elif file := load_paths.made(name, value, words, lambda e: _exists(git, bases, e)):
             why = f"{shown}: the line may make the folder it loads from ({file})"
@@ -373,7 +373,7 @@ def _loads(
             # module shadowed (./json for `-m pytest`) by none: the rule names running mod
             module = name.partition(" -m ")[2].split(".")[0]
             own = os.path.basename(file or "").split(".")[0] == module
-            code = ("-m" if module in load_paths.SHADOWED else "") if own else file or why
+            code = ("-m" if module in load_paths.shadowed() else "") if own else file or why
             out.append(bash_commands.Unread(why, name, name, code))
             continue
         out.append(bash_commands.Unread(why, assignment, assignment))
@@ -411,15 +411,29 @@ def _env_file(words: list[str]) -> str:
             return file
         if option in _ENV_VALUED:
             value = given if eq else rest[i + 1] if i + 1 < len(rest) else ""
-            file = value if option in ("-f", "--file") else file
+            if option in ("-f", "--file"):
+                file = value
+                if not value or bash_commands.UNKNOWN in value:  # `-f "$(cmd x)"`: its
+                    # spaces split it (measured: it and backquotes ran the BASH_ENV the
+                    # file set, unasked); `-f <(cmd)` is read with no word: asked too
+                    return _built([given, *rest[i + 1 :]] if eq else rest[i + 1 :])
             i += 1 if eq else 2
             continue
         if word.startswith("-f") and len(word) > 2:
             file = word[2:]
+            if bash_commands.UNKNOWN in file:
+                return _built([file, *rest[i + 1 :]])
         elif not word.startswith("-"):
             return ""  # `dotenv list`, `get`, `set`: nothing run
         i += 1
     return ""
+
+
+def _built(words: list[str]) -> str:
+    """The value of dotenv's ``-f`` the shell builds, from its first word up to ``run``,
+    marked unknown (a substitution's spaces split it into words; one alone if none)."""
+    end = words.index("run") if "run" in words else len(words)
+    return bash_commands.UNKNOWN + " ".join(words[:end]).replace(bash_commands.UNKNOWN, "")
 
 
 def _env_files(
@@ -431,6 +445,7 @@ def _env_files(
     BASH_ENV=./x with `bash -c true` ran x, unasked under `Bash(dotenv run:*)`), or one
     not there that the line names (it may write it first), asks."""
     bases = [".", *git_places.folders(reading.places, git)]
+    moved = git_places.run_time(reading.places, [], bash_commands.UNKNOWN)
     out = []
     counts: dict[str, int] | None = None  # the line's words by file name, read once
     files = 0
@@ -467,7 +482,11 @@ def _env_files(
         elif not seen and named > (0 if file == ".env" else 1):
             why = f"dotenv run sets variables from {file}, which the line may write first"
         elif bash_commands.UNKNOWN in file:
-            why = f"dotenv run sets variables from a file known only at run time ({file})"
+            shown = file.replace(bash_commands.UNKNOWN, "") or "a substitution"
+            why = f"dotenv run sets variables from a file known only at run time ({shown})"
+        elif moved is not None and not file.startswith(("/", "~")):  # `cd "$d"; dotenv run`
+            where = moved.replace("git may run", "it may be read")
+            why = f"dotenv run sets variables from {file}: {where}"
         else:
             continue
         # a rule on `dotenv run` allows running it, not what its file sets: exempt only

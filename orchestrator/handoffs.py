@@ -107,6 +107,18 @@ CARGO_PROGRAMS: Final = re.compile(r"CARGO_TARGET_\w+_(RUNNER|LINKER)")
 # Variables naming code a program loads (a value of NODE_OPTIONS only when it loads a file:
 # `NODE_OPTIONS=--max-old-space-size=4096` is everyday).
 _NEVER: Final = r"(?!)"  # a pattern matching no value: a check of _CODE_CHECKS reads it
+# The JDK's tools, each running a JVM that takes `-J<option>` (measured: `javac
+# -J-javaagent:a.jar A.java` ran a.jar's premain, unasked under Bash(javac:*)).
+_JDK_TOOLS: Final = frozenset(
+    {"javac", "jar", "javadoc", "javap", "jshell", "jlink", "jdeps", "jdeprscan", "jmod"}
+    | {"keytool", "jarsigner", "jcmd", "jps", "jstat", "jmap", "jstack", "jinfo", "jdb"}
+    | {"jconsole", "jhsdb", "jfr", "jpackage", "serialver", "jwebserver", "rmiregistry"}
+)
+_JVM_CODE: Final = (
+    r"(?i)agent|class|path|loader|manager|module|(^|\s)@|flags|optionsfile|onerror"
+    r"|onoutofmemory|jvmci|-jar\b"
+)
+_JVM: Final = re.compile(_JVM_CODE)
 CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
     name: re.compile(pattern)
     for name, pattern in {
@@ -163,6 +175,20 @@ CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
         "LD_LIBRARY_PATH": load_paths.LIBRARY_FOLDERS,
         "GCONV_PATH": load_paths.LIBRARY_FOLDERS,
         "MAKEFILES": ".",
+        # A JVM's options (every JVM reads the first two, javac's too; the `java` launcher
+        # the third): an agent's jar whose premain runs first (measured: `JAVA_TOOL_OPTIONS=
+        # -javaagent:a.jar javac A.java` ran it, unasked), a native agent or library, a
+        # class or path to load from, an options file, a command run on a crash or an OOM
+        # (`-Xmx2g`, `-Dfile.encoding=UTF-8` are everyday)
+        **dict.fromkeys(("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"), _JVM_CODE),
+        # GNU tar's options, read as its line's (measured: `TAR_OPTIONS='--checkpoint=1
+        # --checkpoint-action=exec=CMD' tar tf t.tar` ran CMD, unasked): those naming a
+        # command (option_commands.TAR_PROGRAMS; long ones by any prefix tar takes, `-I`/`-F`
+        # in a cluster)
+        "TAR_OPTIONS": r"(^|\s)--(to-|use-|checkpoint-a|rsh|info|new-v)|(^|\s)-[^-\s]*[IF]",
+        # wget's config file in place of ~/.wgetrc: its `use_askpass` command runs first
+        # (measured: `WGETRC=./w wget URL` ran it, unasked under Bash(wget:*))
+        "WGETRC": ".",
         # A prompt's command substitution, in the interactive shell of a new tmux window
         # or screen (measured: `PS0='$(CMD)' tmux new -d \; send-keys true Enter` ran CMD;
         # an octal escape builds one: `PS1='\044(CMD)'` ran CMD in `bash -i`; a backquote is
@@ -239,12 +265,18 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return option_commands.program_options(args, options)
     if name == "man":
         return option_commands.man(args)
+    if name == "wget":
+        return option_commands.wget(args)
     if name in ("ssh", "scp", "sftp"):
         return option_commands.ssh(name, args)
     if name in _PACKAGE_MANAGERS:
         return _package_manager(name, args)
     if name in ("pytest", "py.test") and (option := load_paths.pytest_loading(args)):
         return _pytest_import(option)
+    if name == "mypy" and (option := load_paths.mypy_config(args)):
+        return _mypy_config(option)
+    if name in _JDK_TOOLS and (option := _jvm_option(args)):  # `javac -J-javaagent:a.jar`
+        return Handoff(f"gives {name} {option}, code for its JVM to load", code=option)
     if "{}" in head:
         return Handoff("runs files found at run time as programs")
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
@@ -320,6 +352,8 @@ def _interpreter(name: str, family: str, args: list[str]) -> Handoff | None:
             rest = args[i + (1 if word[j + 1 :] else 2) :]
             if module == "pytest" and (option := load_paths.pytest_loading(rest)):
                 return _pytest_import(option)
+            if module == "mypy" and (option := load_paths.mypy_config(rest)):
+                return _mypy_config(option)
             # a module named like a program (python3 -m pytest), from the call's folder
             # first (measured: `python3 -m mod`, `python3 -m json.tool` ran ./mod.py,
             # ./json/__init__.py, unasked), but with -I/-P (an isolated or safe path)
@@ -379,6 +413,19 @@ def _pytest_import(option: str) -> Handoff:
     ):
         return Handoff(f"gives pytest {option}, which names code to load", code=option)
     return Handoff(f"gives pytest {option}, a module to import", code=option)
+
+
+def _jvm_option(args: list[str]) -> str:
+    """The ``-J<option>`` word of a JDK tool's ``args`` giving its JVM code to load (as
+    JAVA_TOOL_OPTIONS would: :data:`_JVM_CODE`), or "" (``-J-Xmx1g`` is everyday)."""
+    return next((a for a in args if a.startswith("-J") and _JVM.search(a[2:])), "")
+
+
+def _mypy_config(option: str) -> Handoff:
+    """mypy given a config on its line, whose ``plugins`` it imports (measured: ``mypy
+    --config-file x.ini`` ran x.ini's ``plugins = ./evil.py``, unasked under
+    ``Bash(mypy:*)``): code named on the line, exempt by a rule naming the option word."""
+    return Handoff(f"gives mypy {option}, a config whose plugins it imports", code=option)
 
 
 def _shell(name: str, args: list[str]) -> Handoff | None:

@@ -33,6 +33,7 @@ CLI's Bash; each ran the planted file, unasked under a rule on the program befor
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -50,23 +51,63 @@ PLANTED: Final[dict[str, tuple[str, ...]]] = {
 }
 _STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
 # Modules a PYTHONPATH folder shadows: its entries come before the standard library and the
-# site-packages (measured: `PYTHONPATH=p pytest` ran p/argparse.py and p/pluggy.py,
-# `PYTHONPATH=p python3 -m json.tool` p/encodings/__init__.py, each unasked): Python's own
-# and those of pytest (the program the variable is mostly set for).
-SHADOWED: Final = frozenset(sys.stdlib_module_names) | frozenset(
+# site-packages (measured: `PYTHONPATH=p pytest` ran p/argparse.py, p/pluggy.py and, with
+# plugins autoloaded, p/pytest_timeout.py; `PYTHONPATH=p python3 -m json.tool`
+# p/encodings/__init__.py; `PYTHONPATH=p mypy --version` p/_distutils_hack/__init__.py,
+# each unasked): any top-level module of Python's own or of a distribution installed
+# (:func:`shadowed`), once the interpreter would import it from another folder. The hook's
+# Python stands for the agent's; pytest's and its plugins' are named too, as the hook's
+# own install need not hold them (pytest is the program the variable is mostly set for).
+_TOOLS: Final = frozenset(
     {"pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py", "exceptiongroup", "tomli"}
-    # pytest's highlighter of a failure's source (measured: `PYTHONPATH=p pytest` with a
-    # failing test ran p/pygments/__init__.py, unasked)
-    | {"pygments"}
-    # imported at every start by a `.pth` line of the site-packages: setuptools'
-    # distutils-precedence.pth (measured: `PYTHONPATH=p mypy --version` ran
-    # p/_distutils_hack/__init__.py, unasked), virtualenv's _virtualenv.pth likewise
-    | {"_distutils_hack", "_virtualenv"}
-    # those of the Python tools an agent runs under a rule (measured: `PYTHONPATH=p mypy
-    # x.py` ran p/typing_extensions.py, p/mypy_extensions.py, p/pathspec.py, and
-    # `PYTHONPATH=p pip --version` p/pip/__init__.py, each unasked)
-    | {"typing_extensions", "mypy_extensions", "pathspec", "mypy", "pip"}
+    | {"pygments", "_distutils_hack", "_virtualenv", "setuptools", "pkg_resources", "pip"}
+    | {"typing_extensions", "mypy_extensions", "pathspec", "mypy"}
 )
+
+
+# A project's own folders, which some distributions install at the top level by mistake
+# (a `tests` package): a tool imports none of them, only the project's own code does (its
+# tests, which a rule on pytest runs), so a folder so named is not one in its place.
+_PROJECT_NAMES: Final = frozenset(
+    {"tests", "testing", "test_utils", "conftest", "docs", "doc", "examples", "example"}
+    | {"scripts", "benchmarks", "bench", "src", "build", "tools", "utils", "samples"}
+)
+
+
+@functools.cache
+def shadowed() -> frozenset[str]:
+    """The top-level module names a PYTHONPATH folder may shadow: the standard library's,
+    pytest's, and those of every distribution installed in the hook's Python (read once:
+    importing importlib.metadata and reading them took ~0.1 s, off the CLI's start path)."""
+    import importlib.metadata  # noqa: PLC0415  (only when a load path is read)
+
+    try:
+        installed = frozenset(importlib.metadata.packages_distributions()) - _PROJECT_NAMES
+    except Exception:  # a broken dist-info: the names above still hold
+        installed = frozenset()
+    return frozenset(sys.stdlib_module_names) | _TOOLS | installed
+
+
+@functools.cache
+def _home_of(module: str) -> str:
+    """The folder the interpreter imports the top-level ``module`` from (the hook's
+    Python's path, the current folder left out: it is the supervisor's, not the line's),
+    or "" (a builtin, or none found)."""
+    from importlib.machinery import PathFinder  # noqa: PLC0415
+
+    try:
+        here = os.getcwd()
+        path = [e for e in sys.path if e and os.path.isabs(e) and e != here]
+        spec = PathFinder.find_spec(module, path)
+    except (ImportError, ValueError, OSError):
+        return ""
+    if spec is None:
+        return ""
+    places = list(spec.submodule_search_locations or [])  # a package: its folder's parent
+    origin = places[0] if places else spec.origin
+    return os.path.realpath(os.path.dirname(origin)) if origin else ""
+
+
 # Perl's modules its own scripts use (`shasum`, `json_pp`, `prove` are Perl: measured,
 # `PERL5LIB=l shasum x`, `PERLLIB=l json_pp` ran a planted l/strict.pm, unasked): a PERL5LIB
 # folder holding one shadows the system's, as PYTHONPATH's do Python's (`Getopt/Long.pm`: a
@@ -79,7 +120,6 @@ PERL_SHADOWED: Final = frozenset(
     | {"XSLoader", "DynaLoader", "Errno", "Tie", "Sys", "Test", "Test2", "TAP", "App", "MIME"}
 )
 _PERL: Final = frozenset({"PERL5LIB", "PERLLIB"})
-_SHADOWED_SORTED: Final = tuple(sorted(SHADOWED))
 _IMPORTED: Final = re.compile(r"[^.]+(\.[^.]*)*\.(py|pyc|pyw|so)")  # a module's file
 _INITS: Final = ("__init__.py", "__init__.pyc")  # a package (not a namespace: passed over)
 _WHAT: Final = {"PYTHONPATH": "Python runs at start", "CARGO_HOME": "may name programs cargo runs"}
@@ -162,6 +202,21 @@ def pytest_loading(words: Sequence[str], *, configs: bool = False) -> str:
     return ""
 
 
+def mypy_config(words: Sequence[str]) -> str:
+    """The option word of mypy's ``words`` naming a config file (``--config-file X``, one
+    of its abbreviations argparse takes: ``--config X``), whose ``plugins`` it imports, or
+    "" (none, ``--config-file=``: no config, or ``/dev/null``)."""
+    for i, word in enumerate(words):
+        if word == "--":
+            return ""
+        option, eq, given = word.partition("=")
+        if len(option) >= 5 and "--config-file".startswith(option):
+            value = given if eq else words[i + 1] if i + 1 < len(words) else ""
+            if value not in ("", "/dev/null"):
+                return word
+    return ""
+
+
 def _config(path: str) -> bool:
     """Whether pytest's ``-c PATH`` names a config that may load code: its ``addopts``
     (measured: ``pytest -c x.ini`` with ``addopts = -p mod`` ran ./mod.py, unasked);
@@ -216,33 +271,45 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
                 continue
             except (OSError, ValueError):  # no folder there (a NUL: none either)
                 continue
+            mine = not fixed or _agents(folder)  # a relative one is the line's
             for found in names:
                 if name in _PERL:
                     if found.removesuffix(".pm") in PERL_SHADOWED:
                         return os.path.join(folder, found)
                     continue
                 if module:
-                    if _shadows(folder, found, module):
+                    if _shadows(folder, found, module, mine=mine):
                         return os.path.join(folder, found)
                     continue
                 key = found.split(".")[0] if name in _STEMS else found
-                if key in PLANTED[name] or (name == "PYTHONPATH" and _shadows(folder, found)):
+                shadows = name == "PYTHONPATH" and _shadows(folder, found, mine=mine)
+                if key in PLANTED[name] or shadows:
                     return os.path.join(folder, found)
     return None
 
 
-def _shadows(folder: str, found: str, module: str = "") -> bool:
-    """Whether ``found`` in the PYTHONPATH folder ``folder`` is a module (a file, an
-    extension, a package) named as one of :data:`SHADOWED` (or ``module``), imported in
-    its place."""
-    stem = found.split(".", maxsplit=1)[0]
-    if stem not in SHADOWED and stem != module:
+def _agents(folder: str) -> bool:
+    """Whether the agent may have written in ``folder``: it can, or owns it (a folder it
+    made read-only after planting a module there is its own all the same)."""
+    try:
+        return os.access(folder, os.W_OK) or os.stat(folder).st_uid == os.geteuid()
+    except (OSError, ValueError):
         return False
-    if _IMPORTED.fullmatch(found):
-        return True
-    return "." not in found and any(
-        os.path.exists(os.path.join(folder, found, init)) for init in _INITS
-    )
+
+
+def _shadows(folder: str, found: str, module: str = "", *, mine: bool = True) -> bool:
+    """Whether ``found`` in the PYTHONPATH folder ``folder`` is a module (a file, an
+    extension, a package) named as one of :func:`shadowed` (or ``module``) and imported in
+    its place: in a folder that is ``mine`` (the agent's: relative, or one it can write),
+    not the one the interpreter imports it from anyway (``PYTHONPATH=.venv/lib/…``)."""
+    stem = found.split(".", maxsplit=1)[0]
+    if stem != module and (stem not in shadowed() or not mine):
+        return False
+    if not _IMPORTED.fullmatch(found) and not (
+        "." not in found and any(os.path.exists(os.path.join(folder, found, i)) for i in _INITS)
+    ):
+        return False
+    return stem == module or _home_of(stem) != os.path.realpath(folder)
 
 
 def user_site(home: str, bases: Sequence[str], where: Callable[[str], str]) -> str:
@@ -311,7 +378,8 @@ def why_planted(name: str, value: str, path: str) -> str:
 def word_index(words: Sequence[str]) -> dict[str, str]:
     """The line's words by what :func:`named` looks for, read once for the line (read
     for each variable, 250 of them and 25,000 words took 19 s): ``stem:NAME`` (a word
-    whose file name has that stem), ``module:NAME`` (a module's file), ``config``."""
+    whose file name has that stem), ``module:NAME`` (a Python module's file or package),
+    ``path:PATH`` (each word, normalised), ``config``."""
     index: dict[str, str] = {}
     for word in words:
         base = os.path.basename(word)
@@ -319,9 +387,21 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
         index.setdefault("stem:" + stem, word)
         if _IMPORTED.fullmatch(base):
             index.setdefault("module:" + stem, word)
+        if base in _INITS:  # `p/argparse/__init__.py`: a package so named
+            index.setdefault("module:" + os.path.basename(os.path.dirname(word)), word)
         if base == "config.toml" or (base == "config" and "/" in word):
             index.setdefault("config", word)
-        index.setdefault("path:" + os.path.normpath(word), word)
+        path = os.path.normpath(word)
+        index.setdefault("path:" + path, word)
+        if base.endswith(".pm"):  # `l/strict.pm`, `l/Getopt/Long.pm`: by the folder above
+            parts = path.split("/")  # which it shadows one of Perl's own
+            for i, part in enumerate(parts):
+                if part.removesuffix(".pm") in PERL_SHADOWED:
+                    index.setdefault("perl:" + ("/".join(parts[:i]) or "."), word)
+    # the first module word named as one a PYTHONPATH folder shadows (once for the line)
+    names = shadowed()
+    first = (w for k, w in index.items() if k.startswith("module:") and k[7:] in names)
+    index["shadowing"] = next(first, "")
     return index
 
 
@@ -350,13 +430,15 @@ def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], b
     return ""
 
 
-def named(name: str, index: dict[str, str]) -> str:
+def named(name: str, index: dict[str, str], value: str = "") -> str:
     """A word of the line naming a file the folder variable ``name`` makes a program load
     (``echo … > sitecustomize.py; PYTHONPATH=. pytest``: it may write it first), or "";
-    ``index`` is the line's :func:`word_index`."""
+    ``index`` is the line's :func:`word_index`, ``value`` the variable's."""
     module = name.partition(" -m ")[2].split(".")[0]
     if name == "CARGO_HOME":
         return index.get("config", "")
+    if name in _PERL:  # `echo … > l/strict.pm; PERL5LIB=l shasum x`: as planted() reads
+        return _perl_named(value, index)
     if name in _STEMS:
         for stem in PLANTED[name]:
             if "stem:" + stem in index:
@@ -364,7 +446,16 @@ def named(name: str, index: dict[str, str]) -> str:
     if module and "module:" + module in index:
         return index["module:" + module]
     if name == "PYTHONPATH" or module:  # `cp x argparse.py`
-        for stem in _SHADOWED_SORTED:
-            if "module:" + stem in index:
-                return index["module:" + stem]
+        return index.get("shadowing", "")
+    return ""
+
+
+def _perl_named(value: str, index: dict[str, str]) -> str:
+    """A ``.pm`` word of the line under a folder of the PERL5LIB ``value`` whose first part
+    there (``strict.pm``, ``Getopt/…``) is one of :data:`PERL_SHADOWED`, or "": the line
+    may write it before Perl reads the folder (measured: ``echo … > l/strict.pm && PERL5LIB=l
+    shasum x`` ran it, unasked). ``lib/My/Mod.pm`` under ``lib`` is a project's own."""
+    for entry in dict.fromkeys(value.split(":")):
+        if word := index.get("perl:" + os.path.normpath(entry)):
+            return word
     return ""

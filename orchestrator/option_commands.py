@@ -423,6 +423,51 @@ def man(args: list[str]) -> Handoff | None:
 
 
 _MAN_VALUED: Final = frozenset("ELMmRSsepr")  # man's short options taking a value
+_WGET_VALUED: Final = frozenset("oaiBtOTwQPUDRAIXlYe")  # wget's short options taking one
+
+
+def wget(args: list[str]) -> Handoff | None:
+    """wget's askpass command (``--use-askpass=CMD``, or the wgetrc command ``-e
+    use_askpass=CMD``, its name's case, ``_`` and ``-`` ignored) is a program it runs before
+    it connects (measured: `wget -e use_askpass=./a.sh URL` ran a.sh, refused as the
+    connection was); a wgetrc given on the line (``--config=FILE``) cannot be read (as
+    ``man -C``, exempt by a rule naming ``--config``)."""
+    lines: list[str] = []
+    config = ""
+    for word, after in itertools.pairwise([*args, ""]):
+        if word == "--":
+            break
+        option, eq, value = word.partition("=")
+        value = value if eq else after
+        if option in ("--use-askpass", "--execute", "--config"):
+            if option == "--config":
+                config = config or value
+            elif option == "--use-askpass" or _askpass(value):
+                lines.append(value.partition("=")[2] if option == "--execute" else value)
+            continue
+        if word[:1] != "-" or word[:2] == "--":
+            continue
+        for j, c in enumerate(word[1:], 1):
+            if c == "e":
+                command = word[j + 1 :] or after
+                if _askpass(command):
+                    lines.append(command.partition("=")[2])
+                break
+            if c in _WGET_VALUED:
+                break
+    why = None
+    if config and config != "/dev/null":
+        why = f"runs the askpass command the wgetrc {config} may give (wget --config)"
+    if why or lines:
+        return Handoff(why, tuple(lines), code="--config" if why else "")
+    return None
+
+
+def _askpass(command: str) -> bool:
+    """Whether a wgetrc command (``use_askpass = CMD``) sets the askpass program."""
+    return command.partition("=")[0].strip().lower().replace("_", "").replace("-", "") == (
+        "useaskpass"
+    )
 
 
 def program_options(args: list[str], options: frozenset[str]) -> Handoff | None:

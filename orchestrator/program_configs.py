@@ -13,7 +13,7 @@ Measured without a terminal, as the CLI's Bash runs commands: ``gdb -batch`` ran
 safe-path), ``tmux new -d`` the ``run-shell`` of ``~/.tmux.conf``, ``screen -dm`` the
 ``screen CMD`` of ``~/.screenrc``, ``vim x`` and ``vim +q x`` the ``writefile()`` of
 ``~/.vimrc`` (``vim -e``, ``vim -es``, ``ex`` read none), ``man -t`` the ``DEFINE troff``
-of ``~/.manpath``.
+of ``~/.manpath``, ``wget URL`` the ``use_askpass`` command of ``~/.wgetrc``.
 Not installed here, so from their manuals: emacs (``~/.emacs``, ``~/.emacs.d/init.el``…;
 ``-q``, ``-Q``, ``--batch`` read none) and nvim (``~/.config/nvim/init.vim``/``init.lua``).
 """
@@ -41,6 +41,8 @@ _FILES: Final[dict[str, tuple[str, ...]]] = {
         *("$XDG/emacs/init.el", "$XDG/emacs/early-init.el"),
     ),
     "man": ("~/.manpath",),
+    # its `use_askpass` command runs before it connects (measured: ~/.wgetrc's ran)
+    "wget": ("~/.wgetrc",),
 }
 # Options with which it reads none of them (or names its own file: asked about apart).
 _NONE: Final[dict[str, frozenset[str]]] = {
@@ -54,6 +56,7 @@ _NONE: Final[dict[str, frozenset[str]]] = {
     | frozenset({"--script", "-script", "--version", "--help"}),
     "man": frozenset({"-C", "--config-file", "-w", "--where", "--path", "-k", "-f"})
     | frozenset({"--version", "--help", "-h", "-V"}),
+    "wget": frozenset({"--no-config", "--config", "--version", "-V", "--help", "-h"}),
 }
 # Folders of files a program runs whatever its options but these (vim's plugins: measured,
 # `~/.vim/plugin/p.vim`, `ftdetect/`, `ftplugin/`, `after/plugin/`, `pack/*/start/` ran
@@ -74,6 +77,7 @@ _NAMES: Final[dict[str, re.Pattern[str]]] = {
     "nvim": re.compile(r"(^|/)nvim/"),
     "emacs": re.compile(r"(^|/)\.emacs|(^|/)emacs/|init\.el"),
     "man": re.compile(r"manpath"),
+    "wget": re.compile(r"wgetrc"),
 }
 # The startup files of the interactive shell a program opens with no command given
 # (`tmux new -d`'s window: a login bash, measured to run `~/.bash_profile`; `screen -D -m`'s

@@ -643,3 +643,151 @@ def test_pythonpath_in_the_roster_env_asks(tmp_path: Path) -> None:
     assert asked == [f"matches {RULE}: {why}, which Python runs at start: cannot be read"]
     everyday = {"PYTHONPATH": "src"}
     assert answer(tmp_path, "pytest -q", tools, home=home, variables=everyday)[0] == []
+
+
+def test_pythonpath_shadowing_an_installed_module_asks(tmp_path: Path) -> None:
+    """Any top-level module installed for Python is shadowed by one of a PYTHONPATH folder,
+    not only the names once listed: pytest imports its autoloaded plugins (measured below:
+    p/pytest_timeout.py ran under Bash(pytest:*), unasked). The folder the interpreter
+    imports a module from anyway (its site-packages) shadows nothing."""
+    pytest.importorskip("pytest_timeout")
+    tools = ["Bash", "Bash(pytest:*)", "Bash(python3:*)"]
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    planted = tmp_path / "p" / "pytest_timeout.py"
+    planted.parent.mkdir()
+    planted.write_text(MARK)
+    bin_folder = Path(sys.executable).parent
+    line = "PYTHONPATH=p pytest -q -p no:cacheprovider test_a.py"
+    assert runs(f'export PATH="{bin_folder}:$PATH"; {line}', tmp_path)
+    why = f"PYTHONPATH=p loads {planted}, which Python imports in place of its pytest_timeout"
+    _asks(tmp_path, line, tools, why)
+    planted.unlink()
+    (tmp_path / "p" / "xdist").mkdir()  # a package, written by the line
+    why = "PYTHONPATH=p: the line may write a file it loads (p/xdist/__init__.py)"
+    _asks(tmp_path, "touch p/xdist/__init__.py; PYTHONPATH=p pytest", tools, why)
+    (tmp_path / "p" / "xdist" / "__init__.py").write_text(MARK)
+    why = f"PYTHONPATH=src:p loads {tmp_path / 'p' / 'xdist'}, which Python imports in place of"
+    _asks(tmp_path, "PYTHONPATH=src:p pytest", tools, why + " its xdist")
+    site = Path(pytest_timeout_file()).parent  # its own folder: nothing in its place
+    _silent(tmp_path, f"PYTHONPATH={site} pytest -q", tools)
+
+
+def pytest_timeout_file() -> str:
+    import pytest_timeout
+
+    return str(pytest_timeout.__file__)
+
+
+@pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK")
+def test_java_options_loading_an_agent_ask(tmp_path: Path) -> None:
+    """Every JVM reads JAVA_TOOL_OPTIONS and _JAVA_OPTIONS, the `java` launcher
+    JDK_JAVA_OPTIONS: `-javaagent:a.jar` there runs a.jar's premain first (measured: under
+    Bash(javac:*) and Bash(java -version), each ran it, unasked); `-Xmx2g` or a plain
+    property is everyday."""
+    agent = tmp_path / "Agent.java"
+    agent.write_text(
+        "public class Agent { public static void premain(String a) throws Exception"
+        ' { new java.io.File("ran-it").createNewFile(); } }\n'
+    )
+    subprocess.run(["javac", "-d", str(tmp_path), str(agent)], check=True)
+    with zipfile.ZipFile(tmp_path / "a.jar", "w") as jar:
+        jar.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nPremain-Class: Agent\n")
+        jar.write(tmp_path / "Agent.class", "Agent.class")
+    (tmp_path / "A.java").write_text("class A {}\n")
+    tools = ["Bash", "Bash(javac:*)", "Bash(java -version)"]
+    for line in (
+        "JAVA_TOOL_OPTIONS=-javaagent:a.jar javac A.java",
+        "export _JAVA_OPTIONS='-Xmx1g -javaagent:a.jar'; javac A.java",
+        "JDK_JAVA_OPTIONS=-javaagent:a.jar java -version",
+    ):
+        assert runs(line, tmp_path), line
+        name = line.removeprefix("export ").split("=")[0]
+        _asks(tmp_path, line, tools, f"gives {name} code to load or run")
+    for line in (
+        "JAVA_TOOL_OPTIONS=-Dfile.encoding=UTF-8 javac A.java",
+        "_JAVA_OPTIONS='-Xmx2g -Xss4m -Duser.language=en' javac A.java",
+        "javac -J-Xmx1g -d out A.java",
+    ):
+        _silent(tmp_path, line, tools)
+    # a JDK tool's -J gives its JVM the same options (measured: ran under Bash(javac:*))
+    line = "javac -J-javaagent:a.jar A.java"
+    assert runs(line, tmp_path)
+    _asks(tmp_path, line, tools, "gives javac -J-javaagent:a.jar, code for its JVM to load")
+
+
+def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A distribution installing a top-level `tests` package (sdists do) made every
+    `PYTHONPATH=. pytest` of a project with a tests/ package ask: only the project's own
+    code imports such a name. Its real modules are still looked for (a distribution
+    installed now, read as the hook reads them)."""
+    site = tmp_path / "site"
+    (site / "stray-1.0.dist-info").mkdir(parents=True)
+    (site / "stray-1.0.dist-info" / "METADATA").write_text("Name: stray\nVersion: 1.0\n")
+    (site / "stray-1.0.dist-info" / "top_level.txt").write_text("tests\nstraymod\n")
+    (site / "tests").mkdir()
+    (site / "tests" / "__init__.py").write_text("")
+    (site / "straymod.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    load_paths.shadowed.cache_clear()
+    load_paths._home_of.cache_clear()
+    try:
+        work = tmp_path / "w"
+        (work / "tests").mkdir(parents=True)
+        (work / "tests" / "__init__.py").write_text("")
+        tools = ["Bash", "Bash(pytest:*)", "Bash(python3 -m pytest:*)"]
+        _silent(work, "PYTHONPATH=. pytest -q tests", tools)
+        _silent(work, "python3 -m pytest -q tests", tools)
+        (work / "straymod.py").write_text(MARK)
+        why = f"PYTHONPATH=. loads {work / 'straymod.py'}, which Python imports in place of"
+        _asks(work, "PYTHONPATH=. pytest -q tests", tools, why + " its straymod")
+    finally:
+        load_paths.shadowed.cache_clear()
+        load_paths._home_of.cache_clear()
+
+
+def test_tar_options_giving_a_command_ask(tmp_path: Path) -> None:
+    """GNU tar takes options from TAR_OPTIONS as from its line: a command there
+    (`--checkpoint-action=exec=…`, `--to-command=…`) ran under Bash(tar:*) while only
+    listing an archive, unasked, and `git push` hidden there too (on the line, tar's
+    command options are read as a line)."""
+    (tmp_path / "f").write_text("a")
+    subprocess.run(["tar", "cf", "t.tar", "f"], cwd=tmp_path, check=True)
+    tools = ["Bash", "Bash(tar:*)"]
+    why = "gives TAR_OPTIONS code to load or run"
+    for line in (
+        "TAR_OPTIONS='--checkpoint=1 --checkpoint-action=exec=touch\\ ran-it' tar tf t.tar",
+        "export TAR_OPTIONS='--to-command=touch\\ ran-it'; tar xf t.tar",
+    ):
+        assert runs(line, tmp_path), line
+        _asks(tmp_path, line, tools, why)
+    for line in (
+        "TAR_OPTIONS='--checkpoint=1 --checkpoint-act=exec=git\\ push' tar tf t.tar",
+        "TAR_OPTIONS='-vI git\\ push' tar tf t.tar.zst",
+        "TAR_OPTIONS=--use-compress-program=./z tar tf t.tar",
+    ):
+        _asks(tmp_path, line, tools, why)
+    for line in (
+        "TAR_OPTIONS=--no-same-owner tar xf t.tar",
+        "TAR_OPTIONS='-v --wildcards' tar tf t.tar",
+    ):
+        _silent(tmp_path, line, tools)
+
+
+def test_pythonpath_read_only_folder_of_the_agents_asks(tmp_path: Path) -> None:
+    """A module planted in a folder the agent then made read-only shadows all the same: a
+    relative folder is the line's, an absolute one the agent owns its own (measured:
+    json.tool ran p/argparse.py; an agent not root was not asked, its folder unwritable)."""
+    tools = ["Bash", "Bash(python3:*)", "Bash(pytest:*)"]
+    planted = tmp_path / "p" / "argparse.py"
+    planted.parent.mkdir()
+    planted.write_text(MARK)
+    planted.parent.chmod(0o555)
+    try:
+        assert runs("PYTHONPATH=p python3 -m json.tool /dev/null", tmp_path)
+        for value in ("p", str(planted.parent)):
+            why = f"PYTHONPATH={value} loads {planted}, which Python imports in place of"
+            _asks(tmp_path, f"PYTHONPATH={value} pytest -q", tools, why + " its argparse")
+    finally:
+        planted.parent.chmod(0o755)

@@ -358,3 +358,42 @@ def test_su_and_runuser_give_the_target_users_home(tmp_path: Path) -> None:
     assert answer(tmp_path, line, BROAD, home=tmp_path)[0] == [
         f"matches {RULE}: {why}: cannot be read"
     ]
+
+
+@pytest.mark.skipif(shutil.which("wget") is None, reason="wget is not installed")
+def test_wget_askpass_from_its_config_or_options_asks(tmp_path: Path) -> None:
+    """wget runs a wgetrc's `use_askpass` command before it connects: from ~/.wgetrc, from
+    a WGETRC=, `--config=` file and from `-e use_askpass=…` (measured: each ran a.sh,
+    unasked under Bash(wget:*); the URL refuses the connection)."""
+    work, home = tmp_path / "work", tmp_path / "h"  # apart: a folder holding a HOME asks
+    work.mkdir()
+    home.mkdir()
+    (work / "a.sh").write_text(f"#!/bin/sh\ntouch {work}/ran-it\necho x\n")
+    (work / "a.sh").chmod(0o755)
+    (work / "w").write_text(f"use_askpass = {work}/a.sh\n")
+    url = "-q -O /dev/null -t 1 http://127.0.0.1:9/"
+    tools = ["Bash", "Bash(wget:*)"]
+
+    def asked(folder: Path, line: str, home: Path) -> list[str]:
+        return answer(folder, line, tools, home=home)[0]
+
+    for line, why in (
+        (f"WGETRC=./w wget {url}", "gives WGETRC code to load or run"),
+        (
+            f"wget --config=w {url}",
+            "runs the askpass command the wgetrc w may give (wget --config)",
+        ),
+        (f"wget -e use_askpass=./a.sh {url}", "runs the file ./a.sh"),
+        (f"wget -qe useAskpass=./a.sh {url}", "runs the file ./a.sh"),
+    ):
+        assert runs(line, work), line
+        assert asked(work, line, home) == [f"matches {RULE}: {why}: cannot be read"], line
+    for line in (f"wget {url}", f"wget -e robots=off -r {url}"):  # no ~/.wgetrc
+        assert asked(work, line, home) == [], line
+    line = f"wget {url}"
+    (work / ".wgetrc").write_text((work / "w").read_text())
+    assert runs(line, work)  # its HOME is the folder there
+    (work / "p").mkdir()
+    why = f"wget runs the commands of its config file {work / '.wgetrc'}"
+    assert asked(work / "p", line, work) == [f"matches {RULE}: {why}: cannot be read"]
+    assert asked(work / "p", f"wget --no-config {url}", work) == []

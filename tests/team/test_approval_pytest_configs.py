@@ -156,6 +156,24 @@ def test_perl_library_path_shadowing_a_module_asks(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.skipif(shutil.which("shasum") is None, reason="no shasum (a Perl script)")
+def test_perl_library_module_the_line_writes_asks(tmp_path: Path) -> None:
+    """A PERL5LIB folder that is there, into which the line writes a module named as one of
+    Perl's own before the allowed Perl script runs: read before the line, the folder held
+    nothing (measured: it ran the written l/strict.pm under Bash(shasum:*), unasked), as a
+    PYTHONPATH line writing its sitecustomize.py asks."""
+    (tmp_path / "l").mkdir()
+    (tmp_path / "x").write_text("a")
+    tools = ["Bash", "Bash(shasum:*)", "Bash(echo:*)", "Bash(cp:*)", "Bash(prove:*)"]
+    line = """echo 'open(F, ">ran-it"); close F; 1;' > l/strict.pm && PERL5LIB=l shasum x"""
+    assert runs(line, tmp_path)
+    (tmp_path / "l" / "strict.pm").unlink()  # as before the line
+    _asks(tmp_path, line, tools, "PERL5LIB=l: the line may write a file it loads (l/strict.pm)")
+    line = "cp m.pm l/Getopt/Long.pm; PERLLIB=l shasum x"
+    _asks(tmp_path, line, tools, "PERLLIB=l: the line may write a file it loads (l/Getopt/Long.pm)")
+    _silent(tmp_path, "cp m.pm lib/My/Mod.pm && PERL5LIB=lib prove -r t", tools)
+
+
 def test_dotenv_run_with_an_env_file_setting_a_loading_variable_asks(tmp_path: Path) -> None:
     """`dotenv run CMD` (python-dotenv) sets CMD's variables from .env, as `set -a; .
     ./.env` (which asks) would: BASH_ENV or PYTHONPATH there ran a planted file unasked
@@ -182,6 +200,37 @@ def test_dotenv_run_with_an_env_file_setting_a_loading_variable_asks(tmp_path: P
     _silent(tmp_path, "dotenv list", tools)
 
 
+def test_dotenv_run_with_an_env_file_known_only_at_run_time_asks(tmp_path: Path) -> None:
+    """An env file named through a substitution (`-f "$(…)"`, backquotes) or a `.env` read
+    after a `cd` into a folder known only at run time cannot be read here: each ran x
+    through the BASH_ENV it set, unasked under `Bash(dotenv run:*)` (a substitution's
+    space split `-f`'s value, and the folder moved to was not looked at)."""
+    tools = ["Bash", "Bash(dotenv run:*)", "Bash(dotenv:*)", "Bash(cd:*)"]
+    (tmp_path / "x").write_text("touch ran-it\n")
+    (tmp_path / "e").write_text("export BASH_ENV=./x\n")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / ".env").write_text("export BASH_ENV=./x\n")
+    (tmp_path / "d" / "x").write_text("touch ../ran-it\n")
+    why = "dotenv run sets variables from a file known only at run time"
+    for line, shown in (
+        ('dotenv -f "$(echo e)" run bash -c true', "$(echo e)"),
+        ("dotenv -f `echo e` run bash -c true", "a substitution"),
+        ('F=e; dotenv -f "$F" run bash -c true', "$F"),
+        ("dotenv -f <(cat e) run bash -c true", "a substitution"),
+    ):
+        if shutil.which("dotenv") and "<(" not in line:  # the machine's python-dotenv
+            assert runs(line, tmp_path), line
+        _asks(tmp_path, line, tools, f"{why} ({shown})")
+    line = 'd=d; cd "$d" && dotenv run bash -c true'
+    if shutil.which("dotenv"):
+        assert runs(line, tmp_path), line
+    why = "dotenv run sets variables from .env: it may be read in a folder known only at run"
+    _asks(tmp_path, line, tools, f"{why} time (cd $d)")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / ".env").write_text("DEBUG=1\n")
+    _silent(tmp_path, "cd s && dotenv run -- make", tools)  # read there: nothing to run
+
+
 def test_pythonpath_shadowing_a_python_tools_module_asks(tmp_path: Path) -> None:
     """Past the standard library and pytest's: setuptools' distutils-precedence.pth
     imports `_distutils_hack` at every start, mypy imports typing_extensions (each ran
@@ -206,3 +255,26 @@ def test_pythonpath_shadowing_a_python_tools_module_asks(tmp_path: Path) -> None
         why = f"PYTHONPATH=p loads {planted.parent}, which Python imports in place of its {module}"
         _asks(tmp_path, line, tools, why)
         shutil.rmtree(tmp_path / "p")
+
+
+def test_mypy_config_named_on_its_line_asks(tmp_path: Path) -> None:
+    """mypy imports the plugins its config names: one given on the line (`--config-file
+    x.ini`, argparse's `--config` too) ran x.ini's `plugins = ./evil.py` under
+    Bash(mypy:*), unasked, as pytest's `-c x.ini` asks; a run on the project's own config
+    is a rule on mypy's."""
+    (tmp_path / "evil.py").write_text(MARK + "def plugin(version):\n    return None\n")
+    (tmp_path / "x.ini").write_text("[mypy]\nplugins = ./evil.py\n")
+    (tmp_path / "x.py").write_text("x = 1\n")
+    bin_folder = Path(sys.executable).parent
+    line = "mypy --config-file x.ini x.py"
+    assert runs(f'export PATH="{bin_folder}:$PATH"; {line}', tmp_path)
+    tools = ["Bash", "Bash(mypy:*)", "Bash(python3 -m mypy:*)", "Bash(.venv/bin/mypy:*)"]
+    for line, option in (
+        ("mypy --config-file x.ini x.py", "--config-file"),
+        ("python3 -m mypy --config-file=x.ini src", "--config-file=x.ini"),
+        (".venv/bin/mypy --config x.ini .", "--config"),
+    ):
+        _asks(tmp_path, line, tools, f"gives mypy {option}, a config whose plugins it imports")
+    _silent(tmp_path, "mypy --config-file x.ini x.py", [*tools, "Bash(mypy --config-file:*)"])
+    for line in ("mypy --strict src", "python3 -m mypy --config-file= --color-output x.py"):
+        _silent(tmp_path, line, tools)
