@@ -316,3 +316,27 @@ def test_a_lone_surrogate_in_a_setting_is_one_of_the_rosters_problems(tmp_path: 
                 *lines,
             ]
     assert sorted(p.name for p in team.iterdir()) == ["agents.yaml"]
+
+
+def test_a_queue_file_path_with_such_a_byte_is_kept(tmp_path: Path) -> None:
+    """Asked of this session: a `${VAR}` putting 0xff into the queue's `tls` (or `creds`)
+    file paths passed every check, while `database` and `logs` are refused. Kept so, by
+    decision: nothing records those paths and the NATS client opens the files by them
+    (measured: `up`, `up -d`, `ps`, `down` against a TLS nats-server whose CA file was
+    under such a folder). `config` shows them with the byte as `\\xff` (`creds` masked)."""
+    odd = tmp_path / os.fsdecode(b"q\xffdir")
+    odd.mkdir()
+    for name in ("ca.pem", "client.creds"):
+        (odd / name).write_text("-\n", encoding="utf-8")
+    team = tmp_path / "team"
+    team.mkdir()
+    (team / "agents.yaml").write_text(
+        "queue:\n  servers: tls://127.0.0.1:4222\n  creds: ${QD}/client.creds\n"
+        "  tls:\n    ca: ${QD}/ca.pem\nagents:\n  a:\n    prompt: A.\n",
+        encoding="utf-8",
+    )
+    done = octy("config", "--json", cwd=team, env={**_env(tmp_path), "QD": str(odd)})
+    assert done.returncode == 0, done
+    queue = json.loads(done.stdout)["queue"]
+    assert queue["tls_ca"] == f"{tmp_path}/q\\xffdir/ca.pem"
+    assert queue["creds"] == "***"  # masked, as a secret-named setting is
