@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import anyio
 import anyio.to_thread
@@ -256,7 +256,13 @@ class BudgetWatch:
 
     async def resume(self, names: list[str]) -> list[dict[str, Any]]:
         """Override the budgets that pause ``names`` (every paused agent if empty) until
-        their windows roll over. Says, per agent, what it overrode."""
+        their windows roll over. Says, per agent, what it overrode; of one stopped or
+        failed, that it runs once started (a held one was said to "run on its own")."""
+        down = {
+            n: str(state)
+            for n in [*names, *self.blocked, *self._after_others]
+            if (state := self.team.agent_state(n)) in _NOT_RUNNING
+        }
         results = []
         held = {n: who for n in self._after_others if (who := self._held_for(n))}
         for name in names or sorted({*self.blocked, *held}):
@@ -265,14 +271,16 @@ class BudgetWatch:
                 # `ps` shows it `ready (held for bob's turn (team budget))`: "not paused by
                 # a budget" said nothing of that. Nothing to override (the hold is no
                 # budget: it keeps the team's overshoot bounded) and nothing failed.
-                results.append(
-                    {
-                        "agent": name,
-                        "resumed": False,
-                        "held_for": held[name],
-                        "message": f"'{name}' is not paused by a budget: {_held(held[name])}",
-                    }
-                )
+                said = f"'{name}' is not paused by a budget"
+                if name in down:
+                    said = f"'{name}' is not running ({down[name]}) and not paused by a budget"
+                told: dict[str, Any] = {
+                    "agent": name,
+                    "resumed": False,
+                    "held_for": held[name],
+                    "message": f"{said}: {_held(held[name], name, name in down)}",
+                }
+                results.append(told | ({"state": down[name]} if name in down else {}))
                 continue
             if not over:
                 results.append(
@@ -295,8 +303,13 @@ class BudgetWatch:
                 f"resumed '{name}': overriding {' and '.join(overrides)}; spending is still "
                 "counted, and the override ends when that window rolls over"
             )
+            if name in down:
+                message += (
+                    f"; it is not running ({down[name]}): it runs once started "
+                    f"(`octy-orchestrate start {name}`)"
+                )
             if name in held:
-                message += f"; and {_held(held[name])}"
+                message += f"; and {_held(held[name], name, name in down)}"
             log.warning("budget_override", agent=name, overrides=overrides)
             entry: dict[str, Any] = {
                 "agent": name,
@@ -306,6 +319,8 @@ class BudgetWatch:
             }
             if name in held:  # still held after the override: --json says so too
                 entry["held_for"] = held[name]
+            if name in down:
+                entry["state"] = down[name]
             results.append(entry)
         await self.evaluate("resume")
         return results
@@ -427,12 +442,19 @@ def _has_budget(roster: Roster) -> bool:
     return bool(_budgets(roster))
 
 
-def _held(others: list[str]) -> str:
-    """What `resume` says of an agent held for ``others``' turns in progress (hold)."""
+_NOT_RUNNING: Final = (AgentState.STOPPING, AgentState.STOPPED, AgentState.FAILED)
+
+
+def _held(others: list[str], name: str, stopped: bool = False) -> str:
+    """What `resume` says of ``name``, held for ``others``' turns in progress (hold);
+    ``stopped``: not running (stopped or failed), it claims nothing before it is started."""
     one = len(others) == 1
-    return (
-        f"it is held for {', '.join(others)}'s {'turn' if one else 'turns'} in progress "
-        f"(team budget): it claims nothing until {'that turn has' if one else 'those have'} "
-        "ended and been counted, then runs on its own (or is paused, if the team budget is "
-        "spent; `resume` overrides that)"
-    )
+    turns = f"{', '.join(others)}'s {'turn' if one else 'turns'} in progress (team budget)"
+    until = f"until {'that turn has' if one else 'those have'} ended and been counted"
+    spent = "(or is paused, if the team budget is spent; `resume` overrides that)"
+    if stopped:
+        return (
+            f"started again (`octy-orchestrate start {name}`), it is held for {turns}: it "
+            f"claims nothing {until} {spent}"
+        )
+    return f"it is held for {turns}: it claims nothing {until}, then runs on its own {spent}"

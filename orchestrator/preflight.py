@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -71,19 +72,91 @@ class Problem:
         return f"{', '.join(self.agents)}: {self.url}: {self.reason}"
 
 
+class LookupTimeout(TimeoutError):
+    """A host name's lookup with no answer in time (the resolver still waits on it)."""
+
+    def __init__(self, host: str, waited_s: float) -> None:
+        super().__init__(f"no answer to the lookup of {host} within {waited_s:g}s")
+        self.host = host
+        self.waited_s = waited_s
+
+
+# One lookup per name and port at a time: a resolver that never answers keeps each lookup's
+# thread (getaddrinfo cannot be interrupted); the runner asks again at each failed call.
+_lookups: dict[tuple[str, int], Future[list[tuple[Any, ...]]]] = {}
+_lookups_lock = threading.Lock()
+
+
+def resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:
+    """``socket.getaddrinfo(host, port)`` for TCP, given up after ``timeout_s``
+    (:class:`LookupTimeout`). The lookup runs in a daemon thread, which a hanging resolver
+    keeps: measured with a hosts file that never answers (a FIFO), the model check's thread
+    waited in getaddrinfo past its deadline, and the runner's check of an endpoint the CLI
+    got no answer from, which has no deadline of its own, never returned."""
+    key = (host, port)
+    with _lookups_lock:
+        pending = _lookups.get(key)
+        if pending is None:
+            pending = _lookups[key] = Future()
+            threading.Thread(
+                target=_look_up, args=(key, pending), name="octy-lookup", daemon=True
+            ).start()
+    try:
+        return pending.result(timeout=timeout_s)
+    except FutureTimeout:
+        raise LookupTimeout(host, timeout_s) from None
+
+
+def _look_up(key: tuple[str, int], future: Future[list[tuple[Any, ...]]]) -> None:
+    try:
+        future.set_result(socket.getaddrinfo(*key, type=socket.SOCK_STREAM))
+    except BaseException as exc:  # handed to whoever waits for it
+        future.set_exception(exc)
+    finally:
+        with _lookups_lock:
+            _lookups.pop(key, None)
+
+
+def connect(
+    address: tuple[str, int], timeout_s: float, source: tuple[str, int] | None = None
+) -> socket.socket:
+    """``socket.create_connection``, its lookup bounded by ``timeout_s`` too (:func:`resolve`),
+    each address tried in turn within what is left of it. The socket is connected to an
+    address: what is said on it (HTTP's Host, TLS's server name) still names the host."""
+    deadline = time.monotonic() + timeout_s
+    host, port = address
+    error: OSError | None = None
+    for family, kind, proto, _, where in resolve(host, port, timeout_s):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            if source is not None:
+                sock.bind(source)
+            sock.connect(where)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error or OSError(f"{host} has no address")
+
+
 def unreachable(env: Mapping[str, str], timeout_s: float = CONNECT_TIMEOUT_S) -> str | None:
     """Why the endpoint in ``env`` cannot be reached by TCP; None if it can, or if a proxy
-    stands in between (then the CLI's own errors must tell)."""
+    stands in between (then the CLI's own errors must tell). Within ``timeout_s``, the
+    name's lookup included."""
     endpoint = Endpoint.of(env)
     if not endpoint.host:
         return f"ANTHROPIC_BASE_URL {endpoint.url!r} names no host"
     if _proxied(endpoint, env):
         return None
     try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s):
+        with connect((endpoint.host, endpoint.port), timeout_s):
             return None
     except socket.gaierror as exc:
         return f"cannot resolve {endpoint.host} (DNS: {exc.strerror or exc})"
+    except LookupTimeout as exc:
+        return f"cannot resolve {endpoint.host} (DNS: no answer within {exc.waited_s:g}s)"
     except ConnectionRefusedError:
         return f"connection refused at {endpoint.host}:{endpoint.port}"
     except TimeoutError:
@@ -186,7 +259,7 @@ class Exchange:
         if self._cut:
             raise TimeoutError("past the model check's deadline")
         most = CONNECT_TIMEOUT_S if timeout is None else timeout
-        sock = socket.create_connection(address, self.left(most), source_address)
+        sock = connect(address, self.left(most), source_address)
         # A duplicate: shutting it down ends the connection, read through whatever object
         # (the TLS socket that wraps this one takes its descriptor, leaving it empty).
         watched = sock.dup()

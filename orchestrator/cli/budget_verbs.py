@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "spending is still counted. Without AGENT: every paused agent. An agent `ps` shows "
         "`ready (held for bob's turn (team budget))` is not paused: its turn was stopped "
         "because of the others' turns in progress; `resume` says so (exit 0, nothing "
-        "overridden): it runs on its own once those turns have ended and been counted.",
+        "overridden): it runs on its own once those turns have ended and been counted. "
+        "One stopped or failed (held or paused) runs only once started "
+        "(`octy-orchestrate start AGENT`); `resume` says that too.",
     )
     common.add_common(p)
     p.add_argument(

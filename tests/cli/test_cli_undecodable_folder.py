@@ -285,3 +285,58 @@ def test_init_refuses_a_folder_where_config_and_up_refuse_a_team(
         "the claude CLI cannot start the team's agents there; write the team elsewhere with -f"
     ), line
     assert list(odd_folder.iterdir()) == []
+
+
+def test_a_lone_surrogate_in_a_setting_is_one_of_the_rosters_problems(tmp_path: Path) -> None:
+    """Left open by an earlier session (the queue's TLS paths, which no check covered):
+    YAML's `"\\uD800"` is a character that stands for no byte. In `database` it ended
+    `config` and `up` in a traceback (UnicodeEncodeError resolving what the sandbox
+    hides); in a TLS file's path it was said as "file not found". Now each such value is
+    one of the roster's problems, with its line, exit 1, nothing made."""
+    team = tmp_path / "team"
+    team.mkdir()
+    said = "a lone surrogate, which no path, command-line argument or environment value can hold"
+    database = f"agents.yaml:1: key 'database': contains the character \\ud800, {said}; remove it"
+    rosters = {
+        'database: "q\\uD800/team.db"\nagents:\n  a:\n    prompt: A.\n': [database],
+        'database: "q\\uD800/team.db"\nqueue:\n  servers: tls://127.0.0.1:4222\n  tls:\n'
+        '    ca: "ca\\uDBFF.pem"\nagents:\n  a:\n    prompt: A.\n': [
+            database,
+            f"agents.yaml:5: key 'queue.tls.ca': contains the character \\udbff, {said}; remove it",
+        ],
+    }
+    for text, lines in rosters.items():
+        (team / "agents.yaml").write_text(text, encoding="utf-8")
+        for verb in (("config",), ("up", "--no-model-check")):
+            done = octy(*verb, cwd=team, env=_env(tmp_path), timeout=60)
+            assert done.returncode == 1, done
+            assert "Traceback" not in done.stderr
+            assert done.stderr.removeprefix("octy-orchestrate: ").splitlines() == [
+                f"{len(lines)} problem(s) in agents.yaml:",
+                *lines,
+            ]
+    assert sorted(p.name for p in team.iterdir()) == ["agents.yaml"]
+
+
+def test_a_queue_file_path_with_such_a_byte_is_kept(tmp_path: Path) -> None:
+    """Asked of this session: a `${VAR}` putting 0xff into the queue's `tls` (or `creds`)
+    file paths passed every check, while `database` and `logs` are refused. Kept so, by
+    decision: nothing records those paths and the NATS client opens the files by them
+    (measured: `up`, `up -d`, `ps`, `down` against a TLS nats-server whose CA file was
+    under such a folder). `config` shows them with the byte as `\\xff` (`creds` masked)."""
+    odd = tmp_path / os.fsdecode(b"q\xffdir")
+    odd.mkdir()
+    for name in ("ca.pem", "client.creds"):
+        (odd / name).write_text("-\n", encoding="utf-8")
+    team = tmp_path / "team"
+    team.mkdir()
+    (team / "agents.yaml").write_text(
+        "queue:\n  servers: tls://127.0.0.1:4222\n  creds: ${QD}/client.creds\n"
+        "  tls:\n    ca: ${QD}/ca.pem\nagents:\n  a:\n    prompt: A.\n",
+        encoding="utf-8",
+    )
+    done = octy("config", "--json", cwd=team, env={**_env(tmp_path), "QD": str(odd)})
+    assert done.returncode == 0, done
+    queue = json.loads(done.stdout)["queue"]
+    assert queue["tls_ca"] == f"{tmp_path}/q\\xffdir/ca.pem"
+    assert queue["creds"] == "***"  # masked, as a secret-named setting is

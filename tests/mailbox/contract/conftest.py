@@ -8,16 +8,15 @@ name to ``BACKENDS``; its tests are the same functions, unchanged.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from contract_openers import Opener
 from mailbox_workers.support import FakeClock
 from natsserver import NatsCluster, NatsServer
 
-from orchestrator.mailbox import AsyncMailbox, AsyncMailboxBackend
-from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox import AsyncMailboxBackend
 
 BACKENDS = ("sqlite", "nats")
 
@@ -47,31 +46,6 @@ def backend_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-class Opener:
-    """Opens more clients on the same queue (a second process, another machine)."""
-
-    def __init__(
-        self, name: str, tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest
-    ) -> None:
-        self.name = name
-        self.path = tmp_path / "team.db"
-        self.clock = clock
-        self.namespace = f"t{uuid.uuid4().hex[:12]}"
-        self.request = request
-        self.opened: list[AsyncMailboxBackend] = []
-
-    async def open(self) -> AsyncMailboxBackend:
-        backend: AsyncMailboxBackend
-        if self.name == "sqlite":
-            backend = await AsyncMailbox(self.path, clock=self.clock).open()
-        else:
-            server: NatsServer = self.request.getfixturevalue("nats_server")
-            config = NatsConfig((server.url,), namespace=self.namespace)
-            backend = await NatsMailbox(config, clock=self.clock).open()
-        self.opened.append(backend)
-        return backend
-
-
 @pytest.fixture
 async def opener(
     backend_name: str, tmp_path: Path, clock: FakeClock, request: pytest.FixtureRequest
@@ -94,8 +68,3 @@ async def q(backend: AsyncMailboxBackend) -> AsyncMailboxBackend:
     for name in ("alice", "bob", "carol"):
         await backend.register(name)
     return backend
-
-
-async def everything(q: AsyncMailboxBackend) -> list[object]:
-    """The whole visible state, to check that a refused call wrote nothing."""
-    return [await q.list(limit=1_000_000), await q.agents()]

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import anyio
-from conftest import Opener
+from contract_openers import Opener
 from mailbox_workers.support import FakeClock
 
 from orchestrator.approval_wait import USED_META, Approvals

@@ -9,7 +9,7 @@ import random
 from collections import Counter
 
 import pytest
-from conftest import Opener
+from contract_openers import Opener
 from mailbox_workers.support import FakeClock
 
 from orchestrator.mailbox import AsyncMailboxBackend

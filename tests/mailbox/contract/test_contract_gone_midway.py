@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 import structlog
-from conftest import Opener
+from contract_openers import Opener
 from structlog.testing import capture_logs
 
 from orchestrator import errors

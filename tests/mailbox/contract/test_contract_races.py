@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from conftest import Opener
+from contract_openers import Opener
 from mailbox_workers.support import FakeClock
 
 from orchestrator import errors

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import everything
+from contract_openers import everything
 from mailbox_workers.support import FakeClock
 
 from orchestrator import errors

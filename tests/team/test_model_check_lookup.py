@@ -1,0 +1,139 @@
+"""The model check's host name lookup, bounded. getaddrinfo cannot be interrupted: a
+resolver that never answers held `up`'s check until its 15 s deadline, said as "no answer
+within 15s", and held the runner's check of an endpoint its CLI got no answer from
+(preflight.unreachable, which has no deadline of its own) for as long as the resolver
+took. The lookup now runs in a daemon thread, given up after the connect timeout.
+
+A resolver that never answers, for real and for these processes only: the hosts file
+(`hosts: files dns`, read first) replaced, in a private mount namespace made by bwrap,
+by a FIFO that no one writes (opening it waits for a writer). No machine-wide change."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_runner import CLI
+
+from orchestrator import preflight
+
+SAFETY_S = 60  # a safety net for a wedged process, not a measurement
+
+
+def _bwrap_works() -> bool:
+    if shutil.which("bwrap") is None:
+        return False
+    done = subprocess.run(
+        ["bwrap", "--dev-bind", "/", "/", "true"], capture_output=True, check=False
+    )
+    return done.returncode == 0
+
+
+@pytest.fixture
+def hanging_hosts(tmp_path: Path) -> Iterator[list[str]]:
+    """The command prefix that runs a program with a hosts file that never answers."""
+    if not _bwrap_works():
+        pytest.skip("bwrap cannot make a mount namespace here")
+    fifo = tmp_path / "hosts.fifo"
+    os.mkfifo(fifo)
+    yield [
+        "bwrap",
+        "--die-with-parent",
+        "--dev-bind",
+        "/",
+        "/",
+        "--bind",
+        str(fifo),
+        "/etc/hosts",
+        "--",
+    ]
+    # A reader still waiting (a lookup's thread in a process still alive) is let go.
+    with contextlib.suppress(OSError):  # no reader left
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def _env(tmp_path: Path, **more: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "ANTHROPIC_API_KEY": "test",
+        **more,
+    }
+
+
+def test_up_says_the_lookup_got_no_answer(hanging_hosts: list[str], tmp_path: Path) -> None:
+    (tmp_path / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    env = _env(tmp_path, ANTHROPIC_BASE_URL="http://hang.invalid:8080")
+    done = subprocess.run(
+        [*hanging_hosts, str(CLI), "up"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SAFETY_S,
+        check=False,
+    )
+    assert done.returncode == 1, done
+    assert (
+        "  a: http://hang.invalid:8080: cannot resolve hang.invalid (DNS: no answer within "
+        f"{preflight.CONNECT_TIMEOUT_S:g}s)"
+    ) in done.stderr.splitlines(), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_runners_check_returns_with_the_lookup_still_waiting(
+    hanging_hosts: list[str], tmp_path: Path
+) -> None:
+    """unreachable(), as the runner calls it: it never returned (the resolver never
+    answers), so the turn it was asked for waited on it. A name, a numeric address and
+    the same name again (one lookup for both: a hanging one is not started twice)."""
+    code = (
+        "import threading\n"
+        "from orchestrator.preflight import unreachable\n"
+        "for url in ('http://hang.invalid:8080', 'http://127.0.0.1:9', "
+        "'http://hang.invalid:8080'):\n"
+        "    print(unreachable({'ANTHROPIC_BASE_URL': url}, 0.5))\n"
+        "print(sum(t.name == 'octy-lookup' for t in threading.enumerate()))\n"
+    )
+    done = subprocess.run(
+        [*hanging_hosts, sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=SAFETY_S,
+        check=False,
+    )
+    assert done.returncode == 0, done
+    assert done.stdout.splitlines() == [
+        "cannot resolve hang.invalid (DNS: no answer within 0.5s)",
+        "connection refused at 127.0.0.1:9",
+        "cannot resolve hang.invalid (DNS: no answer within 0.5s)",
+        "1",
+    ]
+
+
+def test_the_check_names_the_host_it_connects_to_by_address(
+    scripted_model: Any, tmp_path: Path
+) -> None:
+    """Connected to the address the lookup gave, the check's request still names the
+    host: `Host: localhost:PORT` (TLS's server name comes from the same field)."""
+    model = scripted_model({"rules": []})
+    port = model.base_url.rpartition(":")[2]
+    url = f"http://localhost:{port}"
+    env = {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": "test"}
+    exchange = preflight.Exchange(10**9)
+    try:
+        assert preflight.unreachable(env) is None
+        assert preflight.rejected_key(env, exchange) is None
+    finally:
+        exchange.release()
+    (seen,) = [r for r in model.requests if r["path"] == "/v1/models"]
+    assert seen["headers"]["host"] == f"localhost:{port}"
