@@ -30,10 +30,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 import nats.js.errors
+from nats.js.api import RawStreamMsg
 from nats.js.kv import KeyValue
 
 from orchestrator import errors, jsontext
 from orchestrator.mailbox.model import KINDS, STATUSES, AgentInfo, Message, make_message
+from orchestrator.mailbox.nats.connect import is_stream_missing
 from orchestrator.mailbox.nats.faults import TRANSIENT, retrying
 
 _SAFE: Final = re.compile(r"^[A-Za-z0-9-]{1,200}$")
@@ -160,34 +162,55 @@ def decode_agent(data: bytes, key: str) -> AgentInfo:
     return AgentInfo(*(record[f] for f in _AGENT_FIELDS))
 
 
-async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
-    """(value, revision), or None if the key is absent or deleted."""
+async def _last_msg(kv: KeyValue, key: str) -> RawStreamMsg | None:
+    """The key's last entry in the bucket's stream (a delete marker included), or None if
+    it has none. The one read every record read goes through, in place of nats-py's
+    ``KeyValue.get``: that one answers KeyNotFoundError both for a key with no entry
+    (JetStream's 10037 "no message found") and for a bucket whose stream is gone (10059
+    "stream not found", a server restarted without its store), so a lost bucket read as
+    an empty one: its messages "not found", its registry rows and leases absent (free
+    to take), its agents unknown. The stream's absence is raised here as the server
+    said it (a NotFoundError, :func:`connect.is_stream_missing`): the public methods
+    turn it into :class:`errors.StoreLost` (faults.typed), and the operations on one
+    named message into MessageNotFound saying so (core.NatsCore._load)."""
     try:
-        entry = await retrying(lambda: kv.get(key))
-    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+        msg = await kv._js.get_msg(kv._stream, subject=f"{kv._pre}{key}", direct=kv._direct)
+    except nats.js.errors.NotFoundError as exc:
+        if is_stream_missing(exc):
+            raise
         return None
-    if entry.value is None or entry.revision is None:
+    if msg.subject != f"{kv._pre}{key}":  # as nats-py checks it
         return None
-    return entry.value, entry.revision
+    return msg
+
+
+def _is_marker(msg: RawStreamMsg) -> bool:
+    return (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE")
+
+
+async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
+    """(value, revision), or None if the key is absent or deleted; the bucket itself
+    gone is the server's NotFoundError (:func:`_last_msg`)."""
+    msg = await retrying(lambda: _last_msg(kv, key))
+    if msg is None or _is_marker(msg) or msg.data is None or msg.seq is None:
+        return None
+    return msg.data, msg.seq
 
 
 async def last_entry(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
     """(value, revision) of the key's last entry: value None for a delete marker (its
     revision) or nothing at all (revision 0, a key never written or purged). A write
     conditional on that revision fails if anything was written there since, a marker
-    included (:func:`mark_deleted`)."""
-    try:
-        entry = await retrying(lambda: kv.get(key))
-    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError) as exc:
-        # nats-py's get raises KeyNotFoundError for a delete marker too (its
-        # KeyDeletedError turned into one), the marker's entry attached: read as
-        # revision 0, a create conditional on it failed for ever and the guarded
-        # create, reading it again, spun (5,591 writes in 5 s after a take).
-        marker = exc.entry
-        return None, int(marker.revision or 0) if marker is not None else 0
-    if entry.value is None or entry.revision is None:
-        return None, int(entry.revision or 0)
-    return entry.value, entry.revision
+    included (:func:`mark_deleted`). A delete marker's revision is its own: read as 0
+    (nats-py's get raises KeyNotFoundError for one), a create conditional on it failed
+    for ever and the guarded create, reading it again, spun (5,591 writes in 5 s after
+    a take). The bucket gone: as :func:`get`."""
+    msg = await retrying(lambda: _last_msg(kv, key))
+    if msg is None:
+        return None, 0
+    if _is_marker(msg) or msg.data is None:
+        return None, int(msg.seq or 0)
+    return msg.data, int(msg.seq or 0)
 
 
 async def mark_deleted(kv: KeyValue, key: str, last: int) -> None:
