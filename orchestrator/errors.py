@@ -319,15 +319,26 @@ class ParticipantSupervised(QueueError):
 
 class MessageNotFound(QueueError):
     """No message under that id. ``store_lost``: the read found the team's whole NATS
-    bucket gone (the message went with it), not just this key."""
+    bucket gone (the message went with it), not just this key. ``answered``: an error
+    answer to this request was stored before it went (``fail_request`` on NATS)."""
 
     code = "not_found"
 
-    def __init__(self, message_id: str, *, store_lost: StoreLost | None = None) -> None:
+    def __init__(
+        self, message_id: str, *, store_lost: StoreLost | None = None, answered: bool = False
+    ) -> None:
         self.message_id = message_id
         self.store_lost = store_lost
+        self.answered = answered
         lost = "" if store_lost is None else f": {store_lost.reason}; {store_lost.hint}"
         super().__init__(f"no message with id {message_id!r}{lost}")
+
+    @property
+    def how(self) -> str:
+        """How it went, as far as this client can tell."""
+        if self.store_lost is not None:
+            return "lost with the NATS server's store"
+        return "removed, or lost with the NATS server's store"
 
 
 class NotARequest(QueueError):
