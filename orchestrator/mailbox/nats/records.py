@@ -172,7 +172,7 @@ async def _last_msg(kv: KeyValue, key: str) -> RawStreamMsg | None:
     to take), its agents unknown. The stream's absence is raised here as the server
     said it (a NotFoundError, :func:`connect.is_stream_missing`): the public methods
     turn it into :class:`errors.StoreLost` (faults.typed), and the operations on one
-    named message into MessageNotFound saying so (core.NatsCore._load)."""
+    named message into MessageNotFound saying so (core.NatsCore._gone_with_store)."""
     try:
         msg = await kv._js.get_msg(kv._stream, subject=f"{kv._pre}{key}", direct=kv._direct)
     except nats.js.errors.NotFoundError as exc:
