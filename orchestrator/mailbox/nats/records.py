@@ -27,8 +27,9 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+import nats.errors
 import nats.js.errors
 from nats.js.api import RawStreamMsg
 from nats.js.kv import KeyValue
@@ -38,6 +39,7 @@ from orchestrator.mailbox.model import KINDS, STATUSES, AgentInfo, Message, make
 from orchestrator.mailbox.nats.connect import is_stream_missing
 from orchestrator.mailbox.nats.faults import TRANSIENT, retrying
 
+T = TypeVar("T")
 _SAFE: Final = re.compile(r"^[A-Za-z0-9-]{1,200}$")
 _FIELDS: Final = tuple(f.name for f in dataclasses.fields(Message))
 _AGENT_FIELDS: Final = tuple(f.name for f in dataclasses.fields(AgentInfo))
@@ -313,7 +315,7 @@ async def create(
     async def once() -> bool:
         nonlocal retried
         try:
-            await kv.create(key, value)
+            await _answered_write(kv, kv.create(key, value))
         except nats.js.errors.KeyWrongLastSequenceError:
             if retried:
                 found = await get(kv, key)
@@ -331,7 +333,37 @@ async def create(
 
 async def put(kv: KeyValue, key: str, value: bytes) -> None:
     """Write ``key`` whatever it holds (idempotent: retried through a reconnect)."""
-    await retrying(lambda: kv.put(key, value))
+
+    async def once() -> None:
+        await _answered_write(kv, kv.put(key, value))
+
+    await retrying(once)
+
+
+STREAM_CHECK_S: Final = 1.0
+"""How long :func:`_answered_write` waits for the server's word on the bucket's stream."""
+
+
+async def _answered_write(kv: KeyValue, write: Awaitable[T]) -> T:
+    """``await write``; if no stream answered it, ask the server whether the bucket's
+    stream exists, and raise its NotFoundError if not. A publish to a missing stream
+    finds no responders, as one to a stream electing its leader does: retried as such,
+    a write to a lost bucket went unanswered for :data:`faults.RETRY_S` and then read
+    "the NATS server was lost ... nothing written before this error is lost" (the reads
+    say StoreLost at once: :func:`_last_msg`). Only the server's "stream not found"
+    ends the retries; an election, a timeout or an outage leave the write to them."""
+    try:
+        return await write
+    except nats.js.errors.NoStreamResponseError:
+        js = kv._js._nc.jetstream(timeout=STREAM_CHECK_S)
+        try:
+            await js.stream_info(kv._stream)
+        except nats.js.errors.NotFoundError as exc:
+            if is_stream_missing(exc):
+                raise exc from None
+        except nats.errors.Error:
+            pass
+        raise
 
 
 async def update(

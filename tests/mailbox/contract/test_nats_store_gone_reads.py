@@ -68,6 +68,17 @@ async def test_the_looking_verbs_say_a_lost_bucket_plainly(mb: NatsMailbox) -> N
         assert f"(during {name})" in str(lost.value)
 
 
+async def test_a_write_to_a_lost_bucket_says_so_not_an_outage(mb: NatsMailbox) -> None:
+    """A write that reads nothing first (a registration's create) found no responders,
+    as a write to a stream electing its leader does: retried for 15 s, then "the NATS
+    server was lost ... nothing written before this error is lost". The server is asked
+    whether the stream exists once a write goes unanswered."""
+    await _lose_the_store(mb)
+    with pytest.raises(errors.StoreLost) as lost:
+        await mb.register("carol")
+    _said_plainly(lost.value, mb.config.namespace)
+
+
 async def test_an_operation_on_a_message_takes_a_lost_bucket_for_the_message_gone(
     mb: NatsMailbox,
 ) -> None:
