@@ -204,6 +204,27 @@ class QueueUnavailable(QueueStalled):
         super().__init__(f"queue {servers}: {reason}" + (f"; {hint}" if hint else ""))
 
 
+class StoreLost(QueueUnavailable):
+    """The NATS server answers, but the team's bucket is not there: the server restarted
+    without its store (its JetStream folder wiped, a new disk), or the bucket was
+    removed. Not "no such key": what was only in the bucket is gone for good. Still a
+    QueueStalled: a running supervisor makes the bucket again within seconds, and a
+    step tried again then finds it (empty)."""
+
+    def __init__(self, servers: str, bucket: str, doing: str = "") -> None:
+        self.bucket = bucket
+        during = f" (during {doing})" if doing else ""
+        super().__init__(
+            servers,
+            f"the team's bucket '{bucket}' is gone from the server{during}: it answers "
+            "but has no such stream (restarted without its store, or the bucket was "
+            "removed); what was only in it is lost",
+            "a running supervisor makes it again, empty, within seconds (warning "
+            "queue_store_lost); without one, any queue verb makes it (`octy-orchestrate "
+            "ps`); send again what must still be done",
+        )
+
+
 class UnsafePath(OrchestratorError):
     """A file or folder the team would write is not safe to use: a symbolic link, not a
     regular file, or in a folder that other users can write (they could plant links)."""
@@ -297,11 +318,27 @@ class ParticipantSupervised(QueueError):
 
 
 class MessageNotFound(QueueError):
+    """No message under that id. ``store_lost``: the read found the team's whole NATS
+    bucket gone (the message went with it), not just this key. ``answered``: an error
+    answer to this request was stored before it went (``fail_request`` on NATS)."""
+
     code = "not_found"
 
-    def __init__(self, message_id: str) -> None:
+    def __init__(
+        self, message_id: str, *, store_lost: StoreLost | None = None, answered: bool = False
+    ) -> None:
         self.message_id = message_id
-        super().__init__(f"no message with id {message_id!r}")
+        self.store_lost = store_lost
+        self.answered = answered
+        lost = "" if store_lost is None else f": {store_lost.reason}; {store_lost.hint}"
+        super().__init__(f"no message with id {message_id!r}{lost}")
+
+    @property
+    def how(self) -> str:
+        """How it went, as far as this client can tell."""
+        if self.store_lost is not None:
+            return "lost with the NATS server's store"
+        return "removed, or lost with the NATS server's store"
 
 
 class NotARequest(QueueError):

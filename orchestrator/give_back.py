@@ -12,7 +12,7 @@ from typing import Any
 
 from orchestrator import errors
 from orchestrator.mailbox import AsyncMailboxBackend, Message
-from orchestrator.mailbox.backend import requeue_counted
+from orchestrator.mailbox.backend import gone_reason, requeue_counted
 from orchestrator.model_errors import Failure
 from orchestrator.outage import Outage
 
@@ -77,12 +77,9 @@ class GiveBack:
             await self.outage.retry(
                 "fail_request", lambda: self.mailbox.fail_request(m.id, code, detail)
             )
-        except errors.MessageNotFound:
+        except errors.MessageNotFound as exc:
             self.log.warning(
-                "request_gone",
-                request_id=m.id,
-                reason="no longer in the queue (lost with the server's store, or "
-                "removed): its failure is not answered",
+                "request_gone", request_id=m.id, answered=exc.answered, reason=gone_reason(exc)
             )
 
     async def nack(

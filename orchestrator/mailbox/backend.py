@@ -329,6 +329,27 @@ async def fail_waiting(
             try:
                 if await mailbox.fail_request(m.id, code, detail):
                     answered.append(m.id)
-            except errors.MessageNotFound:
-                log.warning("request_gone", agent=name, request_id=m.id)
+            except errors.MessageNotFound as exc:
+                if exc.answered:  # answered, then gone: its asker may have read it
+                    answered.append(m.id)
+                log.warning(
+                    "request_gone",
+                    agent=name,
+                    request_id=m.id,
+                    answered=exc.answered,
+                    reason=gone_reason(exc),
+                )
     return answered
+
+
+def gone_reason(exc: errors.MessageNotFound) -> str:
+    """What a ``request_gone`` says of a failure answer that met its request gone: not
+    answered (gone before the answer), or answered and gone before it was marked dead
+    (NATS: the answer is one write, the request's end another; said "not answered",
+    it was false of an answer already stored, maybe read)."""
+    if exc.answered:
+        return (
+            f"its failure was answered, then the request went ({exc.how}) before it "
+            "was marked dead: an asker that read the answer has it"
+        )
+    return f"no longer in the queue ({exc.how}): its failure is not answered"

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, Final
 
 import nats.errors
@@ -322,10 +322,30 @@ class NatsCore:
 
     # --- messages -------------------------------------------------------------
 
+    def _store_lost(self, doing: str) -> errors.StoreLost:
+        return errors.StoreLost(self.config.display, self.config.namespace, doing)
+
+    @contextlib.contextmanager
+    def _gone_with_store(self, message_id: str, doing: str) -> Iterator[None]:
+        """A read of one named message (``get``, an ack's, a reply's, a wait's...) that
+        finds the bucket gone finds that message gone with it: MessageNotFound, which
+        every operation already takes for "gone since it was read" (a lost lease, one not
+        to claim, a request_gone), carrying the loss (``store_lost``, said in its text:
+        `queue show ID` says what happened and what to do). Whatever reads more than one
+        named message (listings, the registry, leases) says StoreLost (faults.typed)."""
+        try:
+            yield
+        except nats.js.errors.NotFoundError as exc:
+            if not is_stream_missing(exc):
+                raise
+            lost = self._store_lost(doing)
+            raise errors.MessageNotFound(message_id, store_lost=lost) from exc
+
     async def _load(self, message_id: str) -> Message:
         if not rec.safe_id(message_id):
             raise errors.MessageNotFound(message_id)
-        found = await rec.get(self.kv, rec.msg_key(message_id))
+        with self._gone_with_store(message_id, "a read of the message"):
+            found = await rec.get(self.kv, rec.msg_key(message_id))
         if found is None:
             raise errors.MessageNotFound(message_id)
         return rec.decode_message(found[0], rec.msg_key(message_id))
@@ -343,7 +363,8 @@ class NatsCore:
             new = change(rec.decode_message(old, key))
             return None if new is None else rec.encode_message(new)
 
-        old, new = await rec.update(self.kv, key, step)
+        with self._gone_with_store(message_id, "a change of the message"):
+            old, new = await rec.update(self.kv, key, step)
         if old is None:
             raise errors.MessageNotFound(message_id)
         return rec.decode_message(old, key), None if new is None else rec.decode_message(new, key)

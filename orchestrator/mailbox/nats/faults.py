@@ -26,6 +26,7 @@ import nats.errors
 import nats.js.errors
 
 from orchestrator import errors
+from orchestrator.mailbox.nats.connect import is_stream_missing
 
 RETRY_S: Final = 15.0
 """How long a primitive keeps trying through a reconnect or a leader election."""
@@ -70,7 +71,10 @@ def unavailable(servers: str, doing: str, exc: BaseException) -> errors.QueueUna
 
 
 def typed(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-    """A public coroutine method whose nats-py errors become QueueUnavailable."""
+    """A public coroutine method whose nats-py errors become QueueUnavailable; the
+    server's "stream not found" for the team's bucket, StoreLost: said as the outage
+    it is not, it read "the NATS server was lost ... nothing written before this error
+    is lost", false of a store that is gone."""
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -79,6 +83,9 @@ def typed(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, 
         except nats.errors.Error as exc:
             config = getattr(args[0], "config", None)
             servers = getattr(config, "display", "NATS")
+            if is_stream_missing(exc):
+                bucket = str(getattr(config, "namespace", "?"))
+                raise errors.StoreLost(servers, bucket, method.__name__) from exc
             raise unavailable(servers, method.__name__, exc) from exc
 
     return call

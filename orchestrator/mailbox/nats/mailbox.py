@@ -14,10 +14,12 @@ from dataclasses import replace
 from types import TracebackType
 
 import nats.errors
+import nats.js.errors
 
 from orchestrator import errors
 from orchestrator.mailbox.model import STATUSES, STILL_CHECK_S, Message, SweepResult
 from orchestrator.mailbox.nats import records as rec
+from orchestrator.mailbox.nats.connect import is_stream_missing
 from orchestrator.mailbox.nats.consuming import NatsConsumeOps, claimable, settle
 
 _FOREVER = float("inf")
@@ -59,6 +61,10 @@ class NatsMailbox(NatsConsumeOps):
         return reply
 
     async def _poll_reply(self, request_id: str) -> tuple[Message | None, float]:
+        with self._gone_with_store(request_id, "a wait for its answer"):
+            return await self._poll_reply_once(request_id)
+
+    async def _poll_reply_once(self, request_id: str) -> tuple[Message | None, float]:
         if (reply := await self._find_reply_of(request_id)) is not None:
             return reply, 0.0
         request = await self._load(request_id)
@@ -141,9 +147,18 @@ class NatsMailbox(NatsConsumeOps):
         return await self._load(message_id)
 
     async def find_reply(self, request_id: str) -> Message | None:
+        """The request's reply, or None: none yet, or no such request (as on SQLite). A
+        bucket gone is the request gone with it, so None too: each caller asks before an
+        operation on the request (a wait, a reply, a turn), and that operation says the
+        loss (MessageNotFound with ``store_lost``)."""
         if not rec.safe_id(request_id):
             return None
-        found = await rec.get(self.kv, rec.reply_key(request_id))
+        try:
+            found = await rec.get(self.kv, rec.reply_key(request_id))
+        except nats.js.errors.NotFoundError as exc:
+            if not is_stream_missing(exc):
+                raise
+            return None
         return None if found is None else rec.decode_message(found[0], rec.reply_key(request_id))
 
     async def waited_requests(self, recipient: str) -> list[str]:

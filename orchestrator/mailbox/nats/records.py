@@ -27,15 +27,19 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+import nats.errors
 import nats.js.errors
+from nats.js.api import RawStreamMsg
 from nats.js.kv import KeyValue
 
 from orchestrator import errors, jsontext
 from orchestrator.mailbox.model import KINDS, STATUSES, AgentInfo, Message, make_message
+from orchestrator.mailbox.nats.connect import is_stream_missing
 from orchestrator.mailbox.nats.faults import TRANSIENT, retrying
 
+T = TypeVar("T")
 _SAFE: Final = re.compile(r"^[A-Za-z0-9-]{1,200}$")
 _FIELDS: Final = tuple(f.name for f in dataclasses.fields(Message))
 _AGENT_FIELDS: Final = tuple(f.name for f in dataclasses.fields(AgentInfo))
@@ -160,34 +164,55 @@ def decode_agent(data: bytes, key: str) -> AgentInfo:
     return AgentInfo(*(record[f] for f in _AGENT_FIELDS))
 
 
-async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
-    """(value, revision), or None if the key is absent or deleted."""
+async def _last_msg(kv: KeyValue, key: str) -> RawStreamMsg | None:
+    """The key's last entry in the bucket's stream (a delete marker included), or None if
+    it has none. The one read every record read goes through, in place of nats-py's
+    ``KeyValue.get``: that one answers KeyNotFoundError both for a key with no entry
+    (JetStream's 10037 "no message found") and for a bucket whose stream is gone (10059
+    "stream not found", a server restarted without its store), so a lost bucket read as
+    an empty one: its messages "not found", its registry rows and leases absent (free
+    to take), its agents unknown. The stream's absence is raised here as the server
+    said it (a NotFoundError, :func:`connect.is_stream_missing`): the public methods
+    turn it into :class:`errors.StoreLost` (faults.typed), and the operations on one
+    named message into MessageNotFound saying so (core.NatsCore._gone_with_store)."""
     try:
-        entry = await retrying(lambda: kv.get(key))
-    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+        msg = await kv._js.get_msg(kv._stream, subject=f"{kv._pre}{key}", direct=kv._direct)
+    except nats.js.errors.NotFoundError as exc:
+        if is_stream_missing(exc):
+            raise
         return None
-    if entry.value is None or entry.revision is None:
+    if msg.subject != f"{kv._pre}{key}":  # as nats-py checks it
         return None
-    return entry.value, entry.revision
+    return msg
+
+
+def _is_marker(msg: RawStreamMsg) -> bool:
+    return (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE")
+
+
+async def get(kv: KeyValue, key: str) -> tuple[bytes, int] | None:
+    """(value, revision), or None if the key is absent or deleted; the bucket itself
+    gone is the server's NotFoundError (:func:`_last_msg`)."""
+    msg = await retrying(lambda: _last_msg(kv, key))
+    if msg is None or _is_marker(msg) or msg.data is None or msg.seq is None:
+        return None
+    return msg.data, msg.seq
 
 
 async def last_entry(kv: KeyValue, key: str) -> tuple[bytes | None, int]:
     """(value, revision) of the key's last entry: value None for a delete marker (its
     revision) or nothing at all (revision 0, a key never written or purged). A write
     conditional on that revision fails if anything was written there since, a marker
-    included (:func:`mark_deleted`)."""
-    try:
-        entry = await retrying(lambda: kv.get(key))
-    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError) as exc:
-        # nats-py's get raises KeyNotFoundError for a delete marker too (its
-        # KeyDeletedError turned into one), the marker's entry attached: read as
-        # revision 0, a create conditional on it failed for ever and the guarded
-        # create, reading it again, spun (5,591 writes in 5 s after a take).
-        marker = exc.entry
-        return None, int(marker.revision or 0) if marker is not None else 0
-    if entry.value is None or entry.revision is None:
-        return None, int(entry.revision or 0)
-    return entry.value, entry.revision
+    included (:func:`mark_deleted`). A delete marker's revision is its own: read as 0
+    (nats-py's get raises KeyNotFoundError for one), a create conditional on it failed
+    for ever and the guarded create, reading it again, spun (5,591 writes in 5 s after
+    a take). The bucket gone: as :func:`get`."""
+    msg = await retrying(lambda: _last_msg(kv, key))
+    if msg is None:
+        return None, 0
+    if _is_marker(msg) or msg.data is None:
+        return None, int(msg.seq or 0)
+    return msg.data, int(msg.seq or 0)
 
 
 async def mark_deleted(kv: KeyValue, key: str, last: int) -> None:
@@ -290,7 +315,7 @@ async def create(
     async def once() -> bool:
         nonlocal retried
         try:
-            await kv.create(key, value)
+            await _answered_write(kv, kv.create(key, value))
         except nats.js.errors.KeyWrongLastSequenceError:
             if retried:
                 found = await get(kv, key)
@@ -308,7 +333,37 @@ async def create(
 
 async def put(kv: KeyValue, key: str, value: bytes) -> None:
     """Write ``key`` whatever it holds (idempotent: retried through a reconnect)."""
-    await retrying(lambda: kv.put(key, value))
+
+    async def once() -> None:
+        await _answered_write(kv, kv.put(key, value))
+
+    await retrying(once)
+
+
+STREAM_CHECK_S: Final = 1.0
+"""How long :func:`_answered_write` waits for the server's word on the bucket's stream."""
+
+
+async def _answered_write(kv: KeyValue, write: Awaitable[T]) -> T:
+    """``await write``; if no stream answered it, ask the server whether the bucket's
+    stream exists, and raise its NotFoundError if not. A publish to a missing stream
+    finds no responders, as one to a stream electing its leader does: retried as such,
+    a write to a lost bucket went unanswered for :data:`faults.RETRY_S` and then read
+    "the NATS server was lost ... nothing written before this error is lost" (the reads
+    say StoreLost at once: :func:`_last_msg`). Only the server's "stream not found"
+    ends the retries; an election, a timeout or an outage leave the write to them."""
+    try:
+        return await write
+    except nats.js.errors.NoStreamResponseError:
+        js = kv._js._nc.jetstream(timeout=STREAM_CHECK_S)
+        try:
+            await js.stream_info(kv._stream)
+        except nats.js.errors.NotFoundError as exc:
+            if is_stream_missing(exc):
+                raise exc from None
+        except nats.errors.Error:
+            pass
+        raise
 
 
 async def update(

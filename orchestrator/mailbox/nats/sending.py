@@ -406,7 +406,9 @@ class NatsSendOps(NatsCore):
 
     async def fail_request(self, request_id: str, code: str, detail: str = "") -> bool:
         """Answer a request with an error and move it to the dead letters; False if it
-        was already answered."""
+        was already answered. MessageNotFound if the request is gone: ``answered`` when
+        it went after the answer was stored (two writes here, one transaction on
+        SQLite)."""
         request = await self._request_for_reply(request_id)
         response = self._response(request, request.recipient, None, code, detail or None)
         if not await self._put_reply(request, response):
@@ -426,7 +428,14 @@ class NatsSendOps(NatsCore):
                 done_at=now,
             )
 
-        _, after = await self._change(request_id, kill)
+        try:
+            _, after = await self._change(request_id, kill)
+        except errors.MessageNotFound as exc:
+            # The answer is stored; the request went before it was marked dead (lost with
+            # the store, or removed). Not "unanswered": its asker may have read it.
+            raise errors.MessageNotFound(
+                request_id, store_lost=exc.store_lost, answered=True
+            ) from exc
         if after is not None:
             await self._closed(after)
         return True

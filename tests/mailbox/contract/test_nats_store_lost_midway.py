@@ -31,6 +31,7 @@ from orchestrator.approval_wait import Approvals
 from orchestrator.give_back import GiveBack
 from orchestrator.inbox import Inbox
 from orchestrator.mailbox import SUPERVISOR, USER, Message
+from orchestrator.mailbox.backend import fail_waiting
 from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 from orchestrator.model_errors import Failure
 from orchestrator.outage import Outage
@@ -144,6 +145,42 @@ async def test_a_failed_turn_whose_request_went_with_the_store_is_said_not_raise
         await giving.failed_turn([m], Failure("deterministic", "the model refused"))
     gone = [e for e in logs if e["event"] == "request_gone"]
     assert [e["request_id"] for e in gone] == [m.id]
+
+
+async def test_a_failure_answered_before_the_store_went_is_not_said_unanswered(
+    mb: NatsMailbox,
+) -> None:
+    """The turn failed for good; its error answer was stored, then the store went before
+    the request was marked dead (the answer is one write, the request's end another).
+    It was said "its failure is not answered", false of an answer stored (and maybe
+    read by its asker)."""
+    m = await _claimed(mb)
+    _lost_after(mb, "_put_reply")
+    with capture_logs() as logs:
+        log: Any = structlog.get_logger()
+        giving = GiveBack(mb, "bob", "bob-1", log, Outage(log))
+        await giving.failed_turn([m], Failure("deterministic", "the model refused"))
+    (gone,) = [e for e in logs if e["event"] == "request_gone"]
+    assert gone["request_id"] == m.id
+    assert gone["answered"] is True
+    assert gone["reason"].startswith("its failure was answered, then the request went (lost")
+    assert "not answered" not in gone["reason"]
+
+
+async def test_requests_failed_for_an_agent_count_one_answered_before_the_store_went(
+    mb: NatsMailbox,
+) -> None:
+    """A stop (or a budget's pause) answers the requests waiting for the agent: one whose
+    answer was stored before the store went is among those answered, said as it was."""
+    sent = await mb.request("alice", "bob", "capital of France?")
+    _lost_after(mb, "_put_reply")
+    with capture_logs() as logs:
+        log: Any = structlog.get_logger()
+        answered = await fail_waiting(mb, "bob", "recipient_stopped", "stopped", log)
+    assert answered == [sent.id]
+    (gone,) = [e for e in logs if e["event"] == "request_gone"]
+    assert gone["answered"] is True
+    assert gone["reason"].startswith("its failure was answered")
 
 
 async def test_a_dead_sessions_last_attempt_gone_with_the_store_is_said_not_raised(
