@@ -82,8 +82,9 @@ async def test_an_agent_can_neither_read_nor_change_the_creds_file_or_the_tls_ke
     """Its Read tool and ``cat`` are asked for each file by the path the roster gives (through
     the symlinked folder); then one command whose words do not name the files (the CLI's
     own check of a command's paths cannot see them, so the sandbox must) reads, copies,
-    hard-links, overwrites, removes and moves them. The public certificate is read each
-    time; neither secret reaches the model, and both files are left as they were."""
+    hard-links, overwrites, removes and moves them; Grep and Glob search their folder. The
+    public certificate is read each time; neither secret reaches the model, and both files
+    are left as they were."""
     roster, link, real = _team(tmp_path)
     work = tmp_path / "work"
     work.mkdir()
@@ -101,26 +102,41 @@ async def test_an_agent_can_neither_read_nor_change_the_creds_file_or_the_tls_ke
         cat = {"name": "Bash", "input": {"command": f"cat {link / n}"}}
         rules.append({"match": f"^CAT {n}$", "tool_use": cat})
     rules.append({"match": "^HIDDEN$", "tool_use": {"name": "Bash", "input": {"command": hidden}}})
+    # Over the real folder (ripgrep does not follow the symlinked one): the secret files are
+    # left out of what Grep and Glob find.
+    grep = {"pattern": "secret|cert", "path": str(real), "output_mode": "content"}
+    rules.append({"match": "^GREP$", "tool_use": {"name": "Grep", "input": grep}})
+    glob = {"pattern": "*", "path": str(real)}
+    rules.append({"match": "^GLOB$", "tool_use": {"name": "Glob", "input": glob}})
     model = scripted_model(rules)
     options = claude_options(
         model,
         cwd=work,
         settings=json.dumps(sandbox.settings(roster.agents["a"], roster)),
-        allowed_tools=["Read", "Bash"],
+        tools=["Read", "Bash", "Grep", "Glob"],
+        allowed_tools=["Read", "Bash", "Grep", "Glob"],
     )
     async with ClaudeSDKClient(options) as client:
-        for prompt in [*(f"{v} {n}" for n in names for v in ("READ", "CAT")), "HIDDEN"]:
+        for prompt in [
+            *(f"{v} {n}" for n in names for v in ("READ", "CAT")),
+            "HIDDEN",
+            "GREP",
+            "GLOB",
+        ]:
             await client.query(prompt)
             async for message in client.receive_response():
                 if isinstance(message, ResultMessage):
                     break
     seen = [str(r["content"]) for q in model.requests for r in tool_results(q)]
-    assert len(seen) == 7, seen
-    assert [CERT in s for s in seen] == [False, False, False, False, True, True, True], seen
-    assert "\nEND\n" in seen[-1], seen  # the sandboxed command ran to its end
+    assert len(seen) == 9, seen
     for s in seen:
         assert CREDS not in s, seen
         assert TLS_KEY not in s, seen
+    assert [CERT in s for s in seen[:7]] == [False, False, False, False, True, True, True], seen
+    assert "\nEND\n" in seen[6], seen  # the sandboxed command ran to its end
+    assert seen[7].count(CERT) == 2, seen  # Grep: ca.pem and client.pem
+    globbed = sorted(Path(p).name for p in seen[8].split())
+    assert globbed == ["ca.pem", "client.pem"], seen
     for name, text in FILES.items():
         assert (real / name).read_text(encoding="utf-8") == text + "\n"
     assert not {"x", "h", "k"} & {p.name for p in work.iterdir()}
