@@ -10,12 +10,12 @@ sources), the team record. So the policy hook (:mod:`orchestrator.policy`) asks
 :func:`refusal` before every file tool call, resolving the path as the tool would reach it
 (relative to the agent's folder, ``..`` and symlinks followed):
 
-- always refused: the hidden folders and read-only files of the roster running now (the
-  CLI's own deny rules are fixed at connect; this list is read live, so a prompt file added
-  by hot reload is refused at once), any ``.git`` folder or file, other agents' worktrees
-  (``.octy/worktrees/…`` outside the agent's own folder), the Python install and the
-  packages the team runs, the team record folder, and the supervisor's launcher folder
-  except the agent's own temp folder inside it;
+- always refused: the hidden folders, secret files and read-only files of the roster
+  running now (the CLI's own deny rules are fixed at connect; this list is read live, so a
+  prompt file added by hot reload is refused at once), any ``.git`` folder or file, other
+  agents' worktrees (``.octy/worktrees/…`` outside the agent's own folder), the Python
+  install and the packages the team runs, the team record folder, and the supervisor's
+  launcher folder except the agent's own temp folder inside it;
 - with ``owns`` unset: everything outside the agent's folder (its ``cwd`` or worktree) and
   its private temp folder. With ``owns`` set, its globs decide (:func:`policy.owner_check`).
 """
@@ -78,6 +78,8 @@ def refusal(
     for hidden in sandbox.hidden_folders(roster):
         if _under(real, _real(hidden)):
             return no("in the team's private folder (database, logs)")
+    if real in {_real(f) for f in sandbox.secret_files(roster)}:
+        return no("the queue's credentials (creds or TLS key file)")
     if real in {_real(f) for f in sandbox.read_only_files(roster)}:
         return no("agents.yaml or a prompt file, which define the team")
     if ".git" in real.split("/"):

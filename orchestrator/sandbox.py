@@ -21,7 +21,11 @@ way to the team:
   ``bypassPermissions``.
 
 Hidden (no read, no write): the database's folder (the queue, its WAL, bells, the supervisor
-lock, the prompt files below) and the logs folder. Read-only: ``agents.yaml`` and every
+lock, the prompt files below), the logs folder, and the queue's secret files (NATS ``creds``
+and TLS client ``key``, each by its real path: measured on 2.1.332, a ``denyRead`` file is
+bound over by ``/dev/null`` that ``cat`` is refused, a ``denyWrite`` one cannot be written,
+removed or moved, and a ``Read(//file)`` rule refuses the Read tool, also through a
+symlink, and a plain ``cat`` naming it). Read-only: ``agents.yaml`` and every
 ``prompt_file`` (an agent that could edit them would rewrite a peer's role or its own tools,
 applied by hot reload).
 """
@@ -71,6 +75,17 @@ def private_folders(roster: Roster) -> list[Path]:
     return hidden_folders(roster) + ([state.absolute()] if state is not None else [])
 
 
+def secret_files(roster: Roster) -> list[Path]:
+    """Files no agent tool may read or write: the queue's secrets by file (NATS ``creds``,
+    the TLS client ``key``), by their real paths. README tells users to prefer a ``creds:``
+    file where agents must not see the queue's secret; these rules keep that promise (the
+    real CLI's Read and a sandboxed ``cat`` returned both files before). The TLS ``ca`` and
+    ``cert`` are public and stay readable."""
+    queue = roster.queue
+    files = [] if queue is None else [f for f in (queue.creds, queue.tls_key) if f is not None]
+    return [f.resolve() for f in dict.fromkeys(files)]
+
+
 def read_only_files(roster: Roster) -> list[Path]:
     """Files agents may read but not change: what defines the team."""
     files = [roster.path, *(s.prompt_file for s in roster.agents.values() if s.prompt_file)]
@@ -94,8 +109,10 @@ def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
     """The ``--settings`` object for one agent's CLI: permission deny rules always, the
     sandbox unless the roster opts the agent out (``sandbox: false``)."""
     hidden = [_absolute(p) for p in private_folders(roster)]
+    secrets = [_absolute(p) for p in secret_files(roster)]
     frozen = [_absolute(p) for p in read_only_files(roster)]
     deny = [f"{tool}({p}/**)" for p in hidden for tool in ("Read", "Edit")]
+    deny += [f"{tool}({p})" for p in secrets for tool in ("Read", "Edit")]
     deny += [f"Edit({p})" for p in frozen]
     out: dict[str, Any] = {"permissions": {"deny": deny}}
     if sandboxed(spec):
@@ -105,7 +122,10 @@ def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
             "allowUnsandboxedCommands": False,
             "autoAllowBashIfSandboxed": False,
             "excludedCommands": [],
-            "filesystem": {"denyRead": hidden, "denyWrite": hidden + frozen},
+            "filesystem": {
+                "denyRead": hidden + secrets,
+                "denyWrite": hidden + secrets + frozen,
+            },
         }
         if (tree := _worktree(spec, roster)) is not None:
             # The shared refs and info files (git_guard), and the placeholders the agent's

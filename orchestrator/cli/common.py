@@ -372,7 +372,8 @@ def undecodable_paths(roster: Roster) -> list[str]:
     the claude CLI, which runs where a folder really is, said `Can't access working
     directory` and the agent restarted until it failed, measured), or what the agents'
     sandbox hides or keeps read-only (its rules could not name it: a sandboxed Bash wrote
-    into such a `logs` folder, measured). `config` called them valid, `up` started them."""
+    into such a `logs` folder, measured), the queue's secret files among them. `config`
+    called them valid, `up` started them."""
     if undecodable_folder(roster.path) is not None:
         return []
     # only for the verbs that load a roster (not on every verb's start path)
@@ -397,7 +398,9 @@ def undecodable_paths(roster: Roster) -> list[str]:
     # (real paths, in JSON): a `logs: ${VAR}` folder so named was neither hidden nor
     # read-only, a sandboxed Bash listed it and wrote a file into it (measured; the same
     # rules hid a UTF-8 one).
-    hidden = sandbox.private_folders(roster)
+    # The queue's `creds` and TLS `key` files too (a CA or certificate is public: its path
+    # may hold such a byte, the NATS client opens it by it).
+    hidden = [*sandbox.private_folders(roster), *sandbox.secret_files(roster)]
     said = [] if is_utf8(database) else [roster.database.parent.resolve()]
     for path in dict.fromkeys([*hidden, *sandbox.read_only_files(roster)]):
         if not is_utf8(str(path)) and path not in said:

@@ -318,25 +318,44 @@ def test_a_lone_surrogate_in_a_setting_is_one_of_the_rosters_problems(tmp_path: 
     assert sorted(p.name for p in team.iterdir()) == ["agents.yaml"]
 
 
-def test_a_queue_file_path_with_such_a_byte_is_kept(tmp_path: Path) -> None:
-    """Asked of this session: a `${VAR}` putting 0xff into the queue's `tls` (or `creds`)
-    file paths passed every check, while `database` and `logs` are refused. Kept so, by
-    decision: nothing records those paths and the NATS client opens the files by them
-    (measured: `up`, `up -d`, `ps`, `down` against a TLS nats-server whose CA file was
-    under such a folder). `config` shows them with the byte as `\\xff` (`creds` masked)."""
+def test_such_a_byte_is_kept_in_the_queues_ca_path_refused_in_its_secret_files(
+    tmp_path: Path,
+) -> None:
+    """Asked of an earlier session: a `${VAR}` putting 0xff into the queue's `tls` (or
+    `creds`) file paths passed every check, while `database` and `logs` are refused. The
+    public CA (and client certificate) is kept so: nothing records those paths and the
+    NATS client opens the files by them (measured: `up`, `up -d`, `ps`, `down` against a
+    TLS nats-server whose CA file was under such a folder); `config` shows it with the byte
+    as `\\xff`. The `creds` file and the TLS `key` are hidden from agents by their paths
+    (sandbox.secret_files), which a rule cannot name so: refused as the `logs` folder is,
+    exit 1 (the agents could otherwise read the queue's secret)."""
     odd = tmp_path / os.fsdecode(b"q\xffdir")
     odd.mkdir()
-    for name in ("ca.pem", "client.creds"):
+    for name in ("ca.pem", "client.pem", "client.key", "client.creds"):
         (odd / name).write_text("-\n", encoding="utf-8")
     team = tmp_path / "team"
     team.mkdir()
     (team / "agents.yaml").write_text(
-        "queue:\n  servers: tls://127.0.0.1:4222\n  creds: ${QD}/client.creds\n"
+        "queue:\n  servers: tls://127.0.0.1:4222\n"
         "  tls:\n    ca: ${QD}/ca.pem\nagents:\n  a:\n    prompt: A.\n",
         encoding="utf-8",
     )
-    done = octy("config", "--json", cwd=team, env={**_env(tmp_path), "QD": str(odd)})
+    env = {**_env(tmp_path), "QD": str(odd)}
+    done = octy("config", "--json", cwd=team, env=env)
     assert done.returncode == 0, done
-    queue = json.loads(done.stdout)["queue"]
-    assert queue["tls_ca"] == f"{tmp_path}/q\\xffdir/ca.pem"
-    assert queue["creds"] == "***"  # masked, as a secret-named setting is
+    assert json.loads(done.stdout)["queue"]["tls_ca"] == f"{tmp_path}/q\\xffdir/ca.pem"
+    (team / "agents.yaml").write_text(
+        "queue:\n  servers: tls://127.0.0.1:4222\n  creds: ${QD}/client.creds\n"
+        "  tls:\n    ca: ${QD}/ca.pem\n    cert: ${QD}/client.pem\n    key: ${QD}/client.key\n"
+        "agents:\n  a:\n    prompt: A.\n",
+        encoding="utf-8",
+    )
+    for verb in (("config", "--json"), ("up", "--json", "--no-model-check")):
+        done = octy(*verb, cwd=team, env=env, timeout=60)
+        assert done.returncode == 1, done
+        assert json.loads(done.stdout)["message"].splitlines()[1:] == [
+            f"{tmp_path}/q\\xffdir/{name} is not valid UTF-8 text: the agents' sandbox and "
+            "permission rules cannot name it, to hide it; give the team paths (and real "
+            "paths) that are UTF-8 text"
+            for name in ("client.creds", "client.key")
+        ]

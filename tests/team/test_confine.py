@@ -98,6 +98,31 @@ def test_the_teams_own_files_git_and_the_install_are_refused_even_with_owns(
     assert confine.refusal(spec, tmp_path, None, roster, "/srv/elsewhere/x") is None
 
 
+def test_the_queues_secret_files_are_refused_even_with_owns(tmp_path: Path) -> None:
+    """The queue's ``creds`` and TLS ``key`` files (sandbox.secret_files), reached by any
+    path, are never written by a file tool, whatever ``owns`` says; its public CA is the
+    globs' call."""
+    nats = tmp_path / "nats"
+    nats.mkdir()
+    for name in ("octy.creds", "client.key", "client.pem", "ca.pem"):
+        (nats / name).write_text("-\n", encoding="utf-8")
+    (tmp_path / "via").symlink_to(nats)
+    queue = (
+        "queue:\n  servers: tls://127.0.0.1:4222\n  creds: via/octy.creds\n"
+        "  tls: {ca: nats/ca.pem, cert: nats/client.pem, key: nats/client.key}\n"
+    )
+    (tmp_path / "agents.yaml").write_text(
+        queue + 'agents:\n  a:\n    prompt: p\n    owns: ["/**"]\n', encoding="utf-8"
+    )
+    roster = load_roster(tmp_path / "agents.yaml", {})
+    spec = roster.agents["a"]
+    for path in (nats / "octy.creds", tmp_path / "via" / "client.key", "nats/../via/octy.creds"):
+        said = confine.refusal(spec, tmp_path, None, roster, str(path))
+        assert said is not None, path
+        assert "queue's credentials" in said, path
+    assert confine.refusal(spec, tmp_path, None, roster, str(nats / "ca.pem")) is None
+
+
 @pytest.mark.cli
 @pytest.mark.skipif(bool(missing_programs()), reason="the CLI's sandbox needs bubblewrap")
 def test_a_real_agents_write_tool_cannot_leave_its_folder(team: Any, tmp_path: Path) -> None:
