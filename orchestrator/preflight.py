@@ -157,6 +157,11 @@ def unreachable(env: Mapping[str, str], timeout_s: float = CONNECT_TIMEOUT_S) ->
         return f"cannot resolve {endpoint.host} (DNS: {exc.strerror or exc})"
     except LookupTimeout as exc:
         return f"cannot resolve {endpoint.host} (DNS: no answer within {exc.waited_s:g}s)"
+    except UnicodeError:
+        # No DNS name at all (an empty label, one over 63 characters, a character IDNA
+        # refuses: `http://a..b`), refused by getaddrinfo's IDNA encoding. Raised out of the
+        # runner's check, it crashed the agent's session at each turn (given up after 5).
+        return f"cannot resolve {endpoint.host} (not a valid host name)"
     except ConnectionRefusedError:
         return f"connection refused at {endpoint.host}:{endpoint.port}"
     except TimeoutError:

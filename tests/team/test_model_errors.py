@@ -121,6 +121,17 @@ def test_the_probe_names_a_closed_port_and_a_name_that_does_not_resolve() -> Non
         assert unreachable({"ANTHROPIC_BASE_URL": "http://10.9.9.9", "HTTP_PROXY": url}) is None
 
 
+def test_the_probe_says_a_host_that_is_no_dns_name_cannot_resolve() -> None:
+    """getaddrinfo's IDNA encoding raised UnicodeError out of unreachable(): with
+    `ANTHROPIC_BASE_URL: http://a..b:8080` and --no-model-check (measured), the runner's
+    check crashed the agent's session at each turn, 5 times, then the request was given up
+    as "its session died on it 5 times"; `up` said "the check failed (UnicodeError: ...)"."""
+    for host in ("a..b", "a" * 64 + ".example", "x\udcff.example"):
+        assert unreachable({"ANTHROPIC_BASE_URL": f"http://{host}:8080"}) == (
+            f"cannot resolve {host} (not a valid host name)"
+        )
+
+
 def test_endpoint_defaults_to_anthropic() -> None:
     assert Endpoint.of({}) == Endpoint("https://api.anthropic.com", "api.anthropic.com", 443)
     assert Endpoint.of({"ANTHROPIC_BASE_URL": "http://h:8080/"}).port == 8080
