@@ -460,8 +460,13 @@ def _proxied(endpoint: Endpoint, env: Mapping[str, str]) -> bool:
     if not any(env.get(n) for n in names):
         return False
     bypass = ",".join(env.get(n, "") for n in ("NO_PROXY", "no_proxy"))
-    hosts = {h.strip().lstrip(".") for h in bypass.split(",") if h.strip()}
-    return not ("*" in hosts or any(endpoint.host.endswith(h) for h in hosts))
+    entries = [h.strip().lower() for h in bypass.split(",") if h.strip()]
+    host = endpoint.host.lower()
+    # A name and its subdomains, as urllib reads NO_PROXY (proxy_bypass_environment):
+    # `ple.com` is not `example.com`. A bare suffix match took it for bypassed and looked
+    # the name up directly, where only the proxy may resolve it (`up` refused the team).
+    bypassed = [e.removeprefix("*").lstrip(".") for e in entries]
+    return not ("*" in entries or any(host == b or host.endswith("." + b) for b in bypassed if b))
 
 
 def _api_message(exc: urllib.error.HTTPError) -> str:

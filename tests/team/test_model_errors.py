@@ -132,6 +132,21 @@ def test_the_probe_says_a_host_that_is_no_dns_name_cannot_resolve() -> None:
         )
 
 
+def test_no_proxy_names_a_host_and_its_subdomains_not_any_suffix() -> None:
+    """NO_PROXY `host.invalid` was taken to bypass the proxy for `nosuch-host.invalid`
+    (a bare suffix match; urllib, which sends the check's request, does not): the check
+    looked the name up itself, where only the proxy may resolve it, and `up` refused the
+    team with "cannot resolve". Behind the proxy the CLI's own errors tell (None)."""
+    url = "https://nosuch-host.invalid"
+    proxy = {"ANTHROPIC_BASE_URL": url, "HTTPS_PROXY": "http://127.0.0.1:9"}
+    for entry in ("host.invalid", "ch-host.invalid", "other.invalid,  "):
+        assert unreachable({**proxy, "NO_PROXY": entry}) is None, entry
+    for entry in ("nosuch-host.invalid", ".invalid", "*.invalid", "x, *", "NOSUCH-HOST.invalid"):
+        said = unreachable({**proxy, "no_proxy": entry})
+        assert said is not None, entry
+        assert said.startswith("cannot resolve nosuch-host.invalid"), entry
+
+
 def test_endpoint_defaults_to_anthropic() -> None:
     assert Endpoint.of({}) == Endpoint("https://api.anthropic.com", "api.anthropic.com", 443)
     assert Endpoint.of({"ANTHROPIC_BASE_URL": "http://h:8080/"}).port == 8080
