@@ -97,10 +97,21 @@ def resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:
     with _lookups_lock:
         pending = _lookups.get(key)
         if pending is None:
-            pending = _lookups[key] = Future()
-            threading.Thread(
-                target=_look_up, args=(key, pending), name="octy-lookup", daemon=True
-            ).start()
+            pending = Future()
+            try:
+                threading.Thread(
+                    target=_look_up, args=(key, pending), name="octy-lookup", daemon=True
+                ).start()
+            except RuntimeError:
+                # No thread to spare ("can't start new thread"): it raised out of the check,
+                # and the Future, never to be answered, was kept: every later check of that
+                # host said "no answer within 3s", an IP address too (measured under
+                # RLIMIT_NPROC). Looked up here then, without a deadline, as before.
+                pending = None
+            else:
+                _lookups[key] = pending
+    if pending is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     try:
         return pending.result(timeout=timeout_s)
     except FutureTimeout:
