@@ -54,10 +54,10 @@ class Endpoint:
         parts = urlsplit(url)
         try:
             port = parts.port
-        except ValueError:
-            port = None
+        except ValueError:  # over 65535, or not a number: :func:`unreachable` says so
+            port = 0
         default_port = 443 if parts.scheme == "https" else 80
-        return cls(url, parts.hostname or "", port or default_port)
+        return cls(url, parts.hostname or "", default_port if port is None else port)
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,10 @@ def unreachable(env: Mapping[str, str], timeout_s: float = CONNECT_TIMEOUT_S) ->
     endpoint = Endpoint.of(env)
     if not endpoint.host:
         return f"ANTHROPIC_BASE_URL {endpoint.url!r} names no host"
+    if not 0 < endpoint.port < 65536:
+        # It was taken for the default port: `https://HOST:99999` was checked at HOST:443
+        # and passed, a port the CLI never uses (found by review).
+        return f"ANTHROPIC_BASE_URL {endpoint.url!r} has no valid port (1-65535)"
     if _proxied(endpoint, env):
         return None
     try:

@@ -147,6 +147,21 @@ def test_no_proxy_names_a_host_and_its_subdomains_not_any_suffix() -> None:
         assert said.startswith("cannot resolve nosuch-host.invalid"), entry
 
 
+def test_a_port_out_of_range_is_said_not_taken_for_the_default() -> None:
+    """`http://127.0.0.1:99999` (or `:0`, `:x`) was checked at port 80 (443 for https):
+    a listener there passed the check for a port the CLI never uses."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert unreachable({"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}) is None
+        for bad in ("99999", "0", "x", str(port + 65536)):
+            url = f"http://127.0.0.1:{bad}"
+            assert unreachable({"ANTHROPIC_BASE_URL": url}) == (
+                f"ANTHROPIC_BASE_URL {url!r} has no valid port (1-65535)"
+            )
+
+
 def test_endpoint_defaults_to_anthropic() -> None:
     assert Endpoint.of({}) == Endpoint("https://api.anthropic.com", "api.anthropic.com", 443)
     assert Endpoint.of({"ANTHROPIC_BASE_URL": "http://h:8080/"}).port == 8080
