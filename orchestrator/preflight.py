@@ -207,7 +207,7 @@ def rejected_key(env: Mapping[str, str], exchange: Exchange | None = None) -> st
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     request = urllib.request.Request(url + "/v1/models?limit=1", headers=headers)
-    opener = _OPENER if exchange is None else exchange.opener
+    opener = _opener(env, exchange)
     timeout_s = HTTP_TIMEOUT_S if exchange is None else exchange.left(HTTP_TIMEOUT_S)
     try:
         with opener.open(request, timeout=timeout_s):
@@ -236,7 +236,22 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+def _opener(env: Mapping[str, str], exchange: Exchange | None) -> urllib.request.OpenerDirector:
+    """urllib's opener for ``env``: through the proxy ``env`` names (:func:`_proxied`), or
+    none. urllib's own reads the supervisor's environment only: an agent whose roster
+    `env` named a proxy was said reachable (behind a proxy), then its key was checked
+    directly (measured: `no answer to GET /v1/models (Connection refused)`, nothing sent
+    to the proxy), and `up` refused the team."""
+    endpoint = Endpoint.of(env)
+    proxies: dict[str, str] = {}
+    if _proxied(endpoint, env):
+        scheme = "https" if endpoint.url.startswith("https:") else "http"
+        names = [n for n in _proxy_names(endpoint) if env.get(n)]
+        proxies[scheme] = env[names[0]]
+    handlers: list[Any] = [_NoRedirect, urllib.request.ProxyHandler(proxies)]
+    if exchange is not None:
+        handlers += [_WatchedHTTP(exchange), _WatchedHTTPS(exchange)]
+    return urllib.request.build_opener(*handlers)
 
 
 class Exchange:
@@ -253,9 +268,6 @@ class Exchange:
         self._lock = threading.Lock()
         self._cut = False
         self._watched: dict[int, list[socket.socket]] = {}  # thread id -> duplicates
-        self.opener = urllib.request.build_opener(
-            _NoRedirect, _WatchedHTTP(self), _WatchedHTTPS(self)
-        )
 
     def left(self, most: float) -> float:
         """``most`` seconds, or less: what is left before the deadline (a little, at the
@@ -468,11 +480,16 @@ def _shown(reason: str) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def _proxied(endpoint: Endpoint, env: Mapping[str, str]) -> bool:
-    names: tuple[str, ...] = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+def _proxy_names(endpoint: Endpoint) -> tuple[str, ...]:
+    """The variables that may name the proxy for ``endpoint``, the one used first."""
+    names: tuple[str, ...] = ()
     if endpoint.url.startswith("http:"):
-        names += ("HTTP_PROXY", "http_proxy")
-    if not any(env.get(n) for n in names):
+        names += ("http_proxy", "HTTP_PROXY")
+    return (*names, "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+
+
+def _proxied(endpoint: Endpoint, env: Mapping[str, str]) -> bool:
+    if not any(env.get(n) for n in _proxy_names(endpoint)):
         return False
     bypass = ",".join(env.get(n, "") for n in ("NO_PROXY", "no_proxy"))
     entries = [h.strip().lower() for h in bypass.split(",") if h.strip()]

@@ -5,6 +5,8 @@ failure, max_turns), and the endpoint probe `up` and the runner use."""
 from __future__ import annotations
 
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from claude_agent_sdk import ResultMessage
 from orchestrator.batching import BATCH_BYTES, batch_of, encoded_size, fit_reply
 from orchestrator.mailbox import MAX_BODY_BYTES, Message
 from orchestrator.model_errors import ModelError, classify, no_answer
-from orchestrator.preflight import Endpoint, unreachable
+from orchestrator.preflight import Endpoint, Exchange, rejected_key, unreachable
 
 
 def result(status: int | None, text: str, **fields: Any) -> ResultMessage:
@@ -160,6 +162,52 @@ def test_a_port_out_of_range_is_said_not_taken_for_the_default() -> None:
             assert unreachable({"ANTHROPIC_BASE_URL": url}) == (
                 f"ANTHROPIC_BASE_URL {url!r} has no valid port (1-65535)"
             )
+
+
+def test_the_key_is_checked_through_the_proxy_the_agents_env_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An agent's roster `env` naming HTTP_PROXY (the supervisor's environment naming
+    none): the TCP probe stood aside (behind a proxy), then urllib, which reads only the
+    supervisor's environment, checked the key directly, `no answer to GET /v1/models
+    (Connection refused)`, nothing sent to the proxy, and `up` refused the team. Now the
+    proxy is asked (here it answers 401 itself)."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("ALL_PROXY", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(401)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    url = f"http://127.0.0.1:{closed}"
+    env = {
+        "ANTHROPIC_BASE_URL": url,
+        "HTTP_PROXY": f"http://127.0.0.1:{proxy.server_address[1]}",
+        "ANTHROPIC_API_KEY": "test",
+    }
+    exchange = Exchange(10**9)
+    try:
+        assert unreachable(env) is None
+        assert rejected_key(env, exchange) == "the API key was rejected (HTTP 401: Unauthorized)"
+    finally:
+        exchange.release()
+        proxy.shutdown()
+        proxy.server_close()
+    assert seen == [f"{url}/v1/models?limit=1"]
 
 
 def test_endpoint_defaults_to_anthropic() -> None:
