@@ -237,16 +237,18 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def _opener(env: Mapping[str, str], exchange: Exchange | None) -> urllib.request.OpenerDirector:
-    """urllib's opener for ``env``: through the proxy ``env`` names (:func:`_proxied`), or
-    none. urllib's own reads the supervisor's environment only: an agent whose roster
-    `env` named a proxy was said reachable (behind a proxy), then its key was checked
-    directly (measured: `no answer to GET /v1/models (Connection refused)`, nothing sent
-    to the proxy), and `up` refused the team."""
+    """urllib's opener for ``env``: through the proxy ``env`` names for its scheme, unless
+    :func:`_proxied` says NO_PROXY bypasses it; else direct. urllib's own reads the
+    supervisor's environment only: an agent whose roster `env` named a proxy was said
+    reachable (behind a proxy), then its key was checked directly (measured: `no answer
+    to GET /v1/models (Connection refused)`, nothing sent to the proxy), and `up` refused
+    the team."""
     endpoint = Endpoint.of(env)
     proxies: dict[str, str] = {}
-    if _proxied(endpoint, env):
-        scheme = "https" if endpoint.url.startswith("https:") else "http"
-        names = [n for n in _proxy_names(endpoint) if env.get(n)]
+    scheme = "https" if endpoint.url.startswith("https:") else "http"
+    # The variables urllib reads, lower case first (ALL_PROXY it does not use).
+    names = [n for n in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY") if env.get(n)]
+    if names and _proxied(endpoint, env):
         proxies[scheme] = env[names[0]]
     handlers: list[Any] = [_NoRedirect, urllib.request.ProxyHandler(proxies)]
     if exchange is not None:
@@ -480,16 +482,11 @@ def _shown(reason: str) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def _proxy_names(endpoint: Endpoint) -> tuple[str, ...]:
-    """The variables that may name the proxy for ``endpoint``, the one used first."""
-    names: tuple[str, ...] = ()
-    if endpoint.url.startswith("http:"):
-        names += ("http_proxy", "HTTP_PROXY")
-    return (*names, "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
-
-
 def _proxied(endpoint: Endpoint, env: Mapping[str, str]) -> bool:
-    if not any(env.get(n) for n in _proxy_names(endpoint)):
+    names: tuple[str, ...] = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+    if endpoint.url.startswith("http:"):
+        names += ("HTTP_PROXY", "http_proxy")
+    if not any(env.get(n) for n in names):
         return False
     bypass = ",".join(env.get(n, "") for n in ("NO_PROXY", "no_proxy"))
     entries = [h.strip().lower() for h in bypass.split(",") if h.strip()]
