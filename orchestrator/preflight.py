@@ -54,10 +54,10 @@ class Endpoint:
         parts = urlsplit(url)
         try:
             port = parts.port
-        except ValueError:
-            port = None
+        except ValueError:  # over 65535, or not a number: :func:`unreachable` says so
+            port = 0
         default_port = 443 if parts.scheme == "https" else 80
-        return cls(url, parts.hostname or "", port or default_port)
+        return cls(url, parts.hostname or "", default_port if port is None else port)
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,21 @@ def resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:
     with _lookups_lock:
         pending = _lookups.get(key)
         if pending is None:
-            pending = _lookups[key] = Future()
-            threading.Thread(
-                target=_look_up, args=(key, pending), name="octy-lookup", daemon=True
-            ).start()
+            pending = Future()
+            try:
+                threading.Thread(
+                    target=_look_up, args=(key, pending), name="octy-lookup", daemon=True
+                ).start()
+            except RuntimeError:
+                # No thread to spare ("can't start new thread"): it raised out of the check,
+                # and the Future, never to be answered, was kept: every later check of that
+                # host said "no answer within 3s", an IP address too (measured under
+                # RLIMIT_NPROC). Looked up here then, without a deadline, as before.
+                pending = None
+            else:
+                _lookups[key] = pending
+    if pending is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     try:
         return pending.result(timeout=timeout_s)
     except FutureTimeout:
@@ -148,6 +159,10 @@ def unreachable(env: Mapping[str, str], timeout_s: float = CONNECT_TIMEOUT_S) ->
     endpoint = Endpoint.of(env)
     if not endpoint.host:
         return f"ANTHROPIC_BASE_URL {endpoint.url!r} names no host"
+    if not 0 < endpoint.port < 65536:
+        # It was taken for the default port: `https://HOST:99999` was checked at HOST:443
+        # and passed, a port the CLI never uses (found by review).
+        return f"ANTHROPIC_BASE_URL {endpoint.url!r} has no valid port (1-65535)"
     if _proxied(endpoint, env):
         return None
     try:
@@ -157,6 +172,11 @@ def unreachable(env: Mapping[str, str], timeout_s: float = CONNECT_TIMEOUT_S) ->
         return f"cannot resolve {endpoint.host} (DNS: {exc.strerror or exc})"
     except LookupTimeout as exc:
         return f"cannot resolve {endpoint.host} (DNS: no answer within {exc.waited_s:g}s)"
+    except UnicodeError:
+        # No DNS name at all (an empty label, one over 63 characters, a character IDNA
+        # refuses: `http://a..b`), refused by getaddrinfo's IDNA encoding. Raised out of the
+        # runner's check, it crashed the agent's session at each turn (given up after 5).
+        return f"cannot resolve {endpoint.host} (not a valid host name)"
     except ConnectionRefusedError:
         return f"connection refused at {endpoint.host}:{endpoint.port}"
     except TimeoutError:
@@ -187,7 +207,7 @@ def rejected_key(env: Mapping[str, str], exchange: Exchange | None = None) -> st
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     request = urllib.request.Request(url + "/v1/models?limit=1", headers=headers)
-    opener = _OPENER if exchange is None else exchange.opener
+    opener = _opener(env, exchange)
     timeout_s = HTTP_TIMEOUT_S if exchange is None else exchange.left(HTTP_TIMEOUT_S)
     try:
         with opener.open(request, timeout=timeout_s):
@@ -216,7 +236,24 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+def _opener(env: Mapping[str, str], exchange: Exchange | None) -> urllib.request.OpenerDirector:
+    """urllib's opener for ``env``: through the proxy ``env`` names for its scheme, unless
+    :func:`_proxied` says NO_PROXY bypasses it; else direct. urllib's own reads the
+    supervisor's environment only: an agent whose roster `env` named a proxy was said
+    reachable (behind a proxy), then its key was checked directly (measured: `no answer
+    to GET /v1/models (Connection refused)`, nothing sent to the proxy), and `up` refused
+    the team."""
+    endpoint = Endpoint.of(env)
+    proxies: dict[str, str] = {}
+    scheme = "https" if endpoint.url.startswith("https:") else "http"
+    # The variables urllib reads, lower case first (ALL_PROXY it does not use).
+    names = [n for n in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY") if env.get(n)]
+    if names and _proxied(endpoint, env):
+        proxies[scheme] = env[names[0]]
+    handlers: list[Any] = [_NoRedirect, urllib.request.ProxyHandler(proxies)]
+    if exchange is not None:
+        handlers += [_WatchedHTTP(exchange), _WatchedHTTPS(exchange)]
+    return urllib.request.build_opener(*handlers)
 
 
 class Exchange:
@@ -233,9 +270,6 @@ class Exchange:
         self._lock = threading.Lock()
         self._cut = False
         self._watched: dict[int, list[socket.socket]] = {}  # thread id -> duplicates
-        self.opener = urllib.request.build_opener(
-            _NoRedirect, _WatchedHTTP(self), _WatchedHTTPS(self)
-        )
 
     def left(self, most: float) -> float:
         """``most`` seconds, or less: what is left before the deadline (a little, at the
@@ -455,8 +489,13 @@ def _proxied(endpoint: Endpoint, env: Mapping[str, str]) -> bool:
     if not any(env.get(n) for n in names):
         return False
     bypass = ",".join(env.get(n, "") for n in ("NO_PROXY", "no_proxy"))
-    hosts = {h.strip().lstrip(".") for h in bypass.split(",") if h.strip()}
-    return not ("*" in hosts or any(endpoint.host.endswith(h) for h in hosts))
+    entries = [h.strip().lower() for h in bypass.split(",") if h.strip()]
+    host = endpoint.host.lower()
+    # A name and its subdomains, as urllib reads NO_PROXY (proxy_bypass_environment):
+    # `ple.com` is not `example.com`. A bare suffix match took it for bypassed and looked
+    # the name up directly, where only the proxy may resolve it (`up` refused the team).
+    bypassed = [e.removeprefix("*").lstrip(".") for e in entries]
+    return not ("*" in entries or any(host == b or host.endswith("." + b) for b in bypassed if b))
 
 
 def _api_message(exc: urllib.error.HTTPError) -> str:

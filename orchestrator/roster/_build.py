@@ -57,6 +57,21 @@ from orchestrator.roster.model import (
 )
 
 
+def _is_text(key: str) -> bool:
+    """Whether the setting at ``key`` is text for the model, not a path or an environment
+    value: a prompt, a description, the team's name. A byte from a ``${VAR}`` (0xff, held
+    as "\\udcff"), or YAML's "\\uDCFF", passes as a path's byte; in a prompt it made each
+    start of the agent's session fail writing its system prompt (UnicodeEncodeError, six
+    times, then `failed`), measured with `prompt: "A\\uDCFF."` reloaded into a team."""
+    parts = key.split(".")
+    if parts == ["name"]:
+        return True
+    texts = ("prompt", "description")
+    return (len(parts) == 3 and parts[0] == "agents" and parts[2] in texts) or (
+        len(parts) == 2 and parts[0] == "defaults" and parts[1] in texts
+    )
+
+
 class _Builder:
     def __init__(self, shown_path: str, path: Path, environ: Mapping[str, str]) -> None:
         self.shown_path = shown_path
@@ -158,6 +173,20 @@ class _Builder:
                     "command-line argument or environment value can hold; remove it",
                 )
                 found = True
+                continue
+            if _is_text(key):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    byte = f"\\x{ord(text[exc.start]) - 0xDC00:02x}"
+                    self.report(
+                        line,
+                        key,
+                        f"contains the byte {byte}, which is not UTF-8 text (a prompt, a "
+                        "description and the team's name are written to the model as text); "
+                        "remove it",
+                    )
+                    found = True
         return found
 
     def _roster(self, tree: YMap) -> Roster | None:

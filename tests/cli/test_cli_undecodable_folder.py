@@ -359,3 +359,34 @@ def test_such_a_byte_is_kept_in_the_queues_ca_path_refused_in_its_secret_files(
             "paths) that are UTF-8 text"
             for name in ("client.creds", "client.key")
         ]
+
+
+def test_a_byte_that_is_not_utf8_in_a_prompt_is_one_of_the_rosters_problems(
+    tmp_path: Path,
+) -> None:
+    """YAML's `"\\uDCFF"`, or 0xff from a `${VAR}`, passed the check above as a byte a path
+    can hold; in a prompt (a description, the team's name: all in the system prompt) it
+    made each start of the agent's session fail writing that prompt (UnicodeEncodeError,
+    measured in a running team: six times, then `failed`). Now a roster problem, with its
+    line; an environment value keeps such a byte (it is one)."""
+    team = tmp_path / "team"
+    team.mkdir()
+    (team / "agents.yaml").write_text(
+        'name: "t\\uDCFE"\ndefaults:\n  description: "${V}"\nagents:\n  a:\n'
+        '    prompt: "A\\uDCFF."\n  b:\n    prompt: B.\n    env:\n      prompt: "${V}"\n',
+        encoding="utf-8",
+    )
+    said = (
+        "which is not UTF-8 text (a prompt, a description and the team's name are written "
+        "to the model as text); remove it"
+    )
+    for verb in (("config",), ("up", "--no-model-check")):
+        done = octy(*verb, cwd=team, env={**_env(tmp_path), "V": os.fsdecode(b"\xff")})
+        assert done.returncode == 1, done
+        assert done.stderr.removeprefix("octy-orchestrate: ").splitlines() == [
+            "3 problem(s) in agents.yaml:",
+            f"agents.yaml:1: key 'name': contains the byte \\xfe, {said}",
+            f"agents.yaml:3: key 'defaults.description': contains the byte \\xff, {said}",
+            f"agents.yaml:6: key 'agents.a.prompt': contains the byte \\xff, {said}",
+        ]
+    assert sorted(p.name for p in team.iterdir()) == ["agents.yaml"]

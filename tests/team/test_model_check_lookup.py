@@ -137,3 +137,35 @@ def test_the_check_names_the_host_it_connects_to_by_address(
         exchange.release()
     (seen,) = [r for r in model.requests if r["path"] == "/v1/models"]
     assert seen["headers"]["host"] == f"localhost:{port}"
+
+
+def test_a_lookup_with_no_thread_to_spare_leaves_nothing_behind(tmp_path: Path) -> None:
+    """With no thread to spare (RLIMIT_NPROC of 1, as a user it binds: root is not),
+    `can't start new thread` raised out of unreachable(), and the lookup's Future, never
+    to be answered, stayed: once threads were free again, every check of that host said
+    "cannot resolve 127.0.0.1 (DNS: no answer within 0.5s)", for good. Now it is looked
+    up in the caller's thread then, and nothing is left."""
+    code = (
+        "import encodings.idna, os, resource\n"  # (a lookup imports it: before the setuid)
+        "from orchestrator.preflight import unreachable\n"
+        "if os.getuid() == 0:\n"
+        "    os.setgid(65534)\n"
+        "    os.setuid(65534)\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)\n"
+        "resource.setrlimit(resource.RLIMIT_NPROC, (1, hard))\n"
+        "env = {'ANTHROPIC_BASE_URL': 'http://127.0.0.1:9'}\n"
+        "print(unreachable(env, 0.5))\n"
+        "resource.setrlimit(resource.RLIMIT_NPROC, (soft, hard))\n"
+        "print(unreachable(env, 0.5))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=SAFETY_S,
+        check=False,
+    )
+    assert done.returncode == 0, done
+    assert done.stdout.splitlines() == ["connection refused at 127.0.0.1:9"] * 2

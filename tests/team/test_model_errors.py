@@ -5,6 +5,8 @@ failure, max_turns), and the endpoint probe `up` and the runner use."""
 from __future__ import annotations
 
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from claude_agent_sdk import ResultMessage
 from orchestrator.batching import BATCH_BYTES, batch_of, encoded_size, fit_reply
 from orchestrator.mailbox import MAX_BODY_BYTES, Message
 from orchestrator.model_errors import ModelError, classify, no_answer
-from orchestrator.preflight import Endpoint, unreachable
+from orchestrator.preflight import Endpoint, Exchange, rejected_key, unreachable
 
 
 def result(status: int | None, text: str, **fields: Any) -> ResultMessage:
@@ -119,6 +121,93 @@ def test_the_probe_names_a_closed_port_and_a_name_that_does_not_resolve() -> Non
         assert unreachable({"ANTHROPIC_BASE_URL": url}) is None
         # Behind a proxy a direct connect proves nothing: the CLI's own errors tell.
         assert unreachable({"ANTHROPIC_BASE_URL": "http://10.9.9.9", "HTTP_PROXY": url}) is None
+
+
+def test_the_probe_says_a_host_that_is_no_dns_name_cannot_resolve() -> None:
+    """getaddrinfo's IDNA encoding raised UnicodeError out of unreachable(): with
+    `ANTHROPIC_BASE_URL: http://a..b:8080` and --no-model-check (measured), the runner's
+    check crashed the agent's session at each turn, 5 times, then the request was given up
+    as "its session died on it 5 times"; `up` said "the check failed (UnicodeError: ...)"."""
+    for host in ("a..b", "a" * 64 + ".example", "x\udcff.example"):
+        assert unreachable({"ANTHROPIC_BASE_URL": f"http://{host}:8080"}) == (
+            f"cannot resolve {host} (not a valid host name)"
+        )
+
+
+def test_no_proxy_names_a_host_and_its_subdomains_not_any_suffix() -> None:
+    """NO_PROXY `host.invalid` was taken to bypass the proxy for `nosuch-host.invalid`
+    (a bare suffix match; urllib, which sends the check's request, does not): the check
+    looked the name up itself, where only the proxy may resolve it, and `up` refused the
+    team with "cannot resolve". Behind the proxy the CLI's own errors tell (None)."""
+    url = "https://nosuch-host.invalid"
+    proxy = {"ANTHROPIC_BASE_URL": url, "HTTPS_PROXY": "http://127.0.0.1:9"}
+    for entry in ("host.invalid", "ch-host.invalid", "other.invalid,  "):
+        assert unreachable({**proxy, "NO_PROXY": entry}) is None, entry
+    for entry in ("nosuch-host.invalid", ".invalid", "*.invalid", "x, *", "NOSUCH-HOST.invalid"):
+        said = unreachable({**proxy, "no_proxy": entry})
+        assert said is not None, entry
+        assert said.startswith("cannot resolve nosuch-host.invalid"), entry
+
+
+def test_a_port_out_of_range_is_said_not_taken_for_the_default() -> None:
+    """`http://127.0.0.1:99999` (or `:0`, `:x`) was checked at port 80 (443 for https):
+    a listener there passed the check for a port the CLI never uses."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        assert unreachable({"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}"}) is None
+        for bad in ("99999", "0", "x", str(port + 65536)):
+            url = f"http://127.0.0.1:{bad}"
+            assert unreachable({"ANTHROPIC_BASE_URL": url}) == (
+                f"ANTHROPIC_BASE_URL {url!r} has no valid port (1-65535)"
+            )
+
+
+def test_the_key_is_checked_through_the_proxy_the_agents_env_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An agent's roster `env` naming HTTP_PROXY (the supervisor's environment naming
+    none): the TCP probe stood aside (behind a proxy), then urllib, which reads only the
+    supervisor's environment, checked the key directly, `no answer to GET /v1/models
+    (Connection refused)`, nothing sent to the proxy, and `up` refused the team. Now the
+    proxy is asked (here it answers 401 itself)."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("ALL_PROXY", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[str] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(401)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    url = f"http://127.0.0.1:{closed}"
+    env = {
+        "ANTHROPIC_BASE_URL": url,
+        "HTTP_PROXY": f"http://127.0.0.1:{proxy.server_address[1]}",
+        "ANTHROPIC_API_KEY": "test",
+    }
+    exchange = Exchange(10**9)
+    try:
+        assert unreachable(env) is None
+        assert rejected_key(env, exchange) == "the API key was rejected (HTTP 401: Unauthorized)"
+    finally:
+        exchange.release()
+        proxy.shutdown()
+        proxy.server_close()
+    assert seen == [f"{url}/v1/models?limit=1"]
 
 
 def test_endpoint_defaults_to_anthropic() -> None:
