@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -169,3 +170,50 @@ def test_a_lookup_with_no_thread_to_spare_leaves_nothing_behind(tmp_path: Path) 
     )
     assert done.returncode == 0, done
     assert done.stdout.splitlines() == ["connection refused at 127.0.0.1:9"] * 2
+
+
+def test_an_address_that_drops_packets_leaves_the_next_its_share(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name with two addresses, the first dropping packets (an IPv6 route to nowhere,
+    common): socket.create_connection gave each address the whole timeout; connect() gave
+    the first the whole deadline and the next 10 ms, which no connection over a real
+    network makes (the model check would then refuse a reachable endpoint). Each address
+    tried now gets an equal share of what is left, and the connected socket the whole
+    timeout for what follows, as create_connection leaves it. The dropping address is a
+    real listener whose accept queue is full (Linux drops the SYNs)."""
+    full = socket.create_server(("127.0.0.1", 0), backlog=0)
+    good = socket.create_server(("127.0.0.1", 0))
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(full.getsockname())
+        fillers.append(filler)
+    found = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", full.getsockname()),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", good.getsockname()),
+    ]
+    monkeypatch.setattr(preflight, "resolve", lambda host, port, timeout_s: found)
+    given: list[float | None] = []
+
+    class Recording(socket.socket):
+        def settimeout(self, value: float | None) -> None:
+            given.append(value)
+            super().settimeout(value)
+
+    monkeypatch.setattr(preflight.socket, "socket", Recording)
+    sock = preflight.connect(("dual.example", 443), 2.0)
+    monkeypatch.undo()
+    try:
+        assert sock.getpeername() == good.getsockname()
+        first, second = given[0], given[1]
+        assert first is not None
+        assert second is not None
+        assert first <= 1.0  # half of the deadline, two addresses to try
+        assert second >= 0.5  # what the first left (about 1 s), not 10 ms
+        assert sock.gettimeout() == 2.0
+    finally:
+        sock.close()
+        for s in (*fillers, full, good):
+            s.close()
