@@ -121,7 +121,6 @@ PERL_SHADOWED: Final = frozenset(
 )
 _PERL: Final = frozenset({"PERL5LIB", "PERLLIB"})
 _IMPORTED: Final = re.compile(r"[^.]+(\.[^.]*)*\.(py|pyc|pyw|so)")  # a module's file
-_INITS: Final = ("__init__.py", "__init__.pyc")  # a package (not a namespace: passed over)
 _WHAT: Final = {"PYTHONPATH": "Python runs at start", "CARGO_HOME": "may name programs cargo runs"}
 _LISTS: Final = frozenset({"PYTHONPATH"}) | _PERL  # `:`-separated folders
 # A search path with an entry outside the system's folders (an empty one is the current
@@ -305,11 +304,26 @@ def _shadows(folder: str, found: str, module: str = "", *, mine: bool = True) ->
     stem = found.split(".", maxsplit=1)[0]
     if stem != module and (stem not in shadowed() or not mine):
         return False
-    if not _IMPORTED.fullmatch(found) and not (
-        "." not in found and any(os.path.exists(os.path.join(folder, found, i)) for i in _INITS)
-    ):
+    if not _IMPORTED.fullmatch(found) and not ("." not in found and _package(folder, found)):
         return False
     return stem == module or _home_of(stem) != os.path.realpath(folder)
+
+
+def _init(name: str) -> bool:
+    """Whether ``name`` is a package's ``__init__`` file: source, bytecode or an extension
+    of any Python's (``__init__.so``, ``__init__.cpython-312-x86_64-linux-gnu.so``)."""
+    return name.startswith("__init__.") and _IMPORTED.fullmatch(name) is not None
+
+
+def _package(folder: str, found: str) -> bool:
+    """Whether ``found`` in ``folder`` is a package, not a namespace (passed over): it holds
+    an ``__init__`` Python imports (measured: ``p/argparse/__init__.so``, a library whose
+    constructor runs as it loads, ran under `PYTHONPATH=p python3 -m json.tool`)."""
+    try:
+        with os.scandir(os.path.join(folder, found)) as entries:
+            return any(_init(entry.name) for entry in entries)
+    except (OSError, ValueError):
+        return False
 
 
 def user_site(home: str, bases: Sequence[str], where: Callable[[str], str]) -> str:
@@ -387,7 +401,7 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
         index.setdefault("stem:" + stem, word)
         if _IMPORTED.fullmatch(base):
             index.setdefault("module:" + stem, word)
-        if base in _INITS:  # `p/argparse/__init__.py`: a package so named
+        if _init(base):  # `p/argparse/__init__.py`, `…/__init__.so`: a package so named
             index.setdefault("module:" + os.path.basename(os.path.dirname(word)), word)
         if base == "config.toml" or (base == "config" and "/" in word):
             index.setdefault("config", word)

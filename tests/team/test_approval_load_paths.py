@@ -791,3 +791,36 @@ def test_pythonpath_read_only_folder_of_the_agents_asks(tmp_path: Path) -> None:
             _asks(tmp_path, f"PYTHONPATH={value} pytest -q", tools, why + " its argparse")
     finally:
         planted.parent.chmod(0o755)
+
+
+_CONSTRUCTOR = """#include <fcntl.h>
+#include <unistd.h>
+__attribute__((constructor)) static void ran(void) {
+    close(open("ran-it", O_CREAT | O_WRONLY, 0600));
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_pythonpath_package_whose_init_is_an_extension_asks(tmp_path: Path) -> None:
+    """A package is a folder holding ``__init__`` with any suffix Python imports, an
+    extension's too: ``p/argparse/__init__.so``, a shared library whose constructor runs
+    as Python loads it (measured: `PYTHONPATH=p python3 -m json.tool` ran it, unasked under
+    Bash(pytest:*): only ``__init__.py``/``.pyc`` made a package)."""
+    tools = ["Bash", "Bash(python3:*)", "Bash(pytest:*)"]
+    (tmp_path / "c.c").write_text(_CONSTRUCTOR)
+    package = tmp_path / "p" / "argparse"
+    package.mkdir(parents=True)
+    planted = package / "__init__.so"
+    built = subprocess.run(
+        ["cc", "-shared", "-fPIC", "-o", str(planted), str(tmp_path / "c.c")], check=False
+    )
+    assert built.returncode == 0
+    assert runs("PYTHONPATH=p python3 -m json.tool /dev/null", tmp_path)
+    why = f"PYTHONPATH=p loads {package}, which Python imports in place of its argparse"
+    _asks(tmp_path, "PYTHONPATH=p pytest -q", tools, why)
+    _asks(tmp_path, "cd p && PYTHONPATH=: pytest -q", tools, why.replace("=p", "=:"))
+    planted.unlink()
+    why = "PYTHONPATH=p: the line may write a file it loads (p/argparse/__init__.abi3.so)"
+    _asks(tmp_path, "cp x.so p/argparse/__init__.abi3.so; PYTHONPATH=p pytest", tools, why)
+    _silent(tmp_path, "PYTHONPATH=p pytest -q", tools)  # a namespace: passed over
