@@ -88,11 +88,22 @@ def shadowed() -> frozenset[str]:
     return frozenset(sys.stdlib_module_names) | _TOOLS | installed
 
 
-@functools.cache
 def _home_of(module: str) -> str:
     """The folder the interpreter imports the top-level ``module`` from (the hook's
     Python's path, the current folder left out: it is the supervisor's, not the line's),
     or "" (a builtin, or none found)."""
+    return _found(module)[0]
+
+
+def _portions(module: str) -> frozenset[str]:
+    """The folders of ``module`` when the interpreter imports it as a namespace package
+    (:func:`_home_of`'s path), or none (a module, a package, none found)."""
+    return _found(module)[1]
+
+
+@functools.cache
+def _found(module: str) -> tuple[str, frozenset[str]]:
+    """:func:`_home_of` and :func:`_portions` of ``module``, looked up once."""
     from importlib.machinery import PathFinder  # noqa: PLC0415
 
     try:
@@ -100,12 +111,15 @@ def _home_of(module: str) -> str:
         path = [e for e in sys.path if e and os.path.isabs(e) and e != here]
         spec = PathFinder.find_spec(module, path)
     except (ImportError, ValueError, OSError):
-        return ""
+        return "", frozenset()
     if spec is None:
-        return ""
+        return "", frozenset()
     places = list(spec.submodule_search_locations or [])  # a package: its folder's parent
     origin = places[0] if places else spec.origin
-    return os.path.realpath(os.path.dirname(origin)) if origin else ""
+    home = os.path.realpath(os.path.dirname(origin)) if origin else ""
+    if spec.origin not in (None, "namespace"):
+        return home, frozenset()
+    return home, frozenset(os.path.realpath(p) for p in places)
 
 
 # Perl's modules its own scripts use (`shasum`, `json_pp`, `prove` are Perl: measured,
@@ -304,9 +318,22 @@ def _shadows(folder: str, found: str, module: str = "", *, mine: bool = True) ->
     stem = found.split(".", maxsplit=1)[0]
     if stem != module and (stem not in shadowed() or not mine):
         return False
-    if not _IMPORTED.fullmatch(found) and not ("." not in found and _package(folder, found)):
+    if _IMPORTED.fullmatch(found) or ("." not in found and _package(folder, found)):
+        return stem == module or _home_of(stem) != os.path.realpath(folder)
+    # a folder with no `__init__`: a portion of a namespace package installed so, first
+    # on the path (measured: `PYTHONPATH=p mypy x.py` ran p/librt/internal.py, unasked)
+    portions = _portions(stem) if stem in shadowed() else frozenset()  # a bounded cache
+    path = os.path.join(folder, found)
+    return bool(portions) and os.path.realpath(path) not in portions and _holds_modules(path)
+
+
+def _holds_modules(folder: str) -> bool:
+    """Whether ``folder`` holds a module's file or a folder (a subpackage) Python may import."""
+    try:
+        with os.scandir(folder) as entries:
+            return any("." not in e.name or _IMPORTED.fullmatch(e.name) for e in entries)
+    except (OSError, ValueError):
         return False
-    return stem == module or _home_of(stem) != os.path.realpath(folder)
 
 
 def _init(name: str) -> bool:
@@ -395,14 +422,18 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
     whose file name has that stem), ``module:NAME`` (a Python module's file or package),
     ``path:PATH`` (each word, normalised), ``config``."""
     index: dict[str, str] = {}
+    names = shadowed()
     for word in words:
         base = os.path.basename(word)
         stem = base.split(".", maxsplit=1)[0]
         index.setdefault("stem:" + stem, word)
         if _IMPORTED.fullmatch(base):
             index.setdefault("module:" + stem, word)
-        if _init(base):  # `p/argparse/__init__.py`, `…/__init__.so`: a package so named
-            index.setdefault("module:" + os.path.basename(os.path.dirname(word)), word)
+        parent = os.path.basename(os.path.dirname(word))
+        if _init(base) or (_IMPORTED.fullmatch(base) and parent in names and _portions(parent)):
+            # `p/argparse/__init__.py`, `…/__init__.so`: a package so named;
+            # `p/librt/internal.py`: a portion of a namespace package installed
+            index.setdefault("module:" + parent, word)
         if base == "config.toml" or (base == "config" and "/" in word):
             index.setdefault("config", word)
         path = os.path.normpath(word)
@@ -413,7 +444,6 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
                 if part.removesuffix(".pm") in PERL_SHADOWED:
                     index.setdefault("perl:" + ("/".join(parts[:i]) or "."), word)
     # the first module word named as one a PYTHONPATH folder shadows (once for the line)
-    names = shadowed()
     first = (w for k, w in index.items() if k.startswith("module:") and k[7:] in names)
     index["shadowing"] = next(first, "")
     return index

@@ -731,7 +731,7 @@ def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
     (site / "straymod.py").write_text("")
     monkeypatch.syspath_prepend(str(site))
     load_paths.shadowed.cache_clear()
-    load_paths._home_of.cache_clear()
+    load_paths._found.cache_clear()
     try:
         work = tmp_path / "w"
         (work / "tests").mkdir(parents=True)
@@ -744,7 +744,7 @@ def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
         _asks(work, "PYTHONPATH=. pytest -q tests", tools, why + " its straymod")
     finally:
         load_paths.shadowed.cache_clear()
-        load_paths._home_of.cache_clear()
+        load_paths._found.cache_clear()
 
 
 def test_tar_options_giving_a_command_ask(tmp_path: Path) -> None:
@@ -824,3 +824,42 @@ def test_pythonpath_package_whose_init_is_an_extension_asks(tmp_path: Path) -> N
     why = "PYTHONPATH=p: the line may write a file it loads (p/argparse/__init__.abi3.so)"
     _asks(tmp_path, "cp x.so p/argparse/__init__.abi3.so; PYTHONPATH=p pytest", tools, why)
     _silent(tmp_path, "PYTHONPATH=p pytest -q", tools)  # a namespace: passed over
+
+
+def _namespace_installed() -> str:
+    """A namespace package installed for this Python (``librt``, mypy's, or ``opentelemetry``),
+    or ""."""
+    import importlib.util
+
+    for name in ("librt", "opentelemetry"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is None and spec.submodule_search_locations:
+            return name
+    return ""
+
+
+def test_pythonpath_portion_of_an_installed_namespace_package_asks(tmp_path: Path) -> None:
+    """An installed namespace package (no ``__init__``) takes a portion from each folder on
+    the path, a PYTHONPATH folder's first: its submodule is imported in place of the
+    installed one's (measured: `PYTHONPATH=p mypy x.py` ran p/librt/internal.py, unasked
+    under Bash(mypy:*): a folder with no ``__init__`` was passed over as a namespace)."""
+    name = _namespace_installed()
+    if not name:
+        pytest.skip("no namespace package installed")
+    tools = ["Bash", "Bash(python3:*)", "Bash(pytest:*)", "Bash(mypy:*)"]
+    portion = tmp_path / "p" / name
+    portion.mkdir(parents=True)
+    (portion / "internal.py").write_text(MARK)
+    line = f"PYTHONPATH=p python3 -c 'import {name}.internal'"
+    assert runs(line, tmp_path)  # the portion's module, not the installed one's
+    if name == "librt":  # mypy imports it at start
+        mypy = Path(sys.executable).parent / "mypy"
+        assert runs(f"PYTHONPATH=p {mypy} --version", tmp_path)
+    why = f"PYTHONPATH=p loads {portion}, which Python imports in place of its {name}"
+    _asks(tmp_path, "PYTHONPATH=p mypy x.py", tools, why)
+    (portion / "internal.py").unlink()
+    why = f"PYTHONPATH=p: the line may write a file it loads (p/{name}/internal.py)"
+    _asks(tmp_path, f"cp e.py p/{name}/internal.py; PYTHONPATH=p mypy x.py", tools, why)
+    _silent(tmp_path, "PYTHONPATH=p mypy x.py", tools)  # an empty folder: nothing imported
+    (portion / "notes.txt").write_text("")
+    _silent(tmp_path, "PYTHONPATH=p pytest -q src/app/json/test_a.py", tools)  # not one
