@@ -440,6 +440,10 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
         index.setdefault("path:" + path, word)
         if base.endswith(".pm"):  # `l/strict.pm`, `l/Getopt/Long.pm`: by the folder above
             parts = path.split("/")  # which it shadows one of Perl's own
+            if len(parts) > MAX_ENTRIES:  # a key per part as long as the word: bounded
+                # (measured: a 100 KB `IO/IO/…/x.pm` took 28 s), and it asks
+                index.setdefault("perl-deep", word)
+                continue
             for i, part in enumerate(parts):
                 if part.removesuffix(".pm") in PERL_SHADOWED:
                     index.setdefault("perl:" + ("/".join(parts[:i]) or "."), word)
@@ -502,4 +506,4 @@ def _perl_named(value: str, index: dict[str, str]) -> str:
     for entry in dict.fromkeys(value.split(":")):
         if word := index.get("perl:" + os.path.normpath(entry)):
             return word
-    return ""
+    return index.get("perl-deep", "")  # one too deep to index: under any folder
