@@ -715,6 +715,42 @@ def test_java_options_loading_an_agent_ask(tmp_path: Path) -> None:
     _asks(tmp_path, line, tools, "gives javac -J-javaagent:a.jar, code for its JVM to load")
 
 
+@pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK")
+def test_javac_given_annotation_processors_asks(tmp_path: Path) -> None:
+    """javac runs the annotation processors its options name (measured: `javac
+    -processorpath pp -processor E A.java` ran E's static initialiser, unasked under
+    Bash(javac:*)), a plugin `-Xplugin:` names, and an `@file` may give either; exempt
+    by a rule naming the option. `-proc:none`, `-cp`, `-d` ask nothing."""
+    (tmp_path / "E.java").write_text(
+        "import javax.annotation.processing.*; import javax.lang.model.element.*;"
+        ' @SupportedAnnotationTypes("*") public class E extends AbstractProcessor {'
+        ' static { try { new java.io.File("ran-it").createNewFile(); } catch (Exception e)'
+        " {} } public boolean process(java.util.Set<? extends TypeElement> a,"
+        " RoundEnvironment r) { return false; } }\n"
+    )
+    subprocess.run(["javac", "-d", str(tmp_path / "pp"), str(tmp_path / "E.java")], check=True)
+    (tmp_path / "E.java").unlink()
+    (tmp_path / "A.java").write_text("class A {}\n")
+    (tmp_path / "args").write_text("-processorpath pp -processor E\n")
+    tools = ["Bash", "Bash(javac:*)"]
+    for line, option in (
+        ("javac -processorpath pp -processor E A.java", "-processorpath"),
+        ("javac -cp pp -processor E -d out A.java", "-processor"),
+        ("javac --processor-path=pp -processor E A.java", "--processor-path=pp"),
+        ("javac @args A.java", "@args"),
+    ):
+        assert runs(line, tmp_path), line
+        _asks(tmp_path, line, tools, f"gives javac {option}, code it runs as it compiles")
+    _asks(
+        tmp_path,
+        "javac -Xplugin:P A.java",
+        tools,
+        "gives javac -Xplugin:P, code it runs as it compiles",
+    )
+    for line in ("javac -proc:none -d out A.java", "javac -cp pp:lib/x.jar --release 17 A.java"):
+        _silent(tmp_path, line, tools)
+
+
 def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
