@@ -368,6 +368,10 @@ def _loads(
             continue
         if (name, written) in from_env:
             why = f"the agent's environment's {why}"
+        if name == load_paths.JAVAC:  # a rule on javac allows compiling, not what a
+            # planted processor runs (the code word holds a space: no rule's word)
+            out.append(bash_commands.Unread(why, name, name, "its class path"))
+            continue
         if " -m " in name:  # `python3 -m mod`: ./mod.py is exempt by a rule on the command,
             # as `python3 mod.py` is (`Bash(python3:*)`); one named as a library's module
             # (./json for `-m json.tool`, ./pytest.py) by a rule naming `python3 -m`; another

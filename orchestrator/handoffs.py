@@ -283,6 +283,8 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return Handoff(f"gives javac {option}, code it runs as it compiles", code=option)
     if name in _JDK_TOOLS and (option := _jvm_option(args)):  # `javac -J-javaagent:a.jar`
         return Handoff(f"gives {name} {option}, code for its JVM to load", code=option)
+    if name == "javac" and "-proc:none" not in args:  # its class path's processors
+        return Handoff(classpath=_javac_classpath(args))
     if "{}" in head:
         return Handoff("runs files found at run time as programs")
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
@@ -437,6 +439,19 @@ def _javac_code(args: list[str]) -> str:
         if option in _JAVAC_CODE or word.startswith("@"):
             return word
     return ""
+
+
+def _javac_classpath(args: list[str]) -> str:
+    """javac's class path (``-cp``, ``-classpath``, ``--class-path[=]``; the call's folder
+    by default), the last given."""
+    path = "."
+    for word, after in itertools.pairwise([*args, ""]):
+        option, eq, value = word.partition("=")
+        if word in ("-cp", "-classpath", "--class-path"):
+            path = after
+        elif option == "--class-path" and eq:
+            path = value
+    return path
 
 
 def _mypy_config(option: str) -> Handoff:

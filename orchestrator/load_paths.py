@@ -146,6 +146,8 @@ LIBRARY_FOLDERS: Final = rf"^(?=.){_SYSTEM}|[:;]{_SYSTEM}|\.\."
 # (pytest's own classes excepted: `-W ignore::pytest.PytestUnraisableExceptionWarning` is
 # everyday, and pytest is imported already)
 _DOTTED = re.compile(r"(^|,)[^:,]*:[^:,]*:\s*(?!(builtins|warnings|_?pytest)\.)[A-Za-z_]\w*\.")
+JAVAC: Final = "javac -cp"  # javac's class path, read as a load path (its processors)
+_PROCESSORS: Final = "META-INF/services/javax.annotation.processing.Processor"
 MAX_ENTRIES: Final = 64  # folders of one PYTHONPATH looked into (a longer one asks)
 TOO_MANY: Final = f"more than {MAX_ENTRIES} folders"
 # Variables (and `python3 -m`) times the folders the line moves to, looked into for one
@@ -268,6 +270,8 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     moves to: a relative entry is read from each), or None."""
     if not value:  # unset in effect (measured: `PYTHONPATH= python3` imported none)
         return None
+    if name == JAVAC:
+        return _processors(value, bases, where)
     entries = value.split(":") if name in _LISTS else [value]  # `:`: the current folder
     if len(set(entries)) > MAX_ENTRIES:  # each read from each folder: bounded, and it asks
         return TOO_MANY
@@ -298,6 +302,25 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
                 shadows = name == "PYTHONPATH" and _shadows(folder, found, mine=mine)
                 if key in PLANTED[name] or shadows:
                     return os.path.join(folder, found)
+    return None
+
+
+def _processors(value: str, bases: Sequence[str], where: Callable[[str], str]) -> str | None:
+    """The list of annotation processors in a folder of javac's class path ``value``, which
+    it runs as it compiles (measured: `javac A.java` ran a planted ./E.class listed in
+    ./META-INF/services), looked up from each of ``bases``, or None (a jar is not read)."""
+    entries = list(dict.fromkeys(value.split(":")))
+    if len(entries) > MAX_ENTRIES:
+        return TOO_MANY
+    for entry in entries:
+        fixed = entry.startswith(("/", "~"))
+        for base in ["."] if fixed else bases:
+            folder = where(entry if fixed else os.path.join(base, entry or "."))
+            try:
+                if os.path.isfile(path := os.path.join(folder, _PROCESSORS)):
+                    return path
+            except (OSError, ValueError):
+                continue
     return None
 
 
@@ -403,6 +426,8 @@ def why_planted(name: str, value: str, path: str) -> str:
     """What the approver reads: the file found, or that the folders were too many."""
     if path == TOO_MANY:
         return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
+    if name == JAVAC:
+        return f"javac runs the annotation processors {path} lists (its class path: {value})"
     folder, found = os.path.split(path)
     stem = found.split(".")[0]
     if name in _PERL:
@@ -467,13 +492,15 @@ def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], b
     """A folder of ``value`` that is not there yet and that the line names elsewhere: it
     may make it from one holding such a file (measured: ``ln -s s l; PYTHONPATH=l pytest``
     and ``cp -r s q; PYTHONPATH=q pytest`` ran s/sitecustomize.py, unasked), or ""."""
-    entries = value.split(":") if name in _LISTS else [value]
+    entries = value.split(":") if name in _LISTS or name == JAVAC else [value]
     moves = any("stem:" + program in index for program in _MAKERS)
     for entry in dict.fromkeys(e for e in entries if e):
         word = index.get("path:" + os.path.normpath(entry))
         if word is None:
             continue
-        if not exists(entry) or (moves and os.path.normpath(entry) != "."):
+        # javac's class path word is on its line, and an entry not there (`lib/*`, a
+        # jar to come) is everyday: only a line that may move one there asks
+        if (name != JAVAC and not exists(entry)) or (moves and os.path.normpath(entry) != "."):
             return word
     return ""
 
@@ -485,6 +512,8 @@ def named(name: str, index: dict[str, str], value: str = "") -> str:
     module = name.partition(" -m ")[2].split(".")[0]
     if name == "CARGO_HOME":
         return index.get("config", "")
+    if name == JAVAC:  # `echo E > META-INF/services/javax.annotation.processing.Processor`
+        return index.get("stem:javax", "")
     if name in _PERL:  # `echo … > l/strict.pm; PERL5LIB=l shasum x`: as planted() reads
         return _perl_named(value, index)
     if name in _STEMS:

@@ -899,3 +899,38 @@ def test_pythonpath_portion_of_an_installed_namespace_package_asks(tmp_path: Pat
     _silent(tmp_path, "PYTHONPATH=p mypy x.py", tools)  # an empty folder: nothing imported
     (portion / "notes.txt").write_text("")
     _silent(tmp_path, "PYTHONPATH=p pytest -q src/app/json/test_a.py", tools)  # not one
+
+
+@pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK")
+def test_javac_with_a_processor_planted_on_its_class_path_asks(tmp_path: Path) -> None:
+    """javac runs the annotation processors the folders of its class path list in
+    META-INF/services, the call's folder by default (measured: `javac A.java` ran a
+    planted ./E.class, unasked under Bash(javac:*)); `-proc:none` runs none, a folder
+    holding no such list asks nothing, and a line writing one asks."""
+    (tmp_path / "E.java").write_text(
+        "import javax.annotation.processing.*; import javax.lang.model.element.*;"
+        ' @SupportedAnnotationTypes("*") public class E extends AbstractProcessor {'
+        ' static { try { new java.io.File("ran-it").createNewFile(); } catch (Exception e)'
+        " {} } public boolean process(java.util.Set<? extends TypeElement> a,"
+        " RoundEnvironment r) { return false; } }\n"
+    )
+    subprocess.run(["javac", "-d", str(tmp_path), str(tmp_path / "E.java")], check=True)
+    (tmp_path / "E.java").unlink()
+    (tmp_path / "A.java").write_text("class A {}\n")
+    tools = ["Bash", "Bash(javac:*)", "Bash(cp:*)"]
+    _silent(tmp_path, "javac A.java", tools)
+    services = tmp_path / "META-INF" / "services"
+    services.mkdir(parents=True)
+    listed = services / "javax.annotation.processing.Processor"
+    why = "javac -cp=.: the line may write a file it loads (" + str(listed.relative_to(tmp_path))
+    _asks(tmp_path, f"echo E > {listed.relative_to(tmp_path)}; javac A.java", tools, why + ")")
+    listed.write_text("E\n")
+    assert runs("javac A.java", tmp_path)
+    why = f"javac runs the annotation processors {listed} lists (its class path: "
+    _asks(tmp_path, "javac A.java", tools, why + ".)")
+    _asks(tmp_path, "javac -d out -cp lib.jar:. A.java", tools, why + "lib.jar:.)")
+    _silent(tmp_path, "javac -proc:none A.java", tools)
+    for line in ("javac -cp lib.jar A.java", "javac -cp 'lib/*' A.java"):
+        _silent(tmp_path, line, tools)
+    why = "javac -cp=pp: the line may make the folder it loads from (pp)"
+    _asks(tmp_path, "cp -r . pp; javac -cp pp A.java", tools, why)
