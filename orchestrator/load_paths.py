@@ -48,6 +48,9 @@ PLANTED: Final[dict[str, tuple[str, ...]]] = {
     "CARGO_HOME": ("config.toml", "config"),
     "PERL5LIB": (),  # a module shadowing one of PERL_SHADOWED
     "PERLLIB": (),
+    # javac's class path when no -cp is given: a folder listing annotation processors
+    # (measured: `CLASSPATH=pp javac A.java` ran pp's, unasked)
+    "CLASSPATH": (),
 }
 _STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
 # Modules a PYTHONPATH folder shadows: its entries come before the standard library and the
@@ -270,7 +273,7 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     moves to: a relative entry is read from each), or None."""
     if not value:  # unset in effect (measured: `PYTHONPATH= python3` imported none)
         return None
-    if name == JAVAC:
+    if name in (JAVAC, "CLASSPATH"):
         return _processors(value, bases, where)
     entries = value.split(":") if name in _LISTS else [value]  # `:`: the current folder
     if len(set(entries)) > MAX_ENTRIES:  # each read from each folder: bounded, and it asks
@@ -428,6 +431,8 @@ def why_planted(name: str, value: str, path: str) -> str:
         return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
     if name == JAVAC:
         return f"javac runs the annotation processors {path} lists (its class path: {value})"
+    if name == "CLASSPATH":
+        return f"{name}={value}: javac runs the annotation processors {path} lists"
     folder, found = os.path.split(path)
     stem = found.split(".")[0]
     if name in _PERL:
@@ -492,7 +497,7 @@ def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], b
     """A folder of ``value`` that is not there yet and that the line names elsewhere: it
     may make it from one holding such a file (measured: ``ln -s s l; PYTHONPATH=l pytest``
     and ``cp -r s q; PYTHONPATH=q pytest`` ran s/sitecustomize.py, unasked), or ""."""
-    entries = value.split(":") if name in _LISTS or name == JAVAC else [value]
+    entries = value.split(":") if name in _LISTS or name in (JAVAC, "CLASSPATH") else [value]
     moves = any("stem:" + program in index for program in _MAKERS)
     for entry in dict.fromkeys(e for e in entries if e):
         word = index.get("path:" + os.path.normpath(entry))
@@ -512,7 +517,7 @@ def named(name: str, index: dict[str, str], value: str = "") -> str:
     module = name.partition(" -m ")[2].split(".")[0]
     if name == "CARGO_HOME":
         return index.get("config", "")
-    if name == JAVAC:  # `echo E > META-INF/services/javax.annotation.processing.Processor`
+    if name in (JAVAC, "CLASSPATH"):  # `echo E > META-INF/services/javax.annotation.…`
         return index.get("stem:javax", "")
     if name in _PERL:  # `echo … > l/strict.pm; PERL5LIB=l shasum x`: as planted() reads
         return _perl_named(value, index)

@@ -934,3 +934,16 @@ def test_javac_with_a_processor_planted_on_its_class_path_asks(tmp_path: Path) -
         _silent(tmp_path, line, tools)
     why = "javac -cp=pp: the line may make the folder it loads from (pp)"
     _asks(tmp_path, "cp -r . pp; javac -cp pp A.java", tools, why)
+    # CLASSPATH is its class path when no -cp is given (measured: `CLASSPATH=pp javac
+    # A.java` ran pp's E, unasked: only the call's folder was looked into)
+    (tmp_path / "pp").mkdir()
+    listed.rename(tmp_path / "pp" / "list")
+    (tmp_path / "pp" / "META-INF" / "services").mkdir(parents=True)
+    moved = tmp_path / "pp" / "META-INF" / "services" / listed.name
+    (tmp_path / "pp" / "list").rename(moved)
+    (tmp_path / "E.class").rename(tmp_path / "pp" / "E.class")
+    _silent(tmp_path, "javac A.java", tools)
+    for line in ("CLASSPATH=pp javac A.java", "export CLASSPATH=pp; javac A.java"):
+        assert runs(line, tmp_path), line
+        why = f"CLASSPATH=pp: javac runs the annotation processors {moved} lists"
+        _asks(tmp_path, line, tools, why)
