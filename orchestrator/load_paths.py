@@ -357,7 +357,10 @@ def _holds_modules(folder: str) -> bool:
     """Whether ``folder`` holds a module's file or a folder (a subpackage) Python may import."""
     try:
         with os.scandir(folder) as entries:
-            return any("." not in e.name or _IMPORTED.fullmatch(e.name) for e in entries)
+            return any(
+                ("." not in e.name and e.name != "__pycache__") or _IMPORTED.fullmatch(e.name)
+                for e in entries
+            )
     except (OSError, ValueError):
         return False
 
