@@ -51,6 +51,7 @@ from orchestrator import (
     program_configs,
     web_host,
 )
+from orchestrator.regularfile import FileRefused, read_regular_file
 from orchestrator.roster._work import RULE_RE
 from orchestrator.roster.work import FILE_TOOLS
 
@@ -367,6 +368,10 @@ def _loads(
             continue
         if (name, written) in from_env:
             why = f"the agent's environment's {why}"
+        if name == load_paths.JAVAC:  # a rule on javac allows compiling, not what a
+            # planted processor runs (the code word holds a space: no rule's word)
+            out.append(bash_commands.Unread(why, name, name, "its class path"))
+            continue
         if " -m " in name:  # `python3 -m mod`: ./mod.py is exempt by a rule on the command,
             # as `python3 mod.py` is (`Bash(python3:*)`); one named as a library's module
             # (./json for `-m json.tool`, ./pytest.py) by a rule naming `python3 -m`; another
@@ -390,6 +395,7 @@ _WATCHED: Final = (
 )
 _ENV_NAME: Final = re.compile(r"^\s*(?:export\s+)?([A-Za-z_]\w*)\s*=", re.MULTILINE)
 _ENV_CODE: Final = "its env file"  # Unread.code: no rule's word
+_ENV_LIMIT: Final = 1 << 20  # an env file read whole up to this; a larger one asks
 _ENV_VALUED: Final = frozenset({"-f", "--file", "-q", "--quote", "-e", "--export"})
 
 
@@ -462,11 +468,15 @@ def _env_files(
             break
         names: list[str] = []
         seen = False
+        refused = ""
         for base in ["."] if file.startswith(("/", "~")) else bases:
             path = git.where(file if file.startswith(("/", "~")) else os.path.join(base, file))
-            try:
-                with open(path, "rb") as f:
-                    text = f.read(1 << 20).decode("utf-8", "replace")
+            try:  # a regular file, whole (measured: BASH_ENV past the 1 MiB once read ran
+                # x, unasked; a FIFO, which python-dotenv reads, hung the hook's open)
+                text = read_regular_file(Path(path), _ENV_LIMIT).decode("utf-8", "replace")
+            except FileRefused as e:
+                refused = refused or e.reason
+                continue
             except (OSError, ValueError):
                 continue
             seen = True
@@ -479,6 +489,8 @@ def _env_files(
         named = counts.get(os.path.basename(file), 0)
         if names:
             why = f"dotenv run sets {names[0]} from {file}, which may make a program load code"
+        elif refused:
+            why = f"dotenv run sets variables from {file}: {refused}"
         elif not seen and named > (0 if file == ".env" else 1):
             why = f"dotenv run sets variables from {file}, which the line may write first"
         elif bash_commands.UNKNOWN in file:

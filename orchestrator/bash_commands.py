@@ -390,6 +390,8 @@ def _simple(words: list[str], depth: int) -> list[str]:
             extra.append(_PLACE + "cd " + handoff.folder)
         if handoff.module:  # `python3 -m mod`: ./mod.py, looked up where the call runs
             extra.append(_LOAD + f"{program} -m {handoff.module}=.")
+        if handoff.classpath:  # `javac A.java`: ./META-INF/services/…Processor, likewise
+            extra.append(_LOAD + f"{load_paths.JAVAC}={handoff.classpath}")
         for setting in handoff.environment:  # `tmux new -e PROMPT_COMMAND=…`
             extra += _assigned(setting, depth) if "=" in setting else []
         for body in handoff.lines:

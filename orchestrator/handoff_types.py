@@ -27,6 +27,9 @@ class Handoff:
     # A module Python runs with the call's folder first on its path (`python3 -m mod`):
     # one of that folder named as it, or as a module it imports, runs (load_paths).
     module: str = ""
+    # javac's class path (`-cp`, the call's folder by default), whose folders' annotation
+    # processors, listed in META-INF/services, it runs as it compiles (load_paths).
+    classpath: str = ""
 
 
 INPUT: Final = "<input>"  # code read from a pipe or a here-document, no option giving it

@@ -119,6 +119,10 @@ _JVM_CODE: Final = (
     r"|onoutofmemory|jvmci|-jar\b"
 )
 _JVM: Final = re.compile(_JVM_CODE)
+# javac's options naming code it runs as it compiles (processors, a plugin)
+_JAVAC_CODE: Final = frozenset(
+    {"-processor", "-processorpath", "--processor-path", "--processor-module-path", "-Xplugin"}
+)
 CODE_VARIABLES: Final[dict[str, re.Pattern[str]]] = {
     name: re.compile(pattern)
     for name, pattern in {
@@ -275,8 +279,12 @@ def of(head: str, args: list[str]) -> Handoff | None:
         return _pytest_import(option)
     if name == "mypy" and (option := load_paths.mypy_config(args)):
         return _mypy_config(option)
+    if name == "javac" and (option := _javac_code(args)):  # `-processor E`, `@args`
+        return Handoff(f"gives javac {option}, code it runs as it compiles", code=option)
     if name in _JDK_TOOLS and (option := _jvm_option(args)):  # `javac -J-javaagent:a.jar`
         return Handoff(f"gives {name} {option}, code for its JVM to load", code=option)
+    if name == "javac" and "-proc:none" not in args:  # its class path's processors
+        return Handoff(classpath=_javac_classpath(args))
     if "{}" in head:
         return Handoff("runs files found at run time as programs")
     if "/" in head and not head.startswith(_SYSTEM_DIRS):
@@ -419,6 +427,31 @@ def _jvm_option(args: list[str]) -> str:
     """The ``-J<option>`` word of a JDK tool's ``args`` giving its JVM code to load (as
     JAVA_TOOL_OPTIONS would: :data:`_JVM_CODE`), or "" (``-J-Xmx1g`` is everyday)."""
     return next((a for a in args if a.startswith("-J") and _JVM.search(a[2:])), "")
+
+
+def _javac_code(args: list[str]) -> str:
+    """The word of javac's ``args`` naming code it runs as it compiles, or "": annotation
+    processors (measured: `javac -processorpath pp -processor E A.java` ran E, unasked
+    under ``Bash(javac:*)``), a plugin (``-Xplugin:P``), or an ``@file`` of options that
+    may name either."""
+    for word in args:
+        option = word.partition("=")[0].partition(":")[0]
+        if option in _JAVAC_CODE or word.startswith("@"):
+            return word
+    return ""
+
+
+def _javac_classpath(args: list[str]) -> str:
+    """javac's class path (``-cp``, ``-classpath``, ``--class-path[=]``; the call's folder
+    by default), the last given."""
+    path = "."
+    for word, after in itertools.pairwise([*args, ""]):
+        option, eq, value = word.partition("=")
+        if word in ("-cp", "-classpath", "--class-path"):
+            path = after
+        elif option == "--class-path" and eq:
+            path = value
+    return path
 
 
 def _mypy_config(option: str) -> Handoff:

@@ -48,6 +48,9 @@ PLANTED: Final[dict[str, tuple[str, ...]]] = {
     "CARGO_HOME": ("config.toml", "config"),
     "PERL5LIB": (),  # a module shadowing one of PERL_SHADOWED
     "PERLLIB": (),
+    # javac's class path when no -cp is given: a folder listing annotation processors
+    # (measured: `CLASSPATH=pp javac A.java` ran pp's, unasked)
+    "CLASSPATH": (),
 }
 _STEMS: Final = frozenset({"PYTHONPATH"})  # matched by a file name's stem
 # Modules a PYTHONPATH folder shadows: its entries come before the standard library and the
@@ -88,11 +91,22 @@ def shadowed() -> frozenset[str]:
     return frozenset(sys.stdlib_module_names) | _TOOLS | installed
 
 
-@functools.cache
 def _home_of(module: str) -> str:
     """The folder the interpreter imports the top-level ``module`` from (the hook's
     Python's path, the current folder left out: it is the supervisor's, not the line's),
     or "" (a builtin, or none found)."""
+    return _found(module)[0]
+
+
+def _portions(module: str) -> frozenset[str]:
+    """The folders of ``module`` when the interpreter imports it as a namespace package
+    (:func:`_home_of`'s path), or none (a module, a package, none found)."""
+    return _found(module)[1]
+
+
+@functools.cache
+def _found(module: str) -> tuple[str, frozenset[str]]:
+    """:func:`_home_of` and :func:`_portions` of ``module``, looked up once."""
     from importlib.machinery import PathFinder  # noqa: PLC0415
 
     try:
@@ -100,12 +114,15 @@ def _home_of(module: str) -> str:
         path = [e for e in sys.path if e and os.path.isabs(e) and e != here]
         spec = PathFinder.find_spec(module, path)
     except (ImportError, ValueError, OSError):
-        return ""
+        return "", frozenset()
     if spec is None:
-        return ""
+        return "", frozenset()
     places = list(spec.submodule_search_locations or [])  # a package: its folder's parent
     origin = places[0] if places else spec.origin
-    return os.path.realpath(os.path.dirname(origin)) if origin else ""
+    home = os.path.realpath(os.path.dirname(origin)) if origin else ""
+    if spec.origin not in (None, "namespace"):
+        return home, frozenset()
+    return home, frozenset(os.path.realpath(p) for p in places)
 
 
 # Perl's modules its own scripts use (`shasum`, `json_pp`, `prove` are Perl: measured,
@@ -121,7 +138,6 @@ PERL_SHADOWED: Final = frozenset(
 )
 _PERL: Final = frozenset({"PERL5LIB", "PERLLIB"})
 _IMPORTED: Final = re.compile(r"[^.]+(\.[^.]*)*\.(py|pyc|pyw|so)")  # a module's file
-_INITS: Final = ("__init__.py", "__init__.pyc")  # a package (not a namespace: passed over)
 _WHAT: Final = {"PYTHONPATH": "Python runs at start", "CARGO_HOME": "may name programs cargo runs"}
 _LISTS: Final = frozenset({"PYTHONPATH"}) | _PERL  # `:`-separated folders
 # A search path with an entry outside the system's folders (an empty one is the current
@@ -133,6 +149,8 @@ LIBRARY_FOLDERS: Final = rf"^(?=.){_SYSTEM}|[:;]{_SYSTEM}|\.\."
 # (pytest's own classes excepted: `-W ignore::pytest.PytestUnraisableExceptionWarning` is
 # everyday, and pytest is imported already)
 _DOTTED = re.compile(r"(^|,)[^:,]*:[^:,]*:\s*(?!(builtins|warnings|_?pytest)\.)[A-Za-z_]\w*\.")
+JAVAC: Final = "javac -cp"  # javac's class path, read as a load path (its processors)
+_PROCESSORS: Final = "META-INF/services/javax.annotation.processing.Processor"
 MAX_ENTRIES: Final = 64  # folders of one PYTHONPATH looked into (a longer one asks)
 TOO_MANY: Final = f"more than {MAX_ENTRIES} folders"
 # Variables (and `python3 -m`) times the folders the line moves to, looked into for one
@@ -255,6 +273,8 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     moves to: a relative entry is read from each), or None."""
     if not value:  # unset in effect (measured: `PYTHONPATH= python3` imported none)
         return None
+    if name in (JAVAC, "CLASSPATH"):
+        return _processors(value, bases, where)
     entries = value.split(":") if name in _LISTS else [value]  # `:`: the current folder
     if len(set(entries)) > MAX_ENTRIES:  # each read from each folder: bounded, and it asks
         return TOO_MANY
@@ -288,6 +308,25 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
     return None
 
 
+def _processors(value: str, bases: Sequence[str], where: Callable[[str], str]) -> str | None:
+    """The list of annotation processors in a folder of javac's class path ``value``, which
+    it runs as it compiles (measured: `javac A.java` ran a planted ./E.class listed in
+    ./META-INF/services), looked up from each of ``bases``, or None (a jar is not read)."""
+    entries = list(dict.fromkeys(value.split(":")))
+    if len(entries) > MAX_ENTRIES:
+        return TOO_MANY
+    for entry in entries:
+        fixed = entry.startswith(("/", "~"))
+        for base in ["."] if fixed else bases:
+            folder = where(entry if fixed else os.path.join(base, entry or "."))
+            try:
+                if os.path.isfile(path := os.path.join(folder, _PROCESSORS)):
+                    return path
+            except (OSError, ValueError):
+                continue
+    return None
+
+
 def _agents(folder: str) -> bool:
     """Whether the agent may have written in ``folder``: it can, or owns it (a folder it
     made read-only after planting a module there is its own all the same)."""
@@ -305,11 +344,42 @@ def _shadows(folder: str, found: str, module: str = "", *, mine: bool = True) ->
     stem = found.split(".", maxsplit=1)[0]
     if stem != module and (stem not in shadowed() or not mine):
         return False
-    if not _IMPORTED.fullmatch(found) and not (
-        "." not in found and any(os.path.exists(os.path.join(folder, found, i)) for i in _INITS)
-    ):
+    if _IMPORTED.fullmatch(found) or ("." not in found and _package(folder, found)):
+        return stem == module or _home_of(stem) != os.path.realpath(folder)
+    # a folder with no `__init__`: a portion of a namespace package installed so, first
+    # on the path (measured: `PYTHONPATH=p mypy x.py` ran p/librt/internal.py, unasked)
+    portions = _portions(stem) if stem in shadowed() else frozenset()  # a bounded cache
+    path = os.path.join(folder, found)
+    return bool(portions) and os.path.realpath(path) not in portions and _holds_modules(path)
+
+
+def _holds_modules(folder: str) -> bool:
+    """Whether ``folder`` holds a module's file or a folder (a subpackage) Python may import."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(
+                ("." not in e.name and e.name != "__pycache__") or _IMPORTED.fullmatch(e.name)
+                for e in entries
+            )
+    except (OSError, ValueError):
         return False
-    return stem == module or _home_of(stem) != os.path.realpath(folder)
+
+
+def _init(name: str) -> bool:
+    """Whether ``name`` is a package's ``__init__`` file: source, bytecode or an extension
+    of any Python's (``__init__.so``, ``__init__.cpython-312-x86_64-linux-gnu.so``)."""
+    return name.startswith("__init__.") and _IMPORTED.fullmatch(name) is not None
+
+
+def _package(folder: str, found: str) -> bool:
+    """Whether ``found`` in ``folder`` is a package, not a namespace (passed over): it holds
+    an ``__init__`` Python imports (measured: ``p/argparse/__init__.so``, a library whose
+    constructor runs as it loads, ran under `PYTHONPATH=p python3 -m json.tool`)."""
+    try:
+        with os.scandir(os.path.join(folder, found)) as entries:
+            return any(_init(entry.name) for entry in entries)
+    except (OSError, ValueError):
+        return False
 
 
 def user_site(home: str, bases: Sequence[str], where: Callable[[str], str]) -> str:
@@ -362,6 +432,10 @@ def why_planted(name: str, value: str, path: str) -> str:
     """What the approver reads: the file found, or that the folders were too many."""
     if path == TOO_MANY:
         return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
+    if name == JAVAC:
+        return f"javac runs the annotation processors {path} lists (its class path: {value})"
+    if name == "CLASSPATH":
+        return f"{name}={value}: javac runs the annotation processors {path} lists"
     folder, found = os.path.split(path)
     stem = found.split(".")[0]
     if name in _PERL:
@@ -381,25 +455,32 @@ def word_index(words: Sequence[str]) -> dict[str, str]:
     whose file name has that stem), ``module:NAME`` (a Python module's file or package),
     ``path:PATH`` (each word, normalised), ``config``."""
     index: dict[str, str] = {}
+    names = shadowed()
     for word in words:
         base = os.path.basename(word)
         stem = base.split(".", maxsplit=1)[0]
         index.setdefault("stem:" + stem, word)
         if _IMPORTED.fullmatch(base):
             index.setdefault("module:" + stem, word)
-        if base in _INITS:  # `p/argparse/__init__.py`: a package so named
-            index.setdefault("module:" + os.path.basename(os.path.dirname(word)), word)
+        parent = os.path.basename(os.path.dirname(word))
+        if _init(base) or (_IMPORTED.fullmatch(base) and parent in names and _portions(parent)):
+            # `p/argparse/__init__.py`, `…/__init__.so`: a package so named;
+            # `p/librt/internal.py`: a portion of a namespace package installed
+            index.setdefault("module:" + parent, word)
         if base == "config.toml" or (base == "config" and "/" in word):
             index.setdefault("config", word)
         path = os.path.normpath(word)
         index.setdefault("path:" + path, word)
         if base.endswith(".pm"):  # `l/strict.pm`, `l/Getopt/Long.pm`: by the folder above
             parts = path.split("/")  # which it shadows one of Perl's own
+            if len(parts) > MAX_ENTRIES:  # a key per part as long as the word: bounded
+                # (measured: a 100 KB `IO/IO/…/x.pm` took 28 s), and it asks
+                index.setdefault("perl-deep", word)
+                continue
             for i, part in enumerate(parts):
                 if part.removesuffix(".pm") in PERL_SHADOWED:
                     index.setdefault("perl:" + ("/".join(parts[:i]) or "."), word)
     # the first module word named as one a PYTHONPATH folder shadows (once for the line)
-    names = shadowed()
     first = (w for k, w in index.items() if k.startswith("module:") and k[7:] in names)
     index["shadowing"] = next(first, "")
     return index
@@ -419,13 +500,15 @@ def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], b
     """A folder of ``value`` that is not there yet and that the line names elsewhere: it
     may make it from one holding such a file (measured: ``ln -s s l; PYTHONPATH=l pytest``
     and ``cp -r s q; PYTHONPATH=q pytest`` ran s/sitecustomize.py, unasked), or ""."""
-    entries = value.split(":") if name in _LISTS else [value]
+    entries = value.split(":") if name in _LISTS or name in (JAVAC, "CLASSPATH") else [value]
     moves = any("stem:" + program in index for program in _MAKERS)
     for entry in dict.fromkeys(e for e in entries if e):
         word = index.get("path:" + os.path.normpath(entry))
         if word is None:
             continue
-        if not exists(entry) or (moves and os.path.normpath(entry) != "."):
+        # javac's class path word is on its line, and an entry not there (`lib/*`, a
+        # jar to come) is everyday: only a line that may move one there asks
+        if (name != JAVAC and not exists(entry)) or (moves and os.path.normpath(entry) != "."):
             return word
     return ""
 
@@ -437,6 +520,8 @@ def named(name: str, index: dict[str, str], value: str = "") -> str:
     module = name.partition(" -m ")[2].split(".")[0]
     if name == "CARGO_HOME":
         return index.get("config", "")
+    if name in (JAVAC, "CLASSPATH"):  # `echo E > META-INF/services/javax.annotation.…`
+        return index.get("stem:javax", "")
     if name in _PERL:  # `echo … > l/strict.pm; PERL5LIB=l shasum x`: as planted() reads
         return _perl_named(value, index)
     if name in _STEMS:
@@ -458,4 +543,4 @@ def _perl_named(value: str, index: dict[str, str]) -> str:
     for entry in dict.fromkeys(value.split(":")):
         if word := index.get("perl:" + os.path.normpath(entry)):
             return word
-    return ""
+    return index.get("perl-deep", "")  # one too deep to index: under any folder

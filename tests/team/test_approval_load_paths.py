@@ -715,6 +715,42 @@ def test_java_options_loading_an_agent_ask(tmp_path: Path) -> None:
     _asks(tmp_path, line, tools, "gives javac -J-javaagent:a.jar, code for its JVM to load")
 
 
+@pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK")
+def test_javac_given_annotation_processors_asks(tmp_path: Path) -> None:
+    """javac runs the annotation processors its options name (measured: `javac
+    -processorpath pp -processor E A.java` ran E's static initialiser, unasked under
+    Bash(javac:*)), a plugin `-Xplugin:` names, and an `@file` may give either; exempt
+    by a rule naming the option. `-proc:none`, `-cp`, `-d` ask nothing."""
+    (tmp_path / "E.java").write_text(
+        "import javax.annotation.processing.*; import javax.lang.model.element.*;"
+        ' @SupportedAnnotationTypes("*") public class E extends AbstractProcessor {'
+        ' static { try { new java.io.File("ran-it").createNewFile(); } catch (Exception e)'
+        " {} } public boolean process(java.util.Set<? extends TypeElement> a,"
+        " RoundEnvironment r) { return false; } }\n"
+    )
+    subprocess.run(["javac", "-d", str(tmp_path / "pp"), str(tmp_path / "E.java")], check=True)
+    (tmp_path / "E.java").unlink()
+    (tmp_path / "A.java").write_text("class A {}\n")
+    (tmp_path / "args").write_text("-processorpath pp -processor E\n")
+    tools = ["Bash", "Bash(javac:*)"]
+    for line, option in (
+        ("javac -processorpath pp -processor E A.java", "-processorpath"),
+        ("javac -cp pp -processor E -d out A.java", "-processor"),
+        ("javac --processor-path=pp -processor E A.java", "--processor-path=pp"),
+        ("javac @args A.java", "@args"),
+    ):
+        assert runs(line, tmp_path), line
+        _asks(tmp_path, line, tools, f"gives javac {option}, code it runs as it compiles")
+    _asks(
+        tmp_path,
+        "javac -Xplugin:P A.java",
+        tools,
+        "gives javac -Xplugin:P, code it runs as it compiles",
+    )
+    for line in ("javac -proc:none -d out A.java", "javac -cp pp:lib/x.jar --release 17 A.java"):
+        _silent(tmp_path, line, tools)
+
+
 def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -731,7 +767,7 @@ def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
     (site / "straymod.py").write_text("")
     monkeypatch.syspath_prepend(str(site))
     load_paths.shadowed.cache_clear()
-    load_paths._home_of.cache_clear()
+    load_paths._found.cache_clear()
     try:
         work = tmp_path / "w"
         (work / "tests").mkdir(parents=True)
@@ -744,7 +780,7 @@ def test_pythonpath_project_folder_named_as_an_installed_stray_asks_nothing(
         _asks(work, "PYTHONPATH=. pytest -q tests", tools, why + " its straymod")
     finally:
         load_paths.shadowed.cache_clear()
-        load_paths._home_of.cache_clear()
+        load_paths._found.cache_clear()
 
 
 def test_tar_options_giving_a_command_ask(tmp_path: Path) -> None:
@@ -791,3 +827,123 @@ def test_pythonpath_read_only_folder_of_the_agents_asks(tmp_path: Path) -> None:
             _asks(tmp_path, f"PYTHONPATH={value} pytest -q", tools, why + " its argparse")
     finally:
         planted.parent.chmod(0o755)
+
+
+_CONSTRUCTOR = """#include <fcntl.h>
+#include <unistd.h>
+__attribute__((constructor)) static void ran(void) {
+    close(open("ran-it", O_CREAT | O_WRONLY, 0600));
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_pythonpath_package_whose_init_is_an_extension_asks(tmp_path: Path) -> None:
+    """A package is a folder holding ``__init__`` with any suffix Python imports, an
+    extension's too: ``p/argparse/__init__.so``, a shared library whose constructor runs
+    as Python loads it (measured: `PYTHONPATH=p python3 -m json.tool` ran it, unasked under
+    Bash(pytest:*): only ``__init__.py``/``.pyc`` made a package)."""
+    tools = ["Bash", "Bash(python3:*)", "Bash(pytest:*)"]
+    (tmp_path / "c.c").write_text(_CONSTRUCTOR)
+    package = tmp_path / "p" / "argparse"
+    package.mkdir(parents=True)
+    planted = package / "__init__.so"
+    built = subprocess.run(
+        ["cc", "-shared", "-fPIC", "-o", str(planted), str(tmp_path / "c.c")], check=False
+    )
+    assert built.returncode == 0
+    assert runs("PYTHONPATH=p python3 -m json.tool /dev/null", tmp_path)
+    why = f"PYTHONPATH=p loads {package}, which Python imports in place of its argparse"
+    _asks(tmp_path, "PYTHONPATH=p pytest -q", tools, why)
+    _asks(tmp_path, "cd p && PYTHONPATH=: pytest -q", tools, why.replace("=p", "=:"))
+    planted.unlink()
+    why = "PYTHONPATH=p: the line may write a file it loads (p/argparse/__init__.abi3.so)"
+    _asks(tmp_path, "cp x.so p/argparse/__init__.abi3.so; PYTHONPATH=p pytest", tools, why)
+    _silent(tmp_path, "PYTHONPATH=p pytest -q", tools)  # a namespace: passed over
+
+
+def _namespace_installed() -> str:
+    """A namespace package installed for this Python (``librt``, mypy's, or ``opentelemetry``),
+    or ""."""
+    import importlib.util
+
+    for name in ("librt", "opentelemetry"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is None and spec.submodule_search_locations:
+            return name
+    return ""
+
+
+def test_pythonpath_portion_of_an_installed_namespace_package_asks(tmp_path: Path) -> None:
+    """An installed namespace package (no ``__init__``) takes a portion from each folder on
+    the path, a PYTHONPATH folder's first: its submodule is imported in place of the
+    installed one's (measured: `PYTHONPATH=p mypy x.py` ran p/librt/internal.py, unasked
+    under Bash(mypy:*): a folder with no ``__init__`` was passed over as a namespace)."""
+    name = _namespace_installed()
+    if not name:
+        pytest.skip("no namespace package installed")
+    tools = ["Bash", "Bash(python3:*)", "Bash(pytest:*)", "Bash(mypy:*)"]
+    portion = tmp_path / "p" / name
+    portion.mkdir(parents=True)
+    (portion / "internal.py").write_text(MARK)
+    line = f"PYTHONPATH=p python3 -c 'import {name}.internal'"
+    assert runs(line, tmp_path)  # the portion's module, not the installed one's
+    if name == "librt":  # mypy imports it at start
+        mypy = Path(sys.executable).parent / "mypy"
+        assert runs(f"PYTHONPATH=p {mypy} --version", tmp_path)
+    why = f"PYTHONPATH=p loads {portion}, which Python imports in place of its {name}"
+    _asks(tmp_path, "PYTHONPATH=p mypy x.py", tools, why)
+    (portion / "internal.py").unlink()
+    why = f"PYTHONPATH=p: the line may write a file it loads (p/{name}/internal.py)"
+    _asks(tmp_path, f"cp e.py p/{name}/internal.py; PYTHONPATH=p mypy x.py", tools, why)
+    _silent(tmp_path, "PYTHONPATH=p mypy x.py", tools)  # an empty folder: nothing imported
+    (portion / "notes.txt").write_text("")
+    _silent(tmp_path, "PYTHONPATH=p pytest -q src/app/json/test_a.py", tools)  # not one
+
+
+@pytest.mark.skipif(shutil.which("javac") is None, reason="no JDK")
+def test_javac_with_a_processor_planted_on_its_class_path_asks(tmp_path: Path) -> None:
+    """javac runs the annotation processors the folders of its class path list in
+    META-INF/services, the call's folder by default (measured: `javac A.java` ran a
+    planted ./E.class, unasked under Bash(javac:*)); `-proc:none` runs none, a folder
+    holding no such list asks nothing, and a line writing one asks."""
+    (tmp_path / "E.java").write_text(
+        "import javax.annotation.processing.*; import javax.lang.model.element.*;"
+        ' @SupportedAnnotationTypes("*") public class E extends AbstractProcessor {'
+        ' static { try { new java.io.File("ran-it").createNewFile(); } catch (Exception e)'
+        " {} } public boolean process(java.util.Set<? extends TypeElement> a,"
+        " RoundEnvironment r) { return false; } }\n"
+    )
+    subprocess.run(["javac", "-d", str(tmp_path), str(tmp_path / "E.java")], check=True)
+    (tmp_path / "E.java").unlink()
+    (tmp_path / "A.java").write_text("class A {}\n")
+    tools = ["Bash", "Bash(javac:*)", "Bash(cp:*)"]
+    _silent(tmp_path, "javac A.java", tools)
+    services = tmp_path / "META-INF" / "services"
+    services.mkdir(parents=True)
+    listed = services / "javax.annotation.processing.Processor"
+    why = "javac -cp=.: the line may write a file it loads (" + str(listed.relative_to(tmp_path))
+    _asks(tmp_path, f"echo E > {listed.relative_to(tmp_path)}; javac A.java", tools, why + ")")
+    listed.write_text("E\n")
+    assert runs("javac A.java", tmp_path)
+    why = f"javac runs the annotation processors {listed} lists (its class path: "
+    _asks(tmp_path, "javac A.java", tools, why + ".)")
+    _asks(tmp_path, "javac -d out -cp lib.jar:. A.java", tools, why + "lib.jar:.)")
+    _silent(tmp_path, "javac -proc:none A.java", tools)
+    for line in ("javac -cp lib.jar A.java", "javac -cp 'lib/*' A.java"):
+        _silent(tmp_path, line, tools)
+    why = "javac -cp=pp: the line may make the folder it loads from (pp)"
+    _asks(tmp_path, "cp -r . pp; javac -cp pp A.java", tools, why)
+    # CLASSPATH is its class path when no -cp is given (measured: `CLASSPATH=pp javac
+    # A.java` ran pp's E, unasked: only the call's folder was looked into)
+    (tmp_path / "pp").mkdir()
+    listed.rename(tmp_path / "pp" / "list")
+    (tmp_path / "pp" / "META-INF" / "services").mkdir(parents=True)
+    moved = tmp_path / "pp" / "META-INF" / "services" / listed.name
+    (tmp_path / "pp" / "list").rename(moved)
+    (tmp_path / "E.class").rename(tmp_path / "pp" / "E.class")
+    _silent(tmp_path, "javac A.java", tools)
+    for line in ("CLASSPATH=pp javac A.java", "export CLASSPATH=pp; javac A.java"):
+        assert runs(line, tmp_path), line
+        why = f"CLASSPATH=pp: javac runs the annotation processors {moved} lists"
+        _asks(tmp_path, line, tools, why)

@@ -18,6 +18,7 @@ from orchestrator import (
     command_runners,
     command_wrappers,
     git_state,
+    load_paths,
     program_configs,
     shell_marks,
 )
@@ -179,3 +180,25 @@ def test_env_files_are_read_a_bounded_number_of_times(tmp_path: Path) -> None:
     line = " ".join(f"dotenv -f e{i} run x;" for i in range(300))
     why = approve_rules.bash_reason("git push:*", line, [], lookup)
     assert why == f"dotenv run names env files in more than {MAX_LOOKUPS} places: cannot be read"
+
+
+def test_perl_module_words_are_indexed_in_linear_work(tmp_path: Path) -> None:
+    """A ``.pm`` word is indexed by each folder above a part named as one of Perl's own
+    modules: ``IO/IO/…/x.pm`` (100 KB) made one key per part, each as long as the word
+    before it (measured: 28 s for `PERL5LIB=l shasum IO/IO/…/x.pm`, and as long for
+    `PYTHONPATH=p pytest …`, as every load variable's line is indexed; 0.15 s before the
+    Perl check). A word deeper than the index reads asks when PERL5LIB is set."""
+    for n in (500, 5000):
+        word = "IO/" * n + "x.pm"
+        index = load_paths.word_index([word])
+        assert sum(len(key) for key in index) <= 70 * len(word), n
+    lookup = git_state.Lookup(tmp_path, {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    deep = "IO/" * (load_paths.MAX_ENTRIES + 1)
+    line = f"echo x > {deep}strict.pm; PERL5LIB={deep[:-1]} shasum x"
+    why = approve_rules.bash_reason("git push:*", line, [], lookup)
+    wrote = f"the line may write a file it loads ({deep}strict.pm): cannot be read"
+    assert why == f"PERL5LIB={deep[:-1]}: {wrote}"
+    line = f"echo x > {deep}x.pm; PERL5LIB=IO shasum x"  # not under it: asks all the same
+    why = approve_rules.bash_reason("git push:*", line, [], lookup)
+    assert why == f"PERL5LIB=IO: the line may write a file it loads ({deep}x.pm): cannot be read"
+    assert approve_rules.bash_reason("git push:*", "PERL5LIB=lib shasum a/b.pm", [], lookup) is None

@@ -278,3 +278,47 @@ def test_mypy_config_named_on_its_line_asks(tmp_path: Path) -> None:
     _silent(tmp_path, "mypy --config-file x.ini x.py", [*tools, "Bash(mypy --config-file:*)"])
     for line in ("mypy --strict src", "python3 -m mypy --config-file= --color-output x.py"):
         _silent(tmp_path, line, tools)
+
+
+def test_dotenv_run_with_an_env_file_not_read_whole_asks(tmp_path: Path) -> None:
+    """An env file the hook cannot read whole asks: one past the 1 MiB read (measured:
+    BASH_ENV set after 2 MiB of comments ran x, unasked under `Bash(dotenv run:*)`: only
+    the first MiB was looked at), or anything but a regular file (python-dotenv refuses a
+    FIFO, measured; the hook's open of one waited for a writer: with none, for good)."""
+    import os
+    import threading
+    import time
+
+    tools = ["Bash", "Bash(dotenv run:*)"]
+    (tmp_path / "x").write_text("touch ran-it\n")
+    (tmp_path / "big").write_text("#" + "x" * (2 << 20) + "\nexport BASH_ENV=./x\n")
+    if shutil.which("dotenv"):  # the machine's python-dotenv (not a dependency here)
+        assert runs("dotenv -f big run bash -c true", tmp_path)
+    big = tmp_path / "big"
+    why = f"dotenv run sets variables from big: {big} is 2048 KiB; the limit is 1024 KiB"
+    _asks(tmp_path, "dotenv -f big run bash -c true", tools, why)
+    os.mkfifo(tmp_path / "f")
+    stop = threading.Event()
+
+    def feed() -> None:  # a writer for a reader that waits (else the old hook hung)
+        while not stop.is_set():
+            try:
+                fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # no reader yet
+                time.sleep(0.01)
+                continue
+            os.write(fd, b"DEBUG=1\n")
+            os.close(fd)
+            return
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        fifo = f"{tmp_path / 'f'} is a FIFO (named pipe), not a regular file"
+        why = f"dotenv run sets variables from f: {fifo}"
+        _asks(tmp_path, "dotenv -f f run bash -c true", tools, why)
+    finally:
+        stop.set()
+        feeder.join()
+    (tmp_path / ".env").write_text("DEBUG=1\n")
+    _silent(tmp_path, "dotenv run -- bash -c true", tools)
