@@ -107,13 +107,15 @@ def _absolute(path: Path) -> str:
 
 
 def _rule(path: Path) -> str:
-    """``path`` as a permission rule names it: the rule is a gitignore-style pattern, so a
-    ``[``, ``]``, ``*`` or ``?`` in a folder's name is escaped (measured on 2.1.332: with a
-    creds file in a ``n[a]ts`` folder, and a team in a ``t[1]`` folder,
-    ``Read(//…/n[a]ts/octy.creds)`` let the Read tool return the file, and
-    ``Read(//…/t[1]/…/**)`` the database; escaped, both were refused, and an escaped ``*``
-    still refused its own path)."""
-    return re.sub(r"([*?\[\]])", r"\\\1", _absolute(path))
+    """``path`` as a permission rule names it: the rule is a glob, so a ``[``, ``]`` or
+    ``*`` in a folder's name is escaped (measured on 2.1.332: with a creds file in a
+    ``n[a]ts`` folder, and a team in a ``t[1]`` folder, ``Read(//…/n[a]ts/octy.creds)`` let
+    the Read tool return the file, and ``Read(//…/t[1]/…/**)`` a file of the database's
+    folder; escaped, both were refused, and an escaped ``*`` still refused its own path).
+    A ``?`` is not escaped: ``n\\?ts`` let the Read tool return the file in ``n?ts``, which
+    ``n?ts`` refuses. ``{a,b}``, ``+(a)`` and ``!(x)`` need nothing (refused as they are).
+    A backslash cannot be named at all: cli/common.undecodable_paths refuses it."""
+    return re.sub(r"([*\[\]])", r"\\\1", _absolute(path))
 
 
 def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:

@@ -171,14 +171,15 @@ async def test_a_glob_character_in_a_hidden_path_does_not_open_it_to_the_read_to
     and a team whose folder is ``t[1]`` (its database folder and logs under it), were named
     as they are, ``[a]`` matching only ``a``, and the Read tool returned the creds file and
     a text file in the database's folder (measured). The rules escape such characters; a
-    ``*`` folder's rule still refuses its own file."""
+    ``*`` folder's rule still refuses its own file, and a ``?`` one, which an escape
+    would not (measured)."""
     team = tmp_path / "t[1]"
     work = team / "work"
     work.mkdir(parents=True)
-    for folder in ("n[a]ts", "n*ts"):
+    for folder in ("n[a]ts", "n*ts", "n?ts"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "octy.creds").write_text(CREDS + "\n", encoding="utf-8")
-    for folder in ("n[a]ts", "n*ts"):
+    for folder in ("n[a]ts", "n*ts", "n?ts"):
         roster = parse_roster(
             f"queue:\n  servers: nats://127.0.0.1:4222\n  creds: ../{folder}/octy.creds\n"
             "agents:\n  a:\n    prompt: p\n",
