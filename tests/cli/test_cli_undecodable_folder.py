@@ -397,3 +397,18 @@ def test_a_queue_secret_file_with_a_second_name_or_a_backslash_is_refused(
             "(copy it)",
         ]
     assert sorted(p.name for p in team.iterdir()) == ["agents.yaml", "copy.creds"]
+
+
+def test_a_team_in_a_folder_with_a_backslash_is_refused(tmp_path: Path) -> None:
+    """The real CLI's Read tool, with the supervisor's rules, returned a file of the
+    database's folder of a team in a `t\\x` folder (measured on 2.1.332): its rule cannot
+    name the folder. `config` now says so of each hidden folder and of agents.yaml."""
+    team = tmp_path / "t\\x"
+    team.mkdir()
+    (team / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    done = octy("config", "--json", cwd=team, env=_env(tmp_path))
+    assert done.returncode == 1, done
+    said = json.loads(done.stdout)["message"].splitlines()[1:]
+    assert [line.split(" has a backslash:")[0] for line in said] == [
+        f"{team}/{name}" for name in ("queue", "logs", "agents.yaml")
+    ], said
