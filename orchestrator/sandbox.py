@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -105,15 +106,28 @@ def _absolute(path: Path) -> str:
     return "/" + str(path)
 
 
+def _rule(path: Path) -> str:
+    """``path`` as a permission rule names it: the rule is a glob, so a ``[``, ``]`` or
+    ``*`` in a folder's name is escaped (measured on 2.1.332: with a creds file in a
+    ``n[a]ts`` folder, and a team in a ``t[1]`` folder, ``Read(//…/n[a]ts/octy.creds)`` let
+    the Read tool return the file, and ``Read(//…/t[1]/…/**)`` a file of the database's
+    folder; escaped, both were refused, and an escaped ``*`` still refused its own path).
+    A ``?`` is not escaped: ``n\\?ts`` let the Read tool return the file in ``n?ts``, which
+    ``n?ts`` refuses. ``{a,b}``, ``+(a)`` and ``!(x)`` need nothing (refused as they are).
+    A backslash cannot be named at all: cli/common.undecodable_paths refuses it."""
+    return re.sub(r"([*\[\]])", r"\\\1", _absolute(path))
+
+
 def settings(spec: AgentSpec, roster: Roster) -> dict[str, Any]:
     """The ``--settings`` object for one agent's CLI: permission deny rules always, the
     sandbox unless the roster opts the agent out (``sandbox: false``)."""
     hidden = [_absolute(p) for p in private_folders(roster)]
     secrets = [_absolute(p) for p in secret_files(roster)]
     frozen = [_absolute(p) for p in read_only_files(roster)]
-    deny = [f"{tool}({p}/**)" for p in hidden for tool in ("Read", "Edit")]
-    deny += [f"{tool}({p})" for p in secrets for tool in ("Read", "Edit")]
-    deny += [f"Edit({p})" for p in frozen]
+    rules = ("Read", "Edit")
+    deny = [f"{tool}({_rule(p)}/**)" for p in private_folders(roster) for tool in rules]
+    deny += [f"{tool}({_rule(p)})" for p in secret_files(roster) for tool in rules]
+    deny += [f"Edit({_rule(p)})" for p in read_only_files(roster)]
     out: dict[str, Any] = {"permissions": {"deny": deny}}
     if sandboxed(spec):
         out["sandbox"] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -403,13 +404,31 @@ def undecodable_paths(roster: Roster) -> list[str]:
     hidden = [*sandbox.private_folders(roster), *sandbox.secret_files(roster)]
     said = [] if is_utf8(database) else [roster.database.parent.resolve()]
     for path in dict.fromkeys([*hidden, *sandbox.read_only_files(roster)]):
+        what = "hide" if path in hidden else "keep read-only"
         if not is_utf8(str(path)) and path not in said:
-            what = "hide" if path in hidden else "keep read-only"
             problems.append(
                 f"{undecoded_shown(str(path))} is not valid UTF-8 text: the agents' sandbox "
                 f"and permission rules cannot name it, to {what} it; give the team paths "
                 "(and real paths) that are UTF-8 text"
             )
+        elif "\\" in str(path):
+            # A permission rule names no path with a backslash, escaped or not: the Read
+            # tool returned a creds file in a `n\x` folder (measured on 2.1.332).
+            problems.append(
+                f"{undecoded_shown(str(path))} has a backslash: the agents' permission rules "
+                f"cannot name it, to {what} it; give the team paths (and real paths) "
+                "without one"
+            )
+    for path in sandbox.secret_files(roster):
+        with contextlib.suppress(OSError):
+            if (links := path.stat().st_nlink) > 1:
+                # Hidden by its path: another name for it (a hard link made before `up`)
+                # let the Read tool and a sandboxed `cat` return it (measured).
+                problems.append(
+                    f"{undecoded_shown(str(path))} has {links} names (hard links): the "
+                    "agents' sandbox hides it by this one, they could read it by another; "
+                    "give the queue a secret file with one name (copy it)"
+                )
     return problems + unusable_working_folders(roster)
 
 

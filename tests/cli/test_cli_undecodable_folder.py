@@ -390,3 +390,56 @@ def test_a_byte_that_is_not_utf8_in_a_prompt_is_one_of_the_rosters_problems(
             f"agents.yaml:6: key 'agents.a.prompt': contains the byte \\xff, {said}",
         ]
     assert sorted(p.name for p in team.iterdir()) == ["agents.yaml"]
+
+
+def test_a_queue_secret_file_with_a_second_name_or_a_backslash_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The agents' rules hide the queue's `creds` file and TLS `key` by their paths. A hard
+    link to the creds file made before `up` (in the agent's folder) handed it to the real
+    CLI's Read tool and to a sandboxed `cat`; a creds file in a folder whose name has a
+    backslash was returned by the Read tool, its rule escaped or not (measured on
+    2.1.332). `config` and `up` said nothing of either and started the team: now both are
+    among the roster's problems."""
+    nats = tmp_path / "nats"
+    nats.mkdir()
+    (nats / "octy.creds").write_text("-\n", encoding="utf-8")
+    odd = tmp_path / "k\\x"
+    odd.mkdir()
+    for name in ("client.pem", "client.key"):
+        (odd / name).write_text("-\n", encoding="utf-8")
+    team = tmp_path / "team"
+    team.mkdir()
+    os.link(nats / "octy.creds", team / "copy.creds")
+    (team / "agents.yaml").write_text(
+        f"queue:\n  servers: tls://127.0.0.1:4222\n  creds: {nats}/octy.creds\n"
+        f"  tls:\n    cert: '{odd}/client.pem'\n    key: '{odd}/client.key'\n"
+        "agents:\n  a:\n    prompt: A.\n",
+        encoding="utf-8",
+    )
+    for verb in (("config", "--json"), ("up", "--json", "--no-model-check")):
+        done = octy(*verb, cwd=team, env=_env(tmp_path), timeout=60)
+        assert done.returncode == 1, done
+        assert json.loads(done.stdout)["message"].splitlines()[1:] == [
+            f"{odd}/client.key has a backslash: the agents' permission rules cannot name it, "
+            "to hide it; give the team paths (and real paths) without one",
+            f"{nats}/octy.creds has 2 names (hard links): the agents' sandbox hides it by this "
+            "one, they could read it by another; give the queue a secret file with one name "
+            "(copy it)",
+        ]
+    assert sorted(p.name for p in team.iterdir()) == ["agents.yaml", "copy.creds"]
+
+
+def test_a_team_in_a_folder_with_a_backslash_is_refused(tmp_path: Path) -> None:
+    """The real CLI's Read tool, with the supervisor's rules, returned a file of the
+    database's folder of a team in a `t\\x` folder (measured on 2.1.332): its rule cannot
+    name the folder. `config` now says so of each hidden folder and of agents.yaml."""
+    team = tmp_path / "t\\x"
+    team.mkdir()
+    (team / "agents.yaml").write_text("agents:\n  a:\n    prompt: A.\n", encoding="utf-8")
+    done = octy("config", "--json", cwd=team, env=_env(tmp_path))
+    assert done.returncode == 1, done
+    said = json.loads(done.stdout)["message"].splitlines()[1:]
+    assert [line.split(" has a backslash:")[0] for line in said] == [
+        f"{team}/{name}" for name in ("queue", "logs", "agents.yaml")
+    ], said

@@ -140,3 +140,59 @@ async def test_an_agent_can_neither_read_nor_change_the_creds_file_or_the_tls_ke
     for name, text in FILES.items():
         assert (real / name).read_text(encoding="utf-8") == text + "\n"
     assert not {"x", "h", "k"} & {p.name for p in work.iterdir()}
+
+
+async def _tool_results(
+    scripted_model: Any, claude_options: Any, roster: Roster, cwd: Path, calls: list[Any]
+) -> list[str]:
+    """What the real CLI, run with ``roster``'s settings for agent ``a``, hands the model
+    for each tool call of ``calls``, one prompt each."""
+    rules: list[dict[str, Any]] = [{"tool_result": r"(?s).", "text": "done"}]
+    rules += [{"match": f"^STEP{i}$", "tool_use": c} for i, c in enumerate(calls)]
+    model = scripted_model(rules)
+    tools = ["Read", "Bash", "Grep", "Glob"]
+    settings = json.dumps(sandbox.settings(roster.agents["a"], roster))
+    options = claude_options(model, cwd=cwd, settings=settings, tools=tools, allowed_tools=tools)
+    async with ClaudeSDKClient(options) as client:
+        for i in range(len(calls)):
+            await client.query(f"STEP{i}")
+            async for message in client.receive_response():
+                if isinstance(message, ResultMessage):
+                    break
+    return [str(r["content"]) for q in model.requests for r in tool_results(q)]
+
+
+@pytest.mark.cli
+@pytest.mark.skipif(shutil.which("socat") is None, reason="the CLI's sandbox needs socat")
+async def test_a_glob_character_in_a_hidden_path_does_not_open_it_to_the_read_tool(
+    scripted_model: Any, claude_options: Any, tmp_path: Path
+) -> None:
+    """A permission rule is a gitignore-style pattern: the creds file in a ``n[a]ts`` folder,
+    and a team whose folder is ``t[1]`` (its database folder and logs under it), were named
+    as they are, ``[a]`` matching only ``a``, and the Read tool returned the creds file and
+    a text file in the database's folder (measured). The rules escape such characters; a
+    ``*`` folder's rule still refuses its own file, and a ``?`` one, which an escape
+    would not (measured)."""
+    team = tmp_path / "t[1]"
+    work = team / "work"
+    work.mkdir(parents=True)
+    for folder in ("n[a]ts", "n*ts", "n?ts"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "octy.creds").write_text(CREDS + "\n", encoding="utf-8")
+    for folder in ("n[a]ts", "n*ts", "n?ts"):
+        roster = parse_roster(
+            f"queue:\n  servers: nats://127.0.0.1:4222\n  creds: ../{folder}/octy.creds\n"
+            "agents:\n  a:\n    prompt: p\n",
+            team / "agents.yaml",
+            {},
+        )
+        roster.database.parent.mkdir(parents=True, exist_ok=True)
+        private = roster.database.parent / "queue.txt"
+        private.write_text(CREDS + " in the queue\n", encoding="utf-8")
+        files = (tmp_path / folder / "octy.creds", private)
+        calls = [{"name": "Read", "input": {"file_path": str(p)}} for p in files]
+        seen = await _tool_results(scripted_model, claude_options, roster, work, calls)
+        assert len(seen) == 2, seen
+        for s in seen:
+            assert CREDS not in s, (folder, seen)
+            assert "denied by your permission settings" in s, (folder, seen)
