@@ -89,7 +89,7 @@ def exit_code_for(exc: errors.OrchestratorError) -> int:
     """Map an error to the exit code a script can branch on."""
     if isinstance(exc, errors.RequestTimeout):
         return EXIT_TIMEOUT
-    if isinstance(exc, errors.MessageNotFound | errors.RecipientUnknown):
+    if isinstance(exc, errors.MessageNotFound | errors.RecipientUnknown | errors.DatabaseMissing):
         return EXIT_NOT_FOUND
     if isinstance(exc, errors.SupervisorNotRunning | errors.SupervisorGone):
         return EXIT_NO_SUPERVISOR
