@@ -289,6 +289,19 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
         return record.database
 
 
+def no_team_database(db: Path, roster_file: Path | None, explicit_db: bool) -> str:
+    """What `ps` and `top` say where there is no team database. With no roster here either,
+    `up` would fail too ("agents.yaml: file not found"): say where a team is found instead
+    of sending the user to a verb that cannot work in this folder."""
+    roster = roster_file or Path(DEFAULT_ROSTER)
+    if explicit_db or roster.exists() or (roster_file is None and os.environ.get(DB_ENV)):
+        return f"no team database at {db}; start the team with `octy-orchestrate up`"
+    return (
+        f"no team here: no {roster} and no team database at {db}; run this in the team's "
+        "folder or name its roster with -f FILE (`octy-orchestrate init` writes a starter)"
+    )
+
+
 def resolve_place(args: argparse.Namespace, roster_file: Path | None = None) -> Path | QueueSetting:
     """Like :func:`resolve_db`, but a roster with ``queue: nats://...`` gives that queue
     (``--db`` and ``$OCTY_DB`` still name a SQLite file)."""

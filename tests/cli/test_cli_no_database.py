@@ -56,3 +56,21 @@ def test_a_script_reads_not_found_from_the_real_cli(folder: Path) -> None:
     assert done.returncode == 3, done
     assert json.loads(done.stdout)["error"] == "not_found"
     assert octy("send", "a", "hi", cwd=folder).returncode == 3
+
+
+@pytest.mark.parametrize("verb", ["ps", "top"])
+def test_a_folder_with_no_team_does_not_send_the_user_to_up(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    verb: str,
+) -> None:
+    """Regression: `ps` in a folder with neither agents.yaml nor a database said "start the
+    team with `octy-orchestrate up`", and `up` there fails ("agents.yaml: file not found")."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OCTY_DB", raising=False)
+    assert main([verb]) == 3
+    err = capsys.readouterr().err
+    assert "no team here: no agents.yaml" in err
+    assert "-f FILE" in err
+    assert "start the team with" not in err
