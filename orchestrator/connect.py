@@ -18,6 +18,7 @@ import anyio.to_thread
 from claude_agent_sdk import ClaudeSDKClient, ClaudeSDKError
 
 from orchestrator.launcher import kill_unlaunched, read_cli_pid
+from orchestrator.logconfig import KILLED_ON_STOP
 
 # How a connect ended (connect_within).
 Connected = Literal["connected", "timed_out", "stopped"]
@@ -42,6 +43,7 @@ async def connect_within(
         with anyio.move_on_after(timeout_s) as waited:
             await stop.wait()
         outcome = "timed_out" if waited.cancelled_caught else "stopped"
+        killed_on_stop[0] = outcome == "stopped"  # (a hung start-up stays a logged error)
         pid = read_cli_pid(pid_file)
         if pid is None and pid_file is not None:  # stuck before the launcher wrote it
             killed = await anyio.to_thread.run_sync(kill_unlaunched, pid_file)
@@ -52,13 +54,19 @@ async def connect_within(
         scope.cancel()
 
     failure: Exception | None = None
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watchdog, tg.cancel_scope)
-        try:
-            await client.connect()
-        except Exception as exc:  # re-raised below, outside the task group (no group)
-            failure = exc
-        tg.cancel_scope.cancel()
+    # Shared with the SDK's reader task, which connect() starts in this context.
+    killed_on_stop = [False]
+    token = KILLED_ON_STOP.set(killed_on_stop)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watchdog, tg.cancel_scope)
+            try:
+                await client.connect()
+            except Exception as exc:  # re-raised below, outside the task group (no group)
+                failure = exc
+            tg.cancel_scope.cancel()
+    finally:
+        KILLED_ON_STOP.reset(token)
     if outcome != "connected":
         return outcome  # after the kill, any failure is the timeout's (or the stop's)
     if failure is not None:

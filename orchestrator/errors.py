@@ -137,6 +137,13 @@ class DatabaseError(QueueError):
         super().__init__(f"{path}: {reason}")
 
 
+class DatabaseMissing(DatabaseError):
+    """No queue database at the path, and the verb creates none (only `up` and `register`
+    do): the team was never started here. "Not found" (exit 3), as `ps` says it."""
+
+    code = "not_found"
+
+
 class DatabaseReplaced(DatabaseError):
     """The file under the database's path is no longer the one this process opened
     (deleted, or another file moved over it): writing on would split the team in two."""

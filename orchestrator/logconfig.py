@@ -8,6 +8,7 @@ opened 0600 in a 0700 folder). Secrets are redacted before anything is written.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime
 import errno
 import io
@@ -339,12 +340,26 @@ def _warn(text: str) -> None:
 _ROUTER: _Router | None = None
 
 
+# One connect's flag (connect.connect_within): set once it killed that claude because a stop
+# was asked while it connected. The SDK's message reader, started inside that connect (its
+# context carries the same list), then logs "Fatal error in message reader: Command failed
+# with exit code -9": an error nobody made, which `down` or Ctrl-C during start-up used to
+# print among the team's events. The session's end (`stopped while connecting`) says it.
+KILLED_ON_STOP: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "octy_killed_on_stop", default=None
+)
+_READER_FATAL = "Fatal error in message reader"
+
+
 class _FromStdlib(logging.Handler):
     """Libraries' stdlib log records (the SDK's "Fatal error in message reader: ...")
     into the same pipeline, instead of raw lines on stderr and nothing in the files."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            killed = KILLED_ON_STOP.get()
+            if killed and killed[0] and record.getMessage().startswith(_READER_FATAL):
+                return
             structlog.get_logger().log(
                 record.levelno, "library_log", logger=record.name, message=record.getMessage()
             )

@@ -125,6 +125,7 @@ class Supervisor:
         self.write_hold = Hold()
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
         self.queue_lost: dict[str, Any] | None = None  # the NATS bucket lost (chores.py)
+        self.announced = False  # `supervisor_started` logged: a stop is logged too
 
     # --- running --------------------------------------------------------------
 
@@ -186,7 +187,8 @@ class Supervisor:
             self.budgets.close()
             launch.release_launcher(self)
             self._lock.release()
-            log.info("supervisor_stopped")
+            if self.announced:  # one that never started (a failed model check) did not stop
+                log.info("supervisor_stopped")
 
     @property
     def stopping(self) -> bool:
@@ -247,6 +249,7 @@ class Supervisor:
             database=str(self.roster.database),
             pid=os.getpid(),
         )
+        self.announced = True
 
     async def _start_layers(self) -> None:
         """Start the wanted agents layer by layer (see :meth:`start_in_layers`)."""

@@ -90,7 +90,7 @@ def exit_code_for(exc: errors.OrchestratorError) -> int:
     """Map an error to the exit code a script can branch on."""
     if isinstance(exc, errors.RequestTimeout):
         return EXIT_TIMEOUT
-    if isinstance(exc, errors.MessageNotFound | errors.RecipientUnknown):
+    if isinstance(exc, errors.MessageNotFound | errors.RecipientUnknown | errors.DatabaseMissing):
         return EXIT_NOT_FOUND
     if isinstance(exc, errors.SupervisorNotRunning | errors.SupervisorGone):
         return EXIT_NO_SUPERVISOR
@@ -288,6 +288,19 @@ def resolve_db(args: argparse.Namespace, roster_file: Path | None = None) -> Pat
         problems = len(exc.errors) if isinstance(exc, errors.RosterErrors) else 0
         team_record.warn_invalid(path, problems, record)
         return record.database
+
+
+def no_team_database(db: Path, roster_file: Path | None, explicit_db: bool) -> str:
+    """What `ps` and `top` say where there is no team database. With no roster here either,
+    `up` would fail too ("agents.yaml: file not found"): say where a team is found instead
+    of sending the user to a verb that cannot work in this folder."""
+    roster = roster_file or Path(DEFAULT_ROSTER)
+    if explicit_db or roster.exists() or (roster_file is None and os.environ.get(DB_ENV)):
+        return f"no team database at {db}; start the team with `octy-orchestrate up`"
+    return (
+        f"no team here: no {roster} and no team database at {db}; run this in the team's "
+        "folder or name its roster with -f FILE (`octy-orchestrate init` writes a starter)"
+    )
 
 
 def resolve_place(args: argparse.Namespace, roster_file: Path | None = None) -> Path | QueueSetting:

@@ -14,6 +14,7 @@ import contextlib
 import os
 import sys
 import time
+from pathlib import Path
 
 from orchestrator import errors
 from orchestrator.cli import common
@@ -33,8 +34,11 @@ from orchestrator.cli.queue_common import (
     _to_a_participant,
     _verb,
 )
+from orchestrator.lockfile import holder_pid
 from orchestrator.mailbox import (
+    SUPERVISOR,
     USER,
+    MailboxBackend,
     new_id,
 )
 from orchestrator.mailbox.model import STATUSES
@@ -93,6 +97,8 @@ def _inbox(args: argparse.Namespace) -> int:
         _not_the_supervisor(args.name, "inbox --ack would take its commands")
     with _mailbox(args, readonly=not args.ack) as mb:
         _check_participant(mb, args.name)
+        if args.ack:
+            _not_a_running_agent(args, mb, args.name)
         deadline = time.monotonic() + (args.wait or 0.0)
         while True:
             if args.ack:
@@ -123,6 +129,30 @@ def _inbox(args: argparse.Namespace) -> int:
             with contextlib.suppress(errors.RecipientUnknown):
                 mb.update_agent(args.name)
     return common.EXIT_OK
+
+
+def _not_a_running_agent(args: argparse.Namespace, mb: MailboxBackend, name: str) -> None:
+    """`inbox --ack` takes delivery: of a roster agent of the running team, it took the
+    messages the agent was to handle (found as a new user: `stop lead`, then the notice
+    `send` queued for it, then `inbox lead --ack`; lead never saw it). Refused as
+    `unregister` refuses it; a peek (no --ack) stays allowed."""
+    info = mb.agent(name)
+    if info is None or not info.meta.get("supervised"):
+        return
+    place = common.resolve_place(args)
+    if isinstance(place, Path):  # the lock file: a supervisor killed -9 left its row running
+        pid = holder_pid(place)
+    else:
+        sup = mb.agent(SUPERVISOR)
+        pid = sup.pid if sup is not None and sup.state == "running" and sup.pid else None
+    if pid is not None:
+        raise common.CliFailure(
+            f"'{name}' is an agent of the running team (supervisor pid {pid}): `inbox --ack` "
+            "would take the messages it is to handle; look without --ack, or stop the team "
+            "first",
+            common.EXIT_ERROR,
+            errors.ParticipantSupervised.code,
+        )
 
 
 @_verb

@@ -801,7 +801,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     place = common.resolve_place(args, args.file)
     if isinstance(place, Path) and not db.exists():
         raise CliFailure(
-            f"no team database at {db}; start the team with `octy-orchestrate up`",
+            common.no_team_database(db, args.file, args.db is not None),
             common.EXIT_NOT_FOUND,
             "not_found",
         )

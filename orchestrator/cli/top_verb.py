@@ -61,8 +61,7 @@ def cmd_top(args: argparse.Namespace) -> int:
     # A NATS team's queue is on its server: this machine may never have run a supervisor.
     if source.queue is None and not source.database.exists():
         raise CliFailure(
-            f"no team database at {source.database}; start the team with `octy-orchestrate up`"
-            " (or name it with -f / --db)",
+            common.no_team_database(source.database, args.file, args.db is not None),
             common.EXIT_NOT_FOUND,
             "not_found",
         )

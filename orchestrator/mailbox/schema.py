@@ -210,7 +210,7 @@ def connect(
     waits up to BUSY_TIMEOUT_MS."""
     if not os.path.lexists(path):
         if not create:
-            raise errors.DatabaseError(
+            raise errors.DatabaseMissing(
                 str(path), "no queue database here; run `octy-orchestrate up` or pass --db"
             )
         try:
@@ -249,7 +249,7 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     file created or chmod-ed, so it answers while another process writes and works on a
     read-only mount. A schema this version cannot read is a DatabaseError saying why."""
     if not os.path.lexists(path):
-        raise errors.DatabaseError(
+        raise errors.DatabaseMissing(
             str(path), "no queue database here; run `octy-orchestrate up` or pass --db"
         )
     if path.is_dir():

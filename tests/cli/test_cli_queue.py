@@ -637,10 +637,11 @@ def test_queue_without_subverb_is_usage(run: Run) -> None:
 
 
 def test_read_verbs_do_not_create_a_database(tmp_path: Path) -> None:
-    """`queue ls` on a missing file fails (exit 1) and leaves no file behind."""
+    """`queue ls` on a missing file fails (exit 3, not found, as `ps` there) and leaves no
+    file behind."""
     missing = tmp_path / "nowhere" / "team.db"
     proc = cli("queue", "ls", "--db", str(missing), cwd=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 3
     assert str(missing) in proc.stderr
     assert not missing.exists()
 

@@ -88,6 +88,21 @@ def test_a_failed_up_d_shows_only_what_its_own_child_wrote(team: TeamFactory) ->
     assert (logs / "supervisor.out").read_text().startswith(earlier)  # nothing lost
 
 
+def test_a_supervisor_that_never_started_does_not_say_it_stopped(team: TeamFactory) -> None:
+    """Found as a new user: a failed model check in `up -d` showed "supervisor |
+    supervisor_stopped" above the reason, as if a team had run and stopped; the supervisor
+    logged it in a `finally` whether or not it had logged `supervisor_started`."""
+    t = team([{"text": "ok"}], {"a": {}})
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    done = t.octy("up", "-d", check=False, env={"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{closed}"})
+    assert done.returncode == 1, done.stderr
+    assert f"127.0.0.1:{closed}" in done.stderr  # its reason
+    assert "supervisor_stopped" not in done.stderr
+    assert "supervisor_stopped" not in (t.folder / "logs" / "supervisor.out").read_text()
+
+
 def test_up_d_shows_that_the_team_could_not_be_recorded(team: TeamFactory) -> None:
     """README: when the user's team list cannot be written, `up` warns. `up -d` did not:
     its child's warning reached only logs/supervisor.out. Here the list's folder is under
