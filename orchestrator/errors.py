@@ -332,9 +332,15 @@ class MessageNotFound(QueueError):
     code = "not_found"
 
     def __init__(
-        self, message_id: str, *, store_lost: StoreLost | None = None, answered: bool = False
+        self,
+        message_id: str,
+        *,
+        store_lost: StoreLost | None = None,
+        answered: bool = False,
+        only_removed: bool = False,
     ) -> None:
         self.message_id = message_id
+        self.only_removed = only_removed  # SQLite: no server whose store could go
         self.store_lost = store_lost
         self.answered = answered
         lost = "" if store_lost is None else f": {store_lost.reason}; {store_lost.hint}"
@@ -345,6 +351,8 @@ class MessageNotFound(QueueError):
         """How it went, as far as this client can tell."""
         if self.store_lost is not None:
             return "lost with the NATS server's store"
+        if self.only_removed:
+            return "removed (`queue purge`)"
         return "removed, or lost with the NATS server's store"
 
 

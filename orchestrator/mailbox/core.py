@@ -261,7 +261,7 @@ class MailboxCore:
     def _fetch_by_id(cls, conn: sqlite3.Connection, message_id: str) -> Message:
         message = cls._fetch(conn, "id = ?", (message_id,))
         if message is None:
-            raise errors.MessageNotFound(message_id)
+            raise errors.MessageNotFound(message_id, only_removed=True)
         return message
 
     @classmethod

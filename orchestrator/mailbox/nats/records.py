@@ -181,6 +181,13 @@ async def _last_msg(kv: KeyValue, key: str) -> RawStreamMsg | None:
         if is_stream_missing(exc):
             raise
         return None
+    except nats.errors.NoRespondersError:
+        # A direct get (a bucket made with allow_direct, as `nats kv add` makes one) is
+        # a request to the stream's own subject: nobody answers it once the stream is
+        # gone, as during an election. Asked as after an unanswered write.
+        if kv._direct:
+            await _stream_exists(kv)
+        raise
     if msg.subject != f"{kv._pre}{key}":  # as nats-py checks it
         return None
     return msg
@@ -355,15 +362,21 @@ async def _answered_write(kv: KeyValue, write: Awaitable[T]) -> T:
     try:
         return await write
     except nats.js.errors.NoStreamResponseError:
-        js = kv._js._nc.jetstream(timeout=STREAM_CHECK_S)
-        try:
-            await js.stream_info(kv._stream)
-        except nats.js.errors.NotFoundError as exc:
-            if is_stream_missing(exc):
-                raise exc from None
-        except nats.errors.Error:
-            pass
+        await _stream_exists(kv)
         raise
+
+
+async def _stream_exists(kv: KeyValue) -> None:
+    """The server's NotFoundError if it says the bucket's stream does not exist; nothing
+    otherwise (it exists, or no word within :data:`STREAM_CHECK_S`)."""
+    js = kv._js._nc.jetstream(timeout=STREAM_CHECK_S)
+    try:
+        await js.stream_info(kv._stream)
+    except nats.js.errors.NotFoundError as exc:
+        if is_stream_missing(exc):
+            raise exc from None
+    except nats.errors.Error:
+        pass
 
 
 async def update(

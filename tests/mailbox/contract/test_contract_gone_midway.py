@@ -183,3 +183,25 @@ async def test_a_batch_whose_one_request_went_acks_and_extends_the_others(
         ("lease_lost", first.id),
         ("request_gone", first.id),
     ]
+
+
+async def test_a_failed_turn_on_a_purged_request_says_how_it_went_on_its_backend(
+    q: AsyncMailboxBackend,
+) -> None:
+    """A failed turn's error answer meets its request purged (`queue purge` from another
+    terminal after the supervisor failed it): `request_gone` says it was removed. On
+    SQLite it said "removed, or lost with the NATS server's store", a server the team
+    does not use."""
+    await q.request("alice", "bob", "one")
+    (m,) = await q.claim("bob", owner="bob-1", lease_s=60)
+    await q.fail_request(m.id, "turn_failed", "gave up")
+    assert await q.purge() >= 1
+    with capture_logs() as logs:
+        log: Any = structlog.get_logger()
+        await GiveBack(q, "bob", "bob-1", log, Outage(log)).failed_turn(
+            [m], Failure("deterministic", "the model refused")
+        )
+    (gone,) = [e for e in logs if e["event"] == "request_gone"]
+    assert gone["request_id"] == m.id
+    assert "removed" in gone["reason"]
+    assert ("NATS" in gone["reason"]) == (type(q).__name__ == "NatsMailbox")
