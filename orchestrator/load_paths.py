@@ -37,6 +37,7 @@ import functools
 import os
 import re
 import shlex
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
@@ -270,14 +271,10 @@ def _shebang(path: str) -> str:
     """The interpreter a script's ``#!`` line names when it is a Python in a ``bin``
     folder (``#!/p/v/bin/python3``), made absolute, or "" (``#!/usr/bin/env python3``:
     the PATH's, read as a bare program's)."""
-    try:
-        with open(path, "rb") as file:
-            first = file.read(512).split(b"\n", 1)[0]
-    except (OSError, ValueError):
+    first = _head(path, 512).split("\n", 1)[0]
+    if not first.startswith("#!"):
         return ""
-    if not first.startswith(b"#!"):
-        return ""
-    words = first[2:].decode(errors="replace").split()
+    words = first[2:].split()
     if not words or not _PYTHON.fullmatch(os.path.basename(words[0])):
         return ""
     folder = os.path.dirname(os.path.normpath(words[0]))
@@ -303,12 +300,21 @@ def _sites(root: str) -> list[str]:
     return out[:MAX_ENTRIES]
 
 
-def _head(path: str) -> str:
+def _head(path: str, size: int = _METADATA_BYTES) -> str:
+    """The first ``size`` bytes of the regular file ``path``, or "": a FIFO the agent
+    made is not waited on (opened for reading, one hung the hook), nor a device read."""
     try:
-        with open(path, "rb") as file:
-            return file.read(_METADATA_BYTES).decode(errors="replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except (OSError, ValueError):
         return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, size).decode(errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 @functools.lru_cache(maxsize=64)
@@ -345,7 +351,8 @@ def _site_modules(site: str, mtime: int) -> Installed:
                             folders.add(os.path.realpath(os.path.join(site, line.strip())))
                 elif name.startswith("__editable__") and name.endswith("finder.py"):
                     for module, path in _MAPPING.findall(_head(entry.path))[:MAX_ENTRIES]:
-                        homes.setdefault(module, set()).add(os.path.dirname(path))
+                        home = os.path.realpath(os.path.dirname(path))
+                        homes.setdefault(module, set()).add(home)
                 elif _IMPORTED.fullmatch(name) or ("." not in name and name != "__pycache__"):
                     homes.setdefault(name.split(".", 1)[0], set()).add(site)
                 if len(named) + len(homes) > MAX_SITE_ENTRIES:

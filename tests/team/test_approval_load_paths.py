@@ -1028,6 +1028,12 @@ def test_pythonpath_shadowing_a_module_of_the_lines_venv_asks(tmp_path: Path) ->
     (tmp_path / "p" / "fakeplug.py").unlink()
     (tmp_path / "p" / "mypkg").mkdir()
     (tmp_path / "p" / "mypkg" / "__init__.py").write_text("")
+    # the project installed editable (setuptools' finder maps mypkg to p/mypkg): its own
+    info = site / "mypkg-0.1.dist-info"
+    info.mkdir()
+    (info / "top_level.txt").write_text("mypkg\n")
+    finder = site / "__editable___mypkg_0_1_finder.py"
+    finder.write_text(f"MAPPING = {{'mypkg': '{tmp_path / 'p' / 'mypkg'}'}}\n")
     for line in (
         "PYTHONPATH=p v/bin/python app.py",
         "PYTHONPATH=p:. v/bin/pytest -q",
@@ -1057,3 +1063,27 @@ def test_a_venv_too_large_to_read_asks(tmp_path: Path, monkeypatch: pytest.Monke
     mine = tmp_path / "p" / "mine.py"
     why = f"PYTHONPATH=p loads {mine}, which Python imports in place of its mine"
     assert asked == [f"matches {RULE}: {why}: cannot be read"]
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_in_a_venv_or_as_a_script_word_is_not_waited_on(tmp_path: Path) -> None:
+    """The files read to find a line's venv (a script word's `#!`, a dist-info's
+    top_level.txt, a .pth) may be FIFOs the agent made: opened for reading, each would
+    block the hook until a writer came (as the hook hung here before); each is passed
+    over, the module beside it still read."""
+    site = _venv(tmp_path / "v", "fakemod")
+    os.remove(site / "fakemod-1.0.dist-info" / "top_level.txt")
+    os.mkfifo(site / "fakemod-1.0.dist-info" / "top_level.txt")
+    os.mkfifo(site / "x.pth")
+    os.mkfifo(tmp_path / "run.py")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "fakemod.py").write_text(MARK)
+    home = _home(tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'fakemod.py'}, which Python imports in place"
+    for line in ("PYTHONPATH=p v/bin/python app.py", "PYTHONPATH=p ./run.py"):
+        tools = ["Bash", "Bash(v/bin/python:*)", "Bash(./run.py:*)"]
+        asked = answer(tmp_path, line, tools, home=home)[0]
+        if line.endswith("run.py"):  # a FIFO names no venv: nothing of v's is counted
+            assert asked == [], line
+            continue
+        assert asked == [f"matches {RULE}: {why} of its fakemod: cannot be read"], line
