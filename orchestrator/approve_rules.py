@@ -363,7 +363,7 @@ def _loads(
             why = f"{name} names a folder known only at run time ({shown}) to load code from"
         elif moved is not None and any(not e.startswith(("/", "~")) for e in value.split(":")):
             why = f"{shown}: {moved.replace('git may run', 'it may be read')}"
-        elif file := load_paths.named(name, words, value):
+        elif file := load_paths.named(name, words, value, others):
             why = f"{shown}: the line may write a file it loads ({file})"
         elif file := load_paths.made(name, value, words, lambda e: _exists(git, bases, e)):
             why = f"{shown}: the line may make the folder it loads from ({file})"

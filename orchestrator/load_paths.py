@@ -754,10 +754,12 @@ def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], b
     return ""
 
 
-def named(name: str, index: dict[str, str], value: str = "") -> str:
+def named(name: str, index: dict[str, str], value: str = "", others: Installed = NONE) -> str:
     """A word of the line naming a file the folder variable ``name`` makes a program load
     (``echo … > sitecustomize.py; PYTHONPATH=. pytest``: it may write it first), or "";
-    ``index`` is the line's :func:`word_index`, ``value`` the variable's."""
+    ``index`` is the line's :func:`word_index`, ``value`` the variable's, ``others`` the
+    modules of the line's venvs (measured: ``cp m.py p/fakemod.py && PYTHONPATH=p
+    v/bin/python app.py``, fakemod only in v, ran it, unasked)."""
     module = name.partition(" -m ")[2].split(".")[0]
     if name == "CARGO_HOME":
         return index.get("config", "")
@@ -772,7 +774,11 @@ def named(name: str, index: dict[str, str], value: str = "") -> str:
     if module and "module:" + module in index:
         return index["module:" + module]
     if name == "PYTHONPATH" or module:  # `cp x argparse.py`
-        return index.get("shadowing", "")
+        if index.get("shadowing") or not (others.homes or others.everything):
+            return index.get("shadowing", "")
+        for key, word in index.items():
+            if key.startswith("module:") and (others.everything or key[7:] in others.homes):
+                return word
     return ""
 
 

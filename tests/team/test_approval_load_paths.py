@@ -1007,6 +1007,14 @@ def test_pythonpath_shadowing_a_module_of_the_lines_venv_asks(tmp_path: Path) ->
         why = mod_why.format(tmp_path / "p" / "fakemod.py", "fakemod")
         assert asked == [f"matches {RULE}: {why}: cannot be read"], line
     (tmp_path / "p" / "fakemod.py").unlink()
+    # the line may write it first (planted by the line itself: not there to be found)
+    line = "cp mark.py p/fakemod.py && PYTHONPATH=p v/bin/python app.py"
+    (tmp_path / "mark.py").write_text(MARK)
+    assert runs(line, tmp_path)
+    (tmp_path / "p" / "fakemod.py").unlink()
+    asked = answer(tmp_path, line, ["Bash", "Bash(cp:*)", "Bash(v/bin/python:*)"], home=home)[0]
+    why = "PYTHONPATH=p: the line may write a file it loads (p/fakemod.py)"
+    assert asked == [f"matches {RULE}: {why}: cannot be read"]
     (tmp_path / "p" / "fakeplug.py").write_text(MARK)
     why = mod_why.format(tmp_path / "p" / "fakeplug.py", "fakeplug")
     line = "PYTHONPATH=p v/bin/pytest -q test_a.py"  # the plugin autoloads from p
@@ -1058,7 +1066,7 @@ def test_a_venv_too_large_to_read_asks(tmp_path: Path, monkeypatch: pytest.Monke
         (site / f"m{i}.py").write_text("")
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "mine.py").write_text(MARK)
-    line = "PYTHONPATH=p v/bin/python app.py"
+    line = "PYTHONPATH=p v/bin/python -c 'import mine'"  # (app.py there: a module word)
     asked = answer(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"], home=_home(tmp_path))[0]
     mine = tmp_path / "p" / "mine.py"
     why = f"PYTHONPATH=p loads {mine}, which Python imports in place of its mine"
