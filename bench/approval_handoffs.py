@@ -157,6 +157,8 @@ CORPUS: tuple[str, ...] = (
     "PYTHONPATH=src python3 -m pytest -q",
     "PYTHONPATH=src:. pytest -q tests/",
     "PYTHONPATH=$PWD/src python3 -m app --help",
+    "PYTHONPATH=src .venv/bin/pytest -q",  # the venv's own modules are read (load_paths)
+    "PYTHONPATH=src:. .venv/bin/python -m app",
     "docker build -t app .",
     "docker compose up -d",
     # running the project and small snippets
@@ -223,6 +225,17 @@ def project(folder: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(folder / ".venv")], check=True
     )
+    # installed in it as pip lays them out: a library, and the project itself editable
+    # (a .pth naming src): what a PYTHONPATH folder may shadow of the venv's own
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = folder / ".venv" / "lib" / version / "site-packages"
+    (site / "requests").mkdir()
+    (site / "requests" / "__init__.py").write_text("")
+    (site / "_app.pth").write_text(f"{folder / 'src'}\n")
+    for dist, top in (("requests-2.32.0", "requests"), ("app-0.1", "app")):
+        (site / f"{dist}.dist-info").mkdir()
+        (site / f"{dist}.dist-info" / "top_level.txt").write_text(top + "\n")
+        (site / f"{dist}.dist-info" / "RECORD").write_text(f"{top}/__init__.py,,\n")
 
 
 def main(verbose: bool) -> None:

@@ -339,8 +339,13 @@ def _loads(
         first = name if " -m " in name else f"{name}={written}"
         why = f"{first} and {len(loads) - 1} more {load_paths.TOO_MANY_PLACES}"
         return [bash_commands.Unread(why.replace(bash_commands.UNKNOWN, ""), name, name, name)]
-    words = load_paths.word_index(bash_commands.path_words(line))
+    line_words = bash_commands.path_words(line)
+    words = load_paths.word_index(line_words)
     from_env = set(inherited) - set(reading.loads)
+    others = load_paths.NONE  # the modules of the venvs the line's programs belong to
+    if any(n == "PYTHONPATH" or " -m " in n for n, _ in loads):
+        programs = [c.split(" ")[0] for c in reading.commands or []]
+        others = load_paths.line_venvs(line_words, programs, git.env, bases, git.where)
     out = []
     for name, written in loads:
         assignment = f"{name}={written}"
@@ -358,12 +363,12 @@ def _loads(
             why = f"{name} names a folder known only at run time ({shown}) to load code from"
         elif moved is not None and any(not e.startswith(("/", "~")) for e in value.split(":")):
             why = f"{shown}: {moved.replace('git may run', 'it may be read')}"
-        elif file := load_paths.named(name, words, value):
+        elif file := load_paths.named(name, words, value, others):
             why = f"{shown}: the line may write a file it loads ({file})"
         elif file := load_paths.made(name, value, words, lambda e: _exists(git, bases, e)):
             why = f"{shown}: the line may make the folder it loads from ({file})"
-        elif file := load_paths.planted(name, value, bases, git.where):
-            why = load_paths.why_planted(name, written.replace(unknown, ""), file)
+        elif file := load_paths.planted(name, value, bases, git.where, others):
+            why = load_paths.why_planted(name, written.replace(unknown, ""), file, others)
         else:
             continue
         if (name, written) in from_env:

@@ -37,9 +37,10 @@ import functools
 import os
 import re
 import shlex
+import stat
 import sys
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, NamedTuple
 
 # A folder variable and the names of the files a program loads from it (a name's stem for
 # PYTHONPATH: `sitecustomize.py`, `.pyc`, a package folder, an extension module).
@@ -160,6 +161,229 @@ TOO_MANY_PLACES: Final = f"name code to load from more than {MAX_LOOKUPS} places
 _PYTEST_VALUED = frozenset("kmrncopW")  # pytest's short options that take a value
 
 
+class Installed(NamedTuple):
+    """The top-level modules of the venvs (or interpreter prefixes) a line's programs
+    belong to (:func:`line_venvs`): each with the folders the interpreter imports it from
+    (its site-packages, a ``.pth`` file's folder: an editable install's project)."""
+
+    homes: dict[str, frozenset[str]]
+    everything: bool = False  # too much to read (a hostile venv): any module shadows
+
+
+NONE: Final = Installed({})
+MAX_VENVS: Final = 16  # venvs (prefixes) of one line read; more: everything shadows
+MAX_SITE_ENTRIES: Final = 20_000  # entries (names) of one site-packages read; more: likewise
+MAX_METADATA: Final = 2_000  # dist-info folders whose top_level.txt/RECORD are read
+_METADATA_BYTES: Final = 1 << 13  # of one top_level.txt, RECORD, .pth or finder
+MAX_RECORD: Final = 256  # lines of one RECORD read (an editable install's is short)
+_PYTHON: Final = re.compile(r"python[0-9.]*")  # an interpreter's name
+_SCRIPT_WORDS: Final = 16  # words of one line read as scripts (their #! line)
+_MAPPING: Final = re.compile(r"""['"]([A-Za-z_]\w*)['"]\s*:\s*['"]([^'"]+)['"]""")
+
+
+def line_venvs(
+    words: Sequence[str],
+    programs: Sequence[str],
+    env: dict[str, str],
+    bases: Sequence[str],
+    where: Callable[[str], str],
+) -> Installed:
+    """The modules of the venvs (or interpreter prefixes) the line's programs belong to,
+    which a ``PYTHONPATH`` folder shadows as it does the hook's own (measured: with
+    ``fakemod`` only in ``v/``, ``PYTHONPATH=p v/bin/python app.py`` ran a planted
+    ``p/fakemod.py``, unasked): from a word naming a program in a venv's ``bin``
+    (``v/bin/python``, ``.venv/bin/pytest``), a ``PATH=…/bin`` or ``VIRTUAL_ENV=`` word, a
+    script word whose ``#!`` names one; for a bare program (``python``, ``pytest``), the
+    first on the agent's PATH (``env``) and its ``VIRTUAL_ENV``. Read from their
+    site-packages' files (:func:`_site_modules`), never by running their Python; bounded."""
+    roots: dict[str, None] = {}
+    if venv := env.get("VIRTUAL_ENV"):
+        roots[os.path.normpath(venv)] = None
+    scripts = 0
+    for word in words:
+        name, eq, value = word.partition("=")
+        if eq and name == "VIRTUAL_ENV" and value:
+            roots.update({where(os.path.join(b, value)): None for b in bases})
+            continue
+        if eq and name == "PATH":
+            for entry in value.split(":"):
+                if entry.rstrip("/").endswith("/bin") or entry in ("bin", "bin/"):
+                    top = os.path.dirname(entry.rstrip("/")) or "."
+                    roots.update({where(os.path.join(b, top)): None for b in bases})
+            continue
+        if "/" not in word or eq:
+            continue
+        parent = os.path.dirname(os.path.normpath(word))
+        if os.path.basename(parent) == "bin":
+            top = os.path.dirname(parent) or "."
+            roots.update({where(os.path.join(b, top)): None for b in bases})
+        elif scripts < _SCRIPT_WORDS and not word.startswith("-"):
+            scripts += 1
+            for base in bases:
+                if interpreter := _shebang(where(os.path.join(base, word))):
+                    roots[os.path.dirname(os.path.dirname(interpreter))] = None
+        if len(roots) > MAX_VENVS:
+            return Installed({}, everything=True)
+    bare = list(dict.fromkeys(p for p in programs if "/" not in p))
+    if len(bare) > 2 * MAX_VENVS:  # each looked up on PATH: bounded (a hostile line)
+        return Installed({}, everything=True)
+    for program in bare:
+        if found := _on_path(program, env.get("PATH", "")):
+            folder = os.path.dirname(found)
+            top = os.path.dirname(folder)
+            if _PYTHON.fullmatch(program) or os.path.isfile(os.path.join(top, "pyvenv.cfg")):
+                roots[top] = None
+            elif interpreter := _shebang(found):
+                roots[os.path.dirname(os.path.dirname(interpreter))] = None
+        if len(roots) > MAX_VENVS:
+            return Installed({}, everything=True)
+    homes: dict[str, set[str]] = {}
+    sites = list(dict.fromkeys(s for root in roots for s in _sites(root)))
+    if len(sites) > MAX_VENVS:
+        return Installed({}, everything=True)
+    for site in sites:
+        read = _site_modules(site, _mtime(site))
+        if read.everything or len(homes) + len(read.homes) > MAX_SITE_ENTRIES:
+            return Installed({}, everything=True)
+        for module, places in read.homes.items():
+            homes.setdefault(module, set()).update(places)
+    return Installed({m: frozenset(p) for m, p in homes.items()})
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except (OSError, ValueError):
+        return 0
+
+
+def _on_path(program: str, path: str) -> str:
+    """The first executable ``program`` on ``path`` (the agent's PATH), or ""."""
+    for entry in path.split(":")[:MAX_ENTRIES]:
+        if entry and os.path.isabs(entry):
+            candidate = os.path.join(entry, program)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return candidate
+    return ""
+
+
+def _shebang(path: str) -> str:
+    """The interpreter a script's ``#!`` line names when it is a Python in a ``bin``
+    folder (``#!/p/v/bin/python3``), made absolute, or "" (``#!/usr/bin/env python3``:
+    the PATH's, read as a bare program's)."""
+    first = _head(path, 512).split("\n", 1)[0]
+    if not first.startswith("#!"):
+        return ""
+    words = first[2:].split()
+    if not words or not _PYTHON.fullmatch(os.path.basename(words[0])):
+        return ""
+    folder = os.path.dirname(os.path.normpath(words[0]))
+    if os.path.basename(folder) != "bin" or not os.path.isabs(words[0]):
+        return ""
+    return os.path.normpath(words[0])
+
+
+def _sites(root: str) -> list[str]:
+    """The site-packages (and Debian's dist-packages) folders of the prefix ``root``."""
+    out = []
+    for lib in ("lib", "lib64"):
+        try:
+            names = os.listdir(os.path.join(root, lib))
+            versions = sorted(n for n in names if n.startswith("python"))
+        except (OSError, ValueError):
+            continue
+        for version in versions[:MAX_ENTRIES]:
+            for kind in ("site-packages", "dist-packages"):
+                site = os.path.realpath(os.path.join(root, lib, version, kind))
+                if site not in out and os.path.isdir(site):
+                    out.append(site)
+    return out[:MAX_ENTRIES]
+
+
+def _head(path: str, size: int = _METADATA_BYTES) -> str:
+    """The first ``size`` bytes of the regular file ``path``, or "": a FIFO the agent
+    made is not waited on (opened for reading, one hung the hook), nor a device read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return ""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, size).decode(errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+@functools.lru_cache(maxsize=64)
+def _site_modules(site: str, mtime: int) -> Installed:
+    """The top-level modules a Python with the site-packages ``site`` imports from it, each
+    with its folders: the modules and packages there (the site), those its distributions'
+    ``top_level.txt`` (or ``RECORD``) name (the site and its ``.pth`` files' folders), and
+    an editable install's finder's (its project). Read once per ``site`` and ``mtime``
+    (cached: an install changes it), bounded: more than :data:`MAX_SITE_ENTRIES` entries
+    or names, or :data:`MAX_METADATA` metadata files (each read up to
+    :data:`_METADATA_BYTES`), and it is taken as naming every module (a hostile venv;
+    measured: 1,999 RECORDs of 3,000 names each took 43 s, unbounded)."""
+    homes: dict[str, set[str]] = {}
+    named: dict[str, None] = {}  # by metadata: imported from the site or a .pth folder
+    folders = {site}
+    metadata = 0
+    try:
+        with os.scandir(site) as entries:
+            for count, entry in enumerate(entries):
+                name = entry.name
+                reads = name.endswith((".dist-info", ".egg-info", ".pth", "finder.py"))
+                metadata += reads
+                if count >= MAX_SITE_ENTRIES or metadata > MAX_METADATA:
+                    return Installed({}, everything=True)
+                if name.endswith((".dist-info", ".egg-info")):
+                    named.update(dict.fromkeys(_distribution(entry.path)))
+                elif name.endswith(".pth"):
+                    # its first lines (a folder past them is not a home: it asks)
+                    lines = dict.fromkeys(_head(entry.path).split("\n", MAX_ENTRIES)[:MAX_ENTRIES])
+                    for line in lines:
+                        if len(folders) > MAX_ENTRIES:  # (measured: 2,000 of 64 folders
+                            return Installed({}, everything=True)  # each took 2.3 s)
+                        if line.strip() and not line.startswith(("#", "import ", "import\t")):
+                            folders.add(os.path.realpath(os.path.join(site, line.strip())))
+                elif name.startswith("__editable__") and name.endswith("finder.py"):
+                    for module, path in _MAPPING.findall(_head(entry.path))[:MAX_ENTRIES]:
+                        home = os.path.realpath(os.path.dirname(path))
+                        homes.setdefault(module, set()).add(home)
+                elif _IMPORTED.fullmatch(name) or ("." not in name and name != "__pycache__"):
+                    homes.setdefault(name.split(".", 1)[0], set()).add(site)
+                if len(named) + len(homes) > MAX_SITE_ENTRIES:
+                    return Installed({}, everything=True)
+    except (OSError, ValueError):
+        return NONE
+    for module in named:
+        homes.setdefault(module, set()).update(folders)
+    for module in _PROJECT_NAMES:
+        homes.pop(module, None)
+    return Installed({m: frozenset(p) for m, p in homes.items()})
+
+
+def _distribution(folder: str) -> list[str]:
+    """The top-level module names a dist-info (egg-info) folder's ``top_level.txt`` lists,
+    or, with none, the first parts of its ``RECORD``'s paths (each read up to
+    :data:`_METADATA_BYTES`: a big wheel's own package is in the site already, an
+    editable install's RECORD is short)."""
+    listed = _head(os.path.join(folder, "top_level.txt"))
+    if listed:
+        names = [n.strip() for n in listed.splitlines()]
+    else:
+        names = []
+        for line in _head(os.path.join(folder, "RECORD")).split("\n", MAX_RECORD)[:MAX_RECORD]:
+            first = line.split(",", 1)[0].split("/", 1)[0]
+            if first.endswith((".dist-info", ".pth", ".data")) or first.startswith(".."):
+                continue
+            names.append(first.split(".", 1)[0] if _IMPORTED.fullmatch(first) else first)
+    return [n for n in dict.fromkeys(names) if n.isidentifier()]
+
+
 def warnings_import(value: str) -> bool:
     """Whether a ``PYTHONWARNINGS`` value (or a ``-W`` filter) names a dotted category."""
     return _DOTTED.search(value) is not None
@@ -267,10 +491,17 @@ def startup_flags(value: str) -> bool:
     return False
 
 
-def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], str]) -> str | None:
+def planted(
+    name: str,
+    value: str,
+    bases: Sequence[str],
+    where: Callable[[str], str],
+    others: Installed = NONE,
+) -> str | None:
     """The file the folder variable ``name`` (:data:`PLANTED`) set to ``value`` makes a
     program load, looked up from each of ``bases`` (the call's folder and those the line
-    moves to: a relative entry is read from each), or None."""
+    moves to: a relative entry is read from each), or None. ``others``: the modules of the
+    line's programs' own venvs (:func:`line_venvs`), shadowed as the hook's are."""
     if not value:  # unset in effect (measured: `PYTHONPATH= python3` imported none)
         return None
     if name in (JAVAC, "CLASSPATH"):
@@ -298,11 +529,11 @@ def planted(name: str, value: str, bases: Sequence[str], where: Callable[[str], 
                         return os.path.join(folder, found)
                     continue
                 if module:
-                    if _shadows(folder, found, module, mine=mine):
+                    if _shadows(folder, found, module, mine=mine, others=others):
                         return os.path.join(folder, found)
                     continue
                 key = found.split(".")[0] if name in _STEMS else found
-                shadows = name == "PYTHONPATH" and _shadows(folder, found, mine=mine)
+                shadows = name == "PYTHONPATH" and _shadows(folder, found, mine=mine, others=others)
                 if key in PLANTED[name] or shadows:
                     return os.path.join(folder, found)
     return None
@@ -336,16 +567,26 @@ def _agents(folder: str) -> bool:
         return False
 
 
-def _shadows(folder: str, found: str, module: str = "", *, mine: bool = True) -> bool:
+def _shadows(
+    folder: str, found: str, module: str = "", *, mine: bool = True, others: Installed = NONE
+) -> bool:
     """Whether ``found`` in the PYTHONPATH folder ``folder`` is a module (a file, an
-    extension, a package) named as one of :func:`shadowed` (or ``module``) and imported in
-    its place: in a folder that is ``mine`` (the agent's: relative, or one it can write),
-    not the one the interpreter imports it from anyway (``PYTHONPATH=.venv/lib/…``)."""
+    extension, a package) named as one of :func:`shadowed` or ``others``' (or ``module``)
+    and imported in its place: in a folder that is ``mine`` (the agent's: relative, or one
+    it can write), not the one the interpreter imports it from anyway (``PYTHONPATH=.venv/
+    lib/…``: the hook's, or a site-packages of ``others``)."""
     stem = found.split(".", maxsplit=1)[0]
-    if stem != module and (stem not in shadowed() or not mine):
+    known = stem in shadowed()
+    theirs = others.everything or stem in others.homes
+    if stem != module and (not (known or theirs) or not mine):
         return False
     if _IMPORTED.fullmatch(found) or ("." not in found and _package(folder, found)):
-        return stem == module or _home_of(stem) != os.path.realpath(folder)
+        here = os.path.realpath(folder)
+        if stem == module:
+            return True
+        if theirs and here in others.homes.get(stem, ()):
+            return False  # the venv's own (`PYTHONPATH=v/lib/…/site-packages`)
+        return theirs or _home_of(stem) != here
     # a folder with no `__init__`: a portion of a namespace package installed so, first
     # on the path (measured: `PYTHONPATH=p mypy x.py` ran p/librt/internal.py, unasked)
     portions = _portions(stem) if stem in shadowed() else frozenset()  # a bounded cache
@@ -428,7 +669,7 @@ def resolved(name: str, value: str, inherited: str, unknown: str) -> str:
     return ":".join(entries)
 
 
-def why_planted(name: str, value: str, path: str) -> str:
+def why_planted(name: str, value: str, path: str, others: Installed = NONE) -> str:
     """What the approver reads: the file found, or that the folders were too many."""
     if path == TOO_MANY:
         return f"{name}={value} names {TOO_MANY} to load code from, not looked into"
@@ -443,7 +684,7 @@ def why_planted(name: str, value: str, path: str) -> str:
     if " -m " in name:
         return f"{name} runs with the call's folder first on its path: {path} is its {stem}"
     if name == "PYTHONPATH" and stem not in PLANTED[name]:
-        if _shadows(folder, found):
+        if _shadows(folder, found, others=others):
             return f"{name}={value} loads {path}, which Python imports in place of its {stem}"
         return f"{name}={value} names the file {path}, a zip archive Python imports from"
     return f"{name}={value} loads {path}, which {_WHAT[name]}"
@@ -513,10 +754,12 @@ def made(name: str, value: str, index: dict[str, str], exists: Callable[[str], b
     return ""
 
 
-def named(name: str, index: dict[str, str], value: str = "") -> str:
+def named(name: str, index: dict[str, str], value: str = "", others: Installed = NONE) -> str:
     """A word of the line naming a file the folder variable ``name`` makes a program load
     (``echo … > sitecustomize.py; PYTHONPATH=. pytest``: it may write it first), or "";
-    ``index`` is the line's :func:`word_index`, ``value`` the variable's."""
+    ``index`` is the line's :func:`word_index`, ``value`` the variable's, ``others`` the
+    modules of the line's venvs (measured: ``cp m.py p/fakemod.py && PYTHONPATH=p
+    v/bin/python app.py``, fakemod only in v, ran it, unasked)."""
     module = name.partition(" -m ")[2].split(".")[0]
     if name == "CARGO_HOME":
         return index.get("config", "")
@@ -531,7 +774,11 @@ def named(name: str, index: dict[str, str], value: str = "") -> str:
     if module and "module:" + module in index:
         return index["module:" + module]
     if name == "PYTHONPATH" or module:  # `cp x argparse.py`
-        return index.get("shadowing", "")
+        if index.get("shadowing") or not (others.homes or others.everything):
+            return index.get("shadowing", "")
+        for key, word in index.items():
+            if key.startswith("module:") and (others.everything or key[7:] in others.homes):
+                return word
     return ""
 
 

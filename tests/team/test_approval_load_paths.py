@@ -947,3 +947,151 @@ def test_javac_with_a_processor_planted_on_its_class_path_asks(tmp_path: Path) -
         assert runs(line, tmp_path), line
         why = f"CLASSPATH=pp: javac runs the annotation processors {moved} lists"
         _asks(tmp_path, line, tools, why)
+
+
+_VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _venv(folder: Path, *modules: str, plugin: str = "") -> Path:
+    """A real venv at ``folder`` (no pip: fast), each of ``modules`` installed in it as an
+    installer lays a distribution out (the module, its dist-info: top_level.txt, RECORD),
+    ``plugin`` as a pytest plugin (its pytest11 entry point); pytest importable there
+    (its packages linked from this venv's) and its console script ``bin/pytest``."""
+    python = Path(sys.base_prefix) / "bin" / "python3"
+    subprocess.run([python, "-m", "venv", "--without-pip", folder], check=True)
+    site = folder / "lib" / _VERSION / "site-packages"
+    for module in [*modules, *([plugin] if plugin else [])]:
+        (site / f"{module}.py").write_text("VALUE = 'installed'\n")
+        info = site / f"{module}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+        (info / "top_level.txt").write_text(module + "\n")
+        (info / "RECORD").write_text(f"{module}.py,,\n{info.name}/METADATA,,\n")
+        if module == plugin:
+            (info / "entry_points.txt").write_text(f"[pytest11]\n{module} = {module}\n")
+    ours = Path(pytest.__file__).parents[1]  # this venv's site-packages
+    for name in ("pytest", "_pytest", "pluggy", "iniconfig", "packaging", "pygments", "py.py"):
+        if (ours / name).exists():
+            (site / name).symlink_to(ours / name)
+    script = folder / "bin" / "pytest"
+    script.write_text(
+        f"#!{folder / 'bin' / 'python'}\nimport sys\nfrom pytest import console_main\n"
+        "sys.exit(console_main())\n"
+    )
+    script.chmod(0o755)
+    return site
+
+
+def test_pythonpath_shadowing_a_module_of_the_lines_venv_asks(tmp_path: Path) -> None:
+    """A module installed only in the agent's project venv (not in the hook's Python),
+    shadowed by a PYTHONPATH folder: the venv's Python imports the planted one (measured
+    before: each line below ran p/fakemod.py or p/fakeplug.py, unasked under a rule on its
+    program). The program's venv is read from its path, a script's `#!`, the agent's PATH."""
+    site = _venv(tmp_path / "v", "fakemod", plugin="fakeplug")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "fakemod.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import fakemod\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    app = tmp_path / "run.py"
+    app.write_text(f"#!{tmp_path / 'v' / 'bin' / 'python'}\nimport fakemod\n")
+    app.chmod(0o755)
+    home = _home(tmp_path)
+    mod_why = "PYTHONPATH=p loads {}, which Python imports in place of its {}"
+    for line, rule in (
+        ("PYTHONPATH=p v/bin/python app.py", "Bash(v/bin/python app.py:*)"),
+        ("PYTHONPATH=p ./run.py", "Bash(./run.py:*)"),
+        ("cd v/.. && PYTHONPATH=p v/bin/python3 app.py", "Bash(v/bin/python3:*)"),
+    ):
+        assert runs(line, tmp_path), line
+        asked = answer(tmp_path, line, ["Bash", rule], home=home)[0]
+        why = mod_why.format(tmp_path / "p" / "fakemod.py", "fakemod")
+        assert asked == [f"matches {RULE}: {why}: cannot be read"], line
+    (tmp_path / "p" / "fakemod.py").unlink()
+    # the line may write it first (planted by the line itself: not there to be found)
+    line = "cp mark.py p/fakemod.py && PYTHONPATH=p v/bin/python app.py"
+    (tmp_path / "mark.py").write_text(MARK)
+    assert runs(line, tmp_path)
+    (tmp_path / "p" / "fakemod.py").unlink()
+    asked = answer(tmp_path, line, ["Bash", "Bash(cp:*)", "Bash(v/bin/python:*)"], home=home)[0]
+    why = "PYTHONPATH=p: the line may write a file it loads (p/fakemod.py)"
+    assert asked == [f"matches {RULE}: {why}: cannot be read"]
+    (tmp_path / "p" / "fakeplug.py").write_text(MARK)
+    why = mod_why.format(tmp_path / "p" / "fakeplug.py", "fakeplug")
+    line = "PYTHONPATH=p v/bin/pytest -q test_a.py"  # the plugin autoloads from p
+    assert runs(line, tmp_path)
+    asked = answer(tmp_path, line, ["Bash", "Bash(v/bin/pytest:*)"], home=home)[0]
+    assert asked == [f"matches {RULE}: {why}: cannot be read"]
+    # bare: the venv's python first on the agent's PATH (the roster's env)
+    path = f"{tmp_path / 'v' / 'bin'}:{os.environ['PATH']}"
+    line = "PYTHONPATH=p python -m pytest -q test_a.py"
+    assert runs(f'export PATH="{path}"; {line}', tmp_path)
+    tools = ["Bash", "Bash(python -m pytest:*)", "Bash(pytest:*)"]
+    asked = answer(tmp_path, line, tools, home=home, variables={"PATH": path})[0]
+    assert asked == [f"matches {RULE}: {why}: cannot be read"]
+    asked = answer(tmp_path, "PYTHONPATH=p pytest -q", tools, home=home, variables={"PATH": path})
+    assert asked[0] == [f"matches {RULE}: {why}: cannot be read"]
+    asked = answer(tmp_path, "VIRTUAL_ENV=v PYTHONPATH=p pytest -q", tools, home=home)[0]
+    assert asked == [f"matches {RULE}: {why}: cannot be read"]
+    # everyday: the project's own modules, the venv's own site-packages as the folder
+    (tmp_path / "p" / "fakeplug.py").unlink()
+    (tmp_path / "p" / "mypkg").mkdir()
+    (tmp_path / "p" / "mypkg" / "__init__.py").write_text("")
+    # the project installed editable (setuptools' finder maps mypkg to p/mypkg): its own
+    info = site / "mypkg-0.1.dist-info"
+    info.mkdir()
+    (info / "top_level.txt").write_text("mypkg\n")
+    finder = site / "__editable___mypkg_0_1_finder.py"
+    finder.write_text(f"MAPPING = {{'mypkg': '{tmp_path / 'p' / 'mypkg'}'}}\n")
+    for line in (
+        "PYTHONPATH=p v/bin/python app.py",
+        "PYTHONPATH=p:. v/bin/pytest -q",
+        f"PYTHONPATH={site.relative_to(tmp_path)} v/bin/python app.py",
+    ):
+        asked = answer(
+            tmp_path, line, ["Bash", "Bash(v/bin/python:*)", "Bash(v/bin/pytest:*)"], home=home
+        )[0]
+        assert asked == [], line
+    # a Python that is not the venv's (python3 first on this PATH) imports no fakemod
+    (tmp_path / "p" / "fakemod.py").write_text(MARK)
+    line = "PYTHONPATH=p python3 app.py"
+    assert answer(tmp_path, line, ["Bash", "Bash(python3:*)"], home=home)[0] == []
+
+
+def test_a_venv_too_large_to_read_asks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site-packages of more entries than the hook reads (a hostile venv: 100,000
+    files) is taken as holding every module: a PYTHONPATH folder's module asks."""
+    site = _venv(tmp_path / "v")
+    monkeypatch.setattr(load_paths, "MAX_SITE_ENTRIES", 40)
+    for i in range(41):
+        (site / f"m{i}.py").write_text("")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "mine.py").write_text(MARK)
+    line = "PYTHONPATH=p v/bin/python -c 'import mine'"  # (app.py there: a module word)
+    asked = answer(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"], home=_home(tmp_path))[0]
+    mine = tmp_path / "p" / "mine.py"
+    why = f"PYTHONPATH=p loads {mine}, which Python imports in place of its mine"
+    assert asked == [f"matches {RULE}: {why}: cannot be read"]
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_in_a_venv_or_as_a_script_word_is_not_waited_on(tmp_path: Path) -> None:
+    """The files read to find a line's venv (a script word's `#!`, a dist-info's
+    top_level.txt, a .pth) may be FIFOs the agent made: opened for reading, each would
+    block the hook until a writer came (as the hook hung here before); each is passed
+    over, the module beside it still read."""
+    site = _venv(tmp_path / "v", "fakemod")
+    os.remove(site / "fakemod-1.0.dist-info" / "top_level.txt")
+    os.mkfifo(site / "fakemod-1.0.dist-info" / "top_level.txt")
+    os.mkfifo(site / "x.pth")
+    os.mkfifo(tmp_path / "run.py")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "fakemod.py").write_text(MARK)
+    home = _home(tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'fakemod.py'}, which Python imports in place"
+    for line in ("PYTHONPATH=p v/bin/python app.py", "PYTHONPATH=p ./run.py"):
+        tools = ["Bash", "Bash(v/bin/python:*)", "Bash(./run.py:*)"]
+        asked = answer(tmp_path, line, tools, home=home)[0]
+        if line.endswith("run.py"):  # a FIFO names no venv: nothing of v's is counted
+            assert asked == [], line
+            continue
+        assert asked == [f"matches {RULE}: {why} of its fakemod: cannot be read"], line
