@@ -19,7 +19,7 @@ from pathlib import Path
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
-from orchestrator.cli.ask_verb import _ask
+from orchestrator.cli.ask_verb import _ask, _team_runs
 from orchestrator.cli.queue_common import (
     INBOX_LEASE_S,
     PURGEABLE,
@@ -142,9 +142,11 @@ def _not_a_running_agent(args: argparse.Namespace, mb: MailboxBackend, name: str
     place = common.resolve_place(args)
     if isinstance(place, Path):  # the lock file: a supervisor killed -9 left its row running
         pid = holder_pid(place)
-    else:
+    elif _team_runs(mb):  # as `ask` reads it: a row killed -9 left `running` is silent
         sup = mb.agent(SUPERVISOR)
-        pid = sup.pid if sup is not None and sup.state == "running" and sup.pid else None
+        pid = (sup.pid if sup is not None else None) or 0
+    else:
+        pid = None
     if pid is not None:
         raise common.CliFailure(
             f"'{name}' is an agent of the running team (supervisor pid {pid}): `inbox --ack` "
