@@ -142,6 +142,8 @@ def _not_a_running_agent(args: argparse.Namespace, mb: MailboxBackend, name: str
     place = common.resolve_place(args)
     if isinstance(place, Path):  # the lock file: a supervisor killed -9 left its row running
         pid = holder_pid(place)
+        if pid is not None and _retired(mb, name, info.state):
+            return
     elif _team_runs(mb):  # as `ask` reads it: a row killed -9 left `running` is silent
         sup = mb.agent(SUPERVISOR)
         pid = (sup.pid if sup is not None else None) or 0
@@ -155,6 +157,24 @@ def _not_a_running_agent(args: argparse.Namespace, mb: MailboxBackend, name: str
             common.EXIT_ERROR,
             errors.ParticipantSupervised.code,
         )
+
+
+def _retired(mb: MailboxBackend, name: str, state: str) -> bool:
+    """``name`` (stopped or failed) is not in the roster the running SQLite team was started
+    from: removed from agents.yaml while the team was down, its row keeps the `supervised`
+    mark of the team that ran it, and nobody handles its mail. Unsure (the roster
+    unreadable, not named): False, the refusal stands."""
+    if state not in ("stopped", "failed"):  # a live one: the roster's edit not applied yet
+        return False
+    sup = mb.agent(SUPERVISOR)
+    path = sup.meta.get("roster") if sup is not None else None
+    if not isinstance(path, str) or not path:
+        return False
+    try:
+        roster = common._load_roster(Path(path))
+    except (errors.OrchestratorError, OSError):
+        return False
+    return name not in roster.agents
 
 
 @_verb
