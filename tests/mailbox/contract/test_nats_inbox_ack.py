@@ -85,3 +85,15 @@ def test_a_garbled_supervisor_row_does_not_fail_inbox_ack(
     code, out = ack(capsys)
     assert code == 0, out
     assert "for bob" in json.dumps(out)
+
+
+def test_unregister_after_the_nats_supervisor_was_killed_is_not_refused(
+    team: NatsConfig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same row read by `unregister` (the backend's refusal): refused for ever after a
+    kill -9 of the supervisor, where SQLite's lock file lets it through."""
+    rows(team, beat_ago=SUPERVISOR_SILENT_AFTER_S + 40)
+    assert main(["unregister", "bob"]) == 0, capsys.readouterr()
+    rows(team, beat_ago=0)  # a supervisor that runs: refused still
+    assert main(["unregister", "bob", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["error"] == "supervised"
