@@ -68,7 +68,14 @@ def _register(args: argparse.Namespace) -> int:
 def _unregister(args: argparse.Namespace) -> int:
     with _mailbox(args) as mb:
         _check_participant(mb, args.name)
-        mb.unregister(args.name)
+        info = mb.agent(args.name)
+        retired = (  # its row's `supervised` mark is an earlier team's (see _retired)
+            info is not None
+            and bool(info.meta.get("supervised"))
+            and isinstance(common.resolve_place(args), Path)
+            and _retired(mb, args.name, info.state)
+        )
+        mb.unregister(args.name, force=retired)
         left = mb.pending_count(args.name)
     note = f"; {left} message(s) addressed to it stay queued" if left else ""
     return _done(args, for_people(f"unregistered {args.name}{note}"), name=args.name, pending=left)
