@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from orchestrator import errors, jsontext, outage
@@ -51,7 +52,17 @@ def _mailbox(
     # Only `register` creates a database: a typo'd --db or the wrong folder
     # should say so, not leave an empty queue behind. Verbs that only look open it
     # read-only: no write lock to wait for, and a read-only copy can be inspected.
-    with open_sync(common.resolve_place(args), create=create, readonly=readonly) as mb:
+    place = common.resolve_place(args)
+    if not create and isinstance(place, Path) and not os.path.lexists(place):
+        # Said as `ps` and `top` say it: in a folder with no agents.yaml either, `up` (the
+        # fix the queue's own message names) fails too.
+        roster = getattr(args, "file", None)
+        raise common.CliFailure(
+            common.no_team_database(place, roster, getattr(args, "db", None) is not None),
+            common.EXIT_NOT_FOUND,
+            errors.DatabaseMissing.code,
+        )
+    with open_sync(place, create=create, readonly=readonly) as mb:
         yield mb
 
 

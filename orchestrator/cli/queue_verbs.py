@@ -19,7 +19,7 @@ from pathlib import Path
 from orchestrator import errors
 from orchestrator.cli import common
 from orchestrator.cli import queue_output as out
-from orchestrator.cli.ask_verb import _ask
+from orchestrator.cli.ask_verb import _ask, _team_runs
 from orchestrator.cli.queue_common import (
     INBOX_LEASE_S,
     PURGEABLE,
@@ -68,7 +68,14 @@ def _register(args: argparse.Namespace) -> int:
 def _unregister(args: argparse.Namespace) -> int:
     with _mailbox(args) as mb:
         _check_participant(mb, args.name)
-        mb.unregister(args.name)
+        info = mb.agent(args.name)
+        retired = (  # its row's `supervised` mark is an earlier team's (see _retired)
+            info is not None
+            and bool(info.meta.get("supervised"))
+            and isinstance(common.resolve_place(args), Path)
+            and _retired(mb, args.name, info.state)
+        )
+        mb.unregister(args.name, force=retired)
         left = mb.pending_count(args.name)
     note = f"; {left} message(s) addressed to it stay queued" if left else ""
     return _done(args, for_people(f"unregistered {args.name}{note}"), name=args.name, pending=left)
@@ -142,9 +149,13 @@ def _not_a_running_agent(args: argparse.Namespace, mb: MailboxBackend, name: str
     place = common.resolve_place(args)
     if isinstance(place, Path):  # the lock file: a supervisor killed -9 left its row running
         pid = holder_pid(place)
-    else:
+        if pid is not None and _retired(mb, name, info.state):
+            return
+    elif _team_runs(mb):  # as `ask` reads it: a row killed -9 left `running` is silent
         sup = mb.agent(SUPERVISOR)
-        pid = sup.pid if sup is not None and sup.state == "running" and sup.pid else None
+        pid = (sup.pid if sup is not None else None) or 0
+    else:
+        pid = None
     if pid is not None:
         raise common.CliFailure(
             f"'{name}' is an agent of the running team (supervisor pid {pid}): `inbox --ack` "
@@ -153,6 +164,24 @@ def _not_a_running_agent(args: argparse.Namespace, mb: MailboxBackend, name: str
             common.EXIT_ERROR,
             errors.ParticipantSupervised.code,
         )
+
+
+def _retired(mb: MailboxBackend, name: str, state: str) -> bool:
+    """``name`` (stopped or failed) is not in the roster the running SQLite team was started
+    from: removed from agents.yaml while the team was down, its row keeps the `supervised`
+    mark of the team that ran it, and nobody handles its mail. Unsure (the roster
+    unreadable, not named): False, the refusal stands."""
+    if state not in ("stopped", "failed"):  # a live one: the roster's edit not applied yet
+        return False
+    sup = mb.agent(SUPERVISOR)
+    path = sup.meta.get("roster") if sup is not None else None
+    if not isinstance(path, str) or not path:
+        return False
+    try:
+        roster = common._load_roster(Path(path))
+    except (errors.OrchestratorError, OSError):
+        return False
+    return name not in roster.agents
 
 
 @_verb

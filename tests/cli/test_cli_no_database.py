@@ -58,19 +58,25 @@ def test_a_script_reads_not_found_from_the_real_cli(folder: Path) -> None:
     assert octy("send", "a", "hi", cwd=folder).returncode == 3
 
 
-@pytest.mark.parametrize("verb", ["ps", "top"])
+NO_TEAM = [("ps",), ("top",), ("queue", "ls"), ("send", "a", "hi"), ("inbox", "a", "--ack")]
+
+
+@pytest.mark.parametrize("verb", NO_TEAM, ids=[" ".join(v[:2]) for v in NO_TEAM])
 def test_a_folder_with_no_team_does_not_send_the_user_to_up(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    verb: str,
+    verb: tuple[str, ...],
 ) -> None:
     """Regression: `ps` in a folder with neither agents.yaml nor a database said "start the
-    team with `octy-orchestrate up`", and `up` there fails ("agents.yaml: file not found")."""
+    team with `octy-orchestrate up`", and `up` there fails ("agents.yaml: file not found").
+    The queue verbs there said "no queue database here; run `octy-orchestrate up`": the
+    same wrong advice, in other words than `ps` in the same folder."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OCTY_DB", raising=False)
-    assert main([verb]) == 3
+    assert main(list(verb)) == 3
     err = capsys.readouterr().err
     assert "no team here: no agents.yaml" in err
     assert "-f FILE" in err
     assert "start the team with" not in err
+    assert "run `octy-orchestrate up`" not in err  # the queue verbs' own wording said so too

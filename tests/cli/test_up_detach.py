@@ -379,3 +379,14 @@ def test_a_supervisor_that_does_not_register_in_time_is_stopped_and_said(
     assert str(t.folder / "logs" / "supervisor.out") in str(failed.value)
     assert not procid.running(pid)
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_down_right_after_up_d_logs_the_supervisor_stopped(team: TeamFactory) -> None:
+    """The other side of the test above: a supervisor that logged `supervisor_started`
+    logs its stop, even stopped by `down` the moment `up -d` returned (during its first
+    agent's start)."""
+    t = team([{"text": "ok"}], {"a": {}})
+    t.octy("up", "-d")
+    assert t.octy("down").returncode == 0
+    names = [e["event"] for e in t.log_events("supervisor_stopped")]
+    assert names == ["supervisor_stopped"]

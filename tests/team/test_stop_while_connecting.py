@@ -9,6 +9,8 @@ test_team_supervision.py pins it."""
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 from team_harness import agent_rule, stop_claude_as_it_starts
@@ -28,3 +30,25 @@ def test_a_stop_while_claude_starts_is_no_error_in_the_logs(team: Any) -> None:
     assert "Fatal error in message reader" not in t.output()
     assert "library_log" not in t.output()
     assert stuck not in t.cli_pids()
+
+
+def test_a_crash_after_a_stop_while_connecting_is_still_logged(team: Any) -> None:
+    """The flag that hides the kill of a stop is one connect's own: the same agent started
+    again after it, connected, then killed -9 by someone else (a real crash) has the SDK's
+    complaint logged, as any session's crash."""
+    t = team(
+        [{"agent": agent_rule("a"), "text": "a is up"}],
+        {"a": {"connect_timeout": "60s", "restart": "never"}},
+    )
+    t.up()
+    stuck = stop_claude_as_it_starts("a", t.env["HOME"])
+    t.wait_for(lambda: t.states().get("a") == "starting", what="a starting")
+    t.octy("stop", "a")
+    t.wait_for(lambda: "stopped while connecting" in t.output(), what="the stop")
+    t.octy("start", "a")
+    t.wait_ready("a")
+    pid = t.agent_pid("a")
+    assert pid is not None
+    assert pid != stuck
+    os.kill(pid, signal.SIGKILL)
+    t.wait_for(lambda: "Fatal error in message reader" in t.output(), what="the crash, logged")

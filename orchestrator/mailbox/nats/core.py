@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from orchestrator import errors
+from orchestrator.held_wait import supervisor_silence
 from orchestrator.mailbox.model import (
     KEEP,
     SUPERVISOR,
@@ -566,7 +567,8 @@ class NatsCore:
     async def unregister(self, name: str, *, force: bool = False) -> bool:
         """Remove a participant; True if it was registered. The reserved rows are refused;
         an agent of a running supervisor's roster too, unless ``force`` (the supervisor).
-        "Running" here is the supervisor's row saying so: there is no lock file to ask."""
+        "Running" here is the supervisor's row saying so, with a recent heartbeat: there is
+        no lock file to ask."""
         if name in RESERVED_NAMES:
             raise errors.InvalidName(name, name_problem(name) or "reserved", "unregister")
         info = await self.agent(name)
@@ -574,7 +576,13 @@ class NatsCore:
             return False
         if not force and info.meta.get("supervised"):
             sup = await self.agent(SUPERVISOR)
-            if sup is not None and sup.state == "running" and sup.pid:
+            # Its heartbeat recent, as `ask` reads it: one killed -9 leaves `running`.
+            if (
+                sup is not None
+                and sup.state == "running"
+                and sup.pid
+                and supervisor_silence(sup.heartbeat_at, self.now()) is None
+            ):
                 raise errors.ParticipantSupervised(name, sup.pid)
         await self._delete(rec.agent_key(name))
         return True
