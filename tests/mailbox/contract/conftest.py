@@ -8,6 +8,7 @@ name to ``BACKENDS``; its tests are the same functions, unchanged.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mailbox_workers.support import FakeClock
 from natsserver import NatsCluster, NatsServer
 
 from orchestrator.mailbox import AsyncMailboxBackend
+from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
 
 BACKENDS = ("sqlite", "nats")
 
@@ -68,3 +70,14 @@ async def q(backend: AsyncMailboxBackend) -> AsyncMailboxBackend:
     for name in ("alice", "bob", "carol"):
         await backend.register(name)
     return backend
+
+
+@pytest.fixture
+async def nats_mb(nats_server: NatsServer) -> AsyncIterator[NatsMailbox]:
+    """A NATS queue alone (a bucket of its own on the session's server) with alice and bob
+    registered: for the NATS-only tests that take its store away under it."""
+    config = NatsConfig((nats_server.url,), namespace=f"t{uuid.uuid4().hex[:8]}")
+    async with NatsMailbox(config) as opened:
+        for name in ("alice", "bob"):
+            await opened.register(name)
+        yield opened

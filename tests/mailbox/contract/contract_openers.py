@@ -1,4 +1,5 @@
-"""What the contract tests import by name: :class:`Opener` and :func:`everything`.
+"""What the contract tests import by name: :class:`Opener`, :func:`everything`,
+:func:`lose_the_store` and :func:`cli_roster`.
 
 Here, not in conftest.py: a test module's `from conftest import Opener` found another
 folder's conftest first (tests/cli/conftest.py) when one pytest run collected both
@@ -47,3 +48,23 @@ class Opener:
 async def everything(q: AsyncMailboxBackend) -> list[object]:
     """The whole visible state, to check that a refused call wrote nothing."""
     return [await q.list(limit=1_000_000), await q.agents()]
+
+
+async def lose_the_store(mb: NatsMailbox) -> None:
+    """What a server restarted without its JetStream folder has: no bucket."""
+    await mb.nc.jetstream().delete_stream(f"KV_{mb.config.namespace}")
+
+
+def cli_roster(
+    tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch, prefix: str
+) -> NatsConfig:
+    """A roster of one agent (bob) on the server at ``url``, in a namespace of its own, in
+    the current folder: what the CLI verbs find, as a user's team folder."""
+    namespace = f"{prefix}{uuid.uuid4().hex[:8]}"
+    (tmp_path / "agents.yaml").write_text(
+        f"name: t\nqueue:\n  servers: {url}\n  namespace: {namespace}\n"
+        "agents:\n  bob:\n    prompt: answers\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OCTY_DB", raising=False)
+    return NatsConfig((url,), namespace=namespace)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from cli_runner import octy
+from contract_openers import cli_roster
 from natsserver import NatsServer, free_port
 
 from orchestrator import errors
@@ -23,14 +24,7 @@ from orchestrator.mailbox.nats.blocking import BlockingNatsMailbox
 
 @pytest.fixture
 def team(tmp_path: Path, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> NatsConfig:
-    namespace = f"cli{uuid.uuid4().hex[:8]}"
-    (tmp_path / "agents.yaml").write_text(
-        f"name: t\nqueue:\n  servers: {nats_server.url}\n  namespace: {namespace}\n"
-        "agents:\n  bob:\n    prompt: answers\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("OCTY_DB", raising=False)
-    return NatsConfig((nats_server.url,), namespace=namespace)
+    return cli_roster(tmp_path, nats_server.url, monkeypatch, "cli")
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
 
 import anyio
 import pytest
+from contract_openers import cli_roster
 from natsserver import NatsServer
 
 from orchestrator.cli import main
@@ -25,14 +25,7 @@ from orchestrator.mailbox.nats.records import agent_key
 
 @pytest.fixture
 def team(tmp_path: Path, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> NatsConfig:
-    namespace = f"ack{uuid.uuid4().hex[:8]}"
-    (tmp_path / "agents.yaml").write_text(
-        f"name: t\nqueue:\n  servers: {nats_server.url}\n  namespace: {namespace}\n"
-        "agents:\n  bob:\n    prompt: answers\n"
-    )
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("OCTY_DB", raising=False)
-    return NatsConfig((nats_server.url,), namespace=namespace)
+    return cli_roster(tmp_path, nats_server.url, monkeypatch, "ack")
 
 
 def rows(config: NatsConfig, *, beat_ago: float, garble: bool = False) -> None:

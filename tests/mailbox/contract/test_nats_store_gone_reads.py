@@ -16,29 +16,19 @@ missing key.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from natsserver import NatsServer
+from contract_openers import lose_the_store
 
 from orchestrator import errors
-from orchestrator.mailbox.nats import NatsConfig, NatsMailbox
+from orchestrator.mailbox.nats import NatsMailbox
 
 
 @pytest.fixture
-async def mb(nats_server: NatsServer) -> AsyncIterator[NatsMailbox]:
-    config = NatsConfig((nats_server.url,), namespace=f"t{uuid.uuid4().hex[:8]}")
-    async with NatsMailbox(config) as opened:
-        for name in ("alice", "bob"):
-            await opened.register(name)
-        yield opened
-
-
-async def _lose_the_store(mb: NatsMailbox) -> None:
-    """What a server restarted without its JetStream folder has: no bucket."""
-    await mb.nc.jetstream().delete_stream(f"KV_{mb.config.namespace}")
+def mb(nats_mb: NatsMailbox) -> NatsMailbox:
+    return nats_mb
 
 
 def _said_plainly(exc: errors.StoreLost, bucket: str) -> None:
@@ -53,7 +43,7 @@ def _said_plainly(exc: errors.StoreLost, bucket: str) -> None:
 
 async def test_the_looking_verbs_say_a_lost_bucket_plainly(mb: NatsMailbox) -> None:
     await mb.send("alice", "bob", "fyi")
-    await _lose_the_store(mb)
+    await lose_the_store(mb)
     looks: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
         ("agent", lambda: mb.agent("alice")),  # a row read absent
         ("agents", mb.agents),
@@ -73,7 +63,7 @@ async def test_a_write_to_a_lost_bucket_says_so_not_an_outage(mb: NatsMailbox) -
     as a write to a stream electing its leader does: retried for 15 s, then "the NATS
     server was lost ... nothing written before this error is lost". The server is asked
     whether the stream exists once a write goes unanswered."""
-    await _lose_the_store(mb)
+    await lose_the_store(mb)
     with pytest.raises(errors.StoreLost) as lost:
         await mb.register("carol")
     _said_plainly(lost.value, mb.config.namespace)
@@ -87,7 +77,7 @@ async def test_an_operation_on_a_message_takes_a_lost_bucket_for_the_message_gon
     a bare "no message with id", as for a mistyped id."""
     asked = await mb.request("alice", "bob", "capital of France?")
     (m,) = await mb.claim("bob", owner="bob-1", lease_s=60)
-    await _lose_the_store(mb)
+    await lose_the_store(mb)
     with pytest.raises(errors.MessageNotFound) as shown:
         await mb.get(asked.id)
     assert shown.value.store_lost is not None

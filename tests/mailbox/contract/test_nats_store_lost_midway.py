@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 import structlog
+from contract_openers import lose_the_store
 from natsserver import NatsServer
 from structlog.testing import capture_logs
 
@@ -40,17 +41,8 @@ from orchestrator.roster._build import parse_roster
 
 
 @pytest.fixture
-async def mb(nats_server: NatsServer) -> AsyncIterator[NatsMailbox]:
-    config = NatsConfig((nats_server.url,), namespace=f"t{uuid.uuid4().hex[:8]}")
-    async with NatsMailbox(config) as opened:
-        for name in ("alice", "bob"):
-            await opened.register(name)
-        yield opened
-
-
-async def _lose_the_store(mb: NatsMailbox) -> None:
-    """What a server restarted without its JetStream folder has: no bucket."""
-    await mb.nc.jetstream().delete_stream(f"KV_{mb.config.namespace}")
+def mb(nats_mb: NatsMailbox) -> NatsMailbox:
+    return nats_mb
 
 
 def _lost_after(mb: NatsMailbox, name: str) -> None:
@@ -63,7 +55,7 @@ def _lost_after(mb: NatsMailbox, name: str) -> None:
         result = await read(*args, **kwargs)
         if not done:
             done = True
-            await _lose_the_store(mb)
+            await lose_the_store(mb)
         return result
 
     setattr(mb, name, then_lost)
@@ -138,7 +130,7 @@ async def test_a_failed_turn_whose_request_went_with_the_store_is_said_not_raise
     """The turn failed for good while the store was lost: its asker cannot be answered
     (the request is gone). Said once (`request_gone`), not raised into the session."""
     m = await _claimed(mb)
-    await _lose_the_store(mb)
+    await lose_the_store(mb)
     with capture_logs() as logs:
         log: Any = structlog.get_logger()
         giving = GiveBack(mb, "bob", "bob-1", log, Outage(log))
@@ -214,7 +206,7 @@ async def test_a_commands_request_gone_with_the_store_is_said_once_not_retried(
     await mb.register_supervisor(os.getpid(), {})
     await mb.request(USER, SUPERVISOR, {"command": "stop", "agent": "bob"})
     (m,) = await mb.claim(SUPERVISOR, owner="sup-1", lease_s=300)
-    await _lose_the_store(mb)
+    await lose_the_store(mb)
     with capture_logs() as logs:
         await control._answer(mb, "sup-1", m, {"ok": True})
     said = [e["event"] for e in logs]
