@@ -42,6 +42,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
+from orchestrator import shell_words
+
 # A folder variable and the names of the files a program loads from it (a name's stem for
 # PYTHONPATH: `sitecustomize.py`, `.pyc`, a package folder, an extension module).
 PLANTED: Final[dict[str, tuple[str, ...]]] = {
@@ -200,27 +202,29 @@ def line_venvs(
     if venv := env.get("VIRTUAL_ENV"):
         roots[os.path.normpath(venv)] = None
     scripts = 0
+    home = env.get("HOME", "")
     for word in words:
         name, eq, value = word.partition("=")
         if eq and name == "VIRTUAL_ENV" and value:
-            roots.update({where(os.path.join(b, value)): None for b in bases})
+            roots.update(dict.fromkeys(_places(value, bases, where, home)))
             continue
         if eq and name == "PATH":
             for entry in value.split(":"):
                 if entry.rstrip("/").endswith("/bin") or entry in ("bin", "bin/"):
                     top = os.path.dirname(entry.rstrip("/")) or "."
-                    roots.update({where(os.path.join(b, top)): None for b in bases})
+                    roots.update(dict.fromkeys(_places(top, bases, where, home)))
             continue
         if "/" not in word or eq:
             continue
-        parent = os.path.dirname(os.path.normpath(word))
-        if os.path.basename(parent) == "bin":
-            top = os.path.dirname(parent) or "."
-            roots.update({where(os.path.join(b, top)): None for b in bases})
+        places = _places(word, bases, where, home)
+        if tops := [os.path.dirname(p) for p in map(os.path.dirname, places) if _bin(p)]:
+            roots.update(dict.fromkeys(tops))
         elif scripts < _SCRIPT_WORDS and not word.startswith("-"):
             scripts += 1
-            for base in bases:
-                if interpreter := _shebang(where(os.path.join(base, word))):
+            for place in places:
+                if linked := _linked_bin(place):  # `cd v/bin && ./python`, a link to it
+                    roots[linked] = None
+                elif interpreter := _shebang(place):
                     roots[os.path.dirname(os.path.dirname(interpreter))] = None
         if len(roots) > MAX_VENVS:
             return Installed({}, everything=True)
@@ -245,9 +249,45 @@ def line_venvs(
         read = _site_modules(site, _mtime(site))
         if read.everything or len(homes) + len(read.homes) > MAX_SITE_ENTRIES:
             return Installed({}, everything=True)
-        for module, places in read.homes.items():
-            homes.setdefault(module, set()).update(places)
+        for module, folders in read.homes.items():
+            homes.setdefault(module, set()).update(folders)
     return Installed({m: frozenset(p) for m, p in homes.items()})
+
+
+def _places(word: str, bases: Sequence[str], where: Callable[[str], str], home: str) -> list[str]:
+    """The absolute paths a line's path word names from each of ``bases``: ``~/…``,
+    ``$HOME/…`` the agent's HOME, ``$PWD/…`` each base (measured: ``PYTHONPATH=p
+    ~/v/bin/python``, ``PATH=$PWD/v/bin:$PATH python`` ran p's module, unasked)."""
+    out: dict[str, None] = {}
+    for base in bases:
+        path = word.removeprefix(shell_words.UNKNOWN)
+        for name in ("$PWD", "${PWD}"):
+            if path == name or path.startswith(name + "/"):
+                path = base + path[len(name) :]
+        for name in ("$HOME", "${HOME}"):
+            if home and (path == name or path.startswith(name + "/")):
+                path = home + path[len(name) :]
+        absolute = path.startswith(("/", "~"))
+        out[where(path if absolute else os.path.join(base, path))] = None
+    return list(out)
+
+
+def _bin(folder: str) -> bool:
+    return os.path.basename(folder) == "bin"
+
+
+def _linked_bin(path: str) -> str:
+    """The prefix of the first ``bin`` folder ``path`` or the symlinks it leads through
+    lie in (``cd v/bin && ./python``; ``./py``, a link to ``v/bin/python``: measured,
+    each imported v's modules), or ""."""
+    for _ in range(8):  # (a loop of links: bounded)
+        if _bin(os.path.dirname(path)):
+            return os.path.dirname(os.path.dirname(path))
+        try:
+            path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+        except (OSError, ValueError):
+            return ""
+    return ""
 
 
 def _mtime(path: str) -> int:

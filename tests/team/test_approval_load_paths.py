@@ -1095,3 +1095,27 @@ def test_a_fifo_in_a_venv_or_as_a_script_word_is_not_waited_on(tmp_path: Path) -
             assert asked == [], line
             continue
         assert asked == [f"matches {RULE}: {why} of its fakemod: cannot be read"], line
+
+
+def test_a_venv_named_from_its_bin_a_link_home_or_pwd_is_read(tmp_path: Path) -> None:
+    """The line's venv named other ways than ``v/bin/python`` (measured before: each line
+    ran p/fakemod.py, fakemod only in v, unasked): its Python run from inside ``v/bin``,
+    a symlink to it, ``~/v/bin``, a PATH of ``$PWD/v/bin`` (set or exported)."""
+    _venv(tmp_path / "v", "fakemod")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "fakemod.py").write_text(f"open({str(tmp_path / 'ran-it')!r}, 'w').close()\n")
+    (tmp_path / "app.py").write_text("import fakemod\n")
+    (tmp_path / "py").symlink_to(tmp_path / "v" / "bin" / "python")
+    tools = ["Bash", "Bash(python:*)", "Bash(./python:*)", "Bash(./py:*)", "Bash(~/v/bin/python:*)"]
+    tools += ["Bash(export:*)", "Bash(cd:*)"]
+    for line, shown in (
+        ("cd v/bin && PYTHONPATH=../../p ./python ../../app.py", "../../p"),
+        ("PYTHONPATH=p ./py app.py", "p"),
+        ("PYTHONPATH=p ~/v/bin/python app.py", "p"),  # (HOME: the call's folder)
+        ("PATH=$PWD/v/bin:$PATH PYTHONPATH=p python app.py", "p"),
+        ("export PATH=${PWD}/v/bin:$PATH && PYTHONPATH=p python app.py", "p"),
+    ):
+        assert runs(line, tmp_path), line
+        asked = answer(tmp_path, line, tools, home=tmp_path)[0]
+        why = f"PYTHONPATH={shown} loads {tmp_path / 'p' / 'fakemod.py'}, which Python imports"
+        assert asked == [f"matches {RULE}: {why} in place of its fakemod: cannot be read"], line
