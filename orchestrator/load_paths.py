@@ -241,6 +241,10 @@ def line_venvs(
                 roots[os.path.dirname(os.path.dirname(interpreter))] = None
         if len(roots) > MAX_VENVS:
             return Installed({}, everything=True)
+    for root in list(roots):  # a venv made with --system-site-packages: its base's too
+        roots.update(dict.fromkeys(_system_prefixes(root)))
+    if len(roots) > MAX_VENVS:
+        return Installed({}, everything=True)
     homes: dict[str, set[str]] = {}
     sites = list(dict.fromkeys(s for root in roots for s in _sites(root)))
     if len(sites) > MAX_VENVS:
@@ -288,6 +292,23 @@ def _linked_bin(path: str) -> str:
         except (OSError, ValueError):
             return ""
     return ""
+
+
+def _system_prefixes(root: str) -> list[str]:
+    """The prefixes whose site-packages the venv ``root`` imports from too, when its
+    ``pyvenv.cfg`` says ``include-system-site-packages = true``: its ``home`` and the folder
+    above (measured: with basemod only in the base's site-packages, ``PYTHONPATH=p
+    v/bin/python app.py`` ran p/basemod.py, unasked); else none."""
+    settings = {}
+    for line in _head(os.path.join(root, "pyvenv.cfg")).splitlines()[:MAX_ENTRIES]:
+        key, eq, value = line.partition("=")
+        if eq:
+            settings[key.strip().lower()] = value.strip()
+    home = settings.get("home", "")
+    if settings.get("include-system-site-packages", "").lower() != "true" or not home:
+        return []
+    home = os.path.normpath(os.path.join(root, home))
+    return [home, os.path.dirname(home)]
 
 
 def _mtime(path: str) -> int:

@@ -1119,3 +1119,37 @@ def test_a_venv_named_from_its_bin_a_link_home_or_pwd_is_read(tmp_path: Path) ->
         asked = answer(tmp_path, line, tools, home=tmp_path)[0]
         why = f"PYTHONPATH={shown} loads {tmp_path / 'p' / 'fakemod.py'}, which Python imports"
         assert asked == [f"matches {RULE}: {why} in place of its fakemod: cannot be read"], line
+
+
+def test_a_venv_with_system_site_packages_reads_its_bases_too(tmp_path: Path) -> None:
+    """A venv made with ``--system-site-packages`` imports its base Python's site-packages
+    too (measured before: basemod only there, ``PYTHONPATH=p v/bin/python app.py`` ran
+    p/basemod.py, unasked). The base: this Python's standard library linked into a
+    prefix of the test's own, its pyvenv.cfg's ``home``."""
+    stdlib = Path(os.__file__).parent
+    base = tmp_path / "base"
+    lib = base / "lib" / stdlib.name
+    (lib / "site-packages").mkdir(parents=True)
+    for entry in stdlib.iterdir():
+        if entry.name not in ("site-packages", "dist-packages"):
+            (lib / entry.name).symlink_to(entry)
+    (lib / "site-packages" / "basemod.py").write_text("VALUE = 'installed'\n")
+    (base / "bin").mkdir()
+    python = Path(sys.base_prefix) / "bin" / "python3"
+    (base / "bin" / "python3").symlink_to(python.resolve())
+    venv = ["-m", "venv", "--without-pip", "--system-site-packages", tmp_path / "v"]
+    subprocess.run([python, *venv], check=True)
+    config = tmp_path / "v" / "pyvenv.cfg"
+    lines = config.read_text().splitlines()
+    home = f"home = {base / 'bin'}"
+    config.write_text("\n".join(home if x.startswith("home") else x for x in lines) + "\n")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "basemod.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import basemod\n")
+    line = "PYTHONPATH=p v/bin/python app.py"
+    assert runs(line, tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'basemod.py'}, which Python imports in place"
+    _asks(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"], f"{why} of its basemod")
+    # without it, the base's modules are not the venv's: p's basemod shadows none
+    config.write_text(config.read_text().replace("= true", "= false"))
+    _silent(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"])
