@@ -420,8 +420,9 @@ def _site_modules(site: str, mtime: int) -> Installed:
                     return Installed({}, everything=True)
     except (OSError, ValueError):
         return NONE
-    for module in named:
-        homes.setdefault(module, set()).update(folders)
+    for module in named:  # one in the site itself is imported from there, not from a
+        if module not in homes:  # .pth folder after it: that folder's shadows it (measured)
+            homes[module] = set(folders)
     for module in _PROJECT_NAMES:
         homes.pop(module, None)
     return Installed({m: frozenset(p) for m, p in homes.items()})

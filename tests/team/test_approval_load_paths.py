@@ -1153,3 +1153,26 @@ def test_a_venv_with_system_site_packages_reads_its_bases_too(tmp_path: Path) ->
     # without it, the base's modules are not the venv's: p's basemod shadows none
     config.write_text(config.read_text().replace("= true", "= false"))
     _silent(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"])
+
+
+def test_a_pth_folder_of_the_venv_shadowing_its_site_module_asks(tmp_path: Path) -> None:
+    """A module in the venv's site-packages is imported from there, not from a folder a
+    ``.pth`` file (an editable install's) adds after it: that folder, as PYTHONPATH, puts
+    its own first (measured before: src/fakemod.py ran, unasked; without PYTHONPATH the
+    site's ran). The project's own package there stays silent."""
+    site = _venv(tmp_path / "v", "fakemod")
+    (tmp_path / "src" / "proj").mkdir(parents=True)
+    (tmp_path / "src" / "proj" / "__init__.py").write_text("")
+    (site / "__editable__.proj-0.1.pth").write_text(f"{tmp_path / 'src'}\n")
+    info = site / "proj-0.1.dist-info"
+    info.mkdir()
+    (info / "top_level.txt").write_text("proj\n")
+    (tmp_path / "src" / "fakemod.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import fakemod\n")
+    line = "PYTHONPATH=src v/bin/python app.py"
+    assert runs(line, tmp_path)
+    assert not runs("v/bin/python app.py", tmp_path)
+    why = f"PYTHONPATH=src loads {tmp_path / 'src' / 'fakemod.py'}, which Python imports"
+    _asks(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"], f"{why} in place of its fakemod")
+    (tmp_path / "src" / "fakemod.py").unlink()
+    _silent(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"])
