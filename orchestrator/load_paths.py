@@ -170,6 +170,7 @@ class Installed(NamedTuple):
 
     homes: dict[str, frozenset[str]]
     everything: bool = False  # too much to read (a hostile venv): any module shadows
+    folders: tuple[str, ...] = ()  # a site's .pth files' folders (each read on its own)
 
 
 NONE: Final = Installed({})
@@ -255,7 +256,37 @@ def line_venvs(
             return Installed({}, everything=True)
         for module, folders in read.homes.items():
             homes.setdefault(module, set()).update(folders)
+        for folder in read.folders:  # its modules, unless the site's own (imported first)
+            listing = _folder_modules(folder, _mtime(folder))
+            if listing.everything or len(homes) + len(listing.homes) > MAX_SITE_ENTRIES:
+                return Installed({}, everything=True)
+            for module in listing.homes:
+                if site not in homes.get(module, ()):
+                    homes.setdefault(module, set()).add(folder)
     return Installed({m: frozenset(p) for m, p in homes.items()})
+
+
+@functools.lru_cache(maxsize=64)
+def _folder_modules(folder: str, mtime: int) -> Installed:
+    """The top-level modules in a folder a venv's ``.pth`` file adds to its path (an
+    editable install's ``src``: measured, with hatchling's, whose metadata names none,
+    ``PYTHONPATH=p v/bin/python app.py`` ran p/proj/__init__.py in place of src/proj,
+    unasked): read by itself, cached by its own ``mtime`` (a module added there later
+    is seen), bounded as a site is."""
+    homes: dict[str, frozenset[str]] = {}
+    try:
+        with os.scandir(folder) as entries:
+            for count, entry in enumerate(entries):
+                if count >= MAX_SITE_ENTRIES:
+                    return Installed({}, everything=True)
+                name = entry.name
+                if _IMPORTED.fullmatch(name) or ("." not in name and name != "__pycache__"):
+                    homes[name.split(".", 1)[0]] = frozenset([folder])
+    except (OSError, ValueError):
+        return NONE
+    for module in _PROJECT_NAMES:
+        homes.pop(module, None)
+    return Installed(homes)
 
 
 def _places(word: str, bases: Sequence[str], where: Callable[[str], str], home: str) -> list[str]:
@@ -425,7 +456,8 @@ def _site_modules(site: str, mtime: int) -> Installed:
             homes[module] = set(folders)
     for module in _PROJECT_NAMES:
         homes.pop(module, None)
-    return Installed({m: frozenset(p) for m, p in homes.items()})
+    listed = tuple(f for f in folders if f != site)
+    return Installed({m: frozenset(p) for m, p in homes.items()}, folders=listed)
 
 
 def _distribution(folder: str) -> list[str]:

@@ -1176,3 +1176,36 @@ def test_a_pth_folder_of_the_venv_shadowing_its_site_module_asks(tmp_path: Path)
     _asks(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"], f"{why} in place of its fakemod")
     (tmp_path / "src" / "fakemod.py").unlink()
     _silent(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"])
+
+
+def test_a_module_in_a_venvs_pth_folder_its_metadata_does_not_name_asks(tmp_path: Path) -> None:
+    """An editable install whose metadata names no module (hatchling's: a ``.pth`` adding
+    src, a RECORD of that file only): src's modules are the venv's (measured before:
+    ``PYTHONPATH=p v/bin/python app.py`` ran p/proj/__init__.py in place of src/proj,
+    unasked), src read by itself, so a module added there after a first line (the site's
+    folder unchanged, its reading cached) is seen too."""
+    site = _venv(tmp_path / "v")
+    (tmp_path / "src" / "proj").mkdir(parents=True)
+    (tmp_path / "src" / "proj" / "__init__.py").write_text("")
+    (site / "_proj.pth").write_text(f"{tmp_path / 'src'}\n")
+    info = site / "proj-0.1.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_text(f"_proj.pth,,\n{info.name}/RECORD,,\n")
+    (tmp_path / "p" / "proj").mkdir(parents=True)
+    (tmp_path / "p" / "proj" / "__init__.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import proj\n")
+    tools = ["Bash", "Bash(v/bin/python:*)"]
+    line = "PYTHONPATH=p v/bin/python app.py"
+    assert runs(line, tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'proj'}, which Python imports in place of its"
+    _asks(tmp_path, line, tools, f"{why} proj")
+    _silent(tmp_path, "PYTHONPATH=src v/bin/python app.py", tools)  # the project's own
+    (tmp_path / "p" / "helper.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import helper\n")
+    shutil.rmtree(tmp_path / "p" / "proj")
+    _silent(tmp_path, line, tools)  # helper: in no folder of v's, p's is the only one
+    mtime = os.stat(site).st_mtime_ns
+    (tmp_path / "src" / "helper.py").write_text("")
+    assert os.stat(site).st_mtime_ns == mtime
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'helper.py'}, which Python imports in place"
+    _asks(tmp_path, line, tools, f"{why} of its helper")
