@@ -267,7 +267,7 @@ def line_venvs(
 
 
 @functools.lru_cache(maxsize=64)
-def _folder_modules(folder: str, mtime: int) -> Installed:
+def _folder_modules(folder: str, mtime: tuple[int, int, int, int]) -> Installed:
     """The top-level modules in a folder a venv's ``.pth`` file adds to its path (an
     editable install's ``src``: measured, with hatchling's, whose metadata names none,
     ``PYTHONPATH=p v/bin/python app.py`` ran p/proj/__init__.py in place of src/proj,
@@ -342,11 +342,15 @@ def _system_prefixes(root: str) -> list[str]:
     return [home, os.path.dirname(home)]
 
 
-def _mtime(path: str) -> int:
+def _mtime(path: str) -> tuple[int, int, int, int]:
+    """The cache key of a folder's reading: its times and inode (measured: a site replaced
+    by one given the old mtime, ``cp -a``/``touch -d``, was read from the cache; its ctime,
+    which no call sets, changes)."""
     try:
-        return os.stat(path).st_mtime_ns
+        got = os.stat(path)
     except (OSError, ValueError):
-        return 0
+        return (0, 0, 0, 0)
+    return (got.st_dev, got.st_ino, got.st_mtime_ns, got.st_ctime_ns)
 
 
 def _on_path(program: str, path: str) -> str:
@@ -410,7 +414,7 @@ def _head(path: str, size: int = _METADATA_BYTES) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _site_modules(site: str, mtime: int) -> Installed:
+def _site_modules(site: str, mtime: tuple[int, int, int, int]) -> Installed:
     """The top-level modules a Python with the site-packages ``site`` imports from it, each
     with its folders: the modules and packages there (the site), those its distributions'
     ``top_level.txt`` (or ``RECORD``) name (the site and its ``.pth`` files' folders), and

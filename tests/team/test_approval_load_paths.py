@@ -1209,3 +1209,27 @@ def test_a_module_in_a_venvs_pth_folder_its_metadata_does_not_name_asks(tmp_path
     assert os.stat(site).st_mtime_ns == mtime
     why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'helper.py'}, which Python imports in place"
     _asks(tmp_path, line, tools, f"{why} of its helper")
+
+
+def test_a_venv_site_replaced_with_its_old_mtime_is_read_again(tmp_path: Path) -> None:
+    """The reading of a site-packages is cached by its folder's times: one replaced
+    between two lines by another given the old one's mtime (``cp -a``, ``touch -d``:
+    measured before, the second line, p/fakemod.py shadowing the new site's fakemod, ran
+    it unasked: the cached reading had no fakemod) is read again (its ctime, which no
+    one sets, changed)."""
+    site = _venv(tmp_path / "v")
+    other = _venv(tmp_path / "w", "fakemod")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "fakemod.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import fakemod\n")
+    tools = ["Bash", "Bash(v/bin/python:*)"]
+    line = "PYTHONPATH=p v/bin/python app.py"
+    _silent(tmp_path, line, tools)  # v has no fakemod: p's is the only one
+    times = os.stat(site)
+    shutil.rmtree(site)
+    shutil.copytree(other, site, symlinks=True)
+    os.utime(site, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert os.stat(site).st_mtime_ns == times.st_mtime_ns
+    assert runs(line, tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'fakemod.py'}, which Python imports in place"
+    _asks(tmp_path, line, tools, f"{why} of its fakemod")
