@@ -250,6 +250,7 @@ def line_venvs(
     sites = list(dict.fromkeys(s for root in roots for s in _sites(root)))
     if len(sites) > MAX_VENVS:
         return Installed({}, everything=True)
+    scanned = 0  # names read from .pth folders, all sites'
     for site in sites:
         read = _site_modules(site, _mtime(site))
         if read.everything or len(homes) + len(read.homes) > MAX_SITE_ENTRIES:
@@ -258,7 +259,8 @@ def line_venvs(
             homes.setdefault(module, set()).update(folders)
         for folder in read.folders:  # its modules, unless the site's own (imported first)
             listing = _folder_modules(folder, _mtime(folder))
-            if listing.everything or len(homes) + len(listing.homes) > MAX_SITE_ENTRIES:
+            scanned += len(listing.homes)  # (the same names in each folder: bounded too)
+            if listing.everything or scanned > MAX_SITE_ENTRIES:
                 return Installed({}, everything=True)
             for module in listing.homes:
                 if site not in homes.get(module, ()):

@@ -1233,3 +1233,24 @@ def test_a_venv_site_replaced_with_its_old_mtime_is_read_again(tmp_path: Path) -
     assert runs(line, tmp_path)
     why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'fakemod.py'}, which Python imports in place"
     _asks(tmp_path, line, tools, f"{why} of its fakemod")
+
+
+def test_pth_folders_of_the_same_names_count_toward_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folders a venv's .pth files add are read within one budget of names, the
+    same names in each counted each time (a hostile venv: 64 folders of 20,000 same
+    names each would each be read in full): past it, every module is taken as installed."""
+    site = _venv(tmp_path / "v")
+    monkeypatch.setattr(load_paths, "MAX_SITE_ENTRIES", 60)  # (v's own: fewer than 20)
+    for i in range(4):  # 80 names read, 20 of them distinct
+        folder = tmp_path / f"f{i}"
+        folder.mkdir()
+        for j in range(20):
+            (folder / f"m{j}.py").write_text("")
+        (site / f"f{i}.pth").write_text(f"{folder}\n")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "mine.py").write_text(MARK)
+    line = "PYTHONPATH=p v/bin/python -c 'import mine'"
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'mine.py'}, which Python imports in place"
+    _asks(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"], f"{why} of its mine")
