@@ -42,6 +42,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
+from orchestrator import shell_words
+
 # A folder variable and the names of the files a program loads from it (a name's stem for
 # PYTHONPATH: `sitecustomize.py`, `.pyc`, a package folder, an extension module).
 PLANTED: Final[dict[str, tuple[str, ...]]] = {
@@ -168,6 +170,7 @@ class Installed(NamedTuple):
 
     homes: dict[str, frozenset[str]]
     everything: bool = False  # too much to read (a hostile venv): any module shadows
+    folders: tuple[str, ...] = ()  # a site's .pth files' folders (each read on its own)
 
 
 NONE: Final = Installed({})
@@ -200,27 +203,29 @@ def line_venvs(
     if venv := env.get("VIRTUAL_ENV"):
         roots[os.path.normpath(venv)] = None
     scripts = 0
+    home = env.get("HOME", "")
     for word in words:
         name, eq, value = word.partition("=")
         if eq and name == "VIRTUAL_ENV" and value:
-            roots.update({where(os.path.join(b, value)): None for b in bases})
+            roots.update(dict.fromkeys(_places(value, bases, where, home)))
             continue
         if eq and name == "PATH":
             for entry in value.split(":"):
                 if entry.rstrip("/").endswith("/bin") or entry in ("bin", "bin/"):
                     top = os.path.dirname(entry.rstrip("/")) or "."
-                    roots.update({where(os.path.join(b, top)): None for b in bases})
+                    roots.update(dict.fromkeys(_places(top, bases, where, home)))
             continue
         if "/" not in word or eq:
             continue
-        parent = os.path.dirname(os.path.normpath(word))
-        if os.path.basename(parent) == "bin":
-            top = os.path.dirname(parent) or "."
-            roots.update({where(os.path.join(b, top)): None for b in bases})
+        places = _places(word, bases, where, home)
+        if tops := [os.path.dirname(p) for p in map(os.path.dirname, places) if _bin(p)]:
+            roots.update(dict.fromkeys(tops))
         elif scripts < _SCRIPT_WORDS and not word.startswith("-"):
             scripts += 1
-            for base in bases:
-                if interpreter := _shebang(where(os.path.join(base, word))):
+            for place in places:
+                if linked := _linked_bin(place):  # `cd v/bin && ./python`, a link to it
+                    roots[linked] = None
+                elif interpreter := _shebang(place):
                     roots[os.path.dirname(os.path.dirname(interpreter))] = None
         if len(roots) > MAX_VENVS:
             return Installed({}, everything=True)
@@ -237,24 +242,117 @@ def line_venvs(
                 roots[os.path.dirname(os.path.dirname(interpreter))] = None
         if len(roots) > MAX_VENVS:
             return Installed({}, everything=True)
+    for root in list(roots):  # a venv made with --system-site-packages: its base's too
+        roots.update(dict.fromkeys(_system_prefixes(root)))
+    if len(roots) > MAX_VENVS:
+        return Installed({}, everything=True)
     homes: dict[str, set[str]] = {}
     sites = list(dict.fromkeys(s for root in roots for s in _sites(root)))
     if len(sites) > MAX_VENVS:
         return Installed({}, everything=True)
+    scanned = 0  # names read from .pth folders, all sites'
     for site in sites:
         read = _site_modules(site, _mtime(site))
         if read.everything or len(homes) + len(read.homes) > MAX_SITE_ENTRIES:
             return Installed({}, everything=True)
-        for module, places in read.homes.items():
-            homes.setdefault(module, set()).update(places)
+        for module, folders in read.homes.items():
+            homes.setdefault(module, set()).update(folders)
+        for folder in read.folders:  # its modules, unless the site's own (imported first)
+            listing = _folder_modules(folder, _mtime(folder))
+            scanned += len(listing.homes)  # (the same names in each folder: bounded too)
+            if listing.everything or scanned > MAX_SITE_ENTRIES:
+                return Installed({}, everything=True)
+            for module in listing.homes:
+                if site not in homes.get(module, ()):
+                    homes.setdefault(module, set()).add(folder)
     return Installed({m: frozenset(p) for m, p in homes.items()})
 
 
-def _mtime(path: str) -> int:
+@functools.lru_cache(maxsize=64)
+def _folder_modules(folder: str, mtime: tuple[int, int, int, int]) -> Installed:
+    """The top-level modules in a folder a venv's ``.pth`` file adds to its path (an
+    editable install's ``src``: measured, with hatchling's, whose metadata names none,
+    ``PYTHONPATH=p v/bin/python app.py`` ran p/proj/__init__.py in place of src/proj,
+    unasked): read by itself, cached by its own ``mtime`` (a module added there later
+    is seen), bounded as a site is."""
+    homes: dict[str, frozenset[str]] = {}
     try:
-        return os.stat(path).st_mtime_ns
+        with os.scandir(folder) as entries:
+            for count, entry in enumerate(entries):
+                if count >= MAX_SITE_ENTRIES:
+                    return Installed({}, everything=True)
+                name = entry.name
+                if _IMPORTED.fullmatch(name) or ("." not in name and name != "__pycache__"):
+                    homes[name.split(".", 1)[0]] = frozenset([folder])
     except (OSError, ValueError):
-        return 0
+        return NONE
+    for module in _PROJECT_NAMES:
+        homes.pop(module, None)
+    return Installed(homes)
+
+
+def _places(word: str, bases: Sequence[str], where: Callable[[str], str], home: str) -> list[str]:
+    """The absolute paths a line's path word names from each of ``bases``: ``~/…``,
+    ``$HOME/…`` the agent's HOME, ``$PWD/…`` each base (measured: ``PYTHONPATH=p
+    ~/v/bin/python``, ``PATH=$PWD/v/bin:$PATH python`` ran p's module, unasked)."""
+    out: dict[str, None] = {}
+    for base in bases:
+        path = word.removeprefix(shell_words.UNKNOWN)
+        for name in ("$PWD", "${PWD}"):
+            if path == name or path.startswith(name + "/"):
+                path = base + path[len(name) :]
+        for name in ("$HOME", "${HOME}"):
+            if home and (path == name or path.startswith(name + "/")):
+                path = home + path[len(name) :]
+        absolute = path.startswith(("/", "~"))
+        out[where(path if absolute else os.path.join(base, path))] = None
+    return list(out)
+
+
+def _bin(folder: str) -> bool:
+    return os.path.basename(folder) == "bin"
+
+
+def _linked_bin(path: str) -> str:
+    """The prefix of the first ``bin`` folder ``path`` or the symlinks it leads through
+    lie in (``cd v/bin && ./python``; ``./py``, a link to ``v/bin/python``: measured,
+    each imported v's modules), or ""."""
+    for _ in range(8):  # (a loop of links: bounded)
+        if _bin(os.path.dirname(path)):
+            return os.path.dirname(os.path.dirname(path))
+        try:
+            path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+        except (OSError, ValueError):
+            return ""
+    return ""
+
+
+def _system_prefixes(root: str) -> list[str]:
+    """The prefixes whose site-packages the venv ``root`` imports from too, when its
+    ``pyvenv.cfg`` says ``include-system-site-packages = true``: its ``home`` and the folder
+    above (measured: with basemod only in the base's site-packages, ``PYTHONPATH=p
+    v/bin/python app.py`` ran p/basemod.py, unasked); else none."""
+    settings = {}
+    for line in _head(os.path.join(root, "pyvenv.cfg")).splitlines()[:MAX_ENTRIES]:
+        key, eq, value = line.partition("=")
+        if eq:
+            settings[key.strip().lower()] = value.strip()
+    home = settings.get("home", "")
+    if settings.get("include-system-site-packages", "").lower() != "true" or not home:
+        return []
+    home = os.path.normpath(os.path.join(root, home))
+    return [home, os.path.dirname(home)]
+
+
+def _mtime(path: str) -> tuple[int, int, int, int]:
+    """The cache key of a folder's reading: its times and inode (measured: a site replaced
+    by one given the old mtime, ``cp -a``/``touch -d``, was read from the cache; its ctime,
+    which no call sets, changes)."""
+    try:
+        got = os.stat(path)
+    except (OSError, ValueError):
+        return (0, 0, 0, 0)
+    return (got.st_dev, got.st_ino, got.st_mtime_ns, got.st_ctime_ns)
 
 
 def _on_path(program: str, path: str) -> str:
@@ -318,7 +416,7 @@ def _head(path: str, size: int = _METADATA_BYTES) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _site_modules(site: str, mtime: int) -> Installed:
+def _site_modules(site: str, mtime: tuple[int, int, int, int]) -> Installed:
     """The top-level modules a Python with the site-packages ``site`` imports from it, each
     with its folders: the modules and packages there (the site), those its distributions'
     ``top_level.txt`` (or ``RECORD``) name (the site and its ``.pth`` files' folders), and
@@ -359,11 +457,13 @@ def _site_modules(site: str, mtime: int) -> Installed:
                     return Installed({}, everything=True)
     except (OSError, ValueError):
         return NONE
-    for module in named:
-        homes.setdefault(module, set()).update(folders)
+    for module in named:  # one in the site itself is imported from there, not from a
+        if module not in homes:  # .pth folder after it: that folder's shadows it (measured)
+            homes[module] = set(folders)
     for module in _PROJECT_NAMES:
         homes.pop(module, None)
-    return Installed({m: frozenset(p) for m, p in homes.items()})
+    listed = tuple(f for f in folders if f != site)
+    return Installed({m: frozenset(p) for m, p in homes.items()}, folders=listed)
 
 
 def _distribution(folder: str) -> list[str]:

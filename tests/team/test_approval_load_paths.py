@@ -1095,3 +1095,162 @@ def test_a_fifo_in_a_venv_or_as_a_script_word_is_not_waited_on(tmp_path: Path) -
             assert asked == [], line
             continue
         assert asked == [f"matches {RULE}: {why} of its fakemod: cannot be read"], line
+
+
+def test_a_venv_named_from_its_bin_a_link_home_or_pwd_is_read(tmp_path: Path) -> None:
+    """The line's venv named other ways than ``v/bin/python`` (measured before: each line
+    ran p/fakemod.py, fakemod only in v, unasked): its Python run from inside ``v/bin``,
+    a symlink to it, ``~/v/bin``, a PATH of ``$PWD/v/bin`` (set or exported)."""
+    _venv(tmp_path / "v", "fakemod")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "fakemod.py").write_text(f"open({str(tmp_path / 'ran-it')!r}, 'w').close()\n")
+    (tmp_path / "app.py").write_text("import fakemod\n")
+    (tmp_path / "py").symlink_to(tmp_path / "v" / "bin" / "python")
+    tools = ["Bash", "Bash(python:*)", "Bash(./python:*)", "Bash(./py:*)", "Bash(~/v/bin/python:*)"]
+    tools += ["Bash(export:*)", "Bash(cd:*)"]
+    for line, shown in (
+        ("cd v/bin && PYTHONPATH=../../p ./python ../../app.py", "../../p"),
+        ("PYTHONPATH=p ./py app.py", "p"),
+        ("PYTHONPATH=p ~/v/bin/python app.py", "p"),  # (HOME: the call's folder)
+        ("PATH=$PWD/v/bin:$PATH PYTHONPATH=p python app.py", "p"),
+        ("export PATH=${PWD}/v/bin:$PATH && PYTHONPATH=p python app.py", "p"),
+    ):
+        assert runs(line, tmp_path), line
+        asked = answer(tmp_path, line, tools, home=tmp_path)[0]
+        why = f"PYTHONPATH={shown} loads {tmp_path / 'p' / 'fakemod.py'}, which Python imports"
+        assert asked == [f"matches {RULE}: {why} in place of its fakemod: cannot be read"], line
+
+
+def test_a_venv_with_system_site_packages_reads_its_bases_too(tmp_path: Path) -> None:
+    """A venv made with ``--system-site-packages`` imports its base Python's site-packages
+    too (measured before: basemod only there, ``PYTHONPATH=p v/bin/python app.py`` ran
+    p/basemod.py, unasked). The base: this Python's standard library linked into a
+    prefix of the test's own, its pyvenv.cfg's ``home``."""
+    stdlib = Path(os.__file__).parent
+    base = tmp_path / "base"
+    lib = base / "lib" / stdlib.name
+    (lib / "site-packages").mkdir(parents=True)
+    for entry in stdlib.iterdir():
+        if entry.name not in ("site-packages", "dist-packages"):
+            (lib / entry.name).symlink_to(entry)
+    (lib / "site-packages" / "basemod.py").write_text("VALUE = 'installed'\n")
+    (base / "bin").mkdir()
+    python = Path(sys.base_prefix) / "bin" / "python3"
+    (base / "bin" / "python3").symlink_to(python.resolve())
+    venv = ["-m", "venv", "--without-pip", "--system-site-packages", tmp_path / "v"]
+    subprocess.run([python, *venv], check=True)
+    config = tmp_path / "v" / "pyvenv.cfg"
+    lines = config.read_text().splitlines()
+    home = f"home = {base / 'bin'}"
+    config.write_text("\n".join(home if x.startswith("home") else x for x in lines) + "\n")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "basemod.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import basemod\n")
+    line = "PYTHONPATH=p v/bin/python app.py"
+    assert runs(line, tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'basemod.py'}, which Python imports in place"
+    _asks(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"], f"{why} of its basemod")
+    # without it, the base's modules are not the venv's: p's basemod shadows none
+    config.write_text(config.read_text().replace("= true", "= false"))
+    _silent(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"])
+
+
+def test_a_pth_folder_of_the_venv_shadowing_its_site_module_asks(tmp_path: Path) -> None:
+    """A module in the venv's site-packages is imported from there, not from a folder a
+    ``.pth`` file (an editable install's) adds after it: that folder, as PYTHONPATH, puts
+    its own first (measured before: src/fakemod.py ran, unasked; without PYTHONPATH the
+    site's ran). The project's own package there stays silent."""
+    site = _venv(tmp_path / "v", "fakemod")
+    (tmp_path / "src" / "proj").mkdir(parents=True)
+    (tmp_path / "src" / "proj" / "__init__.py").write_text("")
+    (site / "__editable__.proj-0.1.pth").write_text(f"{tmp_path / 'src'}\n")
+    info = site / "proj-0.1.dist-info"
+    info.mkdir()
+    (info / "top_level.txt").write_text("proj\n")
+    (tmp_path / "src" / "fakemod.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import fakemod\n")
+    line = "PYTHONPATH=src v/bin/python app.py"
+    assert runs(line, tmp_path)
+    assert not runs("v/bin/python app.py", tmp_path)
+    why = f"PYTHONPATH=src loads {tmp_path / 'src' / 'fakemod.py'}, which Python imports"
+    _asks(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"], f"{why} in place of its fakemod")
+    (tmp_path / "src" / "fakemod.py").unlink()
+    _silent(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"])
+
+
+def test_a_module_in_a_venvs_pth_folder_its_metadata_does_not_name_asks(tmp_path: Path) -> None:
+    """An editable install whose metadata names no module (hatchling's: a ``.pth`` adding
+    src, a RECORD of that file only): src's modules are the venv's (measured before:
+    ``PYTHONPATH=p v/bin/python app.py`` ran p/proj/__init__.py in place of src/proj,
+    unasked), src read by itself, so a module added there after a first line (the site's
+    folder unchanged, its reading cached) is seen too."""
+    site = _venv(tmp_path / "v")
+    (tmp_path / "src" / "proj").mkdir(parents=True)
+    (tmp_path / "src" / "proj" / "__init__.py").write_text("")
+    (site / "_proj.pth").write_text(f"{tmp_path / 'src'}\n")
+    info = site / "proj-0.1.dist-info"
+    info.mkdir()
+    (info / "RECORD").write_text(f"_proj.pth,,\n{info.name}/RECORD,,\n")
+    (tmp_path / "p" / "proj").mkdir(parents=True)
+    (tmp_path / "p" / "proj" / "__init__.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import proj\n")
+    tools = ["Bash", "Bash(v/bin/python:*)"]
+    line = "PYTHONPATH=p v/bin/python app.py"
+    assert runs(line, tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'proj'}, which Python imports in place of its"
+    _asks(tmp_path, line, tools, f"{why} proj")
+    _silent(tmp_path, "PYTHONPATH=src v/bin/python app.py", tools)  # the project's own
+    (tmp_path / "p" / "helper.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import helper\n")
+    shutil.rmtree(tmp_path / "p" / "proj")
+    _silent(tmp_path, line, tools)  # helper: in no folder of v's, p's is the only one
+    mtime = os.stat(site).st_mtime_ns
+    (tmp_path / "src" / "helper.py").write_text("")
+    assert os.stat(site).st_mtime_ns == mtime
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'helper.py'}, which Python imports in place"
+    _asks(tmp_path, line, tools, f"{why} of its helper")
+
+
+def test_a_venv_site_replaced_with_its_old_mtime_is_read_again(tmp_path: Path) -> None:
+    """The reading of a site-packages is cached by its folder's times: one replaced
+    between two lines by another given the old one's mtime (``cp -a``, ``touch -d``:
+    measured before, the second line, p/fakemod.py shadowing the new site's fakemod, ran
+    it unasked: the cached reading had no fakemod) is read again (its ctime, which no
+    one sets, changed)."""
+    site = _venv(tmp_path / "v")
+    other = _venv(tmp_path / "w", "fakemod")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "fakemod.py").write_text(MARK)
+    (tmp_path / "app.py").write_text("import fakemod\n")
+    tools = ["Bash", "Bash(v/bin/python:*)"]
+    line = "PYTHONPATH=p v/bin/python app.py"
+    _silent(tmp_path, line, tools)  # v has no fakemod: p's is the only one
+    times = os.stat(site)
+    shutil.rmtree(site)
+    shutil.copytree(other, site, symlinks=True)
+    os.utime(site, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert os.stat(site).st_mtime_ns == times.st_mtime_ns
+    assert runs(line, tmp_path)
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'fakemod.py'}, which Python imports in place"
+    _asks(tmp_path, line, tools, f"{why} of its fakemod")
+
+
+def test_pth_folders_of_the_same_names_count_toward_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folders a venv's .pth files add are read within one budget of names, the
+    same names in each counted each time (a hostile venv: 64 folders of 20,000 same
+    names each would each be read in full): past it, every module is taken as installed."""
+    site = _venv(tmp_path / "v")
+    monkeypatch.setattr(load_paths, "MAX_SITE_ENTRIES", 60)  # (v's own: fewer than 20)
+    for i in range(4):  # 80 names read, 20 of them distinct
+        folder = tmp_path / f"f{i}"
+        folder.mkdir()
+        for j in range(20):
+            (folder / f"m{j}.py").write_text("")
+        (site / f"f{i}.pth").write_text(f"{folder}\n")
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "mine.py").write_text(MARK)
+    line = "PYTHONPATH=p v/bin/python -c 'import mine'"
+    why = f"PYTHONPATH=p loads {tmp_path / 'p' / 'mine.py'}, which Python imports in place"
+    _asks(tmp_path, line, ["Bash", "Bash(v/bin/python:*)"], f"{why} of its mine")
