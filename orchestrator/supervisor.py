@@ -42,6 +42,7 @@ from orchestrator.sdk_import import SdkImport
 from orchestrator.supervision import chores, depends, launch, registry, restarts
 from orchestrator.supervision.depends import START_WAIT_S
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
+from orchestrator.supervision.retired import forget_retired
 from orchestrator.supervision.slot import Slot
 from orchestrator.watchman import Watchman
 from orchestrator.write_hold import Hold
@@ -216,6 +217,9 @@ class Supervisor:
         # now. A shared NATS team frees them per agent, as its lease is taken (agent_leases.py).
         if self.leases.exclusive:
             await recover_leases(mailbox, self.instance)
+            # Agents removed from agents.yaml while the team was down (NATS: another
+            # supervisor's roster may hold them; left alone there).
+            await forget_retired(self, mailbox, self.roster)
         # `up AGENT…` starts those agents and what they depend on.
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():
