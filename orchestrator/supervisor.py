@@ -42,6 +42,7 @@ from orchestrator.sdk_import import SdkImport
 from orchestrator.supervision import chores, depends, launch, registry, restarts
 from orchestrator.supervision.depends import START_WAIT_S
 from orchestrator.supervision.leftovers import kill_stale_cli, recover_leases
+from orchestrator.supervision.retired import forget_retired
 from orchestrator.supervision.slot import Slot
 from orchestrator.watchman import Watchman
 from orchestrator.write_hold import Hold
@@ -49,6 +50,13 @@ from orchestrator.write_hold import Hold
 log = structlog.get_logger()
 
 DEFAULT_GRACE_S = 10.0
+
+
+def _reason(exc: BaseException) -> str:
+    """What ended a supervisor, for its `supervisor_stopped` line."""
+    if isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        return _reason(exc.exceptions[0])
+    return str(exc) or type(exc).__name__
 
 
 def hangup_means() -> str | None:
@@ -126,6 +134,7 @@ class Supervisor:
         self.replaced: errors.DatabaseReplaced | None = None  # why the team stopped itself
         self.queue_lost: dict[str, Any] | None = None  # the NATS bucket lost (chores.py)
         self.announced = False  # `supervisor_started` logged: a stop is logged too
+        self.registered = False  # our registry row is written: every exit marks it stopped
 
     # --- running --------------------------------------------------------------
 
@@ -137,58 +146,81 @@ class Supervisor:
         anyio.to_thread.current_default_thread_limiter().total_tokens = max(
             64, 8 * len(self.roster.agents)
         )
+        failure: BaseException | None = None  # what ended a start-up or a run
         try:
             async with open_queue(self.roster, holder=self.instance) as mailbox:
                 self.mailbox = mailbox
                 self.leases = agent_leases(mailbox, self.instance, self.roster.queue)
-                # Shown in the team before commands are served: another supervisor hands
-                # back a command naming us while we show ourselves (foreign_commands.py;
-                # until now, our process on this host or the command's age did).
-                await self.leases.announce()
-                sdk.start()  # begun here, not sooner: see launch.launch_when_imported
-                if self.check_model:  # after the local checks (lock, database, logs)
-                    await launch.check_model(self.roster, self.only, self._model_check)
-                await self._prepare(mailbox)
-                await self.budgets.open(mailbox)
                 try:
-                    async with anyio.create_task_group() as tg:
-                        self._tg = tg
-                        tg.start_soon(self.budgets.run)
-                        tg.start_soon(self._signals)
-                        tg.start_soon(self.leases.keep, self._lease_lost)
-                        tg.start_soon(chores.housekeeping, self)
-                        tg.start_soon(self._serve_control)
-                        if self.watch_roster:
-                            tg.start_soon(chores.watch_roster, self)
-                        tg.start_soon(launch.launch_when_imported, self, sdk)
-                        tg.start_soon(depends.keep_told, self, self._record)
-                        await self._start_layers()
-                        await self._stopping.wait()
-                        await self._shutdown()
-                        tg.cancel_scope.cancel()
-                except BaseExceptionGroup as group:  # a write met the replaced file first
-                    if group.subgroup(errors.DatabaseReplaced) is not group:
-                        raise
-                    self.replaced = self.replaced or errors.DatabaseReplaced.found_in(group)
+                    await self._run_with(mailbox, sdk)
+                except BaseException as exc:
+                    failure = exc
+                    raise
                 finally:
-                    with anyio.CancelScope(shield=True):
-                        await self.leases.release_all()  # agents a forced stop left held
-                        await self.leases.leave()
-                if self.replaced is None:
-                    try:
-                        await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
-                    except errors.QueueError as exc:  # the lock file says no supervisor runs
-                        log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
+                    # Every exit once our row is written, a start-up's failure included
+                    # (it left the row `running`, and `ps` a supervisor that was not).
+                    if self.registered and self.replaced is None:
+                        with anyio.CancelScope(shield=True):
+                            await self._record_stopped(mailbox)
             if self.replaced is not None:
                 raise self.replaced
             if self.unavailable is not None:
                 raise self.unavailable
+        except BaseException as exc:
+            failure = failure or exc
+            raise
         finally:
             self.budgets.close()
             launch.release_launcher(self)
             self._lock.release()
-            if self.announced:  # one that never started (a failed model check) did not stop
-                log.info("supervisor_stopped")
+            # Logged by one that wrote its row (a failed model check wrote none).
+            if self.announced or self.registered:
+                if failure is None or isinstance(failure, anyio.get_cancelled_exc_class()):
+                    log.info("supervisor_stopped")
+                else:
+                    log.error("supervisor_stopped", reason=_reason(failure))
+
+    async def _run_with(self, mailbox: AsyncMailboxBackend, sdk: SdkImport) -> None:
+        # Shown in the team before commands are served: another supervisor hands
+        # back a command naming us while we show ourselves (foreign_commands.py;
+        # until now, our process on this host or the command's age did).
+        await self.leases.announce()
+        try:
+            sdk.start()  # begun here, not sooner: see launch.launch_when_imported
+            if self.check_model:  # after the local checks (lock, database, logs)
+                await launch.check_model(self.roster, self.only, self._model_check)
+            await self._prepare(mailbox)
+            await self.budgets.open(mailbox)
+            try:
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    tg.start_soon(self.budgets.run)
+                    tg.start_soon(self._signals)
+                    tg.start_soon(self.leases.keep, self._lease_lost)
+                    tg.start_soon(chores.housekeeping, self)
+                    tg.start_soon(self._serve_control)
+                    if self.watch_roster:
+                        tg.start_soon(chores.watch_roster, self)
+                    tg.start_soon(launch.launch_when_imported, self, sdk)
+                    tg.start_soon(depends.keep_told, self, self._record)
+                    await self._start_layers()
+                    await self._stopping.wait()
+                    await self._shutdown()
+                    tg.cancel_scope.cancel()
+            except BaseExceptionGroup as group:  # a write met the replaced file first
+                if group.subgroup(errors.DatabaseReplaced) is not group:
+                    raise
+                self.replaced = self.replaced or errors.DatabaseReplaced.found_in(group)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.leases.release_all()  # agents a forced stop left held
+                await self.leases.leave()
+
+    async def _record_stopped(self, mailbox: AsyncMailboxBackend) -> None:
+        try:
+            await mailbox.update_agent(SUPERVISOR, state="stopped", pid=None)
+        except errors.QueueError as exc:  # the lock file says no supervisor runs
+            log.warning("state_not_recorded", agent=SUPERVISOR, error=str(exc))
 
     @property
     def stopping(self) -> bool:
@@ -212,10 +244,14 @@ class Supervisor:
 
     async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
         await registry.register_self(self, mailbox)
+        self.registered = True  # from here on every exit marks the row stopped (run)
         # The team is ours alone (the lock file): every dead supervisor's claims are free
         # now. A shared NATS team frees them per agent, as its lease is taken (agent_leases.py).
         if self.leases.exclusive:
             await recover_leases(mailbox, self.instance)
+            # Agents removed from agents.yaml while the team was down (NATS: another
+            # supervisor's roster may hold them; left alone there).
+            await forget_retired(self, mailbox, self.roster)
         # `up AGENT…` starts those agents and what they depend on.
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():

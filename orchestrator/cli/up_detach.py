@@ -221,6 +221,7 @@ def _wait_until_registered(
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            _lost_the_race(proc, roster)
             raise CliFailure(
                 "the supervisor exited at once:\n"
                 + _written_since(out_path, start, proc.returncode)
@@ -229,6 +230,23 @@ def _wait_until_registered(
             return
         time.sleep(0.05)
     raise _NotRegistered
+
+
+def _lost_the_race(proc: subprocess.Popen[bytes], roster: Roster) -> None:
+    """The child exited while another supervisor holds the team: a concurrent `up` (both
+    past cmd_up's "already running" check before either child held the team) won. Said
+    plainly: the shared supervisor.out's last lines were the winner's, shown as if they
+    were this start's failure (the child's own "already running" below them)."""
+    holder = holder_pid(roster.database)
+    if holder is None or holder == proc.pid:
+        return
+    who = f" (supervisor pid {holder})" if holder else ""
+    raise CliFailure(
+        f"another `up` started this team{who} while this one was starting; "
+        "use `octy-orchestrate ps`, or `down` first",
+        common.EXIT_ERROR,
+        "already_running",
+    )
 
 
 class _NotRegistered(Exception):

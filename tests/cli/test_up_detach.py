@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cli_runner
 import pytest
 from team_harness import Team
 
 from orchestrator.cli import build_parser
 from orchestrator.cli.up_detach import UP_OPTIONS
+from orchestrator.lockfile import holder_pid
 
 pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
@@ -390,3 +395,45 @@ def test_down_right_after_up_d_logs_the_supervisor_stopped(team: TeamFactory) ->
     assert t.octy("down").returncode == 0
     names = [e["event"] for e in t.log_events("supervisor_stopped")]
     assert names == ["supervisor_stopped"]
+
+
+def test_the_loser_of_two_up_d_at_once_names_the_winner(team: TeamFactory) -> None:
+    """Two `up -d` started together in one folder (both past the "already running" check
+    before either child holds the team): the loser printed "the supervisor exited at
+    once" and the winner's log lines from the shared supervisor.out as if they were its
+    own failure, then its child's "already running". It says plainly now that another
+    `up` started the team, naming its supervisor. Both wait on a FIFO: one open of it
+    for writing lets them go at the same moment."""
+    t = team([{"text": "ok"}], {"a": {}})
+    barrier = t.folder / "go"
+    os.mkfifo(barrier)
+    # Each opens the FIFO read-write (never blocks; the pipe lives while either holds it),
+    # says it waits, and reads one byte: the two bytes written below let both go at once.
+    wait_then_up = (
+        "import os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+        "open(sys.argv[2], 'w').close(); os.read(fd, 1); os.close(fd); "
+        "os.execv(sys.argv[3], [sys.argv[3], 'up', '-d'])"
+    )
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-c", wait_then_up, str(barrier), f"waiting{i}", str(cli_runner.CLI)],
+            cwd=t.folder,
+            env=t.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    t.wait_for(lambda: all((t.folder / f"waiting{i}").exists() for i in range(2)), 30, "both")
+    fd = os.open(barrier, os.O_WRONLY)
+    os.write(fd, b"go")
+    os.close(fd)
+    done = [(p.returncode, out, err) for p in both for out, err in [p.communicate(60)]]
+    assert sorted(code for code, _, _ in done) == [0, 1], done
+    (loser,) = [err for code, _, err in done if code == 1]
+    winner = holder_pid(t.db_path)
+    assert winner is not None
+    assert f"another `up` started this team (supervisor pid {winner})" in loser, loser
+    assert "supervisor_started" not in loser  # the winner's lines are not the loser's
+    assert "Traceback" not in loser

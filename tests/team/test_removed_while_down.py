@@ -1,0 +1,62 @@
+"""An agent removed from agents.yaml while the team was down: the next `up` treats its
+row as a reload's removal treats it. Its row kept the `supervised` mark of the team that
+ran it: `ps` listed it as a stopped agent of the team, `start b` was sent to a supervisor
+that knows no `b` and failed, and a request queued for it waited for its TTL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from team_harness import agent_rule
+
+from orchestrator import errors
+from orchestrator.mailbox import USER
+
+
+def test_up_forgets_an_agent_removed_while_the_team_was_down(team: Any) -> None:
+    t = team([{"agent": agent_rule("a"), "text": "a is up"}], {"a": {}, "b": {}})
+    t.up("a")
+    t.wait_for(lambda: t.log_events("supervisor_started"), what="first start-up")
+    t.octy("down")
+    assert t.wait_exit() == 0
+    question = t.request("b", "for the old b")
+    with t.mailbox() as mb:
+        notice = mb.send(USER, "b", "a notice for the old b")
+    t.write_roster({"a": {}})  # b retired while the team was down
+    t.up()
+    t.wait_ready("a")
+
+    with t.mailbox() as mb:
+        with pytest.raises(errors.RecipientRemoved) as failed:
+            mb.wait_for_reply(question.id, 10)
+        assert "'b' was removed from agents.yaml" in str(failed.value)
+        assert mb.get(notice.id).status == "pending"  # not lost: `inbox b --ack` takes it
+    # Kept for its notice, as an outside participant's row: no agent of the team.
+    (row,) = [r for r in json.loads(t.octy("ps", "--json").stdout)["agents"] if r["name"] == "b"]
+    assert row["external"] is True, row
+    assert row["pending"] == 1, row
+    start = t.octy("start", "b", check=False)
+    assert start.returncode != 0
+    assert "no agent named 'b'" in start.stderr, start.stderr
+    (forgotten,) = t.log_events("removed_agent_forgotten")
+    assert forgotten["agent"] == "b"
+    assert forgotten["notices_kept"] == 1
+    taken = t.octy("inbox", "b", "--ack", "--json")
+    assert "a notice for the old b" in taken.stdout
+
+
+def test_up_unregisters_a_removed_agent_with_nothing_queued(team: Any) -> None:
+    t = team([{"agent": agent_rule("a"), "text": "a is up"}], {"a": {}, "b": {}})
+    t.up("a")
+    t.wait_for(lambda: t.log_events("supervisor_started"), what="first start-up")
+    t.octy("down")
+    assert t.wait_exit() == 0
+    question = t.request("b", "for the old b")
+    t.write_roster({"a": {}})
+    t.up()
+    t.wait_for(lambda: t.log_events("removed_agent_forgotten"), what="b forgotten")
+    assert "b" not in t.states()  # as after a reload's removal
+    with t.mailbox() as mb, pytest.raises(errors.RecipientRemoved):
+        mb.wait_for_reply(question.id, 10)
