@@ -243,6 +243,10 @@ class Supervisor:
         self._state_changed.set()  # whoever waits for a state stops waiting
 
     async def _prepare(self, mailbox: AsyncMailboxBackend) -> None:
+        # Whose rows the registry holds: the roster the last supervisor ran (our row
+        # replaces its row). Another roster file sharing this database (two in one
+        # folder: queue/team.db) did not remove this one's agents.
+        last = await mailbox.agent(SUPERVISOR)
         await registry.register_self(self, mailbox)
         self.registered = True  # from here on every exit marks the row stopped (run)
         # The team is ours alone (the lock file): every dead supervisor's claims are free
@@ -251,7 +255,7 @@ class Supervisor:
             await recover_leases(mailbox, self.instance)
             # Agents removed from agents.yaml while the team was down (NATS: another
             # supervisor's roster may hold them; left alone there).
-            await forget_retired(self, mailbox, self.roster)
+            await forget_retired(self, mailbox, self.roster, last)
         # `up AGENT…` starts those agents and what they depend on.
         wanted = {n for layer in self.roster.start_layers(self.only) for n in layer}
         for name, spec in self.roster.agents.items():

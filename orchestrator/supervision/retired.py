@@ -3,6 +3,7 @@ as ``up`` starts (:func:`forget_retired`)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Coroutine
 from typing import Any
 
@@ -10,7 +11,7 @@ import structlog
 
 from orchestrator import errors
 from orchestrator.agent_meta import AgentMeta
-from orchestrator.mailbox import SUPERVISOR, USER, AsyncMailboxBackend
+from orchestrator.mailbox import SUPERVISOR, USER, AgentInfo, AsyncMailboxBackend
 from orchestrator.roster import Roster
 from orchestrator.supervision import refusals
 from orchestrator.supervision.leftovers import kill_stale_cli
@@ -19,7 +20,9 @@ from orchestrator.supervision.restarts import Answering, fail_requests
 log = structlog.get_logger()
 
 
-async def forget_retired(sup: Answering, mailbox: AsyncMailboxBackend, roster: Roster) -> None:
+async def forget_retired(
+    sup: Answering, mailbox: AsyncMailboxBackend, roster: Roster, last: AgentInfo | None
+) -> None:
     """Rows of agents removed from agents.yaml while the team was down, which kept the
     `supervised` mark of the team that ran them: `ps` listed them as stopped agents of
     the team, `start b` was sent to a supervisor that knows no `b` and failed, and a
@@ -32,7 +35,19 @@ async def forget_retired(sup: Answering, mailbox: AsyncMailboxBackend, roster: R
 
     Only where this supervisor alone runs the team (SQLite, the lock file; the caller
     asks): on a shared NATS team another supervisor's roster may still hold the agent.
-    Called after recover_leases: what a dead supervisor leased for it is pending again."""
+    Called after recover_leases: what a dead supervisor leased for it is pending again.
+
+    Only rows of this roster's own team: ``last`` (the supervisor row as the last
+    supervisor left it, read before ours replaced it) must name this roster file. Another
+    roster sharing the database (two files in one folder share queue/team.db) removed
+    none of its agents: `up -f review.yaml` answered every request waiting for
+    agents.yaml's agents `recipient_removed` and deleted their rows. Unsure (no row, no
+    roster recorded, another file): nothing is forgotten."""
+    recorded = last.meta.get("roster") if last is not None else None
+    if not isinstance(recorded, str) or not _same_file(recorded, str(roster.path)):
+        if recorded:
+            log.info("retired_rows_left", roster=str(roster.path), last_roster=recorded)
+        return
     for info in await mailbox.agents():
         name = info.name
         if name in (USER, SUPERVISOR) or name in roster.agents or not info.meta.get("supervised"):
@@ -61,3 +76,7 @@ async def forget_retired(sup: Answering, mailbox: AsyncMailboxBackend, roster: R
                 reason=f"not in {roster.path.name}",
                 notices_kept=notices,
             )
+
+
+def _same_file(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)

@@ -60,3 +60,25 @@ def test_up_unregisters_a_removed_agent_with_nothing_queued(team: Any) -> None:
     assert "b" not in t.states()  # as after a reload's removal
     with t.mailbox() as mb, pytest.raises(errors.RecipientRemoved):
         mb.wait_for_reply(question.id, 10)
+
+
+def test_up_of_another_roster_on_the_same_database_forgets_nothing(team: Any) -> None:
+    """Two roster files in one folder share its default queue/team.db (one team at a
+    time: the lock). `up -f review.yaml` is not agents.yaml edited: agents.yaml's agents
+    were not removed, their rows and the requests waiting for them are left alone."""
+    rules = [{"agent": agent_rule(n), "text": f"{n} is up"} for n in ("a", "c")]
+    t = team(rules, {"a": {}, "b": {}})
+    t.up("a")
+    t.wait_for(lambda: t.log_events("supervisor_started"), what="first start-up")
+    t.octy("down")
+    assert t.wait_exit() == 0
+    question = t.request("b", "for agents.yaml's b")
+    t.roster_path = t.folder / "review.yaml"
+    t.write_roster({"c": {}}, name="review")
+    t.up()
+    t.wait_for(lambda: len(t.log_events("start_up_done")) == 2, what="review's start-up")
+
+    assert not t.log_events("removed_agent_forgotten")
+    assert {"a", "b"} <= set(t.states())
+    with t.mailbox() as mb:
+        assert mb.get(question.id).status == "pending"
