@@ -15,12 +15,17 @@ from orchestrator import errors
 from orchestrator.mailbox import USER
 
 
-def test_up_forgets_an_agent_removed_while_the_team_was_down(team: Any) -> None:
-    t = team([{"agent": agent_rule("a"), "text": "a is up"}], {"a": {}, "b": {}})
+def _ran_then_down(t: Any) -> None:
+    """The team of a and b ran (a started), then went down: b's row is a supervised one."""
     t.up("a")
     t.wait_for(lambda: t.log_events("supervisor_started"), what="first start-up")
     t.octy("down")
     assert t.wait_exit() == 0
+
+
+def test_up_forgets_an_agent_removed_while_the_team_was_down(team: Any) -> None:
+    t = team([{"agent": agent_rule("a"), "text": "a is up"}], {"a": {}, "b": {}})
+    _ran_then_down(t)
     question = t.request("b", "for the old b")
     with t.mailbox() as mb:
         notice = mb.send(USER, "b", "a notice for the old b")
@@ -49,10 +54,7 @@ def test_up_forgets_an_agent_removed_while_the_team_was_down(team: Any) -> None:
 
 def test_up_unregisters_a_removed_agent_with_nothing_queued(team: Any) -> None:
     t = team([{"agent": agent_rule("a"), "text": "a is up"}], {"a": {}, "b": {}})
-    t.up("a")
-    t.wait_for(lambda: t.log_events("supervisor_started"), what="first start-up")
-    t.octy("down")
-    assert t.wait_exit() == 0
+    _ran_then_down(t)
     question = t.request("b", "for the old b")
     t.write_roster({"a": {}})
     t.up()
@@ -68,10 +70,7 @@ def test_up_of_another_roster_on_the_same_database_forgets_nothing(team: Any) ->
     were not removed, their rows and the requests waiting for them are left alone."""
     rules = [{"agent": agent_rule(n), "text": f"{n} is up"} for n in ("a", "c")]
     t = team(rules, {"a": {}, "b": {}})
-    t.up("a")
-    t.wait_for(lambda: t.log_events("supervisor_started"), what="first start-up")
-    t.octy("down")
-    assert t.wait_exit() == 0
+    _ran_then_down(t)
     question = t.request("b", "for agents.yaml's b")
     t.roster_path = t.folder / "review.yaml"
     t.write_roster({"c": {}}, name="review")
