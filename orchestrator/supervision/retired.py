@@ -63,8 +63,10 @@ async def forget_retired(
         notices = (await mailbox.pending_counts()).get(name, 0)
         change: Coroutine[Any, Any, object]
         if notices:
+            # Its session's start goes with the team's mark: as an outside participant's
+            # row `ps` showed it stopped, up since that old session started.
             change = mailbox.update_agent(
-                name, state="stopped", pid=None, meta={"supervised": False}
+                name, state="stopped", pid=None, meta={"supervised": False, "started_at": None}
             )
         else:
             change = mailbox.unregister(name, force=True)

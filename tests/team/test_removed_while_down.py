@@ -16,9 +16,10 @@ from orchestrator.mailbox import USER
 
 
 def _ran_then_down(t: Any) -> None:
-    """The team of a and b ran (a started), then went down: b's row is a supervised one."""
-    t.up("a")
-    t.wait_for(lambda: t.log_events("supervisor_started"), what="first start-up")
+    """The team of a and b ran, then went down: b's row is a supervised one, with its
+    session's start recorded."""
+    t.up()
+    t.wait_ready("a", "b")
     t.octy("down")
     assert t.wait_exit() == 0
 
@@ -42,6 +43,7 @@ def test_up_forgets_an_agent_removed_while_the_team_was_down(team: Any) -> None:
     (row,) = [r for r in json.loads(t.octy("ps", "--json").stdout)["agents"] if r["name"] == "b"]
     assert row["external"] is True, row
     assert row["pending"] == 1, row
+    assert row["uptime_s"] is None, row  # not up since the old team's session began
     start = t.octy("start", "b", check=False)
     assert start.returncode != 0
     assert "no agent named 'b'" in start.stderr, start.stderr
